@@ -1,0 +1,76 @@
+# fti — Makefile. Everything builds into build/. See README.md.
+#   make            examples and tools          make test        the test suite
+#   make check      strict/portability matrix   make amalgamate  regenerate fti.h from src/
+#   make bench      every benchmark             make demo        the twin, end to end
+# Parts of the project add their own targets in mk/*.mk (benchmarks, fuzzers, demos).
+
+CC      ?= cc
+OPT     ?= -O2 -g
+STD     ?= -std=c99
+WARN    ?= -Wall -Wextra -Wpedantic -Wshadow
+CFLAGS  ?=
+LDLIBS  ?= -lm -lpthread
+B       := build
+
+SRC_PARTS := $(sort $(wildcard src/*.h src/*.c src/*.txt))
+TESTS     := $(sort $(wildcard tests/test_*.c))
+EXAMPLES  := $(patsubst examples/%.c,$(B)/fti-%,$(wildcard examples/*.c))
+TOOLS     := $(patsubst tools/%.c,$(B)/%,$(wildcard tools/fti-*.c))
+
+.PHONY: all test check amalgamate check-amalgamation bench demo clean help
+all: $(EXAMPLES) $(TOOLS)
+
+help:
+	@sed -n '2,5p' Makefile
+
+$(B):
+	@mkdir -p $(B)
+
+# --- the amalgamation -------------------------------------------------------------------------
+$(B)/amalgamate: tools/amalgamate.c | $(B)
+	$(CC) -O1 -o $@ $<
+
+fti.h: $(SRC_PARTS) $(B)/amalgamate
+	$(B)/amalgamate -o fti.h src
+
+amalgamate: $(B)/amalgamate
+	$(B)/amalgamate -o fti.h src
+
+check-amalgamation: $(B)/amalgamate
+	@$(B)/amalgamate -o $(B)/fti.h.check src
+	@if cmp -s $(B)/fti.h.check fti.h; then echo "fti.h is up to date"; \
+	 else echo "fti.h is stale: run make amalgamate (and commit fti.h)"; exit 1; fi
+
+# --- programs ----------------------------------------------------------------------------------
+$(B)/fti-%: examples/%.c fti.h | $(B)
+	$(CC) $(STD) $(OPT) $(WARN) $(CFLAGS) -I. -o $@ $< $(LDLIBS)
+
+$(B)/fti-%: tools/fti-%.c fti.h | $(B)
+	$(CC) $(STD) $(OPT) $(WARN) $(CFLAGS) -I. -o $@ $< $(LDLIBS)
+
+# --- tests -------------------------------------------------------------------------------------
+$(B)/tests_gen.c: $(TESTS) tools/gen_tests.sh | $(B)
+	sh tools/gen_tests.sh $@ $(TESTS)
+
+$(B)/fti-test: tests/main.c tests/test.h $(B)/tests_gen.c $(TESTS) fti.h
+	$(CC) $(STD) $(OPT) $(WARN) $(CFLAGS) -I$(B) -Itests -o $@ tests/main.c $(LDLIBS)
+
+test: $(B)/fti-test all
+	./$(B)/fti-test $(TEST_ARGS)
+
+# --- benchmarks, demo (parts add to these lists in mk/*.mk) --------------------------------------
+BENCH_TARGETS :=
+CHECK_TARGETS :=
+-include $(sort $(wildcard mk/*.mk))
+
+bench: $(BENCH_TARGETS)
+
+demo:
+	@echo "make demo: the end-to-end twin is not built yet (issue 9)."; exit 1
+
+# --- the strict and portability matrix (see tools/check.sh) ------------------------------------
+check: fti.h $(B)/tests_gen.c
+	sh tools/check.sh $(CHECK_TARGETS)
+
+clean:
+	rm -rf $(B)

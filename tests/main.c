@@ -1,0 +1,199 @@
+/* main.c: the test runner. One binary (build/fti-test) built from every tests/test_*.c:
+ *
+ *     build/fti-test [--list] [--no-fork] [--data DIR] [FILTER...]
+ *
+ * Runs every test whose name contains one of the FILTER substrings (all when none), each in a
+ * child process with its own temp directory and a time limit, prints one line per test and ends
+ * with exactly "N passed, N failed"; exits non-zero if anything failed.
+ *
+ * The test build includes fti.h with FTI_IMPLEMENTATION and FTI_TESTING (which exposes fti__
+ * internals) in this one translation unit, with counting allocation hooks.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stddef.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "test.h"
+
+/* --- allocation hooks ------------------------------------------------------------------- */
+long fti_test_alloc_count = 0;
+long fti_test_alloc_live = 0;
+static long fti_test_fail_at = 0;
+static int fti_test_fail_persistent = 0;
+
+void fti_test_alloc_fail_at(long k, int persistent) {
+    fti_test_alloc_count = 0;
+    fti_test_fail_at = k;
+    fti_test_fail_persistent = persistent;
+}
+
+static int fti_test_should_fail(void) {
+    fti_test_alloc_count++;
+    if (fti_test_fail_at <= 0) return 0;
+    if (fti_test_alloc_count == fti_test_fail_at) return 1;
+    return fti_test_fail_persistent && fti_test_alloc_count > fti_test_fail_at;
+}
+
+static void *fti_test_malloc(size_t n) {
+    void *p;
+    if (fti_test_should_fail()) return NULL;
+    p = malloc(n ? n : 1);
+    if (p) fti_test_alloc_live++;
+    return p;
+}
+
+static void *fti_test_realloc(void *old, size_t n) {
+    void *p;
+    if (fti_test_should_fail()) return NULL;
+    p = realloc(old, n ? n : 1);
+    if (p && !old) fti_test_alloc_live++;
+    return p;
+}
+
+static void fti_test_free(void *p) {
+    if (p) fti_test_alloc_live--;
+    free(p);
+}
+
+#define FTI_MALLOC(sz) fti_test_malloc(sz)
+#define FTI_REALLOC(p, sz) fti_test_realloc(p, sz)
+#define FTI_FREE(p) fti_test_free(p)
+#define FTI_IMPLEMENTATION
+#define FTI_TESTING
+#include "../fti.h"
+
+/* --- paths ------------------------------------------------------------------------------- */
+int fti_test_failures = 0;
+const char *fti_test_data_dir = "../shared/data";
+const char *fti_test_tmp_dir = "/tmp";
+
+static const char *fti_test_path(const char *dir, const char *rel) {
+    static char slots[4][4096];
+    static int k = 0;
+    char *s = slots[k++ & 3];
+    snprintf(s, 4096, "%s/%s", dir, rel);
+    return s;
+}
+const char *fti_test_data(const char *rel) { return fti_test_path(fti_test_data_dir, rel); }
+const char *fti_test_tmp(const char *rel) { return fti_test_path(fti_test_tmp_dir, rel); }
+
+int fti_test_write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    if (n && fwrite(data, 1, n, f) != n) {
+        fclose(f);
+        return -1;
+    }
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* --- the tests ----------------------------------------------------------------------------- */
+#include "tests_gen.c" /* generated: includes every tests/test_*.c and defines fti_tests[] */
+
+static int matches(const char *name, int argc, char **argv, int first) {
+    int i, any = 0;
+    for (i = first; i < argc; i++) {
+        if (argv[i][0] == '-') continue;
+        any = 1;
+        if (strstr(name, argv[i])) return 1;
+    }
+    return !any;
+}
+
+static void rm_rf(const char *dir) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
+}
+
+int main(int argc, char **argv) {
+    int i, passed = 0, failed = 0, no_fork = 0, list = 0;
+    size_t t, n_tests = sizeof(fti_tests) / sizeof(fti_tests[0]);
+    char tmp_root[256], tmp_dir[512];
+    const char *env_data = getenv("FTI_DATA");
+    long timeout_s = fti_env_long("FTI_TEST_TIMEOUT", 600);
+
+    if (env_data && *env_data) fti_test_data_dir = env_data;
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--no-fork") == 0) no_fork = 1;
+        else if (strcmp(argv[i], "--list") == 0) list = 1;
+        else if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+            fti_test_data_dir = argv[++i];
+            argv[i] = (char *)"-";
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: fti-test [--list] [--no-fork] [--data DIR] [FILTER...]\n"
+                   "Runs fti's tests (those whose name contains a FILTER, or all), each in a\n"
+                   "child process; ends with 'N passed, N failed'. Data: $FTI_DATA or\n"
+                   "../shared/data. FTI_TEST_TIMEOUT sets the per-test limit in seconds.\n");
+            return 0;
+        }
+    }
+    if (list) {
+        for (t = 0; t < n_tests; t++)
+            if (matches(fti_tests[t].name, argc, argv, 1)) printf("%s\n", fti_tests[t].name);
+        return 0;
+    }
+    snprintf(tmp_root, sizeof tmp_root, "/tmp/fti-test.%ld", (long)getpid());
+    if (mkdir(tmp_root, 0700) != 0) {
+        fprintf(stderr, "fti-test: cannot create %s\n", tmp_root);
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (t = 0; t < n_tests; t++) {
+        const char *name = fti_tests[t].name;
+        int ok;
+        uint64_t t0;
+        if (!matches(name, argc, argv, 1)) continue;
+        snprintf(tmp_dir, sizeof tmp_dir, "%s/%s", tmp_root, name);
+        if (mkdir(tmp_dir, 0700) != 0) {
+            fprintf(stderr, "fti-test: cannot create %s\n", tmp_dir);
+            return 2;
+        }
+        fti_test_tmp_dir = tmp_dir;
+        t0 = fti_time_ns();
+        fflush(stdout);
+        fflush(stderr);
+        if (no_fork) {
+            fti_test_failures = 0;
+            fti_tests[t].fn();
+            ok = fti_test_failures == 0;
+        } else {
+            int status = 0;
+            pid_t pid = fork();
+            if (pid < 0) {
+                fprintf(stderr, "fti-test: fork failed\n");
+                return 2;
+            }
+            if (pid == 0) {
+                fti_test_failures = 0;
+                alarm((unsigned)timeout_s);
+                fti_tests[t].fn();
+                fflush(stdout);
+                fflush(stderr);
+                _exit(fti_test_failures == 0 ? 0 : 1);
+            }
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (WIFSIGNALED(status))
+                fprintf(stderr, "    killed by signal %d%s\n", WTERMSIG(status),
+                        WTERMSIG(status) == SIGALRM ? " (time limit)" : "");
+        }
+        printf("%s %-44s %8.1f ms\n", ok ? "ok  " : "FAIL", name,
+               (double)(fti_time_ns() - t0) / 1e6);
+        if (ok) {
+            passed++;
+            rm_rf(tmp_dir);
+        } else {
+            failed++;
+        }
+    }
+    if (failed == 0) rm_rf(tmp_root);
+    else printf("temp files of failed tests kept in %s\n", tmp_root);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
