@@ -63,7 +63,8 @@ BENCH_TARGETS :=
 CHECK_TARGETS :=
 -include $(sort $(wildcard mk/*.mk))
 
-bench: $(BENCH_TARGETS)
+bench:
+	sh tools/bench_all.sh $(BENCH_TARGETS)
 
 demo: all
 	sh tools/demo.sh
