@@ -649,15 +649,22 @@ static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0,
     }
 }
 
+/* K is cut into equal blocks of at most k->kc (K = 288 with kc 256 gives 2 × 144, not
+ * 256 + 32): the block size depends only on K, so the summation order never depends on threads. */
+static size_t fti__gemm_kc(const fti_kernels *k, size_t K) {
+    size_t n_blocks = (K + k->kc - 1) / k->kc;
+    return n_blocks ? (K + n_blocks - 1) / n_blocks : 1;
+}
+
 static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
                             float *Ap, float *Bp) {
     const fti_kernels *k = g->k;
-    size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr;
+    size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc(k, g->K);
     float tile[32 * 32];
     for (jc = n0; jc < n1; jc += k->nc) {
         size_t nc = n1 - jc < k->nc ? n1 - jc : k->nc;
-        for (pc = 0; pc < g->K; pc += k->kc) {
-            size_t kc = g->K - pc < k->kc ? g->K - pc : k->kc;
+        for (pc = 0; pc < g->K; pc += kc_blk) {
+            size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk;
             int acc = pc > 0 || (g->flags & FTI_MM_ACCUMULATE);
             fti__pack_b(g, jc, nc, pc, kc, Bp);
             for (ic = m0; ic < m1; ic += k->mc) {
@@ -700,7 +707,7 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
         m1 = end * k->mr < g->M ? end * k->mr : g->M;
     }
     if (m0 >= m1 || n0 >= n1) return;
-    kc = g->K < k->kc ? g->K : k->kc;
+    kc = fti__gemm_kc(k, g->K);
     nc = n1 - n0 < k->nc ? n1 - n0 : k->nc;
     mc = m1 - m0 < k->mc ? m1 - m0 : k->mc;
     nc = (nc + k->nr - 1) / k->nr * k->nr;

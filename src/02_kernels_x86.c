@@ -759,7 +759,7 @@ static const fti_kernels *fti__kernels_avx2(void) { return &fti__kernels_avx2_ta
 /* Two AVX-512 tables: with VNNI (Ice Lake, Zen 4+) the quantized dots use vpdpbusd. */
 static const fti_kernels fti__kernels_avx512_table = {
     FTI_ISA_AVX512, "avx512",
-    12, 32, 256, 120, 512, fti__ukernel_avx512,
+    12, 32, 384, 120, 512, fti__ukernel_avx512,
     fti__gemv_f32_avx512, fti__gemv_f16_avx512, fti__gemv_bf16_avx512,
     fti__gemv_q8_0_avx2, fti__gemv_q4_0_avx2, fti__quantize_x_avx512,
     fti__dot_avx512, fti__axpy_avx512, fti__scale_avx512, fti__max_avx512, fti__exp_sum_avx512,
@@ -773,7 +773,7 @@ static const fti_kernels fti__kernels_avx512_table = {
 
 static const fti_kernels fti__kernels_avx512vnni_table = {
     FTI_ISA_AVX512, "avx512",
-    12, 32, 256, 120, 512, fti__ukernel_avx512,
+    12, 32, 384, 120, 512, fti__ukernel_avx512,
     fti__gemv_f32_avx512, fti__gemv_f16_avx512, fti__gemv_bf16_avx512,
     fti__gemv_q8_0_vnni, fti__gemv_q4_0_vnni, fti__quantize_x_avx512,
     fti__dot_avx512, fti__axpy_avx512, fti__scale_avx512, fti__max_avx512, fti__exp_sum_avx512,
