@@ -3,6 +3,8 @@
  * Every function here carries its own target attribute, so the file compiles without -mavx2
  * and the tables are only handed out after CPUID + XGETBV say the CPU and OS support them.
  */
+#include "02_kernels.h"
+
 #if defined(FTI__X86)
 #if defined(__GNUC__) && !defined(__clang__)
 /* g++ 12 warns inside its own AVX-512 headers (_mm512_undefined_* "used uninitialized") once

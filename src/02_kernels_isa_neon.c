@@ -4,6 +4,8 @@
  * micro-kernel (8×12, fused multiply-add by lane), the f32/Q8_0/Q4_0 GEMV rows and BLAS-1; the
  * remaining ops use the references (they are a small share of a training step).
  */
+#include "02_kernels.h"
+
 #if defined(FTI__NEON)
 #include <arm_neon.h>
 
