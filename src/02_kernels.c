@@ -643,26 +643,39 @@ typedef struct fti__gemv_ctx {
     const int32_t *xs;
 } fti__gemv_ctx;
 
+/* Rows [begin, end) of W against all T rows of X. With T > 1 (prefill) the rows go in slices of
+ * about 32 KiB of weights, so each slice is read from memory once and reused from L1/L2 by
+ * every token; each output is still one row kernel call, so the split does not change results. */
 static void fti__gemv_task(void *ctx, size_t begin, size_t end, int thread) {
     const fti__gemv_ctx *g = (const fti__gemv_ctx *)ctx;
-    const char *w = (const char *)g->W + begin * g->row_bytes;
-    size_t t, nb = g->n_in / FTI_QK, rows = end - begin;
+    size_t t, nb = g->n_in / FTI_QK, r0, slice;
     (void)thread;
-    for (t = 0; t < g->T; t++) {
-        float *y = g->Y + t * g->ldy + begin;
-        const float *x = g->X ? g->X + t * g->ldx : NULL;
-        switch (g->wtype) {
-        case FTI_DTYPE_F32: g->k->gemv_f32(w, g->row_bytes, rows, x, g->n_in, y, g->acc); break;
-        case FTI_DTYPE_F16: g->k->gemv_f16(w, g->row_bytes, rows, x, g->n_in, y, g->acc); break;
-        case FTI_DTYPE_BF16: g->k->gemv_bf16(w, g->row_bytes, rows, x, g->n_in, y, g->acc); break;
-        case FTI_DTYPE_Q8_0:
-            g->k->gemv_q8_0(w, g->row_bytes, rows, g->xq + t * nb * FTI_QK, g->xd + t * nb,
-                            g->xs + t * nb, nb, y);
-            break;
-        case FTI_DTYPE_Q4_0:
-            g->k->gemv_q4_0(w, g->row_bytes, rows, g->xq + t * nb * FTI_QK, g->xd + t * nb,
-                            g->xs + t * nb, nb, y);
-            break;
+    slice = g->T == 1 ? end - begin : (32768 + g->row_bytes - 1) / g->row_bytes;
+    for (r0 = begin; r0 < end; r0 += slice) {
+        size_t rows = end - r0 < slice ? end - r0 : slice;
+        const char *w = (const char *)g->W + r0 * g->row_bytes;
+        for (t = 0; t < g->T; t++) {
+            float *y = g->Y + t * g->ldy + r0;
+            const float *x = g->X ? g->X + t * g->ldx : NULL;
+            switch (g->wtype) {
+            case FTI_DTYPE_F32:
+                g->k->gemv_f32(w, g->row_bytes, rows, x, g->n_in, y, g->acc);
+                break;
+            case FTI_DTYPE_F16:
+                g->k->gemv_f16(w, g->row_bytes, rows, x, g->n_in, y, g->acc);
+                break;
+            case FTI_DTYPE_BF16:
+                g->k->gemv_bf16(w, g->row_bytes, rows, x, g->n_in, y, g->acc);
+                break;
+            case FTI_DTYPE_Q8_0:
+                g->k->gemv_q8_0(w, g->row_bytes, rows, g->xq + t * nb * FTI_QK, g->xd + t * nb,
+                                g->xs + t * nb, nb, y);
+                break;
+            case FTI_DTYPE_Q4_0:
+                g->k->gemv_q4_0(w, g->row_bytes, rows, g->xq + t * nb * FTI_QK, g->xd + t * nb,
+                                g->xs + t * nb, nb, y);
+                break;
+            }
         }
     }
 }

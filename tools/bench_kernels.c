@@ -130,6 +130,7 @@ typedef struct {
     size_t n;
     int mode; /* 0 copy, 1 read */
     double sum;
+    const fti_kernels *k;
 } bw_arg;
 
 static void *bw_thread(void *p) {
@@ -137,14 +138,10 @@ static void *bw_thread(void *p) {
     size_t i;
     if (a->mode == 0) {
         memcpy(a->b, a->a, a->n * sizeof(float));
-    } else {
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-        for (i = 0; i + 8 <= a->n; i += 8) {
-            s0 += a->a[i]; s1 += a->a[i + 1]; s2 += a->a[i + 2]; s3 += a->a[i + 3];
-            s4 += a->a[i + 4]; s5 += a->a[i + 5]; s6 += a->a[i + 6]; s7 += a->a[i + 7];
-        }
-        a->sum = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+    } else { /* read: a SIMD dot of the array with itself (one stream of loads) */
+        a->sum = fti_dot(a->k, a->a, a->a, a->n);
     }
+    (void)i;
     return NULL;
 }
 
@@ -165,6 +162,7 @@ static double measure_bw(int threads, int mode) {
             args[t].b = b + lo;
             args[t].n = hi - lo;
             args[t].mode = mode;
+            args[t].k = fti_kernels_get(FTI_ISA_AUTO);
             pthread_create(&th[t], NULL, bw_thread, &args[t]);
         }
         for (t = 0; t < threads; t++) pthread_join(th[t], NULL);
@@ -299,14 +297,16 @@ int main(int argc, char **argv) {
     static const size_t gemvs[][2] = {{288, 32000}, {768, 2048}, {2048, 768}};
     const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
     int thread_counts[4] = {1, 2, 0, 0}, n_tc = 2, ti, i, quick = 0;
+    const char *only = "";
     char desc[256];
     double peak[3], copy_bw[3], read_bw[3];
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) quick = 1;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             n_tc = sscanf(argv[++i], "%d,%d", &thread_counts[0], &thread_counts[1]);
         } else {
-            printf("usage: bench_kernels [--quick] [--threads 1,2]\n");
+            printf("usage: bench_kernels [--quick] [--threads 1,2] [--only square|train|gemv]\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
@@ -334,12 +334,12 @@ int main(int argc, char **argv) {
         char name[64];
         openblas_set_num_threads(t);
         printf("--- %d thread%s ---\n", t, t > 1 ? "s" : "");
-        for (i = 0; i < 4; i++) {
+        for (i = 0; i < 4 && (!*only || strcmp(only, "square") == 0); i++) {
             snprintf(name, sizeof name, "sgemm-square-%zu", squares[i]);
             if (quick && squares[i] > 1024) continue;
             bench_gemm(k, pool, t, 0, name, 0, squares[i], squares[i], squares[i], peak[ti]);
         }
-        for (i = 0; i < 4; i++) {
+        for (i = 0; i < 4 && (!*only || strcmp(only, "train") == 0); i++) {
             size_t M = train[i][0], K = train[i][1], N = train[i][2];
             /* forward Y(M,N) = X(M,K)·W(N,K)ᵀ; backward dX(M,K) = dY(M,N)·W(N,K);
              * weight grad dW(N,K) += dY(M,N)ᵀ·X(M,K) */
@@ -352,7 +352,7 @@ int main(int argc, char **argv) {
             bench_gemm(k, pool, t, 1, name, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, N, K, M,
                        peak[ti]);
         }
-        for (i = 0; i < 3; i++) bench_gemv(k, pool, t, gemvs[i][0], gemvs[i][1], read_bw[ti]);
+        for (i = 0; i < 3 && (!*only || strcmp(only, "gemv") == 0); i++) bench_gemv(k, pool, t, gemvs[i][0], gemvs[i][1], read_bw[ti]);
         fti_pool_free(pool);
     }
     printf("BENCH kernels summary-square ours=0 peer=0 ratio=%.3f unit=geomean\n",
