@@ -508,47 +508,57 @@ typedef struct fti__gemm_ctx {
     int split_n; /* items are nr-column tiles (else mr-row tiles) */
 } fti__gemm_ctx;
 
+/* Packing reads the source row by row (sequential addresses, so the hardware prefetcher
+ * streams them) and scatters into the panels; panels are zero-padded to mr (nr). */
 static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0, size_t kc,
                         float *out) {
     size_t mr = g->k->mr, ip, i, p;
+    if (g->flags & FTI_MM_TRANS_A) { /* A is (K,M): row p holds op(A)[i0.., p] contiguously */
+        for (p = 0; p < kc; p++) {
+            const float *src = g->A + (p0 + p) * g->lda + i0;
+            for (ip = 0; ip < mc; ip += mr) {
+                size_t rows = mc - ip < mr ? mc - ip : mr;
+                float *dst = out + ip * kc + p * mr;
+                memcpy(dst, src + ip, rows * sizeof(float));
+                for (i = rows; i < mr; i++) dst[i] = 0.0f;
+            }
+        }
+        return;
+    }
     for (ip = 0; ip < mc; ip += mr, out += mr * kc) {
         size_t rows = mc - ip < mr ? mc - ip : mr;
-        if (g->flags & FTI_MM_TRANS_A) { /* A is (K,M): each step's mr values are contiguous */
-            for (p = 0; p < kc; p++) {
-                const float *src = g->A + (p0 + p) * g->lda + i0 + ip;
-                for (i = 0; i < rows; i++) out[p * mr + i] = src[i];
-                for (; i < mr; i++) out[p * mr + i] = 0.0f;
-            }
-        } else {
-            for (i = 0; i < rows; i++) {
-                const float *src = g->A + (i0 + ip + i) * g->lda + p0;
-                for (p = 0; p < kc; p++) out[p * mr + i] = src[p];
-            }
-            for (; i < mr; i++)
-                for (p = 0; p < kc; p++) out[p * mr + i] = 0.0f;
+        for (i = 0; i < rows; i++) {
+            const float *src = g->A + (i0 + ip + i) * g->lda + p0;
+            for (p = 0; p < kc; p++) out[p * mr + i] = src[p];
         }
+        for (; i < mr; i++)
+            for (p = 0; p < kc; p++) out[p * mr + i] = 0.0f;
     }
 }
 
 static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0, size_t kc,
                         float *out) {
     size_t nr = g->k->nr, jp, j, p;
-    for (jp = 0; jp < nc; jp += nr, out += nr * kc) {
-        size_t cols = nc - jp < nr ? nc - jp : nr;
-        if (g->flags & FTI_MM_TRANS_B) { /* B is (N,K): column j of op(B) is row j of B */
-            for (j = 0; j < cols; j++) {
-                const float *src = g->B + (j0 + jp + j) * g->ldb + p0;
-                for (p = 0; p < kc; p++) out[p * nr + j] = src[p];
-            }
-            for (; j < nr; j++)
-                for (p = 0; p < kc; p++) out[p * nr + j] = 0.0f;
-        } else {
-            for (p = 0; p < kc; p++) {
-                const float *src = g->B + (p0 + p) * g->ldb + j0 + jp;
-                for (j = 0; j < cols; j++) out[p * nr + j] = src[j];
-                for (; j < nr; j++) out[p * nr + j] = 0.0f;
+    if (!(g->flags & FTI_MM_TRANS_B)) { /* B is (K,N): row p holds op(B)[p, j0..] */
+        for (p = 0; p < kc; p++) {
+            const float *src = g->B + (p0 + p) * g->ldb + j0;
+            for (jp = 0; jp < nc; jp += nr) {
+                size_t cols = nc - jp < nr ? nc - jp : nr;
+                float *dst = out + jp * kc + p * nr;
+                memcpy(dst, src + jp, cols * sizeof(float));
+                for (j = cols; j < nr; j++) dst[j] = 0.0f;
             }
         }
+        return;
+    }
+    for (jp = 0; jp < nc; jp += nr, out += nr * kc) { /* B is (N,K): column j is row j of B */
+        size_t cols = nc - jp < nr ? nc - jp : nr;
+        for (j = 0; j < cols; j++) {
+            const float *src = g->B + (j0 + jp + j) * g->ldb + p0;
+            for (p = 0; p < kc; p++) out[p * nr + j] = src[p];
+        }
+        for (; j < nr; j++)
+            for (p = 0; p < kc; p++) out[p * nr + j] = 0.0f;
     }
 }
 
