@@ -1,0 +1,93 @@
+/* === model: the Llama architecture's configuration, parameter layout and passes === */
+/*
+ * A model is a configuration plus a list of named tensors. The names, shapes and order are those of
+ * llama.cpp's GGUF files, so the model file (part 06) maps tensors without transposes:
+ *
+ *   token_embd            (V, C)      embedding; also the output projection when tied
+ *   blk.N.attn_norm       (C)         RMSNorm weight before attention
+ *   blk.N.attn_q          (H*D, C)    query projection, rows = outputs
+ *   blk.N.attn_k          (KV*D, C)   key projection (KV = kv heads, grouped-query attention)
+ *   blk.N.attn_v          (KV*D, C)
+ *   blk.N.attn_output     (C, H*D)
+ *   blk.N.ffn_norm        (C)
+ *   blk.N.ffn_gate        (F, C)      SwiGLU: down(silu(gate x) * up x)
+ *   blk.N.ffn_up          (F, C)
+ *   blk.N.ffn_down        (C, F)
+ *   output_norm           (C)
+ *   output                (V, C)      absent when tied
+ *
+ * Shapes above are (rows, cols) row-major; GGUF lists dims innermost first, i.e. (cols, rows).
+ * RoPE rotates adjacent pairs (2i, 2i+1) of each head with theta_i = base^(-2i/D).
+ */
+#ifndef FTI_MODEL_H
+#define FTI_MODEL_H
+
+#include "00_base.h"
+#include "01_threads.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fti_model_config {
+    uint32_t vocab_size;   /* V */
+    uint32_t dim;          /* C, model width */
+    uint32_t n_layers;     /* L */
+    uint32_t n_heads;      /* H; head dim D = dim / n_heads */
+    uint32_t n_kv_heads;   /* KV, divides n_heads (0 = n_heads) */
+    uint32_t hidden_dim;   /* F, SwiGLU width */
+    uint32_t context_len;  /* T max */
+    float rope_base;       /* 0 = 10000 */
+    float norm_eps;        /* 0 = 1e-5 */
+    int tied_embeddings;   /* 1: output projection is token_embd */
+} fti_model_config;
+
+/* The kinds of tensor in a layer, in the order they are laid out. */
+typedef enum fti_tensor_kind {
+    FTI_TENSOR_TOKEN_EMBD = 0,
+    FTI_TENSOR_ATTN_NORM,
+    FTI_TENSOR_ATTN_Q,
+    FTI_TENSOR_ATTN_K,
+    FTI_TENSOR_ATTN_V,
+    FTI_TENSOR_ATTN_OUTPUT,
+    FTI_TENSOR_FFN_NORM,
+    FTI_TENSOR_FFN_GATE,
+    FTI_TENSOR_FFN_UP,
+    FTI_TENSOR_FFN_DOWN,
+    FTI_TENSOR_OUTPUT_NORM,
+    FTI_TENSOR_OUTPUT,
+    FTI_TENSOR_KIND_COUNT
+} fti_tensor_kind;
+
+/* One tensor of the layout: GGUF name, kind, layer (-1 for global), rows x cols (cols = 1 for
+ * vectors) and its offset in elements into one contiguous f32 parameter block. */
+typedef struct fti_tensor_info {
+    char name[48];
+    fti_tensor_kind kind;
+    int layer;
+    size_t rows;
+    size_t cols;
+    size_t offset;     /* in elements */
+    int is_norm;       /* 1 for RMSNorm weights (no weight decay, kept F32 when quantizing) */
+} fti_tensor_info;
+
+/* Fills defaults (n_kv_heads, rope_base, norm_eps) and validates: dims non-zero, dim divisible by
+ * n_heads, head dim even, n_heads divisible by n_kv_heads, sizes without overflow. */
+FTIDEF fti_result fti_model_config_resolve(fti_model_config *cfg, fti_error *err);
+/* Named presets: "tiny" (tests, ~100k params), "small", "stories15M" (dim 288, 6 layers, 6 heads,
+ * hidden 768, context 256), "stories42M", "stories110M". vocab_size is left for the caller to set
+ * (0 means: keep the preset's default 4096). FTI_ERR_NOT_FOUND for unknown names. */
+FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg);
+/* Number of tensors in the layout (tied models have no `output`). */
+FTIDEF size_t fti_model_n_tensors(const fti_model_config *cfg);
+/* Fills the i-th tensor's info (0 <= i < n_tensors) in layout order: token_embd, then each layer's
+ * attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down, then
+ * output_norm, output. Returns the total parameter count when info is NULL and i == (size_t)-1. */
+FTIDEF size_t fti_model_tensor_info(const fti_model_config *cfg, size_t i, fti_tensor_info *info);
+/* Total number of parameters (elements of the contiguous f32 block). */
+FTIDEF size_t fti_model_n_params(const fti_model_config *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FTI_MODEL_H */
