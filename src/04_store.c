@@ -122,7 +122,7 @@ static size_t fti__match_url(const char *s, size_t n) {
 
 /* Length of an e-mail address starting at s, or 0. */
 static size_t fti__match_email(const char *s, size_t n) {
-    size_t i = 0, at, dots = 0, last_dot = 0;
+    size_t i = 0, at, dots = 0, last_dot = 0, k;
     while (i < n && fti__is_email_local((unsigned char)s[i])) i++;
     if (i == 0 || i >= n || s[i] != '@') return 0;
     at = i++;
@@ -130,11 +130,10 @@ static size_t fti__match_email(const char *s, size_t n) {
         if (s[i] == '.') dots++, last_dot = i;
         i++;
     }
-    while (i > at + 1 && (s[i - 1] == '.' || s[i - 1] == '-')) {
-        if (s[i - 1] == '.') dots--;
-        i--;
-    }
-    if (dots == 0 || last_dot >= i - 1 || last_dot == at + 1) return 0;
+    while (i > at + 1 && (s[i - 1] == '.' || s[i - 1] == '-')) i--;
+    for (dots = 0, last_dot = 0, k = at + 1; k < i; k++)
+        if (s[k] == '.') dots++, last_dot = k;
+    if (dots == 0 || last_dot + 2 > i || last_dot == at + 1) return 0;
     return i;
 }
 
@@ -511,15 +510,16 @@ static void fti__md_inline(const char *s, size_t n, fti_buf *out) {
             size_t j = i;
             int prev_alnum, next_alnum;
             while (j < n && s[j] == c) j++;
-            prev_alnum = i > 0 && !fti__is_space((unsigned char)s[i - 1]);
-            next_alnum = j < n && !fti__is_space((unsigned char)s[j]);
+            prev_alnum = i > 0 && (fti__is_alnum((unsigned char)s[i - 1]) ||
+                                   (unsigned char)s[i - 1] >= 0x80);
+            next_alnum = j < n && (fti__is_alnum((unsigned char)s[j]) || (unsigned char)s[j] >= 0x80);
             /* emphasis delimiters touch text on exactly one side; snake_case keeps its '_' */
             if (c == '_' && i > 0 && j < n && fti__is_alnum((unsigned char)s[i - 1]) &&
                 fti__is_alnum((unsigned char)s[j])) {
                 fti_buf_append(out, s + i, j - i);
             } else if (c == '~' && j - i < 2) {
                 fti_buf_append(out, s + i, j - i);
-            } else if (prev_alnum != next_alnum || (c != '~' && prev_alnum && next_alnum)) {
+            } else if (prev_alnum != next_alnum) {
                 /* dropped */
             } else {
                 fti_buf_append(out, s + i, j - i);

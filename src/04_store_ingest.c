@@ -853,11 +853,14 @@ static void fti__mail_strip(const char *s, size_t n, fti_buf *out) {
             i += len + 1;
             continue;
         }
-        /* "On <date>, <name> wrote:" directly before a quote */
-        if (ln > 6 && fti__starts_ci(l + k, ln - k, "on ") && ln >= 6 &&
-            fti__eq_ci(l + ln - 6, 6, "wrote:")) {
-            i += len + 1;
-            continue;
+        /* an attribution ("On <date>, <name> wrote:") directly before a quote */
+        if (ln >= 6 && fti__eq_ci(l + ln - 6, 6, "wrote:")) {
+            size_t j = i + len + 1;
+            while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r' || s[j] == '\n')) j++;
+            if (j >= n || s[j] == '>') {
+                i += len + 1;
+                continue;
+            }
         }
         fti_buf_append(out, l, ln);
         fti_buf_putc(out, '\n');
@@ -915,9 +918,16 @@ static void fti__mail_body(const char *hdr, size_t hn, const char *body, size_t 
             const char *e = (const char *)memchr(body + pos, '\n', bn - pos);
             size_t len = e ? (size_t)(e - (body + pos)) : bn - pos;
             const char *l = body + pos;
+            int is_delim = 0, end = 0;
             if (len >= 2 + bnd.len && l[0] == '-' && l[1] == '-' &&
                 memcmp(l + 2, bnd.data, bnd.len) == 0) {
-                int end = len >= 4 + bnd.len && l[2 + bnd.len] == '-' && l[3 + bnd.len] == '-';
+                /* "--boundary" or "--boundary--", then only blanks */
+                size_t q = 2 + bnd.len;
+                if (len >= q + 2 && l[q] == '-' && l[q + 1] == '-') end = 1, q += 2;
+                while (q < len && (l[q] == ' ' || l[q] == '\t' || l[q] == '\r')) q++;
+                is_delim = q == len;
+            }
+            if (is_delim) {
                 if (part_start != (size_t)-1) {
                     size_t pe = pos;
                     if (pe > part_start && body[pe - 1] == '\n') pe--;

@@ -827,7 +827,7 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
     uint32_t *root = NULL;
     unsigned char vid[32];
     char id[65], parent[65], tok_sha[65];
-    int have_parent = 0, exists = 0;
+    int have_parent = 0;
     char *mpath = NULL;
     fti__stok stok;
     int have_tok = 0;
@@ -912,7 +912,6 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
     }
     if (fti_path_exists(mpath)) {
         /* unchanged inputs: the version exists already; only refs move */
-        exists = 1;
         for (i = 0; i < r->n_files; i++) n_reused += r->files[i].mapped;
         fti__log(r, FTI_LOG_INFO, "version %s exists: inputs unchanged", id);
         goto commit_refs;
@@ -1001,24 +1000,6 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
         goto done;
     }
 
-    /* --- records pack (for the next incremental run) --- */
-    {
-        uint32_t n_packed = 0;
-        fti_buf_append(&recs, "FTIRECS", 8);
-        fti__put_u32(&recs, 1);
-        fti__put_u32(&recs, 0);
-        for (i = 0; i < r->n_files; i++) {
-            if (!r->files[i].mapped) continue;
-            fti__pack_file(&recs, &r->files[i], r->proc_key);
-            n_packed++;
-        }
-        if (recs.oom) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-            goto done;
-        }
-        fti_store_u32(recs.data + 12, n_packed);
-    }
-
     /* --- dedupe --- */
     fti__progress(r, "dedupe", 0, n_all);
     all = (fti__doc **)fti_malloc((n_all + 1) * sizeof *all);
@@ -1043,6 +1024,25 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
                 goto done;
             }
     }
+    /* --- records pack (for the next incremental run; after the
+     * minhash pass, so signatures are stored) --- */
+    {
+        uint32_t n_packed = 0;
+        fti_buf_append(&recs, "FTIRECS", 8);
+        fti__put_u32(&recs, 1);
+        fti__put_u32(&recs, 0);
+        for (i = 0; i < r->n_files; i++) {
+            if (!r->files[i].mapped) continue;
+            fti__pack_file(&recs, &r->files[i], r->proc_key);
+            n_packed++;
+        }
+        if (recs.oom) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+        fti_store_u32(recs.data + 12, n_packed);
+    }
+
     rc = fti__exact_dups(all, n_all, &n_exact);
     if (rc != FTI_OK) {
         fti_error_set(err, rc, "ingest: out of memory");
