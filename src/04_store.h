@@ -33,6 +33,7 @@
 
 #include "00_base.h"
 #include "01_threads.h"
+#include "03_tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -73,6 +74,15 @@ FTIDEF fti_result fti_workspace_init(const char *home, fti_error *err);
  * Thread safety: any thread. */
 FTIDEF void fti_template_render(fti_buf *out, const char *title, size_t title_len,
                                 const char *body, size_t body_len, int open_body);
+
+/* Encodes a document through the template with tok, appending ids to out: the marker tokens are
+ * placed as their special ids, while title and body are encoded as plain text (a literal
+ * "<|endoftext|>" inside them stays text), exactly as the token shards were made. The tokenizer
+ * must have the three template tokens (every tokenizer of a dataset version has them), else
+ * FTI_ERR_NOT_FOUND. Thread safety: any thread. */
+FTIDEF fti_result fti_template_encode(const fti_tokenizer *tok, const char *title,
+                                      size_t title_len, const char *body, size_t body_len,
+                                      int open_body, fti_tokens *out);
 
 /* --- text cleaning (exposed for tests, tools and the inference part) ----------------------- */
 

@@ -12,12 +12,12 @@
  * compilers vectorize.
  */
 
-typedef struct fti__mh_params {
+typedef struct fti__st_mh_params {
     uint32_t a[FTI_MINHASH_PERMS];
     uint32_t c[FTI_MINHASH_PERMS];
-} fti__mh_params;
+} fti__st_mh_params;
 
-static void fti__mh_init(fti__mh_params *p) {
+static void fti__st_mh_init(fti__st_mh_params *p) {
     fti_rng r;
     size_t i;
     fti_rng_seed(&r, 0x6d696e68617368ull, 7);
@@ -27,7 +27,7 @@ static void fti__mh_init(fti__mh_params *p) {
     }
 }
 
-static void fti__mh_add(const fti__mh_params *p, uint32_t *sig, uint64_t h) {
+static void fti__st_mh_add(const fti__st_mh_params *p, uint32_t *sig, uint64_t h) {
     uint32_t x = (uint32_t)(h ^ (h >> 32));
     size_t i;
     for (i = 0; i < FTI_MINHASH_PERMS; i++) {
@@ -40,7 +40,7 @@ static void fti__mh_add(const fti__mh_params *p, uint32_t *sig, uint64_t h) {
 }
 
 /* Word hash state: FNV-1a over lowercased ASCII bytes (non-ASCII bytes kept as is). */
-static void fti__minhash(const fti__mh_params *p, const char *t, size_t n, uint32_t *sig) {
+static void fti__st_minhash(const fti__st_mh_params *p, const char *t, size_t n, uint32_t *sig) {
     uint64_t w[3] = {0, 0, 0};
     size_t i = 0, n_words = 0, n_sh = 0;
     for (i = 0; i < FTI_MINHASH_PERMS; i++) sig[i] = 0xFFFFFFFFu;
@@ -48,14 +48,14 @@ static void fti__minhash(const fti__mh_params *p, const char *t, size_t n, uint3
     while (i < n) {
         uint64_t h = 1469598103934665603ull;
         unsigned char c = (unsigned char)t[i];
-        if (!(fti__is_alnum(c) || c >= 0x80)) {
+        if (!(fti__st_is_alnum(c) || c >= 0x80)) {
             i++;
             continue;
         }
         while (i < n) {
             c = (unsigned char)t[i];
-            if (!(fti__is_alnum(c) || c >= 0x80)) break;
-            h = (h ^ (uint64_t)fti__lc(c)) * 1099511628211ull;
+            if (!(fti__st_is_alnum(c) || c >= 0x80)) break;
+            h = (h ^ (uint64_t)fti__st_lc(c)) * 1099511628211ull;
             i++;
         }
         w[0] = w[1];
@@ -65,21 +65,21 @@ static void fti__minhash(const fti__mh_params *p, const char *t, size_t n, uint3
         if (n_words >= 3) {
             uint64_t s = w[0] * 0x9E3779B97F4A7C15ull ^ (w[1] * 0xC2B2AE3D27D4EB4Full + w[2]);
             s ^= s >> 29;
-            fti__mh_add(p, sig, s);
+            fti__st_mh_add(p, sig, s);
             n_sh++;
         }
     }
-    if (n_sh == 0 && n_words > 0) fti__mh_add(p, sig, w[0] * 31 + w[1] * 17 + w[2]);
+    if (n_sh == 0 && n_words > 0) fti__st_mh_add(p, sig, w[0] * 31 + w[1] * 17 + w[2]);
 }
 
-static double fti__mh_jaccard(const uint32_t *a, const uint32_t *b) {
+static double fti__st_mh_jaccard(const uint32_t *a, const uint32_t *b) {
     size_t i, eq = 0;
     for (i = 0; i < FTI_MINHASH_PERMS; i++) eq += a[i] == b[i];
     return (double)eq / FTI_MINHASH_PERMS;
 }
 
 /* Rows per band for a threshold: the banding's S-curve midpoint (1/b)^(1/r) just below it. */
-static int fti__lsh_rows(double threshold) {
+static int fti__st_lsh_rows(double threshold) {
     static const int rows[] = {1, 2, 4, 8, 16, 32};
     int best = 8, k;
     for (k = 0; k < 6; k++) {
@@ -90,18 +90,18 @@ static int fti__lsh_rows(double threshold) {
     return best;
 }
 
-typedef struct fti__band_key {
+typedef struct fti__st_band_key {
     uint64_t key;
     uint32_t doc;
-} fti__band_key;
+} fti__st_band_key;
 
-static int fti__band_cmp(const void *a, const void *b) {
-    const fti__band_key *x = (const fti__band_key *)a, *y = (const fti__band_key *)b;
+static int fti__st_band_cmp(const void *a, const void *b) {
+    const fti__st_band_key *x = (const fti__st_band_key *)a, *y = (const fti__st_band_key *)b;
     if (x->key != y->key) return x->key < y->key ? -1 : 1;
     return x->doc < y->doc ? -1 : (x->doc > y->doc);
 }
 
-static uint32_t fti__uf_find(uint32_t *parent, uint32_t x) {
+static uint32_t fti__st_uf_find(uint32_t *parent, uint32_t x) {
     while (parent[x] != x) {
         parent[x] = parent[parent[x]];
         x = parent[x];
@@ -113,14 +113,14 @@ static uint32_t fti__uf_find(uint32_t *parent, uint32_t x) {
  * is the smallest index of i's group (i itself when unique). Returns FTI_ERR_NOMEM or FTI_OK.
  * Candidate pairs per band bucket are compared against the bucket's first 64 members only,
  * which bounds the work on huge buckets (near-identical boilerplate). */
-static fti_result fti__near_dups(uint32_t *const *sigs, size_t n, double threshold,
+static fti_result fti__st_near_dups(uint32_t *const *sigs, size_t n, double threshold,
                                  uint32_t *root) {
-    int rows = fti__lsh_rows(threshold), bands = FTI_MINHASH_PERMS / rows, b;
-    fti__band_key *keys;
+    int rows = fti__st_lsh_rows(threshold), bands = FTI_MINHASH_PERMS / rows, b;
+    fti__st_band_key *keys;
     size_t i, m;
     for (i = 0; i < n; i++) root[i] = (uint32_t)i;
     if (n < 2) return FTI_OK;
-    keys = (fti__band_key *)fti_malloc(n * sizeof *keys);
+    keys = (fti__st_band_key *)fti_malloc(n * sizeof *keys);
     if (!keys) return FTI_ERR_NOMEM;
     for (b = 0; b < bands; b++) {
         m = 0;
@@ -131,17 +131,17 @@ static fti_result fti__near_dups(uint32_t *const *sigs, size_t n, double thresho
             keys[m].doc = (uint32_t)i;
             m++;
         }
-        qsort(keys, m, sizeof *keys, fti__band_cmp);
+        qsort(keys, m, sizeof *keys, fti__st_band_cmp);
         for (i = 0; i < m;) {
             size_t j = i + 1, k, q;
             while (j < m && keys[j].key == keys[i].key) j++;
             for (k = i; k < j && k < i + 64; k++) {
                 for (q = k + 1; q < j; q++) {
                     uint32_t x = keys[k].doc, y = keys[q].doc, rx, ry;
-                    rx = fti__uf_find(root, x);
-                    ry = fti__uf_find(root, y);
+                    rx = fti__st_uf_find(root, x);
+                    ry = fti__st_uf_find(root, y);
                     if (rx == ry) continue;
-                    if (fti__mh_jaccard(sigs[x], sigs[y]) >= threshold) {
+                    if (fti__st_mh_jaccard(sigs[x], sigs[y]) >= threshold) {
                         if (rx < ry) root[ry] = rx;
                         else root[rx] = ry;
                     }
@@ -150,7 +150,7 @@ static fti_result fti__near_dups(uint32_t *const *sigs, size_t n, double thresho
             i = j;
         }
     }
-    for (i = 0; i < n; i++) root[i] = fti__uf_find(root, (uint32_t)i);
+    for (i = 0; i < n; i++) root[i] = fti__st_uf_find(root, (uint32_t)i);
     fti_free(keys);
     return FTI_OK;
 }
@@ -162,22 +162,22 @@ static fti_result fti__near_dups(uint32_t *const *sigs, size_t n, double thresho
  * token budget allows; the next chunk starts with the last segments of the previous one that
  * fit in the overlap budget. A segment longer than the budget is cut at blanks, or hard.
  */
-typedef size_t (*fti__count_fn)(void *ctx, const char *text, size_t len);
+typedef size_t (*fti__st_count_fn)(void *ctx, const char *text, size_t len);
 
-typedef struct fti__span {
+typedef struct fti__st_span {
     size_t off, len;
-} fti__span;
+} fti__st_span;
 
-typedef struct fti__spans {
-    fti__span *v;
+typedef struct fti__st_spans {
+    fti__st_span *v;
     size_t n, cap;
     int oom;
-} fti__spans;
+} fti__st_spans;
 
-static void fti__spans_push(fti__spans *s, size_t off, size_t len) {
+static void fti__st_spans_push(fti__st_spans *s, size_t off, size_t len) {
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 16;
-        fti__span *p = (fti__span *)fti_realloc(s->v, cap * sizeof *p);
+        fti__st_span *p = (fti__st_span *)fti_realloc(s->v, cap * sizeof *p);
         if (!p) {
             s->oom = 1;
             return;
@@ -191,7 +191,7 @@ static void fti__spans_push(fti__spans *s, size_t off, size_t len) {
 }
 
 /* Segments of t[0..n) (each includes its trailing separator). */
-static void fti__segments(const char *t, size_t n, fti__spans *out) {
+static void fti__st_segments(const char *t, size_t n, fti__st_spans *out) {
     size_t i = 0, start = 0;
     while (i < n) {
         char c = t[i];
@@ -207,20 +207,20 @@ static void fti__segments(const char *t, size_t n, fti__spans *out) {
         i++;
         if (cut) {
             while (i < n && (t[i] == ' ' || t[i] == '\n')) i++;
-            fti__spans_push(out, start, i - start);
+            fti__st_spans_push(out, start, i - start);
             start = i;
         }
     }
-    if (start < n) fti__spans_push(out, start, n - start);
+    if (start < n) fti__st_spans_push(out, start, n - start);
 }
 
 /* Appends the chunks of t[0..n) to out as (off, len) spans. */
-static void fti__chunk_doc(const char *t, size_t n, size_t budget, size_t overlap,
-                           fti__count_fn count, void *ctx, fti__spans *out) {
-    fti__spans seg;
+static void fti__st_chunk_doc(const char *t, size_t n, size_t budget, size_t overlap,
+                           fti__st_count_fn count, void *ctx, fti__st_spans *out) {
+    fti__st_spans seg;
     size_t *ntok, i = 0;
     memset(&seg, 0, sizeof seg);
-    fti__segments(t, n, &seg);
+    fti__st_segments(t, n, &seg);
     if (seg.oom) {
         out->oom = 1;
         fti_free(seg.v);
@@ -245,14 +245,14 @@ static void fti__chunk_doc(const char *t, size_t n, size_t budget, size_t overla
                 size_t e = off + per < end ? off + per : end, e2 = e;
                 while (e2 > off + per / 2 && e2 < end && t[e2] != ' ') e2--;
                 if (e2 > off + per / 2 && e2 < end) e = e2 + 1;
-                fti__spans_push(out, off, e - off);
+                fti__st_spans_push(out, off, e - off);
                 off = e;
             }
             i++;
             continue;
         }
         while (j < seg.n && tok + ntok[j] <= budget) tok += ntok[j++];
-        fti__spans_push(out, seg.v[i].off, seg.v[j - 1].off + seg.v[j - 1].len - seg.v[i].off);
+        fti__st_spans_push(out, seg.v[i].off, seg.v[j - 1].off + seg.v[j - 1].len - seg.v[i].off);
         if (j >= seg.n) break;
         /* overlap: walk back from j over segments that fit in the overlap budget */
         back = 0;
@@ -295,17 +295,17 @@ struct fti_bm25 {
 };
 
 /* Calls fn for each term of t[0..n): lowercased ASCII letters/digits and non-ASCII bytes. */
-static uint64_t fti__term_hash(const char *t, size_t n, size_t *pos, int *ok) {
+static uint64_t fti__st_term_hash(const char *t, size_t n, size_t *pos, int *ok) {
     size_t i = *pos, len = 0;
     unsigned char buf[64];
     *ok = 0;
-    while (i < n && !(fti__is_alnum((unsigned char)t[i]) || (unsigned char)t[i] >= 0x80)) i++;
+    while (i < n && !(fti__st_is_alnum((unsigned char)t[i]) || (unsigned char)t[i] >= 0x80)) i++;
     if (i >= n) {
         *pos = n;
         return 0;
     }
-    while (i < n && (fti__is_alnum((unsigned char)t[i]) || (unsigned char)t[i] >= 0x80)) {
-        if (len < sizeof buf) buf[len++] = (unsigned char)fti__lc((unsigned char)t[i]);
+    while (i < n && (fti__st_is_alnum((unsigned char)t[i]) || (unsigned char)t[i] >= 0x80)) {
+        if (len < sizeof buf) buf[len++] = (unsigned char)fti__st_lc((unsigned char)t[i]);
         i++;
     }
     *pos = i;
@@ -313,35 +313,35 @@ static uint64_t fti__term_hash(const char *t, size_t n, size_t *pos, int *ok) {
     return fti_hash64(buf, len, 0x626d3235ull);
 }
 
-typedef struct fti__tp {
+typedef struct fti__st_tp {
     uint64_t term;
     uint32_t chunk;
     uint32_t tf;
-} fti__tp;
+} fti__st_tp;
 
-static int fti__tp_cmp(const void *a, const void *b) {
-    const fti__tp *x = (const fti__tp *)a, *y = (const fti__tp *)b;
+static int fti__st_tp_cmp(const void *a, const void *b) {
+    const fti__st_tp *x = (const fti__st_tp *)a, *y = (const fti__st_tp *)b;
     if (x->term != y->term) return x->term < y->term ? -1 : 1;
     return x->chunk < y->chunk ? -1 : (x->chunk > y->chunk);
 }
 
-static int fti__u64_cmp(const void *a, const void *b) {
+static int fti__st_u64_cmp(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : (x > y);
 }
 
-static void fti__put_u32(fti_buf *b, uint32_t v) {
+static void fti__st_put_u32(fti_buf *b, uint32_t v) {
     unsigned char t[4];
     fti_store_u32(t, v);
     fti_buf_append(b, t, 4);
 }
-static void fti__put_u64(fti_buf *b, uint64_t v) {
+static void fti__st_put_u64(fti_buf *b, uint64_t v) {
     unsigned char t[8];
     fti_store_u64(t, v);
     fti_buf_append(b, t, 8);
 }
 
-static uint32_t fti__str_add(fti_buf *s, const char *v) {
+static uint32_t fti__st_str_add(fti_buf *s, const char *v) {
     uint32_t off = (uint32_t)s->len;
     if (v) fti_buf_append(s, v, strlen(v));
     fti_buf_putc(s, 0);
@@ -350,7 +350,7 @@ static uint32_t fti__str_add(fti_buf *s, const char *v) {
 
 FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_t n_chunks,
                                  const fti_doc_meta *docs, size_t n_docs, fti_error *err) {
-    fti__tp *tps = NULL;
+    fti__st_tp *tps = NULL;
     size_t n_tp = 0, cap_tp = 0, i, n_terms = 0;
     uint32_t *dl = NULL, *doc_str = NULL, *chunk_txt = NULL;
     fti_buf strs;
@@ -368,11 +368,11 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
     chunk_txt = (uint32_t *)fti_calloc(n_chunks + 1, sizeof *chunk_txt);
     if (!dl || !doc_str || !chunk_txt) goto fail;
     for (i = 0; i < n_docs; i++) {
-        doc_str[i * 5 + 0] = fti__str_add(&strs, docs[i].doc_id);
-        doc_str[i * 5 + 1] = fti__str_add(&strs, docs[i].title);
-        doc_str[i * 5 + 2] = fti__str_add(&strs, docs[i].source);
-        doc_str[i * 5 + 3] = fti__str_add(&strs, docs[i].author);
-        doc_str[i * 5 + 4] = fti__str_add(&strs, docs[i].date);
+        doc_str[i * 5 + 0] = fti__st_str_add(&strs, docs[i].doc_id);
+        doc_str[i * 5 + 1] = fti__st_str_add(&strs, docs[i].title);
+        doc_str[i * 5 + 2] = fti__st_str_add(&strs, docs[i].source);
+        doc_str[i * 5 + 3] = fti__st_str_add(&strs, docs[i].author);
+        doc_str[i * 5 + 4] = fti__st_str_add(&strs, docs[i].date);
     }
     for (i = 0; i < n_chunks; i++) {
         size_t pos = 0, m = 0, k;
@@ -388,7 +388,7 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         fti_buf_putc(&strs, 0);
         /* terms of the chunk, sorted, then counted */
         for (;;) {
-            uint64_t h = fti__term_hash(chunks[i].text, chunks[i].len, &pos, &ok);
+            uint64_t h = fti__st_term_hash(chunks[i].text, chunks[i].len, &pos, &ok);
             if (!ok) break;
             if (m == scratch_cap) {
                 size_t cap = scratch_cap ? scratch_cap * 2 : 256;
@@ -401,13 +401,13 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         }
         dl[i] = (uint32_t)m;
         total_len += (double)m;
-        qsort(scratch, m, sizeof *scratch, fti__u64_cmp);
+        qsort(scratch, m, sizeof *scratch, fti__st_u64_cmp);
         for (k = 0; k < m;) {
             size_t j = k + 1;
             while (j < m && scratch[j] == scratch[k]) j++;
             if (n_tp == cap_tp) {
                 size_t cap = cap_tp ? cap_tp * 2 : 1024;
-                fti__tp *p = (fti__tp *)fti_realloc(tps, cap * sizeof *p);
+                fti__st_tp *p = (fti__st_tp *)fti_realloc(tps, cap * sizeof *p);
                 if (!p) goto fail;
                 tps = p;
                 cap_tp = cap;
@@ -424,7 +424,7 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         rc = fti_error_set(err, FTI_ERR_LIMIT, "bm25: text of the chunks exceeds 4 GiB");
         goto fail;
     }
-    qsort(tps, n_tp, sizeof *tps, fti__tp_cmp);
+    qsort(tps, n_tp, sizeof *tps, fti__st_tp_cmp);
     for (i = 0; i < n_tp; i++)
         if (i == 0 || tps[i].term != tps[i - 1].term) n_terms++;
     {
@@ -453,26 +453,26 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         out->len = 0;
         fti_buf_reserve(out, (size_t)off_str + strs.len);
         fti_buf_append(out, hdr, sizeof hdr);
-        for (i = 0; i < n_docs * 5; i++) fti__put_u32(out, doc_str[i]);
+        for (i = 0; i < n_docs * 5; i++) fti__st_put_u32(out, doc_str[i]);
         for (i = 0; i < n_chunks; i++) {
             size_t pos = 0;
             (void)pos;
-            fti__put_u32(out, chunks[i].doc);
-            fti__put_u32(out, chunk_txt[i]);
-            fti__put_u32(out, (uint32_t)chunks[i].len);
-            fti__put_u32(out, dl[i]);
+            fti__st_put_u32(out, chunks[i].doc);
+            fti__st_put_u32(out, chunk_txt[i]);
+            fti__st_put_u32(out, (uint32_t)chunks[i].len);
+            fti__st_put_u32(out, dl[i]);
         }
         for (i = 0; i < n_tp;) {
             size_t j = i + 1;
             while (j < n_tp && tps[j].term == tps[i].term) j++;
-            fti__put_u64(out, tps[i].term);
-            fti__put_u32(out, (uint32_t)i);
-            fti__put_u32(out, (uint32_t)(j - i));
+            fti__st_put_u64(out, tps[i].term);
+            fti__st_put_u32(out, (uint32_t)i);
+            fti__st_put_u32(out, (uint32_t)(j - i));
             i = j;
         }
         for (i = 0; i < n_tp; i++) {
-            fti__put_u32(out, tps[i].chunk);
-            fti__put_u32(out, tps[i].tf);
+            fti__st_put_u32(out, tps[i].chunk);
+            fti__st_put_u32(out, tps[i].tf);
         }
         fti_buf_append(out, strs.data ? strs.data : "", strs.len);
         if (out->oom) goto fail;
@@ -501,7 +501,7 @@ FTIDEF fti_result fti_bm25_write(const char *path, const fti_chunk_in *chunks, s
 }
 
 /* Checks that [off, off + count*size) lies inside len. */
-static int fti__range_ok(uint64_t off, uint64_t count, uint64_t size, uint64_t len) {
+static int fti__st_range_ok(uint64_t off, uint64_t count, uint64_t size, uint64_t len) {
     uint64_t n;
     if (count && size > UINT64_MAX / count) return 0;
     n = count * size;
@@ -509,7 +509,7 @@ static int fti__range_ok(uint64_t off, uint64_t count, uint64_t size, uint64_t l
 }
 
 /* Validates a mapped index image; fills ix. */
-static fti_result fti__bm25_check(fti_bm25 *ix, const unsigned char *p, size_t len,
+static fti_result fti__st_bm25_check(fti_bm25 *ix, const unsigned char *p, size_t len,
                                   const char *path, fti_error *err) {
     fti_reader r = fti_reader_make(p, len);
     const void *magic = fti_read_bytes(&r, 8);
@@ -534,11 +534,11 @@ static fti_result fti__bm25_check(fti_bm25 *ix, const unsigned char *p, size_t l
     off_post = fti_read_u64(&r);
     off_str = fti_read_u64(&r);
     ix->strings_len = fti_read_u64(&r);
-    if (r.err || !fti__range_ok(off_docs, ix->n_docs, 20, len) ||
-        !fti__range_ok(off_chunks, ix->n_chunks, 16, len) ||
-        !fti__range_ok(off_terms, ix->n_terms, 16, len) ||
-        !fti__range_ok(off_post, ix->n_postings, 8, len) ||
-        !fti__range_ok(off_str, ix->strings_len, 1, len))
+    if (r.err || !fti__st_range_ok(off_docs, ix->n_docs, 20, len) ||
+        !fti__st_range_ok(off_chunks, ix->n_chunks, 16, len) ||
+        !fti__st_range_ok(off_terms, ix->n_terms, 16, len) ||
+        !fti__st_range_ok(off_post, ix->n_postings, 8, len) ||
+        !fti__st_range_ok(off_str, ix->strings_len, 1, len))
         return fti_error_set(err, FTI_ERR_FORMAT, "%s: a section lies outside the file (%lu bytes)",
                              path, (unsigned long)len);
     if (!(ix->avg_len >= 0.0f) || !(ix->k1 >= 0.0f && ix->k1 < 100.0f) ||
@@ -591,7 +591,7 @@ FTIDEF fti_result fti_bm25_open(fti_bm25 **out, const char *path, fti_error *err
         return rc;
     }
     ix->p = (const unsigned char *)ix->map.data;
-    rc = fti__bm25_check(ix, ix->p, ix->map.len, path, err);
+    rc = fti__st_bm25_check(ix, ix->p, ix->map.len, path, err);
     if (rc != FTI_OK) {
         fti_map_close(&ix->map);
         fti_free(ix);
@@ -628,7 +628,7 @@ FTIDEF int fti_bm25_chunk(const fti_bm25 *ix, size_t i, fti_search_hit *hit) {
 }
 
 /* Index of the term with hash h, or -1. */
-static long fti__bm25_term(const fti_bm25 *ix, uint64_t h) {
+static long fti__st_bm25_term(const fti_bm25 *ix, uint64_t h) {
     size_t lo = 0, hi = ix->n_terms;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -648,7 +648,7 @@ FTIDEF size_t fti_bm25_query(const fti_bm25 *ix, const char *query, size_t query
     int ok;
     if (!ix || !query || !hits || k == 0 || ix->n_chunks == 0) return 0;
     for (;;) {
-        uint64_t h = fti__term_hash(query, query_len, &pos, &ok);
+        uint64_t h = fti__st_term_hash(query, query_len, &pos, &ok);
         size_t j;
         if (!ok) break;
         for (j = 0; j < n_terms; j++)
@@ -659,7 +659,7 @@ FTIDEF size_t fti_bm25_query(const fti_bm25 *ix, const char *query, size_t query
     score = (float *)fti_calloc(ix->n_chunks, sizeof *score);
     if (!score) return 0;
     for (i = 0; i < n_terms; i++) {
-        long t = fti__bm25_term(ix, terms[i]);
+        long t = fti__st_bm25_term(ix, terms[i]);
         const unsigned char *te;
         uint32_t first, df, p;
         double idf;
@@ -696,7 +696,7 @@ FTIDEF size_t fti_bm25_query(const fti_bm25 *ix, const char *query, size_t query
 /* === token shards ============================================================================ */
 
 /* Builds a shard image (header + ids) into out. */
-static fti_result fti__shard_image(fti_buf *out, const uint32_t *ids, size_t n,
+static fti_result fti__st_shard_image(fti_buf *out, const uint32_t *ids, size_t n,
                                    uint32_t vocab_size, uint32_t eot_id, fti_error *err) {
     unsigned char hdr[FTI_SHARD_HEADER_BYTES];
     uint32_t width = vocab_size <= 65536 ? 2 : 4;
@@ -736,7 +736,7 @@ FTIDEF fti_result fti_shard_write(const char *path, const uint32_t *ids, size_t 
     fti_result rc;
     if (!path) return fti_error_set(err, FTI_ERR_INVALID, "shard: no path");
     memset(&b, 0, sizeof b);
-    rc = fti__shard_image(&b, ids, n, vocab_size, eot_id, err);
+    rc = fti__st_shard_image(&b, ids, n, vocab_size, eot_id, err);
     if (rc == FTI_OK) rc = fti_file_write_atomic(path, b.data, b.len, err);
     fti_buf_free(&b);
     return rc;

@@ -291,8 +291,8 @@ FTI_TEST(store_hostile_inputs) {
 FTI_TEST(store_mail_parts) {
     /* hostile MIME structures straight through the mail parser */
     fti_ingest_opts o = fti_ingest_opts_resolve(NULL);
-    fti__proc pp;
-    fti__out out;
+    fti__st_proc pp;
+    fti__st_out out;
     fti_buf m;
     int depth;
     memset(&pp, 0, sizeof pp);
@@ -306,11 +306,11 @@ FTI_TEST(store_mail_parts) {
     fti_buf_puts(&m, "Content-Type: text/plain\n\nhello there\n");
     for (depth = 19; depth >= 0; depth--) fti_buf_printf(&m, "--b%d--\n", depth);
     memset(&out, 0, sizeof out);
-    fti__ingest_mail(&pp, &out, 0, "", m.data, m.len, "mail");
+    fti__st_ingest_mail(&pp, &out, 0, "", m.data, m.len, "mail");
     CHECK_EQ_INT(out.n_docs, 0);
     REQUIRE(out.n_rejs == 1);
     CHECK_EQ_STR(out.rejs[0].reason, "mail_malformed");
-    fti__out_free(&out);
+    fti__st_out_free(&out);
     fti_buf_free(&m);
     /* base64 with bad padding, multipart without boundary, QP soft breaks */
     {
@@ -321,11 +321,11 @@ FTI_TEST(store_mail_parts) {
         size_t i;
         for (i = 0; i < 3; i++) {
             memset(&out, 0, sizeof out);
-            fti__ingest_mail(&pp, &out, 0, "", cases[i][0], strlen(cases[i][0]), "mail");
+            fti__st_ingest_mail(&pp, &out, 0, "", cases[i][0], strlen(cases[i][0]), "mail");
             CHECK_EQ_INT(out.n_docs, 0);
             if (out.n_rejs == 1) CHECK_EQ_STR(out.rejs[0].reason, cases[i][1]);
             else CHECK(0);
-            fti__out_free(&out);
+            fti__st_out_free(&out);
         }
     }
     {
@@ -333,10 +333,10 @@ FTI_TEST(store_mail_parts) {
                          "Content-Type: text/plain; charset=windows-1252\n\n"
                          "soft=\nbreak and =93quotes=94 and =3D sign=\n";
         memset(&out, 0, sizeof out);
-        fti__ingest_mail(&pp, &out, 0, "", qp, strlen(qp), "mail");
+        fti__st_ingest_mail(&pp, &out, 0, "", qp, strlen(qp), "mail");
         REQUIRE(out.n_docs == 1);
         CHECK_EQ_STR(out.docs[0].text, "softbreak and \xE2\x80\x9Cquotes\xE2\x80\x9D and = sign");
-        fti__out_free(&out);
+        fti__st_out_free(&out);
     }
 }
 
@@ -512,14 +512,14 @@ FTI_TEST(store_near_duplicates) {
     }
     /* the signature estimate tracks the true Jaccard on one pair */
     {
-        fti__mh_params mp;
+        fti__st_mh_params mp;
         uint32_t s1[FTI_MINHASH_PERMS], s2[FTI_MINHASH_PERMS];
-        fti__mh_init(&mp);
-        fti__minhash(&mp, base[0].data, base[0].len, s1);
-        fti__minhash(&mp, base[0].data, base[0].len, s2);
-        CHECK_NEAR(fti__mh_jaccard(s1, s2), 1.0, 0, 0);
-        fti__minhash(&mp, base[1].data, base[1].len, s2);
-        CHECK(fti__mh_jaccard(s1, s2) < 0.2);
+        fti__st_mh_init(&mp);
+        fti__st_minhash(&mp, base[0].data, base[0].len, s1);
+        fti__st_minhash(&mp, base[0].data, base[0].len, s2);
+        CHECK_NEAR(fti__st_mh_jaccard(s1, s2), 1.0, 0, 0);
+        fti__st_minhash(&mp, base[1].data, base[1].len, s2);
+        CHECK(fti__st_mh_jaccard(s1, s2) < 0.2);
     }
     for (i = 0; i < 4; i++) fti_buf_free(&base[i]);
     fti_buf_free(&jl);
@@ -660,13 +660,13 @@ FTI_TEST(store_chunking) {
     /* 30 sentences of 5 words; budget 20 words, overlap 5: chunks end at sentence ends, hold at
      * most 20 words, and consecutive chunks share their boundary sentence */
     fti_buf t;
-    fti__spans sp;
+    fti__st_spans sp;
     size_t i;
     memset(&t, 0, sizeof t);
     memset(&sp, 0, sizeof sp);
     for (i = 0; i < 30; i++) fti_buf_printf(&t, "Sentence %02lu has five words. ", (unsigned long)i);
     t.len--; /* no trailing blank */
-    fti__chunk_doc(t.data, t.len, 20, 5, count_words, NULL, &sp);
+    fti__st_chunk_doc(t.data, t.len, 20, 5, count_words, NULL, &sp);
     REQUIRE(sp.n >= 8);
     for (i = 0; i < sp.n; i++) {
         const char *c = t.data + sp.v[i].off;
@@ -684,7 +684,7 @@ FTI_TEST(store_chunking) {
     memset(&sp, 0, sizeof sp);
     t.len = 0;
     for (i = 0; i < 100; i++) fti_buf_puts(&t, "word ");
-    fti__chunk_doc(t.data, t.len, 10, 2, count_words, NULL, &sp);
+    fti__st_chunk_doc(t.data, t.len, 10, 2, count_words, NULL, &sp);
     CHECK(sp.n >= 10);
     for (i = 0; i < sp.n; i++) CHECK(count_words(NULL, t.data + sp.v[i].off, sp.v[i].len) <= 11);
     fti_free(sp.v);
@@ -781,4 +781,96 @@ FTI_TEST(store_workspace) {
     CHECK(fti_workspace_init(fti_test_tmp("w"), NULL) == FTI_OK);
     CHECK(fti_path_is_dir(fti_test_tmp("w/store/objects")));
     CHECK(fti_path_is_dir(fti_test_tmp("w/models")));
+}
+
+FTI_TEST(store_tokens) {
+    /* with a trained tokenizer: the shards hold exactly the template-encoded documents (train
+     * docs in order, then val), the statistics match, and the tokenizer decodes them back */
+    const char *home = fti_test_tmp("ws");
+    const char *paths[1];
+    fti_ingest_opts o;
+    char id[65];
+    fti_dataset *ds = NULL;
+    fti_tokenizer *tok = NULL;
+    const fti_dataset_stats *st;
+    fti_json_doc *jd = NULL;
+    void *docs = NULL;
+    size_t docs_len = 0, pos = 0, k;
+    fti_tokens want[2];
+    uint64_t sum = 0;
+    memset(&o, 0, sizeof o);
+    memset(want, 0, sizeof want);
+    o.vocab_size = 400;
+    o.n_threads = 2;
+    o.val_percent = 30;
+    paths[0] = STORE_DATA "/kinds";
+    REQUIRE(fti_store_ingest(home, paths, 1, &o, id, NULL, NULL) == FTI_OK);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    REQUIRE(fti_dataset_shard(ds, FTI_SPLIT_TRAIN) && fti_dataset_shard(ds, FTI_SPLIT_VAL));
+    REQUIRE(fti_dataset_tokenizer_path(ds) != NULL);
+    REQUIRE(fti_tokenizer_load(fti_dataset_tokenizer_path(ds), NULL, &tok, NULL) == FTI_OK);
+    {
+        char hex[65];
+        fti_tokenizer_id_hex(tok, hex);
+        CHECK_EQ_STR(hex, fti_dataset_tokenizer_sha256(ds));
+    }
+    REQUIRE(fti_file_read(fti_dataset_docs_path(ds), 0, &docs, &docs_len, NULL) == FTI_OK);
+    while (pos < docs_len) {
+        const char *s = (const char *)docs + pos, *e = (const char *)memchr(s, '\n', docs_len - pos);
+        size_t len = e ? (size_t)(e - s) : docs_len - pos;
+        const fti_json *d;
+        const char *title, *text;
+        REQUIRE(fti_json_parse(s, len, NULL, &jd, NULL, NULL) == FTI_OK);
+        d = fti_json_root(jd);
+        title = fti_json_get_str(d, "title", "");
+        text = fti_json_get_str(d, "text", "");
+        k = strcmp(fti_json_get_str(d, "split", ""), "val") == 0;
+        CHECK(fti_template_encode(tok, title, strlen(title), text,
+                                  fti_json_get(d, "text")->len, 0, &want[k]) == FTI_OK);
+        fti_json_free(jd);
+        pos += len + 1;
+    }
+    for (k = 0; k < 2; k++) {
+        const fti_token_shard *sh = fti_dataset_shard(ds, k ? FTI_SPLIT_VAL : FTI_SPLIT_TRAIN);
+        uint64_t i, same = sh->count == want[k].len;
+        for (i = 0; same && i < sh->count; i++) same = fti_shard_at(sh, i) == want[k].ids[i];
+        CHECK(same);
+        CHECK(sh->count > 0);
+        CHECK_EQ_INT(sh->eot_id, fti_tokenizer_eot_id(tok));
+        CHECK_EQ_INT(sh->vocab_size, fti_tokenizer_vocab_size(tok));
+    }
+    st = fti_dataset_get_stats(ds);
+    CHECK_EQ_INT(st->n_train_tokens, want[0].len);
+    CHECK_EQ_INT(st->n_val_tokens, want[1].len);
+    CHECK_EQ_INT(st->n_docs, 12);
+    REQUIRE(st->token_counts != NULL);
+    for (k = 0; k < st->vocab_size; k++) sum += st->token_counts[k];
+    CHECK_EQ_INT(sum, st->n_train_tokens);
+    {
+        /* decode the first train document back */
+        fti_buf b;
+        const fti_token_shard *sh = fti_dataset_shard(ds, FTI_SPLIT_TRAIN);
+        memset(&b, 0, sizeof b);
+        for (k = 0; k < sh->count; k++) {
+            uint32_t t = fti_shard_at(sh, k);
+            CHECK(fti_tokenizer_decode(tok, &t, 1, &b) == FTI_OK);
+            if (t == sh->eot_id) break;
+        }
+        CHECK(b.len > 30 && strncmp(b.data, "<|title|>", 9) == 0);
+        CHECK(strstr(b.data, "<|body|>") && strstr(b.data, "<|endoftext|>"));
+        fti_buf_free(&b);
+    }
+    /* search works on the version */
+    {
+        fti_search_hit h[3];
+        size_t n = fti_dataset_search(ds, "sandwiches map", 14, 3, h);
+        CHECK(n >= 1);
+        if (n) CHECK(strstr(h[0].source, "archive.mbox#msg 2") != NULL);
+    }
+    CHECK(fti_store_verify(home, id, NULL, NULL) == FTI_OK);
+    fti_tokens_free(&want[0]);
+    fti_tokens_free(&want[1]);
+    fti_tokenizer_free(tok);
+    fti_free(docs);
+    fti_dataset_close(ds);
 }
