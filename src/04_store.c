@@ -10,12 +10,21 @@
 
 /* --- small string helpers ------------------------------------------------------------------- */
 
-static int fti__st_lc(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
-static int fti__st_is_alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-static int fti__st_is_digit(int c) { return c >= '0' && c <= '9'; }
-static int fti__st_is_alnum(int c) { return fti__st_is_alpha(c) || fti__st_is_digit(c); }
-static int fti__st_is_space(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
-                                         c == '\f' || c == '\v'; }
+static int fti__st_lc(int c) {
+    return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
+static int fti__st_is_alpha(int c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+static int fti__st_is_digit(int c) {
+    return c >= '0' && c <= '9';
+}
+static int fti__st_is_alnum(int c) {
+    return fti__st_is_alpha(c) || fti__st_is_digit(c);
+}
+static int fti__st_is_space(int c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 /* Case-insensitive: does s[0..n) start with the NUL-terminated lowercase word w? */
 static int fti__st_starts_ci(const char *s, size_t n, const char *w) {
@@ -70,8 +79,8 @@ static int fti__st_list_pos(const char *list, const char *name, size_t n) {
 
 /* --- the document template ------------------------------------------------------------------- */
 
-FTIDEF void fti_template_render(fti_buf *out, const char *title, size_t title_len,
-                                const char *body, size_t body_len, int open_body) {
+FTIDEF void fti_template_render(fti_buf *out, const char *title, size_t title_len, const char *body,
+                                size_t body_len, int open_body) {
     if (!out) return;
     fti_buf_puts(out, FTI_TEMPLATE_TITLE);
     if (title && title_len) fti_buf_append(out, title, title_len);
@@ -90,8 +99,8 @@ static int fti__st_is_ublank(uint32_t cp) {
 }
 /* Invisible or control code points that are dropped. */
 static int fti__st_is_dropped(uint32_t cp) {
-    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x200B ||
-           cp == 0xFEFF || cp == 0x00AD || (cp >= 0xFFF9 && cp <= 0xFFFB);
+    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x200B || cp == 0xFEFF ||
+           cp == 0x00AD || (cp >= 0xFFF9 && cp <= 0xFFFB);
 }
 
 /* --- redaction --------------------------------------------------------------------------- */
@@ -99,16 +108,23 @@ static int fti__st_is_dropped(uint32_t cp) {
 static int fti__st_is_email_local(int c) {
     return fti__st_is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
 }
-static int fti__st_is_domain(int c) { return fti__st_is_alnum(c) || c == '.' || c == '-'; }
+static int fti__st_is_domain(int c) {
+    return fti__st_is_alnum(c) || c == '.' || c == '-';
+}
 
 /* Length of a URL starting at s (http://, https://, ftp://, www.), or 0. */
 static size_t fti__st_match_url(const char *s, size_t n) {
     size_t i;
-    if (fti__st_starts_ci(s, n, "https://")) i = 8;
-    else if (fti__st_starts_ci(s, n, "http://")) i = 7;
-    else if (fti__st_starts_ci(s, n, "ftp://")) i = 6;
-    else if (fti__st_starts_ci(s, n, "www.")) i = 4;
-    else return 0;
+    if (fti__st_starts_ci(s, n, "https://"))
+        i = 8;
+    else if (fti__st_starts_ci(s, n, "http://"))
+        i = 7;
+    else if (fti__st_starts_ci(s, n, "ftp://"))
+        i = 6;
+    else if (fti__st_starts_ci(s, n, "www."))
+        i = 4;
+    else
+        return 0;
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         if (fti__st_is_space(c) || c == '"' || c == '\'' || c == '<' || c == '>' || c == ')' ||
@@ -214,8 +230,10 @@ FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out
             size_t j = i + 1;
             while (j < len && s[j] >= 0x21 && s[j] < 0x7F) j++;
             if (written) {
-                if (pend_nl) fti_buf_append(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
-                else if (pend_blank) fti_buf_putc(dst, ' ');
+                if (pend_nl)
+                    fti_buf_append(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
+                else if (pend_blank)
+                    fti_buf_putc(dst, ' ');
             }
             pend_nl = pend_blank = 0;
             fti_buf_append(dst, s + i, j - i);
@@ -245,14 +263,18 @@ FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out
             if (k == 0) k = 1;
         }
         if (fti__st_is_ublank(cp)) {
-            if (cp == 0x2028 || cp == 0x2029) pend_nl++;
-            else pend_blank = 1;
+            if (cp == 0x2028 || cp == 0x2029)
+                pend_nl++;
+            else
+                pend_blank = 1;
         } else if (!fti__st_is_dropped(cp)) {
             unsigned char enc[4];
             size_t m = fti_utf8_encode(cp, enc);
             if (written) {
-                if (pend_nl) fti_buf_append(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
-                else if (pend_blank) fti_buf_putc(dst, ' ');
+                if (pend_nl)
+                    fti_buf_append(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
+                else if (pend_blank)
+                    fti_buf_putc(dst, ' ');
             }
             pend_nl = pend_blank = 0;
             fti_buf_append(dst, enc, m);
@@ -276,20 +298,20 @@ typedef struct fti__st_entity {
 } fti__st_entity;
 
 static const fti__st_entity fti__st_entities[] = {
-    {"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}, {"nbsp", 0xA0},
-    {"copy", 0xA9}, {"reg", 0xAE}, {"trade", 0x2122}, {"mdash", 0x2014}, {"ndash", 0x2013},
-    {"hellip", 0x2026}, {"lsquo", 0x2018}, {"rsquo", 0x2019}, {"ldquo", 0x201C},
-    {"rdquo", 0x201D}, {"laquo", 0xAB}, {"raquo", 0xBB}, {"middot", 0xB7}, {"bull", 0x2022},
-    {"deg", 0xB0}, {"times", 0xD7}, {"divide", 0xF7}, {"euro", 0x20AC}, {"pound", 0xA3},
-    {"cent", 0xA2}, {"yen", 0xA5}, {"sect", 0xA7}, {"para", 0xB6}, {"shy", 0xAD},
-    {"eacute", 0xE9}, {"egrave", 0xE8}, {"ecirc", 0xEA}, {"euml", 0xEB}, {"aacute", 0xE1},
-    {"agrave", 0xE0}, {"acirc", 0xE2}, {"auml", 0xE4}, {"aring", 0xE5}, {"ccedil", 0xE7},
-    {"iacute", 0xED}, {"icirc", 0xEE}, {"iuml", 0xEF}, {"ntilde", 0xF1}, {"oacute", 0xF3},
-    {"ocirc", 0xF4}, {"ouml", 0xF6}, {"oslash", 0xF8}, {"uacute", 0xFA}, {"ucirc", 0xFB},
-    {"uuml", 0xFC}, {"szlig", 0xDF}, {"Eacute", 0xC9}, {"Auml", 0xC4}, {"Ouml", 0xD6},
-    {"Uuml", 0xDC}, {"iexcl", 0xA1}, {"iquest", 0xBF}, {"thinsp", 0x2009}, {"ensp", 0x2002},
-    {"emsp", 0x2003}, {"zwj", 0x200D}, {"zwnj", 0x200C}, {"prime", 0x2032}, {"larr", 0x2190},
-    {"rarr", 0x2192}, {"hearts", 0x2665}, {"frac12", 0xBD}, {"frac14", 0xBC}, {"plusmn", 0xB1}};
+    {"amp", '&'},      {"lt", '<'},        {"gt", '>'},       {"quot", '"'},      {"apos", '\''},
+    {"nbsp", 0xA0},    {"copy", 0xA9},     {"reg", 0xAE},     {"trade", 0x2122},  {"mdash", 0x2014},
+    {"ndash", 0x2013}, {"hellip", 0x2026}, {"lsquo", 0x2018}, {"rsquo", 0x2019},  {"ldquo", 0x201C},
+    {"rdquo", 0x201D}, {"laquo", 0xAB},    {"raquo", 0xBB},   {"middot", 0xB7},   {"bull", 0x2022},
+    {"deg", 0xB0},     {"times", 0xD7},    {"divide", 0xF7},  {"euro", 0x20AC},   {"pound", 0xA3},
+    {"cent", 0xA2},    {"yen", 0xA5},      {"sect", 0xA7},    {"para", 0xB6},     {"shy", 0xAD},
+    {"eacute", 0xE9},  {"egrave", 0xE8},   {"ecirc", 0xEA},   {"euml", 0xEB},     {"aacute", 0xE1},
+    {"agrave", 0xE0},  {"acirc", 0xE2},    {"auml", 0xE4},    {"aring", 0xE5},    {"ccedil", 0xE7},
+    {"iacute", 0xED},  {"icirc", 0xEE},    {"iuml", 0xEF},    {"ntilde", 0xF1},   {"oacute", 0xF3},
+    {"ocirc", 0xF4},   {"ouml", 0xF6},     {"oslash", 0xF8},  {"uacute", 0xFA},   {"ucirc", 0xFB},
+    {"uuml", 0xFC},    {"szlig", 0xDF},    {"Eacute", 0xC9},  {"Auml", 0xC4},     {"Ouml", 0xD6},
+    {"Uuml", 0xDC},    {"iexcl", 0xA1},    {"iquest", 0xBF},  {"thinsp", 0x2009}, {"ensp", 0x2002},
+    {"emsp", 0x2003},  {"zwj", 0x200D},    {"zwnj", 0x200C},  {"prime", 0x2032},  {"larr", 0x2190},
+    {"rarr", 0x2192},  {"hearts", 0x2665}, {"frac12", 0xBD},  {"frac14", 0xBC},   {"plusmn", 0xB1}};
 
 static void fti__st_put_cp(fti_buf *out, uint32_t cp) {
     unsigned char enc[4];
@@ -306,9 +328,12 @@ static size_t fti__st_html_entity(const char *s, size_t n, uint32_t *cp) {
         i = hex ? 3 : 2;
         for (; i < n && i < 16; i++) {
             int c = (unsigned char)s[i], d;
-            if (fti__st_is_digit(c)) d = c - '0';
-            else if (hex && fti__st_lc(c) >= 'a' && fti__st_lc(c) <= 'f') d = fti__st_lc(c) - 'a' + 10;
-            else break;
+            if (fti__st_is_digit(c))
+                d = c - '0';
+            else if (hex && fti__st_lc(c) >= 'a' && fti__st_lc(c) <= 'f')
+                d = fti__st_lc(c) - 'a' + 10;
+            else
+                break;
             if (v < 0x110000) v = v * (hex ? 16u : 10u) + (uint32_t)d;
             any = 1;
         }
@@ -331,12 +356,13 @@ static size_t fti__st_html_entity(const char *s, size_t n, uint32_t *cp) {
 }
 
 static const char *const fti__st_html_blocks[] = {
-    "p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "tr", "table", "blockquote",
-    "pre", "section", "article", "header", "footer", "hr", "nav", "aside", "main", "dl", "dt",
-    "dd", "figure", "figcaption", "form", "address", "body", "tbody", "thead", "details",
-    "summary", "center", NULL};
-static const char *const fti__st_html_skip[] = {"script", "style", "head", "noscript", "template",
-                                             "svg", "iframe", "object", "math", NULL};
+    "p",       "div",     "h1",      "h2",         "h3",    "h4",         "h5",   "h6",
+    "li",      "ul",      "ol",      "tr",         "table", "blockquote", "pre",  "section",
+    "article", "header",  "footer",  "hr",         "nav",   "aside",      "main", "dl",
+    "dt",      "dd",      "figure",  "figcaption", "form",  "address",    "body", "tbody",
+    "thead",   "details", "summary", "center",     NULL};
+static const char *const fti__st_html_skip[] = {
+    "script", "style", "head", "noscript", "template", "svg", "iframe", "object", "math", NULL};
 
 static int fti__st_in_list(const char *name, size_t n, const char *const *list) {
     size_t i;
@@ -412,9 +438,12 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
                 }
                 continue;
             }
-            if (fti__st_eq_ci(name, nm, "title") || (fti__st_eq_ci(name, nm, "h1") && !have_title)) {
-                if (!closing && title && !have_title) cap_title = 1;
-                else if (closing && cap_title) cap_title = 0, have_title = 1;
+            if (fti__st_eq_ci(name, nm, "title") ||
+                (fti__st_eq_ci(name, nm, "h1") && !have_title)) {
+                if (!closing && title && !have_title)
+                    cap_title = 1;
+                else if (closing && cap_title)
+                    cap_title = 0, have_title = 1;
             }
             if (fti__st_eq_ci(name, nm, "title")) {
                 /* the page title is metadata, not body text */
@@ -435,8 +464,10 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
                     continue;
                 }
             }
-            if (fti__st_eq_ci(name, nm, "br")) fti_buf_putc(out, '\n');
-            else if (fti__st_in_list(name, nm, fti__st_html_blocks)) fti_buf_puts(out, "\n\n");
+            if (fti__st_eq_ci(name, nm, "br"))
+                fti_buf_putc(out, '\n');
+            else if (fti__st_in_list(name, nm, fti__st_html_blocks))
+                fti_buf_puts(out, "\n\n");
             else if (fti__st_eq_ci(name, nm, "td") || fti__st_eq_ci(name, nm, "th"))
                 fti_buf_putc(out, ' ');
             if (fti__st_eq_ci(name, nm, "pre")) in_pre = !closing;
@@ -481,8 +512,10 @@ static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
             size_t a = i + (c == '!' ? 2 : 1), j = a;
             int depth = 1;
             while (j < n && depth > 0) {
-                if (s[j] == '[') depth++;
-                else if (s[j] == ']') depth--;
+                if (s[j] == '[')
+                    depth++;
+                else if (s[j] == ']')
+                    depth--;
                 if (depth > 0) j++;
             }
             if (j < n && j + 1 < n && (s[j + 1] == '(' || s[j + 1] == '[')) {
@@ -496,8 +529,9 @@ static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
                 }
             }
         }
-        if (c == '<' && i + 1 < n && (fti__st_starts_ci(s + i + 1, n - i - 1, "http") ||
-                                      fti__st_starts_ci(s + i + 1, n - i - 1, "mailto:"))) {
+        if (c == '<' && i + 1 < n &&
+            (fti__st_starts_ci(s + i + 1, n - i - 1, "http") ||
+             fti__st_starts_ci(s + i + 1, n - i - 1, "mailto:"))) {
             size_t k = i + 1;
             while (k < n && s[k] != '>' && s[k] != ' ') k++;
             if (k < n && s[k] == '>') {
@@ -512,7 +546,8 @@ static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
             while (j < n && s[j] == c) j++;
             prev_alnum = i > 0 && (fti__st_is_alnum((unsigned char)s[i - 1]) ||
                                    (unsigned char)s[i - 1] >= 0x80);
-            next_alnum = j < n && (fti__st_is_alnum((unsigned char)s[j]) || (unsigned char)s[j] >= 0x80);
+            next_alnum =
+                j < n && (fti__st_is_alnum((unsigned char)s[j]) || (unsigned char)s[j] >= 0x80);
             /* emphasis delimiters touch text on exactly one side; snake_case keeps its '_' */
             if (c == '_' && i > 0 && j < n && fti__st_is_alnum((unsigned char)s[i - 1]) &&
                 fti__st_is_alnum((unsigned char)s[j])) {

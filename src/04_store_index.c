@@ -114,7 +114,7 @@ static uint32_t fti__st_uf_find(uint32_t *parent, uint32_t x) {
  * Candidate pairs per band bucket are compared against the bucket's first 64 members only,
  * which bounds the work on huge buckets (near-identical boilerplate). */
 static fti_result fti__st_near_dups(uint32_t *const *sigs, size_t n, double threshold,
-                                 uint32_t *root) {
+                                    uint32_t *root) {
     int rows = fti__st_lsh_rows(threshold), bands = FTI_MINHASH_PERMS / rows, b;
     fti__st_band_key *keys;
     size_t i, m;
@@ -126,8 +126,8 @@ static fti_result fti__st_near_dups(uint32_t *const *sigs, size_t n, double thre
         m = 0;
         for (i = 0; i < n; i++) {
             if (!sigs[i]) continue;
-            keys[m].key = fti_hash64(sigs[i] + b * rows, (size_t)rows * sizeof(uint32_t),
-                                     (uint64_t)b);
+            keys[m].key =
+                fti_hash64(sigs[i] + b * rows, (size_t)rows * sizeof(uint32_t), (uint64_t)b);
             keys[m].doc = (uint32_t)i;
             m++;
         }
@@ -142,8 +142,10 @@ static fti_result fti__st_near_dups(uint32_t *const *sigs, size_t n, double thre
                     ry = fti__st_uf_find(root, y);
                     if (rx == ry) continue;
                     if (fti__st_mh_jaccard(sigs[x], sigs[y]) >= threshold) {
-                        if (rx < ry) root[ry] = rx;
-                        else root[rx] = ry;
+                        if (rx < ry)
+                            root[ry] = rx;
+                        else
+                            root[rx] = ry;
                     }
                 }
             }
@@ -196,9 +198,10 @@ static void fti__st_segments(const char *t, size_t n, fti__st_spans *out) {
     while (i < n) {
         char c = t[i];
         int cut = 0;
-        if (c == '\n') cut = 1;
-        else if ((c == '.' || c == '!' || c == '?') && i + 1 < n && (t[i + 1] == ' ' ||
-                                                                      t[i + 1] == '\n'))
+        if (c == '\n')
+            cut = 1;
+        else if ((c == '.' || c == '!' || c == '?') && i + 1 < n &&
+                 (t[i + 1] == ' ' || t[i + 1] == '\n'))
             cut = 1;
         else if (i - start >= 1024 && c == ' ')
             cut = 1;
@@ -216,7 +219,7 @@ static void fti__st_segments(const char *t, size_t n, fti__st_spans *out) {
 
 /* Appends the chunks of t[0..n) to out as (off, len) spans. */
 static void fti__st_chunk_doc(const char *t, size_t n, size_t budget, size_t overlap,
-                           fti__st_count_fn count, void *ctx, fti__st_spans *out) {
+                              fti__st_count_fn count, void *ctx, fti__st_spans *out) {
     fti__st_spans seg;
     size_t *ntok, i = 0;
     memset(&seg, 0, sizeof seg);
@@ -510,7 +513,7 @@ static int fti__st_range_ok(uint64_t off, uint64_t count, uint64_t size, uint64_
 
 /* Validates a mapped index image; fills ix. */
 static fti_result fti__st_bm25_check(fti_bm25 *ix, const unsigned char *p, size_t len,
-                                  const char *path, fti_error *err) {
+                                     const char *path, fti_error *err) {
     fti_reader r = fti_reader_make(p, len);
     const void *magic = fti_read_bytes(&r, 8);
     uint32_t version, i;
@@ -568,8 +571,7 @@ static fti_result fti__st_bm25_check(fti_bm25 *ix, const unsigned char *p, size_
         uint32_t first = fti_load_u32(t + 8), df = fti_load_u32(t + 12);
         if ((i > 0 && h <= prev) || df == 0 || first > ix->n_postings ||
             df > ix->n_postings - first)
-            return fti_error_set(err, FTI_ERR_FORMAT, "%s: term %u out of order or range", path,
-                                 i);
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: term %u out of order or range", path, i);
         prev = h;
     }
     for (i = 0; i < ix->n_postings; i++)
@@ -607,7 +609,9 @@ FTIDEF void fti_bm25_close(fti_bm25 *ix) {
     fti_free(ix);
 }
 
-FTIDEF size_t fti_bm25_chunks(const fti_bm25 *ix) { return ix ? ix->n_chunks : 0; }
+FTIDEF size_t fti_bm25_chunks(const fti_bm25 *ix) {
+    return ix ? ix->n_chunks : 0;
+}
 
 FTIDEF int fti_bm25_chunk(const fti_bm25 *ix, size_t i, fti_search_hit *hit) {
     const unsigned char *c, *d;
@@ -634,8 +638,10 @@ static long fti__st_bm25_term(const fti_bm25 *ix, uint64_t h) {
         size_t mid = lo + (hi - lo) / 2;
         uint64_t v = fti_load_u64(ix->terms + mid * 16);
         if (v == h) return (long)mid;
-        if (v < h) lo = mid + 1;
-        else hi = mid;
+        if (v < h)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return -1;
 }
@@ -697,7 +703,7 @@ FTIDEF size_t fti_bm25_query(const fti_bm25 *ix, const char *query, size_t query
 
 /* Builds a shard image (header + ids) into out. */
 static fti_result fti__st_shard_image(fti_buf *out, const uint32_t *ids, size_t n,
-                                   uint32_t vocab_size, uint32_t eot_id, fti_error *err) {
+                                      uint32_t vocab_size, uint32_t eot_id, fti_error *err) {
     unsigned char hdr[FTI_SHARD_HEADER_BYTES];
     uint32_t width = vocab_size <= 65536 ? 2 : 4;
     size_t i, bytes;
@@ -706,7 +712,8 @@ static fti_result fti__st_shard_image(fti_buf *out, const uint32_t *ids, size_t 
     if (!fti_size_mul(n, width, &bytes) || !fti_size_add(bytes, sizeof hdr, &bytes))
         return fti_error_set(err, FTI_ERR_LIMIT, "shard: %lu tokens overflow", (unsigned long)n);
     out->len = 0;
-    if (!fti_buf_reserve(out, bytes)) return fti_error_set(err, FTI_ERR_NOMEM, "shard: out of memory");
+    if (!fti_buf_reserve(out, bytes))
+        return fti_error_set(err, FTI_ERR_NOMEM, "shard: out of memory");
     memset(hdr, 0, sizeof hdr);
     fti_buf_append(out, hdr, sizeof hdr);
     p = (unsigned char *)out->data + sizeof hdr;
@@ -714,8 +721,10 @@ static fti_result fti__st_shard_image(fti_buf *out, const uint32_t *ids, size_t 
         if (ids[i] >= vocab_size)
             return fti_error_set(err, FTI_ERR_INVALID, "shard: token %lu = %u >= vocab %u",
                                  (unsigned long)i, ids[i], vocab_size);
-        if (width == 2) fti_store_u16(p + i * 2, (uint16_t)ids[i]);
-        else fti_store_u32(p + i * 4, ids[i]);
+        if (width == 2)
+            fti_store_u16(p + i * 2, (uint16_t)ids[i]);
+        else
+            fti_store_u32(p + i * 4, ids[i]);
     }
     out->len = bytes;
     out->data[bytes] = 0;
@@ -781,8 +790,8 @@ FTIDEF fti_result fti_shard_open(fti_token_shard *s, const char *path, int check
             } else {
                 for (i = 0; i < s->count; i++)
                     if (fti_shard_at(s, i) >= s->vocab_size) {
-                        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: token %lu out of vocab",
-                                           path, (unsigned long)i);
+                        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: token %lu out of vocab", path,
+                                           (unsigned long)i);
                         break;
                     }
             }

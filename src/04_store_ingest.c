@@ -65,13 +65,13 @@ static void fti__st_out_free(fti__st_out *o) {
 }
 
 static void fti__st_reject(fti__st_out *o, uint32_t file, const char *loc, const char *reason,
-                        const char *fmt, ...)
+                           const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 5, 6)))
 #endif
     ;
 static void fti__st_reject(fti__st_out *o, uint32_t file, const char *loc, const char *reason,
-                        const char *fmt, ...) {
+                           const char *fmt, ...) {
     char msg[400];
     va_list ap;
     fti__st_rej *r;
@@ -126,9 +126,9 @@ static char *fti__st_meta_str(const char *s, size_t n, size_t max) {
 /* === validation =========================================================================== */
 
 /* Returns the rule that rejects text (and a detail), or NULL to keep it. */
-static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_t n, const char *title,
-                                 const char *author, const char *date, char *detail,
-                                 size_t detail_len) {
+static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_t n,
+                                    const char *title, const char *author, const char *date,
+                                    char *detail, size_t detail_len) {
     const fti_ingest_opts *o = pp->o;
     size_t i, letters = 0, visible = 0;
     if (n == 0) {
@@ -194,8 +194,10 @@ static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_
                             size_t k = (size_t)h & (cap - 1);
                             nl++;
                             while (tab[k] && tab[k] != h) k = (k + 1) & (cap - 1);
-                            if (tab[k] == h) n_rep++;
-                            else tab[k] = h;
+                            if (tab[k] == h)
+                                n_rep++;
+                            else
+                                tab[k] = h;
                         }
                         start = i + 1;
                     }
@@ -215,8 +217,8 @@ static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_
 /* Cleans raw text, validates it and adds the document (or the rejection). Takes ownership of
  * title/author/date/kind (may be NULL). */
 static void fti__st_emit(const fti__st_proc *pp, fti__st_out *o, uint32_t file, const char *loc,
-                      const char *raw, size_t raw_len, const char *body, size_t body_len,
-                      int redact_flags, char *title, char *author, char *date, char *kind) {
+                         const char *raw, size_t raw_len, const char *body, size_t body_len,
+                         int redact_flags, char *title, char *author, char *date, char *kind) {
     fti_buf b;
     const char *why;
     char detail[200];
@@ -228,7 +230,7 @@ static void fti__st_emit(const fti__st_proc *pp, fti__st_out *o, uint32_t file, 
         goto drop;
     }
     why = fti__st_validate(pp, b.data ? b.data : "", b.len, title, author, date, detail,
-                        sizeof detail);
+                           sizeof detail);
     if (why) {
         fti__st_reject(o, file, loc, why, "%s", detail);
         goto drop;
@@ -279,7 +281,7 @@ typedef enum fti__st_kind {
 } fti__st_kind;
 
 static const char *const fti__st_kind_names[] = {"unknown", "txt", "md",  "html", "json",
-                                              "jsonl",   "csv", "eml", "mbox"};
+                                                 "jsonl",   "csv", "eml", "mbox"};
 
 static fti__st_kind fti__st_kind_of(const char *path) {
     const char *ext = fti_path_ext(path), *base = fti_path_base(path);
@@ -306,7 +308,8 @@ static char *fti__st_title_from_path(const char *path) {
 static int fti__st_looks_binary(const unsigned char *s, size_t n, char *why, size_t why_len) {
     size_t i, m = n < 65536 ? n : 65536, nul = 0, ctl = 0;
     for (i = 0; i < m; i++) {
-        if (s[i] == 0) nul++;
+        if (s[i] == 0)
+            nul++;
         else if (s[i] < 0x20 && s[i] != '\n' && s[i] != '\r' && s[i] != '\t' && s[i] != '\f')
             ctl++;
     }
@@ -366,9 +369,9 @@ static char *fti__st_json_meta(const fti_json *obj, const char *list, int is_dat
     return NULL;
 }
 
-static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t file, const char *loc,
-                             const char *raw, size_t raw_len, const fti_json *obj,
-                             const char *def_kind) {
+static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
+                                const char *loc, const char *raw, size_t raw_len,
+                                const fti_json *obj, const char *def_kind) {
     const fti_ingest_opts *opt = pp->o;
     const fti_json *tv;
     char *kind;
@@ -384,9 +387,10 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
     kind = fti__st_json_meta(obj, "platform,source,kind", 0);
     if (!kind) kind = fti_strdup(def_kind);
     fti__st_emit(pp, o, file, loc, raw, raw_len, tv->str, tv->len,
-              opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0,
-              fti__st_json_meta(obj, opt->title_fields, 0), fti__st_json_meta(obj, opt->author_fields, 0),
-              fti__st_json_meta(obj, opt->date_fields, 1), kind);
+                 opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0,
+                 fti__st_json_meta(obj, opt->title_fields, 0),
+                 fti__st_json_meta(obj, opt->author_fields, 0),
+                 fti__st_json_meta(obj, opt->date_fields, 1), kind);
 }
 
 static fti_json_opts fti__st_json_opts(void) {
@@ -398,8 +402,8 @@ static fti_json_opts fti__st_json_opts(void) {
 }
 
 /* JSON lines in [s, s+n); first_line is the 1-based number of the first line. */
-static void fti__st_ingest_jsonl(const fti__st_proc *pp, fti__st_out *o, uint32_t file, const char *s,
-                              size_t n, size_t first_line) {
+static void fti__st_ingest_jsonl(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
+                                 const char *s, size_t n, size_t first_line) {
     size_t i = 0, line = first_line;
     fti_json_opts jo = fti__st_json_opts();
     while (i < n) {
@@ -424,8 +428,8 @@ static void fti__st_ingest_jsonl(const fti__st_proc *pp, fti__st_out *o, uint32_
     }
 }
 
-static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t file, const char *s,
-                             size_t n) {
+static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
+                                const char *s, size_t n) {
     fti_json_opts jo = fti__st_json_opts();
     fti_json_doc *doc = NULL;
     fti_error jerr;
@@ -477,7 +481,7 @@ static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t
 /* Parses one CSV record at s[*pos..n) into fields (appended to vals, with offsets in offs);
  * returns 1 on a record, 0 at the end, -1 on an unterminated quote. */
 static int fti__st_csv_record(const char *s, size_t n, size_t *pos, fti_buf *vals, size_t *offs,
-                           size_t max_fields, size_t *n_fields) {
+                              size_t max_fields, size_t *n_fields) {
     size_t i = *pos, nf = 0;
     if (i >= n) return 0;
     vals->len = 0;
@@ -520,12 +524,12 @@ static int fti__st_csv_record(const char *s, size_t n, size_t *pos, fti_buf *val
 #define FTI__CSV_MAX_FIELDS 1024
 
 static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t file, const char *s,
-                            size_t n) {
+                               size_t n) {
     const fti_ingest_opts *opt = pp->o;
     fti_buf hdr, row;
     size_t *hoffs, *offs, nh = 0, nf = 0, pos = 0, rowno = 1, i;
-    int c_text = -1, c_title = -1, c_author = -1, c_date = -1, p_text = 1 << 30,
-        p_title = 1 << 30, p_author = 1 << 30, p_date = 1 << 30, rc;
+    int c_text = -1, c_title = -1, c_author = -1, c_date = -1, p_text = 1 << 30, p_title = 1 << 30,
+        p_author = 1 << 30, p_date = 1 << 30, rc;
     memset(&hdr, 0, sizeof hdr);
     memset(&row, 0, sizeof row);
     hoffs = (size_t *)fti_calloc(FTI__CSV_MAX_FIELDS, sizeof *hoffs);
@@ -537,8 +541,8 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
     if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) pos = 3;
     rc = fti__st_csv_record(s, n, &pos, &hdr, hoffs, FTI__CSV_MAX_FIELDS, &nh);
     if (rc <= 0 || nh > FTI__CSV_MAX_FIELDS) {
-        fti__st_reject(o, file, "", "csv_error", rc < 0 ? "unterminated quote in the header row"
-                                                     : "no usable header row");
+        fti__st_reject(o, file, "", "csv_error",
+                       rc < 0 ? "unterminated quote in the header row" : "no usable header row");
         goto done;
     }
     for (i = 0; i < nh; i++) {
@@ -547,14 +551,18 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
         int p;
         const char *t = name;
         fti__st_trim(&t, &len);
-        if ((p = fti__st_list_pos(opt->text_fields, t, len)) >= 0 && p < p_text) p_text = p, c_text = (int)i;
-        if ((p = fti__st_list_pos(opt->title_fields, t, len)) >= 0 && p < p_title) p_title = p, c_title = (int)i;
-        if ((p = fti__st_list_pos(opt->author_fields, t, len)) >= 0 && p < p_author) p_author = p, c_author = (int)i;
-        if ((p = fti__st_list_pos(opt->date_fields, t, len)) >= 0 && p < p_date) p_date = p, c_date = (int)i;
+        if ((p = fti__st_list_pos(opt->text_fields, t, len)) >= 0 && p < p_text)
+            p_text = p, c_text = (int)i;
+        if ((p = fti__st_list_pos(opt->title_fields, t, len)) >= 0 && p < p_title)
+            p_title = p, c_title = (int)i;
+        if ((p = fti__st_list_pos(opt->author_fields, t, len)) >= 0 && p < p_author)
+            p_author = p, c_author = (int)i;
+        if ((p = fti__st_list_pos(opt->date_fields, t, len)) >= 0 && p < p_date)
+            p_date = p, c_date = (int)i;
     }
     if (c_text < 0) {
         fti__st_reject(o, file, "", "no_text", "no text column in the header (looked for %s)",
-                    opt->text_fields);
+                       opt->text_fields);
         goto done;
     }
     for (;;) {
@@ -575,15 +583,16 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
         if (nf == 1 && row.data[0] == 0) continue; /* empty line */
         if (nf != nh) {
             fti__st_reject(o, file, loc, "csv_error", "%lu fields, header has %lu",
-                        (unsigned long)nf, (unsigned long)nh);
+                           (unsigned long)nf, (unsigned long)nh);
             continue;
         }
         {
             const char *txt = row.data + offs[c_text];
-#define FTI__CSV_META(c) ((c) >= 0 ? fti__st_meta_str(row.data + offs[c], strlen(row.data + offs[c]), 200) : NULL)
+#define FTI__CSV_META(c)                                                                           \
+    ((c) >= 0 ? fti__st_meta_str(row.data + offs[c], strlen(row.data + offs[c]), 200) : NULL)
             fti__st_emit(pp, o, file, loc, s + start, pos - start, txt, strlen(txt),
-                      opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, FTI__CSV_META(c_title),
-                      FTI__CSV_META(c_author), FTI__CSV_META(c_date), fti_strdup("csv"));
+                         opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, FTI__CSV_META(c_title),
+                         FTI__CSV_META(c_author), FTI__CSV_META(c_date), fti_strdup("csv"));
 #undef FTI__CSV_META
         }
     }
@@ -754,13 +763,13 @@ static void fti__st_qp_decode(const char *s, size_t n, int underscore_space, fti
 
 /* Windows-1252 code points for bytes 0x80..0x9F (0 = undefined; Latin-1 otherwise). */
 static const uint16_t fti__st_cp1252[32] = {
-    0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-    0x2039, 0x0152, 0, 0x017D, 0, 0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
-    0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178};
+    0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+    0x2039, 0x0152, 0,      0x017D, 0,      0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178};
 
 /* Converts s from charset to UTF-8 (appended). UTF-8/ASCII/unknown: copied (repaired later). */
 static void fti__st_charset_convert(const char *cs, size_t csn, const char *s, size_t n,
-                                 fti_buf *out) {
+                                    fti_buf *out) {
     int latin1 = fti__st_eq_ci(cs, csn, "iso-8859-1") || fti__st_eq_ci(cs, csn, "latin1") ||
                  fti__st_eq_ci(cs, csn, "latin-1") || fti__st_eq_ci(cs, csn, "iso-8859-15") ||
                  fti__st_eq_ci(cs, csn, "iso_8859-1") || fti__st_eq_ci(cs, csn, "l1");
@@ -802,9 +811,12 @@ static void fti__st_rfc2047(const char *s, size_t n, fti_buf *out) {
                     char enc = (char)fti__st_lc((unsigned char)s[q1 + 1]);
                     int ok = 1;
                     memset(&raw, 0, sizeof raw);
-                    if (enc == 'b') ok = fti__st_b64_decode(p, (size_t)(s + e - p), &raw);
-                    else if (enc == 'q') fti__st_qp_decode(p, (size_t)(s + e - p), 1, &raw);
-                    else ok = 0;
+                    if (enc == 'b')
+                        ok = fti__st_b64_decode(p, (size_t)(s + e - p), &raw);
+                    else if (enc == 'q')
+                        fti__st_qp_decode(p, (size_t)(s + e - p), 1, &raw);
+                    else
+                        ok = 0;
                     if (ok) {
                         /* drop the blanks between two adjacent encoded words */
                         if (last_encoded) {
@@ -818,7 +830,7 @@ static void fti__st_rfc2047(const char *s, size_t n, fti_buf *out) {
                             for (k = 0; k < csn; k++)
                                 if (s[a + k] == '*') csn = k;
                             fti__st_charset_convert(s + a, csn, raw.data ? raw.data : "", raw.len,
-                                                 out);
+                                                    out);
                         }
                         fti_buf_free(&raw);
                         i = e + 2;
@@ -879,7 +891,7 @@ typedef struct fti__st_mail_text {
 static void fti__st_mail_entity(const char *m, size_t n, int depth, fti__st_mail_text *mt);
 
 static void fti__st_mail_body(const char *hdr, size_t hn, const char *body, size_t bn, int depth,
-                           fti__st_mail_text *mt) {
+                              fti__st_mail_text *mt) {
     fti_buf ct, cte, cs, bnd, disp, dec;
     size_t tl;
     memset(&ct, 0, sizeof ct);
@@ -964,8 +976,8 @@ static void fti__st_mail_body(const char *hdr, size_t hn, const char *body, size
             if (fti__st_eq_ci(v, vn, "base64")) {
                 if (!fti__st_b64_decode(body, bn, &dec)) {
                     mt->error_rule = "mail_bad_base64";
-                    snprintf(mt->error, sizeof mt->error, "invalid base64 in a %.*s part",
-                             (int)tl, ct.data);
+                    snprintf(mt->error, sizeof mt->error, "invalid base64 in a %.*s part", (int)tl,
+                             ct.data);
                     goto done;
                 }
             } else if (fti__st_eq_ci(v, vn, "quoted-printable")) {
@@ -977,9 +989,11 @@ static void fti__st_mail_body(const char *hdr, size_t hn, const char *body, size
         fti__st_mail_param(ct.data, ct.len, "charset", &cs);
         dst = is_html ? &mt->html : &mt->plain;
         fti__st_charset_convert(cs.data ? cs.data : "", cs.len, dec.data ? dec.data : "", dec.len,
-                             dst);
-        if (is_html) mt->have_html = 1;
-        else mt->have_plain = 1;
+                                dst);
+        if (is_html)
+            mt->have_html = 1;
+        else
+            mt->have_plain = 1;
     }
 done:
     fti_buf_free(&ct);
@@ -1053,8 +1067,8 @@ static char *fti__st_mail_date(const char *v, size_t n) {
         for (i = 0; i < 12; i++)
             if (fti__st_eq_ci(mon, strlen(mon), months[i])) mi = i;
     }
-    if (mi >= 0 && d >= 1 && d <= 31 && y >= 1900 && y <= 9999 && hh >= 0 && hh < 24 &&
-        mm >= 0 && mm < 60 && ss >= 0 && ss < 61) {
+    if (mi >= 0 && d >= 1 && d <= 31 && y >= 1900 && y <= 9999 && hh >= 0 && hh < 24 && mm >= 0 &&
+        mm < 60 && ss >= 0 && ss < 61) {
         char out[48];
         int zok = (zone[0] == '+' || zone[0] == '-') && strlen(zone) == 5;
         snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d%s", y, mi + 1, d, hh, mm, ss,
@@ -1065,8 +1079,8 @@ static char *fti__st_mail_date(const char *v, size_t n) {
 }
 
 /* One mail message m[0..n) ("From " envelope line allowed at the start). */
-static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t file, const char *loc,
-                             const char *m, size_t n, const char *kind) {
+static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
+                                const char *loc, const char *m, size_t n, const char *kind) {
     const char *raw = m;
     size_t raw_len = n, hn, body = 0;
     fti__st_mail_text mt;
@@ -1084,7 +1098,8 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
         return;
     }
     if (hn == (size_t)-1) {
-        fti__st_reject(o, file, loc, "mail_truncated", "no blank line after the headers (truncated?)");
+        fti__st_reject(o, file, loc, "mail_truncated",
+                       "no blank line after the headers (truncated?)");
         return;
     }
     memset(&mt, 0, sizeof mt);
@@ -1123,7 +1138,7 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
         }
         if (fti__st_mail_header(m, hn, "date", &date)) dt = fti__st_mail_date(date.data, date.len);
         fti__st_emit(pp, o, file, loc, raw, raw_len, text.data ? text.data : "", text.len, flags,
-                  title, author, dt, fti_strdup(kind));
+                     title, author, dt, fti_strdup(kind));
     }
 done:
     fti_buf_free(&mt.plain);
@@ -1161,12 +1176,12 @@ static size_t fti__st_mbox_starts(const char *s, size_t n, size_t *starts, size_
 typedef struct fti__st_unit {
     uint32_t file;
     fti__st_kind kind;
-    size_t off, len;   /* byte range in the file */
-    size_t first_no;   /* first line number (JSONL) or message number (mbox) */
+    size_t off, len; /* byte range in the file */
+    size_t first_no; /* first line number (JSONL) or message number (mbox) */
 } fti__st_unit;
 
 static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, const char *path,
-                              const unsigned char *data, size_t size, fti__st_out *o) {
+                                 const unsigned char *data, size_t size, fti__st_out *o) {
     const char *s = (const char *)data + u->off;
     size_t n = u->len;
     char why[160];
@@ -1183,17 +1198,20 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
         }
         memset(&text, 0, sizeof text);
         memset(&title, 0, sizeof title);
-        if (u->kind == FTI__K_HTML) fti_html_to_text(s, n, &text, &title);
-        else if (u->kind == FTI__K_MD) fti_markdown_to_text(s, n, &text, &title);
-        else fti_buf_append(&text, s, n);
+        if (u->kind == FTI__K_HTML)
+            fti_html_to_text(s, n, &text, &title);
+        else if (u->kind == FTI__K_MD)
+            fti_markdown_to_text(s, n, &text, &title);
+        else
+            fti_buf_append(&text, s, n);
         if (text.oom || title.oom) {
             o->oom = 1;
         } else {
             t = title.len ? fti__st_meta_str(title.data, title.len, 200) : NULL;
             if (!t) t = fti__st_title_from_path(path);
             fti__st_emit(pp, o, u->file, "", s, n, text.data ? text.data : "", text.len,
-                      pp->o->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, t, NULL, NULL,
-                      fti_strdup(fti__st_kind_names[u->kind]));
+                         pp->o->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, t, NULL, NULL,
+                         fti_strdup(fti__st_kind_names[u->kind]));
         }
         fti_buf_free(&text);
         fti_buf_free(&title);

@@ -5,7 +5,7 @@
 
 /* The special tokens of the document template, in id order after the merges. */
 static const char *const fti__st_template_specials[] = {FTI_TEMPLATE_END, FTI_TEMPLATE_TITLE,
-                                                     FTI_TEMPLATE_BODY};
+                                                        FTI_TEMPLATE_BODY};
 
 /* A tokenizer handle for the store (NULL-safe wrappers over part 03). */
 typedef struct fti__st_stok {
@@ -21,8 +21,7 @@ static size_t fti__st_stok_count(void *ctx, const char *t, size_t n) {
     const fti__st_stok *st = (const fti__st_stok *)ctx;
     size_t k = 0;
     if (!st || !st->tok) return (n + 3) / 4; /* no tokenizer: about 4 bytes a token */
-    if (fti_tokenizer_count((const fti_tokenizer *)st->tok, t, n, 0, &k) != FTI_OK)
-        k = (n + 3) / 4;
+    if (fti_tokenizer_count((const fti_tokenizer *)st->tok, t, n, 0, &k) != FTI_OK) k = (n + 3) / 4;
     return k;
 }
 
@@ -60,8 +59,7 @@ static fti_result fti__st_stok_load(fti__st_stok *st, const char *path, fti_erro
 
 /* Trains on the given texts (the cleaned train split, title and body). */
 static fti_result fti__st_stok_train(fti__st_stok *st, fti_pool *pool, const char *const *texts,
-                                  const size_t *lens, size_t n, int vocab_size,
-                                  fti_error *err) {
+                                     const size_t *lens, size_t n, int vocab_size, fti_error *err) {
     fti_bpe_train_opts o;
     fti_bpe_trainer *t = NULL;
     fti_tokenizer *tok = NULL;
@@ -76,8 +74,10 @@ static fti_result fti__st_stok_train(fti__st_stok *st, fti_pool *pool, const cha
     rc = fti_bpe_trainer_create(&o, &t);
     if (rc != FTI_OK) return fti_error_set(err, rc, "tokenizer: cannot create trainer");
     for (i = 0; i < n && rc == FTI_OK; i++) rc = fti_bpe_trainer_add(t, texts[i], lens[i]);
-    if (rc == FTI_OK) rc = fti_bpe_trainer_train(t, &tok, err);
-    else fti_error_set(err, rc, "tokenizer: training failed");
+    if (rc == FTI_OK)
+        rc = fti_bpe_trainer_train(t, &tok, err);
+    else
+        fti_error_set(err, rc, "tokenizer: training failed");
     fti_bpe_trainer_free(t);
     if (rc != FTI_OK) return rc;
     return fti__st_stok_finish(st, tok, err);
@@ -88,8 +88,9 @@ static fti_result fti__st_stok_serialize(const fti__st_stok *st, fti_buf *out) {
 }
 
 /* Encodes n untrusted texts (special-token strings stay text) in parallel into ids[i]. */
-static fti_result fti__st_stok_encode(const fti__st_stok *st, fti_pool *pool, const char *const *texts,
-                                   const size_t *lens, size_t n, uint32_t **ids, size_t *n_ids) {
+static fti_result fti__st_stok_encode(const fti__st_stok *st, fti_pool *pool,
+                                      const char *const *texts, const size_t *lens, size_t n,
+                                      uint32_t **ids, size_t *n_ids) {
     fti_tokens *outs = (fti_tokens *)fti_calloc(n + 1, sizeof *outs);
     fti_result rc;
     size_t i;
@@ -103,9 +104,9 @@ static fti_result fti__st_stok_encode(const fti__st_stok *st, fti_pool *pool, co
     return rc;
 }
 
-FTIDEF fti_result fti_template_encode(const fti_tokenizer *tok, const char *title,
-                                      size_t title_len, const char *body, size_t body_len,
-                                      int open_body, fti_tokens *out) {
+FTIDEF fti_result fti_template_encode(const fti_tokenizer *tok, const char *title, size_t title_len,
+                                      const char *body, size_t body_len, int open_body,
+                                      fti_tokens *out) {
     int64_t t_id, b_id, e_id;
     fti_result rc;
     if (!tok || !out || (title_len && !title) || (body_len && !body)) return FTI_ERR_INVALID;
@@ -146,8 +147,7 @@ static fti_result fti__st_stok_load(fti__st_stok *st, const char *path, fti_erro
     return fti_error_set(err, FTI_ERR_UNSUPPORTED, "%s: no tokenizer part in this build", path);
 }
 static fti_result fti__st_stok_train(fti__st_stok *st, fti_pool *pool, const char *const *texts,
-                                  const size_t *lens, size_t n, int vocab_size,
-                                  fti_error *err) {
+                                     const size_t *lens, size_t n, int vocab_size, fti_error *err) {
     (void)pool, (void)texts, (void)lens, (void)n, (void)vocab_size;
     memset(st, 0, sizeof *st);
     return fti_error_set(err, FTI_ERR_UNSUPPORTED, "no tokenizer part in this build");
@@ -156,12 +156,15 @@ static fti_result fti__st_stok_serialize(const fti__st_stok *st, fti_buf *out) {
     (void)st, (void)out;
     return FTI_ERR_UNSUPPORTED;
 }
-static fti_result fti__st_stok_encode(const fti__st_stok *st, fti_pool *pool, const char *const *texts,
-                                   const size_t *lens, size_t n, uint32_t **ids, size_t *n_ids) {
+static fti_result fti__st_stok_encode(const fti__st_stok *st, fti_pool *pool,
+                                      const char *const *texts, const size_t *lens, size_t n,
+                                      uint32_t **ids, size_t *n_ids) {
     (void)st, (void)pool, (void)texts, (void)lens, (void)n, (void)ids, (void)n_ids;
     return FTI_ERR_UNSUPPORTED;
 }
-static void fti__st_stok_free(fti__st_stok *st) { (void)st; }
+static void fti__st_stok_free(fti__st_stok *st) {
+    (void)st;
+}
 
 #endif
 

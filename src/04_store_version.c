@@ -73,8 +73,10 @@ static int fti__st_is_hex_id(const char *s, size_t n) {
 
 FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts) {
     fti_ingest_opts o;
-    if (opts) o = *opts;
-    else memset(&o, 0, sizeof o);
+    if (opts)
+        o = *opts;
+    else
+        memset(&o, 0, sizeof o);
     if (!o.text_fields) o.text_fields = "text,content,body,full_text,message,post";
     if (!o.title_fields) o.title_fields = "title,subject,name";
     if (!o.date_fields) o.date_fields = "created_at,date,timestamp,time,created";
@@ -102,8 +104,8 @@ static void fti__st_proc_key(const fti_ingest_opts *o, fti_buf *out) {
                    "letters=%.6f|repeat=%.6f|redact=%d|minhash=%d",
                    FTI__STORE_FORMAT, o->text_fields, o->title_fields, o->date_fields,
                    o->author_fields, o->required, (unsigned long)o->min_chars,
-                   (unsigned long)o->max_chars, o->min_letter_frac, o->max_repeat_frac,
-                   o->redact, FTI_MINHASH_PERMS);
+                   (unsigned long)o->max_chars, o->min_letter_frac, o->max_repeat_frac, o->redact,
+                   FTI_MINHASH_PERMS);
 }
 
 /* === records pack (per-file ingest results, reused by the next ingest) ==================== */
@@ -139,16 +141,16 @@ static char *fti__st_unpack_str(fti_reader *r, size_t *len) {
 
 /* One input file of an ingest run. */
 typedef struct fti__st_file {
-    char *path;             /* as found on disk */
-    char *name;             /* for the version id: basename(arg) + relative path */
+    char *path; /* as found on disk */
+    char *name; /* for the version id: basename(arg) + relative path */
     fti__st_kind kind;
     uint64_t size;
     fti_map map;
     int mapped;
     unsigned char sha[32];
     int reused;
-    int failed;             /* unreadable etc.: rejected as a whole */
-    fti__st_out out;           /* merged results (docs, rejections) */
+    int failed;      /* unreadable etc.: rejected as a whole */
+    fti__st_out out; /* merged results (docs, rejections) */
 } fti__st_file;
 
 static void fti__st_pack_file(fti_buf *b, const fti__st_file *f, const unsigned char key[32]) {
@@ -226,7 +228,7 @@ typedef struct fti__st_run {
     unsigned char proc_key[32];
     fti__st_file *files;
     size_t n_files, cap_files;
-    const char *arg;        /* the argument being walked */
+    const char *arg; /* the argument being walked */
     fti__st_unit *units;
     size_t n_units, cap_units;
     fti__st_out *unit_out;
@@ -327,13 +329,13 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         f = &r->files[i];
         if (f->kind == FTI__K_UNKNOWN) {
             fti__st_reject(&f->out, (uint32_t)i, "", "unsupported_type",
-                        "unsupported file type \"%s\"", fti_path_ext(f->path));
+                           "unsupported file type \"%s\"", fti_path_ext(f->path));
             f->failed = 1;
             continue;
         }
         if (f->size > r->o.max_file_bytes) {
             fti__st_reject(&f->out, (uint32_t)i, "", "too_large", "%lu bytes > limit %lu",
-                        (unsigned long)f->size, (unsigned long)r->o.max_file_bytes);
+                           (unsigned long)f->size, (unsigned long)r->o.max_file_bytes);
             f->failed = 1;
             continue;
         }
@@ -363,7 +365,7 @@ static void fti__st_phase_units(void *ctx, size_t b, size_t e, int thread) {
         u = &r->units[i];
         f = &r->files[u->file];
         fti__st_process_unit(&r->proc, u, f->path, (const unsigned char *)f->map.data, f->map.len,
-                          &r->unit_out[i]);
+                             &r->unit_out[i]);
         fti_mutex_lock(&r->mu);
         r->bytes_done += u->len;
         fti_mutex_unlock(&r->mu);
@@ -371,7 +373,7 @@ static void fti__st_phase_units(void *ctx, size_t b, size_t e, int thread) {
 }
 
 static fti_result fti__st_add_unit(fti__st_run *r, uint32_t file, fti__st_kind kind, size_t off,
-                                size_t len, size_t first_no) {
+                                   size_t len, size_t first_no) {
     fti__st_unit *u;
     if (r->n_units == r->cap_units) {
         size_t cap = r->cap_units ? r->cap_units * 2 : 64;
@@ -411,7 +413,8 @@ static fti_result fti__st_make_units(fti__st_run *r, uint32_t i) {
                 lines++;
                 k = (size_t)(q - s);
             }
-            if (fti__st_add_unit(r, i, f->kind, off, end - off, line) != FTI_OK) return FTI_ERR_NOMEM;
+            if (fti__st_add_unit(r, i, f->kind, off, end - off, line) != FTI_OK)
+                return FTI_ERR_NOMEM;
             line += lines;
             off = end;
         }
@@ -429,7 +432,7 @@ static fti_result fti__st_make_units(fti__st_run *r, uint32_t i) {
         for (k = 1; k <= n_msg; k++) {
             if (starts[k] - starts[first] >= FTI__UNIT_BYTES || k == n_msg) {
                 if (fti__st_add_unit(r, i, f->kind, starts[first], starts[k] - starts[first],
-                                  msg_no) != FTI_OK) {
+                                     msg_no) != FTI_OK) {
                     fti_free(starts);
                     return FTI_ERR_NOMEM;
                 }
@@ -529,8 +532,7 @@ static void fti__st_doc_hashes(fti__st_doc *d) {
 }
 
 static void fti__st_doc_id_hex(const fti__st_doc *d, char out[33]) {
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)d->id_hi,
-             (unsigned long long)d->id_lo);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)d->id_hi, (unsigned long long)d->id_lo);
 }
 
 /* Source label of a document: the file path plus its locator. */
@@ -561,7 +563,7 @@ static void fti__st_mh_task(void *ctx, size_t b, size_t e, int thread) {
 
 /* Writes data as a content-addressed object (skipped when present); hex gets its SHA-256. */
 static fti_result fti__st_put_object(const char *home, const void *data, size_t n, char hex[65],
-                                  fti_error *err) {
+                                     fti_error *err) {
     unsigned char d[32];
     char *path, *dir;
     fti_result rc = FTI_OK;
@@ -609,7 +611,7 @@ static int fti__st_read_ref(const char *home, const char *rel, char out[65]) {
 }
 
 static fti_result fti__st_write_ref(const char *home, const char *rel, const char *id,
-                                 fti_error *err) {
+                                    fti_error *err) {
     char *p = fti__st_path3(home, "store/refs", rel);
     char line[66];
     fti_result rc;
@@ -699,11 +701,11 @@ static int fti__st_sz_cmp(const void *a, const void *b) {
 
 /* The whole ingest, after the inputs are known. */
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
-                                  fti_error *err);
+                                     fti_error *err);
 
 FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, size_t n_paths,
-                                   const fti_ingest_opts *opts, char out_id[65],
-                                   size_t *reused, fti_error *err) {
+                                   const fti_ingest_opts *opts, char out_id[65], size_t *reused,
+                                   fti_error *err) {
     fti__st_run *r;
     fti_result rc = FTI_OK;
     size_t i;
@@ -719,8 +721,7 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
     lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
         if (lock_fd >= 0) close(lock_fd);
-        rc = fti_error_set(err, FTI_ERR_BUSY, "%s: another ingest holds the store lock",
-                           lock_path);
+        rc = fti_error_set(err, FTI_ERR_BUSY, "%s: another ingest holds the store lock", lock_path);
         fti_free(lock_path);
         return rc;
     }
@@ -808,8 +809,10 @@ static void fti__st_len_stats(fti__st_doc **kept, size_t n, fti_jw *w) {
 
 static void fti__st_jw_opt_str(fti_jw *w, const char *key, const char *v) {
     fti_jw_key(w, key);
-    if (v) fti_jw_str(w, v);
-    else fti_jw_null(w);
+    if (v)
+        fti_jw_str(w, v);
+    else
+        fti_jw_null(w);
 }
 
 /* Chunk collection for the index. */
@@ -819,7 +822,7 @@ typedef struct fti__st_chunks {
 } fti__st_chunks;
 
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
-                                  fti_error *err) {
+                                     fti_error *err) {
     fti_pool *pool = NULL;
     fti_result rc = FTI_OK;
     size_t i, k, n_all = 0, n_kept = 0, n_exact = 0, n_near = 0, n_reused = 0;
@@ -838,7 +841,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     uint64_t *tok_counts = NULL;
     fti__st_chunks chunks;
     fti_doc_meta *metas = NULL;
-    char (*doc_ids)[33] = NULL;
+    char(*doc_ids)[33] = NULL;
     fti_buf *sources = NULL;
     memset(&stok, 0, sizeof stok);
     memset(&chunks, 0, sizeof chunks);
@@ -872,9 +875,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         memset(&cfg, 0, sizeof cfg);
         fti__st_proc_key(&r->o, &cfg);
         fti_buf_printf(&cfg, "|dataset v%d|dedup=%.6f|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
-                       FTI__STORE_FORMAT, r->o.dedup_threshold, r->o.val_percent,
-                       r->o.chunk_tokens, r->o.chunk_overlap, r->o.vocab_size,
-                       FTI_TEMPLATE_TITLE, FTI_TEMPLATE_BODY, FTI_TEMPLATE_END);
+                       FTI__STORE_FORMAT, r->o.dedup_threshold, r->o.val_percent, r->o.chunk_tokens,
+                       r->o.chunk_overlap, r->o.vocab_size, FTI_TEMPLATE_TITLE, FTI_TEMPLATE_BODY,
+                       FTI_TEMPLATE_END);
         if (r->o.no_tokenizer) {
             fti_buf_puts(&cfg, "|tokenizer=none");
         } else if (r->o.tokenizer) {
@@ -947,8 +950,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         if (r->files[i].reused) {
             n_reused++;
             r->bytes_done += r->files[i].size;
-        }
-        else if (r->files[i].mapped && fti__st_make_units(r, (uint32_t)i) != FTI_OK) {
+        } else if (r->files[i].mapped && fti__st_make_units(r, (uint32_t)i) != FTI_OK) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
         }
@@ -988,8 +990,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
     for (i = 0; i < r->n_files; i++) {
         if (r->files[i].out.oom) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory in %s",
-                               r->files[i].path);
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory in %s", r->files[i].path);
             goto done;
         }
         n_all += r->files[i].out.n_docs;
@@ -1080,8 +1081,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             fti__st_doc *d = kept[i];
             d->split = (int)((d->id_hi % 1000) < (uint64_t)r->o.val_percent * 10);
             if (d->id_lo < best) best = d->id_lo, best_i = i;
-            if (d->split) n_val_docs++;
-            else n_train_docs++;
+            if (d->split)
+                n_val_docs++;
+            else
+                n_train_docs++;
         }
         if (n_kept >= 2 && n_val_docs == 0) {
             kept[best_i]->split = 1;
@@ -1186,8 +1189,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             if (rc == FTI_OK) {
                 for (i = 0; i < n_kept; i++) {
                     uint64_t n = 3 + n_ids[2 * i] + n_ids[2 * i + 1];
-                    if (kept[i]->split) n_val_tok += n;
-                    else n_train_tok += n;
+                    if (kept[i]->split)
+                        n_val_tok += n;
+                    else
+                        n_train_tok += n;
                 }
                 train_ids = (uint32_t *)fti_malloc((size_t)(n_train_tok + 1) * sizeof(uint32_t));
                 val_ids = (uint32_t *)fti_malloc((size_t)(n_val_tok + 1) * sizeof(uint32_t));
@@ -1207,18 +1212,19 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                     }
                     for (i = 0; i < pt; i++)
                         if (train_ids[i] < stok.vocab_size) tok_counts[train_ids[i]]++;
-                    rc = fti__st_shard_image(&train_img, train_ids, pt, stok.vocab_size, stok.eot_id,
-                                          err);
+                    rc = fti__st_shard_image(&train_img, train_ids, pt, stok.vocab_size,
+                                             stok.eot_id, err);
                     if (rc == FTI_OK)
-                        rc = fti__st_shard_image(&val_img, val_ids, pv, stok.vocab_size, stok.eot_id,
-                                              err);
+                        rc = fti__st_shard_image(&val_img, val_ids, pv, stok.vocab_size,
+                                                 stok.eot_id, err);
                     if (rc == FTI_OK) {
                         unsigned char h[16];
                         memcpy(h, "FTIFREQ", 8);
                         fti_store_u32(h + 8, 1);
                         fti_store_u32(h + 12, stok.vocab_size);
                         fti_buf_append(&freq_img, h, 16);
-                        for (i = 0; i < stok.vocab_size; i++) fti__st_put_u64(&freq_img, tok_counts[i]);
+                        for (i = 0; i < stok.vocab_size; i++)
+                            fti__st_put_u64(&freq_img, tok_counts[i]);
                     }
                 }
             }
@@ -1242,8 +1248,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         size_t j;
         memset(&sp, 0, sizeof sp);
         fti__st_chunk_doc(kept[i]->text, kept[i]->text_len, (size_t)r->o.chunk_tokens,
-                       (size_t)r->o.chunk_overlap, fti__st_stok_count, have_tok ? (void *)&stok : NULL,
-                       &sp);
+                          (size_t)r->o.chunk_overlap, fti__st_stok_count,
+                          have_tok ? (void *)&stok : NULL, &sp);
         if (sp.oom) {
             fti_free(sp.v);
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
@@ -1283,16 +1289,19 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         objs[n_objs].img = &docs_jsonl, objs[n_objs].hex = docs_hex, objs[n_objs++].name = "docs";
         objs[n_objs].img = &index_img, objs[n_objs].hex = index_hex, objs[n_objs++].name = "index";
         if (have_tok) {
-            objs[n_objs].img = &tok_img, objs[n_objs].hex = tok_hex, objs[n_objs++].name = "tokenizer";
-            objs[n_objs].img = &train_img, objs[n_objs].hex = train_hex, objs[n_objs++].name = "train";
+            objs[n_objs].img = &tok_img, objs[n_objs].hex = tok_hex,
+            objs[n_objs++].name = "tokenizer";
+            objs[n_objs].img = &train_img, objs[n_objs].hex = train_hex,
+            objs[n_objs++].name = "train";
             objs[n_objs].img = &val_img, objs[n_objs].hex = val_hex, objs[n_objs++].name = "val";
-            objs[n_objs].img = &freq_img, objs[n_objs].hex = freq_hex, objs[n_objs++].name = "token_counts";
+            objs[n_objs].img = &freq_img, objs[n_objs].hex = freq_hex,
+            objs[n_objs++].name = "token_counts";
         }
         total_steps = n_objs + 3;
         for (k = 0; k < n_objs; k++) {
             fti__st_progress(r, "commit", ++step, total_steps);
             rc = fti__st_put_object(r->home, objs[k].img->data ? objs[k].img->data : "",
-                                 objs[k].img->len, objs[k].hex, err);
+                                    objs[k].img->len, objs[k].hex, err);
             if (rc != FTI_OK) goto done;
         }
 
@@ -1396,8 +1405,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             /* validation report: every rule with its count (rules with no rejection too) */
             {
                 static const char *const rules[] = {
-                    "empty", "too_short", "too_long", "few_letters", "repeated_lines",
-                    "missing_title", "missing_author", "missing_date", NULL};
+                    "empty",          "too_short",      "too_long",
+                    "few_letters",    "repeated_lines", "missing_title",
+                    "missing_author", "missing_date",   NULL};
                 for (i = 0; rules[i]; i++) {
                     rcs[n_rc].reason = rules[i];
                     rcs[n_rc++].count = 0;
@@ -1628,7 +1638,7 @@ done:
     return rc;
 }
 
-/* === resolve, list, verify, diff =============================================================== */
+/* === resolve, list, verify, diff ============================================================ */
 
 typedef struct fti__st_idlist {
     char **ids;
@@ -1657,7 +1667,7 @@ static fti_result fti__st_list_cb(void *user, const char *path, uint64_t size) {
 }
 
 static fti_result fti__st_list_ids(const char *home, const char *prefix, fti__st_idlist *l,
-                                fti_error *err) {
+                                   fti_error *err) {
     char *dir = fti__st_path3(home, "store/versions", NULL);
     fti_result rc;
     memset(l, 0, sizeof *l);
@@ -1698,7 +1708,8 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
         fti__st_idlist l;
         fti_result rc = fti__st_list_ids(home, name, &l, err);
         if (rc == FTI_OK) {
-            if (l.n == 1) memcpy(out_id, l.ids[0], 65);
+            if (l.n == 1)
+                memcpy(out_id, l.ids[0], 65);
             else if (l.n == 0)
                 rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "version %s not found", name);
             else
@@ -1712,7 +1723,7 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
 
 /* Parses the manifest of version id. */
 static fti_result fti__st_load_manifest(const char *home, const char *id, fti_json_doc **out,
-                                     fti_error *err) {
+                                        fti_error *err) {
     char *p = fti__st_manifest_path(home, id);
     void *txt = NULL;
     size_t len = 0;
@@ -1725,7 +1736,8 @@ static fti_result fti__st_load_manifest(const char *home, const char *id, fti_js
         memset(&jo, 0, sizeof jo);
         jo.max_string = (size_t)1 << 28;
         rc = fti_json_parse((const char *)txt, len, &jo, out, NULL, err);
-        if (rc != FTI_OK) fti_error_prefix(err, p);
+        if (rc != FTI_OK)
+            fti_error_prefix(err, p);
         else if (fti_json_root(*out)->type != FTI_JSON_OBJECT) {
             fti_json_free(*out);
             *out = NULL;
@@ -1748,13 +1760,13 @@ static int fti__st_ver_cmp(const void *a, const void *b) {
     return c ? c : strcmp(x->id, y->id);
 }
 
-FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n,
-                                 fti_error *err) {
+FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n, fti_error *err) {
     fti__st_idlist l;
     fti__st_ver_time *vt;
     fti_result rc;
     size_t i;
-    if (!home || !out_ids || !out_n) return fti_error_set(err, FTI_ERR_INVALID, "list: bad arguments");
+    if (!home || !out_ids || !out_n)
+        return fti_error_set(err, FTI_ERR_INVALID, "list: bad arguments");
     *out_ids = NULL;
     *out_n = 0;
     rc = fti__st_list_ids(home, NULL, &l, err);
@@ -1786,7 +1798,7 @@ FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_
 
 /* Checks one file entry of a manifest: present, size and SHA-256. */
 static int fti__st_verify_file(const char *home, const char *id, const char *name,
-                            const fti_json *ent, fti_buf *report) {
+                               const fti_json *ent, fti_buf *report) {
     const char *hex = fti_json_get_str(ent, "sha256", NULL);
     int64_t bytes = fti_json_get_int(ent, "bytes", -1);
     char *p;
@@ -1962,7 +1974,7 @@ static int fti__st_docline_cmp(const void *a, const void *b) {
 }
 
 static fti_result fti__st_doc_lines(const char *home, const char *id, fti__st_docline **out,
-                                 size_t *n_out, fti_error *err) {
+                                    size_t *n_out, fti_error *err) {
     fti_json_doc *jd = NULL;
     const char *hex;
     char *p = NULL;
@@ -1973,8 +1985,8 @@ static fti_result fti__st_doc_lines(const char *home, const char *id, fti__st_do
     *out = NULL;
     *n_out = 0;
     if (rc != FTI_OK) return rc;
-    hex = fti_json_get_str(fti_json_get(fti_json_get(fti_json_root(jd), "files"), "docs"),
-                           "sha256", NULL);
+    hex = fti_json_get_str(fti_json_get(fti_json_get(fti_json_root(jd), "files"), "docs"), "sha256",
+                           NULL);
     if (!hex || strlen(hex) != 64) {
         fti_json_free(jd);
         return fti_error_set(err, FTI_ERR_FORMAT, "%s: manifest has no docs file", id);
@@ -2116,13 +2128,15 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
     if (rc == FTI_OK && fti_json_get(files, "train")) {
         char *pt = fti__st_file_object(home, files, "train");
         char *pv = fti__st_file_object(home, files, "val");
-        if (!pt || !pv) rc = fti_error_set(err, FTI_ERR_FORMAT, "version %s: bad shard entries",
-                                           ds->id);
+        if (!pt || !pv)
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "version %s: bad shard entries", ds->id);
         if (rc == FTI_OK) rc = fti_shard_open(&ds->shards[0], pt, 0, err);
         if (rc == FTI_OK) {
             rc = fti_shard_open(&ds->shards[1], pv, 0, err);
-            if (rc != FTI_OK) fti_shard_close(&ds->shards[0]);
-            else ds->have_shards = 1;
+            if (rc != FTI_OK)
+                fti_shard_close(&ds->shards[0]);
+            else
+                ds->have_shards = 1;
         }
         fti_free(pt);
         fti_free(pv);
@@ -2144,7 +2158,8 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
             if (!r.err && mg && memcmp(mg, "FTIFREQ", 8) == 0 && ver == 1 &&
                 ds->counts_map.len == 16 + (size_t)vs * 8 &&
                 (((uintptr_t)ds->counts_map.data) & 7) == 0) {
-                ds->stats.token_counts = (const uint64_t *)((const unsigned char *)ds->counts_map.data + 16);
+                ds->stats.token_counts =
+                    (const uint64_t *)((const unsigned char *)ds->counts_map.data + 16);
                 ds->stats.vocab_size = vs;
             }
         }
@@ -2174,7 +2189,8 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
         size_t i;
         for (i = 0; i < 32; i++) {
             const fti_json *v = fti_json_at(h, i);
-            ds->stats.doc_chars_log2_hist[i] = v && v->type == FTI_JSON_NUMBER ? (uint64_t)v->num : 0;
+            ds->stats.doc_chars_log2_hist[i] =
+                v && v->type == FTI_JSON_NUMBER ? (uint64_t)v->num : 0;
         }
     }
     *out = ds;
@@ -2195,7 +2211,9 @@ FTIDEF void fti_dataset_close(fti_dataset *ds) {
     fti_free(ds);
 }
 
-FTIDEF const char *fti_dataset_id(const fti_dataset *ds) { return ds ? ds->id : NULL; }
+FTIDEF const char *fti_dataset_id(const fti_dataset *ds) {
+    return ds ? ds->id : NULL;
+}
 FTIDEF const fti_json *fti_dataset_manifest(const fti_dataset *ds) {
     return ds ? fti_json_root(ds->manifest) : NULL;
 }
@@ -2212,7 +2230,9 @@ FTIDEF const char *fti_dataset_tokenizer_sha256(const fti_dataset *ds) {
 FTIDEF const char *fti_dataset_docs_path(const fti_dataset *ds) {
     return ds ? ds->docs_path : NULL;
 }
-FTIDEF const fti_bm25 *fti_dataset_index(const fti_dataset *ds) { return ds ? ds->index : NULL; }
+FTIDEF const fti_bm25 *fti_dataset_index(const fti_dataset *ds) {
+    return ds ? ds->index : NULL;
+}
 FTIDEF size_t fti_dataset_search(const fti_dataset *ds, const char *query, size_t query_len,
                                  size_t k, fti_search_hit *hits) {
     return ds ? fti_bm25_query(ds->index, query, query_len, k, hits) : 0;

@@ -15,8 +15,9 @@ static int clean_is(const char *s, int flags, const char *want) {
     memset(&b, 0, sizeof b);
     fti_clean_text(s, strlen(s), flags, &b);
     ok = b.len == strlen(want) && memcmp(b.data ? b.data : "", want, b.len) == 0;
-    if (!ok) fprintf(stderr, "    clean(\"%s\") = \"%.*s\", want \"%s\"\n", s, (int)b.len,
-                     b.data ? b.data : "", want);
+    if (!ok)
+        fprintf(stderr, "    clean(\"%s\") = \"%.*s\", want \"%s\"\n", s, (int)b.len,
+                b.data ? b.data : "", want);
     fti_buf_free(&b);
     return ok;
 }
@@ -27,13 +28,18 @@ FTI_TEST(store_clean_whitespace) {
     CHECK(clean_is("p1\n\n\n\n\np2", 0, "p1\n\np2"));
     CHECK(clean_is("trailing   \nnext", 0, "trailing\nnext"));
     CHECK(clean_is("   indented\n    also", 0, "indented\nalso"));
-    CHECK(clean_is("nb\xC2\xA0sp and\xE2\x80\x83" "em", 0, "nb sp and em"));
+    CHECK(clean_is("nb\xC2\xA0sp and\xE2\x80\x83"
+                   "em",
+                   0, "nb sp and em"));
     CHECK(clean_is("", 0, ""));
     CHECK(clean_is(" \n \t \r\n ", 0, ""));
 }
 
 FTI_TEST(store_clean_controls_and_utf8) {
-    CHECK(clean_is("a\x01" "b\x7f" "c\x1b[0m", 0, "abc[0m"));
+    CHECK(clean_is("a\x01"
+                   "b\x7f"
+                   "c\x1b[0m",
+                   0, "abc[0m"));
     CHECK(clean_is("zero\xE2\x80\x8Bwidth\xEF\xBB\xBF", 0, "zerowidth"));
     CHECK(clean_is("bad \xff byte", 0, "bad \xEF\xBF\xBD byte"));
     CHECK(clean_is("cut \xE2\x82", 0, "cut \xEF\xBF\xBD"));
@@ -76,7 +82,8 @@ static int html_is(const char *h, const char *want_text, const char *want_title)
     fti_clean_text(t.data ? t.data : "", t.len, 0, &c);
     ok = c.len == strlen(want_text) && memcmp(c.data ? c.data : "", want_text, c.len) == 0;
     if (want_title)
-        ok = ok && title.len == strlen(want_title) && memcmp(title.data, want_title, title.len) == 0;
+        ok =
+            ok && title.len == strlen(want_title) && memcmp(title.data, want_title, title.len) == 0;
     if (!ok)
         fprintf(stderr, "    html -> \"%.*s\" title \"%.*s\"\n", (int)c.len, c.data ? c.data : "",
                 (int)title.len, title.data ? title.data : "");
@@ -121,7 +128,8 @@ static int md_is(const char *m, const char *want, const char *want_title) {
     fti_clean_text(t.data ? t.data : "", t.len, 0, &c);
     ok = c.len == strlen(want) && memcmp(c.data ? c.data : "", want, c.len) == 0;
     if (want_title)
-        ok = ok && title.len == strlen(want_title) && memcmp(title.data, want_title, title.len) == 0;
+        ok =
+            ok && title.len == strlen(want_title) && memcmp(title.data, want_title, title.len) == 0;
     if (!ok)
         fprintf(stderr, "    md -> \"%.*s\" title \"%.*s\"\n", (int)c.len, c.data ? c.data : "",
                 (int)title.len, title.data ? title.data : "");
@@ -157,14 +165,16 @@ FTI_TEST(store_template) {
 
 /* --- helpers for ingest tests ------------------------------------------------------------- */
 
-static fti_result ingest1(const char *home, const char *path, const fti_ingest_opts *o,
-                          char id[65], size_t *reused) {
+static fti_result ingest1(const char *home, const char *path, const fti_ingest_opts *o, char id[65],
+                          size_t *reused) {
     fti_ingest_opts oo;
     fti_error err;
     fti_result rc;
     const char *paths[1];
-    if (o) oo = *o;
-    else memset(&oo, 0, sizeof oo);
+    if (o)
+        oo = *o;
+    else
+        memset(&oo, 0, sizeof oo);
     oo.no_tokenizer = 1;
     if (!oo.n_threads) oo.n_threads = 2;
     paths[0] = path;
@@ -189,8 +199,7 @@ static int read_docs(const char *home, const char *id, fti_buf *out) {
     return 1;
 }
 
-static long long manifest_int(const char *home, const char *id, const char *obj,
-                              const char *key) {
+static long long manifest_int(const char *home, const char *id, const char *obj, const char *key) {
     fti_dataset *ds = NULL;
     long long v = -1;
     if (fti_dataset_open(&ds, home, id, NULL) != FTI_OK) return -1;
@@ -278,7 +287,8 @@ FTI_TEST(store_hostile_inputs) {
     CHECK_EQ_INT(fti_json_get_int(br, "few_letters", -1), 1);
     CHECK_EQ_INT(fti_json_get_int(br, "no_text", -1), 1);
     /* kept: broken.jsonl line 1, deep.jsonl line 1, invalid_utf8.txt (repaired), nested.html */
-    CHECK_EQ_INT(fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), "counts"), "documents", -1), 4);
+    CHECK_EQ_INT(
+        fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), "counts"), "documents", -1), 4);
     fti_dataset_close(ds);
     {
         fti_buf rep;
@@ -323,8 +333,10 @@ FTI_TEST(store_mail_parts) {
             memset(&out, 0, sizeof out);
             fti__st_ingest_mail(&pp, &out, 0, "", cases[i][0], strlen(cases[i][0]), "mail");
             CHECK_EQ_INT(out.n_docs, 0);
-            if (out.n_rejs == 1) CHECK_EQ_STR(out.rejs[0].reason, cases[i][1]);
-            else CHECK(0);
+            if (out.n_rejs == 1)
+                CHECK_EQ_STR(out.rejs[0].reason, cases[i][1]);
+            else
+                CHECK(0);
             fti__st_out_free(&out);
         }
     }
@@ -391,8 +403,9 @@ FTI_TEST(store_incremental) {
     REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
     put(dir, "a.txt", "The first file, about apples and orchards in autumn.");
     put(dir, "b.txt", "The second file, about boats on a windy lake.");
-    put(dir, "c.jsonl", "{\"title\":\"c1\",\"text\":\"Record one of the third file, on cats.\"}\n"
-                        "{\"title\":\"c2\",\"text\":\"Record two of the third file, on dogs.\"}\n");
+    put(dir, "c.jsonl",
+        "{\"title\":\"c1\",\"text\":\"Record one of the third file, on cats.\"}\n"
+        "{\"title\":\"c2\",\"text\":\"Record two of the third file, on dogs.\"}\n");
     REQUIRE(ingest1(home, dir, NULL, id1, &reused) == FTI_OK);
     CHECK_EQ_INT(reused, 0);
     put(dir, "b.txt", "The second file, rewritten: about trains crossing the plains.");
@@ -403,7 +416,8 @@ FTI_TEST(store_incremental) {
     REQUIRE(fti_dataset_open(&ds, home, NULL, NULL) == FTI_OK);
     CHECK_EQ_STR(fti_dataset_id(ds), id2);
     CHECK_EQ_STR(fti_json_get_str(fti_dataset_manifest(ds), "parent", ""), id1);
-    CHECK_EQ_INT(fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), "counts"), "documents", -1), 5);
+    CHECK_EQ_INT(
+        fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), "counts"), "documents", -1), 5);
     fti_dataset_close(ds);
     REQUIRE(fti_store_diff(home, id1, id2, &diff, &add, &rem, NULL) == FTI_OK);
     CHECK_EQ_INT(add, 2);
@@ -428,11 +442,12 @@ FTI_TEST(store_incremental) {
 /* A deterministic text of n words. */
 static void words(fti_rng *r, size_t n, fti_buf *out) {
     static const char *const vocab[] = {
-        "river", "stone", "light", "winter", "garden", "letter", "window", "silver", "morning",
-        "shadow", "harbor", "candle", "forest", "mirror", "thunder", "meadow", "lantern",
-        "journey", "whisper", "orchard", "compass", "valley", "ember", "falcon", "granite",
-        "horizon", "island", "jasmine", "kettle", "ladder", "marble", "needle", "ocean",
-        "pepper", "quarry", "ribbon", "saddle", "timber", "umbrella", "velvet", "walnut"};
+        "river",   "stone",   "light",   "winter",   "garden",  "letter",  "window",
+        "silver",  "morning", "shadow",  "harbor",   "candle",  "forest",  "mirror",
+        "thunder", "meadow",  "lantern", "journey",  "whisper", "orchard", "compass",
+        "valley",  "ember",   "falcon",  "granite",  "horizon", "island",  "jasmine",
+        "kettle",  "ladder",  "marble",  "needle",   "ocean",   "pepper",  "quarry",
+        "ribbon",  "saddle",  "timber",  "umbrella", "velvet",  "walnut"};
     size_t i;
     for (i = 0; i < n; i++) {
         if (i) fti_buf_putc(out, ' ');
@@ -493,13 +508,15 @@ FTI_TEST(store_near_duplicates) {
     dd = fti_json_get(fti_dataset_manifest(ds), "dedup");
     CHECK_EQ_INT(fti_json_get_int(dd, "near_dropped", -1), 4);
     CHECK_EQ_INT(fti_json_get_int(dd, "exact_dropped", -1), 1);
-    CHECK_EQ_INT(fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), "counts"), "documents", -1), 6);
+    CHECK_EQ_INT(
+        fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), "counts"), "documents", -1), 6);
     /* each group keeps the base document (the first one) */
     {
         const fti_json *g = fti_json_get(dd, "groups"), *e;
         CHECK_EQ_INT(g ? g->len : 0, 4);
         for (e = g ? g->child : NULL; e; e = e->next)
-            CHECK(strstr(fti_json_get_str(fti_json_get(e, "kept"), "source", ""), "#line ") != NULL);
+            CHECK(strstr(fti_json_get_str(fti_json_get(e, "kept"), "source", ""), "#line ") !=
+                  NULL);
     }
     fti_dataset_close(ds);
     /* threshold > 1 turns near-dup detection off */
@@ -528,7 +545,8 @@ FTI_TEST(store_near_duplicates) {
 FTI_TEST(store_bm25_hand_checked) {
     /* N = 3 chunks, avg length 3, k1 = 1.2, b = 0.75; scores computed by hand:
      * "apple": idf = ln(1 + 2.5/1.5) = 0.980829; chunk 0 (tf 2, dl 3) = 0.980829*2*2.2/3.2
-     * "banana cherry": idf = ln(1.6) = 0.470004 each; chunk 1 (dl 2, norm 0.9) = 2*0.470004*2.2/1.9,
+     * "banana cherry": idf = ln(1.6) = 0.470004 each;
+     * chunk 1 (dl 2, norm 0.9) = 2*0.470004*2.2/1.9,
      * chunk 0 (dl 3, norm 1.2) = 0.470004, chunk 2 (dl 4, norm 1.5) = 0.470004*2.2/2.5 */
     fti_chunk_in ch[3];
     fti_doc_meta dm[2];
@@ -581,7 +599,8 @@ FTI_TEST(store_bm25_hostile_file) {
     memset(&img, 0, sizeof img);
     ch[0].text = "one two three", ch[0].len = 13, ch[0].doc = 0;
     ch[1].text = "three four", ch[1].len = 10, ch[1].doc = 0;
-    dm[0].doc_id = "d", dm[0].title = "t", dm[0].source = "s", dm[0].author = NULL, dm[0].date = NULL;
+    dm[0].doc_id = "d", dm[0].title = "t", dm[0].source = "s", dm[0].author = NULL,
+    dm[0].date = NULL;
     REQUIRE(fti_bm25_build(&img, ch, 2, dm, 1, NULL) == FTI_OK);
     for (cut = 0; cut < img.len; cut += 7) {
         fti_test_write_file(path, img.data, cut);
@@ -664,7 +683,8 @@ FTI_TEST(store_chunking) {
     size_t i;
     memset(&t, 0, sizeof t);
     memset(&sp, 0, sizeof sp);
-    for (i = 0; i < 30; i++) fti_buf_printf(&t, "Sentence %02lu has five words. ", (unsigned long)i);
+    for (i = 0; i < 30; i++)
+        fti_buf_printf(&t, "Sentence %02lu has five words. ", (unsigned long)i);
     t.len--; /* no trailing blank */
     fti__st_chunk_doc(t.data, t.len, 20, 5, count_words, NULL, &sp);
     REQUIRE(sp.n >= 8);
@@ -675,7 +695,7 @@ FTI_TEST(store_chunking) {
         CHECK(count_words(NULL, c, n) <= 20);
         CHECK(n > 0 && c[n - 1] == '.');
         if (i > 0) CHECK(sp.v[i].off < sp.v[i - 1].off + sp.v[i - 1].len); /* overlap */
-        if (i > 0) CHECK(sp.v[i].off > sp.v[i - 1].off);                     /* progress */
+        if (i > 0) CHECK(sp.v[i].off > sp.v[i - 1].off);                   /* progress */
     }
     CHECK(sp.v[0].off == 0);
     CHECK(sp.v[sp.n - 1].off + sp.v[sp.n - 1].len == t.len);
@@ -747,14 +767,20 @@ FTI_TEST(store_interrupted_commit) {
             ingest1(home, dir, NULL, id, NULL);
             _exit(0);
         }
-        { struct timespec ts; ts.tv_sec = 0; ts.tv_nsec = 2000000; nanosleep(&ts, NULL); }
+        {
+            struct timespec ts;
+            ts.tv_sec = 0;
+            ts.tv_nsec = 2000000;
+            nanosleep(&ts, NULL);
+        }
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
         CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_OK);
     }
     REQUIRE(ingest1(home, dir, NULL, id_final, NULL) == FTI_OK);
     CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_OK);
-    CHECK(fti_store_resolve(home, "latest", latest, NULL) == FTI_OK && strcmp(latest, id_final) == 0);
+    CHECK(fti_store_resolve(home, "latest", latest, NULL) == FTI_OK &&
+          strcmp(latest, id_final) == 0);
     /* a corrupted object makes verify fail */
     {
         fti_dataset *ds = NULL;
@@ -816,7 +842,8 @@ FTI_TEST(store_tokens) {
     }
     REQUIRE(fti_file_read(fti_dataset_docs_path(ds), 0, &docs, &docs_len, NULL) == FTI_OK);
     while (pos < docs_len) {
-        const char *s = (const char *)docs + pos, *e = (const char *)memchr(s, '\n', docs_len - pos);
+        const char *s = (const char *)docs + pos,
+                   *e = (const char *)memchr(s, '\n', docs_len - pos);
         size_t len = e ? (size_t)(e - s) : docs_len - pos;
         const fti_json *d;
         const char *title, *text;
@@ -825,8 +852,8 @@ FTI_TEST(store_tokens) {
         title = fti_json_get_str(d, "title", "");
         text = fti_json_get_str(d, "text", "");
         k = strcmp(fti_json_get_str(d, "split", ""), "val") == 0;
-        CHECK(fti_template_encode(tok, title, strlen(title), text,
-                                  fti_json_get(d, "text")->len, 0, &want[k]) == FTI_OK);
+        CHECK(fti_template_encode(tok, title, strlen(title), text, fti_json_get(d, "text")->len, 0,
+                                  &want[k]) == FTI_OK);
         fti_json_free(jd);
         pos += len + 1;
     }
