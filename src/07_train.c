@@ -159,7 +159,7 @@ static void fti__lora_apply(const fti_model_config *cfg, float *dst, const float
         w = dst + ti.offset;
         n = lt.rows * lt.cols;
         /* W = s * B . A, then + base */
-        fti__model_mm(pool, 0, lt.rows, lt.cols, rank, ad + lt.b_offset, rank, ad + lt.a_offset,
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), pool, 0, lt.rows, lt.cols, rank, ad + lt.b_offset, rank, ad + lt.a_offset,
                       lt.cols, w, lt.cols);
         for (j = 0; j < n; j++) w[j] = base[ti.offset + j] + s * w[j];
     }
@@ -551,9 +551,9 @@ static void fti__lora_grads(fti_trainer *t) {
         fti_lora_tensor_get(&t->cfg, r, i, &lt);
         fti_model_tensor_info(&t->cfg, lt.tensor, &ti);
         dW = t->grads + ti.offset; /* (out, in) */
-        fti__model_mm(t->pool, FTI__MODEL_MM_TA, r, lt.cols, lt.rows, t->w + lt.b_offset, r, dW,
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TA, r, lt.cols, lt.rows, t->w + lt.b_offset, r, dW,
                       lt.cols, t->g + lt.a_offset, lt.cols);
-        fti__model_mm(t->pool, FTI__MODEL_MM_TB, lt.rows, r, lt.cols, dW, lt.cols,
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TB, lt.rows, r, lt.cols, dW, lt.cols,
                       t->w + lt.a_offset, lt.cols, t->g + lt.b_offset, r);
         for (j = 0; j < (size_t)r * (lt.rows + lt.cols); j++) t->g[lt.a_offset + j] *= s;
     }
