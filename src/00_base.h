@@ -26,12 +26,25 @@
 #define FTI_VERSION_STRING "0.1.0"
 #define FTI_VERSION_NUMBER (FTI_VERSION_MAJOR * 10000 + FTI_VERSION_MINOR * 100 + FTI_VERSION_PATCH)
 
+/* The implementation needs POSIX declarations (fsync, mmap, clock_gettime) even under -std=c99.
+ * Feature macros only work before the first system header: in the file that defines
+ * FTI_IMPLEMENTATION, include fti.h first (or define _POSIX_C_SOURCE 200809L yourself). */
+#if defined(FTI_IMPLEMENTATION) && !defined(_WIN32)
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
 
 #ifndef FTIDEF
 #ifdef FTI_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define FTIDEF static __attribute__((unused))
+#else
 #define FTIDEF static
+#endif
 #else
 #define FTIDEF extern
 #endif

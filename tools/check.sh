@@ -1,0 +1,103 @@
+#!/bin/sh
+# check.sh: the strict and portability matrix behind `make check` (STYLE T2, M3, M4).
+# Each step prints "check: <name> ok|FAILED (seconds)"; the script exits non-zero if any failed.
+# Steps whose tool is missing are reported as skipped (CI installs them all: see .ci/run).
+# Extra make targets named on the command line (parts' CHECK_TARGETS) run at the end.
+set -u
+B=build/check
+mkdir -p "$B"
+STRICT="-std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror"
+LIBS="-lm -lpthread"
+fails=0
+log="$B/log.txt"
+: > "$log"
+
+step() { # step NAME COMMAND...
+    name=$1; shift
+    t0=$(date +%s)
+    if "$@" >>"$log" 2>&1; then r=ok; else r=FAILED; fails=$((fails + 1)); fi
+    printf 'check: %-34s %s (%ss)\n' "$name" "$r" "$(( $(date +%s) - t0 ))"
+    if [ "$r" = FAILED ]; then echo "---- output of $name (last 40 lines) ----"; tail -n 40 "$log"; echo "----"; fi
+    : > "$log"
+}
+have() { command -v "$1" >/dev/null 2>&1; }
+skip() { printf 'check: %-34s skipped (%s not installed)\n' "$1" "$2"; }
+
+runner() { # runner CC OUT EXTRA_FLAGS...: build the test runner
+    cc=$1; out=$2; shift 2
+    $cc $STRICT "$@" -Ibuild -Itests -o "$out" tests/main.c $LIBS
+}
+
+# 1. fti.h is what src/ generates
+step "amalgamation up to date" make -s check-amalgamation
+
+# 2. each part compiles alone with only the parts before it (M4)
+parts_alone() {
+    for c in src/[0-9][0-9]_*.c; do
+        tu="$B/alone_$(basename "$c")"
+        echo "#define FTI_IMPLEMENTATION" > "$tu"
+        for p in src/[0-9][0-9]_*.c; do
+            echo "#include \"../../$p\"" >> "$tu"
+            [ "$p" = "$c" ] && break
+        done
+        gcc $STRICT -Wno-unused-function -fsyntax-only -Isrc "$tu" || return 1
+    done
+}
+step "each part alone (gcc)" parts_alone
+
+# 3. strict builds of the runner, examples and tools with gcc and clang, -O2 (more warnings)
+for cc in gcc clang; do
+    if have $cc; then
+        step "$cc strict runner" runner $cc "$B/test-$cc" -O2
+        step "$cc strict programs" make -s -B CC=$cc WARN="-Wall -Wextra -Wpedantic -Wshadow -Werror" B="$B/prog-$cc" all
+    else skip "$cc strict" $cc; fi
+done
+
+# 4. C++, link tests, FTI_STATIC, the quick start
+if have g++; then
+    step "g++ -std=c++11 include" g++ -std=c++11 -Wall -Wextra -Werror -o "$B/cxx" tests/compile/cxx.cpp $LIBS
+    step "c++ program runs" "$B/cxx"
+else skip "g++" g++; fi
+step "two-TU link" gcc $STRICT -o "$B/link" tests/compile/link_a.c tests/compile/link_b.c $LIBS
+step "two-TU link runs" "$B/link"
+step "FTI_STATIC two copies" gcc $STRICT -o "$B/static" tests/compile/static_a.c tests/compile/static_b.c $LIBS
+step "FTI_STATIC runs" "$B/static"
+step "quick start compiles" gcc $STRICT -o "$B/quickstart" tests/compile/quickstart.c $LIBS
+step "quick start runs" "$B/quickstart" tests/compile/quickstart.c
+
+# 5. configurations that run the whole suite
+step "FTI_NO_THREADS build" runner gcc "$B/test-nothreads" -O1 -DFTI_NO_THREADS
+step "FTI_NO_THREADS tests" "$B/test-nothreads"
+step "FTI_NO_SIMD+FTI_NO_MMAP build" runner gcc "$B/test-nosimd" -O1 -DFTI_NO_SIMD -DFTI_NO_MMAP
+step "FTI_NO_SIMD+FTI_NO_MMAP tests" "$B/test-nosimd"
+if have tcc; then
+    step "tcc build (FTI_NO_SIMD)" tcc -std=c99 -Wall -DFTI_NO_SIMD -Ibuild -Itests -o "$B/test-tcc" tests/main.c $LIBS
+    step "tcc tests" "$B/test-tcc"
+else skip "tcc" tcc; fi
+step "ASan+UBSan build" runner gcc "$B/test-asan" -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+step "ASan+UBSan tests" env ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 "$B/test-asan"
+
+# 6. aarch64 (NEON) under qemu, and a static musl build
+if have aarch64-linux-gnu-gcc && have qemu-aarch64; then
+    step "aarch64 cross build" runner aarch64-linux-gnu-gcc "$B/test-aarch64" -O2 -static
+    step "aarch64 tests under qemu" env FTI_TEST_TIMEOUT=1200 qemu-aarch64 "$B/test-aarch64"
+else skip "aarch64" "aarch64-linux-gnu-gcc/qemu-aarch64"; fi
+if have musl-gcc; then
+    step "musl static build" runner musl-gcc "$B/test-musl" -O2 -static
+    step "musl static tests" "$B/test-musl"
+    musl_examples() {
+        for e in examples/*.c; do
+            [ -f "$e" ] || continue
+            n=$(basename "$e" .c)
+            musl-gcc $STRICT -O2 -static -I. -o "$B/musl-fti-$n" "$e" $LIBS || return 1
+            "$B/musl-fti-$n" --help > /dev/null || return 1
+        done
+    }
+    step "musl static examples --help" musl_examples
+else skip "musl" musl-gcc; fi
+
+# 7. parts' own checks
+for t in "$@"; do step "make $t" make -s "$t"; done
+
+if [ $fails -ne 0 ]; then echo "check: $fails step(s) FAILED"; exit 1; fi
+echo "check: all steps passed"
