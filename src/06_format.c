@@ -225,7 +225,10 @@ static fti_result fti__gguf_parse_value(fti_gguf *g, fti_reader *r, fti_gguf_kv 
     size_t sz;
     if (kv->type == FTI_GGUF_STRING) {
         size_t n = 0;
-        const char *s = fti__gguf_read_str(g, r, 0, &n, key_safe, err);
+        char what[96];
+        const char *s;
+        snprintf(what, sizeof what, "key %s: value", key_safe);
+        s = fti__gguf_read_str(g, r, 0, &n, what, err);
         if (!s) return err ? err->code : FTI_ERR_FORMAT;
         kv->data = s;
         kv->n_bytes = n;
