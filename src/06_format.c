@@ -1332,98 +1332,6 @@ FTIDEF fti_result fti_gguf_writer_write_buf(fti_gguf_writer *w, fti_buf *out, ft
     return fti__gguf_write(w, &s, err);
 }
 
-/* --- llama models: conversion of f32 rows to the stored types --------------------------------- */
-/* These are the writer's own scalar converters (round to nearest even, ggml's block layouts);
- * part 02 has the fast ones for the engine. They agree bit for bit with ggml's reference
- * quantizers: Q8_0 d = max|x| / 127, q = round(x / d); Q4_0 d = (signed value of largest
- * magnitude) / -8, q = min(15, trunc(x / d + 8.5)). */
-
-static uint32_t fti__gguf_f32_to_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static uint16_t fti__gguf_f16_from_f32(float f) {
-    uint32_t x = fti__gguf_f32_to_bits(f), ax = x & 0x7fffffffu, e, m, q, rem, half;
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
-    if (ax >= 0x7f800000u) return (uint16_t)(sign | (ax > 0x7f800000u ? 0x7e00u : 0x7c00u));
-    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds to >= 65520: inf */
-    e = ax >> 23;
-    if (e < 102) return sign; /* below half the smallest subnormal */
-    if (e <= 112) {           /* half subnormal: q * 2^-24 */
-        unsigned shift = 126 - e;
-        m = (ax & 0x7fffffu) | 0x800000u;
-        q = m >> shift;
-        rem = m & ((1u << shift) - 1);
-        half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (q & 1))) q++;
-        return (uint16_t)(sign | q);
-    }
-    m = ax & 0x7fffffu;
-    q = ((e - 112) << 10) | (m >> 13);
-    rem = m & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (q & 1))) q++;
-    return (uint16_t)(sign | q);
-}
-
-static uint16_t fti__gguf_bf16_from_f32(float f) {
-    uint32_t x = fti__gguf_f32_to_bits(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* quiet NaN */
-    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
-}
-
-/* Converts n f32 values (n a multiple of the block size) to ggml type t at out. */
-static void fti__gguf_convert_row(uint32_t t, const float *x, size_t n, unsigned char *out) {
-    size_t i, b, j;
-    switch (t) {
-    case FTI_GGML_F32:
-        memcpy(out, x, n * 4);
-        break;
-    case FTI_GGML_F16:
-        for (i = 0; i < n; i++) fti_store_u16(out + 2 * i, fti__gguf_f16_from_f32(x[i]));
-        break;
-    case FTI_GGML_BF16:
-        for (i = 0; i < n; i++) fti_store_u16(out + 2 * i, fti__gguf_bf16_from_f32(x[i]));
-        break;
-    case FTI_GGML_Q8_0:
-        for (b = 0; b < n / 32; b++) {
-            const float *xb = x + 32 * b;
-            unsigned char *ob = out + 34 * b;
-            float amax = 0.0f, d, id;
-            for (j = 0; j < 32; j++) amax = fabsf(xb[j]) > amax ? fabsf(xb[j]) : amax;
-            d = amax / 127.0f;
-            id = d != 0.0f ? 1.0f / d : 0.0f;
-            fti_store_u16(ob, fti__gguf_f16_from_f32(d));
-            for (j = 0; j < 32; j++) ob[2 + j] = (unsigned char)(int8_t)roundf(xb[j] * id);
-        }
-        break;
-    case FTI_GGML_Q4_0:
-        for (b = 0; b < n / 32; b++) {
-            const float *xb = x + 32 * b;
-            unsigned char *ob = out + 18 * b;
-            float amax = 0.0f, vmax = 0.0f, d, id;
-            for (j = 0; j < 32; j++)
-                if (fabsf(xb[j]) > amax) {
-                    amax = fabsf(xb[j]);
-                    vmax = xb[j];
-                }
-            d = vmax / -8.0f;
-            id = d != 0.0f ? 1.0f / d : 0.0f;
-            fti_store_u16(ob, fti__gguf_f16_from_f32(d));
-            for (j = 0; j < 16; j++) {
-                int q0 = (int)(int8_t)(xb[j] * id + 8.5f), q1 = (int)(int8_t)(xb[16 + j] * id + 8.5f);
-                q0 = q0 > 15 ? 15 : q0;
-                q1 = q1 > 15 ? 15 : q1;
-                ob[2 + j] = (unsigned char)(q0 | (q1 << 4));
-            }
-        }
-        break;
-    default:
-        break;
-    }
-}
-
 /* llama.cpp's general.file_type for a matrix type. */
 static uint32_t fti__gguf_file_type(uint32_t t) {
     switch (t) {
@@ -1545,6 +1453,7 @@ FTIDEF fti_result fti_gguf_add_llama(fti_gguf_writer *w, const fti_model_config 
                                      const fti_gguf_lineage *lin,
                                      const fti_gguf_model_opts *opts, fti_error *err) {
     fti_model_config cfg;
+    const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
     uint32_t mt = opts ? opts->matrix_type : FTI_GGML_F32;
     size_t i, n;
     fti_result rc;
@@ -1610,8 +1519,9 @@ FTIDEF fti_result fti_gguf_add_llama(fti_gguf_writer *w, const fti_model_config 
                 return fti_error_set(err, FTI_ERR_LIMIT, "gguf: tensor %s too large", ti.name);
             buf = (unsigned char *)fti_malloc(n_bytes);
             if (!buf) return fti_error_set(err, FTI_ERR_NOMEM, "gguf: out of memory");
+            /* part 02's converters: ggml's rounding exactly (see fti_quantize_row) */
             for (r = 0; r < ti.rows; r++)
-                fti__gguf_convert_row(t, src + r * ti.cols, ti.cols, buf + r * rb);
+                fti_quantize_row(k, (fti_dtype)t, buf + r * rb, src + r * ti.cols, ti.cols);
             rc = fti_gguf_add_tensor_owned(w, ti.name, nd, ne, t, buf, n_bytes);
         }
         if (rc != FTI_OK)

@@ -41,6 +41,7 @@
 
 #include "00_base.h"
 #include "01_threads.h"
+#include "02_kernels.h"
 #include "05_model.h"
 
 #ifdef __cplusplus

@@ -587,3 +587,223 @@ FTI_TEST(gguf_writer_atomic) {
     CHECK(fti_gguf_open(&g, fti_test_tmp("missing.gguf"), NULL, &err) != FTI_OK);
     CHECK(g == NULL);
 }
+
+/* A fake gpt2 vocabulary of n tokens: "t0", "t1", ...; the last one is a special. */
+typedef struct tg_vocab {
+    char **tokens;
+    char *merges[2];
+    size_t n;
+    int32_t special;
+} tg_vocab;
+
+static void tg_vocab_make(tg_vocab *v, size_t n) {
+    size_t i;
+    v->n = n;
+    v->tokens = (char **)malloc(n * sizeof(char *));
+    for (i = 0; i < n; i++) {
+        v->tokens[i] = (char *)malloc(24);
+        snprintf(v->tokens[i], 24, i + 1 == n ? "<|endoftext|>" : "t%lu", (unsigned long)i);
+    }
+    v->merges[0] = (char *)"t t";
+    v->merges[1] = (char *)"\xc4\xa0 t";
+    v->special = (int32_t)(n - 1);
+}
+
+static void tg_vocab_free(tg_vocab *v) {
+    size_t i;
+    for (i = 0; i < v->n; i++) free(v->tokens[i]);
+    free(v->tokens);
+}
+
+static void tg_tok_meta(fti_gguf_tokenizer_meta *m, const tg_vocab *v) {
+    memset(m, 0, sizeof *m);
+    m->n_tokens = v->n;
+    m->tokens = (const char *const *)v->tokens;
+    m->special_ids = &v->special;
+    m->n_special = 1;
+    m->n_merges = 2;
+    m->merges = (const char *const *)v->merges;
+    m->bos_id = v->special;
+    m->eos_id = v->special;
+    m->pad_id = -1;
+    m->add_bos = 1;
+}
+
+/* Builds a tiny llama writer (vocab 64, dim 64, 2 layers) with the given matrix type. */
+static fti_gguf_writer *tg_llama_writer(fti_model_config *cfg, float **params, tg_vocab *v,
+                                        uint32_t mt, int tied) {
+    fti_gguf_writer *w = NULL;
+    fti_gguf_tokenizer_meta m;
+    fti_gguf_lineage lin;
+    fti_gguf_model_opts mo;
+    fti_error err;
+    const char *ds[2] = {"notes-v1", "mail-v3"};
+    memset(cfg, 0, sizeof *cfg);
+    cfg->vocab_size = 64;
+    cfg->dim = 64;
+    cfg->n_layers = 2;
+    cfg->n_heads = 4;
+    cfg->n_kv_heads = 2;
+    cfg->hidden_dim = 96;
+    cfg->context_len = 32;
+    cfg->tied_embeddings = tied;
+    if (fti_model_config_resolve(cfg, &err) != FTI_OK) return NULL;
+    *params = (float *)malloc(fti_model_n_params(cfg) * sizeof(float));
+    fti_model_init_params(cfg, *params, 5);
+    tg_vocab_make(v, 64);
+    tg_tok_meta(&m, v);
+    memset(&lin, 0, sizeof lin);
+    lin.name = "twin-test";
+    lin.datasets = ds;
+    lin.n_datasets = 2;
+    lin.dataset_version = "v0001";
+    lin.tokenizer_sha256 = "abc123";
+    lin.train_config = "{\"steps\":10}";
+    lin.train_steps = 10;
+    lin.train_loss = 3.5;
+    memset(&mo, 0, sizeof mo);
+    mo.matrix_type = mt;
+    if (fti_gguf_writer_create(&w, 0) != FTI_OK) return NULL;
+    if (fti_gguf_add_llama(w, cfg, *params, &m, &lin, &mo, &err) != FTI_OK) {
+        fprintf(stderr, "    add_llama: %s\n", err.msg);
+        fti_gguf_writer_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+FTI_TEST(gguf_llama_roundtrip) {
+    static const uint32_t types[5] = {FTI_GGML_F32, FTI_GGML_F16, FTI_GGML_BF16, FTI_GGML_Q8_0,
+                                      FTI_GGML_Q4_0};
+    int ti;
+    for (ti = 0; ti < 5; ti++) {
+        fti_model_config cfg, back;
+        float *params = NULL;
+        tg_vocab v;
+        fti_gguf_writer *w = tg_llama_writer(&cfg, &params, &v, types[ti], ti & 1);
+        fti_gguf *g = NULL;
+        fti_error err;
+        const char *path = fti_test_tmp("llama.gguf");
+        size_t i, n;
+        const char *s;
+        size_t len;
+        uint32_t u;
+        int b;
+        const fti_gguf_kv *kv;
+        REQUIRE(w != NULL);
+        REQUIRE(fti_gguf_writer_write(w, path, &err) == FTI_OK);
+        fti_gguf_writer_free(w);
+        REQUIRE(fti_gguf_open(&g, path, NULL, &err) == FTI_OK);
+        if (fti_gguf_llama_config(g, &back, 0, &err) != FTI_OK) fprintf(stderr, "    %s\n", err.msg);
+        CHECK(back.vocab_size == 64 && back.dim == 64 && back.n_layers == 2 && back.n_heads == 4 &&
+              back.n_kv_heads == 2 && back.hidden_dim == 96 && back.context_len == 32 &&
+              back.tied_embeddings == (ti & 1) && back.norm_eps == cfg.norm_eps &&
+              back.rope_base == cfg.rope_base);
+        CHECK_OK(fti_gguf_get_str(g, "general.architecture", &s, &len, &err));
+        CHECK(len == 5 && memcmp(s, "llama", 5) == 0);
+        CHECK_OK(fti_gguf_get_str(g, "tokenizer.ggml.model", &s, &len, &err));
+        CHECK(len == 4 && memcmp(s, "gpt2", 4) == 0);
+        CHECK_OK(fti_gguf_get_str(g, "tokenizer.ggml.pre", &s, &len, &err));
+        CHECK(len == 5 && memcmp(s, "gpt-2", 5) == 0);
+        CHECK(fti_gguf_find(g, "llama.block_count")->type == FTI_GGUF_UINT32);
+        CHECK(fti_gguf_find(g, "llama.rope.freq_base")->type == FTI_GGUF_FLOAT32);
+        CHECK(fti_gguf_find(g, "llama.attention.layer_norm_rms_epsilon")->type == FTI_GGUF_FLOAT32);
+        CHECK_OK(fti_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &u, &err));
+        CHECK_EQ_INT(u, 63);
+        CHECK_OK(fti_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b, &err));
+        CHECK_EQ_INT(b, 1);
+        CHECK_OK(fti_gguf_get_arr(g, "tokenizer.ggml.token_type", FTI_GGUF_INT32, &kv, &err));
+        CHECK_EQ_INT(fti_gguf_arr_int(kv, 0), 1);
+        CHECK_EQ_INT(fti_gguf_arr_int(kv, 63), 3);
+        CHECK_OK(fti_gguf_get_arr(g, "general.datasets", FTI_GGUF_STRING, &kv, &err));
+        CHECK_EQ_INT(kv->arr_n, 2);
+        CHECK_OK(fti_gguf_get_str(g, "fti.dataset.version", &s, &len, &err));
+        CHECK(len == 5 && memcmp(s, "v0001", 5) == 0);
+        CHECK_OK(fti_gguf_get_u32(g, "general.file_type", &u, &err));
+        CHECK_EQ_INT(u, ti == 0 ? 0 : ti == 1 ? 1 : ti == 2 ? 32 : ti == 3 ? 7 : 2);
+        /* every tensor: decoded values close to the f32 weights (exact for F32) */
+        n = fti_model_n_tensors(&cfg);
+        CHECK_EQ_INT(fti_gguf_n_tensors(g), n);
+        for (i = 0; i < n; i++) {
+            fti_tensor_info info;
+            const fti_gguf_tensor *t;
+            size_t r, c, rb;
+            double err_sum = 0, ref_sum = 0;
+            float *row;
+            fti_model_tensor_info(&cfg, i, &info);
+            t = fti_gguf_find_tensor(g, info.name);
+            REQUIRE(t != NULL);
+            CHECK(t->type == (info.is_norm ? FTI_GGML_F32 : types[ti]));
+            rb = fti_ggml_row_bytes(t->type, (size_t)t->ne[0]);
+            row = (float *)malloc(t->ne[0] * sizeof(float));
+            for (r = 0; r < info.rows && !info.is_norm; r++) {
+                fti_dequantize_row(NULL, (fti_dtype)t->type, row,
+                                   (const unsigned char *)t->data + r * rb, info.cols);
+                for (c = 0; c < info.cols; c++) {
+                    float ref = params[info.offset + r * info.cols + c];
+                    err_sum += fabs(row[c] - ref);
+                    ref_sum += fabs(ref);
+                }
+            }
+            if (info.is_norm) CHECK(memcmp(t->data, params + info.offset, info.rows * 4) == 0);
+            else if (types[ti] == FTI_GGML_F32) CHECK(err_sum == 0);
+            else CHECK(err_sum <= ref_sum * (types[ti] == FTI_GGML_Q4_0 ? 0.15 : 0.01));
+            free(row);
+        }
+        fti_gguf_close(g);
+        free(params);
+        tg_vocab_free(&v);
+    }
+}
+
+/* Model-level hostile cases: wrong key types, missing keys, token ids >= vocab, bad shapes. */
+FTI_TEST(gguf_llama_hostile) {
+    int c;
+    for (c = 0; c < 12; c++) {
+        fti_model_config cfg, back;
+        float *params = NULL;
+        tg_vocab v;
+        fti_gguf_writer *w = tg_llama_writer(&cfg, &params, &v, FTI_GGML_F32, 0);
+        fti_gguf *g = NULL;
+        fti_error err;
+        fti_buf b;
+        fti_result rc;
+        uint64_t ne[2] = {64, 63};
+        REQUIRE(w != NULL);
+        switch (c) {
+        case 0: fti_gguf_set_str(w, "llama.block_count", "2"); break;
+        case 1: fti_gguf_set_f32(w, "llama.embedding_length", 64.0f); break;
+        case 2: fti_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 64); break;
+        case 3: fti_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 0xffffffffu); break;
+        case 4: fti_gguf_set_i64(w, "llama.attention.head_count", -4); break;
+        case 5: fti_gguf_unset(w, "llama.block_count"); break;
+        case 6: fti_gguf_set_u32(w, "llama.vocab_size", 65); break;
+        case 7: fti_gguf_set_str(w, "general.architecture", "gpt2"); break;
+        case 8: fti_gguf_set_u32(w, "llama.block_count", 3); break;
+        case 9: fti_gguf_set_u32(w, "llama.attention.head_count", 3); break;
+        case 10: fti_gguf_set_str(w, "llama.rope.freq_base", "1e4"); break;
+        case 11: {
+            /* an extra tensor the layout does not know */
+            static float extra[64 * 63];
+            fti_gguf_add_tensor(w, "blk.9.attn_q", 2, ne, FTI_GGML_F32, extra, sizeof extra);
+            break;
+        }
+        }
+        memset(&b, 0, sizeof b);
+        REQUIRE(fti_gguf_writer_write_buf(w, &b, &err) == FTI_OK);
+        fti_gguf_writer_free(w);
+        REQUIRE(fti_gguf_open_memory(&g, b.data, b.len, "m.gguf", NULL, &err) == FTI_OK);
+        rc = fti_gguf_llama_config(g, &back, 0, &err);
+        if (rc == FTI_OK) {
+            fprintf(stderr, "    llama case %d accepted\n", c);
+            fti_test_failures++;
+        } else {
+            CHECK(strstr(err.msg, "m.gguf") != NULL);
+            if (getenv("FTI_TEST_VERBOSE")) fprintf(stderr, "    case %d: %s\n", c, err.msg);
+        }
+        fti_gguf_close(g);
+        fti_buf_free(&b);
+        free(params);
+        tg_vocab_free(&v);
+    }
+}
