@@ -131,7 +131,7 @@ FTI_TEST(train_resume_after_sigkill) {
     fti_trainer *ref, *t = NULL;
     fti_tokens a, b;
     fti_error err;
-    const char *ckpt = fti_test_tmp("run.ckpt");
+    char ckpt[1024];
     const float *h1 = NULL, *h2 = NULL;
     size_t n1 = 0, n2 = 0, nv1 = 0, nv2 = 0;
     const uint64_t *vs1 = NULL, *vs2 = NULL;
@@ -139,6 +139,7 @@ FTI_TEST(train_resume_after_sigkill) {
     pid_t pid;
     int status = 0;
     REQUIRE(tr && va);
+    snprintf(ckpt, sizeof ckpt, "%s", fti_test_tmp("run.ckpt")); /* the tmp slots rotate */
     ref = fti_ttr_run(&o, tr, 3000, va, 400, 0);
     REQUIRE(ref);
     fflush(stdout);
@@ -322,5 +323,79 @@ FTI_TEST(train_lora) {
     fti_free(base);
     fti_free(merged);
     fti_free(tr);
+}
+#endif
+
+#ifndef FTI_NO_TRAIN
+FTI_TEST(train_registry) {
+    char home[1024], id1[17], id2[17], got[17];
+    fti_buf b;
+    fti_error err;
+    fti_json_doc *doc = NULL;
+    const char *card = "{\"dataset\": \"v1\", \"tokenizer\": \"abc\", \"parent\": null, "
+                       "\"val_loss\": 2.5, \"tokens\": 1000, \"id\": \"spoofed\", "
+                       "\"config\": {\"dim\": 32, \"list\": [1, 2.5, \"x\"]}}";
+    snprintf(home, sizeof home, "%s", fti_test_tmp("home")); /* fti_test_tmp's slots rotate */
+    REQUIRE(fti_test_write_file(fti_test_tmp("a.gguf"), "GGUF model one", 14) == 0);
+    REQUIRE(fti_test_write_file(fti_test_tmp("b.gguf"), "GGUF model two", 14) == 0);
+    memset(&b, 0, sizeof(b));
+    CHECK_OK(fti_registry_list(home, &b, &err)); /* empty, no directory yet */
+    CHECK_EQ_INT(b.len, 0);
+    REQUIRE(fti_registry_add(home, fti_test_tmp("a.gguf"), card, strlen(card), id1, &err) ==
+            FTI_OK);
+    REQUIRE(fti_registry_add(home, fti_test_tmp("b.gguf"), "{}", 2, id2, &err) == FTI_OK);
+    CHECK_EQ_INT(strlen(id1), 16);
+    CHECK(strcmp(id1, id2) != 0);
+    CHECK_EQ_INT(fti_registry_add(home, fti_test_tmp("a.gguf"), "[1]", 3, got, &err),
+                 FTI_ERR_INVALID);
+    b.len = 0;
+    CHECK_OK(fti_registry_card(home, id1, &b, &err));
+    REQUIRE(fti_json_parse(b.data, b.len, NULL, &doc, NULL, &err) == FTI_OK);
+    {
+        const fti_json *r = fti_json_root(doc);
+        unsigned char d[32];
+        char hex[65];
+        fti_sha256_buf("GGUF model one", 14, d);
+        fti_sha256_hex(d, hex);
+        CHECK_EQ_STR(fti_json_get_str(r, "id", ""), id1);
+        CHECK_EQ_STR(fti_json_get_str(r, "sha256", ""), hex);
+        CHECK(strncmp(hex, id1, 16) == 0);
+        CHECK_EQ_STR(fti_json_get_str(r, "dataset", ""), "v1");
+        CHECK(fti_json_get_num(r, "val_loss", 0) == 2.5);
+        CHECK_EQ_INT(fti_json_get_int(fti_json_get(r, "config"), "dim", 0), 32);
+        CHECK(fti_path_exists(fti_json_get_str(r, "path", "")));
+    }
+    fti_json_free(doc);
+    b.len = 0;
+    CHECK_OK(fti_registry_list(home, &b, &err));
+    CHECK_EQ_INT(b.len, 34);
+    /* aliases: promote, move, roll back */
+    CHECK_EQ_INT(fti_registry_rollback(home, "production", got, &err), FTI_ERR_NOT_FOUND);
+    CHECK_OK(fti_registry_promote(home, id1, "production", &err));
+    CHECK_OK(fti_registry_resolve(home, "production", got, &err));
+    CHECK_EQ_STR(got, id1);
+    CHECK_OK(fti_registry_promote(home, id2, "production", &err));
+    CHECK_OK(fti_registry_resolve(home, "production", got, &err));
+    CHECK_EQ_STR(got, id2);
+    CHECK_OK(fti_registry_rollback(home, "production", got, &err));
+    CHECK_EQ_STR(got, id1);
+    CHECK_OK(fti_registry_resolve(home, "production", got, &err));
+    CHECK_EQ_STR(got, id1);
+    CHECK_EQ_INT(fti_registry_rollback(home, "production", got, &err), FTI_ERR_NOT_FOUND);
+    CHECK_EQ_INT(fti_registry_promote(home, id1, "bad/alias", &err), FTI_ERR_INVALID);
+    CHECK_EQ_INT(fti_registry_promote(home, "ffffffffffffffff", "staging", &err),
+                 FTI_ERR_NOT_FOUND);
+    {
+        char prefix[8];
+        memcpy(prefix, id2, 7);
+        prefix[7] = 0;
+        CHECK_OK(fti_registry_resolve(home, prefix, got, &err));
+        CHECK_EQ_STR(got, id2);
+    }
+    CHECK_EQ_INT(fti_registry_resolve(home, "nothing", got, &err), FTI_ERR_NOT_FOUND);
+    /* a hostile alias file is an error, not a crash */
+    REQUIRE(fti_test_write_file(fti_test_tmp("home/models/aliases.json"), "{\"x\": [", 7) == 0);
+    CHECK(fti_registry_resolve(home, "x", got, &err) != FTI_OK);
+    fti_buf_free(&b);
 }
 #endif
