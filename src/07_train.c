@@ -72,7 +72,7 @@ FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_ste
 
 /* --- token arrays ------------------------------------------------------------------------------- */
 
-static uint32_t fti__train_token(const fti_tokens *a, size_t i) {
+static uint32_t fti__train_token(const fti_token_array *a, size_t i) {
     const unsigned char *p = (const unsigned char *)a->data;
     if (a->token_bytes == 2) {
         p += 2 * i;
@@ -81,7 +81,7 @@ static uint32_t fti__train_token(const fti_tokens *a, size_t i) {
     return fti_load_u32(p + 4 * i);
 }
 
-static fti_result fti__train_check_tokens(fti_tokens *a, const char *what, size_t min_n,
+static fti_result fti__train_check_tokens(fti_token_array *a, const char *what, size_t min_n,
                                           uint32_t vocab, fti_error *err) {
     size_t i;
     if (a->token_bytes == 0) a->token_bytes = 4;
@@ -202,7 +202,7 @@ struct fti_trainer {
     fti_model_config cfg;
     fti_train_opts o;         /* resolved; o.checkpoint_path points at ckpt_path */
     char *ckpt_path;
-    fti_tokens train, val;
+    fti_token_array train, val;
     fti_pool *pool;
     fti_model_acts *acts;
     size_t n_params;
@@ -318,8 +318,8 @@ static float *fti__train_floats(size_t n) {
 }
 
 FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *init_params,
-                                     const fti_train_opts *opts, fti_tokens train,
-                                     fti_tokens val, fti_trainer **out, fti_error *err) {
+                                     const fti_train_opts *opts, fti_token_array train,
+                                     fti_token_array val, fti_trainer **out, fti_error *err) {
     fti_trainer *t;
     fti_result r;
     size_t i, nt;

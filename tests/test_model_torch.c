@@ -136,7 +136,7 @@ FTI_TEST(train_torch_adamw_steps) {
     fti_tt_golden g;
     fti_train_opts o;
     fti_trainer *tr = NULL;
-    fti_tokens train, none;
+    fti_token_array train, none;
     const fti_json *tj, *sl;
     fti_error err;
     size_t i;

@@ -61,7 +61,7 @@ FTI_TEST(train_schedule) {
 static fti_trainer *fti_ttr_run(const fti_train_opts *o, const uint16_t *tr, size_t n_tr,
                                 const uint16_t *va, size_t n_va, uint64_t stop_at) {
     fti_model_config c = fti_ttr_config();
-    fti_tokens a, b;
+    fti_token_array a, b;
     fti_trainer *t = NULL;
     fti_error err;
     a.data = tr;
@@ -129,7 +129,7 @@ FTI_TEST(train_resume_after_sigkill) {
     fti_train_opts o = fti_ttr_opts();
     fti_model_config c = fti_ttr_config();
     fti_trainer *ref, *t = NULL;
-    fti_tokens a, b;
+    fti_token_array a, b;
     fti_error err;
     char ckpt[1024];
     const float *h1 = NULL, *h2 = NULL;
@@ -214,7 +214,7 @@ FTI_TEST(train_bad_inputs) {
     fti_model_config c = fti_ttr_config();
     fti_train_opts o = fti_ttr_opts();
     fti_trainer *t = NULL;
-    fti_tokens a, none;
+    fti_token_array a, none;
     fti_error err;
     uint16_t toks[40];
     size_t i;
@@ -245,7 +245,7 @@ FTI_TEST(train_lora) {
     fti_model_config c = fti_ttr_config();
     fti_train_opts o = fti_ttr_opts();
     fti_trainer *t = NULL;
-    fti_tokens a, none;
+    fti_token_array a, none;
     fti_error err;
     float *base, *merged;
     size_t n, na, i, k;
