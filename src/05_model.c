@@ -614,7 +614,7 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
                     if (s > mx) mx = s;
                 }
                 for (j = 0; j <= t; j++) {
-                    p[j] = (float)exp((double)(p[j] - mx));
+                    p[j] = expf(p[j] - mx);
                     sum += p[j];
                 }
                 inv = 1.0f / sum;
@@ -710,14 +710,19 @@ static void fti__model_ce_task(void *vctx, size_t i0, size_t i1, int thread) {
             for (j = 0; j < V; j++) row[j] *= c->scale;
             row[tgt] -= c->scale;
         } else {
-            float mx = row[0];
+            float mx = row[0], tl = tgt >= 0 ? row[tgt] : 0.0f, inv;
             double sum = 0.0, lse;
             for (j = 1; j < V; j++)
                 if (row[j] > mx) mx = row[j];
-            for (j = 0; j < V; j++) sum += exp((double)(row[j] - mx));
+            for (j = 0; j < V; j++) {
+                float e = expf(row[j] - mx);
+                row[j] = e;
+                sum += (double)e;
+            }
             lse = log(sum) + (double)mx;
-            c->row_loss[i] = tgt >= 0 ? lse - (double)row[tgt] : 0.0;
-            for (j = 0; j < V; j++) row[j] = (float)exp((double)row[j] - lse);
+            c->row_loss[i] = tgt >= 0 ? lse - (double)tl : 0.0;
+            inv = (float)(1.0 / sum);
+            for (j = 0; j < V; j++) row[j] *= inv;
         }
     }
 }
@@ -727,7 +732,7 @@ static void fti__model_swiglu_fwd(float *g, const float *h1, const float *h2, si
     size_t i;
     for (i = 0; i < n; i++) {
         float x = h1[i];
-        g[i] = x / (1.0f + (float)exp(-(double)x)) * h2[i];
+        g[i] = x / (1.0f + expf(-x)) * h2[i];
     }
 }
 /* dh1 = dg * h2 * silu'(h1), dh2 = dg * silu(h1) (written, not accumulated). */
@@ -736,7 +741,7 @@ static void fti__model_swiglu_bwd(float *dh1, float *dh2, const float *dg, const
     size_t i;
     for (i = 0; i < n; i++) {
         float x = h1[i];
-        float s = 1.0f / (1.0f + (float)exp(-(double)x));
+        float s = 1.0f / (1.0f + expf(-x));
         float gd = dg[i];
         dh1[i] = gd * h2[i] * (s * (1.0f + x * (1.0f - s)));
         dh2[i] = gd * x * s;
