@@ -165,35 +165,33 @@ static void fti__lora_apply(const fti_model_config *cfg, float *dst, const float
     }
 }
 
-FTIDEF void fti_lora_merge(const fti_model_config *cfg, float *params, const float *adapters,
-                           uint32_t rank, float alpha) {
-    size_t i, nt = fti_lora_n_tensors(cfg), j, k, k0, kn, r;
-    float s, tmp[256];
-    if (!cfg || !params || !adapters || rank == 0) return;
+FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
+                                 const float *adapters, uint32_t rank, float alpha) {
+    size_t i, j, nt = fti_lora_n_tensors(cfg), max_n = 0;
+    float *tmp, s;
+    if (!cfg || !params || !adapters || rank == 0) return FTI_ERR_INVALID;
     s = alpha / (float)rank;
     for (i = 0; i < nt; i++) {
         fti_lora_tensor lt;
+        fti_lora_tensor_get(cfg, rank, i, &lt);
+        if (lt.rows * lt.cols > max_n) max_n = lt.rows * lt.cols;
+    }
+    tmp = (float *)fti_malloc((max_n ? max_n : 1) * sizeof(float));
+    if (!tmp) return FTI_ERR_NOMEM;
+    /* the same products, kernels and order of operations as the trainer's merged weights */
+    for (i = 0; i < nt; i++) {
+        fti_lora_tensor lt;
         fti_tensor_info ti;
-        const float *A, *B;
+        float *w;
         fti_lora_tensor_get(cfg, rank, i, &lt);
         fti_model_tensor_info(cfg, lt.tensor, &ti);
-        A = adapters + lt.a_offset; /* (r, in) */
-        B = adapters + lt.b_offset; /* (out, r) */
-        for (j = 0; j < lt.rows; j++) {
-            float *w = params + ti.offset + j * lt.cols;
-            /* same order of operations as the trainer's merged forward weights */
-            for (k0 = 0; k0 < lt.cols; k0 += 256) {
-                kn = lt.cols - k0 < 256 ? lt.cols - k0 : 256;
-                for (k = 0; k < kn; k++) tmp[k] = 0.0f;
-                for (r = 0; r < rank; r++) {
-                    float b = B[j * rank + r];
-                    const float *ar = A + r * lt.cols + k0;
-                    for (k = 0; k < kn; k++) tmp[k] += b * ar[k];
-                }
-                for (k = 0; k < kn; k++) w[k0 + k] = w[k0 + k] + s * tmp[k];
-            }
-        }
+        w = params + ti.offset;
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), NULL, 0, lt.rows, lt.cols, rank,
+                      adapters + lt.b_offset, rank, adapters + lt.a_offset, lt.cols, tmp, lt.cols);
+        for (j = 0; j < lt.rows * lt.cols; j++) w[j] = w[j] + s * tmp[j];
     }
+    fti_free(tmp);
+    return FTI_OK;
 }
 
 /* --- trainer ------------------------------------------------------------------------------------ */

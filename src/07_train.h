@@ -168,9 +168,10 @@ FTIDEF size_t fti_lora_tensor_get(const fti_model_config *cfg, uint32_t rank, si
 FTIDEF size_t fti_lora_n_params(const fti_model_config *cfg, uint32_t rank);
 /* The trainer's adapter block (NULL without LoRA), and its rank and alpha. */
 FTIDEF const float *fti_trainer_lora(const fti_trainer *t, uint32_t *rank, float *alpha);
-/* params += (alpha / rank) * B A for every adapted tensor. */
-FTIDEF void fti_lora_merge(const fti_model_config *cfg, float *params, const float *adapters,
-                           uint32_t rank, float alpha);
+/* params += (alpha / rank) * B A for every adapted tensor, computed exactly as the trainer's
+ * forward weights (bit-identical to fti_trainer_params). FTI_ERR_NOMEM, FTI_ERR_INVALID. */
+FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
+                                 const float *adapters, uint32_t rank, float alpha);
 
 /* --- model registry ---------------------------------------------------------------------------- */
 

@@ -315,7 +315,7 @@ FTI_TEST(train_lora) {
         CHECK_EQ_INT(rank, 3);
         CHECK(alpha == 6.0f);
         memcpy(merged, base, n * sizeof(float));
-        fti_lora_merge(&c, merged, ad, rank, alpha);
+        CHECK_OK(fti_lora_merge(&c, merged, ad, rank, alpha));
         CHECK(memcmp(merged, fti_trainer_params(t), n * sizeof(float)) == 0);
         CHECK(memcmp(base, t->base, n * sizeof(float)) == 0);
     }
