@@ -1410,6 +1410,26 @@ static fti_result fti__gguf_add_tokenizer(fti_gguf_writer *w, const fti_gguf_tok
     return FTI_OK;
 }
 
+FTIDEF void fti_gguf_tokenizer_meta_from(fti_gguf_tokenizer_meta *m, const fti_tokenizer_gguf *tg,
+                                         int add_bos) {
+    if (!m) return;
+    memset(m, 0, sizeof *m);
+    m->pad_id = -1;
+    m->bos_id = -1;
+    m->eos_id = -1;
+    if (!tg) return;
+    m->n_tokens = tg->n_tokens;
+    m->tokens = (const char *const *)tg->tokens;
+    m->token_types = tg->token_types;
+    m->n_merges = tg->n_merges;
+    m->merges = (const char *const *)tg->merges;
+    m->model = tg->model;
+    m->pre = tg->pre;
+    m->bos_id = (int32_t)tg->bos_id;
+    m->eos_id = (int32_t)tg->eos_id;
+    m->add_bos = add_bos && tg->bos_id >= 0;
+}
+
 static fti_result fti__gguf_add_lineage(fti_gguf_writer *w, const fti_gguf_lineage *lin,
                                         fti_error *err) {
     if (lin->author) FTI__GGUF_TRY(fti_gguf_set_str(w, "general.author", lin->author));

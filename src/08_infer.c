@@ -222,6 +222,174 @@ FTIDEF const char *fti_engine_token_bytes(const fti_engine *e, int32_t id, size_
     return e->tok_bytes ? e->tok_bytes + e->tok_off[id] : "";
 }
 
+FTIDEF fti_result fti_engine_tokenizer(const fti_engine *e, fti_tokenizer **out, fti_error *err) {
+    const fti_gguf_kv *toks = NULL, *types = NULL, *merges = NULL;
+    const char **tp = NULL, **mp = NULL;
+    size_t *tl = NULL, *ml = NULL, i, n_merges = 0, pre_len = 0;
+    int32_t *ty = NULL;
+    const char *pre = NULL;
+    char *pre_z = NULL;
+    fti_result rc;
+    if (!e || !out) return fti_error_set(err, FTI_ERR_INVALID, "engine: NULL argument");
+    *out = NULL;
+    rc = fti_gguf_get_arr(e->g, "tokenizer.ggml.tokens", FTI_GGUF_STRING, &toks, err);
+    if (rc != FTI_OK) return rc;
+    if (fti_gguf_get_arr(e->g, "tokenizer.ggml.token_type", FTI_GGUF_TYPE_COUNT, &types, NULL) !=
+        FTI_OK)
+        types = NULL;
+    if (fti_gguf_get_arr(e->g, "tokenizer.ggml.merges", FTI_GGUF_STRING, &merges, NULL) == FTI_OK)
+        n_merges = merges->arr_n;
+    if (fti_gguf_get_str(e->g, "tokenizer.ggml.pre", &pre, &pre_len, NULL) != FTI_OK) pre = NULL;
+    tp = (const char **)fti_calloc(toks->arr_n + 1, sizeof *tp);
+    tl = (size_t *)fti_calloc(toks->arr_n + 1, sizeof *tl);
+    ty = (int32_t *)fti_calloc(toks->arr_n + 1, sizeof *ty);
+    mp = (const char **)fti_calloc(n_merges + 1, sizeof *mp);
+    ml = (size_t *)fti_calloc(n_merges + 1, sizeof *ml);
+    pre_z = pre ? fti_strndup(pre, pre_len) : NULL;
+    if (!tp || !tl || !ty || !mp || !ml || (pre && !pre_z)) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
+    } else {
+        for (i = 0; i < toks->arr_n; i++) {
+            tp[i] = fti_gguf_arr_str(e->g, toks, i, &tl[i]);
+            ty[i] = types ? (int32_t)fti_gguf_arr_int(types, i) : FTI_GGUF_TOKEN_NORMAL;
+        }
+        for (i = 0; i < n_merges; i++) mp[i] = fti_gguf_arr_str(e->g, merges, i, &ml[i]);
+        rc = fti_tokenizer_from_gguf(tp, tl, ty, toks->arr_n, mp, ml, n_merges, pre_z, out, err);
+        if (rc != FTI_OK) fti_error_prefix(err, fti_gguf_path(e->g));
+    }
+    fti_free(tp);
+    fti_free(tl);
+    fti_free(ty);
+    fti_free(mp);
+    fti_free(ml);
+    fti_free(pre_z);
+    return rc;
+}
+
+/* --- prompts ------------------------------------------------------------------------------- */
+
+/* Appends a template marker: its special id, or its text encoded when the vocabulary lacks it. */
+static fti_result fti__prompt_marker(const fti_tokenizer *tok, const char *marker,
+                                     fti_tokens *out) {
+    int64_t id = fti_tokenizer_special_id(tok, marker);
+    if (id >= 0) return fti_tokens_push(out, (uint32_t)id);
+    return fti_tokenizer_encode(tok, marker, strlen(marker), 0, out);
+}
+
+FTIDEF fti_result fti_prompt_append_doc(const fti_tokenizer *tok, const char *title,
+                                        size_t title_len, const char *body, size_t body_len,
+                                        int open_body, fti_tokens *out) {
+    fti_buf head;
+    fti_result rc;
+    if (!tok || !out || (!title && title_len) || (!body && body_len)) return FTI_ERR_INVALID;
+    memset(&head, 0, sizeof head);
+    if (title_len) fti_buf_append(&head, title, title_len);
+    fti_buf_putc(&head, '\n');
+    if (head.oom) {
+        fti_buf_free(&head);
+        return FTI_ERR_NOMEM;
+    }
+    rc = fti__prompt_marker(tok, FTI_TEMPLATE_TITLE, out);
+    if (rc == FTI_OK) rc = fti_tokenizer_encode(tok, head.data, head.len, 0, out);
+    if (rc == FTI_OK) rc = fti__prompt_marker(tok, FTI_TEMPLATE_BODY, out);
+    if (rc == FTI_OK && body_len) rc = fti_tokenizer_encode(tok, body, body_len, 0, out);
+    if (rc == FTI_OK && !open_body) rc = fti__prompt_marker(tok, FTI_TEMPLATE_END, out);
+    fti_buf_free(&head);
+    return rc;
+}
+
+FTIDEF void fti_prompt_free(fti_prompt *p) {
+    if (!p) return;
+    fti_free(p->ids);
+    memset(p, 0, sizeof *p);
+}
+
+FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok,
+                                   const char *title, const char *text, size_t text_len,
+                                   const fti_prompt_doc *docs, size_t n_docs, size_t max_tokens,
+                                   fti_prompt *out, fti_error *err) {
+    fti_tokens q, body;
+    fti_tokens *dt = NULL;
+    int32_t *head = NULL;
+    size_t n_head = 0, i, used = 0, total, n_fit, pos;
+    int bos = fti_engine_add_bos(e);
+    fti_result rc = FTI_OK;
+    if (!e || !tok || !out || (!text && text_len) || (!docs && n_docs))
+        return fti_error_set(err, FTI_ERR_INVALID, "prompt: NULL argument");
+    memset(out, 0, sizeof *out);
+    memset(&q, 0, sizeof q);
+    memset(&body, 0, sizeof body);
+    /* the question: header (kept whole) and body (may be cut from the left) */
+    rc = fti_prompt_append_doc(tok, title, title ? strlen(title) : 0, NULL, 0, 1, &q);
+    if (rc == FTI_OK && text_len) rc = fti_tokenizer_encode(tok, text, text_len, 0, &body);
+    if (rc != FTI_OK) {
+        fti_tokens_free(&q);
+        fti_tokens_free(&body);
+        return fti_error_set(err, rc, "prompt: encoding failed: %s", fti_result_str(rc));
+    }
+    n_head = q.len + (bos ? 1 : 0);
+    head = (int32_t *)fti_malloc((n_head + 1) * sizeof(int32_t));
+    out->ids = (int32_t *)fti_malloc((max_tokens + 1) * sizeof(int32_t));
+    dt = (fti_tokens *)fti_calloc(n_docs + 1, sizeof *dt);
+    if (!head || !out->ids || !dt) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "prompt: out of memory");
+        goto done;
+    }
+    if (bos) head[0] = fti_engine_bos(e);
+    for (i = 0; i < q.len; i++) head[(bos ? 1 : 0) + i] = (int32_t)q.ids[i];
+    if (n_head > max_tokens) {
+        rc = fti_error_set(err, FTI_ERR_LIMIT,
+                           "prompt: the template header alone (%lu tokens) exceeds %lu",
+                           (unsigned long)n_head, (unsigned long)max_tokens);
+        goto done;
+    }
+    total = n_head + body.len;
+    if (total > max_tokens) { /* no room for retrieval; cut the question from the left */
+        int32_t *b32 = (int32_t *)fti_malloc((body.len + 1) * sizeof(int32_t));
+        if (!b32) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "prompt: out of memory");
+            goto done;
+        }
+        for (i = 0; i < body.len; i++) b32[i] = (int32_t)body.ids[i];
+        out->n = fti_prompt_fit(head, n_head, b32, body.len, max_tokens, out->ids);
+        out->n_dropped = total - out->n;
+        fti_free(b32);
+        goto done;
+    }
+    /* retrieved documents, best first, while they fit */
+    for (i = 0; i < n_docs && rc == FTI_OK; i++) {
+        rc = fti_prompt_append_doc(tok, docs[i].title, docs[i].title_len, docs[i].text,
+                                   docs[i].text_len, 0, &dt[i]);
+        if (rc != FTI_OK) break;
+        if (dt[i].len > max_tokens - total) break;
+        total += dt[i].len;
+        used++;
+    }
+    if (rc != FTI_OK) {
+        fti_error_set(err, rc, "prompt: encoding a document failed");
+        goto done;
+    }
+    /* BOS, docs (best last), question header, question body */
+    pos = 0;
+    if (bos) out->ids[pos++] = fti_engine_bos(e);
+    for (n_fit = used; n_fit > 0; n_fit--) {
+        const fti_tokens *d = &dt[n_fit - 1];
+        for (i = 0; i < d->len; i++) out->ids[pos++] = (int32_t)d->ids[i];
+    }
+    for (i = 0; i < q.len; i++) out->ids[pos++] = (int32_t)q.ids[i];
+    for (i = 0; i < body.len; i++) out->ids[pos++] = (int32_t)body.ids[i];
+    out->n = pos;
+    out->n_docs_used = used;
+done:
+    for (i = 0; dt && i < n_docs; i++) fti_tokens_free(&dt[i]);
+    fti_free(dt);
+    fti_free(head);
+    fti_tokens_free(&q);
+    fti_tokens_free(&body);
+    if (rc != FTI_OK) fti_prompt_free(out);
+    return rc;
+}
+
 /* --- sessions ------------------------------------------------------------------------------ */
 
 struct fti_session {

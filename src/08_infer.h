@@ -34,6 +34,7 @@
 #include "00_base.h"
 #include "01_threads.h"
 #include "02_kernels.h"
+#include "03_tokenizer.h"
 #include "05_model.h"
 #include "06_format.h"
 
@@ -74,6 +75,56 @@ FTIDEF int fti_engine_add_bos(const fti_engine *e);
 /* The bytes a token renders as (CONTROL tokens: length 0); NULL for an id out of range. The
  * pointer stays valid until fti_engine_close. */
 FTIDEF const char *fti_engine_token_bytes(const fti_engine *e, int32_t id, size_t *out_len);
+
+/* Builds a tokenizer (part 03) from the file's tokenizer.ggml.* metadata: the same ids
+ * llama.cpp's gpt2 vocabulary gives. Free with fti_tokenizer_free. FTI_ERR_NOT_FOUND when the
+ * file has no vocabulary. Thread safety: any thread. */
+FTIDEF fti_result fti_engine_tokenizer(const fti_engine *e, fti_tokenizer **out, fti_error *err);
+
+/* --- prompts: the document template ------------------------------------------------------ */
+
+/* The document template's markers (the feature pipeline's, part 04). */
+#ifndef FTI_TEMPLATE_TITLE
+#define FTI_TEMPLATE_TITLE "<|title|>"
+#define FTI_TEMPLATE_BODY "<|body|>"
+#define FTI_TEMPLATE_END "<|endoftext|>"
+#endif
+
+/* Appends a document as the feature pipeline tokenizes it for training:
+ *     <|title|> encode(title "\n") <|body|> encode(body) <|endoftext|>
+ * (the end marker left off with open_body, so the model continues the body). Markers are the
+ * tokenizer's special tokens (their text, encoded, if it has none); title and body are untrusted
+ * text: special-token strings in them stay text. */
+FTIDEF fti_result fti_prompt_append_doc(const fti_tokenizer *tok, const char *title,
+                                        size_t title_len, const char *body, size_t body_len,
+                                        int open_body, fti_tokens *out);
+
+/* A retrieved document for a prompt (e.g. a BM25 hit of part 04). */
+typedef struct fti_prompt_doc {
+    const char *title;
+    size_t title_len;
+    const char *text;
+    size_t text_len;
+} fti_prompt_doc;
+
+/* A prompt ready to evaluate (ids owned: fti_prompt_free). */
+typedef struct fti_prompt {
+    int32_t *ids;
+    size_t n;
+    size_t n_docs_used;   /* retrieved documents that fitted */
+    size_t n_dropped;     /* prompt tokens cut from the left to fit */
+} fti_prompt;
+
+/* Builds [BOS if the model adds one] + the retrieved docs (closed documents, best last so it
+ * sits next to the question; docs[0] is the best) + the user's text as an open document with
+ * `title` (may be NULL). At most max_tokens ids: docs that do not fit are left out (worst
+ * first); if the question alone is too long its body is cut from the LEFT while BOS and the
+ * template header are kept. Errors: FTI_ERR_LIMIT (not even the header fits), NOMEM. */
+FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok,
+                                   const char *title, const char *text, size_t text_len,
+                                   const fti_prompt_doc *docs, size_t n_docs, size_t max_tokens,
+                                   fti_prompt *out, fti_error *err);
+FTIDEF void fti_prompt_free(fti_prompt *p);
 
 /* --- sessions: KV cache and scratch ---------------------------------------------------------- */
 
