@@ -142,13 +142,13 @@ FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_
         return fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
     }
     /* fti_gguf_llama_config checked presence, shapes and types of all of these */
-    fti__engine_w(e, "token_embd", &e->embd);
+    fti__engine_w(e, "token_embd.weight", &e->embd);
     e->weight_bytes = 0; /* one embedding row per token: not counted as streamed weights */
-    if (!fti__engine_w(e, "output", &e->out)) {
+    if (!fti__engine_w(e, "output.weight", &e->out)) {
         e->out = e->embd;
-        e->weight_bytes += fti_gguf_find_tensor(e->g, "token_embd")->n_bytes;
+        e->weight_bytes += fti_gguf_find_tensor(e->g, "token_embd.weight")->n_bytes;
     }
-    e->out_norm = (const float *)fti_gguf_find_tensor(e->g, "output_norm")->data;
+    e->out_norm = (const float *)fti_gguf_find_tensor(e->g, "output_norm.weight")->data;
     e->weight_bytes += e->C * 4;
     memset(counts, 0, sizeof counts);
     for (l = 0; l < e->L; l++) {
@@ -156,7 +156,7 @@ FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_
         char nm[64];
         fti__eng_w vn = {NULL, FTI_DTYPE_F32};
 #define FTI__ENG_T(field, suffix)                                                    \
-    snprintf(nm, sizeof nm, "blk.%lu." suffix, (unsigned long)l);                    \
+    snprintf(nm, sizeof nm, "blk.%lu." suffix ".weight", (unsigned long)l);                    \
     fti__engine_w(e, nm, &ly->field);                                                \
     if ((unsigned)ly->field.type < 31) counts[ly->field.type]++;
         FTI__ENG_T(q, "attn_q")
@@ -167,10 +167,10 @@ FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_
         FTI__ENG_T(up, "ffn_up")
         FTI__ENG_T(down, "ffn_down")
 #undef FTI__ENG_T
-        snprintf(nm, sizeof nm, "blk.%lu.attn_norm", (unsigned long)l);
+        snprintf(nm, sizeof nm, "blk.%lu.attn_norm.weight", (unsigned long)l);
         fti__engine_w(e, nm, &vn);
         ly->attn_norm = (const float *)vn.data;
-        snprintf(nm, sizeof nm, "blk.%lu.ffn_norm", (unsigned long)l);
+        snprintf(nm, sizeof nm, "blk.%lu.ffn_norm.weight", (unsigned long)l);
         fti__engine_w(e, nm, &vn);
         ly->ffn_norm = (const float *)vn.data;
     }
