@@ -1,0 +1,2 @@
+/* === monitor: implementation === */
+#include "09_monitor.h"

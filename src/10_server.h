@@ -1,0 +1,311 @@
+/* === server: HTTP/1.1, the OpenAI-compatible API, continuous batching === */
+/*
+ * The server part turns a generator into a network service. It has four layers, each usable and
+ * testable on its own:
+ *
+ *   parser     fti_http_parse_head / fti_http_chunked_feed / fti_http_parse_request: pure functions
+ *              over bytes. Hostile input is the normal case: every limit is named and checked before
+ *              anything grows, and every construct used for request smuggling (Content-Length next
+ *              to Transfer-Encoding, duplicate or odd Content-Length, bare LF or CR, obs-fold, bad
+ *              chunk sizes) is an error that closes the connection, so a byte stream is never read
+ *              as two requests in a way a front proxy would not.
+ *   api        fti_api_parse_completion: validates an OpenAI /v1/completions or /v1/chat/completions
+ *              body (types and ranges, 400 with an OpenAI-style error body otherwise) and renders chat
+ *              messages into one prompt; writers for the JSON responses and Server-Sent Events.
+ *   generator  fti_gen: the small interface the server drives. A sequence is started from a prompt
+ *              (tokenize + prefill), then the scheduler steps a BATCH of active sequences one token
+ *              each: weights are read once per step for all of them (continuous batching: sequences
+ *              join and leave between steps). fti_gen_echo is a deterministic stand-in used by the
+ *              tests and the load benchmark; the inference part provides the real one.
+ *   server     fti_server: POSIX sockets, one poll() loop for all connections plus one scheduler
+ *              thread. Keep-alive, a deadline for the whole header (not reset per byte), idle and
+ *              body timeouts, a connection cap and a bounded queue (503), EMFILE survival, graceful
+ *              stop (stop accepting, finish in-flight, flush logs), hot swap of the generator without
+ *              dropping in-flight requests. Endpoints: POST /v1/completions, POST
+ *              /v1/chat/completions, GET /v1/models, /health, /metrics (Prometheus text) and a
+ *              dashboard at / (inline HTML, CSS, JS).
+ *
+ * The socket server needs POSIX and threads: under FTI_NO_THREADS fti_server_create returns
+ * FTI_ERR_UNSUPPORTED (the parser and the API layer still work). FTI_NO_SERVER removes the part.
+ */
+#ifndef FTI_SERVER_H
+#define FTI_SERVER_H
+
+#include "09_monitor.h"
+
+#ifndef FTI_NO_SERVER
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- HTTP/1.1 request parsing ------------------------------------------------------------------ */
+
+/* Parser results: > 0 is done (bytes consumed), 0 needs more bytes, < 0 is -status: the HTTP status
+ * to answer with before closing (-400, -413, -414, -431, -501, -505). */
+#define FTI_HTTP_INCOMPLETE 0
+
+/* Limits (zero fields mean the default in brackets). */
+typedef struct fti_http_limits {
+    size_t max_request_line; /* bytes of the request line without CRLF [8192] -> 414 */
+    size_t max_head;         /* bytes of request line + fields + blank line [32768] -> 431 */
+    size_t max_fields;       /* header fields [100] -> 431 */
+    size_t max_body;         /* body bytes, after chunked decoding [1 MiB] -> 413 */
+} fti_http_limits;
+
+#define FTI_HTTP_MAX_FIELDS_CAP 256 /* hard cap of the field table */
+
+typedef struct fti_http_span {
+    size_t off; /* into the buffer passed to the parser */
+    size_t len;
+} fti_http_span;
+
+typedef struct fti_http_field {
+    fti_http_span name;
+    fti_http_span value; /* leading and trailing whitespace removed */
+} fti_http_field;
+
+/* A parsed request head. Spans point into the caller's buffer. */
+typedef struct fti_http_head {
+    fti_http_span method;
+    fti_http_span target;
+    int version_minor;       /* HTTP/1.<minor>: 0 or 1 */
+    size_t n_fields;
+    fti_http_field fields[FTI_HTTP_MAX_FIELDS_CAP];
+    size_t head_len;         /* bytes of the head including the blank line */
+    int chunked;             /* Transfer-Encoding: chunked */
+    uint64_t content_length; /* when !chunked (0 if absent) */
+    int keep_alive;          /* per version and Connection */
+    int expect_continue;     /* Expect: 100-continue */
+    const char *error;       /* static text naming the problem when the parse failed */
+} fti_http_head;
+
+/* Parses the head of one request from buf[0..len). Returns head_len (> 0) when the head is complete
+ * and valid, FTI_HTTP_INCOMPLETE when more bytes are needed (and no limit has been crossed yet),
+ * or -status. Leading CRLFs before the request line are skipped (RFC 9112 2.2).
+ * Thread safety: any thread. */
+FTIDEF long fti_http_parse_head(const unsigned char *buf, size_t len, const fti_http_limits *lim,
+                                fti_http_head *head);
+
+/* Resumable chunked-body decoder. Zero-initialise, then call fti_http_chunked_feed with the bytes
+ * after the head (the same growing buffer each time; it remembers how far it got). Decoded data is
+ * appended to `out`. Returns the number of bytes of buf consumed by the body (> 0, including the last
+ * chunk and trailers) when complete, FTI_HTTP_INCOMPLETE when more is needed, -400 on a bad chunk size,
+ * missing CRLF or bad trailer, -413 when the decoded body would exceed max_body, -431 when trailers
+ * are too large. Thread safety: one thread per object. */
+typedef struct fti_http_chunked {
+    size_t pos;          /* next byte of buf to look at */
+    int state;           /* internal */
+    uint64_t remaining;  /* bytes left in the current chunk */
+    size_t n_trailer;    /* trailer bytes/fields seen */
+    size_t n_trailer_fields;
+    size_t line_len;
+} fti_http_chunked;
+FTIDEF long fti_http_chunked_feed(fti_http_chunked *c, const unsigned char *buf, size_t len,
+                                  const fti_http_limits *lim, fti_buf *out);
+
+/* One-shot parse of a whole request (head + body) from buf[0..len), as used by tests and the fuzz
+ * entry. On success returns the bytes consumed (> 0) and the body in *body (a span into buf, or for
+ * chunked bodies the decoded bytes in body_buf, which the caller frees with fti_buf_free).
+ * Otherwise as fti_http_parse_head. Thread safety: any thread. */
+FTIDEF long fti_http_parse_request(const unsigned char *buf, size_t len, const fti_http_limits *lim,
+                                   fti_http_head *head, fti_buf *body_buf, const char **body,
+                                   size_t *body_len);
+
+/* Looks a field up by name (case-insensitive); returns the number of occurrences and the first
+ * value in *value. */
+FTIDEF size_t fti_http_head_field(const fti_http_head *head, const unsigned char *buf,
+                                  const char *name, fti_http_span *value);
+
+/* Reason phrase for a status code ("Not Found"); "Unknown" for codes it does not know. */
+FTIDEF const char *fti_http_reason(int status);
+
+/* --- the OpenAI API layer ---------------------------------------------------------------------- */
+
+#define FTI_API_MAX_STOP 4
+#define FTI_API_MAX_STOP_LEN 64
+
+typedef enum fti_api_kind {
+    FTI_API_COMPLETION = 1,
+    FTI_API_CHAT = 2
+} fti_api_kind;
+
+/* A validated completion request. Owns its strings (fti_api_request_free). */
+typedef struct fti_api_request {
+    fti_api_kind kind;
+    char *model;        /* as sent, or NULL */
+    char *prompt;       /* the prompt text (chat: rendered from the messages) */
+    size_t prompt_len;
+    char *chat_title;   /* chat: the last user message (also inside prompt) */
+    int max_tokens;     /* >= 1 */
+    float temperature;  /* [0, 2] */
+    float top_p;        /* (0, 1] */
+    int top_k;          /* >= 0, 0 = off (extension) */
+    uint64_t seed;
+    int has_seed;
+    int stream;
+    int include_usage;  /* stream_options.include_usage */
+    size_t n_stop;
+    char stop[FTI_API_MAX_STOP][FTI_API_MAX_STOP_LEN + 1];
+    int use_retrieval;  /* extension "fti_retrieval": default 1 */
+} fti_api_request;
+
+/* Validates body[0..len) for the given endpoint kind. n_ctx (> 0) bounds max_tokens.
+ * On failure returns FTI_ERR_FORMAT/FTI_ERR_INVALID/FTI_ERR_LIMIT with err->msg holding the text for
+ * the error body and *param (if not NULL) set to the offending parameter name (static, or NULL).
+ * Thread safety: any thread. */
+FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, size_t len,
+                                           int n_ctx, fti_api_request *req, const char **param,
+                                           fti_error *err);
+FTIDEF void fti_api_request_free(fti_api_request *req);
+
+/* The OpenAI error body {"error":{"message","type","param","code"}} appended to out. */
+FTIDEF void fti_api_write_error(fti_buf *out, const char *message, const char *type,
+                                const char *param, const char *code);
+
+/* What a finished (or streaming) completion reports. */
+typedef struct fti_api_result {
+    const char *id;          /* "cmpl-..." / "chatcmpl-..." */
+    const char *model;
+    int64_t created;         /* unix seconds */
+    const char *text;        /* full text (response) or this piece (stream chunk) */
+    size_t text_len;
+    const char *finish_reason; /* "stop", "length" or NULL (stream: not finished) */
+    int prompt_tokens;
+    int completion_tokens;
+    const char *chunks_json; /* retrieval chunks used, a JSON array text, or NULL */
+} fti_api_result;
+
+/* The whole JSON response for a non-streaming request. */
+FTIDEF void fti_api_write_response(fti_buf *out, fti_api_kind kind, const fti_api_result *r);
+/* One SSE event "data: {...}\n\n". first (chat: carries role), and usage-only chunks are flags. */
+#define FTI_API_CHUNK_FIRST 1
+#define FTI_API_CHUNK_USAGE 2
+FTIDEF void fti_api_write_chunk(fti_buf *out, fti_api_kind kind, const fti_api_result *r,
+                                int flags);
+/* "data: [DONE]\n\n". */
+FTIDEF void fti_api_write_done(fti_buf *out);
+
+/* --- the generator interface ------------------------------------------------------------------- */
+
+/* Parameters of one sequence. */
+typedef struct fti_gen_params {
+    int max_tokens;
+    float temperature;
+    float top_p;
+    int top_k;
+    uint64_t seed;
+    int use_retrieval;
+} fti_gen_params;
+
+/* What starting a sequence reports about its prompt (valid until seq_end). */
+typedef struct fti_gen_prompt_info {
+    const int32_t *ids;        /* prompt token ids (for drift) or NULL */
+    size_t n_tokens;
+    size_t n_byte_fallback;    /* prompt tokens that are raw bytes */
+    double nll_mean;           /* mean negative log-likelihood per prompt token (nats); < 0 = unknown */
+    const char *chunks_json;   /* retrieval chunks used (JSON array text) or NULL */
+    int n_chunks;
+} fti_gen_prompt_info;
+
+/* One decoded token of one sequence. text points into generator storage valid until the next call
+ * of step for that sequence; it may end inside a UTF-8 character (the server holds such bytes back). */
+typedef struct fti_gen_token {
+    int32_t id;
+    int is_end;         /* end of text: the sequence is finished ("stop") */
+    const char *text;
+    size_t text_len;
+} fti_gen_token;
+
+/* The interface. All calls come from the scheduler thread except model_id and n_ctx (any thread).
+ *   seq_start  tokenizes and prefills the prompt; FTI_ERR_LIMIT when prompt + max_tokens exceed the
+ *              context (err names the numbers; answered with 400).
+ *   step       advances every sequence in seqs[0..n) by one token: out[i] for seqs[i]. A step's cost
+ *              should grow sublinearly with n (weights are read once for the batch).
+ *   seq_end    releases a sequence (finished, failed or cancelled).
+ *   release    called once when the server no longer uses this generator (after a swap and when its
+ *              last sequence ended, or at server free). May be NULL. */
+typedef struct fti_gen {
+    void *user;
+    const char *(*model_id)(void *user);
+    int (*n_ctx)(void *user);
+    fti_result (*seq_start)(void *user, const char *prompt, size_t prompt_len,
+                            const fti_gen_params *params, void **seq, fti_gen_prompt_info *info,
+                            fti_error *err);
+    fti_result (*step)(void *user, void **seqs, size_t n, fti_gen_token *out, fti_error *err);
+    void (*seq_end)(void *user, void *seq);
+    void (*release)(void *user);
+} fti_gen;
+
+/* A deterministic stand-in generator: the prompt is tokenized one byte per token; sequence s emits
+ * the words of a fixed text, rotated by a hash of the prompt and seed, one word per token, ending
+ * after `end_after` tokens (0 = never, so max_tokens decides). Each step sleeps step_us (a cost that
+ * is independent of the batch size, like reading the weights once). model_id is `id`. */
+typedef struct fti_gen_echo_opts {
+    const char *id;    /* NULL = "fti-echo" */
+    int n_ctx;         /* 0 = 2048 */
+    unsigned step_us;  /* simulated cost per step */
+    int end_after;
+    int fail_every;    /* > 0: every n-th seq_start fails (tests) */
+} fti_gen_echo_opts;
+/* Fills *gen with a new echo generator (gen->release frees it). */
+FTIDEF fti_result fti_gen_echo_create(const fti_gen_echo_opts *opts, fti_gen *gen);
+
+/* --- the server -------------------------------------------------------------------------------- */
+
+typedef struct fti_server fti_server;
+
+typedef struct fti_server_opts {
+    const char *host;           /* NULL = "127.0.0.1" */
+    int port;                   /* 0 = ephemeral (see fti_server_port) */
+    int max_conns;              /* 0 = 256; beyond -> 503 and close */
+    int max_queue;              /* waiting requests, 0 = 64; beyond -> 503 */
+    int max_batch;              /* active sequences per step, 0 = 16 */
+    int header_timeout_ms;      /* whole head must arrive within, 0 = 10000 */
+    int idle_timeout_ms;        /* keep-alive idle, 0 = 15000 */
+    int body_timeout_ms;        /* whole body must arrive within, 0 = 30000 */
+    size_t max_output_bytes;    /* unsent bytes per connection before it is dropped, 0 = 8 MiB */
+    fti_http_limits limits;
+    fti_monitor *monitor;       /* metrics, request log, drift (optional, not owned) */
+    fti_log_fn log;             /* optional */
+    void *log_user;
+    int no_dashboard;           /* 1: GET / is 404 */
+} fti_server_opts;
+
+/* Creates a server: binds and listens (so the port is known when this returns). gen is copied; the
+ * server owns it from then on (calls gen.release at free) - also on failure. Errors name host:port.
+ * Thread safety: create/free from one thread. */
+FTIDEF fti_result fti_server_create(const fti_server_opts *opts, const fti_gen *gen,
+                                    fti_server **out, fti_error *err);
+/* The bound port. */
+FTIDEF int fti_server_port(const fti_server *srv);
+/* Serves until fti_server_stop; then stops accepting, finishes in-flight requests (up to
+ * drain_ms = 30 s), closes every connection and returns FTI_OK. Thread safety: one thread. */
+FTIDEF fti_result fti_server_run(fti_server *srv, fti_error *err);
+/* Asks run to return. Async-signal-safe (one write() to a pipe); any thread. */
+FTIDEF void fti_server_stop(fti_server *srv);
+/* Switches to a new generator: new requests use it, in-flight ones finish on the old one, which
+ * is released when its last sequence ends. The server owns gen afterwards. Any thread. */
+FTIDEF fti_result fti_server_set_generator(fti_server *srv, const fti_gen *gen);
+FTIDEF void fti_server_free(fti_server *srv);
+
+/* Counters for tests and the benchmark (a snapshot). */
+typedef struct fti_server_stats {
+    uint64_t requests;        /* responses sent */
+    uint64_t rejected;        /* 503s for the connection cap or the queue */
+    uint64_t tokens;          /* completion tokens generated */
+    uint64_t steps;           /* generator steps */
+    uint64_t batch_tokens;    /* sum of batch sizes over steps */
+    uint64_t accept_errors;   /* EMFILE and friends survived */
+    int conns;                /* open connections */
+    int active;               /* active sequences */
+    int queued;
+} fti_server_stats;
+FTIDEF void fti_server_get_stats(fti_server *srv, fti_server_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FTI_NO_SERVER */
+#endif /* FTI_SERVER_H */
