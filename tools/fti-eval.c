@@ -1,0 +1,501 @@
+/* fti-eval: is it a twin? Style fidelity and retrieval quality of a registered model (make eval).
+ *
+ *   build/fti-eval [--home DIR] [--alias NAME | --model FILE] [--dataset VERSION]
+ *                  [--others DIR] [--max-docs N] [--max-bytes N] [--threads N]
+ *
+ * Style fidelity: the model's perplexity on the author's held-out (validation) documents against
+ * its perplexity on text by other authors (the .txt files of data/eval/others, public domain), and the ratio
+ * others/author: a twin finds its author's unseen text far more predictable. Every text goes
+ * through the same document template with an empty title, cut to the same length, so neither side
+ * is favoured. Two baselines run on the same tokens: an interpolated bigram model of the training
+ * split and the untrained model (the same configuration with random initial weights).
+ * Retrieval quality: for each held-out document, its title (or first sentence) as the query;
+ * recall@5 is how often BM25 returns a chunk of that document among the top 5.
+ * Prints a table and one line per figure: EVAL <name> <value>.
+ */
+#define FTI_IMPLEMENTATION
+#include "fti.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct args {
+    const char *home, *alias, *model, *dataset, *others;
+    size_t max_docs, max_bytes;
+    int threads;
+} args;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: fti-eval [--home DIR] [--alias NAME | --model FILE] [--dataset VERSION]\n"
+            "                [--others DIR] [--max-docs N] [--max-bytes N] [--threads N]\n"
+            "\n"
+            "Measures whether a model is a twin of its author:\n"
+            "  perplexity on the author's held-out documents vs on other authors' text\n"
+            "  (same template, same length), with a bigram baseline and the untrained model;\n"
+            "  BM25 recall@5 with each held-out document's title as the query.\n"
+            "\n"
+            "  --home DIR        workspace (default $FTI_HOME or ./twin)\n"
+            "  --alias NAME      registry alias of the model (default production)\n"
+            "  --model FILE      a GGUF model file instead of the registry\n"
+            "  --dataset V       dataset version (default: the model's, else latest)\n"
+            "  --others DIR      folder of .txt files by other authors (default data/eval/others)\n"
+            "  --max-docs N      held-out documents and other-author pieces to use (default 200)\n"
+            "  --max-bytes N     bytes of each text evaluated (default 600)\n"
+            "  --threads N       threads (default $FTI_THREADS or all CPUs)\n");
+}
+
+static int parse_args(int argc, char **argv, args *a) {
+    int i;
+    memset(a, 0, sizeof *a);
+    a->alias = "production";
+    a->others = "data/eval/others";
+    a->max_docs = 200;
+    a->max_bytes = 600;
+    for (i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (!v) {
+            fprintf(stderr, "fti-eval: %s needs a value (try --help)\n", o);
+            return 0;
+        }
+        if (!strcmp(o, "--home")) a->home = v;
+        else if (!strcmp(o, "--alias")) a->alias = v;
+        else if (!strcmp(o, "--model")) a->model = v;
+        else if (!strcmp(o, "--dataset")) a->dataset = v;
+        else if (!strcmp(o, "--others")) a->others = v;
+        else if (!strcmp(o, "--max-docs")) a->max_docs = (size_t)strtoul(v, NULL, 10);
+        else if (!strcmp(o, "--max-bytes")) a->max_bytes = (size_t)strtoul(v, NULL, 10);
+        else if (!strcmp(o, "--threads")) a->threads = atoi(v);
+        else {
+            fprintf(stderr, "fti-eval: unknown option %s (try --help)\n", o);
+            return 0;
+        }
+        i++;
+    }
+    if (!a->max_docs || a->max_bytes < 32) {
+        fprintf(stderr, "fti-eval: --max-docs must be > 0 and --max-bytes >= 32\n");
+        return 0;
+    }
+    return 1;
+}
+
+/* --- the evaluation texts ------------------------------------------------------------------- */
+
+typedef struct text_set {
+    fti_tokens *seqs; /* one token sequence per text (template-encoded) */
+    size_t n, cap;
+} text_set;
+
+static int set_add(text_set *s, const fti_tokenizer *tok, const char *text, size_t len,
+                   size_t max_bytes) {
+    fti_tokens t = {0};
+    /* cut at max_bytes, backing up to a UTF-8 boundary and then to the last space */
+    if (len > max_bytes) {
+        size_t k = max_bytes;
+        while (k > 0 && ((unsigned char)text[k] & 0xC0) == 0x80) k--;
+        while (k > max_bytes / 2 && text[k] != ' ' && text[k] != '\n') k--;
+        len = k;
+    }
+    if (fti_template_encode(tok, NULL, 0, text, len, 0, &t) != FTI_OK) return 0;
+    if (t.len < 8) {
+        fti_tokens_free(&t);
+        return 1;
+    }
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 64;
+        fti_tokens *ns = (fti_tokens *)fti_realloc(s->seqs, nc * sizeof *ns);
+        if (!ns) {
+            fti_tokens_free(&t);
+            return 0;
+        }
+        s->seqs = ns;
+        s->cap = nc;
+    }
+    s->seqs[s->n++] = t;
+    return 1;
+}
+
+static void set_free(text_set *s) {
+    size_t i;
+    for (i = 0; i < s->n; i++) fti_tokens_free(&s->seqs[i]);
+    fti_free(s->seqs);
+    memset(s, 0, sizeof *s);
+}
+
+/* A held-out document: its id, title and text (owned). */
+typedef struct held_doc {
+    char *id, *title, *text;
+    size_t text_len;
+} held_doc;
+
+/* Reads the version's documents file and keeps up to max validation documents. */
+static size_t read_val_docs(const char *docs_path, held_doc *out, size_t max, fti_error *err) {
+    void *data;
+    size_t len, pos = 0, n = 0;
+    if (fti_file_read(docs_path, 0, &data, &len, err) != FTI_OK) return 0;
+    while (pos < len && n < max) {
+        const char *line = (const char *)data + pos;
+        const char *nl = (const char *)memchr(line, '\n', len - pos);
+        size_t ll = nl ? (size_t)(nl - line) : len - pos;
+        fti_json_doc *doc;
+        pos += ll + 1;
+        if (fti_json_parse(line, ll, NULL, &doc, NULL, NULL) != FTI_OK) continue;
+        {
+            const fti_json *r = fti_json_root(doc);
+            const fti_json *text = fti_json_get(r, "text");
+            if (!strcmp(fti_json_get_str(r, "split", ""), "val") && text &&
+                text->type == FTI_JSON_STRING) {
+                out[n].id = fti_strdup(fti_json_get_str(r, "id", ""));
+                out[n].title = fti_strdup(fti_json_get_str(r, "title", ""));
+                out[n].text = fti_strndup(text->str, text->len);
+                out[n].text_len = text->len;
+                if (out[n].id && out[n].title && out[n].text) n++;
+            }
+        }
+        fti_json_free(doc);
+    }
+    fti_free(data);
+    return n;
+}
+
+typedef struct others_ctx {
+    text_set *set;
+    const fti_tokenizer *tok;
+    size_t max_docs, max_bytes;
+} others_ctx;
+
+/* Splits an other-author file into pieces of about max_bytes at paragraph breaks. */
+static fti_result add_other_file(void *user, const char *path, uint64_t size) {
+    others_ctx *c = (others_ctx *)user;
+    void *data;
+    size_t len, pos = 0;
+    fti_buf clean = {0};
+    (void)size;
+    if (strcmp(fti_path_ext(path), "txt") != 0) return FTI_OK;
+    if (fti_file_read(path, 64u << 20, &data, &len, NULL) != FTI_OK) return FTI_OK;
+    fti_clean_text((const char *)data, len, 0, &clean);
+    fti_free(data);
+    while (pos < clean.len && c->set->n < c->max_docs) {
+        size_t end = pos + c->max_bytes < clean.len ? pos + c->max_bytes : clean.len;
+        const char *para = NULL;
+        /* prefer to start the next piece after a paragraph break */
+        if (end < clean.len) {
+            size_t k;
+            for (k = end; k > pos + c->max_bytes / 2; k--)
+                if (clean.data[k] == '\n' && clean.data[k - 1] == '\n') {
+                    para = clean.data + k;
+                    break;
+                }
+            if (para) end = (size_t)(para - clean.data);
+        }
+        if (!set_add(c->set, c->tok, clean.data + pos, end - pos, c->max_bytes)) break;
+        pos = end;
+        while (pos < clean.len && (clean.data[pos] == '\n' || clean.data[pos] == ' ')) pos++;
+    }
+    fti_buf_free(&clean);
+    return FTI_OK;
+}
+
+/* --- scoring ----------------------------------------------------------------------------------- */
+
+/* Token-weighted perplexity of a model over a set (each sequence scored from its second token). */
+static int model_ppl(const fti_engine *e, fti_pool *pool, const text_set *s, double *ppl,
+                     fti_error *err) {
+    fti_session *ses;
+    fti_session_opts so;
+    double sum = 0;
+    size_t n_tok = 0, i;
+    int32_t *ids = NULL;
+    size_t cap = 0;
+    memset(&so, 0, sizeof so);
+    so.pool = pool;
+    if (fti_session_create(&ses, e, &so, err) != FTI_OK) return 0;
+    for (i = 0; i < s->n; i++) {
+        size_t n = s->seqs[i].len, k;
+        double nll;
+        if (n > cap) {
+            int32_t *ni = (int32_t *)fti_realloc(ids, n * sizeof *ids);
+            if (!ni) break;
+            ids = ni;
+            cap = n;
+        }
+        for (k = 0; k < n; k++) ids[k] = (int32_t)s->seqs[i].ids[k];
+        if (fti_session_nll(ses, ids, n, &nll, err) != FTI_OK) {
+            fti_free(ids);
+            fti_session_free(ses);
+            return 0;
+        }
+        sum += nll * (double)(n - 1);
+        n_tok += n - 1;
+    }
+    fti_free(ids);
+    fti_session_free(ses);
+    *ppl = n_tok ? exp(sum / (double)n_tok) : 0;
+    return 1;
+}
+
+/* An interpolated bigram model of the training shard: p(b|a) = l*c(a,b)/c(a) + (1-l)*p1(b),
+ * with p1 the add-one unigram. Bigrams live in an open-addressing table keyed by (a,b). */
+typedef struct bigram {
+    uint64_t *keys; /* (a << 32 | b) + 1, 0 = empty */
+    uint32_t *counts;
+    size_t cap;
+    uint64_t *uni;
+    uint64_t total;
+    size_t vocab;
+} bigram;
+
+static uint32_t *bigram_slot(bigram *m, uint64_t key, int insert) {
+    size_t i = (size_t)(fti_hash64(&key, 8, 7) & (m->cap - 1));
+    while (m->keys[i] && m->keys[i] != key) i = (i + 1) & (m->cap - 1);
+    if (!m->keys[i]) {
+        if (!insert) return NULL;
+        m->keys[i] = key;
+    }
+    return &m->counts[i];
+}
+
+static int bigram_build(bigram *m, const fti_token_shard *sh, size_t vocab) {
+    uint64_t i, n = sh->count;
+    memset(m, 0, sizeof *m);
+    m->vocab = vocab;
+    m->cap = 1;
+    while (m->cap < 2 * (n < 4000000 ? n : 4000000) + 1024) m->cap *= 2;
+    m->keys = (uint64_t *)fti_calloc(m->cap, sizeof *m->keys);
+    m->counts = (uint32_t *)fti_calloc(m->cap, sizeof *m->counts);
+    m->uni = (uint64_t *)fti_calloc(vocab, sizeof *m->uni);
+    if (!m->keys || !m->counts || !m->uni) return 0;
+    for (i = 0; i < n; i++) {
+        uint32_t b = fti_shard_at(sh, i);
+        if (b < vocab) m->uni[b]++;
+        m->total++;
+        if (i > 0 && i < 4000000) {
+            uint32_t a = fti_shard_at(sh, i - 1);
+            uint32_t *c = bigram_slot(m, ((uint64_t)a << 32 | b) + 1, 1);
+            (*c)++;
+        }
+    }
+    return 1;
+}
+
+static double bigram_ppl(bigram *m, const text_set *s, int unigram_only) {
+    double sum = 0, lambda = 0.7;
+    size_t n_tok = 0, i, k;
+    for (i = 0; i < s->n; i++) {
+        for (k = 1; k < s->seqs[i].len; k++) {
+            uint32_t a = s->seqs[i].ids[k - 1], b = s->seqs[i].ids[k];
+            double p1 = ((b < m->vocab ? (double)m->uni[b] : 0) + 1) / ((double)m->total + (double)m->vocab);
+            double p = p1;
+            if (!unigram_only && a < m->vocab && m->uni[a] > 0) {
+                uint32_t *c = bigram_slot(m, ((uint64_t)a << 32 | b) + 1, 0);
+                p = lambda * (c ? (double)*c : 0) / (double)m->uni[a] + (1 - lambda) * p1;
+            }
+            sum -= log(p);
+            n_tok++;
+        }
+    }
+    return n_tok ? exp(sum / (double)n_tok) : 0;
+}
+
+static void bigram_free(bigram *m) {
+    fti_free(m->keys);
+    fti_free(m->counts);
+    fti_free(m->uni);
+}
+
+/* Writes the untrained model: the same configuration and tokenizer, random initial weights. */
+static int write_random_model(const fti_engine *e, const fti_tokenizer *tok, const char *path,
+                              fti_error *err) {
+    fti_model_config cfg = *fti_engine_config(e);
+    size_t n = fti_model_n_params(&cfg);
+    float *params = (float *)fti_malloc(n * sizeof(float));
+    fti_tokenizer_gguf tg;
+    fti_gguf_tokenizer_meta meta;
+    fti_result r;
+    if (!params) return 0;
+    fti_model_init_params(&cfg, params, 1234);
+    if (fti_tokenizer_gguf_make(tok, &tg) != FTI_OK) {
+        fti_free(params);
+        return 0;
+    }
+    fti_gguf_tokenizer_meta_from(&meta, &tg, fti_engine_add_bos(e));
+    r = fti_gguf_write_llama(path, &cfg, params, &meta, NULL, NULL, err);
+    fti_tokenizer_gguf_free(&tg);
+    fti_free(params);
+    return r == FTI_OK;
+}
+
+/* The first sentence of a text (up to 200 bytes), as a query. */
+static size_t first_sentence(const char *t, size_t n) {
+    size_t i;
+    for (i = 0; i < n && i < 200; i++)
+        if ((t[i] == '.' || t[i] == '?' || t[i] == '!') && (i + 1 == n || t[i + 1] == ' ' ||
+                                                           t[i + 1] == '\n'))
+            return i + 1;
+    return i;
+}
+
+int main(int argc, char **argv) {
+    args a;
+    char *home = NULL, model_path[4096], id[17] = "", random_path[4200];
+    fti_error err;
+    fti_dataset *ds = NULL;
+    fti_engine *eng = NULL, *rnd = NULL;
+    fti_tokenizer *tok = NULL;
+    fti_pool *pool = NULL;
+    held_doc *docs = NULL;
+    size_t n_docs = 0, i, hits5 = 0, n_queries = 0;
+    text_set author = {0}, others = {0};
+    bigram bg;
+    double ppl_a = 0, ppl_o = 0, rppl_a = 0, rppl_o = 0;
+    int rc = 1;
+    const char *dataset_name;
+    fti_buf card = {0};
+    fti_json_doc *card_doc = NULL;
+
+    if (!parse_args(argc, argv, &a)) return 2;
+    home = fti_workspace_resolve(a.home);
+    if (!home) return 1;
+    dataset_name = a.dataset;
+    if (a.model) {
+        snprintf(model_path, sizeof model_path, "%s", a.model);
+    } else {
+        const char *p;
+        if (fti_registry_resolve(home, a.alias, id, &err) != FTI_OK ||
+            fti_registry_card(home, id, &card, &err) != FTI_OK ||
+            fti_json_parse(card.data, card.len, NULL, &card_doc, NULL, &err) != FTI_OK) {
+            fprintf(stderr, "fti-eval: model '%s' in %s: %s\n", a.alias, home, err.msg);
+            goto done;
+        }
+        p = fti_json_get_str(fti_json_root(card_doc), "path", "");
+        snprintf(model_path, sizeof model_path, "%s", p);
+        if (!dataset_name) dataset_name = fti_json_get_str(fti_json_root(card_doc), "dataset", NULL);
+    }
+    if (fti_dataset_open(&ds, home, dataset_name, &err) != FTI_OK) {
+        fprintf(stderr, "fti-eval: dataset %s: %s\n", dataset_name ? dataset_name : "latest",
+                err.msg);
+        goto done;
+    }
+    if (!fti_dataset_tokenizer_path(ds) ||
+        fti_tokenizer_load(fti_dataset_tokenizer_path(ds), NULL, &tok, &err) != FTI_OK) {
+        fprintf(stderr, "fti-eval: the dataset's tokenizer: %s\n", err.msg);
+        goto done;
+    }
+    if (fti_engine_open(&eng, model_path, NULL, &err) != FTI_OK) {
+        fprintf(stderr, "fti-eval: %s\n", err.msg);
+        goto done;
+    }
+    if (fti_engine_config(eng)->vocab_size != fti_tokenizer_vocab_size(tok)) {
+        fprintf(stderr, "fti-eval: the model's vocabulary (%u) is not the dataset's tokenizer (%zu)\n",
+                fti_engine_config(eng)->vocab_size, fti_tokenizer_vocab_size(tok));
+        goto done;
+    }
+    pool = fti_pool_create(a.threads);
+
+    /* the texts */
+    docs = (held_doc *)fti_calloc(a.max_docs, sizeof *docs);
+    if (!docs) goto done;
+    n_docs = read_val_docs(fti_dataset_docs_path(ds), docs, a.max_docs, &err);
+    for (i = 0; i < n_docs; i++)
+        if (!set_add(&author, tok, docs[i].text, docs[i].text_len, a.max_bytes)) goto done;
+    {
+        others_ctx oc;
+        oc.set = &others;
+        oc.tok = tok;
+        oc.max_docs = a.max_docs;
+        oc.max_bytes = a.max_bytes;
+        if (fti_walk(a.others, add_other_file, &oc, &err) != FTI_OK)
+            fprintf(stderr, "fti-eval: %s (no other-author texts)\n", err.msg);
+    }
+    if (author.n == 0 || others.n == 0) {
+        fprintf(stderr, "fti-eval: need held-out documents (%zu) and other-author texts (%zu)\n",
+                author.n, others.n);
+        goto done;
+    }
+
+    /* the model, the untrained model, the bigram baseline */
+    if (!model_ppl(eng, pool, &author, &ppl_a, &err) || !model_ppl(eng, pool, &others, &ppl_o, &err)) {
+        fprintf(stderr, "fti-eval: %s\n", err.msg);
+        goto done;
+    }
+    snprintf(random_path, sizeof random_path, "%s/eval-untrained.gguf.tmp", home);
+    if (write_random_model(eng, tok, random_path, &err) &&
+        fti_engine_open(&rnd, random_path, NULL, &err) == FTI_OK) {
+        model_ppl(rnd, pool, &author, &rppl_a, &err);
+        model_ppl(rnd, pool, &others, &rppl_o, &err);
+    }
+    fti_file_remove(random_path, NULL);
+    if (!bigram_build(&bg, fti_dataset_shard(ds, FTI_SPLIT_TRAIN), fti_tokenizer_vocab_size(tok))) {
+        fprintf(stderr, "fti-eval: out of memory for the bigram baseline\n");
+        goto done;
+    }
+
+    /* retrieval */
+    for (i = 0; i < n_docs; i++) {
+        fti_search_hit hits[5];
+        const char *q = docs[i].title;
+        size_t qn = strlen(q), k, nh;
+        if (qn == 0) {
+            q = docs[i].text;
+            qn = first_sentence(q, docs[i].text_len);
+        }
+        if (qn == 0) continue;
+        nh = fti_dataset_search(ds, q, qn, 5, hits);
+        n_queries++;
+        for (k = 0; k < nh; k++)
+            if (hits[k].doc_id && !strcmp(hits[k].doc_id, docs[i].id)) {
+                hits5++;
+                break;
+            }
+    }
+
+    {
+        double b_a = bigram_ppl(&bg, &author, 0), b_o = bigram_ppl(&bg, &others, 0);
+        double u_a = bigram_ppl(&bg, &author, 1), u_o = bigram_ppl(&bg, &others, 1);
+        double recall = n_queries ? (double)hits5 / (double)n_queries : 0;
+        printf("Is it a twin?  model %s, dataset %s\n", id[0] ? id : model_path, fti_dataset_id(ds));
+        printf("  %zu held-out documents of the author, %zu pieces by other authors, %zu bytes each at most\n\n",
+               author.n, others.n, a.max_bytes);
+        printf("  %-26s %14s %14s %10s\n", "perplexity", "author (held)", "other authors", "ratio");
+        printf("  %-26s %14.2f %14.2f %10.2f\n", "twin model", ppl_a, ppl_o, ppl_o / ppl_a);
+        printf("  %-26s %14.2f %14.2f %10.2f\n", "bigram baseline", b_a, b_o, b_o / b_a);
+        printf("  %-26s %14.2f %14.2f %10.2f\n", "unigram baseline", u_a, u_o, u_o / u_a);
+        if (rppl_a > 0)
+            printf("  %-26s %14.2f %14.2f %10.2f\n", "untrained model", rppl_a, rppl_o, rppl_o / rppl_a);
+        printf("\n  retrieval: recall@5 = %.3f (%zu of %zu held-out titles find their document)\n",
+               recall, hits5, n_queries);
+        printf("EVAL ppl_author %.4f\nEVAL ppl_others %.4f\nEVAL ppl_ratio %.4f\n", ppl_a, ppl_o,
+               ppl_o / ppl_a);
+        printf("EVAL bigram_ppl_author %.4f\nEVAL bigram_ppl_others %.4f\n", b_a, b_o);
+        printf("EVAL unigram_ppl_author %.4f\nEVAL unigram_ppl_others %.4f\n", u_a, u_o);
+        if (rppl_a > 0) printf("EVAL untrained_ppl_author %.4f\nEVAL untrained_ppl_others %.4f\n", rppl_a, rppl_o);
+        printf("EVAL recall_at_5 %.4f\n", recall);
+    }
+    bigram_free(&bg);
+    rc = 0;
+done:
+    for (i = 0; i < n_docs; i++) {
+        fti_free(docs[i].id);
+        fti_free(docs[i].title);
+        fti_free(docs[i].text);
+    }
+    fti_free(docs);
+    set_free(&author);
+    set_free(&others);
+    fti_engine_close(rnd);
+    fti_engine_close(eng);
+    fti_tokenizer_free(tok);
+    fti_dataset_close(ds);
+    fti_pool_free(pool);
+    fti_json_free(card_doc);
+    fti_buf_free(&card);
+    fti_free(home);
+    return rc;
+}
