@@ -1,0 +1,368 @@
+/* twin.c: keep the twin up to date without a person in the loop (build/fti-twin).
+ *
+ *   build/fti-twin [--home DIR] update PATH... [--minutes M] [--preset NAME] [--threads N]
+ *   build/fti-twin [--home DIR] status
+ *
+ * `update` runs F -> T -> evaluation -> promotion:
+ *   1. ingests PATH... into the feature store (incremental: unchanged files are reused); if the
+ *      dataset version is the one the production model was trained on, it says so and stops;
+ *   2. trains a candidate: fine-tunes the production model on the new version when the tokenizer
+ *      is the same, else trains from scratch (fti-train, the training program next to this one);
+ *   3. evaluates the candidate and the current production model on the same, new validation split;
+ *   4. promotes the candidate to `production` only if its validation loss is lower
+ *      (champion/challenger), and appends the decision with both figures to
+ *      HOME/registry/decisions.jsonl. A running fti-serve follows the alias by itself.
+ * A lock (HOME/twin.lock) keeps two runs apart, so it is safe from cron; running it again on the
+ * same inputs changes nothing. Exit status: 0 done (promoted or not), 1 failure, 2 usage, 3 busy.
+ */
+#define FTI_IMPLEMENTATION
+#include "fti.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: fti-twin [--home DIR] update PATH... [--minutes M] [--preset NAME] [--threads N]\n"
+            "       fti-twin [--home DIR] status\n"
+            "\n"
+            "update  ingest PATH... (incremental), then if the data changed: fine-tune the\n"
+            "        production model (or train from scratch when the tokenizer changed or\n"
+            "        there is none), evaluate candidate and production on the new validation\n"
+            "        split, and promote the candidate only if it is better. Safe from cron.\n"
+            "status  the production model, its dataset, and the last decisions.\n"
+            "\n"
+            "  --home DIR      workspace (default $FTI_HOME or ./twin)\n"
+            "  --minutes M     training budget in minutes (default 3)\n"
+            "  --preset NAME   model preset for training from scratch (default small)\n"
+            "  --threads N     threads (default $FTI_THREADS or all CPUs)\n");
+}
+
+/* Path of a sibling program (build/fti-train next to build/fti-twin), else the bare name. */
+static void sibling(const char *argv0, const char *name, char *out, size_t n) {
+    const char *slash = strrchr(argv0, '/');
+    if (slash) snprintf(out, n, "%.*s/%s", (int)(slash - argv0), argv0, name);
+    else snprintf(out, n, "%s", name);
+    if (access(out, X_OK) != 0) snprintf(out, n, "%s", name);
+}
+
+/* Runs argv, echoing its standard output and keeping the last word of it in last_word. Standard
+ * error (progress bars) goes straight through. Returns the exit status, or -1. */
+static int run_child(char *const *argv, char *last_word, size_t n) {
+    int fd[2], status = 0;
+    pid_t pid;
+    FILE *in;
+    char line[4096];
+    if (pipe(fd) != 0) return -1;
+    pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        execvp(argv[0], argv);
+        fprintf(stderr, "fti-twin: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(fd[1]);
+    in = fdopen(fd[0], "r");
+    if (last_word) last_word[0] = 0;
+    while (in && fgets(line, sizeof line, in)) {
+        char *e = line + strlen(line), *w;
+        fputs(line, stdout);
+        while (e > line && (e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
+        w = strrchr(line, ' ');
+        w = w ? w + 1 : line;
+        if (*w && last_word) snprintf(last_word, n, "%s", w);
+    }
+    if (in) fclose(in);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    fflush(stdout);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Mean cross-entropy (nats per token) of a model file on the validation shard of ds. */
+static int val_loss(const char *model_path, const fti_dataset *ds, fti_pool *pool, double *loss,
+                    fti_error *err) {
+    const fti_token_shard *sh = fti_dataset_shard(ds, FTI_SPLIT_VAL);
+    fti_engine *e = NULL;
+    fti_session *s = NULL;
+    fti_session_opts so;
+    int32_t *ids;
+    uint64_t i;
+    int ok = 0;
+    if (!sh || sh->count < 2) {
+        fti_error_set(err, FTI_ERR_NOT_FOUND, "the dataset has no validation tokens");
+        return 0;
+    }
+    ids = (int32_t *)fti_malloc((size_t)sh->count * sizeof *ids);
+    if (!ids) return 0;
+    for (i = 0; i < sh->count; i++) ids[i] = (int32_t)fti_shard_at(sh, i);
+    memset(&so, 0, sizeof so);
+    so.pool = pool;
+    if (fti_engine_open(&e, model_path, NULL, err) == FTI_OK &&
+        fti_session_create(&s, e, &so, err) == FTI_OK &&
+        fti_session_nll(s, ids, (size_t)sh->count, loss, err) == FTI_OK)
+        ok = 1;
+    fti_session_free(s);
+    fti_engine_close(e);
+    fti_free(ids);
+    return ok;
+}
+
+/* The card of a registered model (parsed), or NULL. */
+static fti_json_doc *load_card(const char *home, const char *ref, char id[17]) {
+    fti_buf b = {0};
+    fti_json_doc *doc = NULL;
+    if (fti_registry_resolve(home, ref, id, NULL) == FTI_OK &&
+        fti_registry_card(home, id, &b, NULL) == FTI_OK)
+        fti_json_parse(b.data, b.len, NULL, &doc, NULL, NULL);
+    fti_buf_free(&b);
+    return doc;
+}
+
+/* Appends one decision line to HOME/registry/decisions.jsonl (append + fsync). */
+static void log_decision(const char *home, const char *json, size_t n) {
+    char *dir = fti_path_join(home, "registry"), *path = dir ? fti_path_join(dir, "decisions.jsonl") : NULL;
+    int fd;
+    if (path && fti_mkdirs(dir, NULL) == FTI_OK &&
+        (fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644)) >= 0) {
+        if (write(fd, json, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd) != 0)
+            fprintf(stderr, "fti-twin: could not log the decision to %s\n", path);
+        close(fd);
+    }
+    fti_free(path);
+    fti_free(dir);
+}
+
+static int cmd_status(const char *home) {
+    char id[17], *path;
+    fti_json_doc *card = load_card(home, "production", id);
+    void *data;
+    size_t len;
+    if (!card) {
+        printf("no production model in %s (run: fti-twin update PATH...)\n", home);
+        return 0;
+    }
+    printf("production  %s\n", id);
+    printf("dataset     %s\n", fti_json_get_str(fti_json_root(card), "dataset", "?"));
+    printf("val_loss    %.4f (on its own dataset's validation split)\n",
+           fti_json_get_num(fti_json_root(card), "val_loss", NAN));
+    fti_json_free(card);
+    path = fti_path_join(home, "registry/decisions.jsonl");
+    if (path && fti_file_read(path, 64u << 20, &data, &len, NULL) == FTI_OK) {
+        /* the last five decisions */
+        size_t k = len, lines = 0;
+        while (k > 0 && lines < 6) if (((char *)data)[--k] == '\n') lines++;
+        printf("last decisions:\n%s", (char *)data + (k ? k + 1 : 0));
+        fti_free(data);
+    }
+    fti_free(path);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *home_arg = NULL, *preset = "small", *cmd = NULL;
+    const char **paths;
+    size_t n_paths = 0;
+    double minutes = 3;
+    int threads = 0, i, rc = 1, lock_fd = -1, have_prod;
+    char *home, *lock_path = NULL, prod_id[17] = "", cand_id[64] = "", version[65] = "";
+    char train_bin[4096], secs[32], thr[16];
+    fti_error err;
+    fti_json_doc *prod = NULL, *cand = NULL;
+    fti_dataset *ds = NULL;
+    fti_pool *pool = NULL;
+
+    paths = (const char **)fti_calloc((size_t)argc, sizeof *paths);
+    if (!paths) return 1;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--home") && i + 1 < argc) home_arg = argv[++i];
+        else if (!strcmp(a, "--minutes") && i + 1 < argc) minutes = atof(argv[++i]);
+        else if (!strcmp(a, "--preset") && i + 1 < argc) preset = argv[++i];
+        else if (!strcmp(a, "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (a[0] == '-') {
+            fprintf(stderr, "fti-twin: unknown option %s (try --help)\n", a);
+            return 2;
+        } else if (!cmd) cmd = a;
+        else paths[n_paths++] = a;
+    }
+    if (!cmd || (strcmp(cmd, "update") && strcmp(cmd, "status")) ||
+        (!strcmp(cmd, "update") && n_paths == 0) || !(minutes > 0)) {
+        usage(stderr);
+        return 2;
+    }
+    home = fti_workspace_resolve(home_arg);
+    if (!home || fti_workspace_init(home, &err) != FTI_OK) {
+        fprintf(stderr, "fti-twin: workspace %s: %s\n", home ? home : "?", home ? err.msg : "");
+        return 1;
+    }
+    if (!strcmp(cmd, "status")) return cmd_status(home);
+
+    /* one update at a time */
+    lock_path = fti_path_join(home, "twin.lock");
+    lock_fd = lock_path ? open(lock_path, O_RDWR | O_CREAT, 0644) : -1;
+    if (lock_fd >= 0) {
+        struct flock fl;
+        memset(&fl, 0, sizeof fl);
+        fl.l_type = F_WRLCK;
+        fl.l_whence = SEEK_SET;
+        if (fcntl(lock_fd, F_SETLK, &fl) != 0) {
+            fprintf(stderr, "fti-twin: another update is running in %s\n", home);
+            return 3;
+        }
+    }
+
+    /* F: the feature pipeline */
+    printf("== F: ingesting %zu path(s) into %s\n", n_paths, home);
+    fflush(stdout);
+    {
+        char feat_bin[4096];
+        char **av = (char **)fti_calloc(n_paths + 6, sizeof *av);
+        size_t k, j = 0;
+        if (!av) goto done;
+        sibling(argv[0], "fti-feature", feat_bin, sizeof feat_bin);
+        av[j++] = feat_bin;
+        av[j++] = (char *)"--home";
+        av[j++] = home;
+        av[j++] = (char *)"ingest";
+        for (k = 0; k < n_paths; k++) av[j++] = (char *)paths[k];
+        i = run_child(av, version, sizeof version);
+        fti_free(av);
+        if (i != 0 || strlen(version) != 64) {
+            fprintf(stderr, "fti-twin: the feature pipeline failed\n");
+            goto done;
+        }
+    }
+    prod = load_card(home, "production", prod_id);
+    have_prod = prod != NULL;
+    if (have_prod && !strcmp(fti_json_get_str(fti_json_root(prod), "dataset", ""), version)) {
+        printf("== the dataset version did not change (%.16s): the production model %s is current\n",
+               version, prod_id);
+        rc = 0;
+        goto done;
+    }
+    if (fti_dataset_open(&ds, home, version, &err) != FTI_OK) {
+        fprintf(stderr, "fti-twin: %s\n", err.msg);
+        goto done;
+    }
+
+    /* T: fine-tune or train from scratch */
+    sibling(argv[0], "fti-train", train_bin, sizeof train_bin);
+    snprintf(secs, sizeof secs, "%.0f", minutes * 60);
+    snprintf(thr, sizeof thr, "%d", threads);
+    {
+        char *av[20];
+        int j = 0, same_tok = have_prod && !strcmp(fti_json_get_str(fti_json_root(prod), "tokenizer", ""),
+                                                   fti_dataset_tokenizer_sha256(ds) ? fti_dataset_tokenizer_sha256(ds) : "");
+        av[j++] = train_bin;
+        av[j++] = (char *)"--home";
+        av[j++] = home;
+        av[j++] = (char *)"--dataset";
+        av[j++] = version;
+        av[j++] = (char *)"--max-seconds";
+        av[j++] = secs;
+        av[j++] = (char *)"--steps";
+        av[j++] = (char *)"100000";
+        if (threads > 0) {
+            av[j++] = (char *)"--threads";
+            av[j++] = thr;
+        }
+        if (same_tok) {
+            printf("== T: fine-tuning production model %s on %.16s for %.1f min\n", prod_id, version,
+                   minutes);
+            av[j++] = (char *)"--from";
+            av[j++] = prod_id;
+            av[j++] = (char *)"--lr";
+            av[j++] = (char *)"3e-4";
+        } else {
+            printf("== T: training a %s model from scratch on %.16s for %.1f min%s\n", preset,
+                   version, minutes, have_prod ? " (the tokenizer changed)" : "");
+            av[j++] = (char *)"--preset";
+            av[j++] = (char *)preset;
+        }
+        av[j] = NULL;
+        fflush(stdout);
+        if (run_child(av, cand_id, sizeof cand_id) != 0 || strlen(cand_id) != 16) {
+            fprintf(stderr, "fti-twin: training failed\n");
+            goto done;
+        }
+    }
+
+    /* evaluation on the new validation split, then champion/challenger */
+    pool = fti_pool_create(threads);
+    {
+        char cid[17];
+        double lc = NAN, lp = NAN;
+        int promote;
+        fti_buf line = {0};
+        fti_jw w;
+        char now[32];
+        cand = load_card(home, cand_id, cid);
+        if (!cand || !val_loss(fti_json_get_str(fti_json_root(cand), "path", ""), ds, pool, &lc, &err)) {
+            fprintf(stderr, "fti-twin: evaluating the candidate: %s\n", err.msg);
+            goto done;
+        }
+        if (have_prod &&
+            !val_loss(fti_json_get_str(fti_json_root(prod), "path", ""), ds, pool, &lp, &err)) {
+            /* a production model that cannot read this split (other tokenizer) loses */
+            lp = INFINITY;
+        }
+        promote = !have_prod || lc < lp;
+        printf("== evaluation on the new validation split (%llu tokens)\n",
+               (unsigned long long)fti_dataset_shard(ds, FTI_SPLIT_VAL)->count);
+        printf("   candidate   %s  val loss %.4f  perplexity %.2f\n", cand_id, lc, exp(lc));
+        if (have_prod)
+            printf("   production  %s  val loss %.4f  perplexity %.2f\n", prod_id, lp, exp(lp));
+        if (promote && fti_registry_promote(home, cand_id, "production", &err) != FTI_OK) {
+            fprintf(stderr, "fti-twin: promotion failed: %s\n", err.msg);
+            goto done;
+        }
+        printf("== %s\n", promote ? (have_prod ? "candidate is better: promoted to production"
+                                               : "first model: promoted to production")
+                                  : "production stays: the candidate is not better");
+        fti_time_iso8601(fti_time_wall(), now);
+        fti_jw_init(&w, &line, 0);
+        fti_jw_obj_begin(&w);
+        fti_jw_key(&w, "time");
+        fti_jw_str(&w, now);
+        fti_jw_key(&w, "dataset");
+        fti_jw_str(&w, version);
+        fti_jw_key(&w, "candidate");
+        fti_jw_str(&w, cand_id);
+        fti_jw_key(&w, "candidate_val_loss");
+        fti_jw_num(&w, lc);
+        fti_jw_key(&w, "production");
+        if (have_prod) fti_jw_str(&w, prod_id);
+        else fti_jw_null(&w);
+        fti_jw_key(&w, "production_val_loss");
+        fti_jw_num(&w, lp);
+        fti_jw_key(&w, "promoted");
+        fti_jw_bool(&w, promote);
+        fti_jw_obj_end(&w);
+        log_decision(home, line.data, line.len);
+        fti_buf_free(&line);
+    }
+    rc = 0;
+done:
+    fti_json_free(prod);
+    fti_json_free(cand);
+    fti_dataset_close(ds);
+    fti_pool_free(pool);
+    if (lock_fd >= 0) close(lock_fd);
+    fti_free(lock_path);
+    fti_free(home);
+    fti_free(paths);
+    return rc;
+}
