@@ -30,6 +30,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: fti-twin [--home DIR] update PATH... [--minutes M] [--preset NAME] [--threads N]\n"
+            "                [--retokenize]\n"
             "       fti-twin [--home DIR] status\n"
             "\n"
             "update  ingest PATH... (incremental), then if the data changed: fine-tune the\n"
@@ -41,7 +42,8 @@ static void usage(FILE *f) {
             "  --home DIR      workspace (default $FTI_HOME or ./twin)\n"
             "  --minutes M     training budget in minutes (default 3)\n"
             "  --preset NAME   model preset for training from scratch (default small)\n"
-            "  --threads N     threads (default $FTI_THREADS or all CPUs)\n");
+            "  --threads N     threads (default $FTI_THREADS or all CPUs)\n"
+            "  --retokenize    train a new tokenizer (then the model is trained from scratch)\n");
 }
 
 /* Path of a sibling program (build/fti-train next to build/fti-twin), else the bare name. */
@@ -173,7 +175,7 @@ int main(int argc, char **argv) {
     const char **paths;
     size_t n_paths = 0;
     double minutes = 3;
-    int threads = 0, i, rc = 1, lock_fd = -1, have_prod;
+    int threads = 0, i, rc = 1, lock_fd = -1, have_prod, retokenize = 0;
     char *home, *lock_path = NULL, prod_id[17] = "", cand_id[64] = "", version[65] = "";
     char train_bin[4096], secs[32], thr[16];
     fti_error err;
@@ -192,6 +194,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--minutes") && i + 1 < argc) minutes = atof(argv[++i]);
         else if (!strcmp(a, "--preset") && i + 1 < argc) preset = argv[++i];
         else if (!strcmp(a, "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--retokenize")) retokenize = 1;
         else if (a[0] == '-') {
             fprintf(stderr, "fti-twin: unknown option %s (try --help)\n", a);
             return 2;
@@ -224,20 +227,35 @@ int main(int argc, char **argv) {
         }
     }
 
-    /* F: the feature pipeline */
+    /* F: the feature pipeline. With a production model, its tokenizer is kept (so the model can
+     * be fine-tuned on the new version) unless --retokenize asks for a new one. */
+    prod = load_card(home, "production", prod_id);
+    have_prod = prod != NULL;
     printf("== F: ingesting %zu path(s) into %s\n", n_paths, home);
     fflush(stdout);
     {
-        char feat_bin[4096];
-        char **av = (char **)fti_calloc(n_paths + 6, sizeof *av);
+        char feat_bin[4096], tok_path[4096] = "";
+        char **av = (char **)fti_calloc(n_paths + 8, sizeof *av);
         size_t k, j = 0;
         if (!av) goto done;
+        if (have_prod && !retokenize) {
+            fti_dataset *pds = NULL;
+            if (fti_dataset_open(&pds, home, fti_json_get_str(fti_json_root(prod), "dataset", ""),
+                                 NULL) == FTI_OK &&
+                fti_dataset_tokenizer_path(pds))
+                snprintf(tok_path, sizeof tok_path, "%s", fti_dataset_tokenizer_path(pds));
+            fti_dataset_close(pds);
+        }
         sibling(argv[0], "fti-feature", feat_bin, sizeof feat_bin);
         av[j++] = feat_bin;
         av[j++] = (char *)"--home";
         av[j++] = home;
         av[j++] = (char *)"ingest";
         for (k = 0; k < n_paths; k++) av[j++] = (char *)paths[k];
+        if (tok_path[0]) {
+            av[j++] = (char *)"--tokenizer";
+            av[j++] = tok_path;
+        }
         i = run_child(av, version, sizeof version);
         fti_free(av);
         if (i != 0 || strlen(version) != 64) {
@@ -245,17 +263,29 @@ int main(int argc, char **argv) {
             goto done;
         }
     }
-    prod = load_card(home, "production", prod_id);
-    have_prod = prod != NULL;
-    if (have_prod && !strcmp(fti_json_get_str(fti_json_root(prod), "dataset", ""), version)) {
-        printf("== the dataset version did not change (%.16s): the production model %s is current\n",
-               version, prod_id);
-        rc = 0;
-        goto done;
-    }
     if (fti_dataset_open(&ds, home, version, &err) != FTI_OK) {
         fprintf(stderr, "fti-twin: %s\n", err.msg);
         goto done;
+    }
+    /* Unchanged: the same version, or one with the same documents and the same tokenizer (a
+     * version id also covers options such as a tokenizer given instead of trained). */
+    if (have_prod) {
+        const char *pds = fti_json_get_str(fti_json_root(prod), "dataset", "");
+        const char *ptok = fti_json_get_str(fti_json_root(prod), "tokenizer", "");
+        const char *tok = fti_dataset_tokenizer_sha256(ds);
+        size_t added = 1, removed = 1;
+        fti_buf diff = {0};
+        int same = !strcmp(pds, version);
+        if (!same && tok && !strcmp(ptok, tok) &&
+            fti_store_diff(home, pds, version, &diff, &added, &removed, NULL) == FTI_OK)
+            same = added == 0 && removed == 0;
+        fti_buf_free(&diff);
+        if (same) {
+            printf("== the data did not change since the production model %s was trained "
+                   "(dataset %.16s): nothing to do\n", prod_id, pds);
+            rc = 0;
+            goto done;
+        }
     }
 
     /* T: fine-tune or train from scratch */
