@@ -11,13 +11,9 @@
  *   - a successful parse of the consumed prefix alone gives the same length (a request is never
  *     read as a different request when more bytes follow);
  *   - error results are statuses the server knows (400, 413, 414, 417, 431, 505).
- * `make fuzz-http` (mk/serve.mk) builds both.
+ * Built by `make fuzz` through tests/fuzz/driver.c (see tests/fuzz/README.md) and replayed by
+ * `make test`.
  */
-#define FTI_IMPLEMENTATION
-#include "fti.h"
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 static void fti__fuzz_check(int cond) {
     if (!cond) abort();
@@ -86,22 +82,3 @@ int fti_fuzz_http(const uint8_t *data, size_t size) {
     return 0;
 }
 
-#ifdef FTI_LIBFUZZER
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) { return fti_fuzz_http(data, size); }
-#else
-int main(int argc, char **argv) {
-    int i;
-    for (i = 1; i < argc; i++) {
-        void *d = NULL;
-        size_t n = 0;
-        if (fti_file_read(argv[i], (size_t)16 << 20, &d, &n, NULL) != FTI_OK) {
-            fprintf(stderr, "fuzz-http: cannot read %s\n", argv[i]);
-            return 1;
-        }
-        fti_fuzz_http((const uint8_t *)d, n);
-        fti_free(d);
-    }
-    printf("fuzz-http: %d inputs ok\n", argc - 1);
-    return 0;
-}
-#endif
