@@ -397,6 +397,7 @@ FTI__AVX2 static void fti__quantize_x_avx2(const float *x, size_t nb, int8_t *xq
     }
 }
 
+#if !defined(FTI_NO_AVX512)
 /* --- AVX-512 ----------------------------------------------------------------------------------- */
 
 /* GEMM micro-kernel 12×32: 24 zmm accumulators, B row in two zmm, A broadcast per row. */
@@ -859,6 +860,8 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
         y[r] = s;
     }
 }
+
+#endif /* !FTI_NO_AVX512 */
 
 static const fti_kernels fti__kernels_avx2_table = {
     FTI_ISA_AVX2, "avx2",
