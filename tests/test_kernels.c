@@ -625,7 +625,7 @@ FTI_TEST(kernels_backward_finite_differences) {
 /* The vector exp at the edges of float range: underflow to 0, overflow to inf, ±inf, NaN. */
 FTI_TEST(kernels_exp_edges) {
     const fti_kernels *tabs[8], *ref = fti_kernels_get(FTI_ISA_SCALAR);
-    static const float xs[] = {-1000.0f, -104.0f, -100.0f, -88.0f, -87.0f, -20.5f, -1e-3f, 0.0f,
+    const float xs[] = {-1000.0f, -104.0f, -100.0f, -88.0f, -87.0f, -20.5f, -1e-3f, 0.0f,
                                1e-3f, 0.6931472f, 10.25f, 50.0f, 88.0f, 88.5f, 89.0f, 100.0f,
                                -INFINITY, INFINITY, -0.0f};
     enum { NX = sizeof xs / sizeof xs[0] };
