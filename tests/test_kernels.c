@@ -164,6 +164,8 @@ FTI_TEST(kernels_matmul_blocks_and_threads) {
                              &r);
         bad |= kt_check_gemm(tabs[t], pool, 0, 300, 37, 259, 0, &r);
         bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B, 1, 301, 95, 0, &r); /* GEMV path */
+        bad |= kt_check_gemm(tabs[t], pool, 0, 1, 300, 257, 3, &r);  /* row · matrix path */
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 1, 130, 33, 2, &r);
     }
     CHECK(!bad);
     fti_pool_free(pool);
@@ -186,10 +188,10 @@ FTI_TEST(kernels_deterministic_threads) {
     A = kt_rand(&r, 320 * 320, 1.0f);
     B = kt_rand(&r, 320 * 320, 1.0f);
     for (p = 0; p < 3; p++) C[p] = (float *)calloc(320 * 320, sizeof(float));
-    for (f = 0; f < 4; f++) {
+    for (f = 0; f < 5; f++) {
         unsigned flags = f == 0 ? 0 : f == 1 ? FTI_MM_TRANS_B : f == 2 ? FTI_MM_TRANS_A
-                                                                        : FTI_MM_TRANS_B;
-        size_t m = f == 3 ? 1 : M;
+                                                  : f == 3 ? FTI_MM_TRANS_B : 0;
+        size_t m = f >= 3 ? 1 : M;
         for (p = 0; p < 3; p++) {
             for (i = 0; i < 320 * 320; i++) C[p][i] = 0.5f;
             fti_matmul(k, pools[p], flags | FTI_MM_ACCUMULATE, m, N, K, A, 320, B, 320, C[p], 320);
