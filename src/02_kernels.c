@@ -773,8 +773,10 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
             for (i = 0; i < M; i++) memset(C + i * ldc, 0, N * sizeof(float));
         return;
     }
-    if (M == 1 && (flags & FTI_MM_TRANS_B) && !(flags & FTI_MM_TRANS_A)) {
-        /* a GEMV: y(N) = W(N,K)·a(K), one dot per output, split over outputs */
+    if (M <= 4 && (flags & FTI_MM_TRANS_B) && !(flags & FTI_MM_TRANS_A)) {
+        /* GEMVs: y(N) = B(N,K)·a(K) for each of the M rows of A, one dot per output, split
+         * over outputs (B read once in L2-sized slices); a packed 12-row tile would be mostly
+         * padding at this M */
         fti__gemv_ctx v;
         memset(&v, 0, sizeof v);
         v.k = k;
@@ -782,8 +784,10 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
         v.W = B;
         v.row_bytes = ldb * sizeof(float);
         v.n_in = K;
-        v.T = 1;
+        v.T = M;
         v.n_out = N;
+        v.ldx = lda;
+        v.ldy = ldc;
         v.X = A;
         v.Y = C;
         v.acc = (flags & FTI_MM_ACCUMULATE) != 0;
@@ -843,7 +847,7 @@ fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, c
         memset(Y, 0, T * n_out * sizeof(float));
         return FTI_OK;
     }
-    if (wtype == FTI_DTYPE_F32 && T > 1) {
+    if (wtype == FTI_DTYPE_F32 && T > 4) {
         fti_matmul(k, pool, FTI_MM_TRANS_B, T, n_out, n_in, X, n_in, (const float *)W, n_in, Y,
                    n_out);
         return FTI_OK;

@@ -145,7 +145,7 @@ FTIDEF void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, siz
 
 /* Y(T,n_out) = X(T,n_in) · W(n_out,n_in)ᵀ for a weight matrix W of dtype wtype (rows of n_in
  * elements, each row fti_dtype_row_bytes(wtype, n_in) bytes, rows contiguous). T = 1 is the
- * decode GEMV; T > 1 is prefill. F32 weights use fti_matmul. Q8_0 and Q4_0 weights are dotted
+ * decode GEMV; T > 1 is prefill. F32 weights with T > 4 use fti_matmul. Q8_0 and Q4_0 weights are dotted
  * against X quantized to Q8_0 per 32-block (integer dot per block, as ggml does), so the result
  * differs from dequantize-then-f32 by the activation rounding (about 0.4% of sum|w·x|).
  * F16/BF16 are widened to f32 and dotted in f32. W needs 2-byte alignment. Returns FTI_OK, or

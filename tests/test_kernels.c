@@ -165,6 +165,8 @@ FTI_TEST(kernels_matmul_blocks_and_threads) {
         bad |= kt_check_gemm(tabs[t], pool, 0, 300, 37, 259, 0, &r);
         bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B, 1, 301, 95, 0, &r); /* GEMV path */
         bad |= kt_check_gemm(tabs[t], pool, 0, 1, 300, 257, 3, &r);  /* row · matrix path */
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B | FTI_MM_ACCUMULATE, 3, 200, 65, 1, &r);
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B, 4, 33, 1, 2, &r);
         bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 1, 130, 33, 2, &r);
     }
     CHECK(!bad);
