@@ -318,6 +318,73 @@ FTI__AVX2 static void fti__gemv_bf16_avx2(const void *W, size_t row_bytes, size_
     }
 }
 
+FTI__AVX2 static void fti__rmsnorm_bwd_row_avx2(float *dx, float *dw, const float *dout,
+                                                const float *x, const float *w, float rstd,
+                                                size_t n) {
+    __m256 vr = _mm256_set1_ps(rstd), acc = _mm256_setzero_ps(), vm;
+    float dot, mean;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(dout + i);
+        if (w) g = _mm256_mul_ps(g, _mm256_loadu_ps(w + i));
+        acc = _mm256_fmadd_ps(g, _mm256_mul_ps(_mm256_loadu_ps(x + i), vr), acc);
+    }
+    dot = fti__hsum_avx2(acc);
+    for (; i < n; i++) dot += (w ? w[i] * dout[i] : dout[i]) * (x[i] * rstd);
+    mean = dot / (float)n;
+    vm = _mm256_set1_ps(mean);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_loadu_ps(dout + i), g = d;
+        __m256 xh = _mm256_mul_ps(_mm256_loadu_ps(x + i), vr);
+        if (w) g = _mm256_mul_ps(d, _mm256_loadu_ps(w + i));
+        if (dw) _mm256_storeu_ps(dw + i, _mm256_fmadd_ps(d, xh, _mm256_loadu_ps(dw + i)));
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(vr, _mm256_fnmadd_ps(xh, vm, g)));
+    }
+    for (; i < n; i++) {
+        float xh = x[i] * rstd, d = dout[i];
+        if (dw) dw[i] += d * xh;
+        dx[i] = rstd * ((w ? w[i] * d : d) - xh * mean);
+    }
+}
+
+FTI__AVX2 static void fti__softmax_bwd_row_avx2(float *dx, const float *p, const float *dp,
+                                                size_t n) {
+    float s = fti__dot_avx2(p, dp, n);
+    __m256 vs = _mm256_set1_ps(s);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(p + i),
+                                               _mm256_sub_ps(_mm256_loadu_ps(dp + i), vs)));
+    for (; i < n; i++) dx[i] = p[i] * (dp[i] - s);
+}
+
+FTI__AVX2 static void fti__adamw_avx2(float *p, const float *g, float *m, float *v, size_t n,
+                                      const float c[8]) {
+    __m256 lr = _mm256_set1_ps(c[0]), b1 = _mm256_set1_ps(c[1]), b2 = _mm256_set1_ps(c[2]);
+    __m256 eps = _mm256_set1_ps(c[3]), dec = _mm256_set1_ps(c[4]), gs = _mm256_set1_ps(c[5]);
+    __m256 c1 = _mm256_set1_ps(c[6]), c2 = _mm256_set1_ps(c[7]);
+    __m256 one_b1 = _mm256_set1_ps(1.0f - c[1]), one_b2 = _mm256_set1_ps(1.0f - c[2]);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 gi = _mm256_mul_ps(_mm256_loadu_ps(g + i), gs);
+        __m256 mi = _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(one_b1, gi));
+        __m256 vi = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + i)),
+                                  _mm256_mul_ps(_mm256_mul_ps(one_b2, gi), gi));
+        __m256 den = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), c2), eps);
+        __m256 upd = _mm256_div_ps(_mm256_mul_ps(lr, _mm256_mul_ps(mi, c1)), den);
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        _mm256_storeu_ps(p + i, _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p + i), dec), upd));
+    }
+    fti__adamw_ref(p + i, g + i, m + i, v + i, n - i, c);
+}
+
+FTI__AVX2 static void fti__bf16_to_f32_avx2(float *dst, const uint16_t *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, fti__bf16x8_avx2(src + i));
+    fti__bf16_to_f32_ref(dst + i, src + i, n - i);
+}
+
 /* Q8_0 · Q8 activations: |x| (unsigned) times w with x's sign (signed) through maddubs. */
 FTI__AVX2 static void fti__gemv_q8_0_avx2(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
@@ -869,10 +936,10 @@ static const fti_kernels fti__kernels_avx2_table = {
     fti__gemv_f32_avx2, fti__gemv_f16_avx2, fti__gemv_bf16_avx2,
     fti__gemv_q8_0_avx2, fti__gemv_q4_0_avx2, fti__quantize_x_avx2,
     fti__dot_avx2, fti__axpy_avx2, fti__scale_avx2, fti__max_avx2, fti__exp_sum_avx2,
-    fti__mul_scaled_avx2, fti__rmsnorm_bwd_row_ref, fti__softmax_bwd_row_ref,
+    fti__mul_scaled_avx2, fti__rmsnorm_bwd_row_avx2, fti__softmax_bwd_row_avx2,
     fti__silu_fwd_avx2, fti__silu_bwd_avx2, fti__swiglu_fwd_avx2, fti__swiglu_bwd_avx2,
-    fti__adamw_ref,
-    fti__f16_to_f32_avx2, fti__f32_to_f16_avx2, fti__bf16_to_f32_ref, fti__f32_to_bf16_ref,
+    fti__adamw_avx2,
+    fti__f16_to_f32_avx2, fti__f32_to_f16_avx2, fti__bf16_to_f32_avx2, fti__f32_to_bf16_ref,
     fti__quantize_q8_0_ref, fti__quantize_q4_0_ref, fti__dequantize_q8_0_ref,
     fti__dequantize_q4_0_ref,
 };
