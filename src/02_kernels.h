@@ -105,6 +105,7 @@ FTIDEF size_t fti_dtype_row_bytes(fti_dtype t, size_t n);
 #define FTI_CPU_AVX512BF16 (1u << 8)
 #define FTI_CPU_NEON (1u << 9)
 #define FTI_CPU_DOTPROD (1u << 10)
+#define FTI_CPU_AVX512VBMI (1u << 11)
 
 /* Features of this CPU that fti can use (OS support for the wide registers checked with XGETBV).
  * Always 0 under FTI_NO_SIMD. Thread safety: any thread. */

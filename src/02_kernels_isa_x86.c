@@ -41,6 +41,7 @@ static unsigned fti__cpu_features_x86(void) {
         if (b & (1u << 30)) f |= FTI_CPU_AVX512BW;
         if (b & (1u << 31)) f |= FTI_CPU_AVX512VL;
         if (c & (1u << 11)) f |= FTI_CPU_AVX512VNNI;
+        if (c & (1u << 1)) f |= FTI_CPU_AVX512VBMI;
         __cpuid_count(7, 1, a, b, c, d);
         if (a & (1u << 5)) f |= FTI_CPU_AVX512BF16;
     }
@@ -49,7 +50,7 @@ static unsigned fti__cpu_features_x86(void) {
 
 #define FTI__AVX2 __attribute__((target("avx2,fma,f16c")))
 #define FTI__AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
-#define FTI__VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define FTI__VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")))
 
 /* --- AVX2 + FMA -------------------------------------------------------------------------------- */
 
@@ -897,7 +898,7 @@ FTI__VNNI static __m512 fti__q4_pair_vnni(const fti_block_q4_0 *w, const int8_t 
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
 }
 
-FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_t rows,
+FTI__VNNI static void fti__gemv_q4_0_vnni_pairs(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
                                           size_t nb, float *y) {
     const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
@@ -928,6 +929,74 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
     }
 }
 
+/* Q4_0 with VNNI + VBMI, four blocks (72 bytes) per step: two loads (the second masked to the
+ * 8 bytes that belong to the group, so nothing past the row is read), vpermt2b gathers the 4×16
+ * nibble bytes and vpermb the 4 fp16 scales; low nibbles (elements 0..15 of each block) and high
+ * nibbles (16..31) each make one dpbusd against x rearranged once per call to match, giving 4
+ * int32 lanes per block. Q4_0's -8 offset is applied in float: Σ_b wd·(-8·xd·Σx) per row, with
+ * -8·xd·Σx precomputed per block. */
+enum { FTI__Q4_STACK_GROUPS = 64 }; /* n_in up to 8192 rearranged on the stack */
+
+FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_t rows,
+                                          const int8_t *xq, const float *xd, const int32_t *xs,
+                                          size_t nb, float *y) {
+    int8_t xr[FTI__Q4_STACK_GROUPS * 128];
+    float corr[FTI__Q4_STACK_GROUPS * 4];
+    size_t ng = nb / 4, g, r, b, j;
+    __m512i idx_q, idx_d;
+    const __m512i idx4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i m4 = _mm512_set1_epi8(15);
+    unsigned char iq[64], id[64];
+    if (ng > FTI__Q4_STACK_GROUPS) {
+        fti__gemv_q4_0_vnni_pairs(W, row_bytes, rows, xq, xd, xs, nb, y);
+        return;
+    }
+    for (j = 0; j < 64; j++) {
+        iq[j] = (unsigned char)(18 * (j / 16) + 2 + j % 16); /* qs bytes of block j/16 */
+        id[j] = (unsigned char)(j < 8 ? 18 * (j / 2) + j % 2 : 0); /* the four fp16 scales */
+    }
+    idx_q = _mm512_loadu_si512((const void *)iq);
+    idx_d = _mm512_loadu_si512((const void *)id);
+    for (g = 0; g < ng; g++) { /* x of 4 blocks as [x0[0:16] x1[0:16] x2[0:16] x3[0:16]] + highs */
+        for (j = 0; j < 4; j++) {
+            memcpy(xr + g * 128 + j * 16, xq + (g * 4 + j) * FTI_QK, 16);
+            memcpy(xr + g * 128 + 64 + j * 16, xq + (g * 4 + j) * FTI_QK + 16, 16);
+            corr[g * 4 + j] = -8.0f * xd[g * 4 + j] * (float)xs[g * 4 + j];
+        }
+    }
+    for (r = 0; r < rows; r++) {
+        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        const unsigned char *wb = (const unsigned char *)w;
+        __m512 acc = _mm512_setzero_ps();
+        __m128 cacc = _mm_setzero_ps();
+        float s;
+        for (g = 0; g < ng; g++, wb += 72) {
+            __m512i l0 = _mm512_loadu_si512((const void *)wb);
+            __m512i l1 = _mm512_maskz_loadu_epi8((__mmask64)0xff, (const void *)(wb + 64));
+            __m512i q = _mm512_permutex2var_epi8(l0, idx_q, l1);
+            __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo,
+                                            _mm512_loadu_si512((const void *)(xr + g * 128)));
+            __m128 wd = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, l0)));
+            __m128 s4 = _mm_mul_ps(wd, _mm_loadu_ps(xd + g * 4));
+            d = _mm512_dpbusd_epi32(d, hi, _mm512_loadu_si512((const void *)(xr + g * 128 + 64)));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),
+                                  _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(s4)), acc);
+            cacc = _mm_fmadd_ps(wd, _mm_loadu_ps(corr + g * 4), cacc);
+        }
+        s = fti__hsum_avx512(acc);
+        cacc = _mm_add_ps(cacc, _mm_movehl_ps(cacc, cacc));
+        cacc = _mm_add_ss(cacc, _mm_movehdup_ps(cacc));
+        s += _mm_cvtss_f32(cacc);
+        for (b = ng * 4; b < nb; b++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i d = _mm256_dpbusd_epi32(_mm256_set1_epi32(-xs[b]), fti__q4_nibbles_avx2(w[b].qs), xv);
+            s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+        }
+        y[r] = s;
+    }
+}
+
 #endif /* !FTI_NO_AVX512 */
 
 static const fti_kernels fti__kernels_avx2_table = {
@@ -947,7 +1016,8 @@ static const fti_kernels fti__kernels_avx2_table = {
 static const fti_kernels *fti__kernels_avx2(void) { return &fti__kernels_avx2_table; }
 
 #if !defined(FTI_NO_AVX512)
-/* Two AVX-512 tables: with VNNI (Ice Lake, Zen 4+) the quantized dots use vpdpbusd. */
+/* Two AVX-512 tables: with VNNI and VBMI (Ice Lake, Zen 4+) the quantized dots use vpdpbusd
+ * (and vpermb to unpack Q4_0). */
 static const fti_kernels fti__kernels_avx512_table = {
     FTI_ISA_AVX512, "avx512",
     12, 32, 384, 120, 512, fti__ukernel_avx512,
@@ -982,7 +1052,9 @@ static const fti_kernels *fti__kernels_avx512(unsigned features) {
     const unsigned need = FTI_CPU_AVX512F | FTI_CPU_AVX512BW | FTI_CPU_AVX512VL | FTI_CPU_AVX2 |
                           FTI_CPU_FMA | FTI_CPU_F16C;
     if ((features & need) != need) return NULL;
-    if (features & FTI_CPU_AVX512VNNI) return &fti__kernels_avx512vnni_table;
+    if ((features & (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI)) ==
+        (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI))
+        return &fti__kernels_avx512vnni_table;
     return &fti__kernels_avx512_table;
 #endif
     (void)features;

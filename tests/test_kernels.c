@@ -230,7 +230,8 @@ FTI_TEST(kernels_matmul_w_all_dtypes) {
     const fti_kernels *tabs[8], *ref = fti_kernels_get(FTI_ISA_SCALAR);
     static const fti_dtype types[] = {FTI_DTYPE_F32, FTI_DTYPE_F16, FTI_DTYPE_BF16,
                                       FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0};
-    static const size_t n_ins[] = {1, 7, 32, 33, 64, 96, 257, 288, 544};
+    static const size_t n_ins[] = {1, 7, 32, 33, 64, 96, 257, 288, 544, 8352}; /* > 8192: */
+    /* the VBMI Q4_0 kernel falls back to its pairwise version */
     int n = kt_tables(tabs), t, ti, ni, bad = 0;
     fti_pool *pool = fti_pool_create(2);
     fti_rng r;
