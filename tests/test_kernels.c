@@ -159,7 +159,7 @@ FTI_TEST(kernels_matmul_blocks_and_threads) {
     REQUIRE(pool != NULL);
     fti_rng_seed(&r, 7, 1);
     for (t = 0; t < n; t++) {
-        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B, 131, 600, 530, 0, &r);
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B, 53, 530, 400, 0, &r);
         bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 77, 45, 520, 1,
                              &r);
         bad |= kt_check_gemm(tabs[t], pool, 0, 300, 37, 259, 0, &r);
