@@ -35,8 +35,8 @@
 typedef void (*fti__ukernel_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                 int acc);
 /* y[r] (=, or += when acc) W[r]·x for r in [0, rows): W rows are row_bytes apart. */
-typedef void (*fti__gemv_fn)(const void *W, size_t row_bytes, size_t rows, const float *x,
-                             size_t n, float *y, int acc);
+typedef void (*fti__gemv_fn)(const void *W, size_t row_bytes, size_t rows, const float *x, size_t n,
+                             float *y, int acc);
 /* Quantized rows against activations quantized to 32-blocks: xq (nb·32 int8), xd (nb scales),
  * xs (nb block sums of xq, used by Q4_0). y[r] = Σ_b wd·xd[b]·(int dot of block b). */
 typedef void (*fti__gemv_q_fn)(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
@@ -59,8 +59,8 @@ struct fti_kernels {
     float (*max)(const float *x, size_t n);
     float (*exp_sum)(float *y, const float *x, size_t n, float sub); /* y = exp(x-sub), Σy */
     void (*mul_scaled)(float *out, const float *x, const float *w, float s, size_t n);
-    void (*rmsnorm_bwd_row)(float *dx, float *dw, const float *dout, const float *x,
-                            const float *w, float rstd, size_t n);
+    void (*rmsnorm_bwd_row)(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                            float rstd, size_t n);
     void (*softmax_bwd_row)(float *dx, const float *p, const float *dp, size_t n);
     void (*silu_fwd)(float *y, const float *x, size_t n);
     void (*silu_bwd)(float *dx, const float *x, const float *dy, size_t n);
@@ -183,8 +183,10 @@ static void fti__matmul_ref(unsigned flags, size_t M, size_t N, size_t K, const 
                 float b = (flags & FTI_MM_TRANS_B) ? B[j * ldb + p] : B[p * ldb + j];
                 s += a * b;
             }
-            if (flags & FTI_MM_ACCUMULATE) C[i * ldc + j] += s;
-            else C[i * ldc + j] = s;
+            if (flags & FTI_MM_ACCUMULATE)
+                C[i * ldc + j] += s;
+            else
+                C[i * ldc + j] = s;
         }
     }
 }
@@ -239,8 +241,10 @@ static float fti__exp_sum_ref(float *y, const float *x, size_t n, float sub) {
 
 static void fti__mul_scaled_ref(float *out, const float *x, const float *w, float s, size_t n) {
     size_t i;
-    if (w) for (i = 0; i < n; i++) out[i] = x[i] * s * w[i];
-    else for (i = 0; i < n; i++) out[i] = x[i] * s;
+    if (w)
+        for (i = 0; i < n; i++) out[i] = x[i] * s * w[i];
+    else
+        for (i = 0; i < n; i++) out[i] = x[i] * s;
 }
 
 /* One row of RMSNorm backward: with xh = x·rstd and g = w·dout,
@@ -470,16 +474,40 @@ static void fti__gemv_q4_0_ref(const void *W, size_t row_bytes, size_t rows, con
 }
 
 static const fti_kernels fti__kernels_scalar = {
-    FTI_ISA_SCALAR, "scalar",
-    4, 4, 256, 128, 512, fti__ukernel_ref,
-    fti__gemv_f32_ref, fti__gemv_f16_ref, fti__gemv_bf16_ref,
-    fti__gemv_q8_0_ref, fti__gemv_q4_0_ref, fti__quantize_x_ref,
-    fti__dot_ref, fti__axpy_ref, fti__scale_ref, fti__max_ref, fti__exp_sum_ref,
-    fti__mul_scaled_ref, fti__rmsnorm_bwd_row_ref, fti__softmax_bwd_row_ref,
-    fti__silu_fwd_ref, fti__silu_bwd_ref, fti__swiglu_fwd_ref, fti__swiglu_bwd_ref,
+    FTI_ISA_SCALAR,
+    "scalar",
+    4,
+    4,
+    256,
+    128,
+    512,
+    fti__ukernel_ref,
+    fti__gemv_f32_ref,
+    fti__gemv_f16_ref,
+    fti__gemv_bf16_ref,
+    fti__gemv_q8_0_ref,
+    fti__gemv_q4_0_ref,
+    fti__quantize_x_ref,
+    fti__dot_ref,
+    fti__axpy_ref,
+    fti__scale_ref,
+    fti__max_ref,
+    fti__exp_sum_ref,
+    fti__mul_scaled_ref,
+    fti__rmsnorm_bwd_row_ref,
+    fti__softmax_bwd_row_ref,
+    fti__silu_fwd_ref,
+    fti__silu_bwd_ref,
+    fti__swiglu_fwd_ref,
+    fti__swiglu_bwd_ref,
     fti__adamw_ref,
-    fti__f16_to_f32_ref, fti__f32_to_f16_ref, fti__bf16_to_f32_ref, fti__f32_to_bf16_ref,
-    fti__quantize_q8_0_ref, fti__quantize_q4_0_ref, fti__dequantize_q8_0_ref,
+    fti__f16_to_f32_ref,
+    fti__f32_to_f16_ref,
+    fti__bf16_to_f32_ref,
+    fti__f32_to_bf16_ref,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
     fti__dequantize_q4_0_ref,
 };
 
@@ -707,12 +735,8 @@ static void fti__gemv_task(void *ctx, size_t begin, size_t end, int thread) {
             float *y = g->Y + t * g->ldy + r0;
             const float *x = g->X ? g->X + t * g->ldx : NULL;
             switch (g->wtype) {
-            case FTI_DTYPE_F32:
-                g->k->gemv_f32(w, g->row_bytes, rows, x, g->n_in, y, g->acc);
-                break;
-            case FTI_DTYPE_F16:
-                g->k->gemv_f16(w, g->row_bytes, rows, x, g->n_in, y, g->acc);
-                break;
+            case FTI_DTYPE_F32: g->k->gemv_f32(w, g->row_bytes, rows, x, g->n_in, y, g->acc); break;
+            case FTI_DTYPE_F16: g->k->gemv_f16(w, g->row_bytes, rows, x, g->n_in, y, g->acc); break;
             case FTI_DTYPE_BF16:
                 g->k->gemv_bf16(w, g->row_bytes, rows, x, g->n_in, y, g->acc);
                 break;
@@ -760,9 +784,8 @@ static size_t fti__gemv_grain(size_t row_bytes) {
     return (g + 15) / 16 * 16;
 }
 
-void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, size_t N,
-                size_t K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
-                size_t ldc) {
+void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, size_t N, size_t K,
+                const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc) {
     fti__gemm_ctx g;
     size_t tiles_m, tiles_n, items, grain, work;
     k = fti__k(k);
@@ -884,11 +907,11 @@ fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, c
                             float y1;
                             fti__quantize_x_ref(X + t * n_in + b * FTI_QK, 1, sq, sd, ss);
                             if (wtype == FTI_DTYPE_Q8_0)
-                                fti__gemv_q8_0_ref(w + b * sizeof(fti_block_q8_0), 0, 1, sq, sd,
-                                                   ss, 1, &y1);
+                                fti__gemv_q8_0_ref(w + b * sizeof(fti_block_q8_0), 0, 1, sq, sd, ss,
+                                                   1, &y1);
                             else
-                                fti__gemv_q4_0_ref(w + b * sizeof(fti_block_q4_0), 0, 1, sq, sd,
-                                                   ss, 1, &y1);
+                                fti__gemv_q4_0_ref(w + b * sizeof(fti_block_q4_0), 0, 1, sq, sd, ss,
+                                                   1, &y1);
                             s += y1;
                         }
                         Y[t * n_out + r] = s;
@@ -923,8 +946,8 @@ void fti_axpy(const fti_kernels *k, float *y, float a, const float *x, size_t n)
 
 void fti_scale(const fti_kernels *k, float *x, float a, size_t n) { fti__k(k)->scale(x, a, n); }
 
-void fti_rmsnorm_fwd(const fti_kernels *k, float *out, float *rstd, const float *x,
-                     const float *w, size_t R, size_t C, float eps) {
+void fti_rmsnorm_fwd(const fti_kernels *k, float *out, float *rstd, const float *x, const float *w,
+                     size_t R, size_t C, float eps) {
     size_t r;
     k = fti__k(k);
     for (r = 0; r < R; r++) {
@@ -936,8 +959,8 @@ void fti_rmsnorm_fwd(const fti_kernels *k, float *out, float *rstd, const float 
     }
 }
 
-void fti_rmsnorm_bwd(const fti_kernels *k, float *dx, float *dw, const float *dout,
-                     const float *x, const float *w, const float *rstd, size_t R, size_t C) {
+void fti_rmsnorm_bwd(const fti_kernels *k, float *dx, float *dw, const float *dout, const float *x,
+                     const float *w, const float *rstd, size_t R, size_t C) {
     size_t r;
     k = fti__k(k);
     for (r = 0; r < R; r++)
@@ -1015,8 +1038,8 @@ void fti_rope_fwd(const fti_kernels *k, float *x, size_t T, size_t H, size_t D, 
     fti__rope(x, T, H, D, row_stride, pos0, pos, base, 1.0);
 }
 
-void fti_rope_bwd(const fti_kernels *k, float *dx, size_t T, size_t H, size_t D,
-                  size_t row_stride, size_t pos0, const int32_t *pos, float base) {
+void fti_rope_bwd(const fti_kernels *k, float *dx, size_t T, size_t H, size_t D, size_t row_stride,
+                  size_t pos0, const int32_t *pos, float base) {
     (void)k;
     fti__rope(dx, T, H, D, row_stride, pos0, pos, base, -1.0);
 }
@@ -1040,8 +1063,8 @@ size_t fti_xent_fwd(const fti_kernels *k, float *loss, float *probs, const float
     return n_valid;
 }
 
-void fti_xent_bwd(const fti_kernels *k, float *dlogits, const float *probs,
-                  const int32_t *targets, float dloss, size_t R, size_t V) {
+void fti_xent_bwd(const fti_kernels *k, float *dlogits, const float *probs, const int32_t *targets,
+                  float dloss, size_t R, size_t V) {
     size_t r, i;
     k = fti__k(k);
     for (r = 0; r < R; r++) {
@@ -1058,8 +1081,8 @@ void fti_xent_bwd(const fti_kernels *k, float *dlogits, const float *probs,
     }
 }
 
-void fti_adamw(const fti_kernels *k, float *param, const float *grad, float *m, float *v,
-               size_t n, const fti_adamw_hparams *hp, int decay) {
+void fti_adamw(const fti_kernels *k, float *param, const float *grad, float *m, float *v, size_t n,
+               const fti_adamw_hparams *hp, int decay) {
     float c[8];
     double t = hp->step > 0 ? (double)hp->step : 1.0;
     c[0] = hp->lr;

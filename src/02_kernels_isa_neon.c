@@ -12,21 +12,23 @@
 
 /* GEMM micro-kernel 8×12: 24 q-register accumulators; A's 8 values per step in two registers,
  * used by lane. */
-#define FTI__UKN_ROW(i, av, lane)                                                              \
-    c##i##_0 = vfmaq_laneq_f32(c##i##_0, b0, av, lane);                                        \
-    c##i##_1 = vfmaq_laneq_f32(c##i##_1, b1, av, lane);                                        \
-    c##i##_2 = vfmaq_laneq_f32(c##i##_2, b2, av, lane);
-#define FTI__UKN_STORE(i)                                                                      \
-    do {                                                                                       \
-        float *ci = c + (i)*ldc;                                                               \
-        if (acc) {                                                                             \
-            c##i##_0 = vaddq_f32(vld1q_f32(ci), c##i##_0);                                     \
-            c##i##_1 = vaddq_f32(vld1q_f32(ci + 4), c##i##_1);                                 \
-            c##i##_2 = vaddq_f32(vld1q_f32(ci + 8), c##i##_2);                                 \
-        }                                                                                      \
-        vst1q_f32(ci, c##i##_0);                                                               \
-        vst1q_f32(ci + 4, c##i##_1);                                                           \
-        vst1q_f32(ci + 8, c##i##_2);                                                           \
+#define FTI__UKN_ROW(i, av, lane)                                                                  \
+    do {                                                                                           \
+        c##i##_0 = vfmaq_laneq_f32(c##i##_0, b0, av, lane);                                        \
+        c##i##_1 = vfmaq_laneq_f32(c##i##_1, b1, av, lane);                                        \
+        c##i##_2 = vfmaq_laneq_f32(c##i##_2, b2, av, lane);                                        \
+    } while (0)
+#define FTI__UKN_STORE(i)                                                                          \
+    do {                                                                                           \
+        float *ci = c + (i)*ldc;                                                                   \
+        if (acc) {                                                                                 \
+            c##i##_0 = vaddq_f32(vld1q_f32(ci), c##i##_0);                                         \
+            c##i##_1 = vaddq_f32(vld1q_f32(ci + 4), c##i##_1);                                     \
+            c##i##_2 = vaddq_f32(vld1q_f32(ci + 8), c##i##_2);                                     \
+        }                                                                                          \
+        vst1q_f32(ci, c##i##_0);                                                                   \
+        vst1q_f32(ci + 4, c##i##_1);                                                               \
+        vst1q_f32(ci + 8, c##i##_2);                                                               \
     } while (0)
 
 static void fti__ukernel_neon(size_t kc, const float *a, const float *b, float *c, size_t ldc,
@@ -39,12 +41,23 @@ static void fti__ukernel_neon(size_t kc, const float *a, const float *b, float *
     for (p = 0; p < kc; p++, a += 8, b += 12) {
         float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
         float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
-        FTI__UKN_ROW(0, a0, 0) FTI__UKN_ROW(1, a0, 1) FTI__UKN_ROW(2, a0, 2)
-        FTI__UKN_ROW(3, a0, 3) FTI__UKN_ROW(4, a1, 0) FTI__UKN_ROW(5, a1, 1)
-        FTI__UKN_ROW(6, a1, 2) FTI__UKN_ROW(7, a1, 3)
+        FTI__UKN_ROW(0, a0, 0);
+        FTI__UKN_ROW(1, a0, 1);
+        FTI__UKN_ROW(2, a0, 2);
+        FTI__UKN_ROW(3, a0, 3);
+        FTI__UKN_ROW(4, a1, 0);
+        FTI__UKN_ROW(5, a1, 1);
+        FTI__UKN_ROW(6, a1, 2);
+        FTI__UKN_ROW(7, a1, 3);
     }
-    FTI__UKN_STORE(0); FTI__UKN_STORE(1); FTI__UKN_STORE(2); FTI__UKN_STORE(3);
-    FTI__UKN_STORE(4); FTI__UKN_STORE(5); FTI__UKN_STORE(6); FTI__UKN_STORE(7);
+    FTI__UKN_STORE(0);
+    FTI__UKN_STORE(1);
+    FTI__UKN_STORE(2);
+    FTI__UKN_STORE(3);
+    FTI__UKN_STORE(4);
+    FTI__UKN_STORE(5);
+    FTI__UKN_STORE(6);
+    FTI__UKN_STORE(7);
 }
 
 static float fti__dot_neon(const float *x, const float *y, size_t n) {
@@ -123,8 +136,8 @@ static void fti__gemv_q4_0_neon(const void *W, size_t row_bytes, size_t rows, co
             int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15)));
             int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
             /* start from -2·Σx in each of the 4 lanes: the block's -8·Σx */
-            int32x4_t d = fti__dot32_neon(vdupq_n_s32(-2 * xs[b]), lo, hi, vld1q_s8(xb),
-                                          vld1q_s8(xb + 16));
+            int32x4_t d =
+                fti__dot32_neon(vdupq_n_s32(-2 * xs[b]), lo, hi, vld1q_s8(xb), vld1q_s8(xb + 16));
             acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
         }
         y[r] = vaddvq_f32(acc);
@@ -256,16 +269,40 @@ static void fti__f32_to_f16_neon(uint16_t *dst, const float *src, size_t n) {
 }
 
 static const fti_kernels fti__kernels_neon_table = {
-    FTI_ISA_NEON, "neon",
-    8, 12, 256, 128, 480, fti__ukernel_neon,
-    fti__gemv_f32_neon, fti__gemv_f16_ref, fti__gemv_bf16_ref,
-    fti__gemv_q8_0_neon, fti__gemv_q4_0_neon, fti__quantize_x_ref,
-    fti__dot_neon, fti__axpy_neon, fti__scale_neon, fti__max_neon, fti__exp_sum_neon,
-    fti__mul_scaled_neon, fti__rmsnorm_bwd_row_ref, fti__softmax_bwd_row_ref,
-    fti__silu_fwd_neon, fti__silu_bwd_neon, fti__swiglu_fwd_neon, fti__swiglu_bwd_neon,
+    FTI_ISA_NEON,
+    "neon",
+    8,
+    12,
+    256,
+    128,
+    480,
+    fti__ukernel_neon,
+    fti__gemv_f32_neon,
+    fti__gemv_f16_ref,
+    fti__gemv_bf16_ref,
+    fti__gemv_q8_0_neon,
+    fti__gemv_q4_0_neon,
+    fti__quantize_x_ref,
+    fti__dot_neon,
+    fti__axpy_neon,
+    fti__scale_neon,
+    fti__max_neon,
+    fti__exp_sum_neon,
+    fti__mul_scaled_neon,
+    fti__rmsnorm_bwd_row_ref,
+    fti__softmax_bwd_row_ref,
+    fti__silu_fwd_neon,
+    fti__silu_bwd_neon,
+    fti__swiglu_fwd_neon,
+    fti__swiglu_bwd_neon,
     fti__adamw_ref,
-    fti__f16_to_f32_neon, fti__f32_to_f16_neon, fti__bf16_to_f32_ref, fti__f32_to_bf16_ref,
-    fti__quantize_q8_0_ref, fti__quantize_q4_0_ref, fti__dequantize_q8_0_ref,
+    fti__f16_to_f32_neon,
+    fti__f32_to_f16_neon,
+    fti__bf16_to_f32_ref,
+    fti__f32_to_bf16_ref,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
     fti__dequantize_q4_0_ref,
 };
 
