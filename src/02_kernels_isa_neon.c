@@ -1,9 +1,10 @@
 /* === kernels: aarch64 NEON variants === */
 /*
  * NEON is part of the aarch64 baseline, so this table needs no detection. It covers the GEMM
- * micro-kernel (8×12, fused multiply-add by lane), the f32/Q8_0/Q4_0 GEMV rows, BLAS-1, the
- * exp-based ops (softmax, SiLU, SwiGLU) and fp16 rows; RMSNorm/softmax backward rows, AdamW,
- * bf16 and the weight quantizers use the references (a small share of a training step).
+ * micro-kernel (8×12, fused multiply-add by lane), the f32/Q8_0/Q4_0 GEMV rows and activation
+ * quantization, BLAS-1, the exp-based ops (softmax, SiLU, SwiGLU), softmax backward, AdamW and
+ * fp16 rows; the RMSNorm backward row, bf16 rows and the weight quantizers use the references
+ * (a small share of a training step).
  */
 #include "02_kernels.h"
 
@@ -268,6 +269,63 @@ static void fti__f32_to_f16_neon(uint16_t *dst, const float *src, size_t n) {
     fti__f32_to_f16_ref(dst + i, src + i, n - i);
 }
 
+static void fti__quantize_x_neon(const float *x, size_t nb, int8_t *xq, float *xd, int32_t *xs) {
+    size_t b;
+    for (b = 0; b < nb; b++, x += FTI_QK, xq += FTI_QK) {
+        float32x4_t v[8], m;
+        int32x4_t q[8], sum;
+        int16x8_t h0, h1, h2, h3;
+        float amax, d, id;
+        int j;
+        for (j = 0; j < 8; j++) v[j] = vld1q_f32(x + 4 * j);
+        m = vmaxq_f32(vmaxq_f32(vmaxq_f32(vabsq_f32(v[0]), vabsq_f32(v[1])),
+                                vmaxq_f32(vabsq_f32(v[2]), vabsq_f32(v[3]))),
+                      vmaxq_f32(vmaxq_f32(vabsq_f32(v[4]), vabsq_f32(v[5])),
+                                vmaxq_f32(vabsq_f32(v[6]), vabsq_f32(v[7]))));
+        amax = vmaxvq_f32(m);
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        xd[b] = d;
+        for (j = 0; j < 8; j++) q[j] = vcvtnq_s32_f32(vmulq_n_f32(v[j], id));
+        sum = vaddq_s32(vaddq_s32(vaddq_s32(q[0], q[1]), vaddq_s32(q[2], q[3])),
+                        vaddq_s32(vaddq_s32(q[4], q[5]), vaddq_s32(q[6], q[7])));
+        xs[b] = vaddvq_s32(sum);
+        h0 = vcombine_s16(vmovn_s32(q[0]), vmovn_s32(q[1]));
+        h1 = vcombine_s16(vmovn_s32(q[2]), vmovn_s32(q[3]));
+        h2 = vcombine_s16(vmovn_s32(q[4]), vmovn_s32(q[5]));
+        h3 = vcombine_s16(vmovn_s32(q[6]), vmovn_s32(q[7]));
+        vst1q_s8(xq, vcombine_s8(vmovn_s16(h0), vmovn_s16(h1)));
+        vst1q_s8(xq + 16, vcombine_s8(vmovn_s16(h2), vmovn_s16(h3)));
+    }
+}
+
+static void fti__softmax_bwd_row_neon(float *dx, const float *p, const float *dp, size_t n) {
+    float s = fti__dot_neon(p, dp, n);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(dx + i,
+                  vmulq_f32(vld1q_f32(p + i), vsubq_f32(vld1q_f32(dp + i), vdupq_n_f32(s))));
+    for (; i < n; i++) dx[i] = p[i] * (dp[i] - s);
+}
+
+static void fti__adamw_neon(float *p, const float *g, float *m, float *v, size_t n,
+                            const float c[8]) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t gi = vmulq_n_f32(vld1q_f32(g + i), c[5]);
+        float32x4_t mi =
+            vaddq_f32(vmulq_n_f32(vld1q_f32(m + i), c[1]), vmulq_n_f32(gi, 1.0f - c[1]));
+        float32x4_t vi = vaddq_f32(vmulq_n_f32(vld1q_f32(v + i), c[2]),
+                                   vmulq_f32(vmulq_n_f32(gi, 1.0f - c[2]), gi));
+        float32x4_t den = vaddq_f32(vmulq_n_f32(vsqrtq_f32(vi), c[7]), vdupq_n_f32(c[3]));
+        float32x4_t upd = vdivq_f32(vmulq_n_f32(vmulq_n_f32(mi, c[6]), c[0]), den);
+        vst1q_f32(m + i, mi);
+        vst1q_f32(v + i, vi);
+        vst1q_f32(p + i, vsubq_f32(vmulq_n_f32(vld1q_f32(p + i), c[4]), upd));
+    }
+    fti__adamw_ref(p + i, g + i, m + i, v + i, n - i, c);
+}
+
 static const fti_kernels fti__kernels_neon_table = {
     FTI_ISA_NEON,
     "neon",
@@ -282,7 +340,7 @@ static const fti_kernels fti__kernels_neon_table = {
     fti__gemv_bf16_ref,
     fti__gemv_q8_0_neon,
     fti__gemv_q4_0_neon,
-    fti__quantize_x_ref,
+    fti__quantize_x_neon,
     fti__dot_neon,
     fti__axpy_neon,
     fti__scale_neon,
@@ -290,12 +348,12 @@ static const fti_kernels fti__kernels_neon_table = {
     fti__exp_sum_neon,
     fti__mul_scaled_neon,
     fti__rmsnorm_bwd_row_ref,
-    fti__softmax_bwd_row_ref,
+    fti__softmax_bwd_row_neon,
     fti__silu_fwd_neon,
     fti__silu_bwd_neon,
     fti__swiglu_fwd_neon,
     fti__swiglu_bwd_neon,
-    fti__adamw_ref,
+    fti__adamw_neon,
     fti__f16_to_f32_neon,
     fti__f32_to_f16_neon,
     fti__bf16_to_f32_ref,
