@@ -1,6 +1,6 @@
 # mk/kernels.mk — targets of the kernels part (02).
 #   make bench-kernels   fti GEMM/GEMV vs OpenBLAS (needs libopenblas-dev), ~2-3 minutes
-#   make kernels-qemu    the kernels tests cross-built for aarch64 (NEON) and run under qemu
+#   make kernels-qemu    the kernels tests cross-built for aarch64 (NEON, NEON+SDOT) under qemu
 # OpenBLAS is linked only into the benchmark; OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are unset so
 # the peer runs at its best on this CPU.
 
@@ -20,5 +20,7 @@ $(B)/fti-test-aarch64: tests/main.c tests/test.h $(B)/tests_gen.c $(TESTS) fti.h
 	$(AARCH64_CC) -static $(STD) -O2 $(WARN) $(CFLAGS) -I$(B) -Itests -o $@ tests/main.c \
 	    -lm -lpthread
 
+# twice: the default qemu CPU (NEON + SDOT table) and a Cortex-A53 (plain NEON table)
 kernels-qemu: $(B)/fti-test-aarch64
 	$(QEMU_AARCH64) ./$(B)/fti-test-aarch64 kernels
+	$(QEMU_AARCH64) -cpu cortex-a53 ./$(B)/fti-test-aarch64 kernels

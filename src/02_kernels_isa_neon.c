@@ -326,6 +326,65 @@ static void fti__adamw_neon(float *p, const float *g, float *m, float *v, size_t
     fti__adamw_ref(p + i, g + i, m + i, v + i, n - i, c);
 }
 
+/* --- dot product extension (ARMv8.2 SDOT: Graviton 2+, Apple M1+, Cortex-A76+) ------------- */
+/* Detected at run time from the ELF auxiliary vector (Linux); the functions carry their own
+ * target attribute, so the file builds for plain ARMv8-A. */
+#if defined(__linux__) && !defined(FTI_NO_DOTPROD)
+#include <sys/auxv.h>
+#define FTI__DOTPROD_OK 1
+#if defined(__clang__)
+#define FTI__DOTPROD __attribute__((target("dotprod")))
+#else
+#define FTI__DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
+
+static unsigned fti__cpu_features_neon(void) {
+    unsigned long hw = getauxval(AT_HWCAP);
+    return FTI_CPU_NEON | ((hw & (1ul << 20)) ? FTI_CPU_DOTPROD : 0u); /* HWCAP_ASIMDDP */
+}
+
+FTI__DOTPROD static void fti__gemv_q8_0_sdot(const void *W, size_t row_bytes, size_t rows,
+                                             const int8_t *xq, const float *xd, const int32_t *xs,
+                                             size_t nb, float *y) {
+    size_t r, b;
+    (void)xs;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (b = 0; b < nb; b++) {
+            const int8_t *xb = xq + b * FTI_QK;
+            int32x4_t d = vdotq_s32(vdupq_n_s32(0), vld1q_s8(w[b].qs), vld1q_s8(xb));
+            d = vdotq_s32(d, vld1q_s8(w[b].qs + 16), vld1q_s8(xb + 16));
+            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
+        }
+        y[r] = vaddvq_f32(acc);
+    }
+}
+
+FTI__DOTPROD static void fti__gemv_q4_0_sdot(const void *W, size_t row_bytes, size_t rows,
+                                             const int8_t *xq, const float *xd, const int32_t *xs,
+                                             size_t nb, float *y) {
+    size_t r, b;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (b = 0; b < nb; b++) {
+            const int8_t *xb = xq + b * FTI_QK;
+            uint8x16_t q = vld1q_u8(w[b].qs);
+            int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15)));
+            int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
+            /* from -2·Σx in each of the 4 lanes: the block's -8·Σx */
+            int32x4_t d = vdotq_s32(vdupq_n_s32(-2 * xs[b]), lo, vld1q_s8(xb));
+            d = vdotq_s32(d, hi, vld1q_s8(xb + 16));
+            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
+        }
+        y[r] = vaddvq_f32(acc);
+    }
+}
+#else
+static unsigned fti__cpu_features_neon(void) { return FTI_CPU_NEON; }
+#endif
+
 static const fti_kernels fti__kernels_neon_table = {
     FTI_ISA_NEON,
     "neon",
@@ -364,5 +423,52 @@ static const fti_kernels fti__kernels_neon_table = {
     fti__dequantize_q4_0_ref,
 };
 
-static const fti_kernels *fti__kernels_neon(void) { return &fti__kernels_neon_table; }
+#if defined(FTI__DOTPROD_OK)
+/* The same table with SDOT for the quantized dots. */
+static const fti_kernels fti__kernels_neon_dot_table = {
+    FTI_ISA_NEON,
+    "neon",
+    8,
+    12,
+    256,
+    128,
+    480,
+    fti__ukernel_neon,
+    fti__gemv_f32_neon,
+    fti__gemv_f16_ref,
+    fti__gemv_bf16_ref,
+    fti__gemv_q8_0_sdot,
+    fti__gemv_q4_0_sdot,
+    fti__quantize_x_neon,
+    fti__dot_neon,
+    fti__axpy_neon,
+    fti__scale_neon,
+    fti__max_neon,
+    fti__exp_sum_neon,
+    fti__mul_scaled_neon,
+    fti__rmsnorm_bwd_row_ref,
+    fti__softmax_bwd_row_neon,
+    fti__silu_fwd_neon,
+    fti__silu_bwd_neon,
+    fti__swiglu_fwd_neon,
+    fti__swiglu_bwd_neon,
+    fti__adamw_neon,
+    fti__f16_to_f32_neon,
+    fti__f32_to_f16_neon,
+    fti__bf16_to_f32_ref,
+    fti__f32_to_bf16_ref,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
+    fti__dequantize_q4_0_ref,
+};
+
+#endif
+
+static const fti_kernels *fti__kernels_neon(void) {
+#if defined(FTI__DOTPROD_OK)
+    if (fti__cpu_features_neon() & FTI_CPU_DOTPROD) return &fti__kernels_neon_dot_table;
+#endif
+    return &fti__kernels_neon_table;
+}
 #endif /* FTI__NEON */

@@ -9,7 +9,7 @@ unsigned fti_cpu_features(void) {
 #if defined(FTI__X86)
     return fti__cpu_features_x86();
 #elif defined(FTI__NEON)
-    return FTI_CPU_NEON;
+    return fti__cpu_features_neon();
 #else
     return 0;
 #endif
