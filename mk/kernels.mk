@@ -5,6 +5,7 @@
 # the peer runs at its best on this CPU.
 
 BENCH_TARGETS += bench-kernels
+CHECK_TARGETS += kernels-qemu
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 QEMU_AARCH64 ?= qemu-aarch64
 
@@ -21,6 +22,10 @@ $(B)/fti-test-aarch64: tests/main.c tests/test.h $(B)/tests_gen.c $(TESTS) fti.h
 	    -lm -lpthread
 
 # twice: the default qemu CPU (NEON + SDOT table) and a Cortex-A53 (plain NEON table)
-kernels-qemu: $(B)/fti-test-aarch64
-	$(QEMU_AARCH64) ./$(B)/fti-test-aarch64 kernels
-	$(QEMU_AARCH64) -cpu cortex-a53 ./$(B)/fti-test-aarch64 kernels
+# (skipped with a note when the cross compiler or qemu is missing)
+kernels-qemu:
+	@if command -v $(AARCH64_CC) >/dev/null 2>&1 && command -v $(QEMU_AARCH64) >/dev/null 2>&1; \
+	then $(MAKE) -s $(B)/fti-test-aarch64 && \
+	     $(QEMU_AARCH64) ./$(B)/fti-test-aarch64 kernels && \
+	     $(QEMU_AARCH64) -cpu cortex-a53 ./$(B)/fti-test-aarch64 kernels; \
+	else echo "kernels-qemu: skipped ($(AARCH64_CC) or $(QEMU_AARCH64) not installed)"; fi
