@@ -346,6 +346,7 @@ struct fti_tokenizer {
     fti_pretok pretok;
     size_t n_vocab;          /* ids 0 .. n_vocab-1 */
     fti__tok_entry *entries; /* (n_vocab) */
+    size_t entries_cap;
     unsigned char *blob;     /* token bytes */
     size_t blob_len, blob_cap;
     fti__tok_slot *slots;    /* ordinary tokens by bytes; power-of-two size */
@@ -419,15 +420,20 @@ static fti_tokenizer *fti__tok_new(void) {
     return tok;
 }
 
-/* Ensures ids < n exist (holes). */
+/* Ensures ids < n exist (holes); capacity grows geometrically. */
 static fti_result fti__tok_grow(fti_tokenizer *tok, size_t n) {
-    fti__tok_entry *e;
     if (n <= tok->n_vocab) return FTI_OK;
     if (n > FTI_TOK_MAX_VOCAB) return FTI_ERR_LIMIT;
-    e = (fti__tok_entry *)fti_realloc(tok->entries, n * sizeof(fti__tok_entry));
-    if (!e) return FTI_ERR_NOMEM;
-    memset(e + tok->n_vocab, 0, (n - tok->n_vocab) * sizeof(fti__tok_entry));
-    tok->entries = e;
+    if (n > tok->entries_cap) {
+        size_t cap = tok->entries_cap ? tok->entries_cap : 512;
+        fti__tok_entry *e;
+        while (cap < n) cap *= 2;
+        e = (fti__tok_entry *)fti_realloc(tok->entries, cap * sizeof(fti__tok_entry));
+        if (!e) return FTI_ERR_NOMEM;
+        tok->entries = e;
+        tok->entries_cap = cap;
+    }
+    memset(tok->entries + tok->n_vocab, 0, (n - tok->n_vocab) * sizeof(fti__tok_entry));
     tok->n_vocab = n;
     return FTI_OK;
 }
@@ -2740,7 +2746,7 @@ FTIDEF fti_result fti_bpe_trainer_train(fti_bpe_trainer *t, fti_tokenizer **out,
         /* the merged pair itself may have been counted down by neighbours: it is gone */
         pi = fti__pair_get(&m, a, b, 0);
         if (pi != (size_t)-1) m.pairs[pi].count = 0;
-        qsort(m.touched, m.n_touched, sizeof(uint32_t), fti__cmp_u32);
+        if (m.n_touched > 1) qsort(m.touched, m.n_touched, sizeof(uint32_t), fti__cmp_u32);
         for (i = 0; i < m.n_touched; i++) {
             fti__pair *q = &m.pairs[m.touched[i]];
             if (q->count > 0) fti__pheap_push(&m, q->count, q->a, q->b);
