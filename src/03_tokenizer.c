@@ -466,8 +466,6 @@ static fti_result fti__tok_set(fti_tokenizer *tok, uint32_t id, const void *byte
     return FTI_OK;
 }
 
-static uint32_t fti__tok_crc_pretok(fti_pretok p) { return (uint32_t)p; }
-
 /* Canonical serialization (fti format v1), see docs/tokenizer.md:
  *   "FTITOKEN" u32 version=1, u32 pretok, u32 n_vocab, u32 n_tokens,
  *   n_tokens records in id order: u32 id, u8 type, u32 rank, u16 len, bytes;
@@ -482,7 +480,7 @@ static fti_result fti__tok_serialize_body(const fti_tokenizer *tok, fti_buf *out
         if (tok->entries[id].len) n_tokens++;
     memcpy(hdr, FTI__TOK_MAGIC, 8);
     fti_store_u32(hdr + 8, FTI__TOK_VERSION);
-    fti_store_u32(hdr + 12, fti__tok_crc_pretok(tok->pretok));
+    fti_store_u32(hdr + 12, (uint32_t)tok->pretok);
     fti_store_u32(hdr + 16, (uint32_t)tok->n_vocab);
     fti_store_u32(hdr + 20, (uint32_t)n_tokens);
     fti_buf_reserve(out, 24 + n_tokens * 11 + tok->blob_len + 32);
@@ -1700,9 +1698,7 @@ FTIDEF fti_result fti_tokenizer_load_gpt2_mem(const void *encoder_json, size_t e
     unsigned char bytes[FTI_TOK_MAX_TOKEN_BYTES * 2];
     const unsigned char *v = (const unsigned char *)vocab_bpe;
     size_t pos = 0, line = 0, n_merges = 0, i;
-    uint32_t *id_of_merge = NULL; /* unused: ranks are set in place */
     fti_result r;
-    (void)id_of_merge;
     if (!out || (!encoder_json && encoder_len) || (!vocab_bpe && vocab_len))
         return fti_error_set(err, FTI_ERR_INVALID, "gpt2: bad arguments");
     *out = NULL;
