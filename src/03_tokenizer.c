@@ -12,10 +12,11 @@
  * linked list of parts (O(n log n)). Both give the same result: the lowest rank is merged first,
  * the leftmost on ties.
  *
- * Multi-threaded encoding cuts the text at "safe" boundaries: a space between two ASCII letters.
- * Every pre-tokenizer here ends a letter token at such a space and starts the next token at it,
- * and no special token occurrence spans it (checked), so chunks encode independently and the
- * concatenated ids equal the serial ones.
+ * Multi-threaded encoding cuts the text at "safe" boundaries: a space between two ASCII letters,
+ * or a letter right after a newline. Every pre-tokenizer here ends the token before such a point
+ * (a letter run cannot take a space or newline after it; whitespace and punctuation tokens end at
+ * a letter) and starts the next token at it, and no special token occurrence may span it
+ * (checked), so chunks encode independently and the concatenated ids equal the serial ones.
  */
 #include "03_tokenizer.h"
 #include "03_tables.c"
@@ -300,10 +301,18 @@ FTIDEF fti_pretok fti_pretok_parse(const char *name) {
     return FTI_PRETOK_DEFAULT;
 }
 
-/* A safe cut: text[p] is ' ' between two ASCII letters (see the top comment). */
+/* A safe cut before text[p]: either a space between two ASCII letters, or a letter (ASCII, or
+ * any \p{L}) right after a '\n'. Every pattern here ends the token holding text[p-1] at p and
+ * starts a token at p (see the top comment); matching from p depends only on text[p..]. */
 static int fti__safe_cut(const unsigned char *s, size_t n, size_t p) {
     unsigned a, b;
-    if (p == 0 || p + 1 >= n || s[p] != ' ') return 0;
+    if (p == 0 || p >= n) return 0;
+    if (s[p - 1] == '\n') {
+        size_t l;
+        int c = FTI__CLS(s, n, p, &l);
+        return FTI__IS_L(c);
+    }
+    if (p + 1 >= n || s[p] != ' ') return 0;
     a = s[p - 1] | 32u;
     b = s[p + 1] | 32u;
     return a >= 'a' && a <= 'z' && b >= 'a' && b <= 'z';
@@ -313,12 +322,9 @@ static int fti__safe_cut(const unsigned char *s, size_t n, size_t p) {
 static size_t fti__find_cut(const unsigned char *s, size_t n, size_t from, size_t limit) {
     size_t p;
     if (limit > n) limit = n;
-    for (p = from; p < limit; p++) {
-        const unsigned char *q = (const unsigned char *)memchr(s + p, ' ', limit - p);
-        if (!q) return 0;
-        p = (size_t)(q - s);
-        if (fti__safe_cut(s, n, p)) return p;
-    }
+    if (from == 0) from = 1;
+    for (p = from; p < limit; p++)
+        if ((s[p] == ' ' || s[p - 1] == '\n') && fti__safe_cut(s, n, p)) return p;
     return 0;
 }
 
