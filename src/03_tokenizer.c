@@ -1667,12 +1667,18 @@ FTIDEF fti_result fti_tokenizer_load(const char *path, const fti_tokenizer_opts 
     size_t max = o->max_file_bytes ? o->max_file_bytes : FTI_TOK_MAX_FILE_BYTES;
     void *data = NULL;
     size_t len = 0;
+    int is_json;
     fti_result r;
     if (!path || !out) return fti_error_set(err, FTI_ERR_INVALID, "tokenizer: bad arguments");
     *out = NULL;
     r = fti_file_read(path, max, &data, &len, err);
     if (r != FTI_OK) return r;
-    if (len && ((const char *)data)[0] == '{') {
+    {
+        const char *c = (const char *)data, *e = c + len;
+        while (c < e && (*c == ' ' || *c == '\t' || *c == '\n' || *c == '\r')) c++;
+        is_json = c < e && *c == '{';
+    }
+    if (is_json) {
         /* GPT-2 encoder.json: vocab.bpe beside it */
         const char *base = fti_path_base(path);
         size_t dir_len = (size_t)(base - path);
