@@ -3,7 +3,7 @@
 BENCH_TARGETS += bench-tokenizer
 
 bench-tokenizer: $(B)/fti-tok
-	B=$(B) sh tools/bench_tokenizer.sh
+	B=$(B) CC=$(CC) sh tools/bench_tokenizer.sh
 
 # Differential check of the hand-written split patterns against JavaScript's RegExp engine
 # running the same patterns (needs node; skipped without it).
