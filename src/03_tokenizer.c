@@ -610,10 +610,12 @@ static fti_result fti__tok_finish(fti_tokenizer *tok, const char *name, fti_erro
                                          (unsigned)tok->special[i], (unsigned)id);
             }
             tok->special[k++] = (uint32_t)id;
-            tok->special_first[tok->blob[e->off] >> 3] |= (unsigned char)(1u << (tok->blob[e->off] & 7));
+            tok->special_first[tok->blob[e->off] >> 3] |=
+                (unsigned char)(1u << (tok->blob[e->off] & 7));
         }
     }
-    if (tok->pretok < FTI_PRETOK_GPT2 || tok->pretok > FTI_PRETOK_O200K) tok->pretok = FTI_PRETOK_GPT2;
+    if (tok->pretok < FTI_PRETOK_GPT2 || tok->pretok > FTI_PRETOK_O200K)
+        tok->pretok = FTI_PRETOK_GPT2;
     memset(&body, 0, sizeof body);
     if (fti__tok_serialize_body(tok, &body) != FTI_OK) {
         fti_buf_free(&body);
@@ -803,10 +805,11 @@ static size_t fti__bpe_small(const fti_tokenizer *tok, fti__enc_ctx *c, const un
         }
         m--;
         if (kb + 1 < m)
-            rank[kb] = fti__pair_rank(tok, w + pos[kb], pos[kb + 2] - pos[kb], rank_limit, &pid[kb]);
+            rank[kb] =
+                fti__pair_rank(tok, w + pos[kb], pos[kb + 2] - pos[kb], rank_limit, &pid[kb]);
         if (kb > 0)
-            rank[kb - 1] = fti__pair_rank(tok, w + pos[kb - 1], pos[kb + 1] - pos[kb - 1], rank_limit,
-                                          &pid[kb - 1]);
+            rank[kb - 1] = fti__pair_rank(tok, w + pos[kb - 1], pos[kb + 1] - pos[kb - 1],
+                                          rank_limit, &pid[kb - 1]);
     }
     return m;
 }
@@ -840,7 +843,7 @@ static uint64_t fti__heap_pop(uint64_t *h, size_t *n) {
 /* The long-word merge: parts form a linked list keyed by start byte (end[k] is where part k
  * ends and the next starts; 0 marks a merged-away part), rank[k]/pid[k] describe the pair of part
  * k and its successor, and a min-heap holds (rank, start) entries; a popped entry whose rank no
- * longer matches rank[k] is stale and skipped. O(n log n). Ids go to c->ids; returns their count. */
+ * longer matches rank[k] is stale and skipped. O(n log n). Ids go to c->ids; returns the count. */
 static size_t fti__bpe_large(const fti_tokenizer *tok, fti__enc_ctx *c, const unsigned char *w,
                              size_t n, uint32_t rank_limit) {
     uint32_t *end = c->pos, *rank = c->rank, *pid = c->pid, *part = c->ids, *prv = c->prv;
@@ -1003,7 +1006,8 @@ static int fti__find_special(const fti_tokenizer *tok, const unsigned char *s, s
         if (!(tok->special_first[s[p] >> 3] & (1u << (s[p] & 7)))) continue;
         for (k = 0; k < tok->n_special; k++) {
             const fti__tok_entry *e = &tok->entries[tok->special[k]];
-            if (e->len <= n - p && e->len > best_len && !memcmp(s + p, tok->blob + e->off, e->len)) {
+            if (e->len <= n - p && e->len > best_len &&
+                !memcmp(s + p, tok->blob + e->off, e->len)) {
                 best_len = e->len;
                 best = tok->special[k];
             }
@@ -1323,7 +1327,8 @@ static uint32_t fti__b2u(unsigned b) {
     unsigned k, n = 0;
     if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) return b;
     for (k = 0; k < b; k++)
-        if (!((k >= 0x21 && k <= 0x7E) || (k >= 0xA1 && k <= 0xAC) || (k >= 0xAE && k <= 0xFF))) n++;
+        if (!((k >= 0x21 && k <= 0x7E) || (k >= 0xA1 && k <= 0xAC) || (k >= 0xAE && k <= 0xFF)))
+            n++;
     return 0x100 + n;
 }
 
@@ -1360,7 +1365,8 @@ static void fti__u2b_table(int16_t u2b[0x200]) {
 
 /* === tokenizer: loading === */
 
-static const fti_tokenizer_opts *fti__tok_opts(const fti_tokenizer_opts *o, fti_tokenizer_opts *tmp) {
+static const fti_tokenizer_opts *fti__tok_opts(const fti_tokenizer_opts *o,
+                                               fti_tokenizer_opts *tmp) {
     if (o) return o;
     memset(tmp, 0, sizeof *tmp);
     return tmp;
@@ -1502,7 +1508,8 @@ static fti_result fti__load_tiktoken(const unsigned char *d, size_t len, const c
         }
         for (; k < ll; k++) {
             if (ln[k] < '0' || ln[k] > '9' || rank >= FTI_TOK_MAX_VOCAB) {
-                r = fti_error_set(err, ln[k] >= '0' && ln[k] <= '9' ? FTI_ERR_LIMIT : FTI_ERR_FORMAT,
+                r = fti_error_set(err,
+                                  ln[k] >= '0' && ln[k] <= '9' ? FTI_ERR_LIMIT : FTI_ERR_FORMAT,
                                   "%s: line %lu: bad rank (a number below %lu expected)", name,
                                   (unsigned long)line, (unsigned long)FTI_TOK_MAX_VOCAB);
                 goto fail;
@@ -1554,8 +1561,8 @@ static fti_result fti__load_fti(const unsigned char *d, size_t len, const char *
     fti_tokenizer *tok;
     fti_result r;
     if (len < 24 + 32)
-        return fti_error_set(err, FTI_ERR_FORMAT, "%s: truncated (%lu bytes, header needs 56)", name,
-                             (unsigned long)len);
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: truncated (%lu bytes, header needs 56)",
+                             name, (unsigned long)len);
     fti_sha256_buf(d, len - 32, digest);
     if (memcmp(digest, d + len - 32, 32) != 0)
         return fti_error_set(err, FTI_ERR_CHECKSUM, "%s: SHA-256 checksum mismatch (corrupt file)",
@@ -1595,8 +1602,9 @@ static fti_result fti__load_fti(const unsigned char *d, size_t len, const char *
             goto fail;
         }
         if (id >= n_vocab || (i && id <= prev_id)) {
-            r = fti_error_set(err, FTI_ERR_FORMAT, "%s: token record %u: id %u out of order or >= %u",
-                              name, (unsigned)i, (unsigned)id, (unsigned)n_vocab);
+            r = fti_error_set(err, FTI_ERR_FORMAT,
+                              "%s: token record %u: id %u out of order or >= %u", name, (unsigned)i,
+                              (unsigned)id, (unsigned)n_vocab);
             goto fail;
         }
         if (type != FTI_TOKEN_NORMAL && type != FTI_TOKEN_CONTROL) {
@@ -1646,7 +1654,8 @@ FTIDEF fti_result fti_tokenizer_load_mem(const void *data, size_t len, const cha
     const unsigned char *d = (const unsigned char *)data;
     size_t max = o->max_file_bytes ? o->max_file_bytes : FTI_TOK_MAX_FILE_BYTES;
     if (!name) name = "tokenizer";
-    if (!out || (!data && len)) return fti_error_set(err, FTI_ERR_INVALID, "%s: bad arguments", name);
+    if (!out || (!data && len))
+        return fti_error_set(err, FTI_ERR_INVALID, "%s: bad arguments", name);
     *out = NULL;
     if (len > max)
         return fti_error_set(err, FTI_ERR_LIMIT, "%s: %lu bytes exceeds the limit %lu", name,
@@ -1742,7 +1751,8 @@ FTIDEF fti_result fti_tokenizer_load_gpt2_mem(const void *encoder_json, size_t e
                               (unsigned long)FTI_TOK_MAX_VOCAB);
             goto fail;
         }
-        nb = fti__u2b((const unsigned char *)m->key, m->key_len, bytes, FTI_TOK_MAX_TOKEN_BYTES, u2b);
+        nb = fti__u2b((const unsigned char *)m->key, m->key_len, bytes, FTI_TOK_MAX_TOKEN_BYTES,
+                      u2b);
         if (nb == (size_t)-1 || nb == 0) {
             /* not in byte-to-unicode form: an added (special) token, taken as raw text */
             if (m->key_len == 0 || m->key_len > FTI_TOK_MAX_TOKEN_BYTES) {
@@ -1758,7 +1768,8 @@ FTIDEF fti_result fti_tokenizer_load_gpt2_mem(const void *encoder_json, size_t e
         if (r != FTI_OK) {
             r = fti_error_set(err, r == FTI_ERR_EXISTS ? FTI_ERR_FORMAT : r,
                               "encoder.json: token \"%.40s\" id %ld: %s", m->key ? m->key : "",
-                              (long)m->i, r == FTI_ERR_EXISTS ? "id used twice" : fti_result_str(r));
+                              (long)m->i,
+                              r == FTI_ERR_EXISTS ? "id used twice" : fti_result_str(r));
             goto fail;
         }
     }
@@ -2057,7 +2068,8 @@ FTIDEF fti_result fti_tokenizer_from_gguf(const char *const *tokens, const size_
     if (r != FTI_OK) goto fail;
     for (i = 0; i < 256; i++) tok->entries[tok->byte_id[i]].rank = tok->byte_id[i];
     if (n_merges > FTI_TOK_MAX_VOCAB) {
-        r = fti_error_set(err, FTI_ERR_LIMIT, "gguf tokenizer: %lu merges", (unsigned long)n_merges);
+        r = fti_error_set(err, FTI_ERR_LIMIT, "gguf tokenizer: %lu merges",
+                          (unsigned long)n_merges);
         goto fail;
     }
     for (i = 0; i < n_merges; i++) {
@@ -2222,7 +2234,8 @@ FTIDEF fti_result fti_bpe_trainer_create(const fti_bpe_train_opts *opts, fti_bpe
     if (!t->o.vocab_size) t->o.vocab_size = 4096;
     if (!t->o.min_frequency) t->o.min_frequency = 2;
     if (!t->o.max_word_bytes) t->o.max_word_bytes = 256;
-    if (t->o.max_word_bytes > FTI_TOK_MAX_TOKEN_BYTES) t->o.max_word_bytes = FTI_TOK_MAX_TOKEN_BYTES;
+    if (t->o.max_word_bytes > FTI_TOK_MAX_TOKEN_BYTES)
+        t->o.max_word_bytes = FTI_TOK_MAX_TOKEN_BYTES;
     sp = t->o.special;
     n_sp = t->o.n_special;
     if (!sp && !t->o.no_default_special) {
@@ -2312,7 +2325,8 @@ static void fti__count_fn(void *arg, size_t begin, size_t end, int thread) {
     fti__count_job *j = (fti__count_job *)arg;
     size_t i;
     for (i = begin; i < end; i++)
-        fti__count_words(j->t, &j->maps[thread], j->pieces[i].p, j->pieces[i].n, &j->n_words[thread]);
+        fti__count_words(j->t, &j->maps[thread], j->pieces[i].p, j->pieces[i].n,
+                         &j->n_words[thread]);
 }
 
 /* Counts the pending documents. */
@@ -2332,8 +2346,8 @@ static fti_result fti__trainer_flush(fti_bpe_trainer *t) {
             for (k = 0; k < t->n_special; k++) {
                 size_t L = t->special_len[k];
                 for (p = i; p + L <= end && p < best_pos; p++) {
-                    const unsigned char *hit = (const unsigned char *)memchr(s + p, t->special[k][0],
-                                                                             end - p);
+                    const unsigned char *hit =
+                        (const unsigned char *)memchr(s + p, t->special[k][0], end - p);
                     if (!hit) break;
                     p = (size_t)(hit - s);
                     if (p + L > end || p >= best_pos) break;
@@ -2625,7 +2639,8 @@ FTIDEF fti_result fti_bpe_trainer_train(fti_bpe_trainer *t, fti_tokenizer **out,
     if (t->trained || t->failed)
         return fti_error_set(err, FTI_ERR_INVALID, "bpe train: trainer already used or failed");
     r = fti__trainer_flush(t);
-    if (r != FTI_OK) return fti_error_set(err, r, "bpe train: counting failed: %s", fti_result_str(r));
+    if (r != FTI_OK)
+        return fti_error_set(err, r, "bpe train: counting failed: %s", fti_result_str(r));
     r = FTI_ERR_NOMEM;
     t->trained = 1;
     n_merges_target = t->o.vocab_size - 256 - t->n_special;
@@ -2655,7 +2670,8 @@ FTIDEF fti_result fti_bpe_trainer_train(fti_bpe_trainer *t, fti_tokenizer **out,
     /* the vocabulary so far: 256 bytes */
     for (i = 0; i < 256; i++) {
         unsigned char b = (unsigned char)i;
-        if (fti__tok_set(tok, (uint32_t)i, &b, 1, (uint32_t)i, FTI_TOKEN_NORMAL) != FTI_OK) goto done;
+        if (fti__tok_set(tok, (uint32_t)i, &b, 1, (uint32_t)i, FTI_TOKEN_NORMAL) != FTI_OK)
+            goto done;
         if (fti__wmap_add(&tokmap, &b, 1, fti__tok_hash(&b, 1), i) == (size_t)-1) goto done;
     }
     n_tokens = 256;

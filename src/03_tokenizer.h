@@ -140,7 +140,7 @@ FTIDEF fti_result fti_tokenizer_add_special(fti_tokenizer *tok, const char *text
 /* Number of ids (largest id + 1, holes included). */
 FTIDEF size_t fti_tokenizer_vocab_size(const fti_tokenizer *tok);
 FTIDEF fti_pretok fti_tokenizer_pretok(const fti_tokenizer *tok);
-/* The bytes of a token (not NUL-terminated) and their length; NULL for a hole or id out of range. */
+/* The bytes of a token (not NUL-terminated) and their length; NULL for a hole or a bad id. */
 FTIDEF const char *fti_tokenizer_token(const fti_tokenizer *tok, uint32_t id, size_t *len);
 FTIDEF fti_token_type fti_tokenizer_token_type(const fti_tokenizer *tok, uint32_t id);
 /* Id of the token with exactly these bytes (ordinary or special), or -1. */

@@ -52,8 +52,8 @@ int main(int argc, char **argv) {
             }
         }
     }
-    printf("pretok diff: %d strings; differences: gpt2 %d, cl100k %d, o200k %d\n", n, bad[0], bad[1],
-           bad[2]);
+    printf("pretok diff: %d strings; differences: gpt2 %d, cl100k %d, o200k %d\n", n, bad[0],
+           bad[1], bad[2]);
     fti_json_free(doc);
     fti_free(data);
     return bad[0] || bad[1] || bad[2];

@@ -46,10 +46,12 @@ int fti_fuzz_tokenizer_encode(const uint8_t *data, size_t size) {
             FTI_FUZZ_CHECK(a.len == b.len && (a.len == 0 || !memcmp(a.ids, b.ids, a.len * 4)));
         }
         memset(c, 0, sizeof c);
-        FTI_FUZZ_CHECK(fti_tokenizer_encode_batch(tok, NULL, &s, &size, 1, FTI_TOK_ALLOW_SPECIAL, c) == FTI_OK);
+        FTI_FUZZ_CHECK(fti_tokenizer_encode_batch(tok, NULL, &s, &size, 1, FTI_TOK_ALLOW_SPECIAL,
+                                                  c) == FTI_OK);
         FTI_FUZZ_CHECK(c[0].len == a.len && (a.len == 0 || !memcmp(a.ids, c[0].ids, a.len * 4)));
         memset(&d, 0, sizeof d);
-        for (i = 0; i < a.len; i++) FTI_FUZZ_CHECK(fti_detok_push(&d, tok, a.ids[i], &st) == FTI_OK);
+        for (i = 0; i < a.len; i++)
+            FTI_FUZZ_CHECK(fti_detok_push(&d, tok, a.ids[i], &st) == FTI_OK);
         fti_detok_flush(&d, &st);
         FTI_FUZZ_CHECK(st.len == size && (size == 0 || memcmp(st.data, s, size) == 0));
         fti_tokens_free(&a);

@@ -7,7 +7,8 @@ static void fti__fuzz_tok_check(fti_tokenizer *tok, const uint8_t *data, size_t 
     fti_tokenizer *back = NULL;
     unsigned char d1[32], d2[32];
     size_t n = size < 4096 ? size : 4096;
-    FTI_FUZZ_CHECK(fti_tokenizer_encode(tok, (const char *)data, n, FTI_TOK_ALLOW_SPECIAL, &t) == FTI_OK);
+    FTI_FUZZ_CHECK(fti_tokenizer_encode(tok, (const char *)data, n, FTI_TOK_ALLOW_SPECIAL, &t) ==
+                   FTI_OK);
     FTI_FUZZ_CHECK(fti_tokenizer_decode(tok, t.ids, t.len, &b) == FTI_OK);
     FTI_FUZZ_CHECK(b.len == n && (n == 0 || memcmp(b.data, data, n) == 0));
     FTI_FUZZ_CHECK(fti_tokenizer_serialize(tok, &s) == FTI_OK);
