@@ -340,12 +340,15 @@ typedef struct fti__tok_entry {
     uint32_t type; /* fti_token_type: NORMAL or CONTROL (0 for a hole) */
 } fti__tok_entry;
 
-/* Hash slot: `tag` = high 32 bits of the hash, id + 1 (0 = empty), and the rank for speed. */
+/* Hash slot: the token's first 8 bytes (`head`, zero-padded), its length and 16 bits of the hash
+ * (`len_tag`), blob offset, id + 1 (0 = empty) and rank: a lookup of a token of up to 8 bytes
+ * (most BPE pairs) touches only the slot. */
 typedef struct fti__tok_slot {
-    uint32_t tag;
+    uint64_t head;
+    uint32_t len_tag; /* len | (hash >> 48) << 16 */
+    uint32_t off;
     uint32_t id1;
     uint32_t rank;
-    uint32_t len;
 } fti__tok_slot;
 
 struct fti_tokenizer {
@@ -387,16 +390,31 @@ static uint64_t fti__tok_hash(const unsigned char *p, size_t n) {
     return h;
 }
 
+/* The first min(n, 8) bytes of p as a number (zero-padded). */
+static uint64_t fti__tok_head(const unsigned char *p, size_t n) {
+    uint64_t v = 0;
+    size_t k;
+    if (n >= 8) {
+        memcpy(&v, p, 8);
+        return v;
+    }
+    for (k = 0; k < n; k++) v |= (uint64_t)p[k] << (8 * k);
+    return v;
+}
+
 /* Slot of bytes p[0..n) in the rank table, or NULL. */
 static const fti__tok_slot *fti__tok_lookup_h(const fti_tokenizer *tok, const unsigned char *p,
                                               size_t n, uint64_t h) {
     size_t i = (size_t)h & tok->slot_mask;
-    uint32_t tag = (uint32_t)(h >> 32);
+    uint32_t len_tag = (uint32_t)n | (uint32_t)(h >> 48) << 16;
+    uint64_t head;
+    if (n > 0xFFFF) return NULL;
+    head = fti__tok_head(p, n);
     for (;;) {
         const fti__tok_slot *s = &tok->slots[i];
         if (!s->id1) return NULL;
-        if (s->tag == tag && s->len == n &&
-            memcmp(tok->blob + tok->entries[s->id1 - 1].off, p, n) == 0)
+        if (s->len_tag == len_tag && s->head == head &&
+            (n <= 8 || memcmp(tok->blob + s->off + 8, p + 8, n - 8) == 0))
             return s;
         i = (i + 1) & tok->slot_mask;
     }
@@ -535,10 +553,11 @@ static fti_result fti__tok_finish(fti_tokenizer *tok, const char *name, fti_erro
                                      (unsigned)id,
                                      (unsigned)(fti__tok_lookup_h(tok, p, e->len, h)->id1 - 1));
             while (tok->slots[k].id1) k = (k + 1) & tok->slot_mask;
-            tok->slots[k].tag = (uint32_t)(h >> 32);
+            tok->slots[k].head = fti__tok_head(p, e->len);
+            tok->slots[k].len_tag = e->len | (uint32_t)(h >> 48) << 16;
+            tok->slots[k].off = e->off;
             tok->slots[k].id1 = (uint32_t)id + 1;
             tok->slots[k].rank = e->len == 1 ? FTI__NO_RANK : e->rank;
-            tok->slots[k].len = e->len;
             if (e->len == 1) tok->byte_id[p[0]] = (uint32_t)id;
         } else if (e->type == FTI_TOKEN_CONTROL) {
             tok->n_special++;
