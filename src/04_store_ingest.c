@@ -33,6 +33,10 @@ typedef struct fti__st_out {
     fti__st_rej *rejs;
     size_t n_rejs, cap_rejs;
     int oom;
+    /* the unit's whole file and its SHA-256: a record that is the whole file reuses it */
+    const char *file_data;
+    size_t file_len;
+    const unsigned char *file_sha;
 } fti__st_out;
 
 /* Resolved per-record processing options (what the cache key covers). */
@@ -255,7 +259,10 @@ static void fti__st_emit(const fti__st_proc *pp, fti__st_out *o, uint32_t file, 
     d->kind = kind;
     d->loc = fti_strdup(loc ? loc : "");
     d->file = file;
-    fti_sha256_buf(raw, raw_len, d->sha);
+    if (o->file_sha && raw == o->file_data && raw_len == o->file_len)
+        memcpy(d->sha, o->file_sha, 32);
+    else
+        fti__st_sha256(raw, raw_len, d->sha);
     if (!d->text || !d->loc) o->oom = 1;
     return;
 drop:
@@ -1181,11 +1188,15 @@ typedef struct fti__st_unit {
 } fti__st_unit;
 
 static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, const char *path,
-                                 const unsigned char *data, size_t size, fti__st_out *o) {
+                                 const unsigned char *data, size_t size,
+                                 const unsigned char *file_sha, fti__st_out *o) {
     const char *s = (const char *)data + u->off;
     size_t n = u->len;
     char why[160];
     (void)size;
+    o->file_data = (const char *)data;
+    o->file_len = size;
+    o->file_sha = file_sha;
     switch (u->kind) {
     case FTI__K_TXT:
     case FTI__K_MD:

@@ -241,7 +241,17 @@ typedef struct fti__st_run {
     int have_parent_recs;
     fti_error err;
     int oom;
+    /* seconds per stage: scan, ingest, dedupe, tokenizer, shards, index, commit */
+    double t_stage[7];
+    uint64_t t_last_ns;
 } fti__st_run;
+
+/* Charges the time since the last mark to stage k. */
+static void fti__st_mark(fti__st_run *r, int k) {
+    uint64_t now = fti_time_ns();
+    r->t_stage[k] += (double)(now - r->t_last_ns) / 1e9;
+    r->t_last_ns = now;
+}
 
 static void fti__st_progress(fti__st_run *r, const char *stage, uint64_t done, uint64_t total) {
     fti_ingest_progress p;
@@ -346,7 +356,7 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         }
         f->mapped = 1;
         f->size = f->map.len;
-        fti_sha256_buf(f->map.data, f->map.len, f->sha);
+        fti__st_sha256(f->map.data, f->map.len, f->sha);
     }
 }
 
@@ -364,7 +374,7 @@ static void fti__st_phase_units(void *ctx, size_t b, size_t e, int thread) {
         if (i >= r->n_units) break;
         u = &r->units[i];
         f = &r->files[u->file];
-        fti__st_process_unit(&r->proc, u, f->path, (const unsigned char *)f->map.data, f->map.len,
+        fti__st_process_unit(&r->proc, u, f->path, (const unsigned char *)f->map.data, f->map.len, f->sha,
                              &r->unit_out[i]);
         fti_mutex_lock(&r->mu);
         r->bytes_done += u->len;
@@ -568,7 +578,7 @@ static fti_result fti__st_put_object(const char *home, const void *data, size_t 
     char *path, *dir;
     fti_result rc = FTI_OK;
     fti_map m;
-    fti_sha256_buf(data, n, d);
+    fti__st_sha256(data, n, d);
     fti_sha256_hex(d, hex);
     path = fti__st_object_path(home, hex);
     if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
@@ -742,7 +752,7 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
         fti_buf k;
         memset(&k, 0, sizeof k);
         fti__st_proc_key(&r->o, &k);
-        fti_sha256_buf(k.data, k.len, r->proc_key);
+        fti__st_sha256(k.data, k.len, r->proc_key);
         fti_buf_free(&k);
     }
     fti_mutex_init(&r->mu);
@@ -864,9 +874,11 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     pool = fti_pool_create(r->o.n_threads);
 
     /* --- phase A: map + hash every file --- */
+    r->t_last_ns = fti_time_ns();
     fti__st_progress(r, "scan", 0, r->n_files);
     r->next = 0;
     fti_pool_each(pool, fti__st_phase_hash, r);
+    fti__st_mark(r, 0);
 
     /* --- the version id: inputs' names and hashes, and the options --- */
     {
@@ -1002,6 +1014,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
 
     /* --- dedupe --- */
+    fti__st_mark(r, 1);
     fti__st_progress(r, "dedupe", 0, n_all);
     all = (fti__st_doc **)fti_malloc((n_all + 1) * sizeof *all);
     kept = (fti__st_doc **)fti_malloc((n_all + 1) * sizeof *kept);
@@ -1151,6 +1164,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
         } else {
             size_t nt = 0;
+            fti__st_mark(r, 2);
             fti__st_progress(r, "tokenizer", 0, 1);
             if (r->o.tokenizer) {
                 rc = fti__st_stok_load(&stok, r->o.tokenizer, err);
@@ -1182,6 +1196,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                     texts[2 * i + 1] = kept[i]->text;
                     lens[2 * i + 1] = kept[i]->text_len;
                 }
+                fti__st_mark(r, 3);
                 fti__st_progress(r, "shards", 0, n_kept);
                 rc = fti__st_stok_encode(&stok, pool, texts, lens, 2 * n_kept, ids, n_ids);
                 if (rc != FTI_OK) fti_error_set(err, rc, "tokenizer: encoding failed");
@@ -1242,6 +1257,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
 
     /* --- chunks and the BM25 index --- */
+    fti__st_mark(r, r->o.no_tokenizer || n_kept == 0 ? 2 : 4);
     fti__st_progress(r, "index", 0, n_kept);
     for (i = 0; i < n_kept; i++) {
         fti__st_spans sp;
@@ -1298,6 +1314,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             objs[n_objs++].name = "token_counts";
         }
         total_steps = n_objs + 3;
+        fti__st_mark(r, 5);
         for (k = 0; k < n_objs; k++) {
             fti__st_progress(r, "commit", ++step, total_steps);
             rc = fti__st_put_object(r->home, objs[k].img->data ? objs[k].img->data : "",
@@ -1614,6 +1631,12 @@ commit_refs:
     }
     memcpy(out_id, id, 65);
     if (reused) *reused = n_reused;
+    fti__st_mark(r, 6);
+    fti__st_log(r, FTI_LOG_INFO,
+                "timing scan=%.3f ingest=%.3f dedupe=%.3f tokenizer=%.3f shards=%.3f index=%.3f "
+                "commit=%.3f seconds, %lu bytes",
+                r->t_stage[0], r->t_stage[1], r->t_stage[2], r->t_stage[3], r->t_stage[4],
+                r->t_stage[5], r->t_stage[6], (unsigned long)r->bytes_total);
 done:
     if (have_tok) fti__st_stok_free(&stok);
     fti_free(mpath);
@@ -1824,7 +1847,7 @@ static int fti__st_verify_file(const char *home, const char *id, const char *nam
                            (unsigned long)m.len, (long long)bytes);
         ok = 0;
     }
-    fti_sha256_buf(m.data, m.len, d);
+    fti__st_sha256(m.data, m.len, d);
     fti_sha256_hex(d, got);
     if (strcmp(got, hex) != 0) {
         if (report) fti_buf_printf(report, "%s: file %s: sha256 %s != %s\n", id, name, got, hex);
