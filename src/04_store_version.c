@@ -232,6 +232,7 @@ typedef struct fti__st_run {
     fti__st_unit *units;
     size_t n_units, cap_units;
     fti__st_out *unit_out;
+    size_t *order; /* units by decreasing size */
     /* work distribution */
     fti_mutex mu;
     size_t next;
@@ -363,7 +364,7 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
 /* Phase B: process units. */
 static void fti__st_phase_units(void *ctx, size_t b, size_t e, int thread) {
     fti__st_run *r = (fti__st_run *)ctx;
-    (void)b, (void)e, (void)thread;
+    (void)b, (void)e;
     for (;;) {
         size_t i;
         const fti__st_unit *u;
@@ -372,14 +373,28 @@ static void fti__st_phase_units(void *ctx, size_t b, size_t e, int thread) {
         i = r->next++;
         fti_mutex_unlock(&r->mu);
         if (i >= r->n_units) break;
+        i = r->order[i]; /* largest units first: the last ones to finish are small */
         u = &r->units[i];
         f = &r->files[u->file];
-        fti__st_process_unit(&r->proc, u, f->path, (const unsigned char *)f->map.data, f->map.len, f->sha,
-                             &r->unit_out[i]);
+        fti__st_process_unit(&r->proc, u, f->path, (const unsigned char *)f->map.data,
+                             f->map.len, f->sha, &r->unit_out[i]);
         fti_mutex_lock(&r->mu);
         r->bytes_done += u->len;
         fti_mutex_unlock(&r->mu);
+        /* the calling thread (worker 0) reports progress: callbacks run on the caller */
+        if (thread == 0) fti__st_progress(r, "ingest", r->bytes_done, r->bytes_total);
     }
+}
+
+typedef struct fti__st_len_idx {
+    size_t len, idx;
+} fti__st_len_idx;
+
+/* Larger first; ties by index (a total order, so the schedule is the same every run). */
+static int fti__st_len_idx_cmp(const void *a, const void *b) {
+    const fti__st_len_idx *x = (const fti__st_len_idx *)a, *y = (const fti__st_len_idx *)b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return x->idx < y->idx ? -1 : (x->idx > y->idx);
 }
 
 static fti_result fti__st_add_unit(fti__st_run *r, uint32_t file, fti__st_kind kind, size_t off,
@@ -778,6 +793,7 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
         fti_free(r->unit_out);
     }
     fti_free(r->units);
+    fti_free(r->order);
     if (r->have_parent_recs) fti_map_close(&r->parent_recs);
     fti_mutex_destroy(&r->mu);
     fti_free(r);
@@ -828,8 +844,24 @@ static void fti__st_jw_opt_str(fti_jw *w, const char *key, const char *v) {
 /* Chunk collection for the index. */
 typedef struct fti__st_chunks {
     fti_chunk_in *v;
-    size_t n, cap;
+    size_t n, alloc;
 } fti__st_chunks;
+
+typedef struct fti__st_chunk_job {
+    fti__st_doc **docs;
+    fti__st_spans *spans;
+    size_t budget, overlap;
+    void *tok;
+} fti__st_chunk_job;
+
+static void fti__st_chunk_task(void *ctx, size_t b, size_t e, int thread) {
+    fti__st_chunk_job *j = (fti__st_chunk_job *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = b; i < e; i++)
+        fti__st_chunk_doc(j->docs[i]->text, j->docs[i]->text_len, j->budget, j->overlap,
+                          fti__st_stok_count, j->tok, &j->spans[i]);
+}
 
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
                                      fti_error *err) {
@@ -973,26 +1005,25 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         goto done;
     }
     r->next = 0;
-    {
-        /* run in slices so progress can be reported between them */
-        size_t total_units = r->n_units, slice = 0;
-        size_t step = pool ? (size_t)fti_pool_threads(pool) * 8 : 8;
-        fti__st_unit *all_units = r->units;
-        fti__st_out *all_out = r->unit_out;
-        while (slice < total_units) {
-            size_t m = total_units - slice < step ? total_units - slice : step;
-            r->units = all_units + slice;
-            r->unit_out = all_out + slice;
-            r->n_units = m;
-            r->next = 0;
-            fti_pool_each(pool, fti__st_phase_units, r);
-            slice += m;
-            fti__st_progress(r, "ingest", r->bytes_done, r->bytes_total);
-        }
-        r->units = all_units;
-        r->unit_out = all_out;
-        r->n_units = total_units;
+    r->order = (size_t *)fti_malloc((r->n_units + 1) * sizeof *r->order);
+    if (!r->order) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
     }
+    {
+        fti__st_len_idx *li = (fti__st_len_idx *)fti_malloc((r->n_units + 1) * sizeof *li);
+        if (!li) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+        for (i = 0; i < r->n_units; i++) li[i].len = r->units[i].len, li[i].idx = i;
+        qsort(li, r->n_units, sizeof *li, fti__st_len_idx_cmp);
+        for (i = 0; i < r->n_units; i++) r->order[i] = li[i].idx;
+        fti_free(li);
+    }
+    r->next = 0;
+    fti_pool_each(pool, fti__st_phase_units, r);
+    fti__st_progress(r, "ingest", r->bytes_done, r->bytes_total);
     for (i = 0; i < r->n_units; i++) {
         fti__st_file *f = &r->files[r->units[i].file];
         if (!fti__st_out_move(&f->out, &r->unit_out[i])) {
@@ -1259,36 +1290,47 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     /* --- chunks and the BM25 index --- */
     fti__st_mark(r, r->o.no_tokenizer || n_kept == 0 ? 2 : 4);
     fti__st_progress(r, "index", 0, n_kept);
-    for (i = 0; i < n_kept; i++) {
-        fti__st_spans sp;
-        size_t j;
-        memset(&sp, 0, sizeof sp);
-        fti__st_chunk_doc(kept[i]->text, kept[i]->text_len, (size_t)r->o.chunk_tokens,
-                          (size_t)r->o.chunk_overlap, fti__st_stok_count,
-                          have_tok ? (void *)&stok : NULL, &sp);
-        if (sp.oom) {
-            fti_free(sp.v);
+    {
+        /* documents are chunked in parallel (token counting is the cost), then concatenated in
+         * document order */
+        fti__st_chunk_job cj;
+        cj.docs = kept;
+        cj.spans = (fti__st_spans *)fti_calloc(n_kept + 1, sizeof *cj.spans);
+        cj.budget = (size_t)r->o.chunk_tokens;
+        cj.overlap = (size_t)r->o.chunk_overlap;
+        cj.tok = have_tok ? (void *)&stok : NULL;
+        if (!cj.spans) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
         }
-        for (j = 0; j < sp.n; j++) {
-            if (chunks.n == chunks.cap) {
-                size_t cap = chunks.cap ? chunks.cap * 2 : 256;
+        fti_pool_for(pool, n_kept, 4, fti__st_chunk_task, &cj);
+        for (i = 0; i < n_kept && rc == FTI_OK; i++) {
+            size_t j;
+            fti__st_spans *sp = &cj.spans[i];
+            if (sp->oom) {
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                break;
+            }
+            if (chunks.n + sp->n > chunks.alloc) {
+                size_t cap = (chunks.n + sp->n) * 2;
                 fti_chunk_in *p = (fti_chunk_in *)fti_realloc(chunks.v, cap * sizeof *p);
                 if (!p) {
-                    fti_free(sp.v);
                     rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-                    goto done;
+                    break;
                 }
                 chunks.v = p;
-                chunks.cap = cap;
+                chunks.alloc = cap;
             }
-            chunks.v[chunks.n].text = kept[i]->text + sp.v[j].off;
-            chunks.v[chunks.n].len = sp.v[j].len;
-            chunks.v[chunks.n].doc = (uint32_t)i;
-            chunks.n++;
+            for (j = 0; j < sp->n; j++) {
+                chunks.v[chunks.n].text = kept[i]->text + sp->v[j].off;
+                chunks.v[chunks.n].len = sp->v[j].len;
+                chunks.v[chunks.n].doc = (uint32_t)i;
+                chunks.n++;
+            }
         }
-        fti_free(sp.v);
+        for (i = 0; i < n_kept; i++) fti_free(cj.spans[i].v);
+        fti_free(cj.spans);
+        if (rc != FTI_OK) goto done;
     }
     rc = fti_bm25_build(&index_img, chunks.v, chunks.n, metas, n_kept, err);
     if (rc != FTI_OK) goto done;
