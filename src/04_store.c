@@ -36,7 +36,10 @@ static int fti__st_starts_ci(const char *s, size_t n, const char *w) {
 
 /* Case-insensitive equality of s[0..n) and the NUL-terminated w. */
 static int fti__st_eq_ci(const char *s, size_t n, const char *w) {
-    return strlen(w) == n && fti__st_starts_ci(s, n, w);
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!w[i] || fti__st_lc((unsigned char)s[i]) != w[i]) return 0;
+    return w[n] == 0;
 }
 
 /* Case-insensitive search for the lowercase needle in s[0..n); returns offset or n. */
@@ -154,12 +157,21 @@ fti__st_sha_ni_blocks(uint32_t state[8], const unsigned char *p, size_t n) {
 }
 #endif
 
-/* SHA-256 of data[0..n) into out (same digest as fti_sha256_buf). */
-static void fti__st_sha256(const void *data, size_t n, unsigned char out[32]) {
+/* 1 when fti__st_sha256_x may use SHA-NI here (checked once per run: CPUID is slow in VMs). */
+static int fti__st_sha_fast(void) {
+#ifdef FTI__ST_SHA_NI
+    return fti__st_have_sha_ni();
+#else
+    return 0;
+#endif
+}
+
+/* SHA-256 of data[0..n) into out (same digest as fti_sha256_buf); fast = fti__st_sha_fast(). */
+static void fti__st_sha256_x(int fast, const void *data, size_t n, unsigned char out[32]) {
 #ifdef FTI__ST_SHA_NI
     static const uint32_t iv[8] = {0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
                                    0x510e527fu, 0x9b05688cu, 0x1f83d9abu, 0x5be0cd19u};
-    if (fti__st_have_sha_ni()) {
+    if (fast) {
         uint32_t st[8];
         unsigned char tail[128];
         size_t full = n / 64, rest = n % 64, k, i;
@@ -180,8 +192,14 @@ static void fti__st_sha256(const void *data, size_t n, unsigned char out[32]) {
         }
         return;
     }
+#else
+    (void)fast;
 #endif
     fti_sha256_buf(data, n, out);
+}
+
+static void fti__st_sha256(const void *data, size_t n, unsigned char out[32]) {
+    fti__st_sha256_x(fti__st_sha_fast(), data, n, out);
 }
 
 /* --- the document template ------------------------------------------------------------------- */
@@ -592,9 +610,20 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
             }
         }
         if ((c == '\n' || c == '\r' || c == '\t') && !in_pre) c = ' ';
-        fti_buf_putc(out, c);
-        if (cap_title && title) fti_buf_putc(title, c);
-        i++;
+        if (c == '<' || c == '&' || c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+            fti_buf_putc(out, c);
+            if (cap_title && title) fti_buf_putc(title, c);
+            i++;
+        } else {
+            /* a run of plain text, copied at once */
+            size_t j = i + 1;
+            while (j < len && html[j] != '<' && html[j] != '&' && html[j] != '\n' &&
+                   html[j] != '\r' && html[j] != '\t')
+                j++;
+            fti_buf_append(out, html + i, j - i);
+            if (cap_title && title) fti_buf_append(title, html + i, j - i);
+            i = j;
+        }
     }
 }
 

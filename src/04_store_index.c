@@ -341,11 +341,6 @@ static int fti__st_tp_cmp(const void *a, const void *b) {
     return x->chunk < y->chunk ? -1 : (x->chunk > y->chunk);
 }
 
-static int fti__st_u64_cmp(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : (x > y);
-}
-
 static void fti__st_put_u32(fti_buf *b, uint32_t v) {
     unsigned char t[4];
     fti_store_u32(t, v);
@@ -372,7 +367,8 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
     fti_buf strs;
     double total_len = 0;
     uint64_t *scratch = NULL;
-    size_t scratch_cap = 0;
+    size_t scratch_cap = 0, tab_cap = 0;
+    fti__st_tp *tab = NULL;
     fti_result rc = FTI_ERR_NOMEM;
     if (!out || (n_chunks && !chunks) || (n_docs && !docs))
         return fti_error_set(err, FTI_ERR_INVALID, "bm25: bad arguments");
@@ -417,22 +413,45 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         }
         dl[i] = (uint32_t)m;
         total_len += (double)m;
-        qsort(scratch, m, sizeof *scratch, fti__st_u64_cmp);
-        for (k = 0; k < m;) {
-            size_t j = k + 1;
-            while (j < m && scratch[j] == scratch[k]) j++;
-            if (n_tp == cap_tp) {
-                size_t cap = cap_tp ? cap_tp * 2 : 1024;
-                fti__st_tp *p = (fti__st_tp *)fti_realloc(tps, cap * sizeof *p);
+        /* count each distinct term of the chunk with a small open-addressing table (term
+         * frequencies in first-seen order; the order within a chunk does not matter) */
+        {
+            size_t tcap = 16, q;
+            while (tcap < 2 * m) tcap *= 2;
+            if (tcap > tab_cap) {
+                fti__st_tp *p = (fti__st_tp *)fti_realloc(tab, tcap * sizeof *p);
                 if (!p) goto fail;
-                tps = p;
-                cap_tp = cap;
+                tab = p;
+                tab_cap = tcap;
             }
-            tps[n_tp].term = scratch[k];
-            tps[n_tp].chunk = (uint32_t)i;
-            tps[n_tp].tf = (uint32_t)(j - k);
-            n_tp++;
-            k = j;
+            for (q = 0; q < tcap; q++) tab[q].tf = 0;
+            for (k = 0; k < m; k++) {
+                uint64_t h = scratch[k];
+                size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+                while (tab[slot].tf && tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
+                if (!tab[slot].tf) {
+                    tab[slot].term = h;
+                    tab[slot].chunk = (uint32_t)k; /* first position, for the order */
+                }
+                tab[slot].tf++;
+            }
+            for (k = 0; k < m; k++) {
+                uint64_t h = scratch[k];
+                size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+                while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
+                if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
+                if (n_tp == cap_tp) {
+                    size_t cap = cap_tp ? cap_tp * 2 : 1024;
+                    fti__st_tp *p = (fti__st_tp *)fti_realloc(tps, cap * sizeof *p);
+                    if (!p) goto fail;
+                    tps = p;
+                    cap_tp = cap;
+                }
+                tps[n_tp].term = h;
+                tps[n_tp].chunk = (uint32_t)i;
+                tps[n_tp].tf = tab[slot].tf;
+                n_tp++;
+            }
         }
     }
     if (strs.oom) goto fail;
@@ -587,6 +606,7 @@ fail:
     fti_free(doc_str);
     fti_free(chunk_txt);
     fti_free(scratch);
+    fti_free(tab);
     fti_buf_free(&strs);
     return rc;
 }

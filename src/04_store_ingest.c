@@ -43,6 +43,7 @@ typedef struct fti__st_out {
 typedef struct fti__st_proc {
     const fti_ingest_opts *o;
     int required_title, required_author, required_date;
+    int sha_fast; /* fti__st_sha_fast(), once per run */
 } fti__st_proc;
 
 static void fti__st_doc_free(fti__st_doc *d) {
@@ -262,7 +263,7 @@ static void fti__st_emit(const fti__st_proc *pp, fti__st_out *o, uint32_t file, 
     if (o->file_sha && raw == o->file_data && raw_len == o->file_len)
         memcpy(d->sha, o->file_sha, 32);
     else
-        fti__st_sha256(raw, raw_len, d->sha);
+        fti__st_sha256_x(pp->sha_fast, raw, raw_len, d->sha);
     if (!d->text || !d->loc) o->oom = 1;
     return;
 drop:
