@@ -587,9 +587,12 @@ static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
 /* Hashes of a kept document: exact-dedupe key and the document id. */
 static void fti__st_doc_hashes(fti__st_doc *d) {
     uint64_t th = d->title ? fti_hash64(d->title, strlen(d->title), 11) : 0;
+    /* two passes over the text: the exact-dedupe key and a second, independent hash; the id
+     * mixes both with the title's hash */
+    uint64_t h2 = fti_hash64(d->text, d->text_len, 2);
     d->h_text = fti_hash64(d->text, d->text_len, 1);
-    d->id_hi = fti_hash64(d->text, d->text_len, 2) ^ (th * 0x9E3779B97F4A7C15ull);
-    d->id_lo = fti_hash64(d->text, d->text_len, 3) + th;
+    d->id_hi = h2 ^ (th * 0x9E3779B97F4A7C15ull);
+    d->id_lo = (d->h_text ^ (h2 >> 17)) + th;
 }
 
 static void fti__st_doc_id_hex(const fti__st_doc *d, char out[33]) {
