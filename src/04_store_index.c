@@ -295,9 +295,9 @@ static void fti__st_chunk_doc(const char *t, size_t n, size_t budget, size_t ove
  *   postings: n_postings x (u32 chunk, u32 term frequency), by term then chunk
  *   strings:  NUL-terminated strings; the blob ends with a NUL
  */
-#define FTI__BM25_HDR 128
-#define FTI__BM25_K1 1.2f
-#define FTI__BM25_B 0.75f
+#define FTI__ST_BM25_HDR 128
+#define FTI__ST_BM25_K1 1.2f
+#define FTI__ST_BM25_B 0.75f
 
 struct fti_bm25 {
     fti_map map;
@@ -549,8 +549,8 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         rc = FTI_ERR_NOMEM;
     }
     {
-        unsigned char hdr[FTI__BM25_HDR];
-        uint64_t off_docs = FTI__BM25_HDR, off_chunks, off_terms, off_post, off_str;
+        unsigned char hdr[FTI__ST_BM25_HDR];
+        uint64_t off_docs = FTI__ST_BM25_HDR, off_chunks, off_terms, off_post, off_str;
         off_chunks = off_docs + (uint64_t)n_docs * 20;
         off_terms = off_chunks + (uint64_t)n_chunks * 16;
         off_post = off_terms + (uint64_t)n_terms * 16;
@@ -562,8 +562,8 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         fti_store_u32(hdr + 16, (uint32_t)n_chunks);
         fti_store_u32(hdr + 20, (uint32_t)n_terms);
         fti_store_f32(hdr + 24, n_chunks ? (float)(total_len / (double)n_chunks) : 0.0f);
-        fti_store_f32(hdr + 28, FTI__BM25_K1);
-        fti_store_f32(hdr + 32, FTI__BM25_B);
+        fti_store_f32(hdr + 28, FTI__ST_BM25_K1);
+        fti_store_f32(hdr + 32, FTI__ST_BM25_B);
         fti_store_u64(hdr + 40, (uint64_t)n_tp);
         fti_store_u64(hdr + 48, off_docs);
         fti_store_u64(hdr + 56, off_chunks);
@@ -637,7 +637,7 @@ static fti_result fti__st_bm25_check(fti_bm25 *ix, const unsigned char *p, size_
     const void *magic = fti_read_bytes(&r, 8);
     uint32_t version, i;
     uint64_t off_docs, off_chunks, off_terms, off_post, off_str, prev = 0;
-    if (!magic || memcmp(magic, "FTIBM25", 8) != 0 || len < FTI__BM25_HDR)
+    if (!magic || memcmp(magic, "FTIBM25", 8) != 0 || len < FTI__ST_BM25_HDR)
         return fti_error_set(err, FTI_ERR_FORMAT, "%s: not a BM25 index (bad magic)", path);
     version = fti_read_u32(&r);
     if (version != 1)

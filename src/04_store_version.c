@@ -4,7 +4,7 @@
 
 #ifndef FTI_NO_STORE
 
-#define FTI__STORE_FORMAT 1
+#define FTI__ST_FORMAT 1
 
 /* === workspace ============================================================================== */
 
@@ -102,7 +102,7 @@ static void fti__st_proc_key(const fti_ingest_opts *o, fti_buf *out) {
     fti_buf_printf(out,
                    "records v%d|text=%s|title=%s|date=%s|author=%s|required=%s|min=%lu|max=%lu|"
                    "letters=%.6f|repeat=%.6f|redact=%d|minhash=%d",
-                   FTI__STORE_FORMAT, o->text_fields, o->title_fields, o->date_fields,
+                   FTI__ST_FORMAT, o->text_fields, o->title_fields, o->date_fields,
                    o->author_fields, o->required, (unsigned long)o->min_chars,
                    (unsigned long)o->max_chars, o->min_letter_frac, o->max_repeat_frac, o->redact,
                    FTI_MINHASH_PERMS);
@@ -373,7 +373,7 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         fti_mutex_unlock(&r->mu);
         if (i >= r->n_files) break;
         f = &r->files[i];
-        if (f->kind == FTI__K_UNKNOWN) {
+        if (f->kind == FTI__ST_K_UNKNOWN) {
             fti__st_reject(&f->out, (uint32_t)i, "", "unsupported_type",
                            "unsupported file type \"%s\"", fti_path_ext(f->path));
             f->failed = 1;
@@ -452,17 +452,17 @@ static fti_result fti__st_add_unit(fti__st_run *r, uint32_t file, fti__st_kind k
     return FTI_OK;
 }
 
-#define FTI__UNIT_BYTES ((size_t)1 << 20)
+#define FTI__ST_UNIT_BYTES ((size_t)1 << 20)
 
 /* Cuts file i into units: JSONL by lines and mbox by messages, about 1 MiB each. */
 static fti_result fti__st_make_units(fti__st_run *r, uint32_t i) {
     fti__st_file *f = &r->files[i];
     const char *s = (const char *)f->map.data;
     size_t n = f->map.len;
-    if (f->kind == FTI__K_JSONL) {
+    if (f->kind == FTI__ST_K_JSONL) {
         size_t off = 0, line = 1;
         while (off < n) {
-            size_t end = off + FTI__UNIT_BYTES < n ? off + FTI__UNIT_BYTES : n, k, lines = 0;
+            size_t end = off + FTI__ST_UNIT_BYTES < n ? off + FTI__ST_UNIT_BYTES : n, k, lines = 0;
             const char *nl;
             if (end < n) {
                 nl = (const char *)memchr(s + end, '\n', n - end);
@@ -481,7 +481,7 @@ static fti_result fti__st_make_units(fti__st_run *r, uint32_t i) {
         }
         return FTI_OK;
     }
-    if (f->kind == FTI__K_MBOX) {
+    if (f->kind == FTI__ST_K_MBOX) {
         size_t n_msg = fti__st_mbox_starts(s, n, NULL, 0), k, first = 0, msg_no = 1;
         size_t *starts;
         if (n_msg == 0 || n == 0) return fti__st_add_unit(r, i, f->kind, 0, n, 1);
@@ -491,7 +491,7 @@ static fti_result fti__st_make_units(fti__st_run *r, uint32_t i) {
         starts[n_msg] = n;
         if (starts[0] != 0) starts[0] = 0; /* leading junk belongs to the first message */
         for (k = 1; k <= n_msg; k++) {
-            if (starts[k] - starts[first] >= FTI__UNIT_BYTES || k == n_msg) {
+            if (starts[k] - starts[first] >= FTI__ST_UNIT_BYTES || k == n_msg) {
                 if (fti__st_add_unit(r, i, f->kind, starts[first], starts[k] - starts[first],
                                      msg_no) != FTI_OK) {
                     fti_free(starts);
@@ -955,7 +955,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         memset(&cfg, 0, sizeof cfg);
         fti__st_proc_key(&r->o, &cfg);
         fti_buf_printf(&cfg, "|dataset v%d|dedup=%.6f|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
-                       FTI__STORE_FORMAT, r->o.dedup_threshold, r->o.val_percent, r->o.chunk_tokens,
+                       FTI__ST_FORMAT, r->o.dedup_threshold, r->o.val_percent, r->o.chunk_tokens,
                        r->o.chunk_overlap, r->o.vocab_size, FTI_TEMPLATE_TITLE, FTI_TEMPLATE_BODY,
                        FTI_TEMPLATE_END);
         if (r->o.no_tokenizer) {
@@ -1395,7 +1395,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             fti_jw_key(&w, "format");
             fti_jw_str(&w, "fti-dataset");
             fti_jw_key(&w, "format_version");
-            fti_jw_int(&w, FTI__STORE_FORMAT);
+            fti_jw_int(&w, FTI__ST_FORMAT);
             fti_jw_key(&w, "id");
             fti_jw_str(&w, id);
             fti__st_jw_opt_str(&w, "parent", have_parent ? parent : NULL);
