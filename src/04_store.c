@@ -119,12 +119,12 @@ __attribute__((target("sha,sse4.1"))) static void
 fti__st_sha_ni_blocks(uint32_t state[8], const unsigned char *p, size_t n) {
     const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
     __m128i abef, cdgh, t;
-    t = _mm_loadu_si128((const __m128i *)(const void *)state);            /* d c b a */
-    cdgh = _mm_loadu_si128((const __m128i *)(const void *)(state + 4));   /* h g f e */
-    t = _mm_shuffle_epi32(t, 0xB1);                                       /* c d a b */
-    cdgh = _mm_shuffle_epi32(cdgh, 0x1B);                                 /* e f g h */
-    abef = _mm_alignr_epi8(t, cdgh, 8);                                   /* a b e f */
-    cdgh = _mm_blend_epi16(cdgh, t, 0xF0);                                /* c d g h */
+    t = _mm_loadu_si128((const __m128i *)(const void *)state);          /* d c b a */
+    cdgh = _mm_loadu_si128((const __m128i *)(const void *)(state + 4)); /* h g f e */
+    t = _mm_shuffle_epi32(t, 0xB1);                                     /* c d a b */
+    cdgh = _mm_shuffle_epi32(cdgh, 0x1B);                               /* e f g h */
+    abef = _mm_alignr_epi8(t, cdgh, 8);                                 /* a b e f */
+    cdgh = _mm_blend_epi16(cdgh, t, 0xF0);                              /* c d g h */
     while (n--) {
         __m128i w[4], save_abef = abef, save_cdgh = cdgh, m;
         int g;
@@ -133,8 +133,8 @@ fti__st_sha_ni_blocks(uint32_t state[8], const unsigned char *p, size_t n) {
                                     bswap);
         for (g = 0; g < 16; g++) {
             __m128i cur = w[g & 3];
-            m = _mm_add_epi32(cur, _mm_loadu_si128((const __m128i *)(const void *)
-                                                       (fti__st_sha_k + 4 * g)));
+            m = _mm_add_epi32(
+                cur, _mm_loadu_si128((const __m128i *)(const void *)(fti__st_sha_k + 4 * g)));
             cdgh = _mm_sha256rnds2_epu32(cdgh, abef, m);
             abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(m, 0x0E));
             if (g < 12) {
@@ -148,10 +148,10 @@ fti__st_sha_ni_blocks(uint32_t state[8], const unsigned char *p, size_t n) {
         cdgh = _mm_add_epi32(cdgh, save_cdgh);
         p += 64;
     }
-    t = _mm_shuffle_epi32(abef, 0x1B);      /* f e b a */
-    cdgh = _mm_shuffle_epi32(cdgh, 0xB1);   /* d c h g */
-    abef = _mm_blend_epi16(t, cdgh, 0xF0);  /* d c b a */
-    cdgh = _mm_alignr_epi8(cdgh, t, 8);     /* h g f e */
+    t = _mm_shuffle_epi32(abef, 0x1B);     /* f e b a */
+    cdgh = _mm_shuffle_epi32(cdgh, 0xB1);  /* d c h g */
+    abef = _mm_blend_epi16(t, cdgh, 0xF0); /* d c b a */
+    cdgh = _mm_alignr_epi8(cdgh, t, 8);    /* h g f e */
     _mm_storeu_si128((__m128i *)(void *)state, abef);
     _mm_storeu_si128((__m128i *)(void *)(state + 4), cdgh);
 }

@@ -18,7 +18,9 @@ typedef struct fti__st_mh_params {
     uint64_t seed;
 } fti__st_mh_params;
 
-static void fti__st_mh_init(fti__st_mh_params *p) { p->seed = 0x6d696e68617368ull; }
+static void fti__st_mh_init(fti__st_mh_params *p) {
+    p->seed = 0x6d696e68617368ull;
+}
 
 static void fti__st_mh_add(const fti__st_mh_params *p, uint32_t *sig, uint64_t h) {
     uint32_t bin, v;

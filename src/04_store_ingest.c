@@ -596,7 +596,7 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
         }
         {
             const char *txt = row.data + offs[c_text];
-#define FTI__ST_CSV_META(c)                                                                           \
+#define FTI__ST_CSV_META(c)                                                                        \
     ((c) >= 0 ? fti__st_meta_str(row.data + offs[c], strlen(row.data + offs[c]), 200) : NULL)
             fti__st_emit(pp, o, file, loc, s + start, pos - start, txt, strlen(txt),
                          opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, FTI__ST_CSV_META(c_title),

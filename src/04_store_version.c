@@ -146,8 +146,8 @@ typedef struct fti__st_file {
     fti__st_kind kind;
     uint64_t size;
     fti_map map;
-    int mapped;             /* the map is open */
-    int hashed;             /* mapped and hashed: sha is valid */
+    int mapped; /* the map is open */
+    int hashed; /* mapped and hashed: sha is valid */
     unsigned char sha[32];
     int reused;
     int failed;      /* unreadable etc.: rejected as a whole */
@@ -272,8 +272,8 @@ static fti_result fti__st_stash(fti__st_run *r, const char *name, fti_buf *img, 
     r->objs[r->n_objs].name = name;
     r->objs[r->n_objs].bytes = img->len;
     fti__st_progress(r, "commit", ++r->commit_step, 0);
-    rc = fti__st_put_object(r->home, img->data ? img->data : "", img->len,
-                            r->objs[r->n_objs].hex, err);
+    rc = fti__st_put_object(r->home, img->data ? img->data : "", img->len, r->objs[r->n_objs].hex,
+                            err);
     r->n_objs++;
     fti_buf_free(img);
     dt = fti_time_ns() - t0;
@@ -412,8 +412,8 @@ static void fti__st_phase_units(void *ctx, size_t b, size_t e, int thread) {
         i = r->order[i]; /* largest units first: the last ones to finish are small */
         u = &r->units[i];
         f = &r->files[u->file];
-        fti__st_process_unit(&r->proc, u, f->path, (const unsigned char *)f->map.data,
-                             f->map.len, f->sha, &r->unit_out[i]);
+        fti__st_process_unit(&r->proc, u, f->path, (const unsigned char *)f->map.data, f->map.len,
+                             f->sha, &r->unit_out[i]);
         fti_mutex_lock(&r->mu);
         r->bytes_done += u->len;
         fti_mutex_unlock(&r->mu);
@@ -1254,8 +1254,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                 have_tok = 1;
                 memcpy(tok_sha, stok.sha_hex, 65);
                 rc = fti__st_stok_serialize(&stok, &tok_img);
-                if (rc != FTI_OK) fti_error_set(err, rc, "tokenizer: cannot serialize");
-                else rc = fti__st_stash(r, "tokenizer", &tok_img, err);
+                if (rc != FTI_OK)
+                    fti_error_set(err, rc, "tokenizer: cannot serialize");
+                else
+                    rc = fti__st_stash(r, "tokenizer", &tok_img, err);
             }
             /* each document: <|title|> title "\n" <|body|> body <|endoftext|> */
             if (rc == FTI_OK) {

@@ -19,9 +19,9 @@
 #include <string.h>
 
 static void one(const unsigned char *data, size_t size) {
-    static const fti__st_kind kinds[] = {FTI__ST_K_TXT,   FTI__ST_K_MD,  FTI__ST_K_HTML,
-                                         FTI__ST_K_JSON,  FTI__ST_K_JSONL, FTI__ST_K_CSV,
-                                         FTI__ST_K_EML,   FTI__ST_K_MBOX};
+    static const fti__st_kind kinds[] = {FTI__ST_K_TXT,  FTI__ST_K_MD,    FTI__ST_K_HTML,
+                                         FTI__ST_K_JSON, FTI__ST_K_JSONL, FTI__ST_K_CSV,
+                                         FTI__ST_K_EML,  FTI__ST_K_MBOX};
     fti_ingest_opts o = fti_ingest_opts_resolve(NULL);
     fti__st_proc pp;
     size_t k;
@@ -89,10 +89,19 @@ int main(int argc, char **argv) {
             for (j = 0; j < edits && n > 0; j++) {
                 size_t at = fti_rng_below(&r, (uint32_t)n);
                 switch (fti_rng_below(&r, 4)) {
-                case 0: buf[at] = (unsigned char)fti_rng_u32(&r); break;
-                case 1: n = at; break;                              /* truncate */
-                case 2: buf[at] = "<>&\"=\n-:{}[],\\"[fti_rng_below(&r, 14)]; break;
-                default: memmove(buf + at, buf + at + 1, n - at - 1); n--; break;
+                case 0:
+                    buf[at] = (unsigned char)fti_rng_u32(&r);
+                    break;
+                case 1:
+                    n = at;
+                    break; /* truncate */
+                case 2:
+                    buf[at] = "<>&\"=\n-:{}[],\\"[fti_rng_below(&r, 14)];
+                    break;
+                default:
+                    memmove(buf + at, buf + at + 1, n - at - 1);
+                    n--;
+                    break;
                 }
             }
             one(buf, n);
