@@ -436,6 +436,36 @@ static void fti__st_ingest_jsonl(const fti__st_proc *pp, fti__st_out *o, uint32_
     }
 }
 
+/* Canonical JSON of v (members in file order, numbers as %.17g, strings escaped) appended to
+ * out; depth is bounded by the parser's limit. */
+static void fti__st_json_canon(const fti_json *v, fti_buf *out, int depth) {
+    const fti_json *c;
+    if (depth > 64) return;
+    switch (v->type) {
+    case FTI_JSON_NULL: fti_buf_puts(out, "null"); break;
+    case FTI_JSON_FALSE: fti_buf_puts(out, "false"); break;
+    case FTI_JSON_TRUE: fti_buf_puts(out, "true"); break;
+    case FTI_JSON_NUMBER:
+        if (v->is_int) fti_buf_printf(out, "%lld", (long long)v->i);
+        else fti_buf_printf(out, "%.17g", v->num);
+        break;
+    case FTI_JSON_STRING: fti_json_escape(out, v->str, v->len); break;
+    case FTI_JSON_ARRAY:
+    case FTI_JSON_OBJECT:
+        fti_buf_putc(out, v->type == FTI_JSON_ARRAY ? '[' : '{');
+        for (c = v->child; c; c = c->next) {
+            if (c != v->child) fti_buf_putc(out, ',');
+            if (v->type == FTI_JSON_OBJECT) {
+                fti_json_escape(out, c->key ? c->key : "", c->key_len);
+                fti_buf_putc(out, ':');
+            }
+            fti__st_json_canon(c, out, depth + 1);
+        }
+        fti_buf_putc(out, v->type == FTI_JSON_ARRAY ? ']' : '}');
+        break;
+    }
+}
+
 static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
                                 const char *s, size_t n) {
     fti_json_opts jo = fti__st_json_opts();
@@ -475,9 +505,9 @@ static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t
         char loc[48];
         fti_buf raw;
         snprintf(loc, sizeof loc, "#item %lu", (unsigned long)k);
-        /* raw bytes of an item are not kept by the DOM: hash its canonical JSON instead */
+        /* the DOM keeps no byte offsets: an item's "raw bytes" are its canonical JSON */
         memset(&raw, 0, sizeof raw);
-        fti_buf_printf(&raw, "%s:%lu", "item", (unsigned long)k);
+        fti__st_json_canon(c, &raw, 0);
         fti__st_json_record(pp, o, file, loc, raw.data ? raw.data : "", raw.len, c, "json");
         fti_buf_free(&raw);
     }
