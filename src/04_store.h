@@ -137,12 +137,13 @@ typedef struct fti_ingest_opts {
     int chunk_tokens;          /* 0 = 200: chunk size in tokens */
     int chunk_overlap;         /* 0 = 32 tokens of overlap */
     int vocab_size;            /* 0 = 4096: tokenizer vocabulary when training one */
-    const char *tokenizer;   /* an existing tokenizer file to use instead of training; 0 = train */
-    int no_tokenizer;        /* 1: skip tokenizer, shards (chunks count approximate tokens) */
-    uint64_t max_file_bytes; /* 0 = FTI_STORE_MAX_FILE_BYTES */
-    int n_threads;           /* 0 = $FTI_THREADS or the CPU count */
-    const char *tag;         /* also point this tag at the version */
-    int no_latest;           /* 1: do not move `latest` */
+    const char *tokenizer;     /* a tokenizer file to use instead of training one; "parent" =
+                              * the one of `latest` (trained if it has none); 0 = train */
+    int no_tokenizer;          /* 1: skip tokenizer, shards (chunks count approximate tokens) */
+    uint64_t max_file_bytes;   /* 0 = FTI_STORE_MAX_FILE_BYTES */
+    int n_threads;             /* 0 = $FTI_THREADS or the CPU count */
+    const char *tag;           /* also point this tag at the version */
+    int no_latest;             /* 1: do not move `latest` */
     fti_ingest_progress_fn progress;
     void *progress_user;
     fti_log_fn log;

@@ -442,14 +442,24 @@ static void fti__st_json_canon(const fti_json *v, fti_buf *out, int depth) {
     const fti_json *c;
     if (depth > 64) return;
     switch (v->type) {
-    case FTI_JSON_NULL: fti_buf_puts(out, "null"); break;
-    case FTI_JSON_FALSE: fti_buf_puts(out, "false"); break;
-    case FTI_JSON_TRUE: fti_buf_puts(out, "true"); break;
-    case FTI_JSON_NUMBER:
-        if (v->is_int) fti_buf_printf(out, "%lld", (long long)v->i);
-        else fti_buf_printf(out, "%.17g", v->num);
+    case FTI_JSON_NULL:
+        fti_buf_puts(out, "null");
         break;
-    case FTI_JSON_STRING: fti_json_escape(out, v->str, v->len); break;
+    case FTI_JSON_FALSE:
+        fti_buf_puts(out, "false");
+        break;
+    case FTI_JSON_TRUE:
+        fti_buf_puts(out, "true");
+        break;
+    case FTI_JSON_NUMBER:
+        if (v->is_int)
+            fti_buf_printf(out, "%lld", (long long)v->i);
+        else
+            fti_buf_printf(out, "%.17g", v->num);
+        break;
+    case FTI_JSON_STRING:
+        fti_json_escape(out, v->str, v->len);
+        break;
     case FTI_JSON_ARRAY:
     case FTI_JSON_OBJECT:
         fti_buf_putc(out, v->type == FTI_JSON_ARRAY ? '[' : '{');

@@ -234,7 +234,8 @@ typedef struct fti__st_run {
     fti__st_unit *units;
     size_t n_units, cap_units;
     fti__st_out *unit_out;
-    size_t *order; /* units by decreasing size */
+    char *parent_tok; /* the tokenizer object of `latest` (opts.tokenizer = "parent") */
+    size_t *order;    /* units by decreasing size */
     /* work distribution */
     fti_mutex mu;
     size_t next;
@@ -733,6 +734,10 @@ FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *
     return fti__st_write_ref(home, rel, id, err);
 }
 
+static fti_result fti__st_load_manifest(const char *home, const char *id, fti_json_doc **out,
+                                        fti_error *err);
+static char *fti__st_file_object(const char *home, const fti_json *files, const char *name);
+
 /* Exact duplicates: open addressing on h_text (text compared on a hash match). */
 static fti_result fti__st_exact_dups(fti__st_doc **docs, size_t n, size_t *n_dup) {
     size_t cap = 16, i;
@@ -845,6 +850,7 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
     }
     fti_free(r->units);
     fti_free(r->order);
+    fti_free(r->parent_tok);
     if (r->have_parent_recs) fti_map_close(&r->parent_recs);
     fti_mutex_destroy(&r->mu);
     fti_free(r);
@@ -947,6 +953,20 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     tok_sha[0] = 0;
 
     if (r->n_files == 0) return fti_error_set(err, FTI_ERR_NOT_FOUND, "ingest: no input files");
+    if (r->o.tokenizer && strcmp(r->o.tokenizer, "parent") == 0) {
+        /* keep the tokenizer of `latest` (so a model trained on it can be fine-tuned); train one
+         * when there is none */
+        char pid[65];
+        fti_json_doc *jd = NULL;
+        r->o.tokenizer = NULL;
+        if (fti__st_read_ref(r->home, "latest", pid) &&
+            fti__st_load_manifest(r->home, pid, &jd, NULL) == FTI_OK) {
+            const fti_json *files = fti_json_get(fti_json_root(jd), "files");
+            r->parent_tok = fti__st_file_object(r->home, files, "tokenizer");
+            r->o.tokenizer = r->parent_tok;
+        }
+        fti_json_free(jd);
+    }
     if (r->o.tokenizer && !fti_path_exists(r->o.tokenizer))
         return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: tokenizer file not found",
                              r->o.tokenizer);

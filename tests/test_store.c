@@ -988,3 +988,31 @@ FTI_TEST(store_cli) {
     fti_free(home);
     fti_free(out);
 }
+
+FTI_TEST(store_parent_tokenizer) {
+    /* --tokenizer parent keeps the tokenizer of `latest` across an incremental ingest */
+    const char *dir = fti_test_tmp("in"), *home = fti_test_tmp("ws");
+    const char *paths[1];
+    fti_ingest_opts o;
+    char id1[65], id2[65], tok1[65];
+    fti_dataset *ds = NULL;
+    memset(&o, 0, sizeof o);
+    o.vocab_size = 300;
+    paths[0] = dir;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    put(dir, "a.txt", "The first file, about apples and orchards in autumn and winter.");
+    put(dir, "b.txt", "The second file, about boats on a windy lake in the spring.");
+    REQUIRE(fti_store_ingest(home, paths, 1, &o, id1, NULL, NULL) == FTI_OK);
+    REQUIRE(fti_dataset_open(&ds, home, id1, NULL) == FTI_OK);
+    snprintf(tok1, sizeof tok1, "%s", fti_dataset_tokenizer_sha256(ds));
+    fti_dataset_close(ds);
+    put(dir, "c.txt", "A third file with quite different words: zebras, quartz, jukebox, fjord.");
+    o.tokenizer = "parent";
+    REQUIRE(fti_store_ingest(home, paths, 1, &o, id2, NULL, NULL) == FTI_OK);
+    CHECK(strcmp(id1, id2) != 0);
+    REQUIRE(fti_dataset_open(&ds, home, id2, NULL) == FTI_OK);
+    CHECK_EQ_STR(fti_dataset_tokenizer_sha256(ds), tok1);
+    CHECK(fti_json_get(fti_dataset_manifest(ds), "tokenizer") != NULL);
+    fti_dataset_close(ds);
+    CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_OK);
+}
