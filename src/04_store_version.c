@@ -1728,12 +1728,12 @@ commit_refs:
     memcpy(out_id, id, 65);
     if (reused) *reused = n_reused;
     fti__st_mark(r, 6);
-    fti__st_log(r, FTI_LOG_INFO,
+    fti__st_log(r, FTI_LOG_DEBUG,
                 "timing scan=%.3f ingest=%.3f dedupe=%.3f tokenizer=%.3f shards=%.3f index=%.3f "
                 "commit=%.3f seconds, %lu bytes",
                 r->t_stage[0], r->t_stage[1], r->t_stage[2], r->t_stage[3], r->t_stage[4],
                 r->t_stage[5], r->t_stage[6], (unsigned long)r->bytes_total);
-    fti__st_log(r, FTI_LOG_INFO,
+    fti__st_log(r, FTI_LOG_DEBUG,
                 "cputime scan=%.3f ingest=%.3f dedupe=%.3f tokenizer=%.3f shards=%.3f index=%.3f "
                 "commit=%.3f seconds",
                 r->c_stage[0], r->c_stage[1], r->c_stage[2], r->c_stage[3], r->c_stage[4],
