@@ -20,7 +20,7 @@ echo "corpus: $C, $BYTES bytes, $(find "$C" -type f | wc -l) files"
 run() { # run LABEL THREADS ARGS...: prints "core_s total_s rss_kb"
     label=$1; t=$2; shift 2
     rm -rf "$W/ws"
-    /usr/bin/time -f "%U %S %M" -o "$W/rss" "$FEAT" --home "$W/ws" ingest "$C" --threads "$t" "$@" \
+    /usr/bin/time -f "%U %S %M" -o "$W/rss" "$FEAT" --home "$W/ws" ingest "$C" --threads "$t" --verbose "$@" \
         > "$W/out" 2> "$W/log"
     grep "timing" "$W/log" | sed 's/.*timing //; s/ seconds.*//' | tr ' ' '\n' > "$W/t"
     grep "cputime" "$W/log" | sed 's/.*cputime //; s/ seconds.*//' | tr ' ' '\n' |
