@@ -36,7 +36,10 @@ static int fti__st_starts_ci(const char *s, size_t n, const char *w) {
 
 /* Case-insensitive equality of s[0..n) and the NUL-terminated w. */
 static int fti__st_eq_ci(const char *s, size_t n, const char *w) {
-    return strlen(w) == n && fti__st_starts_ci(s, n, w);
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!w[i] || fti__st_lc((unsigned char)s[i]) != w[i]) return 0;
+    return w[n] == 0;
 }
 
 /* Case-insensitive search for the lowercase needle in s[0..n); returns offset or n. */
@@ -75,6 +78,128 @@ static int fti__st_list_pos(const char *list, const char *name, size_t n) {
         p = e ? e + 1 : NULL;
     }
     return -1;
+}
+
+/* === SHA-256 with the x86 SHA extensions ===================================================== */
+/*
+ * The store hashes every input byte (raw-file ids) and every stored object, so SHA-256 is its
+ * hottest loop. fti__st_sha256 uses the SHA-NI instructions (sha256rnds2/msg1/msg2) where the CPU
+ * has them and falls back to the base part's scalar fti_sha256_buf otherwise; both give the same
+ * digest (tested against each other on random sizes). Scalar-only builds (FTI_NO_SIMD, tcc,
+ * other architectures) always use the base code.
+ */
+#if !defined(FTI_NO_SIMD) && !defined(__TINYC__) && (defined(__GNUC__) || defined(__clang__)) &&   \
+    (defined(__x86_64__) || defined(_M_X64))
+#define FTI__ST_SHA_NI 1
+#include <cpuid.h>
+#include <immintrin.h>
+
+static const uint32_t fti__st_sha_k[64] = {
+    0x428a2f98u, 0x71374491u, 0xb5c0fbcfu, 0xe9b5dba5u, 0x3956c25bu, 0x59f111f1u, 0x923f82a4u,
+    0xab1c5ed5u, 0xd807aa98u, 0x12835b01u, 0x243185beu, 0x550c7dc3u, 0x72be5d74u, 0x80deb1feu,
+    0x9bdc06a7u, 0xc19bf174u, 0xe49b69c1u, 0xefbe4786u, 0x0fc19dc6u, 0x240ca1ccu, 0x2de92c6fu,
+    0x4a7484aau, 0x5cb0a9dcu, 0x76f988dau, 0x983e5152u, 0xa831c66du, 0xb00327c8u, 0xbf597fc7u,
+    0xc6e00bf3u, 0xd5a79147u, 0x06ca6351u, 0x14292967u, 0x27b70a85u, 0x2e1b2138u, 0x4d2c6dfcu,
+    0x53380d13u, 0x650a7354u, 0x766a0abbu, 0x81c2c92eu, 0x92722c85u, 0xa2bfe8a1u, 0xa81a664bu,
+    0xc24b8b70u, 0xc76c51a3u, 0xd192e819u, 0xd6990624u, 0xf40e3585u, 0x106aa070u, 0x19a4c116u,
+    0x1e376c08u, 0x2748774cu, 0x34b0bcb5u, 0x391c0cb3u, 0x4ed8aa4au, 0x5b9cca4fu, 0x682e6ff3u,
+    0x748f82eeu, 0x78a5636fu, 0x84c87814u, 0x8cc70208u, 0x90befffau, 0xa4506cebu, 0xbef9a3f7u,
+    0xc67178f2u};
+
+/* 1 if the CPU has the SHA extensions (CPUID.7.0:EBX bit 29) and SSE4.1. */
+static int fti__st_have_sha_ni(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 19))) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b >> 29) & 1u;
+}
+
+/* Compresses n 64-byte blocks into state (a..h). */
+__attribute__((target("sha,sse4.1"))) static void
+fti__st_sha_ni_blocks(uint32_t state[8], const unsigned char *p, size_t n) {
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    __m128i abef, cdgh, t;
+    t = _mm_loadu_si128((const __m128i *)(const void *)state);          /* d c b a */
+    cdgh = _mm_loadu_si128((const __m128i *)(const void *)(state + 4)); /* h g f e */
+    t = _mm_shuffle_epi32(t, 0xB1);                                     /* c d a b */
+    cdgh = _mm_shuffle_epi32(cdgh, 0x1B);                               /* e f g h */
+    abef = _mm_alignr_epi8(t, cdgh, 8);                                 /* a b e f */
+    cdgh = _mm_blend_epi16(cdgh, t, 0xF0);                              /* c d g h */
+    while (n--) {
+        __m128i w[4], save_abef = abef, save_cdgh = cdgh, m;
+        int g;
+        for (g = 0; g < 4; g++)
+            w[g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 16 * g)),
+                                    bswap);
+        for (g = 0; g < 16; g++) {
+            __m128i cur = w[g & 3];
+            m = _mm_add_epi32(
+                cur, _mm_loadu_si128((const __m128i *)(const void *)(fti__st_sha_k + 4 * g)));
+            cdgh = _mm_sha256rnds2_epu32(cdgh, abef, m);
+            abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(m, 0x0E));
+            if (g < 12) {
+                /* W[g+4] = msg2(msg1(W[g], W[g+1]) + W[g+2..g+3] shifted, W[g+3]) */
+                __m128i x = _mm_sha256msg1_epu32(w[g & 3], w[(g + 1) & 3]);
+                x = _mm_add_epi32(x, _mm_alignr_epi8(w[(g + 3) & 3], w[(g + 2) & 3], 4));
+                w[g & 3] = _mm_sha256msg2_epu32(x, w[(g + 3) & 3]);
+            }
+        }
+        abef = _mm_add_epi32(abef, save_abef);
+        cdgh = _mm_add_epi32(cdgh, save_cdgh);
+        p += 64;
+    }
+    t = _mm_shuffle_epi32(abef, 0x1B);     /* f e b a */
+    cdgh = _mm_shuffle_epi32(cdgh, 0xB1);  /* d c h g */
+    abef = _mm_blend_epi16(t, cdgh, 0xF0); /* d c b a */
+    cdgh = _mm_alignr_epi8(cdgh, t, 8);    /* h g f e */
+    _mm_storeu_si128((__m128i *)(void *)state, abef);
+    _mm_storeu_si128((__m128i *)(void *)(state + 4), cdgh);
+}
+#endif
+
+/* 1 when fti__st_sha256_x may use SHA-NI here (checked once per run: CPUID is slow in VMs). */
+static int fti__st_sha_fast(void) {
+#ifdef FTI__ST_SHA_NI
+    return fti__st_have_sha_ni();
+#else
+    return 0;
+#endif
+}
+
+/* SHA-256 of data[0..n) into out (same digest as fti_sha256_buf); fast = fti__st_sha_fast(). */
+static void fti__st_sha256_x(int fast, const void *data, size_t n, unsigned char out[32]) {
+#ifdef FTI__ST_SHA_NI
+    static const uint32_t iv[8] = {0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
+                                   0x510e527fu, 0x9b05688cu, 0x1f83d9abu, 0x5be0cd19u};
+    if (fast) {
+        uint32_t st[8];
+        unsigned char tail[128];
+        size_t full = n / 64, rest = n % 64, k, i;
+        uint64_t bits = (uint64_t)n * 8;
+        memcpy(st, iv, sizeof st);
+        fti__st_sha_ni_blocks(st, (const unsigned char *)data, full);
+        memset(tail, 0, sizeof tail);
+        if (rest) memcpy(tail, (const unsigned char *)data + full * 64, rest);
+        tail[rest] = 0x80;
+        k = rest + 1 + 8 <= 64 ? 64 : 128;
+        for (i = 0; i < 8; i++) tail[k - 1 - i] = (unsigned char)(bits >> (8 * i));
+        fti__st_sha_ni_blocks(st, tail, k / 64);
+        for (i = 0; i < 8; i++) {
+            out[4 * i] = (unsigned char)(st[i] >> 24);
+            out[4 * i + 1] = (unsigned char)(st[i] >> 16);
+            out[4 * i + 2] = (unsigned char)(st[i] >> 8);
+            out[4 * i + 3] = (unsigned char)st[i];
+        }
+        return;
+    }
+#else
+    (void)fast;
+#endif
+    fti_sha256_buf(data, n, out);
+}
+
+static void fti__st_sha256(const void *data, size_t n, unsigned char out[32]) {
+    fti__st_sha256_x(fti__st_sha_fast(), data, n, out);
 }
 
 /* --- the document template ------------------------------------------------------------------- */
@@ -485,9 +610,20 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
             }
         }
         if ((c == '\n' || c == '\r' || c == '\t') && !in_pre) c = ' ';
-        fti_buf_putc(out, c);
-        if (cap_title && title) fti_buf_putc(title, c);
-        i++;
+        if (c == '<' || c == '&' || c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+            fti_buf_putc(out, c);
+            if (cap_title && title) fti_buf_putc(title, c);
+            i++;
+        } else {
+            /* a run of plain text, copied at once */
+            size_t j = i + 1;
+            while (j < len && html[j] != '<' && html[j] != '&' && html[j] != '\n' &&
+                   html[j] != '\r' && html[j] != '\t')
+                j++;
+            fti_buf_append(out, html + i, j - i);
+            if (cap_title && title) fti_buf_append(title, html + i, j - i);
+            i = j;
+        }
     }
 }
 

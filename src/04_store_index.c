@@ -6,43 +6,39 @@
 /* === MinHash ================================================================================ */
 /*
  * Shingles are word 3-grams over lowercased letter/digit words (documents with fewer words give
- * one shingle). Each shingle is hashed to 64 bits once; permutation i maps it to
- * mix(a_i * (x ^ c_i)) in 32 bits, with fixed odd a_i and c_i from a seeded generator, and the
- * signature keeps the minimum per permutation. The inner loop is plain 32-bit integer math that
- * compilers vectorize.
+ * one shingle). Signatures use one-permutation hashing: each shingle is hashed once to 64 bits;
+ * the top 7 bits pick one of the 128 bins and the low 32 bits compete for that bin's minimum, so
+ * a shingle costs O(1) instead of O(bins). Empty bins are then filled by rotation (Shrivastava &
+ * Li, "Densifying one permutation hashing"): an empty bin takes the value of the next non-empty
+ * bin to its right plus a fixed offset per step, which keeps the probability that two signatures
+ * agree in a bin equal to their Jaccard similarity.
  */
 
 typedef struct fti__st_mh_params {
-    uint32_t a[FTI_MINHASH_PERMS];
-    uint32_t c[FTI_MINHASH_PERMS];
+    uint64_t seed;
 } fti__st_mh_params;
 
 static void fti__st_mh_init(fti__st_mh_params *p) {
-    fti_rng r;
-    size_t i;
-    fti_rng_seed(&r, 0x6d696e68617368ull, 7);
-    for (i = 0; i < FTI_MINHASH_PERMS; i++) {
-        p->a[i] = fti_rng_u32(&r) | 1u;
-        p->c[i] = fti_rng_u32(&r);
-    }
+    p->seed = 0x6d696e68617368ull;
 }
 
 static void fti__st_mh_add(const fti__st_mh_params *p, uint32_t *sig, uint64_t h) {
-    uint32_t x = (uint32_t)(h ^ (h >> 32));
-    size_t i;
-    for (i = 0; i < FTI_MINHASH_PERMS; i++) {
-        uint32_t v = (x ^ p->c[i]) * p->a[i];
-        v ^= v >> 15;
-        v *= 0x2c1b3c6dU;
-        v ^= v >> 12;
-        sig[i] = v < sig[i] ? v : sig[i];
-    }
+    uint32_t bin, v;
+    h ^= p->seed;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 31;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 29;
+    bin = (uint32_t)(h >> 57) & (FTI_MINHASH_PERMS - 1);
+    v = (uint32_t)h;
+    if (v == 0xFFFFFFFFu) v--; /* 0xFFFFFFFF marks an empty bin */
+    if (v < sig[bin]) sig[bin] = v;
 }
 
-/* Word hash state: FNV-1a over lowercased ASCII bytes (non-ASCII bytes kept as is). */
 static void fti__st_minhash(const fti__st_mh_params *p, const char *t, size_t n, uint32_t *sig) {
     uint64_t w[3] = {0, 0, 0};
     size_t i = 0, n_words = 0, n_sh = 0;
+    unsigned char filled[FTI_MINHASH_PERMS];
     for (i = 0; i < FTI_MINHASH_PERMS; i++) sig[i] = 0xFFFFFFFFu;
     i = 0;
     while (i < n) {
@@ -70,6 +66,25 @@ static void fti__st_minhash(const fti__st_mh_params *p, const char *t, size_t n,
         }
     }
     if (n_sh == 0 && n_words > 0) fti__st_mh_add(p, sig, w[0] * 31 + w[1] * 17 + w[2]);
+    /* densify from a snapshot so filled bins never feed other empty bins */
+    for (i = 0; i < FTI_MINHASH_PERMS; i++) filled[i] = sig[i] != 0xFFFFFFFFu;
+    {
+        size_t k;
+        int any = 0;
+        uint32_t orig[FTI_MINHASH_PERMS];
+        memcpy(orig, sig, sizeof orig);
+        for (i = 0; i < FTI_MINHASH_PERMS; i++) any |= filled[i];
+        for (i = 0; any && i < FTI_MINHASH_PERMS; i++) {
+            if (filled[i]) continue;
+            for (k = 1; k < FTI_MINHASH_PERMS; k++) {
+                size_t j = (i + k) % FTI_MINHASH_PERMS;
+                if (filled[j]) {
+                    sig[i] = orig[j] + (uint32_t)k * 0x9E3779B9u;
+                    break;
+                }
+            }
+        }
+    }
 }
 
 static double fti__st_mh_jaccard(const uint32_t *a, const uint32_t *b) {
@@ -282,9 +297,9 @@ static void fti__st_chunk_doc(const char *t, size_t n, size_t budget, size_t ove
  *   postings: n_postings x (u32 chunk, u32 term frequency), by term then chunk
  *   strings:  NUL-terminated strings; the blob ends with a NUL
  */
-#define FTI__BM25_HDR 128
-#define FTI__BM25_K1 1.2f
-#define FTI__BM25_B 0.75f
+#define FTI__ST_BM25_HDR 128
+#define FTI__ST_BM25_K1 1.2f
+#define FTI__ST_BM25_B 0.75f
 
 struct fti_bm25 {
     fti_map map;
@@ -328,11 +343,6 @@ static int fti__st_tp_cmp(const void *a, const void *b) {
     return x->chunk < y->chunk ? -1 : (x->chunk > y->chunk);
 }
 
-static int fti__st_u64_cmp(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : (x > y);
-}
-
 static void fti__st_put_u32(fti_buf *b, uint32_t v) {
     unsigned char t[4];
     fti_store_u32(t, v);
@@ -359,7 +369,8 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
     fti_buf strs;
     double total_len = 0;
     uint64_t *scratch = NULL;
-    size_t scratch_cap = 0;
+    size_t scratch_cap = 0, tab_cap = 0;
+    fti__st_tp *tab = NULL;
     fti_result rc = FTI_ERR_NOMEM;
     if (!out || (n_chunks && !chunks) || (n_docs && !docs))
         return fti_error_set(err, FTI_ERR_INVALID, "bm25: bad arguments");
@@ -404,22 +415,45 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         }
         dl[i] = (uint32_t)m;
         total_len += (double)m;
-        qsort(scratch, m, sizeof *scratch, fti__st_u64_cmp);
-        for (k = 0; k < m;) {
-            size_t j = k + 1;
-            while (j < m && scratch[j] == scratch[k]) j++;
-            if (n_tp == cap_tp) {
-                size_t cap = cap_tp ? cap_tp * 2 : 1024;
-                fti__st_tp *p = (fti__st_tp *)fti_realloc(tps, cap * sizeof *p);
+        /* count each distinct term of the chunk with a small open-addressing table (term
+         * frequencies in first-seen order; the order within a chunk does not matter) */
+        {
+            size_t tcap = 16, q;
+            while (tcap < 2 * m) tcap *= 2;
+            if (tcap > tab_cap) {
+                fti__st_tp *p = (fti__st_tp *)fti_realloc(tab, tcap * sizeof *p);
                 if (!p) goto fail;
-                tps = p;
-                cap_tp = cap;
+                tab = p;
+                tab_cap = tcap;
             }
-            tps[n_tp].term = scratch[k];
-            tps[n_tp].chunk = (uint32_t)i;
-            tps[n_tp].tf = (uint32_t)(j - k);
-            n_tp++;
-            k = j;
+            for (q = 0; q < tcap; q++) tab[q].tf = 0;
+            for (k = 0; k < m; k++) {
+                uint64_t h = scratch[k];
+                size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+                while (tab[slot].tf && tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
+                if (!tab[slot].tf) {
+                    tab[slot].term = h;
+                    tab[slot].chunk = (uint32_t)k; /* first position, for the order */
+                }
+                tab[slot].tf++;
+            }
+            for (k = 0; k < m; k++) {
+                uint64_t h = scratch[k];
+                size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+                while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
+                if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
+                if (n_tp == cap_tp) {
+                    size_t cap = cap_tp ? cap_tp * 2 : 1024;
+                    fti__st_tp *p = (fti__st_tp *)fti_realloc(tps, cap * sizeof *p);
+                    if (!p) goto fail;
+                    tps = p;
+                    cap_tp = cap;
+                }
+                tps[n_tp].term = h;
+                tps[n_tp].chunk = (uint32_t)i;
+                tps[n_tp].tf = tab[slot].tf;
+                n_tp++;
+            }
         }
     }
     if (strs.oom) goto fail;
@@ -427,12 +461,98 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         rc = fti_error_set(err, FTI_ERR_LIMIT, "bm25: text of the chunks exceeds 4 GiB");
         goto fail;
     }
-    qsort(tps, n_tp, sizeof *tps, fti__st_tp_cmp);
-    for (i = 0; i < n_tp; i++)
-        if (i == 0 || tps[i].term != tps[i - 1].term) n_terms++;
+    /* group the postings by term without sorting them all: a hash table numbers the distinct
+     * terms; only the distinct terms are sorted; postings are then scattered to their term's
+     * range (counting sort), which keeps each term's postings in chunk order */
     {
-        unsigned char hdr[FTI__BM25_HDR];
-        uint64_t off_docs = FTI__BM25_HDR, off_chunks, off_terms, off_post, off_str;
+        size_t cap = 1024, n_u = 0, k;
+        uint64_t *keys = NULL;
+        uint32_t *idx_of = NULL, *df = NULL, *rank = NULL, *tp_idx = NULL;
+        fti__st_tp *sorted = NULL, *u = NULL;
+        rc = FTI_ERR_NOMEM;
+        keys = (uint64_t *)fti_malloc(cap * sizeof *keys);
+        idx_of = (uint32_t *)fti_malloc(cap * sizeof *idx_of);
+        tp_idx = (uint32_t *)fti_malloc((n_tp + 1) * sizeof *tp_idx);
+        if (!keys || !idx_of || !tp_idx) goto group_fail;
+        memset(idx_of, 0xFF, cap * sizeof *idx_of);
+        for (i = 0; i < n_tp; i++) {
+            uint64_t h = tps[i].term;
+            size_t slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
+            while (idx_of[slot] != 0xFFFFFFFFu && keys[slot] != h) slot = (slot + 1) & (cap - 1);
+            if (idx_of[slot] == 0xFFFFFFFFu) {
+                if ((n_u + 1) * 2 > cap) { /* grow and rehash */
+                    size_t ncap = cap * 2, q;
+                    uint64_t *nk = (uint64_t *)fti_malloc(ncap * sizeof *nk);
+                    uint32_t *ni = (uint32_t *)fti_malloc(ncap * sizeof *ni);
+                    if (!nk || !ni) {
+                        fti_free(nk);
+                        fti_free(ni);
+                        goto group_fail;
+                    }
+                    memset(ni, 0xFF, ncap * sizeof *ni);
+                    for (q = 0; q < cap; q++) {
+                        size_t t2;
+                        if (idx_of[q] == 0xFFFFFFFFu) continue;
+                        t2 = (size_t)(keys[q] ^ (keys[q] >> 29)) & (ncap - 1);
+                        while (ni[t2] != 0xFFFFFFFFu) t2 = (t2 + 1) & (ncap - 1);
+                        nk[t2] = keys[q];
+                        ni[t2] = idx_of[q];
+                    }
+                    fti_free(keys);
+                    fti_free(idx_of);
+                    keys = nk;
+                    idx_of = ni;
+                    cap = ncap;
+                    slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
+                    while (idx_of[slot] != 0xFFFFFFFFu) slot = (slot + 1) & (cap - 1);
+                }
+                keys[slot] = h;
+                idx_of[slot] = (uint32_t)n_u++;
+            }
+            tp_idx[i] = idx_of[slot];
+        }
+        n_terms = n_u;
+        u = (fti__st_tp *)fti_malloc((n_u + 1) * sizeof *u);
+        rank = (uint32_t *)fti_malloc((n_u + 1) * sizeof *rank);
+        df = (uint32_t *)fti_calloc(n_u + 1, sizeof *df);
+        sorted = (fti__st_tp *)fti_malloc((n_tp + 1) * sizeof *sorted);
+        if (!u || !rank || !df || !sorted) goto group_fail;
+        for (k = 0; k < cap; k++)
+            if (idx_of[k] != 0xFFFFFFFFu) {
+                u[idx_of[k]].term = keys[k];
+                u[idx_of[k]].chunk = idx_of[k];
+            }
+        qsort(u, n_u, sizeof *u, fti__st_tp_cmp);
+        for (k = 0; k < n_u; k++) rank[u[k].chunk] = (uint32_t)k;
+        for (i = 0; i < n_tp; i++) df[rank[tp_idx[i]]]++;
+        {
+            /* df becomes the running start of each term's range */
+            uint32_t acc = 0;
+            for (k = 0; k < n_u; k++) {
+                uint32_t c = df[k];
+                df[k] = acc;
+                acc += c;
+            }
+        }
+        for (i = 0; i < n_tp; i++) sorted[df[rank[tp_idx[i]]]++] = tps[i];
+        fti_free(tps);
+        tps = sorted;
+        sorted = NULL;
+        rc = FTI_OK;
+    group_fail:
+        fti_free(keys);
+        fti_free(idx_of);
+        fti_free(df);
+        fti_free(rank);
+        fti_free(tp_idx);
+        fti_free(sorted);
+        fti_free(u);
+        if (rc != FTI_OK) goto fail;
+        rc = FTI_ERR_NOMEM;
+    }
+    {
+        unsigned char hdr[FTI__ST_BM25_HDR];
+        uint64_t off_docs = FTI__ST_BM25_HDR, off_chunks, off_terms, off_post, off_str;
         off_chunks = off_docs + (uint64_t)n_docs * 20;
         off_terms = off_chunks + (uint64_t)n_chunks * 16;
         off_post = off_terms + (uint64_t)n_terms * 16;
@@ -444,8 +564,8 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         fti_store_u32(hdr + 16, (uint32_t)n_chunks);
         fti_store_u32(hdr + 20, (uint32_t)n_terms);
         fti_store_f32(hdr + 24, n_chunks ? (float)(total_len / (double)n_chunks) : 0.0f);
-        fti_store_f32(hdr + 28, FTI__BM25_K1);
-        fti_store_f32(hdr + 32, FTI__BM25_B);
+        fti_store_f32(hdr + 28, FTI__ST_BM25_K1);
+        fti_store_f32(hdr + 32, FTI__ST_BM25_B);
         fti_store_u64(hdr + 40, (uint64_t)n_tp);
         fti_store_u64(hdr + 48, off_docs);
         fti_store_u64(hdr + 56, off_chunks);
@@ -488,6 +608,7 @@ fail:
     fti_free(doc_str);
     fti_free(chunk_txt);
     fti_free(scratch);
+    fti_free(tab);
     fti_buf_free(&strs);
     return rc;
 }
@@ -518,7 +639,7 @@ static fti_result fti__st_bm25_check(fti_bm25 *ix, const unsigned char *p, size_
     const void *magic = fti_read_bytes(&r, 8);
     uint32_t version, i;
     uint64_t off_docs, off_chunks, off_terms, off_post, off_str, prev = 0;
-    if (!magic || memcmp(magic, "FTIBM25", 8) != 0 || len < FTI__BM25_HDR)
+    if (!magic || memcmp(magic, "FTIBM25", 8) != 0 || len < FTI__ST_BM25_HDR)
         return fti_error_set(err, FTI_ERR_FORMAT, "%s: not a BM25 index (bad magic)", path);
     version = fti_read_u32(&r);
     if (version != 1)
@@ -734,7 +855,7 @@ static fti_result fti__st_shard_image(fti_buf *out, const uint32_t *ids, size_t 
     fti_store_u64(hdr + 16, (uint64_t)n);
     fti_store_u32(hdr + 24, vocab_size);
     fti_store_u32(hdr + 28, eot_id);
-    fti_sha256_buf(p, n * width, hdr + 32);
+    fti__st_sha256(p, n * width, hdr + 32);
     memcpy(out->data, hdr, sizeof hdr);
     return FTI_OK;
 }
@@ -784,7 +905,7 @@ FTIDEF fti_result fti_shard_open(fti_token_shard *s, const char *path, int check
         if (check_sum) {
             unsigned char d[32];
             uint64_t i;
-            fti_sha256_buf(s->data, (size_t)(s->count * s->width), d);
+            fti__st_sha256(s->data, (size_t)(s->count * s->width), d);
             if (memcmp(d, sum, 32) != 0) {
                 rc = fti_error_set(err, FTI_ERR_CHECKSUM, "%s: checksum mismatch", path);
             } else {

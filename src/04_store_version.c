@@ -1,10 +1,11 @@
 /* === store: workspace, the ingest pipeline, versions, refs, verify, diff, datasets ========= */
 #include "04_store.h"
 #include <sys/file.h>
+#include <time.h>
 
 #ifndef FTI_NO_STORE
 
-#define FTI__STORE_FORMAT 1
+#define FTI__ST_FORMAT 1
 
 /* === workspace ============================================================================== */
 
@@ -102,7 +103,7 @@ static void fti__st_proc_key(const fti_ingest_opts *o, fti_buf *out) {
     fti_buf_printf(out,
                    "records v%d|text=%s|title=%s|date=%s|author=%s|required=%s|min=%lu|max=%lu|"
                    "letters=%.6f|repeat=%.6f|redact=%d|minhash=%d",
-                   FTI__STORE_FORMAT, o->text_fields, o->title_fields, o->date_fields,
+                   FTI__ST_FORMAT, o->text_fields, o->title_fields, o->date_fields,
                    o->author_fields, o->required, (unsigned long)o->min_chars,
                    (unsigned long)o->max_chars, o->min_letter_frac, o->max_repeat_frac, o->redact,
                    FTI_MINHASH_PERMS);
@@ -146,7 +147,8 @@ typedef struct fti__st_file {
     fti__st_kind kind;
     uint64_t size;
     fti_map map;
-    int mapped;
+    int mapped; /* the map is open */
+    int hashed; /* mapped and hashed: sha is valid */
     unsigned char sha[32];
     int reused;
     int failed;      /* unreadable etc.: rejected as a whole */
@@ -232,6 +234,8 @@ typedef struct fti__st_run {
     fti__st_unit *units;
     size_t n_units, cap_units;
     fti__st_out *unit_out;
+    char *parent_tok; /* the tokenizer object of `latest` (opts.tokenizer = "parent") */
+    size_t *order;    /* units by decreasing size */
     /* work distribution */
     fti_mutex mu;
     size_t next;
@@ -241,7 +245,61 @@ typedef struct fti__st_run {
     int have_parent_recs;
     fti_error err;
     int oom;
+    /* seconds per stage: scan, ingest, dedupe, tokenizer, shards, index, commit */
+    double t_stage[7];
+    uint64_t t_last_ns;
+    /* processor time per stage (clock(): all threads), immune to a busy machine */
+    double c_stage[7];
+    clock_t c_last;
+    /* objects written so far (name, SHA-256, size), in manifest order */
+    struct {
+        const char *name;
+        char hex[65];
+        uint64_t bytes;
+    } objs[8];
+    size_t n_objs;
+    uint64_t commit_step;
 } fti__st_run;
+
+static void fti__st_progress(fti__st_run *r, const char *stage, uint64_t done, uint64_t total);
+static fti_result fti__st_put_object(const char *home, const void *data, size_t n, char hex[65],
+                                     fti_error *err);
+
+/* Writes img as an object as soon as it is complete, and frees it (memory stays bounded by the
+ * largest object, not their sum). The write time is charged to the commit stage. */
+static fti_result fti__st_stash(fti__st_run *r, const char *name, fti_buf *img, fti_error *err) {
+    uint64_t t0 = fti_time_ns(), dt;
+    clock_t c0 = clock(), dc;
+    fti_result rc;
+    if (img->oom) {
+        fti_buf_free(img);
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory building %s", name);
+    }
+    r->objs[r->n_objs].name = name;
+    r->objs[r->n_objs].bytes = img->len;
+    fti__st_progress(r, "commit", ++r->commit_step, 0);
+    rc = fti__st_put_object(r->home, img->data ? img->data : "", img->len, r->objs[r->n_objs].hex,
+                            err);
+    r->n_objs++;
+    fti_buf_free(img);
+    dt = fti_time_ns() - t0;
+    r->t_stage[6] += (double)dt / 1e9;
+    r->t_last_ns += dt;
+    dc = clock() - c0;
+    r->c_stage[6] += (double)dc / CLOCKS_PER_SEC;
+    r->c_last += dc;
+    return rc;
+}
+
+/* Charges the time since the last mark to stage k. */
+static void fti__st_mark(fti__st_run *r, int k) {
+    uint64_t now = fti_time_ns();
+    clock_t c = clock();
+    r->t_stage[k] += (double)(now - r->t_last_ns) / 1e9;
+    r->t_last_ns = now;
+    r->c_stage[k] += (double)(c - r->c_last) / CLOCKS_PER_SEC;
+    r->c_last = c;
+}
 
 static void fti__st_progress(fti__st_run *r, const char *stage, uint64_t done, uint64_t total) {
     fti_ingest_progress p;
@@ -327,7 +385,7 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         fti_mutex_unlock(&r->mu);
         if (i >= r->n_files) break;
         f = &r->files[i];
-        if (f->kind == FTI__K_UNKNOWN) {
+        if (f->kind == FTI__ST_K_UNKNOWN) {
             fti__st_reject(&f->out, (uint32_t)i, "", "unsupported_type",
                            "unsupported file type \"%s\"", fti_path_ext(f->path));
             f->failed = 1;
@@ -345,15 +403,16 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
             continue;
         }
         f->mapped = 1;
+        f->hashed = 1;
         f->size = f->map.len;
-        fti_sha256_buf(f->map.data, f->map.len, f->sha);
+        fti__st_sha256_x(r->proc.sha_fast, f->map.data, f->map.len, f->sha);
     }
 }
 
 /* Phase B: process units. */
 static void fti__st_phase_units(void *ctx, size_t b, size_t e, int thread) {
     fti__st_run *r = (fti__st_run *)ctx;
-    (void)b, (void)e, (void)thread;
+    (void)b, (void)e;
     for (;;) {
         size_t i;
         const fti__st_unit *u;
@@ -362,14 +421,28 @@ static void fti__st_phase_units(void *ctx, size_t b, size_t e, int thread) {
         i = r->next++;
         fti_mutex_unlock(&r->mu);
         if (i >= r->n_units) break;
+        i = r->order[i]; /* largest units first: the last ones to finish are small */
         u = &r->units[i];
         f = &r->files[u->file];
         fti__st_process_unit(&r->proc, u, f->path, (const unsigned char *)f->map.data, f->map.len,
-                             &r->unit_out[i]);
+                             f->sha, &r->unit_out[i]);
         fti_mutex_lock(&r->mu);
         r->bytes_done += u->len;
         fti_mutex_unlock(&r->mu);
+        /* the calling thread (worker 0) reports progress: callbacks run on the caller */
+        if (thread == 0) fti__st_progress(r, "ingest", r->bytes_done, r->bytes_total);
     }
+}
+
+typedef struct fti__st_len_idx {
+    size_t len, idx;
+} fti__st_len_idx;
+
+/* Larger first; ties by index (a total order, so the schedule is the same every run). */
+static int fti__st_len_idx_cmp(const void *a, const void *b) {
+    const fti__st_len_idx *x = (const fti__st_len_idx *)a, *y = (const fti__st_len_idx *)b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return x->idx < y->idx ? -1 : (x->idx > y->idx);
 }
 
 static fti_result fti__st_add_unit(fti__st_run *r, uint32_t file, fti__st_kind kind, size_t off,
@@ -391,17 +464,17 @@ static fti_result fti__st_add_unit(fti__st_run *r, uint32_t file, fti__st_kind k
     return FTI_OK;
 }
 
-#define FTI__UNIT_BYTES ((size_t)1 << 20)
+#define FTI__ST_UNIT_BYTES ((size_t)1 << 20)
 
 /* Cuts file i into units: JSONL by lines and mbox by messages, about 1 MiB each. */
 static fti_result fti__st_make_units(fti__st_run *r, uint32_t i) {
     fti__st_file *f = &r->files[i];
     const char *s = (const char *)f->map.data;
     size_t n = f->map.len;
-    if (f->kind == FTI__K_JSONL) {
+    if (f->kind == FTI__ST_K_JSONL) {
         size_t off = 0, line = 1;
         while (off < n) {
-            size_t end = off + FTI__UNIT_BYTES < n ? off + FTI__UNIT_BYTES : n, k, lines = 0;
+            size_t end = off + FTI__ST_UNIT_BYTES < n ? off + FTI__ST_UNIT_BYTES : n, k, lines = 0;
             const char *nl;
             if (end < n) {
                 nl = (const char *)memchr(s + end, '\n', n - end);
@@ -420,7 +493,7 @@ static fti_result fti__st_make_units(fti__st_run *r, uint32_t i) {
         }
         return FTI_OK;
     }
-    if (f->kind == FTI__K_MBOX) {
+    if (f->kind == FTI__ST_K_MBOX) {
         size_t n_msg = fti__st_mbox_starts(s, n, NULL, 0), k, first = 0, msg_no = 1;
         size_t *starts;
         if (n_msg == 0 || n == 0) return fti__st_add_unit(r, i, f->kind, 0, n, 1);
@@ -430,7 +503,7 @@ static fti_result fti__st_make_units(fti__st_run *r, uint32_t i) {
         starts[n_msg] = n;
         if (starts[0] != 0) starts[0] = 0; /* leading junk belongs to the first message */
         for (k = 1; k <= n_msg; k++) {
-            if (starts[k] - starts[first] >= FTI__UNIT_BYTES || k == n_msg) {
+            if (starts[k] - starts[first] >= FTI__ST_UNIT_BYTES || k == n_msg) {
                 if (fti__st_add_unit(r, i, f->kind, starts[first], starts[k] - starts[first],
                                      msg_no) != FTI_OK) {
                     fti_free(starts);
@@ -498,7 +571,7 @@ static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
         if (!sha || !key) return;
         for (i = 0; i < r->n_files; i++) {
             fti__st_file *f = &r->files[i];
-            if (f->reused || !f->mapped || memcmp(f->sha, sha, 32) != 0 ||
+            if (f->reused || !f->hashed || memcmp(f->sha, sha, 32) != 0 ||
                 memcmp(key, r->proc_key, 32) != 0)
                 continue;
             rd.pos = start;
@@ -526,9 +599,12 @@ static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
 /* Hashes of a kept document: exact-dedupe key and the document id. */
 static void fti__st_doc_hashes(fti__st_doc *d) {
     uint64_t th = d->title ? fti_hash64(d->title, strlen(d->title), 11) : 0;
+    /* two passes over the text: the exact-dedupe key and a second, independent hash; the id
+     * mixes both with the title's hash */
+    uint64_t h2 = fti_hash64(d->text, d->text_len, 2);
     d->h_text = fti_hash64(d->text, d->text_len, 1);
-    d->id_hi = fti_hash64(d->text, d->text_len, 2) ^ (th * 0x9E3779B97F4A7C15ull);
-    d->id_lo = fti_hash64(d->text, d->text_len, 3) + th;
+    d->id_hi = h2 ^ (th * 0x9E3779B97F4A7C15ull);
+    d->id_lo = (d->h_text ^ (h2 >> 17)) + th;
 }
 
 static void fti__st_doc_id_hex(const fti__st_doc *d, char out[33]) {
@@ -568,7 +644,7 @@ static fti_result fti__st_put_object(const char *home, const void *data, size_t 
     char *path, *dir;
     fti_result rc = FTI_OK;
     fti_map m;
-    fti_sha256_buf(data, n, d);
+    fti__st_sha256(data, n, d);
     fti_sha256_hex(d, hex);
     path = fti__st_object_path(home, hex);
     if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
@@ -658,6 +734,10 @@ FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *
     return fti__st_write_ref(home, rel, id, err);
 }
 
+static fti_result fti__st_load_manifest(const char *home, const char *id, fti_json_doc **out,
+                                        fti_error *err);
+static char *fti__st_file_object(const char *home, const fti_json *files, const char *name);
+
 /* Exact duplicates: open addressing on h_text (text compared on a hash match). */
 static fti_result fti__st_exact_dups(fti__st_doc **docs, size_t n, size_t *n_dup) {
     size_t cap = 16, i;
@@ -738,11 +818,12 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
     r->proc.required_author = fti__st_list_pos(r->o.required, "author", 6) >= 0;
     r->proc.required_date = fti__st_list_pos(r->o.required, "date", 4) >= 0;
     fti__st_mh_init(&r->mh);
+    r->proc.sha_fast = fti__st_sha_fast();
     {
         fti_buf k;
         memset(&k, 0, sizeof k);
         fti__st_proc_key(&r->o, &k);
-        fti_sha256_buf(k.data, k.len, r->proc_key);
+        fti__st_sha256(k.data, k.len, r->proc_key);
         fti_buf_free(&k);
     }
     fti_mutex_init(&r->mu);
@@ -768,6 +849,8 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
         fti_free(r->unit_out);
     }
     fti_free(r->units);
+    fti_free(r->order);
+    fti_free(r->parent_tok);
     if (r->have_parent_recs) fti_map_close(&r->parent_recs);
     fti_mutex_destroy(&r->mu);
     fti_free(r);
@@ -818,8 +901,24 @@ static void fti__st_jw_opt_str(fti_jw *w, const char *key, const char *v) {
 /* Chunk collection for the index. */
 typedef struct fti__st_chunks {
     fti_chunk_in *v;
-    size_t n, cap;
+    size_t n, alloc;
 } fti__st_chunks;
+
+typedef struct fti__st_chunk_job {
+    fti__st_doc **docs;
+    fti__st_spans *spans;
+    size_t budget, overlap;
+    void *tok;
+} fti__st_chunk_job;
+
+static void fti__st_chunk_task(void *ctx, size_t b, size_t e, int thread) {
+    fti__st_chunk_job *j = (fti__st_chunk_job *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = b; i < e; i++)
+        fti__st_chunk_doc(j->docs[i]->text, j->docs[i]->text_len, j->budget, j->overlap,
+                          fti__st_stok_count, j->tok, &j->spans[i]);
+}
 
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
                                      fti_error *err) {
@@ -835,8 +934,6 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     fti__st_stok stok;
     int have_tok = 0;
     fti_buf recs, docs_jsonl, index_img, tok_img, train_img, val_img, freq_img, man;
-    char recs_hex[65], docs_hex[65], index_hex[65], tok_hex[65], train_hex[65], val_hex[65],
-        freq_hex[65];
     uint64_t n_train_tok = 0, n_val_tok = 0, n_train_docs = 0, n_val_docs = 0;
     uint64_t *tok_counts = NULL;
     fti__st_chunks chunks;
@@ -854,19 +951,34 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     memset(&freq_img, 0, sizeof freq_img);
     memset(&man, 0, sizeof man);
     tok_sha[0] = 0;
-    recs_hex[0] = docs_hex[0] = index_hex[0] = tok_hex[0] = train_hex[0] = val_hex[0] =
-        freq_hex[0] = 0;
 
     if (r->n_files == 0) return fti_error_set(err, FTI_ERR_NOT_FOUND, "ingest: no input files");
+    if (r->o.tokenizer && strcmp(r->o.tokenizer, "parent") == 0) {
+        /* keep the tokenizer of `latest` (so a model trained on it can be fine-tuned); train one
+         * when there is none */
+        char pid[65];
+        fti_json_doc *jd = NULL;
+        r->o.tokenizer = NULL;
+        if (fti__st_read_ref(r->home, "latest", pid) &&
+            fti__st_load_manifest(r->home, pid, &jd, NULL) == FTI_OK) {
+            const fti_json *files = fti_json_get(fti_json_root(jd), "files");
+            r->parent_tok = fti__st_file_object(r->home, files, "tokenizer");
+            r->o.tokenizer = r->parent_tok;
+        }
+        fti_json_free(jd);
+    }
     if (r->o.tokenizer && !fti_path_exists(r->o.tokenizer))
         return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: tokenizer file not found",
                              r->o.tokenizer);
     pool = fti_pool_create(r->o.n_threads);
 
     /* --- phase A: map + hash every file --- */
+    r->t_last_ns = fti_time_ns();
+    r->c_last = clock();
     fti__st_progress(r, "scan", 0, r->n_files);
     r->next = 0;
     fti_pool_each(pool, fti__st_phase_hash, r);
+    fti__st_mark(r, 0);
 
     /* --- the version id: inputs' names and hashes, and the options --- */
     {
@@ -875,7 +987,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         memset(&cfg, 0, sizeof cfg);
         fti__st_proc_key(&r->o, &cfg);
         fti_buf_printf(&cfg, "|dataset v%d|dedup=%.6f|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
-                       FTI__STORE_FORMAT, r->o.dedup_threshold, r->o.val_percent, r->o.chunk_tokens,
+                       FTI__ST_FORMAT, r->o.dedup_threshold, r->o.val_percent, r->o.chunk_tokens,
                        r->o.chunk_overlap, r->o.vocab_size, FTI_TEMPLATE_TITLE, FTI_TEMPLATE_BODY,
                        FTI_TEMPLATE_END);
         if (r->o.no_tokenizer) {
@@ -902,7 +1014,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             memset(zero, 0, sizeof zero);
             fti_sha256_update(&sh, "\n", 1);
             fti_sha256_update(&sh, f->name, strlen(f->name) + 1);
-            fti_sha256_update(&sh, f->mapped ? f->sha : zero, 32);
+            fti_sha256_update(&sh, f->hashed ? f->sha : zero, 32);
         }
         fti_sha256_final(&sh, vid);
         fti_sha256_hex(vid, id);
@@ -915,7 +1027,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
     if (fti_path_exists(mpath)) {
         /* unchanged inputs: the version exists already; only refs move */
-        for (i = 0; i < r->n_files; i++) n_reused += r->files[i].mapped;
+        for (i = 0; i < r->n_files; i++) n_reused += r->files[i].hashed;
         fti__st_log(r, FTI_LOG_INFO, "version %s exists: inputs unchanged", id);
         goto commit_refs;
     }
@@ -961,26 +1073,25 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         goto done;
     }
     r->next = 0;
-    {
-        /* run in slices so progress can be reported between them */
-        size_t total_units = r->n_units, slice = 0;
-        size_t step = pool ? (size_t)fti_pool_threads(pool) * 8 : 8;
-        fti__st_unit *all_units = r->units;
-        fti__st_out *all_out = r->unit_out;
-        while (slice < total_units) {
-            size_t m = total_units - slice < step ? total_units - slice : step;
-            r->units = all_units + slice;
-            r->unit_out = all_out + slice;
-            r->n_units = m;
-            r->next = 0;
-            fti_pool_each(pool, fti__st_phase_units, r);
-            slice += m;
-            fti__st_progress(r, "ingest", r->bytes_done, r->bytes_total);
-        }
-        r->units = all_units;
-        r->unit_out = all_out;
-        r->n_units = total_units;
+    r->order = (size_t *)fti_malloc((r->n_units + 1) * sizeof *r->order);
+    if (!r->order) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
     }
+    {
+        fti__st_len_idx *li = (fti__st_len_idx *)fti_malloc((r->n_units + 1) * sizeof *li);
+        if (!li) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+        for (i = 0; i < r->n_units; i++) li[i].len = r->units[i].len, li[i].idx = i;
+        qsort(li, r->n_units, sizeof *li, fti__st_len_idx_cmp);
+        for (i = 0; i < r->n_units; i++) r->order[i] = li[i].idx;
+        fti_free(li);
+    }
+    r->next = 0;
+    fti_pool_each(pool, fti__st_phase_units, r);
+    fti__st_progress(r, "ingest", r->bytes_done, r->bytes_total);
     for (i = 0; i < r->n_units; i++) {
         fti__st_file *f = &r->files[r->units[i].file];
         if (!fti__st_out_move(&f->out, &r->unit_out[i])) {
@@ -989,6 +1100,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         }
     }
     for (i = 0; i < r->n_files; i++) {
+        /* documents hold copies of their text: the inputs can go (bounded memory) */
+        if (r->files[i].mapped) fti_map_close(&r->files[i].map);
+        r->files[i].mapped = 0;
         if (r->files[i].out.oom) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory in %s", r->files[i].path);
             goto done;
@@ -1002,6 +1116,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
 
     /* --- dedupe --- */
+    fti__st_mark(r, 1);
     fti__st_progress(r, "dedupe", 0, n_all);
     all = (fti__st_doc **)fti_malloc((n_all + 1) * sizeof *all);
     kept = (fti__st_doc **)fti_malloc((n_all + 1) * sizeof *kept);
@@ -1033,7 +1148,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         fti__st_put_u32(&recs, 1);
         fti__st_put_u32(&recs, 0);
         for (i = 0; i < r->n_files; i++) {
-            if (!r->files[i].mapped) continue;
+            if (!r->files[i].hashed) continue;
             fti__st_pack_file(&recs, &r->files[i], r->proc_key);
             n_packed++;
         }
@@ -1042,6 +1157,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             goto done;
         }
         fti_store_u32(recs.data + 12, n_packed);
+        rc = fti__st_stash(r, "records", &recs, err);
+        if (rc != FTI_OK) goto done;
     }
 
     rc = fti__st_exact_dups(all, n_all, &n_exact);
@@ -1134,10 +1251,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         fti_jw_obj_end(&w);
         fti_buf_putc(&docs_jsonl, '\n');
     }
-    if (docs_jsonl.oom) {
-        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-        goto done;
-    }
+    rc = fti__st_stash(r, "docs", &docs_jsonl, err);
+    if (rc != FTI_OK) goto done;
 
     /* --- tokenizer and token shards --- */
     if (!r->o.no_tokenizer && n_kept > 0) {
@@ -1151,6 +1266,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
         } else {
             size_t nt = 0;
+            fti__st_mark(r, 2);
             fti__st_progress(r, "tokenizer", 0, 1);
             if (r->o.tokenizer) {
                 rc = fti__st_stok_load(&stok, r->o.tokenizer, err);
@@ -1170,7 +1286,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                 have_tok = 1;
                 memcpy(tok_sha, stok.sha_hex, 65);
                 rc = fti__st_stok_serialize(&stok, &tok_img);
-                if (rc != FTI_OK) fti_error_set(err, rc, "tokenizer: cannot serialize");
+                if (rc != FTI_OK)
+                    fti_error_set(err, rc, "tokenizer: cannot serialize");
+                else
+                    rc = fti__st_stash(r, "tokenizer", &tok_img, err);
             }
             /* each document: <|title|> title "\n" <|body|> body <|endoftext|> */
             if (rc == FTI_OK) {
@@ -1182,6 +1301,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                     texts[2 * i + 1] = kept[i]->text;
                     lens[2 * i + 1] = kept[i]->text_len;
                 }
+                fti__st_mark(r, 3);
                 fti__st_progress(r, "shards", 0, n_kept);
                 rc = fti__st_stok_encode(&stok, pool, texts, lens, 2 * n_kept, ids, n_ids);
                 if (rc != FTI_OK) fti_error_set(err, rc, "tokenizer: encoding failed");
@@ -1226,6 +1346,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                         for (i = 0; i < stok.vocab_size; i++)
                             fti__st_put_u64(&freq_img, tok_counts[i]);
                     }
+                    if (rc == FTI_OK) rc = fti__st_stash(r, "train", &train_img, err);
+                    if (rc == FTI_OK) rc = fti__st_stash(r, "val", &val_img, err);
+                    if (rc == FTI_OK) rc = fti__st_stash(r, "token_counts", &freq_img, err);
                 }
             }
         }
@@ -1242,68 +1365,58 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
 
     /* --- chunks and the BM25 index --- */
+    fti__st_mark(r, r->o.no_tokenizer || n_kept == 0 ? 2 : 4);
     fti__st_progress(r, "index", 0, n_kept);
-    for (i = 0; i < n_kept; i++) {
-        fti__st_spans sp;
-        size_t j;
-        memset(&sp, 0, sizeof sp);
-        fti__st_chunk_doc(kept[i]->text, kept[i]->text_len, (size_t)r->o.chunk_tokens,
-                          (size_t)r->o.chunk_overlap, fti__st_stok_count,
-                          have_tok ? (void *)&stok : NULL, &sp);
-        if (sp.oom) {
-            fti_free(sp.v);
+    {
+        /* documents are chunked in parallel (token counting is the cost), then concatenated in
+         * document order */
+        fti__st_chunk_job cj;
+        cj.docs = kept;
+        cj.spans = (fti__st_spans *)fti_calloc(n_kept + 1, sizeof *cj.spans);
+        cj.budget = (size_t)r->o.chunk_tokens;
+        cj.overlap = (size_t)r->o.chunk_overlap;
+        cj.tok = have_tok ? (void *)&stok : NULL;
+        if (!cj.spans) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
         }
-        for (j = 0; j < sp.n; j++) {
-            if (chunks.n == chunks.cap) {
-                size_t cap = chunks.cap ? chunks.cap * 2 : 256;
+        fti_pool_for(pool, n_kept, 4, fti__st_chunk_task, &cj);
+        for (i = 0; i < n_kept && rc == FTI_OK; i++) {
+            size_t j;
+            fti__st_spans *sp = &cj.spans[i];
+            if (sp->oom) {
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                break;
+            }
+            if (chunks.n + sp->n > chunks.alloc) {
+                size_t cap = (chunks.n + sp->n) * 2;
                 fti_chunk_in *p = (fti_chunk_in *)fti_realloc(chunks.v, cap * sizeof *p);
                 if (!p) {
-                    fti_free(sp.v);
                     rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-                    goto done;
+                    break;
                 }
                 chunks.v = p;
-                chunks.cap = cap;
+                chunks.alloc = cap;
             }
-            chunks.v[chunks.n].text = kept[i]->text + sp.v[j].off;
-            chunks.v[chunks.n].len = sp.v[j].len;
-            chunks.v[chunks.n].doc = (uint32_t)i;
-            chunks.n++;
+            for (j = 0; j < sp->n; j++) {
+                chunks.v[chunks.n].text = kept[i]->text + sp->v[j].off;
+                chunks.v[chunks.n].len = sp->v[j].len;
+                chunks.v[chunks.n].doc = (uint32_t)i;
+                chunks.n++;
+            }
         }
-        fti_free(sp.v);
+        for (i = 0; i < n_kept; i++) fti_free(cj.spans[i].v);
+        fti_free(cj.spans);
+        if (rc != FTI_OK) goto done;
     }
     rc = fti_bm25_build(&index_img, chunks.v, chunks.n, metas, n_kept, err);
+    if (rc == FTI_OK) rc = fti__st_stash(r, "index", &index_img, err);
     if (rc != FTI_OK) goto done;
 
     /* --- commit: objects first, the manifest last, then refs --- */
     {
-        struct {
-            fti_buf *img;
-            char *hex;
-            const char *name;
-        } objs[7];
-        size_t n_objs = 0, step = 0, total_steps;
-        objs[n_objs].img = &recs, objs[n_objs].hex = recs_hex, objs[n_objs++].name = "records";
-        objs[n_objs].img = &docs_jsonl, objs[n_objs].hex = docs_hex, objs[n_objs++].name = "docs";
-        objs[n_objs].img = &index_img, objs[n_objs].hex = index_hex, objs[n_objs++].name = "index";
-        if (have_tok) {
-            objs[n_objs].img = &tok_img, objs[n_objs].hex = tok_hex,
-            objs[n_objs++].name = "tokenizer";
-            objs[n_objs].img = &train_img, objs[n_objs].hex = train_hex,
-            objs[n_objs++].name = "train";
-            objs[n_objs].img = &val_img, objs[n_objs].hex = val_hex, objs[n_objs++].name = "val";
-            objs[n_objs].img = &freq_img, objs[n_objs].hex = freq_hex,
-            objs[n_objs++].name = "token_counts";
-        }
-        total_steps = n_objs + 3;
-        for (k = 0; k < n_objs; k++) {
-            fti__st_progress(r, "commit", ++step, total_steps);
-            rc = fti__st_put_object(r->home, objs[k].img->data ? objs[k].img->data : "",
-                                    objs[k].img->len, objs[k].hex, err);
-            if (rc != FTI_OK) goto done;
-        }
+        size_t total_steps = r->commit_step + 2;
+        fti__st_mark(r, 5);
 
         /* the manifest */
         {
@@ -1316,7 +1429,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             fti_jw_key(&w, "format");
             fti_jw_str(&w, "fti-dataset");
             fti_jw_key(&w, "format_version");
-            fti_jw_int(&w, FTI__STORE_FORMAT);
+            fti_jw_int(&w, FTI__ST_FORMAT);
             fti_jw_key(&w, "id");
             fti_jw_str(&w, id);
             fti__st_jw_opt_str(&w, "parent", have_parent ? parent : NULL);
@@ -1386,7 +1499,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                 fti_jw_key(&w, "bytes");
                 fti_jw_int(&w, (int64_t)f->size);
                 fti_jw_key(&w, "sha256");
-                if (f->mapped) {
+                if (f->hashed) {
                     fti_sha256_hex(f->sha, sha);
                     fti_jw_str(&w, sha);
                 } else {
@@ -1580,13 +1693,13 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
 
             fti_jw_key(&w, "files");
             fti_jw_obj_begin(&w);
-            for (k = 0; k < n_objs; k++) {
-                fti_jw_key(&w, objs[k].name);
+            for (k = 0; k < r->n_objs; k++) {
+                fti_jw_key(&w, r->objs[k].name);
                 fti_jw_obj_begin(&w);
                 fti_jw_key(&w, "sha256");
-                fti_jw_str(&w, objs[k].hex);
+                fti_jw_str(&w, r->objs[k].hex);
                 fti_jw_key(&w, "bytes");
-                fti_jw_int(&w, (int64_t)objs[k].img->len);
+                fti_jw_int(&w, (int64_t)r->objs[k].bytes);
                 fti_jw_obj_end(&w);
             }
             fti_jw_obj_end(&w);
@@ -1597,10 +1710,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                 goto done;
             }
         }
-        fti__st_progress(r, "commit", ++step, total_steps);
+        fti__st_progress(r, "commit", ++r->commit_step, total_steps);
         rc = fti_file_write_atomic(mpath, man.data, man.len, err);
         if (rc != FTI_OK) goto done;
-        fti__st_progress(r, "commit", ++step, total_steps);
+        fti__st_progress(r, "commit", ++r->commit_step, total_steps);
     }
 
 commit_refs:
@@ -1614,6 +1727,17 @@ commit_refs:
     }
     memcpy(out_id, id, 65);
     if (reused) *reused = n_reused;
+    fti__st_mark(r, 6);
+    fti__st_log(r, FTI_LOG_DEBUG,
+                "timing scan=%.3f ingest=%.3f dedupe=%.3f tokenizer=%.3f shards=%.3f index=%.3f "
+                "commit=%.3f seconds, %lu bytes",
+                r->t_stage[0], r->t_stage[1], r->t_stage[2], r->t_stage[3], r->t_stage[4],
+                r->t_stage[5], r->t_stage[6], (unsigned long)r->bytes_total);
+    fti__st_log(r, FTI_LOG_DEBUG,
+                "cputime scan=%.3f ingest=%.3f dedupe=%.3f tokenizer=%.3f shards=%.3f index=%.3f "
+                "commit=%.3f seconds",
+                r->c_stage[0], r->c_stage[1], r->c_stage[2], r->c_stage[3], r->c_stage[4],
+                r->c_stage[5], r->c_stage[6]);
 done:
     if (have_tok) fti__st_stok_free(&stok);
     fti_free(mpath);
@@ -1824,7 +1948,7 @@ static int fti__st_verify_file(const char *home, const char *id, const char *nam
                            (unsigned long)m.len, (long long)bytes);
         ok = 0;
     }
-    fti_sha256_buf(m.data, m.len, d);
+    fti__st_sha256(m.data, m.len, d);
     fti_sha256_hex(d, got);
     if (strcmp(got, hex) != 0) {
         if (report) fti_buf_printf(report, "%s: file %s: sha256 %s != %s\n", id, name, got, hex);

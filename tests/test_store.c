@@ -901,3 +901,118 @@ FTI_TEST(store_tokens) {
     fti_free(docs);
     fti_dataset_close(ds);
 }
+
+FTI_TEST(store_sha256_fast_path) {
+    /* the store's SHA-256 (SHA-NI when the CPU has it) equals the base part's on every length
+     * around the block and padding boundaries and on a large random buffer */
+    unsigned char buf[5000], a[32], b[32];
+    size_t n;
+    fti_rng r;
+    fti_rng_seed(&r, 7, 7);
+    for (n = 0; n < sizeof buf; n++) buf[n] = (unsigned char)fti_rng_u32(&r);
+    for (n = 0; n < 300; n++) {
+        fti__st_sha256(buf, n, a);
+        fti_sha256_buf(buf, n, b);
+        CHECK(memcmp(a, b, 32) == 0);
+    }
+    for (n = 4000; n < sizeof buf; n += 37) {
+        fti__st_sha256(buf, n, a);
+        fti_sha256_buf(buf, n, b);
+        CHECK(memcmp(a, b, 32) == 0);
+    }
+    fti__st_sha256("abc", 3, a);
+    {
+        char hex[65];
+        fti_sha256_hex(a, hex);
+        CHECK_EQ_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}
+
+/* Runs a shell command; returns its exit status (-1 if it did not exit). */
+static int sh(const char *cmd) {
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+FTI_TEST(store_cli) {
+    /* the program's interface: exit 0 and the version id as the last word of ingest's output,
+     * the same id again on unchanged inputs, verify's exit status (skipped without the program) */
+    char cmd[2048], *home, *out;
+    void *data = NULL;
+    size_t len = 0, e;
+    char id1[65], id2[65];
+    if (!fti_path_exists("build/fti-feature")) {
+        fprintf(stderr, "    (build/fti-feature not built: skipped)\n");
+        return;
+    }
+    home = fti_strdup(fti_test_tmp("ws"));
+    out = fti_strdup(fti_test_tmp("out.txt"));
+    snprintf(cmd, sizeof cmd,
+             "build/fti-feature --home '%s' ingest %s/kinds --vocab 300 > '%s' 2>/dev/null", home,
+             STORE_DATA, out);
+    REQUIRE(sh(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &data, &len, NULL) == FTI_OK);
+    while (len && (((char *)data)[len - 1] == '\n' || ((char *)data)[len - 1] == ' ')) len--;
+    e = len;
+    while (e && ((char *)data)[e - 1] != ' ' && ((char *)data)[e - 1] != '\n') e--;
+    REQUIRE(len - e == 64);
+    memcpy(id1, (char *)data + e, 64);
+    id1[64] = 0;
+    fti_free(data);
+    snprintf(cmd, sizeof cmd,
+             "build/fti-feature --home '%s' ingest %s/kinds --vocab 300 --quiet > '%s'", home,
+             STORE_DATA, out);
+    REQUIRE(sh(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &data, &len, NULL) == FTI_OK);
+    CHECK(len >= 64);
+    memcpy(id2, data, 64);
+    id2[64] = 0;
+    fti_free(data);
+    CHECK_EQ_STR(id1, id2);
+    snprintf(cmd, sizeof cmd, "build/fti-feature --home '%s' verify > /dev/null", home);
+    CHECK(sh(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "build/fti-feature --home '%s' search 'sandwiches' -k 1 > /dev/null",
+             home);
+    CHECK(sh(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "build/fti-feature --help > /dev/null");
+    CHECK(sh(cmd) == 0);
+    {
+        /* corrupt one object: verify must fail */
+        fti_dataset *ds = NULL;
+        REQUIRE(fti_dataset_open(&ds, home, NULL, NULL) == FTI_OK);
+        fti_test_write_file(fti_dataset_tokenizer_path(ds), "junk", 4);
+        fti_dataset_close(ds);
+        snprintf(cmd, sizeof cmd, "build/fti-feature --home '%s' verify > /dev/null 2>&1", home);
+        CHECK(sh(cmd) != 0);
+    }
+    fti_free(home);
+    fti_free(out);
+}
+
+FTI_TEST(store_parent_tokenizer) {
+    /* --tokenizer parent keeps the tokenizer of `latest` across an incremental ingest */
+    const char *dir = fti_test_tmp("in"), *home = fti_test_tmp("ws");
+    const char *paths[1];
+    fti_ingest_opts o;
+    char id1[65], id2[65], tok1[65];
+    fti_dataset *ds = NULL;
+    memset(&o, 0, sizeof o);
+    o.vocab_size = 300;
+    paths[0] = dir;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    put(dir, "a.txt", "The first file, about apples and orchards in autumn and winter.");
+    put(dir, "b.txt", "The second file, about boats on a windy lake in the spring.");
+    REQUIRE(fti_store_ingest(home, paths, 1, &o, id1, NULL, NULL) == FTI_OK);
+    REQUIRE(fti_dataset_open(&ds, home, id1, NULL) == FTI_OK);
+    snprintf(tok1, sizeof tok1, "%s", fti_dataset_tokenizer_sha256(ds));
+    fti_dataset_close(ds);
+    put(dir, "c.txt", "A third file with quite different words: zebras, quartz, jukebox, fjord.");
+    o.tokenizer = "parent";
+    REQUIRE(fti_store_ingest(home, paths, 1, &o, id2, NULL, NULL) == FTI_OK);
+    CHECK(strcmp(id1, id2) != 0);
+    REQUIRE(fti_dataset_open(&ds, home, id2, NULL) == FTI_OK);
+    CHECK_EQ_STR(fti_dataset_tokenizer_sha256(ds), tok1);
+    CHECK(fti_json_get(fti_dataset_manifest(ds), "tokenizer") != NULL);
+    fti_dataset_close(ds);
+    CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_OK);
+}
