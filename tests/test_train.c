@@ -1,11 +1,11 @@
 /* test_train.c: the trainer (07): schedule, determinism across thread counts, exact resume after
  * a real SIGKILL of a child process, damaged and foreign checkpoints, LoRA gradients and merge,
  * the registry. The AdamW steps against PyTorch are in test_model_torch.c. */
-#ifndef FTI_NO_TRAIN
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifndef FTI_NO_TRAIN
 static fti_model_config fti_ttr_config(void) {
     fti_model_config c;
     memset(&c, 0, sizeof(c));
@@ -48,15 +48,20 @@ static fti_train_opts fti_ttr_opts(void) {
     return o;
 }
 
+#endif
+
 FTI_TEST(train_schedule) {
+#ifndef FTI_NO_TRAIN
     CHECK_NEAR(fti_lr_schedule(0, 4, 100, 1.0, 0.1), 0.25, 1e-12, 0);
     CHECK_NEAR(fti_lr_schedule(3, 4, 100, 1.0, 0.1), 1.0, 1e-12, 0);
     CHECK_NEAR(fti_lr_schedule(4, 4, 100, 1.0, 0.1), 1.0, 1e-12, 0);
     CHECK_NEAR(fti_lr_schedule(52, 4, 100, 1.0, 0.1), 0.55, 1e-9, 0);
     CHECK_NEAR(fti_lr_schedule(100, 4, 100, 1.0, 0.1), 0.1, 1e-9, 0);
     CHECK_NEAR(fti_lr_schedule(500, 4, 100, 1.0, 0.1), 0.1, 1e-9, 0);
+#endif
 }
 
+#ifndef FTI_NO_TRAIN
 /* Runs a whole training; returns the trainer (caller frees). */
 static fti_trainer *fti_ttr_run(const fti_train_opts *o, const uint16_t *tr, size_t n_tr,
                                 const uint16_t *va, size_t n_va, uint64_t stop_at) {
@@ -86,7 +91,10 @@ static fti_trainer *fti_ttr_run(const fti_train_opts *o, const uint16_t *tr, siz
     return t;
 }
 
+#endif
+
 FTI_TEST(train_deterministic_threads_and_learns) {
+#ifndef FTI_NO_TRAIN
     uint16_t *tr = fti_ttr_tokens(3000, 1), *va = fti_ttr_tokens(400, 2);
     fti_train_opts o = fti_ttr_opts();
     fti_trainer *t1, *t2;
@@ -119,12 +127,14 @@ FTI_TEST(train_deterministic_threads_and_learns) {
     fti_trainer_free(t2);
     fti_free(tr);
     fti_free(va);
+#endif
 }
 
 /* The child trains with checkpoints every 5 steps and is SIGKILLed after step 23 (mid-run, between
  * checkpoints); the parent resumes from the step-20 checkpoint with another thread count and must
  * reproduce the uninterrupted run's losses and weights bit for bit. */
 FTI_TEST(train_resume_after_sigkill) {
+#ifndef FTI_NO_TRAIN
     uint16_t *tr = fti_ttr_tokens(3000, 1), *va = fti_ttr_tokens(400, 2);
     fti_train_opts o = fti_ttr_opts();
     fti_model_config c = fti_ttr_config();
@@ -208,9 +218,11 @@ FTI_TEST(train_resume_after_sigkill) {
     fti_trainer_free(ref);
     fti_free(tr);
     fti_free(va);
+#endif
 }
 
 FTI_TEST(train_bad_inputs) {
+#ifndef FTI_NO_TRAIN
     fti_model_config c = fti_ttr_config();
     fti_train_opts o = fti_ttr_opts();
     fti_trainer *t = NULL;
@@ -236,11 +248,13 @@ FTI_TEST(train_bad_inputs) {
     o.ctx = 17; /* > context_len */
     CHECK_EQ_INT(fti_trainer_create(&c, NULL, &o, a, none, &t, &err), FTI_ERR_INVALID);
     CHECK(t == NULL);
+#endif
 }
 
 /* LoRA: adapter gradients against finite differences, base frozen, merge equals the trainer's
  * weights, loss goes down. */
 FTI_TEST(train_lora) {
+#ifndef FTI_NO_TRAIN
     uint16_t *tr = fti_ttr_tokens(3000, 1);
     fti_model_config c = fti_ttr_config();
     fti_train_opts o = fti_ttr_opts();
@@ -323,11 +337,11 @@ FTI_TEST(train_lora) {
     fti_free(base);
     fti_free(merged);
     fti_free(tr);
-}
 #endif
+}
 
-#ifndef FTI_NO_TRAIN
 FTI_TEST(train_registry) {
+#ifndef FTI_NO_TRAIN
     char home[1024], id1[17], id2[17], got[17];
     fti_buf b;
     fti_error err;
@@ -397,5 +411,5 @@ FTI_TEST(train_registry) {
     REQUIRE(fti_test_write_file(fti_test_tmp("home/models/aliases.json"), "{\"x\": [", 7) == 0);
     CHECK(fti_registry_resolve(home, "x", got, &err) != FTI_OK);
     fti_buf_free(&b);
-}
 #endif
+}
