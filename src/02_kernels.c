@@ -1,14 +1,15 @@
 /* === kernels: dtypes, conversions, references, dispatch, GEMM/GEMV drivers === */
 /*
  * Layout of the implementation (amalgamated in name order):
- *   02_kernels.c       this file: dtype helpers, fp16/bf16 conversion, the scalar references
- *                      (fti__*_ref), the table struct, the blocked GEMM driver and GEMV drivers
- *                      (shared by every ISA: only micro-kernels and row kernels differ), the
- *                      public wrappers and CPU detection.
- *   02_kernels_neon.c  aarch64 NEON variants and table.
- *   02_kernels_x86.c   x86-64 AVX2+FMA and AVX-512 variants and tables (per-function target
- *                      attributes; nothing needs -mavx2 on the command line).
- * Tables for later files are reached through small static getters declared below.
+ *   02_kernels.c           this file: dtype helpers, fp16/bf16 conversion, the scalar
+ *                          references (fti__*_ref), the table struct, the blocked GEMM driver
+ *                          and the GEMV driver (shared by every ISA: only micro-kernels and row
+ *                          kernels differ) and the public wrappers.
+ *   02_kernels_isa_neon.c  aarch64 NEON variants and table.
+ *   02_kernels_isa_x86.c   x86-64 AVX2+FMA and AVX-512 variants and tables (per-function target
+ *                          attributes; nothing needs -mavx2 on the command line), CPUID.
+ *   02_kernels_select.c    CPU features, fti_kernels_get and the FTI_ISA override.
+ * The public wrappers here reach the tables only through fti_kernels_get.
  */
 #include "02_kernels.h"
 
@@ -74,15 +75,6 @@ struct fti_kernels {
     void (*dequantize_q8_0)(float *dst, const fti_block_q8_0 *src, size_t nb);
     void (*dequantize_q4_0)(float *dst, const fti_block_q4_0 *src, size_t nb);
 };
-
-#if defined(FTI__X86)
-static const fti_kernels *fti__kernels_avx2(void);
-static const fti_kernels *fti__kernels_avx512(unsigned features);
-static unsigned fti__cpu_features_x86(void);
-#endif
-#if defined(FTI__NEON)
-static const fti_kernels *fti__kernels_neon(void);
-#endif
 
 /* === kernels: dtypes and conversions === */
 
@@ -489,95 +481,6 @@ static const fti_kernels fti__kernels_scalar = {
     fti__dequantize_q4_0_ref,
 };
 
-/* === kernels: CPU detection and dispatch === */
-
-unsigned fti_cpu_features(void) {
-#if defined(FTI__X86)
-    return fti__cpu_features_x86();
-#elif defined(FTI__NEON)
-    return FTI_CPU_NEON;
-#else
-    return 0;
-#endif
-}
-
-const char *fti_isa_name(fti_isa isa) {
-    switch (isa) {
-    case FTI_ISA_AUTO: return "auto";
-    case FTI_ISA_SCALAR: return "scalar";
-    case FTI_ISA_AVX2: return "avx2";
-    case FTI_ISA_AVX512: return "avx512";
-    case FTI_ISA_NEON: return "neon";
-    }
-    return "?";
-}
-
-static const fti_kernels *fti__kernels_exact(fti_isa isa) {
-    switch (isa) {
-    case FTI_ISA_SCALAR: return &fti__kernels_scalar;
-#if defined(FTI__X86)
-    case FTI_ISA_AVX2:
-        return ((fti__cpu_features_x86() & (FTI_CPU_AVX2 | FTI_CPU_FMA | FTI_CPU_F16C)) ==
-                (FTI_CPU_AVX2 | FTI_CPU_FMA | FTI_CPU_F16C))
-                   ? fti__kernels_avx2()
-                   : NULL;
-    case FTI_ISA_AVX512: return fti__kernels_avx512(fti__cpu_features_x86());
-#endif
-#if defined(FTI__NEON)
-    case FTI_ISA_NEON: return fti__kernels_neon();
-#endif
-    default: return NULL;
-    }
-}
-
-const fti_kernels *fti_kernels_get(fti_isa isa) {
-    static const fti_isa order[] = {FTI_ISA_AVX512, FTI_ISA_AVX2, FTI_ISA_NEON};
-    const fti_kernels *k;
-    const char *env;
-    size_t i;
-    if (isa != FTI_ISA_AUTO) return fti__kernels_exact(isa);
-    env = getenv("FTI_ISA");
-    if (env && *env) {
-        for (i = FTI_ISA_SCALAR; i <= FTI_ISA_NEON; i++)
-            if (strcmp(env, fti_isa_name((fti_isa)i)) == 0 && (k = fti__kernels_exact((fti_isa)i)))
-                return k;
-    }
-    for (i = 0; i < sizeof order / sizeof order[0]; i++)
-        if ((k = fti__kernels_exact(order[i])) != NULL) return k;
-    return &fti__kernels_scalar;
-}
-
-fti_isa fti_kernels_isa(const fti_kernels *k) {
-    if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
-    return k->isa;
-}
-
-char *fti_cpu_describe(char *out, size_t n) {
-    static const char *names[] = {"avx2",       "fma",        "f16c",     "avx512f",
-                                  "avx512bw",   "avx512vl",   "avx512dq", "avx512vnni",
-                                  "avx512bf16", "neon",       "dotprod"};
-    unsigned f = fti_cpu_features();
-    fti_buf b;
-    size_t i;
-    memset(&b, 0, sizeof b);
-    fti_buf_puts(&b, "cpu:");
-    for (i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (f & (1u << i)) fti_buf_printf(&b, " %s", names[i]);
-    if (!f) fti_buf_puts(&b, " (no simd)");
-    fti_buf_puts(&b, " | tables:");
-    for (i = FTI_ISA_SCALAR; i <= FTI_ISA_NEON; i++)
-        if (fti__kernels_exact((fti_isa)i)) fti_buf_printf(&b, " %s", fti_isa_name((fti_isa)i));
-    fti_buf_printf(&b, " | auto: %s", fti_kernels_get(FTI_ISA_AUTO)->name);
-    if (n > 0) {
-        size_t len = b.data && !b.oom ? b.len : 0;
-        if (len >= n) len = n - 1;
-        if (len) memcpy(out, b.data, len);
-        out[len] = 0;
-    }
-    fti_buf_free(&b);
-    return out;
-}
-
 static const fti_kernels *fti__k(const fti_kernels *k) {
     return k ? k : fti_kernels_get(FTI_ISA_AUTO);
 }
@@ -649,15 +552,22 @@ static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0,
     }
 }
 
+/* K is cut into equal blocks of at most k->kc (K = 288 with kc 256 gives 2 × 144, not
+ * 256 + 32): the block size depends only on K, so the summation order never depends on threads. */
+static size_t fti__gemm_kc(const fti_kernels *k, size_t K) {
+    size_t n_blocks = (K + k->kc - 1) / k->kc;
+    return n_blocks ? (K + n_blocks - 1) / n_blocks : 1;
+}
+
 static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
                             float *Ap, float *Bp) {
     const fti_kernels *k = g->k;
-    size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr;
+    size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc(k, g->K);
     float tile[32 * 32];
     for (jc = n0; jc < n1; jc += k->nc) {
         size_t nc = n1 - jc < k->nc ? n1 - jc : k->nc;
-        for (pc = 0; pc < g->K; pc += k->kc) {
-            size_t kc = g->K - pc < k->kc ? g->K - pc : k->kc;
+        for (pc = 0; pc < g->K; pc += kc_blk) {
+            size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk;
             int acc = pc > 0 || (g->flags & FTI_MM_ACCUMULATE);
             fti__pack_b(g, jc, nc, pc, kc, Bp);
             for (ic = m0; ic < m1; ic += k->mc) {
@@ -700,7 +610,7 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
         m1 = end * k->mr < g->M ? end * k->mr : g->M;
     }
     if (m0 >= m1 || n0 >= n1) return;
-    kc = g->K < k->kc ? g->K : k->kc;
+    kc = fti__gemm_kc(k, g->K);
     nc = n1 - n0 < k->nc ? n1 - n0 : k->nc;
     mc = m1 - m0 < k->mc ? m1 - m0 : k->mc;
     nc = (nc + k->nr - 1) / k->nr * k->nr;
@@ -733,26 +643,39 @@ typedef struct fti__gemv_ctx {
     const int32_t *xs;
 } fti__gemv_ctx;
 
+/* Rows [begin, end) of W against all T rows of X. With T > 1 (prefill) the rows go in slices of
+ * about 32 KiB of weights, so each slice is read from memory once and reused from L1/L2 by
+ * every token; each output is still one row kernel call, so the split does not change results. */
 static void fti__gemv_task(void *ctx, size_t begin, size_t end, int thread) {
     const fti__gemv_ctx *g = (const fti__gemv_ctx *)ctx;
-    const char *w = (const char *)g->W + begin * g->row_bytes;
-    size_t t, nb = g->n_in / FTI_QK, rows = end - begin;
+    size_t t, nb = g->n_in / FTI_QK, r0, slice;
     (void)thread;
-    for (t = 0; t < g->T; t++) {
-        float *y = g->Y + t * g->ldy + begin;
-        const float *x = g->X ? g->X + t * g->ldx : NULL;
-        switch (g->wtype) {
-        case FTI_DTYPE_F32: g->k->gemv_f32(w, g->row_bytes, rows, x, g->n_in, y, g->acc); break;
-        case FTI_DTYPE_F16: g->k->gemv_f16(w, g->row_bytes, rows, x, g->n_in, y, g->acc); break;
-        case FTI_DTYPE_BF16: g->k->gemv_bf16(w, g->row_bytes, rows, x, g->n_in, y, g->acc); break;
-        case FTI_DTYPE_Q8_0:
-            g->k->gemv_q8_0(w, g->row_bytes, rows, g->xq + t * nb * FTI_QK, g->xd + t * nb,
-                            g->xs + t * nb, nb, y);
-            break;
-        case FTI_DTYPE_Q4_0:
-            g->k->gemv_q4_0(w, g->row_bytes, rows, g->xq + t * nb * FTI_QK, g->xd + t * nb,
-                            g->xs + t * nb, nb, y);
-            break;
+    slice = g->T == 1 ? end - begin : (32768 + g->row_bytes - 1) / g->row_bytes;
+    for (r0 = begin; r0 < end; r0 += slice) {
+        size_t rows = end - r0 < slice ? end - r0 : slice;
+        const char *w = (const char *)g->W + r0 * g->row_bytes;
+        for (t = 0; t < g->T; t++) {
+            float *y = g->Y + t * g->ldy + r0;
+            const float *x = g->X ? g->X + t * g->ldx : NULL;
+            switch (g->wtype) {
+            case FTI_DTYPE_F32:
+                g->k->gemv_f32(w, g->row_bytes, rows, x, g->n_in, y, g->acc);
+                break;
+            case FTI_DTYPE_F16:
+                g->k->gemv_f16(w, g->row_bytes, rows, x, g->n_in, y, g->acc);
+                break;
+            case FTI_DTYPE_BF16:
+                g->k->gemv_bf16(w, g->row_bytes, rows, x, g->n_in, y, g->acc);
+                break;
+            case FTI_DTYPE_Q8_0:
+                g->k->gemv_q8_0(w, g->row_bytes, rows, g->xq + t * nb * FTI_QK, g->xd + t * nb,
+                                g->xs + t * nb, nb, y);
+                break;
+            case FTI_DTYPE_Q4_0:
+                g->k->gemv_q4_0(w, g->row_bytes, rows, g->xq + t * nb * FTI_QK, g->xd + t * nb,
+                                g->xs + t * nb, nb, y);
+                break;
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 /* === model: configuration, presets, parameter layout, forward and backward === */
 #include "05_model.h"
+#include "02_kernels.h"
 #include <math.h>
 #include <string.h>
 
@@ -264,6 +265,7 @@ FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, ui
 /* --- activations ------------------------------------------------------------------------------- */
 
 struct fti_model_acts {
+    const fti_kernels *kern; /* matmul kernels; NULL = the plain reference loops */
     fti_model_config cfg;
     fti__model_dims d;
     size_t B, T;           /* planned */
@@ -324,6 +326,7 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t b
     a = (fti_model_acts *)fti_calloc(1, sizeof(*a));
     if (!a) return fti_error_set(err, FTI_ERR_NOMEM, "model acts: out of memory");
     a->cfg = cfg;
+    a->kern = fti_kernels_get(FTI_ISA_AUTO);
     a->d = d;
     a->B = batch;
     a->T = ctx;
@@ -475,10 +478,17 @@ static void fti__model_mm_rows(void *vctx, size_t i0, size_t i1, int thread) {
     }
 }
 
-static void fti__model_mm(fti_pool *pool, int flags, size_t M, size_t N, size_t K, const float *A,
-                          size_t lda, const float *B, size_t ldb, float *C, size_t ldc) {
+/* With a kernel table: fti_matmul (same flag bits); without: the plain loops above, kept as the
+ * obviously-right reference for tests. */
+static void fti__model_mm(const fti_kernels *k, fti_pool *pool, int flags, size_t M, size_t N,
+                          size_t K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
+                          size_t ldc) {
     fti__model_mm_ctx c;
     size_t grain;
+    if (k) {
+        fti_matmul(k, pool, (unsigned)flags, M, N, K, A, lda, B, ldb, C, ldc);
+        return;
+    }
     c.flags = flags;
     c.M = M;
     c.N = N;
@@ -495,19 +505,19 @@ static void fti__model_mm(fti_pool *pool, int flags, size_t M, size_t N, size_t 
 
 /* Linear layer helpers on (rows, in) activations and (out, in) weights. */
 /* Y(n,out) = X(n,in) . W(out,in)^T */
-static void fti__model_linear_fwd(fti_pool *pool, float *Y, const float *X, const float *W,
+static void fti__model_linear_fwd(const fti_kernels *k, fti_pool *pool, float *Y, const float *X, const float *W,
                                   size_t n, size_t n_in, size_t n_out) {
-    fti__model_mm(pool, FTI__MODEL_MM_TB, n, n_out, n_in, X, n_in, W, n_in, Y, n_out);
+    fti__model_mm(k, pool, FTI__MODEL_MM_TB, n, n_out, n_in, X, n_in, W, n_in, Y, n_out);
 }
 /* dX(n,in) (+)= dY(n,out) . W(out,in); dW(out,in) += dY^T . X */
-static void fti__model_linear_bwd(fti_pool *pool, float *dX, int accumulate_dx, float *dW,
+static void fti__model_linear_bwd(const fti_kernels *k, fti_pool *pool, float *dX, int accumulate_dx, float *dW,
                                   const float *dY, const float *X, const float *W, size_t n,
                                   size_t n_in, size_t n_out) {
     if (dX)
-        fti__model_mm(pool, accumulate_dx ? FTI__MODEL_MM_ACC : 0, n, n_in, n_out, dY, n_out, W,
+        fti__model_mm(k, pool, accumulate_dx ? FTI__MODEL_MM_ACC : 0, n, n_in, n_out, dY, n_out, W,
                       n_in, dX, n_in);
     if (dW)
-        fti__model_mm(pool, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, n_out, n_in, n, dY, n_out, X,
+        fti__model_mm(k, pool, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, n_out, n_in, n, dY, n_out, X,
                       n_in, dW, n_in);
 }
 
@@ -604,7 +614,7 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
                     if (s > mx) mx = s;
                 }
                 for (j = 0; j <= t; j++) {
-                    p[j] = (float)exp((double)(p[j] - mx));
+                    p[j] = expf(p[j] - mx);
                     sum += p[j];
                 }
                 inv = 1.0f / sum;
@@ -700,14 +710,19 @@ static void fti__model_ce_task(void *vctx, size_t i0, size_t i1, int thread) {
             for (j = 0; j < V; j++) row[j] *= c->scale;
             row[tgt] -= c->scale;
         } else {
-            float mx = row[0];
+            float mx = row[0], tl = tgt >= 0 ? row[tgt] : 0.0f, inv;
             double sum = 0.0, lse;
             for (j = 1; j < V; j++)
                 if (row[j] > mx) mx = row[j];
-            for (j = 0; j < V; j++) sum += exp((double)(row[j] - mx));
+            for (j = 0; j < V; j++) {
+                float e = expf(row[j] - mx);
+                row[j] = e;
+                sum += (double)e;
+            }
             lse = log(sum) + (double)mx;
-            c->row_loss[i] = tgt >= 0 ? lse - (double)row[tgt] : 0.0;
-            for (j = 0; j < V; j++) row[j] = (float)exp((double)row[j] - lse);
+            c->row_loss[i] = tgt >= 0 ? lse - (double)tl : 0.0;
+            inv = (float)(1.0 / sum);
+            for (j = 0; j < V; j++) row[j] *= inv;
         }
     }
 }
@@ -717,7 +732,7 @@ static void fti__model_swiglu_fwd(float *g, const float *h1, const float *h2, si
     size_t i;
     for (i = 0; i < n; i++) {
         float x = h1[i];
-        g[i] = x / (1.0f + (float)exp(-(double)x)) * h2[i];
+        g[i] = x / (1.0f + expf(-x)) * h2[i];
     }
 }
 /* dh1 = dg * h2 * silu'(h1), dh2 = dg * silu(h1) (written, not accumulated). */
@@ -726,7 +741,7 @@ static void fti__model_swiglu_bwd(float *dh1, float *dh2, const float *dg, const
     size_t i;
     for (i = 0; i < n; i++) {
         float x = h1[i];
-        float s = 1.0f / (1.0f + (float)exp(-(double)x));
+        float s = 1.0f / (1.0f + expf(-x));
         float gd = dg[i];
         dh1[i] = gd * h2[i] * (s * (1.0f + x * (1.0f - s)));
         dh2[i] = gd * x * s;
@@ -782,9 +797,9 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         float *h1 = a->h1 + l * NF, *h2 = a->h2 + l * NF, *g = a->g + l * NF;
         fti__model_attn_ctx ac;
         fti__model_rmsnorm_fwd(xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
-        fti__model_linear_fwd(pool, q, xn1, wq, N, d->C, d->HD);
-        fti__model_linear_fwd(pool, k, xn1, wk, N, d->C, d->KVD);
-        fti__model_linear_fwd(pool, v, xn1, wv, N, d->C, d->KVD);
+        fti__model_linear_fwd(a->kern, pool, q, xn1, wq, N, d->C, d->HD);
+        fti__model_linear_fwd(a->kern, pool, k, xn1, wk, N, d->C, d->KVD);
+        fti__model_linear_fwd(a->kern, pool, v, xn1, wv, N, d->C, d->KVD);
         fti__model_rope(q, N, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
         fti__model_rope(k, N, ctx, d->KV, d->D, a->rope_cos, a->rope_sin, 0);
         memset(&ac, 0, sizeof(ac));
@@ -796,20 +811,20 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         ac.att = a->att + l * a->B * d->H * a->T * a->T;
         ac.y = y;
         fti_pool_for(pool, batch * d->KV, 1, fti__model_attn_fwd_task, &ac);
-        fti__model_linear_fwd(pool, mid, y, wo, N, d->HD, d->C);
+        fti__model_linear_fwd(a->kern, pool, mid, y, wo, N, d->HD, d->C);
         for (i = 0; i < N * d->C; i++) mid[i] += res[i];
         fti__model_rmsnorm_fwd(xn2, a->rstd2 + l * a->B * a->T, mid, w_fn, N, d->C, eps);
-        fti__model_linear_fwd(pool, h1, xn2, wg, N, d->C, d->F);
-        fti__model_linear_fwd(pool, h2, xn2, wu, N, d->C, d->F);
+        fti__model_linear_fwd(a->kern, pool, h1, xn2, wg, N, d->C, d->F);
+        fti__model_linear_fwd(a->kern, pool, h2, xn2, wu, N, d->C, d->F);
         fti__model_swiglu_fwd(g, h1, h2, N * d->F);
-        fti__model_linear_fwd(pool, res_next, g, wd, N, d->F, d->C);
+        fti__model_linear_fwd(a->kern, pool, res_next, g, wd, N, d->F, d->C);
         for (i = 0; i < N * d->C; i++) res_next[i] += mid[i];
     }
     fti__model_rmsnorm_fwd(a->xnf, a->rstdf, a->res + d->L * NC,
                            params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C, eps);
     wout = params + fti__model_offset(d, a->cfg.tied_embeddings ? FTI_TENSOR_TOKEN_EMBD
                                                                 : FTI_TENSOR_OUTPUT, 0);
-    fti__model_linear_fwd(pool, a->logits, a->xnf, wout, N, d->C, d->V);
+    fti__model_linear_fwd(a->kern, pool, a->logits, a->xnf, wout, N, d->C, d->V);
     if (targets) {
         fti__model_ce_ctx cc;
         double sum = 0.0;
@@ -867,7 +882,7 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         dwout = grads + fti__model_offset(d, ko, 0);
     }
     /* logits = xnf . wout^T */
-    fti__model_linear_bwd(pool, a->dxn, 0, dwout, a->logits, a->xnf, wout, N, d->C, d->V);
+    fti__model_linear_bwd(a->kern, pool, a->dxn, 0, dwout, a->logits, a->xnf, wout, N, d->C, d->V);
     memset(a->dres, 0, N * d->C * sizeof(float));
     fti__model_rmsnorm_bwd(a->dres, grads + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0),
                            a->dxn, a->res + d->L * NC, a->rstdf,
@@ -882,18 +897,18 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         float *h1 = a->h1 + l * NF, *h2 = a->h2 + l * NF, *g = a->g + l * NF;
         fti__model_attn_ctx ac;
         /* FFN: res_next = mid + down(g); the gradient of res_next is dres */
-        fti__model_linear_bwd(pool, a->dh2, 0, FTI__G(FTI_TENSOR_FFN_DOWN), a->dres, g,
+        fti__model_linear_bwd(a->kern, pool, a->dh2, 0, FTI__G(FTI_TENSOR_FFN_DOWN), a->dres, g,
                               FTI__W(FTI_TENSOR_FFN_DOWN), N, d->F, d->C);
         /* dh2 holds dg for a moment: swiglu_bwd reads dg before writing dh2 element-wise */
         fti__model_swiglu_bwd(a->dh1, a->dh2, a->dh2, h1, h2, N * d->F);
-        fti__model_linear_bwd(pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE), a->dh1, xn2,
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE), a->dh1, xn2,
                               FTI__W(FTI_TENSOR_FFN_GATE), N, d->C, d->F);
-        fti__model_linear_bwd(pool, a->dxn, 1, FTI__G(FTI_TENSOR_FFN_UP), a->dh2, xn2,
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 1, FTI__G(FTI_TENSOR_FFN_UP), a->dh2, xn2,
                               FTI__W(FTI_TENSOR_FFN_UP), N, d->C, d->F);
         fti__model_rmsnorm_bwd(a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
                                a->rstd2 + l * a->B * a->T, FTI__W(FTI_TENSOR_FFN_NORM), N, d->C);
         /* attention: mid = res + y . wo^T; dres is now d mid */
-        fti__model_linear_bwd(pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT), a->dres, y,
+        fti__model_linear_bwd(a->kern, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT), a->dres, y,
                               FTI__W(FTI_TENSOR_ATTN_OUTPUT), N, d->HD, d->C);
         memset(&ac, 0, sizeof(ac));
         ac.d = d;
@@ -910,11 +925,11 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         fti_pool_for(pool, a->b * d->KV, 1, fti__model_attn_bwd_task, &ac);
         fti__model_rope(a->dq, N, T, d->H, d->D, a->rope_cos, a->rope_sin, 1);
         fti__model_rope(a->dk, N, T, d->KV, d->D, a->rope_cos, a->rope_sin, 1);
-        fti__model_linear_bwd(pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q), a->dq, xn1,
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q), a->dq, xn1,
                               FTI__W(FTI_TENSOR_ATTN_Q), N, d->C, d->HD);
-        fti__model_linear_bwd(pool, a->dxn, 1, FTI__G(FTI_TENSOR_ATTN_K), a->dk, xn1,
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 1, FTI__G(FTI_TENSOR_ATTN_K), a->dk, xn1,
                               FTI__W(FTI_TENSOR_ATTN_K), N, d->C, d->KVD);
-        fti__model_linear_bwd(pool, a->dxn, 1, FTI__G(FTI_TENSOR_ATTN_V), a->dv, xn1,
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 1, FTI__G(FTI_TENSOR_ATTN_V), a->dv, xn1,
                               FTI__W(FTI_TENSOR_ATTN_V), N, d->C, d->KVD);
         fti__model_rmsnorm_bwd(a->dres, FTI__G(FTI_TENSOR_ATTN_NORM), a->dxn, res,
                                a->rstd1 + l * a->B * a->T, FTI__W(FTI_TENSOR_ATTN_NORM), N, d->C);

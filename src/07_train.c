@@ -72,7 +72,7 @@ FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_ste
 
 /* --- token arrays ------------------------------------------------------------------------------- */
 
-static uint32_t fti__train_token(const fti_tokens *a, size_t i) {
+static uint32_t fti__train_token(const fti_token_array *a, size_t i) {
     const unsigned char *p = (const unsigned char *)a->data;
     if (a->token_bytes == 2) {
         p += 2 * i;
@@ -81,7 +81,7 @@ static uint32_t fti__train_token(const fti_tokens *a, size_t i) {
     return fti_load_u32(p + 4 * i);
 }
 
-static fti_result fti__train_check_tokens(fti_tokens *a, const char *what, size_t min_n,
+static fti_result fti__train_check_tokens(fti_token_array *a, const char *what, size_t min_n,
                                           uint32_t vocab, fti_error *err) {
     size_t i;
     if (a->token_bytes == 0) a->token_bytes = 4;
@@ -159,41 +159,39 @@ static void fti__lora_apply(const fti_model_config *cfg, float *dst, const float
         w = dst + ti.offset;
         n = lt.rows * lt.cols;
         /* W = s * B . A, then + base */
-        fti__model_mm(pool, 0, lt.rows, lt.cols, rank, ad + lt.b_offset, rank, ad + lt.a_offset,
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), pool, 0, lt.rows, lt.cols, rank, ad + lt.b_offset, rank, ad + lt.a_offset,
                       lt.cols, w, lt.cols);
         for (j = 0; j < n; j++) w[j] = base[ti.offset + j] + s * w[j];
     }
 }
 
-FTIDEF void fti_lora_merge(const fti_model_config *cfg, float *params, const float *adapters,
-                           uint32_t rank, float alpha) {
-    size_t i, nt = fti_lora_n_tensors(cfg), j, k, k0, kn, r;
-    float s, tmp[256];
-    if (!cfg || !params || !adapters || rank == 0) return;
+FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
+                                 const float *adapters, uint32_t rank, float alpha) {
+    size_t i, j, nt = fti_lora_n_tensors(cfg), max_n = 0;
+    float *tmp, s;
+    if (!cfg || !params || !adapters || rank == 0) return FTI_ERR_INVALID;
     s = alpha / (float)rank;
     for (i = 0; i < nt; i++) {
         fti_lora_tensor lt;
+        fti_lora_tensor_get(cfg, rank, i, &lt);
+        if (lt.rows * lt.cols > max_n) max_n = lt.rows * lt.cols;
+    }
+    tmp = (float *)fti_malloc((max_n ? max_n : 1) * sizeof(float));
+    if (!tmp) return FTI_ERR_NOMEM;
+    /* the same products, kernels and order of operations as the trainer's merged weights */
+    for (i = 0; i < nt; i++) {
+        fti_lora_tensor lt;
         fti_tensor_info ti;
-        const float *A, *B;
+        float *w;
         fti_lora_tensor_get(cfg, rank, i, &lt);
         fti_model_tensor_info(cfg, lt.tensor, &ti);
-        A = adapters + lt.a_offset; /* (r, in) */
-        B = adapters + lt.b_offset; /* (out, r) */
-        for (j = 0; j < lt.rows; j++) {
-            float *w = params + ti.offset + j * lt.cols;
-            /* same order of operations as the trainer's merged forward weights */
-            for (k0 = 0; k0 < lt.cols; k0 += 256) {
-                kn = lt.cols - k0 < 256 ? lt.cols - k0 : 256;
-                for (k = 0; k < kn; k++) tmp[k] = 0.0f;
-                for (r = 0; r < rank; r++) {
-                    float b = B[j * rank + r];
-                    const float *ar = A + r * lt.cols + k0;
-                    for (k = 0; k < kn; k++) tmp[k] += b * ar[k];
-                }
-                for (k = 0; k < kn; k++) w[k0 + k] = w[k0 + k] + s * tmp[k];
-            }
-        }
+        w = params + ti.offset;
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), NULL, 0, lt.rows, lt.cols, rank,
+                      adapters + lt.b_offset, rank, adapters + lt.a_offset, lt.cols, tmp, lt.cols);
+        for (j = 0; j < lt.rows * lt.cols; j++) w[j] = w[j] + s * tmp[j];
     }
+    fti_free(tmp);
+    return FTI_OK;
 }
 
 /* --- trainer ------------------------------------------------------------------------------------ */
@@ -202,7 +200,7 @@ struct fti_trainer {
     fti_model_config cfg;
     fti_train_opts o;         /* resolved; o.checkpoint_path points at ckpt_path */
     char *ckpt_path;
-    fti_tokens train, val;
+    fti_token_array train, val;
     fti_pool *pool;
     fti_model_acts *acts;
     size_t n_params;
@@ -318,8 +316,8 @@ static float *fti__train_floats(size_t n) {
 }
 
 FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *init_params,
-                                     const fti_train_opts *opts, fti_tokens train,
-                                     fti_tokens val, fti_trainer **out, fti_error *err) {
+                                     const fti_train_opts *opts, fti_token_array train,
+                                     fti_token_array val, fti_trainer **out, fti_error *err) {
     fti_trainer *t;
     fti_result r;
     size_t i, nt;
@@ -551,9 +549,9 @@ static void fti__lora_grads(fti_trainer *t) {
         fti_lora_tensor_get(&t->cfg, r, i, &lt);
         fti_model_tensor_info(&t->cfg, lt.tensor, &ti);
         dW = t->grads + ti.offset; /* (out, in) */
-        fti__model_mm(t->pool, FTI__MODEL_MM_TA, r, lt.cols, lt.rows, t->w + lt.b_offset, r, dW,
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TA, r, lt.cols, lt.rows, t->w + lt.b_offset, r, dW,
                       lt.cols, t->g + lt.a_offset, lt.cols);
-        fti__model_mm(t->pool, FTI__MODEL_MM_TB, lt.rows, r, lt.cols, dW, lt.cols,
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TB, lt.rows, r, lt.cols, dW, lt.cols,
                       t->w + lt.a_offset, lt.cols, t->g + lt.b_offset, r);
         for (j = 0; j < (size_t)r * (lt.rows + lt.cols); j++) t->g[lt.a_offset + j] *= s;
     }
@@ -863,6 +861,502 @@ format:
 nomem:
     fti_map_close(&map);
     return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+}
+
+/* --- model registry ----------------------------------------------------------------------------
+ * HOME/models/<id>/model.gguf and card.json; HOME/models/aliases.json. Ids are the first 16 hex
+ * digits of the model file's SHA-256. Every file is written atomically; the alias file is
+ * rewritten whole (read, change, write to a temp file, rename), so a reader always sees either
+ * the old or the new set of aliases. */
+#define FTI__REG_ID_LEN 16
+#define FTI__REG_MAX_CARD (16u << 20)
+
+static char *fti__reg_path(const char *home, const char *id, const char *file) {
+    char *models = fti_path_join(home, "models"), *dir, *p;
+    if (!models) return NULL;
+    if (!id && !file) return models;
+    if (!id) {
+        p = fti_path_join(models, file);
+        fti_free(models);
+        return p;
+    }
+    dir = fti_path_join(models, id);
+    fti_free(models);
+    if (!dir || !file) return dir;
+    p = fti_path_join(dir, file);
+    fti_free(dir);
+    return p;
+}
+
+static int fti__reg_valid_name(const char *s, size_t max_len) {
+    size_t i, n = s ? strlen(s) : 0;
+    if (n == 0 || n > max_len || s[0] == '.') return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Writes a parsed JSON value back as text (objects keep their member order). */
+static void fti__reg_json_copy(fti_jw *w, const fti_json *v) {
+    const fti_json *c;
+    switch (v->type) {
+    case FTI_JSON_NULL: fti_jw_null(w); break;
+    case FTI_JSON_FALSE: fti_jw_bool(w, 0); break;
+    case FTI_JSON_TRUE: fti_jw_bool(w, 1); break;
+    case FTI_JSON_NUMBER:
+        if (v->is_int) fti_jw_int(w, v->i);
+        else fti_jw_num(w, v->num);
+        break;
+    case FTI_JSON_STRING: fti_jw_strn(w, v->str, v->len); break;
+    case FTI_JSON_ARRAY:
+        fti_jw_arr_begin(w);
+        for (c = v->child; c; c = c->next) fti__reg_json_copy(w, c);
+        fti_jw_arr_end(w);
+        break;
+    case FTI_JSON_OBJECT:
+        fti_jw_obj_begin(w);
+        for (c = v->child; c; c = c->next) {
+            fti_buf key;
+            memset(&key, 0, sizeof(key));
+            fti_buf_append(&key, c->key, c->key_len);
+            fti_jw_key(w, key.data ? key.data : "");
+            fti_buf_free(&key);
+            fti__reg_json_copy(w, c);
+        }
+        fti_jw_obj_end(w);
+        break;
+    }
+}
+
+static fti_result fti__reg_read_json(const char *path, fti_json_doc **doc, fti_error *err) {
+    void *text = NULL;
+    size_t len = 0;
+    fti_result r = fti_file_read(path, FTI__REG_MAX_CARD, &text, &len, err);
+    if (r != FTI_OK) return r;
+    r = fti_json_parse((const char *)text, len, NULL, doc, NULL, err);
+    fti_free(text);
+    if (r != FTI_OK) fti_error_prefix(err, path);
+    return r;
+}
+
+FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
+                                   const char *card_json, size_t card_len, char id_out[17],
+                                   fti_error *err) {
+    unsigned char digest[32];
+    char hex[65], id[FTI__REG_ID_LEN + 1], created[32];
+    char *dir = NULL, *gguf = NULL, *card = NULL;
+    fti_json_doc *doc = NULL;
+    fti_map map;
+    fti_buf out;
+    fti_jw w;
+    fti_result r;
+    const fti_json *root, *c;
+    memset(&out, 0, sizeof(out));
+    if (!home || !model_file || !id_out)
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if (card_json && card_len) {
+        if ((r = fti_json_parse(card_json, card_len, NULL, &doc, NULL, err)) != FTI_OK) return r;
+        if (fti_json_root(doc)->type != FTI_JSON_OBJECT) {
+            fti_json_free(doc);
+            return fti_error_set(err, FTI_ERR_INVALID, "registry: the card is not a JSON object");
+        }
+    }
+    if ((r = fti_sha256_file(model_file, digest, err)) != FTI_OK) goto done;
+    fti_sha256_hex(digest, hex);
+    memcpy(id, hex, FTI__REG_ID_LEN);
+    id[FTI__REG_ID_LEN] = 0;
+    dir = fti__reg_path(home, id, NULL);
+    gguf = fti__reg_path(home, id, "model.gguf");
+    card = fti__reg_path(home, id, "card.json");
+    if (!dir || !gguf || !card) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+        goto done;
+    }
+    if ((r = fti_mkdirs(dir, err)) != FTI_OK) goto done;
+    if (strcmp(model_file, gguf) != 0) {
+        if ((r = fti_map_open(&map, model_file, err)) != FTI_OK) goto done;
+        r = fti_file_write_atomic(gguf, map.data, map.len, err);
+        fti_map_close(&map);
+        if (r != FTI_OK) goto done;
+    }
+    fti_time_iso8601(fti_time_wall(), created);
+    fti_jw_init(&w, &out, 1);
+    fti_jw_obj_begin(&w);
+    fti_jw_key(&w, "id");
+    fti_jw_str(&w, id);
+    fti_jw_key(&w, "path");
+    fti_jw_str(&w, gguf);
+    fti_jw_key(&w, "sha256");
+    fti_jw_str(&w, hex);
+    fti_jw_key(&w, "created");
+    fti_jw_str(&w, created);
+    root = doc ? fti_json_root(doc) : NULL;
+    for (c = root ? root->child : NULL; c; c = c->next) {
+        fti_buf key;
+        if ((c->key_len == 2 && memcmp(c->key, "id", 2) == 0) ||
+            (c->key_len == 4 && memcmp(c->key, "path", 4) == 0) ||
+            (c->key_len == 6 && memcmp(c->key, "sha256", 6) == 0) ||
+            (c->key_len == 7 && memcmp(c->key, "created", 7) == 0))
+            continue;
+        memset(&key, 0, sizeof(key));
+        fti_buf_append(&key, c->key, c->key_len);
+        fti_jw_key(&w, key.data ? key.data : "");
+        fti_buf_free(&key);
+        fti__reg_json_copy(&w, c);
+    }
+    fti_jw_obj_end(&w);
+    fti_buf_putc(&out, '\n');
+    if (out.oom) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+        goto done;
+    }
+    if ((r = fti_file_write_atomic(card, out.data, out.len, err)) != FTI_OK) goto done;
+    memcpy(id_out, id, FTI__REG_ID_LEN + 1);
+done:
+    fti_buf_free(&out);
+    fti_json_free(doc);
+    fti_free(dir);
+    fti_free(gguf);
+    fti_free(card);
+    return r;
+}
+
+FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *out,
+                                    fti_error *err) {
+    char *card;
+    void *text = NULL;
+    size_t len = 0;
+    fti_result r;
+    if (!home || !out || !fti__reg_valid_name(id, 64))
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: bad model id");
+    card = fti__reg_path(home, id, "card.json");
+    if (!card) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    if (!fti_path_exists(card)) {
+        fti_free(card);
+        return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: no model %s", id);
+    }
+    r = fti_file_read(card, FTI__REG_MAX_CARD, &text, &len, err);
+    fti_free(card);
+    if (r != FTI_OK) return r;
+    fti_buf_append(out, text, len);
+    fti_free(text);
+    return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+typedef struct fti__reg_entry {
+    char id[FTI__REG_ID_LEN + 1];
+    char created[32];
+} fti__reg_entry;
+
+typedef struct fti__reg_scan {
+    fti__reg_entry *e;
+    size_t n, cap;
+    int oom;
+} fti__reg_scan;
+
+static fti_result fti__reg_scan_fn(void *user, const char *path, uint64_t size_bytes) {
+    fti__reg_scan *s = (fti__reg_scan *)user;
+    const char *base = fti_path_base(path);
+    size_t n = strlen(path);
+    fti_json_doc *doc = NULL;
+    (void)size_bytes;
+    if (strcmp(base, "card.json") != 0 || n < 10 + FTI__REG_ID_LEN + 1) return FTI_OK;
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 16;
+        fti__reg_entry *p = (fti__reg_entry *)fti_realloc(s->e, nc * sizeof(*p));
+        if (!p) {
+            s->oom = 1;
+            return FTI_ERR_NOMEM;
+        }
+        s->e = p;
+        s->cap = nc;
+    }
+    memset(&s->e[s->n], 0, sizeof(s->e[0]));
+    if (fti__reg_read_json(path, &doc, NULL) == FTI_OK) {
+        const char *id = fti_json_get_str(fti_json_root(doc), "id", "");
+        const char *cr = fti_json_get_str(fti_json_root(doc), "created", "");
+        if (strlen(id) == FTI__REG_ID_LEN) {
+            memcpy(s->e[s->n].id, id, FTI__REG_ID_LEN + 1);
+            strncpy(s->e[s->n].created, cr, 31);
+            s->n++;
+        }
+        fti_json_free(doc);
+    }
+    return FTI_OK;
+}
+
+static int fti__reg_cmp(const fti__reg_entry *a, const fti__reg_entry *b) {
+    int c = strcmp(a->created, b->created);
+    return c ? c : strcmp(a->id, b->id);
+}
+
+FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *err) {
+    fti__reg_scan s;
+    char *models;
+    size_t i, j;
+    fti_result r = FTI_OK;
+    if (!home || !out) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    memset(&s, 0, sizeof(s));
+    models = fti__reg_path(home, NULL, NULL);
+    if (!models) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    if (fti_path_is_dir(models)) r = fti_walk(models, fti__reg_scan_fn, &s, err);
+    fti_free(models);
+    if (r == FTI_OK) {
+        for (i = 1; i < s.n; i++) /* insertion sort: registries are small */
+            for (j = i; j > 0 && fti__reg_cmp(&s.e[j - 1], &s.e[j]) > 0; j--) {
+                fti__reg_entry tmp = s.e[j];
+                s.e[j] = s.e[j - 1];
+                s.e[j - 1] = tmp;
+            }
+        for (i = 0; i < s.n; i++) {
+            fti_buf_puts(out, s.e[i].id);
+            fti_buf_putc(out, '\n');
+        }
+        if (out->oom) r = FTI_ERR_NOMEM;
+    }
+    fti_free(s.e);
+    return r;
+}
+
+/* The alias table: read (missing file = empty), changed in memory, written back atomically. */
+typedef struct fti__reg_alias {
+    char name[65];
+    char id[FTI__REG_ID_LEN + 1];
+    char (*hist)[FTI__REG_ID_LEN + 1];
+    size_t n_hist;
+} fti__reg_alias;
+
+typedef struct fti__reg_aliases {
+    fti__reg_alias *a;
+    size_t n;
+} fti__reg_aliases;
+
+static void fti__reg_aliases_free(fti__reg_aliases *t) {
+    size_t i;
+    for (i = 0; i < t->n; i++) fti_free(t->a[i].hist);
+    fti_free(t->a);
+    t->a = NULL;
+    t->n = 0;
+}
+
+static fti_result fti__reg_aliases_load(const char *home, fti__reg_aliases *t, fti_error *err) {
+    char *path = fti__reg_path(home, NULL, "aliases.json");
+    fti_json_doc *doc = NULL;
+    const fti_json *root, *c, *h;
+    fti_result r;
+    size_t k;
+    memset(t, 0, sizeof(*t));
+    if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    if (!fti_path_exists(path)) {
+        fti_free(path);
+        return FTI_OK;
+    }
+    r = fti__reg_read_json(path, &doc, err);
+    if (r != FTI_OK) {
+        fti_free(path);
+        return r;
+    }
+    root = fti_json_root(doc);
+    if (root->type != FTI_JSON_OBJECT) {
+        fti_json_free(doc);
+        r = fti_error_set(err, FTI_ERR_FORMAT, "%s: not a JSON object", path);
+        fti_free(path);
+        return r;
+    }
+    t->a = (fti__reg_alias *)fti_calloc(root->len ? root->len : 1, sizeof(fti__reg_alias));
+    if (!t->a) goto nomem;
+    for (c = root->child; c; c = c->next) {
+        fti__reg_alias *al = &t->a[t->n];
+        const char *id = fti_json_get_str(c, "id", "");
+        if (c->key_len == 0 || c->key_len > 64 || strlen(id) != FTI__REG_ID_LEN) continue;
+        memcpy(al->name, c->key, c->key_len);
+        al->name[c->key_len] = 0;
+        memcpy(al->id, id, FTI__REG_ID_LEN + 1);
+        h = fti_json_get(c, "history");
+        if (h && h->type == FTI_JSON_ARRAY && h->len) {
+            al->hist = (char(*)[FTI__REG_ID_LEN + 1])fti_calloc(h->len, FTI__REG_ID_LEN + 1);
+            if (!al->hist) goto nomem;
+            for (k = 0; k < h->len; k++) {
+                const fti_json *e = fti_json_at(h, k);
+                if (e && e->type == FTI_JSON_STRING && e->len == FTI__REG_ID_LEN)
+                    memcpy(al->hist[al->n_hist++], e->str, FTI__REG_ID_LEN + 1);
+            }
+        }
+        t->n++;
+    }
+    fti_json_free(doc);
+    fti_free(path);
+    return FTI_OK;
+nomem:
+    fti_json_free(doc);
+    fti_free(path);
+    fti__reg_aliases_free(t);
+    return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+}
+
+static void fti__reg_aliases_json(const fti__reg_aliases *t, fti_buf *out) {
+    fti_jw w;
+    size_t i, k;
+    fti_jw_init(&w, out, 1);
+    fti_jw_obj_begin(&w);
+    for (i = 0; i < t->n; i++) {
+        fti_jw_key(&w, t->a[i].name);
+        fti_jw_obj_begin(&w);
+        fti_jw_key(&w, "id");
+        fti_jw_str(&w, t->a[i].id);
+        fti_jw_key(&w, "history");
+        fti_jw_arr_begin(&w);
+        for (k = 0; k < t->a[i].n_hist; k++) fti_jw_str(&w, t->a[i].hist[k]);
+        fti_jw_arr_end(&w);
+        fti_jw_obj_end(&w);
+    }
+    fti_jw_obj_end(&w);
+    fti_buf_putc(out, '\n');
+}
+
+static fti_result fti__reg_aliases_save(const char *home, const fti__reg_aliases *t,
+                                        fti_error *err) {
+    char *path = fti__reg_path(home, NULL, "aliases.json"), *dir = fti__reg_path(home, NULL, NULL);
+    fti_buf out;
+    fti_result r;
+    memset(&out, 0, sizeof(out));
+    if (!path || !dir) {
+        fti_free(path);
+        fti_free(dir);
+        return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    }
+    fti__reg_aliases_json(t, &out);
+    r = out.oom ? fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory")
+                : fti_mkdirs(dir, err);
+    if (r == FTI_OK) r = fti_file_write_atomic(path, out.data, out.len, err);
+    fti_buf_free(&out);
+    fti_free(path);
+    fti_free(dir);
+    return r;
+}
+
+static fti__reg_alias *fti__reg_alias_find(fti__reg_aliases *t, const char *name) {
+    size_t i;
+    for (i = 0; i < t->n; i++)
+        if (strcmp(t->a[i].name, name) == 0) return &t->a[i];
+    return NULL;
+}
+
+FTIDEF fti_result fti_registry_aliases(const char *home, fti_buf *out, fti_error *err) {
+    fti__reg_aliases t;
+    fti_result r;
+    if (!home || !out) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if ((r = fti__reg_aliases_load(home, &t, err)) != FTI_OK) return r;
+    fti__reg_aliases_json(&t, out);
+    fti__reg_aliases_free(&t);
+    return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],
+                                       fti_error *err) {
+    fti__reg_aliases t;
+    fti__reg_alias *al;
+    fti_buf list;
+    fti_result r;
+    size_t n_match = 0, rl;
+    const char *p;
+    if (!home || !ref || !id_out || !*ref)
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if ((r = fti__reg_aliases_load(home, &t, err)) != FTI_OK) return r;
+    al = fti__reg_alias_find(&t, ref);
+    if (al) {
+        memcpy(id_out, al->id, FTI__REG_ID_LEN + 1);
+        fti__reg_aliases_free(&t);
+        return FTI_OK;
+    }
+    fti__reg_aliases_free(&t);
+    memset(&list, 0, sizeof(list));
+    if ((r = fti_registry_list(home, &list, err)) != FTI_OK) {
+        fti_buf_free(&list);
+        return r;
+    }
+    rl = strlen(ref);
+    for (p = list.data; p && *p; p += FTI__REG_ID_LEN + 1)
+        if (rl <= FTI__REG_ID_LEN && memcmp(p, ref, rl) == 0) {
+            if (n_match++ == 0) {
+                memcpy(id_out, p, FTI__REG_ID_LEN);
+                id_out[FTI__REG_ID_LEN] = 0;
+            }
+        }
+    fti_buf_free(&list);
+    if (n_match == 1) return FTI_OK;
+    if (n_match)
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: '%s' matches %lu models", ref,
+                             (unsigned long)n_match);
+    return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: no model or alias '%s'", ref);
+}
+
+FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const char *alias,
+                                       fti_error *err) {
+    fti__reg_aliases t;
+    fti__reg_alias *al;
+    fti_buf card;
+    char rid[FTI__REG_ID_LEN + 1];
+    fti_result r;
+    if (!home || !id || !fti__reg_valid_name(alias, 64))
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: bad alias name '%s' (letters, "
+                             "digits, '-', '_', '.')", alias ? alias : "");
+    if ((r = fti_registry_resolve(home, id, rid, err)) != FTI_OK) return r;
+    memset(&card, 0, sizeof(card));
+    r = fti_registry_card(home, rid, &card, err); /* must exist */
+    fti_buf_free(&card);
+    if (r != FTI_OK) return r;
+    if ((r = fti__reg_aliases_load(home, &t, err)) != FTI_OK) return r;
+    al = fti__reg_alias_find(&t, alias);
+    if (!al) {
+        fti__reg_alias *p = (fti__reg_alias *)fti_realloc(t.a, (t.n + 1) * sizeof(*p));
+        if (!p) {
+            fti__reg_aliases_free(&t);
+            return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+        }
+        t.a = p;
+        al = &t.a[t.n++];
+        memset(al, 0, sizeof(*al));
+        strcpy(al->name, alias);
+        memcpy(al->id, rid, FTI__REG_ID_LEN + 1);
+    } else if (strcmp(al->id, rid) != 0) {
+        char(*h)[FTI__REG_ID_LEN + 1] = (char(*)[FTI__REG_ID_LEN + 1])fti_realloc(
+            al->hist, (al->n_hist + 1) * (FTI__REG_ID_LEN + 1));
+        if (!h) {
+            fti__reg_aliases_free(&t);
+            return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+        }
+        al->hist = h;
+        memcpy(al->hist[al->n_hist++], al->id, FTI__REG_ID_LEN + 1);
+        memcpy(al->id, rid, FTI__REG_ID_LEN + 1);
+    }
+    r = fti__reg_aliases_save(home, &t, err);
+    fti__reg_aliases_free(&t);
+    return r;
+}
+
+FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, char id_out[17],
+                                        fti_error *err) {
+    fti__reg_aliases t;
+    fti__reg_alias *al;
+    fti_result r;
+    if (!home || !alias) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if ((r = fti__reg_aliases_load(home, &t, err)) != FTI_OK) return r;
+    al = fti__reg_alias_find(&t, alias);
+    if (!al || al->n_hist == 0) {
+        fti__reg_aliases_free(&t);
+        return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: alias '%s' has %s", alias,
+                             al ? "no earlier target" : "never been set");
+    }
+    memcpy(al->id, al->hist[--al->n_hist], FTI__REG_ID_LEN + 1);
+    if (id_out) memcpy(id_out, al->id, FTI__REG_ID_LEN + 1);
+    r = fti__reg_aliases_save(home, &t, err);
+    fti__reg_aliases_free(&t);
+    return r;
 }
 
 #endif /* FTI_NO_TRAIN */

@@ -67,11 +67,11 @@ FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_ste
 
 /* A read-only array of token ids, 2 or 4 bytes each, little-endian (as the feature store's
  * shards: mmap them and pass the mapping). */
-typedef struct fti_tokens {
+typedef struct fti_token_array {
     const void *data;
     size_t n_tokens;
     int token_bytes; /* 2 or 4; 0 = 4 */
-} fti_tokens;
+} fti_token_array;
 
 /* --- trainer ----------------------------------------------------------------------------------- */
 
@@ -124,8 +124,8 @@ typedef struct fti_trainer fti_trainer;
  * Errors: FTI_ERR_INVALID (config, opts, short data), FTI_ERR_FORMAT (token id >= vocab, naming
  * the array and the position), FTI_ERR_NOMEM. Thread safety: one thread per object. */
 FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *init_params,
-                                     const fti_train_opts *opts, fti_tokens train,
-                                     fti_tokens val, fti_trainer **out, fti_error *err);
+                                     const fti_train_opts *opts, fti_token_array train,
+                                     fti_token_array val, fti_trainer **out, fti_error *err);
 FTIDEF void fti_trainer_free(fti_trainer *t);
 /* 1 when a stop condition has been reached. */
 FTIDEF int fti_trainer_done(const fti_trainer *t);
@@ -168,9 +168,10 @@ FTIDEF size_t fti_lora_tensor_get(const fti_model_config *cfg, uint32_t rank, si
 FTIDEF size_t fti_lora_n_params(const fti_model_config *cfg, uint32_t rank);
 /* The trainer's adapter block (NULL without LoRA), and its rank and alpha. */
 FTIDEF const float *fti_trainer_lora(const fti_trainer *t, uint32_t *rank, float *alpha);
-/* params += (alpha / rank) * B A for every adapted tensor. */
-FTIDEF void fti_lora_merge(const fti_model_config *cfg, float *params, const float *adapters,
-                           uint32_t rank, float alpha);
+/* params += (alpha / rank) * B A for every adapted tensor, computed exactly as the trainer's
+ * forward weights (bit-identical to fti_trainer_params). FTI_ERR_NOMEM, FTI_ERR_INVALID. */
+FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
+                                 const float *adapters, uint32_t rank, float alpha);
 
 /* --- model registry ---------------------------------------------------------------------------- */
 

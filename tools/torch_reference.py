@@ -6,7 +6,8 @@ with grouped kv heads and RoPE on adjacent pairs, SwiGLU, final RMSNorm, tied ou
 with weights drawn here and saved, and writes into tests/data/model/:
 
     golden.json    config, tokens (B, T+1), loss, per-tensor gradient L2 norms, and the loss after
-                   each of a few AdamW steps (lr, betas, eps, weight decay on matrices only,
+                   each of a few AdamW steps on the first sequence (lr, betas, eps, weight
+                   decay on matrices only,
                    global-norm clipping, warmup then cosine schedule — the trainer's defaults)
     weights.bin    the parameters as little-endian f32 in fti's layout order (token_embd, then per
                    layer attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up,
@@ -151,8 +152,10 @@ def goldens(out_dir):
     logits_np = logits.detach().numpy().astype("<f4")
     weights = b"".join(P[n].detach().numpy().astype("<f4").tobytes() for n in names)
 
-    # a few trainer steps on the same batch: AdamW, no decay on norm weights, global-norm clip
+    # a few trainer steps on the first sequence (the C trainer gets exactly ctx+1 tokens, so its
+    # sampler can only pick that window): AdamW, no decay on norm weights, global-norm clip
     tr = TRAIN
+    inp, tgt = inp[:1], tgt[:1]
     decay = [P[n] for n, _, is_norm in layout(cfg) if not is_norm]
     no_decay = [P[n] for n, _, is_norm in layout(cfg) if is_norm]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": tr["weight_decay"]},

@@ -3,6 +3,8 @@
  * Every function here carries its own target attribute, so the file compiles without -mavx2
  * and the tables are only handed out after CPUID + XGETBV say the CPU and OS support them.
  */
+#include "02_kernels.h"
+
 #if defined(FTI__X86)
 #if defined(__GNUC__) && !defined(__clang__)
 /* g++ 12 warns inside its own AVX-512 headers (_mm512_undefined_* "used uninitialized") once
@@ -674,31 +676,51 @@ FTI__AVX512 static void fti__quantize_x_avx512(const float *x, size_t nb, int8_t
     }
 }
 
+/* Scales wd·xd of blocks b..b+3 as four floats (one fp16 conversion for all four). */
+#define FTI__SCALES4(w, b, xd)                                                                 \
+    _mm_mul_ps(_mm_cvtph_ps(_mm_setr_epi16((short)(w)[b].d, (short)(w)[(b) + 1].d,            \
+                                           (short)(w)[(b) + 2].d, (short)(w)[(b) + 3].d, 0, 0, \
+                                           0, 0)),                                             \
+               _mm_loadu_ps((xd) + (b)))
+
 /* Q8_0 with VNNI: two blocks per zmm; dpbusd(|x|, w·sign(x)) gives 8 int32 partial sums per
- * block, scaled by the block's wd·xd in the matching half of the float accumulator. */
+ * block, scaled by the block's wd·xd in the matching half of the float accumulator. Four blocks
+ * per step share one fp16 conversion of their scales. */
+FTI__VNNI static __m512 fti__q8_pair_vnni(const fti_block_q8_0 *w, const int8_t *xq, __m512 sc,
+                                          __m512 acc) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i wv = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[0].qs)),
+        _mm256_loadu_si256((const __m256i *)w[1].qs), 1);
+    __m512i xv = _mm512_loadu_si512((const void *)xq);
+    __mmask64 neg = _mm512_movepi8_mask(xv);
+    __m512i d = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(xv), _mm512_mask_sub_epi8(wv, neg, zero, wv));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
+}
+
 FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
                                           size_t nb, float *y) {
-    const __m512i zero = _mm512_setzero_si512();
+    const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i hi = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     size_t r, b;
     (void)xs;
     for (r = 0; r < rows; r++) {
         const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
-        __m512 acc = _mm512_setzero_ps();
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
         float s;
-        for (b = 0; b + 2 <= nb; b += 2) {
-            __m512i wv = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[b].qs)),
-                _mm256_loadu_si256((const __m256i *)w[b + 1].qs), 1);
-            __m512i xv = _mm512_loadu_si512((const void *)(xq + b * FTI_QK));
-            __mmask64 neg = _mm512_movepi8_mask(xv);
-            __m512i d = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(xv),
-                                            _mm512_mask_sub_epi8(wv, neg, zero, wv));
+        for (b = 0; b + 4 <= nb; b += 4) {
+            __m512 s4 = _mm512_castps128_ps512(FTI__SCALES4(w, b, xd));
+            acc0 = fti__q8_pair_vnni(w + b, xq + b * FTI_QK, _mm512_permutexvar_ps(lo, s4), acc0);
+            acc1 = fti__q8_pair_vnni(w + b + 2, xq + (b + 2) * FTI_QK,
+                                     _mm512_permutexvar_ps(hi, s4), acc1);
+        }
+        for (; b + 2 <= nb; b += 2) {
             __m512 sc = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(_cvtsh_ss(w[b].d) * xd[b]),
                                              _mm512_set1_ps(_cvtsh_ss(w[b + 1].d) * xd[b + 1]));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
+            acc0 = fti__q8_pair_vnni(w + b, xq + b * FTI_QK, sc, acc0);
         }
-        s = fti__hsum_avx512(acc);
+        s = fti__hsum_avx512(_mm512_add_ps(acc0, acc1));
         if (b < nb) {
             __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
             __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
@@ -710,27 +732,47 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
     }
 }
 
+/* Q4_0 with VNNI, two blocks per zmm. The nibbles of blocks b, b+1 load as 128-bit lanes
+ * [lo(b), lo(b+1), hi(b), hi(b+1)] (lo = elements 0..15, hi = 16..31), so x's lanes are
+ * permuted to match (0xd8) and int32 lanes 0-3, 8-11 belong to b, 4-7, 12-15 to b+1.
+ * dpbusd(nibbles, x) starts from -Σx per lane (4 lanes per block: -8·Σx... spread as 2·(-Σx)
+ * per lane pair): each block's 8 lanes start at -Σx, which adds -8·Σx, undoing the +8 offset. */
+FTI__VNNI static __m512 fti__q4_pair_vnni(const fti_block_q4_0 *w, const int8_t *xq,
+                                          __m512i init, __m512 sc, __m512 acc) {
+    __m256i q = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)w[0].qs)),
+        _mm_loadu_si128((const __m128i *)w[1].qs), 1);
+    __m512i wv = _mm512_and_si512(
+        _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1),
+        _mm512_set1_epi8(15));
+    __m512i xv = _mm512_loadu_si512((const void *)xq);
+    __m512i d = _mm512_dpbusd_epi32(init, wv, _mm512_shuffle_i64x2(xv, xv, 0xd8));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
+}
+
 FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
                                           size_t nb, float *y) {
+    const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
+    const __m512i hi = _mm512_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i zero = _mm512_setzero_si512();
     size_t r, b;
     for (r = 0; r < rows; r++) {
         const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
-        __m512 acc = _mm512_setzero_ps();
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
         float s;
-        for (b = 0; b + 2 <= nb; b += 2) {
-            __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(fti__q4_nibbles_avx2(w[b].qs)),
-                                            fti__q4_nibbles_avx2(w[b + 1].qs), 1);
-            __m512i xv = _mm512_loadu_si512((const void *)(xq + b * FTI_QK));
-            __m512i init = _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(-xs[b]),
-                                                   _mm512_set1_epi32(-xs[b + 1]));
-            __m512i d = _mm512_dpbusd_epi32(init, wv, xv);
-            __m512 sc = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(_cvtsh_ss(w[b].d) * xd[b]),
-                                             _mm512_set1_ps(_cvtsh_ss(w[b + 1].d) * xd[b + 1]));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
+        for (b = 0; b + 4 <= nb; b += 4) {
+            __m512 s4 = _mm512_castps128_ps512(FTI__SCALES4(w, b, xd));
+            __m512i x4 = _mm512_sub_epi32(
+                zero, _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(xs + b))));
+            acc0 = fti__q4_pair_vnni(w + b, xq + b * FTI_QK, _mm512_permutexvar_epi32(lo, x4),
+                                     _mm512_permutexvar_ps(lo, s4), acc0);
+            acc1 = fti__q4_pair_vnni(w + b + 2, xq + (b + 2) * FTI_QK,
+                                     _mm512_permutexvar_epi32(hi, x4),
+                                     _mm512_permutexvar_ps(hi, s4), acc1);
         }
-        s = fti__hsum_avx512(acc);
-        if (b < nb) {
+        s = fti__hsum_avx512(_mm512_add_ps(acc0, acc1));
+        for (; b < nb; b++) {
             __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
             __m256i d = _mm256_dpbusd_epi32(_mm256_set1_epi32(-xs[b]), fti__q4_nibbles_avx2(w[b].qs), xv);
             s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
@@ -759,7 +801,7 @@ static const fti_kernels *fti__kernels_avx2(void) { return &fti__kernels_avx2_ta
 /* Two AVX-512 tables: with VNNI (Ice Lake, Zen 4+) the quantized dots use vpdpbusd. */
 static const fti_kernels fti__kernels_avx512_table = {
     FTI_ISA_AVX512, "avx512",
-    12, 32, 256, 120, 512, fti__ukernel_avx512,
+    12, 32, 384, 120, 512, fti__ukernel_avx512,
     fti__gemv_f32_avx512, fti__gemv_f16_avx512, fti__gemv_bf16_avx512,
     fti__gemv_q8_0_avx2, fti__gemv_q4_0_avx2, fti__quantize_x_avx512,
     fti__dot_avx512, fti__axpy_avx512, fti__scale_avx512, fti__max_avx512, fti__exp_sum_avx512,
@@ -773,7 +815,7 @@ static const fti_kernels fti__kernels_avx512_table = {
 
 static const fti_kernels fti__kernels_avx512vnni_table = {
     FTI_ISA_AVX512, "avx512",
-    12, 32, 256, 120, 512, fti__ukernel_avx512,
+    12, 32, 384, 120, 512, fti__ukernel_avx512,
     fti__gemv_f32_avx512, fti__gemv_f16_avx512, fti__gemv_bf16_avx512,
     fti__gemv_q8_0_vnni, fti__gemv_q4_0_vnni, fti__quantize_x_avx512,
     fti__dot_avx512, fti__axpy_avx512, fti__scale_avx512, fti__max_avx512, fti__exp_sum_avx512,
