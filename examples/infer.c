@@ -60,11 +60,21 @@ static double peak_rss_mb(void) {
     return 0.0;
 }
 
-/* Resolves --alias through the registry's aliases file: HOME/models/aliases.json maps
- * {"alias": {"id": "..."}}; a name that is not an alias is taken as a model id. */
+/* Resolves --alias NAME (an alias, a model id or a unique id prefix) through the registry
+ * (part 07) to HOME/models/<id>/model.gguf. Without the training part (FTI_NO_TRAIN) it reads
+ * the registry's HOME/models/aliases.json ({"alias": {"id": ...}}) itself. */
 static char *resolve_alias(const char *home, const char *name, fti_error *err) {
-    char *models = fti_path_join(home, "models"), *aliases = fti_path_join(models, "aliases.json");
+    char *models = fti_path_join(home, "models");
     char *id = NULL, *dir, *path;
+#if defined(FTI_TRAIN_H) && !defined(FTI_NO_TRAIN)
+    char idbuf[17];
+    if (fti_registry_resolve(home, name, idbuf, err) != FTI_OK) {
+        fti_free(models);
+        return NULL;
+    }
+    id = fti_strdup(idbuf);
+#else
+    char *aliases = fti_path_join(models, "aliases.json");
     void *data = NULL;
     size_t len = 0;
     fti_json_doc *doc = NULL;
@@ -77,7 +87,9 @@ static char *resolve_alias(const char *home, const char *name, fti_error *err) {
     }
     fti_json_free(doc);
     fti_free(data);
+    fti_free(aliases);
     if (!id) id = fti_strdup(name);
+#endif
     dir = fti_path_join(models, id);
     path = fti_path_join(dir, "model.gguf");
     if (path && !fti_path_exists(path)) {
@@ -88,7 +100,6 @@ static char *resolve_alias(const char *home, const char *name, fti_error *err) {
     fti_free(dir);
     fti_free(id);
     fti_free(models);
-    fti_free(aliases);
     return path;
 }
 
