@@ -356,14 +356,24 @@ FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok
         fti_free(b32);
         goto done;
     }
-    /* retrieved documents, best first, while they fit */
+    /* retrieved documents, best first, while they fit; the first one that does not fit whole
+     * is cut (its beginning kept, then closed) if at least 16 of its body tokens fit */
     for (i = 0; i < n_docs && rc == FTI_OK; i++) {
-        rc = fti_prompt_append_doc(tok, docs[i].title, docs[i].title_len, docs[i].text,
-                                   docs[i].text_len, 0, &dt[i]);
+        size_t room = max_tokens - total, head_len;
+        rc = fti_prompt_append_doc(tok, docs[i].title, docs[i].title_len, NULL, 0, 1, &dt[i]);
         if (rc != FTI_OK) break;
-        if (dt[i].len > max_tokens - total) break;
+        head_len = dt[i].len;
+        if (docs[i].text_len)
+            rc = fti_tokenizer_encode(tok, docs[i].text, docs[i].text_len, 0, &dt[i]);
+        if (rc == FTI_OK && dt[i].len + 1 > room) {
+            if (room < head_len + 16 + 1) break;
+            dt[i].len = room - 1; /* keep the beginning of the body */
+        }
+        if (rc == FTI_OK) rc = fti__prompt_marker(tok, FTI_TEMPLATE_END, &dt[i]);
+        if (rc != FTI_OK) break;
         total += dt[i].len;
         used++;
+        if (total >= max_tokens) break;
     }
     if (rc != FTI_OK) {
         fti_error_set(err, rc, "prompt: encoding a document failed");
