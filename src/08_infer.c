@@ -37,21 +37,16 @@ struct fti_engine {
     int add_bos;
 };
 
-/* GPT-2's byte-to-unicode map, inverted: the code point a byte is shown as -> the byte.
+/* GPT-2's byte-to-unicode map, inverted: inv[cp] = the byte shown as code point cp, or -1.
  * Printable bytes (33..126, 161..172, 174..255) stand for themselves; the other 68 bytes are
- * shown as U+0100 + n in increasing byte order. Returns -1 for code points outside the map. */
-static int fti__infer_unicode_byte(uint32_t cp) {
+ * shown as U+0100 + n in increasing byte order. */
+static void fti__infer_unicode_bytes(int16_t inv[256 + 68]) {
     int b, n = 0;
-    if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255))
-        return (int)cp;
-    if (cp < 256 || cp >= 256 + 68) return -1;
+    for (b = 0; b < 256 + 68; b++) inv[b] = -1;
     for (b = 0; b < 256; b++) {
         int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
-        if (printable) continue;
-        if ((uint32_t)n == cp - 256) return b;
-        n++;
+        inv[printable ? b : 256 + n++] = (int16_t)b;
     }
-    return -1;
 }
 
 /* Builds the token -> bytes table from tokenizer.ggml.tokens (and token_type for CONTROL). */
@@ -60,6 +55,8 @@ static fti_result fti__engine_detok(fti_engine *e, fti_error *err) {
     fti_buf bytes;
     size_t i;
     fti_result rc;
+    int16_t inv[256 + 68];
+    fti__infer_unicode_bytes(inv);
     e->tok_off = (size_t *)fti_calloc(e->V + 1, sizeof(size_t));
     if (!e->tok_off) return fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
     rc = fti_gguf_get_arr(e->g, "tokenizer.ggml.tokens", FTI_GGUF_STRING, &toks, NULL);
@@ -73,13 +70,23 @@ static fti_result fti__engine_detok(fti_engine *e, fti_error *err) {
         const unsigned char *s = (const unsigned char *)fti_gguf_arr_str(e->g, toks, i, &len);
         e->tok_off[i] = bytes.len;
         if (!s || (types && fti_gguf_arr_int(types, i) == FTI_GGUF_TOKEN_CONTROL)) continue;
+        if (!fti_buf_reserve(&bytes, len)) break; /* a token never decodes longer */
         while (p < len) {
             uint32_t cp;
             int ok, b;
-            size_t n = fti_utf8_decode(s + p, len - p, &cp, &ok);
-            b = ok ? fti__infer_unicode_byte(cp) : -1;
-            if (b >= 0) fti_buf_putc(&bytes, (char)b);
-            else fti_buf_append(&bytes, s + p, n); /* not in the byte map: keep as written */
+            size_t n;
+            if (s[p] < 0x80) { /* ASCII: printable ones are themselves, others not in the map */
+                bytes.data[bytes.len++] = (char)s[p++];
+                continue;
+            }
+            n = fti_utf8_decode(s + p, len - p, &cp, &ok);
+            b = ok && cp < 256 + 68 ? inv[cp] : -1;
+            if (b >= 0) {
+                bytes.data[bytes.len++] = (char)b;
+            } else { /* not in the byte map: keep as written */
+                memcpy(bytes.data + bytes.len, s + p, n);
+                bytes.len += n;
+            }
             p += n;
         }
         if (bytes.len - e->tok_off[i] > e->max_token_bytes)
