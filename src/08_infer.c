@@ -604,6 +604,49 @@ static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     }
 }
 
+/* Softmax of the causal rows of one head's scores for prefill: row t (of T) covers positions
+ * 0 .. pos0+t of the (T, n_ctx) block at att + h * n_batch * n_ctx. */
+typedef struct fti__sess_smax {
+    const fti_session *s;
+    size_t T, pos0;
+    float scale;
+} fti__sess_smax;
+
+static void fti__sess_smax_task(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__sess_smax *c = (const fti__sess_smax *)vctx;
+    const fti_session *s = c->s;
+    size_t i;
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        size_t h = i / c->T, t = i % c->T, n = c->pos0 + t + 1;
+        float *p = s->att + (h * s->n_batch + t) * s->n_ctx;
+        fti_scale(s->e->k, p, c->scale, n);
+        fti_softmax_fwd(s->e->k, p, p, 1, n);
+        if (n < c->pos0 + c->T) memset(p + n, 0, (c->pos0 + c->T - n) * sizeof(float));
+    }
+}
+
+/* Prefill attention as GEMMs per head: scores (T, n) = q_h (T, D) . K_g (n, D)^T, causal
+ * softmax, y_h (T, D) = P (T, n) . V_g (n, D), with n = pos0 + T cached positions. */
+static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, size_t pos0) {
+    const fti_engine *e = s->e;
+    size_t h, D = e->D, rep = e->H / e->KV, n = pos0 + T;
+    const float *kc = s->kcache + layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
+    const float *vc = s->vcache + layer * s->n_ctx * e->KVD;
+    fti__sess_smax sc;
+    for (h = 0; h < e->H; h++)
+        fti_matmul(e->k, s->pool, FTI_MM_TRANS_B, T, n, D, s->q + h * D, e->HD,
+                   kc + (h / rep) * D, e->KVD, s->att + h * s->n_batch * s->n_ctx, s->n_ctx);
+    sc.s = s;
+    sc.T = T;
+    sc.pos0 = pos0;
+    sc.scale = 1.0f / (float)sqrt((double)D);
+    fti_pool_for(s->pool, e->H * T, 4, fti__sess_smax_task, &sc);
+    for (h = 0; h < e->H; h++)
+        fti_matmul(e->k, s->pool, 0, T, D, n, s->att + h * s->n_batch * s->n_ctx, s->n_ctx,
+                   vc + (h / rep) * D, e->KVD, s->att_out + h * D, e->HD);
+}
+
 /* One forward over T <= n_batch tokens at positions pos..pos+T-1; logits for the last token
  * into s->logits, or for all T into logits_out (T,V). */
 static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_t T,
@@ -631,11 +674,15 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
         if (rc != FTI_OK) break;
         fti__sess_rope(s, s->q, T, e->H, pos0);
         fti__sess_rope(s, kc, T, e->KV, pos0);
-        ac.s = s;
-        ac.layer = l;
-        ac.T = T;
-        ac.pos0 = pos0;
-        fti_pool_for(s->pool, T * e->H, 1, fti__sess_attn_task, &ac);
+        if (T >= 8) { /* prompt batches: attention through GEMM */
+            fti__sess_attn_gemm(s, l, T, pos0);
+        } else {
+            ac.s = s;
+            ac.layer = l;
+            ac.T = T;
+            ac.pos0 = pos0;
+            fti_pool_for(s->pool, T * e->H, 1, fti__sess_attn_task, &ac);
+        }
         rc = fti_matmul_w(k, s->pool, ly->o.type, ly->o.data, s->att_out, s->xb, T, C, e->HD);
         if (rc != FTI_OK) break;
         for (i = 0; i < T * C; i++) s->x[i] += s->xb[i];

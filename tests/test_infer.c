@@ -104,7 +104,7 @@ FTI_TEST(infer_matches_training_forward) {
         REQUIRE(ref != NULL);
         REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
         memset(&so, 0, sizeof so);
-        so.n_batch = 7; /* batches that do not divide T */
+        so.n_batch = 13; /* batches that do not divide T (GEMM attention) */
         REQUIRE(fti_session_create(&s, e, &so, &err) == FTI_OK);
         got = (float *)malloc(T * V * sizeof(float));
         step = (float *)malloc(T * V * sizeof(float));
@@ -185,10 +185,10 @@ FTI_TEST(infer_threads_and_caller_memory) {
     REQUIRE(path != NULL && pool != NULL);
     for (i = 0; i < T; i++) toks[i] = (int32_t)((i * 11 + 1) % 96);
     REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
-    REQUIRE(fti_session_create(&s1, e, NULL, &err) == FTI_OK);
     memset(&so, 0, sizeof so);
+    so.n_batch = 12;
+    REQUIRE(fti_session_create(&s1, e, &so, &err) == FTI_OK);
     so.pool = pool;
-    so.n_batch = 5;
     so.n_ctx = 32;
     need = fti_session_mem_bytes(e, &so);
     REQUIRE(need > 0);
@@ -210,13 +210,13 @@ FTI_TEST(infer_threads_and_caller_memory) {
     b = (float *)malloc(T * V * sizeof(float));
     REQUIRE(fti_session_eval(s1, toks, T, a, &err) == FTI_OK);
     REQUIRE(fti_session_eval(s2, toks, T, b, &err) == FTI_OK);
-    CHECK(memcmp(a, b, T * V * sizeof(float)) == 0); /* any threads, any batch: same bits */
-    /* decode steps allocate nothing */
+    CHECK(memcmp(a, b, T * V * sizeof(float)) == 0); /* 1 or 3 threads: the same bits */
+    /* decode steps (the T = 1 path) allocate nothing and agree with the batched prefill */
     fti_session_truncate(s2, 20);
     fti_test_alloc_fail_at(1, 1);
     for (i = 20; i < 30; i++) CHECK_OK(fti_session_eval(s2, toks + i, 1, NULL, NULL));
     fti_test_alloc_fail_at(0, 0);
-    CHECK(memcmp(fti_session_logits(s2), a + (T - 1) * V, V * sizeof(float)) == 0);
+    CHECK(ti_max_rel(fti_session_logits(s2), a + (T - 1) * V, V) <= 1e-5);
     /* context overflow is an error, not a crash */
     CHECK(fti_session_eval(s2, toks, 3, NULL, &err) == FTI_ERR_LIMIT);
     {
