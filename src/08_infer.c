@@ -604,6 +604,63 @@ static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     }
 }
 
+/* Decode (T = 1): several matrices that share their input x are one parallel loop over their
+ * stacked output rows (q, k, v; gate, up), so a token needs fewer pool barriers. Each chunk is
+ * computed by part 02's fti_matmul_w on its row range, single-threaded. */
+typedef struct fti__sess_mv {
+    const fti_kernels *k;
+    const float *x;       /* (n_in) */
+    size_t n_in, n_mats;
+    const fti__eng_w *w[3];
+    float *y[3];          /* (n_out[i]) */
+    size_t n_out[3];
+    size_t row_bytes[3];
+    fti_result rc[256];   /* per thread: a kernel error (unknown type) */
+} fti__sess_mv;
+
+static void fti__sess_mv_task(void *vctx, size_t r0, size_t r1, int thread) {
+    fti__sess_mv *c = (fti__sess_mv *)vctx;
+    size_t m, base = 0;
+    for (m = 0; m < c->n_mats && r0 < r1; m++) {
+        size_t end = base + c->n_out[m];
+        if (r0 < end) {
+            size_t a = r0 - base, b = (r1 < end ? r1 : end) - base;
+            fti_result rc = fti_matmul_w(c->k, NULL, c->w[m]->type,
+                                         (const char *)c->w[m]->data + a * c->row_bytes[m], c->x,
+                                         c->y[m] + a, 1, b - a, c->n_in);
+            if (rc != FTI_OK && thread < 256) c->rc[thread] = rc;
+            r0 = end < r1 ? end : r1;
+        }
+        base = end;
+    }
+}
+
+static fti_result fti__sess_multi_gemv(const fti_session *s, const float *x, size_t n_in,
+                                       size_t n_mats, const fti__eng_w *const *w,
+                                       float *const *y, const size_t *n_out) {
+    fti__sess_mv c;
+    size_t m, total = 0, grain, min_rb = (size_t)-1, t;
+    memset(&c, 0, sizeof c);
+    c.k = s->e->k;
+    c.x = x;
+    c.n_in = n_in;
+    c.n_mats = n_mats;
+    for (m = 0; m < n_mats; m++) {
+        c.w[m] = w[m];
+        c.y[m] = y[m];
+        c.n_out[m] = n_out[m];
+        c.row_bytes[m] = fti_dtype_row_bytes(w[m]->type, n_in);
+        if (c.row_bytes[m] == 0) return FTI_ERR_UNSUPPORTED;
+        if (c.row_bytes[m] < min_rb) min_rb = c.row_bytes[m];
+        total += n_out[m];
+    }
+    grain = (16384 + min_rb - 1) / min_rb; /* at least ~16 KB of weights per chunk */
+    fti_pool_for(s->pool, total, (grain + 15) / 16 * 16, fti__sess_mv_task, &c);
+    for (t = 0; t < 256; t++)
+        if (c.rc[t] != FTI_OK) return c.rc[t];
+    return FTI_OK;
+}
+
 /* Softmax of the causal rows of one head's scores for prefill: row t (of T) covers positions
  * 0 .. pos0+t of the (T, n_ctx) block at att + h * n_batch * n_ctx. */
 typedef struct fti__sess_smax {
@@ -666,11 +723,21 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
         float *vc = s->vcache + (l * s->n_ctx + pos0) * e->KVD;
         fti__sess_attn ac;
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->attn_norm, T, C, eps);
-        rc = fti_matmul_w(k, s->pool, ly->q.type, ly->q.data, s->xb, s->q, T, e->HD, C);
-        if (rc == FTI_OK)
-            rc = fti_matmul_w(k, s->pool, ly->k.type, ly->k.data, s->xb, kc, T, e->KVD, C);
-        if (rc == FTI_OK)
-            rc = fti_matmul_w(k, s->pool, ly->v.type, ly->v.data, s->xb, vc, T, e->KVD, C);
+        if (T == 1) {
+            const fti__eng_w *ws[3];
+            float *ys[3];
+            size_t ns[3];
+            ws[0] = &ly->q, ws[1] = &ly->k, ws[2] = &ly->v;
+            ys[0] = s->q, ys[1] = kc, ys[2] = vc;
+            ns[0] = e->HD, ns[1] = e->KVD, ns[2] = e->KVD;
+            rc = fti__sess_multi_gemv(s, s->xb, C, 3, ws, ys, ns);
+        } else {
+            rc = fti_matmul_w(k, s->pool, ly->q.type, ly->q.data, s->xb, s->q, T, e->HD, C);
+            if (rc == FTI_OK)
+                rc = fti_matmul_w(k, s->pool, ly->k.type, ly->k.data, s->xb, kc, T, e->KVD, C);
+            if (rc == FTI_OK)
+                rc = fti_matmul_w(k, s->pool, ly->v.type, ly->v.data, s->xb, vc, T, e->KVD, C);
+        }
         if (rc != FTI_OK) break;
         fti__sess_rope(s, s->q, T, e->H, pos0);
         fti__sess_rope(s, kc, T, e->KV, pos0);
@@ -687,9 +754,19 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
         if (rc != FTI_OK) break;
         for (i = 0; i < T * C; i++) s->x[i] += s->xb[i];
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->ffn_norm, T, C, eps);
-        rc = fti_matmul_w(k, s->pool, ly->gate.type, ly->gate.data, s->xb, s->hb, T, e->F, C);
-        if (rc == FTI_OK)
-            rc = fti_matmul_w(k, s->pool, ly->up.type, ly->up.data, s->xb, s->hb2, T, e->F, C);
+        if (T == 1) {
+            const fti__eng_w *ws[2];
+            float *ys[2];
+            size_t ns[2];
+            ws[0] = &ly->gate, ws[1] = &ly->up;
+            ys[0] = s->hb, ys[1] = s->hb2;
+            ns[0] = e->F, ns[1] = e->F;
+            rc = fti__sess_multi_gemv(s, s->xb, C, 2, ws, ys, ns);
+        } else {
+            rc = fti_matmul_w(k, s->pool, ly->gate.type, ly->gate.data, s->xb, s->hb, T, e->F, C);
+            if (rc == FTI_OK)
+                rc = fti_matmul_w(k, s->pool, ly->up.type, ly->up.data, s->xb, s->hb2, T, e->F, C);
+        }
         if (rc != FTI_OK) break;
         fti_swiglu_fwd(k, s->hb, s->hb, s->hb2, T * e->F);
         rc = fti_matmul_w(k, s->pool, ly->down.type, ly->down.data, s->hb, s->xb, T, C, e->F);
