@@ -262,11 +262,17 @@ static fti_result fti__gguf_parse_value(fti_gguf *g, fti_reader *r, fti_gguf_kv 
             kv->str_index = g->n_str;
             kv->data = r->p + r->pos;
             for (i = 0; i < kv->arr_n; i++) {
-                size_t off = r->pos, len = 0;
-                char what[128];
-                snprintf(what, sizeof what, "key %s: string %lu", key_safe, (unsigned long)i);
-                if (!fti__gguf_read_str(g, r, 0, &len, what, err))
-                    return err ? err->code : FTI_ERR_FORMAT;
+                size_t off = r->pos;
+                uint64_t len = fti_read_u64(r);
+                /* the message is built only on failure: vocabularies have 10^5 strings */
+                if (r->err || len > (uint64_t)fti_reader_left(r))
+                    return fti_error_set(err, FTI_ERR_FORMAT,
+                                         "%s: key %s: string %lu at offset %lu: length %llu > "
+                                         "%lu bytes left in file",
+                                         g->path, key_safe, (unsigned long)i, (unsigned long)off,
+                                         r->err ? 0ull : (unsigned long long)len,
+                                         (unsigned long)fti_reader_left(r));
+                fti_read_bytes(r, (size_t)len);
                 if (fti__gguf_push_str(g, off) != FTI_OK)
                     return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", g->path);
             }
@@ -1332,6 +1338,12 @@ FTIDEF fti_result fti_gguf_writer_write_buf(fti_gguf_writer *w, fti_buf *out, ft
     return fti__gguf_write(w, &s, err);
 }
 
+/* The GGUF name of a layout tensor: llama.cpp's "<name>.weight" (in may equal out). */
+static const char *fti__gguf_weight_name(const char *in, char out[80]) {
+    snprintf(out, 80, "%.60s.weight", in);
+    return out;
+}
+
 /* llama.cpp's general.file_type for a matrix type. */
 static uint32_t fti__gguf_file_type(uint32_t t) {
     switch (t) {
@@ -1408,6 +1420,26 @@ static fti_result fti__gguf_add_tokenizer(fti_gguf_writer *w, const fti_gguf_tok
     if (rc != FTI_OK)
         return fti_error_set(err, rc, "gguf: writing tokenizer keys: %s", fti_result_str(rc));
     return FTI_OK;
+}
+
+FTIDEF void fti_gguf_tokenizer_meta_from(fti_gguf_tokenizer_meta *m, const fti_tokenizer_gguf *tg,
+                                         int add_bos) {
+    if (!m) return;
+    memset(m, 0, sizeof *m);
+    m->pad_id = -1;
+    m->bos_id = -1;
+    m->eos_id = -1;
+    if (!tg) return;
+    m->n_tokens = tg->n_tokens;
+    m->tokens = (const char *const *)tg->tokens;
+    m->token_types = tg->token_types;
+    m->n_merges = tg->n_merges;
+    m->merges = (const char *const *)tg->merges;
+    m->model = tg->model;
+    m->pre = tg->pre;
+    m->bos_id = (int32_t)tg->bos_id;
+    m->eos_id = (int32_t)tg->eos_id;
+    m->add_bos = add_bos && tg->bos_id >= 0;
 }
 
 static fti_result fti__gguf_add_lineage(fti_gguf_writer *w, const fti_gguf_lineage *lin,
@@ -1493,12 +1525,14 @@ FTIDEF fti_result fti_gguf_add_llama(fti_gguf_writer *w, const fti_model_config 
     n = fti_model_n_tensors(&cfg);
     for (i = 0; i < n; i++) {
         fti_tensor_info ti;
+        char gname[80];
         uint64_t ne[2];
         uint32_t nd, t;
         size_t n_el, n_bytes, r;
         const float *src;
         memset(&ti, 0, sizeof ti);
         fti_model_tensor_info(&cfg, i, &ti);
+        fti__gguf_weight_name(ti.name, gname);
         nd = ti.cols == 1 ? 1 : 2;
         ne[0] = nd == 1 ? ti.rows : ti.cols;
         ne[1] = ti.rows;
@@ -1506,7 +1540,7 @@ FTIDEF fti_result fti_gguf_add_llama(fti_gguf_writer *w, const fti_model_config 
         src = params + ti.offset;
         n_el = ti.rows * ti.cols;
         if (t == FTI_GGML_F32) {
-            rc = fti_gguf_add_tensor(w, ti.name, nd, ne, t, src, n_el * 4);
+            rc = fti_gguf_add_tensor(w, gname, nd, ne, t, src, n_el * 4);
         } else {
             unsigned char *buf;
             size_t rb = fti_ggml_row_bytes(t, (size_t)ne[0]);
@@ -1522,7 +1556,7 @@ FTIDEF fti_result fti_gguf_add_llama(fti_gguf_writer *w, const fti_model_config 
             /* part 02's converters: ggml's rounding exactly (see fti_quantize_row) */
             for (r = 0; r < ti.rows; r++)
                 fti_quantize_row(k, (fti_dtype)t, buf + r * rb, src + r * ti.cols, ti.cols);
-            rc = fti_gguf_add_tensor_owned(w, ti.name, nd, ne, t, buf, n_bytes);
+            rc = fti_gguf_add_tensor_owned(w, gname, nd, ne, t, buf, n_bytes);
         }
         if (rc != FTI_OK)
             return fti_error_set(err, rc, "gguf: adding tensor %s: %s", ti.name,
@@ -1620,8 +1654,9 @@ FTIDEF fti_result fti_gguf_llama_config(const fti_gguf *g, fti_model_config *cfg
     } else if (rc != FTI_OK) {
         return rc;
     }
-    embd = fti_gguf_find_tensor(g, "token_embd");
-    if (!embd) return fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor token_embd missing", g->path);
+    embd = fti_gguf_find_tensor(g, "token_embd.weight");
+    if (!embd)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor token_embd.weight missing", g->path);
     if (c.vocab_size == 0) {
         if (toks) c.vocab_size = (uint32_t)(toks->arr_n > 0xffffffffu ? 0 : toks->arr_n);
         else if (embd->n_dims == 2 && embd->ne[1] <= 0xffffffffu)
@@ -1669,7 +1704,7 @@ FTIDEF fti_result fti_gguf_llama_config(const fti_gguf *g, fti_model_config *cfg
             FTI_OK)
         return rc;
 
-    c.tied_embeddings = fti_gguf_find_tensor(g, "output") == NULL;
+    c.tied_embeddings = fti_gguf_find_tensor(g, "output.weight") == NULL;
     rc = fti_model_config_resolve(&c, err);
     if (rc != FTI_OK) {
         fti_error_prefix(err, g->path);
@@ -1684,16 +1719,18 @@ FTIDEF fti_result fti_gguf_llama_config(const fti_gguf *g, fti_model_config *cfg
     n = fti_model_n_tensors(&c);
     for (i = 0; i < n; i++) {
         fti_tensor_info ti;
+        char gname[80];
         const fti_gguf_tensor *t;
         uint32_t nd;
         uint64_t ne0, ne1;
         memset(&ti, 0, sizeof ti);
         fti_model_tensor_info(&c, i, &ti);
-        t = fti_gguf_find_tensor(g, ti.name);
-        if (!t) return fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s missing", g->path, ti.name);
+        fti__gguf_weight_name(ti.name, gname);
+        t = fti_gguf_find_tensor(g, gname);
+        if (!t) return fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s missing", g->path, gname);
         if (!t->data)
             return fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s has no data", g->path,
-                                 ti.name);
+                                 gname);
         nd = ti.cols == 1 ? 1 : 2;
         ne0 = nd == 1 ? ti.rows : ti.cols;
         ne1 = nd == 1 ? 1 : ti.rows;
@@ -1702,14 +1739,14 @@ FTIDEF fti_result fti_gguf_llama_config(const fti_gguf *g, fti_model_config *cfg
             return fti_error_set(err, FTI_ERR_FORMAT,
                                  "%s: tensor %s has shape [%llu, %llu, %llu, %llu] (n_dims %lu), "
                                  "expected [%llu, %llu] from the llama.* keys",
-                                 g->path, ti.name, (unsigned long long)t->ne[0],
+                                 g->path, gname, (unsigned long long)t->ne[0],
                                  (unsigned long long)t->ne[1], (unsigned long long)t->ne[2],
                                  (unsigned long long)t->ne[3], (unsigned long)t->n_dims,
                                  (unsigned long long)ne0, (unsigned long long)ne1);
         if (nd == 1 && t->type != FTI_GGML_F32)
             return fti_error_set(err, FTI_ERR_UNSUPPORTED,
                                  "%s: tensor %s is %s; fti needs norm weights in F32", g->path,
-                                 ti.name, fti_ggml_type_name(t->type));
+                                 gname, fti_ggml_type_name(t->type));
         matched++;
     }
     if (!allow_extra && matched != g->n_tensors) {
@@ -1719,9 +1756,10 @@ FTIDEF fti_result fti_gguf_llama_config(const fti_gguf *g, fti_model_config *cfg
             size_t k, found = 0;
             for (k = 0; k < n && !found; k++) {
                 fti_tensor_info ti;
+                char gname[80];
                 memset(&ti, 0, sizeof ti);
                 fti_model_tensor_info(&c, k, &ti);
-                found = strcmp(ti.name, nm) == 0;
+                found = strcmp(fti__gguf_weight_name(ti.name, gname), nm) == 0;
             }
             if (!found) {
                 char safe[72];

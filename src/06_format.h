@@ -42,6 +42,7 @@
 #include "00_base.h"
 #include "01_threads.h"
 #include "02_kernels.h"
+#include "03_tokenizer.h"
 #include "05_model.h"
 
 #ifdef __cplusplus
@@ -297,6 +298,12 @@ typedef struct fti_gguf_tokenizer_meta {
     int add_eos;               /* tokenizer.ggml.add_eos_token */
     const char *chat_template; /* tokenizer.chat_template; NULL = none */
 } fti_gguf_tokenizer_meta;
+
+/* Fills m from part 03's GGUF form of a tokenizer (fti_tokenizer_gguf_make): tokens, types,
+ * merges, model, pre, BOS/EOS; add_bos as given (what the engine should do with prompts), no
+ * padding id. m points into tg: keep tg alive until the model is written. */
+FTIDEF void fti_gguf_tokenizer_meta_from(fti_gguf_tokenizer_meta *m, const fti_tokenizer_gguf *tg,
+                                         int add_bos);
 
 /* Where a model came from: general.* and fti.* keys (NULL/0 fields are not written). */
 typedef struct fti_gguf_lineage {

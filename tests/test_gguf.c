@@ -731,7 +731,11 @@ FTI_TEST(gguf_llama_roundtrip) {
             double err_sum = 0, ref_sum = 0;
             float *row;
             fti_model_tensor_info(&cfg, i, &info);
-            t = fti_gguf_find_tensor(g, info.name);
+            {
+                char nm[64];
+                snprintf(nm, sizeof nm, "%s.weight", info.name);
+                t = fti_gguf_find_tensor(g, nm);
+            }
             REQUIRE(t != NULL);
             CHECK(t->type == (info.is_norm ? FTI_GGML_F32 : types[ti]));
             rb = fti_ggml_row_bytes(t->type, (size_t)t->ne[0]);
@@ -785,7 +789,7 @@ FTI_TEST(gguf_llama_hostile) {
         case 11: {
             /* an extra tensor the layout does not know */
             static float extra[64 * 63];
-            fti_gguf_add_tensor(w, "blk.9.attn_q", 2, ne, FTI_GGML_F32, extra, sizeof extra);
+            fti_gguf_add_tensor(w, "blk.9.attn_q.weight", 2, ne, FTI_GGML_F32, extra, sizeof extra);
             break;
         }
         }
