@@ -36,7 +36,10 @@ static int fti__st_starts_ci(const char *s, size_t n, const char *w) {
 
 /* Case-insensitive equality of s[0..n) and the NUL-terminated w. */
 static int fti__st_eq_ci(const char *s, size_t n, const char *w) {
-    return strlen(w) == n && fti__st_starts_ci(s, n, w);
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!w[i] || fti__st_lc((unsigned char)s[i]) != w[i]) return 0;
+    return w[n] == 0;
 }
 
 /* Case-insensitive search for the lowercase needle in s[0..n); returns offset or n. */
@@ -116,12 +119,12 @@ __attribute__((target("sha,sse4.1"))) static void
 fti__st_sha_ni_blocks(uint32_t state[8], const unsigned char *p, size_t n) {
     const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
     __m128i abef, cdgh, t;
-    t = _mm_loadu_si128((const __m128i *)(const void *)state);            /* d c b a */
-    cdgh = _mm_loadu_si128((const __m128i *)(const void *)(state + 4));   /* h g f e */
-    t = _mm_shuffle_epi32(t, 0xB1);                                       /* c d a b */
-    cdgh = _mm_shuffle_epi32(cdgh, 0x1B);                                 /* e f g h */
-    abef = _mm_alignr_epi8(t, cdgh, 8);                                   /* a b e f */
-    cdgh = _mm_blend_epi16(cdgh, t, 0xF0);                                /* c d g h */
+    t = _mm_loadu_si128((const __m128i *)(const void *)state);          /* d c b a */
+    cdgh = _mm_loadu_si128((const __m128i *)(const void *)(state + 4)); /* h g f e */
+    t = _mm_shuffle_epi32(t, 0xB1);                                     /* c d a b */
+    cdgh = _mm_shuffle_epi32(cdgh, 0x1B);                               /* e f g h */
+    abef = _mm_alignr_epi8(t, cdgh, 8);                                 /* a b e f */
+    cdgh = _mm_blend_epi16(cdgh, t, 0xF0);                              /* c d g h */
     while (n--) {
         __m128i w[4], save_abef = abef, save_cdgh = cdgh, m;
         int g;
@@ -130,8 +133,8 @@ fti__st_sha_ni_blocks(uint32_t state[8], const unsigned char *p, size_t n) {
                                     bswap);
         for (g = 0; g < 16; g++) {
             __m128i cur = w[g & 3];
-            m = _mm_add_epi32(cur, _mm_loadu_si128((const __m128i *)(const void *)
-                                                       (fti__st_sha_k + 4 * g)));
+            m = _mm_add_epi32(
+                cur, _mm_loadu_si128((const __m128i *)(const void *)(fti__st_sha_k + 4 * g)));
             cdgh = _mm_sha256rnds2_epu32(cdgh, abef, m);
             abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(m, 0x0E));
             if (g < 12) {
@@ -145,21 +148,30 @@ fti__st_sha_ni_blocks(uint32_t state[8], const unsigned char *p, size_t n) {
         cdgh = _mm_add_epi32(cdgh, save_cdgh);
         p += 64;
     }
-    t = _mm_shuffle_epi32(abef, 0x1B);      /* f e b a */
-    cdgh = _mm_shuffle_epi32(cdgh, 0xB1);   /* d c h g */
-    abef = _mm_blend_epi16(t, cdgh, 0xF0);  /* d c b a */
-    cdgh = _mm_alignr_epi8(cdgh, t, 8);     /* h g f e */
+    t = _mm_shuffle_epi32(abef, 0x1B);     /* f e b a */
+    cdgh = _mm_shuffle_epi32(cdgh, 0xB1);  /* d c h g */
+    abef = _mm_blend_epi16(t, cdgh, 0xF0); /* d c b a */
+    cdgh = _mm_alignr_epi8(cdgh, t, 8);    /* h g f e */
     _mm_storeu_si128((__m128i *)(void *)state, abef);
     _mm_storeu_si128((__m128i *)(void *)(state + 4), cdgh);
 }
 #endif
 
-/* SHA-256 of data[0..n) into out (same digest as fti_sha256_buf). */
-static void fti__st_sha256(const void *data, size_t n, unsigned char out[32]) {
+/* 1 when fti__st_sha256_x may use SHA-NI here (checked once per run: CPUID is slow in VMs). */
+static int fti__st_sha_fast(void) {
+#ifdef FTI__ST_SHA_NI
+    return fti__st_have_sha_ni();
+#else
+    return 0;
+#endif
+}
+
+/* SHA-256 of data[0..n) into out (same digest as fti_sha256_buf); fast = fti__st_sha_fast(). */
+static void fti__st_sha256_x(int fast, const void *data, size_t n, unsigned char out[32]) {
 #ifdef FTI__ST_SHA_NI
     static const uint32_t iv[8] = {0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
                                    0x510e527fu, 0x9b05688cu, 0x1f83d9abu, 0x5be0cd19u};
-    if (fti__st_have_sha_ni()) {
+    if (fast) {
         uint32_t st[8];
         unsigned char tail[128];
         size_t full = n / 64, rest = n % 64, k, i;
@@ -180,8 +192,14 @@ static void fti__st_sha256(const void *data, size_t n, unsigned char out[32]) {
         }
         return;
     }
+#else
+    (void)fast;
 #endif
     fti_sha256_buf(data, n, out);
+}
+
+static void fti__st_sha256(const void *data, size_t n, unsigned char out[32]) {
+    fti__st_sha256_x(fti__st_sha_fast(), data, n, out);
 }
 
 /* --- the document template ------------------------------------------------------------------- */
@@ -592,9 +610,20 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
             }
         }
         if ((c == '\n' || c == '\r' || c == '\t') && !in_pre) c = ' ';
-        fti_buf_putc(out, c);
-        if (cap_title && title) fti_buf_putc(title, c);
-        i++;
+        if (c == '<' || c == '&' || c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+            fti_buf_putc(out, c);
+            if (cap_title && title) fti_buf_putc(title, c);
+            i++;
+        } else {
+            /* a run of plain text, copied at once */
+            size_t j = i + 1;
+            while (j < len && html[j] != '<' && html[j] != '&' && html[j] != '\n' &&
+                   html[j] != '\r' && html[j] != '\t')
+                j++;
+            fti_buf_append(out, html + i, j - i);
+            if (cap_title && title) fti_buf_append(title, html + i, j - i);
+            i = j;
+        }
     }
 }
 

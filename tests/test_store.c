@@ -927,3 +927,64 @@ FTI_TEST(store_sha256_fast_path) {
         CHECK_EQ_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }
+
+/* Runs a shell command; returns its exit status (-1 if it did not exit). */
+static int sh(const char *cmd) {
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+FTI_TEST(store_cli) {
+    /* the program's interface: exit 0 and the version id as the last word of ingest's output,
+     * the same id again on unchanged inputs, verify's exit status (skipped without the program) */
+    char cmd[2048], *home, *out;
+    void *data = NULL;
+    size_t len = 0, e;
+    char id1[65], id2[65];
+    if (!fti_path_exists("build/fti-feature")) {
+        fprintf(stderr, "    (build/fti-feature not built: skipped)\n");
+        return;
+    }
+    home = fti_strdup(fti_test_tmp("ws"));
+    out = fti_strdup(fti_test_tmp("out.txt"));
+    snprintf(cmd, sizeof cmd,
+             "build/fti-feature --home '%s' ingest %s/kinds --vocab 300 > '%s' 2>/dev/null", home,
+             STORE_DATA, out);
+    REQUIRE(sh(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &data, &len, NULL) == FTI_OK);
+    while (len && (((char *)data)[len - 1] == '\n' || ((char *)data)[len - 1] == ' ')) len--;
+    e = len;
+    while (e && ((char *)data)[e - 1] != ' ' && ((char *)data)[e - 1] != '\n') e--;
+    REQUIRE(len - e == 64);
+    memcpy(id1, (char *)data + e, 64);
+    id1[64] = 0;
+    fti_free(data);
+    snprintf(cmd, sizeof cmd,
+             "build/fti-feature --home '%s' ingest %s/kinds --vocab 300 --quiet > '%s'", home,
+             STORE_DATA, out);
+    REQUIRE(sh(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &data, &len, NULL) == FTI_OK);
+    CHECK(len >= 64);
+    memcpy(id2, data, 64);
+    id2[64] = 0;
+    fti_free(data);
+    CHECK_EQ_STR(id1, id2);
+    snprintf(cmd, sizeof cmd, "build/fti-feature --home '%s' verify > /dev/null", home);
+    CHECK(sh(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "build/fti-feature --home '%s' search 'sandwiches' -k 1 > /dev/null",
+             home);
+    CHECK(sh(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "build/fti-feature --help > /dev/null");
+    CHECK(sh(cmd) == 0);
+    {
+        /* corrupt one object: verify must fail */
+        fti_dataset *ds = NULL;
+        REQUIRE(fti_dataset_open(&ds, home, NULL, NULL) == FTI_OK);
+        fti_test_write_file(fti_dataset_tokenizer_path(ds), "junk", 4);
+        fti_dataset_close(ds);
+        snprintf(cmd, sizeof cmd, "build/fti-feature --home '%s' verify > /dev/null 2>&1", home);
+        CHECK(sh(cmd) != 0);
+    }
+    fti_free(home);
+    fti_free(out);
+}
