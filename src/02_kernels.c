@@ -729,6 +729,30 @@ static void fti__gemv_task(void *ctx, size_t begin, size_t end, int thread) {
     }
 }
 
+/* y(1,N) = a(1,K)·B(K,N) for one row (decode attention's p·V): per 64-column chunk, a stack
+ * accumulator gets a[p]·B[p, chunk] for p in order (the table's axpy), then is stored or added.
+ * Chunks are split over threads; each element's order depends only on K. */
+typedef struct fti__vecmat_ctx {
+    const fti_kernels *k;
+    const float *a, *B;
+    size_t a_stride, ldb, K, N;
+    float *C;
+    int acc;
+} fti__vecmat_ctx;
+
+static void fti__vecmat_task(void *ctx, size_t begin, size_t end, int thread) {
+    const fti__vecmat_ctx *v = (const fti__vecmat_ctx *)ctx;
+    float t[64];
+    size_t c, p, j;
+    (void)thread;
+    for (c = begin; c < end; c++) {
+        size_t j0 = c * 64, n = v->N - j0 < 64 ? v->N - j0 : 64;
+        memset(t, 0, sizeof t);
+        for (p = 0; p < v->K; p++) v->k->axpy(t, v->a[p * v->a_stride], v->B + p * v->ldb + j0, n);
+        for (j = 0; j < n; j++) v->C[j0 + j] = v->acc ? v->C[j0 + j] + t[j] : t[j];
+    }
+}
+
 /* Rows per GEMV work item so one item reads at least ~16 KiB of weights (and stays a multiple
  * of 16 rows, which keeps multi-row kernels on their fast path). */
 static size_t fti__gemv_grain(size_t row_bytes) {
@@ -749,8 +773,10 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
             for (i = 0; i < M; i++) memset(C + i * ldc, 0, N * sizeof(float));
         return;
     }
-    if (M == 1 && (flags & FTI_MM_TRANS_B) && !(flags & FTI_MM_TRANS_A)) {
-        /* a GEMV: y(N) = W(N,K)·a(K), one dot per output, split over outputs */
+    if (M <= 4 && (flags & FTI_MM_TRANS_B) && !(flags & FTI_MM_TRANS_A)) {
+        /* GEMVs: y(N) = B(N,K)·a(K) for each of the M rows of A, one dot per output, split
+         * over outputs (B read once in L2-sized slices); a packed 12-row tile would be mostly
+         * padding at this M */
         fti__gemv_ctx v;
         memset(&v, 0, sizeof v);
         v.k = k;
@@ -758,12 +784,29 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
         v.W = B;
         v.row_bytes = ldb * sizeof(float);
         v.n_in = K;
-        v.T = 1;
+        v.T = M;
         v.n_out = N;
+        v.ldx = lda;
+        v.ldy = ldc;
         v.X = A;
         v.Y = C;
         v.acc = (flags & FTI_MM_ACCUMULATE) != 0;
         fti_pool_for(pool, N, fti__gemv_grain(K * sizeof(float)), fti__gemv_task, &v);
+        return;
+    }
+    if (M == 1 && !(flags & FTI_MM_TRANS_B)) {
+        /* a row vector times a matrix: no packing, no 1-of-mr-rows micro-tiles */
+        fti__vecmat_ctx v;
+        v.k = k;
+        v.a = A;
+        v.a_stride = (flags & FTI_MM_TRANS_A) ? lda : 1;
+        v.B = B;
+        v.ldb = ldb;
+        v.K = K;
+        v.N = N;
+        v.C = C;
+        v.acc = (flags & FTI_MM_ACCUMULATE) != 0;
+        fti_pool_for(pool, (N + 63) / 64, 1 + (size_t)(1u << 16) / (64 * K), fti__vecmat_task, &v);
         return;
     }
     memset(&g, 0, sizeof g);
@@ -804,7 +847,7 @@ fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, c
         memset(Y, 0, T * n_out * sizeof(float));
         return FTI_OK;
     }
-    if (wtype == FTI_DTYPE_F32 && T > 1) {
+    if (wtype == FTI_DTYPE_F32 && T > 4) {
         fti_matmul(k, pool, FTI_MM_TRANS_B, T, n_out, n_in, X, n_in, (const float *)W, n_in, Y,
                    n_out);
         return FTI_OK;

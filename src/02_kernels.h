@@ -105,6 +105,7 @@ FTIDEF size_t fti_dtype_row_bytes(fti_dtype t, size_t n);
 #define FTI_CPU_AVX512BF16 (1u << 8)
 #define FTI_CPU_NEON (1u << 9)
 #define FTI_CPU_DOTPROD (1u << 10)
+#define FTI_CPU_AVX512VBMI (1u << 11)
 
 /* Features of this CPU that fti can use (OS support for the wide registers checked with XGETBV).
  * Always 0 under FTI_NO_SIMD. Thread safety: any thread. */
@@ -145,7 +146,7 @@ FTIDEF void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, siz
 
 /* Y(T,n_out) = X(T,n_in) · W(n_out,n_in)ᵀ for a weight matrix W of dtype wtype (rows of n_in
  * elements, each row fti_dtype_row_bytes(wtype, n_in) bytes, rows contiguous). T = 1 is the
- * decode GEMV; T > 1 is prefill. F32 weights use fti_matmul. Q8_0 and Q4_0 weights are dotted
+ * decode GEMV; T > 1 is prefill. F32 weights with T > 4 use fti_matmul. Q8_0 and Q4_0 weights are dotted
  * against X quantized to Q8_0 per 32-block (integer dot per block, as ggml does), so the result
  * differs from dequantize-then-f32 by the activation rounding (about 0.4% of sum|w·x|).
  * F16/BF16 are widened to f32 and dotted in f32. W needs 2-byte alignment. Returns FTI_OK, or

@@ -41,6 +41,7 @@ static unsigned fti__cpu_features_x86(void) {
         if (b & (1u << 30)) f |= FTI_CPU_AVX512BW;
         if (b & (1u << 31)) f |= FTI_CPU_AVX512VL;
         if (c & (1u << 11)) f |= FTI_CPU_AVX512VNNI;
+        if (c & (1u << 1)) f |= FTI_CPU_AVX512VBMI;
         __cpuid_count(7, 1, a, b, c, d);
         if (a & (1u << 5)) f |= FTI_CPU_AVX512BF16;
     }
@@ -49,7 +50,7 @@ static unsigned fti__cpu_features_x86(void) {
 
 #define FTI__AVX2 __attribute__((target("avx2,fma,f16c")))
 #define FTI__AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
-#define FTI__VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define FTI__VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")))
 
 /* --- AVX2 + FMA -------------------------------------------------------------------------------- */
 
@@ -316,6 +317,73 @@ FTI__AVX2 static void fti__gemv_bf16_avx2(const void *W, size_t row_bytes, size_
         for (; i < n; i++) s += fti_bf16_to_f32(w[i]) * x[i];
         y[r] = acc ? y[r] + s : s;
     }
+}
+
+FTI__AVX2 static void fti__rmsnorm_bwd_row_avx2(float *dx, float *dw, const float *dout,
+                                                const float *x, const float *w, float rstd,
+                                                size_t n) {
+    __m256 vr = _mm256_set1_ps(rstd), acc = _mm256_setzero_ps(), vm;
+    float dot, mean;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(dout + i);
+        if (w) g = _mm256_mul_ps(g, _mm256_loadu_ps(w + i));
+        acc = _mm256_fmadd_ps(g, _mm256_mul_ps(_mm256_loadu_ps(x + i), vr), acc);
+    }
+    dot = fti__hsum_avx2(acc);
+    for (; i < n; i++) dot += (w ? w[i] * dout[i] : dout[i]) * (x[i] * rstd);
+    mean = dot / (float)n;
+    vm = _mm256_set1_ps(mean);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_loadu_ps(dout + i), g = d;
+        __m256 xh = _mm256_mul_ps(_mm256_loadu_ps(x + i), vr);
+        if (w) g = _mm256_mul_ps(d, _mm256_loadu_ps(w + i));
+        if (dw) _mm256_storeu_ps(dw + i, _mm256_fmadd_ps(d, xh, _mm256_loadu_ps(dw + i)));
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(vr, _mm256_fnmadd_ps(xh, vm, g)));
+    }
+    for (; i < n; i++) {
+        float xh = x[i] * rstd, d = dout[i];
+        if (dw) dw[i] += d * xh;
+        dx[i] = rstd * ((w ? w[i] * d : d) - xh * mean);
+    }
+}
+
+FTI__AVX2 static void fti__softmax_bwd_row_avx2(float *dx, const float *p, const float *dp,
+                                                size_t n) {
+    float s = fti__dot_avx2(p, dp, n);
+    __m256 vs = _mm256_set1_ps(s);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(p + i),
+                                               _mm256_sub_ps(_mm256_loadu_ps(dp + i), vs)));
+    for (; i < n; i++) dx[i] = p[i] * (dp[i] - s);
+}
+
+FTI__AVX2 static void fti__adamw_avx2(float *p, const float *g, float *m, float *v, size_t n,
+                                      const float c[8]) {
+    __m256 lr = _mm256_set1_ps(c[0]), b1 = _mm256_set1_ps(c[1]), b2 = _mm256_set1_ps(c[2]);
+    __m256 eps = _mm256_set1_ps(c[3]), dec = _mm256_set1_ps(c[4]), gs = _mm256_set1_ps(c[5]);
+    __m256 c1 = _mm256_set1_ps(c[6]), c2 = _mm256_set1_ps(c[7]);
+    __m256 one_b1 = _mm256_set1_ps(1.0f - c[1]), one_b2 = _mm256_set1_ps(1.0f - c[2]);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 gi = _mm256_mul_ps(_mm256_loadu_ps(g + i), gs);
+        __m256 mi = _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(one_b1, gi));
+        __m256 vi = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + i)),
+                                  _mm256_mul_ps(_mm256_mul_ps(one_b2, gi), gi));
+        __m256 den = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), c2), eps);
+        __m256 upd = _mm256_div_ps(_mm256_mul_ps(lr, _mm256_mul_ps(mi, c1)), den);
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        _mm256_storeu_ps(p + i, _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p + i), dec), upd));
+    }
+    fti__adamw_ref(p + i, g + i, m + i, v + i, n - i, c);
+}
+
+FTI__AVX2 static void fti__bf16_to_f32_avx2(float *dst, const uint16_t *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, fti__bf16x8_avx2(src + i));
+    fti__bf16_to_f32_ref(dst + i, src + i, n - i);
 }
 
 /* Q8_0 · Q8 activations: |x| (unsigned) times w with x's sign (signed) through maddubs. */
@@ -778,7 +846,7 @@ FTI__VNNI static __m512 fti__q8_pair_vnni(const fti_block_q8_0 *w, const int8_t 
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
 }
 
-FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_t rows,
+FTI__VNNI static void fti__gemv_q8_0_vnni_sign(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
                                           size_t nb, float *y) {
     const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -830,7 +898,7 @@ FTI__VNNI static __m512 fti__q4_pair_vnni(const fti_block_q4_0 *w, const int8_t 
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
 }
 
-FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_t rows,
+FTI__VNNI static void fti__gemv_q4_0_vnni_pairs(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
                                           size_t nb, float *y) {
     const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
@@ -861,6 +929,136 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
     }
 }
 
+/* Groups of 4 blocks kept on the stack by the VBMI kernels: n_in up to 8192. */
+enum { FTI__Q4_STACK_GROUPS = 64 };
+
+/* Q8_0 with VNNI + VBMI, four blocks (136 bytes) per step. dpbusd wants unsigned × signed, so
+ * w is flipped to w + 128 (one xor) and multiplied with signed x: Σ(w+128)·x = Σw·x + 128·Σx;
+ * the 128·Σx is taken back in float, Σ_b wd·(-128·xd·Σx), precomputed per block. The four fp16
+ * scales come out of two loads with one vpermt2b. */
+FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_t rows,
+                                          const int8_t *xq, const float *xd, const int32_t *xs,
+                                          size_t nb, float *y) {
+    float corr[FTI__Q4_STACK_GROUPS * 4];
+    const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i hi = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m512i flip = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    size_t ng = nb / 4, r, b, j;
+    unsigned char id[64];
+    __m512i idx_d;
+    if (ng > FTI__Q4_STACK_GROUPS) {
+        fti__gemv_q8_0_vnni_sign(W, row_bytes, rows, xq, xd, xs, nb, y);
+        return;
+    }
+    for (j = 0; j < 64; j++) id[j] = (unsigned char)(j < 8 ? 34 * (j / 2) + j % 2 : 0);
+    idx_d = _mm512_loadu_si512((const void *)id);
+    for (b = 0; b < ng * 4; b++) corr[b] = -128.0f * xd[b] * (float)xs[b];
+    for (r = 0; r < rows; r++) {
+        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+        __m128 cacc = _mm_setzero_ps();
+        float s;
+        for (b = 0; b + 4 <= nb; b += 4) {
+            const unsigned char *wb = (const unsigned char *)(w + b);
+            __m512i dd = _mm512_permutex2var_epi8(_mm512_loadu_si512((const void *)wb), idx_d,
+                                                  _mm512_loadu_si512((const void *)(wb + 64)));
+            __m128 wd = _mm_cvtph_ps(_mm512_castsi512_si128(dd));
+            __m512 s4 = _mm512_castps128_ps512(_mm_mul_ps(wd, _mm_loadu_ps(xd + b)));
+            __m512i w01 = _mm512_xor_si512(
+                _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[b].qs)),
+                                   _mm256_loadu_si256((const __m256i *)w[b + 1].qs), 1),
+                flip);
+            __m512i w23 = _mm512_xor_si512(
+                _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[b + 2].qs)),
+                                   _mm256_loadu_si256((const __m256i *)w[b + 3].qs), 1),
+                flip);
+            __m512i d01 = _mm512_dpbusd_epi32(zero, w01, _mm512_loadu_si512((const void *)(xq + b * FTI_QK)));
+            __m512i d23 = _mm512_dpbusd_epi32(zero, w23, _mm512_loadu_si512((const void *)(xq + (b + 2) * FTI_QK)));
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d01), _mm512_permutexvar_ps(lo, s4), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d23), _mm512_permutexvar_ps(hi, s4), acc1);
+            cacc = _mm_fmadd_ps(wd, _mm_loadu_ps(corr + b), cacc);
+        }
+        s = fti__hsum_avx512(_mm512_add_ps(acc0, acc1));
+        cacc = _mm_add_ps(cacc, _mm_movehl_ps(cacc, cacc));
+        cacc = _mm_add_ss(cacc, _mm_movehdup_ps(cacc));
+        s += _mm_cvtss_f32(cacc);
+        for (; b < nb; b++) {
+            __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(xv),
+                                            _mm256_sign_epi8(wv, xv));
+            s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+        }
+        y[r] = s;
+    }
+}
+
+/* Q4_0 with VNNI + VBMI, four blocks (72 bytes) per step: two loads (the second masked to the
+ * 8 bytes that belong to the group, so nothing past the row is read), vpermt2b gathers the 4×16
+ * nibble bytes and vpermb the 4 fp16 scales; low nibbles (elements 0..15 of each block) and high
+ * nibbles (16..31) each make one dpbusd against x rearranged once per call to match, giving 4
+ * int32 lanes per block. Q4_0's -8 offset is applied in float: Σ_b wd·(-8·xd·Σx) per row, with
+ * -8·xd·Σx precomputed per block. */
+FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_t rows,
+                                          const int8_t *xq, const float *xd, const int32_t *xs,
+                                          size_t nb, float *y) {
+    int8_t xr[FTI__Q4_STACK_GROUPS * 128];
+    float corr[FTI__Q4_STACK_GROUPS * 4];
+    size_t ng = nb / 4, g, r, b, j;
+    __m512i idx_q, idx_d;
+    const __m512i idx4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i m4 = _mm512_set1_epi8(15);
+    unsigned char iq[64], id[64];
+    if (ng > FTI__Q4_STACK_GROUPS) {
+        fti__gemv_q4_0_vnni_pairs(W, row_bytes, rows, xq, xd, xs, nb, y);
+        return;
+    }
+    for (j = 0; j < 64; j++) {
+        iq[j] = (unsigned char)(18 * (j / 16) + 2 + j % 16); /* qs bytes of block j/16 */
+        id[j] = (unsigned char)(j < 8 ? 18 * (j / 2) + j % 2 : 0); /* the four fp16 scales */
+    }
+    idx_q = _mm512_loadu_si512((const void *)iq);
+    idx_d = _mm512_loadu_si512((const void *)id);
+    for (g = 0; g < ng; g++) { /* x of 4 blocks as [x0[0:16] x1[0:16] x2[0:16] x3[0:16]] + highs */
+        for (j = 0; j < 4; j++) {
+            memcpy(xr + g * 128 + j * 16, xq + (g * 4 + j) * FTI_QK, 16);
+            memcpy(xr + g * 128 + 64 + j * 16, xq + (g * 4 + j) * FTI_QK + 16, 16);
+            corr[g * 4 + j] = -8.0f * xd[g * 4 + j] * (float)xs[g * 4 + j];
+        }
+    }
+    for (r = 0; r < rows; r++) {
+        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        const unsigned char *wb = (const unsigned char *)w;
+        __m512 acc = _mm512_setzero_ps();
+        __m128 cacc = _mm_setzero_ps();
+        float s;
+        for (g = 0; g < ng; g++, wb += 72) {
+            __m512i l0 = _mm512_loadu_si512((const void *)wb);
+            __m512i l1 = _mm512_maskz_loadu_epi8((__mmask64)0xff, (const void *)(wb + 64));
+            __m512i q = _mm512_permutex2var_epi8(l0, idx_q, l1);
+            __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo,
+                                            _mm512_loadu_si512((const void *)(xr + g * 128)));
+            __m128 wd = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, l0)));
+            __m128 s4 = _mm_mul_ps(wd, _mm_loadu_ps(xd + g * 4));
+            d = _mm512_dpbusd_epi32(d, hi, _mm512_loadu_si512((const void *)(xr + g * 128 + 64)));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),
+                                  _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(s4)), acc);
+            cacc = _mm_fmadd_ps(wd, _mm_loadu_ps(corr + g * 4), cacc);
+        }
+        s = fti__hsum_avx512(acc);
+        cacc = _mm_add_ps(cacc, _mm_movehl_ps(cacc, cacc));
+        cacc = _mm_add_ss(cacc, _mm_movehdup_ps(cacc));
+        s += _mm_cvtss_f32(cacc);
+        for (b = ng * 4; b < nb; b++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i d = _mm256_dpbusd_epi32(_mm256_set1_epi32(-xs[b]), fti__q4_nibbles_avx2(w[b].qs), xv);
+            s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+        }
+        y[r] = s;
+    }
+}
+
 #endif /* !FTI_NO_AVX512 */
 
 static const fti_kernels fti__kernels_avx2_table = {
@@ -869,10 +1067,10 @@ static const fti_kernels fti__kernels_avx2_table = {
     fti__gemv_f32_avx2, fti__gemv_f16_avx2, fti__gemv_bf16_avx2,
     fti__gemv_q8_0_avx2, fti__gemv_q4_0_avx2, fti__quantize_x_avx2,
     fti__dot_avx2, fti__axpy_avx2, fti__scale_avx2, fti__max_avx2, fti__exp_sum_avx2,
-    fti__mul_scaled_avx2, fti__rmsnorm_bwd_row_ref, fti__softmax_bwd_row_ref,
+    fti__mul_scaled_avx2, fti__rmsnorm_bwd_row_avx2, fti__softmax_bwd_row_avx2,
     fti__silu_fwd_avx2, fti__silu_bwd_avx2, fti__swiglu_fwd_avx2, fti__swiglu_bwd_avx2,
-    fti__adamw_ref,
-    fti__f16_to_f32_avx2, fti__f32_to_f16_avx2, fti__bf16_to_f32_ref, fti__f32_to_bf16_ref,
+    fti__adamw_avx2,
+    fti__f16_to_f32_avx2, fti__f32_to_f16_avx2, fti__bf16_to_f32_avx2, fti__f32_to_bf16_ref,
     fti__quantize_q8_0_ref, fti__quantize_q4_0_ref, fti__dequantize_q8_0_ref,
     fti__dequantize_q4_0_ref,
 };
@@ -880,7 +1078,8 @@ static const fti_kernels fti__kernels_avx2_table = {
 static const fti_kernels *fti__kernels_avx2(void) { return &fti__kernels_avx2_table; }
 
 #if !defined(FTI_NO_AVX512)
-/* Two AVX-512 tables: with VNNI (Ice Lake, Zen 4+) the quantized dots use vpdpbusd. */
+/* Two AVX-512 tables: with VNNI and VBMI (Ice Lake, Zen 4+) the quantized dots use vpdpbusd
+ * (and vpermb to unpack Q4_0). */
 static const fti_kernels fti__kernels_avx512_table = {
     FTI_ISA_AVX512, "avx512",
     12, 32, 384, 120, 512, fti__ukernel_avx512,
@@ -915,7 +1114,9 @@ static const fti_kernels *fti__kernels_avx512(unsigned features) {
     const unsigned need = FTI_CPU_AVX512F | FTI_CPU_AVX512BW | FTI_CPU_AVX512VL | FTI_CPU_AVX2 |
                           FTI_CPU_FMA | FTI_CPU_F16C;
     if ((features & need) != need) return NULL;
-    if (features & FTI_CPU_AVX512VNNI) return &fti__kernels_avx512vnni_table;
+    if ((features & (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI)) ==
+        (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI))
+        return &fti__kernels_avx512vnni_table;
     return &fti__kernels_avx512_table;
 #endif
     (void)features;

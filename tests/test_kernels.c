@@ -159,11 +159,15 @@ FTI_TEST(kernels_matmul_blocks_and_threads) {
     REQUIRE(pool != NULL);
     fti_rng_seed(&r, 7, 1);
     for (t = 0; t < n; t++) {
-        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B, 131, 600, 530, 0, &r);
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B, 53, 530, 400, 0, &r);
         bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 77, 45, 520, 1,
                              &r);
         bad |= kt_check_gemm(tabs[t], pool, 0, 300, 37, 259, 0, &r);
         bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B, 1, 301, 95, 0, &r); /* GEMV path */
+        bad |= kt_check_gemm(tabs[t], pool, 0, 1, 300, 257, 3, &r);  /* row · matrix path */
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B | FTI_MM_ACCUMULATE, 3, 200, 65, 1, &r);
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B, 4, 33, 1, 2, &r);
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 1, 130, 33, 2, &r);
     }
     CHECK(!bad);
     fti_pool_free(pool);
@@ -186,10 +190,10 @@ FTI_TEST(kernels_deterministic_threads) {
     A = kt_rand(&r, 320 * 320, 1.0f);
     B = kt_rand(&r, 320 * 320, 1.0f);
     for (p = 0; p < 3; p++) C[p] = (float *)calloc(320 * 320, sizeof(float));
-    for (f = 0; f < 4; f++) {
+    for (f = 0; f < 5; f++) {
         unsigned flags = f == 0 ? 0 : f == 1 ? FTI_MM_TRANS_B : f == 2 ? FTI_MM_TRANS_A
-                                                                        : FTI_MM_TRANS_B;
-        size_t m = f == 3 ? 1 : M;
+                                                  : f == 3 ? FTI_MM_TRANS_B : 0;
+        size_t m = f >= 3 ? 1 : M;
         for (p = 0; p < 3; p++) {
             for (i = 0; i < 320 * 320; i++) C[p][i] = 0.5f;
             fti_matmul(k, pools[p], flags | FTI_MM_ACCUMULATE, m, N, K, A, 320, B, 320, C[p], 320);
@@ -226,7 +230,8 @@ FTI_TEST(kernels_matmul_w_all_dtypes) {
     const fti_kernels *tabs[8], *ref = fti_kernels_get(FTI_ISA_SCALAR);
     static const fti_dtype types[] = {FTI_DTYPE_F32, FTI_DTYPE_F16, FTI_DTYPE_BF16,
                                       FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0};
-    static const size_t n_ins[] = {1, 7, 32, 33, 64, 96, 257, 288, 544};
+    static const size_t n_ins[] = {1, 7, 32, 33, 64, 96, 257, 288, 544, 8352}; /* > 8192: */
+    /* the VBMI Q4_0 kernel falls back to its pairwise version */
     int n = kt_tables(tabs), t, ti, ni, bad = 0;
     fti_pool *pool = fti_pool_create(2);
     fti_rng r;
