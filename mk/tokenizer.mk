@@ -3,4 +3,17 @@
 BENCH_TARGETS += bench-tokenizer
 
 bench-tokenizer: $(B)/fti-tok
-	B=$(B) sh tools/bench_tokenizer.sh
+	B=$(B) CC=$(CC) sh tools/bench_tokenizer.sh
+
+# Differential check of the hand-written split patterns against JavaScript's RegExp engine
+# running the same patterns (needs node; skipped without it).
+.PHONY: check-tokenizer-pretok
+CHECK_TARGETS += check-tokenizer-pretok
+$(B)/tok_pretok_diff: tools/tok_pretok_diff.c fti.h | $(B)
+	$(CC) $(STD) $(OPT) $(WARN) $(CFLAGS) -I. -o $@ $< $(LDLIBS)
+
+check-tokenizer-pretok: $(B)/tok_pretok_diff
+	@if command -v node >/dev/null 2>&1; then \
+	  node tools/tok_pretok_diff.js $${FTI_DATA:-../shared/data}/tokenizers/tiktoken/encodings.json \
+	    $(B)/tok_pretok_ref.json 20000 && ./$(B)/tok_pretok_diff $(B)/tok_pretok_ref.json; \
+	else echo "check-tokenizer-pretok: skipped (node not installed)"; fi

@@ -12,10 +12,11 @@
  * linked list of parts (O(n log n)). Both give the same result: the lowest rank is merged first,
  * the leftmost on ties.
  *
- * Multi-threaded encoding cuts the text at "safe" boundaries: a space between two ASCII letters.
- * Every pre-tokenizer here ends a letter token at such a space and starts the next token at it,
- * and no special token occurrence spans it (checked), so chunks encode independently and the
- * concatenated ids equal the serial ones.
+ * Multi-threaded encoding cuts the text at "safe" boundaries: a space between two ASCII letters,
+ * or a letter right after a newline. Every pre-tokenizer here ends the token before such a point
+ * (a letter run cannot take a space or newline after it; whitespace and punctuation tokens end at
+ * a letter) and starts the next token at it, and no special token occurrence may span it
+ * (checked), so chunks encode independently and the concatenated ids equal the serial ones.
  */
 #include "03_tokenizer.h"
 #include "03_tables.c"
@@ -300,10 +301,18 @@ FTIDEF fti_pretok fti_pretok_parse(const char *name) {
     return FTI_PRETOK_DEFAULT;
 }
 
-/* A safe cut: text[p] is ' ' between two ASCII letters (see the top comment). */
+/* A safe cut before text[p]: either a space between two ASCII letters, or a letter (ASCII, or
+ * any \p{L}) right after a '\n'. Every pattern here ends the token holding text[p-1] at p and
+ * starts a token at p (see the top comment); matching from p depends only on text[p..]. */
 static int fti__safe_cut(const unsigned char *s, size_t n, size_t p) {
     unsigned a, b;
-    if (p == 0 || p + 1 >= n || s[p] != ' ') return 0;
+    if (p == 0 || p >= n) return 0;
+    if (s[p - 1] == '\n') {
+        size_t l;
+        int c = FTI__CLS(s, n, p, &l);
+        return FTI__IS_L(c);
+    }
+    if (p + 1 >= n || s[p] != ' ') return 0;
     a = s[p - 1] | 32u;
     b = s[p + 1] | 32u;
     return a >= 'a' && a <= 'z' && b >= 'a' && b <= 'z';
@@ -313,12 +322,9 @@ static int fti__safe_cut(const unsigned char *s, size_t n, size_t p) {
 static size_t fti__find_cut(const unsigned char *s, size_t n, size_t from, size_t limit) {
     size_t p;
     if (limit > n) limit = n;
-    for (p = from; p < limit; p++) {
-        const unsigned char *q = (const unsigned char *)memchr(s + p, ' ', limit - p);
-        if (!q) return 0;
-        p = (size_t)(q - s);
-        if (fti__safe_cut(s, n, p)) return p;
-    }
+    if (from == 0) from = 1;
+    for (p = from; p < limit; p++)
+        if ((s[p] == ' ' || s[p - 1] == '\n') && fti__safe_cut(s, n, p)) return p;
     return 0;
 }
 
@@ -346,6 +352,7 @@ struct fti_tokenizer {
     fti_pretok pretok;
     size_t n_vocab;          /* ids 0 .. n_vocab-1 */
     fti__tok_entry *entries; /* (n_vocab) */
+    size_t entries_cap;
     unsigned char *blob;     /* token bytes */
     size_t blob_len, blob_cap;
     fti__tok_slot *slots;    /* ordinary tokens by bytes; power-of-two size */
@@ -419,15 +426,20 @@ static fti_tokenizer *fti__tok_new(void) {
     return tok;
 }
 
-/* Ensures ids < n exist (holes). */
+/* Ensures ids < n exist (holes); capacity grows geometrically. */
 static fti_result fti__tok_grow(fti_tokenizer *tok, size_t n) {
-    fti__tok_entry *e;
     if (n <= tok->n_vocab) return FTI_OK;
     if (n > FTI_TOK_MAX_VOCAB) return FTI_ERR_LIMIT;
-    e = (fti__tok_entry *)fti_realloc(tok->entries, n * sizeof(fti__tok_entry));
-    if (!e) return FTI_ERR_NOMEM;
-    memset(e + tok->n_vocab, 0, (n - tok->n_vocab) * sizeof(fti__tok_entry));
-    tok->entries = e;
+    if (n > tok->entries_cap) {
+        size_t cap = tok->entries_cap ? tok->entries_cap : 512;
+        fti__tok_entry *e;
+        while (cap < n) cap *= 2;
+        e = (fti__tok_entry *)fti_realloc(tok->entries, cap * sizeof(fti__tok_entry));
+        if (!e) return FTI_ERR_NOMEM;
+        tok->entries = e;
+        tok->entries_cap = cap;
+    }
+    memset(tok->entries + tok->n_vocab, 0, (n - tok->n_vocab) * sizeof(fti__tok_entry));
     tok->n_vocab = n;
     return FTI_OK;
 }
@@ -460,8 +472,6 @@ static fti_result fti__tok_set(fti_tokenizer *tok, uint32_t id, const void *byte
     return FTI_OK;
 }
 
-static uint32_t fti__tok_crc_pretok(fti_pretok p) { return (uint32_t)p; }
-
 /* Canonical serialization (fti format v1), see docs/tokenizer.md:
  *   "FTITOKEN" u32 version=1, u32 pretok, u32 n_vocab, u32 n_tokens,
  *   n_tokens records in id order: u32 id, u8 type, u32 rank, u16 len, bytes;
@@ -476,7 +486,7 @@ static fti_result fti__tok_serialize_body(const fti_tokenizer *tok, fti_buf *out
         if (tok->entries[id].len) n_tokens++;
     memcpy(hdr, FTI__TOK_MAGIC, 8);
     fti_store_u32(hdr + 8, FTI__TOK_VERSION);
-    fti_store_u32(hdr + 12, fti__tok_crc_pretok(tok->pretok));
+    fti_store_u32(hdr + 12, (uint32_t)tok->pretok);
     fti_store_u32(hdr + 16, (uint32_t)tok->n_vocab);
     fti_store_u32(hdr + 20, (uint32_t)n_tokens);
     fti_buf_reserve(out, 24 + n_tokens * 11 + tok->blob_len + 32);
@@ -1657,12 +1667,18 @@ FTIDEF fti_result fti_tokenizer_load(const char *path, const fti_tokenizer_opts 
     size_t max = o->max_file_bytes ? o->max_file_bytes : FTI_TOK_MAX_FILE_BYTES;
     void *data = NULL;
     size_t len = 0;
+    int is_json;
     fti_result r;
     if (!path || !out) return fti_error_set(err, FTI_ERR_INVALID, "tokenizer: bad arguments");
     *out = NULL;
     r = fti_file_read(path, max, &data, &len, err);
     if (r != FTI_OK) return r;
-    if (len && ((const char *)data)[0] == '{') {
+    {
+        const char *c = (const char *)data, *e = c + len;
+        while (c < e && (*c == ' ' || *c == '\t' || *c == '\n' || *c == '\r')) c++;
+        is_json = c < e && *c == '{';
+    }
+    if (is_json) {
         /* GPT-2 encoder.json: vocab.bpe beside it */
         const char *base = fti_path_base(path);
         size_t dir_len = (size_t)(base - path);
@@ -1694,9 +1710,7 @@ FTIDEF fti_result fti_tokenizer_load_gpt2_mem(const void *encoder_json, size_t e
     unsigned char bytes[FTI_TOK_MAX_TOKEN_BYTES * 2];
     const unsigned char *v = (const unsigned char *)vocab_bpe;
     size_t pos = 0, line = 0, n_merges = 0, i;
-    uint32_t *id_of_merge = NULL; /* unused: ranks are set in place */
     fti_result r;
-    (void)id_of_merge;
     if (!out || (!encoder_json && encoder_len) || (!vocab_bpe && vocab_len))
         return fti_error_set(err, FTI_ERR_INVALID, "gpt2: bad arguments");
     *out = NULL;
@@ -2740,7 +2754,7 @@ FTIDEF fti_result fti_bpe_trainer_train(fti_bpe_trainer *t, fti_tokenizer **out,
         /* the merged pair itself may have been counted down by neighbours: it is gone */
         pi = fti__pair_get(&m, a, b, 0);
         if (pi != (size_t)-1) m.pairs[pi].count = 0;
-        qsort(m.touched, m.n_touched, sizeof(uint32_t), fti__cmp_u32);
+        if (m.n_touched > 1) qsort(m.touched, m.n_touched, sizeof(uint32_t), fti__cmp_u32);
         for (i = 0; i < m.n_touched; i++) {
             fti__pair *q = &m.pairs[m.touched[i]];
             if (q->count > 0) fti__pheap_push(&m, q->count, q->a, q->b);

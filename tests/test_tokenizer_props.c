@@ -210,6 +210,25 @@ FTI_TEST(tokenizer_batch_independence) {
         CHECK_EQ_INT(total, serial.len);
         fti_pool_free(pool);
     }
+    /* text without ASCII letters: cuts only after newlines */
+    text.len = 0;
+    while (text.len < 400000) {
+        char junk[256];
+        fti_buf_puts(&text, "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82, \xd0\xbc\xd0\xb8\xd1\x80!\n"
+                            "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe3\x83\x86\n\n  ");
+        fti_buf_append(&text, junk, tokp_random_text(&r, junk, sizeof junk, 0));
+    }
+    serial.len = 0;
+    CHECK_OK(fti_tokenizer_encode(tok, text.data, text.len, 0, &serial));
+    for (nt = 2; nt <= 3; nt++) {
+        fti_pool *pool = fti_pool_create(nt);
+        REQUIRE(pool);
+        memset(&par, 0, sizeof par);
+        CHECK_OK(fti_tokenizer_encode_pool(tok, pool, text.data, text.len, 0, &par));
+        CHECK(par.len == serial.len && memcmp(par.ids, serial.ids, par.len * 4) == 0);
+        fti_tokens_free(&par);
+        fti_pool_free(pool);
+    }
     fti_tokens_free(&serial);
     fti_buf_free(&text);
     fti_free(moby);
