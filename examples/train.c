@@ -187,7 +187,10 @@ static int load_parent(const char *home, const char *ref, parent_model *p) {
         fti_tensor_info ti;
         const fti_gguf_tensor *t;
         size_t n = fti_model_tensor_info(&p->cfg, i, &ti), k;
-        t = fti_gguf_find_tensor(g, ti.name);
+        char gname[64];
+        snprintf(gname, sizeof gname, "%s.weight", ti.name); /* llama.cpp's names */
+        t = fti_gguf_find_tensor(g, gname);
+        if (!t) t = fti_gguf_find_tensor(g, ti.name);
         if (!t || t->type != 0 || t->n_elements != n) {
             fprintf(stderr, "fti-train: --from %s: tensor %s is %s (fine-tuning needs F32)\n", ref,
                     ti.name, t ? "not F32" : "missing");
