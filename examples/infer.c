@@ -60,11 +60,21 @@ static double peak_rss_mb(void) {
     return 0.0;
 }
 
-/* Resolves --alias through the registry's aliases file: HOME/models/aliases.json maps
- * {"alias": {"id": "..."}}; a name that is not an alias is taken as a model id. */
+/* Resolves --alias NAME (an alias, a model id or a unique id prefix) through the registry
+ * (part 07) to HOME/models/<id>/model.gguf. Without the training part (FTI_NO_TRAIN) it reads
+ * the registry's HOME/models/aliases.json ({"alias": {"id": ...}}) itself. */
 static char *resolve_alias(const char *home, const char *name, fti_error *err) {
-    char *models = fti_path_join(home, "models"), *aliases = fti_path_join(models, "aliases.json");
+    char *models = fti_path_join(home, "models");
     char *id = NULL, *dir, *path;
+#if defined(FTI_TRAIN_H) && !defined(FTI_NO_TRAIN)
+    char idbuf[17];
+    if (fti_registry_resolve(home, name, idbuf, err) != FTI_OK) {
+        fti_free(models);
+        return NULL;
+    }
+    id = fti_strdup(idbuf);
+#else
+    char *aliases = fti_path_join(models, "aliases.json");
     void *data = NULL;
     size_t len = 0;
     fti_json_doc *doc = NULL;
@@ -77,7 +87,9 @@ static char *resolve_alias(const char *home, const char *name, fti_error *err) {
     }
     fti_json_free(doc);
     fti_free(data);
+    fti_free(aliases);
     if (!id) id = fti_strdup(name);
+#endif
     dir = fti_path_join(models, id);
     path = fti_path_join(dir, "model.gguf");
     if (path && !fti_path_exists(path)) {
@@ -88,8 +100,57 @@ static char *resolve_alias(const char *home, const char *name, fti_error *err) {
     fti_free(dir);
     fti_free(id);
     fti_free(models);
-    fti_free(aliases);
     return path;
+}
+
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+/* The feature-store version the model was trained on (its lineage), opened once. */
+static fti_dataset *rag_ds = NULL;
+#endif
+
+/* Retrieval: opens the feature-store version named by the model's fti.dataset.version key
+ * under home, takes the top k BM25 chunks for the prompt, prints them (id, score, title) on
+ * stderr and fills docs (pointing into the mapped index). Returns the number of docs; 0 when
+ * the model has no lineage or the store is missing (said on stderr), or without part 04. */
+static size_t retrieve(const fti_engine *e, const char *home, const char *text, size_t len,
+                       size_t k, fti_prompt_doc *docs, size_t cap) {
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    const char *ver = NULL;
+    size_t ver_len = 0, n, i;
+    char *ver_z;
+    fti_error err;
+    fti_search_hit hits[32];
+    if (k == 0) return 0;
+    if (k > cap) k = cap;
+    if (k > 32) k = 32;
+    if (fti_gguf_get_str(fti_engine_gguf(e), "fti.dataset.version", &ver, &ver_len, NULL) !=
+        FTI_OK) {
+        fprintf(stderr, "fti-infer: retrieval off: the model has no fti.dataset.version\n");
+        return 0;
+    }
+    ver_z = fti_strndup(ver, ver_len);
+    if (!ver_z || fti_dataset_open(&rag_ds, home, ver_z, &err) != FTI_OK) {
+        fprintf(stderr, "fti-infer: retrieval off: %s\n", ver_z ? err.msg : "out of memory");
+        fti_free(ver_z);
+        return 0;
+    }
+    fti_free(ver_z);
+    n = fti_dataset_search(rag_ds, text, len, k, hits);
+    for (i = 0; i < n; i++) {
+        fprintf(stderr, "fti-infer: retrieved chunk %lu (doc %s) score %.3f: %s\n",
+                (unsigned long)hits[i].chunk, hits[i].doc_id ? hits[i].doc_id : "?",
+                (double)hits[i].score, hits[i].title ? hits[i].title : "(untitled)");
+        docs[i].title = hits[i].title;
+        docs[i].title_len = hits[i].title ? strlen(hits[i].title) : 0;
+        docs[i].text = hits[i].text;
+        docs[i].text_len = hits[i].text_len;
+    }
+    if (n == 0) fprintf(stderr, "fti-infer: retrieval: no chunk matches the prompt\n");
+    return n;
+#else
+    (void)e, (void)home, (void)text, (void)len, (void)k, (void)docs, (void)cap;
+    return 0;
+#endif
 }
 
 static int read_stdin(fti_buf *b) {
@@ -245,16 +306,18 @@ int main(int argc, char **argv) {
     {
         size_t room = fti_session_n_ctx(s) > n_predict ? fti_session_n_ctx(s) - n_predict : 1;
         fti_prompt_doc docs[32];
-        memset(docs, 0, sizeof docs);
         size_t n_docs = 0;
-        (void)use_rag;
-        (void)rag_k;
-        (void)docs;
+        memset(docs, 0, sizeof docs);
+        if (use_rag) n_docs = retrieve(e, home, input.data ? input.data : "", input.len, rag_k,
+                                       docs, 32);
         if (fti_prompt_build(e, tok, title, input.data ? input.data : "", input.len, docs, n_docs,
                              room, &pr, &err) != FTI_OK) {
             fprintf(stderr, "fti-infer: %s\n", err.msg);
             goto out;
         }
+        if (n_docs)
+            fprintf(stderr, "fti-infer: %lu of %lu retrieved chunks fit in the prompt\n",
+                    (unsigned long)pr.n_docs_used, (unsigned long)n_docs);
         if (pr.n_dropped)
             fprintf(stderr, "fti-infer: prompt cut by %lu tokens from the left to fit\n",
                     (unsigned long)pr.n_dropped);
@@ -289,6 +352,9 @@ int main(int argc, char **argv) {
     }
     rc_exit = 0;
 out:
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    fti_dataset_close(rag_ds);
+#endif
     fti_prompt_free(&pr);
     fti_buf_free(&input);
     fti_sampler_free(smp);

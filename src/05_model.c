@@ -103,6 +103,7 @@ FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg) {
  * bounds every dimension so these products fit easily in 64 bits. */
 typedef struct fti__model_dims {
     size_t V, C, L, H, KV, D, F, HD, KVD;
+    size_t QKV;       /* HD + 2 KVD: attn_q, attn_k, attn_v are adjacent, one (QKV, C) matrix */
     size_t per_layer; /* elements of one block */
 } fti__model_dims;
 
@@ -117,6 +118,7 @@ static fti__model_dims fti__model_dims_of(const fti_model_config *cfg) {
     d.F = cfg->hidden_dim;
     d.HD = d.H * d.D;
     d.KVD = d.KV * d.D;
+    d.QKV = d.HD + 2 * d.KVD;
     d.per_layer = d.C + d.HD * d.C + 2 * d.KVD * d.C + d.C * d.HD + d.C + 3 * d.F * d.C;
     return d;
 }
@@ -278,20 +280,22 @@ struct fti_model_acts {
     float *res;                 /* (L+1, N, C) residual stream entering each layer; [L] = final */
     float *mid;                 /* (L, N, C) residual after the attention branch */
     float *xn1, *rstd1;         /* (L, N, C), (L, N) attention RMSNorm output and 1/rms */
-    float *q, *k, *v;           /* (L, N, HD), (L, N, KVD) x2; q and k after RoPE */
+    float *qkv;                 /* (L, N, QKV): q | k | v per row; q and k after RoPE */
     float *att;                 /* (L, B, H, T, T) attention probabilities (row t: j <= t) */
     float *y;                   /* (L, N, HD) attention output before attn_output */
     float *xn2, *rstd2;         /* (L, N, C), (L, N) */
-    float *h1, *h2, *g;         /* (L, N, F) gate, up, silu(gate) * up */
+    float *h12;                 /* (L, N, 2F): gate | up per row (ffn_gate, ffn_up adjacent) */
+    float *g;                   /* (L, N, F) silu(gate) * up */
     float *xnf, *rstdf;         /* (N, C), (N) */
     float *logits;              /* (N, V): logits, then probabilities, then their gradient */
     double *row_loss;           /* (N) */
     /* backward scratch */
     float *dres, *dxn;          /* (N, C) */
-    float *dq, *dy;             /* (N, HD) */
-    float *dk, *dv;             /* (N, KVD) */
-    float *dh1, *dh2;           /* (N, F) */
-    float *attn_scratch;        /* (B*KV, T) */
+    float *dy;                  /* (N, HD) */
+    float *dqkv;                /* (N, QKV) */
+    float *dg;                  /* (N, F) */
+    float *dh12;                /* (N, 2F) */
+    float *attn_scratch;        /* (B*KV, T, T) */
 };
 
 /* A size table entry: where to store the pointer, element count, element size. */
@@ -345,15 +349,12 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t b
     FTI__SLOT(a->mid, d.L * N * d.C, float);
     FTI__SLOT(a->xn1, d.L * N * d.C, float);
     FTI__SLOT(a->rstd1, d.L * N, float);
-    FTI__SLOT(a->q, d.L * N * d.HD, float);
-    FTI__SLOT(a->k, d.L * N * d.KVD, float);
-    FTI__SLOT(a->v, d.L * N * d.KVD, float);
+    FTI__SLOT(a->qkv, d.L * N * d.QKV, float);
     FTI__SLOT(a->att, d.L * BHTT, float);
     FTI__SLOT(a->y, d.L * N * d.HD, float);
     FTI__SLOT(a->xn2, d.L * N * d.C, float);
     FTI__SLOT(a->rstd2, d.L * N, float);
-    FTI__SLOT(a->h1, d.L * N * d.F, float);
-    FTI__SLOT(a->h2, d.L * N * d.F, float);
+    FTI__SLOT(a->h12, d.L * N * 2 * d.F, float);
     FTI__SLOT(a->g, d.L * N * d.F, float);
     FTI__SLOT(a->xnf, N * d.C, float);
     FTI__SLOT(a->rstdf, N, float);
@@ -361,13 +362,11 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t b
     FTI__SLOT(a->row_loss, N, double);
     FTI__SLOT(a->dres, N * d.C, float);
     FTI__SLOT(a->dxn, N * d.C, float);
-    FTI__SLOT(a->dq, N * d.HD, float);
     FTI__SLOT(a->dy, N * d.HD, float);
-    FTI__SLOT(a->dk, N * d.KVD, float);
-    FTI__SLOT(a->dv, N * d.KVD, float);
-    FTI__SLOT(a->dh1, N * d.F, float);
-    FTI__SLOT(a->dh2, N * d.F, float);
-    FTI__SLOT(a->attn_scratch, batch * d.KV * ctx, float);
+    FTI__SLOT(a->dqkv, N * d.QKV, float);
+    FTI__SLOT(a->dg, N * d.F, float);
+    FTI__SLOT(a->dh12, N * 2 * d.F, float);
+    FTI__SLOT(a->attn_scratch, batch * d.KV * tt, float);
 #undef FTI__SLOT
     /* The products above are bounded by the config limits times N and BHTT, which were checked;
      * the running total is checked here. Each slot starts on a 64-byte boundary. */
@@ -558,15 +557,16 @@ static void fti__model_rmsnorm_bwd(float *dx, float *dw, const float *dy, const 
     }
 }
 
-/* RoPE on adjacent pairs of every head of rows (n, n_heads*D); position of row i = i % T.
- * inverse = 1 rotates by -angle (the backward of a rotation is its transpose). */
-static void fti__model_rope(float *x, size_t n, size_t T, size_t n_heads, size_t D,
+/* RoPE on adjacent pairs of every head of n rows of n_heads*D values, `stride` floats apart;
+ * position of row i = i % T. inverse = 1 rotates by -angle (the backward of a rotation is its
+ * transpose). */
+static void fti__model_rope(float *x, size_t n, size_t stride, size_t T, size_t n_heads, size_t D,
                             const float *cosv, const float *sinv, int inverse) {
     size_t i, h, j, half = D / 2;
     for (i = 0; i < n; i++) {
         const float *cr = cosv + (i % T) * half, *sr = sinv + (i % T) * half;
         for (h = 0; h < n_heads; h++) {
-            float *p = x + (i * n_heads + h) * D;
+            float *p = x + i * stride + h * D;
             for (j = 0; j < half; j++) {
                 float x0 = p[2 * j], x1 = p[2 * j + 1], c = cr[j], s = inverse ? -sr[j] : sr[j];
                 p[2 * j] = x0 * c - x1 * s;
@@ -577,106 +577,118 @@ static void fti__model_rope(float *x, size_t n, size_t T, size_t n_heads, size_t
 }
 
 /* --- attention ------------------------------------------------------------------------------
- * Causal multi-head attention with grouped kv heads. Work is split over (b, kv head) groups:
- * each group owns its rows of y/dq and its dk/dv rows, so nothing is shared between threads. */
+ * Causal multi-head attention with grouped kv heads, as GEMMs per (batch, head): S = Q K^T,
+ * row softmax with the causal mask (zeros above the diagonal), Y = P V. Query rows go in blocks
+ * of 64 that multiply only the keys up to the block's end, so the GEMMs do about 5/8 of the full
+ * square at T = 256 instead of all of it (the zeros inside a block are cheaper than scalar loops). Work is split over (b, kv head) groups: each group owns its rows of y/dq and
+ * its dk/dv rows, and runs its GEMMs single-threaded, so nothing is shared between threads and
+ * the result does not depend on the thread count. */
+/* Query rows per attention block: block [r0, r1) multiplies only keys [0, r1). */
+#define FTI__MODEL_ATT_BLOCK 64
+
 typedef struct fti__model_attn_ctx {
+    const fti_kernels *kern;
     const fti__model_dims *d;
     size_t T;
-    const float *q, *k, *v; /* (N, HD), (N, KVD), (N, KVD) */
+    const float *q, *k, *v; /* (N, *) rows QKV apart, inside the qkv block */
     float *att;             /* (B, H, T, T) */
     float *y;               /* (N, HD) */
     const float *dy;        /* (N, HD) backward */
     float *dq, *dk, *dv;    /* backward outputs */
-    float *scratch;         /* (B*KV, T) backward */
+    float *scratch;         /* (B*KV, T, T) backward */
 } fti__model_attn_ctx;
 
 static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int thread) {
     const fti__model_attn_ctx *c = (const fti__model_attn_ctx *)vctx;
     const fti__model_dims *d = c->d;
-    size_t grp, hh, t, j, e, T = c->T, D = d->D, rep = d->H / d->KV;
+    size_t grp, hh, t, j, T = c->T, D = d->D, rep = d->H / d->KV;
     float scale = 1.0f / (float)sqrt((double)D);
     (void)thread;
     for (grp = g0; grp < g1; grp++) {
         size_t b = grp / d->KV, kvh = grp % d->KV;
+        const float *kb = c->k + b * T * d->QKV + kvh * D; /* (T, D), row stride QKV */
+        const float *vb = c->v + b * T * d->QKV + kvh * D;
         for (hh = 0; hh < rep; hh++) {
             size_t h = kvh * rep + hh;
-            for (t = 0; t < T; t++) {
-                const float *qt = c->q + (b * T + t) * d->HD + h * D; /* (D) */
-                float *p = c->att + ((b * d->H + h) * T + t) * T;     /* (T) */
-                float *yt = c->y + (b * T + t) * d->HD + h * D;
-                float mx = -INFINITY, sum = 0.0f, inv;
-                for (j = 0; j <= t; j++) {
-                    const float *kj = c->k + (b * T + j) * d->KVD + kvh * D;
-                    float s = 0.0f;
-                    for (e = 0; e < D; e++) s += qt[e] * kj[e];
-                    s *= scale;
-                    p[j] = s;
-                    if (s > mx) mx = s;
+            const float *qb = c->q + b * T * d->QKV + h * D; /* (T, D), row stride QKV */
+            float *P = c->att + (b * d->H + h) * T * T;      /* (T, T) */
+            size_t r0, r1;
+            /* row blocks: block [r0, r1) only needs key columns [0, r1) */
+            for (r0 = 0; r0 < T; r0 = r1) {
+                r1 = r0 + FTI__MODEL_ATT_BLOCK < T ? r0 + FTI__MODEL_ATT_BLOCK : T;
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB, r1 - r0, r1, D, qb + r0 * d->QKV,
+                              d->QKV, kb, d->QKV, P + r0 * T, T);
+                for (t = r0; t < r1; t++) {
+                    float *p = P + t * T, mx = -INFINITY, sum = 0.0f, inv;
+                    for (j = 0; j <= t; j++) {
+                        p[j] *= scale;
+                        if (p[j] > mx)
+                            mx = p[j];
+                    }
+                    for (j = 0; j <= t; j++) {
+                        p[j] = expf(p[j] - mx);
+                        sum += p[j];
+                    }
+                    inv = 1.0f / sum;
+                    for (j = 0; j <= t; j++)
+                        p[j] *= inv;
+                    for (j = t + 1; j < T; j++)
+                        p[j] = 0.0f;
                 }
-                for (j = 0; j <= t; j++) {
-                    p[j] = expf(p[j] - mx);
-                    sum += p[j];
-                }
-                inv = 1.0f / sum;
-                for (j = 0; j <= t; j++) p[j] *= inv;
-                for (j = t + 1; j < T; j++) p[j] = 0.0f;
-                for (e = 0; e < D; e++) yt[e] = 0.0f;
-                for (j = 0; j <= t; j++) {
-                    const float *vj = c->v + (b * T + j) * d->KVD + kvh * D;
-                    float pj = p[j];
-                    for (e = 0; e < D; e++) yt[e] += pj * vj[e];
-                }
+                fti__model_mm(c->kern, NULL, 0, r1 - r0, D, r1, P + r0 * T, T, vb, d->QKV,
+                              c->y + (b * T + r0) * d->HD + h * D, d->HD);
             }
         }
     }
 }
 
-/* Backward: writes dq, and dk, dv (zeroed here, then accumulated over the group's heads in
- * order). scratch holds one row of T floats per group for dp. */
+/* Backward: dP = dY V^T; dV += P^T dY; dS = P (dP - rowsum(P dP)) * scale; dQ = dS K;
+ * dK += dS^T Q, by the same row blocks. dk and dv of the group are zeroed, then accumulated
+ * over heads and blocks in a fixed order. */
 static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int thread) {
     const fti__model_attn_ctx *c = (const fti__model_attn_ctx *)vctx;
     const fti__model_dims *d = c->d;
-    size_t grp, hh, t, j, e, T = c->T, D = d->D, rep = d->H / d->KV;
+    size_t grp, hh, t, j, T = c->T, D = d->D, rep = d->H / d->KV;
     float scale = 1.0f / (float)sqrt((double)D);
     (void)thread;
     for (grp = g0; grp < g1; grp++) {
         size_t b = grp / d->KV, kvh = grp % d->KV;
-        float *dp = c->scratch + grp * T; /* (T) */
+        float *dS = c->scratch + grp * T * T; /* (T, T) */
+        const float *kb = c->k + b * T * d->QKV + kvh * D;
+        const float *vb = c->v + b * T * d->QKV + kvh * D;
+        float *dkb = c->dk + b * T * d->QKV + kvh * D;
+        float *dvb = c->dv + b * T * d->QKV + kvh * D;
         for (t = 0; t < T; t++) {
-            memset(c->dk + (b * T + t) * d->KVD + kvh * D, 0, D * sizeof(float));
-            memset(c->dv + (b * T + t) * d->KVD + kvh * D, 0, D * sizeof(float));
+            memset(dkb + t * d->QKV, 0, D * sizeof(float));
+            memset(dvb + t * d->QKV, 0, D * sizeof(float));
         }
         for (hh = 0; hh < rep; hh++) {
-            size_t h = kvh * rep + hh;
-            for (t = 0; t < T; t++) {
-                const float *qt = c->q + (b * T + t) * d->HD + h * D;
-                const float *dyt = c->dy + (b * T + t) * d->HD + h * D;
-                float *dqt = c->dq + (b * T + t) * d->HD + h * D;
-                const float *p = c->att + ((b * d->H + h) * T + t) * T;
-                float dot = 0.0f;
-                /* dv_j += p_j dy_t; dp_j = dy_t . v_j */
-                for (j = 0; j <= t; j++) {
-                    const float *vj = c->v + (b * T + j) * d->KVD + kvh * D;
-                    float *dvj = c->dv + (b * T + j) * d->KVD + kvh * D;
-                    float pj = p[j], s = 0.0f;
-                    for (e = 0; e < D; e++) {
-                        dvj[e] += pj * dyt[e];
-                        s += dyt[e] * vj[e];
-                    }
-                    dp[j] = s;
-                    dot += pj * s;
+            size_t h = kvh * rep + hh, r0, r1;
+            const float *qb = c->q + b * T * d->QKV + h * D;
+            const float *dyb = c->dy + b * T * d->HD + h * D;
+            const float *P = c->att + (b * d->H + h) * T * T;
+            for (r0 = 0; r0 < T; r0 = r1) {
+                size_t m = 0;
+                r1 = r0 + FTI__MODEL_ATT_BLOCK < T ? r0 + FTI__MODEL_ATT_BLOCK : T;
+                m = r1 - r0;
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB, m, r1, D, dyb + r0 * d->HD, d->HD,
+                              vb, d->QKV, dS + r0 * T, T);
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, r1, D, m,
+                              P + r0 * T, T, dyb + r0 * d->HD, d->HD, dvb, d->QKV);
+                for (t = r0; t < r1; t++) {
+                    const float *p = P + t * T;
+                    float *ds = dS + t * T, dot = 0.0f;
+                    for (j = 0; j <= t; j++)
+                        dot += p[j] * ds[j];
+                    for (j = 0; j <= t; j++)
+                        ds[j] = p[j] * (ds[j] - dot) * scale;
+                    for (j = t + 1; j < T; j++)
+                        ds[j] = 0.0f;
                 }
-                /* ds_j = p_j (dp_j - sum_k p_k dp_k) * scale; dq_t += ds_j k_j; dk_j += ds_j q_t */
-                for (e = 0; e < D; e++) dqt[e] = 0.0f;
-                for (j = 0; j <= t; j++) {
-                    const float *kj = c->k + (b * T + j) * d->KVD + kvh * D;
-                    float *dkj = c->dk + (b * T + j) * d->KVD + kvh * D;
-                    float ds = p[j] * (dp[j] - dot) * scale;
-                    for (e = 0; e < D; e++) {
-                        dqt[e] += ds * kj[e];
-                        dkj[e] += ds * qt[e];
-                    }
-                }
+                fti__model_mm(c->kern, NULL, 0, m, D, r1, dS + r0 * T, T, kb, d->QKV,
+                              c->dq + (b * T + r0) * d->QKV + h * D, d->QKV);
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, r1, D, m,
+                              dS + r0 * T, T, qb + r0 * d->QKV, d->QKV, dkb, d->QKV);
             }
         }
     }
@@ -727,24 +739,29 @@ static void fti__model_ce_task(void *vctx, size_t i0, size_t i1, int thread) {
     }
 }
 
-/* SwiGLU: g = silu(h1) * h2, silu(x) = x * sigmoid(x). */
-static void fti__model_swiglu_fwd(float *g, const float *h1, const float *h2, size_t n) {
-    size_t i;
+/* SwiGLU over n rows: g(n,F) = silu(gate) * up, with h12 (n, 2F) = gate | up per row,
+ * silu(x) = x * sigmoid(x). */
+static void fti__model_swiglu_fwd(float *g, const float *h12, size_t n, size_t F) {
+    size_t i, j;
     for (i = 0; i < n; i++) {
-        float x = h1[i];
-        g[i] = x / (1.0f + expf(-x)) * h2[i];
+        const float *gate = h12 + i * 2 * F, *up = gate + F;
+        float *o = g + i * F;
+        for (j = 0; j < F; j++) o[j] = gate[j] / (1.0f + expf(-gate[j])) * up[j];
     }
 }
-/* dh1 = dg * h2 * silu'(h1), dh2 = dg * silu(h1) (written, not accumulated). */
-static void fti__model_swiglu_bwd(float *dh1, float *dh2, const float *dg, const float *h1,
-                                  const float *h2, size_t n) {
-    size_t i;
+/* dh12 (n, 2F) = d gate | d up: d gate = dg * up * silu'(gate), d up = dg * silu(gate)
+ * (written, not accumulated). */
+static void fti__model_swiglu_bwd(float *dh12, const float *dg, const float *h12, size_t n,
+                                  size_t F) {
+    size_t i, j;
     for (i = 0; i < n; i++) {
-        float x = h1[i];
-        float s = 1.0f / (1.0f + expf(-x));
-        float gd = dg[i];
-        dh1[i] = gd * h2[i] * (s * (1.0f + x * (1.0f - s)));
-        dh2[i] = gd * x * s;
+        const float *gate = h12 + i * 2 * F, *up = gate + F, *dgr = dg + i * F;
+        float *dgate = dh12 + i * 2 * F, *dup = dgate + F;
+        for (j = 0; j < F; j++) {
+            float x = gate[j], sg = 1.0f / (1.0f + expf(-x)), gd = dgr[j];
+            dgate[j] = gd * up[j] * (sg * (1.0f + x * (1.0f - sg)));
+            dup[j] = gd * x * sg;
+        }
     }
 }
 
@@ -755,7 +772,7 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
                                     const int32_t *targets, size_t batch, size_t ctx,
                                     fti_pool *pool, double *loss) {
     const fti__model_dims *d;
-    size_t N, l, i, NC, NHD, NKVD, NF, n_valid = 0;
+    size_t N, l, i, NC, NHD, NQKV, NF, n_valid = 0;
     float eps;
     const float *embd, *wout;
     (void)cfg; /* the acts carry the resolved copy it was planned for */
@@ -766,7 +783,7 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
     N = batch * ctx;
     NC = a->B * a->T * d->C; /* per-layer strides use the planned sizes */
     NHD = a->B * a->T * d->HD;
-    NKVD = a->B * a->T * d->KVD;
+    NQKV = a->B * a->T * d->QKV;
     NF = a->B * a->T * d->F;
     for (i = 0; i < N; i++) {
         if (tokens[i] < 0 || (size_t)tokens[i] >= d->V) return FTI_ERR_INVALID;
@@ -783,40 +800,37 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
     for (l = 0; l < d->L; l++) {
         const float *w_an = params + fti__model_offset(d, FTI_TENSOR_ATTN_NORM, l);
         const float *wq = params + fti__model_offset(d, FTI_TENSOR_ATTN_Q, l);
-        const float *wk = params + fti__model_offset(d, FTI_TENSOR_ATTN_K, l);
-        const float *wv = params + fti__model_offset(d, FTI_TENSOR_ATTN_V, l);
         const float *wo = params + fti__model_offset(d, FTI_TENSOR_ATTN_OUTPUT, l);
         const float *w_fn = params + fti__model_offset(d, FTI_TENSOR_FFN_NORM, l);
         const float *wg = params + fti__model_offset(d, FTI_TENSOR_FFN_GATE, l);
-        const float *wu = params + fti__model_offset(d, FTI_TENSOR_FFN_UP, l);
         const float *wd = params + fti__model_offset(d, FTI_TENSOR_FFN_DOWN, l);
         float *res = a->res + l * NC, *res_next = a->res + (l + 1) * NC; /* (N,C) */
         float *mid = a->mid + l * NC, *xn1 = a->xn1 + l * NC, *xn2 = a->xn2 + l * NC;
-        float *q = a->q + l * NHD, *k = a->k + l * NKVD, *v = a->v + l * NKVD;
+        float *qkv = a->qkv + l * NQKV; /* (N, QKV) */
         float *y = a->y + l * NHD;
-        float *h1 = a->h1 + l * NF, *h2 = a->h2 + l * NF, *g = a->g + l * NF;
+        float *h12 = a->h12 + l * 2 * NF, *g = a->g + l * NF;
         fti__model_attn_ctx ac;
         fti__model_rmsnorm_fwd(xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
-        fti__model_linear_fwd(a->kern, pool, q, xn1, wq, N, d->C, d->HD);
-        fti__model_linear_fwd(a->kern, pool, k, xn1, wk, N, d->C, d->KVD);
-        fti__model_linear_fwd(a->kern, pool, v, xn1, wv, N, d->C, d->KVD);
-        fti__model_rope(q, N, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
-        fti__model_rope(k, N, ctx, d->KV, d->D, a->rope_cos, a->rope_sin, 0);
+        /* q | k | v in one GEMM: wq is the first row of the adjacent (QKV, C) block */
+        fti__model_linear_fwd(a->kern, pool, qkv, xn1, wq, N, d->C, d->QKV);
+        fti__model_rope(qkv, N, d->QKV, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
+        fti__model_rope(qkv + d->HD, N, d->QKV, ctx, d->KV, d->D, a->rope_cos, a->rope_sin, 0);
         memset(&ac, 0, sizeof(ac));
+        ac.kern = a->kern;
         ac.d = d;
         ac.T = ctx;
-        ac.q = q;
-        ac.k = k;
-        ac.v = v;
-        ac.att = a->att + l * a->B * d->H * a->T * a->T;
+        ac.q = qkv;
+        ac.k = qkv + d->HD;
+        ac.v = qkv + d->HD + d->KVD;
+        ac.att = a->att + l * a->B * d->H * a->T * a->T; /* (B,H,t,t) packed for this ctx */
         ac.y = y;
         fti_pool_for(pool, batch * d->KV, 1, fti__model_attn_fwd_task, &ac);
         fti__model_linear_fwd(a->kern, pool, mid, y, wo, N, d->HD, d->C);
         for (i = 0; i < N * d->C; i++) mid[i] += res[i];
         fti__model_rmsnorm_fwd(xn2, a->rstd2 + l * a->B * a->T, mid, w_fn, N, d->C, eps);
-        fti__model_linear_fwd(a->kern, pool, h1, xn2, wg, N, d->C, d->F);
-        fti__model_linear_fwd(a->kern, pool, h2, xn2, wu, N, d->C, d->F);
-        fti__model_swiglu_fwd(g, h1, h2, N * d->F);
+        /* gate | up in one GEMM (ffn_gate, ffn_up adjacent: one (2F, C) block) */
+        fti__model_linear_fwd(a->kern, pool, h12, xn2, wg, N, d->C, 2 * d->F);
+        fti__model_swiglu_fwd(g, h12, N, d->F);
         fti__model_linear_fwd(a->kern, pool, res_next, g, wd, N, d->F, d->C);
         for (i = 0; i < N * d->C; i++) res_next[i] += mid[i];
     }
@@ -853,7 +867,7 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
                                      fti_model_acts *a, float *grads, float loss_scale,
                                      fti_pool *pool) {
     const fti__model_dims *d;
-    size_t N, T, l, i, NC, NHD, NKVD, NF, n_valid = 0;
+    size_t N, T, l, i, NC, NHD, NQKV, NF, n_valid = 0;
     const float *wout;
     float *dwout;
     fti__model_ce_ctx cc;
@@ -864,7 +878,7 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
     T = a->t;
     NC = a->B * a->T * d->C;
     NHD = a->B * a->T * d->HD;
-    NKVD = a->B * a->T * d->KVD;
+    NQKV = a->B * a->T * d->QKV;
     NF = a->B * a->T * d->F;
     for (i = 0; i < N; i++) n_valid += a->targets[i] >= 0;
     /* dlogits (N,V) in place of the probabilities */
@@ -892,45 +906,41 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
 #define FTI__G(kind) (grads + fti__model_offset(d, kind, l))
         float *res = a->res + l * NC, *mid = a->mid + l * NC;
         float *xn1 = a->xn1 + l * NC, *xn2 = a->xn2 + l * NC;
-        float *q = a->q + l * NHD, *k = a->k + l * NKVD, *v = a->v + l * NKVD;
+        float *qkv = a->qkv + l * NQKV;
         float *y = a->y + l * NHD;
-        float *h1 = a->h1 + l * NF, *h2 = a->h2 + l * NF, *g = a->g + l * NF;
+        float *h12 = a->h12 + l * 2 * NF, *g = a->g + l * NF;
         fti__model_attn_ctx ac;
         /* FFN: res_next = mid + down(g); the gradient of res_next is dres */
-        fti__model_linear_bwd(a->kern, pool, a->dh2, 0, FTI__G(FTI_TENSOR_FFN_DOWN), a->dres, g,
+        fti__model_linear_bwd(a->kern, pool, a->dg, 0, FTI__G(FTI_TENSOR_FFN_DOWN), a->dres, g,
                               FTI__W(FTI_TENSOR_FFN_DOWN), N, d->F, d->C);
-        /* dh2 holds dg for a moment: swiglu_bwd reads dg before writing dh2 element-wise */
-        fti__model_swiglu_bwd(a->dh1, a->dh2, a->dh2, h1, h2, N * d->F);
-        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE), a->dh1, xn2,
-                              FTI__W(FTI_TENSOR_FFN_GATE), N, d->C, d->F);
-        fti__model_linear_bwd(a->kern, pool, a->dxn, 1, FTI__G(FTI_TENSOR_FFN_UP), a->dh2, xn2,
-                              FTI__W(FTI_TENSOR_FFN_UP), N, d->C, d->F);
+        fti__model_swiglu_bwd(a->dh12, a->dg, h12, N, d->F);
+        /* gate and up as one (2F, C) block: their gradients are adjacent too */
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE), a->dh12, xn2,
+                              FTI__W(FTI_TENSOR_FFN_GATE), N, d->C, 2 * d->F);
         fti__model_rmsnorm_bwd(a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
                                a->rstd2 + l * a->B * a->T, FTI__W(FTI_TENSOR_FFN_NORM), N, d->C);
         /* attention: mid = res + y . wo^T; dres is now d mid */
         fti__model_linear_bwd(a->kern, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT), a->dres, y,
                               FTI__W(FTI_TENSOR_ATTN_OUTPUT), N, d->HD, d->C);
         memset(&ac, 0, sizeof(ac));
+        ac.kern = a->kern;
         ac.d = d;
         ac.T = T;
-        ac.q = q;
-        ac.k = k;
-        ac.v = v;
+        ac.q = qkv;
+        ac.k = qkv + d->HD;
+        ac.v = qkv + d->HD + d->KVD;
         ac.att = a->att + l * a->B * d->H * a->T * a->T;
         ac.dy = a->dy;
-        ac.dq = a->dq;
-        ac.dk = a->dk;
-        ac.dv = a->dv;
+        ac.dq = a->dqkv;
+        ac.dk = a->dqkv + d->HD;
+        ac.dv = a->dqkv + d->HD + d->KVD;
         ac.scratch = a->attn_scratch;
         fti_pool_for(pool, a->b * d->KV, 1, fti__model_attn_bwd_task, &ac);
-        fti__model_rope(a->dq, N, T, d->H, d->D, a->rope_cos, a->rope_sin, 1);
-        fti__model_rope(a->dk, N, T, d->KV, d->D, a->rope_cos, a->rope_sin, 1);
-        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q), a->dq, xn1,
-                              FTI__W(FTI_TENSOR_ATTN_Q), N, d->C, d->HD);
-        fti__model_linear_bwd(a->kern, pool, a->dxn, 1, FTI__G(FTI_TENSOR_ATTN_K), a->dk, xn1,
-                              FTI__W(FTI_TENSOR_ATTN_K), N, d->C, d->KVD);
-        fti__model_linear_bwd(a->kern, pool, a->dxn, 1, FTI__G(FTI_TENSOR_ATTN_V), a->dv, xn1,
-                              FTI__W(FTI_TENSOR_ATTN_V), N, d->C, d->KVD);
+        fti__model_rope(a->dqkv, N, d->QKV, T, d->H, d->D, a->rope_cos, a->rope_sin, 1);
+        fti__model_rope(a->dqkv + d->HD, N, d->QKV, T, d->KV, d->D, a->rope_cos, a->rope_sin, 1);
+        /* q, k, v as one (QKV, C) block */
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q), a->dqkv, xn1,
+                              FTI__W(FTI_TENSOR_ATTN_Q), N, d->C, d->QKV);
         fti__model_rmsnorm_bwd(a->dres, FTI__G(FTI_TENSOR_ATTN_NORM), a->dxn, res,
                                a->rstd1 + l * a->B * a->T, FTI__W(FTI_TENSOR_ATTN_NORM), N, d->C);
 #undef FTI__W

@@ -343,10 +343,11 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
     if (t->o.lora_rank && t->o.lora_alpha == 0.0f) t->o.lora_alpha = 2.0f * (float)t->o.lora_rank;
     t->o.adamw = fti__train_adamw_resolve(&t->o.adamw);
     if (t->o.ctx > t->cfg.context_len || t->o.batch > (1u << 20) || t->o.grad_accum > (1u << 20)) {
+        unsigned long ctx = (unsigned long)t->o.ctx;
+        unsigned ctx_len = (unsigned)t->cfg.context_len;
         fti_trainer_free(t);
         return fti_error_set(err, FTI_ERR_INVALID, "trainer: ctx %lu > context length %u or "
-                             "batch/accumulation too large", (unsigned long)t->o.ctx,
-                             (unsigned)t->cfg.context_len);
+                             "batch/accumulation too large", ctx, ctx_len);
     }
     t->total_steps = t->o.max_steps;
     if (t->total_steps == 0 && t->o.max_tokens)

@@ -37,21 +37,16 @@ struct fti_engine {
     int add_bos;
 };
 
-/* GPT-2's byte-to-unicode map, inverted: the code point a byte is shown as -> the byte.
+/* GPT-2's byte-to-unicode map, inverted: inv[cp] = the byte shown as code point cp, or -1.
  * Printable bytes (33..126, 161..172, 174..255) stand for themselves; the other 68 bytes are
- * shown as U+0100 + n in increasing byte order. Returns -1 for code points outside the map. */
-static int fti__infer_unicode_byte(uint32_t cp) {
+ * shown as U+0100 + n in increasing byte order. */
+static void fti__infer_unicode_bytes(int16_t inv[256 + 68]) {
     int b, n = 0;
-    if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255))
-        return (int)cp;
-    if (cp < 256 || cp >= 256 + 68) return -1;
+    for (b = 0; b < 256 + 68; b++) inv[b] = -1;
     for (b = 0; b < 256; b++) {
         int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
-        if (printable) continue;
-        if ((uint32_t)n == cp - 256) return b;
-        n++;
+        inv[printable ? b : 256 + n++] = (int16_t)b;
     }
-    return -1;
 }
 
 /* Builds the token -> bytes table from tokenizer.ggml.tokens (and token_type for CONTROL). */
@@ -60,6 +55,8 @@ static fti_result fti__engine_detok(fti_engine *e, fti_error *err) {
     fti_buf bytes;
     size_t i;
     fti_result rc;
+    int16_t inv[256 + 68];
+    fti__infer_unicode_bytes(inv);
     e->tok_off = (size_t *)fti_calloc(e->V + 1, sizeof(size_t));
     if (!e->tok_off) return fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
     rc = fti_gguf_get_arr(e->g, "tokenizer.ggml.tokens", FTI_GGUF_STRING, &toks, NULL);
@@ -73,13 +70,23 @@ static fti_result fti__engine_detok(fti_engine *e, fti_error *err) {
         const unsigned char *s = (const unsigned char *)fti_gguf_arr_str(e->g, toks, i, &len);
         e->tok_off[i] = bytes.len;
         if (!s || (types && fti_gguf_arr_int(types, i) == FTI_GGUF_TOKEN_CONTROL)) continue;
+        if (!fti_buf_reserve(&bytes, len)) break; /* a token never decodes longer */
         while (p < len) {
             uint32_t cp;
             int ok, b;
-            size_t n = fti_utf8_decode(s + p, len - p, &cp, &ok);
-            b = ok ? fti__infer_unicode_byte(cp) : -1;
-            if (b >= 0) fti_buf_putc(&bytes, (char)b);
-            else fti_buf_append(&bytes, s + p, n); /* not in the byte map: keep as written */
+            size_t n;
+            if (s[p] < 0x80) { /* ASCII: printable ones are themselves, others not in the map */
+                bytes.data[bytes.len++] = (char)s[p++];
+                continue;
+            }
+            n = fti_utf8_decode(s + p, len - p, &cp, &ok);
+            b = ok && cp < 256 + 68 ? inv[cp] : -1;
+            if (b >= 0) {
+                bytes.data[bytes.len++] = (char)b;
+            } else { /* not in the byte map: keep as written */
+                memcpy(bytes.data + bytes.len, s + p, n);
+                bytes.len += n;
+            }
             p += n;
         }
         if (bytes.len - e->tok_off[i] > e->max_token_bytes)
@@ -356,14 +363,24 @@ FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok
         fti_free(b32);
         goto done;
     }
-    /* retrieved documents, best first, while they fit */
+    /* retrieved documents, best first, while they fit; the first one that does not fit whole
+     * is cut (its beginning kept, then closed) if at least 16 of its body tokens fit */
     for (i = 0; i < n_docs && rc == FTI_OK; i++) {
-        rc = fti_prompt_append_doc(tok, docs[i].title, docs[i].title_len, docs[i].text,
-                                   docs[i].text_len, 0, &dt[i]);
+        size_t room = max_tokens - total, head_len;
+        rc = fti_prompt_append_doc(tok, docs[i].title, docs[i].title_len, NULL, 0, 1, &dt[i]);
         if (rc != FTI_OK) break;
-        if (dt[i].len > max_tokens - total) break;
+        head_len = dt[i].len;
+        if (docs[i].text_len)
+            rc = fti_tokenizer_encode(tok, docs[i].text, docs[i].text_len, 0, &dt[i]);
+        if (rc == FTI_OK && dt[i].len + 1 > room) {
+            if (room < head_len + 16 + 1) break;
+            dt[i].len = room - 1; /* keep the beginning of the body */
+        }
+        if (rc == FTI_OK) rc = fti__prompt_marker(tok, FTI_TEMPLATE_END, &dt[i]);
+        if (rc != FTI_OK) break;
         total += dt[i].len;
         used++;
+        if (total >= max_tokens) break;
     }
     if (rc != FTI_OK) {
         fti_error_set(err, rc, "prompt: encoding a document failed");
@@ -587,6 +604,106 @@ static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     }
 }
 
+/* Decode (T = 1): several matrices that share their input x are one parallel loop over their
+ * stacked output rows (q, k, v; gate, up), so a token needs fewer pool barriers. Each chunk is
+ * computed by part 02's fti_matmul_w on its row range, single-threaded. */
+typedef struct fti__sess_mv {
+    const fti_kernels *k;
+    const float *x;       /* (n_in) */
+    size_t n_in, n_mats;
+    const fti__eng_w *w[3];
+    float *y[3];          /* (n_out[i]) */
+    size_t n_out[3];
+    size_t row_bytes[3];
+    fti_result rc[256];   /* per thread: a kernel error (unknown type) */
+} fti__sess_mv;
+
+static void fti__sess_mv_task(void *vctx, size_t r0, size_t r1, int thread) {
+    fti__sess_mv *c = (fti__sess_mv *)vctx;
+    size_t m, base = 0;
+    for (m = 0; m < c->n_mats && r0 < r1; m++) {
+        size_t end = base + c->n_out[m];
+        if (r0 < end) {
+            size_t a = r0 - base, b = (r1 < end ? r1 : end) - base;
+            fti_result rc = fti_matmul_w(c->k, NULL, c->w[m]->type,
+                                         (const char *)c->w[m]->data + a * c->row_bytes[m], c->x,
+                                         c->y[m] + a, 1, b - a, c->n_in);
+            if (rc != FTI_OK && thread < 256) c->rc[thread] = rc;
+            r0 = end < r1 ? end : r1;
+        }
+        base = end;
+    }
+}
+
+static fti_result fti__sess_multi_gemv(const fti_session *s, const float *x, size_t n_in,
+                                       size_t n_mats, const fti__eng_w *const *w,
+                                       float *const *y, const size_t *n_out) {
+    fti__sess_mv c;
+    size_t m, total = 0, grain, min_rb = (size_t)-1, t;
+    memset(&c, 0, sizeof c);
+    c.k = s->e->k;
+    c.x = x;
+    c.n_in = n_in;
+    c.n_mats = n_mats;
+    for (m = 0; m < n_mats; m++) {
+        c.w[m] = w[m];
+        c.y[m] = y[m];
+        c.n_out[m] = n_out[m];
+        c.row_bytes[m] = fti_dtype_row_bytes(w[m]->type, n_in);
+        if (c.row_bytes[m] == 0) return FTI_ERR_UNSUPPORTED;
+        if (c.row_bytes[m] < min_rb) min_rb = c.row_bytes[m];
+        total += n_out[m];
+    }
+    grain = (16384 + min_rb - 1) / min_rb; /* at least ~16 KB of weights per chunk */
+    fti_pool_for(s->pool, total, (grain + 15) / 16 * 16, fti__sess_mv_task, &c);
+    for (t = 0; t < 256; t++)
+        if (c.rc[t] != FTI_OK) return c.rc[t];
+    return FTI_OK;
+}
+
+/* Softmax of the causal rows of one head's scores for prefill: row t (of T) covers positions
+ * 0 .. pos0+t of the (T, n_ctx) block at att + h * n_batch * n_ctx. */
+typedef struct fti__sess_smax {
+    const fti_session *s;
+    size_t T, pos0;
+    float scale;
+} fti__sess_smax;
+
+static void fti__sess_smax_task(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__sess_smax *c = (const fti__sess_smax *)vctx;
+    const fti_session *s = c->s;
+    size_t i;
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        size_t h = i / c->T, t = i % c->T, n = c->pos0 + t + 1;
+        float *p = s->att + (h * s->n_batch + t) * s->n_ctx;
+        fti_scale(s->e->k, p, c->scale, n);
+        fti_softmax_fwd(s->e->k, p, p, 1, n);
+        if (n < c->pos0 + c->T) memset(p + n, 0, (c->pos0 + c->T - n) * sizeof(float));
+    }
+}
+
+/* Prefill attention as GEMMs per head: scores (T, n) = q_h (T, D) . K_g (n, D)^T, causal
+ * softmax, y_h (T, D) = P (T, n) . V_g (n, D), with n = pos0 + T cached positions. */
+static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, size_t pos0) {
+    const fti_engine *e = s->e;
+    size_t h, D = e->D, rep = e->H / e->KV, n = pos0 + T;
+    const float *kc = s->kcache + layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
+    const float *vc = s->vcache + layer * s->n_ctx * e->KVD;
+    fti__sess_smax sc;
+    for (h = 0; h < e->H; h++)
+        fti_matmul(e->k, s->pool, FTI_MM_TRANS_B, T, n, D, s->q + h * D, e->HD,
+                   kc + (h / rep) * D, e->KVD, s->att + h * s->n_batch * s->n_ctx, s->n_ctx);
+    sc.s = s;
+    sc.T = T;
+    sc.pos0 = pos0;
+    sc.scale = 1.0f / (float)sqrt((double)D);
+    fti_pool_for(s->pool, e->H * T, 4, fti__sess_smax_task, &sc);
+    for (h = 0; h < e->H; h++)
+        fti_matmul(e->k, s->pool, 0, T, D, n, s->att + h * s->n_batch * s->n_ctx, s->n_ctx,
+                   vc + (h / rep) * D, e->KVD, s->att_out + h * D, e->HD);
+}
+
 /* One forward over T <= n_batch tokens at positions pos..pos+T-1; logits for the last token
  * into s->logits, or for all T into logits_out (T,V). */
 static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_t T,
@@ -606,26 +723,50 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
         float *vc = s->vcache + (l * s->n_ctx + pos0) * e->KVD;
         fti__sess_attn ac;
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->attn_norm, T, C, eps);
-        rc = fti_matmul_w(k, s->pool, ly->q.type, ly->q.data, s->xb, s->q, T, e->HD, C);
-        if (rc == FTI_OK)
-            rc = fti_matmul_w(k, s->pool, ly->k.type, ly->k.data, s->xb, kc, T, e->KVD, C);
-        if (rc == FTI_OK)
-            rc = fti_matmul_w(k, s->pool, ly->v.type, ly->v.data, s->xb, vc, T, e->KVD, C);
+        if (T == 1) {
+            const fti__eng_w *ws[3];
+            float *ys[3];
+            size_t ns[3];
+            ws[0] = &ly->q, ws[1] = &ly->k, ws[2] = &ly->v;
+            ys[0] = s->q, ys[1] = kc, ys[2] = vc;
+            ns[0] = e->HD, ns[1] = e->KVD, ns[2] = e->KVD;
+            rc = fti__sess_multi_gemv(s, s->xb, C, 3, ws, ys, ns);
+        } else {
+            rc = fti_matmul_w(k, s->pool, ly->q.type, ly->q.data, s->xb, s->q, T, e->HD, C);
+            if (rc == FTI_OK)
+                rc = fti_matmul_w(k, s->pool, ly->k.type, ly->k.data, s->xb, kc, T, e->KVD, C);
+            if (rc == FTI_OK)
+                rc = fti_matmul_w(k, s->pool, ly->v.type, ly->v.data, s->xb, vc, T, e->KVD, C);
+        }
         if (rc != FTI_OK) break;
         fti__sess_rope(s, s->q, T, e->H, pos0);
         fti__sess_rope(s, kc, T, e->KV, pos0);
-        ac.s = s;
-        ac.layer = l;
-        ac.T = T;
-        ac.pos0 = pos0;
-        fti_pool_for(s->pool, T * e->H, 1, fti__sess_attn_task, &ac);
+        if (T >= 8) { /* prompt batches: attention through GEMM */
+            fti__sess_attn_gemm(s, l, T, pos0);
+        } else {
+            ac.s = s;
+            ac.layer = l;
+            ac.T = T;
+            ac.pos0 = pos0;
+            fti_pool_for(s->pool, T * e->H, 1, fti__sess_attn_task, &ac);
+        }
         rc = fti_matmul_w(k, s->pool, ly->o.type, ly->o.data, s->att_out, s->xb, T, C, e->HD);
         if (rc != FTI_OK) break;
         for (i = 0; i < T * C; i++) s->x[i] += s->xb[i];
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->ffn_norm, T, C, eps);
-        rc = fti_matmul_w(k, s->pool, ly->gate.type, ly->gate.data, s->xb, s->hb, T, e->F, C);
-        if (rc == FTI_OK)
-            rc = fti_matmul_w(k, s->pool, ly->up.type, ly->up.data, s->xb, s->hb2, T, e->F, C);
+        if (T == 1) {
+            const fti__eng_w *ws[2];
+            float *ys[2];
+            size_t ns[2];
+            ws[0] = &ly->gate, ws[1] = &ly->up;
+            ys[0] = s->hb, ys[1] = s->hb2;
+            ns[0] = e->F, ns[1] = e->F;
+            rc = fti__sess_multi_gemv(s, s->xb, C, 2, ws, ys, ns);
+        } else {
+            rc = fti_matmul_w(k, s->pool, ly->gate.type, ly->gate.data, s->xb, s->hb, T, e->F, C);
+            if (rc == FTI_OK)
+                rc = fti_matmul_w(k, s->pool, ly->up.type, ly->up.data, s->xb, s->hb2, T, e->F, C);
+        }
         if (rc != FTI_OK) break;
         fti_swiglu_fwd(k, s->hb, s->hb, s->hb2, T * e->F);
         rc = fti_matmul_w(k, s->pool, ly->down.type, ly->down.data, s->hb, s->xb, T, C, e->F);

@@ -117,9 +117,11 @@ typedef struct fti_prompt {
 
 /* Builds [BOS if the model adds one] + the retrieved docs (closed documents, best last so it
  * sits next to the question; docs[0] is the best) + the user's text as an open document with
- * `title` (may be NULL). At most max_tokens ids: docs that do not fit are left out (worst
- * first); if the question alone is too long its body is cut from the LEFT while BOS and the
- * template header are kept. Errors: FTI_ERR_LIMIT (not even the header fits), NOMEM. */
+ * `title` (may be NULL). At most max_tokens ids: docs are added best first while they fit;
+ * the first that does not fit whole is cut to its beginning (if 16 or more of its body tokens
+ * fit) and the rest are left out. If the question alone is too long its body is cut from the
+ * LEFT while BOS and the template header are kept. Errors: FTI_ERR_LIMIT (not even the header
+ * fits), NOMEM. */
 FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok,
                                    const char *title, const char *text, size_t text_len,
                                    const fti_prompt_doc *docs, size_t n_docs, size_t max_tokens,

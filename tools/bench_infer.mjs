@@ -5,7 +5,8 @@
 //   NODE_PATH=$HOME/.cache/fti-bench/infer/node_modules node tools/bench_infer.mjs MODEL \
 //       [--threads N] [--prompt-tokens P] [-n N] [--tokens]
 //
-// Prints one line: load_ms prefill_tps decode_tps ttft_ms threads (and with --tokens the ids).
+// Prints one line: load_ms prefill_tps decode_tps ttft_ms threads (and with --tokens the ids);
+// load and time to first token count from after node-llama-cpp's own library is loaded.
 import { createRequire } from "module";
 import path from "path";
 const require = createRequire(path.join(process.env.FTI_NODE_MODULES || ".", "x.js"));
@@ -21,12 +22,16 @@ for (let i = 1; i < args.length; i++) {
     else if (args[i] === "--tokens") printTokens = true;
 }
 const prompt = [];
-for (let i = 0; i < nPrompt; i++) prompt.push(1000 + ((i * 7919) % 20000));
 
-const t0 = performance.now();
 const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error,
                                maxThreads: threads });
+const t0 = performance.now(); // after the library itself is loaded
 const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
+const vocab = model.fileInfo.metadata?.llama?.vocab_size ?? 32000;
+for (let i = 0; i < nPrompt; i++) {
+    const id = 1000 + ((i * 7919) % 20000);
+    prompt.push(vocab >= 21000 ? id : id % (vocab - 16));
+}
 const ctx = await model.createContext({ contextSize: nPrompt + nGen + 8, batchSize: 512,
                                         threads, sequences: 1 });
 const seq = ctx.getSequence();
