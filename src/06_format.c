@@ -1773,3 +1773,30 @@ FTIDEF fti_result fti_gguf_llama_config(const fti_gguf *g, fti_model_config *cfg
     *cfg = c;
     return FTI_OK;
 }
+
+FTIDEF fti_result fti_gguf_llama_params(const fti_gguf *g, const fti_model_config *cfg,
+                                        float *params, fti_error *err) {
+    size_t i, n, r;
+    const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
+    if (!g || !cfg || !params) return fti_error_set(err, FTI_ERR_INVALID, "gguf: NULL argument");
+    n = fti_model_n_tensors(cfg);
+    for (i = 0; i < n; i++) {
+        fti_tensor_info ti;
+        char gname[80];
+        const fti_gguf_tensor *t;
+        size_t rb;
+        memset(&ti, 0, sizeof ti);
+        fti_model_tensor_info(cfg, i, &ti);
+        t = fti_gguf_find_tensor(g, fti__gguf_weight_name(ti.name, gname));
+        if (!t || !t->data || t->n_elements != ti.rows * ti.cols)
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s missing or of another size",
+                                 g->path, gname);
+        rb = fti_ggml_row_bytes(t->type, (size_t)t->ne[0]);
+        for (r = 0; r < t->n_elements / (size_t)t->ne[0]; r++)
+            if (fti_dequantize_row(k, (fti_dtype)t->type, params + ti.offset + r * t->ne[0],
+                                   (const char *)t->data + r * rb, (size_t)t->ne[0]) != FTI_OK)
+                return fti_error_set(err, FTI_ERR_UNSUPPORTED, "%s: tensor %s: type %s", g->path,
+                                     gname, fti_ggml_type_name(t->type));
+    }
+    return FTI_OK;
+}

@@ -362,6 +362,13 @@ FTIDEF fti_result fti_gguf_write_llama(const char *path, const fti_model_config 
 FTIDEF fti_result fti_gguf_llama_config(const fti_gguf *g, fti_model_config *cfg,
                                         int allow_extra, fti_error *err);
 
+/* Decodes every tensor of the llama layout of cfg (as returned by fti_gguf_llama_config) from
+ * the file into the contiguous f32 block params (fti_model_n_params(cfg) floats, part 05's
+ * layout; GGUF names are the layout names + ".weight"). Any stored type is decoded (F16, BF16,
+ * Q8_0, Q4_0 approximately, F32 exactly). For fine-tuning and tools. Thread safety: any thread. */
+FTIDEF fti_result fti_gguf_llama_params(const fti_gguf *g, const fti_model_config *cfg,
+                                        float *params, fti_error *err);
+
 #ifdef __cplusplus
 }
 #endif

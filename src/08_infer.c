@@ -29,6 +29,8 @@ struct fti_engine {
     fti__eng_layer *layers;
     uint32_t weight_type;
     size_t weight_bytes;
+    void **owned;     /* LoRA-merged F32 matrices (n_owned) */
+    size_t n_owned;
     /* token -> bytes */
     char *tok_bytes;
     size_t *tok_off; /* (V+1) */
@@ -108,6 +110,124 @@ static int fti__engine_w(fti_engine *e, const char *name, fti__eng_w *w) {
     w->type = (fti_dtype)t->type;
     e->weight_bytes += t->n_bytes;
     return 1;
+}
+
+/* The engine view of layout tensor `name` ("blk.0.attn_q"), or NULL. */
+static fti__eng_w *fti__engine_view(fti_engine *e, const char *name) {
+    static const char *const kinds[7] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                         "ffn_gate", "ffn_up", "ffn_down"};
+    unsigned long l;
+    int used = 0, i;
+    if (strcmp(name, "output") == 0 && !e->cfg.tied_embeddings) return &e->out;
+    if (sscanf(name, "blk.%lu.%n", &l, &used) != 1 || used == 0 || l >= e->L) return NULL;
+    for (i = 0; i < 7; i++)
+        if (strcmp(name + used, kinds[i]) == 0) {
+            fti__eng_layer *ly = &e->layers[l];
+            fti__eng_w *ws[7];
+            ws[0] = &ly->q, ws[1] = &ly->k, ws[2] = &ly->v, ws[3] = &ly->o;
+            ws[4] = &ly->gate, ws[5] = &ly->up, ws[6] = &ly->down;
+            return ws[i];
+        }
+    return NULL;
+}
+
+/* Merges a LoRA adapter file into the engine: every "<name>.weight.lora_a" {in, r} with its
+ * ".lora_b" {r, out} adapts the layout matrix <name> (out, in). */
+static fti_result fti__engine_lora(fti_engine *e, const char *path, float user_scale,
+                                   fti_error *err) {
+    fti_gguf *a = NULL;
+    fti_result rc;
+    const char *ty = NULL;
+    size_t ty_len = 0, i, n_pairs = 0;
+    float alpha = 0.0f;
+    rc = fti_gguf_open(&a, path, NULL, err);
+    if (rc != FTI_OK) return rc;
+    if (fti_gguf_get_str(a, "adapter.type", &ty, &ty_len, NULL) != FTI_OK || ty_len != 4 ||
+        memcmp(ty, "lora", 4) != 0) {
+        fti_gguf_close(a);
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: not a LoRA adapter (adapter.type)", path);
+    }
+    rc = fti_gguf_get_f32(a, "adapter.lora.alpha", &alpha, err);
+    if (rc != FTI_OK) {
+        fti_gguf_close(a);
+        return rc;
+    }
+    e->owned = (void **)fti_calloc(fti_gguf_n_tensors(a) + 1, sizeof(void *));
+    if (!e->owned) {
+        fti_gguf_close(a);
+        return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (i = 0; i < fti_gguf_n_tensors(a) && rc == FTI_OK; i++) {
+        const fti_gguf_tensor *ta = fti_gguf_tensor_at(a, i), *tb;
+        size_t nlen = strlen(ta->name), rows, cols, r, o;
+        char base[80], bname[96];
+        fti__eng_w *view;
+        float *merged, *bs;
+        const float *arow;
+        double scale;
+        if (nlen > 14 && strcmp(ta->name + nlen - 14, ".weight.lora_b") == 0) continue;
+        if (nlen <= 14 || nlen - 14 >= sizeof base ||
+            strcmp(ta->name + nlen - 14, ".weight.lora_a") != 0) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: unexpected tensor %s", path, ta->name);
+            break;
+        }
+        memcpy(base, ta->name, nlen - 14);
+        base[nlen - 14] = 0;
+        snprintf(bname, sizeof bname, "%s.weight.lora_b", base);
+        tb = fti_gguf_find_tensor(a, bname);
+        view = fti__engine_view(e, base);
+        if (!tb || !view) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: %s has no %s or no such model matrix",
+                               path, ta->name, bname);
+            break;
+        }
+        {
+            char mname[96];
+            const fti_gguf_tensor *tw;
+            snprintf(mname, sizeof mname, "%s.weight", base);
+            tw = fti_gguf_find_tensor(e->g, mname);
+            rows = (size_t)tw->ne[1];
+            cols = (size_t)tw->ne[0];
+        }
+        r = (size_t)ta->ne[1];
+        if (ta->n_dims != 2 || tb->n_dims != 2 || ta->ne[0] != cols || tb->ne[0] != r ||
+            tb->ne[1] != rows || ta->type != FTI_GGML_F32 || tb->type != FTI_GGML_F32 || r == 0) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT,
+                               "%s: %s: shapes A [%llu, %llu] B [%llu, %llu] do not fit the "
+                               "(%lu, %lu) matrix (F32 adapters only)",
+                               path, base, (unsigned long long)ta->ne[0],
+                               (unsigned long long)ta->ne[1], (unsigned long long)tb->ne[0],
+                               (unsigned long long)tb->ne[1], (unsigned long)rows,
+                               (unsigned long)cols);
+            break;
+        }
+        scale = (double)alpha / (double)r * (user_scale != 0.0f ? (double)user_scale : 1.0);
+        merged = (float *)fti_malloc(rows * cols * sizeof(float));
+        bs = (float *)fti_malloc(rows * r * sizeof(float));
+        if (!merged || !bs) {
+            fti_free(merged);
+            fti_free(bs);
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+            break;
+        }
+        e->owned[e->n_owned++] = merged;
+        for (o = 0; o < rows; o++) /* decode W in its stored type */
+            fti_dequantize_row(e->k, view->type, merged + o * cols,
+                               (const char *)view->data + o * fti_dtype_row_bytes(view->type, cols),
+                               cols);
+        arow = (const float *)ta->data;
+        for (o = 0; o < rows * r; o++) bs[o] = (float)(scale * ((const float *)tb->data)[o]);
+        /* W (out, in) += (scale B) (out, r) . A (r, in) */
+        fti_matmul(e->k, NULL, FTI_MM_ACCUMULATE, rows, cols, r, bs, r, arow, cols, merged, cols);
+        fti_free(bs);
+        view->data = merged;
+        view->type = FTI_DTYPE_F32;
+        n_pairs++;
+    }
+    fti_gguf_close(a);
+    if (rc == FTI_OK && n_pairs == 0)
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: the adapter has no lora_a/lora_b pairs", path);
+    return rc;
 }
 
 FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_engine_opts *opts,
@@ -195,6 +315,8 @@ FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_
     if (fti_gguf_get_bool(e->g, "tokenizer.ggml.add_bos_token", &b, NULL) == FTI_OK)
         e->add_bos = b && e->bos >= 0;
     rc = fti__engine_detok(e, err);
+    if (rc == FTI_OK && opts && opts->lora_path)
+        rc = fti__engine_lora(e, opts->lora_path, opts->lora_scale, err);
     if (rc != FTI_OK) {
         fti_engine_close(e);
         return rc;
@@ -204,7 +326,10 @@ FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_
 }
 
 FTIDEF void fti_engine_close(fti_engine *e) {
+    size_t i;
     if (!e) return;
+    for (i = 0; i < e->n_owned; i++) fti_free(e->owned[i]);
+    fti_free(e->owned);
     fti_gguf_close(e->g);
     fti_free(e->layers);
     fti_free(e->tok_bytes);

@@ -754,6 +754,14 @@ FTI_TEST(gguf_llama_roundtrip) {
             else CHECK(err_sum <= ref_sum * (types[ti] == FTI_GGML_Q4_0 ? 0.15 : 0.01));
             free(row);
         }
+        /* the whole parameter block back (exact for F32) */
+        {
+            float *back_p = (float *)malloc(fti_model_n_params(&cfg) * sizeof(float));
+            CHECK_OK(fti_gguf_llama_params(g, &back, back_p, &err));
+            if (types[ti] == FTI_GGML_F32)
+                CHECK(memcmp(back_p, params, fti_model_n_params(&cfg) * sizeof(float)) == 0);
+            free(back_p);
+        }
         fti_gguf_close(g);
         free(params);
         tg_vocab_free(&v);
