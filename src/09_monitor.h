@@ -223,6 +223,10 @@ FTIDEF fti_metrics *fti_monitor_metrics(fti_monitor *mon);
 /* Records a finished request: metrics, log line, drift window (if the record has buckets).
  * Thread safety: any thread. */
 FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec);
+/* Counts a request that is not a completion (health, metrics, errors): metrics only, no log line. */
+FTIDEF void fti_monitor_count(fti_monitor *mon, const char *endpoint, int status);
+/* Counts a 503 (reason "conn_cap" or "queue"). */
+FTIDEF void fti_monitor_reject(fti_monitor *mon, const char *reason);
 /* Server load gauges, and the model id shown as fti_model_info{model="..."} 1. */
 FTIDEF void fti_monitor_set_load(fti_monitor *mon, int queued, int active, int conns);
 FTIDEF void fti_monitor_set_model(fti_monitor *mon, const char *model_id);
