@@ -952,6 +952,16 @@ FTIDEF fti_result fti_gen_echo_create(const fti_gen_echo_opts *opts, fti_gen *ge
 #define MSG_NOSIGNAL 0 /* programs ignore SIGPIPE themselves (fti-serve does) */
 #endif
 
+/* The stop flag is written from a signal handler or another thread: atomics where the compiler
+ * has them (lock-free on int, so async-signal-safe), else volatile. */
+#if FTI__ATOMICS
+#define FTI__STOP_SET(s) __atomic_store_n(&(s)->stop_flag, 1, __ATOMIC_RELEASE)
+#define FTI__STOPPING(s) __atomic_load_n(&(s)->stop_flag, __ATOMIC_ACQUIRE)
+#else
+#define FTI__STOP_SET(s) ((s)->stop_flag = 1)
+#define FTI__STOPPING(s) ((s)->stop_flag)
+#endif
+
 #define FTI__DRAIN_MS 30000
 #define FTI__LINGER_MS 1000
 #define FTI__IN_SLACK 65536
@@ -1678,7 +1688,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         fti_jw_init(&w, &b, 0);
         fti_jw_obj_begin(&w);
         fti_jw_key(&w, "status");
-        fti_jw_str(&w, s->stop_flag ? "stopping" : "ok");
+        fti_jw_str(&w, FTI__STOPPING(s) ? "stopping" : "ok");
         fti_jw_key(&w, "model");
         fti_jw_str(&w, s->cur->id);
         fti_jw_key(&w, "active");
@@ -1854,7 +1864,7 @@ static void fti__conn_collect(fti_server *s, fti__conn *c) {
         s->st.requests++;
         c->job = NULL;
         j->conn = NULL;
-        c->phase = s->stop_flag || c->close_after ? FTI__C_CLOSING : FTI__C_HEAD;
+        c->phase = FTI__STOPPING(s) || c->close_after ? FTI__C_CLOSING : FTI__C_HEAD;
         c->t_idle_ms = c->t_head_ms = fti__now_ms();
     }
 }
@@ -1896,7 +1906,7 @@ static void fti__accept(fti_server *s) {
             }
             return;
         }
-        if (s->n_conns >= s->o.max_conns || s->stop_flag) {
+        if (s->n_conns >= s->o.max_conns || FTI__STOPPING(s)) {
             s->st.rejected++;
             if (s->o.monitor) fti_monitor_reject(s->o.monitor, "conn_cap");
             fti__send_503_and_close(fd);
@@ -2151,7 +2161,7 @@ FTIDEF int fti_server_port(const fti_server *srv) { return srv ? srv->port : 0; 
 FTIDEF void fti_server_stop(fti_server *srv) {
     char c = 'S';
     if (!srv) return;
-    srv->stop_flag = 1;
+    FTI__STOP_SET(srv);
     if (write(srv->wake_wr, &c, 1) < 0) {
         /* pipe full: the loop is awake anyway and sees stop_flag */
     }
@@ -2189,7 +2199,7 @@ FTIDEF fti_result fti_server_run(fti_server *s, fti_error *err) {
     fti__srv_log(s, FTI_LOG_INFO, "listening on %s:%d", s->host, s->port);
     for (;;) {
         uint64_t now = fti__now_ms(), next = now + 1000;
-        int np = 0, timeout, base, stopping = s->stop_flag;
+        int np = 0, timeout, base, stopping = FTI__STOPPING(s);
         int listen_ix = -1;
         if (stopping) {
             int busy = 0;
