@@ -564,6 +564,8 @@ FTIDEF void fti_drift_window_add(fti_drift_window *w, const uint32_t *bucket_cou
     }
 }
 
+static double fti__maxd(double a, double b) { return a > b ? a : b; }
+
 static void fti__thr_resolve(const fti_drift_thresholds *in, fti_drift_thresholds *t) {
     fti_drift_thresholds z;
     memset(&z, 0, sizeof z);
@@ -576,7 +578,7 @@ static void fti__thr_resolve(const fti_drift_thresholds *in, fti_drift_threshold
     t->byte_alert = in->byte_alert > 0 ? in->byte_alert : 0.15;
     t->ppl_warn = in->ppl_warn > 0 ? in->ppl_warn : 1.5;
     t->ppl_alert = in->ppl_alert > 0 ? in->ppl_alert : 2.0;
-    t->length_alert = in->length_alert;
+    t->judge_length = in->judge_length;
     t->min_tokens = in->min_tokens > 0 ? in->min_tokens : 200;
 }
 
@@ -603,14 +605,18 @@ FTIDEF void fti_drift_compute(const fti_drift_ref *ref, const fti_drift_window *
     st->n_prompts = w->n_prompts;
     st->n_tokens = w->n_tokens;
     for (i = 0; i < FTI_DRIFT_BUCKETS; i++) a[i] = (double)w->tok[i];
-    st->psi_tokens = fti_psi(ref->tok_share, a, FTI_DRIFT_BUCKETS, 0);
+    /* empty bins are floored at half an observation of the window (at least 1e-4), so a single
+     * prompt landing in a bin the reference never saw does not read as drift by itself */
+    st->psi_tokens = fti_psi(ref->tok_share, a, FTI_DRIFT_BUCKETS,
+                             w->n_tokens ? fti__maxd(1e-4, 0.5 / (double)w->n_tokens) : 0);
     st->js_tokens = fti_js_divergence(ref->tok_share, a, FTI_DRIFT_BUCKETS);
     for (i = 0; i < FTI_DRIFT_LEN_BINS; i++) {
         a[i] = (double)w->len[i];
         if (ref->len_share[i] > 0) has_len = 1;
     }
     if (has_len && w->n_prompts) {
-        st->psi_length = fti_psi(ref->len_share, a, FTI_DRIFT_LEN_BINS, 0);
+        st->psi_length = fti_psi(ref->len_share, a, FTI_DRIFT_LEN_BINS,
+                                 fti__maxd(1e-4, 0.5 / (double)w->n_prompts));
         st->js_length = fti_js_divergence(ref->len_share, a, FTI_DRIFT_LEN_BINS);
     }
     st->byte_share = w->n_tokens ? (double)w->n_byte_fallback / (double)w->n_tokens : 0;
@@ -625,9 +631,9 @@ FTIDEF void fti_drift_compute(const fti_drift_ref *ref, const fti_drift_window *
     }
     fti__judge(st, "PSI(tokens)", st->psi_tokens, t.psi_warn, t.psi_alert, 1);
     fti__judge(st, "JS(tokens)", st->js_tokens, t.js_warn, t.js_alert, 1);
-    if (has_len) {
-        fti__judge(st, "PSI(length)", st->psi_length, t.psi_warn, t.psi_alert, t.length_alert);
-        fti__judge(st, "JS(length)", st->js_length, t.js_warn, t.js_alert, t.length_alert);
+    if (has_len && t.judge_length) {
+        fti__judge(st, "PSI(length)", st->psi_length, t.psi_warn, t.psi_alert, 1);
+        fti__judge(st, "JS(length)", st->js_length, t.js_warn, t.js_alert, 1);
     }
     fti__judge(st, "byte-fallback excess", st->byte_share - ref->byte_share, t.byte_warn,
                t.byte_alert, 1);

@@ -19,8 +19,10 @@
  *             to raw bytes, and the prompt perplexity over the validation perplexity.
  *             Defaults from common practice: PSI 0.1 warn / 0.25 alert, JS 0.05 warn / 0.1 alert,
  *             byte-fallback share +0.05 / +0.15 over the reference, perplexity ratio 1.5 / 2.
- *             Prompt lengths differ from training documents by nature, so length drift warns but
- *             only alerts when asked to (length_alert).
+ *             Prompt lengths differ from training documents by nature (a question is not an
+ *             essay), and on real text length PSI moves with the section of the corpus, so length
+ *             drift is computed and shown (gauges, report) but only judged when asked
+ *             (judge_length).
  *   monitor   fti_monitor bundles the three for the server: one call per finished request.
  */
 #ifndef FTI_MONITOR_H
@@ -147,7 +149,7 @@ typedef struct fti_drift_thresholds {
     double js_warn, js_alert;       /* 0 = 0.05, 0.1 */
     double byte_warn, byte_alert;   /* excess share over the reference, 0 = 0.05, 0.15 */
     double ppl_warn, ppl_alert;     /* ratio, 0 = 1.5, 2.0 */
-    int length_alert;               /* 1: length drift may alert (default: warn only) */
+    int judge_length;               /* 1: length drift counts toward the level (default: shown only) */
     uint64_t min_tokens;            /* below this the window is not judged, 0 = 200 */
 } fti_drift_thresholds;
 
