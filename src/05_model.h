@@ -87,6 +87,55 @@ FTIDEF size_t fti_model_tensor_info(const fti_model_config *cfg, size_t i, fti_t
 /* Total number of parameters (elements of the contiguous f32 block). */
 FTIDEF size_t fti_model_n_params(const fti_model_config *cfg);
 
+/* Fills params (n_params floats) with the standard initialisation for a fresh model, from `seed`
+ * alone (the same seed gives the same weights on every machine): matrices N(0, 0.02), the output
+ * projections of each residual branch (attn_output, ffn_down) N(0, 0.02 / sqrt(2 L)), norm
+ * weights 1. Thread safety: any thread. */
+FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, uint64_t seed);
+/* Index of the tensor with GGUF name `name`, or (size_t)-1. */
+FTIDEF size_t fti_model_tensor_find(const fti_model_config *cfg, const char *name);
+
+/* --- forward and backward ----------------------------------------------------------------------
+ *
+ * Training runs over a batch of B sequences of T tokens (N = B*T rows). fti_model_acts is the
+ * activation memory for one (B, T): planned once (one aligned block carved by a size table) and
+ * reused by every step, so a step allocates nothing. Forward caches what backward needs (norm
+ * inputs and reciprocal rms, rotated q and k, attention probabilities, SwiGLU inputs, softmax
+ * probabilities of the output); backward consumes them.
+ *
+ * Every loop is split over output rows (or over independent (batch, kv-head) groups) and every
+ * reduction runs in a fixed order, so results are bit-identical for any pool size. */
+typedef struct fti_model_acts fti_model_acts;
+
+/* Plans and allocates activation memory for batches of up to `batch` sequences of up to `ctx`
+ * tokens (ctx <= cfg->context_len). *out is freed with fti_model_acts_free.
+ * Errors: FTI_ERR_INVALID (bad config or sizes), FTI_ERR_LIMIT (size overflow), FTI_ERR_NOMEM.
+ * Thread safety: one thread per object. */
+FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg, size_t batch, size_t ctx,
+                                        fti_model_acts **out, fti_error *err);
+FTIDEF void fti_model_acts_free(fti_model_acts *acts);
+/* Bytes of activation memory held. */
+FTIDEF size_t fti_model_acts_bytes(const fti_model_acts *acts);
+
+/* Forward pass over tokens (B,T) (each < vocab_size). With targets (B,T) it computes the mean
+ * cross-entropy into *loss (summed in double; targets < 0 are ignored) and keeps the softmax
+ * probabilities for backward; without targets (NULL) it leaves the logits (B,T,V), readable by
+ * fti_model_acts_logits. batch <= the planned batch, ctx <= the planned ctx. pool may be NULL.
+ * Errors: FTI_ERR_INVALID (sizes, token id out of range), FTI_ERR_NUMERIC (non-finite loss).
+ * Thread safety: one thread per acts object; params are only read. */
+FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *params,
+                                    fti_model_acts *acts, const int32_t *tokens,
+                                    const int32_t *targets, size_t batch, size_t ctx,
+                                    fti_pool *pool, double *loss);
+/* Backward pass of the last forward (which must have had targets): ACCUMULATES (+=) the gradient
+ * of loss * loss_scale into grads (n_params floats, same layout as params). loss_scale lets
+ * gradient accumulation average over micro-batches (1/n_micro). */
+FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *params,
+                                     fti_model_acts *acts, float *grads, float loss_scale,
+                                     fti_pool *pool);
+/* Logits (B,T,V) of the last forward without targets (probabilities after one with targets). */
+FTIDEF const float *fti_model_acts_logits(const fti_model_acts *acts);
+
 #ifdef __cplusplus
 }
 #endif

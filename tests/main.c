@@ -64,7 +64,11 @@ static void fti_test_free(void *p) {
 #define FTI_FREE(p) fti_test_free(p)
 #define FTI_IMPLEMENTATION
 #define FTI_TESTING
+#ifdef FTI_TEST_HEADER
+#include FTI_TEST_HEADER /* e.g. a --lines amalgamation for coverage */
+#else
 #include "../fti.h"
+#endif
 
 /* --- paths ------------------------------------------------------------------------------- */
 int fti_test_failures = 0;
@@ -174,7 +178,7 @@ int main(int argc, char **argv) {
                 fti_tests[t].fn();
                 fflush(stdout);
                 fflush(stderr);
-                _exit(fti_test_failures == 0 ? 0 : 1);
+                exit(fti_test_failures == 0 ? 0 : 1); /* exit, not _exit: gcov and LSan run at exit */
             }
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
             }

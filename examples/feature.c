@@ -1,0 +1,436 @@
+/* fti-feature: the feature pipeline — raw exports in, an immutable dataset version out.
+ *
+ *   build/fti-feature [--home DIR] ingest PATH... [options]   ingest files/folders, commit a version
+ *   build/fti-feature [--home DIR] list | show [VERSION] | diff A B | verify [VERSION]
+ *   build/fti-feature [--home DIR] search "query" [-k N] [--version V]
+ *   build/fti-feature [--home DIR] tag NAME [VERSION]
+ *
+ * Example:  build/fti-feature ingest ../shared/data/corpus/bierce_devils_dictionary/devils_dictionary.jsonl
+ * The workspace is --home DIR, else $FTI_HOME, else ./twin. `ingest` prints the version id as the
+ * last word of its output; the same inputs and options always give the same id.
+ */
+#define FTI_IMPLEMENTATION
+#include "fti.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: fti-feature [--home DIR] COMMAND [ARGS]\n"
+        "\n"
+        "The feature store of an LLM twin: ingest a person's raw exports into an immutable,\n"
+        "content-addressed dataset version (cleaned documents, train/val token shards,\n"
+        "a tokenizer, and a BM25 index over chunks). Workspace: --home DIR, else $FTI_HOME,\n"
+        "else ./twin.\n"
+        "\n"
+        "commands:\n"
+        "  ingest PATH... [options]   ingest files and folders (.txt .md .html .json .jsonl .csv\n"
+        "                             .eml .mbox); prints a summary and the version id last\n"
+        "  list                       versions, oldest first (* = latest)\n"
+        "  show [VERSION] [--json]    a version's counts, validation report, dedup, files\n"
+        "  diff A B                   documents added (+) and removed (-) from A to B\n"
+        "  verify [VERSION]           recompute every hash; exit 1 if anything is wrong\n"
+        "  search \"QUERY\" [-k N] [--version V]   BM25 over the version's chunks\n"
+        "  tag NAME [VERSION]         point a tag at a version (default latest)\n"
+        "\n"
+        "VERSION: a full id, a unique prefix (>= 4 hex digits), a tag, or latest (default).\n"
+        "\n"
+        "ingest options (defaults in brackets):\n"
+        "  --text-fields LIST     JSON/CSV text fields [text,content,body,full_text,message,post]\n"
+        "  --title-fields LIST    [title,subject,name]   --author-fields LIST [author,user,username,from]\n"
+        "  --date-fields LIST     [created_at,date,timestamp,time,created]\n"
+        "  --require LIST         fields a document must have, e.g. title,date [none]\n"
+        "  --min-chars N [12]  --max-chars N [1000000]  --min-letters F [0.5]  --max-repeat F [0.5]\n"
+        "                         (a negative F disables that rule)\n"
+        "  --redact all|mail|none redact e-mail addresses, phone numbers, URLs [mail]\n"
+        "  --dedup F              near-duplicate Jaccard threshold; > 1 disables [0.8]\n"
+        "  --val-percent N [5]  --chunk-tokens N [200]  --chunk-overlap N [32]  --vocab N [4096]\n"
+        "  --tokenizer FILE       use this tokenizer instead of training one\n"
+        "  --no-tokenizer         skip tokenizer and token shards\n"
+        "  --threads N            worker threads [$FTI_THREADS or all CPUs]\n"
+        "  --tag NAME             also point tag NAME at the new version\n"
+        "  --quiet                print only the version id\n");
+}
+
+/* --- progress: one bar per stage on a terminal --------------------------------------------- */
+typedef struct prog_state {
+    fti_progress bar;
+    char stage[32];
+    int active;
+    int quiet;
+} prog_state;
+
+static void on_progress(void *user, const fti_ingest_progress *p) {
+    prog_state *s = (prog_state *)user;
+    if (s->quiet) return;
+    if (!s->active || strcmp(s->stage, p->stage) != 0) {
+        if (s->active) fti_progress_end(&s->bar, NULL);
+        snprintf(s->stage, sizeof s->stage, "%s", p->stage);
+        fti_progress_begin(&s->bar, stderr, p->stage,
+                           strcmp(p->stage, "ingest") == 0 ? "B" : "", p->total);
+        s->active = 1;
+    }
+    fti_progress_update(&s->bar, p->done, NULL);
+}
+
+static void on_log(void *user, fti_log_level level, const char *msg) {
+    (void)user;
+    if (level >= FTI_LOG_INFO) fprintf(stderr, "fti-feature: %s\n", msg);
+}
+
+/* --- printing a manifest -------------------------------------------------------------------- */
+static long long jint(const fti_json *o, const char *k) { return (long long)fti_json_get_int(o, k, 0); }
+
+static void print_summary(const fti_json *m, int verbose) {
+    const fti_json *c = fti_json_get(m, "counts"), *v = fti_json_get(m, "validation");
+    const fti_json *d = fti_json_get(m, "dedup"), *t = fti_json_get(m, "tokenizer");
+    const fti_json *st = fti_json_get(m, "stats"), *br = fti_json_get(v, "by_reason"), *e;
+    printf("version   %s\n", fti_json_get_str(m, "id", "?"));
+    printf("parent    %s\n", fti_json_get_str(m, "parent", "(none)"));
+    printf("created   %s\n", fti_json_get_str(m, "created", "?"));
+    printf("\n  %-22s %12s\n", "", "count");
+    printf("  %-22s %12lld   (%lld reused)\n", "input files", jint(c, "files"),
+           jint(c, "files_reused"));
+    printf("  %-22s %12lld\n", "input bytes", jint(c, "bytes"));
+    printf("  %-22s %12lld\n", "records", jint(c, "records"));
+    printf("  %-22s %12lld\n", "rejected", jint(c, "rejected"));
+    printf("  %-22s %12lld   (exact %lld, near %lld)\n", "duplicates dropped",
+           jint(c, "duplicates"), jint(d, "exact_dropped"), jint(d, "near_dropped"));
+    printf("  %-22s %12lld   (train %lld, val %lld)\n", "documents kept", jint(c, "documents"),
+           jint(c, "train_documents"), jint(c, "val_documents"));
+    printf("  %-22s %12lld   (train %lld, val %lld)\n", "tokens",
+           jint(c, "train_tokens") + jint(c, "val_tokens"), jint(c, "train_tokens"),
+           jint(c, "val_tokens"));
+    printf("  %-22s %12lld\n", "chunks (BM25)", jint(c, "chunks"));
+    printf("  %-22s %12.0f   (p50 %lld, p90 %lld, max %lld)\n", "mean document bytes",
+           fti_json_get_num(st, "doc_chars_mean", 0), jint(st, "doc_chars_p50"),
+           jint(st, "doc_chars_p90"), jint(st, "doc_chars_max"));
+    if (t && t->type == FTI_JSON_OBJECT)
+        printf("  %-22s %12lld   (%s, sha256 %.16s...)\n", "tokenizer vocab",
+               jint(t, "vocab_size"),
+               fti_json_get(t, "trained") && fti_json_get(t, "trained")->type == FTI_JSON_TRUE
+                   ? "trained"
+                   : "given",
+               fti_json_get_str(t, "sha256", "?"));
+    printf("\nvalidation (rejections by rule):\n");
+    for (e = br ? br->child : NULL; e; e = e->next)
+        printf("  %-22s %12lld\n", e->key, (long long)e->i);
+    if (verbose) {
+        const fti_json *rj = fti_json_get(v, "rejections"), *g = fti_json_get(d, "groups");
+        size_t i;
+        if (rj && rj->len) {
+            printf("\nrejected (first %d):\n", rj->len < 20 ? (int)rj->len : 20);
+            for (i = 0, e = rj->child; e && i < 20; e = e->next, i++)
+                printf("  %-16s %s: %s\n", fti_json_get_str(e, "reason", ""),
+                       fti_json_get_str(e, "source", ""), fti_json_get_str(e, "detail", ""));
+        }
+        if (g && g->len) {
+            printf("\nduplicate groups (first %d of %lu):\n", g->len < 10 ? (int)g->len : 10,
+                   (unsigned long)g->len);
+            for (i = 0, e = g->child; e && i < 10; e = e->next, i++) {
+                const fti_json *dr = fti_json_get(e, "dropped"), *x;
+                printf("  kept    %s\n", fti_json_get_str(fti_json_get(e, "kept"), "source", ""));
+                for (x = dr ? dr->child : NULL; x; x = x->next)
+                    printf("  dropped %s (%s, jaccard %.2f)\n", fti_json_get_str(x, "source", ""),
+                           fti_json_get_str(x, "match", ""), fti_json_get_num(x, "jaccard", 0));
+            }
+        }
+        g = fti_json_get(m, "files");
+        printf("\nfiles:\n");
+        for (e = g ? g->child : NULL; e; e = e->next)
+            printf("  %-13s %s  %lld bytes\n", e->key, fti_json_get_str(e, "sha256", ""),
+                   jint(e, "bytes"));
+    }
+}
+
+static int load_manifest(const char *home, const char *name, fti_dataset **ds) {
+    fti_error err;
+    if (fti_dataset_open(ds, home, name, &err) != FTI_OK) {
+        fprintf(stderr, "fti-feature: %s\n", err.msg);
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_num(const char *s, double *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end) return 0;
+    *out = v;
+    return 1;
+}
+
+static int cmd_ingest(const char *home, int argc, char **argv) {
+    fti_ingest_opts o;
+    const char **paths = (const char **)calloc((size_t)argc + 1, sizeof *paths);
+    size_t n_paths = 0, reused = 0;
+    int i, quiet = 0;
+    char id[65];
+    fti_error err;
+    prog_state ps;
+    memset(&o, 0, sizeof o);
+    memset(&ps, 0, sizeof ps);
+    if (!paths) return 1;
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double x = 0;
+#define NEEDV()                                                               \
+    do {                                                                      \
+        if (!v) {                                                             \
+            fprintf(stderr, "fti-feature: %s needs a value\n", a);            \
+            free(paths);                                                      \
+            return 2;                                                         \
+        }                                                                     \
+        i++;                                                                  \
+    } while (0)
+#define NUMV()                                                                \
+    do {                                                                      \
+        NEEDV();                                                              \
+        if (!parse_num(v, &x)) {                                              \
+            fprintf(stderr, "fti-feature: %s: not a number: %s\n", a, v);     \
+            free(paths);                                                      \
+            return 2;                                                         \
+        }                                                                     \
+    } while (0)
+        if (strcmp(a, "--text-fields") == 0) { NEEDV(); o.text_fields = v; }
+        else if (strcmp(a, "--title-fields") == 0) { NEEDV(); o.title_fields = v; }
+        else if (strcmp(a, "--date-fields") == 0) { NEEDV(); o.date_fields = v; }
+        else if (strcmp(a, "--author-fields") == 0) { NEEDV(); o.author_fields = v; }
+        else if (strcmp(a, "--require") == 0) { NEEDV(); o.required = v; }
+        else if (strcmp(a, "--min-chars") == 0) { NUMV(); o.min_chars = x < 1 ? 1 : (size_t)x; }
+        else if (strcmp(a, "--max-chars") == 0) { NUMV(); o.max_chars = x < 1 ? 1 : (size_t)x; }
+        else if (strcmp(a, "--min-letters") == 0) { NUMV(); o.min_letter_frac = x == 0 ? 1e-9 : x; }
+        else if (strcmp(a, "--max-repeat") == 0) { NUMV(); o.max_repeat_frac = x == 0 ? 1e-9 : x; }
+        else if (strcmp(a, "--dedup") == 0) { NUMV(); o.dedup_threshold = x; }
+        else if (strcmp(a, "--val-percent") == 0) { NUMV(); o.val_percent = (int)x; }
+        else if (strcmp(a, "--chunk-tokens") == 0) { NUMV(); o.chunk_tokens = (int)x; }
+        else if (strcmp(a, "--chunk-overlap") == 0) { NUMV(); o.chunk_overlap = (int)x; }
+        else if (strcmp(a, "--vocab") == 0) { NUMV(); o.vocab_size = (int)x; }
+        else if (strcmp(a, "--threads") == 0) { NUMV(); o.n_threads = (int)x; }
+        else if (strcmp(a, "--tokenizer") == 0) { NEEDV(); o.tokenizer = v; }
+        else if (strcmp(a, "--no-tokenizer") == 0) o.no_tokenizer = 1;
+        else if (strcmp(a, "--tag") == 0) { NEEDV(); o.tag = v; }
+        else if (strcmp(a, "--quiet") == 0) quiet = 1;
+        else if (strcmp(a, "--redact") == 0) {
+            NEEDV();
+            if (strcmp(v, "all") == 0) o.redact = 1;
+            else if (strcmp(v, "none") == 0) o.redact = -1;
+            else if (strcmp(v, "mail") == 0) o.redact = 0;
+            else {
+                fprintf(stderr, "fti-feature: --redact all|mail|none\n");
+                free(paths);
+                return 2;
+            }
+        } else if (a[0] == '-' && a[1] == '-') {
+            fprintf(stderr, "fti-feature: unknown option %s (try --help)\n", a);
+            free(paths);
+            return 2;
+        } else {
+            paths[n_paths++] = a;
+        }
+#undef NEEDV
+#undef NUMV
+    }
+    if (n_paths == 0) {
+        fprintf(stderr, "fti-feature: ingest needs at least one PATH\n");
+        free(paths);
+        return 2;
+    }
+    ps.quiet = quiet || !isatty(2);
+    o.progress = on_progress;
+    o.progress_user = &ps;
+    o.log = quiet ? NULL : on_log;
+    if (fti_store_ingest(home, paths, n_paths, &o, id, &reused, &err) != FTI_OK) {
+        if (ps.active) fti_progress_end(&ps.bar, NULL);
+        fprintf(stderr, "fti-feature: ingest failed: %s\n", err.msg);
+        free(paths);
+        return 1;
+    }
+    if (ps.active) fti_progress_end(&ps.bar, NULL);
+    free(paths);
+    if (!quiet) {
+        fti_dataset *ds = NULL;
+        if (load_manifest(home, id, &ds)) {
+            print_summary(fti_dataset_manifest(ds), 0);
+            fti_dataset_close(ds);
+        }
+        printf("\nworkspace %s\n", home);
+        printf("version %s\n", id);
+    } else {
+        printf("%s\n", id);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *home_arg = NULL, *cmd;
+    char *home;
+    int i = 1, rc = 0;
+    fti_error err;
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--home") == 0 && i + 1 < argc) {
+            home_arg = argv[i + 1];
+            i += 2;
+            continue;
+        }
+        fprintf(stderr, "fti-feature: unknown option %s (try --help)\n", argv[i]);
+        return 2;
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    for (rc = i; rc < argc; rc++)
+        if (strcmp(argv[rc], "--help") == 0 || strcmp(argv[rc], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+    rc = 0;
+    cmd = argv[i++];
+    home = fti_workspace_resolve(home_arg);
+    if (!home) return 1;
+    if (strcmp(cmd, "ingest") == 0) {
+        rc = cmd_ingest(home, argc - i, argv + i);
+    } else if (strcmp(cmd, "list") == 0) {
+        char **ids = NULL, latest[65];
+        size_t n = 0, k;
+        latest[0] = 0;
+        fti_store_resolve(home, "latest", latest, NULL);
+        if (fti_store_list(home, &ids, &n, &err) != FTI_OK) {
+            fprintf(stderr, "fti-feature: %s\n", err.msg);
+            rc = 1;
+        } else {
+            if (n == 0) printf("no versions in %s\n", home);
+            for (k = 0; k < n; k++) {
+                fti_dataset *ds = NULL;
+                if (fti_dataset_open(&ds, home, ids[k], NULL) == FTI_OK) {
+                    const fti_json *m = fti_dataset_manifest(ds), *c = fti_json_get(m, "counts");
+                    printf("%c %s  %s  %6lld docs %9lld tokens  parent %.12s\n",
+                           strcmp(ids[k], latest) == 0 ? '*' : ' ', ids[k],
+                           fti_json_get_str(m, "created", "?"), jint(c, "documents"),
+                           jint(c, "train_tokens") + jint(c, "val_tokens"),
+                           fti_json_get_str(m, "parent", "-"));
+                    fti_dataset_close(ds);
+                } else {
+                    printf("  %s  (unreadable)\n", ids[k]);
+                }
+            }
+            fti_store_list_free(ids, n);
+        }
+    } else if (strcmp(cmd, "show") == 0) {
+        const char *name = NULL;
+        int json = 0;
+        fti_dataset *ds = NULL;
+        for (; i < argc; i++) {
+            if (strcmp(argv[i], "--json") == 0) json = 1;
+            else name = argv[i];
+        }
+        if (!load_manifest(home, name, &ds)) {
+            rc = 1;
+        } else {
+            if (json) {
+                fti_buf b;
+                fti_jw w;
+                memset(&b, 0, sizeof b);
+                (void)w;
+                /* re-read the manifest text as stored */
+                {
+                    char path[4096];
+                    void *txt = NULL;
+                    size_t len = 0;
+                    snprintf(path, sizeof path, "%s/store/versions/%s.json", home,
+                             fti_dataset_id(ds));
+                    if (fti_file_read(path, 0, &txt, &len, NULL) == FTI_OK)
+                        fwrite(txt, 1, len, stdout);
+                    fti_free(txt);
+                }
+                fti_buf_free(&b);
+            } else {
+                print_summary(fti_dataset_manifest(ds), 1);
+                printf("\ntokenizer %s\ndocuments %s\n",
+                       fti_dataset_tokenizer_path(ds) ? fti_dataset_tokenizer_path(ds) : "(none)",
+                       fti_dataset_docs_path(ds));
+            }
+            fti_dataset_close(ds);
+        }
+    } else if (strcmp(cmd, "diff") == 0) {
+        fti_buf out;
+        size_t add = 0, rem = 0;
+        memset(&out, 0, sizeof out);
+        if (argc - i != 2) {
+            fprintf(stderr, "fti-feature: diff needs two versions\n");
+            rc = 2;
+        } else if (fti_store_diff(home, argv[i], argv[i + 1], &out, &add, &rem, &err) != FTI_OK) {
+            fprintf(stderr, "fti-feature: %s\n", err.msg);
+            rc = 1;
+        } else {
+            if (out.len) fwrite(out.data, 1, out.len, stdout);
+            printf("%lu added, %lu removed\n", (unsigned long)add, (unsigned long)rem);
+        }
+        fti_buf_free(&out);
+    } else if (strcmp(cmd, "verify") == 0) {
+        fti_buf rep;
+        fti_result r;
+        memset(&rep, 0, sizeof rep);
+        r = fti_store_verify(home, i < argc ? argv[i] : NULL, &rep, &err);
+        if (rep.len) fwrite(rep.data, 1, rep.len, stdout);
+        if (r != FTI_OK) {
+            fprintf(stderr, "fti-feature: verify FAILED: %s\n", err.msg);
+            rc = 1;
+        } else {
+            printf("verify: ok (%s)\n", i < argc ? argv[i] : "every version and ref");
+        }
+        fti_buf_free(&rep);
+    } else if (strcmp(cmd, "search") == 0) {
+        const char *q = NULL, *ver = NULL;
+        long k = 5;
+        fti_dataset *ds = NULL;
+        for (; i < argc; i++) {
+            if (strcmp(argv[i], "-k") == 0 && i + 1 < argc) k = atol(argv[++i]);
+            else if (strcmp(argv[i], "--version") == 0 && i + 1 < argc) ver = argv[++i];
+            else q = argv[i];
+        }
+        if (!q || k <= 0 || k > 1000) {
+            fprintf(stderr, "fti-feature: search \"QUERY\" [-k N (1..1000)] [--version V]\n");
+            rc = 2;
+        } else if (!load_manifest(home, ver, &ds)) {
+            rc = 1;
+        } else {
+            fti_search_hit *hits = (fti_search_hit *)calloc((size_t)k, sizeof *hits);
+            size_t n = hits ? fti_dataset_search(ds, q, strlen(q), (size_t)k, hits) : 0, j;
+            if (n == 0) printf("no chunk matches \"%s\"\n", q);
+            for (j = 0; j < n; j++) {
+                int len = hits[j].text_len > 300 ? 300 : (int)hits[j].text_len;
+                printf("%2lu. score %.3f  %s  [%s]  chunk %u\n    %.*s%s\n\n",
+                       (unsigned long)j + 1, hits[j].score, hits[j].title, hits[j].source,
+                       hits[j].chunk, len, hits[j].text, hits[j].text_len > 300 ? "..." : "");
+            }
+            free(hits);
+            fti_dataset_close(ds);
+        }
+    } else if (strcmp(cmd, "tag") == 0) {
+        char id[65];
+        if (i >= argc) {
+            fprintf(stderr, "fti-feature: tag NAME [VERSION]\n");
+            rc = 2;
+        } else if (fti_store_resolve(home, i + 1 < argc ? argv[i + 1] : NULL, id, &err) != FTI_OK ||
+                   fti_store_tag(home, argv[i], id, &err) != FTI_OK) {
+            fprintf(stderr, "fti-feature: %s\n", err.msg);
+            rc = 1;
+        } else {
+            printf("tag %s -> %s\n", argv[i], id);
+        }
+    } else {
+        fprintf(stderr, "fti-feature: unknown command %s (try --help)\n", cmd);
+        rc = 2;
+    }
+    fti_free(home);
+    return rc;
+}

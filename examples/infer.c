@@ -1,0 +1,368 @@
+/* infer.c: generate text with a twin model (GGUF), optionally grounded by retrieval.
+ *
+ *     build/fti-infer --model twin/models/<id>/model.gguf --prompt "The cynic" -n 64
+ *     echo "Love:" | build/fti-infer --alias production --temp 0
+ *     build/fti-infer --model m.gguf --perplexity notes.txt
+ *
+ * Prints only the generated text on stdout; retrieval and --stats go to stderr. The prompt is
+ * rendered through the document template the feature pipeline trained on (an open document
+ * whose body the model continues). With a feature store at --home and the model's lineage key
+ * fti.dataset.version, the top BM25 chunks for the prompt are put in front of it as documents
+ * (--no-rag turns that off). --perplexity FILE prints the perplexity of FILE's text (rendered
+ * through the template) as the last word.
+ */
+#define FTI_IMPLEMENTATION
+#include "fti.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/resource.h>
+#define INFER_HAVE_RUSAGE 1
+#endif
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: fti-infer [--home DIR] (--model FILE | --alias NAME) [--prompt TEXT]\n"
+            "                 [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
+            "                 [--repeat-penalty R] [--seed S] [--threads N] [--ctx N]\n"
+            "                 [--stop TEXT]... [--title TEXT] [--rag-k K] [--rag | --no-rag]\n"
+            "                 [--ignore-eos] [--stats] [--perplexity FILE]\n"
+            "Generates text with a GGUF llama model. The prompt comes from --prompt or stdin.\n"
+            "  --home DIR        workspace (default $FTI_HOME, else ./twin): registry and store\n"
+            "  --alias NAME      a registry alias or model id (HOME/models/aliases.json)\n"
+            "  -n N              tokens to generate (default 128)\n"
+            "  --temp T          temperature, 0 = greedy (default 0.8)\n"
+            "  --top-k K         default 40; --top-p P default 0.95; --min-p P default 0.05\n"
+            "  --repeat-penalty  default 1.1 over the last 64 tokens\n"
+            "  --seed S          sampling seed (default 1)\n"
+            "  --threads N       worker threads (default: all CPUs)\n"
+            "  --ctx N           context length (default: the model's)\n"
+            "  --stop TEXT       stop before TEXT (repeatable)\n"
+            "  --rag-k K         retrieved chunks (default 3); --no-rag disables retrieval\n"
+            "  --stats           prefill/decode tokens/s, time to first token, peak RSS\n"
+            "  --perplexity FILE print the perplexity of FILE as the last word and exit\n");
+}
+
+static int on_text(void *user, const char *text, size_t n) {
+    (void)user;
+    fwrite(text, 1, n, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+static double peak_rss_mb(void) {
+#ifdef INFER_HAVE_RUSAGE
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) return (double)ru.ru_maxrss / 1024.0;
+#endif
+    return 0.0;
+}
+
+/* Resolves --alias NAME (an alias, a model id or a unique id prefix) through the registry
+ * (part 07) to HOME/models/<id>/model.gguf. Without the training part (FTI_NO_TRAIN) it reads
+ * the registry's HOME/models/aliases.json ({"alias": {"id": ...}}) itself. */
+static char *resolve_alias(const char *home, const char *name, fti_error *err) {
+    char *models = fti_path_join(home, "models");
+    char *id = NULL, *dir, *path;
+#if defined(FTI_TRAIN_H) && !defined(FTI_NO_TRAIN)
+    char idbuf[17];
+    if (fti_registry_resolve(home, name, idbuf, err) != FTI_OK) {
+        fti_free(models);
+        return NULL;
+    }
+    id = fti_strdup(idbuf);
+#else
+    char *aliases = fti_path_join(models, "aliases.json");
+    void *data = NULL;
+    size_t len = 0;
+    fti_json_doc *doc = NULL;
+    if (fti_file_read(aliases, 1 << 20, &data, &len, NULL) == FTI_OK &&
+        fti_json_parse((const char *)data, len, NULL, &doc, NULL, err) == FTI_OK) {
+        const fti_json *a = fti_json_get(fti_json_root(doc), name);
+        const char *s = a ? (a->type == FTI_JSON_STRING ? a->str : fti_json_get_str(a, "id", NULL))
+                          : NULL;
+        if (s) id = fti_strdup(s);
+    }
+    fti_json_free(doc);
+    fti_free(data);
+    fti_free(aliases);
+    if (!id) id = fti_strdup(name);
+#endif
+    dir = fti_path_join(models, id);
+    path = fti_path_join(dir, "model.gguf");
+    if (path && !fti_path_exists(path)) {
+        fti_error_set(err, FTI_ERR_NOT_FOUND, "alias %s: no model at %s", name, path);
+        fti_free(path);
+        path = NULL;
+    }
+    fti_free(dir);
+    fti_free(id);
+    fti_free(models);
+    return path;
+}
+
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+/* The feature-store version the model was trained on (its lineage), opened once. */
+static fti_dataset *rag_ds = NULL;
+#endif
+
+/* Retrieval: opens the feature-store version named by the model's fti.dataset.version key
+ * under home, takes the top k BM25 chunks for the prompt, prints them (id, score, title) on
+ * stderr and fills docs (pointing into the mapped index). Returns the number of docs; 0 when
+ * the model has no lineage or the store is missing (said on stderr), or without part 04. */
+static size_t retrieve(const fti_engine *e, const char *home, const char *text, size_t len,
+                       size_t k, fti_prompt_doc *docs, size_t cap) {
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    const char *ver = NULL;
+    size_t ver_len = 0, n, i;
+    char *ver_z;
+    fti_error err;
+    fti_search_hit hits[32];
+    if (k == 0) return 0;
+    if (k > cap) k = cap;
+    if (k > 32) k = 32;
+    if (fti_gguf_get_str(fti_engine_gguf(e), "fti.dataset.version", &ver, &ver_len, NULL) !=
+        FTI_OK) {
+        fprintf(stderr, "fti-infer: retrieval off: the model has no fti.dataset.version\n");
+        return 0;
+    }
+    ver_z = fti_strndup(ver, ver_len);
+    if (!ver_z || fti_dataset_open(&rag_ds, home, ver_z, &err) != FTI_OK) {
+        fprintf(stderr, "fti-infer: retrieval off: %s\n", ver_z ? err.msg : "out of memory");
+        fti_free(ver_z);
+        return 0;
+    }
+    fti_free(ver_z);
+    n = fti_dataset_search(rag_ds, text, len, k, hits);
+    for (i = 0; i < n; i++) {
+        fprintf(stderr, "fti-infer: retrieved chunk %lu (doc %s) score %.3f: %s\n",
+                (unsigned long)hits[i].chunk, hits[i].doc_id ? hits[i].doc_id : "?",
+                (double)hits[i].score, hits[i].title ? hits[i].title : "(untitled)");
+        docs[i].title = hits[i].title;
+        docs[i].title_len = hits[i].title ? strlen(hits[i].title) : 0;
+        docs[i].text = hits[i].text;
+        docs[i].text_len = hits[i].text_len;
+    }
+    if (n == 0) fprintf(stderr, "fti-infer: retrieval: no chunk matches the prompt\n");
+    return n;
+#else
+    (void)e, (void)home, (void)text, (void)len, (void)k, (void)docs, (void)cap;
+    return 0;
+#endif
+}
+
+static int read_stdin(fti_buf *b) {
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) fti_buf_append(b, chunk, n);
+    return b->oom ? -1 : 0;
+}
+
+int main(int argc, char **argv) {
+    const char *home_arg = NULL, *model = NULL, *alias = NULL, *prompt = NULL, *title = NULL;
+    const char *ppl_file = NULL, *stops[16];
+    size_t n_stop = 0, n_predict = 128, n_ctx = 0, rag_k = 3;
+    int threads = 0, stats = 0, use_rag = 1, ignore_eos = 0, i, rc_exit = 1;
+    fti_sampler_opts so;
+    fti_error err;
+    fti_engine *e = NULL;
+    fti_tokenizer *tok = NULL;
+    fti_session *s = NULL;
+    fti_sampler *smp = NULL;
+    fti_pool *pool = NULL;
+    fti_session_opts sopts;
+    fti_generate_opts go;
+    fti_generate_stats st;
+    fti_prompt pr;
+    fti_buf input;
+    char *home = NULL, *alias_path = NULL;
+    uint64_t t0;
+    double load_s;
+
+    memset(&so, 0, sizeof so);
+    memset(&input, 0, sizeof input);
+    memset(&pr, 0, sizeof pr);
+    so.temperature = 0.8f;
+    so.top_k = 40;
+    so.top_p = 0.95f;
+    so.min_p = 0.05f;
+    so.repeat_penalty = 1.1f;
+    so.seed = 1;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEEDV()                                                       \
+    do {                                                              \
+        if (!v) {                                                     \
+            fprintf(stderr, "fti-infer: %s needs a value\n", a);      \
+            return 2;                                                 \
+        }                                                             \
+        i++;                                                          \
+    } while (0)
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--home")) { NEEDV(); home_arg = v; }
+        else if (!strcmp(a, "--model")) { NEEDV(); model = v; }
+        else if (!strcmp(a, "--alias")) { NEEDV(); alias = v; }
+        else if (!strcmp(a, "--prompt")) { NEEDV(); prompt = v; }
+        else if (!strcmp(a, "--title")) { NEEDV(); title = v; }
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { NEEDV(); n_predict = (size_t)strtoul(v, NULL, 10); }
+        else if (!strcmp(a, "--temp")) { NEEDV(); so.temperature = (float)atof(v); }
+        else if (!strcmp(a, "--top-k")) { NEEDV(); so.top_k = atoi(v); }
+        else if (!strcmp(a, "--top-p")) { NEEDV(); so.top_p = (float)atof(v); }
+        else if (!strcmp(a, "--min-p")) { NEEDV(); so.min_p = (float)atof(v); }
+        else if (!strcmp(a, "--repeat-penalty")) { NEEDV(); so.repeat_penalty = (float)atof(v); }
+        else if (!strcmp(a, "--frequency-penalty")) { NEEDV(); so.frequency_penalty = (float)atof(v); }
+        else if (!strcmp(a, "--presence-penalty")) { NEEDV(); so.presence_penalty = (float)atof(v); }
+        else if (!strcmp(a, "--seed")) { NEEDV(); so.seed = strtoull(v, NULL, 10); }
+        else if (!strcmp(a, "--threads")) { NEEDV(); threads = atoi(v); }
+        else if (!strcmp(a, "--ctx")) { NEEDV(); n_ctx = (size_t)strtoul(v, NULL, 10); }
+        else if (!strcmp(a, "--stop")) {
+            NEEDV();
+            if (n_stop < 16) stops[n_stop++] = v;
+        } else if (!strcmp(a, "--rag-k")) { NEEDV(); rag_k = (size_t)strtoul(v, NULL, 10); }
+        else if (!strcmp(a, "--rag")) use_rag = 1;
+        else if (!strcmp(a, "--no-rag")) use_rag = 0;
+        else if (!strcmp(a, "--ignore-eos")) ignore_eos = 1;
+        else if (!strcmp(a, "--stats")) stats = 1;
+        else if (!strcmp(a, "--perplexity")) { NEEDV(); ppl_file = v; }
+        else {
+            fprintf(stderr, "fti-infer: unknown argument %s (see --help)\n", a);
+            return 2;
+        }
+#undef NEEDV
+    }
+    if (!model == !alias) {
+        fprintf(stderr, "fti-infer: give exactly one of --model FILE or --alias NAME\n");
+        usage(stderr);
+        return 2;
+    }
+    home = fti_strdup(home_arg && *home_arg ? home_arg
+                      : getenv("FTI_HOME") && *getenv("FTI_HOME") ? getenv("FTI_HOME") : "twin");
+    if (alias) {
+        alias_path = resolve_alias(home, alias, &err);
+        if (!alias_path) {
+            fprintf(stderr, "fti-infer: %s\n", err.msg);
+            goto out;
+        }
+        model = alias_path;
+    }
+
+    t0 = fti_time_ns();
+    if (fti_engine_open(&e, model, NULL, &err) != FTI_OK ||
+        fti_engine_tokenizer(e, &tok, &err) != FTI_OK) {
+        fprintf(stderr, "fti-infer: %s\n", err.msg);
+        goto out;
+    }
+    pool = fti_pool_create(threads);
+    memset(&sopts, 0, sizeof sopts);
+    sopts.pool = pool;
+    sopts.n_ctx = n_ctx;
+    if (fti_session_create(&s, e, &sopts, &err) != FTI_OK) {
+        fprintf(stderr, "fti-infer: %s\n", err.msg);
+        goto out;
+    }
+    load_s = (double)(fti_time_ns() - t0) * 1e-9;
+
+    if (ppl_file) { /* perplexity of a file's text, rendered through the template */
+        void *data = NULL;
+        size_t len = 0;
+        fti_tokens ids;
+        int32_t *ids32;
+        double nll = 0;
+        size_t k;
+        memset(&ids, 0, sizeof ids);
+        if (fti_file_read(ppl_file, 0, &data, &len, &err) != FTI_OK) {
+            fprintf(stderr, "fti-infer: %s\n", err.msg);
+            goto out;
+        }
+        if (fti_engine_add_bos(e)) fti_tokens_push(&ids, (uint32_t)fti_engine_bos(e));
+        fti_prompt_append_doc(tok, title, title ? strlen(title) : 0, (const char *)data, len, 0,
+                              &ids);
+        fti_free(data);
+        ids32 = (int32_t *)fti_malloc((ids.len + 1) * sizeof(int32_t));
+        for (k = 0; ids32 && k < ids.len; k++) ids32[k] = (int32_t)ids.ids[k];
+        if (!ids32 || fti_session_nll(s, ids32, ids.len, &nll, &err) != FTI_OK) {
+            fprintf(stderr, "fti-infer: %s\n", ids32 ? err.msg : "out of memory");
+            fti_free(ids32);
+            fti_tokens_free(&ids);
+            goto out;
+        }
+        fprintf(stderr, "fti-infer: %lu tokens, mean NLL %.4f nats\n", (unsigned long)ids.len, nll);
+        printf("perplexity %.4f\n", exp(nll));
+        fti_free(ids32);
+        fti_tokens_free(&ids);
+        rc_exit = 0;
+        goto out;
+    }
+
+    if (prompt) fti_buf_puts(&input, prompt);
+    else if (read_stdin(&input) != 0) {
+        fprintf(stderr, "fti-infer: out of memory reading stdin\n");
+        goto out;
+    }
+    {
+        size_t room = fti_session_n_ctx(s) > n_predict ? fti_session_n_ctx(s) - n_predict : 1;
+        fti_prompt_doc docs[32];
+        size_t n_docs = 0;
+        memset(docs, 0, sizeof docs);
+        if (use_rag) n_docs = retrieve(e, home, input.data ? input.data : "", input.len, rag_k,
+                                       docs, 32);
+        if (fti_prompt_build(e, tok, title, input.data ? input.data : "", input.len, docs, n_docs,
+                             room, &pr, &err) != FTI_OK) {
+            fprintf(stderr, "fti-infer: %s\n", err.msg);
+            goto out;
+        }
+        if (n_docs)
+            fprintf(stderr, "fti-infer: %lu of %lu retrieved chunks fit in the prompt\n",
+                    (unsigned long)pr.n_docs_used, (unsigned long)n_docs);
+        if (pr.n_dropped)
+            fprintf(stderr, "fti-infer: prompt cut by %lu tokens from the left to fit\n",
+                    (unsigned long)pr.n_dropped);
+    }
+    if (fti_sampler_create(&smp, fti_engine_config(e)->vocab_size, &so) != FTI_OK) {
+        fprintf(stderr, "fti-infer: out of memory\n");
+        goto out;
+    }
+    memset(&go, 0, sizeof go);
+    go.max_tokens = n_predict;
+    go.stop = stops;
+    go.n_stop = n_stop;
+    go.ignore_eos = ignore_eos;
+    go.on_text = on_text;
+    if (fti_generate(s, smp, pr.ids, pr.n, &go, &st, &err) != FTI_OK) {
+        fprintf(stderr, "\nfti-infer: %s\n", err.msg);
+        goto out;
+    }
+    fflush(stdout);
+    if (stats) {
+        double ttft = load_s + st.first_token_s;
+        fprintf(stderr,
+                "\nfti-infer: load %.1f ms | prompt %lu tokens, %.1f tokens/s | generated %lu "
+                "tokens, %.1f tokens/s | first token %.1f ms after start | peak RSS %.1f MB | "
+                "%d threads | %s weights | finish %d\n",
+                load_s * 1e3, (unsigned long)st.n_prompt,
+                st.prefill_s > 0 ? (double)st.n_prompt / st.prefill_s : 0.0,
+                (unsigned long)st.n_generated,
+                st.decode_s > 0 ? (double)st.n_generated / st.decode_s : 0.0, ttft * 1e3,
+                peak_rss_mb(), fti_pool_threads(pool),
+                fti_ggml_type_name(fti_engine_weight_type(e)), (int)st.finish);
+    }
+    rc_exit = 0;
+out:
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    fti_dataset_close(rag_ds);
+#endif
+    fti_prompt_free(&pr);
+    fti_buf_free(&input);
+    fti_sampler_free(smp);
+    fti_session_free(s);
+    fti_pool_free(pool);
+    fti_tokenizer_free(tok);
+    fti_engine_close(e);
+    fti_free(alias_path);
+    fti_free(home);
+    return rc_exit;
+}

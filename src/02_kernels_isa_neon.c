@@ -1,0 +1,148 @@
+/* === kernels: aarch64 NEON variants === */
+/*
+ * NEON is part of the aarch64 baseline, so this table needs no detection. It covers the GEMM
+ * micro-kernel (8×12, fused multiply-add by lane), the f32/Q8_0/Q4_0 GEMV rows and BLAS-1; the
+ * remaining ops use the references (they are a small share of a training step).
+ */
+#include "02_kernels.h"
+
+#if defined(FTI__NEON)
+#include <arm_neon.h>
+
+/* GEMM micro-kernel 8×12: 24 q-register accumulators; A's 8 values per step in two registers,
+ * used by lane. */
+#define FTI__UKN_ROW(i, av, lane)                                                              \
+    c##i##_0 = vfmaq_laneq_f32(c##i##_0, b0, av, lane);                                        \
+    c##i##_1 = vfmaq_laneq_f32(c##i##_1, b1, av, lane);                                        \
+    c##i##_2 = vfmaq_laneq_f32(c##i##_2, b2, av, lane);
+#define FTI__UKN_STORE(i)                                                                      \
+    do {                                                                                       \
+        float *ci = c + (i)*ldc;                                                               \
+        if (acc) {                                                                             \
+            c##i##_0 = vaddq_f32(vld1q_f32(ci), c##i##_0);                                     \
+            c##i##_1 = vaddq_f32(vld1q_f32(ci + 4), c##i##_1);                                 \
+            c##i##_2 = vaddq_f32(vld1q_f32(ci + 8), c##i##_2);                                 \
+        }                                                                                      \
+        vst1q_f32(ci, c##i##_0);                                                               \
+        vst1q_f32(ci + 4, c##i##_1);                                                           \
+        vst1q_f32(ci + 8, c##i##_2);                                                           \
+    } while (0)
+
+static void fti__ukernel_neon(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                              int acc) {
+    float32x4_t z = vdupq_n_f32(0.0f);
+    float32x4_t c0_0 = z, c0_1 = z, c0_2 = z, c1_0 = z, c1_1 = z, c1_2 = z, c2_0 = z, c2_1 = z,
+                c2_2 = z, c3_0 = z, c3_1 = z, c3_2 = z, c4_0 = z, c4_1 = z, c4_2 = z, c5_0 = z,
+                c5_1 = z, c5_2 = z, c6_0 = z, c6_1 = z, c6_2 = z, c7_0 = z, c7_1 = z, c7_2 = z;
+    size_t p;
+    for (p = 0; p < kc; p++, a += 8, b += 12) {
+        float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
+        float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+        FTI__UKN_ROW(0, a0, 0) FTI__UKN_ROW(1, a0, 1) FTI__UKN_ROW(2, a0, 2)
+        FTI__UKN_ROW(3, a0, 3) FTI__UKN_ROW(4, a1, 0) FTI__UKN_ROW(5, a1, 1)
+        FTI__UKN_ROW(6, a1, 2) FTI__UKN_ROW(7, a1, 3)
+    }
+    FTI__UKN_STORE(0); FTI__UKN_STORE(1); FTI__UKN_STORE(2); FTI__UKN_STORE(3);
+    FTI__UKN_STORE(4); FTI__UKN_STORE(5); FTI__UKN_STORE(6); FTI__UKN_STORE(7);
+}
+
+static float fti__dot_neon(const float *x, const float *y, size_t n) {
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    float s;
+    for (; i + 16 <= n; i += 16) {
+        a0 = vfmaq_f32(a0, vld1q_f32(x + i), vld1q_f32(y + i));
+        a1 = vfmaq_f32(a1, vld1q_f32(x + i + 4), vld1q_f32(y + i + 4));
+        a2 = vfmaq_f32(a2, vld1q_f32(x + i + 8), vld1q_f32(y + i + 8));
+        a3 = vfmaq_f32(a3, vld1q_f32(x + i + 12), vld1q_f32(y + i + 12));
+    }
+    for (; i + 4 <= n; i += 4) a0 = vfmaq_f32(a0, vld1q_f32(x + i), vld1q_f32(y + i));
+    s = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+static void fti__axpy_neon(float *y, float a, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static void fti__scale_neon(float *x, float a, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), a));
+    for (; i < n; i++) x[i] *= a;
+}
+
+static void fti__gemv_f32_neon(const void *W, size_t row_bytes, size_t rows, const float *x,
+                               size_t n, float *y, int acc) {
+    size_t r;
+    for (r = 0; r < rows; r++) {
+        float s = fti__dot_neon((const float *)((const char *)W + r * row_bytes), x, n);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+/* 32 int8 products of one block summed into 4 int32 lanes (pairs of products fit int16). */
+static int32x4_t fti__dot32_neon(int32x4_t acc, int8x16_t w0, int8x16_t w1, int8x16_t x0,
+                                 int8x16_t x1) {
+    int16x8_t p0 = vmull_s8(vget_low_s8(w0), vget_low_s8(x0));
+    int16x8_t p1 = vmull_s8(vget_low_s8(w1), vget_low_s8(x1));
+    p0 = vmlal_s8(p0, vget_high_s8(w0), vget_high_s8(x0));
+    p1 = vmlal_s8(p1, vget_high_s8(w1), vget_high_s8(x1));
+    return vpadalq_s16(vpadalq_s16(acc, p0), p1);
+}
+
+static void fti__gemv_q8_0_neon(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
+                                const float *xd, const int32_t *xs, size_t nb, float *y) {
+    size_t r, b;
+    (void)xs;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (b = 0; b < nb; b++) {
+            const int8_t *xb = xq + b * FTI_QK;
+            int32x4_t d = fti__dot32_neon(vdupq_n_s32(0), vld1q_s8(w[b].qs), vld1q_s8(w[b].qs + 16),
+                                          vld1q_s8(xb), vld1q_s8(xb + 16));
+            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
+        }
+        y[r] = vaddvq_f32(acc);
+    }
+}
+
+static void fti__gemv_q4_0_neon(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
+                                const float *xd, const int32_t *xs, size_t nb, float *y) {
+    size_t r, b;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (b = 0; b < nb; b++) {
+            const int8_t *xb = xq + b * FTI_QK;
+            uint8x16_t q = vld1q_u8(w[b].qs);
+            int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15)));
+            int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
+            /* start from -2·Σx in each of the 4 lanes: the block's -8·Σx */
+            int32x4_t d = fti__dot32_neon(vdupq_n_s32(-2 * xs[b]), lo, hi, vld1q_s8(xb),
+                                          vld1q_s8(xb + 16));
+            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
+        }
+        y[r] = vaddvq_f32(acc);
+    }
+}
+
+static const fti_kernels fti__kernels_neon_table = {
+    FTI_ISA_NEON, "neon",
+    8, 12, 256, 128, 480, fti__ukernel_neon,
+    fti__gemv_f32_neon, fti__gemv_f16_ref, fti__gemv_bf16_ref,
+    fti__gemv_q8_0_neon, fti__gemv_q4_0_neon, fti__quantize_x_ref,
+    fti__dot_neon, fti__axpy_neon, fti__scale_neon, fti__max_ref, fti__exp_sum_ref,
+    fti__mul_scaled_ref, fti__rmsnorm_bwd_row_ref, fti__softmax_bwd_row_ref,
+    fti__silu_fwd_ref, fti__silu_bwd_ref, fti__swiglu_fwd_ref, fti__swiglu_bwd_ref,
+    fti__adamw_ref,
+    fti__f16_to_f32_ref, fti__f32_to_f16_ref, fti__bf16_to_f32_ref, fti__f32_to_bf16_ref,
+    fti__quantize_q8_0_ref, fti__quantize_q4_0_ref, fti__dequantize_q8_0_ref,
+    fti__dequantize_q4_0_ref,
+};
+
+static const fti_kernels *fti__kernels_neon(void) { return &fti__kernels_neon_table; }
+#endif /* FTI__NEON */

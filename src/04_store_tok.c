@@ -1,0 +1,141 @@
+/* === store: the tokenizer step (train on the train split, encode through the template) ===== */
+#include "04_store.h"
+
+#ifndef FTI_NO_STORE
+
+/* The special tokens of the document template, in id order after the merges. */
+static const char *const fti__template_specials[] = {FTI_TEMPLATE_END, FTI_TEMPLATE_TITLE,
+                                                     FTI_TEMPLATE_BODY};
+
+/* A tokenizer handle for the store (NULL-safe wrappers over part 03). */
+typedef struct fti__stok {
+    void *tok; /* fti_tokenizer * */
+    uint32_t vocab_size;
+    uint32_t eot_id, title_id, body_id;
+    char sha_hex[65];
+} fti__stok;
+
+#ifdef FTI_TOKENIZER_H
+
+static size_t fti__stok_count(void *ctx, const char *t, size_t n) {
+    const fti__stok *st = (const fti__stok *)ctx;
+    size_t k = 0;
+    if (fti_tokenizer_count((const fti_tokenizer *)st->tok, t, n, 0, &k) != FTI_OK)
+        k = (n + 3) / 4;
+    return k;
+}
+
+static fti_result fti__stok_finish(fti__stok *st, fti_tokenizer *tok, fti_error *err) {
+    size_t i;
+    int64_t eot;
+    for (i = 0; i < 3; i++) {
+        uint32_t id;
+        fti_result rc = fti_tokenizer_add_special(tok, fti__template_specials[i],
+                                                  strlen(fti__template_specials[i]), &id);
+        if (rc != FTI_OK) {
+            fti_tokenizer_free(tok);
+            return fti_error_set(err, rc, "tokenizer: cannot add special token %s",
+                                 fti__template_specials[i]);
+        }
+    }
+    eot = fti_tokenizer_eot_id(tok);
+    st->title_id = (uint32_t)fti_tokenizer_special_id(tok, FTI_TEMPLATE_TITLE);
+    st->body_id = (uint32_t)fti_tokenizer_special_id(tok, FTI_TEMPLATE_BODY);
+    st->tok = tok;
+    st->vocab_size = (uint32_t)fti_tokenizer_vocab_size(tok);
+    st->eot_id = eot >= 0 ? (uint32_t)eot : 0;
+    fti_tokenizer_id_hex(tok, st->sha_hex);
+    return FTI_OK;
+}
+
+/* Loads the tokenizer file `path` (template specials added if missing). */
+static fti_result fti__stok_load(fti__stok *st, const char *path, fti_error *err) {
+    fti_tokenizer *tok = NULL;
+    fti_result rc = fti_tokenizer_load(path, NULL, &tok, err);
+    memset(st, 0, sizeof *st);
+    if (rc != FTI_OK) return rc;
+    return fti__stok_finish(st, tok, err);
+}
+
+/* Trains on the given texts (the cleaned train split, title and body). */
+static fti_result fti__stok_train(fti__stok *st, fti_pool *pool, const char *const *texts,
+                                  const size_t *lens, size_t n, int vocab_size,
+                                  fti_error *err) {
+    fti_bpe_train_opts o;
+    fti_bpe_trainer *t = NULL;
+    fti_tokenizer *tok = NULL;
+    fti_result rc;
+    size_t i;
+    memset(st, 0, sizeof *st);
+    memset(&o, 0, sizeof o);
+    o.vocab_size = (size_t)vocab_size;
+    o.special = fti__template_specials;
+    o.n_special = 3;
+    o.pool = pool;
+    rc = fti_bpe_trainer_create(&o, &t);
+    if (rc != FTI_OK) return fti_error_set(err, rc, "tokenizer: cannot create trainer");
+    for (i = 0; i < n && rc == FTI_OK; i++) rc = fti_bpe_trainer_add(t, texts[i], lens[i]);
+    if (rc == FTI_OK) rc = fti_bpe_trainer_train(t, &tok, err);
+    else fti_error_set(err, rc, "tokenizer: training failed");
+    fti_bpe_trainer_free(t);
+    if (rc != FTI_OK) return rc;
+    return fti__stok_finish(st, tok, err);
+}
+
+static fti_result fti__stok_serialize(const fti__stok *st, fti_buf *out) {
+    return fti_tokenizer_serialize((const fti_tokenizer *)st->tok, out);
+}
+
+/* Encodes n untrusted texts (special-token strings stay text) in parallel into ids[i]. */
+static fti_result fti__stok_encode(const fti__stok *st, fti_pool *pool, const char *const *texts,
+                                   const size_t *lens, size_t n, uint32_t **ids, size_t *n_ids) {
+    fti_tokens *outs = (fti_tokens *)fti_calloc(n + 1, sizeof *outs);
+    fti_result rc;
+    size_t i;
+    if (!outs) return FTI_ERR_NOMEM;
+    rc = fti_tokenizer_encode_batch((const fti_tokenizer *)st->tok, pool, texts, lens, n, 0, outs);
+    for (i = 0; i < n; i++) {
+        ids[i] = outs[i].ids;
+        n_ids[i] = outs[i].len;
+    }
+    fti_free(outs);
+    return rc;
+}
+
+static void fti__stok_free(fti__stok *st) {
+    if (st && st->tok) fti_tokenizer_free((fti_tokenizer *)st->tok);
+    if (st) st->tok = NULL;
+}
+
+#else /* no tokenizer part in this build: the store runs without tokens */
+
+static size_t fti__stok_count(void *ctx, const char *t, size_t n) {
+    (void)ctx;
+    (void)t;
+    return (n + 3) / 4;
+}
+static fti_result fti__stok_load(fti__stok *st, const char *path, fti_error *err) {
+    memset(st, 0, sizeof *st);
+    return fti_error_set(err, FTI_ERR_UNSUPPORTED, "%s: no tokenizer part in this build", path);
+}
+static fti_result fti__stok_train(fti__stok *st, fti_pool *pool, const char *const *texts,
+                                  const size_t *lens, size_t n, int vocab_size,
+                                  fti_error *err) {
+    (void)pool, (void)texts, (void)lens, (void)n, (void)vocab_size;
+    memset(st, 0, sizeof *st);
+    return fti_error_set(err, FTI_ERR_UNSUPPORTED, "no tokenizer part in this build");
+}
+static fti_result fti__stok_serialize(const fti__stok *st, fti_buf *out) {
+    (void)st, (void)out;
+    return FTI_ERR_UNSUPPORTED;
+}
+static fti_result fti__stok_encode(const fti__stok *st, fti_pool *pool, const char *const *texts,
+                                   const size_t *lens, size_t n, uint32_t **ids, size_t *n_ids) {
+    (void)st, (void)pool, (void)texts, (void)lens, (void)n, (void)ids, (void)n_ids;
+    return FTI_ERR_UNSUPPORTED;
+}
+static void fti__stok_free(fti__stok *st) { (void)st; }
+
+#endif
+
+#endif /* FTI_NO_STORE */

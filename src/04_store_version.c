@@ -1,0 +1,2224 @@
+/* === store: workspace, the ingest pipeline, versions, refs, verify, diff, datasets ========= */
+#include "04_store.h"
+#include <sys/file.h>
+
+#ifndef FTI_NO_STORE
+
+#define FTI__STORE_FORMAT 1
+
+/* === workspace ============================================================================== */
+
+FTIDEF char *fti_workspace_resolve(const char *home) {
+    const char *env;
+    if (home && *home) return fti_strdup(home);
+    env = getenv("FTI_HOME");
+    if (env && *env) return fti_strdup(env);
+    return fti_strdup("./twin");
+}
+
+/* home + "/" + a + ["/" + b]: a new string. */
+static char *fti__path3(const char *home, const char *a, const char *b) {
+    fti_buf p;
+    memset(&p, 0, sizeof p);
+    fti_buf_puts(&p, home);
+    fti_buf_putc(&p, '/');
+    fti_buf_puts(&p, a);
+    if (b) {
+        fti_buf_putc(&p, '/');
+        fti_buf_puts(&p, b);
+    }
+    if (p.oom) {
+        fti_buf_free(&p);
+        return NULL;
+    }
+    return p.data;
+}
+
+FTIDEF fti_result fti_workspace_init(const char *home, fti_error *err) {
+    static const char *const dirs[] = {"store/objects", "store/versions", "store/refs/tags",
+                                       "models", "logs"};
+    size_t i;
+    if (!home) return fti_error_set(err, FTI_ERR_INVALID, "workspace: no directory");
+    for (i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        char *p = fti__path3(home, dirs[i], NULL);
+        fti_result rc;
+        if (!p) return fti_error_set(err, FTI_ERR_NOMEM, "workspace: out of memory");
+        rc = fti_mkdirs(p, err);
+        fti_free(p);
+        if (rc != FTI_OK) return rc;
+    }
+    return FTI_OK;
+}
+
+/* Path of object hex in the store: home/store/objects/ab/abcdef... */
+static char *fti__object_path(const char *home, const char *hex) {
+    fti_buf p;
+    memset(&p, 0, sizeof p);
+    fti_buf_printf(&p, "%s/store/objects/%.2s/%s", home, hex, hex);
+    if (p.oom) {
+        fti_buf_free(&p);
+        return NULL;
+    }
+    return p.data;
+}
+
+static int fti__is_hex_id(const char *s, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+    return 1;
+}
+
+/* === options ================================================================================ */
+
+FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts) {
+    fti_ingest_opts o;
+    if (opts) o = *opts;
+    else memset(&o, 0, sizeof o);
+    if (!o.text_fields) o.text_fields = "text,content,body,full_text,message,post";
+    if (!o.title_fields) o.title_fields = "title,subject,name";
+    if (!o.date_fields) o.date_fields = "created_at,date,timestamp,time,created";
+    if (!o.author_fields) o.author_fields = "author,user,username,from";
+    if (!o.required) o.required = "";
+    if (!o.min_chars) o.min_chars = 12;
+    if (!o.max_chars) o.max_chars = 1000000;
+    if (o.min_letter_frac == 0) o.min_letter_frac = 0.5;
+    if (o.max_repeat_frac == 0) o.max_repeat_frac = 0.5;
+    if (o.dedup_threshold == 0) o.dedup_threshold = 0.8;
+    if (o.val_percent <= 0) o.val_percent = 5;
+    if (o.val_percent > 50) o.val_percent = 50;
+    if (o.chunk_tokens <= 0) o.chunk_tokens = 200;
+    if (o.chunk_overlap <= 0) o.chunk_overlap = 32;
+    if (o.chunk_overlap >= o.chunk_tokens) o.chunk_overlap = o.chunk_tokens / 4;
+    if (o.vocab_size <= 0) o.vocab_size = 4096;
+    if (!o.max_file_bytes) o.max_file_bytes = FTI_STORE_MAX_FILE_BYTES;
+    return o;
+}
+
+/* The canonical text of the options that decide per-record results (the cache key). */
+static void fti__proc_key(const fti_ingest_opts *o, fti_buf *out) {
+    fti_buf_printf(out,
+                   "records v%d|text=%s|title=%s|date=%s|author=%s|required=%s|min=%lu|max=%lu|"
+                   "letters=%.6f|repeat=%.6f|redact=%d|minhash=%d",
+                   FTI__STORE_FORMAT, o->text_fields, o->title_fields, o->date_fields,
+                   o->author_fields, o->required, (unsigned long)o->min_chars,
+                   (unsigned long)o->max_chars, o->min_letter_frac, o->max_repeat_frac,
+                   o->redact, FTI_MINHASH_PERMS);
+}
+
+/* === records pack (per-file ingest results, reused by the next ingest) ==================== */
+/*
+ *   "FTIRECS\0" u32 version u32 n_files
+ *   per file: u8[32] raw sha, u8[32] proc key sha, u32 n_docs, u32 n_rejs
+ *     doc: str text, title, author, date, kind, loc; u8[32] sha; u32[128] minhash
+ *     rej: str reason, detail, loc
+ *   str: u32 length (0xFFFFFFFF = absent) then the bytes
+ */
+
+static void fti__pack_str(fti_buf *b, const char *s, size_t n) {
+    if (!s) {
+        fti__put_u32(b, 0xFFFFFFFFu);
+        return;
+    }
+    fti__put_u32(b, (uint32_t)n);
+    fti_buf_append(b, s, n);
+}
+
+static char *fti__unpack_str(fti_reader *r, size_t *len) {
+    uint32_t n = fti_read_u32(r);
+    const void *p;
+    if (r->err || n == 0xFFFFFFFFu) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    p = fti_read_bytes(r, n);
+    if (!p) return NULL;
+    if (len) *len = n;
+    return fti_strndup((const char *)p, n);
+}
+
+/* One input file of an ingest run. */
+typedef struct fti__file {
+    char *path;             /* as found on disk */
+    char *name;             /* for the version id: basename(arg) + relative path */
+    fti__kind kind;
+    uint64_t size;
+    fti_map map;
+    int mapped;
+    unsigned char sha[32];
+    int reused;
+    int failed;             /* unreadable etc.: rejected as a whole */
+    fti__out out;           /* merged results (docs, rejections) */
+} fti__file;
+
+static void fti__pack_file(fti_buf *b, const fti__file *f, const unsigned char key[32]) {
+    size_t i;
+    fti_buf_append(b, f->sha, 32);
+    fti_buf_append(b, key, 32);
+    fti__put_u32(b, (uint32_t)f->out.n_docs);
+    fti__put_u32(b, (uint32_t)f->out.n_rejs);
+    for (i = 0; i < f->out.n_docs; i++) {
+        const fti__doc *d = &f->out.docs[i];
+        size_t k;
+        fti__pack_str(b, d->text, d->text_len);
+        fti__pack_str(b, d->title, d->title ? strlen(d->title) : 0);
+        fti__pack_str(b, d->author, d->author ? strlen(d->author) : 0);
+        fti__pack_str(b, d->date, d->date ? strlen(d->date) : 0);
+        fti__pack_str(b, d->kind, d->kind ? strlen(d->kind) : 0);
+        fti__pack_str(b, d->loc, d->loc ? strlen(d->loc) : 0);
+        fti_buf_append(b, d->sha, 32);
+        for (k = 0; k < FTI_MINHASH_PERMS; k++) fti__put_u32(b, d->mh ? d->mh[k] : 0);
+    }
+    for (i = 0; i < f->out.n_rejs; i++) {
+        const fti__rej *r = &f->out.rejs[i];
+        fti__pack_str(b, r->reason, strlen(r->reason));
+        fti__pack_str(b, r->detail, strlen(r->detail));
+        fti__pack_str(b, r->loc, strlen(r->loc));
+    }
+}
+
+/* Parses one file's section; fills out (docs get file index fi). Returns 0 on a format error. */
+static int fti__unpack_file(fti_reader *r, uint32_t fi, fti__out *out) {
+    uint32_t nd = fti_read_u32(r), nr = fti_read_u32(r), i;
+    if (r->err || nd > FTI_STORE_MAX_DOCS || nr > FTI_STORE_MAX_DOCS) return 0;
+    out->docs = (fti__doc *)fti_calloc(nd + 1, sizeof *out->docs);
+    out->rejs = (fti__rej *)fti_calloc(nr + 1, sizeof *out->rejs);
+    if (!out->docs || !out->rejs) return 0;
+    out->cap_docs = nd + 1;
+    out->cap_rejs = nr + 1;
+    for (i = 0; i < nd && !r->err; i++) {
+        fti__doc *d = &out->docs[i];
+        const void *sha;
+        size_t k;
+        out->n_docs++;
+        d->text = fti__unpack_str(r, &d->text_len);
+        d->title = fti__unpack_str(r, NULL);
+        d->author = fti__unpack_str(r, NULL);
+        d->date = fti__unpack_str(r, NULL);
+        d->kind = fti__unpack_str(r, NULL);
+        d->loc = fti__unpack_str(r, NULL);
+        sha = fti_read_bytes(r, 32);
+        if (sha) memcpy(d->sha, sha, 32);
+        d->mh = (uint32_t *)fti_malloc(FTI_MINHASH_PERMS * sizeof(uint32_t));
+        if (!d->mh || !d->text || !d->loc) return 0;
+        for (k = 0; k < FTI_MINHASH_PERMS; k++) d->mh[k] = fti_read_u32(r);
+        d->file = fi;
+    }
+    for (i = 0; i < nr && !r->err; i++) {
+        fti__rej *j = &out->rejs[i];
+        out->n_rejs++;
+        j->reason = fti__unpack_str(r, NULL);
+        j->detail = fti__unpack_str(r, NULL);
+        j->loc = fti__unpack_str(r, NULL);
+        j->file = fi;
+        if (!j->reason || !j->detail || !j->loc) return 0;
+    }
+    return !r->err;
+}
+
+/* === the ingest run ========================================================================== */
+
+typedef struct fti__run {
+    const char *home;
+    fti_ingest_opts o;
+    fti__proc proc;
+    fti__mh_params mh;
+    unsigned char proc_key[32];
+    fti__file *files;
+    size_t n_files, cap_files;
+    const char *arg;        /* the argument being walked */
+    fti__unit *units;
+    size_t n_units, cap_units;
+    fti__out *unit_out;
+    /* work distribution */
+    fti_mutex mu;
+    size_t next;
+    uint64_t bytes_done, bytes_total;
+    /* the parent's records, for reuse */
+    fti_map parent_recs;
+    int have_parent_recs;
+    fti_error err;
+    int oom;
+} fti__run;
+
+static void fti__progress(fti__run *r, const char *stage, uint64_t done, uint64_t total) {
+    fti_ingest_progress p;
+    if (!r->o.progress) return;
+    p.stage = stage;
+    p.done = done;
+    p.total = total;
+    r->o.progress(r->o.progress_user, &p);
+}
+
+static void fti__log(fti__run *r, fti_log_level lv, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void fti__log(fti__run *r, fti_log_level lv, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    if (!r->o.log) return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->o.log(r->o.log_user, lv, msg);
+}
+
+static fti_result fti__walk_cb(void *user, const char *path, uint64_t size) {
+    fti__run *r = (fti__run *)user;
+    fti__file *f;
+    fti_buf name;
+    const char *rel;
+    size_t al = strlen(r->arg);
+    if (r->n_files == r->cap_files) {
+        size_t cap = r->cap_files ? r->cap_files * 2 : 64;
+        fti__file *p = (fti__file *)fti_realloc(r->files, cap * sizeof *p);
+        if (!p) return FTI_ERR_NOMEM;
+        r->files = p;
+        r->cap_files = cap;
+    }
+    f = &r->files[r->n_files];
+    memset(f, 0, sizeof *f);
+    memset(&name, 0, sizeof name);
+    /* the name: last component of the argument, then the path below it */
+    {
+        const char *a = r->arg;
+        size_t an = al;
+        while (an > 1 && a[an - 1] == '/') an--;
+        {
+            size_t k = an;
+            while (k > 0 && a[k - 1] != '/') k--;
+            fti_buf_append(&name, a + k, an - k);
+        }
+    }
+    rel = (strncmp(path, r->arg, al) == 0) ? path + al : "";
+    while (*rel == '/') rel++;
+    if (*rel) {
+        fti_buf_putc(&name, '/');
+        fti_buf_puts(&name, rel);
+    }
+    f->path = fti_strdup(path);
+    f->name = name.data;
+    f->size = size;
+    f->kind = fti__kind_of(path);
+    if (!f->path || !f->name || name.oom) {
+        fti_free(f->path);
+        fti_buf_free(&name);
+        return FTI_ERR_NOMEM;
+    }
+    r->n_files++;
+    r->bytes_total += size;
+    return FTI_OK;
+}
+
+/* Phase A: map and hash files (parallel, files taken in order from a shared counter). */
+static void fti__phase_hash(void *ctx, size_t b, size_t e, int thread) {
+    fti__run *r = (fti__run *)ctx;
+    (void)b, (void)e, (void)thread;
+    for (;;) {
+        size_t i;
+        fti__file *f;
+        fti_error ferr;
+        fti_mutex_lock(&r->mu);
+        i = r->next++;
+        fti_mutex_unlock(&r->mu);
+        if (i >= r->n_files) break;
+        f = &r->files[i];
+        if (f->kind == FTI__K_UNKNOWN) {
+            fti__reject(&f->out, (uint32_t)i, "", "unsupported_type",
+                        "unsupported file type \"%s\"", fti_path_ext(f->path));
+            f->failed = 1;
+            continue;
+        }
+        if (f->size > r->o.max_file_bytes) {
+            fti__reject(&f->out, (uint32_t)i, "", "too_large", "%lu bytes > limit %lu",
+                        (unsigned long)f->size, (unsigned long)r->o.max_file_bytes);
+            f->failed = 1;
+            continue;
+        }
+        if (fti_map_open(&f->map, f->path, &ferr) != FTI_OK) {
+            fti__reject(&f->out, (uint32_t)i, "", "unreadable", "%s", ferr.msg);
+            f->failed = 1;
+            continue;
+        }
+        f->mapped = 1;
+        f->size = f->map.len;
+        fti_sha256_buf(f->map.data, f->map.len, f->sha);
+    }
+}
+
+/* Phase B: process units. */
+static void fti__phase_units(void *ctx, size_t b, size_t e, int thread) {
+    fti__run *r = (fti__run *)ctx;
+    (void)b, (void)e, (void)thread;
+    for (;;) {
+        size_t i;
+        const fti__unit *u;
+        const fti__file *f;
+        fti_mutex_lock(&r->mu);
+        i = r->next++;
+        fti_mutex_unlock(&r->mu);
+        if (i >= r->n_units) break;
+        u = &r->units[i];
+        f = &r->files[u->file];
+        fti__process_unit(&r->proc, u, f->path, (const unsigned char *)f->map.data, f->map.len,
+                          &r->unit_out[i]);
+        fti_mutex_lock(&r->mu);
+        r->bytes_done += u->len;
+        fti_mutex_unlock(&r->mu);
+    }
+}
+
+static fti_result fti__add_unit(fti__run *r, uint32_t file, fti__kind kind, size_t off,
+                                size_t len, size_t first_no) {
+    fti__unit *u;
+    if (r->n_units == r->cap_units) {
+        size_t cap = r->cap_units ? r->cap_units * 2 : 64;
+        fti__unit *p = (fti__unit *)fti_realloc(r->units, cap * sizeof *p);
+        if (!p) return FTI_ERR_NOMEM;
+        r->units = p;
+        r->cap_units = cap;
+    }
+    u = &r->units[r->n_units++];
+    u->file = file;
+    u->kind = kind;
+    u->off = off;
+    u->len = len;
+    u->first_no = first_no;
+    return FTI_OK;
+}
+
+#define FTI__UNIT_BYTES ((size_t)1 << 20)
+
+/* Cuts file i into units: JSONL by lines and mbox by messages, about 1 MiB each. */
+static fti_result fti__make_units(fti__run *r, uint32_t i) {
+    fti__file *f = &r->files[i];
+    const char *s = (const char *)f->map.data;
+    size_t n = f->map.len;
+    if (f->kind == FTI__K_JSONL) {
+        size_t off = 0, line = 1;
+        while (off < n) {
+            size_t end = off + FTI__UNIT_BYTES < n ? off + FTI__UNIT_BYTES : n, k, lines = 0;
+            const char *nl;
+            if (end < n) {
+                nl = (const char *)memchr(s + end, '\n', n - end);
+                end = nl ? (size_t)(nl - s) + 1 : n;
+            }
+            for (k = off; k < end; k++) {
+                const char *q = (const char *)memchr(s + k, '\n', end - k);
+                if (!q) break;
+                lines++;
+                k = (size_t)(q - s);
+            }
+            if (fti__add_unit(r, i, f->kind, off, end - off, line) != FTI_OK) return FTI_ERR_NOMEM;
+            line += lines;
+            off = end;
+        }
+        return FTI_OK;
+    }
+    if (f->kind == FTI__K_MBOX) {
+        size_t n_msg = fti__mbox_starts(s, n, NULL, 0), k, first = 0, msg_no = 1;
+        size_t *starts;
+        if (n_msg == 0 || n == 0) return fti__add_unit(r, i, f->kind, 0, n, 1);
+        starts = (size_t *)fti_malloc((n_msg + 1) * sizeof *starts);
+        if (!starts) return FTI_ERR_NOMEM;
+        fti__mbox_starts(s, n, starts, n_msg);
+        starts[n_msg] = n;
+        if (starts[0] != 0) starts[0] = 0; /* leading junk belongs to the first message */
+        for (k = 1; k <= n_msg; k++) {
+            if (starts[k] - starts[first] >= FTI__UNIT_BYTES || k == n_msg) {
+                if (fti__add_unit(r, i, f->kind, starts[first], starts[k] - starts[first],
+                                  msg_no) != FTI_OK) {
+                    fti_free(starts);
+                    return FTI_ERR_NOMEM;
+                }
+                msg_no += k - first;
+                first = k;
+            }
+        }
+        fti_free(starts);
+        return FTI_OK;
+    }
+    return fti__add_unit(r, i, f->kind, 0, n, 1);
+}
+
+/* Appends src's contents to dst (moving ownership). */
+static int fti__out_move(fti__out *dst, fti__out *src) {
+    if (src->n_docs) {
+        size_t need = dst->n_docs + src->n_docs;
+        if (need > dst->cap_docs) {
+            fti__doc *p = (fti__doc *)fti_realloc(dst->docs, need * sizeof *p);
+            if (!p) return 0;
+            dst->docs = p;
+            dst->cap_docs = need;
+        }
+        memcpy(dst->docs + dst->n_docs, src->docs, src->n_docs * sizeof *src->docs);
+        dst->n_docs = need;
+    }
+    if (src->n_rejs) {
+        size_t need = dst->n_rejs + src->n_rejs;
+        if (need > dst->cap_rejs) {
+            fti__rej *p = (fti__rej *)fti_realloc(dst->rejs, need * sizeof *p);
+            if (!p) return 0;
+            dst->rejs = p;
+            dst->cap_rejs = need;
+        }
+        memcpy(dst->rejs + dst->n_rejs, src->rejs, src->n_rejs * sizeof *src->rejs);
+        dst->n_rejs = need;
+    }
+    if (src->oom) dst->oom = 1;
+    fti_free(src->docs);
+    fti_free(src->rejs);
+    memset(src, 0, sizeof *src);
+    return 1;
+}
+
+/* Loads reusable per-file results from the records pack of the `latest` version. */
+static void fti__reuse(fti__run *r, const char *recs_path) {
+    fti_error e;
+    fti_reader rd;
+    const void *magic;
+    uint32_t n, k;
+    if (fti_map_open(&r->parent_recs, recs_path, &e) != FTI_OK) return;
+    r->have_parent_recs = 1;
+    rd = fti_reader_make(r->parent_recs.data, r->parent_recs.len);
+    magic = fti_read_bytes(&rd, 8);
+    if (!magic || memcmp(magic, "FTIRECS", 8) != 0 || fti_read_u32(&rd) != 1) return;
+    n = fti_read_u32(&rd);
+    for (k = 0; k < n && !rd.err; k++) {
+        const unsigned char *sha = (const unsigned char *)fti_read_bytes(&rd, 32);
+        const unsigned char *key = (const unsigned char *)fti_read_bytes(&rd, 32);
+        size_t i, start = rd.pos;
+        fti__out tmp;
+        int used = 0;
+        if (!sha || !key) return;
+        for (i = 0; i < r->n_files; i++) {
+            fti__file *f = &r->files[i];
+            if (f->reused || !f->mapped || memcmp(f->sha, sha, 32) != 0 ||
+                memcmp(key, r->proc_key, 32) != 0)
+                continue;
+            rd.pos = start;
+            memset(&tmp, 0, sizeof tmp);
+            if (!fti__unpack_file(&rd, (uint32_t)i, &tmp)) {
+                fti__out_free(&tmp);
+                return;
+            }
+            f->out = tmp;
+            f->reused = 1;
+            used = 1;
+        }
+        if (!used) {
+            /* skip the section */
+            memset(&tmp, 0, sizeof tmp);
+            if (!fti__unpack_file(&rd, 0, &tmp)) {
+                fti__out_free(&tmp);
+                return;
+            }
+            fti__out_free(&tmp);
+        }
+    }
+}
+
+/* Hashes of a kept document: exact-dedupe key and the document id. */
+static void fti__doc_hashes(fti__doc *d) {
+    uint64_t th = d->title ? fti_hash64(d->title, strlen(d->title), 11) : 0;
+    d->h_text = fti_hash64(d->text, d->text_len, 1);
+    d->id_hi = fti_hash64(d->text, d->text_len, 2) ^ (th * 0x9E3779B97F4A7C15ull);
+    d->id_lo = fti_hash64(d->text, d->text_len, 3) + th;
+}
+
+static void fti__doc_id_hex(const fti__doc *d, char out[33]) {
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)d->id_hi,
+             (unsigned long long)d->id_lo);
+}
+
+/* Source label of a document: the file path plus its locator. */
+static void fti__doc_source(const fti__run *r, const fti__doc *d, fti_buf *out) {
+    fti_buf_puts(out, r->files[d->file].name);
+    if (d->loc && *d->loc) fti_buf_puts(out, d->loc);
+}
+
+/* Minhash pass for documents that need one (parallel over docs). */
+typedef struct fti__mh_job {
+    fti__run *r;
+    fti__doc **docs;
+} fti__mh_job;
+
+static void fti__mh_task(void *ctx, size_t b, size_t e, int thread) {
+    fti__mh_job *j = (fti__mh_job *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = b; i < e; i++) {
+        fti__doc *d = j->docs[i];
+        fti__doc_hashes(d);
+        if (!d->mh) {
+            d->mh = (uint32_t *)fti_malloc(FTI_MINHASH_PERMS * sizeof(uint32_t));
+            if (d->mh) fti__minhash(&j->r->mh, d->text, d->text_len, d->mh);
+        }
+    }
+}
+
+/* Writes data as a content-addressed object (skipped when present); hex gets its SHA-256. */
+static fti_result fti__put_object(const char *home, const void *data, size_t n, char hex[65],
+                                  fti_error *err) {
+    unsigned char d[32];
+    char *path, *dir;
+    fti_result rc = FTI_OK;
+    fti_map m;
+    fti_sha256_buf(data, n, d);
+    fti_sha256_hex(d, hex);
+    path = fti__object_path(home, hex);
+    if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
+    if (fti_map_open(&m, path, NULL) == FTI_OK) {
+        size_t len = m.len;
+        fti_map_close(&m);
+        if (len == n) {
+            fti_free(path);
+            return FTI_OK;
+        }
+    }
+    dir = fti_strndup(path, strlen(path) - 65);
+    if (!dir) rc = fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
+    if (rc == FTI_OK) rc = fti_mkdirs(dir, err);
+    if (rc == FTI_OK) rc = fti_file_write_atomic(path, data, n, err);
+    fti_free(dir);
+    fti_free(path);
+    return rc;
+}
+
+/* Reads a ref file (NULL if absent or not an id). */
+static int fti__read_ref(const char *home, const char *rel, char out[65]) {
+    char *p = fti__path3(home, "store/refs", rel);
+    void *data = NULL;
+    size_t len = 0;
+    int ok = 0;
+    if (!p) return 0;
+    if (fti_file_read(p, 256, &data, &len, NULL) == FTI_OK) {
+        const char *s = (const char *)data;
+        while (len && (s[len - 1] == '\n' || s[len - 1] == ' ' || s[len - 1] == '\r')) len--;
+        if (len == 64 && fti__is_hex_id(s, 64)) {
+            memcpy(out, s, 64);
+            out[64] = 0;
+            ok = 1;
+        }
+    }
+    fti_free(data);
+    fti_free(p);
+    return ok;
+}
+
+static fti_result fti__write_ref(const char *home, const char *rel, const char *id,
+                                 fti_error *err) {
+    char *p = fti__path3(home, "store/refs", rel);
+    char line[66];
+    fti_result rc;
+    if (!p) return fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
+    snprintf(line, sizeof line, "%s\n", id);
+    rc = fti_file_write_atomic(p, line, 65, err);
+    fti_free(p);
+    return rc;
+}
+
+static char *fti__manifest_path(const char *home, const char *id) {
+    fti_buf p;
+    memset(&p, 0, sizeof p);
+    fti_buf_printf(&p, "%s/store/versions/%s.json", home, id);
+    if (p.oom) {
+        fti_buf_free(&p);
+        return NULL;
+    }
+    return p.data;
+}
+
+static int fti__tag_ok(const char *name) {
+    size_t i, n = name ? strlen(name) : 0;
+    if (n == 0 || n > 100 || name[0] == '.') return 0;
+    for (i = 0; i < n; i++) {
+        char c = name[i];
+        if (!(fti__is_alnum((unsigned char)c) || c == '-' || c == '_' || c == '.')) return 0;
+    }
+    return 1;
+}
+
+FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id,
+                                fti_error *err) {
+    char rel[128], *mp;
+    int exists;
+    if (!home || !fti__tag_ok(name) || !id || strlen(id) != 64 || !fti__is_hex_id(id, 64))
+        return fti_error_set(err, FTI_ERR_INVALID, "tag: bad name or id");
+    if (strcmp(name, "latest") == 0) return fti__write_ref(home, "latest", id, err);
+    mp = fti__manifest_path(home, id);
+    exists = mp && fti_path_exists(mp);
+    fti_free(mp);
+    if (!exists) return fti_error_set(err, FTI_ERR_NOT_FOUND, "tag: version %s not found", id);
+    snprintf(rel, sizeof rel, "tags/%s", name);
+    return fti__write_ref(home, rel, id, err);
+}
+
+/* Exact duplicates: open addressing on h_text (text compared on a hash match). */
+static fti_result fti__exact_dups(fti__doc **docs, size_t n, size_t *n_dup) {
+    size_t cap = 16, i;
+    uint32_t *tab;
+    while (cap < n * 2) cap *= 2;
+    tab = (uint32_t *)fti_malloc(cap * sizeof *tab);
+    if (!tab) return FTI_ERR_NOMEM;
+    memset(tab, 0xFF, cap * sizeof *tab);
+    *n_dup = 0;
+    for (i = 0; i < n; i++) {
+        fti__doc *d = docs[i];
+        size_t k = (size_t)d->h_text & (cap - 1);
+        while (tab[k] != 0xFFFFFFFFu) {
+            fti__doc *o = docs[tab[k]];
+            if (o->h_text == d->h_text && o->text_len == d->text_len &&
+                memcmp(o->text, d->text, d->text_len) == 0)
+                break;
+            k = (k + 1) & (cap - 1);
+        }
+        if (tab[k] == 0xFFFFFFFFu) {
+            tab[k] = (uint32_t)i;
+        } else {
+            d->status = 1;
+            d->dup_of = tab[k];
+            (*n_dup)++;
+        }
+    }
+    fti_free(tab);
+    return FTI_OK;
+}
+
+typedef struct fti__reason_count {
+    const char *reason;
+    uint64_t count;
+} fti__reason_count;
+
+static int fti__sz_cmp(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : (x > y);
+}
+
+/* The whole ingest, after the inputs are known. */
+static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
+                                  fti_error *err);
+
+FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, size_t n_paths,
+                                   const fti_ingest_opts *opts, char out_id[65],
+                                   size_t *reused, fti_error *err) {
+    fti__run *r;
+    fti_result rc = FTI_OK;
+    size_t i;
+    int lock_fd = -1;
+    char *lock_path;
+    if (!home || !paths || n_paths == 0 || !out_id)
+        return fti_error_set(err, FTI_ERR_INVALID, "ingest: no workspace or no input paths");
+    out_id[0] = 0;
+    rc = fti_workspace_init(home, err);
+    if (rc != FTI_OK) return rc;
+    lock_path = fti__path3(home, "store", "lock");
+    if (!lock_path) return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+    lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (lock_fd >= 0) close(lock_fd);
+        rc = fti_error_set(err, FTI_ERR_BUSY, "%s: another ingest holds the store lock",
+                           lock_path);
+        fti_free(lock_path);
+        return rc;
+    }
+    fti_free(lock_path);
+    r = (fti__run *)fti_calloc(1, sizeof *r);
+    if (!r) {
+        close(lock_fd);
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+    }
+    r->home = home;
+    r->o = fti_ingest_opts_resolve(opts);
+    r->proc.o = &r->o;
+    r->proc.required_title = fti__list_pos(r->o.required, "title", 5) >= 0;
+    r->proc.required_author = fti__list_pos(r->o.required, "author", 6) >= 0;
+    r->proc.required_date = fti__list_pos(r->o.required, "date", 4) >= 0;
+    fti__mh_init(&r->mh);
+    {
+        fti_buf k;
+        memset(&k, 0, sizeof k);
+        fti__proc_key(&r->o, &k);
+        fti_sha256_buf(k.data, k.len, r->proc_key);
+        fti_buf_free(&k);
+    }
+    fti_mutex_init(&r->mu);
+    for (i = 0; i < n_paths && rc == FTI_OK; i++) {
+        r->arg = paths[i];
+        if (!fti_path_exists(paths[i])) {
+            rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no such file or directory", paths[i]);
+            break;
+        }
+        rc = fti_walk(paths[i], fti__walk_cb, r, err);
+    }
+    if (rc == FTI_OK) rc = fti__ingest_run(r, out_id, reused, err);
+    for (i = 0; i < r->n_files; i++) {
+        fti__file *f = &r->files[i];
+        if (f->mapped) fti_map_close(&f->map);
+        fti__out_free(&f->out);
+        fti_free(f->path);
+        fti_free(f->name);
+    }
+    fti_free(r->files);
+    if (r->unit_out) {
+        for (i = 0; i < r->n_units; i++) fti__out_free(&r->unit_out[i]);
+        fti_free(r->unit_out);
+    }
+    fti_free(r->units);
+    if (r->have_parent_recs) fti_map_close(&r->parent_recs);
+    fti_mutex_destroy(&r->mu);
+    fti_free(r);
+    close(lock_fd);
+    return rc;
+}
+
+/* Statistics of kept documents' lengths. */
+static void fti__len_stats(fti__doc **kept, size_t n, fti_jw *w) {
+    size_t *lens = (size_t *)fti_malloc((n + 1) * sizeof *lens), i;
+    uint64_t hist[32], total = 0;
+    memset(hist, 0, sizeof hist);
+    for (i = 0; i < n; i++) {
+        size_t L = kept[i]->text_len, b = 0;
+        if (lens) lens[i] = L;
+        total += L;
+        while (b < 31 && ((size_t)2 << b) <= L) b++;
+        hist[b]++;
+    }
+    fti_jw_key(w, "chars");
+    fti_jw_int(w, (int64_t)total);
+    fti_jw_key(w, "doc_chars_mean");
+    fti_jw_num(w, n ? (double)total / (double)n : 0.0);
+    if (lens && n) {
+        qsort(lens, n, sizeof *lens, fti__sz_cmp);
+        fti_jw_key(w, "doc_chars_p50");
+        fti_jw_int(w, (int64_t)lens[n / 2]);
+        fti_jw_key(w, "doc_chars_p90");
+        fti_jw_int(w, (int64_t)lens[(n * 9) / 10]);
+        fti_jw_key(w, "doc_chars_max");
+        fti_jw_int(w, (int64_t)lens[n - 1]);
+    }
+    fti_jw_key(w, "doc_chars_log2_hist");
+    fti_jw_arr_begin(w);
+    for (i = 0; i < 32; i++) fti_jw_int(w, (int64_t)hist[i]);
+    fti_jw_arr_end(w);
+    fti_free(lens);
+}
+
+static void fti__jw_opt_str(fti_jw *w, const char *key, const char *v) {
+    fti_jw_key(w, key);
+    if (v) fti_jw_str(w, v);
+    else fti_jw_null(w);
+}
+
+/* Chunk collection for the index. */
+typedef struct fti__chunks {
+    fti_chunk_in *v;
+    size_t n, cap;
+} fti__chunks;
+
+static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
+                                  fti_error *err) {
+    fti_pool *pool = NULL;
+    fti_result rc = FTI_OK;
+    size_t i, k, n_all = 0, n_kept = 0, n_exact = 0, n_near = 0, n_reused = 0;
+    fti__doc **all = NULL, **kept = NULL;
+    uint32_t *root = NULL;
+    unsigned char vid[32];
+    char id[65], parent[65], tok_sha[65];
+    int have_parent = 0, exists = 0;
+    char *mpath = NULL;
+    fti__stok stok;
+    int have_tok = 0;
+    fti_buf recs, docs_jsonl, index_img, tok_img, train_img, val_img, freq_img, man;
+    char recs_hex[65], docs_hex[65], index_hex[65], tok_hex[65], train_hex[65], val_hex[65],
+        freq_hex[65];
+    uint64_t n_train_tok = 0, n_val_tok = 0, n_train_docs = 0, n_val_docs = 0;
+    uint64_t *tok_counts = NULL;
+    fti__chunks chunks;
+    fti_doc_meta *metas = NULL;
+    char (*doc_ids)[33] = NULL;
+    fti_buf *sources = NULL;
+    memset(&stok, 0, sizeof stok);
+    memset(&chunks, 0, sizeof chunks);
+    memset(&recs, 0, sizeof recs);
+    memset(&docs_jsonl, 0, sizeof docs_jsonl);
+    memset(&index_img, 0, sizeof index_img);
+    memset(&tok_img, 0, sizeof tok_img);
+    memset(&train_img, 0, sizeof train_img);
+    memset(&val_img, 0, sizeof val_img);
+    memset(&freq_img, 0, sizeof freq_img);
+    memset(&man, 0, sizeof man);
+    tok_sha[0] = 0;
+    recs_hex[0] = docs_hex[0] = index_hex[0] = tok_hex[0] = train_hex[0] = val_hex[0] =
+        freq_hex[0] = 0;
+
+    if (r->n_files == 0) return fti_error_set(err, FTI_ERR_NOT_FOUND, "ingest: no input files");
+    if (r->o.tokenizer && !fti_path_exists(r->o.tokenizer))
+        return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: tokenizer file not found",
+                             r->o.tokenizer);
+    pool = fti_pool_create(r->o.n_threads);
+
+    /* --- phase A: map + hash every file --- */
+    fti__progress(r, "scan", 0, r->n_files);
+    r->next = 0;
+    fti_pool_each(pool, fti__phase_hash, r);
+
+    /* --- the version id: inputs' names and hashes, and the options --- */
+    {
+        fti_sha256 sh;
+        fti_buf cfg;
+        memset(&cfg, 0, sizeof cfg);
+        fti__proc_key(&r->o, &cfg);
+        fti_buf_printf(&cfg, "|dataset v%d|dedup=%.6f|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
+                       FTI__STORE_FORMAT, r->o.dedup_threshold, r->o.val_percent,
+                       r->o.chunk_tokens, r->o.chunk_overlap, r->o.vocab_size,
+                       FTI_TEMPLATE_TITLE, FTI_TEMPLATE_BODY, FTI_TEMPLATE_END);
+        if (r->o.no_tokenizer) {
+            fti_buf_puts(&cfg, "|tokenizer=none");
+        } else if (r->o.tokenizer) {
+            unsigned char d[32];
+            char hx[65];
+            rc = fti_sha256_file(r->o.tokenizer, d, err);
+            if (rc != FTI_OK) {
+                fti_buf_free(&cfg);
+                goto done;
+            }
+            fti_sha256_hex(d, hx);
+            fti_buf_printf(&cfg, "|tokenizer=file:%s", hx);
+        } else {
+            fti_buf_puts(&cfg, "|tokenizer=train");
+        }
+        fti_sha256_init(&sh);
+        fti_sha256_update(&sh, cfg.data, cfg.len);
+        fti_buf_free(&cfg);
+        for (i = 0; i < r->n_files; i++) {
+            const fti__file *f = &r->files[i];
+            unsigned char zero[32];
+            memset(zero, 0, sizeof zero);
+            fti_sha256_update(&sh, "\n", 1);
+            fti_sha256_update(&sh, f->name, strlen(f->name) + 1);
+            fti_sha256_update(&sh, f->mapped ? f->sha : zero, 32);
+        }
+        fti_sha256_final(&sh, vid);
+        fti_sha256_hex(vid, id);
+    }
+    have_parent = fti__read_ref(r->home, "latest", parent);
+    mpath = fti__manifest_path(r->home, id);
+    if (!mpath) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
+    if (fti_path_exists(mpath)) {
+        /* unchanged inputs: the version exists already; only refs move */
+        exists = 1;
+        for (i = 0; i < r->n_files; i++) n_reused += r->files[i].mapped;
+        fti__log(r, FTI_LOG_INFO, "version %s exists: inputs unchanged", id);
+        goto commit_refs;
+    }
+
+    /* --- reuse the parent's per-file results --- */
+    if (have_parent) {
+        char *pm = fti__manifest_path(r->home, parent);
+        void *txt = NULL;
+        size_t len = 0;
+        if (pm && fti_file_read(pm, (size_t)1 << 30, &txt, &len, NULL) == FTI_OK) {
+            fti_json_doc *jd = NULL;
+            fti_json_opts jo;
+            memset(&jo, 0, sizeof jo);
+            jo.max_string = (size_t)1 << 28;
+            if (fti_json_parse((const char *)txt, len, &jo, &jd, NULL, NULL) == FTI_OK) {
+                const fti_json *files = fti_json_get(fti_json_root(jd), "files");
+                const char *rh = fti_json_get_str(fti_json_get(files, "records"), "sha256", NULL);
+                if (rh && strlen(rh) == 64) {
+                    char *rp = fti__object_path(r->home, rh);
+                    if (rp) fti__reuse(r, rp);
+                    fti_free(rp);
+                }
+            }
+            fti_json_free(jd);
+        }
+        fti_free(txt);
+        fti_free(pm);
+    }
+
+    /* --- phase B: units of the files not reused --- */
+    for (i = 0; i < r->n_files; i++) {
+        if (r->files[i].reused) {
+            n_reused++;
+            r->bytes_done += r->files[i].size;
+        }
+        else if (r->files[i].mapped && fti__make_units(r, (uint32_t)i) != FTI_OK) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+    }
+    r->unit_out = (fti__out *)fti_calloc(r->n_units + 1, sizeof *r->unit_out);
+    if (!r->unit_out) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
+    r->next = 0;
+    {
+        /* run in slices so progress can be reported between them */
+        size_t total_units = r->n_units, slice = 0;
+        size_t step = pool ? (size_t)fti_pool_threads(pool) * 8 : 8;
+        fti__unit *all_units = r->units;
+        fti__out *all_out = r->unit_out;
+        while (slice < total_units) {
+            size_t m = total_units - slice < step ? total_units - slice : step;
+            r->units = all_units + slice;
+            r->unit_out = all_out + slice;
+            r->n_units = m;
+            r->next = 0;
+            fti_pool_each(pool, fti__phase_units, r);
+            slice += m;
+            fti__progress(r, "ingest", r->bytes_done, r->bytes_total);
+        }
+        r->units = all_units;
+        r->unit_out = all_out;
+        r->n_units = total_units;
+    }
+    for (i = 0; i < r->n_units; i++) {
+        fti__file *f = &r->files[r->units[i].file];
+        if (!fti__out_move(&f->out, &r->unit_out[i])) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+    }
+    for (i = 0; i < r->n_files; i++) {
+        if (r->files[i].out.oom) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory in %s",
+                               r->files[i].path);
+            goto done;
+        }
+        n_all += r->files[i].out.n_docs;
+    }
+    if (n_all > FTI_STORE_MAX_DOCS) {
+        rc = fti_error_set(err, FTI_ERR_LIMIT, "ingest: %lu documents > limit %lu",
+                           (unsigned long)n_all, (unsigned long)FTI_STORE_MAX_DOCS);
+        goto done;
+    }
+
+    /* --- records pack (for the next incremental run) --- */
+    {
+        uint32_t n_packed = 0;
+        fti_buf_append(&recs, "FTIRECS", 8);
+        fti__put_u32(&recs, 1);
+        fti__put_u32(&recs, 0);
+        for (i = 0; i < r->n_files; i++) {
+            if (!r->files[i].mapped) continue;
+            fti__pack_file(&recs, &r->files[i], r->proc_key);
+            n_packed++;
+        }
+        if (recs.oom) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+        fti_store_u32(recs.data + 12, n_packed);
+    }
+
+    /* --- dedupe --- */
+    fti__progress(r, "dedupe", 0, n_all);
+    all = (fti__doc **)fti_malloc((n_all + 1) * sizeof *all);
+    kept = (fti__doc **)fti_malloc((n_all + 1) * sizeof *kept);
+    root = (uint32_t *)fti_malloc((n_all + 1) * sizeof *root);
+    if (!all || !kept || !root) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
+    for (i = 0, k = 0; i < r->n_files; i++) {
+        size_t j;
+        for (j = 0; j < r->files[i].out.n_docs; j++) all[k++] = &r->files[i].out.docs[j];
+    }
+    {
+        fti__mh_job job;
+        job.r = r;
+        job.docs = all;
+        fti_pool_for(pool, n_all, 64, fti__mh_task, &job);
+        for (i = 0; i < n_all; i++)
+            if (!all[i]->mh) {
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                goto done;
+            }
+    }
+    rc = fti__exact_dups(all, n_all, &n_exact);
+    if (rc != FTI_OK) {
+        fti_error_set(err, rc, "ingest: out of memory");
+        goto done;
+    }
+    if (r->o.dedup_threshold <= 1.0) {
+        uint32_t **sigs = (uint32_t **)fti_malloc((n_all + 1) * sizeof *sigs);
+        if (!sigs) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+        for (i = 0; i < n_all; i++) sigs[i] = all[i]->status ? NULL : all[i]->mh;
+        rc = fti__near_dups(sigs, n_all, r->o.dedup_threshold, root);
+        fti_free(sigs);
+        if (rc != FTI_OK) {
+            fti_error_set(err, rc, "ingest: out of memory");
+            goto done;
+        }
+        for (i = 0; i < n_all; i++) {
+            if (all[i]->status == 0 && root[i] != i) {
+                all[i]->status = 2;
+                all[i]->dup_of = root[i];
+                n_near++;
+            }
+        }
+    }
+    for (i = 0; i < n_all; i++)
+        if (all[i]->status == 0) kept[n_kept++] = all[i];
+
+    /* --- split: by document id; at least one document on each side when there are two --- */
+    {
+        uint64_t best = UINT64_MAX;
+        size_t best_i = 0;
+        for (i = 0; i < n_kept; i++) {
+            fti__doc *d = kept[i];
+            d->split = (int)((d->id_hi % 1000) < (uint64_t)r->o.val_percent * 10);
+            if (d->id_lo < best) best = d->id_lo, best_i = i;
+            if (d->split) n_val_docs++;
+            else n_train_docs++;
+        }
+        if (n_kept >= 2 && n_val_docs == 0) {
+            kept[best_i]->split = 1;
+            n_val_docs++, n_train_docs--;
+        } else if (n_kept >= 2 && n_train_docs == 0) {
+            kept[best_i]->split = 0;
+            n_val_docs--, n_train_docs++;
+        }
+    }
+
+    /* --- per-document metadata, docs.jsonl --- */
+    metas = (fti_doc_meta *)fti_calloc(n_kept + 1, sizeof *metas);
+    doc_ids = (char(*)[33])fti_calloc(n_kept + 1, sizeof *doc_ids);
+    sources = (fti_buf *)fti_calloc(n_kept + 1, sizeof *sources);
+    if (!metas || !doc_ids || !sources) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
+    for (i = 0; i < n_kept; i++) {
+        fti__doc *d = kept[i];
+        char sha[65];
+        fti_jw w;
+        fti__doc_id_hex(d, doc_ids[i]);
+        fti__doc_source(r, d, &sources[i]);
+        metas[i].doc_id = doc_ids[i];
+        metas[i].title = d->title;
+        metas[i].source = sources[i].data;
+        metas[i].author = d->author;
+        metas[i].date = d->date;
+        fti_sha256_hex(d->sha, sha);
+        fti_jw_init(&w, &docs_jsonl, 0);
+        fti_jw_obj_begin(&w);
+        fti_jw_key(&w, "id");
+        fti_jw_str(&w, doc_ids[i]);
+        fti_jw_key(&w, "split");
+        fti_jw_str(&w, d->split ? "val" : "train");
+        fti_jw_key(&w, "source");
+        fti_jw_str(&w, sources[i].data ? sources[i].data : "");
+        fti__jw_opt_str(&w, "kind", d->kind);
+        fti__jw_opt_str(&w, "title", d->title);
+        fti__jw_opt_str(&w, "author", d->author);
+        fti__jw_opt_str(&w, "date", d->date);
+        fti_jw_key(&w, "sha256");
+        fti_jw_str(&w, sha);
+        fti_jw_key(&w, "text");
+        fti_jw_strn(&w, d->text, d->text_len);
+        fti_jw_obj_end(&w);
+        fti_buf_putc(&docs_jsonl, '\n');
+    }
+    if (docs_jsonl.oom) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
+
+    /* --- tokenizer and token shards --- */
+    if (!r->o.no_tokenizer && n_kept > 0) {
+        const char **texts = (const char **)fti_calloc(2 * n_kept + 1, sizeof *texts);
+        size_t *lens = (size_t *)fti_calloc(2 * n_kept + 1, sizeof *lens);
+        uint32_t **ids = (uint32_t **)fti_calloc(2 * n_kept + 1, sizeof *ids);
+        size_t *n_ids = (size_t *)fti_calloc(2 * n_kept + 1, sizeof *n_ids);
+        fti_buf *titles = (fti_buf *)fti_calloc(n_kept + 1, sizeof *titles);
+        uint32_t *train_ids = NULL, *val_ids = NULL;
+        if (!texts || !lens || !ids || !n_ids || !titles) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        } else {
+            size_t nt = 0;
+            fti__progress(r, "tokenizer", 0, 1);
+            if (r->o.tokenizer) {
+                rc = fti__stok_load(&stok, r->o.tokenizer, err);
+            } else {
+                for (i = 0; i < n_kept; i++) {
+                    if (kept[i]->split) continue;
+                    if (kept[i]->title) {
+                        texts[nt] = kept[i]->title;
+                        lens[nt++] = strlen(kept[i]->title);
+                    }
+                    texts[nt] = kept[i]->text;
+                    lens[nt++] = kept[i]->text_len;
+                }
+                rc = fti__stok_train(&stok, pool, texts, lens, nt, r->o.vocab_size, err);
+            }
+            if (rc == FTI_OK) {
+                have_tok = 1;
+                memcpy(tok_sha, stok.sha_hex, 65);
+                rc = fti__stok_serialize(&stok, &tok_img);
+                if (rc != FTI_OK) fti_error_set(err, rc, "tokenizer: cannot serialize");
+            }
+            /* each document: <|title|> title "\n" <|body|> body <|endoftext|> */
+            if (rc == FTI_OK) {
+                for (i = 0; i < n_kept; i++) {
+                    if (kept[i]->title) fti_buf_puts(&titles[i], kept[i]->title);
+                    fti_buf_putc(&titles[i], '\n');
+                    texts[2 * i] = titles[i].data;
+                    lens[2 * i] = titles[i].len;
+                    texts[2 * i + 1] = kept[i]->text;
+                    lens[2 * i + 1] = kept[i]->text_len;
+                }
+                fti__progress(r, "shards", 0, n_kept);
+                rc = fti__stok_encode(&stok, pool, texts, lens, 2 * n_kept, ids, n_ids);
+                if (rc != FTI_OK) fti_error_set(err, rc, "tokenizer: encoding failed");
+            }
+            if (rc == FTI_OK) {
+                for (i = 0; i < n_kept; i++) {
+                    uint64_t n = 3 + n_ids[2 * i] + n_ids[2 * i + 1];
+                    if (kept[i]->split) n_val_tok += n;
+                    else n_train_tok += n;
+                }
+                train_ids = (uint32_t *)fti_malloc((size_t)(n_train_tok + 1) * sizeof(uint32_t));
+                val_ids = (uint32_t *)fti_malloc((size_t)(n_val_tok + 1) * sizeof(uint32_t));
+                tok_counts = (uint64_t *)fti_calloc(stok.vocab_size + 1, sizeof(uint64_t));
+                if (!train_ids || !val_ids || !tok_counts) {
+                    rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                } else {
+                    size_t pt = 0, pv = 0;
+                    for (i = 0; i < n_kept; i++) {
+                        uint32_t *dst = kept[i]->split ? val_ids : train_ids;
+                        size_t *p = kept[i]->split ? &pv : &pt, j;
+                        dst[(*p)++] = stok.title_id;
+                        for (j = 0; j < n_ids[2 * i]; j++) dst[(*p)++] = ids[2 * i][j];
+                        dst[(*p)++] = stok.body_id;
+                        for (j = 0; j < n_ids[2 * i + 1]; j++) dst[(*p)++] = ids[2 * i + 1][j];
+                        dst[(*p)++] = stok.eot_id;
+                    }
+                    for (i = 0; i < pt; i++)
+                        if (train_ids[i] < stok.vocab_size) tok_counts[train_ids[i]]++;
+                    rc = fti__shard_image(&train_img, train_ids, pt, stok.vocab_size, stok.eot_id,
+                                          err);
+                    if (rc == FTI_OK)
+                        rc = fti__shard_image(&val_img, val_ids, pv, stok.vocab_size, stok.eot_id,
+                                              err);
+                    if (rc == FTI_OK) {
+                        unsigned char h[16];
+                        memcpy(h, "FTIFREQ", 8);
+                        fti_store_u32(h + 8, 1);
+                        fti_store_u32(h + 12, stok.vocab_size);
+                        fti_buf_append(&freq_img, h, 16);
+                        for (i = 0; i < stok.vocab_size; i++) fti__put_u64(&freq_img, tok_counts[i]);
+                    }
+                }
+            }
+        }
+        for (i = 0; ids && i < 2 * n_kept; i++) fti_free(ids[i]);
+        for (i = 0; titles && i < n_kept; i++) fti_buf_free(&titles[i]);
+        fti_free(texts);
+        fti_free(lens);
+        fti_free(ids);
+        fti_free(n_ids);
+        fti_free(titles);
+        fti_free(train_ids);
+        fti_free(val_ids);
+        if (rc != FTI_OK) goto done;
+    }
+
+    /* --- chunks and the BM25 index --- */
+    fti__progress(r, "index", 0, n_kept);
+    for (i = 0; i < n_kept; i++) {
+        fti__spans sp;
+        size_t j;
+        memset(&sp, 0, sizeof sp);
+        fti__chunk_doc(kept[i]->text, kept[i]->text_len, (size_t)r->o.chunk_tokens,
+                       (size_t)r->o.chunk_overlap, fti__stok_count, have_tok ? (void *)&stok : NULL,
+                       &sp);
+        if (sp.oom) {
+            fti_free(sp.v);
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+        for (j = 0; j < sp.n; j++) {
+            if (chunks.n == chunks.cap) {
+                size_t cap = chunks.cap ? chunks.cap * 2 : 256;
+                fti_chunk_in *p = (fti_chunk_in *)fti_realloc(chunks.v, cap * sizeof *p);
+                if (!p) {
+                    fti_free(sp.v);
+                    rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                    goto done;
+                }
+                chunks.v = p;
+                chunks.cap = cap;
+            }
+            chunks.v[chunks.n].text = kept[i]->text + sp.v[j].off;
+            chunks.v[chunks.n].len = sp.v[j].len;
+            chunks.v[chunks.n].doc = (uint32_t)i;
+            chunks.n++;
+        }
+        fti_free(sp.v);
+    }
+    rc = fti_bm25_build(&index_img, chunks.v, chunks.n, metas, n_kept, err);
+    if (rc != FTI_OK) goto done;
+
+    /* --- commit: objects first, the manifest last, then refs --- */
+    {
+        struct {
+            fti_buf *img;
+            char *hex;
+            const char *name;
+        } objs[7];
+        size_t n_objs = 0, step = 0, total_steps;
+        objs[n_objs].img = &recs, objs[n_objs].hex = recs_hex, objs[n_objs++].name = "records";
+        objs[n_objs].img = &docs_jsonl, objs[n_objs].hex = docs_hex, objs[n_objs++].name = "docs";
+        objs[n_objs].img = &index_img, objs[n_objs].hex = index_hex, objs[n_objs++].name = "index";
+        if (have_tok) {
+            objs[n_objs].img = &tok_img, objs[n_objs].hex = tok_hex, objs[n_objs++].name = "tokenizer";
+            objs[n_objs].img = &train_img, objs[n_objs].hex = train_hex, objs[n_objs++].name = "train";
+            objs[n_objs].img = &val_img, objs[n_objs].hex = val_hex, objs[n_objs++].name = "val";
+            objs[n_objs].img = &freq_img, objs[n_objs].hex = freq_hex, objs[n_objs++].name = "token_counts";
+        }
+        total_steps = n_objs + 3;
+        for (k = 0; k < n_objs; k++) {
+            fti__progress(r, "commit", ++step, total_steps);
+            rc = fti__put_object(r->home, objs[k].img->data ? objs[k].img->data : "",
+                                 objs[k].img->len, objs[k].hex, err);
+            if (rc != FTI_OK) goto done;
+        }
+
+        /* the manifest */
+        {
+            fti_jw w;
+            char ts[32];
+            fti__reason_count rcs[64];
+            size_t n_rc = 0, n_rej = 0, n_groups = 0;
+            fti_jw_init(&w, &man, 1);
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "format");
+            fti_jw_str(&w, "fti-dataset");
+            fti_jw_key(&w, "format_version");
+            fti_jw_int(&w, FTI__STORE_FORMAT);
+            fti_jw_key(&w, "id");
+            fti_jw_str(&w, id);
+            fti__jw_opt_str(&w, "parent", have_parent ? parent : NULL);
+            fti_time_iso8601(fti_time_wall(), ts);
+            fti_jw_key(&w, "created");
+            fti_jw_str(&w, ts);
+            fti_jw_key(&w, "template");
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "title");
+            fti_jw_str(&w, FTI_TEMPLATE_TITLE);
+            fti_jw_key(&w, "body");
+            fti_jw_str(&w, FTI_TEMPLATE_BODY);
+            fti_jw_key(&w, "end");
+            fti_jw_str(&w, FTI_TEMPLATE_END);
+            fti_jw_obj_end(&w);
+            fti_jw_key(&w, "options");
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "text_fields");
+            fti_jw_str(&w, r->o.text_fields);
+            fti_jw_key(&w, "title_fields");
+            fti_jw_str(&w, r->o.title_fields);
+            fti_jw_key(&w, "date_fields");
+            fti_jw_str(&w, r->o.date_fields);
+            fti_jw_key(&w, "author_fields");
+            fti_jw_str(&w, r->o.author_fields);
+            fti_jw_key(&w, "required");
+            fti_jw_str(&w, r->o.required);
+            fti_jw_key(&w, "min_chars");
+            fti_jw_int(&w, (int64_t)r->o.min_chars);
+            fti_jw_key(&w, "max_chars");
+            fti_jw_int(&w, (int64_t)r->o.max_chars);
+            fti_jw_key(&w, "min_letter_frac");
+            fti_jw_num(&w, r->o.min_letter_frac);
+            fti_jw_key(&w, "max_repeat_frac");
+            fti_jw_num(&w, r->o.max_repeat_frac);
+            fti_jw_key(&w, "redact");
+            fti_jw_str(&w, r->o.redact > 0 ? "all" : r->o.redact < 0 ? "none" : "mail");
+            fti_jw_key(&w, "dedup_threshold");
+            fti_jw_num(&w, r->o.dedup_threshold);
+            fti_jw_key(&w, "minhash_perms");
+            fti_jw_int(&w, FTI_MINHASH_PERMS);
+            fti_jw_key(&w, "lsh_rows");
+            fti_jw_int(&w, fti__lsh_rows(r->o.dedup_threshold));
+            fti_jw_key(&w, "val_percent");
+            fti_jw_int(&w, r->o.val_percent);
+            fti_jw_key(&w, "chunk_tokens");
+            fti_jw_int(&w, r->o.chunk_tokens);
+            fti_jw_key(&w, "chunk_overlap");
+            fti_jw_int(&w, r->o.chunk_overlap);
+            fti_jw_key(&w, "vocab_size");
+            fti_jw_int(&w, r->o.vocab_size);
+            fti__jw_opt_str(&w, "tokenizer_file", r->o.tokenizer);
+            fti_jw_obj_end(&w);
+
+            fti_jw_key(&w, "sources");
+            fti_jw_arr_begin(&w);
+            for (i = 0; i < r->n_files; i++) {
+                const fti__file *f = &r->files[i];
+                char sha[65];
+                fti_jw_obj_begin(&w);
+                fti_jw_key(&w, "name");
+                fti_jw_str(&w, f->name);
+                fti_jw_key(&w, "path");
+                fti_jw_str(&w, f->path);
+                fti_jw_key(&w, "kind");
+                fti_jw_str(&w, fti__kind_names[f->kind]);
+                fti_jw_key(&w, "bytes");
+                fti_jw_int(&w, (int64_t)f->size);
+                fti_jw_key(&w, "sha256");
+                if (f->mapped) {
+                    fti_sha256_hex(f->sha, sha);
+                    fti_jw_str(&w, sha);
+                } else {
+                    fti_jw_null(&w);
+                }
+                fti_jw_key(&w, "documents");
+                fti_jw_int(&w, (int64_t)f->out.n_docs);
+                fti_jw_key(&w, "rejected");
+                fti_jw_int(&w, (int64_t)f->out.n_rejs);
+                fti_jw_key(&w, "reused");
+                fti_jw_bool(&w, f->reused);
+                fti_jw_obj_end(&w);
+            }
+            fti_jw_arr_end(&w);
+
+            /* validation report: every rule with its count (rules with no rejection too) */
+            {
+                static const char *const rules[] = {
+                    "empty", "too_short", "too_long", "few_letters", "repeated_lines",
+                    "missing_title", "missing_author", "missing_date", NULL};
+                for (i = 0; rules[i]; i++) {
+                    rcs[n_rc].reason = rules[i];
+                    rcs[n_rc++].count = 0;
+                }
+            }
+            for (i = 0; i < r->n_files; i++) {
+                const fti__file *f = &r->files[i];
+                for (k = 0; k < f->out.n_rejs; k++) {
+                    size_t q;
+                    for (q = 0; q < n_rc; q++)
+                        if (strcmp(rcs[q].reason, f->out.rejs[k].reason) == 0) break;
+                    if (q == n_rc && n_rc < 64) {
+                        rcs[n_rc].reason = f->out.rejs[k].reason;
+                        rcs[n_rc++].count = 0;
+                    }
+                    if (q < n_rc) rcs[q].count++;
+                    n_rej++;
+                }
+            }
+            fti_jw_key(&w, "validation");
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "rejected");
+            fti_jw_int(&w, (int64_t)n_rej);
+            fti_jw_key(&w, "by_reason");
+            fti_jw_obj_begin(&w);
+            for (i = 0; i < n_rc; i++) {
+                fti_jw_key(&w, rcs[i].reason);
+                fti_jw_int(&w, (int64_t)rcs[i].count);
+            }
+            fti_jw_obj_end(&w);
+            fti_jw_key(&w, "rejections");
+            fti_jw_arr_begin(&w);
+            for (i = 0, k = 0; i < r->n_files && k < 1000; i++) {
+                const fti__file *f = &r->files[i];
+                size_t q;
+                for (q = 0; q < f->out.n_rejs && k < 1000; q++, k++) {
+                    fti_buf src;
+                    memset(&src, 0, sizeof src);
+                    fti_buf_puts(&src, f->name);
+                    fti_buf_puts(&src, f->out.rejs[q].loc);
+                    fti_jw_obj_begin(&w);
+                    fti_jw_key(&w, "source");
+                    fti_jw_str(&w, src.data ? src.data : "");
+                    fti_jw_key(&w, "reason");
+                    fti_jw_str(&w, f->out.rejs[q].reason);
+                    fti_jw_key(&w, "detail");
+                    fti_jw_str(&w, f->out.rejs[q].detail);
+                    fti_jw_obj_end(&w);
+                    fti_buf_free(&src);
+                }
+            }
+            fti_jw_arr_end(&w);
+            fti_jw_obj_end(&w);
+
+            /* dedup report: groups by kept document */
+            fti_jw_key(&w, "dedup");
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "exact_dropped");
+            fti_jw_int(&w, (int64_t)n_exact);
+            fti_jw_key(&w, "near_dropped");
+            fti_jw_int(&w, (int64_t)n_near);
+            fti_jw_key(&w, "groups");
+            fti_jw_arr_begin(&w);
+            for (i = 0; i < n_all && n_groups < 1000; i++) {
+                size_t q;
+                int open = 0;
+                if (all[i]->status != 0) continue;
+                for (q = i + 1; q < n_all; q++) {
+                    fti__doc *d = all[q];
+                    uint32_t kr;
+                    char idh[33];
+                    fti_buf src;
+                    if (d->status == 0) continue;
+                    /* follow exact-dup links to the kept root */
+                    kr = d->dup_of;
+                    while (all[kr]->status != 0 && all[kr]->dup_of != kr) kr = all[kr]->dup_of;
+                    if (kr != i) continue;
+                    if (!open) {
+                        fti_buf s0;
+                        memset(&s0, 0, sizeof s0);
+                        fti__doc_source(r, all[i], &s0);
+                        fti__doc_id_hex(all[i], idh);
+                        fti_jw_obj_begin(&w);
+                        fti_jw_key(&w, "kept");
+                        fti_jw_obj_begin(&w);
+                        fti_jw_key(&w, "id");
+                        fti_jw_str(&w, idh);
+                        fti_jw_key(&w, "source");
+                        fti_jw_str(&w, s0.data ? s0.data : "");
+                        fti_jw_obj_end(&w);
+                        fti_jw_key(&w, "dropped");
+                        fti_jw_arr_begin(&w);
+                        fti_buf_free(&s0);
+                        open = 1;
+                        n_groups++;
+                    }
+                    memset(&src, 0, sizeof src);
+                    fti__doc_source(r, d, &src);
+                    fti__doc_id_hex(d, idh);
+                    fti_jw_obj_begin(&w);
+                    fti_jw_key(&w, "id");
+                    fti_jw_str(&w, idh);
+                    fti_jw_key(&w, "source");
+                    fti_jw_str(&w, src.data ? src.data : "");
+                    fti_jw_key(&w, "match");
+                    fti_jw_str(&w, d->status == 1 ? "exact" : "near");
+                    fti_jw_key(&w, "jaccard");
+                    fti_jw_num(&w, fti__mh_jaccard(d->mh, all[i]->mh));
+                    fti_jw_obj_end(&w);
+                    fti_buf_free(&src);
+                }
+                if (open) {
+                    fti_jw_arr_end(&w);
+                    fti_jw_obj_end(&w);
+                }
+            }
+            fti_jw_arr_end(&w);
+            fti_jw_obj_end(&w);
+
+            fti_jw_key(&w, "counts");
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "files");
+            fti_jw_int(&w, (int64_t)r->n_files);
+            fti_jw_key(&w, "files_reused");
+            fti_jw_int(&w, (int64_t)n_reused);
+            fti_jw_key(&w, "bytes");
+            fti_jw_int(&w, (int64_t)r->bytes_total);
+            fti_jw_key(&w, "records");
+            fti_jw_int(&w, (int64_t)(n_all + n_rej));
+            fti_jw_key(&w, "documents");
+            fti_jw_int(&w, (int64_t)n_kept);
+            fti_jw_key(&w, "rejected");
+            fti_jw_int(&w, (int64_t)n_rej);
+            fti_jw_key(&w, "duplicates");
+            fti_jw_int(&w, (int64_t)(n_exact + n_near));
+            fti_jw_key(&w, "train_documents");
+            fti_jw_int(&w, (int64_t)n_train_docs);
+            fti_jw_key(&w, "val_documents");
+            fti_jw_int(&w, (int64_t)n_val_docs);
+            fti_jw_key(&w, "train_tokens");
+            fti_jw_int(&w, (int64_t)n_train_tok);
+            fti_jw_key(&w, "val_tokens");
+            fti_jw_int(&w, (int64_t)n_val_tok);
+            fti_jw_key(&w, "chunks");
+            fti_jw_int(&w, (int64_t)chunks.n);
+            fti_jw_obj_end(&w);
+
+            fti_jw_key(&w, "stats");
+            fti_jw_obj_begin(&w);
+            fti__len_stats(kept, n_kept, &w);
+            fti_jw_key(&w, "doc_tokens_mean");
+            fti_jw_num(&w, n_kept ? (double)(n_train_tok + n_val_tok) / (double)n_kept : 0.0);
+            fti_jw_obj_end(&w);
+
+            fti_jw_key(&w, "tokenizer");
+            if (have_tok) {
+                fti_jw_obj_begin(&w);
+                fti_jw_key(&w, "sha256");
+                fti_jw_str(&w, tok_sha);
+                fti_jw_key(&w, "vocab_size");
+                fti_jw_int(&w, stok.vocab_size);
+                fti_jw_key(&w, "eot_id");
+                fti_jw_int(&w, stok.eot_id);
+                fti_jw_key(&w, "trained");
+                fti_jw_bool(&w, r->o.tokenizer == NULL);
+                fti_jw_obj_end(&w);
+            } else {
+                fti_jw_null(&w);
+            }
+
+            fti_jw_key(&w, "files");
+            fti_jw_obj_begin(&w);
+            for (k = 0; k < n_objs; k++) {
+                fti_jw_key(&w, objs[k].name);
+                fti_jw_obj_begin(&w);
+                fti_jw_key(&w, "sha256");
+                fti_jw_str(&w, objs[k].hex);
+                fti_jw_key(&w, "bytes");
+                fti_jw_int(&w, (int64_t)objs[k].img->len);
+                fti_jw_obj_end(&w);
+            }
+            fti_jw_obj_end(&w);
+            fti_jw_obj_end(&w);
+            fti_buf_putc(&man, '\n');
+            if (man.oom) {
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                goto done;
+            }
+        }
+        fti__progress(r, "commit", ++step, total_steps);
+        rc = fti_file_write_atomic(mpath, man.data, man.len, err);
+        if (rc != FTI_OK) goto done;
+        fti__progress(r, "commit", ++step, total_steps);
+    }
+
+commit_refs:
+    if (!r->o.no_latest) {
+        rc = fti__write_ref(r->home, "latest", id, err);
+        if (rc != FTI_OK) goto done;
+    }
+    if (r->o.tag) {
+        rc = fti_store_tag(r->home, r->o.tag, id, err);
+        if (rc != FTI_OK) goto done;
+    }
+    memcpy(out_id, id, 65);
+    if (reused) *reused = n_reused;
+done:
+    if (have_tok) fti__stok_free(&stok);
+    fti_free(mpath);
+    fti_free(all);
+    fti_free(kept);
+    fti_free(root);
+    fti_free(metas);
+    fti_free(doc_ids);
+    for (i = 0; sources && i < n_kept; i++) fti_buf_free(&sources[i]);
+    fti_free(sources);
+    fti_free(chunks.v);
+    fti_free(tok_counts);
+    fti_buf_free(&recs);
+    fti_buf_free(&docs_jsonl);
+    fti_buf_free(&index_img);
+    fti_buf_free(&tok_img);
+    fti_buf_free(&train_img);
+    fti_buf_free(&val_img);
+    fti_buf_free(&freq_img);
+    fti_buf_free(&man);
+    fti_pool_free(pool);
+    return rc;
+}
+
+/* === resolve, list, verify, diff =============================================================== */
+
+typedef struct fti__idlist {
+    char **ids;
+    size_t n, cap;
+    const char *prefix;
+} fti__idlist;
+
+static fti_result fti__list_cb(void *user, const char *path, uint64_t size) {
+    fti__idlist *l = (fti__idlist *)user;
+    const char *b = fti_path_base(path);
+    size_t n = strlen(b);
+    (void)size;
+    if (n != 69 || strcmp(b + 64, ".json") != 0 || !fti__is_hex_id(b, 64)) return FTI_OK;
+    if (l->prefix && strncmp(b, l->prefix, strlen(l->prefix)) != 0) return FTI_OK;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **p = (char **)fti_realloc(l->ids, cap * sizeof *p);
+        if (!p) return FTI_ERR_NOMEM;
+        l->ids = p;
+        l->cap = cap;
+    }
+    l->ids[l->n] = fti_strndup(b, 64);
+    if (!l->ids[l->n]) return FTI_ERR_NOMEM;
+    l->n++;
+    return FTI_OK;
+}
+
+static fti_result fti__list_ids(const char *home, const char *prefix, fti__idlist *l,
+                                fti_error *err) {
+    char *dir = fti__path3(home, "store/versions", NULL);
+    fti_result rc;
+    memset(l, 0, sizeof *l);
+    l->prefix = prefix;
+    if (!dir) return fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
+    if (!fti_path_is_dir(dir)) {
+        fti_free(dir);
+        return FTI_OK;
+    }
+    rc = fti_walk(dir, fti__list_cb, l, err);
+    fti_free(dir);
+    return rc;
+}
+
+FTIDEF void fti_store_list_free(char **ids, size_t n) {
+    size_t i;
+    if (!ids) return;
+    for (i = 0; i < n; i++) fti_free(ids[i]);
+    fti_free(ids);
+}
+
+FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out_id[65],
+                                    fti_error *err) {
+    char rel[128];
+    size_t n;
+    if (!home || !out_id) return fti_error_set(err, FTI_ERR_INVALID, "resolve: bad arguments");
+    if (!name || !*name || strcmp(name, "latest") == 0) {
+        if (fti__read_ref(home, "latest", out_id)) return FTI_OK;
+        return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no dataset version yet (run ingest)",
+                             home);
+    }
+    n = strlen(name);
+    if (fti__tag_ok(name)) {
+        snprintf(rel, sizeof rel, "tags/%s", name);
+        if (fti__read_ref(home, rel, out_id)) return FTI_OK;
+    }
+    if (n >= 4 && n <= 64 && fti__is_hex_id(name, n)) {
+        fti__idlist l;
+        fti_result rc = fti__list_ids(home, name, &l, err);
+        if (rc == FTI_OK) {
+            if (l.n == 1) memcpy(out_id, l.ids[0], 65);
+            else if (l.n == 0)
+                rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "version %s not found", name);
+            else
+                rc = fti_error_set(err, FTI_ERR_INVALID, "version prefix %s is ambiguous", name);
+        }
+        fti_store_list_free(l.ids, l.n);
+        return rc;
+    }
+    return fti_error_set(err, FTI_ERR_NOT_FOUND, "version or tag %s not found", name);
+}
+
+/* Parses the manifest of version id. */
+static fti_result fti__load_manifest(const char *home, const char *id, fti_json_doc **out,
+                                     fti_error *err) {
+    char *p = fti__manifest_path(home, id);
+    void *txt = NULL;
+    size_t len = 0;
+    fti_result rc;
+    fti_json_opts jo;
+    *out = NULL;
+    if (!p) return fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
+    rc = fti_file_read(p, (size_t)1 << 30, &txt, &len, err);
+    if (rc == FTI_OK) {
+        memset(&jo, 0, sizeof jo);
+        jo.max_string = (size_t)1 << 28;
+        rc = fti_json_parse((const char *)txt, len, &jo, out, NULL, err);
+        if (rc != FTI_OK) fti_error_prefix(err, p);
+        else if (fti_json_root(*out)->type != FTI_JSON_OBJECT) {
+            fti_json_free(*out);
+            *out = NULL;
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: not a JSON object", p);
+        }
+    }
+    fti_free(txt);
+    fti_free(p);
+    return rc;
+}
+
+typedef struct fti__ver_time {
+    char *id;
+    char created[40];
+} fti__ver_time;
+
+static int fti__ver_cmp(const void *a, const void *b) {
+    const fti__ver_time *x = (const fti__ver_time *)a, *y = (const fti__ver_time *)b;
+    int c = strcmp(x->created, y->created);
+    return c ? c : strcmp(x->id, y->id);
+}
+
+FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n,
+                                 fti_error *err) {
+    fti__idlist l;
+    fti__ver_time *vt;
+    fti_result rc;
+    size_t i;
+    if (!home || !out_ids || !out_n) return fti_error_set(err, FTI_ERR_INVALID, "list: bad arguments");
+    *out_ids = NULL;
+    *out_n = 0;
+    rc = fti__list_ids(home, NULL, &l, err);
+    if (rc != FTI_OK) {
+        fti_store_list_free(l.ids, l.n);
+        return rc;
+    }
+    vt = (fti__ver_time *)fti_calloc(l.n + 1, sizeof *vt);
+    if (!vt) {
+        fti_store_list_free(l.ids, l.n);
+        return fti_error_set(err, FTI_ERR_NOMEM, "list: out of memory");
+    }
+    for (i = 0; i < l.n; i++) {
+        fti_json_doc *jd = NULL;
+        vt[i].id = l.ids[i];
+        if (fti__load_manifest(home, l.ids[i], &jd, NULL) == FTI_OK) {
+            const char *c = fti_json_get_str(fti_json_root(jd), "created", "");
+            snprintf(vt[i].created, sizeof vt[i].created, "%s", c);
+        }
+        fti_json_free(jd);
+    }
+    qsort(vt, l.n, sizeof *vt, fti__ver_cmp);
+    for (i = 0; i < l.n; i++) l.ids[i] = vt[i].id;
+    fti_free(vt);
+    *out_ids = l.ids;
+    *out_n = l.n;
+    return FTI_OK;
+}
+
+/* Checks one file entry of a manifest: present, size and SHA-256. */
+static int fti__verify_file(const char *home, const char *id, const char *name,
+                            const fti_json *ent, fti_buf *report) {
+    const char *hex = fti_json_get_str(ent, "sha256", NULL);
+    int64_t bytes = fti_json_get_int(ent, "bytes", -1);
+    char *p;
+    fti_map m;
+    unsigned char d[32];
+    char got[65];
+    int ok = 1;
+    fti_error e;
+    if (!hex || strlen(hex) != 64 || !fti__is_hex_id(hex, 64)) {
+        if (report) fti_buf_printf(report, "%s: file %s: bad sha256 entry\n", id, name);
+        return 0;
+    }
+    p = fti__object_path(home, hex);
+    if (!p) return 0;
+    if (fti_map_open(&m, p, &e) != FTI_OK) {
+        if (report) fti_buf_printf(report, "%s: file %s: missing object %s\n", id, name, hex);
+        fti_free(p);
+        return 0;
+    }
+    if (bytes >= 0 && (uint64_t)bytes != (uint64_t)m.len) {
+        if (report)
+            fti_buf_printf(report, "%s: file %s: %lu bytes, manifest says %lld\n", id, name,
+                           (unsigned long)m.len, (long long)bytes);
+        ok = 0;
+    }
+    fti_sha256_buf(m.data, m.len, d);
+    fti_sha256_hex(d, got);
+    if (strcmp(got, hex) != 0) {
+        if (report) fti_buf_printf(report, "%s: file %s: sha256 %s != %s\n", id, name, got, hex);
+        ok = 0;
+    }
+    fti_map_close(&m);
+    if (ok && strcmp(name, "index") == 0) {
+        fti_bm25 *ix = NULL;
+        if (fti_bm25_open(&ix, p, &e) != FTI_OK) {
+            if (report) fti_buf_printf(report, "%s: index: %s\n", id, e.msg);
+            ok = 0;
+        }
+        fti_bm25_close(ix);
+    }
+    if (ok && (strcmp(name, "train") == 0 || strcmp(name, "val") == 0)) {
+        fti_token_shard s;
+        if (fti_shard_open(&s, p, 1, &e) != FTI_OK) {
+            if (report) fti_buf_printf(report, "%s: %s shard: %s\n", id, name, e.msg);
+            ok = 0;
+        } else {
+            fti_shard_close(&s);
+        }
+    }
+    fti_free(p);
+    return ok;
+}
+
+static int fti__verify_version(const char *home, const char *id, fti_buf *report) {
+    fti_json_doc *jd = NULL;
+    fti_error e;
+    const fti_json *root, *files, *c;
+    const char *mid, *parent;
+    int ok = 1;
+    if (fti__load_manifest(home, id, &jd, &e) != FTI_OK) {
+        if (report) fti_buf_printf(report, "%s: manifest: %s\n", id, e.msg);
+        return 0;
+    }
+    root = fti_json_root(jd);
+    mid = fti_json_get_str(root, "id", "");
+    if (strcmp(mid, id) != 0) {
+        if (report) fti_buf_printf(report, "%s: manifest names id %s\n", id, mid);
+        ok = 0;
+    }
+    parent = fti_json_get_str(root, "parent", NULL);
+    if (parent) {
+        char *pp = fti__manifest_path(home, parent);
+        if (!pp || strlen(parent) != 64 || !fti_path_exists(pp)) {
+            if (report) fti_buf_printf(report, "%s: parent %s is missing\n", id, parent);
+            ok = 0;
+        }
+        fti_free(pp);
+    }
+    files = fti_json_get(root, "files");
+    if (!files || files->type != FTI_JSON_OBJECT || !fti_json_get(files, "docs") ||
+        !fti_json_get(files, "index")) {
+        if (report) fti_buf_printf(report, "%s: manifest lists no files\n", id);
+        ok = 0;
+    } else {
+        for (c = files->child; c; c = c->next)
+            if (!fti__verify_file(home, id, c->key, c, report)) ok = 0;
+    }
+    fti_json_free(jd);
+    return ok;
+}
+
+typedef struct fti__refcheck {
+    const char *home;
+    fti_buf *report;
+    int ok;
+} fti__refcheck;
+
+static fti_result fti__ref_cb(void *user, const char *path, uint64_t size) {
+    fti__refcheck *rc = (fti__refcheck *)user;
+    void *data = NULL;
+    size_t len = 0;
+    (void)size;
+    if (strstr(fti_path_base(path), ".tmp.")) return FTI_OK; /* an interrupted write */
+    if (fti_file_read(path, 256, &data, &len, NULL) == FTI_OK) {
+        const char *s = (const char *)data;
+        char *mp;
+        while (len && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ')) len--;
+        if (len != 64 || !fti__is_hex_id(s, 64)) {
+            if (rc->report) fti_buf_printf(rc->report, "ref %s: not a version id\n", path);
+            rc->ok = 0;
+        } else {
+            char id[65];
+            memcpy(id, s, 64);
+            id[64] = 0;
+            mp = fti__manifest_path(rc->home, id);
+            if (!mp || !fti_path_exists(mp)) {
+                if (rc->report)
+                    fti_buf_printf(rc->report, "ref %s: version %s is missing\n", path, id);
+                rc->ok = 0;
+            }
+            fti_free(mp);
+        }
+    } else {
+        if (rc->report) fti_buf_printf(rc->report, "ref %s: unreadable\n", path);
+        rc->ok = 0;
+    }
+    fti_free(data);
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_store_verify(const char *home, const char *id, fti_buf *report,
+                                   fti_error *err) {
+    int ok = 1;
+    if (!home) return fti_error_set(err, FTI_ERR_INVALID, "verify: no workspace");
+    if (id) {
+        char full[65];
+        fti_result rc = fti_store_resolve(home, id, full, err);
+        if (rc != FTI_OK) return rc;
+        ok = fti__verify_version(home, full, report);
+    } else {
+        fti__idlist l;
+        fti__refcheck rc;
+        size_t i;
+        char *refs;
+        fti_result r2 = fti__list_ids(home, NULL, &l, err);
+        if (r2 != FTI_OK) {
+            fti_store_list_free(l.ids, l.n);
+            return r2;
+        }
+        for (i = 0; i < l.n; i++)
+            if (!fti__verify_version(home, l.ids[i], report)) ok = 0;
+        fti_store_list_free(l.ids, l.n);
+        rc.home = home;
+        rc.report = report;
+        rc.ok = 1;
+        refs = fti__path3(home, "store/refs", NULL);
+        if (refs && fti_path_is_dir(refs)) fti_walk(refs, fti__ref_cb, &rc, NULL);
+        fti_free(refs);
+        if (!rc.ok) ok = 0;
+    }
+    if (!ok) return fti_error_set(err, FTI_ERR_CHECKSUM, "verify: the store does not check out");
+    return FTI_OK;
+}
+
+/* Reads a version's docs.jsonl into (id, source, title) lines sorted by id. */
+typedef struct fti__docline {
+    char id[33];
+    char *line;
+} fti__docline;
+
+static int fti__docline_cmp(const void *a, const void *b) {
+    return strcmp(((const fti__docline *)a)->id, ((const fti__docline *)b)->id);
+}
+
+static fti_result fti__doc_lines(const char *home, const char *id, fti__docline **out,
+                                 size_t *n_out, fti_error *err) {
+    fti_json_doc *jd = NULL;
+    const char *hex;
+    char *p = NULL;
+    fti_map m;
+    fti_result rc = fti__load_manifest(home, id, &jd, err);
+    size_t cap = 0, n = 0, pos = 0;
+    fti__docline *v = NULL;
+    *out = NULL;
+    *n_out = 0;
+    if (rc != FTI_OK) return rc;
+    hex = fti_json_get_str(fti_json_get(fti_json_get(fti_json_root(jd), "files"), "docs"),
+                           "sha256", NULL);
+    if (!hex || strlen(hex) != 64) {
+        fti_json_free(jd);
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: manifest has no docs file", id);
+    }
+    p = fti__object_path(home, hex);
+    fti_json_free(jd);
+    if (!p) return fti_error_set(err, FTI_ERR_NOMEM, "diff: out of memory");
+    rc = fti_map_open(&m, p, err);
+    fti_free(p);
+    if (rc != FTI_OK) return rc;
+    while (pos < m.len) {
+        const char *s = (const char *)m.data + pos;
+        const char *e = (const char *)memchr(s, '\n', m.len - pos);
+        size_t len = e ? (size_t)(e - s) : m.len - pos;
+        fti_json_doc *d = NULL;
+        fti_json_opts jo;
+        memset(&jo, 0, sizeof jo);
+        jo.max_string = (size_t)1 << 28;
+        if (len && fti_json_parse(s, len, &jo, &d, NULL, NULL) == FTI_OK) {
+            const fti_json *o = fti_json_root(d);
+            fti_buf line;
+            if (n == cap) {
+                size_t c2 = cap ? cap * 2 : 64;
+                fti__docline *q = (fti__docline *)fti_realloc(v, c2 * sizeof *q);
+                if (!q) {
+                    fti_json_free(d);
+                    rc = FTI_ERR_NOMEM;
+                    break;
+                }
+                v = q;
+                cap = c2;
+            }
+            memset(&line, 0, sizeof line);
+            snprintf(v[n].id, 33, "%s", fti_json_get_str(o, "id", ""));
+            fti_buf_printf(&line, "%s %s \"%s\"", v[n].id, fti_json_get_str(o, "source", ""),
+                           fti_json_get_str(o, "title", ""));
+            v[n].line = line.data;
+            n++;
+        }
+        fti_json_free(d);
+        pos += len + 1;
+    }
+    fti_map_close(&m);
+    if (rc != FTI_OK) {
+        size_t i;
+        for (i = 0; i < n; i++) fti_free(v[i].line);
+        fti_free(v);
+        return fti_error_set(err, rc, "diff: out of memory");
+    }
+    qsort(v, n, sizeof *v, fti__docline_cmp);
+    *out = v;
+    *n_out = n;
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_store_diff(const char *home, const char *a, const char *b, fti_buf *out,
+                                 size_t *n_added, size_t *n_removed, fti_error *err) {
+    char ia[65], ib[65];
+    fti__docline *va = NULL, *vb = NULL;
+    size_t na = 0, nb = 0, i = 0, j = 0, add = 0, rem = 0;
+    fti_result rc;
+    if (!home || !out) return fti_error_set(err, FTI_ERR_INVALID, "diff: bad arguments");
+    rc = fti_store_resolve(home, a, ia, err);
+    if (rc == FTI_OK) rc = fti_store_resolve(home, b, ib, err);
+    if (rc == FTI_OK) rc = fti__doc_lines(home, ia, &va, &na, err);
+    if (rc == FTI_OK) rc = fti__doc_lines(home, ib, &vb, &nb, err);
+    if (rc == FTI_OK) {
+        while (i < na || j < nb) {
+            int c = i >= na ? 1 : j >= nb ? -1 : strcmp(va[i].id, vb[j].id);
+            if (c < 0) {
+                fti_buf_printf(out, "- %s\n", va[i++].line);
+                rem++;
+            } else if (c > 0) {
+                fti_buf_printf(out, "+ %s\n", vb[j++].line);
+                add++;
+            } else {
+                i++, j++;
+            }
+        }
+    }
+    for (i = 0; i < na; i++) fti_free(va[i].line);
+    for (i = 0; i < nb; i++) fti_free(vb[i].line);
+    fti_free(va);
+    fti_free(vb);
+    if (n_added) *n_added = add;
+    if (n_removed) *n_removed = rem;
+    return rc;
+}
+
+/* === datasets ================================================================================= */
+
+struct fti_dataset {
+    char id[65];
+    fti_json_doc *manifest;
+    fti_token_shard shards[2];
+    int have_shards;
+    fti_bm25 *index;
+    char *tok_path;
+    char tok_sha[65];
+    char *docs_path;
+    fti_map counts_map;
+    int have_counts;
+    fti_dataset_stats stats;
+};
+
+static char *fti__file_object(const char *home, const fti_json *files, const char *name) {
+    const char *hex = fti_json_get_str(fti_json_get(files, name), "sha256", NULL);
+    if (!hex || strlen(hex) != 64 || !fti__is_hex_id(hex, 64)) return NULL;
+    return fti__object_path(home, hex);
+}
+
+FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const char *name,
+                                   fti_error *err) {
+    fti_dataset *ds;
+    fti_result rc;
+    const fti_json *root, *files, *st, *cnt, *tk;
+    char *p;
+    if (!out || !home) return fti_error_set(err, FTI_ERR_INVALID, "dataset_open: bad arguments");
+    *out = NULL;
+    ds = (fti_dataset *)fti_calloc(1, sizeof *ds);
+    if (!ds) return fti_error_set(err, FTI_ERR_NOMEM, "dataset_open: out of memory");
+    rc = fti_store_resolve(home, name, ds->id, err);
+    if (rc == FTI_OK) rc = fti__load_manifest(home, ds->id, &ds->manifest, err);
+    if (rc != FTI_OK) {
+        fti_dataset_close(ds);
+        return rc;
+    }
+    root = fti_json_root(ds->manifest);
+    files = fti_json_get(root, "files");
+    ds->docs_path = fti__file_object(home, files, "docs");
+    p = fti__file_object(home, files, "index");
+    if (!p || !ds->docs_path) {
+        fti_free(p);
+        fti_dataset_close(ds);
+        return fti_error_set(err, FTI_ERR_FORMAT, "version %s: manifest lacks docs/index", ds->id);
+    }
+    rc = fti_bm25_open(&ds->index, p, err);
+    fti_free(p);
+    if (rc == FTI_OK && fti_json_get(files, "train")) {
+        char *pt = fti__file_object(home, files, "train");
+        char *pv = fti__file_object(home, files, "val");
+        if (!pt || !pv) rc = fti_error_set(err, FTI_ERR_FORMAT, "version %s: bad shard entries",
+                                           ds->id);
+        if (rc == FTI_OK) rc = fti_shard_open(&ds->shards[0], pt, 0, err);
+        if (rc == FTI_OK) {
+            rc = fti_shard_open(&ds->shards[1], pv, 0, err);
+            if (rc != FTI_OK) fti_shard_close(&ds->shards[0]);
+            else ds->have_shards = 1;
+        }
+        fti_free(pt);
+        fti_free(pv);
+    }
+    if (rc == FTI_OK && fti_json_get(files, "tokenizer")) {
+        const char *hex = fti_json_get_str(fti_json_get(files, "tokenizer"), "sha256", "");
+        ds->tok_path = fti__file_object(home, files, "tokenizer");
+        (void)hex;
+        tk = fti_json_get(root, "tokenizer");
+        snprintf(ds->tok_sha, sizeof ds->tok_sha, "%s", fti_json_get_str(tk, "sha256", ""));
+    }
+    if (rc == FTI_OK && fti_json_get(files, "token_counts")) {
+        char *pc = fti__file_object(home, files, "token_counts");
+        if (pc && fti_map_open(&ds->counts_map, pc, NULL) == FTI_OK) {
+            fti_reader r = fti_reader_make(ds->counts_map.data, ds->counts_map.len);
+            const void *mg = fti_read_bytes(&r, 8);
+            uint32_t ver = fti_read_u32(&r), vs = fti_read_u32(&r);
+            ds->have_counts = 1;
+            if (!r.err && mg && memcmp(mg, "FTIFREQ", 8) == 0 && ver == 1 &&
+                ds->counts_map.len == 16 + (size_t)vs * 8 &&
+                (((uintptr_t)ds->counts_map.data) & 7) == 0) {
+                ds->stats.token_counts = (const uint64_t *)((const unsigned char *)ds->counts_map.data + 16);
+                ds->stats.vocab_size = vs;
+            }
+        }
+        fti_free(pc);
+    }
+    if (rc != FTI_OK) {
+        fti_dataset_close(ds);
+        return rc;
+    }
+    cnt = fti_json_get(root, "counts");
+    st = fti_json_get(root, "stats");
+    ds->stats.n_docs = (uint64_t)fti_json_get_int(cnt, "documents", 0);
+    ds->stats.n_train_docs = (uint64_t)fti_json_get_int(cnt, "train_documents", 0);
+    ds->stats.n_val_docs = (uint64_t)fti_json_get_int(cnt, "val_documents", 0);
+    ds->stats.n_rejected = (uint64_t)fti_json_get_int(cnt, "rejected", 0);
+    ds->stats.n_chunks = (uint64_t)fti_json_get_int(cnt, "chunks", 0);
+    ds->stats.n_train_tokens = (uint64_t)fti_json_get_int(cnt, "train_tokens", 0);
+    ds->stats.n_val_tokens = (uint64_t)fti_json_get_int(cnt, "val_tokens", 0);
+    ds->stats.n_chars = (uint64_t)fti_json_get_int(st, "chars", 0);
+    ds->stats.doc_chars_mean = fti_json_get_num(st, "doc_chars_mean", 0);
+    ds->stats.doc_tokens_mean = fti_json_get_num(st, "doc_tokens_mean", 0);
+    ds->stats.doc_chars_p50 = (uint64_t)fti_json_get_int(st, "doc_chars_p50", 0);
+    ds->stats.doc_chars_p90 = (uint64_t)fti_json_get_int(st, "doc_chars_p90", 0);
+    ds->stats.doc_chars_max = (uint64_t)fti_json_get_int(st, "doc_chars_max", 0);
+    {
+        const fti_json *h = fti_json_get(st, "doc_chars_log2_hist");
+        size_t i;
+        for (i = 0; i < 32; i++) {
+            const fti_json *v = fti_json_at(h, i);
+            ds->stats.doc_chars_log2_hist[i] = v && v->type == FTI_JSON_NUMBER ? (uint64_t)v->num : 0;
+        }
+    }
+    *out = ds;
+    return FTI_OK;
+}
+
+FTIDEF void fti_dataset_close(fti_dataset *ds) {
+    if (!ds) return;
+    if (ds->have_shards) {
+        fti_shard_close(&ds->shards[0]);
+        fti_shard_close(&ds->shards[1]);
+    }
+    fti_bm25_close(ds->index);
+    if (ds->have_counts) fti_map_close(&ds->counts_map);
+    fti_json_free(ds->manifest);
+    fti_free(ds->tok_path);
+    fti_free(ds->docs_path);
+    fti_free(ds);
+}
+
+FTIDEF const char *fti_dataset_id(const fti_dataset *ds) { return ds ? ds->id : NULL; }
+FTIDEF const fti_json *fti_dataset_manifest(const fti_dataset *ds) {
+    return ds ? fti_json_root(ds->manifest) : NULL;
+}
+FTIDEF const fti_token_shard *fti_dataset_shard(const fti_dataset *ds, fti_split split) {
+    if (!ds || !ds->have_shards) return NULL;
+    return &ds->shards[split == FTI_SPLIT_VAL ? 1 : 0];
+}
+FTIDEF const char *fti_dataset_tokenizer_path(const fti_dataset *ds) {
+    return ds ? ds->tok_path : NULL;
+}
+FTIDEF const char *fti_dataset_tokenizer_sha256(const fti_dataset *ds) {
+    return ds && ds->tok_path ? ds->tok_sha : NULL;
+}
+FTIDEF const char *fti_dataset_docs_path(const fti_dataset *ds) {
+    return ds ? ds->docs_path : NULL;
+}
+FTIDEF const fti_bm25 *fti_dataset_index(const fti_dataset *ds) { return ds ? ds->index : NULL; }
+FTIDEF size_t fti_dataset_search(const fti_dataset *ds, const char *query, size_t query_len,
+                                 size_t k, fti_search_hit *hits) {
+    return ds ? fti_bm25_query(ds->index, query, query_len, k, hits) : 0;
+}
+FTIDEF const fti_dataset_stats *fti_dataset_get_stats(const fti_dataset *ds) {
+    return ds ? &ds->stats : NULL;
+}
+
+#endif /* FTI_NO_STORE */

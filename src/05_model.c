@@ -1,0 +1,949 @@
+/* === model: configuration, presets, parameter layout, forward and backward === */
+#include "05_model.h"
+#include "02_kernels.h"
+#include <math.h>
+#include <string.h>
+
+/* Largest accepted config values: far above any CPU-trainable model, small enough that every
+ * product of sizes below fits in 64 bits long before these limits are hit. */
+#ifndef FTI_MODEL_MAX_DIM
+#define FTI_MODEL_MAX_DIM (1u << 16)
+#endif
+#ifndef FTI_MODEL_MAX_VOCAB
+#define FTI_MODEL_MAX_VOCAB (1u << 22)
+#endif
+#ifndef FTI_MODEL_MAX_LAYERS
+#define FTI_MODEL_MAX_LAYERS 1024u
+#endif
+#ifndef FTI_MODEL_MAX_CONTEXT
+#define FTI_MODEL_MAX_CONTEXT (1u << 20)
+#endif
+
+#define FTI__MODEL_DEFAULT_VOCAB 4096u
+#define FTI__MODEL_INIT_STD 0.02f
+
+/* --- configuration ---------------------------------------------------------------------------- */
+
+FTIDEF fti_result fti_model_config_resolve(fti_model_config *cfg, fti_error *err) {
+    size_t n;
+    if (!cfg) return fti_error_set(err, FTI_ERR_INVALID, "model config: NULL");
+    if (cfg->n_kv_heads == 0) cfg->n_kv_heads = cfg->n_heads;
+    if (!(cfg->rope_base > 0.0f)) cfg->rope_base = 10000.0f;
+    if (!(cfg->norm_eps > 0.0f)) cfg->norm_eps = 1e-5f;
+    if (cfg->vocab_size == 0 || cfg->dim == 0 || cfg->n_layers == 0 || cfg->n_heads == 0 ||
+        cfg->hidden_dim == 0 || cfg->context_len == 0)
+        return fti_error_set(err, FTI_ERR_INVALID,
+                             "model config: zero size (vocab %u, dim %u, layers %u, heads %u, "
+                             "hidden %u, context %u)",
+                             (unsigned)cfg->vocab_size, (unsigned)cfg->dim,
+                             (unsigned)cfg->n_layers, (unsigned)cfg->n_heads,
+                             (unsigned)cfg->hidden_dim, (unsigned)cfg->context_len);
+    if (cfg->vocab_size > FTI_MODEL_MAX_VOCAB || cfg->dim > FTI_MODEL_MAX_DIM ||
+        cfg->hidden_dim > FTI_MODEL_MAX_DIM * 4u || cfg->n_layers > FTI_MODEL_MAX_LAYERS ||
+        cfg->context_len > FTI_MODEL_MAX_CONTEXT || cfg->n_heads > cfg->dim)
+        return fti_error_set(err, FTI_ERR_LIMIT, "model config: a size exceeds its limit");
+    if (cfg->dim % cfg->n_heads != 0)
+        return fti_error_set(err, FTI_ERR_INVALID, "model config: dim %u not divisible by %u heads",
+                             (unsigned)cfg->dim, (unsigned)cfg->n_heads);
+    if ((cfg->dim / cfg->n_heads) % 2 != 0)
+        return fti_error_set(err, FTI_ERR_INVALID, "model config: head dim %u is odd",
+                             (unsigned)(cfg->dim / cfg->n_heads));
+    if (cfg->n_kv_heads > cfg->n_heads || cfg->n_heads % cfg->n_kv_heads != 0)
+        return fti_error_set(err, FTI_ERR_INVALID,
+                             "model config: %u heads not divisible by %u kv heads",
+                             (unsigned)cfg->n_heads, (unsigned)cfg->n_kv_heads);
+    n = fti_model_n_params(cfg);
+    if (n == 0 || n > ((size_t)-1) / 16)
+        return fti_error_set(err, FTI_ERR_LIMIT, "model config: parameter count overflows");
+    return FTI_OK;
+}
+
+typedef struct fti__model_preset {
+    const char *name;
+    uint32_t dim, n_layers, n_heads, n_kv_heads, hidden_dim, context_len;
+} fti__model_preset;
+
+/* tiny: for tests and the demo (about 100k parameters at a 512-token vocabulary); the stories
+ * shapes are those of llama2.c's TinyStories models (tied embeddings). */
+static const fti__model_preset fti__model_presets[] = {
+    {"tiny", 64, 2, 4, 2, 176, 64},
+    {"small", 128, 4, 4, 4, 352, 128},
+    {"stories15M", 288, 6, 6, 6, 768, 256},
+    {"stories42M", 512, 8, 8, 8, 1376, 1024},
+    {"stories110M", 768, 12, 12, 12, 2048, 1024},
+};
+
+FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg) {
+    size_t i;
+    if (!name || !cfg) return FTI_ERR_INVALID;
+    for (i = 0; i < sizeof(fti__model_presets) / sizeof(fti__model_presets[0]); i++) {
+        const fti__model_preset *p = &fti__model_presets[i];
+        if (strcmp(p->name, name) == 0) {
+            uint32_t vocab = cfg->vocab_size ? cfg->vocab_size : FTI__MODEL_DEFAULT_VOCAB;
+            memset(cfg, 0, sizeof(*cfg));
+            cfg->vocab_size = vocab;
+            cfg->dim = p->dim;
+            cfg->n_layers = p->n_layers;
+            cfg->n_heads = p->n_heads;
+            cfg->n_kv_heads = p->n_kv_heads;
+            cfg->hidden_dim = p->hidden_dim;
+            cfg->context_len = p->context_len;
+            cfg->rope_base = 10000.0f;
+            cfg->norm_eps = 1e-5f;
+            cfg->tied_embeddings = 1;
+            return FTI_OK;
+        }
+    }
+    return FTI_ERR_NOT_FOUND;
+}
+
+/* --- layout ------------------------------------------------------------------------------------ */
+
+/* Element counts of the layout, computed without overflow checks: fti_model_config_resolve
+ * bounds every dimension so these products fit easily in 64 bits. */
+typedef struct fti__model_dims {
+    size_t V, C, L, H, KV, D, F, HD, KVD;
+    size_t per_layer; /* elements of one block */
+} fti__model_dims;
+
+static fti__model_dims fti__model_dims_of(const fti_model_config *cfg) {
+    fti__model_dims d;
+    d.V = cfg->vocab_size;
+    d.C = cfg->dim;
+    d.L = cfg->n_layers;
+    d.H = cfg->n_heads ? cfg->n_heads : 1;
+    d.KV = cfg->n_kv_heads ? cfg->n_kv_heads : d.H;
+    d.D = d.C / d.H;
+    d.F = cfg->hidden_dim;
+    d.HD = d.H * d.D;
+    d.KVD = d.KV * d.D;
+    d.per_layer = d.C + d.HD * d.C + 2 * d.KVD * d.C + d.C * d.HD + d.C + 3 * d.F * d.C;
+    return d;
+}
+
+/* Offset in elements of tensor `kind` of layer `layer` (ignored for global tensors). */
+static size_t fti__model_offset(const fti__model_dims *d, fti_tensor_kind kind, size_t layer) {
+    size_t base = d->V * d->C + layer * d->per_layer;
+    switch (kind) {
+    case FTI_TENSOR_TOKEN_EMBD: return 0;
+    case FTI_TENSOR_ATTN_NORM: return base;
+    case FTI_TENSOR_ATTN_Q: return base + d->C;
+    case FTI_TENSOR_ATTN_K: return base + d->C + d->HD * d->C;
+    case FTI_TENSOR_ATTN_V: return base + d->C + d->HD * d->C + d->KVD * d->C;
+    case FTI_TENSOR_ATTN_OUTPUT: return base + d->C + d->HD * d->C + 2 * d->KVD * d->C;
+    case FTI_TENSOR_FFN_NORM: return base + d->C + 2 * d->HD * d->C + 2 * d->KVD * d->C;
+    case FTI_TENSOR_FFN_GATE: return base + 2 * d->C + 2 * d->HD * d->C + 2 * d->KVD * d->C;
+    case FTI_TENSOR_FFN_UP:
+        return base + 2 * d->C + 2 * d->HD * d->C + 2 * d->KVD * d->C + d->F * d->C;
+    case FTI_TENSOR_FFN_DOWN:
+        return base + 2 * d->C + 2 * d->HD * d->C + 2 * d->KVD * d->C + 2 * d->F * d->C;
+    case FTI_TENSOR_OUTPUT_NORM: return d->V * d->C + d->L * d->per_layer;
+    case FTI_TENSOR_OUTPUT: return d->V * d->C + d->L * d->per_layer + d->C;
+    default: return 0;
+    }
+}
+
+FTIDEF size_t fti_model_n_tensors(const fti_model_config *cfg) {
+    if (!cfg) return 0;
+    return 1 + (size_t)cfg->n_layers * 9 + 1 + (cfg->tied_embeddings ? 0 : 1);
+}
+
+FTIDEF size_t fti_model_n_params(const fti_model_config *cfg) {
+    fti__model_dims d;
+    size_t n = 0, t;
+    if (!cfg || cfg->n_heads == 0) return 0;
+    d = fti__model_dims_of(cfg);
+    /* checked: the config may not have been resolved yet */
+    if (!fti_size_mul(d.V, d.C, &n)) return 0;
+    if (!fti_size_mul(d.L, d.per_layer, &t) || !fti_size_add(n, t, &n)) return 0;
+    if (!fti_size_add(n, d.C, &n)) return 0;
+    if (!cfg->tied_embeddings && !fti_size_add(n, d.V * d.C, &n)) return 0;
+    return n;
+}
+
+FTIDEF size_t fti_model_tensor_info(const fti_model_config *cfg, size_t i, fti_tensor_info *info) {
+    static const char *const layer_names[9] = {"attn_norm", "attn_q",   "attn_k",
+                                               "attn_v",    "attn_output", "ffn_norm",
+                                               "ffn_gate",  "ffn_up",   "ffn_down"};
+    fti__model_dims d;
+    fti_tensor_info ti;
+    size_t n_layer_tensors;
+    if (!cfg) return 0;
+    if (!info && i == (size_t)-1) return fti_model_n_params(cfg);
+    if (!info || i >= fti_model_n_tensors(cfg)) return 0;
+    d = fti__model_dims_of(cfg);
+    memset(&ti, 0, sizeof(ti));
+    n_layer_tensors = d.L * 9;
+    if (i == 0) {
+        strcpy(ti.name, "token_embd");
+        ti.kind = FTI_TENSOR_TOKEN_EMBD;
+        ti.layer = -1;
+        ti.rows = d.V;
+        ti.cols = d.C;
+    } else if (i <= n_layer_tensors) {
+        size_t l = (i - 1) / 9, j = (i - 1) % 9;
+        ti.kind = (fti_tensor_kind)(FTI_TENSOR_ATTN_NORM + (int)j);
+        ti.layer = (int)l;
+        {
+            /* name "blk.N.<kind>", built by hand (no snprintf in the library's hot paths) */
+            char num[24];
+            size_t k = 0, m;
+            size_t v = l;
+            do {
+                num[k++] = (char)('0' + v % 10);
+                v /= 10;
+            } while (v);
+            strcpy(ti.name, "blk.");
+            for (m = 0; m < k; m++) ti.name[4 + m] = num[k - 1 - m];
+            ti.name[4 + k] = '.';
+            ti.name[5 + k] = 0;
+            strcat(ti.name, layer_names[j]);
+        }
+        switch (ti.kind) {
+        case FTI_TENSOR_ATTN_NORM:
+        case FTI_TENSOR_FFN_NORM: ti.rows = d.C; ti.cols = 1; ti.is_norm = 1; break;
+        case FTI_TENSOR_ATTN_Q: ti.rows = d.HD; ti.cols = d.C; break;
+        case FTI_TENSOR_ATTN_K:
+        case FTI_TENSOR_ATTN_V: ti.rows = d.KVD; ti.cols = d.C; break;
+        case FTI_TENSOR_ATTN_OUTPUT: ti.rows = d.C; ti.cols = d.HD; break;
+        case FTI_TENSOR_FFN_GATE:
+        case FTI_TENSOR_FFN_UP: ti.rows = d.F; ti.cols = d.C; break;
+        case FTI_TENSOR_FFN_DOWN: ti.rows = d.C; ti.cols = d.F; break;
+        default: break;
+        }
+    } else if (i == n_layer_tensors + 1) {
+        strcpy(ti.name, "output_norm");
+        ti.kind = FTI_TENSOR_OUTPUT_NORM;
+        ti.layer = -1;
+        ti.rows = d.C;
+        ti.cols = 1;
+        ti.is_norm = 1;
+    } else {
+        strcpy(ti.name, "output");
+        ti.kind = FTI_TENSOR_OUTPUT;
+        ti.layer = -1;
+        ti.rows = d.V;
+        ti.cols = d.C;
+    }
+    ti.offset = fti__model_offset(&d, ti.kind, ti.layer < 0 ? 0 : (size_t)ti.layer);
+    *info = ti;
+    return ti.rows * ti.cols;
+}
+
+FTIDEF size_t fti_model_tensor_find(const fti_model_config *cfg, const char *name) {
+    size_t i, n = fti_model_n_tensors(cfg);
+    fti_tensor_info ti;
+    if (!name) return (size_t)-1;
+    for (i = 0; i < n; i++) {
+        fti_model_tensor_info(cfg, i, &ti);
+        if (strcmp(ti.name, name) == 0) return i;
+    }
+    return (size_t)-1;
+}
+
+FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, uint64_t seed) {
+    size_t i, j, n, n_t = fti_model_n_tensors(cfg);
+    fti_tensor_info ti;
+    float std_resid;
+    if (!cfg || !params) return;
+    std_resid = FTI__MODEL_INIT_STD / (float)sqrt(2.0 * (double)(cfg->n_layers ? cfg->n_layers : 1));
+    for (i = 0; i < n_t; i++) {
+        fti_rng rng;
+        float std = FTI__MODEL_INIT_STD;
+        n = fti_model_tensor_info(cfg, i, &ti);
+        if (ti.is_norm) {
+            for (j = 0; j < n; j++) params[ti.offset + j] = 1.0f;
+            continue;
+        }
+        if (ti.kind == FTI_TENSOR_ATTN_OUTPUT || ti.kind == FTI_TENSOR_FFN_DOWN) std = std_resid;
+        /* one stream per tensor: a tensor's values do not depend on the ones before it */
+        fti_rng_seed(&rng, seed, (uint64_t)i + 1);
+        for (j = 0; j < n; j++) params[ti.offset + j] = std * fti_rng_normal(&rng);
+    }
+}
+
+/* --- activations ------------------------------------------------------------------------------- */
+
+struct fti_model_acts {
+    const fti_kernels *kern; /* matmul kernels; NULL = the plain reference loops */
+    fti_model_config cfg;
+    fti__model_dims d;
+    size_t B, T;           /* planned */
+    size_t b, t;           /* of the last forward */
+    int have_targets;
+    unsigned char *block;  /* one aligned block holding everything below */
+    size_t n_bytes;
+    float *rope_cos, *rope_sin; /* (T, D/2) */
+    int32_t *tokens, *targets;  /* (B,T) */
+    float *res;                 /* (L+1, N, C) residual stream entering each layer; [L] = final */
+    float *mid;                 /* (L, N, C) residual after the attention branch */
+    float *xn1, *rstd1;         /* (L, N, C), (L, N) attention RMSNorm output and 1/rms */
+    float *q, *k, *v;           /* (L, N, HD), (L, N, KVD) x2; q and k after RoPE */
+    float *att;                 /* (L, B, H, T, T) attention probabilities (row t: j <= t) */
+    float *y;                   /* (L, N, HD) attention output before attn_output */
+    float *xn2, *rstd2;         /* (L, N, C), (L, N) */
+    float *h1, *h2, *g;         /* (L, N, F) gate, up, silu(gate) * up */
+    float *xnf, *rstdf;         /* (N, C), (N) */
+    float *logits;              /* (N, V): logits, then probabilities, then their gradient */
+    double *row_loss;           /* (N) */
+    /* backward scratch */
+    float *dres, *dxn;          /* (N, C) */
+    float *dq, *dy;             /* (N, HD) */
+    float *dk, *dv;             /* (N, KVD) */
+    float *dh1, *dh2;           /* (N, F) */
+    float *attn_scratch;        /* (B*KV, T) */
+};
+
+/* A size table entry: where to store the pointer, element count, element size. */
+typedef struct fti__model_slot {
+    void **ptr;
+    size_t count;
+    size_t elem;
+} fti__model_slot;
+
+FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t batch, size_t ctx,
+                                        fti_model_acts **out, fti_error *err) {
+    fti_model_acts *a;
+    fti_model_config cfg;
+    fti__model_dims d;
+    fti__model_slot slots[32];
+    size_t n_slots = 0, i, total = 0, N, BHTT, tt;
+    fti_result r;
+    if (!out || !cfg_in) return fti_error_set(err, FTI_ERR_INVALID, "model acts: NULL argument");
+    *out = NULL;
+    cfg = *cfg_in;
+    if ((r = fti_model_config_resolve(&cfg, err)) != FTI_OK) return r;
+    if (batch == 0 || ctx == 0 || ctx > cfg.context_len)
+        return fti_error_set(err, FTI_ERR_INVALID,
+                             "model acts: batch %lu x ctx %lu (context length %u)",
+                             (unsigned long)batch, (unsigned long)ctx,
+                             (unsigned)cfg.context_len);
+    d = fti__model_dims_of(&cfg);
+    if (!fti_size_mul(batch, ctx, &N) || !fti_size_mul(ctx, ctx, &tt) ||
+        !fti_size_mul(tt, batch * d.H, &BHTT) || !fti_size_mul(BHTT, d.L, &BHTT))
+        return fti_error_set(err, FTI_ERR_LIMIT, "model acts: sizes overflow");
+    BHTT /= d.L;
+    a = (fti_model_acts *)fti_calloc(1, sizeof(*a));
+    if (!a) return fti_error_set(err, FTI_ERR_NOMEM, "model acts: out of memory");
+    a->cfg = cfg;
+    a->kern = fti_kernels_get(FTI_ISA_AUTO);
+    a->d = d;
+    a->B = batch;
+    a->T = ctx;
+#define FTI__SLOT(p, n, type)                                                                   \
+    do {                                                                                        \
+        slots[n_slots].ptr = (void **)(void *)&(p);                                             \
+        slots[n_slots].count = (n);                                                             \
+        slots[n_slots].elem = sizeof(type);                                                     \
+        n_slots++;                                                                              \
+    } while (0)
+    FTI__SLOT(a->rope_cos, ctx * (d.D / 2), float);
+    FTI__SLOT(a->rope_sin, ctx * (d.D / 2), float);
+    FTI__SLOT(a->tokens, N, int32_t);
+    FTI__SLOT(a->targets, N, int32_t);
+    FTI__SLOT(a->res, (d.L + 1) * N * d.C, float);
+    FTI__SLOT(a->mid, d.L * N * d.C, float);
+    FTI__SLOT(a->xn1, d.L * N * d.C, float);
+    FTI__SLOT(a->rstd1, d.L * N, float);
+    FTI__SLOT(a->q, d.L * N * d.HD, float);
+    FTI__SLOT(a->k, d.L * N * d.KVD, float);
+    FTI__SLOT(a->v, d.L * N * d.KVD, float);
+    FTI__SLOT(a->att, d.L * BHTT, float);
+    FTI__SLOT(a->y, d.L * N * d.HD, float);
+    FTI__SLOT(a->xn2, d.L * N * d.C, float);
+    FTI__SLOT(a->rstd2, d.L * N, float);
+    FTI__SLOT(a->h1, d.L * N * d.F, float);
+    FTI__SLOT(a->h2, d.L * N * d.F, float);
+    FTI__SLOT(a->g, d.L * N * d.F, float);
+    FTI__SLOT(a->xnf, N * d.C, float);
+    FTI__SLOT(a->rstdf, N, float);
+    FTI__SLOT(a->logits, N * d.V, float);
+    FTI__SLOT(a->row_loss, N, double);
+    FTI__SLOT(a->dres, N * d.C, float);
+    FTI__SLOT(a->dxn, N * d.C, float);
+    FTI__SLOT(a->dq, N * d.HD, float);
+    FTI__SLOT(a->dy, N * d.HD, float);
+    FTI__SLOT(a->dk, N * d.KVD, float);
+    FTI__SLOT(a->dv, N * d.KVD, float);
+    FTI__SLOT(a->dh1, N * d.F, float);
+    FTI__SLOT(a->dh2, N * d.F, float);
+    FTI__SLOT(a->attn_scratch, batch * d.KV * ctx, float);
+#undef FTI__SLOT
+    /* The products above are bounded by the config limits times N and BHTT, which were checked;
+     * the running total is checked here. Each slot starts on a 64-byte boundary. */
+    for (i = 0; i < n_slots; i++) {
+        size_t bytes;
+        if (!fti_size_mul(slots[i].count, slots[i].elem, &bytes) ||
+            !fti_size_add(bytes, 63, &bytes) || !fti_size_add(total, bytes & ~(size_t)63, &total)) {
+            fti_free(a);
+            return fti_error_set(err, FTI_ERR_LIMIT, "model acts: sizes overflow");
+        }
+    }
+    a->block = (unsigned char *)fti_aligned_alloc(total ? total : 64, 64);
+    if (!a->block) {
+        fti_free(a);
+        return fti_error_set(err, FTI_ERR_NOMEM, "model acts: cannot allocate %lu bytes",
+                             (unsigned long)total);
+    }
+    a->n_bytes = total;
+    memset(a->block, 0, total);
+    total = 0;
+    for (i = 0; i < n_slots; i++) {
+        *slots[i].ptr = a->block + total;
+        total += (slots[i].count * slots[i].elem + 63) & ~(size_t)63;
+    }
+    /* RoPE table: angle = pos * base^(-2i/D), computed in double like the reference */
+    {
+        size_t t, j, half = d.D / 2;
+        for (t = 0; t < ctx; t++)
+            for (j = 0; j < half; j++) {
+                double theta = pow((double)cfg.rope_base, -2.0 * (double)j / (double)d.D);
+                double ang = (double)t * theta;
+                a->rope_cos[t * half + j] = (float)cos(ang);
+                a->rope_sin[t * half + j] = (float)sin(ang);
+            }
+    }
+    *out = a;
+    return FTI_OK;
+}
+
+FTIDEF void fti_model_acts_free(fti_model_acts *acts) {
+    if (!acts) return;
+    fti_aligned_free(acts->block);
+    fti_free(acts);
+}
+
+FTIDEF size_t fti_model_acts_bytes(const fti_model_acts *acts) { return acts ? acts->n_bytes : 0; }
+
+FTIDEF const float *fti_model_acts_logits(const fti_model_acts *acts) {
+    return acts ? acts->logits : NULL;
+}
+
+/* --- matmul ------------------------------------------------------------------------------------
+ * C(M,N) = op(A)(M,K) . op(B)(K,N) (+= with ACC), fp32, split over rows of C; every element is
+ * computed by one thread in a fixed order, so results do not depend on the thread count. */
+#define FTI__MODEL_MM_TA 1
+#define FTI__MODEL_MM_TB 2
+#define FTI__MODEL_MM_ACC 4
+
+typedef struct fti__model_mm_ctx {
+    int flags;
+    size_t M, N, K;
+    const float *A;
+    size_t lda;
+    const float *B;
+    size_t ldb;
+    float *C;
+    size_t ldc;
+} fti__model_mm_ctx;
+
+static void fti__model_mm_rows(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__model_mm_ctx *c = (const fti__model_mm_ctx *)vctx;
+    size_t i, j, k;
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        float *crow = c->C + i * c->ldc; /* (N) */
+        if (!(c->flags & FTI__MODEL_MM_ACC))
+            for (j = 0; j < c->N; j++) crow[j] = 0.0f;
+        if (c->flags & FTI__MODEL_MM_TB) {
+            for (j = 0; j < c->N; j++) {
+                const float *brow = c->B + j * c->ldb; /* op(B)(:,j) = B[j,:] */
+                float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+                if (!(c->flags & FTI__MODEL_MM_TA)) {
+                    const float *arow = c->A + i * c->lda;
+                    for (k = 0; k + 8 <= c->K; k += 8) {
+                        s0 += arow[k] * brow[k];
+                        s1 += arow[k + 1] * brow[k + 1];
+                        s2 += arow[k + 2] * brow[k + 2];
+                        s3 += arow[k + 3] * brow[k + 3];
+                        s4 += arow[k + 4] * brow[k + 4];
+                        s5 += arow[k + 5] * brow[k + 5];
+                        s6 += arow[k + 6] * brow[k + 6];
+                        s7 += arow[k + 7] * brow[k + 7];
+                    }
+                    for (; k < c->K; k++) s0 += arow[k] * brow[k];
+                } else {
+                    for (k = 0; k < c->K; k++) s0 += c->A[k * c->lda + i] * brow[k];
+                }
+                crow[j] += ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+            }
+        } else {
+            for (k = 0; k < c->K; k++) {
+                float a = (c->flags & FTI__MODEL_MM_TA) ? c->A[k * c->lda + i]
+                                                         : c->A[i * c->lda + k];
+                const float *brow = c->B + k * c->ldb; /* (N) */
+                for (j = 0; j < c->N; j++) crow[j] += a * brow[j];
+            }
+        }
+    }
+}
+
+/* With a kernel table: fti_matmul (same flag bits); without: the plain loops above, kept as the
+ * obviously-right reference for tests. */
+static void fti__model_mm(const fti_kernels *k, fti_pool *pool, int flags, size_t M, size_t N,
+                          size_t K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
+                          size_t ldc) {
+    fti__model_mm_ctx c;
+    size_t grain;
+    if (k) {
+        fti_matmul(k, pool, (unsigned)flags, M, N, K, A, lda, B, ldb, C, ldc);
+        return;
+    }
+    c.flags = flags;
+    c.M = M;
+    c.N = N;
+    c.K = K;
+    c.A = A;
+    c.lda = lda;
+    c.B = B;
+    c.ldb = ldb;
+    c.C = C;
+    c.ldc = ldc;
+    grain = 1 + 65536 / (N * K + 1); /* about 64k multiply-adds per chunk at least */
+    fti_pool_for(pool, M, grain, fti__model_mm_rows, &c);
+}
+
+/* Linear layer helpers on (rows, in) activations and (out, in) weights. */
+/* Y(n,out) = X(n,in) . W(out,in)^T */
+static void fti__model_linear_fwd(const fti_kernels *k, fti_pool *pool, float *Y, const float *X, const float *W,
+                                  size_t n, size_t n_in, size_t n_out) {
+    fti__model_mm(k, pool, FTI__MODEL_MM_TB, n, n_out, n_in, X, n_in, W, n_in, Y, n_out);
+}
+/* dX(n,in) (+)= dY(n,out) . W(out,in); dW(out,in) += dY^T . X */
+static void fti__model_linear_bwd(const fti_kernels *k, fti_pool *pool, float *dX, int accumulate_dx, float *dW,
+                                  const float *dY, const float *X, const float *W, size_t n,
+                                  size_t n_in, size_t n_out) {
+    if (dX)
+        fti__model_mm(k, pool, accumulate_dx ? FTI__MODEL_MM_ACC : 0, n, n_in, n_out, dY, n_out, W,
+                      n_in, dX, n_in);
+    if (dW)
+        fti__model_mm(k, pool, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, n_out, n_in, n, dY, n_out, X,
+                      n_in, dW, n_in);
+}
+
+/* --- row-wise ops ------------------------------------------------------------------------------ */
+
+/* RMSNorm forward over rows: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps). */
+static void fti__model_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w,
+                                   size_t n, size_t C, float eps) {
+    size_t i, j;
+    for (i = 0; i < n; i++) {
+        const float *xr = x + i * C; /* (C) */
+        float *o = out + i * C;
+        double ss = 0.0;
+        float r;
+        for (j = 0; j < C; j++) ss += (double)xr[j] * xr[j];
+        r = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
+        rstd[i] = r;
+        for (j = 0; j < C; j++) o[j] = xr[j] * r * w[j];
+    }
+}
+
+/* RMSNorm backward: dx += rstd*w*dy - x*rstd^3/C * sum(w*dy*x) (ACCUMULATES into dx);
+ * dw += sum over rows of dy*x*rstd (ACCUMULATES, rows in order). */
+static void fti__model_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x,
+                                   const float *rstd, const float *w, size_t n, size_t C) {
+    size_t i, j;
+    for (i = 0; i < n; i++) {
+        const float *xr = x + i * C, *dyr = dy + i * C;
+        float *dxr = dx + i * C;
+        float r = rstd[i], coef;
+        double dot = 0.0;
+        for (j = 0; j < C; j++) dot += (double)w[j] * dyr[j] * xr[j];
+        coef = (float)(dot * (double)r * r * r / (double)C);
+        for (j = 0; j < C; j++) {
+            dxr[j] += r * w[j] * dyr[j] - xr[j] * coef;
+            dw[j] += dyr[j] * xr[j] * r;
+        }
+    }
+}
+
+/* RoPE on adjacent pairs of every head of rows (n, n_heads*D); position of row i = i % T.
+ * inverse = 1 rotates by -angle (the backward of a rotation is its transpose). */
+static void fti__model_rope(float *x, size_t n, size_t T, size_t n_heads, size_t D,
+                            const float *cosv, const float *sinv, int inverse) {
+    size_t i, h, j, half = D / 2;
+    for (i = 0; i < n; i++) {
+        const float *cr = cosv + (i % T) * half, *sr = sinv + (i % T) * half;
+        for (h = 0; h < n_heads; h++) {
+            float *p = x + (i * n_heads + h) * D;
+            for (j = 0; j < half; j++) {
+                float x0 = p[2 * j], x1 = p[2 * j + 1], c = cr[j], s = inverse ? -sr[j] : sr[j];
+                p[2 * j] = x0 * c - x1 * s;
+                p[2 * j + 1] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+/* --- attention ------------------------------------------------------------------------------
+ * Causal multi-head attention with grouped kv heads. Work is split over (b, kv head) groups:
+ * each group owns its rows of y/dq and its dk/dv rows, so nothing is shared between threads. */
+typedef struct fti__model_attn_ctx {
+    const fti__model_dims *d;
+    size_t T;
+    const float *q, *k, *v; /* (N, HD), (N, KVD), (N, KVD) */
+    float *att;             /* (B, H, T, T) */
+    float *y;               /* (N, HD) */
+    const float *dy;        /* (N, HD) backward */
+    float *dq, *dk, *dv;    /* backward outputs */
+    float *scratch;         /* (B*KV, T) backward */
+} fti__model_attn_ctx;
+
+static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int thread) {
+    const fti__model_attn_ctx *c = (const fti__model_attn_ctx *)vctx;
+    const fti__model_dims *d = c->d;
+    size_t grp, hh, t, j, e, T = c->T, D = d->D, rep = d->H / d->KV;
+    float scale = 1.0f / (float)sqrt((double)D);
+    (void)thread;
+    for (grp = g0; grp < g1; grp++) {
+        size_t b = grp / d->KV, kvh = grp % d->KV;
+        for (hh = 0; hh < rep; hh++) {
+            size_t h = kvh * rep + hh;
+            for (t = 0; t < T; t++) {
+                const float *qt = c->q + (b * T + t) * d->HD + h * D; /* (D) */
+                float *p = c->att + ((b * d->H + h) * T + t) * T;     /* (T) */
+                float *yt = c->y + (b * T + t) * d->HD + h * D;
+                float mx = -INFINITY, sum = 0.0f, inv;
+                for (j = 0; j <= t; j++) {
+                    const float *kj = c->k + (b * T + j) * d->KVD + kvh * D;
+                    float s = 0.0f;
+                    for (e = 0; e < D; e++) s += qt[e] * kj[e];
+                    s *= scale;
+                    p[j] = s;
+                    if (s > mx) mx = s;
+                }
+                for (j = 0; j <= t; j++) {
+                    p[j] = expf(p[j] - mx);
+                    sum += p[j];
+                }
+                inv = 1.0f / sum;
+                for (j = 0; j <= t; j++) p[j] *= inv;
+                for (j = t + 1; j < T; j++) p[j] = 0.0f;
+                for (e = 0; e < D; e++) yt[e] = 0.0f;
+                for (j = 0; j <= t; j++) {
+                    const float *vj = c->v + (b * T + j) * d->KVD + kvh * D;
+                    float pj = p[j];
+                    for (e = 0; e < D; e++) yt[e] += pj * vj[e];
+                }
+            }
+        }
+    }
+}
+
+/* Backward: writes dq, and dk, dv (zeroed here, then accumulated over the group's heads in
+ * order). scratch holds one row of T floats per group for dp. */
+static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int thread) {
+    const fti__model_attn_ctx *c = (const fti__model_attn_ctx *)vctx;
+    const fti__model_dims *d = c->d;
+    size_t grp, hh, t, j, e, T = c->T, D = d->D, rep = d->H / d->KV;
+    float scale = 1.0f / (float)sqrt((double)D);
+    (void)thread;
+    for (grp = g0; grp < g1; grp++) {
+        size_t b = grp / d->KV, kvh = grp % d->KV;
+        float *dp = c->scratch + grp * T; /* (T) */
+        for (t = 0; t < T; t++) {
+            memset(c->dk + (b * T + t) * d->KVD + kvh * D, 0, D * sizeof(float));
+            memset(c->dv + (b * T + t) * d->KVD + kvh * D, 0, D * sizeof(float));
+        }
+        for (hh = 0; hh < rep; hh++) {
+            size_t h = kvh * rep + hh;
+            for (t = 0; t < T; t++) {
+                const float *qt = c->q + (b * T + t) * d->HD + h * D;
+                const float *dyt = c->dy + (b * T + t) * d->HD + h * D;
+                float *dqt = c->dq + (b * T + t) * d->HD + h * D;
+                const float *p = c->att + ((b * d->H + h) * T + t) * T;
+                float dot = 0.0f;
+                /* dv_j += p_j dy_t; dp_j = dy_t . v_j */
+                for (j = 0; j <= t; j++) {
+                    const float *vj = c->v + (b * T + j) * d->KVD + kvh * D;
+                    float *dvj = c->dv + (b * T + j) * d->KVD + kvh * D;
+                    float pj = p[j], s = 0.0f;
+                    for (e = 0; e < D; e++) {
+                        dvj[e] += pj * dyt[e];
+                        s += dyt[e] * vj[e];
+                    }
+                    dp[j] = s;
+                    dot += pj * s;
+                }
+                /* ds_j = p_j (dp_j - sum_k p_k dp_k) * scale; dq_t += ds_j k_j; dk_j += ds_j q_t */
+                for (e = 0; e < D; e++) dqt[e] = 0.0f;
+                for (j = 0; j <= t; j++) {
+                    const float *kj = c->k + (b * T + j) * d->KVD + kvh * D;
+                    float *dkj = c->dk + (b * T + j) * d->KVD + kvh * D;
+                    float ds = p[j] * (dp[j] - dot) * scale;
+                    for (e = 0; e < D; e++) {
+                        dqt[e] += ds * kj[e];
+                        dkj[e] += ds * qt[e];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* --- output: softmax cross-entropy -------------------------------------------------------------
+ * Rows split over threads. Forward turns logits into probabilities in place and stores each row's
+ * loss (log-sum-exp minus the target logit, in double); backward turns probabilities into
+ * d loss / d logits = (p - onehot(target)) * scale. */
+typedef struct fti__model_ce_ctx {
+    float *logits;          /* (N, V) */
+    const int32_t *targets; /* (N) */
+    double *row_loss;       /* (N) */
+    size_t V;
+    float scale;
+    int backward;
+} fti__model_ce_ctx;
+
+static void fti__model_ce_task(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__model_ce_ctx *c = (const fti__model_ce_ctx *)vctx;
+    size_t i, j, V = c->V;
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        float *row = c->logits + i * V; /* (V) */
+        int32_t tgt = c->targets[i];
+        if (c->backward) {
+            if (tgt < 0) {
+                for (j = 0; j < V; j++) row[j] = 0.0f;
+                continue;
+            }
+            for (j = 0; j < V; j++) row[j] *= c->scale;
+            row[tgt] -= c->scale;
+        } else {
+            float mx = row[0], tl = tgt >= 0 ? row[tgt] : 0.0f, inv;
+            double sum = 0.0, lse;
+            for (j = 1; j < V; j++)
+                if (row[j] > mx) mx = row[j];
+            for (j = 0; j < V; j++) {
+                float e = expf(row[j] - mx);
+                row[j] = e;
+                sum += (double)e;
+            }
+            lse = log(sum) + (double)mx;
+            c->row_loss[i] = tgt >= 0 ? lse - (double)tl : 0.0;
+            inv = (float)(1.0 / sum);
+            for (j = 0; j < V; j++) row[j] *= inv;
+        }
+    }
+}
+
+/* SwiGLU: g = silu(h1) * h2, silu(x) = x * sigmoid(x). */
+static void fti__model_swiglu_fwd(float *g, const float *h1, const float *h2, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float x = h1[i];
+        g[i] = x / (1.0f + expf(-x)) * h2[i];
+    }
+}
+/* dh1 = dg * h2 * silu'(h1), dh2 = dg * silu(h1) (written, not accumulated). */
+static void fti__model_swiglu_bwd(float *dh1, float *dh2, const float *dg, const float *h1,
+                                  const float *h2, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float x = h1[i];
+        float s = 1.0f / (1.0f + expf(-x));
+        float gd = dg[i];
+        dh1[i] = gd * h2[i] * (s * (1.0f + x * (1.0f - s)));
+        dh2[i] = gd * x * s;
+    }
+}
+
+/* --- forward and backward ---------------------------------------------------------------------- */
+
+FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *params,
+                                    fti_model_acts *a, const int32_t *tokens,
+                                    const int32_t *targets, size_t batch, size_t ctx,
+                                    fti_pool *pool, double *loss) {
+    const fti__model_dims *d;
+    size_t N, l, i, NC, NHD, NKVD, NF, n_valid = 0;
+    float eps;
+    const float *embd, *wout;
+    (void)cfg; /* the acts carry the resolved copy it was planned for */
+    if (!a || !params || !tokens || batch == 0 || ctx == 0 || batch > a->B || ctx > a->T)
+        return FTI_ERR_INVALID;
+    d = &a->d;
+    eps = a->cfg.norm_eps;
+    N = batch * ctx;
+    NC = a->B * a->T * d->C; /* per-layer strides use the planned sizes */
+    NHD = a->B * a->T * d->HD;
+    NKVD = a->B * a->T * d->KVD;
+    NF = a->B * a->T * d->F;
+    for (i = 0; i < N; i++) {
+        if (tokens[i] < 0 || (size_t)tokens[i] >= d->V) return FTI_ERR_INVALID;
+        if (targets && targets[i] >= 0 && (size_t)targets[i] >= d->V) return FTI_ERR_INVALID;
+    }
+    a->b = batch;
+    a->t = ctx;
+    a->have_targets = targets != NULL;
+    memcpy(a->tokens, tokens, N * sizeof(int32_t));
+    if (targets) memcpy(a->targets, targets, N * sizeof(int32_t));
+    embd = params + fti__model_offset(d, FTI_TENSOR_TOKEN_EMBD, 0);
+    for (i = 0; i < N; i++) /* res0 (N,C) = embd[token] */
+        memcpy(a->res + i * d->C, embd + (size_t)tokens[i] * d->C, d->C * sizeof(float));
+    for (l = 0; l < d->L; l++) {
+        const float *w_an = params + fti__model_offset(d, FTI_TENSOR_ATTN_NORM, l);
+        const float *wq = params + fti__model_offset(d, FTI_TENSOR_ATTN_Q, l);
+        const float *wk = params + fti__model_offset(d, FTI_TENSOR_ATTN_K, l);
+        const float *wv = params + fti__model_offset(d, FTI_TENSOR_ATTN_V, l);
+        const float *wo = params + fti__model_offset(d, FTI_TENSOR_ATTN_OUTPUT, l);
+        const float *w_fn = params + fti__model_offset(d, FTI_TENSOR_FFN_NORM, l);
+        const float *wg = params + fti__model_offset(d, FTI_TENSOR_FFN_GATE, l);
+        const float *wu = params + fti__model_offset(d, FTI_TENSOR_FFN_UP, l);
+        const float *wd = params + fti__model_offset(d, FTI_TENSOR_FFN_DOWN, l);
+        float *res = a->res + l * NC, *res_next = a->res + (l + 1) * NC; /* (N,C) */
+        float *mid = a->mid + l * NC, *xn1 = a->xn1 + l * NC, *xn2 = a->xn2 + l * NC;
+        float *q = a->q + l * NHD, *k = a->k + l * NKVD, *v = a->v + l * NKVD;
+        float *y = a->y + l * NHD;
+        float *h1 = a->h1 + l * NF, *h2 = a->h2 + l * NF, *g = a->g + l * NF;
+        fti__model_attn_ctx ac;
+        fti__model_rmsnorm_fwd(xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
+        fti__model_linear_fwd(a->kern, pool, q, xn1, wq, N, d->C, d->HD);
+        fti__model_linear_fwd(a->kern, pool, k, xn1, wk, N, d->C, d->KVD);
+        fti__model_linear_fwd(a->kern, pool, v, xn1, wv, N, d->C, d->KVD);
+        fti__model_rope(q, N, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
+        fti__model_rope(k, N, ctx, d->KV, d->D, a->rope_cos, a->rope_sin, 0);
+        memset(&ac, 0, sizeof(ac));
+        ac.d = d;
+        ac.T = ctx;
+        ac.q = q;
+        ac.k = k;
+        ac.v = v;
+        ac.att = a->att + l * a->B * d->H * a->T * a->T;
+        ac.y = y;
+        fti_pool_for(pool, batch * d->KV, 1, fti__model_attn_fwd_task, &ac);
+        fti__model_linear_fwd(a->kern, pool, mid, y, wo, N, d->HD, d->C);
+        for (i = 0; i < N * d->C; i++) mid[i] += res[i];
+        fti__model_rmsnorm_fwd(xn2, a->rstd2 + l * a->B * a->T, mid, w_fn, N, d->C, eps);
+        fti__model_linear_fwd(a->kern, pool, h1, xn2, wg, N, d->C, d->F);
+        fti__model_linear_fwd(a->kern, pool, h2, xn2, wu, N, d->C, d->F);
+        fti__model_swiglu_fwd(g, h1, h2, N * d->F);
+        fti__model_linear_fwd(a->kern, pool, res_next, g, wd, N, d->F, d->C);
+        for (i = 0; i < N * d->C; i++) res_next[i] += mid[i];
+    }
+    fti__model_rmsnorm_fwd(a->xnf, a->rstdf, a->res + d->L * NC,
+                           params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C, eps);
+    wout = params + fti__model_offset(d, a->cfg.tied_embeddings ? FTI_TENSOR_TOKEN_EMBD
+                                                                : FTI_TENSOR_OUTPUT, 0);
+    fti__model_linear_fwd(a->kern, pool, a->logits, a->xnf, wout, N, d->C, d->V);
+    if (targets) {
+        fti__model_ce_ctx cc;
+        double sum = 0.0;
+        cc.logits = a->logits;
+        cc.targets = a->targets;
+        cc.row_loss = a->row_loss;
+        cc.V = d->V;
+        cc.scale = 0.0f;
+        cc.backward = 0;
+        fti_pool_for(pool, N, 8, fti__model_ce_task, &cc);
+        for (i = 0; i < N; i++) /* fixed order */
+            if (a->targets[i] >= 0) {
+                sum += a->row_loss[i];
+                n_valid++;
+            }
+        sum = n_valid ? sum / (double)n_valid : 0.0;
+        if (loss) *loss = sum;
+        if (!(sum == sum) || sum > 1e30) return FTI_ERR_NUMERIC;
+    } else if (loss) {
+        *loss = 0.0;
+    }
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *params,
+                                     fti_model_acts *a, float *grads, float loss_scale,
+                                     fti_pool *pool) {
+    const fti__model_dims *d;
+    size_t N, T, l, i, NC, NHD, NKVD, NF, n_valid = 0;
+    const float *wout;
+    float *dwout;
+    fti__model_ce_ctx cc;
+    (void)cfg;
+    if (!a || !params || !grads || !a->have_targets || a->b == 0) return FTI_ERR_INVALID;
+    d = &a->d;
+    N = a->b * a->t;
+    T = a->t;
+    NC = a->B * a->T * d->C;
+    NHD = a->B * a->T * d->HD;
+    NKVD = a->B * a->T * d->KVD;
+    NF = a->B * a->T * d->F;
+    for (i = 0; i < N; i++) n_valid += a->targets[i] >= 0;
+    /* dlogits (N,V) in place of the probabilities */
+    cc.logits = a->logits;
+    cc.targets = a->targets;
+    cc.row_loss = a->row_loss;
+    cc.V = d->V;
+    cc.scale = n_valid ? loss_scale / (float)n_valid : 0.0f;
+    cc.backward = 1;
+    fti_pool_for(pool, N, 8, fti__model_ce_task, &cc);
+    a->have_targets = 0; /* the probabilities are gone */
+    {
+        fti_tensor_kind ko = a->cfg.tied_embeddings ? FTI_TENSOR_TOKEN_EMBD : FTI_TENSOR_OUTPUT;
+        wout = params + fti__model_offset(d, ko, 0);
+        dwout = grads + fti__model_offset(d, ko, 0);
+    }
+    /* logits = xnf . wout^T */
+    fti__model_linear_bwd(a->kern, pool, a->dxn, 0, dwout, a->logits, a->xnf, wout, N, d->C, d->V);
+    memset(a->dres, 0, N * d->C * sizeof(float));
+    fti__model_rmsnorm_bwd(a->dres, grads + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0),
+                           a->dxn, a->res + d->L * NC, a->rstdf,
+                           params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C);
+    for (l = d->L; l-- > 0;) {
+#define FTI__W(kind) (params + fti__model_offset(d, kind, l))
+#define FTI__G(kind) (grads + fti__model_offset(d, kind, l))
+        float *res = a->res + l * NC, *mid = a->mid + l * NC;
+        float *xn1 = a->xn1 + l * NC, *xn2 = a->xn2 + l * NC;
+        float *q = a->q + l * NHD, *k = a->k + l * NKVD, *v = a->v + l * NKVD;
+        float *y = a->y + l * NHD;
+        float *h1 = a->h1 + l * NF, *h2 = a->h2 + l * NF, *g = a->g + l * NF;
+        fti__model_attn_ctx ac;
+        /* FFN: res_next = mid + down(g); the gradient of res_next is dres */
+        fti__model_linear_bwd(a->kern, pool, a->dh2, 0, FTI__G(FTI_TENSOR_FFN_DOWN), a->dres, g,
+                              FTI__W(FTI_TENSOR_FFN_DOWN), N, d->F, d->C);
+        /* dh2 holds dg for a moment: swiglu_bwd reads dg before writing dh2 element-wise */
+        fti__model_swiglu_bwd(a->dh1, a->dh2, a->dh2, h1, h2, N * d->F);
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE), a->dh1, xn2,
+                              FTI__W(FTI_TENSOR_FFN_GATE), N, d->C, d->F);
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 1, FTI__G(FTI_TENSOR_FFN_UP), a->dh2, xn2,
+                              FTI__W(FTI_TENSOR_FFN_UP), N, d->C, d->F);
+        fti__model_rmsnorm_bwd(a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
+                               a->rstd2 + l * a->B * a->T, FTI__W(FTI_TENSOR_FFN_NORM), N, d->C);
+        /* attention: mid = res + y . wo^T; dres is now d mid */
+        fti__model_linear_bwd(a->kern, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT), a->dres, y,
+                              FTI__W(FTI_TENSOR_ATTN_OUTPUT), N, d->HD, d->C);
+        memset(&ac, 0, sizeof(ac));
+        ac.d = d;
+        ac.T = T;
+        ac.q = q;
+        ac.k = k;
+        ac.v = v;
+        ac.att = a->att + l * a->B * d->H * a->T * a->T;
+        ac.dy = a->dy;
+        ac.dq = a->dq;
+        ac.dk = a->dk;
+        ac.dv = a->dv;
+        ac.scratch = a->attn_scratch;
+        fti_pool_for(pool, a->b * d->KV, 1, fti__model_attn_bwd_task, &ac);
+        fti__model_rope(a->dq, N, T, d->H, d->D, a->rope_cos, a->rope_sin, 1);
+        fti__model_rope(a->dk, N, T, d->KV, d->D, a->rope_cos, a->rope_sin, 1);
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q), a->dq, xn1,
+                              FTI__W(FTI_TENSOR_ATTN_Q), N, d->C, d->HD);
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 1, FTI__G(FTI_TENSOR_ATTN_K), a->dk, xn1,
+                              FTI__W(FTI_TENSOR_ATTN_K), N, d->C, d->KVD);
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 1, FTI__G(FTI_TENSOR_ATTN_V), a->dv, xn1,
+                              FTI__W(FTI_TENSOR_ATTN_V), N, d->C, d->KVD);
+        fti__model_rmsnorm_bwd(a->dres, FTI__G(FTI_TENSOR_ATTN_NORM), a->dxn, res,
+                               a->rstd1 + l * a->B * a->T, FTI__W(FTI_TENSOR_ATTN_NORM), N, d->C);
+#undef FTI__W
+#undef FTI__G
+    }
+    {
+        float *dembd = grads + fti__model_offset(d, FTI_TENSOR_TOKEN_EMBD, 0);
+        size_t j;
+        for (i = 0; i < N; i++) { /* rows in order: repeated tokens add deterministically */
+            float *dst = dembd + (size_t)a->tokens[i] * d->C;
+            const float *src = a->dres + i * d->C;
+            for (j = 0; j < d->C; j++) dst[j] += src[j];
+        }
+    }
+    return FTI_OK;
+}

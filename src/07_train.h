@@ -1,0 +1,210 @@
+/* === train: AdamW, schedule, trainer with exact resume, LoRA, model registry === */
+/*
+ * The trainer turns a model config and token arrays into weights. One optimizer step:
+ *
+ *   for each of grad_accum micro-batches: the seeded sampler picks `batch` windows of ctx+1
+ *   tokens from the training array; forward, backward (gradients averaged over micro-batches)
+ *   -> clip the global gradient norm -> AdamW (decoupled weight decay, bias correction, no decay
+ *   on norm weights) at the learning rate of a linear warmup then cosine decay to min_lr_frac.
+ *
+ * Every `eval_every` steps it computes the validation loss over fixed, evenly spaced windows of
+ * the validation array (no randomness: the same number every time). Training stops at
+ * max_steps, max_tokens or max_seconds, whichever comes first.
+ *
+ * Exact resume: a checkpoint holds the weights, both AdamW moments, the step, tokens seen, the
+ * elapsed time, the sampler's RNG state and draw count, and the loss history; it is written
+ * atomically (fti_afile: temp, fsync, rename) and ends with its SHA-256. A run killed at any point
+ * and resumed from its last checkpoint produces the same losses and bit-identical weights as an
+ * uninterrupted run, for any thread count (the model's passes are thread-count independent).
+ *
+ * LoRA: with lora_rank r > 0 the base weights are frozen and rank-r adapters (A: r x in,
+ * B: out x r, W' = W + (alpha/r) B A) on attn_q/k/v/output and ffn_gate/up/down are trained.
+ *
+ * The registry keeps trained models in a workspace directory:
+ *   HOME/models/<id>/model.gguf, HOME/models/<id>/card.json, HOME/models/aliases.json
+ * with ids from the model file's SHA-256 and aliases that move atomically with a history for
+ * rollback. See docs/training.md for the checkpoint and card formats.
+ *
+ * Everything here compiles out under FTI_NO_TRAIN.
+ */
+#ifndef FTI_TRAIN_H
+#define FTI_TRAIN_H
+
+#include "00_base.h"
+#include "01_threads.h"
+#include "05_model.h"
+
+#ifndef FTI_NO_TRAIN
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- optimizer and schedule ------------------------------------------------------------------- */
+
+/* AdamW hyper-parameters. Zero means the default for every field. */
+typedef struct fti_adamw_opts {
+    float beta1;        /* 0 = 0.9 */
+    float beta2;        /* 0 = 0.95 */
+    float eps;          /* 0 = 1e-8 */
+    float weight_decay; /* 0 = 0.1; negative = none */
+} fti_adamw_opts;
+
+/* One AdamW step over n parameters, torch.optim.AdamW's formula: p -= lr*wd*p (where decay[i]
+ * is non-zero, or everywhere when decay is NULL); m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ * p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps). t counts from 1. Element-wise, split over
+ * the pool. Thread safety: one thread per arrays. */
+FTIDEF void fti_adamw_update(const fti_adamw_opts *opts, float *params, const float *grads,
+                             float *m, float *v, const unsigned char *decay, size_t n, float lr,
+                             uint64_t t, fti_pool *pool);
+
+/* Learning rate at step (from 0): linear warmup over warmup steps to lr, then cosine decay to
+ * lr * min_lr_frac at total_steps (and flat after). */
+FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_steps, double lr,
+                              double min_lr_frac);
+
+/* --- token arrays ------------------------------------------------------------------------------ */
+
+/* A read-only array of token ids, 2 or 4 bytes each, little-endian (as the feature store's
+ * shards: mmap them and pass the mapping). */
+typedef struct fti_token_array {
+    const void *data;
+    size_t n_tokens;
+    int token_bytes; /* 2 or 4; 0 = 4 */
+} fti_token_array;
+
+/* --- trainer ----------------------------------------------------------------------------------- */
+
+typedef struct fti_train_opts {
+    size_t batch;             /* sequences per micro-batch, 0 = 8 */
+    size_t ctx;               /* tokens per sequence, 0 = the model's context_len */
+    size_t grad_accum;        /* micro-batches per step, 0 = 1 */
+    float lr;                 /* peak learning rate, 0 = 1e-3 (LoRA: 1e-3 too) */
+    float min_lr_frac;        /* final lr / peak, 0 = 0.1; negative = 0 */
+    uint64_t warmup_steps;    /* 0 = max_steps / 20 */
+    uint64_t max_steps;       /* 0 = from max_tokens, else 1000; also the schedule's length */
+    uint64_t max_tokens;      /* stop after this many training tokens, 0 = no limit */
+    double max_seconds;       /* stop after this much training time (summed over resumes) */
+    float grad_clip;          /* global-norm clip, 0 = 1.0; negative = off */
+    fti_adamw_opts adamw;
+    uint64_t eval_every;      /* validation every N steps (and at the end), 0 = only at the end */
+    size_t eval_windows;      /* validation windows, 0 = 16 (rounded up to whole batches) */
+    uint64_t seed;            /* init and sampler seed */
+    int n_threads;            /* 0 = all CPUs */
+    const char *checkpoint_path;  /* NULL = no automatic checkpoints */
+    uint64_t checkpoint_every;    /* steps between automatic checkpoints, 0 = 100 */
+    uint32_t lora_rank;       /* > 0: train LoRA adapters on frozen base weights */
+    float lora_alpha;         /* 0 = 2 * rank */
+    fti_log_fn log;           /* optional: errors and notices */
+    void *log_user;
+} fti_train_opts;
+
+/* Numbers after a step (and the run so far). */
+typedef struct fti_train_stats {
+    uint64_t step;            /* optimizer steps done */
+    uint64_t total_steps;     /* the schedule's length */
+    uint64_t tokens_seen;     /* training tokens consumed */
+    double loss;              /* training loss of the last step (mean over micro-batches) */
+    double lr;                /* learning rate used by the last step */
+    double grad_norm;         /* global gradient norm before clipping */
+    double val_loss;          /* last validation loss (NAN before the first) */
+    double best_val_loss;     /* best validation loss (NAN before the first) */
+    int evaluated;            /* 1 if this step ran a validation pass */
+    int checkpointed;         /* 1 if this step wrote a checkpoint */
+    double elapsed_s;         /* training time, summed over resumes */
+    double tokens_per_s;      /* of the last step */
+} fti_train_stats;
+
+typedef struct fti_trainer fti_trainer;
+
+/* Creates a trainer. init_params (n_params floats, copied) starts from given weights (fine-tuning
+ * or the LoRA base); NULL initialises from opts->seed. The token arrays are borrowed and must
+ * outlive the trainer; val may have n_tokens 0 (no validation). Each array needs at least
+ * ctx + 1 tokens and ids < vocab_size (checked up front).
+ * Errors: FTI_ERR_INVALID (config, opts, short data), FTI_ERR_FORMAT (token id >= vocab, naming
+ * the array and the position), FTI_ERR_NOMEM. Thread safety: one thread per object. */
+FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *init_params,
+                                     const fti_train_opts *opts, fti_token_array train,
+                                     fti_token_array val, fti_trainer **out, fti_error *err);
+FTIDEF void fti_trainer_free(fti_trainer *t);
+/* 1 when a stop condition has been reached. */
+FTIDEF int fti_trainer_done(const fti_trainer *t);
+/* Runs one optimizer step (plus validation and checkpoint when due) and fills stats (optional).
+ * Errors: FTI_ERR_NUMERIC (non-finite loss or gradient: training must stop), I/O errors of an
+ * automatic checkpoint. */
+FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_error *err);
+/* Validation loss over the fixed windows (NAN if there is no validation data). */
+FTIDEF fti_result fti_trainer_eval(fti_trainer *t, double *val_loss);
+FTIDEF void fti_trainer_stats_get(const fti_trainer *t, fti_train_stats *stats);
+/* The full model weights (n_params floats). With LoRA: the base with the adapters merged in. */
+FTIDEF const float *fti_trainer_params(fti_trainer *t);
+FTIDEF const fti_model_config *fti_trainer_config(const fti_trainer *t);
+/* Loss history: train[i] is the loss of step i+1 (n_train = steps done); validation points as
+ * (step, loss) pairs. Pointers valid until the next step or free. */
+FTIDEF void fti_trainer_history(const fti_trainer *t, const float **train, size_t *n_train,
+                                const uint64_t **val_steps, const float **val_loss,
+                                size_t *n_val);
+
+/* Writes a checkpoint atomically. Thread safety: one thread per object. */
+FTIDEF fti_result fti_trainer_save(fti_trainer *t, const char *path, fti_error *err);
+/* Restores a checkpoint written by a trainer with the same config, data and opts (checked:
+ * FTI_ERR_MISMATCH names what differs). FTI_ERR_CHECKSUM for a damaged file, FTI_ERR_FORMAT for
+ * a malformed one. */
+FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error *err);
+
+/* --- LoRA ------------------------------------------------------------------------------------- */
+
+/* The adapter of one matrix: a (r, in), b (out, r), in layout order of the targeted tensors
+ * (per layer: attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down). */
+typedef struct fti_lora_tensor {
+    size_t tensor;  /* index into the model layout */
+    size_t rows, cols; /* of the base matrix (out, in) */
+    size_t a_offset, b_offset; /* elements into the adapter block */
+} fti_lora_tensor;
+/* Number of adapted tensors and adapter elements for a config and rank. */
+FTIDEF size_t fti_lora_n_tensors(const fti_model_config *cfg);
+FTIDEF size_t fti_lora_tensor_get(const fti_model_config *cfg, uint32_t rank, size_t i,
+                              fti_lora_tensor *out);
+FTIDEF size_t fti_lora_n_params(const fti_model_config *cfg, uint32_t rank);
+/* The trainer's adapter block (NULL without LoRA), and its rank and alpha. */
+FTIDEF const float *fti_trainer_lora(const fti_trainer *t, uint32_t *rank, float *alpha);
+/* params += (alpha / rank) * B A for every adapted tensor, computed exactly as the trainer's
+ * forward weights (bit-identical to fti_trainer_params). FTI_ERR_NOMEM, FTI_ERR_INVALID. */
+FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
+                                 const float *adapters, uint32_t rank, float alpha);
+
+/* --- model registry ---------------------------------------------------------------------------- */
+
+/* Registers a model: copies model_file (a GGUF written by the caller) to
+ * HOME/models/<id>/model.gguf, where id is the first 16 hex digits of its SHA-256, and writes
+ * HOME/models/<id>/card.json from card_json (a JSON object; "id", "path", "sha256" and
+ * "created" are added). id_out gets the id. Registering the same file twice is not an error.
+ * Thread safety: one writer per home at a time. */
+FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
+                                   const char *card_json, size_t card_len, char id_out[17],
+                                   fti_error *err);
+/* Resolves an id, a unique id prefix or an alias to an id. FTI_ERR_NOT_FOUND otherwise. */
+FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],
+                                       fti_error *err);
+/* Reads a model's card into out (JSON text). */
+FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *out,
+                                    fti_error *err);
+/* Ids of all registered models, sorted by creation time (oldest first), as "id\n" lines. */
+FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *err);
+/* Points alias at id (must exist); the previous target goes onto the alias's history.
+ * The alias file is replaced atomically. */
+FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const char *alias,
+                                       fti_error *err);
+/* Points alias back at its previous target; FTI_ERR_NOT_FOUND when there is none.
+ * id_out (optional) gets the restored id. */
+FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, char id_out[17],
+                                        fti_error *err);
+/* The aliases as a JSON object {"alias": {"id": "...", "history": [...]}}. */
+FTIDEF fti_result fti_registry_aliases(const char *home, fti_buf *out, fti_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FTI_NO_TRAIN */
+#endif /* FTI_TRAIN_H */

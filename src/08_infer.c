@@ -1,0 +1,1078 @@
+/* === infer: implementation === */
+#include "08_infer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --- engine -------------------------------------------------------------------------------- */
+
+typedef struct fti__eng_w {
+    const void *data; /* in the mapped file */
+    fti_dtype type;
+} fti__eng_w;
+
+typedef struct fti__eng_layer {
+    const float *attn_norm, *ffn_norm; /* (C) */
+    fti__eng_w q, k, v, o;             /* (HD,C) (KVD,C) (KVD,C) (C,HD) */
+    fti__eng_w gate, up, down;         /* (F,C) (F,C) (C,F) */
+} fti__eng_layer;
+
+struct fti_engine {
+    fti_gguf *g;
+    fti_model_config cfg;
+    const fti_kernels *k;
+    size_t C, H, KV, D, HD, KVD, F, V, L;
+    fti__eng_w embd, out;
+    const float *out_norm;
+    fti__eng_layer *layers;
+    uint32_t weight_type;
+    size_t weight_bytes;
+    /* token -> bytes */
+    char *tok_bytes;
+    size_t *tok_off; /* (V+1) */
+    size_t max_token_bytes;
+    int32_t bos, eos;
+    int add_bos;
+};
+
+/* GPT-2's byte-to-unicode map, inverted: the code point a byte is shown as -> the byte.
+ * Printable bytes (33..126, 161..172, 174..255) stand for themselves; the other 68 bytes are
+ * shown as U+0100 + n in increasing byte order. Returns -1 for code points outside the map. */
+static int fti__infer_unicode_byte(uint32_t cp) {
+    int b, n = 0;
+    if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255))
+        return (int)cp;
+    if (cp < 256 || cp >= 256 + 68) return -1;
+    for (b = 0; b < 256; b++) {
+        int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
+        if (printable) continue;
+        if ((uint32_t)n == cp - 256) return b;
+        n++;
+    }
+    return -1;
+}
+
+/* Builds the token -> bytes table from tokenizer.ggml.tokens (and token_type for CONTROL). */
+static fti_result fti__engine_detok(fti_engine *e, fti_error *err) {
+    const fti_gguf_kv *toks = NULL, *types = NULL;
+    fti_buf bytes;
+    size_t i;
+    fti_result rc;
+    e->tok_off = (size_t *)fti_calloc(e->V + 1, sizeof(size_t));
+    if (!e->tok_off) return fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
+    rc = fti_gguf_get_arr(e->g, "tokenizer.ggml.tokens", FTI_GGUF_STRING, &toks, NULL);
+    if (rc != FTI_OK) return FTI_OK; /* no vocabulary: ids only, every token renders empty */
+    if (fti_gguf_get_arr(e->g, "tokenizer.ggml.token_type", FTI_GGUF_TYPE_COUNT, &types, NULL) !=
+        FTI_OK)
+        types = NULL;
+    memset(&bytes, 0, sizeof bytes);
+    for (i = 0; i < e->V; i++) {
+        size_t len = 0, p = 0;
+        const unsigned char *s = (const unsigned char *)fti_gguf_arr_str(e->g, toks, i, &len);
+        e->tok_off[i] = bytes.len;
+        if (!s || (types && fti_gguf_arr_int(types, i) == FTI_GGUF_TOKEN_CONTROL)) continue;
+        while (p < len) {
+            uint32_t cp;
+            int ok, b;
+            size_t n = fti_utf8_decode(s + p, len - p, &cp, &ok);
+            b = ok ? fti__infer_unicode_byte(cp) : -1;
+            if (b >= 0) fti_buf_putc(&bytes, (char)b);
+            else fti_buf_append(&bytes, s + p, n); /* not in the byte map: keep as written */
+            p += n;
+        }
+        if (bytes.len - e->tok_off[i] > e->max_token_bytes)
+            e->max_token_bytes = bytes.len - e->tok_off[i];
+    }
+    e->tok_off[e->V] = bytes.len;
+    if (bytes.oom) {
+        fti_buf_free(&bytes);
+        return fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
+    }
+    e->tok_bytes = bytes.data ? bytes.data : NULL;
+    return FTI_OK;
+}
+
+static int fti__engine_w(fti_engine *e, const char *name, fti__eng_w *w) {
+    const fti_gguf_tensor *t = fti_gguf_find_tensor(e->g, name);
+    if (!t) return 0;
+    w->data = t->data;
+    w->type = (fti_dtype)t->type;
+    e->weight_bytes += t->n_bytes;
+    return 1;
+}
+
+FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_engine_opts *opts,
+                                  fti_error *err) {
+    fti_engine *e;
+    fti_result rc;
+    size_t l;
+    uint32_t u;
+    int b;
+    size_t counts[31];
+    if (!out || !path) return fti_error_set(err, FTI_ERR_INVALID, "engine: NULL argument");
+    *out = NULL;
+    e = (fti_engine *)fti_calloc(1, sizeof *e);
+    if (!e) return fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
+    e->k = fti_kernels_get(opts ? opts->isa : FTI_ISA_AUTO);
+    if (!e->k) {
+        fti_free(e);
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED, "engine: instruction set %s unavailable",
+                             fti_isa_name(opts->isa));
+    }
+    rc = fti_gguf_open(&e->g, path, NULL, err);
+    if (rc == FTI_OK) rc = fti_gguf_llama_config(e->g, &e->cfg, opts ? opts->allow_extra : 0, err);
+    if (rc != FTI_OK) {
+        fti_engine_close(e);
+        return rc;
+    }
+    e->C = e->cfg.dim;
+    e->H = e->cfg.n_heads;
+    e->KV = e->cfg.n_kv_heads;
+    e->D = e->C / e->H;
+    e->HD = e->H * e->D;
+    e->KVD = e->KV * e->D;
+    e->F = e->cfg.hidden_dim;
+    e->V = e->cfg.vocab_size;
+    e->L = e->cfg.n_layers;
+    e->layers = (fti__eng_layer *)fti_calloc(e->L, sizeof(fti__eng_layer));
+    if (!e->layers) {
+        fti_engine_close(e);
+        return fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
+    }
+    /* fti_gguf_llama_config checked presence, shapes and types of all of these */
+    fti__engine_w(e, "token_embd.weight", &e->embd);
+    e->weight_bytes = 0; /* one embedding row per token: not counted as streamed weights */
+    if (!fti__engine_w(e, "output.weight", &e->out)) {
+        e->out = e->embd;
+        e->weight_bytes += fti_gguf_find_tensor(e->g, "token_embd.weight")->n_bytes;
+    }
+    e->out_norm = (const float *)fti_gguf_find_tensor(e->g, "output_norm.weight")->data;
+    e->weight_bytes += e->C * 4;
+    memset(counts, 0, sizeof counts);
+    for (l = 0; l < e->L; l++) {
+        fti__eng_layer *ly = &e->layers[l];
+        char nm[64];
+        fti__eng_w vn = {NULL, FTI_DTYPE_F32};
+#define FTI__ENG_T(field, suffix)                                                    \
+    snprintf(nm, sizeof nm, "blk.%lu." suffix ".weight", (unsigned long)l);                    \
+    fti__engine_w(e, nm, &ly->field);                                                \
+    if ((unsigned)ly->field.type < 31) counts[ly->field.type]++;
+        FTI__ENG_T(q, "attn_q")
+        FTI__ENG_T(k, "attn_k")
+        FTI__ENG_T(v, "attn_v")
+        FTI__ENG_T(o, "attn_output")
+        FTI__ENG_T(gate, "ffn_gate")
+        FTI__ENG_T(up, "ffn_up")
+        FTI__ENG_T(down, "ffn_down")
+#undef FTI__ENG_T
+        snprintf(nm, sizeof nm, "blk.%lu.attn_norm.weight", (unsigned long)l);
+        fti__engine_w(e, nm, &vn);
+        ly->attn_norm = (const float *)vn.data;
+        snprintf(nm, sizeof nm, "blk.%lu.ffn_norm.weight", (unsigned long)l);
+        fti__engine_w(e, nm, &vn);
+        ly->ffn_norm = (const float *)vn.data;
+    }
+    {
+        unsigned t, best = 0;
+        for (t = 0; t < 31; t++)
+            if (counts[t] > counts[best]) best = t;
+        e->weight_type = best;
+    }
+    e->bos = e->eos = -1;
+    if (fti_gguf_get_u32(e->g, "tokenizer.ggml.bos_token_id", &u, NULL) == FTI_OK)
+        e->bos = (int32_t)u;
+    if (fti_gguf_get_u32(e->g, "tokenizer.ggml.eos_token_id", &u, NULL) == FTI_OK)
+        e->eos = (int32_t)u;
+    if (fti_gguf_get_bool(e->g, "tokenizer.ggml.add_bos_token", &b, NULL) == FTI_OK)
+        e->add_bos = b && e->bos >= 0;
+    rc = fti__engine_detok(e, err);
+    if (rc != FTI_OK) {
+        fti_engine_close(e);
+        return rc;
+    }
+    *out = e;
+    return FTI_OK;
+}
+
+FTIDEF void fti_engine_close(fti_engine *e) {
+    if (!e) return;
+    fti_gguf_close(e->g);
+    fti_free(e->layers);
+    fti_free(e->tok_bytes);
+    fti_free(e->tok_off);
+    fti_free(e);
+}
+
+FTIDEF const fti_model_config *fti_engine_config(const fti_engine *e) {
+    return e ? &e->cfg : NULL;
+}
+FTIDEF const fti_gguf *fti_engine_gguf(const fti_engine *e) { return e ? e->g : NULL; }
+FTIDEF const fti_kernels *fti_engine_kernels(const fti_engine *e) { return e ? e->k : NULL; }
+FTIDEF uint32_t fti_engine_weight_type(const fti_engine *e) { return e ? e->weight_type : 0; }
+FTIDEF size_t fti_engine_weight_bytes(const fti_engine *e) { return e ? e->weight_bytes : 0; }
+FTIDEF int32_t fti_engine_bos(const fti_engine *e) { return e ? e->bos : -1; }
+FTIDEF int32_t fti_engine_eos(const fti_engine *e) { return e ? e->eos : -1; }
+FTIDEF int fti_engine_add_bos(const fti_engine *e) { return e ? e->add_bos : 0; }
+
+FTIDEF const char *fti_engine_token_bytes(const fti_engine *e, int32_t id, size_t *out_len) {
+    if (!e || id < 0 || (size_t)id >= e->V) return NULL;
+    if (out_len) *out_len = e->tok_off[id + 1] - e->tok_off[id];
+    return e->tok_bytes ? e->tok_bytes + e->tok_off[id] : "";
+}
+
+FTIDEF fti_result fti_engine_tokenizer(const fti_engine *e, fti_tokenizer **out, fti_error *err) {
+    const fti_gguf_kv *toks = NULL, *types = NULL, *merges = NULL;
+    const char **tp = NULL, **mp = NULL;
+    size_t *tl = NULL, *ml = NULL, i, n_merges = 0, pre_len = 0;
+    int32_t *ty = NULL;
+    const char *pre = NULL;
+    char *pre_z = NULL;
+    fti_result rc;
+    if (!e || !out) return fti_error_set(err, FTI_ERR_INVALID, "engine: NULL argument");
+    *out = NULL;
+    rc = fti_gguf_get_arr(e->g, "tokenizer.ggml.tokens", FTI_GGUF_STRING, &toks, err);
+    if (rc != FTI_OK) return rc;
+    if (fti_gguf_get_arr(e->g, "tokenizer.ggml.token_type", FTI_GGUF_TYPE_COUNT, &types, NULL) !=
+        FTI_OK)
+        types = NULL;
+    if (fti_gguf_get_arr(e->g, "tokenizer.ggml.merges", FTI_GGUF_STRING, &merges, NULL) == FTI_OK)
+        n_merges = merges->arr_n;
+    if (fti_gguf_get_str(e->g, "tokenizer.ggml.pre", &pre, &pre_len, NULL) != FTI_OK) pre = NULL;
+    tp = (const char **)fti_calloc(toks->arr_n + 1, sizeof *tp);
+    tl = (size_t *)fti_calloc(toks->arr_n + 1, sizeof *tl);
+    ty = (int32_t *)fti_calloc(toks->arr_n + 1, sizeof *ty);
+    mp = (const char **)fti_calloc(n_merges + 1, sizeof *mp);
+    ml = (size_t *)fti_calloc(n_merges + 1, sizeof *ml);
+    pre_z = pre ? fti_strndup(pre, pre_len) : NULL;
+    if (!tp || !tl || !ty || !mp || !ml || (pre && !pre_z)) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
+    } else {
+        for (i = 0; i < toks->arr_n; i++) {
+            tp[i] = fti_gguf_arr_str(e->g, toks, i, &tl[i]);
+            ty[i] = types ? (int32_t)fti_gguf_arr_int(types, i) : FTI_GGUF_TOKEN_NORMAL;
+        }
+        for (i = 0; i < n_merges; i++) mp[i] = fti_gguf_arr_str(e->g, merges, i, &ml[i]);
+        rc = fti_tokenizer_from_gguf(tp, tl, ty, toks->arr_n, mp, ml, n_merges, pre_z, out, err);
+        if (rc != FTI_OK) fti_error_prefix(err, fti_gguf_path(e->g));
+    }
+    fti_free(tp);
+    fti_free(tl);
+    fti_free(ty);
+    fti_free(mp);
+    fti_free(ml);
+    fti_free(pre_z);
+    return rc;
+}
+
+/* --- prompts ------------------------------------------------------------------------------- */
+
+/* Appends a template marker: its special id, or its text encoded when the vocabulary lacks it. */
+static fti_result fti__prompt_marker(const fti_tokenizer *tok, const char *marker,
+                                     fti_tokens *out) {
+    int64_t id = fti_tokenizer_special_id(tok, marker);
+    if (id >= 0) return fti_tokens_push(out, (uint32_t)id);
+    return fti_tokenizer_encode(tok, marker, strlen(marker), 0, out);
+}
+
+FTIDEF fti_result fti_prompt_append_doc(const fti_tokenizer *tok, const char *title,
+                                        size_t title_len, const char *body, size_t body_len,
+                                        int open_body, fti_tokens *out) {
+    fti_buf head;
+    fti_result rc;
+    if (!tok || !out || (!title && title_len) || (!body && body_len)) return FTI_ERR_INVALID;
+    memset(&head, 0, sizeof head);
+    if (title_len) fti_buf_append(&head, title, title_len);
+    fti_buf_putc(&head, '\n');
+    if (head.oom) {
+        fti_buf_free(&head);
+        return FTI_ERR_NOMEM;
+    }
+    rc = fti__prompt_marker(tok, FTI_TEMPLATE_TITLE, out);
+    if (rc == FTI_OK) rc = fti_tokenizer_encode(tok, head.data, head.len, 0, out);
+    if (rc == FTI_OK) rc = fti__prompt_marker(tok, FTI_TEMPLATE_BODY, out);
+    if (rc == FTI_OK && body_len) rc = fti_tokenizer_encode(tok, body, body_len, 0, out);
+    if (rc == FTI_OK && !open_body) rc = fti__prompt_marker(tok, FTI_TEMPLATE_END, out);
+    fti_buf_free(&head);
+    return rc;
+}
+
+FTIDEF void fti_prompt_free(fti_prompt *p) {
+    if (!p) return;
+    fti_free(p->ids);
+    memset(p, 0, sizeof *p);
+}
+
+FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok,
+                                   const char *title, const char *text, size_t text_len,
+                                   const fti_prompt_doc *docs, size_t n_docs, size_t max_tokens,
+                                   fti_prompt *out, fti_error *err) {
+    fti_tokens q, body;
+    fti_tokens *dt = NULL;
+    int32_t *head = NULL;
+    size_t n_head = 0, i, used = 0, total, n_fit, pos;
+    int bos = fti_engine_add_bos(e);
+    fti_result rc = FTI_OK;
+    if (!e || !tok || !out || (!text && text_len) || (!docs && n_docs))
+        return fti_error_set(err, FTI_ERR_INVALID, "prompt: NULL argument");
+    memset(out, 0, sizeof *out);
+    memset(&q, 0, sizeof q);
+    memset(&body, 0, sizeof body);
+    /* the question: header (kept whole) and body (may be cut from the left) */
+    rc = fti_prompt_append_doc(tok, title, title ? strlen(title) : 0, NULL, 0, 1, &q);
+    if (rc == FTI_OK && text_len) rc = fti_tokenizer_encode(tok, text, text_len, 0, &body);
+    if (rc != FTI_OK) {
+        fti_tokens_free(&q);
+        fti_tokens_free(&body);
+        return fti_error_set(err, rc, "prompt: encoding failed: %s", fti_result_str(rc));
+    }
+    n_head = q.len + (bos ? 1 : 0);
+    head = (int32_t *)fti_malloc((n_head + 1) * sizeof(int32_t));
+    out->ids = (int32_t *)fti_malloc((max_tokens + 1) * sizeof(int32_t));
+    dt = (fti_tokens *)fti_calloc(n_docs + 1, sizeof *dt);
+    if (!head || !out->ids || !dt) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "prompt: out of memory");
+        goto done;
+    }
+    if (bos) head[0] = fti_engine_bos(e);
+    for (i = 0; i < q.len; i++) head[(bos ? 1 : 0) + i] = (int32_t)q.ids[i];
+    if (n_head > max_tokens) {
+        rc = fti_error_set(err, FTI_ERR_LIMIT,
+                           "prompt: the template header alone (%lu tokens) exceeds %lu",
+                           (unsigned long)n_head, (unsigned long)max_tokens);
+        goto done;
+    }
+    total = n_head + body.len;
+    if (total > max_tokens) { /* no room for retrieval; cut the question from the left */
+        int32_t *b32 = (int32_t *)fti_malloc((body.len + 1) * sizeof(int32_t));
+        if (!b32) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "prompt: out of memory");
+            goto done;
+        }
+        for (i = 0; i < body.len; i++) b32[i] = (int32_t)body.ids[i];
+        out->n = fti_prompt_fit(head, n_head, b32, body.len, max_tokens, out->ids);
+        out->n_dropped = total - out->n;
+        fti_free(b32);
+        goto done;
+    }
+    /* retrieved documents, best first, while they fit; the first one that does not fit whole
+     * is cut (its beginning kept, then closed) if at least 16 of its body tokens fit */
+    for (i = 0; i < n_docs && rc == FTI_OK; i++) {
+        size_t room = max_tokens - total, head_len;
+        rc = fti_prompt_append_doc(tok, docs[i].title, docs[i].title_len, NULL, 0, 1, &dt[i]);
+        if (rc != FTI_OK) break;
+        head_len = dt[i].len;
+        if (docs[i].text_len)
+            rc = fti_tokenizer_encode(tok, docs[i].text, docs[i].text_len, 0, &dt[i]);
+        if (rc == FTI_OK && dt[i].len + 1 > room) {
+            if (room < head_len + 16 + 1) break;
+            dt[i].len = room - 1; /* keep the beginning of the body */
+        }
+        if (rc == FTI_OK) rc = fti__prompt_marker(tok, FTI_TEMPLATE_END, &dt[i]);
+        if (rc != FTI_OK) break;
+        total += dt[i].len;
+        used++;
+        if (total >= max_tokens) break;
+    }
+    if (rc != FTI_OK) {
+        fti_error_set(err, rc, "prompt: encoding a document failed");
+        goto done;
+    }
+    /* BOS, docs (best last), question header, question body */
+    pos = 0;
+    if (bos) out->ids[pos++] = fti_engine_bos(e);
+    for (n_fit = used; n_fit > 0; n_fit--) {
+        const fti_tokens *d = &dt[n_fit - 1];
+        for (i = 0; i < d->len; i++) out->ids[pos++] = (int32_t)d->ids[i];
+    }
+    for (i = 0; i < q.len; i++) out->ids[pos++] = (int32_t)q.ids[i];
+    for (i = 0; i < body.len; i++) out->ids[pos++] = (int32_t)body.ids[i];
+    out->n = pos;
+    out->n_docs_used = used;
+done:
+    for (i = 0; dt && i < n_docs; i++) fti_tokens_free(&dt[i]);
+    fti_free(dt);
+    fti_free(head);
+    fti_tokens_free(&q);
+    fti_tokens_free(&body);
+    if (rc != FTI_OK) fti_prompt_free(out);
+    return rc;
+}
+
+/* --- sessions ------------------------------------------------------------------------------ */
+
+struct fti_session {
+    const fti_engine *e;
+    fti_pool *pool;
+    size_t n_ctx, n_batch, pos;
+    fti_arena arena;
+    float *kcache, *vcache; /* (L, n_ctx, KVD) */
+    float *rope_cos, *rope_sin; /* (n_ctx, D/2) */
+    float *x, *xb, *q, *att_out, *att; /* (B,C) (B,C) (B,HD) (B,HD) (B*H, n_ctx) */
+    float *hb, *hb2;                    /* (B,F) */
+    float *logits;                      /* (V) */
+};
+
+/* The session's memory plan: one list of sizes shared by mem_bytes and create. */
+typedef struct fti__sess_plan {
+    size_t n_ctx, n_batch;
+    size_t sizes[12]; /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits */
+    size_t total_bytes;
+} fti__sess_plan;
+
+static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, fti__sess_plan *p) {
+    size_t i, kv, B, T, total;
+    memset(p, 0, sizeof *p);
+    T = (o && o->n_ctx) ? o->n_ctx : e->cfg.context_len;
+    B = (o && o->n_batch) ? o->n_batch : 64;
+    if (T > e->cfg.context_len) return 0;
+    if (B > T) B = T;
+    p->n_ctx = T;
+    p->n_batch = B;
+    if (!fti_size_mul(e->L, T, &kv) || !fti_size_mul(kv, e->KVD, &kv)) return 0;
+    p->sizes[0] = kv;
+    p->sizes[1] = kv;
+    p->sizes[2] = T * (e->D / 2);
+    p->sizes[3] = T * (e->D / 2);
+    p->sizes[4] = B * e->C;
+    p->sizes[5] = B * e->C;
+    p->sizes[6] = B * e->HD;
+    p->sizes[7] = B * e->HD;
+    if (!fti_size_mul(B * e->H, T, &p->sizes[8])) return 0;
+    p->sizes[9] = B * e->F;
+    p->sizes[10] = B * e->F;
+    p->sizes[11] = e->V;
+    total = sizeof(fti_session) + 64;
+    for (i = 0; i < 12; i++) {
+        size_t bytes;
+        if (!fti_size_mul(p->sizes[i], sizeof(float), &bytes) ||
+            !fti_size_add(total, bytes + 64, &total))
+            return 0;
+    }
+    p->total_bytes = total;
+    return 1;
+}
+
+FTIDEF size_t fti_session_mem_bytes(const fti_engine *e, const fti_session_opts *opts) {
+    fti__sess_plan p;
+    if (!e || !fti__sess_plan_make(e, opts, &p)) return 0;
+    return p.total_bytes;
+}
+
+FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
+                                     const fti_session_opts *opts, fti_error *err) {
+    fti__sess_plan p;
+    fti_arena a;
+    fti_session *s;
+    float **slots[12];
+    size_t i, t, j, half;
+    if (!out || !e) return fti_error_set(err, FTI_ERR_INVALID, "session: NULL argument");
+    *out = NULL;
+    if (!fti__sess_plan_make(e, opts, &p))
+        return fti_error_set(err, FTI_ERR_INVALID,
+                             "session: n_ctx %lu larger than the model's context %lu (or too big)",
+                             (unsigned long)(opts ? opts->n_ctx : 0),
+                             (unsigned long)e->cfg.context_len);
+    if (opts && opts->mem) {
+        if (opts->mem_bytes < p.total_bytes)
+            return fti_error_set(err, FTI_ERR_LIMIT, "session: memory of %lu bytes < %lu needed",
+                                 (unsigned long)opts->mem_bytes, (unsigned long)p.total_bytes);
+        if (fti_arena_init(&a, opts->mem, opts->mem_bytes) != FTI_OK)
+            return fti_error_set(err, FTI_ERR_INVALID, "session: bad memory block");
+    } else if (fti_arena_init(&a, NULL, p.total_bytes) != FTI_OK) {
+        return fti_error_set(err, FTI_ERR_NOMEM, "session: cannot allocate %lu bytes",
+                             (unsigned long)p.total_bytes);
+    }
+    s = (fti_session *)fti_arena_alloc(&a, sizeof *s, 64);
+    if (!s) {
+        fti_arena_free(&a);
+        return fti_error_set(err, FTI_ERR_LIMIT, "session: memory too small");
+    }
+    memset(s, 0, sizeof *s);
+    s->e = e;
+    s->pool = opts ? opts->pool : NULL;
+    s->n_ctx = p.n_ctx;
+    s->n_batch = p.n_batch;
+    slots[0] = &s->kcache;
+    slots[1] = &s->vcache;
+    slots[2] = &s->rope_cos;
+    slots[3] = &s->rope_sin;
+    slots[4] = &s->x;
+    slots[5] = &s->xb;
+    slots[6] = &s->q;
+    slots[7] = &s->att_out;
+    slots[8] = &s->att;
+    slots[9] = &s->hb;
+    slots[10] = &s->hb2;
+    slots[11] = &s->logits;
+    for (i = 0; i < 12; i++) {
+        *slots[i] = (float *)fti_arena_alloc(&a, p.sizes[i] * sizeof(float), 64);
+        if (!*slots[i]) {
+            fti_arena_free(&a);
+            return fti_error_set(err, FTI_ERR_LIMIT, "session: memory too small");
+        }
+    }
+    s->arena = a; /* the arena lives inside its own memory: copy after the last alloc */
+    /* RoPE table: angle = pos * base^(-2i/D), in double like the training forward */
+    half = e->D / 2;
+    for (t = 0; t < s->n_ctx; t++)
+        for (j = 0; j < half; j++) {
+            double theta = pow((double)e->cfg.rope_base, -2.0 * (double)j / (double)e->D);
+            double ang = (double)t * theta;
+            s->rope_cos[t * half + j] = (float)cos(ang);
+            s->rope_sin[t * half + j] = (float)sin(ang);
+        }
+    memset(s->logits, 0, e->V * sizeof(float));
+    *out = s;
+    return FTI_OK;
+}
+
+FTIDEF void fti_session_free(fti_session *s) {
+    fti_arena a;
+    if (!s) return;
+    a = s->arena; /* s lives in the arena's memory */
+    fti_arena_free(&a);
+}
+
+FTIDEF void fti_session_reset(fti_session *s) {
+    if (s) s->pos = 0;
+}
+FTIDEF size_t fti_session_pos(const fti_session *s) { return s ? s->pos : 0; }
+FTIDEF size_t fti_session_n_ctx(const fti_session *s) { return s ? s->n_ctx : 0; }
+FTIDEF void fti_session_truncate(fti_session *s, size_t pos) {
+    if (s && pos < s->pos) s->pos = pos;
+}
+FTIDEF float *fti_session_logits(fti_session *s) { return s ? s->logits : NULL; }
+
+/* RoPE on (T, nh, D) rows at positions pos0.. with the session's table (adjacent pairs). */
+static void fti__sess_rope(const fti_session *s, float *x, size_t T, size_t nh, size_t pos0) {
+    size_t t, h, j, D = s->e->D, half = D / 2;
+    for (t = 0; t < T; t++) {
+        const float *c = s->rope_cos + (pos0 + t) * half, *sn = s->rope_sin + (pos0 + t) * half;
+        for (h = 0; h < nh; h++) {
+            float *v = x + (t * nh + h) * D;
+            for (j = 0; j < half; j++) {
+                float a = v[2 * j], b = v[2 * j + 1];
+                v[2 * j] = a * c[j] - b * sn[j];
+                v[2 * j + 1] = a * sn[j] + b * c[j];
+            }
+        }
+    }
+}
+
+/* Attention over the cache: item i = (t, h) for the batch's T tokens. */
+typedef struct fti__sess_attn {
+    const fti_session *s;
+    size_t layer, T, pos0;
+} fti__sess_attn;
+
+static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__sess_attn *c = (const fti__sess_attn *)vctx;
+    const fti_session *s = c->s;
+    const fti_engine *e = s->e;
+    size_t i, j, D = e->D, rep = e->H / e->KV;
+    float scale = 1.0f / (float)sqrt((double)D);
+    const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
+    const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        size_t t = i / e->H, h = i % e->H, kvh = h / rep, n = c->pos0 + t + 1;
+        const float *qt = s->q + t * e->HD + h * D; /* (D) */
+        float *p = s->att + i * s->n_ctx;           /* (n) */
+        float *yt = s->att_out + t * e->HD + h * D;
+        float mx = -INFINITY, sum = 0.0f, inv;
+        for (j = 0; j < n; j++) {
+            float sc = fti_dot(e->k, qt, kc + j * e->KVD + kvh * D, D) * scale;
+            p[j] = sc;
+            if (sc > mx) mx = sc;
+        }
+        for (j = 0; j < n; j++) {
+            p[j] = (float)exp((double)(p[j] - mx));
+            sum += p[j];
+        }
+        inv = 1.0f / sum;
+        memset(yt, 0, D * sizeof(float));
+        for (j = 0; j < n; j++) fti_axpy(e->k, yt, p[j] * inv, vc + j * e->KVD + kvh * D, D);
+    }
+}
+
+/* One forward over T <= n_batch tokens at positions pos..pos+T-1; logits for the last token
+ * into s->logits, or for all T into logits_out (T,V). */
+static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_t T,
+                                    float *logits_out) {
+    const fti_engine *e = s->e;
+    const fti_kernels *k = e->k;
+    size_t t, l, i, C = e->C, pos0 = s->pos;
+    float eps = e->cfg.norm_eps;
+    fti_result rc = FTI_OK;
+    size_t embd_row = fti_dtype_row_bytes(e->embd.type, C);
+    for (t = 0; t < T; t++) /* x (T,C) = embedding rows, decoded from their stored type */
+        fti_dequantize_row(k, e->embd.type, s->x + t * C,
+                           (const char *)e->embd.data + (size_t)tokens[t] * embd_row, C);
+    for (l = 0; l < e->L && rc == FTI_OK; l++) {
+        const fti__eng_layer *ly = &e->layers[l];
+        float *kc = s->kcache + (l * s->n_ctx + pos0) * e->KVD; /* (T, KVD) rows in the cache */
+        float *vc = s->vcache + (l * s->n_ctx + pos0) * e->KVD;
+        fti__sess_attn ac;
+        fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->attn_norm, T, C, eps);
+        rc = fti_matmul_w(k, s->pool, ly->q.type, ly->q.data, s->xb, s->q, T, e->HD, C);
+        if (rc == FTI_OK)
+            rc = fti_matmul_w(k, s->pool, ly->k.type, ly->k.data, s->xb, kc, T, e->KVD, C);
+        if (rc == FTI_OK)
+            rc = fti_matmul_w(k, s->pool, ly->v.type, ly->v.data, s->xb, vc, T, e->KVD, C);
+        if (rc != FTI_OK) break;
+        fti__sess_rope(s, s->q, T, e->H, pos0);
+        fti__sess_rope(s, kc, T, e->KV, pos0);
+        ac.s = s;
+        ac.layer = l;
+        ac.T = T;
+        ac.pos0 = pos0;
+        fti_pool_for(s->pool, T * e->H, 1, fti__sess_attn_task, &ac);
+        rc = fti_matmul_w(k, s->pool, ly->o.type, ly->o.data, s->att_out, s->xb, T, C, e->HD);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < T * C; i++) s->x[i] += s->xb[i];
+        fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->ffn_norm, T, C, eps);
+        rc = fti_matmul_w(k, s->pool, ly->gate.type, ly->gate.data, s->xb, s->hb, T, e->F, C);
+        if (rc == FTI_OK)
+            rc = fti_matmul_w(k, s->pool, ly->up.type, ly->up.data, s->xb, s->hb2, T, e->F, C);
+        if (rc != FTI_OK) break;
+        fti_swiglu_fwd(k, s->hb, s->hb, s->hb2, T * e->F);
+        rc = fti_matmul_w(k, s->pool, ly->down.type, ly->down.data, s->hb, s->xb, T, C, e->F);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < T * C; i++) s->x[i] += s->xb[i];
+    }
+    if (rc != FTI_OK) return rc;
+    s->pos += T;
+    if (logits_out) {
+        fti_rmsnorm_fwd(k, s->xb, NULL, s->x, e->out_norm, T, C, eps);
+        rc = fti_matmul_w(k, s->pool, e->out.type, e->out.data, s->xb, logits_out, T, e->V, C);
+        if (rc == FTI_OK) memcpy(s->logits, logits_out + (T - 1) * e->V, e->V * sizeof(float));
+    } else {
+        fti_rmsnorm_fwd(k, s->xb, NULL, s->x + (T - 1) * C, e->out_norm, 1, C, eps);
+        rc = fti_matmul_w(k, s->pool, e->out.type, e->out.data, s->xb, s->logits, 1, e->V, C);
+    }
+    return rc;
+}
+
+FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t n,
+                                   float *logits_out, fti_error *err) {
+    size_t i;
+    if (!s || (!tokens && n)) return fti_error_set(err, FTI_ERR_INVALID, "session: NULL argument");
+    if (n > s->n_ctx - s->pos)
+        return fti_error_set(err, FTI_ERR_LIMIT,
+                             "session: %lu tokens do not fit: %lu of %lu context positions used",
+                             (unsigned long)n, (unsigned long)s->pos, (unsigned long)s->n_ctx);
+    for (i = 0; i < n; i++)
+        if (tokens[i] < 0 || (size_t)tokens[i] >= s->e->V)
+            return fti_error_set(err, FTI_ERR_INVALID, "session: token %ld at %lu not below vocab %lu",
+                                 (long)tokens[i], (unsigned long)i, (unsigned long)s->e->V);
+    for (i = 0; i < n; i += s->n_batch) {
+        size_t T = n - i < s->n_batch ? n - i : s->n_batch;
+        fti_result rc = fti__sess_forward(s, tokens + i, T,
+                                          logits_out ? logits_out + i * s->e->V : NULL);
+        if (rc != FTI_OK)
+            return fti_error_set(err, rc, "session: forward failed: %s", fti_result_str(rc));
+    }
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t n,
+                                  double *mean_nll, fti_error *err) {
+    size_t V, start, count = 0;
+    double total = 0.0;
+    float *buf;
+    fti_result rc = FTI_OK;
+    if (!s || !tokens || !mean_nll || n < 2)
+        return fti_error_set(err, FTI_ERR_INVALID, "perplexity: need at least 2 tokens");
+    V = s->e->V;
+    buf = (float *)fti_malloc(s->n_batch * V * sizeof(float));
+    if (!buf) return fti_error_set(err, FTI_ERR_NOMEM, "perplexity: out of memory");
+    for (start = 0; start + 1 < n && rc == FTI_OK; start += s->n_ctx) {
+        size_t w = n - start < s->n_ctx ? n - start : s->n_ctx, i;
+        fti_session_reset(s);
+        for (i = 0; i < w && rc == FTI_OK; i += s->n_batch) {
+            size_t T = w - i < s->n_batch ? w - i : s->n_batch, t;
+            rc = fti_session_eval(s, tokens + start + i, T, buf, err);
+            for (t = 0; t < T && rc == FTI_OK; t++) {
+                size_t at = start + i + t, j;
+                const float *row = buf + t * V;
+                double mx = row[0], se = 0.0;
+                if (i + t + 1 >= w) break; /* the window's last token predicts nothing here */
+                for (j = 1; j < V; j++)
+                    if (row[j] > mx) mx = row[j];
+                for (j = 0; j < V; j++) se += exp((double)row[j] - mx);
+                total += log(se) + mx - (double)row[tokens[at + 1]];
+                count++;
+            }
+        }
+    }
+    fti_free(buf);
+    if (rc != FTI_OK) return rc;
+    *mean_nll = count ? total / (double)count : 0.0;
+    return FTI_OK;
+}
+
+/* --- sampling ------------------------------------------------------------------------------- */
+
+struct fti_sampler {
+    fti_sampler_opts o;
+    size_t V;
+    fti_rng rng;
+    float *probs;      /* (V) */
+    int32_t *idx;      /* (V) candidate ids */
+    int32_t *counts;   /* (V) occurrences in the window */
+    uint32_t *stamp;   /* (V) for applying each penalized token once */
+    uint32_t stamp_now;
+    int32_t *hist;     /* ring of the last penalty_last_n tokens */
+    size_t hist_n, hist_head;
+};
+
+FTIDEF fti_result fti_sampler_create(fti_sampler **out, size_t n_vocab,
+                                     const fti_sampler_opts *opts) {
+    fti_sampler *s;
+    if (!out || n_vocab == 0 || n_vocab > 0x7fffffff) return FTI_ERR_INVALID;
+    *out = NULL;
+    s = (fti_sampler *)fti_calloc(1, sizeof *s);
+    if (!s) return FTI_ERR_NOMEM;
+    if (opts) s->o = *opts;
+    if (s->o.penalty_last_n == 0) s->o.penalty_last_n = 64;
+    s->V = n_vocab;
+    s->probs = (float *)fti_calloc(n_vocab, sizeof(float));
+    s->idx = (int32_t *)fti_calloc(n_vocab, sizeof(int32_t));
+    s->counts = (int32_t *)fti_calloc(n_vocab, sizeof(int32_t));
+    s->stamp = (uint32_t *)fti_calloc(n_vocab, sizeof(uint32_t));
+    s->hist = (int32_t *)fti_calloc(s->o.penalty_last_n, sizeof(int32_t));
+    if (!s->probs || !s->idx || !s->counts || !s->stamp || !s->hist) {
+        fti_sampler_free(s);
+        return FTI_ERR_NOMEM;
+    }
+    fti_sampler_reset(s);
+    *out = s;
+    return FTI_OK;
+}
+
+FTIDEF void fti_sampler_free(fti_sampler *s) {
+    if (!s) return;
+    fti_free(s->probs);
+    fti_free(s->idx);
+    fti_free(s->counts);
+    fti_free(s->stamp);
+    fti_free(s->hist);
+    fti_free(s);
+}
+
+FTIDEF void fti_sampler_reset(fti_sampler *s) {
+    if (!s) return;
+    fti_rng_seed(&s->rng, s->o.seed, 0x5eed);
+    memset(s->counts, 0, s->V * sizeof(int32_t));
+    s->hist_n = 0;
+    s->hist_head = 0;
+}
+
+FTIDEF void fti_sampler_accept(fti_sampler *s, int32_t token) {
+    size_t cap;
+    if (!s || token < 0 || (size_t)token >= s->V) return;
+    cap = s->o.penalty_last_n;
+    if (s->hist_n == cap) { /* evict the oldest */
+        s->counts[s->hist[s->hist_head]]--;
+        s->hist[s->hist_head] = token;
+        s->hist_head = (s->hist_head + 1) % cap;
+    } else {
+        s->hist[(s->hist_head + s->hist_n) % cap] = token;
+        s->hist_n++;
+    }
+    s->counts[token]++;
+}
+
+static void fti__sampler_penalize(fti_sampler *s, float *logits) {
+    const fti_sampler_opts *o = &s->o;
+    size_t i, cap = o->penalty_last_n;
+    int rep = o->repeat_penalty > 0.0f && o->repeat_penalty != 1.0f;
+    if (!rep && o->frequency_penalty == 0.0f && o->presence_penalty == 0.0f) return;
+    if (++s->stamp_now == 0) { /* wrapped: clear the stamps */
+        memset(s->stamp, 0, s->V * sizeof(uint32_t));
+        s->stamp_now = 1;
+    }
+    for (i = 0; i < s->hist_n; i++) {
+        int32_t t = s->hist[(s->hist_head + i) % cap];
+        float *lg = &logits[t];
+        if (s->stamp[t] == s->stamp_now) continue;
+        s->stamp[t] = s->stamp_now;
+        if (rep) *lg = *lg > 0.0f ? *lg / o->repeat_penalty : *lg * o->repeat_penalty;
+        *lg -= (float)s->counts[t] * o->frequency_penalty + o->presence_penalty;
+    }
+}
+
+/* Partial selection: moves the k largest (by logit) of idx[0..n) to the front, unordered. */
+static void fti__sampler_select(int32_t *idx, size_t n, size_t k, const float *logits) {
+    size_t lo = 0, hi = n; /* the k-th largest lies in [lo, hi) */
+    if (k >= n) return;
+    while (hi - lo > 1) {
+        /* median of three pivot, three-way partition by value (descending) */
+        float a = logits[idx[lo]], b = logits[idx[lo + (hi - lo) / 2]], c = logits[idx[hi - 1]];
+        float piv = a > b ? (b > c ? b : (a > c ? c : a)) : (a > c ? a : (b > c ? c : b));
+        size_t lt = lo, i = lo, gt = hi;
+        while (i < gt) {
+            float v = logits[idx[i]];
+            if (v > piv) {
+                int32_t tmp = idx[lt];
+                idx[lt++] = idx[i];
+                idx[i++] = tmp;
+            } else if (v < piv) {
+                int32_t tmp = idx[--gt];
+                idx[gt] = idx[i];
+                idx[i] = tmp;
+            } else {
+                i++;
+            }
+        }
+        if (k <= lt) hi = lt;
+        else if (k <= gt) return; /* the k-th falls among the equal values */
+        else lo = gt;
+    }
+}
+
+/* Sorts idx[0..n) by logit descending, ties by id ascending (insertion sort for small n,
+ * otherwise qsort needs the logits: done by shell sort to stay allocation- and global-free). */
+static void fti__sampler_sort(int32_t *idx, size_t n, const float *logits) {
+    size_t gap, i, j;
+    for (gap = n / 2; gap > 0; gap /= 2)
+        for (i = gap; i < n; i++) {
+            int32_t t = idx[i];
+            for (j = i; j >= gap; j -= gap) {
+                int32_t u = idx[j - gap];
+                if (logits[u] > logits[t] || (logits[u] == logits[t] && u < t)) break;
+                idx[j] = u;
+            }
+            idx[j] = t;
+        }
+}
+
+FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
+    const fti_sampler_opts *o;
+    size_t V, i, n, k;
+    double sum, acc, r;
+    float mx, inv_t;
+    if (!s || !logits) return -1;
+    o = &s->o;
+    V = s->V;
+    fti__sampler_penalize(s, logits);
+    if (o->temperature <= 0.0f) {
+        size_t best = V;
+        for (i = 0; i < V; i++)
+            if (logits[i] == logits[i] && (best == V || logits[i] > logits[best])) best = i;
+        return best == V ? -1 : (int32_t)best;
+    }
+    /* candidates: finite logits */
+    n = 0;
+    for (i = 0; i < V; i++)
+        if (logits[i] == logits[i] && logits[i] > -INFINITY) s->idx[n++] = (int32_t)i;
+    if (n == 0) return -1;
+    k = (o->top_k > 0 && (size_t)o->top_k < n) ? (size_t)o->top_k : n;
+    if (k < n) {
+        fti__sampler_select(s->idx, n, k, logits);
+        n = k;
+    }
+    /* softmax with temperature over the candidates */
+    inv_t = 1.0f / o->temperature;
+    mx = -INFINITY;
+    for (i = 0; i < n; i++)
+        if (logits[s->idx[i]] > mx) mx = logits[s->idx[i]];
+    sum = 0.0;
+    for (i = 0; i < n; i++) {
+        float p = (float)exp((double)((logits[s->idx[i]] - mx) * inv_t));
+        s->probs[s->idx[i]] = p;
+        sum += p;
+    }
+    if (o->min_p > 0.0f) { /* p_max is exp(0) = 1 before normalisation */
+        size_t m = 0;
+        for (i = 0; i < n; i++)
+            if (s->probs[s->idx[i]] >= o->min_p) s->idx[m++] = s->idx[i];
+            else sum -= s->probs[s->idx[i]];
+        n = m;
+    }
+    if (o->top_p > 0.0f && o->top_p < 1.0f && n > 1) {
+        /* grow a sorted prefix until it holds top_p of the mass (usually a few dozen tokens) */
+        size_t want = 64, cut = n;
+        for (;;) {
+            size_t m = want < n ? want : n;
+            fti__sampler_select(s->idx, n, m, logits);
+            fti__sampler_sort(s->idx, m, logits);
+            acc = 0.0;
+            for (i = 0; i < m; i++) {
+                acc += s->probs[s->idx[i]];
+                if (acc >= o->top_p * sum) {
+                    cut = i + 1;
+                    break;
+                }
+            }
+            if (i < m || m == n) break;
+            want *= 4;
+        }
+        sum = 0.0;
+        for (i = 0; i < cut; i++) sum += s->probs[s->idx[i]];
+        n = cut;
+    }
+    /* the candidates' order depends only on the logits, so the draw is reproducible */
+    r = fti_rng_double(&s->rng) * sum;
+    acc = 0.0;
+    for (i = 0; i < n; i++) {
+        acc += s->probs[s->idx[i]];
+        if (r < acc) return s->idx[i];
+    }
+    return s->idx[n - 1];
+}
+
+/* --- generation ----------------------------------------------------------------------------- */
+
+/* Streaming state: bytes decoded but not yet shown (a possible stop-string prefix or an
+ * incomplete UTF-8 tail). Its buffer is reserved before the loop. */
+typedef struct fti__gen_out {
+    const fti_generate_opts *o;
+    fti_buf pend;
+    fti_buf tmp; /* UTF-8 repair output */
+    size_t max_stop;
+    int stopped; /* 1 stop string seen, 2 callback asked to stop */
+} fti__gen_out;
+
+static int fti__gen_emit(fti__gen_out *g, const char *p, size_t n) {
+    size_t m;
+    if (n == 0) return 0;
+    g->tmp.len = 0;
+    fti_utf8_repair((const unsigned char *)p, n, &g->tmp);
+    m = g->tmp.len;
+    if (g->o->text) fti_buf_append(g->o->text, g->tmp.data, m);
+    if (g->o->on_text && g->o->on_text(g->o->user, g->tmp.data, m)) return 1;
+    return 0;
+}
+
+/* Adds bytes; emits what can no longer be part of a stop string or a split character. */
+static void fti__gen_push(fti__gen_out *g, const char *p, size_t n, int final) {
+    size_t i, keep = 0, avail, cut = (size_t)-1;
+    fti_buf_append(&g->pend, p, n);
+    for (i = 0; i < g->o->n_stop; i++) { /* earliest complete stop string */
+        const char *st = g->o->stop[i];
+        size_t sl = strlen(st), j;
+        if (sl == 0 || sl > g->pend.len) continue;
+        for (j = 0; j + sl <= g->pend.len; j++)
+            if (memcmp(g->pend.data + j, st, sl) == 0) {
+                if (j < cut) cut = j;
+                break;
+            }
+    }
+    if (cut != (size_t)-1) {
+        if (fti__gen_emit(g, g->pend.data, cut)) g->stopped = 2;
+        else g->stopped = 1;
+        g->pend.len = 0;
+        return;
+    }
+    if (!final) {
+        for (i = 0; i < g->o->n_stop; i++) { /* longest tail that starts a stop string */
+            const char *st = g->o->stop[i];
+            size_t sl = strlen(st), t;
+            for (t = sl > 1 ? sl - 1 : 0; t > keep; t--)
+                if (t <= g->pend.len && memcmp(g->pend.data + g->pend.len - t, st, t) == 0) {
+                    keep = t;
+                    break;
+                }
+        }
+        avail = g->pend.len - keep;
+        avail -= fti_utf8_incomplete_tail((const unsigned char *)g->pend.data, avail);
+    } else {
+        avail = g->pend.len;
+    }
+    if (fti__gen_emit(g, g->pend.data, avail)) g->stopped = 2;
+    memmove(g->pend.data, g->pend.data + avail, g->pend.len - avail);
+    g->pend.len -= avail;
+}
+
+FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *prompt,
+                               size_t n_prompt, const fti_generate_opts *opts,
+                               fti_generate_stats *stats, fti_error *err) {
+    fti_generate_opts dflt;
+    fti__gen_out go;
+    fti_generate_stats st;
+    uint64_t t0, t1;
+    size_t i, n_gen = 0;
+    fti_result rc = FTI_OK;
+    const fti_engine *e;
+    if (!s || !smp || (!prompt && n_prompt))
+        return fti_error_set(err, FTI_ERR_INVALID, "generate: NULL argument");
+    e = s->e;
+    if (!opts) {
+        memset(&dflt, 0, sizeof dflt);
+        opts = &dflt;
+    }
+    memset(&st, 0, sizeof st);
+    memset(&go, 0, sizeof go);
+    go.o = opts;
+    for (i = 0; i < opts->n_stop; i++)
+        if (opts->stop[i] && strlen(opts->stop[i]) > go.max_stop) go.max_stop = strlen(opts->stop[i]);
+    if (!fti_buf_reserve(&go.pend, go.max_stop + 2 * e->max_token_bytes + 16) ||
+        !fti_buf_reserve(&go.tmp, 3 * (go.max_stop + 2 * e->max_token_bytes + 16)))
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "generate: out of memory");
+    if (rc == FTI_OK && n_prompt == 0 && s->pos == 0)
+        rc = fti_error_set(err, FTI_ERR_INVALID, "generate: empty prompt");
+    t0 = fti_time_ns();
+    if (rc == FTI_OK && n_prompt) rc = fti_session_eval(s, prompt, n_prompt, NULL, err);
+    t1 = fti_time_ns();
+    st.n_prompt = n_prompt;
+    st.prefill_s = (double)(t1 - t0) * 1e-9;
+    if (rc == FTI_OK && !opts->no_penalize_prompt)
+        for (i = 0; i < n_prompt; i++) fti_sampler_accept(smp, prompt[i]);
+    while (rc == FTI_OK) {
+        int32_t tok;
+        const char *bytes;
+        size_t nb = 0;
+        if (opts->max_tokens && n_gen >= opts->max_tokens) {
+            st.finish = FTI_FINISH_LENGTH;
+            break;
+        }
+        tok = fti_sampler_sample(smp, s->logits);
+        if (n_gen == 0) st.first_token_s = (double)(fti_time_ns() - t0) * 1e-9;
+        if (tok < 0) {
+            rc = fti_error_set(err, FTI_ERR_NUMERIC, "generate: logits are all NaN");
+            break;
+        }
+        n_gen++;
+        if (opts->tokens && n_gen <= opts->tokens_cap) opts->tokens[n_gen - 1] = tok;
+        fti_sampler_accept(smp, tok);
+        if (tok == e->eos && !opts->ignore_eos) {
+            st.finish = FTI_FINISH_EOS;
+            break;
+        }
+        bytes = fti_engine_token_bytes(e, tok, &nb);
+        fti__gen_push(&go, bytes, nb, 0);
+        if (go.stopped) {
+            st.finish = go.stopped == 1 ? FTI_FINISH_STOP : FTI_FINISH_CALLBACK;
+            break;
+        }
+        if (opts->max_tokens && n_gen >= opts->max_tokens) {
+            st.finish = FTI_FINISH_LENGTH;
+            break;
+        }
+        if (s->pos >= s->n_ctx) {
+            st.finish = FTI_FINISH_CONTEXT;
+            break;
+        }
+        rc = fti_session_eval(s, &tok, 1, NULL, err);
+    }
+    if (rc == FTI_OK && !go.stopped) fti__gen_push(&go, "", 0, 1); /* flush */
+    st.n_generated = n_gen;
+    st.decode_s = (double)(fti_time_ns() - t1) * 1e-9;
+    if (stats) *stats = st;
+    fti_buf_free(&go.pend);
+    fti_buf_free(&go.tmp);
+    return rc;
+}
+
+FTIDEF size_t fti_prompt_fit(const int32_t *header, size_t n_header, const int32_t *body,
+                             size_t n_body, size_t max_tokens, int32_t *out) {
+    size_t keep;
+    if (!out || n_header > max_tokens || (n_header && !header) || (n_body && !body)) return 0;
+    if (n_header) memcpy(out, header, n_header * sizeof(int32_t));
+    keep = n_body < max_tokens - n_header ? n_body : max_tokens - n_header;
+    if (keep) memcpy(out + n_header, body + (n_body - keep), keep * sizeof(int32_t));
+    return n_header + keep;
+}

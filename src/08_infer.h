@@ -1,0 +1,260 @@
+/* === infer: the inference engine (mapped weights, KV cache, prefill, decode, sampling) === */
+/*
+ * Data flow for one request:
+ *
+ *   fti_engine_open     maps a GGUF llama model (part 06) and keeps views of its tensors in
+ *                       place: zero copy, any of F32/F16/BF16/Q8_0/Q4_0 straight from the file.
+ *   fti_session_create  one conversation: the KV cache (L, n_ctx, KV*D) for keys and values, a
+ *                       RoPE table and the scratch of one prefill batch, all carved from ONE block
+ *                       (caller memory or a single allocation): nothing is allocated after this.
+ *   fti_session_eval    runs tokens through the model. Prompts go through in batches of n_batch
+ *                       tokens, each layer's projections as one GEMM over the batch (part 02's
+ *                       fti_matmul_w with T > 1); decoding is the same path with T = 1 (GEMV),
+ *                       multi-threaded over output rows by the session's pool.
+ *   fti_sampler         turns the last logits into a token: repetition/frequency/presence
+ *                       penalties, then greedy (temperature 0) or temperature, top-k, top-p, min-p
+ *                       and a seeded draw. Allocates only at creation.
+ *   fti_generate        the loop: prefill, then sample/decode until EOS, max tokens, a stop string
+ *                       or a full context, streaming text through a callback that never splits a
+ *                       UTF-8 character and never shows a stop string (or a prefix of one that
+ *                       then completes).
+ *
+ * The forward pass is the same as part 05's training forward (RMSNorm, grouped-query causal
+ * attention with adjacent-pair RoPE, SwiGLU), so on F32 weights the engine's logits equal
+ * fti_model_forward's to float rounding. Results do not depend on the thread count.
+ *
+ * Text: the engine decodes token ids to bytes itself from the file's tokenizer.ggml.tokens
+ * (GPT-2 byte-to-unicode form; CONTROL tokens render as nothing). Encoding text to ids is the
+ * tokenizer's job (part 03); fti_prompt_fit trims an over-long prompt from the left while keeping
+ * its header (the template's first part).
+ */
+#ifndef FTI_INFER_H
+#define FTI_INFER_H
+
+#include "00_base.h"
+#include "01_threads.h"
+#include "02_kernels.h"
+#include "03_tokenizer.h"
+#include "05_model.h"
+#include "06_format.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- engine: an open model -------------------------------------------------------------------- */
+
+typedef struct fti_engine fti_engine;
+
+typedef struct fti_engine_opts {
+    fti_isa isa;        /* kernel table: FTI_ISA_AUTO (default) or a forced one */
+    int allow_extra;    /* accept tensors the llama layout does not know (ignored) */
+} fti_engine_opts;
+
+/* Opens a GGUF llama model: maps the file (fti_gguf_open), validates it
+ * (fti_gguf_llama_config), points at every tensor in place and builds the token -> bytes table.
+ * Free with fti_engine_close. Errors as fti_gguf_open / fti_gguf_llama_config, plus
+ * FTI_ERR_UNSUPPORTED when opts->isa is not available. Thread safety: the engine is read-only
+ * after opening; any number of sessions on any threads may share it. */
+FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_engine_opts *opts,
+                                  fti_error *err);
+FTIDEF void fti_engine_close(fti_engine *e);
+/* The resolved configuration, the open file, and the kernel table in use. */
+FTIDEF const fti_model_config *fti_engine_config(const fti_engine *e);
+FTIDEF const fti_gguf *fti_engine_gguf(const fti_engine *e);
+FTIDEF const fti_kernels *fti_engine_kernels(const fti_engine *e);
+/* Type of the 2-D weights (the most common one among them), for reports. */
+FTIDEF uint32_t fti_engine_weight_type(const fti_engine *e);
+/* Bytes of weights the engine reads per decoded token (all matrices and norms, the output
+ * projection included; the embedding row is negligible). */
+FTIDEF size_t fti_engine_weight_bytes(const fti_engine *e);
+/* Special ids from the file (-1 when absent) and whether a BOS is prepended to prompts. */
+FTIDEF int32_t fti_engine_bos(const fti_engine *e);
+FTIDEF int32_t fti_engine_eos(const fti_engine *e);
+FTIDEF int fti_engine_add_bos(const fti_engine *e);
+/* The bytes a token renders as (CONTROL tokens: length 0); NULL for an id out of range. The
+ * pointer stays valid until fti_engine_close. */
+FTIDEF const char *fti_engine_token_bytes(const fti_engine *e, int32_t id, size_t *out_len);
+
+/* Builds a tokenizer (part 03) from the file's tokenizer.ggml.* metadata: the same ids
+ * llama.cpp's gpt2 vocabulary gives. Free with fti_tokenizer_free. FTI_ERR_NOT_FOUND when the
+ * file has no vocabulary. Thread safety: any thread. */
+FTIDEF fti_result fti_engine_tokenizer(const fti_engine *e, fti_tokenizer **out, fti_error *err);
+
+/* --- prompts: the document template ------------------------------------------------------ */
+
+/* The document template's markers (the feature pipeline's, part 04). */
+#ifndef FTI_TEMPLATE_TITLE
+#define FTI_TEMPLATE_TITLE "<|title|>"
+#define FTI_TEMPLATE_BODY "<|body|>"
+#define FTI_TEMPLATE_END "<|endoftext|>"
+#endif
+
+/* Appends a document as the feature pipeline tokenizes it for training:
+ *     <|title|> encode(title "\n") <|body|> encode(body) <|endoftext|>
+ * (the end marker left off with open_body, so the model continues the body). Markers are the
+ * tokenizer's special tokens (their text, encoded, if it has none); title and body are untrusted
+ * text: special-token strings in them stay text. */
+FTIDEF fti_result fti_prompt_append_doc(const fti_tokenizer *tok, const char *title,
+                                        size_t title_len, const char *body, size_t body_len,
+                                        int open_body, fti_tokens *out);
+
+/* A retrieved document for a prompt (e.g. a BM25 hit of part 04). */
+typedef struct fti_prompt_doc {
+    const char *title;
+    size_t title_len;
+    const char *text;
+    size_t text_len;
+} fti_prompt_doc;
+
+/* A prompt ready to evaluate (ids owned: fti_prompt_free). */
+typedef struct fti_prompt {
+    int32_t *ids;
+    size_t n;
+    size_t n_docs_used;   /* retrieved documents that fitted */
+    size_t n_dropped;     /* prompt tokens cut from the left to fit */
+} fti_prompt;
+
+/* Builds [BOS if the model adds one] + the retrieved docs (closed documents, best last so it
+ * sits next to the question; docs[0] is the best) + the user's text as an open document with
+ * `title` (may be NULL). At most max_tokens ids: docs are added best first while they fit;
+ * the first that does not fit whole is cut to its beginning (if 16 or more of its body tokens
+ * fit) and the rest are left out. If the question alone is too long its body is cut from the
+ * LEFT while BOS and the template header are kept. Errors: FTI_ERR_LIMIT (not even the header
+ * fits), NOMEM. */
+FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok,
+                                   const char *title, const char *text, size_t text_len,
+                                   const fti_prompt_doc *docs, size_t n_docs, size_t max_tokens,
+                                   fti_prompt *out, fti_error *err);
+FTIDEF void fti_prompt_free(fti_prompt *p);
+
+/* --- sessions: KV cache and scratch ---------------------------------------------------------- */
+
+typedef struct fti_session fti_session;
+
+typedef struct fti_session_opts {
+    size_t n_ctx;     /* context length, 0 = the model's context_len (at most that) */
+    size_t n_batch;   /* prompt tokens per forward, 0 = 64 */
+    fti_pool *pool;   /* borrowed; NULL = single-threaded */
+    void *mem;        /* caller memory for everything (NULL = one allocation) */
+    size_t mem_bytes; /* its size: at least fti_session_mem_bytes() */
+} fti_session_opts;
+
+/* Bytes a session with these options needs (KV cache + scratch + the session itself). */
+FTIDEF size_t fti_session_mem_bytes(const fti_engine *e, const fti_session_opts *opts);
+/* Creates a session. With opts->mem it never allocates; otherwise exactly once. Errors:
+ * FTI_ERR_INVALID (n_ctx larger than the model's), FTI_ERR_LIMIT (mem too small; err gives the
+ * size needed), FTI_ERR_NOMEM. Thread safety: one thread per session. */
+FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
+                                     const fti_session_opts *opts, fti_error *err);
+FTIDEF void fti_session_free(fti_session *s);
+/* Forgets the context (position 0); the memory is kept. */
+FTIDEF void fti_session_reset(fti_session *s);
+/* Tokens in the KV cache so far, and its capacity. */
+FTIDEF size_t fti_session_pos(const fti_session *s);
+FTIDEF size_t fti_session_n_ctx(const fti_session *s);
+/* Drops cached positions >= pos (keep a shared prefix, re-evaluate the rest). */
+FTIDEF void fti_session_truncate(fti_session *s, size_t pos);
+
+/* Runs n tokens at positions pos .. pos+n-1, appending them to the KV cache, in batches of
+ * n_batch. The last token's logits (V) are then at fti_session_logits. With logits_out != NULL
+ * (n, V) it receives every token's logits (perplexity, tests). Allocation-free. Errors:
+ * FTI_ERR_INVALID (token id out of range), FTI_ERR_LIMIT (context full: nothing is evaluated),
+ * FTI_ERR_UNSUPPORTED (kernel rejected a type). Thread safety: one thread per session. */
+FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t n,
+                                   float *logits_out, fti_error *err);
+/* The logits (V) of the last evaluated token; writable (samplers modify them in place). */
+FTIDEF float *fti_session_logits(fti_session *s);
+
+/* Mean negative log-likelihood of tokens[1..n) given their prefixes (the session is reset and
+ * the text cut into windows of n_ctx tokens; each window restarts the context), its exp is the
+ * perplexity. Allocates one (n_batch, V) buffer. n < 2: FTI_ERR_INVALID. */
+FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t n,
+                                  double *mean_nll, fti_error *err);
+
+/* --- sampling ----------------------------------------------------------------------------------- */
+
+/* Every field zero means "off", so a zeroed struct is greedy decoding. */
+typedef struct fti_sampler_opts {
+    float temperature;       /* 0 = greedy (argmax; ties to the lower id) */
+    int top_k;               /* keep the k most likely tokens; 0 = all */
+    float top_p;             /* nucleus: smallest set with mass >= top_p; 0 or >= 1 = off */
+    float min_p;             /* drop tokens with p < min_p * p_max; 0 = off */
+    float repeat_penalty;    /* CTRL-style: logit/penalty if > 0 else logit*penalty; 0 or 1 = off */
+    float frequency_penalty; /* logit -= count * frequency_penalty (OpenAI) */
+    float presence_penalty;  /* logit -= (count > 0) * presence_penalty */
+    size_t penalty_last_n;   /* window of recent tokens the penalties look at; 0 = 64 */
+    uint64_t seed;           /* the draw's RNG seed (same seed, same tokens) */
+} fti_sampler_opts;
+
+typedef struct fti_sampler fti_sampler;
+
+/* Creates a sampler for a vocabulary of n_vocab (allocates its scratch once). NULL opts =
+ * greedy. Thread safety: one thread per sampler. */
+FTIDEF fti_result fti_sampler_create(fti_sampler **out, size_t n_vocab,
+                                     const fti_sampler_opts *opts);
+FTIDEF void fti_sampler_free(fti_sampler *s);
+/* Forgets the token history and reseeds. */
+FTIDEF void fti_sampler_reset(fti_sampler *s);
+/* Adds a token to the history the penalties look at (prompt tokens too, if wanted). */
+FTIDEF void fti_sampler_accept(fti_sampler *s, int32_t token);
+/* Picks a token from logits (n_vocab, modified in place by penalties and temperature).
+ * Allocation-free. Returns the id, or -1 if every logit is NaN. */
+FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits);
+
+/* --- generation ------------------------------------------------------------------------------- */
+
+typedef enum fti_finish {
+    FTI_FINISH_NONE = 0,
+    FTI_FINISH_EOS,      /* the model produced its end-of-sequence token */
+    FTI_FINISH_LENGTH,   /* max_tokens reached */
+    FTI_FINISH_STOP,     /* a stop string appeared (it is not part of the text) */
+    FTI_FINISH_CONTEXT,  /* the KV cache is full */
+    FTI_FINISH_CALLBACK  /* the text callback asked to stop */
+} fti_finish;
+
+/* Receives generated text in pieces that are whole UTF-8 characters (invalid bytes the model
+ * produced arrive as U+FFFD). Return nonzero to stop. */
+typedef int (*fti_text_fn)(void *user, const char *text, size_t n_bytes);
+
+typedef struct fti_generate_opts {
+    size_t max_tokens;        /* 0 = until EOS / stop / full context */
+    const char *const *stop;  /* stop strings (NUL-terminated); generation ends before them */
+    size_t n_stop;
+    int ignore_eos;           /* keep going after EOS */
+    int no_penalize_prompt;   /* 1: the prompt is not fed to the sampler's history */
+    fti_text_fn on_text;      /* streaming callback (may be NULL) */
+    void *user;
+    fti_buf *text;            /* if not NULL, the generated text is appended (it may grow) */
+    int32_t *tokens;          /* if not NULL, generated ids are stored (up to tokens_cap) */
+    size_t tokens_cap;
+} fti_generate_opts;
+
+typedef struct fti_generate_stats {
+    size_t n_prompt;       /* prompt tokens evaluated (after the cached prefix) */
+    size_t n_generated;    /* tokens sampled */
+    double load_s;         /* filled by callers that time loading */
+    double prefill_s;      /* prompt evaluation */
+    double decode_s;       /* sampling + decode of generated tokens */
+    double first_token_s;  /* from the call to the first sampled token */
+    fti_finish finish;
+} fti_generate_stats;
+
+/* Generates from prompt[0..n_prompt) appended to what the session holds. Allocates only the
+ * stop-string window before the loop (and whatever opts->text grows by). Errors: those of
+ * fti_session_eval; FTI_ERR_LIMIT when the prompt does not fit (use fti_prompt_fit first).
+ * stats may be NULL. Thread safety: one thread per session and sampler. */
+FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *prompt,
+                               size_t n_prompt, const fti_generate_opts *opts,
+                               fti_generate_stats *stats, fti_error *err);
+
+/* Fits a prompt made of a header (kept whole: BOS, template header) and a body into
+ * max_tokens by dropping the oldest body tokens (left truncation). Writes the result to out
+ * (capacity max_tokens) and returns its length; 0 if the header alone does not fit. */
+FTIDEF size_t fti_prompt_fit(const int32_t *header, size_t n_header, const int32_t *body,
+                             size_t n_body, size_t max_tokens, int32_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FTI_INFER_H */

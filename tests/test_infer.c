@@ -1,0 +1,666 @@
+/* test_infer.c: the inference engine (part 08): logits equal the training forward, quantized
+ * types within tolerance, KV cache / batching / threads consistency, caller memory, samplers,
+ * streaming with stop strings, prompt fitting. */
+
+/* Writes a small random llama model (vocab 96 with a gpt2-style vocabulary) of matrix type mt
+ * and returns its config and f32 params (malloc'ed). */
+static const char *ti_model(fti_model_config *cfg, float **params, uint32_t mt, int tied,
+                            const char *file, float scale) {
+    fti_gguf_tokenizer_meta m;
+    fti_gguf_model_opts mo;
+    fti_error err;
+    static char *toks[96];
+    static char store[96][16];
+    int32_t special = 95;
+    size_t i;
+    const char *path = fti_test_tmp(file);
+    memset(cfg, 0, sizeof *cfg);
+    cfg->vocab_size = 96;
+    cfg->dim = 64;
+    cfg->n_layers = 2;
+    cfg->n_heads = 4;
+    cfg->n_kv_heads = 2;
+    cfg->hidden_dim = 160;
+    cfg->context_len = 48;
+    cfg->tied_embeddings = tied;
+    if (fti_model_config_resolve(cfg, &err) != FTI_OK) return NULL;
+    *params = (float *)malloc(fti_model_n_params(cfg) * sizeof(float));
+    fti_model_init_params(cfg, *params, 11);
+    /* larger weights than the init so the logits are not all near zero */
+    for (i = 0; i < fti_model_n_params(cfg); i++) (*params)[i] *= scale;
+    for (i = 0; i < 96; i++) {
+        /* tokens: "a".."z", then "\xc4\xa0x" (space + letter: byte 0x20 shows as U+0120) ... */
+        if (i < 26) snprintf(store[i], 16, "%c", (int)('a' + i));
+        else if (i < 52) snprintf(store[i], 16, "\xc4\xa0%c", (int)('a' + i - 26));
+        else if (i == 52) snprintf(store[i], 16, "\xc3\xa9"); /* byte 0xE9 */
+        else if (i == 53) snprintf(store[i], 16, "\xc2\xa9"); /* byte 0xA9 */
+        else if (i == 95) snprintf(store[i], 16, "<|endoftext|>");
+        else snprintf(store[i], 16, "x%lu", (unsigned long)i);
+        toks[i] = store[i];
+    }
+    memset(&m, 0, sizeof m);
+    m.n_tokens = 96;
+    m.tokens = (const char *const *)toks;
+    m.special_ids = &special;
+    m.n_special = 1;
+    m.bos_id = 95;
+    m.eos_id = 95;
+    m.pad_id = -1;
+    m.add_bos = 1;
+    memset(&mo, 0, sizeof mo);
+    mo.matrix_type = mt;
+    if (fti_gguf_write_llama(path, cfg, *params, &m, NULL, &mo, &err) != FTI_OK) {
+        fprintf(stderr, "    write: %s\n", err.msg);
+        return NULL;
+    }
+    return path;
+}
+
+/* The training forward's logits (T,V) for one sequence. */
+static float *ti_train_logits(const fti_model_config *cfg, const float *params,
+                              const int32_t *toks, size_t T) {
+    fti_model_acts *acts = NULL;
+    fti_error err;
+    float *out;
+    if (fti_model_acts_create(cfg, 1, T, &acts, &err) != FTI_OK) return NULL;
+    if (fti_model_forward(cfg, params, acts, toks, NULL, 1, T, NULL, NULL) != FTI_OK) {
+        fti_model_acts_free(acts);
+        return NULL;
+    }
+    out = (float *)malloc(T * cfg->vocab_size * sizeof(float));
+    memcpy(out, fti_model_acts_logits(acts), T * cfg->vocab_size * sizeof(float));
+    fti_model_acts_free(acts);
+    return out;
+}
+
+static double ti_max_rel(const float *a, const float *b, size_t n) {
+    double mx = 0, scale = 0;
+    size_t i;
+    for (i = 0; i < n; i++) scale = fabs(b[i]) > scale ? fabs(b[i]) : scale;
+    for (i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]) / (scale > 0 ? scale : 1);
+        if (d > mx) mx = d;
+    }
+    return mx;
+}
+
+FTI_TEST(infer_matches_training_forward) {
+    int tied;
+    for (tied = 0; tied < 2; tied++) {
+        fti_model_config cfg;
+        float *params = NULL, *ref, *got, *step;
+        const char *path = ti_model(&cfg, &params, FTI_GGML_F32, tied, "f32.gguf", 4.0f);
+        fti_engine *e = NULL;
+        fti_session *s = NULL;
+        fti_session_opts so;
+        fti_error err;
+        int32_t toks[40];
+        size_t T = 40, V = 96, i;
+        fti_rng rng;
+        REQUIRE(path != NULL);
+        fti_rng_seed(&rng, 3, 3);
+        for (i = 0; i < T; i++) toks[i] = (int32_t)fti_rng_below(&rng, 96);
+        ref = ti_train_logits(&cfg, params, toks, T);
+        REQUIRE(ref != NULL);
+        REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+        memset(&so, 0, sizeof so);
+        so.n_batch = 7; /* batches that do not divide T */
+        REQUIRE(fti_session_create(&s, e, &so, &err) == FTI_OK);
+        got = (float *)malloc(T * V * sizeof(float));
+        step = (float *)malloc(T * V * sizeof(float));
+        REQUIRE(fti_session_eval(s, toks, T, got, &err) == FTI_OK);
+        {
+            double rel = ti_max_rel(got, ref, T * V);
+            if (rel > 1e-5) fprintf(stderr, "    tied %d: max rel diff %g\n", tied, rel);
+            CHECK(rel <= 1e-5);
+        }
+        /* token by token through the KV cache (the decode path) gives the same logits */
+        fti_session_reset(s);
+        for (i = 0; i < T; i++) {
+            REQUIRE(fti_session_eval(s, toks + i, 1, NULL, &err) == FTI_OK);
+            memcpy(step + i * V, fti_session_logits(s), V * sizeof(float));
+        }
+        CHECK(ti_max_rel(step, ref, T * V) <= 1e-5);
+        CHECK_EQ_INT(fti_session_pos(s), T);
+        fti_session_free(s);
+        fti_engine_close(e);
+        free(ref);
+        free(got);
+        free(step);
+        free(params);
+    }
+}
+
+FTI_TEST(infer_quantized_tolerance) {
+    static const uint32_t types[4] = {FTI_GGML_F16, FTI_GGML_BF16, FTI_GGML_Q8_0, FTI_GGML_Q4_0};
+    /* relative RMS error of the logits vs the f32 training forward (random init weights) */
+    static const double tol_rms[4] = {0.002, 0.01, 0.03, 0.2};
+    int ti;
+    for (ti = 0; ti < 4; ti++) {
+        fti_model_config cfg;
+        float *params = NULL, *ref, *got;
+        const char *path = ti_model(&cfg, &params, types[ti], 0, "q.gguf", 1.0f);
+        fti_engine *e = NULL;
+        fti_session *s = NULL;
+        fti_error err;
+        int32_t toks[32];
+        size_t T = 32, V = 96, i;
+        double se = 0, sr = 0;
+        REQUIRE(path != NULL);
+        for (i = 0; i < T; i++) toks[i] = (int32_t)((i * 37 + 5) % 96);
+        ref = ti_train_logits(&cfg, params, toks, T);
+        REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+        CHECK_EQ_INT(fti_engine_weight_type(e), types[ti]);
+        REQUIRE(fti_session_create(&s, e, NULL, &err) == FTI_OK);
+        got = (float *)malloc(T * V * sizeof(float));
+        REQUIRE(fti_session_eval(s, toks, T, got, &err) == FTI_OK);
+        for (i = 0; i < T * V; i++) {
+            se += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]);
+            sr += (double)ref[i] * ref[i];
+        }
+        if (getenv("FTI_TEST_VERBOSE") || sqrt(se / sr) > tol_rms[ti])
+            fprintf(stderr, "    %s: relative rms error %.4f (tolerance %.2f)\n",
+                    fti_ggml_type_name(types[ti]), sqrt(se / sr), tol_rms[ti]);
+        CHECK(sqrt(se / sr) <= tol_rms[ti]);
+        fti_session_free(s);
+        fti_engine_close(e);
+        free(ref);
+        free(got);
+        free(params);
+    }
+}
+
+FTI_TEST(infer_threads_and_caller_memory) {
+    fti_model_config cfg;
+    float *params = NULL, *a, *b;
+    const char *path = ti_model(&cfg, &params, FTI_GGML_Q8_0, 0, "q8.gguf", 4.0f);
+    fti_engine *e = NULL;
+    fti_session *s1 = NULL, *s2 = NULL;
+    fti_session_opts so;
+    fti_pool *pool = fti_pool_create(3);
+    fti_error err;
+    int32_t toks[30];
+    size_t i, T = 30, V = 96, need;
+    void *mem;
+    REQUIRE(path != NULL && pool != NULL);
+    for (i = 0; i < T; i++) toks[i] = (int32_t)((i * 11 + 1) % 96);
+    REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+    REQUIRE(fti_session_create(&s1, e, NULL, &err) == FTI_OK);
+    memset(&so, 0, sizeof so);
+    so.pool = pool;
+    so.n_batch = 5;
+    so.n_ctx = 32;
+    need = fti_session_mem_bytes(e, &so);
+    REQUIRE(need > 0);
+    mem = malloc(need + 7);
+    so.mem = (char *)mem + 7; /* unaligned on purpose */
+    so.mem_bytes = need - 1;
+    CHECK(fti_session_create(&s2, e, &so, &err) == FTI_ERR_LIMIT);
+    so.mem_bytes = need;
+    /* with caller memory the session allocates nothing */
+    fti_test_alloc_fail_at(1, 1);
+    {
+        fti_result rc = fti_session_create(&s2, e, &so, &err);
+        long n_alloc = fti_test_alloc_count;
+        fti_test_alloc_fail_at(0, 0);
+        REQUIRE(rc == FTI_OK);
+        CHECK_EQ_INT(n_alloc, 0);
+    }
+    a = (float *)malloc(T * V * sizeof(float));
+    b = (float *)malloc(T * V * sizeof(float));
+    REQUIRE(fti_session_eval(s1, toks, T, a, &err) == FTI_OK);
+    REQUIRE(fti_session_eval(s2, toks, T, b, &err) == FTI_OK);
+    CHECK(memcmp(a, b, T * V * sizeof(float)) == 0); /* any threads, any batch: same bits */
+    /* decode steps allocate nothing */
+    fti_session_truncate(s2, 20);
+    fti_test_alloc_fail_at(1, 1);
+    for (i = 20; i < 30; i++) CHECK_OK(fti_session_eval(s2, toks + i, 1, NULL, NULL));
+    fti_test_alloc_fail_at(0, 0);
+    CHECK(memcmp(fti_session_logits(s2), a + (T - 1) * V, V * sizeof(float)) == 0);
+    /* context overflow is an error, not a crash */
+    CHECK(fti_session_eval(s2, toks, 3, NULL, &err) == FTI_ERR_LIMIT);
+    {
+        int32_t bad = 96;
+        fti_session_reset(s2);
+        CHECK(fti_session_eval(s2, &bad, 1, NULL, &err) == FTI_ERR_INVALID);
+    }
+    fti_session_free(s1);
+    fti_session_free(s2);
+    free(mem);
+    fti_engine_close(e);
+    fti_pool_free(pool);
+    free(a);
+    free(b);
+    free(params);
+}
+
+FTI_TEST(infer_sampler_frequencies) {
+    /* a fixed distribution: p = softmax(logits); 40000 seeded draws match within 5 sigma */
+    static const float base[6] = {2.0f, 1.0f, 0.5f, 0.0f, -1.0f, -3.0f};
+    fti_sampler_opts o;
+    fti_sampler *s = NULL;
+    int mode;
+    for (mode = 0; mode < 4; mode++) {
+        double p[6], z = 0, expect[6];
+        long counts[6] = {0, 0, 0, 0, 0, 0};
+        int i, n = 40000;
+        memset(&o, 0, sizeof o);
+        o.temperature = mode == 1 ? 0.5f : 1.0f;
+        o.seed = 1234 + (uint64_t)mode;
+        if (mode == 2) o.top_k = 3;
+        if (mode == 3) o.top_p = 0.8f;
+        for (i = 0; i < 6; i++) {
+            p[i] = exp(base[i] / o.temperature);
+            z += p[i];
+        }
+        for (i = 0; i < 6; i++) p[i] /= z;
+        if (mode == 2) { /* top 3 renormalised */
+            double zz = p[0] + p[1] + p[2];
+            for (i = 0; i < 6; i++) p[i] = i < 3 ? p[i] / zz : 0;
+        }
+        if (mode == 3) { /* smallest prefix with mass >= 0.8 */
+            double acc = 0, zz;
+            int cut = 0;
+            while (acc < 0.8) acc += p[cut++];
+            zz = acc;
+            for (i = 0; i < 6; i++) p[i] = i < cut ? p[i] / zz : 0;
+        }
+        for (i = 0; i < 6; i++) expect[i] = p[i] * n;
+        REQUIRE(fti_sampler_create(&s, 6, &o) == FTI_OK);
+        for (i = 0; i < n; i++) {
+            float lg[6];
+            int32_t t;
+            memcpy(lg, base, sizeof lg);
+            t = fti_sampler_sample(s, lg);
+            REQUIRE(t >= 0 && t < 6);
+            counts[t]++;
+        }
+        for (i = 0; i < 6; i++) {
+            double sd = sqrt(expect[i] * (1 - p[i])) + 1e-9;
+            if (fabs(counts[i] - expect[i]) > 5 * sd + 0.5) {
+                fprintf(stderr, "    mode %d token %d: %ld vs expected %.1f\n", mode, i,
+                        counts[i], expect[i]);
+                fti_test_failures++;
+            }
+        }
+        fti_sampler_free(s);
+        s = NULL;
+    }
+    /* same seed, same sequence; greedy picks the argmax (lowest id on ties) */
+    {
+        fti_sampler *a = NULL, *b = NULL;
+        float lg[6];
+        int i;
+        memset(&o, 0, sizeof o);
+        o.temperature = 1.0f;
+        o.seed = 99;
+        REQUIRE(fti_sampler_create(&a, 6, &o) == FTI_OK);
+        REQUIRE(fti_sampler_create(&b, 6, &o) == FTI_OK);
+        for (i = 0; i < 200; i++) {
+            float l2[6];
+            memcpy(lg, base, sizeof lg);
+            memcpy(l2, base, sizeof l2);
+            CHECK_EQ_INT(fti_sampler_sample(a, lg), fti_sampler_sample(b, l2));
+        }
+        fti_sampler_free(a);
+        fti_sampler_free(b);
+        REQUIRE(fti_sampler_create(&a, 6, NULL) == FTI_OK);
+        {
+            float t[6] = {1, 3, 3, -2, 0, 2};
+            CHECK_EQ_INT(fti_sampler_sample(a, t), 1);
+        }
+        fti_sampler_free(a);
+    }
+    /* min-p drops tokens below min_p * p_max */
+    {
+        fti_sampler *a = NULL;
+        int i;
+        memset(&o, 0, sizeof o);
+        o.temperature = 1.0f;
+        o.min_p = 0.3f; /* keeps tokens with p >= 0.3 p_max: ids 0 (1.0), 1 (0.37) */
+        REQUIRE(fti_sampler_create(&a, 6, &o) == FTI_OK);
+        for (i = 0; i < 2000; i++) {
+            float lg[6];
+            memcpy(lg, base, sizeof lg);
+            CHECK(fti_sampler_sample(a, lg) <= 1);
+        }
+        fti_sampler_free(a);
+    }
+    /* penalties: repeat (CTRL), frequency and presence */
+    {
+        fti_sampler *a = NULL;
+        float lg[6] = {2.0f, -1.0f, 1.0f, 0.0f, 0.0f, 0.0f};
+        memset(&o, 0, sizeof o);
+        o.repeat_penalty = 2.0f;
+        o.frequency_penalty = 0.5f;
+        o.presence_penalty = 0.25f;
+        o.penalty_last_n = 3;
+        REQUIRE(fti_sampler_create(&a, 6, &o) == FTI_OK);
+        fti_sampler_accept(a, 0);
+        fti_sampler_accept(a, 0);
+        fti_sampler_accept(a, 1);
+        fti_sampler_accept(a, 0); /* window {0, 1, 0} after evicting the first 0 */
+        CHECK_EQ_INT(fti_sampler_sample(a, lg), 2); /* greedy after penalties */
+        CHECK_NEAR(lg[0], 2.0 / 2 - 2 * 0.5 - 0.25, 1e-6, 0);
+        CHECK_NEAR(lg[1], -1.0 * 2 - 1 * 0.5 - 0.25, 1e-6, 0);
+        CHECK_NEAR(lg[2], 1.0, 1e-6, 0);
+        fti_sampler_free(a);
+    }
+}
+
+typedef struct ti_stream {
+    fti_buf all;
+    int pieces;
+    int bad_utf8;
+} ti_stream;
+
+static int ti_on_text(void *user, const char *text, size_t n) {
+    ti_stream *st = (ti_stream *)user;
+    if (fti_utf8_valid_prefix((const unsigned char *)text, n) != n) st->bad_utf8++;
+    fti_buf_append(&st->all, text, n);
+    st->pieces++;
+    return 0;
+}
+
+FTI_TEST(infer_generate_stream_and_stop) {
+    fti_model_config cfg;
+    float *params = NULL;
+    const char *path = ti_model(&cfg, &params, FTI_GGML_F32, 1, "g.gguf", 4.0f);
+    fti_engine *e = NULL;
+    fti_session *s = NULL;
+    fti_sampler *smp = NULL;
+    fti_sampler_opts so;
+    fti_generate_opts go;
+    fti_generate_stats st;
+    fti_error err;
+    ti_stream stream;
+    fti_buf full;
+    int32_t prompt[4] = {95, 1, 2, 3}, gen[64];
+    size_t len = 0;
+    const char *tb;
+    REQUIRE(path != NULL);
+    REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+    tb = fti_engine_token_bytes(e, 26, &len); /* U+0120 'a' -> " a" */
+    CHECK(len == 2 && memcmp(tb, " a", 2) == 0);
+    tb = fti_engine_token_bytes(e, 52, &len); /* U+00E9 -> the single byte 0xE9 */
+    CHECK(len == 1 && (unsigned char)tb[0] == 0xE9);
+    tb = fti_engine_token_bytes(e, 95, &len); /* CONTROL renders as nothing */
+    CHECK(len == 0);
+    CHECK_EQ_INT(fti_engine_bos(e), 95);
+    CHECK_EQ_INT(fti_engine_add_bos(e), 1);
+    REQUIRE(fti_session_create(&s, e, NULL, &err) == FTI_OK);
+    memset(&so, 0, sizeof so);
+    so.temperature = 1.0f;
+    so.seed = 5;
+    REQUIRE(fti_sampler_create(&smp, 96, &so) == FTI_OK);
+    /* 1: a free run of 40 tokens, collected whole */
+    memset(&full, 0, sizeof full);
+    memset(&go, 0, sizeof go);
+    go.max_tokens = 40;
+    go.ignore_eos = 1;
+    go.text = &full;
+    go.tokens = gen;
+    go.tokens_cap = 64;
+    REQUIRE(fti_generate(s, smp, prompt, 4, &go, &st, &err) == FTI_OK);
+    CHECK_EQ_INT(st.n_generated, 40);
+    CHECK_EQ_INT(st.finish, FTI_FINISH_LENGTH);
+    CHECK(full.len > 0);
+    CHECK(fti_utf8_valid_prefix((const unsigned char *)full.data, full.len) == full.len);
+    /* 2: same seed, a stop string taken from the middle of run 1's text */
+    if (full.len >= 8) {
+        char stop[4];
+        const char *stops[2];
+        size_t at = full.len / 2;
+
+        memset(&stream, 0, sizeof stream);
+        /* a stop string of 3 bytes that does not split a character */
+        while (at < full.len && ((unsigned char)full.data[at] & 0xC0) == 0x80) at++;
+        if (at + 3 <= full.len) {
+            const char *first;
+            memcpy(stop, full.data + at, 3);
+            stop[3] = 0;
+            stops[0] = "\x01never";
+            stops[1] = stop;
+            first = strstr(full.data, stop);
+            fti_session_reset(s);
+            fti_sampler_reset(smp);
+            memset(&go, 0, sizeof go);
+            go.max_tokens = 40;
+            go.ignore_eos = 1;
+            go.stop = stops;
+            go.n_stop = 2;
+            go.on_text = ti_on_text;
+            go.user = &stream;
+            REQUIRE(fti_generate(s, smp, prompt, 4, &go, &st, &err) == FTI_OK);
+            CHECK_EQ_INT(st.finish, FTI_FINISH_STOP);
+            /* the streamed text is run 1's text up to the first occurrence of the stop */
+            CHECK(first != NULL && stream.all.len == (size_t)(first - full.data));
+            CHECK(stream.all.len == 0 || memcmp(stream.all.data, full.data, stream.all.len) == 0);
+            CHECK_EQ_INT(stream.bad_utf8, 0);
+            fti_buf_free(&stream.all);
+        }
+
+    }
+    fti_buf_free(&full);
+    fti_sampler_free(smp);
+    fti_session_free(s);
+    fti_engine_close(e);
+    free(params);
+}
+
+FTI_TEST(infer_prompt_fit_and_perplexity) {
+    int32_t head[3] = {1, 2, 3}, body[6] = {10, 11, 12, 13, 14, 15}, out[8];
+    size_t n = fti_prompt_fit(head, 3, body, 6, 7, out);
+    CHECK_EQ_INT(n, 7);
+    CHECK(out[0] == 1 && out[2] == 3 && out[3] == 12 && out[6] == 15);
+    CHECK_EQ_INT(fti_prompt_fit(head, 3, body, 6, 2, out), 0);
+    CHECK_EQ_INT(fti_prompt_fit(head, 3, body, 2, 8, out), 5);
+    {
+        fti_model_config cfg;
+        float *params = NULL, *ref;
+        const char *path = ti_model(&cfg, &params, FTI_GGML_F32, 0, "p.gguf", 2.0f);
+        fti_engine *e = NULL;
+        fti_session *s = NULL;
+        fti_error err;
+        int32_t toks[40];
+        double nll = 0, want = 0;
+        size_t i, j, V = 96;
+        REQUIRE(path != NULL);
+        for (i = 0; i < 40; i++) toks[i] = (int32_t)((i * 7 + 3) % 96);
+        ref = ti_train_logits(&cfg, params, toks, 40);
+        for (i = 0; i + 1 < 40; i++) {
+            double mx = ref[i * V], se = 0;
+            for (j = 0; j < V; j++) mx = ref[i * V + j] > mx ? ref[i * V + j] : mx;
+            for (j = 0; j < V; j++) se += exp(ref[i * V + j] - mx);
+            want += log(se) + mx - ref[i * V + toks[i + 1]];
+        }
+        want /= 39;
+        REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+        REQUIRE(fti_session_create(&s, e, NULL, &err) == FTI_OK);
+        REQUIRE(fti_session_nll(s, toks, 40, &nll, &err) == FTI_OK);
+        CHECK_NEAR(nll, want, 1e-5, 1e-5);
+        fti_session_free(s);
+        fti_engine_close(e);
+        free(ref);
+        free(params);
+    }
+}
+
+/* A model file carrying GPT-2's vocabulary (part 03's GGUF form): the engine's tokenizer (built
+ * from the file) encodes like the original, and every token renders as the same bytes. */
+FTI_TEST(infer_tokenizer_from_model_file) {
+    fti_tokenizer *orig = NULL, *back = NULL;
+    fti_tokenizer_gguf tg;
+    fti_gguf_tokenizer_meta m;
+    fti_model_config cfg;
+    fti_engine *e = NULL;
+    fti_error err;
+    float *params;
+    const char *path = fti_test_tmp("gpt2vocab.gguf");
+    static const char *texts[4] = {
+        "Hello world! The cynic's  dictionary, 1911.\n\tTabs & spaces   ",
+        "caf\xc3\xa9 na\xc3\xafve \xe2\x80\x94 \xf0\x9f\x98\x80 emoji",
+        "<|endoftext|> is text here", "12345 + 678 = 13023?"};
+    size_t i, j, len1 = 0, len2 = 0;
+    if (fti_tokenizer_load_gpt2(fti_test_data("tokenizers/gpt2/encoder.json"),
+                                fti_test_data("tokenizers/gpt2/vocab.bpe"), NULL, &orig,
+                                &err) != FTI_OK) {
+        fprintf(stderr, "    skipped: %s\n", err.msg);
+        return;
+    }
+    REQUIRE(fti_tokenizer_gguf_make(orig, &tg) == FTI_OK);
+    fti_gguf_tokenizer_meta_from(&m, &tg, 1);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vocab_size = (uint32_t)tg.n_tokens;
+    cfg.dim = 32;
+    cfg.n_layers = 1;
+    cfg.n_heads = 2;
+    cfg.hidden_dim = 64;
+    cfg.context_len = 16;
+    cfg.tied_embeddings = 1;
+    REQUIRE(fti_model_config_resolve(&cfg, &err) == FTI_OK);
+    params = (float *)calloc(fti_model_n_params(&cfg), sizeof(float));
+    REQUIRE(fti_gguf_write_llama(path, &cfg, params, &m, NULL, NULL, &err) == FTI_OK);
+    REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+    CHECK_EQ_INT(fti_engine_add_bos(e), 1);
+    CHECK_EQ_INT(fti_engine_bos(e), fti_tokenizer_eot_id(orig));
+    if (fti_engine_tokenizer(e, &back, &err) != FTI_OK) fprintf(stderr, "    %s\n", err.msg);
+    REQUIRE(back != NULL);
+    CHECK_EQ_INT(fti_tokenizer_vocab_size(back), fti_tokenizer_vocab_size(orig));
+    for (i = 0; i < 4; i++) {
+        fti_tokens a, b;
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        CHECK_OK(fti_tokenizer_encode(orig, texts[i], strlen(texts[i]), 0, &a));
+        CHECK_OK(fti_tokenizer_encode(back, texts[i], strlen(texts[i]), 0, &b));
+        CHECK(a.len == b.len && memcmp(a.ids, b.ids, a.len * sizeof(uint32_t)) == 0);
+        fti_tokens_free(&a);
+        fti_tokens_free(&b);
+    }
+    for (j = 0; j < tg.n_tokens; j++) {
+        const char *x = fti_tokenizer_token(orig, (uint32_t)j, &len1);
+        const char *y = fti_engine_token_bytes(e, (int32_t)j, &len2);
+        if (fti_tokenizer_token_type(orig, (uint32_t)j) == FTI_TOKEN_CONTROL) {
+            CHECK_EQ_INT(len2, 0);
+            continue;
+        }
+        if (!x || len1 != len2 || memcmp(x, y, len1) != 0) {
+            fprintf(stderr, "    token %lu renders differently\n", (unsigned long)j);
+            fti_test_failures++;
+            break;
+        }
+    }
+    fti_tokenizer_free(back);
+    fti_engine_close(e);
+    fti_tokenizer_gguf_free(&tg);
+    fti_tokenizer_free(orig);
+    free(params);
+}
+
+/* A byte-level vocabulary: the 256 bytes in GPT-2's byte-to-unicode form (id = byte), then
+ * <|endoftext|> (256, BOS/EOS), <|title|> (257), <|body|> (258); no merges. */
+static const char *ti_byte_model(const char *file) {
+    static char store[259][16];
+    const char *toks[259];
+    int32_t specials[3] = {256, 257, 258};
+    fti_gguf_tokenizer_meta m;
+    fti_model_config cfg;
+    fti_error err;
+    float *params;
+    int b, n = 0;
+    const char *path = fti_test_tmp(file);
+    fti_result rc;
+    for (b = 0; b < 256; b++) {
+        int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+        unsigned char u[4];
+        size_t k = fti_utf8_encode(printable ? (uint32_t)b : (uint32_t)(256 + n++), u);
+        memcpy(store[b], u, k);
+        store[b][k] = 0;
+        toks[b] = store[b];
+    }
+    toks[256] = "<|endoftext|>";
+    toks[257] = "<|title|>";
+    toks[258] = "<|body|>";
+    memset(&m, 0, sizeof m);
+    m.n_tokens = 259;
+    m.tokens = toks;
+    m.special_ids = specials;
+    m.n_special = 3;
+    m.bos_id = 256;
+    m.eos_id = 256;
+    m.pad_id = -1;
+    m.add_bos = 1;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vocab_size = 259;
+    cfg.dim = 32;
+    cfg.n_layers = 1;
+    cfg.n_heads = 2;
+    cfg.hidden_dim = 64;
+    cfg.context_len = 64;
+    cfg.tied_embeddings = 1;
+    if (fti_model_config_resolve(&cfg, &err) != FTI_OK) return NULL;
+    params = (float *)calloc(fti_model_n_params(&cfg), sizeof(float));
+    rc = fti_gguf_write_llama(path, &cfg, params, &m, NULL, NULL, &err);
+    free(params);
+    return rc == FTI_OK ? path : NULL;
+}
+
+/* Prompt assembly: BOS, retrieved docs (best last) closed by the end marker, the question as an
+ * open document; left truncation keeps BOS and the header; a doc that does not fit is cut. */
+FTI_TEST(infer_prompt_build_rag) {
+    const char *path = ti_byte_model("pb.gguf");
+    fti_engine *e = NULL;
+    fti_tokenizer *tok = NULL;
+    fti_prompt p;
+    fti_prompt_doc docs[2];
+    fti_error err;
+    fti_tokens hq, d0;
+    size_t i;
+    REQUIRE(path != NULL);
+    REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+    if (fti_engine_tokenizer(e, &tok, &err) != FTI_OK) fprintf(stderr, "    %s\n", err.msg);
+    REQUIRE(tok != NULL);
+    docs[0].title = "b";
+    docs[0].title_len = 1;
+    docs[0].text = "abc";
+    docs[0].text_len = 3;
+    docs[1].title = NULL;
+    docs[1].title_len = 0;
+    docs[1].text = "zz";
+    docs[1].text_len = 2;
+    memset(&hq, 0, sizeof hq);
+    memset(&d0, 0, sizeof d0);
+    CHECK_OK(fti_prompt_append_doc(tok, "t", 1, NULL, 0, 1, &hq));
+    CHECK_OK(fti_prompt_append_doc(tok, "b", 1, "abc", 3, 0, &d0));
+    REQUIRE(fti_prompt_build(e, tok, "t", "cab", 3, docs, 2, 40, &p, &err) == FTI_OK);
+    CHECK_EQ_INT(p.n_docs_used, 2);
+    CHECK_EQ_INT(p.ids[0], 256); /* BOS (add_bos_token) */
+    CHECK_EQ_INT(hq.ids[0], 257); /* <|title|> "t\n" <|body|> */
+    CHECK_EQ_INT(hq.len, 4);
+    CHECK_EQ_INT(hq.ids[3], 258);
+    CHECK_EQ_INT(d0.ids[d0.len - 1], 256); /* a closed doc ends with <|endoftext|> */
+    /* the best doc sits right before the question */
+    {
+        size_t q_at = p.n - 3 - hq.len, d0_at = q_at - d0.len;
+        for (i = 0; i < d0.len; i++) CHECK_EQ_INT(p.ids[d0_at + i], d0.ids[i]);
+        for (i = 0; i < hq.len; i++) CHECK_EQ_INT(p.ids[q_at + i], hq.ids[i]);
+        CHECK_EQ_INT(p.ids[p.n - 3], 'c');
+        CHECK_EQ_INT(p.ids[p.n - 1], 'b');
+    }
+    fti_prompt_free(&p);
+    /* too long: the question body is cut from the left, BOS + header kept */
+    REQUIRE(fti_prompt_build(e, tok, "t", "abcdefghij", 10, docs, 2, 1 + hq.len + 4, &p, &err) ==
+            FTI_OK);
+    CHECK_EQ_INT(p.n, 1 + hq.len + 4);
+    CHECK_EQ_INT(p.n_docs_used, 0);
+    CHECK_EQ_INT(p.n_dropped, 6);
+    CHECK_EQ_INT(p.ids[0], 256);
+    CHECK_EQ_INT(p.ids[p.n - 4], 'g');
+    CHECK_EQ_INT(p.ids[p.n - 1], 'j');
+    fti_prompt_free(&p);
+    CHECK(fti_prompt_build(e, tok, "t", "abc", 3, NULL, 0, 2, &p, &err) == FTI_ERR_LIMIT);
+    fti_tokens_free(&hq);
+    fti_tokens_free(&d0);
+    fti_tokenizer_free(tok);
+    fti_engine_close(e);
+}

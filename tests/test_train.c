@@ -1,0 +1,401 @@
+/* test_train.c: the trainer (07): schedule, determinism across thread counts, exact resume after
+ * a real SIGKILL of a child process, damaged and foreign checkpoints, LoRA gradients and merge,
+ * the registry. The AdamW steps against PyTorch are in test_model_torch.c. */
+#ifndef FTI_NO_TRAIN
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static fti_model_config fti_ttr_config(void) {
+    fti_model_config c;
+    memset(&c, 0, sizeof(c));
+    c.vocab_size = 61;
+    c.dim = 32;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.hidden_dim = 56;
+    c.context_len = 16;
+    c.tied_embeddings = 1;
+    return c;
+}
+
+/* A learnable synthetic stream: a noisy counter modulo the vocabulary (u16 tokens). */
+static uint16_t *fti_ttr_tokens(size_t n, uint64_t seed) {
+    uint16_t *t = (uint16_t *)fti_malloc(n * sizeof(uint16_t));
+    fti_rng r;
+    size_t i;
+    fti_rng_seed(&r, seed, 3);
+    for (i = 0; t && i < n; i++)
+        t[i] = (uint16_t)(fti_rng_below(&r, 8) == 0 ? fti_rng_below(&r, 61) : (i * 7 + i / 13) % 61);
+    return t;
+}
+
+static fti_train_opts fti_ttr_opts(void) {
+    fti_train_opts o;
+    memset(&o, 0, sizeof(o));
+    o.batch = 3;
+    o.ctx = 16;
+    o.grad_accum = 2;
+    o.lr = 3e-3f;
+    o.max_steps = 30;
+    o.warmup_steps = 4;
+    o.eval_every = 10;
+    o.eval_windows = 5;
+    o.seed = 77;
+    o.n_threads = 1;
+    o.checkpoint_every = 5;
+    return o;
+}
+
+FTI_TEST(train_schedule) {
+    CHECK_NEAR(fti_lr_schedule(0, 4, 100, 1.0, 0.1), 0.25, 1e-12, 0);
+    CHECK_NEAR(fti_lr_schedule(3, 4, 100, 1.0, 0.1), 1.0, 1e-12, 0);
+    CHECK_NEAR(fti_lr_schedule(4, 4, 100, 1.0, 0.1), 1.0, 1e-12, 0);
+    CHECK_NEAR(fti_lr_schedule(52, 4, 100, 1.0, 0.1), 0.55, 1e-9, 0);
+    CHECK_NEAR(fti_lr_schedule(100, 4, 100, 1.0, 0.1), 0.1, 1e-9, 0);
+    CHECK_NEAR(fti_lr_schedule(500, 4, 100, 1.0, 0.1), 0.1, 1e-9, 0);
+}
+
+/* Runs a whole training; returns the trainer (caller frees). */
+static fti_trainer *fti_ttr_run(const fti_train_opts *o, const uint16_t *tr, size_t n_tr,
+                                const uint16_t *va, size_t n_va, uint64_t stop_at) {
+    fti_model_config c = fti_ttr_config();
+    fti_token_array a, b;
+    fti_trainer *t = NULL;
+    fti_error err;
+    a.data = tr;
+    a.n_tokens = n_tr;
+    a.token_bytes = 2;
+    b.data = va;
+    b.n_tokens = n_va;
+    b.token_bytes = 2;
+    if (fti_trainer_create(&c, NULL, o, a, b, &t, &err) != FTI_OK) {
+        fprintf(stderr, "    %s\n", err.msg);
+        return NULL;
+    }
+    while (!fti_trainer_done(t)) {
+        fti_train_stats st;
+        if (fti_trainer_step(t, &st, &err) != FTI_OK) {
+            fprintf(stderr, "    %s\n", err.msg);
+            fti_trainer_free(t);
+            return NULL;
+        }
+        if (stop_at && st.step >= stop_at) break;
+    }
+    return t;
+}
+
+FTI_TEST(train_deterministic_threads_and_learns) {
+    uint16_t *tr = fti_ttr_tokens(3000, 1), *va = fti_ttr_tokens(400, 2);
+    fti_train_opts o = fti_ttr_opts();
+    fti_trainer *t1, *t2;
+    const float *h1 = NULL, *h2 = NULL;
+    size_t n1 = 0, n2 = 0, nv = 0;
+    const uint64_t *vs = NULL;
+    const float *vl = NULL;
+    fti_train_stats st;
+    memset(&st, 0, sizeof(st));
+    REQUIRE(tr && va);
+    t1 = fti_ttr_run(&o, tr, 3000, va, 400, 0);
+    o.n_threads = 2;
+    t2 = fti_ttr_run(&o, tr, 3000, va, 400, 0);
+    REQUIRE(t1 && t2);
+    fti_trainer_history(t1, &h1, &n1, &vs, &vl, &nv);
+    fti_trainer_history(t2, &h2, &n2, NULL, NULL, NULL);
+    CHECK_EQ_INT(n1, 30);
+    CHECK_EQ_INT(n2, 30);
+    CHECK(memcmp(h1, h2, n1 * sizeof(float)) == 0);
+    CHECK(memcmp(fti_trainer_params(t1), fti_trainer_params(t2),
+                 fti_model_n_params(fti_trainer_config(t1)) * sizeof(float)) == 0);
+    CHECK(h1[n1 - 1] < h1[0] - 0.5f); /* it learns */
+    CHECK_EQ_INT(nv, 3);
+    CHECK_EQ_INT(vs[2], 30);
+    fti_trainer_stats_get(t1, &st);
+    CHECK_EQ_INT(st.tokens_seen, 30 * 3 * 16 * 2);
+    CHECK(st.best_val_loss <= st.val_loss);
+    CHECK(st.val_loss < 4.0);
+    fti_trainer_free(t1);
+    fti_trainer_free(t2);
+    fti_free(tr);
+    fti_free(va);
+}
+
+/* The child trains with checkpoints every 5 steps and is SIGKILLed after step 23 (mid-run, between
+ * checkpoints); the parent resumes from the step-20 checkpoint with another thread count and must
+ * reproduce the uninterrupted run's losses and weights bit for bit. */
+FTI_TEST(train_resume_after_sigkill) {
+    uint16_t *tr = fti_ttr_tokens(3000, 1), *va = fti_ttr_tokens(400, 2);
+    fti_train_opts o = fti_ttr_opts();
+    fti_model_config c = fti_ttr_config();
+    fti_trainer *ref, *t = NULL;
+    fti_token_array a, b;
+    fti_error err;
+    char ckpt[1024];
+    const float *h1 = NULL, *h2 = NULL;
+    size_t n1 = 0, n2 = 0, nv1 = 0, nv2 = 0;
+    const uint64_t *vs1 = NULL, *vs2 = NULL;
+    const float *vl1 = NULL, *vl2 = NULL;
+    pid_t pid;
+    int status = 0;
+    REQUIRE(tr && va);
+    snprintf(ckpt, sizeof ckpt, "%s", fti_test_tmp("run.ckpt")); /* the tmp slots rotate */
+    ref = fti_ttr_run(&o, tr, 3000, va, 400, 0);
+    REQUIRE(ref);
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        o.checkpoint_path = ckpt;
+        t = fti_ttr_run(&o, tr, 3000, va, 400, 23);
+        kill(getpid(), SIGKILL);
+        _exit(3); /* not reached */
+    }
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    a.data = tr;
+    a.n_tokens = 3000;
+    a.token_bytes = 2;
+    b.data = va;
+    b.n_tokens = 400;
+    b.token_bytes = 2;
+    o.n_threads = 2;
+    o.checkpoint_path = ckpt;
+    REQUIRE(fti_trainer_create(&c, NULL, &o, a, b, &t, &err) == FTI_OK);
+    CHECK_OK(fti_trainer_resume(t, ckpt, &err));
+    {
+        fti_train_stats st;
+        memset(&st, 0, sizeof(st));
+        fti_trainer_stats_get(t, &st);
+        CHECK_EQ_INT(st.step, 20);
+    }
+    while (!fti_trainer_done(t)) REQUIRE(fti_trainer_step(t, NULL, &err) == FTI_OK);
+    fti_trainer_history(ref, &h1, &n1, &vs1, &vl1, &nv1);
+    fti_trainer_history(t, &h2, &n2, &vs2, &vl2, &nv2);
+    CHECK_EQ_INT(n2, n1);
+    CHECK(n1 == n2 && memcmp(h1, h2, n1 * sizeof(float)) == 0);
+    CHECK(nv1 == nv2 && memcmp(vl1, vl2, nv1 * sizeof(float)) == 0);
+    CHECK(memcmp(fti_trainer_params(ref), fti_trainer_params(t),
+                 fti_model_n_params(&c) * sizeof(float)) == 0);
+    fti_trainer_free(t);
+    /* a resumed-again trainer from the final checkpoint is done */
+    REQUIRE(fti_trainer_create(&c, NULL, &o, a, b, &t, &err) == FTI_OK);
+    CHECK_OK(fti_trainer_resume(t, ckpt, &err));
+    CHECK(fti_trainer_done(t));
+    fti_trainer_free(t);
+    /* other options: refused, naming the mismatch */
+    o.lr *= 2.0f;
+    REQUIRE(fti_trainer_create(&c, NULL, &o, a, b, &t, &err) == FTI_OK);
+    CHECK_EQ_INT(fti_trainer_resume(t, ckpt, &err), FTI_ERR_MISMATCH);
+    fti_trainer_free(t);
+    /* a damaged checkpoint: checksum error; a truncated one: format or checksum error */
+    {
+        void *data = NULL;
+        size_t len = 0;
+        REQUIRE(fti_file_read(ckpt, 0, &data, &len, NULL) == FTI_OK);
+        ((unsigned char *)data)[len / 2] ^= 0x40;
+        REQUIRE(fti_test_write_file(fti_test_tmp("bad.ckpt"), data, len) == 0);
+        REQUIRE(fti_test_write_file(fti_test_tmp("short.ckpt"), data, 30) == 0);
+        o.lr /= 2.0f;
+        REQUIRE(fti_trainer_create(&c, NULL, &o, a, b, &t, &err) == FTI_OK);
+        CHECK_EQ_INT(fti_trainer_resume(t, fti_test_tmp("bad.ckpt"), &err), FTI_ERR_CHECKSUM);
+        CHECK(fti_trainer_resume(t, fti_test_tmp("short.ckpt"), &err) != FTI_OK);
+        CHECK_EQ_INT(fti_trainer_resume(t, fti_test_tmp("missing.ckpt"), &err), FTI_ERR_NOT_FOUND);
+        fti_trainer_free(t);
+        fti_free(data);
+    }
+    fti_trainer_free(ref);
+    fti_free(tr);
+    fti_free(va);
+}
+
+FTI_TEST(train_bad_inputs) {
+    fti_model_config c = fti_ttr_config();
+    fti_train_opts o = fti_ttr_opts();
+    fti_trainer *t = NULL;
+    fti_token_array a, none;
+    fti_error err;
+    uint16_t toks[40];
+    size_t i;
+    for (i = 0; i < 40; i++) toks[i] = (uint16_t)i;
+    memset(&none, 0, sizeof(none));
+    a.data = toks;
+    a.n_tokens = 40;
+    a.token_bytes = 2;
+    toks[33] = 61; /* == vocab */
+    CHECK_EQ_INT(fti_trainer_create(&c, NULL, &o, a, none, &t, &err), FTI_ERR_FORMAT);
+    CHECK(strstr(err.msg, "position 33") != NULL);
+    toks[33] = 3;
+    a.n_tokens = 16; /* < ctx + 1 */
+    CHECK_EQ_INT(fti_trainer_create(&c, NULL, &o, a, none, &t, &err), FTI_ERR_INVALID);
+    a.n_tokens = 40;
+    a.token_bytes = 3;
+    CHECK_EQ_INT(fti_trainer_create(&c, NULL, &o, a, none, &t, &err), FTI_ERR_INVALID);
+    a.token_bytes = 2;
+    o.ctx = 17; /* > context_len */
+    CHECK_EQ_INT(fti_trainer_create(&c, NULL, &o, a, none, &t, &err), FTI_ERR_INVALID);
+    CHECK(t == NULL);
+}
+
+/* LoRA: adapter gradients against finite differences, base frozen, merge equals the trainer's
+ * weights, loss goes down. */
+FTI_TEST(train_lora) {
+    uint16_t *tr = fti_ttr_tokens(3000, 1);
+    fti_model_config c = fti_ttr_config();
+    fti_train_opts o = fti_ttr_opts();
+    fti_trainer *t = NULL;
+    fti_token_array a, none;
+    fti_error err;
+    float *base, *merged;
+    size_t n, na, i, k;
+    const float *h = NULL;
+    size_t nh = 0;
+    fti_rng rng;
+    REQUIRE(tr);
+    REQUIRE(fti_model_config_resolve(&c, NULL) == FTI_OK);
+    n = fti_model_n_params(&c);
+    base = (float *)fti_malloc(n * sizeof(float));
+    merged = (float *)fti_malloc(n * sizeof(float));
+    REQUIRE(base && merged);
+    fti_model_init_params(&c, base, 5);
+    /* a frozen random embedding of std 0.02 caps the logits' range (tied output, final norm):
+     * widen it so that the adapters have room to lower the loss */
+    for (i = 0; i < (size_t)c.vocab_size * c.dim; i++) base[i] *= 10.0f;
+    memset(&none, 0, sizeof(none));
+    a.data = tr;
+    a.n_tokens = 3000;
+    a.token_bytes = 2;
+    o.lora_rank = 3;
+    o.lr = 1e-2f;
+    o.eval_every = 0;
+    o.grad_accum = 1;
+    REQUIRE(fti_trainer_create(&c, base, &o, a, none, &t, &err) == FTI_OK);
+    na = fti_lora_n_params(&c, 3);
+    CHECK_EQ_INT(na, 2 * 3 * ((32 + 32) + (16 + 32) * 2 + (32 + 32) + (56 + 32) * 3));
+    /* gradient check: random B so dA is non-zero; loss on one sampled batch */
+    fti_rng_seed(&rng, 11, 1);
+    for (i = 0; i < na; i++) t->w[i] = 0.3f * fti_rng_normal(&rng);
+    fti__train_sample(t);
+    {
+        double l0;
+        fti__lora_apply(&t->cfg, t->params, t->base, t->w, 3, t->o.lora_alpha, NULL);
+        memset(t->grads, 0, n * sizeof(float));
+        REQUIRE(fti_model_forward(&c, t->params, t->acts, t->tok, t->tgt, 3, 16, NULL, &l0) ==
+                FTI_OK);
+        REQUIRE(fti_model_backward(&c, t->params, t->acts, t->grads, 1.0f, NULL) == FTI_OK);
+        fti__lora_grads(t);
+        for (k = 0; k < 12; k++) {
+            size_t idx = fti_rng_below(&rng, (uint32_t)na);
+            float keep = t->w[idx], hs[4] = {2e-2f, -2e-2f, 1e-2f, -1e-2f};
+            double l[4], fd;
+            int q;
+            for (q = 0; q < 4; q++) {
+                t->w[idx] = keep + hs[q];
+                fti__lora_apply(&t->cfg, t->params, t->base, t->w, 3, t->o.lora_alpha, NULL);
+                fti_model_forward(&c, t->params, t->acts, t->tok, t->tgt, 3, 16, NULL, &l[q]);
+            }
+            t->w[idx] = keep;
+            /* Richardson extrapolation of the central differences at h and h/2 */
+            fd = (4.0 * (l[2] - l[3]) / 2e-2 - (l[0] - l[1]) / 4e-2) / 3.0;
+            CHECK_NEAR(t->g[idx], fd, 2e-3, 3e-2);
+        }
+    }
+    fti_trainer_free(t);
+    /* training: base untouched, loss falls, merge reproduces the trainer's weights exactly */
+    REQUIRE(fti_trainer_create(&c, base, &o, a, none, &t, &err) == FTI_OK);
+    while (!fti_trainer_done(t)) REQUIRE(fti_trainer_step(t, NULL, &err) == FTI_OK);
+    fti_trainer_history(t, &h, &nh, NULL, NULL, NULL);
+    CHECK(h[nh - 1] < h[0] - 0.2f);
+    {
+        uint32_t rank = 0;
+        float alpha = 0.0f;
+        const float *ad = fti_trainer_lora(t, &rank, &alpha);
+        REQUIRE(ad);
+        CHECK_EQ_INT(rank, 3);
+        CHECK(alpha == 6.0f);
+        memcpy(merged, base, n * sizeof(float));
+        CHECK_OK(fti_lora_merge(&c, merged, ad, rank, alpha));
+        CHECK(memcmp(merged, fti_trainer_params(t), n * sizeof(float)) == 0);
+        CHECK(memcmp(base, t->base, n * sizeof(float)) == 0);
+    }
+    fti_trainer_free(t);
+    fti_free(base);
+    fti_free(merged);
+    fti_free(tr);
+}
+#endif
+
+#ifndef FTI_NO_TRAIN
+FTI_TEST(train_registry) {
+    char home[1024], id1[17], id2[17], got[17];
+    fti_buf b;
+    fti_error err;
+    fti_json_doc *doc = NULL;
+    const char *card = "{\"dataset\": \"v1\", \"tokenizer\": \"abc\", \"parent\": null, "
+                       "\"val_loss\": 2.5, \"tokens\": 1000, \"id\": \"spoofed\", "
+                       "\"config\": {\"dim\": 32, \"list\": [1, 2.5, \"x\"]}}";
+    snprintf(home, sizeof home, "%s", fti_test_tmp("home")); /* fti_test_tmp's slots rotate */
+    REQUIRE(fti_test_write_file(fti_test_tmp("a.gguf"), "GGUF model one", 14) == 0);
+    REQUIRE(fti_test_write_file(fti_test_tmp("b.gguf"), "GGUF model two", 14) == 0);
+    memset(&b, 0, sizeof(b));
+    CHECK_OK(fti_registry_list(home, &b, &err)); /* empty, no directory yet */
+    CHECK_EQ_INT(b.len, 0);
+    REQUIRE(fti_registry_add(home, fti_test_tmp("a.gguf"), card, strlen(card), id1, &err) ==
+            FTI_OK);
+    REQUIRE(fti_registry_add(home, fti_test_tmp("b.gguf"), "{}", 2, id2, &err) == FTI_OK);
+    CHECK_EQ_INT(strlen(id1), 16);
+    CHECK(strcmp(id1, id2) != 0);
+    CHECK_EQ_INT(fti_registry_add(home, fti_test_tmp("a.gguf"), "[1]", 3, got, &err),
+                 FTI_ERR_INVALID);
+    b.len = 0;
+    CHECK_OK(fti_registry_card(home, id1, &b, &err));
+    REQUIRE(fti_json_parse(b.data, b.len, NULL, &doc, NULL, &err) == FTI_OK);
+    {
+        const fti_json *r = fti_json_root(doc);
+        unsigned char d[32];
+        char hex[65];
+        fti_sha256_buf("GGUF model one", 14, d);
+        fti_sha256_hex(d, hex);
+        CHECK_EQ_STR(fti_json_get_str(r, "id", ""), id1);
+        CHECK_EQ_STR(fti_json_get_str(r, "sha256", ""), hex);
+        CHECK(strncmp(hex, id1, 16) == 0);
+        CHECK_EQ_STR(fti_json_get_str(r, "dataset", ""), "v1");
+        CHECK(fti_json_get_num(r, "val_loss", 0) == 2.5);
+        CHECK_EQ_INT(fti_json_get_int(fti_json_get(r, "config"), "dim", 0), 32);
+        CHECK(fti_path_exists(fti_json_get_str(r, "path", "")));
+    }
+    fti_json_free(doc);
+    b.len = 0;
+    CHECK_OK(fti_registry_list(home, &b, &err));
+    CHECK_EQ_INT(b.len, 34);
+    /* aliases: promote, move, roll back */
+    CHECK_EQ_INT(fti_registry_rollback(home, "production", got, &err), FTI_ERR_NOT_FOUND);
+    CHECK_OK(fti_registry_promote(home, id1, "production", &err));
+    CHECK_OK(fti_registry_resolve(home, "production", got, &err));
+    CHECK_EQ_STR(got, id1);
+    CHECK_OK(fti_registry_promote(home, id2, "production", &err));
+    CHECK_OK(fti_registry_resolve(home, "production", got, &err));
+    CHECK_EQ_STR(got, id2);
+    CHECK_OK(fti_registry_rollback(home, "production", got, &err));
+    CHECK_EQ_STR(got, id1);
+    CHECK_OK(fti_registry_resolve(home, "production", got, &err));
+    CHECK_EQ_STR(got, id1);
+    CHECK_EQ_INT(fti_registry_rollback(home, "production", got, &err), FTI_ERR_NOT_FOUND);
+    CHECK_EQ_INT(fti_registry_promote(home, id1, "bad/alias", &err), FTI_ERR_INVALID);
+    CHECK_EQ_INT(fti_registry_promote(home, "ffffffffffffffff", "staging", &err),
+                 FTI_ERR_NOT_FOUND);
+    {
+        char prefix[8];
+        memcpy(prefix, id2, 7);
+        prefix[7] = 0;
+        CHECK_OK(fti_registry_resolve(home, prefix, got, &err));
+        CHECK_EQ_STR(got, id2);
+    }
+    CHECK_EQ_INT(fti_registry_resolve(home, "nothing", got, &err), FTI_ERR_NOT_FOUND);
+    /* a hostile alias file is an error, not a crash */
+    REQUIRE(fti_test_write_file(fti_test_tmp("home/models/aliases.json"), "{\"x\": [", 7) == 0);
+    CHECK(fti_registry_resolve(home, "x", got, &err) != FTI_OK);
+    fti_buf_free(&b);
+}
+#endif

@@ -1,0 +1,261 @@
+/* bench_infer.c: the inference benchmark's C side (driven by tools/bench_infer.sh).
+ *
+ *     build/bench_infer make SHAPE TYPE OUT [--vocab N] [--seed S]
+ *         writes a llama GGUF of a preset shape (stories15M, stories110M, tiny, ...) with the
+ *         standard random initialisation, matrices of TYPE (f32, f16, bf16, q8_0, q4_0) and a
+ *         real gpt2 vocabulary: GPT-2's first N-1 tokens and their merges plus <|endoftext|>
+ *         (default N = 32000), from ../shared/data/tokenizers/gpt2 (or $FTI_DATA).
+ *     build/bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N] [--tokens]
+ *         load, prefill P tokens, decode N greedy tokens; prints one line of key=value
+ *         (load_ms prefill_tps decode_tps ttft_ms rss_mb weights_mb decode_gbps) and with
+ *         --tokens the generated ids.
+ *     build/bench_infer bw [--threads N]
+ *         memory read bandwidth (GB/s) over a 256 MB buffer.
+ * The prompt is P fixed pseudo-random ids (the same in every peer script).
+ */
+#define FTI_IMPLEMENTATION
+#include "fti.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static double now_s(void) { return (double)fti_time_ns() * 1e-9; }
+
+/* The benchmark prompt: ids 1000 + (i * 7919) % 20000, i < n (below any vocab >= 21000). */
+static void bench_prompt(int32_t *ids, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) ids[i] = (int32_t)(1000 + (i * 7919) % 20000);
+}
+
+static int parse_type(const char *s, uint32_t *t) {
+    if (!strcmp(s, "f32")) *t = FTI_GGML_F32;
+    else if (!strcmp(s, "f16")) *t = FTI_GGML_F16;
+    else if (!strcmp(s, "bf16")) *t = FTI_GGML_BF16;
+    else if (!strcmp(s, "q8_0")) *t = FTI_GGML_Q8_0;
+    else if (!strcmp(s, "q4_0")) *t = FTI_GGML_Q4_0;
+    else return 0;
+    return 1;
+}
+
+static int cmd_make(int argc, char **argv) {
+    const char *shape, *out, *data = getenv("FTI_DATA");
+    uint32_t type;
+    size_t vocab = 32000, i, n_merges;
+    uint64_t seed = 1;
+    fti_model_config cfg;
+    fti_tokenizer *tok = NULL;
+    fti_tokenizer_gguf tg;
+    fti_gguf_tokenizer_meta m;
+    fti_gguf_model_opts mo;
+    fti_gguf_lineage lin;
+    fti_error err;
+    char enc[1024], bpe[1024];
+    const char **toks;
+    int32_t *types;
+    float *params;
+    if (argc < 5 || !parse_type(argv[3], &type)) {
+        fprintf(stderr, "usage: bench_infer make SHAPE TYPE OUT [--vocab N] [--seed S]\n");
+        return 2;
+    }
+    shape = argv[2];
+    out = argv[4];
+    for (i = 5; i + 1 < (size_t)argc; i += 2) {
+        if (!strcmp(argv[i], "--vocab")) vocab = (size_t)strtoul(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 10);
+    }
+    if (fti_model_preset(shape, &cfg) != FTI_OK) {
+        fprintf(stderr, "bench_infer: unknown shape %s\n", shape);
+        return 2;
+    }
+    cfg.vocab_size = (uint32_t)vocab;
+    cfg.tied_embeddings = 0;
+    if (fti_model_config_resolve(&cfg, &err) != FTI_OK) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        return 1;
+    }
+    snprintf(enc, sizeof enc, "%s/tokenizers/gpt2/encoder.json", data ? data : "../shared/data");
+    snprintf(bpe, sizeof bpe, "%s/tokenizers/gpt2/vocab.bpe", data ? data : "../shared/data");
+    if (fti_tokenizer_load_gpt2(enc, bpe, NULL, &tok, &err) != FTI_OK ||
+        fti_tokenizer_gguf_make(tok, &tg) != FTI_OK) {
+        fprintf(stderr, "bench_infer: gpt2 tokenizer: %s\n", err.msg);
+        return 1;
+    }
+    if (vocab < 512 || vocab > tg.n_tokens) {
+        fprintf(stderr, "bench_infer: vocab %lu out of range\n", (unsigned long)vocab);
+        return 2;
+    }
+    /* GPT-2's merge of rank r creates id 256 + r: the first vocab-257 merges only make ids in
+     * [0, vocab-1); the last id becomes <|endoftext|> */
+    n_merges = vocab - 257;
+    toks = (const char **)malloc(vocab * sizeof *toks);
+    types = (int32_t *)malloc(vocab * sizeof *types);
+    for (i = 0; i < vocab; i++) {
+        toks[i] = tg.tokens[i];
+        types[i] = FTI_GGUF_TOKEN_NORMAL;
+    }
+    toks[vocab - 1] = "<|endoftext|>";
+    types[vocab - 1] = FTI_GGUF_TOKEN_CONTROL;
+    memset(&m, 0, sizeof m);
+    m.n_tokens = vocab;
+    m.tokens = toks;
+    m.token_types = types;
+    m.n_merges = n_merges;
+    m.merges = (const char *const *)tg.merges;
+    m.bos_id = (int32_t)(vocab - 1);
+    m.eos_id = (int32_t)(vocab - 1);
+    m.pad_id = -1;
+    m.add_bos = 0;
+    memset(&lin, 0, sizeof lin);
+    lin.name = "fti-bench";
+    memset(&mo, 0, sizeof mo);
+    mo.matrix_type = type;
+    params = (float *)malloc(fti_model_n_params(&cfg) * sizeof(float));
+    if (!params) return 1;
+    fti_model_init_params(&cfg, params, seed);
+    if (fti_gguf_write_llama(out, &cfg, params, &m, &lin, &mo, &err) != FTI_OK) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        return 1;
+    }
+    free(params);
+    free(toks);
+    free(types);
+    fti_tokenizer_gguf_free(&tg);
+    fti_tokenizer_free(tok);
+    return 0;
+}
+
+static int cmd_run(int argc, char **argv) {
+    const char *path;
+    int threads = 1, print_tokens = 0, i;
+    size_t n_prompt = 128, n_gen = 256, k;
+    fti_engine *e = NULL;
+    fti_session *s = NULL;
+    fti_session_opts so;
+    fti_pool *pool;
+    fti_error err;
+    int32_t *prompt, *gen;
+    double t0, t_load, t_prefill, t_first = 0, t_end;
+    struct rusage ru;
+    float *logits;
+    if (argc < 3) {
+        fprintf(stderr, "usage: bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N]\n");
+        return 2;
+    }
+    path = argv[2];
+    for (i = 3; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--prompt-tokens") && i + 1 < argc)
+            n_prompt = (size_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "-n") && i + 1 < argc) n_gen = (size_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--tokens")) print_tokens = 1;
+    }
+    pool = fti_pool_create(threads);
+    prompt = (int32_t *)malloc(n_prompt * sizeof(int32_t));
+    gen = (int32_t *)malloc((n_gen + 1) * sizeof(int32_t));
+    bench_prompt(prompt, n_prompt);
+    t0 = now_s();
+    if (fti_engine_open(&e, path, NULL, &err) != FTI_OK) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        return 1;
+    }
+    memset(&so, 0, sizeof so);
+    so.pool = pool;
+    so.n_ctx = n_prompt + n_gen + 1 < fti_engine_config(e)->context_len
+                   ? n_prompt + n_gen + 1
+                   : fti_engine_config(e)->context_len;
+    so.n_batch = 128;
+    if (fti_session_create(&s, e, &so, &err) != FTI_OK) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        return 1;
+    }
+    t_load = now_s();
+    if (fti_session_eval(s, prompt, n_prompt, NULL, &err) != FTI_OK) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        return 1;
+    }
+    t_prefill = now_s();
+    logits = fti_session_logits(s);
+    for (k = 0; k < n_gen; k++) { /* greedy, the argmax with ties to the lower id */
+        size_t j, best = 0, V = fti_engine_config(e)->vocab_size;
+        for (j = 1; j < V; j++)
+            if (logits[j] > logits[best]) best = j;
+        gen[k] = (int32_t)best;
+        if (k == 0) t_first = now_s();
+        if (k + 1 < n_gen && fti_session_eval(s, &gen[k], 1, NULL, &err) != FTI_OK) {
+            fprintf(stderr, "bench_infer: %s\n", err.msg);
+            return 1;
+        }
+    }
+    t_end = now_s();
+    getrusage(RUSAGE_SELF, &ru);
+    printf("load_ms=%.2f prefill_tps=%.1f decode_tps=%.2f ttft_ms=%.2f rss_mb=%.1f "
+           "weights_mb=%.1f decode_gbps=%.2f threads=%d isa=%s\n",
+           (t_load - t0) * 1e3, (double)n_prompt / (t_prefill - t_load),
+           (double)(n_gen - 1) / (t_end - t_first), (t_first - t0) * 1e3,
+           (double)ru.ru_maxrss / 1024.0, (double)fti_engine_weight_bytes(e) / 1e6,
+           (double)fti_engine_weight_bytes(e) * (double)(n_gen - 1) / (t_end - t_first) / 1e9,
+           fti_pool_threads(pool), fti_isa_name(fti_kernels_isa(fti_engine_kernels(e))));
+    if (print_tokens) {
+        printf("tokens");
+        for (k = 0; k < n_gen; k++) printf(" %ld", (long)gen[k]);
+        printf("\n");
+    }
+    fti_session_free(s);
+    fti_engine_close(e);
+    fti_pool_free(pool);
+    free(prompt);
+    free(gen);
+    return 0;
+}
+
+typedef struct bw_ctx {
+    const uint64_t *a;
+    uint64_t sums[256];
+} bw_ctx;
+
+static void bw_task(void *vctx, size_t b, size_t e, int thread) {
+    bw_ctx *c = (bw_ctx *)vctx;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i;
+    for (i = b; i + 4 <= e; i += 4) {
+        s0 += c->a[i];
+        s1 += c->a[i + 1];
+        s2 += c->a[i + 2];
+        s3 += c->a[i + 3];
+    }
+    c->sums[thread] += s0 + s1 + s2 + s3;
+}
+
+static int cmd_bw(int argc, char **argv) {
+    size_t n = ((size_t)256 << 20) / 8, i;
+    int threads = argc >= 4 && !strcmp(argv[2], "--threads") ? atoi(argv[3]) : 1, rep;
+    fti_pool *pool = fti_pool_create(threads);
+    uint64_t *a = (uint64_t *)malloc(n * 8);
+    bw_ctx c;
+    double best = 0;
+    if (!a) return 1;
+    for (i = 0; i < n; i++) a[i] = i;
+    memset(&c, 0, sizeof c);
+    c.a = a;
+    for (rep = 0; rep < 5; rep++) {
+        double t = now_s(), gbps;
+        fti_pool_for(pool, n, 1 << 16, bw_task, &c);
+        gbps = (double)n * 8 / (now_s() - t) / 1e9;
+        if (gbps > best) best = gbps;
+    }
+    printf("bw_gbps=%.2f threads=%d check=%llu\n", best, fti_pool_threads(pool),
+           (unsigned long long)(c.sums[0] & 1));
+    free(a);
+    fti_pool_free(pool);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "make")) return cmd_make(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "bw")) return cmd_bw(argc, argv);
+    fprintf(stderr, "usage: bench_infer make|run|bw ... (see the top of tools/bench_infer.c)\n");
+    return 2;
+}

@@ -1,0 +1,93 @@
+#!/bin/sh
+# bench_infer.sh: `make bench-infer`. Decode/prefill speed, time to first token, load time, peak RSS
+# and decode bandwidth of fti's engine on the stories15M and stories110M shapes (random weights,
+# vocab 32000, untied output) in F32, Q8_0 and Q4_0 at 1 and 2 threads, against llama.cpp
+# (node-llama-cpp 3.21.1's prebuilt CPU build, same GGUF file, its best thread count) and
+# PyTorch (f32 with a KV cache, same file).
+#
+#   BENCH_INFER_SHAPES="stories15M stories110M"  BENCH_INFER_TYPES="f32 q8_0 q4_0"
+#   BENCH_INFER_N=256 (decode tokens)  BENCH_INFER_PROMPT=128 (prompt tokens)
+#   FTI_BENCH_CACHE=$HOME/.cache/fti-bench (node-llama-cpp is installed under infer/ there)
+# Prints a table and one line per case: BENCH infer <case> ours=<x> peer=<y> ratio=<r> unit=<u>
+# (ratio > 1: fti is better). Peers that are missing are skipped (reported as such).
+set -u
+B=${B:-build}
+SHAPES=${BENCH_INFER_SHAPES:-"stories15M stories110M"}
+TYPES=${BENCH_INFER_TYPES:-"f32 q8_0 q4_0"}
+N=${BENCH_INFER_N:-256}
+P=${BENCH_INFER_PROMPT:-128}
+CACHE=${FTI_BENCH_CACHE:-$HOME/.cache/fti-bench}
+NODE_MODULES=$CACHE/infer/node_modules
+TMP=${TMPDIR:-/tmp}/fti-bench-infer.$$
+mkdir -p "$TMP"
+trap 'rm -rf "$TMP"' EXIT INT TERM
+
+have_node=0
+if command -v node >/dev/null 2>&1; then
+    if [ ! -d "$NODE_MODULES/node-llama-cpp" ] && command -v npm >/dev/null 2>&1; then
+        echo "bench-infer: installing node-llama-cpp@3.21.1 into $CACHE/infer" >&2
+        mkdir -p "$CACHE/infer"
+        (cd "$CACHE/infer" && { [ -f package.json ] || echo '{"name":"fti-bench-infer","private":true}' > package.json; } &&
+         npm install --no-audit --no-fund node-llama-cpp@3.21.1 >/dev/null 2>&1) || true
+    fi
+    [ -d "$NODE_MODULES/node-llama-cpp" ] && have_node=1
+fi
+have_torch=0
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 -c "import torch, numpy" 2>/dev/null && have_torch=1
+
+val() { # val KEY LINE
+    echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "") printf "%.2f", a / b; else print "nan" }'; }
+best() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "") a = 0; if (b == "") b = 0; print (a > b ? a : b) }'; }
+bench() { # bench SUITE-CASE OURS PEER UNIT [lower-is-better]
+    if [ -z "$3" ] || [ -z "$2" ]; then echo "BENCH infer $1 ours=${2:-nan} peer=nan ratio=nan unit=$4"; return; fi
+    if [ "${5:-}" = lower ]; then r=$(ratio "$3" "$2"); else r=$(ratio "$2" "$3"); fi
+    echo "BENCH infer $1 ours=$2 peer=$3 ratio=$r unit=$4"
+}
+
+bw1=$(val bw_gbps "$("$B/bench_infer" bw --threads 1)")
+bw2=$(val bw_gbps "$("$B/bench_infer" bw --threads 2)")
+echo "bench-infer: memory read bandwidth $bw1 GB/s (1 thread), $bw2 GB/s (2 threads)"
+printf '%-12s %-5s %-3s %9s %9s %9s %8s %8s %8s %9s\n' shape type thr "fti tok/s" "llama" "torch" "prefill" "ttft ms" "rss MB" "GB/s"
+for shape in $SHAPES; do
+    for type in $TYPES; do
+        model="$TMP/$shape-$type.gguf"
+        if ! "$B/bench_infer" make "$shape" "$type" "$model" >"$TMP/make.log" 2>&1; then
+            echo "bench-infer: cannot make $shape $type: $(cat "$TMP/make.log")" >&2
+            continue
+        fi
+        l1=""; l2=""; t1=""; t2=""
+        if [ $have_node = 1 ]; then
+            l1=$(FTI_NODE_MODULES=$NODE_MODULES node tools/bench_infer.mjs "$model" --threads 1 --prompt-tokens "$P" -n "$N" 2>/dev/null | grep decode_tps)
+            l2=$(FTI_NODE_MODULES=$NODE_MODULES node tools/bench_infer.mjs "$model" --threads 2 --prompt-tokens "$P" -n "$N" 2>/dev/null | grep decode_tps)
+        fi
+        if [ $have_torch = 1 ] && [ "$type" = f32 ]; then
+            tn=$N; [ "$shape" = stories110M ] && tn=64 # PyTorch is slow: fewer tokens suffice
+            t1=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 tools/bench_infer.py "$model" --threads 1 --prompt-tokens "$P" -n "$tn" 2>/dev/null | grep decode_tps)
+            t2=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 tools/bench_infer.py "$model" --threads 2 --prompt-tokens "$P" -n "$tn" 2>/dev/null | grep decode_tps)
+        fi
+        lbest=$(best "$(val decode_tps "$l1")" "$(val decode_tps "$l2")")
+        tbest=$(best "$(val decode_tps "$t1")" "$(val decode_tps "$t2")")
+        lpbest=$(best "$(val prefill_tps "$l1")" "$(val prefill_tps "$l2")")
+        for th in 1 2; do
+            o=$("$B/bench_infer" run "$model" --threads $th --prompt-tokens "$P" -n "$N")
+            d=$(val decode_tps "$o")
+            if [ $th = 1 ]; then lp=$(val decode_tps "$l1"); lpp=$(val prefill_tps "$l1"); tp=$(val decode_tps "$t1"); lt=$(val ttft_ms "$l1"); ll=$(val load_ms "$l1"); bw=$bw1
+            else lp=$lbest; lpp=$lpbest; tp=$tbest; lt=$(val ttft_ms "$l2"); ll=$(val load_ms "$l2"); bw=$bw2; fi
+            printf '%-12s %-5s %-3s %9s %9s %9s %8s %8s %8s %9s\n' "$shape" "$type" "$th" "$d" "${lp:--}" "${tp:--}" \
+                "$(val prefill_tps "$o")" "$(val ttft_ms "$o")" "$(val rss_mb "$o")" "$(val decode_gbps "$o")"
+            c="$shape-$type-t$th"
+            bench "decode-$c" "$d" "$lp" tokens/s
+            bench "prefill-$c" "$(val prefill_tps "$o")" "$lpp" tokens/s
+            bench "ttft-$c" "$(val ttft_ms "$o")" "$lt" ms lower
+            bench "load-$c" "$(val load_ms "$o")" "$ll" ms lower
+            [ -n "$tp" ] && [ "$tp" != 0 ] && bench "decode-vs-torch-$c" "$d" "$tp" tokens/s
+            bench "bandwidth-$c" "$(val decode_gbps "$o")" "$bw" GB/s
+            echo "BENCH infer rss-$c ours=$(val rss_mb "$o") peer=nan ratio=nan unit=MB"
+        done
+        rm -f "$model"
+    done
+done
+[ $have_node = 1 ] || echo "bench-infer: llama.cpp peer skipped (node-llama-cpp not installed)"
+[ $have_torch = 1 ] || echo "bench-infer: PyTorch peer skipped (/usr/bin/python3 torch missing)"
