@@ -1,11 +1,12 @@
 /* fti-feature: the feature pipeline — raw exports in, an immutable dataset version out.
  *
- *   build/fti-feature [--home DIR] ingest PATH... [options]   ingest files/folders, commit a version
+ *   build/fti-feature [--home DIR] ingest PATH... [options]   ingest, commit a version
  *   build/fti-feature [--home DIR] list | show [VERSION] | diff A B | verify [VERSION]
  *   build/fti-feature [--home DIR] search "query" [-k N] [--version V]
  *   build/fti-feature [--home DIR] tag NAME [VERSION]
  *
- * Example:  build/fti-feature ingest ../shared/data/corpus/bierce_devils_dictionary/devils_dictionary.jsonl
+ * Example:
+ *   build/fti-feature ingest ../shared/data/corpus/bierce_devils_dictionary/devils_dictionary.jsonl
  * The workspace is --home DIR, else $FTI_HOME, else ./twin. `ingest` prints the version id as the
  * last word of its output; the same inputs and options always give the same id.
  */
@@ -18,7 +19,8 @@
 #include <unistd.h>
 
 static void usage(FILE *f) {
-    fprintf(f,
+    fprintf(
+        f,
         "usage: fti-feature [--home DIR] COMMAND [ARGS]\n"
         "\n"
         "The feature store of an LLM twin: ingest a person's raw exports into an immutable,\n"
@@ -40,10 +42,12 @@ static void usage(FILE *f) {
         "\n"
         "ingest options (defaults in brackets):\n"
         "  --text-fields LIST     JSON/CSV text fields [text,content,body,full_text,message,post]\n"
-        "  --title-fields LIST    [title,subject,name]   --author-fields LIST [author,user,username,from]\n"
+        "  --title-fields LIST    [title,subject,name]   --author-fields LIST "
+        "[author,user,username,from]\n"
         "  --date-fields LIST     [created_at,date,timestamp,time,created]\n"
         "  --require LIST         fields a document must have, e.g. title,date [none]\n"
-        "  --min-chars N [12]  --max-chars N [1000000]  --min-letters F [0.5]  --max-repeat F [0.5]\n"
+        "  --min-chars N [12]  --max-chars N [1000000]  --min-letters F [0.5]  --max-repeat F "
+        "[0.5]\n"
         "                         (a negative F disables that rule)\n"
         "  --redact all|mail|none redact e-mail addresses, phone numbers, URLs [mail]\n"
         "  --dedup F              near-duplicate Jaccard threshold; > 1 disables [0.8]\n"
@@ -69,8 +73,8 @@ static void on_progress(void *user, const fti_ingest_progress *p) {
     if (!s->active || strcmp(s->stage, p->stage) != 0) {
         if (s->active) fti_progress_end(&s->bar, NULL);
         snprintf(s->stage, sizeof s->stage, "%s", p->stage);
-        fti_progress_begin(&s->bar, stderr, p->stage,
-                           strcmp(p->stage, "ingest") == 0 ? "B" : "", p->total);
+        fti_progress_begin(&s->bar, stderr, p->stage, strcmp(p->stage, "ingest") == 0 ? "B" : "",
+                           p->total);
         s->active = 1;
     }
     fti_progress_update(&s->bar, p->done, NULL);
@@ -82,7 +86,9 @@ static void on_log(void *user, fti_log_level level, const char *msg) {
 }
 
 /* --- printing a manifest -------------------------------------------------------------------- */
-static long long jint(const fti_json *o, const char *k) { return (long long)fti_json_get_int(o, k, 0); }
+static long long jint(const fti_json *o, const char *k) {
+    return (long long)fti_json_get_int(o, k, 0);
+}
 
 static void print_summary(const fti_json *m, int verbose) {
     const fti_json *c = fti_json_get(m, "counts"), *v = fti_json_get(m, "validation");
@@ -109,8 +115,7 @@ static void print_summary(const fti_json *m, int verbose) {
            fti_json_get_num(st, "doc_chars_mean", 0), jint(st, "doc_chars_p50"),
            jint(st, "doc_chars_p90"), jint(st, "doc_chars_max"));
     if (t && t->type == FTI_JSON_OBJECT)
-        printf("  %-22s %12lld   (%s, sha256 %.16s...)\n", "tokenizer vocab",
-               jint(t, "vocab_size"),
+        printf("  %-22s %12lld   (%s, sha256 %.16s...)\n", "tokenizer vocab", jint(t, "vocab_size"),
                fti_json_get(t, "trained") && fti_json_get(t, "trained")->type == FTI_JSON_TRUE
                    ? "trained"
                    : "given",
@@ -177,48 +182,87 @@ static int cmd_ingest(const char *home, int argc, char **argv) {
     for (i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x = 0;
-#define NEEDV()                                                               \
-    do {                                                                      \
-        if (!v) {                                                             \
-            fprintf(stderr, "fti-feature: %s needs a value\n", a);            \
-            free(paths);                                                      \
-            return 2;                                                         \
-        }                                                                     \
-        i++;                                                                  \
+#define NEEDV()                                                                                    \
+    do {                                                                                           \
+        if (!v) {                                                                                  \
+            fprintf(stderr, "fti-feature: %s needs a value\n", a);                                 \
+            free(paths);                                                                           \
+            return 2;                                                                              \
+        }                                                                                          \
+        i++;                                                                                       \
     } while (0)
-#define NUMV()                                                                \
-    do {                                                                      \
-        NEEDV();                                                              \
-        if (!parse_num(v, &x)) {                                              \
-            fprintf(stderr, "fti-feature: %s: not a number: %s\n", a, v);     \
-            free(paths);                                                      \
-            return 2;                                                         \
-        }                                                                     \
+#define NUMV()                                                                                     \
+    do {                                                                                           \
+        NEEDV();                                                                                   \
+        if (!parse_num(v, &x)) {                                                                   \
+            fprintf(stderr, "fti-feature: %s: not a number: %s\n", a, v);                          \
+            free(paths);                                                                           \
+            return 2;                                                                              \
+        }                                                                                          \
     } while (0)
-        if (strcmp(a, "--text-fields") == 0) { NEEDV(); o.text_fields = v; }
-        else if (strcmp(a, "--title-fields") == 0) { NEEDV(); o.title_fields = v; }
-        else if (strcmp(a, "--date-fields") == 0) { NEEDV(); o.date_fields = v; }
-        else if (strcmp(a, "--author-fields") == 0) { NEEDV(); o.author_fields = v; }
-        else if (strcmp(a, "--require") == 0) { NEEDV(); o.required = v; }
-        else if (strcmp(a, "--min-chars") == 0) { NUMV(); o.min_chars = x < 1 ? 1 : (size_t)x; }
-        else if (strcmp(a, "--max-chars") == 0) { NUMV(); o.max_chars = x < 1 ? 1 : (size_t)x; }
-        else if (strcmp(a, "--min-letters") == 0) { NUMV(); o.min_letter_frac = x == 0 ? 1e-9 : x; }
-        else if (strcmp(a, "--max-repeat") == 0) { NUMV(); o.max_repeat_frac = x == 0 ? 1e-9 : x; }
-        else if (strcmp(a, "--dedup") == 0) { NUMV(); o.dedup_threshold = x; }
-        else if (strcmp(a, "--val-percent") == 0) { NUMV(); o.val_percent = (int)x; }
-        else if (strcmp(a, "--chunk-tokens") == 0) { NUMV(); o.chunk_tokens = (int)x; }
-        else if (strcmp(a, "--chunk-overlap") == 0) { NUMV(); o.chunk_overlap = (int)x; }
-        else if (strcmp(a, "--vocab") == 0) { NUMV(); o.vocab_size = (int)x; }
-        else if (strcmp(a, "--threads") == 0) { NUMV(); o.n_threads = (int)x; }
-        else if (strcmp(a, "--tokenizer") == 0) { NEEDV(); o.tokenizer = v; }
-        else if (strcmp(a, "--no-tokenizer") == 0) o.no_tokenizer = 1;
-        else if (strcmp(a, "--tag") == 0) { NEEDV(); o.tag = v; }
-        else if (strcmp(a, "--quiet") == 0) quiet = 1;
+        if (strcmp(a, "--text-fields") == 0) {
+            NEEDV();
+            o.text_fields = v;
+        } else if (strcmp(a, "--title-fields") == 0) {
+            NEEDV();
+            o.title_fields = v;
+        } else if (strcmp(a, "--date-fields") == 0) {
+            NEEDV();
+            o.date_fields = v;
+        } else if (strcmp(a, "--author-fields") == 0) {
+            NEEDV();
+            o.author_fields = v;
+        } else if (strcmp(a, "--require") == 0) {
+            NEEDV();
+            o.required = v;
+        } else if (strcmp(a, "--min-chars") == 0) {
+            NUMV();
+            o.min_chars = x < 1 ? 1 : (size_t)x;
+        } else if (strcmp(a, "--max-chars") == 0) {
+            NUMV();
+            o.max_chars = x < 1 ? 1 : (size_t)x;
+        } else if (strcmp(a, "--min-letters") == 0) {
+            NUMV();
+            o.min_letter_frac = x == 0 ? 1e-9 : x;
+        } else if (strcmp(a, "--max-repeat") == 0) {
+            NUMV();
+            o.max_repeat_frac = x == 0 ? 1e-9 : x;
+        } else if (strcmp(a, "--dedup") == 0) {
+            NUMV();
+            o.dedup_threshold = x;
+        } else if (strcmp(a, "--val-percent") == 0) {
+            NUMV();
+            o.val_percent = (int)x;
+        } else if (strcmp(a, "--chunk-tokens") == 0) {
+            NUMV();
+            o.chunk_tokens = (int)x;
+        } else if (strcmp(a, "--chunk-overlap") == 0) {
+            NUMV();
+            o.chunk_overlap = (int)x;
+        } else if (strcmp(a, "--vocab") == 0) {
+            NUMV();
+            o.vocab_size = (int)x;
+        } else if (strcmp(a, "--threads") == 0) {
+            NUMV();
+            o.n_threads = (int)x;
+        } else if (strcmp(a, "--tokenizer") == 0) {
+            NEEDV();
+            o.tokenizer = v;
+        } else if (strcmp(a, "--no-tokenizer") == 0)
+            o.no_tokenizer = 1;
+        else if (strcmp(a, "--tag") == 0) {
+            NEEDV();
+            o.tag = v;
+        } else if (strcmp(a, "--quiet") == 0)
+            quiet = 1;
         else if (strcmp(a, "--redact") == 0) {
             NEEDV();
-            if (strcmp(v, "all") == 0) o.redact = 1;
-            else if (strcmp(v, "none") == 0) o.redact = -1;
-            else if (strcmp(v, "mail") == 0) o.redact = 0;
+            if (strcmp(v, "all") == 0)
+                o.redact = 1;
+            else if (strcmp(v, "none") == 0)
+                o.redact = -1;
+            else if (strcmp(v, "mail") == 0)
+                o.redact = 0;
             else {
                 fprintf(stderr, "fti-feature: --redact all|mail|none\n");
                 free(paths);
@@ -329,8 +373,10 @@ int main(int argc, char **argv) {
         int json = 0;
         fti_dataset *ds = NULL;
         for (; i < argc; i++) {
-            if (strcmp(argv[i], "--json") == 0) json = 1;
-            else name = argv[i];
+            if (strcmp(argv[i], "--json") == 0)
+                json = 1;
+            else
+                name = argv[i];
         }
         if (!load_manifest(home, name, &ds)) {
             rc = 1;
@@ -393,9 +439,12 @@ int main(int argc, char **argv) {
         long k = 5;
         fti_dataset *ds = NULL;
         for (; i < argc; i++) {
-            if (strcmp(argv[i], "-k") == 0 && i + 1 < argc) k = atol(argv[++i]);
-            else if (strcmp(argv[i], "--version") == 0 && i + 1 < argc) ver = argv[++i];
-            else q = argv[i];
+            if (strcmp(argv[i], "-k") == 0 && i + 1 < argc)
+                k = atol(argv[++i]);
+            else if (strcmp(argv[i], "--version") == 0 && i + 1 < argc)
+                ver = argv[++i];
+            else
+                q = argv[i];
         }
         if (!q || k <= 0 || k > 1000) {
             fprintf(stderr, "fti-feature: search \"QUERY\" [-k N (1..1000)] [--version V]\n");
@@ -408,9 +457,9 @@ int main(int argc, char **argv) {
             if (n == 0) printf("no chunk matches \"%s\"\n", q);
             for (j = 0; j < n; j++) {
                 int len = hits[j].text_len > 300 ? 300 : (int)hits[j].text_len;
-                printf("%2lu. score %.3f  %s  [%s]  chunk %u\n    %.*s%s\n\n",
-                       (unsigned long)j + 1, hits[j].score, hits[j].title, hits[j].source,
-                       hits[j].chunk, len, hits[j].text, hits[j].text_len > 300 ? "..." : "");
+                printf("%2lu. score %.3f  %s  [%s]  chunk %u\n    %.*s%s\n\n", (unsigned long)j + 1,
+                       hits[j].score, hits[j].title, hits[j].source, hits[j].chunk, len,
+                       hits[j].text, hits[j].text_len > 300 ? "..." : "");
             }
             free(hits);
             fti_dataset_close(ds);

@@ -10,56 +10,65 @@
 
 /* --- small string helpers ------------------------------------------------------------------- */
 
-static int fti__lc(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
-static int fti__is_alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-static int fti__is_digit(int c) { return c >= '0' && c <= '9'; }
-static int fti__is_alnum(int c) { return fti__is_alpha(c) || fti__is_digit(c); }
-static int fti__is_space(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
-                                         c == '\f' || c == '\v'; }
+static int fti__st_lc(int c) {
+    return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
+static int fti__st_is_alpha(int c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+static int fti__st_is_digit(int c) {
+    return c >= '0' && c <= '9';
+}
+static int fti__st_is_alnum(int c) {
+    return fti__st_is_alpha(c) || fti__st_is_digit(c);
+}
+static int fti__st_is_space(int c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 /* Case-insensitive: does s[0..n) start with the NUL-terminated lowercase word w? */
-static int fti__starts_ci(const char *s, size_t n, const char *w) {
+static int fti__st_starts_ci(const char *s, size_t n, const char *w) {
     size_t i;
     for (i = 0; w[i]; i++)
-        if (i >= n || fti__lc((unsigned char)s[i]) != w[i]) return 0;
+        if (i >= n || fti__st_lc((unsigned char)s[i]) != w[i]) return 0;
     return 1;
 }
 
 /* Case-insensitive equality of s[0..n) and the NUL-terminated w. */
-static int fti__eq_ci(const char *s, size_t n, const char *w) {
-    return strlen(w) == n && fti__starts_ci(s, n, w);
+static int fti__st_eq_ci(const char *s, size_t n, const char *w) {
+    return strlen(w) == n && fti__st_starts_ci(s, n, w);
 }
 
 /* Case-insensitive search for the lowercase needle in s[0..n); returns offset or n. */
-static size_t fti__find_ci(const char *s, size_t n, const char *needle) {
+static size_t fti__st_find_ci(const char *s, size_t n, const char *needle) {
     size_t m = strlen(needle), i;
     if (m == 0) return 0;
     for (i = 0; i + m <= n; i++)
-        if (fti__lc((unsigned char)s[i]) == needle[0] && fti__starts_ci(s + i, n - i, needle))
+        if (fti__st_lc((unsigned char)s[i]) == needle[0] && fti__st_starts_ci(s + i, n - i, needle))
             return i;
     return n;
 }
 
 /* Trims blanks on both sides of [*s, *s + *n). */
-static void fti__trim(const char **s, size_t *n) {
-    while (*n > 0 && fti__is_space((unsigned char)(*s)[0])) (*s)++, (*n)--;
-    while (*n > 0 && fti__is_space((unsigned char)(*s)[*n - 1])) (*n)--;
+static void fti__st_trim(const char **s, size_t *n) {
+    while (*n > 0 && fti__st_is_space((unsigned char)(*s)[0])) (*s)++, (*n)--;
+    while (*n > 0 && fti__st_is_space((unsigned char)(*s)[*n - 1])) (*n)--;
 }
 
 /* Is name (len n) one of the comma-separated names in list (case-insensitive)? Returns the
  * position in the list (0-based) or -1. */
-static int fti__list_pos(const char *list, const char *name, size_t n) {
+static int fti__st_list_pos(const char *list, const char *name, size_t n) {
     int pos = 0;
     const char *p = list;
     while (p && *p) {
         const char *e = strchr(p, ',');
         size_t m = e ? (size_t)(e - p) : strlen(p);
         const char *q = p;
-        fti__trim(&q, &m);
-        if (m == n && fti__starts_ci(name, n, "") && m > 0) {
+        fti__st_trim(&q, &m);
+        if (m == n && fti__st_starts_ci(name, n, "") && m > 0) {
             size_t i;
             for (i = 0; i < n; i++)
-                if (fti__lc((unsigned char)q[i]) != fti__lc((unsigned char)name[i])) break;
+                if (fti__st_lc((unsigned char)q[i]) != fti__st_lc((unsigned char)name[i])) break;
             if (i == n) return pos;
         }
         pos++;
@@ -68,10 +77,117 @@ static int fti__list_pos(const char *list, const char *name, size_t n) {
     return -1;
 }
 
+/* === SHA-256 with the x86 SHA extensions ===================================================== */
+/*
+ * The store hashes every input byte (raw-file ids) and every stored object, so SHA-256 is its
+ * hottest loop. fti__st_sha256 uses the SHA-NI instructions (sha256rnds2/msg1/msg2) where the CPU
+ * has them and falls back to the base part's scalar fti_sha256_buf otherwise; both give the same
+ * digest (tested against each other on random sizes). Scalar-only builds (FTI_NO_SIMD, tcc,
+ * other architectures) always use the base code.
+ */
+#if !defined(FTI_NO_SIMD) && !defined(__TINYC__) && (defined(__GNUC__) || defined(__clang__)) &&   \
+    (defined(__x86_64__) || defined(_M_X64))
+#define FTI__ST_SHA_NI 1
+#include <cpuid.h>
+#include <immintrin.h>
+
+static const uint32_t fti__st_sha_k[64] = {
+    0x428a2f98u, 0x71374491u, 0xb5c0fbcfu, 0xe9b5dba5u, 0x3956c25bu, 0x59f111f1u, 0x923f82a4u,
+    0xab1c5ed5u, 0xd807aa98u, 0x12835b01u, 0x243185beu, 0x550c7dc3u, 0x72be5d74u, 0x80deb1feu,
+    0x9bdc06a7u, 0xc19bf174u, 0xe49b69c1u, 0xefbe4786u, 0x0fc19dc6u, 0x240ca1ccu, 0x2de92c6fu,
+    0x4a7484aau, 0x5cb0a9dcu, 0x76f988dau, 0x983e5152u, 0xa831c66du, 0xb00327c8u, 0xbf597fc7u,
+    0xc6e00bf3u, 0xd5a79147u, 0x06ca6351u, 0x14292967u, 0x27b70a85u, 0x2e1b2138u, 0x4d2c6dfcu,
+    0x53380d13u, 0x650a7354u, 0x766a0abbu, 0x81c2c92eu, 0x92722c85u, 0xa2bfe8a1u, 0xa81a664bu,
+    0xc24b8b70u, 0xc76c51a3u, 0xd192e819u, 0xd6990624u, 0xf40e3585u, 0x106aa070u, 0x19a4c116u,
+    0x1e376c08u, 0x2748774cu, 0x34b0bcb5u, 0x391c0cb3u, 0x4ed8aa4au, 0x5b9cca4fu, 0x682e6ff3u,
+    0x748f82eeu, 0x78a5636fu, 0x84c87814u, 0x8cc70208u, 0x90befffau, 0xa4506cebu, 0xbef9a3f7u,
+    0xc67178f2u};
+
+/* 1 if the CPU has the SHA extensions (CPUID.7.0:EBX bit 29) and SSE4.1. */
+static int fti__st_have_sha_ni(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 19))) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b >> 29) & 1u;
+}
+
+/* Compresses n 64-byte blocks into state (a..h). */
+__attribute__((target("sha,sse4.1"))) static void
+fti__st_sha_ni_blocks(uint32_t state[8], const unsigned char *p, size_t n) {
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    __m128i abef, cdgh, t;
+    t = _mm_loadu_si128((const __m128i *)(const void *)state);            /* d c b a */
+    cdgh = _mm_loadu_si128((const __m128i *)(const void *)(state + 4));   /* h g f e */
+    t = _mm_shuffle_epi32(t, 0xB1);                                       /* c d a b */
+    cdgh = _mm_shuffle_epi32(cdgh, 0x1B);                                 /* e f g h */
+    abef = _mm_alignr_epi8(t, cdgh, 8);                                   /* a b e f */
+    cdgh = _mm_blend_epi16(cdgh, t, 0xF0);                                /* c d g h */
+    while (n--) {
+        __m128i w[4], save_abef = abef, save_cdgh = cdgh, m;
+        int g;
+        for (g = 0; g < 4; g++)
+            w[g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 16 * g)),
+                                    bswap);
+        for (g = 0; g < 16; g++) {
+            __m128i cur = w[g & 3];
+            m = _mm_add_epi32(cur, _mm_loadu_si128((const __m128i *)(const void *)
+                                                       (fti__st_sha_k + 4 * g)));
+            cdgh = _mm_sha256rnds2_epu32(cdgh, abef, m);
+            abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(m, 0x0E));
+            if (g < 12) {
+                /* W[g+4] = msg2(msg1(W[g], W[g+1]) + W[g+2..g+3] shifted, W[g+3]) */
+                __m128i x = _mm_sha256msg1_epu32(w[g & 3], w[(g + 1) & 3]);
+                x = _mm_add_epi32(x, _mm_alignr_epi8(w[(g + 3) & 3], w[(g + 2) & 3], 4));
+                w[g & 3] = _mm_sha256msg2_epu32(x, w[(g + 3) & 3]);
+            }
+        }
+        abef = _mm_add_epi32(abef, save_abef);
+        cdgh = _mm_add_epi32(cdgh, save_cdgh);
+        p += 64;
+    }
+    t = _mm_shuffle_epi32(abef, 0x1B);      /* f e b a */
+    cdgh = _mm_shuffle_epi32(cdgh, 0xB1);   /* d c h g */
+    abef = _mm_blend_epi16(t, cdgh, 0xF0);  /* d c b a */
+    cdgh = _mm_alignr_epi8(cdgh, t, 8);     /* h g f e */
+    _mm_storeu_si128((__m128i *)(void *)state, abef);
+    _mm_storeu_si128((__m128i *)(void *)(state + 4), cdgh);
+}
+#endif
+
+/* SHA-256 of data[0..n) into out (same digest as fti_sha256_buf). */
+static void fti__st_sha256(const void *data, size_t n, unsigned char out[32]) {
+#ifdef FTI__ST_SHA_NI
+    static const uint32_t iv[8] = {0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
+                                   0x510e527fu, 0x9b05688cu, 0x1f83d9abu, 0x5be0cd19u};
+    if (fti__st_have_sha_ni()) {
+        uint32_t st[8];
+        unsigned char tail[128];
+        size_t full = n / 64, rest = n % 64, k, i;
+        uint64_t bits = (uint64_t)n * 8;
+        memcpy(st, iv, sizeof st);
+        fti__st_sha_ni_blocks(st, (const unsigned char *)data, full);
+        memset(tail, 0, sizeof tail);
+        if (rest) memcpy(tail, (const unsigned char *)data + full * 64, rest);
+        tail[rest] = 0x80;
+        k = rest + 1 + 8 <= 64 ? 64 : 128;
+        for (i = 0; i < 8; i++) tail[k - 1 - i] = (unsigned char)(bits >> (8 * i));
+        fti__st_sha_ni_blocks(st, tail, k / 64);
+        for (i = 0; i < 8; i++) {
+            out[4 * i] = (unsigned char)(st[i] >> 24);
+            out[4 * i + 1] = (unsigned char)(st[i] >> 16);
+            out[4 * i + 2] = (unsigned char)(st[i] >> 8);
+            out[4 * i + 3] = (unsigned char)st[i];
+        }
+        return;
+    }
+#endif
+    fti_sha256_buf(data, n, out);
+}
+
 /* --- the document template ------------------------------------------------------------------- */
 
-FTIDEF void fti_template_render(fti_buf *out, const char *title, size_t title_len,
-                                const char *body, size_t body_len, int open_body) {
+FTIDEF void fti_template_render(fti_buf *out, const char *title, size_t title_len, const char *body,
+                                size_t body_len, int open_body) {
     if (!out) return;
     fti_buf_puts(out, FTI_TEMPLATE_TITLE);
     if (title && title_len) fti_buf_append(out, title, title_len);
@@ -84,34 +200,41 @@ FTIDEF void fti_template_render(fti_buf *out, const char *title, size_t title_le
 /* === clean: normalisation ================================================================= */
 
 /* Unicode blanks that become a plain space. */
-static int fti__is_ublank(uint32_t cp) {
+static int fti__st_is_ublank(uint32_t cp) {
     return cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
            cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 /* Invisible or control code points that are dropped. */
-static int fti__is_dropped(uint32_t cp) {
-    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x200B ||
-           cp == 0xFEFF || cp == 0x00AD || (cp >= 0xFFF9 && cp <= 0xFFFB);
+static int fti__st_is_dropped(uint32_t cp) {
+    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x200B || cp == 0xFEFF ||
+           cp == 0x00AD || (cp >= 0xFFF9 && cp <= 0xFFFB);
 }
 
 /* --- redaction --------------------------------------------------------------------------- */
 
-static int fti__is_email_local(int c) {
-    return fti__is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+static int fti__st_is_email_local(int c) {
+    return fti__st_is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
 }
-static int fti__is_domain(int c) { return fti__is_alnum(c) || c == '.' || c == '-'; }
+static int fti__st_is_domain(int c) {
+    return fti__st_is_alnum(c) || c == '.' || c == '-';
+}
 
 /* Length of a URL starting at s (http://, https://, ftp://, www.), or 0. */
-static size_t fti__match_url(const char *s, size_t n) {
+static size_t fti__st_match_url(const char *s, size_t n) {
     size_t i;
-    if (fti__starts_ci(s, n, "https://")) i = 8;
-    else if (fti__starts_ci(s, n, "http://")) i = 7;
-    else if (fti__starts_ci(s, n, "ftp://")) i = 6;
-    else if (fti__starts_ci(s, n, "www.")) i = 4;
-    else return 0;
+    if (fti__st_starts_ci(s, n, "https://"))
+        i = 8;
+    else if (fti__st_starts_ci(s, n, "http://"))
+        i = 7;
+    else if (fti__st_starts_ci(s, n, "ftp://"))
+        i = 6;
+    else if (fti__st_starts_ci(s, n, "www."))
+        i = 4;
+    else
+        return 0;
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
-        if (fti__is_space(c) || c == '"' || c == '\'' || c == '<' || c == '>' || c == ')' ||
+        if (fti__st_is_space(c) || c == '"' || c == '\'' || c == '<' || c == '>' || c == ')' ||
             c == ']' || c == '}')
             break;
         i++;
@@ -121,34 +244,33 @@ static size_t fti__match_url(const char *s, size_t n) {
 }
 
 /* Length of an e-mail address starting at s, or 0. */
-static size_t fti__match_email(const char *s, size_t n) {
-    size_t i = 0, at, dots = 0, last_dot = 0;
-    while (i < n && fti__is_email_local((unsigned char)s[i])) i++;
+static size_t fti__st_match_email(const char *s, size_t n) {
+    size_t i = 0, at, dots = 0, last_dot = 0, k;
+    while (i < n && fti__st_is_email_local((unsigned char)s[i])) i++;
     if (i == 0 || i >= n || s[i] != '@') return 0;
     at = i++;
-    while (i < n && fti__is_domain((unsigned char)s[i])) {
+    while (i < n && fti__st_is_domain((unsigned char)s[i])) {
         if (s[i] == '.') dots++, last_dot = i;
         i++;
     }
-    while (i > at + 1 && (s[i - 1] == '.' || s[i - 1] == '-')) {
-        if (s[i - 1] == '.') dots--;
-        i--;
-    }
-    if (dots == 0 || last_dot >= i - 1 || last_dot == at + 1) return 0;
+    while (i > at + 1 && (s[i - 1] == '.' || s[i - 1] == '-')) i--;
+    for (dots = 0, last_dot = 0, k = at + 1; k < i; k++)
+        if (s[k] == '.') dots++, last_dot = k;
+    if (dots == 0 || last_dot + 2 > i || last_dot == at + 1) return 0;
     return i;
 }
 
 /* Length of a phone number starting at s, or 0: an optional '+', digits with single
  * separators ( -.()), 9..15 digits (7..15 after a '+'), ending in a digit. */
-static size_t fti__match_phone(const char *s, size_t n) {
+static size_t fti__st_match_phone(const char *s, size_t n) {
     size_t i = 0, digits = 0, end = 0;
     int plus = 0, sep = 0;
     if (i < n && s[i] == '+') plus = 1, i++;
     if (i < n && s[i] == '(') i++;
-    if (i >= n || !fti__is_digit((unsigned char)s[i])) return 0;
+    if (i >= n || !fti__st_is_digit((unsigned char)s[i])) return 0;
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
-        if (fti__is_digit(c)) {
+        if (fti__st_is_digit(c)) {
             digits++;
             end = i + 1;
             sep = 0;
@@ -159,25 +281,25 @@ static size_t fti__match_phone(const char *s, size_t n) {
         }
         i++;
     }
-    if (end < n && (fti__is_alnum((unsigned char)s[end]) || s[end] == '@')) return 0;
+    if (end < n && (fti__st_is_alnum((unsigned char)s[end]) || s[end] == '@')) return 0;
     if (digits > 15 || digits < (size_t)(plus ? 7 : 9)) return 0;
     return end;
 }
 
-static void fti__redact(const char *s, size_t n, int flags, fti_buf *out) {
+static void fti__st_redact(const char *s, size_t n, int flags, fti_buf *out) {
     size_t i = 0;
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
-        int boundary = i == 0 || !fti__is_alnum((unsigned char)s[i - 1]);
+        int boundary = i == 0 || !fti__st_is_alnum((unsigned char)s[i - 1]);
         size_t m = 0;
-        if (boundary && (fti__is_alnum(c) || c == '+' || c == '(' || c == '_' || c == '.')) {
-            if ((flags & FTI_CLEAN_REDACT_URL) && (m = fti__match_url(s + i, n - i)) != 0) {
+        if (boundary && (fti__st_is_alnum(c) || c == '+' || c == '(' || c == '_' || c == '.')) {
+            if ((flags & FTI_CLEAN_REDACT_URL) && (m = fti__st_match_url(s + i, n - i)) != 0) {
                 fti_buf_puts(out, "[URL]");
             } else if ((flags & FTI_CLEAN_REDACT_EMAIL) &&
-                       (m = fti__match_email(s + i, n - i)) != 0) {
+                       (m = fti__st_match_email(s + i, n - i)) != 0) {
                 fti_buf_puts(out, "[EMAIL]");
             } else if ((flags & FTI_CLEAN_REDACT_PHONE) &&
-                       (m = fti__match_phone(s + i, n - i)) != 0) {
+                       (m = fti__st_match_phone(s + i, n - i)) != 0) {
                 fti_buf_puts(out, "[PHONE]");
             }
         }
@@ -188,8 +310,8 @@ static void fti__redact(const char *s, size_t n, int flags, fti_buf *out) {
         /* copy a whole word at once when it cannot start a match */
         fti_buf_putc(out, (char)c);
         i++;
-        if (fti__is_alnum(c)) {
-            while (i < n && fti__is_alnum((unsigned char)s[i])) fti_buf_putc(out, s[i++]);
+        if (fti__st_is_alnum(c)) {
+            while (i < n && fti__st_is_alnum((unsigned char)s[i])) fti_buf_putc(out, s[i++]);
         }
     }
 }
@@ -215,8 +337,10 @@ FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out
             size_t j = i + 1;
             while (j < len && s[j] >= 0x21 && s[j] < 0x7F) j++;
             if (written) {
-                if (pend_nl) fti_buf_append(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
-                else if (pend_blank) fti_buf_putc(dst, ' ');
+                if (pend_nl)
+                    fti_buf_append(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
+                else if (pend_blank)
+                    fti_buf_putc(dst, ' ');
             }
             pend_nl = pend_blank = 0;
             fti_buf_append(dst, s + i, j - i);
@@ -245,15 +369,19 @@ FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out
             k = fti_utf8_decode(s + i, len - i, &cp, &ok);
             if (k == 0) k = 1;
         }
-        if (fti__is_ublank(cp)) {
-            if (cp == 0x2028 || cp == 0x2029) pend_nl++;
-            else pend_blank = 1;
-        } else if (!fti__is_dropped(cp)) {
+        if (fti__st_is_ublank(cp)) {
+            if (cp == 0x2028 || cp == 0x2029)
+                pend_nl++;
+            else
+                pend_blank = 1;
+        } else if (!fti__st_is_dropped(cp)) {
             unsigned char enc[4];
             size_t m = fti_utf8_encode(cp, enc);
             if (written) {
-                if (pend_nl) fti_buf_append(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
-                else if (pend_blank) fti_buf_putc(dst, ' ');
+                if (pend_nl)
+                    fti_buf_append(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
+                else if (pend_blank)
+                    fti_buf_putc(dst, ' ');
             }
             pend_nl = pend_blank = 0;
             fti_buf_append(dst, enc, m);
@@ -263,7 +391,7 @@ FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out
     }
     (void)start;
     if (dst == &tmp) {
-        fti__redact(tmp.data ? tmp.data : "", tmp.len, flags, out);
+        fti__st_redact(tmp.data ? tmp.data : "", tmp.len, flags, out);
         if (tmp.oom) out->oom = 1;
         fti_buf_free(&tmp);
     }
@@ -271,35 +399,35 @@ FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out
 
 /* === clean: HTML ============================================================================ */
 
-typedef struct fti__entity {
+typedef struct fti__st_entity {
     const char *name;
     uint32_t cp;
-} fti__entity;
+} fti__st_entity;
 
-static const fti__entity fti__entities[] = {
-    {"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}, {"nbsp", 0xA0},
-    {"copy", 0xA9}, {"reg", 0xAE}, {"trade", 0x2122}, {"mdash", 0x2014}, {"ndash", 0x2013},
-    {"hellip", 0x2026}, {"lsquo", 0x2018}, {"rsquo", 0x2019}, {"ldquo", 0x201C},
-    {"rdquo", 0x201D}, {"laquo", 0xAB}, {"raquo", 0xBB}, {"middot", 0xB7}, {"bull", 0x2022},
-    {"deg", 0xB0}, {"times", 0xD7}, {"divide", 0xF7}, {"euro", 0x20AC}, {"pound", 0xA3},
-    {"cent", 0xA2}, {"yen", 0xA5}, {"sect", 0xA7}, {"para", 0xB6}, {"shy", 0xAD},
-    {"eacute", 0xE9}, {"egrave", 0xE8}, {"ecirc", 0xEA}, {"euml", 0xEB}, {"aacute", 0xE1},
-    {"agrave", 0xE0}, {"acirc", 0xE2}, {"auml", 0xE4}, {"aring", 0xE5}, {"ccedil", 0xE7},
-    {"iacute", 0xED}, {"icirc", 0xEE}, {"iuml", 0xEF}, {"ntilde", 0xF1}, {"oacute", 0xF3},
-    {"ocirc", 0xF4}, {"ouml", 0xF6}, {"oslash", 0xF8}, {"uacute", 0xFA}, {"ucirc", 0xFB},
-    {"uuml", 0xFC}, {"szlig", 0xDF}, {"Eacute", 0xC9}, {"Auml", 0xC4}, {"Ouml", 0xD6},
-    {"Uuml", 0xDC}, {"iexcl", 0xA1}, {"iquest", 0xBF}, {"thinsp", 0x2009}, {"ensp", 0x2002},
-    {"emsp", 0x2003}, {"zwj", 0x200D}, {"zwnj", 0x200C}, {"prime", 0x2032}, {"larr", 0x2190},
-    {"rarr", 0x2192}, {"hearts", 0x2665}, {"frac12", 0xBD}, {"frac14", 0xBC}, {"plusmn", 0xB1}};
+static const fti__st_entity fti__st_entities[] = {
+    {"amp", '&'},      {"lt", '<'},        {"gt", '>'},       {"quot", '"'},      {"apos", '\''},
+    {"nbsp", 0xA0},    {"copy", 0xA9},     {"reg", 0xAE},     {"trade", 0x2122},  {"mdash", 0x2014},
+    {"ndash", 0x2013}, {"hellip", 0x2026}, {"lsquo", 0x2018}, {"rsquo", 0x2019},  {"ldquo", 0x201C},
+    {"rdquo", 0x201D}, {"laquo", 0xAB},    {"raquo", 0xBB},   {"middot", 0xB7},   {"bull", 0x2022},
+    {"deg", 0xB0},     {"times", 0xD7},    {"divide", 0xF7},  {"euro", 0x20AC},   {"pound", 0xA3},
+    {"cent", 0xA2},    {"yen", 0xA5},      {"sect", 0xA7},    {"para", 0xB6},     {"shy", 0xAD},
+    {"eacute", 0xE9},  {"egrave", 0xE8},   {"ecirc", 0xEA},   {"euml", 0xEB},     {"aacute", 0xE1},
+    {"agrave", 0xE0},  {"acirc", 0xE2},    {"auml", 0xE4},    {"aring", 0xE5},    {"ccedil", 0xE7},
+    {"iacute", 0xED},  {"icirc", 0xEE},    {"iuml", 0xEF},    {"ntilde", 0xF1},   {"oacute", 0xF3},
+    {"ocirc", 0xF4},   {"ouml", 0xF6},     {"oslash", 0xF8},  {"uacute", 0xFA},   {"ucirc", 0xFB},
+    {"uuml", 0xFC},    {"szlig", 0xDF},    {"Eacute", 0xC9},  {"Auml", 0xC4},     {"Ouml", 0xD6},
+    {"Uuml", 0xDC},    {"iexcl", 0xA1},    {"iquest", 0xBF},  {"thinsp", 0x2009}, {"ensp", 0x2002},
+    {"emsp", 0x2003},  {"zwj", 0x200D},    {"zwnj", 0x200C},  {"prime", 0x2032},  {"larr", 0x2190},
+    {"rarr", 0x2192},  {"hearts", 0x2665}, {"frac12", 0xBD},  {"frac14", 0xBC},   {"plusmn", 0xB1}};
 
-static void fti__put_cp(fti_buf *out, uint32_t cp) {
+static void fti__st_put_cp(fti_buf *out, uint32_t cp) {
     unsigned char enc[4];
     size_t m = fti_utf8_encode(cp, enc);
     fti_buf_append(out, enc, m);
 }
 
 /* Decodes the entity at s[0] == '&'; returns bytes consumed (0 if not an entity). */
-static size_t fti__html_entity(const char *s, size_t n, uint32_t *cp) {
+static size_t fti__st_html_entity(const char *s, size_t n, uint32_t *cp) {
     size_t i = 1, j;
     if (n >= 3 && s[1] == '#') {
         uint32_t v = 0;
@@ -307,9 +435,12 @@ static size_t fti__html_entity(const char *s, size_t n, uint32_t *cp) {
         i = hex ? 3 : 2;
         for (; i < n && i < 16; i++) {
             int c = (unsigned char)s[i], d;
-            if (fti__is_digit(c)) d = c - '0';
-            else if (hex && fti__lc(c) >= 'a' && fti__lc(c) <= 'f') d = fti__lc(c) - 'a' + 10;
-            else break;
+            if (fti__st_is_digit(c))
+                d = c - '0';
+            else if (hex && fti__st_lc(c) >= 'a' && fti__st_lc(c) <= 'f')
+                d = fti__st_lc(c) - 'a' + 10;
+            else
+                break;
             if (v < 0x110000) v = v * (hex ? 16u : 10u) + (uint32_t)d;
             any = 1;
         }
@@ -319,36 +450,37 @@ static size_t fti__html_entity(const char *s, size_t n, uint32_t *cp) {
         *cp = v;
         return i;
     }
-    while (i < n && i < 12 && fti__is_alnum((unsigned char)s[i])) i++;
+    while (i < n && i < 12 && fti__st_is_alnum((unsigned char)s[i])) i++;
     if (i == 1) return 0;
-    for (j = 0; j < sizeof fti__entities / sizeof fti__entities[0]; j++) {
-        const char *name = fti__entities[j].name;
+    for (j = 0; j < sizeof fti__st_entities / sizeof fti__st_entities[0]; j++) {
+        const char *name = fti__st_entities[j].name;
         if (strlen(name) == i - 1 && memcmp(name, s + 1, i - 1) == 0) {
-            *cp = fti__entities[j].cp;
+            *cp = fti__st_entities[j].cp;
             return (i < n && s[i] == ';') ? i + 1 : i;
         }
     }
     return 0;
 }
 
-static const char *const fti__html_blocks[] = {
-    "p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "tr", "table", "blockquote",
-    "pre", "section", "article", "header", "footer", "hr", "nav", "aside", "main", "dl", "dt",
-    "dd", "figure", "figcaption", "form", "address", "body", "tbody", "thead", "details",
-    "summary", "center", NULL};
-static const char *const fti__html_skip[] = {"script", "style", "head", "noscript", "template",
-                                             "svg", "iframe", "object", "math", NULL};
+static const char *const fti__st_html_blocks[] = {
+    "p",       "div",     "h1",      "h2",         "h3",    "h4",         "h5",   "h6",
+    "li",      "ul",      "ol",      "tr",         "table", "blockquote", "pre",  "section",
+    "article", "header",  "footer",  "hr",         "nav",   "aside",      "main", "dl",
+    "dt",      "dd",      "figure",  "figcaption", "form",  "address",    "body", "tbody",
+    "thead",   "details", "summary", "center",     NULL};
+static const char *const fti__st_html_skip[] = {
+    "script", "style", "head", "noscript", "template", "svg", "iframe", "object", "math", NULL};
 
-static int fti__in_list(const char *name, size_t n, const char *const *list) {
+static int fti__st_in_list(const char *name, size_t n, const char *const *list) {
     size_t i;
     for (i = 0; list[i]; i++)
-        if (fti__eq_ci(name, n, list[i])) return 1;
+        if (fti__st_eq_ci(name, n, list[i])) return 1;
     return 0;
 }
 
 /* Offset just after the '>' closing the tag that starts at s[0] == '<' (quotes respected),
  * or n when unterminated. */
-static size_t fti__tag_end(const char *s, size_t n) {
+static size_t fti__st_tag_end(const char *s, size_t n) {
     size_t i = 1;
     char q = 0;
     for (; i < n; i++) {
@@ -378,49 +510,52 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
             int closing = 0;
             const char *name;
             if (len - i >= 4 && memcmp(html + i, "<!--", 4) == 0) {
-                size_t e = fti__find_ci(html + i + 4, len - i - 4, "-->");
+                size_t e = fti__st_find_ci(html + i + 4, len - i - 4, "-->");
                 i = (e >= len - i - 4) ? len : i + 4 + e + 3;
                 continue;
             }
             k = i + 1;
             if (k < len && html[k] == '/') closing = 1, k++;
             name = html + k;
-            while (k < len && (fti__is_alnum((unsigned char)html[k]))) k++;
+            while (k < len && (fti__st_is_alnum((unsigned char)html[k]))) k++;
             nm = (size_t)(html + k - name);
             if (nm == 0 && !(k < len && (html[k] == '!' || html[k] == '?'))) {
                 fti_buf_putc(out, '<'); /* a lone '<' in text */
                 i++;
                 continue;
             }
-            end = i + fti__tag_end(html + i, len - i);
-            if (!closing && fti__in_list(name, nm, fti__html_skip)) {
+            end = i + fti__st_tag_end(html + i, len - i);
+            if (!closing && fti__st_in_list(name, nm, fti__st_html_skip)) {
                 /* skip to the matching close tag (not nested: these do not nest) */
                 char close[16];
                 size_t e;
-                if (fti__eq_ci(name, nm, "head")) {
+                if (fti__st_eq_ci(name, nm, "head")) {
                     /* keep <title> inside <head>: only drop script/style there */
                     i = end;
                     continue;
                 }
                 snprintf(close, sizeof close, "</%.*s", (int)nm, name);
-                for (e = 0; close[e]; e++) close[e] = (char)fti__lc((unsigned char)close[e]);
-                e = fti__find_ci(html + end, len - end, close);
+                for (e = 0; close[e]; e++) close[e] = (char)fti__st_lc((unsigned char)close[e]);
+                e = fti__st_find_ci(html + end, len - end, close);
                 if (e >= len - end) {
                     i = len;
                 } else {
                     i = end + e;
-                    i += fti__tag_end(html + i, len - i);
+                    i += fti__st_tag_end(html + i, len - i);
                 }
                 continue;
             }
-            if (fti__eq_ci(name, nm, "title") || (fti__eq_ci(name, nm, "h1") && !have_title)) {
-                if (!closing && title && !have_title) cap_title = 1;
-                else if (closing && cap_title) cap_title = 0, have_title = 1;
+            if (fti__st_eq_ci(name, nm, "title") ||
+                (fti__st_eq_ci(name, nm, "h1") && !have_title)) {
+                if (!closing && title && !have_title)
+                    cap_title = 1;
+                else if (closing && cap_title)
+                    cap_title = 0, have_title = 1;
             }
-            if (fti__eq_ci(name, nm, "title")) {
+            if (fti__st_eq_ci(name, nm, "title")) {
                 /* the page title is metadata, not body text */
                 if (!closing) {
-                    size_t e = fti__find_ci(html + end, len - end, "</title");
+                    size_t e = fti__st_find_ci(html + end, len - end, "</title");
                     size_t tl = e >= len - end ? len - end : e;
                     if (title && !have_title) {
                         fti_buf tmp;
@@ -432,24 +567,26 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
                     }
                     cap_title = 0;
                     i = end + tl;
-                    if (i < len) i += fti__tag_end(html + i, len - i);
+                    if (i < len) i += fti__st_tag_end(html + i, len - i);
                     continue;
                 }
             }
-            if (fti__eq_ci(name, nm, "br")) fti_buf_putc(out, '\n');
-            else if (fti__in_list(name, nm, fti__html_blocks)) fti_buf_puts(out, "\n\n");
-            else if (fti__eq_ci(name, nm, "td") || fti__eq_ci(name, nm, "th"))
+            if (fti__st_eq_ci(name, nm, "br"))
+                fti_buf_putc(out, '\n');
+            else if (fti__st_in_list(name, nm, fti__st_html_blocks))
+                fti_buf_puts(out, "\n\n");
+            else if (fti__st_eq_ci(name, nm, "td") || fti__st_eq_ci(name, nm, "th"))
                 fti_buf_putc(out, ' ');
-            if (fti__eq_ci(name, nm, "pre")) in_pre = !closing;
+            if (fti__st_eq_ci(name, nm, "pre")) in_pre = !closing;
             i = end;
             continue;
         }
         if (c == '&') {
             uint32_t cp = 0;
-            size_t m = fti__html_entity(html + i, len - i, &cp);
+            size_t m = fti__st_html_entity(html + i, len - i, &cp);
             if (m) {
-                fti__put_cp(out, cp);
-                if (cap_title && title) fti__put_cp(title, cp);
+                fti__st_put_cp(out, cp);
+                if (cap_title && title) fti__st_put_cp(title, cp);
                 i += m;
                 continue;
             }
@@ -464,7 +601,7 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
 /* === clean: markdown ========================================================================= */
 
 /* Inline markdown of one line into out. */
-static void fti__md_inline(const char *s, size_t n, fti_buf *out) {
+static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
     size_t i = 0;
     while (i < n) {
         char c = s[i];
@@ -482,8 +619,10 @@ static void fti__md_inline(const char *s, size_t n, fti_buf *out) {
             size_t a = i + (c == '!' ? 2 : 1), j = a;
             int depth = 1;
             while (j < n && depth > 0) {
-                if (s[j] == '[') depth++;
-                else if (s[j] == ']') depth--;
+                if (s[j] == '[')
+                    depth++;
+                else if (s[j] == ']')
+                    depth--;
                 if (depth > 0) j++;
             }
             if (j < n && j + 1 < n && (s[j + 1] == '(' || s[j + 1] == '[')) {
@@ -491,14 +630,15 @@ static void fti__md_inline(const char *s, size_t n, fti_buf *out) {
                 size_t k = j + 2;
                 while (k < n && s[k] != close) k++;
                 if (k < n) {
-                    fti__md_inline(s + a, j - a, out);
+                    fti__st_md_inline(s + a, j - a, out);
                     i = k + 1;
                     continue;
                 }
             }
         }
-        if (c == '<' && i + 1 < n && (fti__starts_ci(s + i + 1, n - i - 1, "http") ||
-                                      fti__starts_ci(s + i + 1, n - i - 1, "mailto:"))) {
+        if (c == '<' && i + 1 < n &&
+            (fti__st_starts_ci(s + i + 1, n - i - 1, "http") ||
+             fti__st_starts_ci(s + i + 1, n - i - 1, "mailto:"))) {
             size_t k = i + 1;
             while (k < n && s[k] != '>' && s[k] != ' ') k++;
             if (k < n && s[k] == '>') {
@@ -511,15 +651,17 @@ static void fti__md_inline(const char *s, size_t n, fti_buf *out) {
             size_t j = i;
             int prev_alnum, next_alnum;
             while (j < n && s[j] == c) j++;
-            prev_alnum = i > 0 && !fti__is_space((unsigned char)s[i - 1]);
-            next_alnum = j < n && !fti__is_space((unsigned char)s[j]);
+            prev_alnum = i > 0 && (fti__st_is_alnum((unsigned char)s[i - 1]) ||
+                                   (unsigned char)s[i - 1] >= 0x80);
+            next_alnum =
+                j < n && (fti__st_is_alnum((unsigned char)s[j]) || (unsigned char)s[j] >= 0x80);
             /* emphasis delimiters touch text on exactly one side; snake_case keeps its '_' */
-            if (c == '_' && i > 0 && j < n && fti__is_alnum((unsigned char)s[i - 1]) &&
-                fti__is_alnum((unsigned char)s[j])) {
+            if (c == '_' && i > 0 && j < n && fti__st_is_alnum((unsigned char)s[i - 1]) &&
+                fti__st_is_alnum((unsigned char)s[j])) {
                 fti_buf_append(out, s + i, j - i);
             } else if (c == '~' && j - i < 2) {
                 fti_buf_append(out, s + i, j - i);
-            } else if (prev_alnum != next_alnum || (c != '~' && prev_alnum && next_alnum)) {
+            } else if (prev_alnum != next_alnum) {
                 /* dropped */
             } else {
                 fti_buf_append(out, s + i, j - i);
@@ -533,7 +675,7 @@ static void fti__md_inline(const char *s, size_t n, fti_buf *out) {
 }
 
 /* Is the line only rule characters (---, ***, ===, ___) with at least 3 of them? */
-static int fti__md_rule(const char *s, size_t n) {
+static int fti__st_md_rule(const char *s, size_t n) {
     size_t i, cnt = 0;
     char r = 0;
     for (i = 0; i < n; i++) {
@@ -574,7 +716,7 @@ FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_b
             continue;
         }
         while (n && (s[0] == ' ' || s[0] == '\t')) s++, n--;
-        if (fti__md_rule(s, n)) {
+        if (fti__st_md_rule(s, n)) {
             fti_buf_putc(out, '\n');
             continue;
         }
@@ -593,13 +735,13 @@ FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_b
                 const char *t = s + h;
                 size_t tn = n - h;
                 while (tn && (t[tn - 1] == '#' || t[tn - 1] == ' ')) tn--;
-                fti__trim(&t, &tn);
+                fti__st_trim(&t, &tn);
                 if (title && !have_title && tn) {
-                    fti__md_inline(t, tn, title);
+                    fti__st_md_inline(t, tn, title);
                     have_title = 1;
                 }
                 fti_buf_putc(out, '\n');
-                fti__md_inline(t, tn, out);
+                fti__st_md_inline(t, tn, out);
                 fti_buf_puts(out, "\n\n");
                 continue;
             }
@@ -608,11 +750,11 @@ FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_b
             s += 2, n -= 2;
         } else {
             size_t d = 0;
-            while (d < n && d < 9 && fti__is_digit((unsigned char)s[d])) d++;
+            while (d < n && d < 9 && fti__st_is_digit((unsigned char)s[d])) d++;
             if (d && d + 1 < n && (s[d] == '.' || s[d] == ')') && s[d + 1] == ' ')
                 s += d + 2, n -= d + 2;
         }
-        fti__md_inline(s, n, out);
+        fti__st_md_inline(s, n, out);
         fti_buf_putc(out, '\n');
     }
 }

@@ -33,6 +33,7 @@
 
 #include "00_base.h"
 #include "01_threads.h"
+#include "03_tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -71,8 +72,17 @@ FTIDEF fti_result fti_workspace_init(const char *home, fti_error *err);
  * With `open_body` set (prompts for generation) the end marker is left off, so the model
  * continues the body. A NULL/empty title still writes the title marker (with nothing after it).
  * Thread safety: any thread. */
-FTIDEF void fti_template_render(fti_buf *out, const char *title, size_t title_len,
-                                const char *body, size_t body_len, int open_body);
+FTIDEF void fti_template_render(fti_buf *out, const char *title, size_t title_len, const char *body,
+                                size_t body_len, int open_body);
+
+/* Encodes a document through the template with tok, appending ids to out: the marker tokens are
+ * placed as their special ids, while title and body are encoded as plain text (a literal
+ * "<|endoftext|>" inside them stays text), exactly as the token shards were made. The tokenizer
+ * must have the three template tokens (every tokenizer of a dataset version has them), else
+ * FTI_ERR_NOT_FOUND. Thread safety: any thread. */
+FTIDEF fti_result fti_template_encode(const fti_tokenizer *tok, const char *title, size_t title_len,
+                                      const char *body, size_t body_len, int open_body,
+                                      fti_tokens *out);
 
 /* --- text cleaning (exposed for tests, tools and the inference part) ----------------------- */
 
@@ -109,7 +119,8 @@ typedef void (*fti_ingest_progress_fn)(void *user, const fti_ingest_progress *p)
 /* Options for fti_store_ingest; zero = default for every field. Field lists are comma-separated
  * names tried in order. */
 typedef struct fti_ingest_opts {
-    const char *text_fields;   /* JSON/CSV text field: 0 = "text,content,body,full_text,message,post" */
+    const char
+        *text_fields; /* JSON/CSV text field: 0 = "text,content,body,full_text,message,post" */
     const char *title_fields;  /* 0 = "title,subject,name" */
     const char *date_fields;   /* 0 = "created_at,date,timestamp,time,created" */
     const char *author_fields; /* 0 = "author,user,username,from" */
@@ -124,12 +135,12 @@ typedef struct fti_ingest_opts {
     int chunk_tokens;          /* 0 = 200: chunk size in tokens */
     int chunk_overlap;         /* 0 = 32 tokens of overlap */
     int vocab_size;            /* 0 = 4096: tokenizer vocabulary when training one */
-    const char *tokenizer;     /* an existing tokenizer file to use instead of training; 0 = train */
-    int no_tokenizer;          /* 1: skip tokenizer, shards (chunks count approximate tokens) */
-    uint64_t max_file_bytes;   /* 0 = FTI_STORE_MAX_FILE_BYTES */
-    int n_threads;             /* 0 = $FTI_THREADS or the CPU count */
-    const char *tag;           /* also point this tag at the version */
-    int no_latest;             /* 1: do not move `latest` */
+    const char *tokenizer;   /* an existing tokenizer file to use instead of training; 0 = train */
+    int no_tokenizer;        /* 1: skip tokenizer, shards (chunks count approximate tokens) */
+    uint64_t max_file_bytes; /* 0 = FTI_STORE_MAX_FILE_BYTES */
+    int n_threads;           /* 0 = $FTI_THREADS or the CPU count */
+    const char *tag;         /* also point this tag at the version */
+    int no_latest;           /* 1: do not move `latest` */
     fti_ingest_progress_fn progress;
     void *progress_user;
     fti_log_fn log;
@@ -146,20 +157,18 @@ FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts);
  * `reused` (optional) gets the number of input files whose results came from the cache.
  * Thread safety: one ingest per workspace at a time (a lock file keeps others out). */
 FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, size_t n_paths,
-                                   const fti_ingest_opts *opts, char out_id[65],
-                                   size_t *reused, fti_error *err);
+                                   const fti_ingest_opts *opts, char out_id[65], size_t *reused,
+                                   fti_error *err);
 
 /* Resolves a version name: a full id, a unique id prefix (>= 4 hex), a tag, or "latest"
  * (NULL = "latest"). Thread safety: any thread. */
 FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out_id[65],
                                     fti_error *err);
 /* Lists version ids (sorted by creation time, oldest first); free with fti_store_list_free. */
-FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n,
-                                 fti_error *err);
+FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n, fti_error *err);
 FTIDEF void fti_store_list_free(char **ids, size_t n);
 /* Points tag `name` (letters, digits, - _ .) at a version. Atomic. */
-FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id,
-                                fti_error *err);
+FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id, fti_error *err);
 /* Verifies one version (id) or, with id NULL, every version and ref: manifest parses, files
  * exist with the recorded size and SHA-256, shard and index headers check out, refs point at
  * versions. Problems are appended to report (one line each, optional); returns FTI_OK or
@@ -184,7 +193,7 @@ typedef struct fti_token_shard {
     uint32_t width;
     uint32_t vocab_size;
     uint32_t eot_id;
-    fti_map map_;              /* internal */
+    fti_map map_; /* internal */
 } fti_token_shard;
 /* Writes ids (each < vocab_size) as a shard file, atomically. */
 FTIDEF fti_result fti_shard_write(const char *path, const uint32_t *ids, size_t n,
@@ -199,17 +208,18 @@ FTIDEF uint32_t fti_shard_at(const fti_token_shard *s, uint64_t i);
 /* --- BM25 index --------------------------------------------------------------------------- */
 
 /* Terms: maximal runs of letters/digits (ASCII lowercased; any non-ASCII code point counts as a
- * letter), at most 64 bytes. BM25 with k1 = 1.2, b = 0.75, idf = ln(1 + (N - df + 0.5)/(df + 0.5)). */
+ * letter), at most 64 bytes. BM25 with k1 = 1.2, b = 0.75,
+ * idf = ln(1 + (N - df + 0.5)/(df + 0.5)). */
 typedef struct fti_bm25 fti_bm25;
 
 /* One search result. Pointers point into the mapped index and stay valid until close. */
 typedef struct fti_search_hit {
     float score;
-    uint32_t chunk;           /* chunk number */
-    uint32_t doc;             /* document number in the version */
-    const char *text;         /* chunk text (not NUL-terminated: use text_len) */
+    uint32_t chunk;   /* chunk number */
+    uint32_t doc;     /* document number in the version */
+    const char *text; /* chunk text (not NUL-terminated: use text_len) */
     size_t text_len;
-    const char *doc_id;       /* 32 hex chars, NUL-terminated, and the metadata below too */
+    const char *doc_id; /* 32 hex chars, NUL-terminated, and the metadata below too */
     const char *title;
     const char *source;
     const char *author;
@@ -246,16 +256,13 @@ FTIDEF int fti_bm25_chunk(const fti_bm25 *ix, size_t i, fti_search_hit *hit);
 
 /* --- an opened dataset version (what training and inference read) ------------------------- */
 
-typedef enum fti_split {
-    FTI_SPLIT_TRAIN = 0,
-    FTI_SPLIT_VAL = 1
-} fti_split;
+typedef enum fti_split { FTI_SPLIT_TRAIN = 0, FTI_SPLIT_VAL = 1 } fti_split;
 
 /* Statistics recorded in the version (the monitoring part computes drift against them). */
 typedef struct fti_dataset_stats {
     uint64_t n_docs, n_train_docs, n_val_docs, n_rejected, n_chunks;
     uint64_t n_train_tokens, n_val_tokens;
-    uint64_t n_chars;                      /* cleaned bytes over kept documents */
+    uint64_t n_chars; /* cleaned bytes over kept documents */
     double doc_chars_mean, doc_tokens_mean;
     uint64_t doc_chars_p50, doc_chars_p90, doc_chars_max;
     /* Documents by cleaned length: bucket i counts lengths in [2^i, 2^(i+1)) bytes. */

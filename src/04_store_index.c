@@ -6,56 +6,50 @@
 /* === MinHash ================================================================================ */
 /*
  * Shingles are word 3-grams over lowercased letter/digit words (documents with fewer words give
- * one shingle). Each shingle is hashed to 64 bits once; permutation i maps it to
- * mix(a_i * (x ^ c_i)) in 32 bits, with fixed odd a_i and c_i from a seeded generator, and the
- * signature keeps the minimum per permutation. The inner loop is plain 32-bit integer math that
- * compilers vectorize.
+ * one shingle). Signatures use one-permutation hashing: each shingle is hashed once to 64 bits;
+ * the top 7 bits pick one of the 128 bins and the low 32 bits compete for that bin's minimum, so
+ * a shingle costs O(1) instead of O(bins). Empty bins are then filled by rotation (Shrivastava &
+ * Li, "Densifying one permutation hashing"): an empty bin takes the value of the next non-empty
+ * bin to its right plus a fixed offset per step, which keeps the probability that two signatures
+ * agree in a bin equal to their Jaccard similarity.
  */
 
-typedef struct fti__mh_params {
-    uint32_t a[FTI_MINHASH_PERMS];
-    uint32_t c[FTI_MINHASH_PERMS];
-} fti__mh_params;
+typedef struct fti__st_mh_params {
+    uint64_t seed;
+} fti__st_mh_params;
 
-static void fti__mh_init(fti__mh_params *p) {
-    fti_rng r;
-    size_t i;
-    fti_rng_seed(&r, 0x6d696e68617368ull, 7);
-    for (i = 0; i < FTI_MINHASH_PERMS; i++) {
-        p->a[i] = fti_rng_u32(&r) | 1u;
-        p->c[i] = fti_rng_u32(&r);
-    }
+static void fti__st_mh_init(fti__st_mh_params *p) { p->seed = 0x6d696e68617368ull; }
+
+static void fti__st_mh_add(const fti__st_mh_params *p, uint32_t *sig, uint64_t h) {
+    uint32_t bin, v;
+    h ^= p->seed;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 31;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 29;
+    bin = (uint32_t)(h >> 57) & (FTI_MINHASH_PERMS - 1);
+    v = (uint32_t)h;
+    if (v == 0xFFFFFFFFu) v--; /* 0xFFFFFFFF marks an empty bin */
+    if (v < sig[bin]) sig[bin] = v;
 }
 
-static void fti__mh_add(const fti__mh_params *p, uint32_t *sig, uint64_t h) {
-    uint32_t x = (uint32_t)(h ^ (h >> 32));
-    size_t i;
-    for (i = 0; i < FTI_MINHASH_PERMS; i++) {
-        uint32_t v = (x ^ p->c[i]) * p->a[i];
-        v ^= v >> 15;
-        v *= 0x2c1b3c6dU;
-        v ^= v >> 12;
-        sig[i] = v < sig[i] ? v : sig[i];
-    }
-}
-
-/* Word hash state: FNV-1a over lowercased ASCII bytes (non-ASCII bytes kept as is). */
-static void fti__minhash(const fti__mh_params *p, const char *t, size_t n, uint32_t *sig) {
+static void fti__st_minhash(const fti__st_mh_params *p, const char *t, size_t n, uint32_t *sig) {
     uint64_t w[3] = {0, 0, 0};
     size_t i = 0, n_words = 0, n_sh = 0;
+    unsigned char filled[FTI_MINHASH_PERMS];
     for (i = 0; i < FTI_MINHASH_PERMS; i++) sig[i] = 0xFFFFFFFFu;
     i = 0;
     while (i < n) {
         uint64_t h = 1469598103934665603ull;
         unsigned char c = (unsigned char)t[i];
-        if (!(fti__is_alnum(c) || c >= 0x80)) {
+        if (!(fti__st_is_alnum(c) || c >= 0x80)) {
             i++;
             continue;
         }
         while (i < n) {
             c = (unsigned char)t[i];
-            if (!(fti__is_alnum(c) || c >= 0x80)) break;
-            h = (h ^ (uint64_t)fti__lc(c)) * 1099511628211ull;
+            if (!(fti__st_is_alnum(c) || c >= 0x80)) break;
+            h = (h ^ (uint64_t)fti__st_lc(c)) * 1099511628211ull;
             i++;
         }
         w[0] = w[1];
@@ -65,21 +59,40 @@ static void fti__minhash(const fti__mh_params *p, const char *t, size_t n, uint3
         if (n_words >= 3) {
             uint64_t s = w[0] * 0x9E3779B97F4A7C15ull ^ (w[1] * 0xC2B2AE3D27D4EB4Full + w[2]);
             s ^= s >> 29;
-            fti__mh_add(p, sig, s);
+            fti__st_mh_add(p, sig, s);
             n_sh++;
         }
     }
-    if (n_sh == 0 && n_words > 0) fti__mh_add(p, sig, w[0] * 31 + w[1] * 17 + w[2]);
+    if (n_sh == 0 && n_words > 0) fti__st_mh_add(p, sig, w[0] * 31 + w[1] * 17 + w[2]);
+    /* densify from a snapshot so filled bins never feed other empty bins */
+    for (i = 0; i < FTI_MINHASH_PERMS; i++) filled[i] = sig[i] != 0xFFFFFFFFu;
+    {
+        size_t k;
+        int any = 0;
+        uint32_t orig[FTI_MINHASH_PERMS];
+        memcpy(orig, sig, sizeof orig);
+        for (i = 0; i < FTI_MINHASH_PERMS; i++) any |= filled[i];
+        for (i = 0; any && i < FTI_MINHASH_PERMS; i++) {
+            if (filled[i]) continue;
+            for (k = 1; k < FTI_MINHASH_PERMS; k++) {
+                size_t j = (i + k) % FTI_MINHASH_PERMS;
+                if (filled[j]) {
+                    sig[i] = orig[j] + (uint32_t)k * 0x9E3779B9u;
+                    break;
+                }
+            }
+        }
+    }
 }
 
-static double fti__mh_jaccard(const uint32_t *a, const uint32_t *b) {
+static double fti__st_mh_jaccard(const uint32_t *a, const uint32_t *b) {
     size_t i, eq = 0;
     for (i = 0; i < FTI_MINHASH_PERMS; i++) eq += a[i] == b[i];
     return (double)eq / FTI_MINHASH_PERMS;
 }
 
 /* Rows per band for a threshold: the banding's S-curve midpoint (1/b)^(1/r) just below it. */
-static int fti__lsh_rows(double threshold) {
+static int fti__st_lsh_rows(double threshold) {
     static const int rows[] = {1, 2, 4, 8, 16, 32};
     int best = 8, k;
     for (k = 0; k < 6; k++) {
@@ -90,18 +103,18 @@ static int fti__lsh_rows(double threshold) {
     return best;
 }
 
-typedef struct fti__band_key {
+typedef struct fti__st_band_key {
     uint64_t key;
     uint32_t doc;
-} fti__band_key;
+} fti__st_band_key;
 
-static int fti__band_cmp(const void *a, const void *b) {
-    const fti__band_key *x = (const fti__band_key *)a, *y = (const fti__band_key *)b;
+static int fti__st_band_cmp(const void *a, const void *b) {
+    const fti__st_band_key *x = (const fti__st_band_key *)a, *y = (const fti__st_band_key *)b;
     if (x->key != y->key) return x->key < y->key ? -1 : 1;
     return x->doc < y->doc ? -1 : (x->doc > y->doc);
 }
 
-static uint32_t fti__uf_find(uint32_t *parent, uint32_t x) {
+static uint32_t fti__st_uf_find(uint32_t *parent, uint32_t x) {
     while (parent[x] != x) {
         parent[x] = parent[parent[x]];
         x = parent[x];
@@ -113,44 +126,46 @@ static uint32_t fti__uf_find(uint32_t *parent, uint32_t x) {
  * is the smallest index of i's group (i itself when unique). Returns FTI_ERR_NOMEM or FTI_OK.
  * Candidate pairs per band bucket are compared against the bucket's first 64 members only,
  * which bounds the work on huge buckets (near-identical boilerplate). */
-static fti_result fti__near_dups(uint32_t *const *sigs, size_t n, double threshold,
-                                 uint32_t *root) {
-    int rows = fti__lsh_rows(threshold), bands = FTI_MINHASH_PERMS / rows, b;
-    fti__band_key *keys;
+static fti_result fti__st_near_dups(uint32_t *const *sigs, size_t n, double threshold,
+                                    uint32_t *root) {
+    int rows = fti__st_lsh_rows(threshold), bands = FTI_MINHASH_PERMS / rows, b;
+    fti__st_band_key *keys;
     size_t i, m;
     for (i = 0; i < n; i++) root[i] = (uint32_t)i;
     if (n < 2) return FTI_OK;
-    keys = (fti__band_key *)fti_malloc(n * sizeof *keys);
+    keys = (fti__st_band_key *)fti_malloc(n * sizeof *keys);
     if (!keys) return FTI_ERR_NOMEM;
     for (b = 0; b < bands; b++) {
         m = 0;
         for (i = 0; i < n; i++) {
             if (!sigs[i]) continue;
-            keys[m].key = fti_hash64(sigs[i] + b * rows, (size_t)rows * sizeof(uint32_t),
-                                     (uint64_t)b);
+            keys[m].key =
+                fti_hash64(sigs[i] + b * rows, (size_t)rows * sizeof(uint32_t), (uint64_t)b);
             keys[m].doc = (uint32_t)i;
             m++;
         }
-        qsort(keys, m, sizeof *keys, fti__band_cmp);
+        qsort(keys, m, sizeof *keys, fti__st_band_cmp);
         for (i = 0; i < m;) {
             size_t j = i + 1, k, q;
             while (j < m && keys[j].key == keys[i].key) j++;
             for (k = i; k < j && k < i + 64; k++) {
                 for (q = k + 1; q < j; q++) {
                     uint32_t x = keys[k].doc, y = keys[q].doc, rx, ry;
-                    rx = fti__uf_find(root, x);
-                    ry = fti__uf_find(root, y);
+                    rx = fti__st_uf_find(root, x);
+                    ry = fti__st_uf_find(root, y);
                     if (rx == ry) continue;
-                    if (fti__mh_jaccard(sigs[x], sigs[y]) >= threshold) {
-                        if (rx < ry) root[ry] = rx;
-                        else root[rx] = ry;
+                    if (fti__st_mh_jaccard(sigs[x], sigs[y]) >= threshold) {
+                        if (rx < ry)
+                            root[ry] = rx;
+                        else
+                            root[rx] = ry;
                     }
                 }
             }
             i = j;
         }
     }
-    for (i = 0; i < n; i++) root[i] = fti__uf_find(root, (uint32_t)i);
+    for (i = 0; i < n; i++) root[i] = fti__st_uf_find(root, (uint32_t)i);
     fti_free(keys);
     return FTI_OK;
 }
@@ -162,22 +177,22 @@ static fti_result fti__near_dups(uint32_t *const *sigs, size_t n, double thresho
  * token budget allows; the next chunk starts with the last segments of the previous one that
  * fit in the overlap budget. A segment longer than the budget is cut at blanks, or hard.
  */
-typedef size_t (*fti__count_fn)(void *ctx, const char *text, size_t len);
+typedef size_t (*fti__st_count_fn)(void *ctx, const char *text, size_t len);
 
-typedef struct fti__span {
+typedef struct fti__st_span {
     size_t off, len;
-} fti__span;
+} fti__st_span;
 
-typedef struct fti__spans {
-    fti__span *v;
+typedef struct fti__st_spans {
+    fti__st_span *v;
     size_t n, cap;
     int oom;
-} fti__spans;
+} fti__st_spans;
 
-static void fti__spans_push(fti__spans *s, size_t off, size_t len) {
+static void fti__st_spans_push(fti__st_spans *s, size_t off, size_t len) {
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 16;
-        fti__span *p = (fti__span *)fti_realloc(s->v, cap * sizeof *p);
+        fti__st_span *p = (fti__st_span *)fti_realloc(s->v, cap * sizeof *p);
         if (!p) {
             s->oom = 1;
             return;
@@ -191,14 +206,15 @@ static void fti__spans_push(fti__spans *s, size_t off, size_t len) {
 }
 
 /* Segments of t[0..n) (each includes its trailing separator). */
-static void fti__segments(const char *t, size_t n, fti__spans *out) {
+static void fti__st_segments(const char *t, size_t n, fti__st_spans *out) {
     size_t i = 0, start = 0;
     while (i < n) {
         char c = t[i];
         int cut = 0;
-        if (c == '\n') cut = 1;
-        else if ((c == '.' || c == '!' || c == '?') && i + 1 < n && (t[i + 1] == ' ' ||
-                                                                      t[i + 1] == '\n'))
+        if (c == '\n')
+            cut = 1;
+        else if ((c == '.' || c == '!' || c == '?') && i + 1 < n &&
+                 (t[i + 1] == ' ' || t[i + 1] == '\n'))
             cut = 1;
         else if (i - start >= 1024 && c == ' ')
             cut = 1;
@@ -207,20 +223,20 @@ static void fti__segments(const char *t, size_t n, fti__spans *out) {
         i++;
         if (cut) {
             while (i < n && (t[i] == ' ' || t[i] == '\n')) i++;
-            fti__spans_push(out, start, i - start);
+            fti__st_spans_push(out, start, i - start);
             start = i;
         }
     }
-    if (start < n) fti__spans_push(out, start, n - start);
+    if (start < n) fti__st_spans_push(out, start, n - start);
 }
 
 /* Appends the chunks of t[0..n) to out as (off, len) spans. */
-static void fti__chunk_doc(const char *t, size_t n, size_t budget, size_t overlap,
-                           fti__count_fn count, void *ctx, fti__spans *out) {
-    fti__spans seg;
+static void fti__st_chunk_doc(const char *t, size_t n, size_t budget, size_t overlap,
+                              fti__st_count_fn count, void *ctx, fti__st_spans *out) {
+    fti__st_spans seg;
     size_t *ntok, i = 0;
     memset(&seg, 0, sizeof seg);
-    fti__segments(t, n, &seg);
+    fti__st_segments(t, n, &seg);
     if (seg.oom) {
         out->oom = 1;
         fti_free(seg.v);
@@ -245,14 +261,14 @@ static void fti__chunk_doc(const char *t, size_t n, size_t budget, size_t overla
                 size_t e = off + per < end ? off + per : end, e2 = e;
                 while (e2 > off + per / 2 && e2 < end && t[e2] != ' ') e2--;
                 if (e2 > off + per / 2 && e2 < end) e = e2 + 1;
-                fti__spans_push(out, off, e - off);
+                fti__st_spans_push(out, off, e - off);
                 off = e;
             }
             i++;
             continue;
         }
         while (j < seg.n && tok + ntok[j] <= budget) tok += ntok[j++];
-        fti__spans_push(out, seg.v[i].off, seg.v[j - 1].off + seg.v[j - 1].len - seg.v[i].off);
+        fti__st_spans_push(out, seg.v[i].off, seg.v[j - 1].off + seg.v[j - 1].len - seg.v[i].off);
         if (j >= seg.n) break;
         /* overlap: walk back from j over segments that fit in the overlap budget */
         back = 0;
@@ -295,17 +311,17 @@ struct fti_bm25 {
 };
 
 /* Calls fn for each term of t[0..n): lowercased ASCII letters/digits and non-ASCII bytes. */
-static uint64_t fti__term_hash(const char *t, size_t n, size_t *pos, int *ok) {
+static uint64_t fti__st_term_hash(const char *t, size_t n, size_t *pos, int *ok) {
     size_t i = *pos, len = 0;
     unsigned char buf[64];
     *ok = 0;
-    while (i < n && !(fti__is_alnum((unsigned char)t[i]) || (unsigned char)t[i] >= 0x80)) i++;
+    while (i < n && !(fti__st_is_alnum((unsigned char)t[i]) || (unsigned char)t[i] >= 0x80)) i++;
     if (i >= n) {
         *pos = n;
         return 0;
     }
-    while (i < n && (fti__is_alnum((unsigned char)t[i]) || (unsigned char)t[i] >= 0x80)) {
-        if (len < sizeof buf) buf[len++] = (unsigned char)fti__lc((unsigned char)t[i]);
+    while (i < n && (fti__st_is_alnum((unsigned char)t[i]) || (unsigned char)t[i] >= 0x80)) {
+        if (len < sizeof buf) buf[len++] = (unsigned char)fti__st_lc((unsigned char)t[i]);
         i++;
     }
     *pos = i;
@@ -313,35 +329,35 @@ static uint64_t fti__term_hash(const char *t, size_t n, size_t *pos, int *ok) {
     return fti_hash64(buf, len, 0x626d3235ull);
 }
 
-typedef struct fti__tp {
+typedef struct fti__st_tp {
     uint64_t term;
     uint32_t chunk;
     uint32_t tf;
-} fti__tp;
+} fti__st_tp;
 
-static int fti__tp_cmp(const void *a, const void *b) {
-    const fti__tp *x = (const fti__tp *)a, *y = (const fti__tp *)b;
+static int fti__st_tp_cmp(const void *a, const void *b) {
+    const fti__st_tp *x = (const fti__st_tp *)a, *y = (const fti__st_tp *)b;
     if (x->term != y->term) return x->term < y->term ? -1 : 1;
     return x->chunk < y->chunk ? -1 : (x->chunk > y->chunk);
 }
 
-static int fti__u64_cmp(const void *a, const void *b) {
+static int fti__st_u64_cmp(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : (x > y);
 }
 
-static void fti__put_u32(fti_buf *b, uint32_t v) {
+static void fti__st_put_u32(fti_buf *b, uint32_t v) {
     unsigned char t[4];
     fti_store_u32(t, v);
     fti_buf_append(b, t, 4);
 }
-static void fti__put_u64(fti_buf *b, uint64_t v) {
+static void fti__st_put_u64(fti_buf *b, uint64_t v) {
     unsigned char t[8];
     fti_store_u64(t, v);
     fti_buf_append(b, t, 8);
 }
 
-static uint32_t fti__str_add(fti_buf *s, const char *v) {
+static uint32_t fti__st_str_add(fti_buf *s, const char *v) {
     uint32_t off = (uint32_t)s->len;
     if (v) fti_buf_append(s, v, strlen(v));
     fti_buf_putc(s, 0);
@@ -350,7 +366,7 @@ static uint32_t fti__str_add(fti_buf *s, const char *v) {
 
 FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_t n_chunks,
                                  const fti_doc_meta *docs, size_t n_docs, fti_error *err) {
-    fti__tp *tps = NULL;
+    fti__st_tp *tps = NULL;
     size_t n_tp = 0, cap_tp = 0, i, n_terms = 0;
     uint32_t *dl = NULL, *doc_str = NULL, *chunk_txt = NULL;
     fti_buf strs;
@@ -368,11 +384,11 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
     chunk_txt = (uint32_t *)fti_calloc(n_chunks + 1, sizeof *chunk_txt);
     if (!dl || !doc_str || !chunk_txt) goto fail;
     for (i = 0; i < n_docs; i++) {
-        doc_str[i * 5 + 0] = fti__str_add(&strs, docs[i].doc_id);
-        doc_str[i * 5 + 1] = fti__str_add(&strs, docs[i].title);
-        doc_str[i * 5 + 2] = fti__str_add(&strs, docs[i].source);
-        doc_str[i * 5 + 3] = fti__str_add(&strs, docs[i].author);
-        doc_str[i * 5 + 4] = fti__str_add(&strs, docs[i].date);
+        doc_str[i * 5 + 0] = fti__st_str_add(&strs, docs[i].doc_id);
+        doc_str[i * 5 + 1] = fti__st_str_add(&strs, docs[i].title);
+        doc_str[i * 5 + 2] = fti__st_str_add(&strs, docs[i].source);
+        doc_str[i * 5 + 3] = fti__st_str_add(&strs, docs[i].author);
+        doc_str[i * 5 + 4] = fti__st_str_add(&strs, docs[i].date);
     }
     for (i = 0; i < n_chunks; i++) {
         size_t pos = 0, m = 0, k;
@@ -388,7 +404,7 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         fti_buf_putc(&strs, 0);
         /* terms of the chunk, sorted, then counted */
         for (;;) {
-            uint64_t h = fti__term_hash(chunks[i].text, chunks[i].len, &pos, &ok);
+            uint64_t h = fti__st_term_hash(chunks[i].text, chunks[i].len, &pos, &ok);
             if (!ok) break;
             if (m == scratch_cap) {
                 size_t cap = scratch_cap ? scratch_cap * 2 : 256;
@@ -401,13 +417,13 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         }
         dl[i] = (uint32_t)m;
         total_len += (double)m;
-        qsort(scratch, m, sizeof *scratch, fti__u64_cmp);
+        qsort(scratch, m, sizeof *scratch, fti__st_u64_cmp);
         for (k = 0; k < m;) {
             size_t j = k + 1;
             while (j < m && scratch[j] == scratch[k]) j++;
             if (n_tp == cap_tp) {
                 size_t cap = cap_tp ? cap_tp * 2 : 1024;
-                fti__tp *p = (fti__tp *)fti_realloc(tps, cap * sizeof *p);
+                fti__st_tp *p = (fti__st_tp *)fti_realloc(tps, cap * sizeof *p);
                 if (!p) goto fail;
                 tps = p;
                 cap_tp = cap;
@@ -424,9 +440,95 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         rc = fti_error_set(err, FTI_ERR_LIMIT, "bm25: text of the chunks exceeds 4 GiB");
         goto fail;
     }
-    qsort(tps, n_tp, sizeof *tps, fti__tp_cmp);
-    for (i = 0; i < n_tp; i++)
-        if (i == 0 || tps[i].term != tps[i - 1].term) n_terms++;
+    /* group the postings by term without sorting them all: a hash table numbers the distinct
+     * terms; only the distinct terms are sorted; postings are then scattered to their term's
+     * range (counting sort), which keeps each term's postings in chunk order */
+    {
+        size_t cap = 1024, n_u = 0, k;
+        uint64_t *keys = NULL;
+        uint32_t *idx_of = NULL, *df = NULL, *rank = NULL, *tp_idx = NULL;
+        fti__st_tp *sorted = NULL, *u = NULL;
+        rc = FTI_ERR_NOMEM;
+        keys = (uint64_t *)fti_malloc(cap * sizeof *keys);
+        idx_of = (uint32_t *)fti_malloc(cap * sizeof *idx_of);
+        tp_idx = (uint32_t *)fti_malloc((n_tp + 1) * sizeof *tp_idx);
+        if (!keys || !idx_of || !tp_idx) goto group_fail;
+        memset(idx_of, 0xFF, cap * sizeof *idx_of);
+        for (i = 0; i < n_tp; i++) {
+            uint64_t h = tps[i].term;
+            size_t slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
+            while (idx_of[slot] != 0xFFFFFFFFu && keys[slot] != h) slot = (slot + 1) & (cap - 1);
+            if (idx_of[slot] == 0xFFFFFFFFu) {
+                if ((n_u + 1) * 2 > cap) { /* grow and rehash */
+                    size_t ncap = cap * 2, q;
+                    uint64_t *nk = (uint64_t *)fti_malloc(ncap * sizeof *nk);
+                    uint32_t *ni = (uint32_t *)fti_malloc(ncap * sizeof *ni);
+                    if (!nk || !ni) {
+                        fti_free(nk);
+                        fti_free(ni);
+                        goto group_fail;
+                    }
+                    memset(ni, 0xFF, ncap * sizeof *ni);
+                    for (q = 0; q < cap; q++) {
+                        size_t t2;
+                        if (idx_of[q] == 0xFFFFFFFFu) continue;
+                        t2 = (size_t)(keys[q] ^ (keys[q] >> 29)) & (ncap - 1);
+                        while (ni[t2] != 0xFFFFFFFFu) t2 = (t2 + 1) & (ncap - 1);
+                        nk[t2] = keys[q];
+                        ni[t2] = idx_of[q];
+                    }
+                    fti_free(keys);
+                    fti_free(idx_of);
+                    keys = nk;
+                    idx_of = ni;
+                    cap = ncap;
+                    slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
+                    while (idx_of[slot] != 0xFFFFFFFFu) slot = (slot + 1) & (cap - 1);
+                }
+                keys[slot] = h;
+                idx_of[slot] = (uint32_t)n_u++;
+            }
+            tp_idx[i] = idx_of[slot];
+        }
+        n_terms = n_u;
+        u = (fti__st_tp *)fti_malloc((n_u + 1) * sizeof *u);
+        rank = (uint32_t *)fti_malloc((n_u + 1) * sizeof *rank);
+        df = (uint32_t *)fti_calloc(n_u + 1, sizeof *df);
+        sorted = (fti__st_tp *)fti_malloc((n_tp + 1) * sizeof *sorted);
+        if (!u || !rank || !df || !sorted) goto group_fail;
+        for (k = 0; k < cap; k++)
+            if (idx_of[k] != 0xFFFFFFFFu) {
+                u[idx_of[k]].term = keys[k];
+                u[idx_of[k]].chunk = idx_of[k];
+            }
+        qsort(u, n_u, sizeof *u, fti__st_tp_cmp);
+        for (k = 0; k < n_u; k++) rank[u[k].chunk] = (uint32_t)k;
+        for (i = 0; i < n_tp; i++) df[rank[tp_idx[i]]]++;
+        {
+            /* df becomes the running start of each term's range */
+            uint32_t acc = 0;
+            for (k = 0; k < n_u; k++) {
+                uint32_t c = df[k];
+                df[k] = acc;
+                acc += c;
+            }
+        }
+        for (i = 0; i < n_tp; i++) sorted[df[rank[tp_idx[i]]]++] = tps[i];
+        fti_free(tps);
+        tps = sorted;
+        sorted = NULL;
+        rc = FTI_OK;
+    group_fail:
+        fti_free(keys);
+        fti_free(idx_of);
+        fti_free(df);
+        fti_free(rank);
+        fti_free(tp_idx);
+        fti_free(sorted);
+        fti_free(u);
+        if (rc != FTI_OK) goto fail;
+        rc = FTI_ERR_NOMEM;
+    }
     {
         unsigned char hdr[FTI__BM25_HDR];
         uint64_t off_docs = FTI__BM25_HDR, off_chunks, off_terms, off_post, off_str;
@@ -453,26 +555,26 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         out->len = 0;
         fti_buf_reserve(out, (size_t)off_str + strs.len);
         fti_buf_append(out, hdr, sizeof hdr);
-        for (i = 0; i < n_docs * 5; i++) fti__put_u32(out, doc_str[i]);
+        for (i = 0; i < n_docs * 5; i++) fti__st_put_u32(out, doc_str[i]);
         for (i = 0; i < n_chunks; i++) {
             size_t pos = 0;
             (void)pos;
-            fti__put_u32(out, chunks[i].doc);
-            fti__put_u32(out, chunk_txt[i]);
-            fti__put_u32(out, (uint32_t)chunks[i].len);
-            fti__put_u32(out, dl[i]);
+            fti__st_put_u32(out, chunks[i].doc);
+            fti__st_put_u32(out, chunk_txt[i]);
+            fti__st_put_u32(out, (uint32_t)chunks[i].len);
+            fti__st_put_u32(out, dl[i]);
         }
         for (i = 0; i < n_tp;) {
             size_t j = i + 1;
             while (j < n_tp && tps[j].term == tps[i].term) j++;
-            fti__put_u64(out, tps[i].term);
-            fti__put_u32(out, (uint32_t)i);
-            fti__put_u32(out, (uint32_t)(j - i));
+            fti__st_put_u64(out, tps[i].term);
+            fti__st_put_u32(out, (uint32_t)i);
+            fti__st_put_u32(out, (uint32_t)(j - i));
             i = j;
         }
         for (i = 0; i < n_tp; i++) {
-            fti__put_u32(out, tps[i].chunk);
-            fti__put_u32(out, tps[i].tf);
+            fti__st_put_u32(out, tps[i].chunk);
+            fti__st_put_u32(out, tps[i].tf);
         }
         fti_buf_append(out, strs.data ? strs.data : "", strs.len);
         if (out->oom) goto fail;
@@ -501,7 +603,7 @@ FTIDEF fti_result fti_bm25_write(const char *path, const fti_chunk_in *chunks, s
 }
 
 /* Checks that [off, off + count*size) lies inside len. */
-static int fti__range_ok(uint64_t off, uint64_t count, uint64_t size, uint64_t len) {
+static int fti__st_range_ok(uint64_t off, uint64_t count, uint64_t size, uint64_t len) {
     uint64_t n;
     if (count && size > UINT64_MAX / count) return 0;
     n = count * size;
@@ -509,8 +611,8 @@ static int fti__range_ok(uint64_t off, uint64_t count, uint64_t size, uint64_t l
 }
 
 /* Validates a mapped index image; fills ix. */
-static fti_result fti__bm25_check(fti_bm25 *ix, const unsigned char *p, size_t len,
-                                  const char *path, fti_error *err) {
+static fti_result fti__st_bm25_check(fti_bm25 *ix, const unsigned char *p, size_t len,
+                                     const char *path, fti_error *err) {
     fti_reader r = fti_reader_make(p, len);
     const void *magic = fti_read_bytes(&r, 8);
     uint32_t version, i;
@@ -534,11 +636,11 @@ static fti_result fti__bm25_check(fti_bm25 *ix, const unsigned char *p, size_t l
     off_post = fti_read_u64(&r);
     off_str = fti_read_u64(&r);
     ix->strings_len = fti_read_u64(&r);
-    if (r.err || !fti__range_ok(off_docs, ix->n_docs, 20, len) ||
-        !fti__range_ok(off_chunks, ix->n_chunks, 16, len) ||
-        !fti__range_ok(off_terms, ix->n_terms, 16, len) ||
-        !fti__range_ok(off_post, ix->n_postings, 8, len) ||
-        !fti__range_ok(off_str, ix->strings_len, 1, len))
+    if (r.err || !fti__st_range_ok(off_docs, ix->n_docs, 20, len) ||
+        !fti__st_range_ok(off_chunks, ix->n_chunks, 16, len) ||
+        !fti__st_range_ok(off_terms, ix->n_terms, 16, len) ||
+        !fti__st_range_ok(off_post, ix->n_postings, 8, len) ||
+        !fti__st_range_ok(off_str, ix->strings_len, 1, len))
         return fti_error_set(err, FTI_ERR_FORMAT, "%s: a section lies outside the file (%lu bytes)",
                              path, (unsigned long)len);
     if (!(ix->avg_len >= 0.0f) || !(ix->k1 >= 0.0f && ix->k1 < 100.0f) ||
@@ -568,8 +670,7 @@ static fti_result fti__bm25_check(fti_bm25 *ix, const unsigned char *p, size_t l
         uint32_t first = fti_load_u32(t + 8), df = fti_load_u32(t + 12);
         if ((i > 0 && h <= prev) || df == 0 || first > ix->n_postings ||
             df > ix->n_postings - first)
-            return fti_error_set(err, FTI_ERR_FORMAT, "%s: term %u out of order or range", path,
-                                 i);
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: term %u out of order or range", path, i);
         prev = h;
     }
     for (i = 0; i < ix->n_postings; i++)
@@ -591,7 +692,7 @@ FTIDEF fti_result fti_bm25_open(fti_bm25 **out, const char *path, fti_error *err
         return rc;
     }
     ix->p = (const unsigned char *)ix->map.data;
-    rc = fti__bm25_check(ix, ix->p, ix->map.len, path, err);
+    rc = fti__st_bm25_check(ix, ix->p, ix->map.len, path, err);
     if (rc != FTI_OK) {
         fti_map_close(&ix->map);
         fti_free(ix);
@@ -607,7 +708,9 @@ FTIDEF void fti_bm25_close(fti_bm25 *ix) {
     fti_free(ix);
 }
 
-FTIDEF size_t fti_bm25_chunks(const fti_bm25 *ix) { return ix ? ix->n_chunks : 0; }
+FTIDEF size_t fti_bm25_chunks(const fti_bm25 *ix) {
+    return ix ? ix->n_chunks : 0;
+}
 
 FTIDEF int fti_bm25_chunk(const fti_bm25 *ix, size_t i, fti_search_hit *hit) {
     const unsigned char *c, *d;
@@ -628,14 +731,16 @@ FTIDEF int fti_bm25_chunk(const fti_bm25 *ix, size_t i, fti_search_hit *hit) {
 }
 
 /* Index of the term with hash h, or -1. */
-static long fti__bm25_term(const fti_bm25 *ix, uint64_t h) {
+static long fti__st_bm25_term(const fti_bm25 *ix, uint64_t h) {
     size_t lo = 0, hi = ix->n_terms;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         uint64_t v = fti_load_u64(ix->terms + mid * 16);
         if (v == h) return (long)mid;
-        if (v < h) lo = mid + 1;
-        else hi = mid;
+        if (v < h)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return -1;
 }
@@ -648,7 +753,7 @@ FTIDEF size_t fti_bm25_query(const fti_bm25 *ix, const char *query, size_t query
     int ok;
     if (!ix || !query || !hits || k == 0 || ix->n_chunks == 0) return 0;
     for (;;) {
-        uint64_t h = fti__term_hash(query, query_len, &pos, &ok);
+        uint64_t h = fti__st_term_hash(query, query_len, &pos, &ok);
         size_t j;
         if (!ok) break;
         for (j = 0; j < n_terms; j++)
@@ -659,7 +764,7 @@ FTIDEF size_t fti_bm25_query(const fti_bm25 *ix, const char *query, size_t query
     score = (float *)fti_calloc(ix->n_chunks, sizeof *score);
     if (!score) return 0;
     for (i = 0; i < n_terms; i++) {
-        long t = fti__bm25_term(ix, terms[i]);
+        long t = fti__st_bm25_term(ix, terms[i]);
         const unsigned char *te;
         uint32_t first, df, p;
         double idf;
@@ -696,8 +801,8 @@ FTIDEF size_t fti_bm25_query(const fti_bm25 *ix, const char *query, size_t query
 /* === token shards ============================================================================ */
 
 /* Builds a shard image (header + ids) into out. */
-static fti_result fti__shard_image(fti_buf *out, const uint32_t *ids, size_t n,
-                                   uint32_t vocab_size, uint32_t eot_id, fti_error *err) {
+static fti_result fti__st_shard_image(fti_buf *out, const uint32_t *ids, size_t n,
+                                      uint32_t vocab_size, uint32_t eot_id, fti_error *err) {
     unsigned char hdr[FTI_SHARD_HEADER_BYTES];
     uint32_t width = vocab_size <= 65536 ? 2 : 4;
     size_t i, bytes;
@@ -706,7 +811,8 @@ static fti_result fti__shard_image(fti_buf *out, const uint32_t *ids, size_t n,
     if (!fti_size_mul(n, width, &bytes) || !fti_size_add(bytes, sizeof hdr, &bytes))
         return fti_error_set(err, FTI_ERR_LIMIT, "shard: %lu tokens overflow", (unsigned long)n);
     out->len = 0;
-    if (!fti_buf_reserve(out, bytes)) return fti_error_set(err, FTI_ERR_NOMEM, "shard: out of memory");
+    if (!fti_buf_reserve(out, bytes))
+        return fti_error_set(err, FTI_ERR_NOMEM, "shard: out of memory");
     memset(hdr, 0, sizeof hdr);
     fti_buf_append(out, hdr, sizeof hdr);
     p = (unsigned char *)out->data + sizeof hdr;
@@ -714,8 +820,10 @@ static fti_result fti__shard_image(fti_buf *out, const uint32_t *ids, size_t n,
         if (ids[i] >= vocab_size)
             return fti_error_set(err, FTI_ERR_INVALID, "shard: token %lu = %u >= vocab %u",
                                  (unsigned long)i, ids[i], vocab_size);
-        if (width == 2) fti_store_u16(p + i * 2, (uint16_t)ids[i]);
-        else fti_store_u32(p + i * 4, ids[i]);
+        if (width == 2)
+            fti_store_u16(p + i * 2, (uint16_t)ids[i]);
+        else
+            fti_store_u32(p + i * 4, ids[i]);
     }
     out->len = bytes;
     out->data[bytes] = 0;
@@ -725,7 +833,7 @@ static fti_result fti__shard_image(fti_buf *out, const uint32_t *ids, size_t n,
     fti_store_u64(hdr + 16, (uint64_t)n);
     fti_store_u32(hdr + 24, vocab_size);
     fti_store_u32(hdr + 28, eot_id);
-    fti_sha256_buf(p, n * width, hdr + 32);
+    fti__st_sha256(p, n * width, hdr + 32);
     memcpy(out->data, hdr, sizeof hdr);
     return FTI_OK;
 }
@@ -736,7 +844,7 @@ FTIDEF fti_result fti_shard_write(const char *path, const uint32_t *ids, size_t 
     fti_result rc;
     if (!path) return fti_error_set(err, FTI_ERR_INVALID, "shard: no path");
     memset(&b, 0, sizeof b);
-    rc = fti__shard_image(&b, ids, n, vocab_size, eot_id, err);
+    rc = fti__st_shard_image(&b, ids, n, vocab_size, eot_id, err);
     if (rc == FTI_OK) rc = fti_file_write_atomic(path, b.data, b.len, err);
     fti_buf_free(&b);
     return rc;
@@ -775,14 +883,14 @@ FTIDEF fti_result fti_shard_open(fti_token_shard *s, const char *path, int check
         if (check_sum) {
             unsigned char d[32];
             uint64_t i;
-            fti_sha256_buf(s->data, (size_t)(s->count * s->width), d);
+            fti__st_sha256(s->data, (size_t)(s->count * s->width), d);
             if (memcmp(d, sum, 32) != 0) {
                 rc = fti_error_set(err, FTI_ERR_CHECKSUM, "%s: checksum mismatch", path);
             } else {
                 for (i = 0; i < s->count; i++)
                     if (fti_shard_at(s, i) >= s->vocab_size) {
-                        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: token %lu out of vocab",
-                                           path, (unsigned long)i);
+                        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: token %lu out of vocab", path,
+                                           (unsigned long)i);
                         break;
                     }
             }

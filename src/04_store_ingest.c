@@ -4,7 +4,7 @@
 #ifndef FTI_NO_STORE
 
 /* A document produced by ingest (before dedupe). Strings are owned (fti_free). */
-typedef struct fti__doc {
+typedef struct fti__st_doc {
     char *text;
     size_t text_len;
     char *title, *author, *date, *kind, *loc; /* loc: "" for a whole file, else "#line 3" */
@@ -16,32 +16,36 @@ typedef struct fti__doc {
     int status;                               /* 0 kept, 1 exact dup, 2 near dup */
     uint32_t dup_of;
     int split;
-} fti__doc;
+} fti__st_doc;
 
 /* A rejected record or file. */
-typedef struct fti__rej {
+typedef struct fti__st_rej {
     char *reason; /* rule key, e.g. "too_short", "json_error" */
     char *detail; /* human detail */
     char *loc;
     uint32_t file;
-} fti__rej;
+} fti__st_rej;
 
 /* The output of one unit of work. */
-typedef struct fti__out {
-    fti__doc *docs;
+typedef struct fti__st_out {
+    fti__st_doc *docs;
     size_t n_docs, cap_docs;
-    fti__rej *rejs;
+    fti__st_rej *rejs;
     size_t n_rejs, cap_rejs;
     int oom;
-} fti__out;
+    /* the unit's whole file and its SHA-256: a record that is the whole file reuses it */
+    const char *file_data;
+    size_t file_len;
+    const unsigned char *file_sha;
+} fti__st_out;
 
 /* Resolved per-record processing options (what the cache key covers). */
-typedef struct fti__proc {
+typedef struct fti__st_proc {
     const fti_ingest_opts *o;
     int required_title, required_author, required_date;
-} fti__proc;
+} fti__st_proc;
 
-static void fti__doc_free(fti__doc *d) {
+static void fti__st_doc_free(fti__st_doc *d) {
     fti_free(d->text);
     fti_free(d->title);
     fti_free(d->author);
@@ -51,9 +55,9 @@ static void fti__doc_free(fti__doc *d) {
     fti_free(d->mh);
 }
 
-static void fti__out_free(fti__out *o) {
+static void fti__st_out_free(fti__st_out *o) {
     size_t i;
-    for (i = 0; i < o->n_docs; i++) fti__doc_free(&o->docs[i]);
+    for (i = 0; i < o->n_docs; i++) fti__st_doc_free(&o->docs[i]);
     for (i = 0; i < o->n_rejs; i++) {
         fti_free(o->rejs[i].reason);
         fti_free(o->rejs[i].detail);
@@ -64,20 +68,20 @@ static void fti__out_free(fti__out *o) {
     memset(o, 0, sizeof *o);
 }
 
-static void fti__reject(fti__out *o, uint32_t file, const char *loc, const char *reason,
-                        const char *fmt, ...)
+static void fti__st_reject(fti__st_out *o, uint32_t file, const char *loc, const char *reason,
+                           const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 5, 6)))
 #endif
     ;
-static void fti__reject(fti__out *o, uint32_t file, const char *loc, const char *reason,
-                        const char *fmt, ...) {
+static void fti__st_reject(fti__st_out *o, uint32_t file, const char *loc, const char *reason,
+                           const char *fmt, ...) {
     char msg[400];
     va_list ap;
-    fti__rej *r;
+    fti__st_rej *r;
     if (o->n_rejs == o->cap_rejs) {
         size_t cap = o->cap_rejs ? o->cap_rejs * 2 : 8;
-        fti__rej *p = (fti__rej *)fti_realloc(o->rejs, cap * sizeof *p);
+        fti__st_rej *p = (fti__st_rej *)fti_realloc(o->rejs, cap * sizeof *p);
         if (!p) {
             o->oom = 1;
             return;
@@ -98,7 +102,7 @@ static void fti__reject(fti__out *o, uint32_t file, const char *loc, const char 
 
 /* Copies [s, s+n) trimmed, as a new string with blanks collapsed and controls removed, at most
  * max bytes (cut at a character boundary). NULL when empty. */
-static char *fti__meta_str(const char *s, size_t n, size_t max) {
+static char *fti__st_meta_str(const char *s, size_t n, size_t max) {
     fti_buf b;
     char *r;
     if (!s) return NULL;
@@ -126,9 +130,9 @@ static char *fti__meta_str(const char *s, size_t n, size_t max) {
 /* === validation =========================================================================== */
 
 /* Returns the rule that rejects text (and a detail), or NULL to keep it. */
-static const char *fti__validate(const fti__proc *pp, const char *t, size_t n, const char *title,
-                                 const char *author, const char *date, char *detail,
-                                 size_t detail_len) {
+static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_t n,
+                                    const char *title, const char *author, const char *date,
+                                    char *detail, size_t detail_len) {
     const fti_ingest_opts *o = pp->o;
     size_t i, letters = 0, visible = 0;
     if (n == 0) {
@@ -164,7 +168,7 @@ static const char *fti__validate(const fti__proc *pp, const char *t, size_t n, c
             if (c >= 0x80) {
                 if ((c & 0xC0) == 0x80) continue; /* continuation byte: counted with its lead */
                 letters++;
-            } else if (fti__is_alpha(c)) {
+            } else if (fti__st_is_alpha(c)) {
                 letters++;
             }
             visible++;
@@ -194,8 +198,10 @@ static const char *fti__validate(const fti__proc *pp, const char *t, size_t n, c
                             size_t k = (size_t)h & (cap - 1);
                             nl++;
                             while (tab[k] && tab[k] != h) k = (k + 1) & (cap - 1);
-                            if (tab[k] == h) n_rep++;
-                            else tab[k] = h;
+                            if (tab[k] == h)
+                                n_rep++;
+                            else
+                                tab[k] = h;
                         }
                         start = i + 1;
                     }
@@ -214,28 +220,28 @@ static const char *fti__validate(const fti__proc *pp, const char *t, size_t n, c
 
 /* Cleans raw text, validates it and adds the document (or the rejection). Takes ownership of
  * title/author/date/kind (may be NULL). */
-static void fti__emit(const fti__proc *pp, fti__out *o, uint32_t file, const char *loc,
-                      const char *raw, size_t raw_len, const char *body, size_t body_len,
-                      int redact_flags, char *title, char *author, char *date, char *kind) {
+static void fti__st_emit(const fti__st_proc *pp, fti__st_out *o, uint32_t file, const char *loc,
+                         const char *raw, size_t raw_len, const char *body, size_t body_len,
+                         int redact_flags, char *title, char *author, char *date, char *kind) {
     fti_buf b;
     const char *why;
     char detail[200];
-    fti__doc *d;
+    fti__st_doc *d;
     memset(&b, 0, sizeof b);
     fti_clean_text(body, body_len, redact_flags, &b);
     if (b.oom) {
         o->oom = 1;
         goto drop;
     }
-    why = fti__validate(pp, b.data ? b.data : "", b.len, title, author, date, detail,
-                        sizeof detail);
+    why = fti__st_validate(pp, b.data ? b.data : "", b.len, title, author, date, detail,
+                           sizeof detail);
     if (why) {
-        fti__reject(o, file, loc, why, "%s", detail);
+        fti__st_reject(o, file, loc, why, "%s", detail);
         goto drop;
     }
     if (o->n_docs == o->cap_docs) {
         size_t cap = o->cap_docs ? o->cap_docs * 2 : 8;
-        fti__doc *p = (fti__doc *)fti_realloc(o->docs, cap * sizeof *p);
+        fti__st_doc *p = (fti__st_doc *)fti_realloc(o->docs, cap * sizeof *p);
         if (!p) {
             o->oom = 1;
             goto drop;
@@ -253,7 +259,10 @@ static void fti__emit(const fti__proc *pp, fti__out *o, uint32_t file, const cha
     d->kind = kind;
     d->loc = fti_strdup(loc ? loc : "");
     d->file = file;
-    fti_sha256_buf(raw, raw_len, d->sha);
+    if (o->file_sha && raw == o->file_data && raw_len == o->file_len)
+        memcpy(d->sha, o->file_sha, 32);
+    else
+        fti__st_sha256(raw, raw_len, d->sha);
     if (!d->text || !d->loc) o->oom = 1;
     return;
 drop:
@@ -266,7 +275,7 @@ drop:
 
 /* === input kinds ========================================================================== */
 
-typedef enum fti__kind {
+typedef enum fti__st_kind {
     FTI__K_UNKNOWN = 0,
     FTI__K_TXT,
     FTI__K_MD,
@@ -276,37 +285,38 @@ typedef enum fti__kind {
     FTI__K_CSV,
     FTI__K_EML,
     FTI__K_MBOX
-} fti__kind;
+} fti__st_kind;
 
-static const char *const fti__kind_names[] = {"unknown", "txt", "md",  "html", "json",
-                                              "jsonl",   "csv", "eml", "mbox"};
+static const char *const fti__st_kind_names[] = {"unknown", "txt", "md",  "html", "json",
+                                                 "jsonl",   "csv", "eml", "mbox"};
 
-static fti__kind fti__kind_of(const char *path) {
+static fti__st_kind fti__st_kind_of(const char *path) {
     const char *ext = fti_path_ext(path), *base = fti_path_base(path);
     size_t n = strlen(ext);
-    if (fti__eq_ci(ext, n, "txt") || fti__eq_ci(ext, n, "text")) return FTI__K_TXT;
-    if (fti__eq_ci(ext, n, "md") || fti__eq_ci(ext, n, "markdown")) return FTI__K_MD;
-    if (fti__eq_ci(ext, n, "html") || fti__eq_ci(ext, n, "htm")) return FTI__K_HTML;
-    if (fti__eq_ci(ext, n, "json")) return FTI__K_JSON;
-    if (fti__eq_ci(ext, n, "jsonl") || fti__eq_ci(ext, n, "ndjson")) return FTI__K_JSONL;
-    if (fti__eq_ci(ext, n, "csv")) return FTI__K_CSV;
-    if (fti__eq_ci(ext, n, "eml")) return FTI__K_EML;
-    if (fti__eq_ci(ext, n, "mbox") || fti__find_ci(base, strlen(base), "mbox") < strlen(base))
+    if (fti__st_eq_ci(ext, n, "txt") || fti__st_eq_ci(ext, n, "text")) return FTI__K_TXT;
+    if (fti__st_eq_ci(ext, n, "md") || fti__st_eq_ci(ext, n, "markdown")) return FTI__K_MD;
+    if (fti__st_eq_ci(ext, n, "html") || fti__st_eq_ci(ext, n, "htm")) return FTI__K_HTML;
+    if (fti__st_eq_ci(ext, n, "json")) return FTI__K_JSON;
+    if (fti__st_eq_ci(ext, n, "jsonl") || fti__st_eq_ci(ext, n, "ndjson")) return FTI__K_JSONL;
+    if (fti__st_eq_ci(ext, n, "csv")) return FTI__K_CSV;
+    if (fti__st_eq_ci(ext, n, "eml")) return FTI__K_EML;
+    if (fti__st_eq_ci(ext, n, "mbox") || fti__st_find_ci(base, strlen(base), "mbox") < strlen(base))
         return FTI__K_MBOX;
     return FTI__K_UNKNOWN;
 }
 
 /* Title from a file name: the base name without its extension. */
-static char *fti__title_from_path(const char *path) {
+static char *fti__st_title_from_path(const char *path) {
     const char *b = fti_path_base(path), *dot = strrchr(b, '.');
-    return fti__meta_str(b, dot && dot != b ? (size_t)(dot - b) : strlen(b), 200);
+    return fti__st_meta_str(b, dot && dot != b ? (size_t)(dot - b) : strlen(b), 200);
 }
 
 /* Does the buffer look binary? (NUL bytes, or many control bytes, in the first 64 KiB) */
-static int fti__looks_binary(const unsigned char *s, size_t n, char *why, size_t why_len) {
+static int fti__st_looks_binary(const unsigned char *s, size_t n, char *why, size_t why_len) {
     size_t i, m = n < 65536 ? n : 65536, nul = 0, ctl = 0;
     for (i = 0; i < m; i++) {
-        if (s[i] == 0) nul++;
+        if (s[i] == 0)
+            nul++;
         else if (s[i] < 0x20 && s[i] != '\n' && s[i] != '\r' && s[i] != '\t' && s[i] != '\f')
             ctl++;
     }
@@ -327,13 +337,13 @@ static int fti__looks_binary(const unsigned char *s, size_t n, char *why, size_t
 
 /* First member of obj whose key is in list and which is a non-empty string (or number if
  * num_ok); returns its text in a new string (dates: numbers become ISO times). */
-static const fti_json *fti__json_field(const fti_json *obj, const char *list) {
+static const fti_json *fti__st_json_field(const fti_json *obj, const char *list) {
     const fti_json *best = NULL, *c;
     int best_pos = 1 << 30;
     for (c = obj->child; c; c = c->next) {
         int pos;
         if (!c->key) continue;
-        pos = fti__list_pos(list, c->key, c->key_len);
+        pos = fti__st_list_pos(list, c->key, c->key_len);
         if (pos >= 0 && pos < best_pos) {
             if (c->type == FTI_JSON_STRING && c->len == 0) continue;
             if (c->type == FTI_JSON_NULL) continue;
@@ -344,11 +354,11 @@ static const fti_json *fti__json_field(const fti_json *obj, const char *list) {
     return best;
 }
 
-static char *fti__json_meta(const fti_json *obj, const char *list, int is_date) {
-    const fti_json *v = fti__json_field(obj, list);
+static char *fti__st_json_meta(const fti_json *obj, const char *list, int is_date) {
+    const fti_json *v = fti__st_json_field(obj, list);
     char tmp[64];
     if (!v) return NULL;
-    if (v->type == FTI_JSON_STRING) return fti__meta_str(v->str, v->len, 200);
+    if (v->type == FTI_JSON_STRING) return fti__st_meta_str(v->str, v->len, 200);
     if (v->type == FTI_JSON_NUMBER) {
         if (is_date && v->num > 0 && v->num < 1e14) {
             double secs = v->num > 1e11 ? v->num / 1000.0 : v->num;
@@ -361,35 +371,36 @@ static char *fti__json_meta(const fti_json *obj, const char *list, int is_date) 
     if (v->type == FTI_JSON_OBJECT) { /* {"name": ...} as authors often are */
         const char *s = fti_json_get_str(v, "name", NULL);
         if (!s) s = fti_json_get_str(v, "username", NULL);
-        return s ? fti__meta_str(s, strlen(s), 200) : NULL;
+        return s ? fti__st_meta_str(s, strlen(s), 200) : NULL;
     }
     return NULL;
 }
 
-static void fti__json_record(const fti__proc *pp, fti__out *o, uint32_t file, const char *loc,
-                             const char *raw, size_t raw_len, const fti_json *obj,
-                             const char *def_kind) {
+static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
+                                const char *loc, const char *raw, size_t raw_len,
+                                const fti_json *obj, const char *def_kind) {
     const fti_ingest_opts *opt = pp->o;
     const fti_json *tv;
     char *kind;
     if (obj->type != FTI_JSON_OBJECT) {
-        fti__reject(o, file, loc, "json_not_object", "record is not a JSON object");
+        fti__st_reject(o, file, loc, "json_not_object", "record is not a JSON object");
         return;
     }
-    tv = fti__json_field(obj, opt->text_fields);
+    tv = fti__st_json_field(obj, opt->text_fields);
     if (!tv || tv->type != FTI_JSON_STRING) {
-        fti__reject(o, file, loc, "no_text", "no text field (looked for %s)", opt->text_fields);
+        fti__st_reject(o, file, loc, "no_text", "no text field (looked for %s)", opt->text_fields);
         return;
     }
-    kind = fti__json_meta(obj, "platform,source,kind", 0);
+    kind = fti__st_json_meta(obj, "platform,source,kind", 0);
     if (!kind) kind = fti_strdup(def_kind);
-    fti__emit(pp, o, file, loc, raw, raw_len, tv->str, tv->len,
-              opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0,
-              fti__json_meta(obj, opt->title_fields, 0), fti__json_meta(obj, opt->author_fields, 0),
-              fti__json_meta(obj, opt->date_fields, 1), kind);
+    fti__st_emit(pp, o, file, loc, raw, raw_len, tv->str, tv->len,
+                 opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0,
+                 fti__st_json_meta(obj, opt->title_fields, 0),
+                 fti__st_json_meta(obj, opt->author_fields, 0),
+                 fti__st_json_meta(obj, opt->date_fields, 1), kind);
 }
 
-static fti_json_opts fti__json_opts(void) {
+static fti_json_opts fti__st_json_opts(void) {
     fti_json_opts jo;
     memset(&jo, 0, sizeof jo);
     jo.max_depth = 32;
@@ -398,24 +409,24 @@ static fti_json_opts fti__json_opts(void) {
 }
 
 /* JSON lines in [s, s+n); first_line is the 1-based number of the first line. */
-static void fti__ingest_jsonl(const fti__proc *pp, fti__out *o, uint32_t file, const char *s,
-                              size_t n, size_t first_line) {
+static void fti__st_ingest_jsonl(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
+                                 const char *s, size_t n, size_t first_line) {
     size_t i = 0, line = first_line;
-    fti_json_opts jo = fti__json_opts();
+    fti_json_opts jo = fti__st_json_opts();
     while (i < n) {
         const char *e = (const char *)memchr(s + i, '\n', n - i);
         size_t len = e ? (size_t)(e - (s + i)) : n - i, tl = len;
         const char *t = s + i;
         char loc[48];
-        fti__trim(&t, &tl);
+        fti__st_trim(&t, &tl);
         snprintf(loc, sizeof loc, "#line %lu", (unsigned long)line);
         if (tl > 0) {
             fti_json_doc *doc = NULL;
             fti_error jerr;
             if (fti_json_parse(t, tl, &jo, &doc, NULL, &jerr) != FTI_OK) {
-                fti__reject(o, file, loc, "json_error", "%s", jerr.msg);
+                fti__st_reject(o, file, loc, "json_error", "%s", jerr.msg);
             } else {
-                fti__json_record(pp, o, file, loc, t, tl, fti_json_root(doc), "jsonl");
+                fti__st_json_record(pp, o, file, loc, t, tl, fti_json_root(doc), "jsonl");
             }
             fti_json_free(doc);
         }
@@ -424,15 +435,15 @@ static void fti__ingest_jsonl(const fti__proc *pp, fti__out *o, uint32_t file, c
     }
 }
 
-static void fti__ingest_json(const fti__proc *pp, fti__out *o, uint32_t file, const char *s,
-                             size_t n) {
-    fti_json_opts jo = fti__json_opts();
+static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
+                                const char *s, size_t n) {
+    fti_json_opts jo = fti__st_json_opts();
     fti_json_doc *doc = NULL;
     fti_error jerr;
     const fti_json *root, *arr = NULL, *c;
     size_t k = 0;
     if (fti_json_parse(s, n, &jo, &doc, NULL, &jerr) != FTI_OK) {
-        fti__reject(o, file, "", "json_error", "%s", jerr.msg);
+        fti__st_reject(o, file, "", "json_error", "%s", jerr.msg);
         fti_json_free(doc);
         return;
     }
@@ -442,7 +453,7 @@ static void fti__ingest_json(const fti__proc *pp, fti__out *o, uint32_t file, co
     } else if (root->type == FTI_JSON_OBJECT) {
         /* an export wrapper {"posts": [...]}: the first array of objects, unless the object
          * itself is a record */
-        if (!fti__json_field(root, pp->o->text_fields)) {
+        if (!fti__st_json_field(root, pp->o->text_fields)) {
             for (c = root->child; c; c = c->next)
                 if (c->type == FTI_JSON_ARRAY && c->child && c->child->type == FTI_JSON_OBJECT) {
                     arr = c;
@@ -450,12 +461,12 @@ static void fti__ingest_json(const fti__proc *pp, fti__out *o, uint32_t file, co
                 }
         }
         if (!arr) {
-            fti__json_record(pp, o, file, "", s, n, root, "json");
+            fti__st_json_record(pp, o, file, "", s, n, root, "json");
             fti_json_free(doc);
             return;
         }
     } else {
-        fti__reject(o, file, "", "json_not_object", "top level is neither array nor object");
+        fti__st_reject(o, file, "", "json_not_object", "top level is neither array nor object");
         fti_json_free(doc);
         return;
     }
@@ -466,7 +477,7 @@ static void fti__ingest_json(const fti__proc *pp, fti__out *o, uint32_t file, co
         /* raw bytes of an item are not kept by the DOM: hash its canonical JSON instead */
         memset(&raw, 0, sizeof raw);
         fti_buf_printf(&raw, "%s:%lu", "item", (unsigned long)k);
-        fti__json_record(pp, o, file, loc, raw.data ? raw.data : "", raw.len, c, "json");
+        fti__st_json_record(pp, o, file, loc, raw.data ? raw.data : "", raw.len, c, "json");
         fti_buf_free(&raw);
     }
     fti_json_free(doc);
@@ -476,8 +487,8 @@ static void fti__ingest_json(const fti__proc *pp, fti__out *o, uint32_t file, co
 
 /* Parses one CSV record at s[*pos..n) into fields (appended to vals, with offsets in offs);
  * returns 1 on a record, 0 at the end, -1 on an unterminated quote. */
-static int fti__csv_record(const char *s, size_t n, size_t *pos, fti_buf *vals, size_t *offs,
-                           size_t max_fields, size_t *n_fields) {
+static int fti__st_csv_record(const char *s, size_t n, size_t *pos, fti_buf *vals, size_t *offs,
+                              size_t max_fields, size_t *n_fields) {
     size_t i = *pos, nf = 0;
     if (i >= n) return 0;
     vals->len = 0;
@@ -519,13 +530,13 @@ static int fti__csv_record(const char *s, size_t n, size_t *pos, fti_buf *vals, 
 
 #define FTI__CSV_MAX_FIELDS 1024
 
-static void fti__ingest_csv(const fti__proc *pp, fti__out *o, uint32_t file, const char *s,
-                            size_t n) {
+static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t file, const char *s,
+                               size_t n) {
     const fti_ingest_opts *opt = pp->o;
     fti_buf hdr, row;
     size_t *hoffs, *offs, nh = 0, nf = 0, pos = 0, rowno = 1, i;
-    int c_text = -1, c_title = -1, c_author = -1, c_date = -1, p_text = 1 << 30,
-        p_title = 1 << 30, p_author = 1 << 30, p_date = 1 << 30, rc;
+    int c_text = -1, c_title = -1, c_author = -1, c_date = -1, p_text = 1 << 30, p_title = 1 << 30,
+        p_author = 1 << 30, p_date = 1 << 30, rc;
     memset(&hdr, 0, sizeof hdr);
     memset(&row, 0, sizeof row);
     hoffs = (size_t *)fti_calloc(FTI__CSV_MAX_FIELDS, sizeof *hoffs);
@@ -535,10 +546,10 @@ static void fti__ingest_csv(const fti__proc *pp, fti__out *o, uint32_t file, con
         goto done;
     }
     if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) pos = 3;
-    rc = fti__csv_record(s, n, &pos, &hdr, hoffs, FTI__CSV_MAX_FIELDS, &nh);
+    rc = fti__st_csv_record(s, n, &pos, &hdr, hoffs, FTI__CSV_MAX_FIELDS, &nh);
     if (rc <= 0 || nh > FTI__CSV_MAX_FIELDS) {
-        fti__reject(o, file, "", "csv_error", rc < 0 ? "unterminated quote in the header row"
-                                                     : "no usable header row");
+        fti__st_reject(o, file, "", "csv_error",
+                       rc < 0 ? "unterminated quote in the header row" : "no usable header row");
         goto done;
     }
     for (i = 0; i < nh; i++) {
@@ -546,26 +557,30 @@ static void fti__ingest_csv(const fti__proc *pp, fti__out *o, uint32_t file, con
         size_t len = strlen(name);
         int p;
         const char *t = name;
-        fti__trim(&t, &len);
-        if ((p = fti__list_pos(opt->text_fields, t, len)) >= 0 && p < p_text) p_text = p, c_text = (int)i;
-        if ((p = fti__list_pos(opt->title_fields, t, len)) >= 0 && p < p_title) p_title = p, c_title = (int)i;
-        if ((p = fti__list_pos(opt->author_fields, t, len)) >= 0 && p < p_author) p_author = p, c_author = (int)i;
-        if ((p = fti__list_pos(opt->date_fields, t, len)) >= 0 && p < p_date) p_date = p, c_date = (int)i;
+        fti__st_trim(&t, &len);
+        if ((p = fti__st_list_pos(opt->text_fields, t, len)) >= 0 && p < p_text)
+            p_text = p, c_text = (int)i;
+        if ((p = fti__st_list_pos(opt->title_fields, t, len)) >= 0 && p < p_title)
+            p_title = p, c_title = (int)i;
+        if ((p = fti__st_list_pos(opt->author_fields, t, len)) >= 0 && p < p_author)
+            p_author = p, c_author = (int)i;
+        if ((p = fti__st_list_pos(opt->date_fields, t, len)) >= 0 && p < p_date)
+            p_date = p, c_date = (int)i;
     }
     if (c_text < 0) {
-        fti__reject(o, file, "", "no_text", "no text column in the header (looked for %s)",
-                    opt->text_fields);
+        fti__st_reject(o, file, "", "no_text", "no text column in the header (looked for %s)",
+                       opt->text_fields);
         goto done;
     }
     for (;;) {
         size_t start = pos;
         char loc[48];
         rowno++;
-        rc = fti__csv_record(s, n, &pos, &row, offs, FTI__CSV_MAX_FIELDS, &nf);
+        rc = fti__st_csv_record(s, n, &pos, &row, offs, FTI__CSV_MAX_FIELDS, &nf);
         snprintf(loc, sizeof loc, "#row %lu", (unsigned long)rowno);
         if (rc == 0) break;
         if (rc < 0) {
-            fti__reject(o, file, loc, "csv_error", "unterminated quote (rest of file skipped)");
+            fti__st_reject(o, file, loc, "csv_error", "unterminated quote (rest of file skipped)");
             break;
         }
         if (row.oom) {
@@ -574,16 +589,17 @@ static void fti__ingest_csv(const fti__proc *pp, fti__out *o, uint32_t file, con
         }
         if (nf == 1 && row.data[0] == 0) continue; /* empty line */
         if (nf != nh) {
-            fti__reject(o, file, loc, "csv_error", "%lu fields, header has %lu",
-                        (unsigned long)nf, (unsigned long)nh);
+            fti__st_reject(o, file, loc, "csv_error", "%lu fields, header has %lu",
+                           (unsigned long)nf, (unsigned long)nh);
             continue;
         }
         {
             const char *txt = row.data + offs[c_text];
-#define FTI__CSV_META(c) ((c) >= 0 ? fti__meta_str(row.data + offs[c], strlen(row.data + offs[c]), 200) : NULL)
-            fti__emit(pp, o, file, loc, s + start, pos - start, txt, strlen(txt),
-                      opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, FTI__CSV_META(c_title),
-                      FTI__CSV_META(c_author), FTI__CSV_META(c_date), fti_strdup("csv"));
+#define FTI__CSV_META(c)                                                                           \
+    ((c) >= 0 ? fti__st_meta_str(row.data + offs[c], strlen(row.data + offs[c]), 200) : NULL)
+            fti__st_emit(pp, o, file, loc, s + start, pos - start, txt, strlen(txt),
+                         opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, FTI__CSV_META(c_title),
+                         FTI__CSV_META(c_author), FTI__CSV_META(c_date), fti_strdup("csv"));
 #undef FTI__CSV_META
         }
     }
@@ -598,7 +614,7 @@ done:
 
 /* Finds the end of the header block of m[0..n): sets *body to the first body byte; returns the
  * header length, or (size_t)-1 when no blank line ends the headers. */
-static size_t fti__mail_split(const char *m, size_t n, size_t *body) {
+static size_t fti__st_mail_split(const char *m, size_t n, size_t *body) {
     size_t i = 0;
     while (i < n) {
         const char *e = (const char *)memchr(m + i, '\n', n - i);
@@ -614,19 +630,19 @@ static size_t fti__mail_split(const char *m, size_t n, size_t *body) {
 }
 
 /* The value of header `name` (lowercase) in h[0..n), unfolded, appended to out; 1 if found. */
-static int fti__mail_header(const char *h, size_t n, const char *name, fti_buf *out) {
+static int fti__st_mail_header(const char *h, size_t n, const char *name, fti_buf *out) {
     size_t i = 0, nl = strlen(name);
     while (i < n) {
         const char *e = (const char *)memchr(h + i, '\n', n - i);
         size_t len = e ? (size_t)(e - (h + i)) : n - i;
-        if (len > nl && h[i + nl] == ':' && fti__starts_ci(h + i, len, name)) {
+        if (len > nl && h[i + nl] == ':' && fti__st_starts_ci(h + i, len, name)) {
             size_t j = i + nl + 1;
             const char *v;
             size_t vl;
             for (;;) {
                 v = h + j;
                 vl = (size_t)(h + i + len - v);
-                fti__trim(&v, &vl);
+                fti__st_trim(&v, &vl);
                 if (vl) {
                     if (out->len) fti_buf_putc(out, ' ');
                     fti_buf_append(out, v, vl);
@@ -645,13 +661,13 @@ static int fti__mail_header(const char *h, size_t n, const char *name, fti_buf *
 }
 
 /* A parameter of a Content-Type-like value ("charset", "boundary"), appended to out. */
-static int fti__mail_param(const char *v, size_t n, const char *name, fti_buf *out) {
+static int fti__st_mail_param(const char *v, size_t n, const char *name, fti_buf *out) {
     size_t i = 0, nl = strlen(name);
     while (i < n) {
         if (v[i] == ';') {
             size_t j = i + 1;
             while (j < n && (v[j] == ' ' || v[j] == '\t')) j++;
-            if (n - j > nl && fti__starts_ci(v + j, n - j, name) && v[j + nl] == '=') {
+            if (n - j > nl && fti__st_starts_ci(v + j, n - j, name) && v[j + nl] == '=') {
                 j += nl + 1;
                 if (j < n && v[j] == '"') {
                     size_t k = ++j;
@@ -670,7 +686,7 @@ static int fti__mail_param(const char *v, size_t n, const char *name, fti_buf *o
     return 0;
 }
 
-static int fti__b64_val(int c) {
+static int fti__st_b64_val(int c) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
     if (c >= 'a' && c <= 'z') return c - 'a' + 26;
     if (c >= '0' && c <= '9') return c - '0' + 52;
@@ -681,19 +697,19 @@ static int fti__b64_val(int c) {
 
 /* Decodes base64 (whitespace ignored); returns 0 on a bad character, bad padding or a length
  * that is not a multiple of 4. */
-static int fti__b64_decode(const char *s, size_t n, fti_buf *out) {
+static int fti__st_b64_decode(const char *s, size_t n, fti_buf *out) {
     uint32_t acc = 0;
     size_t i, k = 0, pad = 0;
     for (i = 0; i < n; i++) {
         int c = (unsigned char)s[i], v;
-        if (fti__is_space(c)) continue;
+        if (fti__st_is_space(c)) continue;
         if (c == '=') {
             pad++;
             k++;
             continue;
         }
         if (pad) return 0; /* data after padding */
-        v = fti__b64_val(c);
+        v = fti__st_b64_val(c);
         if (v < 0) return 0;
         acc = (acc << 6) | (uint32_t)v;
         k++;
@@ -716,23 +732,23 @@ static int fti__b64_decode(const char *s, size_t n, fti_buf *out) {
     return 1;
 }
 
-static int fti__hexval(int c) {
+static int fti__st_hexval(int c) {
     if (c >= '0' && c <= '9') return c - '0';
-    c = fti__lc(c);
+    c = fti__st_lc(c);
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return -1;
 }
 
 /* Quoted-printable (underscore_space for RFC 2047 "Q"). Bad escapes stay literal. */
-static void fti__qp_decode(const char *s, size_t n, int underscore_space, fti_buf *out) {
+static void fti__st_qp_decode(const char *s, size_t n, int underscore_space, fti_buf *out) {
     size_t i = 0;
     while (i < n) {
         char c = s[i];
         if (c == '=') {
-            if (i + 2 < n + 0 && fti__hexval((unsigned char)s[i + 1]) >= 0 &&
-                fti__hexval((unsigned char)s[i + 2]) >= 0) {
-                fti_buf_putc(out, (char)(fti__hexval((unsigned char)s[i + 1]) * 16 +
-                                         fti__hexval((unsigned char)s[i + 2])));
+            if (i + 2 < n + 0 && fti__st_hexval((unsigned char)s[i + 1]) >= 0 &&
+                fti__st_hexval((unsigned char)s[i + 2]) >= 0) {
+                fti_buf_putc(out, (char)(fti__st_hexval((unsigned char)s[i + 1]) * 16 +
+                                         fti__st_hexval((unsigned char)s[i + 2])));
                 i += 3;
                 continue;
             }
@@ -753,18 +769,18 @@ static void fti__qp_decode(const char *s, size_t n, int underscore_space, fti_bu
 }
 
 /* Windows-1252 code points for bytes 0x80..0x9F (0 = undefined; Latin-1 otherwise). */
-static const uint16_t fti__cp1252[32] = {
-    0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-    0x2039, 0x0152, 0, 0x017D, 0, 0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
-    0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178};
+static const uint16_t fti__st_cp1252[32] = {
+    0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+    0x2039, 0x0152, 0,      0x017D, 0,      0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178};
 
 /* Converts s from charset to UTF-8 (appended). UTF-8/ASCII/unknown: copied (repaired later). */
-static void fti__charset_convert(const char *cs, size_t csn, const char *s, size_t n,
-                                 fti_buf *out) {
-    int latin1 = fti__eq_ci(cs, csn, "iso-8859-1") || fti__eq_ci(cs, csn, "latin1") ||
-                 fti__eq_ci(cs, csn, "latin-1") || fti__eq_ci(cs, csn, "iso-8859-15") ||
-                 fti__eq_ci(cs, csn, "iso_8859-1") || fti__eq_ci(cs, csn, "l1");
-    int w1252 = fti__eq_ci(cs, csn, "windows-1252") || fti__eq_ci(cs, csn, "cp1252");
+static void fti__st_charset_convert(const char *cs, size_t csn, const char *s, size_t n,
+                                    fti_buf *out) {
+    int latin1 = fti__st_eq_ci(cs, csn, "iso-8859-1") || fti__st_eq_ci(cs, csn, "latin1") ||
+                 fti__st_eq_ci(cs, csn, "latin-1") || fti__st_eq_ci(cs, csn, "iso-8859-15") ||
+                 fti__st_eq_ci(cs, csn, "iso_8859-1") || fti__st_eq_ci(cs, csn, "l1");
+    int w1252 = fti__st_eq_ci(cs, csn, "windows-1252") || fti__st_eq_ci(cs, csn, "cp1252");
     size_t i;
     if (!latin1 && !w1252) {
         fti_buf_append(out, s, n);
@@ -777,13 +793,13 @@ static void fti__charset_convert(const char *cs, size_t csn, const char *s, size
             fti_buf_putc(out, (char)c);
             continue;
         }
-        if (c < 0xA0 && w1252) cp = fti__cp1252[c - 0x80] ? fti__cp1252[c - 0x80] : 0xFFFD;
-        fti__put_cp(out, cp);
+        if (c < 0xA0 && w1252) cp = fti__st_cp1252[c - 0x80] ? fti__st_cp1252[c - 0x80] : 0xFFFD;
+        fti__st_put_cp(out, cp);
     }
 }
 
 /* Decodes RFC 2047 encoded words in a header value (appended to out). */
-static void fti__rfc2047(const char *s, size_t n, fti_buf *out) {
+static void fti__st_rfc2047(const char *s, size_t n, fti_buf *out) {
     size_t i = 0;
     int last_encoded = 0;
     while (i < n) {
@@ -799,12 +815,15 @@ static void fti__rfc2047(const char *s, size_t n, fti_buf *out) {
                 while (e + 1 < n && !(s[e] == '?' && s[e + 1] == '=')) e++;
                 if (e + 1 < n) {
                     fti_buf raw;
-                    char enc = (char)fti__lc((unsigned char)s[q1 + 1]);
+                    char enc = (char)fti__st_lc((unsigned char)s[q1 + 1]);
                     int ok = 1;
                     memset(&raw, 0, sizeof raw);
-                    if (enc == 'b') ok = fti__b64_decode(p, (size_t)(s + e - p), &raw);
-                    else if (enc == 'q') fti__qp_decode(p, (size_t)(s + e - p), 1, &raw);
-                    else ok = 0;
+                    if (enc == 'b')
+                        ok = fti__st_b64_decode(p, (size_t)(s + e - p), &raw);
+                    else if (enc == 'q')
+                        fti__st_qp_decode(p, (size_t)(s + e - p), 1, &raw);
+                    else
+                        ok = 0;
                     if (ok) {
                         /* drop the blanks between two adjacent encoded words */
                         if (last_encoded) {
@@ -817,8 +836,8 @@ static void fti__rfc2047(const char *s, size_t n, fti_buf *out) {
                             size_t csn = q1 - a, k;
                             for (k = 0; k < csn; k++)
                                 if (s[a + k] == '*') csn = k;
-                            fti__charset_convert(s + a, csn, raw.data ? raw.data : "", raw.len,
-                                                 out);
+                            fti__st_charset_convert(s + a, csn, raw.data ? raw.data : "", raw.len,
+                                                    out);
                         }
                         fti_buf_free(&raw);
                         i = e + 2;
@@ -836,7 +855,7 @@ static void fti__rfc2047(const char *s, size_t n, fti_buf *out) {
 }
 
 /* Removes quoted replies, attributions and the signature from plain mail text. */
-static void fti__mail_strip(const char *s, size_t n, fti_buf *out) {
+static void fti__st_mail_strip(const char *s, size_t n, fti_buf *out) {
     size_t i = 0;
     while (i < n) {
         const char *e = (const char *)memchr(s + i, '\n', n - i);
@@ -846,18 +865,21 @@ static void fti__mail_strip(const char *s, size_t n, fti_buf *out) {
         if (ln && l[ln - 1] == '\r') ln--;
         while (k < ln && (l[k] == ' ' || l[k] == '\t')) k++;
         if ((ln == 3 && memcmp(l, "-- ", 3) == 0) || (ln == 2 && memcmp(l, "--", 2) == 0) ||
-            fti__find_ci(l, ln, "-----original message-----") < ln ||
-            (ln >= 5 && fti__find_ci(l, ln, "begin forwarded message") < ln))
+            fti__st_find_ci(l, ln, "-----original message-----") < ln ||
+            (ln >= 5 && fti__st_find_ci(l, ln, "begin forwarded message") < ln))
             break;
         if (k < ln && l[k] == '>') {
             i += len + 1;
             continue;
         }
-        /* "On <date>, <name> wrote:" directly before a quote */
-        if (ln > 6 && fti__starts_ci(l + k, ln - k, "on ") && ln >= 6 &&
-            fti__eq_ci(l + ln - 6, 6, "wrote:")) {
-            i += len + 1;
-            continue;
+        /* an attribution ("On <date>, <name> wrote:") directly before a quote */
+        if (ln >= 6 && fti__st_eq_ci(l + ln - 6, 6, "wrote:")) {
+            size_t j = i + len + 1;
+            while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r' || s[j] == '\n')) j++;
+            if (j >= n || s[j] == '>') {
+                i += len + 1;
+                continue;
+            }
         }
         fti_buf_append(out, l, ln);
         fti_buf_putc(out, '\n');
@@ -865,18 +887,18 @@ static void fti__mail_strip(const char *s, size_t n, fti_buf *out) {
     }
 }
 
-typedef struct fti__mail_text {
+typedef struct fti__st_mail_text {
     fti_buf plain, html;
     int have_plain, have_html;
     const char *error_rule; /* set on a malformed message */
     char error[160];
-} fti__mail_text;
+} fti__st_mail_text;
 
 /* Walks one MIME entity (headers + body) collecting the first text/plain and text/html. */
-static void fti__mail_entity(const char *m, size_t n, int depth, fti__mail_text *mt);
+static void fti__st_mail_entity(const char *m, size_t n, int depth, fti__st_mail_text *mt);
 
-static void fti__mail_body(const char *hdr, size_t hn, const char *body, size_t bn, int depth,
-                           fti__mail_text *mt) {
+static void fti__st_mail_body(const char *hdr, size_t hn, const char *body, size_t bn, int depth,
+                              fti__st_mail_text *mt) {
     fti_buf ct, cte, cs, bnd, disp, dec;
     size_t tl;
     memset(&ct, 0, sizeof ct);
@@ -885,17 +907,17 @@ static void fti__mail_body(const char *hdr, size_t hn, const char *body, size_t 
     memset(&bnd, 0, sizeof bnd);
     memset(&disp, 0, sizeof disp);
     memset(&dec, 0, sizeof dec);
-    fti__mail_header(hdr, hn, "content-type", &ct);
-    fti__mail_header(hdr, hn, "content-transfer-encoding", &cte);
-    fti__mail_header(hdr, hn, "content-disposition", &disp);
+    fti__st_mail_header(hdr, hn, "content-type", &ct);
+    fti__st_mail_header(hdr, hn, "content-transfer-encoding", &cte);
+    fti__st_mail_header(hdr, hn, "content-disposition", &disp);
     for (tl = 0; tl < ct.len && ct.data[tl] != ';' && ct.data[tl] != ' '; tl++) {
     }
     if (ct.len == 0) {
         fti_buf_puts(&ct, "text/plain");
         tl = ct.len;
     }
-    if (disp.len && fti__starts_ci(disp.data, disp.len, "attachment")) goto done;
-    if (tl >= 10 && fti__starts_ci(ct.data, tl, "multipart/")) {
+    if (disp.len && fti__st_starts_ci(disp.data, disp.len, "attachment")) goto done;
+    if (tl >= 10 && fti__st_starts_ci(ct.data, tl, "multipart/")) {
         size_t pos = 0, part_start = (size_t)-1;
         int closed = 0;
         if (depth >= FTI_STORE_MAX_MAIL_DEPTH) {
@@ -904,7 +926,7 @@ static void fti__mail_body(const char *hdr, size_t hn, const char *body, size_t 
                      FTI_STORE_MAX_MAIL_DEPTH);
             goto done;
         }
-        if (!fti__mail_param(ct.data, ct.len, "boundary", &bnd) || bnd.len == 0 ||
+        if (!fti__st_mail_param(ct.data, ct.len, "boundary", &bnd) || bnd.len == 0 ||
             bnd.len > 200) {
             mt->error_rule = "mail_malformed";
             snprintf(mt->error, sizeof mt->error, "multipart without a boundary");
@@ -915,14 +937,21 @@ static void fti__mail_body(const char *hdr, size_t hn, const char *body, size_t 
             const char *e = (const char *)memchr(body + pos, '\n', bn - pos);
             size_t len = e ? (size_t)(e - (body + pos)) : bn - pos;
             const char *l = body + pos;
+            int is_delim = 0, end = 0;
             if (len >= 2 + bnd.len && l[0] == '-' && l[1] == '-' &&
                 memcmp(l + 2, bnd.data, bnd.len) == 0) {
-                int end = len >= 4 + bnd.len && l[2 + bnd.len] == '-' && l[3 + bnd.len] == '-';
+                /* "--boundary" or "--boundary--", then only blanks */
+                size_t q = 2 + bnd.len;
+                if (len >= q + 2 && l[q] == '-' && l[q + 1] == '-') end = 1, q += 2;
+                while (q < len && (l[q] == ' ' || l[q] == '\t' || l[q] == '\r')) q++;
+                is_delim = q == len;
+            }
+            if (is_delim) {
                 if (part_start != (size_t)-1) {
                     size_t pe = pos;
                     if (pe > part_start && body[pe - 1] == '\n') pe--;
                     if (pe > part_start && body[pe - 1] == '\r') pe--;
-                    fti__mail_entity(body + part_start, pe - part_start, depth + 1, mt);
+                    fti__st_mail_entity(body + part_start, pe - part_start, depth + 1, mt);
                     if (mt->error_rule) goto done;
                 }
                 if (end) {
@@ -940,36 +969,38 @@ static void fti__mail_body(const char *hdr, size_t hn, const char *body, size_t 
         }
         goto done;
     }
-    if (!(tl >= 5 && fti__starts_ci(ct.data, tl, "text/"))) goto done; /* images etc. */
+    if (!(tl >= 5 && fti__st_starts_ci(ct.data, tl, "text/"))) goto done; /* images etc. */
     {
-        int is_html = fti__eq_ci(ct.data, tl, "text/html");
-        int is_plain = fti__eq_ci(ct.data, tl, "text/plain");
+        int is_html = fti__st_eq_ci(ct.data, tl, "text/html");
+        int is_plain = fti__st_eq_ci(ct.data, tl, "text/plain");
         fti_buf *dst;
         if (!is_html && !is_plain) goto done;
         if ((is_html && mt->have_html) || (is_plain && mt->have_plain)) goto done;
         {
             const char *v = cte.data ? cte.data : "";
             size_t vn = cte.len;
-            fti__trim(&v, &vn);
-            if (fti__eq_ci(v, vn, "base64")) {
-                if (!fti__b64_decode(body, bn, &dec)) {
+            fti__st_trim(&v, &vn);
+            if (fti__st_eq_ci(v, vn, "base64")) {
+                if (!fti__st_b64_decode(body, bn, &dec)) {
                     mt->error_rule = "mail_bad_base64";
-                    snprintf(mt->error, sizeof mt->error, "invalid base64 in a %.*s part",
-                             (int)tl, ct.data);
+                    snprintf(mt->error, sizeof mt->error, "invalid base64 in a %.*s part", (int)tl,
+                             ct.data);
                     goto done;
                 }
-            } else if (fti__eq_ci(v, vn, "quoted-printable")) {
-                fti__qp_decode(body, bn, 0, &dec);
+            } else if (fti__st_eq_ci(v, vn, "quoted-printable")) {
+                fti__st_qp_decode(body, bn, 0, &dec);
             } else {
                 fti_buf_append(&dec, body, bn);
             }
         }
-        fti__mail_param(ct.data, ct.len, "charset", &cs);
+        fti__st_mail_param(ct.data, ct.len, "charset", &cs);
         dst = is_html ? &mt->html : &mt->plain;
-        fti__charset_convert(cs.data ? cs.data : "", cs.len, dec.data ? dec.data : "", dec.len,
-                             dst);
-        if (is_html) mt->have_html = 1;
-        else mt->have_plain = 1;
+        fti__st_charset_convert(cs.data ? cs.data : "", cs.len, dec.data ? dec.data : "", dec.len,
+                                dst);
+        if (is_html)
+            mt->have_html = 1;
+        else
+            mt->have_plain = 1;
     }
 done:
     fti_buf_free(&ct);
@@ -980,8 +1011,8 @@ done:
     fti_buf_free(&dec);
 }
 
-static void fti__mail_entity(const char *m, size_t n, int depth, fti__mail_text *mt) {
-    size_t body = 0, hn = fti__mail_split(m, n, &body);
+static void fti__st_mail_entity(const char *m, size_t n, int depth, fti__st_mail_text *mt) {
+    size_t body = 0, hn = fti__st_mail_split(m, n, &body);
     if (hn == (size_t)-1) {
         /* a part with no blank line: all headers, empty body (tolerated inside multipart) */
         if (depth > 0) return;
@@ -989,11 +1020,11 @@ static void fti__mail_entity(const char *m, size_t n, int depth, fti__mail_text 
         snprintf(mt->error, sizeof mt->error, "no blank line after the headers (truncated?)");
         return;
     }
-    fti__mail_body(m, hn, m + body, n - body, depth, mt);
+    fti__st_mail_body(m, hn, m + body, n - body, depth, mt);
 }
 
 /* Does the header block start like mail headers ("Name: value")? */
-static int fti__mail_looks_headers(const char *h, size_t n) {
+static int fti__st_mail_looks_headers(const char *h, size_t n) {
     size_t i = 0;
     while (i < n && h[i] != ':' && h[i] != '\n' && h[i] != ' ' && (unsigned char)h[i] > 32 &&
            (unsigned char)h[i] < 127)
@@ -1002,25 +1033,25 @@ static int fti__mail_looks_headers(const char *h, size_t n) {
 }
 
 /* Author from a From header: the display name if any, else the address. */
-static char *fti__mail_author(const char *v, size_t n) {
+static char *fti__st_mail_author(const char *v, size_t n) {
     const char *lt = (const char *)memchr(v, '<', n);
     if (lt && lt > v) {
         const char *a = v;
         size_t an = (size_t)(lt - v);
-        fti__trim(&a, &an);
+        fti__st_trim(&a, &an);
         if (an >= 2 && a[0] == '"' && a[an - 1] == '"') a++, an -= 2;
-        if (an) return fti__meta_str(a, an, 200);
+        if (an) return fti__st_meta_str(a, an, 200);
     }
     if (lt) {
         const char *gt = (const char *)memchr(lt, '>', n - (size_t)(lt - v));
-        if (gt) return fti__meta_str(lt + 1, (size_t)(gt - lt - 1), 200);
+        if (gt) return fti__st_meta_str(lt + 1, (size_t)(gt - lt - 1), 200);
     }
-    return fti__meta_str(v, n, 200);
+    return fti__st_meta_str(v, n, 200);
 }
 
 /* RFC 2822 date ("Tue, 3 Mar 2020 10:04:05 +0100") to "2020-03-03T10:04:05+0100"; else the
  * trimmed text. */
-static char *fti__mail_date(const char *v, size_t n) {
+static char *fti__st_mail_date(const char *v, size_t n) {
     static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
                                          "jul", "aug", "sep", "oct", "nov", "dec"};
     char tmp[200], mon[4], zone[8];
@@ -1041,25 +1072,25 @@ static char *fti__mail_date(const char *v, size_t n) {
     if (k >= 5) {
         int i;
         for (i = 0; i < 12; i++)
-            if (fti__eq_ci(mon, strlen(mon), months[i])) mi = i;
+            if (fti__st_eq_ci(mon, strlen(mon), months[i])) mi = i;
     }
-    if (mi >= 0 && d >= 1 && d <= 31 && y >= 1900 && y <= 9999 && hh >= 0 && hh < 24 &&
-        mm >= 0 && mm < 60 && ss >= 0 && ss < 61) {
+    if (mi >= 0 && d >= 1 && d <= 31 && y >= 1900 && y <= 9999 && hh >= 0 && hh < 24 && mm >= 0 &&
+        mm < 60 && ss >= 0 && ss < 61) {
         char out[48];
         int zok = (zone[0] == '+' || zone[0] == '-') && strlen(zone) == 5;
         snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d%s", y, mi + 1, d, hh, mm, ss,
                  zok ? zone : "");
         return fti_strdup(out);
     }
-    return fti__meta_str(v, n, 64);
+    return fti__st_meta_str(v, n, 64);
 }
 
 /* One mail message m[0..n) ("From " envelope line allowed at the start). */
-static void fti__ingest_mail(const fti__proc *pp, fti__out *o, uint32_t file, const char *loc,
-                             const char *m, size_t n, const char *kind) {
+static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
+                                const char *loc, const char *m, size_t n, const char *kind) {
     const char *raw = m;
     size_t raw_len = n, hn, body = 0;
-    fti__mail_text mt;
+    fti__st_mail_text mt;
     fti_buf subj, from, date, text, dec;
     int flags = pp->o->redact >= 0 ? FTI_CLEAN_REDACT_ALL : 0;
     if (n >= 5 && memcmp(m, "From ", 5) == 0) {
@@ -1068,13 +1099,14 @@ static void fti__ingest_mail(const fti__proc *pp, fti__out *o, uint32_t file, co
         m += skip;
         n -= skip;
     }
-    hn = fti__mail_split(m, n, &body);
-    if (!fti__mail_looks_headers(m, n)) {
-        fti__reject(o, file, loc, "mail_malformed", "does not start with mail headers");
+    hn = fti__st_mail_split(m, n, &body);
+    if (!fti__st_mail_looks_headers(m, n)) {
+        fti__st_reject(o, file, loc, "mail_malformed", "does not start with mail headers");
         return;
     }
     if (hn == (size_t)-1) {
-        fti__reject(o, file, loc, "mail_truncated", "no blank line after the headers (truncated?)");
+        fti__st_reject(o, file, loc, "mail_truncated",
+                       "no blank line after the headers (truncated?)");
         return;
     }
     memset(&mt, 0, sizeof mt);
@@ -1083,37 +1115,37 @@ static void fti__ingest_mail(const fti__proc *pp, fti__out *o, uint32_t file, co
     memset(&date, 0, sizeof date);
     memset(&text, 0, sizeof text);
     memset(&dec, 0, sizeof dec);
-    fti__mail_body(m, hn, m + body, n - body, 0, &mt);
+    fti__st_mail_body(m, hn, m + body, n - body, 0, &mt);
     if (mt.error_rule) {
-        fti__reject(o, file, loc, mt.error_rule, "%s", mt.error);
+        fti__st_reject(o, file, loc, mt.error_rule, "%s", mt.error);
         goto done;
     }
     if (mt.have_plain) {
-        fti__mail_strip(mt.plain.data ? mt.plain.data : "", mt.plain.len, &text);
+        fti__st_mail_strip(mt.plain.data ? mt.plain.data : "", mt.plain.len, &text);
     } else if (mt.have_html) {
         fti_buf t2;
         memset(&t2, 0, sizeof t2);
         fti_html_to_text(mt.html.data ? mt.html.data : "", mt.html.len, &t2, NULL);
-        fti__mail_strip(t2.data ? t2.data : "", t2.len, &text);
+        fti__st_mail_strip(t2.data ? t2.data : "", t2.len, &text);
         fti_buf_free(&t2);
     } else {
-        fti__reject(o, file, loc, "no_text", "no text/plain or text/html part");
+        fti__st_reject(o, file, loc, "no_text", "no text/plain or text/html part");
         goto done;
     }
     {
         char *title = NULL, *author = NULL, *dt = NULL;
-        if (fti__mail_header(m, hn, "subject", &subj)) {
-            fti__rfc2047(subj.data, subj.len, &dec);
-            title = fti__meta_str(dec.data, dec.len, 200);
+        if (fti__st_mail_header(m, hn, "subject", &subj)) {
+            fti__st_rfc2047(subj.data, subj.len, &dec);
+            title = fti__st_meta_str(dec.data, dec.len, 200);
         }
-        if (fti__mail_header(m, hn, "from", &from)) {
+        if (fti__st_mail_header(m, hn, "from", &from)) {
             dec.len = 0;
-            fti__rfc2047(from.data, from.len, &dec);
-            author = fti__mail_author(dec.data ? dec.data : "", dec.len);
+            fti__st_rfc2047(from.data, from.len, &dec);
+            author = fti__st_mail_author(dec.data ? dec.data : "", dec.len);
         }
-        if (fti__mail_header(m, hn, "date", &date)) dt = fti__mail_date(date.data, date.len);
-        fti__emit(pp, o, file, loc, raw, raw_len, text.data ? text.data : "", text.len, flags,
-                  title, author, dt, fti_strdup(kind));
+        if (fti__st_mail_header(m, hn, "date", &date)) dt = fti__st_mail_date(date.data, date.len);
+        fti__st_emit(pp, o, file, loc, raw, raw_len, text.data ? text.data : "", text.len, flags,
+                     title, author, dt, fti_strdup(kind));
     }
 done:
     fti_buf_free(&mt.plain);
@@ -1127,7 +1159,7 @@ done:
 
 /* Offsets of the messages of an mbox: "From " at the start of the file or of a line that
  * follows a blank line. Returns the count; starts gets up to max offsets (NULL to count). */
-static size_t fti__mbox_starts(const char *s, size_t n, size_t *starts, size_t max) {
+static size_t fti__st_mbox_starts(const char *s, size_t n, size_t *starts, size_t max) {
     size_t i = 0, k = 0;
     while (i < n) {
         if (n - i >= 5 && memcmp(s + i, "From ", 5) == 0 &&
@@ -1148,62 +1180,69 @@ static size_t fti__mbox_starts(const char *s, size_t n, size_t *starts, size_t m
 /* === one file or part of one ============================================================ */
 
 /* A unit of work: a whole file, or a range of lines (JSONL) / messages (mbox) of one. */
-typedef struct fti__unit {
+typedef struct fti__st_unit {
     uint32_t file;
-    fti__kind kind;
-    size_t off, len;   /* byte range in the file */
-    size_t first_no;   /* first line number (JSONL) or message number (mbox) */
-} fti__unit;
+    fti__st_kind kind;
+    size_t off, len; /* byte range in the file */
+    size_t first_no; /* first line number (JSONL) or message number (mbox) */
+} fti__st_unit;
 
-static void fti__process_unit(const fti__proc *pp, const fti__unit *u, const char *path,
-                              const unsigned char *data, size_t size, fti__out *o) {
+static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, const char *path,
+                                 const unsigned char *data, size_t size,
+                                 const unsigned char *file_sha, fti__st_out *o) {
     const char *s = (const char *)data + u->off;
     size_t n = u->len;
     char why[160];
     (void)size;
+    o->file_data = (const char *)data;
+    o->file_len = size;
+    o->file_sha = file_sha;
     switch (u->kind) {
     case FTI__K_TXT:
     case FTI__K_MD:
     case FTI__K_HTML: {
         fti_buf text, title;
         char *t;
-        if (fti__looks_binary(data, size, why, sizeof why)) {
-            fti__reject(o, u->file, "", "binary", "%s", why);
+        if (fti__st_looks_binary(data, size, why, sizeof why)) {
+            fti__st_reject(o, u->file, "", "binary", "%s", why);
             return;
         }
         memset(&text, 0, sizeof text);
         memset(&title, 0, sizeof title);
-        if (u->kind == FTI__K_HTML) fti_html_to_text(s, n, &text, &title);
-        else if (u->kind == FTI__K_MD) fti_markdown_to_text(s, n, &text, &title);
-        else fti_buf_append(&text, s, n);
+        if (u->kind == FTI__K_HTML)
+            fti_html_to_text(s, n, &text, &title);
+        else if (u->kind == FTI__K_MD)
+            fti_markdown_to_text(s, n, &text, &title);
+        else
+            fti_buf_append(&text, s, n);
         if (text.oom || title.oom) {
             o->oom = 1;
         } else {
-            t = title.len ? fti__meta_str(title.data, title.len, 200) : NULL;
-            if (!t) t = fti__title_from_path(path);
-            fti__emit(pp, o, u->file, "", s, n, text.data ? text.data : "", text.len,
-                      pp->o->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, t, NULL, NULL,
-                      fti_strdup(fti__kind_names[u->kind]));
+            t = title.len ? fti__st_meta_str(title.data, title.len, 200) : NULL;
+            if (!t) t = fti__st_title_from_path(path);
+            fti__st_emit(pp, o, u->file, "", s, n, text.data ? text.data : "", text.len,
+                         pp->o->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, t, NULL, NULL,
+                         fti_strdup(fti__st_kind_names[u->kind]));
         }
         fti_buf_free(&text);
         fti_buf_free(&title);
         return;
     }
     case FTI__K_JSON:
-        fti__ingest_json(pp, o, u->file, s, n);
+        fti__st_ingest_json(pp, o, u->file, s, n);
         return;
     case FTI__K_JSONL:
-        fti__ingest_jsonl(pp, o, u->file, s, n, u->first_no);
+        fti__st_ingest_jsonl(pp, o, u->file, s, n, u->first_no);
         return;
     case FTI__K_CSV:
-        if (fti__looks_binary(data, size, why, sizeof why)) {
-            fti__reject(o, u->file, "", "binary", "%s", why);
+        if (fti__st_looks_binary(data, size, why, sizeof why)) {
+            fti__st_reject(o, u->file, "", "binary", "%s", why);
             return;
         }
-        fti__ingest_csv(pp, o, u->file, s, n);
+        fti__st_ingest_csv(pp, o, u->file, s, n);
         return;
     case FTI__K_EML:
-        fti__ingest_mail(pp, o, u->file, "", s, n, "mail");
+        fti__st_ingest_mail(pp, o, u->file, "", s, n, "mail");
         return;
     case FTI__K_MBOX: {
         /* the unit is a run of whole messages */
@@ -1219,14 +1258,14 @@ static void fti__process_unit(const fti__proc *pp, const fti__unit *u, const cha
                 }
             }
             snprintf(loc, sizeof loc, "#msg %lu", (unsigned long)no);
-            fti__ingest_mail(pp, o, u->file, loc, s + i, next - i, "mbox");
+            fti__st_ingest_mail(pp, o, u->file, loc, s + i, next - i, "mbox");
             i = next;
             no++;
         }
         return;
     }
     default:
-        fti__reject(o, u->file, "", "unsupported_type", "unsupported file type");
+        fti__st_reject(o, u->file, "", "unsupported_type", "unsupported file type");
         return;
     }
 }

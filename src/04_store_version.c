@@ -17,7 +17,7 @@ FTIDEF char *fti_workspace_resolve(const char *home) {
 }
 
 /* home + "/" + a + ["/" + b]: a new string. */
-static char *fti__path3(const char *home, const char *a, const char *b) {
+static char *fti__st_path3(const char *home, const char *a, const char *b) {
     fti_buf p;
     memset(&p, 0, sizeof p);
     fti_buf_puts(&p, home);
@@ -40,7 +40,7 @@ FTIDEF fti_result fti_workspace_init(const char *home, fti_error *err) {
     size_t i;
     if (!home) return fti_error_set(err, FTI_ERR_INVALID, "workspace: no directory");
     for (i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        char *p = fti__path3(home, dirs[i], NULL);
+        char *p = fti__st_path3(home, dirs[i], NULL);
         fti_result rc;
         if (!p) return fti_error_set(err, FTI_ERR_NOMEM, "workspace: out of memory");
         rc = fti_mkdirs(p, err);
@@ -51,7 +51,7 @@ FTIDEF fti_result fti_workspace_init(const char *home, fti_error *err) {
 }
 
 /* Path of object hex in the store: home/store/objects/ab/abcdef... */
-static char *fti__object_path(const char *home, const char *hex) {
+static char *fti__st_object_path(const char *home, const char *hex) {
     fti_buf p;
     memset(&p, 0, sizeof p);
     fti_buf_printf(&p, "%s/store/objects/%.2s/%s", home, hex, hex);
@@ -62,7 +62,7 @@ static char *fti__object_path(const char *home, const char *hex) {
     return p.data;
 }
 
-static int fti__is_hex_id(const char *s, size_t n) {
+static int fti__st_is_hex_id(const char *s, size_t n) {
     size_t i;
     for (i = 0; i < n; i++)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
@@ -73,8 +73,10 @@ static int fti__is_hex_id(const char *s, size_t n) {
 
 FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts) {
     fti_ingest_opts o;
-    if (opts) o = *opts;
-    else memset(&o, 0, sizeof o);
+    if (opts)
+        o = *opts;
+    else
+        memset(&o, 0, sizeof o);
     if (!o.text_fields) o.text_fields = "text,content,body,full_text,message,post";
     if (!o.title_fields) o.title_fields = "title,subject,name";
     if (!o.date_fields) o.date_fields = "created_at,date,timestamp,time,created";
@@ -96,14 +98,14 @@ FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts) {
 }
 
 /* The canonical text of the options that decide per-record results (the cache key). */
-static void fti__proc_key(const fti_ingest_opts *o, fti_buf *out) {
+static void fti__st_proc_key(const fti_ingest_opts *o, fti_buf *out) {
     fti_buf_printf(out,
                    "records v%d|text=%s|title=%s|date=%s|author=%s|required=%s|min=%lu|max=%lu|"
                    "letters=%.6f|repeat=%.6f|redact=%d|minhash=%d",
                    FTI__STORE_FORMAT, o->text_fields, o->title_fields, o->date_fields,
                    o->author_fields, o->required, (unsigned long)o->min_chars,
-                   (unsigned long)o->max_chars, o->min_letter_frac, o->max_repeat_frac,
-                   o->redact, FTI_MINHASH_PERMS);
+                   (unsigned long)o->max_chars, o->min_letter_frac, o->max_repeat_frac, o->redact,
+                   FTI_MINHASH_PERMS);
 }
 
 /* === records pack (per-file ingest results, reused by the next ingest) ==================== */
@@ -115,16 +117,16 @@ static void fti__proc_key(const fti_ingest_opts *o, fti_buf *out) {
  *   str: u32 length (0xFFFFFFFF = absent) then the bytes
  */
 
-static void fti__pack_str(fti_buf *b, const char *s, size_t n) {
+static void fti__st_pack_str(fti_buf *b, const char *s, size_t n) {
     if (!s) {
-        fti__put_u32(b, 0xFFFFFFFFu);
+        fti__st_put_u32(b, 0xFFFFFFFFu);
         return;
     }
-    fti__put_u32(b, (uint32_t)n);
+    fti__st_put_u32(b, (uint32_t)n);
     fti_buf_append(b, s, n);
 }
 
-static char *fti__unpack_str(fti_reader *r, size_t *len) {
+static char *fti__st_unpack_str(fti_reader *r, size_t *len) {
     uint32_t n = fti_read_u32(r);
     const void *p;
     if (r->err || n == 0xFFFFFFFFu) {
@@ -138,65 +140,65 @@ static char *fti__unpack_str(fti_reader *r, size_t *len) {
 }
 
 /* One input file of an ingest run. */
-typedef struct fti__file {
-    char *path;             /* as found on disk */
-    char *name;             /* for the version id: basename(arg) + relative path */
-    fti__kind kind;
+typedef struct fti__st_file {
+    char *path; /* as found on disk */
+    char *name; /* for the version id: basename(arg) + relative path */
+    fti__st_kind kind;
     uint64_t size;
     fti_map map;
     int mapped;
     unsigned char sha[32];
     int reused;
-    int failed;             /* unreadable etc.: rejected as a whole */
-    fti__out out;           /* merged results (docs, rejections) */
-} fti__file;
+    int failed;      /* unreadable etc.: rejected as a whole */
+    fti__st_out out; /* merged results (docs, rejections) */
+} fti__st_file;
 
-static void fti__pack_file(fti_buf *b, const fti__file *f, const unsigned char key[32]) {
+static void fti__st_pack_file(fti_buf *b, const fti__st_file *f, const unsigned char key[32]) {
     size_t i;
     fti_buf_append(b, f->sha, 32);
     fti_buf_append(b, key, 32);
-    fti__put_u32(b, (uint32_t)f->out.n_docs);
-    fti__put_u32(b, (uint32_t)f->out.n_rejs);
+    fti__st_put_u32(b, (uint32_t)f->out.n_docs);
+    fti__st_put_u32(b, (uint32_t)f->out.n_rejs);
     for (i = 0; i < f->out.n_docs; i++) {
-        const fti__doc *d = &f->out.docs[i];
+        const fti__st_doc *d = &f->out.docs[i];
         size_t k;
-        fti__pack_str(b, d->text, d->text_len);
-        fti__pack_str(b, d->title, d->title ? strlen(d->title) : 0);
-        fti__pack_str(b, d->author, d->author ? strlen(d->author) : 0);
-        fti__pack_str(b, d->date, d->date ? strlen(d->date) : 0);
-        fti__pack_str(b, d->kind, d->kind ? strlen(d->kind) : 0);
-        fti__pack_str(b, d->loc, d->loc ? strlen(d->loc) : 0);
+        fti__st_pack_str(b, d->text, d->text_len);
+        fti__st_pack_str(b, d->title, d->title ? strlen(d->title) : 0);
+        fti__st_pack_str(b, d->author, d->author ? strlen(d->author) : 0);
+        fti__st_pack_str(b, d->date, d->date ? strlen(d->date) : 0);
+        fti__st_pack_str(b, d->kind, d->kind ? strlen(d->kind) : 0);
+        fti__st_pack_str(b, d->loc, d->loc ? strlen(d->loc) : 0);
         fti_buf_append(b, d->sha, 32);
-        for (k = 0; k < FTI_MINHASH_PERMS; k++) fti__put_u32(b, d->mh ? d->mh[k] : 0);
+        for (k = 0; k < FTI_MINHASH_PERMS; k++) fti__st_put_u32(b, d->mh ? d->mh[k] : 0);
     }
     for (i = 0; i < f->out.n_rejs; i++) {
-        const fti__rej *r = &f->out.rejs[i];
-        fti__pack_str(b, r->reason, strlen(r->reason));
-        fti__pack_str(b, r->detail, strlen(r->detail));
-        fti__pack_str(b, r->loc, strlen(r->loc));
+        const fti__st_rej *r = &f->out.rejs[i];
+        fti__st_pack_str(b, r->reason, strlen(r->reason));
+        fti__st_pack_str(b, r->detail, strlen(r->detail));
+        fti__st_pack_str(b, r->loc, strlen(r->loc));
     }
 }
 
 /* Parses one file's section; fills out (docs get file index fi). Returns 0 on a format error. */
-static int fti__unpack_file(fti_reader *r, uint32_t fi, fti__out *out) {
+static int fti__st_unpack_file(fti_reader *r, uint32_t fi, fti__st_out *out) {
     uint32_t nd = fti_read_u32(r), nr = fti_read_u32(r), i;
     if (r->err || nd > FTI_STORE_MAX_DOCS || nr > FTI_STORE_MAX_DOCS) return 0;
-    out->docs = (fti__doc *)fti_calloc(nd + 1, sizeof *out->docs);
-    out->rejs = (fti__rej *)fti_calloc(nr + 1, sizeof *out->rejs);
+    out->docs = (fti__st_doc *)fti_calloc(nd + 1, sizeof *out->docs);
+    out->rejs = (fti__st_rej *)fti_calloc(nr + 1, sizeof *out->rejs);
     if (!out->docs || !out->rejs) return 0;
     out->cap_docs = nd + 1;
     out->cap_rejs = nr + 1;
     for (i = 0; i < nd && !r->err; i++) {
-        fti__doc *d = &out->docs[i];
+        fti__st_doc *d = &out->docs[i];
         const void *sha;
         size_t k;
         out->n_docs++;
-        d->text = fti__unpack_str(r, &d->text_len);
-        d->title = fti__unpack_str(r, NULL);
-        d->author = fti__unpack_str(r, NULL);
-        d->date = fti__unpack_str(r, NULL);
-        d->kind = fti__unpack_str(r, NULL);
-        d->loc = fti__unpack_str(r, NULL);
+        d->text = fti__st_unpack_str(r, &d->text_len);
+        d->title = fti__st_unpack_str(r, NULL);
+        d->author = fti__st_unpack_str(r, NULL);
+        d->date = fti__st_unpack_str(r, NULL);
+        d->kind = fti__st_unpack_str(r, NULL);
+        d->loc = fti__st_unpack_str(r, NULL);
         sha = fti_read_bytes(r, 32);
         if (sha) memcpy(d->sha, sha, 32);
         d->mh = (uint32_t *)fti_malloc(FTI_MINHASH_PERMS * sizeof(uint32_t));
@@ -205,11 +207,11 @@ static int fti__unpack_file(fti_reader *r, uint32_t fi, fti__out *out) {
         d->file = fi;
     }
     for (i = 0; i < nr && !r->err; i++) {
-        fti__rej *j = &out->rejs[i];
+        fti__st_rej *j = &out->rejs[i];
         out->n_rejs++;
-        j->reason = fti__unpack_str(r, NULL);
-        j->detail = fti__unpack_str(r, NULL);
-        j->loc = fti__unpack_str(r, NULL);
+        j->reason = fti__st_unpack_str(r, NULL);
+        j->detail = fti__st_unpack_str(r, NULL);
+        j->loc = fti__st_unpack_str(r, NULL);
         j->file = fi;
         if (!j->reason || !j->detail || !j->loc) return 0;
     }
@@ -218,18 +220,19 @@ static int fti__unpack_file(fti_reader *r, uint32_t fi, fti__out *out) {
 
 /* === the ingest run ========================================================================== */
 
-typedef struct fti__run {
+typedef struct fti__st_run {
     const char *home;
     fti_ingest_opts o;
-    fti__proc proc;
-    fti__mh_params mh;
+    fti__st_proc proc;
+    fti__st_mh_params mh;
     unsigned char proc_key[32];
-    fti__file *files;
+    fti__st_file *files;
     size_t n_files, cap_files;
-    const char *arg;        /* the argument being walked */
-    fti__unit *units;
+    const char *arg; /* the argument being walked */
+    fti__st_unit *units;
     size_t n_units, cap_units;
-    fti__out *unit_out;
+    fti__st_out *unit_out;
+    size_t *order; /* units by decreasing size */
     /* work distribution */
     fti_mutex mu;
     size_t next;
@@ -239,9 +242,19 @@ typedef struct fti__run {
     int have_parent_recs;
     fti_error err;
     int oom;
-} fti__run;
+    /* seconds per stage: scan, ingest, dedupe, tokenizer, shards, index, commit */
+    double t_stage[7];
+    uint64_t t_last_ns;
+} fti__st_run;
 
-static void fti__progress(fti__run *r, const char *stage, uint64_t done, uint64_t total) {
+/* Charges the time since the last mark to stage k. */
+static void fti__st_mark(fti__st_run *r, int k) {
+    uint64_t now = fti_time_ns();
+    r->t_stage[k] += (double)(now - r->t_last_ns) / 1e9;
+    r->t_last_ns = now;
+}
+
+static void fti__st_progress(fti__st_run *r, const char *stage, uint64_t done, uint64_t total) {
     fti_ingest_progress p;
     if (!r->o.progress) return;
     p.stage = stage;
@@ -250,12 +263,12 @@ static void fti__progress(fti__run *r, const char *stage, uint64_t done, uint64_
     r->o.progress(r->o.progress_user, &p);
 }
 
-static void fti__log(fti__run *r, fti_log_level lv, const char *fmt, ...)
+static void fti__st_log(fti__st_run *r, fti_log_level lv, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-static void fti__log(fti__run *r, fti_log_level lv, const char *fmt, ...) {
+static void fti__st_log(fti__st_run *r, fti_log_level lv, const char *fmt, ...) {
     char msg[512];
     va_list ap;
     if (!r->o.log) return;
@@ -265,15 +278,15 @@ static void fti__log(fti__run *r, fti_log_level lv, const char *fmt, ...) {
     r->o.log(r->o.log_user, lv, msg);
 }
 
-static fti_result fti__walk_cb(void *user, const char *path, uint64_t size) {
-    fti__run *r = (fti__run *)user;
-    fti__file *f;
+static fti_result fti__st_walk_cb(void *user, const char *path, uint64_t size) {
+    fti__st_run *r = (fti__st_run *)user;
+    fti__st_file *f;
     fti_buf name;
     const char *rel;
     size_t al = strlen(r->arg);
     if (r->n_files == r->cap_files) {
         size_t cap = r->cap_files ? r->cap_files * 2 : 64;
-        fti__file *p = (fti__file *)fti_realloc(r->files, cap * sizeof *p);
+        fti__st_file *p = (fti__st_file *)fti_realloc(r->files, cap * sizeof *p);
         if (!p) return FTI_ERR_NOMEM;
         r->files = p;
         r->cap_files = cap;
@@ -301,7 +314,7 @@ static fti_result fti__walk_cb(void *user, const char *path, uint64_t size) {
     f->path = fti_strdup(path);
     f->name = name.data;
     f->size = size;
-    f->kind = fti__kind_of(path);
+    f->kind = fti__st_kind_of(path);
     if (!f->path || !f->name || name.oom) {
         fti_free(f->path);
         fti_buf_free(&name);
@@ -313,12 +326,12 @@ static fti_result fti__walk_cb(void *user, const char *path, uint64_t size) {
 }
 
 /* Phase A: map and hash files (parallel, files taken in order from a shared counter). */
-static void fti__phase_hash(void *ctx, size_t b, size_t e, int thread) {
-    fti__run *r = (fti__run *)ctx;
+static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
+    fti__st_run *r = (fti__st_run *)ctx;
     (void)b, (void)e, (void)thread;
     for (;;) {
         size_t i;
-        fti__file *f;
+        fti__st_file *f;
         fti_error ferr;
         fti_mutex_lock(&r->mu);
         i = r->next++;
@@ -326,56 +339,70 @@ static void fti__phase_hash(void *ctx, size_t b, size_t e, int thread) {
         if (i >= r->n_files) break;
         f = &r->files[i];
         if (f->kind == FTI__K_UNKNOWN) {
-            fti__reject(&f->out, (uint32_t)i, "", "unsupported_type",
-                        "unsupported file type \"%s\"", fti_path_ext(f->path));
+            fti__st_reject(&f->out, (uint32_t)i, "", "unsupported_type",
+                           "unsupported file type \"%s\"", fti_path_ext(f->path));
             f->failed = 1;
             continue;
         }
         if (f->size > r->o.max_file_bytes) {
-            fti__reject(&f->out, (uint32_t)i, "", "too_large", "%lu bytes > limit %lu",
-                        (unsigned long)f->size, (unsigned long)r->o.max_file_bytes);
+            fti__st_reject(&f->out, (uint32_t)i, "", "too_large", "%lu bytes > limit %lu",
+                           (unsigned long)f->size, (unsigned long)r->o.max_file_bytes);
             f->failed = 1;
             continue;
         }
         if (fti_map_open(&f->map, f->path, &ferr) != FTI_OK) {
-            fti__reject(&f->out, (uint32_t)i, "", "unreadable", "%s", ferr.msg);
+            fti__st_reject(&f->out, (uint32_t)i, "", "unreadable", "%s", ferr.msg);
             f->failed = 1;
             continue;
         }
         f->mapped = 1;
         f->size = f->map.len;
-        fti_sha256_buf(f->map.data, f->map.len, f->sha);
+        fti__st_sha256(f->map.data, f->map.len, f->sha);
     }
 }
 
 /* Phase B: process units. */
-static void fti__phase_units(void *ctx, size_t b, size_t e, int thread) {
-    fti__run *r = (fti__run *)ctx;
-    (void)b, (void)e, (void)thread;
+static void fti__st_phase_units(void *ctx, size_t b, size_t e, int thread) {
+    fti__st_run *r = (fti__st_run *)ctx;
+    (void)b, (void)e;
     for (;;) {
         size_t i;
-        const fti__unit *u;
-        const fti__file *f;
+        const fti__st_unit *u;
+        const fti__st_file *f;
         fti_mutex_lock(&r->mu);
         i = r->next++;
         fti_mutex_unlock(&r->mu);
         if (i >= r->n_units) break;
+        i = r->order[i]; /* largest units first: the last ones to finish are small */
         u = &r->units[i];
         f = &r->files[u->file];
-        fti__process_unit(&r->proc, u, f->path, (const unsigned char *)f->map.data, f->map.len,
-                          &r->unit_out[i]);
+        fti__st_process_unit(&r->proc, u, f->path, (const unsigned char *)f->map.data,
+                             f->map.len, f->sha, &r->unit_out[i]);
         fti_mutex_lock(&r->mu);
         r->bytes_done += u->len;
         fti_mutex_unlock(&r->mu);
+        /* the calling thread (worker 0) reports progress: callbacks run on the caller */
+        if (thread == 0) fti__st_progress(r, "ingest", r->bytes_done, r->bytes_total);
     }
 }
 
-static fti_result fti__add_unit(fti__run *r, uint32_t file, fti__kind kind, size_t off,
-                                size_t len, size_t first_no) {
-    fti__unit *u;
+typedef struct fti__st_len_idx {
+    size_t len, idx;
+} fti__st_len_idx;
+
+/* Larger first; ties by index (a total order, so the schedule is the same every run). */
+static int fti__st_len_idx_cmp(const void *a, const void *b) {
+    const fti__st_len_idx *x = (const fti__st_len_idx *)a, *y = (const fti__st_len_idx *)b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return x->idx < y->idx ? -1 : (x->idx > y->idx);
+}
+
+static fti_result fti__st_add_unit(fti__st_run *r, uint32_t file, fti__st_kind kind, size_t off,
+                                   size_t len, size_t first_no) {
+    fti__st_unit *u;
     if (r->n_units == r->cap_units) {
         size_t cap = r->cap_units ? r->cap_units * 2 : 64;
-        fti__unit *p = (fti__unit *)fti_realloc(r->units, cap * sizeof *p);
+        fti__st_unit *p = (fti__st_unit *)fti_realloc(r->units, cap * sizeof *p);
         if (!p) return FTI_ERR_NOMEM;
         r->units = p;
         r->cap_units = cap;
@@ -392,8 +419,8 @@ static fti_result fti__add_unit(fti__run *r, uint32_t file, fti__kind kind, size
 #define FTI__UNIT_BYTES ((size_t)1 << 20)
 
 /* Cuts file i into units: JSONL by lines and mbox by messages, about 1 MiB each. */
-static fti_result fti__make_units(fti__run *r, uint32_t i) {
-    fti__file *f = &r->files[i];
+static fti_result fti__st_make_units(fti__st_run *r, uint32_t i) {
+    fti__st_file *f = &r->files[i];
     const char *s = (const char *)f->map.data;
     size_t n = f->map.len;
     if (f->kind == FTI__K_JSONL) {
@@ -411,25 +438,26 @@ static fti_result fti__make_units(fti__run *r, uint32_t i) {
                 lines++;
                 k = (size_t)(q - s);
             }
-            if (fti__add_unit(r, i, f->kind, off, end - off, line) != FTI_OK) return FTI_ERR_NOMEM;
+            if (fti__st_add_unit(r, i, f->kind, off, end - off, line) != FTI_OK)
+                return FTI_ERR_NOMEM;
             line += lines;
             off = end;
         }
         return FTI_OK;
     }
     if (f->kind == FTI__K_MBOX) {
-        size_t n_msg = fti__mbox_starts(s, n, NULL, 0), k, first = 0, msg_no = 1;
+        size_t n_msg = fti__st_mbox_starts(s, n, NULL, 0), k, first = 0, msg_no = 1;
         size_t *starts;
-        if (n_msg == 0 || n == 0) return fti__add_unit(r, i, f->kind, 0, n, 1);
+        if (n_msg == 0 || n == 0) return fti__st_add_unit(r, i, f->kind, 0, n, 1);
         starts = (size_t *)fti_malloc((n_msg + 1) * sizeof *starts);
         if (!starts) return FTI_ERR_NOMEM;
-        fti__mbox_starts(s, n, starts, n_msg);
+        fti__st_mbox_starts(s, n, starts, n_msg);
         starts[n_msg] = n;
         if (starts[0] != 0) starts[0] = 0; /* leading junk belongs to the first message */
         for (k = 1; k <= n_msg; k++) {
             if (starts[k] - starts[first] >= FTI__UNIT_BYTES || k == n_msg) {
-                if (fti__add_unit(r, i, f->kind, starts[first], starts[k] - starts[first],
-                                  msg_no) != FTI_OK) {
+                if (fti__st_add_unit(r, i, f->kind, starts[first], starts[k] - starts[first],
+                                     msg_no) != FTI_OK) {
                     fti_free(starts);
                     return FTI_ERR_NOMEM;
                 }
@@ -440,15 +468,15 @@ static fti_result fti__make_units(fti__run *r, uint32_t i) {
         fti_free(starts);
         return FTI_OK;
     }
-    return fti__add_unit(r, i, f->kind, 0, n, 1);
+    return fti__st_add_unit(r, i, f->kind, 0, n, 1);
 }
 
 /* Appends src's contents to dst (moving ownership). */
-static int fti__out_move(fti__out *dst, fti__out *src) {
+static int fti__st_out_move(fti__st_out *dst, fti__st_out *src) {
     if (src->n_docs) {
         size_t need = dst->n_docs + src->n_docs;
         if (need > dst->cap_docs) {
-            fti__doc *p = (fti__doc *)fti_realloc(dst->docs, need * sizeof *p);
+            fti__st_doc *p = (fti__st_doc *)fti_realloc(dst->docs, need * sizeof *p);
             if (!p) return 0;
             dst->docs = p;
             dst->cap_docs = need;
@@ -459,7 +487,7 @@ static int fti__out_move(fti__out *dst, fti__out *src) {
     if (src->n_rejs) {
         size_t need = dst->n_rejs + src->n_rejs;
         if (need > dst->cap_rejs) {
-            fti__rej *p = (fti__rej *)fti_realloc(dst->rejs, need * sizeof *p);
+            fti__st_rej *p = (fti__st_rej *)fti_realloc(dst->rejs, need * sizeof *p);
             if (!p) return 0;
             dst->rejs = p;
             dst->cap_rejs = need;
@@ -475,7 +503,7 @@ static int fti__out_move(fti__out *dst, fti__out *src) {
 }
 
 /* Loads reusable per-file results from the records pack of the `latest` version. */
-static void fti__reuse(fti__run *r, const char *recs_path) {
+static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
     fti_error e;
     fti_reader rd;
     const void *magic;
@@ -490,18 +518,18 @@ static void fti__reuse(fti__run *r, const char *recs_path) {
         const unsigned char *sha = (const unsigned char *)fti_read_bytes(&rd, 32);
         const unsigned char *key = (const unsigned char *)fti_read_bytes(&rd, 32);
         size_t i, start = rd.pos;
-        fti__out tmp;
+        fti__st_out tmp;
         int used = 0;
         if (!sha || !key) return;
         for (i = 0; i < r->n_files; i++) {
-            fti__file *f = &r->files[i];
+            fti__st_file *f = &r->files[i];
             if (f->reused || !f->mapped || memcmp(f->sha, sha, 32) != 0 ||
                 memcmp(key, r->proc_key, 32) != 0)
                 continue;
             rd.pos = start;
             memset(&tmp, 0, sizeof tmp);
-            if (!fti__unpack_file(&rd, (uint32_t)i, &tmp)) {
-                fti__out_free(&tmp);
+            if (!fti__st_unpack_file(&rd, (uint32_t)i, &tmp)) {
+                fti__st_out_free(&tmp);
                 return;
             }
             f->out = tmp;
@@ -511,64 +539,63 @@ static void fti__reuse(fti__run *r, const char *recs_path) {
         if (!used) {
             /* skip the section */
             memset(&tmp, 0, sizeof tmp);
-            if (!fti__unpack_file(&rd, 0, &tmp)) {
-                fti__out_free(&tmp);
+            if (!fti__st_unpack_file(&rd, 0, &tmp)) {
+                fti__st_out_free(&tmp);
                 return;
             }
-            fti__out_free(&tmp);
+            fti__st_out_free(&tmp);
         }
     }
 }
 
 /* Hashes of a kept document: exact-dedupe key and the document id. */
-static void fti__doc_hashes(fti__doc *d) {
+static void fti__st_doc_hashes(fti__st_doc *d) {
     uint64_t th = d->title ? fti_hash64(d->title, strlen(d->title), 11) : 0;
     d->h_text = fti_hash64(d->text, d->text_len, 1);
     d->id_hi = fti_hash64(d->text, d->text_len, 2) ^ (th * 0x9E3779B97F4A7C15ull);
     d->id_lo = fti_hash64(d->text, d->text_len, 3) + th;
 }
 
-static void fti__doc_id_hex(const fti__doc *d, char out[33]) {
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)d->id_hi,
-             (unsigned long long)d->id_lo);
+static void fti__st_doc_id_hex(const fti__st_doc *d, char out[33]) {
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)d->id_hi, (unsigned long long)d->id_lo);
 }
 
 /* Source label of a document: the file path plus its locator. */
-static void fti__doc_source(const fti__run *r, const fti__doc *d, fti_buf *out) {
+static void fti__st_doc_source(const fti__st_run *r, const fti__st_doc *d, fti_buf *out) {
     fti_buf_puts(out, r->files[d->file].name);
     if (d->loc && *d->loc) fti_buf_puts(out, d->loc);
 }
 
 /* Minhash pass for documents that need one (parallel over docs). */
-typedef struct fti__mh_job {
-    fti__run *r;
-    fti__doc **docs;
-} fti__mh_job;
+typedef struct fti__st_mh_job {
+    fti__st_run *r;
+    fti__st_doc **docs;
+} fti__st_mh_job;
 
-static void fti__mh_task(void *ctx, size_t b, size_t e, int thread) {
-    fti__mh_job *j = (fti__mh_job *)ctx;
+static void fti__st_mh_task(void *ctx, size_t b, size_t e, int thread) {
+    fti__st_mh_job *j = (fti__st_mh_job *)ctx;
     size_t i;
     (void)thread;
     for (i = b; i < e; i++) {
-        fti__doc *d = j->docs[i];
-        fti__doc_hashes(d);
+        fti__st_doc *d = j->docs[i];
+        fti__st_doc_hashes(d);
         if (!d->mh) {
             d->mh = (uint32_t *)fti_malloc(FTI_MINHASH_PERMS * sizeof(uint32_t));
-            if (d->mh) fti__minhash(&j->r->mh, d->text, d->text_len, d->mh);
+            if (d->mh) fti__st_minhash(&j->r->mh, d->text, d->text_len, d->mh);
         }
     }
 }
 
 /* Writes data as a content-addressed object (skipped when present); hex gets its SHA-256. */
-static fti_result fti__put_object(const char *home, const void *data, size_t n, char hex[65],
-                                  fti_error *err) {
+static fti_result fti__st_put_object(const char *home, const void *data, size_t n, char hex[65],
+                                     fti_error *err) {
     unsigned char d[32];
     char *path, *dir;
     fti_result rc = FTI_OK;
     fti_map m;
-    fti_sha256_buf(data, n, d);
+    fti__st_sha256(data, n, d);
     fti_sha256_hex(d, hex);
-    path = fti__object_path(home, hex);
+    path = fti__st_object_path(home, hex);
     if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
     if (fti_map_open(&m, path, NULL) == FTI_OK) {
         size_t len = m.len;
@@ -588,8 +615,8 @@ static fti_result fti__put_object(const char *home, const void *data, size_t n, 
 }
 
 /* Reads a ref file (NULL if absent or not an id). */
-static int fti__read_ref(const char *home, const char *rel, char out[65]) {
-    char *p = fti__path3(home, "store/refs", rel);
+static int fti__st_read_ref(const char *home, const char *rel, char out[65]) {
+    char *p = fti__st_path3(home, "store/refs", rel);
     void *data = NULL;
     size_t len = 0;
     int ok = 0;
@@ -597,7 +624,7 @@ static int fti__read_ref(const char *home, const char *rel, char out[65]) {
     if (fti_file_read(p, 256, &data, &len, NULL) == FTI_OK) {
         const char *s = (const char *)data;
         while (len && (s[len - 1] == '\n' || s[len - 1] == ' ' || s[len - 1] == '\r')) len--;
-        if (len == 64 && fti__is_hex_id(s, 64)) {
+        if (len == 64 && fti__st_is_hex_id(s, 64)) {
             memcpy(out, s, 64);
             out[64] = 0;
             ok = 1;
@@ -608,9 +635,9 @@ static int fti__read_ref(const char *home, const char *rel, char out[65]) {
     return ok;
 }
 
-static fti_result fti__write_ref(const char *home, const char *rel, const char *id,
-                                 fti_error *err) {
-    char *p = fti__path3(home, "store/refs", rel);
+static fti_result fti__st_write_ref(const char *home, const char *rel, const char *id,
+                                    fti_error *err) {
+    char *p = fti__st_path3(home, "store/refs", rel);
     char line[66];
     fti_result rc;
     if (!p) return fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
@@ -620,7 +647,7 @@ static fti_result fti__write_ref(const char *home, const char *rel, const char *
     return rc;
 }
 
-static char *fti__manifest_path(const char *home, const char *id) {
+static char *fti__st_manifest_path(const char *home, const char *id) {
     fti_buf p;
     memset(&p, 0, sizeof p);
     fti_buf_printf(&p, "%s/store/versions/%s.json", home, id);
@@ -631,12 +658,12 @@ static char *fti__manifest_path(const char *home, const char *id) {
     return p.data;
 }
 
-static int fti__tag_ok(const char *name) {
+static int fti__st_tag_ok(const char *name) {
     size_t i, n = name ? strlen(name) : 0;
     if (n == 0 || n > 100 || name[0] == '.') return 0;
     for (i = 0; i < n; i++) {
         char c = name[i];
-        if (!(fti__is_alnum((unsigned char)c) || c == '-' || c == '_' || c == '.')) return 0;
+        if (!(fti__st_is_alnum((unsigned char)c) || c == '-' || c == '_' || c == '.')) return 0;
     }
     return 1;
 }
@@ -645,19 +672,19 @@ FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *
                                 fti_error *err) {
     char rel[128], *mp;
     int exists;
-    if (!home || !fti__tag_ok(name) || !id || strlen(id) != 64 || !fti__is_hex_id(id, 64))
+    if (!home || !fti__st_tag_ok(name) || !id || strlen(id) != 64 || !fti__st_is_hex_id(id, 64))
         return fti_error_set(err, FTI_ERR_INVALID, "tag: bad name or id");
-    if (strcmp(name, "latest") == 0) return fti__write_ref(home, "latest", id, err);
-    mp = fti__manifest_path(home, id);
+    if (strcmp(name, "latest") == 0) return fti__st_write_ref(home, "latest", id, err);
+    mp = fti__st_manifest_path(home, id);
     exists = mp && fti_path_exists(mp);
     fti_free(mp);
     if (!exists) return fti_error_set(err, FTI_ERR_NOT_FOUND, "tag: version %s not found", id);
     snprintf(rel, sizeof rel, "tags/%s", name);
-    return fti__write_ref(home, rel, id, err);
+    return fti__st_write_ref(home, rel, id, err);
 }
 
 /* Exact duplicates: open addressing on h_text (text compared on a hash match). */
-static fti_result fti__exact_dups(fti__doc **docs, size_t n, size_t *n_dup) {
+static fti_result fti__st_exact_dups(fti__st_doc **docs, size_t n, size_t *n_dup) {
     size_t cap = 16, i;
     uint32_t *tab;
     while (cap < n * 2) cap *= 2;
@@ -666,10 +693,10 @@ static fti_result fti__exact_dups(fti__doc **docs, size_t n, size_t *n_dup) {
     memset(tab, 0xFF, cap * sizeof *tab);
     *n_dup = 0;
     for (i = 0; i < n; i++) {
-        fti__doc *d = docs[i];
+        fti__st_doc *d = docs[i];
         size_t k = (size_t)d->h_text & (cap - 1);
         while (tab[k] != 0xFFFFFFFFu) {
-            fti__doc *o = docs[tab[k]];
+            fti__st_doc *o = docs[tab[k]];
             if (o->h_text == d->h_text && o->text_len == d->text_len &&
                 memcmp(o->text, d->text, d->text_len) == 0)
                 break;
@@ -687,24 +714,24 @@ static fti_result fti__exact_dups(fti__doc **docs, size_t n, size_t *n_dup) {
     return FTI_OK;
 }
 
-typedef struct fti__reason_count {
+typedef struct fti__st_reason_count {
     const char *reason;
     uint64_t count;
-} fti__reason_count;
+} fti__st_reason_count;
 
-static int fti__sz_cmp(const void *a, const void *b) {
+static int fti__st_sz_cmp(const void *a, const void *b) {
     size_t x = *(const size_t *)a, y = *(const size_t *)b;
     return x < y ? -1 : (x > y);
 }
 
 /* The whole ingest, after the inputs are known. */
-static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
-                                  fti_error *err);
+static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
+                                     fti_error *err);
 
 FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, size_t n_paths,
-                                   const fti_ingest_opts *opts, char out_id[65],
-                                   size_t *reused, fti_error *err) {
-    fti__run *r;
+                                   const fti_ingest_opts *opts, char out_id[65], size_t *reused,
+                                   fti_error *err) {
+    fti__st_run *r;
     fti_result rc = FTI_OK;
     size_t i;
     int lock_fd = -1;
@@ -714,18 +741,17 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
     out_id[0] = 0;
     rc = fti_workspace_init(home, err);
     if (rc != FTI_OK) return rc;
-    lock_path = fti__path3(home, "store", "lock");
+    lock_path = fti__st_path3(home, "store", "lock");
     if (!lock_path) return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
     lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
         if (lock_fd >= 0) close(lock_fd);
-        rc = fti_error_set(err, FTI_ERR_BUSY, "%s: another ingest holds the store lock",
-                           lock_path);
+        rc = fti_error_set(err, FTI_ERR_BUSY, "%s: another ingest holds the store lock", lock_path);
         fti_free(lock_path);
         return rc;
     }
     fti_free(lock_path);
-    r = (fti__run *)fti_calloc(1, sizeof *r);
+    r = (fti__st_run *)fti_calloc(1, sizeof *r);
     if (!r) {
         close(lock_fd);
         return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
@@ -733,15 +759,15 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
     r->home = home;
     r->o = fti_ingest_opts_resolve(opts);
     r->proc.o = &r->o;
-    r->proc.required_title = fti__list_pos(r->o.required, "title", 5) >= 0;
-    r->proc.required_author = fti__list_pos(r->o.required, "author", 6) >= 0;
-    r->proc.required_date = fti__list_pos(r->o.required, "date", 4) >= 0;
-    fti__mh_init(&r->mh);
+    r->proc.required_title = fti__st_list_pos(r->o.required, "title", 5) >= 0;
+    r->proc.required_author = fti__st_list_pos(r->o.required, "author", 6) >= 0;
+    r->proc.required_date = fti__st_list_pos(r->o.required, "date", 4) >= 0;
+    fti__st_mh_init(&r->mh);
     {
         fti_buf k;
         memset(&k, 0, sizeof k);
-        fti__proc_key(&r->o, &k);
-        fti_sha256_buf(k.data, k.len, r->proc_key);
+        fti__st_proc_key(&r->o, &k);
+        fti__st_sha256(k.data, k.len, r->proc_key);
         fti_buf_free(&k);
     }
     fti_mutex_init(&r->mu);
@@ -751,22 +777,23 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
             rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no such file or directory", paths[i]);
             break;
         }
-        rc = fti_walk(paths[i], fti__walk_cb, r, err);
+        rc = fti_walk(paths[i], fti__st_walk_cb, r, err);
     }
-    if (rc == FTI_OK) rc = fti__ingest_run(r, out_id, reused, err);
+    if (rc == FTI_OK) rc = fti__st_ingest_run(r, out_id, reused, err);
     for (i = 0; i < r->n_files; i++) {
-        fti__file *f = &r->files[i];
+        fti__st_file *f = &r->files[i];
         if (f->mapped) fti_map_close(&f->map);
-        fti__out_free(&f->out);
+        fti__st_out_free(&f->out);
         fti_free(f->path);
         fti_free(f->name);
     }
     fti_free(r->files);
     if (r->unit_out) {
-        for (i = 0; i < r->n_units; i++) fti__out_free(&r->unit_out[i]);
+        for (i = 0; i < r->n_units; i++) fti__st_out_free(&r->unit_out[i]);
         fti_free(r->unit_out);
     }
     fti_free(r->units);
+    fti_free(r->order);
     if (r->have_parent_recs) fti_map_close(&r->parent_recs);
     fti_mutex_destroy(&r->mu);
     fti_free(r);
@@ -775,7 +802,7 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
 }
 
 /* Statistics of kept documents' lengths. */
-static void fti__len_stats(fti__doc **kept, size_t n, fti_jw *w) {
+static void fti__st_len_stats(fti__st_doc **kept, size_t n, fti_jw *w) {
     size_t *lens = (size_t *)fti_malloc((n + 1) * sizeof *lens), i;
     uint64_t hist[32], total = 0;
     memset(hist, 0, sizeof hist);
@@ -791,7 +818,7 @@ static void fti__len_stats(fti__doc **kept, size_t n, fti_jw *w) {
     fti_jw_key(w, "doc_chars_mean");
     fti_jw_num(w, n ? (double)total / (double)n : 0.0);
     if (lens && n) {
-        qsort(lens, n, sizeof *lens, fti__sz_cmp);
+        qsort(lens, n, sizeof *lens, fti__st_sz_cmp);
         fti_jw_key(w, "doc_chars_p50");
         fti_jw_int(w, (int64_t)lens[n / 2]);
         fti_jw_key(w, "doc_chars_p90");
@@ -806,39 +833,57 @@ static void fti__len_stats(fti__doc **kept, size_t n, fti_jw *w) {
     fti_free(lens);
 }
 
-static void fti__jw_opt_str(fti_jw *w, const char *key, const char *v) {
+static void fti__st_jw_opt_str(fti_jw *w, const char *key, const char *v) {
     fti_jw_key(w, key);
-    if (v) fti_jw_str(w, v);
-    else fti_jw_null(w);
+    if (v)
+        fti_jw_str(w, v);
+    else
+        fti_jw_null(w);
 }
 
 /* Chunk collection for the index. */
-typedef struct fti__chunks {
+typedef struct fti__st_chunks {
     fti_chunk_in *v;
-    size_t n, cap;
-} fti__chunks;
+    size_t n, alloc;
+} fti__st_chunks;
 
-static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
-                                  fti_error *err) {
+typedef struct fti__st_chunk_job {
+    fti__st_doc **docs;
+    fti__st_spans *spans;
+    size_t budget, overlap;
+    void *tok;
+} fti__st_chunk_job;
+
+static void fti__st_chunk_task(void *ctx, size_t b, size_t e, int thread) {
+    fti__st_chunk_job *j = (fti__st_chunk_job *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = b; i < e; i++)
+        fti__st_chunk_doc(j->docs[i]->text, j->docs[i]->text_len, j->budget, j->overlap,
+                          fti__st_stok_count, j->tok, &j->spans[i]);
+}
+
+static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
+                                     fti_error *err) {
     fti_pool *pool = NULL;
     fti_result rc = FTI_OK;
     size_t i, k, n_all = 0, n_kept = 0, n_exact = 0, n_near = 0, n_reused = 0;
-    fti__doc **all = NULL, **kept = NULL;
+    fti__st_doc **all = NULL, **kept = NULL;
     uint32_t *root = NULL;
     unsigned char vid[32];
     char id[65], parent[65], tok_sha[65];
-    int have_parent = 0, exists = 0;
+    int have_parent = 0;
     char *mpath = NULL;
-    fti__stok stok;
+    fti__st_stok stok;
     int have_tok = 0;
     fti_buf recs, docs_jsonl, index_img, tok_img, train_img, val_img, freq_img, man;
     char recs_hex[65], docs_hex[65], index_hex[65], tok_hex[65], train_hex[65], val_hex[65],
         freq_hex[65];
     uint64_t n_train_tok = 0, n_val_tok = 0, n_train_docs = 0, n_val_docs = 0;
     uint64_t *tok_counts = NULL;
-    fti__chunks chunks;
+    fti__st_chunks chunks;
     fti_doc_meta *metas = NULL;
-    char (*doc_ids)[33] = NULL;
+    char(*doc_ids)[33] = NULL;
     fti_buf *sources = NULL;
     memset(&stok, 0, sizeof stok);
     memset(&chunks, 0, sizeof chunks);
@@ -861,20 +906,22 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
     pool = fti_pool_create(r->o.n_threads);
 
     /* --- phase A: map + hash every file --- */
-    fti__progress(r, "scan", 0, r->n_files);
+    r->t_last_ns = fti_time_ns();
+    fti__st_progress(r, "scan", 0, r->n_files);
     r->next = 0;
-    fti_pool_each(pool, fti__phase_hash, r);
+    fti_pool_each(pool, fti__st_phase_hash, r);
+    fti__st_mark(r, 0);
 
     /* --- the version id: inputs' names and hashes, and the options --- */
     {
         fti_sha256 sh;
         fti_buf cfg;
         memset(&cfg, 0, sizeof cfg);
-        fti__proc_key(&r->o, &cfg);
+        fti__st_proc_key(&r->o, &cfg);
         fti_buf_printf(&cfg, "|dataset v%d|dedup=%.6f|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
-                       FTI__STORE_FORMAT, r->o.dedup_threshold, r->o.val_percent,
-                       r->o.chunk_tokens, r->o.chunk_overlap, r->o.vocab_size,
-                       FTI_TEMPLATE_TITLE, FTI_TEMPLATE_BODY, FTI_TEMPLATE_END);
+                       FTI__STORE_FORMAT, r->o.dedup_threshold, r->o.val_percent, r->o.chunk_tokens,
+                       r->o.chunk_overlap, r->o.vocab_size, FTI_TEMPLATE_TITLE, FTI_TEMPLATE_BODY,
+                       FTI_TEMPLATE_END);
         if (r->o.no_tokenizer) {
             fti_buf_puts(&cfg, "|tokenizer=none");
         } else if (r->o.tokenizer) {
@@ -894,7 +941,7 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
         fti_sha256_update(&sh, cfg.data, cfg.len);
         fti_buf_free(&cfg);
         for (i = 0; i < r->n_files; i++) {
-            const fti__file *f = &r->files[i];
+            const fti__st_file *f = &r->files[i];
             unsigned char zero[32];
             memset(zero, 0, sizeof zero);
             fti_sha256_update(&sh, "\n", 1);
@@ -904,23 +951,22 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
         fti_sha256_final(&sh, vid);
         fti_sha256_hex(vid, id);
     }
-    have_parent = fti__read_ref(r->home, "latest", parent);
-    mpath = fti__manifest_path(r->home, id);
+    have_parent = fti__st_read_ref(r->home, "latest", parent);
+    mpath = fti__st_manifest_path(r->home, id);
     if (!mpath) {
         rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
         goto done;
     }
     if (fti_path_exists(mpath)) {
         /* unchanged inputs: the version exists already; only refs move */
-        exists = 1;
         for (i = 0; i < r->n_files; i++) n_reused += r->files[i].mapped;
-        fti__log(r, FTI_LOG_INFO, "version %s exists: inputs unchanged", id);
+        fti__st_log(r, FTI_LOG_INFO, "version %s exists: inputs unchanged", id);
         goto commit_refs;
     }
 
     /* --- reuse the parent's per-file results --- */
     if (have_parent) {
-        char *pm = fti__manifest_path(r->home, parent);
+        char *pm = fti__st_manifest_path(r->home, parent);
         void *txt = NULL;
         size_t len = 0;
         if (pm && fti_file_read(pm, (size_t)1 << 30, &txt, &len, NULL) == FTI_OK) {
@@ -932,8 +978,8 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
                 const fti_json *files = fti_json_get(fti_json_root(jd), "files");
                 const char *rh = fti_json_get_str(fti_json_get(files, "records"), "sha256", NULL);
                 if (rh && strlen(rh) == 64) {
-                    char *rp = fti__object_path(r->home, rh);
-                    if (rp) fti__reuse(r, rp);
+                    char *rp = fti__st_object_path(r->home, rh);
+                    if (rp) fti__st_reuse(r, rp);
                     fti_free(rp);
                 }
             }
@@ -948,49 +994,46 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
         if (r->files[i].reused) {
             n_reused++;
             r->bytes_done += r->files[i].size;
-        }
-        else if (r->files[i].mapped && fti__make_units(r, (uint32_t)i) != FTI_OK) {
+        } else if (r->files[i].mapped && fti__st_make_units(r, (uint32_t)i) != FTI_OK) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
         }
     }
-    r->unit_out = (fti__out *)fti_calloc(r->n_units + 1, sizeof *r->unit_out);
+    r->unit_out = (fti__st_out *)fti_calloc(r->n_units + 1, sizeof *r->unit_out);
     if (!r->unit_out) {
         rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
         goto done;
     }
     r->next = 0;
-    {
-        /* run in slices so progress can be reported between them */
-        size_t total_units = r->n_units, slice = 0;
-        size_t step = pool ? (size_t)fti_pool_threads(pool) * 8 : 8;
-        fti__unit *all_units = r->units;
-        fti__out *all_out = r->unit_out;
-        while (slice < total_units) {
-            size_t m = total_units - slice < step ? total_units - slice : step;
-            r->units = all_units + slice;
-            r->unit_out = all_out + slice;
-            r->n_units = m;
-            r->next = 0;
-            fti_pool_each(pool, fti__phase_units, r);
-            slice += m;
-            fti__progress(r, "ingest", r->bytes_done, r->bytes_total);
-        }
-        r->units = all_units;
-        r->unit_out = all_out;
-        r->n_units = total_units;
+    r->order = (size_t *)fti_malloc((r->n_units + 1) * sizeof *r->order);
+    if (!r->order) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
     }
+    {
+        fti__st_len_idx *li = (fti__st_len_idx *)fti_malloc((r->n_units + 1) * sizeof *li);
+        if (!li) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+        for (i = 0; i < r->n_units; i++) li[i].len = r->units[i].len, li[i].idx = i;
+        qsort(li, r->n_units, sizeof *li, fti__st_len_idx_cmp);
+        for (i = 0; i < r->n_units; i++) r->order[i] = li[i].idx;
+        fti_free(li);
+    }
+    r->next = 0;
+    fti_pool_each(pool, fti__st_phase_units, r);
+    fti__st_progress(r, "ingest", r->bytes_done, r->bytes_total);
     for (i = 0; i < r->n_units; i++) {
-        fti__file *f = &r->files[r->units[i].file];
-        if (!fti__out_move(&f->out, &r->unit_out[i])) {
+        fti__st_file *f = &r->files[r->units[i].file];
+        if (!fti__st_out_move(&f->out, &r->unit_out[i])) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
         }
     }
     for (i = 0; i < r->n_files; i++) {
         if (r->files[i].out.oom) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory in %s",
-                               r->files[i].path);
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory in %s", r->files[i].path);
             goto done;
         }
         n_all += r->files[i].out.n_docs;
@@ -1001,28 +1044,11 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
         goto done;
     }
 
-    /* --- records pack (for the next incremental run) --- */
-    {
-        uint32_t n_packed = 0;
-        fti_buf_append(&recs, "FTIRECS", 8);
-        fti__put_u32(&recs, 1);
-        fti__put_u32(&recs, 0);
-        for (i = 0; i < r->n_files; i++) {
-            if (!r->files[i].mapped) continue;
-            fti__pack_file(&recs, &r->files[i], r->proc_key);
-            n_packed++;
-        }
-        if (recs.oom) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-            goto done;
-        }
-        fti_store_u32(recs.data + 12, n_packed);
-    }
-
     /* --- dedupe --- */
-    fti__progress(r, "dedupe", 0, n_all);
-    all = (fti__doc **)fti_malloc((n_all + 1) * sizeof *all);
-    kept = (fti__doc **)fti_malloc((n_all + 1) * sizeof *kept);
+    fti__st_mark(r, 1);
+    fti__st_progress(r, "dedupe", 0, n_all);
+    all = (fti__st_doc **)fti_malloc((n_all + 1) * sizeof *all);
+    kept = (fti__st_doc **)fti_malloc((n_all + 1) * sizeof *kept);
     root = (uint32_t *)fti_malloc((n_all + 1) * sizeof *root);
     if (!all || !kept || !root) {
         rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
@@ -1033,17 +1059,36 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
         for (j = 0; j < r->files[i].out.n_docs; j++) all[k++] = &r->files[i].out.docs[j];
     }
     {
-        fti__mh_job job;
+        fti__st_mh_job job;
         job.r = r;
         job.docs = all;
-        fti_pool_for(pool, n_all, 64, fti__mh_task, &job);
+        fti_pool_for(pool, n_all, 64, fti__st_mh_task, &job);
         for (i = 0; i < n_all; i++)
             if (!all[i]->mh) {
                 rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
                 goto done;
             }
     }
-    rc = fti__exact_dups(all, n_all, &n_exact);
+    /* --- records pack (for the next incremental run; after the
+     * minhash pass, so signatures are stored) --- */
+    {
+        uint32_t n_packed = 0;
+        fti_buf_append(&recs, "FTIRECS", 8);
+        fti__st_put_u32(&recs, 1);
+        fti__st_put_u32(&recs, 0);
+        for (i = 0; i < r->n_files; i++) {
+            if (!r->files[i].mapped) continue;
+            fti__st_pack_file(&recs, &r->files[i], r->proc_key);
+            n_packed++;
+        }
+        if (recs.oom) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+        fti_store_u32(recs.data + 12, n_packed);
+    }
+
+    rc = fti__st_exact_dups(all, n_all, &n_exact);
     if (rc != FTI_OK) {
         fti_error_set(err, rc, "ingest: out of memory");
         goto done;
@@ -1055,7 +1100,7 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
             goto done;
         }
         for (i = 0; i < n_all; i++) sigs[i] = all[i]->status ? NULL : all[i]->mh;
-        rc = fti__near_dups(sigs, n_all, r->o.dedup_threshold, root);
+        rc = fti__st_near_dups(sigs, n_all, r->o.dedup_threshold, root);
         fti_free(sigs);
         if (rc != FTI_OK) {
             fti_error_set(err, rc, "ingest: out of memory");
@@ -1077,11 +1122,13 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
         uint64_t best = UINT64_MAX;
         size_t best_i = 0;
         for (i = 0; i < n_kept; i++) {
-            fti__doc *d = kept[i];
+            fti__st_doc *d = kept[i];
             d->split = (int)((d->id_hi % 1000) < (uint64_t)r->o.val_percent * 10);
             if (d->id_lo < best) best = d->id_lo, best_i = i;
-            if (d->split) n_val_docs++;
-            else n_train_docs++;
+            if (d->split)
+                n_val_docs++;
+            else
+                n_train_docs++;
         }
         if (n_kept >= 2 && n_val_docs == 0) {
             kept[best_i]->split = 1;
@@ -1101,11 +1148,11 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
         goto done;
     }
     for (i = 0; i < n_kept; i++) {
-        fti__doc *d = kept[i];
+        fti__st_doc *d = kept[i];
         char sha[65];
         fti_jw w;
-        fti__doc_id_hex(d, doc_ids[i]);
-        fti__doc_source(r, d, &sources[i]);
+        fti__st_doc_id_hex(d, doc_ids[i]);
+        fti__st_doc_source(r, d, &sources[i]);
         metas[i].doc_id = doc_ids[i];
         metas[i].title = d->title;
         metas[i].source = sources[i].data;
@@ -1120,10 +1167,10 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
         fti_jw_str(&w, d->split ? "val" : "train");
         fti_jw_key(&w, "source");
         fti_jw_str(&w, sources[i].data ? sources[i].data : "");
-        fti__jw_opt_str(&w, "kind", d->kind);
-        fti__jw_opt_str(&w, "title", d->title);
-        fti__jw_opt_str(&w, "author", d->author);
-        fti__jw_opt_str(&w, "date", d->date);
+        fti__st_jw_opt_str(&w, "kind", d->kind);
+        fti__st_jw_opt_str(&w, "title", d->title);
+        fti__st_jw_opt_str(&w, "author", d->author);
+        fti__st_jw_opt_str(&w, "date", d->date);
         fti_jw_key(&w, "sha256");
         fti_jw_str(&w, sha);
         fti_jw_key(&w, "text");
@@ -1148,9 +1195,10 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
         } else {
             size_t nt = 0;
-            fti__progress(r, "tokenizer", 0, 1);
+            fti__st_mark(r, 2);
+            fti__st_progress(r, "tokenizer", 0, 1);
             if (r->o.tokenizer) {
-                rc = fti__stok_load(&stok, r->o.tokenizer, err);
+                rc = fti__st_stok_load(&stok, r->o.tokenizer, err);
             } else {
                 for (i = 0; i < n_kept; i++) {
                     if (kept[i]->split) continue;
@@ -1161,12 +1209,12 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
                     texts[nt] = kept[i]->text;
                     lens[nt++] = kept[i]->text_len;
                 }
-                rc = fti__stok_train(&stok, pool, texts, lens, nt, r->o.vocab_size, err);
+                rc = fti__st_stok_train(&stok, pool, texts, lens, nt, r->o.vocab_size, err);
             }
             if (rc == FTI_OK) {
                 have_tok = 1;
                 memcpy(tok_sha, stok.sha_hex, 65);
-                rc = fti__stok_serialize(&stok, &tok_img);
+                rc = fti__st_stok_serialize(&stok, &tok_img);
                 if (rc != FTI_OK) fti_error_set(err, rc, "tokenizer: cannot serialize");
             }
             /* each document: <|title|> title "\n" <|body|> body <|endoftext|> */
@@ -1179,15 +1227,18 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
                     texts[2 * i + 1] = kept[i]->text;
                     lens[2 * i + 1] = kept[i]->text_len;
                 }
-                fti__progress(r, "shards", 0, n_kept);
-                rc = fti__stok_encode(&stok, pool, texts, lens, 2 * n_kept, ids, n_ids);
+                fti__st_mark(r, 3);
+                fti__st_progress(r, "shards", 0, n_kept);
+                rc = fti__st_stok_encode(&stok, pool, texts, lens, 2 * n_kept, ids, n_ids);
                 if (rc != FTI_OK) fti_error_set(err, rc, "tokenizer: encoding failed");
             }
             if (rc == FTI_OK) {
                 for (i = 0; i < n_kept; i++) {
                     uint64_t n = 3 + n_ids[2 * i] + n_ids[2 * i + 1];
-                    if (kept[i]->split) n_val_tok += n;
-                    else n_train_tok += n;
+                    if (kept[i]->split)
+                        n_val_tok += n;
+                    else
+                        n_train_tok += n;
                 }
                 train_ids = (uint32_t *)fti_malloc((size_t)(n_train_tok + 1) * sizeof(uint32_t));
                 val_ids = (uint32_t *)fti_malloc((size_t)(n_val_tok + 1) * sizeof(uint32_t));
@@ -1207,18 +1258,19 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
                     }
                     for (i = 0; i < pt; i++)
                         if (train_ids[i] < stok.vocab_size) tok_counts[train_ids[i]]++;
-                    rc = fti__shard_image(&train_img, train_ids, pt, stok.vocab_size, stok.eot_id,
-                                          err);
+                    rc = fti__st_shard_image(&train_img, train_ids, pt, stok.vocab_size,
+                                             stok.eot_id, err);
                     if (rc == FTI_OK)
-                        rc = fti__shard_image(&val_img, val_ids, pv, stok.vocab_size, stok.eot_id,
-                                              err);
+                        rc = fti__st_shard_image(&val_img, val_ids, pv, stok.vocab_size,
+                                                 stok.eot_id, err);
                     if (rc == FTI_OK) {
                         unsigned char h[16];
                         memcpy(h, "FTIFREQ", 8);
                         fti_store_u32(h + 8, 1);
                         fti_store_u32(h + 12, stok.vocab_size);
                         fti_buf_append(&freq_img, h, 16);
-                        for (i = 0; i < stok.vocab_size; i++) fti__put_u64(&freq_img, tok_counts[i]);
+                        for (i = 0; i < stok.vocab_size; i++)
+                            fti__st_put_u64(&freq_img, tok_counts[i]);
                     }
                 }
             }
@@ -1236,37 +1288,49 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
     }
 
     /* --- chunks and the BM25 index --- */
-    fti__progress(r, "index", 0, n_kept);
-    for (i = 0; i < n_kept; i++) {
-        fti__spans sp;
-        size_t j;
-        memset(&sp, 0, sizeof sp);
-        fti__chunk_doc(kept[i]->text, kept[i]->text_len, (size_t)r->o.chunk_tokens,
-                       (size_t)r->o.chunk_overlap, fti__stok_count, have_tok ? (void *)&stok : NULL,
-                       &sp);
-        if (sp.oom) {
-            fti_free(sp.v);
+    fti__st_mark(r, r->o.no_tokenizer || n_kept == 0 ? 2 : 4);
+    fti__st_progress(r, "index", 0, n_kept);
+    {
+        /* documents are chunked in parallel (token counting is the cost), then concatenated in
+         * document order */
+        fti__st_chunk_job cj;
+        cj.docs = kept;
+        cj.spans = (fti__st_spans *)fti_calloc(n_kept + 1, sizeof *cj.spans);
+        cj.budget = (size_t)r->o.chunk_tokens;
+        cj.overlap = (size_t)r->o.chunk_overlap;
+        cj.tok = have_tok ? (void *)&stok : NULL;
+        if (!cj.spans) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
         }
-        for (j = 0; j < sp.n; j++) {
-            if (chunks.n == chunks.cap) {
-                size_t cap = chunks.cap ? chunks.cap * 2 : 256;
+        fti_pool_for(pool, n_kept, 4, fti__st_chunk_task, &cj);
+        for (i = 0; i < n_kept && rc == FTI_OK; i++) {
+            size_t j;
+            fti__st_spans *sp = &cj.spans[i];
+            if (sp->oom) {
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                break;
+            }
+            if (chunks.n + sp->n > chunks.alloc) {
+                size_t cap = (chunks.n + sp->n) * 2;
                 fti_chunk_in *p = (fti_chunk_in *)fti_realloc(chunks.v, cap * sizeof *p);
                 if (!p) {
-                    fti_free(sp.v);
                     rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-                    goto done;
+                    break;
                 }
                 chunks.v = p;
-                chunks.cap = cap;
+                chunks.alloc = cap;
             }
-            chunks.v[chunks.n].text = kept[i]->text + sp.v[j].off;
-            chunks.v[chunks.n].len = sp.v[j].len;
-            chunks.v[chunks.n].doc = (uint32_t)i;
-            chunks.n++;
+            for (j = 0; j < sp->n; j++) {
+                chunks.v[chunks.n].text = kept[i]->text + sp->v[j].off;
+                chunks.v[chunks.n].len = sp->v[j].len;
+                chunks.v[chunks.n].doc = (uint32_t)i;
+                chunks.n++;
+            }
         }
-        fti_free(sp.v);
+        for (i = 0; i < n_kept; i++) fti_free(cj.spans[i].v);
+        fti_free(cj.spans);
+        if (rc != FTI_OK) goto done;
     }
     rc = fti_bm25_build(&index_img, chunks.v, chunks.n, metas, n_kept, err);
     if (rc != FTI_OK) goto done;
@@ -1283,16 +1347,20 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
         objs[n_objs].img = &docs_jsonl, objs[n_objs].hex = docs_hex, objs[n_objs++].name = "docs";
         objs[n_objs].img = &index_img, objs[n_objs].hex = index_hex, objs[n_objs++].name = "index";
         if (have_tok) {
-            objs[n_objs].img = &tok_img, objs[n_objs].hex = tok_hex, objs[n_objs++].name = "tokenizer";
-            objs[n_objs].img = &train_img, objs[n_objs].hex = train_hex, objs[n_objs++].name = "train";
+            objs[n_objs].img = &tok_img, objs[n_objs].hex = tok_hex,
+            objs[n_objs++].name = "tokenizer";
+            objs[n_objs].img = &train_img, objs[n_objs].hex = train_hex,
+            objs[n_objs++].name = "train";
             objs[n_objs].img = &val_img, objs[n_objs].hex = val_hex, objs[n_objs++].name = "val";
-            objs[n_objs].img = &freq_img, objs[n_objs].hex = freq_hex, objs[n_objs++].name = "token_counts";
+            objs[n_objs].img = &freq_img, objs[n_objs].hex = freq_hex,
+            objs[n_objs++].name = "token_counts";
         }
         total_steps = n_objs + 3;
+        fti__st_mark(r, 5);
         for (k = 0; k < n_objs; k++) {
-            fti__progress(r, "commit", ++step, total_steps);
-            rc = fti__put_object(r->home, objs[k].img->data ? objs[k].img->data : "",
-                                 objs[k].img->len, objs[k].hex, err);
+            fti__st_progress(r, "commit", ++step, total_steps);
+            rc = fti__st_put_object(r->home, objs[k].img->data ? objs[k].img->data : "",
+                                    objs[k].img->len, objs[k].hex, err);
             if (rc != FTI_OK) goto done;
         }
 
@@ -1300,7 +1368,7 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
         {
             fti_jw w;
             char ts[32];
-            fti__reason_count rcs[64];
+            fti__st_reason_count rcs[64];
             size_t n_rc = 0, n_rej = 0, n_groups = 0;
             fti_jw_init(&w, &man, 1);
             fti_jw_obj_begin(&w);
@@ -1310,7 +1378,7 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
             fti_jw_int(&w, FTI__STORE_FORMAT);
             fti_jw_key(&w, "id");
             fti_jw_str(&w, id);
-            fti__jw_opt_str(&w, "parent", have_parent ? parent : NULL);
+            fti__st_jw_opt_str(&w, "parent", have_parent ? parent : NULL);
             fti_time_iso8601(fti_time_wall(), ts);
             fti_jw_key(&w, "created");
             fti_jw_str(&w, ts);
@@ -1350,7 +1418,7 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
             fti_jw_key(&w, "minhash_perms");
             fti_jw_int(&w, FTI_MINHASH_PERMS);
             fti_jw_key(&w, "lsh_rows");
-            fti_jw_int(&w, fti__lsh_rows(r->o.dedup_threshold));
+            fti_jw_int(&w, fti__st_lsh_rows(r->o.dedup_threshold));
             fti_jw_key(&w, "val_percent");
             fti_jw_int(&w, r->o.val_percent);
             fti_jw_key(&w, "chunk_tokens");
@@ -1359,13 +1427,13 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
             fti_jw_int(&w, r->o.chunk_overlap);
             fti_jw_key(&w, "vocab_size");
             fti_jw_int(&w, r->o.vocab_size);
-            fti__jw_opt_str(&w, "tokenizer_file", r->o.tokenizer);
+            fti__st_jw_opt_str(&w, "tokenizer_file", r->o.tokenizer);
             fti_jw_obj_end(&w);
 
             fti_jw_key(&w, "sources");
             fti_jw_arr_begin(&w);
             for (i = 0; i < r->n_files; i++) {
-                const fti__file *f = &r->files[i];
+                const fti__st_file *f = &r->files[i];
                 char sha[65];
                 fti_jw_obj_begin(&w);
                 fti_jw_key(&w, "name");
@@ -1373,7 +1441,7 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
                 fti_jw_key(&w, "path");
                 fti_jw_str(&w, f->path);
                 fti_jw_key(&w, "kind");
-                fti_jw_str(&w, fti__kind_names[f->kind]);
+                fti_jw_str(&w, fti__st_kind_names[f->kind]);
                 fti_jw_key(&w, "bytes");
                 fti_jw_int(&w, (int64_t)f->size);
                 fti_jw_key(&w, "sha256");
@@ -1396,15 +1464,16 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
             /* validation report: every rule with its count (rules with no rejection too) */
             {
                 static const char *const rules[] = {
-                    "empty", "too_short", "too_long", "few_letters", "repeated_lines",
-                    "missing_title", "missing_author", "missing_date", NULL};
+                    "empty",          "too_short",      "too_long",
+                    "few_letters",    "repeated_lines", "missing_title",
+                    "missing_author", "missing_date",   NULL};
                 for (i = 0; rules[i]; i++) {
                     rcs[n_rc].reason = rules[i];
                     rcs[n_rc++].count = 0;
                 }
             }
             for (i = 0; i < r->n_files; i++) {
-                const fti__file *f = &r->files[i];
+                const fti__st_file *f = &r->files[i];
                 for (k = 0; k < f->out.n_rejs; k++) {
                     size_t q;
                     for (q = 0; q < n_rc; q++)
@@ -1431,7 +1500,7 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
             fti_jw_key(&w, "rejections");
             fti_jw_arr_begin(&w);
             for (i = 0, k = 0; i < r->n_files && k < 1000; i++) {
-                const fti__file *f = &r->files[i];
+                const fti__st_file *f = &r->files[i];
                 size_t q;
                 for (q = 0; q < f->out.n_rejs && k < 1000; q++, k++) {
                     fti_buf src;
@@ -1466,7 +1535,7 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
                 int open = 0;
                 if (all[i]->status != 0) continue;
                 for (q = i + 1; q < n_all; q++) {
-                    fti__doc *d = all[q];
+                    fti__st_doc *d = all[q];
                     uint32_t kr;
                     char idh[33];
                     fti_buf src;
@@ -1478,8 +1547,8 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
                     if (!open) {
                         fti_buf s0;
                         memset(&s0, 0, sizeof s0);
-                        fti__doc_source(r, all[i], &s0);
-                        fti__doc_id_hex(all[i], idh);
+                        fti__st_doc_source(r, all[i], &s0);
+                        fti__st_doc_id_hex(all[i], idh);
                         fti_jw_obj_begin(&w);
                         fti_jw_key(&w, "kept");
                         fti_jw_obj_begin(&w);
@@ -1495,8 +1564,8 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
                         n_groups++;
                     }
                     memset(&src, 0, sizeof src);
-                    fti__doc_source(r, d, &src);
-                    fti__doc_id_hex(d, idh);
+                    fti__st_doc_source(r, d, &src);
+                    fti__st_doc_id_hex(d, idh);
                     fti_jw_obj_begin(&w);
                     fti_jw_key(&w, "id");
                     fti_jw_str(&w, idh);
@@ -1505,7 +1574,7 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
                     fti_jw_key(&w, "match");
                     fti_jw_str(&w, d->status == 1 ? "exact" : "near");
                     fti_jw_key(&w, "jaccard");
-                    fti_jw_num(&w, fti__mh_jaccard(d->mh, all[i]->mh));
+                    fti_jw_num(&w, fti__st_mh_jaccard(d->mh, all[i]->mh));
                     fti_jw_obj_end(&w);
                     fti_buf_free(&src);
                 }
@@ -1547,7 +1616,7 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
 
             fti_jw_key(&w, "stats");
             fti_jw_obj_begin(&w);
-            fti__len_stats(kept, n_kept, &w);
+            fti__st_len_stats(kept, n_kept, &w);
             fti_jw_key(&w, "doc_tokens_mean");
             fti_jw_num(&w, n_kept ? (double)(n_train_tok + n_val_tok) / (double)n_kept : 0.0);
             fti_jw_obj_end(&w);
@@ -1587,15 +1656,15 @@ static fti_result fti__ingest_run(fti__run *r, char out_id[65], size_t *reused,
                 goto done;
             }
         }
-        fti__progress(r, "commit", ++step, total_steps);
+        fti__st_progress(r, "commit", ++step, total_steps);
         rc = fti_file_write_atomic(mpath, man.data, man.len, err);
         if (rc != FTI_OK) goto done;
-        fti__progress(r, "commit", ++step, total_steps);
+        fti__st_progress(r, "commit", ++step, total_steps);
     }
 
 commit_refs:
     if (!r->o.no_latest) {
-        rc = fti__write_ref(r->home, "latest", id, err);
+        rc = fti__st_write_ref(r->home, "latest", id, err);
         if (rc != FTI_OK) goto done;
     }
     if (r->o.tag) {
@@ -1604,8 +1673,14 @@ commit_refs:
     }
     memcpy(out_id, id, 65);
     if (reused) *reused = n_reused;
+    fti__st_mark(r, 6);
+    fti__st_log(r, FTI_LOG_INFO,
+                "timing scan=%.3f ingest=%.3f dedupe=%.3f tokenizer=%.3f shards=%.3f index=%.3f "
+                "commit=%.3f seconds, %lu bytes",
+                r->t_stage[0], r->t_stage[1], r->t_stage[2], r->t_stage[3], r->t_stage[4],
+                r->t_stage[5], r->t_stage[6], (unsigned long)r->bytes_total);
 done:
-    if (have_tok) fti__stok_free(&stok);
+    if (have_tok) fti__st_stok_free(&stok);
     fti_free(mpath);
     fti_free(all);
     fti_free(kept);
@@ -1628,20 +1703,20 @@ done:
     return rc;
 }
 
-/* === resolve, list, verify, diff =============================================================== */
+/* === resolve, list, verify, diff ============================================================ */
 
-typedef struct fti__idlist {
+typedef struct fti__st_idlist {
     char **ids;
     size_t n, cap;
     const char *prefix;
-} fti__idlist;
+} fti__st_idlist;
 
-static fti_result fti__list_cb(void *user, const char *path, uint64_t size) {
-    fti__idlist *l = (fti__idlist *)user;
+static fti_result fti__st_list_cb(void *user, const char *path, uint64_t size) {
+    fti__st_idlist *l = (fti__st_idlist *)user;
     const char *b = fti_path_base(path);
     size_t n = strlen(b);
     (void)size;
-    if (n != 69 || strcmp(b + 64, ".json") != 0 || !fti__is_hex_id(b, 64)) return FTI_OK;
+    if (n != 69 || strcmp(b + 64, ".json") != 0 || !fti__st_is_hex_id(b, 64)) return FTI_OK;
     if (l->prefix && strncmp(b, l->prefix, strlen(l->prefix)) != 0) return FTI_OK;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
@@ -1656,9 +1731,9 @@ static fti_result fti__list_cb(void *user, const char *path, uint64_t size) {
     return FTI_OK;
 }
 
-static fti_result fti__list_ids(const char *home, const char *prefix, fti__idlist *l,
-                                fti_error *err) {
-    char *dir = fti__path3(home, "store/versions", NULL);
+static fti_result fti__st_list_ids(const char *home, const char *prefix, fti__st_idlist *l,
+                                   fti_error *err) {
+    char *dir = fti__st_path3(home, "store/versions", NULL);
     fti_result rc;
     memset(l, 0, sizeof *l);
     l->prefix = prefix;
@@ -1667,7 +1742,7 @@ static fti_result fti__list_ids(const char *home, const char *prefix, fti__idlis
         fti_free(dir);
         return FTI_OK;
     }
-    rc = fti_walk(dir, fti__list_cb, l, err);
+    rc = fti_walk(dir, fti__st_list_cb, l, err);
     fti_free(dir);
     return rc;
 }
@@ -1685,20 +1760,21 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
     size_t n;
     if (!home || !out_id) return fti_error_set(err, FTI_ERR_INVALID, "resolve: bad arguments");
     if (!name || !*name || strcmp(name, "latest") == 0) {
-        if (fti__read_ref(home, "latest", out_id)) return FTI_OK;
+        if (fti__st_read_ref(home, "latest", out_id)) return FTI_OK;
         return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no dataset version yet (run ingest)",
                              home);
     }
     n = strlen(name);
-    if (fti__tag_ok(name)) {
+    if (fti__st_tag_ok(name)) {
         snprintf(rel, sizeof rel, "tags/%s", name);
-        if (fti__read_ref(home, rel, out_id)) return FTI_OK;
+        if (fti__st_read_ref(home, rel, out_id)) return FTI_OK;
     }
-    if (n >= 4 && n <= 64 && fti__is_hex_id(name, n)) {
-        fti__idlist l;
-        fti_result rc = fti__list_ids(home, name, &l, err);
+    if (n >= 4 && n <= 64 && fti__st_is_hex_id(name, n)) {
+        fti__st_idlist l;
+        fti_result rc = fti__st_list_ids(home, name, &l, err);
         if (rc == FTI_OK) {
-            if (l.n == 1) memcpy(out_id, l.ids[0], 65);
+            if (l.n == 1)
+                memcpy(out_id, l.ids[0], 65);
             else if (l.n == 0)
                 rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "version %s not found", name);
             else
@@ -1711,9 +1787,9 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
 }
 
 /* Parses the manifest of version id. */
-static fti_result fti__load_manifest(const char *home, const char *id, fti_json_doc **out,
-                                     fti_error *err) {
-    char *p = fti__manifest_path(home, id);
+static fti_result fti__st_load_manifest(const char *home, const char *id, fti_json_doc **out,
+                                        fti_error *err) {
+    char *p = fti__st_manifest_path(home, id);
     void *txt = NULL;
     size_t len = 0;
     fti_result rc;
@@ -1725,7 +1801,8 @@ static fti_result fti__load_manifest(const char *home, const char *id, fti_json_
         memset(&jo, 0, sizeof jo);
         jo.max_string = (size_t)1 << 28;
         rc = fti_json_parse((const char *)txt, len, &jo, out, NULL, err);
-        if (rc != FTI_OK) fti_error_prefix(err, p);
+        if (rc != FTI_OK)
+            fti_error_prefix(err, p);
         else if (fti_json_root(*out)->type != FTI_JSON_OBJECT) {
             fti_json_free(*out);
             *out = NULL;
@@ -1737,32 +1814,32 @@ static fti_result fti__load_manifest(const char *home, const char *id, fti_json_
     return rc;
 }
 
-typedef struct fti__ver_time {
+typedef struct fti__st_ver_time {
     char *id;
     char created[40];
-} fti__ver_time;
+} fti__st_ver_time;
 
-static int fti__ver_cmp(const void *a, const void *b) {
-    const fti__ver_time *x = (const fti__ver_time *)a, *y = (const fti__ver_time *)b;
+static int fti__st_ver_cmp(const void *a, const void *b) {
+    const fti__st_ver_time *x = (const fti__st_ver_time *)a, *y = (const fti__st_ver_time *)b;
     int c = strcmp(x->created, y->created);
     return c ? c : strcmp(x->id, y->id);
 }
 
-FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n,
-                                 fti_error *err) {
-    fti__idlist l;
-    fti__ver_time *vt;
+FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n, fti_error *err) {
+    fti__st_idlist l;
+    fti__st_ver_time *vt;
     fti_result rc;
     size_t i;
-    if (!home || !out_ids || !out_n) return fti_error_set(err, FTI_ERR_INVALID, "list: bad arguments");
+    if (!home || !out_ids || !out_n)
+        return fti_error_set(err, FTI_ERR_INVALID, "list: bad arguments");
     *out_ids = NULL;
     *out_n = 0;
-    rc = fti__list_ids(home, NULL, &l, err);
+    rc = fti__st_list_ids(home, NULL, &l, err);
     if (rc != FTI_OK) {
         fti_store_list_free(l.ids, l.n);
         return rc;
     }
-    vt = (fti__ver_time *)fti_calloc(l.n + 1, sizeof *vt);
+    vt = (fti__st_ver_time *)fti_calloc(l.n + 1, sizeof *vt);
     if (!vt) {
         fti_store_list_free(l.ids, l.n);
         return fti_error_set(err, FTI_ERR_NOMEM, "list: out of memory");
@@ -1770,13 +1847,13 @@ FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_
     for (i = 0; i < l.n; i++) {
         fti_json_doc *jd = NULL;
         vt[i].id = l.ids[i];
-        if (fti__load_manifest(home, l.ids[i], &jd, NULL) == FTI_OK) {
+        if (fti__st_load_manifest(home, l.ids[i], &jd, NULL) == FTI_OK) {
             const char *c = fti_json_get_str(fti_json_root(jd), "created", "");
             snprintf(vt[i].created, sizeof vt[i].created, "%s", c);
         }
         fti_json_free(jd);
     }
-    qsort(vt, l.n, sizeof *vt, fti__ver_cmp);
+    qsort(vt, l.n, sizeof *vt, fti__st_ver_cmp);
     for (i = 0; i < l.n; i++) l.ids[i] = vt[i].id;
     fti_free(vt);
     *out_ids = l.ids;
@@ -1785,8 +1862,8 @@ FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_
 }
 
 /* Checks one file entry of a manifest: present, size and SHA-256. */
-static int fti__verify_file(const char *home, const char *id, const char *name,
-                            const fti_json *ent, fti_buf *report) {
+static int fti__st_verify_file(const char *home, const char *id, const char *name,
+                               const fti_json *ent, fti_buf *report) {
     const char *hex = fti_json_get_str(ent, "sha256", NULL);
     int64_t bytes = fti_json_get_int(ent, "bytes", -1);
     char *p;
@@ -1795,11 +1872,11 @@ static int fti__verify_file(const char *home, const char *id, const char *name,
     char got[65];
     int ok = 1;
     fti_error e;
-    if (!hex || strlen(hex) != 64 || !fti__is_hex_id(hex, 64)) {
+    if (!hex || strlen(hex) != 64 || !fti__st_is_hex_id(hex, 64)) {
         if (report) fti_buf_printf(report, "%s: file %s: bad sha256 entry\n", id, name);
         return 0;
     }
-    p = fti__object_path(home, hex);
+    p = fti__st_object_path(home, hex);
     if (!p) return 0;
     if (fti_map_open(&m, p, &e) != FTI_OK) {
         if (report) fti_buf_printf(report, "%s: file %s: missing object %s\n", id, name, hex);
@@ -1812,7 +1889,7 @@ static int fti__verify_file(const char *home, const char *id, const char *name,
                            (unsigned long)m.len, (long long)bytes);
         ok = 0;
     }
-    fti_sha256_buf(m.data, m.len, d);
+    fti__st_sha256(m.data, m.len, d);
     fti_sha256_hex(d, got);
     if (strcmp(got, hex) != 0) {
         if (report) fti_buf_printf(report, "%s: file %s: sha256 %s != %s\n", id, name, got, hex);
@@ -1840,13 +1917,13 @@ static int fti__verify_file(const char *home, const char *id, const char *name,
     return ok;
 }
 
-static int fti__verify_version(const char *home, const char *id, fti_buf *report) {
+static int fti__st_verify_version(const char *home, const char *id, fti_buf *report) {
     fti_json_doc *jd = NULL;
     fti_error e;
     const fti_json *root, *files, *c;
     const char *mid, *parent;
     int ok = 1;
-    if (fti__load_manifest(home, id, &jd, &e) != FTI_OK) {
+    if (fti__st_load_manifest(home, id, &jd, &e) != FTI_OK) {
         if (report) fti_buf_printf(report, "%s: manifest: %s\n", id, e.msg);
         return 0;
     }
@@ -1858,7 +1935,7 @@ static int fti__verify_version(const char *home, const char *id, fti_buf *report
     }
     parent = fti_json_get_str(root, "parent", NULL);
     if (parent) {
-        char *pp = fti__manifest_path(home, parent);
+        char *pp = fti__st_manifest_path(home, parent);
         if (!pp || strlen(parent) != 64 || !fti_path_exists(pp)) {
             if (report) fti_buf_printf(report, "%s: parent %s is missing\n", id, parent);
             ok = 0;
@@ -1872,20 +1949,20 @@ static int fti__verify_version(const char *home, const char *id, fti_buf *report
         ok = 0;
     } else {
         for (c = files->child; c; c = c->next)
-            if (!fti__verify_file(home, id, c->key, c, report)) ok = 0;
+            if (!fti__st_verify_file(home, id, c->key, c, report)) ok = 0;
     }
     fti_json_free(jd);
     return ok;
 }
 
-typedef struct fti__refcheck {
+typedef struct fti__st_refcheck {
     const char *home;
     fti_buf *report;
     int ok;
-} fti__refcheck;
+} fti__st_refcheck;
 
-static fti_result fti__ref_cb(void *user, const char *path, uint64_t size) {
-    fti__refcheck *rc = (fti__refcheck *)user;
+static fti_result fti__st_ref_cb(void *user, const char *path, uint64_t size) {
+    fti__st_refcheck *rc = (fti__st_refcheck *)user;
     void *data = NULL;
     size_t len = 0;
     (void)size;
@@ -1894,14 +1971,14 @@ static fti_result fti__ref_cb(void *user, const char *path, uint64_t size) {
         const char *s = (const char *)data;
         char *mp;
         while (len && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ')) len--;
-        if (len != 64 || !fti__is_hex_id(s, 64)) {
+        if (len != 64 || !fti__st_is_hex_id(s, 64)) {
             if (rc->report) fti_buf_printf(rc->report, "ref %s: not a version id\n", path);
             rc->ok = 0;
         } else {
             char id[65];
             memcpy(id, s, 64);
             id[64] = 0;
-            mp = fti__manifest_path(rc->home, id);
+            mp = fti__st_manifest_path(rc->home, id);
             if (!mp || !fti_path_exists(mp)) {
                 if (rc->report)
                     fti_buf_printf(rc->report, "ref %s: version %s is missing\n", path, id);
@@ -1925,25 +2002,25 @@ FTIDEF fti_result fti_store_verify(const char *home, const char *id, fti_buf *re
         char full[65];
         fti_result rc = fti_store_resolve(home, id, full, err);
         if (rc != FTI_OK) return rc;
-        ok = fti__verify_version(home, full, report);
+        ok = fti__st_verify_version(home, full, report);
     } else {
-        fti__idlist l;
-        fti__refcheck rc;
+        fti__st_idlist l;
+        fti__st_refcheck rc;
         size_t i;
         char *refs;
-        fti_result r2 = fti__list_ids(home, NULL, &l, err);
+        fti_result r2 = fti__st_list_ids(home, NULL, &l, err);
         if (r2 != FTI_OK) {
             fti_store_list_free(l.ids, l.n);
             return r2;
         }
         for (i = 0; i < l.n; i++)
-            if (!fti__verify_version(home, l.ids[i], report)) ok = 0;
+            if (!fti__st_verify_version(home, l.ids[i], report)) ok = 0;
         fti_store_list_free(l.ids, l.n);
         rc.home = home;
         rc.report = report;
         rc.ok = 1;
-        refs = fti__path3(home, "store/refs", NULL);
-        if (refs && fti_path_is_dir(refs)) fti_walk(refs, fti__ref_cb, &rc, NULL);
+        refs = fti__st_path3(home, "store/refs", NULL);
+        if (refs && fti_path_is_dir(refs)) fti_walk(refs, fti__st_ref_cb, &rc, NULL);
         fti_free(refs);
         if (!rc.ok) ok = 0;
     }
@@ -1952,34 +2029,34 @@ FTIDEF fti_result fti_store_verify(const char *home, const char *id, fti_buf *re
 }
 
 /* Reads a version's docs.jsonl into (id, source, title) lines sorted by id. */
-typedef struct fti__docline {
+typedef struct fti__st_docline {
     char id[33];
     char *line;
-} fti__docline;
+} fti__st_docline;
 
-static int fti__docline_cmp(const void *a, const void *b) {
-    return strcmp(((const fti__docline *)a)->id, ((const fti__docline *)b)->id);
+static int fti__st_docline_cmp(const void *a, const void *b) {
+    return strcmp(((const fti__st_docline *)a)->id, ((const fti__st_docline *)b)->id);
 }
 
-static fti_result fti__doc_lines(const char *home, const char *id, fti__docline **out,
-                                 size_t *n_out, fti_error *err) {
+static fti_result fti__st_doc_lines(const char *home, const char *id, fti__st_docline **out,
+                                    size_t *n_out, fti_error *err) {
     fti_json_doc *jd = NULL;
     const char *hex;
     char *p = NULL;
     fti_map m;
-    fti_result rc = fti__load_manifest(home, id, &jd, err);
+    fti_result rc = fti__st_load_manifest(home, id, &jd, err);
     size_t cap = 0, n = 0, pos = 0;
-    fti__docline *v = NULL;
+    fti__st_docline *v = NULL;
     *out = NULL;
     *n_out = 0;
     if (rc != FTI_OK) return rc;
-    hex = fti_json_get_str(fti_json_get(fti_json_get(fti_json_root(jd), "files"), "docs"),
-                           "sha256", NULL);
+    hex = fti_json_get_str(fti_json_get(fti_json_get(fti_json_root(jd), "files"), "docs"), "sha256",
+                           NULL);
     if (!hex || strlen(hex) != 64) {
         fti_json_free(jd);
         return fti_error_set(err, FTI_ERR_FORMAT, "%s: manifest has no docs file", id);
     }
-    p = fti__object_path(home, hex);
+    p = fti__st_object_path(home, hex);
     fti_json_free(jd);
     if (!p) return fti_error_set(err, FTI_ERR_NOMEM, "diff: out of memory");
     rc = fti_map_open(&m, p, err);
@@ -1998,7 +2075,7 @@ static fti_result fti__doc_lines(const char *home, const char *id, fti__docline 
             fti_buf line;
             if (n == cap) {
                 size_t c2 = cap ? cap * 2 : 64;
-                fti__docline *q = (fti__docline *)fti_realloc(v, c2 * sizeof *q);
+                fti__st_docline *q = (fti__st_docline *)fti_realloc(v, c2 * sizeof *q);
                 if (!q) {
                     fti_json_free(d);
                     rc = FTI_ERR_NOMEM;
@@ -2024,7 +2101,7 @@ static fti_result fti__doc_lines(const char *home, const char *id, fti__docline 
         fti_free(v);
         return fti_error_set(err, rc, "diff: out of memory");
     }
-    qsort(v, n, sizeof *v, fti__docline_cmp);
+    qsort(v, n, sizeof *v, fti__st_docline_cmp);
     *out = v;
     *n_out = n;
     return FTI_OK;
@@ -2033,14 +2110,14 @@ static fti_result fti__doc_lines(const char *home, const char *id, fti__docline 
 FTIDEF fti_result fti_store_diff(const char *home, const char *a, const char *b, fti_buf *out,
                                  size_t *n_added, size_t *n_removed, fti_error *err) {
     char ia[65], ib[65];
-    fti__docline *va = NULL, *vb = NULL;
+    fti__st_docline *va = NULL, *vb = NULL;
     size_t na = 0, nb = 0, i = 0, j = 0, add = 0, rem = 0;
     fti_result rc;
     if (!home || !out) return fti_error_set(err, FTI_ERR_INVALID, "diff: bad arguments");
     rc = fti_store_resolve(home, a, ia, err);
     if (rc == FTI_OK) rc = fti_store_resolve(home, b, ib, err);
-    if (rc == FTI_OK) rc = fti__doc_lines(home, ia, &va, &na, err);
-    if (rc == FTI_OK) rc = fti__doc_lines(home, ib, &vb, &nb, err);
+    if (rc == FTI_OK) rc = fti__st_doc_lines(home, ia, &va, &na, err);
+    if (rc == FTI_OK) rc = fti__st_doc_lines(home, ib, &vb, &nb, err);
     if (rc == FTI_OK) {
         while (i < na || j < nb) {
             int c = i >= na ? 1 : j >= nb ? -1 : strcmp(va[i].id, vb[j].id);
@@ -2080,10 +2157,10 @@ struct fti_dataset {
     fti_dataset_stats stats;
 };
 
-static char *fti__file_object(const char *home, const fti_json *files, const char *name) {
+static char *fti__st_file_object(const char *home, const fti_json *files, const char *name) {
     const char *hex = fti_json_get_str(fti_json_get(files, name), "sha256", NULL);
-    if (!hex || strlen(hex) != 64 || !fti__is_hex_id(hex, 64)) return NULL;
-    return fti__object_path(home, hex);
+    if (!hex || strlen(hex) != 64 || !fti__st_is_hex_id(hex, 64)) return NULL;
+    return fti__st_object_path(home, hex);
 }
 
 FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const char *name,
@@ -2097,15 +2174,15 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
     ds = (fti_dataset *)fti_calloc(1, sizeof *ds);
     if (!ds) return fti_error_set(err, FTI_ERR_NOMEM, "dataset_open: out of memory");
     rc = fti_store_resolve(home, name, ds->id, err);
-    if (rc == FTI_OK) rc = fti__load_manifest(home, ds->id, &ds->manifest, err);
+    if (rc == FTI_OK) rc = fti__st_load_manifest(home, ds->id, &ds->manifest, err);
     if (rc != FTI_OK) {
         fti_dataset_close(ds);
         return rc;
     }
     root = fti_json_root(ds->manifest);
     files = fti_json_get(root, "files");
-    ds->docs_path = fti__file_object(home, files, "docs");
-    p = fti__file_object(home, files, "index");
+    ds->docs_path = fti__st_file_object(home, files, "docs");
+    p = fti__st_file_object(home, files, "index");
     if (!p || !ds->docs_path) {
         fti_free(p);
         fti_dataset_close(ds);
@@ -2114,28 +2191,30 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
     rc = fti_bm25_open(&ds->index, p, err);
     fti_free(p);
     if (rc == FTI_OK && fti_json_get(files, "train")) {
-        char *pt = fti__file_object(home, files, "train");
-        char *pv = fti__file_object(home, files, "val");
-        if (!pt || !pv) rc = fti_error_set(err, FTI_ERR_FORMAT, "version %s: bad shard entries",
-                                           ds->id);
+        char *pt = fti__st_file_object(home, files, "train");
+        char *pv = fti__st_file_object(home, files, "val");
+        if (!pt || !pv)
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "version %s: bad shard entries", ds->id);
         if (rc == FTI_OK) rc = fti_shard_open(&ds->shards[0], pt, 0, err);
         if (rc == FTI_OK) {
             rc = fti_shard_open(&ds->shards[1], pv, 0, err);
-            if (rc != FTI_OK) fti_shard_close(&ds->shards[0]);
-            else ds->have_shards = 1;
+            if (rc != FTI_OK)
+                fti_shard_close(&ds->shards[0]);
+            else
+                ds->have_shards = 1;
         }
         fti_free(pt);
         fti_free(pv);
     }
     if (rc == FTI_OK && fti_json_get(files, "tokenizer")) {
         const char *hex = fti_json_get_str(fti_json_get(files, "tokenizer"), "sha256", "");
-        ds->tok_path = fti__file_object(home, files, "tokenizer");
+        ds->tok_path = fti__st_file_object(home, files, "tokenizer");
         (void)hex;
         tk = fti_json_get(root, "tokenizer");
         snprintf(ds->tok_sha, sizeof ds->tok_sha, "%s", fti_json_get_str(tk, "sha256", ""));
     }
     if (rc == FTI_OK && fti_json_get(files, "token_counts")) {
-        char *pc = fti__file_object(home, files, "token_counts");
+        char *pc = fti__st_file_object(home, files, "token_counts");
         if (pc && fti_map_open(&ds->counts_map, pc, NULL) == FTI_OK) {
             fti_reader r = fti_reader_make(ds->counts_map.data, ds->counts_map.len);
             const void *mg = fti_read_bytes(&r, 8);
@@ -2144,7 +2223,8 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
             if (!r.err && mg && memcmp(mg, "FTIFREQ", 8) == 0 && ver == 1 &&
                 ds->counts_map.len == 16 + (size_t)vs * 8 &&
                 (((uintptr_t)ds->counts_map.data) & 7) == 0) {
-                ds->stats.token_counts = (const uint64_t *)((const unsigned char *)ds->counts_map.data + 16);
+                ds->stats.token_counts =
+                    (const uint64_t *)((const unsigned char *)ds->counts_map.data + 16);
                 ds->stats.vocab_size = vs;
             }
         }
@@ -2174,7 +2254,8 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
         size_t i;
         for (i = 0; i < 32; i++) {
             const fti_json *v = fti_json_at(h, i);
-            ds->stats.doc_chars_log2_hist[i] = v && v->type == FTI_JSON_NUMBER ? (uint64_t)v->num : 0;
+            ds->stats.doc_chars_log2_hist[i] =
+                v && v->type == FTI_JSON_NUMBER ? (uint64_t)v->num : 0;
         }
     }
     *out = ds;
@@ -2195,7 +2276,9 @@ FTIDEF void fti_dataset_close(fti_dataset *ds) {
     fti_free(ds);
 }
 
-FTIDEF const char *fti_dataset_id(const fti_dataset *ds) { return ds ? ds->id : NULL; }
+FTIDEF const char *fti_dataset_id(const fti_dataset *ds) {
+    return ds ? ds->id : NULL;
+}
 FTIDEF const fti_json *fti_dataset_manifest(const fti_dataset *ds) {
     return ds ? fti_json_root(ds->manifest) : NULL;
 }
@@ -2212,7 +2295,9 @@ FTIDEF const char *fti_dataset_tokenizer_sha256(const fti_dataset *ds) {
 FTIDEF const char *fti_dataset_docs_path(const fti_dataset *ds) {
     return ds ? ds->docs_path : NULL;
 }
-FTIDEF const fti_bm25 *fti_dataset_index(const fti_dataset *ds) { return ds ? ds->index : NULL; }
+FTIDEF const fti_bm25 *fti_dataset_index(const fti_dataset *ds) {
+    return ds ? ds->index : NULL;
+}
 FTIDEF size_t fti_dataset_search(const fti_dataset *ds, const char *query, size_t query_len,
                                  size_t k, fti_search_hit *hits) {
     return ds ? fti_bm25_query(ds->index, query, query_len, k, hits) : 0;

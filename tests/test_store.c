@@ -1,0 +1,929 @@
+/* Tests of the feature store (part 04): cleaning rules, every input kind against a golden file,
+ * hostile inputs, determinism, incremental ingest, near-duplicates, BM25 on a hand-checked case,
+ * chunking, shards, and a commit killed half-way. Inputs live in tests/data/store/. */
+#include <signal.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define STORE_DATA "tests/data/store"
+
+/* Cleans s with flags and compares with want. */
+static int clean_is(const char *s, int flags, const char *want) {
+    fti_buf b;
+    int ok;
+    memset(&b, 0, sizeof b);
+    fti_clean_text(s, strlen(s), flags, &b);
+    ok = b.len == strlen(want) && memcmp(b.data ? b.data : "", want, b.len) == 0;
+    if (!ok)
+        fprintf(stderr, "    clean(\"%s\") = \"%.*s\", want \"%s\"\n", s, (int)b.len,
+                b.data ? b.data : "", want);
+    fti_buf_free(&b);
+    return ok;
+}
+
+FTI_TEST(store_clean_whitespace) {
+    CHECK(clean_is("  a  b\t\tc  ", 0, "a b c"));
+    CHECK(clean_is("line1\r\nline2\rline3\n", 0, "line1\nline2\nline3"));
+    CHECK(clean_is("p1\n\n\n\n\np2", 0, "p1\n\np2"));
+    CHECK(clean_is("trailing   \nnext", 0, "trailing\nnext"));
+    CHECK(clean_is("   indented\n    also", 0, "indented\nalso"));
+    CHECK(clean_is("nb\xC2\xA0sp and\xE2\x80\x83"
+                   "em",
+                   0, "nb sp and em"));
+    CHECK(clean_is("", 0, ""));
+    CHECK(clean_is(" \n \t \r\n ", 0, ""));
+}
+
+FTI_TEST(store_clean_controls_and_utf8) {
+    CHECK(clean_is("a\x01"
+                   "b\x7f"
+                   "c\x1b[0m",
+                   0, "abc[0m"));
+    CHECK(clean_is("zero\xE2\x80\x8Bwidth\xEF\xBB\xBF", 0, "zerowidth"));
+    CHECK(clean_is("bad \xff byte", 0, "bad \xEF\xBF\xBD byte"));
+    CHECK(clean_is("cut \xE2\x82", 0, "cut \xEF\xBF\xBD"));
+    CHECK(clean_is("caf\xC3\xA9 ok", 0, "caf\xC3\xA9 ok"));
+    {
+        /* NUL bytes inside: dropped, never end the text */
+        fti_buf b;
+        memset(&b, 0, sizeof b);
+        fti_clean_text("a\0b\0c", 5, 0, &b);
+        CHECK(b.len == 3 && memcmp(b.data, "abc", 3) == 0);
+        fti_buf_free(&b);
+    }
+}
+
+FTI_TEST(store_clean_redaction) {
+    CHECK(clean_is("mail me: ann.lee+x@mail.example.com.", FTI_CLEAN_REDACT_ALL,
+                   "mail me: [EMAIL]."));
+    CHECK(clean_is("see https://example.com/a?b=c, or www.example.org.", FTI_CLEAN_REDACT_ALL,
+                   "see [URL], or [URL]."));
+    CHECK(clean_is("call +1 (555) 123-4567 now", FTI_CLEAN_REDACT_ALL, "call [PHONE] now"));
+    CHECK(clean_is("call 020 7946 0958 now", FTI_CLEAN_REDACT_ALL, "call [PHONE] now"));
+    /* dates, years, versions and short numbers are not phone numbers */
+    CHECK(clean_is("on 1911-01-01 in 1881, v2.0.1, room 12345", FTI_CLEAN_REDACT_ALL,
+                   "on 1911-01-01 in 1881, v2.0.1, room 12345"));
+    CHECK(clean_is("user@localhost is not an address", FTI_CLEAN_REDACT_ALL,
+                   "user@localhost is not an address"));
+    /* flags select what is redacted */
+    CHECK(clean_is("a@b.cd http://x.example.com", FTI_CLEAN_REDACT_EMAIL,
+                   "[EMAIL] http://x.example.com"));
+    CHECK(clean_is("a@b.cd", 0, "a@b.cd"));
+}
+
+static int html_is(const char *h, const char *want_text, const char *want_title) {
+    fti_buf t, title, c;
+    int ok;
+    memset(&t, 0, sizeof t);
+    memset(&title, 0, sizeof title);
+    memset(&c, 0, sizeof c);
+    fti_html_to_text(h, strlen(h), &t, &title);
+    fti_clean_text(t.data ? t.data : "", t.len, 0, &c);
+    ok = c.len == strlen(want_text) && memcmp(c.data ? c.data : "", want_text, c.len) == 0;
+    if (want_title)
+        ok =
+            ok && title.len == strlen(want_title) && memcmp(title.data, want_title, title.len) == 0;
+    if (!ok)
+        fprintf(stderr, "    html -> \"%.*s\" title \"%.*s\"\n", (int)c.len, c.data ? c.data : "",
+                (int)title.len, title.data ? title.data : "");
+    fti_buf_free(&t);
+    fti_buf_free(&title);
+    fti_buf_free(&c);
+    return ok;
+}
+
+FTI_TEST(store_clean_html) {
+    CHECK(html_is("<p>a</p><p>b</p>", "a\n\nb", NULL));
+    CHECK(html_is("x<br>y<br/>z", "x\ny\nz", NULL));
+    CHECK(html_is("<script>if (a<b) {}</script>text<style>p{}</style>", "text", NULL));
+    CHECK(html_is("<SCRIPT type=x>bad</SCRIPT >ok", "ok", NULL));
+    CHECK(html_is("&amp;&lt;&gt;&quot;&#39;&#x41;&eacute;&bogus;", "&<>\"'A\xC3\xA9&bogus;", NULL));
+    CHECK(html_is("&#0;&#x110000;&#xD800;", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD", NULL));
+    CHECK(html_is("<title>T &amp; t</title><h1>H</h1>body", "H\n\nbody", "T & t"));
+    CHECK(html_is("<h1>Only <b>h1</b></h1>rest", "Only h1\n\nrest", "Only h1"));
+    CHECK(html_is("<a href=\"x>y\">link</a> text", "link text", NULL));
+    CHECK(html_is("a <!-- <p>hidden</p> --> b", "a b", NULL));
+    CHECK(html_is("1 < 2 and <unclosed", "1 < 2 and", NULL));
+    CHECK(html_is("split\nsource\nlines", "split source lines", NULL));
+    {
+        /* deep nesting: no recursion, no crash */
+        fti_buf h;
+        size_t i;
+        memset(&h, 0, sizeof h);
+        for (i = 0; i < 100000; i++) fti_buf_puts(&h, "<div><span>");
+        fti_buf_puts(&h, "deep");
+        CHECK(html_is(h.data, "deep", NULL));
+        fti_buf_free(&h);
+    }
+}
+
+static int md_is(const char *m, const char *want, const char *want_title) {
+    fti_buf t, title, c;
+    int ok;
+    memset(&t, 0, sizeof t);
+    memset(&title, 0, sizeof title);
+    memset(&c, 0, sizeof c);
+    fti_markdown_to_text(m, strlen(m), &t, &title);
+    fti_clean_text(t.data ? t.data : "", t.len, 0, &c);
+    ok = c.len == strlen(want) && memcmp(c.data ? c.data : "", want, c.len) == 0;
+    if (want_title)
+        ok =
+            ok && title.len == strlen(want_title) && memcmp(title.data, want_title, title.len) == 0;
+    if (!ok)
+        fprintf(stderr, "    md -> \"%.*s\" title \"%.*s\"\n", (int)c.len, c.data ? c.data : "",
+                (int)title.len, title.data ? title.data : "");
+    fti_buf_free(&t);
+    fti_buf_free(&title);
+    fti_buf_free(&c);
+    return ok;
+}
+
+FTI_TEST(store_clean_markdown) {
+    CHECK(md_is("# Title #\ntext", "Title\n\ntext", "Title"));
+    CHECK(md_is("**bold** and *it* and __b__ and _i_", "bold and it and b and i", NULL));
+    CHECK(md_is("snake_case_name and 2*3*4", "snake_case_name and 2*3*4", NULL));
+    CHECK(md_is("[link](http://x) ![img](a.png) [ref][1]\n[1]: http://y", "link img ref", NULL));
+    CHECK(md_is("- a\n* b\n+ c\n12. d", "a\nb\nc\nd", NULL));
+    CHECK(md_is("> quoted\n>> twice", "quoted\ntwice", NULL));
+    CHECK(md_is("```c\nint *p = _x_;\n```", "int *p = _x_;", NULL));
+    CHECK(md_is("a\n\n---\n\nb\n===", "a\n\nb", NULL));
+    CHECK(md_is("`code` and \\*star\\*", "code and *star*", NULL));
+    CHECK(md_is("<https://example.com>", "https://example.com", NULL));
+}
+
+FTI_TEST(store_template) {
+    fti_buf b;
+    memset(&b, 0, sizeof b);
+    fti_template_render(&b, "T", 1, "body", 4, 0);
+    CHECK_EQ_STR(b.data, "<|title|>T\n<|body|>body<|endoftext|>");
+    b.len = 0;
+    fti_template_render(&b, NULL, 0, "open", 4, 1);
+    CHECK_EQ_STR(b.data, "<|title|>\n<|body|>open");
+    fti_buf_free(&b);
+}
+
+/* --- helpers for ingest tests ------------------------------------------------------------- */
+
+static fti_result ingest1(const char *home, const char *path, const fti_ingest_opts *o, char id[65],
+                          size_t *reused) {
+    fti_ingest_opts oo;
+    fti_error err;
+    fti_result rc;
+    const char *paths[1];
+    if (o)
+        oo = *o;
+    else
+        memset(&oo, 0, sizeof oo);
+    oo.no_tokenizer = 1;
+    if (!oo.n_threads) oo.n_threads = 2;
+    paths[0] = path;
+    rc = fti_store_ingest(home, paths, 1, &oo, id, reused, &err);
+    if (rc != FTI_OK) fprintf(stderr, "    ingest %s: %s\n", path, err.msg);
+    return rc;
+}
+
+/* Reads the docs.jsonl of a version into out. */
+static int read_docs(const char *home, const char *id, fti_buf *out) {
+    fti_dataset *ds = NULL;
+    void *data = NULL;
+    size_t len = 0;
+    if (fti_dataset_open(&ds, home, id, NULL) != FTI_OK) return 0;
+    if (fti_file_read(fti_dataset_docs_path(ds), 0, &data, &len, NULL) != FTI_OK) {
+        fti_dataset_close(ds);
+        return 0;
+    }
+    fti_buf_append(out, data, len);
+    fti_free(data);
+    fti_dataset_close(ds);
+    return 1;
+}
+
+static long long manifest_int(const char *home, const char *id, const char *obj, const char *key) {
+    fti_dataset *ds = NULL;
+    long long v = -1;
+    if (fti_dataset_open(&ds, home, id, NULL) != FTI_OK) return -1;
+    v = (long long)fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), obj), key, -1);
+    fti_dataset_close(ds);
+    return v;
+}
+
+FTI_TEST(store_golden_kinds) {
+    /* every input kind (txt md html json jsonl csv eml mbox) against the reviewed golden file;
+     * FTI_UPDATE_GOLDEN=1 rewrites it */
+    char id[65];
+    fti_buf got;
+    void *want = NULL;
+    size_t want_len = 0;
+    const char *home = fti_test_tmp("ws");
+    memset(&got, 0, sizeof got);
+    REQUIRE(ingest1(home, STORE_DATA "/kinds", NULL, id, NULL) == FTI_OK);
+    REQUIRE(read_docs(home, id, &got));
+    if (getenv("FTI_UPDATE_GOLDEN"))
+        fti_test_write_file(STORE_DATA "/kinds.golden.jsonl", got.data, got.len);
+    REQUIRE(fti_file_read(STORE_DATA "/kinds.golden.jsonl", 0, &want, &want_len, NULL) == FTI_OK);
+    if (got.len != want_len || memcmp(got.data, want, want_len) != 0) {
+        /* name the first differing line */
+        const char *a = got.data, *b = (const char *)want;
+        size_t i = 0, line = 1;
+        while (i < got.len && i < want_len && a[i] == b[i]) line += a[i++] == '\n';
+        fprintf(stderr, "    docs differ from the golden file at line %lu\n", (unsigned long)line);
+        CHECK(0);
+    }
+    /* the rejections of the kinds folder, by reason */
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 12);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "rejected"), 5);
+    fti_free(want);
+    fti_buf_free(&got);
+}
+
+/* Writes a file of n bytes: one line of 'a' (letters, so only the length rule applies). */
+static int write_big_line(const char *path, size_t n) {
+    FILE *f = fopen(path, "wb");
+    char buf[65536];
+    size_t done = 0;
+    if (!f) return 0;
+    memset(buf, 'a', sizeof buf);
+    while (done < n) {
+        size_t k = n - done < sizeof buf ? n - done : sizeof buf;
+        if (fwrite(buf, 1, k, f) != k) break;
+        done += k;
+    }
+    return fclose(f) == 0 && done == n;
+}
+
+FTI_TEST(store_hostile_inputs) {
+    /* every hostile file is rejected with its reason; the run still completes */
+    char id[65], cmd[1024];
+    const char *dir = fti_test_tmp("in");
+    const char *home = fti_test_tmp("ws");
+    fti_dataset *ds = NULL;
+    const fti_json *br;
+    size_t big = (size_t)fti_env_long("FTI_TEST_BIG", 0) ? (size_t)100 << 20 : (size_t)16 << 20;
+    snprintf(cmd, sizeof cmd, "cp -r %s/hostile '%s'", STORE_DATA, dir);
+    REQUIRE(system(cmd) == 0);
+    REQUIRE(write_big_line(fti_test_tmp("in/one_line.txt"), big));
+    {
+        /* a JSONL line nested far deeper than the parser allows, and a huge JSON string */
+        fti_buf b;
+        size_t i;
+        memset(&b, 0, sizeof b);
+        fti_buf_puts(&b, "{\"text\": \"fine line number one here\"}\n");
+        for (i = 0; i < 100000; i++) fti_buf_putc(&b, '[');
+        fti_buf_putc(&b, '\n');
+        REQUIRE(fti_test_write_file(fti_test_tmp("in/deep.jsonl"), b.data, b.len) == 0);
+        fti_buf_free(&b);
+    }
+    REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
+    CHECK_EQ_INT(fti_json_get_int(br, "too_long", -1), 1);
+    CHECK_EQ_INT(fti_json_get_int(br, "mail_truncated", -1), 2);
+    CHECK_EQ_INT(fti_json_get_int(br, "mail_bad_base64", -1), 1);
+    CHECK_EQ_INT(fti_json_get_int(br, "mail_malformed", -1), 1);
+    CHECK_EQ_INT(fti_json_get_int(br, "binary", -1), 1);
+    CHECK_EQ_INT(fti_json_get_int(br, "unsupported_type", -1), 1);
+    CHECK_EQ_INT(fti_json_get_int(br, "json_error", -1), 4);
+    CHECK_EQ_INT(fti_json_get_int(br, "few_letters", -1), 1);
+    CHECK_EQ_INT(fti_json_get_int(br, "no_text", -1), 1);
+    /* kept: broken.jsonl line 1, deep.jsonl line 1, invalid_utf8.txt (repaired), nested.html */
+    CHECK_EQ_INT(
+        fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), "counts"), "documents", -1), 4);
+    fti_dataset_close(ds);
+    {
+        fti_buf rep;
+        memset(&rep, 0, sizeof rep);
+        CHECK(fti_store_verify(home, NULL, &rep, NULL) == FTI_OK);
+        fti_buf_free(&rep);
+    }
+}
+
+FTI_TEST(store_mail_parts) {
+    /* hostile MIME structures straight through the mail parser */
+    fti_ingest_opts o = fti_ingest_opts_resolve(NULL);
+    fti__st_proc pp;
+    fti__st_out out;
+    fti_buf m;
+    int depth;
+    memset(&pp, 0, sizeof pp);
+    pp.o = &o;
+    /* multipart nested deeper than the limit */
+    memset(&m, 0, sizeof m);
+    fti_buf_puts(&m, "From: a@b.cd\nSubject: deep\n");
+    for (depth = 0; depth < 20; depth++)
+        fti_buf_printf(&m, "Content-Type: multipart/mixed; boundary=\"b%d\"\n\n--b%d\n", depth,
+                       depth);
+    fti_buf_puts(&m, "Content-Type: text/plain\n\nhello there\n");
+    for (depth = 19; depth >= 0; depth--) fti_buf_printf(&m, "--b%d--\n", depth);
+    memset(&out, 0, sizeof out);
+    fti__st_ingest_mail(&pp, &out, 0, "", m.data, m.len, "mail");
+    CHECK_EQ_INT(out.n_docs, 0);
+    REQUIRE(out.n_rejs == 1);
+    CHECK_EQ_STR(out.rejs[0].reason, "mail_malformed");
+    fti__st_out_free(&out);
+    fti_buf_free(&m);
+    /* base64 with bad padding, multipart without boundary, QP soft breaks */
+    {
+        static const char *const cases[][2] = {
+            {"From: a@b.cd\nContent-Transfer-Encoding: base64\n\nQUJD=RA==\n", "mail_bad_base64"},
+            {"From: a@b.cd\nContent-Type: multipart/mixed\n\nbody\n", "mail_malformed"},
+            {"From: a@b.cd\nContent-Type: text/plain\n", "mail_truncated"}};
+        size_t i;
+        for (i = 0; i < 3; i++) {
+            memset(&out, 0, sizeof out);
+            fti__st_ingest_mail(&pp, &out, 0, "", cases[i][0], strlen(cases[i][0]), "mail");
+            CHECK_EQ_INT(out.n_docs, 0);
+            if (out.n_rejs == 1)
+                CHECK_EQ_STR(out.rejs[0].reason, cases[i][1]);
+            else
+                CHECK(0);
+            fti__st_out_free(&out);
+        }
+    }
+    {
+        const char *qp = "From: a@b.cd\nContent-Transfer-Encoding: quoted-printable\n"
+                         "Content-Type: text/plain; charset=windows-1252\n\n"
+                         "soft=\nbreak and =93quotes=94 and =3D sign=\n";
+        memset(&out, 0, sizeof out);
+        fti__st_ingest_mail(&pp, &out, 0, "", qp, strlen(qp), "mail");
+        REQUIRE(out.n_docs == 1);
+        CHECK_EQ_STR(out.docs[0].text, "softbreak and \xE2\x80\x9Cquotes\xE2\x80\x9D and = sign");
+        fti__st_out_free(&out);
+    }
+}
+
+FTI_TEST(store_determinism) {
+    char id1[65], id2[65], id3[65];
+    size_t reused = 0;
+    fti_ingest_opts o;
+    memset(&o, 0, sizeof o);
+    REQUIRE(ingest1(fti_test_tmp("ws1"), STORE_DATA "/kinds", NULL, id1, NULL) == FTI_OK);
+    o.n_threads = 1; /* another thread count, another workspace: same id */
+    REQUIRE(ingest1(fti_test_tmp("ws2"), STORE_DATA "/kinds", &o, id2, NULL) == FTI_OK);
+    CHECK_EQ_STR(id1, id2);
+    REQUIRE(ingest1(fti_test_tmp("ws1"), STORE_DATA "/kinds", NULL, id3, &reused) == FTI_OK);
+    CHECK_EQ_STR(id1, id3);
+    CHECK_EQ_INT(reused, 8);
+    {
+        /* the stored documents are byte-identical too */
+        fti_buf a, b;
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        CHECK(read_docs(fti_test_tmp("ws1"), id1, &a) && read_docs(fti_test_tmp("ws2"), id2, &b));
+        CHECK(a.len == b.len && a.len > 0 && memcmp(a.data, b.data, a.len) == 0);
+        fti_buf_free(&a);
+        fti_buf_free(&b);
+    }
+    /* another option gives another id */
+    o.min_chars = 20;
+    REQUIRE(ingest1(fti_test_tmp("ws2"), STORE_DATA "/kinds", &o, id3, NULL) == FTI_OK);
+    CHECK(strcmp(id1, id3) != 0);
+    {
+        char **ids = NULL;
+        size_t n = 0;
+        CHECK(fti_store_list(fti_test_tmp("ws2"), &ids, &n, NULL) == FTI_OK);
+        CHECK_EQ_INT(n, 2);
+        fti_store_list_free(ids, n);
+    }
+}
+
+static void put(const char *dir, const char *name, const char *text) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    fti_test_write_file(path, text, strlen(text));
+}
+
+FTI_TEST(store_incremental) {
+    char id1[65], id2[65], got[65];
+    size_t reused = 0, add = 0, rem = 0;
+    const char *dir = fti_test_tmp("in"), *home = fti_test_tmp("ws");
+    fti_buf diff;
+    fti_dataset *ds = NULL;
+    memset(&diff, 0, sizeof diff);
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    put(dir, "a.txt", "The first file, about apples and orchards in autumn.");
+    put(dir, "b.txt", "The second file, about boats on a windy lake.");
+    put(dir, "c.jsonl",
+        "{\"title\":\"c1\",\"text\":\"Record one of the third file, on cats.\"}\n"
+        "{\"title\":\"c2\",\"text\":\"Record two of the third file, on dogs.\"}\n");
+    REQUIRE(ingest1(home, dir, NULL, id1, &reused) == FTI_OK);
+    CHECK_EQ_INT(reused, 0);
+    put(dir, "b.txt", "The second file, rewritten: about trains crossing the plains.");
+    put(dir, "d.md", "# New\n\nA new markdown file about deserts and dunes.");
+    REQUIRE(ingest1(home, dir, NULL, id2, &reused) == FTI_OK);
+    CHECK(strcmp(id1, id2) != 0);
+    CHECK_EQ_INT(reused, 2); /* a.txt and c.jsonl */
+    REQUIRE(fti_dataset_open(&ds, home, NULL, NULL) == FTI_OK);
+    CHECK_EQ_STR(fti_dataset_id(ds), id2);
+    CHECK_EQ_STR(fti_json_get_str(fti_dataset_manifest(ds), "parent", ""), id1);
+    CHECK_EQ_INT(
+        fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), "counts"), "documents", -1), 5);
+    fti_dataset_close(ds);
+    REQUIRE(fti_store_diff(home, id1, id2, &diff, &add, &rem, NULL) == FTI_OK);
+    CHECK_EQ_INT(add, 2);
+    CHECK_EQ_INT(rem, 1);
+    CHECK(strstr(diff.data, "+ ") && strstr(diff.data, "in/d.md"));
+    CHECK(strstr(diff.data, "- ") && strstr(diff.data, "in/b.txt"));
+    /* prefixes and tags resolve; verify passes */
+    {
+        char pre[9];
+        memcpy(pre, id1, 8);
+        pre[8] = 0;
+        CHECK(fti_store_resolve(home, pre, got, NULL) == FTI_OK && strcmp(got, id1) == 0);
+        CHECK(fti_store_tag(home, "first", id1, NULL) == FTI_OK);
+        CHECK(fti_store_resolve(home, "first", got, NULL) == FTI_OK && strcmp(got, id1) == 0);
+        CHECK(fti_store_tag(home, "../evil", id1, NULL) != FTI_OK);
+        CHECK(fti_store_resolve(home, "nosuch", got, NULL) == FTI_ERR_NOT_FOUND);
+    }
+    CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_OK);
+    fti_buf_free(&diff);
+}
+
+/* A deterministic text of n words. */
+static void words(fti_rng *r, size_t n, fti_buf *out) {
+    static const char *const vocab[] = {
+        "river",   "stone",   "light",   "winter",   "garden",  "letter",  "window",
+        "silver",  "morning", "shadow",  "harbor",   "candle",  "forest",  "mirror",
+        "thunder", "meadow",  "lantern", "journey",  "whisper", "orchard", "compass",
+        "valley",  "ember",   "falcon",  "granite",  "horizon", "island",  "jasmine",
+        "kettle",  "ladder",  "marble",  "needle",   "ocean",   "pepper",  "quarry",
+        "ribbon",  "saddle",  "timber",  "umbrella", "velvet",  "walnut"};
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (i) fti_buf_putc(out, ' ');
+        fti_buf_puts(out, vocab[fti_rng_below(r, (uint32_t)(sizeof vocab / sizeof vocab[0]))]);
+    }
+}
+
+FTI_TEST(store_near_duplicates) {
+    /* base documents, near copies (2 of 100 words changed: Jaccard ~0.9), far copies (30 of 100
+     * words changed: ~0.4) and an exact copy; only near and exact copies are dropped */
+    fti_rng r;
+    fti_buf jl, base[4];
+    size_t i;
+    char id[65];
+    const char *home = fti_test_tmp("ws");
+    fti_dataset *ds = NULL;
+    const fti_json *dd;
+    fti_rng_seed(&r, 42, 1);
+    memset(&jl, 0, sizeof jl);
+    for (i = 0; i < 4; i++) {
+        memset(&base[i], 0, sizeof base[i]);
+        words(&r, 100, &base[i]);
+        fti_buf_printf(&jl, "{\"title\":\"base %lu\",\"text\":\"%s.\"}\n", (unsigned long)i,
+                       base[i].data);
+    }
+    for (i = 0; i < 4; i++) {
+        /* near: replace words 30 and 70 */
+        fti_buf t;
+        char *p;
+        size_t w = 0, k;
+        memset(&t, 0, sizeof t);
+        fti_buf_puts(&t, base[i].data);
+        for (k = 0, p = t.data; k < t.len; k++)
+            if (t.data[k] == ' ') {
+                w++;
+                if (w == 30 || w == 70) t.data[k + 1] = 'Z'; /* changes one word each */
+            }
+        (void)p;
+        fti_buf_printf(&jl, "{\"title\":\"near %lu\",\"text\":\"%s.\"}\n", (unsigned long)i,
+                       t.data);
+        fti_buf_free(&t);
+    }
+    for (i = 0; i < 2; i++) {
+        /* far: every third word of the first 90 changed */
+        fti_buf t;
+        size_t w = 0, k;
+        memset(&t, 0, sizeof t);
+        fti_buf_puts(&t, base[i].data);
+        for (k = 0; k < t.len; k++)
+            if (t.data[k] == ' ' && (++w % 3) == 0 && w < 90) t.data[k + 1] = 'Q';
+        fti_buf_printf(&jl, "{\"title\":\"far %lu\",\"text\":\"%s.\"}\n", (unsigned long)i, t.data);
+        fti_buf_free(&t);
+    }
+    fti_buf_printf(&jl, "{\"title\":\"exact\",\"text\":\"%s.\"}\n", base[3].data);
+    REQUIRE(fti_test_write_file(fti_test_tmp("docs.jsonl"), jl.data, jl.len) == 0);
+    REQUIRE(ingest1(home, fti_test_tmp("docs.jsonl"), NULL, id, NULL) == FTI_OK);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    dd = fti_json_get(fti_dataset_manifest(ds), "dedup");
+    CHECK_EQ_INT(fti_json_get_int(dd, "near_dropped", -1), 4);
+    CHECK_EQ_INT(fti_json_get_int(dd, "exact_dropped", -1), 1);
+    CHECK_EQ_INT(
+        fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), "counts"), "documents", -1), 6);
+    /* each group keeps the base document (the first one) */
+    {
+        const fti_json *g = fti_json_get(dd, "groups"), *e;
+        CHECK_EQ_INT(g ? g->len : 0, 4);
+        for (e = g ? g->child : NULL; e; e = e->next)
+            CHECK(strstr(fti_json_get_str(fti_json_get(e, "kept"), "source", ""), "#line ") !=
+                  NULL);
+    }
+    fti_dataset_close(ds);
+    /* threshold > 1 turns near-dup detection off */
+    {
+        fti_ingest_opts o;
+        memset(&o, 0, sizeof o);
+        o.dedup_threshold = 2;
+        REQUIRE(ingest1(fti_test_tmp("ws2"), fti_test_tmp("docs.jsonl"), &o, id, NULL) == FTI_OK);
+        CHECK_EQ_INT(manifest_int(fti_test_tmp("ws2"), id, "dedup", "near_dropped"), 0);
+    }
+    /* the signature estimate tracks the true Jaccard on one pair */
+    {
+        fti__st_mh_params mp;
+        uint32_t s1[FTI_MINHASH_PERMS], s2[FTI_MINHASH_PERMS];
+        fti__st_mh_init(&mp);
+        fti__st_minhash(&mp, base[0].data, base[0].len, s1);
+        fti__st_minhash(&mp, base[0].data, base[0].len, s2);
+        CHECK_NEAR(fti__st_mh_jaccard(s1, s2), 1.0, 0, 0);
+        fti__st_minhash(&mp, base[1].data, base[1].len, s2);
+        CHECK(fti__st_mh_jaccard(s1, s2) < 0.2);
+    }
+    for (i = 0; i < 4; i++) fti_buf_free(&base[i]);
+    fti_buf_free(&jl);
+}
+
+FTI_TEST(store_bm25_hand_checked) {
+    /* N = 3 chunks, avg length 3, k1 = 1.2, b = 0.75; scores computed by hand:
+     * "apple": idf = ln(1 + 2.5/1.5) = 0.980829; chunk 0 (tf 2, dl 3) = 0.980829*2*2.2/3.2
+     * "banana cherry": idf = ln(1.6) = 0.470004 each;
+     * chunk 1 (dl 2, norm 0.9) = 2*0.470004*2.2/1.9,
+     * chunk 0 (dl 3, norm 1.2) = 0.470004, chunk 2 (dl 4, norm 1.5) = 0.470004*2.2/2.5 */
+    fti_chunk_in ch[3];
+    fti_doc_meta dm[2];
+    fti_bm25 *ix = NULL;
+    fti_search_hit h[5];
+    size_t n;
+    const char *path = fti_test_tmp("ix.bm25");
+    ch[0].text = "Apple banana APPLE";
+    ch[1].text = "banana, cherry!";
+    ch[2].text = "cherry date elder fig";
+    ch[0].doc = 0, ch[1].doc = 1, ch[2].doc = 1;
+    for (n = 0; n < 3; n++) ch[n].len = strlen(ch[n].text);
+    dm[0].doc_id = "d0", dm[0].title = "Fruit", dm[0].source = "a.txt", dm[0].author = NULL,
+    dm[0].date = NULL;
+    dm[1].doc_id = "d1", dm[1].title = "More", dm[1].source = "b.txt", dm[1].author = "X",
+    dm[1].date = "2020";
+    REQUIRE(fti_bm25_write(path, ch, 3, dm, 2, NULL) == FTI_OK);
+    REQUIRE(fti_bm25_open(&ix, path, NULL) == FTI_OK);
+    n = fti_bm25_query(ix, "apple", 5, 5, h);
+    REQUIRE(n == 1);
+    CHECK_EQ_INT(h[0].chunk, 0);
+    CHECK_NEAR(h[0].score, 1.348640, 1e-4, 0);
+    CHECK_EQ_STR(h[0].title, "Fruit");
+    n = fti_bm25_query(ix, "Banana  cherry", 14, 5, h);
+    REQUIRE(n == 3);
+    CHECK_EQ_INT(h[0].chunk, 1);
+    CHECK_NEAR(h[0].score, 1.088431, 1e-4, 0);
+    CHECK_EQ_INT(h[1].chunk, 0);
+    CHECK_NEAR(h[1].score, 0.470004, 1e-4, 0);
+    CHECK_EQ_INT(h[2].chunk, 2);
+    CHECK_NEAR(h[2].score, 0.413603, 1e-4, 0);
+    CHECK_EQ_STR(h[2].author, "X");
+    CHECK_EQ_INT(h[2].text_len, strlen(ch[2].text));
+    CHECK(memcmp(h[2].text, ch[2].text, h[2].text_len) == 0);
+    CHECK_EQ_INT(fti_bm25_query(ix, "banana cherry", 13, 1, h), 1);
+    CHECK_EQ_INT(h[0].chunk, 1);
+    CHECK_EQ_INT(fti_bm25_query(ix, "zebra", 5, 5, h), 0);
+    CHECK_EQ_INT(fti_bm25_query(ix, "", 0, 5, h), 0);
+    fti_bm25_close(ix);
+}
+
+FTI_TEST(store_bm25_hostile_file) {
+    /* every truncation and a few corruptions of a valid index are refused, never crash */
+    fti_chunk_in ch[2];
+    fti_doc_meta dm[1];
+    fti_buf img;
+    size_t cut;
+    fti_bm25 *ix = NULL;
+    const char *path = fti_test_tmp("bad.bm25");
+    memset(&img, 0, sizeof img);
+    ch[0].text = "one two three", ch[0].len = 13, ch[0].doc = 0;
+    ch[1].text = "three four", ch[1].len = 10, ch[1].doc = 0;
+    dm[0].doc_id = "d", dm[0].title = "t", dm[0].source = "s", dm[0].author = NULL,
+    dm[0].date = NULL;
+    REQUIRE(fti_bm25_build(&img, ch, 2, dm, 1, NULL) == FTI_OK);
+    for (cut = 0; cut < img.len; cut += 7) {
+        fti_test_write_file(path, img.data, cut);
+        CHECK(fti_bm25_open(&ix, path, NULL) != FTI_OK);
+    }
+    {
+        size_t off[] = {12, 16, 20, 40, 48, 56, 64, 72, 80, 88, 128, 150};
+        size_t k;
+        for (k = 0; k < sizeof off / sizeof off[0]; k++) {
+            fti_buf bad;
+            fti_error e;
+            memset(&bad, 0, sizeof bad);
+            fti_buf_append(&bad, img.data, img.len);
+            bad.data[off[k]] ^= 0x7f;
+            bad.data[off[k] + 3] ^= 0x40;
+            fti_test_write_file(path, bad.data, bad.len);
+            if (fti_bm25_open(&ix, path, &e) == FTI_OK) {
+                fti_search_hit h[4];
+                fti_bm25_query(ix, "three four", 10, 4, h); /* must stay in bounds */
+                fti_bm25_close(ix);
+            }
+            fti_buf_free(&bad);
+        }
+    }
+    fti_buf_free(&img);
+}
+
+FTI_TEST(store_shards) {
+    uint32_t ids[1001];
+    size_t i;
+    fti_token_shard s;
+    const char *path = fti_test_tmp("t.tok");
+    void *data = NULL;
+    size_t len = 0;
+    fti_error e;
+    for (i = 0; i < 1001; i++) ids[i] = (uint32_t)(i * 7919u % 5000u);
+    REQUIRE(fti_shard_write(path, ids, 1001, 5000, 4999, NULL) == FTI_OK);
+    REQUIRE(fti_shard_open(&s, path, 1, NULL) == FTI_OK);
+    CHECK_EQ_INT(s.count, 1001);
+    CHECK_EQ_INT(s.width, 2);
+    CHECK_EQ_INT(s.eot_id, 4999);
+    for (i = 0; i < 1001; i++) CHECK_EQ_INT(fti_shard_at(&s, i), ids[i]);
+    fti_shard_close(&s);
+    /* wide vocab: 4-byte ids */
+    ids[5] = 70000;
+    REQUIRE(fti_shard_write(path, ids, 1001, 100000, 1, NULL) == FTI_OK);
+    REQUIRE(fti_shard_open(&s, path, 1, NULL) == FTI_OK);
+    CHECK_EQ_INT(s.width, 4);
+    CHECK_EQ_INT(fti_shard_at(&s, 5), 70000);
+    fti_shard_close(&s);
+    CHECK(fti_shard_write(path, ids, 1001, 1000, 1, NULL) == FTI_ERR_INVALID);
+    /* corruptions: a flipped id byte (checksum), a truncated file, a bad count */
+    REQUIRE(fti_file_read(path, 0, &data, &len, NULL) == FTI_OK);
+    ((unsigned char *)data)[100] ^= 1;
+    fti_test_write_file(path, data, len);
+    CHECK(fti_shard_open(&s, path, 1, &e) == FTI_ERR_CHECKSUM);
+    fti_test_write_file(path, data, len - 3);
+    CHECK(fti_shard_open(&s, path, 0, &e) == FTI_ERR_FORMAT);
+    ((unsigned char *)data)[23] = 0xff;
+    fti_test_write_file(path, data, len);
+    CHECK(fti_shard_open(&s, path, 0, &e) == FTI_ERR_FORMAT);
+    fti_test_write_file(path, data, 10);
+    CHECK(fti_shard_open(&s, path, 0, &e) == FTI_ERR_FORMAT);
+    fti_free(data);
+}
+
+static size_t count_words(void *ctx, const char *t, size_t n) {
+    size_t i, k = 0;
+    (void)ctx;
+    for (i = 0; i < n; i++)
+        if ((i == 0 || t[i - 1] == ' ' || t[i - 1] == '\n') && t[i] != ' ' && t[i] != '\n') k++;
+    return k;
+}
+
+FTI_TEST(store_chunking) {
+    /* 30 sentences of 5 words; budget 20 words, overlap 5: chunks end at sentence ends, hold at
+     * most 20 words, and consecutive chunks share their boundary sentence */
+    fti_buf t;
+    fti__st_spans sp;
+    size_t i;
+    memset(&t, 0, sizeof t);
+    memset(&sp, 0, sizeof sp);
+    for (i = 0; i < 30; i++)
+        fti_buf_printf(&t, "Sentence %02lu has five words. ", (unsigned long)i);
+    t.len--; /* no trailing blank */
+    fti__st_chunk_doc(t.data, t.len, 20, 5, count_words, NULL, &sp);
+    REQUIRE(sp.n >= 8);
+    for (i = 0; i < sp.n; i++) {
+        const char *c = t.data + sp.v[i].off;
+        size_t n = sp.v[i].len;
+        while (n && c[n - 1] == ' ') n--;
+        CHECK(count_words(NULL, c, n) <= 20);
+        CHECK(n > 0 && c[n - 1] == '.');
+        if (i > 0) CHECK(sp.v[i].off < sp.v[i - 1].off + sp.v[i - 1].len); /* overlap */
+        if (i > 0) CHECK(sp.v[i].off > sp.v[i - 1].off);                   /* progress */
+    }
+    CHECK(sp.v[0].off == 0);
+    CHECK(sp.v[sp.n - 1].off + sp.v[sp.n - 1].len == t.len);
+    fti_free(sp.v);
+    /* one long "sentence" without ends is cut at blanks */
+    memset(&sp, 0, sizeof sp);
+    t.len = 0;
+    for (i = 0; i < 100; i++) fti_buf_puts(&t, "word ");
+    fti__st_chunk_doc(t.data, t.len, 10, 2, count_words, NULL, &sp);
+    CHECK(sp.n >= 10);
+    for (i = 0; i < sp.n; i++) CHECK(count_words(NULL, t.data + sp.v[i].off, sp.v[i].len) <= 11);
+    fti_free(sp.v);
+    fti_buf_free(&t);
+}
+
+/* Progress callback that kills the process at commit step `kill_at`. */
+static void kill_at_step(void *user, const fti_ingest_progress *p) {
+    long k = *(const long *)user;
+    if (strcmp(p->stage, "commit") == 0 && (long)p->done == k) kill(getpid(), SIGKILL);
+}
+
+FTI_TEST(store_interrupted_commit) {
+    /* a child ingests a changed folder and is killed at every commit step in turn (and once at a
+     * random moment); afterwards the store verifies, `latest` names a whole version, and a
+     * fresh ingest still works */
+    const char *dir = fti_test_tmp("in"), *home = fti_test_tmp("ws");
+    char id1[65], latest[65], id_final[65];
+    long step;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    put(dir, "a.txt", "A first file with a few words about the sea and the shore.");
+    REQUIRE(ingest1(home, dir, NULL, id1, NULL) == FTI_OK);
+    for (step = 1; step <= 6; step++) {
+        pid_t pid;
+        int status = 0;
+        char name[32];
+        snprintf(name, sizeof name, "b%ld.txt", step);
+        put(dir, name, "Another file, added before the interrupted commit, about rivers.");
+        fflush(stdout);
+        fflush(stderr);
+        pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            fti_ingest_opts o;
+            char id[65];
+            memset(&o, 0, sizeof o);
+            o.progress = kill_at_step;
+            o.progress_user = &step;
+            ingest1(home, dir, &o, id, NULL);
+            _exit(0);
+        }
+        waitpid(pid, &status, 0);
+        CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_OK);
+        CHECK(fti_store_resolve(home, "latest", latest, NULL) == FTI_OK);
+        {
+            fti_dataset *ds = NULL;
+            CHECK(fti_dataset_open(&ds, home, latest, NULL) == FTI_OK);
+            fti_dataset_close(ds);
+        }
+    }
+    {
+        /* a kill at a random moment of a whole run */
+        pid_t pid;
+        int status = 0;
+        put(dir, "c.txt", "One more file to make the last run differ from the others.");
+        pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            char id[65];
+            ingest1(home, dir, NULL, id, NULL);
+            _exit(0);
+        }
+        {
+            struct timespec ts;
+            ts.tv_sec = 0;
+            ts.tv_nsec = 2000000;
+            nanosleep(&ts, NULL);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_OK);
+    }
+    REQUIRE(ingest1(home, dir, NULL, id_final, NULL) == FTI_OK);
+    CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_OK);
+    CHECK(fti_store_resolve(home, "latest", latest, NULL) == FTI_OK &&
+          strcmp(latest, id_final) == 0);
+    /* a corrupted object makes verify fail */
+    {
+        fti_dataset *ds = NULL;
+        REQUIRE(fti_dataset_open(&ds, home, NULL, NULL) == FTI_OK);
+        fti_test_write_file(fti_dataset_docs_path(ds), "x", 1);
+        fti_dataset_close(ds);
+        CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_ERR_CHECKSUM);
+    }
+}
+
+FTI_TEST(store_workspace) {
+    char *h;
+    h = fti_workspace_resolve("/x/y");
+    CHECK_EQ_STR(h, "/x/y");
+    fti_free(h);
+    setenv("FTI_HOME", "/from/env", 1);
+    h = fti_workspace_resolve(NULL);
+    CHECK_EQ_STR(h, "/from/env");
+    fti_free(h);
+    unsetenv("FTI_HOME");
+    h = fti_workspace_resolve("");
+    CHECK_EQ_STR(h, "./twin");
+    fti_free(h);
+    CHECK(fti_workspace_init(fti_test_tmp("w"), NULL) == FTI_OK);
+    CHECK(fti_path_is_dir(fti_test_tmp("w/store/objects")));
+    CHECK(fti_path_is_dir(fti_test_tmp("w/models")));
+}
+
+FTI_TEST(store_tokens) {
+    /* with a trained tokenizer: the shards hold exactly the template-encoded documents (train
+     * docs in order, then val), the statistics match, and the tokenizer decodes them back */
+    const char *home = fti_test_tmp("ws");
+    const char *paths[1];
+    fti_ingest_opts o;
+    char id[65];
+    fti_dataset *ds = NULL;
+    fti_tokenizer *tok = NULL;
+    const fti_dataset_stats *st;
+    fti_json_doc *jd = NULL;
+    void *docs = NULL;
+    size_t docs_len = 0, pos = 0, k;
+    fti_tokens want[2];
+    uint64_t sum = 0;
+    memset(&o, 0, sizeof o);
+    memset(want, 0, sizeof want);
+    o.vocab_size = 400;
+    o.n_threads = 2;
+    o.val_percent = 30;
+    paths[0] = STORE_DATA "/kinds";
+    REQUIRE(fti_store_ingest(home, paths, 1, &o, id, NULL, NULL) == FTI_OK);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    REQUIRE(fti_dataset_shard(ds, FTI_SPLIT_TRAIN) && fti_dataset_shard(ds, FTI_SPLIT_VAL));
+    REQUIRE(fti_dataset_tokenizer_path(ds) != NULL);
+    REQUIRE(fti_tokenizer_load(fti_dataset_tokenizer_path(ds), NULL, &tok, NULL) == FTI_OK);
+    {
+        char hex[65];
+        fti_tokenizer_id_hex(tok, hex);
+        CHECK_EQ_STR(hex, fti_dataset_tokenizer_sha256(ds));
+    }
+    REQUIRE(fti_file_read(fti_dataset_docs_path(ds), 0, &docs, &docs_len, NULL) == FTI_OK);
+    while (pos < docs_len) {
+        const char *s = (const char *)docs + pos,
+                   *e = (const char *)memchr(s, '\n', docs_len - pos);
+        size_t len = e ? (size_t)(e - s) : docs_len - pos;
+        const fti_json *d;
+        const char *title, *text;
+        REQUIRE(fti_json_parse(s, len, NULL, &jd, NULL, NULL) == FTI_OK);
+        d = fti_json_root(jd);
+        title = fti_json_get_str(d, "title", "");
+        text = fti_json_get_str(d, "text", "");
+        k = strcmp(fti_json_get_str(d, "split", ""), "val") == 0;
+        CHECK(fti_template_encode(tok, title, strlen(title), text, fti_json_get(d, "text")->len, 0,
+                                  &want[k]) == FTI_OK);
+        fti_json_free(jd);
+        pos += len + 1;
+    }
+    for (k = 0; k < 2; k++) {
+        const fti_token_shard *sh = fti_dataset_shard(ds, k ? FTI_SPLIT_VAL : FTI_SPLIT_TRAIN);
+        uint64_t i, same = sh->count == want[k].len;
+        for (i = 0; same && i < sh->count; i++) same = fti_shard_at(sh, i) == want[k].ids[i];
+        CHECK(same);
+        CHECK(sh->count > 0);
+        CHECK_EQ_INT(sh->eot_id, fti_tokenizer_eot_id(tok));
+        CHECK_EQ_INT(sh->vocab_size, fti_tokenizer_vocab_size(tok));
+    }
+    st = fti_dataset_get_stats(ds);
+    CHECK_EQ_INT(st->n_train_tokens, want[0].len);
+    CHECK_EQ_INT(st->n_val_tokens, want[1].len);
+    CHECK_EQ_INT(st->n_docs, 12);
+    REQUIRE(st->token_counts != NULL);
+    for (k = 0; k < st->vocab_size; k++) sum += st->token_counts[k];
+    CHECK_EQ_INT(sum, st->n_train_tokens);
+    {
+        /* decode the first train document back */
+        fti_buf b;
+        const fti_token_shard *sh = fti_dataset_shard(ds, FTI_SPLIT_TRAIN);
+        memset(&b, 0, sizeof b);
+        for (k = 0; k < sh->count; k++) {
+            uint32_t t = fti_shard_at(sh, k);
+            CHECK(fti_tokenizer_decode(tok, &t, 1, &b) == FTI_OK);
+            if (t == sh->eot_id) break;
+        }
+        CHECK(b.len > 30 && strncmp(b.data, "<|title|>", 9) == 0);
+        CHECK(strstr(b.data, "<|body|>") && strstr(b.data, "<|endoftext|>"));
+        fti_buf_free(&b);
+    }
+    /* search works on the version */
+    {
+        fti_search_hit h[3];
+        size_t n = fti_dataset_search(ds, "sandwiches map", 14, 3, h);
+        CHECK(n >= 1);
+        if (n) CHECK(strstr(h[0].source, "archive.mbox#msg 2") != NULL);
+    }
+    CHECK(fti_store_verify(home, id, NULL, NULL) == FTI_OK);
+    fti_tokens_free(&want[0]);
+    fti_tokens_free(&want[1]);
+    fti_tokenizer_free(tok);
+    fti_free(docs);
+    fti_dataset_close(ds);
+}
+
+FTI_TEST(store_sha256_fast_path) {
+    /* the store's SHA-256 (SHA-NI when the CPU has it) equals the base part's on every length
+     * around the block and padding boundaries and on a large random buffer */
+    unsigned char buf[5000], a[32], b[32];
+    size_t n;
+    fti_rng r;
+    fti_rng_seed(&r, 7, 7);
+    for (n = 0; n < sizeof buf; n++) buf[n] = (unsigned char)fti_rng_u32(&r);
+    for (n = 0; n < 300; n++) {
+        fti__st_sha256(buf, n, a);
+        fti_sha256_buf(buf, n, b);
+        CHECK(memcmp(a, b, 32) == 0);
+    }
+    for (n = 4000; n < sizeof buf; n += 37) {
+        fti__st_sha256(buf, n, a);
+        fti_sha256_buf(buf, n, b);
+        CHECK(memcmp(a, b, 32) == 0);
+    }
+    fti__st_sha256("abc", 3, a);
+    {
+        char hex[65];
+        fti_sha256_hex(a, hex);
+        CHECK_EQ_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}
