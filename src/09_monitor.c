@@ -546,11 +546,12 @@ FTIDEF double fti_js_divergence(const double *p, const double *q, size_t n) {
 }
 
 FTIDEF void fti_drift_window_add(fti_drift_window *w, const uint32_t *bucket_counts,
-                                 size_t n_tokens, size_t n_byte_fallback, double nll_mean) {
+                                 size_t n_tokens, size_t n_bytes, size_t n_byte_fallback,
+                                 double nll_mean) {
     int i;
     if (!w) return;
     w->n_prompts++;
-    w->len[fti_drift_len_bin(n_tokens)]++;
+    w->len[fti_drift_len_bin(n_bytes)]++;
     if (bucket_counts) {
         for (i = 0; i < FTI_DRIFT_BUCKETS; i++) {
             w->tok[i] += bucket_counts[i];
@@ -667,6 +668,8 @@ FTIDEF void fti_request_record_json(const fti_request_record *rec, fti_buf *out)
     fti_jw_bool(&w, rec->stream);
     fti_jw_key(&w, "prompt_tokens");
     fti_jw_int(&w, rec->prompt_tokens);
+    fti_jw_key(&w, "prompt_bytes");
+    fti_jw_int(&w, rec->prompt_bytes);
     fti_jw_key(&w, "completion_tokens");
     fti_jw_int(&w, rec->completion_tokens);
     fti_jw_key(&w, "ttft_ms");
@@ -734,6 +737,7 @@ FTIDEF fti_result fti_request_record_parse(const char *line, size_t len, fti_req
     v = fti_json_get(root, "stream");
     rec->stream = v && v->type == FTI_JSON_TRUE;
     rec->prompt_tokens = (int)fti_json_get_int(root, "prompt_tokens", 0);
+    rec->prompt_bytes = (int)fti_json_get_int(root, "prompt_bytes", 0);
     rec->completion_tokens = (int)fti_json_get_int(root, "completion_tokens", 0);
     rec->ttft_ms = fti_json_get_num(root, "ttft_ms", -1);
     rec->latency_ms = fti_json_get_num(root, "latency_ms", 0);
@@ -781,6 +785,7 @@ FTIDEF double fti_percentile(double *x, size_t n, double p) {
 typedef struct fti__win_entry {
     uint32_t b[FTI_DRIFT_BUCKETS];
     uint32_t n_tokens;
+    uint32_t n_bytes;
     uint32_t n_byte_fallback;
     double nll_mean;
 } fti__win_entry;
@@ -925,7 +930,7 @@ static void fti__monitor_window(fti_monitor *mon, fti_drift_window *w) {
     memset(w, 0, sizeof *w);
     for (i = 0; i < mon->win_n; i++) {
         const fti__win_entry *e = &mon->win[i];
-        fti_drift_window_add(w, e->b, e->n_tokens, e->n_byte_fallback, e->nll_mean);
+        fti_drift_window_add(w, e->b, e->n_tokens, e->n_bytes, e->n_byte_fallback, e->nll_mean);
     }
 }
 
@@ -983,6 +988,7 @@ FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) 
         memset(&e, 0, sizeof e);
         if (rec->has_buckets) memcpy(e.b, rec->tok_buckets, sizeof e.b);
         e.n_tokens = rec->prompt_tokens > 0 ? (uint32_t)rec->prompt_tokens : 0;
+        e.n_bytes = rec->prompt_bytes > 0 ? (uint32_t)rec->prompt_bytes : 0;
         e.n_byte_fallback = rec->byte_fallback > 0 ? (uint32_t)rec->byte_fallback : 0;
         e.nll_mean = rec->prompt_ppl > 0 ? log(rec->prompt_ppl) : -1;
         fti_mutex_lock(&mon->mu);

@@ -92,10 +92,12 @@ FTIDEF void fti_reqlog_close(fti_reqlog *log);
 /* --- drift ------------------------------------------------------------------------------------- */
 
 #define FTI_DRIFT_BUCKETS 16
-#define FTI_DRIFT_LEN_BINS 16 /* prompt tokens: 0, 1, 2-3, 4-7, ..., >= 2^14 */
+#define FTI_DRIFT_LEN_BINS 16 /* prompt bytes: 0, 1, 2-3, 4-7, ..., >= 2^14 */
 
-/* Bin of a prompt length: 0 for 0 tokens, else 1 + floor(log2 n), capped. */
-FTIDEF int fti_drift_len_bin(size_t n_tokens);
+/* Bin of a prompt length in bytes: 0 for 0, else 1 + floor(log2 n), capped. Lengths are bytes so
+ * the reference can come from the feature store's document-length histogram (its bucket i,
+ * [2^i, 2^(i+1)) bytes, is bin i + 1 here). */
+FTIDEF int fti_drift_len_bin(size_t n_bytes);
 
 /* The reference distribution. */
 typedef struct fti_drift_ref {
@@ -140,9 +142,11 @@ typedef struct fti_drift_window {
     double nll_sum;       /* sum over prompts of nll_mean * n_tokens */
     uint64_t nll_tokens;  /* tokens with a known nll */
 } fti_drift_window;
-/* Adds one prompt (bucket_counts may be NULL; nll_mean < 0 = unknown). */
+/* Adds one prompt of n_tokens tokens and n_bytes bytes (bucket_counts may be NULL; nll_mean < 0 =
+ * unknown). */
 FTIDEF void fti_drift_window_add(fti_drift_window *w, const uint32_t *bucket_counts,
-                                 size_t n_tokens, size_t n_byte_fallback, double nll_mean);
+                                 size_t n_tokens, size_t n_bytes, size_t n_byte_fallback,
+                                 double nll_mean);
 
 typedef struct fti_drift_thresholds {
     double psi_warn, psi_alert;     /* 0 = 0.1, 0.25 */
@@ -181,6 +185,7 @@ typedef struct fti_request_record {
     const char *model;
     int stream;
     int prompt_tokens;
+    int prompt_bytes;
     int completion_tokens;
     double ttft_ms;            /* < 0 unknown */
     double latency_ms;

@@ -503,9 +503,16 @@ static fti_result fti__api_render_chat(const fti_json *msgs, fti_api_request *re
         if (m != last_user) fti_buf_puts(&out, "\n");
     }
     if (out.len) fti_buf_puts(&out, "\n");
+    if (out.oom || title.oom) {
+        fti_buf_free(&out);
+        fti_buf_free(&title);
+        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    }
+    req->chat_context = fti_strndup(out.data ? out.data : "", out.len > 0 ? out.len - 1 : 0);
+    req->chat_context_len = out.len > 0 ? out.len - 1 : 0;
     fti_buf_append(&out, title.data ? title.data : "", title.len);
     fti_buf_puts(&out, "\n\n");
-    if (out.oom || title.oom) {
+    if (out.oom || !req->chat_context) {
         fti_buf_free(&out);
         fti_buf_free(&title);
         return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
@@ -671,7 +678,8 @@ FTIDEF void fti_api_request_free(fti_api_request *req) {
     fti_free(req->model);
     fti_free(req->prompt);
     fti_free(req->chat_title);
-    req->model = req->prompt = req->chat_title = NULL;
+    fti_free(req->chat_context);
+    req->model = req->prompt = req->chat_title = req->chat_context = NULL;
 }
 
 FTIDEF void fti_api_write_error(fti_buf *out, const char *message, const char *type,
@@ -1319,6 +1327,7 @@ static void fti__job_record(fti_server *s, fti__job *j) {
     rec.model = j->g ? j->g->id : NULL;
     rec.stream = j->req.stream;
     rec.prompt_tokens = j->prompt_tokens;
+    rec.prompt_bytes = (int)j->req.prompt_len;
     rec.completion_tokens = j->n_tokens;
     rec.ttft_ms = j->t_first_ns ? (double)(j->t_first_ns - j->t_start_ns) / 1e6 : -1;
     rec.latency_ms = (double)(now - j->t_start_ns) / 1e6;
@@ -1394,6 +1403,11 @@ static void *fti__sched_main(void *arg) {
                 p.top_k = j->req.top_k;
                 p.seed = j->req.has_seed ? j->req.seed : fti_hash64(j->id, strlen(j->id), 0);
                 p.use_retrieval = j->req.use_retrieval;
+                if (j->req.kind == FTI_API_CHAT) {
+                    p.title = j->req.chat_title;
+                    p.context = j->req.chat_context;
+                    p.context_len = j->req.chat_context_len;
+                }
                 r = j->g->gen.seq_start(j->g->gen.user, j->req.prompt, j->req.prompt_len, &p,
                                         &j->seq, &info, &err);
             }

@@ -137,6 +137,8 @@ typedef struct fti_api_request {
     char *prompt;       /* the prompt text (chat: rendered from the messages) */
     size_t prompt_len;
     char *chat_title;   /* chat: the last user message (also inside prompt) */
+    char *chat_context; /* chat: the earlier turns as "role: text" lines (also inside prompt) */
+    size_t chat_context_len;
     int max_tokens;     /* >= 1 */
     float temperature;  /* [0, 2] */
     float top_p;        /* (0, 1] */
@@ -196,6 +198,11 @@ typedef struct fti_gen_params {
     int top_k;
     uint64_t seed;
     int use_retrieval;
+    /* chat requests: the last user message and the earlier turns, for generators that render
+     * their own template (prompt holds the default rendering of both); NULL for completions */
+    const char *title;
+    const char *context;
+    size_t context_len;
 } fti_gen_params;
 
 /* What starting a sequence reports about its prompt (valid until seq_end). */
