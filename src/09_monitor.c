@@ -810,6 +810,22 @@ struct fti_monitor {
         id_model, id_psi, id_js, id_byte, id_ppl, id_level, id_wtok, id_reject, id_alerts;
 };
 
+static fti_drift_ref *fti__drift_ref_copy(const fti_drift_ref *src) {
+    fti_drift_ref *r = (fti_drift_ref *)fti_calloc(1, sizeof *r);
+    if (!r) return NULL;
+    *r = *src;
+    r->bucket_of = NULL;
+    if (src->bucket_of) {
+        r->bucket_of = (unsigned char *)fti_malloc(src->vocab);
+        if (!r->bucket_of) {
+            fti_free(r);
+            return NULL;
+        }
+        memcpy(r->bucket_of, src->bucket_of, src->vocab);
+    }
+    return r;
+}
+
 FTIDEF fti_result fti_monitor_create(const fti_monitor_opts *opts, fti_monitor **out,
                                      fti_error *err) {
     static const double lat_b[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
@@ -837,17 +853,8 @@ FTIDEF fti_result fti_monitor_create(const fti_monitor_opts *opts, fti_monitor *
         return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     }
     if (opts && opts->ref) {
-        const fti_drift_ref *src = opts->ref;
-        mon->ref = (fti_drift_ref *)fti_calloc(1, sizeof *mon->ref);
-        if (mon->ref) {
-            *mon->ref = *src;
-            mon->ref->bucket_of = NULL;
-            if (src->bucket_of) {
-                mon->ref->bucket_of = (unsigned char *)fti_malloc(src->vocab);
-                if (mon->ref->bucket_of) memcpy(mon->ref->bucket_of, src->bucket_of, src->vocab);
-            }
-        }
-        if (!mon->ref || (src->bucket_of && !mon->ref->bucket_of)) {
+        mon->ref = fti__drift_ref_copy(opts->ref);
+        if (!mon->ref) {
             fti_monitor_free(mon);
             return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
         }
@@ -920,6 +927,40 @@ FTIDEF void fti_monitor_free(fti_monitor *mon) {
 }
 
 FTIDEF fti_metrics *fti_monitor_metrics(fti_monitor *mon) { return mon ? mon->m : NULL; }
+
+FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref) {
+    fti_drift_ref *r = NULL, *old;
+    fti_buf hdr;
+    if (!mon) return FTI_ERR_INVALID;
+    if (ref && !(r = fti__drift_ref_copy(ref))) return FTI_ERR_NOMEM;
+    memset(&hdr, 0, sizeof hdr);
+    if (r) fti_drift_ref_json(r, &hdr);
+    fti_mutex_lock(&mon->mu);
+    old = mon->ref;
+    mon->ref = r;
+    mon->win_n = mon->win_head = 0;
+    mon->last_level = 0;
+    fti_mutex_unlock(&mon->mu);
+    if (mon->log) {
+        fti_reqlog_set_header(mon->log, hdr.len ? hdr.data : NULL);
+        if (hdr.len) fti_reqlog_write(mon->log, hdr.data, hdr.len);
+    }
+    fti_buf_free(&hdr);
+    fti_drift_ref_free(old);
+    return FTI_OK;
+}
+
+FTIDEF int fti_monitor_bucketize(fti_monitor *mon, const int32_t *ids, size_t n, uint32_t *counts) {
+    int ok = 0;
+    if (!mon || !counts) return 0;
+    fti_mutex_lock(&mon->mu);
+    if (mon->ref && mon->ref->bucket_of) {
+        fti_drift_bucketize(mon->ref, ids, n, counts);
+        ok = 1;
+    }
+    fti_mutex_unlock(&mon->mu);
+    return ok;
+}
 FTIDEF const fti_drift_ref *fti_monitor_ref(const fti_monitor *mon) {
     return mon ? mon->ref : NULL;
 }

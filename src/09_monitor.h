@@ -241,7 +241,15 @@ FTIDEF void fti_monitor_set_model(fti_monitor *mon, const char *model_id);
 FTIDEF void fti_monitor_tokens(fti_monitor *mon, uint64_t n_tokens);
 /* The current drift statistics of the sliding window. */
 FTIDEF void fti_monitor_drift(fti_monitor *mon, fti_drift_stats *st);
-/* The reference (NULL if none): callers bucketize prompt ids with it. */
+/* Replaces the reference (copied; NULL = none), e.g. after a model switch to another dataset
+ * version: the drift window restarts and new log files get the new reference line (one is also
+ * written now). Any thread. */
+FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref);
+/* Adds the reference buckets of ids to counts[FTI_DRIFT_BUCKETS] under the monitor's lock;
+ * returns 1, or 0 (counts untouched) when there is no reference with a token map. Any thread. */
+FTIDEF int fti_monitor_bucketize(fti_monitor *mon, const int32_t *ids, size_t n, uint32_t *counts);
+/* The reference (NULL if none). The pointer stays valid until the next fti_monitor_set_ref or
+ * fti_monitor_free: threads that may race with set_ref use fti_monitor_bucketize instead. */
 FTIDEF const fti_drift_ref *fti_monitor_ref(const fti_monitor *mon);
 /* Appends /metrics text (refreshes the drift and throughput gauges first). */
 FTIDEF void fti_monitor_render(fti_monitor *mon, fti_buf *out);

@@ -1413,7 +1413,6 @@ static void *fti__sched_main(void *arg) {
             }
             pthread_mutex_lock(&s->mu);
             if (r == FTI_OK) {
-                const fti_drift_ref *ref = s->o.monitor ? fti_monitor_ref(s->o.monitor) : NULL;
                 j->status = 200;
                 j->state = FTI__JOB_ACTIVE;
                 j->prompt_tokens = (int)info.n_tokens;
@@ -1421,10 +1420,9 @@ static void *fti__sched_main(void *arg) {
                 j->nll_mean = info.nll_mean;
                 j->n_chunks = info.n_chunks;
                 if (info.chunks_json) j->chunks_json = fti_strdup(info.chunks_json);
-                if (ref && ref->bucket_of && info.ids) {
-                    fti_drift_bucketize(ref, info.ids, info.n_tokens, j->buckets);
-                    j->has_buckets = 1;
-                }
+                if (s->o.monitor && info.ids)
+                    j->has_buckets =
+                        fti_monitor_bucketize(s->o.monitor, info.ids, info.n_tokens, j->buckets);
                 if (j->req.stream) {
                     fti_api_result res = fti__job_result(j, "", 0);
                     if (j->req.kind == FTI_API_CHAT)
