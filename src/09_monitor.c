@@ -583,6 +583,12 @@ static void fti__thr_resolve(const fti_drift_thresholds *in, fti_drift_threshold
     t->min_tokens = in->min_tokens > 0 ? in->min_tokens : 200;
 }
 
+FTIDEF fti_drift_thresholds fti_drift_thresholds_resolve(const fti_drift_thresholds *thr) {
+    fti_drift_thresholds t;
+    fti__thr_resolve(thr, &t);
+    return t;
+}
+
 static void fti__judge(fti_drift_stats *st, const char *what, double v, double warn, double alert,
                        int may_alert) {
     int lv = v >= alert && may_alert ? 2 : (v >= warn ? 1 : 0);

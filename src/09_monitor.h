@@ -157,6 +157,9 @@ typedef struct fti_drift_thresholds {
     uint64_t min_tokens;            /* below this the window is not judged, 0 = 200 */
 } fti_drift_thresholds;
 
+/* The thresholds with every zero field replaced by its default. */
+FTIDEF fti_drift_thresholds fti_drift_thresholds_resolve(const fti_drift_thresholds *thr);
+
 typedef enum fti_drift_level {
     FTI_DRIFT_OK = 0,
     FTI_DRIFT_WARN = 1,
