@@ -1609,6 +1609,7 @@ typedef struct fti__io_fault_state {
     int err;        /* errno to fail with; 0 with short_io = a short transfer */
     int persistent; /* also fail every later counted call */
     int short_io;   /* transfer at most half (at least 1 byte) instead of failing */
+    int crash;      /* _exit(77) instead of failing: a crash just before that step */
     long fired;     /* how many faults were injected */
 } fti__io_fault_state;
 static fti__io_fault_state fti__io_fault;
@@ -1622,6 +1623,12 @@ FTI__UNUSED static void fti__io_fault_set(int ops, long at, int err, int persist
     fti__io_fault.short_io = short_io;
 }
 
+/* Crash (the process ends with _exit(77)) just before the at-th counted call of ops. */
+FTI__UNUSED static void fti__io_crash_set(int ops, long at) {
+    fti__io_fault_set(ops, at, 0, 0, 0);
+    fti__io_fault.crash = 1;
+}
+
 /* 0: proceed; 1: fail with errno set; 2: short transfer. */
 static int fti__io_check(int op) {
     fti__io_fault_state *f = &fti__io_fault;
@@ -1629,6 +1636,7 @@ static int fti__io_check(int op) {
     f->count++;
     if (f->count == f->at || (f->persistent && f->count > f->at)) {
         f->fired++;
+        if (f->crash) _exit(77);
         if (f->short_io && (op == FTI__IO_WRITE || op == FTI__IO_READ)) return 2;
         errno = f->err ? f->err : EIO;
         return 1;

@@ -28,7 +28,7 @@ static void usage(FILE *f) {
             "                 [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
             "                 [--repeat-penalty R] [--seed S] [--threads N] [--ctx N]\n"
             "                 [--stop TEXT]... [--title TEXT] [--rag-k K] [--rag | --no-rag]\n"
-            "                 [--ignore-eos] [--stats] [--perplexity FILE]\n"
+            "                 [--lora FILE] [--ignore-eos] [--stats] [--perplexity FILE]\n"
             "Generates text with a GGUF llama model. The prompt comes from --prompt or stdin.\n"
             "  --home DIR        workspace (default $FTI_HOME, else ./twin): registry and store\n"
             "  --alias NAME      a registry alias or model id (HOME/models/aliases.json)\n"
@@ -41,6 +41,7 @@ static void usage(FILE *f) {
             "  --ctx N           context length (default: the model's)\n"
             "  --stop TEXT       stop before TEXT (repeatable)\n"
             "  --rag-k K         retrieved chunks (default 3); --no-rag disables retrieval\n"
+            "  --lora FILE       merge a LoRA adapter (from fti-train --lora) at load time\n"
             "  --stats           prefill/decode tokens/s, time to first token, peak RSS\n"
             "  --perplexity FILE print the perplexity of FILE as the last word and exit\n");
 }
@@ -162,7 +163,7 @@ static int read_stdin(fti_buf *b) {
 
 int main(int argc, char **argv) {
     const char *home_arg = NULL, *model = NULL, *alias = NULL, *prompt = NULL, *title = NULL;
-    const char *ppl_file = NULL, *stops[16];
+    const char *ppl_file = NULL, *lora = NULL, *stops[16];
     size_t n_stop = 0, n_predict = 128, n_ctx = 0, rag_k = 3;
     int threads = 0, stats = 0, use_rag = 1, ignore_eos = 0, i, rc_exit = 1;
     fti_sampler_opts so;
@@ -173,6 +174,7 @@ int main(int argc, char **argv) {
     fti_sampler *smp = NULL;
     fti_pool *pool = NULL;
     fti_session_opts sopts;
+    fti_engine_opts eopts;
     fti_generate_opts go;
     fti_generate_stats st;
     fti_prompt pr;
@@ -228,6 +230,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = 1;
         else if (!strcmp(a, "--stats")) stats = 1;
         else if (!strcmp(a, "--perplexity")) { NEEDV(); ppl_file = v; }
+        else if (!strcmp(a, "--lora")) { NEEDV(); lora = v; }
         else {
             fprintf(stderr, "fti-infer: unknown argument %s (see --help)\n", a);
             return 2;
@@ -251,7 +254,9 @@ int main(int argc, char **argv) {
     }
 
     t0 = fti_time_ns();
-    if (fti_engine_open(&e, model, NULL, &err) != FTI_OK ||
+    memset(&eopts, 0, sizeof eopts);
+    eopts.lora_path = lora;
+    if (fti_engine_open(&e, model, &eopts, &err) != FTI_OK ||
         fti_engine_tokenizer(e, &tok, &err) != FTI_OK) {
         fprintf(stderr, "fti-infer: %s\n", err.msg);
         goto out;

@@ -198,11 +198,12 @@ static int load_parent(const char *home, const char *ref, parent_model *p) {
 static void metrics_line(FILE *f, uint64_t step, double loss, double lr, double gnorm,
                          uint64_t tokens, double tok_s, double elapsed, int has_val, double val) {
     if (!f) return;
-    fprintf(f, "{\"step\": %llu, \"loss\": %.6f", (unsigned long long)step, loss);
+    /* losses as the trainer's history keeps them (f32), so a resumed log matches */
+    fprintf(f, "{\"step\": %llu, \"loss\": %.6f", (unsigned long long)step, (double)(float)loss);
     if (lr >= 0) fprintf(f, ", \"lr\": %.6g, \"grad_norm\": %.6g", lr, gnorm);
     if (tokens) fprintf(f, ", \"tokens\": %llu", (unsigned long long)tokens);
     if (tok_s > 0) fprintf(f, ", \"tok_s\": %.1f, \"elapsed_s\": %.3f", tok_s, elapsed);
-    if (has_val) fprintf(f, ", \"val_loss\": %.6f", val);
+    if (has_val) fprintf(f, ", \"val_loss\": %.6f", (double)(float)val);
     fprintf(f, "}\n");
     fflush(f);
 }

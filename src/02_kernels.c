@@ -20,8 +20,10 @@
 #if !defined(FTI_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && !defined(__TINYC__)
 #if defined(__x86_64__)
 #define FTI__X86 1
+#include <emmintrin.h> /* SSE2 is baseline on x86-64: used by the GEMM packing */
 #elif defined(__aarch64__) && defined(__ARM_NEON)
 #define FTI__NEON 1
+#include <arm_neon.h>
 #endif
 #endif
 
@@ -508,47 +510,94 @@ typedef struct fti__gemm_ctx {
     int split_n; /* items are nr-column tiles (else mr-row tiles) */
 } fti__gemm_ctx;
 
+/* out[p·ld + i] = src[i·lds + p] for i < rows, p < kc: a transposing copy of `rows` source rows
+ * into panel columns, in 4×4 blocks with SSE (baseline on x86-64) or NEON where available. */
+static void fti__pack_transpose(float *out, size_t ld, const float *src, size_t lds, size_t rows,
+                                size_t kc) {
+    size_t i = 0, p;
+#if defined(FTI__X86) || defined(FTI__NEON)
+    for (; i + 4 <= rows; i += 4) {
+        const float *s0 = src + i * lds, *s1 = s0 + lds, *s2 = s1 + lds, *s3 = s2 + lds;
+        float *o = out + i;
+        for (p = 0; p + 4 <= kc; p += 4) {
+#if defined(FTI__X86)
+            __m128 r0 = _mm_loadu_ps(s0 + p), r1 = _mm_loadu_ps(s1 + p);
+            __m128 r2 = _mm_loadu_ps(s2 + p), r3 = _mm_loadu_ps(s3 + p);
+            __m128 t0 = _mm_unpacklo_ps(r0, r1), t1 = _mm_unpacklo_ps(r2, r3);
+            __m128 t2 = _mm_unpackhi_ps(r0, r1), t3 = _mm_unpackhi_ps(r2, r3);
+            _mm_storeu_ps(o + p * ld, _mm_movelh_ps(t0, t1));
+            _mm_storeu_ps(o + (p + 1) * ld, _mm_movehl_ps(t1, t0));
+            _mm_storeu_ps(o + (p + 2) * ld, _mm_movelh_ps(t2, t3));
+            _mm_storeu_ps(o + (p + 3) * ld, _mm_movehl_ps(t3, t2));
+#else
+            float32x4x2_t t01 = vtrnq_f32(vld1q_f32(s0 + p), vld1q_f32(s1 + p));
+            float32x4x2_t t23 = vtrnq_f32(vld1q_f32(s2 + p), vld1q_f32(s3 + p));
+            vst1q_f32(o + p * ld, vcombine_f32(vget_low_f32(t01.val[0]), vget_low_f32(t23.val[0])));
+            vst1q_f32(o + (p + 1) * ld,
+                      vcombine_f32(vget_low_f32(t01.val[1]), vget_low_f32(t23.val[1])));
+            vst1q_f32(o + (p + 2) * ld,
+                      vcombine_f32(vget_high_f32(t01.val[0]), vget_high_f32(t23.val[0])));
+            vst1q_f32(o + (p + 3) * ld,
+                      vcombine_f32(vget_high_f32(t01.val[1]), vget_high_f32(t23.val[1])));
+#endif
+        }
+        for (; p < kc; p++) {
+            o[p * ld] = s0[p];
+            o[p * ld + 1] = s1[p];
+            o[p * ld + 2] = s2[p];
+            o[p * ld + 3] = s3[p];
+        }
+    }
+#endif
+    for (; i < rows; i++)
+        for (p = 0; p < kc; p++) out[p * ld + i] = src[i * lds + p];
+}
+
+/* Packing reads the source row by row (sequential addresses, so the hardware prefetcher
+ * streams them) and scatters into the panels; panels are zero-padded to mr (nr). */
 static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0, size_t kc,
                         float *out) {
     size_t mr = g->k->mr, ip, i, p;
+    if (g->flags & FTI_MM_TRANS_A) { /* A is (K,M): row p holds op(A)[i0.., p] contiguously */
+        for (p = 0; p < kc; p++) {
+            const float *src = g->A + (p0 + p) * g->lda + i0;
+            for (ip = 0; ip < mc; ip += mr) {
+                size_t rows = mc - ip < mr ? mc - ip : mr;
+                float *dst = out + ip * kc + p * mr;
+                memcpy(dst, src + ip, rows * sizeof(float));
+                for (i = rows; i < mr; i++) dst[i] = 0.0f;
+            }
+        }
+        return;
+    }
     for (ip = 0; ip < mc; ip += mr, out += mr * kc) {
         size_t rows = mc - ip < mr ? mc - ip : mr;
-        if (g->flags & FTI_MM_TRANS_A) { /* A is (K,M): each step's mr values are contiguous */
-            for (p = 0; p < kc; p++) {
-                const float *src = g->A + (p0 + p) * g->lda + i0 + ip;
-                for (i = 0; i < rows; i++) out[p * mr + i] = src[i];
-                for (; i < mr; i++) out[p * mr + i] = 0.0f;
-            }
-        } else {
-            for (i = 0; i < rows; i++) {
-                const float *src = g->A + (i0 + ip + i) * g->lda + p0;
-                for (p = 0; p < kc; p++) out[p * mr + i] = src[p];
-            }
-            for (; i < mr; i++)
-                for (p = 0; p < kc; p++) out[p * mr + i] = 0.0f;
-        }
+        fti__pack_transpose(out, mr, g->A + (i0 + ip) * g->lda + p0, g->lda, rows, kc);
+        for (i = rows; i < mr; i++)
+            for (p = 0; p < kc; p++) out[p * mr + i] = 0.0f;
     }
 }
 
 static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0, size_t kc,
                         float *out) {
     size_t nr = g->k->nr, jp, j, p;
-    for (jp = 0; jp < nc; jp += nr, out += nr * kc) {
-        size_t cols = nc - jp < nr ? nc - jp : nr;
-        if (g->flags & FTI_MM_TRANS_B) { /* B is (N,K): column j of op(B) is row j of B */
-            for (j = 0; j < cols; j++) {
-                const float *src = g->B + (j0 + jp + j) * g->ldb + p0;
-                for (p = 0; p < kc; p++) out[p * nr + j] = src[p];
-            }
-            for (; j < nr; j++)
-                for (p = 0; p < kc; p++) out[p * nr + j] = 0.0f;
-        } else {
-            for (p = 0; p < kc; p++) {
-                const float *src = g->B + (p0 + p) * g->ldb + j0 + jp;
-                for (j = 0; j < cols; j++) out[p * nr + j] = src[j];
-                for (; j < nr; j++) out[p * nr + j] = 0.0f;
+    if (!(g->flags & FTI_MM_TRANS_B)) { /* B is (K,N): row p holds op(B)[p, j0..] */
+        for (p = 0; p < kc; p++) {
+            const float *src = g->B + (p0 + p) * g->ldb + j0;
+            for (jp = 0; jp < nc; jp += nr) {
+                size_t cols = nc - jp < nr ? nc - jp : nr;
+                float *dst = out + jp * kc + p * nr;
+                memcpy(dst, src + jp, cols * sizeof(float));
+                for (j = cols; j < nr; j++) dst[j] = 0.0f;
             }
         }
+        return;
+    }
+    for (jp = 0; jp < nc; jp += nr, out += nr * kc) { /* B is (N,K): column j is row j of B */
+        size_t cols = nc - jp < nr ? nc - jp : nr;
+        fti__pack_transpose(out, nr, g->B + (j0 + jp) * g->ldb + p0, g->ldb, cols, kc);
+        for (j = cols; j < nr; j++)
+            for (p = 0; p < kc; p++) out[p * nr + j] = 0.0f;
     }
 }
 

@@ -1,8 +1,9 @@
 /* === kernels: aarch64 NEON variants === */
 /*
  * NEON is part of the aarch64 baseline, so this table needs no detection. It covers the GEMM
- * micro-kernel (8×12, fused multiply-add by lane), the f32/Q8_0/Q4_0 GEMV rows and BLAS-1; the
- * remaining ops use the references (they are a small share of a training step).
+ * micro-kernel (8×12, fused multiply-add by lane), the f32/Q8_0/Q4_0 GEMV rows, BLAS-1, the
+ * exp-based ops (softmax, SiLU, SwiGLU) and fp16 rows; RMSNorm/softmax backward rows, AdamW,
+ * bf16 and the weight quantizers use the references (a small share of a training step).
  */
 #include "02_kernels.h"
 
@@ -130,16 +131,140 @@ static void fti__gemv_q4_0_neon(const void *W, size_t row_bytes, size_t rows, co
     }
 }
 
+static float fti__max_neon(const float *x, size_t n) {
+    float32x4_t m = vdupq_n_f32(-INFINITY);
+    size_t i = 0;
+    float r;
+    for (; i + 4 <= n; i += 4) m = vmaxq_f32(m, vld1q_f32(x + i));
+    r = vmaxvq_f32(m);
+    for (; i < n; i++) r = x[i] > r ? x[i] : r;
+    return r;
+}
+
+/* e^x as on x86: n = round(x·log2 e), Taylor degree 6 on r = x - n·ln 2, 2^n in the exponent;
+ * below -87.33 gives 0 (also -inf), above 88.72 gives +inf, NaN stays NaN. */
+static float32x4_t fti__exp_neon(float32x4_t x) {
+    uint32x4_t under = vcltq_f32(x, vdupq_n_f32(-87.33654f));
+    uint32x4_t over = vcgtq_f32(x, vdupq_n_f32(88.72283f));
+    float32x4_t xc = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.33654f)), vdupq_n_f32(88.72283f));
+    float32x4_t n = vrndnq_f32(vmulq_f32(xc, vdupq_n_f32(1.44269504f))), r, p;
+    int32x4_t e;
+    uint32x4_t nan = vmvnq_u32(vceqq_f32(x, x));
+    n = vminq_f32(n, vdupq_n_f32(127.0f));
+    r = vfmsq_f32(xc, n, vdupq_n_f32(0.693145751953125f));
+    r = vfmsq_f32(r, n, vdupq_n_f32(1.428606765330187e-06f));
+    p = vdupq_n_f32(1.0f / 720.0f);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 120.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 24.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 6.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(0.5f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    p = vmulq_f32(p, vreinterpretq_f32_s32(e));
+    p = vbslq_f32(under, vdupq_n_f32(0.0f), p);
+    p = vbslq_f32(over, vdupq_n_f32(INFINITY), p);
+    return vbslq_f32(nan, x, p);
+}
+
+static float32x4_t fti__sigmoid_neon(float32x4_t x) {
+    float32x4_t one = vdupq_n_f32(1.0f);
+    return vdivq_f32(one, vaddq_f32(one, fti__exp_neon(vnegq_f32(x))));
+}
+
+static float fti__exp_sum_neon(float *y, const float *x, size_t n, float sub) {
+    float32x4_t s = vdupq_n_f32(0.0f), vs = vdupq_n_f32(sub);
+    size_t i = 0;
+    float r;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t e = fti__exp_neon(vsubq_f32(vld1q_f32(x + i), vs));
+        vst1q_f32(y + i, e);
+        s = vaddq_f32(s, e);
+    }
+    r = vaddvq_f32(s);
+    for (; i < n; i++) {
+        y[i] = expf(x[i] - sub);
+        r += y[i];
+    }
+    return r;
+}
+
+static void fti__mul_scaled_neon(float *out, const float *x, const float *w, float s, size_t n) {
+    size_t i = 0;
+    if (w)
+        for (; i + 4 <= n; i += 4)
+            vst1q_f32(out + i, vmulq_f32(vmulq_n_f32(vld1q_f32(x + i), s), vld1q_f32(w + i)));
+    else
+        for (; i + 4 <= n; i += 4) vst1q_f32(out + i, vmulq_n_f32(vld1q_f32(x + i), s));
+    fti__mul_scaled_ref(out + i, x + i, w ? w + i : NULL, s, n - i);
+}
+
+static void fti__silu_fwd_neon(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(x + i);
+        vst1q_f32(y + i, vmulq_f32(v, fti__sigmoid_neon(v)));
+    }
+    fti__silu_fwd_ref(y + i, x + i, n - i);
+}
+
+static void fti__silu_bwd_neon(float *dx, const float *x, const float *dy, size_t n) {
+    float32x4_t one = vdupq_n_f32(1.0f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(x + i), s = fti__sigmoid_neon(v);
+        float32x4_t t = vfmaq_f32(one, v, vsubq_f32(one, s));
+        vst1q_f32(dx + i, vmulq_f32(vmulq_f32(vld1q_f32(dy + i), s), t));
+    }
+    fti__silu_bwd_ref(dx + i, x + i, dy + i, n - i);
+}
+
+static void fti__swiglu_fwd_neon(float *h, const float *g, const float *u, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(g + i);
+        vst1q_f32(h + i, vmulq_f32(vmulq_f32(v, fti__sigmoid_neon(v)), vld1q_f32(u + i)));
+    }
+    fti__swiglu_fwd_ref(h + i, g + i, u + i, n - i);
+}
+
+static void fti__swiglu_bwd_neon(float *dg, float *du, const float *g, const float *u,
+                                 const float *dh, size_t n) {
+    float32x4_t one = vdupq_n_f32(1.0f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(g + i), s = fti__sigmoid_neon(v), d = vld1q_f32(dh + i);
+        float32x4_t t = vfmaq_f32(one, v, vsubq_f32(one, s)), uu = vld1q_f32(u + i);
+        vst1q_f32(du + i, vmulq_f32(vmulq_f32(d, v), s));
+        vst1q_f32(dg + i, vmulq_f32(vmulq_f32(vmulq_f32(d, uu), s), t));
+    }
+    fti__swiglu_bwd_ref(dg + i, du + i, g + i, u + i, dh + i, n - i);
+}
+
+static void fti__f16_to_f32_neon(float *dst, const uint16_t *src, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(dst + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(src + i))));
+    fti__f16_to_f32_ref(dst + i, src + i, n - i);
+}
+
+static void fti__f32_to_f16_neon(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1_u16(dst + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(src + i))));
+    fti__f32_to_f16_ref(dst + i, src + i, n - i);
+}
+
 static const fti_kernels fti__kernels_neon_table = {
     FTI_ISA_NEON, "neon",
     8, 12, 256, 128, 480, fti__ukernel_neon,
     fti__gemv_f32_neon, fti__gemv_f16_ref, fti__gemv_bf16_ref,
     fti__gemv_q8_0_neon, fti__gemv_q4_0_neon, fti__quantize_x_ref,
-    fti__dot_neon, fti__axpy_neon, fti__scale_neon, fti__max_ref, fti__exp_sum_ref,
-    fti__mul_scaled_ref, fti__rmsnorm_bwd_row_ref, fti__softmax_bwd_row_ref,
-    fti__silu_fwd_ref, fti__silu_bwd_ref, fti__swiglu_fwd_ref, fti__swiglu_bwd_ref,
+    fti__dot_neon, fti__axpy_neon, fti__scale_neon, fti__max_neon, fti__exp_sum_neon,
+    fti__mul_scaled_neon, fti__rmsnorm_bwd_row_ref, fti__softmax_bwd_row_ref,
+    fti__silu_fwd_neon, fti__silu_bwd_neon, fti__swiglu_fwd_neon, fti__swiglu_bwd_neon,
     fti__adamw_ref,
-    fti__f16_to_f32_ref, fti__f32_to_f16_ref, fti__bf16_to_f32_ref, fti__f32_to_bf16_ref,
+    fti__f16_to_f32_neon, fti__f32_to_f16_neon, fti__bf16_to_f32_ref, fti__f32_to_bf16_ref,
     fti__quantize_q8_0_ref, fti__quantize_q4_0_ref, fti__dequantize_q8_0_ref,
     fti__dequantize_q4_0_ref,
 };

@@ -397,6 +397,7 @@ FTI__AVX2 static void fti__quantize_x_avx2(const float *x, size_t nb, int8_t *xq
     }
 }
 
+#if !defined(FTI_NO_AVX512)
 /* --- AVX-512 ----------------------------------------------------------------------------------- */
 
 /* GEMM micro-kernel 12×32: 24 zmm accumulators, B row in two zmm, A broadcast per row. */
@@ -676,6 +677,85 @@ FTI__AVX512 static void fti__quantize_x_avx512(const float *x, size_t nb, int8_t
     }
 }
 
+/* --- AVX-512 row ops for the backward passes and the optimizer -------------------------------- */
+
+FTI__AVX512 static void fti__rmsnorm_bwd_row_avx512(float *dx, float *dw, const float *dout,
+                                                    const float *x, const float *w, float rstd,
+                                                    size_t n) {
+    __m512 vr = _mm512_set1_ps(rstd), acc = _mm512_setzero_ps(), vm;
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512 g = _mm512_maskz_loadu_ps(m, dout + i);
+        if (w) g = _mm512_mul_ps(g, _mm512_maskz_loadu_ps(m, w + i));
+        acc = _mm512_fmadd_ps(g, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vr), acc);
+    }
+    vm = _mm512_set1_ps(fti__hsum_avx512(acc) / (float)n);
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512 d = _mm512_maskz_loadu_ps(m, dout + i), g = d;
+        __m512 xh = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vr);
+        if (w) g = _mm512_mul_ps(d, _mm512_maskz_loadu_ps(m, w + i));
+        if (dw) _mm512_mask_storeu_ps(dw + i, m, _mm512_fmadd_ps(d, xh, _mm512_maskz_loadu_ps(m, dw + i)));
+        _mm512_mask_storeu_ps(dx + i, m, _mm512_mul_ps(vr, _mm512_fnmadd_ps(xh, vm, g)));
+    }
+}
+
+FTI__AVX512 static void fti__softmax_bwd_row_avx512(float *dx, const float *p, const float *dp,
+                                                    size_t n) {
+    __m512 vs = _mm512_set1_ps(fti__dot_avx512(p, dp, n));
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        _mm512_mask_storeu_ps(dx + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + i),
+                                                       _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + i), vs)));
+    }
+}
+
+FTI__AVX512 static void fti__adamw_avx512(float *p, const float *g, float *m, float *v, size_t n,
+                                          const float c[8]) {
+    __m512 lr = _mm512_set1_ps(c[0]), b1 = _mm512_set1_ps(c[1]), b2 = _mm512_set1_ps(c[2]);
+    __m512 eps = _mm512_set1_ps(c[3]), dec = _mm512_set1_ps(c[4]), gs = _mm512_set1_ps(c[5]);
+    __m512 c1 = _mm512_set1_ps(c[6]), c2 = _mm512_set1_ps(c[7]);
+    __m512 one_b1 = _mm512_set1_ps(1.0f - c[1]), one_b2 = _mm512_set1_ps(1.0f - c[2]);
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 k = fti__tail16(n - i);
+        __m512 gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i), gs);
+        __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(k, m + i)), _mm512_mul_ps(one_b1, gi));
+        __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_maskz_loadu_ps(k, v + i)),
+                                  _mm512_mul_ps(_mm512_mul_ps(one_b2, gi), gi));
+        __m512 den = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vi), c2), eps);
+        __m512 upd = _mm512_div_ps(_mm512_mul_ps(lr, _mm512_mul_ps(mi, c1)), den);
+        _mm512_mask_storeu_ps(m + i, k, mi);
+        _mm512_mask_storeu_ps(v + i, k, vi);
+        _mm512_mask_storeu_ps(p + i, k, _mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), dec), upd));
+    }
+}
+
+FTI__AVX512 static void fti__bf16_to_f32_avx512(float *dst, const uint16_t *src, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        _mm512_mask_storeu_ps(dst + i, m, fti__bf16x16_avx512(_mm256_maskz_loadu_epi16(m, src + i)));
+    }
+}
+
+/* Round to nearest even, NaN kept quiet: as fti_f32_to_bf16, 16 at a time. */
+FTI__AVX512 static void fti__f32_to_bf16_avx512(uint16_t *dst, const float *src, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512i x = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, src + i));
+        __m512i odd = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(x, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(x, _mm512_set1_epi32(0x7fffffff)),
+                                                _mm512_set1_epi32(0x7f800000));
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(0x40)));
+        _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtepi32_epi16(r));
+    }
+}
+
 /* Scales wd·xd of blocks b..b+3 as four floats (one fp16 conversion for all four). */
 #define FTI__SCALES4(w, b, xd)                                                                 \
     _mm_mul_ps(_mm_cvtph_ps(_mm_setr_epi16((short)(w)[b].d, (short)(w)[(b) + 1].d,            \
@@ -781,6 +861,8 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
     }
 }
 
+#endif /* !FTI_NO_AVX512 */
+
 static const fti_kernels fti__kernels_avx2_table = {
     FTI_ISA_AVX2, "avx2",
     6, 16, 256, 120, 512, fti__ukernel_avx2,
@@ -805,10 +887,10 @@ static const fti_kernels fti__kernels_avx512_table = {
     fti__gemv_f32_avx512, fti__gemv_f16_avx512, fti__gemv_bf16_avx512,
     fti__gemv_q8_0_avx2, fti__gemv_q4_0_avx2, fti__quantize_x_avx512,
     fti__dot_avx512, fti__axpy_avx512, fti__scale_avx512, fti__max_avx512, fti__exp_sum_avx512,
-    fti__mul_scaled_avx512, fti__rmsnorm_bwd_row_ref, fti__softmax_bwd_row_ref,
+    fti__mul_scaled_avx512, fti__rmsnorm_bwd_row_avx512, fti__softmax_bwd_row_avx512,
     fti__silu_fwd_avx512, fti__silu_bwd_avx512, fti__swiglu_fwd_avx512, fti__swiglu_bwd_avx512,
-    fti__adamw_ref,
-    fti__f16_to_f32_avx2, fti__f32_to_f16_avx2, fti__bf16_to_f32_ref, fti__f32_to_bf16_ref,
+    fti__adamw_avx512,
+    fti__f16_to_f32_avx2, fti__f32_to_f16_avx2, fti__bf16_to_f32_avx512, fti__f32_to_bf16_avx512,
     fti__quantize_q8_0_ref, fti__quantize_q4_0_ref, fti__dequantize_q8_0_ref,
     fti__dequantize_q4_0_ref,
 };
@@ -819,10 +901,10 @@ static const fti_kernels fti__kernels_avx512vnni_table = {
     fti__gemv_f32_avx512, fti__gemv_f16_avx512, fti__gemv_bf16_avx512,
     fti__gemv_q8_0_vnni, fti__gemv_q4_0_vnni, fti__quantize_x_avx512,
     fti__dot_avx512, fti__axpy_avx512, fti__scale_avx512, fti__max_avx512, fti__exp_sum_avx512,
-    fti__mul_scaled_avx512, fti__rmsnorm_bwd_row_ref, fti__softmax_bwd_row_ref,
+    fti__mul_scaled_avx512, fti__rmsnorm_bwd_row_avx512, fti__softmax_bwd_row_avx512,
     fti__silu_fwd_avx512, fti__silu_bwd_avx512, fti__swiglu_fwd_avx512, fti__swiglu_bwd_avx512,
-    fti__adamw_ref,
-    fti__f16_to_f32_avx2, fti__f32_to_f16_avx2, fti__bf16_to_f32_ref, fti__f32_to_bf16_ref,
+    fti__adamw_avx512,
+    fti__f16_to_f32_avx2, fti__f32_to_f16_avx2, fti__bf16_to_f32_avx512, fti__f32_to_bf16_avx512,
     fti__quantize_q8_0_ref, fti__quantize_q4_0_ref, fti__dequantize_q8_0_ref,
     fti__dequantize_q4_0_ref,
 };

@@ -291,7 +291,7 @@ struct fti_model_acts {
     float *dq, *dy;             /* (N, HD) */
     float *dk, *dv;             /* (N, KVD) */
     float *dh1, *dh2;           /* (N, F) */
-    float *attn_scratch;        /* (B*KV, T) */
+    float *attn_scratch;        /* (B*KV, T, T) */
 };
 
 /* A size table entry: where to store the pointer, element count, element size. */
@@ -367,7 +367,7 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t b
     FTI__SLOT(a->dv, N * d.KVD, float);
     FTI__SLOT(a->dh1, N * d.F, float);
     FTI__SLOT(a->dh2, N * d.F, float);
-    FTI__SLOT(a->attn_scratch, batch * d.KV * ctx, float);
+    FTI__SLOT(a->attn_scratch, batch * d.KV * tt, float);
 #undef FTI__SLOT
     /* The products above are bounded by the config limits times N and BHTT, which were checked;
      * the running total is checked here. Each slot starts on a 64-byte boundary. */
@@ -577,9 +577,14 @@ static void fti__model_rope(float *x, size_t n, size_t T, size_t n_heads, size_t
 }
 
 /* --- attention ------------------------------------------------------------------------------
- * Causal multi-head attention with grouped kv heads. Work is split over (b, kv head) groups:
- * each group owns its rows of y/dq and its dk/dv rows, so nothing is shared between threads. */
+ * Causal multi-head attention with grouped kv heads, as GEMMs per (batch, head): S = Q K^T,
+ * row softmax with the causal mask (zeros above the diagonal), Y = P V. The GEMMs run the full
+ * T x T square (twice the causal work) because the kernels make that far cheaper than skipping it
+ * in scalar loops. Work is split over (b, kv head) groups: each group owns its rows of y/dq and
+ * its dk/dv rows, and runs its GEMMs single-threaded, so nothing is shared between threads and
+ * the result does not depend on the thread count. */
 typedef struct fti__model_attn_ctx {
+    const fti_kernels *kern;
     const fti__model_dims *d;
     size_t T;
     const float *q, *k, *v; /* (N, HD), (N, KVD), (N, KVD) */
@@ -587,31 +592,29 @@ typedef struct fti__model_attn_ctx {
     float *y;               /* (N, HD) */
     const float *dy;        /* (N, HD) backward */
     float *dq, *dk, *dv;    /* backward outputs */
-    float *scratch;         /* (B*KV, T) backward */
+    float *scratch;         /* (B*KV, T, T) backward */
 } fti__model_attn_ctx;
 
 static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int thread) {
     const fti__model_attn_ctx *c = (const fti__model_attn_ctx *)vctx;
     const fti__model_dims *d = c->d;
-    size_t grp, hh, t, j, e, T = c->T, D = d->D, rep = d->H / d->KV;
+    size_t grp, hh, t, j, T = c->T, D = d->D, rep = d->H / d->KV;
     float scale = 1.0f / (float)sqrt((double)D);
     (void)thread;
     for (grp = g0; grp < g1; grp++) {
         size_t b = grp / d->KV, kvh = grp % d->KV;
+        const float *kb = c->k + b * T * d->KVD + kvh * D; /* (T, D), row stride KVD */
+        const float *vb = c->v + b * T * d->KVD + kvh * D;
         for (hh = 0; hh < rep; hh++) {
             size_t h = kvh * rep + hh;
+            const float *qb = c->q + b * T * d->HD + h * D; /* (T, D), row stride HD */
+            float *P = c->att + (b * d->H + h) * T * T;      /* (T, T) */
+            fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB, T, T, D, qb, d->HD, kb, d->KVD, P, T);
             for (t = 0; t < T; t++) {
-                const float *qt = c->q + (b * T + t) * d->HD + h * D; /* (D) */
-                float *p = c->att + ((b * d->H + h) * T + t) * T;     /* (T) */
-                float *yt = c->y + (b * T + t) * d->HD + h * D;
-                float mx = -INFINITY, sum = 0.0f, inv;
+                float *p = P + t * T, mx = -INFINITY, sum = 0.0f, inv;
                 for (j = 0; j <= t; j++) {
-                    const float *kj = c->k + (b * T + j) * d->KVD + kvh * D;
-                    float s = 0.0f;
-                    for (e = 0; e < D; e++) s += qt[e] * kj[e];
-                    s *= scale;
-                    p[j] = s;
-                    if (s > mx) mx = s;
+                    p[j] *= scale;
+                    if (p[j] > mx) mx = p[j];
                 }
                 for (j = 0; j <= t; j++) {
                     p[j] = expf(p[j] - mx);
@@ -620,64 +623,49 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
                 inv = 1.0f / sum;
                 for (j = 0; j <= t; j++) p[j] *= inv;
                 for (j = t + 1; j < T; j++) p[j] = 0.0f;
-                for (e = 0; e < D; e++) yt[e] = 0.0f;
-                for (j = 0; j <= t; j++) {
-                    const float *vj = c->v + (b * T + j) * d->KVD + kvh * D;
-                    float pj = p[j];
-                    for (e = 0; e < D; e++) yt[e] += pj * vj[e];
-                }
             }
+            fti__model_mm(c->kern, NULL, 0, T, D, T, P, T, vb, d->KVD,
+                          c->y + b * T * d->HD + h * D, d->HD);
         }
     }
 }
 
-/* Backward: writes dq, and dk, dv (zeroed here, then accumulated over the group's heads in
- * order). scratch holds one row of T floats per group for dp. */
+/* Backward: dP = dY V^T; dV += P^T dY; dS = P (dP - rowsum(P dP)) * scale; dQ = dS K;
+ * dK += dS^T Q. dk and dv of the group are written by its first head and accumulated by the
+ * others, in head order. */
 static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int thread) {
     const fti__model_attn_ctx *c = (const fti__model_attn_ctx *)vctx;
     const fti__model_dims *d = c->d;
-    size_t grp, hh, t, j, e, T = c->T, D = d->D, rep = d->H / d->KV;
+    size_t grp, hh, t, j, T = c->T, D = d->D, rep = d->H / d->KV;
     float scale = 1.0f / (float)sqrt((double)D);
     (void)thread;
     for (grp = g0; grp < g1; grp++) {
         size_t b = grp / d->KV, kvh = grp % d->KV;
-        float *dp = c->scratch + grp * T; /* (T) */
-        for (t = 0; t < T; t++) {
-            memset(c->dk + (b * T + t) * d->KVD + kvh * D, 0, D * sizeof(float));
-            memset(c->dv + (b * T + t) * d->KVD + kvh * D, 0, D * sizeof(float));
-        }
+        float *dS = c->scratch + grp * T * T; /* (T, T) */
+        const float *kb = c->k + b * T * d->KVD + kvh * D;
+        const float *vb = c->v + b * T * d->KVD + kvh * D;
+        float *dkb = c->dk + b * T * d->KVD + kvh * D;
+        float *dvb = c->dv + b * T * d->KVD + kvh * D;
         for (hh = 0; hh < rep; hh++) {
             size_t h = kvh * rep + hh;
+            const float *qb = c->q + b * T * d->HD + h * D;
+            const float *dyb = c->dy + b * T * d->HD + h * D;
+            const float *P = c->att + (b * d->H + h) * T * T;
+            int acc = hh ? FTI__MODEL_MM_ACC : 0;
+            fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB, T, T, D, dyb, d->HD, vb, d->KVD, dS, T);
+            fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | acc, T, D, T, P, T, dyb, d->HD, dvb,
+                          d->KVD);
             for (t = 0; t < T; t++) {
-                const float *qt = c->q + (b * T + t) * d->HD + h * D;
-                const float *dyt = c->dy + (b * T + t) * d->HD + h * D;
-                float *dqt = c->dq + (b * T + t) * d->HD + h * D;
-                const float *p = c->att + ((b * d->H + h) * T + t) * T;
-                float dot = 0.0f;
-                /* dv_j += p_j dy_t; dp_j = dy_t . v_j */
-                for (j = 0; j <= t; j++) {
-                    const float *vj = c->v + (b * T + j) * d->KVD + kvh * D;
-                    float *dvj = c->dv + (b * T + j) * d->KVD + kvh * D;
-                    float pj = p[j], s = 0.0f;
-                    for (e = 0; e < D; e++) {
-                        dvj[e] += pj * dyt[e];
-                        s += dyt[e] * vj[e];
-                    }
-                    dp[j] = s;
-                    dot += pj * s;
-                }
-                /* ds_j = p_j (dp_j - sum_k p_k dp_k) * scale; dq_t += ds_j k_j; dk_j += ds_j q_t */
-                for (e = 0; e < D; e++) dqt[e] = 0.0f;
-                for (j = 0; j <= t; j++) {
-                    const float *kj = c->k + (b * T + j) * d->KVD + kvh * D;
-                    float *dkj = c->dk + (b * T + j) * d->KVD + kvh * D;
-                    float ds = p[j] * (dp[j] - dot) * scale;
-                    for (e = 0; e < D; e++) {
-                        dqt[e] += ds * kj[e];
-                        dkj[e] += ds * qt[e];
-                    }
-                }
+                const float *p = P + t * T;
+                float *ds = dS + t * T, dot = 0.0f;
+                for (j = 0; j <= t; j++) dot += p[j] * ds[j];
+                for (j = 0; j <= t; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
+                for (j = t + 1; j < T; j++) ds[j] = 0.0f;
             }
+            fti__model_mm(c->kern, NULL, 0, T, D, T, dS, T, kb, d->KVD,
+                          c->dq + b * T * d->HD + h * D, d->HD);
+            fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | acc, T, D, T, dS, T, qb, d->HD, dkb,
+                          d->KVD);
         }
     }
 }
@@ -803,12 +791,13 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         fti__model_rope(q, N, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
         fti__model_rope(k, N, ctx, d->KV, d->D, a->rope_cos, a->rope_sin, 0);
         memset(&ac, 0, sizeof(ac));
+        ac.kern = a->kern;
         ac.d = d;
         ac.T = ctx;
         ac.q = q;
         ac.k = k;
         ac.v = v;
-        ac.att = a->att + l * a->B * d->H * a->T * a->T;
+        ac.att = a->att + l * a->B * d->H * a->T * a->T; /* (B,H,t,t) packed for this ctx */
         ac.y = y;
         fti_pool_for(pool, batch * d->KV, 1, fti__model_attn_fwd_task, &ac);
         fti__model_linear_fwd(a->kern, pool, mid, y, wo, N, d->HD, d->C);
@@ -911,12 +900,13 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         fti__model_linear_bwd(a->kern, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT), a->dres, y,
                               FTI__W(FTI_TENSOR_ATTN_OUTPUT), N, d->HD, d->C);
         memset(&ac, 0, sizeof(ac));
+        ac.kern = a->kern;
         ac.d = d;
         ac.T = T;
         ac.q = q;
         ac.k = k;
         ac.v = v;
-        ac.att = a->att + l * a->B * d->H * a->T * a->T;
+        ac.att = a->att + l * a->B * d->H * a->T * a->T; /* (B,H,t,t) packed for this ctx */
         ac.dy = a->dy;
         ac.dq = a->dq;
         ac.dk = a->dk;

@@ -262,11 +262,17 @@ static fti_result fti__gguf_parse_value(fti_gguf *g, fti_reader *r, fti_gguf_kv 
             kv->str_index = g->n_str;
             kv->data = r->p + r->pos;
             for (i = 0; i < kv->arr_n; i++) {
-                size_t off = r->pos, len = 0;
-                char what[128];
-                snprintf(what, sizeof what, "key %s: string %lu", key_safe, (unsigned long)i);
-                if (!fti__gguf_read_str(g, r, 0, &len, what, err))
-                    return err ? err->code : FTI_ERR_FORMAT;
+                size_t off = r->pos;
+                uint64_t len = fti_read_u64(r);
+                /* the message is built only on failure: vocabularies have 10^5 strings */
+                if (r->err || len > (uint64_t)fti_reader_left(r))
+                    return fti_error_set(err, FTI_ERR_FORMAT,
+                                         "%s: key %s: string %lu at offset %lu: length %llu > "
+                                         "%lu bytes left in file",
+                                         g->path, key_safe, (unsigned long)i, (unsigned long)off,
+                                         r->err ? 0ull : (unsigned long long)len,
+                                         (unsigned long)fti_reader_left(r));
+                fti_read_bytes(r, (size_t)len);
                 if (fti__gguf_push_str(g, off) != FTI_OK)
                     return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", g->path);
             }

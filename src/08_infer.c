@@ -29,6 +29,8 @@ struct fti_engine {
     fti__eng_layer *layers;
     uint32_t weight_type;
     size_t weight_bytes;
+    void **owned;     /* LoRA-merged F32 matrices (n_owned) */
+    size_t n_owned;
     /* token -> bytes */
     char *tok_bytes;
     size_t *tok_off; /* (V+1) */
@@ -37,21 +39,16 @@ struct fti_engine {
     int add_bos;
 };
 
-/* GPT-2's byte-to-unicode map, inverted: the code point a byte is shown as -> the byte.
+/* GPT-2's byte-to-unicode map, inverted: inv[cp] = the byte shown as code point cp, or -1.
  * Printable bytes (33..126, 161..172, 174..255) stand for themselves; the other 68 bytes are
- * shown as U+0100 + n in increasing byte order. Returns -1 for code points outside the map. */
-static int fti__infer_unicode_byte(uint32_t cp) {
+ * shown as U+0100 + n in increasing byte order. */
+static void fti__infer_unicode_bytes(int16_t inv[256 + 68]) {
     int b, n = 0;
-    if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255))
-        return (int)cp;
-    if (cp < 256 || cp >= 256 + 68) return -1;
+    for (b = 0; b < 256 + 68; b++) inv[b] = -1;
     for (b = 0; b < 256; b++) {
         int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
-        if (printable) continue;
-        if ((uint32_t)n == cp - 256) return b;
-        n++;
+        inv[printable ? b : 256 + n++] = (int16_t)b;
     }
-    return -1;
 }
 
 /* Builds the token -> bytes table from tokenizer.ggml.tokens (and token_type for CONTROL). */
@@ -60,6 +57,8 @@ static fti_result fti__engine_detok(fti_engine *e, fti_error *err) {
     fti_buf bytes;
     size_t i;
     fti_result rc;
+    int16_t inv[256 + 68];
+    fti__infer_unicode_bytes(inv);
     e->tok_off = (size_t *)fti_calloc(e->V + 1, sizeof(size_t));
     if (!e->tok_off) return fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
     rc = fti_gguf_get_arr(e->g, "tokenizer.ggml.tokens", FTI_GGUF_STRING, &toks, NULL);
@@ -73,13 +72,23 @@ static fti_result fti__engine_detok(fti_engine *e, fti_error *err) {
         const unsigned char *s = (const unsigned char *)fti_gguf_arr_str(e->g, toks, i, &len);
         e->tok_off[i] = bytes.len;
         if (!s || (types && fti_gguf_arr_int(types, i) == FTI_GGUF_TOKEN_CONTROL)) continue;
+        if (!fti_buf_reserve(&bytes, len)) break; /* a token never decodes longer */
         while (p < len) {
             uint32_t cp;
             int ok, b;
-            size_t n = fti_utf8_decode(s + p, len - p, &cp, &ok);
-            b = ok ? fti__infer_unicode_byte(cp) : -1;
-            if (b >= 0) fti_buf_putc(&bytes, (char)b);
-            else fti_buf_append(&bytes, s + p, n); /* not in the byte map: keep as written */
+            size_t n;
+            if (s[p] < 0x80) { /* ASCII: printable ones are themselves, others not in the map */
+                bytes.data[bytes.len++] = (char)s[p++];
+                continue;
+            }
+            n = fti_utf8_decode(s + p, len - p, &cp, &ok);
+            b = ok && cp < 256 + 68 ? inv[cp] : -1;
+            if (b >= 0) {
+                bytes.data[bytes.len++] = (char)b;
+            } else { /* not in the byte map: keep as written */
+                memcpy(bytes.data + bytes.len, s + p, n);
+                bytes.len += n;
+            }
             p += n;
         }
         if (bytes.len - e->tok_off[i] > e->max_token_bytes)
@@ -101,6 +110,124 @@ static int fti__engine_w(fti_engine *e, const char *name, fti__eng_w *w) {
     w->type = (fti_dtype)t->type;
     e->weight_bytes += t->n_bytes;
     return 1;
+}
+
+/* The engine view of layout tensor `name` ("blk.0.attn_q"), or NULL. */
+static fti__eng_w *fti__engine_view(fti_engine *e, const char *name) {
+    static const char *const kinds[7] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                         "ffn_gate", "ffn_up", "ffn_down"};
+    unsigned long l;
+    int used = 0, i;
+    if (strcmp(name, "output") == 0 && !e->cfg.tied_embeddings) return &e->out;
+    if (sscanf(name, "blk.%lu.%n", &l, &used) != 1 || used == 0 || l >= e->L) return NULL;
+    for (i = 0; i < 7; i++)
+        if (strcmp(name + used, kinds[i]) == 0) {
+            fti__eng_layer *ly = &e->layers[l];
+            fti__eng_w *ws[7];
+            ws[0] = &ly->q, ws[1] = &ly->k, ws[2] = &ly->v, ws[3] = &ly->o;
+            ws[4] = &ly->gate, ws[5] = &ly->up, ws[6] = &ly->down;
+            return ws[i];
+        }
+    return NULL;
+}
+
+/* Merges a LoRA adapter file into the engine: every "<name>.weight.lora_a" {in, r} with its
+ * ".lora_b" {r, out} adapts the layout matrix <name> (out, in). */
+static fti_result fti__engine_lora(fti_engine *e, const char *path, float user_scale,
+                                   fti_error *err) {
+    fti_gguf *a = NULL;
+    fti_result rc;
+    const char *ty = NULL;
+    size_t ty_len = 0, i, n_pairs = 0;
+    float alpha = 0.0f;
+    rc = fti_gguf_open(&a, path, NULL, err);
+    if (rc != FTI_OK) return rc;
+    if (fti_gguf_get_str(a, "adapter.type", &ty, &ty_len, NULL) != FTI_OK || ty_len != 4 ||
+        memcmp(ty, "lora", 4) != 0) {
+        fti_gguf_close(a);
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: not a LoRA adapter (adapter.type)", path);
+    }
+    rc = fti_gguf_get_f32(a, "adapter.lora.alpha", &alpha, err);
+    if (rc != FTI_OK) {
+        fti_gguf_close(a);
+        return rc;
+    }
+    e->owned = (void **)fti_calloc(fti_gguf_n_tensors(a) + 1, sizeof(void *));
+    if (!e->owned) {
+        fti_gguf_close(a);
+        return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (i = 0; i < fti_gguf_n_tensors(a) && rc == FTI_OK; i++) {
+        const fti_gguf_tensor *ta = fti_gguf_tensor_at(a, i), *tb;
+        size_t nlen = strlen(ta->name), rows, cols, r, o;
+        char base[80], bname[96];
+        fti__eng_w *view;
+        float *merged, *bs;
+        const float *arow;
+        double scale;
+        if (nlen > 14 && strcmp(ta->name + nlen - 14, ".weight.lora_b") == 0) continue;
+        if (nlen <= 14 || nlen - 14 >= sizeof base ||
+            strcmp(ta->name + nlen - 14, ".weight.lora_a") != 0) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: unexpected tensor %s", path, ta->name);
+            break;
+        }
+        memcpy(base, ta->name, nlen - 14);
+        base[nlen - 14] = 0;
+        snprintf(bname, sizeof bname, "%s.weight.lora_b", base);
+        tb = fti_gguf_find_tensor(a, bname);
+        view = fti__engine_view(e, base);
+        if (!tb || !view) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: %s has no %s or no such model matrix",
+                               path, ta->name, bname);
+            break;
+        }
+        {
+            char mname[96];
+            const fti_gguf_tensor *tw;
+            snprintf(mname, sizeof mname, "%s.weight", base);
+            tw = fti_gguf_find_tensor(e->g, mname);
+            rows = (size_t)tw->ne[1];
+            cols = (size_t)tw->ne[0];
+        }
+        r = (size_t)ta->ne[1];
+        if (ta->n_dims != 2 || tb->n_dims != 2 || ta->ne[0] != cols || tb->ne[0] != r ||
+            tb->ne[1] != rows || ta->type != FTI_GGML_F32 || tb->type != FTI_GGML_F32 || r == 0) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT,
+                               "%s: %s: shapes A [%llu, %llu] B [%llu, %llu] do not fit the "
+                               "(%lu, %lu) matrix (F32 adapters only)",
+                               path, base, (unsigned long long)ta->ne[0],
+                               (unsigned long long)ta->ne[1], (unsigned long long)tb->ne[0],
+                               (unsigned long long)tb->ne[1], (unsigned long)rows,
+                               (unsigned long)cols);
+            break;
+        }
+        scale = (double)alpha / (double)r * (user_scale != 0.0f ? (double)user_scale : 1.0);
+        merged = (float *)fti_malloc(rows * cols * sizeof(float));
+        bs = (float *)fti_malloc(rows * r * sizeof(float));
+        if (!merged || !bs) {
+            fti_free(merged);
+            fti_free(bs);
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+            break;
+        }
+        e->owned[e->n_owned++] = merged;
+        for (o = 0; o < rows; o++) /* decode W in its stored type */
+            fti_dequantize_row(e->k, view->type, merged + o * cols,
+                               (const char *)view->data + o * fti_dtype_row_bytes(view->type, cols),
+                               cols);
+        arow = (const float *)ta->data;
+        for (o = 0; o < rows * r; o++) bs[o] = (float)(scale * ((const float *)tb->data)[o]);
+        /* W (out, in) += (scale B) (out, r) . A (r, in) */
+        fti_matmul(e->k, NULL, FTI_MM_ACCUMULATE, rows, cols, r, bs, r, arow, cols, merged, cols);
+        fti_free(bs);
+        view->data = merged;
+        view->type = FTI_DTYPE_F32;
+        n_pairs++;
+    }
+    fti_gguf_close(a);
+    if (rc == FTI_OK && n_pairs == 0)
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: the adapter has no lora_a/lora_b pairs", path);
+    return rc;
 }
 
 FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_engine_opts *opts,
@@ -188,6 +315,8 @@ FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_
     if (fti_gguf_get_bool(e->g, "tokenizer.ggml.add_bos_token", &b, NULL) == FTI_OK)
         e->add_bos = b && e->bos >= 0;
     rc = fti__engine_detok(e, err);
+    if (rc == FTI_OK && opts && opts->lora_path)
+        rc = fti__engine_lora(e, opts->lora_path, opts->lora_scale, err);
     if (rc != FTI_OK) {
         fti_engine_close(e);
         return rc;
@@ -197,7 +326,10 @@ FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_
 }
 
 FTIDEF void fti_engine_close(fti_engine *e) {
+    size_t i;
     if (!e) return;
+    for (i = 0; i < e->n_owned; i++) fti_free(e->owned[i]);
+    fti_free(e->owned);
     fti_gguf_close(e->g);
     fti_free(e->layers);
     fti_free(e->tok_bytes);
@@ -597,6 +729,106 @@ static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     }
 }
 
+/* Decode (T = 1): several matrices that share their input x are one parallel loop over their
+ * stacked output rows (q, k, v; gate, up), so a token needs fewer pool barriers. Each chunk is
+ * computed by part 02's fti_matmul_w on its row range, single-threaded. */
+typedef struct fti__sess_mv {
+    const fti_kernels *k;
+    const float *x;       /* (n_in) */
+    size_t n_in, n_mats;
+    const fti__eng_w *w[3];
+    float *y[3];          /* (n_out[i]) */
+    size_t n_out[3];
+    size_t row_bytes[3];
+    fti_result rc[256];   /* per thread: a kernel error (unknown type) */
+} fti__sess_mv;
+
+static void fti__sess_mv_task(void *vctx, size_t r0, size_t r1, int thread) {
+    fti__sess_mv *c = (fti__sess_mv *)vctx;
+    size_t m, base = 0;
+    for (m = 0; m < c->n_mats && r0 < r1; m++) {
+        size_t end = base + c->n_out[m];
+        if (r0 < end) {
+            size_t a = r0 - base, b = (r1 < end ? r1 : end) - base;
+            fti_result rc = fti_matmul_w(c->k, NULL, c->w[m]->type,
+                                         (const char *)c->w[m]->data + a * c->row_bytes[m], c->x,
+                                         c->y[m] + a, 1, b - a, c->n_in);
+            if (rc != FTI_OK && thread < 256) c->rc[thread] = rc;
+            r0 = end < r1 ? end : r1;
+        }
+        base = end;
+    }
+}
+
+static fti_result fti__sess_multi_gemv(const fti_session *s, const float *x, size_t n_in,
+                                       size_t n_mats, const fti__eng_w *const *w,
+                                       float *const *y, const size_t *n_out) {
+    fti__sess_mv c;
+    size_t m, total = 0, grain, min_rb = (size_t)-1, t;
+    memset(&c, 0, sizeof c);
+    c.k = s->e->k;
+    c.x = x;
+    c.n_in = n_in;
+    c.n_mats = n_mats;
+    for (m = 0; m < n_mats; m++) {
+        c.w[m] = w[m];
+        c.y[m] = y[m];
+        c.n_out[m] = n_out[m];
+        c.row_bytes[m] = fti_dtype_row_bytes(w[m]->type, n_in);
+        if (c.row_bytes[m] == 0) return FTI_ERR_UNSUPPORTED;
+        if (c.row_bytes[m] < min_rb) min_rb = c.row_bytes[m];
+        total += n_out[m];
+    }
+    grain = (16384 + min_rb - 1) / min_rb; /* at least ~16 KB of weights per chunk */
+    fti_pool_for(s->pool, total, (grain + 15) / 16 * 16, fti__sess_mv_task, &c);
+    for (t = 0; t < 256; t++)
+        if (c.rc[t] != FTI_OK) return c.rc[t];
+    return FTI_OK;
+}
+
+/* Softmax of the causal rows of one head's scores for prefill: row t (of T) covers positions
+ * 0 .. pos0+t of the (T, n_ctx) block at att + h * n_batch * n_ctx. */
+typedef struct fti__sess_smax {
+    const fti_session *s;
+    size_t T, pos0;
+    float scale;
+} fti__sess_smax;
+
+static void fti__sess_smax_task(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__sess_smax *c = (const fti__sess_smax *)vctx;
+    const fti_session *s = c->s;
+    size_t i;
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        size_t h = i / c->T, t = i % c->T, n = c->pos0 + t + 1;
+        float *p = s->att + (h * s->n_batch + t) * s->n_ctx;
+        fti_scale(s->e->k, p, c->scale, n);
+        fti_softmax_fwd(s->e->k, p, p, 1, n);
+        if (n < c->pos0 + c->T) memset(p + n, 0, (c->pos0 + c->T - n) * sizeof(float));
+    }
+}
+
+/* Prefill attention as GEMMs per head: scores (T, n) = q_h (T, D) . K_g (n, D)^T, causal
+ * softmax, y_h (T, D) = P (T, n) . V_g (n, D), with n = pos0 + T cached positions. */
+static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, size_t pos0) {
+    const fti_engine *e = s->e;
+    size_t h, D = e->D, rep = e->H / e->KV, n = pos0 + T;
+    const float *kc = s->kcache + layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
+    const float *vc = s->vcache + layer * s->n_ctx * e->KVD;
+    fti__sess_smax sc;
+    for (h = 0; h < e->H; h++)
+        fti_matmul(e->k, s->pool, FTI_MM_TRANS_B, T, n, D, s->q + h * D, e->HD,
+                   kc + (h / rep) * D, e->KVD, s->att + h * s->n_batch * s->n_ctx, s->n_ctx);
+    sc.s = s;
+    sc.T = T;
+    sc.pos0 = pos0;
+    sc.scale = 1.0f / (float)sqrt((double)D);
+    fti_pool_for(s->pool, e->H * T, 4, fti__sess_smax_task, &sc);
+    for (h = 0; h < e->H; h++)
+        fti_matmul(e->k, s->pool, 0, T, D, n, s->att + h * s->n_batch * s->n_ctx, s->n_ctx,
+                   vc + (h / rep) * D, e->KVD, s->att_out + h * D, e->HD);
+}
+
 /* One forward over T <= n_batch tokens at positions pos..pos+T-1; logits for the last token
  * into s->logits, or for all T into logits_out (T,V). */
 static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_t T,
@@ -616,26 +848,50 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
         float *vc = s->vcache + (l * s->n_ctx + pos0) * e->KVD;
         fti__sess_attn ac;
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->attn_norm, T, C, eps);
-        rc = fti_matmul_w(k, s->pool, ly->q.type, ly->q.data, s->xb, s->q, T, e->HD, C);
-        if (rc == FTI_OK)
-            rc = fti_matmul_w(k, s->pool, ly->k.type, ly->k.data, s->xb, kc, T, e->KVD, C);
-        if (rc == FTI_OK)
-            rc = fti_matmul_w(k, s->pool, ly->v.type, ly->v.data, s->xb, vc, T, e->KVD, C);
+        if (T == 1) {
+            const fti__eng_w *ws[3];
+            float *ys[3];
+            size_t ns[3];
+            ws[0] = &ly->q, ws[1] = &ly->k, ws[2] = &ly->v;
+            ys[0] = s->q, ys[1] = kc, ys[2] = vc;
+            ns[0] = e->HD, ns[1] = e->KVD, ns[2] = e->KVD;
+            rc = fti__sess_multi_gemv(s, s->xb, C, 3, ws, ys, ns);
+        } else {
+            rc = fti_matmul_w(k, s->pool, ly->q.type, ly->q.data, s->xb, s->q, T, e->HD, C);
+            if (rc == FTI_OK)
+                rc = fti_matmul_w(k, s->pool, ly->k.type, ly->k.data, s->xb, kc, T, e->KVD, C);
+            if (rc == FTI_OK)
+                rc = fti_matmul_w(k, s->pool, ly->v.type, ly->v.data, s->xb, vc, T, e->KVD, C);
+        }
         if (rc != FTI_OK) break;
         fti__sess_rope(s, s->q, T, e->H, pos0);
         fti__sess_rope(s, kc, T, e->KV, pos0);
-        ac.s = s;
-        ac.layer = l;
-        ac.T = T;
-        ac.pos0 = pos0;
-        fti_pool_for(s->pool, T * e->H, 1, fti__sess_attn_task, &ac);
+        if (T >= 8) { /* prompt batches: attention through GEMM */
+            fti__sess_attn_gemm(s, l, T, pos0);
+        } else {
+            ac.s = s;
+            ac.layer = l;
+            ac.T = T;
+            ac.pos0 = pos0;
+            fti_pool_for(s->pool, T * e->H, 1, fti__sess_attn_task, &ac);
+        }
         rc = fti_matmul_w(k, s->pool, ly->o.type, ly->o.data, s->att_out, s->xb, T, C, e->HD);
         if (rc != FTI_OK) break;
         for (i = 0; i < T * C; i++) s->x[i] += s->xb[i];
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->ffn_norm, T, C, eps);
-        rc = fti_matmul_w(k, s->pool, ly->gate.type, ly->gate.data, s->xb, s->hb, T, e->F, C);
-        if (rc == FTI_OK)
-            rc = fti_matmul_w(k, s->pool, ly->up.type, ly->up.data, s->xb, s->hb2, T, e->F, C);
+        if (T == 1) {
+            const fti__eng_w *ws[2];
+            float *ys[2];
+            size_t ns[2];
+            ws[0] = &ly->gate, ws[1] = &ly->up;
+            ys[0] = s->hb, ys[1] = s->hb2;
+            ns[0] = e->F, ns[1] = e->F;
+            rc = fti__sess_multi_gemv(s, s->xb, C, 2, ws, ys, ns);
+        } else {
+            rc = fti_matmul_w(k, s->pool, ly->gate.type, ly->gate.data, s->xb, s->hb, T, e->F, C);
+            if (rc == FTI_OK)
+                rc = fti_matmul_w(k, s->pool, ly->up.type, ly->up.data, s->xb, s->hb2, T, e->F, C);
+        }
         if (rc != FTI_OK) break;
         fti_swiglu_fwd(k, s->hb, s->hb, s->hb2, T * e->F);
         rc = fti_matmul_w(k, s->pool, ly->down.type, ly->down.data, s->hb, s->xb, T, C, e->F);

@@ -49,6 +49,12 @@ typedef struct fti_engine fti_engine;
 typedef struct fti_engine_opts {
     fti_isa isa;        /* kernel table: FTI_ISA_AUTO (default) or a forced one */
     int allow_extra;    /* accept tensors the llama layout does not know (ignored) */
+    /* A LoRA adapter (GGUF, llama.cpp's adapter convention as fti-train writes it: general.type
+     * "adapter", adapter.type "lora", adapter.lora.alpha, tensors "<name>.weight.lora_a" {in, r}
+     * and ".lora_b" {r, out}) merged at load time: W' = W + scale * (alpha / r) * B A. Each
+     * adapted matrix becomes an F32 copy in memory (the others stay mapped). NULL = none. */
+    const char *lora_path;
+    float lora_scale;   /* 0 = 1 */
 } fti_engine_opts;
 
 /* Opens a GGUF llama model: maps the file (fti_gguf_open), validates it

@@ -621,3 +621,36 @@ FTI_TEST(kernels_backward_finite_differences) {
     }
 #undef KT_FD
 }
+
+/* The vector exp at the edges of float range: underflow to 0, overflow to inf, ±inf, NaN. */
+FTI_TEST(kernels_exp_edges) {
+    const fti_kernels *tabs[8], *ref = fti_kernels_get(FTI_ISA_SCALAR);
+    const float xs[] = {-1000.0f, -104.0f, -100.0f, -88.0f, -87.0f, -20.5f, -1e-3f, 0.0f,
+                               1e-3f, 0.6931472f, 10.25f, 50.0f, 88.0f, 88.5f, 89.0f, 100.0f,
+                               -INFINITY, INFINITY, -0.0f};
+    enum { NX = sizeof xs / sizeof xs[0] };
+    float a[NX], b[NX], ea[NX], eb[NX], row[40], pa[40], pb[40];
+    int n = kt_tables(tabs), t, i;
+    for (i = 0; i < 40; i++) row[i] = (float)i * 37.0f - 700.0f; /* spread over 1443 */
+    for (t = 1; t < n; t++) {
+        fti_silu_fwd(ref, a, xs, NX);
+        fti_silu_fwd(tabs[t], b, xs, NX);
+        CHECK(kt_close(b, a, NX, 1e-30, 3e-6, "silu edges", tabs[t]));
+        fti_swiglu_bwd(ref, a, ea, xs, xs, xs, NX);
+        fti_swiglu_bwd(tabs[t], b, eb, xs, xs, xs, NX);
+        CHECK(kt_close(b, a, NX, 1e-30, 3e-6, "swiglu_bwd edges", tabs[t]));
+        CHECK(kt_close(eb, ea, NX, 1e-30, 3e-6, "swiglu_bwd edges du", tabs[t]));
+        fti_softmax_fwd(ref, pa, row, 1, 40);
+        fti_softmax_fwd(tabs[t], pb, row, 1, 40);
+        CHECK(kt_close(pb, pa, 40, 1e-30, 3e-6, "softmax spread", tabs[t]));
+        CHECK(pb[39] > 0.99f && pb[0] == 0.0f);
+        {
+            float nrow[3] = {1.0f, NAN, 2.0f};
+            fti_softmax_fwd(tabs[t], pb, nrow, 1, 3);
+            CHECK(pb[0] != pb[0] || pb[2] != pb[2]); /* NaN propagates */
+            nrow[0] = nrow[1] = nrow[2] = -INFINITY;
+            fti_softmax_fwd(tabs[t], pb, nrow, 1, 3);
+            CHECK_NEAR(pb[1], 1.0f / 3.0f, 1e-7, 0);
+        }
+    }
+}

@@ -2,7 +2,8 @@
 # bench_feature_corpus.sh DIR: builds the feature-pipeline benchmark corpus (>= 50 MB) in DIR from
 # the sample data and text already on the machine: the Bierce sample (JSONL + TXT), /usr/share/doc
 # HTML/text/markdown files, Debian changelogs and copyright files (as .txt), and an mbox and a CSV
-# made from the Bierce entries (so mail and CSV parsing are measured too). Idempotent.
+# made from the Bierce entries (so mail and CSV parsing are measured too); about 65 MB.
+# Idempotent: delete DIR/.done to rebuild.
 set -e
 C=${1:-build/bench-feature/corpus}
 DATA=${FTI_DATA:-../shared/data}
@@ -16,7 +17,9 @@ cp "$DATA"/corpus/bierce_devils_dictionary/devils_dictionary.jsonl \
     mkdir -p "$C/doc/$(dirname "$f")"
     cp "/usr/share/doc/$f" "$C/doc/$f"
 done
-find /usr/share/doc -name 'changelog*.gz' | while read -r f; do
+# changelogs until the corpus holds about 64 MB (sorted, so the corpus is the same every time)
+find /usr/share/doc -name 'changelog*.gz' | LC_ALL=C sort | while read -r f; do
+    [ "$(du -sb "$C" | cut -f1)" -gt 64000000 ] && break
     n=$(echo "$f" | sed 's|/usr/share/doc/||; s|/|_|g')
     gzip -dc "$f" > "$C/changelogs/$n.txt" 2>/dev/null || rm -f "$C/changelogs/$n.txt"
 done

@@ -11,7 +11,8 @@
  *         --tokens the generated ids.
  *     build/bench_infer bw [--threads N]
  *         memory read bandwidth (GB/s) over a 256 MB buffer.
- * The prompt is P fixed pseudo-random ids (the same in every peer script).
+ * The prompt is P fixed pseudo-random ids (the same in every peer script; modulo vocab-16 for
+ * vocabularies under 21000).
  */
 #define FTI_IMPLEMENTATION
 #include "fti.h"
@@ -23,10 +24,14 @@
 
 static double now_s(void) { return (double)fti_time_ns() * 1e-9; }
 
-/* The benchmark prompt: ids 1000 + (i * 7919) % 20000, i < n (below any vocab >= 21000). */
-static void bench_prompt(int32_t *ids, size_t n) {
+/* The benchmark prompt: ids 1000 + (i * 7919) % 20000, i < n (below any vocab >= 21000);
+ * with a smaller vocabulary, those ids modulo (vocab - 16). */
+static void bench_prompt(int32_t *ids, size_t n, size_t vocab) {
     size_t i;
-    for (i = 0; i < n; i++) ids[i] = (int32_t)(1000 + (i * 7919) % 20000);
+    for (i = 0; i < n; i++) {
+        size_t id = 1000 + (i * 7919) % 20000;
+        ids[i] = (int32_t)(vocab >= 21000 ? id : id % (vocab - 16));
+    }
 }
 
 static int parse_type(const char *s, uint32_t *t) {
@@ -154,12 +159,12 @@ static int cmd_run(int argc, char **argv) {
     pool = fti_pool_create(threads);
     prompt = (int32_t *)malloc(n_prompt * sizeof(int32_t));
     gen = (int32_t *)malloc((n_gen + 1) * sizeof(int32_t));
-    bench_prompt(prompt, n_prompt);
     t0 = now_s();
     if (fti_engine_open(&e, path, NULL, &err) != FTI_OK) {
         fprintf(stderr, "bench_infer: %s\n", err.msg);
         return 1;
     }
+    bench_prompt(prompt, n_prompt, fti_engine_config(e)->vocab_size);
     memset(&so, 0, sizeof so);
     so.pool = pool;
     so.n_ctx = n_prompt + n_gen + 1 < fti_engine_config(e)->context_len

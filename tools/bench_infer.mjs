@@ -22,12 +22,16 @@ for (let i = 1; i < args.length; i++) {
     else if (args[i] === "--tokens") printTokens = true;
 }
 const prompt = [];
-for (let i = 0; i < nPrompt; i++) prompt.push(1000 + ((i * 7919) % 20000));
 
 const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error,
                                maxThreads: threads });
 const t0 = performance.now(); // after the library itself is loaded
 const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
+const vocab = model.fileInfo.metadata?.llama?.vocab_size ?? 32000;
+for (let i = 0; i < nPrompt; i++) {
+    const id = 1000 + ((i * 7919) % 20000);
+    prompt.push(vocab >= 21000 ? id : id % (vocab - 16));
+}
 const ctx = await model.createContext({ contextSize: nPrompt + nGen + 8, batchSize: 512,
                                         threads, sequences: 1 });
 const seq = ctx.getSequence();

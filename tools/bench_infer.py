@@ -144,9 +144,12 @@ def main():
             show = True
         i += 1
     torch.set_num_threads(threads)
-    prompt = [1000 + (i * 7919) % 20000 for i in range(n_prompt)]
     t0 = time.perf_counter()
     kv, t = read_gguf(path)
+    vocab = t["token_embd.weight"].shape[0]
+    prompt = [1000 + (i * 7919) % 20000 for i in range(n_prompt)]
+    if vocab < 21000:
+        prompt = [p % (vocab - 16) for p in prompt]
     m = Llama(kv, t, n_prompt + n_gen + 1)
     t_load = time.perf_counter()
     logits = m.forward(prompt)

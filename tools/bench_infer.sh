@@ -57,9 +57,11 @@ for shape in $SHAPES; do
             echo "bench-infer: cannot make $shape $type: $(cat "$TMP/make.log")" >&2
             continue
         fi
-        l1=""; l2=""; t1=""; t2=""
+        l1=""; l2=""; t1=""; t2=""; ltok=""
         if [ $have_node = 1 ]; then
-            l1=$(FTI_NODE_MODULES=$NODE_MODULES node tools/bench_infer.mjs "$model" --threads 1 --prompt-tokens "$P" -n "$N" 2>/dev/null | grep decode_tps)
+            l1all=$(FTI_NODE_MODULES=$NODE_MODULES node tools/bench_infer.mjs "$model" --threads 1 --prompt-tokens "$P" -n "$N" --tokens 2>/dev/null)
+            l1=$(echo "$l1all" | grep decode_tps)
+            ltok=$(echo "$l1all" | grep '^tokens')
             l2=$(FTI_NODE_MODULES=$NODE_MODULES node tools/bench_infer.mjs "$model" --threads 2 --prompt-tokens "$P" -n "$N" 2>/dev/null | grep decode_tps)
         fi
         if [ $have_torch = 1 ] && [ "$type" = f32 ]; then
@@ -71,10 +73,17 @@ for shape in $SHAPES; do
         tbest=$(best "$(val decode_tps "$t1")" "$(val decode_tps "$t2")")
         lpbest=$(best "$(val prefill_tps "$l1")" "$(val prefill_tps "$l2")")
         for th in 1 2; do
-            o=$("$B/bench_infer" run "$model" --threads $th --prompt-tokens "$P" -n "$N")
+            oall=$("$B/bench_infer" run "$model" --threads $th --prompt-tokens "$P" -n "$N" --tokens)
+            o=$(echo "$oall" | grep decode_tps)
+            if [ $th = 1 ] && [ -n "$ltok" ]; then
+                same=$(echo "$oall" | grep '^tokens' | tr ' ' '\n' > "$TMP/a"; echo "$ltok" | tr ' ' '\n' > "$TMP/b";
+                       paste "$TMP/a" "$TMP/b" | awk 'NR > 1 { if ($1 != $2) exit; n++ } END { print n + 0 }')
+                echo "bench-infer: $shape $type: greedy tokens equal to llama.cpp's for the first $same of $N"
+            fi
             d=$(val decode_tps "$o")
             if [ $th = 1 ]; then lp=$(val decode_tps "$l1"); lpp=$(val prefill_tps "$l1"); tp=$(val decode_tps "$t1"); lt=$(val ttft_ms "$l1"); ll=$(val load_ms "$l1"); bw=$bw1
             else lp=$lbest; lpp=$lpbest; tp=$tbest; lt=$(val ttft_ms "$l2"); ll=$(val load_ms "$l2"); bw=$bw2; fi
+            [ "$tp" = 0 ] && tp=""
             printf '%-12s %-5s %-3s %9s %9s %9s %8s %8s %8s %9s\n' "$shape" "$type" "$th" "$d" "${lp:--}" "${tp:--}" \
                 "$(val prefill_tps "$o")" "$(val ttft_ms "$o")" "$(val rss_mb "$o")" "$(val decode_gbps "$o")"
             c="$shape-$type-t$th"

@@ -50,6 +50,7 @@ def main():
               " do not edit) === */\n")
     out.write("/* Unicode %s (Python unicodedata). Classes: %s. */\n"
               % (unicodedata.unidata_version, " ".join("%d=%s" % (i, n) for i, n in enumerate(NAMES))))
+    out.write("#ifndef FTI__UC_TABLES\n#define FTI__UC_TABLES\n")
     for i, n in enumerate(NAMES):
         out.write("#define FTI__UC_%s %d\n" % (n, i))
     out.write("#define FTI__UC_VERSION \"%s\"\n" % unicodedata.unidata_version)
@@ -64,6 +65,7 @@ def main():
     for i in range(0, len(runs), 8):
         out.write("    " + ", ".join("0x%07xu" % r for r in runs[i:i + 8]) + ",\n")
     out.write("};\n")
+    out.write("#endif /* FTI__UC_TABLES */\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+#!/bin/sh
+# bench_feature.sh: throughput of the feature pipeline (make bench-feature).
+#   1. ingest+clean+validate+dedupe (the scan, ingest and dedupe stages; no tokenizer) at 1 and 2
+#      threads, in MB/s of raw input, from the stage timings fti-feature logs;
+#   2. the same with tokenization (a tokenizer given with --tokenizer: encoding + shards, no
+#      training), at 2 threads;
+#   3. the whole run with tokenizer training, chunking, BM25 and the commit, at 2 threads.
+# Peak RSS of each run from /usr/bin/time. No peer is named for this stage: the "peer" column
+# is the issue's target (100 MB/s on 2 cores), so ratio > 1 means the target is met.
+set -e
+B=${B:-build}
+W=$B/bench-feature
+C=$W/corpus
+FEAT=$B/fti-feature
+sh tools/bench_feature_corpus.sh "$C"
+BYTES=$(du -sb "$C" | cut -f1)
+echo "corpus: $C, $BYTES bytes, $(find "$C" -type f | wc -l) files"
+
+run() { # run LABEL THREADS ARGS...: prints "core_s total_s rss_kb"
+    label=$1; t=$2; shift 2
+    rm -rf "$W/ws"
+    /usr/bin/time -f "%M" -o "$W/rss" "$FEAT" --home "$W/ws" ingest "$C" --threads "$t" "$@" \
+        > "$W/out" 2> "$W/log"
+    grep "timing" "$W/log" | sed 's/.*timing //; s/ seconds.*//' | tr ' ' '\n' > "$W/t"
+    awk -F= -v rss="$(tail -1 "$W/rss")" -v bytes="$BYTES" -v label="$label" '
+        { v[$1] = $2; total += $2 }
+        END {
+            core = v["scan"] + v["ingest"] + v["dedupe"]
+            tok = core + v["shards"]
+            printf "%-34s core %.2f s (%.1f MB/s)  +tokens %.2f s (%.1f MB/s)  total %.2f s  peak RSS %.0f MB\n",
+                label, core, bytes / 1e6 / core, tok, bytes / 1e6 / tok, total, rss / 1024
+            printf "%s %.3f %.3f %.0f\n", label, core, tok, rss > "/dev/stderr"
+        }' "$W/t" 2>> "$W/results"
+}
+
+: > "$W/results"
+run no-tokenizer-t1 1 --no-tokenizer
+run no-tokenizer-t2 2 --no-tokenizer
+# a tokenizer for the "with tokenization" run: trained once on the sample
+rm -rf "$W/ws-tok"
+"$FEAT" --home "$W/ws-tok" ingest "$C/sample/devils_dictionary.jsonl" --quiet > /dev/null
+TOK=$(ls "$W"/ws-tok/store/versions/*.json | head -1)
+TOKOBJ=$(/usr/bin/python3 -c "import json,sys; m=json.load(open('$TOK')); print(m['files']['tokenizer']['sha256'])")
+run with-tokenizer-t2 2 --tokenizer "$W/ws-tok/store/objects/$(echo $TOKOBJ | cut -c1-2)/$TOKOBJ"
+run full-pipeline-t2 2
+awk -v bytes="$BYTES" '
+    $1 == "no-tokenizer-t1" { printf "BENCH feature ingest-clean-validate-dedupe-t1 ours=%.1f peer=100 ratio=%.2f unit=MB/s\n", bytes/1e6/$2, bytes/1e6/$2/100 }
+    $1 == "no-tokenizer-t2" { printf "BENCH feature ingest-clean-validate-dedupe-t2 ours=%.1f peer=100 ratio=%.2f unit=MB/s\n", bytes/1e6/$2, bytes/1e6/$2/100;
+                              printf "BENCH feature peak-rss-no-tokenizer-t2 ours=%.0f peer=0 ratio=0 unit=MB\n", $4/1024 }
+    $1 == "with-tokenizer-t2" { printf "BENCH feature ingest-to-shards-t2 ours=%.1f peer=100 ratio=%.2f unit=MB/s\n", bytes/1e6/$3, bytes/1e6/$3/100 }
+    $1 == "full-pipeline-t2" { printf "BENCH feature peak-rss-full-t2 ours=%.0f peer=0 ratio=0 unit=MB\n", $4/1024 }
+' "$W/results"

@@ -1,0 +1,258 @@
+/* fti-registry: the model registry of a workspace (models trained by fti-train).
+ *
+ *   build/fti-registry [--home DIR] list
+ *   build/fti-registry [--home DIR] show ID|ALIAS [--json]
+ *   build/fti-registry [--home DIR] promote ID ALIAS
+ *   build/fti-registry [--home DIR] rollback ALIAS
+ *   build/fti-registry [--home DIR] lineage ID|ALIAS
+ *
+ * Example:  build/fti-registry promote 3f2a9c0d1e2b4a5c production
+ * Models live in HOME/models/<id>/ (model.gguf, card.json); aliases in HOME/models/aliases.json
+ * move atomically and keep a history, so `rollback` restores the previous target.
+ */
+#define FTI_IMPLEMENTATION
+#include "fti.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: fti-registry [--home DIR] COMMAND\n"
+        "\n"
+        "The registry of trained models. Workspace: --home DIR, else $FTI_HOME, else ./twin.\n"
+        "\n"
+        "  list                      every model, oldest first, with its aliases\n"
+        "  show ID|ALIAS [--json]    a model's card (--json: the card itself)\n"
+        "  promote ID ALIAS          point ALIAS (production, staging, any name) at a model\n"
+        "  rollback ALIAS            point ALIAS back at its previous model\n"
+        "  lineage ID|ALIAS          the model, its parents, their dataset versions and the\n"
+        "                            source files those were built from\n"
+        "\n"
+        "ID may be a unique prefix of a model id.\n");
+}
+
+static int load_card(const char *home, const char *ref, char id[17], fti_json_doc **doc) {
+    fti_error err;
+    fti_buf b;
+    memset(&b, 0, sizeof(b));
+    if (fti_registry_resolve(home, ref, id, &err) != FTI_OK ||
+        fti_registry_card(home, id, &b, &err) != FTI_OK ||
+        fti_json_parse(b.data, b.len, NULL, doc, NULL, &err) != FTI_OK) {
+        fprintf(stderr, "fti-registry: %s\n", err.msg);
+        fti_buf_free(&b);
+        return 0;
+    }
+    fti_buf_free(&b);
+    return 1;
+}
+
+/* Aliases pointing at id, comma-separated, into out. */
+static void aliases_of(const fti_json *aliases, const char *id, char *out, size_t n) {
+    const fti_json *a;
+    size_t len = 0;
+    out[0] = 0;
+    for (a = aliases ? aliases->child : NULL; a; a = a->next)
+        if (strcmp(fti_json_get_str(a, "id", ""), id) == 0 && len + a->key_len + 2 < n) {
+            if (len) out[len++] = ',';
+            memcpy(out + len, a->key, a->key_len);
+            len += a->key_len;
+            out[len] = 0;
+        }
+}
+
+static int cmd_list(const char *home) {
+    fti_buf ids, al;
+    fti_error err;
+    fti_json_doc *adoc = NULL;
+    const char *p;
+    memset(&ids, 0, sizeof(ids));
+    memset(&al, 0, sizeof(al));
+    if (fti_registry_list(home, &ids, &err) != FTI_OK ||
+        fti_registry_aliases(home, &al, &err) != FTI_OK ||
+        fti_json_parse(al.data, al.len, NULL, &adoc, NULL, &err) != FTI_OK) {
+        fprintf(stderr, "fti-registry: %s\n", err.msg);
+        return 1;
+    }
+    if (ids.len == 0) printf("no models in %s\n", home);
+    else
+        printf("%-16s  %-20s  %-12s  %-16s  %9s  %10s  %s\n", "id", "created", "name", "dataset",
+               "val_loss", "tokens", "aliases");
+    for (p = ids.data; p && *p; p += 17) {
+        char id[17], names[256];
+        fti_json_doc *doc = NULL;
+        memcpy(id, p, 16);
+        id[16] = 0;
+        if (!load_card(home, id, id, &doc)) continue;
+        aliases_of(fti_json_root(adoc), id, names, sizeof names);
+        {
+            const fti_json *c = fti_json_root(doc);
+            printf("%-16s  %-20s  %-12.12s  %-16.16s  %9.4f  %10lld  %s\n", id,
+                   fti_json_get_str(c, "created", ""), fti_json_get_str(c, "name", ""),
+                   fti_json_get_str(c, "dataset", ""), fti_json_get_num(c, "val_loss", 0),
+                   (long long)fti_json_get_int(c, "tokens", 0), names);
+        }
+        fti_json_free(doc);
+    }
+    fti_json_free(adoc);
+    fti_buf_free(&ids);
+    fti_buf_free(&al);
+    return 0;
+}
+
+static int cmd_show(const char *home, const char *ref, int json) {
+    char id[17];
+    fti_json_doc *doc = NULL;
+    fti_buf b;
+    fti_error err;
+    const fti_json *c, *cfg, *m;
+    memset(&b, 0, sizeof(b));
+    if (json) {
+        if (fti_registry_resolve(home, ref, id, &err) != FTI_OK ||
+            fti_registry_card(home, id, &b, &err) != FTI_OK) {
+            fprintf(stderr, "fti-registry: %s\n", err.msg);
+            return 1;
+        }
+        fwrite(b.data, 1, b.len, stdout);
+        fti_buf_free(&b);
+        return 0;
+    }
+    if (!load_card(home, ref, id, &doc)) return 1;
+    c = fti_json_root(doc);
+    cfg = fti_json_get(c, "config");
+    m = fti_json_get(c, "machine");
+    printf("model      %s (%s)\n", id, fti_json_get_str(c, "name", ""));
+    printf("created    %s\n", fti_json_get_str(c, "created", ""));
+    printf("file       %s\n", fti_json_get_str(c, "path", ""));
+    printf("sha256     %s\n", fti_json_get_str(c, "sha256", ""));
+    printf("parent     %s\n", fti_json_get_str(c, "parent", "(none)"));
+    printf("dataset    %s\n", fti_json_get_str(c, "dataset", ""));
+    printf("tokenizer  %s\n", fti_json_get_str(c, "tokenizer", ""));
+    printf("config     dim %lld, layers %lld, heads %lld/%lld, hidden %lld, context %lld, vocab "
+           "%lld, %lld parameters\n",
+           (long long)fti_json_get_int(cfg, "dim", 0), (long long)fti_json_get_int(cfg, "n_layers", 0),
+           (long long)fti_json_get_int(cfg, "n_heads", 0),
+           (long long)fti_json_get_int(cfg, "n_kv_heads", 0),
+           (long long)fti_json_get_int(cfg, "hidden_dim", 0),
+           (long long)fti_json_get_int(cfg, "context_len", 0),
+           (long long)fti_json_get_int(cfg, "vocab_size", 0),
+           (long long)fti_json_get_int(cfg, "n_params", 0));
+    printf("training   %lld steps, %lld tokens, %.1f s, train loss %.4f\n",
+           (long long)fti_json_get_int(c, "steps", 0), (long long)fti_json_get_int(c, "tokens", 0),
+           fti_json_get_num(c, "wall_time_s", 0), fti_json_get_num(c, "train_loss", 0));
+    printf("validation loss %.4f (best %.4f, perplexity %.2f)\n",
+           fti_json_get_num(c, "val_loss", 0), fti_json_get_num(c, "best_val_loss", 0),
+           fti_json_get_num(c, "val_perplexity", 0));
+    printf("machine    %s %s, %s, %lld threads\n", fti_json_get_str(m, "os", ""),
+           fti_json_get_str(m, "arch", ""), fti_json_get_str(m, "cpu", ""),
+           (long long)fti_json_get_int(m, "threads", 0));
+    if (fti_json_get(c, "adapter"))
+        printf("adapter    %s\n", fti_json_get_str(c, "adapter", ""));
+    printf("metrics    %s\n", fti_json_get_str(c, "metrics", ""));
+    printf("loss curve %s\n", fti_json_get_str(c, "loss_curve", ""));
+    fti_json_free(doc);
+    return 0;
+}
+
+static int cmd_lineage(const char *home, const char *ref) {
+    char id[17];
+    int depth = 0;
+    char cur[64];
+    snprintf(cur, sizeof cur, "%s", ref);
+    for (depth = 0; depth < 64; depth++) {
+        fti_json_doc *doc = NULL;
+        const fti_json *c;
+        const char *ds_id, *parent;
+        fti_dataset *ds = NULL;
+        fti_error err;
+        if (!load_card(home, cur, id, &doc)) return 1;
+        c = fti_json_root(doc);
+        ds_id = fti_json_get_str(c, "dataset", "");
+        printf("%*smodel %s  %s  val_loss %.4f  tokens %lld\n", depth * 2, "", id,
+               fti_json_get_str(c, "created", ""), fti_json_get_num(c, "val_loss", 0),
+               (long long)fti_json_get_int(c, "tokens", 0));
+        printf("%*s  trained on dataset %s (tokenizer %.16s)\n", depth * 2, "", ds_id,
+               fti_json_get_str(c, "tokenizer", ""));
+#ifndef FTI_NO_STORE
+        if (fti_dataset_open(&ds, home, ds_id, &err) == FTI_OK) {
+            const fti_json *src = fti_json_get(fti_dataset_manifest(ds), "sources"), *s;
+            for (s = src ? src->child : NULL; s; s = s->next)
+                printf("%*s    source %s  %lld bytes  sha256 %.16s  %lld documents\n", depth * 2,
+                       "", fti_json_get_str(s, "path", fti_json_get_str(s, "name", "?")),
+                       (long long)fti_json_get_int(s, "bytes", 0),
+                       fti_json_get_str(s, "sha256", ""),
+                       (long long)fti_json_get_int(s, "documents", 0));
+            fti_dataset_close(ds);
+        } else {
+            printf("%*s    (dataset not in this workspace: %s)\n", depth * 2, "", err.msg);
+        }
+#else
+        (void)ds;
+        (void)err;
+#endif
+        parent = fti_json_get_str(c, "parent", NULL);
+        if (!parent || !*parent) {
+            fti_json_free(doc);
+            return 0;
+        }
+        printf("%*s  fine-tuned from\n", depth * 2, "");
+        snprintf(cur, sizeof cur, "%s", parent);
+        fti_json_free(doc);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *home_arg = NULL, *cmd;
+    char *home;
+    int i = 1, rc = 2;
+    fti_error err;
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc > 2 && strcmp(argv[1], "--home") == 0) {
+        home_arg = argv[2];
+        i = 3;
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    home = fti_workspace_resolve(home_arg);
+    if (!home) return 1;
+    cmd = argv[i++];
+    if (strcmp(cmd, "list") == 0 && i == argc) {
+        rc = cmd_list(home);
+    } else if (strcmp(cmd, "show") == 0 && i < argc) {
+        int json = i + 1 < argc && strcmp(argv[i + 1], "--json") == 0;
+        if (i + 1 + json == argc) rc = cmd_show(home, argv[i], json);
+        else usage(stderr);
+    } else if (strcmp(cmd, "promote") == 0 && i + 2 == argc) {
+        char id[17];
+        if (fti_registry_promote(home, argv[i], argv[i + 1], &err) != FTI_OK ||
+            fti_registry_resolve(home, argv[i + 1], id, &err) != FTI_OK) {
+            fprintf(stderr, "fti-registry: %s\n", err.msg);
+            rc = 1;
+        } else {
+            printf("%s -> %s\n", argv[i + 1], id);
+            rc = 0;
+        }
+    } else if (strcmp(cmd, "rollback") == 0 && i + 1 == argc) {
+        char id[17];
+        if (fti_registry_rollback(home, argv[i], id, &err) != FTI_OK) {
+            fprintf(stderr, "fti-registry: %s\n", err.msg);
+            rc = 1;
+        } else {
+            printf("%s -> %s\n", argv[i], id);
+            rc = 0;
+        }
+    } else if (strcmp(cmd, "lineage") == 0 && i + 1 == argc) {
+        rc = cmd_lineage(home, argv[i]);
+    } else {
+        usage(stderr);
+    }
+    fti_free(home);
+    return rc;
+}
