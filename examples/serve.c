@@ -80,6 +80,10 @@ typedef struct eng {
 #if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
     fti_dataset *ds;
 #endif
+    fti_batch_decoder *dec; /* one forward per step for every active sequence */
+    fti_session **bs;       /* (max_batch) the step's sessions and tokens */
+    int32_t *bt;
+    int max_batch;
     char id[128];
     int n_ctx;
     int rag_k;
@@ -243,57 +247,39 @@ fail:
     return r;
 }
 
-/* One token of one sequence: sample from the current logits, then run it to get the next ones. */
-static void eng_step_one(eng *g, eng_seq *q) {
-    int32_t t = fti_sampler_sample(q->smp, fti_session_logits(q->s));
-    size_t bl = 0;
-    memset(&q->out, 0, sizeof q->out);
-    q->r = FTI_OK;
-    if (t < 0 || t == g->eos) {
-        q->out.id = t;
-        q->out.is_end = 1;
-        return;
-    }
-    fti_sampler_accept(q->smp, t);
-    q->out.id = t;
-    q->out.text = fti_engine_token_bytes(g->e, t, &bl);
-    q->out.text_len = q->out.text ? bl : 0;
-    if (fti_session_pos(q->s) >= fti_session_n_ctx(q->s)) {
-        q->out.is_end = 1; /* context full: this was the last token */
-        return;
-    }
-    q->r = fti_session_eval(q->s, &t, 1, NULL, &q->err);
-}
-
-typedef struct eng_step_ctx {
-    eng *g;
-    void **seqs;
-} eng_step_ctx;
-
-static void eng_step_task(void *ctx, size_t begin, size_t end, int thread) {
-    eng_step_ctx *c = (eng_step_ctx *)ctx;
-    size_t i;
-    (void)thread;
-    for (i = begin; i < end; i++) eng_step_one(c->g, (eng_seq *)c->seqs[i]);
-}
-
+/* One step: every sequence samples its next token from its logits, then the ones that go on are
+ * decoded together by one batched forward (the weights are read once for all of them). */
 static fti_result eng_step(void *user, void **seqs, size_t n, fti_gen_token *out, fti_error *err) {
     eng *g = (eng *)user;
-    eng_step_ctx c;
-    size_t i;
-    c.g = g;
-    c.seqs = seqs;
-    /* sequences decode in parallel, one per worker (the sessions are single-threaded) */
-    fti_pool_for(n > 1 ? g->pool : NULL, n, 1, eng_step_task, &c);
+    size_t i, nb = 0;
     for (i = 0; i < n; i++) {
         eng_seq *q = (eng_seq *)seqs[i];
-        out[i] = q->out;
-        if (q->r != FTI_OK) {
-            if (err) *err = q->err;
-            return q->r;
+        int32_t t = fti_sampler_sample(q->smp, fti_session_logits(q->s));
+        size_t bl = 0;
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].id = t;
+        if (t < 0 || t == g->eos) {
+            out[i].is_end = 1;
+            continue;
+        }
+        fti_sampler_accept(q->smp, t);
+        out[i].text = fti_engine_token_bytes(g->e, t, &bl);
+        out[i].text_len = out[i].text ? bl : 0;
+        if (fti_session_pos(q->s) >= fti_session_n_ctx(q->s)) {
+            out[i].is_end = 1; /* context full: this was the last token */
+            continue;
+        }
+        if (nb < (size_t)g->max_batch) {
+            g->bs[nb] = q->s;
+            g->bt[nb++] = t;
+        } else if (fti_session_eval(q->s, &t, 1, NULL, err) != FTI_OK) {
+            return FTI_ERR_IO;
         }
     }
-    return FTI_OK;
+    if (nb == 0) return FTI_OK;
+    /* one sequence: the session's own fused GEMV path is the faster one */
+    if (nb == 1) return fti_session_eval(g->bs[0], g->bt, 1, NULL, err);
+    return fti_batch_decode(g->dec, g->bs, g->bt, nb, g->pool, err);
 }
 
 static void eng_end(void *user, void *seq) {
@@ -307,6 +293,9 @@ static void eng_release(void *user) {
 #if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
     fti_dataset_close(g->ds);
 #endif
+    fti_batch_decoder_free(g->dec);
+    fti_free(g->bs);
+    fti_free(g->bt);
     fti_tokenizer_free(g->tok);
     fti_engine_close(g->e);
     fti_free(g);
@@ -363,7 +352,8 @@ static fti_drift_ref *eng_reference(eng *g) {
 }
 
 static fti_result eng_open(const char *path, const char *home, int n_ctx, int rag_k,
-                           fti_pool *pool, fti_gen *gen, fti_drift_ref **ref, fti_error *err) {
+                           int max_batch, fti_pool *pool, fti_gen *gen, fti_drift_ref **ref,
+                           fti_error *err) {
     eng *g = (eng *)fti_calloc(1, sizeof *g);
     fti_result r;
     const char *idp = fti_path_base(path);
@@ -379,6 +369,16 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
     g->eos = fti_engine_eos(g->e);
     g->n_ctx = (int)fti_engine_config(g->e)->context_len;
     if (n_ctx > 0 && n_ctx < g->n_ctx) g->n_ctx = n_ctx;
+    g->max_batch = max_batch > 0 ? max_batch : 16;
+    g->bs = (fti_session **)fti_calloc((size_t)g->max_batch, sizeof *g->bs);
+    g->bt = (int32_t *)fti_calloc((size_t)g->max_batch, sizeof *g->bt);
+    r = g->bs && g->bt ? fti_batch_decoder_create(g->e, (size_t)g->max_batch, (size_t)g->n_ctx,
+                                                  &g->dec, err)
+                       : fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    if (r != FTI_OK) {
+        eng_release(g);
+        return r;
+    }
     /* the id: the registry directory name (HOME/models/<id>/model.gguf), else the file name */
     {
         char *dir = fti_strndup(path, (size_t)(idp - path));
@@ -452,7 +452,7 @@ static char *resolve_alias(const char *home, const char *name, fti_error *err) {
 typedef struct watcher {
     const char *home, *alias;
     char *current; /* model path in use */
-    int interval_s, n_ctx, rag_k;
+    int interval_s, n_ctx, rag_k, max_batch;
     fti_pool *pool;
     fti_monitor *mon;
     volatile int stop;
@@ -479,7 +479,8 @@ static void *watch_main(void *arg) {
                 fti_gen gen;
                 fti_drift_ref *ref = NULL;
                 char msg[600];
-                if (eng_open(path, w->home, w->n_ctx, w->rag_k, w->pool, &gen, &ref, &err) !=
+                if (eng_open(path, w->home, w->n_ctx, w->rag_k, w->max_batch, w->pool, &gen, &ref,
+                             &err) !=
                     FTI_OK) {
                     snprintf(msg, sizeof msg, "reload of %s failed: %s", path, err.msg);
                     log_fn(NULL, FTI_LOG_ERROR, msg);
@@ -598,7 +599,7 @@ int main(int argc, char **argv) {
             }
             model = model_path;
         }
-        if (eng_open(model, home, n_ctx, rag_k, pool, &gen, &ref, &err) != FTI_OK) {
+        if (eng_open(model, home, n_ctx, rag_k, o.max_batch, pool, &gen, &ref, &err) != FTI_OK) {
             fprintf(stderr, "fti-serve: %s\n", err.msg);
             goto out;
         }
@@ -656,6 +657,7 @@ int main(int argc, char **argv) {
         w.interval_s = reload_s;
         w.n_ctx = n_ctx;
         w.rag_k = rag_k;
+        w.max_batch = o.max_batch;
         w.pool = pool;
         w.mon = mon;
         watching = pthread_create(&wth, NULL, watch_main, &w) == 0;

@@ -886,3 +886,122 @@ FTI_TEST(server_monitor_log_metrics) {
 }
 
 #endif
+
+#if !defined(FTI_NO_SERVER)
+/* A small random llama model with a byte-ish vocabulary (as test_infer.c's). */
+static const char *srv_model(const char *file, uint32_t mt) {
+    fti_gguf_tokenizer_meta m;
+    fti_gguf_model_opts mo;
+    fti_model_config cfg;
+    fti_error err;
+    static char *toks[96];
+    static char store[96][16];
+    int32_t special = 95;
+    size_t i;
+    float *params;
+    const char *path = fti_test_tmp(file);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vocab_size = 96;
+    cfg.dim = 64;
+    cfg.n_layers = 2;
+    cfg.n_heads = 4;
+    cfg.n_kv_heads = 2;
+    cfg.hidden_dim = 160;
+    cfg.context_len = 48;
+    if (fti_model_config_resolve(&cfg, &err) != FTI_OK) return NULL;
+    params = (float *)malloc(fti_model_n_params(&cfg) * sizeof(float));
+    if (!params) return NULL;
+    fti_model_init_params(&cfg, params, 11);
+    for (i = 0; i < fti_model_n_params(&cfg); i++) params[i] *= 4.0f;
+    for (i = 0; i < 96; i++) {
+        if (i < 26) snprintf(store[i], 16, "%c", (int)('a' + i));
+        else if (i < 52) snprintf(store[i], 16, "\xc4\xa0%c", (int)('a' + i - 26));
+        else if (i == 95) snprintf(store[i], 16, "<|endoftext|>");
+        else snprintf(store[i], 16, "x%lu", (unsigned long)i);
+        toks[i] = store[i];
+    }
+    memset(&m, 0, sizeof m);
+    m.n_tokens = 96;
+    m.tokens = (const char *const *)toks;
+    m.special_ids = &special;
+    m.n_special = 1;
+    m.bos_id = 95;
+    m.eos_id = 95;
+    m.pad_id = -1;
+    m.add_bos = 1;
+    memset(&mo, 0, sizeof mo);
+    mo.matrix_type = mt;
+    if (fti_gguf_write_llama(path, &cfg, params, &m, NULL, &mo, &err) != FTI_OK) path = NULL;
+    free(params);
+    return path;
+}
+
+FTI_TEST(server_batch_decode_matches_sessions) {
+    /* B sequences at different positions decoded in one batched step give the logits each
+     * session gets on its own (f32 and q8_0 weights; 1 and 2 threads) */
+    static const uint32_t types[2] = {0, 8};
+    int ti, nt;
+    for (ti = 0; ti < 2; ti++) {
+        for (nt = 1; nt <= 2; nt++) {
+            const char *path = srv_model(ti ? "m8.gguf" : "m32.gguf", types[ti]);
+            fti_engine *e = NULL;
+            fti_session *ref[3] = {NULL, NULL, NULL}, *bat[3] = {NULL, NULL, NULL};
+            fti_batch_decoder *d = NULL;
+            fti_pool *pool = fti_pool_create(nt);
+            fti_error err;
+            fti_session_opts so;
+            static const int32_t prompts[3][7] = {{95, 1, 2, 3, 4, 5, 6}, {95, 7}, {95, 30, 40, 50}};
+            static const size_t plen[3] = {7, 2, 4};
+            size_t b, step, v;
+            double max_err = 0;
+            REQUIRE(path != NULL);
+            REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+            memset(&so, 0, sizeof so);
+            for (b = 0; b < 3; b++) {
+                REQUIRE(fti_session_create(&ref[b], e, &so, &err) == FTI_OK);
+                REQUIRE(fti_session_create(&bat[b], e, &so, &err) == FTI_OK);
+                CHECK_OK(fti_session_eval(ref[b], prompts[b], plen[b], NULL, &err));
+                CHECK_OK(fti_session_eval(bat[b], prompts[b], plen[b], NULL, &err));
+            }
+            REQUIRE(fti_batch_decoder_create(e, 4, fti_session_n_ctx(bat[0]), &d, &err) == FTI_OK);
+            for (step = 0; step < 5; step++) {
+                int32_t tok[3];
+                for (b = 0; b < 3; b++) {
+                    tok[b] = (int32_t)((step * 7 + b * 13) % 95);
+                    CHECK_OK(fti_session_eval(ref[b], &tok[b], 1, NULL, &err));
+                }
+                CHECK_OK(fti_batch_decode(d, bat, tok, 3, pool, &err));
+                for (b = 0; b < 3; b++) {
+                    const float *a = fti_session_logits(ref[b]), *c = fti_session_logits(bat[b]);
+                    CHECK_EQ_INT(fti_session_pos(ref[b]), fti_session_pos(bat[b]));
+                    for (v = 0; v < 96; v++) {
+                        double dd = fabs((double)a[v] - c[v]) / (1.0 + fabs((double)a[v]));
+                        if (dd > max_err) max_err = dd;
+                    }
+                }
+            }
+            CHECK(max_err < 1e-4);
+            if (max_err >= 1e-4) fprintf(stderr, "    type %u threads %d: max rel err %g\n",
+                                         types[ti], nt, max_err);
+            {
+                int32_t t2[2] = {1, 2};
+                fti_session *dup[2];
+                dup[0] = bat[0];
+                dup[1] = bat[0];
+                CHECK(fti_batch_decode(d, dup, t2, 2, pool, &err) == FTI_ERR_INVALID);
+                t2[1] = 96;
+                dup[1] = bat[1];
+                CHECK(fti_batch_decode(d, dup, t2, 2, pool, &err) == FTI_ERR_INVALID);
+                CHECK(fti_batch_decode(d, dup, t2, 5, pool, &err) == FTI_ERR_INVALID);
+            }
+            fti_batch_decoder_free(d);
+            for (b = 0; b < 3; b++) {
+                fti_session_free(ref[b]);
+                fti_session_free(bat[b]);
+            }
+            fti_engine_close(e);
+            fti_pool_free(pool);
+        }
+    }
+}
+#endif
