@@ -19,8 +19,10 @@
  *             to raw bytes, and the prompt perplexity over the validation perplexity.
  *             Defaults from common practice: PSI 0.1 warn / 0.25 alert, JS 0.05 warn / 0.1 alert,
  *             byte-fallback share +0.05 / +0.15 over the reference, perplexity ratio 1.5 / 2.
- *             Prompt lengths differ from training documents by nature, so length drift warns but
- *             only alerts when asked to (length_alert).
+ *             Prompt lengths differ from training documents by nature (a question is not an
+ *             essay), and on real text length PSI moves with the section of the corpus, so length
+ *             drift is computed and shown (gauges, report) but only judged when asked
+ *             (judge_length).
  *   monitor   fti_monitor bundles the three for the server: one call per finished request.
  */
 #ifndef FTI_MONITOR_H
@@ -90,10 +92,12 @@ FTIDEF void fti_reqlog_close(fti_reqlog *log);
 /* --- drift ------------------------------------------------------------------------------------- */
 
 #define FTI_DRIFT_BUCKETS 16
-#define FTI_DRIFT_LEN_BINS 16 /* prompt tokens: 0, 1, 2-3, 4-7, ..., >= 2^14 */
+#define FTI_DRIFT_LEN_BINS 16 /* prompt bytes: 0, 1, 2-3, 4-7, ..., >= 2^14 */
 
-/* Bin of a prompt length: 0 for 0 tokens, else 1 + floor(log2 n), capped. */
-FTIDEF int fti_drift_len_bin(size_t n_tokens);
+/* Bin of a prompt length in bytes: 0 for 0, else 1 + floor(log2 n), capped. Lengths are bytes so
+ * the reference can come from the feature store's document-length histogram (its bucket i,
+ * [2^i, 2^(i+1)) bytes, is bin i + 1 here). */
+FTIDEF int fti_drift_len_bin(size_t n_bytes);
 
 /* The reference distribution. */
 typedef struct fti_drift_ref {
@@ -138,18 +142,23 @@ typedef struct fti_drift_window {
     double nll_sum;       /* sum over prompts of nll_mean * n_tokens */
     uint64_t nll_tokens;  /* tokens with a known nll */
 } fti_drift_window;
-/* Adds one prompt (bucket_counts may be NULL; nll_mean < 0 = unknown). */
+/* Adds one prompt of n_tokens tokens and n_bytes bytes (bucket_counts may be NULL; nll_mean < 0 =
+ * unknown). */
 FTIDEF void fti_drift_window_add(fti_drift_window *w, const uint32_t *bucket_counts,
-                                 size_t n_tokens, size_t n_byte_fallback, double nll_mean);
+                                 size_t n_tokens, size_t n_bytes, size_t n_byte_fallback,
+                                 double nll_mean);
 
 typedef struct fti_drift_thresholds {
     double psi_warn, psi_alert;     /* 0 = 0.1, 0.25 */
     double js_warn, js_alert;       /* 0 = 0.05, 0.1 */
     double byte_warn, byte_alert;   /* excess share over the reference, 0 = 0.05, 0.15 */
     double ppl_warn, ppl_alert;     /* ratio, 0 = 1.5, 2.0 */
-    int length_alert;               /* 1: length drift may alert (default: warn only) */
+    int judge_length;               /* 1: length drift counts toward the level (default: shown only) */
     uint64_t min_tokens;            /* below this the window is not judged, 0 = 200 */
 } fti_drift_thresholds;
+
+/* The thresholds with every zero field replaced by its default. */
+FTIDEF fti_drift_thresholds fti_drift_thresholds_resolve(const fti_drift_thresholds *thr);
 
 typedef enum fti_drift_level {
     FTI_DRIFT_OK = 0,
@@ -179,6 +188,7 @@ typedef struct fti_request_record {
     const char *model;
     int stream;
     int prompt_tokens;
+    int prompt_bytes;
     int completion_tokens;
     double ttft_ms;            /* < 0 unknown */
     double latency_ms;
@@ -223,6 +233,10 @@ FTIDEF fti_metrics *fti_monitor_metrics(fti_monitor *mon);
 /* Records a finished request: metrics, log line, drift window (if the record has buckets).
  * Thread safety: any thread. */
 FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec);
+/* Counts a request that is not a completion (health, metrics, errors): metrics only, no log line. */
+FTIDEF void fti_monitor_count(fti_monitor *mon, const char *endpoint, int status);
+/* Counts a 503 (reason "conn_cap" or "queue"). */
+FTIDEF void fti_monitor_reject(fti_monitor *mon, const char *reason);
 /* Server load gauges, and the model id shown as fti_model_info{model="..."} 1. */
 FTIDEF void fti_monitor_set_load(fti_monitor *mon, int queued, int active, int conns);
 FTIDEF void fti_monitor_set_model(fti_monitor *mon, const char *model_id);
@@ -230,7 +244,15 @@ FTIDEF void fti_monitor_set_model(fti_monitor *mon, const char *model_id);
 FTIDEF void fti_monitor_tokens(fti_monitor *mon, uint64_t n_tokens);
 /* The current drift statistics of the sliding window. */
 FTIDEF void fti_monitor_drift(fti_monitor *mon, fti_drift_stats *st);
-/* The reference (NULL if none): callers bucketize prompt ids with it. */
+/* Replaces the reference (copied; NULL = none), e.g. after a model switch to another dataset
+ * version: the drift window restarts and new log files get the new reference line (one is also
+ * written now). Any thread. */
+FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref);
+/* Adds the reference buckets of ids to counts[FTI_DRIFT_BUCKETS] under the monitor's lock;
+ * returns 1, or 0 (counts untouched) when there is no reference with a token map. Any thread. */
+FTIDEF int fti_monitor_bucketize(fti_monitor *mon, const int32_t *ids, size_t n, uint32_t *counts);
+/* The reference (NULL if none). The pointer stays valid until the next fti_monitor_set_ref or
+ * fti_monitor_free: threads that may race with set_ref use fti_monitor_bucketize instead. */
 FTIDEF const fti_drift_ref *fti_monitor_ref(const fti_monitor *mon);
 /* Appends /metrics text (refreshes the drift and throughput gauges first). */
 FTIDEF void fti_monitor_render(fti_monitor *mon, fti_buf *out);

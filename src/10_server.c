@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -502,9 +503,16 @@ static fti_result fti__api_render_chat(const fti_json *msgs, fti_api_request *re
         if (m != last_user) fti_buf_puts(&out, "\n");
     }
     if (out.len) fti_buf_puts(&out, "\n");
+    if (out.oom || title.oom) {
+        fti_buf_free(&out);
+        fti_buf_free(&title);
+        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    }
+    req->chat_context = fti_strndup(out.data ? out.data : "", out.len > 0 ? out.len - 1 : 0);
+    req->chat_context_len = out.len > 0 ? out.len - 1 : 0;
     fti_buf_append(&out, title.data ? title.data : "", title.len);
     fti_buf_puts(&out, "\n\n");
-    if (out.oom || title.oom) {
+    if (out.oom || !req->chat_context) {
         fti_buf_free(&out);
         fti_buf_free(&title);
         return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
@@ -670,7 +678,8 @@ FTIDEF void fti_api_request_free(fti_api_request *req) {
     fti_free(req->model);
     fti_free(req->prompt);
     fti_free(req->chat_title);
-    req->model = req->prompt = req->chat_title = NULL;
+    fti_free(req->chat_context);
+    req->model = req->prompt = req->chat_title = req->chat_context = NULL;
 }
 
 FTIDEF void fti_api_write_error(fti_buf *out, const char *message, const char *type,
@@ -928,5 +937,1641 @@ FTIDEF fti_result fti_gen_echo_create(const fti_gen_echo_opts *opts, fti_gen *ge
     gen->release = fti__echo_release;
     return FTI_OK;
 }
+
+/* === server: batched decoding === */
+
+struct fti_batch_decoder {
+    const fti_engine *e;
+    size_t max_batch, max_ctx;
+    float *x, *xb, *q, *kn, *vn, *att_out, *hb, *hb2, *att, *logits;
+    fti_session **ss; /* the current step's sessions (for the attention task) */
+};
+
+FTIDEF fti_result fti_batch_decoder_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
+                                           fti_batch_decoder **out, fti_error *err) {
+    fti_batch_decoder *d;
+    size_t B = max_batch, att_n;
+    if (!out || !e || B == 0 || max_ctx == 0)
+        return fti_error_set(err, FTI_ERR_INVALID, "batch decoder: bad arguments");
+    *out = NULL;
+    if (!fti_size_mul(B * e->H, max_ctx, &att_n))
+        return fti_error_set(err, FTI_ERR_LIMIT, "batch decoder: %lu x %lu too large",
+                             (unsigned long)B, (unsigned long)max_ctx);
+    d = (fti_batch_decoder *)fti_calloc(1, sizeof *d);
+    if (!d) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    d->e = e;
+    d->max_batch = B;
+    d->max_ctx = max_ctx;
+    d->x = (float *)fti_calloc(B * e->C, sizeof(float));         /* (B,C) */
+    d->xb = (float *)fti_calloc(B * e->C, sizeof(float));        /* (B,C) */
+    d->q = (float *)fti_calloc(B * e->HD, sizeof(float));        /* (B,HD) */
+    d->kn = (float *)fti_calloc(B * e->KVD, sizeof(float));      /* (B,KVD) */
+    d->vn = (float *)fti_calloc(B * e->KVD, sizeof(float));      /* (B,KVD) */
+    d->att_out = (float *)fti_calloc(B * e->HD, sizeof(float));  /* (B,HD) */
+    d->hb = (float *)fti_calloc(B * e->F, sizeof(float));        /* (B,F) */
+    d->hb2 = (float *)fti_calloc(B * e->F, sizeof(float));       /* (B,F) */
+    d->att = (float *)fti_calloc(att_n, sizeof(float));          /* (B*H, max_ctx) */
+    d->logits = (float *)fti_calloc(B * e->V, sizeof(float));    /* (B,V) */
+    d->ss = (fti_session **)fti_calloc(B, sizeof *d->ss);
+    if (!d->x || !d->xb || !d->q || !d->kn || !d->vn || !d->att_out || !d->hb || !d->hb2 ||
+        !d->att || !d->logits || !d->ss) {
+        fti_batch_decoder_free(d);
+        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    }
+    *out = d;
+    return FTI_OK;
+}
+
+FTIDEF void fti_batch_decoder_free(fti_batch_decoder *d) {
+    if (!d) return;
+    fti_free(d->x);
+    fti_free(d->xb);
+    fti_free(d->q);
+    fti_free(d->kn);
+    fti_free(d->vn);
+    fti_free(d->att_out);
+    fti_free(d->hb);
+    fti_free(d->hb2);
+    fti_free(d->att);
+    fti_free(d->logits);
+    fti_free(d->ss);
+    fti_free(d);
+}
+
+typedef struct fti__bd_attn {
+    fti_batch_decoder *d;
+    size_t layer;
+} fti__bd_attn;
+
+/* Attention of row b's query over session b's cache (positions 0..pos_b): item i = (b, h). */
+static void fti__bd_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__bd_attn *c = (const fti__bd_attn *)vctx;
+    fti_batch_decoder *d = c->d;
+    const fti_engine *e = d->e;
+    size_t i, j, D = e->D, rep = e->H / e->KV;
+    float scale = 1.0f / (float)sqrt((double)D);
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        size_t b = i / e->H, h = i % e->H, kvh = h / rep;
+        const fti_session *s = d->ss[b];
+        size_t n = s->pos + 1;
+        const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
+        const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
+        const float *qt = d->q + b * e->HD + h * D; /* (D) */
+        float *p = d->att + i * d->max_ctx;        /* (n) */
+        float *yt = d->att_out + b * e->HD + h * D;
+        float mx = -INFINITY, sum = 0.0f, inv;
+        for (j = 0; j < n; j++) {
+            float sc = fti_dot(e->k, qt, kc + j * e->KVD + kvh * D, D) * scale;
+            p[j] = sc;
+            if (sc > mx) mx = sc;
+        }
+        for (j = 0; j < n; j++) {
+            p[j] = (float)exp((double)(p[j] - mx));
+            sum += p[j];
+        }
+        inv = 1.0f / sum;
+        memset(yt, 0, D * sizeof(float));
+        for (j = 0; j < n; j++) fti_axpy(e->k, yt, p[j] * inv, vc + j * e->KVD + kvh * D, D);
+    }
+}
+
+FTIDEF fti_result fti_batch_decode(fti_batch_decoder *d, fti_session *const *ss,
+                                   const int32_t *tokens, size_t B, fti_pool *pool, fti_error *err) {
+    const fti_engine *e;
+    const fti_kernels *k;
+    size_t b, l, i, C;
+    float eps;
+    fti_result rc = FTI_OK;
+    size_t embd_row;
+    fti__bd_attn ac;
+    if (!d || !ss || !tokens || B == 0 || B > d->max_batch)
+        return fti_error_set(err, FTI_ERR_INVALID, "batch decode: %lu sequences (max %lu)",
+                             (unsigned long)B, (unsigned long)(d ? d->max_batch : 0));
+    e = d->e;
+    k = e->k;
+    C = e->C;
+    eps = e->cfg.norm_eps;
+    for (b = 0; b < B; b++) {
+        size_t j;
+        if (!ss[b] || ss[b]->e != e || ss[b]->n_ctx > d->max_ctx)
+            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: sequence %lu: foreign session",
+                                 (unsigned long)b);
+        for (j = 0; j < b; j++)
+            if (ss[j] == ss[b])
+                return fti_error_set(err, FTI_ERR_INVALID, "batch decode: session repeated");
+        if (tokens[b] < 0 || (size_t)tokens[b] >= e->V)
+            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: token %ld not below vocab %lu",
+                                 (long)tokens[b], (unsigned long)e->V);
+        if (ss[b]->pos >= ss[b]->n_ctx)
+            return fti_error_set(err, FTI_ERR_LIMIT, "batch decode: sequence %lu: context full",
+                                 (unsigned long)b);
+        d->ss[b] = ss[b];
+    }
+    embd_row = fti_dtype_row_bytes(e->embd.type, C);
+    for (b = 0; b < B; b++) /* x (B,C) = embedding rows */
+        fti_dequantize_row(k, e->embd.type, d->x + b * C,
+                           (const char *)e->embd.data + (size_t)tokens[b] * embd_row, C);
+    for (l = 0; l < e->L && rc == FTI_OK; l++) {
+        const fti__eng_layer *ly = &e->layers[l];
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->attn_norm, B, C, eps);
+        /* the projections: one pass over each weight matrix for all B rows */
+        rc = fti_matmul_w(k, pool, ly->q.type, ly->q.data, d->xb, d->q, B, e->HD, C);
+        if (rc == FTI_OK) rc = fti_matmul_w(k, pool, ly->k.type, ly->k.data, d->xb, d->kn, B, e->KVD, C);
+        if (rc == FTI_OK) rc = fti_matmul_w(k, pool, ly->v.type, ly->v.data, d->xb, d->vn, B, e->KVD, C);
+        if (rc != FTI_OK) break;
+        for (b = 0; b < B; b++) { /* RoPE at each sequence's own position; K, V into its cache */
+            fti_session *s = ss[b];
+            float *kc = s->kcache + (l * s->n_ctx + s->pos) * e->KVD;
+            float *vc = s->vcache + (l * s->n_ctx + s->pos) * e->KVD;
+            fti__sess_rope(s, d->q + b * e->HD, 1, e->H, s->pos);
+            fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, s->pos);
+            memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
+            memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
+        }
+        ac.d = d;
+        ac.layer = l;
+        fti_pool_for(pool, B * e->H, 1, fti__bd_attn_task, &ac);
+        rc = fti_matmul_w(k, pool, ly->o.type, ly->o.data, d->att_out, d->xb, B, C, e->HD);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->ffn_norm, B, C, eps);
+        rc = fti_matmul_w(k, pool, ly->gate.type, ly->gate.data, d->xb, d->hb, B, e->F, C);
+        if (rc == FTI_OK) rc = fti_matmul_w(k, pool, ly->up.type, ly->up.data, d->xb, d->hb2, B, e->F, C);
+        if (rc != FTI_OK) break;
+        fti_swiglu_fwd(k, d->hb, d->hb, d->hb2, B * e->F);
+        rc = fti_matmul_w(k, pool, ly->down.type, ly->down.data, d->hb, d->xb, B, C, e->F);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
+    }
+    if (rc == FTI_OK) {
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, e->out_norm, B, C, eps);
+        rc = fti_matmul_w(k, pool, e->out.type, e->out.data, d->xb, d->logits, B, e->V, C);
+    }
+    if (rc != FTI_OK)
+        return fti_error_set(err, rc, "batch decode: forward failed: %s", fti_result_str(rc));
+    for (b = 0; b < B; b++) {
+        memcpy(ss[b]->logits, d->logits + b * e->V, e->V * sizeof(float));
+        ss[b]->pos++;
+    }
+    return FTI_OK;
+}
+
+/* === server: sockets, connections and the scheduler === */
+
+#if FTI__HAVE_THREADS && !defined(_WIN32)
+#define FTI__SERVER 1
+#else
+#define FTI__SERVER 0
+#endif
+
+#if FTI__SERVER
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <pthread.h>
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* programs ignore SIGPIPE themselves (fti-serve does) */
+#endif
+
+/* The stop flag is written from a signal handler or another thread: atomics where the compiler
+ * has them (lock-free on int, so async-signal-safe), else volatile. */
+#if FTI__ATOMICS
+#define FTI__STOP_SET(s) __atomic_store_n(&(s)->stop_flag, 1, __ATOMIC_RELEASE)
+#define FTI__STOPPING(s) __atomic_load_n(&(s)->stop_flag, __ATOMIC_ACQUIRE)
+#else
+#define FTI__STOP_SET(s) ((s)->stop_flag = 1)
+#define FTI__STOPPING(s) ((s)->stop_flag)
+#endif
+
+#define FTI__DRAIN_MS 30000
+#define FTI__LINGER_MS 1000
+#define FTI__IN_SLACK 65536
+
+enum { FTI__JOB_QUEUED = 0, FTI__JOB_ACTIVE, FTI__JOB_DONE };
+enum { FTI__C_HEAD = 0, FTI__C_BODY, FTI__C_BUSY, FTI__C_CLOSING, FTI__C_LINGER };
+
+typedef struct fti__genref {
+    fti_gen gen;
+    int refs;      /* being current + sequences admitted on it */
+    char id[128];
+    int n_ctx;
+} fti__genref;
+
+typedef struct fti__conn fti__conn;
+
+typedef struct fti__job {
+    struct fti__job *next, *prev;      /* srv->jobs (all jobs) */
+    struct fti__job *qnext;            /* srv->queue */
+    fti__conn *conn;                   /* NULL once the connection is gone */
+    fti_api_request req;
+    const char *endpoint;
+    char id[48];
+    int64_t created;
+    fti__genref *g;
+    void *seq;
+    int state;
+    int cancelled;
+    int ended;                         /* scheduler only: finished, not yet retired */
+    int status;                        /* 0 until known; 200 once started */
+    int http_started;                  /* I/O side: streaming headers sent */
+    fti_buf text;                      /* completion text so far */
+    size_t emitted;                    /* text bytes already sent as stream chunks */
+    int n_tokens;
+    int prompt_tokens;
+    const char *finish;
+    fti_buf out;                       /* bytes for the I/O thread */
+    uint64_t t_start_ns, t_first_ns;
+    size_t byte_fallback;
+    double nll_mean;
+    char *chunks_json;
+    int n_chunks;
+    int has_buckets;
+    uint32_t buckets[FTI_DRIFT_BUCKETS];
+} fti__job;
+
+struct fti__conn {
+    int fd;
+    int phase;
+    fti_buf in;
+    size_t scanned;          /* bytes of in already checked for a newline */
+    int parse_pending;       /* new line ends since the last head parse */
+    fti_http_head *head;
+    long head_len;
+    fti_http_chunked ch;
+    fti_buf chunked_body;
+    fti_buf out;
+    size_t out_off;
+    int first_request;
+    int close_after;
+    int sent_continue;
+    int peer_eof;
+    uint64_t t_head_ms;      /* when the current head started (deadline origin) */
+    uint64_t t_body_ms;
+    uint64_t t_idle_ms;
+    uint64_t t_write_ms;     /* last write progress */
+    uint64_t t_linger_ms;
+    fti__job *job;
+};
+
+struct fti_server {
+    fti_server_opts o;
+    fti_http_limits lim;
+    char host[256];
+    int listen_fd;
+    int port;
+    int wake_rd, wake_wr;
+    int reserve_fd;
+    volatile int stop_flag;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int mu_ok, cv_ok;
+    pthread_t sched;
+    int sched_started;
+    int sched_stop;
+    int wake_pending;
+    fti__genref *cur;
+    fti__job *jobs;          /* every live job */
+    fti__job *qhead, *qtail;
+    int n_queued, n_active;
+    fti__conn **conns;
+    int n_conns;
+    struct pollfd *pfds;
+    uint64_t accept_pause_until_ms;
+    uint64_t job_counter;
+    fti_server_stats st;
+};
+
+static uint64_t fti__now_ms(void) { return fti_time_ns() / 1000000u; }
+/* Milliseconds from t to now; 0 when t is later (stamped after `now` was read). */
+static uint64_t fti__since(uint64_t now, uint64_t t) { return now > t ? now - t : 0; }
+
+static void fti__srv_log(fti_server *s, fti_log_level lv, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void fti__srv_log(fti_server *s, fti_log_level lv, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    if (!s->o.log) return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    s->o.log(s->o.log_user, lv, msg);
+}
+
+static void fti__wake_io(fti_server *s) {
+    /* called with mu held */
+    if (!s->wake_pending) {
+        char c = 'w';
+        s->wake_pending = 1;
+        if (write(s->wake_wr, &c, 1) < 0) {
+            /* the pipe is full: the loop is awake anyway */
+        }
+    }
+}
+
+static int fti__set_nonblock(int fd) {
+    int fl = fcntl(fd, F_GETFL, 0);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -1;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+/* Drops one reference to a generator (mu held); returns it when it must be released. */
+static fti__genref *fti__gen_unref(fti__genref *g) {
+    if (g && --g->refs == 0) return g;
+    return NULL;
+}
+
+static void fti__gen_release(fti__genref *g) {
+    if (!g) return;
+    if (g->gen.release) g->gen.release(g->gen.user);
+    fti_free(g);
+}
+
+static fti__genref *fti__gen_wrap(const fti_gen *gen) {
+    fti__genref *g = (fti__genref *)fti_calloc(1, sizeof *g);
+    const char *id;
+    if (!g) return NULL;
+    g->gen = *gen;
+    g->refs = 1;
+    id = gen->model_id ? gen->model_id(gen->user) : NULL;
+    snprintf(g->id, sizeof g->id, "%s", id ? id : "fti");
+    g->n_ctx = gen->n_ctx ? gen->n_ctx(gen->user) : 2048;
+    if (g->n_ctx <= 0) g->n_ctx = 1;
+    return g;
+}
+
+/* --- responses ---------------------------------------------------------------------------------- */
+
+static void fti__respond(fti_server *s, fti__conn *c, int status, const char *ctype,
+                         const char *body, size_t n, const char *extra_headers) {
+    (void)s;
+    if (status >= 400 && status != 404 && status != 405) c->close_after = 1;
+    fti_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %lu\r\n%s%s",
+                   status, fti_http_reason(status), ctype, (unsigned long)n,
+                   c->close_after ? "Connection: close\r\n" : "",
+                   extra_headers ? extra_headers : "");
+    if (!c->close_after && c->head && c->head->version_minor == 0)
+        fti_buf_puts(&c->out, "Connection: keep-alive\r\n");
+    fti_buf_puts(&c->out, "Cache-Control: no-store\r\n\r\n");
+    fti_buf_append(&c->out, body, n);
+}
+
+static void fti__respond_error(fti_server *s, fti__conn *c, int status, const char *msg,
+                               const char *type, const char *param) {
+    fti_buf b;
+    memset(&b, 0, sizeof b);
+    fti_api_write_error(&b, msg, type, param, NULL);
+    fti__respond(s, c, status, "application/json", b.data ? b.data : "", b.len,
+                 status == 503 ? "Retry-After: 1\r\n" : NULL);
+    fti_buf_free(&b);
+}
+
+static const char fti__dashboard_html[] =
+    "<!doctype html><html><head><meta charset=\"utf-8\"><title>fti twin</title>"
+    "<meta name=\"viewport\" content=\"width=device-width\"><style>"
+    "body{font:15px system-ui,sans-serif;margin:0;background:#f6f5f1;color:#222}"
+    "header{background:#2d3a4a;color:#fff;padding:10px 20px}h1{font-size:18px;margin:0}"
+    "main{display:grid;grid-template-columns:1fr 1fr;gap:16px;padding:16px 20px}"
+    ".cards{display:grid;grid-template-columns:repeat(3,1fr);gap:8px}"
+    ".card{background:#fff;border-radius:6px;padding:8px 10px;box-shadow:0 1px 2px #0002}"
+    ".card b{display:block;font-size:20px}.card span{font-size:12px;color:#666}"
+    ".ok{color:#2a7a2a}.warn{color:#b07000}.alert{color:#b00020}"
+    "textarea{width:100%;height:90px;box-sizing:border-box}"
+    "#out{white-space:pre-wrap;background:#fff;min-height:160px;padding:8px;border-radius:6px}"
+    "</style></head><body><header><h1>fti &mdash; <span id=\"model\">model</span></h1></header>"
+    "<main><section><h2>Metrics</h2><div class=\"cards\" id=\"cards\"></div>"
+    "<h2>Drift</h2><div class=\"cards\" id=\"drift\"></div></section>"
+    "<section><h2>Talk to the twin</h2><textarea id=\"prompt\">The</textarea>"
+    "<p><button id=\"go\">Send</button> max tokens <input id=\"mt\" value=\"64\" size=\"4\"></p>"
+    "<div id=\"out\"></div></section></main><script>\n"
+    "function parse(t){var m={};t.split('\\n').forEach(function(l){if(!l||l[0]=='#')return;"
+    "var i=l.lastIndexOf(' ');var k=l.slice(0,i),v=parseFloat(l.slice(i+1));m[k]=(m[k]||0)+v;"
+    "var b=k.indexOf('{');if(b>0){var n=k.slice(0,b);m[n]=(m[n]||0)+v;}});return m;}\n"
+    "function card(l,v,c){return '<div class=\"card\"><b class=\"'+(c||'')+'\">'+v+"
+    "'</b><span>'+l+'</span></div>';}\n"
+    "function f(x,d){return (x===undefined||isNaN(x))?'-':x.toFixed(d);}\n"
+    "function refresh(){fetch('/metrics').then(function(r){return r.text();}).then(function(t){"
+    "var m=parse(t);var lv=m['fti_drift_level']||0;var cls=['ok','warn','alert'][lv];"
+    "var p50=m['fti_request_duration_seconds_sum']/(m['fti_request_duration_seconds_count']||1);"
+    "document.getElementById('cards').innerHTML=card('requests',f(m['fti_requests_total'],0))+"
+    "card('tokens/s',f(m['fti_tokens_per_second'],1))+card('active',f(m['fti_active_sequences'],0))+"
+    "card('queued',f(m['fti_queue_depth'],0))+card('connections',f(m['fti_connections'],0))+"
+    "card('mean latency s',f(p50,3));"
+    "document.getElementById('drift').innerHTML=card('level',['ok','warn','alert'][lv],cls)+"
+    "card('PSI tokens',f(m['fti_drift_psi{dist=\"tokens\"}'],3))+"
+    "card('JS tokens',f(m['fti_drift_js{dist=\"tokens\"}'],3))+"
+    "card('PSI length',f(m['fti_drift_psi{dist=\"length\"}'],3))+"
+    "card('byte fallback',f(m['fti_drift_byte_fallback_share'],3))+"
+    "card('ppl ratio',f(m['fti_drift_perplexity_ratio'],2));"
+    "document.body.setAttribute('data-loaded','1');}).catch(function(){});"
+    "fetch('/v1/models').then(function(r){return r.json();}).then(function(j){"
+    "document.getElementById('model').textContent=j.data[0].id;}).catch(function(){});}\n"
+    "refresh();setInterval(refresh,2000);\n"
+    "document.getElementById('go').onclick=function(){var o=document.getElementById('out');"
+    "o.textContent='';fetch('/v1/completions',{method:'POST',headers:{'Content-Type':"
+    "'application/json'},body:JSON.stringify({prompt:document.getElementById('prompt').value,"
+    "max_tokens:parseInt(document.getElementById('mt').value)||64,stream:true})}).then("
+    "function(r){var rd=r.body.getReader(),dec=new TextDecoder(),buf='';function pump(){"
+    "return rd.read().then(function(x){if(x.done)return;buf+=dec.decode(x.value,{stream:true});"
+    "var i;while((i=buf.indexOf('\\n\\n'))>=0){var ev=buf.slice(0,i);buf=buf.slice(i+2);"
+    "if(ev.indexOf('data: ')!=0)continue;var d=ev.slice(6);if(d=='[DONE]')return;"
+    "try{var j=JSON.parse(d);if(j.error){o.textContent=j.error.message;return;}"
+    "o.textContent+=j.choices[0].text;}catch(e){}}return pump();});}return pump();});};\n"
+    "</script></body></html>\n";
+
+/* --- jobs (mu held unless noted) ---------------------------------------------------------------- */
+
+static void fti__job_free(fti__job *j) {
+    fti_api_request_free(&j->req);
+    fti_buf_free(&j->text);
+    fti_buf_free(&j->out);
+    fti_free(j->chunks_json);
+    fti_free(j);
+}
+
+static void fti__job_unlink(fti_server *s, fti__job *j) {
+    if (j->prev) j->prev->next = j->next;
+    else s->jobs = j->next;
+    if (j->next) j->next->prev = j->prev;
+}
+
+static fti_api_result fti__job_result(fti__job *j, const char *text, size_t n) {
+    fti_api_result r;
+    memset(&r, 0, sizeof r);
+    r.id = j->id;
+    r.model = j->g ? j->g->id : "";
+    r.created = j->created;
+    r.text = text;
+    r.text_len = n;
+    r.prompt_tokens = j->prompt_tokens;
+    r.completion_tokens = j->n_tokens;
+    r.chunks_json = j->chunks_json;
+    return r;
+}
+
+/* Longest suffix of text that is a proper prefix of a stop string (held back while streaming). */
+static size_t fti__stop_holdback(const fti__job *j) {
+    size_t k, best = 0;
+    for (k = 0; k < j->req.n_stop; k++) {
+        size_t sl = strlen(j->req.stop[k]), m;
+        for (m = sl - 1; m > best; m--)
+            if (m <= j->text.len && memcmp(j->text.data + j->text.len - m, j->req.stop[k], m) == 0) {
+                best = m;
+                break;
+            }
+    }
+    return best;
+}
+
+/* Emits stream chunks for text[emitted..upto). */
+static void fti__job_emit(fti__job *j, size_t upto) {
+    fti_api_result r;
+    if (!j->req.stream || upto <= j->emitted) return;
+    r = fti__job_result(j, j->text.data + j->emitted, upto - j->emitted);
+    fti_api_write_chunk(&j->out, j->req.kind, &r, 0);
+    j->emitted = upto;
+}
+
+static void fti__job_finish_output(fti__job *j) {
+    fti_api_result r;
+    if (j->req.stream) {
+        fti__job_emit(j, j->text.len);
+        r = fti__job_result(j, "", 0);
+        r.finish_reason = j->finish;
+        fti_api_write_chunk(&j->out, j->req.kind, &r, 0);
+        if (j->req.include_usage) fti_api_write_chunk(&j->out, j->req.kind, &r, FTI_API_CHUNK_USAGE);
+        fti_api_write_done(&j->out);
+    } else {
+        r = fti__job_result(j, j->text.data ? j->text.data : "", j->text.len);
+        r.finish_reason = j->finish;
+        fti_api_write_response(&j->out, j->req.kind, &r);
+    }
+}
+
+/* Appends one token; returns 1 when the job finished. */
+static int fti__job_token(fti__job *j, const fti_gen_token *t) {
+    size_t scan_from, k, safe;
+    if (j->n_tokens == 0) j->t_first_ns = fti_time_ns();
+    j->n_tokens++;
+    scan_from = j->text.len;
+    if (t->text && t->text_len) fti_buf_append(&j->text, t->text, t->text_len);
+    if (t->is_end) j->finish = "stop";
+    if (j->req.n_stop) {
+        /* a stop string may straddle the previous text: start the search early enough */
+        size_t best = (size_t)-1;
+        scan_from = scan_from > FTI_API_MAX_STOP_LEN ? scan_from - FTI_API_MAX_STOP_LEN : 0;
+        for (k = 0; k < j->req.n_stop; k++) {
+            size_t sl = strlen(j->req.stop[k]), p;
+            for (p = scan_from; p + sl <= j->text.len && p < best; p++)
+                if (memcmp(j->text.data + p, j->req.stop[k], sl) == 0) {
+                    best = p;
+                    break;
+                }
+        }
+        if (best != (size_t)-1) {
+            if (best < j->emitted) best = j->emitted;
+            j->text.len = best;
+            if (j->text.data) j->text.data[best] = 0;
+            j->finish = "stop";
+        }
+    }
+    if (!j->finish && j->n_tokens >= j->req.max_tokens) j->finish = "length";
+    if (j->finish) {
+        fti__job_finish_output(j);
+        return 1;
+    }
+    safe = j->text.len - fti__stop_holdback(j);
+    safe -= fti_utf8_incomplete_tail((const unsigned char *)j->text.data, safe);
+    fti__job_emit(j, safe);
+    return 0;
+}
+
+static void fti__job_record(fti_server *s, fti__job *j) {
+    fti_request_record rec;
+    uint64_t now = fti_time_ns();
+    if (!s->o.monitor) return;
+    memset(&rec, 0, sizeof rec);
+    rec.time = fti_time_wall();
+    rec.endpoint = j->endpoint;
+    rec.status = j->status ? j->status : 500;
+    rec.model = j->g ? j->g->id : NULL;
+    rec.stream = j->req.stream;
+    rec.prompt_tokens = j->prompt_tokens;
+    rec.prompt_bytes = (int)j->req.prompt_len;
+    rec.completion_tokens = j->n_tokens;
+    rec.ttft_ms = j->t_first_ns ? (double)(j->t_first_ns - j->t_start_ns) / 1e6 : -1;
+    rec.latency_ms = (double)(now - j->t_start_ns) / 1e6;
+    rec.tokens_per_s = rec.latency_ms > 0 ? j->n_tokens / (rec.latency_ms / 1000.0) : 0;
+    rec.retrieval_hits = j->n_chunks;
+    rec.prompt_ppl = j->nll_mean >= 0 ? exp(j->nll_mean) : -1;
+    rec.byte_fallback = (int)j->byte_fallback;
+    rec.has_buckets = j->has_buckets;
+    memcpy(rec.tok_buckets, j->buckets, sizeof rec.tok_buckets);
+    rec.finish_reason = j->finish;
+    fti_monitor_record(s->o.monitor, &rec);
+}
+
+/* --- the scheduler thread ----------------------------------------------------------------------- */
+
+static void *fti__sched_main(void *arg) {
+    fti_server *s = (fti_server *)arg;
+    size_t cap = (size_t)s->o.max_batch;
+    fti__job **batch = (fti__job **)fti_calloc(cap + 1, sizeof *batch);
+    fti__job **admit = (fti__job **)fti_calloc(cap + 1, sizeof *admit);
+    void **seqs = (void **)fti_calloc(cap + 1, sizeof *seqs);
+    fti_gen_token *toks = (fti_gen_token *)fti_calloc(cap + 1, sizeof *toks);
+    fti__genref **dead = (fti__genref **)fti_calloc(cap * 2 + 2, sizeof *dead);
+    size_t n_batch = 0;
+    if (!batch || !admit || !seqs || !toks || !dead) {
+        pthread_mutex_lock(&s->mu);
+        s->sched_stop = 2; /* the I/O loop answers 503 from now on */
+        pthread_mutex_unlock(&s->mu);
+        fti_free(batch);
+        fti_free(admit);
+        fti_free(seqs);
+        fti_free(toks);
+        fti_free(dead);
+        return NULL;
+    }
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        size_t n_admit = 0, i, n_dead = 0, b0;
+        while (!s->sched_stop && !s->qhead && n_batch == 0) pthread_cond_wait(&s->cv, &s->mu);
+        if (s->sched_stop && !s->qhead && n_batch == 0) break;
+        while (s->qhead && n_batch + n_admit < cap) {
+            fti__job *j = s->qhead;
+            s->qhead = j->qnext;
+            if (!s->qhead) s->qtail = NULL;
+            s->n_queued--;
+            j->g = s->cur;
+            s->cur->refs++;
+            admit[n_admit++] = j;
+        }
+        pthread_mutex_unlock(&s->mu);
+
+        /* start the admitted sequences (tokenize + prefill) outside the lock */
+        for (i = 0; i < n_admit; i++) {
+            fti__job *j = admit[i];
+            fti_gen_params p;
+            fti_gen_prompt_info info;
+            fti_error err;
+            fti_result r;
+            int cancelled;
+            pthread_mutex_lock(&s->mu);
+            cancelled = j->cancelled;
+            pthread_mutex_unlock(&s->mu);
+            memset(&info, 0, sizeof info);
+            info.nll_mean = -1;
+            fti_error_clear(&err);
+            if (cancelled) {
+                r = FTI_ERR_CANCELLED;
+            } else {
+                memset(&p, 0, sizeof p);
+                p.max_tokens = j->req.max_tokens;
+                p.temperature = j->req.temperature;
+                p.top_p = j->req.top_p;
+                p.top_k = j->req.top_k;
+                p.seed = j->req.has_seed ? j->req.seed : fti_hash64(j->id, strlen(j->id), 0);
+                p.use_retrieval = j->req.use_retrieval;
+                if (j->req.kind == FTI_API_CHAT) {
+                    p.title = j->req.chat_title;
+                    p.context = j->req.chat_context;
+                    p.context_len = j->req.chat_context_len;
+                }
+                r = j->g->gen.seq_start(j->g->gen.user, j->req.prompt, j->req.prompt_len, &p,
+                                        &j->seq, &info, &err);
+            }
+            pthread_mutex_lock(&s->mu);
+            if (r == FTI_OK) {
+                j->status = 200;
+                j->state = FTI__JOB_ACTIVE;
+                j->prompt_tokens = (int)info.n_tokens;
+                j->byte_fallback = info.n_byte_fallback;
+                j->nll_mean = info.nll_mean;
+                j->n_chunks = info.n_chunks;
+                if (info.chunks_json) j->chunks_json = fti_strdup(info.chunks_json);
+                if (s->o.monitor && info.ids)
+                    j->has_buckets =
+                        fti_monitor_bucketize(s->o.monitor, info.ids, info.n_tokens, j->buckets);
+                if (j->req.stream) {
+                    fti_api_result res = fti__job_result(j, "", 0);
+                    if (j->req.kind == FTI_API_CHAT)
+                        fti_api_write_chunk(&j->out, j->req.kind, &res, FTI_API_CHUNK_FIRST);
+                }
+                batch[n_batch++] = j;
+                s->n_active++;
+            } else {
+                fti_buf eb;
+                memset(&eb, 0, sizeof eb);
+                j->status = r == FTI_ERR_LIMIT || r == FTI_ERR_INVALID ? 400 : 500;
+                fti_api_write_error(&eb, err.msg[0] ? err.msg : fti_result_str(r),
+                                    j->status == 400 ? "invalid_request_error" : "server_error",
+                                    r == FTI_ERR_LIMIT ? "max_tokens" : NULL,
+                                    r == FTI_ERR_LIMIT ? "context_length_exceeded" : NULL);
+                fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
+                fti_buf_free(&eb);
+                j->state = FTI__JOB_DONE;
+                fti__job_record(s, j);
+                {
+                    fti__genref *d = fti__gen_unref(j->g);
+                    if (d) dead[n_dead++] = d;
+                }
+                fti__wake_io(s);
+            }
+            pthread_mutex_unlock(&s->mu);
+        }
+        for (i = 0; i < n_dead; i++) fti__gen_release(dead[i]);
+        n_dead = 0;
+
+        /* one step per generator group (normally one group; two while a swap drains) */
+        b0 = 0;
+        while (b0 < n_batch) {
+            fti__genref *g = batch[b0]->g;
+            size_t n = 0, k;
+            fti_error err;
+            fti_result r;
+            /* gather this generator's sequences to the front of batch[b0..] */
+            for (k = b0; k < n_batch; k++)
+                if (batch[k]->g == g) {
+                    fti__job *t = batch[b0 + n];
+                    batch[b0 + n] = batch[k];
+                    batch[k] = t;
+                    n++;
+                }
+            for (k = 0; k < n; k++) {
+                seqs[k] = batch[b0 + k]->seq;
+                memset(&toks[k], 0, sizeof toks[k]);
+            }
+            fti_error_clear(&err);
+            r = g->gen.step(g->gen.user, seqs, n, toks, &err);
+            pthread_mutex_lock(&s->mu);
+            s->st.steps++;
+            s->st.batch_tokens += n;
+            for (k = 0; k < n; k++) {
+                fti__job *j = batch[b0 + k];
+                int done;
+                if (r != FTI_OK) {
+                    fti_buf eb;
+                    memset(&eb, 0, sizeof eb);
+                    fti_api_write_error(&eb, err.msg[0] ? err.msg : fti_result_str(r),
+                                        "server_error", NULL, NULL);
+                    j->finish = "error";
+                    if (j->req.stream) {
+                        fti_buf_puts(&j->out, "data: ");
+                        fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
+                        fti_buf_puts(&j->out, "\n\n");
+                        fti_api_write_done(&j->out);
+                    } else {
+                        j->status = 500;
+                        j->out.len = 0;
+                        fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
+                    }
+                    fti_buf_free(&eb);
+                    done = 1;
+                } else {
+                    done = fti__job_token(j, &toks[k]) || j->cancelled;
+                    s->st.tokens++;
+                }
+                if (done) j->ended = 1;
+            }
+            if (s->o.monitor && r == FTI_OK) fti_monitor_tokens(s->o.monitor, n);
+            fti__wake_io(s);
+            pthread_mutex_unlock(&s->mu);
+            b0 += n;
+        }
+        /* retire finished sequences */
+        {
+            size_t w = 0, k;
+            for (k = 0; k < n_batch; k++) {
+                fti__job *j = batch[k];
+                if (!j->ended) {
+                    batch[w++] = j;
+                    continue;
+                }
+                j->g->gen.seq_end(j->g->gen.user, j->seq);
+                pthread_mutex_lock(&s->mu);
+                j->seq = NULL;
+                j->state = FTI__JOB_DONE;
+                fti__job_record(s, j);
+                s->n_active--;
+                {
+                    fti__genref *d = fti__gen_unref(j->g);
+                    if (d) dead[n_dead++] = d;
+                }
+                fti__wake_io(s);
+                pthread_mutex_unlock(&s->mu);
+            }
+            n_batch = w;
+            for (k = 0; k < n_dead; k++) fti__gen_release(dead[k]);
+        }
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    fti_free(batch);
+    fti_free(admit);
+    fti_free(seqs);
+    fti_free(toks);
+    fti_free(dead);
+    return NULL;
+}
+
+/* --- connections (I/O thread) ------------------------------------------------------------------ */
+
+static void fti__conn_close(fti_server *s, int idx) {
+    fti__conn *c = s->conns[idx];
+    if (c->job) {
+        pthread_mutex_lock(&s->mu);
+        c->job->conn = NULL;
+        c->job->cancelled = 1;
+        pthread_mutex_unlock(&s->mu);
+        c->job = NULL;
+    }
+    close(c->fd);
+    fti_buf_free(&c->in);
+    fti_buf_free(&c->out);
+    fti_buf_free(&c->chunked_body);
+    fti_free(c->head);
+    fti_free(c);
+    s->conns[idx] = s->conns[--s->n_conns];
+}
+
+static void fti__conn_flush(fti_server *s, fti__conn *c) {
+    (void)s;
+    while (c->out_off < c->out.len) {
+        ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+        if (w > 0) {
+            c->out_off += (size_t)w;
+            c->t_write_ms = fti__now_ms();
+        } else {
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+            c->phase = FTI__C_CLOSING;
+            c->close_after = 1;
+            c->out_off = c->out.len = 0;
+            c->peer_eof = 1;
+            return;
+        }
+    }
+    c->out_off = c->out.len = 0;
+}
+
+static void fti__send_503_and_close(int fd) {
+    static const char msg[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+        "{\"error\":{\"message\":\"server busy: too many connections\",\"type\":\"server_error\","
+        "\"param\":null}}";
+    ssize_t w = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w;
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
+static void fti__metrics_text(fti_server *s, fti_buf *b) {
+    if (s->o.monitor) {
+        fti_monitor_render(s->o.monitor, b);
+    } else {
+        fti_buf_printf(b, "# TYPE fti_requests_total counter\nfti_requests_total %llu\n"
+                          "# TYPE fti_active_sequences gauge\nfti_active_sequences %d\n"
+                          "# TYPE fti_queue_depth gauge\nfti_queue_depth %d\n",
+                       (unsigned long long)s->st.requests, s->n_active, s->n_queued);
+    }
+}
+
+/* Handles one complete request. Returns with c->phase BUSY (a job runs), HEAD or CLOSING. */
+static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t body_len) {
+    const unsigned char *base = (const unsigned char *)c->in.data;
+    const char *m = (const char *)base + c->head->method.off;
+    size_t ml = c->head->method.len, tl = c->head->target.len, q;
+    const char *t = (const char *)base + c->head->target.off;
+    int is_get = ml == 3 && memcmp(m, "GET", 3) == 0;
+    int is_post = ml == 4 && memcmp(m, "POST", 4) == 0;
+    char path[64];
+    fti_buf b;
+    memset(&b, 0, sizeof b);
+    for (q = 0; q < tl && t[q] != '?'; q++) {
+    }
+    if (q >= sizeof path) q = sizeof path - 1; /* long paths are 404 anyway */
+    memcpy(path, t, q);
+    path[q] = 0;
+    if (!c->head->keep_alive) c->close_after = 1;
+
+    if (strcmp(path, "/v1/completions") == 0 || strcmp(path, "/v1/chat/completions") == 0) {
+        fti_api_kind kind = path[4] == 'c' && path[5] == 'h' ? FTI_API_CHAT : FTI_API_COMPLETION;
+        fti__job *j;
+        fti_error err;
+        const char *param = NULL;
+        int n_ctx, full;
+        const char *ep = kind == FTI_API_CHAT ? "/v1/chat/completions" : "/v1/completions";
+        if (!is_post) {
+            fti__respond_error(s, c, 405, "use POST", NULL, NULL);
+            if (s->o.monitor) fti_monitor_count(s->o.monitor, ep, 405);
+            return;
+        }
+        pthread_mutex_lock(&s->mu);
+        n_ctx = s->cur->n_ctx;
+        full = s->n_queued >= s->o.max_queue || s->sched_stop;
+        pthread_mutex_unlock(&s->mu);
+        if (full) {
+            s->st.rejected++;
+            fti__respond_error(s, c, 503, "server busy: the request queue is full",
+                               "server_error", NULL);
+            if (s->o.monitor) fti_monitor_reject(s->o.monitor, "queue");
+            return;
+        }
+        j = (fti__job *)fti_calloc(1, sizeof *j);
+        if (!j) {
+            fti__respond_error(s, c, 500, "out of memory", "server_error", NULL);
+            return;
+        }
+        fti_error_clear(&err);
+        if (fti_api_parse_completion(kind, body, body_len, n_ctx, &j->req, &param, &err) !=
+            FTI_OK) {
+            fti__respond_error(s, c, 400, err.msg, "invalid_request_error", param);
+            if (s->o.monitor) fti_monitor_count(s->o.monitor, ep, 400);
+            fti_free(j);
+            return;
+        }
+        j->endpoint = ep;
+        j->conn = c;
+        j->t_start_ns = fti_time_ns();
+        j->created = (int64_t)fti_time_wall();
+        j->nll_mean = -1;
+        pthread_mutex_lock(&s->mu);
+        s->job_counter++;
+        snprintf(j->id, sizeof j->id, "%s-%08llx%04llx", kind == FTI_API_CHAT ? "chatcmpl" : "cmpl",
+                 (unsigned long long)(fti_hash64(&j->t_start_ns, 8, s->job_counter) & 0xffffffffu),
+                 (unsigned long long)(s->job_counter & 0xffff));
+        j->next = s->jobs;
+        if (s->jobs) s->jobs->prev = j;
+        s->jobs = j;
+        if (s->qtail) s->qtail->qnext = j;
+        else s->qhead = j;
+        s->qtail = j;
+        s->n_queued++;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        c->job = j;
+        c->phase = FTI__C_BUSY;
+        return;
+    }
+    if (!is_get && !(ml == 4 && memcmp(m, "HEAD", 4) == 0)) {
+        if (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 ||
+            strcmp(path, "/metrics") == 0 || strcmp(path, "/v1/models") == 0) {
+            fti__respond_error(s, c, 405, "method not allowed", NULL, NULL);
+        } else {
+            fti__respond_error(s, c, 404, "not found", NULL, NULL);
+        }
+        return;
+    }
+    if (strcmp(path, "/health") == 0) {
+        fti_jw w;
+        pthread_mutex_lock(&s->mu);
+        fti_jw_init(&w, &b, 0);
+        fti_jw_obj_begin(&w);
+        fti_jw_key(&w, "status");
+        fti_jw_str(&w, FTI__STOPPING(s) ? "stopping" : "ok");
+        fti_jw_key(&w, "model");
+        fti_jw_str(&w, s->cur->id);
+        fti_jw_key(&w, "active");
+        fti_jw_int(&w, s->n_active);
+        fti_jw_key(&w, "queued");
+        fti_jw_int(&w, s->n_queued);
+        fti_jw_obj_end(&w);
+        pthread_mutex_unlock(&s->mu);
+        fti__respond(s, c, 200, "application/json", b.data, b.len, NULL);
+    } else if (strcmp(path, "/v1/models") == 0) {
+        fti_jw w;
+        pthread_mutex_lock(&s->mu);
+        fti_jw_init(&w, &b, 0);
+        fti_jw_obj_begin(&w);
+        fti_jw_key(&w, "object");
+        fti_jw_str(&w, "list");
+        fti_jw_key(&w, "data");
+        fti_jw_arr_begin(&w);
+        fti_jw_obj_begin(&w);
+        fti_jw_key(&w, "id");
+        fti_jw_str(&w, s->cur->id);
+        fti_jw_key(&w, "object");
+        fti_jw_str(&w, "model");
+        fti_jw_key(&w, "created");
+        fti_jw_int(&w, 0);
+        fti_jw_key(&w, "owned_by");
+        fti_jw_str(&w, "fti");
+        fti_jw_key(&w, "context_length");
+        fti_jw_int(&w, s->cur->n_ctx);
+        fti_jw_obj_end(&w);
+        fti_jw_arr_end(&w);
+        fti_jw_obj_end(&w);
+        pthread_mutex_unlock(&s->mu);
+        fti__respond(s, c, 200, "application/json", b.data, b.len, NULL);
+    } else if (strcmp(path, "/metrics") == 0) {
+        pthread_mutex_lock(&s->mu);
+        if (s->o.monitor) fti_monitor_set_load(s->o.monitor, s->n_queued, s->n_active, s->n_conns);
+        pthread_mutex_unlock(&s->mu);
+        fti__metrics_text(s, &b);
+        fti__respond(s, c, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
+                     b.len, NULL);
+    } else if (strcmp(path, "/") == 0 && !s->o.no_dashboard) {
+        fti__respond(s, c, 200, "text/html; charset=utf-8", fti__dashboard_html,
+                     sizeof fti__dashboard_html - 1, NULL);
+    } else {
+        fti__respond_error(s, c, 404, "not found", NULL, NULL);
+    }
+    if (b.oom) c->close_after = 1;
+    if (s->o.monitor) fti_monitor_count(s->o.monitor, path[0] && strlen(path) < 32 &&
+                                        (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 ||
+                                         strcmp(path, "/metrics") == 0 ||
+                                         strcmp(path, "/v1/models") == 0) ? path : "other",
+                                        c->out.len >= 12 ? atoi(c->out.data + 9) : 0);
+    if (ml == 4 && memcmp(m, "HEAD", 4) == 0) {
+        /* HEAD: drop the body we just appended (Content-Length stays) */
+        const char *e = strstr(c->out.data, "\r\n\r\n");
+        if (e) c->out.len = (size_t)(e - c->out.data) + 4;
+    }
+    s->st.requests++;
+    fti_buf_free(&b);
+}
+
+/* Reads what the socket has; processes complete requests. */
+static void fti__conn_process(fti_server *s, fti__conn *c) {
+    uint64_t now = fti__now_ms();
+    for (;;) {
+        if (c->phase == FTI__C_HEAD) {
+            long r;
+            if (c->in.len == 0) return;
+            if (!c->parse_pending) return; /* no new line end: nothing new to parse */
+            c->parse_pending = 0;
+            r = fti_http_parse_head((const unsigned char *)c->in.data, c->in.len, &s->lim, c->head);
+            if (r == 0) return;
+            if (r < 0) {
+                fti__respond_error(s, c, (int)-r, c->head->error ? c->head->error : "bad request",
+                                   "invalid_request_error", NULL);
+                if (s->o.monitor) fti_monitor_count(s->o.monitor, "malformed", (int)-r);
+                c->phase = FTI__C_CLOSING;
+                return;
+            }
+            c->head_len = r;
+            c->phase = FTI__C_BODY;
+            c->t_body_ms = now;
+            memset(&c->ch, 0, sizeof c->ch);
+            c->chunked_body.len = 0;
+            c->sent_continue = 0;
+        }
+        if (c->phase == FTI__C_BODY) {
+            const char *body;
+            size_t body_len, consumed;
+            if (c->head->chunked) {
+                long b = fti_http_chunked_feed(&c->ch, (const unsigned char *)c->in.data + c->head_len,
+                                               c->in.len - (size_t)c->head_len, &s->lim,
+                                               &c->chunked_body);
+                if (b < 0) {
+                    fti__respond_error(s, c, (int)-b, "bad chunked body", "invalid_request_error",
+                                       NULL);
+                    c->phase = FTI__C_CLOSING;
+                    return;
+                }
+                if (b == 0) {
+                    if (c->head->expect_continue && !c->sent_continue) {
+                        fti_buf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+                        c->sent_continue = 1;
+                    }
+                    return;
+                }
+                body = c->chunked_body.data ? c->chunked_body.data : "";
+                body_len = c->chunked_body.len;
+                consumed = (size_t)c->head_len + (size_t)b;
+            } else {
+                if ((uint64_t)(c->in.len - (size_t)c->head_len) < c->head->content_length) {
+                    if (c->head->expect_continue && !c->sent_continue) {
+                        fti_buf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+                        c->sent_continue = 1;
+                    }
+                    return;
+                }
+                body = c->in.data + c->head_len;
+                body_len = (size_t)c->head->content_length;
+                consumed = (size_t)c->head_len + body_len;
+            }
+            fti__dispatch(s, c, body, body_len);
+            /* the request's bytes are done with (the job copied what it needs) */
+            memmove(c->in.data, c->in.data + consumed, c->in.len - consumed);
+            c->in.len -= consumed;
+            c->scanned = 0;
+            c->parse_pending = c->in.len > 0;
+            c->first_request = 0;
+            c->t_head_ms = now;
+            c->t_idle_ms = now;
+            if (c->phase == FTI__C_BUSY) return;
+            if (c->phase == FTI__C_BODY) c->phase = FTI__C_HEAD;
+            if (c->close_after) {
+                c->phase = FTI__C_CLOSING;
+                return;
+            }
+            continue;
+        }
+        return;
+    }
+}
+
+/* Moves job output to the connection; finishes the job when done. mu held. */
+static void fti__conn_collect(fti_server *s, fti__conn *c) {
+    fti__job *j = c->job;
+    if (!j) return;
+    if (j->status == 200 && j->req.stream) {
+        if (!j->http_started) {
+            j->http_started = 1;
+            if (c->head->version_minor == 0) c->close_after = 1;
+            fti_buf_printf(&c->out,
+                           "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                           "Cache-Control: no-cache\r\n%s%s\r\n",
+                           c->head->version_minor ? "Transfer-Encoding: chunked\r\n" : "",
+                           c->close_after ? "Connection: close\r\n" : "");
+        }
+        if (j->out.len) {
+            if (c->head->version_minor) fti_buf_printf(&c->out, "%lx\r\n", (unsigned long)j->out.len);
+            fti_buf_append(&c->out, j->out.data, j->out.len);
+            if (c->head->version_minor) fti_buf_puts(&c->out, "\r\n");
+            j->out.len = 0;
+        }
+        if (j->state == FTI__JOB_DONE && c->head->version_minor) fti_buf_puts(&c->out, "0\r\n\r\n");
+    } else if (j->state == FTI__JOB_DONE) {
+        int status = j->status ? j->status : 500;
+        if (status == 200 && j->finish && strcmp(j->finish, "error") == 0) status = 500;
+        fti__respond(s, c, status, "application/json", j->out.data ? j->out.data : "", j->out.len,
+                     NULL);
+        j->out.len = 0;
+    }
+    if (j->state == FTI__JOB_DONE) {
+        s->st.requests++;
+        c->job = NULL;
+        j->conn = NULL;
+        c->phase = FTI__STOPPING(s) || c->close_after ? FTI__C_CLOSING : FTI__C_HEAD;
+        c->t_idle_ms = c->t_head_ms = fti__now_ms();
+    }
+}
+
+/* Frees finished jobs nobody waits for. mu held. */
+static void fti__reap_jobs(fti_server *s) {
+    fti__job *j = s->jobs, *nx;
+    for (; j; j = nx) {
+        nx = j->next;
+        if (j->state == FTI__JOB_DONE && j->conn == NULL) {
+            fti__job_unlink(s, j);
+            fti__job_free(j);
+        }
+    }
+}
+
+static void fti__accept(fti_server *s) {
+    for (;;) {
+        int fd = accept(s->listen_fd, NULL, NULL), one = 1;
+        fti__conn *c;
+        if (fd < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                /* out of descriptors: use the reserve one to accept and refuse, so the kernel's
+                 * queue does not fill with clients that never hear back */
+                s->st.accept_errors++;
+                if (s->reserve_fd >= 0) {
+                    close(s->reserve_fd);
+                    s->reserve_fd = -1;
+                    fd = accept(s->listen_fd, NULL, NULL);
+                    if (fd >= 0) fti__send_503_and_close(fd);
+                    s->reserve_fd = open("/dev/null", O_RDONLY);
+                }
+                s->accept_pause_until_ms = fti__now_ms() + 50;
+                fti__srv_log(s, FTI_LOG_WARN, "accept: out of file descriptors");
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED) {
+                s->st.accept_errors++;
+                s->accept_pause_until_ms = fti__now_ms() + 50;
+            }
+            return;
+        }
+        if (s->n_conns >= s->o.max_conns || FTI__STOPPING(s)) {
+            s->st.rejected++;
+            if (s->o.monitor) fti_monitor_reject(s->o.monitor, "conn_cap");
+            fti__send_503_and_close(fd);
+            continue;
+        }
+        c = (fti__conn *)fti_calloc(1, sizeof *c);
+        if (c) c->head = (fti_http_head *)fti_malloc(sizeof *c->head);
+        if (!c || !c->head || fti__set_nonblock(fd) != 0) {
+            if (c) fti_free(c->head);
+            fti_free(c);
+            fti__send_503_and_close(fd);
+            continue;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        memset(c->head, 0, sizeof *c->head);
+        c->fd = fd;
+        c->first_request = 1;
+        c->t_head_ms = c->t_idle_ms = c->t_write_ms = fti__now_ms();
+        s->conns[s->n_conns++] = c;
+    }
+}
+
+static void fti__conn_read(fti_server *s, fti__conn *c) {
+    size_t cap = s->lim.max_head + s->lim.max_body * 2 + FTI__IN_SLACK;
+    for (;;) {
+        ssize_t n;
+        size_t i;
+        if (c->phase == FTI__C_LINGER) {
+            char junk[4096];
+            n = recv(c->fd, junk, sizeof junk, 0);
+            if (n > 0) continue;
+            if (n == 0) c->peer_eof = 1;
+            return;
+        }
+        if (c->phase != FTI__C_HEAD && c->phase != FTI__C_BODY) return;
+        if (c->in.len >= cap) {
+            fti__respond_error(s, c, 413, "request too large", NULL, NULL);
+            c->phase = FTI__C_CLOSING;
+            return;
+        }
+        if (!fti_buf_reserve(&c->in, 16384)) {
+            c->phase = FTI__C_CLOSING;
+            c->close_after = 1;
+            return;
+        }
+        n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len - 1, 0);
+        if (n > 0) {
+            if (c->in.len == 0 && c->phase == FTI__C_HEAD && !c->first_request)
+                c->t_head_ms = fti__now_ms(); /* the header deadline starts at its first byte */
+            c->in.len += (size_t)n;
+            c->in.data[c->in.len] = 0;
+            for (i = c->scanned; i < c->in.len; i++)
+                if (c->in.data[i] == '\n') {
+                    c->parse_pending = 1;
+                    break;
+                }
+            c->scanned = c->in.len;
+            if (c->in.len > s->lim.max_request_line) c->parse_pending = 1;
+            continue;
+        }
+        if (n == 0) {
+            c->peer_eof = 1;
+            return;
+        }
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            c->peer_eof = 1;
+            c->close_after = 1;
+        }
+        return;
+    }
+}
+
+static void fti__conn_timeouts(fti_server *s, fti__conn *c, uint64_t now) {
+    if (c->phase == FTI__C_HEAD) {
+        if (c->in.len > 0 || c->first_request) {
+            if (fti__since(now, c->t_head_ms) >= (uint64_t)s->o.header_timeout_ms) {
+                if (c->in.len > 0)
+                    fti__respond_error(s, c, 408, "request header timeout", NULL, NULL);
+                c->close_after = 1;
+                c->phase = FTI__C_CLOSING;
+            }
+        } else if (fti__since(now, c->t_idle_ms) >= (uint64_t)s->o.idle_timeout_ms) {
+            c->close_after = 1;
+            c->phase = FTI__C_CLOSING;
+        }
+    } else if (c->phase == FTI__C_BODY) {
+        if (fti__since(now, c->t_body_ms) >= (uint64_t)s->o.body_timeout_ms) {
+            fti__respond_error(s, c, 408, "request body timeout", NULL, NULL);
+            c->phase = FTI__C_CLOSING;
+        }
+    }
+    if (c->out.len > c->out_off && fti__since(now, c->t_write_ms) >= (uint64_t)s->o.body_timeout_ms) {
+        c->out.len = c->out_off = 0; /* a client that stopped reading */
+        c->phase = FTI__C_CLOSING;
+        c->close_after = 1;
+        c->peer_eof = 1;
+    }
+}
+
+static uint64_t fti__conn_deadline(fti_server *s, fti__conn *c) {
+    uint64_t d = (uint64_t)-1;
+    if (c->phase == FTI__C_HEAD) {
+        if (c->in.len > 0 || c->first_request) d = c->t_head_ms + (uint64_t)s->o.header_timeout_ms;
+        else d = c->t_idle_ms + (uint64_t)s->o.idle_timeout_ms;
+    } else if (c->phase == FTI__C_BODY) {
+        d = c->t_body_ms + (uint64_t)s->o.body_timeout_ms;
+    } else if (c->phase == FTI__C_LINGER) {
+        d = c->t_linger_ms + FTI__LINGER_MS;
+    }
+    if (c->out.len > c->out_off && c->t_write_ms + (uint64_t)s->o.body_timeout_ms < d)
+        d = c->t_write_ms + (uint64_t)s->o.body_timeout_ms;
+    return d;
+}
+
+/* After I/O: flush, close or linger. Returns 1 if the connection was closed. */
+static int fti__conn_after(fti_server *s, int idx, uint64_t now) {
+    fti__conn *c = s->conns[idx];
+    if (c->out.len > c->out_off) fti__conn_flush(s, c);
+    if (c->out.len > c->out_off && c->out.len - c->out_off > s->o.max_output_bytes) {
+        c->out.len = c->out_off = 0;
+        c->peer_eof = 1;
+        c->phase = FTI__C_CLOSING;
+    }
+    if (c->phase == FTI__C_CLOSING && c->out.len == c->out_off) {
+        if (c->peer_eof) {
+            fti__conn_close(s, idx);
+            return 1;
+        }
+        /* half-close and drain what the client still sends, so the response is not lost to a
+         * reset, then close */
+        shutdown(c->fd, SHUT_WR);
+        c->phase = FTI__C_LINGER;
+        c->t_linger_ms = now;
+    }
+    if (c->phase == FTI__C_LINGER && (c->peer_eof || fti__since(now, c->t_linger_ms) >= FTI__LINGER_MS)) {
+        fti__conn_close(s, idx);
+        return 1;
+    }
+    if (c->peer_eof && c->phase == FTI__C_HEAD && c->out.len == c->out_off) {
+        fti__conn_close(s, idx);
+        return 1;
+    }
+    if (c->peer_eof && c->phase == FTI__C_BODY) {
+        fti__conn_close(s, idx);
+        return 1;
+    }
+    return 0;
+}
+
+FTIDEF fti_result fti_server_create(const fti_server_opts *opts, const fti_gen *gen,
+                                    fti_server **out, fti_error *err) {
+    fti_server *s;
+    struct addrinfo hints, *ai = NULL, *p;
+    char port_str[16];
+    int fds[2], rc, one = 1;
+    if (!out) return fti_error_set(err, FTI_ERR_INVALID, "fti_server_create: no output");
+    *out = NULL;
+    if (!gen || !gen->seq_start || !gen->step || !gen->seq_end) {
+        if (gen && gen->release) gen->release(gen->user);
+        return fti_error_set(err, FTI_ERR_INVALID, "fti_server_create: incomplete generator");
+    }
+    s = (fti_server *)fti_calloc(1, sizeof *s);
+    if (!s) {
+        if (gen->release) gen->release(gen->user);
+        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    }
+    s->listen_fd = s->wake_rd = s->wake_wr = s->reserve_fd = -1;
+    s->cur = fti__gen_wrap(gen);
+    if (!s->cur) {
+        if (gen->release) gen->release(gen->user);
+        fti_free(s);
+        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    }
+    if (opts) s->o = *opts;
+    snprintf(s->host, sizeof s->host, "%s", s->o.host ? s->o.host : "127.0.0.1");
+    s->o.host = s->host;
+    if (s->o.max_conns <= 0) s->o.max_conns = 256;
+    if (s->o.max_queue <= 0) s->o.max_queue = 64;
+    if (s->o.max_batch <= 0) s->o.max_batch = 16;
+    if (s->o.header_timeout_ms <= 0) s->o.header_timeout_ms = 10000;
+    if (s->o.idle_timeout_ms <= 0) s->o.idle_timeout_ms = 15000;
+    if (s->o.body_timeout_ms <= 0) s->o.body_timeout_ms = 30000;
+    if (s->o.max_output_bytes == 0) s->o.max_output_bytes = (size_t)8 << 20;
+    fti__http_limits_resolve(&s->o.limits, &s->lim);
+    if (pthread_mutex_init(&s->mu, NULL) == 0) s->mu_ok = 1;
+    if (pthread_cond_init(&s->cv, NULL) == 0) s->cv_ok = 1;
+    s->conns = (fti__conn **)fti_calloc((size_t)s->o.max_conns, sizeof *s->conns);
+    s->pfds = (struct pollfd *)fti_calloc((size_t)s->o.max_conns + 2, sizeof *s->pfds);
+    if (!s->mu_ok || !s->cv_ok || !s->conns || !s->pfds) {
+        fti_server_free(s);
+        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    }
+    if (pipe(fds) != 0) {
+        fti_server_free(s);
+        return fti_error_set(err, FTI_ERR_IO, "pipe: %s", strerror(errno));
+    }
+    s->wake_rd = fds[0];
+    s->wake_wr = fds[1];
+    fti__set_nonblock(s->wake_rd);
+    fti__set_nonblock(s->wake_wr);
+    s->reserve_fd = open("/dev/null", O_RDONLY);
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(port_str, sizeof port_str, "%d", s->o.port);
+    rc = getaddrinfo(s->host, port_str, &hints, &ai);
+    if (rc != 0) {
+        fti_error_set(err, FTI_ERR_INVALID, "%s:%d: cannot resolve: %s", s->host, s->o.port,
+                      gai_strerror(rc));
+        fti_server_free(s);
+        return FTI_ERR_INVALID;
+    }
+    for (p = ai; p; p = p->ai_next) {
+        int fd = socket(p->ai_family, p->ai_socktype, p->ai_protocol);
+        if (fd < 0) continue;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, p->ai_addr, p->ai_addrlen) == 0 && listen(fd, 128) == 0) {
+            s->listen_fd = fd;
+            break;
+        }
+        close(fd);
+    }
+    if (s->listen_fd < 0) {
+        int e = errno;
+        freeaddrinfo(ai);
+        fti_error_set(err, FTI_ERR_IO, "%s:%d: cannot listen: %s", s->host, s->o.port, strerror(e));
+        fti_server_free(s);
+        return FTI_ERR_IO;
+    }
+    freeaddrinfo(ai);
+    fti__set_nonblock(s->listen_fd);
+    {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getsockname(s->listen_fd, (struct sockaddr *)&ss, &sl) == 0) {
+            if (ss.ss_family == AF_INET)
+                s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            else if (ss.ss_family == AF_INET6)
+                s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
+    if (s->o.monitor) fti_monitor_set_model(s->o.monitor, s->cur->id);
+    *out = s;
+    return FTI_OK;
+}
+
+FTIDEF int fti_server_port(const fti_server *srv) { return srv ? srv->port : 0; }
+
+FTIDEF void fti_server_stop(fti_server *srv) {
+    char c = 'S';
+    if (!srv) return;
+    FTI__STOP_SET(srv);
+    if (write(srv->wake_wr, &c, 1) < 0) {
+        /* pipe full: the loop is awake anyway and sees stop_flag */
+    }
+}
+
+FTIDEF fti_result fti_server_set_generator(fti_server *srv, const fti_gen *gen) {
+    fti__genref *g, *old;
+    if (!srv || !gen || !gen->seq_start || !gen->step || !gen->seq_end) {
+        if (gen && gen->release) gen->release(gen->user);
+        return FTI_ERR_INVALID;
+    }
+    g = fti__gen_wrap(gen);
+    if (!g) {
+        if (gen->release) gen->release(gen->user);
+        return FTI_ERR_NOMEM;
+    }
+    pthread_mutex_lock(&srv->mu);
+    old = srv->cur;
+    srv->cur = g;
+    old = fti__gen_unref(old);
+    pthread_mutex_unlock(&srv->mu);
+    if (srv->o.monitor) fti_monitor_set_model(srv->o.monitor, g->id);
+    fti__srv_log(srv, FTI_LOG_INFO, "switched to model %s", g->id);
+    fti__gen_release(old);
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_server_run(fti_server *s, fti_error *err) {
+    uint64_t drain_deadline = 0;
+    int i;
+    if (!s) return fti_error_set(err, FTI_ERR_INVALID, "fti_server_run: no server");
+    if (pthread_create(&s->sched, NULL, fti__sched_main, s) != 0)
+        return fti_error_set(err, FTI_ERR_IO, "cannot start the scheduler thread");
+    s->sched_started = 1;
+    fti__srv_log(s, FTI_LOG_INFO, "listening on %s:%d", s->host, s->port);
+    for (;;) {
+        uint64_t now = fti__now_ms(), next = now + 1000;
+        int np = 0, timeout, base, stopping = FTI__STOPPING(s);
+        int listen_ix = -1;
+        if (stopping) {
+            int busy = 0;
+            if (!drain_deadline) {
+                drain_deadline = now + FTI__DRAIN_MS;
+                if (s->listen_fd >= 0) {
+                    close(s->listen_fd);
+                    s->listen_fd = -1;
+                }
+                fti__srv_log(s, FTI_LOG_INFO, "stopping: finishing in-flight requests");
+            }
+            for (i = 0; i < s->n_conns; i++) {
+                fti__conn *c = s->conns[i];
+                if (c->job || c->out.len > c->out_off) busy = 1;
+                else if (c->phase == FTI__C_HEAD && c->in.len == 0) {
+                    c->close_after = 1;
+                    c->phase = FTI__C_CLOSING;
+                }
+            }
+            pthread_mutex_lock(&s->mu);
+            if (s->qhead || s->n_active) busy = 1;
+            pthread_mutex_unlock(&s->mu);
+            if (!busy || now >= drain_deadline) break;
+        }
+        s->pfds[np].fd = s->wake_rd;
+        s->pfds[np].events = POLLIN;
+        s->pfds[np].revents = 0;
+        np++;
+        if (s->listen_fd >= 0 && now >= s->accept_pause_until_ms) {
+            listen_ix = np;
+            s->pfds[np].fd = s->listen_fd;
+            s->pfds[np].events = POLLIN;
+            s->pfds[np].revents = 0;
+            np++;
+        } else if (s->listen_fd >= 0 && s->accept_pause_until_ms < next) {
+            next = s->accept_pause_until_ms;
+        }
+        base = np;
+        for (i = 0; i < s->n_conns; i++) {
+            fti__conn *c = s->conns[i];
+            uint64_t d = fti__conn_deadline(s, c);
+            short ev = 0;
+            if (c->phase == FTI__C_HEAD || c->phase == FTI__C_BODY || c->phase == FTI__C_LINGER)
+                ev |= POLLIN;
+            if (c->out.len > c->out_off) ev |= POLLOUT;
+            s->pfds[np].fd = c->fd;
+            s->pfds[np].events = ev;
+            s->pfds[np].revents = 0;
+            np++;
+            if (d < next) next = d;
+        }
+        timeout = next > now ? (int)(next - now) : 0;
+        if (poll(s->pfds, (nfds_t)np, timeout) < 0 && errno != EINTR) {
+            fti_error_set(err, FTI_ERR_IO, "poll: %s", strerror(errno));
+            break;
+        }
+        now = fti__now_ms();
+        if (s->pfds[0].revents) {
+            char buf[256];
+            while (read(s->wake_rd, buf, sizeof buf) > 0) {
+            }
+        }
+        /* job output */
+        pthread_mutex_lock(&s->mu);
+        s->wake_pending = 0;
+        for (i = 0; i < s->n_conns; i++)
+            if (s->conns[i]->job) fti__conn_collect(s, s->conns[i]);
+        fti__reap_jobs(s);
+        pthread_mutex_unlock(&s->mu);
+        if (listen_ix >= 0 && (s->pfds[listen_ix].revents & POLLIN)) fti__accept(s);
+        /* connections: the pollfd slots match conns[0..base-n) as they were before accept */
+        for (i = 0; i < s->n_conns; i++) {
+            fti__conn *c = s->conns[i];
+            short rev = 0;
+            int k = base + i;
+            if (k < np && s->pfds[k].fd == c->fd) rev = s->pfds[k].revents;
+            if (rev & (POLLIN | POLLHUP | POLLERR)) fti__conn_read(s, c);
+            if (c->phase == FTI__C_HEAD || c->phase == FTI__C_BODY) fti__conn_process(s, c);
+            fti__conn_timeouts(s, c, now);
+        }
+        /* pipelined requests whose predecessor just finished */
+        for (i = 0; i < s->n_conns; i++) {
+            fti__conn *c = s->conns[i];
+            if (c->phase == FTI__C_HEAD && c->parse_pending) fti__conn_process(s, c);
+        }
+        for (i = 0; i < s->n_conns;) {
+            if (!fti__conn_after(s, i, now)) i++;
+        }
+        pthread_mutex_lock(&s->mu);
+        s->st.conns = s->n_conns;
+        s->st.active = s->n_active;
+        s->st.queued = s->n_queued;
+        if (s->o.monitor) fti_monitor_set_load(s->o.monitor, s->n_queued, s->n_active, s->n_conns);
+        pthread_mutex_unlock(&s->mu);
+    }
+    /* stop the scheduler: cancel what is left (drain deadline), wait for it */
+    pthread_mutex_lock(&s->mu);
+    {
+        fti__job *j;
+        for (j = s->jobs; j; j = j->next) j->cancelled = 1;
+    }
+    s->sched_stop = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->sched, NULL);
+    s->sched_started = 0;
+    for (i = 0; i < s->n_conns; i++) fti__conn_flush(s, s->conns[i]);
+    while (s->n_conns > 0) fti__conn_close(s, s->n_conns - 1);
+    pthread_mutex_lock(&s->mu);
+    {
+        /* queued jobs the scheduler never admitted */
+        fti__job *j = s->jobs, *nx;
+        for (; j; j = nx) {
+            nx = j->next;
+            if (j->seq && j->g) j->g->gen.seq_end(j->g->gen.user, j->seq);
+            j->seq = NULL;
+            fti__job_unlink(s, j);
+            fti__job_free(j);
+        }
+        s->qhead = s->qtail = NULL;
+        s->n_queued = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (s->o.monitor) fti_monitor_flush(s->o.monitor);
+    fti__srv_log(s, FTI_LOG_INFO, "stopped");
+    return err && err->code != FTI_OK ? err->code : FTI_OK;
+}
+
+FTIDEF void fti_server_get_stats(fti_server *srv, fti_server_stats *st) {
+    if (!st) return;
+    memset(st, 0, sizeof *st);
+    if (!srv) return;
+    pthread_mutex_lock(&srv->mu);
+    *st = srv->st;
+    st->active = srv->n_active;
+    st->queued = srv->n_queued;
+    pthread_mutex_unlock(&srv->mu);
+}
+
+FTIDEF void fti_server_free(fti_server *s) {
+    if (!s) return;
+    while (s->n_conns > 0) fti__conn_close(s, s->n_conns - 1);
+    if (s->listen_fd >= 0) close(s->listen_fd);
+    if (s->wake_rd >= 0) close(s->wake_rd);
+    if (s->wake_wr >= 0) close(s->wake_wr);
+    if (s->reserve_fd >= 0) close(s->reserve_fd);
+    if (s->cur) fti__gen_release(fti__gen_unref(s->cur));
+    if (s->cv_ok) pthread_cond_destroy(&s->cv);
+    if (s->mu_ok) pthread_mutex_destroy(&s->mu);
+    fti_free(s->conns);
+    fti_free(s->pfds);
+    fti_free(s);
+}
+
+#else /* !FTI__SERVER: no threads or no POSIX sockets */
+
+FTIDEF fti_result fti_server_create(const fti_server_opts *opts, const fti_gen *gen,
+                                    fti_server **out, fti_error *err) {
+    (void)opts;
+    if (out) *out = NULL;
+    if (gen && gen->release) gen->release(gen->user);
+    return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                         "the HTTP server needs threads (built with FTI_NO_THREADS)");
+}
+FTIDEF int fti_server_port(const fti_server *srv) { (void)srv; return 0; }
+FTIDEF fti_result fti_server_run(fti_server *srv, fti_error *err) {
+    (void)srv;
+    return fti_error_set(err, FTI_ERR_UNSUPPORTED, "the HTTP server needs threads");
+}
+FTIDEF void fti_server_stop(fti_server *srv) { (void)srv; }
+FTIDEF fti_result fti_server_set_generator(fti_server *srv, const fti_gen *gen) {
+    (void)srv;
+    if (gen && gen->release) gen->release(gen->user);
+    return FTI_ERR_UNSUPPORTED;
+}
+FTIDEF void fti_server_free(fti_server *srv) { (void)srv; }
+FTIDEF void fti_server_get_stats(fti_server *srv, fti_server_stats *st) {
+    (void)srv;
+    if (st) memset(st, 0, sizeof *st);
+}
+
+#endif /* FTI__SERVER */
 
 #endif /* FTI_NO_SERVER */

@@ -137,6 +137,8 @@ typedef struct fti_api_request {
     char *prompt;       /* the prompt text (chat: rendered from the messages) */
     size_t prompt_len;
     char *chat_title;   /* chat: the last user message (also inside prompt) */
+    char *chat_context; /* chat: the earlier turns as "role: text" lines (also inside prompt) */
+    size_t chat_context_len;
     int max_tokens;     /* >= 1 */
     float temperature;  /* [0, 2] */
     float top_p;        /* (0, 1] */
@@ -196,6 +198,11 @@ typedef struct fti_gen_params {
     int top_k;
     uint64_t seed;
     int use_retrieval;
+    /* chat requests: the last user message and the earlier turns, for generators that render
+     * their own template (prompt holds the default rendering of both); NULL for completions */
+    const char *title;
+    const char *context;
+    size_t context_len;
 } fti_gen_params;
 
 /* What starting a sequence reports about its prompt (valid until seq_end). */
@@ -250,6 +257,26 @@ typedef struct fti_gen_echo_opts {
 } fti_gen_echo_opts;
 /* Fills *gen with a new echo generator (gen->release frees it). */
 FTIDEF fti_result fti_gen_echo_create(const fti_gen_echo_opts *opts, fti_gen *gen);
+
+/* --- batched decoding over engine sessions ----------------------------------------------------- */
+
+/* Continuous batching needs one decode step for many sequences that reads the weights once:
+ * fti_batch_decode runs one token for each of B sessions (each with its own KV cache and
+ * position) as ONE forward whose projections are GEMMs over the B rows, with attention per
+ * session. The math is fti_session_eval's with T = 1 per session. (It uses the inference part's
+ * session internals; it belongs in part 08 and should move there as fti_session_eval_batch.)
+ * The decoder owns the scratch for up to max_batch rows and contexts of up to max_ctx, so a step
+ * allocates nothing. Thread safety: one thread per decoder; sessions as fti_session_eval. */
+typedef struct fti_batch_decoder fti_batch_decoder;
+FTIDEF fti_result fti_batch_decoder_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
+                                           fti_batch_decoder **out, fti_error *err);
+FTIDEF void fti_batch_decoder_free(fti_batch_decoder *d);
+/* Decodes tokens[b] in sessions[b] for b < B (B <= max_batch; sessions of the decoder's engine,
+ * pairwise distinct, context <= max_ctx). Afterwards each session's logits are its next-token
+ * logits and its position has advanced by one. Errors: FTI_ERR_INVALID (bad token, foreign or
+ * repeated session, B too large), FTI_ERR_LIMIT (a session's context is full: nothing is done). */
+FTIDEF fti_result fti_batch_decode(fti_batch_decoder *d, fti_session *const *sessions,
+                                   const int32_t *tokens, size_t B, fti_pool *pool, fti_error *err);
 
 /* --- the server -------------------------------------------------------------------------------- */
 

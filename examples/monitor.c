@@ -1,0 +1,432 @@
+/* monitor.c: report on a twin's traffic and drift from its request log (for people, cron and CI).
+ *
+ *     build/fti-monitor --home twin report
+ *     build/fti-monitor report --log twin/logs/requests.jsonl --window 50 --svg report.svg
+ *
+ * Reads the JSONL request log that fti-serve writes (and its rotated files .1 .. .9, oldest
+ * first), prints a summary table (traffic by endpoint and status, latency and time-to-first-token
+ * percentiles, tokens/s), drift per window of requests (PSI and Jensen-Shannon divergence of the
+ * prompts' token buckets and lengths against the reference line the server wrote from the feature
+ * store, byte-fallback share, perplexity ratio) and the alerts, and writes an SVG chart of latency
+ * and drift over the windows. Exit status: 0 no alert, 3 an alert threshold was crossed, 1 error,
+ * 2 usage.
+ */
+#define FTI_IMPLEMENTATION
+#include "fti.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: fti-monitor [--home DIR] report [--log FILE] [--window N] [--since SECONDS]\n"
+            "                   [--svg FILE] [--psi-warn X] [--psi-alert X] [--js-alert X]\n"
+            "Summarises the request log of fti-serve and checks drift against the training data.\n"
+            "  --home DIR      workspace (default $FTI_HOME, else ./twin)\n"
+            "  --log FILE      request log (default HOME/logs/requests.jsonl, plus FILE.1 ...)\n"
+            "  --window N      requests per drift window (default 100)\n"
+            "  --since S       only requests of the last S seconds\n"
+            "  --svg FILE      chart of latency and drift (default: the log's directory/report.svg;\n"
+            "                  '-' = none)\n"
+            "  --psi-warn X --psi-alert X --js-warn X --js-alert X   thresholds (0.1 0.25 0.05 0.1)\n"
+            "  --min-tokens N  prompt tokens a window needs to be judged (default 200)\n"
+            "  --judge-length  let prompt-length drift count toward alerts\n"
+            "Exit status: 0 no alert, 3 an alert threshold crossed, 1 error, 2 usage.\n");
+}
+
+typedef struct rec_ref {
+    int ref_index; /* which reference line applies (-1 none) */
+    fti_request_record r;
+    char strs[256];
+} rec_ref;
+
+typedef struct report {
+    rec_ref **recs; /* one block each: the records' strings point into their own block */
+    size_t n, cap;
+    fti_drift_ref **refs;
+    size_t n_refs, cap_refs;
+    size_t bad_lines;
+} report;
+
+static int add_ref_line(report *rp, const char *line, size_t len) {
+    fti_json_doc *doc = NULL;
+    const fti_json *root, *ts, *ls;
+    double tok[FTI_DRIFT_BUCKETS], lsh[FTI_DRIFT_LEN_BINS];
+    size_t i;
+    fti_drift_ref *ref = NULL;
+    if (fti_json_parse(line, len, NULL, &doc, NULL, NULL) != FTI_OK) return -1;
+    root = fti_json_root(doc);
+    ts = fti_json_get(root, "tok_share");
+    ls = fti_json_get(root, "len_share");
+    if (!ts || ts->type != FTI_JSON_ARRAY || ts->len != FTI_DRIFT_BUCKETS) {
+        fti_json_free(doc);
+        return -1;
+    }
+    for (i = 0; i < FTI_DRIFT_BUCKETS; i++) tok[i] = fti_json_at(ts, i)->num;
+    for (i = 0; i < FTI_DRIFT_LEN_BINS; i++)
+        lsh[i] = ls && ls->type == FTI_JSON_ARRAY && i < ls->len ? fti_json_at(ls, i)->num : 0;
+    if (fti_drift_ref_from_shares(tok, lsh, fti_json_get_num(root, "byte_share", 0),
+                                  fti_json_get_num(root, "ppl", 0), &ref) != FTI_OK) {
+        fti_json_free(doc);
+        return -1;
+    }
+    fti_json_free(doc);
+    if (rp->n_refs == rp->cap_refs) {
+        size_t nc = rp->cap_refs ? rp->cap_refs * 2 : 4;
+        fti_drift_ref **nr = (fti_drift_ref **)fti_realloc(rp->refs, nc * sizeof *nr);
+        if (!nr) {
+            fti_drift_ref_free(ref);
+            return -1;
+        }
+        rp->refs = nr;
+        rp->cap_refs = nc;
+    }
+    rp->refs[rp->n_refs++] = ref;
+    return 0;
+}
+
+static int read_log(report *rp, const char *path, double since_wall) {
+    void *data = NULL;
+    size_t len = 0, pos = 0;
+    fti_error err;
+    if (fti_file_read(path, (size_t)1 << 30, &data, &len, &err) != FTI_OK) return -1;
+    while (pos < len) {
+        const char *line = (const char *)data + pos;
+        const char *nl = (const char *)memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - line) : len - pos;
+        rec_ref *x;
+        fti_result r;
+        pos += n + (nl ? 1 : 0);
+        if (n == 0) continue;
+        if (!nl) break; /* an incomplete last line (the server was writing it) */
+        if (rp->n == rp->cap) {
+            size_t nc = rp->cap ? rp->cap * 2 : 256;
+            rec_ref **nr = (rec_ref **)fti_realloc(rp->recs, nc * sizeof *nr);
+            if (!nr) {
+                fti_free(data);
+                return -2;
+            }
+            rp->recs = nr;
+            rp->cap = nc;
+        }
+        x = (rec_ref *)fti_malloc(sizeof *x);
+        if (!x) {
+            fti_free(data);
+            return -2;
+        }
+        r = fti_request_record_parse(line, n, &x->r, x->strs, sizeof x->strs);
+        if (r == FTI_OK && x->r.time >= since_wall) {
+            x->ref_index = (int)rp->n_refs - 1;
+            rp->recs[rp->n++] = x;
+            continue;
+        }
+        fti_free(x);
+        if (r == FTI_OK) {
+        } else if (r == FTI_ERR_NOT_FOUND) {
+            if (n > 20 && strstr(line, "\"type\":\"reference\"") && strstr(line, "tok_share"))
+                add_ref_line(rp, line, n);
+        } else {
+            rp->bad_lines++;
+        }
+    }
+    fti_free(data);
+    return 0;
+}
+
+typedef struct window_stats {
+    size_t begin, end;       /* record range */
+    double t0, t1;
+    double lat_p50, lat_p99;
+    fti_drift_stats drift;
+    int has_drift;
+} window_stats;
+
+static void svg_chart(FILE *f, const window_stats *w, size_t n_w, const fti_drift_thresholds *t) {
+    const int W = 720, H = 360, L = 60, R = 60, T = 30, B = 40;
+    double max_lat = 1, max_psi = t->psi_alert * 1.5;
+    size_t i;
+    for (i = 0; i < n_w; i++) {
+        if (w[i].lat_p99 > max_lat) max_lat = w[i].lat_p99;
+        if (w[i].has_drift && w[i].drift.psi_tokens > max_psi) max_psi = w[i].drift.psi_tokens;
+    }
+    max_lat *= 1.1;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+               "font-family=\"sans-serif\" font-size=\"11\">\n", W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n");
+    fprintf(f, "<text x=\"%d\" y=\"18\" font-size=\"14\">fti-monitor: latency and drift per window"
+               "</text>\n", L);
+    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", L, H - B, W - R,
+            H - B);
+    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", L, T, L, H - B);
+    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", W - R, T,
+            W - R, H - B);
+    fprintf(f, "<text x=\"4\" y=\"%d\">%.0f ms</text><text x=\"4\" y=\"%d\">0</text>\n", T + 4,
+            max_lat, H - B);
+    fprintf(f, "<text x=\"%d\" y=\"%d\">PSI %.2f</text>\n", W - R + 4, T + 4, max_psi);
+    fprintf(f, "<text x=\"%d\" y=\"%d\">window (requests)</text>\n", W / 2 - 40, H - 10);
+    /* thresholds */
+    {
+        double yw = H - B - (t->psi_warn / max_psi) * (H - B - T);
+        double ya = H - B - (t->psi_alert / max_psi) * (H - B - T);
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#d90\" "
+                   "stroke-dasharray=\"4 3\"/><text x=\"%d\" y=\"%.1f\" fill=\"#d90\">warn</text>\n",
+                L, yw, W - R, yw, W - R - 30, yw - 3);
+        fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#c00\" "
+                   "stroke-dasharray=\"4 3\"/><text x=\"%d\" y=\"%.1f\" fill=\"#c00\">alert</text>\n",
+                L, ya, W - R, ya, W - R - 30, ya - 3);
+    }
+    {
+        static const char *const color[] = {"#1f77b4", "#7fb3e0", "#2a2"};
+        static const char *const label[] = {"latency p50", "latency p99", "PSI tokens"};
+        int s;
+        for (s = 0; s < 3; s++) {
+            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color[s]);
+            for (i = 0; i < n_w; i++) {
+                double x = L + (n_w > 1 ? (double)i / (double)(n_w - 1) : 0.5) * (W - L - R);
+                double v = s == 0 ? w[i].lat_p50 / max_lat
+                                  : s == 1 ? w[i].lat_p99 / max_lat
+                                           : (w[i].has_drift ? w[i].drift.psi_tokens / max_psi : 0);
+                if (v > 1) v = 1;
+                fprintf(f, "%.1f,%.1f ", x, H - B - v * (H - B - T));
+            }
+            fprintf(f, "\"/>\n<text x=\"%d\" y=\"%d\" fill=\"%s\">%s</text>\n", L + 10 + s * 110,
+                    T + 14, color[s], label[s]);
+        }
+    }
+    fprintf(f, "</svg>\n");
+}
+
+int main(int argc, char **argv) {
+    const char *home_arg = NULL, *log_arg = NULL, *svg_arg = NULL, *cmd = NULL;
+    size_t window = 100, i, k;
+    double since = 0;
+    fti_drift_thresholds thr;
+    report rp;
+    char *home = NULL, *log_path = NULL, *svg_path = NULL;
+    int rc = 1, alert = 0, warn = 0;
+    double *lat = NULL, *ttft = NULL, *tps = NULL;
+    window_stats *ws = NULL;
+    size_t n_w = 0;
+
+    memset(&thr, 0, sizeof thr);
+    memset(&rp, 0, sizeof rp);
+    for (i = 1; i < (size_t)argc; i++) {
+        const char *a = argv[i], *v = i + 1 < (size_t)argc ? argv[i + 1] : NULL;
+#define NEEDV()                                                    \
+    do {                                                           \
+        if (!v) {                                                  \
+            fprintf(stderr, "fti-monitor: %s needs a value\n", a); \
+            return 2;                                              \
+        }                                                          \
+        i++;                                                       \
+    } while (0)
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--home")) { NEEDV(); home_arg = v; }
+        else if (!strcmp(a, "--log")) { NEEDV(); log_arg = v; }
+        else if (!strcmp(a, "--svg")) { NEEDV(); svg_arg = v; }
+        else if (!strcmp(a, "--window")) { NEEDV(); window = (size_t)strtoul(v, NULL, 10); }
+        else if (!strcmp(a, "--since")) { NEEDV(); since = atof(v); }
+        else if (!strcmp(a, "--psi-warn")) { NEEDV(); thr.psi_warn = atof(v); }
+        else if (!strcmp(a, "--psi-alert")) { NEEDV(); thr.psi_alert = atof(v); }
+        else if (!strcmp(a, "--js-warn")) { NEEDV(); thr.js_warn = atof(v); }
+        else if (!strcmp(a, "--js-alert")) { NEEDV(); thr.js_alert = atof(v); }
+        else if (!strcmp(a, "--min-tokens")) { NEEDV(); thr.min_tokens = strtoull(v, NULL, 10); }
+        else if (!strcmp(a, "--judge-length")) thr.judge_length = 1;
+        else if (a[0] != '-' && !cmd) cmd = a;
+        else {
+            fprintf(stderr, "fti-monitor: unknown argument %s (see --help)\n", a);
+            return 2;
+        }
+#undef NEEDV
+    }
+    if (!cmd || strcmp(cmd, "report") != 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (window == 0) window = 100;
+    home = fti_strdup(home_arg && *home_arg ? home_arg
+                      : getenv("FTI_HOME") && *getenv("FTI_HOME") ? getenv("FTI_HOME") : "twin");
+    if (log_arg) log_path = fti_strdup(log_arg);
+    else {
+        char *logs = fti_path_join(home, "logs");
+        log_path = logs ? fti_path_join(logs, "requests.jsonl") : NULL;
+        fti_free(logs);
+    }
+    if (!log_path || !fti_path_exists(log_path)) {
+        fprintf(stderr, "fti-monitor: no request log at %s\n", log_path ? log_path : "?");
+        goto out;
+    }
+    /* rotated files first (oldest = highest number), then the current one */
+    for (k = 9; k >= 1; k--) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s.%lu", log_path, (unsigned long)k);
+        if (fti_path_exists(p) && read_log(&rp, p, since > 0 ? fti_time_wall() - since : 0) < 0) {
+            fprintf(stderr, "fti-monitor: cannot read %s\n", p);
+            goto out;
+        }
+    }
+    if (read_log(&rp, log_path, since > 0 ? fti_time_wall() - since : 0) < 0) {
+        fprintf(stderr, "fti-monitor: cannot read %s\n", log_path);
+        goto out;
+    }
+
+    /* --- summary ------------------------------------------------------------------------------ */
+    {
+        typedef struct ep_count {
+            char endpoint[64];
+            int status;
+            size_t n;
+        } ep_count;
+        ep_count eps[64];
+        size_t n_eps = 0, n_lat = 0, n_ttft = 0, n_ok = 0;
+        uint64_t ptok = 0, ctok = 0;
+        double t_first = 0, t_last = 0;
+        lat = (double *)fti_malloc((rp.n + 1) * sizeof(double));
+        ttft = (double *)fti_malloc((rp.n + 1) * sizeof(double));
+        tps = (double *)fti_malloc((rp.n + 1) * sizeof(double));
+        if (!lat || !ttft || !tps) goto out;
+        for (i = 0; i < rp.n; i++) {
+            const fti_request_record *r = &rp.recs[i]->r;
+            const char *ep = r->endpoint ? r->endpoint : "?";
+            for (k = 0; k < n_eps; k++)
+                if (eps[k].status == r->status && strcmp(eps[k].endpoint, ep) == 0) break;
+            if (k == n_eps && n_eps < 64) {
+                snprintf(eps[k].endpoint, sizeof eps[k].endpoint, "%s", ep);
+                eps[k].status = r->status;
+                eps[k].n = 0;
+                n_eps++;
+            }
+            if (k < n_eps) eps[k].n++;
+            if (i == 0 || r->time < t_first) t_first = r->time;
+            if (r->time > t_last) t_last = r->time;
+            if (r->status == 200) {
+                n_ok++;
+                lat[n_lat++] = r->latency_ms;
+                if (r->ttft_ms >= 0) ttft[n_ttft++] = r->ttft_ms;
+                tps[n_ok - 1] = r->tokens_per_s;
+                ptok += (uint64_t)(r->prompt_tokens > 0 ? r->prompt_tokens : 0);
+                ctok += (uint64_t)(r->completion_tokens > 0 ? r->completion_tokens : 0);
+            }
+        }
+        printf("fti-monitor report: %s\n", log_path);
+        printf("  %lu requests over %.1f s (%lu ok), %llu prompt tokens, %llu completion tokens%s\n",
+               (unsigned long)rp.n, t_last - t_first, (unsigned long)n_ok,
+               (unsigned long long)ptok, (unsigned long long)ctok,
+               rp.bad_lines ? " (some malformed lines skipped)" : "");
+        printf("\n  %-28s %6s %8s\n", "endpoint", "status", "requests");
+        for (k = 0; k < n_eps; k++)
+            printf("  %-28s %6d %8lu\n", eps[k].endpoint, eps[k].status, (unsigned long)eps[k].n);
+        printf("\n  %-22s %10s %10s %10s %10s\n", "", "p50", "p90", "p99", "max");
+        if (n_lat)
+            printf("  %-22s %10.1f %10.1f %10.1f %10.1f\n", "latency ms", fti_percentile(lat, n_lat, 50),
+                   fti_percentile(lat, n_lat, 90), fti_percentile(lat, n_lat, 99),
+                   fti_percentile(lat, n_lat, 100));
+        if (n_ttft)
+            printf("  %-22s %10.1f %10.1f %10.1f %10.1f\n", "time to first token ms",
+                   fti_percentile(ttft, n_ttft, 50), fti_percentile(ttft, n_ttft, 90),
+                   fti_percentile(ttft, n_ttft, 99), fti_percentile(ttft, n_ttft, 100));
+        if (n_ok)
+            printf("  %-22s %10.1f %10.1f %10.1f %10.1f\n", "tokens/s per request",
+                   fti_percentile(tps, n_ok, 50), fti_percentile(tps, n_ok, 90),
+                   fti_percentile(tps, n_ok, 99), fti_percentile(tps, n_ok, 100));
+        if (t_last > t_first)
+            printf("  aggregate: %.1f completion tokens/s\n", (double)ctok / (t_last - t_first));
+    }
+
+    /* --- drift per window --------------------------------------------------------------------- */
+    {
+        fti_drift_thresholds rt;
+        size_t n_windows = (rp.n + window - 1) / window;
+        ws = (window_stats *)fti_calloc(n_windows + 1, sizeof *ws);
+        if (!ws) goto out;
+        memset(&rt, 0, sizeof rt);
+        printf("\n  drift per window of %lu requests (thresholds: PSI %.2f/%.2f, JS %.2f/%.2f)\n",
+               (unsigned long)window, thr.psi_warn > 0 ? thr.psi_warn : 0.1,
+               thr.psi_alert > 0 ? thr.psi_alert : 0.25, thr.js_warn > 0 ? thr.js_warn : 0.05,
+               thr.js_alert > 0 ? thr.js_alert : 0.1);
+        printf("  %-4s %-20s %6s %8s %8s %7s %7s %7s %7s %6s %6s  %s\n", "win", "start (UTC)", "reqs",
+               "p50 ms", "p99 ms", "PSI tok", "JS tok", "PSI len", "bytes", "ppl x", "level",
+               "");
+        for (i = 0; i < rp.n; i += window) {
+            window_stats *w = &ws[n_w++];
+            fti_drift_window dw;
+            size_t e = i + window < rp.n ? i + window : rp.n, m = 0;
+            int ref_i = -1;
+            char ts[32];
+            static const char *const lv[] = {"ok", "warn", "ALERT"};
+            memset(&dw, 0, sizeof dw);
+            w->begin = i;
+            w->end = e;
+            w->t0 = rp.recs[i]->r.time;
+            for (k = i; k < e; k++) {
+                const fti_request_record *r = &rp.recs[k]->r;
+                if (r->status == 200) lat[m++] = r->latency_ms;
+                if (r->status == 200 && (r->has_buckets || r->prompt_ppl > 0)) {
+                    fti_drift_window_add(&dw, r->has_buckets ? r->tok_buckets : NULL,
+                                         (size_t)(r->prompt_tokens > 0 ? r->prompt_tokens : 0),
+                                         (size_t)(r->prompt_bytes > 0 ? r->prompt_bytes : 0),
+                                         (size_t)(r->byte_fallback > 0 ? r->byte_fallback : 0),
+                                         r->prompt_ppl > 0 ? log(r->prompt_ppl) : -1);
+                }
+                if (rp.recs[k]->ref_index >= 0) ref_i = rp.recs[k]->ref_index;
+            }
+            w->lat_p50 = m ? fti_percentile(lat, m, 50) : 0;
+            w->lat_p99 = m ? fti_percentile(lat, m, 99) : 0;
+            if (ref_i >= 0 && dw.n_prompts) {
+                fti_drift_compute(rp.refs[ref_i], &dw, &thr, &w->drift);
+                w->has_drift = 1;
+                if (w->drift.level == FTI_DRIFT_ALERT) alert = 1;
+                if (w->drift.level == FTI_DRIFT_WARN) warn = 1;
+            }
+            fti_time_iso8601(w->t0, ts);
+            if (w->has_drift)
+                printf("  %-4lu %-20s %6lu %8.1f %8.1f %7.3f %7.3f %7.3f %7.3f %6.2f %6s  %s\n",
+                       (unsigned long)n_w, ts, (unsigned long)(e - i), w->lat_p50, w->lat_p99,
+                       w->drift.psi_tokens, w->drift.js_tokens, w->drift.psi_length,
+                       w->drift.byte_share, w->drift.ppl_ratio, lv[w->drift.level],
+                       w->drift.level ? w->drift.reason : "");
+            else
+                printf("  %-4lu %-20s %6lu %8.1f %8.1f %7s %7s %7s %7s %6s %6s  %s\n",
+                       (unsigned long)n_w, ts, (unsigned long)(e - i), w->lat_p50, w->lat_p99, "-",
+                       "-", "-", "-", "-", "-",
+                       ref_i < 0 ? "no reference in the log" : "no prompt statistics");
+        }
+        rt = fti_drift_thresholds_resolve(&thr);
+        if (svg_arg && strcmp(svg_arg, "-") == 0) {
+        } else {
+            FILE *f;
+            if (svg_arg) svg_path = fti_strdup(svg_arg);
+            else {
+                const char *b = fti_path_base(log_path);
+                char *dir = fti_strndup(log_path, (size_t)(b - log_path));
+                svg_path = dir ? fti_path_join(*dir ? dir : ".", "report.svg") : NULL;
+                fti_free(dir);
+            }
+            f = svg_path ? fopen(svg_path, "w") : NULL;
+            if (f) {
+                svg_chart(f, ws, n_w, &rt);
+                if (fclose(f) == 0) printf("\n  chart: %s\n", svg_path);
+            } else {
+                fprintf(stderr, "fti-monitor: cannot write %s\n", svg_path ? svg_path : "chart");
+            }
+        }
+    }
+    printf("\n  result: %s\n", alert ? "ALERT (drift threshold crossed)" : warn ? "warnings" : "ok");
+    rc = alert ? 3 : 0;
+out:
+    for (i = 0; i < rp.n_refs; i++) fti_drift_ref_free(rp.refs[i]);
+    for (i = 0; i < rp.n; i++) fti_free(rp.recs[i]);
+    fti_free(rp.refs);
+    fti_free(rp.recs);
+    fti_free(ws);
+    fti_free(lat);
+    fti_free(ttft);
+    fti_free(tps);
+    fti_free(svg_path);
+    fti_free(log_path);
+    fti_free(home);
+    return rc;
+}

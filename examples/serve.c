@@ -1,0 +1,691 @@
+/* serve.c: serve the twin over an OpenAI-compatible HTTP API, with metrics and drift monitoring.
+ *
+ *     build/fti-serve --home twin                     (follows the registry alias "production")
+ *     build/fti-serve --model twin/models/<id>/model.gguf --port 8080
+ *     build/fti-serve --echo --step-us 2000           (no model: a deterministic stand-in)
+ *     curl -s localhost:8080/v1/completions -d '{"prompt":"Love:","max_tokens":32}'
+ *
+ * Binds 127.0.0.1:8080 by default and serves until SIGTERM or SIGINT, then stops accepting,
+ * finishes in-flight requests, flushes the request log and exits 0. With --alias (the default is
+ * "production") it checks the registry every --reload-s seconds and switches to the model the
+ * alias points to without dropping requests. Requests are logged to HOME/logs/requests.jsonl
+ * (rotated by size); drift is measured against the token and length statistics of the feature
+ * store version the model was trained on (its fti.dataset.version lineage key). See
+ * docs/serving.md.
+ */
+#define FTI_IMPLEMENTATION
+#include "fti.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <time.h>
+#include <pthread.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: fti-serve [--home DIR] [--alias NAME | --model FILE | --echo] [--host H]\n"
+            "                 [--port P] [--threads N] [options]\n"
+            "Serves the twin: POST /v1/completions, /v1/chat/completions (OpenAI shapes, stream:\n"
+            "true as SSE), GET /v1/models, /health, /metrics (Prometheus) and a dashboard at /.\n"
+            "  --home DIR           workspace (default $FTI_HOME, else ./twin)\n"
+            "  --alias NAME         registry alias to follow (default production); hot reload\n"
+            "  --model FILE         a GGUF model file instead (no reload)\n"
+            "  --echo               a deterministic stand-in generator (tests, load benchmarks)\n"
+            "  --step-us N          --echo: simulated cost of one decode step (default 0)\n"
+            "  --host H --port P    bind address (default 127.0.0.1:8080; port 0 = any)\n"
+            "  --threads N          worker threads for decoding (default: all CPUs)\n"
+            "  --ctx N              context length per sequence (default: the model's)\n"
+            "  --max-batch N        sequences decoded together (default 16)\n"
+            "  --max-queue N        waiting requests before 503 (default 64)\n"
+            "  --max-conns N        connections before 503 (default 256)\n"
+            "  --header-timeout-ms  whole request head deadline (default 10000)\n"
+            "  --idle-timeout-ms    keep-alive idle timeout (default 15000)\n"
+            "  --body-timeout-ms    request body deadline (default 30000)\n"
+            "  --max-body N         request body bytes (default 1048576)\n"
+            "  --rag-k K            retrieved chunks per prompt (default 3; 0 = off)\n"
+            "  --log FILE           request log (default HOME/logs/requests.jsonl; '-' = none)\n"
+            "  --log-max-mb N       rotate the log at N MiB (default 16)\n"
+            "  --reload-s N         alias check interval (default 2; 0 = never)\n"
+            "  --port-file FILE     write the bound port to FILE once listening\n"
+            "  --quiet              only warnings and errors on stderr\n");
+}
+
+static fti_server *g_srv = NULL;
+static int g_quiet = 0;
+
+static void on_signal(int sig) {
+    (void)sig;
+    fti_server_stop(g_srv); /* async-signal-safe: one write() */
+}
+
+static void log_fn(void *user, fti_log_level lv, const char *msg) {
+    static const char *const names[] = {"", "debug", "info", "warn", "error"};
+    char ts[32];
+    (void)user;
+    if (g_quiet && lv < FTI_LOG_WARN) return;
+    fti_time_iso8601(fti_time_wall(), ts);
+    fprintf(stderr, "%s fti-serve %s: %s\n", ts, names[lv >= 0 && lv <= 4 ? lv : 0], msg);
+}
+
+/* === the engine as a generator ============================================================== */
+
+#if defined(FTI_INFER_H)
+typedef struct eng {
+    fti_engine *e;
+    fti_tokenizer *tok;
+    fti_pool *pool; /* borrowed */
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    fti_dataset *ds;
+#endif
+    fti_batch_decoder *dec; /* one forward per step for every active sequence */
+    fti_session **bs;       /* (max_batch) the step's sessions and tokens */
+    int32_t *bt;
+    int max_batch;
+    char id[128];
+    int n_ctx;
+    int rag_k;
+    int32_t eos;
+    double val_nll; /* < 0 unknown */
+} eng;
+
+typedef struct eng_seq {
+    fti_session *s;
+    fti_sampler *smp;
+    int32_t *user_ids;
+    size_t n_user;
+    char *chunks_json;
+    fti_result r;
+    fti_error err;
+    fti_gen_token out;
+} eng_seq;
+
+static const char *eng_id(void *u) { return ((eng *)u)->id; }
+static int eng_n_ctx(void *u) { return ((eng *)u)->n_ctx; }
+
+static void eng_seq_free(eng_seq *q) {
+    if (!q) return;
+    fti_session_free(q->s);
+    fti_sampler_free(q->smp);
+    fti_free(q->user_ids);
+    fti_free(q->chunks_json);
+    fti_free(q);
+}
+
+/* Mean NLL of ids[1..n) from the per-token logits (n, V). */
+static double eng_nll(const float *logits, const int32_t *ids, size_t n, size_t V) {
+    double sum = 0;
+    size_t t, v;
+    for (t = 0; t + 1 < n; t++) {
+        const float *row = logits + t * V;
+        float mx = row[0];
+        double z = 0;
+        for (v = 1; v < V; v++)
+            if (row[v] > mx) mx = row[v];
+        for (v = 0; v < V; v++) z += exp((double)(row[v] - mx));
+        sum += log(z) + mx - row[ids[t + 1]];
+    }
+    return n > 1 ? sum / (double)(n - 1) : -1;
+}
+
+static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
+                            const fti_gen_params *p, void **seqp, fti_gen_prompt_info *info,
+                            fti_error *err) {
+    eng *g = (eng *)user;
+    eng_seq *q;
+    fti_prompt pr;
+    fti_prompt_doc docs[16];
+    size_t n_docs = 0, room, V = fti_engine_config(g->e)->vocab_size, i;
+    fti_session_opts so;
+    fti_sampler_opts sm;
+    fti_tokens ut;
+    fti_buf cj;
+    const char *text = p->title ? p->context : prompt;
+    size_t text_len = p->title ? p->context_len : prompt_len;
+    fti_result r;
+    float *all_logits = NULL;
+
+    memset(&pr, 0, sizeof pr);
+    memset(&ut, 0, sizeof ut);
+    memset(&cj, 0, sizeof cj);
+    if (p->max_tokens + 8 > g->n_ctx)
+        return fti_error_set(err, FTI_ERR_LIMIT,
+                             "This model's maximum context length is %d tokens; max_tokens %d "
+                             "leaves no room for the prompt", g->n_ctx, p->max_tokens);
+    q = (eng_seq *)fti_calloc(1, sizeof *q);
+    if (!q) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    if (g->ds && p->use_retrieval && g->rag_k > 0) {
+        fti_search_hit hits[16];
+        size_t k = (size_t)g->rag_k < 16 ? (size_t)g->rag_k : 16;
+        fti_jw w;
+        n_docs = fti_dataset_search(g->ds, prompt, prompt_len, k, hits);
+        fti_jw_init(&w, &cj, 0);
+        fti_jw_arr_begin(&w);
+        for (i = 0; i < n_docs; i++) {
+            docs[i].title = hits[i].title;
+            docs[i].title_len = hits[i].title ? strlen(hits[i].title) : 0;
+            docs[i].text = hits[i].text;
+            docs[i].text_len = hits[i].text_len;
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "chunk");
+            fti_jw_int(&w, hits[i].chunk);
+            fti_jw_key(&w, "doc_id");
+            fti_jw_str(&w, hits[i].doc_id ? hits[i].doc_id : "");
+            fti_jw_key(&w, "title");
+            fti_jw_str(&w, hits[i].title ? hits[i].title : "");
+            fti_jw_key(&w, "score");
+            fti_jw_num(&w, hits[i].score);
+            fti_jw_obj_end(&w);
+        }
+        fti_jw_arr_end(&w);
+    }
+#endif
+    room = (size_t)(g->n_ctx - p->max_tokens);
+    r = fti_prompt_build(g->e, g->tok, p->title, text, text_len, docs, n_docs, room, &pr, err);
+    if (r != FTI_OK) goto fail;
+    memset(&so, 0, sizeof so);
+    so.n_ctx = (size_t)g->n_ctx;
+    r = fti_session_create(&q->s, g->e, &so, err);
+    if (r != FTI_OK) goto fail;
+    memset(&sm, 0, sizeof sm);
+    sm.temperature = p->temperature;
+    sm.top_k = p->top_k;
+    sm.top_p = p->top_p;
+    sm.seed = p->seed;
+    r = fti_sampler_create(&q->smp, V, &sm);
+    if (r != FTI_OK) {
+        fti_error_set(err, r, "sampler: %s", fti_result_str(r));
+        goto fail;
+    }
+    /* prefill; the prompt's perplexity comes from the same pass when its logits fit in 16 MiB */
+    info->nll_mean = -1;
+    if (pr.n > 1 && pr.n * V <= ((size_t)4 << 20))
+        all_logits = (float *)fti_malloc(pr.n * V * sizeof(float));
+    r = fti_session_eval(q->s, pr.ids, pr.n, all_logits, err);
+    if (r != FTI_OK) goto fail;
+    if (all_logits) {
+        /* the logits of the last prompt token must stay in the session: eval wrote them there too */
+        info->nll_mean = eng_nll(all_logits, pr.ids, pr.n, V);
+        fti_free(all_logits);
+        all_logits = NULL;
+    }
+    /* drift looks at the user's own text, not the template or the retrieved documents */
+    if (fti_tokenizer_encode(g->tok, prompt, prompt_len, 0, &ut) == FTI_OK && ut.len) {
+        q->user_ids = (int32_t *)fti_malloc(ut.len * sizeof(int32_t));
+        if (q->user_ids) {
+            for (i = 0; i < ut.len; i++) {
+                size_t bl = 0;
+                const char *b = fti_engine_token_bytes(g->e, (int32_t)ut.ids[i], &bl);
+                q->user_ids[i] = (int32_t)ut.ids[i];
+                if (b && bl == 1 && (unsigned char)b[0] >= 0x80) info->n_byte_fallback++;
+            }
+            q->n_user = ut.len;
+        }
+    }
+    fti_tokens_free(&ut);
+    info->ids = q->user_ids;
+    info->n_tokens = pr.n;
+    if (cj.len && !cj.oom) {
+        q->chunks_json = cj.data;
+        cj.data = NULL;
+    }
+    fti_buf_free(&cj);
+    info->chunks_json = q->chunks_json;
+    info->n_chunks = (int)pr.n_docs_used;
+    fti_prompt_free(&pr);
+    *seqp = q;
+    return FTI_OK;
+fail:
+    fti_free(all_logits);
+    fti_prompt_free(&pr);
+    fti_tokens_free(&ut);
+    fti_buf_free(&cj);
+    eng_seq_free(q);
+    return r;
+}
+
+/* One step: every sequence samples its next token from its logits, then the ones that go on are
+ * decoded together by one batched forward (the weights are read once for all of them). */
+static fti_result eng_step(void *user, void **seqs, size_t n, fti_gen_token *out, fti_error *err) {
+    eng *g = (eng *)user;
+    size_t i, nb = 0;
+    for (i = 0; i < n; i++) {
+        eng_seq *q = (eng_seq *)seqs[i];
+        int32_t t = fti_sampler_sample(q->smp, fti_session_logits(q->s));
+        size_t bl = 0;
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].id = t;
+        if (t < 0 || t == g->eos) {
+            out[i].is_end = 1;
+            continue;
+        }
+        fti_sampler_accept(q->smp, t);
+        out[i].text = fti_engine_token_bytes(g->e, t, &bl);
+        out[i].text_len = out[i].text ? bl : 0;
+        if (fti_session_pos(q->s) >= fti_session_n_ctx(q->s)) {
+            out[i].is_end = 1; /* context full: this was the last token */
+            continue;
+        }
+        if (nb < (size_t)g->max_batch) {
+            g->bs[nb] = q->s;
+            g->bt[nb++] = t;
+        } else if (fti_session_eval(q->s, &t, 1, NULL, err) != FTI_OK) {
+            return FTI_ERR_IO;
+        }
+    }
+    if (nb == 0) return FTI_OK;
+    /* one sequence: the session's own fused GEMV path is the faster one */
+    if (nb == 1) return fti_session_eval(g->bs[0], g->bt, 1, NULL, err);
+    return fti_batch_decode(g->dec, g->bs, g->bt, nb, g->pool, err);
+}
+
+static void eng_end(void *user, void *seq) {
+    (void)user;
+    eng_seq_free((eng_seq *)seq);
+}
+
+static void eng_release(void *user) {
+    eng *g = (eng *)user;
+    if (!g) return;
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    fti_dataset_close(g->ds);
+#endif
+    fti_batch_decoder_free(g->dec);
+    fti_free(g->bs);
+    fti_free(g->bt);
+    fti_tokenizer_free(g->tok);
+    fti_engine_close(g->e);
+    fti_free(g);
+}
+
+/* The drift reference from the feature-store version the model was trained on: token counts of
+ * the train shard, document lengths, byte-fallback share, and the validation perplexity measured
+ * on the first 512 tokens of the val shard. NULL when there is no lineage or store. */
+static fti_drift_ref *eng_reference(eng *g) {
+    fti_drift_ref *ref = NULL;
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    const fti_dataset_stats *st = g->ds ? fti_dataset_get_stats(g->ds) : NULL;
+    uint64_t len_hist[FTI_DRIFT_LEN_BINS], total = 0, bytes = 0;
+    size_t i;
+    double val_ppl = 0;
+    fti_error err;
+    if (!st || !st->token_counts || !st->vocab_size) return NULL;
+    memset(len_hist, 0, sizeof len_hist);
+    for (i = 0; i < 32; i++) {
+        size_t b = i + 1 < FTI_DRIFT_LEN_BINS ? i + 1 : FTI_DRIFT_LEN_BINS - 1;
+        len_hist[b] += st->doc_chars_log2_hist[i];
+    }
+    for (i = 0; i < st->vocab_size; i++) {
+        size_t bl = 0;
+        const char *b = fti_engine_token_bytes(g->e, (int32_t)i, &bl);
+        total += st->token_counts[i];
+        if (b && bl == 1 && (unsigned char)b[0] >= 0x80) bytes += st->token_counts[i];
+    }
+    {
+        const fti_token_shard *val = fti_dataset_shard(g->ds, FTI_SPLIT_VAL);
+        if (val && val->count > 16) {
+            size_t n = val->count < 512 ? (size_t)val->count : 512;
+            int32_t *ids = (int32_t *)fti_malloc(n * sizeof(int32_t));
+            fti_session *s = NULL;
+            fti_session_opts so;
+            double nll = 0;
+            memset(&so, 0, sizeof so); /* no pool: the watcher thread may run this while serving */
+            for (i = 0; ids && i < n; i++) ids[i] = (int32_t)fti_shard_at(val, i);
+            if (ids && fti_session_create(&s, g->e, &so, &err) == FTI_OK &&
+                fti_session_nll(s, ids, n, &nll, &err) == FTI_OK)
+                val_ppl = exp(nll);
+            fti_session_free(s);
+            fti_free(ids);
+        }
+    }
+    if (fti_drift_ref_build(st->token_counts, st->vocab_size, len_hist,
+                            total ? (double)bytes / (double)total : 0, val_ppl, &ref,
+                            &err) != FTI_OK)
+        ref = NULL;
+#else
+    (void)g;
+#endif
+    return ref;
+}
+
+static fti_result eng_open(const char *path, const char *home, int n_ctx, int rag_k,
+                           int max_batch, fti_pool *pool, fti_gen *gen, fti_drift_ref **ref,
+                           fti_error *err) {
+    eng *g = (eng *)fti_calloc(1, sizeof *g);
+    fti_result r;
+    const char *idp = fti_path_base(path);
+    if (!g) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    r = fti_engine_open(&g->e, path, NULL, err);
+    if (r == FTI_OK) r = fti_engine_tokenizer(g->e, &g->tok, err);
+    if (r != FTI_OK) {
+        eng_release(g);
+        return r;
+    }
+    g->pool = pool;
+    g->rag_k = rag_k;
+    g->eos = fti_engine_eos(g->e);
+    g->n_ctx = (int)fti_engine_config(g->e)->context_len;
+    if (n_ctx > 0 && n_ctx < g->n_ctx) g->n_ctx = n_ctx;
+    g->max_batch = max_batch > 0 ? max_batch : 16;
+    g->bs = (fti_session **)fti_calloc((size_t)g->max_batch, sizeof *g->bs);
+    g->bt = (int32_t *)fti_calloc((size_t)g->max_batch, sizeof *g->bt);
+    r = g->bs && g->bt ? fti_batch_decoder_create(g->e, (size_t)g->max_batch, (size_t)g->n_ctx,
+                                                  &g->dec, err)
+                       : fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    if (r != FTI_OK) {
+        eng_release(g);
+        return r;
+    }
+    /* the id: the registry directory name (HOME/models/<id>/model.gguf), else the file name */
+    {
+        char *dir = fti_strndup(path, (size_t)(idp - path));
+        size_t dl = dir ? strlen(dir) : 0;
+        if (dir && dl > 1 && strcmp(idp, "model.gguf") == 0) {
+            dir[dl - 1] = 0;
+            snprintf(g->id, sizeof g->id, "%s", fti_path_base(dir));
+        } else {
+            snprintf(g->id, sizeof g->id, "%s", idp);
+        }
+        fti_free(dir);
+    }
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    {
+        const char *ver = NULL;
+        size_t ver_len = 0;
+        if (home && fti_gguf_get_str(fti_engine_gguf(g->e), "fti.dataset.version", &ver, &ver_len,
+                                     NULL) == FTI_OK) {
+            char *v = fti_strndup(ver, ver_len);
+            fti_error e2;
+            if (v && fti_dataset_open(&g->ds, home, v, &e2) != FTI_OK) {
+                g->ds = NULL;
+                log_fn(NULL, FTI_LOG_WARN, "retrieval and drift off: feature store version not found");
+            }
+            fti_free(v);
+        }
+    }
+#endif
+    if (ref) *ref = eng_reference(g);
+    memset(gen, 0, sizeof *gen);
+    gen->user = g;
+    gen->model_id = eng_id;
+    gen->n_ctx = eng_n_ctx;
+    gen->seq_start = eng_start;
+    gen->step = eng_step;
+    gen->seq_end = eng_end;
+    gen->release = eng_release;
+    return FTI_OK;
+}
+#endif /* FTI_INFER_H */
+
+/* Resolves a registry alias (or model id) to HOME/models/<id>/model.gguf. */
+static char *resolve_alias(const char *home, const char *name, fti_error *err) {
+    char *models = fti_path_join(home, "models");
+    char *id = NULL, *dir, *path;
+#if defined(FTI_TRAIN_H) && !defined(FTI_NO_TRAIN)
+    char idbuf[17];
+    if (fti_registry_resolve(home, name, idbuf, err) != FTI_OK) {
+        fti_free(models);
+        return NULL;
+    }
+    id = fti_strdup(idbuf);
+#else
+    id = fti_strdup(name);
+#endif
+    dir = fti_path_join(models, id);
+    path = fti_path_join(dir, "model.gguf");
+    if (path && !fti_path_exists(path)) {
+        fti_error_set(err, FTI_ERR_NOT_FOUND, "alias %s: no model at %s", name, path);
+        fti_free(path);
+        path = NULL;
+    }
+    fti_free(dir);
+    fti_free(id);
+    fti_free(models);
+    return path;
+}
+
+/* === hot reload: a thread that follows the alias ============================================ */
+
+typedef struct watcher {
+    const char *home, *alias;
+    char *current; /* model path in use */
+    int interval_s, n_ctx, rag_k, max_batch;
+    fti_pool *pool;
+    fti_monitor *mon;
+    volatile int stop;
+} watcher;
+
+static void *watch_main(void *arg) {
+    watcher *w = (watcher *)arg;
+    int ticks = 0;
+    while (!w->stop) {
+        struct timespec ts = {0, 100000000L};
+        nanosleep(&ts, NULL);
+        if (++ticks < w->interval_s * 10) continue;
+        ticks = 0;
+        {
+            fti_error err;
+            char *path = resolve_alias(w->home, w->alias, &err);
+            if (!path) continue;
+            if (w->current && strcmp(path, w->current) == 0) {
+                fti_free(path);
+                continue;
+            }
+#if defined(FTI_INFER_H)
+            {
+                fti_gen gen;
+                fti_drift_ref *ref = NULL;
+                char msg[600];
+                if (eng_open(path, w->home, w->n_ctx, w->rag_k, w->max_batch, w->pool, &gen, &ref,
+                             &err) !=
+                    FTI_OK) {
+                    snprintf(msg, sizeof msg, "reload of %s failed: %s", path, err.msg);
+                    log_fn(NULL, FTI_LOG_ERROR, msg);
+                    fti_free(path);
+                    continue;
+                }
+                if (w->mon) fti_monitor_set_ref(w->mon, ref);
+                fti_drift_ref_free(ref);
+                fti_server_set_generator(g_srv, &gen);
+                snprintf(msg, sizeof msg, "alias %s moved: now serving %s", w->alias, path);
+                log_fn(NULL, FTI_LOG_INFO, msg);
+            }
+#endif
+            fti_free(w->current);
+            w->current = path;
+        }
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    const char *home_arg = NULL, *alias = NULL, *model = NULL, *log_arg = NULL, *port_file = NULL;
+    int echo = 0, threads = 0, n_ctx = 0, rag_k = 3, reload_s = 2, i, rc = 1;
+    unsigned step_us = 0;
+    long log_max_mb = 16;
+    fti_server_opts o;
+    fti_monitor_opts mo;
+    fti_monitor *mon = NULL;
+    fti_drift_ref *ref = NULL;
+    fti_gen gen;
+    fti_error err;
+    fti_pool *pool = NULL;
+    char *home = NULL, *model_path = NULL, *log_path = NULL;
+    struct sigaction sa;
+    watcher w;
+    pthread_t wth;
+    int watching = 0;
+
+    memset(&o, 0, sizeof o);
+    memset(&mo, 0, sizeof mo);
+    memset(&w, 0, sizeof w);
+    memset(&gen, 0, sizeof gen);
+    o.port = 8080;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEEDV()                                                      \
+    do {                                                             \
+        if (!v) {                                                    \
+            fprintf(stderr, "fti-serve: %s needs a value\n", a);     \
+            return 2;                                                \
+        }                                                            \
+        i++;                                                         \
+    } while (0)
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--home")) { NEEDV(); home_arg = v; }
+        else if (!strcmp(a, "--alias")) { NEEDV(); alias = v; }
+        else if (!strcmp(a, "--model")) { NEEDV(); model = v; }
+        else if (!strcmp(a, "--echo")) echo = 1;
+        else if (!strcmp(a, "--step-us")) { NEEDV(); step_us = (unsigned)strtoul(v, NULL, 10); }
+        else if (!strcmp(a, "--host")) { NEEDV(); o.host = v; }
+        else if (!strcmp(a, "--port")) { NEEDV(); o.port = atoi(v); }
+        else if (!strcmp(a, "--threads")) { NEEDV(); threads = atoi(v); }
+        else if (!strcmp(a, "--ctx")) { NEEDV(); n_ctx = atoi(v); }
+        else if (!strcmp(a, "--max-batch")) { NEEDV(); o.max_batch = atoi(v); }
+        else if (!strcmp(a, "--max-queue")) { NEEDV(); o.max_queue = atoi(v); }
+        else if (!strcmp(a, "--max-conns")) { NEEDV(); o.max_conns = atoi(v); }
+        else if (!strcmp(a, "--header-timeout-ms")) { NEEDV(); o.header_timeout_ms = atoi(v); }
+        else if (!strcmp(a, "--idle-timeout-ms")) { NEEDV(); o.idle_timeout_ms = atoi(v); }
+        else if (!strcmp(a, "--body-timeout-ms")) { NEEDV(); o.body_timeout_ms = atoi(v); }
+        else if (!strcmp(a, "--max-body")) { NEEDV(); o.limits.max_body = (size_t)strtoul(v, NULL, 10); }
+        else if (!strcmp(a, "--rag-k")) { NEEDV(); rag_k = atoi(v); }
+        else if (!strcmp(a, "--log")) { NEEDV(); log_arg = v; }
+        else if (!strcmp(a, "--log-max-mb")) { NEEDV(); log_max_mb = atol(v); }
+        else if (!strcmp(a, "--reload-s")) { NEEDV(); reload_s = atoi(v); }
+        else if (!strcmp(a, "--port-file")) { NEEDV(); port_file = v; }
+        else if (!strcmp(a, "--quiet")) g_quiet = 1;
+        else {
+            fprintf(stderr, "fti-serve: unknown argument %s (see --help)\n", a);
+            return 2;
+        }
+#undef NEEDV
+    }
+    if ((alias != NULL) + (model != NULL) + echo > 1) {
+        fprintf(stderr, "fti-serve: give at most one of --alias, --model, --echo\n");
+        return 2;
+    }
+    if (o.port < 0 || o.port > 65535) {
+        fprintf(stderr, "fti-serve: --port %d out of range\n", o.port);
+        return 2;
+    }
+    home = fti_strdup(home_arg && *home_arg ? home_arg
+                      : getenv("FTI_HOME") && *getenv("FTI_HOME") ? getenv("FTI_HOME") : "twin");
+    pool = fti_pool_create(threads);
+
+    /* the generator */
+    if (echo) {
+        fti_gen_echo_opts eo;
+        memset(&eo, 0, sizeof eo);
+        eo.step_us = step_us;
+        eo.n_ctx = n_ctx > 0 ? n_ctx : 2048;
+        if (fti_gen_echo_create(&eo, &gen) != FTI_OK) {
+            fprintf(stderr, "fti-serve: out of memory\n");
+            goto out;
+        }
+    } else {
+#if defined(FTI_INFER_H)
+        if (!model) {
+            if (!alias) alias = "production";
+            model_path = resolve_alias(home, alias, &err);
+            if (!model_path) {
+                fprintf(stderr, "fti-serve: %s (train and promote a model, or use --model FILE)\n",
+                        err.msg);
+                goto out;
+            }
+            model = model_path;
+        }
+        if (eng_open(model, home, n_ctx, rag_k, o.max_batch, pool, &gen, &ref, &err) != FTI_OK) {
+            fprintf(stderr, "fti-serve: %s\n", err.msg);
+            goto out;
+        }
+#else
+        fprintf(stderr, "fti-serve: this build has no inference engine (part 08); use --echo\n");
+        goto out;
+#endif
+    }
+
+    /* monitoring */
+    if (!log_arg) {
+        char *logs = fti_path_join(home, "logs");
+        log_path = logs ? fti_path_join(logs, "requests.jsonl") : NULL;
+        fti_free(logs);
+    } else if (strcmp(log_arg, "-") != 0) {
+        log_path = fti_strdup(log_arg);
+    }
+    mo.log_path = log_path;
+    mo.log.max_bytes = (uint64_t)(log_max_mb > 0 ? log_max_mb : 16) << 20;
+    mo.ref = ref;
+    mo.log_fn = log_fn;
+    if (fti_monitor_create(&mo, &mon, &err) != FTI_OK) {
+        fprintf(stderr, "fti-serve: %s\n", err.msg);
+        if (gen.release) gen.release(gen.user);
+        goto out;
+    }
+    if (!ref && !echo)
+        log_fn(NULL, FTI_LOG_WARN,
+               "no drift reference (the model has no feature-store lineage under --home)");
+
+    o.monitor = mon;
+    o.log = log_fn;
+    if (fti_server_create(&o, &gen, &g_srv, &err) != FTI_OK) {
+        fprintf(stderr, "fti-serve: %s\n", err.msg);
+        goto out;
+    }
+    if (port_file) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%d\n", fti_server_port(g_srv));
+        fti_file_write_atomic(port_file, buf, strlen(buf), NULL);
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+
+    if (alias && !model_path) alias = NULL;
+    if (alias && reload_s > 0) {
+        w.home = home;
+        w.alias = alias;
+        w.current = fti_strdup(model_path);
+        w.interval_s = reload_s;
+        w.n_ctx = n_ctx;
+        w.rag_k = rag_k;
+        w.max_batch = o.max_batch;
+        w.pool = pool;
+        w.mon = mon;
+        watching = pthread_create(&wth, NULL, watch_main, &w) == 0;
+    }
+    {
+        char msg[256];
+        snprintf(msg, sizeof msg, "serving on http://%s:%d/", o.host ? o.host : "127.0.0.1",
+                 fti_server_port(g_srv));
+        log_fn(NULL, FTI_LOG_INFO, msg);
+    }
+    if (fti_server_run(g_srv, &err) != FTI_OK) {
+        fprintf(stderr, "fti-serve: %s\n", err.msg);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (watching) {
+        w.stop = 1;
+        pthread_join(wth, NULL);
+    }
+    fti_free(w.current);
+    fti_server_free(g_srv);
+    g_srv = NULL;
+    fti_monitor_free(mon);
+    fti_drift_ref_free(ref);
+    fti_pool_free(pool);
+    fti_free(model_path);
+    fti_free(log_path);
+    fti_free(home);
+    return rc;
+}

@@ -1,0 +1,53 @@
+#!/bin/sh
+# serve_e2e.sh: `make check-serve`. The programs end to end on loopback, no model needed:
+# fti-serve (echo generator) under fti-loadgen traffic, SIGTERM -> exit 0 with the request log
+# flushed; fti-monitor report -> exit 0 on that log, 0 on a log of in-distribution prompts and 3
+# on a log of drifted prompts (both synthetic: a reference line plus request lines).
+set -u
+B=${B:-build}
+TMP=${TMPDIR:-/tmp}/fti-serve-e2e.$$
+mkdir -p "$TMP"
+SPID=
+fail() { echo "check-serve: $*"; [ -n "$SPID" ] && kill -TERM "$SPID" 2>/dev/null; exit 1; }
+trap 'rm -rf "$TMP"' EXIT
+
+"$B/fti-serve" --help > /dev/null || fail "fti-serve --help"
+"$B/fti-monitor" --help > /dev/null || fail "fti-monitor --help"
+"$B/fti-serve" --echo --port 0 --port-file "$TMP/port" --log "$TMP/req.jsonl" --step-us 500 --quiet &
+SPID=$!
+i=0
+while [ ! -s "$TMP/port" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+PORT=$(cat "$TMP/port" 2>/dev/null)
+[ -n "$PORT" ] || fail "fti-serve did not start"
+"$B/fti-loadgen" --port "$PORT" -c 4 -n 5 --max-tokens 8 > "$TMP/load.txt" || fail "load had errors: $(cat "$TMP/load.txt")"
+"$B/fti-loadgen" --port "$PORT" -c 2 -n 2 --max-tokens 8 --stream > "$TMP/load2.txt" || fail "streaming load had errors"
+kill -TERM "$SPID"
+wait "$SPID"
+rc=$?
+SPID=
+[ $rc -eq 0 ] || fail "fti-serve exited $rc after SIGTERM (want 0)"
+n=$(grep -c '"type":"request"' "$TMP/req.jsonl")
+[ "$n" -eq 24 ] || fail "request log has $n request lines (want 24)"
+"$B/fti-monitor" report --log "$TMP/req.jsonl" --svg "$TMP/r.svg" > "$TMP/rep.txt"; rc=$?
+[ $rc -eq 0 ] || fail "fti-monitor report exited $rc on the echo log (want 0)"
+grep -q "latency ms" "$TMP/rep.txt" || fail "no latency table in the report"
+grep -q "<svg" "$TMP/r.svg" || fail "no SVG chart"
+
+# synthetic logs: reference = 16 equal buckets; 300 requests of 64 prompt tokens each
+ref='{"type":"reference","tok_share":[0.0625,0.0625,0.0625,0.0625,0.0625,0.0625,0.0625,0.0625,0.0625,0.0625,0.0625,0.0625,0.0625,0.0625,0.0625,0.0625],"len_share":[0,0,0,0,0,0,0,0.5,0.5,0,0,0,0,0,0,0],"byte_share":0,"ppl":20}'
+mk_log() { # mk_log FILE BUCKETS
+    echo "$ref" > "$1"
+    i=0
+    while [ $i -lt 300 ]; do
+        echo "{\"type\":\"request\",\"time\":$((1700000000 + i)),\"endpoint\":\"/v1/completions\",\"status\":200,\"prompt_tokens\":64,\"prompt_bytes\":200,\"completion_tokens\":16,\"ttft_ms\":5,\"latency_ms\":50,\"tokens_per_s\":320,\"retrieval_hits\":0,\"prompt_ppl\":22,\"byte_fallback\":0,\"tok_buckets\":[$2]}"
+        i=$((i + 1))
+    done >> "$1"
+}
+mk_log "$TMP/ok.jsonl" "4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4"
+mk_log "$TMP/drift.jsonl" "1,1,1,1,1,1,1,1,1,1,1,1,1,2,2,47"
+"$B/fti-monitor" report --log "$TMP/ok.jsonl" --svg - > "$TMP/ok.txt"; rc=$?
+[ $rc -eq 0 ] || fail "fti-monitor report exited $rc on in-distribution prompts (want 0): $(tail -5 "$TMP/ok.txt")"
+"$B/fti-monitor" report --log "$TMP/drift.jsonl" --svg - > "$TMP/drift.txt"; rc=$?
+[ $rc -eq 3 ] || fail "fti-monitor report exited $rc on drifted prompts (want 3)"
+grep -q "ALERT" "$TMP/drift.txt" || fail "no ALERT in the drift report"
+echo "check-serve: ok (serve + loadgen + SIGTERM exit 0, monitor report exit 0 / 0 / 3)"

@@ -1,0 +1,1007 @@
+/* test_server.c: the HTTP server over loopback (127.0.0.1:0) with the deterministic echo generator:
+ * every endpoint including streaming, OpenAI shapes, keep-alive and pipelining, smuggling attempts
+ * answered once and closed, the header deadline against a slow client while others are served,
+ * connection cap and queue bound (503), EMFILE survival, continuous batching throughput, hot swap
+ * under traffic, graceful stop, and the monitor's log and metrics. */
+
+#if !defined(FTI_NO_SERVER) && !defined(FTI_NO_THREADS)
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void srv_sleep_ms(int ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+typedef struct srv_fixture {
+    fti_server *srv;
+    pthread_t th;
+    int port;
+    fti_result run_result;
+} srv_fixture;
+
+static void *srv_thread(void *arg) {
+    srv_fixture *f = (srv_fixture *)arg;
+    f->run_result = fti_server_run(f->srv, NULL);
+    return NULL;
+}
+
+/* Starts a server with the echo generator (step_us per step). */
+static int srv_start(srv_fixture *f, fti_server_opts *o, unsigned step_us, int end_after) {
+    fti_gen g;
+    fti_gen_echo_opts eo;
+    fti_error err;
+    memset(f, 0, sizeof *f);
+    memset(&eo, 0, sizeof eo);
+    eo.step_us = step_us;
+    eo.end_after = end_after;
+    eo.n_ctx = 256;
+    if (fti_gen_echo_create(&eo, &g) != FTI_OK) return -1;
+    if (fti_server_create(o, &g, &f->srv, &err) != FTI_OK) {
+        fprintf(stderr, "    server: %s\n", err.msg);
+        return -1;
+    }
+    f->port = fti_server_port(f->srv);
+    if (pthread_create(&f->th, NULL, srv_thread, f) != 0) return -1;
+    return 0;
+}
+
+static void srv_finish(srv_fixture *f) {
+    fti_server_stop(f->srv);
+    pthread_join(f->th, NULL);
+    fti_server_free(f->srv);
+}
+
+static int cli_connect(int port) {
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((unsigned short)port);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int cli_send(int fd, const char *s, size_t n) {
+    while (n) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        if (w <= 0) return -1;
+        s += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Reads until EOF or timeout into out. Returns 1 on EOF, 0 on timeout, -1 on error/reset. */
+static int cli_read_all(int fd, fti_buf *out, int timeout_ms) {
+    uint64_t end = fti_time_ns() / 1000000u + (uint64_t)timeout_ms;
+    for (;;) {
+        struct pollfd p;
+        char buf[8192];
+        ssize_t n;
+        uint64_t now = fti_time_ns() / 1000000u;
+        if (now >= end) return 0;
+        p.fd = fd;
+        p.events = POLLIN;
+        p.revents = 0;
+        if (poll(&p, 1, (int)(end - now)) <= 0) continue;
+        n = recv(fd, buf, sizeof buf, 0);
+        if (n == 0) return 1;
+        if (n < 0) return -1;
+        fti_buf_append(out, buf, (size_t)n);
+    }
+}
+
+/* Length of the first complete response in s[0..n) (Content-Length or chunked), 0 if incomplete. */
+static size_t cli_response_len(const char *s, size_t n) {
+    const char *e = NULL, *cl;
+    size_t i, head;
+    for (i = 0; i + 4 <= n; i++)
+        if (memcmp(s + i, "\r\n\r\n", 4) == 0) {
+            e = s + i;
+            break;
+        }
+    if (!e) return 0;
+    head = (size_t)(e - s) + 4;
+    if (n >= 12 && memcmp(s + 9, "100", 3) == 0) return head;
+    cl = strstr(s, "Content-Length: ");
+    if (cl && cl < e) {
+        size_t len = (size_t)strtoul(cl + 16, NULL, 10);
+        return n >= head + len ? head + len : 0;
+    }
+    if (strstr(s, "Transfer-Encoding: chunked")) {
+        size_t p = head;
+        for (;;) {
+            unsigned long sz;
+            char *end;
+            const char *nl;
+            if (p >= n) return 0;
+            sz = strtoul(s + p, &end, 16);
+            nl = strstr(s + p, "\r\n");
+            if (!nl || (size_t)(nl - s) + 2 > n) return 0;
+            p = (size_t)(nl - s) + 2;
+            if (sz == 0) return p + 2 <= n ? p + 2 : 0;
+            p += sz + 2;
+        }
+    }
+    return head; /* no body */
+}
+
+/* One request on a fresh connection; reads until EOF (the request should say Connection: close)
+ * or until a complete response when keep-alive. Returns the status or -1. */
+static int cli_do(int port, const char *req, fti_buf *resp) {
+    int fd = cli_connect(port), st = -1;
+    uint64_t end = fti_time_ns() / 1000000u + 10000;
+    if (fd < 0) { if (getenv("SRV_DEBUG")) fprintf(stderr, "cli_do: connect errno %d\n", errno); return -1; }
+    resp->len = 0;
+    if (cli_send(fd, req, strlen(req)) == 0) {
+        for (;;) {
+            struct pollfd p;
+            char buf[8192];
+            ssize_t n;
+            p.fd = fd;
+            p.events = POLLIN;
+            if (fti_time_ns() / 1000000u > end) break;
+            if (poll(&p, 1, 100) <= 0) continue;
+            n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) {
+                if (getenv("SRV_DEBUG")) fprintf(stderr, "cli_do: recv %ld errno %d len %lu\n", (long)n, errno, (unsigned long)resp->len);
+                break;
+            }
+            fti_buf_append(resp, buf, (size_t)n);
+            if (cli_response_len(resp->data, resp->len) == resp->len) break;
+        }
+    }
+    close(fd);
+    if (resp->len >= 12 && memcmp(resp->data, "HTTP/1.", 7) == 0) st = atoi(resp->data + 9);
+    return st;
+}
+
+/* The body of a response (after the head), de-chunked, into out. */
+static void cli_body(const fti_buf *resp, fti_buf *out) {
+    const char *e = resp->data ? strstr(resp->data, "\r\n\r\n") : NULL;
+    out->len = 0;
+    if (!e) return;
+    e += 4;
+    if (strstr(resp->data, "Transfer-Encoding: chunked") &&
+        strstr(resp->data, "Transfer-Encoding: chunked") < e) {
+        const char *p = e, *end = resp->data + resp->len;
+        while (p < end) {
+            char *q;
+            unsigned long sz = strtoul(p, &q, 16);
+            if (sz == 0) break;
+            p = strstr(q, "\r\n");
+            if (!p) break;
+            p += 2;
+            fti_buf_append(out, p, sz);
+            p += sz + 2;
+        }
+    } else {
+        fti_buf_append(out, e, (size_t)(resp->data + resp->len - e));
+    }
+    fti_buf_putc(out, 0);
+    out->len--;
+}
+
+static void srv_post(fti_buf *req, const char *path, const char *json, int keep) {
+    req->len = 0;
+    fti_buf_printf(req, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %lu\r\n%s\r\n%s",
+                   path, (unsigned long)strlen(json), keep ? "" : "Connection: close\r\n", json);
+}
+
+FTI_TEST(server_endpoints) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf resp, body, req;
+    fti_json_doc *doc;
+    const fti_json *root, *ch;
+    memset(&o, 0, sizeof o);
+    memset(&resp, 0, sizeof resp);
+    memset(&body, 0, sizeof body);
+    memset(&req, 0, sizeof req);
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+
+    CHECK_EQ_INT(cli_do(f.port, "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &resp), 200);
+    cli_body(&resp, &body);
+    CHECK(strstr(body.data, "\"status\":\"ok\"") != NULL);
+
+    CHECK_EQ_INT(cli_do(f.port, "GET /v1/models HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 200);
+    cli_body(&resp, &body);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    root = fti_json_root(doc);
+    CHECK_EQ_STR(fti_json_get_str(root, "object", ""), "list");
+    CHECK_EQ_STR(fti_json_get_str(fti_json_at(fti_json_get(root, "data"), 0), "id", ""), "fti-echo");
+    fti_json_free(doc);
+
+    CHECK_EQ_INT(cli_do(f.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 200);
+    CHECK(strstr(resp.data, "text/html") && strstr(resp.data, "<script>") &&
+          strstr(resp.data, "/metrics"));
+    CHECK_EQ_INT(cli_do(f.port, "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 404);
+    CHECK_EQ_INT(cli_do(f.port, "DELETE /health HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 405);
+    CHECK_EQ_INT(cli_do(f.port, "GET /v1/completions HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 405);
+
+    /* completion: OpenAI shape, finish_reason length, usage */
+    srv_post(&req, "/v1/completions", "{\"model\":\"x\",\"prompt\":\"Hello\",\"max_tokens\":5,\"seed\":1}", 0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
+    cli_body(&resp, &body);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    root = fti_json_root(doc);
+    CHECK_EQ_STR(fti_json_get_str(root, "object", ""), "text_completion");
+    CHECK(strncmp(fti_json_get_str(root, "id", ""), "cmpl-", 5) == 0);
+    CHECK(fti_json_get(root, "created") && fti_json_get(root, "created")->is_int);
+    CHECK_EQ_STR(fti_json_get_str(root, "model", ""), "fti-echo");
+    ch = fti_json_at(fti_json_get(root, "choices"), 0);
+    CHECK_EQ_STR(fti_json_get_str(ch, "finish_reason", ""), "length");
+    CHECK(fti_json_get(ch, "text") && fti_json_get(ch, "text")->type == FTI_JSON_STRING &&
+          fti_json_get(ch, "text")->len > 0);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "completion_tokens", 0), 5);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "prompt_tokens", 0), 5);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "total_tokens", 0), 10);
+    CHECK(fti_json_get(root, "fti_chunks") != NULL);
+    fti_json_free(doc);
+
+    /* deterministic: the same request gives the same text */
+    {
+        fti_buf b2, r2;
+        memset(&b2, 0, sizeof b2);
+        memset(&r2, 0, sizeof r2);
+        CHECK_EQ_INT(cli_do(f.port, req.data, &r2), 200);
+        cli_body(&r2, &b2);
+        CHECK(strstr(b2.data, "\"text\":") && strstr(body.data, "\"text\":") &&
+              strncmp(strstr(b2.data, "\"text\":"), strstr(body.data, "\"text\":"), 40) == 0);
+        fti_buf_free(&b2);
+        fti_buf_free(&r2);
+    }
+
+    /* chat */
+    srv_post(&req, "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":3}", 0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
+    cli_body(&resp, &body);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    root = fti_json_root(doc);
+    CHECK_EQ_STR(fti_json_get_str(root, "object", ""), "chat.completion");
+    ch = fti_json_at(fti_json_get(root, "choices"), 0);
+    CHECK_EQ_STR(fti_json_get_str(fti_json_get(ch, "message"), "role", ""), "assistant");
+    fti_json_free(doc);
+
+    /* stop sequence: "twin" is the second word of the echo text */
+    srv_post(&req, "/v1/completions",
+             "{\"prompt\":\"\",\"max_tokens\":30,\"stop\":[\" twin\"],\"seed\":0}", 0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
+    cli_body(&resp, &body);
+    CHECK(strstr(body.data, " twin") == NULL);
+
+    /* validation errors: OpenAI error body */
+    srv_post(&req, "/v1/completions", "{\"prompt\":\"a\",\"max_tokens\":-1}", 0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 400);
+    cli_body(&resp, &body);
+    CHECK(strstr(body.data, "\"error\":{") && strstr(body.data, "\"param\":\"max_tokens\""));
+    srv_post(&req, "/v1/completions", "{\"prompt\":\"a\",", 0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 400);
+    /* context: 250 prompt bytes + 10 > 256 */
+    {
+        char json[400];
+        char p[251];
+        memset(p, 'a', 250);
+        p[250] = 0;
+        snprintf(json, sizeof json, "{\"prompt\":\"%s\",\"max_tokens\":10}", p);
+        srv_post(&req, "/v1/completions", json, 0);
+        CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 400);
+        cli_body(&resp, &body);
+        CHECK(strstr(body.data, "context_length_exceeded") != NULL);
+    }
+    fti_buf_free(&resp);
+    fti_buf_free(&body);
+    fti_buf_free(&req);
+    srv_finish(&f);
+    CHECK_EQ_INT(f.run_result, FTI_OK);
+}
+
+FTI_TEST(server_streaming_sse) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf resp, body, req, text;
+    const char *p;
+    int n_events = 0, saw_done = 0, saw_finish = 0, saw_usage = 0, pass;
+    memset(&o, 0, sizeof o);
+    memset(&resp, 0, sizeof resp);
+    memset(&body, 0, sizeof body);
+    memset(&req, 0, sizeof req);
+    memset(&text, 0, sizeof text);
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    for (pass = 0; pass < 2; pass++) {
+        const char *kind = pass ? "/v1/chat/completions" : "/v1/completions";
+        n_events = saw_done = saw_finish = saw_usage = 0;
+        text.len = 0;
+        srv_post(&req, kind,
+                 pass ? "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":6,"
+                        "\"stream\":true,\"stream_options\":{\"include_usage\":true}}"
+                      : "{\"prompt\":\"Hello\",\"max_tokens\":6,\"stream\":true,"
+                        "\"stream_options\":{\"include_usage\":true}}",
+                 0);
+        CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
+        CHECK(strstr(resp.data, "Content-Type: text/event-stream") != NULL);
+        cli_body(&resp, &body);
+        /* SSE framing: events "data: ...\n\n" only, the last one [DONE] */
+        for (p = body.data; p && *p;) {
+            const char *e = strstr(p, "\n\n");
+            fti_json_doc *doc;
+            REQUIRE(e && strncmp(p, "data: ", 6) == 0);
+            n_events++;
+            if (strncmp(p + 6, "[DONE]", 6) == 0) {
+                saw_done = 1;
+                CHECK(e[2] == 0);
+                break;
+            }
+            if (fti_json_parse(p + 6, (size_t)(e - p - 6), NULL, &doc, NULL, NULL) == FTI_OK) {
+                const fti_json *root = fti_json_root(doc);
+                const fti_json *c = fti_json_at(fti_json_get(root, "choices"), 0);
+                CHECK_EQ_STR(fti_json_get_str(root, "object", ""),
+                             pass ? "chat.completion.chunk" : "text_completion");
+                if (c) {
+                    const fti_json *t = pass ? fti_json_get(fti_json_get(c, "delta"), "content")
+                                             : fti_json_get(c, "text");
+                    if (t && t->type == FTI_JSON_STRING) fti_buf_append(&text, t->str, t->len);
+                    if (fti_json_get_str(c, "finish_reason", NULL)) saw_finish = 1;
+                }
+                if (fti_json_get(root, "usage")) {
+                    saw_usage = 1;
+                    CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "completion_tokens", 0), 6);
+                }
+                fti_json_free(doc);
+            } else {
+                fti_test_failures++;
+            }
+            p = e + 2;
+        }
+        CHECK(saw_done && saw_finish && saw_usage && n_events >= 8);
+        CHECK(text.len > 6);
+    }
+    fti_buf_free(&resp);
+    fti_buf_free(&body);
+    fti_buf_free(&req);
+    fti_buf_free(&text);
+    srv_finish(&f);
+}
+
+FTI_TEST(server_keepalive_pipelining) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf resp, req;
+    int fd, k, n_resp = 0;
+    size_t off = 0;
+    memset(&o, 0, sizeof o);
+    memset(&resp, 0, sizeof resp);
+    memset(&req, 0, sizeof req);
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    fd = cli_connect(f.port);
+    REQUIRE(fd >= 0);
+    /* three requests in one write, the middle one a completion: three responses in order */
+    fti_buf_puts(&req, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+    fti_buf_puts(&req, "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 29\r\n\r\n"
+                       "{\"prompt\":\"x\",\"max_tokens\":2}");
+    fti_buf_puts(&req, "GET /v1/models HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    CHECK_OK(cli_send(fd, req.data, req.len));
+    CHECK_EQ_INT(cli_read_all(fd, &resp, 5000), 1);
+    for (k = 0; k < 3; k++) {
+        size_t n = cli_response_len(resp.data + off, resp.len - off);
+        if (!n) break;
+        CHECK(memcmp(resp.data + off, "HTTP/1.1 200", 12) == 0);
+        if (k == 1) CHECK(strstr(resp.data + off, "text_completion") != NULL);
+        off += n;
+        n_resp++;
+    }
+    CHECK_EQ_INT(n_resp, 3);
+    CHECK_EQ_INT(off, resp.len);
+    close(fd);
+    fti_buf_free(&resp);
+    fti_buf_free(&req);
+    srv_finish(&f);
+}
+
+FTI_TEST(server_smuggling_closes) {
+    /* each is answered once with a 4xx and the connection closed: the bytes after it are never
+     * served as a second request */
+    static const char *const reqs[] = {
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: 40\r\n\r\n"
+        "GET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /health HTTP/1.1\nHost: t\n\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "zz\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked \r\n"
+        "Transfer-Encoding: identity\r\n\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+    };
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf resp;
+    size_t i;
+    memset(&o, 0, sizeof o);
+    memset(&resp, 0, sizeof resp);
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    for (i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        int fd = cli_connect(f.port), r;
+        REQUIRE(fd >= 0);
+        resp.len = 0;
+        CHECK_OK(cli_send(fd, reqs[i], strlen(reqs[i])));
+        r = cli_read_all(fd, &resp, 5000);
+        CHECK(r == 1);
+        if (!(resp.len > 12 && memcmp(resp.data, "HTTP/1.1 400", 12) == 0))
+            fprintf(stderr, "    case %lu: r=%d got %lu bytes: %.60s\n", (unsigned long)i, r,
+                    (unsigned long)resp.len, resp.data ? resp.data : "");
+        CHECK(resp.len > 12 && memcmp(resp.data, "HTTP/1.1 400", 12) == 0);
+        CHECK(cli_response_len(resp.data, resp.len) == resp.len); /* exactly one response */
+        CHECK(strstr(resp.data, "Connection: close") != NULL);
+        close(fd);
+    }
+    fti_buf_free(&resp);
+    srv_finish(&f);
+}
+
+FTI_TEST(server_slow_header_deadline) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf resp;
+    const char *slow = "GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    int fd, k, served = 0, got408 = 0;
+    size_t sent = 0;
+    uint64_t t0;
+    memset(&o, 0, sizeof o);
+    memset(&resp, 0, sizeof resp);
+    o.header_timeout_ms = 400;
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    fd = cli_connect(f.port);
+    REQUIRE(fd >= 0);
+    t0 = fti_time_ns();
+    /* one byte every 20 ms: the deadline is for the whole header, not reset per byte */
+    for (k = 0; k < 100 && sent < strlen(slow); k++) {
+        struct pollfd p;
+        if (send(fd, slow + sent, 1, MSG_NOSIGNAL) != 1) break;
+        sent++;
+        /* a normal client is served meanwhile */
+        if (k % 5 == 0) {
+            fti_buf r2;
+            memset(&r2, 0, sizeof r2);
+            if (cli_do(f.port, "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                       &r2) == 200)
+                served++;
+            fti_buf_free(&r2);
+        }
+        p.fd = fd;
+        p.events = POLLIN;
+        if (poll(&p, 1, 20) > 0) break; /* the server answered (408) */
+    }
+    CHECK(cli_read_all(fd, &resp, 3000) != 0);
+    got408 = resp.len > 12 && memcmp(resp.data, "HTTP/1.1 408", 12) == 0;
+    CHECK(got408);
+    CHECK(sent < strlen(slow));
+    CHECK((fti_time_ns() - t0) / 1000000u < 3000);
+    CHECK(served >= 2);
+    close(fd);
+    fti_buf_free(&resp);
+    srv_finish(&f);
+}
+
+FTI_TEST(server_conn_cap_and_queue) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf resp, req;
+    fti_server_stats st;
+    int a, b, c, d, e, k;
+    memset(&o, 0, sizeof o);
+    memset(&resp, 0, sizeof resp);
+    memset(&req, 0, sizeof req);
+    o.max_conns = 3;
+    o.max_batch = 1;
+    o.max_queue = 1;
+    REQUIRE(srv_start(&f, &o, 2000, 0) == 0);
+    /* one request running (batch of 1), one queued, the third gets 503 */
+    srv_post(&req, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":100}", 0);
+    a = cli_connect(f.port);
+    REQUIRE(a >= 0);
+    CHECK_OK(cli_send(a, req.data, req.len));
+    for (k = 0; k < 200; k++) {
+        fti_server_get_stats(f.srv, &st);
+        if (st.active == 1) break;
+        srv_sleep_ms(5);
+    }
+    CHECK_EQ_INT(st.active, 1);
+    b = cli_connect(f.port);
+    REQUIRE(b >= 0);
+    CHECK_OK(cli_send(b, req.data, req.len));
+    for (k = 0; k < 200; k++) {
+        fti_server_get_stats(f.srv, &st);
+        if (st.queued == 1) break;
+        srv_sleep_ms(5);
+    }
+    CHECK_EQ_INT(st.queued, 1);
+    c = cli_connect(f.port);
+    REQUIRE(c >= 0);
+    CHECK_OK(cli_send(c, req.data, req.len));
+    CHECK_EQ_INT(cli_read_all(c, &resp, 5000), 1);
+    CHECK(resp.len > 12 && memcmp(resp.data, "HTTP/1.1 503", 12) == 0);
+    close(c);
+    /* connection cap: a and b are open; c closed; two more: the 4th connection is refused */
+    for (k = 0; k < 200; k++) {
+        fti_server_get_stats(f.srv, &st);
+        if (st.conns == 2) break;
+        srv_sleep_ms(5);
+    }
+    d = cli_connect(f.port);
+    REQUIRE(d >= 0);
+    for (k = 0; k < 100; k++) {
+        fti_server_get_stats(f.srv, &st);
+        if (st.conns == 3) break;
+        srv_sleep_ms(5);
+    }
+    e = cli_connect(f.port);
+    REQUIRE(e >= 0);
+    resp.len = 0;
+    CHECK(cli_read_all(e, &resp, 5000) != 0);
+    CHECK(resp.len > 12 && memcmp(resp.data, "HTTP/1.1 503", 12) == 0);
+    close(e);
+    close(d);
+    /* the running and queued ones still finish */
+    resp.len = 0;
+    CHECK_EQ_INT(cli_read_all(a, &resp, 10000), 1);
+    CHECK(memcmp(resp.data, "HTTP/1.1 200", 12) == 0);
+    resp.len = 0;
+    CHECK_EQ_INT(cli_read_all(b, &resp, 10000), 1);
+    CHECK(memcmp(resp.data, "HTTP/1.1 200", 12) == 0);
+    close(a);
+    close(b);
+    fti_server_get_stats(f.srv, &st);
+    CHECK(st.rejected >= 2);
+    fti_buf_free(&resp);
+    fti_buf_free(&req);
+    srv_finish(&f);
+}
+
+/* Runs n concurrent completions (max_tokens each) and returns the wall time in ms. */
+static double srv_concurrent(int port, int n, int max_tokens, int *n_ok) {
+    int fds[64], k, open_n;
+    fti_buf req, resp[64];
+    uint64_t t0 = fti_time_ns();
+    char json[128];
+    memset(&req, 0, sizeof req);
+    snprintf(json, sizeof json, "{\"prompt\":\"p\",\"max_tokens\":%d}", max_tokens);
+    srv_post(&req, "/v1/completions", json, 0);
+    *n_ok = 0;
+    for (k = 0; k < n; k++) {
+        memset(&resp[k], 0, sizeof resp[k]);
+        fds[k] = cli_connect(port);
+        if (fds[k] >= 0) cli_send(fds[k], req.data, req.len);
+    }
+    open_n = n;
+    while (open_n > 0) {
+        struct pollfd p[64];
+        int m = 0;
+        for (k = 0; k < n; k++) {
+            p[k].fd = fds[k];
+            p[k].events = POLLIN;
+            p[k].revents = 0;
+        }
+        if (poll(p, (nfds_t)n, 10000) <= 0) break;
+        for (k = 0; k < n; k++) {
+            char buf[4096];
+            ssize_t r;
+            if (fds[k] < 0 || !(p[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            r = recv(fds[k], buf, sizeof buf, 0);
+            if (r > 0) {
+                fti_buf_append(&resp[k], buf, (size_t)r);
+                continue;
+            }
+            if (resp[k].len > 12 && memcmp(resp[k].data, "HTTP/1.1 200", 12) == 0) (*n_ok)++;
+            close(fds[k]);
+            fds[k] = -1;
+            open_n--;
+            m++;
+        }
+        (void)m;
+    }
+    for (k = 0; k < n; k++) {
+        if (fds[k] >= 0) close(fds[k]);
+        fti_buf_free(&resp[k]);
+    }
+    fti_buf_free(&req);
+    return (double)(fti_time_ns() - t0) / 1e6;
+}
+
+FTI_TEST(server_continuous_batching) {
+    /* a step costs 4 ms whatever the batch size (like reading the weights once): aggregate
+     * tokens/s must grow with concurrency */
+    srv_fixture f;
+    fti_server_opts o;
+    fti_server_stats st;
+    int ok1, ok8;
+    double t1, t8, tps1, tps8;
+    memset(&o, 0, sizeof o);
+    o.max_batch = 16;
+    REQUIRE(srv_start(&f, &o, 4000, 0) == 0);
+    t1 = srv_concurrent(f.port, 1, 24, &ok1);
+    t8 = srv_concurrent(f.port, 8, 24, &ok8);
+    CHECK_EQ_INT(ok1, 1);
+    CHECK_EQ_INT(ok8, 8);
+    tps1 = 24 / (t1 / 1000);
+    tps8 = 8 * 24 / (t8 / 1000);
+    fti_server_get_stats(f.srv, &st);
+    fprintf(stderr, "    batching: 1 client %.0f tok/s, 8 clients %.0f tok/s (x%.1f), mean batch %.2f\n",
+            tps1, tps8, tps8 / tps1, (double)st.batch_tokens / (double)(st.steps ? st.steps : 1));
+    CHECK(tps8 >= 3.0 * tps1); /* ideal 8x; tolerant for loaded machines and emulators */
+    CHECK((double)st.batch_tokens / (double)st.steps > 2.0);
+    srv_finish(&f);
+}
+
+typedef struct srv_tracked {
+    fti_gen inner;
+    int *released;
+} srv_tracked;
+
+static const char *srv_tr_id(void *u) { return ((srv_tracked *)u)->inner.model_id(((srv_tracked *)u)->inner.user); }
+static int srv_tr_ctx(void *u) { return ((srv_tracked *)u)->inner.n_ctx(((srv_tracked *)u)->inner.user); }
+static fti_result srv_tr_start(void *u, const char *p, size_t n, const fti_gen_params *pr, void **s,
+                               fti_gen_prompt_info *info, fti_error *err) {
+    srv_tracked *t = (srv_tracked *)u;
+    return t->inner.seq_start(t->inner.user, p, n, pr, s, info, err);
+}
+static fti_result srv_tr_step(void *u, void **s, size_t n, fti_gen_token *o, fti_error *err) {
+    srv_tracked *t = (srv_tracked *)u;
+    return t->inner.step(t->inner.user, s, n, o, err);
+}
+static void srv_tr_end(void *u, void *s) {
+    srv_tracked *t = (srv_tracked *)u;
+    t->inner.seq_end(t->inner.user, s);
+}
+static void srv_tr_release(void *u) {
+    srv_tracked *t = (srv_tracked *)u;
+    (*t->released)++;
+    t->inner.release(t->inner.user);
+    fti_free(t);
+}
+
+static int srv_tracked_gen(const char *id, unsigned step_us, int *released, fti_gen *g) {
+    fti_gen_echo_opts eo;
+    srv_tracked *t = (srv_tracked *)fti_calloc(1, sizeof *t);
+    if (!t) return -1;
+    memset(&eo, 0, sizeof eo);
+    eo.id = id;
+    eo.step_us = step_us;
+    if (fti_gen_echo_create(&eo, &t->inner) != FTI_OK) return -1;
+    t->released = released;
+    memset(g, 0, sizeof *g);
+    g->user = t;
+    g->model_id = srv_tr_id;
+    g->n_ctx = srv_tr_ctx;
+    g->seq_start = srv_tr_start;
+    g->step = srv_tr_step;
+    g->seq_end = srv_tr_end;
+    g->release = srv_tr_release;
+    return 0;
+}
+
+FTI_TEST(server_hot_swap_under_traffic) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_gen g1, g2;
+    fti_error err;
+    fti_buf resp, req;
+    int released1 = 0, released2 = 0, fds[6], k, ok = 0;
+    memset(&o, 0, sizeof o);
+    memset(&f, 0, sizeof f);
+    memset(&resp, 0, sizeof resp);
+    memset(&req, 0, sizeof req);
+    REQUIRE(srv_tracked_gen("model-a", 2000, &released1, &g1) == 0);
+    REQUIRE(fti_server_create(&o, &g1, &f.srv, &err) == FTI_OK);
+    f.port = fti_server_port(f.srv);
+    REQUIRE(pthread_create(&f.th, NULL, srv_thread, &f) == 0);
+    /* in-flight requests on model-a, then the swap, then more requests */
+    srv_post(&req, "/v1/completions", "{\"prompt\":\"p\",\"max_tokens\":40,\"stream\":true}", 0);
+    for (k = 0; k < 3; k++) {
+        fds[k] = cli_connect(f.port);
+        REQUIRE(fds[k] >= 0);
+        CHECK_OK(cli_send(fds[k], req.data, req.len));
+    }
+    srv_sleep_ms(20);
+    REQUIRE(srv_tracked_gen("model-b", 1000, &released2, &g2) == 0);
+    CHECK_OK(fti_server_set_generator(f.srv, &g2));
+    for (k = 3; k < 6; k++) {
+        fds[k] = cli_connect(f.port);
+        REQUIRE(fds[k] >= 0);
+        CHECK_OK(cli_send(fds[k], req.data, req.len));
+    }
+    for (k = 0; k < 6; k++) {
+        resp.len = 0;
+        if (cli_read_all(fds[k], &resp, 10000) == 1 && resp.len > 12 &&
+            memcmp(resp.data, "HTTP/1.1 200", 12) == 0 && strstr(resp.data, "data: [DONE]") &&
+            strstr(resp.data, k < 3 ? "model-a" : "model-b"))
+            ok++;
+        close(fds[k]);
+    }
+    CHECK_EQ_INT(ok, 6);
+    CHECK_EQ_INT(released1, 1); /* the old model is released once its sequences ended */
+    CHECK_EQ_INT(released2, 0);
+    CHECK_EQ_INT(cli_do(f.port, "GET /v1/models HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 200);
+    CHECK(strstr(resp.data, "model-b") != NULL);
+    fti_buf_free(&resp);
+    fti_buf_free(&req);
+    srv_finish(&f);
+    CHECK_EQ_INT(released2, 1);
+}
+
+FTI_TEST(server_graceful_stop) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf resp, req;
+    int fd, k;
+    fti_server_stats st;
+    memset(&o, 0, sizeof o);
+    memset(&resp, 0, sizeof resp);
+    memset(&req, 0, sizeof req);
+    REQUIRE(srv_start(&f, &o, 2000, 0) == 0);
+    srv_post(&req, "/v1/completions", "{\"prompt\":\"p\",\"max_tokens\":50,\"stream\":true}", 1);
+    fd = cli_connect(f.port);
+    REQUIRE(fd >= 0);
+    CHECK_OK(cli_send(fd, req.data, req.len));
+    for (k = 0; k < 200; k++) {
+        fti_server_get_stats(f.srv, &st);
+        if (st.active == 1) break;
+        srv_sleep_ms(2);
+    }
+    fti_server_stop(f.srv); /* in-flight: finishes, then the connection closes */
+    CHECK_EQ_INT(cli_read_all(fd, &resp, 10000), 1);
+    CHECK(strstr(resp.data ? resp.data : "", "data: [DONE]") != NULL);
+    close(fd);
+    pthread_join(f.th, NULL);
+    CHECK_EQ_INT(f.run_result, FTI_OK);
+    CHECK(cli_connect(f.port) < 0); /* no longer listening */
+    fti_server_free(f.srv);
+    fti_buf_free(&resp);
+    fti_buf_free(&req);
+}
+
+FTI_TEST(server_survives_emfile) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf resp;
+    struct rlimit rl, low;
+    int fill[4096], n_fill = 0, fd, k;
+    fti_server_stats st;
+    memset(&o, 0, sizeof o);
+    memset(&resp, 0, sizeof resp);
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    low = rl;
+    low.rlim_cur = 256;
+    if (low.rlim_cur > rl.rlim_cur) low.rlim_cur = rl.rlim_cur;
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    /* take every descriptor but one: the client's socket gets it, the server's accept fails */
+    for (;;) {
+        int x = dup(0);
+        if (x < 0) break;
+        if (n_fill < 4096) fill[n_fill++] = x;
+        else {
+            close(x);
+            break;
+        }
+    }
+    REQUIRE(n_fill > 0);
+    close(fill[--n_fill]);
+    fd = cli_connect(f.port);
+    if (fd >= 0) {
+        CHECK(cli_read_all(fd, &resp, 3000) != 0); /* refused (503) or closed, not hung */
+        close(fd);
+    }
+    for (k = 0; k < n_fill; k++) close(fill[k]);
+    setrlimit(RLIMIT_NOFILE, &rl);
+    resp.len = 0;
+    for (k = 0; k < 20; k++) {
+        if (cli_do(f.port, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &resp) == 200) break;
+        srv_sleep_ms(20);
+    }
+    CHECK(k < 20);
+    fti_server_get_stats(f.srv, &st);
+    CHECK(st.accept_errors >= 1 || fd < 0);
+    fti_buf_free(&resp);
+    srv_finish(&f);
+}
+
+FTI_TEST(server_monitor_log_metrics) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_monitor_opts mo;
+    fti_monitor *mon = NULL;
+    fti_drift_ref *ref = NULL;
+    fti_buf resp, req, body;
+    uint64_t counts[256];
+    void *logd = NULL;
+    size_t logn = 0;
+    int k, n_req_lines = 0, saw_ref = 0;
+    char *line, *save;
+    memset(&o, 0, sizeof o);
+    memset(&mo, 0, sizeof mo);
+    memset(&resp, 0, sizeof resp);
+    memset(&req, 0, sizeof req);
+    memset(&body, 0, sizeof body);
+    for (k = 0; k < 256; k++) counts[k] = (uint64_t)(k >= 'a' && k <= 'z' ? 100 : 1);
+    REQUIRE(fti_drift_ref_build(counts, 256, NULL, 0, 0, &ref, NULL) == FTI_OK);
+    mo.log_path = fti_test_tmp("logs/requests.jsonl");
+    mo.ref = ref;
+    REQUIRE(fti_monitor_create(&mo, &mon, NULL) == FTI_OK);
+    o.monitor = mon;
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    for (k = 0; k < 3; k++) {
+        srv_post(&req, "/v1/completions", "{\"prompt\":\"hello there\",\"max_tokens\":4}", 0);
+        CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
+    }
+    CHECK_EQ_INT(cli_do(f.port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 200);
+    cli_body(&resp, &body);
+    CHECK(strstr(body.data, "fti_requests_total{endpoint=\"/v1/completions\",status=\"200\"} 3") != NULL);
+    CHECK(strstr(body.data, "# TYPE fti_request_duration_seconds histogram") != NULL);
+    CHECK(strstr(body.data, "fti_request_duration_seconds_bucket{endpoint=\"/v1/completions\",le=\"+Inf\"} 3") != NULL);
+    CHECK(strstr(body.data, "fti_model_info{model=\"fti-echo\"} 1") != NULL);
+    CHECK(strstr(body.data, "fti_completion_tokens_total 12") != NULL);
+    CHECK(strstr(body.data, "fti_drift_psi{dist=\"tokens\"}") != NULL);
+    srv_finish(&f);
+    REQUIRE(fti_file_read(mo.log_path, 0, &logd, &logn, NULL) == FTI_OK);
+    for (line = strtok_r((char *)logd, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        fti_request_record rec;
+        char sb[512];
+        fti_result r = fti_request_record_parse(line, strlen(line), &rec, sb, sizeof sb);
+        if (r == FTI_OK) {
+            n_req_lines++;
+            CHECK_EQ_INT(rec.status, 200);
+            CHECK_EQ_INT(rec.prompt_tokens, 11);
+            CHECK_EQ_INT(rec.completion_tokens, 4);
+            CHECK(rec.has_buckets && rec.latency_ms >= 0 && rec.ttft_ms >= 0);
+            CHECK_EQ_STR(rec.endpoint, "/v1/completions");
+        } else if (strstr(line, "\"reference\"")) {
+            saw_ref = 1;
+        }
+    }
+    CHECK_EQ_INT(n_req_lines, 3);
+    CHECK(saw_ref);
+    fti_free(logd);
+    fti_monitor_free(mon);
+    fti_drift_ref_free(ref);
+    fti_buf_free(&resp);
+    fti_buf_free(&req);
+    fti_buf_free(&body);
+}
+
+#endif
+
+#if !defined(FTI_NO_SERVER)
+/* A small random llama model with a byte-ish vocabulary (as test_infer.c's). */
+static const char *srv_model(const char *file, uint32_t mt) {
+    fti_gguf_tokenizer_meta m;
+    fti_gguf_model_opts mo;
+    fti_model_config cfg;
+    fti_error err;
+    static char *toks[96];
+    static char store[96][16];
+    int32_t special = 95;
+    size_t i;
+    float *params;
+    const char *path = fti_test_tmp(file);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vocab_size = 96;
+    cfg.dim = 64;
+    cfg.n_layers = 2;
+    cfg.n_heads = 4;
+    cfg.n_kv_heads = 2;
+    cfg.hidden_dim = 160;
+    cfg.context_len = 48;
+    if (fti_model_config_resolve(&cfg, &err) != FTI_OK) return NULL;
+    params = (float *)malloc(fti_model_n_params(&cfg) * sizeof(float));
+    if (!params) return NULL;
+    fti_model_init_params(&cfg, params, 11);
+    for (i = 0; i < fti_model_n_params(&cfg); i++) params[i] *= 4.0f;
+    for (i = 0; i < 96; i++) {
+        if (i < 26) snprintf(store[i], 16, "%c", (int)('a' + i));
+        else if (i < 52) snprintf(store[i], 16, "\xc4\xa0%c", (int)('a' + i - 26));
+        else if (i == 95) snprintf(store[i], 16, "<|endoftext|>");
+        else snprintf(store[i], 16, "x%lu", (unsigned long)i);
+        toks[i] = store[i];
+    }
+    memset(&m, 0, sizeof m);
+    m.n_tokens = 96;
+    m.tokens = (const char *const *)toks;
+    m.special_ids = &special;
+    m.n_special = 1;
+    m.bos_id = 95;
+    m.eos_id = 95;
+    m.pad_id = -1;
+    m.add_bos = 1;
+    memset(&mo, 0, sizeof mo);
+    mo.matrix_type = mt;
+    if (fti_gguf_write_llama(path, &cfg, params, &m, NULL, &mo, &err) != FTI_OK) path = NULL;
+    free(params);
+    return path;
+}
+
+FTI_TEST(server_batch_decode_matches_sessions) {
+    /* B sequences at different positions decoded in one batched step give the logits each
+     * session gets on its own (f32 and q8_0 weights; 1 and 2 threads) */
+    static const uint32_t types[2] = {0, 8};
+    int ti, nt;
+    for (ti = 0; ti < 2; ti++) {
+        for (nt = 1; nt <= 2; nt++) {
+            const char *path = srv_model(ti ? "m8.gguf" : "m32.gguf", types[ti]);
+            fti_engine *e = NULL;
+            fti_session *ref[3] = {NULL, NULL, NULL}, *bat[3] = {NULL, NULL, NULL};
+            fti_batch_decoder *d = NULL;
+            fti_pool *pool = fti_pool_create(nt);
+            fti_error err;
+            fti_session_opts so;
+            static const int32_t prompts[3][7] = {{95, 1, 2, 3, 4, 5, 6}, {95, 7}, {95, 30, 40, 50}};
+            static const size_t plen[3] = {7, 2, 4};
+            size_t b, step, v;
+            double max_err = 0;
+            REQUIRE(path != NULL);
+            REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+            memset(&so, 0, sizeof so);
+            for (b = 0; b < 3; b++) {
+                REQUIRE(fti_session_create(&ref[b], e, &so, &err) == FTI_OK);
+                REQUIRE(fti_session_create(&bat[b], e, &so, &err) == FTI_OK);
+                CHECK_OK(fti_session_eval(ref[b], prompts[b], plen[b], NULL, &err));
+                CHECK_OK(fti_session_eval(bat[b], prompts[b], plen[b], NULL, &err));
+            }
+            REQUIRE(fti_batch_decoder_create(e, 4, fti_session_n_ctx(bat[0]), &d, &err) == FTI_OK);
+            for (step = 0; step < 5; step++) {
+                int32_t tok[3];
+                for (b = 0; b < 3; b++) {
+                    tok[b] = (int32_t)((step * 7 + b * 13) % 95);
+                    CHECK_OK(fti_session_eval(ref[b], &tok[b], 1, NULL, &err));
+                }
+                CHECK_OK(fti_batch_decode(d, bat, tok, 3, pool, &err));
+                for (b = 0; b < 3; b++) {
+                    const float *a = fti_session_logits(ref[b]), *c = fti_session_logits(bat[b]);
+                    CHECK_EQ_INT(fti_session_pos(ref[b]), fti_session_pos(bat[b]));
+                    for (v = 0; v < 96; v++) {
+                        double dd = fabs((double)a[v] - c[v]) / (1.0 + fabs((double)a[v]));
+                        if (dd > max_err) max_err = dd;
+                    }
+                }
+            }
+            CHECK(max_err < 1e-4);
+            if (max_err >= 1e-4) fprintf(stderr, "    type %u threads %d: max rel err %g\n",
+                                         types[ti], nt, max_err);
+            {
+                int32_t t2[2] = {1, 2};
+                fti_session *dup[2];
+                dup[0] = bat[0];
+                dup[1] = bat[0];
+                CHECK(fti_batch_decode(d, dup, t2, 2, pool, &err) == FTI_ERR_INVALID);
+                t2[1] = 96;
+                dup[1] = bat[1];
+                CHECK(fti_batch_decode(d, dup, t2, 2, pool, &err) == FTI_ERR_INVALID);
+                CHECK(fti_batch_decode(d, dup, t2, 5, pool, &err) == FTI_ERR_INVALID);
+            }
+            fti_batch_decoder_free(d);
+            for (b = 0; b < 3; b++) {
+                fti_session_free(ref[b]);
+                fti_session_free(bat[b]);
+            }
+            fti_engine_close(e);
+            fti_pool_free(pool);
+        }
+    }
+}
+#endif

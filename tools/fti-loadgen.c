@@ -1,0 +1,259 @@
+/* fti-loadgen: a small closed-loop HTTP load client for fti-serve (loopback benchmarks, CI).
+ *
+ *     build/fti-loadgen --port 8080 -c 16 -d 10 --max-tokens 32
+ *     build/fti-loadgen --port 8080 -c 1 -n 1 --prompt "Love:" --print
+ *
+ * Each of -c clients keeps one keep-alive connection and sends POST /v1/completions requests back
+ * to back (a new request when the previous response is complete), for -d seconds or -n requests
+ * each. Completion tokens come from the responses' usage. Prints a summary and one machine line:
+ *     RESULT conc=C requests=R errors=E tokens=T seconds=S tps=X p50_ms=A p99_ms=B
+ * Exit status 0 when every request succeeded, 1 otherwise.
+ */
+#define FTI_IMPLEMENTATION
+#include "fti.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+typedef struct lg_opts {
+    const char *host, *path, *prompt;
+    int port, conc, n_per, max_tokens, stream, print;
+    double seconds;
+} lg_opts;
+
+typedef struct lg_client {
+    const lg_opts *o;
+    int id;
+    double *lat_ms;
+    size_t n_lat, cap_lat;
+    uint64_t tokens;
+    int errors;
+    uint64_t t_end_ns;
+} lg_client;
+
+static int lg_connect(const lg_opts *o) {
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    if (fd < 0) return -1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((unsigned short)o->port);
+    if (inet_pton(AF_INET, o->host, &a.sin_addr) != 1 ||
+        connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+/* Reads one response into b; returns the status or -1. Handles Content-Length and chunked. */
+static int lg_read_response(int fd, fti_buf *b, size_t *body_off, int *closes) {
+    size_t head = 0;
+    b->len = 0;
+    *closes = 0;
+    for (;;) {
+        char tmp[16384];
+        ssize_t n;
+        if (head == 0 && b->len >= 4) {
+            char *e = strstr(b->data, "\r\n\r\n");
+            if (e) head = (size_t)(e - b->data) + 4;
+        }
+        if (head) {
+            const char *cl = strstr(b->data, "Content-Length: ");
+            if (strstr(b->data, "Connection: close") && strstr(b->data, "Connection: close") < b->data + head)
+                *closes = 1;
+            if (cl && cl < b->data + head) {
+                size_t len = (size_t)strtoul(cl + 16, NULL, 10);
+                if (b->len >= head + len) break;
+            } else if (strstr(b->data + head - 4, "\r\n0\r\n\r\n") ||
+                       (b->len >= head + 5 && memcmp(b->data + b->len - 5, "0\r\n\r\n", 5) == 0)) {
+                break;
+            }
+        }
+        n = recv(fd, tmp, sizeof tmp, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (head && *closes) break;
+            return -1;
+        }
+        fti_buf_append(b, tmp, (size_t)n);
+        if (b->oom) return -1;
+    }
+    *body_off = head;
+    return b->len > 12 ? atoi(b->data + 9) : -1;
+}
+
+static void *lg_client_main(void *arg) {
+    lg_client *c = (lg_client *)arg;
+    const lg_opts *o = c->o;
+    fti_buf req, resp;
+    int fd = -1, k = 0;
+    char json[8192];
+    fti_buf esc;
+    memset(&req, 0, sizeof req);
+    memset(&resp, 0, sizeof resp);
+    memset(&esc, 0, sizeof esc);
+    fti_json_escape(&esc, o->prompt, strlen(o->prompt));
+    snprintf(json, sizeof json,
+             "{\"prompt\":%s,\"max_tokens\":%d,\"temperature\":0.8,\"seed\":%d,\"stream\":%s%s}",
+             esc.data, o->max_tokens, c->id, o->stream ? "true" : "false",
+             o->stream ? ",\"stream_options\":{\"include_usage\":true}" : "");
+    fti_buf_free(&esc);
+    fti_buf_printf(&req, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %lu\r\n\r\n%s",
+                   o->path, o->host, (unsigned long)strlen(json), json);
+    while ((o->n_per > 0 && k < o->n_per) || (o->n_per <= 0 && fti_time_ns() < c->t_end_ns)) {
+        uint64_t t0 = fti_time_ns();
+        size_t off = 0;
+        int st, closes = 0;
+        const char *u;
+        if (fd < 0 && (fd = lg_connect(o)) < 0) {
+            c->errors++;
+            k++;
+            {
+                struct timespec ts = {0, 10000000L};
+                nanosleep(&ts, NULL);
+            }
+            continue;
+        }
+        if (send(fd, req.data, req.len, MSG_NOSIGNAL) != (ssize_t)req.len) {
+            close(fd);
+            fd = -1;
+            c->errors++;
+            k++;
+            continue;
+        }
+        st = lg_read_response(fd, &resp, &off, &closes);
+        k++;
+        if (st != 200) {
+            c->errors++;
+            if (o->print) fprintf(stderr, "status %d: %.300s\n", st, resp.data ? resp.data : "");
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        if (c->n_lat == c->cap_lat) {
+            size_t nc = c->cap_lat ? c->cap_lat * 2 : 256;
+            double *nl = (double *)fti_realloc(c->lat_ms, nc * sizeof(double));
+            if (nl) {
+                c->lat_ms = nl;
+                c->cap_lat = nc;
+            }
+        }
+        if (c->n_lat < c->cap_lat) c->lat_ms[c->n_lat++] = (double)(fti_time_ns() - t0) / 1e6;
+        u = strstr(resp.data + off, "\"completion_tokens\":");
+        if (u) c->tokens += (uint64_t)strtoull(u + 20, NULL, 10);
+        if (o->print) fwrite(resp.data + off, 1, resp.len - off, stdout);
+        if (closes) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd >= 0) close(fd);
+    fti_buf_free(&req);
+    fti_buf_free(&resp);
+    return NULL;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: fti-loadgen [--host H] --port P [-c CLIENTS] [-n REQUESTS | -d SECONDS]\n"
+               "                   [--max-tokens N] [--stream] [--prompt TEXT] [--path PATH] [--print]\n"
+               "Closed-loop load on POST /v1/completions; prints a summary and a RESULT line.\n");
+}
+
+int main(int argc, char **argv) {
+    lg_opts o;
+    lg_client *cl;
+    pthread_t *th;
+    int i;
+    uint64_t t0, tokens = 0;
+    size_t n_lat = 0;
+    int errors = 0;
+    double secs, *all;
+    memset(&o, 0, sizeof o);
+    o.host = "127.0.0.1";
+    o.path = "/v1/completions";
+    o.prompt = "The cynic";
+    o.conc = 1;
+    o.max_tokens = 32;
+    o.seconds = 5;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--stream")) { o.stream = 1; continue; }
+        if (!strcmp(a, "--print")) { o.print = 1; continue; }
+        if (!v) {
+            usage(stderr);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--host")) o.host = v;
+        else if (!strcmp(a, "--port")) o.port = atoi(v);
+        else if (!strcmp(a, "-c")) o.conc = atoi(v);
+        else if (!strcmp(a, "-n")) o.n_per = atoi(v);
+        else if (!strcmp(a, "-d")) o.seconds = atof(v);
+        else if (!strcmp(a, "--max-tokens")) o.max_tokens = atoi(v);
+        else if (!strcmp(a, "--prompt")) o.prompt = v;
+        else if (!strcmp(a, "--path")) o.path = v;
+        else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (o.port <= 0 || o.conc <= 0 || o.conc > 1024) {
+        usage(stderr);
+        return 2;
+    }
+    cl = (lg_client *)fti_calloc((size_t)o.conc, sizeof *cl);
+    th = (pthread_t *)fti_calloc((size_t)o.conc, sizeof *th);
+    if (!cl || !th) return 1;
+    t0 = fti_time_ns();
+    for (i = 0; i < o.conc; i++) {
+        cl[i].o = &o;
+        cl[i].id = i + 1;
+        cl[i].t_end_ns = t0 + (uint64_t)(o.seconds * 1e9);
+        if (pthread_create(&th[i], NULL, lg_client_main, &cl[i]) != 0) {
+            fprintf(stderr, "fti-loadgen: cannot start client %d\n", i);
+            return 1;
+        }
+    }
+    for (i = 0; i < o.conc; i++) pthread_join(th[i], NULL);
+    secs = (double)(fti_time_ns() - t0) / 1e9;
+    for (i = 0; i < o.conc; i++) {
+        tokens += cl[i].tokens;
+        errors += cl[i].errors;
+        n_lat += cl[i].n_lat;
+    }
+    all = (double *)fti_malloc((n_lat + 1) * sizeof(double));
+    n_lat = 0;
+    for (i = 0; i < o.conc; i++) {
+        if (all && cl[i].n_lat) memcpy(all + n_lat, cl[i].lat_ms, cl[i].n_lat * sizeof(double));
+        n_lat += cl[i].n_lat;
+        fti_free(cl[i].lat_ms);
+    }
+    printf("fti-loadgen: %d clients, %lu ok requests, %d errors, %llu completion tokens in %.2f s: "
+           "%.1f tokens/s, latency p50 %.1f ms p99 %.1f ms\n",
+           o.conc, (unsigned long)n_lat, errors, (unsigned long long)tokens, secs,
+           (double)tokens / secs, fti_percentile(all, n_lat, 50), fti_percentile(all, n_lat, 99));
+    printf("RESULT conc=%d requests=%lu errors=%d tokens=%llu seconds=%.3f tps=%.2f p50_ms=%.2f "
+           "p99_ms=%.2f\n",
+           o.conc, (unsigned long)n_lat, errors, (unsigned long long)tokens, secs,
+           (double)tokens / secs, fti_percentile(all, n_lat, 50), fti_percentile(all, n_lat, 99));
+    fti_free(all);
+    fti_free(cl);
+    fti_free(th);
+    return errors ? 1 : 0;
+}
