@@ -32,6 +32,9 @@
  *   FTI_ASSERT(x)        assertion for fti's own bugs, never for input (default assert)
  *   FTI_NO_THREADS       no pthreads: every pool runs serially
  *   FTI_NO_SIMD          scalar kernels only (also implied by compilers without intrinsics)
+ *   FTI_NO_AVX512        no AVX-512 kernel tables (AVX2 stays); at run time the environment
+ *                        variable FTI_ISA=scalar|avx2|avx512|neon forces a lower table
+ *   FTI_NO_DOTPROD       no aarch64 SDOT table (plain NEON stays)
  *   FTI_NO_MMAP          read files into memory instead of mapping them
  *   FTI_TESTING          expose internal fti__ functions and fault-injection hooks to tests
  *
