@@ -978,7 +978,7 @@ FTI__VNNI static void fti__gemv_q4_0_vnni_pairs(const void *W, size_t row_bytes,
     }
 }
 
-/* Groups of 4 blocks kept on the stack by the VBMI kernels: n_in up to 8192. */
+/* Groups of 4 blocks the VBMI Q4_0 kernel rearranges on the stack: n_in up to 8192. */
 enum { FTI__Q4_STACK_GROUPS = 64 };
 
 /* Q4_0 with VNNI + VBMI, four blocks (72 bytes) per step: two loads (the second masked to the
