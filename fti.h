@@ -32,6 +32,9 @@
  *   FTI_ASSERT(x)        assertion for fti's own bugs, never for input (default assert)
  *   FTI_NO_THREADS       no pthreads: every pool runs serially
  *   FTI_NO_SIMD          scalar kernels only (also implied by compilers without intrinsics)
+ *   FTI_NO_AVX512        no AVX-512 kernel tables (AVX2 stays); at run time the environment
+ *                        variable FTI_ISA=scalar|avx2|avx512|neon forces a lower table
+ *   FTI_NO_DOTPROD       no aarch64 SDOT table (plain NEON stays)
  *   FTI_NO_MMAP          read files into memory instead of mapping them
  *   FTI_TESTING          expose internal fti__ functions and fault-injection hooks to tests
  *
@@ -534,6 +537,903 @@ FTIDEF void fti_mutex_destroy(fti_mutex *m);
 #endif
 #endif /* FTI_THREADS_H */
 /* ---- end src/01_threads.h ---- */
+/* ---- begin src/02_kernels.h ---- */
+/* === kernels: GEMM/GEMV, quantized rows, transformer vector ops, CPU dispatch === */
+/*
+ * The numeric core. Everything the model, the trainer and the inference engine compute goes
+ * through here:
+ *
+ *   dispatch  one static const table of function pointers per instruction set (scalar reference,
+ *             x86-64 AVX2+FMA, x86-64 AVX-512, aarch64 NEON). fti_kernels_get(FTI_ISA_AUTO) picks
+ *             the best one the CPU supports (CPUID + XGETBV on x86; NEON is baseline on aarch64,
+ *             its SDOT variant is chosen from the Linux auxiliary vector); the environment
+ *             variable FTI_ISA=scalar|avx2|avx512|neon forces a lower one. The variants are
+ *             compiled with per-function target attributes, so users never need -mavx2;
+ *             FTI_NO_SIMD (and compilers without GNU-style intrinsics, e.g. tcc) keep only the
+ *             scalar table; FTI_NO_AVX512 drops the AVX-512 tables, FTI_NO_DOTPROD the SDOT one.
+ *   GEMM      fti_matmul: fp32 C = op(A)·op(B) in the three layouts training needs, optional
+ *             accumulate. Blocked: B and A are packed into cache-sized panels and a register-
+ *             blocked micro-kernel per ISA runs over zero-padded panels (no scalar edge cliff).
+ *   GEMV      fti_matmul_w: Y = X·Wᵀ for weights of any dtype (F32, F16, BF16, Q8_0, Q4_0 in
+ *             ggml's block layout, so GGUF tensors are used in place). Quantized weights are
+ *             dotted against X quantized to Q8_0 once per row (integer dot per 32-block, VNNI on
+ *             AVX-512), exactly like llama.cpp does; F16/BF16 are widened on the fly.
+ *   vector    the transformer's ops, forward and backward: RMSNorm, softmax, SiLU, SwiGLU, RoPE,
+ *             cross-entropy, AdamW, dot/axpy/scale, and row conversions fp16/bf16/Q8_0/Q4_0.
+ *
+ * Every operation has a `_ref` scalar implementation (the specification tests compare against)
+ * and is reached through the table: `fti_xxx(k, ...)` calls k's variant. Operations where SIMD
+ * does not pay (RoPE's trigonometry, cross-entropy's double-precision sums) use the reference
+ * in every table. Passing k = NULL means fti_kernels_get(FTI_ISA_AUTO), which re-detects the CPU
+ * on every call: hot loops should fetch the table once and keep it.
+ *
+ * Determinism: every output element is computed in a fixed order that depends only on the
+ * table and the shapes. Work is split over output rows/columns, never across a reduction, so
+ * results are bit-identical for any thread count (and any pool). Different tables round
+ * differently (FMA, block order): compare them with |x - ref| <= atol + rtol*|ref|.
+ *
+ * Layouts are row-major. Shapes in comments: R rows, C columns (model dim), T tokens, H heads,
+ * D head dim, V vocab. Weights are (out, in). Sizes are element counts (size_t) unless named
+ * `_bytes`. Pointers may be unaligned unless stated. Output buffers must not overlap inputs
+ * unless the comment allows it.
+ */
+#ifndef FTI_KERNELS_H
+#define FTI_KERNELS_H
+
+/* #include "00_base.h" (amalgamated) */
+/* #include "01_threads.h" (amalgamated) */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- instruction sets, dtypes, blocks --------------------------------------------------------- */
+
+typedef enum fti_isa {
+    FTI_ISA_AUTO = 0, /* the best this CPU supports (or $FTI_ISA if it names a supported one) */
+    FTI_ISA_SCALAR,   /* portable C reference */
+    FTI_ISA_AVX2,     /* x86-64 AVX2 + FMA + F16C */
+    FTI_ISA_AVX512,   /* x86-64 AVX-512 F/BW/VL (+VNNI, +BF16 when present) */
+    FTI_ISA_NEON      /* aarch64 Advanced SIMD */
+} fti_isa;
+
+/* Element types, numbered as ggml/GGUF number them. */
+typedef enum fti_dtype {
+    FTI_DTYPE_F32 = 0,
+    FTI_DTYPE_F16 = 1,
+    FTI_DTYPE_Q4_0 = 2,
+    FTI_DTYPE_Q8_0 = 8,
+    FTI_DTYPE_BF16 = 30
+} fti_dtype;
+
+/* Quantization blocks, byte-for-byte ggml's: 32 values share one fp16 scale d.
+ * Q8_0 (34 bytes): value i = qs[i] * d.
+ * Q4_0 (18 bytes): byte j holds element j in its low nibble and element j+16 in its high nibble;
+ *                  value = (nibble - 8) * d.
+ * Both structs contain only 1- and 2-byte members, so they have no padding; reading them from a
+ * file needs only 2-byte alignment (GGUF data is 32-byte aligned). */
+#define FTI_QK 32
+typedef struct fti_block_q8_0 {
+    uint16_t d; /* fp16 scale */
+    int8_t qs[FTI_QK];
+} fti_block_q8_0;
+typedef struct fti_block_q4_0 {
+    uint16_t d; /* fp16 scale */
+    uint8_t qs[FTI_QK / 2];
+} fti_block_q4_0;
+
+/* "f32", "f16", "q4_0", "q8_0", "bf16", or NULL for a type kernels don't know. */
+FTIDEF const char *fti_dtype_name(fti_dtype t);
+/* Elements per block (1 for F32/F16/BF16, 32 for Q8_0/Q4_0), 0 if unknown. */
+FTIDEF size_t fti_dtype_block_elems(fti_dtype t);
+/* Bytes per block (4, 2, 2, 34, 18), 0 if unknown. */
+FTIDEF size_t fti_dtype_block_bytes(fti_dtype t);
+/* Bytes of a row of n elements; 0 if the type is unknown, n is not a multiple of the block
+ * size, or the size overflows. Thread safety: any thread. */
+FTIDEF size_t fti_dtype_row_bytes(fti_dtype t, size_t n);
+
+/* --- CPU detection and the kernel tables ------------------------------------------------------ */
+
+/* CPU feature bits reported by fti_cpu_features(). */
+#define FTI_CPU_AVX2 (1u << 0)
+#define FTI_CPU_FMA (1u << 1)
+#define FTI_CPU_F16C (1u << 2)
+#define FTI_CPU_AVX512F (1u << 3)
+#define FTI_CPU_AVX512BW (1u << 4)
+#define FTI_CPU_AVX512VL (1u << 5)
+#define FTI_CPU_AVX512DQ (1u << 6)
+#define FTI_CPU_AVX512VNNI (1u << 7)
+#define FTI_CPU_AVX512BF16 (1u << 8)
+#define FTI_CPU_NEON (1u << 9)
+#define FTI_CPU_DOTPROD (1u << 10)
+#define FTI_CPU_AVX512VBMI (1u << 11)
+
+/* Features of this CPU that fti can use (OS support for the wide registers checked with XGETBV).
+ * Always 0 under FTI_NO_SIMD. Thread safety: any thread. */
+FTIDEF unsigned fti_cpu_features(void);
+/* Writes a one-line description, e.g. "avx2 fma f16c avx512f ... | tables: scalar avx2 avx512 |
+ * auto: avx512", NUL-terminated and truncated to n bytes. Returns out. */
+FTIDEF char *fti_cpu_describe(char *out, size_t n);
+
+/* A table of kernels for one instruction set (opaque; static const, never freed). */
+typedef struct fti_kernels fti_kernels;
+
+/* The table for isa, or NULL if this build or CPU cannot run it. FTI_ISA_AUTO returns the best
+ * supported table, or the one $FTI_ISA names (scalar|avx2|avx512|neon) when that is supported.
+ * Never NULL for FTI_ISA_AUTO or FTI_ISA_SCALAR. Thread safety: any thread. */
+FTIDEF const fti_kernels *fti_kernels_get(fti_isa isa);
+/* The instruction set of a table (NULL means AUTO's choice). */
+FTIDEF fti_isa fti_kernels_isa(const fti_kernels *k);
+/* "auto", "scalar", "avx2", "avx512", "neon"; "?" for other values. */
+FTIDEF const char *fti_isa_name(fti_isa isa);
+
+/* --- GEMM and GEMV ---------------------------------------------------------------------------- */
+
+#define FTI_MM_TRANS_A 1u    /* A is stored (K,M): op(A) = Aᵀ */
+#define FTI_MM_TRANS_B 2u    /* B is stored (N,K): op(B) = Bᵀ */
+#define FTI_MM_ACCUMULATE 4u /* C += op(A)·op(B) instead of C = op(A)·op(B) */
+
+/* C(M,N) = op(A)(M,K) · op(B)(K,N), fp32, row-major with leading dimensions (row strides in
+ * elements): A is (M,K) with lda >= K, or (K,M) with lda >= M under FTI_MM_TRANS_A; B is (K,N)
+ * with ldb >= N, or (N,K) with ldb >= K under FTI_MM_TRANS_B; C is (M,N) with ldc >= N.
+ * The three training products: forward Y = X·Wᵀ (TRANS_B), dX = dY·W (none), dW += dYᵀ·X
+ * (TRANS_A | ACCUMULATE). K = 0 sets C to 0 (or leaves it under ACCUMULATE). C must not
+ * overlap A or B. pool may be NULL (one thread). Results are bit-identical for any pool size.
+ * Never fails: if scratch memory cannot be allocated it computes with the reference.
+ * Thread safety: any thread; the pool must not be in use by another call. */
+FTIDEF void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, size_t N,
+                       size_t K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
+                       size_t ldc);
+
+/* Y(T,n_out) = X(T,n_in) · W(n_out,n_in)ᵀ for a weight matrix W of dtype wtype (rows of n_in
+ * elements, each row fti_dtype_row_bytes(wtype, n_in) bytes, rows contiguous). T = 1 is the
+ * decode GEMV; T > 1 is prefill. F32 weights with T > 4 use fti_matmul. Q8_0 and Q4_0 weights
+ * are dotted against X quantized to Q8_0 per 32-block (integer dot per block, as ggml does), so
+ * the result differs from dequantize-then-f32 by the activation rounding (about 0.4% of
+ * sum|w·x|).
+ * F16/BF16 are widened to f32 and dotted in f32. W needs 2-byte alignment. Returns FTI_OK, or
+ * FTI_ERR_INVALID for an unknown wtype or n_in not a multiple of 32 for Q8_0/Q4_0. Never fails
+ * for lack of memory (falls back to the reference). Bit-identical for any pool size.
+ * Thread safety: any thread; the pool must not be in use by another call. */
+FTIDEF fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
+                               const float *X, float *Y, size_t T, size_t n_out, size_t n_in);
+
+/* --- BLAS-1 ----------------------------------------------------------------------------------- */
+
+/* Σ x[i]·y[i] over n (accumulated in float lanes, fixed order per table). */
+FTIDEF float fti_dot(const fti_kernels *k, const float *x, const float *y, size_t n);
+/* y[i] += a·x[i]. */
+FTIDEF void fti_axpy(const fti_kernels *k, float *y, float a, const float *x, size_t n);
+/* x[i] *= a. */
+FTIDEF void fti_scale(const fti_kernels *k, float *x, float a, size_t n);
+
+/* --- the transformer's vector ops (forward and backward) -------------------------------------- */
+
+/* RMSNorm over each row: out = x · rstd · w with rstd = 1/sqrt(mean(x²) + eps).
+ * out (R,C) may alias x; rstd (R) receives each row's rstd for the backward (may be NULL);
+ * w (C) may be NULL (no gain). */
+FTIDEF void fti_rmsnorm_fwd(const fti_kernels *k, float *out, float *rstd, const float *x,
+                            const float *w, size_t R, size_t C, float eps);
+/* Backward of fti_rmsnorm_fwd. Writes dx (R,C) (=, not +=; may alias dout); ACCUMULATES the
+ * gain's gradient into dw (C) (+=, rows in order; skipped when w or dw is NULL). Needs the
+ * forward's x (R,C) and rstd (R). */
+FTIDEF void fti_rmsnorm_bwd(const fti_kernels *k, float *dx, float *dw, const float *dout,
+                            const float *x, const float *w, const float *rstd, size_t R, size_t C);
+
+/* Numerically stable softmax of each row: p = exp(x - max) / Σ exp(x - max). p (R,C) may alias
+ * x. A row that is all -inf (e.g. fully masked) becomes uniform 1/C; NaN propagates. */
+FTIDEF void fti_softmax_fwd(const fti_kernels *k, float *p, const float *x, size_t R, size_t C);
+/* Backward: dx = p ⊙ (dp - Σ p·dp) per row. dx (R,C) may alias dp. */
+FTIDEF void fti_softmax_bwd(const fti_kernels *k, float *dx, const float *p, const float *dp,
+                            size_t R, size_t C);
+
+/* SiLU: y = x·σ(x) over n elements (y may alias x). Backward: dx = dy·σ(x)·(1 + x·(1-σ(x))),
+ * written (dx may alias dy). */
+FTIDEF void fti_silu_fwd(const fti_kernels *k, float *y, const float *x, size_t n);
+FTIDEF void fti_silu_bwd(const fti_kernels *k, float *dx, const float *x, const float *dy,
+                         size_t n);
+/* SwiGLU: h = silu(g) ⊙ u over n elements (h may alias g or u). Backward writes dg and du
+ * (dg may alias dh; du must not alias dg). */
+FTIDEF void fti_swiglu_fwd(const fti_kernels *k, float *h, const float *g, const float *u,
+                           size_t n);
+FTIDEF void fti_swiglu_bwd(const fti_kernels *k, float *dg, float *du, const float *g,
+                           const float *u, const float *dh, size_t n);
+
+/* RoPE, in place, rotating adjacent pairs (x[2i], x[2i+1]) of each head by angle
+ * pos·base^(-2i/D), i in [0, D/2): x' = (x0·cos - x1·sin, x0·sin + x1·cos).
+ * x is (T, H, D) with consecutive tokens `row_stride` floats apart (0 = H·D; lets q and k be
+ * rotated inside a fused (T, 3C) buffer). Token t sits at position pos[t] when pos != NULL, else
+ * pos0 + t. D must be even (an odd last element is left alone). Call once for q, once for k.
+ * Angles are computed in double. Backward: fti_rope_bwd rotates gradients by -angle. */
+FTIDEF void fti_rope_fwd(const fti_kernels *k, float *x, size_t T, size_t H, size_t D,
+                         size_t row_stride, size_t pos0, const int32_t *pos, float base);
+FTIDEF void fti_rope_bwd(const fti_kernels *k, float *dx, size_t T, size_t H, size_t D,
+                         size_t row_stride, size_t pos0, const int32_t *pos, float base);
+
+/* Cross-entropy from logits. For each row r: probs = softmax(logits[r]) and
+ * loss[r] = -log probs[targets[r]] (computed in double as logsumexp - logit). A row with
+ * targets[r] < 0 or >= V is ignored: loss 0 (probs still written). probs (R,V) may alias
+ * logits; loss (R) may be NULL. Returns the number of rows that were not ignored. The caller
+ * sums losses (in double, N7) and checks they are finite. */
+FTIDEF size_t fti_xent_fwd(const fti_kernels *k, float *loss, float *probs, const float *logits,
+                           const int32_t *targets, size_t R, size_t V);
+/* Backward: dlogits[r] = (probs[r] - onehot(targets[r])) · dloss, with dloss the gradient of the
+ * total loss with respect to each row's loss (e.g. 1/n_valid for a mean). Ignored rows get
+ * zeros. dlogits (R,V) may alias probs (in place). */
+FTIDEF void fti_xent_bwd(const fti_kernels *k, float *dlogits, const float *probs,
+                         const int32_t *targets, float dloss, size_t R, size_t V);
+
+/* One AdamW step on a tensor of n elements (PyTorch's torch.optim.AdamW semantics):
+ *   g = grad·grad_scale;  m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²
+ *   param *= 1 - lr·weight_decay            (only when decay != 0: e.g. not for norms)
+ *   param -= lr · (m / (1-β1^step)) / (sqrt(v / (1-β2^step)) + eps)
+ * step counts from 1. grad is read only. The hyperparameters are plain fields (set all). */
+typedef struct fti_adamw_hparams {
+    float lr;
+    float beta1;        /* e.g. 0.9 */
+    float beta2;        /* e.g. 0.95 */
+    float eps;          /* e.g. 1e-8 */
+    float weight_decay; /* e.g. 0.1 */
+    float grad_scale;   /* gradient multiplier (clipping, loss scaling); 0 is treated as 1 */
+    int64_t step;       /* 1-based step number for the bias correction */
+} fti_adamw_hparams;
+FTIDEF void fti_adamw(const fti_kernels *k, float *param, const float *grad, float *m, float *v,
+                      size_t n, const fti_adamw_hparams *hp, int decay);
+
+/* --- conversions and quantization ------------------------------------------------------------- */
+
+/* Scalar conversions (round to nearest even; NaN stays NaN; f16 overflow gives ±inf). */
+FTIDEF float fti_f16_to_f32(uint16_t h);
+FTIDEF uint16_t fti_f32_to_f16(float f);
+FTIDEF float fti_bf16_to_f32(uint16_t h);
+FTIDEF uint16_t fti_f32_to_bf16(float f);
+
+/* Row conversions of n elements. */
+FTIDEF void fti_f16_to_f32_row(const fti_kernels *k, float *dst, const uint16_t *src, size_t n);
+FTIDEF void fti_f32_to_f16_row(const fti_kernels *k, uint16_t *dst, const float *src, size_t n);
+FTIDEF void fti_bf16_to_f32_row(const fti_kernels *k, float *dst, const uint16_t *src, size_t n);
+FTIDEF void fti_f32_to_bf16_row(const fti_kernels *k, uint16_t *dst, const float *src, size_t n);
+
+/* Encodes n floats as a row of type t (F32, F16, BF16, Q8_0, Q4_0) into dst
+ * (fti_dtype_row_bytes(t, n) bytes). Q8_0: d = max|x|/127, q = round(x/d). Q4_0 (as ggml):
+ * m = the element of largest magnitude (with its sign), d = m/-8, q = min(15, trunc(x/d + 8.5)).
+ * Returns FTI_ERR_INVALID for an unknown type or n not a multiple of the block size. */
+FTIDEF fti_result fti_quantize_row(const fti_kernels *k, fti_dtype t, void *dst, const float *src,
+                                   size_t n);
+/* Decodes a row of n elements of type t into floats. Same errors. src needs 2-byte alignment. */
+FTIDEF fti_result fti_dequantize_row(const fti_kernels *k, fti_dtype t, float *dst, const void *src,
+                                     size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FTI_KERNELS_H */
+/* ---- end src/02_kernels.h ---- */
+/* ---- begin src/03_tokenizer.h ---- */
+/* === tokenizer: byte-level BPE (pre-tokenizers, encode, decode, train, file formats) === */
+/*
+ * A byte-level BPE tokenizer in the style of GPT-2 and tiktoken. The vocabulary holds the 256
+ * single bytes, the merged tokens and the special tokens. Every byte string round-trips:
+ * decode(encode(x)) == x, including invalid UTF-8.
+ *
+ *   text ──special-token split──▶ segments ──pre-tokenizer──▶ pre-tokens ──BPE merge──▶ ids
+ *
+ *   special tokens  with FTI_TOK_ALLOW_SPECIAL, the literal strings of special tokens (e.g.
+ *                   "<|endoftext|>") become their ids and are never split or merged; without it
+ *                   (the default, right for untrusted text) they are ordinary text.
+ *   pre-tokenizer   splits a segment into pre-tokens exactly like the split regex of GPT-2
+ *                   (r50k_base), cl100k_base or o200k_base, written by hand (no regex engine),
+ *                   with Unicode classes from generated tables. Invalid UTF-8 bytes each count
+ *                   as one punctuation-like character (neither letter, number nor space).
+ *   BPE             the pre-token's bytes start as single-byte parts; the adjacent pair whose
+ *                   concatenation has the lowest rank is merged (leftmost on ties) until no pair
+ *                   has a rank. This is tiktoken's rule; ids equal tiktoken's.
+ *
+ * Ids are uint32_t. `rank` orders merges; for tiktoken files rank == id. Some vocabularies have
+ * holes (ids with no token, e.g. cl100k_base 100256): decoding a hole is an error.
+ *
+ * Formats read: fti's own file (versioned, SHA-256 checksummed, see docs/tokenizer.md),
+ * tiktoken ".tiktoken" rank files, GPT-2 encoder.json + vocab.bpe, and GGUF tokenizer
+ * metadata (tokens in GPT-2 byte-to-unicode form plus "left right" merges). Formats written:
+ * fti's file and the GGUF metadata. A tokenizer is identified by the SHA-256 of its canonical
+ * fti serialization, whatever file it was loaded from.
+ *
+ * Training (fti_bpe_trainer): texts are pre-tokenized and collapsed into unique words with
+ * counts (in parallel over an fti_pool), then merges are learned with incremental pair counts
+ * and a priority queue; ties break on the smaller (left id, right id), so results are
+ * deterministic and independent of the thread count.
+ */
+#ifndef FTI_TOKENIZER_H
+#define FTI_TOKENIZER_H
+
+/* #include "00_base.h" (amalgamated) */
+/* #include "01_threads.h" (amalgamated) */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Named limits for untrusted tokenizer files (override before including the implementation). */
+#ifndef FTI_TOK_MAX_VOCAB
+#define FTI_TOK_MAX_VOCAB (1u << 22) /* tokens (ids) in one vocabulary */
+#endif
+#ifndef FTI_TOK_MAX_TOKEN_BYTES
+#define FTI_TOK_MAX_TOKEN_BYTES 1024 /* bytes of one token */
+#endif
+#ifndef FTI_TOK_MAX_FILE_BYTES
+#define FTI_TOK_MAX_FILE_BYTES ((size_t)256 << 20) /* size of one tokenizer file */
+#endif
+
+/* Pre-tokenizers (split patterns). */
+typedef enum fti_pretok {
+    FTI_PRETOK_DEFAULT = 0, /* when loading: guess from the file; when training: GPT2 */
+    FTI_PRETOK_GPT2 = 1,    /* GPT-2 / r50k_base / p50k_base */
+    FTI_PRETOK_CL100K = 2,  /* cl100k_base (also Llama 3's pattern) */
+    FTI_PRETOK_O200K = 3    /* o200k_base */
+} fti_pretok;
+
+/* Name of a pre-tokenizer ("gpt2", "cl100k", "o200k"; "default" for 0, "?" otherwise), and the
+ * parse of such a name (also accepts "r50k", "cl100k_base", "o200k_base", "gpt-2"); returns
+ * FTI_PRETOK_DEFAULT for an unknown name. Thread safety: any thread. */
+FTIDEF const char *fti_pretok_name(fti_pretok kind);
+FTIDEF fti_pretok fti_pretok_parse(const char *name);
+
+/* Returns the end of the pre-token that starts at byte `pos` of text[0..len) (pos < len), i.e.
+ * one step of the split regex; > pos always. Text is bytes (invalid UTF-8 allowed).
+ * Thread safety: any thread. */
+FTIDEF size_t fti_pretok_next(fti_pretok kind, const char *text, size_t len, size_t pos);
+
+/* --- the tokenizer -------------------------------------------------------------------------- */
+
+typedef struct fti_tokenizer fti_tokenizer;
+
+/* GGUF token types (llama.cpp's numbers). Byte tokens are NORMAL, as in GPT-2 style vocabs. */
+typedef enum fti_token_type {
+    FTI_TOKEN_NONE = 0,         /* a hole: no token has this id */
+    FTI_TOKEN_NORMAL = 1,
+    FTI_TOKEN_UNKNOWN = 2,
+    FTI_TOKEN_CONTROL = 3,      /* special tokens */
+    FTI_TOKEN_USER_DEFINED = 4,
+    FTI_TOKEN_UNUSED = 5,
+    FTI_TOKEN_BYTE = 6
+} fti_token_type;
+
+/* Options for loading. Zero (or NULL) = defaults for every field. */
+typedef struct fti_tokenizer_opts {
+    /* Pre-tokenizer. DEFAULT: the one stored in an fti file; for a .tiktoken file the one of a
+     * known rank file (recognised by SHA-256: r50k/gpt2, cl100k_base, o200k_base) else GPT2;
+     * GPT-2 encoder.json: GPT2. */
+    fti_pretok pretok;
+    /* Extra special tokens for files that carry none (.tiktoken, encoder.json): NUL-terminated
+     * strings given ids after the largest id. When special is NULL, a known tiktoken rank file
+     * gets its standard special tokens (as tiktoken), and GPT-2 files get "<|endoftext|>". */
+    const char *const *special;
+    size_t n_special;
+    int no_default_special;  /* 1: no standard special tokens at all */
+    size_t max_file_bytes;   /* 0 = FTI_TOK_MAX_FILE_BYTES */
+} fti_tokenizer_opts;
+
+/* Loads a tokenizer file, sniffing its format: fti's own file, a .tiktoken rank file, or a
+ * GPT-2 encoder.json (then vocab.bpe must sit in the same directory). Errors name the file and
+ * the problem ("r50k.tiktoken: line 12: bad base64"). *out is owned by the caller
+ * (fti_tokenizer_free). Thread safety: any thread. */
+FTIDEF fti_result fti_tokenizer_load(const char *path, const fti_tokenizer_opts *opts,
+                                     fti_tokenizer **out, fti_error *err);
+/* Same from memory: fti's own format or .tiktoken text (sniffed). `name` (may be NULL) is used
+ * in error messages and for recognising known files. The data is copied. */
+FTIDEF fti_result fti_tokenizer_load_mem(const void *data, size_t len, const char *name,
+                                         const fti_tokenizer_opts *opts, fti_tokenizer **out,
+                                         fti_error *err);
+/* GPT-2 encoder.json + vocab.bpe (files, or memory). */
+FTIDEF fti_result fti_tokenizer_load_gpt2(const char *encoder_json_path, const char *vocab_bpe_path,
+                                          const fti_tokenizer_opts *opts, fti_tokenizer **out,
+                                          fti_error *err);
+FTIDEF fti_result fti_tokenizer_load_gpt2_mem(const void *encoder_json, size_t encoder_len,
+                                              const void *vocab_bpe, size_t vocab_len,
+                                              const fti_tokenizer_opts *opts, fti_tokenizer **out,
+                                              fti_error *err);
+/* Frees a tokenizer (NULL is fine). Thread safety: one thread per object (no encode running). */
+FTIDEF void fti_tokenizer_free(fti_tokenizer *tok);
+
+/* Writes fti's own format atomically (temp file, fsync, rename), or appends it to a buffer
+ * (FTI_ERR_NOMEM if it cannot grow). Thread safety: any thread. */
+FTIDEF fti_result fti_tokenizer_save(const fti_tokenizer *tok, const char *path, fti_error *err);
+FTIDEF fti_result fti_tokenizer_serialize(const fti_tokenizer *tok, fti_buf *out);
+
+/* Adds a special (CONTROL) token with the next free id, or returns the id it already has as a
+ * special token. Fails with FTI_ERR_EXISTS if the bytes are an ordinary token, FTI_ERR_INVALID
+ * for empty or too long strings. Changes the tokenizer's SHA-256 id.
+ * Thread safety: none (no encode may run on tok at the same time). */
+FTIDEF fti_result fti_tokenizer_add_special(fti_tokenizer *tok, const char *text, size_t len,
+                                            uint32_t *id_out);
+
+/* --- queries (Thread safety: any thread) ---------------------------------------------------- */
+
+/* Number of ids (largest id + 1, holes included). */
+FTIDEF size_t fti_tokenizer_vocab_size(const fti_tokenizer *tok);
+FTIDEF fti_pretok fti_tokenizer_pretok(const fti_tokenizer *tok);
+/* The bytes of a token (not NUL-terminated) and their length; NULL for a hole or a bad id. */
+FTIDEF const char *fti_tokenizer_token(const fti_tokenizer *tok, uint32_t id, size_t *len);
+FTIDEF fti_token_type fti_tokenizer_token_type(const fti_tokenizer *tok, uint32_t id);
+/* Id of the token with exactly these bytes (ordinary or special), or -1. */
+FTIDEF int64_t fti_tokenizer_find(const fti_tokenizer *tok, const char *bytes, size_t len);
+/* Id of a special token by its text ("<|endoftext|>"), or -1. */
+FTIDEF int64_t fti_tokenizer_special_id(const fti_tokenizer *tok, const char *text);
+/* Number of special tokens and the id of the i-th (in id order). */
+FTIDEF size_t fti_tokenizer_n_special(const fti_tokenizer *tok);
+FTIDEF uint32_t fti_tokenizer_special_at(const fti_tokenizer *tok, size_t i);
+/* Id of "<|endoftext|>" or -1. */
+FTIDEF int64_t fti_tokenizer_eot_id(const fti_tokenizer *tok);
+/* SHA-256 of the canonical fti serialization: raw digest and 64 hex chars + NUL. */
+FTIDEF void fti_tokenizer_sha256(const fti_tokenizer *tok, unsigned char digest[32]);
+FTIDEF void fti_tokenizer_id_hex(const fti_tokenizer *tok, char hex[65]);
+
+/* --- encoding ------------------------------------------------------------------------------- */
+
+/* A growable id array; zero-initialise. Encoders append to it. Free with fti_tokens_free (which
+ * leaves it empty and reusable). Thread safety: one thread per object. */
+typedef struct fti_tokens {
+    uint32_t *ids;
+    size_t len;
+    size_t cap;
+} fti_tokens;
+FTIDEF fti_result fti_tokens_push(fti_tokens *t, uint32_t id);
+FTIDEF void fti_tokens_free(fti_tokens *t);
+
+/* Encode flags. */
+#define FTI_TOK_ALLOW_SPECIAL 1u /* match special-token strings (trusted text only) */
+
+/* Appends the ids of text[0..len) to out. Single-threaded. Returns FTI_OK, FTI_ERR_NOMEM (out
+ * keeps what it had), FTI_ERR_INVALID (NULL tok/out, or text NULL with len > 0).
+ * Thread safety: any thread (tok is read-only; many threads may encode with one tokenizer). */
+FTIDEF fti_result fti_tokenizer_encode(const fti_tokenizer *tok, const char *text, size_t len,
+                                       unsigned flags, fti_tokens *out);
+/* The same over a pool: large texts are cut at pre-token boundaries into chunks encoded in
+ * parallel. The ids are identical to fti_tokenizer_encode's for any thread count.
+ * Thread safety: one thread submits to a pool at a time. */
+FTIDEF fti_result fti_tokenizer_encode_pool(const fti_tokenizer *tok, fti_pool *pool,
+                                            const char *text, size_t len, unsigned flags,
+                                            fti_tokens *out);
+/* Encodes n separate texts (e.g. documents), texts[i] of lens[i] bytes, into outs[i] (appended),
+ * in parallel over the pool (NULL = serial). On an error some outs may be incomplete.
+ * Thread safety: one thread submits to a pool at a time. */
+FTIDEF fti_result fti_tokenizer_encode_batch(const fti_tokenizer *tok, fti_pool *pool,
+                                             const char *const *texts, const size_t *lens,
+                                             size_t n, unsigned flags, fti_tokens *outs);
+/* Number of tokens text would encode to (*n_tokens = 0 on error). Thread safety: any thread. */
+FTIDEF fti_result fti_tokenizer_count(const fti_tokenizer *tok, const char *text, size_t len,
+                                      unsigned flags, size_t *n_tokens);
+
+/* --- decoding ------------------------------------------------------------------------------- */
+
+/* Appends the bytes of ids[0..n) to out. Fails with FTI_ERR_INVALID on an id out of range or a
+ * hole (out keeps the bytes of the ids before it) or FTI_ERR_NOMEM. Special tokens decode to
+ * their text. Thread safety: any thread. */
+FTIDEF fti_result fti_tokenizer_decode(const fti_tokenizer *tok, const uint32_t *ids, size_t n,
+                                       fti_buf *out);
+
+/* Streaming decode for printing tokens as they are generated: never emits part of a UTF-8
+ * character. Bytes of an incomplete (so far valid) sequence are held until it completes; an
+ * invalid sequence is emitted as U+FFFD when `repair` is set, else as its raw bytes.
+ * Zero-initialise (set repair if wanted), push ids, then flush at the end (emits a held
+ * incomplete tail, as U+FFFD when repair). Thread safety: one thread per object. */
+typedef struct fti_detok {
+    unsigned char held[4];
+    size_t n_held;
+    int repair;
+} fti_detok;
+FTIDEF fti_result fti_detok_push(fti_detok *d, const fti_tokenizer *tok, uint32_t id,
+                                 fti_buf *out);
+FTIDEF void fti_detok_flush(fti_detok *d, fti_buf *out);
+
+/* --- GGUF tokenizer metadata ---------------------------------------------------------------- */
+
+/* The tokenizer as GGUF stores it (tokenizer.ggml.*): model "gpt2", pre ("gpt-2" for GPT2,
+ * "llama-bpe" for CL100K, "gpt-4o" for O200K), one string per id in GPT-2 byte-to-unicode form
+ * (holes become "[PAD<id>]" of type UNUSED), token types (NORMAL for normal and byte tokens,
+ * CONTROL for special tokens), and merges "left right" in rank order (each merged token's split
+ * into the two parts BPE joins last). Strings are NUL-terminated; all memory is owned by the
+ * struct. eos/bos are "<|endoftext|>" when present, else -1. */
+typedef struct fti_tokenizer_gguf {
+    const char *model;
+    const char *pre;
+    size_t n_tokens;
+    char **tokens;
+    int32_t *token_types;
+    size_t n_merges;
+    char **merges;
+    int64_t bos_id;
+    int64_t eos_id;
+    void *mem_;  /* private */
+} fti_tokenizer_gguf;
+/* Fills *out (FTI_ERR_NOMEM leaves it zeroed); free with fti_tokenizer_gguf_free (NULL and a
+ * zeroed struct are fine). Thread safety: any thread (out: one thread per object). */
+FTIDEF fti_result fti_tokenizer_gguf_make(const fti_tokenizer *tok, fti_tokenizer_gguf *out);
+FTIDEF void fti_tokenizer_gguf_free(fti_tokenizer_gguf *g);
+/* Builds a tokenizer from GGUF metadata (e.g. read from a model file): tokens[i] (len
+ * token_lens[i], byte-to-unicode form), types[i] (may be NULL = NORMAL), merges[k] "left right"
+ * (len merge_lens[k]). pre is the GGUF pre name (NULL = "gpt-2"); CONTROL and USER_DEFINED tokens
+ * become special tokens. Hostile input gives FTI_ERR_FORMAT with a message, never a crash.
+ * Thread safety: any thread. */
+FTIDEF fti_result fti_tokenizer_from_gguf(const char *const *tokens, const size_t *token_lens,
+                                          const int32_t *types, size_t n_tokens,
+                                          const char *const *merges, const size_t *merge_lens,
+                                          size_t n_merges, const char *pre, fti_tokenizer **out,
+                                          fti_error *err);
+
+/* --- training ------------------------------------------------------------------------------- */
+
+/* Progress: merges learned so far out of the target (called about 100 times per train, on the
+ * training thread). */
+typedef void (*fti_bpe_progress_fn)(void *user, size_t merges_done, size_t merges_total);
+
+/* Options for training. Zero (or NULL) = defaults for every field. */
+typedef struct fti_bpe_train_opts {
+    fti_pretok pretok;      /* DEFAULT = GPT2 (GGUF pre "gpt-2") */
+    size_t vocab_size;      /* 256 bytes + merges + special tokens; 0 = 4096 */
+    uint64_t min_frequency; /* stop when the best pair occurs fewer times; 0 = 2 */
+    /* Special tokens (NUL-terminated) given the last ids. NULL = {"<|endoftext|>"} unless
+     * no_default_special. Their strings in training text are cut out, never learned. */
+    const char *const *special;
+    size_t n_special;
+    int no_default_special;
+    size_t max_word_bytes;  /* longer pre-tokens are cut into pieces this long; 0 = 256 */
+    fti_pool *pool;         /* counting threads; NULL = single-threaded */
+    fti_bpe_progress_fn progress;
+    void *progress_user;
+} fti_bpe_train_opts;
+
+typedef struct fti_bpe_trainer fti_bpe_trainer;
+
+/* Statistics of a trainer (after adding texts / after training). */
+typedef struct fti_bpe_train_stats {
+    uint64_t n_bytes;      /* text bytes added */
+    uint64_t n_words;      /* pre-tokens counted */
+    uint64_t n_unique;     /* unique pre-tokens */
+    size_t n_merges;       /* merges learned by train */
+    uint64_t last_count;   /* frequency of the last merge */
+} fti_bpe_train_stats;
+
+/* Creates a trainer; the opts are copied (the pool pointer is kept and must outlive it).
+ * Thread safety: one thread per object. */
+FTIDEF fti_result fti_bpe_trainer_create(const fti_bpe_train_opts *opts, fti_bpe_trainer **out);
+/* Adds one document's text (any bytes; copied). Texts are buffered and counted in parallel
+ * batches of 16 MiB; pre-tokens never cross documents. FTI_ERR_NOMEM marks the trainer failed.
+ * Thread safety: one thread per object. */
+FTIDEF fti_result fti_bpe_trainer_add(fti_bpe_trainer *t, const char *text, size_t len);
+/* Learns the merges and returns the tokenizer (owned by the caller). The trainer may be freed
+ * afterwards; calling add or train again after train gives FTI_ERR_INVALID. Memory: about
+ * 40 bytes per symbol of the unique words plus the pair table. Thread safety: one thread per
+ * object. */
+FTIDEF fti_result fti_bpe_trainer_train(fti_bpe_trainer *t, fti_tokenizer **out, fti_error *err);
+/* Counts so far (zeros for NULL). Thread safety: one thread per object. */
+FTIDEF void fti_bpe_trainer_stats(const fti_bpe_trainer *t, fti_bpe_train_stats *stats);
+/* Frees the trainer and its buffered text (NULL is fine). Thread safety: one thread per object. */
+FTIDEF void fti_bpe_trainer_free(fti_bpe_trainer *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FTI_TOKENIZER_H */
+/* ---- end src/03_tokenizer.h ---- */
+/* ---- begin src/04_store.h ---- */
+/* === store: workspace, ingest/clean/validate/dedupe, chunks + BM25, token shards, versions === */
+/*
+ * The feature store turns a folder of someone's raw exports into an immutable, content-addressed
+ * dataset version that training and inference both read (same code, no training/serving skew).
+ *
+ *   workspace   one directory (--home DIR, else $FTI_HOME, else ./twin) holding store/, models/,
+ *               logs/. Layout and file formats: docs/workspace.md.
+ *   ingest      files and directory trees of .txt .md .html/.htm .json .jsonl .csv .eml .mbox
+ *               (also files whose name contains "mbox"); anything else is skipped with a reason.
+ *               Each input file becomes "units" (a whole file, one JSONL line, one mbox message)
+ *               processed in parallel; results are merged in input order, so output never
+ *               depends on the thread count.
+ *   clean       HTML to text, markdown to text, mail decoding (multipart, quoted-printable,
+ *               base64, RFC 2047 headers, UTF-8/ASCII/Latin-1/Windows-1252), quoted replies and
+ *               signatures dropped, line endings and whitespace normalised, invalid UTF-8
+ *               repaired, control characters removed, optional redaction of e-mail addresses,
+ *               phone numbers and URLs (on by default for mail).
+ *   validate    min/max length, letter fraction, repeated-line ratio, required fields; every
+ *               rejection is counted under its reason.
+ *   dedupe      exact (hash of the normalised text) and near-duplicate (MinHash, 128 32-bit
+ *               permutations, LSH banding, Jaccard threshold default 0.8).
+ *   features    deterministic train/val split by document hash; a byte-level BPE tokenizer
+ *               trained on the train split (part 03); token shards (header + flat little-endian
+ *               ids, mmap-able); token-bounded chunks with overlap preferring paragraph and
+ *               sentence ends; a BM25 index over the chunks (mmap-able file).
+ *   versions    a version id is the SHA-256 of the inputs' hashes and the options; blobs are
+ *               stored content-addressed, the manifest is written last (the commit point), refs
+ *               (`latest`, tags) move only after the manifest is durable. Incremental ingest
+ *               reuses unchanged source files by their raw-bytes SHA-256.
+ */
+#ifndef FTI_STORE_H
+#define FTI_STORE_H
+
+/* #include "00_base.h" (amalgamated) */
+/* #include "01_threads.h" (amalgamated) */
+/* #include "03_tokenizer.h" (amalgamated) */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- limits (override before including the implementation) ------------------------------- */
+#ifndef FTI_STORE_MAX_FILE_BYTES
+#define FTI_STORE_MAX_FILE_BYTES ((uint64_t)1 << 32) /* one input file */
+#endif
+#ifndef FTI_STORE_MAX_MAIL_DEPTH
+#define FTI_STORE_MAX_MAIL_DEPTH 8 /* nested multipart levels */
+#endif
+#ifndef FTI_STORE_MAX_DOCS
+#define FTI_STORE_MAX_DOCS 50000000u
+#endif
+#define FTI_MINHASH_PERMS 128
+
+/* --- workspace ----------------------------------------------------------------------------- */
+
+/* Resolves the workspace directory: `home` if not NULL/empty, else $FTI_HOME if set, else
+ * "./twin". Returns a new string (fti_free) or NULL on allocation failure. Nothing is created.
+ * Thread safety: any thread. */
+FTIDEF char *fti_workspace_resolve(const char *home);
+/* Creates the workspace layout under home (store/objects, store/versions, store/refs/tags,
+ * models, logs). Existing directories are fine. Thread safety: any thread. */
+FTIDEF fti_result fti_workspace_init(const char *home, fti_error *err);
+
+/* --- the document template (shared by training data and inference prompts) ---------------- */
+
+#define FTI_TEMPLATE_TITLE "<|title|>"
+#define FTI_TEMPLATE_BODY "<|body|>"
+#define FTI_TEMPLATE_END "<|endoftext|>"
+
+/* Appends a document rendered through the template to out:
+ *     "<|title|>" title "\n" "<|body|>" body "<|endoftext|>"
+ * With `open_body` set (prompts for generation) the end marker is left off, so the model
+ * continues the body. A NULL/empty title still writes the title marker (with nothing after it).
+ * Thread safety: any thread. */
+FTIDEF void fti_template_render(fti_buf *out, const char *title, size_t title_len, const char *body,
+                                size_t body_len, int open_body);
+
+/* Encodes a document through the template with tok, appending ids to out: the marker tokens are
+ * placed as their special ids, while title and body are encoded as plain text (a literal
+ * "<|endoftext|>" inside them stays text), exactly as the token shards were made. The tokenizer
+ * must have the three template tokens (every tokenizer of a dataset version has them), else
+ * FTI_ERR_NOT_FOUND. Thread safety: any thread. */
+FTIDEF fti_result fti_template_encode(const fti_tokenizer *tok, const char *title, size_t title_len,
+                                      const char *body, size_t body_len, int open_body,
+                                      fti_tokens *out);
+
+/* --- text cleaning (exposed for tests, tools and the inference part) ----------------------- */
+
+/* Cleaning flags for fti_clean_text. */
+enum {
+    FTI_CLEAN_REDACT_EMAIL = 1,
+    FTI_CLEAN_REDACT_PHONE = 2,
+    FTI_CLEAN_REDACT_URL = 4,
+    FTI_CLEAN_REDACT_ALL = 7
+};
+/* Normalises text into out (appended): invalid UTF-8 -> U+FFFD, CRLF/CR -> LF, control
+ * characters dropped (tab -> space), non-breaking and other Unicode spaces -> space, runs of
+ * blanks -> one space, trailing blanks of lines removed, 3+ newlines -> one blank line, leading
+ * and trailing whitespace trimmed; then the redactions in `flags` ([EMAIL], [PHONE], [URL]).
+ * Thread safety: any thread. */
+FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out);
+/* HTML to plain text (appended, not yet normalised): script/style/head dropped, tags removed,
+ * entities decoded, block elements become paragraph breaks, <br> a line break. The <title> (or
+ * first <h1>) goes to title if not NULL. Never recursive: any nesting depth is fine.
+ * Thread safety: any thread. */
+FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf *title);
+/* Markdown to plain text (appended): headings, emphasis, code fences, link/image syntax, list
+ * and quote markers and rules removed. The first heading goes to title if not NULL.
+ * Thread safety: any thread. */
+FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_buf *title);
+
+/* --- ingest options and the dataset version ------------------------------------------------ */
+
+typedef struct fti_ingest_progress {
+    const char *stage; /* "scan", "ingest", "dedupe", "tokenizer", "shards", "index", "commit" */
+    uint64_t done;     /* units of the stage so far (bytes for ingest, steps for commit) */
+    uint64_t total;    /* 0 if unknown */
+} fti_ingest_progress;
+typedef void (*fti_ingest_progress_fn)(void *user, const fti_ingest_progress *p);
+
+/* Options for fti_store_ingest; zero = default for every field. Field lists are comma-separated
+ * names tried in order. */
+typedef struct fti_ingest_opts {
+    const char
+        *text_fields; /* JSON/CSV text field: 0 = "text,content,body,full_text,message,post" */
+    const char *title_fields;  /* 0 = "title,subject,name" */
+    const char *date_fields;   /* 0 = "created_at,date,timestamp,time,created" */
+    const char *author_fields; /* 0 = "author,user,username,from" */
+    const char *required;      /* fields a document must have: "title,author,date"; 0 = none */
+    size_t min_chars;          /* 0 = 12 (after cleaning, in bytes) */
+    size_t max_chars;          /* 0 = 1,000,000 */
+    double min_letter_frac;    /* letters / non-blank characters; 0 = 0.5, < 0 disables */
+    double max_repeat_frac;    /* repeated non-empty lines / lines; 0 = 0.5, < 0 disables */
+    int redact;                /* 0 = mail only, 1 = every document, -1 = never */
+    double dedup_threshold;    /* near-dup Jaccard; 0 = 0.8, > 1 disables near-dup */
+    int val_percent;           /* 0 = 5; validation share of documents in percent (1..50) */
+    int chunk_tokens;          /* 0 = 200: chunk size in tokens */
+    int chunk_overlap;         /* 0 = 32 tokens of overlap */
+    int vocab_size;            /* 0 = 4096: tokenizer vocabulary when training one */
+    const char *tokenizer;     /* a tokenizer file to use instead of training one; "parent" =
+                              * the one of `latest` (trained if it has none); 0 = train */
+    int no_tokenizer;          /* 1: skip tokenizer, shards (chunks count approximate tokens) */
+    uint64_t max_file_bytes;   /* 0 = FTI_STORE_MAX_FILE_BYTES */
+    int n_threads;             /* 0 = $FTI_THREADS or the CPU count */
+    const char *tag;           /* also point this tag at the version */
+    int no_latest;             /* 1: do not move `latest` */
+    fti_ingest_progress_fn progress;
+    void *progress_user;
+    fti_log_fn log;
+    void *log_user;
+} fti_ingest_opts;
+
+/* Returns opts (NULL = all defaults) with every default filled in. Thread safety: any thread. */
+FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts);
+
+/* Ingests paths (files or directories) into the workspace `home` and commits a version.
+ * On success out_id holds the version id (64 lowercase hex + NUL); if that version already
+ * existed nothing is rewritten (only refs move). Rejected documents are counted in the
+ * version's report; only a failure to read the workspace or to commit is an error.
+ * `reused` (optional) gets the number of input files whose results came from the cache.
+ * Thread safety: one ingest per workspace at a time: store/lock (flock) makes a second one
+ * fail with FTI_ERR_BUSY. */
+FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, size_t n_paths,
+                                   const fti_ingest_opts *opts, char out_id[65], size_t *reused,
+                                   fti_error *err);
+
+/* Resolves a version name: a full id, a unique id prefix (>= 4 hex), a tag, or "latest"
+ * (NULL = "latest"). Thread safety: any thread. */
+FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out_id[65],
+                                    fti_error *err);
+/* Lists version ids (sorted by creation time, oldest first); free with fti_store_list_free.
+ * Thread safety: any thread. */
+FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n, fti_error *err);
+FTIDEF void fti_store_list_free(char **ids, size_t n);
+/* Points tag `name` (letters, digits, - _ .; "latest" moves the latest ref) at an existing
+ * version id. Atomic (temp file, fsync, rename). Thread safety: any thread. */
+FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id, fti_error *err);
+/* Verifies one version (id) or, with id NULL, every version and ref: manifest parses, files
+ * exist with the recorded size and SHA-256, shard and index headers check out, refs point at
+ * versions. Problems are appended to report (one line each, optional); returns FTI_OK or
+ * FTI_ERR_CHECKSUM / FTI_ERR_FORMAT / FTI_ERR_NOT_FOUND. Thread safety: any thread. */
+FTIDEF fti_result fti_store_verify(const char *home, const char *id, fti_buf *report,
+                                   fti_error *err);
+/* Documents added and removed between versions a and b (resolved names), as text lines
+ * "+ <doc id> <source> "<title>"" / "- ..." appended to out (sorted by doc id); counts
+ * optional. Thread safety: any thread. */
+FTIDEF fti_result fti_store_diff(const char *home, const char *a, const char *b, fti_buf *out,
+                                 size_t *n_added, size_t *n_removed, fti_error *err);
+
+/* --- token shards ------------------------------------------------------------------------- */
+
+/* A token shard file: 64-byte header then count ids of `width` bytes, little-endian:
+ *   0 magic "FTITOKS\0"  8 u32 version (1)  12 u32 width (2 or 4)  16 u64 count
+ *   24 u32 vocab size    28 u32 eot id      32 u8[32] SHA-256 of the id bytes
+ * The data starts at byte 64 (aligned for mmap access). */
+#define FTI_SHARD_HEADER_BYTES 64
+typedef struct fti_token_shard {
+    const unsigned char *data; /* count * width bytes, little-endian ids */
+    uint64_t count;
+    uint32_t width;
+    uint32_t vocab_size;
+    uint32_t eot_id;
+    fti_map map_; /* internal */
+} fti_token_shard;
+/* Writes ids (each < vocab_size, else FTI_ERR_INVALID) as a shard file, atomically. Width 2
+ * when vocab_size <= 65536, else 4. Thread safety: any thread. */
+FTIDEF fti_result fti_shard_write(const char *path, const uint32_t *ids, size_t n,
+                                  uint32_t vocab_size, uint32_t eot_id, fti_error *err);
+/* Maps a shard and checks its header and exact size and (with check_sum) its checksum and id
+ * range: FTI_ERR_FORMAT / FTI_ERR_CHECKSUM / FTI_ERR_UNSUPPORTED with the path in err. Close
+ * with fti_shard_close. Thread safety: the opened shard may be read from any thread. */
+FTIDEF fti_result fti_shard_open(fti_token_shard *s, const char *path, int check_sum,
+                                 fti_error *err);
+FTIDEF void fti_shard_close(fti_token_shard *s);
+/* Token i of a shard; i < count is the caller's to ensure. Thread safety: any thread. */
+FTIDEF uint32_t fti_shard_at(const fti_token_shard *s, uint64_t i);
+
+/* --- BM25 index --------------------------------------------------------------------------- */
+
+/* Terms: maximal runs of letters/digits (ASCII lowercased; any non-ASCII code point counts as a
+ * letter), at most 64 bytes. BM25 with k1 = 1.2, b = 0.75,
+ * idf = ln(1 + (N - df + 0.5)/(df + 0.5)). */
+typedef struct fti_bm25 fti_bm25;
+
+/* One search result. Pointers point into the mapped index and stay valid until close. */
+typedef struct fti_search_hit {
+    float score;
+    uint32_t chunk;   /* chunk number */
+    uint32_t doc;     /* document number in the version */
+    const char *text; /* chunk text (not NUL-terminated: use text_len) */
+    size_t text_len;
+    const char *doc_id; /* 32 hex chars, NUL-terminated, and the metadata below too */
+    const char *title;
+    const char *source;
+    const char *author;
+    const char *date;
+} fti_search_hit;
+
+/* A chunk to index (builder input). */
+typedef struct fti_chunk_in {
+    const char *text;
+    size_t len;
+    uint32_t doc;
+} fti_chunk_in;
+/* A document's metadata for the index. */
+typedef struct fti_doc_meta {
+    const char *doc_id, *title, *source, *author, *date;
+} fti_doc_meta;
+
+/* Builds an index file (atomic write) over chunks that refer to docs[0..n_docs); NULL metadata
+ * strings are stored as "". The text is copied. Thread safety: any thread. */
+FTIDEF fti_result fti_bm25_write(const char *path, const fti_chunk_in *chunks, size_t n_chunks,
+                                 const fti_doc_meta *docs, size_t n_docs, fti_error *err);
+/* Builds it into memory instead (for hashing before storing). */
+FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_t n_chunks,
+                                 const fti_doc_meta *docs, size_t n_docs, fti_error *err);
+/* Maps an index and checks every offset, count, string and posting before use (a hostile file
+ * gives FTI_ERR_FORMAT, never a crash). Close with fti_bm25_close (NULL is fine).
+ * Thread safety: the opened index may be queried from any thread. */
+FTIDEF fti_result fti_bm25_open(fti_bm25 **out, const char *path, fti_error *err);
+FTIDEF void fti_bm25_close(fti_bm25 *ix);
+FTIDEF size_t fti_bm25_chunks(const fti_bm25 *ix);
+/* Top-k chunks for query (best first; ties by chunk number). Returns the number of hits
+ * (<= k; 0 when no term matches). Thread safety: any thread (the index is read-only). */
+FTIDEF size_t fti_bm25_query(const fti_bm25 *ix, const char *query, size_t query_len, size_t k,
+                             fti_search_hit *hits);
+/* Chunk i as a hit with score 0 (for listing); returns 0 if i is out of range. */
+FTIDEF int fti_bm25_chunk(const fti_bm25 *ix, size_t i, fti_search_hit *hit);
+
+/* --- an opened dataset version (what training and inference read) ------------------------- */
+
+typedef enum fti_split { FTI_SPLIT_TRAIN = 0, FTI_SPLIT_VAL = 1 } fti_split;
+
+/* Statistics recorded in the version (the monitoring part computes drift against them). */
+typedef struct fti_dataset_stats {
+    uint64_t n_docs, n_train_docs, n_val_docs, n_rejected, n_chunks;
+    uint64_t n_train_tokens, n_val_tokens;
+    uint64_t n_chars; /* cleaned bytes over kept documents */
+    double doc_chars_mean, doc_tokens_mean;
+    uint64_t doc_chars_p50, doc_chars_p90, doc_chars_max;
+    /* Documents by cleaned length: bucket i counts lengths in [2^i, 2^(i+1)) bytes. */
+    uint64_t doc_chars_log2_hist[32];
+    /* Frequency of each token id over the train shard (vocab_size entries; NULL without one). */
+    const uint64_t *token_counts;
+    uint32_t vocab_size;
+} fti_dataset_stats;
+
+typedef struct fti_dataset fti_dataset;
+/* Opens a version by id, id prefix, tag or "latest" (NULL): parses the manifest, maps the
+ * shards and the index (headers and index offsets checked; the full checksums are verify's
+ * job). Free with fti_dataset_close (NULL is fine). All getters below return NULL/0 for a NULL
+ * ds. Thread safety: read-only after opening, any thread. */
+FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const char *name,
+                                   fti_error *err);
+FTIDEF void fti_dataset_close(fti_dataset *ds);
+FTIDEF const char *fti_dataset_id(const fti_dataset *ds);
+/* The parsed manifest (see docs/workspace.md); owned by ds. */
+FTIDEF const fti_json *fti_dataset_manifest(const fti_dataset *ds);
+/* The train or val token shard (NULL when the version has no tokenizer). */
+FTIDEF const fti_token_shard *fti_dataset_shard(const fti_dataset *ds, fti_split split);
+/* The tokenizer file of the version and its SHA-256 (hex); NULL without a tokenizer. */
+FTIDEF const char *fti_dataset_tokenizer_path(const fti_dataset *ds);
+FTIDEF const char *fti_dataset_tokenizer_sha256(const fti_dataset *ds);
+/* Path of the version's documents file (JSONL: one object per kept document with "id",
+ * "split", "source", "kind", "title", "author", "date", "sha256", "text"). */
+FTIDEF const char *fti_dataset_docs_path(const fti_dataset *ds);
+FTIDEF const fti_bm25 *fti_dataset_index(const fti_dataset *ds);
+FTIDEF size_t fti_dataset_search(const fti_dataset *ds, const char *query, size_t query_len,
+                                 size_t k, fti_search_hit *hits);
+/* The version's statistics (owned by ds; token_counts points into a mapped file). */
+FTIDEF const fti_dataset_stats *fti_dataset_get_stats(const fti_dataset *ds);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FTI_STORE_H */
+/* ---- end src/04_store.h ---- */
 /* ---- begin src/05_model.h ---- */
 /* === model: the Llama architecture's configuration, parameter layout and passes === */
 /*
@@ -624,11 +1524,917 @@ FTIDEF size_t fti_model_tensor_info(const fti_model_config *cfg, size_t i, fti_t
 /* Total number of parameters (elements of the contiguous f32 block). */
 FTIDEF size_t fti_model_n_params(const fti_model_config *cfg);
 
+/* Fills params (n_params floats) with the standard initialisation for a fresh model, from `seed`
+ * alone (the same seed gives the same weights on every machine): matrices N(0, 0.02), the output
+ * projections of each residual branch (attn_output, ffn_down) N(0, 0.02 / sqrt(2 L)), norm
+ * weights 1. Thread safety: any thread. */
+FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, uint64_t seed);
+/* Index of the tensor with GGUF name `name`, or (size_t)-1. */
+FTIDEF size_t fti_model_tensor_find(const fti_model_config *cfg, const char *name);
+
+/* --- forward and backward ----------------------------------------------------------------------
+ *
+ * Training runs over a batch of B sequences of T tokens (N = B*T rows). fti_model_acts is the
+ * activation memory for one (B, T): planned once (one aligned block carved by a size table) and
+ * reused by every step, so a step allocates nothing. Forward caches what backward needs (norm
+ * inputs and reciprocal rms, rotated q and k, attention probabilities, SwiGLU inputs, softmax
+ * probabilities of the output); backward consumes them.
+ *
+ * Every loop is split over output rows (or over independent (batch, kv-head) groups) and every
+ * reduction runs in a fixed order, so results are bit-identical for any pool size. */
+typedef struct fti_model_acts fti_model_acts;
+
+/* Plans and allocates activation memory for batches of up to `batch` sequences of up to `ctx`
+ * tokens (ctx <= cfg->context_len). *out is freed with fti_model_acts_free.
+ * Errors: FTI_ERR_INVALID (bad config or sizes), FTI_ERR_LIMIT (size overflow), FTI_ERR_NOMEM.
+ * Thread safety: one thread per object. */
+FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg, size_t batch, size_t ctx,
+                                        fti_model_acts **out, fti_error *err);
+FTIDEF void fti_model_acts_free(fti_model_acts *acts);
+/* Bytes of activation memory held. */
+FTIDEF size_t fti_model_acts_bytes(const fti_model_acts *acts);
+
+/* Forward pass over tokens (B,T) (each < vocab_size). With targets (B,T) it computes the mean
+ * cross-entropy into *loss (summed in double; targets < 0 are ignored) and keeps the softmax
+ * probabilities for backward; without targets (NULL) it leaves the logits (B,T,V), readable by
+ * fti_model_acts_logits. batch <= the planned batch, ctx <= the planned ctx. pool may be NULL.
+ * Errors: FTI_ERR_INVALID (sizes, token id out of range), FTI_ERR_NUMERIC (non-finite loss).
+ * Thread safety: one thread per acts object; params are only read. */
+FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *params,
+                                    fti_model_acts *acts, const int32_t *tokens,
+                                    const int32_t *targets, size_t batch, size_t ctx,
+                                    fti_pool *pool, double *loss);
+/* Backward pass of the last forward (which must have had targets): ACCUMULATES (+=) the gradient
+ * of loss * loss_scale into grads (n_params floats, same layout as params). loss_scale lets
+ * gradient accumulation average over micro-batches (1/n_micro). */
+FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *params,
+                                     fti_model_acts *acts, float *grads, float loss_scale,
+                                     fti_pool *pool);
+/* Logits (B,T,V) of the last forward without targets (probabilities after one with targets). */
+FTIDEF const float *fti_model_acts_logits(const fti_model_acts *acts);
+
 #ifdef __cplusplus
 }
 #endif
 #endif /* FTI_MODEL_H */
 /* ---- end src/05_model.h ---- */
+/* ---- begin src/06_format.h ---- */
+/* === format: GGUF v3 model files (hostile-file-safe reader, generic writer, llama models) === */
+/*
+ * fti's model file is GGUF v3, the format of llama.cpp, so a model trained here loads there.
+ * A GGUF file is, little-endian throughout:
+ *
+ *   "GGUF" u32 version(3) u64 n_tensors u64 n_kv
+ *   n_kv x      { string key, u32 value_type, value }
+ *   n_tensors x { string name, u32 n_dims, u64 ne[n_dims], u32 ggml_type, u64 offset }
+ *   padding to `alignment` (key general.alignment, default 32)
+ *   tensor data; each tensor at data_start + offset, offset a multiple of the alignment
+ *
+ * where a string is u64 length + bytes (no NUL) and an array value is u32 element type, u64 count,
+ * elements. Dims are innermost first: a (rows, cols) row-major matrix has ne = {cols, rows}.
+ *
+ * Reader. fti_gguf_open maps the file (fti_map_open: mmap, or a read() copy under FTI_NO_MMAP)
+ * and treats it as hostile: every count, length, dimension, type, offset and size is checked with
+ * overflow-checked arithmetic against the bytes that are really there before it is used; keys and
+ * tensor names must be unique; the alignment must be a power of two; tensors must lie inside the
+ * file and must not overlap. Only then are pointers into the map handed out (zero copy: a tensor's
+ * `data` points into the mapped file, aligned to the file's alignment). Errors name the file, the
+ * key or tensor and the numbers. Parsing cost is O(n_kv + n_tensors + strings): vocabulary
+ * strings are indexed, not copied.
+ *
+ * Writer. fti_gguf_writer collects key/values (every GGUF type, arrays of numbers and strings) and
+ * tensors (name, dims, ggml type, data), then writes the file atomically (fti_afile: temp file,
+ * fsync, rename) with tensor data contiguous in the order tensors were added, each padded to the
+ * alignment. Setting a key twice replaces its value; adding a tensor name twice is an error.
+ *
+ * Llama models. fti_gguf_add_llama writes a whole model the way llama.cpp's converter does: the
+ * llama.* hyper-parameters (u32 counts, f32 epsilon and RoPE base), tensors named token_embd,
+ * blk.N.attn_q ... output (omitted when tied), the gpt2 BPE tokenizer (tokens in GPT-2
+ * byte-to-unicode form, merges, token types NORMAL = 1 / CONTROL = 3, pre "gpt-2", BOS/EOS ids,
+ * add_bos_token) and fti's lineage keys; see docs/gguf.md for every key. fti_gguf_llama_load
+ * reads such a file back into a config and validates every tensor's shape and type.
+ *
+ * Tensor types are ggml type numbers (the same numbers as part 02's fti_dtype): F32 = 0, F16 = 1,
+ * Q4_0 = 2, Q8_0 = 8, BF16 = 30. The reader accepts exactly these; anything else is an error.
+ */
+#ifndef FTI_FORMAT_H
+#define FTI_FORMAT_H
+
+/* #include "00_base.h" (amalgamated) */
+/* #include "01_threads.h" (amalgamated) */
+/* #include "02_kernels.h" (amalgamated) */
+/* #include "03_tokenizer.h" (amalgamated) */
+/* #include "05_model.h" (amalgamated) */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Limits the reader enforces before allocating (override by defining them first). */
+#ifndef FTI_GGUF_MAX_TENSORS
+#define FTI_GGUF_MAX_TENSORS 65536u /* tensor infos in one file */
+#endif
+#ifndef FTI_GGUF_MAX_KV
+#define FTI_GGUF_MAX_KV 65536u /* key/value pairs in one file */
+#endif
+#ifndef FTI_GGUF_MAX_NAME
+#define FTI_GGUF_MAX_NAME 256u /* bytes of a key or tensor name (llama.cpp: tensor names < 64) */
+#endif
+#ifndef FTI_GGUF_MAX_DIMS
+#define FTI_GGUF_MAX_DIMS 4
+#endif
+#define FTI_GGUF_DEFAULT_ALIGNMENT 32u
+#define FTI_GGUF_VERSION 3u
+
+/* GGUF value types (the numbers in the file). */
+typedef enum fti_gguf_type {
+    FTI_GGUF_UINT8 = 0,
+    FTI_GGUF_INT8 = 1,
+    FTI_GGUF_UINT16 = 2,
+    FTI_GGUF_INT16 = 3,
+    FTI_GGUF_UINT32 = 4,
+    FTI_GGUF_INT32 = 5,
+    FTI_GGUF_FLOAT32 = 6,
+    FTI_GGUF_BOOL = 7,
+    FTI_GGUF_STRING = 8,
+    FTI_GGUF_ARRAY = 9,
+    FTI_GGUF_UINT64 = 10,
+    FTI_GGUF_INT64 = 11,
+    FTI_GGUF_FLOAT64 = 12,
+    FTI_GGUF_TYPE_COUNT = 13
+} fti_gguf_type;
+
+/* ggml tensor type numbers fti reads and writes (equal to part 02's FTI_DTYPE_* values). */
+#define FTI_GGML_F32 0u
+#define FTI_GGML_F16 1u
+#define FTI_GGML_Q4_0 2u
+#define FTI_GGML_Q8_0 8u
+#define FTI_GGML_BF16 30u
+
+/* llama.cpp token types (tokenizer.ggml.token_type). */
+#define FTI_GGUF_TOKEN_NORMAL 1
+#define FTI_GGUF_TOKEN_UNKNOWN 2
+#define FTI_GGUF_TOKEN_CONTROL 3
+#define FTI_GGUF_TOKEN_USER_DEFINED 4
+#define FTI_GGUF_TOKEN_UNUSED 5
+#define FTI_GGUF_TOKEN_BYTE 6
+
+/* Name of a GGUF value type ("u32", "string", ...); "?" for unknown. Thread safety: any thread. */
+FTIDEF const char *fti_gguf_type_name(uint32_t type);
+/* Name of a ggml tensor type ("F32", "Q8_0", ...), or NULL if fti does not support it. */
+FTIDEF const char *fti_ggml_type_name(uint32_t ggml_type);
+/* Block geometry of a supported ggml type: elements per block and bytes per block (F32: 1 and 4,
+ * Q8_0: 32 and 34, Q4_0: 32 and 18). Returns 0 for unsupported types. Thread safety: any thread. */
+FTIDEF int fti_ggml_type_block(uint32_t ggml_type, size_t *block_elems, size_t *block_bytes);
+/* Bytes of a row of n elements of a type: 0 if unsupported, n not a multiple of the block size,
+ * or on overflow. */
+FTIDEF size_t fti_ggml_row_bytes(uint32_t ggml_type, size_t n);
+
+/* --- reader -------------------------------------------------------------------------------- */
+
+/* One key/value pair of an open file. Pointers point into the file (or into the reader's own
+ * memory for `key`) and stay valid until fti_gguf_close. Scalars: `data` points at the value's
+ * little-endian bytes (read them with the typed getters below). Strings: `data`/`n_bytes` are
+ * the string's bytes (not NUL-terminated). Arrays: `arr_type`, `arr_n` and, for numbers, `data`
+ * = the elements' little-endian bytes (possibly unaligned); strings through fti_gguf_arr_str. */
+typedef struct fti_gguf_kv {
+    const char *key; /* NUL-terminated copy */
+    size_t key_len;
+    fti_gguf_type type;
+    fti_gguf_type arr_type; /* arrays only */
+    size_t arr_n;           /* arrays only: element count */
+    const void *data;
+    size_t n_bytes;
+    size_t str_index; /* arrays of strings: first entry in the reader's string index (private) */
+} fti_gguf_kv;
+
+/* One tensor of an open file. `data` points into the mapped file (zero copy, aligned to the
+ * file's alignment); valid until fti_gguf_close. ne[] unused dims are 1. */
+typedef struct fti_gguf_tensor {
+    const char *name; /* NUL-terminated copy */
+    uint32_t n_dims;  /* 1..4 */
+    uint64_t ne[FTI_GGUF_MAX_DIMS]; /* innermost first */
+    uint32_t type;    /* ggml type number */
+    uint64_t offset;  /* from the start of the data section */
+    size_t n_elements;
+    size_t n_bytes;
+    const void *data;
+} fti_gguf_tensor;
+
+typedef struct fti_gguf_opts {
+    size_t max_tensors; /* 0 = FTI_GGUF_MAX_TENSORS */
+    size_t max_kv;      /* 0 = FTI_GGUF_MAX_KV */
+    int no_tensor_data; /* 1: the file may end before the tensor data (inspect a header only) */
+} fti_gguf_opts;
+
+typedef struct fti_gguf fti_gguf;
+
+/* Opens and fully validates a GGUF file (versions 2 and 3). On success *out owns the mapping;
+ * free with fti_gguf_close. Errors: FTI_ERR_IO (cannot open/map), FTI_ERR_FORMAT (malformed:
+ * bad magic, truncated, duplicate key, unaligned or overlapping tensor, ...), FTI_ERR_LIMIT
+ * (counts above the limits), FTI_ERR_UNSUPPORTED (version, tensor type), FTI_ERR_NOMEM; err's
+ * message names the file, the key or tensor and the numbers. Thread safety: any thread; the
+ * opened file is read-only and may be shared by threads. */
+FTIDEF fti_result fti_gguf_open(fti_gguf **out, const char *path, const fti_gguf_opts *opts,
+                                fti_error *err);
+/* The same over caller memory data[0..len) (borrowed: must outlive the handle); `name` is used
+ * in error messages (NULL = "<memory>"). For tests and fuzzing. */
+FTIDEF fti_result fti_gguf_open_memory(fti_gguf **out, const void *data, size_t len,
+                                       const char *name, const fti_gguf_opts *opts,
+                                       fti_error *err);
+/* Unmaps and frees; NULL is fine. Every pointer obtained from g becomes invalid. */
+FTIDEF void fti_gguf_close(fti_gguf *g);
+
+FTIDEF uint32_t fti_gguf_version(const fti_gguf *g);
+FTIDEF size_t fti_gguf_alignment(const fti_gguf *g);
+/* Offset of the tensor data section in the file, the file's size and its bytes. */
+FTIDEF size_t fti_gguf_data_offset(const fti_gguf *g);
+FTIDEF size_t fti_gguf_file_size(const fti_gguf *g);
+FTIDEF const void *fti_gguf_file_data(const fti_gguf *g);
+FTIDEF const char *fti_gguf_path(const fti_gguf *g);
+
+/* Key/values in file order; lookup by exact key (NULL when absent). */
+FTIDEF size_t fti_gguf_n_kv(const fti_gguf *g);
+FTIDEF const fti_gguf_kv *fti_gguf_kv_at(const fti_gguf *g, size_t i);
+FTIDEF const fti_gguf_kv *fti_gguf_find(const fti_gguf *g, const char *key);
+
+/* Typed getters. FTI_ERR_NOT_FOUND when the key is absent; FTI_ERR_FORMAT when it has another
+ * type or its value does not fit (integers of any width are accepted if the value fits;
+ * floats accept F32 and F64; bools only BOOL). err names the file, the key and both types. */
+FTIDEF fti_result fti_gguf_get_u32(const fti_gguf *g, const char *key, uint32_t *out,
+                                   fti_error *err);
+FTIDEF fti_result fti_gguf_get_u64(const fti_gguf *g, const char *key, uint64_t *out,
+                                   fti_error *err);
+FTIDEF fti_result fti_gguf_get_i64(const fti_gguf *g, const char *key, int64_t *out,
+                                   fti_error *err);
+FTIDEF fti_result fti_gguf_get_f32(const fti_gguf *g, const char *key, float *out,
+                                   fti_error *err);
+FTIDEF fti_result fti_gguf_get_bool(const fti_gguf *g, const char *key, int *out, fti_error *err);
+/* String value: pointer into the file (not NUL-terminated) and its length. */
+FTIDEF fti_result fti_gguf_get_str(const fti_gguf *g, const char *key, const char **out,
+                                   size_t *out_len, fti_error *err);
+/* An array whose elements have type elem_type (FTI_GGUF_TYPE_COUNT = any); *out = the kv. */
+FTIDEF fti_result fti_gguf_get_arr(const fti_gguf *g, const char *key, fti_gguf_type elem_type,
+                                   const fti_gguf_kv **out, fti_error *err);
+
+/* Element i of a number array as int64 / double (0 when i is out of range or not a number
+ * array; integer types only for _int). */
+FTIDEF int64_t fti_gguf_arr_int(const fti_gguf_kv *kv, size_t i);
+FTIDEF double fti_gguf_arr_num(const fti_gguf_kv *kv, size_t i);
+/* Element i of a string array: pointer into the file and length; NULL when out of range. */
+FTIDEF const char *fti_gguf_arr_str(const fti_gguf *g, const fti_gguf_kv *kv, size_t i,
+                                    size_t *out_len);
+/* A scalar value converted to double / int64 (for printing); 0 for strings and arrays. */
+FTIDEF double fti_gguf_kv_num(const fti_gguf_kv *kv);
+FTIDEF int64_t fti_gguf_kv_int(const fti_gguf_kv *kv);
+
+/* Tensors in file order; lookup by exact name (NULL when absent). */
+FTIDEF size_t fti_gguf_n_tensors(const fti_gguf *g);
+FTIDEF const fti_gguf_tensor *fti_gguf_tensor_at(const fti_gguf *g, size_t i);
+FTIDEF const fti_gguf_tensor *fti_gguf_find_tensor(const fti_gguf *g, const char *name);
+
+/* --- writer -------------------------------------------------------------------------------- */
+
+typedef struct fti_gguf_writer fti_gguf_writer;
+
+/* Creates an empty writer with the given alignment (0 = 32; must be a power of two, else
+ * FTI_ERR_INVALID). Free with fti_gguf_writer_free. Thread safety: one thread per object. */
+FTIDEF fti_result fti_gguf_writer_create(fti_gguf_writer **out, size_t alignment);
+/* Frees the writer, its copies and owned tensor data; NULL is fine. */
+FTIDEF void fti_gguf_writer_free(fti_gguf_writer *w);
+
+/* Set a key (copied). Setting an existing key replaces its value in place (order is kept).
+ * Keys are 1..FTI_GGUF_MAX_NAME bytes. Errors: FTI_ERR_INVALID, FTI_ERR_NOMEM. */
+FTIDEF fti_result fti_gguf_set_u8(fti_gguf_writer *w, const char *key, uint8_t v);
+FTIDEF fti_result fti_gguf_set_i8(fti_gguf_writer *w, const char *key, int8_t v);
+FTIDEF fti_result fti_gguf_set_u16(fti_gguf_writer *w, const char *key, uint16_t v);
+FTIDEF fti_result fti_gguf_set_i16(fti_gguf_writer *w, const char *key, int16_t v);
+FTIDEF fti_result fti_gguf_set_u32(fti_gguf_writer *w, const char *key, uint32_t v);
+FTIDEF fti_result fti_gguf_set_i32(fti_gguf_writer *w, const char *key, int32_t v);
+FTIDEF fti_result fti_gguf_set_u64(fti_gguf_writer *w, const char *key, uint64_t v);
+FTIDEF fti_result fti_gguf_set_i64(fti_gguf_writer *w, const char *key, int64_t v);
+FTIDEF fti_result fti_gguf_set_f32(fti_gguf_writer *w, const char *key, float v);
+FTIDEF fti_result fti_gguf_set_f64(fti_gguf_writer *w, const char *key, double v);
+FTIDEF fti_result fti_gguf_set_bool(fti_gguf_writer *w, const char *key, int v);
+FTIDEF fti_result fti_gguf_set_str(fti_gguf_writer *w, const char *key, const char *s);
+FTIDEF fti_result fti_gguf_set_strn(fti_gguf_writer *w, const char *key, const char *s,
+                                    size_t len);
+/* A number array: `data` holds n values in host representation of elem_type (uint8_t ...
+ * double; BOOL as uint8_t 0/1). elem_type must be a number or bool type. */
+FTIDEF fti_result fti_gguf_set_arr(fti_gguf_writer *w, const char *key, fti_gguf_type elem_type,
+                                   const void *data, size_t n);
+/* A string array: strs[i] with lengths lens[i] (lens NULL: NUL-terminated). */
+FTIDEF fti_result fti_gguf_set_arr_str(fti_gguf_writer *w, const char *key,
+                                       const char *const *strs, const size_t *lens, size_t n);
+/* Copies key/value i of an open file into the writer (used by fti-quantize). */
+FTIDEF fti_result fti_gguf_set_kv_from(fti_gguf_writer *w, const fti_gguf *g,
+                                       const fti_gguf_kv *kv);
+/* Removes a key if present. */
+FTIDEF void fti_gguf_unset(fti_gguf_writer *w, const char *key);
+
+/* Adds a tensor: name (< 64 bytes, llama.cpp's limit), n_dims 1..4 dims innermost first (each
+ * >= 1), ggml type, and its n_bytes of data (must equal the size the dims and type imply).
+ * `data` is BORROWED: it must stay valid until the file is written. _copy copies it;
+ * _owned takes ownership of a block from fti_malloc (freed by the writer, also on failure).
+ * Errors: FTI_ERR_INVALID (bad name, dims, type or size; duplicate name), FTI_ERR_NOMEM. */
+FTIDEF fti_result fti_gguf_add_tensor(fti_gguf_writer *w, const char *name, uint32_t n_dims,
+                                      const uint64_t *ne, uint32_t ggml_type, const void *data,
+                                      size_t n_bytes);
+FTIDEF fti_result fti_gguf_add_tensor_copy(fti_gguf_writer *w, const char *name,
+                                           uint32_t n_dims, const uint64_t *ne,
+                                           uint32_t ggml_type, const void *data, size_t n_bytes);
+FTIDEF fti_result fti_gguf_add_tensor_owned(fti_gguf_writer *w, const char *name,
+                                            uint32_t n_dims, const uint64_t *ne,
+                                            uint32_t ggml_type, void *data, size_t n_bytes);
+FTIDEF size_t fti_gguf_writer_n_tensors(const fti_gguf_writer *w);
+
+/* Writes the file atomically (temp file, fsync, rename): on any failure the old content of path
+ * is untouched. The writer stays usable. */
+FTIDEF fti_result fti_gguf_writer_write(fti_gguf_writer *w, const char *path, fti_error *err);
+/* Writes the whole file into a growable buffer (tests, fuzz seeds). */
+FTIDEF fti_result fti_gguf_writer_write_buf(fti_gguf_writer *w, fti_buf *out, fti_error *err);
+
+/* --- llama models ------------------------------------------------------------------------- */
+
+/* The gpt2-style BPE tokenizer metadata written into a model file. Token strings must be in
+ * GPT-2 byte-to-unicode form (what llama.cpp's gpt2 vocabulary expects); merges are "left right"
+ * in rank order. token_types NULL means: NORMAL (1) for every token except the ids listed in
+ * special_ids, which are CONTROL (3). bos/eos -1 = none. */
+typedef struct fti_gguf_tokenizer_meta {
+    size_t n_tokens;
+    const char *const *tokens;
+    const size_t *token_lens;  /* NULL: NUL-terminated */
+    const int32_t *token_types; /* NULL: derived as above */
+    const int32_t *special_ids;
+    size_t n_special;
+    size_t n_merges;
+    const char *const *merges;
+    const size_t *merge_lens;  /* NULL: NUL-terminated */
+    const char *model;         /* tokenizer.ggml.model; NULL = "gpt2" */
+    const char *pre;           /* tokenizer.ggml.pre; NULL = "gpt-2" */
+    int32_t bos_id;
+    int32_t eos_id;
+    int32_t pad_id;            /* -1 = none */
+    int add_bos;               /* tokenizer.ggml.add_bos_token */
+    int add_eos;               /* tokenizer.ggml.add_eos_token */
+    const char *chat_template; /* tokenizer.chat_template; NULL = none */
+} fti_gguf_tokenizer_meta;
+
+/* Fills m from part 03's GGUF form of a tokenizer (fti_tokenizer_gguf_make): tokens, types,
+ * merges, model, pre, BOS/EOS; add_bos as given (what the engine should do with prompts), no
+ * padding id. m points into tg: keep tg alive until the model is written. */
+FTIDEF void fti_gguf_tokenizer_meta_from(fti_gguf_tokenizer_meta *m, const fti_tokenizer_gguf *tg,
+                                         int add_bos);
+
+/* Where a model came from: general.* and fti.* keys (NULL/0 fields are not written). */
+typedef struct fti_gguf_lineage {
+    const char *name;               /* general.name (default "fti-twin") */
+    const char *author;             /* general.author */
+    const char *version;            /* general.version */
+    const char *description;        /* general.description */
+    const char *license;            /* general.license */
+    const char *const *datasets;    /* general.datasets (array of strings) */
+    size_t n_datasets;
+    const char *base_model_name;    /* general.base_model.count = 1, general.base_model.0.name */
+    const char *base_model_version; /* general.base_model.0.version */
+    const char *base_model_id;      /* fti.base_model.sha256 */
+    const char *dataset_version;    /* fti.dataset.version (feature-store version id) */
+    const char *store_path;         /* fti.dataset.store (workspace path, for RAG) */
+    const char *tokenizer_sha256;   /* fti.tokenizer.sha256 */
+    const char *train_config;       /* fti.train.config (JSON) */
+    const char *doc_template;       /* fti.doc.template (the document template) */
+    uint64_t train_steps;           /* fti.train.steps */
+    uint64_t train_tokens;          /* fti.train.tokens */
+    double train_loss;              /* fti.train.loss (written when train_steps > 0) */
+    double val_loss;                /* fti.train.val_loss (written when > 0) */
+    const char *created;            /* fti.created (ISO 8601; NULL = not written) */
+} fti_gguf_lineage;
+
+typedef struct fti_gguf_model_opts {
+    /* ggml type for the 2-D weights (token_embd, projections, output): 0 = F32; F16, BF16,
+     * Q8_0, Q4_0 convert (through part 02's row converters). Norms always stay F32. */
+    uint32_t matrix_type;
+} fti_gguf_model_opts;
+
+/* Adds a whole llama model to w: general.architecture "llama", general.file_type, llama.* keys
+ * (u32 context_length, embedding_length, block_count, feed_forward_length, attention.head_count,
+ * attention.head_count_kv, rope.dimension_count, vocab_size; f32 rope.freq_base,
+ * attention.layer_norm_rms_epsilon), the tokenizer keys (if tok != NULL), the lineage keys (if
+ * lin != NULL), and every tensor of the layout of cfg (fti_model_tensor_info) from the
+ * contiguous f32 block `params` (borrowed when stored as F32, converted copies otherwise).
+ * cfg is resolved (fti_model_config_resolve) first; tok->n_tokens must equal cfg->vocab_size.
+ * Errors: FTI_ERR_INVALID (with err naming the field), FTI_ERR_UNSUPPORTED (type), NOMEM. */
+FTIDEF fti_result fti_gguf_add_llama(fti_gguf_writer *w, const fti_model_config *cfg,
+                                     const float *params, const fti_gguf_tokenizer_meta *tok,
+                                     const fti_gguf_lineage *lin,
+                                     const fti_gguf_model_opts *opts, fti_error *err);
+/* One-shot: create a writer, fti_gguf_add_llama, write atomically to path, free. */
+FTIDEF fti_result fti_gguf_write_llama(const char *path, const fti_model_config *cfg,
+                                       const float *params, const fti_gguf_tokenizer_meta *tok,
+                                       const fti_gguf_lineage *lin,
+                                       const fti_gguf_model_opts *opts, fti_error *err);
+
+/* Reads a llama model's configuration from an open file and validates it against the tensors:
+ * general.architecture == "llama", every llama.* key present with a fitting type, every tensor
+ * of the layout present with shape {cols, rows} and a supported type (norms F32), no unexpected
+ * extra tensors (ignored if `allow_extra`), tied when `output` is absent, tokenizer arrays
+ * (tokens, token_type, merges) consistent with vocab_size and BOS/EOS/pad ids < vocab_size.
+ * On success cfg is resolved. err names the file, key or tensor and the numbers. */
+FTIDEF fti_result fti_gguf_llama_config(const fti_gguf *g, fti_model_config *cfg,
+                                        int allow_extra, fti_error *err);
+
+/* Decodes every tensor of the llama layout of cfg (as returned by fti_gguf_llama_config) from
+ * the file into the contiguous f32 block params (fti_model_n_params(cfg) floats, part 05's
+ * layout; GGUF names are the layout names + ".weight"). Any stored type is decoded (F16, BF16,
+ * Q8_0, Q4_0 approximately, F32 exactly). For fine-tuning and tools. Thread safety: any thread. */
+FTIDEF fti_result fti_gguf_llama_params(const fti_gguf *g, const fti_model_config *cfg,
+                                        float *params, fti_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FTI_FORMAT_H */
+/* ---- end src/06_format.h ---- */
+/* ---- begin src/07_train.h ---- */
+/* === train: AdamW, schedule, trainer with exact resume, LoRA, model registry === */
+/*
+ * The trainer turns a model config and token arrays into weights. One optimizer step:
+ *
+ *   for each of grad_accum micro-batches: the seeded sampler picks `batch` windows of ctx+1
+ *   tokens from the training array; forward, backward (gradients averaged over micro-batches)
+ *   -> clip the global gradient norm -> AdamW (decoupled weight decay, bias correction, no decay
+ *   on norm weights) at the learning rate of a linear warmup then cosine decay to min_lr_frac.
+ *
+ * Every `eval_every` steps it computes the validation loss over fixed, evenly spaced windows of
+ * the validation array (no randomness: the same number every time). Training stops at
+ * max_steps, max_tokens or max_seconds, whichever comes first.
+ *
+ * Exact resume: a checkpoint holds the weights, both AdamW moments, the step, tokens seen, the
+ * elapsed time, the sampler's RNG state and draw count, and the loss history; it is written
+ * atomically (fti_afile: temp, fsync, rename) and ends with its SHA-256. A run killed at any point
+ * and resumed from its last checkpoint produces the same losses and bit-identical weights as an
+ * uninterrupted run, for any thread count (the model's passes are thread-count independent).
+ *
+ * LoRA: with lora_rank r > 0 the base weights are frozen and rank-r adapters (A: r x in,
+ * B: out x r, W' = W + (alpha/r) B A) on attn_q/k/v/output and ffn_gate/up/down are trained.
+ *
+ * The registry keeps trained models in a workspace directory:
+ *   HOME/models/<id>/model.gguf, HOME/models/<id>/card.json, HOME/models/aliases.json
+ * with ids from the model file's SHA-256 and aliases that move atomically with a history for
+ * rollback. See docs/training.md for the checkpoint and card formats.
+ *
+ * Everything here compiles out under FTI_NO_TRAIN.
+ */
+#ifndef FTI_TRAIN_H
+#define FTI_TRAIN_H
+
+/* #include "00_base.h" (amalgamated) */
+/* #include "01_threads.h" (amalgamated) */
+/* #include "05_model.h" (amalgamated) */
+
+#ifndef FTI_NO_TRAIN
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- optimizer and schedule ------------------------------------------------------------------- */
+
+/* AdamW hyper-parameters. Zero means the default for every field. */
+typedef struct fti_adamw_opts {
+    float beta1;        /* 0 = 0.9 */
+    float beta2;        /* 0 = 0.95 */
+    float eps;          /* 0 = 1e-8 */
+    float weight_decay; /* 0 = 0.1; negative = none */
+} fti_adamw_opts;
+
+/* One AdamW step over n parameters, torch.optim.AdamW's formula: p -= lr*wd*p (where decay[i]
+ * is non-zero, or everywhere when decay is NULL); m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ * p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps). t counts from 1. Element-wise, split over
+ * the pool. Thread safety: one thread per arrays. */
+FTIDEF void fti_adamw_update(const fti_adamw_opts *opts, float *params, const float *grads,
+                             float *m, float *v, const unsigned char *decay, size_t n, float lr,
+                             uint64_t t, fti_pool *pool);
+
+/* Learning rate at step (from 0): linear warmup over warmup steps to lr, then cosine decay to
+ * lr * min_lr_frac at total_steps (and flat after). */
+FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_steps, double lr,
+                              double min_lr_frac);
+
+/* --- token arrays ------------------------------------------------------------------------------ */
+
+/* A read-only array of token ids, 2 or 4 bytes each, little-endian (as the feature store's
+ * shards: mmap them and pass the mapping). */
+typedef struct fti_token_array {
+    const void *data;
+    size_t n_tokens;
+    int token_bytes; /* 2 or 4; 0 = 4 */
+} fti_token_array;
+
+/* --- trainer ----------------------------------------------------------------------------------- */
+
+typedef struct fti_train_opts {
+    size_t batch;             /* sequences per micro-batch, 0 = 8 */
+    size_t ctx;               /* tokens per sequence, 0 = the model's context_len */
+    size_t grad_accum;        /* micro-batches per step, 0 = 1 */
+    float lr;                 /* peak learning rate, 0 = 1e-3 (LoRA: 1e-3 too) */
+    float min_lr_frac;        /* final lr / peak, 0 = 0.1; negative = 0 */
+    uint64_t warmup_steps;    /* 0 = max_steps / 20 */
+    uint64_t max_steps;       /* 0 = from max_tokens, else 1000; also the schedule's length */
+    uint64_t max_tokens;      /* stop after this many training tokens, 0 = no limit */
+    double max_seconds;       /* stop after this much training time (summed over resumes) */
+    float grad_clip;          /* global-norm clip, 0 = 1.0; negative = off */
+    fti_adamw_opts adamw;
+    uint64_t eval_every;      /* validation every N steps (and at the end), 0 = only at the end */
+    size_t eval_windows;      /* validation windows, 0 = 16 (rounded up to whole batches) */
+    uint64_t seed;            /* init and sampler seed */
+    int n_threads;            /* 0 = all CPUs */
+    const char *checkpoint_path;  /* NULL = no automatic checkpoints */
+    uint64_t checkpoint_every;    /* steps between automatic checkpoints, 0 = 100 */
+    uint32_t lora_rank;       /* > 0: train LoRA adapters on frozen base weights */
+    float lora_alpha;         /* 0 = 2 * rank */
+    fti_log_fn log;           /* optional: errors and notices */
+    void *log_user;
+} fti_train_opts;
+
+/* Numbers after a step (and the run so far). */
+typedef struct fti_train_stats {
+    uint64_t step;            /* optimizer steps done */
+    uint64_t total_steps;     /* the schedule's length */
+    uint64_t tokens_seen;     /* training tokens consumed */
+    double loss;              /* training loss of the last step (mean over micro-batches) */
+    double lr;                /* learning rate used by the last step */
+    double grad_norm;         /* global gradient norm before clipping */
+    double val_loss;          /* last validation loss (NAN before the first) */
+    double best_val_loss;     /* best validation loss (NAN before the first) */
+    int evaluated;            /* 1 if this step ran a validation pass */
+    int checkpointed;         /* 1 if this step wrote a checkpoint */
+    double elapsed_s;         /* training time, summed over resumes */
+    double tokens_per_s;      /* of the last step */
+} fti_train_stats;
+
+typedef struct fti_trainer fti_trainer;
+
+/* Creates a trainer. init_params (n_params floats, copied) starts from given weights (fine-tuning
+ * or the LoRA base); NULL initialises from opts->seed. The token arrays are borrowed and must
+ * outlive the trainer; val may have n_tokens 0 (no validation). Each array needs at least
+ * ctx + 1 tokens and ids < vocab_size (checked up front).
+ * Errors: FTI_ERR_INVALID (config, opts, short data), FTI_ERR_FORMAT (token id >= vocab, naming
+ * the array and the position), FTI_ERR_NOMEM. Thread safety: one thread per object. */
+FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *init_params,
+                                     const fti_train_opts *opts, fti_token_array train,
+                                     fti_token_array val, fti_trainer **out, fti_error *err);
+FTIDEF void fti_trainer_free(fti_trainer *t);
+/* 1 when a stop condition has been reached. */
+FTIDEF int fti_trainer_done(const fti_trainer *t);
+/* Runs one optimizer step (plus validation and checkpoint when due) and fills stats (optional).
+ * Errors: FTI_ERR_NUMERIC (non-finite loss or gradient: training must stop), I/O errors of an
+ * automatic checkpoint. */
+FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_error *err);
+/* Validation loss over the fixed windows (NAN if there is no validation data). */
+FTIDEF fti_result fti_trainer_eval(fti_trainer *t, double *val_loss);
+FTIDEF void fti_trainer_stats_get(const fti_trainer *t, fti_train_stats *stats);
+/* The full model weights (n_params floats). With LoRA: the base with the adapters merged in. */
+FTIDEF const float *fti_trainer_params(fti_trainer *t);
+FTIDEF const fti_model_config *fti_trainer_config(const fti_trainer *t);
+/* Loss history: train[i] is the loss of step i+1 (n_train = steps done); validation points as
+ * (step, loss) pairs. Pointers valid until the next step or free. */
+FTIDEF void fti_trainer_history(const fti_trainer *t, const float **train, size_t *n_train,
+                                const uint64_t **val_steps, const float **val_loss,
+                                size_t *n_val);
+
+/* Writes a checkpoint atomically. Thread safety: one thread per object. */
+FTIDEF fti_result fti_trainer_save(fti_trainer *t, const char *path, fti_error *err);
+/* Restores a checkpoint written by a trainer with the same config, data and opts (checked:
+ * FTI_ERR_MISMATCH names what differs). FTI_ERR_CHECKSUM for a damaged file, FTI_ERR_FORMAT for
+ * a malformed one. */
+FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error *err);
+
+/* --- LoRA ------------------------------------------------------------------------------------- */
+
+/* The adapter of one matrix: a (r, in), b (out, r), in layout order of the targeted tensors
+ * (per layer: attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down). */
+typedef struct fti_lora_tensor {
+    size_t tensor;  /* index into the model layout */
+    size_t rows, cols; /* of the base matrix (out, in) */
+    size_t a_offset, b_offset; /* elements into the adapter block */
+} fti_lora_tensor;
+/* Number of adapted tensors and adapter elements for a config and rank. */
+FTIDEF size_t fti_lora_n_tensors(const fti_model_config *cfg);
+FTIDEF size_t fti_lora_tensor_get(const fti_model_config *cfg, uint32_t rank, size_t i,
+                              fti_lora_tensor *out);
+FTIDEF size_t fti_lora_n_params(const fti_model_config *cfg, uint32_t rank);
+/* The trainer's adapter block (NULL without LoRA), and its rank and alpha. */
+FTIDEF const float *fti_trainer_lora(const fti_trainer *t, uint32_t *rank, float *alpha);
+/* params += (alpha / rank) * B A for every adapted tensor, computed exactly as the trainer's
+ * forward weights (bit-identical to fti_trainer_params). FTI_ERR_NOMEM, FTI_ERR_INVALID. */
+FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
+                                 const float *adapters, uint32_t rank, float alpha);
+
+/* --- model registry ---------------------------------------------------------------------------- */
+
+/* Registers a model: copies model_file (a GGUF written by the caller) to
+ * HOME/models/<id>/model.gguf, where id is the first 16 hex digits of its SHA-256, and writes
+ * HOME/models/<id>/card.json from card_json (a JSON object; "id", "path", "sha256" and
+ * "created" are added). id_out gets the id. Registering the same file twice is not an error.
+ * Thread safety: one writer per home at a time. */
+FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
+                                   const char *card_json, size_t card_len, char id_out[17],
+                                   fti_error *err);
+/* Resolves an id, a unique id prefix or an alias to an id. FTI_ERR_NOT_FOUND otherwise. */
+FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],
+                                       fti_error *err);
+/* Reads a model's card into out (JSON text). */
+FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *out,
+                                    fti_error *err);
+/* Ids of all registered models, sorted by creation time (oldest first), as "id\n" lines. */
+FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *err);
+/* Points alias at id (must exist); the previous target goes onto the alias's history.
+ * The alias file is replaced atomically. */
+FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const char *alias,
+                                       fti_error *err);
+/* Points alias back at its previous target; FTI_ERR_NOT_FOUND when there is none.
+ * id_out (optional) gets the restored id. */
+FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, char id_out[17],
+                                        fti_error *err);
+/* The aliases as a JSON object {"alias": {"id": "...", "history": [...]}}. */
+FTIDEF fti_result fti_registry_aliases(const char *home, fti_buf *out, fti_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FTI_NO_TRAIN */
+#endif /* FTI_TRAIN_H */
+/* ---- end src/07_train.h ---- */
+/* ---- begin src/08_infer.h ---- */
+/* === infer: the inference engine (mapped weights, KV cache, prefill, decode, sampling) === */
+/*
+ * Data flow for one request:
+ *
+ *   fti_engine_open     maps a GGUF llama model (part 06) and keeps views of its tensors in
+ *                       place: zero copy, any of F32/F16/BF16/Q8_0/Q4_0 straight from the file.
+ *   fti_session_create  one conversation: the KV cache (L, n_ctx, KV*D) for keys and values, a
+ *                       RoPE table and the scratch of one prefill batch, all carved from ONE block
+ *                       (caller memory or a single allocation): nothing is allocated after this.
+ *   fti_session_eval    runs tokens through the model. Prompts go through in batches of n_batch
+ *                       tokens, each layer's projections as one GEMM over the batch (part 02's
+ *                       fti_matmul_w with T > 1); decoding is the same path with T = 1 (GEMV),
+ *                       multi-threaded over output rows by the session's pool.
+ *   fti_sampler         turns the last logits into a token: repetition/frequency/presence
+ *                       penalties, then greedy (temperature 0) or temperature, top-k, top-p, min-p
+ *                       and a seeded draw. Allocates only at creation.
+ *   fti_generate        the loop: prefill, then sample/decode until EOS, max tokens, a stop string
+ *                       or a full context, streaming text through a callback that never splits a
+ *                       UTF-8 character and never shows a stop string (or a prefix of one that
+ *                       then completes).
+ *
+ * The forward pass is the same as part 05's training forward (RMSNorm, grouped-query causal
+ * attention with adjacent-pair RoPE, SwiGLU), so on F32 weights the engine's logits equal
+ * fti_model_forward's to float rounding. Results do not depend on the thread count.
+ *
+ * Text: the engine decodes token ids to bytes itself from the file's tokenizer.ggml.tokens
+ * (GPT-2 byte-to-unicode form; CONTROL tokens render as nothing). Encoding text to ids is the
+ * tokenizer's job (part 03); fti_prompt_fit trims an over-long prompt from the left while keeping
+ * its header (the template's first part).
+ */
+#ifndef FTI_INFER_H
+#define FTI_INFER_H
+
+/* #include "00_base.h" (amalgamated) */
+/* #include "01_threads.h" (amalgamated) */
+/* #include "02_kernels.h" (amalgamated) */
+/* #include "03_tokenizer.h" (amalgamated) */
+/* #include "05_model.h" (amalgamated) */
+/* #include "06_format.h" (amalgamated) */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- engine: an open model -------------------------------------------------------------------- */
+
+typedef struct fti_engine fti_engine;
+
+typedef struct fti_engine_opts {
+    fti_isa isa;        /* kernel table: FTI_ISA_AUTO (default) or a forced one */
+    int allow_extra;    /* accept tensors the llama layout does not know (ignored) */
+    /* A LoRA adapter (GGUF, llama.cpp's adapter convention as fti-train writes it: general.type
+     * "adapter", adapter.type "lora", adapter.lora.alpha, tensors "<name>.weight.lora_a" {in, r}
+     * and ".lora_b" {r, out}) merged at load time: W' = W + scale * (alpha / r) * B A. Each
+     * adapted matrix becomes an F32 copy in memory (the others stay mapped). NULL = none. */
+    const char *lora_path;
+    float lora_scale;   /* 0 = 1 */
+} fti_engine_opts;
+
+/* Opens a GGUF llama model: maps the file (fti_gguf_open), validates it
+ * (fti_gguf_llama_config), points at every tensor in place and builds the token -> bytes table.
+ * Free with fti_engine_close. Errors as fti_gguf_open / fti_gguf_llama_config, plus
+ * FTI_ERR_UNSUPPORTED when opts->isa is not available. Thread safety: the engine is read-only
+ * after opening; any number of sessions on any threads may share it. */
+FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_engine_opts *opts,
+                                  fti_error *err);
+FTIDEF void fti_engine_close(fti_engine *e);
+/* The resolved configuration, the open file, and the kernel table in use. */
+FTIDEF const fti_model_config *fti_engine_config(const fti_engine *e);
+FTIDEF const fti_gguf *fti_engine_gguf(const fti_engine *e);
+FTIDEF const fti_kernels *fti_engine_kernels(const fti_engine *e);
+/* Type of the 2-D weights (the most common one among them), for reports. */
+FTIDEF uint32_t fti_engine_weight_type(const fti_engine *e);
+/* Bytes of weights the engine reads per decoded token (all matrices and norms, the output
+ * projection included; the embedding row is negligible). */
+FTIDEF size_t fti_engine_weight_bytes(const fti_engine *e);
+/* Special ids from the file (-1 when absent) and whether a BOS is prepended to prompts. */
+FTIDEF int32_t fti_engine_bos(const fti_engine *e);
+FTIDEF int32_t fti_engine_eos(const fti_engine *e);
+FTIDEF int fti_engine_add_bos(const fti_engine *e);
+/* The bytes a token renders as (CONTROL tokens: length 0); NULL for an id out of range. The
+ * pointer stays valid until fti_engine_close. */
+FTIDEF const char *fti_engine_token_bytes(const fti_engine *e, int32_t id, size_t *out_len);
+
+/* Builds a tokenizer (part 03) from the file's tokenizer.ggml.* metadata: the same ids
+ * llama.cpp's gpt2 vocabulary gives. Free with fti_tokenizer_free. FTI_ERR_NOT_FOUND when the
+ * file has no vocabulary. Thread safety: any thread. */
+FTIDEF fti_result fti_engine_tokenizer(const fti_engine *e, fti_tokenizer **out, fti_error *err);
+
+/* --- prompts: the document template ------------------------------------------------------ */
+
+/* The document template's markers (the feature pipeline's, part 04). */
+#ifndef FTI_TEMPLATE_TITLE
+#define FTI_TEMPLATE_TITLE "<|title|>"
+#define FTI_TEMPLATE_BODY "<|body|>"
+#define FTI_TEMPLATE_END "<|endoftext|>"
+#endif
+
+/* Appends a document as the feature pipeline tokenizes it for training:
+ *     <|title|> encode(title "\n") <|body|> encode(body) <|endoftext|>
+ * (the end marker left off with open_body, so the model continues the body). Markers are the
+ * tokenizer's special tokens (their text, encoded, if it has none); title and body are untrusted
+ * text: special-token strings in them stay text. */
+FTIDEF fti_result fti_prompt_append_doc(const fti_tokenizer *tok, const char *title,
+                                        size_t title_len, const char *body, size_t body_len,
+                                        int open_body, fti_tokens *out);
+
+/* A retrieved document for a prompt (e.g. a BM25 hit of part 04). */
+typedef struct fti_prompt_doc {
+    const char *title;
+    size_t title_len;
+    const char *text;
+    size_t text_len;
+} fti_prompt_doc;
+
+/* A prompt ready to evaluate (ids owned: fti_prompt_free). */
+typedef struct fti_prompt {
+    int32_t *ids;
+    size_t n;
+    size_t n_docs_used;   /* retrieved documents that fitted */
+    size_t n_dropped;     /* prompt tokens cut from the left to fit */
+} fti_prompt;
+
+/* Builds [BOS if the model adds one] + the retrieved docs (closed documents, best last so it
+ * sits next to the question; docs[0] is the best) + the user's text as an open document with
+ * `title` (may be NULL). At most max_tokens ids: docs are added best first while they fit;
+ * the first that does not fit whole is cut to its beginning (if 16 or more of its body tokens
+ * fit) and the rest are left out. If the question alone is too long its body is cut from the
+ * LEFT while BOS and the template header are kept. Errors: FTI_ERR_LIMIT (not even the header
+ * fits), NOMEM. */
+FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok,
+                                   const char *title, const char *text, size_t text_len,
+                                   const fti_prompt_doc *docs, size_t n_docs, size_t max_tokens,
+                                   fti_prompt *out, fti_error *err);
+FTIDEF void fti_prompt_free(fti_prompt *p);
+
+/* --- sessions: KV cache and scratch ---------------------------------------------------------- */
+
+typedef struct fti_session fti_session;
+
+typedef struct fti_session_opts {
+    size_t n_ctx;     /* context length, 0 = the model's context_len (at most that) */
+    size_t n_batch;   /* prompt tokens per forward, 0 = 64 */
+    fti_pool *pool;   /* borrowed; NULL = single-threaded */
+    void *mem;        /* caller memory for everything (NULL = one allocation) */
+    size_t mem_bytes; /* its size: at least fti_session_mem_bytes() */
+} fti_session_opts;
+
+/* Bytes a session with these options needs (KV cache + scratch + the session itself). */
+FTIDEF size_t fti_session_mem_bytes(const fti_engine *e, const fti_session_opts *opts);
+/* Creates a session. With opts->mem it never allocates; otherwise exactly once. Errors:
+ * FTI_ERR_INVALID (n_ctx larger than the model's), FTI_ERR_LIMIT (mem too small; err gives the
+ * size needed), FTI_ERR_NOMEM. Thread safety: one thread per session. */
+FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
+                                     const fti_session_opts *opts, fti_error *err);
+FTIDEF void fti_session_free(fti_session *s);
+/* Forgets the context (position 0); the memory is kept. */
+FTIDEF void fti_session_reset(fti_session *s);
+/* Tokens in the KV cache so far, and its capacity. */
+FTIDEF size_t fti_session_pos(const fti_session *s);
+FTIDEF size_t fti_session_n_ctx(const fti_session *s);
+/* Drops cached positions >= pos (keep a shared prefix, re-evaluate the rest). */
+FTIDEF void fti_session_truncate(fti_session *s, size_t pos);
+
+/* Runs n tokens at positions pos .. pos+n-1, appending them to the KV cache, in batches of
+ * n_batch. The last token's logits (V) are then at fti_session_logits. With logits_out != NULL
+ * (n, V) it receives every token's logits (perplexity, tests). Allocation-free. Errors:
+ * FTI_ERR_INVALID (token id out of range), FTI_ERR_LIMIT (context full: nothing is evaluated),
+ * FTI_ERR_UNSUPPORTED (kernel rejected a type). Thread safety: one thread per session. */
+FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t n,
+                                   float *logits_out, fti_error *err);
+/* The logits (V) of the last evaluated token; writable (samplers modify them in place). */
+FTIDEF float *fti_session_logits(fti_session *s);
+
+/* Mean negative log-likelihood of tokens[1..n) given their prefixes (the session is reset and
+ * the text cut into windows of n_ctx tokens; each window restarts the context), its exp is the
+ * perplexity. Allocates one (n_batch, V) buffer. n < 2: FTI_ERR_INVALID. */
+FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t n,
+                                  double *mean_nll, fti_error *err);
+
+/* --- sampling ----------------------------------------------------------------------------------- */
+
+/* Every field zero means "off", so a zeroed struct is greedy decoding. */
+typedef struct fti_sampler_opts {
+    float temperature;       /* 0 = greedy (argmax; ties to the lower id) */
+    int top_k;               /* keep the k most likely tokens; 0 = all */
+    float top_p;             /* nucleus: smallest set with mass >= top_p; 0 or >= 1 = off */
+    float min_p;             /* drop tokens with p < min_p * p_max; 0 = off */
+    float repeat_penalty;    /* CTRL-style: logit/penalty if > 0 else logit*penalty; 0 or 1 = off */
+    float frequency_penalty; /* logit -= count * frequency_penalty (OpenAI) */
+    float presence_penalty;  /* logit -= (count > 0) * presence_penalty */
+    size_t penalty_last_n;   /* window of recent tokens the penalties look at; 0 = 64 */
+    uint64_t seed;           /* the draw's RNG seed (same seed, same tokens) */
+} fti_sampler_opts;
+
+typedef struct fti_sampler fti_sampler;
+
+/* Creates a sampler for a vocabulary of n_vocab (allocates its scratch once). NULL opts =
+ * greedy. Thread safety: one thread per sampler. */
+FTIDEF fti_result fti_sampler_create(fti_sampler **out, size_t n_vocab,
+                                     const fti_sampler_opts *opts);
+FTIDEF void fti_sampler_free(fti_sampler *s);
+/* Forgets the token history and reseeds. */
+FTIDEF void fti_sampler_reset(fti_sampler *s);
+/* Adds a token to the history the penalties look at (prompt tokens too, if wanted). */
+FTIDEF void fti_sampler_accept(fti_sampler *s, int32_t token);
+/* Picks a token from logits (n_vocab, modified in place by penalties and temperature).
+ * Allocation-free. Returns the id, or -1 if every logit is NaN. */
+FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits);
+
+/* --- generation ------------------------------------------------------------------------------- */
+
+typedef enum fti_finish {
+    FTI_FINISH_NONE = 0,
+    FTI_FINISH_EOS,      /* the model produced its end-of-sequence token */
+    FTI_FINISH_LENGTH,   /* max_tokens reached */
+    FTI_FINISH_STOP,     /* a stop string appeared (it is not part of the text) */
+    FTI_FINISH_CONTEXT,  /* the KV cache is full */
+    FTI_FINISH_CALLBACK  /* the text callback asked to stop */
+} fti_finish;
+
+/* Receives generated text in pieces that are whole UTF-8 characters (invalid bytes the model
+ * produced arrive as U+FFFD). Return nonzero to stop. */
+typedef int (*fti_text_fn)(void *user, const char *text, size_t n_bytes);
+
+typedef struct fti_generate_opts {
+    size_t max_tokens;        /* 0 = until EOS / stop / full context */
+    const char *const *stop;  /* stop strings (NUL-terminated); generation ends before them */
+    size_t n_stop;
+    int ignore_eos;           /* keep going after EOS */
+    int no_penalize_prompt;   /* 1: the prompt is not fed to the sampler's history */
+    fti_text_fn on_text;      /* streaming callback (may be NULL) */
+    void *user;
+    fti_buf *text;            /* if not NULL, the generated text is appended (it may grow) */
+    int32_t *tokens;          /* if not NULL, generated ids are stored (up to tokens_cap) */
+    size_t tokens_cap;
+} fti_generate_opts;
+
+typedef struct fti_generate_stats {
+    size_t n_prompt;       /* prompt tokens evaluated (after the cached prefix) */
+    size_t n_generated;    /* tokens sampled */
+    double load_s;         /* filled by callers that time loading */
+    double prefill_s;      /* prompt evaluation */
+    double decode_s;       /* sampling + decode of generated tokens */
+    double first_token_s;  /* from the call to the first sampled token */
+    fti_finish finish;
+} fti_generate_stats;
+
+/* Generates from prompt[0..n_prompt) appended to what the session holds. Allocates only the
+ * stop-string window before the loop (and whatever opts->text grows by). Errors: those of
+ * fti_session_eval; FTI_ERR_LIMIT when the prompt does not fit (use fti_prompt_fit first).
+ * stats may be NULL. Thread safety: one thread per session and sampler. */
+FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *prompt,
+                               size_t n_prompt, const fti_generate_opts *opts,
+                               fti_generate_stats *stats, fti_error *err);
+
+/* Fits a prompt made of a header (kept whole: BOS, template header) and a body into
+ * max_tokens by dropping the oldest body tokens (left truncation). Writes the result to out
+ * (capacity max_tokens) and returns its length; 0 if the header alone does not fit. */
+FTIDEF size_t fti_prompt_fit(const int32_t *header, size_t n_header, const int32_t *body,
+                             size_t n_body, size_t max_tokens, int32_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FTI_INFER_H */
+/* ---- end src/08_infer.h ---- */
 /* ---- begin src/09_monitor.h ---- */
 /* === monitor: request log, metrics, drift === */
 /*
@@ -651,8 +2457,10 @@ FTIDEF size_t fti_model_n_params(const fti_model_config *cfg);
  *             to raw bytes, and the prompt perplexity over the validation perplexity.
  *             Defaults from common practice: PSI 0.1 warn / 0.25 alert, JS 0.05 warn / 0.1 alert,
  *             byte-fallback share +0.05 / +0.15 over the reference, perplexity ratio 1.5 / 2.
- *             Prompt lengths differ from training documents by nature, so length drift warns but
- *             only alerts when asked to (length_alert).
+ *             Prompt lengths differ from training documents by nature (a question is not an
+ *             essay), and on real text length PSI moves with the section of the corpus, so length
+ *             drift is computed and shown (gauges, report) but only judged when asked
+ *             (judge_length).
  *   monitor   fti_monitor bundles the three for the server: one call per finished request.
  */
 #ifndef FTI_MONITOR_H
@@ -722,10 +2530,12 @@ FTIDEF void fti_reqlog_close(fti_reqlog *log);
 /* --- drift ------------------------------------------------------------------------------------- */
 
 #define FTI_DRIFT_BUCKETS 16
-#define FTI_DRIFT_LEN_BINS 16 /* prompt tokens: 0, 1, 2-3, 4-7, ..., >= 2^14 */
+#define FTI_DRIFT_LEN_BINS 16 /* prompt bytes: 0, 1, 2-3, 4-7, ..., >= 2^14 */
 
-/* Bin of a prompt length: 0 for 0 tokens, else 1 + floor(log2 n), capped. */
-FTIDEF int fti_drift_len_bin(size_t n_tokens);
+/* Bin of a prompt length in bytes: 0 for 0, else 1 + floor(log2 n), capped. Lengths are bytes so
+ * the reference can come from the feature store's document-length histogram (its bucket i,
+ * [2^i, 2^(i+1)) bytes, is bin i + 1 here). */
+FTIDEF int fti_drift_len_bin(size_t n_bytes);
 
 /* The reference distribution. */
 typedef struct fti_drift_ref {
@@ -770,18 +2580,23 @@ typedef struct fti_drift_window {
     double nll_sum;       /* sum over prompts of nll_mean * n_tokens */
     uint64_t nll_tokens;  /* tokens with a known nll */
 } fti_drift_window;
-/* Adds one prompt (bucket_counts may be NULL; nll_mean < 0 = unknown). */
+/* Adds one prompt of n_tokens tokens and n_bytes bytes (bucket_counts may be NULL; nll_mean < 0 =
+ * unknown). */
 FTIDEF void fti_drift_window_add(fti_drift_window *w, const uint32_t *bucket_counts,
-                                 size_t n_tokens, size_t n_byte_fallback, double nll_mean);
+                                 size_t n_tokens, size_t n_bytes, size_t n_byte_fallback,
+                                 double nll_mean);
 
 typedef struct fti_drift_thresholds {
     double psi_warn, psi_alert;     /* 0 = 0.1, 0.25 */
     double js_warn, js_alert;       /* 0 = 0.05, 0.1 */
     double byte_warn, byte_alert;   /* excess share over the reference, 0 = 0.05, 0.15 */
     double ppl_warn, ppl_alert;     /* ratio, 0 = 1.5, 2.0 */
-    int length_alert;               /* 1: length drift may alert (default: warn only) */
+    int judge_length;               /* 1: length drift counts toward the level (default: shown only) */
     uint64_t min_tokens;            /* below this the window is not judged, 0 = 200 */
 } fti_drift_thresholds;
+
+/* The thresholds with every zero field replaced by its default. */
+FTIDEF fti_drift_thresholds fti_drift_thresholds_resolve(const fti_drift_thresholds *thr);
 
 typedef enum fti_drift_level {
     FTI_DRIFT_OK = 0,
@@ -811,6 +2626,7 @@ typedef struct fti_request_record {
     const char *model;
     int stream;
     int prompt_tokens;
+    int prompt_bytes;
     int completion_tokens;
     double ttft_ms;            /* < 0 unknown */
     double latency_ms;
@@ -866,7 +2682,15 @@ FTIDEF void fti_monitor_set_model(fti_monitor *mon, const char *model_id);
 FTIDEF void fti_monitor_tokens(fti_monitor *mon, uint64_t n_tokens);
 /* The current drift statistics of the sliding window. */
 FTIDEF void fti_monitor_drift(fti_monitor *mon, fti_drift_stats *st);
-/* The reference (NULL if none): callers bucketize prompt ids with it. */
+/* Replaces the reference (copied; NULL = none), e.g. after a model switch to another dataset
+ * version: the drift window restarts and new log files get the new reference line (one is also
+ * written now). Any thread. */
+FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref);
+/* Adds the reference buckets of ids to counts[FTI_DRIFT_BUCKETS] under the monitor's lock;
+ * returns 1, or 0 (counts untouched) when there is no reference with a token map. Any thread. */
+FTIDEF int fti_monitor_bucketize(fti_monitor *mon, const int32_t *ids, size_t n, uint32_t *counts);
+/* The reference (NULL if none). The pointer stays valid until the next fti_monitor_set_ref or
+ * fti_monitor_free: threads that may race with set_ref use fti_monitor_bucketize instead. */
 FTIDEF const fti_drift_ref *fti_monitor_ref(const fti_monitor *mon);
 /* Appends /metrics text (refreshes the drift and throughput gauges first). */
 FTIDEF void fti_monitor_render(fti_monitor *mon, fti_buf *out);
@@ -1017,6 +2841,8 @@ typedef struct fti_api_request {
     char *prompt;       /* the prompt text (chat: rendered from the messages) */
     size_t prompt_len;
     char *chat_title;   /* chat: the last user message (also inside prompt) */
+    char *chat_context; /* chat: the earlier turns as "role: text" lines (also inside prompt) */
+    size_t chat_context_len;
     int max_tokens;     /* >= 1 */
     float temperature;  /* [0, 2] */
     float top_p;        /* (0, 1] */
@@ -1076,6 +2902,11 @@ typedef struct fti_gen_params {
     int top_k;
     uint64_t seed;
     int use_retrieval;
+    /* chat requests: the last user message and the earlier turns, for generators that render
+     * their own template (prompt holds the default rendering of both); NULL for completions */
+    const char *title;
+    const char *context;
+    size_t context_len;
 } fti_gen_params;
 
 /* What starting a sequence reports about its prompt (valid until seq_end). */
@@ -1130,6 +2961,26 @@ typedef struct fti_gen_echo_opts {
 } fti_gen_echo_opts;
 /* Fills *gen with a new echo generator (gen->release frees it). */
 FTIDEF fti_result fti_gen_echo_create(const fti_gen_echo_opts *opts, fti_gen *gen);
+
+/* --- batched decoding over engine sessions ----------------------------------------------------- */
+
+/* Continuous batching needs one decode step for many sequences that reads the weights once:
+ * fti_batch_decode runs one token for each of B sessions (each with its own KV cache and
+ * position) as ONE forward whose projections are GEMMs over the B rows, with attention per
+ * session. The math is fti_session_eval's with T = 1 per session. (It uses the inference part's
+ * session internals; it belongs in part 08 and should move there as fti_session_eval_batch.)
+ * The decoder owns the scratch for up to max_batch rows and contexts of up to max_ctx, so a step
+ * allocates nothing. Thread safety: one thread per decoder; sessions as fti_session_eval. */
+typedef struct fti_batch_decoder fti_batch_decoder;
+FTIDEF fti_result fti_batch_decoder_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
+                                           fti_batch_decoder **out, fti_error *err);
+FTIDEF void fti_batch_decoder_free(fti_batch_decoder *d);
+/* Decodes tokens[b] in sessions[b] for b < B (B <= max_batch; sessions of the decoder's engine,
+ * pairwise distinct, context <= max_ctx). Afterwards each session's logits are its next-token
+ * logits and its position has advanced by one. Errors: FTI_ERR_INVALID (bad token, foreign or
+ * repeated session, B too large), FTI_ERR_LIMIT (a session's context is full: nothing is done). */
+FTIDEF fti_result fti_batch_decode(fti_batch_decoder *d, fti_session *const *sessions,
+                                   const int32_t *tokens, size_t B, fti_pool *pool, fti_error *err);
 
 /* --- the server -------------------------------------------------------------------------------- */
 
@@ -3541,6 +5392,17282 @@ FTIDEF void fti_mutex_destroy(fti_mutex *m) {
 #endif
 }
 /* ---- end src/01_threads.c ---- */
+/* ---- begin src/02_kernels.c ---- */
+/* === kernels: dtypes, conversions, references, dispatch, GEMM/GEMV drivers === */
+/*
+ * Layout of the implementation (amalgamated in name order):
+ *   02_kernels.c           this file: dtype helpers, fp16/bf16 conversion, the scalar
+ *                          references (fti__*_ref), the table struct, the blocked GEMM driver
+ *                          and the GEMV driver (shared by every ISA: only micro-kernels and row
+ *                          kernels differ) and the public wrappers.
+ *   02_kernels_isa_neon.c  aarch64 NEON variants and table.
+ *   02_kernels_isa_x86.c   x86-64 AVX2+FMA and AVX-512 variants and tables (per-function target
+ *                          attributes; nothing needs -mavx2 on the command line), CPUID.
+ *   02_kernels_select.c    CPU features, fti_kernels_get and the FTI_ISA override.
+ * The public wrappers here reach the tables only through fti_kernels_get.
+ */
+/* #include "02_kernels.h" (amalgamated) */
+
+/* #include <math.h> (already included) */
+/* #include <stdlib.h> (already included) */
+/* #include <string.h> (already included) */
+
+#if !defined(FTI_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && !defined(__TINYC__)
+#if defined(__x86_64__)
+#define FTI__X86 1
+#include <emmintrin.h> /* SSE2 is baseline on x86-64: used by the GEMM packing */
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define FTI__NEON 1
+#include <arm_neon.h>
+#endif
+#endif
+
+/* === kernels: the table === */
+
+/* GEMM micro-kernel: the (mr,nr) tile c = a·b over kc steps, where a is a packed A panel
+ * (kc × mr, column of mr per step) and b a packed B panel (kc × nr). acc = 0 stores the tile,
+ * acc = 1 adds it: either way each element is (Σ_p a·b in p order) then stored or added. */
+typedef void (*fti__ukernel_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                int acc);
+/* y[r] (=, or += when acc) W[r]·x for r in [0, rows): W rows are row_bytes apart. */
+typedef void (*fti__gemv_fn)(const void *W, size_t row_bytes, size_t rows, const float *x, size_t n,
+                             float *y, int acc);
+/* Quantized rows against activations quantized to 32-blocks: xq (nb·32 int8), xd (nb scales),
+ * xs (nb block sums of xq, used by Q4_0). y[r] = Σ_b wd·xd[b]·(int dot of block b). */
+typedef void (*fti__gemv_q_fn)(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
+                               const float *xd, const int32_t *xs, size_t nb, float *y);
+
+struct fti_kernels {
+    fti_isa isa;
+    const char *name;
+    /* GEMM */
+    size_t mr, nr, kc, mc, nc;
+    fti__ukernel_fn ukernel;
+    /* GEMV rows */
+    fti__gemv_fn gemv_f32, gemv_f16, gemv_bf16;
+    fti__gemv_q_fn gemv_q8_0, gemv_q4_0;
+    void (*quantize_x)(const float *x, size_t nb, int8_t *xq, float *xd, int32_t *xs);
+    /* BLAS-1 and row primitives */
+    float (*dot)(const float *x, const float *y, size_t n);
+    void (*axpy)(float *y, float a, const float *x, size_t n);
+    void (*scale)(float *x, float a, size_t n);
+    float (*max)(const float *x, size_t n);
+    float (*exp_sum)(float *y, const float *x, size_t n, float sub); /* y = exp(x-sub), Σy */
+    void (*mul_scaled)(float *out, const float *x, const float *w, float s, size_t n);
+    void (*rmsnorm_bwd_row)(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                            float rstd, size_t n);
+    void (*softmax_bwd_row)(float *dx, const float *p, const float *dp, size_t n);
+    void (*silu_fwd)(float *y, const float *x, size_t n);
+    void (*silu_bwd)(float *dx, const float *x, const float *dy, size_t n);
+    void (*swiglu_fwd)(float *h, const float *g, const float *u, size_t n);
+    void (*swiglu_bwd)(float *dg, float *du, const float *g, const float *u, const float *dh,
+                       size_t n);
+    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, const float c[8]);
+    void (*f16_to_f32)(float *dst, const uint16_t *src, size_t n);
+    void (*f32_to_f16)(uint16_t *dst, const float *src, size_t n);
+    void (*bf16_to_f32)(float *dst, const uint16_t *src, size_t n);
+    void (*f32_to_bf16)(uint16_t *dst, const float *src, size_t n);
+    void (*quantize_q8_0)(fti_block_q8_0 *dst, const float *src, size_t nb);
+    void (*quantize_q4_0)(fti_block_q4_0 *dst, const float *src, size_t nb);
+    void (*dequantize_q8_0)(float *dst, const fti_block_q8_0 *src, size_t nb);
+    void (*dequantize_q4_0)(float *dst, const fti_block_q4_0 *src, size_t nb);
+};
+
+/* === kernels: dtypes and conversions === */
+
+const char *fti_dtype_name(fti_dtype t) {
+    switch (t) {
+    case FTI_DTYPE_F32: return "f32";
+    case FTI_DTYPE_F16: return "f16";
+    case FTI_DTYPE_Q4_0: return "q4_0";
+    case FTI_DTYPE_Q8_0: return "q8_0";
+    case FTI_DTYPE_BF16: return "bf16";
+    }
+    return NULL;
+}
+
+size_t fti_dtype_block_elems(fti_dtype t) {
+    switch (t) {
+    case FTI_DTYPE_F32:
+    case FTI_DTYPE_F16:
+    case FTI_DTYPE_BF16: return 1;
+    case FTI_DTYPE_Q4_0:
+    case FTI_DTYPE_Q8_0: return FTI_QK;
+    }
+    return 0;
+}
+
+size_t fti_dtype_block_bytes(fti_dtype t) {
+    switch (t) {
+    case FTI_DTYPE_F32: return 4;
+    case FTI_DTYPE_F16:
+    case FTI_DTYPE_BF16: return 2;
+    case FTI_DTYPE_Q4_0: return sizeof(fti_block_q4_0);
+    case FTI_DTYPE_Q8_0: return sizeof(fti_block_q8_0);
+    }
+    return 0;
+}
+
+size_t fti_dtype_row_bytes(fti_dtype t, size_t n) {
+    size_t be = fti_dtype_block_elems(t), out;
+    if (be == 0 || n % be != 0) return 0;
+    if (!fti_size_mul(n / be, fti_dtype_block_bytes(t), &out)) return 0;
+    return out;
+}
+
+static uint32_t fti__f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float fti__bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+float fti_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0x1f) return fti__bits_f32(sign | 0x7f800000u | (m << 13));
+    if (e == 0) {
+        float f = (float)m * (1.0f / 16777216.0f); /* subnormal: m · 2^-24, exact */
+        return sign ? -f : f;
+    }
+    return fti__bits_f32(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+uint16_t fti_f32_to_f16(float f) {
+    uint32_t x = fti__f32_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    x &= 0x7fffffffu;
+    if (x >= 0x7f800000u) /* inf or NaN (NaN stays quiet NaN) */
+        return (uint16_t)(sign | 0x7c00u | (x > 0x7f800000u ? 0x200u | ((x >> 13) & 0x3ffu) : 0));
+    if (x >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to inf */
+    if (x < 0x38800000u) {
+        /* result is subnormal (or zero): adding 0.5 (ulp 2^-24) rounds |f| to the f16
+         * subnormal grid with round-to-nearest-even; the low bits are the f16 mantissa. */
+        float a = fti__bits_f32(x) + 0.5f;
+        return (uint16_t)(sign | (fti__f32_bits(a) - 0x3f000000u));
+    }
+    /* normal: rebias the exponent (127 -> 15) and round the 13 dropped bits to nearest even */
+    x += 0xc8000fffu + ((x >> 13) & 1u);
+    return (uint16_t)(sign | (x >> 13));
+}
+
+float fti_bf16_to_f32(uint16_t h) { return fti__bits_f32((uint32_t)h << 16); }
+
+uint16_t fti_f32_to_bf16(float f) {
+    uint32_t x = fti__f32_bits(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* quiet NaN */
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return (uint16_t)(x >> 16);
+}
+
+/* === kernels: scalar references (the specification) === */
+
+/* C(M,N) = op(A)·op(B) (or +=), one float accumulator per element, p in order. */
+static void fti__matmul_ref(unsigned flags, size_t M, size_t N, size_t K, const float *A,
+                            size_t lda, const float *B, size_t ldb, float *C, size_t ldc) {
+    size_t i, j, p;
+    for (i = 0; i < M; i++) {
+        for (j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (p = 0; p < K; p++) {
+                float a = (flags & FTI_MM_TRANS_A) ? A[p * lda + i] : A[i * lda + p];
+                float b = (flags & FTI_MM_TRANS_B) ? B[j * ldb + p] : B[p * ldb + j];
+                s += a * b;
+            }
+            if (flags & FTI_MM_ACCUMULATE)
+                C[i * ldc + j] += s;
+            else
+                C[i * ldc + j] = s;
+        }
+    }
+}
+
+/* Scalar micro-kernel, 4×4. */
+static void fti__ukernel_ref(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                             int acc) {
+    float t[4][4];
+    size_t i, j, p;
+    memset(t, 0, sizeof t);
+    for (p = 0; p < kc; p++, a += 4, b += 4)
+        for (i = 0; i < 4; i++)
+            for (j = 0; j < 4; j++) t[i][j] += a[i] * b[j];
+    for (i = 0; i < 4; i++)
+        for (j = 0; j < 4; j++) c[i * ldc + j] = acc ? c[i * ldc + j] + t[i][j] : t[i][j];
+}
+
+static float fti__dot_ref(const float *x, const float *y, size_t n) {
+    float s = 0.0f;
+    size_t i;
+    for (i = 0; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+static void fti__axpy_ref(float *y, float a, const float *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void fti__scale_ref(float *x, float a, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) x[i] *= a;
+}
+
+static float fti__max_ref(const float *x, size_t n) {
+    float m = -INFINITY;
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (x[i] > m || x[i] != x[i]) m = x[i] != x[i] ? x[i] : (x[i] > m ? x[i] : m);
+    return m;
+}
+
+static float fti__exp_sum_ref(float *y, const float *x, size_t n, float sub) {
+    double s = 0.0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        y[i] = expf(x[i] - sub);
+        s += y[i];
+    }
+    return (float)s;
+}
+
+static void fti__mul_scaled_ref(float *out, const float *x, const float *w, float s, size_t n) {
+    size_t i;
+    if (w)
+        for (i = 0; i < n; i++) out[i] = x[i] * s * w[i];
+    else
+        for (i = 0; i < n; i++) out[i] = x[i] * s;
+}
+
+/* One row of RMSNorm backward: with xh = x·rstd and g = w·dout,
+ * dx = rstd·(g - xh·mean(g·xh)); dw += dout·xh. */
+static void fti__rmsnorm_bwd_row_ref(float *dx, float *dw, const float *dout, const float *x,
+                                     const float *w, float rstd, size_t n) {
+    double dot = 0.0;
+    float mean;
+    size_t i;
+    for (i = 0; i < n; i++) dot += (double)(w ? w[i] * dout[i] : dout[i]) * (x[i] * rstd);
+    mean = (float)(dot / (double)n);
+    for (i = 0; i < n; i++) {
+        float xh = x[i] * rstd, d = dout[i];
+        if (dw) dw[i] += d * xh;
+        dx[i] = rstd * ((w ? w[i] * d : d) - xh * mean);
+    }
+}
+
+static void fti__softmax_bwd_row_ref(float *dx, const float *p, const float *dp, size_t n) {
+    double s = 0.0;
+    float sf;
+    size_t i;
+    for (i = 0; i < n; i++) s += (double)p[i] * dp[i];
+    sf = (float)s;
+    for (i = 0; i < n; i++) dx[i] = p[i] * (dp[i] - sf);
+}
+
+static float fti__sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static void fti__silu_fwd_ref(float *y, const float *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) y[i] = x[i] * fti__sigmoid(x[i]);
+}
+
+static void fti__silu_bwd_ref(float *dx, const float *x, const float *dy, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float s = fti__sigmoid(x[i]);
+        dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+static void fti__swiglu_fwd_ref(float *h, const float *g, const float *u, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) h[i] = g[i] * fti__sigmoid(g[i]) * u[i];
+}
+
+static void fti__swiglu_bwd_ref(float *dg, float *du, const float *g, const float *u,
+                                const float *dh, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float s = fti__sigmoid(g[i]), d = dh[i], gi = g[i];
+        du[i] = d * gi * s;
+        dg[i] = d * u[i] * s * (1.0f + gi * (1.0f - s));
+    }
+}
+
+/* c = {lr, beta1, beta2, eps, decay factor (1 - lr·wd or 1), grad_scale,
+ *      1/(1-β1^t), 1/sqrt(1-β2^t)} */
+static void fti__adamw_ref(float *p, const float *g, float *m, float *v, size_t n,
+                           const float c[8]) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float gi = g[i] * c[5];
+        float mi = c[1] * m[i] + (1.0f - c[1]) * gi;
+        float vi = c[2] * v[i] + (1.0f - c[2]) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = p[i] * c[4] - c[0] * (mi * c[6]) / (sqrtf(vi) * c[7] + c[3]);
+    }
+}
+
+static void fti__f16_to_f32_ref(float *dst, const uint16_t *src, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) dst[i] = fti_f16_to_f32(src[i]);
+}
+
+static void fti__f32_to_f16_ref(uint16_t *dst, const float *src, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) dst[i] = fti_f32_to_f16(src[i]);
+}
+
+static void fti__bf16_to_f32_ref(float *dst, const uint16_t *src, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) dst[i] = fti_bf16_to_f32(src[i]);
+}
+
+static void fti__f32_to_bf16_ref(uint16_t *dst, const float *src, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) dst[i] = fti_f32_to_bf16(src[i]);
+}
+
+static void fti__quantize_q8_0_ref(fti_block_q8_0 *dst, const float *src, size_t nb) {
+    size_t b, j;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        float amax = 0.0f, d, id;
+        for (j = 0; j < FTI_QK; j++) amax = fabsf(src[j]) > amax ? fabsf(src[j]) : amax;
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        dst[b].d = fti_f32_to_f16(d);
+        for (j = 0; j < FTI_QK; j++) dst[b].qs[j] = (int8_t)roundf(src[j] * id);
+    }
+}
+
+static void fti__quantize_q4_0_ref(fti_block_q4_0 *dst, const float *src, size_t nb) {
+    size_t b, j;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        float amax = 0.0f, mx = 0.0f, d, id;
+        for (j = 0; j < FTI_QK; j++)
+            if (fabsf(src[j]) > amax) {
+                amax = fabsf(src[j]);
+                mx = src[j];
+            }
+        d = mx / -8.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        dst[b].d = fti_f32_to_f16(d);
+        for (j = 0; j < FTI_QK / 2; j++) {
+            int q0 = (int)(src[j] * id + 8.5f), q1 = (int)(src[j + 16] * id + 8.5f);
+            q0 = q0 < 15 ? q0 : 15;
+            q1 = q1 < 15 ? q1 : 15;
+            dst[b].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+static void fti__dequantize_q8_0_ref(float *dst, const fti_block_q8_0 *src, size_t nb) {
+    size_t b, j;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        float d = fti_f16_to_f32(src[b].d);
+        for (j = 0; j < FTI_QK; j++) dst[j] = (float)src[b].qs[j] * d;
+    }
+}
+
+static void fti__dequantize_q4_0_ref(float *dst, const fti_block_q4_0 *src, size_t nb) {
+    size_t b, j;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        float d = fti_f16_to_f32(src[b].d);
+        for (j = 0; j < FTI_QK / 2; j++) {
+            dst[j] = (float)((int)(src[b].qs[j] & 15) - 8) * d;
+            dst[j + 16] = (float)((int)(src[b].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+/* Activations for quantized dots: per 32-block a float scale d = max|x|/127, int8 values
+ * round(x/d) and their integer sum (Q4_0 needs Σx to undo its +8 offset). */
+static void fti__quantize_x_ref(const float *x, size_t nb, int8_t *xq, float *xd, int32_t *xs) {
+    size_t b, j;
+    for (b = 0; b < nb; b++, x += FTI_QK, xq += FTI_QK) {
+        float amax = 0.0f, d, id;
+        int32_t s = 0;
+        for (j = 0; j < FTI_QK; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        xd[b] = d;
+        for (j = 0; j < FTI_QK; j++) {
+            xq[j] = (int8_t)roundf(x[j] * id);
+            s += xq[j];
+        }
+        xs[b] = s;
+    }
+}
+
+static void fti__gemv_f32_ref(const void *W, size_t row_bytes, size_t rows, const float *x,
+                              size_t n, float *y, int acc) {
+    size_t r;
+    for (r = 0; r < rows; r++) {
+        float s = fti__dot_ref((const float *)((const char *)W + r * row_bytes), x, n);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+static void fti__gemv_f16_ref(const void *W, size_t row_bytes, size_t rows, const float *x,
+                              size_t n, float *y, int acc) {
+    size_t r, i;
+    for (r = 0; r < rows; r++) {
+        const uint16_t *w = (const uint16_t *)((const char *)W + r * row_bytes);
+        float s = 0.0f;
+        for (i = 0; i < n; i++) s += fti_f16_to_f32(w[i]) * x[i];
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+static void fti__gemv_bf16_ref(const void *W, size_t row_bytes, size_t rows, const float *x,
+                               size_t n, float *y, int acc) {
+    size_t r, i;
+    for (r = 0; r < rows; r++) {
+        const uint16_t *w = (const uint16_t *)((const char *)W + r * row_bytes);
+        float s = 0.0f;
+        for (i = 0; i < n; i++) s += fti_bf16_to_f32(w[i]) * x[i];
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+static void fti__gemv_q8_0_ref(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
+                               const float *xd, const int32_t *xs, size_t nb, float *y) {
+    size_t r, b, j;
+    (void)xs;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
+        float s = 0.0f;
+        for (b = 0; b < nb; b++) {
+            int32_t d = 0;
+            for (j = 0; j < FTI_QK; j++) d += (int32_t)w[b].qs[j] * xq[b * FTI_QK + j];
+            s += fti_f16_to_f32(w[b].d) * xd[b] * (float)d;
+        }
+        y[r] = s;
+    }
+}
+
+static void fti__gemv_q4_0_ref(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
+                               const float *xd, const int32_t *xs, size_t nb, float *y) {
+    size_t r, b, j;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        float s = 0.0f;
+        for (b = 0; b < nb; b++) {
+            const int8_t *q = xq + b * FTI_QK;
+            int32_t d = 0;
+            for (j = 0; j < FTI_QK / 2; j++)
+                d += (int32_t)(w[b].qs[j] & 15) * q[j] + (int32_t)(w[b].qs[j] >> 4) * q[j + 16];
+            d -= 8 * xs[b];
+            s += fti_f16_to_f32(w[b].d) * xd[b] * (float)d;
+        }
+        y[r] = s;
+    }
+}
+
+static const fti_kernels fti__kernels_scalar = {
+    FTI_ISA_SCALAR,
+    "scalar",
+    4,
+    4,
+    256,
+    128,
+    512,
+    fti__ukernel_ref,
+    fti__gemv_f32_ref,
+    fti__gemv_f16_ref,
+    fti__gemv_bf16_ref,
+    fti__gemv_q8_0_ref,
+    fti__gemv_q4_0_ref,
+    fti__quantize_x_ref,
+    fti__dot_ref,
+    fti__axpy_ref,
+    fti__scale_ref,
+    fti__max_ref,
+    fti__exp_sum_ref,
+    fti__mul_scaled_ref,
+    fti__rmsnorm_bwd_row_ref,
+    fti__softmax_bwd_row_ref,
+    fti__silu_fwd_ref,
+    fti__silu_bwd_ref,
+    fti__swiglu_fwd_ref,
+    fti__swiglu_bwd_ref,
+    fti__adamw_ref,
+    fti__f16_to_f32_ref,
+    fti__f32_to_f16_ref,
+    fti__bf16_to_f32_ref,
+    fti__f32_to_bf16_ref,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
+    fti__dequantize_q4_0_ref,
+};
+
+static const fti_kernels *fti__k(const fti_kernels *k) {
+    return k ? k : fti_kernels_get(FTI_ISA_AUTO);
+}
+
+/* === kernels: blocked GEMM driver === */
+/*
+ * Loops (per thread, over its own slice of rows or columns of C):
+ *   for jc in N step nc:             B block (kc × nc) packed once per (jc, pc), lives in L2
+ *     for pc in K step kc:
+ *       pack B[pc.., jc..] into nr-wide panels (zero-padded)
+ *       for ic in M step mc:
+ *         pack A[ic.., pc..] into mr-high panels (zero-padded)
+ *         for ir in mc step mr:      the A panel (mr × kc) stays in L1
+ *           for jr in nc step nr:    micro-kernel on the (mr, nr) tile
+ * The first pc block stores into C (unless accumulating), later ones add: each element of C is
+ * Σ over kc-blocks (in order) of Σ over p (in order), independent of how the threads split C.
+ * Edge tiles run the same micro-kernel into a stack tile and copy the valid part out.
+ */
+typedef struct fti__gemm_ctx {
+    const fti_kernels *k;
+    unsigned flags;
+    size_t M, N, K, lda, ldb, ldc;
+    const float *A, *B;
+    float *C;
+    int split_n; /* items are nr-column tiles (else mr-row tiles) */
+} fti__gemm_ctx;
+
+/* out[p·ld + i] = src[i·lds + p] for i < rows, p < kc: a transposing copy of `rows` source rows
+ * into panel columns, in 4×4 blocks with SSE (baseline on x86-64) or NEON where available. */
+static void fti__pack_transpose(float *out, size_t ld, const float *src, size_t lds, size_t rows,
+                                size_t kc) {
+    size_t i = 0, p;
+#if defined(FTI__X86) || defined(FTI__NEON)
+    for (; i + 4 <= rows; i += 4) {
+        const float *s0 = src + i * lds, *s1 = s0 + lds, *s2 = s1 + lds, *s3 = s2 + lds;
+        float *o = out + i;
+        for (p = 0; p + 4 <= kc; p += 4) {
+#if defined(FTI__X86)
+            __m128 r0 = _mm_loadu_ps(s0 + p), r1 = _mm_loadu_ps(s1 + p);
+            __m128 r2 = _mm_loadu_ps(s2 + p), r3 = _mm_loadu_ps(s3 + p);
+            __m128 t0 = _mm_unpacklo_ps(r0, r1), t1 = _mm_unpacklo_ps(r2, r3);
+            __m128 t2 = _mm_unpackhi_ps(r0, r1), t3 = _mm_unpackhi_ps(r2, r3);
+            _mm_storeu_ps(o + p * ld, _mm_movelh_ps(t0, t1));
+            _mm_storeu_ps(o + (p + 1) * ld, _mm_movehl_ps(t1, t0));
+            _mm_storeu_ps(o + (p + 2) * ld, _mm_movelh_ps(t2, t3));
+            _mm_storeu_ps(o + (p + 3) * ld, _mm_movehl_ps(t3, t2));
+#else
+            float32x4x2_t t01 = vtrnq_f32(vld1q_f32(s0 + p), vld1q_f32(s1 + p));
+            float32x4x2_t t23 = vtrnq_f32(vld1q_f32(s2 + p), vld1q_f32(s3 + p));
+            vst1q_f32(o + p * ld, vcombine_f32(vget_low_f32(t01.val[0]), vget_low_f32(t23.val[0])));
+            vst1q_f32(o + (p + 1) * ld,
+                      vcombine_f32(vget_low_f32(t01.val[1]), vget_low_f32(t23.val[1])));
+            vst1q_f32(o + (p + 2) * ld,
+                      vcombine_f32(vget_high_f32(t01.val[0]), vget_high_f32(t23.val[0])));
+            vst1q_f32(o + (p + 3) * ld,
+                      vcombine_f32(vget_high_f32(t01.val[1]), vget_high_f32(t23.val[1])));
+#endif
+        }
+        for (; p < kc; p++) {
+            o[p * ld] = s0[p];
+            o[p * ld + 1] = s1[p];
+            o[p * ld + 2] = s2[p];
+            o[p * ld + 3] = s3[p];
+        }
+    }
+#endif
+    for (; i < rows; i++)
+        for (p = 0; p < kc; p++) out[p * ld + i] = src[i * lds + p];
+}
+
+/* Packing reads the source row by row (sequential addresses, so the hardware prefetcher
+ * streams them) and scatters into the panels; panels are zero-padded to mr (nr). */
+static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0, size_t kc,
+                        float *out) {
+    size_t mr = g->k->mr, ip, i, p;
+    if (g->flags & FTI_MM_TRANS_A) { /* A is (K,M): row p holds op(A)[i0.., p] contiguously */
+        for (p = 0; p < kc; p++) {
+            const float *src = g->A + (p0 + p) * g->lda + i0;
+            for (ip = 0; ip < mc; ip += mr) {
+                size_t rows = mc - ip < mr ? mc - ip : mr;
+                float *dst = out + ip * kc + p * mr;
+                memcpy(dst, src + ip, rows * sizeof(float));
+                for (i = rows; i < mr; i++) dst[i] = 0.0f;
+            }
+        }
+        return;
+    }
+    for (ip = 0; ip < mc; ip += mr, out += mr * kc) {
+        size_t rows = mc - ip < mr ? mc - ip : mr;
+        fti__pack_transpose(out, mr, g->A + (i0 + ip) * g->lda + p0, g->lda, rows, kc);
+        for (i = rows; i < mr; i++)
+            for (p = 0; p < kc; p++) out[p * mr + i] = 0.0f;
+    }
+}
+
+static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0, size_t kc,
+                        float *out) {
+    size_t nr = g->k->nr, jp, j, p;
+    if (!(g->flags & FTI_MM_TRANS_B)) { /* B is (K,N): row p holds op(B)[p, j0..] */
+        for (p = 0; p < kc; p++) {
+            const float *src = g->B + (p0 + p) * g->ldb + j0;
+            for (jp = 0; jp < nc; jp += nr) {
+                size_t cols = nc - jp < nr ? nc - jp : nr;
+                float *dst = out + jp * kc + p * nr;
+                memcpy(dst, src + jp, cols * sizeof(float));
+                for (j = cols; j < nr; j++) dst[j] = 0.0f;
+            }
+        }
+        return;
+    }
+    for (jp = 0; jp < nc; jp += nr, out += nr * kc) { /* B is (N,K): column j is row j of B */
+        size_t cols = nc - jp < nr ? nc - jp : nr;
+        fti__pack_transpose(out, nr, g->B + (j0 + jp) * g->ldb + p0, g->ldb, cols, kc);
+        for (j = cols; j < nr; j++)
+            for (p = 0; p < kc; p++) out[p * nr + j] = 0.0f;
+    }
+}
+
+/* K is cut into equal blocks of at most k->kc (K = 288 with kc 256 gives 2 × 144, not
+ * 256 + 32): the block size depends only on K, so the summation order never depends on threads. */
+static size_t fti__gemm_kc(const fti_kernels *k, size_t K) {
+    size_t n_blocks = (K + k->kc - 1) / k->kc;
+    return n_blocks ? (K + n_blocks - 1) / n_blocks : 1;
+}
+
+static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
+                            float *Ap, float *Bp) {
+    const fti_kernels *k = g->k;
+    size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc(k, g->K);
+    float tile[32 * 32];
+    for (jc = n0; jc < n1; jc += k->nc) {
+        size_t nc = n1 - jc < k->nc ? n1 - jc : k->nc;
+        for (pc = 0; pc < g->K; pc += kc_blk) {
+            size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk;
+            int acc = pc > 0 || (g->flags & FTI_MM_ACCUMULATE);
+            fti__pack_b(g, jc, nc, pc, kc, Bp);
+            for (ic = m0; ic < m1; ic += k->mc) {
+                size_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
+                fti__pack_a(g, ic, mc, pc, kc, Ap);
+                for (ir = 0; ir < mc; ir += mr) {
+                    const float *a = Ap + ir * kc;
+                    size_t rows = mc - ir < mr ? mc - ir : mr;
+                    for (jr = 0; jr < nc; jr += nr) {
+                        const float *b = Bp + jr * kc;
+                        float *c = g->C + (ic + ir) * g->ldc + jc + jr;
+                        size_t cols = nc - jr < nr ? nc - jr : nr, i, j;
+                        if (rows == mr && cols == nr) {
+                            k->ukernel(kc, a, b, c, g->ldc, acc);
+                            continue;
+                        }
+                        k->ukernel(kc, a, b, tile, nr, 0);
+                        for (i = 0; i < rows; i++)
+                            for (j = 0; j < cols; j++)
+                                c[i * g->ldc + j] =
+                                    acc ? c[i * g->ldc + j] + tile[i * nr + j] : tile[i * nr + j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
+    const fti__gemm_ctx *g = (const fti__gemm_ctx *)ctx;
+    const fti_kernels *k = g->k;
+    size_t m0 = 0, m1 = g->M, n0 = 0, n1 = g->N, kc, nc, mc;
+    float *Ap, *Bp;
+    (void)thread;
+    if (g->split_n) {
+        n0 = begin * k->nr;
+        n1 = end * k->nr < g->N ? end * k->nr : g->N;
+    } else {
+        m0 = begin * k->mr;
+        m1 = end * k->mr < g->M ? end * k->mr : g->M;
+    }
+    if (m0 >= m1 || n0 >= n1) return;
+    kc = fti__gemm_kc(k, g->K);
+    nc = n1 - n0 < k->nc ? n1 - n0 : k->nc;
+    mc = m1 - m0 < k->mc ? m1 - m0 : k->mc;
+    nc = (nc + k->nr - 1) / k->nr * k->nr;
+    mc = (mc + k->mr - 1) / k->mr * k->mr;
+    Ap = (float *)fti_aligned_alloc(mc * kc * sizeof(float) + 64, 64);
+    Bp = (float *)fti_aligned_alloc(nc * kc * sizeof(float) + 64, 64);
+    if (!Ap || !Bp) { /* out of memory: the reference needs none */
+        fti__matmul_ref(g->flags, m1 - m0, n1 - n0, g->K,
+                        g->flags & FTI_MM_TRANS_A ? g->A + m0 : g->A + m0 * g->lda, g->lda,
+                        g->flags & FTI_MM_TRANS_B ? g->B + n0 * g->ldb : g->B + n0, g->ldb,
+                        g->C + m0 * g->ldc + n0, g->ldc);
+    } else {
+        fti__gemm_block(g, m0, m1, n0, n1, Ap, Bp);
+    }
+    fti_aligned_free(Ap);
+    fti_aligned_free(Bp);
+}
+
+typedef struct fti__gemv_ctx {
+    const fti_kernels *k;
+    fti_dtype wtype;
+    const void *W;
+    size_t row_bytes, n_in, T, n_out, ldx, ldy;
+    const float *X;
+    float *Y;
+    int acc;
+    /* quantized activations, (T, nb) */
+    const int8_t *xq;
+    const float *xd;
+    const int32_t *xs;
+} fti__gemv_ctx;
+
+/* Rows [begin, end) of W against all T rows of X. With T > 1 (prefill) the rows go in slices of
+ * about 32 KiB of weights, so each slice is read from memory once and reused from L1/L2 by
+ * every token; each output is still one row kernel call, so the split does not change results. */
+static void fti__gemv_task(void *ctx, size_t begin, size_t end, int thread) {
+    const fti__gemv_ctx *g = (const fti__gemv_ctx *)ctx;
+    size_t t, nb = g->n_in / FTI_QK, r0, slice;
+    (void)thread;
+    slice = g->T == 1 ? end - begin : (32768 + g->row_bytes - 1) / g->row_bytes;
+    for (r0 = begin; r0 < end; r0 += slice) {
+        size_t rows = end - r0 < slice ? end - r0 : slice;
+        const char *w = (const char *)g->W + r0 * g->row_bytes;
+        for (t = 0; t < g->T; t++) {
+            float *y = g->Y + t * g->ldy + r0;
+            const float *x = g->X ? g->X + t * g->ldx : NULL;
+            switch (g->wtype) {
+            case FTI_DTYPE_F32: g->k->gemv_f32(w, g->row_bytes, rows, x, g->n_in, y, g->acc); break;
+            case FTI_DTYPE_F16: g->k->gemv_f16(w, g->row_bytes, rows, x, g->n_in, y, g->acc); break;
+            case FTI_DTYPE_BF16:
+                g->k->gemv_bf16(w, g->row_bytes, rows, x, g->n_in, y, g->acc);
+                break;
+            case FTI_DTYPE_Q8_0:
+                g->k->gemv_q8_0(w, g->row_bytes, rows, g->xq + t * nb * FTI_QK, g->xd + t * nb,
+                                g->xs + t * nb, nb, y);
+                break;
+            case FTI_DTYPE_Q4_0:
+                g->k->gemv_q4_0(w, g->row_bytes, rows, g->xq + t * nb * FTI_QK, g->xd + t * nb,
+                                g->xs + t * nb, nb, y);
+                break;
+            }
+        }
+    }
+}
+
+/* y(1,N) = a(1,K)·B(K,N) for one row (decode attention's p·V): per 64-column chunk, a stack
+ * accumulator gets a[p]·B[p, chunk] for p in order (the table's axpy), then is stored or added.
+ * Chunks are split over threads; each element's order depends only on K. */
+typedef struct fti__vecmat_ctx {
+    const fti_kernels *k;
+    const float *a, *B;
+    size_t a_stride, ldb, K, N;
+    float *C;
+    int acc;
+} fti__vecmat_ctx;
+
+static void fti__vecmat_task(void *ctx, size_t begin, size_t end, int thread) {
+    const fti__vecmat_ctx *v = (const fti__vecmat_ctx *)ctx;
+    float t[64];
+    size_t c, p, j;
+    (void)thread;
+    for (c = begin; c < end; c++) {
+        size_t j0 = c * 64, n = v->N - j0 < 64 ? v->N - j0 : 64;
+        memset(t, 0, sizeof t);
+        for (p = 0; p < v->K; p++) v->k->axpy(t, v->a[p * v->a_stride], v->B + p * v->ldb + j0, n);
+        for (j = 0; j < n; j++) v->C[j0 + j] = v->acc ? v->C[j0 + j] + t[j] : t[j];
+    }
+}
+
+/* Rows per GEMV work item so one item reads at least ~16 KiB of weights (and stays a multiple
+ * of 16 rows, which keeps multi-row kernels on their fast path). */
+static size_t fti__gemv_grain(size_t row_bytes) {
+    size_t g = row_bytes ? (16384 + row_bytes - 1) / row_bytes : 1;
+    return (g + 15) / 16 * 16;
+}
+
+void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, size_t N, size_t K,
+                const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc) {
+    fti__gemm_ctx g;
+    size_t tiles_m, tiles_n, items, grain, work;
+    k = fti__k(k);
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        size_t i;
+        if (!(flags & FTI_MM_ACCUMULATE))
+            for (i = 0; i < M; i++) memset(C + i * ldc, 0, N * sizeof(float));
+        return;
+    }
+    if (M <= 4 && (flags & FTI_MM_TRANS_B) && !(flags & FTI_MM_TRANS_A)) {
+        /* GEMVs: y(N) = B(N,K)·a(K) for each of the M rows of A, one dot per output, split
+         * over outputs (B read once in L2-sized slices); a packed 12-row tile would be mostly
+         * padding at this M */
+        fti__gemv_ctx v;
+        memset(&v, 0, sizeof v);
+        v.k = k;
+        v.wtype = FTI_DTYPE_F32;
+        v.W = B;
+        v.row_bytes = ldb * sizeof(float);
+        v.n_in = K;
+        v.T = M;
+        v.n_out = N;
+        v.ldx = lda;
+        v.ldy = ldc;
+        v.X = A;
+        v.Y = C;
+        v.acc = (flags & FTI_MM_ACCUMULATE) != 0;
+        fti_pool_for(pool, N, fti__gemv_grain(K * sizeof(float)), fti__gemv_task, &v);
+        return;
+    }
+    if (M == 1 && !(flags & FTI_MM_TRANS_B)) {
+        /* a row vector times a matrix: no packing, no 1-of-mr-rows micro-tiles */
+        fti__vecmat_ctx v;
+        v.k = k;
+        v.a = A;
+        v.a_stride = (flags & FTI_MM_TRANS_A) ? lda : 1;
+        v.B = B;
+        v.ldb = ldb;
+        v.K = K;
+        v.N = N;
+        v.C = C;
+        v.acc = (flags & FTI_MM_ACCUMULATE) != 0;
+        fti_pool_for(pool, (N + 63) / 64, 1 + (size_t)(1u << 16) / (64 * K), fti__vecmat_task, &v);
+        return;
+    }
+    memset(&g, 0, sizeof g);
+    g.k = k;
+    g.flags = flags;
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    g.A = A;
+    g.lda = lda;
+    g.B = B;
+    g.ldb = ldb;
+    g.C = C;
+    g.ldc = ldc;
+    tiles_m = (M + k->mr - 1) / k->mr;
+    tiles_n = (N + k->nr - 1) / k->nr;
+    /* split the dimension with more tiles (relative to its block size); never K */
+    g.split_n = tiles_n * k->nr > tiles_m * k->mr * 2 && tiles_n >= 2;
+    items = g.split_n ? tiles_n : tiles_m;
+    work = (g.split_n ? k->nr * M : k->mr * N) * K; /* multiply-adds per item */
+    grain = work ? (size_t)1 + (size_t)(1u << 20) / work : 1;
+    fti_pool_for(pool, items, grain, fti__gemm_task, &g);
+}
+
+fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
+                        const float *X, float *Y, size_t T, size_t n_out, size_t n_in) {
+    fti__gemv_ctx v;
+    size_t row_bytes = fti_dtype_row_bytes(wtype, n_in), nb = n_in / FTI_QK, t;
+    void *mem = NULL;
+    enum { STACK_BLOCKS = 128 };
+    int8_t sq[STACK_BLOCKS * FTI_QK];
+    float sd[STACK_BLOCKS];
+    int32_t ss[STACK_BLOCKS];
+    k = fti__k(k);
+    if (fti_dtype_block_elems(wtype) == 0 || (row_bytes == 0 && n_in != 0)) return FTI_ERR_INVALID;
+    if (T == 0 || n_out == 0) return FTI_OK;
+    if (n_in == 0) {
+        memset(Y, 0, T * n_out * sizeof(float));
+        return FTI_OK;
+    }
+    if (wtype == FTI_DTYPE_F32 && T > 4) {
+        fti_matmul(k, pool, FTI_MM_TRANS_B, T, n_out, n_in, X, n_in, (const float *)W, n_in, Y,
+                   n_out);
+        return FTI_OK;
+    }
+    memset(&v, 0, sizeof v);
+    v.k = k;
+    v.wtype = wtype;
+    v.W = W;
+    v.row_bytes = row_bytes;
+    v.n_in = n_in;
+    v.T = T;
+    v.n_out = n_out;
+    v.ldx = n_in;
+    v.ldy = n_out;
+    v.X = X;
+    v.Y = Y;
+    if (wtype == FTI_DTYPE_Q8_0 || wtype == FTI_DTYPE_Q4_0) {
+        size_t n_blocks;
+        int8_t *xq = sq;
+        float *xd = sd;
+        int32_t *xs = ss;
+        if (!fti_size_mul(T, nb, &n_blocks)) return FTI_ERR_INVALID;
+        if (n_blocks > STACK_BLOCKS) {
+            size_t bytes;
+            if (!fti_size_mul(n_blocks, FTI_QK + 8, &bytes)) return FTI_ERR_INVALID;
+            mem = fti_malloc(bytes);
+            if (!mem) { /* no memory: the reference quantizes block by block on the stack */
+                for (t = 0; t < T; t++) {
+                    size_t r, b;
+                    for (r = 0; r < n_out; r++) {
+                        const char *w = (const char *)W + r * row_bytes;
+                        float s = 0.0f;
+                        for (b = 0; b < nb; b++) {
+                            float y1;
+                            fti__quantize_x_ref(X + t * n_in + b * FTI_QK, 1, sq, sd, ss);
+                            if (wtype == FTI_DTYPE_Q8_0)
+                                fti__gemv_q8_0_ref(w + b * sizeof(fti_block_q8_0), 0, 1, sq, sd, ss,
+                                                   1, &y1);
+                            else
+                                fti__gemv_q4_0_ref(w + b * sizeof(fti_block_q4_0), 0, 1, sq, sd, ss,
+                                                   1, &y1);
+                            s += y1;
+                        }
+                        Y[t * n_out + r] = s;
+                    }
+                }
+                return FTI_OK;
+            }
+            xd = (float *)mem;
+            xs = (int32_t *)(xd + n_blocks);
+            xq = (int8_t *)(xs + n_blocks);
+        }
+        for (t = 0; t < T; t++)
+            k->quantize_x(X + t * n_in, nb, xq + t * nb * FTI_QK, xd + t * nb, xs + t * nb);
+        v.xq = xq;
+        v.xd = xd;
+        v.xs = xs;
+    }
+    fti_pool_for(pool, n_out, fti__gemv_grain(row_bytes), fti__gemv_task, &v);
+    fti_free(mem);
+    return FTI_OK;
+}
+
+/* === kernels: vector op wrappers === */
+
+float fti_dot(const fti_kernels *k, const float *x, const float *y, size_t n) {
+    return fti__k(k)->dot(x, y, n);
+}
+
+void fti_axpy(const fti_kernels *k, float *y, float a, const float *x, size_t n) {
+    fti__k(k)->axpy(y, a, x, n);
+}
+
+void fti_scale(const fti_kernels *k, float *x, float a, size_t n) { fti__k(k)->scale(x, a, n); }
+
+void fti_rmsnorm_fwd(const fti_kernels *k, float *out, float *rstd, const float *x, const float *w,
+                     size_t R, size_t C, float eps) {
+    size_t r;
+    k = fti__k(k);
+    for (r = 0; r < R; r++) {
+        const float *xr = x + r * C;
+        float ss = C ? k->dot(xr, xr, C) / (float)C : 0.0f;
+        float rs = 1.0f / sqrtf(ss + eps);
+        if (rstd) rstd[r] = rs;
+        k->mul_scaled(out + r * C, xr, w, rs, C);
+    }
+}
+
+void fti_rmsnorm_bwd(const fti_kernels *k, float *dx, float *dw, const float *dout, const float *x,
+                     const float *w, const float *rstd, size_t R, size_t C) {
+    size_t r;
+    k = fti__k(k);
+    for (r = 0; r < R; r++)
+        k->rmsnorm_bwd_row(dx + r * C, w ? dw : NULL, dout + r * C, x + r * C, w, rstd[r], C);
+}
+
+/* p = softmax(x) of one row; returns log Σ exp(x - max) + max (the log-partition). */
+static double fti__softmax_row(const fti_kernels *k, float *p, const float *x, size_t n) {
+    float mx = k->max(x, n), s;
+    size_t i;
+    if (n == 0) return 0.0;
+    if (mx == -INFINITY) {
+        for (i = 0; i < n; i++) p[i] = 1.0f / (float)n;
+        return -INFINITY;
+    }
+    s = k->exp_sum(p, x, n, mx);
+    k->scale(p, 1.0f / s, n);
+    return log((double)s) + mx;
+}
+
+void fti_softmax_fwd(const fti_kernels *k, float *p, const float *x, size_t R, size_t C) {
+    size_t r;
+    k = fti__k(k);
+    for (r = 0; r < R; r++) fti__softmax_row(k, p + r * C, x + r * C, C);
+}
+
+void fti_softmax_bwd(const fti_kernels *k, float *dx, const float *p, const float *dp, size_t R,
+                     size_t C) {
+    size_t r;
+    k = fti__k(k);
+    for (r = 0; r < R; r++) k->softmax_bwd_row(dx + r * C, p + r * C, dp + r * C, C);
+}
+
+void fti_silu_fwd(const fti_kernels *k, float *y, const float *x, size_t n) {
+    fti__k(k)->silu_fwd(y, x, n);
+}
+
+void fti_silu_bwd(const fti_kernels *k, float *dx, const float *x, const float *dy, size_t n) {
+    fti__k(k)->silu_bwd(dx, x, dy, n);
+}
+
+void fti_swiglu_fwd(const fti_kernels *k, float *h, const float *g, const float *u, size_t n) {
+    fti__k(k)->swiglu_fwd(h, g, u, n);
+}
+
+void fti_swiglu_bwd(const fti_kernels *k, float *dg, float *du, const float *g, const float *u,
+                    const float *dh, size_t n) {
+    fti__k(k)->swiglu_bwd(dg, du, g, u, dh, n);
+}
+
+/* RoPE is the reference in every table: the cost is in the sines and cosines, computed once per
+ * (token, pair) in double and shared by all heads. */
+static void fti__rope(float *x, size_t T, size_t H, size_t D, size_t row_stride, size_t pos0,
+                      const int32_t *pos, float base, double sign) {
+    size_t t, h, i, half = D / 2;
+    if (row_stride == 0) row_stride = H * D;
+    for (t = 0; t < T; t++) {
+        double p = pos ? (double)pos[t] : (double)(pos0 + t);
+        float *row = x + t * row_stride;
+        for (i = 0; i < half; i++) {
+            double ang = p * pow((double)base, -2.0 * (double)i / (double)D);
+            float c = (float)cos(ang), s = (float)(sign * sin(ang));
+            for (h = 0; h < H; h++) {
+                float *v = row + h * D + 2 * i, x0 = v[0], x1 = v[1];
+                v[0] = x0 * c - x1 * s;
+                v[1] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+void fti_rope_fwd(const fti_kernels *k, float *x, size_t T, size_t H, size_t D, size_t row_stride,
+                  size_t pos0, const int32_t *pos, float base) {
+    (void)k;
+    fti__rope(x, T, H, D, row_stride, pos0, pos, base, 1.0);
+}
+
+void fti_rope_bwd(const fti_kernels *k, float *dx, size_t T, size_t H, size_t D, size_t row_stride,
+                  size_t pos0, const int32_t *pos, float base) {
+    (void)k;
+    fti__rope(dx, T, H, D, row_stride, pos0, pos, base, -1.0);
+}
+
+size_t fti_xent_fwd(const fti_kernels *k, float *loss, float *probs, const float *logits,
+                    const int32_t *targets, size_t R, size_t V) {
+    size_t r, n_valid = 0;
+    k = fti__k(k);
+    for (r = 0; r < R; r++) {
+        int32_t tg = targets[r];
+        double lz;
+        float xt = (tg >= 0 && (size_t)tg < V) ? logits[r * V + (size_t)tg] : 0.0f;
+        lz = fti__softmax_row(k, probs + r * V, logits + r * V, V);
+        if (tg >= 0 && (size_t)tg < V) {
+            n_valid++;
+            if (loss) loss[r] = (float)(lz - (double)xt);
+        } else if (loss) {
+            loss[r] = 0.0f;
+        }
+    }
+    return n_valid;
+}
+
+void fti_xent_bwd(const fti_kernels *k, float *dlogits, const float *probs, const int32_t *targets,
+                  float dloss, size_t R, size_t V) {
+    size_t r, i;
+    k = fti__k(k);
+    for (r = 0; r < R; r++) {
+        int32_t tg = targets[r];
+        float *d = dlogits + r * V;
+        if (tg < 0 || (size_t)tg >= V) {
+            memset(d, 0, V * sizeof(float));
+            continue;
+        }
+        if (d != probs + r * V)
+            for (i = 0; i < V; i++) d[i] = probs[r * V + i];
+        d[tg] -= 1.0f;
+        k->scale(d, dloss, V);
+    }
+}
+
+void fti_adamw(const fti_kernels *k, float *param, const float *grad, float *m, float *v, size_t n,
+               const fti_adamw_hparams *hp, int decay) {
+    float c[8];
+    double t = hp->step > 0 ? (double)hp->step : 1.0;
+    c[0] = hp->lr;
+    c[1] = hp->beta1;
+    c[2] = hp->beta2;
+    c[3] = hp->eps;
+    c[4] = decay ? 1.0f - hp->lr * hp->weight_decay : 1.0f;
+    c[5] = hp->grad_scale != 0.0f ? hp->grad_scale : 1.0f;
+    c[6] = (float)(1.0 / (1.0 - pow((double)hp->beta1, t)));
+    c[7] = (float)(1.0 / sqrt(1.0 - pow((double)hp->beta2, t)));
+    fti__k(k)->adamw(param, grad, m, v, n, c);
+}
+
+void fti_f16_to_f32_row(const fti_kernels *k, float *dst, const uint16_t *src, size_t n) {
+    fti__k(k)->f16_to_f32(dst, src, n);
+}
+
+void fti_f32_to_f16_row(const fti_kernels *k, uint16_t *dst, const float *src, size_t n) {
+    fti__k(k)->f32_to_f16(dst, src, n);
+}
+
+void fti_bf16_to_f32_row(const fti_kernels *k, float *dst, const uint16_t *src, size_t n) {
+    fti__k(k)->bf16_to_f32(dst, src, n);
+}
+
+void fti_f32_to_bf16_row(const fti_kernels *k, uint16_t *dst, const float *src, size_t n) {
+    fti__k(k)->f32_to_bf16(dst, src, n);
+}
+
+fti_result fti_quantize_row(const fti_kernels *k, fti_dtype t, void *dst, const float *src,
+                            size_t n) {
+    if (fti_dtype_block_elems(t) == 0 || (fti_dtype_row_bytes(t, n) == 0 && n != 0))
+        return FTI_ERR_INVALID;
+    k = fti__k(k);
+    switch (t) {
+    case FTI_DTYPE_F32: memmove(dst, src, n * sizeof(float)); break;
+    case FTI_DTYPE_F16: k->f32_to_f16((uint16_t *)dst, src, n); break;
+    case FTI_DTYPE_BF16: k->f32_to_bf16((uint16_t *)dst, src, n); break;
+    case FTI_DTYPE_Q8_0: k->quantize_q8_0((fti_block_q8_0 *)dst, src, n / FTI_QK); break;
+    case FTI_DTYPE_Q4_0: k->quantize_q4_0((fti_block_q4_0 *)dst, src, n / FTI_QK); break;
+    }
+    return FTI_OK;
+}
+
+fti_result fti_dequantize_row(const fti_kernels *k, fti_dtype t, float *dst, const void *src,
+                              size_t n) {
+    if (fti_dtype_block_elems(t) == 0 || (fti_dtype_row_bytes(t, n) == 0 && n != 0))
+        return FTI_ERR_INVALID;
+    k = fti__k(k);
+    switch (t) {
+    case FTI_DTYPE_F32: memmove(dst, src, n * sizeof(float)); break;
+    case FTI_DTYPE_F16: k->f16_to_f32(dst, (const uint16_t *)src, n); break;
+    case FTI_DTYPE_BF16: k->bf16_to_f32(dst, (const uint16_t *)src, n); break;
+    case FTI_DTYPE_Q8_0: k->dequantize_q8_0(dst, (const fti_block_q8_0 *)src, n / FTI_QK); break;
+    case FTI_DTYPE_Q4_0: k->dequantize_q4_0(dst, (const fti_block_q4_0 *)src, n / FTI_QK); break;
+    }
+    return FTI_OK;
+}
+/* ---- end src/02_kernels.c ---- */
+/* ---- begin src/02_kernels_isa_neon.c ---- */
+/* === kernels: aarch64 NEON variants === */
+/*
+ * NEON is part of the aarch64 baseline, so this table needs no detection. It covers the GEMM
+ * micro-kernel (8×12, fused multiply-add by lane), the f32/Q8_0/Q4_0 GEMV rows and activation
+ * quantization, BLAS-1, the exp-based ops (softmax, SiLU, SwiGLU), softmax backward, AdamW and
+ * fp16 rows; the RMSNorm backward row, bf16 rows and the weight quantizers use the references
+ * (a small share of a training step).
+ */
+/* #include "02_kernels.h" (amalgamated) */
+
+#if defined(FTI__NEON)
+/* #include <arm_neon.h> (already included) */
+
+/* GEMM micro-kernel 8×12: 24 q-register accumulators; A's 8 values per step in two registers,
+ * used by lane. */
+#define FTI__UKN_ROW(i, av, lane)                                                                  \
+    do {                                                                                           \
+        c##i##_0 = vfmaq_laneq_f32(c##i##_0, b0, av, lane);                                        \
+        c##i##_1 = vfmaq_laneq_f32(c##i##_1, b1, av, lane);                                        \
+        c##i##_2 = vfmaq_laneq_f32(c##i##_2, b2, av, lane);                                        \
+    } while (0)
+#define FTI__UKN_STORE(i)                                                                          \
+    do {                                                                                           \
+        float *ci = c + (i)*ldc;                                                                   \
+        if (acc) {                                                                                 \
+            c##i##_0 = vaddq_f32(vld1q_f32(ci), c##i##_0);                                         \
+            c##i##_1 = vaddq_f32(vld1q_f32(ci + 4), c##i##_1);                                     \
+            c##i##_2 = vaddq_f32(vld1q_f32(ci + 8), c##i##_2);                                     \
+        }                                                                                          \
+        vst1q_f32(ci, c##i##_0);                                                                   \
+        vst1q_f32(ci + 4, c##i##_1);                                                               \
+        vst1q_f32(ci + 8, c##i##_2);                                                               \
+    } while (0)
+
+static void fti__ukernel_neon(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                              int acc) {
+    float32x4_t z = vdupq_n_f32(0.0f);
+    float32x4_t c0_0 = z, c0_1 = z, c0_2 = z, c1_0 = z, c1_1 = z, c1_2 = z, c2_0 = z, c2_1 = z,
+                c2_2 = z, c3_0 = z, c3_1 = z, c3_2 = z, c4_0 = z, c4_1 = z, c4_2 = z, c5_0 = z,
+                c5_1 = z, c5_2 = z, c6_0 = z, c6_1 = z, c6_2 = z, c7_0 = z, c7_1 = z, c7_2 = z;
+    size_t p;
+    for (p = 0; p < kc; p++, a += 8, b += 12) {
+        float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
+        float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+        FTI__UKN_ROW(0, a0, 0);
+        FTI__UKN_ROW(1, a0, 1);
+        FTI__UKN_ROW(2, a0, 2);
+        FTI__UKN_ROW(3, a0, 3);
+        FTI__UKN_ROW(4, a1, 0);
+        FTI__UKN_ROW(5, a1, 1);
+        FTI__UKN_ROW(6, a1, 2);
+        FTI__UKN_ROW(7, a1, 3);
+    }
+    FTI__UKN_STORE(0);
+    FTI__UKN_STORE(1);
+    FTI__UKN_STORE(2);
+    FTI__UKN_STORE(3);
+    FTI__UKN_STORE(4);
+    FTI__UKN_STORE(5);
+    FTI__UKN_STORE(6);
+    FTI__UKN_STORE(7);
+}
+
+static float fti__dot_neon(const float *x, const float *y, size_t n) {
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    float s;
+    for (; i + 16 <= n; i += 16) {
+        a0 = vfmaq_f32(a0, vld1q_f32(x + i), vld1q_f32(y + i));
+        a1 = vfmaq_f32(a1, vld1q_f32(x + i + 4), vld1q_f32(y + i + 4));
+        a2 = vfmaq_f32(a2, vld1q_f32(x + i + 8), vld1q_f32(y + i + 8));
+        a3 = vfmaq_f32(a3, vld1q_f32(x + i + 12), vld1q_f32(y + i + 12));
+    }
+    for (; i + 4 <= n; i += 4) a0 = vfmaq_f32(a0, vld1q_f32(x + i), vld1q_f32(y + i));
+    s = vaddvq_f32(vaddq_f32(vaddq_f32(a0, a1), vaddq_f32(a2, a3)));
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+static void fti__axpy_neon(float *y, float a, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static void fti__scale_neon(float *x, float a, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), a));
+    for (; i < n; i++) x[i] *= a;
+}
+
+static void fti__gemv_f32_neon(const void *W, size_t row_bytes, size_t rows, const float *x,
+                               size_t n, float *y, int acc) {
+    size_t r;
+    for (r = 0; r < rows; r++) {
+        float s = fti__dot_neon((const float *)((const char *)W + r * row_bytes), x, n);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+/* 32 int8 products of one block summed into 4 int32 lanes (pairs of products fit int16). */
+static int32x4_t fti__dot32_neon(int32x4_t acc, int8x16_t w0, int8x16_t w1, int8x16_t x0,
+                                 int8x16_t x1) {
+    int16x8_t p0 = vmull_s8(vget_low_s8(w0), vget_low_s8(x0));
+    int16x8_t p1 = vmull_s8(vget_low_s8(w1), vget_low_s8(x1));
+    p0 = vmlal_s8(p0, vget_high_s8(w0), vget_high_s8(x0));
+    p1 = vmlal_s8(p1, vget_high_s8(w1), vget_high_s8(x1));
+    return vpadalq_s16(vpadalq_s16(acc, p0), p1);
+}
+
+static void fti__gemv_q8_0_neon(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
+                                const float *xd, const int32_t *xs, size_t nb, float *y) {
+    size_t r, b;
+    (void)xs;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (b = 0; b < nb; b++) {
+            const int8_t *xb = xq + b * FTI_QK;
+            int32x4_t d = fti__dot32_neon(vdupq_n_s32(0), vld1q_s8(w[b].qs), vld1q_s8(w[b].qs + 16),
+                                          vld1q_s8(xb), vld1q_s8(xb + 16));
+            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
+        }
+        y[r] = vaddvq_f32(acc);
+    }
+}
+
+static void fti__gemv_q4_0_neon(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
+                                const float *xd, const int32_t *xs, size_t nb, float *y) {
+    size_t r, b;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (b = 0; b < nb; b++) {
+            const int8_t *xb = xq + b * FTI_QK;
+            uint8x16_t q = vld1q_u8(w[b].qs);
+            int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15)));
+            int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
+            /* start from -2·Σx in each of the 4 lanes: the block's -8·Σx */
+            int32x4_t d =
+                fti__dot32_neon(vdupq_n_s32(-2 * xs[b]), lo, hi, vld1q_s8(xb), vld1q_s8(xb + 16));
+            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
+        }
+        y[r] = vaddvq_f32(acc);
+    }
+}
+
+static float fti__max_neon(const float *x, size_t n) {
+    float32x4_t m = vdupq_n_f32(-INFINITY);
+    size_t i = 0;
+    float r;
+    for (; i + 4 <= n; i += 4) m = vmaxq_f32(m, vld1q_f32(x + i));
+    r = vmaxvq_f32(m);
+    for (; i < n; i++) r = x[i] > r ? x[i] : r;
+    return r;
+}
+
+/* e^x as on x86: n = round(x·log2 e), Taylor degree 6 on r = x - n·ln 2, 2^n in the exponent;
+ * below -87.33 gives 0 (also -inf), above 88.72 gives +inf, NaN stays NaN. */
+static float32x4_t fti__exp_neon(float32x4_t x) {
+    uint32x4_t under = vcltq_f32(x, vdupq_n_f32(-87.33654f));
+    uint32x4_t over = vcgtq_f32(x, vdupq_n_f32(88.72283f));
+    float32x4_t xc = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.33654f)), vdupq_n_f32(88.72283f));
+    float32x4_t n = vrndnq_f32(vmulq_f32(xc, vdupq_n_f32(1.44269504f))), r, p;
+    int32x4_t e;
+    uint32x4_t nan = vmvnq_u32(vceqq_f32(x, x));
+    n = vminq_f32(n, vdupq_n_f32(127.0f));
+    r = vfmsq_f32(xc, n, vdupq_n_f32(0.693145751953125f));
+    r = vfmsq_f32(r, n, vdupq_n_f32(1.428606765330187e-06f));
+    p = vdupq_n_f32(1.0f / 720.0f);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 120.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 24.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 6.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(0.5f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    p = vmulq_f32(p, vreinterpretq_f32_s32(e));
+    p = vbslq_f32(under, vdupq_n_f32(0.0f), p);
+    p = vbslq_f32(over, vdupq_n_f32(INFINITY), p);
+    return vbslq_f32(nan, x, p);
+}
+
+static float32x4_t fti__sigmoid_neon(float32x4_t x) {
+    float32x4_t one = vdupq_n_f32(1.0f);
+    return vdivq_f32(one, vaddq_f32(one, fti__exp_neon(vnegq_f32(x))));
+}
+
+static float fti__exp_sum_neon(float *y, const float *x, size_t n, float sub) {
+    float32x4_t s = vdupq_n_f32(0.0f), vs = vdupq_n_f32(sub);
+    size_t i = 0;
+    float r;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t e = fti__exp_neon(vsubq_f32(vld1q_f32(x + i), vs));
+        vst1q_f32(y + i, e);
+        s = vaddq_f32(s, e);
+    }
+    r = vaddvq_f32(s);
+    for (; i < n; i++) {
+        y[i] = expf(x[i] - sub);
+        r += y[i];
+    }
+    return r;
+}
+
+static void fti__mul_scaled_neon(float *out, const float *x, const float *w, float s, size_t n) {
+    size_t i = 0;
+    if (w)
+        for (; i + 4 <= n; i += 4)
+            vst1q_f32(out + i, vmulq_f32(vmulq_n_f32(vld1q_f32(x + i), s), vld1q_f32(w + i)));
+    else
+        for (; i + 4 <= n; i += 4) vst1q_f32(out + i, vmulq_n_f32(vld1q_f32(x + i), s));
+    fti__mul_scaled_ref(out + i, x + i, w ? w + i : NULL, s, n - i);
+}
+
+static void fti__silu_fwd_neon(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(x + i);
+        vst1q_f32(y + i, vmulq_f32(v, fti__sigmoid_neon(v)));
+    }
+    fti__silu_fwd_ref(y + i, x + i, n - i);
+}
+
+static void fti__silu_bwd_neon(float *dx, const float *x, const float *dy, size_t n) {
+    float32x4_t one = vdupq_n_f32(1.0f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(x + i), s = fti__sigmoid_neon(v);
+        float32x4_t t = vfmaq_f32(one, v, vsubq_f32(one, s));
+        vst1q_f32(dx + i, vmulq_f32(vmulq_f32(vld1q_f32(dy + i), s), t));
+    }
+    fti__silu_bwd_ref(dx + i, x + i, dy + i, n - i);
+}
+
+static void fti__swiglu_fwd_neon(float *h, const float *g, const float *u, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(g + i);
+        vst1q_f32(h + i, vmulq_f32(vmulq_f32(v, fti__sigmoid_neon(v)), vld1q_f32(u + i)));
+    }
+    fti__swiglu_fwd_ref(h + i, g + i, u + i, n - i);
+}
+
+static void fti__swiglu_bwd_neon(float *dg, float *du, const float *g, const float *u,
+                                 const float *dh, size_t n) {
+    float32x4_t one = vdupq_n_f32(1.0f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(g + i), s = fti__sigmoid_neon(v), d = vld1q_f32(dh + i);
+        float32x4_t t = vfmaq_f32(one, v, vsubq_f32(one, s)), uu = vld1q_f32(u + i);
+        vst1q_f32(du + i, vmulq_f32(vmulq_f32(d, v), s));
+        vst1q_f32(dg + i, vmulq_f32(vmulq_f32(vmulq_f32(d, uu), s), t));
+    }
+    fti__swiglu_bwd_ref(dg + i, du + i, g + i, u + i, dh + i, n - i);
+}
+
+static void fti__f16_to_f32_neon(float *dst, const uint16_t *src, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(dst + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(src + i))));
+    fti__f16_to_f32_ref(dst + i, src + i, n - i);
+}
+
+static void fti__f32_to_f16_neon(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1_u16(dst + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(src + i))));
+    fti__f32_to_f16_ref(dst + i, src + i, n - i);
+}
+
+static void fti__quantize_x_neon(const float *x, size_t nb, int8_t *xq, float *xd, int32_t *xs) {
+    size_t b;
+    for (b = 0; b < nb; b++, x += FTI_QK, xq += FTI_QK) {
+        float32x4_t v[8], m;
+        int32x4_t q[8], sum;
+        int16x8_t h0, h1, h2, h3;
+        float amax, d, id;
+        int j;
+        for (j = 0; j < 8; j++) v[j] = vld1q_f32(x + 4 * j);
+        m = vmaxq_f32(vmaxq_f32(vmaxq_f32(vabsq_f32(v[0]), vabsq_f32(v[1])),
+                                vmaxq_f32(vabsq_f32(v[2]), vabsq_f32(v[3]))),
+                      vmaxq_f32(vmaxq_f32(vabsq_f32(v[4]), vabsq_f32(v[5])),
+                                vmaxq_f32(vabsq_f32(v[6]), vabsq_f32(v[7]))));
+        amax = vmaxvq_f32(m);
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        xd[b] = d;
+        for (j = 0; j < 8; j++) q[j] = vcvtnq_s32_f32(vmulq_n_f32(v[j], id));
+        sum = vaddq_s32(vaddq_s32(vaddq_s32(q[0], q[1]), vaddq_s32(q[2], q[3])),
+                        vaddq_s32(vaddq_s32(q[4], q[5]), vaddq_s32(q[6], q[7])));
+        xs[b] = vaddvq_s32(sum);
+        h0 = vcombine_s16(vmovn_s32(q[0]), vmovn_s32(q[1]));
+        h1 = vcombine_s16(vmovn_s32(q[2]), vmovn_s32(q[3]));
+        h2 = vcombine_s16(vmovn_s32(q[4]), vmovn_s32(q[5]));
+        h3 = vcombine_s16(vmovn_s32(q[6]), vmovn_s32(q[7]));
+        vst1q_s8(xq, vcombine_s8(vmovn_s16(h0), vmovn_s16(h1)));
+        vst1q_s8(xq + 16, vcombine_s8(vmovn_s16(h2), vmovn_s16(h3)));
+    }
+}
+
+static void fti__softmax_bwd_row_neon(float *dx, const float *p, const float *dp, size_t n) {
+    float s = fti__dot_neon(p, dp, n);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(dx + i,
+                  vmulq_f32(vld1q_f32(p + i), vsubq_f32(vld1q_f32(dp + i), vdupq_n_f32(s))));
+    for (; i < n; i++) dx[i] = p[i] * (dp[i] - s);
+}
+
+static void fti__adamw_neon(float *p, const float *g, float *m, float *v, size_t n,
+                            const float c[8]) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t gi = vmulq_n_f32(vld1q_f32(g + i), c[5]);
+        float32x4_t mi =
+            vaddq_f32(vmulq_n_f32(vld1q_f32(m + i), c[1]), vmulq_n_f32(gi, 1.0f - c[1]));
+        float32x4_t vi = vaddq_f32(vmulq_n_f32(vld1q_f32(v + i), c[2]),
+                                   vmulq_f32(vmulq_n_f32(gi, 1.0f - c[2]), gi));
+        float32x4_t den = vaddq_f32(vmulq_n_f32(vsqrtq_f32(vi), c[7]), vdupq_n_f32(c[3]));
+        float32x4_t upd = vdivq_f32(vmulq_n_f32(vmulq_n_f32(mi, c[6]), c[0]), den);
+        vst1q_f32(m + i, mi);
+        vst1q_f32(v + i, vi);
+        vst1q_f32(p + i, vsubq_f32(vmulq_n_f32(vld1q_f32(p + i), c[4]), upd));
+    }
+    fti__adamw_ref(p + i, g + i, m + i, v + i, n - i, c);
+}
+
+/* --- dot product extension (ARMv8.2 SDOT: Graviton 2+, Apple M1+, Cortex-A76+) ------------- */
+/* Detected at run time from the ELF auxiliary vector (Linux); the functions carry their own
+ * target attribute, so the file builds for plain ARMv8-A. */
+#if defined(__linux__) && !defined(FTI_NO_DOTPROD)
+#include <sys/auxv.h>
+#define FTI__DOTPROD_OK 1
+#if defined(__clang__)
+#define FTI__DOTPROD __attribute__((target("dotprod")))
+#else
+#define FTI__DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
+
+static unsigned fti__cpu_features_neon(void) {
+    unsigned long hw = getauxval(AT_HWCAP);
+    return FTI_CPU_NEON | ((hw & (1ul << 20)) ? FTI_CPU_DOTPROD : 0u); /* HWCAP_ASIMDDP */
+}
+
+FTI__DOTPROD static void fti__gemv_q8_0_sdot(const void *W, size_t row_bytes, size_t rows,
+                                             const int8_t *xq, const float *xd, const int32_t *xs,
+                                             size_t nb, float *y) {
+    size_t r, b;
+    (void)xs;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (b = 0; b < nb; b++) {
+            const int8_t *xb = xq + b * FTI_QK;
+            int32x4_t d = vdotq_s32(vdupq_n_s32(0), vld1q_s8(w[b].qs), vld1q_s8(xb));
+            d = vdotq_s32(d, vld1q_s8(w[b].qs + 16), vld1q_s8(xb + 16));
+            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
+        }
+        y[r] = vaddvq_f32(acc);
+    }
+}
+
+FTI__DOTPROD static void fti__gemv_q4_0_sdot(const void *W, size_t row_bytes, size_t rows,
+                                             const int8_t *xq, const float *xd, const int32_t *xs,
+                                             size_t nb, float *y) {
+    size_t r, b;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (b = 0; b < nb; b++) {
+            const int8_t *xb = xq + b * FTI_QK;
+            uint8x16_t q = vld1q_u8(w[b].qs);
+            int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15)));
+            int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
+            /* from -2·Σx in each of the 4 lanes: the block's -8·Σx */
+            int32x4_t d = vdotq_s32(vdupq_n_s32(-2 * xs[b]), lo, vld1q_s8(xb));
+            d = vdotq_s32(d, hi, vld1q_s8(xb + 16));
+            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
+        }
+        y[r] = vaddvq_f32(acc);
+    }
+}
+#else
+static unsigned fti__cpu_features_neon(void) { return FTI_CPU_NEON; }
+#endif
+
+static const fti_kernels fti__kernels_neon_table = {
+    FTI_ISA_NEON,
+    "neon",
+    8,
+    12,
+    256,
+    128,
+    480,
+    fti__ukernel_neon,
+    fti__gemv_f32_neon,
+    fti__gemv_f16_ref,
+    fti__gemv_bf16_ref,
+    fti__gemv_q8_0_neon,
+    fti__gemv_q4_0_neon,
+    fti__quantize_x_neon,
+    fti__dot_neon,
+    fti__axpy_neon,
+    fti__scale_neon,
+    fti__max_neon,
+    fti__exp_sum_neon,
+    fti__mul_scaled_neon,
+    fti__rmsnorm_bwd_row_ref,
+    fti__softmax_bwd_row_neon,
+    fti__silu_fwd_neon,
+    fti__silu_bwd_neon,
+    fti__swiglu_fwd_neon,
+    fti__swiglu_bwd_neon,
+    fti__adamw_neon,
+    fti__f16_to_f32_neon,
+    fti__f32_to_f16_neon,
+    fti__bf16_to_f32_ref,
+    fti__f32_to_bf16_ref,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
+    fti__dequantize_q4_0_ref,
+};
+
+#if defined(FTI__DOTPROD_OK)
+/* The same table with SDOT for the quantized dots. */
+static const fti_kernels fti__kernels_neon_dot_table = {
+    FTI_ISA_NEON,
+    "neon",
+    8,
+    12,
+    256,
+    128,
+    480,
+    fti__ukernel_neon,
+    fti__gemv_f32_neon,
+    fti__gemv_f16_ref,
+    fti__gemv_bf16_ref,
+    fti__gemv_q8_0_sdot,
+    fti__gemv_q4_0_sdot,
+    fti__quantize_x_neon,
+    fti__dot_neon,
+    fti__axpy_neon,
+    fti__scale_neon,
+    fti__max_neon,
+    fti__exp_sum_neon,
+    fti__mul_scaled_neon,
+    fti__rmsnorm_bwd_row_ref,
+    fti__softmax_bwd_row_neon,
+    fti__silu_fwd_neon,
+    fti__silu_bwd_neon,
+    fti__swiglu_fwd_neon,
+    fti__swiglu_bwd_neon,
+    fti__adamw_neon,
+    fti__f16_to_f32_neon,
+    fti__f32_to_f16_neon,
+    fti__bf16_to_f32_ref,
+    fti__f32_to_bf16_ref,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
+    fti__dequantize_q4_0_ref,
+};
+
+#endif
+
+static const fti_kernels *fti__kernels_neon(void) {
+#if defined(FTI__DOTPROD_OK)
+    if (fti__cpu_features_neon() & FTI_CPU_DOTPROD) return &fti__kernels_neon_dot_table;
+#endif
+    return &fti__kernels_neon_table;
+}
+#endif /* FTI__NEON */
+/* ---- end src/02_kernels_isa_neon.c ---- */
+/* ---- begin src/02_kernels_isa_x86.c ---- */
+/* === kernels: x86-64 AVX2+FMA and AVX-512 variants === */
+/*
+ * Every function here carries its own target attribute, so the file compiles without -mavx2
+ * and the tables are only handed out after CPUID + XGETBV say the CPU and OS support them.
+ */
+/* #include "02_kernels.h" (amalgamated) */
+
+#if defined(FTI__X86)
+#if defined(__GNUC__) && !defined(__clang__)
+/* g++ 12 warns inside its own AVX-512 headers (_mm512_undefined_* "used uninitialized") once
+ * they are inlined: a known false positive, silenced for this section only. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+#include <cpuid.h>
+
+static uint64_t fti__xgetbv0(void) {
+    uint32_t lo, hi;
+    __asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static unsigned fti__cpu_features_x86(void) {
+    unsigned a, b, c, d, f = 0, max_leaf;
+    uint64_t xcr0;
+    if (!__get_cpuid(0, &max_leaf, &b, &c, &d)) return 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (!(c & (1u << 27)) || !(c & (1u << 28))) return 0; /* OSXSAVE and AVX */
+    xcr0 = fti__xgetbv0();
+    if ((xcr0 & 6u) != 6u) return 0; /* the OS saves XMM and YMM state */
+    if (c & (1u << 12)) f |= FTI_CPU_FMA;
+    if (c & (1u << 29)) f |= FTI_CPU_F16C;
+    if (max_leaf < 7) return f;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (b & (1u << 5)) f |= FTI_CPU_AVX2;
+    if ((xcr0 & 0xe0u) == 0xe0u) { /* opmask and ZMM state */
+        if (b & (1u << 16)) f |= FTI_CPU_AVX512F;
+        if (b & (1u << 17)) f |= FTI_CPU_AVX512DQ;
+        if (b & (1u << 30)) f |= FTI_CPU_AVX512BW;
+        if (b & (1u << 31)) f |= FTI_CPU_AVX512VL;
+        if (c & (1u << 11)) f |= FTI_CPU_AVX512VNNI;
+        if (c & (1u << 1)) f |= FTI_CPU_AVX512VBMI;
+        __cpuid_count(7, 1, a, b, c, d);
+        if (a & (1u << 5)) f |= FTI_CPU_AVX512BF16;
+    }
+    return f;
+}
+
+#define FTI__AVX2 __attribute__((target("avx2,fma,f16c")))
+#define FTI__AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#define FTI__VNNI                                                                                  \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")))
+
+/* --- AVX2 + FMA ------------------------------------------------------------------------------- */
+
+FTI__AVX2 static float fti__hsum_avx2(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+FTI__AVX2 static int32_t fti__hsum_epi32_avx2(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* GEMM micro-kernel 6×16: 12 ymm accumulators, B row in two ymm, A broadcast per row. */
+#define FTI__UK2_ROW(i)                                                                            \
+    do {                                                                                           \
+        t = _mm256_broadcast_ss(a + i);                                                            \
+        c##i##_0 = _mm256_fmadd_ps(t, b0, c##i##_0);                                               \
+        c##i##_1 = _mm256_fmadd_ps(t, b1, c##i##_1);                                               \
+    } while (0)
+#define FTI__UK2_STORE(i)                                                                          \
+    do {                                                                                           \
+        float *ci = c + (i)*ldc;                                                                   \
+        if (acc) {                                                                                 \
+            c##i##_0 = _mm256_add_ps(_mm256_loadu_ps(ci), c##i##_0);                               \
+            c##i##_1 = _mm256_add_ps(_mm256_loadu_ps(ci + 8), c##i##_1);                           \
+        }                                                                                          \
+        _mm256_storeu_ps(ci, c##i##_0);                                                            \
+        _mm256_storeu_ps(ci + 8, c##i##_1);                                                        \
+    } while (0)
+
+FTI__AVX2 static void fti__ukernel_avx2(size_t kc, const float *a, const float *b, float *c,
+                                        size_t ldc, int acc) {
+    __m256 c0_0 = _mm256_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0,
+           c2_1 = c0_0, c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0,
+           c5_1 = c0_0, b0, b1, t;
+    size_t p;
+    for (p = 0; p < kc; p++, a += 6, b += 16) {
+        b0 = _mm256_loadu_ps(b);
+        b1 = _mm256_loadu_ps(b + 8);
+        FTI__UK2_ROW(0);
+        FTI__UK2_ROW(1);
+        FTI__UK2_ROW(2);
+        FTI__UK2_ROW(3);
+        FTI__UK2_ROW(4);
+        FTI__UK2_ROW(5);
+    }
+    FTI__UK2_STORE(0);
+    FTI__UK2_STORE(1);
+    FTI__UK2_STORE(2);
+    FTI__UK2_STORE(3);
+    FTI__UK2_STORE(4);
+    FTI__UK2_STORE(5);
+}
+
+FTI__AVX2 static float fti__dot_avx2(const float *x, const float *y, size_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    float s;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+    s = fti__hsum_avx2(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+FTI__AVX2 static void fti__axpy_avx2(float *y, float a, const float *x, size_t n) {
+    __m256 va = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i,
+                         _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+FTI__AVX2 static void fti__scale_avx2(float *x, float a, size_t n) {
+    __m256 va = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(va, _mm256_loadu_ps(x + i)));
+    for (; i < n; i++) x[i] *= a;
+}
+
+FTI__AVX2 static float fti__max_avx2(const float *x, size_t n) {
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    __m128 h;
+    size_t i = 0;
+    float r;
+    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+    h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    r = _mm_cvtss_f32(h);
+    for (; i < n; i++) r = x[i] > r ? x[i] : r;
+    return r;
+}
+
+/* e^x: n = round(x·log2 e), r = x - n·ln 2 (two-part constant), e^r by its degree-6 Taylor
+ * polynomial (|r| <= ln2/2: relative error < 2e-7), times 2^n built in the exponent bits.
+ * Below -87.33 the result is 0 (including -inf), above 88.72 it is +inf; NaN stays NaN. */
+FTI__AVX2 static __m256 fti__exp_avx2(__m256 x) {
+    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
+    __m256 over = _mm256_cmp_ps(x, _mm256_set1_ps(88.72283f), _CMP_GT_OQ);
+    __m256 xc =
+        _mm256_min_ps(_mm256_set1_ps(88.72283f), _mm256_max_ps(_mm256_set1_ps(-87.33654f), x));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r, p;
+    __m256i e;
+    n = _mm256_min_ps(n, _mm256_set1_ps(127.0f));
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
+    p = _mm256_set1_ps(1.0f / 720.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    p = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    p = _mm256_andnot_ps(under, p);
+    return _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), over);
+}
+
+FTI__AVX2 static __m256 fti__sigmoid_avx2(__m256 x) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one,
+                         _mm256_add_ps(one, fti__exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+FTI__AVX2 static float fti__exp_sum_avx2(float *y, const float *x, size_t n, float sub) {
+    __m256 s = _mm256_setzero_ps(), vs = _mm256_set1_ps(sub);
+    size_t i = 0;
+    float r;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = fti__exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
+        _mm256_storeu_ps(y + i, e);
+        s = _mm256_add_ps(s, e);
+    }
+    r = fti__hsum_avx2(s);
+    for (; i < n; i++) {
+        y[i] = expf(x[i] - sub);
+        r += y[i];
+    }
+    return r;
+}
+
+FTI__AVX2 static void fti__mul_scaled_avx2(float *out, const float *x, const float *w, float s,
+                                           size_t n) {
+    __m256 vs = _mm256_set1_ps(s);
+    size_t i = 0;
+    if (w) {
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs),
+                                                    _mm256_loadu_ps(w + i)));
+    } else {
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vs));
+    }
+    fti__mul_scaled_ref(out + i, x + i, w ? w + i : NULL, s, n - i);
+}
+
+FTI__AVX2 static void fti__silu_fwd_avx2(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(v, fti__sigmoid_avx2(v)));
+    }
+    fti__silu_fwd_ref(y + i, x + i, n - i);
+}
+
+FTI__AVX2 static void fti__silu_bwd_avx2(float *dx, const float *x, const float *dy, size_t n) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), s = fti__sigmoid_avx2(v);
+        __m256 t = _mm256_fmadd_ps(v, _mm256_sub_ps(one, s), one);
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(dy + i), s), t));
+    }
+    fti__silu_bwd_ref(dx + i, x + i, dy + i, n - i);
+}
+
+FTI__AVX2 static void fti__swiglu_fwd_avx2(float *h, const float *g, const float *u, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(g + i);
+        _mm256_storeu_ps(
+            h + i, _mm256_mul_ps(_mm256_mul_ps(v, fti__sigmoid_avx2(v)), _mm256_loadu_ps(u + i)));
+    }
+    fti__swiglu_fwd_ref(h + i, g + i, u + i, n - i);
+}
+
+FTI__AVX2 static void fti__swiglu_bwd_avx2(float *dg, float *du, const float *g, const float *u,
+                                           const float *dh, size_t n) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(g + i), s = fti__sigmoid_avx2(v), d = _mm256_loadu_ps(dh + i);
+        __m256 t = _mm256_fmadd_ps(v, _mm256_sub_ps(one, s), one);
+        __m256 uu = _mm256_loadu_ps(u + i);
+        _mm256_storeu_ps(du + i, _mm256_mul_ps(_mm256_mul_ps(d, v), s));
+        _mm256_storeu_ps(dg + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(d, uu), s), t));
+    }
+    fti__swiglu_bwd_ref(dg + i, du + i, g + i, u + i, dh + i, n - i);
+}
+
+FTI__AVX2 static void fti__f16_to_f32_avx2(float *dst, const uint16_t *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    fti__f16_to_f32_ref(dst + i, src + i, n - i);
+}
+
+FTI__AVX2 static void fti__f32_to_f16_avx2(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    fti__f32_to_f16_ref(dst + i, src + i, n - i);
+}
+
+FTI__AVX2 static void fti__gemv_f32_avx2(const void *W, size_t row_bytes, size_t rows,
+                                         const float *x, size_t n, float *y, int acc) {
+    size_t r;
+    for (r = 0; r < rows; r++) {
+        float s = fti__dot_avx2((const float *)((const char *)W + r * row_bytes), x, n);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+FTI__AVX2 static void fti__gemv_f16_avx2(const void *W, size_t row_bytes, size_t rows,
+                                         const float *x, size_t n, float *y, int acc) {
+    size_t r, i;
+    for (r = 0; r < rows; r++) {
+        const uint16_t *w = (const uint16_t *)((const char *)W + r * row_bytes);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        float s;
+        for (i = 0; i + 16 <= n; i += 16) {
+            a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))),
+                                 _mm256_loadu_ps(x + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8))),
+                                 _mm256_loadu_ps(x + i + 8), a1);
+        }
+        s = fti__hsum_avx2(_mm256_add_ps(a0, a1));
+        for (; i < n; i++) s += fti_f16_to_f32(w[i]) * x[i];
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+FTI__AVX2 static __m256 fti__bf16x8_avx2(const uint16_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+FTI__AVX2 static void fti__gemv_bf16_avx2(const void *W, size_t row_bytes, size_t rows,
+                                          const float *x, size_t n, float *y, int acc) {
+    size_t r, i;
+    for (r = 0; r < rows; r++) {
+        const uint16_t *w = (const uint16_t *)((const char *)W + r * row_bytes);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        float s;
+        for (i = 0; i + 16 <= n; i += 16) {
+            a0 = _mm256_fmadd_ps(fti__bf16x8_avx2(w + i), _mm256_loadu_ps(x + i), a0);
+            a1 = _mm256_fmadd_ps(fti__bf16x8_avx2(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        }
+        s = fti__hsum_avx2(_mm256_add_ps(a0, a1));
+        for (; i < n; i++) s += fti_bf16_to_f32(w[i]) * x[i];
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+FTI__AVX2 static void fti__rmsnorm_bwd_row_avx2(float *dx, float *dw, const float *dout,
+                                                const float *x, const float *w, float rstd,
+                                                size_t n) {
+    __m256 vr = _mm256_set1_ps(rstd), acc = _mm256_setzero_ps(), vm;
+    float dot, mean;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(dout + i);
+        if (w) g = _mm256_mul_ps(g, _mm256_loadu_ps(w + i));
+        acc = _mm256_fmadd_ps(g, _mm256_mul_ps(_mm256_loadu_ps(x + i), vr), acc);
+    }
+    dot = fti__hsum_avx2(acc);
+    for (; i < n; i++) dot += (w ? w[i] * dout[i] : dout[i]) * (x[i] * rstd);
+    mean = dot / (float)n;
+    vm = _mm256_set1_ps(mean);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_loadu_ps(dout + i), g = d;
+        __m256 xh = _mm256_mul_ps(_mm256_loadu_ps(x + i), vr);
+        if (w) g = _mm256_mul_ps(d, _mm256_loadu_ps(w + i));
+        if (dw) _mm256_storeu_ps(dw + i, _mm256_fmadd_ps(d, xh, _mm256_loadu_ps(dw + i)));
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(vr, _mm256_fnmadd_ps(xh, vm, g)));
+    }
+    for (; i < n; i++) {
+        float xh = x[i] * rstd, d = dout[i];
+        if (dw) dw[i] += d * xh;
+        dx[i] = rstd * ((w ? w[i] * d : d) - xh * mean);
+    }
+}
+
+FTI__AVX2 static void fti__softmax_bwd_row_avx2(float *dx, const float *p, const float *dp,
+                                                size_t n) {
+    float s = fti__dot_avx2(p, dp, n);
+    __m256 vs = _mm256_set1_ps(s);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(p + i),
+                                               _mm256_sub_ps(_mm256_loadu_ps(dp + i), vs)));
+    for (; i < n; i++) dx[i] = p[i] * (dp[i] - s);
+}
+
+FTI__AVX2 static void fti__adamw_avx2(float *p, const float *g, float *m, float *v, size_t n,
+                                      const float c[8]) {
+    __m256 lr = _mm256_set1_ps(c[0]), b1 = _mm256_set1_ps(c[1]), b2 = _mm256_set1_ps(c[2]);
+    __m256 eps = _mm256_set1_ps(c[3]), dec = _mm256_set1_ps(c[4]), gs = _mm256_set1_ps(c[5]);
+    __m256 c1 = _mm256_set1_ps(c[6]), c2 = _mm256_set1_ps(c[7]);
+    __m256 one_b1 = _mm256_set1_ps(1.0f - c[1]), one_b2 = _mm256_set1_ps(1.0f - c[2]);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 gi = _mm256_mul_ps(_mm256_loadu_ps(g + i), gs);
+        __m256 mi =
+            _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(one_b1, gi));
+        __m256 vi = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + i)),
+                                  _mm256_mul_ps(_mm256_mul_ps(one_b2, gi), gi));
+        __m256 den = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), c2), eps);
+        __m256 upd = _mm256_div_ps(_mm256_mul_ps(lr, _mm256_mul_ps(mi, c1)), den);
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        _mm256_storeu_ps(p + i, _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p + i), dec), upd));
+    }
+    fti__adamw_ref(p + i, g + i, m + i, v + i, n - i, c);
+}
+
+FTI__AVX2 static void fti__bf16_to_f32_avx2(float *dst, const uint16_t *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, fti__bf16x8_avx2(src + i));
+    fti__bf16_to_f32_ref(dst + i, src + i, n - i);
+}
+
+/* Q8_0 · Q8 activations: |x| (unsigned) times w with x's sign (signed) through maddubs. */
+FTI__AVX2 static void fti__gemv_q8_0_avx2(const void *W, size_t row_bytes, size_t rows,
+                                          const int8_t *xq, const float *xd, const int32_t *xs,
+                                          size_t nb, float *y) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    size_t r, b;
+    (void)xs;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
+        __m256 acc = _mm256_setzero_ps();
+        for (b = 0; b < nb; b++) {
+            __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(wv, xv));
+            __m256 s = _mm256_set1_ps(_cvtsh_ss(w[b].d) * xd[b]);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), s, acc);
+        }
+        y[r] = fti__hsum_avx2(acc);
+    }
+}
+
+FTI__AVX2 static __m256i fti__q4_nibbles_avx2(const uint8_t *qs) {
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
+    return _mm256_and_si256(v, _mm256_set1_epi8(15));
+}
+
+/* Q4_0: unsigned nibbles q times signed x, minus 8·Σx (spread over the 8 lanes as -Σx each). */
+FTI__AVX2 static void fti__gemv_q4_0_avx2(const void *W, size_t row_bytes, size_t rows,
+                                          const int8_t *xq, const float *xd, const int32_t *xs,
+                                          size_t nb, float *y) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    size_t r, b;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        __m256 acc = _mm256_setzero_ps();
+        for (b = 0; b < nb; b++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i p = _mm256_maddubs_epi16(fti__q4_nibbles_avx2(w[b].qs), xv);
+            __m256i d = _mm256_add_epi32(_mm256_madd_epi16(p, ones), _mm256_set1_epi32(-xs[b]));
+            __m256 s = _mm256_set1_ps(_cvtsh_ss(w[b].d) * xd[b]);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), s, acc);
+        }
+        y[r] = fti__hsum_avx2(acc);
+    }
+}
+
+FTI__AVX2 static void fti__quantize_x_avx2(const float *x, size_t nb, int8_t *xq, float *xd,
+                                           int32_t *xs) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    size_t b;
+    for (b = 0; b < nb; b++, x += FTI_QK, xq += FTI_QK) {
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16),
+               v3 = _mm256_loadu_ps(x + 24), m, vid;
+        __m128 h;
+        __m256i q0, q1, q2, q3, s16, p;
+        float amax, d, id;
+        m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                          _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        amax = _mm_cvtss_f32(h);
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        xd[b] = d;
+        vid = _mm256_set1_ps(id);
+        q0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, vid));
+        q1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, vid));
+        q2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, vid));
+        q3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, vid));
+        xs[b] = fti__hsum_epi32_avx2(
+            _mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3)));
+        s16 = _mm256_packs_epi32(q0, q1);
+        p = _mm256_packs_epi16(s16, _mm256_packs_epi32(q2, q3));
+        _mm256_storeu_si256((__m256i *)xq, _mm256_permutevar8x32_epi32(p, perm));
+    }
+}
+
+#if !defined(FTI_NO_AVX512)
+/* --- AVX-512 ---------------------------------------------------------------------------------- */
+
+/* GEMM micro-kernel 12×32: 24 zmm accumulators, B row in two zmm, A broadcast per row. */
+#define FTI__UK5_ROW(i)                                                                            \
+    do {                                                                                           \
+        t = _mm512_set1_ps(a[i]);                                                                  \
+        c##i##_0 = _mm512_fmadd_ps(t, b0, c##i##_0);                                               \
+        c##i##_1 = _mm512_fmadd_ps(t, b1, c##i##_1);                                               \
+    } while (0)
+#define FTI__UK5_STORE(i)                                                                          \
+    do {                                                                                           \
+        float *ci = c + (i)*ldc;                                                                   \
+        if (acc) {                                                                                 \
+            c##i##_0 = _mm512_add_ps(_mm512_loadu_ps(ci), c##i##_0);                               \
+            c##i##_1 = _mm512_add_ps(_mm512_loadu_ps(ci + 16), c##i##_1);                          \
+        }                                                                                          \
+        _mm512_storeu_ps(ci, c##i##_0);                                                            \
+        _mm512_storeu_ps(ci + 16, c##i##_1);                                                       \
+    } while (0)
+
+FTI__AVX512 static void fti__ukernel_avx512(size_t kc, const float *a, const float *b, float *c,
+                                            size_t ldc, int acc) {
+    __m512 c0_0 = _mm512_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0,
+           c2_1 = c0_0, c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0,
+           c5_1 = c0_0, c6_0 = c0_0, c6_1 = c0_0, c7_0 = c0_0, c7_1 = c0_0, c8_0 = c0_0,
+           c8_1 = c0_0, c9_0 = c0_0, c9_1 = c0_0, c10_0 = c0_0, c10_1 = c0_0, c11_0 = c0_0,
+           c11_1 = c0_0, b0, b1, t;
+    size_t p;
+    for (p = 0; p < kc; p++, a += 12, b += 32) {
+        b0 = _mm512_loadu_ps(b);
+        b1 = _mm512_loadu_ps(b + 16);
+        FTI__UK5_ROW(0);
+        FTI__UK5_ROW(1);
+        FTI__UK5_ROW(2);
+        FTI__UK5_ROW(3);
+        FTI__UK5_ROW(4);
+        FTI__UK5_ROW(5);
+        FTI__UK5_ROW(6);
+        FTI__UK5_ROW(7);
+        FTI__UK5_ROW(8);
+        FTI__UK5_ROW(9);
+        FTI__UK5_ROW(10);
+        FTI__UK5_ROW(11);
+    }
+    FTI__UK5_STORE(0);
+    FTI__UK5_STORE(1);
+    FTI__UK5_STORE(2);
+    FTI__UK5_STORE(3);
+    FTI__UK5_STORE(4);
+    FTI__UK5_STORE(5);
+    FTI__UK5_STORE(6);
+    FTI__UK5_STORE(7);
+    FTI__UK5_STORE(8);
+    FTI__UK5_STORE(9);
+    FTI__UK5_STORE(10);
+    FTI__UK5_STORE(11);
+}
+
+FTI__AVX512 static __mmask16 fti__tail16(size_t left) {
+    return (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1u);
+}
+
+/* Horizontal reductions in a fixed order (GCC 12's _mm512_reduce_* trip g++ warnings). */
+FTI__AVX512 static float fti__hsum_avx512(__m512 v) {
+    v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
+    return fti__hsum_avx2(_mm512_castps512_ps256(v));
+}
+
+FTI__AVX512 static float fti__hmax_avx512(__m512 v) {
+    __m128 h;
+    v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
+    v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0xb1));
+    h = _mm512_castps512_ps128(v);
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+FTI__AVX512 static int32_t fti__hsum_epi32_avx512(__m512i v) {
+    v = _mm512_add_epi32(v, _mm512_shuffle_i32x4(v, v, 0x4e));
+    return fti__hsum_epi32_avx2(_mm512_castsi512_si256(v));
+}
+
+FTI__AVX512 static float fti__dot_avx512(const float *x, const float *y, size_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(y + i + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(y + i + 48), a3);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i), a0);
+    }
+    return fti__hsum_avx512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+FTI__AVX512 static void fti__axpy_avx512(float *y, float a, const float *x, size_t n) {
+    __m512 va = _mm512_set1_ps(a);
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        _mm512_mask_storeu_ps(
+            y + i, m,
+            _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+FTI__AVX512 static void fti__scale_avx512(float *x, float a, size_t n) {
+    __m512 va = _mm512_set1_ps(a);
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(va, _mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+FTI__AVX512 static float fti__max_avx512(const float *x, size_t n) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    size_t i;
+    for (i = 0; i < n; i += 16)
+        mx = _mm512_max_ps(
+            mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), fti__tail16(n - i), x + i));
+    return fti__hmax_avx512(mx);
+}
+
+/* e^x as fti__exp_avx2, with scalef doing the 2^n (and the underflow to subnormals). */
+FTI__AVX512 static __m512 fti__exp_avx512(__m512 x) {
+    __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-104.0f), _CMP_LT_OQ);
+    __mmask16 over = _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.72283f), _CMP_GT_OQ);
+    /* round to nearest with the 1.5·2^23 trick (roundscale trips g++'s -Wmaybe-uninitialized) */
+    __m512 big = _mm512_set1_ps(12582912.0f);
+    __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504f), big), big);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x), p;
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    p = _mm512_set1_ps(1.0f / 720.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_maskz_scalef_ps((__mmask16)~under, p, n); /* 0 where under */
+    return _mm512_mask_mov_ps(p, over, _mm512_set1_ps(INFINITY));
+}
+
+FTI__AVX512 static __m512 fti__sigmoid_avx512(__m512 x) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(
+        one, _mm512_add_ps(one, fti__exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
+FTI__AVX512 static float fti__exp_sum_avx512(float *y, const float *x, size_t n, float sub) {
+    __m512 s = _mm512_setzero_ps(), vs = _mm512_set1_ps(sub);
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512 e = fti__exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs));
+        _mm512_mask_storeu_ps(y + i, m, e);
+        s = _mm512_mask_add_ps(s, m, s, e);
+    }
+    return fti__hsum_avx512(s);
+}
+
+FTI__AVX512 static void fti__mul_scaled_avx512(float *out, const float *x, const float *w, float s,
+                                               size_t n) {
+    __m512 vs = _mm512_set1_ps(s);
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs);
+        if (w) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, w + i));
+        _mm512_mask_storeu_ps(out + i, m, v);
+    }
+}
+
+FTI__AVX512 static void fti__silu_fwd_avx512(float *y, const float *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(v, fti__sigmoid_avx512(v)));
+    }
+}
+
+FTI__AVX512 static void fti__silu_bwd_avx512(float *dx, const float *x, const float *dy, size_t n) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i), s = fti__sigmoid_avx512(v);
+        __m512 t = _mm512_fmadd_ps(v, _mm512_sub_ps(one, s), one);
+        _mm512_mask_storeu_ps(dx + i, m,
+                              _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + i), s), t));
+    }
+}
+
+FTI__AVX512 static void fti__swiglu_fwd_avx512(float *h, const float *g, const float *u, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, g + i);
+        _mm512_mask_storeu_ps(h + i, m,
+                              _mm512_mul_ps(_mm512_mul_ps(v, fti__sigmoid_avx512(v)),
+                                            _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
+FTI__AVX512 static void fti__swiglu_bwd_avx512(float *dg, float *du, const float *g, const float *u,
+                                               const float *dh, size_t n) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, g + i), s = fti__sigmoid_avx512(v);
+        __m512 d = _mm512_maskz_loadu_ps(m, dh + i), uu = _mm512_maskz_loadu_ps(m, u + i);
+        __m512 t = _mm512_fmadd_ps(v, _mm512_sub_ps(one, s), one);
+        _mm512_mask_storeu_ps(du + i, m, _mm512_mul_ps(_mm512_mul_ps(d, v), s));
+        _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d, uu), s), t));
+    }
+}
+
+FTI__AVX512 static void fti__gemv_f32_avx512(const void *W, size_t row_bytes, size_t rows,
+                                             const float *x, size_t n, float *y, int acc) {
+    size_t r;
+    for (r = 0; r < rows; r++) {
+        float s = fti__dot_avx512((const float *)((const char *)W + r * row_bytes), x, n);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+FTI__AVX512 static void fti__gemv_f16_avx512(const void *W, size_t row_bytes, size_t rows,
+                                             const float *x, size_t n, float *y, int acc) {
+    size_t r, i;
+    for (r = 0; r < rows; r++) {
+        const uint16_t *w = (const uint16_t *)((const char *)W + r * row_bytes);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+        float s;
+        for (i = 0; i + 32 <= n; i += 32) {
+            a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i))),
+                                 _mm512_loadu_ps(x + i), a0);
+            a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + i + 16))),
+                                 _mm512_loadu_ps(x + i + 16), a1);
+        }
+        for (; i < n; i += 16) {
+            __mmask16 m = fti__tail16(n - i);
+            a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + i)),
+                                 _mm512_maskz_loadu_ps(m, x + i), a0);
+        }
+        s = fti__hsum_avx512(_mm512_add_ps(a0, a1));
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+FTI__AVX512 static __m512 fti__bf16x16_avx512(__m256i v) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
+}
+
+FTI__AVX512 static void fti__gemv_bf16_avx512(const void *W, size_t row_bytes, size_t rows,
+                                              const float *x, size_t n, float *y, int acc) {
+    size_t r, i;
+    for (r = 0; r < rows; r++) {
+        const uint16_t *w = (const uint16_t *)((const char *)W + r * row_bytes);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+        float s;
+        for (i = 0; i + 32 <= n; i += 32) {
+            a0 = _mm512_fmadd_ps(fti__bf16x16_avx512(_mm256_loadu_si256((const __m256i *)(w + i))),
+                                 _mm512_loadu_ps(x + i), a0);
+            a1 = _mm512_fmadd_ps(
+                fti__bf16x16_avx512(_mm256_loadu_si256((const __m256i *)(w + i + 16))),
+                _mm512_loadu_ps(x + i + 16), a1);
+        }
+        for (; i < n; i += 16) {
+            __mmask16 m = fti__tail16(n - i);
+            a0 = _mm512_fmadd_ps(fti__bf16x16_avx512(_mm256_maskz_loadu_epi16(m, w + i)),
+                                 _mm512_maskz_loadu_ps(m, x + i), a0);
+        }
+        s = fti__hsum_avx512(_mm512_add_ps(a0, a1));
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+FTI__AVX512 static void fti__quantize_x_avx512(const float *x, size_t nb, int8_t *xq, float *xd,
+                                               int32_t *xs) {
+    size_t b;
+    for (b = 0; b < nb; b++, x += FTI_QK, xq += FTI_QK) {
+        __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16), vid;
+        __m512i q0, q1;
+        float amax = fti__hmax_avx512(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        xd[b] = d;
+        vid = _mm512_set1_ps(id);
+        q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid));
+        q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+        xs[b] = fti__hsum_epi32_avx512(_mm512_add_epi32(q0, q1));
+        _mm_storeu_si128((__m128i *)xq, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(xq + 16), _mm512_cvtepi32_epi8(q1));
+    }
+}
+
+/* --- AVX-512 row ops for the backward passes and the optimizer -------------------------------- */
+
+FTI__AVX512 static void fti__rmsnorm_bwd_row_avx512(float *dx, float *dw, const float *dout,
+                                                    const float *x, const float *w, float rstd,
+                                                    size_t n) {
+    __m512 vr = _mm512_set1_ps(rstd), acc = _mm512_setzero_ps(), vm;
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512 g = _mm512_maskz_loadu_ps(m, dout + i);
+        if (w) g = _mm512_mul_ps(g, _mm512_maskz_loadu_ps(m, w + i));
+        acc = _mm512_fmadd_ps(g, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vr), acc);
+    }
+    vm = _mm512_set1_ps(fti__hsum_avx512(acc) / (float)n);
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512 d = _mm512_maskz_loadu_ps(m, dout + i), g = d;
+        __m512 xh = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vr);
+        if (w) g = _mm512_mul_ps(d, _mm512_maskz_loadu_ps(m, w + i));
+        if (dw)
+            _mm512_mask_storeu_ps(dw + i, m,
+                                  _mm512_fmadd_ps(d, xh, _mm512_maskz_loadu_ps(m, dw + i)));
+        _mm512_mask_storeu_ps(dx + i, m, _mm512_mul_ps(vr, _mm512_fnmadd_ps(xh, vm, g)));
+    }
+}
+
+FTI__AVX512 static void fti__softmax_bwd_row_avx512(float *dx, const float *p, const float *dp,
+                                                    size_t n) {
+    __m512 vs = _mm512_set1_ps(fti__dot_avx512(p, dp, n));
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        _mm512_mask_storeu_ps(dx + i, m,
+                              _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + i),
+                                            _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + i), vs)));
+    }
+}
+
+FTI__AVX512 static void fti__adamw_avx512(float *p, const float *g, float *m, float *v, size_t n,
+                                          const float c[8]) {
+    __m512 lr = _mm512_set1_ps(c[0]), b1 = _mm512_set1_ps(c[1]), b2 = _mm512_set1_ps(c[2]);
+    __m512 eps = _mm512_set1_ps(c[3]), dec = _mm512_set1_ps(c[4]), gs = _mm512_set1_ps(c[5]);
+    __m512 c1 = _mm512_set1_ps(c[6]), c2 = _mm512_set1_ps(c[7]);
+    __m512 one_b1 = _mm512_set1_ps(1.0f - c[1]), one_b2 = _mm512_set1_ps(1.0f - c[2]);
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 k = fti__tail16(n - i);
+        __m512 gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i), gs);
+        __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(k, m + i)),
+                                  _mm512_mul_ps(one_b1, gi));
+        __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_maskz_loadu_ps(k, v + i)),
+                                  _mm512_mul_ps(_mm512_mul_ps(one_b2, gi), gi));
+        __m512 den = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vi), c2), eps);
+        __m512 upd = _mm512_div_ps(_mm512_mul_ps(lr, _mm512_mul_ps(mi, c1)), den);
+        _mm512_mask_storeu_ps(m + i, k, mi);
+        _mm512_mask_storeu_ps(v + i, k, vi);
+        _mm512_mask_storeu_ps(
+            p + i, k, _mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), dec), upd));
+    }
+}
+
+FTI__AVX512 static void fti__bf16_to_f32_avx512(float *dst, const uint16_t *src, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        _mm512_mask_storeu_ps(dst + i, m,
+                              fti__bf16x16_avx512(_mm256_maskz_loadu_epi16(m, src + i)));
+    }
+}
+
+/* Round to nearest even, NaN kept quiet: as fti_f32_to_bf16, 16 at a time. */
+FTI__AVX512 static void fti__f32_to_bf16_avx512(uint16_t *dst, const float *src, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512i x = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, src + i));
+        __m512i odd = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+        __m512i r = _mm512_srli_epi32(
+            _mm512_add_epi32(x, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(x, _mm512_set1_epi32(0x7fffffff)),
+                                                _mm512_set1_epi32(0x7f800000));
+        r = _mm512_mask_mov_epi32(
+            r, nan, _mm512_or_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(0x40)));
+        _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtepi32_epi16(r));
+    }
+}
+
+/* Scales wd·xd of blocks b..b+3 as four floats (one fp16 conversion for all four). */
+#define FTI__SCALES4(w, b, xd)                                                                     \
+    _mm_mul_ps(                                                                                    \
+        _mm_cvtph_ps(_mm_setr_epi16((short)(w)[b].d, (short)(w)[(b) + 1].d, (short)(w)[(b) + 2].d, \
+                                    (short)(w)[(b) + 3].d, 0, 0, 0, 0)),                           \
+        _mm_loadu_ps((xd) + (b)))
+
+/* Q8_0 with VNNI: two blocks per zmm; dpbusd(|x|, w·sign(x)) gives 8 int32 partial sums per
+ * block, scaled by the block's wd·xd in the matching half of the float accumulator. Four blocks
+ * per step share one fp16 conversion of their scales. */
+FTI__VNNI static __m512 fti__q8_pair_vnni(const fti_block_q8_0 *w, const int8_t *xq, __m512 sc,
+                                          __m512 acc) {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i wv =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[0].qs)),
+                           _mm256_loadu_si256((const __m256i *)w[1].qs), 1);
+    __m512i xv = _mm512_loadu_si512((const void *)xq);
+    __mmask64 neg = _mm512_movepi8_mask(xv);
+    __m512i d =
+        _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(xv), _mm512_mask_sub_epi8(wv, neg, zero, wv));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
+}
+
+FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_t rows,
+                                               const int8_t *xq, const float *xd, const int32_t *xs,
+                                               size_t nb, float *y) {
+    const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i hi = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    size_t r, b;
+    (void)xs;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+        float s;
+        for (b = 0; b + 4 <= nb; b += 4) {
+            __m512 s4 = _mm512_castps128_ps512(FTI__SCALES4(w, b, xd));
+            acc0 = fti__q8_pair_vnni(w + b, xq + b * FTI_QK, _mm512_permutexvar_ps(lo, s4), acc0);
+            acc1 = fti__q8_pair_vnni(w + b + 2, xq + (b + 2) * FTI_QK,
+                                     _mm512_permutexvar_ps(hi, s4), acc1);
+        }
+        for (; b + 2 <= nb; b += 2) {
+            __m512 sc = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(_cvtsh_ss(w[b].d) * xd[b]),
+                                             _mm512_set1_ps(_cvtsh_ss(w[b + 1].d) * xd[b + 1]));
+            acc0 = fti__q8_pair_vnni(w + b, xq + b * FTI_QK, sc, acc0);
+        }
+        s = fti__hsum_avx512(_mm512_add_ps(acc0, acc1));
+        if (b < nb) {
+            __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(xv),
+                                            _mm256_sign_epi8(wv, xv));
+            s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+        }
+        y[r] = s;
+    }
+}
+
+/* Q4_0 with VNNI, two blocks per zmm. The nibbles of blocks b, b+1 load as 128-bit lanes
+ * [lo(b), lo(b+1), hi(b), hi(b+1)] (lo = elements 0..15, hi = 16..31), so x's lanes are
+ * permuted to match (0xd8) and int32 lanes 0-3, 8-11 belong to b, 4-7, 12-15 to b+1.
+ * dpbusd(nibbles, x) starts from -Σx per lane (4 lanes per block: -8·Σx... spread as 2·(-Σx)
+ * per lane pair): each block's 8 lanes start at -Σx, which adds -8·Σx, undoing the +8 offset. */
+FTI__VNNI static __m512 fti__q4_pair_vnni(const fti_block_q4_0 *w, const int8_t *xq, __m512i init,
+                                          __m512 sc, __m512 acc) {
+    __m256i q =
+        _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)w[0].qs)),
+                                _mm_loadu_si128((const __m128i *)w[1].qs), 1);
+    __m512i wv =
+        _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1),
+                         _mm512_set1_epi8(15));
+    __m512i xv = _mm512_loadu_si512((const void *)xq);
+    __m512i d = _mm512_dpbusd_epi32(init, wv, _mm512_shuffle_i64x2(xv, xv, 0xd8));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
+}
+
+FTI__VNNI static void fti__gemv_q4_0_vnni_pairs(const void *W, size_t row_bytes, size_t rows,
+                                                const int8_t *xq, const float *xd,
+                                                const int32_t *xs, size_t nb, float *y) {
+    const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
+    const __m512i hi = _mm512_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i zero = _mm512_setzero_si512();
+    size_t r, b;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+        float s;
+        for (b = 0; b + 4 <= nb; b += 4) {
+            __m512 s4 = _mm512_castps128_ps512(FTI__SCALES4(w, b, xd));
+            __m512i x4 = _mm512_sub_epi32(
+                zero, _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(xs + b))));
+            acc0 = fti__q4_pair_vnni(w + b, xq + b * FTI_QK, _mm512_permutexvar_epi32(lo, x4),
+                                     _mm512_permutexvar_ps(lo, s4), acc0);
+            acc1 = fti__q4_pair_vnni(w + b + 2, xq + (b + 2) * FTI_QK,
+                                     _mm512_permutexvar_epi32(hi, x4),
+                                     _mm512_permutexvar_ps(hi, s4), acc1);
+        }
+        s = fti__hsum_avx512(_mm512_add_ps(acc0, acc1));
+        for (; b < nb; b++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i d =
+                _mm256_dpbusd_epi32(_mm256_set1_epi32(-xs[b]), fti__q4_nibbles_avx2(w[b].qs), xv);
+            s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+        }
+        y[r] = s;
+    }
+}
+
+/* Groups of 4 blocks the VBMI Q4_0 kernel rearranges on the stack: n_in up to 8192. */
+enum { FTI__Q4_STACK_GROUPS = 64 };
+
+/* Q4_0 with VNNI + VBMI, four blocks (72 bytes) per step: two loads (the second masked to the
+ * 8 bytes that belong to the group, so nothing past the row is read), vpermt2b gathers the 4×16
+ * nibble bytes and vpermb the 4 fp16 scales; low nibbles (elements 0..15 of each block) and high
+ * nibbles (16..31) each make one dpbusd against x rearranged once per call to match, giving 4
+ * int32 lanes per block. Q4_0's -8 offset is applied in float: Σ_b wd·(-8·xd·Σx) per row, with
+ * -8·xd·Σx precomputed per block. */
+FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_t rows,
+                                          const int8_t *xq, const float *xd, const int32_t *xs,
+                                          size_t nb, float *y) {
+    int8_t xr[FTI__Q4_STACK_GROUPS * 128];
+    float corr[FTI__Q4_STACK_GROUPS * 4];
+    size_t ng = nb / 4, g, r, b, j;
+    __m512i idx_q, idx_d;
+    const __m512i idx4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i m4 = _mm512_set1_epi8(15);
+    unsigned char iq[64], id[64];
+    if (ng > FTI__Q4_STACK_GROUPS) {
+        fti__gemv_q4_0_vnni_pairs(W, row_bytes, rows, xq, xd, xs, nb, y);
+        return;
+    }
+    for (j = 0; j < 64; j++) {
+        iq[j] = (unsigned char)(18 * (j / 16) + 2 + j % 16);       /* qs bytes of block j/16 */
+        id[j] = (unsigned char)(j < 8 ? 18 * (j / 2) + j % 2 : 0); /* the four fp16 scales */
+    }
+    idx_q = _mm512_loadu_si512((const void *)iq);
+    idx_d = _mm512_loadu_si512((const void *)id);
+    for (g = 0; g < ng; g++) { /* x of 4 blocks as [x0[0:16] x1[0:16] x2[0:16] x3[0:16]] + highs */
+        for (j = 0; j < 4; j++) {
+            memcpy(xr + g * 128 + j * 16, xq + (g * 4 + j) * FTI_QK, 16);
+            memcpy(xr + g * 128 + 64 + j * 16, xq + (g * 4 + j) * FTI_QK + 16, 16);
+            corr[g * 4 + j] = -8.0f * xd[g * 4 + j] * (float)xs[g * 4 + j];
+        }
+    }
+    for (r = 0; r < rows; r++) {
+        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        const unsigned char *wb = (const unsigned char *)w;
+        __m512 acc = _mm512_setzero_ps();
+        __m128 cacc = _mm_setzero_ps();
+        float s;
+        for (g = 0; g < ng; g++, wb += 72) {
+            __m512i l0 = _mm512_loadu_si512((const void *)wb);
+            __m512i l1 = _mm512_maskz_loadu_epi8((__mmask64)0xff, (const void *)(wb + 64));
+            __m512i q = _mm512_permutex2var_epi8(l0, idx_q, l1);
+            __m512i lo = _mm512_and_si512(q, m4),
+                    hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo,
+                                            _mm512_loadu_si512((const void *)(xr + g * 128)));
+            __m128 wd = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, l0)));
+            __m128 s4 = _mm_mul_ps(wd, _mm_loadu_ps(xd + g * 4));
+            d = _mm512_dpbusd_epi32(d, hi, _mm512_loadu_si512((const void *)(xr + g * 128 + 64)));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),
+                                  _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(s4)), acc);
+            cacc = _mm_fmadd_ps(wd, _mm_loadu_ps(corr + g * 4), cacc);
+        }
+        s = fti__hsum_avx512(acc);
+        cacc = _mm_add_ps(cacc, _mm_movehl_ps(cacc, cacc));
+        cacc = _mm_add_ss(cacc, _mm_movehdup_ps(cacc));
+        s += _mm_cvtss_f32(cacc);
+        for (b = ng * 4; b < nb; b++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i d =
+                _mm256_dpbusd_epi32(_mm256_set1_epi32(-xs[b]), fti__q4_nibbles_avx2(w[b].qs), xv);
+            s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+        }
+        y[r] = s;
+    }
+}
+
+#endif /* !FTI_NO_AVX512 */
+
+static const fti_kernels fti__kernels_avx2_table = {
+    FTI_ISA_AVX2,
+    "avx2",
+    6,
+    16,
+    256,
+    120,
+    512,
+    fti__ukernel_avx2,
+    fti__gemv_f32_avx2,
+    fti__gemv_f16_avx2,
+    fti__gemv_bf16_avx2,
+    fti__gemv_q8_0_avx2,
+    fti__gemv_q4_0_avx2,
+    fti__quantize_x_avx2,
+    fti__dot_avx2,
+    fti__axpy_avx2,
+    fti__scale_avx2,
+    fti__max_avx2,
+    fti__exp_sum_avx2,
+    fti__mul_scaled_avx2,
+    fti__rmsnorm_bwd_row_avx2,
+    fti__softmax_bwd_row_avx2,
+    fti__silu_fwd_avx2,
+    fti__silu_bwd_avx2,
+    fti__swiglu_fwd_avx2,
+    fti__swiglu_bwd_avx2,
+    fti__adamw_avx2,
+    fti__f16_to_f32_avx2,
+    fti__f32_to_f16_avx2,
+    fti__bf16_to_f32_avx2,
+    fti__f32_to_bf16_ref,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
+    fti__dequantize_q4_0_ref,
+};
+
+static const fti_kernels *fti__kernels_avx2(void) { return &fti__kernels_avx2_table; }
+
+#if !defined(FTI_NO_AVX512)
+/* Two AVX-512 tables: with VNNI and VBMI (Ice Lake, Zen 4+) the quantized dots use vpdpbusd
+ * (and vpermb to unpack Q4_0). */
+static const fti_kernels fti__kernels_avx512_table = {
+    FTI_ISA_AVX512,
+    "avx512",
+    12,
+    32,
+    384,
+    120,
+    512,
+    fti__ukernel_avx512,
+    fti__gemv_f32_avx512,
+    fti__gemv_f16_avx512,
+    fti__gemv_bf16_avx512,
+    fti__gemv_q8_0_avx2,
+    fti__gemv_q4_0_avx2,
+    fti__quantize_x_avx512,
+    fti__dot_avx512,
+    fti__axpy_avx512,
+    fti__scale_avx512,
+    fti__max_avx512,
+    fti__exp_sum_avx512,
+    fti__mul_scaled_avx512,
+    fti__rmsnorm_bwd_row_avx512,
+    fti__softmax_bwd_row_avx512,
+    fti__silu_fwd_avx512,
+    fti__silu_bwd_avx512,
+    fti__swiglu_fwd_avx512,
+    fti__swiglu_bwd_avx512,
+    fti__adamw_avx512,
+    fti__f16_to_f32_avx2,
+    fti__f32_to_f16_avx2,
+    fti__bf16_to_f32_avx512,
+    fti__f32_to_bf16_avx512,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
+    fti__dequantize_q4_0_ref,
+};
+
+static const fti_kernels fti__kernels_avx512vnni_table = {
+    FTI_ISA_AVX512,
+    "avx512",
+    12,
+    32,
+    384,
+    120,
+    512,
+    fti__ukernel_avx512,
+    fti__gemv_f32_avx512,
+    fti__gemv_f16_avx512,
+    fti__gemv_bf16_avx512,
+    fti__gemv_q8_0_vnni,
+    fti__gemv_q4_0_vnni,
+    fti__quantize_x_avx512,
+    fti__dot_avx512,
+    fti__axpy_avx512,
+    fti__scale_avx512,
+    fti__max_avx512,
+    fti__exp_sum_avx512,
+    fti__mul_scaled_avx512,
+    fti__rmsnorm_bwd_row_avx512,
+    fti__softmax_bwd_row_avx512,
+    fti__silu_fwd_avx512,
+    fti__silu_bwd_avx512,
+    fti__swiglu_fwd_avx512,
+    fti__swiglu_bwd_avx512,
+    fti__adamw_avx512,
+    fti__f16_to_f32_avx2,
+    fti__f32_to_f16_avx2,
+    fti__bf16_to_f32_avx512,
+    fti__f32_to_bf16_avx512,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
+    fti__dequantize_q4_0_ref,
+};
+#endif
+
+static const fti_kernels *fti__kernels_avx512(unsigned features) {
+#if !defined(FTI_NO_AVX512)
+    const unsigned need = FTI_CPU_AVX512F | FTI_CPU_AVX512BW | FTI_CPU_AVX512VL | FTI_CPU_AVX2 |
+                          FTI_CPU_FMA | FTI_CPU_F16C;
+    if ((features & need) != need) return NULL;
+    if ((features & (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI)) ==
+        (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI))
+        return &fti__kernels_avx512vnni_table;
+    return &fti__kernels_avx512_table;
+#endif
+    (void)features;
+    return NULL;
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* FTI__X86 */
+/* ---- end src/02_kernels_isa_x86.c ---- */
+/* ---- begin src/02_kernels_select.c ---- */
+/* === kernels: CPU detection and dispatch === */
+/* Last of the kernels files: it sees every table defined before it. */
+/* #include "02_kernels.h" (amalgamated) */
+
+/* #include <stdlib.h> (already included) */
+/* #include <string.h> (already included) */
+
+unsigned fti_cpu_features(void) {
+#if defined(FTI__X86)
+    return fti__cpu_features_x86();
+#elif defined(FTI__NEON)
+    return fti__cpu_features_neon();
+#else
+    return 0;
+#endif
+}
+
+const char *fti_isa_name(fti_isa isa) {
+    switch (isa) {
+    case FTI_ISA_AUTO: return "auto";
+    case FTI_ISA_SCALAR: return "scalar";
+    case FTI_ISA_AVX2: return "avx2";
+    case FTI_ISA_AVX512: return "avx512";
+    case FTI_ISA_NEON: return "neon";
+    }
+    return "?";
+}
+
+static const fti_kernels *fti__kernels_exact(fti_isa isa) {
+    switch (isa) {
+    case FTI_ISA_SCALAR: return &fti__kernels_scalar;
+#if defined(FTI__X86)
+    case FTI_ISA_AVX2:
+        return ((fti__cpu_features_x86() & (FTI_CPU_AVX2 | FTI_CPU_FMA | FTI_CPU_F16C)) ==
+                (FTI_CPU_AVX2 | FTI_CPU_FMA | FTI_CPU_F16C))
+                   ? fti__kernels_avx2()
+                   : NULL;
+    case FTI_ISA_AVX512: return fti__kernels_avx512(fti__cpu_features_x86());
+#endif
+#if defined(FTI__NEON)
+    case FTI_ISA_NEON: return fti__kernels_neon();
+#endif
+    default: return NULL;
+    }
+}
+
+const fti_kernels *fti_kernels_get(fti_isa isa) {
+    static const fti_isa order[] = {FTI_ISA_AVX512, FTI_ISA_AVX2, FTI_ISA_NEON};
+    const fti_kernels *k;
+    const char *env;
+    size_t i;
+    if (isa != FTI_ISA_AUTO) return fti__kernels_exact(isa);
+    env = getenv("FTI_ISA");
+    if (env && *env) {
+        for (i = FTI_ISA_SCALAR; i <= FTI_ISA_NEON; i++)
+            if (strcmp(env, fti_isa_name((fti_isa)i)) == 0 && (k = fti__kernels_exact((fti_isa)i)))
+                return k;
+    }
+    for (i = 0; i < sizeof order / sizeof order[0]; i++)
+        if ((k = fti__kernels_exact(order[i])) != NULL) return k;
+    return &fti__kernels_scalar;
+}
+
+fti_isa fti_kernels_isa(const fti_kernels *k) {
+    if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
+    return k->isa;
+}
+
+char *fti_cpu_describe(char *out, size_t n) {
+    static const char *names[] = {"avx2",       "fma",      "f16c",     "avx512f",
+                                  "avx512bw",   "avx512vl", "avx512dq", "avx512vnni",
+                                  "avx512bf16", "neon",     "dotprod",  "avx512vbmi"};
+    unsigned f = fti_cpu_features();
+    fti_buf b;
+    size_t i;
+    memset(&b, 0, sizeof b);
+    fti_buf_puts(&b, "cpu:");
+    for (i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (f & (1u << i)) fti_buf_printf(&b, " %s", names[i]);
+    if (!f) fti_buf_puts(&b, " (no simd)");
+    fti_buf_puts(&b, " | tables:");
+    for (i = FTI_ISA_SCALAR; i <= FTI_ISA_NEON; i++)
+        if (fti__kernels_exact((fti_isa)i)) fti_buf_printf(&b, " %s", fti_isa_name((fti_isa)i));
+    fti_buf_printf(&b, " | auto: %s", fti_kernels_get(FTI_ISA_AUTO)->name);
+    if (n > 0) {
+        size_t len = b.data && !b.oom ? b.len : 0;
+        if (len >= n) len = n - 1;
+        if (len) memcpy(out, b.data, len);
+        out[len] = 0;
+    }
+    fti_buf_free(&b);
+    return out;
+}
+/* ---- end src/02_kernels_select.c ---- */
+/* ---- begin src/03_tables.c ---- */
+/* === tokenizer: Unicode classes (generated by tools/gen_unicode_tables.py; do not edit) === */
+/* Unicode 14.0.0 (Python unicodedata) + the 15.0-16.0 additions tiktoken uses. Classes: 0=OTHER 1=LU 2=LL 3=LT 4=LM 5=LO 6=M 7=N 8=WS. */
+#ifndef FTI__UC_TABLES
+#define FTI__UC_TABLES
+#define FTI__UC_OTHER 0
+#define FTI__UC_LU 1
+#define FTI__UC_LL 2
+#define FTI__UC_LT 3
+#define FTI__UC_LM 4
+#define FTI__UC_LO 5
+#define FTI__UC_M 6
+#define FTI__UC_N 7
+#define FTI__UC_WS 8
+#define FTI__UC_VERSION "14.0.0"
+
+/* Class of each code point below U+0800. */
+static const unsigned char fti__uc_small[0x800] = {
+    0,0,0,0,0,0,0,0,0,8,8,8,8,8,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    8,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,7,7,7,7,7,7,7,7,7,7,0,0,0,0,0,0,
+    0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,
+    0,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,0,0,0,0,0,
+    0,0,0,0,0,8,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    8,0,0,0,0,0,0,0,0,0,5,0,0,0,0,0,0,0,7,7,0,2,0,0,0,7,5,0,7,7,7,0,
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,1,1,1,1,1,1,1,2,
+    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,0,2,2,2,2,2,2,2,2,
+    1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,
+    1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,2,1,2,1,2,1,2,1,
+    2,1,2,1,2,1,2,1,2,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,
+    1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,1,2,1,2,1,2,2,
+    2,1,1,2,1,2,1,1,2,1,1,1,2,2,1,1,1,1,2,1,1,2,1,1,1,2,2,2,1,1,2,1,
+    1,2,1,2,1,2,1,1,2,1,2,2,1,2,1,1,2,1,1,1,2,1,2,1,1,2,2,5,1,2,2,2,
+    5,5,5,5,1,3,2,1,3,2,1,3,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,2,1,2,
+    1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,2,1,3,2,1,2,1,1,1,2,1,2,1,2,1,2,
+    1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,
+    1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,2,2,2,2,2,2,1,1,2,1,1,2,
+    2,1,2,1,1,1,1,2,1,2,1,2,1,2,1,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
+    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
+    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,5,2,2,2,2,2,2,2,2,2,2,2,
+    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,
+    4,4,0,0,0,0,4,4,4,4,4,4,4,4,4,4,4,4,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    4,4,4,4,4,0,0,0,0,0,0,0,4,0,4,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,
+    6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,
+    6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,
+    6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,1,2,1,2,4,0,1,2,0,0,4,2,2,2,0,1,
+    0,0,0,0,0,0,1,0,1,1,1,0,1,0,1,1,2,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+    1,1,0,1,1,1,1,1,1,1,1,1,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
+    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,1,2,2,1,1,1,2,2,2,1,2,1,2,1,2,1,2,
+    1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,2,2,2,2,1,2,0,1,2,1,1,2,2,1,1,1,
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
+    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
+    1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,
+    1,2,0,6,6,6,6,6,6,6,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,
+    1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,
+    1,1,2,1,2,1,2,1,2,1,2,1,2,1,2,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,
+    1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,
+    1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,
+    1,2,1,2,1,2,1,2,1,2,1,2,1,2,1,2,0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
+    1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,4,0,0,0,0,0,0,
+    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
+    2,2,2,2,2,2,2,2,2,0,0,0,0,0,0,0,0,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,
+    6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,0,6,
+    0,6,6,0,6,6,0,6,0,0,0,0,0,0,0,0,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,
+    5,5,5,5,5,5,5,5,5,5,5,0,0,0,0,5,5,5,5,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,6,6,6,6,6,6,6,6,6,6,6,0,0,0,0,0,
+    5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,
+    4,5,5,5,5,5,5,5,5,5,5,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,
+    7,7,7,7,7,7,7,7,7,7,0,0,0,0,5,5,6,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,
+    5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,
+    5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,
+    5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,0,5,6,6,6,6,6,6,6,0,0,6,
+    6,6,6,6,6,4,4,6,6,0,6,6,6,6,5,5,7,7,7,7,7,7,7,7,7,7,5,5,5,0,0,5,
+    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,5,6,5,5,5,5,5,5,5,5,5,5,5,5,5,5,
+    5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,6,
+    6,6,6,6,6,6,6,6,6,6,6,0,0,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,
+    5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,
+    5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,
+    5,5,5,5,5,5,6,6,6,6,6,6,6,6,6,6,6,5,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    7,7,7,7,7,7,7,7,7,7,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,
+    5,5,5,5,5,5,5,5,5,5,5,6,6,6,6,6,6,6,6,6,4,4,0,0,0,0,4,0,0,6,0,0,
+};
+
+/* Runs of equal class: (first code point << 4) | class, ascending. */
+#define FTI__UC_N_RUNS 3229
+static const uint32_t fti__uc_runs[FTI__UC_N_RUNS] = {
+    0x0000000u, 0x0000098u, 0x00000e0u, 0x0000208u, 0x0000210u, 0x0000307u, 0x00003a0u, 0x0000411u,
+    0x00005b0u, 0x0000612u, 0x00007b0u, 0x0000858u, 0x0000860u, 0x0000a08u, 0x0000a10u, 0x0000aa5u,
+    0x0000ab0u, 0x0000b27u, 0x0000b40u, 0x0000b52u, 0x0000b60u, 0x0000b97u, 0x0000ba5u, 0x0000bb0u,
+    0x0000bc7u, 0x0000bf0u, 0x0000c01u, 0x0000d70u, 0x0000d81u, 0x0000df2u, 0x0000f70u, 0x0000f82u,
+    0x0001001u, 0x0001012u, 0x0001021u, 0x0001032u, 0x0001041u, 0x0001052u, 0x0001061u, 0x0001072u,
+    0x0001081u, 0x0001092u, 0x00010a1u, 0x00010b2u, 0x00010c1u, 0x00010d2u, 0x00010e1u, 0x00010f2u,
+    0x0001101u, 0x0001112u, 0x0001121u, 0x0001132u, 0x0001141u, 0x0001152u, 0x0001161u, 0x0001172u,
+    0x0001181u, 0x0001192u, 0x00011a1u, 0x00011b2u, 0x00011c1u, 0x00011d2u, 0x00011e1u, 0x00011f2u,
+    0x0001201u, 0x0001212u, 0x0001221u, 0x0001232u, 0x0001241u, 0x0001252u, 0x0001261u, 0x0001272u,
+    0x0001281u, 0x0001292u, 0x00012a1u, 0x00012b2u, 0x00012c1u, 0x00012d2u, 0x00012e1u, 0x00012f2u,
+    0x0001301u, 0x0001312u, 0x0001321u, 0x0001332u, 0x0001341u, 0x0001352u, 0x0001361u, 0x0001372u,
+    0x0001391u, 0x00013a2u, 0x00013b1u, 0x00013c2u, 0x00013d1u, 0x00013e2u, 0x00013f1u, 0x0001402u,
+    0x0001411u, 0x0001422u, 0x0001431u, 0x0001442u, 0x0001451u, 0x0001462u, 0x0001471u, 0x0001482u,
+    0x00014a1u, 0x00014b2u, 0x00014c1u, 0x00014d2u, 0x00014e1u, 0x00014f2u, 0x0001501u, 0x0001512u,
+    0x0001521u, 0x0001532u, 0x0001541u, 0x0001552u, 0x0001561u, 0x0001572u, 0x0001581u, 0x0001592u,
+    0x00015a1u, 0x00015b2u, 0x00015c1u, 0x00015d2u, 0x00015e1u, 0x00015f2u, 0x0001601u, 0x0001612u,
+    0x0001621u, 0x0001632u, 0x0001641u, 0x0001652u, 0x0001661u, 0x0001672u, 0x0001681u, 0x0001692u,
+    0x00016a1u, 0x00016b2u, 0x00016c1u, 0x00016d2u, 0x00016e1u, 0x00016f2u, 0x0001701u, 0x0001712u,
+    0x0001721u, 0x0001732u, 0x0001741u, 0x0001752u, 0x0001761u, 0x0001772u, 0x0001781u, 0x00017a2u,
+    0x00017b1u, 0x00017c2u, 0x00017d1u, 0x00017e2u, 0x0001811u, 0x0001832u, 0x0001841u, 0x0001852u,
+    0x0001861u, 0x0001882u, 0x0001891u, 0x00018c2u, 0x00018e1u, 0x0001922u, 0x0001931u, 0x0001952u,
+    0x0001961u, 0x0001992u, 0x00019c1u, 0x00019e2u, 0x00019f1u, 0x0001a12u, 0x0001a21u, 0x0001a32u,
+    0x0001a41u, 0x0001a52u, 0x0001a61u, 0x0001a82u, 0x0001a91u, 0x0001aa2u, 0x0001ac1u, 0x0001ad2u,
+    0x0001ae1u, 0x0001b02u, 0x0001b11u, 0x0001b42u, 0x0001b51u, 0x0001b62u, 0x0001b71u, 0x0001b92u,
+    0x0001bb5u, 0x0001bc1u, 0x0001bd2u, 0x0001c05u, 0x0001c41u, 0x0001c53u, 0x0001c62u, 0x0001c71u,
+    0x0001c83u, 0x0001c92u, 0x0001ca1u, 0x0001cb3u, 0x0001cc2u, 0x0001cd1u, 0x0001ce2u, 0x0001cf1u,
+    0x0001d02u, 0x0001d11u, 0x0001d22u, 0x0001d31u, 0x0001d42u, 0x0001d51u, 0x0001d62u, 0x0001d71u,
+    0x0001d82u, 0x0001d91u, 0x0001da2u, 0x0001db1u, 0x0001dc2u, 0x0001de1u, 0x0001df2u, 0x0001e01u,
+    0x0001e12u, 0x0001e21u, 0x0001e32u, 0x0001e41u, 0x0001e52u, 0x0001e61u, 0x0001e72u, 0x0001e81u,
+    0x0001e92u, 0x0001ea1u, 0x0001eb2u, 0x0001ec1u, 0x0001ed2u, 0x0001ee1u, 0x0001ef2u, 0x0001f11u,
+    0x0001f23u, 0x0001f32u, 0x0001f41u, 0x0001f52u, 0x0001f61u, 0x0001f92u, 0x0001fa1u, 0x0001fb2u,
+    0x0001fc1u, 0x0001fd2u, 0x0001fe1u, 0x0001ff2u, 0x0002001u, 0x0002012u, 0x0002021u, 0x0002032u,
+    0x0002041u, 0x0002052u, 0x0002061u, 0x0002072u, 0x0002081u, 0x0002092u, 0x00020a1u, 0x00020b2u,
+    0x00020c1u, 0x00020d2u, 0x00020e1u, 0x00020f2u, 0x0002101u, 0x0002112u, 0x0002121u, 0x0002132u,
+    0x0002141u, 0x0002152u, 0x0002161u, 0x0002172u, 0x0002181u, 0x0002192u, 0x00021a1u, 0x00021b2u,
+    0x00021c1u, 0x00021d2u, 0x00021e1u, 0x00021f2u, 0x0002201u, 0x0002212u, 0x0002221u, 0x0002232u,
+    0x0002241u, 0x0002252u, 0x0002261u, 0x0002272u, 0x0002281u, 0x0002292u, 0x00022a1u, 0x00022b2u,
+    0x00022c1u, 0x00022d2u, 0x00022e1u, 0x00022f2u, 0x0002301u, 0x0002312u, 0x0002321u, 0x0002332u,
+    0x00023a1u, 0x00023c2u, 0x00023d1u, 0x00023f2u, 0x0002411u, 0x0002422u, 0x0002431u, 0x0002472u,
+    0x0002481u, 0x0002492u, 0x00024a1u, 0x00024b2u, 0x00024c1u, 0x00024d2u, 0x00024e1u, 0x00024f2u,
+    0x0002945u, 0x0002952u, 0x0002b04u, 0x0002c20u, 0x0002c64u, 0x0002d20u, 0x0002e04u, 0x0002e50u,
+    0x0002ec4u, 0x0002ed0u, 0x0002ee4u, 0x0002ef0u, 0x0003006u, 0x0003701u, 0x0003712u, 0x0003721u,
+    0x0003732u, 0x0003744u, 0x0003750u, 0x0003761u, 0x0003772u, 0x0003780u, 0x00037a4u, 0x00037b2u,
+    0x00037e0u, 0x00037f1u, 0x0003800u, 0x0003861u, 0x0003870u, 0x0003881u, 0x00038b0u, 0x00038c1u,
+    0x00038d0u, 0x00038e1u, 0x0003902u, 0x0003911u, 0x0003a20u, 0x0003a31u, 0x0003ac2u, 0x0003cf1u,
+    0x0003d02u, 0x0003d21u, 0x0003d52u, 0x0003d81u, 0x0003d92u, 0x0003da1u, 0x0003db2u, 0x0003dc1u,
+    0x0003dd2u, 0x0003de1u, 0x0003df2u, 0x0003e01u, 0x0003e12u, 0x0003e21u, 0x0003e32u, 0x0003e41u,
+    0x0003e52u, 0x0003e61u, 0x0003e72u, 0x0003e81u, 0x0003e92u, 0x0003ea1u, 0x0003eb2u, 0x0003ec1u,
+    0x0003ed2u, 0x0003ee1u, 0x0003ef2u, 0x0003f41u, 0x0003f52u, 0x0003f60u, 0x0003f71u, 0x0003f82u,
+    0x0003f91u, 0x0003fb2u, 0x0003fd1u, 0x0004302u, 0x0004601u, 0x0004612u, 0x0004621u, 0x0004632u,
+    0x0004641u, 0x0004652u, 0x0004661u, 0x0004672u, 0x0004681u, 0x0004692u, 0x00046a1u, 0x00046b2u,
+    0x00046c1u, 0x00046d2u, 0x00046e1u, 0x00046f2u, 0x0004701u, 0x0004712u, 0x0004721u, 0x0004732u,
+    0x0004741u, 0x0004752u, 0x0004761u, 0x0004772u, 0x0004781u, 0x0004792u, 0x00047a1u, 0x00047b2u,
+    0x00047c1u, 0x00047d2u, 0x00047e1u, 0x00047f2u, 0x0004801u, 0x0004812u, 0x0004820u, 0x0004836u,
+    0x00048a1u, 0x00048b2u, 0x00048c1u, 0x00048d2u, 0x00048e1u, 0x00048f2u, 0x0004901u, 0x0004912u,
+    0x0004921u, 0x0004932u, 0x0004941u, 0x0004952u, 0x0004961u, 0x0004972u, 0x0004981u, 0x0004992u,
+    0x00049a1u, 0x00049b2u, 0x00049c1u, 0x00049d2u, 0x00049e1u, 0x00049f2u, 0x0004a01u, 0x0004a12u,
+    0x0004a21u, 0x0004a32u, 0x0004a41u, 0x0004a52u, 0x0004a61u, 0x0004a72u, 0x0004a81u, 0x0004a92u,
+    0x0004aa1u, 0x0004ab2u, 0x0004ac1u, 0x0004ad2u, 0x0004ae1u, 0x0004af2u, 0x0004b01u, 0x0004b12u,
+    0x0004b21u, 0x0004b32u, 0x0004b41u, 0x0004b52u, 0x0004b61u, 0x0004b72u, 0x0004b81u, 0x0004b92u,
+    0x0004ba1u, 0x0004bb2u, 0x0004bc1u, 0x0004bd2u, 0x0004be1u, 0x0004bf2u, 0x0004c01u, 0x0004c22u,
+    0x0004c31u, 0x0004c42u, 0x0004c51u, 0x0004c62u, 0x0004c71u, 0x0004c82u, 0x0004c91u, 0x0004ca2u,
+    0x0004cb1u, 0x0004cc2u, 0x0004cd1u, 0x0004ce2u, 0x0004d01u, 0x0004d12u, 0x0004d21u, 0x0004d32u,
+    0x0004d41u, 0x0004d52u, 0x0004d61u, 0x0004d72u, 0x0004d81u, 0x0004d92u, 0x0004da1u, 0x0004db2u,
+    0x0004dc1u, 0x0004dd2u, 0x0004de1u, 0x0004df2u, 0x0004e01u, 0x0004e12u, 0x0004e21u, 0x0004e32u,
+    0x0004e41u, 0x0004e52u, 0x0004e61u, 0x0004e72u, 0x0004e81u, 0x0004e92u, 0x0004ea1u, 0x0004eb2u,
+    0x0004ec1u, 0x0004ed2u, 0x0004ee1u, 0x0004ef2u, 0x0004f01u, 0x0004f12u, 0x0004f21u, 0x0004f32u,
+    0x0004f41u, 0x0004f52u, 0x0004f61u, 0x0004f72u, 0x0004f81u, 0x0004f92u, 0x0004fa1u, 0x0004fb2u,
+    0x0004fc1u, 0x0004fd2u, 0x0004fe1u, 0x0004ff2u, 0x0005001u, 0x0005012u, 0x0005021u, 0x0005032u,
+    0x0005041u, 0x0005052u, 0x0005061u, 0x0005072u, 0x0005081u, 0x0005092u, 0x00050a1u, 0x00050b2u,
+    0x00050c1u, 0x00050d2u, 0x00050e1u, 0x00050f2u, 0x0005101u, 0x0005112u, 0x0005121u, 0x0005132u,
+    0x0005141u, 0x0005152u, 0x0005161u, 0x0005172u, 0x0005181u, 0x0005192u, 0x00051a1u, 0x00051b2u,
+    0x00051c1u, 0x00051d2u, 0x00051e1u, 0x00051f2u, 0x0005201u, 0x0005212u, 0x0005221u, 0x0005232u,
+    0x0005241u, 0x0005252u, 0x0005261u, 0x0005272u, 0x0005281u, 0x0005292u, 0x00052a1u, 0x00052b2u,
+    0x00052c1u, 0x00052d2u, 0x00052e1u, 0x00052f2u, 0x0005300u, 0x0005311u, 0x0005570u, 0x0005594u,
+    0x00055a0u, 0x0005602u, 0x0005890u, 0x0005916u, 0x0005be0u, 0x0005bf6u, 0x0005c00u, 0x0005c16u,
+    0x0005c30u, 0x0005c46u, 0x0005c60u, 0x0005c76u, 0x0005c80u, 0x0005d05u, 0x0005eb0u, 0x0005ef5u,
+    0x0005f30u, 0x0006106u, 0x00061b0u, 0x0006205u, 0x0006404u, 0x0006415u, 0x00064b6u, 0x0006607u,
+    0x00066a0u, 0x00066e5u, 0x0006706u, 0x0006715u, 0x0006d40u, 0x0006d55u, 0x0006d66u, 0x0006dd0u,
+    0x0006df6u, 0x0006e54u, 0x0006e76u, 0x0006e90u, 0x0006ea6u, 0x0006ee5u, 0x0006f07u, 0x0006fa5u,
+    0x0006fd0u, 0x0006ff5u, 0x0007000u, 0x0007105u, 0x0007116u, 0x0007125u, 0x0007306u, 0x00074b0u,
+    0x00074d5u, 0x0007a66u, 0x0007b15u, 0x0007b20u, 0x0007c07u, 0x0007ca5u, 0x0007eb6u, 0x0007f44u,
+    0x0007f60u, 0x0007fa4u, 0x0007fb0u, 0x0007fd6u, 0x0007fe0u, 0x0008005u, 0x0008166u, 0x00081a4u,
+    0x00081b6u, 0x0008244u, 0x0008256u, 0x0008284u, 0x0008296u, 0x00082e0u, 0x0008405u, 0x0008596u,
+    0x00085c0u, 0x0008605u, 0x00086b0u, 0x0008705u, 0x0008880u, 0x0008895u, 0x00088f0u, 0x0008976u,
+    0x0008a05u, 0x0008c94u, 0x0008ca6u, 0x0008e20u, 0x0008e36u, 0x0009045u, 0x00093a6u, 0x00093d5u,
+    0x00093e6u, 0x0009505u, 0x0009516u, 0x0009585u, 0x0009626u, 0x0009640u, 0x0009667u, 0x0009700u,
+    0x0009714u, 0x0009725u, 0x0009816u, 0x0009840u, 0x0009855u, 0x00098d0u, 0x00098f5u, 0x0009910u,
+    0x0009935u, 0x0009a90u, 0x0009aa5u, 0x0009b10u, 0x0009b25u, 0x0009b30u, 0x0009b65u, 0x0009ba0u,
+    0x0009bc6u, 0x0009bd5u, 0x0009be6u, 0x0009c50u, 0x0009c76u, 0x0009c90u, 0x0009cb6u, 0x0009ce5u,
+    0x0009cf0u, 0x0009d76u, 0x0009d80u, 0x0009dc5u, 0x0009de0u, 0x0009df5u, 0x0009e26u, 0x0009e40u,
+    0x0009e67u, 0x0009f05u, 0x0009f20u, 0x0009f47u, 0x0009fa0u, 0x0009fc5u, 0x0009fd0u, 0x0009fe6u,
+    0x0009ff0u, 0x000a016u, 0x000a040u, 0x000a055u, 0x000a0b0u, 0x000a0f5u, 0x000a110u, 0x000a135u,
+    0x000a290u, 0x000a2a5u, 0x000a310u, 0x000a325u, 0x000a340u, 0x000a355u, 0x000a370u, 0x000a385u,
+    0x000a3a0u, 0x000a3c6u, 0x000a3d0u, 0x000a3e6u, 0x000a430u, 0x000a476u, 0x000a490u, 0x000a4b6u,
+    0x000a4e0u, 0x000a516u, 0x000a520u, 0x000a595u, 0x000a5d0u, 0x000a5e5u, 0x000a5f0u, 0x000a667u,
+    0x000a706u, 0x000a725u, 0x000a756u, 0x000a760u, 0x000a816u, 0x000a840u, 0x000a855u, 0x000a8e0u,
+    0x000a8f5u, 0x000a920u, 0x000a935u, 0x000aa90u, 0x000aaa5u, 0x000ab10u, 0x000ab25u, 0x000ab40u,
+    0x000ab55u, 0x000aba0u, 0x000abc6u, 0x000abd5u, 0x000abe6u, 0x000ac60u, 0x000ac76u, 0x000aca0u,
+    0x000acb6u, 0x000ace0u, 0x000ad05u, 0x000ad10u, 0x000ae05u, 0x000ae26u, 0x000ae40u, 0x000ae67u,
+    0x000af00u, 0x000af95u, 0x000afa6u, 0x000b000u, 0x000b016u, 0x000b040u, 0x000b055u, 0x000b0d0u,
+    0x000b0f5u, 0x000b110u, 0x000b135u, 0x000b290u, 0x000b2a5u, 0x000b310u, 0x000b325u, 0x000b340u,
+    0x000b355u, 0x000b3a0u, 0x000b3c6u, 0x000b3d5u, 0x000b3e6u, 0x000b450u, 0x000b476u, 0x000b490u,
+    0x000b4b6u, 0x000b4e0u, 0x000b556u, 0x000b580u, 0x000b5c5u, 0x000b5e0u, 0x000b5f5u, 0x000b626u,
+    0x000b640u, 0x000b667u, 0x000b700u, 0x000b715u, 0x000b727u, 0x000b780u, 0x000b826u, 0x000b835u,
+    0x000b840u, 0x000b855u, 0x000b8b0u, 0x000b8e5u, 0x000b910u, 0x000b925u, 0x000b960u, 0x000b995u,
+    0x000b9b0u, 0x000b9c5u, 0x000b9d0u, 0x000b9e5u, 0x000ba00u, 0x000ba35u, 0x000ba50u, 0x000ba85u,
+    0x000bab0u, 0x000bae5u, 0x000bba0u, 0x000bbe6u, 0x000bc30u, 0x000bc66u, 0x000bc90u, 0x000bca6u,
+    0x000bce0u, 0x000bd05u, 0x000bd10u, 0x000bd76u, 0x000bd80u, 0x000be67u, 0x000bf30u, 0x000c006u,
+    0x000c055u, 0x000c0d0u, 0x000c0e5u, 0x000c110u, 0x000c125u, 0x000c290u, 0x000c2a5u, 0x000c3a0u,
+    0x000c3c6u, 0x000c3d5u, 0x000c3e6u, 0x000c450u, 0x000c466u, 0x000c490u, 0x000c4a6u, 0x000c4e0u,
+    0x000c556u, 0x000c570u, 0x000c585u, 0x000c5b0u, 0x000c5d5u, 0x000c5e0u, 0x000c605u, 0x000c626u,
+    0x000c640u, 0x000c667u, 0x000c700u, 0x000c787u, 0x000c7f0u, 0x000c805u, 0x000c816u, 0x000c840u,
+    0x000c855u, 0x000c8d0u, 0x000c8e5u, 0x000c910u, 0x000c925u, 0x000ca90u, 0x000caa5u, 0x000cb40u,
+    0x000cb55u, 0x000cba0u, 0x000cbc6u, 0x000cbd5u, 0x000cbe6u, 0x000cc50u, 0x000cc66u, 0x000cc90u,
+    0x000cca6u, 0x000cce0u, 0x000cd56u, 0x000cd70u, 0x000cdd5u, 0x000cdf0u, 0x000ce05u, 0x000ce26u,
+    0x000ce40u, 0x000ce67u, 0x000cf00u, 0x000cf15u, 0x000cf36u, 0x000cf40u, 0x000d006u, 0x000d045u,
+    0x000d0d0u, 0x000d0e5u, 0x000d110u, 0x000d125u, 0x000d3b6u, 0x000d3d5u, 0x000d3e6u, 0x000d450u,
+    0x000d466u, 0x000d490u, 0x000d4a6u, 0x000d4e5u, 0x000d4f0u, 0x000d545u, 0x000d576u, 0x000d587u,
+    0x000d5f5u, 0x000d626u, 0x000d640u, 0x000d667u, 0x000d790u, 0x000d7a5u, 0x000d800u, 0x000d816u,
+    0x000d840u, 0x000d855u, 0x000d970u, 0x000d9a5u, 0x000db20u, 0x000db35u, 0x000dbc0u, 0x000dbd5u,
+    0x000dbe0u, 0x000dc05u, 0x000dc70u, 0x000dca6u, 0x000dcb0u, 0x000dcf6u, 0x000dd50u, 0x000dd66u,
+    0x000dd70u, 0x000dd86u, 0x000de00u, 0x000de67u, 0x000df00u, 0x000df26u, 0x000df40u, 0x000e015u,
+    0x000e316u, 0x000e325u, 0x000e346u, 0x000e3b0u, 0x000e405u, 0x000e464u, 0x000e476u, 0x000e4f0u,
+    0x000e507u, 0x000e5a0u, 0x000e815u, 0x000e830u, 0x000e845u, 0x000e850u, 0x000e865u, 0x000e8b0u,
+    0x000e8c5u, 0x000ea40u, 0x000ea55u, 0x000ea60u, 0x000ea75u, 0x000eb16u, 0x000eb25u, 0x000eb46u,
+    0x000ebd5u, 0x000ebe0u, 0x000ec05u, 0x000ec50u, 0x000ec64u, 0x000ec70u, 0x000ec86u, 0x000ecf0u,
+    0x000ed07u, 0x000eda0u, 0x000edc5u, 0x000ee00u, 0x000f005u, 0x000f010u, 0x000f186u, 0x000f1a0u,
+    0x000f207u, 0x000f340u, 0x000f356u, 0x000f360u, 0x000f376u, 0x000f380u, 0x000f396u, 0x000f3a0u,
+    0x000f3e6u, 0x000f405u, 0x000f480u, 0x000f495u, 0x000f6d0u, 0x000f716u, 0x000f850u, 0x000f866u,
+    0x000f885u, 0x000f8d6u, 0x000f980u, 0x000f996u, 0x000fbd0u, 0x000fc66u, 0x000fc70u, 0x0010005u,
+    0x00102b6u, 0x00103f5u, 0x0010407u, 0x00104a0u, 0x0010505u, 0x0010566u, 0x00105a5u, 0x00105e6u,
+    0x0010615u, 0x0010626u, 0x0010655u, 0x0010676u, 0x00106e5u, 0x0010716u, 0x0010755u, 0x0010826u,
+    0x00108e5u, 0x00108f6u, 0x0010907u, 0x00109a6u, 0x00109e0u, 0x0010a01u, 0x0010c60u, 0x0010c71u,
+    0x0010c80u, 0x0010cd1u, 0x0010ce0u, 0x0010d02u, 0x0010fb0u, 0x0010fc4u, 0x0010fd2u, 0x0011005u,
+    0x0012490u, 0x00124a5u, 0x00124e0u, 0x0012505u, 0x0012570u, 0x0012585u, 0x0012590u, 0x00125a5u,
+    0x00125e0u, 0x0012605u, 0x0012890u, 0x00128a5u, 0x00128e0u, 0x0012905u, 0x0012b10u, 0x0012b25u,
+    0x0012b60u, 0x0012b85u, 0x0012bf0u, 0x0012c05u, 0x0012c10u, 0x0012c25u, 0x0012c60u, 0x0012c85u,
+    0x0012d70u, 0x0012d85u, 0x0013110u, 0x0013125u, 0x0013160u, 0x0013185u, 0x00135b0u, 0x00135d6u,
+    0x0013600u, 0x0013697u, 0x00137d0u, 0x0013805u, 0x0013900u, 0x0013a01u, 0x0013f60u, 0x0013f82u,
+    0x0013fe0u, 0x0014015u, 0x00166d0u, 0x00166f5u, 0x0016808u, 0x0016815u, 0x00169b0u, 0x0016a05u,
+    0x0016eb0u, 0x0016ee7u, 0x0016f15u, 0x0016f90u, 0x0017005u, 0x0017126u, 0x0017160u, 0x00171f5u,
+    0x0017326u, 0x0017350u, 0x0017405u, 0x0017526u, 0x0017540u, 0x0017605u, 0x00176d0u, 0x00176e5u,
+    0x0017710u, 0x0017726u, 0x0017740u, 0x0017805u, 0x0017b46u, 0x0017d40u, 0x0017d74u, 0x0017d80u,
+    0x0017dc5u, 0x0017dd6u, 0x0017de0u, 0x0017e07u, 0x0017ea0u, 0x0017f07u, 0x0017fa0u, 0x00180b6u,
+    0x00180e0u, 0x00180f6u, 0x0018107u, 0x00181a0u, 0x0018205u, 0x0018434u, 0x0018445u, 0x0018790u,
+    0x0018805u, 0x0018856u, 0x0018875u, 0x0018a96u, 0x0018aa5u, 0x0018ab0u, 0x0018b05u, 0x0018f60u,
+    0x0019005u, 0x00191f0u, 0x0019206u, 0x00192c0u, 0x0019306u, 0x00193c0u, 0x0019467u, 0x0019505u,
+    0x00196e0u, 0x0019705u, 0x0019750u, 0x0019805u, 0x0019ac0u, 0x0019b05u, 0x0019ca0u, 0x0019d07u,
+    0x0019db0u, 0x001a005u, 0x001a176u, 0x001a1c0u, 0x001a205u, 0x001a556u, 0x001a5f0u, 0x001a606u,
+    0x001a7d0u, 0x001a7f6u, 0x001a807u, 0x001a8a0u, 0x001a907u, 0x001a9a0u, 0x001aa74u, 0x001aa80u,
+    0x001ab06u, 0x001acf0u, 0x001b006u, 0x001b055u, 0x001b346u, 0x001b455u, 0x001b4d0u, 0x001b507u,
+    0x001b5a0u, 0x001b6b6u, 0x001b740u, 0x001b806u, 0x001b835u, 0x001ba16u, 0x001bae5u, 0x001bb07u,
+    0x001bba5u, 0x001be66u, 0x001bf40u, 0x001c005u, 0x001c246u, 0x001c380u, 0x001c407u, 0x001c4a0u,
+    0x001c4d5u, 0x001c507u, 0x001c5a5u, 0x001c784u, 0x001c7e0u, 0x001c802u, 0x001c891u, 0x001c8a2u,
+    0x001c8b0u, 0x001c901u, 0x001cbb0u, 0x001cbd1u, 0x001cc00u, 0x001cd06u, 0x001cd30u, 0x001cd46u,
+    0x001ce95u, 0x001ced6u, 0x001cee5u, 0x001cf46u, 0x001cf55u, 0x001cf76u, 0x001cfa5u, 0x001cfb0u,
+    0x001d002u, 0x001d2c4u, 0x001d6b2u, 0x001d784u, 0x001d792u, 0x001d9b4u, 0x001dc06u, 0x001e001u,
+    0x001e012u, 0x001e021u, 0x001e032u, 0x001e041u, 0x001e052u, 0x001e061u, 0x001e072u, 0x001e081u,
+    0x001e092u, 0x001e0a1u, 0x001e0b2u, 0x001e0c1u, 0x001e0d2u, 0x001e0e1u, 0x001e0f2u, 0x001e101u,
+    0x001e112u, 0x001e121u, 0x001e132u, 0x001e141u, 0x001e152u, 0x001e161u, 0x001e172u, 0x001e181u,
+    0x001e192u, 0x001e1a1u, 0x001e1b2u, 0x001e1c1u, 0x001e1d2u, 0x001e1e1u, 0x001e1f2u, 0x001e201u,
+    0x001e212u, 0x001e221u, 0x001e232u, 0x001e241u, 0x001e252u, 0x001e261u, 0x001e272u, 0x001e281u,
+    0x001e292u, 0x001e2a1u, 0x001e2b2u, 0x001e2c1u, 0x001e2d2u, 0x001e2e1u, 0x001e2f2u, 0x001e301u,
+    0x001e312u, 0x001e321u, 0x001e332u, 0x001e341u, 0x001e352u, 0x001e361u, 0x001e372u, 0x001e381u,
+    0x001e392u, 0x001e3a1u, 0x001e3b2u, 0x001e3c1u, 0x001e3d2u, 0x001e3e1u, 0x001e3f2u, 0x001e401u,
+    0x001e412u, 0x001e421u, 0x001e432u, 0x001e441u, 0x001e452u, 0x001e461u, 0x001e472u, 0x001e481u,
+    0x001e492u, 0x001e4a1u, 0x001e4b2u, 0x001e4c1u, 0x001e4d2u, 0x001e4e1u, 0x001e4f2u, 0x001e501u,
+    0x001e512u, 0x001e521u, 0x001e532u, 0x001e541u, 0x001e552u, 0x001e561u, 0x001e572u, 0x001e581u,
+    0x001e592u, 0x001e5a1u, 0x001e5b2u, 0x001e5c1u, 0x001e5d2u, 0x001e5e1u, 0x001e5f2u, 0x001e601u,
+    0x001e612u, 0x001e621u, 0x001e632u, 0x001e641u, 0x001e652u, 0x001e661u, 0x001e672u, 0x001e681u,
+    0x001e692u, 0x001e6a1u, 0x001e6b2u, 0x001e6c1u, 0x001e6d2u, 0x001e6e1u, 0x001e6f2u, 0x001e701u,
+    0x001e712u, 0x001e721u, 0x001e732u, 0x001e741u, 0x001e752u, 0x001e761u, 0x001e772u, 0x001e781u,
+    0x001e792u, 0x001e7a1u, 0x001e7b2u, 0x001e7c1u, 0x001e7d2u, 0x001e7e1u, 0x001e7f2u, 0x001e801u,
+    0x001e812u, 0x001e821u, 0x001e832u, 0x001e841u, 0x001e852u, 0x001e861u, 0x001e872u, 0x001e881u,
+    0x001e892u, 0x001e8a1u, 0x001e8b2u, 0x001e8c1u, 0x001e8d2u, 0x001e8e1u, 0x001e8f2u, 0x001e901u,
+    0x001e912u, 0x001e921u, 0x001e932u, 0x001e941u, 0x001e952u, 0x001e9e1u, 0x001e9f2u, 0x001ea01u,
+    0x001ea12u, 0x001ea21u, 0x001ea32u, 0x001ea41u, 0x001ea52u, 0x001ea61u, 0x001ea72u, 0x001ea81u,
+    0x001ea92u, 0x001eaa1u, 0x001eab2u, 0x001eac1u, 0x001ead2u, 0x001eae1u, 0x001eaf2u, 0x001eb01u,
+    0x001eb12u, 0x001eb21u, 0x001eb32u, 0x001eb41u, 0x001eb52u, 0x001eb61u, 0x001eb72u, 0x001eb81u,
+    0x001eb92u, 0x001eba1u, 0x001ebb2u, 0x001ebc1u, 0x001ebd2u, 0x001ebe1u, 0x001ebf2u, 0x001ec01u,
+    0x001ec12u, 0x001ec21u, 0x001ec32u, 0x001ec41u, 0x001ec52u, 0x001ec61u, 0x001ec72u, 0x001ec81u,
+    0x001ec92u, 0x001eca1u, 0x001ecb2u, 0x001ecc1u, 0x001ecd2u, 0x001ece1u, 0x001ecf2u, 0x001ed01u,
+    0x001ed12u, 0x001ed21u, 0x001ed32u, 0x001ed41u, 0x001ed52u, 0x001ed61u, 0x001ed72u, 0x001ed81u,
+    0x001ed92u, 0x001eda1u, 0x001edb2u, 0x001edc1u, 0x001edd2u, 0x001ede1u, 0x001edf2u, 0x001ee01u,
+    0x001ee12u, 0x001ee21u, 0x001ee32u, 0x001ee41u, 0x001ee52u, 0x001ee61u, 0x001ee72u, 0x001ee81u,
+    0x001ee92u, 0x001eea1u, 0x001eeb2u, 0x001eec1u, 0x001eed2u, 0x001eee1u, 0x001eef2u, 0x001ef01u,
+    0x001ef12u, 0x001ef21u, 0x001ef32u, 0x001ef41u, 0x001ef52u, 0x001ef61u, 0x001ef72u, 0x001ef81u,
+    0x001ef92u, 0x001efa1u, 0x001efb2u, 0x001efc1u, 0x001efd2u, 0x001efe1u, 0x001eff2u, 0x001f081u,
+    0x001f102u, 0x001f160u, 0x001f181u, 0x001f1e0u, 0x001f202u, 0x001f281u, 0x001f302u, 0x001f381u,
+    0x001f402u, 0x001f460u, 0x001f481u, 0x001f4e0u, 0x001f502u, 0x001f580u, 0x001f591u, 0x001f5a0u,
+    0x001f5b1u, 0x001f5c0u, 0x001f5d1u, 0x001f5e0u, 0x001f5f1u, 0x001f602u, 0x001f681u, 0x001f702u,
+    0x001f7e0u, 0x001f802u, 0x001f883u, 0x001f902u, 0x001f983u, 0x001fa02u, 0x001fa83u, 0x001fb02u,
+    0x001fb50u, 0x001fb62u, 0x001fb81u, 0x001fbc3u, 0x001fbd0u, 0x001fbe2u, 0x001fbf0u, 0x001fc22u,
+    0x001fc50u, 0x001fc62u, 0x001fc81u, 0x001fcc3u, 0x001fcd0u, 0x001fd02u, 0x001fd40u, 0x001fd62u,
+    0x001fd81u, 0x001fdc0u, 0x001fe02u, 0x001fe81u, 0x001fed0u, 0x001ff22u, 0x001ff50u, 0x001ff62u,
+    0x001ff81u, 0x001ffc3u, 0x001ffd0u, 0x0020008u, 0x00200b0u, 0x0020288u, 0x00202a0u, 0x00202f8u,
+    0x0020300u, 0x00205f8u, 0x0020600u, 0x0020707u, 0x0020714u, 0x0020720u, 0x0020747u, 0x00207a0u,
+    0x00207f4u, 0x0020807u, 0x00208a0u, 0x0020904u, 0x00209d0u, 0x0020d06u, 0x0020f10u, 0x0021021u,
+    0x0021030u, 0x0021071u, 0x0021080u, 0x00210a2u, 0x00210b1u, 0x00210e2u, 0x0021101u, 0x0021132u,
+    0x0021140u, 0x0021151u, 0x0021160u, 0x0021191u, 0x00211e0u, 0x0021241u, 0x0021250u, 0x0021261u,
+    0x0021270u, 0x0021281u, 0x0021290u, 0x00212a1u, 0x00212e0u, 0x00212f2u, 0x0021301u, 0x0021342u,
+    0x0021355u, 0x0021392u, 0x00213a0u, 0x00213c2u, 0x00213e1u, 0x0021400u, 0x0021451u, 0x0021462u,
+    0x00214a0u, 0x00214e2u, 0x00214f0u, 0x0021507u, 0x0021831u, 0x0021842u, 0x0021857u, 0x00218a0u,
+    0x0024607u, 0x00249c0u, 0x0024ea7u, 0x0025000u, 0x0027767u, 0x0027940u, 0x002c001u, 0x002c302u,
+    0x002c601u, 0x002c612u, 0x002c621u, 0x002c652u, 0x002c671u, 0x002c682u, 0x002c691u, 0x002c6a2u,
+    0x002c6b1u, 0x002c6c2u, 0x002c6d1u, 0x002c712u, 0x002c721u, 0x002c732u, 0x002c751u, 0x002c762u,
+    0x002c7c4u, 0x002c7e1u, 0x002c812u, 0x002c821u, 0x002c832u, 0x002c841u, 0x002c852u, 0x002c861u,
+    0x002c872u, 0x002c881u, 0x002c892u, 0x002c8a1u, 0x002c8b2u, 0x002c8c1u, 0x002c8d2u, 0x002c8e1u,
+    0x002c8f2u, 0x002c901u, 0x002c912u, 0x002c921u, 0x002c932u, 0x002c941u, 0x002c952u, 0x002c961u,
+    0x002c972u, 0x002c981u, 0x002c992u, 0x002c9a1u, 0x002c9b2u, 0x002c9c1u, 0x002c9d2u, 0x002c9e1u,
+    0x002c9f2u, 0x002ca01u, 0x002ca12u, 0x002ca21u, 0x002ca32u, 0x002ca41u, 0x002ca52u, 0x002ca61u,
+    0x002ca72u, 0x002ca81u, 0x002ca92u, 0x002caa1u, 0x002cab2u, 0x002cac1u, 0x002cad2u, 0x002cae1u,
+    0x002caf2u, 0x002cb01u, 0x002cb12u, 0x002cb21u, 0x002cb32u, 0x002cb41u, 0x002cb52u, 0x002cb61u,
+    0x002cb72u, 0x002cb81u, 0x002cb92u, 0x002cba1u, 0x002cbb2u, 0x002cbc1u, 0x002cbd2u, 0x002cbe1u,
+    0x002cbf2u, 0x002cc01u, 0x002cc12u, 0x002cc21u, 0x002cc32u, 0x002cc41u, 0x002cc52u, 0x002cc61u,
+    0x002cc72u, 0x002cc81u, 0x002cc92u, 0x002cca1u, 0x002ccb2u, 0x002ccc1u, 0x002ccd2u, 0x002cce1u,
+    0x002ccf2u, 0x002cd01u, 0x002cd12u, 0x002cd21u, 0x002cd32u, 0x002cd41u, 0x002cd52u, 0x002cd61u,
+    0x002cd72u, 0x002cd81u, 0x002cd92u, 0x002cda1u, 0x002cdb2u, 0x002cdc1u, 0x002cdd2u, 0x002cde1u,
+    0x002cdf2u, 0x002ce01u, 0x002ce12u, 0x002ce21u, 0x002ce32u, 0x002ce50u, 0x002ceb1u, 0x002cec2u,
+    0x002ced1u, 0x002cee2u, 0x002cef6u, 0x002cf21u, 0x002cf32u, 0x002cf40u, 0x002cfd7u, 0x002cfe0u,
+    0x002d002u, 0x002d260u, 0x002d272u, 0x002d280u, 0x002d2d2u, 0x002d2e0u, 0x002d305u, 0x002d680u,
+    0x002d6f4u, 0x002d700u, 0x002d7f6u, 0x002d805u, 0x002d970u, 0x002da05u, 0x002da70u, 0x002da85u,
+    0x002daf0u, 0x002db05u, 0x002db70u, 0x002db85u, 0x002dbf0u, 0x002dc05u, 0x002dc70u, 0x002dc85u,
+    0x002dcf0u, 0x002dd05u, 0x002dd70u, 0x002dd85u, 0x002ddf0u, 0x002de06u, 0x002e000u, 0x002e2f4u,
+    0x002e300u, 0x0030008u, 0x0030010u, 0x0030054u, 0x0030065u, 0x0030077u, 0x0030080u, 0x0030217u,
+    0x00302a6u, 0x0030300u, 0x0030314u, 0x0030360u, 0x0030387u, 0x00303b4u, 0x00303c5u, 0x00303d0u,
+    0x0030415u, 0x0030970u, 0x0030996u, 0x00309b0u, 0x00309d4u, 0x00309f5u, 0x0030a00u, 0x0030a15u,
+    0x0030fb0u, 0x0030fc4u, 0x0030ff5u, 0x0031000u, 0x0031055u, 0x0031300u, 0x0031315u, 0x00318f0u,
+    0x0031927u, 0x0031960u, 0x0031a05u, 0x0031c00u, 0x0031f05u, 0x0032000u, 0x0032207u, 0x00322a0u,
+    0x0032487u, 0x0032500u, 0x0032517u, 0x0032600u, 0x0032807u, 0x00328a0u, 0x0032b17u, 0x0032c00u,
+    0x0034005u, 0x004dc00u, 0x004e005u, 0x00a0154u, 0x00a0165u, 0x00a48d0u, 0x00a4d05u, 0x00a4f84u,
+    0x00a4fe0u, 0x00a5005u, 0x00a60c4u, 0x00a60d0u, 0x00a6105u, 0x00a6207u, 0x00a62a5u, 0x00a62c0u,
+    0x00a6401u, 0x00a6412u, 0x00a6421u, 0x00a6432u, 0x00a6441u, 0x00a6452u, 0x00a6461u, 0x00a6472u,
+    0x00a6481u, 0x00a6492u, 0x00a64a1u, 0x00a64b2u, 0x00a64c1u, 0x00a64d2u, 0x00a64e1u, 0x00a64f2u,
+    0x00a6501u, 0x00a6512u, 0x00a6521u, 0x00a6532u, 0x00a6541u, 0x00a6552u, 0x00a6561u, 0x00a6572u,
+    0x00a6581u, 0x00a6592u, 0x00a65a1u, 0x00a65b2u, 0x00a65c1u, 0x00a65d2u, 0x00a65e1u, 0x00a65f2u,
+    0x00a6601u, 0x00a6612u, 0x00a6621u, 0x00a6632u, 0x00a6641u, 0x00a6652u, 0x00a6661u, 0x00a6672u,
+    0x00a6681u, 0x00a6692u, 0x00a66a1u, 0x00a66b2u, 0x00a66c1u, 0x00a66d2u, 0x00a66e5u, 0x00a66f6u,
+    0x00a6730u, 0x00a6746u, 0x00a67e0u, 0x00a67f4u, 0x00a6801u, 0x00a6812u, 0x00a6821u, 0x00a6832u,
+    0x00a6841u, 0x00a6852u, 0x00a6861u, 0x00a6872u, 0x00a6881u, 0x00a6892u, 0x00a68a1u, 0x00a68b2u,
+    0x00a68c1u, 0x00a68d2u, 0x00a68e1u, 0x00a68f2u, 0x00a6901u, 0x00a6912u, 0x00a6921u, 0x00a6932u,
+    0x00a6941u, 0x00a6952u, 0x00a6961u, 0x00a6972u, 0x00a6981u, 0x00a6992u, 0x00a69a1u, 0x00a69b2u,
+    0x00a69c4u, 0x00a69e6u, 0x00a6a05u, 0x00a6e67u, 0x00a6f06u, 0x00a6f20u, 0x00a7174u, 0x00a7200u,
+    0x00a7221u, 0x00a7232u, 0x00a7241u, 0x00a7252u, 0x00a7261u, 0x00a7272u, 0x00a7281u, 0x00a7292u,
+    0x00a72a1u, 0x00a72b2u, 0x00a72c1u, 0x00a72d2u, 0x00a72e1u, 0x00a72f2u, 0x00a7321u, 0x00a7332u,
+    0x00a7341u, 0x00a7352u, 0x00a7361u, 0x00a7372u, 0x00a7381u, 0x00a7392u, 0x00a73a1u, 0x00a73b2u,
+    0x00a73c1u, 0x00a73d2u, 0x00a73e1u, 0x00a73f2u, 0x00a7401u, 0x00a7412u, 0x00a7421u, 0x00a7432u,
+    0x00a7441u, 0x00a7452u, 0x00a7461u, 0x00a7472u, 0x00a7481u, 0x00a7492u, 0x00a74a1u, 0x00a74b2u,
+    0x00a74c1u, 0x00a74d2u, 0x00a74e1u, 0x00a74f2u, 0x00a7501u, 0x00a7512u, 0x00a7521u, 0x00a7532u,
+    0x00a7541u, 0x00a7552u, 0x00a7561u, 0x00a7572u, 0x00a7581u, 0x00a7592u, 0x00a75a1u, 0x00a75b2u,
+    0x00a75c1u, 0x00a75d2u, 0x00a75e1u, 0x00a75f2u, 0x00a7601u, 0x00a7612u, 0x00a7621u, 0x00a7632u,
+    0x00a7641u, 0x00a7652u, 0x00a7661u, 0x00a7672u, 0x00a7681u, 0x00a7692u, 0x00a76a1u, 0x00a76b2u,
+    0x00a76c1u, 0x00a76d2u, 0x00a76e1u, 0x00a76f2u, 0x00a7704u, 0x00a7712u, 0x00a7791u, 0x00a77a2u,
+    0x00a77b1u, 0x00a77c2u, 0x00a77d1u, 0x00a77f2u, 0x00a7801u, 0x00a7812u, 0x00a7821u, 0x00a7832u,
+    0x00a7841u, 0x00a7852u, 0x00a7861u, 0x00a7872u, 0x00a7884u, 0x00a7890u, 0x00a78b1u, 0x00a78c2u,
+    0x00a78d1u, 0x00a78e2u, 0x00a78f5u, 0x00a7901u, 0x00a7912u, 0x00a7921u, 0x00a7932u, 0x00a7961u,
+    0x00a7972u, 0x00a7981u, 0x00a7992u, 0x00a79a1u, 0x00a79b2u, 0x00a79c1u, 0x00a79d2u, 0x00a79e1u,
+    0x00a79f2u, 0x00a7a01u, 0x00a7a12u, 0x00a7a21u, 0x00a7a32u, 0x00a7a41u, 0x00a7a52u, 0x00a7a61u,
+    0x00a7a72u, 0x00a7a81u, 0x00a7a92u, 0x00a7aa1u, 0x00a7af2u, 0x00a7b01u, 0x00a7b52u, 0x00a7b61u,
+    0x00a7b72u, 0x00a7b81u, 0x00a7b92u, 0x00a7ba1u, 0x00a7bb2u, 0x00a7bc1u, 0x00a7bd2u, 0x00a7be1u,
+    0x00a7bf2u, 0x00a7c01u, 0x00a7c12u, 0x00a7c21u, 0x00a7c32u, 0x00a7c41u, 0x00a7c82u, 0x00a7c91u,
+    0x00a7ca2u, 0x00a7cb1u, 0x00a7cd2u, 0x00a7ce0u, 0x00a7d01u, 0x00a7d12u, 0x00a7d20u, 0x00a7d32u,
+    0x00a7d40u, 0x00a7d52u, 0x00a7d61u, 0x00a7d72u, 0x00a7d81u, 0x00a7d92u, 0x00a7da1u, 0x00a7db2u,
+    0x00a7dc1u, 0x00a7dd0u, 0x00a7f24u, 0x00a7f51u, 0x00a7f62u, 0x00a7f75u, 0x00a7f84u, 0x00a7fa2u,
+    0x00a7fb5u, 0x00a8026u, 0x00a8035u, 0x00a8066u, 0x00a8075u, 0x00a80b6u, 0x00a80c5u, 0x00a8236u,
+    0x00a8280u, 0x00a82c6u, 0x00a82d0u, 0x00a8307u, 0x00a8360u, 0x00a8405u, 0x00a8740u, 0x00a8806u,
+    0x00a8825u, 0x00a8b46u, 0x00a8c60u, 0x00a8d07u, 0x00a8da0u, 0x00a8e06u, 0x00a8f25u, 0x00a8f80u,
+    0x00a8fb5u, 0x00a8fc0u, 0x00a8fd5u, 0x00a8ff6u, 0x00a9007u, 0x00a90a5u, 0x00a9266u, 0x00a92e0u,
+    0x00a9305u, 0x00a9476u, 0x00a9540u, 0x00a9605u, 0x00a97d0u, 0x00a9806u, 0x00a9845u, 0x00a9b36u,
+    0x00a9c10u, 0x00a9cf4u, 0x00a9d07u, 0x00a9da0u, 0x00a9e05u, 0x00a9e56u, 0x00a9e64u, 0x00a9e75u,
+    0x00a9f07u, 0x00a9fa5u, 0x00a9ff0u, 0x00aa005u, 0x00aa296u, 0x00aa370u, 0x00aa405u, 0x00aa436u,
+    0x00aa445u, 0x00aa4c6u, 0x00aa4e0u, 0x00aa507u, 0x00aa5a0u, 0x00aa605u, 0x00aa704u, 0x00aa715u,
+    0x00aa770u, 0x00aa7a5u, 0x00aa7b6u, 0x00aa7e5u, 0x00aab06u, 0x00aab15u, 0x00aab26u, 0x00aab55u,
+    0x00aab76u, 0x00aab95u, 0x00aabe6u, 0x00aac05u, 0x00aac16u, 0x00aac25u, 0x00aac30u, 0x00aadb5u,
+    0x00aadd4u, 0x00aade0u, 0x00aae05u, 0x00aaeb6u, 0x00aaf00u, 0x00aaf25u, 0x00aaf34u, 0x00aaf56u,
+    0x00aaf70u, 0x00ab015u, 0x00ab070u, 0x00ab095u, 0x00ab0f0u, 0x00ab115u, 0x00ab170u, 0x00ab205u,
+    0x00ab270u, 0x00ab285u, 0x00ab2f0u, 0x00ab302u, 0x00ab5b0u, 0x00ab5c4u, 0x00ab602u, 0x00ab694u,
+    0x00ab6a0u, 0x00ab702u, 0x00abc05u, 0x00abe36u, 0x00abeb0u, 0x00abec6u, 0x00abee0u, 0x00abf07u,
+    0x00abfa0u, 0x00ac005u, 0x00d7a40u, 0x00d7b05u, 0x00d7c70u, 0x00d7cb5u, 0x00d7fc0u, 0x00f9005u,
+    0x00fa6e0u, 0x00fa705u, 0x00fada0u, 0x00fb002u, 0x00fb070u, 0x00fb132u, 0x00fb180u, 0x00fb1d5u,
+    0x00fb1e6u, 0x00fb1f5u, 0x00fb290u, 0x00fb2a5u, 0x00fb370u, 0x00fb385u, 0x00fb3d0u, 0x00fb3e5u,
+    0x00fb3f0u, 0x00fb405u, 0x00fb420u, 0x00fb435u, 0x00fb450u, 0x00fb465u, 0x00fbb20u, 0x00fbd35u,
+    0x00fd3e0u, 0x00fd505u, 0x00fd900u, 0x00fd925u, 0x00fdc80u, 0x00fdf05u, 0x00fdfc0u, 0x00fe006u,
+    0x00fe100u, 0x00fe206u, 0x00fe300u, 0x00fe705u, 0x00fe750u, 0x00fe765u, 0x00fefd0u, 0x00ff107u,
+    0x00ff1a0u, 0x00ff211u, 0x00ff3b0u, 0x00ff412u, 0x00ff5b0u, 0x00ff665u, 0x00ff704u, 0x00ff715u,
+    0x00ff9e4u, 0x00ffa05u, 0x00ffbf0u, 0x00ffc25u, 0x00ffc80u, 0x00ffca5u, 0x00ffd00u, 0x00ffd25u,
+    0x00ffd80u, 0x00ffda5u, 0x00ffdd0u, 0x0100005u, 0x01000c0u, 0x01000d5u, 0x0100270u, 0x0100285u,
+    0x01003b0u, 0x01003c5u, 0x01003e0u, 0x01003f5u, 0x01004e0u, 0x0100505u, 0x01005e0u, 0x0100805u,
+    0x0100fb0u, 0x0101077u, 0x0101340u, 0x0101407u, 0x0101790u, 0x01018a7u, 0x01018c0u, 0x0101fd6u,
+    0x0101fe0u, 0x0102805u, 0x01029d0u, 0x0102a05u, 0x0102d10u, 0x0102e06u, 0x0102e17u, 0x0102fc0u,
+    0x0103005u, 0x0103207u, 0x0103240u, 0x01032d5u, 0x0103417u, 0x0103425u, 0x01034a7u, 0x01034b0u,
+    0x0103505u, 0x0103766u, 0x01037b0u, 0x0103805u, 0x01039e0u, 0x0103a05u, 0x0103c40u, 0x0103c85u,
+    0x0103d00u, 0x0103d17u, 0x0103d60u, 0x0104001u, 0x0104282u, 0x0104505u, 0x01049e0u, 0x0104a07u,
+    0x0104aa0u, 0x0104b01u, 0x0104d40u, 0x0104d82u, 0x0104fc0u, 0x0105005u, 0x0105280u, 0x0105305u,
+    0x0105640u, 0x0105701u, 0x01057b0u, 0x01057c1u, 0x01058b0u, 0x01058c1u, 0x0105930u, 0x0105941u,
+    0x0105960u, 0x0105972u, 0x0105a20u, 0x0105a32u, 0x0105b20u, 0x0105b32u, 0x0105ba0u, 0x0105bb2u,
+    0x0105bd0u, 0x0105c05u, 0x0105f40u, 0x0106005u, 0x0107370u, 0x0107405u, 0x0107560u, 0x0107605u,
+    0x0107680u, 0x0107804u, 0x0107860u, 0x0107874u, 0x0107b10u, 0x0107b24u, 0x0107bb0u, 0x0108005u,
+    0x0108060u, 0x0108085u, 0x0108090u, 0x01080a5u, 0x0108360u, 0x0108375u, 0x0108390u, 0x01083c5u,
+    0x01083d0u, 0x01083f5u, 0x0108560u, 0x0108587u, 0x0108605u, 0x0108770u, 0x0108797u, 0x0108805u,
+    0x01089f0u, 0x0108a77u, 0x0108b00u, 0x0108e05u, 0x0108f30u, 0x0108f45u, 0x0108f60u, 0x0108fb7u,
+    0x0109005u, 0x0109167u, 0x01091c0u, 0x0109205u, 0x01093a0u, 0x0109805u, 0x0109b80u, 0x0109bc7u,
+    0x0109be5u, 0x0109c07u, 0x0109d00u, 0x0109d27u, 0x010a005u, 0x010a016u, 0x010a040u, 0x010a056u,
+    0x010a070u, 0x010a0c6u, 0x010a105u, 0x010a140u, 0x010a155u, 0x010a180u, 0x010a195u, 0x010a360u,
+    0x010a386u, 0x010a3b0u, 0x010a3f6u, 0x010a407u, 0x010a490u, 0x010a605u, 0x010a7d7u, 0x010a7f0u,
+    0x010a805u, 0x010a9d7u, 0x010aa00u, 0x010ac05u, 0x010ac80u, 0x010ac95u, 0x010ae56u, 0x010ae70u,
+    0x010aeb7u, 0x010af00u, 0x010b005u, 0x010b360u, 0x010b405u, 0x010b560u, 0x010b587u, 0x010b605u,
+    0x010b730u, 0x010b787u, 0x010b805u, 0x010b920u, 0x010ba97u, 0x010bb00u, 0x010c005u, 0x010c490u,
+    0x010c801u, 0x010cb30u, 0x010cc02u, 0x010cf30u, 0x010cfa7u, 0x010d005u, 0x010d246u, 0x010d280u,
+    0x010d307u, 0x010d3a0u, 0x010d407u, 0x010d4a5u, 0x010d4e4u, 0x010d4f5u, 0x010d501u, 0x010d660u,
+    0x010d696u, 0x010d6e0u, 0x010d6f4u, 0x010d702u, 0x010d860u, 0x010e607u, 0x010e7f0u, 0x010e805u,
+    0x010eaa0u, 0x010eab6u, 0x010ead0u, 0x010eb05u, 0x010eb20u, 0x010ec25u, 0x010ec50u, 0x010efc6u,
+    0x010f005u, 0x010f1d7u, 0x010f275u, 0x010f280u, 0x010f305u, 0x010f466u, 0x010f517u, 0x010f550u,
+    0x010f705u, 0x010f826u, 0x010f860u, 0x010fb05u, 0x010fc57u, 0x010fcc0u, 0x010fe05u, 0x010ff70u,
+    0x0110006u, 0x0110035u, 0x0110386u, 0x0110470u, 0x0110527u, 0x0110706u, 0x0110715u, 0x0110736u,
+    0x0110755u, 0x0110760u, 0x01107f6u, 0x0110835u, 0x0110b06u, 0x0110bb0u, 0x0110c26u, 0x0110c30u,
+    0x0110d05u, 0x0110e90u, 0x0110f07u, 0x0110fa0u, 0x0111006u, 0x0111035u, 0x0111276u, 0x0111350u,
+    0x0111367u, 0x0111400u, 0x0111445u, 0x0111456u, 0x0111475u, 0x0111480u, 0x0111505u, 0x0111736u,
+    0x0111740u, 0x0111765u, 0x0111770u, 0x0111806u, 0x0111835u, 0x0111b36u, 0x0111c15u, 0x0111c50u,
+    0x0111c96u, 0x0111cd0u, 0x0111ce6u, 0x0111d07u, 0x0111da5u, 0x0111db0u, 0x0111dc5u, 0x0111dd0u,
+    0x0111e17u, 0x0111f50u, 0x0112005u, 0x0112120u, 0x0112135u, 0x01122c6u, 0x0112380u, 0x01123e6u,
+    0x01123f5u, 0x0112416u, 0x0112420u, 0x0112805u, 0x0112870u, 0x0112885u, 0x0112890u, 0x01128a5u,
+    0x01128e0u, 0x01128f5u, 0x01129e0u, 0x01129f5u, 0x0112a90u, 0x0112b05u, 0x0112df6u, 0x0112eb0u,
+    0x0112f07u, 0x0112fa0u, 0x0113006u, 0x0113040u, 0x0113055u, 0x01130d0u, 0x01130f5u, 0x0113110u,
+    0x0113135u, 0x0113290u, 0x01132a5u, 0x0113310u, 0x0113325u, 0x0113340u, 0x0113355u, 0x01133a0u,
+    0x01133b6u, 0x01133d5u, 0x01133e6u, 0x0113450u, 0x0113476u, 0x0113490u, 0x01134b6u, 0x01134e0u,
+    0x0113505u, 0x0113510u, 0x0113576u, 0x0113580u, 0x01135d5u, 0x0113626u, 0x0113640u, 0x0113666u,
+    0x01136d0u, 0x0113706u, 0x0113750u, 0x0113805u, 0x01138a0u, 0x01138b5u, 0x01138c0u, 0x01138e5u,
+    0x01138f0u, 0x0113905u, 0x0113b60u, 0x0113b75u, 0x0113b86u, 0x0113c10u, 0x0113c26u, 0x0113c30u,
+    0x0113c56u, 0x0113c60u, 0x0113c76u, 0x0113cb0u, 0x0113cc6u, 0x0113d15u, 0x0113d26u, 0x0113d35u,
+    0x0113d40u, 0x0113e16u, 0x0113e30u, 0x0114005u, 0x0114356u, 0x0114475u, 0x01144b0u, 0x0114507u,
+    0x01145a0u, 0x01145e6u, 0x01145f5u, 0x0114620u, 0x0114805u, 0x0114b06u, 0x0114c45u, 0x0114c60u,
+    0x0114c75u, 0x0114c80u, 0x0114d07u, 0x0114da0u, 0x0115805u, 0x0115af6u, 0x0115b60u, 0x0115b86u,
+    0x0115c10u, 0x0115d85u, 0x0115dc6u, 0x0115de0u, 0x0116005u, 0x0116306u, 0x0116410u, 0x0116445u,
+    0x0116450u, 0x0116507u, 0x01165a0u, 0x0116805u, 0x0116ab6u, 0x0116b85u, 0x0116b90u, 0x0116c07u,
+    0x0116ca0u, 0x0116d07u, 0x0116e40u, 0x0117005u, 0x01171b0u, 0x01171d6u, 0x01172c0u, 0x0117307u,
+    0x01173c0u, 0x0117405u, 0x0117470u, 0x0118005u, 0x01182c6u, 0x01183b0u, 0x0118a01u, 0x0118c02u,
+    0x0118e07u, 0x0118f30u, 0x0118ff5u, 0x0119070u, 0x0119095u, 0x01190a0u, 0x01190c5u, 0x0119140u,
+    0x0119155u, 0x0119170u, 0x0119185u, 0x0119306u, 0x0119360u, 0x0119376u, 0x0119390u, 0x01193b6u,
+    0x01193f5u, 0x0119406u, 0x0119415u, 0x0119426u, 0x0119440u, 0x0119507u, 0x01195a0u, 0x0119a05u,
+    0x0119a80u, 0x0119aa5u, 0x0119d16u, 0x0119d80u, 0x0119da6u, 0x0119e15u, 0x0119e20u, 0x0119e35u,
+    0x0119e46u, 0x0119e50u, 0x011a005u, 0x011a016u, 0x011a0b5u, 0x011a336u, 0x011a3a5u, 0x011a3b6u,
+    0x011a3f0u, 0x011a476u, 0x011a480u, 0x011a505u, 0x011a516u, 0x011a5c5u, 0x011a8a6u, 0x011a9a0u,
+    0x011a9d5u, 0x011a9e0u, 0x011ab05u, 0x011af90u, 0x011bc05u, 0x011be10u, 0x011bf07u, 0x011bfa0u,
+    0x011c005u, 0x011c090u, 0x011c0a5u, 0x011c2f6u, 0x011c370u, 0x011c386u, 0x011c405u, 0x011c410u,
+    0x011c507u, 0x011c6d0u, 0x011c725u, 0x011c900u, 0x011c926u, 0x011ca80u, 0x011ca96u, 0x011cb70u,
+    0x011d005u, 0x011d070u, 0x011d085u, 0x011d0a0u, 0x011d0b5u, 0x011d316u, 0x011d370u, 0x011d3a6u,
+    0x011d3b0u, 0x011d3c6u, 0x011d3e0u, 0x011d3f6u, 0x011d465u, 0x011d476u, 0x011d480u, 0x011d507u,
+    0x011d5a0u, 0x011d605u, 0x011d660u, 0x011d675u, 0x011d690u, 0x011d6a5u, 0x011d8a6u, 0x011d8f0u,
+    0x011d906u, 0x011d920u, 0x011d936u, 0x011d985u, 0x011d990u, 0x011da07u, 0x011daa0u, 0x011ee05u,
+    0x011ef36u, 0x011ef70u, 0x011f006u, 0x011f025u, 0x011f036u, 0x011f045u, 0x011f110u, 0x011f125u,
+    0x011f346u, 0x011f3b0u, 0x011f3e6u, 0x011f430u, 0x011f507u, 0x011f5a6u, 0x011f5b0u, 0x011fb05u,
+    0x011fb10u, 0x011fc07u, 0x011fd50u, 0x0120005u, 0x01239a0u, 0x0124007u, 0x01246f0u, 0x0124805u,
+    0x0125440u, 0x012f905u, 0x012ff10u, 0x0130005u, 0x0134300u, 0x0134406u, 0x0134415u, 0x0134476u,
+    0x0134560u, 0x0134605u, 0x0143fb0u, 0x0144005u, 0x0146470u, 0x0161005u, 0x01611e6u, 0x0161307u,
+    0x01613a0u, 0x0168005u, 0x016a390u, 0x016a405u, 0x016a5f0u, 0x016a607u, 0x016a6a0u, 0x016a705u,
+    0x016abf0u, 0x016ac07u, 0x016aca0u, 0x016ad05u, 0x016aee0u, 0x016af06u, 0x016af50u, 0x016b005u,
+    0x016b306u, 0x016b370u, 0x016b404u, 0x016b440u, 0x016b507u, 0x016b5a0u, 0x016b5b7u, 0x016b620u,
+    0x016b635u, 0x016b780u, 0x016b7d5u, 0x016b900u, 0x016d404u, 0x016d435u, 0x016d6b4u, 0x016d6d0u,
+    0x016d707u, 0x016d7a0u, 0x016e401u, 0x016e602u, 0x016e807u, 0x016e970u, 0x016f005u, 0x016f4b0u,
+    0x016f4f6u, 0x016f505u, 0x016f516u, 0x016f880u, 0x016f8f6u, 0x016f934u, 0x016fa00u, 0x016fe04u,
+    0x016fe20u, 0x016fe34u, 0x016fe46u, 0x016fe50u, 0x016ff06u, 0x016ff20u, 0x0170005u, 0x0187f80u,
+    0x0188005u, 0x018cd60u, 0x018cff5u, 0x018d090u, 0x01aff04u, 0x01aff40u, 0x01aff54u, 0x01affc0u,
+    0x01affd4u, 0x01afff0u, 0x01b0005u, 0x01b1230u, 0x01b1325u, 0x01b1330u, 0x01b1505u, 0x01b1530u,
+    0x01b1555u, 0x01b1560u, 0x01b1645u, 0x01b1680u, 0x01b1705u, 0x01b2fc0u, 0x01bc005u, 0x01bc6b0u,
+    0x01bc705u, 0x01bc7d0u, 0x01bc805u, 0x01bc890u, 0x01bc905u, 0x01bc9a0u, 0x01bc9d6u, 0x01bc9f0u,
+    0x01ccf07u, 0x01ccfa0u, 0x01cf006u, 0x01cf2e0u, 0x01cf306u, 0x01cf470u, 0x01d1656u, 0x01d16a0u,
+    0x01d16d6u, 0x01d1730u, 0x01d17b6u, 0x01d1830u, 0x01d1856u, 0x01d18c0u, 0x01d1aa6u, 0x01d1ae0u,
+    0x01d2426u, 0x01d2450u, 0x01d2c07u, 0x01d2d40u, 0x01d2e07u, 0x01d2f40u, 0x01d3607u, 0x01d3790u,
+    0x01d4001u, 0x01d41a2u, 0x01d4341u, 0x01d44e2u, 0x01d4550u, 0x01d4562u, 0x01d4681u, 0x01d4822u,
+    0x01d49c1u, 0x01d49d0u, 0x01d49e1u, 0x01d4a00u, 0x01d4a21u, 0x01d4a30u, 0x01d4a51u, 0x01d4a70u,
+    0x01d4a91u, 0x01d4ad0u, 0x01d4ae1u, 0x01d4b62u, 0x01d4ba0u, 0x01d4bb2u, 0x01d4bc0u, 0x01d4bd2u,
+    0x01d4c40u, 0x01d4c52u, 0x01d4d01u, 0x01d4ea2u, 0x01d5041u, 0x01d5060u, 0x01d5071u, 0x01d50b0u,
+    0x01d50d1u, 0x01d5150u, 0x01d5161u, 0x01d51d0u, 0x01d51e2u, 0x01d5381u, 0x01d53a0u, 0x01d53b1u,
+    0x01d53f0u, 0x01d5401u, 0x01d5450u, 0x01d5461u, 0x01d5470u, 0x01d54a1u, 0x01d5510u, 0x01d5522u,
+    0x01d56c1u, 0x01d5862u, 0x01d5a01u, 0x01d5ba2u, 0x01d5d41u, 0x01d5ee2u, 0x01d6081u, 0x01d6222u,
+    0x01d63c1u, 0x01d6562u, 0x01d6701u, 0x01d68a2u, 0x01d6a60u, 0x01d6a81u, 0x01d6c10u, 0x01d6c22u,
+    0x01d6db0u, 0x01d6dc2u, 0x01d6e21u, 0x01d6fb0u, 0x01d6fc2u, 0x01d7150u, 0x01d7162u, 0x01d71c1u,
+    0x01d7350u, 0x01d7362u, 0x01d74f0u, 0x01d7502u, 0x01d7561u, 0x01d76f0u, 0x01d7702u, 0x01d7890u,
+    0x01d78a2u, 0x01d7901u, 0x01d7a90u, 0x01d7aa2u, 0x01d7c30u, 0x01d7c42u, 0x01d7ca1u, 0x01d7cb2u,
+    0x01d7cc0u, 0x01d7ce7u, 0x01d8000u, 0x01da006u, 0x01da370u, 0x01da3b6u, 0x01da6d0u, 0x01da756u,
+    0x01da760u, 0x01da846u, 0x01da850u, 0x01da9b6u, 0x01daa00u, 0x01daa16u, 0x01dab00u, 0x01df002u,
+    0x01df0a5u, 0x01df0b2u, 0x01df1f0u, 0x01df252u, 0x01df2b0u, 0x01e0006u, 0x01e0070u, 0x01e0086u,
+    0x01e0190u, 0x01e01b6u, 0x01e0220u, 0x01e0236u, 0x01e0250u, 0x01e0266u, 0x01e02b0u, 0x01e0304u,
+    0x01e06e0u, 0x01e08f6u, 0x01e0900u, 0x01e1005u, 0x01e12d0u, 0x01e1306u, 0x01e1374u, 0x01e13e0u,
+    0x01e1407u, 0x01e14a0u, 0x01e14e5u, 0x01e14f0u, 0x01e2905u, 0x01e2ae6u, 0x01e2af0u, 0x01e2c05u,
+    0x01e2ec6u, 0x01e2f07u, 0x01e2fa0u, 0x01e4d05u, 0x01e4eb4u, 0x01e4ec6u, 0x01e4f07u, 0x01e4fa0u,
+    0x01e5d05u, 0x01e5ee6u, 0x01e5f05u, 0x01e5f17u, 0x01e5fb0u, 0x01e7e05u, 0x01e7e70u, 0x01e7e85u,
+    0x01e7ec0u, 0x01e7ed5u, 0x01e7ef0u, 0x01e7f05u, 0x01e7ff0u, 0x01e8005u, 0x01e8c50u, 0x01e8c77u,
+    0x01e8d06u, 0x01e8d70u, 0x01e9001u, 0x01e9222u, 0x01e9446u, 0x01e94b4u, 0x01e94c0u, 0x01e9507u,
+    0x01e95a0u, 0x01ec717u, 0x01ecac0u, 0x01ecad7u, 0x01ecb00u, 0x01ecb17u, 0x01ecb50u, 0x01ed017u,
+    0x01ed2e0u, 0x01ed2f7u, 0x01ed3e0u, 0x01ee005u, 0x01ee040u, 0x01ee055u, 0x01ee200u, 0x01ee215u,
+    0x01ee230u, 0x01ee245u, 0x01ee250u, 0x01ee275u, 0x01ee280u, 0x01ee295u, 0x01ee330u, 0x01ee345u,
+    0x01ee380u, 0x01ee395u, 0x01ee3a0u, 0x01ee3b5u, 0x01ee3c0u, 0x01ee425u, 0x01ee430u, 0x01ee475u,
+    0x01ee480u, 0x01ee495u, 0x01ee4a0u, 0x01ee4b5u, 0x01ee4c0u, 0x01ee4d5u, 0x01ee500u, 0x01ee515u,
+    0x01ee530u, 0x01ee545u, 0x01ee550u, 0x01ee575u, 0x01ee580u, 0x01ee595u, 0x01ee5a0u, 0x01ee5b5u,
+    0x01ee5c0u, 0x01ee5d5u, 0x01ee5e0u, 0x01ee5f5u, 0x01ee600u, 0x01ee615u, 0x01ee630u, 0x01ee645u,
+    0x01ee650u, 0x01ee675u, 0x01ee6b0u, 0x01ee6c5u, 0x01ee730u, 0x01ee745u, 0x01ee780u, 0x01ee795u,
+    0x01ee7d0u, 0x01ee7e5u, 0x01ee7f0u, 0x01ee805u, 0x01ee8a0u, 0x01ee8b5u, 0x01ee9c0u, 0x01eea15u,
+    0x01eea40u, 0x01eea55u, 0x01eeaa0u, 0x01eeab5u, 0x01eebc0u, 0x01f1007u, 0x01f10d0u, 0x01fbf07u,
+    0x01fbfa0u, 0x0200005u, 0x02a6e00u, 0x02a7005u, 0x02b73a0u, 0x02b7405u, 0x02b81e0u, 0x02b8205u,
+    0x02cea20u, 0x02ceb05u, 0x02ebe10u, 0x02ebf05u, 0x02ee5e0u, 0x02f8005u, 0x02fa1e0u, 0x0300005u,
+    0x03134b0u, 0x0313505u, 0x0323b00u, 0x0e01006u, 0x0e01f00u,
+};
+#endif /* FTI__UC_TABLES */
+/* ---- end src/03_tables.c ---- */
+/* ---- begin src/03_tokenizer.c ---- */
+/* === tokenizer: implementation === */
+/*
+ * Data layout. A tokenizer keeps one entry per id (fti__tok_entry: offset and length of the
+ * token's bytes in one blob, its merge rank and type) and one open-addressing hash table from
+ * bytes to id over the ordinary tokens (the rank table: BPE looks up the concatenation of two
+ * adjacent parts in it). Special tokens live in the same entry array and a small list.
+ *
+ * Encoding a segment: the pre-tokenizer (hand-written matchers of the three split regexes over
+ * generated Unicode classes) yields pre-tokens; each is looked up whole (most English words are
+ * one token), then in a per-call cache, else merged: for short words tiktoken's scan for the
+ * lowest-ranked pair (O(n^2) but tiny n), for long words a binary heap of (rank, position) over a
+ * linked list of parts (O(n log n)). Both give the same result: the lowest rank is merged first,
+ * the leftmost on ties.
+ *
+ * Multi-threaded encoding cuts the text at "safe" boundaries: a space between two ASCII letters,
+ * or a letter right after a newline. Every pre-tokenizer here ends the token before such a point
+ * (a letter run cannot take a space or newline after it; whitespace and punctuation tokens end at
+ * a letter) and starts the next token at it, and no special token occurrence may span it
+ * (checked), so chunks encode independently and the concatenated ids equal the serial ones.
+ */
+/* #include "03_tokenizer.h" (amalgamated) */
+/* #include "03_tables.c" (amalgamated) */
+
+/* #include <stdlib.h> (already included) */
+/* #include <string.h> (already included) */
+
+/* === tokenizer: Unicode classes and UTF-8 === */
+
+#define FTI__TOKM(c) (1u << (c))
+#define FTI__TOKM_L (FTI__TOKM(FTI__UC_LU) | FTI__TOKM(FTI__UC_LL) | FTI__TOKM(FTI__UC_LT) | \
+                     FTI__TOKM(FTI__UC_LM) | FTI__TOKM(FTI__UC_LO))
+/* o200k: [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] and [\p{Ll}\p{Lm}\p{Lo}\p{M}] */
+#define FTI__TOKM_U (FTI__TOKM(FTI__UC_LU) | FTI__TOKM(FTI__UC_LT) | FTI__TOKM(FTI__UC_LM) | \
+                     FTI__TOKM(FTI__UC_LO) | FTI__TOKM(FTI__UC_M))
+#define FTI__TOKM_W (FTI__TOKM(FTI__UC_LL) | FTI__TOKM(FTI__UC_LM) | FTI__TOKM(FTI__UC_LO) | \
+                     FTI__TOKM(FTI__UC_M))
+#define FTI__IS_L(c) ((FTI__TOKM(c) & FTI__TOKM_L) != 0)
+#define FTI__IS_N(c) ((c) == FTI__UC_N)
+#define FTI__IS_WS(c) ((c) == FTI__UC_WS)
+/* [^\s\p{L}\p{N}] */
+#define FTI__IS_OTHER(c) (!FTI__IS_L(c) && !FTI__IS_N(c) && !FTI__IS_WS(c))
+
+static int fti__uc_class(uint32_t cp) {
+    size_t lo = 0, hi = FTI__UC_N_RUNS;
+    if (cp < 0x800) return fti__uc_small[cp];
+    /* last run whose start <= cp */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((fti__uc_runs[mid] >> 4) <= cp) lo = mid;
+        else hi = mid;
+    }
+    return (int)(fti__uc_runs[lo] & 15u);
+}
+
+/* Strictly decodes the UTF-8 character at s[i] (i < n): returns its length and stores its code
+ * point, or returns 0 for an invalid or truncated sequence. */
+static size_t fti__utf8_char(const unsigned char *s, size_t n, size_t i, uint32_t *cp) {
+    unsigned b0 = s[i], b1, b2, b3;
+    size_t left = n - i;
+    if (b0 < 0x80) {
+        *cp = b0;
+        return 1;
+    }
+    if (b0 < 0xC2 || b0 > 0xF4 || left < 2) return 0;
+    b1 = s[i + 1];
+    if (b0 < 0xE0) {
+        if ((b1 & 0xC0) != 0x80) return 0;
+        *cp = ((uint32_t)(b0 & 0x1F) << 6) | (b1 & 0x3F);
+        return 2;
+    }
+    if (b0 < 0xF0) {
+        if (left < 3) return 0;
+        b2 = s[i + 2];
+        if ((b1 & 0xC0) != 0x80 || (b2 & 0xC0) != 0x80) return 0;
+        if (b0 == 0xE0 && b1 < 0xA0) return 0; /* overlong */
+        if (b0 == 0xED && b1 > 0x9F) return 0; /* surrogate */
+        *cp = ((uint32_t)(b0 & 0x0F) << 12) | ((uint32_t)(b1 & 0x3F) << 6) | (b2 & 0x3F);
+        return 3;
+    }
+    if (left < 4) return 0;
+    b2 = s[i + 2];
+    b3 = s[i + 3];
+    if ((b1 & 0xC0) != 0x80 || (b2 & 0xC0) != 0x80 || (b3 & 0xC0) != 0x80) return 0;
+    if (b0 == 0xF0 && b1 < 0x90) return 0; /* overlong */
+    if (b0 == 0xF4 && b1 > 0x8F) return 0; /* > U+10FFFF */
+    *cp = ((uint32_t)(b0 & 0x07) << 18) | ((uint32_t)(b1 & 0x3F) << 12) |
+          ((uint32_t)(b2 & 0x3F) << 6) | (b3 & 0x3F);
+    return 4;
+}
+
+/* Class and byte length of the character at s[i] (i < n). An invalid byte is one OTHER char. */
+static int fti__cls_slow(const unsigned char *s, size_t n, size_t i, size_t *len) {
+    uint32_t cp = 0;
+    size_t l = fti__utf8_char(s, n, i, &cp);
+    if (l == 0) {
+        *len = 1;
+        return FTI__UC_OTHER;
+    }
+    *len = l;
+    return fti__uc_class(cp);
+}
+
+#define FTI__CLS(s, n, i, lenp) \
+    ((s)[i] < 0x80 ? (*(lenp) = 1, (int)fti__uc_small[(s)[i]]) : fti__cls_slow(s, n, i, lenp))
+
+/* === tokenizer: pre-tokenizers === */
+/*
+ * Each matcher returns the end of the token that the split regex matches at i, following the
+ * regex's leftmost-first alternation and greedy backtracking exactly. No pattern has a
+ * lookbehind, so a match depends only on the text from i on.
+ */
+
+/* End of the run of characters whose class is in `mask`, starting at i. */
+static size_t fti__run(const unsigned char *s, size_t n, size_t i, unsigned mask) {
+    while (i < n) {
+        size_t l;
+        int c = FTI__CLS(s, n, i, &l);
+        if (!(FTI__TOKM(c) & mask)) break;
+        i += l;
+    }
+    return i;
+}
+
+#define FTI__TOKM_OTHER (~(FTI__TOKM_L | FTI__TOKM(FTI__UC_N) | FTI__TOKM(FTI__UC_WS)))
+
+/* Contraction 's 't 're 've 'm 'll 'd at s[i] == '\''; length or 0. icase: (?i:...), where
+ * Unicode simple case folding also maps U+017F (long s) to s. */
+static size_t fti__contraction(const unsigned char *s, size_t n, size_t i, int icase) {
+    unsigned c1, c2;
+    if (i + 1 >= n) return 0;
+    c1 = s[i + 1];
+    if (icase && c1 >= 'A' && c1 <= 'Z') c1 += 32;
+    if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') return 2;
+    if (icase && c1 == 0xC5 && i + 2 < n && s[i + 2] == 0xBF) return 3;
+    if (i + 2 >= n) return 0;
+    c2 = s[i + 2];
+    if (icase && c2 >= 'A' && c2 <= 'Z') c2 += 32;
+    if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) return 3;
+    return 0;
+}
+
+/* The whitespace alternatives. With nl_rule (cl100k, o200k) first `\s*[\r\n]+`; then
+ * `\s+(?!\S)|\s+`. s[i] is whitespace. */
+static size_t fti__ws_token(const unsigned char *s, size_t n, size_t i, int nl_rule) {
+    size_t j = i, last = i, nl_end = 0;
+    while (j < n) {
+        size_t l;
+        int c = FTI__CLS(s, n, j, &l);
+        if (!FTI__IS_WS(c)) break;
+        if (s[j] == '\r' || s[j] == '\n') nl_end = j + 1;
+        last = j;
+        j += l;
+    }
+    if (nl_rule && nl_end) return nl_end;
+    if (j == n) return j;
+    /* followed by a non-space: \s+(?!\S) backs off one character, if that leaves any */
+    return last > i ? last : j;
+}
+
+static size_t fti__pretok_gpt2(const unsigned char *s, size_t n, size_t i) {
+    size_t l, l2;
+    int c;
+    if (s[i] == '\'') {
+        size_t k = fti__contraction(s, n, i, 0);
+        if (k) return i + k;
+    }
+    c = FTI__CLS(s, n, i, &l);
+    if (s[i] == ' ' && i + 1 < n) {
+        int c2 = FTI__CLS(s, n, i + 1, &l2);
+        if (FTI__IS_L(c2)) return fti__run(s, n, i + 1, FTI__TOKM_L);
+        if (FTI__IS_N(c2)) return fti__run(s, n, i + 1, FTI__TOKM(FTI__UC_N));
+        if (FTI__IS_OTHER(c2)) return fti__run(s, n, i + 1, FTI__TOKM_OTHER);
+    }
+    if (FTI__IS_L(c)) return fti__run(s, n, i, FTI__TOKM_L);
+    if (FTI__IS_N(c)) return fti__run(s, n, i, FTI__TOKM(FTI__UC_N));
+    if (FTI__IS_OTHER(c)) return fti__run(s, n, i, FTI__TOKM_OTHER);
+    return fti__ws_token(s, n, i, 0);
+}
+
+/* \p{N}{1,3} */
+static size_t fti__digits3(const unsigned char *s, size_t n, size_t i) {
+    int k;
+    for (k = 0; k < 3 && i < n; k++) {
+        size_t l;
+        int c = FTI__CLS(s, n, i, &l);
+        if (!FTI__IS_N(c)) break;
+        i += l;
+    }
+    return i;
+}
+
+/* ` ?[^\s\p{L}\p{N}]+[\r\n]*` (o200k: [\r\n/]*) at i, or 0 if it does not match. */
+static size_t fti__punct_token(const unsigned char *s, size_t n, size_t i, int c, int slash) {
+    size_t j = i, l;
+    if (s[i] == ' ' && i + 1 < n) {
+        int c2 = FTI__CLS(s, n, i + 1, &l);
+        if (FTI__IS_OTHER(c2)) j = i + 1;
+    }
+    if (j == i && !FTI__IS_OTHER(c)) return 0;
+    j = fti__run(s, n, j, FTI__TOKM_OTHER);
+    while (j < n && (s[j] == '\r' || s[j] == '\n' || (slash && s[j] == '/'))) j++;
+    return j;
+}
+
+static size_t fti__pretok_cl100k(const unsigned char *s, size_t n, size_t i) {
+    size_t l, l2, e;
+    int c;
+    if (s[i] == '\'') {
+        size_t k = fti__contraction(s, n, i, 1);
+        if (k) return i + k;
+    }
+    c = FTI__CLS(s, n, i, &l);
+    if (FTI__IS_L(c)) return fti__run(s, n, i + l, FTI__TOKM_L);
+    /* [^\r\n\p{L}\p{N}]?\p{L}+ with the optional prefix */
+    if (!FTI__IS_N(c) && s[i] != '\r' && s[i] != '\n' && i + l < n) {
+        int c2 = FTI__CLS(s, n, i + l, &l2);
+        if (FTI__IS_L(c2)) return fti__run(s, n, i + l, FTI__TOKM_L);
+    }
+    if (FTI__IS_N(c)) return fti__digits3(s, n, i);
+    e = fti__punct_token(s, n, i, c, 0);
+    if (e) return e;
+    return fti__ws_token(s, n, i, 1);
+}
+
+/* o200k: [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+ from j; 0 if no match.
+ * Greedy U* then W+; backtracking U* leaves the match ending after the last W in the U run. */
+static size_t fti__o200k_uw(const unsigned char *s, size_t n, size_t j) {
+    size_t u = j, last_w_end = 0, l;
+    while (u < n) {
+        int c = FTI__CLS(s, n, u, &l);
+        if (!(FTI__TOKM(c) & FTI__TOKM_U)) break;
+        if (FTI__TOKM(c) & FTI__TOKM_W) last_w_end = u + l;
+        u += l;
+    }
+    if (u < n) {
+        int c = FTI__CLS(s, n, u, &l);
+        if (FTI__TOKM(c) & FTI__TOKM_W) return fti__run(s, n, u, FTI__TOKM_W);
+    }
+    return last_w_end;
+}
+
+static size_t fti__pretok_o200k(const unsigned char *s, size_t n, size_t i) {
+    size_t l, l2, e;
+    int c = FTI__CLS(s, n, i, &l), c2 = -1;
+    int prefix_ok = !FTI__IS_L(c) && !FTI__IS_N(c) && s[i] != '\r' && s[i] != '\n';
+    if (i + l < n) c2 = FTI__CLS(s, n, i + l, &l2);
+    /* alternative 1: prefix? U* W+ contraction? */
+    e = 0;
+    if (prefix_ok && c2 >= 0) e = fti__o200k_uw(s, n, i + l);
+    if (!e) e = fti__o200k_uw(s, n, i);
+    /* alternative 2: prefix? U+ W* contraction? */
+    if (!e) {
+        if (prefix_ok && c2 >= 0 && (FTI__TOKM(c2) & FTI__TOKM_U))
+            e = fti__run(s, n, fti__run(s, n, i + l, FTI__TOKM_U), FTI__TOKM_W);
+        else if (FTI__TOKM(c) & FTI__TOKM_U)
+            e = fti__run(s, n, fti__run(s, n, i, FTI__TOKM_U), FTI__TOKM_W);
+    }
+    if (e) {
+        if (e < n && s[e] == '\'') e += fti__contraction(s, n, e, 1);
+        return e;
+    }
+    if (FTI__IS_N(c)) return fti__digits3(s, n, i);
+    e = fti__punct_token(s, n, i, c, 1);
+    if (e) return e;
+    return fti__ws_token(s, n, i, 1);
+}
+
+static size_t fti__pretok_step(fti_pretok kind, const unsigned char *s, size_t n, size_t i) {
+    switch (kind) {
+    case FTI_PRETOK_CL100K: return fti__pretok_cl100k(s, n, i);
+    case FTI_PRETOK_O200K: return fti__pretok_o200k(s, n, i);
+    default: return fti__pretok_gpt2(s, n, i);
+    }
+}
+
+FTIDEF size_t fti_pretok_next(fti_pretok kind, const char *text, size_t len, size_t pos) {
+    if (!text || pos >= len) return len;
+    return fti__pretok_step(kind, (const unsigned char *)text, len, pos);
+}
+
+FTIDEF const char *fti_pretok_name(fti_pretok kind) {
+    switch (kind) {
+    case FTI_PRETOK_DEFAULT: return "default";
+    case FTI_PRETOK_GPT2: return "gpt2";
+    case FTI_PRETOK_CL100K: return "cl100k";
+    case FTI_PRETOK_O200K: return "o200k";
+    }
+    return "?";
+}
+
+FTIDEF fti_pretok fti_pretok_parse(const char *name) {
+    if (!name) return FTI_PRETOK_DEFAULT;
+    if (!strcmp(name, "gpt2") || !strcmp(name, "gpt-2") || !strcmp(name, "r50k") ||
+        !strcmp(name, "r50k_base") || !strcmp(name, "p50k_base"))
+        return FTI_PRETOK_GPT2;
+    if (!strcmp(name, "cl100k") || !strcmp(name, "cl100k_base") || !strcmp(name, "llama-bpe") ||
+        !strcmp(name, "llama3"))
+        return FTI_PRETOK_CL100K;
+    if (!strcmp(name, "o200k") || !strcmp(name, "o200k_base") || !strcmp(name, "gpt-4o"))
+        return FTI_PRETOK_O200K;
+    return FTI_PRETOK_DEFAULT;
+}
+
+/* A safe cut before text[p]: either a space between two ASCII letters, or a letter (ASCII, or
+ * any \p{L}) right after a '\n'. Every pattern here ends the token holding text[p-1] at p and
+ * starts a token at p (see the top comment); matching from p depends only on text[p..]. */
+static int fti__safe_cut(const unsigned char *s, size_t n, size_t p) {
+    unsigned a, b;
+    if (p == 0 || p >= n) return 0;
+    if (s[p - 1] == '\n') {
+        size_t l;
+        int c = FTI__CLS(s, n, p, &l);
+        return FTI__IS_L(c);
+    }
+    if (p + 1 >= n || s[p] != ' ') return 0;
+    a = s[p - 1] | 32u;
+    b = s[p + 1] | 32u;
+    return a >= 'a' && a <= 'z' && b >= 'a' && b <= 'z';
+}
+
+/* First safe cut in [from, limit), or 0 if none. */
+static size_t fti__find_cut(const unsigned char *s, size_t n, size_t from, size_t limit) {
+    size_t p;
+    if (limit > n) limit = n;
+    if (from == 0) from = 1;
+    for (p = from; p < limit; p++)
+        if ((s[p] == ' ' || s[p - 1] == '\n') && fti__safe_cut(s, n, p)) return p;
+    return 0;
+}
+
+/* === tokenizer: the vocabulary === */
+
+#define FTI__NO_RANK 0xFFFFFFFFu
+#define FTI__NO_ID 0xFFFFFFFFu
+
+typedef struct fti__tok_entry {
+    uint32_t off;  /* bytes in tok->blob */
+    uint32_t len;  /* 0 = hole */
+    uint32_t rank; /* merge rank of an ordinary token, FTI__NO_RANK if it cannot be merged to */
+    uint32_t type; /* fti_token_type: NORMAL or CONTROL (0 for a hole) */
+} fti__tok_entry;
+
+/* Hash slot: the token's first 8 bytes (`head`, zero-padded), its length and 16 bits of the hash
+ * (`len_tag`), blob offset, id + 1 (0 = empty) and rank: a lookup of a token of up to 8 bytes
+ * (most BPE pairs) touches only the slot. */
+typedef struct fti__tok_slot {
+    uint64_t head;
+    uint32_t len_tag; /* len | (hash >> 48) << 16 */
+    uint32_t off;
+    uint32_t id1;
+    uint32_t rank;
+} fti__tok_slot;
+
+struct fti_tokenizer {
+    fti_pretok pretok;
+    size_t n_vocab;          /* ids 0 .. n_vocab-1 */
+    fti__tok_entry *entries; /* (n_vocab) */
+    size_t entries_cap;
+    unsigned char *blob;     /* token bytes */
+    size_t blob_len, blob_cap;
+    fti__tok_slot *slots;    /* ordinary tokens by bytes; power-of-two size */
+    size_t slot_mask;
+    uint32_t byte_id[256];   /* id of each single-byte token */
+    uint32_t *special;       /* ids of special tokens, in id order */
+    size_t n_special;
+    unsigned char special_first[32]; /* bitset of the first bytes of special tokens */
+    unsigned char sha[32];   /* SHA-256 of the canonical serialization */
+};
+
+/* Hash of a byte string (also picks the cache slot). Reads 8 bytes at a time. */
+static uint64_t fti__tok_hash(const unsigned char *p, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ ((uint64_t)n * 0xC2B2AE3D27D4EB4Full);
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = (h ^ v) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 32;
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t v = 0;
+        size_t k;
+        for (k = 0; k < n; k++) v |= (uint64_t)p[k] << (8 * k);
+        h = (h ^ v) * 0xFF51AFD7ED558CCDull;
+    }
+    h ^= h >> 29;
+    h *= 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 32;
+    return h;
+}
+
+/* The first min(n, 8) bytes of p as a number (zero-padded). */
+static uint64_t fti__tok_head(const unsigned char *p, size_t n) {
+    uint64_t v = 0;
+    size_t k;
+    if (n >= 8) {
+        memcpy(&v, p, 8);
+        return v;
+    }
+    for (k = 0; k < n; k++) v |= (uint64_t)p[k] << (8 * k);
+    return v;
+}
+
+/* Slot of bytes p[0..n) in the rank table, or NULL. */
+static const fti__tok_slot *fti__tok_lookup_h(const fti_tokenizer *tok, const unsigned char *p,
+                                              size_t n, uint64_t h) {
+    size_t i = (size_t)h & tok->slot_mask;
+    uint32_t len_tag = (uint32_t)n | (uint32_t)(h >> 48) << 16;
+    uint64_t head;
+    if (n > 0xFFFF) return NULL;
+    head = fti__tok_head(p, n);
+    for (;;) {
+        const fti__tok_slot *s = &tok->slots[i];
+        if (!s->id1) return NULL;
+        if (s->len_tag == len_tag && s->head == head &&
+            (n <= 8 || memcmp(tok->blob + s->off + 8, p + 8, n - 8) == 0))
+            return s;
+        i = (i + 1) & tok->slot_mask;
+    }
+}
+
+static const fti__tok_slot *fti__tok_lookup(const fti_tokenizer *tok, const unsigned char *p,
+                                            size_t n) {
+    return fti__tok_lookup_h(tok, p, n, fti__tok_hash(p, n));
+}
+
+static void fti__tok_free_parts(fti_tokenizer *tok) {
+    fti_free(tok->entries);
+    fti_free(tok->blob);
+    fti_free(tok->slots);
+    fti_free(tok->special);
+}
+
+FTIDEF void fti_tokenizer_free(fti_tokenizer *tok) {
+    if (!tok) return;
+    fti__tok_free_parts(tok);
+    fti_free(tok);
+}
+
+/* A vocabulary under construction: entries by id, grown as ids arrive. */
+static fti_tokenizer *fti__tok_new(void) {
+    fti_tokenizer *tok = (fti_tokenizer *)fti_calloc(1, sizeof(fti_tokenizer));
+    return tok;
+}
+
+/* Ensures ids < n exist (holes); capacity grows geometrically. */
+static fti_result fti__tok_grow(fti_tokenizer *tok, size_t n) {
+    if (n <= tok->n_vocab) return FTI_OK;
+    if (n > FTI_TOK_MAX_VOCAB) return FTI_ERR_LIMIT;
+    if (n > tok->entries_cap) {
+        size_t cap = tok->entries_cap ? tok->entries_cap : 512;
+        fti__tok_entry *e;
+        while (cap < n) cap *= 2;
+        e = (fti__tok_entry *)fti_realloc(tok->entries, cap * sizeof(fti__tok_entry));
+        if (!e) return FTI_ERR_NOMEM;
+        tok->entries = e;
+        tok->entries_cap = cap;
+    }
+    memset(tok->entries + tok->n_vocab, 0, (n - tok->n_vocab) * sizeof(fti__tok_entry));
+    tok->n_vocab = n;
+    return FTI_OK;
+}
+
+/* Sets token `id` (must be a hole). Checks nothing else; fti__tok_finish validates. */
+static fti_result fti__tok_set(fti_tokenizer *tok, uint32_t id, const void *bytes, size_t len,
+                               uint32_t rank, uint32_t type) {
+    fti_result r;
+    if (len == 0 || len > FTI_TOK_MAX_TOKEN_BYTES) return FTI_ERR_LIMIT;
+    if ((size_t)id >= FTI_TOK_MAX_VOCAB) return FTI_ERR_LIMIT;
+    r = fti__tok_grow(tok, (size_t)id + 1);
+    if (r != FTI_OK) return r;
+    if (tok->entries[id].len) return FTI_ERR_EXISTS;
+    if (tok->blob_len + len > tok->blob_cap) {
+        size_t cap = tok->blob_cap ? tok->blob_cap * 2 : 4096;
+        unsigned char *b;
+        while (cap < tok->blob_len + len) cap *= 2;
+        if (cap > 0xFFFFFFFFu) return FTI_ERR_LIMIT;
+        b = (unsigned char *)fti_realloc(tok->blob, cap);
+        if (!b) return FTI_ERR_NOMEM;
+        tok->blob = b;
+        tok->blob_cap = cap;
+    }
+    memcpy(tok->blob + tok->blob_len, bytes, len);
+    tok->entries[id].off = (uint32_t)tok->blob_len;
+    tok->entries[id].len = (uint32_t)len;
+    tok->entries[id].rank = rank;
+    tok->entries[id].type = type;
+    tok->blob_len += len;
+    return FTI_OK;
+}
+
+/* Canonical serialization (fti format v1), see docs/tokenizer.md:
+ *   "FTITOKEN" u32 version=1, u32 pretok, u32 n_vocab, u32 n_tokens,
+ *   n_tokens records in id order: u32 id, u8 type, u32 rank, u16 len, bytes;
+ *   32-byte SHA-256 of everything before it. */
+#define FTI__TOK_MAGIC "FTITOKEN"
+#define FTI__TOK_VERSION 1u
+
+static fti_result fti__tok_serialize_body(const fti_tokenizer *tok, fti_buf *out) {
+    unsigned char hdr[24], rec[11];
+    size_t id, n_tokens = 0;
+    for (id = 0; id < tok->n_vocab; id++)
+        if (tok->entries[id].len) n_tokens++;
+    memcpy(hdr, FTI__TOK_MAGIC, 8);
+    fti_store_u32(hdr + 8, FTI__TOK_VERSION);
+    fti_store_u32(hdr + 12, (uint32_t)tok->pretok);
+    fti_store_u32(hdr + 16, (uint32_t)tok->n_vocab);
+    fti_store_u32(hdr + 20, (uint32_t)n_tokens);
+    fti_buf_reserve(out, 24 + n_tokens * 11 + tok->blob_len + 32);
+    fti_buf_append(out, hdr, 24);
+    for (id = 0; id < tok->n_vocab; id++) {
+        const fti__tok_entry *e = &tok->entries[id];
+        if (!e->len) continue;
+        fti_store_u32(rec, (uint32_t)id);
+        rec[4] = (unsigned char)e->type;
+        fti_store_u32(rec + 5, e->rank);
+        fti_store_u16(rec + 9, (uint16_t)e->len);
+        fti_buf_append(out, rec, 11);
+        fti_buf_append(out, tok->blob + e->off, e->len);
+    }
+    return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+static int fti__cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Builds the rank table and special list, checks the vocabulary, computes the id. Errors are
+ * reported with `name`. */
+static fti_result fti__tok_finish(fti_tokenizer *tok, const char *name, fti_error *err) {
+    size_t id, n_ord = 0, cap = 16, i;
+    fti_buf body;
+    if (!name) name = "tokenizer";
+    for (i = 0; i < 256; i++) tok->byte_id[i] = FTI__NO_ID;
+    for (id = 0; id < tok->n_vocab; id++)
+        if (tok->entries[id].len && tok->entries[id].type == FTI_TOKEN_NORMAL) n_ord++;
+    while (cap < 2 * n_ord + 16) cap *= 2;
+    fti_free(tok->slots);
+    tok->slots = (fti__tok_slot *)fti_calloc(cap, sizeof(fti__tok_slot));
+    if (!tok->slots) return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", name);
+    tok->slot_mask = cap - 1;
+    fti_free(tok->special);
+    tok->special = NULL;
+    tok->n_special = 0;
+    memset(tok->special_first, 0, sizeof tok->special_first);
+    for (id = 0; id < tok->n_vocab; id++) {
+        fti__tok_entry *e = &tok->entries[id];
+        const unsigned char *p = tok->blob + e->off;
+        if (!e->len) continue;
+        if (e->type == FTI_TOKEN_NORMAL) {
+            uint64_t h = fti__tok_hash(p, e->len);
+            size_t k = (size_t)h & tok->slot_mask;
+            if (fti__tok_lookup_h(tok, p, e->len, h))
+                return fti_error_set(err, FTI_ERR_FORMAT,
+                                     "%s: token %u repeats the bytes of token %u", name,
+                                     (unsigned)id,
+                                     (unsigned)(fti__tok_lookup_h(tok, p, e->len, h)->id1 - 1));
+            while (tok->slots[k].id1) k = (k + 1) & tok->slot_mask;
+            tok->slots[k].head = fti__tok_head(p, e->len);
+            tok->slots[k].len_tag = e->len | (uint32_t)(h >> 48) << 16;
+            tok->slots[k].off = e->off;
+            tok->slots[k].id1 = (uint32_t)id + 1;
+            tok->slots[k].rank = e->len == 1 ? FTI__NO_RANK : e->rank;
+            if (e->len == 1) tok->byte_id[p[0]] = (uint32_t)id;
+        } else if (e->type == FTI_TOKEN_CONTROL) {
+            tok->n_special++;
+        } else {
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: token %u has unknown type %u", name,
+                                 (unsigned)id, (unsigned)e->type);
+        }
+    }
+    for (i = 0; i < 256; i++)
+        if (tok->byte_id[i] == FTI__NO_ID)
+            return fti_error_set(err, FTI_ERR_FORMAT,
+                                 "%s: no token for byte 0x%02x (a byte-level BPE needs all 256)",
+                                 name, (unsigned)i);
+    /* ranks of mergeable tokens must be unique */
+    {
+        uint32_t *ranks = (uint32_t *)fti_malloc((n_ord + 1) * sizeof(uint32_t));
+        size_t nr = 0;
+        if (!ranks) return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", name);
+        for (id = 0; id < tok->n_vocab; id++) {
+            const fti__tok_entry *e = &tok->entries[id];
+            if (e->len > 1 && e->type == FTI_TOKEN_NORMAL && e->rank != FTI__NO_RANK)
+                ranks[nr++] = e->rank;
+        }
+        {
+            size_t a;
+            if (nr > 1) qsort(ranks, nr, sizeof(uint32_t), fti__cmp_u32);
+            for (a = 1; a < nr; a++)
+                if (ranks[a] == ranks[a - 1]) {
+                    uint32_t dup = ranks[a];
+                    fti_free(ranks);
+                    return fti_error_set(err, FTI_ERR_FORMAT, "%s: rank %u is used twice", name,
+                                         (unsigned)dup);
+                }
+        }
+        fti_free(ranks);
+    }
+    if (tok->n_special) {
+        size_t k = 0;
+        tok->special = (uint32_t *)fti_malloc(tok->n_special * sizeof(uint32_t));
+        if (!tok->special) return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", name);
+        for (id = 0; id < tok->n_vocab; id++) {
+            const fti__tok_entry *e = &tok->entries[id];
+            if (!e->len || e->type != FTI_TOKEN_CONTROL) continue;
+            for (i = 0; i < k; i++) {
+                const fti__tok_entry *o = &tok->entries[tok->special[i]];
+                if (o->len == e->len && !memcmp(tok->blob + o->off, tok->blob + e->off, e->len))
+                    return fti_error_set(err, FTI_ERR_FORMAT,
+                                         "%s: special tokens %u and %u are the same string", name,
+                                         (unsigned)tok->special[i], (unsigned)id);
+            }
+            tok->special[k++] = (uint32_t)id;
+            tok->special_first[tok->blob[e->off] >> 3] |=
+                (unsigned char)(1u << (tok->blob[e->off] & 7));
+        }
+    }
+    if (tok->pretok < FTI_PRETOK_GPT2 || tok->pretok > FTI_PRETOK_O200K)
+        tok->pretok = FTI_PRETOK_GPT2;
+    memset(&body, 0, sizeof body);
+    if (fti__tok_serialize_body(tok, &body) != FTI_OK) {
+        fti_buf_free(&body);
+        return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", name);
+    }
+    fti_sha256_buf(body.data, body.len, tok->sha);
+    fti_buf_free(&body);
+    return FTI_OK;
+}
+
+/* === tokenizer: queries === */
+
+FTIDEF size_t fti_tokenizer_vocab_size(const fti_tokenizer *tok) { return tok ? tok->n_vocab : 0; }
+FTIDEF fti_pretok fti_tokenizer_pretok(const fti_tokenizer *tok) {
+    return tok ? tok->pretok : FTI_PRETOK_DEFAULT;
+}
+
+FTIDEF const char *fti_tokenizer_token(const fti_tokenizer *tok, uint32_t id, size_t *len) {
+    if (len) *len = 0;
+    if (!tok || (size_t)id >= tok->n_vocab || !tok->entries[id].len) return NULL;
+    if (len) *len = tok->entries[id].len;
+    return (const char *)tok->blob + tok->entries[id].off;
+}
+
+FTIDEF fti_token_type fti_tokenizer_token_type(const fti_tokenizer *tok, uint32_t id) {
+    if (!tok || (size_t)id >= tok->n_vocab || !tok->entries[id].len) return FTI_TOKEN_NONE;
+    return (fti_token_type)tok->entries[id].type;
+}
+
+FTIDEF int64_t fti_tokenizer_find(const fti_tokenizer *tok, const char *bytes, size_t len) {
+    const fti__tok_slot *s;
+    size_t i;
+    if (!tok || (!bytes && len)) return -1;
+    if (len == 0) return -1;
+    s = fti__tok_lookup(tok, (const unsigned char *)bytes, len);
+    if (s) return (int64_t)(s->id1 - 1);
+    for (i = 0; i < tok->n_special; i++) {
+        const fti__tok_entry *e = &tok->entries[tok->special[i]];
+        if (e->len == len && !memcmp(tok->blob + e->off, bytes, len)) return tok->special[i];
+    }
+    return -1;
+}
+
+FTIDEF int64_t fti_tokenizer_special_id(const fti_tokenizer *tok, const char *text) {
+    size_t i, len;
+    if (!tok || !text) return -1;
+    len = strlen(text);
+    for (i = 0; i < tok->n_special; i++) {
+        const fti__tok_entry *e = &tok->entries[tok->special[i]];
+        if (e->len == len && !memcmp(tok->blob + e->off, text, len)) return tok->special[i];
+    }
+    return -1;
+}
+
+FTIDEF size_t fti_tokenizer_n_special(const fti_tokenizer *tok) { return tok ? tok->n_special : 0; }
+FTIDEF uint32_t fti_tokenizer_special_at(const fti_tokenizer *tok, size_t i) {
+    return (tok && i < tok->n_special) ? tok->special[i] : FTI__NO_ID;
+}
+FTIDEF int64_t fti_tokenizer_eot_id(const fti_tokenizer *tok) {
+    return fti_tokenizer_special_id(tok, "<|endoftext|>");
+}
+FTIDEF void fti_tokenizer_sha256(const fti_tokenizer *tok, unsigned char digest[32]) {
+    if (tok) memcpy(digest, tok->sha, 32);
+    else memset(digest, 0, 32);
+}
+FTIDEF void fti_tokenizer_id_hex(const fti_tokenizer *tok, char hex[65]) {
+    unsigned char d[32];
+    fti_tokenizer_sha256(tok, d);
+    fti_sha256_hex(d, hex);
+}
+
+FTIDEF fti_result fti_tokenizer_add_special(fti_tokenizer *tok, const char *text, size_t len,
+                                            uint32_t *id_out) {
+    size_t i;
+    uint32_t id;
+    fti_result r;
+    if (!tok || !text || len == 0 || len > FTI_TOK_MAX_TOKEN_BYTES) return FTI_ERR_INVALID;
+    for (i = 0; i < tok->n_special; i++) {
+        const fti__tok_entry *e = &tok->entries[tok->special[i]];
+        if (e->len == len && !memcmp(tok->blob + e->off, text, len)) {
+            if (id_out) *id_out = tok->special[i];
+            return FTI_OK;
+        }
+    }
+    if (fti__tok_lookup(tok, (const unsigned char *)text, len)) return FTI_ERR_EXISTS;
+    id = (uint32_t)tok->n_vocab;
+    r = fti__tok_set(tok, id, text, len, FTI__NO_RANK, FTI_TOKEN_CONTROL);
+    if (r != FTI_OK) return r;
+    r = fti__tok_finish(tok, NULL, NULL);
+    if (r != FTI_OK) return r;
+    if (id_out) *id_out = id;
+    return FTI_OK;
+}
+
+/* === tokenizer: BPE merge of one pre-token === */
+
+/* Scratch for one encoding thread: merge arrays and the pre-token cache. */
+#define FTI__CACHE_BYTES 22
+#define FTI__CACHE_IDS 6
+typedef struct fti__cache_slot {
+    uint64_t h;
+    unsigned char n_bytes, n_ids;
+    unsigned char bytes[FTI__CACHE_BYTES];
+    uint32_t ids[FTI__CACHE_IDS];
+} fti__cache_slot;
+
+typedef struct fti__enc_ctx {
+    uint32_t *pos, *rank, *pid, *ids, *prv; /* (n+1) each */
+    uint64_t *heap;
+    size_t cap;
+    fti__cache_slot *cache; /* NULL = no cache */
+    size_t cache_mask;
+} fti__enc_ctx;
+
+static void fti__enc_ctx_free(fti__enc_ctx *c) {
+    fti_free(c->pos);
+    fti_free(c->rank);
+    fti_free(c->pid);
+    fti_free(c->ids);
+    fti_free(c->prv);
+    fti_free(c->heap);
+    fti_free(c->cache);
+    memset(c, 0, sizeof *c);
+}
+
+static fti_result fti__enc_ctx_reserve(fti__enc_ctx *c, size_t n) {
+    size_t cap = c->cap ? c->cap : 64;
+    if (n + 1 <= c->cap) return FTI_OK;
+    while (cap < n + 1) cap *= 2;
+    fti_free(c->pos);
+    fti_free(c->rank);
+    fti_free(c->pid);
+    fti_free(c->ids);
+    fti_free(c->prv);
+    fti_free(c->heap);
+    c->pos = (uint32_t *)fti_malloc(cap * sizeof(uint32_t));
+    c->rank = (uint32_t *)fti_malloc(cap * sizeof(uint32_t));
+    c->pid = (uint32_t *)fti_malloc(cap * sizeof(uint32_t));
+    c->ids = (uint32_t *)fti_malloc(cap * sizeof(uint32_t));
+    c->prv = (uint32_t *)fti_malloc(cap * sizeof(uint32_t));
+    c->heap = (uint64_t *)fti_malloc(cap * 3 * sizeof(uint64_t));
+    if (!c->pos || !c->rank || !c->pid || !c->ids || !c->prv || !c->heap) {
+        c->cap = 0;
+        return FTI_ERR_NOMEM;
+    }
+    c->cap = cap;
+    return FTI_OK;
+}
+
+/* Rank and id of the bytes p[0..n) (n >= 2) as one token, below rank_limit. */
+static uint32_t fti__pair_rank(const fti_tokenizer *tok, const unsigned char *p, size_t n,
+                               uint32_t rank_limit, uint32_t *id) {
+    const fti__tok_slot *s = fti__tok_lookup(tok, p, n);
+    if (!s || s->rank >= rank_limit) return FTI__NO_RANK;
+    *id = s->id1 - 1;
+    return s->rank;
+}
+
+/* The short-word merge (tiktoken's): parts start at pos[0..m), pos[m] = n; rank[k] is the rank of
+ * parts k and k+1 joined (pid[k] its id). Repeatedly merges the lowest, leftmost first. */
+static size_t fti__bpe_small(const fti_tokenizer *tok, fti__enc_ctx *c, const unsigned char *w,
+                             size_t n, uint32_t rank_limit) {
+    uint32_t *pos = c->pos, *rank = c->rank, *pid = c->pid, *ids = c->ids;
+    size_t m = n, k;
+    for (k = 0; k < n; k++) {
+        pos[k] = (uint32_t)k;
+        ids[k] = tok->byte_id[w[k]];
+    }
+    pos[n] = (uint32_t)n;
+    for (k = 0; k + 1 < n; k++) rank[k] = fti__pair_rank(tok, w + k, 2, rank_limit, &pid[k]);
+    while (m > 1) {
+        uint32_t best = FTI__NO_RANK;
+        size_t kb = 0;
+        for (k = 0; k + 1 < m; k++)
+            if (rank[k] < best) {
+                best = rank[k];
+                kb = k;
+            }
+        if (best == FTI__NO_RANK) break;
+        ids[kb] = pid[kb];
+        /* drop part kb+1 */
+        memmove(pos + kb + 1, pos + kb + 2, (m - kb - 1) * sizeof(uint32_t));
+        memmove(ids + kb + 1, ids + kb + 2, (m - kb - 2) * sizeof(uint32_t));
+        if (kb + 2 < m) {
+            memmove(rank + kb + 1, rank + kb + 2, (m - kb - 2 - 1) * sizeof(uint32_t));
+            memmove(pid + kb + 1, pid + kb + 2, (m - kb - 2 - 1) * sizeof(uint32_t));
+        }
+        m--;
+        if (kb + 1 < m)
+            rank[kb] =
+                fti__pair_rank(tok, w + pos[kb], pos[kb + 2] - pos[kb], rank_limit, &pid[kb]);
+        if (kb > 0)
+            rank[kb - 1] = fti__pair_rank(tok, w + pos[kb - 1], pos[kb + 1] - pos[kb - 1],
+                                          rank_limit, &pid[kb - 1]);
+    }
+    return m;
+}
+
+/* Min-heap of (rank << 32 | position). */
+static void fti__heap_push(uint64_t *h, size_t *n, uint64_t v) {
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (h[p] <= v) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = v;
+}
+static uint64_t fti__heap_pop(uint64_t *h, size_t *n) {
+    uint64_t top = h[0], v = h[--(*n)];
+    size_t i = 0, m = *n;
+    for (;;) {
+        size_t a = 2 * i + 1;
+        if (a >= m) break;
+        if (a + 1 < m && h[a + 1] < h[a]) a++;
+        if (h[a] >= v) break;
+        h[i] = h[a];
+        i = a;
+    }
+    if (m) h[i] = v;
+    return top;
+}
+
+/* The long-word merge: parts form a linked list keyed by start byte (end[k] is where part k
+ * ends and the next starts; 0 marks a merged-away part), rank[k]/pid[k] describe the pair of part
+ * k and its successor, and a min-heap holds (rank, start) entries; a popped entry whose rank no
+ * longer matches rank[k] is stale and skipped. O(n log n). Ids go to c->ids; returns the count. */
+static size_t fti__bpe_large(const fti_tokenizer *tok, fti__enc_ctx *c, const unsigned char *w,
+                             size_t n, uint32_t rank_limit) {
+    uint32_t *end = c->pos, *rank = c->rank, *pid = c->pid, *part = c->ids, *prv = c->prv;
+    uint64_t *heap = c->heap;
+    size_t nh = 0, k, m;
+    for (k = 0; k < n; k++) {
+        end[k] = (uint32_t)(k + 1);
+        prv[k] = k ? (uint32_t)(k - 1) : FTI__NO_ID;
+        part[k] = tok->byte_id[w[k]];
+        rank[k] = k + 1 < n ? fti__pair_rank(tok, w + k, 2, rank_limit, &pid[k]) : FTI__NO_RANK;
+        if (rank[k] != FTI__NO_RANK) fti__heap_push(heap, &nh, ((uint64_t)rank[k] << 32) | k);
+    }
+    while (nh) {
+        uint64_t top = fti__heap_pop(heap, &nh);
+        uint32_t r = (uint32_t)(top >> 32);
+        size_t a = (size_t)(top & 0xFFFFFFFFu), b;
+        if (end[a] == 0 || rank[a] != r) continue; /* merged away, or a stale entry */
+        b = end[a];
+        part[a] = pid[a];
+        end[a] = end[b];
+        end[b] = 0;
+        if (end[a] < n) {
+            prv[end[a]] = (uint32_t)a;
+            rank[a] = fti__pair_rank(tok, w + a, end[end[a]] - a, rank_limit, &pid[a]);
+            if (rank[a] != FTI__NO_RANK) fti__heap_push(heap, &nh, ((uint64_t)rank[a] << 32) | a);
+        } else {
+            rank[a] = FTI__NO_RANK;
+        }
+        if (prv[a] != FTI__NO_ID) {
+            size_t p = prv[a];
+            rank[p] = fti__pair_rank(tok, w + p, end[a] - p, rank_limit, &pid[p]);
+            if (rank[p] != FTI__NO_RANK) fti__heap_push(heap, &nh, ((uint64_t)rank[p] << 32) | p);
+        }
+    }
+    for (k = 0, m = 0; k < n; k = end[k]) part[m++] = part[k];
+    return m;
+}
+
+/* BPE of one pre-token w[0..n) (n >= 1) into c->ids; returns the count. Only tokens whose rank is
+ * below rank_limit are used (FTI__NO_RANK = all). */
+#define FTI__BPE_SMALL_MAX 96
+static fti_result fti__bpe(const fti_tokenizer *tok, fti__enc_ctx *c, const unsigned char *w,
+                           size_t n, uint32_t rank_limit, size_t *n_ids) {
+    if (fti__enc_ctx_reserve(c, n) != FTI_OK) return FTI_ERR_NOMEM;
+    if (n <= FTI__BPE_SMALL_MAX) *n_ids = fti__bpe_small(tok, c, w, n, rank_limit);
+    else *n_ids = fti__bpe_large(tok, c, w, n, rank_limit);
+    return FTI_OK;
+}
+
+/* === tokenizer: encoding === */
+
+FTIDEF fti_result fti_tokens_push(fti_tokens *t, uint32_t id) {
+    if (!t) return FTI_ERR_INVALID;
+    if (t->len == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        uint32_t *p;
+        if (cap > ((size_t)-1) / sizeof(uint32_t)) return FTI_ERR_NOMEM;
+        p = (uint32_t *)fti_realloc(t->ids, cap * sizeof(uint32_t));
+        if (!p) return FTI_ERR_NOMEM;
+        t->ids = p;
+        t->cap = cap;
+    }
+    t->ids[t->len++] = id;
+    return FTI_OK;
+}
+
+static fti_result fti__tokens_reserve(fti_tokens *t, size_t extra) {
+    size_t need, cap;
+    uint32_t *p;
+    if (!fti_size_add(t->len, extra, &need)) return FTI_ERR_NOMEM;
+    if (need <= t->cap) return FTI_OK;
+    cap = t->cap ? t->cap : 256;
+    while (cap < need) {
+        if (cap > ((size_t)-1) / (2 * sizeof(uint32_t))) return FTI_ERR_NOMEM;
+        cap *= 2;
+    }
+    p = (uint32_t *)fti_realloc(t->ids, cap * sizeof(uint32_t));
+    if (!p) return FTI_ERR_NOMEM;
+    t->ids = p;
+    t->cap = cap;
+    return FTI_OK;
+}
+
+FTIDEF void fti_tokens_free(fti_tokens *t) {
+    if (!t) return;
+    fti_free(t->ids);
+    t->ids = NULL;
+    t->len = t->cap = 0;
+}
+
+#define FTI__CACHE_SLOTS 8192
+static void fti__enc_ctx_cache(fti__enc_ctx *c) {
+    if (c->cache) return;
+    c->cache = (fti__cache_slot *)fti_calloc(FTI__CACHE_SLOTS, sizeof(fti__cache_slot));
+    c->cache_mask = c->cache ? FTI__CACHE_SLOTS - 1 : 0; /* no memory: just no cache */
+}
+
+/* Appends the ids of one pre-token. */
+static fti_result fti__encode_word(const fti_tokenizer *tok, fti__enc_ctx *c,
+                                   const unsigned char *w, size_t n, fti_tokens *out) {
+    uint64_t h;
+    const fti__tok_slot *s;
+    fti__cache_slot *cs = NULL;
+    size_t n_ids, k;
+    if (out->len + 1 > out->cap && fti__tokens_reserve(out, 1 + out->len / 2) != FTI_OK)
+        return FTI_ERR_NOMEM;
+    if (n == 1) {
+        out->ids[out->len++] = tok->byte_id[w[0]];
+        return FTI_OK;
+    }
+    h = fti__tok_hash(w, n);
+    s = fti__tok_lookup_h(tok, w, n, h);
+    if (s && s->rank != FTI__NO_RANK) {
+        out->ids[out->len++] = s->id1 - 1;
+        return FTI_OK;
+    }
+    if (c->cache && n <= FTI__CACHE_BYTES) {
+        cs = &c->cache[h & c->cache_mask];
+        if (cs->h == h && cs->n_bytes == n && cs->n_ids && !memcmp(cs->bytes, w, n)) {
+            if (fti__tokens_reserve(out, cs->n_ids) != FTI_OK) return FTI_ERR_NOMEM;
+            memcpy(out->ids + out->len, cs->ids, cs->n_ids * sizeof(uint32_t));
+            out->len += cs->n_ids;
+            return FTI_OK;
+        }
+    }
+    if (fti__bpe(tok, c, w, n, FTI__NO_RANK, &n_ids) != FTI_OK) return FTI_ERR_NOMEM;
+    if (fti__tokens_reserve(out, n_ids) != FTI_OK) return FTI_ERR_NOMEM;
+    for (k = 0; k < n_ids; k++) out->ids[out->len++] = c->ids[k];
+    if (cs && n_ids <= FTI__CACHE_IDS) {
+        cs->h = h;
+        cs->n_bytes = (unsigned char)n;
+        cs->n_ids = (unsigned char)n_ids;
+        memcpy(cs->bytes, w, n);
+        memcpy(cs->ids, c->ids, n_ids * sizeof(uint32_t));
+    }
+    return FTI_OK;
+}
+
+/* Pre-tokenizes and encodes text without special tokens. */
+static fti_result fti__encode_ordinary(const fti_tokenizer *tok, fti__enc_ctx *c,
+                                       const unsigned char *s, size_t n, fti_tokens *out) {
+    size_t i = 0;
+    fti_pretok kind = tok->pretok;
+    while (i < n) {
+        size_t e = fti__pretok_step(kind, s, n, i);
+        if (fti__encode_word(tok, c, s + i, e - i, out) != FTI_OK) return FTI_ERR_NOMEM;
+        i = e;
+    }
+    return FTI_OK;
+}
+
+/* Finds the first occurrence of a special token at or after `from` (the longest one when several
+ * start there). Returns 1 and sets *pos, *id, *len; 0 when there is none. */
+static int fti__find_special(const fti_tokenizer *tok, const unsigned char *s, size_t n,
+                             size_t from, size_t *pos, uint32_t *id, size_t *len) {
+    size_t p, k;
+    for (p = from; p < n; p++) {
+        size_t best_len = 0;
+        uint32_t best = 0;
+        if (!(tok->special_first[s[p] >> 3] & (1u << (s[p] & 7)))) continue;
+        for (k = 0; k < tok->n_special; k++) {
+            const fti__tok_entry *e = &tok->entries[tok->special[k]];
+            if (e->len <= n - p && e->len > best_len &&
+                !memcmp(s + p, tok->blob + e->off, e->len)) {
+                best_len = e->len;
+                best = tok->special[k];
+            }
+        }
+        if (best_len) {
+            *pos = p;
+            *id = best;
+            *len = best_len;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static fti_result fti__encode_text(const fti_tokenizer *tok, fti__enc_ctx *c,
+                                   const unsigned char *s, size_t n, unsigned flags,
+                                   fti_tokens *out) {
+    size_t i = 0, pos, len;
+    uint32_t id;
+    if (!(flags & FTI_TOK_ALLOW_SPECIAL) || !tok->n_special)
+        return fti__encode_ordinary(tok, c, s, n, out);
+    while (fti__find_special(tok, s, n, i, &pos, &id, &len)) {
+        if (fti__encode_ordinary(tok, c, s + i, pos - i, out) != FTI_OK) return FTI_ERR_NOMEM;
+        if (fti_tokens_push(out, id) != FTI_OK) return FTI_ERR_NOMEM;
+        i = pos + len;
+    }
+    return fti__encode_ordinary(tok, c, s + i, n - i, out);
+}
+
+FTIDEF fti_result fti_tokenizer_encode(const fti_tokenizer *tok, const char *text, size_t len,
+                                       unsigned flags, fti_tokens *out) {
+    fti__enc_ctx c;
+    fti_result r;
+    size_t len0;
+    if (!tok || !out || (!text && len)) return FTI_ERR_INVALID;
+    memset(&c, 0, sizeof c);
+    if (len >= 16384) fti__enc_ctx_cache(&c);
+    len0 = out->len;
+    if (len && fti__tokens_reserve(out, len / 4 + 16) != FTI_OK) return FTI_ERR_NOMEM;
+    r = fti__encode_text(tok, &c, (const unsigned char *)text, len, flags, out);
+    if (r != FTI_OK) out->len = len0;
+    fti__enc_ctx_free(&c);
+    return r;
+}
+
+FTIDEF fti_result fti_tokenizer_count(const fti_tokenizer *tok, const char *text, size_t len,
+                                      unsigned flags, size_t *n_tokens) {
+    fti_tokens t;
+    fti_result r;
+    memset(&t, 0, sizeof t);
+    if (n_tokens) *n_tokens = 0;
+    r = fti_tokenizer_encode(tok, text, len, flags, &t);
+    if (r == FTI_OK && n_tokens) *n_tokens = t.len;
+    fti_tokens_free(&t);
+    return r;
+}
+
+/* A cut at p is unsafe if a special token occurrence spans it (only with specials allowed). */
+static int fti__cut_splits_special(const fti_tokenizer *tok, const unsigned char *s, size_t n,
+                                   size_t p) {
+    size_t k;
+    for (k = 0; k < tok->n_special; k++) {
+        const fti__tok_entry *e = &tok->entries[tok->special[k]];
+        size_t q = p >= e->len ? p - e->len + 1 : 0;
+        for (; q < p; q++)
+            if (q + e->len <= n && q + e->len > p && !memcmp(s + q, tok->blob + e->off, e->len))
+                return 1;
+    }
+    return 0;
+}
+
+typedef struct fti__enc_job {
+    const fti_tokenizer *tok;
+    const unsigned char *const *texts;
+    const size_t *lens;
+    unsigned flags;
+    fti_tokens *outs;
+    fti__enc_ctx *ctx; /* one per thread */
+    fti_result *status; /* one per thread */
+} fti__enc_job;
+
+static void fti__enc_job_fn(void *arg, size_t begin, size_t end, int thread) {
+    fti__enc_job *j = (fti__enc_job *)arg;
+    size_t i;
+    for (i = begin; i < end; i++) {
+        fti_tokens *o = &j->outs[i];
+        size_t len0 = o->len;
+        fti_result r;
+        if (j->status[thread] != FTI_OK) return;
+        if (j->lens[i] >= 4096) fti__enc_ctx_cache(&j->ctx[thread]);
+        r = fti__encode_text(j->tok, &j->ctx[thread], j->texts[i], j->lens[i], j->flags, o);
+        if (r != FTI_OK) {
+            o->len = len0;
+            j->status[thread] = r;
+        }
+    }
+}
+
+/* Runs the job over n texts; each thread has its own context. */
+static fti_result fti__enc_run(const fti_tokenizer *tok, fti_pool *pool,
+                               const unsigned char *const *texts, const size_t *lens, size_t n,
+                               unsigned flags, fti_tokens *outs) {
+    int nt = fti_pool_threads(pool), t;
+    fti__enc_job j;
+    fti_result r = FTI_OK;
+    j.tok = tok;
+    j.texts = texts;
+    j.lens = lens;
+    j.flags = flags;
+    j.outs = outs;
+    j.ctx = (fti__enc_ctx *)fti_calloc((size_t)nt, sizeof(fti__enc_ctx));
+    j.status = (fti_result *)fti_calloc((size_t)nt, sizeof(fti_result));
+    if (!j.ctx || !j.status) {
+        fti_free(j.ctx);
+        fti_free(j.status);
+        return FTI_ERR_NOMEM;
+    }
+    fti_pool_for(pool, n, 1, fti__enc_job_fn, &j);
+    for (t = 0; t < nt; t++) {
+        if (r == FTI_OK && j.status[t] != FTI_OK) r = j.status[t];
+        fti__enc_ctx_free(&j.ctx[t]);
+    }
+    fti_free(j.ctx);
+    fti_free(j.status);
+    return r;
+}
+
+FTIDEF fti_result fti_tokenizer_encode_batch(const fti_tokenizer *tok, fti_pool *pool,
+                                             const char *const *texts, const size_t *lens,
+                                             size_t n, unsigned flags, fti_tokens *outs) {
+    size_t i;
+    if (!tok || (n && (!texts || !lens || !outs))) return FTI_ERR_INVALID;
+    for (i = 0; i < n; i++)
+        if (!texts[i] && lens[i]) return FTI_ERR_INVALID;
+    if (n == 0) return FTI_OK;
+    return fti__enc_run(tok, pool, (const unsigned char *const *)texts, lens, n, flags, outs);
+}
+
+FTIDEF fti_result fti_tokenizer_encode_pool(const fti_tokenizer *tok, fti_pool *pool,
+                                            const char *text, size_t len, unsigned flags,
+                                            fti_tokens *out) {
+    const unsigned char *s = (const unsigned char *)text;
+    int nt = fti_pool_threads(pool);
+    size_t target, n_chunks = 0, cap, start, i, total;
+    const unsigned char **texts = NULL;
+    size_t *lens = NULL;
+    fti_tokens *outs = NULL;
+    fti_result r;
+    if (!tok || !out || (!text && len)) return FTI_ERR_INVALID;
+    if (nt <= 1 || len < ((size_t)1 << 17)) return fti_tokenizer_encode(tok, text, len, flags, out);
+    /* about 8 chunks per thread, at least 32 KiB each */
+    target = len / ((size_t)nt * 8);
+    if (target < 32768) target = 32768;
+    cap = len / target + 2;
+    texts = (const unsigned char **)fti_malloc(cap * sizeof(*texts));
+    lens = (size_t *)fti_malloc(cap * sizeof(size_t));
+    outs = (fti_tokens *)fti_calloc(cap, sizeof(fti_tokens));
+    if (!texts || !lens || !outs) {
+        r = FTI_ERR_NOMEM;
+        goto done;
+    }
+    start = 0;
+    while (start < len) {
+        size_t p = len;
+        if (n_chunks + 2 < cap) {
+            size_t want = start + target;
+            while (want < len) {
+                size_t q = fti__find_cut(s, len, want, want + 65536);
+                if (!q) {
+                    want += 65536;
+                    continue;
+                }
+                if ((flags & FTI_TOK_ALLOW_SPECIAL) && fti__cut_splits_special(tok, s, len, q)) {
+                    want = q + 1;
+                    continue;
+                }
+                p = q;
+                break;
+            }
+        }
+        texts[n_chunks] = s + start;
+        lens[n_chunks] = p - start;
+        n_chunks++;
+        start = p;
+    }
+    r = fti__enc_run(tok, pool, texts, lens, n_chunks, flags, outs);
+    if (r != FTI_OK) goto done;
+    for (i = 0, total = 0; i < n_chunks; i++) total += outs[i].len;
+    r = fti__tokens_reserve(out, total);
+    if (r != FTI_OK) goto done;
+    for (i = 0; i < n_chunks; i++) {
+        if (outs[i].len) memcpy(out->ids + out->len, outs[i].ids, outs[i].len * sizeof(uint32_t));
+        out->len += outs[i].len;
+    }
+done:
+    if (outs)
+        for (i = 0; i < cap; i++) fti_tokens_free(&outs[i]);
+    fti_free(outs);
+    fti_free(texts);
+    fti_free(lens);
+    return r;
+}
+
+/* === tokenizer: decoding === */
+
+FTIDEF fti_result fti_tokenizer_decode(const fti_tokenizer *tok, const uint32_t *ids, size_t n,
+                                       fti_buf *out) {
+    size_t i;
+    if (!tok || !out || (!ids && n)) return FTI_ERR_INVALID;
+    for (i = 0; i < n; i++) {
+        const fti__tok_entry *e;
+        if ((size_t)ids[i] >= tok->n_vocab || !tok->entries[ids[i]].len) return FTI_ERR_INVALID;
+        e = &tok->entries[ids[i]];
+        fti_buf_append(out, tok->blob + e->off, e->len);
+        if (out->oom) return FTI_ERR_NOMEM;
+    }
+    return FTI_OK;
+}
+
+/* Bytes a UTF-8 sequence starting with b0 needs (0 if b0 cannot start one). */
+static size_t fti__utf8_need(unsigned b0) {
+    if (b0 < 0x80) return 1;
+    if (b0 >= 0xC2 && b0 <= 0xDF) return 2;
+    if (b0 >= 0xE0 && b0 <= 0xEF) return 3;
+    if (b0 >= 0xF0 && b0 <= 0xF4) return 4;
+    return 0;
+}
+
+/* 1 if s[0..n) (n < needed length) can still become a valid character. */
+static int fti__utf8_prefix_ok(const unsigned char *s, size_t n) {
+    size_t k;
+    if (n >= 2) {
+        unsigned b0 = s[0], b1 = s[1];
+        if ((b1 & 0xC0) != 0x80) return 0;
+        if (b0 == 0xE0 && b1 < 0xA0) return 0;
+        if (b0 == 0xED && b1 > 0x9F) return 0;
+        if (b0 == 0xF0 && b1 < 0x90) return 0;
+        if (b0 == 0xF4 && b1 > 0x8F) return 0;
+    }
+    for (k = 2; k < n; k++)
+        if ((s[k] & 0xC0) != 0x80) return 0;
+    return 1;
+}
+
+static void fti__detok_emit(fti_detok *d, const unsigned char *s, size_t n, int final,
+                            fti_buf *out) {
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp;
+        size_t l, need;
+        if (s[i] < 0x80) {
+            size_t j = i + 1;
+            while (j < n && s[j] < 0x80) j++;
+            fti_buf_append(out, s + i, j - i);
+            i = j;
+            continue;
+        }
+        l = fti__utf8_char(s, n, i, &cp);
+        if (l) {
+            fti_buf_append(out, s + i, l);
+            i += l;
+            continue;
+        }
+        need = fti__utf8_need(s[i]);
+        if (!final && need && n - i < need && fti__utf8_prefix_ok(s + i, n - i)) {
+            memcpy(d->held, s + i, n - i);
+            d->n_held = n - i;
+            return;
+        }
+        if (d->repair) fti_buf_append(out, "\xEF\xBF\xBD", 3);
+        else fti_buf_append(out, s + i, 1);
+        i++;
+    }
+}
+
+FTIDEF fti_result fti_detok_push(fti_detok *d, const fti_tokenizer *tok, uint32_t id,
+                                 fti_buf *out) {
+    const fti__tok_entry *e;
+    unsigned char small[64];
+    size_t n;
+    if (!d || !tok || !out) return FTI_ERR_INVALID;
+    if ((size_t)id >= tok->n_vocab || !tok->entries[id].len) return FTI_ERR_INVALID;
+    e = &tok->entries[id];
+    if (d->n_held > 3) d->n_held = 0; /* defensive: a corrupted struct */
+    n = d->n_held + e->len;
+    if (n <= sizeof small) {
+        memcpy(small, d->held, d->n_held);
+        memcpy(small + d->n_held, tok->blob + e->off, e->len);
+        d->n_held = 0;
+        fti__detok_emit(d, small, n, 0, out);
+    } else {
+        unsigned char *tmp = (unsigned char *)fti_malloc(n);
+        if (!tmp) return FTI_ERR_NOMEM;
+        memcpy(tmp, d->held, d->n_held);
+        memcpy(tmp + d->n_held, tok->blob + e->off, e->len);
+        d->n_held = 0;
+        fti__detok_emit(d, tmp, n, 0, out);
+        fti_free(tmp);
+    }
+    return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+FTIDEF void fti_detok_flush(fti_detok *d, fti_buf *out) {
+    unsigned char tmp[4];
+    size_t n;
+    if (!d || !out) return;
+    n = d->n_held > 3 ? 0 : d->n_held;
+    memcpy(tmp, d->held, n);
+    d->n_held = 0;
+    fti__detok_emit(d, tmp, n, 1, out);
+}
+
+/* === tokenizer: GPT-2 byte-to-unicode === */
+/* GPT-2 writes each byte as a printable code point: '!'..'~', U+00A1..U+00AC and U+00AE..U+00FF
+ * stand for themselves, the other 68 bytes become U+0100.. in byte order. */
+static uint32_t fti__b2u(unsigned b) {
+    unsigned k, n = 0;
+    if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) return b;
+    for (k = 0; k < b; k++)
+        if (!((k >= 0x21 && k <= 0x7E) || (k >= 0xA1 && k <= 0xAC) || (k >= 0xAE && k <= 0xFF)))
+            n++;
+    return 0x100 + n;
+}
+
+/* Appends bytes in byte-to-unicode form. */
+static void fti__b2u_append(fti_buf *out, const unsigned char *p, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char u[4];
+        size_t l = fti_utf8_encode(fti__b2u(p[i]), u);
+        fti_buf_append(out, u, l);
+    }
+}
+
+/* Inverse: decodes a byte-to-unicode string into out (at most cap bytes). Returns the byte count,
+ * or (size_t)-1 if a character is not in the mapping or the string is not UTF-8. */
+static size_t fti__u2b(const unsigned char *s, size_t n, unsigned char *out, size_t cap,
+                       const int16_t *u2b) {
+    size_t i = 0, m = 0;
+    while (i < n) {
+        uint32_t cp;
+        size_t l = fti__utf8_char(s, n, i, &cp);
+        if (!l || cp >= 0x200 || u2b[cp] < 0 || m >= cap) return (size_t)-1;
+        out[m++] = (unsigned char)u2b[cp];
+        i += l;
+    }
+    return m;
+}
+
+static void fti__u2b_table(int16_t u2b[0x200]) {
+    unsigned b;
+    for (b = 0; b < 0x200; b++) u2b[b] = -1;
+    for (b = 0; b < 256; b++) u2b[fti__b2u(b)] = (int16_t)b;
+}
+
+/* === tokenizer: loading === */
+
+static const fti_tokenizer_opts *fti__tok_opts(const fti_tokenizer_opts *o,
+                                               fti_tokenizer_opts *tmp) {
+    if (o) return o;
+    memset(tmp, 0, sizeof *tmp);
+    return tmp;
+}
+
+/* Adds opts' extra special tokens after the largest id. */
+static fti_result fti__tok_add_opt_specials(fti_tokenizer *tok, const fti_tokenizer_opts *o,
+                                            const char *name, fti_error *err) {
+    size_t i;
+    for (i = 0; o->special && i < o->n_special; i++) {
+        const char *sp = o->special[i];
+        size_t len = sp ? strlen(sp) : 0;
+        size_t k;
+        int dup = 0;
+        if (!len || len > FTI_TOK_MAX_TOKEN_BYTES)
+            return fti_error_set(err, FTI_ERR_INVALID, "%s: special token %u is empty or too long",
+                                 name, (unsigned)i);
+        for (k = 0; k < tok->n_vocab; k++)
+            if (tok->entries[k].len == len && tok->entries[k].type == FTI_TOKEN_CONTROL &&
+                !memcmp(tok->blob + tok->entries[k].off, sp, len))
+                dup = 1;
+        if (dup) continue;
+        if (fti__tok_set(tok, (uint32_t)tok->n_vocab, sp, len, FTI__NO_RANK, FTI_TOKEN_CONTROL) !=
+            FTI_OK)
+            return fti_error_set(err, FTI_ERR_NOMEM, "%s: cannot add special token", name);
+    }
+    return FTI_OK;
+}
+
+/* Known tiktoken rank files (by SHA-256 of the file). */
+typedef struct fti__known_tiktoken {
+    const char *sha_hex;
+    fti_pretok pretok;
+    const char *specials; /* "text=id;..." */
+} fti__known_tiktoken;
+static const fti__known_tiktoken fti__known[] = {
+    {"306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930", FTI_PRETOK_GPT2,
+     "<|endoftext|>=50256;"},
+    {"223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7", FTI_PRETOK_CL100K,
+     "<|endoftext|>=100257;<|fim_prefix|>=100258;<|fim_middle|>=100259;<|fim_suffix|>=100260;"
+     "<|endofprompt|>=100276;"},
+    {"446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d", FTI_PRETOK_O200K,
+     "<|endoftext|>=199999;<|endofprompt|>=200018;"},
+};
+
+static fti_result fti__tok_add_spec_list(fti_tokenizer *tok, const char *list) {
+    while (*list) {
+        const char *eq = strchr(list, '='), *semi = strchr(list, ';');
+        unsigned long id;
+        fti_result r;
+        if (!eq || !semi) return FTI_ERR_INVALID;
+        id = strtoul(eq + 1, NULL, 10);
+        if (id < tok->n_vocab && tok->entries[id].len) return FTI_ERR_EXISTS;
+        r = fti__tok_set(tok, (uint32_t)id, list, (size_t)(eq - list), FTI__NO_RANK,
+                         FTI_TOKEN_CONTROL);
+        if (r != FTI_OK) return r;
+        list = semi + 1;
+    }
+    return FTI_OK;
+}
+
+static int fti__b64_val(unsigned c) {
+    if (c >= 'A' && c <= 'Z') return (int)(c - 'A');
+    if (c >= 'a' && c <= 'z') return (int)(c - 'a' + 26);
+    if (c >= '0' && c <= '9') return (int)(c - '0' + 52);
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Strict base64 (padding optional); returns the byte count or (size_t)-1. */
+static size_t fti__b64_decode(const unsigned char *s, size_t n, unsigned char *out, size_t cap) {
+    size_t i, m = 0, pad = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    while (n && s[n - 1] == '=' && pad < 2) {
+        n--;
+        pad++;
+    }
+    if (pad && (n + pad) % 4) return (size_t)-1;
+    for (i = 0; i < n; i++) {
+        int v = fti__b64_val(s[i]);
+        if (v < 0) return (size_t)-1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (m >= cap) return (size_t)-1;
+            out[m++] = (unsigned char)(acc >> bits);
+        }
+    }
+    if (n % 4 == 1) return (size_t)-1;
+    if (bits && (acc & ((1u << bits) - 1))) return (size_t)-1; /* nonzero padding bits */
+    return m;
+}
+
+static fti_result fti__load_tiktoken(const unsigned char *d, size_t len, const char *name,
+                                     const fti_tokenizer_opts *o, fti_tokenizer **out,
+                                     fti_error *err) {
+    fti_tokenizer *tok = fti__tok_new();
+    size_t pos = 0, line = 0, i;
+    unsigned char digest[32], bytes[FTI_TOK_MAX_TOKEN_BYTES];
+    char hex[65];
+    const fti__known_tiktoken *known = NULL;
+    fti_result r = FTI_OK;
+    if (!tok) return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", name);
+    fti_sha256_buf(d, len, digest);
+    fti_sha256_hex(digest, hex);
+    for (i = 0; i < sizeof fti__known / sizeof fti__known[0]; i++)
+        if (!strcmp(hex, fti__known[i].sha_hex)) known = &fti__known[i];
+    while (pos < len) {
+        const unsigned char *ln = d + pos, *sp, *nl;
+        size_t ll, nb;
+        unsigned long rank = 0;
+        size_t k;
+        nl = (const unsigned char *)memchr(ln, '\n', len - pos);
+        ll = nl ? (size_t)(nl - ln) : len - pos;
+        pos += ll + (nl ? 1 : 0);
+        line++;
+        if (ll && ln[ll - 1] == '\r') ll--;
+        if (ll == 0) continue;
+        sp = (const unsigned char *)memchr(ln, ' ', ll);
+        if (!sp) {
+            r = fti_error_set(err, FTI_ERR_FORMAT, "%s: line %lu: expected \"<base64> <rank>\"",
+                              name, (unsigned long)line);
+            goto fail;
+        }
+        nb = fti__b64_decode(ln, (size_t)(sp - ln), bytes, sizeof bytes);
+        if (nb == (size_t)-1 || nb == 0) {
+            r = fti_error_set(err, FTI_ERR_FORMAT, "%s: line %lu: bad base64 token", name,
+                              (unsigned long)line);
+            goto fail;
+        }
+        k = (size_t)(sp - ln) + 1;
+        if (k >= ll) {
+            r = fti_error_set(err, FTI_ERR_FORMAT, "%s: line %lu: missing rank", name,
+                              (unsigned long)line);
+            goto fail;
+        }
+        for (; k < ll; k++) {
+            if (ln[k] < '0' || ln[k] > '9' || rank >= FTI_TOK_MAX_VOCAB) {
+                r = fti_error_set(err,
+                                  ln[k] >= '0' && ln[k] <= '9' ? FTI_ERR_LIMIT : FTI_ERR_FORMAT,
+                                  "%s: line %lu: bad rank (a number below %lu expected)", name,
+                                  (unsigned long)line, (unsigned long)FTI_TOK_MAX_VOCAB);
+                goto fail;
+            }
+            rank = rank * 10 + (unsigned long)(ln[k] - '0');
+        }
+        if (rank >= FTI_TOK_MAX_VOCAB) {
+            r = fti_error_set(err, FTI_ERR_LIMIT, "%s: line %lu: rank %lu exceeds the limit %lu",
+                              name, (unsigned long)line, rank, (unsigned long)FTI_TOK_MAX_VOCAB);
+            goto fail;
+        }
+        r = fti__tok_set(tok, (uint32_t)rank, bytes, nb, (uint32_t)rank, FTI_TOKEN_NORMAL);
+        if (r == FTI_ERR_EXISTS) {
+            r = fti_error_set(err, FTI_ERR_FORMAT, "%s: line %lu: rank %lu appears twice", name,
+                              (unsigned long)line, rank);
+            goto fail;
+        }
+        if (r != FTI_OK) {
+            r = fti_error_set(err, r, "%s: line %lu: %s", name, (unsigned long)line,
+                              fti_result_str(r));
+            goto fail;
+        }
+    }
+    tok->pretok = o->pretok ? o->pretok : known ? known->pretok : FTI_PRETOK_GPT2;
+    if (known && !o->special && !o->no_default_special) {
+        r = fti__tok_add_spec_list(tok, known->specials);
+        if (r != FTI_OK) {
+            r = fti_error_set(err, FTI_ERR_FORMAT, "%s: a special token's id is taken", name);
+            goto fail;
+        }
+    }
+    r = fti__tok_add_opt_specials(tok, o, name, err);
+    if (r != FTI_OK) goto fail;
+    r = fti__tok_finish(tok, name, err);
+    if (r != FTI_OK) goto fail;
+    *out = tok;
+    return FTI_OK;
+fail:
+    fti_tokenizer_free(tok);
+    return r;
+}
+
+/* fti's own format. */
+static fti_result fti__load_fti(const unsigned char *d, size_t len, const char *name,
+                                const fti_tokenizer_opts *o, fti_tokenizer **out, fti_error *err) {
+    fti_reader rd;
+    uint32_t version, pretok, n_vocab, n_tokens, i, prev_id = 0;
+    unsigned char digest[32];
+    fti_tokenizer *tok;
+    fti_result r;
+    if (len < 24 + 32)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: truncated (%lu bytes, header needs 56)",
+                             name, (unsigned long)len);
+    fti_sha256_buf(d, len - 32, digest);
+    if (memcmp(digest, d + len - 32, 32) != 0)
+        return fti_error_set(err, FTI_ERR_CHECKSUM, "%s: SHA-256 checksum mismatch (corrupt file)",
+                             name);
+    rd = fti_reader_make(d, len - 32);
+    fti_read_bytes(&rd, 8);
+    version = fti_read_u32(&rd);
+    pretok = fti_read_u32(&rd);
+    n_vocab = fti_read_u32(&rd);
+    n_tokens = fti_read_u32(&rd);
+    if (version != FTI__TOK_VERSION)
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED, "%s: format version %u (this fti reads 1)",
+                             name, (unsigned)version);
+    if (pretok < FTI_PRETOK_GPT2 || pretok > FTI_PRETOK_O200K)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: unknown pre-tokenizer %u", name,
+                             (unsigned)pretok);
+    if (n_vocab > FTI_TOK_MAX_VOCAB || n_tokens > n_vocab)
+        return fti_error_set(err, FTI_ERR_LIMIT, "%s: %u tokens in %u ids (limit %lu)", name,
+                             (unsigned)n_tokens, (unsigned)n_vocab,
+                             (unsigned long)FTI_TOK_MAX_VOCAB);
+    if ((size_t)n_tokens * 12 > fti_reader_left(&rd))
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: %u tokens cannot fit in %lu bytes", name,
+                             (unsigned)n_tokens, (unsigned long)len);
+    tok = fti__tok_new();
+    if (!tok) return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", name);
+    tok->pretok = (fti_pretok)pretok;
+    for (i = 0; i < n_tokens; i++) {
+        uint32_t id = fti_read_u32(&rd), rank;
+        unsigned type = fti_read_u8(&rd), tlen;
+        const void *bytes;
+        rank = fti_read_u32(&rd);
+        tlen = fti_read_u16(&rd);
+        bytes = fti_read_bytes(&rd, tlen);
+        if (rd.err || !bytes) {
+            r = fti_error_set(err, FTI_ERR_FORMAT, "%s: truncated at token record %u", name,
+                              (unsigned)i);
+            goto fail;
+        }
+        if (id >= n_vocab || (i && id <= prev_id)) {
+            r = fti_error_set(err, FTI_ERR_FORMAT,
+                              "%s: token record %u: id %u out of order or >= %u", name, (unsigned)i,
+                              (unsigned)id, (unsigned)n_vocab);
+            goto fail;
+        }
+        if (type != FTI_TOKEN_NORMAL && type != FTI_TOKEN_CONTROL) {
+            r = fti_error_set(err, FTI_ERR_FORMAT, "%s: token %u: bad type %u", name, (unsigned)id,
+                              type);
+            goto fail;
+        }
+        if (tlen == 0 || tlen > FTI_TOK_MAX_TOKEN_BYTES) {
+            r = fti_error_set(err, FTI_ERR_FORMAT, "%s: token %u: length %u", name, (unsigned)id,
+                              tlen);
+            goto fail;
+        }
+        r = fti__tok_set(tok, id, bytes, tlen, rank, type);
+        if (r != FTI_OK) {
+            r = fti_error_set(err, r, "%s: token %u: %s", name, (unsigned)id, fti_result_str(r));
+            goto fail;
+        }
+        prev_id = id;
+    }
+    if (fti_reader_left(&rd) != 0) {
+        r = fti_error_set(err, FTI_ERR_FORMAT, "%s: %lu stray bytes after the tokens", name,
+                          (unsigned long)fti_reader_left(&rd));
+        goto fail;
+    }
+    r = fti__tok_grow(tok, n_vocab);
+    if (r != FTI_OK) {
+        r = fti_error_set(err, r, "%s: %s", name, fti_result_str(r));
+        goto fail;
+    }
+    if (o->pretok) tok->pretok = o->pretok;
+    r = fti__tok_add_opt_specials(tok, o, name, err);
+    if (r != FTI_OK) goto fail;
+    r = fti__tok_finish(tok, name, err);
+    if (r != FTI_OK) goto fail;
+    *out = tok;
+    return FTI_OK;
+fail:
+    fti_tokenizer_free(tok);
+    return r;
+}
+
+FTIDEF fti_result fti_tokenizer_load_mem(const void *data, size_t len, const char *name,
+                                         const fti_tokenizer_opts *opts, fti_tokenizer **out,
+                                         fti_error *err) {
+    fti_tokenizer_opts tmp;
+    const fti_tokenizer_opts *o = fti__tok_opts(opts, &tmp);
+    const unsigned char *d = (const unsigned char *)data;
+    size_t max = o->max_file_bytes ? o->max_file_bytes : FTI_TOK_MAX_FILE_BYTES;
+    if (!name) name = "tokenizer";
+    if (!out || (!data && len))
+        return fti_error_set(err, FTI_ERR_INVALID, "%s: bad arguments", name);
+    *out = NULL;
+    if (len > max)
+        return fti_error_set(err, FTI_ERR_LIMIT, "%s: %lu bytes exceeds the limit %lu", name,
+                             (unsigned long)len, (unsigned long)max);
+    if (len >= 8 && !memcmp(d, FTI__TOK_MAGIC, 8)) return fti__load_fti(d, len, name, o, out, err);
+    if (len && d[0] == '{')
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                             "%s: a JSON vocabulary: load encoder.json with its vocab.bpe "
+                             "(fti_tokenizer_load_gpt2)", name);
+    if (len == 0) return fti_error_set(err, FTI_ERR_FORMAT, "%s: empty file", name);
+    return fti__load_tiktoken(d, len, name, o, out, err);
+}
+
+FTIDEF fti_result fti_tokenizer_load(const char *path, const fti_tokenizer_opts *opts,
+                                     fti_tokenizer **out, fti_error *err) {
+    fti_tokenizer_opts tmp;
+    const fti_tokenizer_opts *o = fti__tok_opts(opts, &tmp);
+    size_t max = o->max_file_bytes ? o->max_file_bytes : FTI_TOK_MAX_FILE_BYTES;
+    void *data = NULL;
+    size_t len = 0;
+    int is_json;
+    fti_result r;
+    if (!path || !out) return fti_error_set(err, FTI_ERR_INVALID, "tokenizer: bad arguments");
+    *out = NULL;
+    r = fti_file_read(path, max, &data, &len, err);
+    if (r != FTI_OK) return r;
+    {
+        const char *c = (const char *)data, *e = c + len;
+        while (c < e && (*c == ' ' || *c == '\t' || *c == '\n' || *c == '\r')) c++;
+        is_json = c < e && *c == '{';
+    }
+    if (is_json) {
+        /* GPT-2 encoder.json: vocab.bpe beside it */
+        const char *base = fti_path_base(path);
+        size_t dir_len = (size_t)(base - path);
+        char *bpe = (char *)fti_malloc(dir_len + 10);
+        fti_free(data);
+        if (!bpe) return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+        memcpy(bpe, path, dir_len);
+        memcpy(bpe + dir_len, "vocab.bpe", 10);
+        r = fti_tokenizer_load_gpt2(path, bpe, opts, out, err);
+        fti_free(bpe);
+        return r;
+    }
+    r = fti_tokenizer_load_mem(data, len, path, opts, out, err);
+    fti_free(data);
+    return r;
+}
+
+FTIDEF fti_result fti_tokenizer_load_gpt2_mem(const void *encoder_json, size_t encoder_len,
+                                              const void *vocab_bpe, size_t vocab_len,
+                                              const fti_tokenizer_opts *opts, fti_tokenizer **out,
+                                              fti_error *err) {
+    fti_tokenizer_opts tmp;
+    const fti_tokenizer_opts *o = fti__tok_opts(opts, &tmp);
+    fti_json_opts jo;
+    fti_json_doc *doc = NULL;
+    const fti_json *root, *m;
+    fti_tokenizer *tok = NULL;
+    int16_t u2b[0x200];
+    unsigned char bytes[FTI_TOK_MAX_TOKEN_BYTES * 2];
+    const unsigned char *v = (const unsigned char *)vocab_bpe;
+    size_t pos = 0, line = 0, n_merges = 0, i;
+    fti_result r;
+    if (!out || (!encoder_json && encoder_len) || (!vocab_bpe && vocab_len))
+        return fti_error_set(err, FTI_ERR_INVALID, "gpt2: bad arguments");
+    *out = NULL;
+    fti__u2b_table(u2b);
+    memset(&jo, 0, sizeof jo);
+    jo.max_depth = 4;
+    r = fti_json_parse((const char *)encoder_json, encoder_len, &jo, &doc, NULL, err);
+    if (r != FTI_OK) {
+        fti_error_prefix(err, "encoder.json");
+        return r;
+    }
+    root = fti_json_root(doc);
+    if (!root || root->type != FTI_JSON_OBJECT) {
+        fti_json_free(doc);
+        return fti_error_set(err, FTI_ERR_FORMAT, "encoder.json: not a JSON object");
+    }
+    tok = fti__tok_new();
+    if (!tok) {
+        fti_json_free(doc);
+        return fti_error_set(err, FTI_ERR_NOMEM, "encoder.json: out of memory");
+    }
+    tok->pretok = o->pretok ? o->pretok : FTI_PRETOK_GPT2;
+    for (m = root->child; m; m = m->next) {
+        size_t nb;
+        if (m->type != FTI_JSON_NUMBER || !m->is_int || m->i < 0 ||
+            m->i >= (int64_t)FTI_TOK_MAX_VOCAB) {
+            r = fti_error_set(err, FTI_ERR_FORMAT, "encoder.json: token \"%.40s\": id is not an "
+                              "integer in [0, %lu)", m->key ? m->key : "",
+                              (unsigned long)FTI_TOK_MAX_VOCAB);
+            goto fail;
+        }
+        nb = fti__u2b((const unsigned char *)m->key, m->key_len, bytes, FTI_TOK_MAX_TOKEN_BYTES,
+                      u2b);
+        if (nb == (size_t)-1 || nb == 0) {
+            /* not in byte-to-unicode form: an added (special) token, taken as raw text */
+            if (m->key_len == 0 || m->key_len > FTI_TOK_MAX_TOKEN_BYTES) {
+                r = fti_error_set(err, FTI_ERR_FORMAT, "encoder.json: token %ld: bad length",
+                                  (long)m->i);
+                goto fail;
+            }
+            r = fti__tok_set(tok, (uint32_t)m->i, m->key, m->key_len, FTI__NO_RANK,
+                             FTI_TOKEN_CONTROL);
+        } else {
+            r = fti__tok_set(tok, (uint32_t)m->i, bytes, nb, FTI__NO_RANK, FTI_TOKEN_NORMAL);
+        }
+        if (r != FTI_OK) {
+            r = fti_error_set(err, r == FTI_ERR_EXISTS ? FTI_ERR_FORMAT : r,
+                              "encoder.json: token \"%.40s\" id %ld: %s", m->key ? m->key : "",
+                              (long)m->i,
+                              r == FTI_ERR_EXISTS ? "id used twice" : fti_result_str(r));
+            goto fail;
+        }
+    }
+    fti_json_free(doc);
+    doc = NULL;
+    /* byte tokens keep their id as rank; a hash table for lookups by bytes */
+    r = fti__tok_finish(tok, "encoder.json", err);
+    if (r != FTI_OK) goto fail;
+    for (i = 0; i < 256; i++) tok->entries[tok->byte_id[i]].rank = tok->byte_id[i];
+    /* merges: line k "left right" gives the token left+right rank 256 + k */
+    while (pos < vocab_len) {
+        const unsigned char *ln = v + pos, *nl, *sp;
+        size_t ll, nl_len, nr;
+        const fti__tok_slot *sl, *sr, *st;
+        nl = (const unsigned char *)memchr(ln, '\n', vocab_len - pos);
+        ll = nl ? (size_t)(nl - ln) : vocab_len - pos;
+        pos += ll + (nl ? 1 : 0);
+        line++;
+        if (ll && ln[ll - 1] == '\r') ll--;
+        if (ll == 0 || (line == 1 && ll >= 8 && !memcmp(ln, "#version", 8))) continue;
+        sp = (const unsigned char *)memchr(ln, ' ', ll);
+        if (!sp || memchr(sp + 1, ' ', ll - (size_t)(sp - ln) - 1)) {
+            r = fti_error_set(err, FTI_ERR_FORMAT, "vocab.bpe: line %lu: expected \"left right\"",
+                              (unsigned long)line);
+            goto fail;
+        }
+        nl_len = fti__u2b(ln, (size_t)(sp - ln), bytes, FTI_TOK_MAX_TOKEN_BYTES, u2b);
+        nr = nl_len == (size_t)-1 ? (size_t)-1
+                                  : fti__u2b(sp + 1, ll - (size_t)(sp - ln) - 1, bytes + nl_len,
+                                             FTI_TOK_MAX_TOKEN_BYTES, u2b);
+        if (nl_len == (size_t)-1 || nr == (size_t)-1 || !nl_len || !nr) {
+            r = fti_error_set(err, FTI_ERR_FORMAT,
+                              "vocab.bpe: line %lu: not in GPT-2 byte-to-unicode form",
+                              (unsigned long)line);
+            goto fail;
+        }
+        sl = fti__tok_lookup(tok, bytes, nl_len);
+        sr = fti__tok_lookup(tok, bytes + nl_len, nr);
+        st = fti__tok_lookup(tok, bytes, nl_len + nr);
+        if (!sl || !sr || !st) {
+            r = fti_error_set(err, FTI_ERR_FORMAT,
+                              "vocab.bpe: line %lu: merge of tokens not in encoder.json",
+                              (unsigned long)line);
+            goto fail;
+        }
+        if (n_merges + 256 >= FTI_TOK_MAX_VOCAB) {
+            r = fti_error_set(err, FTI_ERR_LIMIT, "vocab.bpe: too many merges");
+            goto fail;
+        }
+        if (tok->entries[st->id1 - 1].rank == FTI__NO_RANK)
+            tok->entries[st->id1 - 1].rank = (uint32_t)(256 + n_merges);
+        n_merges++;
+    }
+    /* ids past the merges that no merge makes are added tokens (GPT-2's <|endoftext|>) */
+    for (i = 256 + n_merges; i < tok->n_vocab; i++) {
+        fti__tok_entry *e = &tok->entries[i];
+        if (e->len > 1 && e->type == FTI_TOKEN_NORMAL && e->rank == FTI__NO_RANK)
+            e->type = FTI_TOKEN_CONTROL;
+    }
+    if (o->no_default_special) /* drop them */
+        for (i = 0; i < tok->n_vocab; i++)
+            if (tok->entries[i].type == FTI_TOKEN_CONTROL) tok->entries[i].len = 0;
+    tok->pretok = o->pretok ? o->pretok : FTI_PRETOK_GPT2;
+    r = fti__tok_add_opt_specials(tok, o, "gpt2", err);
+    if (r != FTI_OK) goto fail;
+    r = fti__tok_finish(tok, "gpt2", err);
+    if (r != FTI_OK) goto fail;
+    *out = tok;
+    return FTI_OK;
+fail:
+    fti_json_free(doc);
+    fti_tokenizer_free(tok);
+    return r;
+}
+
+FTIDEF fti_result fti_tokenizer_load_gpt2(const char *encoder_json_path, const char *vocab_bpe_path,
+                                          const fti_tokenizer_opts *opts, fti_tokenizer **out,
+                                          fti_error *err) {
+    fti_tokenizer_opts tmp;
+    const fti_tokenizer_opts *o = fti__tok_opts(opts, &tmp);
+    size_t max = o->max_file_bytes ? o->max_file_bytes : FTI_TOK_MAX_FILE_BYTES;
+    void *a = NULL, *b = NULL;
+    size_t la = 0, lb = 0;
+    fti_result r;
+    if (!encoder_json_path || !vocab_bpe_path || !out)
+        return fti_error_set(err, FTI_ERR_INVALID, "gpt2: bad arguments");
+    r = fti_file_read(encoder_json_path, max, &a, &la, err);
+    if (r != FTI_OK) return r;
+    r = fti_file_read(vocab_bpe_path, max, &b, &lb, err);
+    if (r != FTI_OK) {
+        fti_free(a);
+        return r;
+    }
+    r = fti_tokenizer_load_gpt2_mem(a, la, b, lb, opts, out, err);
+    fti_free(a);
+    fti_free(b);
+    return r;
+}
+
+/* === tokenizer: saving === */
+
+FTIDEF fti_result fti_tokenizer_serialize(const fti_tokenizer *tok, fti_buf *out) {
+    size_t start;
+    unsigned char digest[32];
+    if (!tok || !out) return FTI_ERR_INVALID;
+    start = out->len;
+    if (fti__tok_serialize_body(tok, out) != FTI_OK) return FTI_ERR_NOMEM;
+    fti_sha256_buf(out->data + start, out->len - start, digest);
+    fti_buf_append(out, digest, 32);
+    return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+FTIDEF fti_result fti_tokenizer_save(const fti_tokenizer *tok, const char *path, fti_error *err) {
+    fti_buf b;
+    fti_result r;
+    if (!tok || !path) return fti_error_set(err, FTI_ERR_INVALID, "tokenizer save: bad arguments");
+    memset(&b, 0, sizeof b);
+    r = fti_tokenizer_serialize(tok, &b);
+    if (r != FTI_OK) {
+        fti_buf_free(&b);
+        return fti_error_set(err, r, "%s: cannot serialize the tokenizer", path);
+    }
+    r = fti_file_write_atomic(path, b.data, b.len, err);
+    fti_buf_free(&b);
+    return r;
+}
+
+/* === tokenizer: GGUF metadata === */
+
+typedef struct fti__rank_id {
+    uint32_t rank, id;
+} fti__rank_id;
+
+static int fti__rank_id_cmp(const void *a, const void *b) {
+    const fti__rank_id *x = (const fti__rank_id *)a, *y = (const fti__rank_id *)b;
+    return x->rank < y->rank ? -1 : x->rank > y->rank;
+}
+
+static const char *fti__gguf_pre(fti_pretok p) {
+    switch (p) {
+    case FTI_PRETOK_CL100K: return "llama-bpe";
+    case FTI_PRETOK_O200K: return "gpt-4o";
+    default: return "gpt-2";
+    }
+}
+
+FTIDEF void fti_tokenizer_gguf_free(fti_tokenizer_gguf *g) {
+    if (!g) return;
+    fti_free(g->tokens);
+    fti_free(g->token_types);
+    fti_free(g->merges);
+    fti_free(g->mem_);
+    memset(g, 0, sizeof *g);
+}
+
+FTIDEF fti_result fti_tokenizer_gguf_make(const fti_tokenizer *tok, fti_tokenizer_gguf *g) {
+    fti_buf blob;
+    size_t *tok_off = NULL, *merge_off = NULL, n_ranked = 0, id, k, n_merges = 0;
+    fti__rank_id *order = NULL;
+    fti__enc_ctx c;
+    fti_result r = FTI_ERR_NOMEM;
+    if (!tok || !g) return FTI_ERR_INVALID;
+    memset(g, 0, sizeof *g);
+    memset(&blob, 0, sizeof blob);
+    memset(&c, 0, sizeof c);
+    tok_off = (size_t *)fti_malloc((tok->n_vocab + 1) * sizeof(size_t));
+    g->token_types = (int32_t *)fti_malloc((tok->n_vocab + 1) * sizeof(int32_t));
+    order = (fti__rank_id *)fti_malloc((tok->n_vocab + 1) * sizeof(fti__rank_id));
+    if (!tok_off || !g->token_types || !order) goto done;
+    for (id = 0; id < tok->n_vocab; id++) {
+        const fti__tok_entry *e = &tok->entries[id];
+        tok_off[id] = blob.len;
+        if (!e->len) {
+            fti_buf_printf(&blob, "[PAD%lu]", (unsigned long)id);
+            g->token_types[id] = FTI_TOKEN_UNUSED;
+        } else if (e->type == FTI_TOKEN_CONTROL) {
+            fti_buf_append(&blob, tok->blob + e->off, e->len);
+            g->token_types[id] = FTI_TOKEN_CONTROL;
+        } else {
+            fti__b2u_append(&blob, tok->blob + e->off, e->len);
+            g->token_types[id] = FTI_TOKEN_NORMAL;
+            if (e->len > 1 && e->rank != FTI__NO_RANK) {
+                order[n_ranked].rank = e->rank;
+                order[n_ranked].id = (uint32_t)id;
+                n_ranked++;
+            }
+        }
+        fti_buf_putc(&blob, 0);
+    }
+    if (blob.oom) goto done;
+    qsort(order, n_ranked, sizeof *order, fti__rank_id_cmp);
+    merge_off = (size_t *)fti_malloc((n_ranked + 1) * sizeof(size_t));
+    if (!merge_off) goto done;
+    for (k = 0; k < n_ranked; k++) {
+        const fti__tok_entry *e = &tok->entries[order[k].id];
+        size_t n_ids;
+        if (fti__bpe(tok, &c, tok->blob + e->off, e->len, e->rank, &n_ids) != FTI_OK) goto done;
+        if (n_ids != 2) continue; /* unreachable by merges: no merge for it */
+        merge_off[n_merges++] = blob.len;
+        {
+            const fti__tok_entry *a = &tok->entries[c.ids[0]], *b = &tok->entries[c.ids[1]];
+            fti__b2u_append(&blob, tok->blob + a->off, a->len);
+            fti_buf_putc(&blob, ' ');
+            fti__b2u_append(&blob, tok->blob + b->off, b->len);
+            fti_buf_putc(&blob, 0);
+        }
+    }
+    if (blob.oom) goto done;
+    g->tokens = (char **)fti_malloc((tok->n_vocab + 1) * sizeof(char *));
+    g->merges = (char **)fti_malloc((n_merges + 1) * sizeof(char *));
+    if (!g->tokens || !g->merges) goto done;
+    for (id = 0; id < tok->n_vocab; id++) g->tokens[id] = blob.data + tok_off[id];
+    for (k = 0; k < n_merges; k++) g->merges[k] = blob.data + merge_off[k];
+    g->n_tokens = tok->n_vocab;
+    g->n_merges = n_merges;
+    g->model = "gpt2";
+    g->pre = fti__gguf_pre(tok->pretok);
+    g->eos_id = fti_tokenizer_eot_id(tok);
+    g->bos_id = g->eos_id;
+    g->mem_ = blob.data;
+    blob.data = NULL;
+    r = FTI_OK;
+done:
+    fti__enc_ctx_free(&c);
+    fti_free(tok_off);
+    fti_free(merge_off);
+    fti_free(order);
+    fti_buf_free(&blob);
+    if (r != FTI_OK) fti_tokenizer_gguf_free(g);
+    return r;
+}
+
+FTIDEF fti_result fti_tokenizer_from_gguf(const char *const *tokens, const size_t *token_lens,
+                                          const int32_t *types, size_t n_tokens,
+                                          const char *const *merges, const size_t *merge_lens,
+                                          size_t n_merges, const char *pre, fti_tokenizer **out,
+                                          fti_error *err) {
+    fti_tokenizer *tok;
+    int16_t u2b[0x200];
+    unsigned char bytes[FTI_TOK_MAX_TOKEN_BYTES * 2];
+    fti_pretok pretok = FTI_PRETOK_GPT2;
+    size_t i;
+    fti_result r;
+    if (!out || (n_tokens && (!tokens || !token_lens)) || (n_merges && (!merges || !merge_lens)))
+        return fti_error_set(err, FTI_ERR_INVALID, "gguf tokenizer: bad arguments");
+    *out = NULL;
+    if (pre && strcmp(pre, "default") != 0) {
+        pretok = fti_pretok_parse(pre);
+        if (pretok == FTI_PRETOK_DEFAULT)
+            return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                                 "gguf tokenizer: pre-tokenizer \"%.40s\" is not supported", pre);
+    }
+    if (n_tokens > FTI_TOK_MAX_VOCAB)
+        return fti_error_set(err, FTI_ERR_LIMIT, "gguf tokenizer: %lu tokens (limit %lu)",
+                             (unsigned long)n_tokens, (unsigned long)FTI_TOK_MAX_VOCAB);
+    fti__u2b_table(u2b);
+    tok = fti__tok_new();
+    if (!tok) return fti_error_set(err, FTI_ERR_NOMEM, "gguf tokenizer: out of memory");
+    tok->pretok = pretok;
+    r = fti__tok_grow(tok, n_tokens);
+    if (r != FTI_OK) goto nomem;
+    for (i = 0; i < n_tokens; i++) {
+        int32_t type = types ? types[i] : FTI_TOKEN_NORMAL;
+        if (!tokens[i] && token_lens[i]) {
+            r = fti_error_set(err, FTI_ERR_INVALID, "gguf tokenizer: token %lu is NULL",
+                              (unsigned long)i);
+            goto fail;
+        }
+        if (type == FTI_TOKEN_UNUSED || type == FTI_TOKEN_UNKNOWN) continue;
+        if (type == FTI_TOKEN_CONTROL || type == FTI_TOKEN_USER_DEFINED) {
+            r = fti__tok_set(tok, (uint32_t)i, tokens[i], token_lens[i], FTI__NO_RANK,
+                             FTI_TOKEN_CONTROL);
+        } else if (type == FTI_TOKEN_NORMAL || type == FTI_TOKEN_BYTE) {
+            size_t nb = fti__u2b((const unsigned char *)tokens[i], token_lens[i], bytes,
+                                 FTI_TOK_MAX_TOKEN_BYTES, u2b);
+            if (nb == (size_t)-1 || nb == 0) {
+                r = fti_error_set(err, FTI_ERR_FORMAT,
+                                  "gguf tokenizer: token %lu is not in GPT-2 byte-to-unicode form",
+                                  (unsigned long)i);
+                goto fail;
+            }
+            r = fti__tok_set(tok, (uint32_t)i, bytes, nb, FTI__NO_RANK, FTI_TOKEN_NORMAL);
+        } else {
+            r = fti_error_set(err, FTI_ERR_FORMAT, "gguf tokenizer: token %lu has type %ld",
+                              (unsigned long)i, (long)type);
+            goto fail;
+        }
+        if (r != FTI_OK) {
+            r = fti_error_set(err, r == FTI_ERR_LIMIT ? FTI_ERR_FORMAT : r,
+                              "gguf tokenizer: token %lu: %s", (unsigned long)i,
+                              r == FTI_ERR_LIMIT ? "empty or too long" : fti_result_str(r));
+            goto fail;
+        }
+    }
+    r = fti__tok_finish(tok, "gguf tokenizer", err);
+    if (r != FTI_OK) goto fail;
+    for (i = 0; i < 256; i++) tok->entries[tok->byte_id[i]].rank = tok->byte_id[i];
+    if (n_merges > FTI_TOK_MAX_VOCAB) {
+        r = fti_error_set(err, FTI_ERR_LIMIT, "gguf tokenizer: %lu merges",
+                          (unsigned long)n_merges);
+        goto fail;
+    }
+    for (i = 0; i < n_merges; i++) {
+        const unsigned char *m = (const unsigned char *)merges[i], *sp;
+        size_t ml = merge_lens[i], nl, nr;
+        const fti__tok_slot *st;
+        sp = m ? (const unsigned char *)memchr(m, ' ', ml) : NULL;
+        if (!sp) {
+            r = fti_error_set(err, FTI_ERR_FORMAT, "gguf tokenizer: merge %lu has no space",
+                              (unsigned long)i);
+            goto fail;
+        }
+        nl = fti__u2b(m, (size_t)(sp - m), bytes, FTI_TOK_MAX_TOKEN_BYTES, u2b);
+        nr = nl == (size_t)-1 ? nl
+                              : fti__u2b(sp + 1, ml - (size_t)(sp - m) - 1, bytes + nl,
+                                         FTI_TOK_MAX_TOKEN_BYTES, u2b);
+        if (nl == (size_t)-1 || nr == (size_t)-1 || !nl || !nr ||
+            !fti__tok_lookup(tok, bytes, nl) || !fti__tok_lookup(tok, bytes + nl, nr) ||
+            !(st = fti__tok_lookup(tok, bytes, nl + nr))) {
+            r = fti_error_set(err, FTI_ERR_FORMAT,
+                              "gguf tokenizer: merge %lu does not join two tokens into a token",
+                              (unsigned long)i);
+            goto fail;
+        }
+        if (tok->entries[st->id1 - 1].rank == FTI__NO_RANK)
+            tok->entries[st->id1 - 1].rank = (uint32_t)(256 + i);
+    }
+    r = fti__tok_finish(tok, "gguf tokenizer", err);
+    if (r != FTI_OK) goto fail;
+    *out = tok;
+    return FTI_OK;
+nomem:
+    r = fti_error_set(err, FTI_ERR_NOMEM, "gguf tokenizer: out of memory");
+fail:
+    fti_tokenizer_free(tok);
+    return r;
+}
+
+/* === tokenizer: training === */
+/*
+ * 1. Counting: texts are buffered; each flush cuts them into pieces (documents, special tokens
+ *    removed, long documents cut at safe boundaries), pre-tokenizes the pieces on the pool's
+ *    threads into per-thread word->count maps, and adds those into one map, in thread order.
+ * 2. Merging: each unique word becomes a sequence of symbols (ids; bytes at first). Pairs of
+ *    adjacent symbols have a count (sum of word counts) and a list of the words they occur in.
+ *    A max-heap orders pairs by (count desc, left id asc, right id asc); entries are lazy: a
+ *    popped entry whose count is stale is pushed back with the current count. Merging (a,b)->c
+ *    rewrites only the words on (a,b)'s list and adjusts the counts of the neighbouring pairs,
+ *    so no merge recounts the corpus.
+ * A merged string that already is a token (possible: "a"+"bc" after "ab"+"c") reuses its id.
+ */
+
+typedef struct fti__wentry {
+    uint64_t h;
+    uint64_t count;
+    size_t off;
+    uint32_t len;
+    uint32_t used;
+} fti__wentry;
+
+typedef struct fti__wmap {
+    fti__wentry *e;
+    size_t cap, n;
+    unsigned char *blob;
+    size_t blob_len, blob_cap;
+    int oom;
+} fti__wmap;
+
+static void fti__wmap_free(fti__wmap *m) {
+    fti_free(m->e);
+    fti_free(m->blob);
+    memset(m, 0, sizeof *m);
+}
+
+static int fti__wmap_grow(fti__wmap *m) {
+    size_t cap = m->cap ? m->cap * 2 : 1024, i;
+    fti__wentry *e = (fti__wentry *)fti_calloc(cap, sizeof(fti__wentry));
+    if (!e) return 0;
+    for (i = 0; i < m->cap; i++) {
+        size_t k;
+        if (!m->e[i].used) continue;
+        k = (size_t)m->e[i].h & (cap - 1);
+        while (e[k].used) k = (k + 1) & (cap - 1);
+        e[k] = m->e[i];
+    }
+    fti_free(m->e);
+    m->e = e;
+    m->cap = cap;
+    return 1;
+}
+
+/* Adds count to word w[0..n); returns the entry index or (size_t)-1 (sets oom). */
+static size_t fti__wmap_add(fti__wmap *m, const unsigned char *w, size_t n, uint64_t h,
+                            uint64_t count) {
+    size_t k;
+    if (m->oom) return (size_t)-1;
+    if ((m->n + 1) * 2 > m->cap && !fti__wmap_grow(m)) {
+        m->oom = 1;
+        return (size_t)-1;
+    }
+    k = (size_t)h & (m->cap - 1);
+    while (m->e[k].used) {
+        fti__wentry *e = &m->e[k];
+        if (e->h == h && e->len == n && !memcmp(m->blob + e->off, w, n)) {
+            e->count += count;
+            return k;
+        }
+        k = (k + 1) & (m->cap - 1);
+    }
+    if (m->blob_len + n > m->blob_cap) {
+        size_t cap = m->blob_cap ? m->blob_cap * 2 : 65536;
+        unsigned char *b;
+        while (cap < m->blob_len + n) cap *= 2;
+        b = (unsigned char *)fti_realloc(m->blob, cap);
+        if (!b) {
+            m->oom = 1;
+            return (size_t)-1;
+        }
+        m->blob = b;
+        m->blob_cap = cap;
+    }
+    memcpy(m->blob + m->blob_len, w, n);
+    m->e[k].h = h;
+    m->e[k].count = count;
+    m->e[k].off = m->blob_len;
+    m->e[k].len = (uint32_t)n;
+    m->e[k].used = 1;
+    m->blob_len += n;
+    m->n++;
+    return k;
+}
+
+struct fti_bpe_trainer {
+    fti_bpe_train_opts o;
+    unsigned char **special;
+    size_t *special_len;
+    size_t n_special;
+    fti__wmap words;
+    fti_buf pending;
+    size_t *doc_end;
+    size_t n_docs, cap_docs;
+    fti_bpe_train_stats stats;
+    int trained;
+    int failed;
+};
+
+FTIDEF fti_result fti_bpe_trainer_create(const fti_bpe_train_opts *opts, fti_bpe_trainer **out) {
+    fti_bpe_trainer *t;
+    static const char *const def_special[] = {"<|endoftext|>"};
+    const char *const *sp;
+    size_t n_sp, i;
+    if (!out) return FTI_ERR_INVALID;
+    *out = NULL;
+    t = (fti_bpe_trainer *)fti_calloc(1, sizeof *t);
+    if (!t) return FTI_ERR_NOMEM;
+    if (opts) t->o = *opts;
+    if (!t->o.pretok) t->o.pretok = FTI_PRETOK_GPT2;
+    if (t->o.pretok > FTI_PRETOK_O200K) {
+        fti_free(t);
+        return FTI_ERR_INVALID;
+    }
+    if (!t->o.vocab_size) t->o.vocab_size = 4096;
+    if (!t->o.min_frequency) t->o.min_frequency = 2;
+    if (!t->o.max_word_bytes) t->o.max_word_bytes = 256;
+    if (t->o.max_word_bytes > FTI_TOK_MAX_TOKEN_BYTES)
+        t->o.max_word_bytes = FTI_TOK_MAX_TOKEN_BYTES;
+    sp = t->o.special;
+    n_sp = t->o.n_special;
+    if (!sp && !t->o.no_default_special) {
+        sp = def_special;
+        n_sp = 1;
+    }
+    if (!sp) n_sp = 0;
+    if (t->o.vocab_size < 256 + n_sp || t->o.vocab_size > FTI_TOK_MAX_VOCAB) {
+        fti_free(t);
+        return FTI_ERR_INVALID;
+    }
+    t->special = (unsigned char **)fti_calloc(n_sp + 1, sizeof(unsigned char *));
+    t->special_len = (size_t *)fti_calloc(n_sp + 1, sizeof(size_t));
+    if (!t->special || !t->special_len) {
+        fti_bpe_trainer_free(t);
+        return FTI_ERR_NOMEM;
+    }
+    for (i = 0; i < n_sp; i++) {
+        size_t len = sp[i] ? strlen(sp[i]) : 0;
+        if (!len || len > FTI_TOK_MAX_TOKEN_BYTES) {
+            fti_bpe_trainer_free(t);
+            return FTI_ERR_INVALID;
+        }
+        t->special[i] = (unsigned char *)fti_strndup(sp[i], len);
+        if (!t->special[i]) {
+            fti_bpe_trainer_free(t);
+            return FTI_ERR_NOMEM;
+        }
+        t->special_len[i] = len;
+        t->n_special++;
+    }
+    t->o.special = NULL; /* the copies above are used */
+    *out = t;
+    return FTI_OK;
+}
+
+FTIDEF void fti_bpe_trainer_free(fti_bpe_trainer *t) {
+    size_t i;
+    if (!t) return;
+    for (i = 0; i < t->n_special; i++) fti_free(t->special[i]);
+    fti_free(t->special);
+    fti_free(t->special_len);
+    fti__wmap_free(&t->words);
+    fti_buf_free(&t->pending);
+    fti_free(t->doc_end);
+    fti_free(t);
+}
+
+FTIDEF void fti_bpe_trainer_stats(const fti_bpe_trainer *t, fti_bpe_train_stats *stats) {
+    if (!stats) return;
+    if (!t) {
+        memset(stats, 0, sizeof *stats);
+        return;
+    }
+    *stats = t->stats;
+    if (!t->trained) stats->n_unique = t->words.n;
+}
+
+/* One piece of ordinary text to count. */
+typedef struct fti__piece {
+    const unsigned char *p;
+    size_t n;
+} fti__piece;
+
+typedef struct fti__count_job {
+    fti_bpe_trainer *t;
+    const fti__piece *pieces;
+    fti__wmap *maps; /* one per thread; maps[0] may be the trainer's own */
+    uint64_t *n_words;
+} fti__count_job;
+
+static void fti__count_words(fti_bpe_trainer *t, fti__wmap *m, const unsigned char *s, size_t n,
+                             uint64_t *n_words) {
+    size_t i = 0, maxw = t->o.max_word_bytes;
+    while (i < n) {
+        size_t e = fti__pretok_step(t->o.pretok, s, n, i), k;
+        for (k = i; k < e; k += maxw) {
+            size_t l = e - k < maxw ? e - k : maxw;
+            fti__wmap_add(m, s + k, l, fti__tok_hash(s + k, l), 1);
+        }
+        (*n_words)++;
+        i = e;
+    }
+}
+
+static void fti__count_fn(void *arg, size_t begin, size_t end, int thread) {
+    fti__count_job *j = (fti__count_job *)arg;
+    size_t i;
+    for (i = begin; i < end; i++)
+        fti__count_words(j->t, &j->maps[thread], j->pieces[i].p, j->pieces[i].n,
+                         &j->n_words[thread]);
+}
+
+/* Counts the pending documents. */
+static fti_result fti__trainer_flush(fti_bpe_trainer *t) {
+    fti__piece *pieces = NULL;
+    size_t n_pieces = 0, cap = 0, d, start = 0, k;
+    int nt = fti_pool_threads(t->o.pool), th;
+    fti__count_job j;
+    fti_result r = FTI_OK;
+    const unsigned char *s = (const unsigned char *)t->pending.data;
+    if (t->n_docs == 0) return FTI_OK;
+    for (d = 0; d < t->n_docs; d++) {
+        size_t end = t->doc_end[d], i = start;
+        /* cut out special tokens, then cut long stretches at safe boundaries */
+        while (i < end) {
+            size_t best_pos = end, best_len = 0, p, q;
+            for (k = 0; k < t->n_special; k++) {
+                size_t L = t->special_len[k];
+                for (p = i; p + L <= end && p < best_pos; p++) {
+                    const unsigned char *hit =
+                        (const unsigned char *)memchr(s + p, t->special[k][0], end - p);
+                    if (!hit) break;
+                    p = (size_t)(hit - s);
+                    if (p + L > end || p >= best_pos) break;
+                    if (!memcmp(s + p, t->special[k], L)) {
+                        if (p < best_pos || L > best_len) {
+                            best_pos = p;
+                            best_len = L;
+                        }
+                        break;
+                    }
+                }
+            }
+            /* ordinary text [i, best_pos) */
+            for (p = i; p < best_pos;) {
+                size_t stop = best_pos;
+                if (best_pos - p > ((size_t)1 << 20)) {
+                    q = fti__find_cut(s, best_pos, p + ((size_t)1 << 20), best_pos);
+                    if (q) stop = q;
+                }
+                if (n_pieces == cap) {
+                    size_t nc = cap ? cap * 2 : 64;
+                    fti__piece *np = (fti__piece *)fti_realloc(pieces, nc * sizeof *np);
+                    if (!np) {
+                        fti_free(pieces);
+                        return FTI_ERR_NOMEM;
+                    }
+                    pieces = np;
+                    cap = nc;
+                }
+                pieces[n_pieces].p = s + p;
+                pieces[n_pieces].n = stop - p;
+                n_pieces++;
+                p = stop;
+            }
+            i = best_pos + best_len;
+        }
+        start = end;
+    }
+    j.t = t;
+    j.pieces = pieces;
+    j.maps = (fti__wmap *)fti_calloc((size_t)nt, sizeof(fti__wmap));
+    j.n_words = (uint64_t *)fti_calloc((size_t)nt, sizeof(uint64_t));
+    if (!j.maps || !j.n_words) {
+        r = FTI_ERR_NOMEM;
+        goto done;
+    }
+    if (nt == 1) {
+        j.maps[0] = t->words; /* count straight into the trainer's map */
+        fti__count_fn(&j, 0, n_pieces, 0);
+        t->words = j.maps[0];
+        memset(&j.maps[0], 0, sizeof j.maps[0]);
+    } else {
+        fti_pool_for(t->o.pool, n_pieces, 1, fti__count_fn, &j);
+        for (th = 0; th < nt; th++) {
+            fti__wmap *m = &j.maps[th];
+            if (m->oom) t->words.oom = 1;
+            for (k = 0; k < m->cap; k++)
+                if (m->e[k].used)
+                    fti__wmap_add(&t->words, m->blob + m->e[k].off, m->e[k].len, m->e[k].h,
+                                  m->e[k].count);
+        }
+    }
+    for (th = 0; th < nt; th++) t->stats.n_words += j.n_words[th];
+    if (t->words.oom) r = FTI_ERR_NOMEM;
+done:
+    if (j.maps)
+        for (th = 0; th < nt; th++) fti__wmap_free(&j.maps[th]);
+    fti_free(j.maps);
+    fti_free(j.n_words);
+    fti_free(pieces);
+    t->pending.len = 0;
+    t->n_docs = 0;
+    return r;
+}
+
+FTIDEF fti_result fti_bpe_trainer_add(fti_bpe_trainer *t, const char *text, size_t len) {
+    if (!t || (!text && len)) return FTI_ERR_INVALID;
+    if (t->trained || t->failed) return FTI_ERR_INVALID;
+    if (len == 0) return FTI_OK;
+    if (t->n_docs == t->cap_docs) {
+        size_t cap = t->cap_docs ? t->cap_docs * 2 : 256;
+        size_t *d = (size_t *)fti_realloc(t->doc_end, cap * sizeof(size_t));
+        if (!d) return FTI_ERR_NOMEM;
+        t->doc_end = d;
+        t->cap_docs = cap;
+    }
+    fti_buf_append(&t->pending, text, len);
+    if (t->pending.oom) {
+        t->failed = 1;
+        return FTI_ERR_NOMEM;
+    }
+    t->doc_end[t->n_docs++] = t->pending.len;
+    t->stats.n_bytes += len;
+    if (t->pending.len >= ((size_t)16 << 20)) {
+        fti_result r = fti__trainer_flush(t);
+        if (r != FTI_OK) t->failed = 1;
+        return r;
+    }
+    return FTI_OK;
+}
+
+/* --- the merge loop --- */
+
+typedef struct fti__pair {
+    uint32_t a, b;
+    int64_t count;
+    uint32_t *w; /* words containing the pair (may hold stale entries and repeats) */
+    uint32_t nw, cw;
+    uint32_t stamp;
+} fti__pair;
+
+typedef struct fti__pheap_e {
+    int64_t count;
+    uint32_t a, b;
+} fti__pheap_e;
+
+typedef struct fti__merger {
+    fti__pair *pairs;
+    size_t n_pairs, cap_pairs;
+    uint32_t *slot; /* pair index + 1 by hash of (a,b) */
+    size_t slot_mask;
+    fti__pheap_e *heap;
+    size_t n_heap, cap_heap;
+    uint32_t *touched;
+    size_t n_touched, cap_touched;
+    int oom;
+} fti__merger;
+
+static uint64_t fti__pair_hash(uint32_t a, uint32_t b) {
+    uint64_t h = ((uint64_t)a << 32 | b) * 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
+}
+
+static int fti__pheap_less(const fti__pheap_e *x, const fti__pheap_e *y) {
+    /* x is "greater priority" than y? used as: parent must not be less than child */
+    if (x->count != y->count) return x->count < y->count;
+    if (x->a != y->a) return x->a > y->a;
+    return x->b > y->b;
+}
+
+static void fti__pheap_push(fti__merger *m, int64_t count, uint32_t a, uint32_t b) {
+    fti__pheap_e e;
+    size_t i;
+    if (m->n_heap == m->cap_heap) {
+        size_t cap = m->cap_heap ? m->cap_heap * 2 : 4096;
+        fti__pheap_e *h = (fti__pheap_e *)fti_realloc(m->heap, cap * sizeof *h);
+        if (!h) {
+            m->oom = 1;
+            return;
+        }
+        m->heap = h;
+        m->cap_heap = cap;
+    }
+    e.count = count;
+    e.a = a;
+    e.b = b;
+    i = m->n_heap++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!fti__pheap_less(&m->heap[p], &e)) break;
+        m->heap[i] = m->heap[p];
+        i = p;
+    }
+    m->heap[i] = e;
+}
+
+static fti__pheap_e fti__pheap_pop(fti__merger *m) {
+    fti__pheap_e top = m->heap[0], v = m->heap[--m->n_heap];
+    size_t i = 0, n = m->n_heap;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && fti__pheap_less(&m->heap[c], &m->heap[c + 1])) c++;
+        if (!fti__pheap_less(&v, &m->heap[c])) break;
+        m->heap[i] = m->heap[c];
+        i = c;
+    }
+    if (n) m->heap[i] = v;
+    return top;
+}
+
+/* Index of pair (a,b), created when absent (and create is set); (size_t)-1 if absent/no memory. */
+static size_t fti__pair_get(fti__merger *m, uint32_t a, uint32_t b, int create) {
+    size_t k = (size_t)fti__pair_hash(a, b) & m->slot_mask;
+    for (;;) {
+        uint32_t s = m->slot[k];
+        if (!s) break;
+        if (m->pairs[s - 1].a == a && m->pairs[s - 1].b == b) return s - 1;
+        k = (k + 1) & m->slot_mask;
+    }
+    if (!create || m->oom) return (size_t)-1;
+    if (m->n_pairs == m->cap_pairs) {
+        size_t cap = m->cap_pairs ? m->cap_pairs * 2 : 4096;
+        fti__pair *p = (fti__pair *)fti_realloc(m->pairs, cap * sizeof *p);
+        if (!p) {
+            m->oom = 1;
+            return (size_t)-1;
+        }
+        m->pairs = p;
+        m->cap_pairs = cap;
+    }
+    if ((m->n_pairs + 1) * 2 > m->slot_mask + 1) {
+        size_t cap = (m->slot_mask + 1) * 2, i;
+        uint32_t *ns = (uint32_t *)fti_calloc(cap, sizeof(uint32_t));
+        if (!ns) {
+            m->oom = 1;
+            return (size_t)-1;
+        }
+        for (i = 0; i < m->n_pairs; i++) {
+            size_t q = (size_t)fti__pair_hash(m->pairs[i].a, m->pairs[i].b) & (cap - 1);
+            while (ns[q]) q = (q + 1) & (cap - 1);
+            ns[q] = (uint32_t)i + 1;
+        }
+        fti_free(m->slot);
+        m->slot = ns;
+        m->slot_mask = cap - 1;
+        k = (size_t)fti__pair_hash(a, b) & m->slot_mask;
+        while (m->slot[k]) k = (k + 1) & m->slot_mask;
+    }
+    memset(&m->pairs[m->n_pairs], 0, sizeof(fti__pair));
+    m->pairs[m->n_pairs].a = a;
+    m->pairs[m->n_pairs].b = b;
+    m->slot[k] = (uint32_t)m->n_pairs + 1;
+    return m->n_pairs++;
+}
+
+static void fti__pair_add_word(fti__merger *m, fti__pair *p, uint32_t w) {
+    if (p->nw && p->w[p->nw - 1] == w) return;
+    if (p->nw == p->cw) {
+        uint32_t cap = p->cw ? p->cw * 2 : 4;
+        uint32_t *nw = (uint32_t *)fti_realloc(p->w, cap * sizeof(uint32_t));
+        if (!nw) {
+            m->oom = 1;
+            return;
+        }
+        p->w = nw;
+        p->cw = cap;
+    }
+    p->w[p->nw++] = w;
+}
+
+/* Adds delta to pair (a,b); positive deltas record word w and mark the pair touched. */
+static void fti__pair_delta(fti__merger *m, uint32_t a, uint32_t b, int64_t delta, uint32_t w,
+                            uint32_t stamp) {
+    size_t i = fti__pair_get(m, a, b, delta > 0);
+    fti__pair *p;
+    if (i == (size_t)-1) return;
+    p = &m->pairs[i];
+    p->count += delta;
+    if (delta > 0) {
+        fti__pair_add_word(m, p, w);
+        if (p->stamp != stamp) {
+            p->stamp = stamp;
+            if (m->n_touched == m->cap_touched) {
+                size_t cap = m->cap_touched ? m->cap_touched * 2 : 1024;
+                uint32_t *t = (uint32_t *)fti_realloc(m->touched, cap * sizeof(uint32_t));
+                if (!t) {
+                    m->oom = 1;
+                    return;
+                }
+                m->touched = t;
+                m->cap_touched = cap;
+            }
+            m->touched[m->n_touched++] = (uint32_t)i;
+        }
+    }
+}
+
+FTIDEF fti_result fti_bpe_trainer_train(fti_bpe_trainer *t, fti_tokenizer **out, fti_error *err) {
+    fti__merger m;
+    uint32_t *sym = NULL, *wlen = NULL, *mark = NULL;
+    size_t *woff = NULL;
+    uint64_t *wcnt = NULL;
+    size_t n_words = 0, total = 0, i, k, n_merges_target, n_tokens;
+    fti_tokenizer *tok = NULL;
+    fti__wmap tokmap; /* token bytes -> id, for reused strings */
+    fti_result r = FTI_ERR_NOMEM;
+    uint32_t stamp = 0;
+    size_t progress_every, next_progress;
+    memset(&m, 0, sizeof m);
+    memset(&tokmap, 0, sizeof tokmap);
+    if (!t || !out) return fti_error_set(err, FTI_ERR_INVALID, "bpe train: bad arguments");
+    *out = NULL;
+    if (t->trained || t->failed)
+        return fti_error_set(err, FTI_ERR_INVALID, "bpe train: trainer already used or failed");
+    r = fti__trainer_flush(t);
+    if (r != FTI_OK)
+        return fti_error_set(err, r, "bpe train: counting failed: %s", fti_result_str(r));
+    r = FTI_ERR_NOMEM;
+    t->trained = 1;
+    n_merges_target = t->o.vocab_size - 256 - t->n_special;
+    /* words -> symbol arrays. Their order (the map's) can depend on the thread count, but no
+     * result does: merges depend only on pair counts and the id tie-break. */
+    n_words = t->words.n;
+    woff = (size_t *)fti_malloc((n_words + 1) * sizeof(size_t));
+    wlen = (uint32_t *)fti_malloc((n_words + 1) * sizeof(uint32_t));
+    wcnt = (uint64_t *)fti_malloc((n_words + 1) * sizeof(uint64_t));
+    mark = (uint32_t *)fti_calloc(n_words + 1, sizeof(uint32_t));
+    sym = (uint32_t *)fti_malloc((t->words.blob_len + 1) * sizeof(uint32_t));
+    tok = fti__tok_new();
+    if (!woff || !wlen || !wcnt || !mark || !sym || !tok) goto done;
+    for (k = 0, i = 0; k < t->words.cap; k++) {
+        const fti__wentry *e = &t->words.e[k];
+        size_t q;
+        if (!e->used) continue;
+        woff[i] = total;
+        wlen[i] = e->len;
+        wcnt[i] = e->count;
+        for (q = 0; q < e->len; q++) sym[total + q] = t->words.blob[e->off + q];
+        total += e->len;
+        i++;
+    }
+    t->stats.n_unique = n_words;
+    fti__wmap_free(&t->words);
+    /* the vocabulary so far: 256 bytes */
+    for (i = 0; i < 256; i++) {
+        unsigned char b = (unsigned char)i;
+        if (fti__tok_set(tok, (uint32_t)i, &b, 1, (uint32_t)i, FTI_TOKEN_NORMAL) != FTI_OK)
+            goto done;
+        if (fti__wmap_add(&tokmap, &b, 1, fti__tok_hash(&b, 1), i) == (size_t)-1) goto done;
+    }
+    n_tokens = 256;
+    /* initial pair counts */
+    m.slot = (uint32_t *)fti_calloc(1024, sizeof(uint32_t));
+    if (!m.slot) goto done;
+    m.slot_mask = 1023;
+    for (i = 0; i < n_words; i++) {
+        const uint32_t *s = sym + woff[i];
+        for (k = 0; k + 1 < wlen[i]; k++) {
+            size_t pi = fti__pair_get(&m, s[k], s[k + 1], 1);
+            if (pi == (size_t)-1) goto done;
+            m.pairs[pi].count += (int64_t)wcnt[i];
+            fti__pair_add_word(&m, &m.pairs[pi], (uint32_t)i);
+        }
+    }
+    for (i = 0; i < m.n_pairs; i++)
+        if (m.pairs[i].count > 0) fti__pheap_push(&m, m.pairs[i].count, m.pairs[i].a, m.pairs[i].b);
+    if (m.oom) goto done;
+    progress_every = n_merges_target / 100 + 1;
+    next_progress = progress_every;
+    while (n_tokens - 256 < n_merges_target && m.n_heap) {
+        fti__pheap_e top = fti__pheap_pop(&m);
+        size_t pi = fti__pair_get(&m, top.a, top.b, 0);
+        fti__pair *p;
+        uint32_t a = top.a, b = top.b, c, *wl, nwl, wi;
+        unsigned char cat[2 * FTI_TOK_MAX_TOKEN_BYTES];
+        size_t la, lb, tk;
+        if (pi == (size_t)-1) continue;
+        p = &m.pairs[pi];
+        if (p->count != top.count) {
+            if (p->count > 0 && p->count < top.count) fti__pheap_push(&m, p->count, a, b);
+            continue;
+        }
+        if ((uint64_t)top.count < t->o.min_frequency) break;
+        la = tok->entries[a].len;
+        lb = tok->entries[b].len;
+        if (la + lb > FTI_TOK_MAX_TOKEN_BYTES) {
+            p->count = 0; /* too long to become a token: never merge it */
+            continue;
+        }
+        memcpy(cat, tok->blob + tok->entries[a].off, la);
+        memcpy(cat + la, tok->blob + tok->entries[b].off, lb);
+        {
+            uint64_t h = fti__tok_hash(cat, la + lb);
+            size_t before = tokmap.n;
+            tk = fti__wmap_add(&tokmap, cat, la + lb, h, n_tokens);
+            if (tk == (size_t)-1) goto done;
+            if (tokmap.n != before) {
+                c = (uint32_t)n_tokens;
+                if (fti__tok_set(tok, c, cat, la + lb, c, FTI_TOKEN_NORMAL) != FTI_OK) goto done;
+                n_tokens++;
+            } else {
+                /* the string exists: the count added above is undone, the id reused */
+                tokmap.e[tk].count -= n_tokens;
+                c = (uint32_t)tokmap.e[tk].count;
+            }
+        }
+        t->stats.last_count = (uint64_t)top.count;
+        /* rewrite the words on the pair's list */
+        stamp++;
+        m.n_touched = 0;
+        wl = p->w;
+        nwl = p->nw;
+        p->w = NULL;
+        p->nw = p->cw = 0;
+        p->count = 0;
+        for (wi = 0; wi < nwl; wi++) {
+            uint32_t w = wl[wi], L, j = 0, x = 0;
+            uint32_t *s;
+            int64_t f;
+            if (mark[w] == stamp) continue;
+            mark[w] = stamp;
+            s = sym + woff[w];
+            L = wlen[w];
+            f = (int64_t)wcnt[w];
+            while (x < L) {
+                if (x + 1 < L && s[x] == a && s[x + 1] == b) {
+                    if (j > 0) {
+                        fti__pair_delta(&m, s[j - 1], a, -f, w, stamp);
+                        fti__pair_delta(&m, s[j - 1], c, f, w, stamp);
+                    }
+                    if (x + 2 < L) {
+                        fti__pair_delta(&m, b, s[x + 2], -f, w, stamp);
+                        fti__pair_delta(&m, c, s[x + 2], f, w, stamp);
+                    }
+                    s[j++] = c;
+                    x += 2;
+                } else {
+                    s[j++] = s[x++];
+                }
+            }
+            wlen[w] = j;
+        }
+        fti_free(wl);
+        /* the merged pair itself may have been counted down by neighbours: it is gone */
+        pi = fti__pair_get(&m, a, b, 0);
+        if (pi != (size_t)-1) m.pairs[pi].count = 0;
+        if (m.n_touched > 1) qsort(m.touched, m.n_touched, sizeof(uint32_t), fti__cmp_u32);
+        for (i = 0; i < m.n_touched; i++) {
+            fti__pair *q = &m.pairs[m.touched[i]];
+            if (q->count > 0) fti__pheap_push(&m, q->count, q->a, q->b);
+        }
+        if (m.oom) goto done;
+        if (t->o.progress && n_tokens - 256 >= next_progress) {
+            t->o.progress(t->o.progress_user, n_tokens - 256, n_merges_target);
+            next_progress += progress_every;
+        }
+    }
+    t->stats.n_merges = n_tokens - 256;
+    if (t->o.progress) t->o.progress(t->o.progress_user, n_tokens - 256, n_merges_target);
+    for (i = 0; i < t->n_special; i++) {
+        if (fti__tok_set(tok, (uint32_t)n_tokens, t->special[i], t->special_len[i], FTI__NO_RANK,
+                         FTI_TOKEN_CONTROL) != FTI_OK)
+            goto done;
+        n_tokens++;
+    }
+    tok->pretok = t->o.pretok;
+    r = fti__tok_finish(tok, "bpe train", err);
+    if (r != FTI_OK) goto done;
+    *out = tok;
+    tok = NULL;
+    r = FTI_OK;
+done:
+    if (r == FTI_ERR_NOMEM) fti_error_set(err, r, "bpe train: out of memory");
+    for (i = 0; i < m.n_pairs; i++) fti_free(m.pairs[i].w);
+    fti_free(m.pairs);
+    fti_free(m.slot);
+    fti_free(m.heap);
+    fti_free(m.touched);
+    fti__wmap_free(&tokmap);
+    fti_free(sym);
+    fti_free(woff);
+    fti_free(wlen);
+    fti_free(wcnt);
+    fti_free(mark);
+    fti_tokenizer_free(tok);
+    return r;
+}
+/* ---- end src/03_tokenizer.c ---- */
+/* ---- begin src/04_store.c ---- */
+/* === store: text cleaning (normalise, HTML, markdown, redaction) and the document template === */
+/* #include "04_store.h" (amalgamated) */
+/* #include <stdarg.h> (already included) */
+/* #include <stdio.h> (already included) */
+/* #include <stdlib.h> (already included) */
+/* #include <string.h> (already included) */
+/* #include <math.h> (already included) */
+
+#ifndef FTI_NO_STORE
+
+/* --- small string helpers ------------------------------------------------------------------- */
+
+static int fti__st_lc(int c) {
+    return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
+static int fti__st_is_alpha(int c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+static int fti__st_is_digit(int c) {
+    return c >= '0' && c <= '9';
+}
+static int fti__st_is_alnum(int c) {
+    return fti__st_is_alpha(c) || fti__st_is_digit(c);
+}
+static int fti__st_is_space(int c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* Case-insensitive: does s[0..n) start with the NUL-terminated lowercase word w? */
+static int fti__st_starts_ci(const char *s, size_t n, const char *w) {
+    size_t i;
+    for (i = 0; w[i]; i++)
+        if (i >= n || fti__st_lc((unsigned char)s[i]) != w[i]) return 0;
+    return 1;
+}
+
+/* Case-insensitive equality of s[0..n) and the NUL-terminated w. */
+static int fti__st_eq_ci(const char *s, size_t n, const char *w) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!w[i] || fti__st_lc((unsigned char)s[i]) != w[i]) return 0;
+    return w[n] == 0;
+}
+
+/* Case-insensitive search for the lowercase needle in s[0..n); returns offset or n. */
+static size_t fti__st_find_ci(const char *s, size_t n, const char *needle) {
+    size_t m = strlen(needle), i;
+    if (m == 0) return 0;
+    for (i = 0; i + m <= n; i++)
+        if (fti__st_lc((unsigned char)s[i]) == needle[0] && fti__st_starts_ci(s + i, n - i, needle))
+            return i;
+    return n;
+}
+
+/* Trims blanks on both sides of [*s, *s + *n). */
+static void fti__st_trim(const char **s, size_t *n) {
+    while (*n > 0 && fti__st_is_space((unsigned char)(*s)[0])) (*s)++, (*n)--;
+    while (*n > 0 && fti__st_is_space((unsigned char)(*s)[*n - 1])) (*n)--;
+}
+
+/* Is name (len n) one of the comma-separated names in list (case-insensitive)? Returns the
+ * position in the list (0-based) or -1. */
+static int fti__st_list_pos(const char *list, const char *name, size_t n) {
+    int pos = 0;
+    const char *p = list;
+    while (p && *p) {
+        const char *e = strchr(p, ',');
+        size_t m = e ? (size_t)(e - p) : strlen(p);
+        const char *q = p;
+        fti__st_trim(&q, &m);
+        if (m == n && fti__st_starts_ci(name, n, "") && m > 0) {
+            size_t i;
+            for (i = 0; i < n; i++)
+                if (fti__st_lc((unsigned char)q[i]) != fti__st_lc((unsigned char)name[i])) break;
+            if (i == n) return pos;
+        }
+        pos++;
+        p = e ? e + 1 : NULL;
+    }
+    return -1;
+}
+
+/* === SHA-256 with the x86 SHA extensions ===================================================== */
+/*
+ * The store hashes every input byte (raw-file ids) and every stored object, so SHA-256 is its
+ * hottest loop. fti__st_sha256 uses the SHA-NI instructions (sha256rnds2/msg1/msg2) where the CPU
+ * has them and falls back to the base part's scalar fti_sha256_buf otherwise; both give the same
+ * digest (tested against each other on random sizes). Scalar-only builds (FTI_NO_SIMD, tcc,
+ * other architectures) always use the base code.
+ */
+#if !defined(FTI_NO_SIMD) && !defined(__TINYC__) && (defined(__GNUC__) || defined(__clang__)) &&   \
+    (defined(__x86_64__) || defined(_M_X64))
+#define FTI__ST_SHA_NI 1
+/* #include <cpuid.h> (already included) */
+/* #include <immintrin.h> (already included) */
+
+static const uint32_t fti__st_sha_k[64] = {
+    0x428a2f98u, 0x71374491u, 0xb5c0fbcfu, 0xe9b5dba5u, 0x3956c25bu, 0x59f111f1u, 0x923f82a4u,
+    0xab1c5ed5u, 0xd807aa98u, 0x12835b01u, 0x243185beu, 0x550c7dc3u, 0x72be5d74u, 0x80deb1feu,
+    0x9bdc06a7u, 0xc19bf174u, 0xe49b69c1u, 0xefbe4786u, 0x0fc19dc6u, 0x240ca1ccu, 0x2de92c6fu,
+    0x4a7484aau, 0x5cb0a9dcu, 0x76f988dau, 0x983e5152u, 0xa831c66du, 0xb00327c8u, 0xbf597fc7u,
+    0xc6e00bf3u, 0xd5a79147u, 0x06ca6351u, 0x14292967u, 0x27b70a85u, 0x2e1b2138u, 0x4d2c6dfcu,
+    0x53380d13u, 0x650a7354u, 0x766a0abbu, 0x81c2c92eu, 0x92722c85u, 0xa2bfe8a1u, 0xa81a664bu,
+    0xc24b8b70u, 0xc76c51a3u, 0xd192e819u, 0xd6990624u, 0xf40e3585u, 0x106aa070u, 0x19a4c116u,
+    0x1e376c08u, 0x2748774cu, 0x34b0bcb5u, 0x391c0cb3u, 0x4ed8aa4au, 0x5b9cca4fu, 0x682e6ff3u,
+    0x748f82eeu, 0x78a5636fu, 0x84c87814u, 0x8cc70208u, 0x90befffau, 0xa4506cebu, 0xbef9a3f7u,
+    0xc67178f2u};
+
+/* 1 if the CPU has the SHA extensions (CPUID.7.0:EBX bit 29) and SSE4.1. */
+static int fti__st_have_sha_ni(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 19))) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b >> 29) & 1u;
+}
+
+/* Compresses n 64-byte blocks into state (a..h). */
+__attribute__((target("sha,sse4.1"))) static void
+fti__st_sha_ni_blocks(uint32_t state[8], const unsigned char *p, size_t n) {
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    __m128i abef, cdgh, t;
+    t = _mm_loadu_si128((const __m128i *)(const void *)state);          /* d c b a */
+    cdgh = _mm_loadu_si128((const __m128i *)(const void *)(state + 4)); /* h g f e */
+    t = _mm_shuffle_epi32(t, 0xB1);                                     /* c d a b */
+    cdgh = _mm_shuffle_epi32(cdgh, 0x1B);                               /* e f g h */
+    abef = _mm_alignr_epi8(t, cdgh, 8);                                 /* a b e f */
+    cdgh = _mm_blend_epi16(cdgh, t, 0xF0);                              /* c d g h */
+    while (n--) {
+        __m128i w[4], save_abef = abef, save_cdgh = cdgh, m;
+        int g;
+        for (g = 0; g < 4; g++)
+            w[g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 16 * g)),
+                                    bswap);
+        for (g = 0; g < 16; g++) {
+            __m128i cur = w[g & 3];
+            m = _mm_add_epi32(
+                cur, _mm_loadu_si128((const __m128i *)(const void *)(fti__st_sha_k + 4 * g)));
+            cdgh = _mm_sha256rnds2_epu32(cdgh, abef, m);
+            abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(m, 0x0E));
+            if (g < 12) {
+                /* W[g+4] = msg2(msg1(W[g], W[g+1]) + W[g+2..g+3] shifted, W[g+3]) */
+                __m128i x = _mm_sha256msg1_epu32(w[g & 3], w[(g + 1) & 3]);
+                x = _mm_add_epi32(x, _mm_alignr_epi8(w[(g + 3) & 3], w[(g + 2) & 3], 4));
+                w[g & 3] = _mm_sha256msg2_epu32(x, w[(g + 3) & 3]);
+            }
+        }
+        abef = _mm_add_epi32(abef, save_abef);
+        cdgh = _mm_add_epi32(cdgh, save_cdgh);
+        p += 64;
+    }
+    t = _mm_shuffle_epi32(abef, 0x1B);     /* f e b a */
+    cdgh = _mm_shuffle_epi32(cdgh, 0xB1);  /* d c h g */
+    abef = _mm_blend_epi16(t, cdgh, 0xF0); /* d c b a */
+    cdgh = _mm_alignr_epi8(cdgh, t, 8);    /* h g f e */
+    _mm_storeu_si128((__m128i *)(void *)state, abef);
+    _mm_storeu_si128((__m128i *)(void *)(state + 4), cdgh);
+}
+#endif
+
+/* 1 when fti__st_sha256_x may use SHA-NI here (checked once per run: CPUID is slow in VMs). */
+static int fti__st_sha_fast(void) {
+#ifdef FTI__ST_SHA_NI
+    return fti__st_have_sha_ni();
+#else
+    return 0;
+#endif
+}
+
+/* SHA-256 of data[0..n) into out (same digest as fti_sha256_buf); fast = fti__st_sha_fast(). */
+static void fti__st_sha256_x(int fast, const void *data, size_t n, unsigned char out[32]) {
+#ifdef FTI__ST_SHA_NI
+    static const uint32_t iv[8] = {0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
+                                   0x510e527fu, 0x9b05688cu, 0x1f83d9abu, 0x5be0cd19u};
+    if (fast) {
+        uint32_t st[8];
+        unsigned char tail[128];
+        size_t full = n / 64, rest = n % 64, k, i;
+        uint64_t bits = (uint64_t)n * 8;
+        memcpy(st, iv, sizeof st);
+        fti__st_sha_ni_blocks(st, (const unsigned char *)data, full);
+        memset(tail, 0, sizeof tail);
+        if (rest) memcpy(tail, (const unsigned char *)data + full * 64, rest);
+        tail[rest] = 0x80;
+        k = rest + 1 + 8 <= 64 ? 64 : 128;
+        for (i = 0; i < 8; i++) tail[k - 1 - i] = (unsigned char)(bits >> (8 * i));
+        fti__st_sha_ni_blocks(st, tail, k / 64);
+        for (i = 0; i < 8; i++) {
+            out[4 * i] = (unsigned char)(st[i] >> 24);
+            out[4 * i + 1] = (unsigned char)(st[i] >> 16);
+            out[4 * i + 2] = (unsigned char)(st[i] >> 8);
+            out[4 * i + 3] = (unsigned char)st[i];
+        }
+        return;
+    }
+#else
+    (void)fast;
+#endif
+    fti_sha256_buf(data, n, out);
+}
+
+static void fti__st_sha256(const void *data, size_t n, unsigned char out[32]) {
+    fti__st_sha256_x(fti__st_sha_fast(), data, n, out);
+}
+
+/* --- the document template ------------------------------------------------------------------- */
+
+FTIDEF void fti_template_render(fti_buf *out, const char *title, size_t title_len, const char *body,
+                                size_t body_len, int open_body) {
+    if (!out) return;
+    fti_buf_puts(out, FTI_TEMPLATE_TITLE);
+    if (title && title_len) fti_buf_append(out, title, title_len);
+    fti_buf_putc(out, '\n');
+    fti_buf_puts(out, FTI_TEMPLATE_BODY);
+    if (body && body_len) fti_buf_append(out, body, body_len);
+    if (!open_body) fti_buf_puts(out, FTI_TEMPLATE_END);
+}
+
+/* === clean: normalisation ================================================================= */
+
+/* Unicode blanks that become a plain space. */
+static int fti__st_is_ublank(uint32_t cp) {
+    return cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+           cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+/* Invisible or control code points that are dropped. */
+static int fti__st_is_dropped(uint32_t cp) {
+    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x200B || cp == 0xFEFF ||
+           cp == 0x00AD || (cp >= 0xFFF9 && cp <= 0xFFFB);
+}
+
+/* --- redaction --------------------------------------------------------------------------- */
+
+static int fti__st_is_email_local(int c) {
+    return fti__st_is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+}
+static int fti__st_is_domain(int c) {
+    return fti__st_is_alnum(c) || c == '.' || c == '-';
+}
+
+/* Length of a URL starting at s (http://, https://, ftp://, www.), or 0. */
+static size_t fti__st_match_url(const char *s, size_t n) {
+    size_t i;
+    if (fti__st_starts_ci(s, n, "https://"))
+        i = 8;
+    else if (fti__st_starts_ci(s, n, "http://"))
+        i = 7;
+    else if (fti__st_starts_ci(s, n, "ftp://"))
+        i = 6;
+    else if (fti__st_starts_ci(s, n, "www."))
+        i = 4;
+    else
+        return 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (fti__st_is_space(c) || c == '"' || c == '\'' || c == '<' || c == '>' || c == ')' ||
+            c == ']' || c == '}')
+            break;
+        i++;
+    }
+    while (i > 0 && strchr(".,;:!?", s[i - 1])) i--;
+    return i > 8 ? i : 0;
+}
+
+/* Length of an e-mail address starting at s, or 0. */
+static size_t fti__st_match_email(const char *s, size_t n) {
+    size_t i = 0, at, dots = 0, last_dot = 0, k;
+    while (i < n && fti__st_is_email_local((unsigned char)s[i])) i++;
+    if (i == 0 || i >= n || s[i] != '@') return 0;
+    at = i++;
+    while (i < n && fti__st_is_domain((unsigned char)s[i])) {
+        if (s[i] == '.') dots++, last_dot = i;
+        i++;
+    }
+    while (i > at + 1 && (s[i - 1] == '.' || s[i - 1] == '-')) i--;
+    for (dots = 0, last_dot = 0, k = at + 1; k < i; k++)
+        if (s[k] == '.') dots++, last_dot = k;
+    if (dots == 0 || last_dot + 2 > i || last_dot == at + 1) return 0;
+    return i;
+}
+
+/* Length of a phone number starting at s, or 0: an optional '+', digits with single
+ * separators ( -.()), 9..15 digits (7..15 after a '+'), ending in a digit. */
+static size_t fti__st_match_phone(const char *s, size_t n) {
+    size_t i = 0, digits = 0, end = 0;
+    int plus = 0, sep = 0;
+    if (i < n && s[i] == '+') plus = 1, i++;
+    if (i < n && s[i] == '(') i++;
+    if (i >= n || !fti__st_is_digit((unsigned char)s[i])) return 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (fti__st_is_digit(c)) {
+            digits++;
+            end = i + 1;
+            sep = 0;
+        } else if ((c == ' ' || c == '-' || c == '.' || c == '(' || c == ')') && sep < 2) {
+            sep++;
+        } else {
+            break;
+        }
+        i++;
+    }
+    if (end < n && (fti__st_is_alnum((unsigned char)s[end]) || s[end] == '@')) return 0;
+    if (digits > 15 || digits < (size_t)(plus ? 7 : 9)) return 0;
+    return end;
+}
+
+static void fti__st_redact(const char *s, size_t n, int flags, fti_buf *out) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        int boundary = i == 0 || !fti__st_is_alnum((unsigned char)s[i - 1]);
+        size_t m = 0;
+        if (boundary && (fti__st_is_alnum(c) || c == '+' || c == '(' || c == '_' || c == '.')) {
+            if ((flags & FTI_CLEAN_REDACT_URL) && (m = fti__st_match_url(s + i, n - i)) != 0) {
+                fti_buf_puts(out, "[URL]");
+            } else if ((flags & FTI_CLEAN_REDACT_EMAIL) &&
+                       (m = fti__st_match_email(s + i, n - i)) != 0) {
+                fti_buf_puts(out, "[EMAIL]");
+            } else if ((flags & FTI_CLEAN_REDACT_PHONE) &&
+                       (m = fti__st_match_phone(s + i, n - i)) != 0) {
+                fti_buf_puts(out, "[PHONE]");
+            }
+        }
+        if (m) {
+            i += m;
+            continue;
+        }
+        /* copy a whole word at once when it cannot start a match */
+        fti_buf_putc(out, (char)c);
+        i++;
+        if (fti__st_is_alnum(c)) {
+            while (i < n && fti__st_is_alnum((unsigned char)s[i])) fti_buf_putc(out, s[i++]);
+        }
+    }
+}
+
+FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0, start, written = 0;
+    int pend_nl = 0, pend_blank = 0;
+    fti_buf tmp;
+    fti_buf *dst = out;
+    if (!out) return;
+    memset(&tmp, 0, sizeof tmp);
+    if (flags & FTI_CLEAN_REDACT_ALL) dst = &tmp;
+    if (!text) len = 0;
+    fti_buf_reserve(dst, len + 8);
+    start = dst->len;
+    while (i < len) {
+        unsigned char c = s[i];
+        uint32_t cp;
+        size_t k;
+        if (c >= 0x21 && c < 0x7F) {
+            /* visible ASCII run: the common case, copied in bulk */
+            size_t j = i + 1;
+            while (j < len && s[j] >= 0x21 && s[j] < 0x7F) j++;
+            if (written) {
+                if (pend_nl)
+                    fti_buf_append(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
+                else if (pend_blank)
+                    fti_buf_putc(dst, ' ');
+            }
+            pend_nl = pend_blank = 0;
+            fti_buf_append(dst, s + i, j - i);
+            written = 1;
+            i = j;
+            continue;
+        }
+        if (c == ' ' || c == '\t') {
+            pend_blank = 1;
+            i++;
+            continue;
+        }
+        if (c == '\n' || c == '\r') {
+            if (c == '\r' && i + 1 < len && s[i + 1] == '\n') i++;
+            pend_nl++;
+            pend_blank = 0;
+            i++;
+            continue;
+        }
+        if (c < 0x80) { /* other ASCII controls (NUL included) and DEL */
+            i++;
+            continue;
+        }
+        {
+            int ok = 1;
+            k = fti_utf8_decode(s + i, len - i, &cp, &ok);
+            if (k == 0) k = 1;
+        }
+        if (fti__st_is_ublank(cp)) {
+            if (cp == 0x2028 || cp == 0x2029)
+                pend_nl++;
+            else
+                pend_blank = 1;
+        } else if (!fti__st_is_dropped(cp)) {
+            unsigned char enc[4];
+            size_t m = fti_utf8_encode(cp, enc);
+            if (written) {
+                if (pend_nl)
+                    fti_buf_append(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
+                else if (pend_blank)
+                    fti_buf_putc(dst, ' ');
+            }
+            pend_nl = pend_blank = 0;
+            fti_buf_append(dst, enc, m);
+            written = 1;
+        }
+        i += k;
+    }
+    (void)start;
+    if (dst == &tmp) {
+        fti__st_redact(tmp.data ? tmp.data : "", tmp.len, flags, out);
+        if (tmp.oom) out->oom = 1;
+        fti_buf_free(&tmp);
+    }
+}
+
+/* === clean: HTML ============================================================================ */
+
+typedef struct fti__st_entity {
+    const char *name;
+    uint32_t cp;
+} fti__st_entity;
+
+static const fti__st_entity fti__st_entities[] = {
+    {"amp", '&'},      {"lt", '<'},        {"gt", '>'},       {"quot", '"'},      {"apos", '\''},
+    {"nbsp", 0xA0},    {"copy", 0xA9},     {"reg", 0xAE},     {"trade", 0x2122},  {"mdash", 0x2014},
+    {"ndash", 0x2013}, {"hellip", 0x2026}, {"lsquo", 0x2018}, {"rsquo", 0x2019},  {"ldquo", 0x201C},
+    {"rdquo", 0x201D}, {"laquo", 0xAB},    {"raquo", 0xBB},   {"middot", 0xB7},   {"bull", 0x2022},
+    {"deg", 0xB0},     {"times", 0xD7},    {"divide", 0xF7},  {"euro", 0x20AC},   {"pound", 0xA3},
+    {"cent", 0xA2},    {"yen", 0xA5},      {"sect", 0xA7},    {"para", 0xB6},     {"shy", 0xAD},
+    {"eacute", 0xE9},  {"egrave", 0xE8},   {"ecirc", 0xEA},   {"euml", 0xEB},     {"aacute", 0xE1},
+    {"agrave", 0xE0},  {"acirc", 0xE2},    {"auml", 0xE4},    {"aring", 0xE5},    {"ccedil", 0xE7},
+    {"iacute", 0xED},  {"icirc", 0xEE},    {"iuml", 0xEF},    {"ntilde", 0xF1},   {"oacute", 0xF3},
+    {"ocirc", 0xF4},   {"ouml", 0xF6},     {"oslash", 0xF8},  {"uacute", 0xFA},   {"ucirc", 0xFB},
+    {"uuml", 0xFC},    {"szlig", 0xDF},    {"Eacute", 0xC9},  {"Auml", 0xC4},     {"Ouml", 0xD6},
+    {"Uuml", 0xDC},    {"iexcl", 0xA1},    {"iquest", 0xBF},  {"thinsp", 0x2009}, {"ensp", 0x2002},
+    {"emsp", 0x2003},  {"zwj", 0x200D},    {"zwnj", 0x200C},  {"prime", 0x2032},  {"larr", 0x2190},
+    {"rarr", 0x2192},  {"hearts", 0x2665}, {"frac12", 0xBD},  {"frac14", 0xBC},   {"plusmn", 0xB1}};
+
+static void fti__st_put_cp(fti_buf *out, uint32_t cp) {
+    unsigned char enc[4];
+    size_t m = fti_utf8_encode(cp, enc);
+    fti_buf_append(out, enc, m);
+}
+
+/* Decodes the entity at s[0] == '&'; returns bytes consumed (0 if not an entity). */
+static size_t fti__st_html_entity(const char *s, size_t n, uint32_t *cp) {
+    size_t i = 1, j;
+    if (n >= 3 && s[1] == '#') {
+        uint32_t v = 0;
+        int hex = (s[2] == 'x' || s[2] == 'X'), any = 0;
+        i = hex ? 3 : 2;
+        for (; i < n && i < 16; i++) {
+            int c = (unsigned char)s[i], d;
+            if (fti__st_is_digit(c))
+                d = c - '0';
+            else if (hex && fti__st_lc(c) >= 'a' && fti__st_lc(c) <= 'f')
+                d = fti__st_lc(c) - 'a' + 10;
+            else
+                break;
+            if (v < 0x110000) v = v * (hex ? 16u : 10u) + (uint32_t)d;
+            any = 1;
+        }
+        if (!any) return 0;
+        if (i < n && s[i] == ';') i++;
+        if (v == 0 || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) v = 0xFFFD;
+        *cp = v;
+        return i;
+    }
+    while (i < n && i < 12 && fti__st_is_alnum((unsigned char)s[i])) i++;
+    if (i == 1) return 0;
+    for (j = 0; j < sizeof fti__st_entities / sizeof fti__st_entities[0]; j++) {
+        const char *name = fti__st_entities[j].name;
+        if (strlen(name) == i - 1 && memcmp(name, s + 1, i - 1) == 0) {
+            *cp = fti__st_entities[j].cp;
+            return (i < n && s[i] == ';') ? i + 1 : i;
+        }
+    }
+    return 0;
+}
+
+static const char *const fti__st_html_blocks[] = {
+    "p",       "div",     "h1",      "h2",         "h3",    "h4",         "h5",   "h6",
+    "li",      "ul",      "ol",      "tr",         "table", "blockquote", "pre",  "section",
+    "article", "header",  "footer",  "hr",         "nav",   "aside",      "main", "dl",
+    "dt",      "dd",      "figure",  "figcaption", "form",  "address",    "body", "tbody",
+    "thead",   "details", "summary", "center",     NULL};
+static const char *const fti__st_html_skip[] = {
+    "script", "style", "head", "noscript", "template", "svg", "iframe", "object", "math", NULL};
+
+static int fti__st_in_list(const char *name, size_t n, const char *const *list) {
+    size_t i;
+    for (i = 0; list[i]; i++)
+        if (fti__st_eq_ci(name, n, list[i])) return 1;
+    return 0;
+}
+
+/* Offset just after the '>' closing the tag that starts at s[0] == '<' (quotes respected),
+ * or n when unterminated. */
+static size_t fti__st_tag_end(const char *s, size_t n) {
+    size_t i = 1;
+    char q = 0;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (q) {
+            if (c == q) q = 0;
+        } else if (c == '"' || c == '\'') {
+            /* only attribute values open quotes: after '=' (possibly with blanks) */
+            size_t j = i;
+            while (j > 1 && (s[j - 1] == ' ' || s[j - 1] == '\t')) j--;
+            if (s[j - 1] == '=') q = c;
+        } else if (c == '>') {
+            return i + 1;
+        }
+    }
+    return n;
+}
+
+FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf *title) {
+    size_t i = 0;
+    int in_pre = 0, cap_title = 0, have_title = 0;
+    if (!out || !html) return;
+    while (i < len) {
+        char c = html[i];
+        if (c == '<') {
+            size_t end, nm, k;
+            int closing = 0;
+            const char *name;
+            if (len - i >= 4 && memcmp(html + i, "<!--", 4) == 0) {
+                size_t e = fti__st_find_ci(html + i + 4, len - i - 4, "-->");
+                i = (e >= len - i - 4) ? len : i + 4 + e + 3;
+                continue;
+            }
+            k = i + 1;
+            if (k < len && html[k] == '/') closing = 1, k++;
+            name = html + k;
+            while (k < len && (fti__st_is_alnum((unsigned char)html[k]))) k++;
+            nm = (size_t)(html + k - name);
+            if (nm == 0 && !(k < len && (html[k] == '!' || html[k] == '?'))) {
+                fti_buf_putc(out, '<'); /* a lone '<' in text */
+                i++;
+                continue;
+            }
+            end = i + fti__st_tag_end(html + i, len - i);
+            if (!closing && fti__st_in_list(name, nm, fti__st_html_skip)) {
+                /* skip to the matching close tag (not nested: these do not nest) */
+                char close[16];
+                size_t e;
+                if (fti__st_eq_ci(name, nm, "head")) {
+                    /* keep <title> inside <head>: only drop script/style there */
+                    i = end;
+                    continue;
+                }
+                snprintf(close, sizeof close, "</%.*s", (int)nm, name);
+                for (e = 0; close[e]; e++) close[e] = (char)fti__st_lc((unsigned char)close[e]);
+                e = fti__st_find_ci(html + end, len - end, close);
+                if (e >= len - end) {
+                    i = len;
+                } else {
+                    i = end + e;
+                    i += fti__st_tag_end(html + i, len - i);
+                }
+                continue;
+            }
+            if (fti__st_eq_ci(name, nm, "title") ||
+                (fti__st_eq_ci(name, nm, "h1") && !have_title)) {
+                if (!closing && title && !have_title)
+                    cap_title = 1;
+                else if (closing && cap_title)
+                    cap_title = 0, have_title = 1;
+            }
+            if (fti__st_eq_ci(name, nm, "title")) {
+                /* the page title is metadata, not body text */
+                if (!closing) {
+                    size_t e = fti__st_find_ci(html + end, len - end, "</title");
+                    size_t tl = e >= len - end ? len - end : e;
+                    if (title && !have_title) {
+                        fti_buf tmp;
+                        memset(&tmp, 0, sizeof tmp);
+                        fti_html_to_text(html + end, tl, &tmp, NULL);
+                        fti_buf_append(title, tmp.data ? tmp.data : "", tmp.len);
+                        fti_buf_free(&tmp);
+                        have_title = 1;
+                    }
+                    cap_title = 0;
+                    i = end + tl;
+                    if (i < len) i += fti__st_tag_end(html + i, len - i);
+                    continue;
+                }
+            }
+            if (fti__st_eq_ci(name, nm, "br"))
+                fti_buf_putc(out, '\n');
+            else if (fti__st_in_list(name, nm, fti__st_html_blocks))
+                fti_buf_puts(out, "\n\n");
+            else if (fti__st_eq_ci(name, nm, "td") || fti__st_eq_ci(name, nm, "th"))
+                fti_buf_putc(out, ' ');
+            if (fti__st_eq_ci(name, nm, "pre")) in_pre = !closing;
+            i = end;
+            continue;
+        }
+        if (c == '&') {
+            uint32_t cp = 0;
+            size_t m = fti__st_html_entity(html + i, len - i, &cp);
+            if (m) {
+                fti__st_put_cp(out, cp);
+                if (cap_title && title) fti__st_put_cp(title, cp);
+                i += m;
+                continue;
+            }
+        }
+        if ((c == '\n' || c == '\r' || c == '\t') && !in_pre) c = ' ';
+        if (c == '<' || c == '&' || c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+            fti_buf_putc(out, c);
+            if (cap_title && title) fti_buf_putc(title, c);
+            i++;
+        } else {
+            /* a run of plain text, copied at once */
+            size_t j = i + 1;
+            while (j < len && html[j] != '<' && html[j] != '&' && html[j] != '\n' &&
+                   html[j] != '\r' && html[j] != '\t')
+                j++;
+            fti_buf_append(out, html + i, j - i);
+            if (cap_title && title) fti_buf_append(title, html + i, j - i);
+            i = j;
+        }
+    }
+}
+
+/* === clean: markdown ========================================================================= */
+
+/* Inline markdown of one line into out. */
+static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
+    size_t i = 0;
+    while (i < n) {
+        char c = s[i];
+        if (c == '\\' && i + 1 < n && strchr("\\`*_{}[]()#+-.!>~|", s[i + 1])) {
+            fti_buf_putc(out, s[i + 1]);
+            i += 2;
+            continue;
+        }
+        if (c == '`') {
+            i++;
+            continue;
+        }
+        if ((c == '!' && i + 1 < n && s[i + 1] == '[') || c == '[') {
+            /* [text](url) or ![alt](url) or [text][ref]: keep the text */
+            size_t a = i + (c == '!' ? 2 : 1), j = a;
+            int depth = 1;
+            while (j < n && depth > 0) {
+                if (s[j] == '[')
+                    depth++;
+                else if (s[j] == ']')
+                    depth--;
+                if (depth > 0) j++;
+            }
+            if (j < n && j + 1 < n && (s[j + 1] == '(' || s[j + 1] == '[')) {
+                char close = s[j + 1] == '(' ? ')' : ']';
+                size_t k = j + 2;
+                while (k < n && s[k] != close) k++;
+                if (k < n) {
+                    fti__st_md_inline(s + a, j - a, out);
+                    i = k + 1;
+                    continue;
+                }
+            }
+        }
+        if (c == '<' && i + 1 < n &&
+            (fti__st_starts_ci(s + i + 1, n - i - 1, "http") ||
+             fti__st_starts_ci(s + i + 1, n - i - 1, "mailto:"))) {
+            size_t k = i + 1;
+            while (k < n && s[k] != '>' && s[k] != ' ') k++;
+            if (k < n && s[k] == '>') {
+                fti_buf_append(out, s + i + 1, k - i - 1);
+                i = k + 1;
+                continue;
+            }
+        }
+        if (c == '*' || c == '_' || c == '~') {
+            size_t j = i;
+            int prev_alnum, next_alnum;
+            while (j < n && s[j] == c) j++;
+            prev_alnum = i > 0 && (fti__st_is_alnum((unsigned char)s[i - 1]) ||
+                                   (unsigned char)s[i - 1] >= 0x80);
+            next_alnum =
+                j < n && (fti__st_is_alnum((unsigned char)s[j]) || (unsigned char)s[j] >= 0x80);
+            /* emphasis delimiters touch text on exactly one side; snake_case keeps its '_' */
+            if (c == '_' && i > 0 && j < n && fti__st_is_alnum((unsigned char)s[i - 1]) &&
+                fti__st_is_alnum((unsigned char)s[j])) {
+                fti_buf_append(out, s + i, j - i);
+            } else if (c == '~' && j - i < 2) {
+                fti_buf_append(out, s + i, j - i);
+            } else if (prev_alnum != next_alnum) {
+                /* dropped */
+            } else {
+                fti_buf_append(out, s + i, j - i);
+            }
+            i = j;
+            continue;
+        }
+        fti_buf_putc(out, c);
+        i++;
+    }
+}
+
+/* Is the line only rule characters (---, ***, ===, ___) with at least 3 of them? */
+static int fti__st_md_rule(const char *s, size_t n) {
+    size_t i, cnt = 0;
+    char r = 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == ' ' || c == '\t') continue;
+        if (c != '-' && c != '*' && c != '_' && c != '=') return 0;
+        if (r && c != r) return 0;
+        r = c;
+        cnt++;
+    }
+    return cnt >= 3;
+}
+
+FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_buf *title) {
+    size_t i = 0;
+    int in_fence = 0, have_title = 0;
+    if (!out || !md) return;
+    while (i < len) {
+        size_t e = i, n;
+        const char *s;
+        while (e < len && md[e] != '\n') e++;
+        s = md + i;
+        n = e - i;
+        if (n && s[n - 1] == '\r') n--;
+        i = e < len ? e + 1 : len;
+        {
+            size_t k = 0;
+            while (k < n && k < 4 && s[k] == ' ') k++;
+            if (n - k >= 3 && (memcmp(s + k, "```", 3) == 0 || memcmp(s + k, "~~~", 3) == 0)) {
+                in_fence = !in_fence;
+                fti_buf_putc(out, '\n');
+                continue;
+            }
+        }
+        if (in_fence) {
+            fti_buf_append(out, s, n);
+            fti_buf_putc(out, '\n');
+            continue;
+        }
+        while (n && (s[0] == ' ' || s[0] == '\t')) s++, n--;
+        if (fti__st_md_rule(s, n)) {
+            fti_buf_putc(out, '\n');
+            continue;
+        }
+        if (n >= 3 && s[0] == '[') { /* reference definition "[id]: url" */
+            const char *rb = (const char *)memchr(s, ']', n);
+            if (rb && (size_t)(rb - s) + 1 < n && rb[1] == ':') continue;
+        }
+        while (n && s[0] == '>') {
+            s++, n--;
+            if (n && s[0] == ' ') s++, n--;
+        }
+        if (n && s[0] == '#') {
+            size_t h = 0;
+            while (h < n && s[h] == '#') h++;
+            if (h <= 6 && (h == n || s[h] == ' ')) {
+                const char *t = s + h;
+                size_t tn = n - h;
+                while (tn && (t[tn - 1] == '#' || t[tn - 1] == ' ')) tn--;
+                fti__st_trim(&t, &tn);
+                if (title && !have_title && tn) {
+                    fti__st_md_inline(t, tn, title);
+                    have_title = 1;
+                }
+                fti_buf_putc(out, '\n');
+                fti__st_md_inline(t, tn, out);
+                fti_buf_puts(out, "\n\n");
+                continue;
+            }
+        }
+        if (n >= 2 && (s[0] == '-' || s[0] == '*' || s[0] == '+') && s[1] == ' ') {
+            s += 2, n -= 2;
+        } else {
+            size_t d = 0;
+            while (d < n && d < 9 && fti__st_is_digit((unsigned char)s[d])) d++;
+            if (d && d + 1 < n && (s[d] == '.' || s[d] == ')') && s[d + 1] == ' ')
+                s += d + 2, n -= d + 2;
+        }
+        fti__st_md_inline(s, n, out);
+        fti_buf_putc(out, '\n');
+    }
+}
+
+#endif /* FTI_NO_STORE */
+/* ---- end src/04_store.c ---- */
+/* ---- begin src/04_store_index.c ---- */
+/* === store: MinHash + LSH near-duplicates, chunking, BM25 index, token shards ============== */
+/* #include "04_store.h" (amalgamated) */
+
+#ifndef FTI_NO_STORE
+
+/* === MinHash ================================================================================ */
+/*
+ * Shingles are word 3-grams over lowercased letter/digit words (documents with fewer words give
+ * one shingle). Signatures use one-permutation hashing: each shingle is hashed once to 64 bits;
+ * the top 7 bits pick one of the 128 bins and the low 32 bits compete for that bin's minimum, so
+ * a shingle costs O(1) instead of O(bins). Empty bins are then filled by rotation (Shrivastava &
+ * Li, "Densifying one permutation hashing"): an empty bin takes the value of the next non-empty
+ * bin to its right plus a fixed offset per step, which keeps the probability that two signatures
+ * agree in a bin equal to their Jaccard similarity.
+ */
+
+typedef struct fti__st_mh_params {
+    uint64_t seed;
+} fti__st_mh_params;
+
+static void fti__st_mh_init(fti__st_mh_params *p) {
+    p->seed = 0x6d696e68617368ull;
+}
+
+static void fti__st_mh_add(const fti__st_mh_params *p, uint32_t *sig, uint64_t h) {
+    uint32_t bin, v;
+    h ^= p->seed;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 31;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 29;
+    bin = (uint32_t)(h >> 57) & (FTI_MINHASH_PERMS - 1);
+    v = (uint32_t)h;
+    if (v == 0xFFFFFFFFu) v--; /* 0xFFFFFFFF marks an empty bin */
+    if (v < sig[bin]) sig[bin] = v;
+}
+
+static void fti__st_minhash(const fti__st_mh_params *p, const char *t, size_t n, uint32_t *sig) {
+    uint64_t w[3] = {0, 0, 0};
+    size_t i = 0, n_words = 0, n_sh = 0;
+    unsigned char filled[FTI_MINHASH_PERMS];
+    for (i = 0; i < FTI_MINHASH_PERMS; i++) sig[i] = 0xFFFFFFFFu;
+    i = 0;
+    while (i < n) {
+        uint64_t h = 1469598103934665603ull;
+        unsigned char c = (unsigned char)t[i];
+        if (!(fti__st_is_alnum(c) || c >= 0x80)) {
+            i++;
+            continue;
+        }
+        while (i < n) {
+            c = (unsigned char)t[i];
+            if (!(fti__st_is_alnum(c) || c >= 0x80)) break;
+            h = (h ^ (uint64_t)fti__st_lc(c)) * 1099511628211ull;
+            i++;
+        }
+        w[0] = w[1];
+        w[1] = w[2];
+        w[2] = h;
+        n_words++;
+        if (n_words >= 3) {
+            uint64_t s = w[0] * 0x9E3779B97F4A7C15ull ^ (w[1] * 0xC2B2AE3D27D4EB4Full + w[2]);
+            s ^= s >> 29;
+            fti__st_mh_add(p, sig, s);
+            n_sh++;
+        }
+    }
+    if (n_sh == 0 && n_words > 0) fti__st_mh_add(p, sig, w[0] * 31 + w[1] * 17 + w[2]);
+    /* densify from a snapshot so filled bins never feed other empty bins */
+    for (i = 0; i < FTI_MINHASH_PERMS; i++) filled[i] = sig[i] != 0xFFFFFFFFu;
+    {
+        size_t k;
+        int any = 0;
+        uint32_t orig[FTI_MINHASH_PERMS];
+        memcpy(orig, sig, sizeof orig);
+        for (i = 0; i < FTI_MINHASH_PERMS; i++) any |= filled[i];
+        for (i = 0; any && i < FTI_MINHASH_PERMS; i++) {
+            if (filled[i]) continue;
+            for (k = 1; k < FTI_MINHASH_PERMS; k++) {
+                size_t j = (i + k) % FTI_MINHASH_PERMS;
+                if (filled[j]) {
+                    sig[i] = orig[j] + (uint32_t)k * 0x9E3779B9u;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+static double fti__st_mh_jaccard(const uint32_t *a, const uint32_t *b) {
+    size_t i, eq = 0;
+    for (i = 0; i < FTI_MINHASH_PERMS; i++) eq += a[i] == b[i];
+    return (double)eq / FTI_MINHASH_PERMS;
+}
+
+/* Rows per band for a threshold: the banding's S-curve midpoint (1/b)^(1/r) just below it. */
+static int fti__st_lsh_rows(double threshold) {
+    static const int rows[] = {1, 2, 4, 8, 16, 32};
+    int best = 8, k;
+    for (k = 0; k < 6; k++) {
+        double b = (double)(FTI_MINHASH_PERMS / rows[k]);
+        double mid = pow(1.0 / b, 1.0 / rows[k]);
+        if (mid <= threshold - 0.03) best = rows[k];
+    }
+    return best;
+}
+
+typedef struct fti__st_band_key {
+    uint64_t key;
+    uint32_t doc;
+} fti__st_band_key;
+
+static int fti__st_band_cmp(const void *a, const void *b) {
+    const fti__st_band_key *x = (const fti__st_band_key *)a, *y = (const fti__st_band_key *)b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return x->doc < y->doc ? -1 : (x->doc > y->doc);
+}
+
+static uint32_t fti__st_uf_find(uint32_t *parent, uint32_t x) {
+    while (parent[x] != x) {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    return x;
+}
+
+/* Near-duplicate groups among the signatures sigs[i] (NULL = skip doc i). On return root[i]
+ * is the smallest index of i's group (i itself when unique). Returns FTI_ERR_NOMEM or FTI_OK.
+ * Candidate pairs per band bucket are compared against the bucket's first 64 members only,
+ * which bounds the work on huge buckets (near-identical boilerplate). */
+static fti_result fti__st_near_dups(uint32_t *const *sigs, size_t n, double threshold,
+                                    uint32_t *root) {
+    int rows = fti__st_lsh_rows(threshold), bands = FTI_MINHASH_PERMS / rows, b;
+    fti__st_band_key *keys;
+    size_t i, m;
+    for (i = 0; i < n; i++) root[i] = (uint32_t)i;
+    if (n < 2) return FTI_OK;
+    keys = (fti__st_band_key *)fti_malloc(n * sizeof *keys);
+    if (!keys) return FTI_ERR_NOMEM;
+    for (b = 0; b < bands; b++) {
+        m = 0;
+        for (i = 0; i < n; i++) {
+            if (!sigs[i]) continue;
+            keys[m].key =
+                fti_hash64(sigs[i] + b * rows, (size_t)rows * sizeof(uint32_t), (uint64_t)b);
+            keys[m].doc = (uint32_t)i;
+            m++;
+        }
+        qsort(keys, m, sizeof *keys, fti__st_band_cmp);
+        for (i = 0; i < m;) {
+            size_t j = i + 1, k, q;
+            while (j < m && keys[j].key == keys[i].key) j++;
+            for (k = i; k < j && k < i + 64; k++) {
+                for (q = k + 1; q < j; q++) {
+                    uint32_t x = keys[k].doc, y = keys[q].doc, rx, ry;
+                    rx = fti__st_uf_find(root, x);
+                    ry = fti__st_uf_find(root, y);
+                    if (rx == ry) continue;
+                    if (fti__st_mh_jaccard(sigs[x], sigs[y]) >= threshold) {
+                        if (rx < ry)
+                            root[ry] = rx;
+                        else
+                            root[rx] = ry;
+                    }
+                }
+            }
+            i = j;
+        }
+    }
+    for (i = 0; i < n; i++) root[i] = fti__st_uf_find(root, (uint32_t)i);
+    fti_free(keys);
+    return FTI_OK;
+}
+
+/* === chunking ================================================================================ */
+/*
+ * A document is cut into segments ending at paragraph breaks, sentence ends (". ", "! ", "? "
+ * followed by a blank) or, for very long runs, blanks. Chunks take whole segments while the
+ * token budget allows; the next chunk starts with the last segments of the previous one that
+ * fit in the overlap budget. A segment longer than the budget is cut at blanks, or hard.
+ */
+typedef size_t (*fti__st_count_fn)(void *ctx, const char *text, size_t len);
+
+typedef struct fti__st_span {
+    size_t off, len;
+} fti__st_span;
+
+typedef struct fti__st_spans {
+    fti__st_span *v;
+    size_t n, cap;
+    int oom;
+} fti__st_spans;
+
+static void fti__st_spans_push(fti__st_spans *s, size_t off, size_t len) {
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        fti__st_span *p = (fti__st_span *)fti_realloc(s->v, cap * sizeof *p);
+        if (!p) {
+            s->oom = 1;
+            return;
+        }
+        s->v = p;
+        s->cap = cap;
+    }
+    s->v[s->n].off = off;
+    s->v[s->n].len = len;
+    s->n++;
+}
+
+/* Segments of t[0..n) (each includes its trailing separator). */
+static void fti__st_segments(const char *t, size_t n, fti__st_spans *out) {
+    size_t i = 0, start = 0;
+    while (i < n) {
+        char c = t[i];
+        int cut = 0;
+        if (c == '\n')
+            cut = 1;
+        else if ((c == '.' || c == '!' || c == '?') && i + 1 < n &&
+                 (t[i + 1] == ' ' || t[i + 1] == '\n'))
+            cut = 1;
+        else if (i - start >= 1024 && c == ' ')
+            cut = 1;
+        else if (i - start >= 4096)
+            cut = 1;
+        i++;
+        if (cut) {
+            while (i < n && (t[i] == ' ' || t[i] == '\n')) i++;
+            fti__st_spans_push(out, start, i - start);
+            start = i;
+        }
+    }
+    if (start < n) fti__st_spans_push(out, start, n - start);
+}
+
+/* Appends the chunks of t[0..n) to out as (off, len) spans. */
+static void fti__st_chunk_doc(const char *t, size_t n, size_t budget, size_t overlap,
+                              fti__st_count_fn count, void *ctx, fti__st_spans *out) {
+    fti__st_spans seg;
+    size_t *ntok, i = 0;
+    memset(&seg, 0, sizeof seg);
+    fti__st_segments(t, n, &seg);
+    if (seg.oom) {
+        out->oom = 1;
+        fti_free(seg.v);
+        return;
+    }
+    ntok = (size_t *)fti_malloc((seg.n + 1) * sizeof *ntok);
+    if (!ntok) {
+        out->oom = 1;
+        fti_free(seg.v);
+        return;
+    }
+    for (i = 0; i < seg.n; i++) ntok[i] = count(ctx, t + seg.v[i].off, seg.v[i].len);
+    i = 0;
+    while (i < seg.n) {
+        size_t j = i, tok = 0, k, back;
+        if (ntok[i] > budget) {
+            /* a long segment alone: cut it into budget-sized pieces by bytes, at blanks */
+            size_t off = seg.v[i].off, end = off + seg.v[i].len;
+            size_t per = seg.v[i].len * budget / (ntok[i] ? ntok[i] : 1);
+            if (per < 16) per = 16;
+            while (off < end) {
+                size_t e = off + per < end ? off + per : end, e2 = e;
+                while (e2 > off + per / 2 && e2 < end && t[e2] != ' ') e2--;
+                if (e2 > off + per / 2 && e2 < end) e = e2 + 1;
+                fti__st_spans_push(out, off, e - off);
+                off = e;
+            }
+            i++;
+            continue;
+        }
+        while (j < seg.n && tok + ntok[j] <= budget) tok += ntok[j++];
+        fti__st_spans_push(out, seg.v[i].off, seg.v[j - 1].off + seg.v[j - 1].len - seg.v[i].off);
+        if (j >= seg.n) break;
+        /* overlap: walk back from j over segments that fit in the overlap budget */
+        back = 0;
+        k = j;
+        while (k > i + 1 && back + ntok[k - 1] <= overlap) back += ntok[--k];
+        i = k;
+    }
+    fti_free(ntok);
+    fti_free(seg.v);
+}
+
+/* === BM25 index ============================================================================== */
+/*
+ * File layout (little-endian, see docs/workspace.md):
+ *   0   magic "FTIBM25\0"          8  u32 version (1)     12 u32 n_docs
+ *   16  u32 n_chunks              20  u32 n_terms        24 f32 avg chunk length (terms)
+ *   28  f32 k1                    32  f32 b              36 u32 reserved
+ *   40  u64 n_postings            48  u64 off_docs       56 u64 off_chunks
+ *   64  u64 off_terms             72  u64 off_postings   80 u64 off_strings
+ *   88  u64 strings_len           96..127 zero
+ *   docs:     n_docs   x 5 u32  (string offsets: doc_id, title, source, author, date)
+ *   chunks:   n_chunks x 4 u32  (doc, text offset, text length, length in terms)
+ *   terms:    n_terms  x (u64 term hash, u32 first posting, u32 df), sorted by hash
+ *   postings: n_postings x (u32 chunk, u32 term frequency), by term then chunk
+ *   strings:  NUL-terminated strings; the blob ends with a NUL
+ */
+#define FTI__ST_BM25_HDR 128
+#define FTI__ST_BM25_K1 1.2f
+#define FTI__ST_BM25_B 0.75f
+
+struct fti_bm25 {
+    fti_map map;
+    const unsigned char *p;
+    uint32_t n_docs, n_chunks, n_terms;
+    uint64_t n_postings;
+    float avg_len, k1, b;
+    const unsigned char *docs, *chunks, *terms, *postings;
+    const char *strings;
+    uint64_t strings_len;
+};
+
+/* Calls fn for each term of t[0..n): lowercased ASCII letters/digits and non-ASCII bytes. */
+static uint64_t fti__st_term_hash(const char *t, size_t n, size_t *pos, int *ok) {
+    size_t i = *pos, len = 0;
+    unsigned char buf[64];
+    *ok = 0;
+    while (i < n && !(fti__st_is_alnum((unsigned char)t[i]) || (unsigned char)t[i] >= 0x80)) i++;
+    if (i >= n) {
+        *pos = n;
+        return 0;
+    }
+    while (i < n && (fti__st_is_alnum((unsigned char)t[i]) || (unsigned char)t[i] >= 0x80)) {
+        if (len < sizeof buf) buf[len++] = (unsigned char)fti__st_lc((unsigned char)t[i]);
+        i++;
+    }
+    *pos = i;
+    *ok = 1;
+    return fti_hash64(buf, len, 0x626d3235ull);
+}
+
+typedef struct fti__st_tp {
+    uint64_t term;
+    uint32_t chunk;
+    uint32_t tf;
+} fti__st_tp;
+
+static int fti__st_tp_cmp(const void *a, const void *b) {
+    const fti__st_tp *x = (const fti__st_tp *)a, *y = (const fti__st_tp *)b;
+    if (x->term != y->term) return x->term < y->term ? -1 : 1;
+    return x->chunk < y->chunk ? -1 : (x->chunk > y->chunk);
+}
+
+static void fti__st_put_u32(fti_buf *b, uint32_t v) {
+    unsigned char t[4];
+    fti_store_u32(t, v);
+    fti_buf_append(b, t, 4);
+}
+static void fti__st_put_u64(fti_buf *b, uint64_t v) {
+    unsigned char t[8];
+    fti_store_u64(t, v);
+    fti_buf_append(b, t, 8);
+}
+
+static uint32_t fti__st_str_add(fti_buf *s, const char *v) {
+    uint32_t off = (uint32_t)s->len;
+    if (v) fti_buf_append(s, v, strlen(v));
+    fti_buf_putc(s, 0);
+    return off;
+}
+
+FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_t n_chunks,
+                                 const fti_doc_meta *docs, size_t n_docs, fti_error *err) {
+    fti__st_tp *tps = NULL;
+    size_t n_tp = 0, cap_tp = 0, i, n_terms = 0;
+    uint32_t *dl = NULL, *doc_str = NULL, *chunk_txt = NULL;
+    fti_buf strs;
+    double total_len = 0;
+    uint64_t *scratch = NULL;
+    size_t scratch_cap = 0, tab_cap = 0;
+    fti__st_tp *tab = NULL;
+    fti_result rc = FTI_ERR_NOMEM;
+    if (!out || (n_chunks && !chunks) || (n_docs && !docs))
+        return fti_error_set(err, FTI_ERR_INVALID, "bm25: bad arguments");
+    if (n_chunks > 0xFFFFFFF0u || n_docs > 0xFFFFFFF0u)
+        return fti_error_set(err, FTI_ERR_LIMIT, "bm25: too many chunks or documents");
+    memset(&strs, 0, sizeof strs);
+    dl = (uint32_t *)fti_calloc(n_chunks + 1, sizeof *dl);
+    doc_str = (uint32_t *)fti_calloc(n_docs * 5 + 1, sizeof *doc_str);
+    chunk_txt = (uint32_t *)fti_calloc(n_chunks + 1, sizeof *chunk_txt);
+    if (!dl || !doc_str || !chunk_txt) goto fail;
+    for (i = 0; i < n_docs; i++) {
+        doc_str[i * 5 + 0] = fti__st_str_add(&strs, docs[i].doc_id);
+        doc_str[i * 5 + 1] = fti__st_str_add(&strs, docs[i].title);
+        doc_str[i * 5 + 2] = fti__st_str_add(&strs, docs[i].source);
+        doc_str[i * 5 + 3] = fti__st_str_add(&strs, docs[i].author);
+        doc_str[i * 5 + 4] = fti__st_str_add(&strs, docs[i].date);
+    }
+    for (i = 0; i < n_chunks; i++) {
+        size_t pos = 0, m = 0, k;
+        int ok;
+        if (chunks[i].doc >= n_docs) {
+            rc = fti_error_set(err, FTI_ERR_INVALID, "bm25: chunk %lu refers to doc %lu >= %lu",
+                               (unsigned long)i, (unsigned long)chunks[i].doc,
+                               (unsigned long)n_docs);
+            goto fail;
+        }
+        chunk_txt[i] = (uint32_t)strs.len;
+        fti_buf_append(&strs, chunks[i].text, chunks[i].len);
+        fti_buf_putc(&strs, 0);
+        /* terms of the chunk, sorted, then counted */
+        for (;;) {
+            uint64_t h = fti__st_term_hash(chunks[i].text, chunks[i].len, &pos, &ok);
+            if (!ok) break;
+            if (m == scratch_cap) {
+                size_t cap = scratch_cap ? scratch_cap * 2 : 256;
+                uint64_t *p = (uint64_t *)fti_realloc(scratch, cap * sizeof *p);
+                if (!p) goto fail;
+                scratch = p;
+                scratch_cap = cap;
+            }
+            scratch[m++] = h;
+        }
+        dl[i] = (uint32_t)m;
+        total_len += (double)m;
+        /* count each distinct term of the chunk with a small open-addressing table (term
+         * frequencies in first-seen order; the order within a chunk does not matter) */
+        {
+            size_t tcap = 16, q;
+            while (tcap < 2 * m) tcap *= 2;
+            if (tcap > tab_cap) {
+                fti__st_tp *p = (fti__st_tp *)fti_realloc(tab, tcap * sizeof *p);
+                if (!p) goto fail;
+                tab = p;
+                tab_cap = tcap;
+            }
+            for (q = 0; q < tcap; q++) tab[q].tf = 0;
+            for (k = 0; k < m; k++) {
+                uint64_t h = scratch[k];
+                size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+                while (tab[slot].tf && tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
+                if (!tab[slot].tf) {
+                    tab[slot].term = h;
+                    tab[slot].chunk = (uint32_t)k; /* first position, for the order */
+                }
+                tab[slot].tf++;
+            }
+            for (k = 0; k < m; k++) {
+                uint64_t h = scratch[k];
+                size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+                while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
+                if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
+                if (n_tp == cap_tp) {
+                    size_t cap = cap_tp ? cap_tp * 2 : 1024;
+                    fti__st_tp *p = (fti__st_tp *)fti_realloc(tps, cap * sizeof *p);
+                    if (!p) goto fail;
+                    tps = p;
+                    cap_tp = cap;
+                }
+                tps[n_tp].term = h;
+                tps[n_tp].chunk = (uint32_t)i;
+                tps[n_tp].tf = tab[slot].tf;
+                n_tp++;
+            }
+        }
+    }
+    if (strs.oom) goto fail;
+    if (strs.len > 0xFFFFFFF0u) {
+        rc = fti_error_set(err, FTI_ERR_LIMIT, "bm25: text of the chunks exceeds 4 GiB");
+        goto fail;
+    }
+    /* group the postings by term without sorting them all: a hash table numbers the distinct
+     * terms; only the distinct terms are sorted; postings are then scattered to their term's
+     * range (counting sort), which keeps each term's postings in chunk order */
+    {
+        size_t cap = 1024, n_u = 0, k;
+        uint64_t *keys = NULL;
+        uint32_t *idx_of = NULL, *df = NULL, *rank = NULL, *tp_idx = NULL;
+        fti__st_tp *sorted = NULL, *u = NULL;
+        rc = FTI_ERR_NOMEM;
+        keys = (uint64_t *)fti_malloc(cap * sizeof *keys);
+        idx_of = (uint32_t *)fti_malloc(cap * sizeof *idx_of);
+        tp_idx = (uint32_t *)fti_malloc((n_tp + 1) * sizeof *tp_idx);
+        if (!keys || !idx_of || !tp_idx) goto group_fail;
+        memset(idx_of, 0xFF, cap * sizeof *idx_of);
+        for (i = 0; i < n_tp; i++) {
+            uint64_t h = tps[i].term;
+            size_t slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
+            while (idx_of[slot] != 0xFFFFFFFFu && keys[slot] != h) slot = (slot + 1) & (cap - 1);
+            if (idx_of[slot] == 0xFFFFFFFFu) {
+                if ((n_u + 1) * 2 > cap) { /* grow and rehash */
+                    size_t ncap = cap * 2, q;
+                    uint64_t *nk = (uint64_t *)fti_malloc(ncap * sizeof *nk);
+                    uint32_t *ni = (uint32_t *)fti_malloc(ncap * sizeof *ni);
+                    if (!nk || !ni) {
+                        fti_free(nk);
+                        fti_free(ni);
+                        goto group_fail;
+                    }
+                    memset(ni, 0xFF, ncap * sizeof *ni);
+                    for (q = 0; q < cap; q++) {
+                        size_t t2;
+                        if (idx_of[q] == 0xFFFFFFFFu) continue;
+                        t2 = (size_t)(keys[q] ^ (keys[q] >> 29)) & (ncap - 1);
+                        while (ni[t2] != 0xFFFFFFFFu) t2 = (t2 + 1) & (ncap - 1);
+                        nk[t2] = keys[q];
+                        ni[t2] = idx_of[q];
+                    }
+                    fti_free(keys);
+                    fti_free(idx_of);
+                    keys = nk;
+                    idx_of = ni;
+                    cap = ncap;
+                    slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
+                    while (idx_of[slot] != 0xFFFFFFFFu) slot = (slot + 1) & (cap - 1);
+                }
+                keys[slot] = h;
+                idx_of[slot] = (uint32_t)n_u++;
+            }
+            tp_idx[i] = idx_of[slot];
+        }
+        n_terms = n_u;
+        u = (fti__st_tp *)fti_malloc((n_u + 1) * sizeof *u);
+        rank = (uint32_t *)fti_malloc((n_u + 1) * sizeof *rank);
+        df = (uint32_t *)fti_calloc(n_u + 1, sizeof *df);
+        sorted = (fti__st_tp *)fti_malloc((n_tp + 1) * sizeof *sorted);
+        if (!u || !rank || !df || !sorted) goto group_fail;
+        for (k = 0; k < cap; k++)
+            if (idx_of[k] != 0xFFFFFFFFu) {
+                u[idx_of[k]].term = keys[k];
+                u[idx_of[k]].chunk = idx_of[k];
+            }
+        qsort(u, n_u, sizeof *u, fti__st_tp_cmp);
+        for (k = 0; k < n_u; k++) rank[u[k].chunk] = (uint32_t)k;
+        for (i = 0; i < n_tp; i++) df[rank[tp_idx[i]]]++;
+        {
+            /* df becomes the running start of each term's range */
+            uint32_t acc = 0;
+            for (k = 0; k < n_u; k++) {
+                uint32_t c = df[k];
+                df[k] = acc;
+                acc += c;
+            }
+        }
+        for (i = 0; i < n_tp; i++) sorted[df[rank[tp_idx[i]]]++] = tps[i];
+        fti_free(tps);
+        tps = sorted;
+        sorted = NULL;
+        rc = FTI_OK;
+    group_fail:
+        fti_free(keys);
+        fti_free(idx_of);
+        fti_free(df);
+        fti_free(rank);
+        fti_free(tp_idx);
+        fti_free(sorted);
+        fti_free(u);
+        if (rc != FTI_OK) goto fail;
+        rc = FTI_ERR_NOMEM;
+    }
+    {
+        unsigned char hdr[FTI__ST_BM25_HDR];
+        uint64_t off_docs = FTI__ST_BM25_HDR, off_chunks, off_terms, off_post, off_str;
+        off_chunks = off_docs + (uint64_t)n_docs * 20;
+        off_terms = off_chunks + (uint64_t)n_chunks * 16;
+        off_post = off_terms + (uint64_t)n_terms * 16;
+        off_str = off_post + (uint64_t)n_tp * 8;
+        memset(hdr, 0, sizeof hdr);
+        memcpy(hdr, "FTIBM25", 8);
+        fti_store_u32(hdr + 8, 1);
+        fti_store_u32(hdr + 12, (uint32_t)n_docs);
+        fti_store_u32(hdr + 16, (uint32_t)n_chunks);
+        fti_store_u32(hdr + 20, (uint32_t)n_terms);
+        fti_store_f32(hdr + 24, n_chunks ? (float)(total_len / (double)n_chunks) : 0.0f);
+        fti_store_f32(hdr + 28, FTI__ST_BM25_K1);
+        fti_store_f32(hdr + 32, FTI__ST_BM25_B);
+        fti_store_u64(hdr + 40, (uint64_t)n_tp);
+        fti_store_u64(hdr + 48, off_docs);
+        fti_store_u64(hdr + 56, off_chunks);
+        fti_store_u64(hdr + 64, off_terms);
+        fti_store_u64(hdr + 72, off_post);
+        fti_store_u64(hdr + 80, off_str);
+        fti_store_u64(hdr + 88, (uint64_t)strs.len);
+        out->len = 0;
+        fti_buf_reserve(out, (size_t)off_str + strs.len);
+        fti_buf_append(out, hdr, sizeof hdr);
+        for (i = 0; i < n_docs * 5; i++) fti__st_put_u32(out, doc_str[i]);
+        for (i = 0; i < n_chunks; i++) {
+            size_t pos = 0;
+            (void)pos;
+            fti__st_put_u32(out, chunks[i].doc);
+            fti__st_put_u32(out, chunk_txt[i]);
+            fti__st_put_u32(out, (uint32_t)chunks[i].len);
+            fti__st_put_u32(out, dl[i]);
+        }
+        for (i = 0; i < n_tp;) {
+            size_t j = i + 1;
+            while (j < n_tp && tps[j].term == tps[i].term) j++;
+            fti__st_put_u64(out, tps[i].term);
+            fti__st_put_u32(out, (uint32_t)i);
+            fti__st_put_u32(out, (uint32_t)(j - i));
+            i = j;
+        }
+        for (i = 0; i < n_tp; i++) {
+            fti__st_put_u32(out, tps[i].chunk);
+            fti__st_put_u32(out, tps[i].tf);
+        }
+        fti_buf_append(out, strs.data ? strs.data : "", strs.len);
+        if (out->oom) goto fail;
+    }
+    rc = FTI_OK;
+fail:
+    if (rc == FTI_ERR_NOMEM) fti_error_set(err, rc, "bm25: out of memory");
+    fti_free(tps);
+    fti_free(dl);
+    fti_free(doc_str);
+    fti_free(chunk_txt);
+    fti_free(scratch);
+    fti_free(tab);
+    fti_buf_free(&strs);
+    return rc;
+}
+
+FTIDEF fti_result fti_bm25_write(const char *path, const fti_chunk_in *chunks, size_t n_chunks,
+                                 const fti_doc_meta *docs, size_t n_docs, fti_error *err) {
+    fti_buf b;
+    fti_result rc;
+    memset(&b, 0, sizeof b);
+    rc = fti_bm25_build(&b, chunks, n_chunks, docs, n_docs, err);
+    if (rc == FTI_OK) rc = fti_file_write_atomic(path, b.data, b.len, err);
+    fti_buf_free(&b);
+    return rc;
+}
+
+/* Checks that [off, off + count*size) lies inside len. */
+static int fti__st_range_ok(uint64_t off, uint64_t count, uint64_t size, uint64_t len) {
+    uint64_t n;
+    if (count && size > UINT64_MAX / count) return 0;
+    n = count * size;
+    return off <= len && n <= len - off;
+}
+
+/* Validates a mapped index image; fills ix. */
+static fti_result fti__st_bm25_check(fti_bm25 *ix, const unsigned char *p, size_t len,
+                                     const char *path, fti_error *err) {
+    fti_reader r = fti_reader_make(p, len);
+    const void *magic = fti_read_bytes(&r, 8);
+    uint32_t version, i;
+    uint64_t off_docs, off_chunks, off_terms, off_post, off_str, prev = 0;
+    if (!magic || memcmp(magic, "FTIBM25", 8) != 0 || len < FTI__ST_BM25_HDR)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: not a BM25 index (bad magic)", path);
+    version = fti_read_u32(&r);
+    if (version != 1)
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED, "%s: index version %u", path, version);
+    ix->n_docs = fti_read_u32(&r);
+    ix->n_chunks = fti_read_u32(&r);
+    ix->n_terms = fti_read_u32(&r);
+    ix->avg_len = fti_read_f32(&r);
+    ix->k1 = fti_read_f32(&r);
+    ix->b = fti_read_f32(&r);
+    (void)fti_read_u32(&r);
+    ix->n_postings = fti_read_u64(&r);
+    off_docs = fti_read_u64(&r);
+    off_chunks = fti_read_u64(&r);
+    off_terms = fti_read_u64(&r);
+    off_post = fti_read_u64(&r);
+    off_str = fti_read_u64(&r);
+    ix->strings_len = fti_read_u64(&r);
+    if (r.err || !fti__st_range_ok(off_docs, ix->n_docs, 20, len) ||
+        !fti__st_range_ok(off_chunks, ix->n_chunks, 16, len) ||
+        !fti__st_range_ok(off_terms, ix->n_terms, 16, len) ||
+        !fti__st_range_ok(off_post, ix->n_postings, 8, len) ||
+        !fti__st_range_ok(off_str, ix->strings_len, 1, len))
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: a section lies outside the file (%lu bytes)",
+                             path, (unsigned long)len);
+    if (!(ix->avg_len >= 0.0f) || !(ix->k1 >= 0.0f && ix->k1 < 100.0f) ||
+        !(ix->b >= 0.0f && ix->b <= 1.0f))
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: bad BM25 parameters", path);
+    ix->docs = p + off_docs;
+    ix->chunks = p + off_chunks;
+    ix->terms = p + off_terms;
+    ix->postings = p + off_post;
+    ix->strings = (const char *)p + off_str;
+    if (ix->strings_len == 0 || ix->strings[ix->strings_len - 1] != 0) {
+        if (ix->n_docs || ix->n_chunks)
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: string table not terminated", path);
+    }
+    for (i = 0; i < ix->n_docs * 5u; i++)
+        if (fti_load_u32(ix->docs + (size_t)i * 4) >= ix->strings_len)
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: doc string %u out of range", path, i);
+    for (i = 0; i < ix->n_chunks; i++) {
+        const unsigned char *c = ix->chunks + (size_t)i * 16;
+        uint32_t doc = fti_load_u32(c), off = fti_load_u32(c + 4), n = fti_load_u32(c + 8);
+        if (doc >= ix->n_docs || off > ix->strings_len || n > ix->strings_len - off)
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: chunk %u out of range", path, i);
+    }
+    for (i = 0; i < ix->n_terms; i++) {
+        const unsigned char *t = ix->terms + (size_t)i * 16;
+        uint64_t h = fti_load_u64(t);
+        uint32_t first = fti_load_u32(t + 8), df = fti_load_u32(t + 12);
+        if ((i > 0 && h <= prev) || df == 0 || first > ix->n_postings ||
+            df > ix->n_postings - first)
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: term %u out of order or range", path, i);
+        prev = h;
+    }
+    for (i = 0; i < ix->n_postings; i++)
+        if (fti_load_u32(ix->postings + (size_t)i * 8) >= ix->n_chunks)
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: posting %u out of range", path, i);
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_bm25_open(fti_bm25 **out, const char *path, fti_error *err) {
+    fti_bm25 *ix;
+    fti_result rc;
+    if (!out || !path) return fti_error_set(err, FTI_ERR_INVALID, "bm25_open: bad arguments");
+    *out = NULL;
+    ix = (fti_bm25 *)fti_calloc(1, sizeof *ix);
+    if (!ix) return fti_error_set(err, FTI_ERR_NOMEM, "bm25_open: out of memory");
+    rc = fti_map_open(&ix->map, path, err);
+    if (rc != FTI_OK) {
+        fti_free(ix);
+        return rc;
+    }
+    ix->p = (const unsigned char *)ix->map.data;
+    rc = fti__st_bm25_check(ix, ix->p, ix->map.len, path, err);
+    if (rc != FTI_OK) {
+        fti_map_close(&ix->map);
+        fti_free(ix);
+        return rc;
+    }
+    *out = ix;
+    return FTI_OK;
+}
+
+FTIDEF void fti_bm25_close(fti_bm25 *ix) {
+    if (!ix) return;
+    fti_map_close(&ix->map);
+    fti_free(ix);
+}
+
+FTIDEF size_t fti_bm25_chunks(const fti_bm25 *ix) {
+    return ix ? ix->n_chunks : 0;
+}
+
+FTIDEF int fti_bm25_chunk(const fti_bm25 *ix, size_t i, fti_search_hit *hit) {
+    const unsigned char *c, *d;
+    if (!ix || !hit || i >= ix->n_chunks) return 0;
+    c = ix->chunks + i * 16;
+    hit->score = 0.0f;
+    hit->chunk = (uint32_t)i;
+    hit->doc = fti_load_u32(c);
+    hit->text = ix->strings + fti_load_u32(c + 4);
+    hit->text_len = fti_load_u32(c + 8);
+    d = ix->docs + (size_t)hit->doc * 20;
+    hit->doc_id = ix->strings + fti_load_u32(d);
+    hit->title = ix->strings + fti_load_u32(d + 4);
+    hit->source = ix->strings + fti_load_u32(d + 8);
+    hit->author = ix->strings + fti_load_u32(d + 12);
+    hit->date = ix->strings + fti_load_u32(d + 16);
+    return 1;
+}
+
+/* Index of the term with hash h, or -1. */
+static long fti__st_bm25_term(const fti_bm25 *ix, uint64_t h) {
+    size_t lo = 0, hi = ix->n_terms;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t v = fti_load_u64(ix->terms + mid * 16);
+        if (v == h) return (long)mid;
+        if (v < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+FTIDEF size_t fti_bm25_query(const fti_bm25 *ix, const char *query, size_t query_len, size_t k,
+                             fti_search_hit *hits) {
+    float *score;
+    uint64_t terms[64];
+    size_t n_terms = 0, pos = 0, i, n_hits = 0;
+    int ok;
+    if (!ix || !query || !hits || k == 0 || ix->n_chunks == 0) return 0;
+    for (;;) {
+        uint64_t h = fti__st_term_hash(query, query_len, &pos, &ok);
+        size_t j;
+        if (!ok) break;
+        for (j = 0; j < n_terms; j++)
+            if (terms[j] == h) break;
+        if (j == n_terms && n_terms < 64) terms[n_terms++] = h;
+    }
+    if (n_terms == 0) return 0;
+    score = (float *)fti_calloc(ix->n_chunks, sizeof *score);
+    if (!score) return 0;
+    for (i = 0; i < n_terms; i++) {
+        long t = fti__st_bm25_term(ix, terms[i]);
+        const unsigned char *te;
+        uint32_t first, df, p;
+        double idf;
+        if (t < 0) continue;
+        te = ix->terms + (size_t)t * 16;
+        first = fti_load_u32(te + 8);
+        df = fti_load_u32(te + 12);
+        idf = log(1.0 + ((double)ix->n_chunks - df + 0.5) / ((double)df + 0.5));
+        for (p = 0; p < df; p++) {
+            const unsigned char *po = ix->postings + ((size_t)first + p) * 8;
+            uint32_t c = fti_load_u32(po), tf = fti_load_u32(po + 4);
+            double dl = fti_load_u32(ix->chunks + (size_t)c * 16 + 12);
+            double norm = ix->k1 * (1.0 - ix->b + ix->b * dl / (ix->avg_len > 0 ? ix->avg_len : 1));
+            score[c] += (float)(idf * tf * (ix->k1 + 1.0) / (tf + norm));
+        }
+    }
+    /* top-k by insertion into the sorted hits array (k is small) */
+    for (i = 0; i < ix->n_chunks; i++) {
+        size_t j;
+        if (score[i] <= 0.0f) continue;
+        if (n_hits == k && score[i] <= hits[k - 1].score) continue;
+        j = n_hits < k ? n_hits++ : k - 1;
+        while (j > 0 && hits[j - 1].score < score[i]) {
+            hits[j] = hits[j - 1];
+            j--;
+        }
+        fti_bm25_chunk(ix, i, &hits[j]);
+        hits[j].score = score[i];
+    }
+    fti_free(score);
+    return n_hits;
+}
+
+/* === token shards ============================================================================ */
+
+/* Builds a shard image (header + ids) into out. */
+static fti_result fti__st_shard_image(fti_buf *out, const uint32_t *ids, size_t n,
+                                      uint32_t vocab_size, uint32_t eot_id, fti_error *err) {
+    unsigned char hdr[FTI_SHARD_HEADER_BYTES];
+    uint32_t width = vocab_size <= 65536 ? 2 : 4;
+    size_t i, bytes;
+    unsigned char *p;
+    if (n && !ids) return fti_error_set(err, FTI_ERR_INVALID, "shard: bad arguments");
+    if (!fti_size_mul(n, width, &bytes) || !fti_size_add(bytes, sizeof hdr, &bytes))
+        return fti_error_set(err, FTI_ERR_LIMIT, "shard: %lu tokens overflow", (unsigned long)n);
+    out->len = 0;
+    if (!fti_buf_reserve(out, bytes))
+        return fti_error_set(err, FTI_ERR_NOMEM, "shard: out of memory");
+    memset(hdr, 0, sizeof hdr);
+    fti_buf_append(out, hdr, sizeof hdr);
+    p = (unsigned char *)out->data + sizeof hdr;
+    for (i = 0; i < n; i++) {
+        if (ids[i] >= vocab_size)
+            return fti_error_set(err, FTI_ERR_INVALID, "shard: token %lu = %u >= vocab %u",
+                                 (unsigned long)i, ids[i], vocab_size);
+        if (width == 2)
+            fti_store_u16(p + i * 2, (uint16_t)ids[i]);
+        else
+            fti_store_u32(p + i * 4, ids[i]);
+    }
+    out->len = bytes;
+    out->data[bytes] = 0;
+    memcpy(hdr, "FTITOKS", 8);
+    fti_store_u32(hdr + 8, 1);
+    fti_store_u32(hdr + 12, width);
+    fti_store_u64(hdr + 16, (uint64_t)n);
+    fti_store_u32(hdr + 24, vocab_size);
+    fti_store_u32(hdr + 28, eot_id);
+    fti__st_sha256(p, n * width, hdr + 32);
+    memcpy(out->data, hdr, sizeof hdr);
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_shard_write(const char *path, const uint32_t *ids, size_t n,
+                                  uint32_t vocab_size, uint32_t eot_id, fti_error *err) {
+    fti_buf b;
+    fti_result rc;
+    if (!path) return fti_error_set(err, FTI_ERR_INVALID, "shard: no path");
+    memset(&b, 0, sizeof b);
+    rc = fti__st_shard_image(&b, ids, n, vocab_size, eot_id, err);
+    if (rc == FTI_OK) rc = fti_file_write_atomic(path, b.data, b.len, err);
+    fti_buf_free(&b);
+    return rc;
+}
+
+FTIDEF fti_result fti_shard_open(fti_token_shard *s, const char *path, int check_sum,
+                                 fti_error *err) {
+    fti_reader r;
+    const void *magic, *sum;
+    uint32_t version;
+    fti_result rc;
+    if (!s || !path) return fti_error_set(err, FTI_ERR_INVALID, "shard_open: bad arguments");
+    memset(s, 0, sizeof *s);
+    rc = fti_map_open(&s->map_, path, err);
+    if (rc != FTI_OK) return rc;
+    r = fti_reader_make(s->map_.data, s->map_.len);
+    magic = fti_read_bytes(&r, 8);
+    version = fti_read_u32(&r);
+    s->width = fti_read_u32(&r);
+    s->count = fti_read_u64(&r);
+    s->vocab_size = fti_read_u32(&r);
+    s->eot_id = fti_read_u32(&r);
+    sum = fti_read_bytes(&r, 32);
+    if (r.err || !magic || memcmp(magic, "FTITOKS", 8) != 0) {
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: not a token shard (bad magic)", path);
+    } else if (version != 1) {
+        rc = fti_error_set(err, FTI_ERR_UNSUPPORTED, "%s: shard version %u", path, version);
+    } else if (s->width != 2 && s->width != 4) {
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: token width %u", path, s->width);
+    } else if (s->count > (UINT64_MAX - 64) / s->width ||
+               (uint64_t)s->map_.len != FTI_SHARD_HEADER_BYTES + s->count * s->width) {
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: %lu tokens of %u bytes do not fit %lu bytes",
+                           path, (unsigned long)s->count, s->width, (unsigned long)s->map_.len);
+    } else {
+        s->data = (const unsigned char *)s->map_.data + FTI_SHARD_HEADER_BYTES;
+        if (check_sum) {
+            unsigned char d[32];
+            uint64_t i;
+            fti__st_sha256(s->data, (size_t)(s->count * s->width), d);
+            if (memcmp(d, sum, 32) != 0) {
+                rc = fti_error_set(err, FTI_ERR_CHECKSUM, "%s: checksum mismatch", path);
+            } else {
+                for (i = 0; i < s->count; i++)
+                    if (fti_shard_at(s, i) >= s->vocab_size) {
+                        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: token %lu out of vocab", path,
+                                           (unsigned long)i);
+                        break;
+                    }
+            }
+        }
+    }
+    if (rc != FTI_OK) {
+        fti_map_close(&s->map_);
+        memset(s, 0, sizeof *s);
+    }
+    return rc;
+}
+
+FTIDEF void fti_shard_close(fti_token_shard *s) {
+    if (!s) return;
+    fti_map_close(&s->map_);
+    memset(s, 0, sizeof *s);
+}
+
+FTIDEF uint32_t fti_shard_at(const fti_token_shard *s, uint64_t i) {
+    const unsigned char *p = s->data + (size_t)i * s->width;
+    if (s->width == 2) return (uint32_t)p[0] | ((uint32_t)p[1] << 8);
+    return fti_load_u32(p);
+}
+
+#endif /* FTI_NO_STORE */
+/* ---- end src/04_store_index.c ---- */
+/* ---- begin src/04_store_ingest.c ---- */
+/* === store: ingest (input kinds, mail decoding, records, validation) ===================== */
+/* #include "04_store.h" (amalgamated) */
+
+#ifndef FTI_NO_STORE
+
+/* A document produced by ingest (before dedupe). Strings are owned (fti_free). */
+typedef struct fti__st_doc {
+    char *text;
+    size_t text_len;
+    char *title, *author, *date, *kind, *loc; /* loc: "" for a whole file, else "#line 3" */
+    unsigned char sha[32];                    /* SHA-256 of the record's raw bytes */
+    uint32_t file;                            /* index of the input file */
+    uint64_t h_text;                          /* exact-dedupe key */
+    uint64_t id_hi, id_lo;                    /* document id */
+    uint32_t *mh;                             /* FTI_MINHASH_PERMS values */
+    int status;                               /* 0 kept, 1 exact dup, 2 near dup */
+    uint32_t dup_of;
+    int split;
+} fti__st_doc;
+
+/* A rejected record or file. */
+typedef struct fti__st_rej {
+    char *reason; /* rule key, e.g. "too_short", "json_error" */
+    char *detail; /* human detail */
+    char *loc;
+    uint32_t file;
+} fti__st_rej;
+
+/* The output of one unit of work. */
+typedef struct fti__st_out {
+    fti__st_doc *docs;
+    size_t n_docs, cap_docs;
+    fti__st_rej *rejs;
+    size_t n_rejs, cap_rejs;
+    int oom;
+    /* the unit's whole file and its SHA-256: a record that is the whole file reuses it */
+    const char *file_data;
+    size_t file_len;
+    const unsigned char *file_sha;
+} fti__st_out;
+
+/* Resolved per-record processing options (what the cache key covers). */
+typedef struct fti__st_proc {
+    const fti_ingest_opts *o;
+    int required_title, required_author, required_date;
+    int sha_fast; /* fti__st_sha_fast(), once per run */
+} fti__st_proc;
+
+static void fti__st_doc_free(fti__st_doc *d) {
+    fti_free(d->text);
+    fti_free(d->title);
+    fti_free(d->author);
+    fti_free(d->date);
+    fti_free(d->kind);
+    fti_free(d->loc);
+    fti_free(d->mh);
+}
+
+static void fti__st_out_free(fti__st_out *o) {
+    size_t i;
+    for (i = 0; i < o->n_docs; i++) fti__st_doc_free(&o->docs[i]);
+    for (i = 0; i < o->n_rejs; i++) {
+        fti_free(o->rejs[i].reason);
+        fti_free(o->rejs[i].detail);
+        fti_free(o->rejs[i].loc);
+    }
+    fti_free(o->docs);
+    fti_free(o->rejs);
+    memset(o, 0, sizeof *o);
+}
+
+static void fti__st_reject(fti__st_out *o, uint32_t file, const char *loc, const char *reason,
+                           const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+static void fti__st_reject(fti__st_out *o, uint32_t file, const char *loc, const char *reason,
+                           const char *fmt, ...) {
+    char msg[400];
+    va_list ap;
+    fti__st_rej *r;
+    if (o->n_rejs == o->cap_rejs) {
+        size_t cap = o->cap_rejs ? o->cap_rejs * 2 : 8;
+        fti__st_rej *p = (fti__st_rej *)fti_realloc(o->rejs, cap * sizeof *p);
+        if (!p) {
+            o->oom = 1;
+            return;
+        }
+        o->rejs = p;
+        o->cap_rejs = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r = &o->rejs[o->n_rejs++];
+    r->reason = fti_strdup(reason);
+    r->detail = fti_strdup(msg);
+    r->loc = fti_strdup(loc ? loc : "");
+    r->file = file;
+    if (!r->reason || !r->detail || !r->loc) o->oom = 1;
+}
+
+/* Copies [s, s+n) trimmed, as a new string with blanks collapsed and controls removed, at most
+ * max bytes (cut at a character boundary). NULL when empty. */
+static char *fti__st_meta_str(const char *s, size_t n, size_t max) {
+    fti_buf b;
+    char *r;
+    if (!s) return NULL;
+    memset(&b, 0, sizeof b);
+    fti_clean_text(s, n, 0, &b);
+    if (b.oom || b.len == 0) {
+        fti_buf_free(&b);
+        return NULL;
+    }
+    {
+        size_t i;
+        for (i = 0; i < b.len; i++)
+            if (b.data[i] == '\n') b.data[i] = ' ';
+    }
+    if (b.len > max) {
+        size_t k = max;
+        while (k > 0 && ((unsigned char)b.data[k] & 0xC0) == 0x80) k--;
+        b.len = k;
+    }
+    r = fti_strndup(b.data, b.len);
+    fti_buf_free(&b);
+    return r;
+}
+
+/* === validation =========================================================================== */
+
+/* Returns the rule that rejects text (and a detail), or NULL to keep it. */
+static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_t n,
+                                    const char *title, const char *author, const char *date,
+                                    char *detail, size_t detail_len) {
+    const fti_ingest_opts *o = pp->o;
+    size_t i, letters = 0, visible = 0;
+    if (n == 0) {
+        snprintf(detail, detail_len, "no text after cleaning");
+        return "empty";
+    }
+    if (n < o->min_chars) {
+        snprintf(detail, detail_len, "%lu bytes < min %lu", (unsigned long)n,
+                 (unsigned long)o->min_chars);
+        return "too_short";
+    }
+    if (n > o->max_chars) {
+        snprintf(detail, detail_len, "%lu bytes > max %lu", (unsigned long)n,
+                 (unsigned long)o->max_chars);
+        return "too_long";
+    }
+    if (pp->required_title && !title) {
+        snprintf(detail, detail_len, "required field title is missing");
+        return "missing_title";
+    }
+    if (pp->required_author && !author) {
+        snprintf(detail, detail_len, "required field author is missing");
+        return "missing_author";
+    }
+    if (pp->required_date && !date) {
+        snprintf(detail, detail_len, "required field date is missing");
+        return "missing_date";
+    }
+    if (o->min_letter_frac >= 0) {
+        for (i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)t[i];
+            if (c == ' ' || c == '\n') continue;
+            if (c >= 0x80) {
+                if ((c & 0xC0) == 0x80) continue; /* continuation byte: counted with its lead */
+                letters++;
+            } else if (fti__st_is_alpha(c)) {
+                letters++;
+            }
+            visible++;
+        }
+        if (visible && (double)letters < o->min_letter_frac * (double)visible) {
+            snprintf(detail, detail_len, "letters %.2f < min %.2f",
+                     (double)letters / (double)visible, o->min_letter_frac);
+            return "few_letters";
+        }
+    }
+    if (o->max_repeat_frac >= 0) {
+        /* repeated non-empty lines, by hash in a small open-addressing table */
+        size_t n_lines = 0, n_rep = 0, cap = 64, start = 0;
+        uint64_t *tab;
+        for (i = 0; i < n; i++)
+            if (t[i] == '\n') n_lines++;
+        n_lines++;
+        if (n_lines >= 4) {
+            while (cap < n_lines * 2) cap *= 2;
+            tab = (uint64_t *)fti_calloc(cap, sizeof *tab);
+            if (tab) {
+                size_t nl = 0;
+                for (i = 0; i <= n; i++) {
+                    if (i == n || t[i] == '\n') {
+                        if (i > start) {
+                            uint64_t h = fti_hash64(t + start, i - start, 0x9e37) | 1u;
+                            size_t k = (size_t)h & (cap - 1);
+                            nl++;
+                            while (tab[k] && tab[k] != h) k = (k + 1) & (cap - 1);
+                            if (tab[k] == h)
+                                n_rep++;
+                            else
+                                tab[k] = h;
+                        }
+                        start = i + 1;
+                    }
+                }
+                fti_free(tab);
+                if (nl >= 4 && (double)n_rep > o->max_repeat_frac * (double)nl) {
+                    snprintf(detail, detail_len, "repeated lines %.2f > max %.2f",
+                             (double)n_rep / (double)nl, o->max_repeat_frac);
+                    return "repeated_lines";
+                }
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Cleans raw text, validates it and adds the document (or the rejection). Takes ownership of
+ * title/author/date/kind (may be NULL). */
+static void fti__st_emit(const fti__st_proc *pp, fti__st_out *o, uint32_t file, const char *loc,
+                         const char *raw, size_t raw_len, const char *body, size_t body_len,
+                         int redact_flags, char *title, char *author, char *date, char *kind) {
+    fti_buf b;
+    const char *why;
+    char detail[200];
+    fti__st_doc *d;
+    memset(&b, 0, sizeof b);
+    fti_clean_text(body, body_len, redact_flags, &b);
+    if (b.oom) {
+        o->oom = 1;
+        goto drop;
+    }
+    why = fti__st_validate(pp, b.data ? b.data : "", b.len, title, author, date, detail,
+                           sizeof detail);
+    if (why) {
+        fti__st_reject(o, file, loc, why, "%s", detail);
+        goto drop;
+    }
+    if (o->n_docs == o->cap_docs) {
+        size_t cap = o->cap_docs ? o->cap_docs * 2 : 8;
+        fti__st_doc *p = (fti__st_doc *)fti_realloc(o->docs, cap * sizeof *p);
+        if (!p) {
+            o->oom = 1;
+            goto drop;
+        }
+        o->docs = p;
+        o->cap_docs = cap;
+    }
+    d = &o->docs[o->n_docs++];
+    memset(d, 0, sizeof *d);
+    d->text = b.data ? b.data : fti_strdup("");
+    d->text_len = b.len;
+    d->title = title;
+    d->author = author;
+    d->date = date;
+    d->kind = kind;
+    d->loc = fti_strdup(loc ? loc : "");
+    d->file = file;
+    if (o->file_sha && raw == o->file_data && raw_len == o->file_len)
+        memcpy(d->sha, o->file_sha, 32);
+    else
+        fti__st_sha256_x(pp->sha_fast, raw, raw_len, d->sha);
+    if (!d->text || !d->loc) o->oom = 1;
+    return;
+drop:
+    fti_buf_free(&b);
+    fti_free(title);
+    fti_free(author);
+    fti_free(date);
+    fti_free(kind);
+}
+
+/* === input kinds ========================================================================== */
+
+typedef enum fti__st_kind {
+    FTI__ST_K_UNKNOWN = 0,
+    FTI__ST_K_TXT,
+    FTI__ST_K_MD,
+    FTI__ST_K_HTML,
+    FTI__ST_K_JSON,
+    FTI__ST_K_JSONL,
+    FTI__ST_K_CSV,
+    FTI__ST_K_EML,
+    FTI__ST_K_MBOX
+} fti__st_kind;
+
+static const char *const fti__st_kind_names[] = {"unknown", "txt", "md",  "html", "json",
+                                                 "jsonl",   "csv", "eml", "mbox"};
+
+static fti__st_kind fti__st_kind_of(const char *path) {
+    const char *ext = fti_path_ext(path), *base = fti_path_base(path);
+    size_t n = strlen(ext);
+    if (fti__st_eq_ci(ext, n, "txt") || fti__st_eq_ci(ext, n, "text")) return FTI__ST_K_TXT;
+    if (fti__st_eq_ci(ext, n, "md") || fti__st_eq_ci(ext, n, "markdown")) return FTI__ST_K_MD;
+    if (fti__st_eq_ci(ext, n, "html") || fti__st_eq_ci(ext, n, "htm")) return FTI__ST_K_HTML;
+    if (fti__st_eq_ci(ext, n, "json")) return FTI__ST_K_JSON;
+    if (fti__st_eq_ci(ext, n, "jsonl") || fti__st_eq_ci(ext, n, "ndjson")) return FTI__ST_K_JSONL;
+    if (fti__st_eq_ci(ext, n, "csv")) return FTI__ST_K_CSV;
+    if (fti__st_eq_ci(ext, n, "eml")) return FTI__ST_K_EML;
+    if (fti__st_eq_ci(ext, n, "mbox") || fti__st_find_ci(base, strlen(base), "mbox") < strlen(base))
+        return FTI__ST_K_MBOX;
+    return FTI__ST_K_UNKNOWN;
+}
+
+/* Title from a file name: the base name without its extension. */
+static char *fti__st_title_from_path(const char *path) {
+    const char *b = fti_path_base(path), *dot = strrchr(b, '.');
+    return fti__st_meta_str(b, dot && dot != b ? (size_t)(dot - b) : strlen(b), 200);
+}
+
+/* Does the buffer look binary? (NUL bytes, or many control bytes, in the first 64 KiB) */
+static int fti__st_looks_binary(const unsigned char *s, size_t n, char *why, size_t why_len) {
+    size_t i, m = n < 65536 ? n : 65536, nul = 0, ctl = 0;
+    for (i = 0; i < m; i++) {
+        if (s[i] == 0)
+            nul++;
+        else if (s[i] < 0x20 && s[i] != '\n' && s[i] != '\r' && s[i] != '\t' && s[i] != '\f')
+            ctl++;
+    }
+    if (nul) {
+        snprintf(why, why_len, "%lu NUL bytes in the first %lu bytes", (unsigned long)nul,
+                 (unsigned long)m);
+        return 1;
+    }
+    if (m && ctl * 10 > m) {
+        snprintf(why, why_len, "%lu control bytes in the first %lu bytes", (unsigned long)ctl,
+                 (unsigned long)m);
+        return 1;
+    }
+    return 0;
+}
+
+/* --- JSON records --------------------------------------------------------------------------- */
+
+/* First member of obj whose key is in list and which is a non-empty string (or number if
+ * num_ok); returns its text in a new string (dates: numbers become ISO times). */
+static const fti_json *fti__st_json_field(const fti_json *obj, const char *list) {
+    const fti_json *best = NULL, *c;
+    int best_pos = 1 << 30;
+    for (c = obj->child; c; c = c->next) {
+        int pos;
+        if (!c->key) continue;
+        pos = fti__st_list_pos(list, c->key, c->key_len);
+        if (pos >= 0 && pos < best_pos) {
+            if (c->type == FTI_JSON_STRING && c->len == 0) continue;
+            if (c->type == FTI_JSON_NULL) continue;
+            best = c;
+            best_pos = pos;
+        }
+    }
+    return best;
+}
+
+static char *fti__st_json_meta(const fti_json *obj, const char *list, int is_date) {
+    const fti_json *v = fti__st_json_field(obj, list);
+    char tmp[64];
+    if (!v) return NULL;
+    if (v->type == FTI_JSON_STRING) return fti__st_meta_str(v->str, v->len, 200);
+    if (v->type == FTI_JSON_NUMBER) {
+        if (is_date && v->num > 0 && v->num < 1e14) {
+            double secs = v->num > 1e11 ? v->num / 1000.0 : v->num;
+            fti_time_iso8601(secs, tmp);
+        } else {
+            snprintf(tmp, sizeof tmp, "%.17g", v->num);
+        }
+        return fti_strdup(tmp);
+    }
+    if (v->type == FTI_JSON_OBJECT) { /* {"name": ...} as authors often are */
+        const char *s = fti_json_get_str(v, "name", NULL);
+        if (!s) s = fti_json_get_str(v, "username", NULL);
+        return s ? fti__st_meta_str(s, strlen(s), 200) : NULL;
+    }
+    return NULL;
+}
+
+static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
+                                const char *loc, const char *raw, size_t raw_len,
+                                const fti_json *obj, const char *def_kind) {
+    const fti_ingest_opts *opt = pp->o;
+    const fti_json *tv;
+    char *kind;
+    if (obj->type != FTI_JSON_OBJECT) {
+        fti__st_reject(o, file, loc, "json_not_object", "record is not a JSON object");
+        return;
+    }
+    tv = fti__st_json_field(obj, opt->text_fields);
+    if (!tv || tv->type != FTI_JSON_STRING) {
+        fti__st_reject(o, file, loc, "no_text", "no text field (looked for %s)", opt->text_fields);
+        return;
+    }
+    kind = fti__st_json_meta(obj, "platform,source,kind", 0);
+    if (!kind) kind = fti_strdup(def_kind);
+    fti__st_emit(pp, o, file, loc, raw, raw_len, tv->str, tv->len,
+                 opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0,
+                 fti__st_json_meta(obj, opt->title_fields, 0),
+                 fti__st_json_meta(obj, opt->author_fields, 0),
+                 fti__st_json_meta(obj, opt->date_fields, 1), kind);
+}
+
+static fti_json_opts fti__st_json_opts(void) {
+    fti_json_opts jo;
+    memset(&jo, 0, sizeof jo);
+    jo.max_depth = 32;
+    jo.max_string = (size_t)64 << 20;
+    return jo;
+}
+
+/* JSON lines in [s, s+n); first_line is the 1-based number of the first line. */
+static void fti__st_ingest_jsonl(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
+                                 const char *s, size_t n, size_t first_line) {
+    size_t i = 0, line = first_line;
+    fti_json_opts jo = fti__st_json_opts();
+    while (i < n) {
+        const char *e = (const char *)memchr(s + i, '\n', n - i);
+        size_t len = e ? (size_t)(e - (s + i)) : n - i, tl = len;
+        const char *t = s + i;
+        char loc[48];
+        fti__st_trim(&t, &tl);
+        snprintf(loc, sizeof loc, "#line %lu", (unsigned long)line);
+        if (tl > 0) {
+            fti_json_doc *doc = NULL;
+            fti_error jerr;
+            if (fti_json_parse(t, tl, &jo, &doc, NULL, &jerr) != FTI_OK) {
+                fti__st_reject(o, file, loc, "json_error", "%s", jerr.msg);
+            } else {
+                fti__st_json_record(pp, o, file, loc, t, tl, fti_json_root(doc), "jsonl");
+            }
+            fti_json_free(doc);
+        }
+        i += len + 1;
+        line++;
+    }
+}
+
+/* Canonical JSON of v (members in file order, numbers as %.17g, strings escaped) appended to
+ * out; depth is bounded by the parser's limit. */
+static void fti__st_json_canon(const fti_json *v, fti_buf *out, int depth) {
+    const fti_json *c;
+    if (depth > 64) return;
+    switch (v->type) {
+    case FTI_JSON_NULL:
+        fti_buf_puts(out, "null");
+        break;
+    case FTI_JSON_FALSE:
+        fti_buf_puts(out, "false");
+        break;
+    case FTI_JSON_TRUE:
+        fti_buf_puts(out, "true");
+        break;
+    case FTI_JSON_NUMBER:
+        if (v->is_int)
+            fti_buf_printf(out, "%lld", (long long)v->i);
+        else
+            fti_buf_printf(out, "%.17g", v->num);
+        break;
+    case FTI_JSON_STRING:
+        fti_json_escape(out, v->str, v->len);
+        break;
+    case FTI_JSON_ARRAY:
+    case FTI_JSON_OBJECT:
+        fti_buf_putc(out, v->type == FTI_JSON_ARRAY ? '[' : '{');
+        for (c = v->child; c; c = c->next) {
+            if (c != v->child) fti_buf_putc(out, ',');
+            if (v->type == FTI_JSON_OBJECT) {
+                fti_json_escape(out, c->key ? c->key : "", c->key_len);
+                fti_buf_putc(out, ':');
+            }
+            fti__st_json_canon(c, out, depth + 1);
+        }
+        fti_buf_putc(out, v->type == FTI_JSON_ARRAY ? ']' : '}');
+        break;
+    }
+}
+
+static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
+                                const char *s, size_t n) {
+    fti_json_opts jo = fti__st_json_opts();
+    fti_json_doc *doc = NULL;
+    fti_error jerr;
+    const fti_json *root, *arr = NULL, *c;
+    size_t k = 0;
+    if (fti_json_parse(s, n, &jo, &doc, NULL, &jerr) != FTI_OK) {
+        fti__st_reject(o, file, "", "json_error", "%s", jerr.msg);
+        fti_json_free(doc);
+        return;
+    }
+    root = fti_json_root(doc);
+    if (root->type == FTI_JSON_ARRAY) {
+        arr = root;
+    } else if (root->type == FTI_JSON_OBJECT) {
+        /* an export wrapper {"posts": [...]}: the first array of objects, unless the object
+         * itself is a record */
+        if (!fti__st_json_field(root, pp->o->text_fields)) {
+            for (c = root->child; c; c = c->next)
+                if (c->type == FTI_JSON_ARRAY && c->child && c->child->type == FTI_JSON_OBJECT) {
+                    arr = c;
+                    break;
+                }
+        }
+        if (!arr) {
+            fti__st_json_record(pp, o, file, "", s, n, root, "json");
+            fti_json_free(doc);
+            return;
+        }
+    } else {
+        fti__st_reject(o, file, "", "json_not_object", "top level is neither array nor object");
+        fti_json_free(doc);
+        return;
+    }
+    for (c = arr->child; c; c = c->next, k++) {
+        char loc[48];
+        fti_buf raw;
+        snprintf(loc, sizeof loc, "#item %lu", (unsigned long)k);
+        /* the DOM keeps no byte offsets: an item's "raw bytes" are its canonical JSON */
+        memset(&raw, 0, sizeof raw);
+        fti__st_json_canon(c, &raw, 0);
+        fti__st_json_record(pp, o, file, loc, raw.data ? raw.data : "", raw.len, c, "json");
+        fti_buf_free(&raw);
+    }
+    fti_json_free(doc);
+}
+
+/* --- CSV ------------------------------------------------------------------------------------ */
+
+/* Parses one CSV record at s[*pos..n) into fields (appended to vals, with offsets in offs);
+ * returns 1 on a record, 0 at the end, -1 on an unterminated quote. */
+static int fti__st_csv_record(const char *s, size_t n, size_t *pos, fti_buf *vals, size_t *offs,
+                              size_t max_fields, size_t *n_fields) {
+    size_t i = *pos, nf = 0;
+    if (i >= n) return 0;
+    vals->len = 0;
+    for (;;) {
+        if (nf < max_fields) offs[nf] = vals->len;
+        if (i < n && s[i] == '"') {
+            i++;
+            for (;;) {
+                if (i >= n) return -1;
+                if (s[i] == '"') {
+                    if (i + 1 < n && s[i + 1] == '"') {
+                        fti_buf_putc(vals, '"');
+                        i += 2;
+                        continue;
+                    }
+                    i++;
+                    break;
+                }
+                fti_buf_putc(vals, s[i++]);
+            }
+            while (i < n && s[i] != ',' && s[i] != '\n' && s[i] != '\r') i++;
+        } else {
+            while (i < n && s[i] != ',' && s[i] != '\n' && s[i] != '\r') fti_buf_putc(vals, s[i++]);
+        }
+        fti_buf_putc(vals, 0);
+        nf++;
+        if (i < n && s[i] == ',') {
+            i++;
+            continue;
+        }
+        if (i < n && s[i] == '\r') i++;
+        if (i < n && s[i] == '\n') i++;
+        break;
+    }
+    *pos = i;
+    *n_fields = nf;
+    return 1;
+}
+
+#define FTI__ST_CSV_MAX_FIELDS 1024
+
+static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t file, const char *s,
+                               size_t n) {
+    const fti_ingest_opts *opt = pp->o;
+    fti_buf hdr, row;
+    size_t *hoffs, *offs, nh = 0, nf = 0, pos = 0, rowno = 1, i;
+    int c_text = -1, c_title = -1, c_author = -1, c_date = -1, p_text = 1 << 30, p_title = 1 << 30,
+        p_author = 1 << 30, p_date = 1 << 30, rc;
+    memset(&hdr, 0, sizeof hdr);
+    memset(&row, 0, sizeof row);
+    hoffs = (size_t *)fti_calloc(FTI__ST_CSV_MAX_FIELDS, sizeof *hoffs);
+    offs = (size_t *)fti_calloc(FTI__ST_CSV_MAX_FIELDS, sizeof *offs);
+    if (!hoffs || !offs) {
+        o->oom = 1;
+        goto done;
+    }
+    if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) pos = 3;
+    rc = fti__st_csv_record(s, n, &pos, &hdr, hoffs, FTI__ST_CSV_MAX_FIELDS, &nh);
+    if (rc <= 0 || nh > FTI__ST_CSV_MAX_FIELDS) {
+        fti__st_reject(o, file, "", "csv_error",
+                       rc < 0 ? "unterminated quote in the header row" : "no usable header row");
+        goto done;
+    }
+    for (i = 0; i < nh; i++) {
+        const char *name = hdr.data + hoffs[i];
+        size_t len = strlen(name);
+        int p;
+        const char *t = name;
+        fti__st_trim(&t, &len);
+        if ((p = fti__st_list_pos(opt->text_fields, t, len)) >= 0 && p < p_text)
+            p_text = p, c_text = (int)i;
+        if ((p = fti__st_list_pos(opt->title_fields, t, len)) >= 0 && p < p_title)
+            p_title = p, c_title = (int)i;
+        if ((p = fti__st_list_pos(opt->author_fields, t, len)) >= 0 && p < p_author)
+            p_author = p, c_author = (int)i;
+        if ((p = fti__st_list_pos(opt->date_fields, t, len)) >= 0 && p < p_date)
+            p_date = p, c_date = (int)i;
+    }
+    if (c_text < 0) {
+        fti__st_reject(o, file, "", "no_text", "no text column in the header (looked for %s)",
+                       opt->text_fields);
+        goto done;
+    }
+    for (;;) {
+        size_t start = pos;
+        char loc[48];
+        rowno++;
+        rc = fti__st_csv_record(s, n, &pos, &row, offs, FTI__ST_CSV_MAX_FIELDS, &nf);
+        snprintf(loc, sizeof loc, "#row %lu", (unsigned long)rowno);
+        if (rc == 0) break;
+        if (rc < 0) {
+            fti__st_reject(o, file, loc, "csv_error", "unterminated quote (rest of file skipped)");
+            break;
+        }
+        if (row.oom) {
+            o->oom = 1;
+            break;
+        }
+        if (nf == 1 && row.data[0] == 0) continue; /* empty line */
+        if (nf != nh) {
+            fti__st_reject(o, file, loc, "csv_error", "%lu fields, header has %lu",
+                           (unsigned long)nf, (unsigned long)nh);
+            continue;
+        }
+        {
+            const char *txt = row.data + offs[c_text];
+#define FTI__ST_CSV_META(c)                                                                        \
+    ((c) >= 0 ? fti__st_meta_str(row.data + offs[c], strlen(row.data + offs[c]), 200) : NULL)
+            fti__st_emit(pp, o, file, loc, s + start, pos - start, txt, strlen(txt),
+                         opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, FTI__ST_CSV_META(c_title),
+                         FTI__ST_CSV_META(c_author), FTI__ST_CSV_META(c_date), fti_strdup("csv"));
+#undef FTI__ST_CSV_META
+        }
+    }
+done:
+    fti_free(hoffs);
+    fti_free(offs);
+    fti_buf_free(&hdr);
+    fti_buf_free(&row);
+}
+
+/* --- mail ----------------------------------------------------------------------------------- */
+
+/* Finds the end of the header block of m[0..n): sets *body to the first body byte; returns the
+ * header length, or (size_t)-1 when no blank line ends the headers. */
+static size_t fti__st_mail_split(const char *m, size_t n, size_t *body) {
+    size_t i = 0;
+    while (i < n) {
+        const char *e = (const char *)memchr(m + i, '\n', n - i);
+        size_t len = e ? (size_t)(e - (m + i)) : n - i;
+        if (len == 0 || (len == 1 && m[i] == '\r')) {
+            *body = e ? i + len + 1 : n;
+            return i;
+        }
+        if (!e) break;
+        i += len + 1;
+    }
+    return (size_t)-1;
+}
+
+/* The value of header `name` (lowercase) in h[0..n), unfolded, appended to out; 1 if found. */
+static int fti__st_mail_header(const char *h, size_t n, const char *name, fti_buf *out) {
+    size_t i = 0, nl = strlen(name);
+    while (i < n) {
+        const char *e = (const char *)memchr(h + i, '\n', n - i);
+        size_t len = e ? (size_t)(e - (h + i)) : n - i;
+        if (len > nl && h[i + nl] == ':' && fti__st_starts_ci(h + i, len, name)) {
+            size_t j = i + nl + 1;
+            const char *v;
+            size_t vl;
+            for (;;) {
+                v = h + j;
+                vl = (size_t)(h + i + len - v);
+                fti__st_trim(&v, &vl);
+                if (vl) {
+                    if (out->len) fti_buf_putc(out, ' ');
+                    fti_buf_append(out, v, vl);
+                }
+                i += len + 1;
+                if (i >= n || (h[i] != ' ' && h[i] != '\t')) break;
+                e = (const char *)memchr(h + i, '\n', n - i);
+                len = e ? (size_t)(e - (h + i)) : n - i;
+                j = i;
+            }
+            return 1;
+        }
+        i += len + 1;
+    }
+    return 0;
+}
+
+/* A parameter of a Content-Type-like value ("charset", "boundary"), appended to out. */
+static int fti__st_mail_param(const char *v, size_t n, const char *name, fti_buf *out) {
+    size_t i = 0, nl = strlen(name);
+    while (i < n) {
+        if (v[i] == ';') {
+            size_t j = i + 1;
+            while (j < n && (v[j] == ' ' || v[j] == '\t')) j++;
+            if (n - j > nl && fti__st_starts_ci(v + j, n - j, name) && v[j + nl] == '=') {
+                j += nl + 1;
+                if (j < n && v[j] == '"') {
+                    size_t k = ++j;
+                    while (k < n && v[k] != '"') k++;
+                    fti_buf_append(out, v + j, k - j);
+                } else {
+                    size_t k = j;
+                    while (k < n && v[k] != ';' && v[k] != ' ' && v[k] != '\t') k++;
+                    fti_buf_append(out, v + j, k - j);
+                }
+                return 1;
+            }
+        }
+        i++;
+    }
+    return 0;
+}
+
+static int fti__st_b64_val(int c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Decodes base64 (whitespace ignored); returns 0 on a bad character, bad padding or a length
+ * that is not a multiple of 4. */
+static int fti__st_b64_decode(const char *s, size_t n, fti_buf *out) {
+    uint32_t acc = 0;
+    size_t i, k = 0, pad = 0;
+    for (i = 0; i < n; i++) {
+        int c = (unsigned char)s[i], v;
+        if (fti__st_is_space(c)) continue;
+        if (c == '=') {
+            pad++;
+            k++;
+            continue;
+        }
+        if (pad) return 0; /* data after padding */
+        v = fti__st_b64_val(c);
+        if (v < 0) return 0;
+        acc = (acc << 6) | (uint32_t)v;
+        k++;
+        if ((k & 3) == 0) {
+            char b[3];
+            b[0] = (char)(acc >> 16);
+            b[1] = (char)(acc >> 8);
+            b[2] = (char)acc;
+            fti_buf_append(out, b, 3);
+            acc = 0;
+        }
+    }
+    if (pad > 2 || (k & 3) != 0) return 0;
+    if (pad) {
+        size_t have = 4 - pad; /* chars of the last quantum */
+        acc <<= 6 * pad;
+        if (have >= 2) fti_buf_putc(out, (char)(acc >> 16));
+        if (have >= 3) fti_buf_putc(out, (char)(acc >> 8));
+    }
+    return 1;
+}
+
+static int fti__st_hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    c = fti__st_lc(c);
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* Quoted-printable (underscore_space for RFC 2047 "Q"). Bad escapes stay literal. */
+static void fti__st_qp_decode(const char *s, size_t n, int underscore_space, fti_buf *out) {
+    size_t i = 0;
+    while (i < n) {
+        char c = s[i];
+        if (c == '=') {
+            if (i + 2 < n + 0 && fti__st_hexval((unsigned char)s[i + 1]) >= 0 &&
+                fti__st_hexval((unsigned char)s[i + 2]) >= 0) {
+                fti_buf_putc(out, (char)(fti__st_hexval((unsigned char)s[i + 1]) * 16 +
+                                         fti__st_hexval((unsigned char)s[i + 2])));
+                i += 3;
+                continue;
+            }
+            if (i + 1 < n && s[i + 1] == '\n') {
+                i += 2;
+                continue;
+            }
+            if (i + 2 < n && s[i + 1] == '\r' && s[i + 2] == '\n') {
+                i += 3;
+                continue;
+            }
+            if (i + 1 == n) break; /* soft break at the very end */
+        }
+        if (c == '_' && underscore_space) c = ' ';
+        fti_buf_putc(out, c);
+        i++;
+    }
+}
+
+/* Windows-1252 code points for bytes 0x80..0x9F (0 = undefined; Latin-1 otherwise). */
+static const uint16_t fti__st_cp1252[32] = {
+    0x20AC, 0,      0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+    0x2039, 0x0152, 0,      0x017D, 0,      0,      0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0,      0x017E, 0x0178};
+
+/* Converts s from charset to UTF-8 (appended). UTF-8/ASCII/unknown: copied (repaired later). */
+static void fti__st_charset_convert(const char *cs, size_t csn, const char *s, size_t n,
+                                    fti_buf *out) {
+    int latin1 = fti__st_eq_ci(cs, csn, "iso-8859-1") || fti__st_eq_ci(cs, csn, "latin1") ||
+                 fti__st_eq_ci(cs, csn, "latin-1") || fti__st_eq_ci(cs, csn, "iso-8859-15") ||
+                 fti__st_eq_ci(cs, csn, "iso_8859-1") || fti__st_eq_ci(cs, csn, "l1");
+    int w1252 = fti__st_eq_ci(cs, csn, "windows-1252") || fti__st_eq_ci(cs, csn, "cp1252");
+    size_t i;
+    if (!latin1 && !w1252) {
+        fti_buf_append(out, s, n);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        uint32_t cp = c;
+        if (c < 0x80) {
+            fti_buf_putc(out, (char)c);
+            continue;
+        }
+        if (c < 0xA0 && w1252) cp = fti__st_cp1252[c - 0x80] ? fti__st_cp1252[c - 0x80] : 0xFFFD;
+        fti__st_put_cp(out, cp);
+    }
+}
+
+/* Decodes RFC 2047 encoded words in a header value (appended to out). */
+static void fti__st_rfc2047(const char *s, size_t n, fti_buf *out) {
+    size_t i = 0;
+    int last_encoded = 0;
+    while (i < n) {
+        if (s[i] == '=' && i + 1 < n && s[i + 1] == '?') {
+            size_t a = i + 2, q1, q2, e;
+            const char *p;
+            q1 = a;
+            while (q1 < n && s[q1] != '?') q1++;
+            if (q1 + 2 < n && s[q1 + 2] == '?') {
+                q2 = q1 + 2;
+                p = s + q2 + 1;
+                e = q2 + 1;
+                while (e + 1 < n && !(s[e] == '?' && s[e + 1] == '=')) e++;
+                if (e + 1 < n) {
+                    fti_buf raw;
+                    char enc = (char)fti__st_lc((unsigned char)s[q1 + 1]);
+                    int ok = 1;
+                    memset(&raw, 0, sizeof raw);
+                    if (enc == 'b')
+                        ok = fti__st_b64_decode(p, (size_t)(s + e - p), &raw);
+                    else if (enc == 'q')
+                        fti__st_qp_decode(p, (size_t)(s + e - p), 1, &raw);
+                    else
+                        ok = 0;
+                    if (ok) {
+                        /* drop the blanks between two adjacent encoded words */
+                        if (last_encoded) {
+                            while (out->len && (out->data[out->len - 1] == ' ' ||
+                                                out->data[out->len - 1] == '\t'))
+                                out->len--;
+                        }
+                        {
+                            /* charset may carry a language: "utf-8*en" */
+                            size_t csn = q1 - a, k;
+                            for (k = 0; k < csn; k++)
+                                if (s[a + k] == '*') csn = k;
+                            fti__st_charset_convert(s + a, csn, raw.data ? raw.data : "", raw.len,
+                                                    out);
+                        }
+                        fti_buf_free(&raw);
+                        i = e + 2;
+                        last_encoded = 1;
+                        continue;
+                    }
+                    fti_buf_free(&raw);
+                }
+            }
+        }
+        if (s[i] != ' ' && s[i] != '\t') last_encoded = 0;
+        fti_buf_putc(out, s[i]);
+        i++;
+    }
+}
+
+/* Removes quoted replies, attributions and the signature from plain mail text. */
+static void fti__st_mail_strip(const char *s, size_t n, fti_buf *out) {
+    size_t i = 0;
+    while (i < n) {
+        const char *e = (const char *)memchr(s + i, '\n', n - i);
+        size_t len = e ? (size_t)(e - (s + i)) : n - i, k = 0;
+        const char *l = s + i;
+        size_t ln = len;
+        if (ln && l[ln - 1] == '\r') ln--;
+        while (k < ln && (l[k] == ' ' || l[k] == '\t')) k++;
+        if ((ln == 3 && memcmp(l, "-- ", 3) == 0) || (ln == 2 && memcmp(l, "--", 2) == 0) ||
+            fti__st_find_ci(l, ln, "-----original message-----") < ln ||
+            (ln >= 5 && fti__st_find_ci(l, ln, "begin forwarded message") < ln))
+            break;
+        if (k < ln && l[k] == '>') {
+            i += len + 1;
+            continue;
+        }
+        /* an attribution ("On <date>, <name> wrote:") directly before a quote */
+        if (ln >= 6 && fti__st_eq_ci(l + ln - 6, 6, "wrote:")) {
+            size_t j = i + len + 1;
+            while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r' || s[j] == '\n')) j++;
+            if (j >= n || s[j] == '>') {
+                i += len + 1;
+                continue;
+            }
+        }
+        fti_buf_append(out, l, ln);
+        fti_buf_putc(out, '\n');
+        i += len + 1;
+    }
+}
+
+typedef struct fti__st_mail_text {
+    fti_buf plain, html;
+    int have_plain, have_html;
+    const char *error_rule; /* set on a malformed message */
+    char error[160];
+} fti__st_mail_text;
+
+/* Walks one MIME entity (headers + body) collecting the first text/plain and text/html. */
+static void fti__st_mail_entity(const char *m, size_t n, int depth, fti__st_mail_text *mt);
+
+static void fti__st_mail_body(const char *hdr, size_t hn, const char *body, size_t bn, int depth,
+                              fti__st_mail_text *mt) {
+    fti_buf ct, cte, cs, bnd, disp, dec;
+    size_t tl;
+    memset(&ct, 0, sizeof ct);
+    memset(&cte, 0, sizeof cte);
+    memset(&cs, 0, sizeof cs);
+    memset(&bnd, 0, sizeof bnd);
+    memset(&disp, 0, sizeof disp);
+    memset(&dec, 0, sizeof dec);
+    fti__st_mail_header(hdr, hn, "content-type", &ct);
+    fti__st_mail_header(hdr, hn, "content-transfer-encoding", &cte);
+    fti__st_mail_header(hdr, hn, "content-disposition", &disp);
+    for (tl = 0; tl < ct.len && ct.data[tl] != ';' && ct.data[tl] != ' '; tl++) {
+    }
+    if (ct.len == 0) {
+        fti_buf_puts(&ct, "text/plain");
+        tl = ct.len;
+    }
+    if (disp.len && fti__st_starts_ci(disp.data, disp.len, "attachment")) goto done;
+    if (tl >= 10 && fti__st_starts_ci(ct.data, tl, "multipart/")) {
+        size_t pos = 0, part_start = (size_t)-1;
+        int closed = 0;
+        if (depth >= FTI_STORE_MAX_MAIL_DEPTH) {
+            mt->error_rule = "mail_malformed";
+            snprintf(mt->error, sizeof mt->error, "multipart nested deeper than %d levels",
+                     FTI_STORE_MAX_MAIL_DEPTH);
+            goto done;
+        }
+        if (!fti__st_mail_param(ct.data, ct.len, "boundary", &bnd) || bnd.len == 0 ||
+            bnd.len > 200) {
+            mt->error_rule = "mail_malformed";
+            snprintf(mt->error, sizeof mt->error, "multipart without a boundary");
+            goto done;
+        }
+        /* delimiter lines: "--boundary" (part follows) or "--boundary--" (end) */
+        while (pos < bn) {
+            const char *e = (const char *)memchr(body + pos, '\n', bn - pos);
+            size_t len = e ? (size_t)(e - (body + pos)) : bn - pos;
+            const char *l = body + pos;
+            int is_delim = 0, end = 0;
+            if (len >= 2 + bnd.len && l[0] == '-' && l[1] == '-' &&
+                memcmp(l + 2, bnd.data, bnd.len) == 0) {
+                /* "--boundary" or "--boundary--", then only blanks */
+                size_t q = 2 + bnd.len;
+                if (len >= q + 2 && l[q] == '-' && l[q + 1] == '-') end = 1, q += 2;
+                while (q < len && (l[q] == ' ' || l[q] == '\t' || l[q] == '\r')) q++;
+                is_delim = q == len;
+            }
+            if (is_delim) {
+                if (part_start != (size_t)-1) {
+                    size_t pe = pos;
+                    if (pe > part_start && body[pe - 1] == '\n') pe--;
+                    if (pe > part_start && body[pe - 1] == '\r') pe--;
+                    fti__st_mail_entity(body + part_start, pe - part_start, depth + 1, mt);
+                    if (mt->error_rule) goto done;
+                }
+                if (end) {
+                    closed = 1;
+                    break;
+                }
+                part_start = e ? pos + len + 1 : bn;
+            }
+            pos += len + 1;
+        }
+        if (!closed) {
+            mt->error_rule = "mail_truncated";
+            snprintf(mt->error, sizeof mt->error,
+                     "multipart ends without its closing boundary (truncated?)");
+        }
+        goto done;
+    }
+    if (!(tl >= 5 && fti__st_starts_ci(ct.data, tl, "text/"))) goto done; /* images etc. */
+    {
+        int is_html = fti__st_eq_ci(ct.data, tl, "text/html");
+        int is_plain = fti__st_eq_ci(ct.data, tl, "text/plain");
+        fti_buf *dst;
+        if (!is_html && !is_plain) goto done;
+        if ((is_html && mt->have_html) || (is_plain && mt->have_plain)) goto done;
+        {
+            const char *v = cte.data ? cte.data : "";
+            size_t vn = cte.len;
+            fti__st_trim(&v, &vn);
+            if (fti__st_eq_ci(v, vn, "base64")) {
+                if (!fti__st_b64_decode(body, bn, &dec)) {
+                    mt->error_rule = "mail_bad_base64";
+                    snprintf(mt->error, sizeof mt->error, "invalid base64 in a %.*s part", (int)tl,
+                             ct.data);
+                    goto done;
+                }
+            } else if (fti__st_eq_ci(v, vn, "quoted-printable")) {
+                fti__st_qp_decode(body, bn, 0, &dec);
+            } else {
+                fti_buf_append(&dec, body, bn);
+            }
+        }
+        fti__st_mail_param(ct.data, ct.len, "charset", &cs);
+        dst = is_html ? &mt->html : &mt->plain;
+        fti__st_charset_convert(cs.data ? cs.data : "", cs.len, dec.data ? dec.data : "", dec.len,
+                                dst);
+        if (is_html)
+            mt->have_html = 1;
+        else
+            mt->have_plain = 1;
+    }
+done:
+    fti_buf_free(&ct);
+    fti_buf_free(&cte);
+    fti_buf_free(&cs);
+    fti_buf_free(&bnd);
+    fti_buf_free(&disp);
+    fti_buf_free(&dec);
+}
+
+static void fti__st_mail_entity(const char *m, size_t n, int depth, fti__st_mail_text *mt) {
+    size_t body = 0, hn = fti__st_mail_split(m, n, &body);
+    if (hn == (size_t)-1) {
+        /* a part with no blank line: all headers, empty body (tolerated inside multipart) */
+        if (depth > 0) return;
+        mt->error_rule = "mail_truncated";
+        snprintf(mt->error, sizeof mt->error, "no blank line after the headers (truncated?)");
+        return;
+    }
+    fti__st_mail_body(m, hn, m + body, n - body, depth, mt);
+}
+
+/* Does the header block start like mail headers ("Name: value")? */
+static int fti__st_mail_looks_headers(const char *h, size_t n) {
+    size_t i = 0;
+    while (i < n && h[i] != ':' && h[i] != '\n' && h[i] != ' ' && (unsigned char)h[i] > 32 &&
+           (unsigned char)h[i] < 127)
+        i++;
+    return i > 0 && i < n && h[i] == ':';
+}
+
+/* Author from a From header: the display name if any, else the address. */
+static char *fti__st_mail_author(const char *v, size_t n) {
+    const char *lt = (const char *)memchr(v, '<', n);
+    if (lt && lt > v) {
+        const char *a = v;
+        size_t an = (size_t)(lt - v);
+        fti__st_trim(&a, &an);
+        if (an >= 2 && a[0] == '"' && a[an - 1] == '"') a++, an -= 2;
+        if (an) return fti__st_meta_str(a, an, 200);
+    }
+    if (lt) {
+        const char *gt = (const char *)memchr(lt, '>', n - (size_t)(lt - v));
+        if (gt) return fti__st_meta_str(lt + 1, (size_t)(gt - lt - 1), 200);
+    }
+    return fti__st_meta_str(v, n, 200);
+}
+
+/* RFC 2822 date ("Tue, 3 Mar 2020 10:04:05 +0100") to "2020-03-03T10:04:05+0100"; else the
+ * trimmed text. */
+static char *fti__st_mail_date(const char *v, size_t n) {
+    static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                         "jul", "aug", "sep", "oct", "nov", "dec"};
+    char tmp[200], mon[4], zone[8];
+    int d = 0, y = 0, hh = 0, mm = 0, ss = 0, k, mi = -1;
+    const char *p;
+    size_t m = n < sizeof tmp - 1 ? n : sizeof tmp - 1;
+    memcpy(tmp, v, m);
+    tmp[m] = 0;
+    p = strchr(tmp, ',');
+    p = p ? p + 1 : tmp;
+    zone[0] = 0;
+    k = sscanf(p, "%d %3s %d %d:%d:%d %7s", &d, mon, &y, &hh, &mm, &ss, zone);
+    if (k < 5) {
+        k = sscanf(p, "%d %3s %d %d:%d %7s", &d, mon, &y, &hh, &mm, zone);
+        ss = 0;
+        if (k >= 5) k = 6 + (k == 6);
+    }
+    if (k >= 5) {
+        int i;
+        for (i = 0; i < 12; i++)
+            if (fti__st_eq_ci(mon, strlen(mon), months[i])) mi = i;
+    }
+    if (mi >= 0 && d >= 1 && d <= 31 && y >= 1900 && y <= 9999 && hh >= 0 && hh < 24 && mm >= 0 &&
+        mm < 60 && ss >= 0 && ss < 61) {
+        char out[48];
+        int zok = (zone[0] == '+' || zone[0] == '-') && strlen(zone) == 5;
+        snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d%s", y, mi + 1, d, hh, mm, ss,
+                 zok ? zone : "");
+        return fti_strdup(out);
+    }
+    return fti__st_meta_str(v, n, 64);
+}
+
+/* One mail message m[0..n) ("From " envelope line allowed at the start). */
+static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
+                                const char *loc, const char *m, size_t n, const char *kind) {
+    const char *raw = m;
+    size_t raw_len = n, hn, body = 0;
+    fti__st_mail_text mt;
+    fti_buf subj, from, date, text, dec;
+    int flags = pp->o->redact >= 0 ? FTI_CLEAN_REDACT_ALL : 0;
+    if (n >= 5 && memcmp(m, "From ", 5) == 0) {
+        const char *e = (const char *)memchr(m, '\n', n);
+        size_t skip = e ? (size_t)(e - m) + 1 : n;
+        m += skip;
+        n -= skip;
+    }
+    hn = fti__st_mail_split(m, n, &body);
+    if (!fti__st_mail_looks_headers(m, n)) {
+        fti__st_reject(o, file, loc, "mail_malformed", "does not start with mail headers");
+        return;
+    }
+    if (hn == (size_t)-1) {
+        fti__st_reject(o, file, loc, "mail_truncated",
+                       "no blank line after the headers (truncated?)");
+        return;
+    }
+    memset(&mt, 0, sizeof mt);
+    memset(&subj, 0, sizeof subj);
+    memset(&from, 0, sizeof from);
+    memset(&date, 0, sizeof date);
+    memset(&text, 0, sizeof text);
+    memset(&dec, 0, sizeof dec);
+    fti__st_mail_body(m, hn, m + body, n - body, 0, &mt);
+    if (mt.error_rule) {
+        fti__st_reject(o, file, loc, mt.error_rule, "%s", mt.error);
+        goto done;
+    }
+    if (mt.have_plain) {
+        fti__st_mail_strip(mt.plain.data ? mt.plain.data : "", mt.plain.len, &text);
+    } else if (mt.have_html) {
+        fti_buf t2;
+        memset(&t2, 0, sizeof t2);
+        fti_html_to_text(mt.html.data ? mt.html.data : "", mt.html.len, &t2, NULL);
+        fti__st_mail_strip(t2.data ? t2.data : "", t2.len, &text);
+        fti_buf_free(&t2);
+    } else {
+        fti__st_reject(o, file, loc, "no_text", "no text/plain or text/html part");
+        goto done;
+    }
+    {
+        char *title = NULL, *author = NULL, *dt = NULL;
+        if (fti__st_mail_header(m, hn, "subject", &subj)) {
+            fti__st_rfc2047(subj.data, subj.len, &dec);
+            title = fti__st_meta_str(dec.data, dec.len, 200);
+        }
+        if (fti__st_mail_header(m, hn, "from", &from)) {
+            dec.len = 0;
+            fti__st_rfc2047(from.data, from.len, &dec);
+            author = fti__st_mail_author(dec.data ? dec.data : "", dec.len);
+        }
+        if (fti__st_mail_header(m, hn, "date", &date)) dt = fti__st_mail_date(date.data, date.len);
+        fti__st_emit(pp, o, file, loc, raw, raw_len, text.data ? text.data : "", text.len, flags,
+                     title, author, dt, fti_strdup(kind));
+    }
+done:
+    fti_buf_free(&mt.plain);
+    fti_buf_free(&mt.html);
+    fti_buf_free(&subj);
+    fti_buf_free(&from);
+    fti_buf_free(&date);
+    fti_buf_free(&text);
+    fti_buf_free(&dec);
+}
+
+/* Offsets of the messages of an mbox: "From " at the start of the file or of a line that
+ * follows a blank line. Returns the count; starts gets up to max offsets (NULL to count). */
+static size_t fti__st_mbox_starts(const char *s, size_t n, size_t *starts, size_t max) {
+    size_t i = 0, k = 0;
+    while (i < n) {
+        if (n - i >= 5 && memcmp(s + i, "From ", 5) == 0 &&
+            (i == 0 || (i >= 2 && s[i - 1] == '\n' &&
+                        (s[i - 2] == '\n' || (i >= 3 && s[i - 2] == '\r' && s[i - 3] == '\n'))))) {
+            if (starts && k < max) starts[k] = i;
+            k++;
+        }
+        {
+            const char *e = (const char *)memchr(s + i, '\n', n - i);
+            if (!e) break;
+            i = (size_t)(e - s) + 1;
+        }
+    }
+    return k;
+}
+
+/* === one file or part of one ============================================================ */
+
+/* A unit of work: a whole file, or a range of lines (JSONL) / messages (mbox) of one. */
+typedef struct fti__st_unit {
+    uint32_t file;
+    fti__st_kind kind;
+    size_t off, len; /* byte range in the file */
+    size_t first_no; /* first line number (JSONL) or message number (mbox) */
+} fti__st_unit;
+
+static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, const char *path,
+                                 const unsigned char *data, size_t size,
+                                 const unsigned char *file_sha, fti__st_out *o) {
+    const char *s = (const char *)data + u->off;
+    size_t n = u->len;
+    char why[160];
+    (void)size;
+    o->file_data = (const char *)data;
+    o->file_len = size;
+    o->file_sha = file_sha;
+    switch (u->kind) {
+    case FTI__ST_K_TXT:
+    case FTI__ST_K_MD:
+    case FTI__ST_K_HTML: {
+        fti_buf text, title;
+        char *t;
+        if (fti__st_looks_binary(data, size, why, sizeof why)) {
+            fti__st_reject(o, u->file, "", "binary", "%s", why);
+            return;
+        }
+        memset(&text, 0, sizeof text);
+        memset(&title, 0, sizeof title);
+        if (u->kind == FTI__ST_K_HTML)
+            fti_html_to_text(s, n, &text, &title);
+        else if (u->kind == FTI__ST_K_MD)
+            fti_markdown_to_text(s, n, &text, &title);
+        else
+            fti_buf_append(&text, s, n);
+        if (text.oom || title.oom) {
+            o->oom = 1;
+        } else {
+            t = title.len ? fti__st_meta_str(title.data, title.len, 200) : NULL;
+            if (!t) t = fti__st_title_from_path(path);
+            fti__st_emit(pp, o, u->file, "", s, n, text.data ? text.data : "", text.len,
+                         pp->o->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, t, NULL, NULL,
+                         fti_strdup(fti__st_kind_names[u->kind]));
+        }
+        fti_buf_free(&text);
+        fti_buf_free(&title);
+        return;
+    }
+    case FTI__ST_K_JSON:
+        fti__st_ingest_json(pp, o, u->file, s, n);
+        return;
+    case FTI__ST_K_JSONL:
+        fti__st_ingest_jsonl(pp, o, u->file, s, n, u->first_no);
+        return;
+    case FTI__ST_K_CSV:
+        if (fti__st_looks_binary(data, size, why, sizeof why)) {
+            fti__st_reject(o, u->file, "", "binary", "%s", why);
+            return;
+        }
+        fti__st_ingest_csv(pp, o, u->file, s, n);
+        return;
+    case FTI__ST_K_EML:
+        fti__st_ingest_mail(pp, o, u->file, "", s, n, "mail");
+        return;
+    case FTI__ST_K_MBOX: {
+        /* the unit is a run of whole messages */
+        size_t i = 0, no = u->first_no;
+        while (i < n) {
+            size_t next = n, k;
+            char loc[48];
+            for (k = i + 1; k + 5 <= n; k++) {
+                if (s[k - 1] == '\n' && memcmp(s + k, "From ", 5) == 0 && k >= 2 &&
+                    (s[k - 2] == '\n' || (k >= 3 && s[k - 2] == '\r' && s[k - 3] == '\n'))) {
+                    next = k;
+                    break;
+                }
+            }
+            snprintf(loc, sizeof loc, "#msg %lu", (unsigned long)no);
+            fti__st_ingest_mail(pp, o, u->file, loc, s + i, next - i, "mbox");
+            i = next;
+            no++;
+        }
+        return;
+    }
+    default:
+        fti__st_reject(o, u->file, "", "unsupported_type", "unsupported file type");
+        return;
+    }
+}
+
+#endif /* FTI_NO_STORE */
+/* ---- end src/04_store_ingest.c ---- */
+/* ---- begin src/04_store_tok.c ---- */
+/* === store: the tokenizer step (train on the train split, encode through the template) ===== */
+/* #include "04_store.h" (amalgamated) */
+
+#ifndef FTI_NO_STORE
+
+/* The special tokens of the document template, in id order after the merges. */
+static const char *const fti__st_template_specials[] = {FTI_TEMPLATE_END, FTI_TEMPLATE_TITLE,
+                                                        FTI_TEMPLATE_BODY};
+
+/* A tokenizer handle for the store (NULL-safe wrappers over part 03). */
+typedef struct fti__st_stok {
+    void *tok; /* fti_tokenizer * */
+    uint32_t vocab_size;
+    uint32_t eot_id, title_id, body_id;
+    char sha_hex[65];
+} fti__st_stok;
+
+#ifdef FTI_TOKENIZER_H
+
+static size_t fti__st_stok_count(void *ctx, const char *t, size_t n) {
+    const fti__st_stok *st = (const fti__st_stok *)ctx;
+    size_t k = 0;
+    if (!st || !st->tok) return (n + 3) / 4; /* no tokenizer: about 4 bytes a token */
+    if (fti_tokenizer_count((const fti_tokenizer *)st->tok, t, n, 0, &k) != FTI_OK) k = (n + 3) / 4;
+    return k;
+}
+
+static fti_result fti__st_stok_finish(fti__st_stok *st, fti_tokenizer *tok, fti_error *err) {
+    size_t i;
+    int64_t eot;
+    for (i = 0; i < 3; i++) {
+        uint32_t id;
+        fti_result rc = fti_tokenizer_add_special(tok, fti__st_template_specials[i],
+                                                  strlen(fti__st_template_specials[i]), &id);
+        if (rc != FTI_OK) {
+            fti_tokenizer_free(tok);
+            return fti_error_set(err, rc, "tokenizer: cannot add special token %s",
+                                 fti__st_template_specials[i]);
+        }
+    }
+    eot = fti_tokenizer_eot_id(tok);
+    st->title_id = (uint32_t)fti_tokenizer_special_id(tok, FTI_TEMPLATE_TITLE);
+    st->body_id = (uint32_t)fti_tokenizer_special_id(tok, FTI_TEMPLATE_BODY);
+    st->tok = tok;
+    st->vocab_size = (uint32_t)fti_tokenizer_vocab_size(tok);
+    st->eot_id = eot >= 0 ? (uint32_t)eot : 0;
+    fti_tokenizer_id_hex(tok, st->sha_hex);
+    return FTI_OK;
+}
+
+/* Loads the tokenizer file `path` (template specials added if missing). */
+static fti_result fti__st_stok_load(fti__st_stok *st, const char *path, fti_error *err) {
+    fti_tokenizer *tok = NULL;
+    fti_result rc = fti_tokenizer_load(path, NULL, &tok, err);
+    memset(st, 0, sizeof *st);
+    if (rc != FTI_OK) return rc;
+    return fti__st_stok_finish(st, tok, err);
+}
+
+/* Trains on the given texts (the cleaned train split, title and body). */
+static fti_result fti__st_stok_train(fti__st_stok *st, fti_pool *pool, const char *const *texts,
+                                     const size_t *lens, size_t n, int vocab_size, fti_error *err) {
+    fti_bpe_train_opts o;
+    fti_bpe_trainer *t = NULL;
+    fti_tokenizer *tok = NULL;
+    fti_result rc;
+    size_t i;
+    memset(st, 0, sizeof *st);
+    memset(&o, 0, sizeof o);
+    o.vocab_size = (size_t)vocab_size;
+    o.special = fti__st_template_specials;
+    o.n_special = 3;
+    o.pool = pool;
+    rc = fti_bpe_trainer_create(&o, &t);
+    if (rc != FTI_OK) return fti_error_set(err, rc, "tokenizer: cannot create trainer");
+    for (i = 0; i < n && rc == FTI_OK; i++) rc = fti_bpe_trainer_add(t, texts[i], lens[i]);
+    if (rc == FTI_OK)
+        rc = fti_bpe_trainer_train(t, &tok, err);
+    else
+        fti_error_set(err, rc, "tokenizer: training failed");
+    fti_bpe_trainer_free(t);
+    if (rc != FTI_OK) return rc;
+    return fti__st_stok_finish(st, tok, err);
+}
+
+static fti_result fti__st_stok_serialize(const fti__st_stok *st, fti_buf *out) {
+    return fti_tokenizer_serialize((const fti_tokenizer *)st->tok, out);
+}
+
+/* Encodes n untrusted texts (special-token strings stay text) in parallel into ids[i]. */
+static fti_result fti__st_stok_encode(const fti__st_stok *st, fti_pool *pool,
+                                      const char *const *texts, const size_t *lens, size_t n,
+                                      uint32_t **ids, size_t *n_ids) {
+    fti_tokens *outs = (fti_tokens *)fti_calloc(n + 1, sizeof *outs);
+    fti_result rc;
+    size_t i;
+    if (!outs) return FTI_ERR_NOMEM;
+    rc = fti_tokenizer_encode_batch((const fti_tokenizer *)st->tok, pool, texts, lens, n, 0, outs);
+    for (i = 0; i < n; i++) {
+        ids[i] = outs[i].ids;
+        n_ids[i] = outs[i].len;
+    }
+    fti_free(outs);
+    return rc;
+}
+
+FTIDEF fti_result fti_template_encode(const fti_tokenizer *tok, const char *title, size_t title_len,
+                                      const char *body, size_t body_len, int open_body,
+                                      fti_tokens *out) {
+    int64_t t_id, b_id, e_id;
+    fti_result rc;
+    if (!tok || !out || (title_len && !title) || (body_len && !body)) return FTI_ERR_INVALID;
+    t_id = fti_tokenizer_special_id(tok, FTI_TEMPLATE_TITLE);
+    b_id = fti_tokenizer_special_id(tok, FTI_TEMPLATE_BODY);
+    e_id = fti_tokenizer_special_id(tok, FTI_TEMPLATE_END);
+    if (t_id < 0 || b_id < 0 || e_id < 0) return FTI_ERR_NOT_FOUND;
+    rc = fti_tokens_push(out, (uint32_t)t_id);
+    if (rc == FTI_OK) {
+        /* the title and its newline are one text, as in the shards */
+        fti_buf t;
+        memset(&t, 0, sizeof t);
+        if (title_len) fti_buf_append(&t, title, title_len);
+        fti_buf_putc(&t, '\n');
+        rc = t.oom ? FTI_ERR_NOMEM : fti_tokenizer_encode(tok, t.data, t.len, 0, out);
+        fti_buf_free(&t);
+    }
+    if (rc == FTI_OK) rc = fti_tokens_push(out, (uint32_t)b_id);
+    if (rc == FTI_OK && body_len) rc = fti_tokenizer_encode(tok, body, body_len, 0, out);
+    if (rc == FTI_OK && !open_body) rc = fti_tokens_push(out, (uint32_t)e_id);
+    return rc;
+}
+
+static void fti__st_stok_free(fti__st_stok *st) {
+    if (st && st->tok) fti_tokenizer_free((fti_tokenizer *)st->tok);
+    if (st) st->tok = NULL;
+}
+
+#else /* no tokenizer part in this build: the store runs without tokens */
+
+static size_t fti__st_stok_count(void *ctx, const char *t, size_t n) {
+    (void)ctx;
+    (void)t;
+    return (n + 3) / 4;
+}
+static fti_result fti__st_stok_load(fti__st_stok *st, const char *path, fti_error *err) {
+    memset(st, 0, sizeof *st);
+    return fti_error_set(err, FTI_ERR_UNSUPPORTED, "%s: no tokenizer part in this build", path);
+}
+static fti_result fti__st_stok_train(fti__st_stok *st, fti_pool *pool, const char *const *texts,
+                                     const size_t *lens, size_t n, int vocab_size, fti_error *err) {
+    (void)pool, (void)texts, (void)lens, (void)n, (void)vocab_size;
+    memset(st, 0, sizeof *st);
+    return fti_error_set(err, FTI_ERR_UNSUPPORTED, "no tokenizer part in this build");
+}
+static fti_result fti__st_stok_serialize(const fti__st_stok *st, fti_buf *out) {
+    (void)st, (void)out;
+    return FTI_ERR_UNSUPPORTED;
+}
+static fti_result fti__st_stok_encode(const fti__st_stok *st, fti_pool *pool,
+                                      const char *const *texts, const size_t *lens, size_t n,
+                                      uint32_t **ids, size_t *n_ids) {
+    (void)st, (void)pool, (void)texts, (void)lens, (void)n, (void)ids, (void)n_ids;
+    return FTI_ERR_UNSUPPORTED;
+}
+static void fti__st_stok_free(fti__st_stok *st) {
+    (void)st;
+}
+
+#endif
+
+#endif /* FTI_NO_STORE */
+/* ---- end src/04_store_tok.c ---- */
+/* ---- begin src/04_store_version.c ---- */
+/* === store: workspace, the ingest pipeline, versions, refs, verify, diff, datasets ========= */
+/* #include "04_store.h" (amalgamated) */
+#include <sys/file.h>
+/* #include <time.h> (already included) */
+
+#ifndef FTI_NO_STORE
+
+#define FTI__ST_FORMAT 1
+
+/* === workspace ============================================================================== */
+
+FTIDEF char *fti_workspace_resolve(const char *home) {
+    const char *env;
+    if (home && *home) return fti_strdup(home);
+    env = getenv("FTI_HOME");
+    if (env && *env) return fti_strdup(env);
+    return fti_strdup("./twin");
+}
+
+/* home + "/" + a + ["/" + b]: a new string. */
+static char *fti__st_path3(const char *home, const char *a, const char *b) {
+    fti_buf p;
+    memset(&p, 0, sizeof p);
+    fti_buf_puts(&p, home);
+    fti_buf_putc(&p, '/');
+    fti_buf_puts(&p, a);
+    if (b) {
+        fti_buf_putc(&p, '/');
+        fti_buf_puts(&p, b);
+    }
+    if (p.oom) {
+        fti_buf_free(&p);
+        return NULL;
+    }
+    return p.data;
+}
+
+FTIDEF fti_result fti_workspace_init(const char *home, fti_error *err) {
+    static const char *const dirs[] = {"store/objects", "store/versions", "store/refs/tags",
+                                       "models", "logs"};
+    size_t i;
+    if (!home) return fti_error_set(err, FTI_ERR_INVALID, "workspace: no directory");
+    for (i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        char *p = fti__st_path3(home, dirs[i], NULL);
+        fti_result rc;
+        if (!p) return fti_error_set(err, FTI_ERR_NOMEM, "workspace: out of memory");
+        rc = fti_mkdirs(p, err);
+        fti_free(p);
+        if (rc != FTI_OK) return rc;
+    }
+    return FTI_OK;
+}
+
+/* Path of object hex in the store: home/store/objects/ab/abcdef... */
+static char *fti__st_object_path(const char *home, const char *hex) {
+    fti_buf p;
+    memset(&p, 0, sizeof p);
+    fti_buf_printf(&p, "%s/store/objects/%.2s/%s", home, hex, hex);
+    if (p.oom) {
+        fti_buf_free(&p);
+        return NULL;
+    }
+    return p.data;
+}
+
+static int fti__st_is_hex_id(const char *s, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+    return 1;
+}
+
+/* === options ================================================================================ */
+
+FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts) {
+    fti_ingest_opts o;
+    if (opts)
+        o = *opts;
+    else
+        memset(&o, 0, sizeof o);
+    if (!o.text_fields) o.text_fields = "text,content,body,full_text,message,post";
+    if (!o.title_fields) o.title_fields = "title,subject,name";
+    if (!o.date_fields) o.date_fields = "created_at,date,timestamp,time,created";
+    if (!o.author_fields) o.author_fields = "author,user,username,from";
+    if (!o.required) o.required = "";
+    if (!o.min_chars) o.min_chars = 12;
+    if (!o.max_chars) o.max_chars = 1000000;
+    if (o.min_letter_frac == 0) o.min_letter_frac = 0.5;
+    if (o.max_repeat_frac == 0) o.max_repeat_frac = 0.5;
+    if (o.dedup_threshold == 0) o.dedup_threshold = 0.8;
+    if (o.val_percent <= 0) o.val_percent = 5;
+    if (o.val_percent > 50) o.val_percent = 50;
+    if (o.chunk_tokens <= 0) o.chunk_tokens = 200;
+    if (o.chunk_overlap <= 0) o.chunk_overlap = 32;
+    if (o.chunk_overlap >= o.chunk_tokens) o.chunk_overlap = o.chunk_tokens / 4;
+    if (o.vocab_size <= 0) o.vocab_size = 4096;
+    if (!o.max_file_bytes) o.max_file_bytes = FTI_STORE_MAX_FILE_BYTES;
+    return o;
+}
+
+/* The canonical text of the options that decide per-record results (the cache key). */
+static void fti__st_proc_key(const fti_ingest_opts *o, fti_buf *out) {
+    fti_buf_printf(out,
+                   "records v%d|text=%s|title=%s|date=%s|author=%s|required=%s|min=%lu|max=%lu|"
+                   "letters=%.6f|repeat=%.6f|redact=%d|minhash=%d",
+                   FTI__ST_FORMAT, o->text_fields, o->title_fields, o->date_fields,
+                   o->author_fields, o->required, (unsigned long)o->min_chars,
+                   (unsigned long)o->max_chars, o->min_letter_frac, o->max_repeat_frac, o->redact,
+                   FTI_MINHASH_PERMS);
+}
+
+/* === records pack (per-file ingest results, reused by the next ingest) ==================== */
+/*
+ *   "FTIRECS\0" u32 version u32 n_files
+ *   per file: u8[32] raw sha, u8[32] proc key sha, u32 n_docs, u32 n_rejs
+ *     doc: str text, title, author, date, kind, loc; u8[32] sha; u32[128] minhash
+ *     rej: str reason, detail, loc
+ *   str: u32 length (0xFFFFFFFF = absent) then the bytes
+ */
+
+static void fti__st_pack_str(fti_buf *b, const char *s, size_t n) {
+    if (!s) {
+        fti__st_put_u32(b, 0xFFFFFFFFu);
+        return;
+    }
+    fti__st_put_u32(b, (uint32_t)n);
+    fti_buf_append(b, s, n);
+}
+
+static char *fti__st_unpack_str(fti_reader *r, size_t *len) {
+    uint32_t n = fti_read_u32(r);
+    const void *p;
+    if (r->err || n == 0xFFFFFFFFu) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    p = fti_read_bytes(r, n);
+    if (!p) return NULL;
+    if (len) *len = n;
+    return fti_strndup((const char *)p, n);
+}
+
+/* One input file of an ingest run. */
+typedef struct fti__st_file {
+    char *path; /* as found on disk */
+    char *name; /* for the version id: basename(arg) + relative path */
+    fti__st_kind kind;
+    uint64_t size;
+    fti_map map;
+    int mapped; /* the map is open */
+    int hashed; /* mapped and hashed: sha is valid */
+    unsigned char sha[32];
+    int reused;
+    int failed;      /* unreadable etc.: rejected as a whole */
+    fti__st_out out; /* merged results (docs, rejections) */
+} fti__st_file;
+
+static void fti__st_pack_file(fti_buf *b, const fti__st_file *f, const unsigned char key[32]) {
+    size_t i;
+    fti_buf_append(b, f->sha, 32);
+    fti_buf_append(b, key, 32);
+    fti__st_put_u32(b, (uint32_t)f->out.n_docs);
+    fti__st_put_u32(b, (uint32_t)f->out.n_rejs);
+    for (i = 0; i < f->out.n_docs; i++) {
+        const fti__st_doc *d = &f->out.docs[i];
+        size_t k;
+        fti__st_pack_str(b, d->text, d->text_len);
+        fti__st_pack_str(b, d->title, d->title ? strlen(d->title) : 0);
+        fti__st_pack_str(b, d->author, d->author ? strlen(d->author) : 0);
+        fti__st_pack_str(b, d->date, d->date ? strlen(d->date) : 0);
+        fti__st_pack_str(b, d->kind, d->kind ? strlen(d->kind) : 0);
+        fti__st_pack_str(b, d->loc, d->loc ? strlen(d->loc) : 0);
+        fti_buf_append(b, d->sha, 32);
+        for (k = 0; k < FTI_MINHASH_PERMS; k++) fti__st_put_u32(b, d->mh ? d->mh[k] : 0);
+    }
+    for (i = 0; i < f->out.n_rejs; i++) {
+        const fti__st_rej *r = &f->out.rejs[i];
+        fti__st_pack_str(b, r->reason, strlen(r->reason));
+        fti__st_pack_str(b, r->detail, strlen(r->detail));
+        fti__st_pack_str(b, r->loc, strlen(r->loc));
+    }
+}
+
+/* Parses one file's section; fills out (docs get file index fi). Returns 0 on a format error. */
+static int fti__st_unpack_file(fti_reader *r, uint32_t fi, fti__st_out *out) {
+    uint32_t nd = fti_read_u32(r), nr = fti_read_u32(r), i;
+    if (r->err || nd > FTI_STORE_MAX_DOCS || nr > FTI_STORE_MAX_DOCS) return 0;
+    out->docs = (fti__st_doc *)fti_calloc(nd + 1, sizeof *out->docs);
+    out->rejs = (fti__st_rej *)fti_calloc(nr + 1, sizeof *out->rejs);
+    if (!out->docs || !out->rejs) return 0;
+    out->cap_docs = nd + 1;
+    out->cap_rejs = nr + 1;
+    for (i = 0; i < nd && !r->err; i++) {
+        fti__st_doc *d = &out->docs[i];
+        const void *sha;
+        size_t k;
+        out->n_docs++;
+        d->text = fti__st_unpack_str(r, &d->text_len);
+        d->title = fti__st_unpack_str(r, NULL);
+        d->author = fti__st_unpack_str(r, NULL);
+        d->date = fti__st_unpack_str(r, NULL);
+        d->kind = fti__st_unpack_str(r, NULL);
+        d->loc = fti__st_unpack_str(r, NULL);
+        sha = fti_read_bytes(r, 32);
+        if (sha) memcpy(d->sha, sha, 32);
+        d->mh = (uint32_t *)fti_malloc(FTI_MINHASH_PERMS * sizeof(uint32_t));
+        if (!d->mh || !d->text || !d->loc) return 0;
+        for (k = 0; k < FTI_MINHASH_PERMS; k++) d->mh[k] = fti_read_u32(r);
+        d->file = fi;
+    }
+    for (i = 0; i < nr && !r->err; i++) {
+        fti__st_rej *j = &out->rejs[i];
+        out->n_rejs++;
+        j->reason = fti__st_unpack_str(r, NULL);
+        j->detail = fti__st_unpack_str(r, NULL);
+        j->loc = fti__st_unpack_str(r, NULL);
+        j->file = fi;
+        if (!j->reason || !j->detail || !j->loc) return 0;
+    }
+    return !r->err;
+}
+
+/* === the ingest run ========================================================================== */
+
+typedef struct fti__st_run {
+    const char *home;
+    fti_ingest_opts o;
+    fti__st_proc proc;
+    fti__st_mh_params mh;
+    unsigned char proc_key[32];
+    fti__st_file *files;
+    size_t n_files, cap_files;
+    const char *arg; /* the argument being walked */
+    fti__st_unit *units;
+    size_t n_units, cap_units;
+    fti__st_out *unit_out;
+    char *parent_tok; /* the tokenizer object of `latest` (opts.tokenizer = "parent") */
+    size_t *order;    /* units by decreasing size */
+    /* work distribution */
+    fti_mutex mu;
+    size_t next;
+    uint64_t bytes_done, bytes_total;
+    /* the parent's records, for reuse */
+    fti_map parent_recs;
+    int have_parent_recs;
+    fti_error err;
+    int oom;
+    /* seconds per stage: scan, ingest, dedupe, tokenizer, shards, index, commit */
+    double t_stage[7];
+    uint64_t t_last_ns;
+    /* processor time per stage (clock(): all threads), immune to a busy machine */
+    double c_stage[7];
+    clock_t c_last;
+    /* objects written so far (name, SHA-256, size), in manifest order */
+    struct {
+        const char *name;
+        char hex[65];
+        uint64_t bytes;
+    } objs[8];
+    size_t n_objs;
+    uint64_t commit_step;
+} fti__st_run;
+
+static void fti__st_progress(fti__st_run *r, const char *stage, uint64_t done, uint64_t total);
+static fti_result fti__st_put_object(const char *home, const void *data, size_t n, char hex[65],
+                                     fti_error *err);
+
+/* Writes img as an object as soon as it is complete, and frees it (memory stays bounded by the
+ * largest object, not their sum). The write time is charged to the commit stage. */
+static fti_result fti__st_stash(fti__st_run *r, const char *name, fti_buf *img, fti_error *err) {
+    uint64_t t0 = fti_time_ns(), dt;
+    clock_t c0 = clock(), dc;
+    fti_result rc;
+    if (img->oom) {
+        fti_buf_free(img);
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory building %s", name);
+    }
+    r->objs[r->n_objs].name = name;
+    r->objs[r->n_objs].bytes = img->len;
+    fti__st_progress(r, "commit", ++r->commit_step, 0);
+    rc = fti__st_put_object(r->home, img->data ? img->data : "", img->len, r->objs[r->n_objs].hex,
+                            err);
+    r->n_objs++;
+    fti_buf_free(img);
+    dt = fti_time_ns() - t0;
+    r->t_stage[6] += (double)dt / 1e9;
+    r->t_last_ns += dt;
+    dc = clock() - c0;
+    r->c_stage[6] += (double)dc / CLOCKS_PER_SEC;
+    r->c_last += dc;
+    return rc;
+}
+
+/* Charges the time since the last mark to stage k. */
+static void fti__st_mark(fti__st_run *r, int k) {
+    uint64_t now = fti_time_ns();
+    clock_t c = clock();
+    r->t_stage[k] += (double)(now - r->t_last_ns) / 1e9;
+    r->t_last_ns = now;
+    r->c_stage[k] += (double)(c - r->c_last) / CLOCKS_PER_SEC;
+    r->c_last = c;
+}
+
+static void fti__st_progress(fti__st_run *r, const char *stage, uint64_t done, uint64_t total) {
+    fti_ingest_progress p;
+    if (!r->o.progress) return;
+    p.stage = stage;
+    p.done = done;
+    p.total = total;
+    r->o.progress(r->o.progress_user, &p);
+}
+
+static void fti__st_log(fti__st_run *r, fti_log_level lv, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void fti__st_log(fti__st_run *r, fti_log_level lv, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    if (!r->o.log) return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->o.log(r->o.log_user, lv, msg);
+}
+
+static fti_result fti__st_walk_cb(void *user, const char *path, uint64_t size) {
+    fti__st_run *r = (fti__st_run *)user;
+    fti__st_file *f;
+    fti_buf name;
+    const char *rel;
+    size_t al = strlen(r->arg);
+    if (r->n_files == r->cap_files) {
+        size_t cap = r->cap_files ? r->cap_files * 2 : 64;
+        fti__st_file *p = (fti__st_file *)fti_realloc(r->files, cap * sizeof *p);
+        if (!p) return FTI_ERR_NOMEM;
+        r->files = p;
+        r->cap_files = cap;
+    }
+    f = &r->files[r->n_files];
+    memset(f, 0, sizeof *f);
+    memset(&name, 0, sizeof name);
+    /* the name: last component of the argument, then the path below it */
+    {
+        const char *a = r->arg;
+        size_t an = al;
+        while (an > 1 && a[an - 1] == '/') an--;
+        {
+            size_t k = an;
+            while (k > 0 && a[k - 1] != '/') k--;
+            fti_buf_append(&name, a + k, an - k);
+        }
+    }
+    rel = (strncmp(path, r->arg, al) == 0) ? path + al : "";
+    while (*rel == '/') rel++;
+    if (*rel) {
+        fti_buf_putc(&name, '/');
+        fti_buf_puts(&name, rel);
+    }
+    f->path = fti_strdup(path);
+    f->name = name.data;
+    f->size = size;
+    f->kind = fti__st_kind_of(path);
+    if (!f->path || !f->name || name.oom) {
+        fti_free(f->path);
+        fti_buf_free(&name);
+        return FTI_ERR_NOMEM;
+    }
+    r->n_files++;
+    r->bytes_total += size;
+    return FTI_OK;
+}
+
+/* Phase A: map and hash files (parallel, files taken in order from a shared counter). */
+static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
+    fti__st_run *r = (fti__st_run *)ctx;
+    (void)b, (void)e, (void)thread;
+    for (;;) {
+        size_t i;
+        fti__st_file *f;
+        fti_error ferr;
+        fti_mutex_lock(&r->mu);
+        i = r->next++;
+        fti_mutex_unlock(&r->mu);
+        if (i >= r->n_files) break;
+        f = &r->files[i];
+        if (f->kind == FTI__ST_K_UNKNOWN) {
+            fti__st_reject(&f->out, (uint32_t)i, "", "unsupported_type",
+                           "unsupported file type \"%s\"", fti_path_ext(f->path));
+            f->failed = 1;
+            continue;
+        }
+        if (f->size > r->o.max_file_bytes) {
+            fti__st_reject(&f->out, (uint32_t)i, "", "too_large", "%lu bytes > limit %lu",
+                           (unsigned long)f->size, (unsigned long)r->o.max_file_bytes);
+            f->failed = 1;
+            continue;
+        }
+        if (fti_map_open(&f->map, f->path, &ferr) != FTI_OK) {
+            fti__st_reject(&f->out, (uint32_t)i, "", "unreadable", "%s", ferr.msg);
+            f->failed = 1;
+            continue;
+        }
+        f->mapped = 1;
+        f->hashed = 1;
+        f->size = f->map.len;
+        fti__st_sha256_x(r->proc.sha_fast, f->map.data, f->map.len, f->sha);
+    }
+}
+
+/* Phase B: process units. */
+static void fti__st_phase_units(void *ctx, size_t b, size_t e, int thread) {
+    fti__st_run *r = (fti__st_run *)ctx;
+    (void)b, (void)e;
+    for (;;) {
+        size_t i;
+        const fti__st_unit *u;
+        const fti__st_file *f;
+        fti_mutex_lock(&r->mu);
+        i = r->next++;
+        fti_mutex_unlock(&r->mu);
+        if (i >= r->n_units) break;
+        i = r->order[i]; /* largest units first: the last ones to finish are small */
+        u = &r->units[i];
+        f = &r->files[u->file];
+        fti__st_process_unit(&r->proc, u, f->path, (const unsigned char *)f->map.data, f->map.len,
+                             f->sha, &r->unit_out[i]);
+        fti_mutex_lock(&r->mu);
+        r->bytes_done += u->len;
+        fti_mutex_unlock(&r->mu);
+        /* the calling thread (worker 0) reports progress: callbacks run on the caller */
+        if (thread == 0) fti__st_progress(r, "ingest", r->bytes_done, r->bytes_total);
+    }
+}
+
+typedef struct fti__st_len_idx {
+    size_t len, idx;
+} fti__st_len_idx;
+
+/* Larger first; ties by index (a total order, so the schedule is the same every run). */
+static int fti__st_len_idx_cmp(const void *a, const void *b) {
+    const fti__st_len_idx *x = (const fti__st_len_idx *)a, *y = (const fti__st_len_idx *)b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return x->idx < y->idx ? -1 : (x->idx > y->idx);
+}
+
+static fti_result fti__st_add_unit(fti__st_run *r, uint32_t file, fti__st_kind kind, size_t off,
+                                   size_t len, size_t first_no) {
+    fti__st_unit *u;
+    if (r->n_units == r->cap_units) {
+        size_t cap = r->cap_units ? r->cap_units * 2 : 64;
+        fti__st_unit *p = (fti__st_unit *)fti_realloc(r->units, cap * sizeof *p);
+        if (!p) return FTI_ERR_NOMEM;
+        r->units = p;
+        r->cap_units = cap;
+    }
+    u = &r->units[r->n_units++];
+    u->file = file;
+    u->kind = kind;
+    u->off = off;
+    u->len = len;
+    u->first_no = first_no;
+    return FTI_OK;
+}
+
+#define FTI__ST_UNIT_BYTES ((size_t)1 << 20)
+
+/* Cuts file i into units: JSONL by lines and mbox by messages, about 1 MiB each. */
+static fti_result fti__st_make_units(fti__st_run *r, uint32_t i) {
+    fti__st_file *f = &r->files[i];
+    const char *s = (const char *)f->map.data;
+    size_t n = f->map.len;
+    if (f->kind == FTI__ST_K_JSONL) {
+        size_t off = 0, line = 1;
+        while (off < n) {
+            size_t end = off + FTI__ST_UNIT_BYTES < n ? off + FTI__ST_UNIT_BYTES : n, k, lines = 0;
+            const char *nl;
+            if (end < n) {
+                nl = (const char *)memchr(s + end, '\n', n - end);
+                end = nl ? (size_t)(nl - s) + 1 : n;
+            }
+            for (k = off; k < end; k++) {
+                const char *q = (const char *)memchr(s + k, '\n', end - k);
+                if (!q) break;
+                lines++;
+                k = (size_t)(q - s);
+            }
+            if (fti__st_add_unit(r, i, f->kind, off, end - off, line) != FTI_OK)
+                return FTI_ERR_NOMEM;
+            line += lines;
+            off = end;
+        }
+        return FTI_OK;
+    }
+    if (f->kind == FTI__ST_K_MBOX) {
+        size_t n_msg = fti__st_mbox_starts(s, n, NULL, 0), k, first = 0, msg_no = 1;
+        size_t *starts;
+        if (n_msg == 0 || n == 0) return fti__st_add_unit(r, i, f->kind, 0, n, 1);
+        starts = (size_t *)fti_malloc((n_msg + 1) * sizeof *starts);
+        if (!starts) return FTI_ERR_NOMEM;
+        fti__st_mbox_starts(s, n, starts, n_msg);
+        starts[n_msg] = n;
+        if (starts[0] != 0) starts[0] = 0; /* leading junk belongs to the first message */
+        for (k = 1; k <= n_msg; k++) {
+            if (starts[k] - starts[first] >= FTI__ST_UNIT_BYTES || k == n_msg) {
+                if (fti__st_add_unit(r, i, f->kind, starts[first], starts[k] - starts[first],
+                                     msg_no) != FTI_OK) {
+                    fti_free(starts);
+                    return FTI_ERR_NOMEM;
+                }
+                msg_no += k - first;
+                first = k;
+            }
+        }
+        fti_free(starts);
+        return FTI_OK;
+    }
+    return fti__st_add_unit(r, i, f->kind, 0, n, 1);
+}
+
+/* Appends src's contents to dst (moving ownership). */
+static int fti__st_out_move(fti__st_out *dst, fti__st_out *src) {
+    if (src->n_docs) {
+        size_t need = dst->n_docs + src->n_docs;
+        if (need > dst->cap_docs) {
+            fti__st_doc *p = (fti__st_doc *)fti_realloc(dst->docs, need * sizeof *p);
+            if (!p) return 0;
+            dst->docs = p;
+            dst->cap_docs = need;
+        }
+        memcpy(dst->docs + dst->n_docs, src->docs, src->n_docs * sizeof *src->docs);
+        dst->n_docs = need;
+    }
+    if (src->n_rejs) {
+        size_t need = dst->n_rejs + src->n_rejs;
+        if (need > dst->cap_rejs) {
+            fti__st_rej *p = (fti__st_rej *)fti_realloc(dst->rejs, need * sizeof *p);
+            if (!p) return 0;
+            dst->rejs = p;
+            dst->cap_rejs = need;
+        }
+        memcpy(dst->rejs + dst->n_rejs, src->rejs, src->n_rejs * sizeof *src->rejs);
+        dst->n_rejs = need;
+    }
+    if (src->oom) dst->oom = 1;
+    fti_free(src->docs);
+    fti_free(src->rejs);
+    memset(src, 0, sizeof *src);
+    return 1;
+}
+
+/* Loads reusable per-file results from the records pack of the `latest` version. */
+static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
+    fti_error e;
+    fti_reader rd;
+    const void *magic;
+    uint32_t n, k;
+    if (fti_map_open(&r->parent_recs, recs_path, &e) != FTI_OK) return;
+    r->have_parent_recs = 1;
+    rd = fti_reader_make(r->parent_recs.data, r->parent_recs.len);
+    magic = fti_read_bytes(&rd, 8);
+    if (!magic || memcmp(magic, "FTIRECS", 8) != 0 || fti_read_u32(&rd) != 1) return;
+    n = fti_read_u32(&rd);
+    for (k = 0; k < n && !rd.err; k++) {
+        const unsigned char *sha = (const unsigned char *)fti_read_bytes(&rd, 32);
+        const unsigned char *key = (const unsigned char *)fti_read_bytes(&rd, 32);
+        size_t i, start = rd.pos;
+        fti__st_out tmp;
+        int used = 0;
+        if (!sha || !key) return;
+        for (i = 0; i < r->n_files; i++) {
+            fti__st_file *f = &r->files[i];
+            if (f->reused || !f->hashed || memcmp(f->sha, sha, 32) != 0 ||
+                memcmp(key, r->proc_key, 32) != 0)
+                continue;
+            rd.pos = start;
+            memset(&tmp, 0, sizeof tmp);
+            if (!fti__st_unpack_file(&rd, (uint32_t)i, &tmp)) {
+                fti__st_out_free(&tmp);
+                return;
+            }
+            f->out = tmp;
+            f->reused = 1;
+            used = 1;
+        }
+        if (!used) {
+            /* skip the section */
+            memset(&tmp, 0, sizeof tmp);
+            if (!fti__st_unpack_file(&rd, 0, &tmp)) {
+                fti__st_out_free(&tmp);
+                return;
+            }
+            fti__st_out_free(&tmp);
+        }
+    }
+}
+
+/* Hashes of a kept document: exact-dedupe key and the document id. */
+static void fti__st_doc_hashes(fti__st_doc *d) {
+    uint64_t th = d->title ? fti_hash64(d->title, strlen(d->title), 11) : 0;
+    /* two passes over the text: the exact-dedupe key and a second, independent hash; the id
+     * mixes both with the title's hash */
+    uint64_t h2 = fti_hash64(d->text, d->text_len, 2);
+    d->h_text = fti_hash64(d->text, d->text_len, 1);
+    d->id_hi = h2 ^ (th * 0x9E3779B97F4A7C15ull);
+    d->id_lo = (d->h_text ^ (h2 >> 17)) + th;
+}
+
+static void fti__st_doc_id_hex(const fti__st_doc *d, char out[33]) {
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)d->id_hi, (unsigned long long)d->id_lo);
+}
+
+/* Source label of a document: the file path plus its locator. */
+static void fti__st_doc_source(const fti__st_run *r, const fti__st_doc *d, fti_buf *out) {
+    fti_buf_puts(out, r->files[d->file].name);
+    if (d->loc && *d->loc) fti_buf_puts(out, d->loc);
+}
+
+/* Minhash pass for documents that need one (parallel over docs). */
+typedef struct fti__st_mh_job {
+    fti__st_run *r;
+    fti__st_doc **docs;
+} fti__st_mh_job;
+
+static void fti__st_mh_task(void *ctx, size_t b, size_t e, int thread) {
+    fti__st_mh_job *j = (fti__st_mh_job *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = b; i < e; i++) {
+        fti__st_doc *d = j->docs[i];
+        fti__st_doc_hashes(d);
+        if (!d->mh) {
+            d->mh = (uint32_t *)fti_malloc(FTI_MINHASH_PERMS * sizeof(uint32_t));
+            if (d->mh) fti__st_minhash(&j->r->mh, d->text, d->text_len, d->mh);
+        }
+    }
+}
+
+/* Writes data as a content-addressed object (skipped when present); hex gets its SHA-256. */
+static fti_result fti__st_put_object(const char *home, const void *data, size_t n, char hex[65],
+                                     fti_error *err) {
+    unsigned char d[32];
+    char *path, *dir;
+    fti_result rc = FTI_OK;
+    fti_map m;
+    fti__st_sha256(data, n, d);
+    fti_sha256_hex(d, hex);
+    path = fti__st_object_path(home, hex);
+    if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
+    if (fti_map_open(&m, path, NULL) == FTI_OK) {
+        size_t len = m.len;
+        fti_map_close(&m);
+        if (len == n) {
+            fti_free(path);
+            return FTI_OK;
+        }
+    }
+    dir = fti_strndup(path, strlen(path) - 65);
+    if (!dir) rc = fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
+    if (rc == FTI_OK) rc = fti_mkdirs(dir, err);
+    if (rc == FTI_OK) rc = fti_file_write_atomic(path, data, n, err);
+    fti_free(dir);
+    fti_free(path);
+    return rc;
+}
+
+/* Reads a ref file (NULL if absent or not an id). */
+static int fti__st_read_ref(const char *home, const char *rel, char out[65]) {
+    char *p = fti__st_path3(home, "store/refs", rel);
+    void *data = NULL;
+    size_t len = 0;
+    int ok = 0;
+    if (!p) return 0;
+    if (fti_file_read(p, 256, &data, &len, NULL) == FTI_OK) {
+        const char *s = (const char *)data;
+        while (len && (s[len - 1] == '\n' || s[len - 1] == ' ' || s[len - 1] == '\r')) len--;
+        if (len == 64 && fti__st_is_hex_id(s, 64)) {
+            memcpy(out, s, 64);
+            out[64] = 0;
+            ok = 1;
+        }
+    }
+    fti_free(data);
+    fti_free(p);
+    return ok;
+}
+
+static fti_result fti__st_write_ref(const char *home, const char *rel, const char *id,
+                                    fti_error *err) {
+    char *p = fti__st_path3(home, "store/refs", rel);
+    char line[66];
+    fti_result rc;
+    if (!p) return fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
+    snprintf(line, sizeof line, "%s\n", id);
+    rc = fti_file_write_atomic(p, line, 65, err);
+    fti_free(p);
+    return rc;
+}
+
+static char *fti__st_manifest_path(const char *home, const char *id) {
+    fti_buf p;
+    memset(&p, 0, sizeof p);
+    fti_buf_printf(&p, "%s/store/versions/%s.json", home, id);
+    if (p.oom) {
+        fti_buf_free(&p);
+        return NULL;
+    }
+    return p.data;
+}
+
+static int fti__st_tag_ok(const char *name) {
+    size_t i, n = name ? strlen(name) : 0;
+    if (n == 0 || n > 100 || name[0] == '.') return 0;
+    for (i = 0; i < n; i++) {
+        char c = name[i];
+        if (!(fti__st_is_alnum((unsigned char)c) || c == '-' || c == '_' || c == '.')) return 0;
+    }
+    return 1;
+}
+
+FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id,
+                                fti_error *err) {
+    char rel[128], *mp;
+    int exists;
+    if (!home || !fti__st_tag_ok(name) || !id || strlen(id) != 64 || !fti__st_is_hex_id(id, 64))
+        return fti_error_set(err, FTI_ERR_INVALID, "tag: bad name or id");
+    if (strcmp(name, "latest") == 0) return fti__st_write_ref(home, "latest", id, err);
+    mp = fti__st_manifest_path(home, id);
+    exists = mp && fti_path_exists(mp);
+    fti_free(mp);
+    if (!exists) return fti_error_set(err, FTI_ERR_NOT_FOUND, "tag: version %s not found", id);
+    snprintf(rel, sizeof rel, "tags/%s", name);
+    return fti__st_write_ref(home, rel, id, err);
+}
+
+static fti_result fti__st_load_manifest(const char *home, const char *id, fti_json_doc **out,
+                                        fti_error *err);
+static char *fti__st_file_object(const char *home, const fti_json *files, const char *name);
+
+/* Exact duplicates: open addressing on h_text (text compared on a hash match). */
+static fti_result fti__st_exact_dups(fti__st_doc **docs, size_t n, size_t *n_dup) {
+    size_t cap = 16, i;
+    uint32_t *tab;
+    while (cap < n * 2) cap *= 2;
+    tab = (uint32_t *)fti_malloc(cap * sizeof *tab);
+    if (!tab) return FTI_ERR_NOMEM;
+    memset(tab, 0xFF, cap * sizeof *tab);
+    *n_dup = 0;
+    for (i = 0; i < n; i++) {
+        fti__st_doc *d = docs[i];
+        size_t k = (size_t)d->h_text & (cap - 1);
+        while (tab[k] != 0xFFFFFFFFu) {
+            fti__st_doc *o = docs[tab[k]];
+            if (o->h_text == d->h_text && o->text_len == d->text_len &&
+                memcmp(o->text, d->text, d->text_len) == 0)
+                break;
+            k = (k + 1) & (cap - 1);
+        }
+        if (tab[k] == 0xFFFFFFFFu) {
+            tab[k] = (uint32_t)i;
+        } else {
+            d->status = 1;
+            d->dup_of = tab[k];
+            (*n_dup)++;
+        }
+    }
+    fti_free(tab);
+    return FTI_OK;
+}
+
+typedef struct fti__st_reason_count {
+    const char *reason;
+    uint64_t count;
+} fti__st_reason_count;
+
+static int fti__st_sz_cmp(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : (x > y);
+}
+
+/* The whole ingest, after the inputs are known. */
+static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
+                                     fti_error *err);
+
+FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, size_t n_paths,
+                                   const fti_ingest_opts *opts, char out_id[65], size_t *reused,
+                                   fti_error *err) {
+    fti__st_run *r;
+    fti_result rc = FTI_OK;
+    size_t i;
+    int lock_fd = -1;
+    char *lock_path;
+    if (!home || !paths || n_paths == 0 || !out_id)
+        return fti_error_set(err, FTI_ERR_INVALID, "ingest: no workspace or no input paths");
+    out_id[0] = 0;
+    rc = fti_workspace_init(home, err);
+    if (rc != FTI_OK) return rc;
+    lock_path = fti__st_path3(home, "store", "lock");
+    if (!lock_path) return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+    lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (lock_fd >= 0) close(lock_fd);
+        rc = fti_error_set(err, FTI_ERR_BUSY, "%s: another ingest holds the store lock", lock_path);
+        fti_free(lock_path);
+        return rc;
+    }
+    fti_free(lock_path);
+    r = (fti__st_run *)fti_calloc(1, sizeof *r);
+    if (!r) {
+        close(lock_fd);
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+    }
+    r->home = home;
+    r->o = fti_ingest_opts_resolve(opts);
+    r->proc.o = &r->o;
+    r->proc.required_title = fti__st_list_pos(r->o.required, "title", 5) >= 0;
+    r->proc.required_author = fti__st_list_pos(r->o.required, "author", 6) >= 0;
+    r->proc.required_date = fti__st_list_pos(r->o.required, "date", 4) >= 0;
+    fti__st_mh_init(&r->mh);
+    r->proc.sha_fast = fti__st_sha_fast();
+    {
+        fti_buf k;
+        memset(&k, 0, sizeof k);
+        fti__st_proc_key(&r->o, &k);
+        fti__st_sha256(k.data, k.len, r->proc_key);
+        fti_buf_free(&k);
+    }
+    fti_mutex_init(&r->mu);
+    for (i = 0; i < n_paths && rc == FTI_OK; i++) {
+        r->arg = paths[i];
+        if (!fti_path_exists(paths[i])) {
+            rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no such file or directory", paths[i]);
+            break;
+        }
+        rc = fti_walk(paths[i], fti__st_walk_cb, r, err);
+    }
+    if (rc == FTI_OK) rc = fti__st_ingest_run(r, out_id, reused, err);
+    for (i = 0; i < r->n_files; i++) {
+        fti__st_file *f = &r->files[i];
+        if (f->mapped) fti_map_close(&f->map);
+        fti__st_out_free(&f->out);
+        fti_free(f->path);
+        fti_free(f->name);
+    }
+    fti_free(r->files);
+    if (r->unit_out) {
+        for (i = 0; i < r->n_units; i++) fti__st_out_free(&r->unit_out[i]);
+        fti_free(r->unit_out);
+    }
+    fti_free(r->units);
+    fti_free(r->order);
+    fti_free(r->parent_tok);
+    if (r->have_parent_recs) fti_map_close(&r->parent_recs);
+    fti_mutex_destroy(&r->mu);
+    fti_free(r);
+    close(lock_fd);
+    return rc;
+}
+
+/* Statistics of kept documents' lengths. */
+static void fti__st_len_stats(fti__st_doc **kept, size_t n, fti_jw *w) {
+    size_t *lens = (size_t *)fti_malloc((n + 1) * sizeof *lens), i;
+    uint64_t hist[32], total = 0;
+    memset(hist, 0, sizeof hist);
+    for (i = 0; i < n; i++) {
+        size_t L = kept[i]->text_len, b = 0;
+        if (lens) lens[i] = L;
+        total += L;
+        while (b < 31 && ((size_t)2 << b) <= L) b++;
+        hist[b]++;
+    }
+    fti_jw_key(w, "chars");
+    fti_jw_int(w, (int64_t)total);
+    fti_jw_key(w, "doc_chars_mean");
+    fti_jw_num(w, n ? (double)total / (double)n : 0.0);
+    if (lens && n) {
+        qsort(lens, n, sizeof *lens, fti__st_sz_cmp);
+        fti_jw_key(w, "doc_chars_p50");
+        fti_jw_int(w, (int64_t)lens[n / 2]);
+        fti_jw_key(w, "doc_chars_p90");
+        fti_jw_int(w, (int64_t)lens[(n * 9) / 10]);
+        fti_jw_key(w, "doc_chars_max");
+        fti_jw_int(w, (int64_t)lens[n - 1]);
+    }
+    fti_jw_key(w, "doc_chars_log2_hist");
+    fti_jw_arr_begin(w);
+    for (i = 0; i < 32; i++) fti_jw_int(w, (int64_t)hist[i]);
+    fti_jw_arr_end(w);
+    fti_free(lens);
+}
+
+static void fti__st_jw_opt_str(fti_jw *w, const char *key, const char *v) {
+    fti_jw_key(w, key);
+    if (v)
+        fti_jw_str(w, v);
+    else
+        fti_jw_null(w);
+}
+
+/* Chunk collection for the index. */
+typedef struct fti__st_chunks {
+    fti_chunk_in *v;
+    size_t n, alloc;
+} fti__st_chunks;
+
+typedef struct fti__st_chunk_job {
+    fti__st_doc **docs;
+    fti__st_spans *spans;
+    size_t budget, overlap;
+    void *tok;
+} fti__st_chunk_job;
+
+static void fti__st_chunk_task(void *ctx, size_t b, size_t e, int thread) {
+    fti__st_chunk_job *j = (fti__st_chunk_job *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = b; i < e; i++)
+        fti__st_chunk_doc(j->docs[i]->text, j->docs[i]->text_len, j->budget, j->overlap,
+                          fti__st_stok_count, j->tok, &j->spans[i]);
+}
+
+static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
+                                     fti_error *err) {
+    fti_pool *pool = NULL;
+    fti_result rc = FTI_OK;
+    size_t i, k, n_all = 0, n_kept = 0, n_exact = 0, n_near = 0, n_reused = 0;
+    fti__st_doc **all = NULL, **kept = NULL;
+    uint32_t *root = NULL;
+    unsigned char vid[32];
+    char id[65], parent[65], tok_sha[65];
+    int have_parent = 0;
+    char *mpath = NULL;
+    fti__st_stok stok;
+    int have_tok = 0;
+    fti_buf recs, docs_jsonl, index_img, tok_img, train_img, val_img, freq_img, man;
+    uint64_t n_train_tok = 0, n_val_tok = 0, n_train_docs = 0, n_val_docs = 0;
+    uint64_t *tok_counts = NULL;
+    fti__st_chunks chunks;
+    fti_doc_meta *metas = NULL;
+    char(*doc_ids)[33] = NULL;
+    fti_buf *sources = NULL;
+    memset(&stok, 0, sizeof stok);
+    memset(&chunks, 0, sizeof chunks);
+    memset(&recs, 0, sizeof recs);
+    memset(&docs_jsonl, 0, sizeof docs_jsonl);
+    memset(&index_img, 0, sizeof index_img);
+    memset(&tok_img, 0, sizeof tok_img);
+    memset(&train_img, 0, sizeof train_img);
+    memset(&val_img, 0, sizeof val_img);
+    memset(&freq_img, 0, sizeof freq_img);
+    memset(&man, 0, sizeof man);
+    tok_sha[0] = 0;
+
+    if (r->n_files == 0) return fti_error_set(err, FTI_ERR_NOT_FOUND, "ingest: no input files");
+    if (r->o.tokenizer && strcmp(r->o.tokenizer, "parent") == 0) {
+        /* keep the tokenizer of `latest` (so a model trained on it can be fine-tuned); train one
+         * when there is none */
+        char pid[65];
+        fti_json_doc *jd = NULL;
+        r->o.tokenizer = NULL;
+        if (fti__st_read_ref(r->home, "latest", pid) &&
+            fti__st_load_manifest(r->home, pid, &jd, NULL) == FTI_OK) {
+            const fti_json *files = fti_json_get(fti_json_root(jd), "files");
+            r->parent_tok = fti__st_file_object(r->home, files, "tokenizer");
+            r->o.tokenizer = r->parent_tok;
+        }
+        fti_json_free(jd);
+    }
+    if (r->o.tokenizer && !fti_path_exists(r->o.tokenizer))
+        return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: tokenizer file not found",
+                             r->o.tokenizer);
+    pool = fti_pool_create(r->o.n_threads);
+
+    /* --- phase A: map + hash every file --- */
+    r->t_last_ns = fti_time_ns();
+    r->c_last = clock();
+    fti__st_progress(r, "scan", 0, r->n_files);
+    r->next = 0;
+    fti_pool_each(pool, fti__st_phase_hash, r);
+    fti__st_mark(r, 0);
+
+    /* --- the version id: inputs' names and hashes, and the options --- */
+    {
+        fti_sha256 sh;
+        fti_buf cfg;
+        memset(&cfg, 0, sizeof cfg);
+        fti__st_proc_key(&r->o, &cfg);
+        fti_buf_printf(&cfg, "|dataset v%d|dedup=%.6f|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
+                       FTI__ST_FORMAT, r->o.dedup_threshold, r->o.val_percent, r->o.chunk_tokens,
+                       r->o.chunk_overlap, r->o.vocab_size, FTI_TEMPLATE_TITLE, FTI_TEMPLATE_BODY,
+                       FTI_TEMPLATE_END);
+        if (r->o.no_tokenizer) {
+            fti_buf_puts(&cfg, "|tokenizer=none");
+        } else if (r->o.tokenizer) {
+            unsigned char d[32];
+            char hx[65];
+            rc = fti_sha256_file(r->o.tokenizer, d, err);
+            if (rc != FTI_OK) {
+                fti_buf_free(&cfg);
+                goto done;
+            }
+            fti_sha256_hex(d, hx);
+            fti_buf_printf(&cfg, "|tokenizer=file:%s", hx);
+        } else {
+            fti_buf_puts(&cfg, "|tokenizer=train");
+        }
+        fti_sha256_init(&sh);
+        fti_sha256_update(&sh, cfg.data, cfg.len);
+        fti_buf_free(&cfg);
+        for (i = 0; i < r->n_files; i++) {
+            const fti__st_file *f = &r->files[i];
+            unsigned char zero[32];
+            memset(zero, 0, sizeof zero);
+            fti_sha256_update(&sh, "\n", 1);
+            fti_sha256_update(&sh, f->name, strlen(f->name) + 1);
+            fti_sha256_update(&sh, f->hashed ? f->sha : zero, 32);
+        }
+        fti_sha256_final(&sh, vid);
+        fti_sha256_hex(vid, id);
+    }
+    have_parent = fti__st_read_ref(r->home, "latest", parent);
+    mpath = fti__st_manifest_path(r->home, id);
+    if (!mpath) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
+    if (fti_path_exists(mpath)) {
+        /* unchanged inputs: the version exists already; only refs move */
+        for (i = 0; i < r->n_files; i++) n_reused += r->files[i].hashed;
+        fti__st_log(r, FTI_LOG_INFO, "version %s exists: inputs unchanged", id);
+        goto commit_refs;
+    }
+
+    /* --- reuse the parent's per-file results --- */
+    if (have_parent) {
+        char *pm = fti__st_manifest_path(r->home, parent);
+        void *txt = NULL;
+        size_t len = 0;
+        if (pm && fti_file_read(pm, (size_t)1 << 30, &txt, &len, NULL) == FTI_OK) {
+            fti_json_doc *jd = NULL;
+            fti_json_opts jo;
+            memset(&jo, 0, sizeof jo);
+            jo.max_string = (size_t)1 << 28;
+            if (fti_json_parse((const char *)txt, len, &jo, &jd, NULL, NULL) == FTI_OK) {
+                const fti_json *files = fti_json_get(fti_json_root(jd), "files");
+                const char *rh = fti_json_get_str(fti_json_get(files, "records"), "sha256", NULL);
+                if (rh && strlen(rh) == 64) {
+                    char *rp = fti__st_object_path(r->home, rh);
+                    if (rp) fti__st_reuse(r, rp);
+                    fti_free(rp);
+                }
+            }
+            fti_json_free(jd);
+        }
+        fti_free(txt);
+        fti_free(pm);
+    }
+
+    /* --- phase B: units of the files not reused --- */
+    for (i = 0; i < r->n_files; i++) {
+        if (r->files[i].reused) {
+            n_reused++;
+            r->bytes_done += r->files[i].size;
+        } else if (r->files[i].mapped && fti__st_make_units(r, (uint32_t)i) != FTI_OK) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+    }
+    r->unit_out = (fti__st_out *)fti_calloc(r->n_units + 1, sizeof *r->unit_out);
+    if (!r->unit_out) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
+    r->next = 0;
+    r->order = (size_t *)fti_malloc((r->n_units + 1) * sizeof *r->order);
+    if (!r->order) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
+    {
+        fti__st_len_idx *li = (fti__st_len_idx *)fti_malloc((r->n_units + 1) * sizeof *li);
+        if (!li) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+        for (i = 0; i < r->n_units; i++) li[i].len = r->units[i].len, li[i].idx = i;
+        qsort(li, r->n_units, sizeof *li, fti__st_len_idx_cmp);
+        for (i = 0; i < r->n_units; i++) r->order[i] = li[i].idx;
+        fti_free(li);
+    }
+    r->next = 0;
+    fti_pool_each(pool, fti__st_phase_units, r);
+    fti__st_progress(r, "ingest", r->bytes_done, r->bytes_total);
+    for (i = 0; i < r->n_units; i++) {
+        fti__st_file *f = &r->files[r->units[i].file];
+        if (!fti__st_out_move(&f->out, &r->unit_out[i])) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+    }
+    for (i = 0; i < r->n_files; i++) {
+        /* documents hold copies of their text: the inputs can go (bounded memory) */
+        if (r->files[i].mapped) fti_map_close(&r->files[i].map);
+        r->files[i].mapped = 0;
+        if (r->files[i].out.oom) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory in %s", r->files[i].path);
+            goto done;
+        }
+        n_all += r->files[i].out.n_docs;
+    }
+    if (n_all > FTI_STORE_MAX_DOCS) {
+        rc = fti_error_set(err, FTI_ERR_LIMIT, "ingest: %lu documents > limit %lu",
+                           (unsigned long)n_all, (unsigned long)FTI_STORE_MAX_DOCS);
+        goto done;
+    }
+
+    /* --- dedupe --- */
+    fti__st_mark(r, 1);
+    fti__st_progress(r, "dedupe", 0, n_all);
+    all = (fti__st_doc **)fti_malloc((n_all + 1) * sizeof *all);
+    kept = (fti__st_doc **)fti_malloc((n_all + 1) * sizeof *kept);
+    root = (uint32_t *)fti_malloc((n_all + 1) * sizeof *root);
+    if (!all || !kept || !root) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
+    for (i = 0, k = 0; i < r->n_files; i++) {
+        size_t j;
+        for (j = 0; j < r->files[i].out.n_docs; j++) all[k++] = &r->files[i].out.docs[j];
+    }
+    {
+        fti__st_mh_job job;
+        job.r = r;
+        job.docs = all;
+        fti_pool_for(pool, n_all, 64, fti__st_mh_task, &job);
+        for (i = 0; i < n_all; i++)
+            if (!all[i]->mh) {
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                goto done;
+            }
+    }
+    /* --- records pack (for the next incremental run; after the
+     * minhash pass, so signatures are stored) --- */
+    {
+        uint32_t n_packed = 0;
+        fti_buf_append(&recs, "FTIRECS", 8);
+        fti__st_put_u32(&recs, 1);
+        fti__st_put_u32(&recs, 0);
+        for (i = 0; i < r->n_files; i++) {
+            if (!r->files[i].hashed) continue;
+            fti__st_pack_file(&recs, &r->files[i], r->proc_key);
+            n_packed++;
+        }
+        if (recs.oom) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+        fti_store_u32(recs.data + 12, n_packed);
+        rc = fti__st_stash(r, "records", &recs, err);
+        if (rc != FTI_OK) goto done;
+    }
+
+    rc = fti__st_exact_dups(all, n_all, &n_exact);
+    if (rc != FTI_OK) {
+        fti_error_set(err, rc, "ingest: out of memory");
+        goto done;
+    }
+    if (r->o.dedup_threshold <= 1.0) {
+        uint32_t **sigs = (uint32_t **)fti_malloc((n_all + 1) * sizeof *sigs);
+        if (!sigs) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+        for (i = 0; i < n_all; i++) sigs[i] = all[i]->status ? NULL : all[i]->mh;
+        rc = fti__st_near_dups(sigs, n_all, r->o.dedup_threshold, root);
+        fti_free(sigs);
+        if (rc != FTI_OK) {
+            fti_error_set(err, rc, "ingest: out of memory");
+            goto done;
+        }
+        for (i = 0; i < n_all; i++) {
+            if (all[i]->status == 0 && root[i] != i) {
+                all[i]->status = 2;
+                all[i]->dup_of = root[i];
+                n_near++;
+            }
+        }
+    }
+    for (i = 0; i < n_all; i++)
+        if (all[i]->status == 0) kept[n_kept++] = all[i];
+
+    /* --- split: by document id; at least one document on each side when there are two --- */
+    {
+        uint64_t best = UINT64_MAX;
+        size_t best_i = 0;
+        for (i = 0; i < n_kept; i++) {
+            fti__st_doc *d = kept[i];
+            d->split = (int)((d->id_hi % 1000) < (uint64_t)r->o.val_percent * 10);
+            if (d->id_lo < best) best = d->id_lo, best_i = i;
+            if (d->split)
+                n_val_docs++;
+            else
+                n_train_docs++;
+        }
+        if (n_kept >= 2 && n_val_docs == 0) {
+            kept[best_i]->split = 1;
+            n_val_docs++, n_train_docs--;
+        } else if (n_kept >= 2 && n_train_docs == 0) {
+            kept[best_i]->split = 0;
+            n_val_docs--, n_train_docs++;
+        }
+    }
+
+    /* --- per-document metadata, docs.jsonl --- */
+    metas = (fti_doc_meta *)fti_calloc(n_kept + 1, sizeof *metas);
+    doc_ids = (char(*)[33])fti_calloc(n_kept + 1, sizeof *doc_ids);
+    sources = (fti_buf *)fti_calloc(n_kept + 1, sizeof *sources);
+    if (!metas || !doc_ids || !sources) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
+    for (i = 0; i < n_kept; i++) {
+        fti__st_doc *d = kept[i];
+        char sha[65];
+        fti_jw w;
+        fti__st_doc_id_hex(d, doc_ids[i]);
+        fti__st_doc_source(r, d, &sources[i]);
+        metas[i].doc_id = doc_ids[i];
+        metas[i].title = d->title;
+        metas[i].source = sources[i].data;
+        metas[i].author = d->author;
+        metas[i].date = d->date;
+        fti_sha256_hex(d->sha, sha);
+        fti_jw_init(&w, &docs_jsonl, 0);
+        fti_jw_obj_begin(&w);
+        fti_jw_key(&w, "id");
+        fti_jw_str(&w, doc_ids[i]);
+        fti_jw_key(&w, "split");
+        fti_jw_str(&w, d->split ? "val" : "train");
+        fti_jw_key(&w, "source");
+        fti_jw_str(&w, sources[i].data ? sources[i].data : "");
+        fti__st_jw_opt_str(&w, "kind", d->kind);
+        fti__st_jw_opt_str(&w, "title", d->title);
+        fti__st_jw_opt_str(&w, "author", d->author);
+        fti__st_jw_opt_str(&w, "date", d->date);
+        fti_jw_key(&w, "sha256");
+        fti_jw_str(&w, sha);
+        fti_jw_key(&w, "text");
+        fti_jw_strn(&w, d->text, d->text_len);
+        fti_jw_obj_end(&w);
+        fti_buf_putc(&docs_jsonl, '\n');
+    }
+    rc = fti__st_stash(r, "docs", &docs_jsonl, err);
+    if (rc != FTI_OK) goto done;
+
+    /* --- tokenizer and token shards --- */
+    if (!r->o.no_tokenizer && n_kept > 0) {
+        const char **texts = (const char **)fti_calloc(2 * n_kept + 1, sizeof *texts);
+        size_t *lens = (size_t *)fti_calloc(2 * n_kept + 1, sizeof *lens);
+        uint32_t **ids = (uint32_t **)fti_calloc(2 * n_kept + 1, sizeof *ids);
+        size_t *n_ids = (size_t *)fti_calloc(2 * n_kept + 1, sizeof *n_ids);
+        fti_buf *titles = (fti_buf *)fti_calloc(n_kept + 1, sizeof *titles);
+        uint32_t *train_ids = NULL, *val_ids = NULL;
+        if (!texts || !lens || !ids || !n_ids || !titles) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        } else {
+            size_t nt = 0;
+            fti__st_mark(r, 2);
+            fti__st_progress(r, "tokenizer", 0, 1);
+            if (r->o.tokenizer) {
+                rc = fti__st_stok_load(&stok, r->o.tokenizer, err);
+            } else {
+                for (i = 0; i < n_kept; i++) {
+                    if (kept[i]->split) continue;
+                    if (kept[i]->title) {
+                        texts[nt] = kept[i]->title;
+                        lens[nt++] = strlen(kept[i]->title);
+                    }
+                    texts[nt] = kept[i]->text;
+                    lens[nt++] = kept[i]->text_len;
+                }
+                rc = fti__st_stok_train(&stok, pool, texts, lens, nt, r->o.vocab_size, err);
+            }
+            if (rc == FTI_OK) {
+                have_tok = 1;
+                memcpy(tok_sha, stok.sha_hex, 65);
+                rc = fti__st_stok_serialize(&stok, &tok_img);
+                if (rc != FTI_OK)
+                    fti_error_set(err, rc, "tokenizer: cannot serialize");
+                else
+                    rc = fti__st_stash(r, "tokenizer", &tok_img, err);
+            }
+            /* each document: <|title|> title "\n" <|body|> body <|endoftext|> */
+            if (rc == FTI_OK) {
+                for (i = 0; i < n_kept; i++) {
+                    if (kept[i]->title) fti_buf_puts(&titles[i], kept[i]->title);
+                    fti_buf_putc(&titles[i], '\n');
+                    texts[2 * i] = titles[i].data;
+                    lens[2 * i] = titles[i].len;
+                    texts[2 * i + 1] = kept[i]->text;
+                    lens[2 * i + 1] = kept[i]->text_len;
+                }
+                fti__st_mark(r, 3);
+                fti__st_progress(r, "shards", 0, n_kept);
+                rc = fti__st_stok_encode(&stok, pool, texts, lens, 2 * n_kept, ids, n_ids);
+                if (rc != FTI_OK) fti_error_set(err, rc, "tokenizer: encoding failed");
+            }
+            if (rc == FTI_OK) {
+                for (i = 0; i < n_kept; i++) {
+                    uint64_t n = 3 + n_ids[2 * i] + n_ids[2 * i + 1];
+                    if (kept[i]->split)
+                        n_val_tok += n;
+                    else
+                        n_train_tok += n;
+                }
+                train_ids = (uint32_t *)fti_malloc((size_t)(n_train_tok + 1) * sizeof(uint32_t));
+                val_ids = (uint32_t *)fti_malloc((size_t)(n_val_tok + 1) * sizeof(uint32_t));
+                tok_counts = (uint64_t *)fti_calloc(stok.vocab_size + 1, sizeof(uint64_t));
+                if (!train_ids || !val_ids || !tok_counts) {
+                    rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                } else {
+                    size_t pt = 0, pv = 0;
+                    for (i = 0; i < n_kept; i++) {
+                        uint32_t *dst = kept[i]->split ? val_ids : train_ids;
+                        size_t *p = kept[i]->split ? &pv : &pt, j;
+                        dst[(*p)++] = stok.title_id;
+                        for (j = 0; j < n_ids[2 * i]; j++) dst[(*p)++] = ids[2 * i][j];
+                        dst[(*p)++] = stok.body_id;
+                        for (j = 0; j < n_ids[2 * i + 1]; j++) dst[(*p)++] = ids[2 * i + 1][j];
+                        dst[(*p)++] = stok.eot_id;
+                    }
+                    for (i = 0; i < pt; i++)
+                        if (train_ids[i] < stok.vocab_size) tok_counts[train_ids[i]]++;
+                    rc = fti__st_shard_image(&train_img, train_ids, pt, stok.vocab_size,
+                                             stok.eot_id, err);
+                    if (rc == FTI_OK)
+                        rc = fti__st_shard_image(&val_img, val_ids, pv, stok.vocab_size,
+                                                 stok.eot_id, err);
+                    if (rc == FTI_OK) {
+                        unsigned char h[16];
+                        memcpy(h, "FTIFREQ", 8);
+                        fti_store_u32(h + 8, 1);
+                        fti_store_u32(h + 12, stok.vocab_size);
+                        fti_buf_append(&freq_img, h, 16);
+                        for (i = 0; i < stok.vocab_size; i++)
+                            fti__st_put_u64(&freq_img, tok_counts[i]);
+                    }
+                    if (rc == FTI_OK) rc = fti__st_stash(r, "train", &train_img, err);
+                    if (rc == FTI_OK) rc = fti__st_stash(r, "val", &val_img, err);
+                    if (rc == FTI_OK) rc = fti__st_stash(r, "token_counts", &freq_img, err);
+                }
+            }
+        }
+        for (i = 0; ids && i < 2 * n_kept; i++) fti_free(ids[i]);
+        for (i = 0; titles && i < n_kept; i++) fti_buf_free(&titles[i]);
+        fti_free(texts);
+        fti_free(lens);
+        fti_free(ids);
+        fti_free(n_ids);
+        fti_free(titles);
+        fti_free(train_ids);
+        fti_free(val_ids);
+        if (rc != FTI_OK) goto done;
+    }
+
+    /* --- chunks and the BM25 index --- */
+    fti__st_mark(r, r->o.no_tokenizer || n_kept == 0 ? 2 : 4);
+    fti__st_progress(r, "index", 0, n_kept);
+    {
+        /* documents are chunked in parallel (token counting is the cost), then concatenated in
+         * document order */
+        fti__st_chunk_job cj;
+        cj.docs = kept;
+        cj.spans = (fti__st_spans *)fti_calloc(n_kept + 1, sizeof *cj.spans);
+        cj.budget = (size_t)r->o.chunk_tokens;
+        cj.overlap = (size_t)r->o.chunk_overlap;
+        cj.tok = have_tok ? (void *)&stok : NULL;
+        if (!cj.spans) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+        fti_pool_for(pool, n_kept, 4, fti__st_chunk_task, &cj);
+        for (i = 0; i < n_kept && rc == FTI_OK; i++) {
+            size_t j;
+            fti__st_spans *sp = &cj.spans[i];
+            if (sp->oom) {
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                break;
+            }
+            if (chunks.n + sp->n > chunks.alloc) {
+                size_t cap = (chunks.n + sp->n) * 2;
+                fti_chunk_in *p = (fti_chunk_in *)fti_realloc(chunks.v, cap * sizeof *p);
+                if (!p) {
+                    rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                    break;
+                }
+                chunks.v = p;
+                chunks.alloc = cap;
+            }
+            for (j = 0; j < sp->n; j++) {
+                chunks.v[chunks.n].text = kept[i]->text + sp->v[j].off;
+                chunks.v[chunks.n].len = sp->v[j].len;
+                chunks.v[chunks.n].doc = (uint32_t)i;
+                chunks.n++;
+            }
+        }
+        for (i = 0; i < n_kept; i++) fti_free(cj.spans[i].v);
+        fti_free(cj.spans);
+        if (rc != FTI_OK) goto done;
+    }
+    rc = fti_bm25_build(&index_img, chunks.v, chunks.n, metas, n_kept, err);
+    if (rc == FTI_OK) rc = fti__st_stash(r, "index", &index_img, err);
+    if (rc != FTI_OK) goto done;
+
+    /* --- commit: objects first, the manifest last, then refs --- */
+    {
+        size_t total_steps = r->commit_step + 2;
+        fti__st_mark(r, 5);
+
+        /* the manifest */
+        {
+            fti_jw w;
+            char ts[32];
+            fti__st_reason_count rcs[64];
+            size_t n_rc = 0, n_rej = 0, n_groups = 0;
+            fti_jw_init(&w, &man, 1);
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "format");
+            fti_jw_str(&w, "fti-dataset");
+            fti_jw_key(&w, "format_version");
+            fti_jw_int(&w, FTI__ST_FORMAT);
+            fti_jw_key(&w, "id");
+            fti_jw_str(&w, id);
+            fti__st_jw_opt_str(&w, "parent", have_parent ? parent : NULL);
+            fti_time_iso8601(fti_time_wall(), ts);
+            fti_jw_key(&w, "created");
+            fti_jw_str(&w, ts);
+            fti_jw_key(&w, "template");
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "title");
+            fti_jw_str(&w, FTI_TEMPLATE_TITLE);
+            fti_jw_key(&w, "body");
+            fti_jw_str(&w, FTI_TEMPLATE_BODY);
+            fti_jw_key(&w, "end");
+            fti_jw_str(&w, FTI_TEMPLATE_END);
+            fti_jw_obj_end(&w);
+            fti_jw_key(&w, "options");
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "text_fields");
+            fti_jw_str(&w, r->o.text_fields);
+            fti_jw_key(&w, "title_fields");
+            fti_jw_str(&w, r->o.title_fields);
+            fti_jw_key(&w, "date_fields");
+            fti_jw_str(&w, r->o.date_fields);
+            fti_jw_key(&w, "author_fields");
+            fti_jw_str(&w, r->o.author_fields);
+            fti_jw_key(&w, "required");
+            fti_jw_str(&w, r->o.required);
+            fti_jw_key(&w, "min_chars");
+            fti_jw_int(&w, (int64_t)r->o.min_chars);
+            fti_jw_key(&w, "max_chars");
+            fti_jw_int(&w, (int64_t)r->o.max_chars);
+            fti_jw_key(&w, "min_letter_frac");
+            fti_jw_num(&w, r->o.min_letter_frac);
+            fti_jw_key(&w, "max_repeat_frac");
+            fti_jw_num(&w, r->o.max_repeat_frac);
+            fti_jw_key(&w, "redact");
+            fti_jw_str(&w, r->o.redact > 0 ? "all" : r->o.redact < 0 ? "none" : "mail");
+            fti_jw_key(&w, "dedup_threshold");
+            fti_jw_num(&w, r->o.dedup_threshold);
+            fti_jw_key(&w, "minhash_perms");
+            fti_jw_int(&w, FTI_MINHASH_PERMS);
+            fti_jw_key(&w, "lsh_rows");
+            fti_jw_int(&w, fti__st_lsh_rows(r->o.dedup_threshold));
+            fti_jw_key(&w, "val_percent");
+            fti_jw_int(&w, r->o.val_percent);
+            fti_jw_key(&w, "chunk_tokens");
+            fti_jw_int(&w, r->o.chunk_tokens);
+            fti_jw_key(&w, "chunk_overlap");
+            fti_jw_int(&w, r->o.chunk_overlap);
+            fti_jw_key(&w, "vocab_size");
+            fti_jw_int(&w, r->o.vocab_size);
+            fti__st_jw_opt_str(&w, "tokenizer_file", r->o.tokenizer);
+            fti_jw_obj_end(&w);
+
+            fti_jw_key(&w, "sources");
+            fti_jw_arr_begin(&w);
+            for (i = 0; i < r->n_files; i++) {
+                const fti__st_file *f = &r->files[i];
+                char sha[65];
+                fti_jw_obj_begin(&w);
+                fti_jw_key(&w, "name");
+                fti_jw_str(&w, f->name);
+                fti_jw_key(&w, "path");
+                fti_jw_str(&w, f->path);
+                fti_jw_key(&w, "kind");
+                fti_jw_str(&w, fti__st_kind_names[f->kind]);
+                fti_jw_key(&w, "bytes");
+                fti_jw_int(&w, (int64_t)f->size);
+                fti_jw_key(&w, "sha256");
+                if (f->hashed) {
+                    fti_sha256_hex(f->sha, sha);
+                    fti_jw_str(&w, sha);
+                } else {
+                    fti_jw_null(&w);
+                }
+                fti_jw_key(&w, "documents");
+                fti_jw_int(&w, (int64_t)f->out.n_docs);
+                fti_jw_key(&w, "rejected");
+                fti_jw_int(&w, (int64_t)f->out.n_rejs);
+                fti_jw_key(&w, "reused");
+                fti_jw_bool(&w, f->reused);
+                fti_jw_obj_end(&w);
+            }
+            fti_jw_arr_end(&w);
+
+            /* validation report: every rule with its count (rules with no rejection too) */
+            {
+                static const char *const rules[] = {
+                    "empty",          "too_short",      "too_long",
+                    "few_letters",    "repeated_lines", "missing_title",
+                    "missing_author", "missing_date",   NULL};
+                for (i = 0; rules[i]; i++) {
+                    rcs[n_rc].reason = rules[i];
+                    rcs[n_rc++].count = 0;
+                }
+            }
+            for (i = 0; i < r->n_files; i++) {
+                const fti__st_file *f = &r->files[i];
+                for (k = 0; k < f->out.n_rejs; k++) {
+                    size_t q;
+                    for (q = 0; q < n_rc; q++)
+                        if (strcmp(rcs[q].reason, f->out.rejs[k].reason) == 0) break;
+                    if (q == n_rc && n_rc < 64) {
+                        rcs[n_rc].reason = f->out.rejs[k].reason;
+                        rcs[n_rc++].count = 0;
+                    }
+                    if (q < n_rc) rcs[q].count++;
+                    n_rej++;
+                }
+            }
+            fti_jw_key(&w, "validation");
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "rejected");
+            fti_jw_int(&w, (int64_t)n_rej);
+            fti_jw_key(&w, "by_reason");
+            fti_jw_obj_begin(&w);
+            for (i = 0; i < n_rc; i++) {
+                fti_jw_key(&w, rcs[i].reason);
+                fti_jw_int(&w, (int64_t)rcs[i].count);
+            }
+            fti_jw_obj_end(&w);
+            fti_jw_key(&w, "rejections");
+            fti_jw_arr_begin(&w);
+            for (i = 0, k = 0; i < r->n_files && k < 1000; i++) {
+                const fti__st_file *f = &r->files[i];
+                size_t q;
+                for (q = 0; q < f->out.n_rejs && k < 1000; q++, k++) {
+                    fti_buf src;
+                    memset(&src, 0, sizeof src);
+                    fti_buf_puts(&src, f->name);
+                    fti_buf_puts(&src, f->out.rejs[q].loc);
+                    fti_jw_obj_begin(&w);
+                    fti_jw_key(&w, "source");
+                    fti_jw_str(&w, src.data ? src.data : "");
+                    fti_jw_key(&w, "reason");
+                    fti_jw_str(&w, f->out.rejs[q].reason);
+                    fti_jw_key(&w, "detail");
+                    fti_jw_str(&w, f->out.rejs[q].detail);
+                    fti_jw_obj_end(&w);
+                    fti_buf_free(&src);
+                }
+            }
+            fti_jw_arr_end(&w);
+            fti_jw_obj_end(&w);
+
+            /* dedup report: groups by kept document */
+            fti_jw_key(&w, "dedup");
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "exact_dropped");
+            fti_jw_int(&w, (int64_t)n_exact);
+            fti_jw_key(&w, "near_dropped");
+            fti_jw_int(&w, (int64_t)n_near);
+            fti_jw_key(&w, "groups");
+            fti_jw_arr_begin(&w);
+            for (i = 0; i < n_all && n_groups < 1000; i++) {
+                size_t q;
+                int open = 0;
+                if (all[i]->status != 0) continue;
+                for (q = i + 1; q < n_all; q++) {
+                    fti__st_doc *d = all[q];
+                    uint32_t kr;
+                    char idh[33];
+                    fti_buf src;
+                    if (d->status == 0) continue;
+                    /* follow exact-dup links to the kept root */
+                    kr = d->dup_of;
+                    while (all[kr]->status != 0 && all[kr]->dup_of != kr) kr = all[kr]->dup_of;
+                    if (kr != i) continue;
+                    if (!open) {
+                        fti_buf s0;
+                        memset(&s0, 0, sizeof s0);
+                        fti__st_doc_source(r, all[i], &s0);
+                        fti__st_doc_id_hex(all[i], idh);
+                        fti_jw_obj_begin(&w);
+                        fti_jw_key(&w, "kept");
+                        fti_jw_obj_begin(&w);
+                        fti_jw_key(&w, "id");
+                        fti_jw_str(&w, idh);
+                        fti_jw_key(&w, "source");
+                        fti_jw_str(&w, s0.data ? s0.data : "");
+                        fti_jw_obj_end(&w);
+                        fti_jw_key(&w, "dropped");
+                        fti_jw_arr_begin(&w);
+                        fti_buf_free(&s0);
+                        open = 1;
+                        n_groups++;
+                    }
+                    memset(&src, 0, sizeof src);
+                    fti__st_doc_source(r, d, &src);
+                    fti__st_doc_id_hex(d, idh);
+                    fti_jw_obj_begin(&w);
+                    fti_jw_key(&w, "id");
+                    fti_jw_str(&w, idh);
+                    fti_jw_key(&w, "source");
+                    fti_jw_str(&w, src.data ? src.data : "");
+                    fti_jw_key(&w, "match");
+                    fti_jw_str(&w, d->status == 1 ? "exact" : "near");
+                    fti_jw_key(&w, "jaccard");
+                    fti_jw_num(&w, fti__st_mh_jaccard(d->mh, all[i]->mh));
+                    fti_jw_obj_end(&w);
+                    fti_buf_free(&src);
+                }
+                if (open) {
+                    fti_jw_arr_end(&w);
+                    fti_jw_obj_end(&w);
+                }
+            }
+            fti_jw_arr_end(&w);
+            fti_jw_obj_end(&w);
+
+            fti_jw_key(&w, "counts");
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "files");
+            fti_jw_int(&w, (int64_t)r->n_files);
+            fti_jw_key(&w, "files_reused");
+            fti_jw_int(&w, (int64_t)n_reused);
+            fti_jw_key(&w, "bytes");
+            fti_jw_int(&w, (int64_t)r->bytes_total);
+            fti_jw_key(&w, "records");
+            fti_jw_int(&w, (int64_t)(n_all + n_rej));
+            fti_jw_key(&w, "documents");
+            fti_jw_int(&w, (int64_t)n_kept);
+            fti_jw_key(&w, "rejected");
+            fti_jw_int(&w, (int64_t)n_rej);
+            fti_jw_key(&w, "duplicates");
+            fti_jw_int(&w, (int64_t)(n_exact + n_near));
+            fti_jw_key(&w, "train_documents");
+            fti_jw_int(&w, (int64_t)n_train_docs);
+            fti_jw_key(&w, "val_documents");
+            fti_jw_int(&w, (int64_t)n_val_docs);
+            fti_jw_key(&w, "train_tokens");
+            fti_jw_int(&w, (int64_t)n_train_tok);
+            fti_jw_key(&w, "val_tokens");
+            fti_jw_int(&w, (int64_t)n_val_tok);
+            fti_jw_key(&w, "chunks");
+            fti_jw_int(&w, (int64_t)chunks.n);
+            fti_jw_obj_end(&w);
+
+            fti_jw_key(&w, "stats");
+            fti_jw_obj_begin(&w);
+            fti__st_len_stats(kept, n_kept, &w);
+            fti_jw_key(&w, "doc_tokens_mean");
+            fti_jw_num(&w, n_kept ? (double)(n_train_tok + n_val_tok) / (double)n_kept : 0.0);
+            fti_jw_obj_end(&w);
+
+            fti_jw_key(&w, "tokenizer");
+            if (have_tok) {
+                fti_jw_obj_begin(&w);
+                fti_jw_key(&w, "sha256");
+                fti_jw_str(&w, tok_sha);
+                fti_jw_key(&w, "vocab_size");
+                fti_jw_int(&w, stok.vocab_size);
+                fti_jw_key(&w, "eot_id");
+                fti_jw_int(&w, stok.eot_id);
+                fti_jw_key(&w, "trained");
+                fti_jw_bool(&w, r->o.tokenizer == NULL);
+                fti_jw_obj_end(&w);
+            } else {
+                fti_jw_null(&w);
+            }
+
+            fti_jw_key(&w, "files");
+            fti_jw_obj_begin(&w);
+            for (k = 0; k < r->n_objs; k++) {
+                fti_jw_key(&w, r->objs[k].name);
+                fti_jw_obj_begin(&w);
+                fti_jw_key(&w, "sha256");
+                fti_jw_str(&w, r->objs[k].hex);
+                fti_jw_key(&w, "bytes");
+                fti_jw_int(&w, (int64_t)r->objs[k].bytes);
+                fti_jw_obj_end(&w);
+            }
+            fti_jw_obj_end(&w);
+            fti_jw_obj_end(&w);
+            fti_buf_putc(&man, '\n');
+            if (man.oom) {
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                goto done;
+            }
+        }
+        fti__st_progress(r, "commit", ++r->commit_step, total_steps);
+        rc = fti_file_write_atomic(mpath, man.data, man.len, err);
+        if (rc != FTI_OK) goto done;
+        fti__st_progress(r, "commit", ++r->commit_step, total_steps);
+    }
+
+commit_refs:
+    if (!r->o.no_latest) {
+        rc = fti__st_write_ref(r->home, "latest", id, err);
+        if (rc != FTI_OK) goto done;
+    }
+    if (r->o.tag) {
+        rc = fti_store_tag(r->home, r->o.tag, id, err);
+        if (rc != FTI_OK) goto done;
+    }
+    memcpy(out_id, id, 65);
+    if (reused) *reused = n_reused;
+    fti__st_mark(r, 6);
+    fti__st_log(r, FTI_LOG_DEBUG,
+                "timing scan=%.3f ingest=%.3f dedupe=%.3f tokenizer=%.3f shards=%.3f index=%.3f "
+                "commit=%.3f seconds, %lu bytes",
+                r->t_stage[0], r->t_stage[1], r->t_stage[2], r->t_stage[3], r->t_stage[4],
+                r->t_stage[5], r->t_stage[6], (unsigned long)r->bytes_total);
+    fti__st_log(r, FTI_LOG_DEBUG,
+                "cputime scan=%.3f ingest=%.3f dedupe=%.3f tokenizer=%.3f shards=%.3f index=%.3f "
+                "commit=%.3f seconds",
+                r->c_stage[0], r->c_stage[1], r->c_stage[2], r->c_stage[3], r->c_stage[4],
+                r->c_stage[5], r->c_stage[6]);
+done:
+    if (have_tok) fti__st_stok_free(&stok);
+    fti_free(mpath);
+    fti_free(all);
+    fti_free(kept);
+    fti_free(root);
+    fti_free(metas);
+    fti_free(doc_ids);
+    for (i = 0; sources && i < n_kept; i++) fti_buf_free(&sources[i]);
+    fti_free(sources);
+    fti_free(chunks.v);
+    fti_free(tok_counts);
+    fti_buf_free(&recs);
+    fti_buf_free(&docs_jsonl);
+    fti_buf_free(&index_img);
+    fti_buf_free(&tok_img);
+    fti_buf_free(&train_img);
+    fti_buf_free(&val_img);
+    fti_buf_free(&freq_img);
+    fti_buf_free(&man);
+    fti_pool_free(pool);
+    return rc;
+}
+
+/* === resolve, list, verify, diff ============================================================ */
+
+typedef struct fti__st_idlist {
+    char **ids;
+    size_t n, cap;
+    const char *prefix;
+} fti__st_idlist;
+
+static fti_result fti__st_list_cb(void *user, const char *path, uint64_t size) {
+    fti__st_idlist *l = (fti__st_idlist *)user;
+    const char *b = fti_path_base(path);
+    size_t n = strlen(b);
+    (void)size;
+    if (n != 69 || strcmp(b + 64, ".json") != 0 || !fti__st_is_hex_id(b, 64)) return FTI_OK;
+    if (l->prefix && strncmp(b, l->prefix, strlen(l->prefix)) != 0) return FTI_OK;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **p = (char **)fti_realloc(l->ids, cap * sizeof *p);
+        if (!p) return FTI_ERR_NOMEM;
+        l->ids = p;
+        l->cap = cap;
+    }
+    l->ids[l->n] = fti_strndup(b, 64);
+    if (!l->ids[l->n]) return FTI_ERR_NOMEM;
+    l->n++;
+    return FTI_OK;
+}
+
+static fti_result fti__st_list_ids(const char *home, const char *prefix, fti__st_idlist *l,
+                                   fti_error *err) {
+    char *dir = fti__st_path3(home, "store/versions", NULL);
+    fti_result rc;
+    memset(l, 0, sizeof *l);
+    l->prefix = prefix;
+    if (!dir) return fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
+    if (!fti_path_is_dir(dir)) {
+        fti_free(dir);
+        return FTI_OK;
+    }
+    rc = fti_walk(dir, fti__st_list_cb, l, err);
+    fti_free(dir);
+    return rc;
+}
+
+FTIDEF void fti_store_list_free(char **ids, size_t n) {
+    size_t i;
+    if (!ids) return;
+    for (i = 0; i < n; i++) fti_free(ids[i]);
+    fti_free(ids);
+}
+
+FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out_id[65],
+                                    fti_error *err) {
+    char rel[128];
+    size_t n;
+    if (!home || !out_id) return fti_error_set(err, FTI_ERR_INVALID, "resolve: bad arguments");
+    if (!name || !*name || strcmp(name, "latest") == 0) {
+        if (fti__st_read_ref(home, "latest", out_id)) return FTI_OK;
+        return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no dataset version yet (run ingest)",
+                             home);
+    }
+    n = strlen(name);
+    if (fti__st_tag_ok(name)) {
+        snprintf(rel, sizeof rel, "tags/%s", name);
+        if (fti__st_read_ref(home, rel, out_id)) return FTI_OK;
+    }
+    if (n >= 4 && n <= 64 && fti__st_is_hex_id(name, n)) {
+        fti__st_idlist l;
+        fti_result rc = fti__st_list_ids(home, name, &l, err);
+        if (rc == FTI_OK) {
+            if (l.n == 1)
+                memcpy(out_id, l.ids[0], 65);
+            else if (l.n == 0)
+                rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "version %s not found", name);
+            else
+                rc = fti_error_set(err, FTI_ERR_INVALID, "version prefix %s is ambiguous", name);
+        }
+        fti_store_list_free(l.ids, l.n);
+        return rc;
+    }
+    return fti_error_set(err, FTI_ERR_NOT_FOUND, "version or tag %s not found", name);
+}
+
+/* Parses the manifest of version id. */
+static fti_result fti__st_load_manifest(const char *home, const char *id, fti_json_doc **out,
+                                        fti_error *err) {
+    char *p = fti__st_manifest_path(home, id);
+    void *txt = NULL;
+    size_t len = 0;
+    fti_result rc;
+    fti_json_opts jo;
+    *out = NULL;
+    if (!p) return fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
+    rc = fti_file_read(p, (size_t)1 << 30, &txt, &len, err);
+    if (rc == FTI_OK) {
+        memset(&jo, 0, sizeof jo);
+        jo.max_string = (size_t)1 << 28;
+        rc = fti_json_parse((const char *)txt, len, &jo, out, NULL, err);
+        if (rc != FTI_OK)
+            fti_error_prefix(err, p);
+        else if (fti_json_root(*out)->type != FTI_JSON_OBJECT) {
+            fti_json_free(*out);
+            *out = NULL;
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: not a JSON object", p);
+        }
+    }
+    fti_free(txt);
+    fti_free(p);
+    return rc;
+}
+
+typedef struct fti__st_ver_time {
+    char *id;
+    char created[40];
+} fti__st_ver_time;
+
+static int fti__st_ver_cmp(const void *a, const void *b) {
+    const fti__st_ver_time *x = (const fti__st_ver_time *)a, *y = (const fti__st_ver_time *)b;
+    int c = strcmp(x->created, y->created);
+    return c ? c : strcmp(x->id, y->id);
+}
+
+FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n, fti_error *err) {
+    fti__st_idlist l;
+    fti__st_ver_time *vt;
+    fti_result rc;
+    size_t i;
+    if (!home || !out_ids || !out_n)
+        return fti_error_set(err, FTI_ERR_INVALID, "list: bad arguments");
+    *out_ids = NULL;
+    *out_n = 0;
+    rc = fti__st_list_ids(home, NULL, &l, err);
+    if (rc != FTI_OK) {
+        fti_store_list_free(l.ids, l.n);
+        return rc;
+    }
+    vt = (fti__st_ver_time *)fti_calloc(l.n + 1, sizeof *vt);
+    if (!vt) {
+        fti_store_list_free(l.ids, l.n);
+        return fti_error_set(err, FTI_ERR_NOMEM, "list: out of memory");
+    }
+    for (i = 0; i < l.n; i++) {
+        fti_json_doc *jd = NULL;
+        vt[i].id = l.ids[i];
+        if (fti__st_load_manifest(home, l.ids[i], &jd, NULL) == FTI_OK) {
+            const char *c = fti_json_get_str(fti_json_root(jd), "created", "");
+            snprintf(vt[i].created, sizeof vt[i].created, "%s", c);
+        }
+        fti_json_free(jd);
+    }
+    qsort(vt, l.n, sizeof *vt, fti__st_ver_cmp);
+    for (i = 0; i < l.n; i++) l.ids[i] = vt[i].id;
+    fti_free(vt);
+    *out_ids = l.ids;
+    *out_n = l.n;
+    return FTI_OK;
+}
+
+/* Checks one file entry of a manifest: present, size and SHA-256. */
+static int fti__st_verify_file(const char *home, const char *id, const char *name,
+                               const fti_json *ent, fti_buf *report) {
+    const char *hex = fti_json_get_str(ent, "sha256", NULL);
+    int64_t bytes = fti_json_get_int(ent, "bytes", -1);
+    char *p;
+    fti_map m;
+    unsigned char d[32];
+    char got[65];
+    int ok = 1;
+    fti_error e;
+    if (!hex || strlen(hex) != 64 || !fti__st_is_hex_id(hex, 64)) {
+        if (report) fti_buf_printf(report, "%s: file %s: bad sha256 entry\n", id, name);
+        return 0;
+    }
+    p = fti__st_object_path(home, hex);
+    if (!p) return 0;
+    if (fti_map_open(&m, p, &e) != FTI_OK) {
+        if (report) fti_buf_printf(report, "%s: file %s: missing object %s\n", id, name, hex);
+        fti_free(p);
+        return 0;
+    }
+    if (bytes >= 0 && (uint64_t)bytes != (uint64_t)m.len) {
+        if (report)
+            fti_buf_printf(report, "%s: file %s: %lu bytes, manifest says %lld\n", id, name,
+                           (unsigned long)m.len, (long long)bytes);
+        ok = 0;
+    }
+    fti__st_sha256(m.data, m.len, d);
+    fti_sha256_hex(d, got);
+    if (strcmp(got, hex) != 0) {
+        if (report) fti_buf_printf(report, "%s: file %s: sha256 %s != %s\n", id, name, got, hex);
+        ok = 0;
+    }
+    fti_map_close(&m);
+    if (ok && strcmp(name, "index") == 0) {
+        fti_bm25 *ix = NULL;
+        if (fti_bm25_open(&ix, p, &e) != FTI_OK) {
+            if (report) fti_buf_printf(report, "%s: index: %s\n", id, e.msg);
+            ok = 0;
+        }
+        fti_bm25_close(ix);
+    }
+    if (ok && (strcmp(name, "train") == 0 || strcmp(name, "val") == 0)) {
+        fti_token_shard s;
+        if (fti_shard_open(&s, p, 1, &e) != FTI_OK) {
+            if (report) fti_buf_printf(report, "%s: %s shard: %s\n", id, name, e.msg);
+            ok = 0;
+        } else {
+            fti_shard_close(&s);
+        }
+    }
+    fti_free(p);
+    return ok;
+}
+
+static int fti__st_verify_version(const char *home, const char *id, fti_buf *report) {
+    fti_json_doc *jd = NULL;
+    fti_error e;
+    const fti_json *root, *files, *c;
+    const char *mid, *parent;
+    int ok = 1;
+    if (fti__st_load_manifest(home, id, &jd, &e) != FTI_OK) {
+        if (report) fti_buf_printf(report, "%s: manifest: %s\n", id, e.msg);
+        return 0;
+    }
+    root = fti_json_root(jd);
+    mid = fti_json_get_str(root, "id", "");
+    if (strcmp(mid, id) != 0) {
+        if (report) fti_buf_printf(report, "%s: manifest names id %s\n", id, mid);
+        ok = 0;
+    }
+    parent = fti_json_get_str(root, "parent", NULL);
+    if (parent) {
+        char *pp = fti__st_manifest_path(home, parent);
+        if (!pp || strlen(parent) != 64 || !fti_path_exists(pp)) {
+            if (report) fti_buf_printf(report, "%s: parent %s is missing\n", id, parent);
+            ok = 0;
+        }
+        fti_free(pp);
+    }
+    files = fti_json_get(root, "files");
+    if (!files || files->type != FTI_JSON_OBJECT || !fti_json_get(files, "docs") ||
+        !fti_json_get(files, "index")) {
+        if (report) fti_buf_printf(report, "%s: manifest lists no files\n", id);
+        ok = 0;
+    } else {
+        for (c = files->child; c; c = c->next)
+            if (!fti__st_verify_file(home, id, c->key, c, report)) ok = 0;
+    }
+    fti_json_free(jd);
+    return ok;
+}
+
+typedef struct fti__st_refcheck {
+    const char *home;
+    fti_buf *report;
+    int ok;
+} fti__st_refcheck;
+
+static fti_result fti__st_ref_cb(void *user, const char *path, uint64_t size) {
+    fti__st_refcheck *rc = (fti__st_refcheck *)user;
+    void *data = NULL;
+    size_t len = 0;
+    (void)size;
+    if (strstr(fti_path_base(path), ".tmp.")) return FTI_OK; /* an interrupted write */
+    if (fti_file_read(path, 256, &data, &len, NULL) == FTI_OK) {
+        const char *s = (const char *)data;
+        char *mp;
+        while (len && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ')) len--;
+        if (len != 64 || !fti__st_is_hex_id(s, 64)) {
+            if (rc->report) fti_buf_printf(rc->report, "ref %s: not a version id\n", path);
+            rc->ok = 0;
+        } else {
+            char id[65];
+            memcpy(id, s, 64);
+            id[64] = 0;
+            mp = fti__st_manifest_path(rc->home, id);
+            if (!mp || !fti_path_exists(mp)) {
+                if (rc->report)
+                    fti_buf_printf(rc->report, "ref %s: version %s is missing\n", path, id);
+                rc->ok = 0;
+            }
+            fti_free(mp);
+        }
+    } else {
+        if (rc->report) fti_buf_printf(rc->report, "ref %s: unreadable\n", path);
+        rc->ok = 0;
+    }
+    fti_free(data);
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_store_verify(const char *home, const char *id, fti_buf *report,
+                                   fti_error *err) {
+    int ok = 1;
+    if (!home) return fti_error_set(err, FTI_ERR_INVALID, "verify: no workspace");
+    if (id) {
+        char full[65];
+        fti_result rc = fti_store_resolve(home, id, full, err);
+        if (rc != FTI_OK) return rc;
+        ok = fti__st_verify_version(home, full, report);
+    } else {
+        fti__st_idlist l;
+        fti__st_refcheck rc;
+        size_t i;
+        char *refs;
+        fti_result r2 = fti__st_list_ids(home, NULL, &l, err);
+        if (r2 != FTI_OK) {
+            fti_store_list_free(l.ids, l.n);
+            return r2;
+        }
+        for (i = 0; i < l.n; i++)
+            if (!fti__st_verify_version(home, l.ids[i], report)) ok = 0;
+        fti_store_list_free(l.ids, l.n);
+        rc.home = home;
+        rc.report = report;
+        rc.ok = 1;
+        refs = fti__st_path3(home, "store/refs", NULL);
+        if (refs && fti_path_is_dir(refs)) fti_walk(refs, fti__st_ref_cb, &rc, NULL);
+        fti_free(refs);
+        if (!rc.ok) ok = 0;
+    }
+    if (!ok) return fti_error_set(err, FTI_ERR_CHECKSUM, "verify: the store does not check out");
+    return FTI_OK;
+}
+
+/* Reads a version's docs.jsonl into (id, source, title) lines sorted by id. */
+typedef struct fti__st_docline {
+    char id[33];
+    char *line;
+} fti__st_docline;
+
+static int fti__st_docline_cmp(const void *a, const void *b) {
+    return strcmp(((const fti__st_docline *)a)->id, ((const fti__st_docline *)b)->id);
+}
+
+static fti_result fti__st_doc_lines(const char *home, const char *id, fti__st_docline **out,
+                                    size_t *n_out, fti_error *err) {
+    fti_json_doc *jd = NULL;
+    const char *hex;
+    char *p = NULL;
+    fti_map m;
+    fti_result rc = fti__st_load_manifest(home, id, &jd, err);
+    size_t cap = 0, n = 0, pos = 0;
+    fti__st_docline *v = NULL;
+    *out = NULL;
+    *n_out = 0;
+    if (rc != FTI_OK) return rc;
+    hex = fti_json_get_str(fti_json_get(fti_json_get(fti_json_root(jd), "files"), "docs"), "sha256",
+                           NULL);
+    if (!hex || strlen(hex) != 64) {
+        fti_json_free(jd);
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: manifest has no docs file", id);
+    }
+    p = fti__st_object_path(home, hex);
+    fti_json_free(jd);
+    if (!p) return fti_error_set(err, FTI_ERR_NOMEM, "diff: out of memory");
+    rc = fti_map_open(&m, p, err);
+    fti_free(p);
+    if (rc != FTI_OK) return rc;
+    while (pos < m.len) {
+        const char *s = (const char *)m.data + pos;
+        const char *e = (const char *)memchr(s, '\n', m.len - pos);
+        size_t len = e ? (size_t)(e - s) : m.len - pos;
+        fti_json_doc *d = NULL;
+        fti_json_opts jo;
+        memset(&jo, 0, sizeof jo);
+        jo.max_string = (size_t)1 << 28;
+        if (len && fti_json_parse(s, len, &jo, &d, NULL, NULL) == FTI_OK) {
+            const fti_json *o = fti_json_root(d);
+            fti_buf line;
+            if (n == cap) {
+                size_t c2 = cap ? cap * 2 : 64;
+                fti__st_docline *q = (fti__st_docline *)fti_realloc(v, c2 * sizeof *q);
+                if (!q) {
+                    fti_json_free(d);
+                    rc = FTI_ERR_NOMEM;
+                    break;
+                }
+                v = q;
+                cap = c2;
+            }
+            memset(&line, 0, sizeof line);
+            snprintf(v[n].id, 33, "%s", fti_json_get_str(o, "id", ""));
+            fti_buf_printf(&line, "%s %s \"%s\"", v[n].id, fti_json_get_str(o, "source", ""),
+                           fti_json_get_str(o, "title", ""));
+            v[n].line = line.data;
+            n++;
+        }
+        fti_json_free(d);
+        pos += len + 1;
+    }
+    fti_map_close(&m);
+    if (rc != FTI_OK) {
+        size_t i;
+        for (i = 0; i < n; i++) fti_free(v[i].line);
+        fti_free(v);
+        return fti_error_set(err, rc, "diff: out of memory");
+    }
+    qsort(v, n, sizeof *v, fti__st_docline_cmp);
+    *out = v;
+    *n_out = n;
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_store_diff(const char *home, const char *a, const char *b, fti_buf *out,
+                                 size_t *n_added, size_t *n_removed, fti_error *err) {
+    char ia[65], ib[65];
+    fti__st_docline *va = NULL, *vb = NULL;
+    size_t na = 0, nb = 0, i = 0, j = 0, add = 0, rem = 0;
+    fti_result rc;
+    if (!home || !out) return fti_error_set(err, FTI_ERR_INVALID, "diff: bad arguments");
+    rc = fti_store_resolve(home, a, ia, err);
+    if (rc == FTI_OK) rc = fti_store_resolve(home, b, ib, err);
+    if (rc == FTI_OK) rc = fti__st_doc_lines(home, ia, &va, &na, err);
+    if (rc == FTI_OK) rc = fti__st_doc_lines(home, ib, &vb, &nb, err);
+    if (rc == FTI_OK) {
+        while (i < na || j < nb) {
+            int c = i >= na ? 1 : j >= nb ? -1 : strcmp(va[i].id, vb[j].id);
+            if (c < 0) {
+                fti_buf_printf(out, "- %s\n", va[i++].line);
+                rem++;
+            } else if (c > 0) {
+                fti_buf_printf(out, "+ %s\n", vb[j++].line);
+                add++;
+            } else {
+                i++, j++;
+            }
+        }
+    }
+    for (i = 0; i < na; i++) fti_free(va[i].line);
+    for (i = 0; i < nb; i++) fti_free(vb[i].line);
+    fti_free(va);
+    fti_free(vb);
+    if (n_added) *n_added = add;
+    if (n_removed) *n_removed = rem;
+    return rc;
+}
+
+/* === datasets ================================================================================= */
+
+struct fti_dataset {
+    char id[65];
+    fti_json_doc *manifest;
+    fti_token_shard shards[2];
+    int have_shards;
+    fti_bm25 *index;
+    char *tok_path;
+    char tok_sha[65];
+    char *docs_path;
+    fti_map counts_map;
+    int have_counts;
+    fti_dataset_stats stats;
+};
+
+static char *fti__st_file_object(const char *home, const fti_json *files, const char *name) {
+    const char *hex = fti_json_get_str(fti_json_get(files, name), "sha256", NULL);
+    if (!hex || strlen(hex) != 64 || !fti__st_is_hex_id(hex, 64)) return NULL;
+    return fti__st_object_path(home, hex);
+}
+
+FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const char *name,
+                                   fti_error *err) {
+    fti_dataset *ds;
+    fti_result rc;
+    const fti_json *root, *files, *st, *cnt, *tk;
+    char *p;
+    if (!out || !home) return fti_error_set(err, FTI_ERR_INVALID, "dataset_open: bad arguments");
+    *out = NULL;
+    ds = (fti_dataset *)fti_calloc(1, sizeof *ds);
+    if (!ds) return fti_error_set(err, FTI_ERR_NOMEM, "dataset_open: out of memory");
+    rc = fti_store_resolve(home, name, ds->id, err);
+    if (rc == FTI_OK) rc = fti__st_load_manifest(home, ds->id, &ds->manifest, err);
+    if (rc != FTI_OK) {
+        fti_dataset_close(ds);
+        return rc;
+    }
+    root = fti_json_root(ds->manifest);
+    files = fti_json_get(root, "files");
+    ds->docs_path = fti__st_file_object(home, files, "docs");
+    p = fti__st_file_object(home, files, "index");
+    if (!p || !ds->docs_path) {
+        fti_free(p);
+        fti_dataset_close(ds);
+        return fti_error_set(err, FTI_ERR_FORMAT, "version %s: manifest lacks docs/index", ds->id);
+    }
+    rc = fti_bm25_open(&ds->index, p, err);
+    fti_free(p);
+    if (rc == FTI_OK && fti_json_get(files, "train")) {
+        char *pt = fti__st_file_object(home, files, "train");
+        char *pv = fti__st_file_object(home, files, "val");
+        if (!pt || !pv)
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "version %s: bad shard entries", ds->id);
+        if (rc == FTI_OK) rc = fti_shard_open(&ds->shards[0], pt, 0, err);
+        if (rc == FTI_OK) {
+            rc = fti_shard_open(&ds->shards[1], pv, 0, err);
+            if (rc != FTI_OK)
+                fti_shard_close(&ds->shards[0]);
+            else
+                ds->have_shards = 1;
+        }
+        fti_free(pt);
+        fti_free(pv);
+    }
+    if (rc == FTI_OK && fti_json_get(files, "tokenizer")) {
+        const char *hex = fti_json_get_str(fti_json_get(files, "tokenizer"), "sha256", "");
+        ds->tok_path = fti__st_file_object(home, files, "tokenizer");
+        (void)hex;
+        tk = fti_json_get(root, "tokenizer");
+        snprintf(ds->tok_sha, sizeof ds->tok_sha, "%s", fti_json_get_str(tk, "sha256", ""));
+    }
+    if (rc == FTI_OK && fti_json_get(files, "token_counts")) {
+        char *pc = fti__st_file_object(home, files, "token_counts");
+        if (pc && fti_map_open(&ds->counts_map, pc, NULL) == FTI_OK) {
+            fti_reader r = fti_reader_make(ds->counts_map.data, ds->counts_map.len);
+            const void *mg = fti_read_bytes(&r, 8);
+            uint32_t ver = fti_read_u32(&r), vs = fti_read_u32(&r);
+            ds->have_counts = 1;
+            if (!r.err && mg && memcmp(mg, "FTIFREQ", 8) == 0 && ver == 1 &&
+                ds->counts_map.len == 16 + (size_t)vs * 8 &&
+                (((uintptr_t)ds->counts_map.data) & 7) == 0) {
+                ds->stats.token_counts =
+                    (const uint64_t *)((const unsigned char *)ds->counts_map.data + 16);
+                ds->stats.vocab_size = vs;
+            }
+        }
+        fti_free(pc);
+    }
+    if (rc != FTI_OK) {
+        fti_dataset_close(ds);
+        return rc;
+    }
+    cnt = fti_json_get(root, "counts");
+    st = fti_json_get(root, "stats");
+    ds->stats.n_docs = (uint64_t)fti_json_get_int(cnt, "documents", 0);
+    ds->stats.n_train_docs = (uint64_t)fti_json_get_int(cnt, "train_documents", 0);
+    ds->stats.n_val_docs = (uint64_t)fti_json_get_int(cnt, "val_documents", 0);
+    ds->stats.n_rejected = (uint64_t)fti_json_get_int(cnt, "rejected", 0);
+    ds->stats.n_chunks = (uint64_t)fti_json_get_int(cnt, "chunks", 0);
+    ds->stats.n_train_tokens = (uint64_t)fti_json_get_int(cnt, "train_tokens", 0);
+    ds->stats.n_val_tokens = (uint64_t)fti_json_get_int(cnt, "val_tokens", 0);
+    ds->stats.n_chars = (uint64_t)fti_json_get_int(st, "chars", 0);
+    ds->stats.doc_chars_mean = fti_json_get_num(st, "doc_chars_mean", 0);
+    ds->stats.doc_tokens_mean = fti_json_get_num(st, "doc_tokens_mean", 0);
+    ds->stats.doc_chars_p50 = (uint64_t)fti_json_get_int(st, "doc_chars_p50", 0);
+    ds->stats.doc_chars_p90 = (uint64_t)fti_json_get_int(st, "doc_chars_p90", 0);
+    ds->stats.doc_chars_max = (uint64_t)fti_json_get_int(st, "doc_chars_max", 0);
+    {
+        const fti_json *h = fti_json_get(st, "doc_chars_log2_hist");
+        size_t i;
+        for (i = 0; i < 32; i++) {
+            const fti_json *v = fti_json_at(h, i);
+            ds->stats.doc_chars_log2_hist[i] =
+                v && v->type == FTI_JSON_NUMBER ? (uint64_t)v->num : 0;
+        }
+    }
+    *out = ds;
+    return FTI_OK;
+}
+
+FTIDEF void fti_dataset_close(fti_dataset *ds) {
+    if (!ds) return;
+    if (ds->have_shards) {
+        fti_shard_close(&ds->shards[0]);
+        fti_shard_close(&ds->shards[1]);
+    }
+    fti_bm25_close(ds->index);
+    if (ds->have_counts) fti_map_close(&ds->counts_map);
+    fti_json_free(ds->manifest);
+    fti_free(ds->tok_path);
+    fti_free(ds->docs_path);
+    fti_free(ds);
+}
+
+FTIDEF const char *fti_dataset_id(const fti_dataset *ds) {
+    return ds ? ds->id : NULL;
+}
+FTIDEF const fti_json *fti_dataset_manifest(const fti_dataset *ds) {
+    return ds ? fti_json_root(ds->manifest) : NULL;
+}
+FTIDEF const fti_token_shard *fti_dataset_shard(const fti_dataset *ds, fti_split split) {
+    if (!ds || !ds->have_shards) return NULL;
+    return &ds->shards[split == FTI_SPLIT_VAL ? 1 : 0];
+}
+FTIDEF const char *fti_dataset_tokenizer_path(const fti_dataset *ds) {
+    return ds ? ds->tok_path : NULL;
+}
+FTIDEF const char *fti_dataset_tokenizer_sha256(const fti_dataset *ds) {
+    return ds && ds->tok_path ? ds->tok_sha : NULL;
+}
+FTIDEF const char *fti_dataset_docs_path(const fti_dataset *ds) {
+    return ds ? ds->docs_path : NULL;
+}
+FTIDEF const fti_bm25 *fti_dataset_index(const fti_dataset *ds) {
+    return ds ? ds->index : NULL;
+}
+FTIDEF size_t fti_dataset_search(const fti_dataset *ds, const char *query, size_t query_len,
+                                 size_t k, fti_search_hit *hits) {
+    return ds ? fti_bm25_query(ds->index, query, query_len, k, hits) : 0;
+}
+FTIDEF const fti_dataset_stats *fti_dataset_get_stats(const fti_dataset *ds) {
+    return ds ? &ds->stats : NULL;
+}
+
+#endif /* FTI_NO_STORE */
+/* ---- end src/04_store_version.c ---- */
+/* ---- begin src/05_model.c ---- */
+/* === model: configuration, presets, parameter layout, forward and backward === */
+/* #include "05_model.h" (amalgamated) */
+/* #include "02_kernels.h" (amalgamated) */
+/* #include <math.h> (already included) */
+/* #include <string.h> (already included) */
+
+/* Largest accepted config values: far above any CPU-trainable model, small enough that every
+ * product of sizes below fits in 64 bits long before these limits are hit. */
+#ifndef FTI_MODEL_MAX_DIM
+#define FTI_MODEL_MAX_DIM (1u << 16)
+#endif
+#ifndef FTI_MODEL_MAX_VOCAB
+#define FTI_MODEL_MAX_VOCAB (1u << 22)
+#endif
+#ifndef FTI_MODEL_MAX_LAYERS
+#define FTI_MODEL_MAX_LAYERS 1024u
+#endif
+#ifndef FTI_MODEL_MAX_CONTEXT
+#define FTI_MODEL_MAX_CONTEXT (1u << 20)
+#endif
+
+#define FTI__MODEL_DEFAULT_VOCAB 4096u
+#define FTI__MODEL_INIT_STD 0.02f
+
+/* --- configuration ---------------------------------------------------------------------------- */
+
+FTIDEF fti_result fti_model_config_resolve(fti_model_config *cfg, fti_error *err) {
+    size_t n;
+    if (!cfg) return fti_error_set(err, FTI_ERR_INVALID, "model config: NULL");
+    if (cfg->n_kv_heads == 0) cfg->n_kv_heads = cfg->n_heads;
+    if (!(cfg->rope_base > 0.0f)) cfg->rope_base = 10000.0f;
+    if (!(cfg->norm_eps > 0.0f)) cfg->norm_eps = 1e-5f;
+    if (cfg->vocab_size == 0 || cfg->dim == 0 || cfg->n_layers == 0 || cfg->n_heads == 0 ||
+        cfg->hidden_dim == 0 || cfg->context_len == 0)
+        return fti_error_set(err, FTI_ERR_INVALID,
+                             "model config: zero size (vocab %u, dim %u, layers %u, heads %u, "
+                             "hidden %u, context %u)",
+                             (unsigned)cfg->vocab_size, (unsigned)cfg->dim,
+                             (unsigned)cfg->n_layers, (unsigned)cfg->n_heads,
+                             (unsigned)cfg->hidden_dim, (unsigned)cfg->context_len);
+    if (cfg->vocab_size > FTI_MODEL_MAX_VOCAB || cfg->dim > FTI_MODEL_MAX_DIM ||
+        cfg->hidden_dim > FTI_MODEL_MAX_DIM * 4u || cfg->n_layers > FTI_MODEL_MAX_LAYERS ||
+        cfg->context_len > FTI_MODEL_MAX_CONTEXT || cfg->n_heads > cfg->dim)
+        return fti_error_set(err, FTI_ERR_LIMIT, "model config: a size exceeds its limit");
+    if (cfg->dim % cfg->n_heads != 0)
+        return fti_error_set(err, FTI_ERR_INVALID, "model config: dim %u not divisible by %u heads",
+                             (unsigned)cfg->dim, (unsigned)cfg->n_heads);
+    if ((cfg->dim / cfg->n_heads) % 2 != 0)
+        return fti_error_set(err, FTI_ERR_INVALID, "model config: head dim %u is odd",
+                             (unsigned)(cfg->dim / cfg->n_heads));
+    if (cfg->n_kv_heads > cfg->n_heads || cfg->n_heads % cfg->n_kv_heads != 0)
+        return fti_error_set(err, FTI_ERR_INVALID,
+                             "model config: %u heads not divisible by %u kv heads",
+                             (unsigned)cfg->n_heads, (unsigned)cfg->n_kv_heads);
+    n = fti_model_n_params(cfg);
+    if (n == 0 || n > ((size_t)-1) / 16)
+        return fti_error_set(err, FTI_ERR_LIMIT, "model config: parameter count overflows");
+    return FTI_OK;
+}
+
+typedef struct fti__model_preset {
+    const char *name;
+    uint32_t dim, n_layers, n_heads, n_kv_heads, hidden_dim, context_len;
+} fti__model_preset;
+
+/* tiny: for tests and the demo (about 100k parameters at a 512-token vocabulary); the stories
+ * shapes are those of llama2.c's TinyStories models (tied embeddings). */
+static const fti__model_preset fti__model_presets[] = {
+    {"tiny", 64, 2, 4, 2, 176, 64},
+    {"small", 128, 4, 4, 4, 352, 128},
+    {"stories15M", 288, 6, 6, 6, 768, 256},
+    {"stories42M", 512, 8, 8, 8, 1376, 1024},
+    {"stories110M", 768, 12, 12, 12, 2048, 1024},
+};
+
+FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg) {
+    size_t i;
+    if (!name || !cfg) return FTI_ERR_INVALID;
+    for (i = 0; i < sizeof(fti__model_presets) / sizeof(fti__model_presets[0]); i++) {
+        const fti__model_preset *p = &fti__model_presets[i];
+        if (strcmp(p->name, name) == 0) {
+            uint32_t vocab = cfg->vocab_size ? cfg->vocab_size : FTI__MODEL_DEFAULT_VOCAB;
+            memset(cfg, 0, sizeof(*cfg));
+            cfg->vocab_size = vocab;
+            cfg->dim = p->dim;
+            cfg->n_layers = p->n_layers;
+            cfg->n_heads = p->n_heads;
+            cfg->n_kv_heads = p->n_kv_heads;
+            cfg->hidden_dim = p->hidden_dim;
+            cfg->context_len = p->context_len;
+            cfg->rope_base = 10000.0f;
+            cfg->norm_eps = 1e-5f;
+            cfg->tied_embeddings = 1;
+            return FTI_OK;
+        }
+    }
+    return FTI_ERR_NOT_FOUND;
+}
+
+/* --- layout ------------------------------------------------------------------------------------ */
+
+/* Element counts of the layout, computed without overflow checks: fti_model_config_resolve
+ * bounds every dimension so these products fit easily in 64 bits. */
+typedef struct fti__model_dims {
+    size_t V, C, L, H, KV, D, F, HD, KVD;
+    size_t QKV;       /* HD + 2 KVD: attn_q, attn_k, attn_v are adjacent, one (QKV, C) matrix */
+    size_t per_layer; /* elements of one block */
+} fti__model_dims;
+
+static fti__model_dims fti__model_dims_of(const fti_model_config *cfg) {
+    fti__model_dims d;
+    d.V = cfg->vocab_size;
+    d.C = cfg->dim;
+    d.L = cfg->n_layers;
+    d.H = cfg->n_heads ? cfg->n_heads : 1;
+    d.KV = cfg->n_kv_heads ? cfg->n_kv_heads : d.H;
+    d.D = d.C / d.H;
+    d.F = cfg->hidden_dim;
+    d.HD = d.H * d.D;
+    d.KVD = d.KV * d.D;
+    d.QKV = d.HD + 2 * d.KVD;
+    d.per_layer = d.C + d.HD * d.C + 2 * d.KVD * d.C + d.C * d.HD + d.C + 3 * d.F * d.C;
+    return d;
+}
+
+/* Offset in elements of tensor `kind` of layer `layer` (ignored for global tensors). */
+static size_t fti__model_offset(const fti__model_dims *d, fti_tensor_kind kind, size_t layer) {
+    size_t base = d->V * d->C + layer * d->per_layer;
+    switch (kind) {
+    case FTI_TENSOR_TOKEN_EMBD: return 0;
+    case FTI_TENSOR_ATTN_NORM: return base;
+    case FTI_TENSOR_ATTN_Q: return base + d->C;
+    case FTI_TENSOR_ATTN_K: return base + d->C + d->HD * d->C;
+    case FTI_TENSOR_ATTN_V: return base + d->C + d->HD * d->C + d->KVD * d->C;
+    case FTI_TENSOR_ATTN_OUTPUT: return base + d->C + d->HD * d->C + 2 * d->KVD * d->C;
+    case FTI_TENSOR_FFN_NORM: return base + d->C + 2 * d->HD * d->C + 2 * d->KVD * d->C;
+    case FTI_TENSOR_FFN_GATE: return base + 2 * d->C + 2 * d->HD * d->C + 2 * d->KVD * d->C;
+    case FTI_TENSOR_FFN_UP:
+        return base + 2 * d->C + 2 * d->HD * d->C + 2 * d->KVD * d->C + d->F * d->C;
+    case FTI_TENSOR_FFN_DOWN:
+        return base + 2 * d->C + 2 * d->HD * d->C + 2 * d->KVD * d->C + 2 * d->F * d->C;
+    case FTI_TENSOR_OUTPUT_NORM: return d->V * d->C + d->L * d->per_layer;
+    case FTI_TENSOR_OUTPUT: return d->V * d->C + d->L * d->per_layer + d->C;
+    default: return 0;
+    }
+}
+
+FTIDEF size_t fti_model_n_tensors(const fti_model_config *cfg) {
+    if (!cfg) return 0;
+    return 1 + (size_t)cfg->n_layers * 9 + 1 + (cfg->tied_embeddings ? 0 : 1);
+}
+
+FTIDEF size_t fti_model_n_params(const fti_model_config *cfg) {
+    fti__model_dims d;
+    size_t n = 0, t;
+    if (!cfg || cfg->n_heads == 0) return 0;
+    d = fti__model_dims_of(cfg);
+    /* checked: the config may not have been resolved yet */
+    if (!fti_size_mul(d.V, d.C, &n)) return 0;
+    if (!fti_size_mul(d.L, d.per_layer, &t) || !fti_size_add(n, t, &n)) return 0;
+    if (!fti_size_add(n, d.C, &n)) return 0;
+    if (!cfg->tied_embeddings && !fti_size_add(n, d.V * d.C, &n)) return 0;
+    return n;
+}
+
+FTIDEF size_t fti_model_tensor_info(const fti_model_config *cfg, size_t i, fti_tensor_info *info) {
+    static const char *const layer_names[9] = {"attn_norm", "attn_q",   "attn_k",
+                                               "attn_v",    "attn_output", "ffn_norm",
+                                               "ffn_gate",  "ffn_up",   "ffn_down"};
+    fti__model_dims d;
+    fti_tensor_info ti;
+    size_t n_layer_tensors;
+    if (!cfg) return 0;
+    if (!info && i == (size_t)-1) return fti_model_n_params(cfg);
+    if (!info || i >= fti_model_n_tensors(cfg)) return 0;
+    d = fti__model_dims_of(cfg);
+    memset(&ti, 0, sizeof(ti));
+    n_layer_tensors = d.L * 9;
+    if (i == 0) {
+        strcpy(ti.name, "token_embd");
+        ti.kind = FTI_TENSOR_TOKEN_EMBD;
+        ti.layer = -1;
+        ti.rows = d.V;
+        ti.cols = d.C;
+    } else if (i <= n_layer_tensors) {
+        size_t l = (i - 1) / 9, j = (i - 1) % 9;
+        ti.kind = (fti_tensor_kind)(FTI_TENSOR_ATTN_NORM + (int)j);
+        ti.layer = (int)l;
+        {
+            /* name "blk.N.<kind>", built by hand (no snprintf in the library's hot paths) */
+            char num[24];
+            size_t k = 0, m;
+            size_t v = l;
+            do {
+                num[k++] = (char)('0' + v % 10);
+                v /= 10;
+            } while (v);
+            strcpy(ti.name, "blk.");
+            for (m = 0; m < k; m++) ti.name[4 + m] = num[k - 1 - m];
+            ti.name[4 + k] = '.';
+            ti.name[5 + k] = 0;
+            strcat(ti.name, layer_names[j]);
+        }
+        switch (ti.kind) {
+        case FTI_TENSOR_ATTN_NORM:
+        case FTI_TENSOR_FFN_NORM: ti.rows = d.C; ti.cols = 1; ti.is_norm = 1; break;
+        case FTI_TENSOR_ATTN_Q: ti.rows = d.HD; ti.cols = d.C; break;
+        case FTI_TENSOR_ATTN_K:
+        case FTI_TENSOR_ATTN_V: ti.rows = d.KVD; ti.cols = d.C; break;
+        case FTI_TENSOR_ATTN_OUTPUT: ti.rows = d.C; ti.cols = d.HD; break;
+        case FTI_TENSOR_FFN_GATE:
+        case FTI_TENSOR_FFN_UP: ti.rows = d.F; ti.cols = d.C; break;
+        case FTI_TENSOR_FFN_DOWN: ti.rows = d.C; ti.cols = d.F; break;
+        default: break;
+        }
+    } else if (i == n_layer_tensors + 1) {
+        strcpy(ti.name, "output_norm");
+        ti.kind = FTI_TENSOR_OUTPUT_NORM;
+        ti.layer = -1;
+        ti.rows = d.C;
+        ti.cols = 1;
+        ti.is_norm = 1;
+    } else {
+        strcpy(ti.name, "output");
+        ti.kind = FTI_TENSOR_OUTPUT;
+        ti.layer = -1;
+        ti.rows = d.V;
+        ti.cols = d.C;
+    }
+    ti.offset = fti__model_offset(&d, ti.kind, ti.layer < 0 ? 0 : (size_t)ti.layer);
+    *info = ti;
+    return ti.rows * ti.cols;
+}
+
+FTIDEF size_t fti_model_tensor_find(const fti_model_config *cfg, const char *name) {
+    size_t i, n = fti_model_n_tensors(cfg);
+    fti_tensor_info ti;
+    if (!name) return (size_t)-1;
+    for (i = 0; i < n; i++) {
+        fti_model_tensor_info(cfg, i, &ti);
+        if (strcmp(ti.name, name) == 0) return i;
+    }
+    return (size_t)-1;
+}
+
+FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, uint64_t seed) {
+    size_t i, j, n, n_t = fti_model_n_tensors(cfg);
+    fti_tensor_info ti;
+    float std_resid;
+    if (!cfg || !params) return;
+    std_resid = FTI__MODEL_INIT_STD / (float)sqrt(2.0 * (double)(cfg->n_layers ? cfg->n_layers : 1));
+    for (i = 0; i < n_t; i++) {
+        fti_rng rng;
+        float std = FTI__MODEL_INIT_STD;
+        n = fti_model_tensor_info(cfg, i, &ti);
+        if (ti.is_norm) {
+            for (j = 0; j < n; j++) params[ti.offset + j] = 1.0f;
+            continue;
+        }
+        if (ti.kind == FTI_TENSOR_ATTN_OUTPUT || ti.kind == FTI_TENSOR_FFN_DOWN) std = std_resid;
+        /* one stream per tensor: a tensor's values do not depend on the ones before it */
+        fti_rng_seed(&rng, seed, (uint64_t)i + 1);
+        for (j = 0; j < n; j++) params[ti.offset + j] = std * fti_rng_normal(&rng);
+    }
+}
+
+/* --- activations ------------------------------------------------------------------------------- */
+
+struct fti_model_acts {
+    const fti_kernels *kern; /* matmul kernels; NULL = the plain reference loops */
+    fti_model_config cfg;
+    fti__model_dims d;
+    size_t B, T;           /* planned */
+    size_t b, t;           /* of the last forward */
+    int have_targets;
+    unsigned char *block;  /* one aligned block holding everything below */
+    size_t n_bytes;
+    float *rope_cos, *rope_sin; /* (T, D/2) */
+    int32_t *tokens, *targets;  /* (B,T) */
+    float *res;                 /* (L+1, N, C) residual stream entering each layer; [L] = final */
+    float *mid;                 /* (L, N, C) residual after the attention branch */
+    float *xn1, *rstd1;         /* (L, N, C), (L, N) attention RMSNorm output and 1/rms */
+    float *qkv;                 /* (L, N, QKV): q | k | v per row; q and k after RoPE */
+    float *att;                 /* (L, B, H, T, T) attention probabilities (row t: j <= t) */
+    float *y;                   /* (L, N, HD) attention output before attn_output */
+    float *xn2, *rstd2;         /* (L, N, C), (L, N) */
+    float *h12;                 /* (L, N, 2F): gate | up per row (ffn_gate, ffn_up adjacent) */
+    float *g;                   /* (L, N, F) silu(gate) * up */
+    float *xnf, *rstdf;         /* (N, C), (N) */
+    float *logits;              /* (N, V): logits, then probabilities, then their gradient */
+    double *row_loss;           /* (N) */
+    /* backward scratch */
+    float *dres, *dxn;          /* (N, C) */
+    float *dy;                  /* (N, HD) */
+    float *dqkv;                /* (N, QKV) */
+    float *dg;                  /* (N, F) */
+    float *dh12;                /* (N, 2F) */
+    float *attn_scratch;        /* (B*KV, T, T) */
+};
+
+/* A size table entry: where to store the pointer, element count, element size. */
+typedef struct fti__model_slot {
+    void **ptr;
+    size_t count;
+    size_t elem;
+} fti__model_slot;
+
+FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t batch, size_t ctx,
+                                        fti_model_acts **out, fti_error *err) {
+    fti_model_acts *a;
+    fti_model_config cfg;
+    fti__model_dims d;
+    fti__model_slot slots[32];
+    size_t n_slots = 0, i, total = 0, N, BHTT, tt;
+    fti_result r;
+    if (!out || !cfg_in) return fti_error_set(err, FTI_ERR_INVALID, "model acts: NULL argument");
+    *out = NULL;
+    cfg = *cfg_in;
+    if ((r = fti_model_config_resolve(&cfg, err)) != FTI_OK) return r;
+    if (batch == 0 || ctx == 0 || ctx > cfg.context_len)
+        return fti_error_set(err, FTI_ERR_INVALID,
+                             "model acts: batch %lu x ctx %lu (context length %u)",
+                             (unsigned long)batch, (unsigned long)ctx,
+                             (unsigned)cfg.context_len);
+    d = fti__model_dims_of(&cfg);
+    if (!fti_size_mul(batch, ctx, &N) || !fti_size_mul(ctx, ctx, &tt) ||
+        !fti_size_mul(tt, batch * d.H, &BHTT) || !fti_size_mul(BHTT, d.L, &BHTT))
+        return fti_error_set(err, FTI_ERR_LIMIT, "model acts: sizes overflow");
+    BHTT /= d.L;
+    a = (fti_model_acts *)fti_calloc(1, sizeof(*a));
+    if (!a) return fti_error_set(err, FTI_ERR_NOMEM, "model acts: out of memory");
+    a->cfg = cfg;
+    a->kern = fti_kernels_get(FTI_ISA_AUTO);
+    a->d = d;
+    a->B = batch;
+    a->T = ctx;
+#define FTI__SLOT(p, n, type)                                                                   \
+    do {                                                                                        \
+        slots[n_slots].ptr = (void **)(void *)&(p);                                             \
+        slots[n_slots].count = (n);                                                             \
+        slots[n_slots].elem = sizeof(type);                                                     \
+        n_slots++;                                                                              \
+    } while (0)
+    FTI__SLOT(a->rope_cos, ctx * (d.D / 2), float);
+    FTI__SLOT(a->rope_sin, ctx * (d.D / 2), float);
+    FTI__SLOT(a->tokens, N, int32_t);
+    FTI__SLOT(a->targets, N, int32_t);
+    FTI__SLOT(a->res, (d.L + 1) * N * d.C, float);
+    FTI__SLOT(a->mid, d.L * N * d.C, float);
+    FTI__SLOT(a->xn1, d.L * N * d.C, float);
+    FTI__SLOT(a->rstd1, d.L * N, float);
+    FTI__SLOT(a->qkv, d.L * N * d.QKV, float);
+    FTI__SLOT(a->att, d.L * BHTT, float);
+    FTI__SLOT(a->y, d.L * N * d.HD, float);
+    FTI__SLOT(a->xn2, d.L * N * d.C, float);
+    FTI__SLOT(a->rstd2, d.L * N, float);
+    FTI__SLOT(a->h12, d.L * N * 2 * d.F, float);
+    FTI__SLOT(a->g, d.L * N * d.F, float);
+    FTI__SLOT(a->xnf, N * d.C, float);
+    FTI__SLOT(a->rstdf, N, float);
+    FTI__SLOT(a->logits, N * d.V, float);
+    FTI__SLOT(a->row_loss, N, double);
+    FTI__SLOT(a->dres, N * d.C, float);
+    FTI__SLOT(a->dxn, N * d.C, float);
+    FTI__SLOT(a->dy, N * d.HD, float);
+    FTI__SLOT(a->dqkv, N * d.QKV, float);
+    FTI__SLOT(a->dg, N * d.F, float);
+    FTI__SLOT(a->dh12, N * 2 * d.F, float);
+    FTI__SLOT(a->attn_scratch, batch * d.KV * tt, float);
+#undef FTI__SLOT
+    /* The products above are bounded by the config limits times N and BHTT, which were checked;
+     * the running total is checked here. Each slot starts on a 64-byte boundary. */
+    for (i = 0; i < n_slots; i++) {
+        size_t bytes;
+        if (!fti_size_mul(slots[i].count, slots[i].elem, &bytes) ||
+            !fti_size_add(bytes, 63, &bytes) || !fti_size_add(total, bytes & ~(size_t)63, &total)) {
+            fti_free(a);
+            return fti_error_set(err, FTI_ERR_LIMIT, "model acts: sizes overflow");
+        }
+    }
+    a->block = (unsigned char *)fti_aligned_alloc(total ? total : 64, 64);
+    if (!a->block) {
+        fti_free(a);
+        return fti_error_set(err, FTI_ERR_NOMEM, "model acts: cannot allocate %lu bytes",
+                             (unsigned long)total);
+    }
+    a->n_bytes = total;
+    memset(a->block, 0, total);
+    total = 0;
+    for (i = 0; i < n_slots; i++) {
+        *slots[i].ptr = a->block + total;
+        total += (slots[i].count * slots[i].elem + 63) & ~(size_t)63;
+    }
+    /* RoPE table: angle = pos * base^(-2i/D), computed in double like the reference */
+    {
+        size_t t, j, half = d.D / 2;
+        for (t = 0; t < ctx; t++)
+            for (j = 0; j < half; j++) {
+                double theta = pow((double)cfg.rope_base, -2.0 * (double)j / (double)d.D);
+                double ang = (double)t * theta;
+                a->rope_cos[t * half + j] = (float)cos(ang);
+                a->rope_sin[t * half + j] = (float)sin(ang);
+            }
+    }
+    *out = a;
+    return FTI_OK;
+}
+
+FTIDEF void fti_model_acts_free(fti_model_acts *acts) {
+    if (!acts) return;
+    fti_aligned_free(acts->block);
+    fti_free(acts);
+}
+
+FTIDEF size_t fti_model_acts_bytes(const fti_model_acts *acts) { return acts ? acts->n_bytes : 0; }
+
+FTIDEF const float *fti_model_acts_logits(const fti_model_acts *acts) {
+    return acts ? acts->logits : NULL;
+}
+
+/* --- matmul ------------------------------------------------------------------------------------
+ * C(M,N) = op(A)(M,K) . op(B)(K,N) (+= with ACC), fp32, split over rows of C; every element is
+ * computed by one thread in a fixed order, so results do not depend on the thread count. */
+#define FTI__MODEL_MM_TA 1
+#define FTI__MODEL_MM_TB 2
+#define FTI__MODEL_MM_ACC 4
+
+typedef struct fti__model_mm_ctx {
+    int flags;
+    size_t M, N, K;
+    const float *A;
+    size_t lda;
+    const float *B;
+    size_t ldb;
+    float *C;
+    size_t ldc;
+} fti__model_mm_ctx;
+
+static void fti__model_mm_rows(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__model_mm_ctx *c = (const fti__model_mm_ctx *)vctx;
+    size_t i, j, k;
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        float *crow = c->C + i * c->ldc; /* (N) */
+        if (!(c->flags & FTI__MODEL_MM_ACC))
+            for (j = 0; j < c->N; j++) crow[j] = 0.0f;
+        if (c->flags & FTI__MODEL_MM_TB) {
+            for (j = 0; j < c->N; j++) {
+                const float *brow = c->B + j * c->ldb; /* op(B)(:,j) = B[j,:] */
+                float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+                if (!(c->flags & FTI__MODEL_MM_TA)) {
+                    const float *arow = c->A + i * c->lda;
+                    for (k = 0; k + 8 <= c->K; k += 8) {
+                        s0 += arow[k] * brow[k];
+                        s1 += arow[k + 1] * brow[k + 1];
+                        s2 += arow[k + 2] * brow[k + 2];
+                        s3 += arow[k + 3] * brow[k + 3];
+                        s4 += arow[k + 4] * brow[k + 4];
+                        s5 += arow[k + 5] * brow[k + 5];
+                        s6 += arow[k + 6] * brow[k + 6];
+                        s7 += arow[k + 7] * brow[k + 7];
+                    }
+                    for (; k < c->K; k++) s0 += arow[k] * brow[k];
+                } else {
+                    for (k = 0; k < c->K; k++) s0 += c->A[k * c->lda + i] * brow[k];
+                }
+                crow[j] += ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+            }
+        } else {
+            for (k = 0; k < c->K; k++) {
+                float a = (c->flags & FTI__MODEL_MM_TA) ? c->A[k * c->lda + i]
+                                                         : c->A[i * c->lda + k];
+                const float *brow = c->B + k * c->ldb; /* (N) */
+                for (j = 0; j < c->N; j++) crow[j] += a * brow[j];
+            }
+        }
+    }
+}
+
+/* With a kernel table: fti_matmul (same flag bits); without: the plain loops above, kept as the
+ * obviously-right reference for tests. */
+static void fti__model_mm(const fti_kernels *k, fti_pool *pool, int flags, size_t M, size_t N,
+                          size_t K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
+                          size_t ldc) {
+    fti__model_mm_ctx c;
+    size_t grain;
+    if (k) {
+        fti_matmul(k, pool, (unsigned)flags, M, N, K, A, lda, B, ldb, C, ldc);
+        return;
+    }
+    c.flags = flags;
+    c.M = M;
+    c.N = N;
+    c.K = K;
+    c.A = A;
+    c.lda = lda;
+    c.B = B;
+    c.ldb = ldb;
+    c.C = C;
+    c.ldc = ldc;
+    grain = 1 + 65536 / (N * K + 1); /* about 64k multiply-adds per chunk at least */
+    fti_pool_for(pool, M, grain, fti__model_mm_rows, &c);
+}
+
+/* Linear layer helpers on (rows, in) activations and (out, in) weights. */
+/* Y(n,out) = X(n,in) . W(out,in)^T */
+static void fti__model_linear_fwd(const fti_kernels *k, fti_pool *pool, float *Y, const float *X, const float *W,
+                                  size_t n, size_t n_in, size_t n_out) {
+    fti__model_mm(k, pool, FTI__MODEL_MM_TB, n, n_out, n_in, X, n_in, W, n_in, Y, n_out);
+}
+/* dX(n,in) (+)= dY(n,out) . W(out,in); dW(out,in) += dY^T . X */
+static void fti__model_linear_bwd(const fti_kernels *k, fti_pool *pool, float *dX, int accumulate_dx, float *dW,
+                                  const float *dY, const float *X, const float *W, size_t n,
+                                  size_t n_in, size_t n_out) {
+    if (dX)
+        fti__model_mm(k, pool, accumulate_dx ? FTI__MODEL_MM_ACC : 0, n, n_in, n_out, dY, n_out, W,
+                      n_in, dX, n_in);
+    if (dW)
+        fti__model_mm(k, pool, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, n_out, n_in, n, dY, n_out, X,
+                      n_in, dW, n_in);
+}
+
+/* --- row-wise ops ------------------------------------------------------------------------------ */
+
+/* RMSNorm forward over rows: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps). */
+static void fti__model_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w,
+                                   size_t n, size_t C, float eps) {
+    size_t i, j;
+    for (i = 0; i < n; i++) {
+        const float *xr = x + i * C; /* (C) */
+        float *o = out + i * C;
+        double ss = 0.0;
+        float r;
+        for (j = 0; j < C; j++) ss += (double)xr[j] * xr[j];
+        r = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
+        rstd[i] = r;
+        for (j = 0; j < C; j++) o[j] = xr[j] * r * w[j];
+    }
+}
+
+/* RMSNorm backward: dx += rstd*w*dy - x*rstd^3/C * sum(w*dy*x) (ACCUMULATES into dx);
+ * dw += sum over rows of dy*x*rstd (ACCUMULATES, rows in order). */
+static void fti__model_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x,
+                                   const float *rstd, const float *w, size_t n, size_t C) {
+    size_t i, j;
+    for (i = 0; i < n; i++) {
+        const float *xr = x + i * C, *dyr = dy + i * C;
+        float *dxr = dx + i * C;
+        float r = rstd[i], coef;
+        double dot = 0.0;
+        for (j = 0; j < C; j++) dot += (double)w[j] * dyr[j] * xr[j];
+        coef = (float)(dot * (double)r * r * r / (double)C);
+        for (j = 0; j < C; j++) {
+            dxr[j] += r * w[j] * dyr[j] - xr[j] * coef;
+            dw[j] += dyr[j] * xr[j] * r;
+        }
+    }
+}
+
+/* RoPE on adjacent pairs of every head of n rows of n_heads*D values, `stride` floats apart;
+ * position of row i = i % T. inverse = 1 rotates by -angle (the backward of a rotation is its
+ * transpose). */
+static void fti__model_rope(float *x, size_t n, size_t stride, size_t T, size_t n_heads, size_t D,
+                            const float *cosv, const float *sinv, int inverse) {
+    size_t i, h, j, half = D / 2;
+    for (i = 0; i < n; i++) {
+        const float *cr = cosv + (i % T) * half, *sr = sinv + (i % T) * half;
+        for (h = 0; h < n_heads; h++) {
+            float *p = x + i * stride + h * D;
+            for (j = 0; j < half; j++) {
+                float x0 = p[2 * j], x1 = p[2 * j + 1], c = cr[j], s = inverse ? -sr[j] : sr[j];
+                p[2 * j] = x0 * c - x1 * s;
+                p[2 * j + 1] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+/* --- attention ------------------------------------------------------------------------------
+ * Causal multi-head attention with grouped kv heads, as GEMMs per (batch, head): S = Q K^T,
+ * row softmax with the causal mask (zeros above the diagonal), Y = P V. Query rows go in blocks
+ * of 64 that multiply only the keys up to the block's end, so the GEMMs do about 5/8 of the full
+ * square at T = 256 instead of all of it (the zeros inside a block are cheaper than scalar loops). Work is split over (b, kv head) groups: each group owns its rows of y/dq and
+ * its dk/dv rows, and runs its GEMMs single-threaded, so nothing is shared between threads and
+ * the result does not depend on the thread count. */
+/* Query rows per attention block: block [r0, r1) multiplies only keys [0, r1). */
+#define FTI__MODEL_ATT_BLOCK 64
+
+typedef struct fti__model_attn_ctx {
+    const fti_kernels *kern;
+    const fti__model_dims *d;
+    size_t T;
+    const float *q, *k, *v; /* (N, *) rows QKV apart, inside the qkv block */
+    float *att;             /* (B, H, T, T) */
+    float *y;               /* (N, HD) */
+    const float *dy;        /* (N, HD) backward */
+    float *dq, *dk, *dv;    /* backward outputs */
+    float *scratch;         /* (B*KV, T, T) backward */
+} fti__model_attn_ctx;
+
+static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int thread) {
+    const fti__model_attn_ctx *c = (const fti__model_attn_ctx *)vctx;
+    const fti__model_dims *d = c->d;
+    size_t grp, hh, t, j, T = c->T, D = d->D, rep = d->H / d->KV;
+    float scale = 1.0f / (float)sqrt((double)D);
+    (void)thread;
+    for (grp = g0; grp < g1; grp++) {
+        size_t b = grp / d->KV, kvh = grp % d->KV;
+        const float *kb = c->k + b * T * d->QKV + kvh * D; /* (T, D), row stride QKV */
+        const float *vb = c->v + b * T * d->QKV + kvh * D;
+        for (hh = 0; hh < rep; hh++) {
+            size_t h = kvh * rep + hh;
+            const float *qb = c->q + b * T * d->QKV + h * D; /* (T, D), row stride QKV */
+            float *P = c->att + (b * d->H + h) * T * T;      /* (T, T) */
+            size_t r0, r1;
+            /* row blocks: block [r0, r1) only needs key columns [0, r1) */
+            for (r0 = 0; r0 < T; r0 = r1) {
+                r1 = r0 + FTI__MODEL_ATT_BLOCK < T ? r0 + FTI__MODEL_ATT_BLOCK : T;
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB, r1 - r0, r1, D, qb + r0 * d->QKV,
+                              d->QKV, kb, d->QKV, P + r0 * T, T);
+                for (t = r0; t < r1; t++) {
+                    float *p = P + t * T, mx = -INFINITY, sum = 0.0f, inv;
+                    for (j = 0; j <= t; j++) {
+                        p[j] *= scale;
+                        if (p[j] > mx)
+                            mx = p[j];
+                    }
+                    for (j = 0; j <= t; j++) {
+                        p[j] = expf(p[j] - mx);
+                        sum += p[j];
+                    }
+                    inv = 1.0f / sum;
+                    for (j = 0; j <= t; j++)
+                        p[j] *= inv;
+                    for (j = t + 1; j < T; j++)
+                        p[j] = 0.0f;
+                }
+                fti__model_mm(c->kern, NULL, 0, r1 - r0, D, r1, P + r0 * T, T, vb, d->QKV,
+                              c->y + (b * T + r0) * d->HD + h * D, d->HD);
+            }
+        }
+    }
+}
+
+/* Backward: dP = dY V^T; dV += P^T dY; dS = P (dP - rowsum(P dP)) * scale; dQ = dS K;
+ * dK += dS^T Q, by the same row blocks. dk and dv of the group are zeroed, then accumulated
+ * over heads and blocks in a fixed order. */
+static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int thread) {
+    const fti__model_attn_ctx *c = (const fti__model_attn_ctx *)vctx;
+    const fti__model_dims *d = c->d;
+    size_t grp, hh, t, j, T = c->T, D = d->D, rep = d->H / d->KV;
+    float scale = 1.0f / (float)sqrt((double)D);
+    (void)thread;
+    for (grp = g0; grp < g1; grp++) {
+        size_t b = grp / d->KV, kvh = grp % d->KV;
+        float *dS = c->scratch + grp * T * T; /* (T, T) */
+        const float *kb = c->k + b * T * d->QKV + kvh * D;
+        const float *vb = c->v + b * T * d->QKV + kvh * D;
+        float *dkb = c->dk + b * T * d->QKV + kvh * D;
+        float *dvb = c->dv + b * T * d->QKV + kvh * D;
+        for (t = 0; t < T; t++) {
+            memset(dkb + t * d->QKV, 0, D * sizeof(float));
+            memset(dvb + t * d->QKV, 0, D * sizeof(float));
+        }
+        for (hh = 0; hh < rep; hh++) {
+            size_t h = kvh * rep + hh, r0, r1;
+            const float *qb = c->q + b * T * d->QKV + h * D;
+            const float *dyb = c->dy + b * T * d->HD + h * D;
+            const float *P = c->att + (b * d->H + h) * T * T;
+            for (r0 = 0; r0 < T; r0 = r1) {
+                size_t m = 0;
+                r1 = r0 + FTI__MODEL_ATT_BLOCK < T ? r0 + FTI__MODEL_ATT_BLOCK : T;
+                m = r1 - r0;
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB, m, r1, D, dyb + r0 * d->HD, d->HD,
+                              vb, d->QKV, dS + r0 * T, T);
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, r1, D, m,
+                              P + r0 * T, T, dyb + r0 * d->HD, d->HD, dvb, d->QKV);
+                for (t = r0; t < r1; t++) {
+                    const float *p = P + t * T;
+                    float *ds = dS + t * T, dot = 0.0f;
+                    for (j = 0; j <= t; j++)
+                        dot += p[j] * ds[j];
+                    for (j = 0; j <= t; j++)
+                        ds[j] = p[j] * (ds[j] - dot) * scale;
+                    for (j = t + 1; j < T; j++)
+                        ds[j] = 0.0f;
+                }
+                fti__model_mm(c->kern, NULL, 0, m, D, r1, dS + r0 * T, T, kb, d->QKV,
+                              c->dq + (b * T + r0) * d->QKV + h * D, d->QKV);
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, r1, D, m,
+                              dS + r0 * T, T, qb + r0 * d->QKV, d->QKV, dkb, d->QKV);
+            }
+        }
+    }
+}
+
+/* --- output: softmax cross-entropy -------------------------------------------------------------
+ * Rows split over threads. Forward turns logits into probabilities in place and stores each row's
+ * loss (log-sum-exp minus the target logit, in double); backward turns probabilities into
+ * d loss / d logits = (p - onehot(target)) * scale. */
+typedef struct fti__model_ce_ctx {
+    float *logits;          /* (N, V) */
+    const int32_t *targets; /* (N) */
+    double *row_loss;       /* (N) */
+    size_t V;
+    float scale;
+    int backward;
+} fti__model_ce_ctx;
+
+static void fti__model_ce_task(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__model_ce_ctx *c = (const fti__model_ce_ctx *)vctx;
+    size_t i, j, V = c->V;
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        float *row = c->logits + i * V; /* (V) */
+        int32_t tgt = c->targets[i];
+        if (c->backward) {
+            if (tgt < 0) {
+                for (j = 0; j < V; j++) row[j] = 0.0f;
+                continue;
+            }
+            for (j = 0; j < V; j++) row[j] *= c->scale;
+            row[tgt] -= c->scale;
+        } else {
+            float mx = row[0], tl = tgt >= 0 ? row[tgt] : 0.0f, inv;
+            double sum = 0.0, lse;
+            for (j = 1; j < V; j++)
+                if (row[j] > mx) mx = row[j];
+            for (j = 0; j < V; j++) {
+                float e = expf(row[j] - mx);
+                row[j] = e;
+                sum += (double)e;
+            }
+            lse = log(sum) + (double)mx;
+            c->row_loss[i] = tgt >= 0 ? lse - (double)tl : 0.0;
+            inv = (float)(1.0 / sum);
+            for (j = 0; j < V; j++) row[j] *= inv;
+        }
+    }
+}
+
+/* SwiGLU over n rows: g(n,F) = silu(gate) * up, with h12 (n, 2F) = gate | up per row,
+ * silu(x) = x * sigmoid(x). */
+static void fti__model_swiglu_fwd(float *g, const float *h12, size_t n, size_t F) {
+    size_t i, j;
+    for (i = 0; i < n; i++) {
+        const float *gate = h12 + i * 2 * F, *up = gate + F;
+        float *o = g + i * F;
+        for (j = 0; j < F; j++) o[j] = gate[j] / (1.0f + expf(-gate[j])) * up[j];
+    }
+}
+/* dh12 (n, 2F) = d gate | d up: d gate = dg * up * silu'(gate), d up = dg * silu(gate)
+ * (written, not accumulated). */
+static void fti__model_swiglu_bwd(float *dh12, const float *dg, const float *h12, size_t n,
+                                  size_t F) {
+    size_t i, j;
+    for (i = 0; i < n; i++) {
+        const float *gate = h12 + i * 2 * F, *up = gate + F, *dgr = dg + i * F;
+        float *dgate = dh12 + i * 2 * F, *dup = dgate + F;
+        for (j = 0; j < F; j++) {
+            float x = gate[j], sg = 1.0f / (1.0f + expf(-x)), gd = dgr[j];
+            dgate[j] = gd * up[j] * (sg * (1.0f + x * (1.0f - sg)));
+            dup[j] = gd * x * sg;
+        }
+    }
+}
+
+/* --- forward and backward ---------------------------------------------------------------------- */
+
+FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *params,
+                                    fti_model_acts *a, const int32_t *tokens,
+                                    const int32_t *targets, size_t batch, size_t ctx,
+                                    fti_pool *pool, double *loss) {
+    const fti__model_dims *d;
+    size_t N, l, i, NC, NHD, NQKV, NF, n_valid = 0;
+    float eps;
+    const float *embd, *wout;
+    (void)cfg; /* the acts carry the resolved copy it was planned for */
+    if (!a || !params || !tokens || batch == 0 || ctx == 0 || batch > a->B || ctx > a->T)
+        return FTI_ERR_INVALID;
+    d = &a->d;
+    eps = a->cfg.norm_eps;
+    N = batch * ctx;
+    NC = a->B * a->T * d->C; /* per-layer strides use the planned sizes */
+    NHD = a->B * a->T * d->HD;
+    NQKV = a->B * a->T * d->QKV;
+    NF = a->B * a->T * d->F;
+    for (i = 0; i < N; i++) {
+        if (tokens[i] < 0 || (size_t)tokens[i] >= d->V) return FTI_ERR_INVALID;
+        if (targets && targets[i] >= 0 && (size_t)targets[i] >= d->V) return FTI_ERR_INVALID;
+    }
+    a->b = batch;
+    a->t = ctx;
+    a->have_targets = targets != NULL;
+    memcpy(a->tokens, tokens, N * sizeof(int32_t));
+    if (targets) memcpy(a->targets, targets, N * sizeof(int32_t));
+    embd = params + fti__model_offset(d, FTI_TENSOR_TOKEN_EMBD, 0);
+    for (i = 0; i < N; i++) /* res0 (N,C) = embd[token] */
+        memcpy(a->res + i * d->C, embd + (size_t)tokens[i] * d->C, d->C * sizeof(float));
+    for (l = 0; l < d->L; l++) {
+        const float *w_an = params + fti__model_offset(d, FTI_TENSOR_ATTN_NORM, l);
+        const float *wq = params + fti__model_offset(d, FTI_TENSOR_ATTN_Q, l);
+        const float *wo = params + fti__model_offset(d, FTI_TENSOR_ATTN_OUTPUT, l);
+        const float *w_fn = params + fti__model_offset(d, FTI_TENSOR_FFN_NORM, l);
+        const float *wg = params + fti__model_offset(d, FTI_TENSOR_FFN_GATE, l);
+        const float *wd = params + fti__model_offset(d, FTI_TENSOR_FFN_DOWN, l);
+        float *res = a->res + l * NC, *res_next = a->res + (l + 1) * NC; /* (N,C) */
+        float *mid = a->mid + l * NC, *xn1 = a->xn1 + l * NC, *xn2 = a->xn2 + l * NC;
+        float *qkv = a->qkv + l * NQKV; /* (N, QKV) */
+        float *y = a->y + l * NHD;
+        float *h12 = a->h12 + l * 2 * NF, *g = a->g + l * NF;
+        fti__model_attn_ctx ac;
+        fti__model_rmsnorm_fwd(xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
+        /* q | k | v in one GEMM: wq is the first row of the adjacent (QKV, C) block */
+        fti__model_linear_fwd(a->kern, pool, qkv, xn1, wq, N, d->C, d->QKV);
+        fti__model_rope(qkv, N, d->QKV, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
+        fti__model_rope(qkv + d->HD, N, d->QKV, ctx, d->KV, d->D, a->rope_cos, a->rope_sin, 0);
+        memset(&ac, 0, sizeof(ac));
+        ac.kern = a->kern;
+        ac.d = d;
+        ac.T = ctx;
+        ac.q = qkv;
+        ac.k = qkv + d->HD;
+        ac.v = qkv + d->HD + d->KVD;
+        ac.att = a->att + l * a->B * d->H * a->T * a->T; /* (B,H,t,t) packed for this ctx */
+        ac.y = y;
+        fti_pool_for(pool, batch * d->KV, 1, fti__model_attn_fwd_task, &ac);
+        fti__model_linear_fwd(a->kern, pool, mid, y, wo, N, d->HD, d->C);
+        for (i = 0; i < N * d->C; i++) mid[i] += res[i];
+        fti__model_rmsnorm_fwd(xn2, a->rstd2 + l * a->B * a->T, mid, w_fn, N, d->C, eps);
+        /* gate | up in one GEMM (ffn_gate, ffn_up adjacent: one (2F, C) block) */
+        fti__model_linear_fwd(a->kern, pool, h12, xn2, wg, N, d->C, 2 * d->F);
+        fti__model_swiglu_fwd(g, h12, N, d->F);
+        fti__model_linear_fwd(a->kern, pool, res_next, g, wd, N, d->F, d->C);
+        for (i = 0; i < N * d->C; i++) res_next[i] += mid[i];
+    }
+    fti__model_rmsnorm_fwd(a->xnf, a->rstdf, a->res + d->L * NC,
+                           params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C, eps);
+    wout = params + fti__model_offset(d, a->cfg.tied_embeddings ? FTI_TENSOR_TOKEN_EMBD
+                                                                : FTI_TENSOR_OUTPUT, 0);
+    fti__model_linear_fwd(a->kern, pool, a->logits, a->xnf, wout, N, d->C, d->V);
+    if (targets) {
+        fti__model_ce_ctx cc;
+        double sum = 0.0;
+        cc.logits = a->logits;
+        cc.targets = a->targets;
+        cc.row_loss = a->row_loss;
+        cc.V = d->V;
+        cc.scale = 0.0f;
+        cc.backward = 0;
+        fti_pool_for(pool, N, 8, fti__model_ce_task, &cc);
+        for (i = 0; i < N; i++) /* fixed order */
+            if (a->targets[i] >= 0) {
+                sum += a->row_loss[i];
+                n_valid++;
+            }
+        sum = n_valid ? sum / (double)n_valid : 0.0;
+        if (loss) *loss = sum;
+        if (!(sum == sum) || sum > 1e30) return FTI_ERR_NUMERIC;
+    } else if (loss) {
+        *loss = 0.0;
+    }
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *params,
+                                     fti_model_acts *a, float *grads, float loss_scale,
+                                     fti_pool *pool) {
+    const fti__model_dims *d;
+    size_t N, T, l, i, NC, NHD, NQKV, NF, n_valid = 0;
+    const float *wout;
+    float *dwout;
+    fti__model_ce_ctx cc;
+    (void)cfg;
+    if (!a || !params || !grads || !a->have_targets || a->b == 0) return FTI_ERR_INVALID;
+    d = &a->d;
+    N = a->b * a->t;
+    T = a->t;
+    NC = a->B * a->T * d->C;
+    NHD = a->B * a->T * d->HD;
+    NQKV = a->B * a->T * d->QKV;
+    NF = a->B * a->T * d->F;
+    for (i = 0; i < N; i++) n_valid += a->targets[i] >= 0;
+    /* dlogits (N,V) in place of the probabilities */
+    cc.logits = a->logits;
+    cc.targets = a->targets;
+    cc.row_loss = a->row_loss;
+    cc.V = d->V;
+    cc.scale = n_valid ? loss_scale / (float)n_valid : 0.0f;
+    cc.backward = 1;
+    fti_pool_for(pool, N, 8, fti__model_ce_task, &cc);
+    a->have_targets = 0; /* the probabilities are gone */
+    {
+        fti_tensor_kind ko = a->cfg.tied_embeddings ? FTI_TENSOR_TOKEN_EMBD : FTI_TENSOR_OUTPUT;
+        wout = params + fti__model_offset(d, ko, 0);
+        dwout = grads + fti__model_offset(d, ko, 0);
+    }
+    /* logits = xnf . wout^T */
+    fti__model_linear_bwd(a->kern, pool, a->dxn, 0, dwout, a->logits, a->xnf, wout, N, d->C, d->V);
+    memset(a->dres, 0, N * d->C * sizeof(float));
+    fti__model_rmsnorm_bwd(a->dres, grads + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0),
+                           a->dxn, a->res + d->L * NC, a->rstdf,
+                           params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C);
+    for (l = d->L; l-- > 0;) {
+#define FTI__W(kind) (params + fti__model_offset(d, kind, l))
+#define FTI__G(kind) (grads + fti__model_offset(d, kind, l))
+        float *res = a->res + l * NC, *mid = a->mid + l * NC;
+        float *xn1 = a->xn1 + l * NC, *xn2 = a->xn2 + l * NC;
+        float *qkv = a->qkv + l * NQKV;
+        float *y = a->y + l * NHD;
+        float *h12 = a->h12 + l * 2 * NF, *g = a->g + l * NF;
+        fti__model_attn_ctx ac;
+        /* FFN: res_next = mid + down(g); the gradient of res_next is dres */
+        fti__model_linear_bwd(a->kern, pool, a->dg, 0, FTI__G(FTI_TENSOR_FFN_DOWN), a->dres, g,
+                              FTI__W(FTI_TENSOR_FFN_DOWN), N, d->F, d->C);
+        fti__model_swiglu_bwd(a->dh12, a->dg, h12, N, d->F);
+        /* gate and up as one (2F, C) block: their gradients are adjacent too */
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE), a->dh12, xn2,
+                              FTI__W(FTI_TENSOR_FFN_GATE), N, d->C, 2 * d->F);
+        fti__model_rmsnorm_bwd(a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
+                               a->rstd2 + l * a->B * a->T, FTI__W(FTI_TENSOR_FFN_NORM), N, d->C);
+        /* attention: mid = res + y . wo^T; dres is now d mid */
+        fti__model_linear_bwd(a->kern, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT), a->dres, y,
+                              FTI__W(FTI_TENSOR_ATTN_OUTPUT), N, d->HD, d->C);
+        memset(&ac, 0, sizeof(ac));
+        ac.kern = a->kern;
+        ac.d = d;
+        ac.T = T;
+        ac.q = qkv;
+        ac.k = qkv + d->HD;
+        ac.v = qkv + d->HD + d->KVD;
+        ac.att = a->att + l * a->B * d->H * a->T * a->T;
+        ac.dy = a->dy;
+        ac.dq = a->dqkv;
+        ac.dk = a->dqkv + d->HD;
+        ac.dv = a->dqkv + d->HD + d->KVD;
+        ac.scratch = a->attn_scratch;
+        fti_pool_for(pool, a->b * d->KV, 1, fti__model_attn_bwd_task, &ac);
+        fti__model_rope(a->dqkv, N, d->QKV, T, d->H, d->D, a->rope_cos, a->rope_sin, 1);
+        fti__model_rope(a->dqkv + d->HD, N, d->QKV, T, d->KV, d->D, a->rope_cos, a->rope_sin, 1);
+        /* q, k, v as one (QKV, C) block */
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q), a->dqkv, xn1,
+                              FTI__W(FTI_TENSOR_ATTN_Q), N, d->C, d->QKV);
+        fti__model_rmsnorm_bwd(a->dres, FTI__G(FTI_TENSOR_ATTN_NORM), a->dxn, res,
+                               a->rstd1 + l * a->B * a->T, FTI__W(FTI_TENSOR_ATTN_NORM), N, d->C);
+#undef FTI__W
+#undef FTI__G
+    }
+    {
+        float *dembd = grads + fti__model_offset(d, FTI_TENSOR_TOKEN_EMBD, 0);
+        size_t j;
+        for (i = 0; i < N; i++) { /* rows in order: repeated tokens add deterministically */
+            float *dst = dembd + (size_t)a->tokens[i] * d->C;
+            const float *src = a->dres + i * d->C;
+            for (j = 0; j < d->C; j++) dst[j] += src[j];
+        }
+    }
+    return FTI_OK;
+}
+/* ---- end src/05_model.c ---- */
+/* ---- begin src/06_format.c ---- */
+/* === format: GGUF implementation === */
+/* #include "06_format.h" (amalgamated) */
+
+/* #include <math.h> (already included) */
+/* #include <stdio.h> (already included) */
+/* #include <stdlib.h> (already included) */
+/* #include <string.h> (already included) */
+
+/* --- little helpers ------------------------------------------------------------------------ */
+
+static uint16_t fti__gguf_le16(const unsigned char *p) {
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+static uint32_t fti__gguf_le32(const unsigned char *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static uint64_t fti__gguf_le64(const unsigned char *p) {
+    return (uint64_t)fti__gguf_le32(p) | ((uint64_t)fti__gguf_le32(p + 4) << 32);
+}
+static float fti__gguf_f32_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static double fti__gguf_f64_bits(uint64_t u) {
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
+/* Size in bytes of a scalar GGUF value type; 0 for string/array/unknown. */
+static size_t fti__gguf_scalar_size(uint32_t t) {
+    switch (t) {
+    case FTI_GGUF_UINT8: case FTI_GGUF_INT8: case FTI_GGUF_BOOL: return 1;
+    case FTI_GGUF_UINT16: case FTI_GGUF_INT16: return 2;
+    case FTI_GGUF_UINT32: case FTI_GGUF_INT32: case FTI_GGUF_FLOAT32: return 4;
+    case FTI_GGUF_UINT64: case FTI_GGUF_INT64: case FTI_GGUF_FLOAT64: return 8;
+    default: return 0;
+    }
+}
+
+static int fti__gguf_is_int(uint32_t t) {
+    return t == FTI_GGUF_UINT8 || t == FTI_GGUF_INT8 || t == FTI_GGUF_UINT16 ||
+           t == FTI_GGUF_INT16 || t == FTI_GGUF_UINT32 || t == FTI_GGUF_INT32 ||
+           t == FTI_GGUF_UINT64 || t == FTI_GGUF_INT64;
+}
+
+static int fti__gguf_is_signed(uint32_t t) {
+    return t == FTI_GGUF_INT8 || t == FTI_GGUF_INT16 || t == FTI_GGUF_INT32 || t == FTI_GGUF_INT64;
+}
+
+/* Reads an integer-typed value at p: as uint64 bits with sign in *neg (two's complement value
+ * sign-extended into *sv). */
+static void fti__gguf_load_int(uint32_t t, const unsigned char *p, uint64_t *uv, int64_t *sv,
+                               int *neg) {
+    uint64_t u = 0;
+    int64_t s = 0;
+    switch (t) {
+    case FTI_GGUF_UINT8: u = p[0]; s = (int64_t)u; break;
+    case FTI_GGUF_INT8: s = (int8_t)p[0]; break;
+    case FTI_GGUF_UINT16: u = fti__gguf_le16(p); s = (int64_t)u; break;
+    case FTI_GGUF_INT16: s = (int16_t)fti__gguf_le16(p); break;
+    case FTI_GGUF_UINT32: u = fti__gguf_le32(p); s = (int64_t)u; break;
+    case FTI_GGUF_INT32: s = (int32_t)fti__gguf_le32(p); break;
+    case FTI_GGUF_UINT64: u = fti__gguf_le64(p); s = (int64_t)(u & 0x7fffffffffffffffull); break;
+    case FTI_GGUF_INT64: s = (int64_t)fti__gguf_le64(p); break;
+    default: break;
+    }
+    if (fti__gguf_is_signed(t)) {
+        *neg = s < 0;
+        u = (uint64_t)s;
+    } else {
+        *neg = 0;
+    }
+    *uv = u;
+    *sv = s;
+}
+
+FTIDEF const char *fti_gguf_type_name(uint32_t type) {
+    static const char *const names[FTI_GGUF_TYPE_COUNT] = {
+        "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64",
+        "f64"};
+    return type < FTI_GGUF_TYPE_COUNT ? names[type] : "?";
+}
+
+FTIDEF const char *fti_ggml_type_name(uint32_t ggml_type) {
+    switch (ggml_type) {
+    case FTI_GGML_F32: return "F32";
+    case FTI_GGML_F16: return "F16";
+    case FTI_GGML_Q4_0: return "Q4_0";
+    case FTI_GGML_Q8_0: return "Q8_0";
+    case FTI_GGML_BF16: return "BF16";
+    default: return NULL;
+    }
+}
+
+FTIDEF int fti_ggml_type_block(uint32_t ggml_type, size_t *block_elems, size_t *block_bytes) {
+    size_t e, b;
+    switch (ggml_type) {
+    case FTI_GGML_F32: e = 1; b = 4; break;
+    case FTI_GGML_F16: e = 1; b = 2; break;
+    case FTI_GGML_BF16: e = 1; b = 2; break;
+    case FTI_GGML_Q8_0: e = 32; b = 34; break;
+    case FTI_GGML_Q4_0: e = 32; b = 18; break;
+    default: return 0;
+    }
+    if (block_elems) *block_elems = e;
+    if (block_bytes) *block_bytes = b;
+    return 1;
+}
+
+FTIDEF size_t fti_ggml_row_bytes(uint32_t ggml_type, size_t n) {
+    size_t e, b, out;
+    if (!fti_ggml_type_block(ggml_type, &e, &b) || n % e != 0) return 0;
+    if (!fti_size_mul(n / e, b, &out)) return 0;
+    return out;
+}
+
+/* Copies a name from the file into out (at most 60 bytes, non-printable bytes as '?') so error
+ * messages never carry control characters from a hostile file. */
+static const char *fti__gguf_safe(const char *s, size_t n, char out[72]) {
+    size_t i, m = n < 60 ? n : 60;
+    for (i = 0; i < m; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    if (m < n) {
+        out[m++] = '.';
+        out[m++] = '.';
+        out[m++] = '.';
+    }
+    out[m] = 0;
+    return out;
+}
+
+/* --- reader -------------------------------------------------------------------------------- */
+
+typedef struct fti__gguf_name_ix {
+    const char *name;
+    size_t index;
+} fti__gguf_name_ix;
+
+typedef struct fti__gguf_off_ix {
+    uint64_t offset;
+    size_t index;
+} fti__gguf_off_ix;
+
+struct fti_gguf {
+    fti_map map;
+    int owns_map;
+    const unsigned char *base;
+    size_t len;
+    char *path;
+    uint32_t version;
+    size_t alignment;
+    size_t data_offset;
+    size_t n_kv;
+    fti_gguf_kv *kv;
+    fti__gguf_name_ix *kv_sorted;
+    size_t n_tensors;
+    fti_gguf_tensor *tensors;
+    fti__gguf_name_ix *t_sorted;
+    size_t *str_index; /* file offsets of the u64 length prefix of each string-array entry */
+    size_t n_str;
+    size_t cap_str;
+    char *names; /* every key and tensor name, NUL-terminated */
+};
+
+static int fti__gguf_cmp_name(const void *a, const void *b) {
+    return strcmp(((const fti__gguf_name_ix *)a)->name, ((const fti__gguf_name_ix *)b)->name);
+}
+
+static int fti__gguf_cmp_off(const void *a, const void *b) {
+    const fti__gguf_off_ix *x = (const fti__gguf_off_ix *)a, *y = (const fti__gguf_off_ix *)b;
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    return x->index < y->index ? -1 : (x->index > y->index ? 1 : 0);
+}
+
+/* Reads a GGUF string (u64 length + bytes) with length <= max_len. Returns its bytes or NULL
+ * (with err set) when truncated or too long. */
+static const char *fti__gguf_read_str(fti_gguf *g, fti_reader *r, size_t max_len, size_t *out_len,
+                                      const char *what, fti_error *err) {
+    size_t at = r->pos;
+    uint64_t n = fti_read_u64(r);
+    const void *p;
+    if (r->err) {
+        fti_error_set(err, FTI_ERR_FORMAT, "%s: %s: length truncated at offset %lu (file size %lu)",
+                      g->path, what, (unsigned long)at, (unsigned long)g->len);
+        return NULL;
+    }
+    if (n > (uint64_t)fti_reader_left(r)) {
+        fti_error_set(err, FTI_ERR_FORMAT,
+                      "%s: %s at offset %lu: string length %llu > %lu bytes left in file",
+                      g->path, what, (unsigned long)at, (unsigned long long)n,
+                      (unsigned long)fti_reader_left(r));
+        return NULL;
+    }
+    if (max_len && n > (uint64_t)max_len) {
+        fti_error_set(err, FTI_ERR_LIMIT, "%s: %s at offset %lu: length %llu > limit %lu", g->path,
+                      what, (unsigned long)at, (unsigned long long)n, (unsigned long)max_len);
+        return NULL;
+    }
+    p = fti_read_bytes(r, (size_t)n);
+    *out_len = (size_t)n;
+    return (const char *)p;
+}
+
+static fti_result fti__gguf_push_str(fti_gguf *g, size_t off) {
+    if (g->n_str == g->cap_str) {
+        size_t cap = g->cap_str ? g->cap_str * 2 : 1024, bytes;
+        size_t *p;
+        if (!fti_size_mul(cap, sizeof(size_t), &bytes)) return FTI_ERR_NOMEM;
+        p = (size_t *)fti_realloc(g->str_index, bytes);
+        if (!p) return FTI_ERR_NOMEM;
+        g->str_index = p;
+        g->cap_str = cap;
+    }
+    g->str_index[g->n_str++] = off;
+    return FTI_OK;
+}
+
+/* Parses the value of kv (type already read) at r. */
+static fti_result fti__gguf_parse_value(fti_gguf *g, fti_reader *r, fti_gguf_kv *kv,
+                                        const char *key_safe, fti_error *err) {
+    size_t sz;
+    if (kv->type == FTI_GGUF_STRING) {
+        size_t n = 0;
+        char what[96];
+        const char *s;
+        snprintf(what, sizeof what, "key %s: value", key_safe);
+        s = fti__gguf_read_str(g, r, 0, &n, what, err);
+        if (!s) return err ? err->code : FTI_ERR_FORMAT;
+        kv->data = s;
+        kv->n_bytes = n;
+        return FTI_OK;
+    }
+    if (kv->type == FTI_GGUF_ARRAY) {
+        size_t at = r->pos, left, i, total;
+        uint32_t et = fti_read_u32(r);
+        uint64_t n = fti_read_u64(r);
+        if (r->err)
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: key %s: array header truncated at %lu",
+                                 g->path, key_safe, (unsigned long)at);
+        if (et >= FTI_GGUF_TYPE_COUNT)
+            return fti_error_set(err, FTI_ERR_FORMAT,
+                                 "%s: key %s: unknown array element type %lu", g->path, key_safe,
+                                 (unsigned long)et);
+        if (et == FTI_GGUF_ARRAY)
+            return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                                 "%s: key %s: nested arrays are not supported", g->path, key_safe);
+        left = fti_reader_left(r);
+        kv->arr_type = (fti_gguf_type)et;
+        if (et == FTI_GGUF_STRING) {
+            /* each entry needs at least its 8-byte length */
+            if (n > (uint64_t)(left / 8))
+                return fti_error_set(err, FTI_ERR_FORMAT,
+                                     "%s: key %s: array of %llu strings needs at least %llu "
+                                     "bytes, %lu left in file",
+                                     g->path, key_safe, (unsigned long long)n,
+                                     (unsigned long long)n * 8ull, (unsigned long)left);
+            kv->arr_n = (size_t)n;
+            kv->str_index = g->n_str;
+            kv->data = r->p + r->pos;
+            for (i = 0; i < kv->arr_n; i++) {
+                size_t off = r->pos;
+                uint64_t len = fti_read_u64(r);
+                /* the message is built only on failure: vocabularies have 10^5 strings */
+                if (r->err || len > (uint64_t)fti_reader_left(r))
+                    return fti_error_set(err, FTI_ERR_FORMAT,
+                                         "%s: key %s: string %lu at offset %lu: length %llu > "
+                                         "%lu bytes left in file",
+                                         g->path, key_safe, (unsigned long)i, (unsigned long)off,
+                                         r->err ? 0ull : (unsigned long long)len,
+                                         (unsigned long)fti_reader_left(r));
+                fti_read_bytes(r, (size_t)len);
+                if (fti__gguf_push_str(g, off) != FTI_OK)
+                    return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", g->path);
+            }
+            kv->n_bytes = r->pos - (size_t)((const unsigned char *)kv->data - r->p);
+            return FTI_OK;
+        }
+        sz = fti__gguf_scalar_size(et);
+        if (n > (uint64_t)(left / sz))
+            return fti_error_set(err, FTI_ERR_FORMAT,
+                                 "%s: key %s: array of %llu %s needs %llu x %lu bytes, %lu left "
+                                 "in file",
+                                 g->path, key_safe, (unsigned long long)n, fti_gguf_type_name(et),
+                                 (unsigned long long)n, (unsigned long)sz, (unsigned long)left);
+        total = (size_t)n * sz; /* fits: n <= left / sz */
+        kv->arr_n = (size_t)n;
+        kv->data = fti_read_bytes(r, total);
+        kv->n_bytes = total;
+        return FTI_OK;
+    }
+    sz = fti__gguf_scalar_size(kv->type);
+    if (sz == 0)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: key %s: unknown value type %lu", g->path,
+                             key_safe, (unsigned long)kv->type);
+    kv->data = fti_read_bytes(r, sz);
+    kv->n_bytes = sz;
+    if (r->err)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: key %s: %s value truncated at offset %lu",
+                             g->path, key_safe, fti_gguf_type_name(kv->type),
+                             (unsigned long)r->pos);
+    return FTI_OK;
+}
+
+/* Appends name[0..n) + NUL to the names buffer; returns its offset via *off. */
+static fti_result fti__gguf_name_add(fti_buf *names, const char *s, size_t n, size_t *off) {
+    *off = names->len;
+    fti_buf_append(names, s, n);
+    fti_buf_putc(names, 0);
+    return names->oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+static fti_result fti__gguf_parse(fti_gguf *g, const fti_gguf_opts *opts, fti_error *err) {
+    fti_reader r = fti_reader_make(g->base, g->len);
+    const unsigned char *magic;
+    uint64_t n_tensors, n_kv;
+    size_t max_tensors = (opts && opts->max_tensors) ? opts->max_tensors : FTI_GGUF_MAX_TENSORS;
+    size_t max_kv = (opts && opts->max_kv) ? opts->max_kv : FTI_GGUF_MAX_KV;
+    int no_data = opts ? opts->no_tensor_data : 0;
+    size_t i, left, data_len, *kv_name_off = NULL, *t_name_off = NULL;
+    fti_buf names;
+    fti__gguf_off_ix *by_off = NULL;
+    fti_result rc = FTI_OK;
+    char safe[72];
+
+    memset(&names, 0, sizeof names);
+    magic = (const unsigned char *)fti_read_bytes(&r, 4);
+    if (!magic || memcmp(magic, "GGUF", 4) != 0)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: not a GGUF file (bad magic)", g->path);
+    g->version = fti_read_u32(&r);
+    if (r.err)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: truncated header (%lu bytes)", g->path,
+                             (unsigned long)g->len);
+    if (g->version != 2 && g->version != 3)
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                             "%s: GGUF version %lu not supported (2 and 3 are%s)", g->path,
+                             (unsigned long)g->version,
+                             g->version > 0xffff ? "; big-endian file?" : "");
+    n_tensors = fti_read_u64(&r);
+    n_kv = fti_read_u64(&r);
+    if (r.err)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: truncated header (%lu bytes)", g->path,
+                             (unsigned long)g->len);
+    if (n_tensors > (uint64_t)max_tensors)
+        return fti_error_set(err, FTI_ERR_LIMIT, "%s: n_tensors %llu > limit %lu", g->path,
+                             (unsigned long long)n_tensors, (unsigned long)max_tensors);
+    if (n_kv > (uint64_t)max_kv)
+        return fti_error_set(err, FTI_ERR_LIMIT, "%s: n_kv %llu > limit %lu", g->path,
+                             (unsigned long long)n_kv, (unsigned long)max_kv);
+    /* cheap plausibility before allocating: a kv takes >= 13 bytes, a tensor info >= 32 */
+    left = fti_reader_left(&r);
+    if (n_kv > (uint64_t)(left / 13) || n_tensors > (uint64_t)(left / 32) ||
+        n_kv * 13u + n_tensors * 32u > (uint64_t)left)
+        return fti_error_set(err, FTI_ERR_FORMAT,
+                             "%s: %llu keys and %llu tensors cannot fit in the %lu bytes after "
+                             "the header",
+                             g->path, (unsigned long long)n_kv, (unsigned long long)n_tensors,
+                             (unsigned long)left);
+    g->n_kv = (size_t)n_kv;
+    g->n_tensors = (size_t)n_tensors;
+    g->kv = (fti_gguf_kv *)fti_calloc(g->n_kv ? g->n_kv : 1, sizeof(fti_gguf_kv));
+    g->tensors = (fti_gguf_tensor *)fti_calloc(g->n_tensors ? g->n_tensors : 1,
+                                               sizeof(fti_gguf_tensor));
+    kv_name_off = (size_t *)fti_calloc(g->n_kv ? g->n_kv : 1, sizeof(size_t));
+    t_name_off = (size_t *)fti_calloc(g->n_tensors ? g->n_tensors : 1, sizeof(size_t));
+    g->kv_sorted = (fti__gguf_name_ix *)fti_calloc(g->n_kv ? g->n_kv : 1,
+                                                   sizeof(fti__gguf_name_ix));
+    g->t_sorted = (fti__gguf_name_ix *)fti_calloc(g->n_tensors ? g->n_tensors : 1,
+                                                  sizeof(fti__gguf_name_ix));
+    by_off = (fti__gguf_off_ix *)fti_calloc(g->n_tensors ? g->n_tensors : 1,
+                                            sizeof(fti__gguf_off_ix));
+    if (!g->kv || !g->tensors || !kv_name_off || !t_name_off || !g->kv_sorted || !g->t_sorted ||
+        !by_off) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory for %lu keys, %lu tensors",
+                           g->path, (unsigned long)g->n_kv, (unsigned long)g->n_tensors);
+        goto done;
+    }
+
+    /* key/values */
+    g->alignment = FTI_GGUF_DEFAULT_ALIGNMENT;
+    for (i = 0; i < g->n_kv; i++) {
+        fti_gguf_kv *kv = &g->kv[i];
+        size_t klen = 0;
+        char what[48];
+        const char *key;
+        uint32_t type;
+        snprintf(what, sizeof what, "key %lu", (unsigned long)i);
+        key = fti__gguf_read_str(g, &r, FTI_GGUF_MAX_NAME, &klen, what, err);
+        if (!key) {
+            rc = err ? err->code : FTI_ERR_FORMAT;
+            goto done;
+        }
+        if (klen == 0 || memchr(key, 0, klen)) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: key %lu is empty or contains a NUL byte",
+                               g->path, (unsigned long)i);
+            goto done;
+        }
+        fti__gguf_safe(key, klen, safe);
+        type = fti_read_u32(&r);
+        if (r.err) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: key %s: type truncated", g->path, safe);
+            goto done;
+        }
+        if (type >= FTI_GGUF_TYPE_COUNT) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: key %s: unknown value type %lu", g->path,
+                               safe, (unsigned long)type);
+            goto done;
+        }
+        kv->type = (fti_gguf_type)type;
+        kv->key_len = klen;
+        rc = fti__gguf_parse_value(g, &r, kv, safe, err);
+        if (rc != FTI_OK) goto done;
+        rc = fti__gguf_name_add(&names, key, klen, &kv_name_off[i]);
+        if (rc != FTI_OK) {
+            fti_error_set(err, rc, "%s: out of memory", g->path);
+            goto done;
+        }
+        if (klen == 17 && memcmp(key, "general.alignment", 17) == 0) {
+            uint32_t a;
+            if (kv->type != FTI_GGUF_UINT32) {
+                rc = fti_error_set(err, FTI_ERR_FORMAT,
+                                   "%s: key general.alignment has type %s, expected u32", g->path,
+                                   fti_gguf_type_name(kv->type));
+                goto done;
+            }
+            a = fti__gguf_le32((const unsigned char *)kv->data);
+            if (a == 0 || (a & (a - 1)) != 0) {
+                rc = fti_error_set(err, FTI_ERR_FORMAT,
+                                   "%s: general.alignment %lu is not a power of two", g->path,
+                                   (unsigned long)a);
+                goto done;
+            }
+            g->alignment = a;
+        }
+    }
+
+    /* tensor infos */
+    for (i = 0; i < g->n_tensors; i++) {
+        fti_gguf_tensor *t = &g->tensors[i];
+        size_t nlen = 0, ne_total = 1, be = 1, bb = 1, rows = 1, row_bytes;
+        char what[48];
+        const char *name;
+        uint32_t d;
+        snprintf(what, sizeof what, "tensor %lu name", (unsigned long)i);
+        name = fti__gguf_read_str(g, &r, FTI_GGUF_MAX_NAME, &nlen, what, err);
+        if (!name) {
+            rc = err ? err->code : FTI_ERR_FORMAT;
+            goto done;
+        }
+        if (nlen == 0 || memchr(name, 0, nlen)) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT,
+                               "%s: tensor %lu: name is empty or contains a NUL byte", g->path,
+                               (unsigned long)i);
+            goto done;
+        }
+        fti__gguf_safe(name, nlen, safe);
+        t->n_dims = fti_read_u32(&r);
+        if (r.err) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s: info truncated", g->path, safe);
+            goto done;
+        }
+        if (t->n_dims == 0 || t->n_dims > FTI_GGUF_MAX_DIMS) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s: n_dims %lu not in 1..%d",
+                               g->path, safe, (unsigned long)t->n_dims, FTI_GGUF_MAX_DIMS);
+            goto done;
+        }
+        for (d = 0; d < FTI_GGUF_MAX_DIMS; d++) t->ne[d] = 1;
+        for (d = 0; d < t->n_dims; d++) {
+            uint64_t ne = fti_read_u64(&r);
+            if (r.err) break;
+            if (ne == 0 || ne > (uint64_t)INT64_MAX || ne > (uint64_t)(size_t)-1) {
+                rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s: dim %lu = %llu invalid",
+                                   g->path, safe, (unsigned long)d, (unsigned long long)ne);
+                goto done;
+            }
+            t->ne[d] = ne;
+            if (!fti_size_mul(ne_total, (size_t)ne, &ne_total) ||
+                (uint64_t)ne_total > (uint64_t)INT64_MAX) {
+                rc = fti_error_set(err, FTI_ERR_FORMAT,
+                                   "%s: tensor %s: element count overflows at dim %lu (%llu)",
+                                   g->path, safe, (unsigned long)d, (unsigned long long)ne);
+                goto done;
+            }
+            if (d > 0) rows *= (size_t)ne; /* <= ne_total, no overflow */
+        }
+        t->type = fti_read_u32(&r);
+        t->offset = fti_read_u64(&r);
+        if (r.err) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s: info truncated", g->path, safe);
+            goto done;
+        }
+        if (!fti_ggml_type_block(t->type, &be, &bb)) {
+            rc = fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                               "%s: tensor %s: ggml type %lu is not supported (F32, F16, BF16, "
+                               "Q8_0, Q4_0 are)",
+                               g->path, safe, (unsigned long)t->type);
+            goto done;
+        }
+        if (t->ne[0] % be != 0) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT,
+                               "%s: tensor %s: row of %llu elements is not a multiple of the %s "
+                               "block size %lu",
+                               g->path, safe, (unsigned long long)t->ne[0],
+                               fti_ggml_type_name(t->type), (unsigned long)be);
+            goto done;
+        }
+        row_bytes = (size_t)(t->ne[0] / be) * bb; /* <= ne0 * 4.25 bytes, checked below */
+        if ((size_t)(t->ne[0] / be) > ((size_t)-1) / bb || !fti_size_mul(row_bytes, rows,
+                                                                         &t->n_bytes)) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s: byte size overflows", g->path,
+                               safe);
+            goto done;
+        }
+        t->n_elements = ne_total;
+        rc = fti__gguf_name_add(&names, name, nlen, &t_name_off[i]);
+        if (rc != FTI_OK) {
+            fti_error_set(err, rc, "%s: out of memory", g->path);
+            goto done;
+        }
+    }
+
+    /* data section */
+    {
+        size_t pos = r.pos, pad = (g->alignment - pos % g->alignment) % g->alignment;
+        if (!fti_size_add(pos, pad, &g->data_offset)) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: data offset overflows", g->path);
+            goto done;
+        }
+        if (g->data_offset > g->len) {
+            if (g->n_tensors > 0 && !no_data) {
+                rc = fti_error_set(err, FTI_ERR_FORMAT,
+                                   "%s: tensor data would start at %lu > file size %lu", g->path,
+                                   (unsigned long)g->data_offset, (unsigned long)g->len);
+                goto done;
+            }
+            g->data_offset = g->len;
+        }
+        data_len = g->len - g->data_offset;
+    }
+    for (i = 0; i < g->n_tensors; i++) {
+        fti_gguf_tensor *t = &g->tensors[i];
+        fti__gguf_safe(names.data + t_name_off[i], strlen(names.data + t_name_off[i]), safe);
+        if (t->offset % g->alignment != 0) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT,
+                               "%s: tensor %s: offset %llu is not a multiple of the alignment %lu",
+                               g->path, safe, (unsigned long long)t->offset,
+                               (unsigned long)g->alignment);
+            goto done;
+        }
+        if (t->offset > (uint64_t)data_len || t->n_bytes > data_len - (size_t)t->offset) {
+            if (!no_data) {
+                rc = fti_error_set(err, FTI_ERR_FORMAT,
+                                   "%s: tensor %s: data [%llu, +%lu) ends past the end of the file "
+                                   "(data section %lu bytes at offset %lu)",
+                                   g->path, safe, (unsigned long long)t->offset,
+                                   (unsigned long)t->n_bytes, (unsigned long)data_len,
+                                   (unsigned long)g->data_offset);
+                goto done;
+            }
+            t->data = NULL;
+        } else {
+            t->data = g->base + g->data_offset + (size_t)t->offset;
+        }
+        by_off[i].offset = t->offset;
+        by_off[i].index = i;
+    }
+    if (g->n_tensors > 1) {
+        qsort(by_off, g->n_tensors, sizeof *by_off, fti__gguf_cmp_off);
+        for (i = 0; i + 1 < g->n_tensors; i++) {
+            const fti_gguf_tensor *a = &g->tensors[by_off[i].index];
+            const fti_gguf_tensor *b = &g->tensors[by_off[i + 1].index];
+            /* a->offset + n_bytes cannot overflow: both were checked against the file (or, with
+             * no_tensor_data, are each < 2^63) */
+            if ((uint64_t)a->n_bytes > b->offset - a->offset) {
+                char safe2[72];
+                fti__gguf_safe(names.data + t_name_off[by_off[i].index],
+                               strlen(names.data + t_name_off[by_off[i].index]), safe);
+                fti__gguf_safe(names.data + t_name_off[by_off[i + 1].index],
+                               strlen(names.data + t_name_off[by_off[i + 1].index]), safe2);
+                rc = fti_error_set(err, FTI_ERR_FORMAT,
+                                   "%s: tensors %s [%llu, +%lu) and %s [%llu, +%lu) overlap",
+                                   g->path, safe, (unsigned long long)a->offset,
+                                   (unsigned long)a->n_bytes, safe2,
+                                   (unsigned long long)b->offset, (unsigned long)b->n_bytes);
+                goto done;
+            }
+        }
+    }
+
+    /* names: fix pointers, check uniqueness, keep sorted indexes for lookups */
+    g->names = names.data;
+    names.data = NULL;
+    for (i = 0; i < g->n_kv; i++) {
+        g->kv[i].key = g->names + kv_name_off[i];
+        g->kv_sorted[i].name = g->kv[i].key;
+        g->kv_sorted[i].index = i;
+    }
+    for (i = 0; i < g->n_tensors; i++) {
+        g->tensors[i].name = g->names + t_name_off[i];
+        g->t_sorted[i].name = g->tensors[i].name;
+        g->t_sorted[i].index = i;
+    }
+    qsort(g->kv_sorted, g->n_kv, sizeof *g->kv_sorted, fti__gguf_cmp_name);
+    qsort(g->t_sorted, g->n_tensors, sizeof *g->t_sorted, fti__gguf_cmp_name);
+    for (i = 0; i + 1 < g->n_kv; i++)
+        if (strcmp(g->kv_sorted[i].name, g->kv_sorted[i + 1].name) == 0) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: duplicate key %s", g->path,
+                               fti__gguf_safe(g->kv_sorted[i].name,
+                                              strlen(g->kv_sorted[i].name), safe));
+            goto done;
+        }
+    for (i = 0; i + 1 < g->n_tensors; i++)
+        if (strcmp(g->t_sorted[i].name, g->t_sorted[i + 1].name) == 0) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: duplicate tensor name %s", g->path,
+                               fti__gguf_safe(g->t_sorted[i].name, strlen(g->t_sorted[i].name),
+                                              safe));
+            goto done;
+        }
+done:
+    fti_free(kv_name_off);
+    fti_free(t_name_off);
+    fti_free(by_off);
+    fti_buf_free(&names);
+    return rc;
+}
+
+static fti_result fti__gguf_open_common(fti_gguf **out, fti_gguf *g, const char *name,
+                                        const fti_gguf_opts *opts, fti_error *err) {
+    fti_result rc;
+    g->path = fti_strdup(name ? name : "<memory>");
+    if (!g->path) {
+        fti_gguf_close(g);
+        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    }
+    rc = fti__gguf_parse(g, opts, err);
+    if (rc != FTI_OK) {
+        fti_gguf_close(g);
+        return rc;
+    }
+    *out = g;
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_open(fti_gguf **out, const char *path, const fti_gguf_opts *opts,
+                                fti_error *err) {
+    fti_gguf *g;
+    fti_result rc;
+    if (!out || !path) return fti_error_set(err, FTI_ERR_INVALID, "fti_gguf_open: NULL argument");
+    *out = NULL;
+    g = (fti_gguf *)fti_calloc(1, sizeof *g);
+    if (!g) return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+    rc = fti_map_open(&g->map, path, err);
+    if (rc != FTI_OK) {
+        fti_free(g);
+        return rc;
+    }
+    g->owns_map = 1;
+    g->base = (const unsigned char *)g->map.data;
+    g->len = g->map.len;
+    return fti__gguf_open_common(out, g, path, opts, err);
+}
+
+FTIDEF fti_result fti_gguf_open_memory(fti_gguf **out, const void *data, size_t len,
+                                       const char *name, const fti_gguf_opts *opts,
+                                       fti_error *err) {
+    fti_gguf *g;
+    if (!out || (!data && len)) {
+        return fti_error_set(err, FTI_ERR_INVALID, "fti_gguf_open_memory: NULL argument");
+    }
+    *out = NULL;
+    g = (fti_gguf *)fti_calloc(1, sizeof *g);
+    if (!g) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    g->base = (const unsigned char *)(data ? data : "");
+    g->len = len;
+    return fti__gguf_open_common(out, g, name, opts, err);
+}
+
+FTIDEF void fti_gguf_close(fti_gguf *g) {
+    if (!g) return;
+    if (g->owns_map) fti_map_close(&g->map);
+    fti_free(g->path);
+    fti_free(g->kv);
+    fti_free(g->kv_sorted);
+    fti_free(g->tensors);
+    fti_free(g->t_sorted);
+    fti_free(g->str_index);
+    fti_free(g->names);
+    fti_free(g);
+}
+
+FTIDEF uint32_t fti_gguf_version(const fti_gguf *g) { return g ? g->version : 0; }
+FTIDEF size_t fti_gguf_alignment(const fti_gguf *g) { return g ? g->alignment : 0; }
+FTIDEF size_t fti_gguf_data_offset(const fti_gguf *g) { return g ? g->data_offset : 0; }
+FTIDEF size_t fti_gguf_file_size(const fti_gguf *g) { return g ? g->len : 0; }
+FTIDEF const void *fti_gguf_file_data(const fti_gguf *g) { return g ? g->base : NULL; }
+FTIDEF const char *fti_gguf_path(const fti_gguf *g) { return g ? g->path : NULL; }
+FTIDEF size_t fti_gguf_n_kv(const fti_gguf *g) { return g ? g->n_kv : 0; }
+FTIDEF size_t fti_gguf_n_tensors(const fti_gguf *g) { return g ? g->n_tensors : 0; }
+
+FTIDEF const fti_gguf_kv *fti_gguf_kv_at(const fti_gguf *g, size_t i) {
+    return (g && i < g->n_kv) ? &g->kv[i] : NULL;
+}
+
+FTIDEF const fti_gguf_tensor *fti_gguf_tensor_at(const fti_gguf *g, size_t i) {
+    return (g && i < g->n_tensors) ? &g->tensors[i] : NULL;
+}
+
+static const fti__gguf_name_ix *fti__gguf_bsearch(const fti__gguf_name_ix *a, size_t n,
+                                                  const char *name) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(a[mid].name, name);
+        if (c == 0) return &a[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+FTIDEF const fti_gguf_kv *fti_gguf_find(const fti_gguf *g, const char *key) {
+    const fti__gguf_name_ix *e;
+    if (!g || !key) return NULL;
+    e = fti__gguf_bsearch(g->kv_sorted, g->n_kv, key);
+    return e ? &g->kv[e->index] : NULL;
+}
+
+FTIDEF const fti_gguf_tensor *fti_gguf_find_tensor(const fti_gguf *g, const char *name) {
+    const fti__gguf_name_ix *e;
+    if (!g || !name) return NULL;
+    e = fti__gguf_bsearch(g->t_sorted, g->n_tensors, name);
+    return e ? &g->tensors[e->index] : NULL;
+}
+
+static fti_result fti__gguf_get(const fti_gguf *g, const char *key, const fti_gguf_kv **kv,
+                                fti_error *err) {
+    if (!g || !key) return fti_error_set(err, FTI_ERR_INVALID, "gguf: NULL argument");
+    *kv = fti_gguf_find(g, key);
+    if (!*kv) return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: key %s missing", g->path, key);
+    return FTI_OK;
+}
+
+static fti_result fti__gguf_wrong_type(const fti_gguf *g, const fti_gguf_kv *kv,
+                                       const char *want, fti_error *err) {
+    return fti_error_set(err, FTI_ERR_FORMAT, "%s: key %s has type %s, expected %s", g->path,
+                         kv->key, fti_gguf_type_name(kv->type), want);
+}
+
+FTIDEF fti_result fti_gguf_get_i64(const fti_gguf *g, const char *key, int64_t *out,
+                                   fti_error *err) {
+    const fti_gguf_kv *kv;
+    uint64_t u;
+    int64_t s;
+    int neg;
+    fti_result rc = fti__gguf_get(g, key, &kv, err);
+    if (rc != FTI_OK) return rc;
+    if (!fti__gguf_is_int(kv->type)) return fti__gguf_wrong_type(g, kv, "an integer", err);
+    fti__gguf_load_int(kv->type, (const unsigned char *)kv->data, &u, &s, &neg);
+    if (kv->type == FTI_GGUF_UINT64 && u > (uint64_t)INT64_MAX)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: key %s = %llu does not fit int64", g->path,
+                             key, (unsigned long long)u);
+    *out = kv->type == FTI_GGUF_UINT64 ? (int64_t)u : s;
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_get_u64(const fti_gguf *g, const char *key, uint64_t *out,
+                                   fti_error *err) {
+    const fti_gguf_kv *kv;
+    uint64_t u;
+    int64_t s;
+    int neg;
+    fti_result rc = fti__gguf_get(g, key, &kv, err);
+    if (rc != FTI_OK) return rc;
+    if (!fti__gguf_is_int(kv->type)) return fti__gguf_wrong_type(g, kv, "an integer", err);
+    fti__gguf_load_int(kv->type, (const unsigned char *)kv->data, &u, &s, &neg);
+    if (neg)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: key %s = %lld is negative", g->path, key,
+                             (long long)s);
+    *out = u;
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_get_u32(const fti_gguf *g, const char *key, uint32_t *out,
+                                   fti_error *err) {
+    uint64_t v = 0;
+    fti_result rc = fti_gguf_get_u64(g, key, &v, err);
+    if (rc != FTI_OK) return rc;
+    if (v > 0xffffffffull)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: key %s = %llu does not fit u32", g->path,
+                             key, (unsigned long long)v);
+    *out = (uint32_t)v;
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_get_f32(const fti_gguf *g, const char *key, float *out,
+                                   fti_error *err) {
+    const fti_gguf_kv *kv;
+    fti_result rc = fti__gguf_get(g, key, &kv, err);
+    if (rc != FTI_OK) return rc;
+    if (kv->type == FTI_GGUF_FLOAT32)
+        *out = fti__gguf_f32_bits(fti__gguf_le32((const unsigned char *)kv->data));
+    else if (kv->type == FTI_GGUF_FLOAT64)
+        *out = (float)fti__gguf_f64_bits(fti__gguf_le64((const unsigned char *)kv->data));
+    else
+        return fti__gguf_wrong_type(g, kv, "f32", err);
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_get_bool(const fti_gguf *g, const char *key, int *out,
+                                    fti_error *err) {
+    const fti_gguf_kv *kv;
+    fti_result rc = fti__gguf_get(g, key, &kv, err);
+    if (rc != FTI_OK) return rc;
+    if (kv->type != FTI_GGUF_BOOL) return fti__gguf_wrong_type(g, kv, "bool", err);
+    *out = ((const unsigned char *)kv->data)[0] != 0;
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_get_str(const fti_gguf *g, const char *key, const char **out,
+                                   size_t *out_len, fti_error *err) {
+    const fti_gguf_kv *kv;
+    fti_result rc = fti__gguf_get(g, key, &kv, err);
+    if (rc != FTI_OK) return rc;
+    if (kv->type != FTI_GGUF_STRING) return fti__gguf_wrong_type(g, kv, "string", err);
+    *out = (const char *)kv->data;
+    if (out_len) *out_len = kv->n_bytes;
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_get_arr(const fti_gguf *g, const char *key, fti_gguf_type elem_type,
+                                   const fti_gguf_kv **out, fti_error *err) {
+    const fti_gguf_kv *kv;
+    fti_result rc = fti__gguf_get(g, key, &kv, err);
+    if (rc != FTI_OK) return rc;
+    if (kv->type != FTI_GGUF_ARRAY) return fti__gguf_wrong_type(g, kv, "array", err);
+    if (elem_type != FTI_GGUF_TYPE_COUNT && kv->arr_type != elem_type)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: key %s is an array of %s, expected %s",
+                             g->path, key, fti_gguf_type_name(kv->arr_type),
+                             fti_gguf_type_name(elem_type));
+    *out = kv;
+    return FTI_OK;
+}
+
+FTIDEF int64_t fti_gguf_arr_int(const fti_gguf_kv *kv, size_t i) {
+    size_t sz;
+    uint64_t u;
+    int64_t s;
+    int neg;
+    if (!kv || kv->type != FTI_GGUF_ARRAY || i >= kv->arr_n || !fti__gguf_is_int(kv->arr_type))
+        return 0;
+    sz = fti__gguf_scalar_size(kv->arr_type);
+    fti__gguf_load_int(kv->arr_type, (const unsigned char *)kv->data + i * sz, &u, &s, &neg);
+    return kv->arr_type == FTI_GGUF_UINT64 ? (int64_t)u : s;
+}
+
+static double fti__gguf_num_at(uint32_t t, const unsigned char *p) {
+    uint64_t u;
+    int64_t s;
+    int neg;
+    if (t == FTI_GGUF_FLOAT32) return fti__gguf_f32_bits(fti__gguf_le32(p));
+    if (t == FTI_GGUF_FLOAT64) return fti__gguf_f64_bits(fti__gguf_le64(p));
+    if (t == FTI_GGUF_BOOL) return p[0] != 0;
+    if (!fti__gguf_is_int(t)) return 0;
+    fti__gguf_load_int(t, p, &u, &s, &neg);
+    return t == FTI_GGUF_UINT64 ? (double)u : (double)s;
+}
+
+FTIDEF double fti_gguf_arr_num(const fti_gguf_kv *kv, size_t i) {
+    size_t sz;
+    if (!kv || kv->type != FTI_GGUF_ARRAY || i >= kv->arr_n) return 0;
+    sz = fti__gguf_scalar_size(kv->arr_type);
+    if (!sz) return 0;
+    return fti__gguf_num_at(kv->arr_type, (const unsigned char *)kv->data + i * sz);
+}
+
+FTIDEF const char *fti_gguf_arr_str(const fti_gguf *g, const fti_gguf_kv *kv, size_t i,
+                                    size_t *out_len) {
+    size_t off;
+    if (!g || !kv || kv->type != FTI_GGUF_ARRAY || kv->arr_type != FTI_GGUF_STRING ||
+        i >= kv->arr_n || kv->str_index + i >= g->n_str)
+        return NULL;
+    off = g->str_index[kv->str_index + i];
+    if (out_len) *out_len = (size_t)fti__gguf_le64(g->base + off);
+    return (const char *)g->base + off + 8;
+}
+
+FTIDEF double fti_gguf_kv_num(const fti_gguf_kv *kv) {
+    if (!kv || kv->type == FTI_GGUF_STRING || kv->type == FTI_GGUF_ARRAY) return 0;
+    return fti__gguf_num_at(kv->type, (const unsigned char *)kv->data);
+}
+
+FTIDEF int64_t fti_gguf_kv_int(const fti_gguf_kv *kv) {
+    uint64_t u;
+    int64_t s;
+    int neg;
+    if (!kv) return 0;
+    if (kv->type == FTI_GGUF_BOOL) return ((const unsigned char *)kv->data)[0] != 0;
+    if (!fti__gguf_is_int(kv->type)) return (int64_t)fti_gguf_kv_num(kv);
+    fti__gguf_load_int(kv->type, (const unsigned char *)kv->data, &u, &s, &neg);
+    return kv->type == FTI_GGUF_UINT64 ? (int64_t)u : s;
+}
+
+/* --- writer -------------------------------------------------------------------------------- */
+
+typedef struct fti__gguf_wkv {
+    char *key;
+    uint32_t type;
+    fti_buf val; /* the serialized value (after the type field) */
+} fti__gguf_wkv;
+
+typedef struct fti__gguf_wtensor {
+    char *name;
+    uint32_t n_dims;
+    uint64_t ne[FTI_GGUF_MAX_DIMS];
+    uint32_t type;
+    const void *data;
+    void *owned;
+    size_t n_bytes;
+} fti__gguf_wtensor;
+
+struct fti_gguf_writer {
+    size_t alignment;
+    fti__gguf_wkv *kv;
+    size_t n_kv, cap_kv;
+    fti__gguf_wtensor *t;
+    size_t n_t, cap_t;
+};
+
+FTIDEF fti_result fti_gguf_writer_create(fti_gguf_writer **out, size_t alignment) {
+    fti_gguf_writer *w;
+    if (!out) return FTI_ERR_INVALID;
+    *out = NULL;
+    if (alignment == 0) alignment = FTI_GGUF_DEFAULT_ALIGNMENT;
+    if ((alignment & (alignment - 1)) != 0 || alignment > 0xffffffffu) return FTI_ERR_INVALID;
+    w = (fti_gguf_writer *)fti_calloc(1, sizeof *w);
+    if (!w) return FTI_ERR_NOMEM;
+    w->alignment = alignment;
+    if (alignment != FTI_GGUF_DEFAULT_ALIGNMENT &&
+        fti_gguf_set_u32(w, "general.alignment", (uint32_t)alignment) != FTI_OK) {
+        fti_gguf_writer_free(w);
+        return FTI_ERR_NOMEM;
+    }
+    *out = w;
+    return FTI_OK;
+}
+
+FTIDEF void fti_gguf_writer_free(fti_gguf_writer *w) {
+    size_t i;
+    if (!w) return;
+    for (i = 0; i < w->n_kv; i++) {
+        fti_free(w->kv[i].key);
+        fti_buf_free(&w->kv[i].val);
+    }
+    for (i = 0; i < w->n_t; i++) {
+        fti_free(w->t[i].name);
+        fti_free(w->t[i].owned);
+    }
+    fti_free(w->kv);
+    fti_free(w->t);
+    fti_free(w);
+}
+
+FTIDEF size_t fti_gguf_writer_n_tensors(const fti_gguf_writer *w) { return w ? w->n_t : 0; }
+
+/* Finds or appends the slot for key and empties its value. NULL on bad key or no memory. */
+static fti__gguf_wkv *fti__gguf_slot(fti_gguf_writer *w, const char *key, uint32_t type) {
+    size_t i, klen;
+    fti__gguf_wkv *e;
+    if (!w || !key) return NULL;
+    klen = strlen(key);
+    if (klen == 0 || klen > FTI_GGUF_MAX_NAME) return NULL;
+    for (i = 0; i < w->n_kv; i++)
+        if (strcmp(w->kv[i].key, key) == 0) {
+            e = &w->kv[i];
+            e->val.len = 0;
+            e->val.oom = 0;
+            e->type = type;
+            return e;
+        }
+    if (w->n_kv == w->cap_kv) {
+        size_t cap = w->cap_kv ? w->cap_kv * 2 : 32, bytes;
+        fti__gguf_wkv *p;
+        if (!fti_size_mul(cap, sizeof *p, &bytes)) return NULL;
+        p = (fti__gguf_wkv *)fti_realloc(w->kv, bytes);
+        if (!p) return NULL;
+        w->kv = p;
+        w->cap_kv = cap;
+    }
+    e = &w->kv[w->n_kv];
+    memset(e, 0, sizeof *e);
+    e->key = fti_strdup(key);
+    if (!e->key) return NULL;
+    e->type = type;
+    w->n_kv++;
+    return e;
+}
+
+static void fti__gguf_put_u32(fti_buf *b, uint32_t v) {
+    unsigned char x[4];
+    fti_store_u32(x, v);
+    fti_buf_append(b, x, 4);
+}
+static void fti__gguf_put_u64(fti_buf *b, uint64_t v) {
+    unsigned char x[8];
+    fti_store_u64(x, v);
+    fti_buf_append(b, x, 8);
+}
+static void fti__gguf_put_str(fti_buf *b, const char *s, size_t n) {
+    fti__gguf_put_u64(b, (uint64_t)n);
+    fti_buf_append(b, s, n);
+}
+
+/* Serializes one host value of scalar type t into b. */
+static void fti__gguf_put_scalar(fti_buf *b, uint32_t t, const void *v) {
+    unsigned char x[8];
+    switch (t) {
+    case FTI_GGUF_UINT8: case FTI_GGUF_INT8: x[0] = *(const uint8_t *)v; fti_buf_append(b, x, 1);
+        break;
+    case FTI_GGUF_BOOL: x[0] = *(const uint8_t *)v ? 1 : 0; fti_buf_append(b, x, 1); break;
+    case FTI_GGUF_UINT16: case FTI_GGUF_INT16:
+        fti_store_u16(x, *(const uint16_t *)v);
+        fti_buf_append(b, x, 2);
+        break;
+    case FTI_GGUF_UINT32: case FTI_GGUF_INT32:
+        fti__gguf_put_u32(b, *(const uint32_t *)v);
+        break;
+    case FTI_GGUF_FLOAT32: {
+        uint32_t u;
+        memcpy(&u, v, 4);
+        fti__gguf_put_u32(b, u);
+        break;
+    }
+    case FTI_GGUF_UINT64: case FTI_GGUF_INT64:
+        fti__gguf_put_u64(b, *(const uint64_t *)v);
+        break;
+    case FTI_GGUF_FLOAT64: {
+        uint64_t u;
+        memcpy(&u, v, 8);
+        fti__gguf_put_u64(b, u);
+        break;
+    }
+    default: break;
+    }
+}
+
+static fti_result fti__gguf_set_scalar(fti_gguf_writer *w, const char *key, uint32_t t,
+                                       const void *v) {
+    fti__gguf_wkv *e = fti__gguf_slot(w, key, t);
+    if (!e) return (w && key && *key && strlen(key) <= FTI_GGUF_MAX_NAME) ? FTI_ERR_NOMEM
+                                                                           : FTI_ERR_INVALID;
+    fti__gguf_put_scalar(&e->val, t, v);
+    return e->val.oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_set_u8(fti_gguf_writer *w, const char *key, uint8_t v) {
+    return fti__gguf_set_scalar(w, key, FTI_GGUF_UINT8, &v);
+}
+FTIDEF fti_result fti_gguf_set_i8(fti_gguf_writer *w, const char *key, int8_t v) {
+    return fti__gguf_set_scalar(w, key, FTI_GGUF_INT8, &v);
+}
+FTIDEF fti_result fti_gguf_set_u16(fti_gguf_writer *w, const char *key, uint16_t v) {
+    return fti__gguf_set_scalar(w, key, FTI_GGUF_UINT16, &v);
+}
+FTIDEF fti_result fti_gguf_set_i16(fti_gguf_writer *w, const char *key, int16_t v) {
+    return fti__gguf_set_scalar(w, key, FTI_GGUF_INT16, &v);
+}
+FTIDEF fti_result fti_gguf_set_u32(fti_gguf_writer *w, const char *key, uint32_t v) {
+    return fti__gguf_set_scalar(w, key, FTI_GGUF_UINT32, &v);
+}
+FTIDEF fti_result fti_gguf_set_i32(fti_gguf_writer *w, const char *key, int32_t v) {
+    return fti__gguf_set_scalar(w, key, FTI_GGUF_INT32, &v);
+}
+FTIDEF fti_result fti_gguf_set_u64(fti_gguf_writer *w, const char *key, uint64_t v) {
+    return fti__gguf_set_scalar(w, key, FTI_GGUF_UINT64, &v);
+}
+FTIDEF fti_result fti_gguf_set_i64(fti_gguf_writer *w, const char *key, int64_t v) {
+    return fti__gguf_set_scalar(w, key, FTI_GGUF_INT64, &v);
+}
+FTIDEF fti_result fti_gguf_set_f32(fti_gguf_writer *w, const char *key, float v) {
+    return fti__gguf_set_scalar(w, key, FTI_GGUF_FLOAT32, &v);
+}
+FTIDEF fti_result fti_gguf_set_f64(fti_gguf_writer *w, const char *key, double v) {
+    return fti__gguf_set_scalar(w, key, FTI_GGUF_FLOAT64, &v);
+}
+FTIDEF fti_result fti_gguf_set_bool(fti_gguf_writer *w, const char *key, int v) {
+    uint8_t b = v ? 1 : 0;
+    return fti__gguf_set_scalar(w, key, FTI_GGUF_BOOL, &b);
+}
+
+FTIDEF fti_result fti_gguf_set_strn(fti_gguf_writer *w, const char *key, const char *s,
+                                    size_t len) {
+    fti__gguf_wkv *e;
+    if (!s && len) return FTI_ERR_INVALID;
+    e = fti__gguf_slot(w, key, FTI_GGUF_STRING);
+    if (!e) return (w && key && *key && strlen(key) <= FTI_GGUF_MAX_NAME) ? FTI_ERR_NOMEM
+                                                                           : FTI_ERR_INVALID;
+    fti__gguf_put_str(&e->val, s ? s : "", len);
+    return e->val.oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_set_str(fti_gguf_writer *w, const char *key, const char *s) {
+    if (!s) return FTI_ERR_INVALID;
+    return fti_gguf_set_strn(w, key, s, strlen(s));
+}
+
+FTIDEF fti_result fti_gguf_set_arr(fti_gguf_writer *w, const char *key, fti_gguf_type elem_type,
+                                   const void *data, size_t n) {
+    fti__gguf_wkv *e;
+    size_t sz = fti__gguf_scalar_size(elem_type), i;
+    if (!sz || (!data && n)) return FTI_ERR_INVALID;
+    e = fti__gguf_slot(w, key, FTI_GGUF_ARRAY);
+    if (!e) return (w && key && *key && strlen(key) <= FTI_GGUF_MAX_NAME) ? FTI_ERR_NOMEM
+                                                                           : FTI_ERR_INVALID;
+    fti__gguf_put_u32(&e->val, (uint32_t)elem_type);
+    fti__gguf_put_u64(&e->val, (uint64_t)n);
+    if (!fti_buf_reserve(&e->val, n * sz)) return FTI_ERR_NOMEM;
+    for (i = 0; i < n; i++)
+        fti__gguf_put_scalar(&e->val, elem_type, (const unsigned char *)data + i * sz);
+    return e->val.oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_set_arr_str(fti_gguf_writer *w, const char *key,
+                                       const char *const *strs, const size_t *lens, size_t n) {
+    fti__gguf_wkv *e;
+    size_t i;
+    if (!strs && n) return FTI_ERR_INVALID;
+    for (i = 0; i < n; i++)
+        if (!strs[i] && (!lens || lens[i])) return FTI_ERR_INVALID;
+    e = fti__gguf_slot(w, key, FTI_GGUF_ARRAY);
+    if (!e) return (w && key && *key && strlen(key) <= FTI_GGUF_MAX_NAME) ? FTI_ERR_NOMEM
+                                                                           : FTI_ERR_INVALID;
+    fti__gguf_put_u32(&e->val, FTI_GGUF_STRING);
+    fti__gguf_put_u64(&e->val, (uint64_t)n);
+    for (i = 0; i < n; i++) {
+        const char *s = strs[i] ? strs[i] : "";
+        fti__gguf_put_str(&e->val, s, lens ? lens[i] : strlen(s));
+    }
+    return e->val.oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_set_kv_from(fti_gguf_writer *w, const fti_gguf *g,
+                                       const fti_gguf_kv *kv) {
+    fti__gguf_wkv *e;
+    if (!g || !kv) return FTI_ERR_INVALID;
+    e = fti__gguf_slot(w, kv->key, kv->type);
+    if (!e) return FTI_ERR_NOMEM;
+    if (kv->type == FTI_GGUF_STRING) {
+        fti__gguf_put_str(&e->val, (const char *)kv->data, kv->n_bytes);
+    } else if (kv->type == FTI_GGUF_ARRAY) {
+        /* the file's bytes are already the little-endian serialization */
+        fti__gguf_put_u32(&e->val, (uint32_t)kv->arr_type);
+        fti__gguf_put_u64(&e->val, (uint64_t)kv->arr_n);
+        fti_buf_append(&e->val, kv->data, kv->n_bytes);
+    } else {
+        fti_buf_append(&e->val, kv->data, kv->n_bytes);
+    }
+    return e->val.oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+FTIDEF void fti_gguf_unset(fti_gguf_writer *w, const char *key) {
+    size_t i;
+    if (!w || !key) return;
+    for (i = 0; i < w->n_kv; i++)
+        if (strcmp(w->kv[i].key, key) == 0) {
+            fti_free(w->kv[i].key);
+            fti_buf_free(&w->kv[i].val);
+            memmove(&w->kv[i], &w->kv[i + 1], (w->n_kv - i - 1) * sizeof *w->kv);
+            w->n_kv--;
+            return;
+        }
+}
+
+static fti_result fti__gguf_add_tensor(fti_gguf_writer *w, const char *name, uint32_t n_dims,
+                                       const uint64_t *ne, uint32_t ggml_type, const void *data,
+                                       void *owned, size_t n_bytes) {
+    size_t i, nlen, be, bb, expect, rows = 1;
+    uint32_t d;
+    fti__gguf_wtensor *t;
+    fti_result rc = FTI_ERR_INVALID;
+    if (!w || !name || !ne || n_dims == 0 || n_dims > FTI_GGUF_MAX_DIMS || (!data && n_bytes))
+        goto fail;
+    nlen = strlen(name);
+    if (nlen == 0 || nlen >= 64) goto fail;
+    if (!fti_ggml_type_block(ggml_type, &be, &bb)) goto fail;
+    for (d = 0; d < n_dims; d++) {
+        if (ne[d] == 0 || ne[d] > (uint64_t)INT64_MAX || ne[d] > (uint64_t)(size_t)-1) goto fail;
+        if (d > 0 && !fti_size_mul(rows, (size_t)ne[d], &rows)) goto fail;
+    }
+    if (ne[0] % be != 0) goto fail;
+    expect = fti_ggml_row_bytes(ggml_type, (size_t)ne[0]);
+    if (!expect || !fti_size_mul(expect, rows, &expect) || expect != n_bytes) goto fail;
+    for (i = 0; i < w->n_t; i++)
+        if (strcmp(w->t[i].name, name) == 0) goto fail;
+    rc = FTI_ERR_NOMEM;
+    if (w->n_t == w->cap_t) {
+        size_t cap = w->cap_t ? w->cap_t * 2 : 64, bytes;
+        fti__gguf_wtensor *p;
+        if (!fti_size_mul(cap, sizeof *p, &bytes)) goto fail;
+        p = (fti__gguf_wtensor *)fti_realloc(w->t, bytes);
+        if (!p) goto fail;
+        w->t = p;
+        w->cap_t = cap;
+    }
+    t = &w->t[w->n_t];
+    memset(t, 0, sizeof *t);
+    t->name = fti_strdup(name);
+    if (!t->name) goto fail;
+    t->n_dims = n_dims;
+    for (d = 0; d < FTI_GGUF_MAX_DIMS; d++) t->ne[d] = d < n_dims ? ne[d] : 1;
+    t->type = ggml_type;
+    t->data = data;
+    t->owned = owned;
+    t->n_bytes = n_bytes;
+    w->n_t++;
+    return FTI_OK;
+fail:
+    fti_free(owned);
+    return rc;
+}
+
+FTIDEF fti_result fti_gguf_add_tensor(fti_gguf_writer *w, const char *name, uint32_t n_dims,
+                                      const uint64_t *ne, uint32_t ggml_type, const void *data,
+                                      size_t n_bytes) {
+    return fti__gguf_add_tensor(w, name, n_dims, ne, ggml_type, data, NULL, n_bytes);
+}
+
+FTIDEF fti_result fti_gguf_add_tensor_owned(fti_gguf_writer *w, const char *name,
+                                            uint32_t n_dims, const uint64_t *ne,
+                                            uint32_t ggml_type, void *data, size_t n_bytes) {
+    return fti__gguf_add_tensor(w, name, n_dims, ne, ggml_type, data, data, n_bytes);
+}
+
+FTIDEF fti_result fti_gguf_add_tensor_copy(fti_gguf_writer *w, const char *name,
+                                           uint32_t n_dims, const uint64_t *ne,
+                                           uint32_t ggml_type, const void *data, size_t n_bytes) {
+    void *copy;
+    if (!data && n_bytes) return FTI_ERR_INVALID;
+    copy = fti_malloc(n_bytes);
+    if (!copy) return FTI_ERR_NOMEM;
+    if (n_bytes) memcpy(copy, data, n_bytes);
+    return fti__gguf_add_tensor(w, name, n_dims, ne, ggml_type, copy, copy, n_bytes);
+}
+
+/* Where the bytes go: an atomic file or a buffer. */
+typedef struct fti__gguf_sink {
+    fti_afile *f;
+    fti_buf *b;
+} fti__gguf_sink;
+
+static fti_result fti__gguf_sink_write(fti__gguf_sink *s, const void *p, size_t n) {
+    if (s->f) return fti_afile_write(s->f, p, n);
+    fti_buf_append(s->b, p, n);
+    return s->b->oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+static fti_result fti__gguf_write(fti_gguf_writer *w, fti__gguf_sink *s, fti_error *err) {
+    fti_buf h;
+    size_t i, off = 0, pad;
+    static const unsigned char zeros[64] = {0};
+    fti_result rc = FTI_OK;
+    if (!w) return fti_error_set(err, FTI_ERR_INVALID, "gguf writer: NULL");
+    memset(&h, 0, sizeof h);
+    fti_buf_append(&h, "GGUF", 4);
+    fti__gguf_put_u32(&h, FTI_GGUF_VERSION);
+    fti__gguf_put_u64(&h, (uint64_t)w->n_t);
+    fti__gguf_put_u64(&h, (uint64_t)w->n_kv);
+    for (i = 0; i < w->n_kv; i++) {
+        fti__gguf_put_str(&h, w->kv[i].key, strlen(w->kv[i].key));
+        fti__gguf_put_u32(&h, w->kv[i].type);
+        fti_buf_append(&h, w->kv[i].val.data, w->kv[i].val.len);
+    }
+    for (i = 0; i < w->n_t; i++) {
+        const fti__gguf_wtensor *t = &w->t[i];
+        uint32_t d;
+        fti__gguf_put_str(&h, t->name, strlen(t->name));
+        fti__gguf_put_u32(&h, t->n_dims);
+        for (d = 0; d < t->n_dims; d++) fti__gguf_put_u64(&h, t->ne[d]);
+        fti__gguf_put_u32(&h, t->type);
+        fti__gguf_put_u64(&h, (uint64_t)off);
+        pad = (w->alignment - t->n_bytes % w->alignment) % w->alignment;
+        if (!fti_size_add(off, t->n_bytes, &off) || !fti_size_add(off, pad, &off)) {
+            fti_buf_free(&h);
+            return fti_error_set(err, FTI_ERR_LIMIT, "gguf writer: tensor data overflows");
+        }
+    }
+    pad = (w->alignment - h.len % w->alignment) % w->alignment;
+    while (pad > 0) {
+        size_t k = pad < sizeof zeros ? pad : sizeof zeros;
+        fti_buf_append(&h, zeros, k);
+        pad -= k;
+    }
+    if (h.oom) {
+        fti_buf_free(&h);
+        return fti_error_set(err, FTI_ERR_NOMEM, "gguf writer: out of memory for the header");
+    }
+    rc = fti__gguf_sink_write(s, h.data, h.len);
+    fti_buf_free(&h);
+    for (i = 0; i < w->n_t && rc == FTI_OK; i++) {
+        const fti__gguf_wtensor *t = &w->t[i];
+        rc = fti__gguf_sink_write(s, t->data, t->n_bytes);
+        pad = (w->alignment - t->n_bytes % w->alignment) % w->alignment;
+        while (rc == FTI_OK && pad > 0) {
+            size_t k = pad < sizeof zeros ? pad : sizeof zeros;
+            rc = fti__gguf_sink_write(s, zeros, k);
+            pad -= k;
+        }
+    }
+    if (rc != FTI_OK) return fti_error_set(err, rc, "gguf writer: %s", fti_result_str(rc));
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_writer_write(fti_gguf_writer *w, const char *path, fti_error *err) {
+    fti_afile f;
+    fti__gguf_sink s;
+    fti_result rc;
+    if (!w || !path) return fti_error_set(err, FTI_ERR_INVALID, "gguf writer: NULL argument");
+    rc = fti_afile_open(&f, path, err);
+    if (rc != FTI_OK) return rc;
+    s.f = &f;
+    s.b = NULL;
+    rc = fti__gguf_write(w, &s, err);
+    if (rc != FTI_OK) {
+        fti_afile_abort(&f);
+        fti_error_prefix(err, path);
+        return rc;
+    }
+    return fti_afile_commit(&f, err);
+}
+
+FTIDEF fti_result fti_gguf_writer_write_buf(fti_gguf_writer *w, fti_buf *out, fti_error *err) {
+    fti__gguf_sink s;
+    if (!out) return fti_error_set(err, FTI_ERR_INVALID, "gguf writer: NULL buffer");
+    s.f = NULL;
+    s.b = out;
+    return fti__gguf_write(w, &s, err);
+}
+
+/* The GGUF name of a layout tensor: llama.cpp's "<name>.weight" (in may equal out). */
+static const char *fti__gguf_weight_name(const char *in, char out[80]) {
+    snprintf(out, 80, "%.60s.weight", in);
+    return out;
+}
+
+/* llama.cpp's general.file_type for a matrix type. */
+static uint32_t fti__gguf_file_type(uint32_t t) {
+    switch (t) {
+    case FTI_GGML_F16: return 1;
+    case FTI_GGML_Q4_0: return 2;
+    case FTI_GGML_Q8_0: return 7;
+    case FTI_GGML_BF16: return 32;
+    default: return 0;
+    }
+}
+
+/* --- llama models: writing ------------------------------------------------------------------ */
+
+#define FTI__GGUF_TRY(expr)                                                                  \
+    do {                                                                                     \
+        fti_result fti__rc_ = (expr);                                                        \
+        if (fti__rc_ != FTI_OK)                                                              \
+            return fti_error_set(err, fti__rc_, "gguf: writing %s: %s", #expr,               \
+                                 fti_result_str(fti__rc_));                                  \
+    } while (0)
+
+static fti_result fti__gguf_add_tokenizer(fti_gguf_writer *w, const fti_gguf_tokenizer_meta *tok,
+                                          uint32_t vocab, fti_error *err) {
+    int32_t *types;
+    size_t i;
+    fti_result rc;
+    if (tok->n_tokens != vocab)
+        return fti_error_set(err, FTI_ERR_INVALID,
+                             "gguf: tokenizer has %lu tokens but the model's vocab_size is %lu",
+                             (unsigned long)tok->n_tokens, (unsigned long)vocab);
+    if (!tok->tokens || (tok->n_merges && !tok->merges))
+        return fti_error_set(err, FTI_ERR_INVALID, "gguf: tokenizer tokens/merges missing");
+    if (tok->bos_id >= (int32_t)vocab || tok->eos_id >= (int32_t)vocab ||
+        tok->pad_id >= (int32_t)vocab)
+        return fti_error_set(err, FTI_ERR_INVALID,
+                             "gguf: tokenizer bos %ld / eos %ld / pad %ld not below vocab %lu",
+                             (long)tok->bos_id, (long)tok->eos_id, (long)tok->pad_id,
+                             (unsigned long)vocab);
+    types = (int32_t *)fti_malloc((size_t)vocab * sizeof(int32_t) + 1);
+    if (!types) return fti_error_set(err, FTI_ERR_NOMEM, "gguf: out of memory");
+    for (i = 0; i < vocab; i++)
+        types[i] = tok->token_types ? tok->token_types[i] : FTI_GGUF_TOKEN_NORMAL;
+    if (!tok->token_types)
+        for (i = 0; i < tok->n_special; i++) {
+            if (tok->special_ids[i] < 0 || tok->special_ids[i] >= (int32_t)vocab) {
+                fti_free(types);
+                return fti_error_set(err, FTI_ERR_INVALID,
+                                     "gguf: special token id %ld not below vocab %lu",
+                                     (long)tok->special_ids[i], (unsigned long)vocab);
+            }
+            types[tok->special_ids[i]] = FTI_GGUF_TOKEN_CONTROL;
+        }
+    rc = fti_gguf_set_str(w, "tokenizer.ggml.model", tok->model ? tok->model : "gpt2");
+    if (rc == FTI_OK) rc = fti_gguf_set_str(w, "tokenizer.ggml.pre", tok->pre ? tok->pre : "gpt-2");
+    if (rc == FTI_OK)
+        rc = fti_gguf_set_arr_str(w, "tokenizer.ggml.tokens", tok->tokens, tok->token_lens,
+                                  tok->n_tokens);
+    if (rc == FTI_OK)
+        rc = fti_gguf_set_arr(w, "tokenizer.ggml.token_type", FTI_GGUF_INT32, types, vocab);
+    fti_free(types);
+    if (rc == FTI_OK)
+        rc = fti_gguf_set_arr_str(w, "tokenizer.ggml.merges", tok->merges, tok->merge_lens,
+                                  tok->n_merges);
+    if (rc == FTI_OK && tok->bos_id >= 0)
+        rc = fti_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)tok->bos_id);
+    if (rc == FTI_OK && tok->eos_id >= 0)
+        rc = fti_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)tok->eos_id);
+    if (rc == FTI_OK && tok->pad_id >= 0)
+        rc = fti_gguf_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)tok->pad_id);
+    if (rc == FTI_OK) rc = fti_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", tok->add_bos);
+    if (rc == FTI_OK) rc = fti_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", tok->add_eos);
+    if (rc == FTI_OK && tok->chat_template)
+        rc = fti_gguf_set_str(w, "tokenizer.chat_template", tok->chat_template);
+    if (rc != FTI_OK)
+        return fti_error_set(err, rc, "gguf: writing tokenizer keys: %s", fti_result_str(rc));
+    return FTI_OK;
+}
+
+FTIDEF void fti_gguf_tokenizer_meta_from(fti_gguf_tokenizer_meta *m, const fti_tokenizer_gguf *tg,
+                                         int add_bos) {
+    if (!m) return;
+    memset(m, 0, sizeof *m);
+    m->pad_id = -1;
+    m->bos_id = -1;
+    m->eos_id = -1;
+    if (!tg) return;
+    m->n_tokens = tg->n_tokens;
+    m->tokens = (const char *const *)tg->tokens;
+    m->token_types = tg->token_types;
+    m->n_merges = tg->n_merges;
+    m->merges = (const char *const *)tg->merges;
+    m->model = tg->model;
+    m->pre = tg->pre;
+    m->bos_id = (int32_t)tg->bos_id;
+    m->eos_id = (int32_t)tg->eos_id;
+    m->add_bos = add_bos && tg->bos_id >= 0;
+}
+
+static fti_result fti__gguf_add_lineage(fti_gguf_writer *w, const fti_gguf_lineage *lin,
+                                        fti_error *err) {
+    if (lin->author) FTI__GGUF_TRY(fti_gguf_set_str(w, "general.author", lin->author));
+    if (lin->version) FTI__GGUF_TRY(fti_gguf_set_str(w, "general.version", lin->version));
+    if (lin->description)
+        FTI__GGUF_TRY(fti_gguf_set_str(w, "general.description", lin->description));
+    if (lin->license) FTI__GGUF_TRY(fti_gguf_set_str(w, "general.license", lin->license));
+    if (lin->n_datasets)
+        FTI__GGUF_TRY(fti_gguf_set_arr_str(w, "general.datasets", lin->datasets, NULL,
+                                           lin->n_datasets));
+    if (lin->base_model_name) {
+        FTI__GGUF_TRY(fti_gguf_set_u32(w, "general.base_model.count", 1));
+        FTI__GGUF_TRY(fti_gguf_set_str(w, "general.base_model.0.name", lin->base_model_name));
+        if (lin->base_model_version)
+            FTI__GGUF_TRY(
+                fti_gguf_set_str(w, "general.base_model.0.version", lin->base_model_version));
+    }
+    if (lin->base_model_id)
+        FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.base_model.sha256", lin->base_model_id));
+    if (lin->dataset_version)
+        FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.dataset.version", lin->dataset_version));
+    if (lin->store_path) FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.dataset.store", lin->store_path));
+    if (lin->tokenizer_sha256)
+        FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.tokenizer.sha256", lin->tokenizer_sha256));
+    if (lin->train_config)
+        FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.train.config", lin->train_config));
+    if (lin->doc_template)
+        FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.doc.template", lin->doc_template));
+    if (lin->train_steps) {
+        FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.steps", lin->train_steps));
+        FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.loss", (float)lin->train_loss));
+    }
+    if (lin->train_tokens) FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.tokens", lin->train_tokens));
+    if (lin->val_loss > 0) FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.val_loss", (float)lin->val_loss));
+    if (lin->created) FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.created", lin->created));
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_add_llama(fti_gguf_writer *w, const fti_model_config *cfg_in,
+                                     const float *params, const fti_gguf_tokenizer_meta *tok,
+                                     const fti_gguf_lineage *lin,
+                                     const fti_gguf_model_opts *opts, fti_error *err) {
+    fti_model_config cfg;
+    const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
+    uint32_t mt = opts ? opts->matrix_type : FTI_GGML_F32;
+    size_t i, n;
+    fti_result rc;
+    if (!w || !cfg_in || !params)
+        return fti_error_set(err, FTI_ERR_INVALID, "gguf: add_llama: NULL argument");
+    cfg = *cfg_in;
+    rc = fti_model_config_resolve(&cfg, err);
+    if (rc != FTI_OK) return rc;
+    if (!fti_ggml_type_name(mt))
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED, "gguf: matrix type %lu not supported",
+                             (unsigned long)mt);
+    FTI__GGUF_TRY(fti_gguf_set_str(w, "general.architecture", "llama"));
+    FTI__GGUF_TRY(fti_gguf_set_str(w, "general.type", "model"));
+    FTI__GGUF_TRY(fti_gguf_set_str(w, "general.name", lin && lin->name ? lin->name : "fti-twin"));
+    FTI__GGUF_TRY(fti_gguf_set_u32(w, "general.file_type", fti__gguf_file_type(mt)));
+    if (mt == FTI_GGML_Q8_0 || mt == FTI_GGML_Q4_0)
+        FTI__GGUF_TRY(fti_gguf_set_u32(w, "general.quantization_version", 2));
+    FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.version", FTI_VERSION_STRING));
+    FTI__GGUF_TRY(fti_gguf_set_u32(w, "llama.vocab_size", cfg.vocab_size));
+    FTI__GGUF_TRY(fti_gguf_set_u32(w, "llama.context_length", cfg.context_len));
+    FTI__GGUF_TRY(fti_gguf_set_u32(w, "llama.embedding_length", cfg.dim));
+    FTI__GGUF_TRY(fti_gguf_set_u32(w, "llama.block_count", cfg.n_layers));
+    FTI__GGUF_TRY(fti_gguf_set_u32(w, "llama.feed_forward_length", cfg.hidden_dim));
+    FTI__GGUF_TRY(fti_gguf_set_u32(w, "llama.rope.dimension_count", cfg.dim / cfg.n_heads));
+    FTI__GGUF_TRY(fti_gguf_set_u32(w, "llama.attention.head_count", cfg.n_heads));
+    FTI__GGUF_TRY(fti_gguf_set_u32(w, "llama.attention.head_count_kv", cfg.n_kv_heads));
+    FTI__GGUF_TRY(fti_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", cfg.norm_eps));
+    FTI__GGUF_TRY(fti_gguf_set_f32(w, "llama.rope.freq_base", cfg.rope_base));
+    if (tok) {
+        rc = fti__gguf_add_tokenizer(w, tok, cfg.vocab_size, err);
+        if (rc != FTI_OK) return rc;
+    }
+    if (lin) {
+        rc = fti__gguf_add_lineage(w, lin, err);
+        if (rc != FTI_OK) return rc;
+    }
+    n = fti_model_n_tensors(&cfg);
+    for (i = 0; i < n; i++) {
+        fti_tensor_info ti;
+        char gname[80];
+        uint64_t ne[2];
+        uint32_t nd, t;
+        size_t n_el, n_bytes, r;
+        const float *src;
+        memset(&ti, 0, sizeof ti);
+        fti_model_tensor_info(&cfg, i, &ti);
+        fti__gguf_weight_name(ti.name, gname);
+        nd = ti.cols == 1 ? 1 : 2;
+        ne[0] = nd == 1 ? ti.rows : ti.cols;
+        ne[1] = ti.rows;
+        t = (nd == 1 || ti.is_norm) ? FTI_GGML_F32 : mt;
+        src = params + ti.offset;
+        n_el = ti.rows * ti.cols;
+        if (t == FTI_GGML_F32) {
+            rc = fti_gguf_add_tensor(w, gname, nd, ne, t, src, n_el * 4);
+        } else {
+            unsigned char *buf;
+            size_t rb = fti_ggml_row_bytes(t, (size_t)ne[0]);
+            if (!rb)
+                return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                                     "gguf: tensor %s: rows of %lu are not a multiple of the %s "
+                                     "block size",
+                                     ti.name, (unsigned long)ne[0], fti_ggml_type_name(t));
+            if (!fti_size_mul(rb, ti.rows, &n_bytes))
+                return fti_error_set(err, FTI_ERR_LIMIT, "gguf: tensor %s too large", ti.name);
+            buf = (unsigned char *)fti_malloc(n_bytes);
+            if (!buf) return fti_error_set(err, FTI_ERR_NOMEM, "gguf: out of memory");
+            /* part 02's converters: ggml's rounding exactly (see fti_quantize_row) */
+            for (r = 0; r < ti.rows; r++)
+                fti_quantize_row(k, (fti_dtype)t, buf + r * rb, src + r * ti.cols, ti.cols);
+            rc = fti_gguf_add_tensor_owned(w, gname, nd, ne, t, buf, n_bytes);
+        }
+        if (rc != FTI_OK)
+            return fti_error_set(err, rc, "gguf: adding tensor %s: %s", ti.name,
+                                 fti_result_str(rc));
+    }
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_write_llama(const char *path, const fti_model_config *cfg,
+                                       const float *params, const fti_gguf_tokenizer_meta *tok,
+                                       const fti_gguf_lineage *lin,
+                                       const fti_gguf_model_opts *opts, fti_error *err) {
+    fti_gguf_writer *w = NULL;
+    fti_result rc = fti_gguf_writer_create(&w, 0);
+    if (rc != FTI_OK) return fti_error_set(err, rc, "gguf: creating writer");
+    rc = fti_gguf_add_llama(w, cfg, params, tok, lin, opts, err);
+    if (rc != FTI_OK && path) fti_error_prefix(err, path);
+    if (rc == FTI_OK) rc = fti_gguf_writer_write(w, path, err);
+    fti_gguf_writer_free(w);
+    return rc;
+}
+
+/* --- llama models: reading ------------------------------------------------------------------ */
+
+static fti_result fti__gguf_opt_u32(const fti_gguf *g, const char *key, uint32_t *v,
+                                    fti_error *err) {
+    fti_result rc = fti_gguf_get_u32(g, key, v, err);
+    if (rc == FTI_ERR_NOT_FOUND) {
+        fti_error_clear(err);
+        return FTI_OK;
+    }
+    return rc;
+}
+
+static fti_result fti__gguf_check_id(const fti_gguf *g, const char *key, uint32_t vocab,
+                                     fti_error *err) {
+    uint32_t id = 0;
+    fti_result rc = fti_gguf_get_u32(g, key, &id, err);
+    if (rc == FTI_ERR_NOT_FOUND) {
+        fti_error_clear(err);
+        return FTI_OK;
+    }
+    if (rc != FTI_OK) return rc;
+    if (id >= vocab)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: %s = %lu is not below vocab size %lu",
+                             g->path, key, (unsigned long)id, (unsigned long)vocab);
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_llama_config(const fti_gguf *g, fti_model_config *cfg,
+                                        int allow_extra, fti_error *err) {
+    fti_model_config c;
+    const char *arch;
+    size_t arch_len = 0, i, n, matched = 0;
+    const fti_gguf_kv *toks = NULL;
+    const fti_gguf_tensor *embd;
+    uint32_t rope_dims = 0;
+    fti_result rc;
+    if (!g || !cfg) return fti_error_set(err, FTI_ERR_INVALID, "gguf: NULL argument");
+    memset(&c, 0, sizeof c);
+    rc = fti_gguf_get_str(g, "general.architecture", &arch, &arch_len, err);
+    if (rc != FTI_OK) return rc;
+    if (arch_len != 5 || memcmp(arch, "llama", 5) != 0) {
+        char safe[72];
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                             "%s: general.architecture is \"%s\", fti runs \"llama\"", g->path,
+                             fti__gguf_safe(arch, arch_len, safe));
+    }
+    if ((rc = fti_gguf_get_u32(g, "llama.embedding_length", &c.dim, err)) != FTI_OK ||
+        (rc = fti_gguf_get_u32(g, "llama.block_count", &c.n_layers, err)) != FTI_OK ||
+        (rc = fti_gguf_get_u32(g, "llama.feed_forward_length", &c.hidden_dim, err)) != FTI_OK ||
+        (rc = fti_gguf_get_u32(g, "llama.attention.head_count", &c.n_heads, err)) != FTI_OK ||
+        (rc = fti_gguf_get_u32(g, "llama.context_length", &c.context_len, err)) != FTI_OK)
+        return rc;
+    if ((rc = fti__gguf_opt_u32(g, "llama.attention.head_count_kv", &c.n_kv_heads, err)) !=
+            FTI_OK ||
+        (rc = fti__gguf_opt_u32(g, "llama.vocab_size", &c.vocab_size, err)) != FTI_OK ||
+        (rc = fti__gguf_opt_u32(g, "llama.rope.dimension_count", &rope_dims, err)) != FTI_OK)
+        return rc;
+    rc = fti_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &c.norm_eps, err);
+    if (rc == FTI_ERR_NOT_FOUND) fti_error_clear(err);
+    else if (rc != FTI_OK) return rc;
+    rc = fti_gguf_get_f32(g, "llama.rope.freq_base", &c.rope_base, err);
+    if (rc == FTI_ERR_NOT_FOUND) fti_error_clear(err);
+    else if (rc != FTI_OK) return rc;
+    if (!(c.norm_eps >= 0.0f && c.norm_eps < 1.0f) || !(c.rope_base >= 0.0f && c.rope_base < 1e12f))
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: epsilon %g or rope base %g out of range",
+                             g->path, (double)c.norm_eps, (double)c.rope_base);
+
+    /* vocabulary: llama.vocab_size, else the token list, else token_embd's rows */
+    rc = fti_gguf_get_arr(g, "tokenizer.ggml.tokens", FTI_GGUF_STRING, &toks, err);
+    if (rc == FTI_ERR_NOT_FOUND) {
+        fti_error_clear(err);
+        toks = NULL;
+    } else if (rc != FTI_OK) {
+        return rc;
+    }
+    embd = fti_gguf_find_tensor(g, "token_embd.weight");
+    if (!embd)
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor token_embd.weight missing", g->path);
+    if (c.vocab_size == 0) {
+        if (toks) c.vocab_size = (uint32_t)(toks->arr_n > 0xffffffffu ? 0 : toks->arr_n);
+        else if (embd->n_dims == 2 && embd->ne[1] <= 0xffffffffu)
+            c.vocab_size = (uint32_t)embd->ne[1];
+    }
+    if (toks && toks->arr_n != c.vocab_size)
+        return fti_error_set(err, FTI_ERR_FORMAT,
+                             "%s: tokenizer.ggml.tokens has %lu entries, vocab size is %lu",
+                             g->path, (unsigned long)toks->arr_n, (unsigned long)c.vocab_size);
+    {
+        const fti_gguf_kv *types = NULL;
+        rc = fti_gguf_get_arr(g, "tokenizer.ggml.token_type", FTI_GGUF_TYPE_COUNT, &types, err);
+        if (rc == FTI_ERR_NOT_FOUND) {
+            fti_error_clear(err);
+        } else if (rc != FTI_OK) {
+            return rc;
+        } else {
+            if (!fti__gguf_is_int(types->arr_type) || types->arr_n != c.vocab_size)
+                return fti_error_set(err, FTI_ERR_FORMAT,
+                                     "%s: tokenizer.ggml.token_type: %lu entries of %s, expected "
+                                     "%lu integers",
+                                     g->path, (unsigned long)types->arr_n,
+                                     fti_gguf_type_name(types->arr_type),
+                                     (unsigned long)c.vocab_size);
+            for (i = 0; i < types->arr_n; i++) {
+                int64_t v = fti_gguf_arr_int(types, i);
+                if (v < 0 || v > 6)
+                    return fti_error_set(err, FTI_ERR_FORMAT,
+                                         "%s: tokenizer.ggml.token_type[%lu] = %lld not in 0..6",
+                                         g->path, (unsigned long)i, (long long)v);
+            }
+        }
+    }
+    {
+        const fti_gguf_kv *merges = NULL;
+        rc = fti_gguf_get_arr(g, "tokenizer.ggml.merges", FTI_GGUF_STRING, &merges, err);
+        if (rc == FTI_ERR_NOT_FOUND) fti_error_clear(err);
+        else if (rc != FTI_OK) return rc;
+    }
+    if ((rc = fti__gguf_check_id(g, "tokenizer.ggml.bos_token_id", c.vocab_size, err)) != FTI_OK ||
+        (rc = fti__gguf_check_id(g, "tokenizer.ggml.eos_token_id", c.vocab_size, err)) != FTI_OK ||
+        (rc = fti__gguf_check_id(g, "tokenizer.ggml.padding_token_id", c.vocab_size, err)) !=
+            FTI_OK ||
+        (rc = fti__gguf_check_id(g, "tokenizer.ggml.unknown_token_id", c.vocab_size, err)) !=
+            FTI_OK)
+        return rc;
+
+    c.tied_embeddings = fti_gguf_find_tensor(g, "output.weight") == NULL;
+    rc = fti_model_config_resolve(&c, err);
+    if (rc != FTI_OK) {
+        fti_error_prefix(err, g->path);
+        return rc;
+    }
+    if (rope_dims && rope_dims != c.dim / c.n_heads)
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                             "%s: llama.rope.dimension_count %lu != head dim %lu (partial RoPE "
+                             "is not supported)",
+                             g->path, (unsigned long)rope_dims,
+                             (unsigned long)(c.dim / c.n_heads));
+    n = fti_model_n_tensors(&c);
+    for (i = 0; i < n; i++) {
+        fti_tensor_info ti;
+        char gname[80];
+        const fti_gguf_tensor *t;
+        uint32_t nd;
+        uint64_t ne0, ne1;
+        memset(&ti, 0, sizeof ti);
+        fti_model_tensor_info(&c, i, &ti);
+        fti__gguf_weight_name(ti.name, gname);
+        t = fti_gguf_find_tensor(g, gname);
+        if (!t) return fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s missing", g->path, gname);
+        if (!t->data)
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s has no data", g->path,
+                                 gname);
+        nd = ti.cols == 1 ? 1 : 2;
+        ne0 = nd == 1 ? ti.rows : ti.cols;
+        ne1 = nd == 1 ? 1 : ti.rows;
+        if (t->n_dims != nd || t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 ||
+            t->ne[3] != 1)
+            return fti_error_set(err, FTI_ERR_FORMAT,
+                                 "%s: tensor %s has shape [%llu, %llu, %llu, %llu] (n_dims %lu), "
+                                 "expected [%llu, %llu] from the llama.* keys",
+                                 g->path, gname, (unsigned long long)t->ne[0],
+                                 (unsigned long long)t->ne[1], (unsigned long long)t->ne[2],
+                                 (unsigned long long)t->ne[3], (unsigned long)t->n_dims,
+                                 (unsigned long long)ne0, (unsigned long long)ne1);
+        if (nd == 1 && t->type != FTI_GGML_F32)
+            return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                                 "%s: tensor %s is %s; fti needs norm weights in F32", g->path,
+                                 gname, fti_ggml_type_name(t->type));
+        matched++;
+    }
+    if (!allow_extra && matched != g->n_tensors) {
+        for (i = 0; i < g->n_tensors; i++) {
+            /* name the first tensor the layout does not know */
+            const char *nm = g->tensors[i].name;
+            size_t k, found = 0;
+            for (k = 0; k < n && !found; k++) {
+                fti_tensor_info ti;
+                char gname[80];
+                memset(&ti, 0, sizeof ti);
+                fti_model_tensor_info(&c, k, &ti);
+                found = strcmp(fti__gguf_weight_name(ti.name, gname), nm) == 0;
+            }
+            if (!found) {
+                char safe[72];
+                return fti_error_set(err, FTI_ERR_FORMAT,
+                                     "%s: unexpected tensor %s for a %lu-layer llama", g->path,
+                                     fti__gguf_safe(nm, strlen(nm), safe),
+                                     (unsigned long)c.n_layers);
+            }
+        }
+    }
+    *cfg = c;
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_gguf_llama_params(const fti_gguf *g, const fti_model_config *cfg,
+                                        float *params, fti_error *err) {
+    size_t i, n, r;
+    const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
+    if (!g || !cfg || !params) return fti_error_set(err, FTI_ERR_INVALID, "gguf: NULL argument");
+    n = fti_model_n_tensors(cfg);
+    for (i = 0; i < n; i++) {
+        fti_tensor_info ti;
+        char gname[80];
+        const fti_gguf_tensor *t;
+        size_t rb;
+        memset(&ti, 0, sizeof ti);
+        fti_model_tensor_info(cfg, i, &ti);
+        t = fti_gguf_find_tensor(g, fti__gguf_weight_name(ti.name, gname));
+        if (!t || !t->data || t->n_elements != ti.rows * ti.cols)
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s missing or of another size",
+                                 g->path, gname);
+        rb = fti_ggml_row_bytes(t->type, (size_t)t->ne[0]);
+        for (r = 0; r < t->n_elements / (size_t)t->ne[0]; r++)
+            if (fti_dequantize_row(k, (fti_dtype)t->type, params + ti.offset + r * t->ne[0],
+                                   (const char *)t->data + r * rb, (size_t)t->ne[0]) != FTI_OK)
+                return fti_error_set(err, FTI_ERR_UNSUPPORTED, "%s: tensor %s: type %s", g->path,
+                                     gname, fti_ggml_type_name(t->type));
+    }
+    return FTI_OK;
+}
+/* ---- end src/06_format.c ---- */
+/* ---- begin src/07_train.c ---- */
+/* === train: AdamW, schedule, trainer, checkpoints, LoRA, registry === */
+/* #include "07_train.h" (amalgamated) */
+/* #include <math.h> (already included) */
+/* #include <string.h> (already included) */
+
+#ifndef FTI_NO_TRAIN
+
+/* --- AdamW and the schedule --------------------------------------------------------------------- */
+
+static fti_adamw_opts fti__train_adamw_resolve(const fti_adamw_opts *o) {
+    fti_adamw_opts r;
+    memset(&r, 0, sizeof(r));
+    if (o) r = *o;
+    if (r.beta1 == 0.0f) r.beta1 = 0.9f;
+    if (r.beta2 == 0.0f) r.beta2 = 0.95f;
+    if (r.eps == 0.0f) r.eps = 1e-8f;
+    if (r.weight_decay == 0.0f) r.weight_decay = 0.1f;
+    if (r.weight_decay < 0.0f) r.weight_decay = 0.0f;
+    return r;
+}
+
+typedef struct fti__train_adamw_ctx {
+    fti_adamw_opts o;
+    float *p;
+    const float *g;
+    float *m, *v;
+    const unsigned char *decay;
+    float lr, bc1, bc2;
+} fti__train_adamw_ctx;
+
+static void fti__train_adamw_task(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__train_adamw_ctx *c = (const fti__train_adamw_ctx *)vctx;
+    size_t i;
+    float b1 = c->o.beta1, b2 = c->o.beta2, wd = c->o.weight_decay, lr = c->lr;
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        float g = c->g[i], p = c->p[i];
+        float m = b1 * c->m[i] + (1.0f - b1) * g;
+        float v = b2 * c->v[i] + (1.0f - b2) * g * g;
+        if (!c->decay || c->decay[i]) p -= lr * wd * p;
+        c->m[i] = m;
+        c->v[i] = v;
+        c->p[i] = p - lr * (m / c->bc1) / (sqrtf(v / c->bc2) + c->o.eps);
+    }
+}
+
+FTIDEF void fti_adamw_update(const fti_adamw_opts *opts, float *params, const float *grads,
+                             float *m, float *v, const unsigned char *decay, size_t n, float lr,
+                             uint64_t t, fti_pool *pool) {
+    fti__train_adamw_ctx c;
+    if (!params || !grads || !m || !v || n == 0) return;
+    c.o = fti__train_adamw_resolve(opts);
+    c.p = params;
+    c.g = grads;
+    c.m = m;
+    c.v = v;
+    c.decay = decay;
+    c.lr = lr;
+    c.bc1 = (float)(1.0 - pow((double)c.o.beta1, (double)(t ? t : 1)));
+    c.bc2 = (float)(1.0 - pow((double)c.o.beta2, (double)(t ? t : 1)));
+    fti_pool_for(pool, n, 4096, fti__train_adamw_task, &c);
+}
+
+FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_steps, double lr,
+                              double min_lr_frac) {
+    double prog, lo = lr * min_lr_frac;
+    if (step < warmup) return lr * (double)(step + 1) / (double)warmup;
+    prog = (double)(step - warmup) / (double)(total_steps > warmup + 1 ? total_steps - warmup : 1);
+    if (prog > 1.0) prog = 1.0;
+    return lo + 0.5 * (lr - lo) * (1.0 + cos(3.14159265358979323846 * prog));
+}
+
+/* --- token arrays ------------------------------------------------------------------------------- */
+
+static uint32_t fti__train_token(const fti_token_array *a, size_t i) {
+    const unsigned char *p = (const unsigned char *)a->data;
+    if (a->token_bytes == 2) {
+        p += 2 * i;
+        return (uint32_t)p[0] | ((uint32_t)p[1] << 8);
+    }
+    return fti_load_u32(p + 4 * i);
+}
+
+static fti_result fti__train_check_tokens(fti_token_array *a, const char *what, size_t min_n,
+                                          uint32_t vocab, fti_error *err) {
+    size_t i;
+    if (a->token_bytes == 0) a->token_bytes = 4;
+    if (a->token_bytes != 2 && a->token_bytes != 4)
+        return fti_error_set(err, FTI_ERR_INVALID, "%s tokens: %d bytes per token (2 or 4)",
+                             what, a->token_bytes);
+    if (a->n_tokens == 0) return FTI_OK;
+    if (!a->data || a->n_tokens < min_n)
+        return fti_error_set(err, FTI_ERR_INVALID,
+                             "%s tokens: %lu tokens, need at least %lu (context + 1)", what,
+                             (unsigned long)a->n_tokens, (unsigned long)min_n);
+    for (i = 0; i < a->n_tokens; i++) {
+        uint32_t id = fti__train_token(a, i);
+        if (id >= vocab)
+            return fti_error_set(err, FTI_ERR_FORMAT,
+                                 "%s tokens: id %lu at position %lu >= vocabulary size %lu", what,
+                                 (unsigned long)id, (unsigned long)i, (unsigned long)vocab);
+    }
+    return FTI_OK;
+}
+
+/* --- LoRA layout -------------------------------------------------------------------------------- */
+
+static const fti_tensor_kind fti__lora_kinds[7] = {
+    FTI_TENSOR_ATTN_Q,   FTI_TENSOR_ATTN_K,  FTI_TENSOR_ATTN_V,   FTI_TENSOR_ATTN_OUTPUT,
+    FTI_TENSOR_FFN_GATE, FTI_TENSOR_FFN_UP,  FTI_TENSOR_FFN_DOWN};
+
+FTIDEF size_t fti_lora_n_tensors(const fti_model_config *cfg) {
+    return cfg ? (size_t)cfg->n_layers * 7 : 0;
+}
+
+FTIDEF size_t fti_lora_tensor_get(const fti_model_config *cfg, uint32_t rank, size_t i,
+                              fti_lora_tensor *out) {
+    size_t l, j, k, off = 0;
+    fti_tensor_info ti;
+    if (!cfg || i >= fti_lora_n_tensors(cfg)) return 0;
+    for (k = 0; k <= i; k++) {
+        l = k / 7;
+        j = k % 7;
+        /* tensor index in the layout: 1 + l*9 + (kind - ATTN_NORM) */
+        fti_model_tensor_info(cfg, 1 + l * 9 + (size_t)(fti__lora_kinds[j] - FTI_TENSOR_ATTN_NORM),
+                              &ti);
+        if (k == i) {
+            if (out) {
+                out->tensor = 1 + l * 9 + (size_t)(fti__lora_kinds[j] - FTI_TENSOR_ATTN_NORM);
+                out->rows = ti.rows;
+                out->cols = ti.cols;
+                out->a_offset = off;
+                out->b_offset = off + (size_t)rank * ti.cols;
+            }
+            return (size_t)rank * (ti.rows + ti.cols);
+        }
+        off += (size_t)rank * (ti.rows + ti.cols);
+    }
+    return 0;
+}
+
+FTIDEF size_t fti_lora_n_params(const fti_model_config *cfg, uint32_t rank) {
+    size_t i, n = 0, nt = fti_lora_n_tensors(cfg);
+    for (i = 0; i < nt; i++) n += fti_lora_tensor_get(cfg, rank, i, NULL);
+    return n;
+}
+
+/* dst(out,in) = base(out,in) + s * B(out,r) . A(r,in) for every adapted tensor. */
+static void fti__lora_apply(const fti_model_config *cfg, float *dst, const float *base,
+                            const float *ad, uint32_t rank, float alpha, fti_pool *pool) {
+    size_t i, nt = fti_lora_n_tensors(cfg), j, n;
+    float s = alpha / (float)rank;
+    for (i = 0; i < nt; i++) {
+        fti_lora_tensor lt;
+        fti_tensor_info ti;
+        float *w;
+        fti_lora_tensor_get(cfg, rank, i, &lt);
+        fti_model_tensor_info(cfg, lt.tensor, &ti);
+        w = dst + ti.offset;
+        n = lt.rows * lt.cols;
+        /* W = s * B . A, then + base */
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), pool, 0, lt.rows, lt.cols, rank, ad + lt.b_offset, rank, ad + lt.a_offset,
+                      lt.cols, w, lt.cols);
+        for (j = 0; j < n; j++) w[j] = base[ti.offset + j] + s * w[j];
+    }
+}
+
+FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
+                                 const float *adapters, uint32_t rank, float alpha) {
+    size_t i, j, nt = fti_lora_n_tensors(cfg), max_n = 0;
+    float *tmp, s;
+    if (!cfg || !params || !adapters || rank == 0) return FTI_ERR_INVALID;
+    s = alpha / (float)rank;
+    for (i = 0; i < nt; i++) {
+        fti_lora_tensor lt;
+        fti_lora_tensor_get(cfg, rank, i, &lt);
+        if (lt.rows * lt.cols > max_n) max_n = lt.rows * lt.cols;
+    }
+    tmp = (float *)fti_malloc((max_n ? max_n : 1) * sizeof(float));
+    if (!tmp) return FTI_ERR_NOMEM;
+    /* the same products, kernels and order of operations as the trainer's merged weights */
+    for (i = 0; i < nt; i++) {
+        fti_lora_tensor lt;
+        fti_tensor_info ti;
+        float *w;
+        fti_lora_tensor_get(cfg, rank, i, &lt);
+        fti_model_tensor_info(cfg, lt.tensor, &ti);
+        w = params + ti.offset;
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), NULL, 0, lt.rows, lt.cols, rank,
+                      adapters + lt.b_offset, rank, adapters + lt.a_offset, lt.cols, tmp, lt.cols);
+        for (j = 0; j < lt.rows * lt.cols; j++) w[j] = w[j] + s * tmp[j];
+    }
+    fti_free(tmp);
+    return FTI_OK;
+}
+
+/* --- trainer ------------------------------------------------------------------------------------ */
+
+struct fti_trainer {
+    fti_model_config cfg;
+    fti_train_opts o;         /* resolved; o.checkpoint_path points at ckpt_path */
+    char *ckpt_path;
+    fti_token_array train, val;
+    fti_pool *pool;
+    fti_model_acts *acts;
+    size_t n_params;
+    float *params;            /* (n_params) weights the forward uses */
+    float *base;              /* LoRA: frozen base weights, else NULL */
+    float *grads;             /* (n_params) */
+    size_t n_train;           /* trainable elements */
+    float *w, *g, *m, *v;     /* trainable weights, grads, moments (w = params without LoRA) */
+    unsigned char *decay;     /* (n_train) 1 = weight decay applies */
+    int32_t *tok, *tgt;       /* (B, T) */
+    fti_rng sampler;
+    uint64_t draws;           /* windows drawn so far */
+    uint64_t step, tokens_seen, total_steps;
+    double elapsed_s, val_loss, best_val;
+    uint64_t fingerprint;
+    float *hist;              /* train loss per step */
+    size_t n_hist, cap_hist;
+    uint64_t *val_steps;
+    float *val_hist;
+    size_t n_val, cap_val;
+    fti_train_stats last;
+};
+
+static void fti__train_log(const fti_trainer *t, fti_log_level lvl, const char *msg) {
+    if (t->o.log) t->o.log(t->o.log_user, lvl, msg);
+}
+
+static uint64_t fti__train_hash_u64(uint64_t h, uint64_t v) {
+    unsigned char b[8];
+    fti_store_u64(b, v);
+    return fti_hash64(b, 8, h);
+}
+static uint64_t fti__train_hash_f64(uint64_t h, double v) {
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    return fti__train_hash_u64(h, u);
+}
+
+/* What a checkpoint must agree on to be resumed: config, data, and every option that changes
+ * the trajectory (not the stop conditions, threads or paths). */
+static uint64_t fti__train_fingerprint(const fti_trainer *t) {
+    uint64_t h = 0x6674692d74726169ull;
+    const fti_model_config *c = &t->cfg;
+    const fti_train_opts *o = &t->o;
+    h = fti__train_hash_u64(h, c->vocab_size);
+    h = fti__train_hash_u64(h, c->dim);
+    h = fti__train_hash_u64(h, c->n_layers);
+    h = fti__train_hash_u64(h, c->n_heads);
+    h = fti__train_hash_u64(h, c->n_kv_heads);
+    h = fti__train_hash_u64(h, c->hidden_dim);
+    h = fti__train_hash_u64(h, c->context_len);
+    h = fti__train_hash_f64(h, c->rope_base);
+    h = fti__train_hash_f64(h, c->norm_eps);
+    h = fti__train_hash_u64(h, (uint64_t)c->tied_embeddings);
+    h = fti__train_hash_u64(h, o->batch);
+    h = fti__train_hash_u64(h, o->ctx);
+    h = fti__train_hash_u64(h, o->grad_accum);
+    h = fti__train_hash_f64(h, o->lr);
+    h = fti__train_hash_f64(h, o->min_lr_frac);
+    h = fti__train_hash_u64(h, o->warmup_steps);
+    h = fti__train_hash_u64(h, t->total_steps);
+    h = fti__train_hash_f64(h, o->grad_clip);
+    h = fti__train_hash_f64(h, o->adamw.beta1);
+    h = fti__train_hash_f64(h, o->adamw.beta2);
+    h = fti__train_hash_f64(h, o->adamw.eps);
+    h = fti__train_hash_f64(h, o->adamw.weight_decay);
+    h = fti__train_hash_u64(h, o->eval_every);
+    h = fti__train_hash_u64(h, o->eval_windows);
+    h = fti__train_hash_u64(h, o->seed);
+    h = fti__train_hash_u64(h, o->lora_rank);
+    h = fti__train_hash_f64(h, o->lora_alpha);
+    h = fti__train_hash_u64(h, t->train.n_tokens);
+    h = fti__train_hash_u64(h, (uint64_t)t->train.token_bytes);
+    if (t->train.n_tokens)
+        h = fti_hash64(t->train.data, t->train.n_tokens * (size_t)t->train.token_bytes, h);
+    h = fti__train_hash_u64(h, t->val.n_tokens);
+    if (t->val.n_tokens)
+        h = fti_hash64(t->val.data, t->val.n_tokens * (size_t)t->val.token_bytes, h);
+    if (t->base) h = fti_hash64(t->base, t->n_params * sizeof(float), h);
+    return h;
+}
+
+FTIDEF void fti_trainer_free(fti_trainer *t) {
+    if (!t) return;
+    fti_model_acts_free(t->acts);
+    fti_pool_free(t->pool);
+    fti_aligned_free(t->params);
+    fti_aligned_free(t->base);
+    fti_aligned_free(t->grads);
+    if (t->base) {
+        fti_aligned_free(t->w);
+        fti_aligned_free(t->g);
+    }
+    fti_aligned_free(t->m);
+    fti_aligned_free(t->v);
+    fti_free(t->decay);
+    fti_free(t->tok);
+    fti_free(t->tgt);
+    fti_free(t->hist);
+    fti_free(t->val_steps);
+    fti_free(t->val_hist);
+    fti_free(t->ckpt_path);
+    fti_free(t);
+}
+
+static float *fti__train_floats(size_t n) {
+    size_t bytes;
+    float *p;
+    if (!fti_size_mul(n ? n : 1, sizeof(float), &bytes)) return NULL;
+    p = (float *)fti_aligned_alloc(bytes, 64);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *init_params,
+                                     const fti_train_opts *opts, fti_token_array train,
+                                     fti_token_array val, fti_trainer **out, fti_error *err) {
+    fti_trainer *t;
+    fti_result r;
+    size_t i, nt;
+    if (!cfg || !out) return fti_error_set(err, FTI_ERR_INVALID, "trainer: NULL argument");
+    *out = NULL;
+    t = (fti_trainer *)fti_calloc(1, sizeof(*t));
+    if (!t) return fti_error_set(err, FTI_ERR_NOMEM, "trainer: out of memory");
+    t->cfg = *cfg;
+    if ((r = fti_model_config_resolve(&t->cfg, err)) != FTI_OK) {
+        fti_trainer_free(t);
+        return r;
+    }
+    if (opts) t->o = *opts;
+    if (t->o.batch == 0) t->o.batch = 8;
+    if (t->o.ctx == 0) t->o.ctx = t->cfg.context_len;
+    if (t->o.grad_accum == 0) t->o.grad_accum = 1;
+    if (t->o.lr == 0.0f) t->o.lr = 1e-3f;
+    if (t->o.min_lr_frac == 0.0f) t->o.min_lr_frac = 0.1f;
+    if (t->o.min_lr_frac < 0.0f) t->o.min_lr_frac = 0.0f;
+    if (t->o.grad_clip == 0.0f) t->o.grad_clip = 1.0f;
+    if (t->o.eval_windows == 0) t->o.eval_windows = 16;
+    if (t->o.checkpoint_every == 0) t->o.checkpoint_every = 100;
+    if (t->o.lora_rank && t->o.lora_alpha == 0.0f) t->o.lora_alpha = 2.0f * (float)t->o.lora_rank;
+    t->o.adamw = fti__train_adamw_resolve(&t->o.adamw);
+    if (t->o.ctx > t->cfg.context_len || t->o.batch > (1u << 20) || t->o.grad_accum > (1u << 20)) {
+        unsigned long ctx = (unsigned long)t->o.ctx;
+        unsigned ctx_len = (unsigned)t->cfg.context_len;
+        fti_trainer_free(t);
+        return fti_error_set(err, FTI_ERR_INVALID, "trainer: ctx %lu > context length %u or "
+                             "batch/accumulation too large", ctx, ctx_len);
+    }
+    t->total_steps = t->o.max_steps;
+    if (t->total_steps == 0 && t->o.max_tokens)
+        t->total_steps = (t->o.max_tokens + t->o.batch * t->o.ctx * t->o.grad_accum - 1) /
+                         (t->o.batch * t->o.ctx * t->o.grad_accum);
+    if (t->total_steps == 0) t->total_steps = 1000;
+    if (t->o.warmup_steps == 0) t->o.warmup_steps = t->total_steps / 20;
+    t->train = train;
+    t->val = val;
+    if ((r = fti__train_check_tokens(&t->train, "training", t->o.ctx + 1, t->cfg.vocab_size,
+                                     err)) != FTI_OK ||
+        (r = fti__train_check_tokens(&t->val, "validation", t->o.ctx + 1, t->cfg.vocab_size,
+                                     err)) != FTI_OK) {
+        fti_trainer_free(t);
+        return r;
+    }
+    if (t->train.n_tokens == 0) {
+        fti_trainer_free(t);
+        return fti_error_set(err, FTI_ERR_INVALID, "trainer: no training tokens");
+    }
+    if (t->o.checkpoint_path) {
+        t->ckpt_path = fti_strdup(t->o.checkpoint_path);
+        if (!t->ckpt_path) goto nomem;
+    }
+    t->o.checkpoint_path = t->ckpt_path;
+    t->pool = fti_pool_create(t->o.n_threads);
+    if (!t->pool) goto nomem;
+    if ((r = fti_model_acts_create(&t->cfg, t->o.batch, t->o.ctx, &t->acts, err)) != FTI_OK) {
+        fti_trainer_free(t);
+        return r;
+    }
+    t->n_params = fti_model_n_params(&t->cfg);
+    t->params = fti__train_floats(t->n_params);
+    t->grads = fti__train_floats(t->n_params);
+    t->tok = (int32_t *)fti_calloc(t->o.batch * t->o.ctx, sizeof(int32_t));
+    t->tgt = (int32_t *)fti_calloc(t->o.batch * t->o.ctx, sizeof(int32_t));
+    if (!t->params || !t->grads || !t->tok || !t->tgt) goto nomem;
+    if (init_params) memcpy(t->params, init_params, t->n_params * sizeof(float));
+    else fti_model_init_params(&t->cfg, t->params, t->o.seed);
+    nt = fti_model_n_tensors(&t->cfg);
+    if (t->o.lora_rank) {
+        fti_rng rng;
+        t->base = t->params;
+        t->params = fti__train_floats(t->n_params);
+        t->n_train = fti_lora_n_params(&t->cfg, t->o.lora_rank);
+        t->w = fti__train_floats(t->n_train);
+        t->g = fti__train_floats(t->n_train);
+        if (!t->params || !t->w || !t->g) goto nomem;
+        memcpy(t->params, t->base, t->n_params * sizeof(float));
+        /* A ~ N(0, 1/in), B = 0: the adapted model starts equal to the base */
+        fti_rng_seed(&rng, t->o.seed, 0x4c6f5241u);
+        for (i = 0; i < fti_lora_n_tensors(&t->cfg); i++) {
+            fti_lora_tensor lt;
+            size_t j;
+            float sd;
+            fti_lora_tensor_get(&t->cfg, t->o.lora_rank, i, &lt);
+            sd = 1.0f / (float)sqrt((double)lt.cols);
+            for (j = 0; j < (size_t)t->o.lora_rank * lt.cols; j++)
+                t->w[lt.a_offset + j] = sd * fti_rng_normal(&rng);
+        }
+    } else {
+        t->n_train = t->n_params;
+        t->w = t->params;
+        t->g = t->grads;
+    }
+    t->m = fti__train_floats(t->n_train);
+    t->v = fti__train_floats(t->n_train);
+    t->decay = (unsigned char *)fti_calloc(t->n_train, 1);
+    if (!t->m || !t->v || !t->decay) goto nomem;
+    if (t->o.lora_rank) {
+        memset(t->decay, 1, t->n_train);
+    } else {
+        for (i = 0; i < nt; i++) {
+            fti_tensor_info ti;
+            size_t n = fti_model_tensor_info(&t->cfg, i, &ti);
+            memset(t->decay + ti.offset, ti.is_norm ? 0 : 1, n);
+        }
+    }
+    fti_rng_seed(&t->sampler, t->o.seed, 0x73616d70u);
+    t->val_loss = NAN;
+    t->best_val = NAN;
+    t->fingerprint = fti__train_fingerprint(t);
+    *out = t;
+    return FTI_OK;
+nomem:
+    fti_trainer_free(t);
+    return fti_error_set(err, FTI_ERR_NOMEM, "trainer: out of memory");
+}
+
+FTIDEF const fti_model_config *fti_trainer_config(const fti_trainer *t) {
+    return t ? &t->cfg : NULL;
+}
+
+FTIDEF const float *fti_trainer_params(fti_trainer *t) { return t ? t->params : NULL; }
+
+FTIDEF const float *fti_trainer_lora(const fti_trainer *t, uint32_t *rank, float *alpha) {
+    if (!t || !t->base) return NULL;
+    if (rank) *rank = t->o.lora_rank;
+    if (alpha) *alpha = t->o.lora_alpha;
+    return t->w;
+}
+
+FTIDEF int fti_trainer_done(const fti_trainer *t) {
+    if (!t) return 1;
+    if (t->step >= t->total_steps) return 1;
+    if (t->o.max_tokens && t->tokens_seen >= t->o.max_tokens) return 1;
+    if (t->o.max_seconds > 0.0 && t->elapsed_s >= t->o.max_seconds) return 1;
+    return 0;
+}
+
+/* Draws one micro-batch of windows: uniform start in [0, n - ctx - 1], unbiased. */
+static void fti__train_sample(fti_trainer *t) {
+    size_t b, j, T = t->o.ctx;
+    uint64_t range = (uint64_t)(t->train.n_tokens - T); /* number of valid starts */
+    uint64_t limit = range ? ((uint64_t)-1) - (((uint64_t)-1) % range) : 0;
+    for (b = 0; b < t->o.batch; b++) {
+        uint64_t x;
+        size_t start;
+        do {
+            x = fti_rng_u64(&t->sampler);
+        } while (x >= limit);
+        start = (size_t)(x % range);
+        t->draws++;
+        for (j = 0; j < T; j++) {
+            t->tok[b * T + j] = (int32_t)fti__train_token(&t->train, start + j);
+            t->tgt[b * T + j] = (int32_t)fti__train_token(&t->train, start + j + 1);
+        }
+    }
+}
+
+static fti_result fti__train_push(float **arr, size_t *n, size_t *cap, float v) {
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        float *p = (float *)fti_realloc(*arr, nc * sizeof(float));
+        if (!p) return FTI_ERR_NOMEM;
+        *arr = p;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = v;
+    return FTI_OK;
+}
+
+static fti_result fti__train_push_val(fti_trainer *t, uint64_t step, float v) {
+    if (t->n_val == t->cap_val) {
+        size_t nc = t->cap_val ? t->cap_val * 2 : 64;
+        float *p = (float *)fti_realloc(t->val_hist, nc * sizeof(float));
+        uint64_t *q;
+        if (!p) return FTI_ERR_NOMEM;
+        t->val_hist = p;
+        q = (uint64_t *)fti_realloc(t->val_steps, nc * sizeof(uint64_t));
+        if (!q) return FTI_ERR_NOMEM;
+        t->val_steps = q;
+        t->cap_val = nc;
+    }
+    t->val_steps[t->n_val] = step;
+    t->val_hist[t->n_val++] = v;
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_trainer_eval(fti_trainer *t, double *val_loss) {
+    size_t B, T, n_win, w, b, j;
+    double sum = 0.0;
+    uint64_t span;
+    fti_result r;
+    if (!t || !val_loss) return FTI_ERR_INVALID;
+    *val_loss = NAN;
+    if (t->val.n_tokens == 0) return FTI_OK;
+    B = t->o.batch;
+    T = t->o.ctx;
+    n_win = (t->o.eval_windows + B - 1) / B * B;
+    span = (uint64_t)(t->val.n_tokens - T - 1);
+    for (w = 0; w < n_win; w += B) {
+        double l = 0.0;
+        for (b = 0; b < B; b++) {
+            size_t start = n_win > 1 ? (size_t)(span * (uint64_t)(w + b) / (uint64_t)(n_win - 1))
+                                     : 0;
+            for (j = 0; j < T; j++) {
+                t->tok[b * T + j] = (int32_t)fti__train_token(&t->val, start + j);
+                t->tgt[b * T + j] = (int32_t)fti__train_token(&t->val, start + j + 1);
+            }
+        }
+        r = fti_model_forward(&t->cfg, t->params, t->acts, t->tok, t->tgt, B, T, t->pool, &l);
+        if (r != FTI_OK) return r;
+        sum += l;
+    }
+    *val_loss = sum / (double)(n_win / B);
+    return FTI_OK;
+}
+
+/* LoRA: gradients of the adapters from the full weight gradients (s = alpha / r):
+ * dA(r,in) = s B^T dW, dB(out,r) = s dW A^T. */
+static void fti__lora_grads(fti_trainer *t) {
+    size_t i, j, nt = fti_lora_n_tensors(&t->cfg);
+    uint32_t r = t->o.lora_rank;
+    float s = t->o.lora_alpha / (float)r;
+    for (i = 0; i < nt; i++) {
+        fti_lora_tensor lt;
+        fti_tensor_info ti;
+        const float *dW;
+        fti_lora_tensor_get(&t->cfg, r, i, &lt);
+        fti_model_tensor_info(&t->cfg, lt.tensor, &ti);
+        dW = t->grads + ti.offset; /* (out, in) */
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TA, r, lt.cols, lt.rows, t->w + lt.b_offset, r, dW,
+                      lt.cols, t->g + lt.a_offset, lt.cols);
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TB, lt.rows, r, lt.cols, dW, lt.cols,
+                      t->w + lt.a_offset, lt.cols, t->g + lt.b_offset, r);
+        for (j = 0; j < (size_t)r * (lt.rows + lt.cols); j++) t->g[lt.a_offset + j] *= s;
+    }
+}
+
+FTIDEF void fti_trainer_stats_get(const fti_trainer *t, fti_train_stats *s) {
+    if (!t || !s) return;
+    *s = t->last;
+    s->step = t->step;
+    s->total_steps = t->total_steps;
+    s->tokens_seen = t->tokens_seen;
+    s->val_loss = t->val_loss;
+    s->best_val_loss = t->best_val;
+    s->elapsed_s = t->elapsed_s;
+}
+
+FTIDEF void fti_trainer_history(const fti_trainer *t, const float **train, size_t *n_train,
+                                const uint64_t **val_steps, const float **val_loss,
+                                size_t *n_val) {
+    if (!t) return;
+    if (train) *train = t->hist;
+    if (n_train) *n_train = t->n_hist;
+    if (val_steps) *val_steps = t->val_steps;
+    if (val_loss) *val_loss = t->val_hist;
+    if (n_val) *n_val = t->n_val;
+}
+
+FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_error *err) {
+    uint64_t t0;
+    size_t micro, i;
+    double loss_sum = 0.0, norm2 = 0.0, lr, step_s;
+    fti_result r;
+    float scale;
+    if (!t) return fti_error_set(err, FTI_ERR_INVALID, "trainer: NULL");
+    memset(&t->last, 0, sizeof(t->last));
+    t0 = fti_time_ns();
+    if (t->base) fti__lora_apply(&t->cfg, t->params, t->base, t->w, t->o.lora_rank,
+                                 t->o.lora_alpha, t->pool);
+    memset(t->grads, 0, t->n_params * sizeof(float));
+    for (micro = 0; micro < t->o.grad_accum; micro++) {
+        double l = 0.0;
+        fti__train_sample(t);
+        r = fti_model_forward(&t->cfg, t->params, t->acts, t->tok, t->tgt, t->o.batch, t->o.ctx,
+                              t->pool, &l);
+        if (r != FTI_OK)
+            return fti_error_set(err, r, "trainer: step %lu: %s", (unsigned long)(t->step + 1),
+                                 r == FTI_ERR_NUMERIC ? "loss is not finite" : "forward failed");
+        loss_sum += l;
+        r = fti_model_backward(&t->cfg, t->params, t->acts, t->grads,
+                               1.0f / (float)t->o.grad_accum, t->pool);
+        if (r != FTI_OK) return fti_error_set(err, r, "trainer: backward failed");
+    }
+    if (t->base) fti__lora_grads(t);
+    for (i = 0; i < t->n_train; i++) norm2 += (double)t->g[i] * (double)t->g[i];
+    if (!(norm2 == norm2) || norm2 > 1e300)
+        return fti_error_set(err, FTI_ERR_NUMERIC, "trainer: step %lu: gradient is not finite",
+                             (unsigned long)(t->step + 1));
+    t->last.grad_norm = sqrt(norm2);
+    scale = 1.0f;
+    if (t->o.grad_clip > 0.0f && t->last.grad_norm > (double)t->o.grad_clip) {
+        scale = (float)((double)t->o.grad_clip / (t->last.grad_norm + 1e-6));
+        for (i = 0; i < t->n_train; i++) t->g[i] *= scale;
+    }
+    lr = fti_lr_schedule(t->step, t->o.warmup_steps, t->total_steps, (double)t->o.lr,
+                         (double)t->o.min_lr_frac);
+    fti_adamw_update(&t->o.adamw, t->w, t->g, t->m, t->v, t->decay, t->n_train, (float)lr,
+                     t->step + 1, t->pool);
+    if (t->base) fti__lora_apply(&t->cfg, t->params, t->base, t->w, t->o.lora_rank,
+                                 t->o.lora_alpha, t->pool);
+    t->step++;
+    t->tokens_seen += (uint64_t)t->o.batch * t->o.ctx * t->o.grad_accum;
+    t->last.loss = loss_sum / (double)t->o.grad_accum;
+    t->last.lr = lr;
+    if (fti__train_push(&t->hist, &t->n_hist, &t->cap_hist, (float)t->last.loss) != FTI_OK)
+        return fti_error_set(err, FTI_ERR_NOMEM, "trainer: out of memory");
+    step_s = (double)(fti_time_ns() - t0) / 1e9;
+    t->elapsed_s += step_s;
+    t->last.tokens_per_s =
+        step_s > 0 ? (double)(t->o.batch * t->o.ctx * t->o.grad_accum) / step_s : 0.0;
+    if (t->val.n_tokens &&
+        ((t->o.eval_every && t->step % t->o.eval_every == 0) || fti_trainer_done(t))) {
+        double vl;
+        if ((r = fti_trainer_eval(t, &vl)) != FTI_OK)
+            return fti_error_set(err, r, "trainer: validation failed");
+        t->val_loss = vl;
+        if (!(t->best_val <= vl)) t->best_val = vl;
+        if (fti__train_push_val(t, t->step, (float)vl) != FTI_OK)
+            return fti_error_set(err, FTI_ERR_NOMEM, "trainer: out of memory");
+        t->last.evaluated = 1;
+    }
+    if (t->ckpt_path && (t->step % t->o.checkpoint_every == 0 || fti_trainer_done(t))) {
+        if ((r = fti_trainer_save(t, t->ckpt_path, err)) != FTI_OK) return r;
+        t->last.checkpointed = 1;
+    }
+    if (stats) fti_trainer_stats_get(t, stats);
+    return FTI_OK;
+}
+
+/* --- checkpoints -------------------------------------------------------------------------------
+ * Layout (little-endian; docs/training.md): "FTICKPT1", u32 version, u32 flags (1 = LoRA),
+ * config (7 x u32, 2 x f32, u32 tied), u64 fingerprint, u64 step, tokens_seen, total_steps,
+ * f64 elapsed_s, val_loss, best_val, u64 sampler state, inc, draws, u64 n_params, n_trainable,
+ * u64 n_hist + f32 losses, u64 n_val + (u64 step, f32 loss) pairs, then f32 weights, m, v of the
+ * trainable block, then the SHA-256 of everything before it. */
+#define FTI__CKPT_MAGIC "FTICKPT1"
+#define FTI__CKPT_VERSION 1u
+
+static void fti__ckpt_u32(fti_buf *b, uint32_t v) {
+    unsigned char x[4];
+    fti_store_u32(x, v);
+    fti_buf_append(b, x, 4);
+}
+static void fti__ckpt_u64(fti_buf *b, uint64_t v) {
+    unsigned char x[8];
+    fti_store_u64(x, v);
+    fti_buf_append(b, x, 8);
+}
+static void fti__ckpt_f32(fti_buf *b, float v) {
+    unsigned char x[4];
+    fti_store_f32(x, v);
+    fti_buf_append(b, x, 4);
+}
+static void fti__ckpt_f64(fti_buf *b, double v) {
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    fti__ckpt_u64(b, u);
+}
+
+/* Writes n floats little-endian through the atomic file, hashing as it goes. */
+static fti_result fti__ckpt_floats(fti_afile *f, fti_sha256 *sh, const float *x, size_t n) {
+    unsigned char tmp[4096];
+    size_t i, k;
+    for (i = 0; i < n;) {
+        size_t chunk = n - i < sizeof(tmp) / 4 ? n - i : sizeof(tmp) / 4;
+        for (k = 0; k < chunk; k++) fti_store_f32(tmp + 4 * k, x[i + k]);
+        fti_sha256_update(sh, tmp, chunk * 4);
+        if (fti_afile_write(f, tmp, chunk * 4) != FTI_OK) return f->status;
+        i += chunk;
+    }
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_trainer_save(fti_trainer *t, const char *path, fti_error *err) {
+    fti_buf b;
+    fti_afile f;
+    fti_sha256 sh;
+    unsigned char digest[32];
+    fti_result r;
+    size_t i;
+    if (!t || !path) return fti_error_set(err, FTI_ERR_INVALID, "checkpoint: NULL argument");
+    memset(&b, 0, sizeof(b));
+    fti_buf_append(&b, FTI__CKPT_MAGIC, 8);
+    fti__ckpt_u32(&b, FTI__CKPT_VERSION);
+    fti__ckpt_u32(&b, t->base ? 1u : 0u);
+    fti__ckpt_u32(&b, t->cfg.vocab_size);
+    fti__ckpt_u32(&b, t->cfg.dim);
+    fti__ckpt_u32(&b, t->cfg.n_layers);
+    fti__ckpt_u32(&b, t->cfg.n_heads);
+    fti__ckpt_u32(&b, t->cfg.n_kv_heads);
+    fti__ckpt_u32(&b, t->cfg.hidden_dim);
+    fti__ckpt_u32(&b, t->cfg.context_len);
+    fti__ckpt_f32(&b, t->cfg.rope_base);
+    fti__ckpt_f32(&b, t->cfg.norm_eps);
+    fti__ckpt_u32(&b, (uint32_t)t->cfg.tied_embeddings);
+    fti__ckpt_u64(&b, t->fingerprint);
+    fti__ckpt_u64(&b, t->step);
+    fti__ckpt_u64(&b, t->tokens_seen);
+    fti__ckpt_u64(&b, t->total_steps);
+    fti__ckpt_f64(&b, t->elapsed_s);
+    fti__ckpt_f64(&b, t->val_loss);
+    fti__ckpt_f64(&b, t->best_val);
+    fti__ckpt_u64(&b, t->sampler.state);
+    fti__ckpt_u64(&b, t->sampler.inc);
+    fti__ckpt_u64(&b, t->draws);
+    fti__ckpt_u64(&b, t->n_params);
+    fti__ckpt_u64(&b, t->n_train);
+    fti__ckpt_u64(&b, t->n_hist);
+    for (i = 0; i < t->n_hist; i++) fti__ckpt_f32(&b, t->hist[i]);
+    fti__ckpt_u64(&b, t->n_val);
+    for (i = 0; i < t->n_val; i++) {
+        fti__ckpt_u64(&b, t->val_steps[i]);
+        fti__ckpt_f32(&b, t->val_hist[i]);
+    }
+    if (b.oom) {
+        fti_buf_free(&b);
+        return fti_error_set(err, FTI_ERR_NOMEM, "checkpoint: out of memory");
+    }
+    if ((r = fti_afile_open(&f, path, err)) != FTI_OK) {
+        fti_buf_free(&b);
+        return r;
+    }
+    fti_sha256_init(&sh);
+    fti_sha256_update(&sh, b.data, b.len);
+    r = fti_afile_write(&f, b.data, b.len);
+    fti_buf_free(&b);
+    if (r == FTI_OK) r = fti__ckpt_floats(&f, &sh, t->w, t->n_train);
+    if (r == FTI_OK) r = fti__ckpt_floats(&f, &sh, t->m, t->n_train);
+    if (r == FTI_OK) r = fti__ckpt_floats(&f, &sh, t->v, t->n_train);
+    if (r == FTI_OK) {
+        fti_sha256_final(&sh, digest);
+        r = fti_afile_write(&f, digest, 32);
+    }
+    if (r != FTI_OK) {
+        fti_afile_abort(&f);
+        return fti_error_set(err, r, "%s: cannot write checkpoint: %s", path, fti_result_str(r));
+    }
+    return fti_afile_commit(&f, err);
+}
+
+static void fti__ckpt_read_floats(fti_reader *rd, float *x, size_t n) {
+    const unsigned char *p = (const unsigned char *)fti_read_bytes(rd, n * 4);
+    size_t i;
+    if (!p) return;
+    for (i = 0; i < n; i++) {
+        uint32_t u = fti_load_u32(p + 4 * i);
+        memcpy(&x[i], &u, 4);
+    }
+}
+
+FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error *err) {
+    fti_map map;
+    fti_reader rd;
+    unsigned char digest[32];
+    fti_result r;
+    uint64_t fp, n_params, n_train, n_hist, n_val, i;
+    uint32_t flags;
+    const unsigned char *magic;
+    fti_rng sampler;
+    uint64_t step, tokens, total, draws;
+    double elapsed, val_loss, best_val;
+    if (!t || !path) return fti_error_set(err, FTI_ERR_INVALID, "checkpoint: NULL argument");
+    if ((r = fti_map_open(&map, path, err)) != FTI_OK) return r;
+    if (map.len < 8 + 32) {
+        fti_map_close(&map);
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: %lu bytes is too short for a checkpoint",
+                             path, (unsigned long)map.len);
+    }
+    fti_sha256_buf(map.data, map.len - 32, digest);
+    if (memcmp(digest, (const unsigned char *)map.data + map.len - 32, 32) != 0) {
+        fti_map_close(&map);
+        return fti_error_set(err, FTI_ERR_CHECKSUM, "%s: checksum mismatch (damaged checkpoint)",
+                             path);
+    }
+    rd = fti_reader_make(map.data, map.len - 32);
+    magic = (const unsigned char *)fti_read_bytes(&rd, 8);
+    if (!magic || memcmp(magic, FTI__CKPT_MAGIC, 8) != 0 ||
+        fti_read_u32(&rd) != FTI__CKPT_VERSION) {
+        fti_map_close(&map);
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: not an fti checkpoint (version 1)", path);
+    }
+    flags = fti_read_u32(&rd);
+    fti_read_bytes(&rd, 10 * 4); /* the config, for people: the fingerprint covers it */
+    fp = fti_read_u64(&rd);
+    step = fti_read_u64(&rd);
+    tokens = fti_read_u64(&rd);
+    total = fti_read_u64(&rd);
+    elapsed = fti_read_f64(&rd);
+    val_loss = fti_read_f64(&rd);
+    best_val = fti_read_f64(&rd);
+    sampler.state = fti_read_u64(&rd);
+    sampler.inc = fti_read_u64(&rd);
+    draws = fti_read_u64(&rd);
+    n_params = fti_read_u64(&rd);
+    n_train = fti_read_u64(&rd);
+    if (rd.err) goto format;
+    if (fp != t->fingerprint || (flags & 1u) != (t->base ? 1u : 0u) ||
+        n_params != t->n_params || n_train != t->n_train || total != t->total_steps) {
+        fti_map_close(&map);
+        return fti_error_set(err, FTI_ERR_MISMATCH,
+                             "%s: checkpoint is of another run (model, data or options differ)",
+                             path);
+    }
+    n_hist = fti_read_u64(&rd);
+    if (rd.err || n_hist != step || n_hist > fti_reader_left(&rd) / 4) goto format;
+    t->n_hist = 0;
+    for (i = 0; i < n_hist; i++)
+        if (fti__train_push(&t->hist, &t->n_hist, &t->cap_hist, fti_read_f32(&rd)) != FTI_OK)
+            goto nomem;
+    n_val = fti_read_u64(&rd);
+    if (rd.err || n_val > fti_reader_left(&rd) / 12) goto format;
+    t->n_val = 0;
+    for (i = 0; i < n_val; i++) {
+        uint64_t s = fti_read_u64(&rd);
+        float v = fti_read_f32(&rd);
+        if (fti__train_push_val(t, s, v) != FTI_OK) goto nomem;
+    }
+    if (rd.err || fti_reader_left(&rd) != 3 * 4 * (size_t)n_train) goto format;
+    fti__ckpt_read_floats(&rd, t->w, t->n_train);
+    fti__ckpt_read_floats(&rd, t->m, t->n_train);
+    fti__ckpt_read_floats(&rd, t->v, t->n_train);
+    if (rd.err) goto format;
+    fti_map_close(&map);
+    t->step = step;
+    t->tokens_seen = tokens;
+    t->elapsed_s = elapsed;
+    t->val_loss = val_loss;
+    t->best_val = best_val;
+    t->sampler = sampler;
+    t->draws = draws;
+    if (t->base) fti__lora_apply(&t->cfg, t->params, t->base, t->w, t->o.lora_rank,
+                                 t->o.lora_alpha, t->pool);
+    fti__train_log(t, FTI_LOG_INFO, "resumed from checkpoint");
+    return FTI_OK;
+format:
+    fti_map_close(&map);
+    return fti_error_set(err, FTI_ERR_FORMAT, "%s: malformed checkpoint", path);
+nomem:
+    fti_map_close(&map);
+    return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+}
+
+/* --- model registry ----------------------------------------------------------------------------
+ * HOME/models/<id>/model.gguf and card.json; HOME/models/aliases.json. Ids are the first 16 hex
+ * digits of the model file's SHA-256. Every file is written atomically; the alias file is
+ * rewritten whole (read, change, write to a temp file, rename), so a reader always sees either
+ * the old or the new set of aliases. */
+#define FTI__REG_ID_LEN 16
+#define FTI__REG_MAX_CARD (16u << 20)
+
+static char *fti__reg_path(const char *home, const char *id, const char *file) {
+    char *models = fti_path_join(home, "models"), *dir, *p;
+    if (!models) return NULL;
+    if (!id && !file) return models;
+    if (!id) {
+        p = fti_path_join(models, file);
+        fti_free(models);
+        return p;
+    }
+    dir = fti_path_join(models, id);
+    fti_free(models);
+    if (!dir || !file) return dir;
+    p = fti_path_join(dir, file);
+    fti_free(dir);
+    return p;
+}
+
+static int fti__reg_valid_name(const char *s, size_t max_len) {
+    size_t i, n = s ? strlen(s) : 0;
+    if (n == 0 || n > max_len || s[0] == '.') return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Writes a parsed JSON value back as text (objects keep their member order). */
+static void fti__reg_json_copy(fti_jw *w, const fti_json *v) {
+    const fti_json *c;
+    switch (v->type) {
+    case FTI_JSON_NULL: fti_jw_null(w); break;
+    case FTI_JSON_FALSE: fti_jw_bool(w, 0); break;
+    case FTI_JSON_TRUE: fti_jw_bool(w, 1); break;
+    case FTI_JSON_NUMBER:
+        if (v->is_int) fti_jw_int(w, v->i);
+        else fti_jw_num(w, v->num);
+        break;
+    case FTI_JSON_STRING: fti_jw_strn(w, v->str, v->len); break;
+    case FTI_JSON_ARRAY:
+        fti_jw_arr_begin(w);
+        for (c = v->child; c; c = c->next) fti__reg_json_copy(w, c);
+        fti_jw_arr_end(w);
+        break;
+    case FTI_JSON_OBJECT:
+        fti_jw_obj_begin(w);
+        for (c = v->child; c; c = c->next) {
+            fti_buf key;
+            memset(&key, 0, sizeof(key));
+            fti_buf_append(&key, c->key, c->key_len);
+            fti_jw_key(w, key.data ? key.data : "");
+            fti_buf_free(&key);
+            fti__reg_json_copy(w, c);
+        }
+        fti_jw_obj_end(w);
+        break;
+    }
+}
+
+static fti_result fti__reg_read_json(const char *path, fti_json_doc **doc, fti_error *err) {
+    void *text = NULL;
+    size_t len = 0;
+    fti_result r = fti_file_read(path, FTI__REG_MAX_CARD, &text, &len, err);
+    if (r != FTI_OK) return r;
+    r = fti_json_parse((const char *)text, len, NULL, doc, NULL, err);
+    fti_free(text);
+    if (r != FTI_OK) fti_error_prefix(err, path);
+    return r;
+}
+
+FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
+                                   const char *card_json, size_t card_len, char id_out[17],
+                                   fti_error *err) {
+    unsigned char digest[32];
+    char hex[65], id[FTI__REG_ID_LEN + 1], created[32];
+    char *dir = NULL, *gguf = NULL, *card = NULL;
+    fti_json_doc *doc = NULL;
+    fti_map map;
+    fti_buf out;
+    fti_jw w;
+    fti_result r;
+    const fti_json *root, *c;
+    memset(&out, 0, sizeof(out));
+    if (!home || !model_file || !id_out)
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if (card_json && card_len) {
+        if ((r = fti_json_parse(card_json, card_len, NULL, &doc, NULL, err)) != FTI_OK) return r;
+        if (fti_json_root(doc)->type != FTI_JSON_OBJECT) {
+            fti_json_free(doc);
+            return fti_error_set(err, FTI_ERR_INVALID, "registry: the card is not a JSON object");
+        }
+    }
+    if ((r = fti_sha256_file(model_file, digest, err)) != FTI_OK) goto done;
+    fti_sha256_hex(digest, hex);
+    memcpy(id, hex, FTI__REG_ID_LEN);
+    id[FTI__REG_ID_LEN] = 0;
+    dir = fti__reg_path(home, id, NULL);
+    gguf = fti__reg_path(home, id, "model.gguf");
+    card = fti__reg_path(home, id, "card.json");
+    if (!dir || !gguf || !card) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+        goto done;
+    }
+    if ((r = fti_mkdirs(dir, err)) != FTI_OK) goto done;
+    if (strcmp(model_file, gguf) != 0) {
+        if ((r = fti_map_open(&map, model_file, err)) != FTI_OK) goto done;
+        r = fti_file_write_atomic(gguf, map.data, map.len, err);
+        fti_map_close(&map);
+        if (r != FTI_OK) goto done;
+    }
+    fti_time_iso8601(fti_time_wall(), created);
+    fti_jw_init(&w, &out, 1);
+    fti_jw_obj_begin(&w);
+    fti_jw_key(&w, "id");
+    fti_jw_str(&w, id);
+    fti_jw_key(&w, "path");
+    fti_jw_str(&w, gguf);
+    fti_jw_key(&w, "sha256");
+    fti_jw_str(&w, hex);
+    fti_jw_key(&w, "created");
+    fti_jw_str(&w, created);
+    root = doc ? fti_json_root(doc) : NULL;
+    for (c = root ? root->child : NULL; c; c = c->next) {
+        fti_buf key;
+        if ((c->key_len == 2 && memcmp(c->key, "id", 2) == 0) ||
+            (c->key_len == 4 && memcmp(c->key, "path", 4) == 0) ||
+            (c->key_len == 6 && memcmp(c->key, "sha256", 6) == 0) ||
+            (c->key_len == 7 && memcmp(c->key, "created", 7) == 0))
+            continue;
+        memset(&key, 0, sizeof(key));
+        fti_buf_append(&key, c->key, c->key_len);
+        fti_jw_key(&w, key.data ? key.data : "");
+        fti_buf_free(&key);
+        fti__reg_json_copy(&w, c);
+    }
+    fti_jw_obj_end(&w);
+    fti_buf_putc(&out, '\n');
+    if (out.oom) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+        goto done;
+    }
+    if ((r = fti_file_write_atomic(card, out.data, out.len, err)) != FTI_OK) goto done;
+    memcpy(id_out, id, FTI__REG_ID_LEN + 1);
+done:
+    fti_buf_free(&out);
+    fti_json_free(doc);
+    fti_free(dir);
+    fti_free(gguf);
+    fti_free(card);
+    return r;
+}
+
+FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *out,
+                                    fti_error *err) {
+    char *card;
+    void *text = NULL;
+    size_t len = 0;
+    fti_result r;
+    if (!home || !out || !fti__reg_valid_name(id, 64))
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: bad model id");
+    card = fti__reg_path(home, id, "card.json");
+    if (!card) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    if (!fti_path_exists(card)) {
+        fti_free(card);
+        return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: no model %s", id);
+    }
+    r = fti_file_read(card, FTI__REG_MAX_CARD, &text, &len, err);
+    fti_free(card);
+    if (r != FTI_OK) return r;
+    fti_buf_append(out, text, len);
+    fti_free(text);
+    return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+typedef struct fti__reg_entry {
+    char id[FTI__REG_ID_LEN + 1];
+    char created[32];
+} fti__reg_entry;
+
+typedef struct fti__reg_scan {
+    fti__reg_entry *e;
+    size_t n, cap;
+    int oom;
+} fti__reg_scan;
+
+static fti_result fti__reg_scan_fn(void *user, const char *path, uint64_t size_bytes) {
+    fti__reg_scan *s = (fti__reg_scan *)user;
+    const char *base = fti_path_base(path);
+    size_t n = strlen(path);
+    fti_json_doc *doc = NULL;
+    (void)size_bytes;
+    if (strcmp(base, "card.json") != 0 || n < 10 + FTI__REG_ID_LEN + 1) return FTI_OK;
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 16;
+        fti__reg_entry *p = (fti__reg_entry *)fti_realloc(s->e, nc * sizeof(*p));
+        if (!p) {
+            s->oom = 1;
+            return FTI_ERR_NOMEM;
+        }
+        s->e = p;
+        s->cap = nc;
+    }
+    memset(&s->e[s->n], 0, sizeof(s->e[0]));
+    if (fti__reg_read_json(path, &doc, NULL) == FTI_OK) {
+        const char *id = fti_json_get_str(fti_json_root(doc), "id", "");
+        const char *cr = fti_json_get_str(fti_json_root(doc), "created", "");
+        if (strlen(id) == FTI__REG_ID_LEN) {
+            memcpy(s->e[s->n].id, id, FTI__REG_ID_LEN + 1);
+            strncpy(s->e[s->n].created, cr, 31);
+            s->n++;
+        }
+        fti_json_free(doc);
+    }
+    return FTI_OK;
+}
+
+static int fti__reg_cmp(const fti__reg_entry *a, const fti__reg_entry *b) {
+    int c = strcmp(a->created, b->created);
+    return c ? c : strcmp(a->id, b->id);
+}
+
+FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *err) {
+    fti__reg_scan s;
+    char *models;
+    size_t i, j;
+    fti_result r = FTI_OK;
+    if (!home || !out) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    memset(&s, 0, sizeof(s));
+    models = fti__reg_path(home, NULL, NULL);
+    if (!models) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    if (fti_path_is_dir(models)) r = fti_walk(models, fti__reg_scan_fn, &s, err);
+    fti_free(models);
+    if (r == FTI_OK) {
+        for (i = 1; i < s.n; i++) /* insertion sort: registries are small */
+            for (j = i; j > 0 && fti__reg_cmp(&s.e[j - 1], &s.e[j]) > 0; j--) {
+                fti__reg_entry tmp = s.e[j];
+                s.e[j] = s.e[j - 1];
+                s.e[j - 1] = tmp;
+            }
+        for (i = 0; i < s.n; i++) {
+            fti_buf_puts(out, s.e[i].id);
+            fti_buf_putc(out, '\n');
+        }
+        if (out->oom) r = FTI_ERR_NOMEM;
+    }
+    fti_free(s.e);
+    return r;
+}
+
+/* The alias table: read (missing file = empty), changed in memory, written back atomically. */
+typedef struct fti__reg_alias {
+    char name[65];
+    char id[FTI__REG_ID_LEN + 1];
+    char (*hist)[FTI__REG_ID_LEN + 1];
+    size_t n_hist;
+} fti__reg_alias;
+
+typedef struct fti__reg_aliases {
+    fti__reg_alias *a;
+    size_t n;
+} fti__reg_aliases;
+
+static void fti__reg_aliases_free(fti__reg_aliases *t) {
+    size_t i;
+    for (i = 0; i < t->n; i++) fti_free(t->a[i].hist);
+    fti_free(t->a);
+    t->a = NULL;
+    t->n = 0;
+}
+
+static fti_result fti__reg_aliases_load(const char *home, fti__reg_aliases *t, fti_error *err) {
+    char *path = fti__reg_path(home, NULL, "aliases.json");
+    fti_json_doc *doc = NULL;
+    const fti_json *root, *c, *h;
+    fti_result r;
+    size_t k;
+    memset(t, 0, sizeof(*t));
+    if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    if (!fti_path_exists(path)) {
+        fti_free(path);
+        return FTI_OK;
+    }
+    r = fti__reg_read_json(path, &doc, err);
+    if (r != FTI_OK) {
+        fti_free(path);
+        return r;
+    }
+    root = fti_json_root(doc);
+    if (root->type != FTI_JSON_OBJECT) {
+        fti_json_free(doc);
+        r = fti_error_set(err, FTI_ERR_FORMAT, "%s: not a JSON object", path);
+        fti_free(path);
+        return r;
+    }
+    t->a = (fti__reg_alias *)fti_calloc(root->len ? root->len : 1, sizeof(fti__reg_alias));
+    if (!t->a) goto nomem;
+    for (c = root->child; c; c = c->next) {
+        fti__reg_alias *al = &t->a[t->n];
+        const char *id = fti_json_get_str(c, "id", "");
+        if (c->key_len == 0 || c->key_len > 64 || strlen(id) != FTI__REG_ID_LEN) continue;
+        memcpy(al->name, c->key, c->key_len);
+        al->name[c->key_len] = 0;
+        memcpy(al->id, id, FTI__REG_ID_LEN + 1);
+        h = fti_json_get(c, "history");
+        if (h && h->type == FTI_JSON_ARRAY && h->len) {
+            al->hist = (char(*)[FTI__REG_ID_LEN + 1])fti_calloc(h->len, FTI__REG_ID_LEN + 1);
+            if (!al->hist) goto nomem;
+            for (k = 0; k < h->len; k++) {
+                const fti_json *e = fti_json_at(h, k);
+                if (e && e->type == FTI_JSON_STRING && e->len == FTI__REG_ID_LEN)
+                    memcpy(al->hist[al->n_hist++], e->str, FTI__REG_ID_LEN + 1);
+            }
+        }
+        t->n++;
+    }
+    fti_json_free(doc);
+    fti_free(path);
+    return FTI_OK;
+nomem:
+    fti_json_free(doc);
+    fti_free(path);
+    fti__reg_aliases_free(t);
+    return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+}
+
+static void fti__reg_aliases_json(const fti__reg_aliases *t, fti_buf *out) {
+    fti_jw w;
+    size_t i, k;
+    fti_jw_init(&w, out, 1);
+    fti_jw_obj_begin(&w);
+    for (i = 0; i < t->n; i++) {
+        fti_jw_key(&w, t->a[i].name);
+        fti_jw_obj_begin(&w);
+        fti_jw_key(&w, "id");
+        fti_jw_str(&w, t->a[i].id);
+        fti_jw_key(&w, "history");
+        fti_jw_arr_begin(&w);
+        for (k = 0; k < t->a[i].n_hist; k++) fti_jw_str(&w, t->a[i].hist[k]);
+        fti_jw_arr_end(&w);
+        fti_jw_obj_end(&w);
+    }
+    fti_jw_obj_end(&w);
+    fti_buf_putc(out, '\n');
+}
+
+static fti_result fti__reg_aliases_save(const char *home, const fti__reg_aliases *t,
+                                        fti_error *err) {
+    char *path = fti__reg_path(home, NULL, "aliases.json"), *dir = fti__reg_path(home, NULL, NULL);
+    fti_buf out;
+    fti_result r;
+    memset(&out, 0, sizeof(out));
+    if (!path || !dir) {
+        fti_free(path);
+        fti_free(dir);
+        return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    }
+    fti__reg_aliases_json(t, &out);
+    r = out.oom ? fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory")
+                : fti_mkdirs(dir, err);
+    if (r == FTI_OK) r = fti_file_write_atomic(path, out.data, out.len, err);
+    fti_buf_free(&out);
+    fti_free(path);
+    fti_free(dir);
+    return r;
+}
+
+static fti__reg_alias *fti__reg_alias_find(fti__reg_aliases *t, const char *name) {
+    size_t i;
+    for (i = 0; i < t->n; i++)
+        if (strcmp(t->a[i].name, name) == 0) return &t->a[i];
+    return NULL;
+}
+
+FTIDEF fti_result fti_registry_aliases(const char *home, fti_buf *out, fti_error *err) {
+    fti__reg_aliases t;
+    fti_result r;
+    if (!home || !out) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if ((r = fti__reg_aliases_load(home, &t, err)) != FTI_OK) return r;
+    fti__reg_aliases_json(&t, out);
+    fti__reg_aliases_free(&t);
+    return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],
+                                       fti_error *err) {
+    fti__reg_aliases t;
+    fti__reg_alias *al;
+    fti_buf list;
+    fti_result r;
+    size_t n_match = 0, rl;
+    const char *p;
+    if (!home || !ref || !id_out || !*ref)
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if ((r = fti__reg_aliases_load(home, &t, err)) != FTI_OK) return r;
+    al = fti__reg_alias_find(&t, ref);
+    if (al) {
+        memcpy(id_out, al->id, FTI__REG_ID_LEN + 1);
+        fti__reg_aliases_free(&t);
+        return FTI_OK;
+    }
+    fti__reg_aliases_free(&t);
+    memset(&list, 0, sizeof(list));
+    if ((r = fti_registry_list(home, &list, err)) != FTI_OK) {
+        fti_buf_free(&list);
+        return r;
+    }
+    rl = strlen(ref);
+    for (p = list.data; p && *p; p += FTI__REG_ID_LEN + 1)
+        if (rl <= FTI__REG_ID_LEN && memcmp(p, ref, rl) == 0) {
+            if (n_match++ == 0) {
+                memcpy(id_out, p, FTI__REG_ID_LEN);
+                id_out[FTI__REG_ID_LEN] = 0;
+            }
+        }
+    fti_buf_free(&list);
+    if (n_match == 1) return FTI_OK;
+    if (n_match)
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: '%s' matches %lu models", ref,
+                             (unsigned long)n_match);
+    return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: no model or alias '%s'", ref);
+}
+
+FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const char *alias,
+                                       fti_error *err) {
+    fti__reg_aliases t;
+    fti__reg_alias *al;
+    fti_buf card;
+    char rid[FTI__REG_ID_LEN + 1];
+    fti_result r;
+    if (!home || !id || !fti__reg_valid_name(alias, 64))
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: bad alias name '%s' (letters, "
+                             "digits, '-', '_', '.')", alias ? alias : "");
+    if ((r = fti_registry_resolve(home, id, rid, err)) != FTI_OK) return r;
+    memset(&card, 0, sizeof(card));
+    r = fti_registry_card(home, rid, &card, err); /* must exist */
+    fti_buf_free(&card);
+    if (r != FTI_OK) return r;
+    if ((r = fti__reg_aliases_load(home, &t, err)) != FTI_OK) return r;
+    al = fti__reg_alias_find(&t, alias);
+    if (!al) {
+        fti__reg_alias *p = (fti__reg_alias *)fti_realloc(t.a, (t.n + 1) * sizeof(*p));
+        if (!p) {
+            fti__reg_aliases_free(&t);
+            return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+        }
+        t.a = p;
+        al = &t.a[t.n++];
+        memset(al, 0, sizeof(*al));
+        strcpy(al->name, alias);
+        memcpy(al->id, rid, FTI__REG_ID_LEN + 1);
+    } else if (strcmp(al->id, rid) != 0) {
+        char(*h)[FTI__REG_ID_LEN + 1] = (char(*)[FTI__REG_ID_LEN + 1])fti_realloc(
+            al->hist, (al->n_hist + 1) * (FTI__REG_ID_LEN + 1));
+        if (!h) {
+            fti__reg_aliases_free(&t);
+            return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+        }
+        al->hist = h;
+        memcpy(al->hist[al->n_hist++], al->id, FTI__REG_ID_LEN + 1);
+        memcpy(al->id, rid, FTI__REG_ID_LEN + 1);
+    }
+    r = fti__reg_aliases_save(home, &t, err);
+    fti__reg_aliases_free(&t);
+    return r;
+}
+
+FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, char id_out[17],
+                                        fti_error *err) {
+    fti__reg_aliases t;
+    fti__reg_alias *al;
+    fti_result r;
+    if (!home || !alias) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if ((r = fti__reg_aliases_load(home, &t, err)) != FTI_OK) return r;
+    al = fti__reg_alias_find(&t, alias);
+    if (!al || al->n_hist == 0) {
+        fti__reg_aliases_free(&t);
+        return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: alias '%s' has %s", alias,
+                             al ? "no earlier target" : "never been set");
+    }
+    memcpy(al->id, al->hist[--al->n_hist], FTI__REG_ID_LEN + 1);
+    if (id_out) memcpy(id_out, al->id, FTI__REG_ID_LEN + 1);
+    r = fti__reg_aliases_save(home, &t, err);
+    fti__reg_aliases_free(&t);
+    return r;
+}
+
+#endif /* FTI_NO_TRAIN */
+/* ---- end src/07_train.c ---- */
+/* ---- begin src/08_infer.c ---- */
+/* === infer: implementation === */
+/* #include "08_infer.h" (amalgamated) */
+
+/* #include <math.h> (already included) */
+/* #include <stdio.h> (already included) */
+/* #include <stdlib.h> (already included) */
+/* #include <string.h> (already included) */
+
+/* --- engine -------------------------------------------------------------------------------- */
+
+typedef struct fti__eng_w {
+    const void *data; /* in the mapped file */
+    fti_dtype type;
+} fti__eng_w;
+
+typedef struct fti__eng_layer {
+    const float *attn_norm, *ffn_norm; /* (C) */
+    fti__eng_w q, k, v, o;             /* (HD,C) (KVD,C) (KVD,C) (C,HD) */
+    fti__eng_w gate, up, down;         /* (F,C) (F,C) (C,F) */
+} fti__eng_layer;
+
+struct fti_engine {
+    fti_gguf *g;
+    fti_model_config cfg;
+    const fti_kernels *k;
+    size_t C, H, KV, D, HD, KVD, F, V, L;
+    fti__eng_w embd, out;
+    const float *out_norm;
+    fti__eng_layer *layers;
+    uint32_t weight_type;
+    size_t weight_bytes;
+    void **owned;     /* LoRA-merged F32 matrices (n_owned) */
+    size_t n_owned;
+    /* token -> bytes */
+    char *tok_bytes;
+    size_t *tok_off; /* (V+1) */
+    size_t max_token_bytes;
+    int32_t bos, eos;
+    int add_bos;
+};
+
+/* GPT-2's byte-to-unicode map, inverted: inv[cp] = the byte shown as code point cp, or -1.
+ * Printable bytes (33..126, 161..172, 174..255) stand for themselves; the other 68 bytes are
+ * shown as U+0100 + n in increasing byte order. */
+static void fti__infer_unicode_bytes(int16_t inv[256 + 68]) {
+    int b, n = 0;
+    for (b = 0; b < 256 + 68; b++) inv[b] = -1;
+    for (b = 0; b < 256; b++) {
+        int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
+        inv[printable ? b : 256 + n++] = (int16_t)b;
+    }
+}
+
+/* Builds the token -> bytes table from tokenizer.ggml.tokens (and token_type for CONTROL). */
+static fti_result fti__engine_detok(fti_engine *e, fti_error *err) {
+    const fti_gguf_kv *toks = NULL, *types = NULL;
+    fti_buf bytes;
+    size_t i;
+    fti_result rc;
+    int16_t inv[256 + 68];
+    fti__infer_unicode_bytes(inv);
+    e->tok_off = (size_t *)fti_calloc(e->V + 1, sizeof(size_t));
+    if (!e->tok_off) return fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
+    rc = fti_gguf_get_arr(e->g, "tokenizer.ggml.tokens", FTI_GGUF_STRING, &toks, NULL);
+    if (rc != FTI_OK) return FTI_OK; /* no vocabulary: ids only, every token renders empty */
+    if (fti_gguf_get_arr(e->g, "tokenizer.ggml.token_type", FTI_GGUF_TYPE_COUNT, &types, NULL) !=
+        FTI_OK)
+        types = NULL;
+    memset(&bytes, 0, sizeof bytes);
+    for (i = 0; i < e->V; i++) {
+        size_t len = 0, p = 0;
+        const unsigned char *s = (const unsigned char *)fti_gguf_arr_str(e->g, toks, i, &len);
+        e->tok_off[i] = bytes.len;
+        if (!s || (types && fti_gguf_arr_int(types, i) == FTI_GGUF_TOKEN_CONTROL)) continue;
+        if (!fti_buf_reserve(&bytes, len)) break; /* a token never decodes longer */
+        while (p < len) {
+            uint32_t cp;
+            int ok, b;
+            size_t n;
+            if (s[p] < 0x80) { /* ASCII: printable ones are themselves, others not in the map */
+                bytes.data[bytes.len++] = (char)s[p++];
+                continue;
+            }
+            n = fti_utf8_decode(s + p, len - p, &cp, &ok);
+            b = ok && cp < 256 + 68 ? inv[cp] : -1;
+            if (b >= 0) {
+                bytes.data[bytes.len++] = (char)b;
+            } else { /* not in the byte map: keep as written */
+                memcpy(bytes.data + bytes.len, s + p, n);
+                bytes.len += n;
+            }
+            p += n;
+        }
+        if (bytes.len - e->tok_off[i] > e->max_token_bytes)
+            e->max_token_bytes = bytes.len - e->tok_off[i];
+    }
+    e->tok_off[e->V] = bytes.len;
+    if (bytes.oom) {
+        fti_buf_free(&bytes);
+        return fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
+    }
+    e->tok_bytes = bytes.data ? bytes.data : NULL;
+    return FTI_OK;
+}
+
+static int fti__engine_w(fti_engine *e, const char *name, fti__eng_w *w) {
+    const fti_gguf_tensor *t = fti_gguf_find_tensor(e->g, name);
+    if (!t) return 0;
+    w->data = t->data;
+    w->type = (fti_dtype)t->type;
+    e->weight_bytes += t->n_bytes;
+    return 1;
+}
+
+/* The engine view of layout tensor `name` ("blk.0.attn_q"), or NULL. */
+static fti__eng_w *fti__engine_view(fti_engine *e, const char *name) {
+    static const char *const kinds[7] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                         "ffn_gate", "ffn_up", "ffn_down"};
+    unsigned long l;
+    int used = 0, i;
+    if (strcmp(name, "output") == 0 && !e->cfg.tied_embeddings) return &e->out;
+    if (sscanf(name, "blk.%lu.%n", &l, &used) != 1 || used == 0 || l >= e->L) return NULL;
+    for (i = 0; i < 7; i++)
+        if (strcmp(name + used, kinds[i]) == 0) {
+            fti__eng_layer *ly = &e->layers[l];
+            fti__eng_w *ws[7];
+            ws[0] = &ly->q, ws[1] = &ly->k, ws[2] = &ly->v, ws[3] = &ly->o;
+            ws[4] = &ly->gate, ws[5] = &ly->up, ws[6] = &ly->down;
+            return ws[i];
+        }
+    return NULL;
+}
+
+/* Merges a LoRA adapter file into the engine: every "<name>.weight.lora_a" {in, r} with its
+ * ".lora_b" {r, out} adapts the layout matrix <name> (out, in). */
+static fti_result fti__engine_lora(fti_engine *e, const char *path, float user_scale,
+                                   fti_error *err) {
+    fti_gguf *a = NULL;
+    fti_result rc;
+    const char *ty = NULL;
+    size_t ty_len = 0, i, n_pairs = 0;
+    float alpha = 0.0f;
+    rc = fti_gguf_open(&a, path, NULL, err);
+    if (rc != FTI_OK) return rc;
+    if (fti_gguf_get_str(a, "adapter.type", &ty, &ty_len, NULL) != FTI_OK || ty_len != 4 ||
+        memcmp(ty, "lora", 4) != 0) {
+        fti_gguf_close(a);
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: not a LoRA adapter (adapter.type)", path);
+    }
+    rc = fti_gguf_get_f32(a, "adapter.lora.alpha", &alpha, err);
+    if (rc != FTI_OK) {
+        fti_gguf_close(a);
+        return rc;
+    }
+    e->owned = (void **)fti_calloc(fti_gguf_n_tensors(a) + 1, sizeof(void *));
+    if (!e->owned) {
+        fti_gguf_close(a);
+        return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (i = 0; i < fti_gguf_n_tensors(a) && rc == FTI_OK; i++) {
+        const fti_gguf_tensor *ta = fti_gguf_tensor_at(a, i), *tb;
+        size_t nlen = strlen(ta->name), rows, cols, r, o;
+        char base[80], bname[96];
+        fti__eng_w *view;
+        float *merged, *bs;
+        const float *arow;
+        double scale;
+        if (nlen > 14 && strcmp(ta->name + nlen - 14, ".weight.lora_b") == 0) continue;
+        if (nlen <= 14 || nlen - 14 >= sizeof base ||
+            strcmp(ta->name + nlen - 14, ".weight.lora_a") != 0) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: unexpected tensor %s", path, ta->name);
+            break;
+        }
+        memcpy(base, ta->name, nlen - 14);
+        base[nlen - 14] = 0;
+        snprintf(bname, sizeof bname, "%s.weight.lora_b", base);
+        tb = fti_gguf_find_tensor(a, bname);
+        view = fti__engine_view(e, base);
+        if (!tb || !view) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: %s has no %s or no such model matrix",
+                               path, ta->name, bname);
+            break;
+        }
+        {
+            char mname[96];
+            const fti_gguf_tensor *tw;
+            snprintf(mname, sizeof mname, "%s.weight", base);
+            tw = fti_gguf_find_tensor(e->g, mname);
+            rows = (size_t)tw->ne[1];
+            cols = (size_t)tw->ne[0];
+        }
+        r = (size_t)ta->ne[1];
+        if (ta->n_dims != 2 || tb->n_dims != 2 || ta->ne[0] != cols || tb->ne[0] != r ||
+            tb->ne[1] != rows || ta->type != FTI_GGML_F32 || tb->type != FTI_GGML_F32 || r == 0) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT,
+                               "%s: %s: shapes A [%llu, %llu] B [%llu, %llu] do not fit the "
+                               "(%lu, %lu) matrix (F32 adapters only)",
+                               path, base, (unsigned long long)ta->ne[0],
+                               (unsigned long long)ta->ne[1], (unsigned long long)tb->ne[0],
+                               (unsigned long long)tb->ne[1], (unsigned long)rows,
+                               (unsigned long)cols);
+            break;
+        }
+        scale = (double)alpha / (double)r * (user_scale != 0.0f ? (double)user_scale : 1.0);
+        merged = (float *)fti_malloc(rows * cols * sizeof(float));
+        bs = (float *)fti_malloc(rows * r * sizeof(float));
+        if (!merged || !bs) {
+            fti_free(merged);
+            fti_free(bs);
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+            break;
+        }
+        e->owned[e->n_owned++] = merged;
+        for (o = 0; o < rows; o++) /* decode W in its stored type */
+            fti_dequantize_row(e->k, view->type, merged + o * cols,
+                               (const char *)view->data + o * fti_dtype_row_bytes(view->type, cols),
+                               cols);
+        arow = (const float *)ta->data;
+        for (o = 0; o < rows * r; o++) bs[o] = (float)(scale * ((const float *)tb->data)[o]);
+        /* W (out, in) += (scale B) (out, r) . A (r, in) */
+        fti_matmul(e->k, NULL, FTI_MM_ACCUMULATE, rows, cols, r, bs, r, arow, cols, merged, cols);
+        fti_free(bs);
+        view->data = merged;
+        view->type = FTI_DTYPE_F32;
+        n_pairs++;
+    }
+    fti_gguf_close(a);
+    if (rc == FTI_OK && n_pairs == 0)
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: the adapter has no lora_a/lora_b pairs", path);
+    return rc;
+}
+
+FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_engine_opts *opts,
+                                  fti_error *err) {
+    fti_engine *e;
+    fti_result rc;
+    size_t l;
+    uint32_t u;
+    int b;
+    size_t counts[31];
+    if (!out || !path) return fti_error_set(err, FTI_ERR_INVALID, "engine: NULL argument");
+    *out = NULL;
+    e = (fti_engine *)fti_calloc(1, sizeof *e);
+    if (!e) return fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
+    e->k = fti_kernels_get(opts ? opts->isa : FTI_ISA_AUTO);
+    if (!e->k) {
+        fti_free(e);
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED, "engine: instruction set %s unavailable",
+                             fti_isa_name(opts->isa));
+    }
+    rc = fti_gguf_open(&e->g, path, NULL, err);
+    if (rc == FTI_OK) rc = fti_gguf_llama_config(e->g, &e->cfg, opts ? opts->allow_extra : 0, err);
+    if (rc != FTI_OK) {
+        fti_engine_close(e);
+        return rc;
+    }
+    e->C = e->cfg.dim;
+    e->H = e->cfg.n_heads;
+    e->KV = e->cfg.n_kv_heads;
+    e->D = e->C / e->H;
+    e->HD = e->H * e->D;
+    e->KVD = e->KV * e->D;
+    e->F = e->cfg.hidden_dim;
+    e->V = e->cfg.vocab_size;
+    e->L = e->cfg.n_layers;
+    e->layers = (fti__eng_layer *)fti_calloc(e->L, sizeof(fti__eng_layer));
+    if (!e->layers) {
+        fti_engine_close(e);
+        return fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
+    }
+    /* fti_gguf_llama_config checked presence, shapes and types of all of these */
+    fti__engine_w(e, "token_embd.weight", &e->embd);
+    e->weight_bytes = 0; /* one embedding row per token: not counted as streamed weights */
+    if (!fti__engine_w(e, "output.weight", &e->out)) {
+        e->out = e->embd;
+        e->weight_bytes += fti_gguf_find_tensor(e->g, "token_embd.weight")->n_bytes;
+    }
+    e->out_norm = (const float *)fti_gguf_find_tensor(e->g, "output_norm.weight")->data;
+    e->weight_bytes += e->C * 4;
+    memset(counts, 0, sizeof counts);
+    for (l = 0; l < e->L; l++) {
+        fti__eng_layer *ly = &e->layers[l];
+        char nm[64];
+        fti__eng_w vn = {NULL, FTI_DTYPE_F32};
+#define FTI__ENG_T(field, suffix)                                                    \
+    snprintf(nm, sizeof nm, "blk.%lu." suffix ".weight", (unsigned long)l);                    \
+    fti__engine_w(e, nm, &ly->field);                                                \
+    if ((unsigned)ly->field.type < 31) counts[ly->field.type]++;
+        FTI__ENG_T(q, "attn_q")
+        FTI__ENG_T(k, "attn_k")
+        FTI__ENG_T(v, "attn_v")
+        FTI__ENG_T(o, "attn_output")
+        FTI__ENG_T(gate, "ffn_gate")
+        FTI__ENG_T(up, "ffn_up")
+        FTI__ENG_T(down, "ffn_down")
+#undef FTI__ENG_T
+        snprintf(nm, sizeof nm, "blk.%lu.attn_norm.weight", (unsigned long)l);
+        fti__engine_w(e, nm, &vn);
+        ly->attn_norm = (const float *)vn.data;
+        snprintf(nm, sizeof nm, "blk.%lu.ffn_norm.weight", (unsigned long)l);
+        fti__engine_w(e, nm, &vn);
+        ly->ffn_norm = (const float *)vn.data;
+    }
+    {
+        unsigned t, best = 0;
+        for (t = 0; t < 31; t++)
+            if (counts[t] > counts[best]) best = t;
+        e->weight_type = best;
+    }
+    e->bos = e->eos = -1;
+    if (fti_gguf_get_u32(e->g, "tokenizer.ggml.bos_token_id", &u, NULL) == FTI_OK)
+        e->bos = (int32_t)u;
+    if (fti_gguf_get_u32(e->g, "tokenizer.ggml.eos_token_id", &u, NULL) == FTI_OK)
+        e->eos = (int32_t)u;
+    if (fti_gguf_get_bool(e->g, "tokenizer.ggml.add_bos_token", &b, NULL) == FTI_OK)
+        e->add_bos = b && e->bos >= 0;
+    rc = fti__engine_detok(e, err);
+    if (rc == FTI_OK && opts && opts->lora_path)
+        rc = fti__engine_lora(e, opts->lora_path, opts->lora_scale, err);
+    if (rc != FTI_OK) {
+        fti_engine_close(e);
+        return rc;
+    }
+    *out = e;
+    return FTI_OK;
+}
+
+FTIDEF void fti_engine_close(fti_engine *e) {
+    size_t i;
+    if (!e) return;
+    for (i = 0; i < e->n_owned; i++) fti_free(e->owned[i]);
+    fti_free(e->owned);
+    fti_gguf_close(e->g);
+    fti_free(e->layers);
+    fti_free(e->tok_bytes);
+    fti_free(e->tok_off);
+    fti_free(e);
+}
+
+FTIDEF const fti_model_config *fti_engine_config(const fti_engine *e) {
+    return e ? &e->cfg : NULL;
+}
+FTIDEF const fti_gguf *fti_engine_gguf(const fti_engine *e) { return e ? e->g : NULL; }
+FTIDEF const fti_kernels *fti_engine_kernels(const fti_engine *e) { return e ? e->k : NULL; }
+FTIDEF uint32_t fti_engine_weight_type(const fti_engine *e) { return e ? e->weight_type : 0; }
+FTIDEF size_t fti_engine_weight_bytes(const fti_engine *e) { return e ? e->weight_bytes : 0; }
+FTIDEF int32_t fti_engine_bos(const fti_engine *e) { return e ? e->bos : -1; }
+FTIDEF int32_t fti_engine_eos(const fti_engine *e) { return e ? e->eos : -1; }
+FTIDEF int fti_engine_add_bos(const fti_engine *e) { return e ? e->add_bos : 0; }
+
+FTIDEF const char *fti_engine_token_bytes(const fti_engine *e, int32_t id, size_t *out_len) {
+    if (!e || id < 0 || (size_t)id >= e->V) return NULL;
+    if (out_len) *out_len = e->tok_off[id + 1] - e->tok_off[id];
+    return e->tok_bytes ? e->tok_bytes + e->tok_off[id] : "";
+}
+
+FTIDEF fti_result fti_engine_tokenizer(const fti_engine *e, fti_tokenizer **out, fti_error *err) {
+    const fti_gguf_kv *toks = NULL, *types = NULL, *merges = NULL;
+    const char **tp = NULL, **mp = NULL;
+    size_t *tl = NULL, *ml = NULL, i, n_merges = 0, pre_len = 0;
+    int32_t *ty = NULL;
+    const char *pre = NULL;
+    char *pre_z = NULL;
+    fti_result rc;
+    if (!e || !out) return fti_error_set(err, FTI_ERR_INVALID, "engine: NULL argument");
+    *out = NULL;
+    rc = fti_gguf_get_arr(e->g, "tokenizer.ggml.tokens", FTI_GGUF_STRING, &toks, err);
+    if (rc != FTI_OK) return rc;
+    if (fti_gguf_get_arr(e->g, "tokenizer.ggml.token_type", FTI_GGUF_TYPE_COUNT, &types, NULL) !=
+        FTI_OK)
+        types = NULL;
+    if (fti_gguf_get_arr(e->g, "tokenizer.ggml.merges", FTI_GGUF_STRING, &merges, NULL) == FTI_OK)
+        n_merges = merges->arr_n;
+    if (fti_gguf_get_str(e->g, "tokenizer.ggml.pre", &pre, &pre_len, NULL) != FTI_OK) pre = NULL;
+    tp = (const char **)fti_calloc(toks->arr_n + 1, sizeof *tp);
+    tl = (size_t *)fti_calloc(toks->arr_n + 1, sizeof *tl);
+    ty = (int32_t *)fti_calloc(toks->arr_n + 1, sizeof *ty);
+    mp = (const char **)fti_calloc(n_merges + 1, sizeof *mp);
+    ml = (size_t *)fti_calloc(n_merges + 1, sizeof *ml);
+    pre_z = pre ? fti_strndup(pre, pre_len) : NULL;
+    if (!tp || !tl || !ty || !mp || !ml || (pre && !pre_z)) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "engine: out of memory");
+    } else {
+        for (i = 0; i < toks->arr_n; i++) {
+            tp[i] = fti_gguf_arr_str(e->g, toks, i, &tl[i]);
+            ty[i] = types ? (int32_t)fti_gguf_arr_int(types, i) : FTI_GGUF_TOKEN_NORMAL;
+        }
+        for (i = 0; i < n_merges; i++) mp[i] = fti_gguf_arr_str(e->g, merges, i, &ml[i]);
+        rc = fti_tokenizer_from_gguf(tp, tl, ty, toks->arr_n, mp, ml, n_merges, pre_z, out, err);
+        if (rc != FTI_OK) fti_error_prefix(err, fti_gguf_path(e->g));
+    }
+    fti_free(tp);
+    fti_free(tl);
+    fti_free(ty);
+    fti_free(mp);
+    fti_free(ml);
+    fti_free(pre_z);
+    return rc;
+}
+
+/* --- prompts ------------------------------------------------------------------------------- */
+
+/* Appends a template marker: its special id, or its text encoded when the vocabulary lacks it. */
+static fti_result fti__prompt_marker(const fti_tokenizer *tok, const char *marker,
+                                     fti_tokens *out) {
+    int64_t id = fti_tokenizer_special_id(tok, marker);
+    if (id >= 0) return fti_tokens_push(out, (uint32_t)id);
+    return fti_tokenizer_encode(tok, marker, strlen(marker), 0, out);
+}
+
+FTIDEF fti_result fti_prompt_append_doc(const fti_tokenizer *tok, const char *title,
+                                        size_t title_len, const char *body, size_t body_len,
+                                        int open_body, fti_tokens *out) {
+    fti_buf head;
+    fti_result rc;
+    if (!tok || !out || (!title && title_len) || (!body && body_len)) return FTI_ERR_INVALID;
+    memset(&head, 0, sizeof head);
+    if (title_len) fti_buf_append(&head, title, title_len);
+    fti_buf_putc(&head, '\n');
+    if (head.oom) {
+        fti_buf_free(&head);
+        return FTI_ERR_NOMEM;
+    }
+    rc = fti__prompt_marker(tok, FTI_TEMPLATE_TITLE, out);
+    if (rc == FTI_OK) rc = fti_tokenizer_encode(tok, head.data, head.len, 0, out);
+    if (rc == FTI_OK) rc = fti__prompt_marker(tok, FTI_TEMPLATE_BODY, out);
+    if (rc == FTI_OK && body_len) rc = fti_tokenizer_encode(tok, body, body_len, 0, out);
+    if (rc == FTI_OK && !open_body) rc = fti__prompt_marker(tok, FTI_TEMPLATE_END, out);
+    fti_buf_free(&head);
+    return rc;
+}
+
+FTIDEF void fti_prompt_free(fti_prompt *p) {
+    if (!p) return;
+    fti_free(p->ids);
+    memset(p, 0, sizeof *p);
+}
+
+FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok,
+                                   const char *title, const char *text, size_t text_len,
+                                   const fti_prompt_doc *docs, size_t n_docs, size_t max_tokens,
+                                   fti_prompt *out, fti_error *err) {
+    fti_tokens q, body;
+    fti_tokens *dt = NULL;
+    int32_t *head = NULL;
+    size_t n_head = 0, i, used = 0, total, n_fit, pos;
+    int bos = fti_engine_add_bos(e);
+    fti_result rc = FTI_OK;
+    if (!e || !tok || !out || (!text && text_len) || (!docs && n_docs))
+        return fti_error_set(err, FTI_ERR_INVALID, "prompt: NULL argument");
+    memset(out, 0, sizeof *out);
+    memset(&q, 0, sizeof q);
+    memset(&body, 0, sizeof body);
+    /* the question: header (kept whole) and body (may be cut from the left) */
+    rc = fti_prompt_append_doc(tok, title, title ? strlen(title) : 0, NULL, 0, 1, &q);
+    if (rc == FTI_OK && text_len) rc = fti_tokenizer_encode(tok, text, text_len, 0, &body);
+    if (rc != FTI_OK) {
+        fti_tokens_free(&q);
+        fti_tokens_free(&body);
+        return fti_error_set(err, rc, "prompt: encoding failed: %s", fti_result_str(rc));
+    }
+    n_head = q.len + (bos ? 1 : 0);
+    head = (int32_t *)fti_malloc((n_head + 1) * sizeof(int32_t));
+    out->ids = (int32_t *)fti_malloc((max_tokens + 1) * sizeof(int32_t));
+    dt = (fti_tokens *)fti_calloc(n_docs + 1, sizeof *dt);
+    if (!head || !out->ids || !dt) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "prompt: out of memory");
+        goto done;
+    }
+    if (bos) head[0] = fti_engine_bos(e);
+    for (i = 0; i < q.len; i++) head[(bos ? 1 : 0) + i] = (int32_t)q.ids[i];
+    if (n_head > max_tokens) {
+        rc = fti_error_set(err, FTI_ERR_LIMIT,
+                           "prompt: the template header alone (%lu tokens) exceeds %lu",
+                           (unsigned long)n_head, (unsigned long)max_tokens);
+        goto done;
+    }
+    total = n_head + body.len;
+    if (total > max_tokens) { /* no room for retrieval; cut the question from the left */
+        int32_t *b32 = (int32_t *)fti_malloc((body.len + 1) * sizeof(int32_t));
+        if (!b32) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "prompt: out of memory");
+            goto done;
+        }
+        for (i = 0; i < body.len; i++) b32[i] = (int32_t)body.ids[i];
+        out->n = fti_prompt_fit(head, n_head, b32, body.len, max_tokens, out->ids);
+        out->n_dropped = total - out->n;
+        fti_free(b32);
+        goto done;
+    }
+    /* retrieved documents, best first, while they fit; the first one that does not fit whole
+     * is cut (its beginning kept, then closed) if at least 16 of its body tokens fit */
+    for (i = 0; i < n_docs && rc == FTI_OK; i++) {
+        size_t room = max_tokens - total, head_len;
+        rc = fti_prompt_append_doc(tok, docs[i].title, docs[i].title_len, NULL, 0, 1, &dt[i]);
+        if (rc != FTI_OK) break;
+        head_len = dt[i].len;
+        if (docs[i].text_len)
+            rc = fti_tokenizer_encode(tok, docs[i].text, docs[i].text_len, 0, &dt[i]);
+        if (rc == FTI_OK && dt[i].len + 1 > room) {
+            if (room < head_len + 16 + 1) break;
+            dt[i].len = room - 1; /* keep the beginning of the body */
+        }
+        if (rc == FTI_OK) rc = fti__prompt_marker(tok, FTI_TEMPLATE_END, &dt[i]);
+        if (rc != FTI_OK) break;
+        total += dt[i].len;
+        used++;
+        if (total >= max_tokens) break;
+    }
+    if (rc != FTI_OK) {
+        fti_error_set(err, rc, "prompt: encoding a document failed");
+        goto done;
+    }
+    /* BOS, docs (best last), question header, question body */
+    pos = 0;
+    if (bos) out->ids[pos++] = fti_engine_bos(e);
+    for (n_fit = used; n_fit > 0; n_fit--) {
+        const fti_tokens *d = &dt[n_fit - 1];
+        for (i = 0; i < d->len; i++) out->ids[pos++] = (int32_t)d->ids[i];
+    }
+    for (i = 0; i < q.len; i++) out->ids[pos++] = (int32_t)q.ids[i];
+    for (i = 0; i < body.len; i++) out->ids[pos++] = (int32_t)body.ids[i];
+    out->n = pos;
+    out->n_docs_used = used;
+done:
+    for (i = 0; dt && i < n_docs; i++) fti_tokens_free(&dt[i]);
+    fti_free(dt);
+    fti_free(head);
+    fti_tokens_free(&q);
+    fti_tokens_free(&body);
+    if (rc != FTI_OK) fti_prompt_free(out);
+    return rc;
+}
+
+/* --- sessions ------------------------------------------------------------------------------ */
+
+struct fti_session {
+    const fti_engine *e;
+    fti_pool *pool;
+    size_t n_ctx, n_batch, pos;
+    fti_arena arena;
+    float *kcache, *vcache; /* (L, n_ctx, KVD) */
+    float *rope_cos, *rope_sin; /* (n_ctx, D/2) */
+    float *x, *xb, *q, *att_out, *att; /* (B,C) (B,C) (B,HD) (B,HD) (B*H, n_ctx) */
+    float *hb, *hb2;                    /* (B,F) */
+    float *logits;                      /* (V) */
+};
+
+/* The session's memory plan: one list of sizes shared by mem_bytes and create. */
+typedef struct fti__sess_plan {
+    size_t n_ctx, n_batch;
+    size_t sizes[12]; /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits */
+    size_t total_bytes;
+} fti__sess_plan;
+
+static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, fti__sess_plan *p) {
+    size_t i, kv, B, T, total;
+    memset(p, 0, sizeof *p);
+    T = (o && o->n_ctx) ? o->n_ctx : e->cfg.context_len;
+    B = (o && o->n_batch) ? o->n_batch : 64;
+    if (T > e->cfg.context_len) return 0;
+    if (B > T) B = T;
+    p->n_ctx = T;
+    p->n_batch = B;
+    if (!fti_size_mul(e->L, T, &kv) || !fti_size_mul(kv, e->KVD, &kv)) return 0;
+    p->sizes[0] = kv;
+    p->sizes[1] = kv;
+    p->sizes[2] = T * (e->D / 2);
+    p->sizes[3] = T * (e->D / 2);
+    p->sizes[4] = B * e->C;
+    p->sizes[5] = B * e->C;
+    p->sizes[6] = B * e->HD;
+    p->sizes[7] = B * e->HD;
+    if (!fti_size_mul(B * e->H, T, &p->sizes[8])) return 0;
+    p->sizes[9] = B * e->F;
+    p->sizes[10] = B * e->F;
+    p->sizes[11] = e->V;
+    total = sizeof(fti_session) + 64;
+    for (i = 0; i < 12; i++) {
+        size_t bytes;
+        if (!fti_size_mul(p->sizes[i], sizeof(float), &bytes) ||
+            !fti_size_add(total, bytes + 64, &total))
+            return 0;
+    }
+    p->total_bytes = total;
+    return 1;
+}
+
+FTIDEF size_t fti_session_mem_bytes(const fti_engine *e, const fti_session_opts *opts) {
+    fti__sess_plan p;
+    if (!e || !fti__sess_plan_make(e, opts, &p)) return 0;
+    return p.total_bytes;
+}
+
+FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
+                                     const fti_session_opts *opts, fti_error *err) {
+    fti__sess_plan p;
+    fti_arena a;
+    fti_session *s;
+    float **slots[12];
+    size_t i, t, j, half;
+    if (!out || !e) return fti_error_set(err, FTI_ERR_INVALID, "session: NULL argument");
+    *out = NULL;
+    if (!fti__sess_plan_make(e, opts, &p))
+        return fti_error_set(err, FTI_ERR_INVALID,
+                             "session: n_ctx %lu larger than the model's context %lu (or too big)",
+                             (unsigned long)(opts ? opts->n_ctx : 0),
+                             (unsigned long)e->cfg.context_len);
+    if (opts && opts->mem) {
+        if (opts->mem_bytes < p.total_bytes)
+            return fti_error_set(err, FTI_ERR_LIMIT, "session: memory of %lu bytes < %lu needed",
+                                 (unsigned long)opts->mem_bytes, (unsigned long)p.total_bytes);
+        if (fti_arena_init(&a, opts->mem, opts->mem_bytes) != FTI_OK)
+            return fti_error_set(err, FTI_ERR_INVALID, "session: bad memory block");
+    } else if (fti_arena_init(&a, NULL, p.total_bytes) != FTI_OK) {
+        return fti_error_set(err, FTI_ERR_NOMEM, "session: cannot allocate %lu bytes",
+                             (unsigned long)p.total_bytes);
+    }
+    s = (fti_session *)fti_arena_alloc(&a, sizeof *s, 64);
+    if (!s) {
+        fti_arena_free(&a);
+        return fti_error_set(err, FTI_ERR_LIMIT, "session: memory too small");
+    }
+    memset(s, 0, sizeof *s);
+    s->e = e;
+    s->pool = opts ? opts->pool : NULL;
+    s->n_ctx = p.n_ctx;
+    s->n_batch = p.n_batch;
+    slots[0] = &s->kcache;
+    slots[1] = &s->vcache;
+    slots[2] = &s->rope_cos;
+    slots[3] = &s->rope_sin;
+    slots[4] = &s->x;
+    slots[5] = &s->xb;
+    slots[6] = &s->q;
+    slots[7] = &s->att_out;
+    slots[8] = &s->att;
+    slots[9] = &s->hb;
+    slots[10] = &s->hb2;
+    slots[11] = &s->logits;
+    for (i = 0; i < 12; i++) {
+        *slots[i] = (float *)fti_arena_alloc(&a, p.sizes[i] * sizeof(float), 64);
+        if (!*slots[i]) {
+            fti_arena_free(&a);
+            return fti_error_set(err, FTI_ERR_LIMIT, "session: memory too small");
+        }
+    }
+    s->arena = a; /* the arena lives inside its own memory: copy after the last alloc */
+    /* RoPE table: angle = pos * base^(-2i/D), in double like the training forward */
+    half = e->D / 2;
+    for (t = 0; t < s->n_ctx; t++)
+        for (j = 0; j < half; j++) {
+            double theta = pow((double)e->cfg.rope_base, -2.0 * (double)j / (double)e->D);
+            double ang = (double)t * theta;
+            s->rope_cos[t * half + j] = (float)cos(ang);
+            s->rope_sin[t * half + j] = (float)sin(ang);
+        }
+    memset(s->logits, 0, e->V * sizeof(float));
+    *out = s;
+    return FTI_OK;
+}
+
+FTIDEF void fti_session_free(fti_session *s) {
+    fti_arena a;
+    if (!s) return;
+    a = s->arena; /* s lives in the arena's memory */
+    fti_arena_free(&a);
+}
+
+FTIDEF void fti_session_reset(fti_session *s) {
+    if (s) s->pos = 0;
+}
+FTIDEF size_t fti_session_pos(const fti_session *s) { return s ? s->pos : 0; }
+FTIDEF size_t fti_session_n_ctx(const fti_session *s) { return s ? s->n_ctx : 0; }
+FTIDEF void fti_session_truncate(fti_session *s, size_t pos) {
+    if (s && pos < s->pos) s->pos = pos;
+}
+FTIDEF float *fti_session_logits(fti_session *s) { return s ? s->logits : NULL; }
+
+/* RoPE on (T, nh, D) rows at positions pos0.. with the session's table (adjacent pairs). */
+static void fti__sess_rope(const fti_session *s, float *x, size_t T, size_t nh, size_t pos0) {
+    size_t t, h, j, D = s->e->D, half = D / 2;
+    for (t = 0; t < T; t++) {
+        const float *c = s->rope_cos + (pos0 + t) * half, *sn = s->rope_sin + (pos0 + t) * half;
+        for (h = 0; h < nh; h++) {
+            float *v = x + (t * nh + h) * D;
+            for (j = 0; j < half; j++) {
+                float a = v[2 * j], b = v[2 * j + 1];
+                v[2 * j] = a * c[j] - b * sn[j];
+                v[2 * j + 1] = a * sn[j] + b * c[j];
+            }
+        }
+    }
+}
+
+/* Attention over the cache: item i = (t, h) for the batch's T tokens. */
+typedef struct fti__sess_attn {
+    const fti_session *s;
+    size_t layer, T, pos0;
+} fti__sess_attn;
+
+static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__sess_attn *c = (const fti__sess_attn *)vctx;
+    const fti_session *s = c->s;
+    const fti_engine *e = s->e;
+    size_t i, j, D = e->D, rep = e->H / e->KV;
+    float scale = 1.0f / (float)sqrt((double)D);
+    const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
+    const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        size_t t = i / e->H, h = i % e->H, kvh = h / rep, n = c->pos0 + t + 1;
+        const float *qt = s->q + t * e->HD + h * D; /* (D) */
+        float *p = s->att + i * s->n_ctx;           /* (n) */
+        float *yt = s->att_out + t * e->HD + h * D;
+        float mx = -INFINITY, sum = 0.0f, inv;
+        for (j = 0; j < n; j++) {
+            float sc = fti_dot(e->k, qt, kc + j * e->KVD + kvh * D, D) * scale;
+            p[j] = sc;
+            if (sc > mx) mx = sc;
+        }
+        for (j = 0; j < n; j++) {
+            p[j] = (float)exp((double)(p[j] - mx));
+            sum += p[j];
+        }
+        inv = 1.0f / sum;
+        memset(yt, 0, D * sizeof(float));
+        for (j = 0; j < n; j++) fti_axpy(e->k, yt, p[j] * inv, vc + j * e->KVD + kvh * D, D);
+    }
+}
+
+/* Decode (T = 1): several matrices that share their input x are one parallel loop over their
+ * stacked output rows (q, k, v; gate, up), so a token needs fewer pool barriers. Each chunk is
+ * computed by part 02's fti_matmul_w on its row range, single-threaded. */
+typedef struct fti__sess_mv {
+    const fti_kernels *k;
+    const float *x;       /* (n_in) */
+    size_t n_in, n_mats;
+    const fti__eng_w *w[3];
+    float *y[3];          /* (n_out[i]) */
+    size_t n_out[3];
+    size_t row_bytes[3];
+    fti_result rc[256];   /* per thread: a kernel error (unknown type) */
+} fti__sess_mv;
+
+static void fti__sess_mv_task(void *vctx, size_t r0, size_t r1, int thread) {
+    fti__sess_mv *c = (fti__sess_mv *)vctx;
+    size_t m, base = 0;
+    for (m = 0; m < c->n_mats && r0 < r1; m++) {
+        size_t end = base + c->n_out[m];
+        if (r0 < end) {
+            size_t a = r0 - base, b = (r1 < end ? r1 : end) - base;
+            fti_result rc = fti_matmul_w(c->k, NULL, c->w[m]->type,
+                                         (const char *)c->w[m]->data + a * c->row_bytes[m], c->x,
+                                         c->y[m] + a, 1, b - a, c->n_in);
+            if (rc != FTI_OK && thread < 256) c->rc[thread] = rc;
+            r0 = end < r1 ? end : r1;
+        }
+        base = end;
+    }
+}
+
+static fti_result fti__sess_multi_gemv(const fti_session *s, const float *x, size_t n_in,
+                                       size_t n_mats, const fti__eng_w *const *w,
+                                       float *const *y, const size_t *n_out) {
+    fti__sess_mv c;
+    size_t m, total = 0, grain, min_rb = (size_t)-1, t;
+    memset(&c, 0, sizeof c);
+    c.k = s->e->k;
+    c.x = x;
+    c.n_in = n_in;
+    c.n_mats = n_mats;
+    for (m = 0; m < n_mats; m++) {
+        c.w[m] = w[m];
+        c.y[m] = y[m];
+        c.n_out[m] = n_out[m];
+        c.row_bytes[m] = fti_dtype_row_bytes(w[m]->type, n_in);
+        if (c.row_bytes[m] == 0) return FTI_ERR_UNSUPPORTED;
+        if (c.row_bytes[m] < min_rb) min_rb = c.row_bytes[m];
+        total += n_out[m];
+    }
+    grain = (16384 + min_rb - 1) / min_rb; /* at least ~16 KB of weights per chunk */
+    fti_pool_for(s->pool, total, (grain + 15) / 16 * 16, fti__sess_mv_task, &c);
+    for (t = 0; t < 256; t++)
+        if (c.rc[t] != FTI_OK) return c.rc[t];
+    return FTI_OK;
+}
+
+/* Softmax of the causal rows of one head's scores for prefill: row t (of T) covers positions
+ * 0 .. pos0+t of the (T, n_ctx) block at att + h * n_batch * n_ctx. */
+typedef struct fti__sess_smax {
+    const fti_session *s;
+    size_t T, pos0;
+    float scale;
+} fti__sess_smax;
+
+static void fti__sess_smax_task(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__sess_smax *c = (const fti__sess_smax *)vctx;
+    const fti_session *s = c->s;
+    size_t i;
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        size_t h = i / c->T, t = i % c->T, n = c->pos0 + t + 1;
+        float *p = s->att + (h * s->n_batch + t) * s->n_ctx;
+        fti_scale(s->e->k, p, c->scale, n);
+        fti_softmax_fwd(s->e->k, p, p, 1, n);
+        if (n < c->pos0 + c->T) memset(p + n, 0, (c->pos0 + c->T - n) * sizeof(float));
+    }
+}
+
+/* Prefill attention as GEMMs per head: scores (T, n) = q_h (T, D) . K_g (n, D)^T, causal
+ * softmax, y_h (T, D) = P (T, n) . V_g (n, D), with n = pos0 + T cached positions. */
+static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, size_t pos0) {
+    const fti_engine *e = s->e;
+    size_t h, D = e->D, rep = e->H / e->KV, n = pos0 + T;
+    const float *kc = s->kcache + layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
+    const float *vc = s->vcache + layer * s->n_ctx * e->KVD;
+    fti__sess_smax sc;
+    for (h = 0; h < e->H; h++)
+        fti_matmul(e->k, s->pool, FTI_MM_TRANS_B, T, n, D, s->q + h * D, e->HD,
+                   kc + (h / rep) * D, e->KVD, s->att + h * s->n_batch * s->n_ctx, s->n_ctx);
+    sc.s = s;
+    sc.T = T;
+    sc.pos0 = pos0;
+    sc.scale = 1.0f / (float)sqrt((double)D);
+    fti_pool_for(s->pool, e->H * T, 4, fti__sess_smax_task, &sc);
+    for (h = 0; h < e->H; h++)
+        fti_matmul(e->k, s->pool, 0, T, D, n, s->att + h * s->n_batch * s->n_ctx, s->n_ctx,
+                   vc + (h / rep) * D, e->KVD, s->att_out + h * D, e->HD);
+}
+
+/* One forward over T <= n_batch tokens at positions pos..pos+T-1; logits for the last token
+ * into s->logits, or for all T into logits_out (T,V). */
+static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_t T,
+                                    float *logits_out) {
+    const fti_engine *e = s->e;
+    const fti_kernels *k = e->k;
+    size_t t, l, i, C = e->C, pos0 = s->pos;
+    float eps = e->cfg.norm_eps;
+    fti_result rc = FTI_OK;
+    size_t embd_row = fti_dtype_row_bytes(e->embd.type, C);
+    for (t = 0; t < T; t++) /* x (T,C) = embedding rows, decoded from their stored type */
+        fti_dequantize_row(k, e->embd.type, s->x + t * C,
+                           (const char *)e->embd.data + (size_t)tokens[t] * embd_row, C);
+    for (l = 0; l < e->L && rc == FTI_OK; l++) {
+        const fti__eng_layer *ly = &e->layers[l];
+        float *kc = s->kcache + (l * s->n_ctx + pos0) * e->KVD; /* (T, KVD) rows in the cache */
+        float *vc = s->vcache + (l * s->n_ctx + pos0) * e->KVD;
+        fti__sess_attn ac;
+        fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->attn_norm, T, C, eps);
+        if (T == 1) {
+            const fti__eng_w *ws[3];
+            float *ys[3];
+            size_t ns[3];
+            ws[0] = &ly->q, ws[1] = &ly->k, ws[2] = &ly->v;
+            ys[0] = s->q, ys[1] = kc, ys[2] = vc;
+            ns[0] = e->HD, ns[1] = e->KVD, ns[2] = e->KVD;
+            rc = fti__sess_multi_gemv(s, s->xb, C, 3, ws, ys, ns);
+        } else {
+            rc = fti_matmul_w(k, s->pool, ly->q.type, ly->q.data, s->xb, s->q, T, e->HD, C);
+            if (rc == FTI_OK)
+                rc = fti_matmul_w(k, s->pool, ly->k.type, ly->k.data, s->xb, kc, T, e->KVD, C);
+            if (rc == FTI_OK)
+                rc = fti_matmul_w(k, s->pool, ly->v.type, ly->v.data, s->xb, vc, T, e->KVD, C);
+        }
+        if (rc != FTI_OK) break;
+        fti__sess_rope(s, s->q, T, e->H, pos0);
+        fti__sess_rope(s, kc, T, e->KV, pos0);
+        if (T >= 8) { /* prompt batches: attention through GEMM */
+            fti__sess_attn_gemm(s, l, T, pos0);
+        } else {
+            ac.s = s;
+            ac.layer = l;
+            ac.T = T;
+            ac.pos0 = pos0;
+            fti_pool_for(s->pool, T * e->H, 1, fti__sess_attn_task, &ac);
+        }
+        rc = fti_matmul_w(k, s->pool, ly->o.type, ly->o.data, s->att_out, s->xb, T, C, e->HD);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < T * C; i++) s->x[i] += s->xb[i];
+        fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->ffn_norm, T, C, eps);
+        if (T == 1) {
+            const fti__eng_w *ws[2];
+            float *ys[2];
+            size_t ns[2];
+            ws[0] = &ly->gate, ws[1] = &ly->up;
+            ys[0] = s->hb, ys[1] = s->hb2;
+            ns[0] = e->F, ns[1] = e->F;
+            rc = fti__sess_multi_gemv(s, s->xb, C, 2, ws, ys, ns);
+        } else {
+            rc = fti_matmul_w(k, s->pool, ly->gate.type, ly->gate.data, s->xb, s->hb, T, e->F, C);
+            if (rc == FTI_OK)
+                rc = fti_matmul_w(k, s->pool, ly->up.type, ly->up.data, s->xb, s->hb2, T, e->F, C);
+        }
+        if (rc != FTI_OK) break;
+        fti_swiglu_fwd(k, s->hb, s->hb, s->hb2, T * e->F);
+        rc = fti_matmul_w(k, s->pool, ly->down.type, ly->down.data, s->hb, s->xb, T, C, e->F);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < T * C; i++) s->x[i] += s->xb[i];
+    }
+    if (rc != FTI_OK) return rc;
+    s->pos += T;
+    if (logits_out) {
+        fti_rmsnorm_fwd(k, s->xb, NULL, s->x, e->out_norm, T, C, eps);
+        rc = fti_matmul_w(k, s->pool, e->out.type, e->out.data, s->xb, logits_out, T, e->V, C);
+        if (rc == FTI_OK) memcpy(s->logits, logits_out + (T - 1) * e->V, e->V * sizeof(float));
+    } else {
+        fti_rmsnorm_fwd(k, s->xb, NULL, s->x + (T - 1) * C, e->out_norm, 1, C, eps);
+        rc = fti_matmul_w(k, s->pool, e->out.type, e->out.data, s->xb, s->logits, 1, e->V, C);
+    }
+    return rc;
+}
+
+FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t n,
+                                   float *logits_out, fti_error *err) {
+    size_t i;
+    if (!s || (!tokens && n)) return fti_error_set(err, FTI_ERR_INVALID, "session: NULL argument");
+    if (n > s->n_ctx - s->pos)
+        return fti_error_set(err, FTI_ERR_LIMIT,
+                             "session: %lu tokens do not fit: %lu of %lu context positions used",
+                             (unsigned long)n, (unsigned long)s->pos, (unsigned long)s->n_ctx);
+    for (i = 0; i < n; i++)
+        if (tokens[i] < 0 || (size_t)tokens[i] >= s->e->V)
+            return fti_error_set(err, FTI_ERR_INVALID, "session: token %ld at %lu not below vocab %lu",
+                                 (long)tokens[i], (unsigned long)i, (unsigned long)s->e->V);
+    for (i = 0; i < n; i += s->n_batch) {
+        size_t T = n - i < s->n_batch ? n - i : s->n_batch;
+        fti_result rc = fti__sess_forward(s, tokens + i, T,
+                                          logits_out ? logits_out + i * s->e->V : NULL);
+        if (rc != FTI_OK)
+            return fti_error_set(err, rc, "session: forward failed: %s", fti_result_str(rc));
+    }
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t n,
+                                  double *mean_nll, fti_error *err) {
+    size_t V, start, count = 0;
+    double total = 0.0;
+    float *buf;
+    fti_result rc = FTI_OK;
+    if (!s || !tokens || !mean_nll || n < 2)
+        return fti_error_set(err, FTI_ERR_INVALID, "perplexity: need at least 2 tokens");
+    V = s->e->V;
+    buf = (float *)fti_malloc(s->n_batch * V * sizeof(float));
+    if (!buf) return fti_error_set(err, FTI_ERR_NOMEM, "perplexity: out of memory");
+    for (start = 0; start + 1 < n && rc == FTI_OK; start += s->n_ctx) {
+        size_t w = n - start < s->n_ctx ? n - start : s->n_ctx, i;
+        fti_session_reset(s);
+        for (i = 0; i < w && rc == FTI_OK; i += s->n_batch) {
+            size_t T = w - i < s->n_batch ? w - i : s->n_batch, t;
+            rc = fti_session_eval(s, tokens + start + i, T, buf, err);
+            for (t = 0; t < T && rc == FTI_OK; t++) {
+                size_t at = start + i + t, j;
+                const float *row = buf + t * V;
+                double mx = row[0], se = 0.0;
+                if (i + t + 1 >= w) break; /* the window's last token predicts nothing here */
+                for (j = 1; j < V; j++)
+                    if (row[j] > mx) mx = row[j];
+                for (j = 0; j < V; j++) se += exp((double)row[j] - mx);
+                total += log(se) + mx - (double)row[tokens[at + 1]];
+                count++;
+            }
+        }
+    }
+    fti_free(buf);
+    if (rc != FTI_OK) return rc;
+    *mean_nll = count ? total / (double)count : 0.0;
+    return FTI_OK;
+}
+
+/* --- sampling ------------------------------------------------------------------------------- */
+
+struct fti_sampler {
+    fti_sampler_opts o;
+    size_t V;
+    fti_rng rng;
+    float *probs;      /* (V) */
+    int32_t *idx;      /* (V) candidate ids */
+    int32_t *counts;   /* (V) occurrences in the window */
+    uint32_t *stamp;   /* (V) for applying each penalized token once */
+    uint32_t stamp_now;
+    int32_t *hist;     /* ring of the last penalty_last_n tokens */
+    size_t hist_n, hist_head;
+};
+
+FTIDEF fti_result fti_sampler_create(fti_sampler **out, size_t n_vocab,
+                                     const fti_sampler_opts *opts) {
+    fti_sampler *s;
+    if (!out || n_vocab == 0 || n_vocab > 0x7fffffff) return FTI_ERR_INVALID;
+    *out = NULL;
+    s = (fti_sampler *)fti_calloc(1, sizeof *s);
+    if (!s) return FTI_ERR_NOMEM;
+    if (opts) s->o = *opts;
+    if (s->o.penalty_last_n == 0) s->o.penalty_last_n = 64;
+    s->V = n_vocab;
+    s->probs = (float *)fti_calloc(n_vocab, sizeof(float));
+    s->idx = (int32_t *)fti_calloc(n_vocab, sizeof(int32_t));
+    s->counts = (int32_t *)fti_calloc(n_vocab, sizeof(int32_t));
+    s->stamp = (uint32_t *)fti_calloc(n_vocab, sizeof(uint32_t));
+    s->hist = (int32_t *)fti_calloc(s->o.penalty_last_n, sizeof(int32_t));
+    if (!s->probs || !s->idx || !s->counts || !s->stamp || !s->hist) {
+        fti_sampler_free(s);
+        return FTI_ERR_NOMEM;
+    }
+    fti_sampler_reset(s);
+    *out = s;
+    return FTI_OK;
+}
+
+FTIDEF void fti_sampler_free(fti_sampler *s) {
+    if (!s) return;
+    fti_free(s->probs);
+    fti_free(s->idx);
+    fti_free(s->counts);
+    fti_free(s->stamp);
+    fti_free(s->hist);
+    fti_free(s);
+}
+
+FTIDEF void fti_sampler_reset(fti_sampler *s) {
+    if (!s) return;
+    fti_rng_seed(&s->rng, s->o.seed, 0x5eed);
+    memset(s->counts, 0, s->V * sizeof(int32_t));
+    s->hist_n = 0;
+    s->hist_head = 0;
+}
+
+FTIDEF void fti_sampler_accept(fti_sampler *s, int32_t token) {
+    size_t cap;
+    if (!s || token < 0 || (size_t)token >= s->V) return;
+    cap = s->o.penalty_last_n;
+    if (s->hist_n == cap) { /* evict the oldest */
+        s->counts[s->hist[s->hist_head]]--;
+        s->hist[s->hist_head] = token;
+        s->hist_head = (s->hist_head + 1) % cap;
+    } else {
+        s->hist[(s->hist_head + s->hist_n) % cap] = token;
+        s->hist_n++;
+    }
+    s->counts[token]++;
+}
+
+static void fti__sampler_penalize(fti_sampler *s, float *logits) {
+    const fti_sampler_opts *o = &s->o;
+    size_t i, cap = o->penalty_last_n;
+    int rep = o->repeat_penalty > 0.0f && o->repeat_penalty != 1.0f;
+    if (!rep && o->frequency_penalty == 0.0f && o->presence_penalty == 0.0f) return;
+    if (++s->stamp_now == 0) { /* wrapped: clear the stamps */
+        memset(s->stamp, 0, s->V * sizeof(uint32_t));
+        s->stamp_now = 1;
+    }
+    for (i = 0; i < s->hist_n; i++) {
+        int32_t t = s->hist[(s->hist_head + i) % cap];
+        float *lg = &logits[t];
+        if (s->stamp[t] == s->stamp_now) continue;
+        s->stamp[t] = s->stamp_now;
+        if (rep) *lg = *lg > 0.0f ? *lg / o->repeat_penalty : *lg * o->repeat_penalty;
+        *lg -= (float)s->counts[t] * o->frequency_penalty + o->presence_penalty;
+    }
+}
+
+/* Partial selection: moves the k largest (by logit) of idx[0..n) to the front, unordered. */
+static void fti__sampler_select(int32_t *idx, size_t n, size_t k, const float *logits) {
+    size_t lo = 0, hi = n; /* the k-th largest lies in [lo, hi) */
+    if (k >= n) return;
+    while (hi - lo > 1) {
+        /* median of three pivot, three-way partition by value (descending) */
+        float a = logits[idx[lo]], b = logits[idx[lo + (hi - lo) / 2]], c = logits[idx[hi - 1]];
+        float piv = a > b ? (b > c ? b : (a > c ? c : a)) : (a > c ? a : (b > c ? c : b));
+        size_t lt = lo, i = lo, gt = hi;
+        while (i < gt) {
+            float v = logits[idx[i]];
+            if (v > piv) {
+                int32_t tmp = idx[lt];
+                idx[lt++] = idx[i];
+                idx[i++] = tmp;
+            } else if (v < piv) {
+                int32_t tmp = idx[--gt];
+                idx[gt] = idx[i];
+                idx[i] = tmp;
+            } else {
+                i++;
+            }
+        }
+        if (k <= lt) hi = lt;
+        else if (k <= gt) return; /* the k-th falls among the equal values */
+        else lo = gt;
+    }
+}
+
+/* Sorts idx[0..n) by logit descending, ties by id ascending (insertion sort for small n,
+ * otherwise qsort needs the logits: done by shell sort to stay allocation- and global-free). */
+static void fti__sampler_sort(int32_t *idx, size_t n, const float *logits) {
+    size_t gap, i, j;
+    for (gap = n / 2; gap > 0; gap /= 2)
+        for (i = gap; i < n; i++) {
+            int32_t t = idx[i];
+            for (j = i; j >= gap; j -= gap) {
+                int32_t u = idx[j - gap];
+                if (logits[u] > logits[t] || (logits[u] == logits[t] && u < t)) break;
+                idx[j] = u;
+            }
+            idx[j] = t;
+        }
+}
+
+FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
+    const fti_sampler_opts *o;
+    size_t V, i, n, k;
+    double sum, acc, r;
+    float mx, inv_t;
+    if (!s || !logits) return -1;
+    o = &s->o;
+    V = s->V;
+    fti__sampler_penalize(s, logits);
+    if (o->temperature <= 0.0f) {
+        size_t best = V;
+        for (i = 0; i < V; i++)
+            if (logits[i] == logits[i] && (best == V || logits[i] > logits[best])) best = i;
+        return best == V ? -1 : (int32_t)best;
+    }
+    /* candidates: finite logits */
+    n = 0;
+    for (i = 0; i < V; i++)
+        if (logits[i] == logits[i] && logits[i] > -INFINITY) s->idx[n++] = (int32_t)i;
+    if (n == 0) return -1;
+    k = (o->top_k > 0 && (size_t)o->top_k < n) ? (size_t)o->top_k : n;
+    if (k < n) {
+        fti__sampler_select(s->idx, n, k, logits);
+        n = k;
+    }
+    /* softmax with temperature over the candidates */
+    inv_t = 1.0f / o->temperature;
+    mx = -INFINITY;
+    for (i = 0; i < n; i++)
+        if (logits[s->idx[i]] > mx) mx = logits[s->idx[i]];
+    sum = 0.0;
+    for (i = 0; i < n; i++) {
+        float p = (float)exp((double)((logits[s->idx[i]] - mx) * inv_t));
+        s->probs[s->idx[i]] = p;
+        sum += p;
+    }
+    if (o->min_p > 0.0f) { /* p_max is exp(0) = 1 before normalisation */
+        size_t m = 0;
+        for (i = 0; i < n; i++)
+            if (s->probs[s->idx[i]] >= o->min_p) s->idx[m++] = s->idx[i];
+            else sum -= s->probs[s->idx[i]];
+        n = m;
+    }
+    if (o->top_p > 0.0f && o->top_p < 1.0f && n > 1) {
+        /* grow a sorted prefix until it holds top_p of the mass (usually a few dozen tokens) */
+        size_t want = 64, cut = n;
+        for (;;) {
+            size_t m = want < n ? want : n;
+            fti__sampler_select(s->idx, n, m, logits);
+            fti__sampler_sort(s->idx, m, logits);
+            acc = 0.0;
+            for (i = 0; i < m; i++) {
+                acc += s->probs[s->idx[i]];
+                if (acc >= o->top_p * sum) {
+                    cut = i + 1;
+                    break;
+                }
+            }
+            if (i < m || m == n) break;
+            want *= 4;
+        }
+        sum = 0.0;
+        for (i = 0; i < cut; i++) sum += s->probs[s->idx[i]];
+        n = cut;
+    }
+    /* the candidates' order depends only on the logits, so the draw is reproducible */
+    r = fti_rng_double(&s->rng) * sum;
+    acc = 0.0;
+    for (i = 0; i < n; i++) {
+        acc += s->probs[s->idx[i]];
+        if (r < acc) return s->idx[i];
+    }
+    return s->idx[n - 1];
+}
+
+/* --- generation ----------------------------------------------------------------------------- */
+
+/* Streaming state: bytes decoded but not yet shown (a possible stop-string prefix or an
+ * incomplete UTF-8 tail). Its buffer is reserved before the loop. */
+typedef struct fti__gen_out {
+    const fti_generate_opts *o;
+    fti_buf pend;
+    fti_buf tmp; /* UTF-8 repair output */
+    size_t max_stop;
+    int stopped; /* 1 stop string seen, 2 callback asked to stop */
+} fti__gen_out;
+
+static int fti__gen_emit(fti__gen_out *g, const char *p, size_t n) {
+    size_t m;
+    if (n == 0) return 0;
+    g->tmp.len = 0;
+    fti_utf8_repair((const unsigned char *)p, n, &g->tmp);
+    m = g->tmp.len;
+    if (g->o->text) fti_buf_append(g->o->text, g->tmp.data, m);
+    if (g->o->on_text && g->o->on_text(g->o->user, g->tmp.data, m)) return 1;
+    return 0;
+}
+
+/* Adds bytes; emits what can no longer be part of a stop string or a split character. */
+static void fti__gen_push(fti__gen_out *g, const char *p, size_t n, int final) {
+    size_t i, keep = 0, avail, cut = (size_t)-1;
+    fti_buf_append(&g->pend, p, n);
+    for (i = 0; i < g->o->n_stop; i++) { /* earliest complete stop string */
+        const char *st = g->o->stop[i];
+        size_t sl = strlen(st), j;
+        if (sl == 0 || sl > g->pend.len) continue;
+        for (j = 0; j + sl <= g->pend.len; j++)
+            if (memcmp(g->pend.data + j, st, sl) == 0) {
+                if (j < cut) cut = j;
+                break;
+            }
+    }
+    if (cut != (size_t)-1) {
+        if (fti__gen_emit(g, g->pend.data, cut)) g->stopped = 2;
+        else g->stopped = 1;
+        g->pend.len = 0;
+        return;
+    }
+    if (!final) {
+        for (i = 0; i < g->o->n_stop; i++) { /* longest tail that starts a stop string */
+            const char *st = g->o->stop[i];
+            size_t sl = strlen(st), t;
+            for (t = sl > 1 ? sl - 1 : 0; t > keep; t--)
+                if (t <= g->pend.len && memcmp(g->pend.data + g->pend.len - t, st, t) == 0) {
+                    keep = t;
+                    break;
+                }
+        }
+        avail = g->pend.len - keep;
+        avail -= fti_utf8_incomplete_tail((const unsigned char *)g->pend.data, avail);
+    } else {
+        avail = g->pend.len;
+    }
+    if (fti__gen_emit(g, g->pend.data, avail)) g->stopped = 2;
+    memmove(g->pend.data, g->pend.data + avail, g->pend.len - avail);
+    g->pend.len -= avail;
+}
+
+FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *prompt,
+                               size_t n_prompt, const fti_generate_opts *opts,
+                               fti_generate_stats *stats, fti_error *err) {
+    fti_generate_opts dflt;
+    fti__gen_out go;
+    fti_generate_stats st;
+    uint64_t t0, t1;
+    size_t i, n_gen = 0;
+    fti_result rc = FTI_OK;
+    const fti_engine *e;
+    if (!s || !smp || (!prompt && n_prompt))
+        return fti_error_set(err, FTI_ERR_INVALID, "generate: NULL argument");
+    e = s->e;
+    if (!opts) {
+        memset(&dflt, 0, sizeof dflt);
+        opts = &dflt;
+    }
+    memset(&st, 0, sizeof st);
+    memset(&go, 0, sizeof go);
+    go.o = opts;
+    for (i = 0; i < opts->n_stop; i++)
+        if (opts->stop[i] && strlen(opts->stop[i]) > go.max_stop) go.max_stop = strlen(opts->stop[i]);
+    if (!fti_buf_reserve(&go.pend, go.max_stop + 2 * e->max_token_bytes + 16) ||
+        !fti_buf_reserve(&go.tmp, 3 * (go.max_stop + 2 * e->max_token_bytes + 16)))
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "generate: out of memory");
+    if (rc == FTI_OK && n_prompt == 0 && s->pos == 0)
+        rc = fti_error_set(err, FTI_ERR_INVALID, "generate: empty prompt");
+    t0 = fti_time_ns();
+    if (rc == FTI_OK && n_prompt) rc = fti_session_eval(s, prompt, n_prompt, NULL, err);
+    t1 = fti_time_ns();
+    st.n_prompt = n_prompt;
+    st.prefill_s = (double)(t1 - t0) * 1e-9;
+    if (rc == FTI_OK && !opts->no_penalize_prompt)
+        for (i = 0; i < n_prompt; i++) fti_sampler_accept(smp, prompt[i]);
+    while (rc == FTI_OK) {
+        int32_t tok;
+        const char *bytes;
+        size_t nb = 0;
+        if (opts->max_tokens && n_gen >= opts->max_tokens) {
+            st.finish = FTI_FINISH_LENGTH;
+            break;
+        }
+        tok = fti_sampler_sample(smp, s->logits);
+        if (n_gen == 0) st.first_token_s = (double)(fti_time_ns() - t0) * 1e-9;
+        if (tok < 0) {
+            rc = fti_error_set(err, FTI_ERR_NUMERIC, "generate: logits are all NaN");
+            break;
+        }
+        n_gen++;
+        if (opts->tokens && n_gen <= opts->tokens_cap) opts->tokens[n_gen - 1] = tok;
+        fti_sampler_accept(smp, tok);
+        if (tok == e->eos && !opts->ignore_eos) {
+            st.finish = FTI_FINISH_EOS;
+            break;
+        }
+        bytes = fti_engine_token_bytes(e, tok, &nb);
+        fti__gen_push(&go, bytes, nb, 0);
+        if (go.stopped) {
+            st.finish = go.stopped == 1 ? FTI_FINISH_STOP : FTI_FINISH_CALLBACK;
+            break;
+        }
+        if (opts->max_tokens && n_gen >= opts->max_tokens) {
+            st.finish = FTI_FINISH_LENGTH;
+            break;
+        }
+        if (s->pos >= s->n_ctx) {
+            st.finish = FTI_FINISH_CONTEXT;
+            break;
+        }
+        rc = fti_session_eval(s, &tok, 1, NULL, err);
+    }
+    if (rc == FTI_OK && !go.stopped) fti__gen_push(&go, "", 0, 1); /* flush */
+    st.n_generated = n_gen;
+    st.decode_s = (double)(fti_time_ns() - t1) * 1e-9;
+    if (stats) *stats = st;
+    fti_buf_free(&go.pend);
+    fti_buf_free(&go.tmp);
+    return rc;
+}
+
+FTIDEF size_t fti_prompt_fit(const int32_t *header, size_t n_header, const int32_t *body,
+                             size_t n_body, size_t max_tokens, int32_t *out) {
+    size_t keep;
+    if (!out || n_header > max_tokens || (n_header && !header) || (n_body && !body)) return 0;
+    if (n_header) memcpy(out, header, n_header * sizeof(int32_t));
+    keep = n_body < max_tokens - n_header ? n_body : max_tokens - n_header;
+    if (keep) memcpy(out + n_header, body + (n_body - keep), keep * sizeof(int32_t));
+    return n_header + keep;
+}
+/* ---- end src/08_infer.c ---- */
 /* ---- begin src/09_monitor.c ---- */
 /* === monitor: implementation === */
 /* #include "09_monitor.h" (amalgamated) */
@@ -4090,11 +23217,12 @@ FTIDEF double fti_js_divergence(const double *p, const double *q, size_t n) {
 }
 
 FTIDEF void fti_drift_window_add(fti_drift_window *w, const uint32_t *bucket_counts,
-                                 size_t n_tokens, size_t n_byte_fallback, double nll_mean) {
+                                 size_t n_tokens, size_t n_bytes, size_t n_byte_fallback,
+                                 double nll_mean) {
     int i;
     if (!w) return;
     w->n_prompts++;
-    w->len[fti_drift_len_bin(n_tokens)]++;
+    w->len[fti_drift_len_bin(n_bytes)]++;
     if (bucket_counts) {
         for (i = 0; i < FTI_DRIFT_BUCKETS; i++) {
             w->tok[i] += bucket_counts[i];
@@ -4108,6 +23236,8 @@ FTIDEF void fti_drift_window_add(fti_drift_window *w, const uint32_t *bucket_cou
     }
 }
 
+static double fti__maxd(double a, double b) { return a > b ? a : b; }
+
 static void fti__thr_resolve(const fti_drift_thresholds *in, fti_drift_thresholds *t) {
     fti_drift_thresholds z;
     memset(&z, 0, sizeof z);
@@ -4120,8 +23250,14 @@ static void fti__thr_resolve(const fti_drift_thresholds *in, fti_drift_threshold
     t->byte_alert = in->byte_alert > 0 ? in->byte_alert : 0.15;
     t->ppl_warn = in->ppl_warn > 0 ? in->ppl_warn : 1.5;
     t->ppl_alert = in->ppl_alert > 0 ? in->ppl_alert : 2.0;
-    t->length_alert = in->length_alert;
+    t->judge_length = in->judge_length;
     t->min_tokens = in->min_tokens > 0 ? in->min_tokens : 200;
+}
+
+FTIDEF fti_drift_thresholds fti_drift_thresholds_resolve(const fti_drift_thresholds *thr) {
+    fti_drift_thresholds t;
+    fti__thr_resolve(thr, &t);
+    return t;
 }
 
 static void fti__judge(fti_drift_stats *st, const char *what, double v, double warn, double alert,
@@ -4147,14 +23283,18 @@ FTIDEF void fti_drift_compute(const fti_drift_ref *ref, const fti_drift_window *
     st->n_prompts = w->n_prompts;
     st->n_tokens = w->n_tokens;
     for (i = 0; i < FTI_DRIFT_BUCKETS; i++) a[i] = (double)w->tok[i];
-    st->psi_tokens = fti_psi(ref->tok_share, a, FTI_DRIFT_BUCKETS, 0);
+    /* empty bins are floored at half an observation of the window (at least 1e-4), so a single
+     * prompt landing in a bin the reference never saw does not read as drift by itself */
+    st->psi_tokens = fti_psi(ref->tok_share, a, FTI_DRIFT_BUCKETS,
+                             w->n_tokens ? fti__maxd(1e-4, 0.5 / (double)w->n_tokens) : 0);
     st->js_tokens = fti_js_divergence(ref->tok_share, a, FTI_DRIFT_BUCKETS);
     for (i = 0; i < FTI_DRIFT_LEN_BINS; i++) {
         a[i] = (double)w->len[i];
         if (ref->len_share[i] > 0) has_len = 1;
     }
     if (has_len && w->n_prompts) {
-        st->psi_length = fti_psi(ref->len_share, a, FTI_DRIFT_LEN_BINS, 0);
+        st->psi_length = fti_psi(ref->len_share, a, FTI_DRIFT_LEN_BINS,
+                                 fti__maxd(1e-4, 0.5 / (double)w->n_prompts));
         st->js_length = fti_js_divergence(ref->len_share, a, FTI_DRIFT_LEN_BINS);
     }
     st->byte_share = w->n_tokens ? (double)w->n_byte_fallback / (double)w->n_tokens : 0;
@@ -4169,9 +23309,9 @@ FTIDEF void fti_drift_compute(const fti_drift_ref *ref, const fti_drift_window *
     }
     fti__judge(st, "PSI(tokens)", st->psi_tokens, t.psi_warn, t.psi_alert, 1);
     fti__judge(st, "JS(tokens)", st->js_tokens, t.js_warn, t.js_alert, 1);
-    if (has_len) {
-        fti__judge(st, "PSI(length)", st->psi_length, t.psi_warn, t.psi_alert, t.length_alert);
-        fti__judge(st, "JS(length)", st->js_length, t.js_warn, t.js_alert, t.length_alert);
+    if (has_len && t.judge_length) {
+        fti__judge(st, "PSI(length)", st->psi_length, t.psi_warn, t.psi_alert, 1);
+        fti__judge(st, "JS(length)", st->js_length, t.js_warn, t.js_alert, 1);
     }
     fti__judge(st, "byte-fallback excess", st->byte_share - ref->byte_share, t.byte_warn,
                t.byte_alert, 1);
@@ -4205,6 +23345,8 @@ FTIDEF void fti_request_record_json(const fti_request_record *rec, fti_buf *out)
     fti_jw_bool(&w, rec->stream);
     fti_jw_key(&w, "prompt_tokens");
     fti_jw_int(&w, rec->prompt_tokens);
+    fti_jw_key(&w, "prompt_bytes");
+    fti_jw_int(&w, rec->prompt_bytes);
     fti_jw_key(&w, "completion_tokens");
     fti_jw_int(&w, rec->completion_tokens);
     fti_jw_key(&w, "ttft_ms");
@@ -4272,6 +23414,7 @@ FTIDEF fti_result fti_request_record_parse(const char *line, size_t len, fti_req
     v = fti_json_get(root, "stream");
     rec->stream = v && v->type == FTI_JSON_TRUE;
     rec->prompt_tokens = (int)fti_json_get_int(root, "prompt_tokens", 0);
+    rec->prompt_bytes = (int)fti_json_get_int(root, "prompt_bytes", 0);
     rec->completion_tokens = (int)fti_json_get_int(root, "completion_tokens", 0);
     rec->ttft_ms = fti_json_get_num(root, "ttft_ms", -1);
     rec->latency_ms = fti_json_get_num(root, "latency_ms", 0);
@@ -4319,6 +23462,7 @@ FTIDEF double fti_percentile(double *x, size_t n, double p) {
 typedef struct fti__win_entry {
     uint32_t b[FTI_DRIFT_BUCKETS];
     uint32_t n_tokens;
+    uint32_t n_bytes;
     uint32_t n_byte_fallback;
     double nll_mean;
 } fti__win_entry;
@@ -4342,6 +23486,22 @@ struct fti_monitor {
     int id_req, id_lat, id_ttft, id_ptok, id_ctok, id_tps, id_queue, id_active, id_conns,
         id_model, id_psi, id_js, id_byte, id_ppl, id_level, id_wtok, id_reject, id_alerts;
 };
+
+static fti_drift_ref *fti__drift_ref_copy(const fti_drift_ref *src) {
+    fti_drift_ref *r = (fti_drift_ref *)fti_calloc(1, sizeof *r);
+    if (!r) return NULL;
+    *r = *src;
+    r->bucket_of = NULL;
+    if (src->bucket_of) {
+        r->bucket_of = (unsigned char *)fti_malloc(src->vocab);
+        if (!r->bucket_of) {
+            fti_free(r);
+            return NULL;
+        }
+        memcpy(r->bucket_of, src->bucket_of, src->vocab);
+    }
+    return r;
+}
 
 FTIDEF fti_result fti_monitor_create(const fti_monitor_opts *opts, fti_monitor **out,
                                      fti_error *err) {
@@ -4370,17 +23530,8 @@ FTIDEF fti_result fti_monitor_create(const fti_monitor_opts *opts, fti_monitor *
         return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     }
     if (opts && opts->ref) {
-        const fti_drift_ref *src = opts->ref;
-        mon->ref = (fti_drift_ref *)fti_calloc(1, sizeof *mon->ref);
-        if (mon->ref) {
-            *mon->ref = *src;
-            mon->ref->bucket_of = NULL;
-            if (src->bucket_of) {
-                mon->ref->bucket_of = (unsigned char *)fti_malloc(src->vocab);
-                if (mon->ref->bucket_of) memcpy(mon->ref->bucket_of, src->bucket_of, src->vocab);
-            }
-        }
-        if (!mon->ref || (src->bucket_of && !mon->ref->bucket_of)) {
+        mon->ref = fti__drift_ref_copy(opts->ref);
+        if (!mon->ref) {
             fti_monitor_free(mon);
             return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
         }
@@ -4453,6 +23604,40 @@ FTIDEF void fti_monitor_free(fti_monitor *mon) {
 }
 
 FTIDEF fti_metrics *fti_monitor_metrics(fti_monitor *mon) { return mon ? mon->m : NULL; }
+
+FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref) {
+    fti_drift_ref *r = NULL, *old;
+    fti_buf hdr;
+    if (!mon) return FTI_ERR_INVALID;
+    if (ref && !(r = fti__drift_ref_copy(ref))) return FTI_ERR_NOMEM;
+    memset(&hdr, 0, sizeof hdr);
+    if (r) fti_drift_ref_json(r, &hdr);
+    fti_mutex_lock(&mon->mu);
+    old = mon->ref;
+    mon->ref = r;
+    mon->win_n = mon->win_head = 0;
+    mon->last_level = 0;
+    fti_mutex_unlock(&mon->mu);
+    if (mon->log) {
+        fti_reqlog_set_header(mon->log, hdr.len ? hdr.data : NULL);
+        if (hdr.len) fti_reqlog_write(mon->log, hdr.data, hdr.len);
+    }
+    fti_buf_free(&hdr);
+    fti_drift_ref_free(old);
+    return FTI_OK;
+}
+
+FTIDEF int fti_monitor_bucketize(fti_monitor *mon, const int32_t *ids, size_t n, uint32_t *counts) {
+    int ok = 0;
+    if (!mon || !counts) return 0;
+    fti_mutex_lock(&mon->mu);
+    if (mon->ref && mon->ref->bucket_of) {
+        fti_drift_bucketize(mon->ref, ids, n, counts);
+        ok = 1;
+    }
+    fti_mutex_unlock(&mon->mu);
+    return ok;
+}
 FTIDEF const fti_drift_ref *fti_monitor_ref(const fti_monitor *mon) {
     return mon ? mon->ref : NULL;
 }
@@ -4463,7 +23648,7 @@ static void fti__monitor_window(fti_monitor *mon, fti_drift_window *w) {
     memset(w, 0, sizeof *w);
     for (i = 0; i < mon->win_n; i++) {
         const fti__win_entry *e = &mon->win[i];
-        fti_drift_window_add(w, e->b, e->n_tokens, e->n_byte_fallback, e->nll_mean);
+        fti_drift_window_add(w, e->b, e->n_tokens, e->n_bytes, e->n_byte_fallback, e->nll_mean);
     }
 }
 
@@ -4521,6 +23706,7 @@ FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) 
         memset(&e, 0, sizeof e);
         if (rec->has_buckets) memcpy(e.b, rec->tok_buckets, sizeof e.b);
         e.n_tokens = rec->prompt_tokens > 0 ? (uint32_t)rec->prompt_tokens : 0;
+        e.n_bytes = rec->prompt_bytes > 0 ? (uint32_t)rec->prompt_bytes : 0;
         e.n_byte_fallback = rec->byte_fallback > 0 ? (uint32_t)rec->byte_fallback : 0;
         e.nll_mean = rec->prompt_ppl > 0 ? log(rec->prompt_ppl) : -1;
         fti_mutex_lock(&mon->mu);
@@ -5147,9 +24333,16 @@ static fti_result fti__api_render_chat(const fti_json *msgs, fti_api_request *re
         if (m != last_user) fti_buf_puts(&out, "\n");
     }
     if (out.len) fti_buf_puts(&out, "\n");
+    if (out.oom || title.oom) {
+        fti_buf_free(&out);
+        fti_buf_free(&title);
+        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    }
+    req->chat_context = fti_strndup(out.data ? out.data : "", out.len > 0 ? out.len - 1 : 0);
+    req->chat_context_len = out.len > 0 ? out.len - 1 : 0;
     fti_buf_append(&out, title.data ? title.data : "", title.len);
     fti_buf_puts(&out, "\n\n");
-    if (out.oom || title.oom) {
+    if (out.oom || !req->chat_context) {
         fti_buf_free(&out);
         fti_buf_free(&title);
         return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
@@ -5315,7 +24508,8 @@ FTIDEF void fti_api_request_free(fti_api_request *req) {
     fti_free(req->model);
     fti_free(req->prompt);
     fti_free(req->chat_title);
-    req->model = req->prompt = req->chat_title = NULL;
+    fti_free(req->chat_context);
+    req->model = req->prompt = req->chat_title = req->chat_context = NULL;
 }
 
 FTIDEF void fti_api_write_error(fti_buf *out, const char *message, const char *type,
@@ -5571,6 +24765,185 @@ FTIDEF fti_result fti_gen_echo_create(const fti_gen_echo_opts *opts, fti_gen *ge
     gen->step = fti__echo_step;
     gen->seq_end = fti__echo_end;
     gen->release = fti__echo_release;
+    return FTI_OK;
+}
+
+/* === server: batched decoding === */
+
+struct fti_batch_decoder {
+    const fti_engine *e;
+    size_t max_batch, max_ctx;
+    float *x, *xb, *q, *kn, *vn, *att_out, *hb, *hb2, *att, *logits;
+    fti_session **ss; /* the current step's sessions (for the attention task) */
+};
+
+FTIDEF fti_result fti_batch_decoder_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
+                                           fti_batch_decoder **out, fti_error *err) {
+    fti_batch_decoder *d;
+    size_t B = max_batch, att_n;
+    if (!out || !e || B == 0 || max_ctx == 0)
+        return fti_error_set(err, FTI_ERR_INVALID, "batch decoder: bad arguments");
+    *out = NULL;
+    if (!fti_size_mul(B * e->H, max_ctx, &att_n))
+        return fti_error_set(err, FTI_ERR_LIMIT, "batch decoder: %lu x %lu too large",
+                             (unsigned long)B, (unsigned long)max_ctx);
+    d = (fti_batch_decoder *)fti_calloc(1, sizeof *d);
+    if (!d) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    d->e = e;
+    d->max_batch = B;
+    d->max_ctx = max_ctx;
+    d->x = (float *)fti_calloc(B * e->C, sizeof(float));         /* (B,C) */
+    d->xb = (float *)fti_calloc(B * e->C, sizeof(float));        /* (B,C) */
+    d->q = (float *)fti_calloc(B * e->HD, sizeof(float));        /* (B,HD) */
+    d->kn = (float *)fti_calloc(B * e->KVD, sizeof(float));      /* (B,KVD) */
+    d->vn = (float *)fti_calloc(B * e->KVD, sizeof(float));      /* (B,KVD) */
+    d->att_out = (float *)fti_calloc(B * e->HD, sizeof(float));  /* (B,HD) */
+    d->hb = (float *)fti_calloc(B * e->F, sizeof(float));        /* (B,F) */
+    d->hb2 = (float *)fti_calloc(B * e->F, sizeof(float));       /* (B,F) */
+    d->att = (float *)fti_calloc(att_n, sizeof(float));          /* (B*H, max_ctx) */
+    d->logits = (float *)fti_calloc(B * e->V, sizeof(float));    /* (B,V) */
+    d->ss = (fti_session **)fti_calloc(B, sizeof *d->ss);
+    if (!d->x || !d->xb || !d->q || !d->kn || !d->vn || !d->att_out || !d->hb || !d->hb2 ||
+        !d->att || !d->logits || !d->ss) {
+        fti_batch_decoder_free(d);
+        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    }
+    *out = d;
+    return FTI_OK;
+}
+
+FTIDEF void fti_batch_decoder_free(fti_batch_decoder *d) {
+    if (!d) return;
+    fti_free(d->x);
+    fti_free(d->xb);
+    fti_free(d->q);
+    fti_free(d->kn);
+    fti_free(d->vn);
+    fti_free(d->att_out);
+    fti_free(d->hb);
+    fti_free(d->hb2);
+    fti_free(d->att);
+    fti_free(d->logits);
+    fti_free(d->ss);
+    fti_free(d);
+}
+
+typedef struct fti__bd_attn {
+    fti_batch_decoder *d;
+    size_t layer;
+} fti__bd_attn;
+
+/* Attention of row b's query over session b's cache (positions 0..pos_b): item i = (b, h). */
+static void fti__bd_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__bd_attn *c = (const fti__bd_attn *)vctx;
+    fti_batch_decoder *d = c->d;
+    const fti_engine *e = d->e;
+    size_t i, j, D = e->D, rep = e->H / e->KV;
+    float scale = 1.0f / (float)sqrt((double)D);
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        size_t b = i / e->H, h = i % e->H, kvh = h / rep;
+        const fti_session *s = d->ss[b];
+        size_t n = s->pos + 1;
+        const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
+        const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
+        const float *qt = d->q + b * e->HD + h * D; /* (D) */
+        float *p = d->att + i * d->max_ctx;        /* (n) */
+        float *yt = d->att_out + b * e->HD + h * D;
+        float mx = -INFINITY, sum = 0.0f, inv;
+        for (j = 0; j < n; j++) {
+            float sc = fti_dot(e->k, qt, kc + j * e->KVD + kvh * D, D) * scale;
+            p[j] = sc;
+            if (sc > mx) mx = sc;
+        }
+        for (j = 0; j < n; j++) {
+            p[j] = (float)exp((double)(p[j] - mx));
+            sum += p[j];
+        }
+        inv = 1.0f / sum;
+        memset(yt, 0, D * sizeof(float));
+        for (j = 0; j < n; j++) fti_axpy(e->k, yt, p[j] * inv, vc + j * e->KVD + kvh * D, D);
+    }
+}
+
+FTIDEF fti_result fti_batch_decode(fti_batch_decoder *d, fti_session *const *ss,
+                                   const int32_t *tokens, size_t B, fti_pool *pool, fti_error *err) {
+    const fti_engine *e;
+    const fti_kernels *k;
+    size_t b, l, i, C;
+    float eps;
+    fti_result rc = FTI_OK;
+    size_t embd_row;
+    fti__bd_attn ac;
+    if (!d || !ss || !tokens || B == 0 || B > d->max_batch)
+        return fti_error_set(err, FTI_ERR_INVALID, "batch decode: %lu sequences (max %lu)",
+                             (unsigned long)B, (unsigned long)(d ? d->max_batch : 0));
+    e = d->e;
+    k = e->k;
+    C = e->C;
+    eps = e->cfg.norm_eps;
+    for (b = 0; b < B; b++) {
+        size_t j;
+        if (!ss[b] || ss[b]->e != e || ss[b]->n_ctx > d->max_ctx)
+            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: sequence %lu: foreign session",
+                                 (unsigned long)b);
+        for (j = 0; j < b; j++)
+            if (ss[j] == ss[b])
+                return fti_error_set(err, FTI_ERR_INVALID, "batch decode: session repeated");
+        if (tokens[b] < 0 || (size_t)tokens[b] >= e->V)
+            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: token %ld not below vocab %lu",
+                                 (long)tokens[b], (unsigned long)e->V);
+        if (ss[b]->pos >= ss[b]->n_ctx)
+            return fti_error_set(err, FTI_ERR_LIMIT, "batch decode: sequence %lu: context full",
+                                 (unsigned long)b);
+        d->ss[b] = ss[b];
+    }
+    embd_row = fti_dtype_row_bytes(e->embd.type, C);
+    for (b = 0; b < B; b++) /* x (B,C) = embedding rows */
+        fti_dequantize_row(k, e->embd.type, d->x + b * C,
+                           (const char *)e->embd.data + (size_t)tokens[b] * embd_row, C);
+    for (l = 0; l < e->L && rc == FTI_OK; l++) {
+        const fti__eng_layer *ly = &e->layers[l];
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->attn_norm, B, C, eps);
+        /* the projections: one pass over each weight matrix for all B rows */
+        rc = fti_matmul_w(k, pool, ly->q.type, ly->q.data, d->xb, d->q, B, e->HD, C);
+        if (rc == FTI_OK) rc = fti_matmul_w(k, pool, ly->k.type, ly->k.data, d->xb, d->kn, B, e->KVD, C);
+        if (rc == FTI_OK) rc = fti_matmul_w(k, pool, ly->v.type, ly->v.data, d->xb, d->vn, B, e->KVD, C);
+        if (rc != FTI_OK) break;
+        for (b = 0; b < B; b++) { /* RoPE at each sequence's own position; K, V into its cache */
+            fti_session *s = ss[b];
+            float *kc = s->kcache + (l * s->n_ctx + s->pos) * e->KVD;
+            float *vc = s->vcache + (l * s->n_ctx + s->pos) * e->KVD;
+            fti__sess_rope(s, d->q + b * e->HD, 1, e->H, s->pos);
+            fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, s->pos);
+            memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
+            memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
+        }
+        ac.d = d;
+        ac.layer = l;
+        fti_pool_for(pool, B * e->H, 1, fti__bd_attn_task, &ac);
+        rc = fti_matmul_w(k, pool, ly->o.type, ly->o.data, d->att_out, d->xb, B, C, e->HD);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->ffn_norm, B, C, eps);
+        rc = fti_matmul_w(k, pool, ly->gate.type, ly->gate.data, d->xb, d->hb, B, e->F, C);
+        if (rc == FTI_OK) rc = fti_matmul_w(k, pool, ly->up.type, ly->up.data, d->xb, d->hb2, B, e->F, C);
+        if (rc != FTI_OK) break;
+        fti_swiglu_fwd(k, d->hb, d->hb, d->hb2, B * e->F);
+        rc = fti_matmul_w(k, pool, ly->down.type, ly->down.data, d->hb, d->xb, B, C, e->F);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
+    }
+    if (rc == FTI_OK) {
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, e->out_norm, B, C, eps);
+        rc = fti_matmul_w(k, pool, e->out.type, e->out.data, d->xb, d->logits, B, e->V, C);
+    }
+    if (rc != FTI_OK)
+        return fti_error_set(err, rc, "batch decode: forward failed: %s", fti_result_str(rc));
+    for (b = 0; b < B; b++) {
+        memcpy(ss[b]->logits, d->logits + b * e->V, e->V * sizeof(float));
+        ss[b]->pos++;
+    }
     return FTI_OK;
 }
 
@@ -5963,6 +25336,7 @@ static void fti__job_record(fti_server *s, fti__job *j) {
     rec.model = j->g ? j->g->id : NULL;
     rec.stream = j->req.stream;
     rec.prompt_tokens = j->prompt_tokens;
+    rec.prompt_bytes = (int)j->req.prompt_len;
     rec.completion_tokens = j->n_tokens;
     rec.ttft_ms = j->t_first_ns ? (double)(j->t_first_ns - j->t_start_ns) / 1e6 : -1;
     rec.latency_ms = (double)(now - j->t_start_ns) / 1e6;
@@ -6038,12 +25412,16 @@ static void *fti__sched_main(void *arg) {
                 p.top_k = j->req.top_k;
                 p.seed = j->req.has_seed ? j->req.seed : fti_hash64(j->id, strlen(j->id), 0);
                 p.use_retrieval = j->req.use_retrieval;
+                if (j->req.kind == FTI_API_CHAT) {
+                    p.title = j->req.chat_title;
+                    p.context = j->req.chat_context;
+                    p.context_len = j->req.chat_context_len;
+                }
                 r = j->g->gen.seq_start(j->g->gen.user, j->req.prompt, j->req.prompt_len, &p,
                                         &j->seq, &info, &err);
             }
             pthread_mutex_lock(&s->mu);
             if (r == FTI_OK) {
-                const fti_drift_ref *ref = s->o.monitor ? fti_monitor_ref(s->o.monitor) : NULL;
                 j->status = 200;
                 j->state = FTI__JOB_ACTIVE;
                 j->prompt_tokens = (int)info.n_tokens;
@@ -6051,10 +25429,9 @@ static void *fti__sched_main(void *arg) {
                 j->nll_mean = info.nll_mean;
                 j->n_chunks = info.n_chunks;
                 if (info.chunks_json) j->chunks_json = fti_strdup(info.chunks_json);
-                if (ref && ref->bucket_of && info.ids) {
-                    fti_drift_bucketize(ref, info.ids, info.n_tokens, j->buckets);
-                    j->has_buckets = 1;
-                }
+                if (s->o.monitor && info.ids)
+                    j->has_buckets =
+                        fti_monitor_bucketize(s->o.monitor, info.ids, info.n_tokens, j->buckets);
                 if (j->req.stream) {
                     fti_api_result res = fti__job_result(j, "", 0);
                     if (j->req.kind == FTI_API_CHAT)

@@ -13,7 +13,8 @@ $(B)/tok_pretok_diff: tools/tok_pretok_diff.c fti.h | $(B)
 	$(CC) $(STD) $(OPT) $(WARN) $(CFLAGS) -I. -o $@ $< $(LDLIBS)
 
 check-tokenizer-pretok: $(B)/tok_pretok_diff
-	@if command -v node >/dev/null 2>&1; then \
-	  node tools/tok_pretok_diff.js $${FTI_DATA:-../shared/data}/tokenizers/tiktoken/encodings.json \
-	    $(B)/tok_pretok_ref.json 20000 && ./$(B)/tok_pretok_diff $(B)/tok_pretok_ref.json; \
-	else echo "check-tokenizer-pretok: skipped (node not installed)"; fi
+	@enc=$${FTI_DATA:-../shared/data}/tokenizers/tiktoken/encodings.json; \
+	if ! command -v node >/dev/null 2>&1; then echo "check-tokenizer-pretok: skipped (no node)"; \
+	elif [ ! -f $$enc ]; then echo "check-tokenizer-pretok: skipped ($$enc not found)"; \
+	else node tools/tok_pretok_diff.js $$enc $(B)/tok_pretok_ref.json 20000 && \
+	  ./$(B)/tok_pretok_diff $(B)/tok_pretok_ref.json; fi

@@ -5,11 +5,12 @@
  *
  *   dispatch  one static const table of function pointers per instruction set (scalar reference,
  *             x86-64 AVX2+FMA, x86-64 AVX-512, aarch64 NEON). fti_kernels_get(FTI_ISA_AUTO) picks
- *             the best one the CPU supports (CPUID + XGETBV on x86; NEON is baseline on aarch64);
- *             the environment variable FTI_ISA=scalar|avx2|avx512|neon forces a lower one. The
- *             x86 variants are compiled with per-function target attributes, so users never need
- *             -mavx2; FTI_NO_SIMD (and compilers without GNU-style intrinsics, e.g. tcc) keep only
- *             the scalar table; FTI_NO_AVX512 drops the AVX-512 table.
+ *             the best one the CPU supports (CPUID + XGETBV on x86; NEON is baseline on aarch64,
+ *             its SDOT variant is chosen from the Linux auxiliary vector); the environment
+ *             variable FTI_ISA=scalar|avx2|avx512|neon forces a lower one. The variants are
+ *             compiled with per-function target attributes, so users never need -mavx2;
+ *             FTI_NO_SIMD (and compilers without GNU-style intrinsics, e.g. tcc) keep only the
+ *             scalar table; FTI_NO_AVX512 drops the AVX-512 tables, FTI_NO_DOTPROD the SDOT one.
  *   GEMM      fti_matmul: fp32 C = op(A)·op(B) in the three layouts training needs, optional
  *             accumulate. Blocked: B and A are packed into cache-sized panels and a register-
  *             blocked micro-kernel per ISA runs over zero-padded panels (no scalar edge cliff).

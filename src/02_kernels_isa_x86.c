@@ -894,7 +894,7 @@ FTI__VNNI static __m512 fti__q8_pair_vnni(const fti_block_q8_0 *w, const int8_t 
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
 }
 
-FTI__VNNI static void fti__gemv_q8_0_vnni_sign(const void *W, size_t row_bytes, size_t rows,
+FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_t rows,
                                                const int8_t *xq, const float *xd, const int32_t *xs,
                                                size_t nb, float *y) {
     const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -978,73 +978,8 @@ FTI__VNNI static void fti__gemv_q4_0_vnni_pairs(const void *W, size_t row_bytes,
     }
 }
 
-/* Groups of 4 blocks kept on the stack by the VBMI kernels: n_in up to 8192. */
+/* Groups of 4 blocks the VBMI Q4_0 kernel rearranges on the stack: n_in up to 8192. */
 enum { FTI__Q4_STACK_GROUPS = 64 };
-
-/* Q8_0 with VNNI + VBMI, four blocks (136 bytes) per step. dpbusd wants unsigned × signed, so
- * w is flipped to w + 128 (one xor) and multiplied with signed x: Σ(w+128)·x = Σw·x + 128·Σx;
- * the 128·Σx is taken back in float, Σ_b wd·(-128·xd·Σx), precomputed per block. The four fp16
- * scales come out of two loads with one vpermt2b. */
-FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_t rows,
-                                          const int8_t *xq, const float *xd, const int32_t *xs,
-                                          size_t nb, float *y) {
-    float corr[FTI__Q4_STACK_GROUPS * 4];
-    const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    const __m512i hi = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m512i flip = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
-    size_t ng = nb / 4, r, b, j;
-    unsigned char id[64];
-    __m512i idx_d;
-    if (ng > FTI__Q4_STACK_GROUPS) {
-        fti__gemv_q8_0_vnni_sign(W, row_bytes, rows, xq, xd, xs, nb, y);
-        return;
-    }
-    for (j = 0; j < 64; j++) id[j] = (unsigned char)(j < 8 ? 34 * (j / 2) + j % 2 : 0);
-    idx_d = _mm512_loadu_si512((const void *)id);
-    for (b = 0; b < ng * 4; b++) corr[b] = -128.0f * xd[b] * (float)xs[b];
-    for (r = 0; r < rows; r++) {
-        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
-        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-        __m128 cacc = _mm_setzero_ps();
-        float s;
-        for (b = 0; b + 4 <= nb; b += 4) {
-            const unsigned char *wb = (const unsigned char *)(w + b);
-            __m512i dd = _mm512_permutex2var_epi8(_mm512_loadu_si512((const void *)wb), idx_d,
-                                                  _mm512_loadu_si512((const void *)(wb + 64)));
-            __m128 wd = _mm_cvtph_ps(_mm512_castsi512_si128(dd));
-            __m512 s4 = _mm512_castps128_ps512(_mm_mul_ps(wd, _mm_loadu_ps(xd + b)));
-            __m512i w01 = _mm512_xor_si512(
-                _mm512_inserti64x4(
-                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[b].qs)),
-                    _mm256_loadu_si256((const __m256i *)w[b + 1].qs), 1),
-                flip);
-            __m512i w23 = _mm512_xor_si512(
-                _mm512_inserti64x4(
-                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[b + 2].qs)),
-                    _mm256_loadu_si256((const __m256i *)w[b + 3].qs), 1),
-                flip);
-            __m512i d01 =
-                _mm512_dpbusd_epi32(zero, w01, _mm512_loadu_si512((const void *)(xq + b * FTI_QK)));
-            __m512i d23 = _mm512_dpbusd_epi32(
-                zero, w23, _mm512_loadu_si512((const void *)(xq + (b + 2) * FTI_QK)));
-            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d01), _mm512_permutexvar_ps(lo, s4), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d23), _mm512_permutexvar_ps(hi, s4), acc1);
-            cacc = _mm_fmadd_ps(wd, _mm_loadu_ps(corr + b), cacc);
-        }
-        s = fti__hsum_avx512(_mm512_add_ps(acc0, acc1));
-        cacc = _mm_add_ps(cacc, _mm_movehl_ps(cacc, cacc));
-        cacc = _mm_add_ss(cacc, _mm_movehdup_ps(cacc));
-        s += _mm_cvtss_f32(cacc);
-        for (; b < nb; b++) {
-            __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(xv),
-                                            _mm256_sign_epi8(wv, xv));
-            s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
-        }
-        y[r] = s;
-    }
-}
 
 /* Q4_0 with VNNI + VBMI, four blocks (72 bytes) per step: two loads (the second masked to the
  * 8 bytes that belong to the group, so nothing past the row is read), vpermt2b gathers the 4×16

@@ -522,6 +522,11 @@ static fti_result fti__tok_serialize_body(const fti_tokenizer *tok, fti_buf *out
     return out->oom ? FTI_ERR_NOMEM : FTI_OK;
 }
 
+static int fti__cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* Builds the rank table and special list, checks the vocabulary, computes the id. Errors are
  * reported with `name`. */
 static fti_result fti__tok_finish(fti_tokenizer *tok, const char *name, fti_error *err) {
@@ -581,29 +586,9 @@ static fti_result fti__tok_finish(fti_tokenizer *tok, const char *name, fti_erro
             if (e->len > 1 && e->type == FTI_TOKEN_NORMAL && e->rank != FTI__NO_RANK)
                 ranks[nr++] = e->rank;
         }
-        /* radix-free check: sort */
         {
-            size_t a, b;
-            /* simple in-place heap sort to avoid qsort's comparator boilerplate */
-            for (a = nr / 2; a-- > 0;) {
-                size_t root = a;
-                while ((b = 2 * root + 1) < nr) {
-                    if (b + 1 < nr && ranks[b + 1] > ranks[b]) b++;
-                    if (ranks[root] >= ranks[b]) break;
-                    { uint32_t t = ranks[root]; ranks[root] = ranks[b]; ranks[b] = t; }
-                    root = b;
-                }
-            }
-            for (a = nr; a-- > 1;) {
-                size_t root = 0;
-                { uint32_t t = ranks[0]; ranks[0] = ranks[a]; ranks[a] = t; }
-                while ((b = 2 * root + 1) < a) {
-                    if (b + 1 < a && ranks[b + 1] > ranks[b]) b++;
-                    if (ranks[root] >= ranks[b]) break;
-                    { uint32_t t = ranks[root]; ranks[root] = ranks[b]; ranks[b] = t; }
-                    root = b;
-                }
-            }
+            size_t a;
+            if (nr > 1) qsort(ranks, nr, sizeof(uint32_t), fti__cmp_u32);
             for (a = 1; a < nr; a++)
                 if (ranks[a] == ranks[a - 1]) {
                     uint32_t dup = ranks[a];
@@ -2633,11 +2618,6 @@ static void fti__pair_delta(fti__merger *m, uint32_t a, uint32_t b, int64_t delt
             m->touched[m->n_touched++] = (uint32_t)i;
         }
     }
-}
-
-static int fti__cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
 }
 
 FTIDEF fti_result fti_bpe_trainer_train(fti_bpe_trainer *t, fti_tokenizer **out, fti_error *err) {

@@ -677,3 +677,44 @@ FTI_TEST(kernels_exp_edges) {
         }
     }
 }
+
+/* Without memory the GEMM and the quantized GEMV fall back to the references (never fail). */
+FTI_TEST(kernels_no_memory) {
+    const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
+    size_t M = 40, N = 50, K = 300, n_in = 320, T = 20, i;
+    size_t rb = fti_dtype_row_bytes(FTI_DTYPE_Q8_0, 320);
+    float *A, *B, *Wf, *C1, *C2, *Y1, *Y2;
+    void *W;
+    long live;
+    fti_rng r;
+    fti_rng_seed(&r, 77, 1);
+    A = kt_rand(&r, M * K, 1.0f);
+    B = kt_rand(&r, K * N, 1.0f);
+    Wf = kt_rand(&r, N * n_in, 1.0f);
+    C1 = (float *)calloc(M * N, sizeof(float));
+    C2 = (float *)calloc(M * N, sizeof(float));
+    Y1 = (float *)calloc(T * N, sizeof(float));
+    Y2 = (float *)calloc(T * N, sizeof(float));
+    W = malloc(rb * N);
+    for (i = 0; i < N; i++)
+        fti_quantize_row(k, FTI_DTYPE_Q8_0, (char *)W + i * rb, Wf + i * n_in, n_in);
+    fti_matmul(k, NULL, 0, M, N, K, A, K, B, N, C1, N);
+    CHECK_OK(fti_matmul_w(k, NULL, FTI_DTYPE_Q8_0, W, A, Y1, T, N, n_in));
+    live = fti_test_alloc_live;
+    fti_test_alloc_fail_at(1, 1);
+    fti_matmul(k, NULL, 0, M, N, K, A, K, B, N, C2, N);
+    CHECK_OK(fti_matmul_w(k, NULL, FTI_DTYPE_Q8_0, W, A, Y2, T, N, n_in));
+    CHECK(fti_test_alloc_count > 0); /* the allocations were attempted and refused */
+    fti_test_alloc_fail_at(0, 0);
+    CHECK_EQ_INT(fti_test_alloc_live, live);
+    for (i = 0; i < M * N; i++) CHECK_NEAR(C2[i], C1[i], 1e-3, 1e-4);
+    for (i = 0; i < T * N; i++) CHECK_NEAR(Y2[i], Y1[i], 1e-2, 1e-3);
+    free(A);
+    free(B);
+    free(C1);
+    free(C2);
+    free(Y1);
+    free(Y2);
+    free(W);
+    free(Wf);
+}

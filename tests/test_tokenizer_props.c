@@ -67,7 +67,7 @@ static size_t tokp_random_text(fti_rng *r, char *out, size_t cap, int raw_bytes)
         "\xc3\xa9", "\xcc\x81", "\xe2\x80\x94", "\xe3\x80\x80", "\xe6\x97\xa5", "\xf0\x9f\x98\x80",
         "!", "?!", "/", "x", "A", "\xc2\xa0", "\xd9\xa3", "__", "'", "HTTPServer", "\xe2\x85\xab"};
     size_t n = 0;
-    while (n + 8 < cap) {
+    while (n + 16 < cap) { /* the longest piece is 10 bytes */
         uint32_t k = fti_rng_below(r, 40);
         if (k < sizeof pieces / sizeof pieces[0]) {
             size_t l = strlen(pieces[k]);
