@@ -119,6 +119,41 @@ static int val_loss(const char *model_path, const fti_dataset *ds, fti_pool *poo
     return ok;
 }
 
+/* Steps that fit in budget_s: a few real steps of the same model and batch shape as fti-train
+ * will run, timed (the first one, which warms caches, is not counted). The learning-rate
+ * schedule needs a length up front; training also stops at the time limit whatever happens. */
+static uint64_t calibrate_steps(const fti_model_config *cfg, const fti_dataset *ds, int threads,
+                                double budget_s) {
+    const fti_token_shard *sh = fti_dataset_shard(ds, FTI_SPLIT_TRAIN);
+    fti_train_opts o;
+    fti_token_array tr, va;
+    fti_trainer *t = NULL;
+    uint64_t steps = 300, t0 = 0;
+    int i;
+    if (!sh) return steps;
+    memset(&o, 0, sizeof o);
+    o.max_steps = 4;
+    o.n_threads = threads;
+    tr.data = sh->data;
+    tr.n_tokens = (size_t)sh->count;
+    tr.token_bytes = (int)sh->width;
+    va = tr;
+    va.n_tokens = 0;
+    if (fti_trainer_create(cfg, NULL, &o, tr, va, &t, NULL) != FTI_OK) return steps;
+    for (i = 0; i < 4; i++) {
+        if (i == 1) t0 = fti_time_ns();
+        if (fti_trainer_step(t, NULL, NULL) != FTI_OK) break;
+    }
+    if (i == 4) {
+        double step_s = (double)(fti_time_ns() - t0) / 3e9;
+        /* ~10% of the time goes to validation passes, checkpoints and the final export */
+        double n = budget_s * 0.88 / step_s;
+        steps = n < 20 ? 20 : (uint64_t)n;
+    }
+    fti_trainer_free(t);
+    return steps;
+}
+
 /* The card of a registered model (parsed), or NULL. */
 static fti_json_doc *load_card(const char *home, const char *ref, char id[17]) {
     fti_buf b = {0};
@@ -177,7 +212,7 @@ int main(int argc, char **argv) {
     double minutes = 3;
     int threads = 0, i, rc = 1, lock_fd = -1, have_prod, retokenize = 0;
     char *home, *lock_path = NULL, prod_id[17] = "", cand_id[64] = "", version[65] = "";
-    char train_bin[4096], secs[32], thr[16];
+    char train_bin[4096], secs[32], thr[16], steps_s[32];
     fti_error err;
     fti_json_doc *prod = NULL, *cand = NULL;
     fti_dataset *ds = NULL;
@@ -303,8 +338,30 @@ int main(int argc, char **argv) {
         av[j++] = version;
         av[j++] = (char *)"--max-seconds";
         av[j++] = secs;
+        {
+            fti_model_config cfg;
+            int ok = 0;
+            if (same_tok) {
+                fti_engine *pe = NULL;
+                if (fti_engine_open(&pe, fti_json_get_str(fti_json_root(prod), "path", ""), NULL,
+                                    NULL) == FTI_OK) {
+                    cfg = *fti_engine_config(pe);
+                    ok = 1;
+                }
+                fti_engine_close(pe);
+            } else if (fti_model_preset(preset, &cfg) == FTI_OK) {
+                cfg.vocab_size = fti_dataset_shard(ds, FTI_SPLIT_TRAIN)
+                                     ? fti_dataset_shard(ds, FTI_SPLIT_TRAIN)->vocab_size
+                                     : 0;
+                ok = fti_model_config_resolve(&cfg, NULL) == FTI_OK;
+            }
+            snprintf(steps_s, sizeof steps_s, "%llu",
+                     (unsigned long long)(ok ? calibrate_steps(&cfg, ds, threads, minutes * 60)
+                                             : 300));
+        }
+        printf("   %s steps fit in the budget on this machine\n", steps_s);
         av[j++] = (char *)"--steps";
-        av[j++] = (char *)"100000";
+        av[j++] = steps_s;
         if (threads > 0) {
             av[j++] = (char *)"--threads";
             av[j++] = thr;
