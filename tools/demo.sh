@@ -35,9 +35,21 @@ done
 say "Is it a twin? (make eval)"
 "$B/fti-eval" --home "$HOME_DIR"
 
-if [ -x "$B/fti-monitor" ] && [ -f "$HOME_DIR/logs/requests.jsonl" ]; then
-    say "Monitoring"
-    "$B/fti-monitor" --home "$HOME_DIR" report || true
+if [ -x "$B/fti-serve" ] && [ -x "$B/fti-loadgen" ] && [ -x "$B/fti-monitor" ]; then
+    say "Serving and monitoring: fti-serve on 127.0.0.1 (a free port), 8 concurrent clients, then the report"
+    pf="$HOME_DIR/.demo-port"
+    rm -f "$pf"
+    "$B/fti-serve" --home "$HOME_DIR" --port 0 --port-file "$pf" --quiet &
+    spid=$!
+    i=0; while [ ! -s "$pf" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    if [ -s "$pf" ]; then
+        "$B/fti-loadgen" --port "$(cat "$pf")" -c 8 -n 32 --max-tokens 32 --prompt "MARRIAGE, n." || true
+    fi
+    kill -TERM $spid 2>/dev/null || true
+    wait $spid 2>/dev/null || true
+    rm -f "$pf"
+    "$B/fti-monitor" --home "$HOME_DIR" report || echo "(fti-monitor exits 3 when a drift threshold is crossed:" \
+        "32 copies of one prompt do not look like the author's writing)"
 fi
 
 say "Next"
