@@ -4,13 +4,14 @@
 #   I: generations with retrieval       fti-infer --alias production
 #   is it a twin?                       fti-eval (perplexity vs other authors, recall@5)
 # Environment: FTI_HOME (workspace, default ./twin), DEMO_MINUTES (training budget, default 3),
-# DEMO_PRESET (model preset, default small), CORPUS (input, default data/corpus/bierce).
+# DEMO_PRESET (model preset, default small), CORPUS (input: a file or folder of writing,
+# default the JSONL export data/corpus/bierce/devils_dictionary.jsonl).
 set -eu
 B=${B:-build}
 HOME_DIR=${FTI_HOME:-./twin}
 MINUTES=${DEMO_MINUTES:-3}
 PRESET=${DEMO_PRESET:-small}
-CORPUS=${CORPUS:-data/corpus/bierce}
+CORPUS=${CORPUS:-data/corpus/bierce/devils_dictionary.jsonl}
 
 say() { printf '\n== %s\n' "$*"; }
 for p in fti-twin fti-feature fti-train fti-infer fti-eval; do
@@ -25,12 +26,16 @@ echo "documents and promotion to 'production'. Run it again and it reuses what d
 "$B/fti-twin" --home "$HOME_DIR" update "$CORPUS" --minutes "$MINUTES" --preset "$PRESET"
 
 say "I: the twin writes (retrieval from the author's own entries is on; chunks used go to stderr)"
-for p in "POLITICS, n." "LAWYER, n." "FRIENDSHIP, n." "HAPPINESS, n."; do
-    printf '\n> %s\n' "$p"
-    "$B/fti-infer" --home "$HOME_DIR" --alias production --prompt "$p" -n 60 --temp 0.7 --seed 7 \
-        --stop "<|endoftext|>" || true
+echo "Each prompt is a new dictionary entry: the headword as the title, the entry's opening as text."
+for w in POLITICS LAWYER FRIENDSHIP HAPPINESS; do
+    printf '\n> %s, n.' "$w"
+    "$B/fti-infer" --home "$HOME_DIR" --alias production --title "$w" --prompt "$w, n." -n 60 \
+        --temp 0.7 --seed 7 2>"$HOME_DIR/.demo-infer.log" || cat "$HOME_DIR/.demo-infer.log"
     echo
+    sed -n 's/^fti-infer: retrieved chunk [0-9]* (doc \([0-9a-f]\{8\}\)[0-9a-f]*) score \([0-9.]*\): \(.*\)/   (retrieved: \3, score \2)/p' \
+        "$HOME_DIR/.demo-infer.log" | head -3
 done
+rm -f "$HOME_DIR/.demo-infer.log"
 
 say "Is it a twin? (make eval)"
 "$B/fti-eval" --home "$HOME_DIR"
@@ -43,7 +48,7 @@ if [ -x "$B/fti-serve" ] && [ -x "$B/fti-loadgen" ] && [ -x "$B/fti-monitor" ]; 
     spid=$!
     i=0; while [ ! -s "$pf" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     if [ -s "$pf" ]; then
-        "$B/fti-loadgen" --port "$(cat "$pf")" -c 8 -n 32 --max-tokens 32 --prompt "MARRIAGE, n." || true
+        "$B/fti-loadgen" --port "$(cat "$pf")" -c 8 -n 4 --max-tokens 32 --prompt "MARRIAGE, n." || true
     fi
     kill -TERM $spid 2>/dev/null || true
     wait $spid 2>/dev/null || true
