@@ -5,7 +5,7 @@
 
 #ifndef FTI_NO_TRAIN
 
-/* --- AdamW and the schedule --------------------------------------------------------------------- */
+/* --- AdamW and the schedule ------------------------------------------------------------------- */
 
 static fti_adamw_opts fti__train_adamw_resolve(const fti_adamw_opts *o) {
     fti_adamw_opts r;
@@ -70,7 +70,7 @@ FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_ste
     return lo + 0.5 * (lr - lo) * (1.0 + cos(3.14159265358979323846 * prog));
 }
 
-/* --- token arrays ------------------------------------------------------------------------------- */
+/* --- token arrays ----------------------------------------------------------------------------- */
 
 static uint32_t fti__train_token(const fti_token_array *a, size_t i) {
     const unsigned char *p = (const unsigned char *)a->data;
@@ -103,7 +103,7 @@ static fti_result fti__train_check_tokens(fti_token_array *a, const char *what, 
     return FTI_OK;
 }
 
-/* --- LoRA layout -------------------------------------------------------------------------------- */
+/* --- LoRA layout ------------------------------------------------------------------------------ */
 
 static const fti_tensor_kind fti__lora_kinds[7] = {
     FTI_TENSOR_ATTN_Q,   FTI_TENSOR_ATTN_K,  FTI_TENSOR_ATTN_V,   FTI_TENSOR_ATTN_OUTPUT,
@@ -159,8 +159,8 @@ static void fti__lora_apply(const fti_model_config *cfg, float *dst, const float
         w = dst + ti.offset;
         n = lt.rows * lt.cols;
         /* W = s * B . A, then + base */
-        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), pool, 0, lt.rows, lt.cols, rank, ad + lt.b_offset, rank, ad + lt.a_offset,
-                      lt.cols, w, lt.cols);
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), pool, 0, lt.rows, lt.cols, rank,
+                      ad + lt.b_offset, rank, ad + lt.a_offset, lt.cols, w, lt.cols);
         for (j = 0; j < n; j++) w[j] = base[ti.offset + j] + s * w[j];
     }
 }
@@ -194,7 +194,7 @@ FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
     return FTI_OK;
 }
 
-/* --- trainer ------------------------------------------------------------------------------------ */
+/* --- trainer ---------------------------------------------------------------------------------- */
 
 struct fti_trainer {
     fti_model_config cfg;
@@ -550,10 +550,10 @@ static void fti__lora_grads(fti_trainer *t) {
         fti_lora_tensor_get(&t->cfg, r, i, &lt);
         fti_model_tensor_info(&t->cfg, lt.tensor, &ti);
         dW = t->grads + ti.offset; /* (out, in) */
-        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TA, r, lt.cols, lt.rows, t->w + lt.b_offset, r, dW,
-                      lt.cols, t->g + lt.a_offset, lt.cols);
-        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TB, lt.rows, r, lt.cols, dW, lt.cols,
-                      t->w + lt.a_offset, lt.cols, t->g + lt.b_offset, r);
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TA, r, lt.cols, lt.rows,
+                      t->w + lt.b_offset, r, dW, lt.cols, t->g + lt.a_offset, lt.cols);
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TB, lt.rows, r, lt.cols,
+                      dW, lt.cols, t->w + lt.a_offset, lt.cols, t->g + lt.b_offset, r);
         for (j = 0; j < (size_t)r * (lt.rows + lt.cols); j++) t->g[lt.a_offset + j] *= s;
     }
 }

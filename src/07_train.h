@@ -63,7 +63,7 @@ FTIDEF void fti_adamw_update(const fti_adamw_opts *opts, float *params, const fl
 FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_steps, double lr,
                               double min_lr_frac);
 
-/* --- token arrays ------------------------------------------------------------------------------ */
+/* --- token arrays ----------------------------------------------------------------------------- */
 
 /* A read-only array of token ids, 2 or 4 bytes each, little-endian (as the feature store's
  * shards: mmap them and pass the mapping). */
@@ -73,7 +73,7 @@ typedef struct fti_token_array {
     int token_bytes; /* 2 or 4; 0 = 4 */
 } fti_token_array;
 
-/* --- trainer ----------------------------------------------------------------------------------- */
+/* --- trainer ---------------------------------------------------------------------------------- */
 
 typedef struct fti_train_opts {
     size_t batch;             /* sequences per micro-batch, 0 = 8 */
@@ -173,7 +173,7 @@ FTIDEF const float *fti_trainer_lora(const fti_trainer *t, uint32_t *rank, float
 FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
                                  const float *adapters, uint32_t rank, float alpha);
 
-/* --- model registry ---------------------------------------------------------------------------- */
+/* --- model registry --------------------------------------------------------------------------- */
 
 /* Registers a model: copies model_file (a GGUF written by the caller) to
  * HOME/models/<id>/model.gguf, where id is the first 16 hex digits of its SHA-256, and writes

@@ -27,7 +27,8 @@ static uint16_t *fti_ttr_tokens(size_t n, uint64_t seed) {
     size_t i;
     fti_rng_seed(&r, seed, 3);
     for (i = 0; t && i < n; i++)
-        t[i] = (uint16_t)(fti_rng_below(&r, 8) == 0 ? fti_rng_below(&r, 61) : (i * 7 + i / 13) % 61);
+        t[i] =
+            (uint16_t)(fti_rng_below(&r, 8) == 0 ? fti_rng_below(&r, 61) : (i * 7 + i / 13) % 61);
     return t;
 }
 
