@@ -827,17 +827,41 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
     }
     n_hist = fti_read_u64(&rd);
     if (rd.err || n_hist != step || n_hist > fti_reader_left(&rd) / 4) goto format;
+    {
+        /* validate the rest of the structure before changing anything in t */
+        fti_reader probe = rd;
+        fti_read_bytes(&probe, (size_t)n_hist * 4);
+        n_val = fti_read_u64(&probe);
+        if (probe.err || n_val > fti_reader_left(&probe) / 12) goto format;
+        fti_read_bytes(&probe, (size_t)n_val * 12);
+        if (probe.err || fti_reader_left(&probe) != 3 * 4 * (size_t)n_train) goto format;
+    }
+    /* room for the histories first, so that a failed allocation leaves t as it was */
+    if (n_hist > t->cap_hist) {
+        float *h = (float *)fti_realloc(t->hist, (size_t)n_hist * sizeof(float));
+        if (!h) goto nomem;
+        t->hist = h;
+        t->cap_hist = (size_t)n_hist;
+    }
+    if (n_val > t->cap_val) {
+        float *vh = (float *)fti_realloc(t->val_hist, (size_t)n_val * sizeof(float));
+        uint64_t *vsteps;
+        if (!vh) goto nomem;
+        t->val_hist = vh;
+        vsteps = (uint64_t *)fti_realloc(t->val_steps, (size_t)n_val * sizeof(uint64_t));
+        if (!vsteps) goto nomem;
+        t->val_steps = vsteps;
+        t->cap_val = (size_t)n_val;
+    }
     t->n_hist = 0;
     for (i = 0; i < n_hist; i++)
-        if (fti__train_push(&t->hist, &t->n_hist, &t->cap_hist, fti_read_f32(&rd)) != FTI_OK)
-            goto nomem;
-    n_val = fti_read_u64(&rd);
-    if (rd.err || n_val > fti_reader_left(&rd) / 12) goto format;
+        fti__train_push(&t->hist, &t->n_hist, &t->cap_hist, fti_read_f32(&rd));
+    fti_read_u64(&rd); /* n_val, checked above */
     t->n_val = 0;
     for (i = 0; i < n_val; i++) {
         uint64_t s = fti_read_u64(&rd);
         float v = fti_read_f32(&rd);
-        if (fti__train_push_val(t, s, v) != FTI_OK) goto nomem;
+        fti__train_push_val(t, s, v);
     }
     if (rd.err || fti_reader_left(&rd) != 3 * 4 * (size_t)n_train) goto format;
     fti__ckpt_read_floats(&rd, t->w, t->n_train);

@@ -213,6 +213,20 @@ FTI_TEST(train_resume_after_sigkill) {
         CHECK_EQ_INT(fti_trainer_resume(t, fti_test_tmp("bad.ckpt"), &err), FTI_ERR_CHECKSUM);
         CHECK(fti_trainer_resume(t, fti_test_tmp("short.ckpt"), &err) != FTI_OK);
         CHECK_EQ_INT(fti_trainer_resume(t, fti_test_tmp("missing.ckpt"), &err), FTI_ERR_NOT_FOUND);
+        /* well-formed checksum over a structure that does not add up: refused, t unchanged */
+        ((unsigned char *)data)[len / 2] ^= 0x40;
+        fti_sha256_buf(data, len - 132, (unsigned char *)data + len - 132);
+        REQUIRE(fti_test_write_file(fti_test_tmp("cut.ckpt"), data, len - 100) == 0);
+        CHECK_EQ_INT(fti_trainer_resume(t, fti_test_tmp("cut.ckpt"), &err), FTI_ERR_FORMAT);
+        {
+            fti_train_stats st;
+            size_t nh = 1;
+            memset(&st, 0, sizeof(st));
+            fti_trainer_stats_get(t, &st);
+            fti_trainer_history(t, NULL, &nh, NULL, NULL, NULL);
+            CHECK_EQ_INT(st.step, 0);
+            CHECK_EQ_INT(nh, 0);
+        }
         fti_trainer_free(t);
         fti_free(data);
     }
