@@ -481,6 +481,10 @@ FTI_TEST(train_cli) {
     memset(&io, 0, sizeof(io));
     io.vocab_size = 300;
     paths[0] = fti_test_data("corpus/bierce_devils_dictionary/devils_dictionary.jsonl");
+    if (!fti_path_exists(paths[0])) {
+        fprintf(stderr, "    (%s missing: skipped)\n", paths[0]);
+        return;
+    }
     REQUIRE(fti_store_ingest(home, paths, 1, &io, version, NULL, &err) == FTI_OK);
     snprintf(cmd, sizeof cmd,
              "build/fti-train --home '%s' --preset tiny --steps 12 --batch 4 --eval-every 6 "
