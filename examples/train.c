@@ -112,12 +112,14 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (strcmp(o, "--dim") == 0) ok = parse_u64(v, &a->dim) && a->dim < 65536;
         else if (strcmp(o, "--layers") == 0) ok = parse_u64(v, &a->layers) && a->layers < 1024;
         else if (strcmp(o, "--heads") == 0) ok = parse_u64(v, &a->heads) && a->heads < 65536;
-        else if (strcmp(o, "--kv-heads") == 0) ok = parse_u64(v, &a->kv_heads) && a->kv_heads < 65536;
+        else if (strcmp(o, "--kv-heads") == 0)
+            ok = parse_u64(v, &a->kv_heads) && a->kv_heads < 65536;
         else if (strcmp(o, "--hidden") == 0) ok = parse_u64(v, &a->hidden) && a->hidden < 262144;
         else if (strcmp(o, "--context") == 0) ok = parse_u64(v, &a->context) && a->context < 65536;
         else if (strcmp(o, "--eval-every") == 0) ok = parse_u64(v, &a->eval_every);
         else if (strcmp(o, "--checkpoint-every") == 0) ok = parse_u64(v, &a->ckpt_every);
-        else if (strcmp(o, "--threads") == 0) ok = parse_u64(v, &u) && u <= 256, a->threads = (int)u;
+        else if (strcmp(o, "--threads") == 0)
+            ok = parse_u64(v, &u) && u <= 256, a->threads = (int)u;
         else if (strcmp(o, "--batch") == 0) ok = parse_u64(v, &u) && u > 0, a->batch = (size_t)u;
         else if (strcmp(o, "--ctx") == 0) ok = parse_u64(v, &u) && u > 0, a->ctx = (size_t)u;
         else if (strcmp(o, "--accum") == 0) ok = parse_u64(v, &u) && u > 0, a->accum = (size_t)u;
@@ -145,7 +147,7 @@ static int parse_args(int argc, char **argv, args *a) {
     return 1;
 }
 
-/* --- loading a registered model (fine-tuning) --------------------------------------------------- */
+/* --- loading a registered model (fine-tuning) ------------------------------------------------- */
 
 typedef struct parent_model {
     char id[17];
@@ -209,7 +211,7 @@ static int load_parent(const char *home, const char *ref, parent_model *p) {
     return p->params != NULL;
 }
 
-/* --- metrics log and loss curve ------------------------------------------------------------------ */
+/* --- metrics log and loss curve --------------------------------------------------------------- */
 
 static void metrics_line(FILE *f, uint64_t step, double loss, double lr, double gnorm,
                          uint64_t tokens, double tok_s, double elapsed, int has_val, double val) {
@@ -265,7 +267,8 @@ static void write_svg(const char *path, const float *train, size_t n, const uint
                    L + 90, T + 12);
     fti_buf_puts(&b, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1\" points=\"");
     for (i = 0; i < n; i++) fti_buf_printf(&b, "%.1f,%.1f ", X(i + 1), Y(train[i]));
-    fti_buf_puts(&b, "\"/>\n<polyline fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\" points=\"");
+    fti_buf_puts(&b,
+                 "\"/>\n<polyline fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\" points=\"");
     for (i = 0; i < nv; i++) fti_buf_printf(&b, "%.1f,%.1f ", X(vs[i]), Y(vl[i]));
     fti_buf_puts(&b, "\"/>\n");
     for (i = 0; i < nv; i++)
@@ -278,7 +281,7 @@ static void write_svg(const char *path, const float *train, size_t n, const uint
     fti_buf_free(&b);
 }
 
-/* --- the model file ------------------------------------------------------------------------------- */
+/* --- the model file --------------------------------------------------------------------------- */
 
 static int write_model(const char *path, const fti_model_config *cfg, const float *params,
                        const char *tok_path, const fti_gguf_lineage *lin) {

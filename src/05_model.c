@@ -97,7 +97,7 @@ FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg) {
     return FTI_ERR_NOT_FOUND;
 }
 
-/* --- layout ------------------------------------------------------------------------------------ */
+/* --- layout ----------------------------------------------------------------------------------- */
 
 /* Element counts of the layout, computed without overflow checks: fti_model_config_resolve
  * bounds every dimension so these products fit easily in 64 bits. */
@@ -248,7 +248,8 @@ FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, ui
     fti_tensor_info ti;
     float std_resid;
     if (!cfg || !params) return;
-    std_resid = FTI__MODEL_INIT_STD / (float)sqrt(2.0 * (double)(cfg->n_layers ? cfg->n_layers : 1));
+    std_resid =
+        FTI__MODEL_INIT_STD / (float)sqrt(2.0 * (double)(cfg->n_layers ? cfg->n_layers : 1));
     for (i = 0; i < n_t; i++) {
         fti_rng rng;
         float std = FTI__MODEL_INIT_STD;
@@ -264,7 +265,7 @@ FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, ui
     }
 }
 
-/* --- activations ------------------------------------------------------------------------------- */
+/* --- activations ------------------------------------------------------------------------------ */
 
 struct fti_model_acts {
     const fti_kernels *kern; /* matmul kernels; NULL = the plain reference loops */
@@ -480,8 +481,8 @@ static void fti__model_mm_rows(void *vctx, size_t i0, size_t i1, int thread) {
 /* With a kernel table: fti_matmul (same flag bits); without: the plain loops above, kept as the
  * obviously-right reference for tests. */
 static void fti__model_mm(const fti_kernels *k, fti_pool *pool, int flags, size_t M, size_t N,
-                          size_t K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
-                          size_t ldc) {
+                          size_t K, const float *A, size_t lda, const float *B, size_t ldb,
+                          float *C, size_t ldc) {
     fti__model_mm_ctx c;
     size_t grain;
     if (k) {
@@ -504,14 +505,14 @@ static void fti__model_mm(const fti_kernels *k, fti_pool *pool, int flags, size_
 
 /* Linear layer helpers on (rows, in) activations and (out, in) weights. */
 /* Y(n,out) = X(n,in) . W(out,in)^T */
-static void fti__model_linear_fwd(const fti_kernels *k, fti_pool *pool, float *Y, const float *X, const float *W,
-                                  size_t n, size_t n_in, size_t n_out) {
+static void fti__model_linear_fwd(const fti_kernels *k, fti_pool *pool, float *Y, const float *X,
+                                  const float *W, size_t n, size_t n_in, size_t n_out) {
     fti__model_mm(k, pool, FTI__MODEL_MM_TB, n, n_out, n_in, X, n_in, W, n_in, Y, n_out);
 }
 /* dX(n,in) (+)= dY(n,out) . W(out,in); dW(out,in) += dY^T . X */
-static void fti__model_linear_bwd(const fti_kernels *k, fti_pool *pool, float *dX, int accumulate_dx, float *dW,
-                                  const float *dY, const float *X, const float *W, size_t n,
-                                  size_t n_in, size_t n_out) {
+static void fti__model_linear_bwd(const fti_kernels *k, fti_pool *pool, float *dX,
+                                  int accumulate_dx, float *dW, const float *dY, const float *X,
+                                  const float *W, size_t n, size_t n_in, size_t n_out) {
     if (dX)
         fti__model_mm(k, pool, accumulate_dx ? FTI__MODEL_MM_ACC : 0, n, n_in, n_out, dY, n_out, W,
                       n_in, dX, n_in);
@@ -520,7 +521,7 @@ static void fti__model_linear_bwd(const fti_kernels *k, fti_pool *pool, float *d
                       n_in, dW, n_in);
 }
 
-/* --- row-wise ops ------------------------------------------------------------------------------ */
+/* --- row-wise ops ----------------------------------------------------------------------------- */
 
 /* RMSNorm forward over rows: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps). */
 static void fti__model_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w,
@@ -538,10 +539,10 @@ static void fti__model_rmsnorm_fwd(float *out, float *rstd, const float *x, cons
     }
 }
 
-/* RMSNorm backward: dx += rstd*w*dy - x*rstd^3/C * sum(w*dy*x) (ACCUMULATES into dx);
- * dw += sum over rows of dy*x*rstd (ACCUMULATES, rows in order). */
-static void fti__model_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x,
-                                   const float *rstd, const float *w, size_t n, size_t C) {
+/* RMSNorm backward, input part over rows: dx += rstd*w*dy - x*rstd^3/C * sum(w*dy*x)
+ * (ACCUMULATES into dx). */
+static void fti__model_rmsnorm_bwd_dx(float *dx, const float *dy, const float *x,
+                                      const float *rstd, const float *w, size_t n, size_t C) {
     size_t i, j;
     for (i = 0; i < n; i++) {
         const float *xr = x + i * C, *dyr = dy + i * C;
@@ -550,20 +551,31 @@ static void fti__model_rmsnorm_bwd(float *dx, float *dw, const float *dy, const 
         double dot = 0.0;
         for (j = 0; j < C; j++) dot += (double)w[j] * dyr[j] * xr[j];
         coef = (float)(dot * (double)r * r * r / (double)C);
-        for (j = 0; j < C; j++) {
-            dxr[j] += r * w[j] * dyr[j] - xr[j] * coef;
-            dw[j] += dyr[j] * xr[j] * r;
-        }
+        for (j = 0; j < C; j++) dxr[j] += r * w[j] * dyr[j] - xr[j] * coef;
     }
 }
 
-/* RoPE on adjacent pairs of every head of n rows of n_heads*D values, `stride` floats apart;
- * position of row i = i % T. inverse = 1 rotates by -angle (the backward of a rotation is its
- * transpose). */
-static void fti__model_rope(float *x, size_t n, size_t stride, size_t T, size_t n_heads, size_t D,
-                            const float *cosv, const float *sinv, int inverse) {
-    size_t i, h, j, half = D / 2;
+/* RMSNorm backward, weight part for columns [j0, j1): dw += sum over the n rows, in row order,
+ * of dy*x*rstd (ACCUMULATES). */
+static void fti__model_rmsnorm_bwd_dw(float *dw, const float *dy, const float *x,
+                                      const float *rstd, size_t n, size_t C, size_t j0,
+                                      size_t j1) {
+    size_t i, j;
     for (i = 0; i < n; i++) {
+        const float *xr = x + i * C, *dyr = dy + i * C;
+        float r = rstd[i];
+        for (j = j0; j < j1; j++) dw[j] += dyr[j] * xr[j] * r;
+    }
+}
+
+/* RoPE on adjacent pairs of every head of rows [row0, row1) of n_heads*D values, `stride` floats
+ * apart; position of row i = i % T. inverse = 1 rotates by -angle (the backward of a rotation is
+ * its transpose). */
+static void fti__model_rope(float *x, size_t row0, size_t row1, size_t stride, size_t T,
+                            size_t n_heads, size_t D, const float *cosv, const float *sinv,
+                            int inverse) {
+    size_t i, h, j, half = D / 2;
+    for (i = row0; i < row1; i++) {
         const float *cr = cosv + (i % T) * half, *sr = sinv + (i % T) * half;
         for (h = 0; h < n_heads; h++) {
             float *p = x + i * stride + h * D;
@@ -576,12 +588,146 @@ static void fti__model_rope(float *x, size_t n, size_t stride, size_t T, size_t 
     }
 }
 
+/* --- the row-wise ops split over the pool -------------------------------------------------------
+ * Rows (or, for the norm weight gradient, columns) are independent, so every element is computed
+ * by one thread in the serial order: results do not depend on the thread count. */
+enum {
+    FTI__MODEL_PAR_RMSNORM_FWD,
+    FTI__MODEL_PAR_RMSNORM_DX,
+    FTI__MODEL_PAR_RMSNORM_DW,
+    FTI__MODEL_PAR_SWIGLU_FWD,
+    FTI__MODEL_PAR_SWIGLU_BWD,
+    FTI__MODEL_PAR_ROPE,
+    FTI__MODEL_PAR_ADD
+};
+
+typedef struct fti__model_par_ctx {
+    int op;
+    float *out, *out2;
+    const float *a, *b, *c, *w;
+    size_t n, C, F, stride, T, n_heads, D;
+    float eps;
+    int inverse;
+} fti__model_par_ctx;
+
+static void fti__model_swiglu_fwd(float *g, const float *h12, size_t n, size_t F);
+static void fti__model_swiglu_bwd(float *dh12, const float *dg, const float *h12, size_t n,
+                                  size_t F);
+
+static void fti__model_par_task(void *vctx, size_t r0, size_t r1, int thread) {
+    const fti__model_par_ctx *c = (const fti__model_par_ctx *)vctx;
+    size_t m = r1 - r0, i;
+    (void)thread;
+    switch (c->op) {
+    case FTI__MODEL_PAR_RMSNORM_FWD:
+        fti__model_rmsnorm_fwd(c->out + r0 * c->C, c->out2 + r0, c->a + r0 * c->C, c->w, m, c->C,
+                               c->eps);
+        break;
+    case FTI__MODEL_PAR_RMSNORM_DX:
+        fti__model_rmsnorm_bwd_dx(c->out + r0 * c->C, c->a + r0 * c->C, c->b + r0 * c->C,
+                                  c->c + r0, c->w, m, c->C);
+        break;
+    case FTI__MODEL_PAR_RMSNORM_DW: /* r0, r1 are columns */
+        fti__model_rmsnorm_bwd_dw(c->out, c->a, c->b, c->c, c->n, c->C, r0, r1);
+        break;
+    case FTI__MODEL_PAR_SWIGLU_FWD:
+        fti__model_swiglu_fwd(c->out + r0 * c->F, c->a + r0 * 2 * c->F, m, c->F);
+        break;
+    case FTI__MODEL_PAR_SWIGLU_BWD:
+        fti__model_swiglu_bwd(c->out + r0 * 2 * c->F, c->a + r0 * c->F, c->b + r0 * 2 * c->F, m,
+                              c->F);
+        break;
+    case FTI__MODEL_PAR_ROPE:
+        fti__model_rope(c->out, r0, r1, c->stride, c->T, c->n_heads, c->D, c->a, c->b,
+                        c->inverse);
+        break;
+    case FTI__MODEL_PAR_ADD: /* out += a over rows of C */
+        for (i = r0 * c->C; i < r1 * c->C; i++) c->out[i] += c->a[i];
+        break;
+    default: break;
+    }
+}
+
+static fti__model_par_ctx fti__model_par(int op) {
+    fti__model_par_ctx c;
+    memset(&c, 0, sizeof(c));
+    c.op = op;
+    return c;
+}
+
+/* out(n,C) = rmsnorm(x) * w, rstd(n) */
+static void fti__model_p_rmsnorm_fwd(fti_pool *pool, float *out, float *rstd, const float *x,
+                                     const float *w, size_t n, size_t C, float eps) {
+    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_RMSNORM_FWD);
+    c.out = out;
+    c.out2 = rstd;
+    c.a = x;
+    c.w = w;
+    c.C = C;
+    c.eps = eps;
+    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+}
+
+/* dx += ..., dw += ... (both ACCUMULATE), as fti__model_rmsnorm_bwd */
+static void fti__model_p_rmsnorm_bwd(fti_pool *pool, float *dx, float *dw, const float *dy,
+                                     const float *x, const float *rstd, const float *w, size_t n,
+                                     size_t C) {
+    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_RMSNORM_DX);
+    c.out = dx;
+    c.a = dy;
+    c.b = x;
+    c.c = rstd;
+    c.w = w;
+    c.n = n;
+    c.C = C;
+    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+    c.op = FTI__MODEL_PAR_RMSNORM_DW;
+    c.out = dw;
+    fti_pool_for(pool, C, 16, fti__model_par_task, &c);
+}
+
+static void fti__model_p_rope(fti_pool *pool, float *x, size_t n, size_t stride, size_t T,
+                              size_t n_heads, size_t D, const float *cosv, const float *sinv,
+                              int inverse) {
+    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_ROPE);
+    c.out = x;
+    c.stride = stride;
+    c.T = T;
+    c.n_heads = n_heads;
+    c.D = D;
+    c.a = cosv;
+    c.b = sinv;
+    c.inverse = inverse;
+    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+}
+
+/* out(n,C) += a(n,C) */
+static void fti__model_p_add(fti_pool *pool, float *out, const float *a, size_t n, size_t C) {
+    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_ADD);
+    c.out = out;
+    c.a = a;
+    c.C = C;
+    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+}
+
+static void fti__model_p_swiglu(fti_pool *pool, int backward, float *out, const float *a,
+                                const float *b, size_t n, size_t F) {
+    fti__model_par_ctx c = fti__model_par(backward ? FTI__MODEL_PAR_SWIGLU_BWD
+                                                   : FTI__MODEL_PAR_SWIGLU_FWD);
+    c.out = out;
+    c.a = a;
+    c.b = b;
+    c.F = F;
+    fti_pool_for(pool, n, 32, fti__model_par_task, &c);
+}
+
 /* --- attention ------------------------------------------------------------------------------
  * Causal multi-head attention with grouped kv heads, as GEMMs per (batch, head): S = Q K^T,
  * row softmax with the causal mask (zeros above the diagonal), Y = P V. Query rows go in blocks
  * of 64 that multiply only the keys up to the block's end, so the GEMMs do about 5/8 of the full
- * square at T = 256 instead of all of it (the zeros inside a block are cheaper than scalar loops). Work is split over (b, kv head) groups: each group owns its rows of y/dq and
- * its dk/dv rows, and runs its GEMMs single-threaded, so nothing is shared between threads and
+ * square at T = 256 instead of all of it (the zeros inside a block are cheaper than scalar
+ * loops). Work is split over (b, kv head) groups: each group owns its rows of y/dq and its dk/dv
+ * rows, and runs its GEMMs single-threaded, so nothing is shared between threads and
  * the result does not depend on the thread count. */
 /* Query rows per attention block: block [r0, r1) multiplies only keys [0, r1). */
 #define FTI__MODEL_ATT_BLOCK 64
@@ -765,7 +911,7 @@ static void fti__model_swiglu_bwd(float *dh12, const float *dg, const float *h12
     }
 }
 
-/* --- forward and backward ---------------------------------------------------------------------- */
+/* --- forward and backward --------------------------------------------------------------------- */
 
 FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *params,
                                     fti_model_acts *a, const int32_t *tokens,
@@ -810,11 +956,12 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         float *y = a->y + l * NHD;
         float *h12 = a->h12 + l * 2 * NF, *g = a->g + l * NF;
         fti__model_attn_ctx ac;
-        fti__model_rmsnorm_fwd(xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
+        fti__model_p_rmsnorm_fwd(pool, xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
         /* q | k | v in one GEMM: wq is the first row of the adjacent (QKV, C) block */
         fti__model_linear_fwd(a->kern, pool, qkv, xn1, wq, N, d->C, d->QKV);
-        fti__model_rope(qkv, N, d->QKV, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
-        fti__model_rope(qkv + d->HD, N, d->QKV, ctx, d->KV, d->D, a->rope_cos, a->rope_sin, 0);
+        fti__model_p_rope(pool, qkv, N, d->QKV, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
+        fti__model_p_rope(pool, qkv + d->HD, N, d->QKV, ctx, d->KV, d->D, a->rope_cos,
+                          a->rope_sin, 0);
         memset(&ac, 0, sizeof(ac));
         ac.kern = a->kern;
         ac.d = d;
@@ -826,15 +973,15 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         ac.y = y;
         fti_pool_for(pool, batch * d->KV, 1, fti__model_attn_fwd_task, &ac);
         fti__model_linear_fwd(a->kern, pool, mid, y, wo, N, d->HD, d->C);
-        for (i = 0; i < N * d->C; i++) mid[i] += res[i];
-        fti__model_rmsnorm_fwd(xn2, a->rstd2 + l * a->B * a->T, mid, w_fn, N, d->C, eps);
+        fti__model_p_add(pool, mid, res, N, d->C);
+        fti__model_p_rmsnorm_fwd(pool, xn2, a->rstd2 + l * a->B * a->T, mid, w_fn, N, d->C, eps);
         /* gate | up in one GEMM (ffn_gate, ffn_up adjacent: one (2F, C) block) */
         fti__model_linear_fwd(a->kern, pool, h12, xn2, wg, N, d->C, 2 * d->F);
-        fti__model_swiglu_fwd(g, h12, N, d->F);
+        fti__model_p_swiglu(pool, 0, g, h12, NULL, N, d->F);
         fti__model_linear_fwd(a->kern, pool, res_next, g, wd, N, d->F, d->C);
-        for (i = 0; i < N * d->C; i++) res_next[i] += mid[i];
+        fti__model_p_add(pool, res_next, mid, N, d->C);
     }
-    fti__model_rmsnorm_fwd(a->xnf, a->rstdf, a->res + d->L * NC,
+    fti__model_p_rmsnorm_fwd(pool, a->xnf, a->rstdf, a->res + d->L * NC,
                            params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C, eps);
     wout = params + fti__model_offset(d, a->cfg.tied_embeddings ? FTI_TENSOR_TOKEN_EMBD
                                                                 : FTI_TENSOR_OUTPUT, 0);
@@ -898,7 +1045,7 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
     /* logits = xnf . wout^T */
     fti__model_linear_bwd(a->kern, pool, a->dxn, 0, dwout, a->logits, a->xnf, wout, N, d->C, d->V);
     memset(a->dres, 0, N * d->C * sizeof(float));
-    fti__model_rmsnorm_bwd(a->dres, grads + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0),
+    fti__model_p_rmsnorm_bwd(pool, a->dres, grads + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0),
                            a->dxn, a->res + d->L * NC, a->rstdf,
                            params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C);
     for (l = d->L; l-- > 0;) {
@@ -913,11 +1060,11 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         /* FFN: res_next = mid + down(g); the gradient of res_next is dres */
         fti__model_linear_bwd(a->kern, pool, a->dg, 0, FTI__G(FTI_TENSOR_FFN_DOWN), a->dres, g,
                               FTI__W(FTI_TENSOR_FFN_DOWN), N, d->F, d->C);
-        fti__model_swiglu_bwd(a->dh12, a->dg, h12, N, d->F);
+        fti__model_p_swiglu(pool, 1, a->dh12, a->dg, h12, N, d->F);
         /* gate and up as one (2F, C) block: their gradients are adjacent too */
         fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE), a->dh12, xn2,
                               FTI__W(FTI_TENSOR_FFN_GATE), N, d->C, 2 * d->F);
-        fti__model_rmsnorm_bwd(a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
+        fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
                                a->rstd2 + l * a->B * a->T, FTI__W(FTI_TENSOR_FFN_NORM), N, d->C);
         /* attention: mid = res + y . wo^T; dres is now d mid */
         fti__model_linear_bwd(a->kern, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT), a->dres, y,
@@ -936,12 +1083,13 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         ac.dv = a->dqkv + d->HD + d->KVD;
         ac.scratch = a->attn_scratch;
         fti_pool_for(pool, a->b * d->KV, 1, fti__model_attn_bwd_task, &ac);
-        fti__model_rope(a->dqkv, N, d->QKV, T, d->H, d->D, a->rope_cos, a->rope_sin, 1);
-        fti__model_rope(a->dqkv + d->HD, N, d->QKV, T, d->KV, d->D, a->rope_cos, a->rope_sin, 1);
+        fti__model_p_rope(pool, a->dqkv, N, d->QKV, T, d->H, d->D, a->rope_cos, a->rope_sin, 1);
+        fti__model_p_rope(pool, a->dqkv + d->HD, N, d->QKV, T, d->KV, d->D, a->rope_cos,
+                          a->rope_sin, 1);
         /* q, k, v as one (QKV, C) block */
         fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q), a->dqkv, xn1,
                               FTI__W(FTI_TENSOR_ATTN_Q), N, d->C, d->QKV);
-        fti__model_rmsnorm_bwd(a->dres, FTI__G(FTI_TENSOR_ATTN_NORM), a->dxn, res,
+        fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_ATTN_NORM), a->dxn, res,
                                a->rstd1 + l * a->B * a->T, FTI__W(FTI_TENSOR_ATTN_NORM), N, d->C);
 #undef FTI__W
 #undef FTI__G

@@ -136,9 +136,12 @@ FTI_TEST(model_grad_ops) {
     fti_tm_op_loss(&o);
     memset(dx, 0, sizeof dx);
     memset(dw, 0, sizeof dw);
-    fti__model_rmsnorm_bwd(dx, dw, r, x, rstd, w, n, C);
-    for (i = 0; i < n * C; i++) CHECK_NEAR(dx[i], fti_tm_fd(x, i, 1e-2f, fti_tm_op_loss, &o), 2e-3, 2e-2);
-    for (i = 0; i < C; i++) CHECK_NEAR(dw[i], fti_tm_fd(w, i, 1e-2f, fti_tm_op_loss, &o), 2e-3, 2e-2);
+    fti__model_rmsnorm_bwd_dx(dx, r, x, rstd, w, n, C);
+    fti__model_rmsnorm_bwd_dw(dw, r, x, rstd, n, C, 0, C);
+    for (i = 0; i < n * C; i++)
+        CHECK_NEAR(dx[i], fti_tm_fd(x, i, 1e-2f, fti_tm_op_loss, &o), 2e-3, 2e-2);
+    for (i = 0; i < C; i++)
+        CHECK_NEAR(dw[i], fti_tm_fd(w, i, 1e-2f, fti_tm_op_loss, &o), 2e-3, 2e-2);
     /* swiglu */
     o.which = 1;
     {
@@ -171,9 +174,9 @@ FTI_TEST(model_grad_ops) {
             }
         fti_tm_fill(y, 48, 9, 1.0f);
         memcpy(x, y, sizeof y);
-        fti__model_rope(x, 6, 8, 3, 2, 4, cs, sn, 0);
+        fti__model_rope(x, 0, 6, 8, 3, 2, 4, cs, sn, 0);
         CHECK(fabs(x[8 + 0] - y[8 + 0]) > 1e-3); /* row 1 moved */
-        fti__model_rope(x, 6, 8, 3, 2, 4, cs, sn, 1);
+        fti__model_rope(x, 0, 6, 8, 3, 2, 4, cs, sn, 1);
         for (i = 0; i < 48; i++) CHECK_NEAR(x[i], y[i], 1e-6, 1e-5);
     }
 }
