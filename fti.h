@@ -1509,11 +1509,14 @@ typedef struct fti_tensor_info {
 } fti_tensor_info;
 
 /* Fills defaults (n_kv_heads, rope_base, norm_eps) and validates: dims non-zero, dim divisible by
- * n_heads, head dim even, n_heads divisible by n_kv_heads, sizes without overflow. */
+ * n_heads, head dim even, n_heads divisible by n_kv_heads, sizes without overflow and within the
+ * FTI_MODEL_MAX_* limits. Errors: FTI_ERR_INVALID, FTI_ERR_LIMIT (err names the values).
+ * Thread safety: any thread. */
 FTIDEF fti_result fti_model_config_resolve(fti_model_config *cfg, fti_error *err);
 /* Named presets: "tiny" (tests, ~100k params), "small", "stories15M" (dim 288, 6 layers, 6 heads,
  * hidden 768, context 256), "stories42M", "stories110M". vocab_size is left for the caller to set
- * (0 means: keep the preset's default 4096). FTI_ERR_NOT_FOUND for unknown names. */
+ * (0 means: keep the preset's default 4096). FTI_ERR_NOT_FOUND for unknown names.
+ * Thread safety: any thread (all functions of this layout section). */
 FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg);
 /* Number of tensors in the layout (tied models have no `output`). */
 FTIDEF size_t fti_model_n_tensors(const fti_model_config *cfg);
@@ -1529,7 +1532,7 @@ FTIDEF size_t fti_model_n_params(const fti_model_config *cfg);
  * projections of each residual branch (attn_output, ffn_down) N(0, 0.02 / sqrt(2 L)), norm
  * weights 1. Thread safety: any thread. */
 FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, uint64_t seed);
-/* Index of the tensor with GGUF name `name`, or (size_t)-1. */
+/* Index of the tensor with layout name `name` (without llama.cpp's ".weight"), or (size_t)-1. */
 FTIDEF size_t fti_model_tensor_find(const fti_model_config *cfg, const char *name);
 
 /* --- forward and backward ----------------------------------------------------------------------
@@ -1550,8 +1553,9 @@ typedef struct fti_model_acts fti_model_acts;
  * Thread safety: one thread per object. */
 FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg, size_t batch, size_t ctx,
                                         fti_model_acts **out, fti_error *err);
+/* Frees the activations; NULL is fine. */
 FTIDEF void fti_model_acts_free(fti_model_acts *acts);
-/* Bytes of activation memory held. */
+/* Bytes of activation memory held. Thread safety: any thread. */
 FTIDEF size_t fti_model_acts_bytes(const fti_model_acts *acts);
 
 /* Forward pass over tokens (B,T) (each < vocab_size). With targets (B,T) it computes the mean
@@ -1566,11 +1570,14 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
                                     fti_pool *pool, double *loss);
 /* Backward pass of the last forward (which must have had targets): ACCUMULATES (+=) the gradient
  * of loss * loss_scale into grads (n_params floats, same layout as params). loss_scale lets
- * gradient accumulation average over micro-batches (1/n_micro). */
+ * gradient accumulation average over micro-batches (1/n_micro). grads must not be shared with
+ * another call running at the same time. Errors: FTI_ERR_INVALID (no forward with targets
+ * before it). Thread safety: one thread per acts object. */
 FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *params,
                                      fti_model_acts *acts, float *grads, float loss_scale,
                                      fti_pool *pool);
-/* Logits (B,T,V) of the last forward without targets (probabilities after one with targets). */
+/* Logits (B,T,V) of the last forward without targets (probabilities after one with targets),
+ * owned by acts. Thread safety: one thread per acts object. */
 FTIDEF const float *fti_model_acts_logits(const fti_model_acts *acts);
 
 #ifdef __cplusplus
@@ -2017,11 +2024,11 @@ FTIDEF void fti_adamw_update(const fti_adamw_opts *opts, float *params, const fl
                              uint64_t t, fti_pool *pool);
 
 /* Learning rate at step (from 0): linear warmup over warmup steps to lr, then cosine decay to
- * lr * min_lr_frac at total_steps (and flat after). */
+ * lr * min_lr_frac at total_steps (and flat after). Thread safety: any thread. */
 FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_steps, double lr,
                               double min_lr_frac);
 
-/* --- token arrays ------------------------------------------------------------------------------ */
+/* --- token arrays ----------------------------------------------------------------------------- */
 
 /* A read-only array of token ids, 2 or 4 bytes each, little-endian (as the feature store's
  * shards: mmap them and pass the mapping). */
@@ -2031,7 +2038,7 @@ typedef struct fti_token_array {
     int token_bytes; /* 2 or 4; 0 = 4 */
 } fti_token_array;
 
-/* --- trainer ----------------------------------------------------------------------------------- */
+/* --- trainer ---------------------------------------------------------------------------------- */
 
 typedef struct fti_train_opts {
     size_t batch;             /* sequences per micro-batch, 0 = 8 */
@@ -2084,8 +2091,10 @@ typedef struct fti_trainer fti_trainer;
 FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *init_params,
                                      const fti_train_opts *opts, fti_token_array train,
                                      fti_token_array val, fti_trainer **out, fti_error *err);
+/* Frees the trainer (not the borrowed token arrays); NULL is fine. */
 FTIDEF void fti_trainer_free(fti_trainer *t);
-/* 1 when a stop condition has been reached. */
+/* 1 when a stop condition has been reached. Thread safety (this and every fti_trainer_* call):
+ * one thread per trainer. */
 FTIDEF int fti_trainer_done(const fti_trainer *t);
 /* Runs one optimizer step (plus validation and checkpoint when due) and fills stats (optional).
  * Errors: FTI_ERR_NUMERIC (non-finite loss or gradient: training must stop), I/O errors of an
@@ -2119,7 +2128,9 @@ typedef struct fti_lora_tensor {
     size_t rows, cols; /* of the base matrix (out, in) */
     size_t a_offset, b_offset; /* elements into the adapter block */
 } fti_lora_tensor;
-/* Number of adapted tensors and adapter elements for a config and rank. */
+/* Number of adapted tensors and adapter elements for a config and rank; fti_lora_tensor_get fills
+ * the i-th adapted tensor's layout and returns its element count (0 when i is out of range).
+ * Thread safety: any thread. */
 FTIDEF size_t fti_lora_n_tensors(const fti_model_config *cfg);
 FTIDEF size_t fti_lora_tensor_get(const fti_model_config *cfg, uint32_t rank, size_t i,
                               fti_lora_tensor *out);
@@ -2127,11 +2138,12 @@ FTIDEF size_t fti_lora_n_params(const fti_model_config *cfg, uint32_t rank);
 /* The trainer's adapter block (NULL without LoRA), and its rank and alpha. */
 FTIDEF const float *fti_trainer_lora(const fti_trainer *t, uint32_t *rank, float *alpha);
 /* params += (alpha / rank) * B A for every adapted tensor, computed exactly as the trainer's
- * forward weights (bit-identical to fti_trainer_params). FTI_ERR_NOMEM, FTI_ERR_INVALID. */
+ * forward weights (bit-identical to fti_trainer_params). FTI_ERR_NOMEM, FTI_ERR_INVALID.
+ * Thread safety: one thread per params block. */
 FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
                                  const float *adapters, uint32_t rank, float alpha);
 
-/* --- model registry ---------------------------------------------------------------------------- */
+/* --- model registry --------------------------------------------------------------------------- */
 
 /* Registers a model: copies model_file (a GGUF written by the caller) to
  * HOME/models/<id>/model.gguf, where id is the first 16 hex digits of its SHA-256, and writes
@@ -2141,7 +2153,9 @@ FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
 FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
                                    const char *card_json, size_t card_len, char id_out[17],
                                    fti_error *err);
-/* Resolves an id, a unique id prefix or an alias to an id. FTI_ERR_NOT_FOUND otherwise. */
+/* Resolves an id, a unique id prefix or an alias to an id. FTI_ERR_NOT_FOUND otherwise.
+ * Thread safety (this and every reading fti_registry_* call): any thread; writers (add, promote,
+ * rollback) replace files atomically, so readers see the old or the new state. */
 FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],
                                        fti_error *err);
 /* Reads a model's card into out (JSON text). */
@@ -17302,7 +17316,7 @@ FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg) {
     return FTI_ERR_NOT_FOUND;
 }
 
-/* --- layout ------------------------------------------------------------------------------------ */
+/* --- layout ----------------------------------------------------------------------------------- */
 
 /* Element counts of the layout, computed without overflow checks: fti_model_config_resolve
  * bounds every dimension so these products fit easily in 64 bits. */
@@ -17453,7 +17467,8 @@ FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, ui
     fti_tensor_info ti;
     float std_resid;
     if (!cfg || !params) return;
-    std_resid = FTI__MODEL_INIT_STD / (float)sqrt(2.0 * (double)(cfg->n_layers ? cfg->n_layers : 1));
+    std_resid =
+        FTI__MODEL_INIT_STD / (float)sqrt(2.0 * (double)(cfg->n_layers ? cfg->n_layers : 1));
     for (i = 0; i < n_t; i++) {
         fti_rng rng;
         float std = FTI__MODEL_INIT_STD;
@@ -17469,7 +17484,7 @@ FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, ui
     }
 }
 
-/* --- activations ------------------------------------------------------------------------------- */
+/* --- activations ------------------------------------------------------------------------------ */
 
 struct fti_model_acts {
     const fti_kernels *kern; /* matmul kernels; NULL = the plain reference loops */
@@ -17685,8 +17700,8 @@ static void fti__model_mm_rows(void *vctx, size_t i0, size_t i1, int thread) {
 /* With a kernel table: fti_matmul (same flag bits); without: the plain loops above, kept as the
  * obviously-right reference for tests. */
 static void fti__model_mm(const fti_kernels *k, fti_pool *pool, int flags, size_t M, size_t N,
-                          size_t K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
-                          size_t ldc) {
+                          size_t K, const float *A, size_t lda, const float *B, size_t ldb,
+                          float *C, size_t ldc) {
     fti__model_mm_ctx c;
     size_t grain;
     if (k) {
@@ -17709,14 +17724,14 @@ static void fti__model_mm(const fti_kernels *k, fti_pool *pool, int flags, size_
 
 /* Linear layer helpers on (rows, in) activations and (out, in) weights. */
 /* Y(n,out) = X(n,in) . W(out,in)^T */
-static void fti__model_linear_fwd(const fti_kernels *k, fti_pool *pool, float *Y, const float *X, const float *W,
-                                  size_t n, size_t n_in, size_t n_out) {
+static void fti__model_linear_fwd(const fti_kernels *k, fti_pool *pool, float *Y, const float *X,
+                                  const float *W, size_t n, size_t n_in, size_t n_out) {
     fti__model_mm(k, pool, FTI__MODEL_MM_TB, n, n_out, n_in, X, n_in, W, n_in, Y, n_out);
 }
 /* dX(n,in) (+)= dY(n,out) . W(out,in); dW(out,in) += dY^T . X */
-static void fti__model_linear_bwd(const fti_kernels *k, fti_pool *pool, float *dX, int accumulate_dx, float *dW,
-                                  const float *dY, const float *X, const float *W, size_t n,
-                                  size_t n_in, size_t n_out) {
+static void fti__model_linear_bwd(const fti_kernels *k, fti_pool *pool, float *dX,
+                                  int accumulate_dx, float *dW, const float *dY, const float *X,
+                                  const float *W, size_t n, size_t n_in, size_t n_out) {
     if (dX)
         fti__model_mm(k, pool, accumulate_dx ? FTI__MODEL_MM_ACC : 0, n, n_in, n_out, dY, n_out, W,
                       n_in, dX, n_in);
@@ -17725,7 +17740,7 @@ static void fti__model_linear_bwd(const fti_kernels *k, fti_pool *pool, float *d
                       n_in, dW, n_in);
 }
 
-/* --- row-wise ops ------------------------------------------------------------------------------ */
+/* --- row-wise ops ----------------------------------------------------------------------------- */
 
 /* RMSNorm forward over rows: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps). */
 static void fti__model_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w,
@@ -17743,10 +17758,10 @@ static void fti__model_rmsnorm_fwd(float *out, float *rstd, const float *x, cons
     }
 }
 
-/* RMSNorm backward: dx += rstd*w*dy - x*rstd^3/C * sum(w*dy*x) (ACCUMULATES into dx);
- * dw += sum over rows of dy*x*rstd (ACCUMULATES, rows in order). */
-static void fti__model_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x,
-                                   const float *rstd, const float *w, size_t n, size_t C) {
+/* RMSNorm backward, input part over rows: dx += rstd*w*dy - x*rstd^3/C * sum(w*dy*x)
+ * (ACCUMULATES into dx). */
+static void fti__model_rmsnorm_bwd_dx(float *dx, const float *dy, const float *x,
+                                      const float *rstd, const float *w, size_t n, size_t C) {
     size_t i, j;
     for (i = 0; i < n; i++) {
         const float *xr = x + i * C, *dyr = dy + i * C;
@@ -17755,20 +17770,31 @@ static void fti__model_rmsnorm_bwd(float *dx, float *dw, const float *dy, const 
         double dot = 0.0;
         for (j = 0; j < C; j++) dot += (double)w[j] * dyr[j] * xr[j];
         coef = (float)(dot * (double)r * r * r / (double)C);
-        for (j = 0; j < C; j++) {
-            dxr[j] += r * w[j] * dyr[j] - xr[j] * coef;
-            dw[j] += dyr[j] * xr[j] * r;
-        }
+        for (j = 0; j < C; j++) dxr[j] += r * w[j] * dyr[j] - xr[j] * coef;
     }
 }
 
-/* RoPE on adjacent pairs of every head of n rows of n_heads*D values, `stride` floats apart;
- * position of row i = i % T. inverse = 1 rotates by -angle (the backward of a rotation is its
- * transpose). */
-static void fti__model_rope(float *x, size_t n, size_t stride, size_t T, size_t n_heads, size_t D,
-                            const float *cosv, const float *sinv, int inverse) {
-    size_t i, h, j, half = D / 2;
+/* RMSNorm backward, weight part for columns [j0, j1): dw += sum over the n rows, in row order,
+ * of dy*x*rstd (ACCUMULATES). */
+static void fti__model_rmsnorm_bwd_dw(float *dw, const float *dy, const float *x,
+                                      const float *rstd, size_t n, size_t C, size_t j0,
+                                      size_t j1) {
+    size_t i, j;
     for (i = 0; i < n; i++) {
+        const float *xr = x + i * C, *dyr = dy + i * C;
+        float r = rstd[i];
+        for (j = j0; j < j1; j++) dw[j] += dyr[j] * xr[j] * r;
+    }
+}
+
+/* RoPE on adjacent pairs of every head of rows [row0, row1) of n_heads*D values, `stride` floats
+ * apart; position of row i = i % T. inverse = 1 rotates by -angle (the backward of a rotation is
+ * its transpose). */
+static void fti__model_rope(float *x, size_t row0, size_t row1, size_t stride, size_t T,
+                            size_t n_heads, size_t D, const float *cosv, const float *sinv,
+                            int inverse) {
+    size_t i, h, j, half = D / 2;
+    for (i = row0; i < row1; i++) {
         const float *cr = cosv + (i % T) * half, *sr = sinv + (i % T) * half;
         for (h = 0; h < n_heads; h++) {
             float *p = x + i * stride + h * D;
@@ -17781,12 +17807,146 @@ static void fti__model_rope(float *x, size_t n, size_t stride, size_t T, size_t 
     }
 }
 
+/* --- the row-wise ops split over the pool -------------------------------------------------------
+ * Rows (or, for the norm weight gradient, columns) are independent, so every element is computed
+ * by one thread in the serial order: results do not depend on the thread count. */
+enum {
+    FTI__MODEL_PAR_RMSNORM_FWD,
+    FTI__MODEL_PAR_RMSNORM_DX,
+    FTI__MODEL_PAR_RMSNORM_DW,
+    FTI__MODEL_PAR_SWIGLU_FWD,
+    FTI__MODEL_PAR_SWIGLU_BWD,
+    FTI__MODEL_PAR_ROPE,
+    FTI__MODEL_PAR_ADD
+};
+
+typedef struct fti__model_par_ctx {
+    int op;
+    float *out, *out2;
+    const float *a, *b, *c, *w;
+    size_t n, C, F, stride, T, n_heads, D;
+    float eps;
+    int inverse;
+} fti__model_par_ctx;
+
+static void fti__model_swiglu_fwd(float *g, const float *h12, size_t n, size_t F);
+static void fti__model_swiglu_bwd(float *dh12, const float *dg, const float *h12, size_t n,
+                                  size_t F);
+
+static void fti__model_par_task(void *vctx, size_t r0, size_t r1, int thread) {
+    const fti__model_par_ctx *c = (const fti__model_par_ctx *)vctx;
+    size_t m = r1 - r0, i;
+    (void)thread;
+    switch (c->op) {
+    case FTI__MODEL_PAR_RMSNORM_FWD:
+        fti__model_rmsnorm_fwd(c->out + r0 * c->C, c->out2 + r0, c->a + r0 * c->C, c->w, m, c->C,
+                               c->eps);
+        break;
+    case FTI__MODEL_PAR_RMSNORM_DX:
+        fti__model_rmsnorm_bwd_dx(c->out + r0 * c->C, c->a + r0 * c->C, c->b + r0 * c->C,
+                                  c->c + r0, c->w, m, c->C);
+        break;
+    case FTI__MODEL_PAR_RMSNORM_DW: /* r0, r1 are columns */
+        fti__model_rmsnorm_bwd_dw(c->out, c->a, c->b, c->c, c->n, c->C, r0, r1);
+        break;
+    case FTI__MODEL_PAR_SWIGLU_FWD:
+        fti__model_swiglu_fwd(c->out + r0 * c->F, c->a + r0 * 2 * c->F, m, c->F);
+        break;
+    case FTI__MODEL_PAR_SWIGLU_BWD:
+        fti__model_swiglu_bwd(c->out + r0 * 2 * c->F, c->a + r0 * c->F, c->b + r0 * 2 * c->F, m,
+                              c->F);
+        break;
+    case FTI__MODEL_PAR_ROPE:
+        fti__model_rope(c->out, r0, r1, c->stride, c->T, c->n_heads, c->D, c->a, c->b,
+                        c->inverse);
+        break;
+    case FTI__MODEL_PAR_ADD: /* out += a over rows of C */
+        for (i = r0 * c->C; i < r1 * c->C; i++) c->out[i] += c->a[i];
+        break;
+    default: break;
+    }
+}
+
+static fti__model_par_ctx fti__model_par(int op) {
+    fti__model_par_ctx c;
+    memset(&c, 0, sizeof(c));
+    c.op = op;
+    return c;
+}
+
+/* out(n,C) = rmsnorm(x) * w, rstd(n) */
+static void fti__model_p_rmsnorm_fwd(fti_pool *pool, float *out, float *rstd, const float *x,
+                                     const float *w, size_t n, size_t C, float eps) {
+    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_RMSNORM_FWD);
+    c.out = out;
+    c.out2 = rstd;
+    c.a = x;
+    c.w = w;
+    c.C = C;
+    c.eps = eps;
+    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+}
+
+/* dx += ..., dw += ... (both ACCUMULATE), as fti__model_rmsnorm_bwd */
+static void fti__model_p_rmsnorm_bwd(fti_pool *pool, float *dx, float *dw, const float *dy,
+                                     const float *x, const float *rstd, const float *w, size_t n,
+                                     size_t C) {
+    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_RMSNORM_DX);
+    c.out = dx;
+    c.a = dy;
+    c.b = x;
+    c.c = rstd;
+    c.w = w;
+    c.n = n;
+    c.C = C;
+    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+    c.op = FTI__MODEL_PAR_RMSNORM_DW;
+    c.out = dw;
+    fti_pool_for(pool, C, 16, fti__model_par_task, &c);
+}
+
+static void fti__model_p_rope(fti_pool *pool, float *x, size_t n, size_t stride, size_t T,
+                              size_t n_heads, size_t D, const float *cosv, const float *sinv,
+                              int inverse) {
+    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_ROPE);
+    c.out = x;
+    c.stride = stride;
+    c.T = T;
+    c.n_heads = n_heads;
+    c.D = D;
+    c.a = cosv;
+    c.b = sinv;
+    c.inverse = inverse;
+    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+}
+
+/* out(n,C) += a(n,C) */
+static void fti__model_p_add(fti_pool *pool, float *out, const float *a, size_t n, size_t C) {
+    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_ADD);
+    c.out = out;
+    c.a = a;
+    c.C = C;
+    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+}
+
+static void fti__model_p_swiglu(fti_pool *pool, int backward, float *out, const float *a,
+                                const float *b, size_t n, size_t F) {
+    fti__model_par_ctx c = fti__model_par(backward ? FTI__MODEL_PAR_SWIGLU_BWD
+                                                   : FTI__MODEL_PAR_SWIGLU_FWD);
+    c.out = out;
+    c.a = a;
+    c.b = b;
+    c.F = F;
+    fti_pool_for(pool, n, 32, fti__model_par_task, &c);
+}
+
 /* --- attention ------------------------------------------------------------------------------
  * Causal multi-head attention with grouped kv heads, as GEMMs per (batch, head): S = Q K^T,
  * row softmax with the causal mask (zeros above the diagonal), Y = P V. Query rows go in blocks
  * of 64 that multiply only the keys up to the block's end, so the GEMMs do about 5/8 of the full
- * square at T = 256 instead of all of it (the zeros inside a block are cheaper than scalar loops). Work is split over (b, kv head) groups: each group owns its rows of y/dq and
- * its dk/dv rows, and runs its GEMMs single-threaded, so nothing is shared between threads and
+ * square at T = 256 instead of all of it (the zeros inside a block are cheaper than scalar
+ * loops). Work is split over (b, kv head) groups: each group owns its rows of y/dq and its dk/dv
+ * rows, and runs its GEMMs single-threaded, so nothing is shared between threads and
  * the result does not depend on the thread count. */
 /* Query rows per attention block: block [r0, r1) multiplies only keys [0, r1). */
 #define FTI__MODEL_ATT_BLOCK 64
@@ -17970,7 +18130,7 @@ static void fti__model_swiglu_bwd(float *dh12, const float *dg, const float *h12
     }
 }
 
-/* --- forward and backward ---------------------------------------------------------------------- */
+/* --- forward and backward --------------------------------------------------------------------- */
 
 FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *params,
                                     fti_model_acts *a, const int32_t *tokens,
@@ -18015,11 +18175,12 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         float *y = a->y + l * NHD;
         float *h12 = a->h12 + l * 2 * NF, *g = a->g + l * NF;
         fti__model_attn_ctx ac;
-        fti__model_rmsnorm_fwd(xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
+        fti__model_p_rmsnorm_fwd(pool, xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
         /* q | k | v in one GEMM: wq is the first row of the adjacent (QKV, C) block */
         fti__model_linear_fwd(a->kern, pool, qkv, xn1, wq, N, d->C, d->QKV);
-        fti__model_rope(qkv, N, d->QKV, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
-        fti__model_rope(qkv + d->HD, N, d->QKV, ctx, d->KV, d->D, a->rope_cos, a->rope_sin, 0);
+        fti__model_p_rope(pool, qkv, N, d->QKV, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
+        fti__model_p_rope(pool, qkv + d->HD, N, d->QKV, ctx, d->KV, d->D, a->rope_cos,
+                          a->rope_sin, 0);
         memset(&ac, 0, sizeof(ac));
         ac.kern = a->kern;
         ac.d = d;
@@ -18031,15 +18192,15 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         ac.y = y;
         fti_pool_for(pool, batch * d->KV, 1, fti__model_attn_fwd_task, &ac);
         fti__model_linear_fwd(a->kern, pool, mid, y, wo, N, d->HD, d->C);
-        for (i = 0; i < N * d->C; i++) mid[i] += res[i];
-        fti__model_rmsnorm_fwd(xn2, a->rstd2 + l * a->B * a->T, mid, w_fn, N, d->C, eps);
+        fti__model_p_add(pool, mid, res, N, d->C);
+        fti__model_p_rmsnorm_fwd(pool, xn2, a->rstd2 + l * a->B * a->T, mid, w_fn, N, d->C, eps);
         /* gate | up in one GEMM (ffn_gate, ffn_up adjacent: one (2F, C) block) */
         fti__model_linear_fwd(a->kern, pool, h12, xn2, wg, N, d->C, 2 * d->F);
-        fti__model_swiglu_fwd(g, h12, N, d->F);
+        fti__model_p_swiglu(pool, 0, g, h12, NULL, N, d->F);
         fti__model_linear_fwd(a->kern, pool, res_next, g, wd, N, d->F, d->C);
-        for (i = 0; i < N * d->C; i++) res_next[i] += mid[i];
+        fti__model_p_add(pool, res_next, mid, N, d->C);
     }
-    fti__model_rmsnorm_fwd(a->xnf, a->rstdf, a->res + d->L * NC,
+    fti__model_p_rmsnorm_fwd(pool, a->xnf, a->rstdf, a->res + d->L * NC,
                            params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C, eps);
     wout = params + fti__model_offset(d, a->cfg.tied_embeddings ? FTI_TENSOR_TOKEN_EMBD
                                                                 : FTI_TENSOR_OUTPUT, 0);
@@ -18103,7 +18264,7 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
     /* logits = xnf . wout^T */
     fti__model_linear_bwd(a->kern, pool, a->dxn, 0, dwout, a->logits, a->xnf, wout, N, d->C, d->V);
     memset(a->dres, 0, N * d->C * sizeof(float));
-    fti__model_rmsnorm_bwd(a->dres, grads + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0),
+    fti__model_p_rmsnorm_bwd(pool, a->dres, grads + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0),
                            a->dxn, a->res + d->L * NC, a->rstdf,
                            params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C);
     for (l = d->L; l-- > 0;) {
@@ -18118,11 +18279,11 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         /* FFN: res_next = mid + down(g); the gradient of res_next is dres */
         fti__model_linear_bwd(a->kern, pool, a->dg, 0, FTI__G(FTI_TENSOR_FFN_DOWN), a->dres, g,
                               FTI__W(FTI_TENSOR_FFN_DOWN), N, d->F, d->C);
-        fti__model_swiglu_bwd(a->dh12, a->dg, h12, N, d->F);
+        fti__model_p_swiglu(pool, 1, a->dh12, a->dg, h12, N, d->F);
         /* gate and up as one (2F, C) block: their gradients are adjacent too */
         fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE), a->dh12, xn2,
                               FTI__W(FTI_TENSOR_FFN_GATE), N, d->C, 2 * d->F);
-        fti__model_rmsnorm_bwd(a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
+        fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
                                a->rstd2 + l * a->B * a->T, FTI__W(FTI_TENSOR_FFN_NORM), N, d->C);
         /* attention: mid = res + y . wo^T; dres is now d mid */
         fti__model_linear_bwd(a->kern, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT), a->dres, y,
@@ -18141,12 +18302,13 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         ac.dv = a->dqkv + d->HD + d->KVD;
         ac.scratch = a->attn_scratch;
         fti_pool_for(pool, a->b * d->KV, 1, fti__model_attn_bwd_task, &ac);
-        fti__model_rope(a->dqkv, N, d->QKV, T, d->H, d->D, a->rope_cos, a->rope_sin, 1);
-        fti__model_rope(a->dqkv + d->HD, N, d->QKV, T, d->KV, d->D, a->rope_cos, a->rope_sin, 1);
+        fti__model_p_rope(pool, a->dqkv, N, d->QKV, T, d->H, d->D, a->rope_cos, a->rope_sin, 1);
+        fti__model_p_rope(pool, a->dqkv + d->HD, N, d->QKV, T, d->KV, d->D, a->rope_cos,
+                          a->rope_sin, 1);
         /* q, k, v as one (QKV, C) block */
         fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q), a->dqkv, xn1,
                               FTI__W(FTI_TENSOR_ATTN_Q), N, d->C, d->QKV);
-        fti__model_rmsnorm_bwd(a->dres, FTI__G(FTI_TENSOR_ATTN_NORM), a->dxn, res,
+        fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_ATTN_NORM), a->dxn, res,
                                a->rstd1 + l * a->B * a->T, FTI__W(FTI_TENSOR_ATTN_NORM), N, d->C);
 #undef FTI__W
 #undef FTI__G
@@ -19975,7 +20137,7 @@ FTIDEF fti_result fti_gguf_llama_params(const fti_gguf *g, const fti_model_confi
 
 #ifndef FTI_NO_TRAIN
 
-/* --- AdamW and the schedule --------------------------------------------------------------------- */
+/* --- AdamW and the schedule ------------------------------------------------------------------- */
 
 static fti_adamw_opts fti__train_adamw_resolve(const fti_adamw_opts *o) {
     fti_adamw_opts r;
@@ -20040,7 +20202,7 @@ FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_ste
     return lo + 0.5 * (lr - lo) * (1.0 + cos(3.14159265358979323846 * prog));
 }
 
-/* --- token arrays ------------------------------------------------------------------------------- */
+/* --- token arrays ----------------------------------------------------------------------------- */
 
 static uint32_t fti__train_token(const fti_token_array *a, size_t i) {
     const unsigned char *p = (const unsigned char *)a->data;
@@ -20073,7 +20235,7 @@ static fti_result fti__train_check_tokens(fti_token_array *a, const char *what, 
     return FTI_OK;
 }
 
-/* --- LoRA layout -------------------------------------------------------------------------------- */
+/* --- LoRA layout ------------------------------------------------------------------------------ */
 
 static const fti_tensor_kind fti__lora_kinds[7] = {
     FTI_TENSOR_ATTN_Q,   FTI_TENSOR_ATTN_K,  FTI_TENSOR_ATTN_V,   FTI_TENSOR_ATTN_OUTPUT,
@@ -20129,8 +20291,8 @@ static void fti__lora_apply(const fti_model_config *cfg, float *dst, const float
         w = dst + ti.offset;
         n = lt.rows * lt.cols;
         /* W = s * B . A, then + base */
-        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), pool, 0, lt.rows, lt.cols, rank, ad + lt.b_offset, rank, ad + lt.a_offset,
-                      lt.cols, w, lt.cols);
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), pool, 0, lt.rows, lt.cols, rank,
+                      ad + lt.b_offset, rank, ad + lt.a_offset, lt.cols, w, lt.cols);
         for (j = 0; j < n; j++) w[j] = base[ti.offset + j] + s * w[j];
     }
 }
@@ -20164,7 +20326,7 @@ FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
     return FTI_OK;
 }
 
-/* --- trainer ------------------------------------------------------------------------------------ */
+/* --- trainer ---------------------------------------------------------------------------------- */
 
 struct fti_trainer {
     fti_model_config cfg;
@@ -20520,10 +20682,10 @@ static void fti__lora_grads(fti_trainer *t) {
         fti_lora_tensor_get(&t->cfg, r, i, &lt);
         fti_model_tensor_info(&t->cfg, lt.tensor, &ti);
         dW = t->grads + ti.offset; /* (out, in) */
-        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TA, r, lt.cols, lt.rows, t->w + lt.b_offset, r, dW,
-                      lt.cols, t->g + lt.a_offset, lt.cols);
-        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TB, lt.rows, r, lt.cols, dW, lt.cols,
-                      t->w + lt.a_offset, lt.cols, t->g + lt.b_offset, r);
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TA, r, lt.cols, lt.rows,
+                      t->w + lt.b_offset, r, dW, lt.cols, t->g + lt.a_offset, lt.cols);
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TB, lt.rows, r, lt.cols,
+                      dW, lt.cols, t->w + lt.a_offset, lt.cols, t->g + lt.b_offset, r);
         for (j = 0; j < (size_t)r * (lt.rows + lt.cols); j++) t->g[lt.a_offset + j] *= s;
     }
 }
@@ -20797,17 +20959,41 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
     }
     n_hist = fti_read_u64(&rd);
     if (rd.err || n_hist != step || n_hist > fti_reader_left(&rd) / 4) goto format;
+    {
+        /* validate the rest of the structure before changing anything in t */
+        fti_reader probe = rd;
+        fti_read_bytes(&probe, (size_t)n_hist * 4);
+        n_val = fti_read_u64(&probe);
+        if (probe.err || n_val > fti_reader_left(&probe) / 12) goto format;
+        fti_read_bytes(&probe, (size_t)n_val * 12);
+        if (probe.err || fti_reader_left(&probe) != 3 * 4 * (size_t)n_train) goto format;
+    }
+    /* room for the histories first, so that a failed allocation leaves t as it was */
+    if (n_hist > t->cap_hist) {
+        float *h = (float *)fti_realloc(t->hist, (size_t)n_hist * sizeof(float));
+        if (!h) goto nomem;
+        t->hist = h;
+        t->cap_hist = (size_t)n_hist;
+    }
+    if (n_val > t->cap_val) {
+        float *vh = (float *)fti_realloc(t->val_hist, (size_t)n_val * sizeof(float));
+        uint64_t *vsteps;
+        if (!vh) goto nomem;
+        t->val_hist = vh;
+        vsteps = (uint64_t *)fti_realloc(t->val_steps, (size_t)n_val * sizeof(uint64_t));
+        if (!vsteps) goto nomem;
+        t->val_steps = vsteps;
+        t->cap_val = (size_t)n_val;
+    }
     t->n_hist = 0;
     for (i = 0; i < n_hist; i++)
-        if (fti__train_push(&t->hist, &t->n_hist, &t->cap_hist, fti_read_f32(&rd)) != FTI_OK)
-            goto nomem;
-    n_val = fti_read_u64(&rd);
-    if (rd.err || n_val > fti_reader_left(&rd) / 12) goto format;
+        fti__train_push(&t->hist, &t->n_hist, &t->cap_hist, fti_read_f32(&rd));
+    fti_read_u64(&rd); /* n_val, checked above */
     t->n_val = 0;
     for (i = 0; i < n_val; i++) {
         uint64_t s = fti_read_u64(&rd);
         float v = fti_read_f32(&rd);
-        if (fti__train_push_val(t, s, v) != FTI_OK) goto nomem;
+        fti__train_push_val(t, s, v);
     }
     if (rd.err || fti_reader_left(&rd) != 3 * 4 * (size_t)n_train) goto format;
     fti__ckpt_read_floats(&rd, t->w, t->n_train);
