@@ -1099,6 +1099,7 @@ static char *fti__st_mail_date(const char *v, size_t n) {
     int d = 0, y = 0, hh = 0, mm = 0, ss = 0, k, mi = -1;
     const char *p;
     size_t m = n < sizeof tmp - 1 ? n : sizeof tmp - 1;
+    if (!v || n == 0) return NULL; /* "Date:" with an empty value */
     memcpy(tmp, v, m);
     tmp[m] = 0;
     p = strchr(tmp, ',');
