@@ -1017,3 +1017,32 @@ FTI_TEST(store_parent_tokenizer) {
     fti_dataset_close(ds);
     CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_OK);
 }
+
+FTI_TEST(store_linear_time_hostile) {
+    /* inputs built to make naive scans quadratic: a 1 MB line of '[' (markdown links), of
+     * "a.a.a." and "1 1 1 " (redaction), of "<a" (unclosed tags); each must take well under a
+     * second (quadratic would take hours) */
+    static const char *const pats[] = {"[", "a.", "1 ", "<a", "=?", "&#", "> ", "[a](", "<http"};
+    size_t k, n = (size_t)1 << 20;
+    for (k = 0; k < sizeof pats / sizeof pats[0]; k++) {
+        fti_buf in, out, t;
+        size_t i, pl = strlen(pats[k]);
+        uint64_t t0;
+        double secs;
+        memset(&in, 0, sizeof in);
+        memset(&out, 0, sizeof out);
+        memset(&t, 0, sizeof t);
+        for (i = 0; i < n / pl; i++) fti_buf_append(&in, pats[k], pl);
+        t0 = fti_time_ns();
+        fti_markdown_to_text(in.data, in.len, &t, NULL);
+        fti_clean_text(in.data, in.len, FTI_CLEAN_REDACT_ALL, &out);
+        t.len = 0;
+        fti_html_to_text(in.data, in.len, &t, &out);
+        secs = (double)(fti_time_ns() - t0) / 1e9;
+        if (secs >= 5) fprintf(stderr, "    pattern \"%s\": %.2f s\n", pats[k], secs);
+        CHECK(secs < 5);
+        fti_buf_free(&in);
+        fti_buf_free(&out);
+        fti_buf_free(&t);
+    }
+}
