@@ -1022,7 +1022,8 @@ FTI_TEST(store_linear_time_hostile) {
     /* inputs built to make naive scans quadratic: a 1 MB line of '[' (markdown links), of
      * "a.a.a." and "1 1 1 " (redaction), of "<a" (unclosed tags); each must take well under a
      * second (quadratic would take hours) */
-    static const char *const pats[] = {"[", "a.", "1 ", "<a", "=?", "&#", "> ", "[a](", "<http"};
+    static const char *const pats[] = {"[",  "a.",   "1 ",    "<a",     "=?",      "&#",
+                                       "> ", "[a](", "<http", "=?a?b?", "wrote:\n"};
     size_t k, n = (size_t)1 << 20;
     for (k = 0; k < sizeof pats / sizeof pats[0]; k++) {
         fti_buf in, out, t;
@@ -1038,6 +1039,10 @@ FTI_TEST(store_linear_time_hostile) {
         fti_clean_text(in.data, in.len, FTI_CLEAN_REDACT_ALL, &out);
         t.len = 0;
         fti_html_to_text(in.data, in.len, &t, &out);
+        t.len = 0;
+        fti__st_rfc2047(in.data, in.len, &t);
+        t.len = 0;
+        fti__st_mail_strip(in.data, in.len, &t);
         secs = (double)(fti_time_ns() - t0) / 1e9;
         if (secs >= 5) fprintf(stderr, "    pattern \"%s\": %.2f s\n", pats[k], secs);
         CHECK(secs < 5);
