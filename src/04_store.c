@@ -5,6 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+/* SHA-NI intrinsics (guarded like the kernels' SIMD code; the amalgamation keeps the first
+ * include of a header, so these stay outside FTI_NO_STORE) */
+#if !defined(FTI_NO_SIMD) && !defined(__TINYC__) && (defined(__GNUC__) || defined(__clang__)) &&   \
+    (defined(__x86_64__) || defined(_M_X64))
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 #ifndef FTI_NO_STORE
 
@@ -91,8 +98,6 @@ static int fti__st_list_pos(const char *list, const char *name, size_t n) {
 #if !defined(FTI_NO_SIMD) && !defined(__TINYC__) && (defined(__GNUC__) || defined(__clang__)) &&   \
     (defined(__x86_64__) || defined(_M_X64))
 #define FTI__ST_SHA_NI 1
-#include <cpuid.h>
-#include <immintrin.h>
 
 static const uint32_t fti__st_sha_k[64] = {
     0x428a2f98u, 0x71374491u, 0xb5c0fbcfu, 0xe9b5dba5u, 0x3956c25bu, 0x59f111f1u, 0x923f82a4u,
