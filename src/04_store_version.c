@@ -150,6 +150,7 @@ typedef struct fti__st_file {
     int mapped; /* the map is open */
     int hashed; /* mapped and hashed: sha is valid */
     unsigned char sha[32];
+    unsigned char key[32]; /* reuse key: options, kind and name (titles may come from names) */
     int reused;
     int failed;      /* unreadable etc.: rejected as a whole */
     fti__st_out out; /* merged results (docs, rejections) */
@@ -406,6 +407,15 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         f->hashed = 1;
         f->size = f->map.len;
         fti__st_sha256_x(r->proc.sha_fast, f->map.data, f->map.len, f->sha);
+        {
+            fti_sha256 ks;
+            unsigned char kind = (unsigned char)f->kind;
+            fti_sha256_init(&ks);
+            fti_sha256_update(&ks, r->proc_key, 32);
+            fti_sha256_update(&ks, &kind, 1);
+            fti_sha256_update(&ks, f->name, strlen(f->name));
+            fti_sha256_final(&ks, f->key);
+        }
     }
 }
 
@@ -572,7 +582,7 @@ static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
         for (i = 0; i < r->n_files; i++) {
             fti__st_file *f = &r->files[i];
             if (f->reused || !f->hashed || memcmp(f->sha, sha, 32) != 0 ||
-                memcmp(key, r->proc_key, 32) != 0)
+                memcmp(key, f->key, 32) != 0)
                 continue;
             rd.pos = start;
             memset(&tmp, 0, sizeof tmp);
@@ -1149,7 +1159,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         fti__st_put_u32(&recs, 0);
         for (i = 0; i < r->n_files; i++) {
             if (!r->files[i].hashed) continue;
-            fti__st_pack_file(&recs, &r->files[i], r->proc_key);
+            fti__st_pack_file(&recs, &r->files[i], r->files[i].key);
             n_packed++;
         }
         if (recs.oom) {

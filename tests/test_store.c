@@ -437,6 +437,15 @@ FTI_TEST(store_incremental) {
         CHECK(fti_store_resolve(home, "nosuch", got, NULL) == FTI_ERR_NOT_FOUND);
     }
     CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_OK);
+    {
+        /* a renamed file is processed again (a txt title comes from its name) */
+        char a[1024], z[1024], id3[65];
+        snprintf(a, sizeof a, "%s/a.txt", dir);
+        snprintf(z, sizeof z, "%s/z.txt", dir);
+        REQUIRE(rename(a, z) == 0);
+        REQUIRE(ingest1(home, dir, NULL, id3, &reused) == FTI_OK);
+        CHECK_EQ_INT(reused, 3); /* b.txt, c.jsonl, d.md */
+    }
     fti_buf_free(&diff);
 }
 
