@@ -921,6 +921,75 @@ typedef struct fti__st_chunk_job {
     void *tok;
 } fti__st_chunk_job;
 
+/* Serialising documents (docs.jsonl lines) and per-file records in parallel, one buffer per
+ * item, concatenated in order afterwards (the bytes do not depend on the thread count). */
+typedef struct fti__st_ser_job {
+    fti__st_run *r;
+    fti__st_doc **docs; /* docs mode: kept documents */
+    char (*doc_ids)[33];
+    fti_buf *sources;
+    fti_buf *bufs; /* one per item */
+    int records;   /* 1: items are files (records pack sections) */
+} fti__st_ser_job;
+
+static void fti__st_jw_opt_str(fti_jw *w, const char *key, const char *v);
+
+static void fti__st_ser_task(void *ctx, size_t b, size_t e, int thread) {
+    fti__st_ser_job *j = (fti__st_ser_job *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = b; i < e; i++) {
+        fti_buf *out = &j->bufs[i];
+        if (j->records) {
+            const fti__st_file *f = &j->r->files[i];
+            if (f->hashed) fti__st_pack_file(out, f, f->key);
+        } else {
+            const fti__st_doc *d = j->docs[i];
+            char sha[65];
+            fti_jw w;
+            fti_sha256_hex(d->sha, sha);
+            fti_jw_init(&w, out, 0);
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "id");
+            fti_jw_str(&w, j->doc_ids[i]);
+            fti_jw_key(&w, "split");
+            fti_jw_str(&w, d->split ? "val" : "train");
+            fti_jw_key(&w, "source");
+            fti_jw_str(&w, j->sources[i].data ? j->sources[i].data : "");
+            fti__st_jw_opt_str(&w, "kind", d->kind);
+            fti__st_jw_opt_str(&w, "title", d->title);
+            fti__st_jw_opt_str(&w, "author", d->author);
+            fti__st_jw_opt_str(&w, "date", d->date);
+            fti_jw_key(&w, "sha256");
+            fti_jw_str(&w, sha);
+            fti_jw_key(&w, "text");
+            fti_jw_strn(&w, d->text, d->text_len);
+            fti_jw_obj_end(&w);
+            fti_buf_putc(out, '\n');
+        }
+    }
+}
+
+/* Runs the job over n items and appends the buffers to out in order (freeing them). Returns 0 on
+ * allocation failure. */
+static int fti__st_ser_run(fti_pool *pool, fti__st_ser_job *j, size_t n, fti_buf *out) {
+    size_t i, total = 0;
+    int ok = 1;
+    j->bufs = (fti_buf *)fti_calloc(n + 1, sizeof *j->bufs);
+    if (!j->bufs) return 0;
+    fti_pool_for(pool, n, 16, fti__st_ser_task, j);
+    for (i = 0; i < n; i++) {
+        if (j->bufs[i].oom) ok = 0;
+        total += j->bufs[i].len;
+    }
+    if (ok && fti_buf_reserve(out, total))
+        for (i = 0; i < n; i++) fti_buf_append(out, j->bufs[i].data, j->bufs[i].len);
+    for (i = 0; i < n; i++) fti_buf_free(&j->bufs[i]);
+    fti_free(j->bufs);
+    j->bufs = NULL;
+    return ok && !out->oom;
+}
+
 static void fti__st_chunk_task(void *ctx, size_t b, size_t e, int thread) {
     fti__st_chunk_job *j = (fti__st_chunk_job *)ctx;
     size_t i;
@@ -1154,15 +1223,15 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
      * minhash pass, so signatures are stored) --- */
     {
         uint32_t n_packed = 0;
+        fti__st_ser_job sj;
+        memset(&sj, 0, sizeof sj);
+        sj.r = r;
+        sj.records = 1;
         fti_buf_append(&recs, "FTIRECS", 8);
         fti__st_put_u32(&recs, 1);
         fti__st_put_u32(&recs, 0);
-        for (i = 0; i < r->n_files; i++) {
-            if (!r->files[i].hashed) continue;
-            fti__st_pack_file(&recs, &r->files[i], r->files[i].key);
-            n_packed++;
-        }
-        if (recs.oom) {
+        for (i = 0; i < r->n_files; i++) n_packed += r->files[i].hashed != 0;
+        if (!fti__st_ser_run(pool, &sj, r->n_files, &recs) || recs.oom) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
         }
@@ -1232,8 +1301,6 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
     for (i = 0; i < n_kept; i++) {
         fti__st_doc *d = kept[i];
-        char sha[65];
-        fti_jw w;
         fti__st_doc_id_hex(d, doc_ids[i]);
         fti__st_doc_source(r, d, &sources[i]);
         metas[i].doc_id = doc_ids[i];
@@ -1241,25 +1308,15 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         metas[i].source = sources[i].data;
         metas[i].author = d->author;
         metas[i].date = d->date;
-        fti_sha256_hex(d->sha, sha);
-        fti_jw_init(&w, &docs_jsonl, 0);
-        fti_jw_obj_begin(&w);
-        fti_jw_key(&w, "id");
-        fti_jw_str(&w, doc_ids[i]);
-        fti_jw_key(&w, "split");
-        fti_jw_str(&w, d->split ? "val" : "train");
-        fti_jw_key(&w, "source");
-        fti_jw_str(&w, sources[i].data ? sources[i].data : "");
-        fti__st_jw_opt_str(&w, "kind", d->kind);
-        fti__st_jw_opt_str(&w, "title", d->title);
-        fti__st_jw_opt_str(&w, "author", d->author);
-        fti__st_jw_opt_str(&w, "date", d->date);
-        fti_jw_key(&w, "sha256");
-        fti_jw_str(&w, sha);
-        fti_jw_key(&w, "text");
-        fti_jw_strn(&w, d->text, d->text_len);
-        fti_jw_obj_end(&w);
-        fti_buf_putc(&docs_jsonl, '\n');
+    }
+    {
+        fti__st_ser_job sj;
+        memset(&sj, 0, sizeof sj);
+        sj.r = r;
+        sj.docs = kept;
+        sj.doc_ids = doc_ids;
+        sj.sources = sources;
+        if (!fti__st_ser_run(pool, &sj, n_kept, &docs_jsonl)) docs_jsonl.oom = 1;
     }
     rc = fti__st_stash(r, "docs", &docs_jsonl, err);
     if (rc != FTI_OK) goto done;
