@@ -2,7 +2,8 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. tools/fuzz_store.c -lm -lpthread
  *       ./a.out tests/data/store/kinds tests/data/store/hostile        (libFuzzer)
- *   cc -g -O1 -fsanitize=address,undefined -DFUZZ_MAIN -I. tools/fuzz_store.c -o fuzz_store -lm -lpthread
+ *   cc -g -O1 -fsanitize=address,undefined -DFUZZ_MAIN -I. tools/fuzz_store.c -o fuzz_store \
+ *       -lm -lpthread
  *       ./fuzz_store FILE...                  run each file once (AFL: ./fuzz_store @@)
  *       ./fuzz_store [--seed S] --mutate N FILE...   N random mutations of each file (no fuzzer
  *                                                    needed; S picks the mutation sequence)
