@@ -13,7 +13,7 @@ LDLIBS  ?= -lm -lpthread
 B       := build
 
 SRC_PARTS := $(sort $(wildcard src/*.h src/*.c src/*.txt))
-TESTS     := $(sort $(wildcard tests/test_*.c))
+TESTS     := $(sort $(wildcard tests/fuzz/fuzz_*.c)) $(sort $(wildcard tests/test_*.c))
 EXAMPLES  := $(patsubst examples/%.c,$(B)/fti-%,$(wildcard examples/*.c))
 TOOLS     := $(patsubst tools/%.c,$(B)/%,$(wildcard tools/fti-*.c))
 
@@ -63,10 +63,11 @@ BENCH_TARGETS :=
 CHECK_TARGETS :=
 -include $(sort $(wildcard mk/*.mk))
 
-bench: $(BENCH_TARGETS)
+bench:
+	sh tools/bench_all.sh $(BENCH_TARGETS)
 
-demo:
-	@echo "make demo: the end-to-end twin is not built yet (issue 9)."; exit 1
+demo: all
+	sh tools/demo.sh
 
 # --- the strict and portability matrix (see tools/check.sh) ------------------------------------
 check: fti.h $(B)/tests_gen.c

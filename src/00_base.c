@@ -135,6 +135,7 @@ FTIDEF void *fti_aligned_alloc(size_t n_bytes, size_t align) {
     if (!raw) return NULL;
     a = ((uintptr_t)(raw + sizeof(void *)) + (align - 1)) & ~(uintptr_t)(align - 1);
     memcpy((void *)(a - sizeof(void *)), &raw, sizeof raw);
+    /* cppcheck-suppress memleak ; raw is stored just before the block, freed by fti_aligned_free */
     return (void *)a;
 }
 
@@ -408,6 +409,7 @@ typedef struct fti__io_fault_state {
     int err;        /* errno to fail with; 0 with short_io = a short transfer */
     int persistent; /* also fail every later counted call */
     int short_io;   /* transfer at most half (at least 1 byte) instead of failing */
+    int crash;      /* _exit(77) instead of failing: a crash just before that step */
     long fired;     /* how many faults were injected */
 } fti__io_fault_state;
 static fti__io_fault_state fti__io_fault;
@@ -421,6 +423,12 @@ FTI__UNUSED static void fti__io_fault_set(int ops, long at, int err, int persist
     fti__io_fault.short_io = short_io;
 }
 
+/* Crash (the process ends with _exit(77)) just before the at-th counted call of ops. */
+FTI__UNUSED static void fti__io_crash_set(int ops, long at) {
+    fti__io_fault_set(ops, at, 0, 0, 0);
+    fti__io_fault.crash = 1;
+}
+
 /* 0: proceed; 1: fail with errno set; 2: short transfer. */
 static int fti__io_check(int op) {
     fti__io_fault_state *f = &fti__io_fault;
@@ -428,6 +436,7 @@ static int fti__io_check(int op) {
     f->count++;
     if (f->count == f->at || (f->persistent && f->count > f->at)) {
         f->fired++;
+        if (f->crash) _exit(77);
         if (f->short_io && (op == FTI__IO_WRITE || op == FTI__IO_READ)) return 2;
         errno = f->err ? f->err : EIO;
         return 1;
@@ -1762,8 +1771,8 @@ static void fti__jw_indent(fti_jw *w) {
     for (i = 0; i < w->depth; i++) fti_buf_puts(w->out, "  ");
 }
 
-/* Called before a value: writes the comma and indentation when inside an array. */
-static void fti__jw_pre(fti_jw *w, int is_key) {
+/* Called before a value or key: writes the comma and indentation, except right after a key. */
+static void fti__jw_pre(fti_jw *w) {
     if (w->depth == 0) return;
     if (w->first[w->depth] == 2) { /* value right after its key */
         w->first[w->depth] = 0;
@@ -1772,7 +1781,6 @@ static void fti__jw_pre(fti_jw *w, int is_key) {
     if (!w->first[w->depth]) fti_buf_putc(w->out, ',');
     w->first[w->depth] = 0;
     fti__jw_indent(w);
-    (void)is_key;
 }
 
 FTIDEF void fti_jw_init(fti_jw *w, fti_buf *out, int pretty) {
@@ -1782,7 +1790,7 @@ FTIDEF void fti_jw_init(fti_jw *w, fti_buf *out, int pretty) {
 }
 
 static void fti__jw_open(fti_jw *w, char c) {
-    fti__jw_pre(w, 0);
+    fti__jw_pre(w);
     fti_buf_putc(w->out, c);
     if (w->depth < 63) w->depth++;
     w->first[w->depth] = 1;
@@ -1800,39 +1808,41 @@ FTIDEF void fti_jw_obj_end(fti_jw *w) { fti__jw_close(w, '}'); }
 FTIDEF void fti_jw_arr_begin(fti_jw *w) { fti__jw_open(w, '['); }
 FTIDEF void fti_jw_arr_end(fti_jw *w) { fti__jw_close(w, ']'); }
 
-FTIDEF void fti_jw_key(fti_jw *w, const char *key) {
-    fti__jw_pre(w, 1);
-    fti_json_escape(w->out, key, strlen(key));
+FTIDEF void fti_jw_key(fti_jw *w, const char *key) { fti_jw_keyn(w, key, strlen(key)); }
+
+FTIDEF void fti_jw_keyn(fti_jw *w, const char *key, size_t n) {
+    fti__jw_pre(w);
+    fti_json_escape(w->out, key, n);
     fti_buf_puts(w->out, w->pretty ? ": " : ":");
     w->first[w->depth] = 2;
 }
 
 FTIDEF void fti_jw_strn(fti_jw *w, const char *s, size_t n) {
-    fti__jw_pre(w, 0);
+    fti__jw_pre(w);
     fti_json_escape(w->out, s ? s : "", s ? n : 0);
 }
 
 FTIDEF void fti_jw_str(fti_jw *w, const char *s) { fti_jw_strn(w, s, s ? strlen(s) : 0); }
 
 FTIDEF void fti_jw_num(fti_jw *w, double v) {
-    fti__jw_pre(w, 0);
+    fti__jw_pre(w);
     if (!isfinite(v)) fti_buf_puts(w->out, "null");
     else if (v == floor(v) && fabs(v) < 1e15) fti_buf_printf(w->out, "%.0f", v);
     else fti_buf_printf(w->out, "%.17g", v);
 }
 
 FTIDEF void fti_jw_int(fti_jw *w, int64_t v) {
-    fti__jw_pre(w, 0);
+    fti__jw_pre(w);
     fti_buf_printf(w->out, "%lld", (long long)v);
 }
 
 FTIDEF void fti_jw_bool(fti_jw *w, int v) {
-    fti__jw_pre(w, 0);
+    fti__jw_pre(w);
     fti_buf_puts(w->out, v ? "true" : "false");
 }
 
 FTIDEF void fti_jw_null(fti_jw *w) {
-    fti__jw_pre(w, 0);
+    fti__jw_pre(w);
     fti_buf_puts(w->out, "null");
 }
 

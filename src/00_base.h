@@ -349,6 +349,7 @@ FTIDEF void fti_jw_obj_end(fti_jw *w);
 FTIDEF void fti_jw_arr_begin(fti_jw *w);
 FTIDEF void fti_jw_arr_end(fti_jw *w);
 FTIDEF void fti_jw_key(fti_jw *w, const char *key);
+FTIDEF void fti_jw_keyn(fti_jw *w, const char *key, size_t n); /* key may hold NUL */
 FTIDEF void fti_jw_str(fti_jw *w, const char *s);
 FTIDEF void fti_jw_strn(fti_jw *w, const char *s, size_t n);
 FTIDEF void fti_jw_num(fti_jw *w, double v);

@@ -80,6 +80,15 @@ extern const char *fti_test_tmp_dir;   /* a fresh temp directory for this test *
         }                                                                                  \
     } while (0)
 
+/* Invariant checks inside fuzz targets (tests/fuzz/fuzz_*.c): abort, so the fuzzer sees it. */
+#define FTI_FUZZ_CHECK(cond)                                                                 \
+    do {                                                                                     \
+        if (!(cond)) {                                                                       \
+            fprintf(stderr, "    fuzz invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+            abort();                                                                         \
+        }                                                                                    \
+    } while (0)
+
 /* Allocation hooks (tests/main.c). */
 extern long fti_test_alloc_count;  /* allocations made since the last reset */
 extern long fti_test_alloc_live;   /* allocations not yet freed */

@@ -8,6 +8,8 @@ B=build/check
 mkdir -p "$B"
 STRICT="-std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror"
 LIBS="-lm -lpthread"
+# Test-name filters that exercise threads (pool, kernels, server); parts add theirs here.
+TSAN_TESTS=${TSAN_TESTS:-"kernels_ server_ http_"}
 fails=0
 log="$B/log.txt"
 : > "$log"
@@ -76,6 +78,15 @@ if have tcc; then
 else skip "tcc" tcc; fi
 step "ASan+UBSan build" runner gcc "$B/test-asan" -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 step "ASan+UBSan tests" env ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 "$B/test-asan"
+
+if have clang; then
+    step "TSan build (clang)" runner clang "$B/test-tsan" -O1 -g -fsanitize=thread
+    step "TSan threaded tests" env TSAN_OPTIONS=halt_on_error=1 "$B/test-tsan" threads_ $TSAN_TESTS
+fi
+if have cppcheck; then
+    step "cppcheck" cppcheck -q --std=c99 --enable=warning,portability --inline-suppr \
+        -DFTI_IMPLEMENTATION -DFTI_TESTING --error-exitcode=1 fti.h
+else skip "cppcheck" cppcheck; fi
 
 # 6. aarch64 (NEON) under qemu, and a static musl build
 if have aarch64-linux-gnu-gcc && have qemu-aarch64; then

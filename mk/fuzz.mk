@@ -1,0 +1,30 @@
+# mk/fuzz.mk: libFuzzer targets (see tests/fuzz/README.md).
+#   make fuzz FUZZ_SECONDS=N   every target N seconds (default 30) + regression replay; fails on findings
+#   make fuzz-long             10 minutes per target
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+
+$(B)/fuzz/fuzz-%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c fti.h
+	@mkdir -p $(B)/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -DFTI_FUZZ_TARGET=$* -Itests/fuzz -o $@ tests/fuzz/driver.c -lm -lpthread
+
+.PHONY: fuzz fuzz-long fuzz-build
+fuzz-build: $(patsubst %,$(B)/fuzz/fuzz-%,$(FUZZ_TARGETS))
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(B)/fuzz/$$t/corpus; \
+	  seeds=tests/fuzz/corpus/$$t; [ -d $$seeds ] || seeds=; \
+	  reg=tests/fuzz/regress/$$t; \
+	  if [ -d $$reg ] && ls $$reg/* >/dev/null 2>&1; then $(B)/fuzz/fuzz-$$t $$reg/* > $(B)/fuzz/$$t/replay.log 2>&1 \
+	    || { echo "fuzz $$t: regression input fails"; tail -20 $(B)/fuzz/$$t/replay.log; exit 1; }; fi; \
+	  $(B)/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
+	    -artifact_prefix=$(B)/fuzz/$$t/ -print_final_stats=1 $(B)/fuzz/$$t/corpus $$seeds \
+	    > $(B)/fuzz/$$t/fuzz.log 2>&1 || { echo "fuzz $$t: FINDING (see $(B)/fuzz/$$t/)"; tail -30 $(B)/fuzz/$$t/fuzz.log; exit 1; }; \
+	  echo "fuzz $$t: $$(grep -m1 stat::number_of_executed_units $(B)/fuzz/$$t/fuzz.log | awk '{print $$2}') executions, no findings"; \
+	done
+
+fuzz-long:
+	$(MAKE) fuzz FUZZ_SECONDS=600

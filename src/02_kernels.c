@@ -1,0 +1,1143 @@
+/* === kernels: dtypes, conversions, references, dispatch, GEMM/GEMV drivers === */
+/*
+ * Layout of the implementation (amalgamated in name order):
+ *   02_kernels.c           this file: dtype helpers, fp16/bf16 conversion, the scalar
+ *                          references (fti__*_ref), the table struct, the blocked GEMM driver
+ *                          and the GEMV driver (shared by every ISA: only micro-kernels and row
+ *                          kernels differ) and the public wrappers.
+ *   02_kernels_isa_neon.c  aarch64 NEON variants and table.
+ *   02_kernels_isa_x86.c   x86-64 AVX2+FMA and AVX-512 variants and tables (per-function target
+ *                          attributes; nothing needs -mavx2 on the command line), CPUID.
+ *   02_kernels_select.c    CPU features, fti_kernels_get and the FTI_ISA override.
+ * The public wrappers here reach the tables only through fti_kernels_get.
+ */
+#include "02_kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if !defined(FTI_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && !defined(__TINYC__)
+#if defined(__x86_64__)
+#define FTI__X86 1
+#include <emmintrin.h> /* SSE2 is baseline on x86-64: used by the GEMM packing */
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define FTI__NEON 1
+#include <arm_neon.h>
+#endif
+#endif
+
+/* === kernels: the table === */
+
+/* GEMM micro-kernel: the (mr,nr) tile c = a·b over kc steps, where a is a packed A panel
+ * (kc × mr, column of mr per step) and b a packed B panel (kc × nr). acc = 0 stores the tile,
+ * acc = 1 adds it: either way each element is (Σ_p a·b in p order) then stored or added. */
+typedef void (*fti__ukernel_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                int acc);
+/* y[r] (=, or += when acc) W[r]·x for r in [0, rows): W rows are row_bytes apart. */
+typedef void (*fti__gemv_fn)(const void *W, size_t row_bytes, size_t rows, const float *x, size_t n,
+                             float *y, int acc);
+/* Quantized rows against activations quantized to 32-blocks: xq (nb·32 int8), xd (nb scales),
+ * xs (nb block sums of xq, used by Q4_0). y[r] = Σ_b wd·xd[b]·(int dot of block b). */
+typedef void (*fti__gemv_q_fn)(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
+                               const float *xd, const int32_t *xs, size_t nb, float *y);
+
+struct fti_kernels {
+    fti_isa isa;
+    const char *name;
+    /* GEMM */
+    size_t mr, nr, kc, mc, nc;
+    fti__ukernel_fn ukernel;
+    /* GEMV rows */
+    fti__gemv_fn gemv_f32, gemv_f16, gemv_bf16;
+    fti__gemv_q_fn gemv_q8_0, gemv_q4_0;
+    void (*quantize_x)(const float *x, size_t nb, int8_t *xq, float *xd, int32_t *xs);
+    /* BLAS-1 and row primitives */
+    float (*dot)(const float *x, const float *y, size_t n);
+    void (*axpy)(float *y, float a, const float *x, size_t n);
+    void (*scale)(float *x, float a, size_t n);
+    float (*max)(const float *x, size_t n);
+    float (*exp_sum)(float *y, const float *x, size_t n, float sub); /* y = exp(x-sub), Σy */
+    void (*mul_scaled)(float *out, const float *x, const float *w, float s, size_t n);
+    void (*rmsnorm_bwd_row)(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                            float rstd, size_t n);
+    void (*softmax_bwd_row)(float *dx, const float *p, const float *dp, size_t n);
+    void (*silu_fwd)(float *y, const float *x, size_t n);
+    void (*silu_bwd)(float *dx, const float *x, const float *dy, size_t n);
+    void (*swiglu_fwd)(float *h, const float *g, const float *u, size_t n);
+    void (*swiglu_bwd)(float *dg, float *du, const float *g, const float *u, const float *dh,
+                       size_t n);
+    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, const float c[8]);
+    void (*f16_to_f32)(float *dst, const uint16_t *src, size_t n);
+    void (*f32_to_f16)(uint16_t *dst, const float *src, size_t n);
+    void (*bf16_to_f32)(float *dst, const uint16_t *src, size_t n);
+    void (*f32_to_bf16)(uint16_t *dst, const float *src, size_t n);
+    void (*quantize_q8_0)(fti_block_q8_0 *dst, const float *src, size_t nb);
+    void (*quantize_q4_0)(fti_block_q4_0 *dst, const float *src, size_t nb);
+    void (*dequantize_q8_0)(float *dst, const fti_block_q8_0 *src, size_t nb);
+    void (*dequantize_q4_0)(float *dst, const fti_block_q4_0 *src, size_t nb);
+};
+
+/* === kernels: dtypes and conversions === */
+
+const char *fti_dtype_name(fti_dtype t) {
+    switch (t) {
+    case FTI_DTYPE_F32: return "f32";
+    case FTI_DTYPE_F16: return "f16";
+    case FTI_DTYPE_Q4_0: return "q4_0";
+    case FTI_DTYPE_Q8_0: return "q8_0";
+    case FTI_DTYPE_BF16: return "bf16";
+    }
+    return NULL;
+}
+
+size_t fti_dtype_block_elems(fti_dtype t) {
+    switch (t) {
+    case FTI_DTYPE_F32:
+    case FTI_DTYPE_F16:
+    case FTI_DTYPE_BF16: return 1;
+    case FTI_DTYPE_Q4_0:
+    case FTI_DTYPE_Q8_0: return FTI_QK;
+    }
+    return 0;
+}
+
+size_t fti_dtype_block_bytes(fti_dtype t) {
+    switch (t) {
+    case FTI_DTYPE_F32: return 4;
+    case FTI_DTYPE_F16:
+    case FTI_DTYPE_BF16: return 2;
+    case FTI_DTYPE_Q4_0: return sizeof(fti_block_q4_0);
+    case FTI_DTYPE_Q8_0: return sizeof(fti_block_q8_0);
+    }
+    return 0;
+}
+
+size_t fti_dtype_row_bytes(fti_dtype t, size_t n) {
+    size_t be = fti_dtype_block_elems(t), out;
+    if (be == 0 || n % be != 0) return 0;
+    if (!fti_size_mul(n / be, fti_dtype_block_bytes(t), &out)) return 0;
+    return out;
+}
+
+static uint32_t fti__f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float fti__bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+float fti_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0x1f) return fti__bits_f32(sign | 0x7f800000u | (m << 13));
+    if (e == 0) {
+        float f = (float)m * (1.0f / 16777216.0f); /* subnormal: m · 2^-24, exact */
+        return sign ? -f : f;
+    }
+    return fti__bits_f32(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+uint16_t fti_f32_to_f16(float f) {
+    uint32_t x = fti__f32_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    x &= 0x7fffffffu;
+    if (x >= 0x7f800000u) /* inf or NaN (NaN stays quiet NaN) */
+        return (uint16_t)(sign | 0x7c00u | (x > 0x7f800000u ? 0x200u | ((x >> 13) & 0x3ffu) : 0));
+    if (x >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to inf */
+    if (x < 0x38800000u) {
+        /* result is subnormal (or zero): adding 0.5 (ulp 2^-24) rounds |f| to the f16
+         * subnormal grid with round-to-nearest-even; the low bits are the f16 mantissa. */
+        float a = fti__bits_f32(x) + 0.5f;
+        return (uint16_t)(sign | (fti__f32_bits(a) - 0x3f000000u));
+    }
+    /* normal: rebias the exponent (127 -> 15) and round the 13 dropped bits to nearest even */
+    x += 0xc8000fffu + ((x >> 13) & 1u);
+    return (uint16_t)(sign | (x >> 13));
+}
+
+float fti_bf16_to_f32(uint16_t h) { return fti__bits_f32((uint32_t)h << 16); }
+
+uint16_t fti_f32_to_bf16(float f) {
+    uint32_t x = fti__f32_bits(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* quiet NaN */
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return (uint16_t)(x >> 16);
+}
+
+/* === kernels: scalar references (the specification) === */
+
+/* C(M,N) = op(A)·op(B) (or +=), one float accumulator per element, p in order. */
+static void fti__matmul_ref(unsigned flags, size_t M, size_t N, size_t K, const float *A,
+                            size_t lda, const float *B, size_t ldb, float *C, size_t ldc) {
+    size_t i, j, p;
+    for (i = 0; i < M; i++) {
+        for (j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (p = 0; p < K; p++) {
+                float a = (flags & FTI_MM_TRANS_A) ? A[p * lda + i] : A[i * lda + p];
+                float b = (flags & FTI_MM_TRANS_B) ? B[j * ldb + p] : B[p * ldb + j];
+                s += a * b;
+            }
+            if (flags & FTI_MM_ACCUMULATE)
+                C[i * ldc + j] += s;
+            else
+                C[i * ldc + j] = s;
+        }
+    }
+}
+
+/* Scalar micro-kernel, 4×4. */
+static void fti__ukernel_ref(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                             int acc) {
+    float t[4][4];
+    size_t i, j, p;
+    memset(t, 0, sizeof t);
+    for (p = 0; p < kc; p++, a += 4, b += 4)
+        for (i = 0; i < 4; i++)
+            for (j = 0; j < 4; j++) t[i][j] += a[i] * b[j];
+    for (i = 0; i < 4; i++)
+        for (j = 0; j < 4; j++) c[i * ldc + j] = acc ? c[i * ldc + j] + t[i][j] : t[i][j];
+}
+
+static float fti__dot_ref(const float *x, const float *y, size_t n) {
+    float s = 0.0f;
+    size_t i;
+    for (i = 0; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+static void fti__axpy_ref(float *y, float a, const float *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void fti__scale_ref(float *x, float a, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) x[i] *= a;
+}
+
+static float fti__max_ref(const float *x, size_t n) {
+    float m = -INFINITY;
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (x[i] > m || x[i] != x[i]) m = x[i] != x[i] ? x[i] : (x[i] > m ? x[i] : m);
+    return m;
+}
+
+static float fti__exp_sum_ref(float *y, const float *x, size_t n, float sub) {
+    double s = 0.0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        y[i] = expf(x[i] - sub);
+        s += y[i];
+    }
+    return (float)s;
+}
+
+static void fti__mul_scaled_ref(float *out, const float *x, const float *w, float s, size_t n) {
+    size_t i;
+    if (w)
+        for (i = 0; i < n; i++) out[i] = x[i] * s * w[i];
+    else
+        for (i = 0; i < n; i++) out[i] = x[i] * s;
+}
+
+/* One row of RMSNorm backward: with xh = x·rstd and g = w·dout,
+ * dx = rstd·(g - xh·mean(g·xh)); dw += dout·xh. */
+static void fti__rmsnorm_bwd_row_ref(float *dx, float *dw, const float *dout, const float *x,
+                                     const float *w, float rstd, size_t n) {
+    double dot = 0.0;
+    float mean;
+    size_t i;
+    for (i = 0; i < n; i++) dot += (double)(w ? w[i] * dout[i] : dout[i]) * (x[i] * rstd);
+    mean = (float)(dot / (double)n);
+    for (i = 0; i < n; i++) {
+        float xh = x[i] * rstd, d = dout[i];
+        if (dw) dw[i] += d * xh;
+        dx[i] = rstd * ((w ? w[i] * d : d) - xh * mean);
+    }
+}
+
+static void fti__softmax_bwd_row_ref(float *dx, const float *p, const float *dp, size_t n) {
+    double s = 0.0;
+    float sf;
+    size_t i;
+    for (i = 0; i < n; i++) s += (double)p[i] * dp[i];
+    sf = (float)s;
+    for (i = 0; i < n; i++) dx[i] = p[i] * (dp[i] - sf);
+}
+
+static float fti__sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static void fti__silu_fwd_ref(float *y, const float *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) y[i] = x[i] * fti__sigmoid(x[i]);
+}
+
+static void fti__silu_bwd_ref(float *dx, const float *x, const float *dy, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float s = fti__sigmoid(x[i]);
+        dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+static void fti__swiglu_fwd_ref(float *h, const float *g, const float *u, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) h[i] = g[i] * fti__sigmoid(g[i]) * u[i];
+}
+
+static void fti__swiglu_bwd_ref(float *dg, float *du, const float *g, const float *u,
+                                const float *dh, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float s = fti__sigmoid(g[i]), d = dh[i], gi = g[i];
+        du[i] = d * gi * s;
+        dg[i] = d * u[i] * s * (1.0f + gi * (1.0f - s));
+    }
+}
+
+/* c = {lr, beta1, beta2, eps, decay factor (1 - lr·wd or 1), grad_scale,
+ *      1/(1-β1^t), 1/sqrt(1-β2^t)} */
+static void fti__adamw_ref(float *p, const float *g, float *m, float *v, size_t n,
+                           const float c[8]) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float gi = g[i] * c[5];
+        float mi = c[1] * m[i] + (1.0f - c[1]) * gi;
+        float vi = c[2] * v[i] + (1.0f - c[2]) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = p[i] * c[4] - c[0] * (mi * c[6]) / (sqrtf(vi) * c[7] + c[3]);
+    }
+}
+
+static void fti__f16_to_f32_ref(float *dst, const uint16_t *src, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) dst[i] = fti_f16_to_f32(src[i]);
+}
+
+static void fti__f32_to_f16_ref(uint16_t *dst, const float *src, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) dst[i] = fti_f32_to_f16(src[i]);
+}
+
+static void fti__bf16_to_f32_ref(float *dst, const uint16_t *src, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) dst[i] = fti_bf16_to_f32(src[i]);
+}
+
+static void fti__f32_to_bf16_ref(uint16_t *dst, const float *src, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) dst[i] = fti_f32_to_bf16(src[i]);
+}
+
+static void fti__quantize_q8_0_ref(fti_block_q8_0 *dst, const float *src, size_t nb) {
+    size_t b, j;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        float amax = 0.0f, d, id;
+        for (j = 0; j < FTI_QK; j++) amax = fabsf(src[j]) > amax ? fabsf(src[j]) : amax;
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        dst[b].d = fti_f32_to_f16(d);
+        for (j = 0; j < FTI_QK; j++) dst[b].qs[j] = (int8_t)roundf(src[j] * id);
+    }
+}
+
+static void fti__quantize_q4_0_ref(fti_block_q4_0 *dst, const float *src, size_t nb) {
+    size_t b, j;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        float amax = 0.0f, mx = 0.0f, d, id;
+        for (j = 0; j < FTI_QK; j++)
+            if (fabsf(src[j]) > amax) {
+                amax = fabsf(src[j]);
+                mx = src[j];
+            }
+        d = mx / -8.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        dst[b].d = fti_f32_to_f16(d);
+        for (j = 0; j < FTI_QK / 2; j++) {
+            int q0 = (int)(src[j] * id + 8.5f), q1 = (int)(src[j + 16] * id + 8.5f);
+            q0 = q0 < 15 ? q0 : 15;
+            q1 = q1 < 15 ? q1 : 15;
+            dst[b].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+static void fti__dequantize_q8_0_ref(float *dst, const fti_block_q8_0 *src, size_t nb) {
+    size_t b, j;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        float d = fti_f16_to_f32(src[b].d);
+        for (j = 0; j < FTI_QK; j++) dst[j] = (float)src[b].qs[j] * d;
+    }
+}
+
+static void fti__dequantize_q4_0_ref(float *dst, const fti_block_q4_0 *src, size_t nb) {
+    size_t b, j;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        float d = fti_f16_to_f32(src[b].d);
+        for (j = 0; j < FTI_QK / 2; j++) {
+            dst[j] = (float)((int)(src[b].qs[j] & 15) - 8) * d;
+            dst[j + 16] = (float)((int)(src[b].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+/* Activations for quantized dots: per 32-block a float scale d = max|x|/127, int8 values
+ * round(x/d) and their integer sum (Q4_0 needs Σx to undo its +8 offset). */
+static void fti__quantize_x_ref(const float *x, size_t nb, int8_t *xq, float *xd, int32_t *xs) {
+    size_t b, j;
+    for (b = 0; b < nb; b++, x += FTI_QK, xq += FTI_QK) {
+        float amax = 0.0f, d, id;
+        int32_t s = 0;
+        for (j = 0; j < FTI_QK; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        xd[b] = d;
+        for (j = 0; j < FTI_QK; j++) {
+            xq[j] = (int8_t)roundf(x[j] * id);
+            s += xq[j];
+        }
+        xs[b] = s;
+    }
+}
+
+static void fti__gemv_f32_ref(const void *W, size_t row_bytes, size_t rows, const float *x,
+                              size_t n, float *y, int acc) {
+    size_t r;
+    for (r = 0; r < rows; r++) {
+        float s = fti__dot_ref((const float *)((const char *)W + r * row_bytes), x, n);
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+static void fti__gemv_f16_ref(const void *W, size_t row_bytes, size_t rows, const float *x,
+                              size_t n, float *y, int acc) {
+    size_t r, i;
+    for (r = 0; r < rows; r++) {
+        const uint16_t *w = (const uint16_t *)((const char *)W + r * row_bytes);
+        float s = 0.0f;
+        for (i = 0; i < n; i++) s += fti_f16_to_f32(w[i]) * x[i];
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+static void fti__gemv_bf16_ref(const void *W, size_t row_bytes, size_t rows, const float *x,
+                               size_t n, float *y, int acc) {
+    size_t r, i;
+    for (r = 0; r < rows; r++) {
+        const uint16_t *w = (const uint16_t *)((const char *)W + r * row_bytes);
+        float s = 0.0f;
+        for (i = 0; i < n; i++) s += fti_bf16_to_f32(w[i]) * x[i];
+        y[r] = acc ? y[r] + s : s;
+    }
+}
+
+static void fti__gemv_q8_0_ref(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
+                               const float *xd, const int32_t *xs, size_t nb, float *y) {
+    size_t r, b, j;
+    (void)xs;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
+        float s = 0.0f;
+        for (b = 0; b < nb; b++) {
+            int32_t d = 0;
+            for (j = 0; j < FTI_QK; j++) d += (int32_t)w[b].qs[j] * xq[b * FTI_QK + j];
+            s += fti_f16_to_f32(w[b].d) * xd[b] * (float)d;
+        }
+        y[r] = s;
+    }
+}
+
+static void fti__gemv_q4_0_ref(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
+                               const float *xd, const int32_t *xs, size_t nb, float *y) {
+    size_t r, b, j;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        float s = 0.0f;
+        for (b = 0; b < nb; b++) {
+            const int8_t *q = xq + b * FTI_QK;
+            int32_t d = 0;
+            for (j = 0; j < FTI_QK / 2; j++)
+                d += (int32_t)(w[b].qs[j] & 15) * q[j] + (int32_t)(w[b].qs[j] >> 4) * q[j + 16];
+            d -= 8 * xs[b];
+            s += fti_f16_to_f32(w[b].d) * xd[b] * (float)d;
+        }
+        y[r] = s;
+    }
+}
+
+static const fti_kernels fti__kernels_scalar = {
+    FTI_ISA_SCALAR,
+    "scalar",
+    4,
+    4,
+    256,
+    128,
+    512,
+    fti__ukernel_ref,
+    fti__gemv_f32_ref,
+    fti__gemv_f16_ref,
+    fti__gemv_bf16_ref,
+    fti__gemv_q8_0_ref,
+    fti__gemv_q4_0_ref,
+    fti__quantize_x_ref,
+    fti__dot_ref,
+    fti__axpy_ref,
+    fti__scale_ref,
+    fti__max_ref,
+    fti__exp_sum_ref,
+    fti__mul_scaled_ref,
+    fti__rmsnorm_bwd_row_ref,
+    fti__softmax_bwd_row_ref,
+    fti__silu_fwd_ref,
+    fti__silu_bwd_ref,
+    fti__swiglu_fwd_ref,
+    fti__swiglu_bwd_ref,
+    fti__adamw_ref,
+    fti__f16_to_f32_ref,
+    fti__f32_to_f16_ref,
+    fti__bf16_to_f32_ref,
+    fti__f32_to_bf16_ref,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
+    fti__dequantize_q4_0_ref,
+};
+
+static const fti_kernels *fti__k(const fti_kernels *k) {
+    return k ? k : fti_kernels_get(FTI_ISA_AUTO);
+}
+
+/* === kernels: blocked GEMM driver === */
+/*
+ * Loops (per thread, over its own slice of rows or columns of C):
+ *   for jc in N step nc:             B block (kc × nc) packed once per (jc, pc), lives in L2
+ *     for pc in K step kc:
+ *       pack B[pc.., jc..] into nr-wide panels (zero-padded)
+ *       for ic in M step mc:
+ *         pack A[ic.., pc..] into mr-high panels (zero-padded)
+ *         for ir in mc step mr:      the A panel (mr × kc) stays in L1
+ *           for jr in nc step nr:    micro-kernel on the (mr, nr) tile
+ * The first pc block stores into C (unless accumulating), later ones add: each element of C is
+ * Σ over kc-blocks (in order) of Σ over p (in order), independent of how the threads split C.
+ * Edge tiles run the same micro-kernel into a stack tile and copy the valid part out.
+ */
+typedef struct fti__gemm_ctx {
+    const fti_kernels *k;
+    unsigned flags;
+    size_t M, N, K, lda, ldb, ldc;
+    const float *A, *B;
+    float *C;
+    int split_n; /* items are nr-column tiles (else mr-row tiles) */
+} fti__gemm_ctx;
+
+/* out[p·ld + i] = src[i·lds + p] for i < rows, p < kc: a transposing copy of `rows` source rows
+ * into panel columns, in 4×4 blocks with SSE (baseline on x86-64) or NEON where available. */
+static void fti__pack_transpose(float *out, size_t ld, const float *src, size_t lds, size_t rows,
+                                size_t kc) {
+    size_t i = 0, p;
+#if defined(FTI__X86) || defined(FTI__NEON)
+    for (; i + 4 <= rows; i += 4) {
+        const float *s0 = src + i * lds, *s1 = s0 + lds, *s2 = s1 + lds, *s3 = s2 + lds;
+        float *o = out + i;
+        for (p = 0; p + 4 <= kc; p += 4) {
+#if defined(FTI__X86)
+            __m128 r0 = _mm_loadu_ps(s0 + p), r1 = _mm_loadu_ps(s1 + p);
+            __m128 r2 = _mm_loadu_ps(s2 + p), r3 = _mm_loadu_ps(s3 + p);
+            __m128 t0 = _mm_unpacklo_ps(r0, r1), t1 = _mm_unpacklo_ps(r2, r3);
+            __m128 t2 = _mm_unpackhi_ps(r0, r1), t3 = _mm_unpackhi_ps(r2, r3);
+            _mm_storeu_ps(o + p * ld, _mm_movelh_ps(t0, t1));
+            _mm_storeu_ps(o + (p + 1) * ld, _mm_movehl_ps(t1, t0));
+            _mm_storeu_ps(o + (p + 2) * ld, _mm_movelh_ps(t2, t3));
+            _mm_storeu_ps(o + (p + 3) * ld, _mm_movehl_ps(t3, t2));
+#else
+            float32x4x2_t t01 = vtrnq_f32(vld1q_f32(s0 + p), vld1q_f32(s1 + p));
+            float32x4x2_t t23 = vtrnq_f32(vld1q_f32(s2 + p), vld1q_f32(s3 + p));
+            vst1q_f32(o + p * ld, vcombine_f32(vget_low_f32(t01.val[0]), vget_low_f32(t23.val[0])));
+            vst1q_f32(o + (p + 1) * ld,
+                      vcombine_f32(vget_low_f32(t01.val[1]), vget_low_f32(t23.val[1])));
+            vst1q_f32(o + (p + 2) * ld,
+                      vcombine_f32(vget_high_f32(t01.val[0]), vget_high_f32(t23.val[0])));
+            vst1q_f32(o + (p + 3) * ld,
+                      vcombine_f32(vget_high_f32(t01.val[1]), vget_high_f32(t23.val[1])));
+#endif
+        }
+        for (; p < kc; p++) {
+            o[p * ld] = s0[p];
+            o[p * ld + 1] = s1[p];
+            o[p * ld + 2] = s2[p];
+            o[p * ld + 3] = s3[p];
+        }
+    }
+#endif
+    for (; i < rows; i++)
+        for (p = 0; p < kc; p++) out[p * ld + i] = src[i * lds + p];
+}
+
+/* Packing reads the source row by row (sequential addresses, so the hardware prefetcher
+ * streams them) and scatters into the panels; panels are zero-padded to mr (nr). */
+static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0, size_t kc,
+                        float *out) {
+    size_t mr = g->k->mr, ip, i, p;
+    if (g->flags & FTI_MM_TRANS_A) { /* A is (K,M): row p holds op(A)[i0.., p] contiguously */
+        for (p = 0; p < kc; p++) {
+            const float *src = g->A + (p0 + p) * g->lda + i0;
+            for (ip = 0; ip < mc; ip += mr) {
+                size_t rows = mc - ip < mr ? mc - ip : mr;
+                float *dst = out + ip * kc + p * mr;
+                memcpy(dst, src + ip, rows * sizeof(float));
+                for (i = rows; i < mr; i++) dst[i] = 0.0f;
+            }
+        }
+        return;
+    }
+    for (ip = 0; ip < mc; ip += mr, out += mr * kc) {
+        size_t rows = mc - ip < mr ? mc - ip : mr;
+        fti__pack_transpose(out, mr, g->A + (i0 + ip) * g->lda + p0, g->lda, rows, kc);
+        for (i = rows; i < mr; i++)
+            for (p = 0; p < kc; p++) out[p * mr + i] = 0.0f;
+    }
+}
+
+static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0, size_t kc,
+                        float *out) {
+    size_t nr = g->k->nr, jp, j, p;
+    if (!(g->flags & FTI_MM_TRANS_B)) { /* B is (K,N): row p holds op(B)[p, j0..] */
+        for (p = 0; p < kc; p++) {
+            const float *src = g->B + (p0 + p) * g->ldb + j0;
+            for (jp = 0; jp < nc; jp += nr) {
+                size_t cols = nc - jp < nr ? nc - jp : nr;
+                float *dst = out + jp * kc + p * nr;
+                memcpy(dst, src + jp, cols * sizeof(float));
+                for (j = cols; j < nr; j++) dst[j] = 0.0f;
+            }
+        }
+        return;
+    }
+    for (jp = 0; jp < nc; jp += nr, out += nr * kc) { /* B is (N,K): column j is row j of B */
+        size_t cols = nc - jp < nr ? nc - jp : nr;
+        fti__pack_transpose(out, nr, g->B + (j0 + jp) * g->ldb + p0, g->ldb, cols, kc);
+        for (j = cols; j < nr; j++)
+            for (p = 0; p < kc; p++) out[p * nr + j] = 0.0f;
+    }
+}
+
+/* K is cut into equal blocks of at most k->kc (K = 288 with kc 256 gives 2 × 144, not
+ * 256 + 32): the block size depends only on K, so the summation order never depends on threads. */
+static size_t fti__gemm_kc(const fti_kernels *k, size_t K) {
+    size_t n_blocks = (K + k->kc - 1) / k->kc;
+    return n_blocks ? (K + n_blocks - 1) / n_blocks : 1;
+}
+
+static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
+                            float *Ap, float *Bp) {
+    const fti_kernels *k = g->k;
+    size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc(k, g->K);
+    float tile[32 * 32];
+    for (jc = n0; jc < n1; jc += k->nc) {
+        size_t nc = n1 - jc < k->nc ? n1 - jc : k->nc;
+        for (pc = 0; pc < g->K; pc += kc_blk) {
+            size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk;
+            int acc = pc > 0 || (g->flags & FTI_MM_ACCUMULATE);
+            fti__pack_b(g, jc, nc, pc, kc, Bp);
+            for (ic = m0; ic < m1; ic += k->mc) {
+                size_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
+                fti__pack_a(g, ic, mc, pc, kc, Ap);
+                for (ir = 0; ir < mc; ir += mr) {
+                    const float *a = Ap + ir * kc;
+                    size_t rows = mc - ir < mr ? mc - ir : mr;
+                    for (jr = 0; jr < nc; jr += nr) {
+                        const float *b = Bp + jr * kc;
+                        float *c = g->C + (ic + ir) * g->ldc + jc + jr;
+                        size_t cols = nc - jr < nr ? nc - jr : nr, i, j;
+                        if (rows == mr && cols == nr) {
+                            k->ukernel(kc, a, b, c, g->ldc, acc);
+                            continue;
+                        }
+                        k->ukernel(kc, a, b, tile, nr, 0);
+                        for (i = 0; i < rows; i++)
+                            for (j = 0; j < cols; j++)
+                                c[i * g->ldc + j] =
+                                    acc ? c[i * g->ldc + j] + tile[i * nr + j] : tile[i * nr + j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
+    const fti__gemm_ctx *g = (const fti__gemm_ctx *)ctx;
+    const fti_kernels *k = g->k;
+    size_t m0 = 0, m1 = g->M, n0 = 0, n1 = g->N, kc, nc, mc;
+    float *Ap, *Bp;
+    (void)thread;
+    if (g->split_n) {
+        n0 = begin * k->nr;
+        n1 = end * k->nr < g->N ? end * k->nr : g->N;
+    } else {
+        m0 = begin * k->mr;
+        m1 = end * k->mr < g->M ? end * k->mr : g->M;
+    }
+    if (m0 >= m1 || n0 >= n1) return;
+    kc = fti__gemm_kc(k, g->K);
+    nc = n1 - n0 < k->nc ? n1 - n0 : k->nc;
+    mc = m1 - m0 < k->mc ? m1 - m0 : k->mc;
+    nc = (nc + k->nr - 1) / k->nr * k->nr;
+    mc = (mc + k->mr - 1) / k->mr * k->mr;
+    Ap = (float *)fti_aligned_alloc(mc * kc * sizeof(float) + 64, 64);
+    Bp = (float *)fti_aligned_alloc(nc * kc * sizeof(float) + 64, 64);
+    if (!Ap || !Bp) { /* out of memory: the reference needs none */
+        fti__matmul_ref(g->flags, m1 - m0, n1 - n0, g->K,
+                        g->flags & FTI_MM_TRANS_A ? g->A + m0 : g->A + m0 * g->lda, g->lda,
+                        g->flags & FTI_MM_TRANS_B ? g->B + n0 * g->ldb : g->B + n0, g->ldb,
+                        g->C + m0 * g->ldc + n0, g->ldc);
+    } else {
+        fti__gemm_block(g, m0, m1, n0, n1, Ap, Bp);
+    }
+    fti_aligned_free(Ap);
+    fti_aligned_free(Bp);
+}
+
+typedef struct fti__gemv_ctx {
+    const fti_kernels *k;
+    fti_dtype wtype;
+    const void *W;
+    size_t row_bytes, n_in, T, n_out, ldx, ldy;
+    const float *X;
+    float *Y;
+    int acc;
+    /* quantized activations, (T, nb) */
+    const int8_t *xq;
+    const float *xd;
+    const int32_t *xs;
+} fti__gemv_ctx;
+
+/* Rows [begin, end) of W against all T rows of X. With T > 1 (prefill) the rows go in slices of
+ * about 32 KiB of weights, so each slice is read from memory once and reused from L1/L2 by
+ * every token; each output is still one row kernel call, so the split does not change results. */
+static void fti__gemv_task(void *ctx, size_t begin, size_t end, int thread) {
+    const fti__gemv_ctx *g = (const fti__gemv_ctx *)ctx;
+    size_t t, nb = g->n_in / FTI_QK, r0, slice;
+    (void)thread;
+    slice = g->T == 1 ? end - begin : (32768 + g->row_bytes - 1) / g->row_bytes;
+    for (r0 = begin; r0 < end; r0 += slice) {
+        size_t rows = end - r0 < slice ? end - r0 : slice;
+        const char *w = (const char *)g->W + r0 * g->row_bytes;
+        for (t = 0; t < g->T; t++) {
+            float *y = g->Y + t * g->ldy + r0;
+            const float *x = g->X ? g->X + t * g->ldx : NULL;
+            switch (g->wtype) {
+            case FTI_DTYPE_F32: g->k->gemv_f32(w, g->row_bytes, rows, x, g->n_in, y, g->acc); break;
+            case FTI_DTYPE_F16: g->k->gemv_f16(w, g->row_bytes, rows, x, g->n_in, y, g->acc); break;
+            case FTI_DTYPE_BF16:
+                g->k->gemv_bf16(w, g->row_bytes, rows, x, g->n_in, y, g->acc);
+                break;
+            case FTI_DTYPE_Q8_0:
+                g->k->gemv_q8_0(w, g->row_bytes, rows, g->xq + t * nb * FTI_QK, g->xd + t * nb,
+                                g->xs + t * nb, nb, y);
+                break;
+            case FTI_DTYPE_Q4_0:
+                g->k->gemv_q4_0(w, g->row_bytes, rows, g->xq + t * nb * FTI_QK, g->xd + t * nb,
+                                g->xs + t * nb, nb, y);
+                break;
+            }
+        }
+    }
+}
+
+/* y(1,N) = a(1,K)·B(K,N) for one row (decode attention's p·V): per 64-column chunk, a stack
+ * accumulator gets a[p]·B[p, chunk] for p in order (the table's axpy), then is stored or added.
+ * Chunks are split over threads; each element's order depends only on K. */
+typedef struct fti__vecmat_ctx {
+    const fti_kernels *k;
+    const float *a, *B;
+    size_t a_stride, ldb, K, N;
+    float *C;
+    int acc;
+} fti__vecmat_ctx;
+
+static void fti__vecmat_task(void *ctx, size_t begin, size_t end, int thread) {
+    const fti__vecmat_ctx *v = (const fti__vecmat_ctx *)ctx;
+    float t[64];
+    size_t c, p, j;
+    (void)thread;
+    for (c = begin; c < end; c++) {
+        size_t j0 = c * 64, n = v->N - j0 < 64 ? v->N - j0 : 64;
+        memset(t, 0, sizeof t);
+        for (p = 0; p < v->K; p++) v->k->axpy(t, v->a[p * v->a_stride], v->B + p * v->ldb + j0, n);
+        for (j = 0; j < n; j++) v->C[j0 + j] = v->acc ? v->C[j0 + j] + t[j] : t[j];
+    }
+}
+
+/* Rows per GEMV work item so one item reads at least ~16 KiB of weights (and stays a multiple
+ * of 16 rows, which keeps multi-row kernels on their fast path). */
+static size_t fti__gemv_grain(size_t row_bytes) {
+    size_t g = row_bytes ? (16384 + row_bytes - 1) / row_bytes : 1;
+    return (g + 15) / 16 * 16;
+}
+
+void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, size_t N, size_t K,
+                const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc) {
+    fti__gemm_ctx g;
+    size_t tiles_m, tiles_n, items, grain, work;
+    k = fti__k(k);
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        size_t i;
+        if (!(flags & FTI_MM_ACCUMULATE))
+            for (i = 0; i < M; i++) memset(C + i * ldc, 0, N * sizeof(float));
+        return;
+    }
+    if (M <= 4 && (flags & FTI_MM_TRANS_B) && !(flags & FTI_MM_TRANS_A)) {
+        /* GEMVs: y(N) = B(N,K)·a(K) for each of the M rows of A, one dot per output, split
+         * over outputs (B read once in L2-sized slices); a packed 12-row tile would be mostly
+         * padding at this M */
+        fti__gemv_ctx v;
+        memset(&v, 0, sizeof v);
+        v.k = k;
+        v.wtype = FTI_DTYPE_F32;
+        v.W = B;
+        v.row_bytes = ldb * sizeof(float);
+        v.n_in = K;
+        v.T = M;
+        v.n_out = N;
+        v.ldx = lda;
+        v.ldy = ldc;
+        v.X = A;
+        v.Y = C;
+        v.acc = (flags & FTI_MM_ACCUMULATE) != 0;
+        fti_pool_for(pool, N, fti__gemv_grain(K * sizeof(float)), fti__gemv_task, &v);
+        return;
+    }
+    if (M == 1 && !(flags & FTI_MM_TRANS_B)) {
+        /* a row vector times a matrix: no packing, no 1-of-mr-rows micro-tiles */
+        fti__vecmat_ctx v;
+        v.k = k;
+        v.a = A;
+        v.a_stride = (flags & FTI_MM_TRANS_A) ? lda : 1;
+        v.B = B;
+        v.ldb = ldb;
+        v.K = K;
+        v.N = N;
+        v.C = C;
+        v.acc = (flags & FTI_MM_ACCUMULATE) != 0;
+        fti_pool_for(pool, (N + 63) / 64, 1 + (size_t)(1u << 16) / (64 * K), fti__vecmat_task, &v);
+        return;
+    }
+    memset(&g, 0, sizeof g);
+    g.k = k;
+    g.flags = flags;
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    g.A = A;
+    g.lda = lda;
+    g.B = B;
+    g.ldb = ldb;
+    g.C = C;
+    g.ldc = ldc;
+    tiles_m = (M + k->mr - 1) / k->mr;
+    tiles_n = (N + k->nr - 1) / k->nr;
+    /* split the dimension with more tiles (relative to its block size); never K */
+    g.split_n = tiles_n * k->nr > tiles_m * k->mr * 2 && tiles_n >= 2;
+    items = g.split_n ? tiles_n : tiles_m;
+    work = (g.split_n ? k->nr * M : k->mr * N) * K; /* multiply-adds per item */
+    grain = work ? (size_t)1 + (size_t)(1u << 20) / work : 1;
+    fti_pool_for(pool, items, grain, fti__gemm_task, &g);
+}
+
+fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
+                        const float *X, float *Y, size_t T, size_t n_out, size_t n_in) {
+    fti__gemv_ctx v;
+    size_t row_bytes = fti_dtype_row_bytes(wtype, n_in), nb = n_in / FTI_QK, t;
+    void *mem = NULL;
+    enum { STACK_BLOCKS = 128 };
+    int8_t sq[STACK_BLOCKS * FTI_QK];
+    float sd[STACK_BLOCKS];
+    int32_t ss[STACK_BLOCKS];
+    k = fti__k(k);
+    if (fti_dtype_block_elems(wtype) == 0 || (row_bytes == 0 && n_in != 0)) return FTI_ERR_INVALID;
+    if (T == 0 || n_out == 0) return FTI_OK;
+    if (n_in == 0) {
+        memset(Y, 0, T * n_out * sizeof(float));
+        return FTI_OK;
+    }
+    if (wtype == FTI_DTYPE_F32 && T > 4) {
+        fti_matmul(k, pool, FTI_MM_TRANS_B, T, n_out, n_in, X, n_in, (const float *)W, n_in, Y,
+                   n_out);
+        return FTI_OK;
+    }
+    memset(&v, 0, sizeof v);
+    v.k = k;
+    v.wtype = wtype;
+    v.W = W;
+    v.row_bytes = row_bytes;
+    v.n_in = n_in;
+    v.T = T;
+    v.n_out = n_out;
+    v.ldx = n_in;
+    v.ldy = n_out;
+    v.X = X;
+    v.Y = Y;
+    if (wtype == FTI_DTYPE_Q8_0 || wtype == FTI_DTYPE_Q4_0) {
+        size_t n_blocks;
+        int8_t *xq = sq;
+        float *xd = sd;
+        int32_t *xs = ss;
+        if (!fti_size_mul(T, nb, &n_blocks)) return FTI_ERR_INVALID;
+        if (n_blocks > STACK_BLOCKS) {
+            size_t bytes;
+            if (!fti_size_mul(n_blocks, FTI_QK + 8, &bytes)) return FTI_ERR_INVALID;
+            mem = fti_malloc(bytes);
+            if (!mem) { /* no memory: the reference quantizes block by block on the stack */
+                for (t = 0; t < T; t++) {
+                    size_t r, b;
+                    for (r = 0; r < n_out; r++) {
+                        const char *w = (const char *)W + r * row_bytes;
+                        float s = 0.0f;
+                        for (b = 0; b < nb; b++) {
+                            float y1;
+                            fti__quantize_x_ref(X + t * n_in + b * FTI_QK, 1, sq, sd, ss);
+                            if (wtype == FTI_DTYPE_Q8_0)
+                                fti__gemv_q8_0_ref(w + b * sizeof(fti_block_q8_0), 0, 1, sq, sd, ss,
+                                                   1, &y1);
+                            else
+                                fti__gemv_q4_0_ref(w + b * sizeof(fti_block_q4_0), 0, 1, sq, sd, ss,
+                                                   1, &y1);
+                            s += y1;
+                        }
+                        Y[t * n_out + r] = s;
+                    }
+                }
+                return FTI_OK;
+            }
+            xd = (float *)mem;
+            xs = (int32_t *)(xd + n_blocks);
+            xq = (int8_t *)(xs + n_blocks);
+        }
+        for (t = 0; t < T; t++)
+            k->quantize_x(X + t * n_in, nb, xq + t * nb * FTI_QK, xd + t * nb, xs + t * nb);
+        v.xq = xq;
+        v.xd = xd;
+        v.xs = xs;
+    }
+    fti_pool_for(pool, n_out, fti__gemv_grain(row_bytes), fti__gemv_task, &v);
+    fti_free(mem);
+    return FTI_OK;
+}
+
+/* === kernels: vector op wrappers === */
+
+float fti_dot(const fti_kernels *k, const float *x, const float *y, size_t n) {
+    return fti__k(k)->dot(x, y, n);
+}
+
+void fti_axpy(const fti_kernels *k, float *y, float a, const float *x, size_t n) {
+    fti__k(k)->axpy(y, a, x, n);
+}
+
+void fti_scale(const fti_kernels *k, float *x, float a, size_t n) { fti__k(k)->scale(x, a, n); }
+
+void fti_rmsnorm_fwd(const fti_kernels *k, float *out, float *rstd, const float *x, const float *w,
+                     size_t R, size_t C, float eps) {
+    size_t r;
+    k = fti__k(k);
+    for (r = 0; r < R; r++) {
+        const float *xr = x + r * C;
+        float ss = C ? k->dot(xr, xr, C) / (float)C : 0.0f;
+        float rs = 1.0f / sqrtf(ss + eps);
+        if (rstd) rstd[r] = rs;
+        k->mul_scaled(out + r * C, xr, w, rs, C);
+    }
+}
+
+void fti_rmsnorm_bwd(const fti_kernels *k, float *dx, float *dw, const float *dout, const float *x,
+                     const float *w, const float *rstd, size_t R, size_t C) {
+    size_t r;
+    k = fti__k(k);
+    for (r = 0; r < R; r++)
+        k->rmsnorm_bwd_row(dx + r * C, w ? dw : NULL, dout + r * C, x + r * C, w, rstd[r], C);
+}
+
+/* p = softmax(x) of one row; returns log Σ exp(x - max) + max (the log-partition). */
+static double fti__softmax_row(const fti_kernels *k, float *p, const float *x, size_t n) {
+    float mx = k->max(x, n), s;
+    size_t i;
+    if (n == 0) return 0.0;
+    if (mx == -INFINITY) {
+        for (i = 0; i < n; i++) p[i] = 1.0f / (float)n;
+        return -INFINITY;
+    }
+    s = k->exp_sum(p, x, n, mx);
+    k->scale(p, 1.0f / s, n);
+    return log((double)s) + mx;
+}
+
+void fti_softmax_fwd(const fti_kernels *k, float *p, const float *x, size_t R, size_t C) {
+    size_t r;
+    k = fti__k(k);
+    for (r = 0; r < R; r++) fti__softmax_row(k, p + r * C, x + r * C, C);
+}
+
+void fti_softmax_bwd(const fti_kernels *k, float *dx, const float *p, const float *dp, size_t R,
+                     size_t C) {
+    size_t r;
+    k = fti__k(k);
+    for (r = 0; r < R; r++) k->softmax_bwd_row(dx + r * C, p + r * C, dp + r * C, C);
+}
+
+void fti_silu_fwd(const fti_kernels *k, float *y, const float *x, size_t n) {
+    fti__k(k)->silu_fwd(y, x, n);
+}
+
+void fti_silu_bwd(const fti_kernels *k, float *dx, const float *x, const float *dy, size_t n) {
+    fti__k(k)->silu_bwd(dx, x, dy, n);
+}
+
+void fti_swiglu_fwd(const fti_kernels *k, float *h, const float *g, const float *u, size_t n) {
+    fti__k(k)->swiglu_fwd(h, g, u, n);
+}
+
+void fti_swiglu_bwd(const fti_kernels *k, float *dg, float *du, const float *g, const float *u,
+                    const float *dh, size_t n) {
+    fti__k(k)->swiglu_bwd(dg, du, g, u, dh, n);
+}
+
+/* RoPE is the reference in every table: the cost is in the sines and cosines, computed once per
+ * (token, pair) in double and shared by all heads. */
+static void fti__rope(float *x, size_t T, size_t H, size_t D, size_t row_stride, size_t pos0,
+                      const int32_t *pos, float base, double sign) {
+    size_t t, h, i, half = D / 2;
+    if (row_stride == 0) row_stride = H * D;
+    for (t = 0; t < T; t++) {
+        double p = pos ? (double)pos[t] : (double)(pos0 + t);
+        float *row = x + t * row_stride;
+        for (i = 0; i < half; i++) {
+            double ang = p * pow((double)base, -2.0 * (double)i / (double)D);
+            float c = (float)cos(ang), s = (float)(sign * sin(ang));
+            for (h = 0; h < H; h++) {
+                float *v = row + h * D + 2 * i, x0 = v[0], x1 = v[1];
+                v[0] = x0 * c - x1 * s;
+                v[1] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+void fti_rope_fwd(const fti_kernels *k, float *x, size_t T, size_t H, size_t D, size_t row_stride,
+                  size_t pos0, const int32_t *pos, float base) {
+    (void)k;
+    fti__rope(x, T, H, D, row_stride, pos0, pos, base, 1.0);
+}
+
+void fti_rope_bwd(const fti_kernels *k, float *dx, size_t T, size_t H, size_t D, size_t row_stride,
+                  size_t pos0, const int32_t *pos, float base) {
+    (void)k;
+    fti__rope(dx, T, H, D, row_stride, pos0, pos, base, -1.0);
+}
+
+size_t fti_xent_fwd(const fti_kernels *k, float *loss, float *probs, const float *logits,
+                    const int32_t *targets, size_t R, size_t V) {
+    size_t r, n_valid = 0;
+    k = fti__k(k);
+    for (r = 0; r < R; r++) {
+        int32_t tg = targets[r];
+        double lz;
+        float xt = (tg >= 0 && (size_t)tg < V) ? logits[r * V + (size_t)tg] : 0.0f;
+        lz = fti__softmax_row(k, probs + r * V, logits + r * V, V);
+        if (tg >= 0 && (size_t)tg < V) {
+            n_valid++;
+            if (loss) loss[r] = (float)(lz - (double)xt);
+        } else if (loss) {
+            loss[r] = 0.0f;
+        }
+    }
+    return n_valid;
+}
+
+void fti_xent_bwd(const fti_kernels *k, float *dlogits, const float *probs, const int32_t *targets,
+                  float dloss, size_t R, size_t V) {
+    size_t r, i;
+    k = fti__k(k);
+    for (r = 0; r < R; r++) {
+        int32_t tg = targets[r];
+        float *d = dlogits + r * V;
+        if (tg < 0 || (size_t)tg >= V) {
+            memset(d, 0, V * sizeof(float));
+            continue;
+        }
+        if (d != probs + r * V)
+            for (i = 0; i < V; i++) d[i] = probs[r * V + i];
+        d[tg] -= 1.0f;
+        k->scale(d, dloss, V);
+    }
+}
+
+void fti_adamw(const fti_kernels *k, float *param, const float *grad, float *m, float *v, size_t n,
+               const fti_adamw_hparams *hp, int decay) {
+    float c[8];
+    double t = hp->step > 0 ? (double)hp->step : 1.0;
+    c[0] = hp->lr;
+    c[1] = hp->beta1;
+    c[2] = hp->beta2;
+    c[3] = hp->eps;
+    c[4] = decay ? 1.0f - hp->lr * hp->weight_decay : 1.0f;
+    c[5] = hp->grad_scale != 0.0f ? hp->grad_scale : 1.0f;
+    c[6] = (float)(1.0 / (1.0 - pow((double)hp->beta1, t)));
+    c[7] = (float)(1.0 / sqrt(1.0 - pow((double)hp->beta2, t)));
+    fti__k(k)->adamw(param, grad, m, v, n, c);
+}
+
+void fti_f16_to_f32_row(const fti_kernels *k, float *dst, const uint16_t *src, size_t n) {
+    fti__k(k)->f16_to_f32(dst, src, n);
+}
+
+void fti_f32_to_f16_row(const fti_kernels *k, uint16_t *dst, const float *src, size_t n) {
+    fti__k(k)->f32_to_f16(dst, src, n);
+}
+
+void fti_bf16_to_f32_row(const fti_kernels *k, float *dst, const uint16_t *src, size_t n) {
+    fti__k(k)->bf16_to_f32(dst, src, n);
+}
+
+void fti_f32_to_bf16_row(const fti_kernels *k, uint16_t *dst, const float *src, size_t n) {
+    fti__k(k)->f32_to_bf16(dst, src, n);
+}
+
+fti_result fti_quantize_row(const fti_kernels *k, fti_dtype t, void *dst, const float *src,
+                            size_t n) {
+    if (fti_dtype_block_elems(t) == 0 || (fti_dtype_row_bytes(t, n) == 0 && n != 0))
+        return FTI_ERR_INVALID;
+    k = fti__k(k);
+    switch (t) {
+    case FTI_DTYPE_F32: memmove(dst, src, n * sizeof(float)); break;
+    case FTI_DTYPE_F16: k->f32_to_f16((uint16_t *)dst, src, n); break;
+    case FTI_DTYPE_BF16: k->f32_to_bf16((uint16_t *)dst, src, n); break;
+    case FTI_DTYPE_Q8_0: k->quantize_q8_0((fti_block_q8_0 *)dst, src, n / FTI_QK); break;
+    case FTI_DTYPE_Q4_0: k->quantize_q4_0((fti_block_q4_0 *)dst, src, n / FTI_QK); break;
+    }
+    return FTI_OK;
+}
+
+fti_result fti_dequantize_row(const fti_kernels *k, fti_dtype t, float *dst, const void *src,
+                              size_t n) {
+    if (fti_dtype_block_elems(t) == 0 || (fti_dtype_row_bytes(t, n) == 0 && n != 0))
+        return FTI_ERR_INVALID;
+    k = fti__k(k);
+    switch (t) {
+    case FTI_DTYPE_F32: memmove(dst, src, n * sizeof(float)); break;
+    case FTI_DTYPE_F16: k->f16_to_f32(dst, (const uint16_t *)src, n); break;
+    case FTI_DTYPE_BF16: k->bf16_to_f32(dst, (const uint16_t *)src, n); break;
+    case FTI_DTYPE_Q8_0: k->dequantize_q8_0(dst, (const fti_block_q8_0 *)src, n / FTI_QK); break;
+    case FTI_DTYPE_Q4_0: k->dequantize_q4_0(dst, (const fti_block_q4_0 *)src, n / FTI_QK); break;
+    }
+    return FTI_OK;
+}

@@ -1,0 +1,393 @@
+/* bench_kernels: fti's GEMM/GEMV against OpenBLAS in the same run (make bench-kernels).
+ *
+ *   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE build/bench_kernels [--quick] [--threads 1,2]
+ *
+ * Measures the machine first (FMA peak with an unrolled FMA loop per thread; STREAM-style copy
+ * and read bandwidth on 128 MiB arrays), then for 1 and 2 threads:
+ *   square GEMM 256..2048, the training shapes (4096×288×288, 4096×288×768, 4096×768×288,
+ *   4096×288×4096) in the three layouts (fwd X·Wᵀ, dX = dY·W, dW = dYᵀ·X), and the decode GEMVs
+ *   288→32000, 768→2048, 2048→768 (f32 vs cblas_sgemv; Q8_0/Q4_0 against OpenBLAS's f32 time).
+ * GEMV weights rotate over enough copies to exceed the last-level cache, like decoding through
+ * all layers does. Each case reports the best of several runs. Output: a table, one line per
+ * case "BENCH kernels <case> ours=<x> peer=<y> ratio=<r> unit=<u>" (r > 1: fti better), and a
+ * summary with the geometric-mean ratios. OpenBLAS is linked only into this program.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define FTI_IMPLEMENTATION
+#include "fti.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* OpenBLAS entry points (declared here so no cblas.h include path is needed). */
+enum { CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112 };
+void cblas_sgemm(int order, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void cblas_sgemv(int order, int ta, int M, int N, float alpha, const float *A, int lda,
+                 const float *x, int incx, float beta, float *y, int incy);
+void openblas_set_num_threads(int n);
+char *openblas_get_corename(void);
+
+static double now_s(void) { return (double)fti_time_ns() * 1e-9; }
+
+/* --- machine peak: FMA loop ------------------------------------------------------------------- */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+/* Independent FMA chains (distinct start values, so the compiler cannot merge them), enough to
+ * cover the FMA latency times the number of FMA pipes. */
+__attribute__((target("avx512f"))) static double fma_loop_512(long iters) {
+    __m512 a0 = _mm512_set1_ps(1.00f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f),
+           a3 = _mm512_set1_ps(1.03f), a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f),
+           a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f), a8 = _mm512_set1_ps(1.08f),
+           a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
+    __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    long i;
+    float out[16];
+    for (i = 0; i < iters; i++) {
+        a0 = _mm512_fmadd_ps(a0, m, c);
+        a1 = _mm512_fmadd_ps(a1, m, c);
+        a2 = _mm512_fmadd_ps(a2, m, c);
+        a3 = _mm512_fmadd_ps(a3, m, c);
+        a4 = _mm512_fmadd_ps(a4, m, c);
+        a5 = _mm512_fmadd_ps(a5, m, c);
+        a6 = _mm512_fmadd_ps(a6, m, c);
+        a7 = _mm512_fmadd_ps(a7, m, c);
+        a8 = _mm512_fmadd_ps(a8, m, c);
+        a9 = _mm512_fmadd_ps(a9, m, c);
+        a10 = _mm512_fmadd_ps(a10, m, c);
+        a11 = _mm512_fmadd_ps(a11, m, c);
+    }
+    a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                       _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    a0 = _mm512_add_ps(a0, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+    _mm512_storeu_ps(out, a0);
+    return (double)iters * 12 * 16 * 2 + out[0] * 1e-30;
+}
+__attribute__((target("avx2,fma"))) static double fma_loop_256(long iters) {
+    __m256 a0 = _mm256_set1_ps(1.00f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f),
+           a3 = _mm256_set1_ps(1.03f), a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f),
+           a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f), a8 = _mm256_set1_ps(1.08f),
+           a9 = _mm256_set1_ps(1.09f);
+    __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    long i;
+    float out[8];
+    for (i = 0; i < iters; i++) {
+        a0 = _mm256_fmadd_ps(a0, m, c);
+        a1 = _mm256_fmadd_ps(a1, m, c);
+        a2 = _mm256_fmadd_ps(a2, m, c);
+        a3 = _mm256_fmadd_ps(a3, m, c);
+        a4 = _mm256_fmadd_ps(a4, m, c);
+        a5 = _mm256_fmadd_ps(a5, m, c);
+        a6 = _mm256_fmadd_ps(a6, m, c);
+        a7 = _mm256_fmadd_ps(a7, m, c);
+        a8 = _mm256_fmadd_ps(a8, m, c);
+        a9 = _mm256_fmadd_ps(a9, m, c);
+    }
+    a0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                       _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    a0 = _mm256_add_ps(a0, _mm256_add_ps(a8, a9));
+    _mm256_storeu_ps(out, a0);
+    return (double)iters * 10 * 8 * 2 + out[0] * 1e-30;
+}
+#endif
+
+static double fma_loop(long iters) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (fti_cpu_features() & FTI_CPU_AVX512F) return fma_loop_512(iters);
+    if (fti_cpu_features() & FTI_CPU_FMA) return fma_loop_256(iters);
+#endif
+    {
+        float a[8] = {1.0f, 1.1f, 1.2f, 1.3f, 1.4f, 1.5f, 1.6f, 1.7f};
+        long i;
+        int j;
+        for (i = 0; i < iters; i++)
+            for (j = 0; j < 8; j++) a[j] = a[j] * 0.999999f + 1e-7f;
+        return (double)iters * 16 + a[0] * 1e-30;
+    }
+}
+
+typedef struct {
+    long iters;
+    double flops;
+} peak_arg;
+
+static void *peak_thread(void *p) {
+    peak_arg *a = (peak_arg *)p;
+    a->flops = fma_loop(a->iters);
+    return NULL;
+}
+
+/* Best of 40 short runs (~3 ms each): like the kernels' best-of timing, it finds the windows in
+ * which the threads really had their cores on a busy machine. */
+static double measure_peak(int threads) {
+    pthread_t th[16];
+    peak_arg args[16];
+    double best = 0;
+    int rep, t;
+    for (rep = 0; rep < 40; rep++) {
+        double t0 = now_s(), fl = 0, dt;
+        for (t = 0; t < threads; t++) {
+            args[t].iters = 1000000;
+            pthread_create(&th[t], NULL, peak_thread, &args[t]);
+        }
+        for (t = 0; t < threads; t++) {
+            pthread_join(th[t], NULL);
+            fl += args[t].flops;
+        }
+        dt = now_s() - t0;
+        if (fl / dt > best) best = fl / dt;
+    }
+    return best * 1e-9;
+}
+
+/* --- memory bandwidth: STREAM-style copy and read --------------------------------------------- */
+typedef struct {
+    float *a, *b;
+    size_t n;
+    int mode; /* 0 copy, 1 read */
+    double sum;
+    const fti_kernels *k;
+} bw_arg;
+
+static void *bw_thread(void *p) {
+    bw_arg *a = (bw_arg *)p;
+    size_t i;
+    if (a->mode == 0) {
+        memcpy(a->b, a->a, a->n * sizeof(float));
+    } else { /* read: a SIMD dot of the array with itself (one stream of loads) */
+        a->sum = fti_dot(a->k, a->a, a->a, a->n);
+    }
+    (void)i;
+    return NULL;
+}
+
+/* GB/s of copy (bytes read + written) or read, with `threads` threads. The arrays (2 × 256 MiB)
+ * are cut into 8 segments of 32 MiB (the LLC size here); each run works on the next segment, so
+ * it never finds its data in cache, and the best of many short runs is kept (like the GEMV runs,
+ * which makes the two comparable on a busy machine). */
+static double measure_bw(int threads, int mode) {
+    size_t n = (size_t)64 << 20, seg = n / 8, i; /* floats */
+    float *a = (float *)malloc(n * sizeof(float)), *b = (float *)malloc(n * sizeof(float));
+    pthread_t th[16];
+    bw_arg args[16];
+    double best = 0;
+    int rep, t;
+    for (i = 0; i < n; i++) a[i] = b[i] = (float)(i & 7);
+    for (rep = 0; rep < 40; rep++) {
+        size_t base = seg * (size_t)(rep % 8);
+        double t0 = now_s(), dt, bytes = (double)seg * 4 * (mode == 0 ? 2 : 1);
+        for (t = 0; t < threads; t++) {
+            size_t lo = seg * (size_t)t / (size_t)threads;
+            size_t hi = seg * (size_t)(t + 1) / (size_t)threads;
+            args[t].a = a + base + lo;
+            args[t].b = b + base + lo;
+            args[t].n = hi - lo;
+            args[t].mode = mode;
+            args[t].k = fti_kernels_get(FTI_ISA_AUTO);
+            pthread_create(&th[t], NULL, bw_thread, &args[t]);
+        }
+        for (t = 0; t < threads; t++) pthread_join(th[t], NULL);
+        dt = now_s() - t0;
+        if (bytes / dt > best) best = bytes / dt;
+    }
+    free(a);
+    free(b);
+    return best * 1e-9;
+}
+
+/* --- cases ------------------------------------------------------------------------------------ */
+static double g_min_time = 0.15;
+static double log_sum[3];
+static int log_n[3];
+
+static float *rand_buf(size_t n) {
+    float *p = (float *)fti_aligned_alloc(n * sizeof(float), 64);
+    size_t i;
+    fti_rng r;
+    fti_rng_seed(&r, n, 1);
+    for (i = 0; i < n; i++) p[i] = fti_rng_float(&r) - 0.5f;
+    return p;
+}
+
+static void report(int group, const char *name, int threads, double ours, double peer,
+                   const char *unit, int lower_is_better, const char *extra) {
+    double ratio = lower_is_better ? peer / ours : ours / peer;
+    printf("  %-28s t%d  fti %9.2f  openblas %9.2f %-7s ratio %5.2f  %s\n", name, threads, ours,
+           peer, unit, ratio, extra ? extra : "");
+    printf("BENCH kernels %s-t%d ours=%.3f peer=%.3f ratio=%.3f unit=%s\n", name, threads, ours,
+           peer, ratio, unit);
+    log_sum[group] += log(ratio);
+    log_n[group]++;
+}
+
+/* best time of runs until g_min_time has passed (at least 2 runs) */
+#define TIME_BEST(best, stmt)                                                                      \
+    do {                                                                                           \
+        double t_start_ = now_s(), t_;                                                             \
+        int reps_ = 0;                                                                             \
+        best = 1e30;                                                                               \
+        do {                                                                                       \
+            double t0_ = now_s();                                                                  \
+            stmt;                                                                                  \
+            t_ = now_s() - t0_;                                                                    \
+            if (t_ < best) best = t_;                                                              \
+            reps_++;                                                                               \
+        } while (reps_ < 2 || (now_s() - t_start_ < g_min_time && reps_ < 200));                   \
+    } while (0)
+
+static void bench_gemm(const fti_kernels *k, fti_pool *pool, int threads, int group,
+                       const char *name, unsigned flags, size_t M, size_t N, size_t K,
+                       double peak) {
+    size_t a_rows = (flags & FTI_MM_TRANS_A) ? K : M, a_cols = (flags & FTI_MM_TRANS_A) ? M : K;
+    size_t b_rows = (flags & FTI_MM_TRANS_B) ? N : K, b_cols = (flags & FTI_MM_TRANS_B) ? K : N;
+    float *A = rand_buf(a_rows * a_cols), *B = rand_buf(b_rows * b_cols), *C = rand_buf(M * N);
+    double t_ours, t_peer, flops = 2.0 * (double)M * (double)N * (double)K;
+    char extra[64];
+    TIME_BEST(t_ours, fti_matmul(k, pool, flags, M, N, K, A, a_cols, B, b_cols, C, N));
+    TIME_BEST(t_peer,
+              cblas_sgemm(CblasRowMajor, (flags & FTI_MM_TRANS_A) ? CblasTrans : CblasNoTrans,
+                          (flags & FTI_MM_TRANS_B) ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                          (int)K, 1.0f, A, (int)a_cols, B, (int)b_cols,
+                          (flags & FTI_MM_ACCUMULATE) ? 1.0f : 0.0f, C, (int)N));
+    snprintf(extra, sizeof extra, "(%.0f%% of peak)", 100.0 * flops / t_ours * 1e-9 / peak);
+    report(group, name, threads, flops / t_ours * 1e-9, flops / t_peer * 1e-9, "GFLOP/s", 0, extra);
+    fti_aligned_free(A);
+    fti_aligned_free(B);
+    fti_aligned_free(C);
+}
+
+static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t n_in, size_t n_out,
+                       double bw) {
+    static const fti_dtype types[] = {FTI_DTYPE_F32, FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0};
+    size_t f32_bytes = n_in * n_out * sizeof(float), copies, c, i, ti;
+    float *Wf = rand_buf(n_in * n_out), *x = rand_buf(n_in), *y = rand_buf(n_out);
+    float **Wc;
+    double t_peer, t_ours;
+    char name[64], extra[96];
+    size_t cur = 0;
+    copies = (size_t)(192 << 20) / f32_bytes + 1; /* f32 copies exceed the LLC several times */
+    Wc = (float **)malloc(copies * sizeof(float *));
+    for (c = 0; c < copies; c++) {
+        Wc[c] = (float *)fti_aligned_alloc(f32_bytes, 64);
+        memcpy(Wc[c], Wf, f32_bytes);
+    }
+    TIME_BEST(t_peer, (cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n_out, (int)n_in, 1.0f,
+                                   Wc[cur], (int)n_in, x, 1, 0.0f, y, 1),
+                       cur = (cur + 1) % copies));
+    for (ti = 0; ti < 3; ti++) {
+        fti_dtype t = types[ti];
+        size_t rb = fti_dtype_row_bytes(t, n_in), bytes = rb * n_out, qcopies;
+        void **Q;
+        qcopies = (size_t)(192 << 20) / bytes + 1;
+        Q = (void **)malloc(qcopies * sizeof(void *));
+        for (c = 0; c < qcopies; c++) {
+            Q[c] = fti_aligned_alloc(bytes, 64);
+            if (c == 0)
+                for (i = 0; i < n_out; i++)
+                    fti_quantize_row(k, t, (char *)Q[0] + i * rb, Wf + i * n_in, n_in);
+            else if (bytes > 0 && Q[c] && Q[0])
+                memcpy(Q[c], Q[0], bytes);
+        }
+        cur = 0;
+        TIME_BEST(t_ours, (fti_matmul_w(k, pool, t, Q[cur], x, y, 1, n_out, n_in),
+                           cur = (cur + 1) % qcopies));
+        snprintf(name, sizeof name, "gemv-%s-%zux%zu", fti_dtype_name(t), n_in, n_out);
+        snprintf(extra, sizeof extra, "(%.1f GB/s weights = %.0f%% of read bw; %.1f us)",
+                 (double)bytes / t_ours * 1e-9, 100.0 * (double)bytes / t_ours * 1e-9 / bw,
+                 t_ours * 1e6);
+        if (t == FTI_DTYPE_F32)
+            report(2, name, threads, (double)bytes / t_ours * 1e-9, (double)bytes / t_peer * 1e-9,
+                   "GB/s", 0, extra);
+        else /* quantized: time against OpenBLAS's f32 time on the same shape */
+            report(2, name, threads, t_ours * 1e6, t_peer * 1e6, "us", 1, extra);
+        for (c = 0; c < qcopies; c++) fti_aligned_free(Q[c]);
+        free(Q);
+    }
+    for (c = 0; c < copies; c++) fti_aligned_free(Wc[c]);
+    free(Wc);
+    fti_aligned_free(Wf);
+    fti_aligned_free(x);
+    fti_aligned_free(y);
+}
+
+int main(int argc, char **argv) {
+    static const size_t squares[] = {256, 512, 1024, 2048};
+    static const size_t train[][3] = {
+        {4096, 288, 288}, {4096, 288, 768}, {4096, 768, 288}, {4096, 288, 4096}};
+    static const size_t gemvs[][2] = {{288, 32000}, {768, 2048}, {2048, 768}};
+    const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
+    int thread_counts[4] = {1, 2, 0, 0}, n_tc = 2, ti, i, quick = 0;
+    const char *only = "";
+    char desc[256];
+    double peak[3], copy_bw[3], read_bw[3];
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            n_tc = sscanf(argv[++i], "%d,%d", &thread_counts[0], &thread_counts[1]);
+        } else {
+            printf("usage: bench_kernels [--quick] [--threads 1,2] [--only square|train|gemv]\n");
+            return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+        }
+    }
+    if (quick) g_min_time = 0.05;
+    if (getenv("OPENBLAS_CORETYPE") || getenv("OPENBLAS_L2_SIZE"))
+        fprintf(stderr, "warning: OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE set: OpenBLAS runs slower "
+                        "than its best (run through make bench-kernels)\n");
+    printf("fti kernels benchmark: %s\n", fti_cpu_describe(desc, sizeof desc));
+    printf("openblas core: %s\n", openblas_get_corename());
+    for (ti = 0; ti < n_tc; ti++) {
+        int t = thread_counts[ti];
+        peak[ti] = measure_peak(t);
+        copy_bw[ti] = measure_bw(t, 0);
+        read_bw[ti] = measure_bw(t, 1);
+        printf("machine t%d: FMA peak %.1f GFLOP/s, copy %.1f GB/s, read %.1f GB/s\n", t, peak[ti],
+               copy_bw[ti], read_bw[ti]);
+        printf("BENCH kernels machine-fma-peak-t%d ours=%.3f peer=%.3f ratio=1 unit=GFLOP/s\n", t,
+               peak[ti], peak[ti]);
+        printf("BENCH kernels machine-copy-bw-t%d ours=%.3f peer=%.3f ratio=1 unit=GB/s\n", t,
+               copy_bw[ti], copy_bw[ti]);
+    }
+    for (ti = 0; ti < n_tc; ti++) {
+        int t = thread_counts[ti];
+        fti_pool *pool = fti_pool_create(t);
+        char name[64];
+        openblas_set_num_threads(t);
+        printf("--- %d thread%s ---\n", t, t > 1 ? "s" : "");
+        for (i = 0; i < 4 && (!*only || strcmp(only, "square") == 0); i++) {
+            snprintf(name, sizeof name, "sgemm-square-%zu", squares[i]);
+            if (quick && squares[i] > 1024) continue;
+            bench_gemm(k, pool, t, 0, name, 0, squares[i], squares[i], squares[i], peak[ti]);
+        }
+        for (i = 0; i < 4 && (!*only || strcmp(only, "train") == 0); i++) {
+            size_t M = train[i][0], K = train[i][1], N = train[i][2];
+            /* forward Y(M,N) = X(M,K)·W(N,K)ᵀ; backward dX(M,K) = dY(M,N)·W(N,K);
+             * weight grad dW(N,K) += dY(M,N)ᵀ·X(M,K) */
+            snprintf(name, sizeof name, "train-fwd-%zux%zux%zu", M, K, N);
+            bench_gemm(k, pool, t, 1, name, FTI_MM_TRANS_B, M, N, K, peak[ti]);
+            if (quick) continue;
+            snprintf(name, sizeof name, "train-dx-%zux%zux%zu", M, K, N);
+            bench_gemm(k, pool, t, 1, name, 0, M, K, N, peak[ti]);
+            snprintf(name, sizeof name, "train-dw-%zux%zux%zu", M, K, N);
+            bench_gemm(k, pool, t, 1, name, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, N, K, M, peak[ti]);
+        }
+        for (i = 0; i < 3 && (!*only || strcmp(only, "gemv") == 0); i++)
+            bench_gemv(k, pool, t, gemvs[i][0], gemvs[i][1], read_bw[ti]);
+        fti_pool_free(pool);
+    }
+    printf("BENCH kernels summary-square ours=0 peer=0 ratio=%.3f unit=geomean\n",
+           log_n[0] ? exp(log_sum[0] / log_n[0]) : 0);
+    printf("BENCH kernels summary-training ours=0 peer=0 ratio=%.3f unit=geomean\n",
+           log_n[1] ? exp(log_sum[1] / log_n[1]) : 0);
+    printf("BENCH kernels summary-gemv ours=0 peer=0 ratio=%.3f unit=geomean\n",
+           log_n[2] ? exp(log_sum[2] / log_n[2]) : 0);
+    printf("summary (geometric mean of fti/openblas): square %.2f, training %.2f, gemv %.2f\n",
+           log_n[0] ? exp(log_sum[0] / log_n[0]) : 0, log_n[1] ? exp(log_sum[1] / log_n[1]) : 0,
+           log_n[2] ? exp(log_sum[2] / log_n[2]) : 0);
+    return 0;
+}
