@@ -5,6 +5,8 @@
 
 #ifndef FTI_NO_STORE
 
+/* Part of every version id and cache key: bump it whenever cleaning, parsing or any output
+ * byte changes, so an id never names data made by different code. */
 #define FTI__ST_FORMAT 1
 
 /* === workspace ============================================================================== */
