@@ -740,7 +740,7 @@ FTI_TEST(store_interrupted_commit) {
     for (step = 1; step <= 6; step++) {
         pid_t pid;
         int status = 0;
-        char name[32];
+        char name[64];
         snprintf(name, sizeof name, "b%ld.txt", step);
         put(dir, name, "Another file, added before the interrupted commit, about rivers.");
         fflush(stdout);
@@ -1108,7 +1108,7 @@ FTI_TEST(store_full_disk_and_crash_at_every_io_step) {
     for (crash = 0; crash <= 1; crash++) {
         for (k = 1; k < 200; k++) {
             int st;
-            char name[32];
+            char name[64];
             fti_buf text;
             fti_rng rng;
             /* a new document (not a duplicate of an earlier one), so every object changes */
