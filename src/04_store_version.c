@@ -921,7 +921,36 @@ typedef struct fti__st_chunk_job {
     fti__st_spans *spans;
     size_t budget, overlap;
     void *tok;
+    /* with shards: each document's body tokens (split_ids[split] + body_at[i], body_n[i] ids),
+     * so segments are counted from the document's own encoding instead of encoding again */
+    uint32_t *split_ids[2];
+    size_t *body_at, *body_n;
 } fti__st_chunk_job;
+
+/* Token count of a segment from the byte offsets where the document's tokens start. */
+typedef struct fti__st_starts {
+    const char *base; /* the document text */
+    const size_t *at; /* n token start offsets, increasing */
+    size_t n;
+} fti__st_starts;
+
+static size_t fti__st_lower(const size_t *a, size_t n, size_t v) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static size_t fti__st_starts_count(void *ctx, const char *t, size_t n) {
+    const fti__st_starts *s = (const fti__st_starts *)ctx;
+    size_t off = (size_t)(t - s->base);
+    return fti__st_lower(s->at, s->n, off + n) - fti__st_lower(s->at, s->n, off);
+}
 
 /* Serialising documents (docs.jsonl lines) and per-file records in parallel, one buffer per
  * item, concatenated in order afterwards (the bytes do not depend on the thread count). */
@@ -996,9 +1025,33 @@ static void fti__st_chunk_task(void *ctx, size_t b, size_t e, int thread) {
     fti__st_chunk_job *j = (fti__st_chunk_job *)ctx;
     size_t i;
     (void)thread;
-    for (i = b; i < e; i++)
-        fti__st_chunk_doc(j->docs[i]->text, j->docs[i]->text_len, j->budget, j->overlap,
-                          fti__st_stok_count, j->tok, &j->spans[i]);
+    for (i = b; i < e; i++) {
+        const fti__st_doc *d = j->docs[i];
+        size_t *at = NULL, k, pos = 0;
+        if (j->body_at && j->tok && (at = (size_t *)fti_malloc((j->body_n[i] + 1) * sizeof *at))) {
+            /* byte-level BPE: the body's tokens spell its bytes exactly */
+            const uint32_t *ids = j->split_ids[d->split ? 1 : 0] + j->body_at[i];
+            const fti_tokenizer *tok = (const fti_tokenizer *)((fti__st_stok *)j->tok)->tok;
+            for (k = 0; k < j->body_n[i]; k++) {
+                size_t len = 0;
+                at[k] = pos;
+                if (!fti_tokenizer_token(tok, ids[k], &len)) len = 0;
+                pos += len;
+            }
+        }
+        if (at && pos == d->text_len) {
+            fti__st_starts st;
+            st.base = d->text;
+            st.at = at;
+            st.n = j->body_n[i];
+            fti__st_chunk_doc(d->text, d->text_len, j->budget, j->overlap, fti__st_starts_count,
+                              &st, &j->spans[i]);
+        } else {
+            fti__st_chunk_doc(d->text, d->text_len, j->budget, j->overlap, fti__st_stok_count,
+                              j->tok, &j->spans[i]);
+        }
+        fti_free(at);
+    }
 }
 
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
@@ -1018,6 +1071,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     uint64_t n_train_tok = 0, n_val_tok = 0, n_train_docs = 0, n_val_docs = 0;
     uint64_t *tok_counts = NULL;
     fti__st_chunks chunks;
+    uint32_t *split_ids[2] = {NULL, NULL};
+    size_t *body_at = NULL, *body_n = NULL;
     fti_doc_meta *metas = NULL;
     char(*doc_ids)[33] = NULL;
     fti_buf *sources = NULL;
@@ -1331,7 +1386,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         size_t *n_ids = (size_t *)fti_calloc(2 * n_kept + 1, sizeof *n_ids);
         fti_buf *titles = (fti_buf *)fti_calloc(n_kept + 1, sizeof *titles);
         uint32_t *train_ids = NULL, *val_ids = NULL;
-        if (!texts || !lens || !ids || !n_ids || !titles) {
+        body_at = (size_t *)fti_calloc(n_kept + 1, sizeof *body_at);
+        body_n = (size_t *)fti_calloc(n_kept + 1, sizeof *body_n);
+        if (!body_at || !body_n) rc = FTI_ERR_NOMEM;
+        if (!texts || !lens || !ids || !n_ids || !titles || rc != FTI_OK) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
         } else {
             size_t nt = 0;
@@ -1396,6 +1454,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                         dst[(*p)++] = stok.title_id;
                         for (j = 0; j < n_ids[2 * i]; j++) dst[(*p)++] = ids[2 * i][j];
                         dst[(*p)++] = stok.body_id;
+                        body_at[i] = *p;
+                        body_n[i] = n_ids[2 * i + 1];
                         for (j = 0; j < n_ids[2 * i + 1]; j++) dst[(*p)++] = ids[2 * i + 1][j];
                         dst[(*p)++] = stok.eot_id;
                     }
@@ -1428,8 +1488,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         fti_free(ids);
         fti_free(n_ids);
         fti_free(titles);
-        fti_free(train_ids);
-        fti_free(val_ids);
+        /* the ids stay until chunking, which counts tokens from them */
+        split_ids[0] = train_ids;
+        split_ids[1] = val_ids;
         if (rc != FTI_OK) goto done;
     }
 
@@ -1445,6 +1506,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         cj.budget = (size_t)r->o.chunk_tokens;
         cj.overlap = (size_t)r->o.chunk_overlap;
         cj.tok = have_tok ? (void *)&stok : NULL;
+        cj.split_ids[0] = split_ids[0];
+        cj.split_ids[1] = split_ids[1];
+        cj.body_at = have_tok && split_ids[0] && split_ids[1] ? body_at : NULL;
+        cj.body_n = body_n;
         if (!cj.spans) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
@@ -1819,6 +1884,10 @@ done:
     fti_free(sources);
     fti_free(chunks.v);
     fti_free(tok_counts);
+    fti_free(split_ids[0]);
+    fti_free(split_ids[1]);
+    fti_free(body_at);
+    fti_free(body_n);
     fti_buf_free(&recs);
     fti_buf_free(&docs_jsonl);
     fti_buf_free(&index_img);
