@@ -320,6 +320,18 @@ int main(int argc, char **argv) {
     char *home;
     int i = 1, rc = 0;
     fti_error err;
+    {
+        /* --home DIR is accepted anywhere on the line (taken out before the command runs) */
+        int k, m = 1;
+        for (k = 1; k < argc; k++) {
+            if (strcmp(argv[k], "--home") == 0 && k + 1 < argc) {
+                home_arg = argv[++k];
+                continue;
+            }
+            argv[m++] = argv[k];
+        }
+        argc = m;
+    }
     while (i < argc && argv[i][0] == '-') {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);

@@ -5,6 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+/* SHA-NI intrinsics (guarded like the kernels' SIMD code; the amalgamation keeps the first
+ * include of a header, so these stay outside FTI_NO_STORE) */
+#if !defined(FTI_NO_SIMD) && !defined(__TINYC__) && (defined(__GNUC__) || defined(__clang__)) &&   \
+    (defined(__x86_64__) || defined(_M_X64))
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 #ifndef FTI_NO_STORE
 
@@ -91,8 +98,6 @@ static int fti__st_list_pos(const char *list, const char *name, size_t n) {
 #if !defined(FTI_NO_SIMD) && !defined(__TINYC__) && (defined(__GNUC__) || defined(__clang__)) &&   \
     (defined(__x86_64__) || defined(_M_X64))
 #define FTI__ST_SHA_NI 1
-#include <cpuid.h>
-#include <immintrin.h>
 
 static const uint32_t fti__st_sha_k[64] = {
     0x428a2f98u, 0x71374491u, 0xb5c0fbcfu, 0xe9b5dba5u, 0x3956c25bu, 0x59f111f1u, 0x923f82a4u,
@@ -263,11 +268,14 @@ static size_t fti__st_match_url(const char *s, size_t n) {
 
 /* Length of an e-mail address starting at s, or 0. */
 static size_t fti__st_match_email(const char *s, size_t n) {
-    size_t i = 0, at, dots = 0, last_dot = 0, k;
-    while (i < n && fti__st_is_email_local((unsigned char)s[i])) i++;
+    /* RFC 5321 limits (local part 64, domain 255) also keep hostile runs ("a.a.a.a...")
+     * from making the scan quadratic */
+    size_t i = 0, at, dots = 0, last_dot = 0, k, lim = n < 64 ? n : 64;
+    while (i < lim && fti__st_is_email_local((unsigned char)s[i])) i++;
     if (i == 0 || i >= n || s[i] != '@') return 0;
     at = i++;
-    while (i < n && fti__st_is_domain((unsigned char)s[i])) {
+    lim = n - i > 255 ? i + 255 : n;
+    while (i < lim && fti__st_is_domain((unsigned char)s[i])) {
         if (s[i] == '.') dots++, last_dot = i;
         i++;
     }
@@ -289,7 +297,7 @@ static size_t fti__st_match_phone(const char *s, size_t n) {
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         if (fti__st_is_digit(c)) {
-            digits++;
+            if (++digits > 15) return 0; /* too long for a phone number: stop scanning */
             end = i + 1;
             sep = 0;
         } else if ((c == ' ' || c == '-' || c == '.' || c == '(' || c == ')') && sep < 2) {
@@ -630,8 +638,18 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
 /* === clean: markdown ========================================================================= */
 
 /* Inline markdown of one line into out. */
+/* Position of the first c at or after from (n if none), with *cache the last answer: callers
+ * ask with non-decreasing `from`, so each byte is searched once. */
+static size_t fti__st_next_of(const char *s, size_t n, size_t from, char c, size_t *cache) {
+    const char *p;
+    if (*cache != (size_t)-1 && *cache >= from) return *cache;
+    if (from >= n) return *cache = n;
+    p = (const char *)memchr(s + from, c, n - from);
+    return *cache = p ? (size_t)(p - s) : n;
+}
+
 static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
-    size_t i = 0;
+    size_t i = 0, next_rb = (size_t)-1, next_rp = (size_t)-1, next_ref = (size_t)-1;
     while (i < n) {
         char c = s[i];
         if (c == '\\' && i + 1 < n && strchr("\\`*_{}[]()#+-.!>~|", s[i + 1])) {
@@ -644,21 +662,16 @@ static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
             continue;
         }
         if ((c == '!' && i + 1 < n && s[i + 1] == '[') || c == '[') {
-            /* [text](url) or ![alt](url) or [text][ref]: keep the text */
-            size_t a = i + (c == '!' ? 2 : 1), j = a;
-            int depth = 1;
-            while (j < n && depth > 0) {
-                if (s[j] == '[')
-                    depth++;
-                else if (s[j] == ']')
-                    depth--;
-                if (depth > 0) j++;
-            }
+            /* [text](url) or ![alt](url) or [text][ref]: keep the text. The text ends at the
+             * first ']' (no nested brackets) and the target at the first ')' or ']'; the next
+             * position of each is cached and only moves forward, so any line, even a million
+             * '[', is scanned in linear time, and the recursion is one level deep. */
+            size_t a = i + (c == '!' ? 2 : 1);
+            size_t j = fti__st_next_of(s, n, a, ']', &next_rb);
             if (j < n && j + 1 < n && (s[j + 1] == '(' || s[j + 1] == '[')) {
-                char close = s[j + 1] == '(' ? ')' : ']';
-                size_t k = j + 2;
-                while (k < n && s[k] != close) k++;
-                if (k < n) {
+                size_t k = s[j + 1] == '(' ? fti__st_next_of(s, n, j + 2, ')', &next_rp)
+                                           : fti__st_next_of(s, n, j + 2, ']', &next_ref);
+                if (k < n && k - j <= 4096) {
                     fti__st_md_inline(s + a, j - a, out);
                     i = k + 1;
                     continue;
@@ -668,9 +681,9 @@ static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
         if (c == '<' && i + 1 < n &&
             (fti__st_starts_ci(s + i + 1, n - i - 1, "http") ||
              fti__st_starts_ci(s + i + 1, n - i - 1, "mailto:"))) {
-            size_t k = i + 1;
-            while (k < n && s[k] != '>' && s[k] != ' ') k++;
-            if (k < n && s[k] == '>') {
+            size_t k = i + 1, lim = n - k > 2048 ? k + 2048 : n;
+            while (k < lim && s[k] != '>' && s[k] != ' ') k++;
+            if (k < lim && s[k] == '>') {
                 fti_buf_append(out, s + i + 1, k - i - 1);
                 i = k + 1;
                 continue;

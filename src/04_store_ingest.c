@@ -847,14 +847,18 @@ static void fti__st_rfc2047(const char *s, size_t n, fti_buf *out) {
         if (s[i] == '=' && i + 1 < n && s[i + 1] == '?') {
             size_t a = i + 2, q1, q2, e;
             const char *p;
+            /* an encoded word is at most 75 bytes (RFC 2047): the scans are capped, so a
+             * hostile header of "=?a?b?..." stays linear */
+            size_t lim = n - a > 128 ? a + 128 : n, elim;
             q1 = a;
-            while (q1 < n && s[q1] != '?') q1++;
-            if (q1 + 2 < n && s[q1 + 2] == '?') {
+            while (q1 < lim && s[q1] != '?') q1++;
+            if (q1 < lim && q1 + 2 < n && s[q1 + 2] == '?') {
                 q2 = q1 + 2;
                 p = s + q2 + 1;
                 e = q2 + 1;
-                while (e + 1 < n && !(s[e] == '?' && s[e + 1] == '=')) e++;
-                if (e + 1 < n) {
+                elim = n - e > 1024 ? e + 1024 : n;
+                while (e + 1 < elim && !(s[e] == '?' && s[e + 1] == '=')) e++;
+                if (e + 1 < elim) {
                     fti_buf raw;
                     char enc = (char)fti__st_lc((unsigned char)s[q1 + 1]);
                     int ok = 1;
@@ -1099,6 +1103,7 @@ static char *fti__st_mail_date(const char *v, size_t n) {
     int d = 0, y = 0, hh = 0, mm = 0, ss = 0, k, mi = -1;
     const char *p;
     size_t m = n < sizeof tmp - 1 ? n : sizeof tmp - 1;
+    if (!v || n == 0) return NULL; /* "Date:" with an empty value */
     memcpy(tmp, v, m);
     tmp[m] = 0;
     p = strchr(tmp, ',');

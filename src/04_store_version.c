@@ -5,6 +5,8 @@
 
 #ifndef FTI_NO_STORE
 
+/* Part of every version id and cache key: bump it whenever cleaning, parsing or any output
+ * byte changes, so an id never names data made by different code. */
 #define FTI__ST_FORMAT 1
 
 /* === workspace ============================================================================== */
@@ -150,6 +152,7 @@ typedef struct fti__st_file {
     int mapped; /* the map is open */
     int hashed; /* mapped and hashed: sha is valid */
     unsigned char sha[32];
+    unsigned char key[32]; /* reuse key: options, kind and name (titles may come from names) */
     int reused;
     int failed;      /* unreadable etc.: rejected as a whole */
     fti__st_out out; /* merged results (docs, rejections) */
@@ -406,6 +409,15 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         f->hashed = 1;
         f->size = f->map.len;
         fti__st_sha256_x(r->proc.sha_fast, f->map.data, f->map.len, f->sha);
+        {
+            fti_sha256 ks;
+            unsigned char kind = (unsigned char)f->kind;
+            fti_sha256_init(&ks);
+            fti_sha256_update(&ks, r->proc_key, 32);
+            fti_sha256_update(&ks, &kind, 1);
+            fti_sha256_update(&ks, f->name, strlen(f->name));
+            fti_sha256_final(&ks, f->key);
+        }
     }
 }
 
@@ -572,7 +584,7 @@ static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
         for (i = 0; i < r->n_files; i++) {
             fti__st_file *f = &r->files[i];
             if (f->reused || !f->hashed || memcmp(f->sha, sha, 32) != 0 ||
-                memcmp(key, r->proc_key, 32) != 0)
+                memcmp(key, f->key, 32) != 0)
                 continue;
             rd.pos = start;
             memset(&tmp, 0, sizeof tmp);
@@ -909,15 +921,137 @@ typedef struct fti__st_chunk_job {
     fti__st_spans *spans;
     size_t budget, overlap;
     void *tok;
+    /* with shards: each document's body tokens (split_ids[split] + body_at[i], body_n[i] ids),
+     * so segments are counted from the document's own encoding instead of encoding again */
+    uint32_t *split_ids[2];
+    size_t *body_at, *body_n;
 } fti__st_chunk_job;
+
+/* Token count of a segment from the byte offsets where the document's tokens start. */
+typedef struct fti__st_starts {
+    const char *base; /* the document text */
+    const size_t *at; /* n token start offsets, increasing */
+    size_t n;
+} fti__st_starts;
+
+static size_t fti__st_lower(const size_t *a, size_t n, size_t v) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static size_t fti__st_starts_count(void *ctx, const char *t, size_t n) {
+    const fti__st_starts *s = (const fti__st_starts *)ctx;
+    size_t off = (size_t)(t - s->base);
+    return fti__st_lower(s->at, s->n, off + n) - fti__st_lower(s->at, s->n, off);
+}
+
+/* Serialising documents (docs.jsonl lines) and per-file records in parallel, one buffer per
+ * item, concatenated in order afterwards (the bytes do not depend on the thread count). */
+typedef struct fti__st_ser_job {
+    fti__st_run *r;
+    fti__st_doc **docs; /* docs mode: kept documents */
+    char (*doc_ids)[33];
+    fti_buf *sources;
+    fti_buf *bufs; /* one per item */
+    int records;   /* 1: items are files (records pack sections) */
+} fti__st_ser_job;
+
+static void fti__st_jw_opt_str(fti_jw *w, const char *key, const char *v);
+
+static void fti__st_ser_task(void *ctx, size_t b, size_t e, int thread) {
+    fti__st_ser_job *j = (fti__st_ser_job *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = b; i < e; i++) {
+        fti_buf *out = &j->bufs[i];
+        if (j->records) {
+            const fti__st_file *f = &j->r->files[i];
+            if (f->hashed) fti__st_pack_file(out, f, f->key);
+        } else {
+            const fti__st_doc *d = j->docs[i];
+            char sha[65];
+            fti_jw w;
+            fti_sha256_hex(d->sha, sha);
+            fti_jw_init(&w, out, 0);
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "id");
+            fti_jw_str(&w, j->doc_ids[i]);
+            fti_jw_key(&w, "split");
+            fti_jw_str(&w, d->split ? "val" : "train");
+            fti_jw_key(&w, "source");
+            fti_jw_str(&w, j->sources[i].data ? j->sources[i].data : "");
+            fti__st_jw_opt_str(&w, "kind", d->kind);
+            fti__st_jw_opt_str(&w, "title", d->title);
+            fti__st_jw_opt_str(&w, "author", d->author);
+            fti__st_jw_opt_str(&w, "date", d->date);
+            fti_jw_key(&w, "sha256");
+            fti_jw_str(&w, sha);
+            fti_jw_key(&w, "text");
+            fti_jw_strn(&w, d->text, d->text_len);
+            fti_jw_obj_end(&w);
+            fti_buf_putc(out, '\n');
+        }
+    }
+}
+
+/* Runs the job over n items and appends the buffers to out in order (freeing them). Returns 0 on
+ * allocation failure. */
+static int fti__st_ser_run(fti_pool *pool, fti__st_ser_job *j, size_t n, fti_buf *out) {
+    size_t i, total = 0;
+    int ok = 1;
+    j->bufs = (fti_buf *)fti_calloc(n + 1, sizeof *j->bufs);
+    if (!j->bufs) return 0;
+    fti_pool_for(pool, n, 16, fti__st_ser_task, j);
+    for (i = 0; i < n; i++) {
+        if (j->bufs[i].oom) ok = 0;
+        total += j->bufs[i].len;
+    }
+    if (ok && fti_buf_reserve(out, total))
+        for (i = 0; i < n; i++) fti_buf_append(out, j->bufs[i].data, j->bufs[i].len);
+    for (i = 0; i < n; i++) fti_buf_free(&j->bufs[i]);
+    fti_free(j->bufs);
+    j->bufs = NULL;
+    return ok && !out->oom;
+}
 
 static void fti__st_chunk_task(void *ctx, size_t b, size_t e, int thread) {
     fti__st_chunk_job *j = (fti__st_chunk_job *)ctx;
     size_t i;
     (void)thread;
-    for (i = b; i < e; i++)
-        fti__st_chunk_doc(j->docs[i]->text, j->docs[i]->text_len, j->budget, j->overlap,
-                          fti__st_stok_count, j->tok, &j->spans[i]);
+    for (i = b; i < e; i++) {
+        const fti__st_doc *d = j->docs[i];
+        size_t *at = NULL, k, pos = 0;
+        if (j->body_at && j->tok && (at = (size_t *)fti_malloc((j->body_n[i] + 1) * sizeof *at))) {
+            /* byte-level BPE: the body's tokens spell its bytes exactly */
+            const uint32_t *ids = j->split_ids[d->split ? 1 : 0] + j->body_at[i];
+            const fti_tokenizer *tok = (const fti_tokenizer *)((fti__st_stok *)j->tok)->tok;
+            for (k = 0; k < j->body_n[i]; k++) {
+                size_t len = 0;
+                at[k] = pos;
+                if (!fti_tokenizer_token(tok, ids[k], &len)) len = 0;
+                pos += len;
+            }
+        }
+        if (at && pos == d->text_len) {
+            fti__st_starts st;
+            st.base = d->text;
+            st.at = at;
+            st.n = j->body_n[i];
+            fti__st_chunk_doc(d->text, d->text_len, j->budget, j->overlap, fti__st_starts_count,
+                              &st, &j->spans[i]);
+        } else {
+            fti__st_chunk_doc(d->text, d->text_len, j->budget, j->overlap, fti__st_stok_count,
+                              j->tok, &j->spans[i]);
+        }
+        fti_free(at);
+    }
 }
 
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
@@ -937,6 +1071,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     uint64_t n_train_tok = 0, n_val_tok = 0, n_train_docs = 0, n_val_docs = 0;
     uint64_t *tok_counts = NULL;
     fti__st_chunks chunks;
+    uint32_t *split_ids[2] = {NULL, NULL};
+    size_t *body_at = NULL, *body_n = NULL;
     fti_doc_meta *metas = NULL;
     char(*doc_ids)[33] = NULL;
     fti_buf *sources = NULL;
@@ -1144,15 +1280,15 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
      * minhash pass, so signatures are stored) --- */
     {
         uint32_t n_packed = 0;
+        fti__st_ser_job sj;
+        memset(&sj, 0, sizeof sj);
+        sj.r = r;
+        sj.records = 1;
         fti_buf_append(&recs, "FTIRECS", 8);
         fti__st_put_u32(&recs, 1);
         fti__st_put_u32(&recs, 0);
-        for (i = 0; i < r->n_files; i++) {
-            if (!r->files[i].hashed) continue;
-            fti__st_pack_file(&recs, &r->files[i], r->proc_key);
-            n_packed++;
-        }
-        if (recs.oom) {
+        for (i = 0; i < r->n_files; i++) n_packed += r->files[i].hashed != 0;
+        if (!fti__st_ser_run(pool, &sj, r->n_files, &recs) || recs.oom) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
         }
@@ -1222,8 +1358,6 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
     for (i = 0; i < n_kept; i++) {
         fti__st_doc *d = kept[i];
-        char sha[65];
-        fti_jw w;
         fti__st_doc_id_hex(d, doc_ids[i]);
         fti__st_doc_source(r, d, &sources[i]);
         metas[i].doc_id = doc_ids[i];
@@ -1231,25 +1365,15 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         metas[i].source = sources[i].data;
         metas[i].author = d->author;
         metas[i].date = d->date;
-        fti_sha256_hex(d->sha, sha);
-        fti_jw_init(&w, &docs_jsonl, 0);
-        fti_jw_obj_begin(&w);
-        fti_jw_key(&w, "id");
-        fti_jw_str(&w, doc_ids[i]);
-        fti_jw_key(&w, "split");
-        fti_jw_str(&w, d->split ? "val" : "train");
-        fti_jw_key(&w, "source");
-        fti_jw_str(&w, sources[i].data ? sources[i].data : "");
-        fti__st_jw_opt_str(&w, "kind", d->kind);
-        fti__st_jw_opt_str(&w, "title", d->title);
-        fti__st_jw_opt_str(&w, "author", d->author);
-        fti__st_jw_opt_str(&w, "date", d->date);
-        fti_jw_key(&w, "sha256");
-        fti_jw_str(&w, sha);
-        fti_jw_key(&w, "text");
-        fti_jw_strn(&w, d->text, d->text_len);
-        fti_jw_obj_end(&w);
-        fti_buf_putc(&docs_jsonl, '\n');
+    }
+    {
+        fti__st_ser_job sj;
+        memset(&sj, 0, sizeof sj);
+        sj.r = r;
+        sj.docs = kept;
+        sj.doc_ids = doc_ids;
+        sj.sources = sources;
+        if (!fti__st_ser_run(pool, &sj, n_kept, &docs_jsonl)) docs_jsonl.oom = 1;
     }
     rc = fti__st_stash(r, "docs", &docs_jsonl, err);
     if (rc != FTI_OK) goto done;
@@ -1262,7 +1386,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         size_t *n_ids = (size_t *)fti_calloc(2 * n_kept + 1, sizeof *n_ids);
         fti_buf *titles = (fti_buf *)fti_calloc(n_kept + 1, sizeof *titles);
         uint32_t *train_ids = NULL, *val_ids = NULL;
-        if (!texts || !lens || !ids || !n_ids || !titles) {
+        body_at = (size_t *)fti_calloc(n_kept + 1, sizeof *body_at);
+        body_n = (size_t *)fti_calloc(n_kept + 1, sizeof *body_n);
+        if (!body_at || !body_n) rc = FTI_ERR_NOMEM;
+        if (!texts || !lens || !ids || !n_ids || !titles || rc != FTI_OK) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
         } else {
             size_t nt = 0;
@@ -1327,6 +1454,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                         dst[(*p)++] = stok.title_id;
                         for (j = 0; j < n_ids[2 * i]; j++) dst[(*p)++] = ids[2 * i][j];
                         dst[(*p)++] = stok.body_id;
+                        body_at[i] = *p;
+                        body_n[i] = n_ids[2 * i + 1];
                         for (j = 0; j < n_ids[2 * i + 1]; j++) dst[(*p)++] = ids[2 * i + 1][j];
                         dst[(*p)++] = stok.eot_id;
                     }
@@ -1359,8 +1488,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         fti_free(ids);
         fti_free(n_ids);
         fti_free(titles);
-        fti_free(train_ids);
-        fti_free(val_ids);
+        /* the ids stay until chunking, which counts tokens from them */
+        split_ids[0] = train_ids;
+        split_ids[1] = val_ids;
         if (rc != FTI_OK) goto done;
     }
 
@@ -1376,6 +1506,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         cj.budget = (size_t)r->o.chunk_tokens;
         cj.overlap = (size_t)r->o.chunk_overlap;
         cj.tok = have_tok ? (void *)&stok : NULL;
+        cj.split_ids[0] = split_ids[0];
+        cj.split_ids[1] = split_ids[1];
+        cj.body_at = have_tok && split_ids[0] && split_ids[1] ? body_at : NULL;
+        cj.body_n = body_n;
         if (!cj.spans) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
@@ -1750,6 +1884,10 @@ done:
     fti_free(sources);
     fti_free(chunks.v);
     fti_free(tok_counts);
+    fti_free(split_ids[0]);
+    fti_free(split_ids[1]);
+    fti_free(body_at);
+    fti_free(body_n);
     fti_buf_free(&recs);
     fti_buf_free(&docs_jsonl);
     fti_buf_free(&index_img);

@@ -2,9 +2,11 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. tools/fuzz_store.c -lm -lpthread
  *       ./a.out tests/data/store/kinds tests/data/store/hostile        (libFuzzer)
- *   cc -g -O1 -fsanitize=address,undefined -DFUZZ_MAIN -I. tools/fuzz_store.c -o fuzz_store -lm -lpthread
+ *   cc -g -O1 -fsanitize=address,undefined -DFUZZ_MAIN -I. tools/fuzz_store.c -o fuzz_store \
+ *       -lm -lpthread
  *       ./fuzz_store FILE...                  run each file once (AFL: ./fuzz_store @@)
- *       ./fuzz_store --mutate N FILE...       N random mutations of each file (no fuzzer needed)
+ *       ./fuzz_store [--seed S] --mutate N FILE...   N random mutations of each file (no fuzzer
+ *                                                    needed; S picks the mutation sequence)
  *
  * One input goes through every parser: the record parsers of every input kind (txt, md, html,
  * json, jsonl, csv, eml, mbox), the cleaning and redaction rules, and the BM25 index and token
@@ -71,11 +73,16 @@ int main(int argc, char **argv) {
     int i = 1;
     long n_mut = 0, m;
     fti_rng r;
-    if (argc > 2 && strcmp(argv[1], "--mutate") == 0) {
-        n_mut = atol(argv[2]);
-        i = 3;
+    unsigned long seed = 1234;
+    if (argc > 2 && strcmp(argv[i], "--seed") == 0) {
+        seed = strtoul(argv[i + 1], NULL, 10);
+        i += 2;
     }
-    fti_rng_seed(&r, 1234, 1);
+    if (argc > i + 1 && strcmp(argv[i], "--mutate") == 0) {
+        n_mut = atol(argv[i + 1]);
+        i += 2;
+    }
+    fti_rng_seed(&r, seed, 1);
     for (; i < argc; i++) {
         void *data = NULL;
         size_t len = 0;
