@@ -137,6 +137,9 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     eng_seq *q;
     fti_prompt pr;
     fti_prompt_doc docs[16];
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    fti_search_hit hits[16];
+#endif
     size_t n_docs = 0, room, V = fti_engine_config(g->e)->vocab_size, i;
     fti_session_opts so;
     fti_sampler_opts sm;
@@ -150,6 +153,7 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     memset(&pr, 0, sizeof pr);
     memset(&ut, 0, sizeof ut);
     memset(&cj, 0, sizeof cj);
+    memset(docs, 0, sizeof docs);
     if (p->max_tokens + 8 > g->n_ctx)
         return fti_error_set(err, FTI_ERR_LIMIT,
                              "This model's maximum context length is %d tokens; max_tokens %d "
@@ -158,17 +162,25 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     if (!q) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
 #if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
     if (g->ds && p->use_retrieval && g->rag_k > 0) {
-        fti_search_hit hits[16];
         size_t k = (size_t)g->rag_k < 16 ? (size_t)g->rag_k : 16;
-        fti_jw w;
         n_docs = fti_dataset_search(g->ds, prompt, prompt_len, k, hits);
-        fti_jw_init(&w, &cj, 0);
-        fti_jw_arr_begin(&w);
         for (i = 0; i < n_docs; i++) {
             docs[i].title = hits[i].title;
             docs[i].title_len = hits[i].title ? strlen(hits[i].title) : 0;
             docs[i].text = hits[i].text;
             docs[i].text_len = hits[i].text_len;
+        }
+    }
+#endif
+    room = (size_t)(g->n_ctx - p->max_tokens);
+    r = fti_prompt_build(g->e, g->tok, p->title, text, text_len, docs, n_docs, room, &pr, err);
+    if (r != FTI_OK) goto fail;
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    if (n_docs) { /* the chunks that made it into the prompt (best first) */
+        fti_jw w;
+        fti_jw_init(&w, &cj, 0);
+        fti_jw_arr_begin(&w);
+        for (i = 0; i < pr.n_docs_used && i < n_docs; i++) {
             fti_jw_obj_begin(&w);
             fti_jw_key(&w, "chunk");
             fti_jw_int(&w, hits[i].chunk);
@@ -183,9 +195,6 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
         fti_jw_arr_end(&w);
     }
 #endif
-    room = (size_t)(g->n_ctx - p->max_tokens);
-    r = fti_prompt_build(g->e, g->tok, p->title, text, text_len, docs, n_docs, room, &pr, err);
-    if (r != FTI_OK) goto fail;
     memset(&so, 0, sizeof so);
     so.n_ctx = (size_t)g->n_ctx;
     r = fti_session_create(&q->s, g->e, &so, err);
