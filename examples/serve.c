@@ -144,7 +144,7 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     fti_session_opts so;
     fti_sampler_opts sm;
     fti_tokens ut;
-    fti_buf cj;
+    fti_buf cj, cj2;
     const char *text = p->title ? p->context : prompt;
     size_t text_len = p->title ? p->context_len : prompt_len;
     fti_result r;
@@ -153,6 +153,7 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     memset(&pr, 0, sizeof pr);
     memset(&ut, 0, sizeof ut);
     memset(&cj, 0, sizeof cj);
+    memset(&cj2, 0, sizeof cj2);
     memset(docs, 0, sizeof docs);
     if (p->max_tokens + 8 > g->n_ctx)
         return fti_error_set(err, FTI_ERR_LIMIT,
@@ -221,8 +222,16 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
         fti_free(all_logits);
         all_logits = NULL;
     }
-    /* drift looks at the user's own text, not the template or the retrieved documents */
-    if (fti_tokenizer_encode(g->tok, prompt, prompt_len, 0, &ut) == FTI_OK && ut.len) {
+    /* drift looks at the user's own text, not the template or the retrieved documents, after
+     * the feature pipeline's normalisation (so runs of blanks or CRLFs do not read as drift) */
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    fti_clean_text(prompt, prompt_len, 0, &cj2);
+#else
+    fti_buf_append(&cj2, prompt, prompt_len);
+#endif
+    if (!cj2.oom &&
+        fti_tokenizer_encode(g->tok, cj2.data ? cj2.data : "", cj2.len, 0, &ut) == FTI_OK &&
+        ut.len) {
         q->user_ids = (int32_t *)fti_malloc(ut.len * sizeof(int32_t));
         if (q->user_ids) {
             for (i = 0; i < ut.len; i++) {
@@ -235,6 +244,7 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
         }
     }
     fti_tokens_free(&ut);
+    fti_buf_free(&cj2);
     info->ids = q->user_ids;
     info->n_tokens = pr.n;
     if (cj.len && !cj.oom) {
@@ -252,6 +262,7 @@ fail:
     fti_prompt_free(&pr);
     fti_tokens_free(&ut);
     fti_buf_free(&cj);
+    fti_buf_free(&cj2);
     eng_seq_free(q);
     return r;
 }
@@ -317,7 +328,7 @@ static fti_drift_ref *eng_reference(eng *g) {
     fti_drift_ref *ref = NULL;
 #if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
     const fti_dataset_stats *st = g->ds ? fti_dataset_get_stats(g->ds) : NULL;
-    uint64_t len_hist[FTI_DRIFT_LEN_BINS], total = 0, bytes = 0;
+    uint64_t len_hist[FTI_DRIFT_LEN_BINS], total = 0, bytes = 0, *counts;
     size_t i;
     double val_ppl = 0;
     fti_error err;
@@ -327,11 +338,16 @@ static fti_drift_ref *eng_reference(eng *g) {
         size_t b = i + 1 < FTI_DRIFT_LEN_BINS ? i + 1 : FTI_DRIFT_LEN_BINS - 1;
         len_hist[b] += st->doc_chars_log2_hist[i];
     }
+    /* the template's markers (control tokens, rendered as nothing) are in every training
+     * document but never in a user's text: they are left out of the reference */
+    counts = (uint64_t *)fti_malloc(st->vocab_size * sizeof(uint64_t));
+    if (!counts) return NULL;
     for (i = 0; i < st->vocab_size; i++) {
         size_t bl = 0;
         const char *b = fti_engine_token_bytes(g->e, (int32_t)i, &bl);
-        total += st->token_counts[i];
-        if (b && bl == 1 && (unsigned char)b[0] >= 0x80) bytes += st->token_counts[i];
+        counts[i] = b && bl > 0 ? st->token_counts[i] : 0;
+        total += counts[i];
+        if (b && bl == 1 && (unsigned char)b[0] >= 0x80) bytes += counts[i];
     }
     {
         const fti_token_shard *val = fti_dataset_shard(g->ds, FTI_SPLIT_VAL);
@@ -350,10 +366,11 @@ static fti_drift_ref *eng_reference(eng *g) {
             fti_free(ids);
         }
     }
-    if (fti_drift_ref_build(st->token_counts, st->vocab_size, len_hist,
+    if (fti_drift_ref_build(counts, st->vocab_size, len_hist,
                             total ? (double)bytes / (double)total : 0, val_ppl, &ref,
                             &err) != FTI_OK)
         ref = NULL;
+    fti_free(counts);
 #else
     (void)g;
 #endif
