@@ -50,11 +50,14 @@ static void usage(FILE *f) {
             "  --log-max-mb N       rotate the log at N MiB (default 16)\n"
             "  --reload-s N         alias check interval (default 2; 0 = never)\n"
             "  --port-file FILE     write the bound port to FILE once listening\n"
+            "  --batch-decode       decode the batch as one forward (fti_batch_decode) instead of\n"
+            "                       one session per worker (see docs/serving.md)\n"
             "  --quiet              only warnings and errors on stderr\n");
 }
 
 static fti_server *g_srv = NULL;
 static int g_quiet = 0;
+static int g_batch_decode = 0;
 
 static void on_signal(int sig) {
     (void)sig;
@@ -81,9 +84,11 @@ typedef struct eng {
     fti_dataset *ds;
 #endif
     fti_batch_decoder *dec; /* one forward per step for every active sequence */
-    fti_session **bs;       /* (max_batch) the step's sessions and tokens */
+    fti_session **bs;       /* (max_batch) the step's sessions, tokens and results */
     int32_t *bt;
+    fti_result *brc;
     int max_batch;
+    int use_batch_decode; /* --batch-decode */
     char id[128];
     int n_ctx;
     int rag_k;
@@ -267,8 +272,25 @@ fail:
     return r;
 }
 
+typedef struct eng_par {
+    fti_session **ss;
+    int32_t *tok;
+    fti_result *rc;
+} eng_par;
+
+static void eng_par_task(void *ctx, size_t begin, size_t end, int thread) {
+    eng_par *c = (eng_par *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = begin; i < end; i++) c->rc[i] = fti_session_eval(c->ss[i], &c->tok[i], 1, NULL, NULL);
+}
+
 /* One step: every sequence samples its next token from its logits, then the ones that go on are
- * decoded together by one batched forward (the weights are read once for all of them). */
+ * decoded: with --batch-decode by one batched forward (fti_batch_decode: each weight matrix is
+ * read once for all of them), by default each session on its own worker. The default is the
+ * faster one today: part 02's fti_matmul_w costs T times a GEMV for T rows (measured 0.75 ms per
+ * row at T = 1 and 0.86 ms per row at T = 16 for stories15M's 32000 x 288 Q8_0 output matrix),
+ * so on a CPU where decoding is compute-bound the batched forward has nothing to gain yet. */
 static fti_result eng_step(void *user, void **seqs, size_t n, fti_gen_token *out, fti_error *err) {
     eng *g = (eng *)user;
     size_t i, nb = 0;
@@ -297,9 +319,20 @@ static fti_result eng_step(void *user, void **seqs, size_t n, fti_gen_token *out
         }
     }
     if (nb == 0) return FTI_OK;
-    /* one sequence: the session's own fused GEMV path is the faster one */
+    /* one sequence: the session's own fused GEMV path */
     if (nb == 1) return fti_session_eval(g->bs[0], g->bt, 1, NULL, err);
-    return fti_batch_decode(g->dec, g->bs, g->bt, nb, g->pool, err);
+    if (g->use_batch_decode) return fti_batch_decode(g->dec, g->bs, g->bt, nb, g->pool, err);
+    {
+        eng_par c;
+        c.ss = g->bs;
+        c.tok = g->bt;
+        c.rc = g->brc;
+        fti_pool_for(g->pool, nb, 1, eng_par_task, &c);
+        for (i = 0; i < nb; i++)
+            if (g->brc[i] != FTI_OK)
+                return fti_error_set(err, g->brc[i], "decode: %s", fti_result_str(g->brc[i]));
+    }
+    return FTI_OK;
 }
 
 static void eng_end(void *user, void *seq) {
@@ -316,6 +349,7 @@ static void eng_release(void *user) {
     fti_batch_decoder_free(g->dec);
     fti_free(g->bs);
     fti_free(g->bt);
+    fti_free(g->brc);
     fti_tokenizer_free(g->tok);
     fti_engine_close(g->e);
     fti_free(g);
@@ -398,7 +432,9 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
     g->max_batch = max_batch > 0 ? max_batch : 16;
     g->bs = (fti_session **)fti_calloc((size_t)g->max_batch, sizeof *g->bs);
     g->bt = (int32_t *)fti_calloc((size_t)g->max_batch, sizeof *g->bt);
-    r = g->bs && g->bt ? fti_batch_decoder_create(g->e, (size_t)g->max_batch, (size_t)g->n_ctx,
+    g->brc = (fti_result *)fti_calloc((size_t)g->max_batch, sizeof *g->brc);
+    g->use_batch_decode = g_batch_decode;
+    r = g->bs && g->bt && g->brc ? fti_batch_decoder_create(g->e, (size_t)g->max_batch, (size_t)g->n_ctx,
                                                   &g->dec, err)
                        : fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     if (r != FTI_OK) {
@@ -585,6 +621,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--reload-s")) { NEEDV(); reload_s = atoi(v); }
         else if (!strcmp(a, "--port-file")) { NEEDV(); port_file = v; }
         else if (!strcmp(a, "--quiet")) g_quiet = 1;
+        else if (!strcmp(a, "--batch-decode")) g_batch_decode = 1;
         else {
             fprintf(stderr, "fti-serve: unknown argument %s (see --help)\n", a);
             return 2;
