@@ -50,11 +50,14 @@ static void usage(FILE *f) {
             "  --log-max-mb N       rotate the log at N MiB (default 16)\n"
             "  --reload-s N         alias check interval (default 2; 0 = never)\n"
             "  --port-file FILE     write the bound port to FILE once listening\n"
+            "  --batch-decode       decode the batch as one forward (fti_batch_decode) instead of\n"
+            "                       one session per worker (see docs/serving.md)\n"
             "  --quiet              only warnings and errors on stderr\n");
 }
 
 static fti_server *g_srv = NULL;
 static int g_quiet = 0;
+static int g_batch_decode = 0;
 
 static void on_signal(int sig) {
     (void)sig;
@@ -81,9 +84,11 @@ typedef struct eng {
     fti_dataset *ds;
 #endif
     fti_batch_decoder *dec; /* one forward per step for every active sequence */
-    fti_session **bs;       /* (max_batch) the step's sessions and tokens */
+    fti_session **bs;       /* (max_batch) the step's sessions, tokens and results */
     int32_t *bt;
+    fti_result *brc;
     int max_batch;
+    int use_batch_decode; /* --batch-decode */
     char id[128];
     int n_ctx;
     int rag_k;
@@ -137,11 +142,14 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     eng_seq *q;
     fti_prompt pr;
     fti_prompt_doc docs[16];
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    fti_search_hit hits[16];
+#endif
     size_t n_docs = 0, room, V = fti_engine_config(g->e)->vocab_size, i;
     fti_session_opts so;
     fti_sampler_opts sm;
     fti_tokens ut;
-    fti_buf cj;
+    fti_buf cj, cj2;
     const char *text = p->title ? p->context : prompt;
     size_t text_len = p->title ? p->context_len : prompt_len;
     fti_result r;
@@ -150,6 +158,8 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     memset(&pr, 0, sizeof pr);
     memset(&ut, 0, sizeof ut);
     memset(&cj, 0, sizeof cj);
+    memset(&cj2, 0, sizeof cj2);
+    memset(docs, 0, sizeof docs);
     if (p->max_tokens + 8 > g->n_ctx)
         return fti_error_set(err, FTI_ERR_LIMIT,
                              "This model's maximum context length is %d tokens; max_tokens %d "
@@ -158,17 +168,25 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     if (!q) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
 #if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
     if (g->ds && p->use_retrieval && g->rag_k > 0) {
-        fti_search_hit hits[16];
         size_t k = (size_t)g->rag_k < 16 ? (size_t)g->rag_k : 16;
-        fti_jw w;
         n_docs = fti_dataset_search(g->ds, prompt, prompt_len, k, hits);
-        fti_jw_init(&w, &cj, 0);
-        fti_jw_arr_begin(&w);
         for (i = 0; i < n_docs; i++) {
             docs[i].title = hits[i].title;
             docs[i].title_len = hits[i].title ? strlen(hits[i].title) : 0;
             docs[i].text = hits[i].text;
             docs[i].text_len = hits[i].text_len;
+        }
+    }
+#endif
+    room = (size_t)(g->n_ctx - p->max_tokens);
+    r = fti_prompt_build(g->e, g->tok, p->title, text, text_len, docs, n_docs, room, &pr, err);
+    if (r != FTI_OK) goto fail;
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    if (n_docs) { /* the chunks that made it into the prompt (best first) */
+        fti_jw w;
+        fti_jw_init(&w, &cj, 0);
+        fti_jw_arr_begin(&w);
+        for (i = 0; i < pr.n_docs_used && i < n_docs; i++) {
             fti_jw_obj_begin(&w);
             fti_jw_key(&w, "chunk");
             fti_jw_int(&w, hits[i].chunk);
@@ -183,9 +201,6 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
         fti_jw_arr_end(&w);
     }
 #endif
-    room = (size_t)(g->n_ctx - p->max_tokens);
-    r = fti_prompt_build(g->e, g->tok, p->title, text, text_len, docs, n_docs, room, &pr, err);
-    if (r != FTI_OK) goto fail;
     memset(&so, 0, sizeof so);
     so.n_ctx = (size_t)g->n_ctx;
     r = fti_session_create(&q->s, g->e, &so, err);
@@ -212,8 +227,16 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
         fti_free(all_logits);
         all_logits = NULL;
     }
-    /* drift looks at the user's own text, not the template or the retrieved documents */
-    if (fti_tokenizer_encode(g->tok, prompt, prompt_len, 0, &ut) == FTI_OK && ut.len) {
+    /* drift looks at the user's own text, not the template or the retrieved documents, after
+     * the feature pipeline's normalisation (so runs of blanks or CRLFs do not read as drift) */
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+    fti_clean_text(prompt, prompt_len, 0, &cj2);
+#else
+    fti_buf_append(&cj2, prompt, prompt_len);
+#endif
+    if (!cj2.oom &&
+        fti_tokenizer_encode(g->tok, cj2.data ? cj2.data : "", cj2.len, 0, &ut) == FTI_OK &&
+        ut.len) {
         q->user_ids = (int32_t *)fti_malloc(ut.len * sizeof(int32_t));
         if (q->user_ids) {
             for (i = 0; i < ut.len; i++) {
@@ -226,6 +249,7 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
         }
     }
     fti_tokens_free(&ut);
+    fti_buf_free(&cj2);
     info->ids = q->user_ids;
     info->n_tokens = pr.n;
     if (cj.len && !cj.oom) {
@@ -243,12 +267,30 @@ fail:
     fti_prompt_free(&pr);
     fti_tokens_free(&ut);
     fti_buf_free(&cj);
+    fti_buf_free(&cj2);
     eng_seq_free(q);
     return r;
 }
 
+typedef struct eng_par {
+    fti_session **ss;
+    int32_t *tok;
+    fti_result *rc;
+} eng_par;
+
+static void eng_par_task(void *ctx, size_t begin, size_t end, int thread) {
+    eng_par *c = (eng_par *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = begin; i < end; i++) c->rc[i] = fti_session_eval(c->ss[i], &c->tok[i], 1, NULL, NULL);
+}
+
 /* One step: every sequence samples its next token from its logits, then the ones that go on are
- * decoded together by one batched forward (the weights are read once for all of them). */
+ * decoded: with --batch-decode by one batched forward (fti_batch_decode: each weight matrix is
+ * read once for all of them), by default each session on its own worker. The default is the
+ * faster one today: part 02's fti_matmul_w costs T times a GEMV for T rows (measured 0.75 ms per
+ * row at T = 1 and 0.86 ms per row at T = 16 for stories15M's 32000 x 288 Q8_0 output matrix),
+ * so on a CPU where decoding is compute-bound the batched forward has nothing to gain yet. */
 static fti_result eng_step(void *user, void **seqs, size_t n, fti_gen_token *out, fti_error *err) {
     eng *g = (eng *)user;
     size_t i, nb = 0;
@@ -277,9 +319,20 @@ static fti_result eng_step(void *user, void **seqs, size_t n, fti_gen_token *out
         }
     }
     if (nb == 0) return FTI_OK;
-    /* one sequence: the session's own fused GEMV path is the faster one */
+    /* one sequence: the session's own fused GEMV path */
     if (nb == 1) return fti_session_eval(g->bs[0], g->bt, 1, NULL, err);
-    return fti_batch_decode(g->dec, g->bs, g->bt, nb, g->pool, err);
+    if (g->use_batch_decode) return fti_batch_decode(g->dec, g->bs, g->bt, nb, g->pool, err);
+    {
+        eng_par c;
+        c.ss = g->bs;
+        c.tok = g->bt;
+        c.rc = g->brc;
+        fti_pool_for(g->pool, nb, 1, eng_par_task, &c);
+        for (i = 0; i < nb; i++)
+            if (g->brc[i] != FTI_OK)
+                return fti_error_set(err, g->brc[i], "decode: %s", fti_result_str(g->brc[i]));
+    }
+    return FTI_OK;
 }
 
 static void eng_end(void *user, void *seq) {
@@ -296,6 +349,7 @@ static void eng_release(void *user) {
     fti_batch_decoder_free(g->dec);
     fti_free(g->bs);
     fti_free(g->bt);
+    fti_free(g->brc);
     fti_tokenizer_free(g->tok);
     fti_engine_close(g->e);
     fti_free(g);
@@ -308,7 +362,7 @@ static fti_drift_ref *eng_reference(eng *g) {
     fti_drift_ref *ref = NULL;
 #if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
     const fti_dataset_stats *st = g->ds ? fti_dataset_get_stats(g->ds) : NULL;
-    uint64_t len_hist[FTI_DRIFT_LEN_BINS], total = 0, bytes = 0;
+    uint64_t len_hist[FTI_DRIFT_LEN_BINS], total = 0, bytes = 0, *counts;
     size_t i;
     double val_ppl = 0;
     fti_error err;
@@ -318,11 +372,16 @@ static fti_drift_ref *eng_reference(eng *g) {
         size_t b = i + 1 < FTI_DRIFT_LEN_BINS ? i + 1 : FTI_DRIFT_LEN_BINS - 1;
         len_hist[b] += st->doc_chars_log2_hist[i];
     }
+    /* the template's markers (control tokens, rendered as nothing) are in every training
+     * document but never in a user's text: they are left out of the reference */
+    counts = (uint64_t *)fti_malloc(st->vocab_size * sizeof(uint64_t));
+    if (!counts) return NULL;
     for (i = 0; i < st->vocab_size; i++) {
         size_t bl = 0;
         const char *b = fti_engine_token_bytes(g->e, (int32_t)i, &bl);
-        total += st->token_counts[i];
-        if (b && bl == 1 && (unsigned char)b[0] >= 0x80) bytes += st->token_counts[i];
+        counts[i] = b && bl > 0 ? st->token_counts[i] : 0;
+        total += counts[i];
+        if (b && bl == 1 && (unsigned char)b[0] >= 0x80) bytes += counts[i];
     }
     {
         const fti_token_shard *val = fti_dataset_shard(g->ds, FTI_SPLIT_VAL);
@@ -341,10 +400,11 @@ static fti_drift_ref *eng_reference(eng *g) {
             fti_free(ids);
         }
     }
-    if (fti_drift_ref_build(st->token_counts, st->vocab_size, len_hist,
+    if (fti_drift_ref_build(counts, st->vocab_size, len_hist,
                             total ? (double)bytes / (double)total : 0, val_ppl, &ref,
                             &err) != FTI_OK)
         ref = NULL;
+    fti_free(counts);
 #else
     (void)g;
 #endif
@@ -372,7 +432,9 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
     g->max_batch = max_batch > 0 ? max_batch : 16;
     g->bs = (fti_session **)fti_calloc((size_t)g->max_batch, sizeof *g->bs);
     g->bt = (int32_t *)fti_calloc((size_t)g->max_batch, sizeof *g->bt);
-    r = g->bs && g->bt ? fti_batch_decoder_create(g->e, (size_t)g->max_batch, (size_t)g->n_ctx,
+    g->brc = (fti_result *)fti_calloc((size_t)g->max_batch, sizeof *g->brc);
+    g->use_batch_decode = g_batch_decode;
+    r = g->bs && g->bt && g->brc ? fti_batch_decoder_create(g->e, (size_t)g->max_batch, (size_t)g->n_ctx,
                                                   &g->dec, err)
                        : fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     if (r != FTI_OK) {
@@ -559,6 +621,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--reload-s")) { NEEDV(); reload_s = atoi(v); }
         else if (!strcmp(a, "--port-file")) { NEEDV(); port_file = v; }
         else if (!strcmp(a, "--quiet")) g_quiet = 1;
+        else if (!strcmp(a, "--batch-decode")) g_batch_decode = 1;
         else {
             fprintf(stderr, "fti-serve: unknown argument %s (see --help)\n", a);
             return 2;

@@ -1365,7 +1365,7 @@ static const char fti__dashboard_html[] =
     "document.getElementById('cards').innerHTML=card('requests',f(m['fti_requests_total'],0))+"
     "card('tokens/s',f(m['fti_tokens_per_second'],1))+card('active',f(m['fti_active_sequences'],0))+"
     "card('queued',f(m['fti_queue_depth'],0))+card('connections',f(m['fti_connections'],0))+"
-    "card('mean latency s',f(p50,3));"
+    "card('mean latency ms',f(1000*p50,1));"
     "document.getElementById('drift').innerHTML=card('level',['ok','warn','alert'][lv],cls)+"
     "card('PSI tokens',f(m['fti_drift_psi{dist=\"tokens\"}'],3))+"
     "card('JS tokens',f(m['fti_drift_js{dist=\"tokens\"}'],3))+"

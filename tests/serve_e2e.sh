@@ -50,4 +50,5 @@ mk_log "$TMP/drift.jsonl" "1,1,1,1,1,1,1,1,1,1,1,1,1,2,2,47"
 "$B/fti-monitor" report --log "$TMP/drift.jsonl" --svg - > "$TMP/drift.txt"; rc=$?
 [ $rc -eq 3 ] || fail "fti-monitor report exited $rc on drifted prompts (want 3)"
 grep -q "ALERT" "$TMP/drift.txt" || fail "no ALERT in the drift report"
+B=$B sh tools/dashboard_shot.sh || fail "dashboard"
 echo "check-serve: ok (serve + loadgen + SIGTERM exit 0, monitor report exit 0 / 0 / 3)"

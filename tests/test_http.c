@@ -450,4 +450,12 @@ FTI_TEST(http_api_writers) {
     fti_buf_free(&b);
 }
 
+#else
+void fti_test_http_bad_requests(void) {}
+void fti_test_http_good_requests(void) {}
+void fti_test_http_limits(void) {}
+void fti_test_http_chunked_incremental(void) {}
+void fti_test_http_random_bytes_never_crash(void) {}
+void fti_test_http_api_validation(void) {}
+void fti_test_http_api_writers(void) {}
 #endif /* FTI_NO_SERVER */
