@@ -11630,6 +11630,13 @@ done:
 /* #include <stdlib.h> (already included) */
 /* #include <string.h> (already included) */
 /* #include <math.h> (already included) */
+/* SHA-NI intrinsics (guarded like the kernels' SIMD code; the amalgamation keeps the first
+ * include of a header, so these stay outside FTI_NO_STORE) */
+#if !defined(FTI_NO_SIMD) && !defined(__TINYC__) && (defined(__GNUC__) || defined(__clang__)) &&   \
+    (defined(__x86_64__) || defined(_M_X64))
+/* #include <cpuid.h> (already included) */
+/* #include <immintrin.h> (already included) */
+#endif
 
 #ifndef FTI_NO_STORE
 
@@ -11716,8 +11723,6 @@ static int fti__st_list_pos(const char *list, const char *name, size_t n) {
 #if !defined(FTI_NO_SIMD) && !defined(__TINYC__) && (defined(__GNUC__) || defined(__clang__)) &&   \
     (defined(__x86_64__) || defined(_M_X64))
 #define FTI__ST_SHA_NI 1
-/* #include <cpuid.h> (already included) */
-/* #include <immintrin.h> (already included) */
 
 static const uint32_t fti__st_sha_k[64] = {
     0x428a2f98u, 0x71374491u, 0xb5c0fbcfu, 0xe9b5dba5u, 0x3956c25bu, 0x59f111f1u, 0x923f82a4u,
@@ -11888,11 +11893,14 @@ static size_t fti__st_match_url(const char *s, size_t n) {
 
 /* Length of an e-mail address starting at s, or 0. */
 static size_t fti__st_match_email(const char *s, size_t n) {
-    size_t i = 0, at, dots = 0, last_dot = 0, k;
-    while (i < n && fti__st_is_email_local((unsigned char)s[i])) i++;
+    /* RFC 5321 limits (local part 64, domain 255) also keep hostile runs ("a.a.a.a...")
+     * from making the scan quadratic */
+    size_t i = 0, at, dots = 0, last_dot = 0, k, lim = n < 64 ? n : 64;
+    while (i < lim && fti__st_is_email_local((unsigned char)s[i])) i++;
     if (i == 0 || i >= n || s[i] != '@') return 0;
     at = i++;
-    while (i < n && fti__st_is_domain((unsigned char)s[i])) {
+    lim = n - i > 255 ? i + 255 : n;
+    while (i < lim && fti__st_is_domain((unsigned char)s[i])) {
         if (s[i] == '.') dots++, last_dot = i;
         i++;
     }
@@ -11914,7 +11922,7 @@ static size_t fti__st_match_phone(const char *s, size_t n) {
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         if (fti__st_is_digit(c)) {
-            digits++;
+            if (++digits > 15) return 0; /* too long for a phone number: stop scanning */
             end = i + 1;
             sep = 0;
         } else if ((c == ' ' || c == '-' || c == '.' || c == '(' || c == ')') && sep < 2) {
@@ -12255,8 +12263,18 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
 /* === clean: markdown ========================================================================= */
 
 /* Inline markdown of one line into out. */
+/* Position of the first c at or after from (n if none), with *cache the last answer: callers
+ * ask with non-decreasing `from`, so each byte is searched once. */
+static size_t fti__st_next_of(const char *s, size_t n, size_t from, char c, size_t *cache) {
+    const char *p;
+    if (*cache != (size_t)-1 && *cache >= from) return *cache;
+    if (from >= n) return *cache = n;
+    p = (const char *)memchr(s + from, c, n - from);
+    return *cache = p ? (size_t)(p - s) : n;
+}
+
 static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
-    size_t i = 0;
+    size_t i = 0, next_rb = (size_t)-1, next_rp = (size_t)-1, next_ref = (size_t)-1;
     while (i < n) {
         char c = s[i];
         if (c == '\\' && i + 1 < n && strchr("\\`*_{}[]()#+-.!>~|", s[i + 1])) {
@@ -12269,21 +12287,16 @@ static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
             continue;
         }
         if ((c == '!' && i + 1 < n && s[i + 1] == '[') || c == '[') {
-            /* [text](url) or ![alt](url) or [text][ref]: keep the text */
-            size_t a = i + (c == '!' ? 2 : 1), j = a;
-            int depth = 1;
-            while (j < n && depth > 0) {
-                if (s[j] == '[')
-                    depth++;
-                else if (s[j] == ']')
-                    depth--;
-                if (depth > 0) j++;
-            }
+            /* [text](url) or ![alt](url) or [text][ref]: keep the text. The text ends at the
+             * first ']' (no nested brackets) and the target at the first ')' or ']'; the next
+             * position of each is cached and only moves forward, so any line, even a million
+             * '[', is scanned in linear time, and the recursion is one level deep. */
+            size_t a = i + (c == '!' ? 2 : 1);
+            size_t j = fti__st_next_of(s, n, a, ']', &next_rb);
             if (j < n && j + 1 < n && (s[j + 1] == '(' || s[j + 1] == '[')) {
-                char close = s[j + 1] == '(' ? ')' : ']';
-                size_t k = j + 2;
-                while (k < n && s[k] != close) k++;
-                if (k < n) {
+                size_t k = s[j + 1] == '(' ? fti__st_next_of(s, n, j + 2, ')', &next_rp)
+                                           : fti__st_next_of(s, n, j + 2, ']', &next_ref);
+                if (k < n && k - j <= 4096) {
                     fti__st_md_inline(s + a, j - a, out);
                     i = k + 1;
                     continue;
@@ -12293,9 +12306,9 @@ static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
         if (c == '<' && i + 1 < n &&
             (fti__st_starts_ci(s + i + 1, n - i - 1, "http") ||
              fti__st_starts_ci(s + i + 1, n - i - 1, "mailto:"))) {
-            size_t k = i + 1;
-            while (k < n && s[k] != '>' && s[k] != ' ') k++;
-            if (k < n && s[k] == '>') {
+            size_t k = i + 1, lim = n - k > 2048 ? k + 2048 : n;
+            while (k < lim && s[k] != '>' && s[k] != ' ') k++;
+            if (k < lim && s[k] == '>') {
                 fti_buf_append(out, s + i + 1, k - i - 1);
                 i = k + 1;
                 continue;
@@ -14207,14 +14220,18 @@ static void fti__st_rfc2047(const char *s, size_t n, fti_buf *out) {
         if (s[i] == '=' && i + 1 < n && s[i + 1] == '?') {
             size_t a = i + 2, q1, q2, e;
             const char *p;
+            /* an encoded word is at most 75 bytes (RFC 2047): the scans are capped, so a
+             * hostile header of "=?a?b?..." stays linear */
+            size_t lim = n - a > 128 ? a + 128 : n, elim;
             q1 = a;
-            while (q1 < n && s[q1] != '?') q1++;
-            if (q1 + 2 < n && s[q1 + 2] == '?') {
+            while (q1 < lim && s[q1] != '?') q1++;
+            if (q1 < lim && q1 + 2 < n && s[q1 + 2] == '?') {
                 q2 = q1 + 2;
                 p = s + q2 + 1;
                 e = q2 + 1;
-                while (e + 1 < n && !(s[e] == '?' && s[e + 1] == '=')) e++;
-                if (e + 1 < n) {
+                elim = n - e > 1024 ? e + 1024 : n;
+                while (e + 1 < elim && !(s[e] == '?' && s[e + 1] == '=')) e++;
+                if (e + 1 < elim) {
                     fti_buf raw;
                     char enc = (char)fti__st_lc((unsigned char)s[q1 + 1]);
                     int ok = 1;
@@ -14459,6 +14476,7 @@ static char *fti__st_mail_date(const char *v, size_t n) {
     int d = 0, y = 0, hh = 0, mm = 0, ss = 0, k, mi = -1;
     const char *p;
     size_t m = n < sizeof tmp - 1 ? n : sizeof tmp - 1;
+    if (!v || n == 0) return NULL; /* "Date:" with an empty value */
     memcpy(tmp, v, m);
     tmp[m] = 0;
     p = strchr(tmp, ',');
@@ -14854,6 +14872,8 @@ static void fti__st_stok_free(fti__st_stok *st) {
 
 #ifndef FTI_NO_STORE
 
+/* Part of every version id and cache key: bump it whenever cleaning, parsing or any output
+ * byte changes, so an id never names data made by different code. */
 #define FTI__ST_FORMAT 1
 
 /* === workspace ============================================================================== */
@@ -14999,6 +15019,7 @@ typedef struct fti__st_file {
     int mapped; /* the map is open */
     int hashed; /* mapped and hashed: sha is valid */
     unsigned char sha[32];
+    unsigned char key[32]; /* reuse key: options, kind and name (titles may come from names) */
     int reused;
     int failed;      /* unreadable etc.: rejected as a whole */
     fti__st_out out; /* merged results (docs, rejections) */
@@ -15255,6 +15276,15 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         f->hashed = 1;
         f->size = f->map.len;
         fti__st_sha256_x(r->proc.sha_fast, f->map.data, f->map.len, f->sha);
+        {
+            fti_sha256 ks;
+            unsigned char kind = (unsigned char)f->kind;
+            fti_sha256_init(&ks);
+            fti_sha256_update(&ks, r->proc_key, 32);
+            fti_sha256_update(&ks, &kind, 1);
+            fti_sha256_update(&ks, f->name, strlen(f->name));
+            fti_sha256_final(&ks, f->key);
+        }
     }
 }
 
@@ -15421,7 +15451,7 @@ static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
         for (i = 0; i < r->n_files; i++) {
             fti__st_file *f = &r->files[i];
             if (f->reused || !f->hashed || memcmp(f->sha, sha, 32) != 0 ||
-                memcmp(key, r->proc_key, 32) != 0)
+                memcmp(key, f->key, 32) != 0)
                 continue;
             rd.pos = start;
             memset(&tmp, 0, sizeof tmp);
@@ -15758,15 +15788,137 @@ typedef struct fti__st_chunk_job {
     fti__st_spans *spans;
     size_t budget, overlap;
     void *tok;
+    /* with shards: each document's body tokens (split_ids[split] + body_at[i], body_n[i] ids),
+     * so segments are counted from the document's own encoding instead of encoding again */
+    uint32_t *split_ids[2];
+    size_t *body_at, *body_n;
 } fti__st_chunk_job;
+
+/* Token count of a segment from the byte offsets where the document's tokens start. */
+typedef struct fti__st_starts {
+    const char *base; /* the document text */
+    const size_t *at; /* n token start offsets, increasing */
+    size_t n;
+} fti__st_starts;
+
+static size_t fti__st_lower(const size_t *a, size_t n, size_t v) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static size_t fti__st_starts_count(void *ctx, const char *t, size_t n) {
+    const fti__st_starts *s = (const fti__st_starts *)ctx;
+    size_t off = (size_t)(t - s->base);
+    return fti__st_lower(s->at, s->n, off + n) - fti__st_lower(s->at, s->n, off);
+}
+
+/* Serialising documents (docs.jsonl lines) and per-file records in parallel, one buffer per
+ * item, concatenated in order afterwards (the bytes do not depend on the thread count). */
+typedef struct fti__st_ser_job {
+    fti__st_run *r;
+    fti__st_doc **docs; /* docs mode: kept documents */
+    char (*doc_ids)[33];
+    fti_buf *sources;
+    fti_buf *bufs; /* one per item */
+    int records;   /* 1: items are files (records pack sections) */
+} fti__st_ser_job;
+
+static void fti__st_jw_opt_str(fti_jw *w, const char *key, const char *v);
+
+static void fti__st_ser_task(void *ctx, size_t b, size_t e, int thread) {
+    fti__st_ser_job *j = (fti__st_ser_job *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = b; i < e; i++) {
+        fti_buf *out = &j->bufs[i];
+        if (j->records) {
+            const fti__st_file *f = &j->r->files[i];
+            if (f->hashed) fti__st_pack_file(out, f, f->key);
+        } else {
+            const fti__st_doc *d = j->docs[i];
+            char sha[65];
+            fti_jw w;
+            fti_sha256_hex(d->sha, sha);
+            fti_jw_init(&w, out, 0);
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "id");
+            fti_jw_str(&w, j->doc_ids[i]);
+            fti_jw_key(&w, "split");
+            fti_jw_str(&w, d->split ? "val" : "train");
+            fti_jw_key(&w, "source");
+            fti_jw_str(&w, j->sources[i].data ? j->sources[i].data : "");
+            fti__st_jw_opt_str(&w, "kind", d->kind);
+            fti__st_jw_opt_str(&w, "title", d->title);
+            fti__st_jw_opt_str(&w, "author", d->author);
+            fti__st_jw_opt_str(&w, "date", d->date);
+            fti_jw_key(&w, "sha256");
+            fti_jw_str(&w, sha);
+            fti_jw_key(&w, "text");
+            fti_jw_strn(&w, d->text, d->text_len);
+            fti_jw_obj_end(&w);
+            fti_buf_putc(out, '\n');
+        }
+    }
+}
+
+/* Runs the job over n items and appends the buffers to out in order (freeing them). Returns 0 on
+ * allocation failure. */
+static int fti__st_ser_run(fti_pool *pool, fti__st_ser_job *j, size_t n, fti_buf *out) {
+    size_t i, total = 0;
+    int ok = 1;
+    j->bufs = (fti_buf *)fti_calloc(n + 1, sizeof *j->bufs);
+    if (!j->bufs) return 0;
+    fti_pool_for(pool, n, 16, fti__st_ser_task, j);
+    for (i = 0; i < n; i++) {
+        if (j->bufs[i].oom) ok = 0;
+        total += j->bufs[i].len;
+    }
+    if (ok && fti_buf_reserve(out, total))
+        for (i = 0; i < n; i++) fti_buf_append(out, j->bufs[i].data, j->bufs[i].len);
+    for (i = 0; i < n; i++) fti_buf_free(&j->bufs[i]);
+    fti_free(j->bufs);
+    j->bufs = NULL;
+    return ok && !out->oom;
+}
 
 static void fti__st_chunk_task(void *ctx, size_t b, size_t e, int thread) {
     fti__st_chunk_job *j = (fti__st_chunk_job *)ctx;
     size_t i;
     (void)thread;
-    for (i = b; i < e; i++)
-        fti__st_chunk_doc(j->docs[i]->text, j->docs[i]->text_len, j->budget, j->overlap,
-                          fti__st_stok_count, j->tok, &j->spans[i]);
+    for (i = b; i < e; i++) {
+        const fti__st_doc *d = j->docs[i];
+        size_t *at = NULL, k, pos = 0;
+        if (j->body_at && j->tok && (at = (size_t *)fti_malloc((j->body_n[i] + 1) * sizeof *at))) {
+            /* byte-level BPE: the body's tokens spell its bytes exactly */
+            const uint32_t *ids = j->split_ids[d->split ? 1 : 0] + j->body_at[i];
+            const fti_tokenizer *tok = (const fti_tokenizer *)((fti__st_stok *)j->tok)->tok;
+            for (k = 0; k < j->body_n[i]; k++) {
+                size_t len = 0;
+                at[k] = pos;
+                if (!fti_tokenizer_token(tok, ids[k], &len)) len = 0;
+                pos += len;
+            }
+        }
+        if (at && pos == d->text_len) {
+            fti__st_starts st;
+            st.base = d->text;
+            st.at = at;
+            st.n = j->body_n[i];
+            fti__st_chunk_doc(d->text, d->text_len, j->budget, j->overlap, fti__st_starts_count,
+                              &st, &j->spans[i]);
+        } else {
+            fti__st_chunk_doc(d->text, d->text_len, j->budget, j->overlap, fti__st_stok_count,
+                              j->tok, &j->spans[i]);
+        }
+        fti_free(at);
+    }
 }
 
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
@@ -15786,6 +15938,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     uint64_t n_train_tok = 0, n_val_tok = 0, n_train_docs = 0, n_val_docs = 0;
     uint64_t *tok_counts = NULL;
     fti__st_chunks chunks;
+    uint32_t *split_ids[2] = {NULL, NULL};
+    size_t *body_at = NULL, *body_n = NULL;
     fti_doc_meta *metas = NULL;
     char(*doc_ids)[33] = NULL;
     fti_buf *sources = NULL;
@@ -15993,15 +16147,15 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
      * minhash pass, so signatures are stored) --- */
     {
         uint32_t n_packed = 0;
+        fti__st_ser_job sj;
+        memset(&sj, 0, sizeof sj);
+        sj.r = r;
+        sj.records = 1;
         fti_buf_append(&recs, "FTIRECS", 8);
         fti__st_put_u32(&recs, 1);
         fti__st_put_u32(&recs, 0);
-        for (i = 0; i < r->n_files; i++) {
-            if (!r->files[i].hashed) continue;
-            fti__st_pack_file(&recs, &r->files[i], r->proc_key);
-            n_packed++;
-        }
-        if (recs.oom) {
+        for (i = 0; i < r->n_files; i++) n_packed += r->files[i].hashed != 0;
+        if (!fti__st_ser_run(pool, &sj, r->n_files, &recs) || recs.oom) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
         }
@@ -16071,8 +16225,6 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
     for (i = 0; i < n_kept; i++) {
         fti__st_doc *d = kept[i];
-        char sha[65];
-        fti_jw w;
         fti__st_doc_id_hex(d, doc_ids[i]);
         fti__st_doc_source(r, d, &sources[i]);
         metas[i].doc_id = doc_ids[i];
@@ -16080,25 +16232,15 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         metas[i].source = sources[i].data;
         metas[i].author = d->author;
         metas[i].date = d->date;
-        fti_sha256_hex(d->sha, sha);
-        fti_jw_init(&w, &docs_jsonl, 0);
-        fti_jw_obj_begin(&w);
-        fti_jw_key(&w, "id");
-        fti_jw_str(&w, doc_ids[i]);
-        fti_jw_key(&w, "split");
-        fti_jw_str(&w, d->split ? "val" : "train");
-        fti_jw_key(&w, "source");
-        fti_jw_str(&w, sources[i].data ? sources[i].data : "");
-        fti__st_jw_opt_str(&w, "kind", d->kind);
-        fti__st_jw_opt_str(&w, "title", d->title);
-        fti__st_jw_opt_str(&w, "author", d->author);
-        fti__st_jw_opt_str(&w, "date", d->date);
-        fti_jw_key(&w, "sha256");
-        fti_jw_str(&w, sha);
-        fti_jw_key(&w, "text");
-        fti_jw_strn(&w, d->text, d->text_len);
-        fti_jw_obj_end(&w);
-        fti_buf_putc(&docs_jsonl, '\n');
+    }
+    {
+        fti__st_ser_job sj;
+        memset(&sj, 0, sizeof sj);
+        sj.r = r;
+        sj.docs = kept;
+        sj.doc_ids = doc_ids;
+        sj.sources = sources;
+        if (!fti__st_ser_run(pool, &sj, n_kept, &docs_jsonl)) docs_jsonl.oom = 1;
     }
     rc = fti__st_stash(r, "docs", &docs_jsonl, err);
     if (rc != FTI_OK) goto done;
@@ -16111,7 +16253,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         size_t *n_ids = (size_t *)fti_calloc(2 * n_kept + 1, sizeof *n_ids);
         fti_buf *titles = (fti_buf *)fti_calloc(n_kept + 1, sizeof *titles);
         uint32_t *train_ids = NULL, *val_ids = NULL;
-        if (!texts || !lens || !ids || !n_ids || !titles) {
+        body_at = (size_t *)fti_calloc(n_kept + 1, sizeof *body_at);
+        body_n = (size_t *)fti_calloc(n_kept + 1, sizeof *body_n);
+        if (!body_at || !body_n) rc = FTI_ERR_NOMEM;
+        if (!texts || !lens || !ids || !n_ids || !titles || rc != FTI_OK) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
         } else {
             size_t nt = 0;
@@ -16176,6 +16321,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                         dst[(*p)++] = stok.title_id;
                         for (j = 0; j < n_ids[2 * i]; j++) dst[(*p)++] = ids[2 * i][j];
                         dst[(*p)++] = stok.body_id;
+                        body_at[i] = *p;
+                        body_n[i] = n_ids[2 * i + 1];
                         for (j = 0; j < n_ids[2 * i + 1]; j++) dst[(*p)++] = ids[2 * i + 1][j];
                         dst[(*p)++] = stok.eot_id;
                     }
@@ -16208,8 +16355,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         fti_free(ids);
         fti_free(n_ids);
         fti_free(titles);
-        fti_free(train_ids);
-        fti_free(val_ids);
+        /* the ids stay until chunking, which counts tokens from them */
+        split_ids[0] = train_ids;
+        split_ids[1] = val_ids;
         if (rc != FTI_OK) goto done;
     }
 
@@ -16225,6 +16373,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         cj.budget = (size_t)r->o.chunk_tokens;
         cj.overlap = (size_t)r->o.chunk_overlap;
         cj.tok = have_tok ? (void *)&stok : NULL;
+        cj.split_ids[0] = split_ids[0];
+        cj.split_ids[1] = split_ids[1];
+        cj.body_at = have_tok && split_ids[0] && split_ids[1] ? body_at : NULL;
+        cj.body_n = body_n;
         if (!cj.spans) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
@@ -16599,6 +16751,10 @@ done:
     fti_free(sources);
     fti_free(chunks.v);
     fti_free(tok_counts);
+    fti_free(split_ids[0]);
+    fti_free(split_ids[1]);
+    fti_free(body_at);
+    fti_free(body_n);
     fti_buf_free(&recs);
     fti_buf_free(&docs_jsonl);
     fti_buf_free(&index_img);
@@ -25381,7 +25537,7 @@ static const char fti__dashboard_html[] =
     "document.getElementById('cards').innerHTML=card('requests',f(m['fti_requests_total'],0))+"
     "card('tokens/s',f(m['fti_tokens_per_second'],1))+card('active',f(m['fti_active_sequences'],0))+"
     "card('queued',f(m['fti_queue_depth'],0))+card('connections',f(m['fti_connections'],0))+"
-    "card('mean latency s',f(p50,3));"
+    "card('mean latency ms',f(1000*p50,1));"
     "document.getElementById('drift').innerHTML=card('level',['ok','warn','alert'][lv],cls)+"
     "card('PSI tokens',f(m['fti_drift_psi{dist=\"tokens\"}'],3))+"
     "card('JS tokens',f(m['fti_drift_js{dist=\"tokens\"}'],3))+"
