@@ -54,7 +54,7 @@ static int parse_args(int argc, char **argv, args *a) {
     a->others = "data/eval/others";
     a->max_docs = 200;
     a->max_bytes = 600;
-    for (i = 1; i < argc; i++) {
+    for (i = 1; i < argc; i += 2) {
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -77,7 +77,6 @@ static int parse_args(int argc, char **argv, args *a) {
             fprintf(stderr, "fti-eval: unknown option %s (try --help)\n", o);
             return 0;
         }
-        i++;
     }
     if (!a->max_docs || a->max_bytes < 32) {
         fprintf(stderr, "fti-eval: --max-docs must be > 0 and --max-bytes >= 32\n");

@@ -9,8 +9,8 @@ static const fti_tokenizer *fti__fuzz_tokenizer(void) {
         fti_bpe_trainer *t = NULL;
         static const char *texts[] = {
             "POLITICS, n. A strife of interests masquerading as a contest of principles.",
-            "CYNIC, n. A blackguard whose faulty vision sees things as they are, not as they "
-            "ought to be. Hence the custom among the Scythians of plucking out a cynic's eyes.",
+            ("CYNIC, n. A blackguard whose faulty vision sees things as they are, not as they "
+             "ought to be. Hence the custom among the Scythians of plucking out a cynic's eyes."),
             "Il \xc3\xa9tait une fois 12345 caf\xc3\xa9s \xe2\x80\x94 and   spaces\n\n\ttabs 's 'll"};
         size_t i;
         memset(&o, 0, sizeof o);
