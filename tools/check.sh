@@ -10,6 +10,7 @@ STRICT="-std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror"
 LIBS="-lm -lpthread"
 # Test-name filters that exercise threads (pool, kernels, server); parts add theirs here.
 TSAN_TESTS=${TSAN_TESTS:-"kernels_ server_ http_"}
+JOBS=$(nproc 2>/dev/null || echo 2)
 fails=0
 log="$B/log.txt"
 : > "$log"
@@ -55,7 +56,7 @@ step "each part alone (gcc)" parts_alone
 for cc in gcc clang; do
     if have $cc; then
         step "$cc strict runner" runner $cc "$B/test-$cc" -O2
-        step "$cc strict programs" make -s -B CC=$cc WARN="-Wall -Wextra -Wpedantic -Wshadow -Werror" B="$B/prog-$cc" all
+        step "$cc strict programs" make -s -B -j"$JOBS" CC=$cc WARN="-Wall -Wextra -Wpedantic -Wshadow -Werror" B="$B/prog-$cc" all
     else skip "$cc strict" $cc; fi
 done
 
@@ -103,13 +104,19 @@ else skip "aarch64" "aarch64-linux-gnu-gcc/qemu-aarch64"; fi
 if have musl-gcc; then
     step "musl static build" runner musl-gcc "$B/test-musl" -O2 -static
     step "musl static tests" "$B/test-musl"
+    musl_one() {
+        n=$(basename "$1" .c)
+        musl-gcc $STRICT -O1 -static -I. -o "$B/musl-fti-$n" "$1" $LIBS && "$B/musl-fti-$n" --help > /dev/null
+    }
     musl_examples() {
+        pids=""
         for e in examples/*.c; do
             [ -f "$e" ] || continue
-            n=$(basename "$e" .c)
-            musl-gcc $STRICT -O2 -static -I. -o "$B/musl-fti-$n" "$e" $LIBS || return 1
-            "$B/musl-fti-$n" --help > /dev/null || return 1
+            musl_one "$e" & pids="$pids $!"
         done
+        ok=0
+        for p in $pids; do wait "$p" || ok=1; done
+        return $ok
     }
     step "musl static examples --help" musl_examples
 else skip "musl" musl-gcc; fi
