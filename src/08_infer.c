@@ -1209,7 +1209,7 @@ static void fti__gen_push(fti__gen_out *g, const char *p, size_t n, int final) {
     fti_buf_append(&g->pend, p, n);
     for (i = 0; i < g->o->n_stop; i++) { /* earliest complete stop string */
         const char *st = g->o->stop[i];
-        size_t sl = strlen(st), j;
+        size_t sl = st ? strlen(st) : 0, j;
         if (sl == 0 || sl > g->pend.len) continue;
         for (j = 0; j + sl <= g->pend.len; j++)
             if (memcmp(g->pend.data + j, st, sl) == 0) {
@@ -1226,7 +1226,7 @@ static void fti__gen_push(fti__gen_out *g, const char *p, size_t n, int final) {
     if (!final) {
         for (i = 0; i < g->o->n_stop; i++) { /* longest tail that starts a stop string */
             const char *st = g->o->stop[i];
-            size_t sl = strlen(st), t;
+            size_t sl = st ? strlen(st) : 0, t;
             for (t = sl > 1 ? sl - 1 : 0; t > keep; t--)
                 if (t <= g->pend.len && memcmp(g->pend.data + g->pend.len - t, st, t) == 0) {
                     keep = t;
