@@ -1091,16 +1091,18 @@ static void fti__sampler_select(int32_t *idx, size_t n, size_t k, const float *l
 
 /* Sorts idx[0..n) by logit descending, ties by id ascending (insertion sort for small n,
  * otherwise qsort needs the logits: done by shell sort to stay allocation- and global-free). */
+static int fti__sampler_before(const float *logits, int32_t a, int32_t b) {
+    float la = logits[a], lb = logits[b];
+    return la > lb || (la == lb && a < b);
+}
+
 static void fti__sampler_sort(int32_t *idx, size_t n, const float *logits) {
     size_t gap, i, j;
     for (gap = n / 2; gap > 0; gap /= 2)
         for (i = gap; i < n; i++) {
             int32_t t = idx[i];
-            for (j = i; j >= gap; j -= gap) {
-                int32_t u = idx[j - gap];
-                if (logits[u] > logits[t] || (logits[u] == logits[t] && u < t)) break;
-                idx[j] = u;
-            }
+            for (j = i; j >= gap && !fti__sampler_before(logits, idx[j - gap], t); j -= gap)
+                idx[j] = idx[j - gap];
             idx[j] = t;
         }
 }
