@@ -558,7 +558,7 @@ static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, f
     memset(p, 0, sizeof *p);
     T = (o && o->n_ctx) ? o->n_ctx : e->cfg.context_len;
     B = (o && o->n_batch) ? o->n_batch : 64;
-    if (T > e->cfg.context_len) return 0;
+    if (T > ((size_t)1 << 24)) return 0;
     if (B > T) B = T;
     p->n_ctx = T;
     p->n_batch = B;
@@ -603,7 +603,7 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     *out = NULL;
     if (!fti__sess_plan_make(e, opts, &p))
         return fti_error_set(err, FTI_ERR_INVALID,
-                             "session: n_ctx %lu larger than the model's context %lu (or too big)",
+                             "session: n_ctx %lu too large (the model's context is %lu)",
                              (unsigned long)(opts ? opts->n_ctx : 0),
                              (unsigned long)e->cfg.context_len);
     if (opts && opts->mem) {
