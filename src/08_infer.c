@@ -537,6 +537,12 @@ done:
 struct fti_session {
     const fti_engine *e;
     fti_pool *pool;
+    /* Decode steps on a pool of 2+ threads are timed: when the pool is slower than one thread
+     * (another process holds a core and every barrier waits for a time slice) steps run on the
+     * calling thread. Results are the same bits either way. */
+    int adaptive;
+    double step_ns[2];   /* moving averages: [0] on the pool, [1] on the calling thread */
+    size_t n_steps;
     size_t n_ctx, n_batch, pos;
     fti_arena arena;
     float *kcache, *vcache; /* (L, n_ctx, KVD) */
@@ -624,6 +630,7 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     memset(s, 0, sizeof *s);
     s->e = e;
     s->pool = opts ? opts->pool : NULL;
+    s->adaptive = !(opts && opts->fixed_threads) && fti_pool_threads(s->pool) > 1;
     s->n_ctx = p.n_ctx;
     s->n_batch = p.n_batch;
     slots[0] = &s->kcache;
@@ -923,6 +930,27 @@ FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t
         if (tokens[i] < 0 || (size_t)tokens[i] >= s->e->V)
             return fti_error_set(err, FTI_ERR_INVALID, "session: token %ld at %lu not below vocab %lu",
                                  (long)tokens[i], (unsigned long)i, (unsigned long)s->e->V);
+    if (n == 1 && s->adaptive) { /* a decode step: on the pool or alone, whichever is faster */
+        fti_pool *pool = s->pool;
+        uint64_t t0;
+        int serial, probe = (s->n_steps % 128) == 0; /* re-measure the other way now and then */
+        fti_result rc;
+        serial = s->n_steps < 4 ? (int)(s->n_steps & 1) : s->step_ns[1] < s->step_ns[0];
+        if (probe && s->n_steps >= 4) serial = !serial;
+        if (serial) s->pool = NULL;
+        t0 = fti_time_ns();
+        rc = fti__sess_forward(s, tokens, 1, logits_out);
+        {
+            double dt = (double)(fti_time_ns() - t0);
+            double *avg = &s->step_ns[serial];
+            *avg = *avg == 0.0 ? dt : 0.8 * *avg + 0.2 * dt;
+        }
+        s->pool = pool;
+        s->n_steps++;
+        if (rc != FTI_OK)
+            return fti_error_set(err, rc, "session: forward failed: %s", fti_result_str(rc));
+        return FTI_OK;
+    }
     for (i = 0; i < n; i += s->n_batch) {
         size_t T = n - i < s->n_batch ? n - i : s->n_batch;
         fti_result rc = fti__sess_forward(s, tokens + i, T,

@@ -143,6 +143,10 @@ typedef struct fti_session_opts {
                          no limit) but the model was not trained on those positions */
     size_t n_batch;   /* prompt tokens per forward, 0 = 64 */
     fti_pool *pool;   /* borrowed; NULL = single-threaded */
+    int fixed_threads; /* 1: decode steps always use the pool. Default: each decode step runs
+                          on the pool or on the calling thread alone, whichever is measured to
+                          be faster (a busy machine makes every barrier wait for a time slice);
+                          results are bit-identical either way */
     void *mem;        /* caller memory for everything (NULL = one allocation) */
     size_t mem_bytes; /* its size: at least fti_session_mem_bytes() */
 } fti_session_opts;
