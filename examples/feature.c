@@ -52,11 +52,13 @@ static void usage(FILE *f) {
         "  --redact all|mail|none redact e-mail addresses, phone numbers, URLs [mail]\n"
         "  --dedup F              near-duplicate Jaccard threshold; > 1 disables [0.8]\n"
         "  --val-percent N [5]  --chunk-tokens N [200]  --chunk-overlap N [32]  --vocab N [4096]\n"
-        "  --tokenizer FILE       use this tokenizer instead of training one\n"
+        "  --tokenizer FILE       use this tokenizer instead of training one; FILE = parent\n"
+        "                         keeps the tokenizer of the latest version (for fine-tuning)\n"
         "  --no-tokenizer         skip tokenizer and token shards\n"
         "  --threads N            worker threads [$FTI_THREADS or all CPUs]\n"
         "  --tag NAME             also point tag NAME at the new version\n"
-        "  --quiet                print only the version id\n");
+        "  --quiet                print only the version id\n"
+        "  --verbose              also print stage timings (wall and processor seconds)\n");
 }
 
 /* --- progress: one bar per stage on a terminal --------------------------------------------- */
@@ -81,8 +83,8 @@ static void on_progress(void *user, const fti_ingest_progress *p) {
 }
 
 static void on_log(void *user, fti_log_level level, const char *msg) {
-    (void)user;
-    if (level >= FTI_LOG_INFO) fprintf(stderr, "fti-feature: %s\n", msg);
+    int verbose = *(const int *)user;
+    if (level >= FTI_LOG_INFO || verbose) fprintf(stderr, "fti-feature: %s\n", msg);
 }
 
 /* --- printing a manifest -------------------------------------------------------------------- */
@@ -172,6 +174,7 @@ static int cmd_ingest(const char *home, int argc, char **argv) {
     fti_ingest_opts o;
     const char **paths = (const char **)calloc((size_t)argc + 1, sizeof *paths);
     size_t n_paths = 0, reused = 0;
+    static int verbose = 0;
     int i, quiet = 0;
     char id[65];
     fti_error err;
@@ -255,6 +258,8 @@ static int cmd_ingest(const char *home, int argc, char **argv) {
             o.tag = v;
         } else if (strcmp(a, "--quiet") == 0)
             quiet = 1;
+        else if (strcmp(a, "--verbose") == 0)
+            verbose = 1;
         else if (strcmp(a, "--redact") == 0) {
             NEEDV();
             if (strcmp(v, "all") == 0)
@@ -286,7 +291,8 @@ static int cmd_ingest(const char *home, int argc, char **argv) {
     ps.quiet = quiet || !isatty(2);
     o.progress = on_progress;
     o.progress_user = &ps;
-    o.log = quiet ? NULL : on_log;
+    o.log = quiet && !verbose ? NULL : on_log;
+    o.log_user = &verbose;
     if (fti_store_ingest(home, paths, n_paths, &o, id, &reused, &err) != FTI_OK) {
         if (ps.active) fti_progress_end(&ps.bar, NULL);
         fprintf(stderr, "fti-feature: ingest failed: %s\n", err.msg);
@@ -314,6 +320,18 @@ int main(int argc, char **argv) {
     char *home;
     int i = 1, rc = 0;
     fti_error err;
+    {
+        /* --home DIR is accepted anywhere on the line (taken out before the command runs) */
+        int k, m = 1;
+        for (k = 1; k < argc; k++) {
+            if (strcmp(argv[k], "--home") == 0 && k + 1 < argc) {
+                home_arg = argv[++k];
+                continue;
+            }
+            argv[m++] = argv[k];
+        }
+        argc = m;
+    }
     while (i < argc && argv[i][0] == '-') {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);

@@ -29,6 +29,8 @@ static void usage(FILE *f) {
         "\n"
         "  --dataset VERSION    id, prefix, tag or latest [latest]\n"
         "  --preset NAME        tiny, small, stories15M, stories42M, stories110M [tiny]\n"
+        "  --dim N --layers N --heads N --kv-heads N --hidden N --context N --untied\n"
+        "                       explicit config: override the preset's values\n"
         "  --steps N            optimizer steps (also the schedule length) [300]\n"
         "  --max-tokens N       stop after N training tokens [no limit]\n"
         "  --max-seconds S      stop after S seconds of training (summed over resumes)\n"
@@ -58,6 +60,8 @@ typedef struct args {
     size_t batch, ctx, accum;
     float lr, wd, clip, lora_alpha;
     uint32_t lora;
+    uint64_t dim, layers, heads, kv_heads, hidden, context;
+    int untied;
 } args;
 
 static int parse_u64(const char *s, uint64_t *out) {
@@ -90,6 +94,9 @@ static int parse_args(int argc, char **argv, args *a) {
         } else if (strcmp(o, "--quiet") == 0) {
             a->quiet = 1;
             takes = 0;
+        } else if (strcmp(o, "--untied") == 0) {
+            a->untied = 1;
+            takes = 0;
         } else if (!v) {
             fprintf(stderr, "fti-train: %s needs a value (or is unknown)\n", o);
             return 0;
@@ -102,9 +109,17 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (strcmp(o, "--max-tokens") == 0) ok = parse_u64(v, &a->max_tokens);
         else if (strcmp(o, "--seed") == 0) ok = parse_u64(v, &a->seed);
         else if (strcmp(o, "--warmup") == 0) ok = parse_u64(v, &a->warmup);
+        else if (strcmp(o, "--dim") == 0) ok = parse_u64(v, &a->dim) && a->dim < 65536;
+        else if (strcmp(o, "--layers") == 0) ok = parse_u64(v, &a->layers) && a->layers < 1024;
+        else if (strcmp(o, "--heads") == 0) ok = parse_u64(v, &a->heads) && a->heads < 65536;
+        else if (strcmp(o, "--kv-heads") == 0)
+            ok = parse_u64(v, &a->kv_heads) && a->kv_heads < 65536;
+        else if (strcmp(o, "--hidden") == 0) ok = parse_u64(v, &a->hidden) && a->hidden < 262144;
+        else if (strcmp(o, "--context") == 0) ok = parse_u64(v, &a->context) && a->context < 65536;
         else if (strcmp(o, "--eval-every") == 0) ok = parse_u64(v, &a->eval_every);
         else if (strcmp(o, "--checkpoint-every") == 0) ok = parse_u64(v, &a->ckpt_every);
-        else if (strcmp(o, "--threads") == 0) ok = parse_u64(v, &u) && u <= 256, a->threads = (int)u;
+        else if (strcmp(o, "--threads") == 0)
+            ok = parse_u64(v, &u) && u <= 256, a->threads = (int)u;
         else if (strcmp(o, "--batch") == 0) ok = parse_u64(v, &u) && u > 0, a->batch = (size_t)u;
         else if (strcmp(o, "--ctx") == 0) ok = parse_u64(v, &u) && u > 0, a->ctx = (size_t)u;
         else if (strcmp(o, "--accum") == 0) ok = parse_u64(v, &u) && u > 0, a->accum = (size_t)u;
@@ -132,7 +147,7 @@ static int parse_args(int argc, char **argv, args *a) {
     return 1;
 }
 
-/* --- loading a registered model (fine-tuning) --------------------------------------------------- */
+/* --- loading a registered model (fine-tuning) ------------------------------------------------- */
 
 typedef struct parent_model {
     char id[17];
@@ -174,7 +189,10 @@ static int load_parent(const char *home, const char *ref, parent_model *p) {
         fti_tensor_info ti;
         const fti_gguf_tensor *t;
         size_t n = fti_model_tensor_info(&p->cfg, i, &ti), k;
-        t = fti_gguf_find_tensor(g, ti.name);
+        char gname[64];
+        snprintf(gname, sizeof gname, "%s.weight", ti.name); /* llama.cpp's names */
+        t = fti_gguf_find_tensor(g, gname);
+        if (!t) t = fti_gguf_find_tensor(g, ti.name);
         if (!t || t->type != 0 || t->n_elements != n) {
             fprintf(stderr, "fti-train: --from %s: tensor %s is %s (fine-tuning needs F32)\n", ref,
                     ti.name, t ? "not F32" : "missing");
@@ -193,7 +211,7 @@ static int load_parent(const char *home, const char *ref, parent_model *p) {
     return p->params != NULL;
 }
 
-/* --- metrics log and loss curve ------------------------------------------------------------------ */
+/* --- metrics log and loss curve --------------------------------------------------------------- */
 
 static void metrics_line(FILE *f, uint64_t step, double loss, double lr, double gnorm,
                          uint64_t tokens, double tok_s, double elapsed, int has_val, double val) {
@@ -249,7 +267,8 @@ static void write_svg(const char *path, const float *train, size_t n, const uint
                    L + 90, T + 12);
     fti_buf_puts(&b, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1\" points=\"");
     for (i = 0; i < n; i++) fti_buf_printf(&b, "%.1f,%.1f ", X(i + 1), Y(train[i]));
-    fti_buf_puts(&b, "\"/>\n<polyline fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\" points=\"");
+    fti_buf_puts(&b,
+                 "\"/>\n<polyline fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\" points=\"");
     for (i = 0; i < nv; i++) fti_buf_printf(&b, "%.1f,%.1f ", X(vs[i]), Y(vl[i]));
     fti_buf_puts(&b, "\"/>\n");
     for (i = 0; i < nv; i++)
@@ -262,7 +281,7 @@ static void write_svg(const char *path, const float *train, size_t n, const uint
     fti_buf_free(&b);
 }
 
-/* --- the model file ------------------------------------------------------------------------------- */
+/* --- the model file --------------------------------------------------------------------------- */
 
 static int write_model(const char *path, const fti_model_config *cfg, const float *params,
                        const char *tok_path, const fti_gguf_lineage *lin) {
@@ -408,6 +427,19 @@ int main(int argc, char **argv) {
             goto done;
         }
     }
+    if (!a.from) { /* explicit config values override the preset */
+        if (a.dim) cfg.dim = (uint32_t)a.dim;
+        if (a.layers) cfg.n_layers = (uint32_t)a.layers;
+        if (a.heads) cfg.n_heads = (uint32_t)a.heads;
+        if (a.kv_heads || a.heads) cfg.n_kv_heads = (uint32_t)a.kv_heads;
+        if (a.hidden) cfg.hidden_dim = (uint32_t)a.hidden;
+        if (a.context) cfg.context_len = (uint32_t)a.context;
+        if (a.untied) cfg.tied_embeddings = 0;
+        if (fti_model_config_resolve(&cfg, &err) != FTI_OK) {
+            fprintf(stderr, "fti-train: %s\n", err.msg);
+            goto done;
+        }
+    }
     if (cfg.vocab_size != sh_tr->vocab_size) {
         fprintf(stderr, "fti-train: model vocabulary %u != dataset vocabulary %u\n",
                 (unsigned)cfg.vocab_size, (unsigned)sh_tr->vocab_size);
@@ -434,8 +466,11 @@ int main(int argc, char **argv) {
     /* the run directory: a key over everything that changes the trajectory */
     {
         char buf[1024];
-        snprintf(buf, sizeof buf, "%s|%s|%s|%llu|%llu|%llu|%lu|%lu|%lu|%.9g|%llu|%.9g|%.9g|%llu|%u|"
-                 "%.9g|%llu", fti_dataset_id(ds), a.from ? parent.id : "-", a.preset,
+        snprintf(buf, sizeof buf, "%s|%s|%s|%u,%u,%u,%u,%u,%u,%d|%llu|%llu|%llu|%lu|%lu|%lu|%.9g|"
+                 "%llu|%.9g|%.9g|%llu|%u|%.9g|%llu", fti_dataset_id(ds), a.from ? parent.id : "-",
+                 a.preset, (unsigned)cfg.dim, (unsigned)cfg.n_layers, (unsigned)cfg.n_heads,
+                 (unsigned)cfg.n_kv_heads, (unsigned)cfg.hidden_dim, (unsigned)cfg.context_len,
+                 cfg.tied_embeddings,
                  (unsigned long long)a.steps, (unsigned long long)a.max_tokens,
                  (unsigned long long)a.seed, (unsigned long)o.batch, (unsigned long)o.ctx,
                  (unsigned long)a.accum, o.lr, (unsigned long long)a.warmup, a.wd, a.clip,

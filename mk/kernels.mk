@@ -1,10 +1,11 @@
 # mk/kernels.mk — targets of the kernels part (02).
 #   make bench-kernels   fti GEMM/GEMV vs OpenBLAS (needs libopenblas-dev), ~2-3 minutes
-#   make kernels-qemu    the kernels tests cross-built for aarch64 (NEON) and run under qemu
+#   make kernels-qemu    the kernels tests cross-built for aarch64 (NEON, NEON+SDOT) under qemu
 # OpenBLAS is linked only into the benchmark; OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are unset so
 # the peer runs at its best on this CPU.
 
 BENCH_TARGETS += bench-kernels
+CHECK_TARGETS += kernels-qemu
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 QEMU_AARCH64 ?= qemu-aarch64
 
@@ -20,5 +21,11 @@ $(B)/fti-test-aarch64: tests/main.c tests/test.h $(B)/tests_gen.c $(TESTS) fti.h
 	$(AARCH64_CC) -static $(STD) -O2 $(WARN) $(CFLAGS) -I$(B) -Itests -o $@ tests/main.c \
 	    -lm -lpthread
 
-kernels-qemu: $(B)/fti-test-aarch64
-	$(QEMU_AARCH64) ./$(B)/fti-test-aarch64 kernels
+# twice: the default qemu CPU (NEON + SDOT table) and a Cortex-A53 (plain NEON table)
+# (skipped with a note when the cross compiler or qemu is missing)
+kernels-qemu:
+	@if command -v $(AARCH64_CC) >/dev/null 2>&1 && command -v $(QEMU_AARCH64) >/dev/null 2>&1; \
+	then $(MAKE) -s $(B)/fti-test-aarch64 && \
+	     $(QEMU_AARCH64) ./$(B)/fti-test-aarch64 kernels && \
+	     $(QEMU_AARCH64) -cpu cortex-a53 ./$(B)/fti-test-aarch64 kernels; \
+	else echo "kernels-qemu: skipped ($(AARCH64_CC) or $(QEMU_AARCH64) not installed)"; fi

@@ -35,8 +35,8 @@
 typedef void (*fti__ukernel_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                 int acc);
 /* y[r] (=, or += when acc) W[r]·x for r in [0, rows): W rows are row_bytes apart. */
-typedef void (*fti__gemv_fn)(const void *W, size_t row_bytes, size_t rows, const float *x,
-                             size_t n, float *y, int acc);
+typedef void (*fti__gemv_fn)(const void *W, size_t row_bytes, size_t rows, const float *x, size_t n,
+                             float *y, int acc);
 /* Quantized rows against activations quantized to 32-blocks: xq (nb·32 int8), xd (nb scales),
  * xs (nb block sums of xq, used by Q4_0). y[r] = Σ_b wd·xd[b]·(int dot of block b). */
 typedef void (*fti__gemv_q_fn)(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
@@ -59,8 +59,8 @@ struct fti_kernels {
     float (*max)(const float *x, size_t n);
     float (*exp_sum)(float *y, const float *x, size_t n, float sub); /* y = exp(x-sub), Σy */
     void (*mul_scaled)(float *out, const float *x, const float *w, float s, size_t n);
-    void (*rmsnorm_bwd_row)(float *dx, float *dw, const float *dout, const float *x,
-                            const float *w, float rstd, size_t n);
+    void (*rmsnorm_bwd_row)(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                            float rstd, size_t n);
     void (*softmax_bwd_row)(float *dx, const float *p, const float *dp, size_t n);
     void (*silu_fwd)(float *y, const float *x, size_t n);
     void (*silu_bwd)(float *dx, const float *x, const float *dy, size_t n);
@@ -183,8 +183,10 @@ static void fti__matmul_ref(unsigned flags, size_t M, size_t N, size_t K, const 
                 float b = (flags & FTI_MM_TRANS_B) ? B[j * ldb + p] : B[p * ldb + j];
                 s += a * b;
             }
-            if (flags & FTI_MM_ACCUMULATE) C[i * ldc + j] += s;
-            else C[i * ldc + j] = s;
+            if (flags & FTI_MM_ACCUMULATE)
+                C[i * ldc + j] += s;
+            else
+                C[i * ldc + j] = s;
         }
     }
 }
@@ -239,8 +241,10 @@ static float fti__exp_sum_ref(float *y, const float *x, size_t n, float sub) {
 
 static void fti__mul_scaled_ref(float *out, const float *x, const float *w, float s, size_t n) {
     size_t i;
-    if (w) for (i = 0; i < n; i++) out[i] = x[i] * s * w[i];
-    else for (i = 0; i < n; i++) out[i] = x[i] * s;
+    if (w)
+        for (i = 0; i < n; i++) out[i] = x[i] * s * w[i];
+    else
+        for (i = 0; i < n; i++) out[i] = x[i] * s;
 }
 
 /* One row of RMSNorm backward: with xh = x·rstd and g = w·dout,
@@ -470,16 +474,40 @@ static void fti__gemv_q4_0_ref(const void *W, size_t row_bytes, size_t rows, con
 }
 
 static const fti_kernels fti__kernels_scalar = {
-    FTI_ISA_SCALAR, "scalar",
-    4, 4, 256, 128, 512, fti__ukernel_ref,
-    fti__gemv_f32_ref, fti__gemv_f16_ref, fti__gemv_bf16_ref,
-    fti__gemv_q8_0_ref, fti__gemv_q4_0_ref, fti__quantize_x_ref,
-    fti__dot_ref, fti__axpy_ref, fti__scale_ref, fti__max_ref, fti__exp_sum_ref,
-    fti__mul_scaled_ref, fti__rmsnorm_bwd_row_ref, fti__softmax_bwd_row_ref,
-    fti__silu_fwd_ref, fti__silu_bwd_ref, fti__swiglu_fwd_ref, fti__swiglu_bwd_ref,
+    FTI_ISA_SCALAR,
+    "scalar",
+    4,
+    4,
+    256,
+    128,
+    512,
+    fti__ukernel_ref,
+    fti__gemv_f32_ref,
+    fti__gemv_f16_ref,
+    fti__gemv_bf16_ref,
+    fti__gemv_q8_0_ref,
+    fti__gemv_q4_0_ref,
+    fti__quantize_x_ref,
+    fti__dot_ref,
+    fti__axpy_ref,
+    fti__scale_ref,
+    fti__max_ref,
+    fti__exp_sum_ref,
+    fti__mul_scaled_ref,
+    fti__rmsnorm_bwd_row_ref,
+    fti__softmax_bwd_row_ref,
+    fti__silu_fwd_ref,
+    fti__silu_bwd_ref,
+    fti__swiglu_fwd_ref,
+    fti__swiglu_bwd_ref,
     fti__adamw_ref,
-    fti__f16_to_f32_ref, fti__f32_to_f16_ref, fti__bf16_to_f32_ref, fti__f32_to_bf16_ref,
-    fti__quantize_q8_0_ref, fti__quantize_q4_0_ref, fti__dequantize_q8_0_ref,
+    fti__f16_to_f32_ref,
+    fti__f32_to_f16_ref,
+    fti__bf16_to_f32_ref,
+    fti__f32_to_bf16_ref,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
     fti__dequantize_q4_0_ref,
 };
 
@@ -707,12 +735,8 @@ static void fti__gemv_task(void *ctx, size_t begin, size_t end, int thread) {
             float *y = g->Y + t * g->ldy + r0;
             const float *x = g->X ? g->X + t * g->ldx : NULL;
             switch (g->wtype) {
-            case FTI_DTYPE_F32:
-                g->k->gemv_f32(w, g->row_bytes, rows, x, g->n_in, y, g->acc);
-                break;
-            case FTI_DTYPE_F16:
-                g->k->gemv_f16(w, g->row_bytes, rows, x, g->n_in, y, g->acc);
-                break;
+            case FTI_DTYPE_F32: g->k->gemv_f32(w, g->row_bytes, rows, x, g->n_in, y, g->acc); break;
+            case FTI_DTYPE_F16: g->k->gemv_f16(w, g->row_bytes, rows, x, g->n_in, y, g->acc); break;
             case FTI_DTYPE_BF16:
                 g->k->gemv_bf16(w, g->row_bytes, rows, x, g->n_in, y, g->acc);
                 break;
@@ -729,6 +753,30 @@ static void fti__gemv_task(void *ctx, size_t begin, size_t end, int thread) {
     }
 }
 
+/* y(1,N) = a(1,K)·B(K,N) for one row (decode attention's p·V): per 64-column chunk, a stack
+ * accumulator gets a[p]·B[p, chunk] for p in order (the table's axpy), then is stored or added.
+ * Chunks are split over threads; each element's order depends only on K. */
+typedef struct fti__vecmat_ctx {
+    const fti_kernels *k;
+    const float *a, *B;
+    size_t a_stride, ldb, K, N;
+    float *C;
+    int acc;
+} fti__vecmat_ctx;
+
+static void fti__vecmat_task(void *ctx, size_t begin, size_t end, int thread) {
+    const fti__vecmat_ctx *v = (const fti__vecmat_ctx *)ctx;
+    float t[64];
+    size_t c, p, j;
+    (void)thread;
+    for (c = begin; c < end; c++) {
+        size_t j0 = c * 64, n = v->N - j0 < 64 ? v->N - j0 : 64;
+        memset(t, 0, sizeof t);
+        for (p = 0; p < v->K; p++) v->k->axpy(t, v->a[p * v->a_stride], v->B + p * v->ldb + j0, n);
+        for (j = 0; j < n; j++) v->C[j0 + j] = v->acc ? v->C[j0 + j] + t[j] : t[j];
+    }
+}
+
 /* Rows per GEMV work item so one item reads at least ~16 KiB of weights (and stays a multiple
  * of 16 rows, which keeps multi-row kernels on their fast path). */
 static size_t fti__gemv_grain(size_t row_bytes) {
@@ -736,9 +784,8 @@ static size_t fti__gemv_grain(size_t row_bytes) {
     return (g + 15) / 16 * 16;
 }
 
-void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, size_t N,
-                size_t K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
-                size_t ldc) {
+void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, size_t N, size_t K,
+                const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc) {
     fti__gemm_ctx g;
     size_t tiles_m, tiles_n, items, grain, work;
     k = fti__k(k);
@@ -749,8 +796,10 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
             for (i = 0; i < M; i++) memset(C + i * ldc, 0, N * sizeof(float));
         return;
     }
-    if (M == 1 && (flags & FTI_MM_TRANS_B) && !(flags & FTI_MM_TRANS_A)) {
-        /* a GEMV: y(N) = W(N,K)·a(K), one dot per output, split over outputs */
+    if (M <= 4 && (flags & FTI_MM_TRANS_B) && !(flags & FTI_MM_TRANS_A)) {
+        /* GEMVs: y(N) = B(N,K)·a(K) for each of the M rows of A, one dot per output, split
+         * over outputs (B read once in L2-sized slices); a packed 12-row tile would be mostly
+         * padding at this M */
         fti__gemv_ctx v;
         memset(&v, 0, sizeof v);
         v.k = k;
@@ -758,12 +807,29 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
         v.W = B;
         v.row_bytes = ldb * sizeof(float);
         v.n_in = K;
-        v.T = 1;
+        v.T = M;
         v.n_out = N;
+        v.ldx = lda;
+        v.ldy = ldc;
         v.X = A;
         v.Y = C;
         v.acc = (flags & FTI_MM_ACCUMULATE) != 0;
         fti_pool_for(pool, N, fti__gemv_grain(K * sizeof(float)), fti__gemv_task, &v);
+        return;
+    }
+    if (M == 1 && !(flags & FTI_MM_TRANS_B)) {
+        /* a row vector times a matrix: no packing, no 1-of-mr-rows micro-tiles */
+        fti__vecmat_ctx v;
+        v.k = k;
+        v.a = A;
+        v.a_stride = (flags & FTI_MM_TRANS_A) ? lda : 1;
+        v.B = B;
+        v.ldb = ldb;
+        v.K = K;
+        v.N = N;
+        v.C = C;
+        v.acc = (flags & FTI_MM_ACCUMULATE) != 0;
+        fti_pool_for(pool, (N + 63) / 64, 1 + (size_t)(1u << 16) / (64 * K), fti__vecmat_task, &v);
         return;
     }
     memset(&g, 0, sizeof g);
@@ -804,7 +870,7 @@ fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, c
         memset(Y, 0, T * n_out * sizeof(float));
         return FTI_OK;
     }
-    if (wtype == FTI_DTYPE_F32 && T > 1) {
+    if (wtype == FTI_DTYPE_F32 && T > 4) {
         fti_matmul(k, pool, FTI_MM_TRANS_B, T, n_out, n_in, X, n_in, (const float *)W, n_in, Y,
                    n_out);
         return FTI_OK;
@@ -841,11 +907,11 @@ fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, c
                             float y1;
                             fti__quantize_x_ref(X + t * n_in + b * FTI_QK, 1, sq, sd, ss);
                             if (wtype == FTI_DTYPE_Q8_0)
-                                fti__gemv_q8_0_ref(w + b * sizeof(fti_block_q8_0), 0, 1, sq, sd,
-                                                   ss, 1, &y1);
+                                fti__gemv_q8_0_ref(w + b * sizeof(fti_block_q8_0), 0, 1, sq, sd, ss,
+                                                   1, &y1);
                             else
-                                fti__gemv_q4_0_ref(w + b * sizeof(fti_block_q4_0), 0, 1, sq, sd,
-                                                   ss, 1, &y1);
+                                fti__gemv_q4_0_ref(w + b * sizeof(fti_block_q4_0), 0, 1, sq, sd, ss,
+                                                   1, &y1);
                             s += y1;
                         }
                         Y[t * n_out + r] = s;
@@ -880,8 +946,8 @@ void fti_axpy(const fti_kernels *k, float *y, float a, const float *x, size_t n)
 
 void fti_scale(const fti_kernels *k, float *x, float a, size_t n) { fti__k(k)->scale(x, a, n); }
 
-void fti_rmsnorm_fwd(const fti_kernels *k, float *out, float *rstd, const float *x,
-                     const float *w, size_t R, size_t C, float eps) {
+void fti_rmsnorm_fwd(const fti_kernels *k, float *out, float *rstd, const float *x, const float *w,
+                     size_t R, size_t C, float eps) {
     size_t r;
     k = fti__k(k);
     for (r = 0; r < R; r++) {
@@ -893,8 +959,8 @@ void fti_rmsnorm_fwd(const fti_kernels *k, float *out, float *rstd, const float 
     }
 }
 
-void fti_rmsnorm_bwd(const fti_kernels *k, float *dx, float *dw, const float *dout,
-                     const float *x, const float *w, const float *rstd, size_t R, size_t C) {
+void fti_rmsnorm_bwd(const fti_kernels *k, float *dx, float *dw, const float *dout, const float *x,
+                     const float *w, const float *rstd, size_t R, size_t C) {
     size_t r;
     k = fti__k(k);
     for (r = 0; r < R; r++)
@@ -972,8 +1038,8 @@ void fti_rope_fwd(const fti_kernels *k, float *x, size_t T, size_t H, size_t D, 
     fti__rope(x, T, H, D, row_stride, pos0, pos, base, 1.0);
 }
 
-void fti_rope_bwd(const fti_kernels *k, float *dx, size_t T, size_t H, size_t D,
-                  size_t row_stride, size_t pos0, const int32_t *pos, float base) {
+void fti_rope_bwd(const fti_kernels *k, float *dx, size_t T, size_t H, size_t D, size_t row_stride,
+                  size_t pos0, const int32_t *pos, float base) {
     (void)k;
     fti__rope(dx, T, H, D, row_stride, pos0, pos, base, -1.0);
 }
@@ -997,8 +1063,8 @@ size_t fti_xent_fwd(const fti_kernels *k, float *loss, float *probs, const float
     return n_valid;
 }
 
-void fti_xent_bwd(const fti_kernels *k, float *dlogits, const float *probs,
-                  const int32_t *targets, float dloss, size_t R, size_t V) {
+void fti_xent_bwd(const fti_kernels *k, float *dlogits, const float *probs, const int32_t *targets,
+                  float dloss, size_t R, size_t V) {
     size_t r, i;
     k = fti__k(k);
     for (r = 0; r < R; r++) {
@@ -1015,8 +1081,8 @@ void fti_xent_bwd(const fti_kernels *k, float *dlogits, const float *probs,
     }
 }
 
-void fti_adamw(const fti_kernels *k, float *param, const float *grad, float *m, float *v,
-               size_t n, const fti_adamw_hparams *hp, int decay) {
+void fti_adamw(const fti_kernels *k, float *param, const float *grad, float *m, float *v, size_t n,
+               const fti_adamw_hparams *hp, int decay) {
     float c[8];
     double t = hp->step > 0 ? (double)hp->step : 1.0;
     c[0] = hp->lr;

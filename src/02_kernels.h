@@ -5,11 +5,12 @@
  *
  *   dispatch  one static const table of function pointers per instruction set (scalar reference,
  *             x86-64 AVX2+FMA, x86-64 AVX-512, aarch64 NEON). fti_kernels_get(FTI_ISA_AUTO) picks
- *             the best one the CPU supports (CPUID + XGETBV on x86; NEON is baseline on aarch64);
- *             the environment variable FTI_ISA=scalar|avx2|avx512|neon forces a lower one. The
- *             x86 variants are compiled with per-function target attributes, so users never need
- *             -mavx2; FTI_NO_SIMD (and compilers without GNU-style intrinsics, e.g. tcc) keep only
- *             the scalar table; FTI_NO_AVX512 drops the AVX-512 table.
+ *             the best one the CPU supports (CPUID + XGETBV on x86; NEON is baseline on aarch64,
+ *             its SDOT variant is chosen from the Linux auxiliary vector); the environment
+ *             variable FTI_ISA=scalar|avx2|avx512|neon forces a lower one. The variants are
+ *             compiled with per-function target attributes, so users never need -mavx2;
+ *             FTI_NO_SIMD (and compilers without GNU-style intrinsics, e.g. tcc) keep only the
+ *             scalar table; FTI_NO_AVX512 drops the AVX-512 tables, FTI_NO_DOTPROD the SDOT one.
  *   GEMM      fti_matmul: fp32 C = op(A)·op(B) in the three layouts training needs, optional
  *             accumulate. Blocked: B and A are packed into cache-sized panels and a register-
  *             blocked micro-kernel per ISA runs over zero-padded panels (no scalar edge cliff).
@@ -91,7 +92,7 @@ FTIDEF size_t fti_dtype_block_bytes(fti_dtype t);
  * size, or the size overflows. Thread safety: any thread. */
 FTIDEF size_t fti_dtype_row_bytes(fti_dtype t, size_t n);
 
-/* --- CPU detection and the kernel tables -------------------------------------------------------- */
+/* --- CPU detection and the kernel tables ------------------------------------------------------ */
 
 /* CPU feature bits reported by fti_cpu_features(). */
 #define FTI_CPU_AVX2 (1u << 0)
@@ -105,6 +106,7 @@ FTIDEF size_t fti_dtype_row_bytes(fti_dtype t, size_t n);
 #define FTI_CPU_AVX512BF16 (1u << 8)
 #define FTI_CPU_NEON (1u << 9)
 #define FTI_CPU_DOTPROD (1u << 10)
+#define FTI_CPU_AVX512VBMI (1u << 11)
 
 /* Features of this CPU that fti can use (OS support for the wide registers checked with XGETBV).
  * Always 0 under FTI_NO_SIMD. Thread safety: any thread. */
@@ -125,7 +127,7 @@ FTIDEF fti_isa fti_kernels_isa(const fti_kernels *k);
 /* "auto", "scalar", "avx2", "avx512", "neon"; "?" for other values. */
 FTIDEF const char *fti_isa_name(fti_isa isa);
 
-/* --- GEMM and GEMV ----------------------------------------------------------------------------- */
+/* --- GEMM and GEMV ---------------------------------------------------------------------------- */
 
 #define FTI_MM_TRANS_A 1u    /* A is stored (K,M): op(A) = Aᵀ */
 #define FTI_MM_TRANS_B 2u    /* B is stored (N,K): op(B) = Bᵀ */
@@ -145,18 +147,18 @@ FTIDEF void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, siz
 
 /* Y(T,n_out) = X(T,n_in) · W(n_out,n_in)ᵀ for a weight matrix W of dtype wtype (rows of n_in
  * elements, each row fti_dtype_row_bytes(wtype, n_in) bytes, rows contiguous). T = 1 is the
- * decode GEMV; T > 1 is prefill. F32 weights use fti_matmul. Q8_0 and Q4_0 weights are dotted
- * against X quantized to Q8_0 per 32-block (integer dot per block, as ggml does), so the result
- * differs from dequantize-then-f32 by the activation rounding (about 0.4% of sum|w·x|).
+ * decode GEMV; T > 1 is prefill. F32 weights with T > 4 use fti_matmul. Q8_0 and Q4_0 weights
+ * are dotted against X quantized to Q8_0 per 32-block (integer dot per block, as ggml does), so
+ * the result differs from dequantize-then-f32 by the activation rounding (about 0.4% of
+ * sum|w·x|).
  * F16/BF16 are widened to f32 and dotted in f32. W needs 2-byte alignment. Returns FTI_OK, or
  * FTI_ERR_INVALID for an unknown wtype or n_in not a multiple of 32 for Q8_0/Q4_0. Never fails
  * for lack of memory (falls back to the reference). Bit-identical for any pool size.
  * Thread safety: any thread; the pool must not be in use by another call. */
-FTIDEF fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype,
-                               const void *W, const float *X, float *Y, size_t T, size_t n_out,
-                               size_t n_in);
+FTIDEF fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
+                               const float *X, float *Y, size_t T, size_t n_out, size_t n_in);
 
-/* --- BLAS-1 -------------------------------------------------------------------------------------- */
+/* --- BLAS-1 ----------------------------------------------------------------------------------- */
 
 /* Σ x[i]·y[i] over n (accumulated in float lanes, fixed order per table). */
 FTIDEF float fti_dot(const fti_kernels *k, const float *x, const float *y, size_t n);
@@ -165,7 +167,7 @@ FTIDEF void fti_axpy(const fti_kernels *k, float *y, float a, const float *x, si
 /* x[i] *= a. */
 FTIDEF void fti_scale(const fti_kernels *k, float *x, float a, size_t n);
 
-/* --- the transformer's vector ops (forward and backward) ------------------------------------------ */
+/* --- the transformer's vector ops (forward and backward) -------------------------------------- */
 
 /* RMSNorm over each row: out = x · rstd · w with rstd = 1/sqrt(mean(x²) + eps).
  * out (R,C) may alias x; rstd (R) receives each row's rstd for the backward (may be NULL);
@@ -238,7 +240,7 @@ typedef struct fti_adamw_hparams {
 FTIDEF void fti_adamw(const fti_kernels *k, float *param, const float *grad, float *m, float *v,
                       size_t n, const fti_adamw_hparams *hp, int decay);
 
-/* --- conversions and quantization -------------------------------------------------------------- */
+/* --- conversions and quantization ------------------------------------------------------------- */
 
 /* Scalar conversions (round to nearest even; NaN stays NaN; f16 overflow gives ±inf). */
 FTIDEF float fti_f16_to_f32(uint16_t h);
@@ -259,8 +261,8 @@ FTIDEF void fti_f32_to_bf16_row(const fti_kernels *k, uint16_t *dst, const float
 FTIDEF fti_result fti_quantize_row(const fti_kernels *k, fti_dtype t, void *dst, const float *src,
                                    size_t n);
 /* Decodes a row of n elements of type t into floats. Same errors. src needs 2-byte alignment. */
-FTIDEF fti_result fti_dequantize_row(const fti_kernels *k, fti_dtype t, float *dst,
-                                     const void *src, size_t n);
+FTIDEF fti_result fti_dequantize_row(const fti_kernels *k, fti_dtype t, float *dst, const void *src,
+                                     size_t n);
 
 #ifdef __cplusplus
 }

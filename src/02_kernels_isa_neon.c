@@ -1,9 +1,10 @@
 /* === kernels: aarch64 NEON variants === */
 /*
  * NEON is part of the aarch64 baseline, so this table needs no detection. It covers the GEMM
- * micro-kernel (8×12, fused multiply-add by lane), the f32/Q8_0/Q4_0 GEMV rows, BLAS-1, the
- * exp-based ops (softmax, SiLU, SwiGLU) and fp16 rows; RMSNorm/softmax backward rows, AdamW,
- * bf16 and the weight quantizers use the references (a small share of a training step).
+ * micro-kernel (8×12, fused multiply-add by lane), the f32/Q8_0/Q4_0 GEMV rows and activation
+ * quantization, BLAS-1, the exp-based ops (softmax, SiLU, SwiGLU), softmax backward, AdamW and
+ * fp16 rows; the RMSNorm backward row, bf16 rows and the weight quantizers use the references
+ * (a small share of a training step).
  */
 #include "02_kernels.h"
 
@@ -12,21 +13,23 @@
 
 /* GEMM micro-kernel 8×12: 24 q-register accumulators; A's 8 values per step in two registers,
  * used by lane. */
-#define FTI__UKN_ROW(i, av, lane)                                                              \
-    c##i##_0 = vfmaq_laneq_f32(c##i##_0, b0, av, lane);                                        \
-    c##i##_1 = vfmaq_laneq_f32(c##i##_1, b1, av, lane);                                        \
-    c##i##_2 = vfmaq_laneq_f32(c##i##_2, b2, av, lane);
-#define FTI__UKN_STORE(i)                                                                      \
-    do {                                                                                       \
-        float *ci = c + (i)*ldc;                                                               \
-        if (acc) {                                                                             \
-            c##i##_0 = vaddq_f32(vld1q_f32(ci), c##i##_0);                                     \
-            c##i##_1 = vaddq_f32(vld1q_f32(ci + 4), c##i##_1);                                 \
-            c##i##_2 = vaddq_f32(vld1q_f32(ci + 8), c##i##_2);                                 \
-        }                                                                                      \
-        vst1q_f32(ci, c##i##_0);                                                               \
-        vst1q_f32(ci + 4, c##i##_1);                                                           \
-        vst1q_f32(ci + 8, c##i##_2);                                                           \
+#define FTI__UKN_ROW(i, av, lane)                                                                  \
+    do {                                                                                           \
+        c##i##_0 = vfmaq_laneq_f32(c##i##_0, b0, av, lane);                                        \
+        c##i##_1 = vfmaq_laneq_f32(c##i##_1, b1, av, lane);                                        \
+        c##i##_2 = vfmaq_laneq_f32(c##i##_2, b2, av, lane);                                        \
+    } while (0)
+#define FTI__UKN_STORE(i)                                                                          \
+    do {                                                                                           \
+        float *ci = c + (i)*ldc;                                                                   \
+        if (acc) {                                                                                 \
+            c##i##_0 = vaddq_f32(vld1q_f32(ci), c##i##_0);                                         \
+            c##i##_1 = vaddq_f32(vld1q_f32(ci + 4), c##i##_1);                                     \
+            c##i##_2 = vaddq_f32(vld1q_f32(ci + 8), c##i##_2);                                     \
+        }                                                                                          \
+        vst1q_f32(ci, c##i##_0);                                                                   \
+        vst1q_f32(ci + 4, c##i##_1);                                                               \
+        vst1q_f32(ci + 8, c##i##_2);                                                               \
     } while (0)
 
 static void fti__ukernel_neon(size_t kc, const float *a, const float *b, float *c, size_t ldc,
@@ -39,12 +42,23 @@ static void fti__ukernel_neon(size_t kc, const float *a, const float *b, float *
     for (p = 0; p < kc; p++, a += 8, b += 12) {
         float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
         float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
-        FTI__UKN_ROW(0, a0, 0) FTI__UKN_ROW(1, a0, 1) FTI__UKN_ROW(2, a0, 2)
-        FTI__UKN_ROW(3, a0, 3) FTI__UKN_ROW(4, a1, 0) FTI__UKN_ROW(5, a1, 1)
-        FTI__UKN_ROW(6, a1, 2) FTI__UKN_ROW(7, a1, 3)
+        FTI__UKN_ROW(0, a0, 0);
+        FTI__UKN_ROW(1, a0, 1);
+        FTI__UKN_ROW(2, a0, 2);
+        FTI__UKN_ROW(3, a0, 3);
+        FTI__UKN_ROW(4, a1, 0);
+        FTI__UKN_ROW(5, a1, 1);
+        FTI__UKN_ROW(6, a1, 2);
+        FTI__UKN_ROW(7, a1, 3);
     }
-    FTI__UKN_STORE(0); FTI__UKN_STORE(1); FTI__UKN_STORE(2); FTI__UKN_STORE(3);
-    FTI__UKN_STORE(4); FTI__UKN_STORE(5); FTI__UKN_STORE(6); FTI__UKN_STORE(7);
+    FTI__UKN_STORE(0);
+    FTI__UKN_STORE(1);
+    FTI__UKN_STORE(2);
+    FTI__UKN_STORE(3);
+    FTI__UKN_STORE(4);
+    FTI__UKN_STORE(5);
+    FTI__UKN_STORE(6);
+    FTI__UKN_STORE(7);
 }
 
 static float fti__dot_neon(const float *x, const float *y, size_t n) {
@@ -123,8 +137,8 @@ static void fti__gemv_q4_0_neon(const void *W, size_t row_bytes, size_t rows, co
             int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15)));
             int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
             /* start from -2·Σx in each of the 4 lanes: the block's -8·Σx */
-            int32x4_t d = fti__dot32_neon(vdupq_n_s32(-2 * xs[b]), lo, hi, vld1q_s8(xb),
-                                          vld1q_s8(xb + 16));
+            int32x4_t d =
+                fti__dot32_neon(vdupq_n_s32(-2 * xs[b]), lo, hi, vld1q_s8(xb), vld1q_s8(xb + 16));
             acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
         }
         y[r] = vaddvq_f32(acc);
@@ -255,19 +269,206 @@ static void fti__f32_to_f16_neon(uint16_t *dst, const float *src, size_t n) {
     fti__f32_to_f16_ref(dst + i, src + i, n - i);
 }
 
+static void fti__quantize_x_neon(const float *x, size_t nb, int8_t *xq, float *xd, int32_t *xs) {
+    size_t b;
+    for (b = 0; b < nb; b++, x += FTI_QK, xq += FTI_QK) {
+        float32x4_t v[8], m;
+        int32x4_t q[8], sum;
+        int16x8_t h0, h1, h2, h3;
+        float amax, d, id;
+        int j;
+        for (j = 0; j < 8; j++) v[j] = vld1q_f32(x + 4 * j);
+        m = vmaxq_f32(vmaxq_f32(vmaxq_f32(vabsq_f32(v[0]), vabsq_f32(v[1])),
+                                vmaxq_f32(vabsq_f32(v[2]), vabsq_f32(v[3]))),
+                      vmaxq_f32(vmaxq_f32(vabsq_f32(v[4]), vabsq_f32(v[5])),
+                                vmaxq_f32(vabsq_f32(v[6]), vabsq_f32(v[7]))));
+        amax = vmaxvq_f32(m);
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        xd[b] = d;
+        for (j = 0; j < 8; j++) q[j] = vcvtnq_s32_f32(vmulq_n_f32(v[j], id));
+        sum = vaddq_s32(vaddq_s32(vaddq_s32(q[0], q[1]), vaddq_s32(q[2], q[3])),
+                        vaddq_s32(vaddq_s32(q[4], q[5]), vaddq_s32(q[6], q[7])));
+        xs[b] = vaddvq_s32(sum);
+        h0 = vcombine_s16(vmovn_s32(q[0]), vmovn_s32(q[1]));
+        h1 = vcombine_s16(vmovn_s32(q[2]), vmovn_s32(q[3]));
+        h2 = vcombine_s16(vmovn_s32(q[4]), vmovn_s32(q[5]));
+        h3 = vcombine_s16(vmovn_s32(q[6]), vmovn_s32(q[7]));
+        vst1q_s8(xq, vcombine_s8(vmovn_s16(h0), vmovn_s16(h1)));
+        vst1q_s8(xq + 16, vcombine_s8(vmovn_s16(h2), vmovn_s16(h3)));
+    }
+}
+
+static void fti__softmax_bwd_row_neon(float *dx, const float *p, const float *dp, size_t n) {
+    float s = fti__dot_neon(p, dp, n);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(dx + i,
+                  vmulq_f32(vld1q_f32(p + i), vsubq_f32(vld1q_f32(dp + i), vdupq_n_f32(s))));
+    for (; i < n; i++) dx[i] = p[i] * (dp[i] - s);
+}
+
+static void fti__adamw_neon(float *p, const float *g, float *m, float *v, size_t n,
+                            const float c[8]) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t gi = vmulq_n_f32(vld1q_f32(g + i), c[5]);
+        float32x4_t mi =
+            vaddq_f32(vmulq_n_f32(vld1q_f32(m + i), c[1]), vmulq_n_f32(gi, 1.0f - c[1]));
+        float32x4_t vi = vaddq_f32(vmulq_n_f32(vld1q_f32(v + i), c[2]),
+                                   vmulq_f32(vmulq_n_f32(gi, 1.0f - c[2]), gi));
+        float32x4_t den = vaddq_f32(vmulq_n_f32(vsqrtq_f32(vi), c[7]), vdupq_n_f32(c[3]));
+        float32x4_t upd = vdivq_f32(vmulq_n_f32(vmulq_n_f32(mi, c[6]), c[0]), den);
+        vst1q_f32(m + i, mi);
+        vst1q_f32(v + i, vi);
+        vst1q_f32(p + i, vsubq_f32(vmulq_n_f32(vld1q_f32(p + i), c[4]), upd));
+    }
+    fti__adamw_ref(p + i, g + i, m + i, v + i, n - i, c);
+}
+
+/* --- dot product extension (ARMv8.2 SDOT: Graviton 2+, Apple M1+, Cortex-A76+) ------------- */
+/* Detected at run time from the ELF auxiliary vector (Linux); the functions carry their own
+ * target attribute, so the file builds for plain ARMv8-A. */
+#if defined(__linux__) && !defined(FTI_NO_DOTPROD)
+#include <sys/auxv.h>
+#define FTI__DOTPROD_OK 1
+#if defined(__clang__)
+#define FTI__DOTPROD __attribute__((target("dotprod")))
+#else
+#define FTI__DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
+
+static unsigned fti__cpu_features_neon(void) {
+    unsigned long hw = getauxval(AT_HWCAP);
+    return FTI_CPU_NEON | ((hw & (1ul << 20)) ? FTI_CPU_DOTPROD : 0u); /* HWCAP_ASIMDDP */
+}
+
+FTI__DOTPROD static void fti__gemv_q8_0_sdot(const void *W, size_t row_bytes, size_t rows,
+                                             const int8_t *xq, const float *xd, const int32_t *xs,
+                                             size_t nb, float *y) {
+    size_t r, b;
+    (void)xs;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (b = 0; b < nb; b++) {
+            const int8_t *xb = xq + b * FTI_QK;
+            int32x4_t d = vdotq_s32(vdupq_n_s32(0), vld1q_s8(w[b].qs), vld1q_s8(xb));
+            d = vdotq_s32(d, vld1q_s8(w[b].qs + 16), vld1q_s8(xb + 16));
+            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
+        }
+        y[r] = vaddvq_f32(acc);
+    }
+}
+
+FTI__DOTPROD static void fti__gemv_q4_0_sdot(const void *W, size_t row_bytes, size_t rows,
+                                             const int8_t *xq, const float *xd, const int32_t *xs,
+                                             size_t nb, float *y) {
+    size_t r, b;
+    for (r = 0; r < rows; r++) {
+        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (b = 0; b < nb; b++) {
+            const int8_t *xb = xq + b * FTI_QK;
+            uint8x16_t q = vld1q_u8(w[b].qs);
+            int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15)));
+            int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
+            /* from -2·Σx in each of the 4 lanes: the block's -8·Σx */
+            int32x4_t d = vdotq_s32(vdupq_n_s32(-2 * xs[b]), lo, vld1q_s8(xb));
+            d = vdotq_s32(d, hi, vld1q_s8(xb + 16));
+            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
+        }
+        y[r] = vaddvq_f32(acc);
+    }
+}
+#else
+static unsigned fti__cpu_features_neon(void) { return FTI_CPU_NEON; }
+#endif
+
 static const fti_kernels fti__kernels_neon_table = {
-    FTI_ISA_NEON, "neon",
-    8, 12, 256, 128, 480, fti__ukernel_neon,
-    fti__gemv_f32_neon, fti__gemv_f16_ref, fti__gemv_bf16_ref,
-    fti__gemv_q8_0_neon, fti__gemv_q4_0_neon, fti__quantize_x_ref,
-    fti__dot_neon, fti__axpy_neon, fti__scale_neon, fti__max_neon, fti__exp_sum_neon,
-    fti__mul_scaled_neon, fti__rmsnorm_bwd_row_ref, fti__softmax_bwd_row_ref,
-    fti__silu_fwd_neon, fti__silu_bwd_neon, fti__swiglu_fwd_neon, fti__swiglu_bwd_neon,
-    fti__adamw_ref,
-    fti__f16_to_f32_neon, fti__f32_to_f16_neon, fti__bf16_to_f32_ref, fti__f32_to_bf16_ref,
-    fti__quantize_q8_0_ref, fti__quantize_q4_0_ref, fti__dequantize_q8_0_ref,
+    FTI_ISA_NEON,
+    "neon",
+    8,
+    12,
+    256,
+    128,
+    480,
+    fti__ukernel_neon,
+    fti__gemv_f32_neon,
+    fti__gemv_f16_ref,
+    fti__gemv_bf16_ref,
+    fti__gemv_q8_0_neon,
+    fti__gemv_q4_0_neon,
+    fti__quantize_x_neon,
+    fti__dot_neon,
+    fti__axpy_neon,
+    fti__scale_neon,
+    fti__max_neon,
+    fti__exp_sum_neon,
+    fti__mul_scaled_neon,
+    fti__rmsnorm_bwd_row_ref,
+    fti__softmax_bwd_row_neon,
+    fti__silu_fwd_neon,
+    fti__silu_bwd_neon,
+    fti__swiglu_fwd_neon,
+    fti__swiglu_bwd_neon,
+    fti__adamw_neon,
+    fti__f16_to_f32_neon,
+    fti__f32_to_f16_neon,
+    fti__bf16_to_f32_ref,
+    fti__f32_to_bf16_ref,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
     fti__dequantize_q4_0_ref,
 };
 
-static const fti_kernels *fti__kernels_neon(void) { return &fti__kernels_neon_table; }
+#if defined(FTI__DOTPROD_OK)
+/* The same table with SDOT for the quantized dots. */
+static const fti_kernels fti__kernels_neon_dot_table = {
+    FTI_ISA_NEON,
+    "neon",
+    8,
+    12,
+    256,
+    128,
+    480,
+    fti__ukernel_neon,
+    fti__gemv_f32_neon,
+    fti__gemv_f16_ref,
+    fti__gemv_bf16_ref,
+    fti__gemv_q8_0_sdot,
+    fti__gemv_q4_0_sdot,
+    fti__quantize_x_neon,
+    fti__dot_neon,
+    fti__axpy_neon,
+    fti__scale_neon,
+    fti__max_neon,
+    fti__exp_sum_neon,
+    fti__mul_scaled_neon,
+    fti__rmsnorm_bwd_row_ref,
+    fti__softmax_bwd_row_neon,
+    fti__silu_fwd_neon,
+    fti__silu_bwd_neon,
+    fti__swiglu_fwd_neon,
+    fti__swiglu_bwd_neon,
+    fti__adamw_neon,
+    fti__f16_to_f32_neon,
+    fti__f32_to_f16_neon,
+    fti__bf16_to_f32_ref,
+    fti__f32_to_bf16_ref,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
+    fti__dequantize_q4_0_ref,
+};
+
+#endif
+
+static const fti_kernels *fti__kernels_neon(void) {
+#if defined(FTI__DOTPROD_OK)
+    if (fti__cpu_features_neon() & FTI_CPU_DOTPROD) return &fti__kernels_neon_dot_table;
+#endif
+    return &fti__kernels_neon_table;
+}
 #endif /* FTI__NEON */

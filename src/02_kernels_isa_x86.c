@@ -41,6 +41,7 @@ static unsigned fti__cpu_features_x86(void) {
         if (b & (1u << 30)) f |= FTI_CPU_AVX512BW;
         if (b & (1u << 31)) f |= FTI_CPU_AVX512VL;
         if (c & (1u << 11)) f |= FTI_CPU_AVX512VNNI;
+        if (c & (1u << 1)) f |= FTI_CPU_AVX512VBMI;
         __cpuid_count(7, 1, a, b, c, d);
         if (a & (1u << 5)) f |= FTI_CPU_AVX512BF16;
     }
@@ -49,9 +50,10 @@ static unsigned fti__cpu_features_x86(void) {
 
 #define FTI__AVX2 __attribute__((target("avx2,fma,f16c")))
 #define FTI__AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
-#define FTI__VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define FTI__VNNI                                                                                  \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")))
 
-/* --- AVX2 + FMA -------------------------------------------------------------------------------- */
+/* --- AVX2 + FMA ------------------------------------------------------------------------------- */
 
 FTI__AVX2 static float fti__hsum_avx2(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -68,19 +70,21 @@ FTI__AVX2 static int32_t fti__hsum_epi32_avx2(__m256i v) {
 }
 
 /* GEMM micro-kernel 6×16: 12 ymm accumulators, B row in two ymm, A broadcast per row. */
-#define FTI__UK2_ROW(i)                                                                        \
-    t = _mm256_broadcast_ss(a + i);                                                            \
-    c##i##_0 = _mm256_fmadd_ps(t, b0, c##i##_0);                                               \
-    c##i##_1 = _mm256_fmadd_ps(t, b1, c##i##_1);
-#define FTI__UK2_STORE(i)                                                                      \
-    do {                                                                                       \
-        float *ci = c + (i)*ldc;                                                               \
-        if (acc) {                                                                             \
-            c##i##_0 = _mm256_add_ps(_mm256_loadu_ps(ci), c##i##_0);                           \
-            c##i##_1 = _mm256_add_ps(_mm256_loadu_ps(ci + 8), c##i##_1);                       \
-        }                                                                                      \
-        _mm256_storeu_ps(ci, c##i##_0);                                                        \
-        _mm256_storeu_ps(ci + 8, c##i##_1);                                                    \
+#define FTI__UK2_ROW(i)                                                                            \
+    do {                                                                                           \
+        t = _mm256_broadcast_ss(a + i);                                                            \
+        c##i##_0 = _mm256_fmadd_ps(t, b0, c##i##_0);                                               \
+        c##i##_1 = _mm256_fmadd_ps(t, b1, c##i##_1);                                               \
+    } while (0)
+#define FTI__UK2_STORE(i)                                                                          \
+    do {                                                                                           \
+        float *ci = c + (i)*ldc;                                                                   \
+        if (acc) {                                                                                 \
+            c##i##_0 = _mm256_add_ps(_mm256_loadu_ps(ci), c##i##_0);                               \
+            c##i##_1 = _mm256_add_ps(_mm256_loadu_ps(ci + 8), c##i##_1);                           \
+        }                                                                                          \
+        _mm256_storeu_ps(ci, c##i##_0);                                                            \
+        _mm256_storeu_ps(ci + 8, c##i##_1);                                                        \
     } while (0)
 
 FTI__AVX2 static void fti__ukernel_avx2(size_t kc, const float *a, const float *b, float *c,
@@ -92,11 +96,19 @@ FTI__AVX2 static void fti__ukernel_avx2(size_t kc, const float *a, const float *
     for (p = 0; p < kc; p++, a += 6, b += 16) {
         b0 = _mm256_loadu_ps(b);
         b1 = _mm256_loadu_ps(b + 8);
-        FTI__UK2_ROW(0) FTI__UK2_ROW(1) FTI__UK2_ROW(2)
-        FTI__UK2_ROW(3) FTI__UK2_ROW(4) FTI__UK2_ROW(5)
+        FTI__UK2_ROW(0);
+        FTI__UK2_ROW(1);
+        FTI__UK2_ROW(2);
+        FTI__UK2_ROW(3);
+        FTI__UK2_ROW(4);
+        FTI__UK2_ROW(5);
     }
-    FTI__UK2_STORE(0); FTI__UK2_STORE(1); FTI__UK2_STORE(2);
-    FTI__UK2_STORE(3); FTI__UK2_STORE(4); FTI__UK2_STORE(5);
+    FTI__UK2_STORE(0);
+    FTI__UK2_STORE(1);
+    FTI__UK2_STORE(2);
+    FTI__UK2_STORE(3);
+    FTI__UK2_STORE(4);
+    FTI__UK2_STORE(5);
 }
 
 FTI__AVX2 static float fti__dot_avx2(const float *x, const float *y, size_t n) {
@@ -120,7 +132,8 @@ FTI__AVX2 static void fti__axpy_avx2(float *y, float a, const float *x, size_t n
     __m256 va = _mm256_set1_ps(a);
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+        _mm256_storeu_ps(y + i,
+                         _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * x[i];
 }
 
@@ -151,7 +164,8 @@ FTI__AVX2 static float fti__max_avx2(const float *x, size_t n) {
 FTI__AVX2 static __m256 fti__exp_avx2(__m256 x) {
     __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
     __m256 over = _mm256_cmp_ps(x, _mm256_set1_ps(88.72283f), _CMP_GT_OQ);
-    __m256 xc = _mm256_min_ps(_mm256_set1_ps(88.72283f), _mm256_max_ps(_mm256_set1_ps(-87.33654f), x));
+    __m256 xc =
+        _mm256_min_ps(_mm256_set1_ps(88.72283f), _mm256_max_ps(_mm256_set1_ps(-87.33654f), x));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r, p;
@@ -174,7 +188,8 @@ FTI__AVX2 static __m256 fti__exp_avx2(__m256 x) {
 
 FTI__AVX2 static __m256 fti__sigmoid_avx2(__m256 x) {
     __m256 one = _mm256_set1_ps(1.0f);
-    return _mm256_div_ps(one, _mm256_add_ps(one, fti__exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+    return _mm256_div_ps(one,
+                         _mm256_add_ps(one, fti__exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), x))));
 }
 
 FTI__AVX2 static float fti__exp_sum_avx2(float *y, const float *x, size_t n, float sub) {
@@ -233,8 +248,8 @@ FTI__AVX2 static void fti__swiglu_fwd_avx2(float *h, const float *g, const float
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(g + i);
-        _mm256_storeu_ps(h + i, _mm256_mul_ps(_mm256_mul_ps(v, fti__sigmoid_avx2(v)),
-                                              _mm256_loadu_ps(u + i)));
+        _mm256_storeu_ps(
+            h + i, _mm256_mul_ps(_mm256_mul_ps(v, fti__sigmoid_avx2(v)), _mm256_loadu_ps(u + i)));
     }
     fti__swiglu_fwd_ref(h + i, g + i, u + i, n - i);
 }
@@ -318,6 +333,74 @@ FTI__AVX2 static void fti__gemv_bf16_avx2(const void *W, size_t row_bytes, size_
     }
 }
 
+FTI__AVX2 static void fti__rmsnorm_bwd_row_avx2(float *dx, float *dw, const float *dout,
+                                                const float *x, const float *w, float rstd,
+                                                size_t n) {
+    __m256 vr = _mm256_set1_ps(rstd), acc = _mm256_setzero_ps(), vm;
+    float dot, mean;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(dout + i);
+        if (w) g = _mm256_mul_ps(g, _mm256_loadu_ps(w + i));
+        acc = _mm256_fmadd_ps(g, _mm256_mul_ps(_mm256_loadu_ps(x + i), vr), acc);
+    }
+    dot = fti__hsum_avx2(acc);
+    for (; i < n; i++) dot += (w ? w[i] * dout[i] : dout[i]) * (x[i] * rstd);
+    mean = dot / (float)n;
+    vm = _mm256_set1_ps(mean);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_loadu_ps(dout + i), g = d;
+        __m256 xh = _mm256_mul_ps(_mm256_loadu_ps(x + i), vr);
+        if (w) g = _mm256_mul_ps(d, _mm256_loadu_ps(w + i));
+        if (dw) _mm256_storeu_ps(dw + i, _mm256_fmadd_ps(d, xh, _mm256_loadu_ps(dw + i)));
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(vr, _mm256_fnmadd_ps(xh, vm, g)));
+    }
+    for (; i < n; i++) {
+        float xh = x[i] * rstd, d = dout[i];
+        if (dw) dw[i] += d * xh;
+        dx[i] = rstd * ((w ? w[i] * d : d) - xh * mean);
+    }
+}
+
+FTI__AVX2 static void fti__softmax_bwd_row_avx2(float *dx, const float *p, const float *dp,
+                                                size_t n) {
+    float s = fti__dot_avx2(p, dp, n);
+    __m256 vs = _mm256_set1_ps(s);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(p + i),
+                                               _mm256_sub_ps(_mm256_loadu_ps(dp + i), vs)));
+    for (; i < n; i++) dx[i] = p[i] * (dp[i] - s);
+}
+
+FTI__AVX2 static void fti__adamw_avx2(float *p, const float *g, float *m, float *v, size_t n,
+                                      const float c[8]) {
+    __m256 lr = _mm256_set1_ps(c[0]), b1 = _mm256_set1_ps(c[1]), b2 = _mm256_set1_ps(c[2]);
+    __m256 eps = _mm256_set1_ps(c[3]), dec = _mm256_set1_ps(c[4]), gs = _mm256_set1_ps(c[5]);
+    __m256 c1 = _mm256_set1_ps(c[6]), c2 = _mm256_set1_ps(c[7]);
+    __m256 one_b1 = _mm256_set1_ps(1.0f - c[1]), one_b2 = _mm256_set1_ps(1.0f - c[2]);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 gi = _mm256_mul_ps(_mm256_loadu_ps(g + i), gs);
+        __m256 mi =
+            _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(one_b1, gi));
+        __m256 vi = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + i)),
+                                  _mm256_mul_ps(_mm256_mul_ps(one_b2, gi), gi));
+        __m256 den = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), c2), eps);
+        __m256 upd = _mm256_div_ps(_mm256_mul_ps(lr, _mm256_mul_ps(mi, c1)), den);
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        _mm256_storeu_ps(p + i, _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p + i), dec), upd));
+    }
+    fti__adamw_ref(p + i, g + i, m + i, v + i, n - i, c);
+}
+
+FTI__AVX2 static void fti__bf16_to_f32_avx2(float *dst, const uint16_t *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, fti__bf16x8_avx2(src + i));
+    fti__bf16_to_f32_ref(dst + i, src + i, n - i);
+}
+
 /* Q8_0 · Q8 activations: |x| (unsigned) times w with x's sign (signed) through maddubs. */
 FTI__AVX2 static void fti__gemv_q8_0_avx2(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
@@ -390,7 +473,8 @@ FTI__AVX2 static void fti__quantize_x_avx2(const float *x, size_t nb, int8_t *xq
         q1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, vid));
         q2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, vid));
         q3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, vid));
-        xs[b] = fti__hsum_epi32_avx2(_mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3)));
+        xs[b] = fti__hsum_epi32_avx2(
+            _mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3)));
         s16 = _mm256_packs_epi32(q0, q1);
         p = _mm256_packs_epi16(s16, _mm256_packs_epi32(q2, q3));
         _mm256_storeu_si256((__m256i *)xq, _mm256_permutevar8x32_epi32(p, perm));
@@ -398,22 +482,24 @@ FTI__AVX2 static void fti__quantize_x_avx2(const float *x, size_t nb, int8_t *xq
 }
 
 #if !defined(FTI_NO_AVX512)
-/* --- AVX-512 ----------------------------------------------------------------------------------- */
+/* --- AVX-512 ---------------------------------------------------------------------------------- */
 
 /* GEMM micro-kernel 12×32: 24 zmm accumulators, B row in two zmm, A broadcast per row. */
-#define FTI__UK5_ROW(i)                                                                        \
-    t = _mm512_set1_ps(a[i]);                                                                  \
-    c##i##_0 = _mm512_fmadd_ps(t, b0, c##i##_0);                                               \
-    c##i##_1 = _mm512_fmadd_ps(t, b1, c##i##_1);
-#define FTI__UK5_STORE(i)                                                                      \
-    do {                                                                                       \
-        float *ci = c + (i)*ldc;                                                               \
-        if (acc) {                                                                             \
-            c##i##_0 = _mm512_add_ps(_mm512_loadu_ps(ci), c##i##_0);                           \
-            c##i##_1 = _mm512_add_ps(_mm512_loadu_ps(ci + 16), c##i##_1);                      \
-        }                                                                                      \
-        _mm512_storeu_ps(ci, c##i##_0);                                                        \
-        _mm512_storeu_ps(ci + 16, c##i##_1);                                                   \
+#define FTI__UK5_ROW(i)                                                                            \
+    do {                                                                                           \
+        t = _mm512_set1_ps(a[i]);                                                                  \
+        c##i##_0 = _mm512_fmadd_ps(t, b0, c##i##_0);                                               \
+        c##i##_1 = _mm512_fmadd_ps(t, b1, c##i##_1);                                               \
+    } while (0)
+#define FTI__UK5_STORE(i)                                                                          \
+    do {                                                                                           \
+        float *ci = c + (i)*ldc;                                                                   \
+        if (acc) {                                                                                 \
+            c##i##_0 = _mm512_add_ps(_mm512_loadu_ps(ci), c##i##_0);                               \
+            c##i##_1 = _mm512_add_ps(_mm512_loadu_ps(ci + 16), c##i##_1);                          \
+        }                                                                                          \
+        _mm512_storeu_ps(ci, c##i##_0);                                                            \
+        _mm512_storeu_ps(ci + 16, c##i##_1);                                                       \
     } while (0)
 
 FTI__AVX512 static void fti__ukernel_avx512(size_t kc, const float *a, const float *b, float *c,
@@ -427,13 +513,31 @@ FTI__AVX512 static void fti__ukernel_avx512(size_t kc, const float *a, const flo
     for (p = 0; p < kc; p++, a += 12, b += 32) {
         b0 = _mm512_loadu_ps(b);
         b1 = _mm512_loadu_ps(b + 16);
-        FTI__UK5_ROW(0) FTI__UK5_ROW(1) FTI__UK5_ROW(2) FTI__UK5_ROW(3)
-        FTI__UK5_ROW(4) FTI__UK5_ROW(5) FTI__UK5_ROW(6) FTI__UK5_ROW(7)
-        FTI__UK5_ROW(8) FTI__UK5_ROW(9) FTI__UK5_ROW(10) FTI__UK5_ROW(11)
+        FTI__UK5_ROW(0);
+        FTI__UK5_ROW(1);
+        FTI__UK5_ROW(2);
+        FTI__UK5_ROW(3);
+        FTI__UK5_ROW(4);
+        FTI__UK5_ROW(5);
+        FTI__UK5_ROW(6);
+        FTI__UK5_ROW(7);
+        FTI__UK5_ROW(8);
+        FTI__UK5_ROW(9);
+        FTI__UK5_ROW(10);
+        FTI__UK5_ROW(11);
     }
-    FTI__UK5_STORE(0); FTI__UK5_STORE(1); FTI__UK5_STORE(2); FTI__UK5_STORE(3);
-    FTI__UK5_STORE(4); FTI__UK5_STORE(5); FTI__UK5_STORE(6); FTI__UK5_STORE(7);
-    FTI__UK5_STORE(8); FTI__UK5_STORE(9); FTI__UK5_STORE(10); FTI__UK5_STORE(11);
+    FTI__UK5_STORE(0);
+    FTI__UK5_STORE(1);
+    FTI__UK5_STORE(2);
+    FTI__UK5_STORE(3);
+    FTI__UK5_STORE(4);
+    FTI__UK5_STORE(5);
+    FTI__UK5_STORE(6);
+    FTI__UK5_STORE(7);
+    FTI__UK5_STORE(8);
+    FTI__UK5_STORE(9);
+    FTI__UK5_STORE(10);
+    FTI__UK5_STORE(11);
 }
 
 FTI__AVX512 static __mmask16 fti__tail16(size_t left) {
@@ -482,8 +586,9 @@ FTI__AVX512 static void fti__axpy_avx512(float *y, float a, const float *x, size
     size_t i;
     for (i = 0; i < n; i += 16) {
         __mmask16 m = fti__tail16(n - i);
-        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i),
-                                                        _mm512_maskz_loadu_ps(m, y + i)));
+        _mm512_mask_storeu_ps(
+            y + i, m,
+            _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
     }
 }
 
@@ -500,8 +605,8 @@ FTI__AVX512 static float fti__max_avx512(const float *x, size_t n) {
     __m512 mx = _mm512_set1_ps(-INFINITY);
     size_t i;
     for (i = 0; i < n; i += 16)
-        mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), fti__tail16(n - i),
-                                                    x + i));
+        mx = _mm512_max_ps(
+            mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), fti__tail16(n - i), x + i));
     return fti__hmax_avx512(mx);
 }
 
@@ -527,7 +632,8 @@ FTI__AVX512 static __m512 fti__exp_avx512(__m512 x) {
 
 FTI__AVX512 static __m512 fti__sigmoid_avx512(__m512 x) {
     __m512 one = _mm512_set1_ps(1.0f);
-    return _mm512_div_ps(one, _mm512_add_ps(one, fti__exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+    return _mm512_div_ps(
+        one, _mm512_add_ps(one, fti__exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
 }
 
 FTI__AVX512 static float fti__exp_sum_avx512(float *y, const float *x, size_t n, float sub) {
@@ -542,8 +648,8 @@ FTI__AVX512 static float fti__exp_sum_avx512(float *y, const float *x, size_t n,
     return fti__hsum_avx512(s);
 }
 
-FTI__AVX512 static void fti__mul_scaled_avx512(float *out, const float *x, const float *w,
-                                               float s, size_t n) {
+FTI__AVX512 static void fti__mul_scaled_avx512(float *out, const float *x, const float *w, float s,
+                                               size_t n) {
     __m512 vs = _mm512_set1_ps(s);
     size_t i;
     for (i = 0; i < n; i += 16) {
@@ -580,13 +686,14 @@ FTI__AVX512 static void fti__swiglu_fwd_avx512(float *h, const float *g, const f
     for (i = 0; i < n; i += 16) {
         __mmask16 m = fti__tail16(n - i);
         __m512 v = _mm512_maskz_loadu_ps(m, g + i);
-        _mm512_mask_storeu_ps(h + i, m, _mm512_mul_ps(_mm512_mul_ps(v, fti__sigmoid_avx512(v)),
-                                                      _mm512_maskz_loadu_ps(m, u + i)));
+        _mm512_mask_storeu_ps(h + i, m,
+                              _mm512_mul_ps(_mm512_mul_ps(v, fti__sigmoid_avx512(v)),
+                                            _mm512_maskz_loadu_ps(m, u + i)));
     }
 }
 
-FTI__AVX512 static void fti__swiglu_bwd_avx512(float *dg, float *du, const float *g,
-                                               const float *u, const float *dh, size_t n) {
+FTI__AVX512 static void fti__swiglu_bwd_avx512(float *dg, float *du, const float *g, const float *u,
+                                               const float *dh, size_t n) {
     __m512 one = _mm512_set1_ps(1.0f);
     size_t i;
     for (i = 0; i < n; i += 16) {
@@ -696,7 +803,9 @@ FTI__AVX512 static void fti__rmsnorm_bwd_row_avx512(float *dx, float *dw, const 
         __m512 d = _mm512_maskz_loadu_ps(m, dout + i), g = d;
         __m512 xh = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vr);
         if (w) g = _mm512_mul_ps(d, _mm512_maskz_loadu_ps(m, w + i));
-        if (dw) _mm512_mask_storeu_ps(dw + i, m, _mm512_fmadd_ps(d, xh, _mm512_maskz_loadu_ps(m, dw + i)));
+        if (dw)
+            _mm512_mask_storeu_ps(dw + i, m,
+                                  _mm512_fmadd_ps(d, xh, _mm512_maskz_loadu_ps(m, dw + i)));
         _mm512_mask_storeu_ps(dx + i, m, _mm512_mul_ps(vr, _mm512_fnmadd_ps(xh, vm, g)));
     }
 }
@@ -707,8 +816,9 @@ FTI__AVX512 static void fti__softmax_bwd_row_avx512(float *dx, const float *p, c
     size_t i;
     for (i = 0; i < n; i += 16) {
         __mmask16 m = fti__tail16(n - i);
-        _mm512_mask_storeu_ps(dx + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + i),
-                                                       _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + i), vs)));
+        _mm512_mask_storeu_ps(dx + i, m,
+                              _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + i),
+                                            _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + i), vs)));
     }
 }
 
@@ -722,14 +832,16 @@ FTI__AVX512 static void fti__adamw_avx512(float *p, const float *g, float *m, fl
     for (i = 0; i < n; i += 16) {
         __mmask16 k = fti__tail16(n - i);
         __m512 gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i), gs);
-        __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(k, m + i)), _mm512_mul_ps(one_b1, gi));
+        __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(k, m + i)),
+                                  _mm512_mul_ps(one_b1, gi));
         __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_maskz_loadu_ps(k, v + i)),
                                   _mm512_mul_ps(_mm512_mul_ps(one_b2, gi), gi));
         __m512 den = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vi), c2), eps);
         __m512 upd = _mm512_div_ps(_mm512_mul_ps(lr, _mm512_mul_ps(mi, c1)), den);
         _mm512_mask_storeu_ps(m + i, k, mi);
         _mm512_mask_storeu_ps(v + i, k, vi);
-        _mm512_mask_storeu_ps(p + i, k, _mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), dec), upd));
+        _mm512_mask_storeu_ps(
+            p + i, k, _mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), dec), upd));
     }
 }
 
@@ -737,7 +849,8 @@ FTI__AVX512 static void fti__bf16_to_f32_avx512(float *dst, const uint16_t *src,
     size_t i;
     for (i = 0; i < n; i += 16) {
         __mmask16 m = fti__tail16(n - i);
-        _mm512_mask_storeu_ps(dst + i, m, fti__bf16x16_avx512(_mm256_maskz_loadu_epi16(m, src + i)));
+        _mm512_mask_storeu_ps(dst + i, m,
+                              fti__bf16x16_avx512(_mm256_maskz_loadu_epi16(m, src + i)));
     }
 }
 
@@ -748,20 +861,22 @@ FTI__AVX512 static void fti__f32_to_bf16_avx512(uint16_t *dst, const float *src,
         __mmask16 m = fti__tail16(n - i);
         __m512i x = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, src + i));
         __m512i odd = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
-        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(x, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
+        __m512i r = _mm512_srli_epi32(
+            _mm512_add_epi32(x, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
         __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(x, _mm512_set1_epi32(0x7fffffff)),
                                                 _mm512_set1_epi32(0x7f800000));
-        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(0x40)));
+        r = _mm512_mask_mov_epi32(
+            r, nan, _mm512_or_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(0x40)));
         _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtepi32_epi16(r));
     }
 }
 
 /* Scales wd·xd of blocks b..b+3 as four floats (one fp16 conversion for all four). */
-#define FTI__SCALES4(w, b, xd)                                                                 \
-    _mm_mul_ps(_mm_cvtph_ps(_mm_setr_epi16((short)(w)[b].d, (short)(w)[(b) + 1].d,            \
-                                           (short)(w)[(b) + 2].d, (short)(w)[(b) + 3].d, 0, 0, \
-                                           0, 0)),                                             \
-               _mm_loadu_ps((xd) + (b)))
+#define FTI__SCALES4(w, b, xd)                                                                     \
+    _mm_mul_ps(                                                                                    \
+        _mm_cvtph_ps(_mm_setr_epi16((short)(w)[b].d, (short)(w)[(b) + 1].d, (short)(w)[(b) + 2].d, \
+                                    (short)(w)[(b) + 3].d, 0, 0, 0, 0)),                           \
+        _mm_loadu_ps((xd) + (b)))
 
 /* Q8_0 with VNNI: two blocks per zmm; dpbusd(|x|, w·sign(x)) gives 8 int32 partial sums per
  * block, scaled by the block's wd·xd in the matching half of the float accumulator. Four blocks
@@ -769,18 +884,19 @@ FTI__AVX512 static void fti__f32_to_bf16_avx512(uint16_t *dst, const float *src,
 FTI__VNNI static __m512 fti__q8_pair_vnni(const fti_block_q8_0 *w, const int8_t *xq, __m512 sc,
                                           __m512 acc) {
     const __m512i zero = _mm512_setzero_si512();
-    __m512i wv = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[0].qs)),
-        _mm256_loadu_si256((const __m256i *)w[1].qs), 1);
+    __m512i wv =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[0].qs)),
+                           _mm256_loadu_si256((const __m256i *)w[1].qs), 1);
     __m512i xv = _mm512_loadu_si512((const void *)xq);
     __mmask64 neg = _mm512_movepi8_mask(xv);
-    __m512i d = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(xv), _mm512_mask_sub_epi8(wv, neg, zero, wv));
+    __m512i d =
+        _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(xv), _mm512_mask_sub_epi8(wv, neg, zero, wv));
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
 }
 
 FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_t rows,
-                                          const int8_t *xq, const float *xd, const int32_t *xs,
-                                          size_t nb, float *y) {
+                                               const int8_t *xq, const float *xd, const int32_t *xs,
+                                               size_t nb, float *y) {
     const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     const __m512i hi = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     size_t r, b;
@@ -817,22 +933,22 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
  * permuted to match (0xd8) and int32 lanes 0-3, 8-11 belong to b, 4-7, 12-15 to b+1.
  * dpbusd(nibbles, x) starts from -Σx per lane (4 lanes per block: -8·Σx... spread as 2·(-Σx)
  * per lane pair): each block's 8 lanes start at -Σx, which adds -8·Σx, undoing the +8 offset. */
-FTI__VNNI static __m512 fti__q4_pair_vnni(const fti_block_q4_0 *w, const int8_t *xq,
-                                          __m512i init, __m512 sc, __m512 acc) {
-    __m256i q = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)w[0].qs)),
-        _mm_loadu_si128((const __m128i *)w[1].qs), 1);
-    __m512i wv = _mm512_and_si512(
-        _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1),
-        _mm512_set1_epi8(15));
+FTI__VNNI static __m512 fti__q4_pair_vnni(const fti_block_q4_0 *w, const int8_t *xq, __m512i init,
+                                          __m512 sc, __m512 acc) {
+    __m256i q =
+        _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)w[0].qs)),
+                                _mm_loadu_si128((const __m128i *)w[1].qs), 1);
+    __m512i wv =
+        _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1),
+                         _mm512_set1_epi8(15));
     __m512i xv = _mm512_loadu_si512((const void *)xq);
     __m512i d = _mm512_dpbusd_epi32(init, wv, _mm512_shuffle_i64x2(xv, xv, 0xd8));
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
 }
 
-FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_t rows,
-                                          const int8_t *xq, const float *xd, const int32_t *xs,
-                                          size_t nb, float *y) {
+FTI__VNNI static void fti__gemv_q4_0_vnni_pairs(const void *W, size_t row_bytes, size_t rows,
+                                                const int8_t *xq, const float *xd,
+                                                const int32_t *xs, size_t nb, float *y) {
     const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
     const __m512i hi = _mm512_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3, 2, 2, 2, 2, 3, 3, 3, 3);
     const __m512i zero = _mm512_setzero_si512();
@@ -854,7 +970,79 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
         s = fti__hsum_avx512(_mm512_add_ps(acc0, acc1));
         for (; b < nb; b++) {
             __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i d = _mm256_dpbusd_epi32(_mm256_set1_epi32(-xs[b]), fti__q4_nibbles_avx2(w[b].qs), xv);
+            __m256i d =
+                _mm256_dpbusd_epi32(_mm256_set1_epi32(-xs[b]), fti__q4_nibbles_avx2(w[b].qs), xv);
+            s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+        }
+        y[r] = s;
+    }
+}
+
+/* Groups of 4 blocks the VBMI Q4_0 kernel rearranges on the stack: n_in up to 8192. */
+enum { FTI__Q4_STACK_GROUPS = 64 };
+
+/* Q4_0 with VNNI + VBMI, four blocks (72 bytes) per step: two loads (the second masked to the
+ * 8 bytes that belong to the group, so nothing past the row is read), vpermt2b gathers the 4×16
+ * nibble bytes and vpermb the 4 fp16 scales; low nibbles (elements 0..15 of each block) and high
+ * nibbles (16..31) each make one dpbusd against x rearranged once per call to match, giving 4
+ * int32 lanes per block. Q4_0's -8 offset is applied in float: Σ_b wd·(-8·xd·Σx) per row, with
+ * -8·xd·Σx precomputed per block. */
+FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_t rows,
+                                          const int8_t *xq, const float *xd, const int32_t *xs,
+                                          size_t nb, float *y) {
+    int8_t xr[FTI__Q4_STACK_GROUPS * 128];
+    float corr[FTI__Q4_STACK_GROUPS * 4];
+    size_t ng = nb / 4, g, r, b, j;
+    __m512i idx_q, idx_d;
+    const __m512i idx4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i m4 = _mm512_set1_epi8(15);
+    unsigned char iq[64], id[64];
+    if (ng > FTI__Q4_STACK_GROUPS) {
+        fti__gemv_q4_0_vnni_pairs(W, row_bytes, rows, xq, xd, xs, nb, y);
+        return;
+    }
+    for (j = 0; j < 64; j++) {
+        iq[j] = (unsigned char)(18 * (j / 16) + 2 + j % 16);       /* qs bytes of block j/16 */
+        id[j] = (unsigned char)(j < 8 ? 18 * (j / 2) + j % 2 : 0); /* the four fp16 scales */
+    }
+    idx_q = _mm512_loadu_si512((const void *)iq);
+    idx_d = _mm512_loadu_si512((const void *)id);
+    for (g = 0; g < ng; g++) { /* x of 4 blocks as [x0[0:16] x1[0:16] x2[0:16] x3[0:16]] + highs */
+        for (j = 0; j < 4; j++) {
+            memcpy(xr + g * 128 + j * 16, xq + (g * 4 + j) * FTI_QK, 16);
+            memcpy(xr + g * 128 + 64 + j * 16, xq + (g * 4 + j) * FTI_QK + 16, 16);
+            corr[g * 4 + j] = -8.0f * xd[g * 4 + j] * (float)xs[g * 4 + j];
+        }
+    }
+    for (r = 0; r < rows; r++) {
+        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        const unsigned char *wb = (const unsigned char *)w;
+        __m512 acc = _mm512_setzero_ps();
+        __m128 cacc = _mm_setzero_ps();
+        float s;
+        for (g = 0; g < ng; g++, wb += 72) {
+            __m512i l0 = _mm512_loadu_si512((const void *)wb);
+            __m512i l1 = _mm512_maskz_loadu_epi8((__mmask64)0xff, (const void *)(wb + 64));
+            __m512i q = _mm512_permutex2var_epi8(l0, idx_q, l1);
+            __m512i lo = _mm512_and_si512(q, m4),
+                    hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo,
+                                            _mm512_loadu_si512((const void *)(xr + g * 128)));
+            __m128 wd = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, l0)));
+            __m128 s4 = _mm_mul_ps(wd, _mm_loadu_ps(xd + g * 4));
+            d = _mm512_dpbusd_epi32(d, hi, _mm512_loadu_si512((const void *)(xr + g * 128 + 64)));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),
+                                  _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(s4)), acc);
+            cacc = _mm_fmadd_ps(wd, _mm_loadu_ps(corr + g * 4), cacc);
+        }
+        s = fti__hsum_avx512(acc);
+        cacc = _mm_add_ps(cacc, _mm_movehl_ps(cacc, cacc));
+        cacc = _mm_add_ss(cacc, _mm_movehdup_ps(cacc));
+        s += _mm_cvtss_f32(cacc);
+        for (b = ng * 4; b < nb; b++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i d =
+                _mm256_dpbusd_epi32(_mm256_set1_epi32(-xs[b]), fti__q4_nibbles_avx2(w[b].qs), xv);
             s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
         }
         y[r] = s;
@@ -864,48 +1052,121 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
 #endif /* !FTI_NO_AVX512 */
 
 static const fti_kernels fti__kernels_avx2_table = {
-    FTI_ISA_AVX2, "avx2",
-    6, 16, 256, 120, 512, fti__ukernel_avx2,
-    fti__gemv_f32_avx2, fti__gemv_f16_avx2, fti__gemv_bf16_avx2,
-    fti__gemv_q8_0_avx2, fti__gemv_q4_0_avx2, fti__quantize_x_avx2,
-    fti__dot_avx2, fti__axpy_avx2, fti__scale_avx2, fti__max_avx2, fti__exp_sum_avx2,
-    fti__mul_scaled_avx2, fti__rmsnorm_bwd_row_ref, fti__softmax_bwd_row_ref,
-    fti__silu_fwd_avx2, fti__silu_bwd_avx2, fti__swiglu_fwd_avx2, fti__swiglu_bwd_avx2,
-    fti__adamw_ref,
-    fti__f16_to_f32_avx2, fti__f32_to_f16_avx2, fti__bf16_to_f32_ref, fti__f32_to_bf16_ref,
-    fti__quantize_q8_0_ref, fti__quantize_q4_0_ref, fti__dequantize_q8_0_ref,
+    FTI_ISA_AVX2,
+    "avx2",
+    6,
+    16,
+    256,
+    120,
+    512,
+    fti__ukernel_avx2,
+    fti__gemv_f32_avx2,
+    fti__gemv_f16_avx2,
+    fti__gemv_bf16_avx2,
+    fti__gemv_q8_0_avx2,
+    fti__gemv_q4_0_avx2,
+    fti__quantize_x_avx2,
+    fti__dot_avx2,
+    fti__axpy_avx2,
+    fti__scale_avx2,
+    fti__max_avx2,
+    fti__exp_sum_avx2,
+    fti__mul_scaled_avx2,
+    fti__rmsnorm_bwd_row_avx2,
+    fti__softmax_bwd_row_avx2,
+    fti__silu_fwd_avx2,
+    fti__silu_bwd_avx2,
+    fti__swiglu_fwd_avx2,
+    fti__swiglu_bwd_avx2,
+    fti__adamw_avx2,
+    fti__f16_to_f32_avx2,
+    fti__f32_to_f16_avx2,
+    fti__bf16_to_f32_avx2,
+    fti__f32_to_bf16_ref,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
     fti__dequantize_q4_0_ref,
 };
 
 static const fti_kernels *fti__kernels_avx2(void) { return &fti__kernels_avx2_table; }
 
 #if !defined(FTI_NO_AVX512)
-/* Two AVX-512 tables: with VNNI (Ice Lake, Zen 4+) the quantized dots use vpdpbusd. */
+/* Two AVX-512 tables: with VNNI and VBMI (Ice Lake, Zen 4+) the quantized dots use vpdpbusd
+ * (and vpermb to unpack Q4_0). */
 static const fti_kernels fti__kernels_avx512_table = {
-    FTI_ISA_AVX512, "avx512",
-    12, 32, 384, 120, 512, fti__ukernel_avx512,
-    fti__gemv_f32_avx512, fti__gemv_f16_avx512, fti__gemv_bf16_avx512,
-    fti__gemv_q8_0_avx2, fti__gemv_q4_0_avx2, fti__quantize_x_avx512,
-    fti__dot_avx512, fti__axpy_avx512, fti__scale_avx512, fti__max_avx512, fti__exp_sum_avx512,
-    fti__mul_scaled_avx512, fti__rmsnorm_bwd_row_avx512, fti__softmax_bwd_row_avx512,
-    fti__silu_fwd_avx512, fti__silu_bwd_avx512, fti__swiglu_fwd_avx512, fti__swiglu_bwd_avx512,
+    FTI_ISA_AVX512,
+    "avx512",
+    12,
+    32,
+    384,
+    120,
+    512,
+    fti__ukernel_avx512,
+    fti__gemv_f32_avx512,
+    fti__gemv_f16_avx512,
+    fti__gemv_bf16_avx512,
+    fti__gemv_q8_0_avx2,
+    fti__gemv_q4_0_avx2,
+    fti__quantize_x_avx512,
+    fti__dot_avx512,
+    fti__axpy_avx512,
+    fti__scale_avx512,
+    fti__max_avx512,
+    fti__exp_sum_avx512,
+    fti__mul_scaled_avx512,
+    fti__rmsnorm_bwd_row_avx512,
+    fti__softmax_bwd_row_avx512,
+    fti__silu_fwd_avx512,
+    fti__silu_bwd_avx512,
+    fti__swiglu_fwd_avx512,
+    fti__swiglu_bwd_avx512,
     fti__adamw_avx512,
-    fti__f16_to_f32_avx2, fti__f32_to_f16_avx2, fti__bf16_to_f32_avx512, fti__f32_to_bf16_avx512,
-    fti__quantize_q8_0_ref, fti__quantize_q4_0_ref, fti__dequantize_q8_0_ref,
+    fti__f16_to_f32_avx2,
+    fti__f32_to_f16_avx2,
+    fti__bf16_to_f32_avx512,
+    fti__f32_to_bf16_avx512,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
     fti__dequantize_q4_0_ref,
 };
 
 static const fti_kernels fti__kernels_avx512vnni_table = {
-    FTI_ISA_AVX512, "avx512",
-    12, 32, 384, 120, 512, fti__ukernel_avx512,
-    fti__gemv_f32_avx512, fti__gemv_f16_avx512, fti__gemv_bf16_avx512,
-    fti__gemv_q8_0_vnni, fti__gemv_q4_0_vnni, fti__quantize_x_avx512,
-    fti__dot_avx512, fti__axpy_avx512, fti__scale_avx512, fti__max_avx512, fti__exp_sum_avx512,
-    fti__mul_scaled_avx512, fti__rmsnorm_bwd_row_avx512, fti__softmax_bwd_row_avx512,
-    fti__silu_fwd_avx512, fti__silu_bwd_avx512, fti__swiglu_fwd_avx512, fti__swiglu_bwd_avx512,
+    FTI_ISA_AVX512,
+    "avx512",
+    12,
+    32,
+    384,
+    120,
+    512,
+    fti__ukernel_avx512,
+    fti__gemv_f32_avx512,
+    fti__gemv_f16_avx512,
+    fti__gemv_bf16_avx512,
+    fti__gemv_q8_0_vnni,
+    fti__gemv_q4_0_vnni,
+    fti__quantize_x_avx512,
+    fti__dot_avx512,
+    fti__axpy_avx512,
+    fti__scale_avx512,
+    fti__max_avx512,
+    fti__exp_sum_avx512,
+    fti__mul_scaled_avx512,
+    fti__rmsnorm_bwd_row_avx512,
+    fti__softmax_bwd_row_avx512,
+    fti__silu_fwd_avx512,
+    fti__silu_bwd_avx512,
+    fti__swiglu_fwd_avx512,
+    fti__swiglu_bwd_avx512,
     fti__adamw_avx512,
-    fti__f16_to_f32_avx2, fti__f32_to_f16_avx2, fti__bf16_to_f32_avx512, fti__f32_to_bf16_avx512,
-    fti__quantize_q8_0_ref, fti__quantize_q4_0_ref, fti__dequantize_q8_0_ref,
+    fti__f16_to_f32_avx2,
+    fti__f32_to_f16_avx2,
+    fti__bf16_to_f32_avx512,
+    fti__f32_to_bf16_avx512,
+    fti__quantize_q8_0_ref,
+    fti__quantize_q4_0_ref,
+    fti__dequantize_q8_0_ref,
     fti__dequantize_q4_0_ref,
 };
 #endif
@@ -915,7 +1176,9 @@ static const fti_kernels *fti__kernels_avx512(unsigned features) {
     const unsigned need = FTI_CPU_AVX512F | FTI_CPU_AVX512BW | FTI_CPU_AVX512VL | FTI_CPU_AVX2 |
                           FTI_CPU_FMA | FTI_CPU_F16C;
     if ((features & need) != need) return NULL;
-    if (features & FTI_CPU_AVX512VNNI) return &fti__kernels_avx512vnni_table;
+    if ((features & (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI)) ==
+        (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI))
+        return &fti__kernels_avx512vnni_table;
     return &fti__kernels_avx512_table;
 #endif
     (void)features;

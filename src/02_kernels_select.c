@@ -9,7 +9,7 @@ unsigned fti_cpu_features(void) {
 #if defined(FTI__X86)
     return fti__cpu_features_x86();
 #elif defined(FTI__NEON)
-    return FTI_CPU_NEON;
+    return fti__cpu_features_neon();
 #else
     return 0;
 #endif
@@ -67,9 +67,9 @@ fti_isa fti_kernels_isa(const fti_kernels *k) {
 }
 
 char *fti_cpu_describe(char *out, size_t n) {
-    static const char *names[] = {"avx2",       "fma",        "f16c",     "avx512f",
-                                  "avx512bw",   "avx512vl",   "avx512dq", "avx512vnni",
-                                  "avx512bf16", "neon",       "dotprod"};
+    static const char *names[] = {"avx2",       "fma",      "f16c",     "avx512f",
+                                  "avx512bw",   "avx512vl", "avx512dq", "avx512vnni",
+                                  "avx512bf16", "neon",     "dotprod",  "avx512vbmi"};
     unsigned f = fti_cpu_features();
     fti_buf b;
     size_t i;
@@ -91,4 +91,3 @@ char *fti_cpu_describe(char *out, size_t n) {
     fti_buf_free(&b);
     return out;
 }
-

@@ -12,10 +12,11 @@
  * linked list of parts (O(n log n)). Both give the same result: the lowest rank is merged first,
  * the leftmost on ties.
  *
- * Multi-threaded encoding cuts the text at "safe" boundaries: a space between two ASCII letters.
- * Every pre-tokenizer here ends a letter token at such a space and starts the next token at it,
- * and no special token occurrence spans it (checked), so chunks encode independently and the
- * concatenated ids equal the serial ones.
+ * Multi-threaded encoding cuts the text at "safe" boundaries: a space between two ASCII letters,
+ * or a letter right after a newline. Every pre-tokenizer here ends the token before such a point
+ * (a letter run cannot take a space or newline after it; whitespace and punctuation tokens end at
+ * a letter) and starts the next token at it, and no special token occurrence may span it
+ * (checked), so chunks encode independently and the concatenated ids equal the serial ones.
  */
 #include "03_tokenizer.h"
 #include "03_tables.c"
@@ -300,10 +301,18 @@ FTIDEF fti_pretok fti_pretok_parse(const char *name) {
     return FTI_PRETOK_DEFAULT;
 }
 
-/* A safe cut: text[p] is ' ' between two ASCII letters (see the top comment). */
+/* A safe cut before text[p]: either a space between two ASCII letters, or a letter (ASCII, or
+ * any \p{L}) right after a '\n'. Every pattern here ends the token holding text[p-1] at p and
+ * starts a token at p (see the top comment); matching from p depends only on text[p..]. */
 static int fti__safe_cut(const unsigned char *s, size_t n, size_t p) {
     unsigned a, b;
-    if (p == 0 || p + 1 >= n || s[p] != ' ') return 0;
+    if (p == 0 || p >= n) return 0;
+    if (s[p - 1] == '\n') {
+        size_t l;
+        int c = FTI__CLS(s, n, p, &l);
+        return FTI__IS_L(c);
+    }
+    if (p + 1 >= n || s[p] != ' ') return 0;
     a = s[p - 1] | 32u;
     b = s[p + 1] | 32u;
     return a >= 'a' && a <= 'z' && b >= 'a' && b <= 'z';
@@ -313,12 +322,9 @@ static int fti__safe_cut(const unsigned char *s, size_t n, size_t p) {
 static size_t fti__find_cut(const unsigned char *s, size_t n, size_t from, size_t limit) {
     size_t p;
     if (limit > n) limit = n;
-    for (p = from; p < limit; p++) {
-        const unsigned char *q = (const unsigned char *)memchr(s + p, ' ', limit - p);
-        if (!q) return 0;
-        p = (size_t)(q - s);
-        if (fti__safe_cut(s, n, p)) return p;
-    }
+    if (from == 0) from = 1;
+    for (p = from; p < limit; p++)
+        if ((s[p] == ' ' || s[p - 1] == '\n') && fti__safe_cut(s, n, p)) return p;
     return 0;
 }
 
@@ -334,18 +340,22 @@ typedef struct fti__tok_entry {
     uint32_t type; /* fti_token_type: NORMAL or CONTROL (0 for a hole) */
 } fti__tok_entry;
 
-/* Hash slot: `tag` = high 32 bits of the hash, id + 1 (0 = empty), and the rank for speed. */
+/* Hash slot: the token's first 8 bytes (`head`, zero-padded), its length and 16 bits of the hash
+ * (`len_tag`), blob offset, id + 1 (0 = empty) and rank: a lookup of a token of up to 8 bytes
+ * (most BPE pairs) touches only the slot. */
 typedef struct fti__tok_slot {
-    uint32_t tag;
+    uint64_t head;
+    uint32_t len_tag; /* len | (hash >> 48) << 16 */
+    uint32_t off;
     uint32_t id1;
     uint32_t rank;
-    uint32_t len;
 } fti__tok_slot;
 
 struct fti_tokenizer {
     fti_pretok pretok;
     size_t n_vocab;          /* ids 0 .. n_vocab-1 */
     fti__tok_entry *entries; /* (n_vocab) */
+    size_t entries_cap;
     unsigned char *blob;     /* token bytes */
     size_t blob_len, blob_cap;
     fti__tok_slot *slots;    /* ordinary tokens by bytes; power-of-two size */
@@ -380,16 +390,31 @@ static uint64_t fti__tok_hash(const unsigned char *p, size_t n) {
     return h;
 }
 
+/* The first min(n, 8) bytes of p as a number (zero-padded). */
+static uint64_t fti__tok_head(const unsigned char *p, size_t n) {
+    uint64_t v = 0;
+    size_t k;
+    if (n >= 8) {
+        memcpy(&v, p, 8);
+        return v;
+    }
+    for (k = 0; k < n; k++) v |= (uint64_t)p[k] << (8 * k);
+    return v;
+}
+
 /* Slot of bytes p[0..n) in the rank table, or NULL. */
 static const fti__tok_slot *fti__tok_lookup_h(const fti_tokenizer *tok, const unsigned char *p,
                                               size_t n, uint64_t h) {
     size_t i = (size_t)h & tok->slot_mask;
-    uint32_t tag = (uint32_t)(h >> 32);
+    uint32_t len_tag = (uint32_t)n | (uint32_t)(h >> 48) << 16;
+    uint64_t head;
+    if (n > 0xFFFF) return NULL;
+    head = fti__tok_head(p, n);
     for (;;) {
         const fti__tok_slot *s = &tok->slots[i];
         if (!s->id1) return NULL;
-        if (s->tag == tag && s->len == n &&
-            memcmp(tok->blob + tok->entries[s->id1 - 1].off, p, n) == 0)
+        if (s->len_tag == len_tag && s->head == head &&
+            (n <= 8 || memcmp(tok->blob + s->off + 8, p + 8, n - 8) == 0))
             return s;
         i = (i + 1) & tok->slot_mask;
     }
@@ -419,15 +444,20 @@ static fti_tokenizer *fti__tok_new(void) {
     return tok;
 }
 
-/* Ensures ids < n exist (holes). */
+/* Ensures ids < n exist (holes); capacity grows geometrically. */
 static fti_result fti__tok_grow(fti_tokenizer *tok, size_t n) {
-    fti__tok_entry *e;
     if (n <= tok->n_vocab) return FTI_OK;
     if (n > FTI_TOK_MAX_VOCAB) return FTI_ERR_LIMIT;
-    e = (fti__tok_entry *)fti_realloc(tok->entries, n * sizeof(fti__tok_entry));
-    if (!e) return FTI_ERR_NOMEM;
-    memset(e + tok->n_vocab, 0, (n - tok->n_vocab) * sizeof(fti__tok_entry));
-    tok->entries = e;
+    if (n > tok->entries_cap) {
+        size_t cap = tok->entries_cap ? tok->entries_cap : 512;
+        fti__tok_entry *e;
+        while (cap < n) cap *= 2;
+        e = (fti__tok_entry *)fti_realloc(tok->entries, cap * sizeof(fti__tok_entry));
+        if (!e) return FTI_ERR_NOMEM;
+        tok->entries = e;
+        tok->entries_cap = cap;
+    }
+    memset(tok->entries + tok->n_vocab, 0, (n - tok->n_vocab) * sizeof(fti__tok_entry));
     tok->n_vocab = n;
     return FTI_OK;
 }
@@ -460,8 +490,6 @@ static fti_result fti__tok_set(fti_tokenizer *tok, uint32_t id, const void *byte
     return FTI_OK;
 }
 
-static uint32_t fti__tok_crc_pretok(fti_pretok p) { return (uint32_t)p; }
-
 /* Canonical serialization (fti format v1), see docs/tokenizer.md:
  *   "FTITOKEN" u32 version=1, u32 pretok, u32 n_vocab, u32 n_tokens,
  *   n_tokens records in id order: u32 id, u8 type, u32 rank, u16 len, bytes;
@@ -476,7 +504,7 @@ static fti_result fti__tok_serialize_body(const fti_tokenizer *tok, fti_buf *out
         if (tok->entries[id].len) n_tokens++;
     memcpy(hdr, FTI__TOK_MAGIC, 8);
     fti_store_u32(hdr + 8, FTI__TOK_VERSION);
-    fti_store_u32(hdr + 12, fti__tok_crc_pretok(tok->pretok));
+    fti_store_u32(hdr + 12, (uint32_t)tok->pretok);
     fti_store_u32(hdr + 16, (uint32_t)tok->n_vocab);
     fti_store_u32(hdr + 20, (uint32_t)n_tokens);
     fti_buf_reserve(out, 24 + n_tokens * 11 + tok->blob_len + 32);
@@ -492,6 +520,11 @@ static fti_result fti__tok_serialize_body(const fti_tokenizer *tok, fti_buf *out
         fti_buf_append(out, tok->blob + e->off, e->len);
     }
     return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
+static int fti__cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
 }
 
 /* Builds the rank table and special list, checks the vocabulary, computes the id. Errors are
@@ -525,10 +558,11 @@ static fti_result fti__tok_finish(fti_tokenizer *tok, const char *name, fti_erro
                                      (unsigned)id,
                                      (unsigned)(fti__tok_lookup_h(tok, p, e->len, h)->id1 - 1));
             while (tok->slots[k].id1) k = (k + 1) & tok->slot_mask;
-            tok->slots[k].tag = (uint32_t)(h >> 32);
+            tok->slots[k].head = fti__tok_head(p, e->len);
+            tok->slots[k].len_tag = e->len | (uint32_t)(h >> 48) << 16;
+            tok->slots[k].off = e->off;
             tok->slots[k].id1 = (uint32_t)id + 1;
             tok->slots[k].rank = e->len == 1 ? FTI__NO_RANK : e->rank;
-            tok->slots[k].len = e->len;
             if (e->len == 1) tok->byte_id[p[0]] = (uint32_t)id;
         } else if (e->type == FTI_TOKEN_CONTROL) {
             tok->n_special++;
@@ -552,29 +586,9 @@ static fti_result fti__tok_finish(fti_tokenizer *tok, const char *name, fti_erro
             if (e->len > 1 && e->type == FTI_TOKEN_NORMAL && e->rank != FTI__NO_RANK)
                 ranks[nr++] = e->rank;
         }
-        /* radix-free check: sort */
         {
-            size_t a, b;
-            /* simple in-place heap sort to avoid qsort's comparator boilerplate */
-            for (a = nr / 2; a-- > 0;) {
-                size_t root = a;
-                while ((b = 2 * root + 1) < nr) {
-                    if (b + 1 < nr && ranks[b + 1] > ranks[b]) b++;
-                    if (ranks[root] >= ranks[b]) break;
-                    { uint32_t t = ranks[root]; ranks[root] = ranks[b]; ranks[b] = t; }
-                    root = b;
-                }
-            }
-            for (a = nr; a-- > 1;) {
-                size_t root = 0;
-                { uint32_t t = ranks[0]; ranks[0] = ranks[a]; ranks[a] = t; }
-                while ((b = 2 * root + 1) < a) {
-                    if (b + 1 < a && ranks[b + 1] > ranks[b]) b++;
-                    if (ranks[root] >= ranks[b]) break;
-                    { uint32_t t = ranks[root]; ranks[root] = ranks[b]; ranks[b] = t; }
-                    root = b;
-                }
-            }
+            size_t a;
+            if (nr > 1) qsort(ranks, nr, sizeof(uint32_t), fti__cmp_u32);
             for (a = 1; a < nr; a++)
                 if (ranks[a] == ranks[a - 1]) {
                     uint32_t dup = ranks[a];
@@ -600,10 +614,12 @@ static fti_result fti__tok_finish(fti_tokenizer *tok, const char *name, fti_erro
                                          (unsigned)tok->special[i], (unsigned)id);
             }
             tok->special[k++] = (uint32_t)id;
-            tok->special_first[tok->blob[e->off] >> 3] |= (unsigned char)(1u << (tok->blob[e->off] & 7));
+            tok->special_first[tok->blob[e->off] >> 3] |=
+                (unsigned char)(1u << (tok->blob[e->off] & 7));
         }
     }
-    if (tok->pretok < FTI_PRETOK_GPT2 || tok->pretok > FTI_PRETOK_O200K) tok->pretok = FTI_PRETOK_GPT2;
+    if (tok->pretok < FTI_PRETOK_GPT2 || tok->pretok > FTI_PRETOK_O200K)
+        tok->pretok = FTI_PRETOK_GPT2;
     memset(&body, 0, sizeof body);
     if (fti__tok_serialize_body(tok, &body) != FTI_OK) {
         fti_buf_free(&body);
@@ -793,10 +809,11 @@ static size_t fti__bpe_small(const fti_tokenizer *tok, fti__enc_ctx *c, const un
         }
         m--;
         if (kb + 1 < m)
-            rank[kb] = fti__pair_rank(tok, w + pos[kb], pos[kb + 2] - pos[kb], rank_limit, &pid[kb]);
+            rank[kb] =
+                fti__pair_rank(tok, w + pos[kb], pos[kb + 2] - pos[kb], rank_limit, &pid[kb]);
         if (kb > 0)
-            rank[kb - 1] = fti__pair_rank(tok, w + pos[kb - 1], pos[kb + 1] - pos[kb - 1], rank_limit,
-                                          &pid[kb - 1]);
+            rank[kb - 1] = fti__pair_rank(tok, w + pos[kb - 1], pos[kb + 1] - pos[kb - 1],
+                                          rank_limit, &pid[kb - 1]);
     }
     return m;
 }
@@ -830,7 +847,7 @@ static uint64_t fti__heap_pop(uint64_t *h, size_t *n) {
 /* The long-word merge: parts form a linked list keyed by start byte (end[k] is where part k
  * ends and the next starts; 0 marks a merged-away part), rank[k]/pid[k] describe the pair of part
  * k and its successor, and a min-heap holds (rank, start) entries; a popped entry whose rank no
- * longer matches rank[k] is stale and skipped. O(n log n). Ids go to c->ids; returns their count. */
+ * longer matches rank[k] is stale and skipped. O(n log n). Ids go to c->ids; returns the count. */
 static size_t fti__bpe_large(const fti_tokenizer *tok, fti__enc_ctx *c, const unsigned char *w,
                              size_t n, uint32_t rank_limit) {
     uint32_t *end = c->pos, *rank = c->rank, *pid = c->pid, *part = c->ids, *prv = c->prv;
@@ -993,7 +1010,8 @@ static int fti__find_special(const fti_tokenizer *tok, const unsigned char *s, s
         if (!(tok->special_first[s[p] >> 3] & (1u << (s[p] & 7)))) continue;
         for (k = 0; k < tok->n_special; k++) {
             const fti__tok_entry *e = &tok->entries[tok->special[k]];
-            if (e->len <= n - p && e->len > best_len && !memcmp(s + p, tok->blob + e->off, e->len)) {
+            if (e->len <= n - p && e->len > best_len &&
+                !memcmp(s + p, tok->blob + e->off, e->len)) {
                 best_len = e->len;
                 best = tok->special[k];
             }
@@ -1313,7 +1331,8 @@ static uint32_t fti__b2u(unsigned b) {
     unsigned k, n = 0;
     if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) return b;
     for (k = 0; k < b; k++)
-        if (!((k >= 0x21 && k <= 0x7E) || (k >= 0xA1 && k <= 0xAC) || (k >= 0xAE && k <= 0xFF))) n++;
+        if (!((k >= 0x21 && k <= 0x7E) || (k >= 0xA1 && k <= 0xAC) || (k >= 0xAE && k <= 0xFF)))
+            n++;
     return 0x100 + n;
 }
 
@@ -1350,7 +1369,8 @@ static void fti__u2b_table(int16_t u2b[0x200]) {
 
 /* === tokenizer: loading === */
 
-static const fti_tokenizer_opts *fti__tok_opts(const fti_tokenizer_opts *o, fti_tokenizer_opts *tmp) {
+static const fti_tokenizer_opts *fti__tok_opts(const fti_tokenizer_opts *o,
+                                               fti_tokenizer_opts *tmp) {
     if (o) return o;
     memset(tmp, 0, sizeof *tmp);
     return tmp;
@@ -1492,7 +1512,8 @@ static fti_result fti__load_tiktoken(const unsigned char *d, size_t len, const c
         }
         for (; k < ll; k++) {
             if (ln[k] < '0' || ln[k] > '9' || rank >= FTI_TOK_MAX_VOCAB) {
-                r = fti_error_set(err, ln[k] >= '0' && ln[k] <= '9' ? FTI_ERR_LIMIT : FTI_ERR_FORMAT,
+                r = fti_error_set(err,
+                                  ln[k] >= '0' && ln[k] <= '9' ? FTI_ERR_LIMIT : FTI_ERR_FORMAT,
                                   "%s: line %lu: bad rank (a number below %lu expected)", name,
                                   (unsigned long)line, (unsigned long)FTI_TOK_MAX_VOCAB);
                 goto fail;
@@ -1544,8 +1565,8 @@ static fti_result fti__load_fti(const unsigned char *d, size_t len, const char *
     fti_tokenizer *tok;
     fti_result r;
     if (len < 24 + 32)
-        return fti_error_set(err, FTI_ERR_FORMAT, "%s: truncated (%lu bytes, header needs 56)", name,
-                             (unsigned long)len);
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: truncated (%lu bytes, header needs 56)",
+                             name, (unsigned long)len);
     fti_sha256_buf(d, len - 32, digest);
     if (memcmp(digest, d + len - 32, 32) != 0)
         return fti_error_set(err, FTI_ERR_CHECKSUM, "%s: SHA-256 checksum mismatch (corrupt file)",
@@ -1585,8 +1606,9 @@ static fti_result fti__load_fti(const unsigned char *d, size_t len, const char *
             goto fail;
         }
         if (id >= n_vocab || (i && id <= prev_id)) {
-            r = fti_error_set(err, FTI_ERR_FORMAT, "%s: token record %u: id %u out of order or >= %u",
-                              name, (unsigned)i, (unsigned)id, (unsigned)n_vocab);
+            r = fti_error_set(err, FTI_ERR_FORMAT,
+                              "%s: token record %u: id %u out of order or >= %u", name, (unsigned)i,
+                              (unsigned)id, (unsigned)n_vocab);
             goto fail;
         }
         if (type != FTI_TOKEN_NORMAL && type != FTI_TOKEN_CONTROL) {
@@ -1636,7 +1658,8 @@ FTIDEF fti_result fti_tokenizer_load_mem(const void *data, size_t len, const cha
     const unsigned char *d = (const unsigned char *)data;
     size_t max = o->max_file_bytes ? o->max_file_bytes : FTI_TOK_MAX_FILE_BYTES;
     if (!name) name = "tokenizer";
-    if (!out || (!data && len)) return fti_error_set(err, FTI_ERR_INVALID, "%s: bad arguments", name);
+    if (!out || (!data && len))
+        return fti_error_set(err, FTI_ERR_INVALID, "%s: bad arguments", name);
     *out = NULL;
     if (len > max)
         return fti_error_set(err, FTI_ERR_LIMIT, "%s: %lu bytes exceeds the limit %lu", name,
@@ -1657,12 +1680,18 @@ FTIDEF fti_result fti_tokenizer_load(const char *path, const fti_tokenizer_opts 
     size_t max = o->max_file_bytes ? o->max_file_bytes : FTI_TOK_MAX_FILE_BYTES;
     void *data = NULL;
     size_t len = 0;
+    int is_json;
     fti_result r;
     if (!path || !out) return fti_error_set(err, FTI_ERR_INVALID, "tokenizer: bad arguments");
     *out = NULL;
     r = fti_file_read(path, max, &data, &len, err);
     if (r != FTI_OK) return r;
-    if (len && ((const char *)data)[0] == '{') {
+    {
+        const char *c = (const char *)data, *e = c + len;
+        while (c < e && (*c == ' ' || *c == '\t' || *c == '\n' || *c == '\r')) c++;
+        is_json = c < e && *c == '{';
+    }
+    if (is_json) {
         /* GPT-2 encoder.json: vocab.bpe beside it */
         const char *base = fti_path_base(path);
         size_t dir_len = (size_t)(base - path);
@@ -1694,9 +1723,7 @@ FTIDEF fti_result fti_tokenizer_load_gpt2_mem(const void *encoder_json, size_t e
     unsigned char bytes[FTI_TOK_MAX_TOKEN_BYTES * 2];
     const unsigned char *v = (const unsigned char *)vocab_bpe;
     size_t pos = 0, line = 0, n_merges = 0, i;
-    uint32_t *id_of_merge = NULL; /* unused: ranks are set in place */
     fti_result r;
-    (void)id_of_merge;
     if (!out || (!encoder_json && encoder_len) || (!vocab_bpe && vocab_len))
         return fti_error_set(err, FTI_ERR_INVALID, "gpt2: bad arguments");
     *out = NULL;
@@ -1728,7 +1755,8 @@ FTIDEF fti_result fti_tokenizer_load_gpt2_mem(const void *encoder_json, size_t e
                               (unsigned long)FTI_TOK_MAX_VOCAB);
             goto fail;
         }
-        nb = fti__u2b((const unsigned char *)m->key, m->key_len, bytes, FTI_TOK_MAX_TOKEN_BYTES, u2b);
+        nb = fti__u2b((const unsigned char *)m->key, m->key_len, bytes, FTI_TOK_MAX_TOKEN_BYTES,
+                      u2b);
         if (nb == (size_t)-1 || nb == 0) {
             /* not in byte-to-unicode form: an added (special) token, taken as raw text */
             if (m->key_len == 0 || m->key_len > FTI_TOK_MAX_TOKEN_BYTES) {
@@ -1744,7 +1772,8 @@ FTIDEF fti_result fti_tokenizer_load_gpt2_mem(const void *encoder_json, size_t e
         if (r != FTI_OK) {
             r = fti_error_set(err, r == FTI_ERR_EXISTS ? FTI_ERR_FORMAT : r,
                               "encoder.json: token \"%.40s\" id %ld: %s", m->key ? m->key : "",
-                              (long)m->i, r == FTI_ERR_EXISTS ? "id used twice" : fti_result_str(r));
+                              (long)m->i,
+                              r == FTI_ERR_EXISTS ? "id used twice" : fti_result_str(r));
             goto fail;
         }
     }
@@ -2043,7 +2072,8 @@ FTIDEF fti_result fti_tokenizer_from_gguf(const char *const *tokens, const size_
     if (r != FTI_OK) goto fail;
     for (i = 0; i < 256; i++) tok->entries[tok->byte_id[i]].rank = tok->byte_id[i];
     if (n_merges > FTI_TOK_MAX_VOCAB) {
-        r = fti_error_set(err, FTI_ERR_LIMIT, "gguf tokenizer: %lu merges", (unsigned long)n_merges);
+        r = fti_error_set(err, FTI_ERR_LIMIT, "gguf tokenizer: %lu merges",
+                          (unsigned long)n_merges);
         goto fail;
     }
     for (i = 0; i < n_merges; i++) {
@@ -2208,7 +2238,8 @@ FTIDEF fti_result fti_bpe_trainer_create(const fti_bpe_train_opts *opts, fti_bpe
     if (!t->o.vocab_size) t->o.vocab_size = 4096;
     if (!t->o.min_frequency) t->o.min_frequency = 2;
     if (!t->o.max_word_bytes) t->o.max_word_bytes = 256;
-    if (t->o.max_word_bytes > FTI_TOK_MAX_TOKEN_BYTES) t->o.max_word_bytes = FTI_TOK_MAX_TOKEN_BYTES;
+    if (t->o.max_word_bytes > FTI_TOK_MAX_TOKEN_BYTES)
+        t->o.max_word_bytes = FTI_TOK_MAX_TOKEN_BYTES;
     sp = t->o.special;
     n_sp = t->o.n_special;
     if (!sp && !t->o.no_default_special) {
@@ -2298,7 +2329,8 @@ static void fti__count_fn(void *arg, size_t begin, size_t end, int thread) {
     fti__count_job *j = (fti__count_job *)arg;
     size_t i;
     for (i = begin; i < end; i++)
-        fti__count_words(j->t, &j->maps[thread], j->pieces[i].p, j->pieces[i].n, &j->n_words[thread]);
+        fti__count_words(j->t, &j->maps[thread], j->pieces[i].p, j->pieces[i].n,
+                         &j->n_words[thread]);
 }
 
 /* Counts the pending documents. */
@@ -2318,8 +2350,8 @@ static fti_result fti__trainer_flush(fti_bpe_trainer *t) {
             for (k = 0; k < t->n_special; k++) {
                 size_t L = t->special_len[k];
                 for (p = i; p + L <= end && p < best_pos; p++) {
-                    const unsigned char *hit = (const unsigned char *)memchr(s + p, t->special[k][0],
-                                                                             end - p);
+                    const unsigned char *hit =
+                        (const unsigned char *)memchr(s + p, t->special[k][0], end - p);
                     if (!hit) break;
                     p = (size_t)(hit - s);
                     if (p + L > end || p >= best_pos) break;
@@ -2588,11 +2620,6 @@ static void fti__pair_delta(fti__merger *m, uint32_t a, uint32_t b, int64_t delt
     }
 }
 
-static int fti__cmp_u32(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 FTIDEF fti_result fti_bpe_trainer_train(fti_bpe_trainer *t, fti_tokenizer **out, fti_error *err) {
     fti__merger m;
     uint32_t *sym = NULL, *wlen = NULL, *mark = NULL;
@@ -2611,7 +2638,8 @@ FTIDEF fti_result fti_bpe_trainer_train(fti_bpe_trainer *t, fti_tokenizer **out,
     if (t->trained || t->failed)
         return fti_error_set(err, FTI_ERR_INVALID, "bpe train: trainer already used or failed");
     r = fti__trainer_flush(t);
-    if (r != FTI_OK) return fti_error_set(err, r, "bpe train: counting failed: %s", fti_result_str(r));
+    if (r != FTI_OK)
+        return fti_error_set(err, r, "bpe train: counting failed: %s", fti_result_str(r));
     r = FTI_ERR_NOMEM;
     t->trained = 1;
     n_merges_target = t->o.vocab_size - 256 - t->n_special;
@@ -2641,7 +2669,8 @@ FTIDEF fti_result fti_bpe_trainer_train(fti_bpe_trainer *t, fti_tokenizer **out,
     /* the vocabulary so far: 256 bytes */
     for (i = 0; i < 256; i++) {
         unsigned char b = (unsigned char)i;
-        if (fti__tok_set(tok, (uint32_t)i, &b, 1, (uint32_t)i, FTI_TOKEN_NORMAL) != FTI_OK) goto done;
+        if (fti__tok_set(tok, (uint32_t)i, &b, 1, (uint32_t)i, FTI_TOKEN_NORMAL) != FTI_OK)
+            goto done;
         if (fti__wmap_add(&tokmap, &b, 1, fti__tok_hash(&b, 1), i) == (size_t)-1) goto done;
     }
     n_tokens = 256;
@@ -2740,7 +2769,7 @@ FTIDEF fti_result fti_bpe_trainer_train(fti_bpe_trainer *t, fti_tokenizer **out,
         /* the merged pair itself may have been counted down by neighbours: it is gone */
         pi = fti__pair_get(&m, a, b, 0);
         if (pi != (size_t)-1) m.pairs[pi].count = 0;
-        qsort(m.touched, m.n_touched, sizeof(uint32_t), fti__cmp_u32);
+        if (m.n_touched > 1) qsort(m.touched, m.n_touched, sizeof(uint32_t), fti__cmp_u32);
         for (i = 0; i < m.n_touched; i++) {
             fti__pair *q = &m.pairs[m.touched[i]];
             if (q->count > 0) fti__pheap_push(&m, q->count, q->a, q->b);

@@ -120,9 +120,11 @@ FTIDEF fti_result fti_tokenizer_load_gpt2_mem(const void *encoder_json, size_t e
                                               const void *vocab_bpe, size_t vocab_len,
                                               const fti_tokenizer_opts *opts, fti_tokenizer **out,
                                               fti_error *err);
+/* Frees a tokenizer (NULL is fine). Thread safety: one thread per object (no encode running). */
 FTIDEF void fti_tokenizer_free(fti_tokenizer *tok);
 
-/* Writes fti's own format atomically (temp file, fsync, rename), or appends it to a buffer. */
+/* Writes fti's own format atomically (temp file, fsync, rename), or appends it to a buffer
+ * (FTI_ERR_NOMEM if it cannot grow). Thread safety: any thread. */
 FTIDEF fti_result fti_tokenizer_save(const fti_tokenizer *tok, const char *path, fti_error *err);
 FTIDEF fti_result fti_tokenizer_serialize(const fti_tokenizer *tok, fti_buf *out);
 
@@ -138,7 +140,7 @@ FTIDEF fti_result fti_tokenizer_add_special(fti_tokenizer *tok, const char *text
 /* Number of ids (largest id + 1, holes included). */
 FTIDEF size_t fti_tokenizer_vocab_size(const fti_tokenizer *tok);
 FTIDEF fti_pretok fti_tokenizer_pretok(const fti_tokenizer *tok);
-/* The bytes of a token (not NUL-terminated) and their length; NULL for a hole or id out of range. */
+/* The bytes of a token (not NUL-terminated) and their length; NULL for a hole or a bad id. */
 FTIDEF const char *fti_tokenizer_token(const fti_tokenizer *tok, uint32_t id, size_t *len);
 FTIDEF fti_token_type fti_tokenizer_token_type(const fti_tokenizer *tok, uint32_t id);
 /* Id of the token with exactly these bytes (ordinary or special), or -1. */
@@ -156,7 +158,8 @@ FTIDEF void fti_tokenizer_id_hex(const fti_tokenizer *tok, char hex[65]);
 
 /* --- encoding ------------------------------------------------------------------------------- */
 
-/* A growable id array; zero-initialise. Encoders append to it. Free with fti_tokens_free. */
+/* A growable id array; zero-initialise. Encoders append to it. Free with fti_tokens_free (which
+ * leaves it empty and reusable). Thread safety: one thread per object. */
 typedef struct fti_tokens {
     uint32_t *ids;
     size_t len;
@@ -180,11 +183,12 @@ FTIDEF fti_result fti_tokenizer_encode_pool(const fti_tokenizer *tok, fti_pool *
                                             const char *text, size_t len, unsigned flags,
                                             fti_tokens *out);
 /* Encodes n separate texts (e.g. documents), texts[i] of lens[i] bytes, into outs[i] (appended),
- * in parallel over the pool (NULL = serial). */
+ * in parallel over the pool (NULL = serial). On an error some outs may be incomplete.
+ * Thread safety: one thread submits to a pool at a time. */
 FTIDEF fti_result fti_tokenizer_encode_batch(const fti_tokenizer *tok, fti_pool *pool,
                                              const char *const *texts, const size_t *lens,
                                              size_t n, unsigned flags, fti_tokens *outs);
-/* Number of tokens text would encode to. */
+/* Number of tokens text would encode to (*n_tokens = 0 on error). Thread safety: any thread. */
 FTIDEF fti_result fti_tokenizer_count(const fti_tokenizer *tok, const char *text, size_t len,
                                       unsigned flags, size_t *n_tokens);
 
@@ -230,6 +234,8 @@ typedef struct fti_tokenizer_gguf {
     int64_t eos_id;
     void *mem_;  /* private */
 } fti_tokenizer_gguf;
+/* Fills *out (FTI_ERR_NOMEM leaves it zeroed); free with fti_tokenizer_gguf_free (NULL and a
+ * zeroed struct are fine). Thread safety: any thread (out: one thread per object). */
 FTIDEF fti_result fti_tokenizer_gguf_make(const fti_tokenizer *tok, fti_tokenizer_gguf *out);
 FTIDEF void fti_tokenizer_gguf_free(fti_tokenizer_gguf *g);
 /* Builds a tokenizer from GGUF metadata (e.g. read from a model file): tokens[i] (len
@@ -245,7 +251,8 @@ FTIDEF fti_result fti_tokenizer_from_gguf(const char *const *tokens, const size_
 
 /* --- training ------------------------------------------------------------------------------- */
 
-/* Progress: merges learned so far out of the target (called at most ~100 times per train). */
+/* Progress: merges learned so far out of the target (called about 100 times per train, on the
+ * training thread). */
 typedef void (*fti_bpe_progress_fn)(void *user, size_t merges_done, size_t merges_total);
 
 /* Options for training. Zero (or NULL) = defaults for every field. */
@@ -278,13 +285,18 @@ typedef struct fti_bpe_train_stats {
 /* Creates a trainer; the opts are copied (the pool pointer is kept and must outlive it).
  * Thread safety: one thread per object. */
 FTIDEF fti_result fti_bpe_trainer_create(const fti_bpe_train_opts *opts, fti_bpe_trainer **out);
-/* Adds one document's text (any bytes). Texts are buffered and counted in parallel batches;
- * pre-tokens never cross documents. */
+/* Adds one document's text (any bytes; copied). Texts are buffered and counted in parallel
+ * batches of 16 MiB; pre-tokens never cross documents. FTI_ERR_NOMEM marks the trainer failed.
+ * Thread safety: one thread per object. */
 FTIDEF fti_result fti_bpe_trainer_add(fti_bpe_trainer *t, const char *text, size_t len);
 /* Learns the merges and returns the tokenizer (owned by the caller). The trainer may be freed
- * afterwards; calling add or train again after train gives FTI_ERR_INVALID. */
+ * afterwards; calling add or train again after train gives FTI_ERR_INVALID. Memory: about
+ * 40 bytes per symbol of the unique words plus the pair table. Thread safety: one thread per
+ * object. */
 FTIDEF fti_result fti_bpe_trainer_train(fti_bpe_trainer *t, fti_tokenizer **out, fti_error *err);
+/* Counts so far (zeros for NULL). Thread safety: one thread per object. */
 FTIDEF void fti_bpe_trainer_stats(const fti_bpe_trainer *t, fti_bpe_train_stats *stats);
+/* Frees the trainer and its buffered text (NULL is fine). Thread safety: one thread per object. */
 FTIDEF void fti_bpe_trainer_free(fti_bpe_trainer *t);
 
 #ifdef __cplusplus

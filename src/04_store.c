@@ -5,6 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+/* SHA-NI intrinsics (guarded like the kernels' SIMD code; the amalgamation keeps the first
+ * include of a header, so these stay outside FTI_NO_STORE) */
+#if !defined(FTI_NO_SIMD) && !defined(__TINYC__) && (defined(__GNUC__) || defined(__clang__)) &&   \
+    (defined(__x86_64__) || defined(_M_X64))
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 #ifndef FTI_NO_STORE
 
@@ -36,7 +43,10 @@ static int fti__st_starts_ci(const char *s, size_t n, const char *w) {
 
 /* Case-insensitive equality of s[0..n) and the NUL-terminated w. */
 static int fti__st_eq_ci(const char *s, size_t n, const char *w) {
-    return strlen(w) == n && fti__st_starts_ci(s, n, w);
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!w[i] || fti__st_lc((unsigned char)s[i]) != w[i]) return 0;
+    return w[n] == 0;
 }
 
 /* Case-insensitive search for the lowercase needle in s[0..n); returns offset or n. */
@@ -88,8 +98,6 @@ static int fti__st_list_pos(const char *list, const char *name, size_t n) {
 #if !defined(FTI_NO_SIMD) && !defined(__TINYC__) && (defined(__GNUC__) || defined(__clang__)) &&   \
     (defined(__x86_64__) || defined(_M_X64))
 #define FTI__ST_SHA_NI 1
-#include <cpuid.h>
-#include <immintrin.h>
 
 static const uint32_t fti__st_sha_k[64] = {
     0x428a2f98u, 0x71374491u, 0xb5c0fbcfu, 0xe9b5dba5u, 0x3956c25bu, 0x59f111f1u, 0x923f82a4u,
@@ -116,12 +124,12 @@ __attribute__((target("sha,sse4.1"))) static void
 fti__st_sha_ni_blocks(uint32_t state[8], const unsigned char *p, size_t n) {
     const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
     __m128i abef, cdgh, t;
-    t = _mm_loadu_si128((const __m128i *)(const void *)state);            /* d c b a */
-    cdgh = _mm_loadu_si128((const __m128i *)(const void *)(state + 4));   /* h g f e */
-    t = _mm_shuffle_epi32(t, 0xB1);                                       /* c d a b */
-    cdgh = _mm_shuffle_epi32(cdgh, 0x1B);                                 /* e f g h */
-    abef = _mm_alignr_epi8(t, cdgh, 8);                                   /* a b e f */
-    cdgh = _mm_blend_epi16(cdgh, t, 0xF0);                                /* c d g h */
+    t = _mm_loadu_si128((const __m128i *)(const void *)state);          /* d c b a */
+    cdgh = _mm_loadu_si128((const __m128i *)(const void *)(state + 4)); /* h g f e */
+    t = _mm_shuffle_epi32(t, 0xB1);                                     /* c d a b */
+    cdgh = _mm_shuffle_epi32(cdgh, 0x1B);                               /* e f g h */
+    abef = _mm_alignr_epi8(t, cdgh, 8);                                 /* a b e f */
+    cdgh = _mm_blend_epi16(cdgh, t, 0xF0);                              /* c d g h */
     while (n--) {
         __m128i w[4], save_abef = abef, save_cdgh = cdgh, m;
         int g;
@@ -130,8 +138,8 @@ fti__st_sha_ni_blocks(uint32_t state[8], const unsigned char *p, size_t n) {
                                     bswap);
         for (g = 0; g < 16; g++) {
             __m128i cur = w[g & 3];
-            m = _mm_add_epi32(cur, _mm_loadu_si128((const __m128i *)(const void *)
-                                                       (fti__st_sha_k + 4 * g)));
+            m = _mm_add_epi32(
+                cur, _mm_loadu_si128((const __m128i *)(const void *)(fti__st_sha_k + 4 * g)));
             cdgh = _mm_sha256rnds2_epu32(cdgh, abef, m);
             abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(m, 0x0E));
             if (g < 12) {
@@ -145,21 +153,30 @@ fti__st_sha_ni_blocks(uint32_t state[8], const unsigned char *p, size_t n) {
         cdgh = _mm_add_epi32(cdgh, save_cdgh);
         p += 64;
     }
-    t = _mm_shuffle_epi32(abef, 0x1B);      /* f e b a */
-    cdgh = _mm_shuffle_epi32(cdgh, 0xB1);   /* d c h g */
-    abef = _mm_blend_epi16(t, cdgh, 0xF0);  /* d c b a */
-    cdgh = _mm_alignr_epi8(cdgh, t, 8);     /* h g f e */
+    t = _mm_shuffle_epi32(abef, 0x1B);     /* f e b a */
+    cdgh = _mm_shuffle_epi32(cdgh, 0xB1);  /* d c h g */
+    abef = _mm_blend_epi16(t, cdgh, 0xF0); /* d c b a */
+    cdgh = _mm_alignr_epi8(cdgh, t, 8);    /* h g f e */
     _mm_storeu_si128((__m128i *)(void *)state, abef);
     _mm_storeu_si128((__m128i *)(void *)(state + 4), cdgh);
 }
 #endif
 
-/* SHA-256 of data[0..n) into out (same digest as fti_sha256_buf). */
-static void fti__st_sha256(const void *data, size_t n, unsigned char out[32]) {
+/* 1 when fti__st_sha256_x may use SHA-NI here (checked once per run: CPUID is slow in VMs). */
+static int fti__st_sha_fast(void) {
+#ifdef FTI__ST_SHA_NI
+    return fti__st_have_sha_ni();
+#else
+    return 0;
+#endif
+}
+
+/* SHA-256 of data[0..n) into out (same digest as fti_sha256_buf); fast = fti__st_sha_fast(). */
+static void fti__st_sha256_x(int fast, const void *data, size_t n, unsigned char out[32]) {
 #ifdef FTI__ST_SHA_NI
     static const uint32_t iv[8] = {0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
                                    0x510e527fu, 0x9b05688cu, 0x1f83d9abu, 0x5be0cd19u};
-    if (fti__st_have_sha_ni()) {
+    if (fast) {
         uint32_t st[8];
         unsigned char tail[128];
         size_t full = n / 64, rest = n % 64, k, i;
@@ -180,8 +197,14 @@ static void fti__st_sha256(const void *data, size_t n, unsigned char out[32]) {
         }
         return;
     }
+#else
+    (void)fast;
 #endif
     fti_sha256_buf(data, n, out);
+}
+
+static void fti__st_sha256(const void *data, size_t n, unsigned char out[32]) {
+    fti__st_sha256_x(fti__st_sha_fast(), data, n, out);
 }
 
 /* --- the document template ------------------------------------------------------------------- */
@@ -245,11 +268,14 @@ static size_t fti__st_match_url(const char *s, size_t n) {
 
 /* Length of an e-mail address starting at s, or 0. */
 static size_t fti__st_match_email(const char *s, size_t n) {
-    size_t i = 0, at, dots = 0, last_dot = 0, k;
-    while (i < n && fti__st_is_email_local((unsigned char)s[i])) i++;
+    /* RFC 5321 limits (local part 64, domain 255) also keep hostile runs ("a.a.a.a...")
+     * from making the scan quadratic */
+    size_t i = 0, at, dots = 0, last_dot = 0, k, lim = n < 64 ? n : 64;
+    while (i < lim && fti__st_is_email_local((unsigned char)s[i])) i++;
     if (i == 0 || i >= n || s[i] != '@') return 0;
     at = i++;
-    while (i < n && fti__st_is_domain((unsigned char)s[i])) {
+    lim = n - i > 255 ? i + 255 : n;
+    while (i < lim && fti__st_is_domain((unsigned char)s[i])) {
         if (s[i] == '.') dots++, last_dot = i;
         i++;
     }
@@ -271,7 +297,7 @@ static size_t fti__st_match_phone(const char *s, size_t n) {
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         if (fti__st_is_digit(c)) {
-            digits++;
+            if (++digits > 15) return 0; /* too long for a phone number: stop scanning */
             end = i + 1;
             sep = 0;
         } else if ((c == ' ' || c == '-' || c == '.' || c == '(' || c == ')') && sep < 2) {
@@ -592,17 +618,38 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
             }
         }
         if ((c == '\n' || c == '\r' || c == '\t') && !in_pre) c = ' ';
-        fti_buf_putc(out, c);
-        if (cap_title && title) fti_buf_putc(title, c);
-        i++;
+        if (c == '<' || c == '&' || c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+            fti_buf_putc(out, c);
+            if (cap_title && title) fti_buf_putc(title, c);
+            i++;
+        } else {
+            /* a run of plain text, copied at once */
+            size_t j = i + 1;
+            while (j < len && html[j] != '<' && html[j] != '&' && html[j] != '\n' &&
+                   html[j] != '\r' && html[j] != '\t')
+                j++;
+            fti_buf_append(out, html + i, j - i);
+            if (cap_title && title) fti_buf_append(title, html + i, j - i);
+            i = j;
+        }
     }
 }
 
 /* === clean: markdown ========================================================================= */
 
 /* Inline markdown of one line into out. */
+/* Position of the first c at or after from (n if none), with *cache the last answer: callers
+ * ask with non-decreasing `from`, so each byte is searched once. */
+static size_t fti__st_next_of(const char *s, size_t n, size_t from, char c, size_t *cache) {
+    const char *p;
+    if (*cache != (size_t)-1 && *cache >= from) return *cache;
+    if (from >= n) return *cache = n;
+    p = (const char *)memchr(s + from, c, n - from);
+    return *cache = p ? (size_t)(p - s) : n;
+}
+
 static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
-    size_t i = 0;
+    size_t i = 0, next_rb = (size_t)-1, next_rp = (size_t)-1, next_ref = (size_t)-1;
     while (i < n) {
         char c = s[i];
         if (c == '\\' && i + 1 < n && strchr("\\`*_{}[]()#+-.!>~|", s[i + 1])) {
@@ -615,21 +662,16 @@ static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
             continue;
         }
         if ((c == '!' && i + 1 < n && s[i + 1] == '[') || c == '[') {
-            /* [text](url) or ![alt](url) or [text][ref]: keep the text */
-            size_t a = i + (c == '!' ? 2 : 1), j = a;
-            int depth = 1;
-            while (j < n && depth > 0) {
-                if (s[j] == '[')
-                    depth++;
-                else if (s[j] == ']')
-                    depth--;
-                if (depth > 0) j++;
-            }
+            /* [text](url) or ![alt](url) or [text][ref]: keep the text. The text ends at the
+             * first ']' (no nested brackets) and the target at the first ')' or ']'; the next
+             * position of each is cached and only moves forward, so any line, even a million
+             * '[', is scanned in linear time, and the recursion is one level deep. */
+            size_t a = i + (c == '!' ? 2 : 1);
+            size_t j = fti__st_next_of(s, n, a, ']', &next_rb);
             if (j < n && j + 1 < n && (s[j + 1] == '(' || s[j + 1] == '[')) {
-                char close = s[j + 1] == '(' ? ')' : ']';
-                size_t k = j + 2;
-                while (k < n && s[k] != close) k++;
-                if (k < n) {
+                size_t k = s[j + 1] == '(' ? fti__st_next_of(s, n, j + 2, ')', &next_rp)
+                                           : fti__st_next_of(s, n, j + 2, ']', &next_ref);
+                if (k < n && k - j <= 4096) {
                     fti__st_md_inline(s + a, j - a, out);
                     i = k + 1;
                     continue;
@@ -639,9 +681,9 @@ static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
         if (c == '<' && i + 1 < n &&
             (fti__st_starts_ci(s + i + 1, n - i - 1, "http") ||
              fti__st_starts_ci(s + i + 1, n - i - 1, "mailto:"))) {
-            size_t k = i + 1;
-            while (k < n && s[k] != '>' && s[k] != ' ') k++;
-            if (k < n && s[k] == '>') {
+            size_t k = i + 1, lim = n - k > 2048 ? k + 2048 : n;
+            while (k < lim && s[k] != '>' && s[k] != ' ') k++;
+            if (k < lim && s[k] == '>') {
                 fti_buf_append(out, s + i + 1, k - i - 1);
                 i = k + 1;
                 continue;

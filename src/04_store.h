@@ -58,7 +58,7 @@ extern "C" {
  * Thread safety: any thread. */
 FTIDEF char *fti_workspace_resolve(const char *home);
 /* Creates the workspace layout under home (store/objects, store/versions, store/refs/tags,
- * store/cache, models, logs). Existing directories are fine. Thread safety: any thread. */
+ * models, logs). Existing directories are fine. Thread safety: any thread. */
 FTIDEF fti_result fti_workspace_init(const char *home, fti_error *err);
 
 /* --- the document template (shared by training data and inference prompts) ---------------- */
@@ -101,10 +101,12 @@ enum {
 FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out);
 /* HTML to plain text (appended, not yet normalised): script/style/head dropped, tags removed,
  * entities decoded, block elements become paragraph breaks, <br> a line break. The <title> (or
- * first <h1>) goes to title if not NULL. Never recursive: any nesting depth is fine. */
+ * first <h1>) goes to title if not NULL. Never recursive: any nesting depth is fine.
+ * Thread safety: any thread. */
 FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf *title);
 /* Markdown to plain text (appended): headings, emphasis, code fences, link/image syntax, list
- * and quote markers and rules removed. The first heading goes to title if not NULL. */
+ * and quote markers and rules removed. The first heading goes to title if not NULL.
+ * Thread safety: any thread. */
 FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_buf *title);
 
 /* --- ingest options and the dataset version ------------------------------------------------ */
@@ -135,12 +137,13 @@ typedef struct fti_ingest_opts {
     int chunk_tokens;          /* 0 = 200: chunk size in tokens */
     int chunk_overlap;         /* 0 = 32 tokens of overlap */
     int vocab_size;            /* 0 = 4096: tokenizer vocabulary when training one */
-    const char *tokenizer;   /* an existing tokenizer file to use instead of training; 0 = train */
-    int no_tokenizer;        /* 1: skip tokenizer, shards (chunks count approximate tokens) */
-    uint64_t max_file_bytes; /* 0 = FTI_STORE_MAX_FILE_BYTES */
-    int n_threads;           /* 0 = $FTI_THREADS or the CPU count */
-    const char *tag;         /* also point this tag at the version */
-    int no_latest;           /* 1: do not move `latest` */
+    const char *tokenizer;     /* a tokenizer file to use instead of training one; "parent" =
+                              * the one of `latest` (trained if it has none); 0 = train */
+    int no_tokenizer;          /* 1: skip tokenizer, shards (chunks count approximate tokens) */
+    uint64_t max_file_bytes;   /* 0 = FTI_STORE_MAX_FILE_BYTES */
+    int n_threads;             /* 0 = $FTI_THREADS or the CPU count */
+    const char *tag;           /* also point this tag at the version */
+    int no_latest;             /* 1: do not move `latest` */
     fti_ingest_progress_fn progress;
     void *progress_user;
     fti_log_fn log;
@@ -155,7 +158,8 @@ FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts);
  * existed nothing is rewritten (only refs move). Rejected documents are counted in the
  * version's report; only a failure to read the workspace or to commit is an error.
  * `reused` (optional) gets the number of input files whose results came from the cache.
- * Thread safety: one ingest per workspace at a time (a lock file keeps others out). */
+ * Thread safety: one ingest per workspace at a time: store/lock (flock) makes a second one
+ * fail with FTI_ERR_BUSY. */
 FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, size_t n_paths,
                                    const fti_ingest_opts *opts, char out_id[65], size_t *reused,
                                    fti_error *err);
@@ -164,10 +168,12 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
  * (NULL = "latest"). Thread safety: any thread. */
 FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out_id[65],
                                     fti_error *err);
-/* Lists version ids (sorted by creation time, oldest first); free with fti_store_list_free. */
+/* Lists version ids (sorted by creation time, oldest first); free with fti_store_list_free.
+ * Thread safety: any thread. */
 FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n, fti_error *err);
 FTIDEF void fti_store_list_free(char **ids, size_t n);
-/* Points tag `name` (letters, digits, - _ .) at a version. Atomic. */
+/* Points tag `name` (letters, digits, - _ .; "latest" moves the latest ref) at an existing
+ * version id. Atomic (temp file, fsync, rename). Thread safety: any thread. */
 FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id, fti_error *err);
 /* Verifies one version (id) or, with id NULL, every version and ref: manifest parses, files
  * exist with the recorded size and SHA-256, shard and index headers check out, refs point at
@@ -176,7 +182,8 @@ FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *
 FTIDEF fti_result fti_store_verify(const char *home, const char *id, fti_buf *report,
                                    fti_error *err);
 /* Documents added and removed between versions a and b (resolved names), as text lines
- * "+ <doc id> <source> <title>" / "- ..." appended to out; counts optional. */
+ * "+ <doc id> <source> "<title>"" / "- ..." appended to out (sorted by doc id); counts
+ * optional. Thread safety: any thread. */
 FTIDEF fti_result fti_store_diff(const char *home, const char *a, const char *b, fti_buf *out,
                                  size_t *n_added, size_t *n_removed, fti_error *err);
 
@@ -195,14 +202,17 @@ typedef struct fti_token_shard {
     uint32_t eot_id;
     fti_map map_; /* internal */
 } fti_token_shard;
-/* Writes ids (each < vocab_size) as a shard file, atomically. */
+/* Writes ids (each < vocab_size, else FTI_ERR_INVALID) as a shard file, atomically. Width 2
+ * when vocab_size <= 65536, else 4. Thread safety: any thread. */
 FTIDEF fti_result fti_shard_write(const char *path, const uint32_t *ids, size_t n,
                                   uint32_t vocab_size, uint32_t eot_id, fti_error *err);
-/* Maps a shard and checks its header, size and (with check_sum) its checksum and id range. */
+/* Maps a shard and checks its header and exact size and (with check_sum) its checksum and id
+ * range: FTI_ERR_FORMAT / FTI_ERR_CHECKSUM / FTI_ERR_UNSUPPORTED with the path in err. Close
+ * with fti_shard_close. Thread safety: the opened shard may be read from any thread. */
 FTIDEF fti_result fti_shard_open(fti_token_shard *s, const char *path, int check_sum,
                                  fti_error *err);
 FTIDEF void fti_shard_close(fti_token_shard *s);
-/* Token i of a shard (no bounds check beyond FTI_ASSERT). Thread safety: any thread. */
+/* Token i of a shard; i < count is the caller's to ensure. Thread safety: any thread. */
 FTIDEF uint32_t fti_shard_at(const fti_token_shard *s, uint64_t i);
 
 /* --- BM25 index --------------------------------------------------------------------------- */
@@ -237,13 +247,16 @@ typedef struct fti_doc_meta {
     const char *doc_id, *title, *source, *author, *date;
 } fti_doc_meta;
 
-/* Builds an index file (atomic write) over chunks that refer to docs[0..n_docs). */
+/* Builds an index file (atomic write) over chunks that refer to docs[0..n_docs); NULL metadata
+ * strings are stored as "". The text is copied. Thread safety: any thread. */
 FTIDEF fti_result fti_bm25_write(const char *path, const fti_chunk_in *chunks, size_t n_chunks,
                                  const fti_doc_meta *docs, size_t n_docs, fti_error *err);
 /* Builds it into memory instead (for hashing before storing). */
 FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_t n_chunks,
                                  const fti_doc_meta *docs, size_t n_docs, fti_error *err);
-/* Maps an index and checks every offset and count before use. */
+/* Maps an index and checks every offset, count, string and posting before use (a hostile file
+ * gives FTI_ERR_FORMAT, never a crash). Close with fti_bm25_close (NULL is fine).
+ * Thread safety: the opened index may be queried from any thread. */
 FTIDEF fti_result fti_bm25_open(fti_bm25 **out, const char *path, fti_error *err);
 FTIDEF void fti_bm25_close(fti_bm25 *ix);
 FTIDEF size_t fti_bm25_chunks(const fti_bm25 *ix);
@@ -274,12 +287,14 @@ typedef struct fti_dataset_stats {
 
 typedef struct fti_dataset fti_dataset;
 /* Opens a version by id, id prefix, tag or "latest" (NULL): parses the manifest, maps the
- * shards and the index. Free with fti_dataset_close. Thread safety: read-only after opening. */
+ * shards and the index (headers and index offsets checked; the full checksums are verify's
+ * job). Free with fti_dataset_close (NULL is fine). All getters below return NULL/0 for a NULL
+ * ds. Thread safety: read-only after opening, any thread. */
 FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const char *name,
                                    fti_error *err);
 FTIDEF void fti_dataset_close(fti_dataset *ds);
 FTIDEF const char *fti_dataset_id(const fti_dataset *ds);
-/* The manifest JSON (parsed) and its text. */
+/* The parsed manifest (see docs/workspace.md); owned by ds. */
 FTIDEF const fti_json *fti_dataset_manifest(const fti_dataset *ds);
 /* The train or val token shard (NULL when the version has no tokenizer). */
 FTIDEF const fti_token_shard *fti_dataset_shard(const fti_dataset *ds, fti_split split);
@@ -292,6 +307,7 @@ FTIDEF const char *fti_dataset_docs_path(const fti_dataset *ds);
 FTIDEF const fti_bm25 *fti_dataset_index(const fti_dataset *ds);
 FTIDEF size_t fti_dataset_search(const fti_dataset *ds, const char *query, size_t query_len,
                                  size_t k, fti_search_hit *hits);
+/* The version's statistics (owned by ds; token_counts points into a mapped file). */
 FTIDEF const fti_dataset_stats *fti_dataset_get_stats(const fti_dataset *ds);
 
 #ifdef __cplusplus

@@ -18,7 +18,9 @@ typedef struct fti__st_mh_params {
     uint64_t seed;
 } fti__st_mh_params;
 
-static void fti__st_mh_init(fti__st_mh_params *p) { p->seed = 0x6d696e68617368ull; }
+static void fti__st_mh_init(fti__st_mh_params *p) {
+    p->seed = 0x6d696e68617368ull;
+}
 
 static void fti__st_mh_add(const fti__st_mh_params *p, uint32_t *sig, uint64_t h) {
     uint32_t bin, v;
@@ -295,9 +297,9 @@ static void fti__st_chunk_doc(const char *t, size_t n, size_t budget, size_t ove
  *   postings: n_postings x (u32 chunk, u32 term frequency), by term then chunk
  *   strings:  NUL-terminated strings; the blob ends with a NUL
  */
-#define FTI__BM25_HDR 128
-#define FTI__BM25_K1 1.2f
-#define FTI__BM25_B 0.75f
+#define FTI__ST_BM25_HDR 128
+#define FTI__ST_BM25_K1 1.2f
+#define FTI__ST_BM25_B 0.75f
 
 struct fti_bm25 {
     fti_map map;
@@ -341,11 +343,6 @@ static int fti__st_tp_cmp(const void *a, const void *b) {
     return x->chunk < y->chunk ? -1 : (x->chunk > y->chunk);
 }
 
-static int fti__st_u64_cmp(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : (x > y);
-}
-
 static void fti__st_put_u32(fti_buf *b, uint32_t v) {
     unsigned char t[4];
     fti_store_u32(t, v);
@@ -372,7 +369,8 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
     fti_buf strs;
     double total_len = 0;
     uint64_t *scratch = NULL;
-    size_t scratch_cap = 0;
+    size_t scratch_cap = 0, tab_cap = 0;
+    fti__st_tp *tab = NULL;
     fti_result rc = FTI_ERR_NOMEM;
     if (!out || (n_chunks && !chunks) || (n_docs && !docs))
         return fti_error_set(err, FTI_ERR_INVALID, "bm25: bad arguments");
@@ -417,22 +415,45 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         }
         dl[i] = (uint32_t)m;
         total_len += (double)m;
-        qsort(scratch, m, sizeof *scratch, fti__st_u64_cmp);
-        for (k = 0; k < m;) {
-            size_t j = k + 1;
-            while (j < m && scratch[j] == scratch[k]) j++;
-            if (n_tp == cap_tp) {
-                size_t cap = cap_tp ? cap_tp * 2 : 1024;
-                fti__st_tp *p = (fti__st_tp *)fti_realloc(tps, cap * sizeof *p);
+        /* count each distinct term of the chunk with a small open-addressing table (term
+         * frequencies in first-seen order; the order within a chunk does not matter) */
+        {
+            size_t tcap = 16, q;
+            while (tcap < 2 * m) tcap *= 2;
+            if (tcap > tab_cap) {
+                fti__st_tp *p = (fti__st_tp *)fti_realloc(tab, tcap * sizeof *p);
                 if (!p) goto fail;
-                tps = p;
-                cap_tp = cap;
+                tab = p;
+                tab_cap = tcap;
             }
-            tps[n_tp].term = scratch[k];
-            tps[n_tp].chunk = (uint32_t)i;
-            tps[n_tp].tf = (uint32_t)(j - k);
-            n_tp++;
-            k = j;
+            for (q = 0; q < tcap; q++) tab[q].tf = 0;
+            for (k = 0; k < m; k++) {
+                uint64_t h = scratch[k];
+                size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+                while (tab[slot].tf && tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
+                if (!tab[slot].tf) {
+                    tab[slot].term = h;
+                    tab[slot].chunk = (uint32_t)k; /* first position, for the order */
+                }
+                tab[slot].tf++;
+            }
+            for (k = 0; k < m; k++) {
+                uint64_t h = scratch[k];
+                size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+                while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
+                if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
+                if (n_tp == cap_tp) {
+                    size_t cap = cap_tp ? cap_tp * 2 : 1024;
+                    fti__st_tp *p = (fti__st_tp *)fti_realloc(tps, cap * sizeof *p);
+                    if (!p) goto fail;
+                    tps = p;
+                    cap_tp = cap;
+                }
+                tps[n_tp].term = h;
+                tps[n_tp].chunk = (uint32_t)i;
+                tps[n_tp].tf = tab[slot].tf;
+                n_tp++;
+            }
         }
     }
     if (strs.oom) goto fail;
@@ -530,8 +551,8 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         rc = FTI_ERR_NOMEM;
     }
     {
-        unsigned char hdr[FTI__BM25_HDR];
-        uint64_t off_docs = FTI__BM25_HDR, off_chunks, off_terms, off_post, off_str;
+        unsigned char hdr[FTI__ST_BM25_HDR];
+        uint64_t off_docs = FTI__ST_BM25_HDR, off_chunks, off_terms, off_post, off_str;
         off_chunks = off_docs + (uint64_t)n_docs * 20;
         off_terms = off_chunks + (uint64_t)n_chunks * 16;
         off_post = off_terms + (uint64_t)n_terms * 16;
@@ -543,8 +564,8 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         fti_store_u32(hdr + 16, (uint32_t)n_chunks);
         fti_store_u32(hdr + 20, (uint32_t)n_terms);
         fti_store_f32(hdr + 24, n_chunks ? (float)(total_len / (double)n_chunks) : 0.0f);
-        fti_store_f32(hdr + 28, FTI__BM25_K1);
-        fti_store_f32(hdr + 32, FTI__BM25_B);
+        fti_store_f32(hdr + 28, FTI__ST_BM25_K1);
+        fti_store_f32(hdr + 32, FTI__ST_BM25_B);
         fti_store_u64(hdr + 40, (uint64_t)n_tp);
         fti_store_u64(hdr + 48, off_docs);
         fti_store_u64(hdr + 56, off_chunks);
@@ -587,6 +608,7 @@ fail:
     fti_free(doc_str);
     fti_free(chunk_txt);
     fti_free(scratch);
+    fti_free(tab);
     fti_buf_free(&strs);
     return rc;
 }
@@ -617,7 +639,7 @@ static fti_result fti__st_bm25_check(fti_bm25 *ix, const unsigned char *p, size_
     const void *magic = fti_read_bytes(&r, 8);
     uint32_t version, i;
     uint64_t off_docs, off_chunks, off_terms, off_post, off_str, prev = 0;
-    if (!magic || memcmp(magic, "FTIBM25", 8) != 0 || len < FTI__BM25_HDR)
+    if (!magic || memcmp(magic, "FTIBM25", 8) != 0 || len < FTI__ST_BM25_HDR)
         return fti_error_set(err, FTI_ERR_FORMAT, "%s: not a BM25 index (bad magic)", path);
     version = fti_read_u32(&r);
     if (version != 1)

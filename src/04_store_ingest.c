@@ -43,6 +43,7 @@ typedef struct fti__st_out {
 typedef struct fti__st_proc {
     const fti_ingest_opts *o;
     int required_title, required_author, required_date;
+    int sha_fast; /* fti__st_sha_fast(), once per run */
 } fti__st_proc;
 
 static void fti__st_doc_free(fti__st_doc *d) {
@@ -262,7 +263,7 @@ static void fti__st_emit(const fti__st_proc *pp, fti__st_out *o, uint32_t file, 
     if (o->file_sha && raw == o->file_data && raw_len == o->file_len)
         memcpy(d->sha, o->file_sha, 32);
     else
-        fti__st_sha256(raw, raw_len, d->sha);
+        fti__st_sha256_x(pp->sha_fast, raw, raw_len, d->sha);
     if (!d->text || !d->loc) o->oom = 1;
     return;
 drop:
@@ -276,15 +277,15 @@ drop:
 /* === input kinds ========================================================================== */
 
 typedef enum fti__st_kind {
-    FTI__K_UNKNOWN = 0,
-    FTI__K_TXT,
-    FTI__K_MD,
-    FTI__K_HTML,
-    FTI__K_JSON,
-    FTI__K_JSONL,
-    FTI__K_CSV,
-    FTI__K_EML,
-    FTI__K_MBOX
+    FTI__ST_K_UNKNOWN = 0,
+    FTI__ST_K_TXT,
+    FTI__ST_K_MD,
+    FTI__ST_K_HTML,
+    FTI__ST_K_JSON,
+    FTI__ST_K_JSONL,
+    FTI__ST_K_CSV,
+    FTI__ST_K_EML,
+    FTI__ST_K_MBOX
 } fti__st_kind;
 
 static const char *const fti__st_kind_names[] = {"unknown", "txt", "md",  "html", "json",
@@ -293,16 +294,16 @@ static const char *const fti__st_kind_names[] = {"unknown", "txt", "md",  "html"
 static fti__st_kind fti__st_kind_of(const char *path) {
     const char *ext = fti_path_ext(path), *base = fti_path_base(path);
     size_t n = strlen(ext);
-    if (fti__st_eq_ci(ext, n, "txt") || fti__st_eq_ci(ext, n, "text")) return FTI__K_TXT;
-    if (fti__st_eq_ci(ext, n, "md") || fti__st_eq_ci(ext, n, "markdown")) return FTI__K_MD;
-    if (fti__st_eq_ci(ext, n, "html") || fti__st_eq_ci(ext, n, "htm")) return FTI__K_HTML;
-    if (fti__st_eq_ci(ext, n, "json")) return FTI__K_JSON;
-    if (fti__st_eq_ci(ext, n, "jsonl") || fti__st_eq_ci(ext, n, "ndjson")) return FTI__K_JSONL;
-    if (fti__st_eq_ci(ext, n, "csv")) return FTI__K_CSV;
-    if (fti__st_eq_ci(ext, n, "eml")) return FTI__K_EML;
+    if (fti__st_eq_ci(ext, n, "txt") || fti__st_eq_ci(ext, n, "text")) return FTI__ST_K_TXT;
+    if (fti__st_eq_ci(ext, n, "md") || fti__st_eq_ci(ext, n, "markdown")) return FTI__ST_K_MD;
+    if (fti__st_eq_ci(ext, n, "html") || fti__st_eq_ci(ext, n, "htm")) return FTI__ST_K_HTML;
+    if (fti__st_eq_ci(ext, n, "json")) return FTI__ST_K_JSON;
+    if (fti__st_eq_ci(ext, n, "jsonl") || fti__st_eq_ci(ext, n, "ndjson")) return FTI__ST_K_JSONL;
+    if (fti__st_eq_ci(ext, n, "csv")) return FTI__ST_K_CSV;
+    if (fti__st_eq_ci(ext, n, "eml")) return FTI__ST_K_EML;
     if (fti__st_eq_ci(ext, n, "mbox") || fti__st_find_ci(base, strlen(base), "mbox") < strlen(base))
-        return FTI__K_MBOX;
-    return FTI__K_UNKNOWN;
+        return FTI__ST_K_MBOX;
+    return FTI__ST_K_UNKNOWN;
 }
 
 /* Title from a file name: the base name without its extension. */
@@ -435,6 +436,46 @@ static void fti__st_ingest_jsonl(const fti__st_proc *pp, fti__st_out *o, uint32_
     }
 }
 
+/* Canonical JSON of v (members in file order, numbers as %.17g, strings escaped) appended to
+ * out; depth is bounded by the parser's limit. */
+static void fti__st_json_canon(const fti_json *v, fti_buf *out, int depth) {
+    const fti_json *c;
+    if (depth > 64) return;
+    switch (v->type) {
+    case FTI_JSON_NULL:
+        fti_buf_puts(out, "null");
+        break;
+    case FTI_JSON_FALSE:
+        fti_buf_puts(out, "false");
+        break;
+    case FTI_JSON_TRUE:
+        fti_buf_puts(out, "true");
+        break;
+    case FTI_JSON_NUMBER:
+        if (v->is_int)
+            fti_buf_printf(out, "%lld", (long long)v->i);
+        else
+            fti_buf_printf(out, "%.17g", v->num);
+        break;
+    case FTI_JSON_STRING:
+        fti_json_escape(out, v->str, v->len);
+        break;
+    case FTI_JSON_ARRAY:
+    case FTI_JSON_OBJECT:
+        fti_buf_putc(out, v->type == FTI_JSON_ARRAY ? '[' : '{');
+        for (c = v->child; c; c = c->next) {
+            if (c != v->child) fti_buf_putc(out, ',');
+            if (v->type == FTI_JSON_OBJECT) {
+                fti_json_escape(out, c->key ? c->key : "", c->key_len);
+                fti_buf_putc(out, ':');
+            }
+            fti__st_json_canon(c, out, depth + 1);
+        }
+        fti_buf_putc(out, v->type == FTI_JSON_ARRAY ? ']' : '}');
+        break;
+    }
+}
+
 static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
                                 const char *s, size_t n) {
     fti_json_opts jo = fti__st_json_opts();
@@ -474,9 +515,9 @@ static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t
         char loc[48];
         fti_buf raw;
         snprintf(loc, sizeof loc, "#item %lu", (unsigned long)k);
-        /* raw bytes of an item are not kept by the DOM: hash its canonical JSON instead */
+        /* the DOM keeps no byte offsets: an item's "raw bytes" are its canonical JSON */
         memset(&raw, 0, sizeof raw);
-        fti_buf_printf(&raw, "%s:%lu", "item", (unsigned long)k);
+        fti__st_json_canon(c, &raw, 0);
         fti__st_json_record(pp, o, file, loc, raw.data ? raw.data : "", raw.len, c, "json");
         fti_buf_free(&raw);
     }
@@ -528,7 +569,7 @@ static int fti__st_csv_record(const char *s, size_t n, size_t *pos, fti_buf *val
     return 1;
 }
 
-#define FTI__CSV_MAX_FIELDS 1024
+#define FTI__ST_CSV_MAX_FIELDS 1024
 
 static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t file, const char *s,
                                size_t n) {
@@ -539,15 +580,15 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
         p_author = 1 << 30, p_date = 1 << 30, rc;
     memset(&hdr, 0, sizeof hdr);
     memset(&row, 0, sizeof row);
-    hoffs = (size_t *)fti_calloc(FTI__CSV_MAX_FIELDS, sizeof *hoffs);
-    offs = (size_t *)fti_calloc(FTI__CSV_MAX_FIELDS, sizeof *offs);
+    hoffs = (size_t *)fti_calloc(FTI__ST_CSV_MAX_FIELDS, sizeof *hoffs);
+    offs = (size_t *)fti_calloc(FTI__ST_CSV_MAX_FIELDS, sizeof *offs);
     if (!hoffs || !offs) {
         o->oom = 1;
         goto done;
     }
     if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) pos = 3;
-    rc = fti__st_csv_record(s, n, &pos, &hdr, hoffs, FTI__CSV_MAX_FIELDS, &nh);
-    if (rc <= 0 || nh > FTI__CSV_MAX_FIELDS) {
+    rc = fti__st_csv_record(s, n, &pos, &hdr, hoffs, FTI__ST_CSV_MAX_FIELDS, &nh);
+    if (rc <= 0 || nh > FTI__ST_CSV_MAX_FIELDS) {
         fti__st_reject(o, file, "", "csv_error",
                        rc < 0 ? "unterminated quote in the header row" : "no usable header row");
         goto done;
@@ -576,7 +617,7 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
         size_t start = pos;
         char loc[48];
         rowno++;
-        rc = fti__st_csv_record(s, n, &pos, &row, offs, FTI__CSV_MAX_FIELDS, &nf);
+        rc = fti__st_csv_record(s, n, &pos, &row, offs, FTI__ST_CSV_MAX_FIELDS, &nf);
         snprintf(loc, sizeof loc, "#row %lu", (unsigned long)rowno);
         if (rc == 0) break;
         if (rc < 0) {
@@ -595,12 +636,12 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
         }
         {
             const char *txt = row.data + offs[c_text];
-#define FTI__CSV_META(c)                                                                           \
+#define FTI__ST_CSV_META(c)                                                                        \
     ((c) >= 0 ? fti__st_meta_str(row.data + offs[c], strlen(row.data + offs[c]), 200) : NULL)
             fti__st_emit(pp, o, file, loc, s + start, pos - start, txt, strlen(txt),
-                         opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, FTI__CSV_META(c_title),
-                         FTI__CSV_META(c_author), FTI__CSV_META(c_date), fti_strdup("csv"));
-#undef FTI__CSV_META
+                         opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, FTI__ST_CSV_META(c_title),
+                         FTI__ST_CSV_META(c_author), FTI__ST_CSV_META(c_date), fti_strdup("csv"));
+#undef FTI__ST_CSV_META
         }
     }
 done:
@@ -806,14 +847,18 @@ static void fti__st_rfc2047(const char *s, size_t n, fti_buf *out) {
         if (s[i] == '=' && i + 1 < n && s[i + 1] == '?') {
             size_t a = i + 2, q1, q2, e;
             const char *p;
+            /* an encoded word is at most 75 bytes (RFC 2047): the scans are capped, so a
+             * hostile header of "=?a?b?..." stays linear */
+            size_t lim = n - a > 128 ? a + 128 : n, elim;
             q1 = a;
-            while (q1 < n && s[q1] != '?') q1++;
-            if (q1 + 2 < n && s[q1 + 2] == '?') {
+            while (q1 < lim && s[q1] != '?') q1++;
+            if (q1 < lim && q1 + 2 < n && s[q1 + 2] == '?') {
                 q2 = q1 + 2;
                 p = s + q2 + 1;
                 e = q2 + 1;
-                while (e + 1 < n && !(s[e] == '?' && s[e + 1] == '=')) e++;
-                if (e + 1 < n) {
+                elim = n - e > 1024 ? e + 1024 : n;
+                while (e + 1 < elim && !(s[e] == '?' && s[e + 1] == '=')) e++;
+                if (e + 1 < elim) {
                     fti_buf raw;
                     char enc = (char)fti__st_lc((unsigned char)s[q1 + 1]);
                     int ok = 1;
@@ -1058,6 +1103,7 @@ static char *fti__st_mail_date(const char *v, size_t n) {
     int d = 0, y = 0, hh = 0, mm = 0, ss = 0, k, mi = -1;
     const char *p;
     size_t m = n < sizeof tmp - 1 ? n : sizeof tmp - 1;
+    if (!v || n == 0) return NULL; /* "Date:" with an empty value */
     memcpy(tmp, v, m);
     tmp[m] = 0;
     p = strchr(tmp, ',');
@@ -1198,9 +1244,9 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
     o->file_len = size;
     o->file_sha = file_sha;
     switch (u->kind) {
-    case FTI__K_TXT:
-    case FTI__K_MD:
-    case FTI__K_HTML: {
+    case FTI__ST_K_TXT:
+    case FTI__ST_K_MD:
+    case FTI__ST_K_HTML: {
         fti_buf text, title;
         char *t;
         if (fti__st_looks_binary(data, size, why, sizeof why)) {
@@ -1209,9 +1255,9 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
         }
         memset(&text, 0, sizeof text);
         memset(&title, 0, sizeof title);
-        if (u->kind == FTI__K_HTML)
+        if (u->kind == FTI__ST_K_HTML)
             fti_html_to_text(s, n, &text, &title);
-        else if (u->kind == FTI__K_MD)
+        else if (u->kind == FTI__ST_K_MD)
             fti_markdown_to_text(s, n, &text, &title);
         else
             fti_buf_append(&text, s, n);
@@ -1228,23 +1274,23 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
         fti_buf_free(&title);
         return;
     }
-    case FTI__K_JSON:
+    case FTI__ST_K_JSON:
         fti__st_ingest_json(pp, o, u->file, s, n);
         return;
-    case FTI__K_JSONL:
+    case FTI__ST_K_JSONL:
         fti__st_ingest_jsonl(pp, o, u->file, s, n, u->first_no);
         return;
-    case FTI__K_CSV:
+    case FTI__ST_K_CSV:
         if (fti__st_looks_binary(data, size, why, sizeof why)) {
             fti__st_reject(o, u->file, "", "binary", "%s", why);
             return;
         }
         fti__st_ingest_csv(pp, o, u->file, s, n);
         return;
-    case FTI__K_EML:
+    case FTI__ST_K_EML:
         fti__st_ingest_mail(pp, o, u->file, "", s, n, "mail");
         return;
-    case FTI__K_MBOX: {
+    case FTI__ST_K_MBOX: {
         /* the unit is a run of whole messages */
         size_t i = 0, no = u->first_no;
         while (i < n) {

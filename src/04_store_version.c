@@ -1,10 +1,13 @@
 /* === store: workspace, the ingest pipeline, versions, refs, verify, diff, datasets ========= */
 #include "04_store.h"
 #include <sys/file.h>
+#include <time.h>
 
 #ifndef FTI_NO_STORE
 
-#define FTI__STORE_FORMAT 1
+/* Part of every version id and cache key: bump it whenever cleaning, parsing or any output
+ * byte changes, so an id never names data made by different code. */
+#define FTI__ST_FORMAT 1
 
 /* === workspace ============================================================================== */
 
@@ -102,7 +105,7 @@ static void fti__st_proc_key(const fti_ingest_opts *o, fti_buf *out) {
     fti_buf_printf(out,
                    "records v%d|text=%s|title=%s|date=%s|author=%s|required=%s|min=%lu|max=%lu|"
                    "letters=%.6f|repeat=%.6f|redact=%d|minhash=%d",
-                   FTI__STORE_FORMAT, o->text_fields, o->title_fields, o->date_fields,
+                   FTI__ST_FORMAT, o->text_fields, o->title_fields, o->date_fields,
                    o->author_fields, o->required, (unsigned long)o->min_chars,
                    (unsigned long)o->max_chars, o->min_letter_frac, o->max_repeat_frac, o->redact,
                    FTI_MINHASH_PERMS);
@@ -146,8 +149,10 @@ typedef struct fti__st_file {
     fti__st_kind kind;
     uint64_t size;
     fti_map map;
-    int mapped;
+    int mapped; /* the map is open */
+    int hashed; /* mapped and hashed: sha is valid */
     unsigned char sha[32];
+    unsigned char key[32]; /* reuse key: options, kind and name (titles may come from names) */
     int reused;
     int failed;      /* unreadable etc.: rejected as a whole */
     fti__st_out out; /* merged results (docs, rejections) */
@@ -232,7 +237,8 @@ typedef struct fti__st_run {
     fti__st_unit *units;
     size_t n_units, cap_units;
     fti__st_out *unit_out;
-    size_t *order; /* units by decreasing size */
+    char *parent_tok; /* the tokenizer object of `latest` (opts.tokenizer = "parent") */
+    size_t *order;    /* units by decreasing size */
     /* work distribution */
     fti_mutex mu;
     size_t next;
@@ -245,13 +251,57 @@ typedef struct fti__st_run {
     /* seconds per stage: scan, ingest, dedupe, tokenizer, shards, index, commit */
     double t_stage[7];
     uint64_t t_last_ns;
+    /* processor time per stage (clock(): all threads), immune to a busy machine */
+    double c_stage[7];
+    clock_t c_last;
+    /* objects written so far (name, SHA-256, size), in manifest order */
+    struct {
+        const char *name;
+        char hex[65];
+        uint64_t bytes;
+    } objs[8];
+    size_t n_objs;
+    uint64_t commit_step;
 } fti__st_run;
+
+static void fti__st_progress(fti__st_run *r, const char *stage, uint64_t done, uint64_t total);
+static fti_result fti__st_put_object(const char *home, const void *data, size_t n, char hex[65],
+                                     fti_error *err);
+
+/* Writes img as an object as soon as it is complete, and frees it (memory stays bounded by the
+ * largest object, not their sum). The write time is charged to the commit stage. */
+static fti_result fti__st_stash(fti__st_run *r, const char *name, fti_buf *img, fti_error *err) {
+    uint64_t t0 = fti_time_ns(), dt;
+    clock_t c0 = clock(), dc;
+    fti_result rc;
+    if (img->oom) {
+        fti_buf_free(img);
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory building %s", name);
+    }
+    r->objs[r->n_objs].name = name;
+    r->objs[r->n_objs].bytes = img->len;
+    fti__st_progress(r, "commit", ++r->commit_step, 0);
+    rc = fti__st_put_object(r->home, img->data ? img->data : "", img->len, r->objs[r->n_objs].hex,
+                            err);
+    r->n_objs++;
+    fti_buf_free(img);
+    dt = fti_time_ns() - t0;
+    r->t_stage[6] += (double)dt / 1e9;
+    r->t_last_ns += dt;
+    dc = clock() - c0;
+    r->c_stage[6] += (double)dc / CLOCKS_PER_SEC;
+    r->c_last += dc;
+    return rc;
+}
 
 /* Charges the time since the last mark to stage k. */
 static void fti__st_mark(fti__st_run *r, int k) {
     uint64_t now = fti_time_ns();
+    clock_t c = clock();
     r->t_stage[k] += (double)(now - r->t_last_ns) / 1e9;
     r->t_last_ns = now;
+    r->c_stage[k] += (double)(c - r->c_last) / CLOCKS_PER_SEC;
+    r->c_last = c;
 }
 
 static void fti__st_progress(fti__st_run *r, const char *stage, uint64_t done, uint64_t total) {
@@ -338,7 +388,7 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         fti_mutex_unlock(&r->mu);
         if (i >= r->n_files) break;
         f = &r->files[i];
-        if (f->kind == FTI__K_UNKNOWN) {
+        if (f->kind == FTI__ST_K_UNKNOWN) {
             fti__st_reject(&f->out, (uint32_t)i, "", "unsupported_type",
                            "unsupported file type \"%s\"", fti_path_ext(f->path));
             f->failed = 1;
@@ -356,8 +406,18 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
             continue;
         }
         f->mapped = 1;
+        f->hashed = 1;
         f->size = f->map.len;
-        fti__st_sha256(f->map.data, f->map.len, f->sha);
+        fti__st_sha256_x(r->proc.sha_fast, f->map.data, f->map.len, f->sha);
+        {
+            fti_sha256 ks;
+            unsigned char kind = (unsigned char)f->kind;
+            fti_sha256_init(&ks);
+            fti_sha256_update(&ks, r->proc_key, 32);
+            fti_sha256_update(&ks, &kind, 1);
+            fti_sha256_update(&ks, f->name, strlen(f->name));
+            fti_sha256_final(&ks, f->key);
+        }
     }
 }
 
@@ -376,8 +436,8 @@ static void fti__st_phase_units(void *ctx, size_t b, size_t e, int thread) {
         i = r->order[i]; /* largest units first: the last ones to finish are small */
         u = &r->units[i];
         f = &r->files[u->file];
-        fti__st_process_unit(&r->proc, u, f->path, (const unsigned char *)f->map.data,
-                             f->map.len, f->sha, &r->unit_out[i]);
+        fti__st_process_unit(&r->proc, u, f->path, (const unsigned char *)f->map.data, f->map.len,
+                             f->sha, &r->unit_out[i]);
         fti_mutex_lock(&r->mu);
         r->bytes_done += u->len;
         fti_mutex_unlock(&r->mu);
@@ -416,17 +476,17 @@ static fti_result fti__st_add_unit(fti__st_run *r, uint32_t file, fti__st_kind k
     return FTI_OK;
 }
 
-#define FTI__UNIT_BYTES ((size_t)1 << 20)
+#define FTI__ST_UNIT_BYTES ((size_t)1 << 20)
 
 /* Cuts file i into units: JSONL by lines and mbox by messages, about 1 MiB each. */
 static fti_result fti__st_make_units(fti__st_run *r, uint32_t i) {
     fti__st_file *f = &r->files[i];
     const char *s = (const char *)f->map.data;
     size_t n = f->map.len;
-    if (f->kind == FTI__K_JSONL) {
+    if (f->kind == FTI__ST_K_JSONL) {
         size_t off = 0, line = 1;
         while (off < n) {
-            size_t end = off + FTI__UNIT_BYTES < n ? off + FTI__UNIT_BYTES : n, k, lines = 0;
+            size_t end = off + FTI__ST_UNIT_BYTES < n ? off + FTI__ST_UNIT_BYTES : n, k, lines = 0;
             const char *nl;
             if (end < n) {
                 nl = (const char *)memchr(s + end, '\n', n - end);
@@ -445,7 +505,7 @@ static fti_result fti__st_make_units(fti__st_run *r, uint32_t i) {
         }
         return FTI_OK;
     }
-    if (f->kind == FTI__K_MBOX) {
+    if (f->kind == FTI__ST_K_MBOX) {
         size_t n_msg = fti__st_mbox_starts(s, n, NULL, 0), k, first = 0, msg_no = 1;
         size_t *starts;
         if (n_msg == 0 || n == 0) return fti__st_add_unit(r, i, f->kind, 0, n, 1);
@@ -455,7 +515,7 @@ static fti_result fti__st_make_units(fti__st_run *r, uint32_t i) {
         starts[n_msg] = n;
         if (starts[0] != 0) starts[0] = 0; /* leading junk belongs to the first message */
         for (k = 1; k <= n_msg; k++) {
-            if (starts[k] - starts[first] >= FTI__UNIT_BYTES || k == n_msg) {
+            if (starts[k] - starts[first] >= FTI__ST_UNIT_BYTES || k == n_msg) {
                 if (fti__st_add_unit(r, i, f->kind, starts[first], starts[k] - starts[first],
                                      msg_no) != FTI_OK) {
                     fti_free(starts);
@@ -523,8 +583,8 @@ static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
         if (!sha || !key) return;
         for (i = 0; i < r->n_files; i++) {
             fti__st_file *f = &r->files[i];
-            if (f->reused || !f->mapped || memcmp(f->sha, sha, 32) != 0 ||
-                memcmp(key, r->proc_key, 32) != 0)
+            if (f->reused || !f->hashed || memcmp(f->sha, sha, 32) != 0 ||
+                memcmp(key, f->key, 32) != 0)
                 continue;
             rd.pos = start;
             memset(&tmp, 0, sizeof tmp);
@@ -551,9 +611,12 @@ static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
 /* Hashes of a kept document: exact-dedupe key and the document id. */
 static void fti__st_doc_hashes(fti__st_doc *d) {
     uint64_t th = d->title ? fti_hash64(d->title, strlen(d->title), 11) : 0;
+    /* two passes over the text: the exact-dedupe key and a second, independent hash; the id
+     * mixes both with the title's hash */
+    uint64_t h2 = fti_hash64(d->text, d->text_len, 2);
     d->h_text = fti_hash64(d->text, d->text_len, 1);
-    d->id_hi = fti_hash64(d->text, d->text_len, 2) ^ (th * 0x9E3779B97F4A7C15ull);
-    d->id_lo = fti_hash64(d->text, d->text_len, 3) + th;
+    d->id_hi = h2 ^ (th * 0x9E3779B97F4A7C15ull);
+    d->id_lo = (d->h_text ^ (h2 >> 17)) + th;
 }
 
 static void fti__st_doc_id_hex(const fti__st_doc *d, char out[33]) {
@@ -683,6 +746,10 @@ FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *
     return fti__st_write_ref(home, rel, id, err);
 }
 
+static fti_result fti__st_load_manifest(const char *home, const char *id, fti_json_doc **out,
+                                        fti_error *err);
+static char *fti__st_file_object(const char *home, const fti_json *files, const char *name);
+
 /* Exact duplicates: open addressing on h_text (text compared on a hash match). */
 static fti_result fti__st_exact_dups(fti__st_doc **docs, size_t n, size_t *n_dup) {
     size_t cap = 16, i;
@@ -763,6 +830,7 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
     r->proc.required_author = fti__st_list_pos(r->o.required, "author", 6) >= 0;
     r->proc.required_date = fti__st_list_pos(r->o.required, "date", 4) >= 0;
     fti__st_mh_init(&r->mh);
+    r->proc.sha_fast = fti__st_sha_fast();
     {
         fti_buf k;
         memset(&k, 0, sizeof k);
@@ -794,6 +862,7 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
     }
     fti_free(r->units);
     fti_free(r->order);
+    fti_free(r->parent_tok);
     if (r->have_parent_recs) fti_map_close(&r->parent_recs);
     fti_mutex_destroy(&r->mu);
     fti_free(r);
@@ -852,15 +921,137 @@ typedef struct fti__st_chunk_job {
     fti__st_spans *spans;
     size_t budget, overlap;
     void *tok;
+    /* with shards: each document's body tokens (split_ids[split] + body_at[i], body_n[i] ids),
+     * so segments are counted from the document's own encoding instead of encoding again */
+    uint32_t *split_ids[2];
+    size_t *body_at, *body_n;
 } fti__st_chunk_job;
+
+/* Token count of a segment from the byte offsets where the document's tokens start. */
+typedef struct fti__st_starts {
+    const char *base; /* the document text */
+    const size_t *at; /* n token start offsets, increasing */
+    size_t n;
+} fti__st_starts;
+
+static size_t fti__st_lower(const size_t *a, size_t n, size_t v) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static size_t fti__st_starts_count(void *ctx, const char *t, size_t n) {
+    const fti__st_starts *s = (const fti__st_starts *)ctx;
+    size_t off = (size_t)(t - s->base);
+    return fti__st_lower(s->at, s->n, off + n) - fti__st_lower(s->at, s->n, off);
+}
+
+/* Serialising documents (docs.jsonl lines) and per-file records in parallel, one buffer per
+ * item, concatenated in order afterwards (the bytes do not depend on the thread count). */
+typedef struct fti__st_ser_job {
+    fti__st_run *r;
+    fti__st_doc **docs; /* docs mode: kept documents */
+    char (*doc_ids)[33];
+    fti_buf *sources;
+    fti_buf *bufs; /* one per item */
+    int records;   /* 1: items are files (records pack sections) */
+} fti__st_ser_job;
+
+static void fti__st_jw_opt_str(fti_jw *w, const char *key, const char *v);
+
+static void fti__st_ser_task(void *ctx, size_t b, size_t e, int thread) {
+    fti__st_ser_job *j = (fti__st_ser_job *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = b; i < e; i++) {
+        fti_buf *out = &j->bufs[i];
+        if (j->records) {
+            const fti__st_file *f = &j->r->files[i];
+            if (f->hashed) fti__st_pack_file(out, f, f->key);
+        } else {
+            const fti__st_doc *d = j->docs[i];
+            char sha[65];
+            fti_jw w;
+            fti_sha256_hex(d->sha, sha);
+            fti_jw_init(&w, out, 0);
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "id");
+            fti_jw_str(&w, j->doc_ids[i]);
+            fti_jw_key(&w, "split");
+            fti_jw_str(&w, d->split ? "val" : "train");
+            fti_jw_key(&w, "source");
+            fti_jw_str(&w, j->sources[i].data ? j->sources[i].data : "");
+            fti__st_jw_opt_str(&w, "kind", d->kind);
+            fti__st_jw_opt_str(&w, "title", d->title);
+            fti__st_jw_opt_str(&w, "author", d->author);
+            fti__st_jw_opt_str(&w, "date", d->date);
+            fti_jw_key(&w, "sha256");
+            fti_jw_str(&w, sha);
+            fti_jw_key(&w, "text");
+            fti_jw_strn(&w, d->text, d->text_len);
+            fti_jw_obj_end(&w);
+            fti_buf_putc(out, '\n');
+        }
+    }
+}
+
+/* Runs the job over n items and appends the buffers to out in order (freeing them). Returns 0 on
+ * allocation failure. */
+static int fti__st_ser_run(fti_pool *pool, fti__st_ser_job *j, size_t n, fti_buf *out) {
+    size_t i, total = 0;
+    int ok = 1;
+    j->bufs = (fti_buf *)fti_calloc(n + 1, sizeof *j->bufs);
+    if (!j->bufs) return 0;
+    fti_pool_for(pool, n, 16, fti__st_ser_task, j);
+    for (i = 0; i < n; i++) {
+        if (j->bufs[i].oom) ok = 0;
+        total += j->bufs[i].len;
+    }
+    if (ok && fti_buf_reserve(out, total))
+        for (i = 0; i < n; i++) fti_buf_append(out, j->bufs[i].data, j->bufs[i].len);
+    for (i = 0; i < n; i++) fti_buf_free(&j->bufs[i]);
+    fti_free(j->bufs);
+    j->bufs = NULL;
+    return ok && !out->oom;
+}
 
 static void fti__st_chunk_task(void *ctx, size_t b, size_t e, int thread) {
     fti__st_chunk_job *j = (fti__st_chunk_job *)ctx;
     size_t i;
     (void)thread;
-    for (i = b; i < e; i++)
-        fti__st_chunk_doc(j->docs[i]->text, j->docs[i]->text_len, j->budget, j->overlap,
-                          fti__st_stok_count, j->tok, &j->spans[i]);
+    for (i = b; i < e; i++) {
+        const fti__st_doc *d = j->docs[i];
+        size_t *at = NULL, k, pos = 0;
+        if (j->body_at && j->tok && (at = (size_t *)fti_malloc((j->body_n[i] + 1) * sizeof *at))) {
+            /* byte-level BPE: the body's tokens spell its bytes exactly */
+            const uint32_t *ids = j->split_ids[d->split ? 1 : 0] + j->body_at[i];
+            const fti_tokenizer *tok = (const fti_tokenizer *)((fti__st_stok *)j->tok)->tok;
+            for (k = 0; k < j->body_n[i]; k++) {
+                size_t len = 0;
+                at[k] = pos;
+                if (!fti_tokenizer_token(tok, ids[k], &len)) len = 0;
+                pos += len;
+            }
+        }
+        if (at && pos == d->text_len) {
+            fti__st_starts st;
+            st.base = d->text;
+            st.at = at;
+            st.n = j->body_n[i];
+            fti__st_chunk_doc(d->text, d->text_len, j->budget, j->overlap, fti__st_starts_count,
+                              &st, &j->spans[i]);
+        } else {
+            fti__st_chunk_doc(d->text, d->text_len, j->budget, j->overlap, fti__st_stok_count,
+                              j->tok, &j->spans[i]);
+        }
+        fti_free(at);
+    }
 }
 
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
@@ -877,11 +1068,11 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     fti__st_stok stok;
     int have_tok = 0;
     fti_buf recs, docs_jsonl, index_img, tok_img, train_img, val_img, freq_img, man;
-    char recs_hex[65], docs_hex[65], index_hex[65], tok_hex[65], train_hex[65], val_hex[65],
-        freq_hex[65];
     uint64_t n_train_tok = 0, n_val_tok = 0, n_train_docs = 0, n_val_docs = 0;
     uint64_t *tok_counts = NULL;
     fti__st_chunks chunks;
+    uint32_t *split_ids[2] = {NULL, NULL};
+    size_t *body_at = NULL, *body_n = NULL;
     fti_doc_meta *metas = NULL;
     char(*doc_ids)[33] = NULL;
     fti_buf *sources = NULL;
@@ -896,10 +1087,22 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     memset(&freq_img, 0, sizeof freq_img);
     memset(&man, 0, sizeof man);
     tok_sha[0] = 0;
-    recs_hex[0] = docs_hex[0] = index_hex[0] = tok_hex[0] = train_hex[0] = val_hex[0] =
-        freq_hex[0] = 0;
 
     if (r->n_files == 0) return fti_error_set(err, FTI_ERR_NOT_FOUND, "ingest: no input files");
+    if (r->o.tokenizer && strcmp(r->o.tokenizer, "parent") == 0) {
+        /* keep the tokenizer of `latest` (so a model trained on it can be fine-tuned); train one
+         * when there is none */
+        char pid[65];
+        fti_json_doc *jd = NULL;
+        r->o.tokenizer = NULL;
+        if (fti__st_read_ref(r->home, "latest", pid) &&
+            fti__st_load_manifest(r->home, pid, &jd, NULL) == FTI_OK) {
+            const fti_json *files = fti_json_get(fti_json_root(jd), "files");
+            r->parent_tok = fti__st_file_object(r->home, files, "tokenizer");
+            r->o.tokenizer = r->parent_tok;
+        }
+        fti_json_free(jd);
+    }
     if (r->o.tokenizer && !fti_path_exists(r->o.tokenizer))
         return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: tokenizer file not found",
                              r->o.tokenizer);
@@ -907,6 +1110,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
 
     /* --- phase A: map + hash every file --- */
     r->t_last_ns = fti_time_ns();
+    r->c_last = clock();
     fti__st_progress(r, "scan", 0, r->n_files);
     r->next = 0;
     fti_pool_each(pool, fti__st_phase_hash, r);
@@ -919,7 +1123,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         memset(&cfg, 0, sizeof cfg);
         fti__st_proc_key(&r->o, &cfg);
         fti_buf_printf(&cfg, "|dataset v%d|dedup=%.6f|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
-                       FTI__STORE_FORMAT, r->o.dedup_threshold, r->o.val_percent, r->o.chunk_tokens,
+                       FTI__ST_FORMAT, r->o.dedup_threshold, r->o.val_percent, r->o.chunk_tokens,
                        r->o.chunk_overlap, r->o.vocab_size, FTI_TEMPLATE_TITLE, FTI_TEMPLATE_BODY,
                        FTI_TEMPLATE_END);
         if (r->o.no_tokenizer) {
@@ -946,7 +1150,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             memset(zero, 0, sizeof zero);
             fti_sha256_update(&sh, "\n", 1);
             fti_sha256_update(&sh, f->name, strlen(f->name) + 1);
-            fti_sha256_update(&sh, f->mapped ? f->sha : zero, 32);
+            fti_sha256_update(&sh, f->hashed ? f->sha : zero, 32);
         }
         fti_sha256_final(&sh, vid);
         fti_sha256_hex(vid, id);
@@ -959,7 +1163,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
     if (fti_path_exists(mpath)) {
         /* unchanged inputs: the version exists already; only refs move */
-        for (i = 0; i < r->n_files; i++) n_reused += r->files[i].mapped;
+        for (i = 0; i < r->n_files; i++) n_reused += r->files[i].hashed;
         fti__st_log(r, FTI_LOG_INFO, "version %s exists: inputs unchanged", id);
         goto commit_refs;
     }
@@ -1032,6 +1236,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         }
     }
     for (i = 0; i < r->n_files; i++) {
+        /* documents hold copies of their text: the inputs can go (bounded memory) */
+        if (r->files[i].mapped) fti_map_close(&r->files[i].map);
+        r->files[i].mapped = 0;
         if (r->files[i].out.oom) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory in %s", r->files[i].path);
             goto done;
@@ -1073,19 +1280,21 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
      * minhash pass, so signatures are stored) --- */
     {
         uint32_t n_packed = 0;
+        fti__st_ser_job sj;
+        memset(&sj, 0, sizeof sj);
+        sj.r = r;
+        sj.records = 1;
         fti_buf_append(&recs, "FTIRECS", 8);
         fti__st_put_u32(&recs, 1);
         fti__st_put_u32(&recs, 0);
-        for (i = 0; i < r->n_files; i++) {
-            if (!r->files[i].mapped) continue;
-            fti__st_pack_file(&recs, &r->files[i], r->proc_key);
-            n_packed++;
-        }
-        if (recs.oom) {
+        for (i = 0; i < r->n_files; i++) n_packed += r->files[i].hashed != 0;
+        if (!fti__st_ser_run(pool, &sj, r->n_files, &recs) || recs.oom) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
         }
         fti_store_u32(recs.data + 12, n_packed);
+        rc = fti__st_stash(r, "records", &recs, err);
+        if (rc != FTI_OK) goto done;
     }
 
     rc = fti__st_exact_dups(all, n_all, &n_exact);
@@ -1149,8 +1358,6 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
     for (i = 0; i < n_kept; i++) {
         fti__st_doc *d = kept[i];
-        char sha[65];
-        fti_jw w;
         fti__st_doc_id_hex(d, doc_ids[i]);
         fti__st_doc_source(r, d, &sources[i]);
         metas[i].doc_id = doc_ids[i];
@@ -1158,30 +1365,18 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         metas[i].source = sources[i].data;
         metas[i].author = d->author;
         metas[i].date = d->date;
-        fti_sha256_hex(d->sha, sha);
-        fti_jw_init(&w, &docs_jsonl, 0);
-        fti_jw_obj_begin(&w);
-        fti_jw_key(&w, "id");
-        fti_jw_str(&w, doc_ids[i]);
-        fti_jw_key(&w, "split");
-        fti_jw_str(&w, d->split ? "val" : "train");
-        fti_jw_key(&w, "source");
-        fti_jw_str(&w, sources[i].data ? sources[i].data : "");
-        fti__st_jw_opt_str(&w, "kind", d->kind);
-        fti__st_jw_opt_str(&w, "title", d->title);
-        fti__st_jw_opt_str(&w, "author", d->author);
-        fti__st_jw_opt_str(&w, "date", d->date);
-        fti_jw_key(&w, "sha256");
-        fti_jw_str(&w, sha);
-        fti_jw_key(&w, "text");
-        fti_jw_strn(&w, d->text, d->text_len);
-        fti_jw_obj_end(&w);
-        fti_buf_putc(&docs_jsonl, '\n');
     }
-    if (docs_jsonl.oom) {
-        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-        goto done;
+    {
+        fti__st_ser_job sj;
+        memset(&sj, 0, sizeof sj);
+        sj.r = r;
+        sj.docs = kept;
+        sj.doc_ids = doc_ids;
+        sj.sources = sources;
+        if (!fti__st_ser_run(pool, &sj, n_kept, &docs_jsonl)) docs_jsonl.oom = 1;
     }
+    rc = fti__st_stash(r, "docs", &docs_jsonl, err);
+    if (rc != FTI_OK) goto done;
 
     /* --- tokenizer and token shards --- */
     if (!r->o.no_tokenizer && n_kept > 0) {
@@ -1191,7 +1386,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         size_t *n_ids = (size_t *)fti_calloc(2 * n_kept + 1, sizeof *n_ids);
         fti_buf *titles = (fti_buf *)fti_calloc(n_kept + 1, sizeof *titles);
         uint32_t *train_ids = NULL, *val_ids = NULL;
-        if (!texts || !lens || !ids || !n_ids || !titles) {
+        body_at = (size_t *)fti_calloc(n_kept + 1, sizeof *body_at);
+        body_n = (size_t *)fti_calloc(n_kept + 1, sizeof *body_n);
+        if (!body_at || !body_n) rc = FTI_ERR_NOMEM;
+        if (!texts || !lens || !ids || !n_ids || !titles || rc != FTI_OK) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
         } else {
             size_t nt = 0;
@@ -1215,7 +1413,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                 have_tok = 1;
                 memcpy(tok_sha, stok.sha_hex, 65);
                 rc = fti__st_stok_serialize(&stok, &tok_img);
-                if (rc != FTI_OK) fti_error_set(err, rc, "tokenizer: cannot serialize");
+                if (rc != FTI_OK)
+                    fti_error_set(err, rc, "tokenizer: cannot serialize");
+                else
+                    rc = fti__st_stash(r, "tokenizer", &tok_img, err);
             }
             /* each document: <|title|> title "\n" <|body|> body <|endoftext|> */
             if (rc == FTI_OK) {
@@ -1253,6 +1454,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                         dst[(*p)++] = stok.title_id;
                         for (j = 0; j < n_ids[2 * i]; j++) dst[(*p)++] = ids[2 * i][j];
                         dst[(*p)++] = stok.body_id;
+                        body_at[i] = *p;
+                        body_n[i] = n_ids[2 * i + 1];
                         for (j = 0; j < n_ids[2 * i + 1]; j++) dst[(*p)++] = ids[2 * i + 1][j];
                         dst[(*p)++] = stok.eot_id;
                     }
@@ -1272,6 +1475,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                         for (i = 0; i < stok.vocab_size; i++)
                             fti__st_put_u64(&freq_img, tok_counts[i]);
                     }
+                    if (rc == FTI_OK) rc = fti__st_stash(r, "train", &train_img, err);
+                    if (rc == FTI_OK) rc = fti__st_stash(r, "val", &val_img, err);
+                    if (rc == FTI_OK) rc = fti__st_stash(r, "token_counts", &freq_img, err);
                 }
             }
         }
@@ -1282,8 +1488,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         fti_free(ids);
         fti_free(n_ids);
         fti_free(titles);
-        fti_free(train_ids);
-        fti_free(val_ids);
+        /* the ids stay until chunking, which counts tokens from them */
+        split_ids[0] = train_ids;
+        split_ids[1] = val_ids;
         if (rc != FTI_OK) goto done;
     }
 
@@ -1299,6 +1506,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         cj.budget = (size_t)r->o.chunk_tokens;
         cj.overlap = (size_t)r->o.chunk_overlap;
         cj.tok = have_tok ? (void *)&stok : NULL;
+        cj.split_ids[0] = split_ids[0];
+        cj.split_ids[1] = split_ids[1];
+        cj.body_at = have_tok && split_ids[0] && split_ids[1] ? body_at : NULL;
+        cj.body_n = body_n;
         if (!cj.spans) {
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
@@ -1333,36 +1544,13 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         if (rc != FTI_OK) goto done;
     }
     rc = fti_bm25_build(&index_img, chunks.v, chunks.n, metas, n_kept, err);
+    if (rc == FTI_OK) rc = fti__st_stash(r, "index", &index_img, err);
     if (rc != FTI_OK) goto done;
 
     /* --- commit: objects first, the manifest last, then refs --- */
     {
-        struct {
-            fti_buf *img;
-            char *hex;
-            const char *name;
-        } objs[7];
-        size_t n_objs = 0, step = 0, total_steps;
-        objs[n_objs].img = &recs, objs[n_objs].hex = recs_hex, objs[n_objs++].name = "records";
-        objs[n_objs].img = &docs_jsonl, objs[n_objs].hex = docs_hex, objs[n_objs++].name = "docs";
-        objs[n_objs].img = &index_img, objs[n_objs].hex = index_hex, objs[n_objs++].name = "index";
-        if (have_tok) {
-            objs[n_objs].img = &tok_img, objs[n_objs].hex = tok_hex,
-            objs[n_objs++].name = "tokenizer";
-            objs[n_objs].img = &train_img, objs[n_objs].hex = train_hex,
-            objs[n_objs++].name = "train";
-            objs[n_objs].img = &val_img, objs[n_objs].hex = val_hex, objs[n_objs++].name = "val";
-            objs[n_objs].img = &freq_img, objs[n_objs].hex = freq_hex,
-            objs[n_objs++].name = "token_counts";
-        }
-        total_steps = n_objs + 3;
+        size_t total_steps = r->commit_step + 2;
         fti__st_mark(r, 5);
-        for (k = 0; k < n_objs; k++) {
-            fti__st_progress(r, "commit", ++step, total_steps);
-            rc = fti__st_put_object(r->home, objs[k].img->data ? objs[k].img->data : "",
-                                    objs[k].img->len, objs[k].hex, err);
-            if (rc != FTI_OK) goto done;
-        }
 
         /* the manifest */
         {
@@ -1375,7 +1563,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             fti_jw_key(&w, "format");
             fti_jw_str(&w, "fti-dataset");
             fti_jw_key(&w, "format_version");
-            fti_jw_int(&w, FTI__STORE_FORMAT);
+            fti_jw_int(&w, FTI__ST_FORMAT);
             fti_jw_key(&w, "id");
             fti_jw_str(&w, id);
             fti__st_jw_opt_str(&w, "parent", have_parent ? parent : NULL);
@@ -1445,7 +1633,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                 fti_jw_key(&w, "bytes");
                 fti_jw_int(&w, (int64_t)f->size);
                 fti_jw_key(&w, "sha256");
-                if (f->mapped) {
+                if (f->hashed) {
                     fti_sha256_hex(f->sha, sha);
                     fti_jw_str(&w, sha);
                 } else {
@@ -1639,13 +1827,13 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
 
             fti_jw_key(&w, "files");
             fti_jw_obj_begin(&w);
-            for (k = 0; k < n_objs; k++) {
-                fti_jw_key(&w, objs[k].name);
+            for (k = 0; k < r->n_objs; k++) {
+                fti_jw_key(&w, r->objs[k].name);
                 fti_jw_obj_begin(&w);
                 fti_jw_key(&w, "sha256");
-                fti_jw_str(&w, objs[k].hex);
+                fti_jw_str(&w, r->objs[k].hex);
                 fti_jw_key(&w, "bytes");
-                fti_jw_int(&w, (int64_t)objs[k].img->len);
+                fti_jw_int(&w, (int64_t)r->objs[k].bytes);
                 fti_jw_obj_end(&w);
             }
             fti_jw_obj_end(&w);
@@ -1656,10 +1844,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                 goto done;
             }
         }
-        fti__st_progress(r, "commit", ++step, total_steps);
+        fti__st_progress(r, "commit", ++r->commit_step, total_steps);
         rc = fti_file_write_atomic(mpath, man.data, man.len, err);
         if (rc != FTI_OK) goto done;
-        fti__st_progress(r, "commit", ++step, total_steps);
+        fti__st_progress(r, "commit", ++r->commit_step, total_steps);
     }
 
 commit_refs:
@@ -1674,11 +1862,16 @@ commit_refs:
     memcpy(out_id, id, 65);
     if (reused) *reused = n_reused;
     fti__st_mark(r, 6);
-    fti__st_log(r, FTI_LOG_INFO,
+    fti__st_log(r, FTI_LOG_DEBUG,
                 "timing scan=%.3f ingest=%.3f dedupe=%.3f tokenizer=%.3f shards=%.3f index=%.3f "
                 "commit=%.3f seconds, %lu bytes",
                 r->t_stage[0], r->t_stage[1], r->t_stage[2], r->t_stage[3], r->t_stage[4],
                 r->t_stage[5], r->t_stage[6], (unsigned long)r->bytes_total);
+    fti__st_log(r, FTI_LOG_DEBUG,
+                "cputime scan=%.3f ingest=%.3f dedupe=%.3f tokenizer=%.3f shards=%.3f index=%.3f "
+                "commit=%.3f seconds",
+                r->c_stage[0], r->c_stage[1], r->c_stage[2], r->c_stage[3], r->c_stage[4],
+                r->c_stage[5], r->c_stage[6]);
 done:
     if (have_tok) fti__st_stok_free(&stok);
     fti_free(mpath);
@@ -1691,6 +1884,10 @@ done:
     fti_free(sources);
     fti_free(chunks.v);
     fti_free(tok_counts);
+    fti_free(split_ids[0]);
+    fti_free(split_ids[1]);
+    fti_free(body_at);
+    fti_free(body_n);
     fti_buf_free(&recs);
     fti_buf_free(&docs_jsonl);
     fti_buf_free(&index_img);

@@ -97,12 +97,13 @@ FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg) {
     return FTI_ERR_NOT_FOUND;
 }
 
-/* --- layout ------------------------------------------------------------------------------------ */
+/* --- layout ----------------------------------------------------------------------------------- */
 
 /* Element counts of the layout, computed without overflow checks: fti_model_config_resolve
  * bounds every dimension so these products fit easily in 64 bits. */
 typedef struct fti__model_dims {
     size_t V, C, L, H, KV, D, F, HD, KVD;
+    size_t QKV;       /* HD + 2 KVD: attn_q, attn_k, attn_v are adjacent, one (QKV, C) matrix */
     size_t per_layer; /* elements of one block */
 } fti__model_dims;
 
@@ -117,6 +118,7 @@ static fti__model_dims fti__model_dims_of(const fti_model_config *cfg) {
     d.F = cfg->hidden_dim;
     d.HD = d.H * d.D;
     d.KVD = d.KV * d.D;
+    d.QKV = d.HD + 2 * d.KVD;
     d.per_layer = d.C + d.HD * d.C + 2 * d.KVD * d.C + d.C * d.HD + d.C + 3 * d.F * d.C;
     return d;
 }
@@ -246,7 +248,8 @@ FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, ui
     fti_tensor_info ti;
     float std_resid;
     if (!cfg || !params) return;
-    std_resid = FTI__MODEL_INIT_STD / (float)sqrt(2.0 * (double)(cfg->n_layers ? cfg->n_layers : 1));
+    std_resid =
+        FTI__MODEL_INIT_STD / (float)sqrt(2.0 * (double)(cfg->n_layers ? cfg->n_layers : 1));
     for (i = 0; i < n_t; i++) {
         fti_rng rng;
         float std = FTI__MODEL_INIT_STD;
@@ -262,7 +265,7 @@ FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, ui
     }
 }
 
-/* --- activations ------------------------------------------------------------------------------- */
+/* --- activations ------------------------------------------------------------------------------ */
 
 struct fti_model_acts {
     const fti_kernels *kern; /* matmul kernels; NULL = the plain reference loops */
@@ -278,19 +281,21 @@ struct fti_model_acts {
     float *res;                 /* (L+1, N, C) residual stream entering each layer; [L] = final */
     float *mid;                 /* (L, N, C) residual after the attention branch */
     float *xn1, *rstd1;         /* (L, N, C), (L, N) attention RMSNorm output and 1/rms */
-    float *q, *k, *v;           /* (L, N, HD), (L, N, KVD) x2; q and k after RoPE */
+    float *qkv;                 /* (L, N, QKV): q | k | v per row; q and k after RoPE */
     float *att;                 /* (L, B, H, T, T) attention probabilities (row t: j <= t) */
     float *y;                   /* (L, N, HD) attention output before attn_output */
     float *xn2, *rstd2;         /* (L, N, C), (L, N) */
-    float *h1, *h2, *g;         /* (L, N, F) gate, up, silu(gate) * up */
+    float *h12;                 /* (L, N, 2F): gate | up per row (ffn_gate, ffn_up adjacent) */
+    float *g;                   /* (L, N, F) silu(gate) * up */
     float *xnf, *rstdf;         /* (N, C), (N) */
     float *logits;              /* (N, V): logits, then probabilities, then their gradient */
     double *row_loss;           /* (N) */
     /* backward scratch */
     float *dres, *dxn;          /* (N, C) */
-    float *dq, *dy;             /* (N, HD) */
-    float *dk, *dv;             /* (N, KVD) */
-    float *dh1, *dh2;           /* (N, F) */
+    float *dy;                  /* (N, HD) */
+    float *dqkv;                /* (N, QKV) */
+    float *dg;                  /* (N, F) */
+    float *dh12;                /* (N, 2F) */
     float *attn_scratch;        /* (B*KV, T, T) */
 };
 
@@ -345,15 +350,12 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t b
     FTI__SLOT(a->mid, d.L * N * d.C, float);
     FTI__SLOT(a->xn1, d.L * N * d.C, float);
     FTI__SLOT(a->rstd1, d.L * N, float);
-    FTI__SLOT(a->q, d.L * N * d.HD, float);
-    FTI__SLOT(a->k, d.L * N * d.KVD, float);
-    FTI__SLOT(a->v, d.L * N * d.KVD, float);
+    FTI__SLOT(a->qkv, d.L * N * d.QKV, float);
     FTI__SLOT(a->att, d.L * BHTT, float);
     FTI__SLOT(a->y, d.L * N * d.HD, float);
     FTI__SLOT(a->xn2, d.L * N * d.C, float);
     FTI__SLOT(a->rstd2, d.L * N, float);
-    FTI__SLOT(a->h1, d.L * N * d.F, float);
-    FTI__SLOT(a->h2, d.L * N * d.F, float);
+    FTI__SLOT(a->h12, d.L * N * 2 * d.F, float);
     FTI__SLOT(a->g, d.L * N * d.F, float);
     FTI__SLOT(a->xnf, N * d.C, float);
     FTI__SLOT(a->rstdf, N, float);
@@ -361,12 +363,10 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t b
     FTI__SLOT(a->row_loss, N, double);
     FTI__SLOT(a->dres, N * d.C, float);
     FTI__SLOT(a->dxn, N * d.C, float);
-    FTI__SLOT(a->dq, N * d.HD, float);
     FTI__SLOT(a->dy, N * d.HD, float);
-    FTI__SLOT(a->dk, N * d.KVD, float);
-    FTI__SLOT(a->dv, N * d.KVD, float);
-    FTI__SLOT(a->dh1, N * d.F, float);
-    FTI__SLOT(a->dh2, N * d.F, float);
+    FTI__SLOT(a->dqkv, N * d.QKV, float);
+    FTI__SLOT(a->dg, N * d.F, float);
+    FTI__SLOT(a->dh12, N * 2 * d.F, float);
     FTI__SLOT(a->attn_scratch, batch * d.KV * tt, float);
 #undef FTI__SLOT
     /* The products above are bounded by the config limits times N and BHTT, which were checked;
@@ -481,8 +481,8 @@ static void fti__model_mm_rows(void *vctx, size_t i0, size_t i1, int thread) {
 /* With a kernel table: fti_matmul (same flag bits); without: the plain loops above, kept as the
  * obviously-right reference for tests. */
 static void fti__model_mm(const fti_kernels *k, fti_pool *pool, int flags, size_t M, size_t N,
-                          size_t K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
-                          size_t ldc) {
+                          size_t K, const float *A, size_t lda, const float *B, size_t ldb,
+                          float *C, size_t ldc) {
     fti__model_mm_ctx c;
     size_t grain;
     if (k) {
@@ -505,14 +505,14 @@ static void fti__model_mm(const fti_kernels *k, fti_pool *pool, int flags, size_
 
 /* Linear layer helpers on (rows, in) activations and (out, in) weights. */
 /* Y(n,out) = X(n,in) . W(out,in)^T */
-static void fti__model_linear_fwd(const fti_kernels *k, fti_pool *pool, float *Y, const float *X, const float *W,
-                                  size_t n, size_t n_in, size_t n_out) {
+static void fti__model_linear_fwd(const fti_kernels *k, fti_pool *pool, float *Y, const float *X,
+                                  const float *W, size_t n, size_t n_in, size_t n_out) {
     fti__model_mm(k, pool, FTI__MODEL_MM_TB, n, n_out, n_in, X, n_in, W, n_in, Y, n_out);
 }
 /* dX(n,in) (+)= dY(n,out) . W(out,in); dW(out,in) += dY^T . X */
-static void fti__model_linear_bwd(const fti_kernels *k, fti_pool *pool, float *dX, int accumulate_dx, float *dW,
-                                  const float *dY, const float *X, const float *W, size_t n,
-                                  size_t n_in, size_t n_out) {
+static void fti__model_linear_bwd(const fti_kernels *k, fti_pool *pool, float *dX,
+                                  int accumulate_dx, float *dW, const float *dY, const float *X,
+                                  const float *W, size_t n, size_t n_in, size_t n_out) {
     if (dX)
         fti__model_mm(k, pool, accumulate_dx ? FTI__MODEL_MM_ACC : 0, n, n_in, n_out, dY, n_out, W,
                       n_in, dX, n_in);
@@ -521,7 +521,7 @@ static void fti__model_linear_bwd(const fti_kernels *k, fti_pool *pool, float *d
                       n_in, dW, n_in);
 }
 
-/* --- row-wise ops ------------------------------------------------------------------------------ */
+/* --- row-wise ops ----------------------------------------------------------------------------- */
 
 /* RMSNorm forward over rows: out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps). */
 static void fti__model_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w,
@@ -539,10 +539,10 @@ static void fti__model_rmsnorm_fwd(float *out, float *rstd, const float *x, cons
     }
 }
 
-/* RMSNorm backward: dx += rstd*w*dy - x*rstd^3/C * sum(w*dy*x) (ACCUMULATES into dx);
- * dw += sum over rows of dy*x*rstd (ACCUMULATES, rows in order). */
-static void fti__model_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x,
-                                   const float *rstd, const float *w, size_t n, size_t C) {
+/* RMSNorm backward, input part over rows: dx += rstd*w*dy - x*rstd^3/C * sum(w*dy*x)
+ * (ACCUMULATES into dx). */
+static void fti__model_rmsnorm_bwd_dx(float *dx, const float *dy, const float *x,
+                                      const float *rstd, const float *w, size_t n, size_t C) {
     size_t i, j;
     for (i = 0; i < n; i++) {
         const float *xr = x + i * C, *dyr = dy + i * C;
@@ -551,22 +551,34 @@ static void fti__model_rmsnorm_bwd(float *dx, float *dw, const float *dy, const 
         double dot = 0.0;
         for (j = 0; j < C; j++) dot += (double)w[j] * dyr[j] * xr[j];
         coef = (float)(dot * (double)r * r * r / (double)C);
-        for (j = 0; j < C; j++) {
-            dxr[j] += r * w[j] * dyr[j] - xr[j] * coef;
-            dw[j] += dyr[j] * xr[j] * r;
-        }
+        for (j = 0; j < C; j++) dxr[j] += r * w[j] * dyr[j] - xr[j] * coef;
     }
 }
 
-/* RoPE on adjacent pairs of every head of rows (n, n_heads*D); position of row i = i % T.
- * inverse = 1 rotates by -angle (the backward of a rotation is its transpose). */
-static void fti__model_rope(float *x, size_t n, size_t T, size_t n_heads, size_t D,
-                            const float *cosv, const float *sinv, int inverse) {
-    size_t i, h, j, half = D / 2;
+/* RMSNorm backward, weight part for columns [j0, j1): dw += sum over the n rows, in row order,
+ * of dy*x*rstd (ACCUMULATES). */
+static void fti__model_rmsnorm_bwd_dw(float *dw, const float *dy, const float *x,
+                                      const float *rstd, size_t n, size_t C, size_t j0,
+                                      size_t j1) {
+    size_t i, j;
     for (i = 0; i < n; i++) {
+        const float *xr = x + i * C, *dyr = dy + i * C;
+        float r = rstd[i];
+        for (j = j0; j < j1; j++) dw[j] += dyr[j] * xr[j] * r;
+    }
+}
+
+/* RoPE on adjacent pairs of every head of rows [row0, row1) of n_heads*D values, `stride` floats
+ * apart; position of row i = i % T. inverse = 1 rotates by -angle (the backward of a rotation is
+ * its transpose). */
+static void fti__model_rope(float *x, size_t row0, size_t row1, size_t stride, size_t T,
+                            size_t n_heads, size_t D, const float *cosv, const float *sinv,
+                            int inverse) {
+    size_t i, h, j, half = D / 2;
+    for (i = row0; i < row1; i++) {
         const float *cr = cosv + (i % T) * half, *sr = sinv + (i % T) * half;
         for (h = 0; h < n_heads; h++) {
-            float *p = x + (i * n_heads + h) * D;
+            float *p = x + i * stride + h * D;
             for (j = 0; j < half; j++) {
                 float x0 = p[2 * j], x1 = p[2 * j + 1], c = cr[j], s = inverse ? -sr[j] : sr[j];
                 p[2 * j] = x0 * c - x1 * s;
@@ -576,18 +588,155 @@ static void fti__model_rope(float *x, size_t n, size_t T, size_t n_heads, size_t
     }
 }
 
+/* --- the row-wise ops split over the pool -------------------------------------------------------
+ * Rows (or, for the norm weight gradient, columns) are independent, so every element is computed
+ * by one thread in the serial order: results do not depend on the thread count. */
+enum {
+    FTI__MODEL_PAR_RMSNORM_FWD,
+    FTI__MODEL_PAR_RMSNORM_DX,
+    FTI__MODEL_PAR_RMSNORM_DW,
+    FTI__MODEL_PAR_SWIGLU_FWD,
+    FTI__MODEL_PAR_SWIGLU_BWD,
+    FTI__MODEL_PAR_ROPE,
+    FTI__MODEL_PAR_ADD
+};
+
+typedef struct fti__model_par_ctx {
+    int op;
+    float *out, *out2;
+    const float *a, *b, *c, *w;
+    size_t n, C, F, stride, T, n_heads, D;
+    float eps;
+    int inverse;
+} fti__model_par_ctx;
+
+static void fti__model_swiglu_fwd(float *g, const float *h12, size_t n, size_t F);
+static void fti__model_swiglu_bwd(float *dh12, const float *dg, const float *h12, size_t n,
+                                  size_t F);
+
+static void fti__model_par_task(void *vctx, size_t r0, size_t r1, int thread) {
+    const fti__model_par_ctx *c = (const fti__model_par_ctx *)vctx;
+    size_t m = r1 - r0, i;
+    (void)thread;
+    switch (c->op) {
+    case FTI__MODEL_PAR_RMSNORM_FWD:
+        fti__model_rmsnorm_fwd(c->out + r0 * c->C, c->out2 + r0, c->a + r0 * c->C, c->w, m, c->C,
+                               c->eps);
+        break;
+    case FTI__MODEL_PAR_RMSNORM_DX:
+        fti__model_rmsnorm_bwd_dx(c->out + r0 * c->C, c->a + r0 * c->C, c->b + r0 * c->C,
+                                  c->c + r0, c->w, m, c->C);
+        break;
+    case FTI__MODEL_PAR_RMSNORM_DW: /* r0, r1 are columns */
+        fti__model_rmsnorm_bwd_dw(c->out, c->a, c->b, c->c, c->n, c->C, r0, r1);
+        break;
+    case FTI__MODEL_PAR_SWIGLU_FWD:
+        fti__model_swiglu_fwd(c->out + r0 * c->F, c->a + r0 * 2 * c->F, m, c->F);
+        break;
+    case FTI__MODEL_PAR_SWIGLU_BWD:
+        fti__model_swiglu_bwd(c->out + r0 * 2 * c->F, c->a + r0 * c->F, c->b + r0 * 2 * c->F, m,
+                              c->F);
+        break;
+    case FTI__MODEL_PAR_ROPE:
+        fti__model_rope(c->out, r0, r1, c->stride, c->T, c->n_heads, c->D, c->a, c->b,
+                        c->inverse);
+        break;
+    case FTI__MODEL_PAR_ADD: /* out += a over rows of C */
+        for (i = r0 * c->C; i < r1 * c->C; i++) c->out[i] += c->a[i];
+        break;
+    default: break;
+    }
+}
+
+static fti__model_par_ctx fti__model_par(int op) {
+    fti__model_par_ctx c;
+    memset(&c, 0, sizeof(c));
+    c.op = op;
+    return c;
+}
+
+/* out(n,C) = rmsnorm(x) * w, rstd(n) */
+static void fti__model_p_rmsnorm_fwd(fti_pool *pool, float *out, float *rstd, const float *x,
+                                     const float *w, size_t n, size_t C, float eps) {
+    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_RMSNORM_FWD);
+    c.out = out;
+    c.out2 = rstd;
+    c.a = x;
+    c.w = w;
+    c.C = C;
+    c.eps = eps;
+    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+}
+
+/* dx += ..., dw += ... (both ACCUMULATE), as fti__model_rmsnorm_bwd */
+static void fti__model_p_rmsnorm_bwd(fti_pool *pool, float *dx, float *dw, const float *dy,
+                                     const float *x, const float *rstd, const float *w, size_t n,
+                                     size_t C) {
+    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_RMSNORM_DX);
+    c.out = dx;
+    c.a = dy;
+    c.b = x;
+    c.c = rstd;
+    c.w = w;
+    c.n = n;
+    c.C = C;
+    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+    c.op = FTI__MODEL_PAR_RMSNORM_DW;
+    c.out = dw;
+    fti_pool_for(pool, C, 16, fti__model_par_task, &c);
+}
+
+static void fti__model_p_rope(fti_pool *pool, float *x, size_t n, size_t stride, size_t T,
+                              size_t n_heads, size_t D, const float *cosv, const float *sinv,
+                              int inverse) {
+    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_ROPE);
+    c.out = x;
+    c.stride = stride;
+    c.T = T;
+    c.n_heads = n_heads;
+    c.D = D;
+    c.a = cosv;
+    c.b = sinv;
+    c.inverse = inverse;
+    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+}
+
+/* out(n,C) += a(n,C) */
+static void fti__model_p_add(fti_pool *pool, float *out, const float *a, size_t n, size_t C) {
+    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_ADD);
+    c.out = out;
+    c.a = a;
+    c.C = C;
+    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+}
+
+static void fti__model_p_swiglu(fti_pool *pool, int backward, float *out, const float *a,
+                                const float *b, size_t n, size_t F) {
+    fti__model_par_ctx c = fti__model_par(backward ? FTI__MODEL_PAR_SWIGLU_BWD
+                                                   : FTI__MODEL_PAR_SWIGLU_FWD);
+    c.out = out;
+    c.a = a;
+    c.b = b;
+    c.F = F;
+    fti_pool_for(pool, n, 32, fti__model_par_task, &c);
+}
+
 /* --- attention ------------------------------------------------------------------------------
  * Causal multi-head attention with grouped kv heads, as GEMMs per (batch, head): S = Q K^T,
- * row softmax with the causal mask (zeros above the diagonal), Y = P V. The GEMMs run the full
- * T x T square (twice the causal work) because the kernels make that far cheaper than skipping it
- * in scalar loops. Work is split over (b, kv head) groups: each group owns its rows of y/dq and
- * its dk/dv rows, and runs its GEMMs single-threaded, so nothing is shared between threads and
+ * row softmax with the causal mask (zeros above the diagonal), Y = P V. Query rows go in blocks
+ * of 64 that multiply only the keys up to the block's end, so the GEMMs do about 5/8 of the full
+ * square at T = 256 instead of all of it (the zeros inside a block are cheaper than scalar
+ * loops). Work is split over (b, kv head) groups: each group owns its rows of y/dq and its dk/dv
+ * rows, and runs its GEMMs single-threaded, so nothing is shared between threads and
  * the result does not depend on the thread count. */
+/* Query rows per attention block: block [r0, r1) multiplies only keys [0, r1). */
+#define FTI__MODEL_ATT_BLOCK 64
+
 typedef struct fti__model_attn_ctx {
     const fti_kernels *kern;
     const fti__model_dims *d;
     size_t T;
-    const float *q, *k, *v; /* (N, HD), (N, KVD), (N, KVD) */
+    const float *q, *k, *v; /* (N, *) rows QKV apart, inside the qkv block */
     float *att;             /* (B, H, T, T) */
     float *y;               /* (N, HD) */
     const float *dy;        /* (N, HD) backward */
@@ -603,36 +752,45 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
     (void)thread;
     for (grp = g0; grp < g1; grp++) {
         size_t b = grp / d->KV, kvh = grp % d->KV;
-        const float *kb = c->k + b * T * d->KVD + kvh * D; /* (T, D), row stride KVD */
-        const float *vb = c->v + b * T * d->KVD + kvh * D;
+        const float *kb = c->k + b * T * d->QKV + kvh * D; /* (T, D), row stride QKV */
+        const float *vb = c->v + b * T * d->QKV + kvh * D;
         for (hh = 0; hh < rep; hh++) {
             size_t h = kvh * rep + hh;
-            const float *qb = c->q + b * T * d->HD + h * D; /* (T, D), row stride HD */
+            const float *qb = c->q + b * T * d->QKV + h * D; /* (T, D), row stride QKV */
             float *P = c->att + (b * d->H + h) * T * T;      /* (T, T) */
-            fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB, T, T, D, qb, d->HD, kb, d->KVD, P, T);
-            for (t = 0; t < T; t++) {
-                float *p = P + t * T, mx = -INFINITY, sum = 0.0f, inv;
-                for (j = 0; j <= t; j++) {
-                    p[j] *= scale;
-                    if (p[j] > mx) mx = p[j];
+            size_t r0, r1;
+            /* row blocks: block [r0, r1) only needs key columns [0, r1) */
+            for (r0 = 0; r0 < T; r0 = r1) {
+                r1 = r0 + FTI__MODEL_ATT_BLOCK < T ? r0 + FTI__MODEL_ATT_BLOCK : T;
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB, r1 - r0, r1, D, qb + r0 * d->QKV,
+                              d->QKV, kb, d->QKV, P + r0 * T, T);
+                for (t = r0; t < r1; t++) {
+                    float *p = P + t * T, mx = -INFINITY, sum = 0.0f, inv;
+                    for (j = 0; j <= t; j++) {
+                        p[j] *= scale;
+                        if (p[j] > mx)
+                            mx = p[j];
+                    }
+                    for (j = 0; j <= t; j++) {
+                        p[j] = expf(p[j] - mx);
+                        sum += p[j];
+                    }
+                    inv = 1.0f / sum;
+                    for (j = 0; j <= t; j++)
+                        p[j] *= inv;
+                    for (j = t + 1; j < T; j++)
+                        p[j] = 0.0f;
                 }
-                for (j = 0; j <= t; j++) {
-                    p[j] = expf(p[j] - mx);
-                    sum += p[j];
-                }
-                inv = 1.0f / sum;
-                for (j = 0; j <= t; j++) p[j] *= inv;
-                for (j = t + 1; j < T; j++) p[j] = 0.0f;
+                fti__model_mm(c->kern, NULL, 0, r1 - r0, D, r1, P + r0 * T, T, vb, d->QKV,
+                              c->y + (b * T + r0) * d->HD + h * D, d->HD);
             }
-            fti__model_mm(c->kern, NULL, 0, T, D, T, P, T, vb, d->KVD,
-                          c->y + b * T * d->HD + h * D, d->HD);
         }
     }
 }
 
 /* Backward: dP = dY V^T; dV += P^T dY; dS = P (dP - rowsum(P dP)) * scale; dQ = dS K;
- * dK += dS^T Q. dk and dv of the group are written by its first head and accumulated by the
- * others, in head order. */
+ * dK += dS^T Q, by the same row blocks. dk and dv of the group are zeroed, then accumulated
+ * over heads and blocks in a fixed order. */
 static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int thread) {
     const fti__model_attn_ctx *c = (const fti__model_attn_ctx *)vctx;
     const fti__model_dims *d = c->d;
@@ -642,30 +800,42 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
     for (grp = g0; grp < g1; grp++) {
         size_t b = grp / d->KV, kvh = grp % d->KV;
         float *dS = c->scratch + grp * T * T; /* (T, T) */
-        const float *kb = c->k + b * T * d->KVD + kvh * D;
-        const float *vb = c->v + b * T * d->KVD + kvh * D;
-        float *dkb = c->dk + b * T * d->KVD + kvh * D;
-        float *dvb = c->dv + b * T * d->KVD + kvh * D;
+        const float *kb = c->k + b * T * d->QKV + kvh * D;
+        const float *vb = c->v + b * T * d->QKV + kvh * D;
+        float *dkb = c->dk + b * T * d->QKV + kvh * D;
+        float *dvb = c->dv + b * T * d->QKV + kvh * D;
+        for (t = 0; t < T; t++) {
+            memset(dkb + t * d->QKV, 0, D * sizeof(float));
+            memset(dvb + t * d->QKV, 0, D * sizeof(float));
+        }
         for (hh = 0; hh < rep; hh++) {
-            size_t h = kvh * rep + hh;
-            const float *qb = c->q + b * T * d->HD + h * D;
+            size_t h = kvh * rep + hh, r0, r1;
+            const float *qb = c->q + b * T * d->QKV + h * D;
             const float *dyb = c->dy + b * T * d->HD + h * D;
             const float *P = c->att + (b * d->H + h) * T * T;
-            int acc = hh ? FTI__MODEL_MM_ACC : 0;
-            fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB, T, T, D, dyb, d->HD, vb, d->KVD, dS, T);
-            fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | acc, T, D, T, P, T, dyb, d->HD, dvb,
-                          d->KVD);
-            for (t = 0; t < T; t++) {
-                const float *p = P + t * T;
-                float *ds = dS + t * T, dot = 0.0f;
-                for (j = 0; j <= t; j++) dot += p[j] * ds[j];
-                for (j = 0; j <= t; j++) ds[j] = p[j] * (ds[j] - dot) * scale;
-                for (j = t + 1; j < T; j++) ds[j] = 0.0f;
+            for (r0 = 0; r0 < T; r0 = r1) {
+                size_t m = 0;
+                r1 = r0 + FTI__MODEL_ATT_BLOCK < T ? r0 + FTI__MODEL_ATT_BLOCK : T;
+                m = r1 - r0;
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB, m, r1, D, dyb + r0 * d->HD, d->HD,
+                              vb, d->QKV, dS + r0 * T, T);
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, r1, D, m,
+                              P + r0 * T, T, dyb + r0 * d->HD, d->HD, dvb, d->QKV);
+                for (t = r0; t < r1; t++) {
+                    const float *p = P + t * T;
+                    float *ds = dS + t * T, dot = 0.0f;
+                    for (j = 0; j <= t; j++)
+                        dot += p[j] * ds[j];
+                    for (j = 0; j <= t; j++)
+                        ds[j] = p[j] * (ds[j] - dot) * scale;
+                    for (j = t + 1; j < T; j++)
+                        ds[j] = 0.0f;
+                }
+                fti__model_mm(c->kern, NULL, 0, m, D, r1, dS + r0 * T, T, kb, d->QKV,
+                              c->dq + (b * T + r0) * d->QKV + h * D, d->QKV);
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, r1, D, m,
+                              dS + r0 * T, T, qb + r0 * d->QKV, d->QKV, dkb, d->QKV);
             }
-            fti__model_mm(c->kern, NULL, 0, T, D, T, dS, T, kb, d->KVD,
-                          c->dq + b * T * d->HD + h * D, d->HD);
-            fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | acc, T, D, T, dS, T, qb, d->HD, dkb,
-                          d->KVD);
         }
     }
 }
@@ -715,35 +885,40 @@ static void fti__model_ce_task(void *vctx, size_t i0, size_t i1, int thread) {
     }
 }
 
-/* SwiGLU: g = silu(h1) * h2, silu(x) = x * sigmoid(x). */
-static void fti__model_swiglu_fwd(float *g, const float *h1, const float *h2, size_t n) {
-    size_t i;
+/* SwiGLU over n rows: g(n,F) = silu(gate) * up, with h12 (n, 2F) = gate | up per row,
+ * silu(x) = x * sigmoid(x). */
+static void fti__model_swiglu_fwd(float *g, const float *h12, size_t n, size_t F) {
+    size_t i, j;
     for (i = 0; i < n; i++) {
-        float x = h1[i];
-        g[i] = x / (1.0f + expf(-x)) * h2[i];
+        const float *gate = h12 + i * 2 * F, *up = gate + F;
+        float *o = g + i * F;
+        for (j = 0; j < F; j++) o[j] = gate[j] / (1.0f + expf(-gate[j])) * up[j];
     }
 }
-/* dh1 = dg * h2 * silu'(h1), dh2 = dg * silu(h1) (written, not accumulated). */
-static void fti__model_swiglu_bwd(float *dh1, float *dh2, const float *dg, const float *h1,
-                                  const float *h2, size_t n) {
-    size_t i;
+/* dh12 (n, 2F) = d gate | d up: d gate = dg * up * silu'(gate), d up = dg * silu(gate)
+ * (written, not accumulated). */
+static void fti__model_swiglu_bwd(float *dh12, const float *dg, const float *h12, size_t n,
+                                  size_t F) {
+    size_t i, j;
     for (i = 0; i < n; i++) {
-        float x = h1[i];
-        float s = 1.0f / (1.0f + expf(-x));
-        float gd = dg[i];
-        dh1[i] = gd * h2[i] * (s * (1.0f + x * (1.0f - s)));
-        dh2[i] = gd * x * s;
+        const float *gate = h12 + i * 2 * F, *up = gate + F, *dgr = dg + i * F;
+        float *dgate = dh12 + i * 2 * F, *dup = dgate + F;
+        for (j = 0; j < F; j++) {
+            float x = gate[j], sg = 1.0f / (1.0f + expf(-x)), gd = dgr[j];
+            dgate[j] = gd * up[j] * (sg * (1.0f + x * (1.0f - sg)));
+            dup[j] = gd * x * sg;
+        }
     }
 }
 
-/* --- forward and backward ---------------------------------------------------------------------- */
+/* --- forward and backward --------------------------------------------------------------------- */
 
 FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *params,
                                     fti_model_acts *a, const int32_t *tokens,
                                     const int32_t *targets, size_t batch, size_t ctx,
                                     fti_pool *pool, double *loss) {
     const fti__model_dims *d;
-    size_t N, l, i, NC, NHD, NKVD, NF, n_valid = 0;
+    size_t N, l, i, NC, NHD, NQKV, NF, n_valid = 0;
     float eps;
     const float *embd, *wout;
     (void)cfg; /* the acts carry the resolved copy it was planned for */
@@ -754,7 +929,7 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
     N = batch * ctx;
     NC = a->B * a->T * d->C; /* per-layer strides use the planned sizes */
     NHD = a->B * a->T * d->HD;
-    NKVD = a->B * a->T * d->KVD;
+    NQKV = a->B * a->T * d->QKV;
     NF = a->B * a->T * d->F;
     for (i = 0; i < N; i++) {
         if (tokens[i] < 0 || (size_t)tokens[i] >= d->V) return FTI_ERR_INVALID;
@@ -771,45 +946,42 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
     for (l = 0; l < d->L; l++) {
         const float *w_an = params + fti__model_offset(d, FTI_TENSOR_ATTN_NORM, l);
         const float *wq = params + fti__model_offset(d, FTI_TENSOR_ATTN_Q, l);
-        const float *wk = params + fti__model_offset(d, FTI_TENSOR_ATTN_K, l);
-        const float *wv = params + fti__model_offset(d, FTI_TENSOR_ATTN_V, l);
         const float *wo = params + fti__model_offset(d, FTI_TENSOR_ATTN_OUTPUT, l);
         const float *w_fn = params + fti__model_offset(d, FTI_TENSOR_FFN_NORM, l);
         const float *wg = params + fti__model_offset(d, FTI_TENSOR_FFN_GATE, l);
-        const float *wu = params + fti__model_offset(d, FTI_TENSOR_FFN_UP, l);
         const float *wd = params + fti__model_offset(d, FTI_TENSOR_FFN_DOWN, l);
         float *res = a->res + l * NC, *res_next = a->res + (l + 1) * NC; /* (N,C) */
         float *mid = a->mid + l * NC, *xn1 = a->xn1 + l * NC, *xn2 = a->xn2 + l * NC;
-        float *q = a->q + l * NHD, *k = a->k + l * NKVD, *v = a->v + l * NKVD;
+        float *qkv = a->qkv + l * NQKV; /* (N, QKV) */
         float *y = a->y + l * NHD;
-        float *h1 = a->h1 + l * NF, *h2 = a->h2 + l * NF, *g = a->g + l * NF;
+        float *h12 = a->h12 + l * 2 * NF, *g = a->g + l * NF;
         fti__model_attn_ctx ac;
-        fti__model_rmsnorm_fwd(xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
-        fti__model_linear_fwd(a->kern, pool, q, xn1, wq, N, d->C, d->HD);
-        fti__model_linear_fwd(a->kern, pool, k, xn1, wk, N, d->C, d->KVD);
-        fti__model_linear_fwd(a->kern, pool, v, xn1, wv, N, d->C, d->KVD);
-        fti__model_rope(q, N, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
-        fti__model_rope(k, N, ctx, d->KV, d->D, a->rope_cos, a->rope_sin, 0);
+        fti__model_p_rmsnorm_fwd(pool, xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
+        /* q | k | v in one GEMM: wq is the first row of the adjacent (QKV, C) block */
+        fti__model_linear_fwd(a->kern, pool, qkv, xn1, wq, N, d->C, d->QKV);
+        fti__model_p_rope(pool, qkv, N, d->QKV, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
+        fti__model_p_rope(pool, qkv + d->HD, N, d->QKV, ctx, d->KV, d->D, a->rope_cos,
+                          a->rope_sin, 0);
         memset(&ac, 0, sizeof(ac));
         ac.kern = a->kern;
         ac.d = d;
         ac.T = ctx;
-        ac.q = q;
-        ac.k = k;
-        ac.v = v;
+        ac.q = qkv;
+        ac.k = qkv + d->HD;
+        ac.v = qkv + d->HD + d->KVD;
         ac.att = a->att + l * a->B * d->H * a->T * a->T; /* (B,H,t,t) packed for this ctx */
         ac.y = y;
         fti_pool_for(pool, batch * d->KV, 1, fti__model_attn_fwd_task, &ac);
         fti__model_linear_fwd(a->kern, pool, mid, y, wo, N, d->HD, d->C);
-        for (i = 0; i < N * d->C; i++) mid[i] += res[i];
-        fti__model_rmsnorm_fwd(xn2, a->rstd2 + l * a->B * a->T, mid, w_fn, N, d->C, eps);
-        fti__model_linear_fwd(a->kern, pool, h1, xn2, wg, N, d->C, d->F);
-        fti__model_linear_fwd(a->kern, pool, h2, xn2, wu, N, d->C, d->F);
-        fti__model_swiglu_fwd(g, h1, h2, N * d->F);
+        fti__model_p_add(pool, mid, res, N, d->C);
+        fti__model_p_rmsnorm_fwd(pool, xn2, a->rstd2 + l * a->B * a->T, mid, w_fn, N, d->C, eps);
+        /* gate | up in one GEMM (ffn_gate, ffn_up adjacent: one (2F, C) block) */
+        fti__model_linear_fwd(a->kern, pool, h12, xn2, wg, N, d->C, 2 * d->F);
+        fti__model_p_swiglu(pool, 0, g, h12, NULL, N, d->F);
         fti__model_linear_fwd(a->kern, pool, res_next, g, wd, N, d->F, d->C);
-        for (i = 0; i < N * d->C; i++) res_next[i] += mid[i];
+        fti__model_p_add(pool, res_next, mid, N, d->C);
     }
-    fti__model_rmsnorm_fwd(a->xnf, a->rstdf, a->res + d->L * NC,
+    fti__model_p_rmsnorm_fwd(pool, a->xnf, a->rstdf, a->res + d->L * NC,
                            params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C, eps);
     wout = params + fti__model_offset(d, a->cfg.tied_embeddings ? FTI_TENSOR_TOKEN_EMBD
                                                                 : FTI_TENSOR_OUTPUT, 0);
@@ -842,7 +1014,7 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
                                      fti_model_acts *a, float *grads, float loss_scale,
                                      fti_pool *pool) {
     const fti__model_dims *d;
-    size_t N, T, l, i, NC, NHD, NKVD, NF, n_valid = 0;
+    size_t N, T, l, i, NC, NHD, NQKV, NF, n_valid = 0;
     const float *wout;
     float *dwout;
     fti__model_ce_ctx cc;
@@ -853,7 +1025,7 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
     T = a->t;
     NC = a->B * a->T * d->C;
     NHD = a->B * a->T * d->HD;
-    NKVD = a->B * a->T * d->KVD;
+    NQKV = a->B * a->T * d->QKV;
     NF = a->B * a->T * d->F;
     for (i = 0; i < N; i++) n_valid += a->targets[i] >= 0;
     /* dlogits (N,V) in place of the probabilities */
@@ -873,7 +1045,7 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
     /* logits = xnf . wout^T */
     fti__model_linear_bwd(a->kern, pool, a->dxn, 0, dwout, a->logits, a->xnf, wout, N, d->C, d->V);
     memset(a->dres, 0, N * d->C * sizeof(float));
-    fti__model_rmsnorm_bwd(a->dres, grads + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0),
+    fti__model_p_rmsnorm_bwd(pool, a->dres, grads + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0),
                            a->dxn, a->res + d->L * NC, a->rstdf,
                            params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C);
     for (l = d->L; l-- > 0;) {
@@ -881,20 +1053,18 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
 #define FTI__G(kind) (grads + fti__model_offset(d, kind, l))
         float *res = a->res + l * NC, *mid = a->mid + l * NC;
         float *xn1 = a->xn1 + l * NC, *xn2 = a->xn2 + l * NC;
-        float *q = a->q + l * NHD, *k = a->k + l * NKVD, *v = a->v + l * NKVD;
+        float *qkv = a->qkv + l * NQKV;
         float *y = a->y + l * NHD;
-        float *h1 = a->h1 + l * NF, *h2 = a->h2 + l * NF, *g = a->g + l * NF;
+        float *h12 = a->h12 + l * 2 * NF, *g = a->g + l * NF;
         fti__model_attn_ctx ac;
         /* FFN: res_next = mid + down(g); the gradient of res_next is dres */
-        fti__model_linear_bwd(a->kern, pool, a->dh2, 0, FTI__G(FTI_TENSOR_FFN_DOWN), a->dres, g,
+        fti__model_linear_bwd(a->kern, pool, a->dg, 0, FTI__G(FTI_TENSOR_FFN_DOWN), a->dres, g,
                               FTI__W(FTI_TENSOR_FFN_DOWN), N, d->F, d->C);
-        /* dh2 holds dg for a moment: swiglu_bwd reads dg before writing dh2 element-wise */
-        fti__model_swiglu_bwd(a->dh1, a->dh2, a->dh2, h1, h2, N * d->F);
-        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE), a->dh1, xn2,
-                              FTI__W(FTI_TENSOR_FFN_GATE), N, d->C, d->F);
-        fti__model_linear_bwd(a->kern, pool, a->dxn, 1, FTI__G(FTI_TENSOR_FFN_UP), a->dh2, xn2,
-                              FTI__W(FTI_TENSOR_FFN_UP), N, d->C, d->F);
-        fti__model_rmsnorm_bwd(a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
+        fti__model_p_swiglu(pool, 1, a->dh12, a->dg, h12, N, d->F);
+        /* gate and up as one (2F, C) block: their gradients are adjacent too */
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE), a->dh12, xn2,
+                              FTI__W(FTI_TENSOR_FFN_GATE), N, d->C, 2 * d->F);
+        fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
                                a->rstd2 + l * a->B * a->T, FTI__W(FTI_TENSOR_FFN_NORM), N, d->C);
         /* attention: mid = res + y . wo^T; dres is now d mid */
         fti__model_linear_bwd(a->kern, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT), a->dres, y,
@@ -903,25 +1073,23 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         ac.kern = a->kern;
         ac.d = d;
         ac.T = T;
-        ac.q = q;
-        ac.k = k;
-        ac.v = v;
-        ac.att = a->att + l * a->B * d->H * a->T * a->T; /* (B,H,t,t) packed for this ctx */
+        ac.q = qkv;
+        ac.k = qkv + d->HD;
+        ac.v = qkv + d->HD + d->KVD;
+        ac.att = a->att + l * a->B * d->H * a->T * a->T;
         ac.dy = a->dy;
-        ac.dq = a->dq;
-        ac.dk = a->dk;
-        ac.dv = a->dv;
+        ac.dq = a->dqkv;
+        ac.dk = a->dqkv + d->HD;
+        ac.dv = a->dqkv + d->HD + d->KVD;
         ac.scratch = a->attn_scratch;
         fti_pool_for(pool, a->b * d->KV, 1, fti__model_attn_bwd_task, &ac);
-        fti__model_rope(a->dq, N, T, d->H, d->D, a->rope_cos, a->rope_sin, 1);
-        fti__model_rope(a->dk, N, T, d->KV, d->D, a->rope_cos, a->rope_sin, 1);
-        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q), a->dq, xn1,
-                              FTI__W(FTI_TENSOR_ATTN_Q), N, d->C, d->HD);
-        fti__model_linear_bwd(a->kern, pool, a->dxn, 1, FTI__G(FTI_TENSOR_ATTN_K), a->dk, xn1,
-                              FTI__W(FTI_TENSOR_ATTN_K), N, d->C, d->KVD);
-        fti__model_linear_bwd(a->kern, pool, a->dxn, 1, FTI__G(FTI_TENSOR_ATTN_V), a->dv, xn1,
-                              FTI__W(FTI_TENSOR_ATTN_V), N, d->C, d->KVD);
-        fti__model_rmsnorm_bwd(a->dres, FTI__G(FTI_TENSOR_ATTN_NORM), a->dxn, res,
+        fti__model_p_rope(pool, a->dqkv, N, d->QKV, T, d->H, d->D, a->rope_cos, a->rope_sin, 1);
+        fti__model_p_rope(pool, a->dqkv + d->HD, N, d->QKV, T, d->KV, d->D, a->rope_cos,
+                          a->rope_sin, 1);
+        /* q, k, v as one (QKV, C) block */
+        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q), a->dqkv, xn1,
+                              FTI__W(FTI_TENSOR_ATTN_Q), N, d->C, d->QKV);
+        fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_ATTN_NORM), a->dxn, res,
                                a->rstd1 + l * a->B * a->T, FTI__W(FTI_TENSOR_ATTN_NORM), N, d->C);
 #undef FTI__W
 #undef FTI__G

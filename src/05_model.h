@@ -72,11 +72,14 @@ typedef struct fti_tensor_info {
 } fti_tensor_info;
 
 /* Fills defaults (n_kv_heads, rope_base, norm_eps) and validates: dims non-zero, dim divisible by
- * n_heads, head dim even, n_heads divisible by n_kv_heads, sizes without overflow. */
+ * n_heads, head dim even, n_heads divisible by n_kv_heads, sizes without overflow and within the
+ * FTI_MODEL_MAX_* limits. Errors: FTI_ERR_INVALID, FTI_ERR_LIMIT (err names the values).
+ * Thread safety: any thread. */
 FTIDEF fti_result fti_model_config_resolve(fti_model_config *cfg, fti_error *err);
 /* Named presets: "tiny" (tests, ~100k params), "small", "stories15M" (dim 288, 6 layers, 6 heads,
  * hidden 768, context 256), "stories42M", "stories110M". vocab_size is left for the caller to set
- * (0 means: keep the preset's default 4096). FTI_ERR_NOT_FOUND for unknown names. */
+ * (0 means: keep the preset's default 4096). FTI_ERR_NOT_FOUND for unknown names.
+ * Thread safety: any thread (all functions of this layout section). */
 FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg);
 /* Number of tensors in the layout (tied models have no `output`). */
 FTIDEF size_t fti_model_n_tensors(const fti_model_config *cfg);
@@ -92,7 +95,7 @@ FTIDEF size_t fti_model_n_params(const fti_model_config *cfg);
  * projections of each residual branch (attn_output, ffn_down) N(0, 0.02 / sqrt(2 L)), norm
  * weights 1. Thread safety: any thread. */
 FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, uint64_t seed);
-/* Index of the tensor with GGUF name `name`, or (size_t)-1. */
+/* Index of the tensor with layout name `name` (without llama.cpp's ".weight"), or (size_t)-1. */
 FTIDEF size_t fti_model_tensor_find(const fti_model_config *cfg, const char *name);
 
 /* --- forward and backward ----------------------------------------------------------------------
@@ -113,8 +116,9 @@ typedef struct fti_model_acts fti_model_acts;
  * Thread safety: one thread per object. */
 FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg, size_t batch, size_t ctx,
                                         fti_model_acts **out, fti_error *err);
+/* Frees the activations; NULL is fine. */
 FTIDEF void fti_model_acts_free(fti_model_acts *acts);
-/* Bytes of activation memory held. */
+/* Bytes of activation memory held. Thread safety: any thread. */
 FTIDEF size_t fti_model_acts_bytes(const fti_model_acts *acts);
 
 /* Forward pass over tokens (B,T) (each < vocab_size). With targets (B,T) it computes the mean
@@ -129,11 +133,14 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
                                     fti_pool *pool, double *loss);
 /* Backward pass of the last forward (which must have had targets): ACCUMULATES (+=) the gradient
  * of loss * loss_scale into grads (n_params floats, same layout as params). loss_scale lets
- * gradient accumulation average over micro-batches (1/n_micro). */
+ * gradient accumulation average over micro-batches (1/n_micro). grads must not be shared with
+ * another call running at the same time. Errors: FTI_ERR_INVALID (no forward with targets
+ * before it). Thread safety: one thread per acts object. */
 FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *params,
                                      fti_model_acts *acts, float *grads, float loss_scale,
                                      fti_pool *pool);
-/* Logits (B,T,V) of the last forward without targets (probabilities after one with targets). */
+/* Logits (B,T,V) of the last forward without targets (probabilities after one with targets),
+ * owned by acts. Thread safety: one thread per acts object. */
 FTIDEF const float *fti_model_acts_logits(const fti_model_acts *acts);
 
 #ifdef __cplusplus

@@ -5,7 +5,7 @@
 
 #ifndef FTI_NO_TRAIN
 
-/* --- AdamW and the schedule --------------------------------------------------------------------- */
+/* --- AdamW and the schedule ------------------------------------------------------------------- */
 
 static fti_adamw_opts fti__train_adamw_resolve(const fti_adamw_opts *o) {
     fti_adamw_opts r;
@@ -70,7 +70,7 @@ FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_ste
     return lo + 0.5 * (lr - lo) * (1.0 + cos(3.14159265358979323846 * prog));
 }
 
-/* --- token arrays ------------------------------------------------------------------------------- */
+/* --- token arrays ----------------------------------------------------------------------------- */
 
 static uint32_t fti__train_token(const fti_token_array *a, size_t i) {
     const unsigned char *p = (const unsigned char *)a->data;
@@ -103,7 +103,7 @@ static fti_result fti__train_check_tokens(fti_token_array *a, const char *what, 
     return FTI_OK;
 }
 
-/* --- LoRA layout -------------------------------------------------------------------------------- */
+/* --- LoRA layout ------------------------------------------------------------------------------ */
 
 static const fti_tensor_kind fti__lora_kinds[7] = {
     FTI_TENSOR_ATTN_Q,   FTI_TENSOR_ATTN_K,  FTI_TENSOR_ATTN_V,   FTI_TENSOR_ATTN_OUTPUT,
@@ -159,8 +159,8 @@ static void fti__lora_apply(const fti_model_config *cfg, float *dst, const float
         w = dst + ti.offset;
         n = lt.rows * lt.cols;
         /* W = s * B . A, then + base */
-        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), pool, 0, lt.rows, lt.cols, rank, ad + lt.b_offset, rank, ad + lt.a_offset,
-                      lt.cols, w, lt.cols);
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), pool, 0, lt.rows, lt.cols, rank,
+                      ad + lt.b_offset, rank, ad + lt.a_offset, lt.cols, w, lt.cols);
         for (j = 0; j < n; j++) w[j] = base[ti.offset + j] + s * w[j];
     }
 }
@@ -194,7 +194,7 @@ FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
     return FTI_OK;
 }
 
-/* --- trainer ------------------------------------------------------------------------------------ */
+/* --- trainer ---------------------------------------------------------------------------------- */
 
 struct fti_trainer {
     fti_model_config cfg;
@@ -343,10 +343,11 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
     if (t->o.lora_rank && t->o.lora_alpha == 0.0f) t->o.lora_alpha = 2.0f * (float)t->o.lora_rank;
     t->o.adamw = fti__train_adamw_resolve(&t->o.adamw);
     if (t->o.ctx > t->cfg.context_len || t->o.batch > (1u << 20) || t->o.grad_accum > (1u << 20)) {
+        unsigned long ctx = (unsigned long)t->o.ctx;
+        unsigned ctx_len = (unsigned)t->cfg.context_len;
         fti_trainer_free(t);
         return fti_error_set(err, FTI_ERR_INVALID, "trainer: ctx %lu > context length %u or "
-                             "batch/accumulation too large", (unsigned long)t->o.ctx,
-                             (unsigned)t->cfg.context_len);
+                             "batch/accumulation too large", ctx, ctx_len);
     }
     t->total_steps = t->o.max_steps;
     if (t->total_steps == 0 && t->o.max_tokens)
@@ -549,10 +550,10 @@ static void fti__lora_grads(fti_trainer *t) {
         fti_lora_tensor_get(&t->cfg, r, i, &lt);
         fti_model_tensor_info(&t->cfg, lt.tensor, &ti);
         dW = t->grads + ti.offset; /* (out, in) */
-        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TA, r, lt.cols, lt.rows, t->w + lt.b_offset, r, dW,
-                      lt.cols, t->g + lt.a_offset, lt.cols);
-        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TB, lt.rows, r, lt.cols, dW, lt.cols,
-                      t->w + lt.a_offset, lt.cols, t->g + lt.b_offset, r);
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TA, r, lt.cols, lt.rows,
+                      t->w + lt.b_offset, r, dW, lt.cols, t->g + lt.a_offset, lt.cols);
+        fti__model_mm(fti_kernels_get(FTI_ISA_AUTO), t->pool, FTI__MODEL_MM_TB, lt.rows, r, lt.cols,
+                      dW, lt.cols, t->w + lt.a_offset, lt.cols, t->g + lt.b_offset, r);
         for (j = 0; j < (size_t)r * (lt.rows + lt.cols); j++) t->g[lt.a_offset + j] *= s;
     }
 }
@@ -826,17 +827,41 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
     }
     n_hist = fti_read_u64(&rd);
     if (rd.err || n_hist != step || n_hist > fti_reader_left(&rd) / 4) goto format;
+    {
+        /* validate the rest of the structure before changing anything in t */
+        fti_reader probe = rd;
+        fti_read_bytes(&probe, (size_t)n_hist * 4);
+        n_val = fti_read_u64(&probe);
+        if (probe.err || n_val > fti_reader_left(&probe) / 12) goto format;
+        fti_read_bytes(&probe, (size_t)n_val * 12);
+        if (probe.err || fti_reader_left(&probe) != 3 * 4 * (size_t)n_train) goto format;
+    }
+    /* room for the histories first, so that a failed allocation leaves t as it was */
+    if (n_hist > t->cap_hist) {
+        float *h = (float *)fti_realloc(t->hist, (size_t)n_hist * sizeof(float));
+        if (!h) goto nomem;
+        t->hist = h;
+        t->cap_hist = (size_t)n_hist;
+    }
+    if (n_val > t->cap_val) {
+        float *vh = (float *)fti_realloc(t->val_hist, (size_t)n_val * sizeof(float));
+        uint64_t *vsteps;
+        if (!vh) goto nomem;
+        t->val_hist = vh;
+        vsteps = (uint64_t *)fti_realloc(t->val_steps, (size_t)n_val * sizeof(uint64_t));
+        if (!vsteps) goto nomem;
+        t->val_steps = vsteps;
+        t->cap_val = (size_t)n_val;
+    }
     t->n_hist = 0;
     for (i = 0; i < n_hist; i++)
-        if (fti__train_push(&t->hist, &t->n_hist, &t->cap_hist, fti_read_f32(&rd)) != FTI_OK)
-            goto nomem;
-    n_val = fti_read_u64(&rd);
-    if (rd.err || n_val > fti_reader_left(&rd) / 12) goto format;
+        fti__train_push(&t->hist, &t->n_hist, &t->cap_hist, fti_read_f32(&rd));
+    fti_read_u64(&rd); /* n_val, checked above */
     t->n_val = 0;
     for (i = 0; i < n_val; i++) {
         uint64_t s = fti_read_u64(&rd);
         float v = fti_read_f32(&rd);
-        if (fti__train_push_val(t, s, v) != FTI_OK) goto nomem;
+        fti__train_push_val(t, s, v);
     }
     if (rd.err || fti_reader_left(&rd) != 3 * 4 * (size_t)n_train) goto format;
     fti__ckpt_read_floats(&rd, t->w, t->n_train);

@@ -59,11 +59,11 @@ FTIDEF void fti_adamw_update(const fti_adamw_opts *opts, float *params, const fl
                              uint64_t t, fti_pool *pool);
 
 /* Learning rate at step (from 0): linear warmup over warmup steps to lr, then cosine decay to
- * lr * min_lr_frac at total_steps (and flat after). */
+ * lr * min_lr_frac at total_steps (and flat after). Thread safety: any thread. */
 FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_steps, double lr,
                               double min_lr_frac);
 
-/* --- token arrays ------------------------------------------------------------------------------ */
+/* --- token arrays ----------------------------------------------------------------------------- */
 
 /* A read-only array of token ids, 2 or 4 bytes each, little-endian (as the feature store's
  * shards: mmap them and pass the mapping). */
@@ -73,7 +73,7 @@ typedef struct fti_token_array {
     int token_bytes; /* 2 or 4; 0 = 4 */
 } fti_token_array;
 
-/* --- trainer ----------------------------------------------------------------------------------- */
+/* --- trainer ---------------------------------------------------------------------------------- */
 
 typedef struct fti_train_opts {
     size_t batch;             /* sequences per micro-batch, 0 = 8 */
@@ -126,8 +126,10 @@ typedef struct fti_trainer fti_trainer;
 FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *init_params,
                                      const fti_train_opts *opts, fti_token_array train,
                                      fti_token_array val, fti_trainer **out, fti_error *err);
+/* Frees the trainer (not the borrowed token arrays); NULL is fine. */
 FTIDEF void fti_trainer_free(fti_trainer *t);
-/* 1 when a stop condition has been reached. */
+/* 1 when a stop condition has been reached. Thread safety (this and every fti_trainer_* call):
+ * one thread per trainer. */
 FTIDEF int fti_trainer_done(const fti_trainer *t);
 /* Runs one optimizer step (plus validation and checkpoint when due) and fills stats (optional).
  * Errors: FTI_ERR_NUMERIC (non-finite loss or gradient: training must stop), I/O errors of an
@@ -161,7 +163,9 @@ typedef struct fti_lora_tensor {
     size_t rows, cols; /* of the base matrix (out, in) */
     size_t a_offset, b_offset; /* elements into the adapter block */
 } fti_lora_tensor;
-/* Number of adapted tensors and adapter elements for a config and rank. */
+/* Number of adapted tensors and adapter elements for a config and rank; fti_lora_tensor_get fills
+ * the i-th adapted tensor's layout and returns its element count (0 when i is out of range).
+ * Thread safety: any thread. */
 FTIDEF size_t fti_lora_n_tensors(const fti_model_config *cfg);
 FTIDEF size_t fti_lora_tensor_get(const fti_model_config *cfg, uint32_t rank, size_t i,
                               fti_lora_tensor *out);
@@ -169,11 +173,12 @@ FTIDEF size_t fti_lora_n_params(const fti_model_config *cfg, uint32_t rank);
 /* The trainer's adapter block (NULL without LoRA), and its rank and alpha. */
 FTIDEF const float *fti_trainer_lora(const fti_trainer *t, uint32_t *rank, float *alpha);
 /* params += (alpha / rank) * B A for every adapted tensor, computed exactly as the trainer's
- * forward weights (bit-identical to fti_trainer_params). FTI_ERR_NOMEM, FTI_ERR_INVALID. */
+ * forward weights (bit-identical to fti_trainer_params). FTI_ERR_NOMEM, FTI_ERR_INVALID.
+ * Thread safety: one thread per params block. */
 FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
                                  const float *adapters, uint32_t rank, float alpha);
 
-/* --- model registry ---------------------------------------------------------------------------- */
+/* --- model registry --------------------------------------------------------------------------- */
 
 /* Registers a model: copies model_file (a GGUF written by the caller) to
  * HOME/models/<id>/model.gguf, where id is the first 16 hex digits of its SHA-256, and writes
@@ -183,7 +188,9 @@ FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
 FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
                                    const char *card_json, size_t card_len, char id_out[17],
                                    fti_error *err);
-/* Resolves an id, a unique id prefix or an alias to an id. FTI_ERR_NOT_FOUND otherwise. */
+/* Resolves an id, a unique id prefix or an alias to an id. FTI_ERR_NOT_FOUND otherwise.
+ * Thread safety (this and every reading fti_registry_* call): any thread; writers (add, promote,
+ * rollback) replace files atomically, so readers see the old or the new state. */
 FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],
                                        fti_error *err);
 /* Reads a model's card into out (JSON text). */

@@ -31,18 +31,27 @@ void fti_test_alloc_fail_at(long k, int persistent) {
     fti_test_fail_persistent = persistent;
 }
 
+/* The counters are bumped from worker threads too (pools, servers): atomically where we can. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__TINYC__)
+#define FTI_TEST_INC(x) __atomic_add_fetch(&(x), 1, __ATOMIC_RELAXED)
+#define FTI_TEST_DEC(x) __atomic_sub_fetch(&(x), 1, __ATOMIC_RELAXED)
+#else
+#define FTI_TEST_INC(x) (++(x))
+#define FTI_TEST_DEC(x) (--(x))
+#endif
+
 static int fti_test_should_fail(void) {
-    fti_test_alloc_count++;
+    long count = FTI_TEST_INC(fti_test_alloc_count);
     if (fti_test_fail_at <= 0) return 0;
-    if (fti_test_alloc_count == fti_test_fail_at) return 1;
-    return fti_test_fail_persistent && fti_test_alloc_count > fti_test_fail_at;
+    if (count == fti_test_fail_at) return 1;
+    return fti_test_fail_persistent && count > fti_test_fail_at;
 }
 
 static void *fti_test_malloc(size_t n) {
     void *p;
     if (fti_test_should_fail()) return NULL;
     p = malloc(n ? n : 1);
-    if (p) fti_test_alloc_live++;
+    if (p) FTI_TEST_INC(fti_test_alloc_live);
     return p;
 }
 
@@ -50,12 +59,12 @@ static void *fti_test_realloc(void *old, size_t n) {
     void *p;
     if (fti_test_should_fail()) return NULL;
     p = realloc(old, n ? n : 1);
-    if (p && !old) fti_test_alloc_live++;
+    if (p && !old) FTI_TEST_INC(fti_test_alloc_live);
     return p;
 }
 
 static void fti_test_free(void *p) {
-    if (p) fti_test_alloc_live--;
+    if (p) FTI_TEST_DEC(fti_test_alloc_live);
     free(p);
 }
 

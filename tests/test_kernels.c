@@ -19,13 +19,20 @@ static float *kt_rand(fti_rng *r, size_t n, float scale) {
     return p;
 }
 
-/* The tables this machine can run, scalar first. */
+/* The tables this machine can run, scalar first. On a CPU with AVX-512 VNNI+VBMI the plain
+ * AVX-512 table (what CPUs without them get) is tested too, through the internal getter. */
 static int kt_tables(const fti_kernels **out) {
     int n = 0, i;
     for (i = FTI_ISA_SCALAR; i <= FTI_ISA_NEON; i++) {
         const fti_kernels *k = fti_kernels_get((fti_isa)i);
         if (k) out[n++] = k;
     }
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    {
+        const fti_kernels *plain = fti__kernels_avx512(fti_cpu_features() & ~FTI_CPU_AVX512VNNI);
+        if (plain && plain != out[n - 1]) out[n++] = plain;
+    }
+#endif
     return n;
 }
 
@@ -70,7 +77,8 @@ static int kt_check_gemm(const fti_kernels *k, fti_pool *pool, unsigned flags, s
         for (j = 0; j < N; j++) {
             double tol = 1e-6 * (double)(K + 8) * mag[i * N + j] + 1e-30;
             if (!(fabs(C[i * ldc + j] - ref[i * N + j]) <= tol)) {
-                fprintf(stderr, "    gemm %s flags=%u M=%zu N=%zu K=%zu: C[%zu,%zu]=%.9g ref %.9g\n",
+                fprintf(stderr,
+                        "    gemm %s flags=%u M=%zu N=%zu K=%zu: C[%zu,%zu]=%.9g ref %.9g\n",
                         fti_isa_name(fti_kernels_isa(k)), flags, M, N, K, i, j, C[i * ldc + j],
                         ref[i * N + j]);
                 bad = 1;
@@ -100,7 +108,7 @@ FTI_TEST(kernels_dispatch) {
     REQUIRE(n >= 1);
     CHECK(fti_kernels_isa(tabs[0]) == FTI_ISA_SCALAR);
     CHECK(fti_kernels_get(FTI_ISA_AUTO) != NULL);
-    CHECK(fti_kernels_isa(fti_kernels_get(FTI_ISA_AUTO)) == fti_kernels_isa(tabs[n - 1]));
+    CHECK(fti_kernels_get(FTI_ISA_AUTO) == fti_kernels_get(fti_kernels_isa(tabs[n - 1])));
     fti_cpu_describe(desc, sizeof desc);
     printf("    %s\n", desc);
     CHECK(strstr(desc, "auto:") != NULL);
@@ -110,7 +118,7 @@ FTI_TEST(kernels_dispatch) {
         CHECK(fti_kernels_isa(fti_kernels_get(FTI_ISA_AUTO)) == isa);
     }
     setenv("FTI_ISA", "bogus", 1);
-    CHECK(fti_kernels_isa(fti_kernels_get(FTI_ISA_AUTO)) == fti_kernels_isa(tabs[n - 1]));
+    CHECK(fti_kernels_get(FTI_ISA_AUTO) == fti_kernels_get(fti_kernels_isa(tabs[n - 1])));
     unsetenv("FTI_ISA");
     CHECK_EQ_STR(fti_dtype_name(FTI_DTYPE_Q4_0), "q4_0");
     CHECK_EQ_INT(fti_dtype_row_bytes(FTI_DTYPE_Q8_0, 64), 68);
@@ -125,8 +133,11 @@ FTI_TEST(kernels_dispatch) {
 FTI_TEST(kernels_matmul_all_tables) {
     const fti_kernels *tabs[8];
     int n = kt_tables(tabs), t, i, f, bad = 0;
-    static const unsigned flag_sets[] = {0, FTI_MM_TRANS_B, FTI_MM_TRANS_A,
-                                         FTI_MM_ACCUMULATE, FTI_MM_TRANS_B | FTI_MM_ACCUMULATE,
+    static const unsigned flag_sets[] = {0,
+                                         FTI_MM_TRANS_B,
+                                         FTI_MM_TRANS_A,
+                                         FTI_MM_ACCUMULATE,
+                                         FTI_MM_TRANS_B | FTI_MM_ACCUMULATE,
                                          FTI_MM_TRANS_A | FTI_MM_ACCUMULATE,
                                          FTI_MM_TRANS_A | FTI_MM_TRANS_B};
     fti_rng r;
@@ -159,11 +170,14 @@ FTI_TEST(kernels_matmul_blocks_and_threads) {
     REQUIRE(pool != NULL);
     fti_rng_seed(&r, 7, 1);
     for (t = 0; t < n; t++) {
-        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B, 131, 600, 530, 0, &r);
-        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 77, 45, 520, 1,
-                             &r);
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B, 53, 530, 400, 0, &r);
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 77, 45, 520, 1, &r);
         bad |= kt_check_gemm(tabs[t], pool, 0, 300, 37, 259, 0, &r);
         bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B, 1, 301, 95, 0, &r); /* GEMV path */
+        bad |= kt_check_gemm(tabs[t], pool, 0, 1, 300, 257, 3, &r); /* row · matrix path */
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B | FTI_MM_ACCUMULATE, 3, 200, 65, 1, &r);
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B, 4, 33, 1, 2, &r);
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 1, 130, 33, 2, &r);
     }
     CHECK(!bad);
     fti_pool_free(pool);
@@ -173,8 +187,8 @@ FTI_TEST(kernels_deterministic_threads) {
     const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
     fti_pool *pools[3];
     size_t M = 97, N = 203, K = 301, i;
-    static const fti_dtype types[] = {FTI_DTYPE_F32, FTI_DTYPE_F16, FTI_DTYPE_BF16,
-                                      FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0};
+    static const fti_dtype types[] = {FTI_DTYPE_F32, FTI_DTYPE_F16, FTI_DTYPE_BF16, FTI_DTYPE_Q8_0,
+                                      FTI_DTYPE_Q4_0};
     int p, f, ti;
     fti_rng r;
     float *A, *B, *C[3];
@@ -186,10 +200,13 @@ FTI_TEST(kernels_deterministic_threads) {
     A = kt_rand(&r, 320 * 320, 1.0f);
     B = kt_rand(&r, 320 * 320, 1.0f);
     for (p = 0; p < 3; p++) C[p] = (float *)calloc(320 * 320, sizeof(float));
-    for (f = 0; f < 4; f++) {
-        unsigned flags = f == 0 ? 0 : f == 1 ? FTI_MM_TRANS_B : f == 2 ? FTI_MM_TRANS_A
-                                                                        : FTI_MM_TRANS_B;
-        size_t m = f == 3 ? 1 : M;
+    for (f = 0; f < 5; f++) {
+        unsigned flags = f == 0   ? 0
+                         : f == 1 ? FTI_MM_TRANS_B
+                         : f == 2 ? FTI_MM_TRANS_A
+                         : f == 3 ? FTI_MM_TRANS_B
+                                  : 0;
+        size_t m = f >= 3 ? 1 : M;
         for (p = 0; p < 3; p++) {
             for (i = 0; i < 320 * 320; i++) C[p][i] = 0.5f;
             fti_matmul(k, pools[p], flags | FTI_MM_ACCUMULATE, m, N, K, A, 320, B, 320, C[p], 320);
@@ -224,9 +241,10 @@ FTI_TEST(kernels_deterministic_threads) {
  * dequantize-then-f32 (which differs by the activation rounding for Q8_0/Q4_0). */
 FTI_TEST(kernels_matmul_w_all_dtypes) {
     const fti_kernels *tabs[8], *ref = fti_kernels_get(FTI_ISA_SCALAR);
-    static const fti_dtype types[] = {FTI_DTYPE_F32, FTI_DTYPE_F16, FTI_DTYPE_BF16,
-                                      FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0};
-    static const size_t n_ins[] = {1, 7, 32, 33, 64, 96, 257, 288, 544};
+    static const fti_dtype types[] = {FTI_DTYPE_F32, FTI_DTYPE_F16, FTI_DTYPE_BF16, FTI_DTYPE_Q8_0,
+                                      FTI_DTYPE_Q4_0};
+    static const size_t n_ins[] = {1, 7, 32, 33, 64, 96, 257, 288, 544, 8352}; /* > 8192: */
+    /* the VBMI Q4_0 kernel falls back to its pairwise version */
     int n = kt_tables(tabs), t, ti, ni, bad = 0;
     fti_pool *pool = fti_pool_create(2);
     fti_rng r;
@@ -251,7 +269,8 @@ FTI_TEST(kernels_matmul_w_all_dtypes) {
             W = malloc(rb * n_out);
             for (i = 0; i < n_out; i++) {
                 CHECK_OK(fti_quantize_row(ref, types[ti], (char *)W + i * rb, Wf + i * n_in, n_in));
-                CHECK_OK(fti_dequantize_row(ref, types[ti], Wd + i * n_in, (char *)W + i * rb, n_in));
+                CHECK_OK(
+                    fti_dequantize_row(ref, types[ti], Wd + i * n_in, (char *)W + i * rb, n_in));
             }
             CHECK_OK(fti_matmul_w(ref, NULL, types[ti], W, X, Yr, T, n_out, n_in));
             fti_matmul(ref, NULL, FTI_MM_TRANS_B, T, n_out, n_in, X, n_in, Wd, n_in, Yd, n_out);
@@ -265,8 +284,10 @@ FTI_TEST(kernels_matmul_w_all_dtypes) {
                             mag += fabs((double)Wd[j * n_in + p] * X[i * n_in + p]);
                         if (!(fabs(Y[i * n_out + j] - Yr[i * n_out + j]) <= 2e-4 * mag + 1e-30) ||
                             !(fabs(Y[i * n_out + j] - Yd[i * n_out + j]) <= 1.2e-2 * mag + 1e-30)) {
-                            fprintf(stderr, "    matmul_w %s %s n_in=%zu [%zu,%zu]: %.9g ref %.9g "
-                                    "f32 %.9g\n", fti_isa_name(fti_kernels_isa(tabs[t])),
+                            fprintf(stderr,
+                                    "    matmul_w %s %s n_in=%zu [%zu,%zu]: %.9g ref %.9g "
+                                    "f32 %.9g\n",
+                                    fti_isa_name(fti_kernels_isa(tabs[t])),
                                     fti_dtype_name(types[ti]), n_in, i, j, Y[i * n_out + j],
                                     Yr[i * n_out + j], Yd[i * n_out + j]);
                             bad = 1;
@@ -364,10 +385,13 @@ FTI_TEST(kernels_quant_layout) {
         for (i = 32; i < 64; i++) amax1 = fabsf(src[i]) > amax1 ? fabsf(src[i]) : amax1;
         CHECK_OK(fti_quantize_row(tabs[t], FTI_DTYPE_Q8_0, b8, src, 64));
         CHECK_OK(fti_dequantize_row(tabs[t], FTI_DTYPE_Q8_0, back, b8, 64));
-        for (i = 0; i < 64; i++) CHECK_NEAR(back[i], src[i], (i < 32 ? amax0 : amax1) / 127.0f * 0.51f, 0);
+        for (i = 0; i < 64; i++)
+            CHECK_NEAR(back[i], src[i], (i < 32 ? amax0 : amax1) / 127.0f * 0.51f, 0);
         CHECK_OK(fti_quantize_row(tabs[t], FTI_DTYPE_Q4_0, b4, src, 64));
         CHECK_OK(fti_dequantize_row(tabs[t], FTI_DTYPE_Q4_0, back, b4, 64));
-        for (i = 0; i < 64; i++) CHECK_NEAR(back[i], src[i], (i < 32 ? amax0 : amax1) / 8.0f * 1.01f, 0); /* clamp at +7 */
+        for (i = 0; i < 64; i++)
+            CHECK_NEAR(back[i], src[i], (i < 32 ? amax0 : amax1) / 8.0f * 1.01f,
+                       0); /* clamp at +7 */
     }
 }
 
@@ -521,19 +545,19 @@ FTI_TEST(kernels_backward_finite_differences) {
         dout[i] = fti_rng_float(&r) * 2 - 1;
     }
     for (i = 0; i < C; i++) w[i] = fti_rng_float(&r) + 0.5f;
-    /* L = Σ dout·f(x): dL/dx_i by central differences (f evaluated in float, h = 1e-2) */
-#define KT_FD(call_fwd, grad, n, what)                                                   \
-    for (i = 0; i < (n); i++) {                                                          \
-        double lp, lm;                                                                   \
-        memcpy(xp, x, sizeof x);                                                         \
-        xp[i] += h;                                                                      \
-        call_fwd;                                                                        \
-        lp = kt_sum_dot(op, dout, R * C);                                                \
-        xp[i] -= 2 * h;                                                                  \
-        call_fwd;                                                                        \
-        lm = kt_sum_dot(op, dout, R * C);                                                \
-        CHECK_NEAR((grad)[i], (lp - lm) / (2 * h), 2e-3, 2e-2);                          \
-        (void)what;                                                                      \
+        /* L = Σ dout·f(x): dL/dx_i by central differences (f evaluated in float, h = 1e-2) */
+#define KT_FD(call_fwd, grad, n, what)                                                             \
+    for (i = 0; i < (n); i++) {                                                                    \
+        double lp, lm;                                                                             \
+        memcpy(xp, x, sizeof x);                                                                   \
+        xp[i] += h;                                                                                \
+        call_fwd;                                                                                  \
+        lp = kt_sum_dot(op, dout, R * C);                                                          \
+        xp[i] -= 2 * h;                                                                            \
+        call_fwd;                                                                                  \
+        lm = kt_sum_dot(op, dout, R * C);                                                          \
+        CHECK_NEAR((grad)[i], (lp - lm) / (2 * h), 2e-3, 2e-2);                                    \
+        (void)what;                                                                                \
     }
     /* rmsnorm */
     fti_rmsnorm_fwd(k, out, rstd, x, w, R, C, 1e-5f);
@@ -616,8 +640,7 @@ FTI_TEST(kernels_backward_finite_differences) {
         for (i = 0; i < C; i++) CHECK_NEAR(p[i], 1.0f - 0.01f * (dout[i] > 0 ? 1 : -1), 1e-5, 0);
         for (i = 0; i < C; i++) p[i] = 1.0f, m[i] = 0, v[i] = 0;
         fti_adamw(k, p, dout, m, v, C, &hp, 1);
-        for (i = 0; i < C; i++)
-            CHECK_NEAR(p[i], 0.995f - 0.01f * (dout[i] > 0 ? 1 : -1), 1e-5, 0);
+        for (i = 0; i < C; i++) CHECK_NEAR(p[i], 0.995f - 0.01f * (dout[i] > 0 ? 1 : -1), 1e-5, 0);
     }
 #undef KT_FD
 }
@@ -625,9 +648,9 @@ FTI_TEST(kernels_backward_finite_differences) {
 /* The vector exp at the edges of float range: underflow to 0, overflow to inf, ±inf, NaN. */
 FTI_TEST(kernels_exp_edges) {
     const fti_kernels *tabs[8], *ref = fti_kernels_get(FTI_ISA_SCALAR);
-    const float xs[] = {-1000.0f, -104.0f, -100.0f, -88.0f, -87.0f, -20.5f, -1e-3f, 0.0f,
-                               1e-3f, 0.6931472f, 10.25f, 50.0f, 88.0f, 88.5f, 89.0f, 100.0f,
-                               -INFINITY, INFINITY, -0.0f};
+    const float xs[] = {-1000.0f, -104.0f, -100.0f,    -88.0f,   -87.0f, -20.5f, -1e-3f,
+                        0.0f,     1e-3f,   0.6931472f, 10.25f,   50.0f,  88.0f,  88.5f,
+                        89.0f,    100.0f,  -INFINITY,  INFINITY, -0.0f};
     enum { NX = sizeof xs / sizeof xs[0] };
     float a[NX], b[NX], ea[NX], eb[NX], row[40], pa[40], pb[40];
     int n = kt_tables(tabs), t, i;
@@ -653,4 +676,45 @@ FTI_TEST(kernels_exp_edges) {
             CHECK_NEAR(pb[1], 1.0f / 3.0f, 1e-7, 0);
         }
     }
+}
+
+/* Without memory the GEMM and the quantized GEMV fall back to the references (never fail). */
+FTI_TEST(kernels_no_memory) {
+    const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
+    size_t M = 40, N = 50, K = 300, n_in = 320, T = 20, i;
+    size_t rb = fti_dtype_row_bytes(FTI_DTYPE_Q8_0, 320);
+    float *A, *B, *Wf, *C1, *C2, *Y1, *Y2;
+    void *W;
+    long live;
+    fti_rng r;
+    fti_rng_seed(&r, 77, 1);
+    A = kt_rand(&r, M * K, 1.0f);
+    B = kt_rand(&r, K * N, 1.0f);
+    Wf = kt_rand(&r, N * n_in, 1.0f);
+    C1 = (float *)calloc(M * N, sizeof(float));
+    C2 = (float *)calloc(M * N, sizeof(float));
+    Y1 = (float *)calloc(T * N, sizeof(float));
+    Y2 = (float *)calloc(T * N, sizeof(float));
+    W = malloc(rb * N);
+    for (i = 0; i < N; i++)
+        fti_quantize_row(k, FTI_DTYPE_Q8_0, (char *)W + i * rb, Wf + i * n_in, n_in);
+    fti_matmul(k, NULL, 0, M, N, K, A, K, B, N, C1, N);
+    CHECK_OK(fti_matmul_w(k, NULL, FTI_DTYPE_Q8_0, W, A, Y1, T, N, n_in));
+    live = fti_test_alloc_live;
+    fti_test_alloc_fail_at(1, 1);
+    fti_matmul(k, NULL, 0, M, N, K, A, K, B, N, C2, N);
+    CHECK_OK(fti_matmul_w(k, NULL, FTI_DTYPE_Q8_0, W, A, Y2, T, N, n_in));
+    CHECK(fti_test_alloc_count > 0); /* the allocations were attempted and refused */
+    fti_test_alloc_fail_at(0, 0);
+    CHECK_EQ_INT(fti_test_alloc_live, live);
+    for (i = 0; i < M * N; i++) CHECK_NEAR(C2[i], C1[i], 1e-3, 1e-4);
+    for (i = 0; i < T * N; i++) CHECK_NEAR(Y2[i], Y1[i], 1e-2, 1e-3);
+    free(A);
+    free(B);
+    free(C1);
+    free(C2);
+    free(Y1);
+    free(Y2);
+    free(W);
+    free(Wf);
 }

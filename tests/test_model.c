@@ -96,8 +96,16 @@ static double fti_tm_op_loss(void *vctx) {
         fti__model_rmsnorm_fwd(o->out, o->rstd, o->x, o->w, o->n, o->C, 1e-5f);
         m = o->n * o->C;
     } else if (o->which == 1) {
-        fti__model_swiglu_fwd(o->out, o->x, o->x2, o->n);
-        m = o->n;
+        /* x: gate, x2: up, packed into rows of 2F = 26 */
+        float h12[130];
+        size_t r, j;
+        for (r = 0; r < 5; r++)
+            for (j = 0; j < 13; j++) {
+                h12[r * 26 + j] = o->x[r * 13 + j];
+                h12[r * 26 + 13 + j] = o->x2[r * 13 + j];
+            }
+        fti__model_swiglu_fwd(o->out, h12, 5, 13);
+        m = 65;
     } else if (o->which == 2) {
         memcpy(o->out, o->x, o->n * o->C * sizeof(float));
         m = o->n * o->C;
@@ -128,13 +136,29 @@ FTI_TEST(model_grad_ops) {
     fti_tm_op_loss(&o);
     memset(dx, 0, sizeof dx);
     memset(dw, 0, sizeof dw);
-    fti__model_rmsnorm_bwd(dx, dw, r, x, rstd, w, n, C);
-    for (i = 0; i < n * C; i++) CHECK_NEAR(dx[i], fti_tm_fd(x, i, 1e-2f, fti_tm_op_loss, &o), 2e-3, 2e-2);
-    for (i = 0; i < C; i++) CHECK_NEAR(dw[i], fti_tm_fd(w, i, 1e-2f, fti_tm_op_loss, &o), 2e-3, 2e-2);
+    fti__model_rmsnorm_bwd_dx(dx, r, x, rstd, w, n, C);
+    fti__model_rmsnorm_bwd_dw(dw, r, x, rstd, n, C, 0, C);
+    for (i = 0; i < n * C; i++)
+        CHECK_NEAR(dx[i], fti_tm_fd(x, i, 1e-2f, fti_tm_op_loss, &o), 2e-3, 2e-2);
+    for (i = 0; i < C; i++)
+        CHECK_NEAR(dw[i], fti_tm_fd(w, i, 1e-2f, fti_tm_op_loss, &o), 2e-3, 2e-2);
     /* swiglu */
     o.which = 1;
-    o.n = 65;
-    fti__model_swiglu_bwd(dx, dx2, r, x, x2, 65);
+    {
+        float h12[130], dh12[130];
+        size_t rr, j;
+        for (rr = 0; rr < 5; rr++)
+            for (j = 0; j < 13; j++) {
+                h12[rr * 26 + j] = x[rr * 13 + j];
+                h12[rr * 26 + 13 + j] = x2[rr * 13 + j];
+            }
+        fti__model_swiglu_bwd(dh12, r, h12, 5, 13);
+        for (rr = 0; rr < 5; rr++)
+            for (j = 0; j < 13; j++) {
+                dx[rr * 13 + j] = dh12[rr * 26 + j];
+                dx2[rr * 13 + j] = dh12[rr * 26 + 13 + j];
+            }
+    }
     for (i = 0; i < 65; i++) {
         CHECK_NEAR(dx[i], fti_tm_fd(x, i, 1e-2f, fti_tm_op_loss, &o), 2e-3, 2e-2);
         CHECK_NEAR(dx2[i], fti_tm_fd(x2, i, 1e-2f, fti_tm_op_loss, &o), 2e-3, 2e-2);
@@ -150,9 +174,9 @@ FTI_TEST(model_grad_ops) {
             }
         fti_tm_fill(y, 48, 9, 1.0f);
         memcpy(x, y, sizeof y);
-        fti__model_rope(x, 6, 3, 2, 4, cs, sn, 0);
+        fti__model_rope(x, 0, 6, 8, 3, 2, 4, cs, sn, 0);
         CHECK(fabs(x[8 + 0] - y[8 + 0]) > 1e-3); /* row 1 moved */
-        fti__model_rope(x, 6, 3, 2, 4, cs, sn, 1);
+        fti__model_rope(x, 0, 6, 8, 3, 2, 4, cs, sn, 1);
         for (i = 0; i < 48; i++) CHECK_NEAR(x[i], y[i], 1e-6, 1e-5);
     }
 }

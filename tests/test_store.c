@@ -286,9 +286,10 @@ FTI_TEST(store_hostile_inputs) {
     CHECK_EQ_INT(fti_json_get_int(br, "json_error", -1), 4);
     CHECK_EQ_INT(fti_json_get_int(br, "few_letters", -1), 1);
     CHECK_EQ_INT(fti_json_get_int(br, "no_text", -1), 1);
-    /* kept: broken.jsonl line 1, deep.jsonl line 1, invalid_utf8.txt (repaired), nested.html */
+    /* kept: broken.jsonl line 1, deep.jsonl line 1, invalid_utf8.txt (repaired), nested.html,
+     * empty_headers.eml (empty Date/Subject values, found by fuzzing) */
     CHECK_EQ_INT(
-        fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), "counts"), "documents", -1), 4);
+        fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), "counts"), "documents", -1), 5);
     fti_dataset_close(ds);
     {
         fti_buf rep;
@@ -436,6 +437,15 @@ FTI_TEST(store_incremental) {
         CHECK(fti_store_resolve(home, "nosuch", got, NULL) == FTI_ERR_NOT_FOUND);
     }
     CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_OK);
+    {
+        /* a renamed file is processed again (a txt title comes from its name) */
+        char a[1024], z[1024], id3[65];
+        snprintf(a, sizeof a, "%s/a.txt", dir);
+        snprintf(z, sizeof z, "%s/z.txt", dir);
+        REQUIRE(rename(a, z) == 0);
+        REQUIRE(ingest1(home, dir, NULL, id3, &reused) == FTI_OK);
+        CHECK_EQ_INT(reused, 3); /* b.txt, c.jsonl, d.md */
+    }
     fti_buf_free(&diff);
 }
 
@@ -730,7 +740,7 @@ FTI_TEST(store_interrupted_commit) {
     for (step = 1; step <= 6; step++) {
         pid_t pid;
         int status = 0;
-        char name[32];
+        char name[64];
         snprintf(name, sizeof name, "b%ld.txt", step);
         put(dir, name, "Another file, added before the interrupted commit, about rivers.");
         fflush(stdout);
@@ -926,4 +936,202 @@ FTI_TEST(store_sha256_fast_path) {
         fti_sha256_hex(a, hex);
         CHECK_EQ_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
+}
+
+/* Runs a shell command; returns its exit status (-1 if it did not exit). */
+static int sh(const char *cmd) {
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+FTI_TEST(store_cli) {
+    /* the program's interface: exit 0 and the version id as the last word of ingest's output,
+     * the same id again on unchanged inputs, verify's exit status (skipped without the program) */
+    char cmd[2048], *home, *out;
+    void *data = NULL;
+    size_t len = 0, e;
+    char id1[65], id2[65];
+    if (!fti_path_exists("build/fti-feature")) {
+        fprintf(stderr, "    (build/fti-feature not built: skipped)\n");
+        return;
+    }
+    home = fti_strdup(fti_test_tmp("ws"));
+    out = fti_strdup(fti_test_tmp("out.txt"));
+    snprintf(cmd, sizeof cmd,
+             "build/fti-feature --home '%s' ingest %s/kinds --vocab 300 > '%s' 2>/dev/null", home,
+             STORE_DATA, out);
+    REQUIRE(sh(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &data, &len, NULL) == FTI_OK);
+    while (len && (((char *)data)[len - 1] == '\n' || ((char *)data)[len - 1] == ' ')) len--;
+    e = len;
+    while (e && ((char *)data)[e - 1] != ' ' && ((char *)data)[e - 1] != '\n') e--;
+    REQUIRE(len - e == 64);
+    memcpy(id1, (char *)data + e, 64);
+    id1[64] = 0;
+    fti_free(data);
+    snprintf(cmd, sizeof cmd,
+             "build/fti-feature --home '%s' ingest %s/kinds --vocab 300 --quiet > '%s'", home,
+             STORE_DATA, out);
+    REQUIRE(sh(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &data, &len, NULL) == FTI_OK);
+    CHECK(len >= 64);
+    memcpy(id2, data, 64);
+    id2[64] = 0;
+    fti_free(data);
+    CHECK_EQ_STR(id1, id2);
+    snprintf(cmd, sizeof cmd, "build/fti-feature --home '%s' verify > /dev/null", home);
+    CHECK(sh(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "build/fti-feature --home '%s' search 'sandwiches' -k 1 > /dev/null",
+             home);
+    CHECK(sh(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "build/fti-feature --help > /dev/null");
+    CHECK(sh(cmd) == 0);
+    {
+        /* corrupt one object: verify must fail */
+        fti_dataset *ds = NULL;
+        REQUIRE(fti_dataset_open(&ds, home, NULL, NULL) == FTI_OK);
+        fti_test_write_file(fti_dataset_tokenizer_path(ds), "junk", 4);
+        fti_dataset_close(ds);
+        snprintf(cmd, sizeof cmd, "build/fti-feature --home '%s' verify > /dev/null 2>&1", home);
+        CHECK(sh(cmd) != 0);
+    }
+    fti_free(home);
+    fti_free(out);
+}
+
+FTI_TEST(store_parent_tokenizer) {
+    /* --tokenizer parent keeps the tokenizer of `latest` across an incremental ingest */
+    const char *dir = fti_test_tmp("in"), *home = fti_test_tmp("ws");
+    const char *paths[1];
+    fti_ingest_opts o;
+    char id1[65], id2[65], tok1[65];
+    fti_dataset *ds = NULL;
+    memset(&o, 0, sizeof o);
+    o.vocab_size = 300;
+    paths[0] = dir;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    put(dir, "a.txt", "The first file, about apples and orchards in autumn and winter.");
+    put(dir, "b.txt", "The second file, about boats on a windy lake in the spring.");
+    REQUIRE(fti_store_ingest(home, paths, 1, &o, id1, NULL, NULL) == FTI_OK);
+    REQUIRE(fti_dataset_open(&ds, home, id1, NULL) == FTI_OK);
+    snprintf(tok1, sizeof tok1, "%s", fti_dataset_tokenizer_sha256(ds));
+    fti_dataset_close(ds);
+    put(dir, "c.txt", "A third file with quite different words: zebras, quartz, jukebox, fjord.");
+    o.tokenizer = "parent";
+    REQUIRE(fti_store_ingest(home, paths, 1, &o, id2, NULL, NULL) == FTI_OK);
+    CHECK(strcmp(id1, id2) != 0);
+    REQUIRE(fti_dataset_open(&ds, home, id2, NULL) == FTI_OK);
+    CHECK_EQ_STR(fti_dataset_tokenizer_sha256(ds), tok1);
+    CHECK(fti_json_get(fti_dataset_manifest(ds), "tokenizer") != NULL);
+    fti_dataset_close(ds);
+    CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_OK);
+}
+
+FTI_TEST(store_linear_time_hostile) {
+    /* inputs built to make naive scans quadratic: a 1 MB line of '[' (markdown links), of
+     * "a.a.a." and "1 1 1 " (redaction), of "<a" (unclosed tags); each must take well under a
+     * second (quadratic would take hours) */
+    static const char *const pats[] = {"[",  "a.",   "1 ",    "<a",     "=?",      "&#",
+                                       "> ", "[a](", "<http", "=?a?b?", "wrote:\n"};
+    size_t k, n = (size_t)1 << 20;
+    for (k = 0; k < sizeof pats / sizeof pats[0]; k++) {
+        fti_buf in, out, t;
+        size_t i, pl = strlen(pats[k]);
+        uint64_t t0;
+        double secs;
+        memset(&in, 0, sizeof in);
+        memset(&out, 0, sizeof out);
+        memset(&t, 0, sizeof t);
+        for (i = 0; i < n / pl; i++) fti_buf_append(&in, pats[k], pl);
+        t0 = fti_time_ns();
+        fti_markdown_to_text(in.data, in.len, &t, NULL);
+        fti_clean_text(in.data, in.len, FTI_CLEAN_REDACT_ALL, &out);
+        t.len = 0;
+        fti_html_to_text(in.data, in.len, &t, &out);
+        t.len = 0;
+        fti__st_rfc2047(in.data, in.len, &t);
+        t.len = 0;
+        fti__st_mail_strip(in.data, in.len, &t);
+        secs = (double)(fti_time_ns() - t0) / 1e9;
+        if (secs >= 5) fprintf(stderr, "    pattern \"%s\": %.2f s\n", pats[k], secs);
+        CHECK(secs < 5);
+        fti_buf_free(&in);
+        fti_buf_free(&out);
+        fti_buf_free(&t);
+    }
+}
+
+/* One run of ingest over dir with an injected I/O fault (in a child process); returns the
+ * child's exit status: 0 ingest succeeded, 1 ingest failed cleanly, 77 crashed at the fault. */
+static int ingest_with_fault(const char *home, const char *dir, int crash, long at) {
+    pid_t pid;
+    int status = 0;
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        fti_ingest_opts o;
+        fti_error err;
+        char id[65];
+        const char *paths[1];
+        memset(&o, 0, sizeof o);
+        o.vocab_size = 300;
+        o.n_threads = 1;
+        paths[0] = dir;
+        if (crash)
+            fti__io_crash_set(FTI__IO_WRITE | FTI__IO_FSYNC | FTI__IO_RENAME, at);
+        else
+            fti__io_fault_set(FTI__IO_WRITE | FTI__IO_FSYNC | FTI__IO_RENAME, at, ENOSPC, 1, 0);
+        _exit(fti_store_ingest(home, paths, 1, &o, id, NULL, &err) == FTI_OK ? 0 : 1);
+    }
+    while (waitpid(pid, &status, 0) < 0) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+FTI_TEST(store_full_disk_and_crash_at_every_io_step) {
+    /* with a tokenizer (7 objects, a manifest and a ref), fail every write/fsync/rename in turn
+     * with ENOSPC (persistent: the disk stays full), then crash just before each of them; after
+     * every run the store verifies and `latest` names a whole version (the old or the new one) */
+    const char *dir = fti_test_tmp("in"), *home = fti_test_tmp("ws");
+    char id1[65], latest[65];
+    long k;
+    int crash, saw_fail = 0, saw_crash = 0;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    put(dir, "a.txt", "A first file with a few words about the sea, the shore and the gulls.");
+    put(dir, "b.jsonl",
+        "{\"title\":\"b1\",\"text\":\"Record one, about mountains and snow.\"}\n"
+        "{\"title\":\"b2\",\"text\":\"Record two, about rivers and bridges.\"}\n");
+    REQUIRE(ingest_with_fault(home, dir, 0, 1000000) == 0);
+    REQUIRE(fti_store_resolve(home, "latest", id1, NULL) == FTI_OK);
+    for (crash = 0; crash <= 1; crash++) {
+        for (k = 1; k < 200; k++) {
+            int st;
+            char name[64];
+            fti_buf text;
+            fti_rng rng;
+            /* a new document (not a duplicate of an earlier one), so every object changes */
+            memset(&text, 0, sizeof text);
+            fti_rng_seed(&rng, (uint64_t)(crash * 1000 + k), 3);
+            words(&rng, 40, &text);
+            snprintf(name, sizeof name, "c%d_%ld.txt", crash, k);
+            put(dir, name, text.data);
+            fti_buf_free(&text);
+            st = ingest_with_fault(home, dir, crash, k);
+            CHECK(st == 0 || st == 1 || st == 77);
+            if (st == 1) saw_fail = 1;
+            if (st == 77) saw_crash = 1;
+            CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_OK);
+            CHECK(fti_store_resolve(home, "latest", latest, NULL) == FTI_OK);
+            {
+                fti_dataset *ds = NULL;
+                CHECK(fti_dataset_open(&ds, home, latest, NULL) == FTI_OK);
+                fti_dataset_close(ds);
+            }
+            if (st == 0) break; /* k is past the last I/O step of an ingest */
+        }
+        CHECK(k < 200 && k > 30);
+    }
+    CHECK(saw_fail && saw_crash);
 }

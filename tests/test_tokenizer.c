@@ -73,9 +73,9 @@ static int tok_test_same(const fti_tokenizer *tok, const char *what, const char 
 }
 
 static void tok_test_conformance(const char *rank_file, const char *enc, int with_devils) {
-    static const char *const texts[] = {"tricky_unicode.txt", "moby_dick_chapter_1.txt",
-                                        "sotu_1790_george_washington_n.txt",
-                                        "email_plain_ham__easy-ham-1_00041.eml", "fortunes_art.txt"};
+    static const char *const texts[] = {
+        "tricky_unicode.txt", "moby_dick_chapter_1.txt", "sotu_1790_george_washington_n.txt",
+        "email_plain_ham__easy-ham-1_00041.eml", "fortunes_art.txt"};
     fti_tokenizer *tok = tok_test_load(rank_file);
     fti_json_doc *doc = NULL;
     void *data = NULL;
@@ -111,13 +111,15 @@ static void tok_test_conformance(const char *rank_file, const char *enc, int wit
             snprintf(path, sizeof path, TOKDIR "%s", texts[i]);
             snprintf(jpath, sizeof jpath, TOKDIR "%s.%s.json", texts[i], enc);
         } else {
-            snprintf(path, sizeof path, "%s", fti_test_data("tokenizers/ref/devils_dictionary.txt"));
+            snprintf(path, sizeof path, "%s",
+                     fti_test_data("tokenizers/ref/devils_dictionary.txt"));
             snprintf(jpath, sizeof jpath, "%s.%s.json", path, enc);
             if (!fti_path_exists(path)) continue;
         }
         CHECK_OK(fti_file_read(path, 0, &tdata, &tlen, &err));
         CHECK_OK(fti_file_read(jpath, 0, &jdata, &jlen, &err));
-        if (tdata && jdata && fti_json_parse((const char *)jdata, jlen, NULL, &doc, NULL, &err) == FTI_OK) {
+        if (tdata && jdata &&
+            fti_json_parse((const char *)jdata, jlen, NULL, &doc, NULL, &err) == FTI_OK) {
             tok_test_same(tok, path, (const char *)tdata, tlen, 0, fti_json_root(doc));
             fti_json_free(doc);
         } else {
@@ -133,4 +135,38 @@ FTI_TEST(tokenizer_conformance_gpt2) { tok_test_conformance("r50k_base.tiktoken"
 FTI_TEST(tokenizer_conformance_cl100k) {
     tok_test_conformance("cl100k_base.tiktoken", "cl100k_base", 1);
 }
-FTI_TEST(tokenizer_conformance_o200k) { tok_test_conformance("o200k_base.tiktoken", "o200k_base", 1); }
+FTI_TEST(tokenizer_conformance_o200k) {
+    tok_test_conformance("o200k_base.tiktoken", "o200k_base", 1);
+}
+
+/* Characters assigned in Unicode 15.0-16.0, which tiktoken's tables know and Python 14's do not
+ * (see tools/gen_unicode_tables.py): ids from npm tiktoken 1.0.22. */
+FTI_TEST(tokenizer_conformance_unicode16) {
+    static const char *const files[3] = {"r50k_base.tiktoken", "cl100k_base.tiktoken",
+                                         "o200k_base.tiktoken"};
+    static const char *const encs[3] = {"gpt2", "cl100k_base", "o200k_base"};
+    fti_json_doc *doc = NULL;
+    void *data = NULL;
+    size_t len = 0;
+    fti_error err;
+    int k;
+    REQUIRE(fti_file_read(TOKDIR "unicode16_cases.json", 0, &data, &len, &err) == FTI_OK);
+    REQUIRE(fti_json_parse((const char *)data, len, NULL, &doc, NULL, &err) == FTI_OK);
+    for (k = 0; k < 3; k++) {
+        fti_tokenizer *tok = tok_test_load(files[k]);
+        const fti_json *c;
+        int n = 0;
+        if (!tok) continue;
+        for (c = fti_json_get(fti_json_root(doc), "cases")->child; c; c = c->next, n++) {
+            const fti_json *text = fti_json_get(c, "text");
+            char what[96];
+            snprintf(what, sizeof what, "%s unicode16 case %d", encs[k], n);
+            tok_test_same(tok, what, text->str, text->len, 0,
+                          fti_json_get(fti_json_get(c, "ids"), encs[k]));
+        }
+        CHECK(n >= 200);
+        fti_tokenizer_free(tok);
+    }
+    fti_json_free(doc);
+    fti_free(data);
+}

@@ -5,7 +5,8 @@
 static const char tokp_corpus[] =
     "The quick brown fox jumps over the lazy dog. The dog sleeps; the fox runs.\n"
     "I'm sure it's fine, they're here and we've gone. Don't panic!\n"
-    "Numbers 12345 and 3.14159 and 2026. Caf\xc3\xa9 na\xc3\xafve r\xc3\xa9sum\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac.\n"
+    "Numbers 12345 and 3.14159 and 2026. Caf\xc3\xa9 na\xc3\xafve r\xc3\xa9sum\xc3\xa9 "
+    "\xe6\x97\xa5\xe6\x9c\xac.\n"
     "    indented code(x) { return x * 2; }   \n\n\n"
     "<|endoftext|>the end of the text, the end of the fox.";
 
@@ -66,7 +67,7 @@ static size_t tokp_random_text(fti_rng *r, char *out, size_t cap, int raw_bytes)
         "\xc3\xa9", "\xcc\x81", "\xe2\x80\x94", "\xe3\x80\x80", "\xe6\x97\xa5", "\xf0\x9f\x98\x80",
         "!", "?!", "/", "x", "A", "\xc2\xa0", "\xd9\xa3", "__", "'", "HTTPServer", "\xe2\x85\xab"};
     size_t n = 0;
-    while (n + 8 < cap) {
+    while (n + 16 < cap) { /* the longest piece is 10 bytes */
         uint32_t k = fti_rng_below(r, 40);
         if (k < sizeof pieces / sizeof pieces[0]) {
             size_t l = strlen(pieces[k]);
@@ -130,8 +131,9 @@ FTI_TEST(tokenizer_merge_variants) {
         size_t n = 1 + fti_rng_below(&r, 600), k, m1, m2;
         static const char alpha[] = "etaoinshrdlu etaoin  \xc3\xa9";
         for (k = 0; k < n; k++)
-            w[k] = (unsigned char)(it % 3 == 0 ? fti_rng_below(&r, 256)
-                                               : (unsigned char)alpha[fti_rng_below(&r, sizeof alpha - 1)]);
+            w[k] = (unsigned char)(it % 3 == 0
+                                       ? fti_rng_below(&r, 256)
+                                       : (unsigned char)alpha[fti_rng_below(&r, sizeof alpha - 1)]);
         REQUIRE(fti__enc_ctx_reserve(&c1, n) == FTI_OK && fti__enc_ctx_reserve(&c2, n) == FTI_OK);
         m1 = fti__bpe_small(tok, &c1, w, n, FTI__NO_RANK);
         m2 = fti__bpe_large(tok, &c2, w, n, FTI__NO_RANK);
@@ -208,6 +210,26 @@ FTI_TEST(tokenizer_batch_independence) {
             fti_tokens_free(&batch[i]);
         }
         CHECK_EQ_INT(total, serial.len);
+        fti_pool_free(pool);
+    }
+    /* text without ASCII letters: cuts only after newlines */
+    text.len = 0;
+    while (text.len < 400000) {
+        char junk[256];
+        fti_buf_puts(&text,
+                     "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82, \xd0\xbc\xd0\xb8\xd1\x80!\n"
+                     "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe3\x83\x86\n\n  ");
+        fti_buf_append(&text, junk, tokp_random_text(&r, junk, sizeof junk, 0));
+    }
+    serial.len = 0;
+    CHECK_OK(fti_tokenizer_encode(tok, text.data, text.len, 0, &serial));
+    for (nt = 2; nt <= 3; nt++) {
+        fti_pool *pool = fti_pool_create(nt);
+        REQUIRE(pool);
+        memset(&par, 0, sizeof par);
+        CHECK_OK(fti_tokenizer_encode_pool(tok, pool, text.data, text.len, 0, &par));
+        CHECK(par.len == serial.len && memcmp(par.ids, serial.ids, par.len * 4) == 0);
+        fti_tokens_free(&par);
         fti_pool_free(pool);
     }
     fti_tokens_free(&serial);
@@ -313,8 +335,10 @@ FTI_TEST(tokenizer_fti_format_and_training) {
     fti_tokenizer_id_hex(d, hd);
     CHECK_EQ_STR(ha, hd);
     CHECK_EQ_INT(fti_tokenizer_pretok(d), FTI_PRETOK_CL100K);
-    CHECK_OK(fti_tokenizer_encode(a, tokp_corpus, sizeof tokp_corpus - 1, FTI_TOK_ALLOW_SPECIAL, &ta));
-    CHECK_OK(fti_tokenizer_encode(d, tokp_corpus, sizeof tokp_corpus - 1, FTI_TOK_ALLOW_SPECIAL, &td));
+    CHECK_OK(
+        fti_tokenizer_encode(a, tokp_corpus, sizeof tokp_corpus - 1, FTI_TOK_ALLOW_SPECIAL, &ta));
+    CHECK_OK(
+        fti_tokenizer_encode(d, tokp_corpus, sizeof tokp_corpus - 1, FTI_TOK_ALLOW_SPECIAL, &td));
     CHECK(ta.len == td.len && memcmp(ta.ids, td.ids, ta.len * 4) == 0);
     CHECK(ta.len < (sizeof tokp_corpus) / 2); /* it learned something */
     fti_tokens_free(&ta);

@@ -1,11 +1,11 @@
 /* test_train.c: the trainer (07): schedule, determinism across thread counts, exact resume after
  * a real SIGKILL of a child process, damaged and foreign checkpoints, LoRA gradients and merge,
  * the registry. The AdamW steps against PyTorch are in test_model_torch.c. */
-#ifndef FTI_NO_TRAIN
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifndef FTI_NO_TRAIN
 static fti_model_config fti_ttr_config(void) {
     fti_model_config c;
     memset(&c, 0, sizeof(c));
@@ -27,7 +27,8 @@ static uint16_t *fti_ttr_tokens(size_t n, uint64_t seed) {
     size_t i;
     fti_rng_seed(&r, seed, 3);
     for (i = 0; t && i < n; i++)
-        t[i] = (uint16_t)(fti_rng_below(&r, 8) == 0 ? fti_rng_below(&r, 61) : (i * 7 + i / 13) % 61);
+        t[i] =
+            (uint16_t)(fti_rng_below(&r, 8) == 0 ? fti_rng_below(&r, 61) : (i * 7 + i / 13) % 61);
     return t;
 }
 
@@ -48,15 +49,20 @@ static fti_train_opts fti_ttr_opts(void) {
     return o;
 }
 
+#endif
+
 FTI_TEST(train_schedule) {
+#ifndef FTI_NO_TRAIN
     CHECK_NEAR(fti_lr_schedule(0, 4, 100, 1.0, 0.1), 0.25, 1e-12, 0);
     CHECK_NEAR(fti_lr_schedule(3, 4, 100, 1.0, 0.1), 1.0, 1e-12, 0);
     CHECK_NEAR(fti_lr_schedule(4, 4, 100, 1.0, 0.1), 1.0, 1e-12, 0);
     CHECK_NEAR(fti_lr_schedule(52, 4, 100, 1.0, 0.1), 0.55, 1e-9, 0);
     CHECK_NEAR(fti_lr_schedule(100, 4, 100, 1.0, 0.1), 0.1, 1e-9, 0);
     CHECK_NEAR(fti_lr_schedule(500, 4, 100, 1.0, 0.1), 0.1, 1e-9, 0);
+#endif
 }
 
+#ifndef FTI_NO_TRAIN
 /* Runs a whole training; returns the trainer (caller frees). */
 static fti_trainer *fti_ttr_run(const fti_train_opts *o, const uint16_t *tr, size_t n_tr,
                                 const uint16_t *va, size_t n_va, uint64_t stop_at) {
@@ -86,7 +92,10 @@ static fti_trainer *fti_ttr_run(const fti_train_opts *o, const uint16_t *tr, siz
     return t;
 }
 
+#endif
+
 FTI_TEST(train_deterministic_threads_and_learns) {
+#ifndef FTI_NO_TRAIN
     uint16_t *tr = fti_ttr_tokens(3000, 1), *va = fti_ttr_tokens(400, 2);
     fti_train_opts o = fti_ttr_opts();
     fti_trainer *t1, *t2;
@@ -119,12 +128,14 @@ FTI_TEST(train_deterministic_threads_and_learns) {
     fti_trainer_free(t2);
     fti_free(tr);
     fti_free(va);
+#endif
 }
 
 /* The child trains with checkpoints every 5 steps and is SIGKILLed after step 23 (mid-run, between
  * checkpoints); the parent resumes from the step-20 checkpoint with another thread count and must
  * reproduce the uninterrupted run's losses and weights bit for bit. */
 FTI_TEST(train_resume_after_sigkill) {
+#ifndef FTI_NO_TRAIN
     uint16_t *tr = fti_ttr_tokens(3000, 1), *va = fti_ttr_tokens(400, 2);
     fti_train_opts o = fti_ttr_opts();
     fti_model_config c = fti_ttr_config();
@@ -202,15 +213,31 @@ FTI_TEST(train_resume_after_sigkill) {
         CHECK_EQ_INT(fti_trainer_resume(t, fti_test_tmp("bad.ckpt"), &err), FTI_ERR_CHECKSUM);
         CHECK(fti_trainer_resume(t, fti_test_tmp("short.ckpt"), &err) != FTI_OK);
         CHECK_EQ_INT(fti_trainer_resume(t, fti_test_tmp("missing.ckpt"), &err), FTI_ERR_NOT_FOUND);
+        /* well-formed checksum over a structure that does not add up: refused, t unchanged */
+        ((unsigned char *)data)[len / 2] ^= 0x40;
+        fti_sha256_buf(data, len - 132, (unsigned char *)data + len - 132);
+        REQUIRE(fti_test_write_file(fti_test_tmp("cut.ckpt"), data, len - 100) == 0);
+        CHECK_EQ_INT(fti_trainer_resume(t, fti_test_tmp("cut.ckpt"), &err), FTI_ERR_FORMAT);
+        {
+            fti_train_stats st;
+            size_t nh = 1;
+            memset(&st, 0, sizeof(st));
+            fti_trainer_stats_get(t, &st);
+            fti_trainer_history(t, NULL, &nh, NULL, NULL, NULL);
+            CHECK_EQ_INT(st.step, 0);
+            CHECK_EQ_INT(nh, 0);
+        }
         fti_trainer_free(t);
         fti_free(data);
     }
     fti_trainer_free(ref);
     fti_free(tr);
     fti_free(va);
+#endif
 }
 
 FTI_TEST(train_bad_inputs) {
+#ifndef FTI_NO_TRAIN
     fti_model_config c = fti_ttr_config();
     fti_train_opts o = fti_ttr_opts();
     fti_trainer *t = NULL;
@@ -236,11 +263,13 @@ FTI_TEST(train_bad_inputs) {
     o.ctx = 17; /* > context_len */
     CHECK_EQ_INT(fti_trainer_create(&c, NULL, &o, a, none, &t, &err), FTI_ERR_INVALID);
     CHECK(t == NULL);
+#endif
 }
 
 /* LoRA: adapter gradients against finite differences, base frozen, merge equals the trainer's
  * weights, loss goes down. */
 FTI_TEST(train_lora) {
+#ifndef FTI_NO_TRAIN
     uint16_t *tr = fti_ttr_tokens(3000, 1);
     fti_model_config c = fti_ttr_config();
     fti_train_opts o = fti_ttr_opts();
@@ -323,11 +352,11 @@ FTI_TEST(train_lora) {
     fti_free(base);
     fti_free(merged);
     fti_free(tr);
-}
 #endif
+}
 
-#ifndef FTI_NO_TRAIN
 FTI_TEST(train_registry) {
+#ifndef FTI_NO_TRAIN
     char home[1024], id1[17], id2[17], got[17];
     fti_buf b;
     fti_error err;
@@ -397,5 +426,127 @@ FTI_TEST(train_registry) {
     REQUIRE(fti_test_write_file(fti_test_tmp("home/models/aliases.json"), "{\"x\": [", 7) == 0);
     CHECK(fti_registry_resolve(home, "x", got, &err) != FTI_OK);
     fti_buf_free(&b);
+#endif
+}
+
+#ifndef FTI_NO_TRAIN
+#ifndef FTI_NO_STORE
+/* Runs a shell command; returns its exit status (-1 if it did not exit). */
+static int fti_ttr_sh(const char *cmd) {
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The last whitespace-separated word of a file, into out (at most n-1 chars). */
+static int fti_ttr_last_word(const char *path, char *out, size_t n) {
+    void *data = NULL;
+    size_t len = 0, e;
+    const char *s;
+    if (fti_file_read(path, 0, &data, &len, NULL) != FTI_OK) return 0;
+    s = (const char *)data;
+    while (len && (s[len - 1] == '\n' || s[len - 1] == ' ')) len--;
+    e = len;
+    while (e && s[e - 1] != ' ' && s[e - 1] != '\n') e--;
+    if (len - e + 1 > n) {
+        fti_free(data);
+        return 0;
+    }
+    memcpy(out, s + e, len - e);
+    out[len - e] = 0;
+    fti_free(data);
+    return 1;
 }
 #endif
+#endif
+
+/* The programs' interface: fti-train prints the model id last, fti-registry show --json has the
+ * card fields, the model file is a llama GGUF of the trained config, promote/rollback, resume,
+ * fine-tuning records the parent (skipped when the programs are not built). */
+FTI_TEST(train_cli) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char cmd[4096], home[1024], out[1024], id[64], id2[64];
+    const char *paths[1];
+    char version[65];
+    fti_ingest_opts io;
+    fti_error err;
+    fti_json_doc *doc = NULL;
+    void *text = NULL;
+    size_t len = 0;
+    if (!fti_path_exists("build/fti-train") || !fti_path_exists("build/fti-registry")) {
+        fprintf(stderr, "    (build/fti-train or build/fti-registry not built: skipped)\n");
+        return;
+    }
+    snprintf(home, sizeof home, "%s", fti_test_tmp("ws"));
+    snprintf(out, sizeof out, "%s", fti_test_tmp("out.txt"));
+    memset(&io, 0, sizeof(io));
+    io.vocab_size = 300;
+    paths[0] = fti_test_data("corpus/bierce_devils_dictionary/devils_dictionary.jsonl");
+    if (!fti_path_exists(paths[0])) {
+        fprintf(stderr, "    (%s missing: skipped)\n", paths[0]);
+        return;
+    }
+    REQUIRE(fti_store_ingest(home, paths, 1, &io, version, NULL, &err) == FTI_OK);
+    snprintf(cmd, sizeof cmd,
+             "build/fti-train --home '%s' --preset tiny --steps 12 --batch 4 --eval-every 6 "
+             "--checkpoint-every 5 --threads 2 --quiet > '%s'", home, out);
+    REQUIRE(fti_ttr_sh(cmd) == 0);
+    REQUIRE(fti_ttr_last_word(out, id, sizeof id));
+    CHECK_EQ_INT(strlen(id), 16);
+    snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' show %s --json > '%s'", home, id,
+             out);
+    REQUIRE(fti_ttr_sh(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    REQUIRE(fti_json_parse((const char *)text, len, NULL, &doc, NULL, &err) == FTI_OK);
+    {
+        const fti_json *c = fti_json_root(doc);
+        fti_gguf *g = NULL;
+        fti_model_config cfg, want;
+        CHECK_EQ_STR(fti_json_get_str(c, "id", ""), id);
+        CHECK_EQ_STR(fti_json_get_str(c, "dataset", ""), version);
+        CHECK_EQ_INT(strlen(fti_json_get_str(c, "tokenizer", "")), 64);
+        CHECK_EQ_INT(strlen(fti_json_get_str(c, "sha256", "")), 64);
+        CHECK(fti_json_get(c, "parent") && fti_json_get(c, "parent")->type == FTI_JSON_NULL);
+        CHECK_EQ_INT(fti_json_get_int(c, "tokens", 0), 12 * 4 * 64);
+        CHECK(fti_json_get_num(c, "val_loss", 0) > 0.5);
+        REQUIRE(fti_gguf_open(&g, fti_json_get_str(c, "path", ""), NULL, &err) == FTI_OK);
+        CHECK_OK(fti_gguf_llama_config(g, &cfg, 0, &err));
+        memset(&want, 0, sizeof(want));
+        want.vocab_size = cfg.vocab_size;
+        fti_model_preset("tiny", &want);
+        CHECK_EQ_INT(cfg.dim, want.dim);
+        CHECK_EQ_INT(cfg.n_layers, want.n_layers);
+        CHECK_EQ_INT(cfg.n_kv_heads, want.n_kv_heads);
+        CHECK(cfg.vocab_size >= 256 && cfg.vocab_size <= 300);
+        fti_gguf_close(g);
+        fti_json_free(doc);
+        fti_free(text);
+    }
+    snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' promote %s production > /dev/null",
+             home, id);
+    CHECK(fti_ttr_sh(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' rollback production > /dev/null 2>&1",
+             home);
+    CHECK(fti_ttr_sh(cmd) != 0); /* nothing earlier to roll back to */
+    snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' list > /dev/null", home);
+    CHECK(fti_ttr_sh(cmd) == 0);
+    /* fine-tune the production model: the card names its parent; lineage walks back to it */
+    snprintf(cmd, sizeof cmd, "build/fti-train --home '%s' --from production --steps 3 --batch 2 "
+             "--quiet > '%s'", home, out);
+    REQUIRE(fti_ttr_sh(cmd) == 0);
+    REQUIRE(fti_ttr_last_word(out, id2, sizeof id2));
+    snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' lineage %s > '%s'", home, id2, out);
+    CHECK(fti_ttr_sh(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, id) != NULL);
+    CHECK(strstr((const char *)text, "devils_dictionary.jsonl") != NULL);
+    fti_free(text);
+    /* --resume of the finished run restarts from its final checkpoint and registers again */
+    snprintf(cmd, sizeof cmd,
+             "build/fti-train --home '%s' --preset tiny --steps 12 --batch 4 --eval-every 6 "
+             "--checkpoint-every 5 --threads 1 --resume --quiet > '%s'", home, out);
+    CHECK(fti_ttr_sh(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "build/fti-train --home '%s' --preset nope --quiet > /dev/null 2>&1",
+             home);
+    CHECK(fti_ttr_sh(cmd) != 0);
+#endif
+}

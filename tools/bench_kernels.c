@@ -33,22 +33,32 @@ char *openblas_get_corename(void);
 
 static double now_s(void) { return (double)fti_time_ns() * 1e-9; }
 
-/* --- machine peak: FMA loop ------------------------------------------------------------------ */
+/* --- machine peak: FMA loop ------------------------------------------------------------------- */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+/* Independent FMA chains (distinct start values, so the compiler cannot merge them), enough to
+ * cover the FMA latency times the number of FMA pipes. */
 __attribute__((target("avx512f"))) static double fma_loop_512(long iters) {
-    __m512 a0 = _mm512_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
-           a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+    __m512 a0 = _mm512_set1_ps(1.00f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f),
+           a3 = _mm512_set1_ps(1.03f), a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f),
+           a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f), a8 = _mm512_set1_ps(1.08f),
+           a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
     __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
     long i;
     float out[16];
     for (i = 0; i < iters; i++) {
-        a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c);
-        a2 = _mm512_fmadd_ps(a2, m, c); a3 = _mm512_fmadd_ps(a3, m, c);
-        a4 = _mm512_fmadd_ps(a4, m, c); a5 = _mm512_fmadd_ps(a5, m, c);
-        a6 = _mm512_fmadd_ps(a6, m, c); a7 = _mm512_fmadd_ps(a7, m, c);
-        a8 = _mm512_fmadd_ps(a8, m, c); a9 = _mm512_fmadd_ps(a9, m, c);
-        a10 = _mm512_fmadd_ps(a10, m, c); a11 = _mm512_fmadd_ps(a11, m, c);
+        a0 = _mm512_fmadd_ps(a0, m, c);
+        a1 = _mm512_fmadd_ps(a1, m, c);
+        a2 = _mm512_fmadd_ps(a2, m, c);
+        a3 = _mm512_fmadd_ps(a3, m, c);
+        a4 = _mm512_fmadd_ps(a4, m, c);
+        a5 = _mm512_fmadd_ps(a5, m, c);
+        a6 = _mm512_fmadd_ps(a6, m, c);
+        a7 = _mm512_fmadd_ps(a7, m, c);
+        a8 = _mm512_fmadd_ps(a8, m, c);
+        a9 = _mm512_fmadd_ps(a9, m, c);
+        a10 = _mm512_fmadd_ps(a10, m, c);
+        a11 = _mm512_fmadd_ps(a11, m, c);
     }
     a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
                        _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
@@ -57,17 +67,24 @@ __attribute__((target("avx512f"))) static double fma_loop_512(long iters) {
     return (double)iters * 12 * 16 * 2 + out[0] * 1e-30;
 }
 __attribute__((target("avx2,fma"))) static double fma_loop_256(long iters) {
-    __m256 a0 = _mm256_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
-           a7 = a0, a8 = a0, a9 = a0;
+    __m256 a0 = _mm256_set1_ps(1.00f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f),
+           a3 = _mm256_set1_ps(1.03f), a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f),
+           a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f), a8 = _mm256_set1_ps(1.08f),
+           a9 = _mm256_set1_ps(1.09f);
     __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
     long i;
     float out[8];
     for (i = 0; i < iters; i++) {
-        a0 = _mm256_fmadd_ps(a0, m, c); a1 = _mm256_fmadd_ps(a1, m, c);
-        a2 = _mm256_fmadd_ps(a2, m, c); a3 = _mm256_fmadd_ps(a3, m, c);
-        a4 = _mm256_fmadd_ps(a4, m, c); a5 = _mm256_fmadd_ps(a5, m, c);
-        a6 = _mm256_fmadd_ps(a6, m, c); a7 = _mm256_fmadd_ps(a7, m, c);
-        a8 = _mm256_fmadd_ps(a8, m, c); a9 = _mm256_fmadd_ps(a9, m, c);
+        a0 = _mm256_fmadd_ps(a0, m, c);
+        a1 = _mm256_fmadd_ps(a1, m, c);
+        a2 = _mm256_fmadd_ps(a2, m, c);
+        a3 = _mm256_fmadd_ps(a3, m, c);
+        a4 = _mm256_fmadd_ps(a4, m, c);
+        a5 = _mm256_fmadd_ps(a5, m, c);
+        a6 = _mm256_fmadd_ps(a6, m, c);
+        a7 = _mm256_fmadd_ps(a7, m, c);
+        a8 = _mm256_fmadd_ps(a8, m, c);
+        a9 = _mm256_fmadd_ps(a9, m, c);
     }
     a0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
                        _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
@@ -83,7 +100,7 @@ static double fma_loop(long iters) {
     if (fti_cpu_features() & FTI_CPU_FMA) return fma_loop_256(iters);
 #endif
     {
-        float a[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+        float a[8] = {1.0f, 1.1f, 1.2f, 1.3f, 1.4f, 1.5f, 1.6f, 1.7f};
         long i;
         int j;
         for (i = 0; i < iters; i++)
@@ -103,15 +120,17 @@ static void *peak_thread(void *p) {
     return NULL;
 }
 
+/* Best of 40 short runs (~3 ms each): like the kernels' best-of timing, it finds the windows in
+ * which the threads really had their cores on a busy machine. */
 static double measure_peak(int threads) {
     pthread_t th[16];
     peak_arg args[16];
     double best = 0;
     int rep, t;
-    for (rep = 0; rep < 3; rep++) {
+    for (rep = 0; rep < 40; rep++) {
         double t0 = now_s(), fl = 0, dt;
         for (t = 0; t < threads; t++) {
-            args[t].iters = 20000000;
+            args[t].iters = 1000000;
             pthread_create(&th[t], NULL, peak_thread, &args[t]);
         }
         for (t = 0; t < threads; t++) {
@@ -124,7 +143,7 @@ static double measure_peak(int threads) {
     return best * 1e-9;
 }
 
-/* --- memory bandwidth: STREAM-style copy and read ---------------------------------------------- */
+/* --- memory bandwidth: STREAM-style copy and read --------------------------------------------- */
 typedef struct {
     float *a, *b;
     size_t n;
@@ -179,7 +198,7 @@ static double measure_bw(int threads, int mode) {
     return best * 1e-9;
 }
 
-/* --- cases ----------------------------------------------------------------------------------------- */
+/* --- cases ------------------------------------------------------------------------------------ */
 static double g_min_time = 0.15;
 static double log_sum[3];
 static int log_n[3];
@@ -205,18 +224,18 @@ static void report(int group, const char *name, int threads, double ours, double
 }
 
 /* best time of runs until g_min_time has passed (at least 2 runs) */
-#define TIME_BEST(best, stmt)                                                   \
-    do {                                                                        \
-        double t_start_ = now_s(), t_;                                          \
-        int reps_ = 0;                                                          \
-        best = 1e30;                                                            \
-        do {                                                                    \
-            double t0_ = now_s();                                               \
-            stmt;                                                               \
-            t_ = now_s() - t0_;                                                 \
-            if (t_ < best) best = t_;                                           \
-            reps_++;                                                            \
-        } while (reps_ < 2 || (now_s() - t_start_ < g_min_time && reps_ < 200)); \
+#define TIME_BEST(best, stmt)                                                                      \
+    do {                                                                                           \
+        double t_start_ = now_s(), t_;                                                             \
+        int reps_ = 0;                                                                             \
+        best = 1e30;                                                                               \
+        do {                                                                                       \
+            double t0_ = now_s();                                                                  \
+            stmt;                                                                                  \
+            t_ = now_s() - t0_;                                                                    \
+            if (t_ < best) best = t_;                                                              \
+            reps_++;                                                                               \
+        } while (reps_ < 2 || (now_s() - t_start_ < g_min_time && reps_ < 200));                   \
     } while (0)
 
 static void bench_gemm(const fti_kernels *k, fti_pool *pool, int threads, int group,
@@ -228,20 +247,20 @@ static void bench_gemm(const fti_kernels *k, fti_pool *pool, int threads, int gr
     double t_ours, t_peer, flops = 2.0 * (double)M * (double)N * (double)K;
     char extra[64];
     TIME_BEST(t_ours, fti_matmul(k, pool, flags, M, N, K, A, a_cols, B, b_cols, C, N));
-    TIME_BEST(t_peer, cblas_sgemm(CblasRowMajor, (flags & FTI_MM_TRANS_A) ? CblasTrans : CblasNoTrans,
-                                  (flags & FTI_MM_TRANS_B) ? CblasTrans : CblasNoTrans, (int)M,
-                                  (int)N, (int)K, 1.0f, A, (int)a_cols, B, (int)b_cols,
-                                  (flags & FTI_MM_ACCUMULATE) ? 1.0f : 0.0f, C, (int)N));
+    TIME_BEST(t_peer,
+              cblas_sgemm(CblasRowMajor, (flags & FTI_MM_TRANS_A) ? CblasTrans : CblasNoTrans,
+                          (flags & FTI_MM_TRANS_B) ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                          (int)K, 1.0f, A, (int)a_cols, B, (int)b_cols,
+                          (flags & FTI_MM_ACCUMULATE) ? 1.0f : 0.0f, C, (int)N));
     snprintf(extra, sizeof extra, "(%.0f%% of peak)", 100.0 * flops / t_ours * 1e-9 / peak);
-    report(group, name, threads, flops / t_ours * 1e-9, flops / t_peer * 1e-9, "GFLOP/s", 0,
-           extra);
+    report(group, name, threads, flops / t_ours * 1e-9, flops / t_peer * 1e-9, "GFLOP/s", 0, extra);
     fti_aligned_free(A);
     fti_aligned_free(B);
     fti_aligned_free(C);
 }
 
-static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t n_in,
-                       size_t n_out, double bw) {
+static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t n_in, size_t n_out,
+                       double bw) {
     static const fti_dtype types[] = {FTI_DTYPE_F32, FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0};
     size_t f32_bytes = n_in * n_out * sizeof(float), copies, c, i, ti;
     float *Wf = rand_buf(n_in * n_out), *x = rand_buf(n_in), *y = rand_buf(n_out);
@@ -296,8 +315,8 @@ static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t
 
 int main(int argc, char **argv) {
     static const size_t squares[] = {256, 512, 1024, 2048};
-    static const size_t train[][3] = {{4096, 288, 288}, {4096, 288, 768}, {4096, 768, 288},
-                                      {4096, 288, 4096}};
+    static const size_t train[][3] = {
+        {4096, 288, 288}, {4096, 288, 768}, {4096, 768, 288}, {4096, 288, 4096}};
     static const size_t gemvs[][2] = {{288, 32000}, {768, 2048}, {2048, 768}};
     const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
     int thread_counts[4] = {1, 2, 0, 0}, n_tc = 2, ti, i, quick = 0;
@@ -305,8 +324,10 @@ int main(int argc, char **argv) {
     char desc[256];
     double peak[3], copy_bw[3], read_bw[3];
     for (i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0) quick = 1;
-        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             n_tc = sscanf(argv[++i], "%d,%d", &thread_counts[0], &thread_counts[1]);
         } else {
@@ -325,8 +346,8 @@ int main(int argc, char **argv) {
         peak[ti] = measure_peak(t);
         copy_bw[ti] = measure_bw(t, 0);
         read_bw[ti] = measure_bw(t, 1);
-        printf("machine t%d: FMA peak %.1f GFLOP/s, copy %.1f GB/s, read %.1f GB/s\n", t,
-               peak[ti], copy_bw[ti], read_bw[ti]);
+        printf("machine t%d: FMA peak %.1f GFLOP/s, copy %.1f GB/s, read %.1f GB/s\n", t, peak[ti],
+               copy_bw[ti], read_bw[ti]);
         printf("BENCH kernels machine-fma-peak-t%d ours=%.3f peer=%.3f ratio=1 unit=GFLOP/s\n", t,
                peak[ti], peak[ti]);
         printf("BENCH kernels machine-copy-bw-t%d ours=%.3f peer=%.3f ratio=1 unit=GB/s\n", t,
@@ -353,10 +374,10 @@ int main(int argc, char **argv) {
             snprintf(name, sizeof name, "train-dx-%zux%zux%zu", M, K, N);
             bench_gemm(k, pool, t, 1, name, 0, M, K, N, peak[ti]);
             snprintf(name, sizeof name, "train-dw-%zux%zux%zu", M, K, N);
-            bench_gemm(k, pool, t, 1, name, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, N, K, M,
-                       peak[ti]);
+            bench_gemm(k, pool, t, 1, name, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, N, K, M, peak[ti]);
         }
-        for (i = 0; i < 3 && (!*only || strcmp(only, "gemv") == 0); i++) bench_gemv(k, pool, t, gemvs[i][0], gemvs[i][1], read_bw[ti]);
+        for (i = 0; i < 3 && (!*only || strcmp(only, "gemv") == 0); i++)
+            bench_gemv(k, pool, t, gemvs[i][0], gemvs[i][1], read_bw[ti]);
         fti_pool_free(pool);
     }
     printf("BENCH kernels summary-square ours=0 peer=0 ratio=%.3f unit=geomean\n",

@@ -1,5 +1,6 @@
 #!/bin/sh
 # bench_tokenizer.sh: `make bench-tokenizer`. fti's tokenizer against its peers on ~10 MB of English:
+#   conformance: fti's ids equal tiktoken's on 20000 random tricky strings (3 encodings);
 #   encode MB/s (gpt2 = r50k_base, cl100k_base): build/fti-tok vs npm tiktoken 1.0.22 (WASM, node),
 #     one thread (fti also with 2 threads); fti's ids are checked to equal tiktoken's;
 #   training time to vocab 4096 and 8192: fti-tok train vs sentencepiece spm_train --model_type=bpe,
@@ -52,6 +53,11 @@ RESULTS=$W/results.txt
 line() { # case ours peer ratio unit
     echo "BENCH tokenizer $1 ours=$2 peer=$3 ratio=$4 unit=$5" | tee -a "$RESULTS"
 }
+
+# --- conformance on random tricky strings (ids must equal tiktoken's) ------------------------------
+${CC:-cc} -std=c99 -O2 -I. -o "$W/tok_tiktoken_diff" tools/tok_tiktoken_diff.c -lm -lpthread
+NODE_PATH="$CACHE/node_modules" node tools/tok_tiktoken_diff.js "$W/random.json" 20000
+"$W/tok_tiktoken_diff" "$DATA" "$W/random.json" || echo "WARNING: fti's ids differ from tiktoken's"
 
 # --- encode ----------------------------------------------------------------------------------------
 for enc in gpt2 cl100k_base; do

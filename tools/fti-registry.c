@@ -131,7 +131,8 @@ static int cmd_show(const char *home, const char *ref, int json) {
     printf("tokenizer  %s\n", fti_json_get_str(c, "tokenizer", ""));
     printf("config     dim %lld, layers %lld, heads %lld/%lld, hidden %lld, context %lld, vocab "
            "%lld, %lld parameters\n",
-           (long long)fti_json_get_int(cfg, "dim", 0), (long long)fti_json_get_int(cfg, "n_layers", 0),
+           (long long)fti_json_get_int(cfg, "dim", 0),
+           (long long)fti_json_get_int(cfg, "n_layers", 0),
            (long long)fti_json_get_int(cfg, "n_heads", 0),
            (long long)fti_json_get_int(cfg, "n_kv_heads", 0),
            (long long)fti_json_get_int(cfg, "hidden_dim", 0),

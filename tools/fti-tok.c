@@ -35,7 +35,8 @@ static const char *usage_text =
     "      --text STRING      encode STRING instead of files\n"
     "      --quiet            print no ids (with --stats: a benchmark)\n"
     "  decode --tokenizer FILE [ID...]  write the bytes of the ids (read from stdin if none)\n"
-    "  info --tokenizer FILE            vocabulary size, pre-tokenizer, special tokens, SHA-256 id\n"
+    "  info --tokenizer FILE            vocabulary size, pre-tokenizer, special tokens, SHA-256 "
+    "id\n"
     "      --gguf             also print the first GGUF merges and tokens\n"
     "\n"
     "common options:\n"
@@ -302,8 +303,8 @@ static int encode_one(const args *a, const fti_tokenizer *tok, fti_pool *pool, c
     fti_result r;
     memset(&t, 0, sizeof t);
     t0 = fti_time_ns();
-    r = fti_tokenizer_encode_pool(tok, pool, data, len, a->allow_special ? FTI_TOK_ALLOW_SPECIAL : 0,
-                                  &t);
+    r = fti_tokenizer_encode_pool(tok, pool, data, len,
+                                  a->allow_special ? FTI_TOK_ALLOW_SPECIAL : 0, &t);
     *ns += fti_time_ns() - t0;
     if (r != FTI_OK) {
         fprintf(stderr, "fti-tok: encode: %s\n", fti_result_str(r));
@@ -441,7 +442,8 @@ static int cmd_info(const args *a) {
         if (fti_tokenizer_gguf_make(tok, &g) == FTI_OK) {
             printf("gguf.model  %s\ngguf.pre    %s\ngguf.tokens %lu\ngguf.merges %lu\n", g.model,
                    g.pre, (unsigned long)g.n_tokens, (unsigned long)g.n_merges);
-            for (i = 0; i < 5 && i < g.n_merges; i++) printf("  merge %lu: %s\n", (unsigned long)i, g.merges[i]);
+            for (i = 0; i < 5 && i < g.n_merges; i++)
+                printf("  merge %lu: %s\n", (unsigned long)i, g.merges[i]);
             fti_tokenizer_gguf_free(&g);
         }
     }
