@@ -309,7 +309,9 @@ int main(int argc, char **argv) {
         goto out;
     }
     {
-        size_t room = fti_session_n_ctx(s) > n_predict ? fti_session_n_ctx(s) - n_predict : 1;
+        /* leave room for the answer: n_predict, or half the context when that is more */
+        size_t n_ctx_s = fti_session_n_ctx(s);
+        size_t room = n_ctx_s > 2 * n_predict ? n_ctx_s - n_predict : (n_ctx_s + 1) / 2;
         fti_prompt_doc docs[32];
         size_t n_docs = 0;
         memset(docs, 0, sizeof docs);

@@ -1261,7 +1261,20 @@ static fti_result fti__gguf_write(fti_gguf_writer *w, fti__gguf_sink *s, fti_err
     size_t i, off = 0, pad;
     static const unsigned char zeros[64] = {0};
     fti_result rc = FTI_OK;
+    size_t align;
     if (!w) return fti_error_set(err, FTI_ERR_INVALID, "gguf writer: NULL");
+    /* a general.alignment key set by the caller decides the padding (it must be a u32 power of
+     * two), so the file never claims an alignment it does not have */
+    align = w->alignment;
+    for (i = 0; i < w->n_kv; i++)
+        if (strcmp(w->kv[i].key, "general.alignment") == 0) {
+            const fti_buf *v = &w->kv[i].val;
+            uint32_t a = v->len == 4 ? fti__gguf_le32((const unsigned char *)v->data) : 0;
+            if (w->kv[i].type != FTI_GGUF_UINT32 || a == 0 || (a & (a - 1)) != 0)
+                return fti_error_set(err, FTI_ERR_INVALID,
+                                     "gguf writer: general.alignment must be a u32 power of two");
+            align = a;
+        }
     memset(&h, 0, sizeof h);
     fti_buf_append(&h, "GGUF", 4);
     fti__gguf_put_u32(&h, FTI_GGUF_VERSION);
@@ -1280,13 +1293,13 @@ static fti_result fti__gguf_write(fti_gguf_writer *w, fti__gguf_sink *s, fti_err
         for (d = 0; d < t->n_dims; d++) fti__gguf_put_u64(&h, t->ne[d]);
         fti__gguf_put_u32(&h, t->type);
         fti__gguf_put_u64(&h, (uint64_t)off);
-        pad = (w->alignment - t->n_bytes % w->alignment) % w->alignment;
+        pad = (align - t->n_bytes % align) % align;
         if (!fti_size_add(off, t->n_bytes, &off) || !fti_size_add(off, pad, &off)) {
             fti_buf_free(&h);
             return fti_error_set(err, FTI_ERR_LIMIT, "gguf writer: tensor data overflows");
         }
     }
-    pad = (w->alignment - h.len % w->alignment) % w->alignment;
+    pad = (align - h.len % align) % align;
     while (pad > 0) {
         size_t k = pad < sizeof zeros ? pad : sizeof zeros;
         fti_buf_append(&h, zeros, k);
@@ -1301,7 +1314,7 @@ static fti_result fti__gguf_write(fti_gguf_writer *w, fti__gguf_sink *s, fti_err
     for (i = 0; i < w->n_t && rc == FTI_OK; i++) {
         const fti__gguf_wtensor *t = &w->t[i];
         rc = fti__gguf_sink_write(s, t->data, t->n_bytes);
-        pad = (w->alignment - t->n_bytes % w->alignment) % w->alignment;
+        pad = (align - t->n_bytes % align) % align;
         while (rc == FTI_OK && pad > 0) {
             size_t k = pad < sizeof zeros ? pad : sizeof zeros;
             rc = fti__gguf_sink_write(s, zeros, k);

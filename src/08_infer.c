@@ -537,6 +537,12 @@ done:
 struct fti_session {
     const fti_engine *e;
     fti_pool *pool;
+    /* Decode steps on a pool of 2+ threads are timed: when the pool is slower than one thread
+     * (another process holds a core and every barrier waits for a time slice) steps run on the
+     * calling thread. Results are the same bits either way. */
+    int adaptive;
+    double step_ns[2];   /* moving averages: [0] on the pool, [1] on the calling thread */
+    size_t n_steps;
     size_t n_ctx, n_batch, pos;
     fti_arena arena;
     float *kcache, *vcache; /* (L, n_ctx, KVD) */
@@ -558,7 +564,7 @@ static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, f
     memset(p, 0, sizeof *p);
     T = (o && o->n_ctx) ? o->n_ctx : e->cfg.context_len;
     B = (o && o->n_batch) ? o->n_batch : 64;
-    if (T > e->cfg.context_len) return 0;
+    if (T > ((size_t)1 << 24)) return 0;
     if (B > T) B = T;
     p->n_ctx = T;
     p->n_batch = B;
@@ -603,7 +609,7 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     *out = NULL;
     if (!fti__sess_plan_make(e, opts, &p))
         return fti_error_set(err, FTI_ERR_INVALID,
-                             "session: n_ctx %lu larger than the model's context %lu (or too big)",
+                             "session: n_ctx %lu too large (the model's context is %lu)",
                              (unsigned long)(opts ? opts->n_ctx : 0),
                              (unsigned long)e->cfg.context_len);
     if (opts && opts->mem) {
@@ -624,6 +630,7 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     memset(s, 0, sizeof *s);
     s->e = e;
     s->pool = opts ? opts->pool : NULL;
+    s->adaptive = !(opts && opts->fixed_threads) && fti_pool_threads(s->pool) > 1;
     s->n_ctx = p.n_ctx;
     s->n_batch = p.n_batch;
     slots[0] = &s->kcache;
@@ -923,6 +930,27 @@ FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t
         if (tokens[i] < 0 || (size_t)tokens[i] >= s->e->V)
             return fti_error_set(err, FTI_ERR_INVALID, "session: token %ld at %lu not below vocab %lu",
                                  (long)tokens[i], (unsigned long)i, (unsigned long)s->e->V);
+    if (n == 1 && s->adaptive) { /* a decode step: on the pool or alone, whichever is faster */
+        fti_pool *pool = s->pool;
+        uint64_t t0;
+        int serial, probe = (s->n_steps % 128) == 0; /* re-measure the other way now and then */
+        fti_result rc;
+        serial = s->n_steps < 4 ? (int)(s->n_steps & 1) : s->step_ns[1] < s->step_ns[0];
+        if (probe && s->n_steps >= 4) serial = !serial;
+        if (serial) s->pool = NULL;
+        t0 = fti_time_ns();
+        rc = fti__sess_forward(s, tokens, 1, logits_out);
+        {
+            double dt = (double)(fti_time_ns() - t0);
+            double *avg = &s->step_ns[serial];
+            *avg = *avg == 0.0 ? dt : 0.8 * *avg + 0.2 * dt;
+        }
+        s->pool = pool;
+        s->n_steps++;
+        if (rc != FTI_OK)
+            return fti_error_set(err, rc, "session: forward failed: %s", fti_result_str(rc));
+        return FTI_OK;
+    }
     for (i = 0; i < n; i += s->n_batch) {
         size_t T = n - i < s->n_batch ? n - i : s->n_batch;
         fti_result rc = fti__sess_forward(s, tokens + i, T,
@@ -1091,16 +1119,18 @@ static void fti__sampler_select(int32_t *idx, size_t n, size_t k, const float *l
 
 /* Sorts idx[0..n) by logit descending, ties by id ascending (insertion sort for small n,
  * otherwise qsort needs the logits: done by shell sort to stay allocation- and global-free). */
+static int fti__sampler_before(const float *logits, int32_t a, int32_t b) {
+    float la = logits[a], lb = logits[b];
+    return la > lb || (la == lb && a < b);
+}
+
 static void fti__sampler_sort(int32_t *idx, size_t n, const float *logits) {
     size_t gap, i, j;
     for (gap = n / 2; gap > 0; gap /= 2)
         for (i = gap; i < n; i++) {
             int32_t t = idx[i];
-            for (j = i; j >= gap; j -= gap) {
-                int32_t u = idx[j - gap];
-                if (logits[u] > logits[t] || (logits[u] == logits[t] && u < t)) break;
-                idx[j] = u;
-            }
+            for (j = i; j >= gap && !fti__sampler_before(logits, idx[j - gap], t); j -= gap)
+                idx[j] = idx[j - gap];
             idx[j] = t;
         }
 }
@@ -1209,7 +1239,7 @@ static void fti__gen_push(fti__gen_out *g, const char *p, size_t n, int final) {
     fti_buf_append(&g->pend, p, n);
     for (i = 0; i < g->o->n_stop; i++) { /* earliest complete stop string */
         const char *st = g->o->stop[i];
-        size_t sl = strlen(st), j;
+        size_t sl = st ? strlen(st) : 0, j;
         if (sl == 0 || sl > g->pend.len) continue;
         for (j = 0; j + sl <= g->pend.len; j++)
             if (memcmp(g->pend.data + j, st, sl) == 0) {
@@ -1226,7 +1256,7 @@ static void fti__gen_push(fti__gen_out *g, const char *p, size_t n, int final) {
     if (!final) {
         for (i = 0; i < g->o->n_stop; i++) { /* longest tail that starts a stop string */
             const char *st = g->o->stop[i];
-            size_t sl = strlen(st), t;
+            size_t sl = st ? strlen(st) : 0, t;
             for (t = sl > 1 ? sl - 1 : 0; t > keep; t--)
                 if (t <= g->pend.len && memcmp(g->pend.data + g->pend.len - t, st, t) == 0) {
                     keep = t;

@@ -139,9 +139,14 @@ FTIDEF void fti_prompt_free(fti_prompt *p);
 typedef struct fti_session fti_session;
 
 typedef struct fti_session_opts {
-    size_t n_ctx;     /* context length, 0 = the model's context_len (at most that) */
+    size_t n_ctx;     /* context length, 0 = the model's context_len; larger works (RoPE has
+                         no limit) but the model was not trained on those positions */
     size_t n_batch;   /* prompt tokens per forward, 0 = 64 */
     fti_pool *pool;   /* borrowed; NULL = single-threaded */
+    int fixed_threads; /* 1: decode steps always use the pool. Default: each decode step runs
+                          on the pool or on the calling thread alone, whichever is measured to
+                          be faster (a busy machine makes every barrier wait for a time slice);
+                          results are bit-identical either way */
     void *mem;        /* caller memory for everything (NULL = one allocation) */
     size_t mem_bytes; /* its size: at least fti_session_mem_bytes() */
 } fti_session_opts;
@@ -149,8 +154,8 @@ typedef struct fti_session_opts {
 /* Bytes a session with these options needs (KV cache + scratch + the session itself). */
 FTIDEF size_t fti_session_mem_bytes(const fti_engine *e, const fti_session_opts *opts);
 /* Creates a session. With opts->mem it never allocates; otherwise exactly once. Errors:
- * FTI_ERR_INVALID (n_ctx larger than the model's), FTI_ERR_LIMIT (mem too small; err gives the
- * size needed), FTI_ERR_NOMEM. Thread safety: one thread per session. */
+ * FTI_ERR_INVALID (n_ctx above 2^24 or sizes overflow), FTI_ERR_LIMIT (mem too small; err gives
+ * the size needed), FTI_ERR_NOMEM. Thread safety: one thread per session. */
 FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
                                      const fti_session_opts *opts, fti_error *err);
 FTIDEF void fti_session_free(fti_session *s);

@@ -819,3 +819,30 @@ FTI_TEST(gguf_llama_hostile) {
         tg_vocab_free(&v);
     }
 }
+
+/* A general.alignment key set by hand decides the padding; a bad one is refused. */
+FTI_TEST(gguf_alignment_key) {
+    fti_gguf_writer *w = NULL;
+    fti_gguf *g = NULL;
+    fti_buf b;
+    fti_error err;
+    uint64_t ne[1] = {3};
+    float v[3] = {1, 2, 3};
+    memset(&b, 0, sizeof b);
+    REQUIRE(fti_gguf_writer_create(&w, 0) == FTI_OK);
+    CHECK_OK(fti_gguf_add_tensor(w, "a", 1, ne, FTI_GGML_F32, v, 12));
+    CHECK_OK(fti_gguf_add_tensor(w, "b", 1, ne, FTI_GGML_F32, v, 12));
+    CHECK_OK(fti_gguf_set_u32(w, "general.alignment", 128));
+    REQUIRE(fti_gguf_writer_write_buf(w, &b, &err) == FTI_OK);
+    REQUIRE(fti_gguf_open_memory(&g, b.data, b.len, "a.gguf", NULL, &err) == FTI_OK);
+    CHECK_EQ_INT(fti_gguf_alignment(g), 128);
+    CHECK_EQ_INT(fti_gguf_tensor_at(g, 1)->offset, 128);
+    fti_gguf_close(g);
+    CHECK_OK(fti_gguf_set_u32(w, "general.alignment", 24));
+    b.len = 0;
+    CHECK(fti_gguf_writer_write_buf(w, &b, &err) == FTI_ERR_INVALID);
+    CHECK_OK(fti_gguf_set_str(w, "general.alignment", "32"));
+    CHECK(fti_gguf_writer_write_buf(w, &b, &err) == FTI_ERR_INVALID);
+    fti_gguf_writer_free(w);
+    fti_buf_free(&b);
+}

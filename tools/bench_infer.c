@@ -167,9 +167,7 @@ static int cmd_run(int argc, char **argv) {
     bench_prompt(prompt, n_prompt, fti_engine_config(e)->vocab_size);
     memset(&so, 0, sizeof so);
     so.pool = pool;
-    so.n_ctx = n_prompt + n_gen + 1 < fti_engine_config(e)->context_len
-                   ? n_prompt + n_gen + 1
-                   : fti_engine_config(e)->context_len;
+    so.n_ctx = n_prompt + n_gen + 8; /* as the llama.cpp peer (may exceed the trained context) */
     so.n_batch = 128;
     if (fti_session_create(&s, e, &so, &err) != FTI_OK) {
         fprintf(stderr, "bench_infer: %s\n", err.msg);
