@@ -71,6 +71,9 @@ step "FTI_STATIC two copies" gcc $STRICT -o "$B/static" tests/compile/static_a.c
 step "FTI_STATIC runs" "$B/static"
 step "quick start compiles" gcc $STRICT -o "$B/quickstart" tests/compile/quickstart.c $LIBS
 step "quick start runs" "$B/quickstart" tests/compile/quickstart.c
+if [ -f tests/compile/readme_example.c ]; then
+    step "README example compiles" gcc $STRICT -O2 -o "$B/readme_example" tests/compile/readme_example.c $LIBS
+fi
 
 # 5. configurations that run the whole suite
 step "FTI_NO_THREADS build" runner gcc "$B/test-nothreads" -O1 -DFTI_NO_THREADS
