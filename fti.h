@@ -2323,9 +2323,14 @@ FTIDEF void fti_prompt_free(fti_prompt *p);
 typedef struct fti_session fti_session;
 
 typedef struct fti_session_opts {
-    size_t n_ctx;     /* context length, 0 = the model's context_len (at most that) */
+    size_t n_ctx;     /* context length, 0 = the model's context_len; larger works (RoPE has
+                         no limit) but the model was not trained on those positions */
     size_t n_batch;   /* prompt tokens per forward, 0 = 64 */
     fti_pool *pool;   /* borrowed; NULL = single-threaded */
+    int fixed_threads; /* 1: decode steps always use the pool. Default: each decode step runs
+                          on the pool or on the calling thread alone, whichever is measured to
+                          be faster (a busy machine makes every barrier wait for a time slice);
+                          results are bit-identical either way */
     void *mem;        /* caller memory for everything (NULL = one allocation) */
     size_t mem_bytes; /* its size: at least fti_session_mem_bytes() */
 } fti_session_opts;
@@ -2333,8 +2338,8 @@ typedef struct fti_session_opts {
 /* Bytes a session with these options needs (KV cache + scratch + the session itself). */
 FTIDEF size_t fti_session_mem_bytes(const fti_engine *e, const fti_session_opts *opts);
 /* Creates a session. With opts->mem it never allocates; otherwise exactly once. Errors:
- * FTI_ERR_INVALID (n_ctx larger than the model's), FTI_ERR_LIMIT (mem too small; err gives the
- * size needed), FTI_ERR_NOMEM. Thread safety: one thread per session. */
+ * FTI_ERR_INVALID (n_ctx above 2^24 or sizes overflow), FTI_ERR_LIMIT (mem too small; err gives
+ * the size needed), FTI_ERR_NOMEM. Thread safety: one thread per session. */
 FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
                                      const fti_session_opts *opts, fti_error *err);
 FTIDEF void fti_session_free(fti_session *s);
@@ -19745,7 +19750,20 @@ static fti_result fti__gguf_write(fti_gguf_writer *w, fti__gguf_sink *s, fti_err
     size_t i, off = 0, pad;
     static const unsigned char zeros[64] = {0};
     fti_result rc = FTI_OK;
+    size_t align;
     if (!w) return fti_error_set(err, FTI_ERR_INVALID, "gguf writer: NULL");
+    /* a general.alignment key set by the caller decides the padding (it must be a u32 power of
+     * two), so the file never claims an alignment it does not have */
+    align = w->alignment;
+    for (i = 0; i < w->n_kv; i++)
+        if (strcmp(w->kv[i].key, "general.alignment") == 0) {
+            const fti_buf *v = &w->kv[i].val;
+            uint32_t a = v->len == 4 ? fti__gguf_le32((const unsigned char *)v->data) : 0;
+            if (w->kv[i].type != FTI_GGUF_UINT32 || a == 0 || (a & (a - 1)) != 0)
+                return fti_error_set(err, FTI_ERR_INVALID,
+                                     "gguf writer: general.alignment must be a u32 power of two");
+            align = a;
+        }
     memset(&h, 0, sizeof h);
     fti_buf_append(&h, "GGUF", 4);
     fti__gguf_put_u32(&h, FTI_GGUF_VERSION);
@@ -19764,13 +19782,13 @@ static fti_result fti__gguf_write(fti_gguf_writer *w, fti__gguf_sink *s, fti_err
         for (d = 0; d < t->n_dims; d++) fti__gguf_put_u64(&h, t->ne[d]);
         fti__gguf_put_u32(&h, t->type);
         fti__gguf_put_u64(&h, (uint64_t)off);
-        pad = (w->alignment - t->n_bytes % w->alignment) % w->alignment;
+        pad = (align - t->n_bytes % align) % align;
         if (!fti_size_add(off, t->n_bytes, &off) || !fti_size_add(off, pad, &off)) {
             fti_buf_free(&h);
             return fti_error_set(err, FTI_ERR_LIMIT, "gguf writer: tensor data overflows");
         }
     }
-    pad = (w->alignment - h.len % w->alignment) % w->alignment;
+    pad = (align - h.len % align) % align;
     while (pad > 0) {
         size_t k = pad < sizeof zeros ? pad : sizeof zeros;
         fti_buf_append(&h, zeros, k);
@@ -19785,7 +19803,7 @@ static fti_result fti__gguf_write(fti_gguf_writer *w, fti__gguf_sink *s, fti_err
     for (i = 0; i < w->n_t && rc == FTI_OK; i++) {
         const fti__gguf_wtensor *t = &w->t[i];
         rc = fti__gguf_sink_write(s, t->data, t->n_bytes);
-        pad = (w->alignment - t->n_bytes % w->alignment) % w->alignment;
+        pad = (align - t->n_bytes % align) % align;
         while (rc == FTI_OK && pad > 0) {
             size_t k = pad < sizeof zeros ? pad : sizeof zeros;
             rc = fti__gguf_sink_write(s, zeros, k);
@@ -22214,6 +22232,12 @@ done:
 struct fti_session {
     const fti_engine *e;
     fti_pool *pool;
+    /* Decode steps on a pool of 2+ threads are timed: when the pool is slower than one thread
+     * (another process holds a core and every barrier waits for a time slice) steps run on the
+     * calling thread. Results are the same bits either way. */
+    int adaptive;
+    double step_ns[2];   /* moving averages: [0] on the pool, [1] on the calling thread */
+    size_t n_steps;
     size_t n_ctx, n_batch, pos;
     fti_arena arena;
     float *kcache, *vcache; /* (L, n_ctx, KVD) */
@@ -22235,7 +22259,7 @@ static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, f
     memset(p, 0, sizeof *p);
     T = (o && o->n_ctx) ? o->n_ctx : e->cfg.context_len;
     B = (o && o->n_batch) ? o->n_batch : 64;
-    if (T > e->cfg.context_len) return 0;
+    if (T > ((size_t)1 << 24)) return 0;
     if (B > T) B = T;
     p->n_ctx = T;
     p->n_batch = B;
@@ -22280,7 +22304,7 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     *out = NULL;
     if (!fti__sess_plan_make(e, opts, &p))
         return fti_error_set(err, FTI_ERR_INVALID,
-                             "session: n_ctx %lu larger than the model's context %lu (or too big)",
+                             "session: n_ctx %lu too large (the model's context is %lu)",
                              (unsigned long)(opts ? opts->n_ctx : 0),
                              (unsigned long)e->cfg.context_len);
     if (opts && opts->mem) {
@@ -22301,6 +22325,7 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     memset(s, 0, sizeof *s);
     s->e = e;
     s->pool = opts ? opts->pool : NULL;
+    s->adaptive = !(opts && opts->fixed_threads) && fti_pool_threads(s->pool) > 1;
     s->n_ctx = p.n_ctx;
     s->n_batch = p.n_batch;
     slots[0] = &s->kcache;
@@ -22600,6 +22625,27 @@ FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t
         if (tokens[i] < 0 || (size_t)tokens[i] >= s->e->V)
             return fti_error_set(err, FTI_ERR_INVALID, "session: token %ld at %lu not below vocab %lu",
                                  (long)tokens[i], (unsigned long)i, (unsigned long)s->e->V);
+    if (n == 1 && s->adaptive) { /* a decode step: on the pool or alone, whichever is faster */
+        fti_pool *pool = s->pool;
+        uint64_t t0;
+        int serial, probe = (s->n_steps % 128) == 0; /* re-measure the other way now and then */
+        fti_result rc;
+        serial = s->n_steps < 4 ? (int)(s->n_steps & 1) : s->step_ns[1] < s->step_ns[0];
+        if (probe && s->n_steps >= 4) serial = !serial;
+        if (serial) s->pool = NULL;
+        t0 = fti_time_ns();
+        rc = fti__sess_forward(s, tokens, 1, logits_out);
+        {
+            double dt = (double)(fti_time_ns() - t0);
+            double *avg = &s->step_ns[serial];
+            *avg = *avg == 0.0 ? dt : 0.8 * *avg + 0.2 * dt;
+        }
+        s->pool = pool;
+        s->n_steps++;
+        if (rc != FTI_OK)
+            return fti_error_set(err, rc, "session: forward failed: %s", fti_result_str(rc));
+        return FTI_OK;
+    }
     for (i = 0; i < n; i += s->n_batch) {
         size_t T = n - i < s->n_batch ? n - i : s->n_batch;
         fti_result rc = fti__sess_forward(s, tokens + i, T,
@@ -22768,16 +22814,18 @@ static void fti__sampler_select(int32_t *idx, size_t n, size_t k, const float *l
 
 /* Sorts idx[0..n) by logit descending, ties by id ascending (insertion sort for small n,
  * otherwise qsort needs the logits: done by shell sort to stay allocation- and global-free). */
+static int fti__sampler_before(const float *logits, int32_t a, int32_t b) {
+    float la = logits[a], lb = logits[b];
+    return la > lb || (la == lb && a < b);
+}
+
 static void fti__sampler_sort(int32_t *idx, size_t n, const float *logits) {
     size_t gap, i, j;
     for (gap = n / 2; gap > 0; gap /= 2)
         for (i = gap; i < n; i++) {
             int32_t t = idx[i];
-            for (j = i; j >= gap; j -= gap) {
-                int32_t u = idx[j - gap];
-                if (logits[u] > logits[t] || (logits[u] == logits[t] && u < t)) break;
-                idx[j] = u;
-            }
+            for (j = i; j >= gap && !fti__sampler_before(logits, idx[j - gap], t); j -= gap)
+                idx[j] = idx[j - gap];
             idx[j] = t;
         }
 }
@@ -22886,7 +22934,7 @@ static void fti__gen_push(fti__gen_out *g, const char *p, size_t n, int final) {
     fti_buf_append(&g->pend, p, n);
     for (i = 0; i < g->o->n_stop; i++) { /* earliest complete stop string */
         const char *st = g->o->stop[i];
-        size_t sl = strlen(st), j;
+        size_t sl = st ? strlen(st) : 0, j;
         if (sl == 0 || sl > g->pend.len) continue;
         for (j = 0; j + sl <= g->pend.len; j++)
             if (memcmp(g->pend.data + j, st, sl) == 0) {
@@ -22903,7 +22951,7 @@ static void fti__gen_push(fti__gen_out *g, const char *p, size_t n, int final) {
     if (!final) {
         for (i = 0; i < g->o->n_stop; i++) { /* longest tail that starts a stop string */
             const char *st = g->o->stop[i];
-            size_t sl = strlen(st), t;
+            size_t sl = st ? strlen(st) : 0, t;
             for (t = sl > 1 ? sl - 1 : 0; t > keep; t--)
                 if (t <= g->pend.len && memcmp(g->pend.data + g->pend.len - t, st, t) == 0) {
                     keep = t;
