@@ -66,7 +66,9 @@ CHECK_TARGETS :=
 bench:
 	sh tools/bench_all.sh $(BENCH_TARGETS)
 
-demo: all
+DEMO_PROGS := fti-twin fti-feature fti-train fti-registry fti-infer fti-eval fti-serve fti-loadgen fti-monitor
+demo:
+	@$(MAKE) -s -j$$(nproc 2>/dev/null || echo 2) $(patsubst %,$(B)/%,$(DEMO_PROGS))
 	sh tools/demo.sh
 
 # --- the strict and portability matrix (see tools/check.sh) ------------------------------------

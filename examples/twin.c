@@ -40,7 +40,7 @@ static void usage(FILE *f) {
             "status  the production model, its dataset, and the last decisions.\n"
             "\n"
             "  --home DIR      workspace (default $FTI_HOME or ./twin)\n"
-            "  --minutes M     training budget in minutes (default 3)\n"
+            "  --minutes M     time budget of the whole update in minutes (default 3)\n"
             "  --preset NAME   model preset for training from scratch (default small)\n"
             "  --threads N     threads (default $FTI_THREADS or all CPUs)\n"
             "  --retokenize    train a new tokenizer (then the model is trained from scratch)\n");
@@ -213,6 +213,8 @@ int main(int argc, char **argv) {
     int threads = 0, i, rc = 1, lock_fd = -1, have_prod, retokenize = 0;
     char *home, *lock_path = NULL, prod_id[17] = "", cand_id[64] = "", version[65] = "";
     char train_bin[4096], secs[32], thr[16], steps_s[32];
+    uint64_t t_start = fti_time_ns();
+    double budget_s;
     fti_error err;
     fti_json_doc *prod = NULL, *cand = NULL;
     fti_dataset *ds = NULL;
@@ -325,7 +327,11 @@ int main(int argc, char **argv) {
 
     /* T: fine-tune or train from scratch */
     sibling(argv[0], "fti-train", train_bin, sizeof train_bin);
-    snprintf(secs, sizeof secs, "%.0f", minutes * 60);
+    /* --minutes covers the whole update: what ingest took, and ~10 s for evaluating and
+     * promoting at the end, come out of the training time */
+    budget_s = minutes * 60 - (double)(fti_time_ns() - t_start) / 1e9 - 10;
+    if (budget_s < 15) budget_s = 15;
+    snprintf(secs, sizeof secs, "%.0f", budget_s);
     snprintf(thr, sizeof thr, "%d", threads);
     {
         char *av[20];
@@ -356,7 +362,7 @@ int main(int argc, char **argv) {
                 ok = fti_model_config_resolve(&cfg, NULL) == FTI_OK;
             }
             snprintf(steps_s, sizeof steps_s, "%llu",
-                     (unsigned long long)(ok ? calibrate_steps(&cfg, ds, threads, minutes * 60)
+                     (unsigned long long)(ok ? calibrate_steps(&cfg, ds, threads, budget_s)
                                              : 300));
         }
         printf("   %s steps fit in the budget on this machine\n", steps_s);
@@ -368,14 +374,14 @@ int main(int argc, char **argv) {
         }
         if (same_tok) {
             printf("== T: fine-tuning production model %s on %.16s for %.1f min\n", prod_id, version,
-                   minutes);
+                   budget_s / 60);
             av[j++] = (char *)"--from";
             av[j++] = prod_id;
             av[j++] = (char *)"--lr";
             av[j++] = (char *)"3e-4";
         } else {
             printf("== T: training a %s model from scratch on %.16s for %.1f min%s\n", preset,
-                   version, minutes, have_prod ? " (the tokenizer changed)" : "");
+                   version, budget_s / 60, have_prod ? " (the tokenizer changed)" : "");
             av[j++] = (char *)"--preset";
             av[j++] = (char *)preset;
         }

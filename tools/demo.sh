@@ -48,13 +48,13 @@ if [ -x "$B/fti-serve" ] && [ -x "$B/fti-loadgen" ] && [ -x "$B/fti-monitor" ]; 
     spid=$!
     i=0; while [ ! -s "$pf" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     if [ -s "$pf" ]; then
-        "$B/fti-loadgen" --port "$(cat "$pf")" -c 8 -n 4 --max-tokens 32 --prompt "MARRIAGE, n." || true
+        "$B/fti-loadgen" --port "$(cat "$pf")" -c 8 -n 2 --max-tokens 32 --prompt "MARRIAGE, n." || true
     fi
     kill -TERM $spid 2>/dev/null || true
     wait $spid 2>/dev/null || true
     rm -f "$pf"
     "$B/fti-monitor" --home "$HOME_DIR" report || echo "(fti-monitor exits 3 when a drift threshold is crossed:" \
-        "32 copies of one prompt do not look like the author's writing)"
+        "16 copies of one prompt do not look like the author's writing)"
 fi
 
 say "Next"
