@@ -20,8 +20,16 @@
  * CONTENTS (parts, in order; each uses only the parts before it)
  *   00 base      results and errors, memory, reader, files, SHA-256, UTF-8, JSON, RNG, clock
  *   01 threads   worker pool with deterministic parallel-for
- *   02+          kernels, tokenizer, feature store, model, GGUF, training, inference,
- *                monitoring, server (as they land; see docs/architecture.md)
+ *   02 kernels   GEMM/GEMV (F32, F16, BF16, Q8_0, Q4_0), vector ops fwd/bwd, CPU dispatch
+ *   03 tokenizer byte-level BPE: gpt2/cl100k/o200k splitting, training, encode/decode, files
+ *   04 store     ingest, clean, validate, dedupe, chunk, BM25, token shards, dataset versions
+ *   05 model     Llama configuration, presets, forward and backward
+ *   06 format    GGUF v3 reader (hostile-file safe, mmap) and writer, llama conventions
+ *   07 train     AdamW, schedules, trainer with exact resume, LoRA, model registry
+ *   08 infer     engine (KV cache, batched prefill, decode), samplers, RAG prompts
+ *   09 monitor   request log, metrics, drift (PSI, Jensen-Shannon)
+ *   10 server    HTTP/1.1, OpenAI-compatible API, batching, hot reload
+ *   (docs/architecture.md: how they depend on each other; docs/api.md: the reference)
  *
  * OPTIONS (define before including the implementation; all default to off/unset)
  *   FTI_IMPLEMENTATION   emit the implementation in this translation unit
