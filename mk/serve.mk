@@ -1,5 +1,8 @@
 # mk/serve.mk: the server and monitoring part's benchmark and end-to-end check.
-#   make bench-serve   tokens/s and latency at 1/4/16/64 clients vs fti-infer run sequentially
+#   make bench-serve   tokens/s and latency at 1/4/16/64 clients vs llama.cpp (node-llama-cpp
+#                      behind a node http server), else fti-infer run sequentially
+#   make bench-serve SOAK=60   the server's RSS sampled every second under 60 s of load
+#   make test-replicas two fti-serve instances behind nginx, a promotion rolling through both
 #   make check-serve   fti-serve + fti-loadgen + fti-monitor end to end (SIGTERM exit 0,
 #                      report exit 0 / 3), part of `make check`
 BENCH_TARGETS += bench-serve
@@ -8,7 +11,7 @@ CHECK_TARGETS += check-serve
 
 # $(B)/bench_infer (the model maker) is built by mk/infer.mk's rule.
 bench-serve: $(B)/fti-serve $(B)/fti-loadgen $(B)/fti-infer $(B)/bench_infer
-	B=$(B) sh tools/bench_serve.sh
+	B=$(B) SOAK=$(or $(SOAK),0) sh tools/bench_serve.sh
 
 check-serve: $(B)/fti-serve $(B)/fti-loadgen $(B)/fti-monitor
 	B=$(B) sh tests/serve_e2e.sh
