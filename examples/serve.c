@@ -46,7 +46,11 @@ static void usage(FILE *f) {
             "  --body-timeout-ms    request body deadline (default 30000)\n"
             "  --max-body N         request body bytes (default 1048576)\n"
             "  --rag-k K            retrieved chunks per prompt (default 3; 0 = off)\n"
-            "  --log FILE           request log (default HOME/logs/requests.jsonl; '-' = none)\n"
+            "  --log FILE           request log (default HOME/logs/requests.jsonl, with --instance\n"
+            "                       HOME/logs/requests-NAME.jsonl; '-' = none)\n"
+            "  --instance NAME      replica name ([A-Za-z0-9._-]): its own request log, the\n"
+            "                       X-Fti-Instance response header and /health (replicated\n"
+            "                       serving over one workspace; see docs/operations.md)\n"
             "  --log-max-mb N       rotate the log at N MiB (default 16)\n"
             "  --reload-s N         alias check interval (default 2; 0 = never)\n"
             "  --port-file FILE     write the bound port to FILE once listening\n"
@@ -617,6 +621,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--max-body")) { NEEDV(); o.limits.max_body = (size_t)strtoul(v, NULL, 10); }
         else if (!strcmp(a, "--rag-k")) { NEEDV(); rag_k = atoi(v); }
         else if (!strcmp(a, "--log")) { NEEDV(); log_arg = v; }
+        else if (!strcmp(a, "--instance")) { NEEDV(); o.instance = v; }
         else if (!strcmp(a, "--log-max-mb")) { NEEDV(); log_max_mb = atol(v); }
         else if (!strcmp(a, "--reload-s")) { NEEDV(); reload_s = atoi(v); }
         else if (!strcmp(a, "--port-file")) { NEEDV(); port_file = v; }
@@ -630,6 +635,12 @@ int main(int argc, char **argv) {
     }
     if ((alias != NULL) + (model != NULL) + echo > 1) {
         fprintf(stderr, "fti-serve: give at most one of --alias, --model, --echo\n");
+        return 2;
+    }
+    if (o.instance && (!*o.instance || strlen(o.instance) > 64 ||
+                       strspn(o.instance, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                          "0123456789._-") != strlen(o.instance))) {
+        fprintf(stderr, "fti-serve: --instance must be 1-64 of [A-Za-z0-9._-]\n");
         return 2;
     }
     if (o.port < 0 || o.port > 65535) {
@@ -674,8 +685,10 @@ int main(int argc, char **argv) {
 
     /* monitoring */
     if (!log_arg) {
-        char *logs = fti_path_join(home, "logs");
-        log_path = logs ? fti_path_join(logs, "requests.jsonl") : NULL;
+        char *logs = fti_path_join(home, "logs"), name[96];
+        snprintf(name, sizeof name, "requests%s%.64s.jsonl", o.instance ? "-" : "",
+                 o.instance ? o.instance : "");
+        log_path = logs ? fti_path_join(logs, name) : NULL;
         fti_free(logs);
     } else if (strcmp(log_arg, "-") != 0) {
         log_path = fti_strdup(log_arg);

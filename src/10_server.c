@@ -1223,6 +1223,8 @@ struct fti_server {
     fti_server_opts o;
     fti_http_limits lim;
     char host[256];
+    char inst[72];     /* the instance name or "" */
+    char inst_hdr[96]; /* "X-Fti-Instance: NAME\r\n" or "" */
     int listen_fd;
     int port;
     int wake_rd, wake_wr;
@@ -1313,12 +1315,11 @@ static fti__genref *fti__gen_wrap(const fti_gen *gen) {
 
 static void fti__respond(fti_server *s, fti__conn *c, int status, const char *ctype,
                          const char *body, size_t n, const char *extra_headers) {
-    (void)s;
     if (status >= 400 && status != 404 && status != 405) c->close_after = 1;
-    fti_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %lu\r\n%s%s",
+    fti_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %lu\r\n%s%s%s",
                    status, fti_http_reason(status), ctype, (unsigned long)n,
                    c->close_after ? "Connection: close\r\n" : "",
-                   extra_headers ? extra_headers : "");
+                   extra_headers ? extra_headers : "", s->inst_hdr);
     if (!c->close_after && c->head && c->head->version_minor == 0)
         fti_buf_puts(&c->out, "Connection: keep-alive\r\n");
     fti_buf_puts(&c->out, "Cache-Control: no-store\r\n\r\n");
@@ -1882,6 +1883,10 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         fti_jw_str(&w, FTI__STOPPING(s) ? "stopping" : "ok");
         fti_jw_key(&w, "model");
         fti_jw_str(&w, s->cur->id);
+        if (s->o.instance) {
+            fti_jw_key(&w, "instance");
+            fti_jw_str(&w, s->o.instance);
+        }
         fti_jw_key(&w, "active");
         fti_jw_int(&w, s->n_active);
         fti_jw_key(&w, "queued");
@@ -2033,9 +2038,9 @@ static void fti__conn_collect(fti_server *s, fti__conn *c) {
             if (c->head->version_minor == 0) c->close_after = 1;
             fti_buf_printf(&c->out,
                            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                           "Cache-Control: no-cache\r\n%s%s\r\n",
+                           "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n%s%s%s\r\n",
                            c->head->version_minor ? "Transfer-Encoding: chunked\r\n" : "",
-                           c->close_after ? "Connection: close\r\n" : "");
+                           c->close_after ? "Connection: close\r\n" : "", s->inst_hdr);
         }
         if (j->out.len) {
             if (c->head->version_minor) fti_buf_printf(&c->out, "%lx\r\n", (unsigned long)j->out.len);
@@ -2275,6 +2280,22 @@ FTIDEF fti_result fti_server_create(const fti_server_opts *opts, const fti_gen *
     if (opts) s->o = *opts;
     snprintf(s->host, sizeof s->host, "%s", s->o.host ? s->o.host : "127.0.0.1");
     s->o.host = s->host;
+    if (s->o.instance) {
+        const char *nm = s->o.instance;
+        size_t n = strlen(nm), k;
+        int ok = n >= 1 && n <= 64;
+        for (k = 0; ok && k < n; k++)
+            ok = (nm[k] >= 'a' && nm[k] <= 'z') || (nm[k] >= 'A' && nm[k] <= 'Z') ||
+                 (nm[k] >= '0' && nm[k] <= '9') || nm[k] == '.' || nm[k] == '_' || nm[k] == '-';
+        if (!ok) {
+            fti_server_free(s);
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "fti_server_create: instance name must be 1-64 of [A-Za-z0-9._-]");
+        }
+        snprintf(s->inst_hdr, sizeof s->inst_hdr, "X-Fti-Instance: %s\r\n", nm);
+        snprintf(s->inst, sizeof s->inst, "%s", nm);
+        s->o.instance = s->inst;
+    }
     if (s->o.max_conns <= 0) s->o.max_conns = 256;
     if (s->o.max_queue <= 0) s->o.max_queue = 64;
     if (s->o.max_batch <= 0) s->o.max_batch = 16;

@@ -297,6 +297,8 @@ typedef struct fti_server_opts {
     fti_log_fn log;             /* optional */
     void *log_user;
     int no_dashboard;           /* 1: GET / is 404 */
+    const char *instance;       /* replica name (NULL = none): sent as the X-Fti-Instance header
+                                 * and in /health; [A-Za-z0-9._-], at most 64 bytes (copied) */
 } fti_server_opts;
 
 /* Creates a server: binds and listens (so the port is known when this returns). gen is copied; the

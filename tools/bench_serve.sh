@@ -170,7 +170,8 @@ for mode in model echo; do
         r=$(load "$PORT" "$c")
         tps=$(field "$r" tps); p50=$(field "$r" p50_ms); p99=$(field "$r" p99_ms); err=$(field "$r" errors)
         [ -n "$base" ] || base=$tps
-        printf '%-28s %6s %10s %10s %10s %8s\n' "fti $mode stories15M-q8_0" "$c" "$tps" "$p50" "$p99" "$err"
+        label="fti stories15M-q8_0"; [ $mode = echo ] && label="fti echo (2 ms per step)"
+        printf '%-28s %6s %10s %10s %10s %8s\n' "$label" "$c" "$tps" "$p50" "$p99" "$err"
         [ "${err:-1}" -eq 0 ] || [ "$c" -ge $MAX_CONNS ] || { fail=1; echo "bench-serve: $err errors at $c clients (below the cap)"; }
         if [ $mode = model ]; then
             if [ $PEER = node ]; then
