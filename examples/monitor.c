@@ -2,9 +2,11 @@
  *
  *     build/fti-monitor --home twin report
  *     build/fti-monitor report --log twin/logs/requests.jsonl --window 50 --svg report.svg
+ *     build/fti-monitor report --log logs/requests-a.jsonl --log logs/requests-b.jsonl
  *
  * Reads the JSONL request log that fti-serve writes (and its rotated files .1 .. .9, oldest
- * first), prints a summary table (traffic by endpoint and status, latency and time-to-first-token
+ * first); several logs (replicas: repeated --log, or a directory's requests*.jsonl, which is the
+ * default: HOME/logs) are merged into one stream ordered by time. It prints a summary table (traffic by endpoint and status, latency and time-to-first-token
  * percentiles, tokens/s), drift per window of requests (PSI and Jensen-Shannon divergence of the
  * prompts' token buckets and lengths against the reference line the server wrote from the feature
  * store, byte-fallback share, perplexity ratio) and the alerts, and writes an SVG chart of latency
@@ -17,14 +19,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: fti-monitor [--home DIR] report [--log FILE] [--window N] [--since SECONDS]\n"
+            "usage: fti-monitor [--home DIR] report [--log FILE|DIR ...] [--window N] [--since S]\n"
             "                   [--svg FILE] [--psi-warn X] [--psi-alert X] [--js-alert X]\n"
             "Summarises the request log of fti-serve and checks drift against the training data.\n"
             "  --home DIR      workspace (default $FTI_HOME, else ./twin)\n"
-            "  --log FILE      request log (default HOME/logs/requests.jsonl, plus FILE.1 ...)\n"
+            "  --log FILE|DIR  a request log (plus its rotated FILE.1 ...), or a directory: its\n"
+            "                  requests*.jsonl; repeat to merge the logs of several replicas\n"
+            "                  (default: HOME/logs, i.e. requests.jsonl and requests-NAME.jsonl)\n"
             "  --window N      requests per drift window (default 100)\n"
             "  --since S       only requests of the last S seconds\n"
             "  --svg FILE      chart of latency and drift (default: the log's directory/report.svg;\n"
@@ -37,6 +42,8 @@ static void usage(FILE *f) {
 
 typedef struct rec_ref {
     int ref_index; /* which reference line applies (-1 none) */
+    int log_index; /* which log it came from */
+    size_t seq;    /* read order (ties in the merge keep it) */
     fti_request_record r;
     char strs[256];
 } rec_ref;
@@ -47,7 +54,66 @@ typedef struct report {
     fti_drift_ref **refs;
     size_t n_refs, cap_refs;
     size_t bad_lines;
+    int cur_ref;   /* the reference line in force in the log being read (-1 none) */
+    int cur_log;
 } report;
+
+/* The logs to read: files, in the order given (directories expanded to their requests*.jsonl,
+ * sorted by name). */
+typedef struct log_list {
+    char *paths[64];
+    size_t n;
+} log_list;
+
+static int log_list_add(log_list *L, const char *path) {
+    if (L->n == sizeof L->paths / sizeof L->paths[0]) {
+        fprintf(stderr, "fti-monitor: more than %lu logs\n", (unsigned long)L->n);
+        return -1;
+    }
+    if (!(L->paths[L->n] = fti_strdup(path))) return -1;
+    L->n++;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds dir's request logs (requests*.jsonl; the rotated .jsonl.N files come with each). */
+static int log_list_add_dir(log_list *L, const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t first = L->n;
+    if (!d) {
+        fprintf(stderr, "fti-monitor: cannot read the directory %s\n", dir);
+        return -1;
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        char *p;
+        if (n < 14 || strncmp(de->d_name, "requests", 8) != 0 ||
+            strcmp(de->d_name + n - 6, ".jsonl") != 0)
+            continue;
+        p = fti_path_join(dir, de->d_name);
+        if (!p || (!fti_path_is_dir(p) && log_list_add(L, p) != 0)) {
+            fti_free(p);
+            closedir(d);
+            return -1;
+        }
+        fti_free(p);
+    }
+    closedir(d);
+    qsort(L->paths + first, L->n - first, sizeof L->paths[0], cmp_str);
+    return 0;
+}
+
+/* Orders merged records by time, then by read order. */
+static int cmp_rec(const void *a, const void *b) {
+    const rec_ref *x = *(rec_ref *const *)a, *y = *(rec_ref *const *)b;
+    if (x->r.time < y->r.time) return -1;
+    if (x->r.time > y->r.time) return 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
 
 static int add_ref_line(report *rp, const char *line, size_t len) {
     fti_json_doc *doc = NULL;
@@ -83,6 +149,7 @@ static int add_ref_line(report *rp, const char *line, size_t len) {
         rp->cap_refs = nc;
     }
     rp->refs[rp->n_refs++] = ref;
+    rp->cur_ref = (int)rp->n_refs - 1;
     return 0;
 }
 
@@ -117,7 +184,9 @@ static int read_log(report *rp, const char *path, double since_wall) {
         }
         r = fti_request_record_parse(line, n, &x->r, x->strs, sizeof x->strs);
         if (r == FTI_OK && x->r.time >= since_wall) {
-            x->ref_index = (int)rp->n_refs - 1;
+            x->ref_index = rp->cur_ref;
+            x->log_index = rp->cur_log;
+            x->seq = rp->n;
             rp->recs[rp->n++] = x;
             continue;
         }
@@ -198,7 +267,10 @@ static void svg_chart(FILE *f, const window_stats *w, size_t n_w, const fti_drif
 }
 
 int main(int argc, char **argv) {
-    const char *home_arg = NULL, *log_arg = NULL, *svg_arg = NULL, *cmd = NULL;
+    const char *home_arg = NULL, *svg_arg = NULL, *cmd = NULL;
+    const char *log_args[64];
+    size_t n_log_args = 0;
+    log_list logs;
     size_t window = 100, i, k;
     double since = 0;
     fti_drift_thresholds thr;
@@ -211,6 +283,8 @@ int main(int argc, char **argv) {
 
     memset(&thr, 0, sizeof thr);
     memset(&rp, 0, sizeof rp);
+    memset(&logs, 0, sizeof logs);
+    rp.cur_ref = -1;
     for (i = 1; i < (size_t)argc; i++) {
         const char *a = argv[i], *v = i + 1 < (size_t)argc ? argv[i + 1] : NULL;
 #define NEEDV()                                                    \
@@ -225,7 +299,14 @@ int main(int argc, char **argv) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--home")) { NEEDV(); home_arg = v; }
-        else if (!strcmp(a, "--log")) { NEEDV(); log_arg = v; }
+        else if (!strcmp(a, "--log")) {
+            NEEDV();
+            if (n_log_args == sizeof log_args / sizeof log_args[0]) {
+                fprintf(stderr, "fti-monitor: too many --log\n");
+                return 2;
+            }
+            log_args[n_log_args++] = v;
+        }
         else if (!strcmp(a, "--svg")) { NEEDV(); svg_arg = v; }
         else if (!strcmp(a, "--window")) { NEEDV(); window = (size_t)strtoul(v, NULL, 10); }
         else if (!strcmp(a, "--since")) { NEEDV(); since = atof(v); }
@@ -249,29 +330,48 @@ int main(int argc, char **argv) {
     if (window == 0) window = 100;
     home = fti_strdup(home_arg && *home_arg ? home_arg
                       : getenv("FTI_HOME") && *getenv("FTI_HOME") ? getenv("FTI_HOME") : "twin");
-    if (log_arg) log_path = fti_strdup(log_arg);
-    else {
-        char *logs = fti_path_join(home, "logs");
-        log_path = logs ? fti_path_join(logs, "requests.jsonl") : NULL;
-        fti_free(logs);
+    if (n_log_args == 0) {
+        log_path = fti_path_join(home, "logs"); /* default: every request log there */
+        if (!log_path || !fti_path_is_dir(log_path)) {
+            fprintf(stderr, "fti-monitor: no request logs at %s\n", log_path ? log_path : "?");
+            goto out;
+        }
+        if (log_list_add_dir(&logs, log_path) != 0) goto out;
     }
-    if (!log_path || !fti_path_exists(log_path)) {
-        fprintf(stderr, "fti-monitor: no request log at %s\n", log_path ? log_path : "?");
+    for (k = 0; k < n_log_args; k++) {
+        if (!fti_path_exists(log_args[k])) {
+            fprintf(stderr, "fti-monitor: no request log at %s\n", log_args[k]);
+            goto out;
+        }
+        if (fti_path_is_dir(log_args[k]) ? log_list_add_dir(&logs, log_args[k])
+                                         : log_list_add(&logs, log_args[k]))
+            goto out;
+        if (!log_path) log_path = fti_strdup(log_args[k]);
+    }
+    if (logs.n == 0) {
+        fprintf(stderr, "fti-monitor: no request log (requests*.jsonl) in %s\n",
+                log_path ? log_path : "?");
         goto out;
     }
-    /* rotated files first (oldest = highest number), then the current one */
-    for (k = 9; k >= 1; k--) {
-        char p[4096];
-        snprintf(p, sizeof p, "%s.%lu", log_path, (unsigned long)k);
-        if (fti_path_exists(p) && read_log(&rp, p, since > 0 ? fti_time_wall() - since : 0) < 0) {
-            fprintf(stderr, "fti-monitor: cannot read %s\n", p);
+    for (k = 0; k < logs.n; k++) {
+        size_t g;
+        rp.cur_ref = -1; /* a log's records use its own reference lines */
+        rp.cur_log = (int)k;
+        /* rotated files first (oldest = highest number), then the current one */
+        for (g = 9; g >= 1; g--) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s.%lu", logs.paths[k], (unsigned long)g);
+            if (fti_path_exists(p) && read_log(&rp, p, since > 0 ? fti_time_wall() - since : 0) < 0) {
+                fprintf(stderr, "fti-monitor: cannot read %s\n", p);
+                goto out;
+            }
+        }
+        if (read_log(&rp, logs.paths[k], since > 0 ? fti_time_wall() - since : 0) < 0) {
+            fprintf(stderr, "fti-monitor: cannot read %s\n", logs.paths[k]);
             goto out;
         }
     }
-    if (read_log(&rp, log_path, since > 0 ? fti_time_wall() - since : 0) < 0) {
-        fprintf(stderr, "fti-monitor: cannot read %s\n", log_path);
-        goto out;
-    }
+    if (logs.n > 1 && rp.n > 1) qsort(rp.recs, rp.n, sizeof rp.recs[0], cmp_rec);
 
     /* --- summary ------------------------------------------------------------------------------ */
     {
@@ -311,7 +411,16 @@ int main(int argc, char **argv) {
                 ctok += (uint64_t)(r->completion_tokens > 0 ? r->completion_tokens : 0);
             }
         }
-        printf("fti-monitor report: %s\n", log_path);
+        if (logs.n == 1) {
+            printf("fti-monitor report: %s\n", logs.paths[0]);
+        } else {
+            printf("fti-monitor report: %lu logs merged\n", (unsigned long)logs.n);
+            for (k = 0; k < logs.n; k++) {
+                size_t c = 0, j;
+                for (j = 0; j < rp.n; j++) c += rp.recs[j]->log_index == (int)k;
+                printf("    %-48s %8lu requests\n", logs.paths[k], (unsigned long)c);
+            }
+        }
         printf("  %lu requests over %.1f s (%lu ok), %llu prompt tokens, %llu completion tokens%s\n",
                (unsigned long)rp.n, t_last - t_first, (unsigned long)n_ok,
                (unsigned long long)ptok, (unsigned long long)ctok,
@@ -319,6 +428,34 @@ int main(int argc, char **argv) {
         printf("\n  %-28s %6s %8s\n", "endpoint", "status", "requests");
         for (k = 0; k < n_eps; k++)
             printf("  %-28s %6d %8lu\n", eps[k].endpoint, eps[k].status, (unsigned long)eps[k].n);
+        {
+            struct { char id[64]; size_t n; double t0, t1; } ms[16];
+            size_t n_ms = 0, j;
+            for (j = 0; j < rp.n; j++) {
+                const fti_request_record *r = &rp.recs[j]->r;
+                const char *id = r->model ? r->model : "?";
+                for (k = 0; k < n_ms; k++)
+                    if (strcmp(ms[k].id, id) == 0) break;
+                if (k == n_ms && n_ms < 16) {
+                    snprintf(ms[k].id, sizeof ms[k].id, "%s", id);
+                    ms[k].n = 0;
+                    ms[k].t0 = ms[k].t1 = r->time;
+                    n_ms++;
+                }
+                if (k < n_ms) {
+                    ms[k].n++;
+                    if (r->time < ms[k].t0) ms[k].t0 = r->time;
+                    if (r->time > ms[k].t1) ms[k].t1 = r->time;
+                }
+            }
+            if (n_ms) printf("\n  %-28s %8s  %s\n", "model", "requests", "first .. last (UTC)");
+            for (k = 0; k < n_ms; k++) {
+                char a[32], b2[32];
+                fti_time_iso8601(ms[k].t0, a);
+                fti_time_iso8601(ms[k].t1, b2);
+                printf("  %-28s %8lu  %s .. %s\n", ms[k].id, (unsigned long)ms[k].n, a, b2);
+            }
+        }
         printf("\n  %-22s %10s %10s %10s %10s\n", "", "p50", "p90", "p99", "max");
         if (n_lat)
             printf("  %-22s %10.1f %10.1f %10.1f %10.1f\n", "latency ms", fti_percentile(lat, n_lat, 50),
@@ -399,6 +536,7 @@ int main(int argc, char **argv) {
         } else {
             FILE *f;
             if (svg_arg) svg_path = fti_strdup(svg_arg);
+            else if (fti_path_is_dir(log_path)) svg_path = fti_path_join(log_path, "report.svg");
             else {
                 const char *b = fti_path_base(log_path);
                 char *dir = fti_strndup(log_path, (size_t)(b - log_path));
@@ -426,6 +564,7 @@ out:
     fti_free(ttft);
     fti_free(tps);
     fti_free(svg_path);
+    for (k = 0; k < logs.n; k++) fti_free(logs.paths[k]);
     fti_free(log_path);
     fti_free(home);
     return rc;

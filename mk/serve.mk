@@ -15,3 +15,11 @@ bench-serve: $(B)/fti-serve $(B)/fti-loadgen $(B)/fti-infer $(B)/bench_infer
 
 check-serve: $(B)/fti-serve $(B)/fti-loadgen $(B)/fti-monitor
 	B=$(B) sh tests/serve_e2e.sh
+
+# replicated serving: two fti-serve instances behind nginx (deploy/nginx/fti.conf)
+.PHONY: test-replicas
+$(B)/serve_register: tools/serve_register.c fti.h | $(B)
+	$(CC) $(STD) $(OPT) $(WARN) $(CFLAGS) -I. -o $@ tools/serve_register.c $(LDLIBS)
+
+test-replicas: $(B)/fti-serve $(B)/fti-loadgen $(B)/fti-monitor $(B)/fti-registry $(B)/bench_infer $(B)/serve_register
+	B=$(B) sh tools/test_replicas.sh

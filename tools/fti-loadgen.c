@@ -7,6 +7,10 @@
  * to back (a new request when the previous response is complete), for -d seconds or -n requests
  * each. Completion tokens come from the responses' usage. Prints a summary and one machine line:
  *     RESULT conc=C requests=R errors=E tokens=T seconds=S tps=X p50_ms=A p99_ms=B
+ * and, when the responses name them, how many successful responses came from each model (the
+ * "model" field) and each server instance (the X-Fti-Instance header; replicas behind a proxy):
+ *     MODELS <id>=<n> ...
+ *     INSTANCES <name>=<n> ...
  * Exit status 0 when every request succeeded, 1 otherwise.
  */
 #define FTI_IMPLEMENTATION
@@ -30,7 +34,52 @@ typedef struct lg_opts {
     double seconds;
 } lg_opts;
 
+#define LG_MAX_TAGS 8
+typedef struct lg_tag {
+    char name[72];
+    uint64_t n;
+} lg_tag;
+
+/* Counts one occurrence of name[0..n) in tags (at most LG_MAX_TAGS distinct names). */
+static void lg_tag_add(lg_tag *tags, size_t *n_tags, const char *name, size_t n, uint64_t count) {
+    size_t i;
+    if (n >= sizeof tags[0].name) n = sizeof tags[0].name - 1;
+    for (i = 0; i < *n_tags; i++)
+        if (strlen(tags[i].name) == n && memcmp(tags[i].name, name, n) == 0) {
+            tags[i].n += count;
+            return;
+        }
+    if (*n_tags == LG_MAX_TAGS) return;
+    memcpy(tags[*n_tags].name, name, n);
+    tags[*n_tags].name[n] = 0;
+    tags[(*n_tags)++].n = count;
+}
+
+/* The value after `key` up to the first byte of `stops` (or the end), within [p, end). */
+static void lg_tag_find(lg_tag *tags, size_t *n_tags, const char *p, const char *end,
+                        const char *key, const char *stops) {
+    size_t kl = strlen(key);
+    for (; p && p + kl <= end; p++) {
+        if (memcmp(p, key, kl) == 0) {
+            const char *v = p + kl, *e = v;
+            while (e < end && !strchr(stops, *e)) e++;
+            lg_tag_add(tags, n_tags, v, (size_t)(e - v), 1);
+            return;
+        }
+    }
+}
+
+static void lg_tags_print(const char *label, const lg_tag *tags, size_t n) {
+    size_t i;
+    if (!n) return;
+    printf("%s", label);
+    for (i = 0; i < n; i++) printf(" %s=%llu", tags[i].name, (unsigned long long)tags[i].n);
+    printf("\n");
+}
+
 typedef struct lg_client {
+    lg_tag models[LG_MAX_TAGS], insts[LG_MAX_TAGS];
+    size_t n_models, n_insts;
     const lg_opts *o;
     int id;
     double *lat_ms;
@@ -151,6 +200,9 @@ static void *lg_client_main(void *arg) {
             }
         }
         if (c->n_lat < c->cap_lat) c->lat_ms[c->n_lat++] = (double)(fti_time_ns() - t0) / 1e6;
+        lg_tag_find(c->models, &c->n_models, resp.data + off, resp.data + resp.len, "\"model\":\"",
+                    "\"");
+        lg_tag_find(c->insts, &c->n_insts, resp.data, resp.data + off, "X-Fti-Instance: ", "\r\n");
         u = strstr(resp.data + off, "\"completion_tokens\":");
         if (u) c->tokens += (uint64_t)strtoull(u + 20, NULL, 10);
         if (o->print) fwrite(resp.data + off, 1, resp.len - off, stdout);
@@ -180,6 +232,8 @@ int main(int argc, char **argv) {
     size_t n_lat = 0;
     int errors = 0;
     double secs, *all;
+    lg_tag models[LG_MAX_TAGS], insts[LG_MAX_TAGS];
+    size_t n_models = 0, n_insts = 0;
     memset(&o, 0, sizeof o);
     o.host = "127.0.0.1";
     o.path = "/v1/completions";
@@ -233,6 +287,13 @@ int main(int argc, char **argv) {
     for (i = 0; i < o.conc; i++) pthread_join(th[i], NULL);
     secs = (double)(fti_time_ns() - t0) / 1e9;
     for (i = 0; i < o.conc; i++) {
+        size_t t;
+        for (t = 0; t < cl[i].n_models; t++)
+            lg_tag_add(models, &n_models, cl[i].models[t].name, strlen(cl[i].models[t].name),
+                       cl[i].models[t].n);
+        for (t = 0; t < cl[i].n_insts; t++)
+            lg_tag_add(insts, &n_insts, cl[i].insts[t].name, strlen(cl[i].insts[t].name),
+                       cl[i].insts[t].n);
         tokens += cl[i].tokens;
         errors += cl[i].errors;
         n_lat += cl[i].n_lat;
@@ -252,6 +313,8 @@ int main(int argc, char **argv) {
            "p99_ms=%.2f\n",
            o.conc, (unsigned long)n_lat, errors, (unsigned long long)tokens, secs,
            (double)tokens / secs, fti_percentile(all, n_lat, 50), fti_percentile(all, n_lat, 99));
+    lg_tags_print("MODELS", models, n_models);
+    lg_tags_print("INSTANCES", insts, n_insts);
     fti_free(all);
     fti_free(cl);
     fti_free(th);
