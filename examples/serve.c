@@ -23,6 +23,9 @@
 #include <math.h>
 #include <time.h>
 #include <pthread.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -92,6 +95,10 @@ typedef struct eng {
     int32_t *bt;
     fti_result *brc;
     int max_batch;
+    fti_session **spare;  /* (max_batch) sessions of ended sequences, reset, for reuse: a
+                           * session is one large block (KV cache + scratch), and allocating
+                           * one per request fragments the heap (RSS grew under load) */
+    size_t n_spare;
     int use_batch_decode; /* --batch-decode */
     char id[128];
     int n_ctx;
@@ -114,9 +121,14 @@ typedef struct eng_seq {
 static const char *eng_id(void *u) { return ((eng *)u)->id; }
 static int eng_n_ctx(void *u) { return ((eng *)u)->n_ctx; }
 
-static void eng_seq_free(eng_seq *q) {
+static void eng_seq_free(eng *g, eng_seq *q) {
     if (!q) return;
-    fti_session_free(q->s);
+    if (q->s && g && g->spare && g->n_spare < (size_t)g->max_batch) {
+        fti_session_reset(q->s);
+        g->spare[g->n_spare++] = q->s;
+    } else {
+        fti_session_free(q->s);
+    }
     fti_sampler_free(q->smp);
     fti_free(q->user_ids);
     fti_free(q->chunks_json);
@@ -207,7 +219,8 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
 #endif
     memset(&so, 0, sizeof so);
     so.n_ctx = (size_t)g->n_ctx;
-    r = fti_session_create(&q->s, g->e, &so, err);
+    if (g->n_spare) q->s = g->spare[--g->n_spare]; /* reset when it was put back */
+    else r = fti_session_create(&q->s, g->e, &so, err);
     if (r != FTI_OK) goto fail;
     memset(&sm, 0, sizeof sm);
     sm.temperature = p->temperature;
@@ -272,7 +285,7 @@ fail:
     fti_tokens_free(&ut);
     fti_buf_free(&cj);
     fti_buf_free(&cj2);
-    eng_seq_free(q);
+    eng_seq_free(g, q);
     return r;
 }
 
@@ -339,10 +352,7 @@ static fti_result eng_step(void *user, void **seqs, size_t n, fti_gen_token *out
     return FTI_OK;
 }
 
-static void eng_end(void *user, void *seq) {
-    (void)user;
-    eng_seq_free((eng_seq *)seq);
-}
+static void eng_end(void *user, void *seq) { eng_seq_free((eng *)user, (eng_seq *)seq); }
 
 static void eng_release(void *user) {
     eng *g = (eng *)user;
@@ -351,6 +361,8 @@ static void eng_release(void *user) {
     fti_dataset_close(g->ds);
 #endif
     fti_batch_decoder_free(g->dec);
+    while (g->n_spare) fti_session_free(g->spare[--g->n_spare]);
+    fti_free(g->spare);
     fti_free(g->bs);
     fti_free(g->bt);
     fti_free(g->brc);
@@ -437,6 +449,7 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
     g->bs = (fti_session **)fti_calloc((size_t)g->max_batch, sizeof *g->bs);
     g->bt = (int32_t *)fti_calloc((size_t)g->max_batch, sizeof *g->bt);
     g->brc = (fti_result *)fti_calloc((size_t)g->max_batch, sizeof *g->brc);
+    g->spare = (fti_session **)fti_calloc((size_t)g->max_batch, sizeof *g->spare);
     g->use_batch_decode = g_batch_decode;
     r = g->bs && g->bt && g->brc ? fti_batch_decoder_create(g->e, (size_t)g->max_batch, (size_t)g->n_ctx,
                                                   &g->dec, err)
@@ -585,6 +598,13 @@ int main(int argc, char **argv) {
     pthread_t wth;
     int watching = 0;
 
+#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD)
+    /* A fixed mmap threshold: blocks of 256 KiB and more (a prompt's logits, samplers, sessions
+     * beyond the spares) are mapped and go back to the system when freed. glibc's default
+     * threshold rises after such a free, moving later ones into the heap, where a long-running
+     * server's churn fragments it and RSS creeps up (seen in `make bench-serve SOAK=60`). */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
     memset(&o, 0, sizeof o);
     memset(&mo, 0, sizeof mo);
     memset(&w, 0, sizeof w);

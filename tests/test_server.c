@@ -455,6 +455,50 @@ FTI_TEST(server_smuggling_closes) {
     srv_finish(&f);
 }
 
+/* Every malformed and smuggling case of the parser test (tests/test_http.c, same runner), sent
+ * over a socket with a valid request right behind it: answered once with the case's 4xx, the
+ * connection closed, the request behind it never served. */
+FTI_TEST(server_every_bad_request_closes) {
+    static const char tail[] = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+    size_t i, n_cases = sizeof http_bad / sizeof http_bad[0], n_ok = 0;
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf resp, req;
+    memset(&o, 0, sizeof o);
+    memset(&resp, 0, sizeof resp);
+    memset(&req, 0, sizeof req);
+    o.header_timeout_ms = 2000;
+    o.body_timeout_ms = 2000;
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    CHECK(n_cases >= 40);
+    for (i = 0; i < n_cases; i++) {
+        int fd = cli_connect(f.port), r, status;
+        char want[16];
+        REQUIRE(fd >= 0);
+        resp.len = req.len = 0;
+        fti_buf_append(&req, http_bad[i].req, http_case_len(&http_bad[i]));
+        fti_buf_append(&req, tail, sizeof tail - 1);
+        CHECK_OK(cli_send(fd, req.data, req.len));
+        r = cli_read_all(fd, &resp, 5000);
+        status = resp.len > 12 ? atoi(resp.data + 9) : 0;
+        snprintf(want, sizeof want, "%d", http_bad[i].status);
+        if (r == 1 && status == http_bad[i].status && cli_response_len(resp.data, resp.len) == resp.len &&
+            strstr(resp.data, "Connection: close") != NULL) {
+            n_ok++;
+        } else {
+            fprintf(stderr, "    case '%s': r=%d status %d (want %s), %lu bytes: %.80s\n",
+                    http_bad[i].name, r, status, want, (unsigned long)resp.len,
+                    resp.data ? resp.data : "");
+            fti_test_failures++;
+        }
+        close(fd);
+    }
+    CHECK_EQ_INT((int)n_ok, (int)n_cases);
+    fti_buf_free(&resp);
+    fti_buf_free(&req);
+    srv_finish(&f);
+}
+
 FTI_TEST(server_slow_header_deadline) {
     srv_fixture f;
     fti_server_opts o;
