@@ -499,6 +499,40 @@ FTI_TEST(server_every_bad_request_closes) {
     srv_finish(&f);
 }
 
+/* Replicas: --instance names the server in every response and in /health; a name that could
+ * inject a header is refused. */
+FTI_TEST(server_instance_name) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf resp;
+    fti_gen g;
+    fti_gen_echo_opts eo;
+    fti_server *bad = NULL;
+    fti_error err;
+    char name[8];
+    memset(&o, 0, sizeof o);
+    memset(&resp, 0, sizeof resp);
+    snprintf(name, sizeof name, "r-1.b");
+    o.instance = name;
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    name[0] = 'x'; /* the server keeps its own copy */
+    CHECK_EQ_INT(cli_do(f.port, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 200);
+    CHECK(strstr(resp.data, "\r\nX-Fti-Instance: r-1.b\r\n") != NULL);
+    CHECK(strstr(resp.data, "\"instance\":\"r-1.b\"") != NULL);
+    resp.len = 0;
+    CHECK_EQ_INT(cli_do(f.port, "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 31\r\n\r\n"
+                                "{\"prompt\":\"a\",\"max_tokens\":2}  ", &resp), 200);
+    CHECK(strstr(resp.data, "\r\nX-Fti-Instance: r-1.b\r\n") != NULL);
+    srv_finish(&f);
+    memset(&eo, 0, sizeof eo);
+    REQUIRE(fti_gen_echo_create(&eo, &g) == FTI_OK);
+    o.instance = "a\r\nSet-Cookie: x";
+    o.port = 0;
+    CHECK(fti_server_create(&o, &g, &bad, &err) == FTI_ERR_INVALID); /* gen released */
+    CHECK(bad == NULL);
+    fti_buf_free(&resp);
+}
+
 FTI_TEST(server_slow_header_deadline) {
     srv_fixture f;
     fti_server_opts o;
