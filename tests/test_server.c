@@ -984,6 +984,8 @@ void fti_test_server_hot_swap_under_traffic(void) {}
 void fti_test_server_graceful_stop(void) {}
 void fti_test_server_survives_emfile(void) {}
 void fti_test_server_monitor_log_metrics(void) {}
+void fti_test_server_every_bad_request_closes(void) {}
+void fti_test_server_instance_name(void) {}
 #endif
 
 #if !defined(FTI_NO_SERVER)
