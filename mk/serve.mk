@@ -2,6 +2,7 @@
 #   make bench-serve   tokens/s and latency at 1/4/16/64 clients vs llama.cpp (node-llama-cpp
 #                      behind a node http server), else fti-infer run sequentially
 #   make bench-serve SOAK=60   the server's RSS sampled every second under 60 s of load
+#                      (SOAK_MODE=echo: the HTTP layer alone, thousands of requests/s)
 #   make test-replicas two fti-serve instances behind nginx, a promotion rolling through both
 #   make check-serve   fti-serve + fti-loadgen + fti-monitor end to end (SIGTERM exit 0,
 #                      report exit 0 / 3), part of `make check`

@@ -14,7 +14,9 @@
 # SOAK_CONC clients (default 16: half plain, half streaming) for SOAK seconds; its RSS is
 # sampled every second and start/end/max and the least-squares slope are reported (also over
 # the second half, after warm-up). Exit status 1 when the second half grows by more than
-# SOAK_MAX_GROWTH_KB (default 2048) or a request failed.
+# SOAK_MAX_GROWTH_KB (default 2048) or a request failed. SOAK_MODE=echo soaks the HTTP layer
+# instead (echo generator, 2 ms per step: thousands of requests per second, logs rotating at
+# 1 MiB).
 #
 #   BENCH_SERVE_SECONDS=5 (per case)  BENCH_SERVE_TOKENS=32  BENCH_SERVE_CONC="1 4 16 64"
 #   BENCH_SERVE_THREADS=2  BENCH_SERVE_PEER=auto|node|infer  FTI_BENCH_CACHE=$HOME/.cache/fti-bench
@@ -29,6 +31,7 @@ T=${BENCH_SERVE_THREADS:-2}
 PEER=${BENCH_SERVE_PEER:-auto}
 SOAK=${SOAK:-${BENCH_SERVE_SOAK:-0}}
 SOAK_CONC=${SOAK_CONC:-16}
+SOAK_MODE=${SOAK_MODE:-model}
 SOAK_MAX_GROWTH_KB=${SOAK_MAX_GROWTH_KB:-2048}
 CACHE=${FTI_BENCH_CACHE:-$HOME/.cache/fti-bench}
 NODE_MODULES=$CACHE/infer/node_modules
@@ -74,7 +77,8 @@ load() { # load PORT CONC [extra loadgen args]: prints the RESULT line
 
 # --- soak: RSS under a long run -----------------------------------------------------------------
 if [ "$SOAK" -gt 0 ] 2>/dev/null; then
-    start_server --model "$TMP/model.gguf" --rag-k 0 --log-max-mb 1
+    if [ "$SOAK_MODE" = echo ]; then start_server --echo --step-us 2000 --log-max-mb 1
+    else start_server --model "$TMP/model.gguf" --rag-k 0 --log-max-mb 1; fi
     half=$((SOAK_CONC / 2)); [ $half -ge 1 ] || half=1
     rest=$((SOAK_CONC - half)); [ $rest -ge 1 ] || rest=1
     "$B/fti-loadgen" --port "$PORT" -c "$half" -d "$SOAK" --max-tokens "$TOK" > "$TMP/soak1.txt" &
@@ -92,7 +96,7 @@ if [ "$SOAK" -gt 0 ] 2>/dev/null; then
     wait $L2; e2=$?
     r1=$(grep '^RESULT' "$TMP/soak1.txt"); r2=$(grep '^RESULT' "$TMP/soak2.txt")
     stop_server
-    echo "soak: $SOAK s, $half plain + $rest streaming clients of $TOK tokens, stories15M-q8_0, $T threads"
+    echo "soak: $SOAK s, $half plain + $rest streaming clients of $TOK tokens, $([ "$SOAK_MODE" = echo ] && echo "echo generator" || echo stories15M-q8_0), $T threads"
     echo "  plain:     $r1"
     echo "  streaming: $r2"
     out=$(awk -v maxg="$SOAK_MAX_GROWTH_KB" '
@@ -109,9 +113,9 @@ if [ "$SOAK" -gt 0 ] 2>/dev/null; then
                    r[1], r[NR], mx, 60 * slope(1, NR), 60 * slope(h, NR), NR
             g = r[NR] - r[h]
             printf "  second-half growth %d kB (limit %d kB): %s\n", g, maxg, g <= maxg ? "stable" : "GROWING"
-            printf "BENCH serve soak-rss-growth-t%s ours=%d peer=%d ratio=%.2f unit=kB-second-half\n", T, g, maxg, (g > 0 ? maxg / g : 99)
+            printf "BENCH serve soak-%s-rss-growth-t%s ours=%d peer=%d ratio=%.2f unit=kB-second-half\n", M, T, g, maxg, (g > 0 ? maxg / g : 99)
             exit g <= maxg ? 0 : 1
-        }' T="$T" "$TMP/rss.txt")
+        }' T="$T" M="$SOAK_MODE" "$TMP/rss.txt")
     grow=$?
     echo "$out"
     errs=$(( $(field "$r1" errors) + $(field "$r2" errors) ))
