@@ -70,6 +70,7 @@ ID1=$("$B/serve_register" "$HOME_DIR" "$TMP/m1.gguf" first) &&
 check "two distinct model ids ($ID1, $ID2)" [ "$ID1" != "$ID2" ]
 
 # --- two instances and nginx ---------------------------------------------------------------
+sleep 1; touch "$TMP/marker"; sleep 1 # files modified after this: only logs and the alias (models/aliases.json)
 start_instance a 0 || { bad "instance a starts"; finish; }
 start_instance b 0 || { bad "instance b starts"; finish; }
 PA=$(cat "$TMP/port-a"); PB=$(cat "$TMP/port-b")
@@ -145,6 +146,8 @@ check "both instances exit 0 on SIGTERM" [ $((rca + rcb)) -eq 0 ]
 LA=$HOME_DIR/logs/requests-a.jsonl
 LB=$HOME_DIR/logs/requests-b.jsonl
 check "each instance wrote its own log" test -s "$LA" -a -s "$LB"
+written=$(cd "$HOME_DIR" && find . -type f -newer "$TMP/marker" ! -path './logs/*' ! -path './registry/*' ! -path './models/aliases.json' | tr '\n' ' ')
+check "the instances wrote nothing in the workspace but their logs (${written:-nothing else})" [ -z "$written" ]
 na=$(grep -c '"type":"request"' "$LA"); nb=$(grep -c '"type":"request"' "$LB")
 served=0
 for f in load1 load1s load2; do
