@@ -635,7 +635,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         uint32_t rank = 0;
         float alpha = 0;
         const float *ad = fti_trainer_lora(t, &rank, &alpha);
-        double val_loss = res->used_best ? st.best_val_loss : st.val_loss;
+        double val_loss = res->used_best ? st.best_val_loss : st.val_loss, train_loss;
         char ts[32];
         int threads = o.n_threads ? o.n_threads : fti_cpu_count();
         memset(&lin, 0, sizeof(lin));
@@ -655,7 +655,11 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         lin.train_config = cfgjson.data;
         lin.train_steps = st.step;
         lin.train_tokens = st.tokens_seen;
-        lin.train_loss = st.loss;
+        /* the losses as the history keeps them (f32): a run resumed after its last step has
+         * no "last step" in its stats, and the file must not depend on that */
+        train_loss = n_hist ? (double)hist[n_hist - 1] : st.loss;
+        if (!res->used_best && n_val && vs[n_val - 1] == st.step) val_loss = (double)vl[n_val - 1];
+        lin.train_loss = train_loss;
         lin.val_loss = val_loss == val_loss ? val_loss : 0;
         lin.created = ro.stamp_created ? ts : NULL;
         if (ro.from) lin.base_model_id = parent.id;
@@ -714,7 +718,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         fti_jw_key(&w, "val_loss"); fti_jw_num(&w, val_loss);
         fti_jw_key(&w, "best_val_loss"); fti_jw_num(&w, st.best_val_loss);
         fti_jw_key(&w, "val_perplexity"); fti_jw_num(&w, exp(val_loss));
-        fti_jw_key(&w, "train_loss"); fti_jw_num(&w, st.loss);
+        fti_jw_key(&w, "train_loss"); fti_jw_num(&w, train_loss);
         fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)st.tokens_seen);
         fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)st.step);
         fti_jw_key(&w, "wall_time_s"); fti_jw_num(&w, st.elapsed_s);
