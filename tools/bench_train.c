@@ -2,6 +2,7 @@
  * stories15M shape (vocab 4096, batch 8 x context 256), the measurement behind `make bench-train`.
  *
  *   build/bench_train [--threads N] [--steps N] [--vocab V] [--batch B] [--ctx T] [--preset P]
+ *                     [--bf16 1]   (bf16 matmuls with fp32 master weights: opts.bf16)
  *
  * Prints one line "fti threads=N tokens/s=X gflops=Y fraction=Z rss_mb=M": the best step of
  * `steps` after one warm-up step, the achieved FLOP/s (counted analytically: 3 x the forward's
@@ -24,7 +25,7 @@ int main(int argc, char **argv) {
     fti_error err;
     const char *preset = "stories15M";
     size_t vocab = 4096, batch = 8, ctx = 256, n_tok = 1 << 20, i;
-    int threads = 1, steps = 3, s;
+    int threads = 1, steps = 3, bf16 = 0, s;
     uint16_t *data;
     fti_rng rng;
     double best = 1e30, flops_tok, C, L, F, V;
@@ -37,9 +38,10 @@ int main(int argc, char **argv) {
         else if (strcmp(k, "--batch") == 0) batch = (size_t)atol(v);
         else if (strcmp(k, "--ctx") == 0) ctx = (size_t)atol(v);
         else if (strcmp(k, "--preset") == 0) preset = v;
+        else if (strcmp(k, "--bf16") == 0) bf16 = atoi(v);
         else {
             fprintf(stderr, "usage: bench_train [--threads N] [--steps N] [--vocab V] [--batch B] "
-                    "[--ctx T] [--preset P]\n");
+                    "[--ctx T] [--preset P] [--bf16 0|1]\n");
             return 2;
         }
     }
@@ -57,6 +59,7 @@ int main(int argc, char **argv) {
     o.lr = 1e-4f;
     o.n_threads = threads;
     o.seed = 1;
+    o.bf16 = bf16;
     tr.data = data;
     tr.n_tokens = n_tok;
     tr.token_bytes = 2;
@@ -88,9 +91,9 @@ int main(int argc, char **argv) {
     {
         double tps = (double)(batch * ctx) / best;
         double gf = tps * flops_tok / 1e9;
-        printf("fti threads=%d tokens/s=%.1f gflops=%.1f fraction=%.3f mflop/token=%.1f "
+        printf("fti%s threads=%d tokens/s=%.1f gflops=%.1f fraction=%.3f mflop/token=%.1f "
                "rss_mb=%.0f step_s=%.3f\n",
-               threads, tps, gf, gf / (206.0 * threads), flops_tok / 1e6,
+               bf16 ? "-bf16" : "", threads, tps, gf, gf / (206.0 * threads), flops_tok / 1e6,
                (double)ru.ru_maxrss / 1024.0, best);
     }
     fti_trainer_free(t);
