@@ -35,11 +35,12 @@
 typedef void (*fti__ukernel_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                 int acc);
 /* bf16 GEMM (FTI_MM_BF16): panels hold pairs of k-consecutive values as bf16 in one 32-bit word
- * (even k in the low half). pack_bf16 turns a packed fp32 panel (kc rows of `width`) into
- * (kc+1)/2 rows of pairs (an odd kc pairs its last row with 0); ukernel_bf16 is the (mr,nr)
- * micro-kernel over kp pairs: per pair c += a_hi·b_hi, then c += a_lo·b_lo (fp32 adds of exact
- * products, as vdpbf16ps). */
-typedef void (*fti__pack_bf16_fn)(uint32_t *dst, const float *src, size_t width, size_t kc);
+ * (even k in the low half). pack_bf16 writes one panel row of pairs: dst[i] = (lo[i], hi[i]) for
+ * i < n (hi = NULL pairs with 0: an odd kc), dst[i] = 0 for n <= i < width; ukernel_bf16 is the
+ * (mr,nr) micro-kernel over kp pairs: per pair c += a_hi·b_hi, then c += a_lo·b_lo (fp32 adds of
+ * exact products, as vdpbf16ps). */
+typedef void (*fti__pack_bf16_fn)(uint32_t *dst, const float *lo, const float *hi, size_t n,
+                                  size_t width);
 typedef void (*fti__ukernel_bf16_fn)(size_t kp, const uint32_t *a, const uint32_t *b, float *c,
                                      size_t ldc, int acc);
 /* y[r] (=, or += when acc) W[r]·x for r in [0, rows): W rows are row_bytes apart. */
@@ -252,15 +253,13 @@ static void fti__ukernel_ref(size_t kc, const float *a, const float *b, float *c
 }
 
 /* bf16 panels, scalar: round to nearest even (fti_f32_to_bf16). */
-static void fti__pack_bf16_ref(uint32_t *dst, const float *src, size_t width, size_t kc) {
-    size_t p2, i, kp = (kc + 1) / 2;
-    for (p2 = 0; p2 < kp; p2++, dst += width) {
-        const float *lo = src + 2 * p2 * width, *hi = lo + width;
-        int has_hi = 2 * p2 + 1 < kc;
-        for (i = 0; i < width; i++)
-            dst[i] = (uint32_t)fti_f32_to_bf16(lo[i]) |
-                     (uint32_t)fti_f32_to_bf16(has_hi ? hi[i] : 0.0f) << 16;
-    }
+static void fti__pack_bf16_ref(uint32_t *dst, const float *lo, const float *hi, size_t n,
+                               size_t width) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        dst[i] = (uint32_t)fti_f32_to_bf16(lo[i]) | (uint32_t)fti_f32_to_bf16(hi ? hi[i] : 0.0f)
+                                                        << 16;
+    for (; i < width; i++) dst[i] = 0;
 }
 
 static float fti__bf16_lo(uint32_t w) { return fti_bf16_to_f32((uint16_t)(w & 0xffffu)); }
@@ -663,6 +662,19 @@ static void fti__pack_transpose(float *out, size_t ld, const float *src, size_t 
         for (p = 0; p < kc; p++) out[p * ld + i] = src[i * lds + p];
 }
 
+/* dst[0..n) = src[0..n), dst[n..width) = 0: one panel row (n <= width <= 32). Inline SSE/NEON
+ * copies: a libc memcpy call per 12 or 32 floats cost more than the copy. */
+static void fti__copy_pad(float *dst, const float *src, size_t n, size_t width) {
+    size_t i = 0;
+#if defined(FTI__X86)
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(dst + i, _mm_loadu_ps(src + i));
+#elif defined(FTI__NEON)
+    for (; i + 4 <= n; i += 4) vst1q_f32(dst + i, vld1q_f32(src + i));
+#endif
+    for (; i < n; i++) dst[i] = src[i];
+    for (; i < width; i++) dst[i] = 0.0f;
+}
+
 /* Packing reads the source row by row (sequential addresses, so the hardware prefetcher
  * streams them) and scatters into the panels; panels are zero-padded to mr (nr). */
 static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0, size_t kc,
@@ -673,9 +685,7 @@ static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0,
             const float *src = g->A + (p0 + p) * g->lda + i0;
             for (ip = 0; ip < mc; ip += mr) {
                 size_t rows = mc - ip < mr ? mc - ip : mr;
-                float *dst = out + ip * kc + p * mr;
-                memcpy(dst, src + ip, rows * sizeof(float));
-                for (i = rows; i < mr; i++) dst[i] = 0.0f;
+                fti__copy_pad(out + ip * kc + p * mr, src + ip, rows, mr);
             }
         }
         return;
@@ -696,9 +706,7 @@ static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0,
             const float *src = g->B + (p0 + p) * g->ldb + j0;
             for (jp = 0; jp < nc; jp += nr) {
                 size_t cols = nc - jp < nr ? nc - jp : nr;
-                float *dst = out + jp * kc + p * nr;
-                memcpy(dst, src + jp, cols * sizeof(float));
-                for (j = cols; j < nr; j++) dst[j] = 0.0f;
+                fti__copy_pad(out + jp * kc + p * nr, src + jp, cols, nr);
             }
         }
         return;
@@ -709,6 +717,38 @@ static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0,
         for (j = cols; j < nr; j++)
             for (p = 0; p < kc; p++) out[p * nr + j] = 0.0f;
     }
+}
+
+/* bf16 panels of op(A) (is_b = 0; panel rows mr) or op(B) (is_b = 1; nr) for [i0, i0+mc) ×
+ * [p0, p0+kc): where the source runs along the panel (TRANS_A, or B without TRANS_B) row pairs
+ * (p, p+1) go straight into pair words; otherwise through the fp32 panel in tmp. */
+static void fti__pack_bf16(const fti__gemm_ctx *g, int is_b, size_t i0, size_t mc, size_t p0,
+                           size_t kc, float *tmp, uint32_t *out) {
+    const fti_kernels *k = g->k;
+    size_t w = is_b ? k->nr : k->mr, kp = (kc + 1) / 2, ip, p2;
+    int direct = is_b ? !(g->flags & FTI_MM_TRANS_B) : (g->flags & FTI_MM_TRANS_A) != 0;
+    if (direct) {
+        const float *src = is_b ? g->B : g->A;
+        size_t ld = is_b ? g->ldb : g->lda;
+        for (p2 = 0; p2 < kp; p2++) {
+            const float *lo = src + (p0 + 2 * p2) * ld + i0;
+            const float *hi = 2 * p2 + 1 < kc ? lo + ld : NULL;
+            for (ip = 0; ip < mc; ip += w) {
+                size_t n = mc - ip < w ? mc - ip : w;
+                k->pack_bf16(out + ip * kp + p2 * w, lo + ip, hi ? hi + ip : NULL, n, w);
+            }
+        }
+        return;
+    }
+    if (is_b)
+        fti__pack_b(g, i0, mc, p0, kc, tmp);
+    else
+        fti__pack_a(g, i0, mc, p0, kc, tmp);
+    for (ip = 0; ip < mc; ip += w)
+        for (p2 = 0; p2 < kp; p2++) {
+            const float *lo = tmp + ip * kc + 2 * p2 * w;
+            k->pack_bf16(out + ip * kp + p2 * w, lo, 2 * p2 + 1 < kc ? lo + w : NULL, w, w);
+        }
 }
 
 /* K is cut into equal blocks of at most k->kc (K = 288 with kc 256 gives 2 × 144, not
@@ -728,15 +768,16 @@ static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t
         for (pc = 0; pc < g->K; pc += kc_blk) {
             size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk, kp = (kc + 1) / 2;
             int acc = pc > 0 || (g->flags & FTI_MM_ACCUMULATE);
-            fti__pack_b(g, jc, nc, pc, kc, Bp);
             if (Bp16)
-                for (jr = 0; jr < nc; jr += nr) k->pack_bf16(Bp16 + jr * kp, Bp + jr * kc, nr, kc);
+                fti__pack_bf16(g, 1, jc, nc, pc, kc, Bp, Bp16);
+            else
+                fti__pack_b(g, jc, nc, pc, kc, Bp);
             for (ic = m0; ic < m1; ic += k->mc) {
                 size_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
-                fti__pack_a(g, ic, mc, pc, kc, Ap);
                 if (Ap16)
-                    for (ir = 0; ir < mc; ir += mr)
-                        k->pack_bf16(Ap16 + ir * kp, Ap + ir * kc, mr, kc);
+                    fti__pack_bf16(g, 0, ic, mc, pc, kc, Ap, Ap16);
+                else
+                    fti__pack_a(g, ic, mc, pc, kc, Ap);
                 for (ir = 0; ir < mc; ir += mr) {
                     const float *a = Ap + ir * kc;
                     size_t rows = mc - ir < mr ? mc - ir : mr;

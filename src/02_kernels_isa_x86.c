@@ -1065,24 +1065,20 @@ static int fti__x86_has_bf16(void) {
     return v == 2;
 }
 
-/* Pairs rows (2q, 2q+1) of a packed fp32 panel: vcvtne2ps2bf16 puts row 2q's 16 values in the
- * low words and row 2q+1's in the high words, vpermw interleaves them into (lo, hi) pairs. */
-FTI__BF16 static void fti__pack_bf16_avx512(uint32_t *dst, const float *src, size_t width,
-                                            size_t kc) {
+/* One row of pair words: vcvtne2ps2bf16 puts lo's 16 values in the low words and hi's in the
+ * high words, vpermw interleaves them into (lo, hi) pairs. */
+FTI__BF16 static void fti__pack_bf16_avx512(uint32_t *dst, const float *lo, const float *hi,
+                                            size_t n, size_t width) {
     static const uint16_t perm[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
     const __m512i idx = _mm512_loadu_si512((const void *)perm);
-    size_t p2, i, kp = (kc + 1) / 2;
-    for (p2 = 0; p2 < kp; p2++, dst += width) {
-        const float *lo = src + 2 * p2 * width, *hi = lo + width;
-        int has_hi = 2 * p2 + 1 < kc;
-        for (i = 0; i < width; i += 16) {
-            __mmask16 m = fti__tail16(width - i);
-            __m512 l = _mm512_maskz_loadu_ps(m, lo + i);
-            __m512 h = has_hi ? _mm512_maskz_loadu_ps(m, hi + i) : _mm512_setzero_ps();
-            __m512i v = (__m512i)_mm512_cvtne2ps_pbh(h, l);
-            _mm512_mask_storeu_epi32(dst + i, m, _mm512_permutexvar_epi16(idx, v));
-        }
+    size_t i;
+    for (i = 0; i < width; i += 16) {
+        __mmask16 m = fti__tail16(i < n ? n - i : 0), ms = fti__tail16(width - i);
+        __m512 l = _mm512_maskz_loadu_ps(m, lo + i);
+        __m512 h = hi ? _mm512_maskz_loadu_ps(m, hi + i) : _mm512_setzero_ps();
+        __m512i v = (__m512i)_mm512_cvtne2ps_pbh(h, l);
+        _mm512_mask_storeu_epi32(dst + i, ms, _mm512_permutexvar_epi16(idx, v));
     }
 }
 

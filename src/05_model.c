@@ -612,6 +612,7 @@ enum {
 
 typedef struct fti__model_par_ctx {
     int op;
+    const fti_kernels *kern; /* SwiGLU through the kernel table (vector exp); NULL: plain loops */
     float *out, *out2;
     const float *a, *b, *c, *w;
     size_t n, C, F, stride, T, n_heads, D;
@@ -640,11 +641,24 @@ static void fti__model_par_task(void *vctx, size_t r0, size_t r1, int thread) {
         fti__model_rmsnorm_bwd_dw(c->out, c->a, c->b, c->c, c->n, c->C, r0, r1);
         break;
     case FTI__MODEL_PAR_SWIGLU_FWD:
-        fti__model_swiglu_fwd(c->out + r0 * c->F, c->a + r0 * 2 * c->F, m, c->F);
+        if (c->kern) /* h12 rows are gate | up */
+            for (i = r0; i < r1; i++)
+                fti_swiglu_fwd(c->kern, c->out + i * c->F, c->a + i * 2 * c->F,
+                               c->a + i * 2 * c->F + c->F, c->F);
+        else
+            fti__model_swiglu_fwd(c->out + r0 * c->F, c->a + r0 * 2 * c->F, m, c->F);
         break;
     case FTI__MODEL_PAR_SWIGLU_BWD:
-        fti__model_swiglu_bwd(c->out + r0 * 2 * c->F, c->a + r0 * c->F, c->b + r0 * 2 * c->F, m,
-                              c->F);
+        if (c->kern)
+            for (i = r0; i < r1; i++) {
+                const float *gate = c->b + i * 2 * c->F;
+                float *dgate = c->out + i * 2 * c->F;
+                fti_swiglu_bwd(c->kern, dgate, dgate + c->F, gate, gate + c->F, c->a + i * c->F,
+                               c->F);
+            }
+        else
+            fti__model_swiglu_bwd(c->out + r0 * 2 * c->F, c->a + r0 * c->F, c->b + r0 * 2 * c->F,
+                                  m, c->F);
         break;
     case FTI__MODEL_PAR_ROPE:
         fti__model_rope(c->out, r0, r1, c->stride, c->T, c->n_heads, c->D, c->a, c->b,
@@ -719,10 +733,11 @@ static void fti__model_p_add(fti_pool *pool, float *out, const float *a, size_t 
     fti_pool_for(pool, n, 64, fti__model_par_task, &c);
 }
 
-static void fti__model_p_swiglu(fti_pool *pool, int backward, float *out, const float *a,
-                                const float *b, size_t n, size_t F) {
+static void fti__model_p_swiglu(const fti_kernels *kern, fti_pool *pool, int backward, float *out,
+                                const float *a, const float *b, size_t n, size_t F) {
     fti__model_par_ctx c = fti__model_par(backward ? FTI__MODEL_PAR_SWIGLU_BWD
                                                    : FTI__MODEL_PAR_SWIGLU_FWD);
+    c.kern = kern;
     c.out = out;
     c.a = a;
     c.b = b;
@@ -776,6 +791,12 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
                               qb + r0 * d->QKV, d->QKV, kb, d->QKV, P + r0 * T, T);
                 for (t = r0; t < r1; t++) {
                     float *p = P + t * T, mx = -INFINITY, sum = 0.0f, inv;
+                    if (c->kern) { /* the table's vector exp */
+                        fti_scale(c->kern, p, scale, t + 1);
+                        fti_softmax_fwd(c->kern, p, p, 1, t + 1);
+                        memset(p + t + 1, 0, (T - t - 1) * sizeof(float));
+                        continue;
+                    }
                     for (j = 0; j <= t; j++) {
                         p[j] *= scale;
                         if (p[j] > mx)
@@ -836,6 +857,12 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
                 for (t = r0; t < r1; t++) {
                     const float *p = P + t * T;
                     float *ds = dS + t * T, dot = 0.0f;
+                    if (c->kern) {
+                        fti_softmax_bwd(c->kern, ds, p, ds, 1, t + 1);
+                        fti_scale(c->kern, ds, scale, t + 1);
+                        memset(ds + t + 1, 0, (T - t - 1) * sizeof(float));
+                        continue;
+                    }
                     for (j = 0; j <= t; j++)
                         dot += p[j] * ds[j];
                     for (j = 0; j <= t; j++)
@@ -858,6 +885,7 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
  * loss (log-sum-exp minus the target logit, in double); backward turns probabilities into
  * d loss / d logits = (p - onehot(target)) * scale. */
 typedef struct fti__model_ce_ctx {
+    const fti_kernels *kern; /* softmax through the table (vector exp); NULL: plain loops */
     float *logits;          /* (N, V) */
     const int32_t *targets; /* (N) */
     double *row_loss;       /* (N) */
@@ -878,8 +906,15 @@ static void fti__model_ce_task(void *vctx, size_t i0, size_t i1, int thread) {
                 for (j = 0; j < V; j++) row[j] = 0.0f;
                 continue;
             }
-            for (j = 0; j < V; j++) row[j] *= c->scale;
+            if (c->kern)
+                fti_scale(c->kern, row, c->scale, V);
+            else
+                for (j = 0; j < V; j++) row[j] *= c->scale;
             row[tgt] -= c->scale;
+        } else if (c->kern) { /* loss = log-sum-exp (in double) - target logit */
+            float l = 0.0f;
+            fti_xent_fwd(c->kern, &l, row, row, &tgt, 1, V);
+            c->row_loss[i] = tgt >= 0 ? (double)l : 0.0;
         } else {
             float mx = row[0], tl = tgt >= 0 ? row[tgt] : 0.0f, inv;
             double sum = 0.0, lse;
@@ -991,7 +1026,7 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         fti__model_p_rmsnorm_fwd(pool, xn2, a->rstd2 + l * a->B * a->T, mid, w_fn, N, d->C, eps);
         /* gate | up in one GEMM (ffn_gate, ffn_up adjacent: one (2F, C) block) */
         fti__model_linear_fwd(a->kern, a->mmx, pool, h12, xn2, wg, N, d->C, 2 * d->F);
-        fti__model_p_swiglu(pool, 0, g, h12, NULL, N, d->F);
+        fti__model_p_swiglu(a->kern, pool, 0, g, h12, NULL, N, d->F);
         fti__model_linear_fwd(a->kern, a->mmx, pool, res_next, g, wd, N, d->F, d->C);
         fti__model_p_add(pool, res_next, mid, N, d->C);
     }
@@ -1003,6 +1038,7 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
     if (targets) {
         fti__model_ce_ctx cc;
         double sum = 0.0;
+        cc.kern = a->kern;
         cc.logits = a->logits;
         cc.targets = a->targets;
         cc.row_loss = a->row_loss;
@@ -1043,6 +1079,7 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
     NF = a->B * a->T * d->F;
     for (i = 0; i < N; i++) n_valid += a->targets[i] >= 0;
     /* dlogits (N,V) in place of the probabilities */
+    cc.kern = a->kern;
     cc.logits = a->logits;
     cc.targets = a->targets;
     cc.row_loss = a->row_loss;
@@ -1076,7 +1113,7 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         fti__model_linear_bwd(a->kern, a->mmx, pool, a->dg, 0, FTI__G(FTI_TENSOR_FFN_DOWN),
                               a->dres, g,
                               FTI__W(FTI_TENSOR_FFN_DOWN), N, d->F, d->C);
-        fti__model_p_swiglu(pool, 1, a->dh12, a->dg, h12, N, d->F);
+        fti__model_p_swiglu(a->kern, pool, 1, a->dh12, a->dg, h12, N, d->F);
         /* gate and up as one (2F, C) block: their gradients are adjacent too */
         fti__model_linear_bwd(a->kern, a->mmx, pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE),
                               a->dh12, xn2,
