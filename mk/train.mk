@@ -2,7 +2,9 @@
 #   make bench-train      tokens/s of a full training step (forward, backward, AdamW) of the
 #                         stories15M shape, vocab 4096, batch 8 x context 256, at 1 and 2
 #                         threads, against the same model and step in PyTorch (Debian
-#                         python3-torch), with achieved FLOP/s and peak RSS (~2-3 minutes)
+#                         python3-torch), with achieved FLOP/s and peak RSS (~2-3 minutes);
+#                         also with bf16 matmuls (fti_train_opts.bf16; fp32 master weights),
+#                         the step-bf16-* lines (fp32 products where the CPU lacks AVX512_BF16)
 #   make train-goldens    re-run tools/torch_reference.py (rewrites tests/data/model/)
 # PyTorch runs with OpenBLAS's own pool bounded (OPENBLAS_NUM_THREADS) and without the
 # OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE overrides, so the peer runs at its best on this CPU.
@@ -21,6 +23,8 @@ bench-train: $(B)/bench_train
 	@set -e; \
 	o1=$$($(TORCH_ENV) ./$(B)/bench_train --threads 1 --steps $(BENCH_TRAIN_STEPS)); echo "$$o1"; \
 	o2=$$($(TORCH_ENV) ./$(B)/bench_train --threads 2 --steps $(BENCH_TRAIN_STEPS)); echo "$$o2"; \
+	b1=$$($(TORCH_ENV) ./$(B)/bench_train --threads 1 --steps $(BENCH_TRAIN_STEPS) --bf16 1); echo "$$b1"; \
+	b2=$$($(TORCH_ENV) ./$(B)/bench_train --threads 2 --steps $(BENCH_TRAIN_STEPS) --bf16 1); echo "$$b2"; \
 	p1=$$($(TORCH_ENV) OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(TORCH_PY) tools/torch_reference.py \
 	      --bench --threads 1 --steps $(BENCH_TRAIN_STEPS)); echo "$$p1"; \
 	p2=$$($(TORCH_ENV) OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 $(TORCH_PY) tools/torch_reference.py \
@@ -29,10 +33,14 @@ bench-train: $(B)/bench_train
 	f2=$$(echo "$$o2" | sed 's/.*tokens\/s=\([0-9.]*\).*/\1/'); \
 	t1=$$(echo "$$p1" | sed 's/.*tokens\/s=\([0-9.]*\).*/\1/'); \
 	t2=$$(echo "$$p2" | sed 's/.*tokens\/s=\([0-9.]*\).*/\1/'); \
-	awk -v f1=$$f1 -v f2=$$f2 -v t1=$$t1 -v t2=$$t2 'BEGIN { \
+	g1=$$(echo "$$b1" | sed 's/.*tokens\/s=\([0-9.]*\).*/\1/'); \
+	g2=$$(echo "$$b2" | sed 's/.*tokens\/s=\([0-9.]*\).*/\1/'); \
+	awk -v f1=$$f1 -v f2=$$f2 -v t1=$$t1 -v t2=$$t2 -v g1=$$g1 -v g2=$$g2 'BEGIN { \
 	    best = t1 > t2 ? t1 : t2; \
 	    printf "BENCH train step-t1 ours=%.1f peer=%.1f ratio=%.2f unit=tok/s\n", f1, t1, f1 / t1; \
 	    printf "BENCH train step-t2 ours=%.1f peer=%.1f ratio=%.2f unit=tok/s\n", f2, best, f2 / best; \
+	    printf "BENCH train step-bf16-t1 ours=%.1f peer=%.1f ratio=%.2f unit=tok/s\n", g1, t1, g1 / t1; \
+	    printf "BENCH train step-bf16-t2 ours=%.1f peer=%.1f ratio=%.2f unit=tok/s\n", g2, best, g2 / best; \
 	    printf "(peer at 2 threads: %.1f tok/s; t2 compares with PyTorch'"'"'s best thread count; targets: t1 >= 1.3, t2 >= 2)\n", t2; }'
 
 train-goldens:

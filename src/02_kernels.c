@@ -34,6 +34,15 @@
  * acc = 1 adds it: either way each element is (Σ_p a·b in p order) then stored or added. */
 typedef void (*fti__ukernel_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                 int acc);
+/* bf16 GEMM (FTI_MM_BF16): panels hold pairs of k-consecutive values as bf16 in one 32-bit word
+ * (even k in the low half). pack_bf16 writes one panel row of pairs: dst[i] = (lo[i], hi[i]) for
+ * i < n (hi = NULL pairs with 0: an odd kc), dst[i] = 0 for n <= i < width; ukernel_bf16 is the
+ * (mr,nr) micro-kernel over kp pairs: per pair c += a_hi·b_hi, then c += a_lo·b_lo (fp32 adds of
+ * exact products, as vdpbf16ps). */
+typedef void (*fti__pack_bf16_fn)(uint32_t *dst, const float *lo, const float *hi, size_t n,
+                                  size_t width);
+typedef void (*fti__ukernel_bf16_fn)(size_t kp, const uint32_t *a, const uint32_t *b, float *c,
+                                     size_t ldc, int acc);
 /* y[r] (=, or += when acc) W[r]·x for r in [0, rows): W rows are row_bytes apart. */
 typedef void (*fti__gemv_fn)(const void *W, size_t row_bytes, size_t rows, const float *x, size_t n,
                              float *y, int acc);
@@ -48,6 +57,8 @@ struct fti_kernels {
     /* GEMM */
     size_t mr, nr, kc, mc, nc;
     fti__ukernel_fn ukernel;
+    fti__pack_bf16_fn pack_bf16;       /* NULL: FTI_MM_BF16 computes in fp32 */
+    fti__ukernel_bf16_fn ukernel_bf16;
     /* GEMV rows */
     fti__gemv_fn gemv_f32, gemv_f16, gemv_bf16;
     fti__gemv_q_fn gemv_q8_0, gemv_q4_0;
@@ -191,6 +202,43 @@ static void fti__matmul_ref(unsigned flags, size_t M, size_t N, size_t K, const 
     }
 }
 
+/* The bf16 product (FTI_MM_BF16), the specification of the blocked bf16 path: inputs rounded to
+ * bf16; K cut into blocks of kc (the table's fti__gemm_kc); within a block the pairs
+ * (2q, 2q+1) are added to a zero fp32 sum, element 2q+1 first (an odd block pairs its last
+ * element with 0); the first block's sum is stored (or added under ACCUMULATE), later blocks'
+ * sums are added. Products of bf16 values are exact in fp32. */
+static void fti__matmul_bf16_ref(unsigned flags, size_t M, size_t N, size_t K, const float *A,
+                                 size_t lda, const float *B, size_t ldb, float *C, size_t ldc,
+                                 size_t kc) {
+    size_t i, j, p0, p;
+    for (i = 0; i < M; i++)
+        for (j = 0; j < N; j++)
+            for (p0 = 0; p0 < K; p0 += kc) {
+                size_t p1 = K - p0 < kc ? K : p0 + kc;
+                float s = 0.0f;
+                for (p = p0; p < p1; p += 2) {
+                    float a[2], b[2];
+                    int h;
+                    for (h = 0; h < 2; h++) {
+                        size_t q = p + (size_t)h;
+                        float av = 0.0f, bv = 0.0f;
+                        if (q < p1) {
+                            av = (flags & FTI_MM_TRANS_A) ? A[q * lda + i] : A[i * lda + q];
+                            bv = (flags & FTI_MM_TRANS_B) ? B[j * ldb + q] : B[q * ldb + j];
+                        }
+                        a[h] = fti_bf16_to_f32(fti_f32_to_bf16(av));
+                        b[h] = fti_bf16_to_f32(fti_f32_to_bf16(bv));
+                    }
+                    s = s + a[1] * b[1];
+                    s = s + a[0] * b[0];
+                }
+                if (p0 > 0 || (flags & FTI_MM_ACCUMULATE))
+                    C[i * ldc + j] += s;
+                else
+                    C[i * ldc + j] = s;
+            }
+}
+
 /* Scalar micro-kernel, 4×4. */
 static void fti__ukernel_ref(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                              int acc) {
@@ -200,6 +248,36 @@ static void fti__ukernel_ref(size_t kc, const float *a, const float *b, float *c
     for (p = 0; p < kc; p++, a += 4, b += 4)
         for (i = 0; i < 4; i++)
             for (j = 0; j < 4; j++) t[i][j] += a[i] * b[j];
+    for (i = 0; i < 4; i++)
+        for (j = 0; j < 4; j++) c[i * ldc + j] = acc ? c[i * ldc + j] + t[i][j] : t[i][j];
+}
+
+/* bf16 panels, scalar: round to nearest even (fti_f32_to_bf16). */
+static void fti__pack_bf16_ref(uint32_t *dst, const float *lo, const float *hi, size_t n,
+                               size_t width) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        dst[i] = (uint32_t)fti_f32_to_bf16(lo[i]) | (uint32_t)fti_f32_to_bf16(hi ? hi[i] : 0.0f)
+                                                        << 16;
+    for (; i < width; i++) dst[i] = 0;
+}
+
+static float fti__bf16_lo(uint32_t w) { return fti_bf16_to_f32((uint16_t)(w & 0xffffu)); }
+static float fti__bf16_hi(uint32_t w) { return fti_bf16_to_f32((uint16_t)(w >> 16)); }
+
+/* Scalar bf16 micro-kernel, 4×4 (the scalar table's mr, nr). Products of two bf16 values are
+ * exact in fp32, so each step is two rounded fp32 adds in vdpbf16ps's order (high pair first). */
+static void fti__ukernel_bf16_ref(size_t kp, const uint32_t *a, const uint32_t *b, float *c,
+                                  size_t ldc, int acc) {
+    float t[4][4];
+    size_t i, j, p;
+    memset(t, 0, sizeof t);
+    for (p = 0; p < kp; p++, a += 4, b += 4)
+        for (i = 0; i < 4; i++)
+            for (j = 0; j < 4; j++) {
+                float s = t[i][j] + fti__bf16_hi(a[i]) * fti__bf16_hi(b[j]);
+                t[i][j] = s + fti__bf16_lo(a[i]) * fti__bf16_lo(b[j]);
+            }
     for (i = 0; i < 4; i++)
         for (j = 0; j < 4; j++) c[i * ldc + j] = acc ? c[i * ldc + j] + t[i][j] : t[i][j];
 }
@@ -482,6 +560,8 @@ static const fti_kernels fti__kernels_scalar = {
     128,
     512,
     fti__ukernel_ref,
+    fti__pack_bf16_ref,
+    fti__ukernel_bf16_ref,
     fti__gemv_f32_ref,
     fti__gemv_f16_ref,
     fti__gemv_bf16_ref,
@@ -536,6 +616,7 @@ typedef struct fti__gemm_ctx {
     const float *A, *B;
     float *C;
     int split_n; /* items are nr-column tiles (else mr-row tiles) */
+    int bf16;    /* bf16 panels and micro-kernel (FTI_MM_BF16 with a table that has them) */
 } fti__gemm_ctx;
 
 /* out[p·ld + i] = src[i·lds + p] for i < rows, p < kc: a transposing copy of `rows` source rows
@@ -581,6 +662,19 @@ static void fti__pack_transpose(float *out, size_t ld, const float *src, size_t 
         for (p = 0; p < kc; p++) out[p * ld + i] = src[i * lds + p];
 }
 
+/* dst[0..n) = src[0..n), dst[n..width) = 0: one panel row (n <= width <= 32). Inline SSE/NEON
+ * copies: a libc memcpy call per 12 or 32 floats cost more than the copy. */
+static void fti__copy_pad(float *dst, const float *src, size_t n, size_t width) {
+    size_t i = 0;
+#if defined(FTI__X86)
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(dst + i, _mm_loadu_ps(src + i));
+#elif defined(FTI__NEON)
+    for (; i + 4 <= n; i += 4) vst1q_f32(dst + i, vld1q_f32(src + i));
+#endif
+    for (; i < n; i++) dst[i] = src[i];
+    for (; i < width; i++) dst[i] = 0.0f;
+}
+
 /* Packing reads the source row by row (sequential addresses, so the hardware prefetcher
  * streams them) and scatters into the panels; panels are zero-padded to mr (nr). */
 static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0, size_t kc,
@@ -591,9 +685,7 @@ static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0,
             const float *src = g->A + (p0 + p) * g->lda + i0;
             for (ip = 0; ip < mc; ip += mr) {
                 size_t rows = mc - ip < mr ? mc - ip : mr;
-                float *dst = out + ip * kc + p * mr;
-                memcpy(dst, src + ip, rows * sizeof(float));
-                for (i = rows; i < mr; i++) dst[i] = 0.0f;
+                fti__copy_pad(out + ip * kc + p * mr, src + ip, rows, mr);
             }
         }
         return;
@@ -614,9 +706,7 @@ static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0,
             const float *src = g->B + (p0 + p) * g->ldb + j0;
             for (jp = 0; jp < nc; jp += nr) {
                 size_t cols = nc - jp < nr ? nc - jp : nr;
-                float *dst = out + jp * kc + p * nr;
-                memcpy(dst, src + jp, cols * sizeof(float));
-                for (j = cols; j < nr; j++) dst[j] = 0.0f;
+                fti__copy_pad(out + jp * kc + p * nr, src + jp, cols, nr);
             }
         }
         return;
@@ -629,6 +719,38 @@ static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0,
     }
 }
 
+/* bf16 panels of op(A) (is_b = 0; panel rows mr) or op(B) (is_b = 1; nr) for [i0, i0+mc) ×
+ * [p0, p0+kc): where the source runs along the panel (TRANS_A, or B without TRANS_B) row pairs
+ * (p, p+1) go straight into pair words; otherwise through the fp32 panel in tmp. */
+static void fti__pack_bf16(const fti__gemm_ctx *g, int is_b, size_t i0, size_t mc, size_t p0,
+                           size_t kc, float *tmp, uint32_t *out) {
+    const fti_kernels *k = g->k;
+    size_t w = is_b ? k->nr : k->mr, kp = (kc + 1) / 2, ip, p2;
+    int direct = is_b ? !(g->flags & FTI_MM_TRANS_B) : (g->flags & FTI_MM_TRANS_A) != 0;
+    if (direct) {
+        const float *src = is_b ? g->B : g->A;
+        size_t ld = is_b ? g->ldb : g->lda;
+        for (p2 = 0; p2 < kp; p2++) {
+            const float *lo = src + (p0 + 2 * p2) * ld + i0;
+            const float *hi = 2 * p2 + 1 < kc ? lo + ld : NULL;
+            for (ip = 0; ip < mc; ip += w) {
+                size_t n = mc - ip < w ? mc - ip : w;
+                k->pack_bf16(out + ip * kp + p2 * w, lo + ip, hi ? hi + ip : NULL, n, w);
+            }
+        }
+        return;
+    }
+    if (is_b)
+        fti__pack_b(g, i0, mc, p0, kc, tmp);
+    else
+        fti__pack_a(g, i0, mc, p0, kc, tmp);
+    for (ip = 0; ip < mc; ip += w)
+        for (p2 = 0; p2 < kp; p2++) {
+            const float *lo = tmp + ip * kc + 2 * p2 * w;
+            k->pack_bf16(out + ip * kp + p2 * w, lo, 2 * p2 + 1 < kc ? lo + w : NULL, w, w);
+        }
+}
+
 /* K is cut into equal blocks of at most k->kc (K = 288 with kc 256 gives 2 × 144, not
  * 256 + 32): the block size depends only on K, so the summation order never depends on threads. */
 static size_t fti__gemm_kc(const fti_kernels *k, size_t K) {
@@ -637,19 +759,25 @@ static size_t fti__gemm_kc(const fti_kernels *k, size_t K) {
 }
 
 static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
-                            float *Ap, float *Bp) {
+                            float *Ap, float *Bp, uint32_t *Ap16, uint32_t *Bp16) {
     const fti_kernels *k = g->k;
     size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc(k, g->K);
     float tile[32 * 32];
     for (jc = n0; jc < n1; jc += k->nc) {
         size_t nc = n1 - jc < k->nc ? n1 - jc : k->nc;
         for (pc = 0; pc < g->K; pc += kc_blk) {
-            size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk;
+            size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk, kp = (kc + 1) / 2;
             int acc = pc > 0 || (g->flags & FTI_MM_ACCUMULATE);
-            fti__pack_b(g, jc, nc, pc, kc, Bp);
+            if (Bp16)
+                fti__pack_bf16(g, 1, jc, nc, pc, kc, Bp, Bp16);
+            else
+                fti__pack_b(g, jc, nc, pc, kc, Bp);
             for (ic = m0; ic < m1; ic += k->mc) {
                 size_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
-                fti__pack_a(g, ic, mc, pc, kc, Ap);
+                if (Ap16)
+                    fti__pack_bf16(g, 0, ic, mc, pc, kc, Ap, Ap16);
+                else
+                    fti__pack_a(g, ic, mc, pc, kc, Ap);
                 for (ir = 0; ir < mc; ir += mr) {
                     const float *a = Ap + ir * kc;
                     size_t rows = mc - ir < mr ? mc - ir : mr;
@@ -658,10 +786,16 @@ static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t
                         float *c = g->C + (ic + ir) * g->ldc + jc + jr;
                         size_t cols = nc - jr < nr ? nc - jr : nr, i, j;
                         if (rows == mr && cols == nr) {
-                            k->ukernel(kc, a, b, c, g->ldc, acc);
+                            if (Ap16)
+                                k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, c, g->ldc, acc);
+                            else
+                                k->ukernel(kc, a, b, c, g->ldc, acc);
                             continue;
                         }
-                        k->ukernel(kc, a, b, tile, nr, 0);
+                        if (Ap16)
+                            k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, tile, nr, 0);
+                        else
+                            k->ukernel(kc, a, b, tile, nr, 0);
                         for (i = 0; i < rows; i++)
                             for (j = 0; j < cols; j++)
                                 c[i * g->ldc + j] =
@@ -676,8 +810,10 @@ static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t
 static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     const fti__gemm_ctx *g = (const fti__gemm_ctx *)ctx;
     const fti_kernels *k = g->k;
-    size_t m0 = 0, m1 = g->M, n0 = 0, n1 = g->N, kc, nc, mc;
+    size_t m0 = 0, m1 = g->M, n0 = 0, n1 = g->N, kc, nc, mc, kp;
     float *Ap, *Bp;
+    uint32_t *Ap16 = NULL, *Bp16 = NULL;
+    int oom;
     (void)thread;
     if (g->split_n) {
         n0 = begin * k->nr;
@@ -688,22 +824,37 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     }
     if (m0 >= m1 || n0 >= n1) return;
     kc = fti__gemm_kc(k, g->K);
+    kp = (kc + 1) / 2;
     nc = n1 - n0 < k->nc ? n1 - n0 : k->nc;
     mc = m1 - m0 < k->mc ? m1 - m0 : k->mc;
     nc = (nc + k->nr - 1) / k->nr * k->nr;
     mc = (mc + k->mr - 1) / k->mr * k->mr;
     Ap = (float *)fti_aligned_alloc(mc * kc * sizeof(float) + 64, 64);
     Bp = (float *)fti_aligned_alloc(nc * kc * sizeof(float) + 64, 64);
-    if (!Ap || !Bp) { /* out of memory: the reference needs none */
-        fti__matmul_ref(g->flags, m1 - m0, n1 - n0, g->K,
-                        g->flags & FTI_MM_TRANS_A ? g->A + m0 : g->A + m0 * g->lda, g->lda,
-                        g->flags & FTI_MM_TRANS_B ? g->B + n0 * g->ldb : g->B + n0, g->ldb,
-                        g->C + m0 * g->ldc + n0, g->ldc);
+    oom = !Ap || !Bp;
+    if (g->bf16) {
+        Ap16 = (uint32_t *)fti_aligned_alloc(mc * kp * sizeof(uint32_t) + 64, 64);
+        Bp16 = (uint32_t *)fti_aligned_alloc(nc * kp * sizeof(uint32_t) + 64, 64);
+        oom = oom || !Ap16 || !Bp16;
+    }
+    if (oom) { /* out of memory: the reference needs none */
+        if (g->bf16)
+            fti__matmul_bf16_ref(g->flags, m1 - m0, n1 - n0, g->K,
+                                 g->flags & FTI_MM_TRANS_A ? g->A + m0 : g->A + m0 * g->lda,
+                                 g->lda, g->flags & FTI_MM_TRANS_B ? g->B + n0 * g->ldb : g->B + n0,
+                                 g->ldb, g->C + m0 * g->ldc + n0, g->ldc, kc);
+        else
+            fti__matmul_ref(g->flags, m1 - m0, n1 - n0, g->K,
+                            g->flags & FTI_MM_TRANS_A ? g->A + m0 : g->A + m0 * g->lda, g->lda,
+                            g->flags & FTI_MM_TRANS_B ? g->B + n0 * g->ldb : g->B + n0, g->ldb,
+                            g->C + m0 * g->ldc + n0, g->ldc);
     } else {
-        fti__gemm_block(g, m0, m1, n0, n1, Ap, Bp);
+        fti__gemm_block(g, m0, m1, n0, n1, Ap, Bp, Ap16, Bp16);
     }
     fti_aligned_free(Ap);
     fti_aligned_free(Bp);
+    fti_aligned_free(Ap16);
+    fti_aligned_free(Bp16);
 }
 
 typedef struct fti__gemv_ctx {
@@ -784,10 +935,27 @@ static size_t fti__gemv_grain(size_t row_bytes) {
     return (g + 15) / 16 * 16;
 }
 
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+static int fti__x86_has_bf16(void); /* 02_kernels_isa_x86.c */
+#endif
+
+/* Whether table k computes FTI_MM_BF16 products in bf16 (its AVX-512 variant needs the CPU's
+ * AVX512_BF16 on top of the table's own features). */
+static int fti__bf16_ok(const fti_kernels *k) {
+    if (!k->ukernel_bf16 || !k->pack_bf16) return 0;
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    if (k->isa == FTI_ISA_AVX512) return fti__x86_has_bf16();
+#endif
+    return 1;
+}
+
+int fti_matmul_has_bf16(const fti_kernels *k) { return fti__bf16_ok(fti__k(k)); }
+
 void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, size_t N, size_t K,
                 const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc) {
     fti__gemm_ctx g;
     size_t tiles_m, tiles_n, items, grain, work;
+    int bf16;
     k = fti__k(k);
     if (M == 0 || N == 0) return;
     if (K == 0) {
@@ -796,7 +964,8 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
             for (i = 0; i < M; i++) memset(C + i * ldc, 0, N * sizeof(float));
         return;
     }
-    if (M <= 4 && (flags & FTI_MM_TRANS_B) && !(flags & FTI_MM_TRANS_A)) {
+    bf16 = (flags & FTI_MM_BF16) && fti__bf16_ok(k);
+    if (M <= 4 && !bf16 && (flags & FTI_MM_TRANS_B) && !(flags & FTI_MM_TRANS_A)) {
         /* GEMVs: y(N) = B(N,K)·a(K) for each of the M rows of A, one dot per output, split
          * over outputs (B read once in L2-sized slices); a packed 12-row tile would be mostly
          * padding at this M */
@@ -817,7 +986,7 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
         fti_pool_for(pool, N, fti__gemv_grain(K * sizeof(float)), fti__gemv_task, &v);
         return;
     }
-    if (M == 1 && !(flags & FTI_MM_TRANS_B)) {
+    if (M == 1 && !bf16 && !(flags & FTI_MM_TRANS_B)) {
         /* a row vector times a matrix: no packing, no 1-of-mr-rows micro-tiles */
         fti__vecmat_ctx v;
         v.k = k;
@@ -844,6 +1013,7 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
     g.ldb = ldb;
     g.C = C;
     g.ldc = ldc;
+    g.bf16 = bf16;
     tiles_m = (M + k->mr - 1) / k->mr;
     tiles_n = (N + k->nr - 1) / k->nr;
     /* split the dimension with more tiles (relative to its block size); never K */

@@ -132,6 +132,11 @@ FTIDEF const char *fti_isa_name(fti_isa isa);
 #define FTI_MM_TRANS_A 1u    /* A is stored (K,M): op(A) = Aᵀ */
 #define FTI_MM_TRANS_B 2u    /* B is stored (N,K): op(B) = Bᵀ */
 #define FTI_MM_ACCUMULATE 4u /* C += op(A)·op(B) instead of C = op(A)·op(B) */
+/* Mixed precision: A and B are rounded to bf16 (nearest even) and multiplied with fp32 sums
+ * (vdpbf16ps on AVX-512 BF16: twice the fp32 FMA rate). Honoured by tables with a bf16
+ * micro-kernel: the scalar reference and AVX-512 on CPUs with AVX512_BF16 (see
+ * fti_matmul_has_bf16); the others ignore it and compute in fp32. */
+#define FTI_MM_BF16 8u
 
 /* C(M,N) = op(A)(M,K) · op(B)(K,N), fp32, row-major with leading dimensions (row strides in
  * elements): A is (M,K) with lda >= K, or (K,M) with lda >= M under FTI_MM_TRANS_A; B is (K,N)
@@ -144,6 +149,10 @@ FTIDEF const char *fti_isa_name(fti_isa isa);
 FTIDEF void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, size_t N,
                        size_t K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
                        size_t ldc);
+
+/* 1 when fti_matmul on table k honours FTI_MM_BF16 (scalar table: yes, as the reference; AVX-512:
+ * when the CPU has AVX512_BF16; AVX2, NEON: no). Thread safety: any thread. */
+FTIDEF int fti_matmul_has_bf16(const fti_kernels *k);
 
 /* Y(T,n_out) = X(T,n_in) · W(n_out,n_in)ᵀ for a weight matrix W of dtype wtype (rows of n_in
  * elements, each row fti_dtype_row_bytes(wtype, n_in) bytes, rows contiguous). T = 1 is the

@@ -1049,6 +1049,94 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
     }
 }
 
+/* --- AVX-512 BF16: the bf16 GEMM (FTI_MM_BF16) ----------------------------------------------
+ * Handed out in the AVX-512 tables but used only when fti__x86_has_bf16() (CPUID leaf 7.1). */
+#if (defined(__clang__) && __clang_major__ >= 9) || (!defined(__clang__) && __GNUC__ >= 10)
+#define FTI__BF16                                                                                  \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c")))
+
+static int fti__x86_has_bf16(void) {
+    static int known = 0; /* 0 not yet asked, 1 no, 2 yes */
+    int v = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (!v) {
+        v = (fti__cpu_features_x86() & FTI_CPU_AVX512BF16) ? 2 : 1;
+        __atomic_store_n(&known, v, __ATOMIC_RELAXED);
+    }
+    return v == 2;
+}
+
+/* One row of pair words: vcvtne2ps2bf16 puts lo's 16 values in the low words and hi's in the
+ * high words, vpermw interleaves them into (lo, hi) pairs. */
+FTI__BF16 static void fti__pack_bf16_avx512(uint32_t *dst, const float *lo, const float *hi,
+                                            size_t n, size_t width) {
+    static const uint16_t perm[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                      8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i idx = _mm512_loadu_si512((const void *)perm);
+    size_t i;
+    for (i = 0; i < width; i += 16) {
+        __mmask16 m = fti__tail16(i < n ? n - i : 0), ms = fti__tail16(width - i);
+        __m512 l = _mm512_maskz_loadu_ps(m, lo + i);
+        __m512 h = hi ? _mm512_maskz_loadu_ps(m, hi + i) : _mm512_setzero_ps();
+        __m512i v = (__m512i)_mm512_cvtne2ps_pbh(h, l);
+        _mm512_mask_storeu_epi32(dst + i, ms, _mm512_permutexvar_epi16(idx, v));
+    }
+}
+
+#define FTI__UKB_ROW(i)                                                                            \
+    do {                                                                                           \
+        t = (__m512bh)_mm512_set1_epi32((int)a[i]);                                                \
+        c##i##_0 = _mm512_dpbf16_ps(c##i##_0, t, b0);                                              \
+        c##i##_1 = _mm512_dpbf16_ps(c##i##_1, t, b1);                                              \
+    } while (0)
+
+/* bf16 micro-kernel 12×32: the fp32 kernel's register tile, one k-pair per step (vdpbf16ps adds
+ * two products per lane: twice the multiply-adds of an FMA per instruction). */
+FTI__BF16 static void fti__ukernel_bf16_avx512(size_t kp, const uint32_t *a, const uint32_t *b,
+                                               float *c, size_t ldc, int acc) {
+    __m512 c0_0 = _mm512_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0,
+           c2_1 = c0_0, c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0,
+           c5_1 = c0_0, c6_0 = c0_0, c6_1 = c0_0, c7_0 = c0_0, c7_1 = c0_0, c8_0 = c0_0,
+           c8_1 = c0_0, c9_0 = c0_0, c9_1 = c0_0, c10_0 = c0_0, c10_1 = c0_0, c11_0 = c0_0,
+           c11_1 = c0_0;
+    __m512bh b0, b1, t;
+    size_t p;
+    for (p = 0; p < kp; p++, a += 12, b += 32) {
+        b0 = (__m512bh)_mm512_loadu_si512((const void *)b);
+        b1 = (__m512bh)_mm512_loadu_si512((const void *)(b + 16));
+        FTI__UKB_ROW(0);
+        FTI__UKB_ROW(1);
+        FTI__UKB_ROW(2);
+        FTI__UKB_ROW(3);
+        FTI__UKB_ROW(4);
+        FTI__UKB_ROW(5);
+        FTI__UKB_ROW(6);
+        FTI__UKB_ROW(7);
+        FTI__UKB_ROW(8);
+        FTI__UKB_ROW(9);
+        FTI__UKB_ROW(10);
+        FTI__UKB_ROW(11);
+    }
+    FTI__UK5_STORE(0);
+    FTI__UK5_STORE(1);
+    FTI__UK5_STORE(2);
+    FTI__UK5_STORE(3);
+    FTI__UK5_STORE(4);
+    FTI__UK5_STORE(5);
+    FTI__UK5_STORE(6);
+    FTI__UK5_STORE(7);
+    FTI__UK5_STORE(8);
+    FTI__UK5_STORE(9);
+    FTI__UK5_STORE(10);
+    FTI__UK5_STORE(11);
+}
+#define FTI__PACK_BF16_AVX512 fti__pack_bf16_avx512
+#define FTI__UKERNEL_BF16_AVX512 fti__ukernel_bf16_avx512
+#else /* a compiler without AVX512_BF16 intrinsics: FTI_MM_BF16 computes in fp32 */
+static int fti__x86_has_bf16(void) { return 0; }
+#define FTI__PACK_BF16_AVX512 NULL
+#define FTI__UKERNEL_BF16_AVX512 NULL
+#endif
+
 #endif /* !FTI_NO_AVX512 */
 
 static const fti_kernels fti__kernels_avx2_table = {
@@ -1060,6 +1148,8 @@ static const fti_kernels fti__kernels_avx2_table = {
     120,
     512,
     fti__ukernel_avx2,
+    NULL,
+    NULL,
     fti__gemv_f32_avx2,
     fti__gemv_f16_avx2,
     fti__gemv_bf16_avx2,
@@ -1103,6 +1193,8 @@ static const fti_kernels fti__kernels_avx512_table = {
     120,
     512,
     fti__ukernel_avx512,
+    FTI__PACK_BF16_AVX512,
+    FTI__UKERNEL_BF16_AVX512,
     fti__gemv_f32_avx512,
     fti__gemv_f16_avx512,
     fti__gemv_bf16_avx512,
@@ -1141,6 +1233,8 @@ static const fti_kernels fti__kernels_avx512vnni_table = {
     120,
     512,
     fti__ukernel_avx512,
+    FTI__PACK_BF16_AVX512,
+    FTI__UKERNEL_BF16_AVX512,
     fti__gemv_f32_avx512,
     fti__gemv_f16_avx512,
     fti__gemv_bf16_avx512,

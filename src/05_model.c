@@ -269,6 +269,7 @@ FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, ui
 
 struct fti_model_acts {
     const fti_kernels *kern; /* matmul kernels; NULL = the plain reference loops */
+    int mmx;                 /* extra fti_matmul flags: FTI_MM_BF16 (fti_model_acts_set_bf16) */
     fti_model_config cfg;
     fti__model_dims d;
     size_t B, T;           /* planned */
@@ -415,6 +416,12 @@ FTIDEF void fti_model_acts_free(fti_model_acts *acts) {
 
 FTIDEF size_t fti_model_acts_bytes(const fti_model_acts *acts) { return acts ? acts->n_bytes : 0; }
 
+FTIDEF int fti_model_acts_set_bf16(fti_model_acts *acts, int on) {
+    if (!acts) return 0;
+    acts->mmx = on && acts->kern && fti_matmul_has_bf16(acts->kern) ? (int)FTI_MM_BF16 : 0;
+    return acts->mmx != 0;
+}
+
 FTIDEF const float *fti_model_acts_logits(const fti_model_acts *acts) {
     return acts ? acts->logits : NULL;
 }
@@ -505,20 +512,22 @@ static void fti__model_mm(const fti_kernels *k, fti_pool *pool, int flags, size_
 
 /* Linear layer helpers on (rows, in) activations and (out, in) weights. */
 /* Y(n,out) = X(n,in) . W(out,in)^T */
-static void fti__model_linear_fwd(const fti_kernels *k, fti_pool *pool, float *Y, const float *X,
-                                  const float *W, size_t n, size_t n_in, size_t n_out) {
-    fti__model_mm(k, pool, FTI__MODEL_MM_TB, n, n_out, n_in, X, n_in, W, n_in, Y, n_out);
+/* mmx: extra fti_matmul flags (FTI_MM_BF16 when the acts ask for bf16 products) */
+static void fti__model_linear_fwd(const fti_kernels *k, int mmx, fti_pool *pool, float *Y,
+                                  const float *X, const float *W, size_t n, size_t n_in,
+                                  size_t n_out) {
+    fti__model_mm(k, pool, FTI__MODEL_MM_TB | mmx, n, n_out, n_in, X, n_in, W, n_in, Y, n_out);
 }
 /* dX(n,in) (+)= dY(n,out) . W(out,in); dW(out,in) += dY^T . X */
-static void fti__model_linear_bwd(const fti_kernels *k, fti_pool *pool, float *dX,
+static void fti__model_linear_bwd(const fti_kernels *k, int mmx, fti_pool *pool, float *dX,
                                   int accumulate_dx, float *dW, const float *dY, const float *X,
                                   const float *W, size_t n, size_t n_in, size_t n_out) {
     if (dX)
-        fti__model_mm(k, pool, accumulate_dx ? FTI__MODEL_MM_ACC : 0, n, n_in, n_out, dY, n_out, W,
-                      n_in, dX, n_in);
+        fti__model_mm(k, pool, (accumulate_dx ? FTI__MODEL_MM_ACC : 0) | mmx, n, n_in, n_out, dY,
+                      n_out, W, n_in, dX, n_in);
     if (dW)
-        fti__model_mm(k, pool, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, n_out, n_in, n, dY, n_out, X,
-                      n_in, dW, n_in);
+        fti__model_mm(k, pool, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | mmx, n_out, n_in, n, dY,
+                      n_out, X, n_in, dW, n_in);
 }
 
 /* --- row-wise ops ----------------------------------------------------------------------------- */
@@ -603,6 +612,7 @@ enum {
 
 typedef struct fti__model_par_ctx {
     int op;
+    const fti_kernels *kern; /* SwiGLU through the kernel table (vector exp); NULL: plain loops */
     float *out, *out2;
     const float *a, *b, *c, *w;
     size_t n, C, F, stride, T, n_heads, D;
@@ -631,11 +641,24 @@ static void fti__model_par_task(void *vctx, size_t r0, size_t r1, int thread) {
         fti__model_rmsnorm_bwd_dw(c->out, c->a, c->b, c->c, c->n, c->C, r0, r1);
         break;
     case FTI__MODEL_PAR_SWIGLU_FWD:
-        fti__model_swiglu_fwd(c->out + r0 * c->F, c->a + r0 * 2 * c->F, m, c->F);
+        if (c->kern) /* h12 rows are gate | up */
+            for (i = r0; i < r1; i++)
+                fti_swiglu_fwd(c->kern, c->out + i * c->F, c->a + i * 2 * c->F,
+                               c->a + i * 2 * c->F + c->F, c->F);
+        else
+            fti__model_swiglu_fwd(c->out + r0 * c->F, c->a + r0 * 2 * c->F, m, c->F);
         break;
     case FTI__MODEL_PAR_SWIGLU_BWD:
-        fti__model_swiglu_bwd(c->out + r0 * 2 * c->F, c->a + r0 * c->F, c->b + r0 * 2 * c->F, m,
-                              c->F);
+        if (c->kern)
+            for (i = r0; i < r1; i++) {
+                const float *gate = c->b + i * 2 * c->F;
+                float *dgate = c->out + i * 2 * c->F;
+                fti_swiglu_bwd(c->kern, dgate, dgate + c->F, gate, gate + c->F, c->a + i * c->F,
+                               c->F);
+            }
+        else
+            fti__model_swiglu_bwd(c->out + r0 * 2 * c->F, c->a + r0 * c->F, c->b + r0 * 2 * c->F,
+                                  m, c->F);
         break;
     case FTI__MODEL_PAR_ROPE:
         fti__model_rope(c->out, r0, r1, c->stride, c->T, c->n_heads, c->D, c->a, c->b,
@@ -710,10 +733,11 @@ static void fti__model_p_add(fti_pool *pool, float *out, const float *a, size_t 
     fti_pool_for(pool, n, 64, fti__model_par_task, &c);
 }
 
-static void fti__model_p_swiglu(fti_pool *pool, int backward, float *out, const float *a,
-                                const float *b, size_t n, size_t F) {
+static void fti__model_p_swiglu(const fti_kernels *kern, fti_pool *pool, int backward, float *out,
+                                const float *a, const float *b, size_t n, size_t F) {
     fti__model_par_ctx c = fti__model_par(backward ? FTI__MODEL_PAR_SWIGLU_BWD
                                                    : FTI__MODEL_PAR_SWIGLU_FWD);
+    c.kern = kern;
     c.out = out;
     c.a = a;
     c.b = b;
@@ -734,6 +758,7 @@ static void fti__model_p_swiglu(fti_pool *pool, int backward, float *out, const 
 
 typedef struct fti__model_attn_ctx {
     const fti_kernels *kern;
+    int mmx; /* extra fti_matmul flags */
     const fti__model_dims *d;
     size_t T;
     const float *q, *k, *v; /* (N, *) rows QKV apart, inside the qkv block */
@@ -762,10 +787,16 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
             /* row blocks: block [r0, r1) only needs key columns [0, r1) */
             for (r0 = 0; r0 < T; r0 = r1) {
                 r1 = r0 + FTI__MODEL_ATT_BLOCK < T ? r0 + FTI__MODEL_ATT_BLOCK : T;
-                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB, r1 - r0, r1, D, qb + r0 * d->QKV,
-                              d->QKV, kb, d->QKV, P + r0 * T, T);
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB | c->mmx, r1 - r0, r1, D,
+                              qb + r0 * d->QKV, d->QKV, kb, d->QKV, P + r0 * T, T);
                 for (t = r0; t < r1; t++) {
                     float *p = P + t * T, mx = -INFINITY, sum = 0.0f, inv;
+                    if (c->kern) { /* the table's vector exp */
+                        fti_scale(c->kern, p, scale, t + 1);
+                        fti_softmax_fwd(c->kern, p, p, 1, t + 1);
+                        memset(p + t + 1, 0, (T - t - 1) * sizeof(float));
+                        continue;
+                    }
                     for (j = 0; j <= t; j++) {
                         p[j] *= scale;
                         if (p[j] > mx)
@@ -781,7 +812,7 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
                     for (j = t + 1; j < T; j++)
                         p[j] = 0.0f;
                 }
-                fti__model_mm(c->kern, NULL, 0, r1 - r0, D, r1, P + r0 * T, T, vb, d->QKV,
+                fti__model_mm(c->kern, NULL, c->mmx, r1 - r0, D, r1, P + r0 * T, T, vb, d->QKV,
                               c->y + (b * T + r0) * d->HD + h * D, d->HD);
             }
         }
@@ -817,13 +848,21 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
                 size_t m = 0;
                 r1 = r0 + FTI__MODEL_ATT_BLOCK < T ? r0 + FTI__MODEL_ATT_BLOCK : T;
                 m = r1 - r0;
-                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB, m, r1, D, dyb + r0 * d->HD, d->HD,
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB | c->mmx, m, r1, D,
+                              dyb + r0 * d->HD, d->HD,
                               vb, d->QKV, dS + r0 * T, T);
-                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, r1, D, m,
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | c->mmx, r1,
+                              D, m,
                               P + r0 * T, T, dyb + r0 * d->HD, d->HD, dvb, d->QKV);
                 for (t = r0; t < r1; t++) {
                     const float *p = P + t * T;
                     float *ds = dS + t * T, dot = 0.0f;
+                    if (c->kern) {
+                        fti_softmax_bwd(c->kern, ds, p, ds, 1, t + 1);
+                        fti_scale(c->kern, ds, scale, t + 1);
+                        memset(ds + t + 1, 0, (T - t - 1) * sizeof(float));
+                        continue;
+                    }
                     for (j = 0; j <= t; j++)
                         dot += p[j] * ds[j];
                     for (j = 0; j <= t; j++)
@@ -831,9 +870,10 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
                     for (j = t + 1; j < T; j++)
                         ds[j] = 0.0f;
                 }
-                fti__model_mm(c->kern, NULL, 0, m, D, r1, dS + r0 * T, T, kb, d->QKV,
+                fti__model_mm(c->kern, NULL, c->mmx, m, D, r1, dS + r0 * T, T, kb, d->QKV,
                               c->dq + (b * T + r0) * d->QKV + h * D, d->QKV);
-                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, r1, D, m,
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | c->mmx, r1,
+                              D, m,
                               dS + r0 * T, T, qb + r0 * d->QKV, d->QKV, dkb, d->QKV);
             }
         }
@@ -845,6 +885,7 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
  * loss (log-sum-exp minus the target logit, in double); backward turns probabilities into
  * d loss / d logits = (p - onehot(target)) * scale. */
 typedef struct fti__model_ce_ctx {
+    const fti_kernels *kern; /* softmax through the table (vector exp); NULL: plain loops */
     float *logits;          /* (N, V) */
     const int32_t *targets; /* (N) */
     double *row_loss;       /* (N) */
@@ -865,8 +906,15 @@ static void fti__model_ce_task(void *vctx, size_t i0, size_t i1, int thread) {
                 for (j = 0; j < V; j++) row[j] = 0.0f;
                 continue;
             }
-            for (j = 0; j < V; j++) row[j] *= c->scale;
+            if (c->kern)
+                fti_scale(c->kern, row, c->scale, V);
+            else
+                for (j = 0; j < V; j++) row[j] *= c->scale;
             row[tgt] -= c->scale;
+        } else if (c->kern) { /* loss = log-sum-exp (in double) - target logit */
+            float l = 0.0f;
+            fti_xent_fwd(c->kern, &l, row, row, &tgt, 1, V);
+            c->row_loss[i] = tgt >= 0 ? (double)l : 0.0;
         } else {
             float mx = row[0], tl = tgt >= 0 ? row[tgt] : 0.0f, inv;
             double sum = 0.0, lse;
@@ -958,12 +1006,13 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         fti__model_attn_ctx ac;
         fti__model_p_rmsnorm_fwd(pool, xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
         /* q | k | v in one GEMM: wq is the first row of the adjacent (QKV, C) block */
-        fti__model_linear_fwd(a->kern, pool, qkv, xn1, wq, N, d->C, d->QKV);
+        fti__model_linear_fwd(a->kern, a->mmx, pool, qkv, xn1, wq, N, d->C, d->QKV);
         fti__model_p_rope(pool, qkv, N, d->QKV, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
         fti__model_p_rope(pool, qkv + d->HD, N, d->QKV, ctx, d->KV, d->D, a->rope_cos,
                           a->rope_sin, 0);
         memset(&ac, 0, sizeof(ac));
         ac.kern = a->kern;
+        ac.mmx = a->mmx;
         ac.d = d;
         ac.T = ctx;
         ac.q = qkv;
@@ -972,23 +1021,24 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         ac.att = a->att + l * a->B * d->H * a->T * a->T; /* (B,H,t,t) packed for this ctx */
         ac.y = y;
         fti_pool_for(pool, batch * d->KV, 1, fti__model_attn_fwd_task, &ac);
-        fti__model_linear_fwd(a->kern, pool, mid, y, wo, N, d->HD, d->C);
+        fti__model_linear_fwd(a->kern, a->mmx, pool, mid, y, wo, N, d->HD, d->C);
         fti__model_p_add(pool, mid, res, N, d->C);
         fti__model_p_rmsnorm_fwd(pool, xn2, a->rstd2 + l * a->B * a->T, mid, w_fn, N, d->C, eps);
         /* gate | up in one GEMM (ffn_gate, ffn_up adjacent: one (2F, C) block) */
-        fti__model_linear_fwd(a->kern, pool, h12, xn2, wg, N, d->C, 2 * d->F);
-        fti__model_p_swiglu(pool, 0, g, h12, NULL, N, d->F);
-        fti__model_linear_fwd(a->kern, pool, res_next, g, wd, N, d->F, d->C);
+        fti__model_linear_fwd(a->kern, a->mmx, pool, h12, xn2, wg, N, d->C, 2 * d->F);
+        fti__model_p_swiglu(a->kern, pool, 0, g, h12, NULL, N, d->F);
+        fti__model_linear_fwd(a->kern, a->mmx, pool, res_next, g, wd, N, d->F, d->C);
         fti__model_p_add(pool, res_next, mid, N, d->C);
     }
     fti__model_p_rmsnorm_fwd(pool, a->xnf, a->rstdf, a->res + d->L * NC,
                            params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C, eps);
     wout = params + fti__model_offset(d, a->cfg.tied_embeddings ? FTI_TENSOR_TOKEN_EMBD
                                                                 : FTI_TENSOR_OUTPUT, 0);
-    fti__model_linear_fwd(a->kern, pool, a->logits, a->xnf, wout, N, d->C, d->V);
+    fti__model_linear_fwd(a->kern, a->mmx, pool, a->logits, a->xnf, wout, N, d->C, d->V);
     if (targets) {
         fti__model_ce_ctx cc;
         double sum = 0.0;
+        cc.kern = a->kern;
         cc.logits = a->logits;
         cc.targets = a->targets;
         cc.row_loss = a->row_loss;
@@ -1029,6 +1079,7 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
     NF = a->B * a->T * d->F;
     for (i = 0; i < N; i++) n_valid += a->targets[i] >= 0;
     /* dlogits (N,V) in place of the probabilities */
+    cc.kern = a->kern;
     cc.logits = a->logits;
     cc.targets = a->targets;
     cc.row_loss = a->row_loss;
@@ -1043,7 +1094,8 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         dwout = grads + fti__model_offset(d, ko, 0);
     }
     /* logits = xnf . wout^T */
-    fti__model_linear_bwd(a->kern, pool, a->dxn, 0, dwout, a->logits, a->xnf, wout, N, d->C, d->V);
+    fti__model_linear_bwd(a->kern, a->mmx, pool, a->dxn, 0, dwout, a->logits, a->xnf, wout, N,
+                          d->C, d->V);
     memset(a->dres, 0, N * d->C * sizeof(float));
     fti__model_p_rmsnorm_bwd(pool, a->dres, grads + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0),
                            a->dxn, a->res + d->L * NC, a->rstdf,
@@ -1058,19 +1110,23 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         float *h12 = a->h12 + l * 2 * NF, *g = a->g + l * NF;
         fti__model_attn_ctx ac;
         /* FFN: res_next = mid + down(g); the gradient of res_next is dres */
-        fti__model_linear_bwd(a->kern, pool, a->dg, 0, FTI__G(FTI_TENSOR_FFN_DOWN), a->dres, g,
+        fti__model_linear_bwd(a->kern, a->mmx, pool, a->dg, 0, FTI__G(FTI_TENSOR_FFN_DOWN),
+                              a->dres, g,
                               FTI__W(FTI_TENSOR_FFN_DOWN), N, d->F, d->C);
-        fti__model_p_swiglu(pool, 1, a->dh12, a->dg, h12, N, d->F);
+        fti__model_p_swiglu(a->kern, pool, 1, a->dh12, a->dg, h12, N, d->F);
         /* gate and up as one (2F, C) block: their gradients are adjacent too */
-        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE), a->dh12, xn2,
+        fti__model_linear_bwd(a->kern, a->mmx, pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE),
+                              a->dh12, xn2,
                               FTI__W(FTI_TENSOR_FFN_GATE), N, d->C, 2 * d->F);
         fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
                                a->rstd2 + l * a->B * a->T, FTI__W(FTI_TENSOR_FFN_NORM), N, d->C);
         /* attention: mid = res + y . wo^T; dres is now d mid */
-        fti__model_linear_bwd(a->kern, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT), a->dres, y,
+        fti__model_linear_bwd(a->kern, a->mmx, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT),
+                              a->dres, y,
                               FTI__W(FTI_TENSOR_ATTN_OUTPUT), N, d->HD, d->C);
         memset(&ac, 0, sizeof(ac));
         ac.kern = a->kern;
+        ac.mmx = a->mmx;
         ac.d = d;
         ac.T = T;
         ac.q = qkv;
@@ -1087,7 +1143,8 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         fti__model_p_rope(pool, a->dqkv + d->HD, N, d->QKV, T, d->KV, d->D, a->rope_cos,
                           a->rope_sin, 1);
         /* q, k, v as one (QKV, C) block */
-        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q), a->dqkv, xn1,
+        fti__model_linear_bwd(a->kern, a->mmx, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q),
+                              a->dqkv, xn1,
                               FTI__W(FTI_TENSOR_ATTN_Q), N, d->C, d->QKV);
         fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_ATTN_NORM), a->dxn, res,
                                a->rstd1 + l * a->B * a->T, FTI__W(FTI_TENSOR_ATTN_NORM), N, d->C);

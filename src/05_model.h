@@ -120,6 +120,12 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg, size_t batc
 FTIDEF void fti_model_acts_free(fti_model_acts *acts);
 /* Bytes of activation memory held. Thread safety: any thread. */
 FTIDEF size_t fti_model_acts_bytes(const fti_model_acts *acts);
+/* Mixed precision: with on != 0 every matmul of forward and backward (the linear layers, their
+ * weight gradients and attention) rounds its inputs to bf16 and sums in fp32 (FTI_MM_BF16);
+ * parameters, gradients, norms, softmax and the optimizer stay fp32. Returns 1 if the kernels
+ * honour it (AVX-512 BF16, or the scalar table), 0 if products stay fp32 (on = 0, or no bf16
+ * kernels here). Thread safety: one thread per acts object, between steps. */
+FTIDEF int fti_model_acts_set_bf16(fti_model_acts *acts, int on);
 
 /* Forward pass over tokens (B,T) (each < vocab_size). With targets (B,T) it computes the mean
  * cross-entropy into *loss (summed in double; targets < 0 are ignored) and keeps the softmax

@@ -272,6 +272,7 @@ static uint64_t fti__train_fingerprint(const fti_trainer *t) {
     h = fti__train_hash_u64(h, o->seed);
     h = fti__train_hash_u64(h, o->lora_rank);
     h = fti__train_hash_f64(h, o->lora_alpha);
+    if (o->bf16) h = fti__train_hash_u64(h, 0xbf16u); /* bf16 products change the run */
     h = fti__train_hash_u64(h, t->train.n_tokens);
     h = fti__train_hash_u64(h, (uint64_t)t->train.token_bytes);
     if (t->train.n_tokens)
@@ -379,6 +380,7 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
         fti_trainer_free(t);
         return r;
     }
+    fti_model_acts_set_bf16(t->acts, t->o.bf16); /* bf16 matmuls where the CPU has them */
     t->n_params = fti_model_n_params(&t->cfg);
     t->params = fti__train_floats(t->n_params);
     t->grads = fti__train_floats(t->n_params);

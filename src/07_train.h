@@ -95,6 +95,8 @@ typedef struct fti_train_opts {
     uint64_t checkpoint_every;    /* steps between automatic checkpoints, 0 = 100 */
     uint32_t lora_rank;       /* > 0: train LoRA adapters on frozen base weights */
     float lora_alpha;         /* 0 = 2 * rank */
+    int bf16;                 /* 1: bf16 matmuls, fp32 master weights (fti_model_acts_set_bf16;
+                                 fp32 where the CPU has no AVX512_BF16) */
     fti_log_fn log;           /* optional: errors and notices */
     void *log_user;
 } fti_train_opts;

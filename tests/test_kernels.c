@@ -103,8 +103,12 @@ static int kt_check_gemm(const fti_kernels *k, fti_pool *pool, unsigned flags, s
 
 FTI_TEST(kernels_dispatch) {
     const fti_kernels *tabs[8];
-    char desc[256];
+    char desc[256], forced[32] = "";
     int n = kt_tables(tabs), i;
+    if (getenv("FTI_ISA")) { /* a run under FTI_ISA=...: test the unforced choice, then restore */
+        snprintf(forced, sizeof forced, "%s", getenv("FTI_ISA"));
+        unsetenv("FTI_ISA");
+    }
     REQUIRE(n >= 1);
     CHECK(fti_kernels_isa(tabs[0]) == FTI_ISA_SCALAR);
     CHECK(fti_kernels_get(FTI_ISA_AUTO) != NULL);
@@ -120,6 +124,7 @@ FTI_TEST(kernels_dispatch) {
     setenv("FTI_ISA", "bogus", 1);
     CHECK(fti_kernels_get(FTI_ISA_AUTO) == fti_kernels_get(fti_kernels_isa(tabs[n - 1])));
     unsetenv("FTI_ISA");
+    if (forced[0]) setenv("FTI_ISA", forced, 1);
     CHECK_EQ_STR(fti_dtype_name(FTI_DTYPE_Q4_0), "q4_0");
     CHECK_EQ_INT(fti_dtype_row_bytes(FTI_DTYPE_Q8_0, 64), 68);
     CHECK_EQ_INT(fti_dtype_row_bytes(FTI_DTYPE_Q4_0, 64), 36);
@@ -159,6 +164,113 @@ FTI_TEST(kernels_matmul_all_tables) {
         fti_matmul(NULL, NULL, 0, 2, 3, 0, A, 1, B, 3, C, 3);
         CHECK(C[0] == 0.0f && C[5] == 0.0f);
     }
+}
+
+/* FTI_MM_BF16 on one table: against fti__matmul_bf16_ref (the specification; the scalar table
+ * must match it bit for bit, SIMD within float rounding of the sums, since vdpbf16ps may flush
+ * denormals or round its two adds differently), against the fp32 product within bf16 rounding
+ * of the inputs (2·2^-8·Σ|a·b|), and with padding untouched. */
+static int kt_check_gemm_bf16(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M,
+                              size_t N, size_t K, size_t pad, fti_rng *r) {
+    size_t lda = ((flags & FTI_MM_TRANS_A) ? M : K) + pad;
+    size_t ldb = ((flags & FTI_MM_TRANS_B) ? K : N) + pad, ldc = N + pad;
+    size_t rows_a = (flags & FTI_MM_TRANS_A) ? K : M, rows_b = (flags & FTI_MM_TRANS_B) ? N : K;
+    float *A = kt_rand(r, rows_a * lda, 1.0f), *B = kt_rand(r, rows_b * ldb, 1.0f);
+    float *C = kt_rand(r, M * ldc, 1.0f), *C0 = (float *)malloc(M * ldc * sizeof(float));
+    float *Cb = (float *)malloc(M * ldc * sizeof(float));
+    double *ref = (double *)malloc(M * N * sizeof(double) + 8);
+    double *mag = (double *)malloc(M * N * sizeof(double) + 8);
+    int exact = fti_kernels_isa(k) == FTI_ISA_SCALAR, bad = 0;
+    size_t i, j;
+    memcpy(C0, C, M * ldc * sizeof(float));
+    memcpy(Cb, C, M * ldc * sizeof(float));
+    kt_gemm_ref(flags, M, N, K, A, lda, B, ldb, C0, ldc, ref, mag);
+    fti__matmul_bf16_ref(flags, M, N, K, A, lda, B, ldb, Cb, ldc, fti__gemm_kc(k, K));
+    fti_matmul(k, pool, flags | FTI_MM_BF16, M, N, K, A, lda, B, ldb, C, ldc);
+    for (i = 0; i < M && !bad; i++)
+        for (j = 0; j < ldc && !bad; j++) {
+            float c = C[i * ldc + j], cb = Cb[i * ldc + j];
+            if (j >= N) {
+                bad = memcmp(&c, &C0[i * ldc + j], sizeof c) != 0;
+            } else if (exact) {
+                bad = memcmp(&c, &cb, sizeof c) != 0;
+            } else {
+                double tol = 1e-6 * (double)(K + 8) * mag[i * N + j] + 1e-30;
+                bad = !(fabs((double)c - (double)cb) <= tol);
+            }
+            if (!bad && j < N)
+                bad = !(fabs((double)c - ref[i * N + j]) <= 8e-3 * mag[i * N + j] + 1e-30);
+            if (bad)
+                fprintf(stderr,
+                        "    gemm bf16 %s flags=%u M=%zu N=%zu K=%zu: C[%zu,%zu]=%.9g bf16 ref "
+                        "%.9g f64 %.9g\n",
+                        fti_isa_name(fti_kernels_isa(k)), flags, M, N, K, i, j, c, cb,
+                        j < N ? ref[i * N + j] : 0.0);
+        }
+    free(A);
+    free(B);
+    free(C);
+    free(C0);
+    free(Cb);
+    free(ref);
+    free(mag);
+    return bad;
+}
+
+FTI_TEST(kernels_matmul_bf16) {
+    const fti_kernels *tabs[8];
+    int n = kt_tables(tabs), t, i, f, p, bad = 0, tested = 0;
+    static const unsigned flag_sets[] = {0, FTI_MM_TRANS_B, FTI_MM_TRANS_A,
+                                         FTI_MM_TRANS_A | FTI_MM_ACCUMULATE,
+                                         FTI_MM_TRANS_B | FTI_MM_ACCUMULATE,
+                                         FTI_MM_TRANS_A | FTI_MM_TRANS_B};
+    fti_pool *pools[3];
+    float *A, *B, *C[3];
+    fti_rng r;
+    fti_rng_seed(&r, 16, 1);
+    CHECK(fti_matmul_has_bf16(fti_kernels_get(FTI_ISA_SCALAR)));
+    for (t = 0; t < n; t++) {
+        if (!fti_matmul_has_bf16(tabs[t])) continue;
+        tested++;
+        for (f = 0; f < (int)(sizeof flag_sets / sizeof flag_sets[0]); f++)
+            for (i = 0; i < KT_NSIZES && !bad; i++) {
+                size_t M = (size_t)kt_sizes[i], N = (size_t)kt_sizes[(i + 5) % KT_NSIZES];
+                size_t K = (size_t)kt_sizes[(i + 9) % KT_NSIZES];
+                bad |= kt_check_gemm_bf16(tabs[t], NULL, flag_sets[f], M, N, K, (size_t)(i % 3),
+                                          &r);
+                bad |= kt_check_gemm_bf16(tabs[t], NULL, flag_sets[f], N, K, M, 0, &r);
+            }
+        /* across the cache blocks (K split in two, N over nc) */
+        bad |= kt_check_gemm_bf16(tabs[t], NULL, FTI_MM_TRANS_B, 53, 530, 401, 0, &r);
+        bad |= kt_check_gemm_bf16(tabs[t], NULL, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 77, 45, 521,
+                                  1, &r);
+    }
+    printf("    bf16 matmul tables tested: %d\n", tested);
+    CHECK(!bad);
+    /* bit-identical for 1, 2 and 4 threads */
+    pools[0] = fti_pool_create(1);
+    pools[1] = fti_pool_create(2);
+    pools[2] = fti_pool_create(4);
+    REQUIRE(pools[0] && pools[1] && pools[2]);
+    A = kt_rand(&r, 320 * 320, 1.0f);
+    B = kt_rand(&r, 320 * 320, 1.0f);
+    for (p = 0; p < 3; p++) C[p] = (float *)calloc(320 * 320, sizeof(float));
+    for (f = 0; f < 3; f++) {
+        unsigned flags = FTI_MM_BF16 | FTI_MM_ACCUMULATE |
+                         (f == 1 ? FTI_MM_TRANS_B : f == 2 ? FTI_MM_TRANS_A : 0u);
+        for (p = 0; p < 3; p++) {
+            for (i = 0; i < 320 * 320; i++) C[p][i] = 0.5f;
+            fti_matmul(NULL, pools[p], flags, 97, 203, 301, A, 320, B, 320, C[p], 320);
+        }
+        CHECK(memcmp(C[0], C[1], 320 * 320 * sizeof(float)) == 0);
+        CHECK(memcmp(C[0], C[2], 320 * 320 * sizeof(float)) == 0);
+    }
+    for (p = 0; p < 3; p++) {
+        free(C[p]);
+        fti_pool_free(pools[p]);
+    }
+    free(A);
+    free(B);
 }
 
 /* Larger shapes that cross the cache blocks (kc = 256, nc = 512) and use threads. */

@@ -301,3 +301,54 @@ FTI_TEST(model_threads_bitexact) {
     fti_free(params);
     fti_model_acts_free(acts);
 }
+
+/* bf16 matmuls (fti_model_acts_set_bf16): the loss and every gradient stay close to fp32 (bf16
+ * keeps 8 bits of mantissa: relative error per product about 2^-8), and the result is still
+ * bit-identical for 1 and 3 threads. On a machine without bf16 kernels the flag is refused and
+ * the fp32 result comes out. */
+FTI_TEST(model_bf16_close_to_fp32) {
+    fti_model_config c = fti_tm_odd_config();
+    fti_model_acts *acts = NULL;
+    float *params, *g[3];
+    int32_t tok[4 * 9], tgt[4 * 9];
+    double loss[3], num = 0.0, den = 0.0;
+    size_t n, i;
+    int k, on;
+    fti_rng rng;
+    REQUIRE(fti_model_config_resolve(&c, NULL) == FTI_OK);
+    REQUIRE(fti_model_acts_create(&c, 4, 9, &acts, NULL) == FTI_OK);
+    n = fti_model_n_params(&c);
+    params = (float *)fti_malloc(n * sizeof(float));
+    REQUIRE(params);
+    fti_model_init_params(&c, params, 5);
+    fti_rng_seed(&rng, 11, 1);
+    for (i = 0; i < 36; i++) {
+        tok[i] = (int32_t)fti_rng_below(&rng, c.vocab_size);
+        tgt[i] = (int32_t)fti_rng_below(&rng, c.vocab_size);
+    }
+    for (k = 0; k < 3; k++) { /* fp32 1 thread; bf16 1 thread; bf16 3 threads */
+        fti_pool *pool = fti_pool_create(k == 2 ? 3 : 1);
+        REQUIRE(pool);
+        on = fti_model_acts_set_bf16(acts, k > 0);
+        CHECK(on == (k > 0 && fti_matmul_has_bf16(NULL)));
+        g[k] = (float *)fti_calloc(n, sizeof(float));
+        REQUIRE(g[k]);
+        CHECK_OK(fti_model_forward(&c, params, acts, tok, tgt, 4, 9, pool, &loss[k]));
+        CHECK_OK(fti_model_backward(&c, params, acts, g[k], 1.0f, pool));
+        fti_pool_free(pool);
+    }
+    CHECK(fabs(loss[1] - loss[0]) <= 1e-2 * fabs(loss[0]));
+    for (i = 0; i < n; i++) {
+        num += ((double)g[1][i] - g[0][i]) * ((double)g[1][i] - g[0][i]);
+        den += (double)g[0][i] * g[0][i];
+    }
+    printf("    bf16 vs fp32: loss %.6f vs %.6f, gradient relative L2 difference %.2e\n", loss[1],
+           loss[0], sqrt(num / den));
+    CHECK(sqrt(num / den) < 3e-2);
+    CHECK(loss[1] == loss[2]);
+    CHECK(memcmp(g[1], g[2], n * sizeof(float)) == 0);
+    fti_model_acts_set_bf16(acts, 0);
+    for (k = 0; k < 3; k++) fti_free(g[k]);
+    fti_free(params);
+    fti_model_acts_free(acts);
+}

@@ -6,7 +6,9 @@
  * and read bandwidth on 128 MiB arrays), then for 1 and 2 threads:
  *   square GEMM 256..2048, the training shapes (4096×288×288, 4096×288×768, 4096×768×288,
  *   4096×288×4096) in the three layouts (fwd X·Wᵀ, dX = dY·W, dW = dYᵀ·X), and the decode GEMVs
- *   288→32000, 768→2048, 2048→768 (f32 vs cblas_sgemv; Q8_0/Q4_0 against OpenBLAS's f32 time).
+ *   288→32000, 768→2048, 2048→768 (f32 vs cblas_sgemv; Q8_0/Q4_0 against OpenBLAS's f32 time),
+ *   and, where the CPU has AVX512_BF16, the training shapes with bf16 products (FTI_MM_BF16)
+ *   against OpenBLAS's fp32 sgemm (summary-bf16; not part of the fp32 geomeans).
  * GEMV weights rotate over enough copies to exceed the last-level cache, like decoding through
  * all layers does. Each case reports the best of several runs. Output: a table, one line per
  * case "BENCH kernels <case> ours=<x> peer=<y> ratio=<r> unit=<u>" (r > 1: fti better), and a
@@ -200,8 +202,8 @@ static double measure_bw(int threads, int mode) {
 
 /* --- cases ------------------------------------------------------------------------------------ */
 static double g_min_time = 0.15;
-static double log_sum[3];
-static int log_n[3];
+static double log_sum[4]; /* square, training, gemv, bf16 */
+static int log_n[4];
 
 static float *rand_buf(size_t n) {
     float *p = (float *)fti_aligned_alloc(n * sizeof(float), 64);
@@ -331,7 +333,8 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             n_tc = sscanf(argv[++i], "%d,%d", &thread_counts[0], &thread_counts[1]);
         } else {
-            printf("usage: bench_kernels [--quick] [--threads 1,2] [--only square|train|gemv]\n");
+            printf("usage: bench_kernels [--quick] [--threads 1,2] [--only "
+                   "square|train|gemv|bf16]\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
@@ -378,6 +381,21 @@ int main(int argc, char **argv) {
         }
         for (i = 0; i < 3 && (!*only || strcmp(only, "gemv") == 0); i++)
             bench_gemv(k, pool, t, gemvs[i][0], gemvs[i][1], read_bw[ti]);
+        /* bf16 products (FTI_MM_BF16) against OpenBLAS's fp32 sgemm: what the trainer's
+         * --bf16 option buys (only where the table runs them in bf16) */
+        for (i = 0; i < 4 && fti_kernels_isa(k) != FTI_ISA_SCALAR && fti_matmul_has_bf16(k) &&
+                    (!*only || strcmp(only, "bf16") == 0);
+             i++) {
+            size_t M = train[i][0], K = train[i][1], N = train[i][2];
+            snprintf(name, sizeof name, "bf16-train-fwd-%zux%zux%zu", M, K, N);
+            bench_gemm(k, pool, t, 3, name, FTI_MM_TRANS_B | FTI_MM_BF16, M, N, K, peak[ti]);
+            if (quick) continue;
+            snprintf(name, sizeof name, "bf16-train-dx-%zux%zux%zu", M, K, N);
+            bench_gemm(k, pool, t, 3, name, FTI_MM_BF16, M, K, N, peak[ti]);
+            snprintf(name, sizeof name, "bf16-train-dw-%zux%zux%zu", M, K, N);
+            bench_gemm(k, pool, t, 3, name, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE | FTI_MM_BF16, N,
+                       K, M, peak[ti]);
+        }
         fti_pool_free(pool);
     }
     printf("BENCH kernels summary-square ours=0 peer=0 ratio=%.3f unit=geomean\n",
@@ -386,6 +404,9 @@ int main(int argc, char **argv) {
            log_n[1] ? exp(log_sum[1] / log_n[1]) : 0);
     printf("BENCH kernels summary-gemv ours=0 peer=0 ratio=%.3f unit=geomean\n",
            log_n[2] ? exp(log_sum[2] / log_n[2]) : 0);
+    if (log_n[3])
+        printf("BENCH kernels summary-bf16 ours=0 peer=0 ratio=%.3f unit=geomean\n",
+               exp(log_sum[3] / log_n[3]));
     printf("summary (geometric mean of fti/openblas): square %.2f, training %.2f, gemv %.2f\n",
            log_n[0] ? exp(log_sum[0] / log_n[0]) : 0, log_n[1] ? exp(log_sum[1] / log_n[1]) : 0,
            log_n[2] ? exp(log_sum[2] / log_n[2]) : 0);
