@@ -35,6 +35,7 @@ static void usage(FILE *f) {
         "  --max-seconds S      stop after S seconds of training (summed over resumes)\n"
         "  --seed S             initialisation and sampling seed [1]\n"
         "  --threads N          worker threads [$FTI_THREADS or all CPUs]\n"
+        "  --bf16               bf16 matmuls (AVX-512 BF16), fp32 master weights [off]\n"
         "  --batch N  --ctx N   sequences per micro-batch [8], tokens each [preset's context]\n"
         "  --accum N            micro-batches per step (gradient accumulation) [1]\n"
         "  --lr F               peak learning rate [1e-3; 3e-3 for tiny]\n"
@@ -56,7 +57,7 @@ typedef struct args {
     const char *home, *dataset, *preset, *from, *name;
     uint64_t steps, max_tokens, seed, warmup, eval_every, ckpt_every;
     double max_seconds;
-    int threads, resume, quiet, keep_best;
+    int threads, resume, quiet, keep_best, bf16;
     size_t batch, ctx, accum;
     float lr, wd, clip, lora_alpha;
     uint32_t lora;
@@ -96,6 +97,9 @@ static int parse_args(int argc, char **argv, args *a) {
             takes = 0;
         } else if (strcmp(o, "--keep-best") == 0) {
             a->keep_best = 1;
+            takes = 0;
+        } else if (strcmp(o, "--bf16") == 0) {
+            a->bf16 = 1;
             takes = 0;
         } else if (strcmp(o, "--untied") == 0) {
             a->untied = 1;
@@ -230,6 +234,7 @@ int main(int argc, char **argv) {
     ro.train.eval_every = a.eval_every;
     ro.train.seed = a.seed;
     ro.train.n_threads = a.threads;
+    ro.train.bf16 = a.bf16;
     ro.train.checkpoint_every = a.ckpt_every;
     ro.train.lora_rank = a.lora;
     ro.train.lora_alpha = a.lora_alpha;
