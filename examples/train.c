@@ -362,6 +362,17 @@ static int write_adapter(const char *path, const fti_model_config *cfg, const fl
     return r == FTI_OK;
 }
 
+/* Built with -DFTI_MPI (mk/mpi.mk: build/fti-train-mpi), the program trains data-parallel under
+ * mpirun (docs/training-mpi.md): every rank trains; rank 0 alone writes the run directory, the
+ * model and the card and prints. */
+#ifdef FTI_MPI
+static fti_train_mpi g_mpi;
+#define IS_RANK0 (g_mpi.rank == 0)
+#define main train_main
+#else
+#define IS_RANK0 1
+#endif
+
 static void on_log(void *user, fti_log_level level, const char *msg) {
     (void)user;
     if (level >= FTI_LOG_WARN) fprintf(stderr, "fti-train: %s\n", msg);
@@ -393,6 +404,7 @@ int main(int argc, char **argv) {
     memset(&parent, 0, sizeof(parent));
     memset(&st, 0, sizeof(st));
     if (!parse_args(argc, argv, &a)) return 2;
+    if (!IS_RANK0) a.quiet = 1;
     home = fti_workspace_resolve(a.home);
     if (!home) return 1;
     if (fti_dataset_open(&ds, home, a.dataset, &err) != FTI_OK) {
@@ -463,6 +475,11 @@ int main(int argc, char **argv) {
     o.lora_rank = a.lora;
     o.lora_alpha = a.lora_alpha;
     o.log = on_log;
+#ifdef FTI_MPI
+    fti_train_mpi_attach(&g_mpi, &o); /* threads: the node's CPUs shared by its ranks */
+    if (!a.threads) o.n_threads = fti_cpu_count() / g_mpi.local_size > 1 ?
+                                  fti_cpu_count() / g_mpi.local_size : 1;
+#endif
     /* the run directory: a key over everything that changes the trajectory */
     {
         char buf[1024];
@@ -487,7 +504,7 @@ int main(int argc, char **argv) {
     gguf = run_dir ? fti_path_join(run_dir, "model.gguf") : NULL;
     adapter = run_dir ? fti_path_join(run_dir, "adapter.gguf") : NULL;
     if (!ckpt || !metrics || !svg || !gguf || !adapter) goto done;
-    if (fti_mkdirs(run_dir, &err) != FTI_OK) {
+    if (IS_RANK0 && fti_mkdirs(run_dir, &err) != FTI_OK) {
         fprintf(stderr, "fti-train: %s\n", err.msg);
         goto done;
     }
@@ -517,7 +534,7 @@ int main(int argc, char **argv) {
         }
     }
     /* metrics: rewritten from the checkpoint's history on resume, then appended */
-    mf = fopen(metrics, "w");
+    mf = IS_RANK0 ? fopen(metrics, "w") : NULL;
     fti_trainer_history(t, &hist, &n_hist, &vs, &vl, &n_val);
     {
         size_t k = 0;
@@ -528,6 +545,19 @@ int main(int argc, char **argv) {
         }
     }
     fti_trainer_stats_get(t, &st);
+#ifdef FTI_MPI
+    { /* every rank must start from the same step (a checkpoint on a filesystem all ranks see) */
+        unsigned long long s0 = st.step, lo = 0, hi = 0;
+        MPI_Allreduce(&s0, &lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, g_mpi.comm);
+        MPI_Allreduce(&s0, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, g_mpi.comm);
+        if (lo != hi) {
+            fprintf(stderr, "fti-train: rank %d resumed at step %llu, another at %llu: the run "
+                    "directory must be on a filesystem every rank sees\n", g_mpi.rank, s0,
+                    s0 == lo ? hi : lo);
+            goto done;
+        }
+    }
+#endif
     if (!a.quiet) {
         fprintf(stderr, "fti-train: %s model, %lu parameters%s, dataset %.16s (%lu train / %lu val "
                 "tokens), run %s%s\n", a.from ? "fine-tuning" : a.preset,
@@ -559,6 +589,10 @@ int main(int argc, char **argv) {
     if (!a.quiet) fti_progress_end(&bar, NULL);
     if (mf) fclose(mf);
     mf = NULL;
+    if (!IS_RANK0) { /* the model and the card are rank 0's */
+        rc = 0;
+        goto done;
+    }
     fti_trainer_stats_get(t, &st);
     fti_trainer_history(t, &hist, &n_hist, &vs, &vl, &n_val);
     write_svg(svg, hist, n_hist, vs, vl, n_val);
@@ -712,3 +746,24 @@ done:
     fti_free(adapter);
     return rc;
 }
+
+#ifdef FTI_MPI
+#undef main
+int main(int argc, char **argv) {
+    fti_error err;
+    int rc;
+    MPI_Init(&argc, &argv);
+    if (fti_train_mpi_init(&g_mpi, MPI_COMM_WORLD, &err) != FTI_OK) {
+        fprintf(stderr, "fti-train: %s\n", err.msg);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    rc = train_main(argc, argv);
+    if (rc != 0 && g_mpi.world > 1) MPI_Abort(MPI_COMM_WORLD, rc); /* no rank left waiting */
+    if (IS_RANK0 && g_mpi.world > 1)
+        fprintf(stderr, "fti-train: %d ranks, %.3f s in the gradient reduction (%.1f MB sent by "
+                "rank 0)\n", g_mpi.world, g_mpi.comm_s, (double)g_mpi.bytes_sent / 1e6);
+    fti_train_mpi_free(&g_mpi);
+    MPI_Finalize();
+    return rc;
+}
+#endif
