@@ -11,8 +11,9 @@
 MPICC ?= mpicc
 MPIRUN ?= mpirun
 # loopback only: shared memory + self (containers have no network); root needs the flag
+# (if the container forbids process_vm_readv, add --mca btl_vader_single_copy_mechanism none)
 MPIFLAGS ?= --oversubscribe --mca btl self,vader --mca pml ob1 \
-            --mca btl_vader_single_copy_mechanism none $(if $(filter 0,$(shell id -u)),--allow-run-as-root)
+            $(if $(filter 0,$(shell id -u)),--allow-run-as-root)
 MPI_ENV = env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMPI_MCA_plm_rsh_agent=false
 BENCH_MPI_STEPS ?= 3
 BENCH_TARGETS += bench-train-mpi
