@@ -230,6 +230,13 @@ FTIDEF fti_result fti_registry_aliases(const char *home, fti_buf *out, fti_error
 #ifdef __cplusplus
 }
 #endif
+/* the C API only: the removed MPI C++ bindings warn under -Wextra */
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 #ifdef __cplusplus
 extern "C" {
