@@ -4,16 +4,19 @@
  *   build/fti-twin [--home DIR] status
  *
  * `update` runs F -> T -> evaluation -> promotion:
- *   1. ingests PATH... into the feature store (incremental: unchanged files are reused); if the
- *      dataset version is the one the production model was trained on, it says so and stops;
- *   2. trains a candidate: fine-tunes the production model on the new version when the tokenizer
- *      is the same, else trains from scratch (fti-train, the training program next to this one);
+ *   1. ingests PATH... into the feature store (fti_store_ingest; incremental: unchanged files are
+ *      reused); if the dataset version is the one the production model was trained on, it says
+ *      so and stops;
+ *   2. trains a candidate with the library's training driver (fti_train_run): fine-tunes the
+ *      production model on the new version when the tokenizer is the same, else trains from
+ *      scratch with the twin's recipe for the preset;
  *   3. evaluates the candidate and the current production model on the same, new validation split;
  *   4. promotes the candidate to `production` only if its validation loss is lower
  *      (champion/challenger), and appends the decision with both figures to
  *      HOME/registry/decisions.jsonl. A running fti-serve follows the alias by itself.
  * A lock (HOME/twin.lock) keeps two runs apart, so it is safe from cron; running it again on the
- * same inputs changes nothing. Exit status: 0 done (promoted or not), 1 failure, 2 usage, 3 busy.
+ * same inputs changes nothing. Everything runs in this process, through fti.h only (no other
+ * program is started). Exit status: 0 done (promoted or not), 1 failure, 2 usage, 3 busy.
  */
 #define FTI_IMPLEMENTATION
 #include "fti.h"
@@ -24,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static void usage(FILE *f) {
@@ -46,48 +48,52 @@ static void usage(FILE *f) {
             "  --retokenize    train a new tokenizer (then the model is trained from scratch)\n");
 }
 
-/* Path of a sibling program (build/fti-train next to build/fti-twin), else the bare name. */
-static void sibling(const char *argv0, const char *name, char *out, size_t n) {
-    const char *slash = strrchr(argv0, '/');
-    if (slash) snprintf(out, n, "%.*s/%s", (int)(slash - argv0), argv0, name);
-    else snprintf(out, n, "%s", name);
-    if (access(out, X_OK) != 0) snprintf(out, n, "%s", name);
+/* --- progress: one bar per ingest stage, then one for training (stderr, terminals only) --- */
+typedef struct ui {
+    fti_progress bar;
+    char stage[32];
+    int active, quiet;
+} ui;
+
+static void on_ingest(void *user, const fti_ingest_progress *p) {
+    ui *u = (ui *)user;
+    if (u->quiet) return;
+    if (!u->active || strcmp(u->stage, p->stage) != 0) {
+        if (u->active) fti_progress_end(&u->bar, NULL);
+        snprintf(u->stage, sizeof u->stage, "%s", p->stage);
+        fti_progress_begin(&u->bar, stderr, p->stage, strcmp(p->stage, "ingest") == 0 ? "B" : "",
+                           p->total);
+        u->active = 1;
+    }
+    fti_progress_update(&u->bar, p->done, NULL);
 }
 
-/* Runs argv, echoing its standard output and keeping the last word of it in last_word. Standard
- * error (progress bars) goes straight through. Returns the exit status, or -1. */
-static int run_child(char *const *argv, char *last_word, size_t n) {
-    int fd[2], status = 0;
-    pid_t pid;
-    FILE *in;
-    char line[4096];
-    if (pipe(fd) != 0) return -1;
-    pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        dup2(fd[1], 1);
-        close(fd[0]);
-        close(fd[1]);
-        execvp(argv[0], argv);
-        fprintf(stderr, "fti-twin: cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
+static void on_train(void *user, fti_train_event ev, const fti_train_run_result *run,
+                     const fti_train_stats *st) {
+    ui *u = (ui *)user;
+    char extra[96];
+    (void)run;
+    if (u->quiet) return;
+    if (ev == FTI_TRAIN_EVENT_START) {
+        fti_progress_begin(&u->bar, stderr, "train", "step", st->total_steps);
+        fti_progress_update(&u->bar, st->step, NULL);
+        u->active = 1;
+    } else if (ev == FTI_TRAIN_EVENT_STEP) {
+        if (st->evaluated)
+            snprintf(extra, sizeof extra, "loss %.4f val %.4f %.0f tok/s", st->loss,
+                     st->val_loss, st->tokens_per_s);
+        else
+            snprintf(extra, sizeof extra, "loss %.4f %.0f tok/s", st->loss, st->tokens_per_s);
+        fti_progress_update(&u->bar, st->step, extra);
+    } else if (u->active) {
+        fti_progress_end(&u->bar, NULL);
+        u->active = 0;
     }
-    close(fd[1]);
-    in = fdopen(fd[0], "r");
-    if (last_word) last_word[0] = 0;
-    while (in && fgets(line, sizeof line, in)) {
-        char *e = line + strlen(line), *w;
-        fputs(line, stdout);
-        while (e > line && (e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
-        w = strrchr(line, ' ');
-        w = w ? w + 1 : line;
-        if (*w && last_word) snprintf(last_word, n, "%s", w);
-    }
-    if (in) fclose(in);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    fflush(stdout);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void on_log(void *user, fti_log_level level, const char *msg) {
+    (void)user;
+    if (level >= FTI_LOG_WARN) fprintf(stderr, "fti-twin: %s\n", msg);
 }
 
 /* Mean cross-entropy (nats per token) of a model file on the validation shard of ds. */
@@ -122,8 +128,8 @@ static int val_loss(const char *model_path, const fti_dataset *ds, fti_pool *poo
 /* Steps that fit in budget_s: a few real steps of the same model and batch shape as fti-train
  * will run, timed (the first one, which warms caches, is not counted). The learning-rate
  * schedule needs a length up front; training also stops at the time limit whatever happens. */
-static uint64_t calibrate_steps(const fti_model_config *cfg, const fti_dataset *ds, int threads,
-                                double budget_s) {
+static uint64_t calibrate_steps(const fti_model_config *cfg, const fti_train_opts *run_opts,
+                                const fti_dataset *ds, int threads, double budget_s) {
     const fti_token_shard *sh = fti_dataset_shard(ds, FTI_SPLIT_TRAIN);
     fti_train_opts o;
     fti_token_array tr, va;
@@ -132,6 +138,9 @@ static uint64_t calibrate_steps(const fti_model_config *cfg, const fti_dataset *
     int i;
     if (!sh) return steps;
     memset(&o, 0, sizeof o);
+    o.batch = run_opts->batch ? run_opts->batch : 8; /* the driver's default */
+    o.ctx = run_opts->ctx;
+    o.grad_accum = run_opts->grad_accum;
     o.max_steps = 4;
     o.n_threads = threads;
     tr.data = sh->data;
@@ -152,6 +161,17 @@ static uint64_t calibrate_steps(const fti_model_config *cfg, const fti_dataset *
     }
     fti_trainer_free(t);
     return steps;
+}
+
+/* What fti-twin trains from scratch: the preset, with the hyper-parameters tuned for a
+ * few-minute budget on a small corpus (see docs/training.md, "The twin's recipe"). */
+static void twin_recipe(const char *preset, fti_train_run_opts *ro) {
+    (void)preset;
+    /* validation over more windows (the Bierce split has ~43 of 129 tokens), and often enough
+     * for keep_best to catch the minimum: the model starts to overfit a ~110k-token corpus after
+     * about a dozen epochs, well inside a few minutes */
+    ro->train.eval_windows = 32;
+    ro->keep_best = 1;
 }
 
 /* The card of a registered model (parsed), or NULL. */
@@ -212,7 +232,7 @@ int main(int argc, char **argv) {
     double minutes = 3;
     int threads = 0, i, rc = 1, lock_fd = -1, have_prod, retokenize = 0;
     char *home, *lock_path = NULL, prod_id[17] = "", cand_id[64] = "", version[65] = "";
-    char train_bin[4096], secs[32], thr[16], steps_s[32];
+    ui u;
     uint64_t t_start = fti_time_ns();
     double budget_s;
     fti_error err;
@@ -220,6 +240,8 @@ int main(int argc, char **argv) {
     fti_dataset *ds = NULL;
     fti_pool *pool = NULL;
 
+    memset(&u, 0, sizeof u);
+    u.quiet = !isatty(2);
     paths = (const char **)fti_calloc((size_t)argc, sizeof *paths);
     if (!paths) return 1;
     for (i = 1; i < argc; i++) {
@@ -268,13 +290,13 @@ int main(int argc, char **argv) {
      * be fine-tuned on the new version) unless --retokenize asks for a new one. */
     prod = load_card(home, "production", prod_id);
     have_prod = prod != NULL;
-    printf("== F: ingesting %zu path(s) into %s\n", n_paths, home);
+    printf("== F: ingesting %lu path(s) into %s\n", (unsigned long)n_paths, home);
     fflush(stdout);
     {
-        char feat_bin[4096], tok_path[4096] = "";
-        char **av = (char **)fti_calloc(n_paths + 8, sizeof *av);
-        size_t k, j = 0;
-        if (!av) goto done;
+        char tok_path[4096] = "";
+        fti_ingest_opts io;
+        size_t reused = 0;
+        const fti_json *c;
         if (have_prod && !retokenize) {
             fti_dataset *pds = NULL;
             if (fti_dataset_open(&pds, home, fti_json_get_str(fti_json_root(prod), "dataset", ""),
@@ -283,26 +305,35 @@ int main(int argc, char **argv) {
                 snprintf(tok_path, sizeof tok_path, "%s", fti_dataset_tokenizer_path(pds));
             fti_dataset_close(pds);
         }
-        sibling(argv[0], "fti-feature", feat_bin, sizeof feat_bin);
-        av[j++] = feat_bin;
-        av[j++] = (char *)"--home";
-        av[j++] = home;
-        av[j++] = (char *)"ingest";
-        for (k = 0; k < n_paths; k++) av[j++] = (char *)paths[k];
-        if (tok_path[0]) {
-            av[j++] = (char *)"--tokenizer";
-            av[j++] = tok_path;
-        }
-        i = run_child(av, version, sizeof version);
-        fti_free(av);
-        if (i != 0 || strlen(version) != 64) {
-            fprintf(stderr, "fti-twin: the feature pipeline failed\n");
+        memset(&io, 0, sizeof io);
+        io.tokenizer = tok_path[0] ? tok_path : NULL;
+        io.n_threads = threads;
+        io.progress = on_ingest;
+        io.progress_user = &u;
+        io.log = on_log;
+        if (fti_store_ingest(home, paths, n_paths, &io, version, &reused, &err) != FTI_OK) {
+            if (u.active) fti_progress_end(&u.bar, NULL);
+            fprintf(stderr, "fti-twin: the feature pipeline failed: %s\n", err.msg);
             goto done;
         }
-    }
-    if (fti_dataset_open(&ds, home, version, &err) != FTI_OK) {
-        fprintf(stderr, "fti-twin: %s\n", err.msg);
-        goto done;
+        if (u.active) fti_progress_end(&u.bar, NULL);
+        u.active = 0;
+        if (fti_dataset_open(&ds, home, version, &err) != FTI_OK) {
+            fprintf(stderr, "fti-twin: %s\n", err.msg);
+            goto done;
+        }
+        c = fti_json_get(fti_dataset_manifest(ds), "counts");
+        printf("   dataset version %s\n", version);
+        printf("   %lld document(s) kept (train %lld, val %lld), %lld tokens, %lld chunks; "
+               "%lu of %lld input file(s) reused from the cache%s\n",
+               (long long)fti_json_get_int(c, "documents", 0),
+               (long long)fti_json_get_int(c, "train_documents", 0),
+               (long long)fti_json_get_int(c, "val_documents", 0),
+               (long long)(fti_json_get_int(c, "train_tokens", 0) +
+                           fti_json_get_int(c, "val_tokens", 0)),
+               (long long)fti_json_get_int(c, "chunks", 0), (unsigned long)reused,
+               (long long)fti_json_get_int(c, "files", 0),
+               tok_path[0] ? ", tokenizer of the production model kept" : "");
     }
     /* Unchanged: the same version, or one with the same documents and the same tokenizer (a
      * version id also covers options such as a tokenizer given instead of trained). */
@@ -325,72 +356,78 @@ int main(int argc, char **argv) {
         }
     }
 
-    /* T: fine-tune or train from scratch */
-    sibling(argv[0], "fti-train", train_bin, sizeof train_bin);
+    /* T: fine-tune or train from scratch, through the library's training driver */
     /* --minutes covers the whole update: what ingest took, and ~10 s for evaluating and
      * promoting at the end, come out of the training time */
     budget_s = minutes * 60 - (double)(fti_time_ns() - t_start) / 1e9 - 10;
     if (budget_s < 15) budget_s = 15;
-    snprintf(secs, sizeof secs, "%.0f", budget_s);
-    snprintf(thr, sizeof thr, "%d", threads);
     {
-        char *av[20];
-        int j = 0, same_tok = have_prod && !strcmp(fti_json_get_str(fti_json_root(prod), "tokenizer", ""),
-                                                   fti_dataset_tokenizer_sha256(ds) ? fti_dataset_tokenizer_sha256(ds) : "");
-        av[j++] = train_bin;
-        av[j++] = (char *)"--home";
-        av[j++] = home;
-        av[j++] = (char *)"--dataset";
-        av[j++] = version;
-        av[j++] = (char *)"--max-seconds";
-        av[j++] = secs;
-        {
-            fti_model_config cfg;
-            int ok = 0;
-            if (same_tok) {
-                fti_engine *pe = NULL;
-                if (fti_engine_open(&pe, fti_json_get_str(fti_json_root(prod), "path", ""), NULL,
-                                    NULL) == FTI_OK) {
-                    cfg = *fti_engine_config(pe);
-                    ok = 1;
-                }
-                fti_engine_close(pe);
-            } else if (fti_model_preset(preset, &cfg) == FTI_OK) {
+        fti_train_run_opts ro;
+        fti_train_run_result res;
+        const char *ds_tok = fti_dataset_tokenizer_sha256(ds);
+        int same_tok = have_prod && ds_tok &&
+                       !strcmp(fti_json_get_str(fti_json_root(prod), "tokenizer", ""), ds_tok);
+        fti_model_config cfg;
+        int ok = 0;
+        uint64_t steps;
+        memset(&ro, 0, sizeof ro);
+        ro.dataset = version;
+        ro.train.max_seconds = budget_s;
+        ro.train.n_threads = threads;
+        ro.train.log = on_log;
+        ro.progress = on_train;
+        ro.progress_user = &u;
+        ro.keep_best = 1;
+        if (same_tok) {
+            fti_engine *pe = NULL;
+            if (fti_engine_open(&pe, fti_json_get_str(fti_json_root(prod), "path", ""), NULL,
+                                NULL) == FTI_OK) {
+                cfg = *fti_engine_config(pe);
+                ok = 1;
+            }
+            fti_engine_close(pe);
+            ro.from = prod_id;
+            ro.train.lr = 3e-4f;
+        } else {
+            twin_recipe(preset, &ro);
+            memset(&cfg, 0, sizeof cfg);
+            if (fti_model_preset(preset, &cfg) == FTI_OK) {
+                if (ro.config.dim) cfg.dim = ro.config.dim;
+                if (ro.config.n_layers) cfg.n_layers = ro.config.n_layers;
+                if (ro.config.n_heads) cfg.n_heads = ro.config.n_heads;
+                if (ro.config.n_heads) cfg.n_kv_heads = ro.config.n_kv_heads;
+                if (ro.config.hidden_dim) cfg.hidden_dim = ro.config.hidden_dim;
+                if (ro.config.context_len) cfg.context_len = ro.config.context_len;
                 cfg.vocab_size = fti_dataset_shard(ds, FTI_SPLIT_TRAIN)
                                      ? fti_dataset_shard(ds, FTI_SPLIT_TRAIN)->vocab_size
                                      : 0;
                 ok = fti_model_config_resolve(&cfg, NULL) == FTI_OK;
             }
-            snprintf(steps_s, sizeof steps_s, "%llu",
-                     (unsigned long long)(ok ? calibrate_steps(&cfg, ds, threads, budget_s)
-                                             : 300));
+            ro.preset = preset;
         }
-        printf("   %s steps fit in the budget on this machine\n", steps_s);
-        av[j++] = (char *)"--steps";
-        av[j++] = steps_s;
-        if (threads > 0) {
-            av[j++] = (char *)"--threads";
-            av[j++] = thr;
-        }
-        if (same_tok) {
-            printf("== T: fine-tuning production model %s on %.16s for %.1f min\n", prod_id, version,
-                   budget_s / 60);
-            av[j++] = (char *)"--from";
-            av[j++] = prod_id;
-            av[j++] = (char *)"--lr";
-            av[j++] = (char *)"3e-4";
-        } else {
+        steps = ok ? calibrate_steps(&cfg, &ro.train, ds, threads, budget_s) : 300;
+        ro.train.max_steps = steps;
+        ro.train.eval_every = steps >= 40 ? steps / 20 : 2;
+        printf("   %llu steps fit in the budget on this machine\n", (unsigned long long)steps);
+        if (same_tok)
+            printf("== T: fine-tuning production model %s on %.16s for %.1f min\n", prod_id,
+                   version, budget_s / 60);
+        else
             printf("== T: training a %s model from scratch on %.16s for %.1f min%s\n", preset,
                    version, budget_s / 60, have_prod ? " (the tokenizer changed)" : "");
-            av[j++] = (char *)"--preset";
-            av[j++] = (char *)preset;
-        }
-        av[j] = NULL;
         fflush(stdout);
-        if (run_child(av, cand_id, sizeof cand_id) != 0 || strlen(cand_id) != 16) {
-            fprintf(stderr, "fti-twin: training failed\n");
+        if (fti_train_run(home, &ro, &res, &err) != FTI_OK) {
+            on_train(&u, FTI_TRAIN_EVENT_END, &res, &res.stats);
+            fprintf(stderr, "fti-twin: training failed: %s\n", err.msg);
             goto done;
         }
+        printf("steps %llu  tokens %llu  train loss %.4f  val loss %.4f (best %.4f)  %.1f s%s\n",
+               (unsigned long long)res.stats.step, (unsigned long long)res.stats.tokens_seen,
+               res.stats.loss, res.stats.val_loss, res.stats.best_val_loss, res.stats.elapsed_s,
+               res.used_best ? "  (best validation weights kept)" : "");
+        printf("run %s/runs/%s\n", home, res.run_key);
+        printf("model %s\n", res.id);
+        snprintf(cand_id, sizeof cand_id, "%s", res.id);
     }
 
     /* evaluation on the new validation split, then champion/challenger */

@@ -61,5 +61,5 @@ bench-train-mpi: $(B)/bench-mpi
 	    printf "BENCH train-mpi %s-np2-t1 ours=%.1f peer=%.1f ratio=%.2f unit=tok/s\n", p, r2, s1, r2 / s1; \
 	    printf "BENCH train-mpi %s-np2-vs-t2 ours=%.1f peer=%.1f ratio=%.2f unit=tok/s\n", p, r2, s2, r2 / s2; \
 	    printf "(%s, 2 ranks: %.0f%% of a step inside the reduction, waiting included; the reduction alone %.1f ms of a %.1f ms step = %.1f%%)\n", \
-	      p, 100 * cs, rd, st, st > 0 ? 100 * rd / st : 0; }'; \
+	      p, 100 * cs, rd, st, (st > 0 ? 100 * rd / st : 0); }'; \
 	done

@@ -225,6 +225,89 @@ FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, cha
 /* The aliases as a JSON object {"alias": {"id": "...", "history": [...]}}. */
 FTIDEF fti_result fti_registry_aliases(const char *home, fti_buf *out, fti_error *err);
 
+/* --- training driver: a dataset version in, a registered model out ----------------------------- */
+/*
+ * fti_train_run does what build/fti-train does, as a library call (src/07_train_run.c):
+ *   1. opens the dataset version (part 04) and its train/val token shards;
+ *   2. builds the config from a preset (+ explicit overrides), or loads the parent model from the
+ *      registry for fine-tuning / LoRA (same tokenizer required);
+ *   3. trains in HOME/runs/<run_key>/ (checkpoint.bin, metrics.jsonl, loss.svg), where run_key
+ *      hashes the dataset version and every option that changes the trajectory, so `resume`
+ *      continues exactly the same run from its last checkpoint;
+ *   4. writes model.gguf (tokenizer and lineage keys, part 06) and registers it with a card.
+ *      LoRA runs also write adapter.gguf (GGUF adapter conventions) and register it on its own
+ *      (card "type": "lora_adapter", parent = the base); the merged model's parent is the adapter.
+ * Reproducible ids: the GGUF holds no creation time unless stamp_created is set (the time is in
+ * the registry card), so the same seed, data, options and thread count give the same bytes and
+ * the same model id. A run stopped by max_seconds depends on the machine's speed, of course.
+ */
+
+typedef enum fti_train_event {
+    FTI_TRAIN_EVENT_START = 0, /* the trainer is ready (resumed if asked); stats: the start */
+    FTI_TRAIN_EVENT_STEP,      /* one optimizer step is done */
+    FTI_TRAIN_EVENT_END        /* training is done; the model is written next */
+} fti_train_event;
+
+struct fti_train_run_result;
+/* Progress callback, called on the calling thread. */
+typedef void (*fti_train_run_fn)(void *user, fti_train_event ev,
+                                 const struct fti_train_run_result *run,
+                                 const fti_train_stats *stats);
+
+/* Options of fti_train_run. Zero = default for every field. */
+typedef struct fti_train_run_opts {
+    const char *dataset;      /* dataset version: id, prefix, tag or "latest"; NULL = latest */
+    const char *preset;       /* preset when training from scratch; NULL = "tiny" */
+    fti_model_config config;  /* non-zero dim, n_layers, n_heads, n_kv_heads, hidden_dim,
+                               * context_len override the preset (vocab: the dataset's) */
+    int untied;               /* 1: untied output projection */
+    const char *from;         /* fine-tune this registered model (id, prefix, alias); NULL = none */
+    const char *name;         /* general.name and the card's name; NULL = "fti-twin" */
+    /* The trainer's options. Defaults that differ from fti_trainer_create's: batch 8,
+     * max_steps 300, lr 3e-3 for the tiny preset from scratch (else 1e-3), eval_every
+     * max_steps / 10, checkpoint_every 100. checkpoint_path is the driver's (ignored here);
+     * lora_rank needs `from`; log also receives the driver's notices. */
+    fti_train_opts train;
+    int resume;               /* 1: continue the run from its checkpoint, if it has one */
+    int keep_best;            /* 1: register the weights of the best validation pass (kept in
+                               * the run directory, so resume keeps them), not the last step's */
+    int stamp_created;        /* 1: also write fti.created into the GGUF (ids then differ) */
+    fti_train_run_fn progress;
+    void *progress_user;
+} fti_train_run_opts;
+
+/* What a run did. */
+typedef struct fti_train_run_result {
+    char id[17];              /* the registered model ("" until it is registered) */
+    char adapter_id[17];      /* LoRA: the registered adapter, else "" */
+    char parent_id[17];       /* the `from` model, else "" */
+    char run_key[17];         /* the run directory is HOME/runs/<run_key> */
+    char dataset[65];         /* the dataset version id */
+    char tokenizer[65];       /* its tokenizer's SHA-256 */
+    fti_model_config config;
+    size_t n_params;          /* of the model (LoRA: of the base) */
+    uint64_t train_tokens;    /* size of the training split */
+    uint64_t val_tokens;      /* size of the validation split used (0 = none) */
+    int resumed;              /* 1 if the run continued from a checkpoint */
+    int used_best;            /* 1 if keep_best replaced the last weights by the best ones */
+    fti_train_stats stats;    /* the trainer's numbers at the end */
+} fti_train_run_result;
+
+/* Trains on a dataset version of the workspace home and registers the model (see above); result
+ * (optional) is filled as the run goes, id last. Errors name the file or option at fault:
+ * FTI_ERR_NOT_FOUND (dataset, parent), FTI_ERR_MISMATCH (tokenizer or vocabulary differs),
+ * FTI_ERR_INVALID (options), FTI_ERR_NUMERIC (training diverged), I/O errors.
+ * Thread safety: one run per run directory; registry writes as fti_registry_add. */
+FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts,
+                                fti_train_run_result *result, fti_error *err);
+
+/* Merges a registered LoRA adapter (id, prefix or alias; card "type" "lora_adapter") into its
+ * registered base and registers the merged model (parent: the adapter), id_out gets its id.
+ * name NULL = the adapter card's name. FTI_ERR_INVALID if the reference is not an adapter,
+ * FTI_ERR_FORMAT for a malformed adapter file. Thread safety: as fti_registry_add. */
+FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_ref,
+                                          const char *name, char id_out[17], fti_error *err);
+
 /* --- data-parallel training over MPI (only with FTI_MPI defined; src/07_train_mpi.c) ---------- */
 #ifdef FTI_MPI
 #ifdef __cplusplus

@@ -545,6 +545,24 @@ FTI_TEST(train_cli) {
              "build/fti-train --home '%s' --preset tiny --steps 12 --batch 4 --eval-every 6 "
              "--checkpoint-every 5 --threads 1 --resume --quiet > '%s'", home, out);
     CHECK(fti_ttr_sh(cmd) == 0);
+    /* ... with the same id: the file holds no creation time, and 1 thread = 2 threads */
+    CHECK(fti_ttr_last_word(out, id2, sizeof id2));
+    CHECK_EQ_STR(id2, id);
+    /* LoRA: the adapter is registered too, and lineage shows model -> adapter -> base */
+    snprintf(cmd, sizeof cmd, "build/fti-train --home '%s' --from %s --lora 2 --steps 2 --batch 2 "
+             "--quiet > '%s'", home, id, out);
+    REQUIRE(fti_ttr_sh(cmd) == 0);
+    REQUIRE(fti_ttr_last_word(out, id2, sizeof id2));
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "\nadapter ") != NULL);
+    fti_free(text);
+    snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' lineage %s > '%s'", home, id2, out);
+    CHECK(fti_ttr_sh(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "merged from the LoRA adapter") != NULL);
+    CHECK(strstr((const char *)text, "\n  adapter ") != NULL);
+    CHECK(strstr((const char *)text, id) != NULL);
+    fti_free(text);
     snprintf(cmd, sizeof cmd, "build/fti-train --home '%s' --preset nope --quiet > /dev/null 2>&1",
              home);
     CHECK(fti_ttr_sh(cmd) != 0);

@@ -1,6 +1,7 @@
 #!/bin/sh
 # demo.sh: the twin end to end on the shipped corpus (make demo).
-#   F -> T -> evaluation -> promotion   fti-twin update (fti-feature, fti-train, registry)
+#   F -> T -> evaluation -> promotion   fti-twin update (in one process, through fti.h: the
+#                                       store's ingest, the training driver, the registry)
 #   I: generations with retrieval       fti-infer --alias production
 #   is it a twin?                       fti-eval (perplexity vs other authors, recall@5)
 # Environment: FTI_HOME (workspace, default ./twin), DEMO_MINUTES (training budget, default 3),
@@ -14,7 +15,7 @@ PRESET=${DEMO_PRESET:-small}
 CORPUS=${CORPUS:-data/corpus/bierce/devils_dictionary.jsonl}
 
 say() { printf '\n== %s\n' "$*"; }
-for p in fti-twin fti-feature fti-train fti-infer fti-eval; do
+for p in fti-twin fti-infer fti-eval; do
     [ -x "$B/$p" ] || { echo "demo: $B/$p is missing (run make)"; exit 1; }
 done
 

@@ -5,6 +5,7 @@
  *   build/fti-registry [--home DIR] promote ID ALIAS
  *   build/fti-registry [--home DIR] rollback ALIAS
  *   build/fti-registry [--home DIR] lineage ID|ALIAS
+ *   build/fti-registry [--home DIR] merge ADAPTER [--name NAME]
  *
  * Example:  build/fti-registry promote 3f2a9c0d1e2b4a5c production
  * Models live in HOME/models/<id>/ (model.gguf, card.json); aliases in HOME/models/aliases.json
@@ -29,6 +30,8 @@ static void usage(FILE *f) {
         "  rollback ALIAS            point ALIAS back at its previous model\n"
         "  lineage ID|ALIAS          the model, its parents, their dataset versions and the\n"
         "                            source files those were built from\n"
+        "  merge ADAPTER [--name N]  merge a registered LoRA adapter into its base model and\n"
+        "                            register the result (prints its id last)\n"
         "\n"
         "ID may be a unique prefix of a model id.\n");
 }
@@ -164,15 +167,22 @@ static int cmd_lineage(const char *home, const char *ref) {
     for (depth = 0; depth < 64; depth++) {
         fti_json_doc *doc = NULL;
         const fti_json *c;
-        const char *ds_id, *parent;
+        const char *ds_id, *parent, *type;
         fti_dataset *ds = NULL;
         fti_error err;
         if (!load_card(home, cur, id, &doc)) return 1;
         c = fti_json_root(doc);
         ds_id = fti_json_get_str(c, "dataset", "");
-        printf("%*smodel %s  %s  val_loss %.4f  tokens %lld\n", depth * 2, "", id,
+        type = fti_json_get_str(c, "type", "model");
+        printf("%*s%s %s  %s  val_loss %.4f  tokens %lld", depth * 2, "",
+               !strcmp(type, "lora_adapter") ? "adapter" : "model", id,
                fti_json_get_str(c, "created", ""), fti_json_get_num(c, "val_loss", 0),
                (long long)fti_json_get_int(c, "tokens", 0));
+        if (!strcmp(type, "lora_adapter"))
+            printf("  LoRA rank %lld, %lld parameters, sha256 %.16s",
+                   (long long)fti_json_get_int(c, "lora_rank", 0),
+                   (long long)fti_json_get_int(c, "n_params", 0), fti_json_get_str(c, "sha256", ""));
+        printf("\n");
         printf("%*s  trained on dataset %s (tokenizer %.16s)\n", depth * 2, "", ds_id,
                fti_json_get_str(c, "tokenizer", ""));
 #ifndef FTI_NO_STORE
@@ -197,7 +207,10 @@ static int cmd_lineage(const char *home, const char *ref) {
             fti_json_free(doc);
             return 0;
         }
-        printf("%*s  fine-tuned from\n", depth * 2, "");
+        printf("%*s  %s\n", depth * 2, "",
+               !strcmp(type, "lora_merged")    ? "merged from the LoRA adapter"
+               : !strcmp(type, "lora_adapter") ? "trained on the frozen base model"
+                                               : "fine-tuned from");
         snprintf(cur, sizeof cur, "%s", parent);
         fti_json_free(doc);
     }
@@ -251,6 +264,17 @@ int main(int argc, char **argv) {
         }
     } else if (strcmp(cmd, "lineage") == 0 && i + 1 == argc) {
         rc = cmd_lineage(home, argv[i]);
+    } else if (strcmp(cmd, "merge") == 0 &&
+               (i + 1 == argc || (i + 3 == argc && strcmp(argv[i + 1], "--name") == 0))) {
+        char id[17];
+        if (fti_train_merge_adapter(home, argv[i], i + 3 == argc ? argv[i + 2] : NULL, id,
+                                    &err) != FTI_OK) {
+            fprintf(stderr, "fti-registry: %s\n", err.msg);
+            rc = 1;
+        } else {
+            printf("merged model %s\n", id);
+            rc = 0;
+        }
     } else {
         usage(stderr);
     }

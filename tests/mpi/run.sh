@@ -52,6 +52,9 @@ else
         m1="$TMP/ws1/models/$id1/model.gguf"; m2="$TMP/ws2/models/$id2/model.gguf"
         if "$B/test-mpi" --compare-gguf "$m1" "$m2"; then ok "fti-train: bit-identical weights"
         else bad "fti-train: bit-identical weights"; fi
+        # model ids are the GGUF's SHA-256 (no creation time in the file): the same model
+        if [ -n "$id1" ] && [ "$id1" = "$id2" ]; then ok "fti-train: the same model id ($id1)"
+        else bad "fti-train: the same model id ($id1 vs $id2)"; fi
         run1=$(ls -d "$TMP"/ws1/runs/*); run2=$(ls -d "$TMP"/ws2/runs/*)
         sed 's/"tok_s".*//' "$run1/metrics.jsonl" > "$TMP/l1"
         sed 's/"tok_s".*//' "$run2/metrics.jsonl" > "$TMP/l2"

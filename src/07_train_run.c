@@ -1,0 +1,882 @@
+/* === train: the training driver (dataset version -> registered model) === */
+/*
+ * fti_train_run is the whole of `fti-train` minus the command line: it wires part 04's dataset
+ * versions, part 05's configs, this part's trainer and registry and part 06's GGUF writer.
+ * The run directory HOME/runs/<key>/ holds:
+ *   checkpoint.bin   the trainer's checkpoint (exact resume)
+ *   metrics.jsonl    one JSON line per step (rewritten from the checkpoint's history on resume)
+ *   loss.svg         training and validation loss curve
+ *   best.bin         keep_best only: the weights of the best validation pass (atomic, SHA-256)
+ *   model.gguf       the model, then copied into the registry
+ *   adapter.gguf     LoRA only: the adapter
+ * The key hashes everything that changes the trajectory (dataset, parent, config, every trainer
+ * option that matters, the thread count does not), the same string fti-train has always used, so
+ * runs started by older builds resume.
+ */
+#include "07_train.h"
+#include "03_tokenizer.h"
+#include "04_store.h"
+#include "06_format.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/utsname.h>
+#define FTI__TR_UNAME 1
+#endif
+
+#ifndef FTI_NO_TRAIN
+
+/* --- the parent model of a fine-tune ----------------------------------------------------------- */
+
+typedef struct fti__tr_parent {
+    char id[17];
+    char tokenizer[80];
+    char name[64];
+    fti_model_config cfg;
+    float *params; /* (n_params) */
+} fti__tr_parent;
+
+/* Loads a registered model (card + F32/F16/Q weights decoded to f32). */
+static fti_result fti__tr_load_parent(const char *home, const char *ref, fti__tr_parent *p,
+                                      fti_error *err) {
+    fti_buf card;
+    fti_json_doc *doc = NULL;
+    fti_gguf *g = NULL;
+    fti_result r;
+    const char *path;
+    memset(p, 0, sizeof(*p));
+    memset(&card, 0, sizeof(card));
+    if ((r = fti_registry_resolve(home, ref, p->id, err)) != FTI_OK ||
+        (r = fti_registry_card(home, p->id, &card, err)) != FTI_OK ||
+        (r = fti_json_parse(card.data, card.len, NULL, &doc, NULL, err)) != FTI_OK) {
+        fti_buf_free(&card);
+        return r;
+    }
+    snprintf(p->tokenizer, sizeof p->tokenizer, "%s",
+             fti_json_get_str(fti_json_root(doc), "tokenizer", ""));
+    snprintf(p->name, sizeof p->name, "%s", fti_json_get_str(fti_json_root(doc), "name", ""));
+    if (strcmp(fti_json_get_str(fti_json_root(doc), "type", "model"), "lora_adapter") == 0) {
+        r = fti_error_set(err, FTI_ERR_INVALID, "model %s is a LoRA adapter, not a model (merge "
+                          "it first: fti-registry merge %s)", p->id, p->id);
+        goto done;
+    }
+    path = fti_json_get_str(fti_json_root(doc), "path", "");
+    if ((r = fti_gguf_open(&g, path, NULL, err)) != FTI_OK ||
+        (r = fti_gguf_llama_config(g, &p->cfg, 1, err)) != FTI_OK)
+        goto done;
+    p->params = (float *)fti_malloc(fti_model_n_params(&p->cfg) * sizeof(float));
+    if (!p->params) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory for the weights", path);
+        goto done;
+    }
+    r = fti_gguf_llama_params(g, &p->cfg, p->params, err);
+done:
+    if (r != FTI_OK) {
+        fti_free(p->params);
+        p->params = NULL;
+    }
+    fti_gguf_close(g);
+    fti_json_free(doc);
+    fti_buf_free(&card);
+    return r;
+}
+
+/* --- metrics log and loss curve ---------------------------------------------------------------- */
+
+static void fti__tr_metrics_line(FILE *f, uint64_t step, double loss, double lr, double gnorm,
+                                 uint64_t tokens, double tok_s, double elapsed, int has_val,
+                                 double val) {
+    if (!f) return;
+    /* losses as the trainer's history keeps them (f32), so a resumed log matches */
+    fprintf(f, "{\"step\": %llu, \"loss\": %.6f", (unsigned long long)step, (double)(float)loss);
+    if (lr >= 0) fprintf(f, ", \"lr\": %.6g, \"grad_norm\": %.6g", lr, gnorm);
+    if (tokens) fprintf(f, ", \"tokens\": %llu", (unsigned long long)tokens);
+    if (tok_s > 0) fprintf(f, ", \"tok_s\": %.1f, \"elapsed_s\": %.3f", tok_s, elapsed);
+    if (has_val) fprintf(f, ", \"val_loss\": %.6f", (double)(float)val);
+    fprintf(f, "}\n");
+    fflush(f);
+}
+
+/* An SVG with the training loss per step (blue) and validation points (orange). */
+static void fti__tr_write_svg(const char *path, const float *train, size_t n, const uint64_t *vs,
+                              const float *vl, size_t nv) {
+    fti_buf b;
+    size_t i;
+    double lo = 1e30, hi = -1e30, W = 720, H = 360, L = 60, R = 20, T = 20, B = 40;
+    memset(&b, 0, sizeof(b));
+    for (i = 0; i < n; i++) {
+        if (train[i] < lo) lo = train[i];
+        if (train[i] > hi) hi = train[i];
+    }
+    for (i = 0; i < nv; i++) {
+        if (vl[i] < lo) lo = vl[i];
+        if (vl[i] > hi) hi = vl[i];
+    }
+    if (n == 0 || !(hi > lo)) {
+        lo = 0;
+        hi = lo + 1;
+    }
+#define FTI__TR_X(s) (L + (W - L - R) * ((double)(s) - 1.0) / (double)(n > 1 ? n - 1 : 1))
+#define FTI__TR_Y(v) (T + (H - T - B) * (hi - (double)(v)) / (hi - lo))
+    fti_buf_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+                   "font-family=\"sans-serif\" font-size=\"11\">\n", W, H);
+    fti_buf_printf(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fti_buf_printf(&b, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n",
+                   L, H - B, W - R, H - B);
+    fti_buf_printf(&b, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n",
+                   L, T, L, H - B);
+    fti_buf_printf(&b, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">%.3f</text>\n", L - 4,
+                   T + 4, hi);
+    fti_buf_printf(&b, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">%.3f</text>\n", L - 4,
+                   H - B, lo);
+    fti_buf_printf(&b, "<text x=\"%.0f\" y=\"%.0f\">1</text>\n", L, H - B + 14);
+    fti_buf_printf(&b, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">step %lu</text>\n",
+                   W - R, H - B + 14, (unsigned long)n);
+    fti_buf_printf(&b, "<text x=\"%.0f\" y=\"%.0f\" fill=\"#1f77b4\">train loss</text>\n", L + 10,
+                   T + 12);
+    fti_buf_printf(&b, "<text x=\"%.0f\" y=\"%.0f\" fill=\"#ff7f0e\">validation loss</text>\n",
+                   L + 90, T + 12);
+    fti_buf_puts(&b, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1\" points=\"");
+    for (i = 0; i < n; i++)
+        fti_buf_printf(&b, "%.1f,%.1f ", FTI__TR_X(i + 1), FTI__TR_Y(train[i]));
+    fti_buf_puts(&b,
+                 "\"/>\n<polyline fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\" points=\"");
+    for (i = 0; i < nv; i++) fti_buf_printf(&b, "%.1f,%.1f ", FTI__TR_X(vs[i]), FTI__TR_Y(vl[i]));
+    fti_buf_puts(&b, "\"/>\n");
+    for (i = 0; i < nv; i++)
+        fti_buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#ff7f0e\"/>\n",
+                       FTI__TR_X(vs[i]), FTI__TR_Y(vl[i]));
+    fti_buf_puts(&b, "</svg>\n");
+#undef FTI__TR_X
+#undef FTI__TR_Y
+    if (!b.oom) (void)fti_file_write_atomic(path, b.data, b.len, NULL);
+    fti_buf_free(&b);
+}
+
+/* --- model and adapter files ------------------------------------------------------------------- */
+
+/* Writes a llama GGUF with the dataset's tokenizer (when its vocabulary matches). */
+static fti_result fti__tr_write_model(const char *path, const fti_model_config *cfg,
+                                      const float *params, const char *tok_path,
+                                      const fti_gguf_lineage *lin, fti_error *err) {
+    fti_result r;
+    fti_gguf_tokenizer_meta meta, *mp = NULL;
+    fti_tokenizer *tok = NULL;
+    fti_tokenizer_gguf tg;
+    int have_tg = 0;
+    memset(&tg, 0, sizeof(tg));
+    memset(&meta, 0, sizeof(meta));
+    if (tok_path && fti_tokenizer_load(tok_path, NULL, &tok, NULL) == FTI_OK &&
+        fti_tokenizer_gguf_make(tok, &tg) == FTI_OK) {
+        have_tg = 1;
+        meta.n_tokens = tg.n_tokens;
+        meta.tokens = (const char *const *)tg.tokens;
+        meta.token_types = tg.token_types;
+        meta.n_merges = tg.n_merges;
+        meta.merges = (const char *const *)tg.merges;
+        meta.model = tg.model;
+        meta.pre = tg.pre;
+        meta.bos_id = (int32_t)tg.bos_id;
+        meta.eos_id = (int32_t)tg.eos_id;
+        meta.pad_id = -1;
+        if (meta.n_tokens == cfg->vocab_size) mp = &meta;
+    }
+    r = fti_gguf_write_llama(path, cfg, params, mp, lin, NULL, err);
+    if (have_tg) fti_tokenizer_gguf_free(&tg);
+    fti_tokenizer_free(tok);
+    return r;
+}
+
+/* A LoRA adapter in llama.cpp's GGUF adapter conventions: general.type "adapter",
+ * adapter.type "lora", adapter.lora.alpha, tensors <name>.weight.lora_a (ne = in, r) and
+ * .lora_b (ne = r, out). */
+static fti_result fti__tr_write_adapter(const char *path, const fti_model_config *cfg,
+                                        const float *ad, uint32_t rank, float alpha,
+                                        const char *base_id, fti_error *err) {
+    fti_gguf_writer *w = NULL;
+    fti_result r;
+    size_t i, nt = fti_lora_n_tensors(cfg);
+    if ((r = fti_gguf_writer_create(&w, 0)) != FTI_OK)
+        return fti_error_set(err, r, "%s: %s", path, fti_result_str(r));
+    r = fti_gguf_set_str(w, "general.architecture", "llama");
+    if (r == FTI_OK) r = fti_gguf_set_str(w, "general.type", "adapter");
+    if (r == FTI_OK) r = fti_gguf_set_str(w, "adapter.type", "lora");
+    if (r == FTI_OK) r = fti_gguf_set_f32(w, "adapter.lora.alpha", alpha);
+    if (r == FTI_OK && base_id) r = fti_gguf_set_str(w, "fti.base_model.id", base_id);
+    for (i = 0; r == FTI_OK && i < nt; i++) {
+        fti_lora_tensor lt;
+        fti_tensor_info ti;
+        char name[96];
+        uint64_t ne[2];
+        fti_lora_tensor_get(cfg, rank, i, &lt);
+        fti_model_tensor_info(cfg, lt.tensor, &ti);
+        snprintf(name, sizeof name, "%s.weight.lora_a", ti.name);
+        ne[0] = lt.cols; /* A (r, in) */
+        ne[1] = rank;
+        r = fti_gguf_add_tensor(w, name, 2, ne, 0, ad + lt.a_offset, (size_t)rank * lt.cols * 4);
+        snprintf(name, sizeof name, "%s.weight.lora_b", ti.name);
+        ne[0] = rank; /* B (out, r) */
+        ne[1] = lt.rows;
+        if (r == FTI_OK)
+            r = fti_gguf_add_tensor(w, name, 2, ne, 0, ad + lt.b_offset,
+                                    (size_t)rank * lt.rows * 4);
+    }
+    if (r == FTI_OK) r = fti_gguf_writer_write(w, path, err);
+    else r = fti_error_set(err, r, "%s: %s", path, fti_result_str(r));
+    fti_gguf_writer_free(w);
+    return r;
+}
+
+/* Reads an adapter file written by fti__tr_write_adapter for cfg: the adapter block (caller
+ * frees), its rank and alpha. Every tensor's name, type and shape is checked. */
+static fti_result fti__tr_read_adapter(const char *path, const fti_model_config *cfg,
+                                       float **out, uint32_t *rank_out, float *alpha_out,
+                                       fti_error *err) {
+    fti_gguf *g = NULL;
+    fti_result r;
+    const char *type = NULL;
+    size_t type_len = 0;
+    const fti_gguf_tensor *t0;
+    char name[96];
+    fti_tensor_info ti;
+    fti_lora_tensor lt;
+    size_t i, nt = fti_lora_n_tensors(cfg), n;
+    uint32_t rank;
+    float alpha = 0, *ad = NULL;
+    *out = NULL;
+    if ((r = fti_gguf_open(&g, path, NULL, err)) != FTI_OK) return r;
+    if (fti_gguf_get_str(g, "adapter.type", &type, &type_len, NULL) != FTI_OK ||
+        type_len != 4 || memcmp(type, "lora", 4) != 0 ||
+        fti_gguf_get_f32(g, "adapter.lora.alpha", &alpha, NULL) != FTI_OK || !(alpha > 0) ||
+        nt == 0) {
+        r = fti_error_set(err, FTI_ERR_FORMAT, "%s: not a LoRA adapter (adapter.type, "
+                          "adapter.lora.alpha)", path);
+        goto done;
+    }
+    fti_lora_tensor_get(cfg, 1, 0, &lt);
+    fti_model_tensor_info(cfg, lt.tensor, &ti);
+    snprintf(name, sizeof name, "%s.weight.lora_a", ti.name);
+    t0 = fti_gguf_find_tensor(g, name);
+    if (!t0 || t0->n_dims != 2 || t0->ne[1] == 0 || t0->ne[1] > 65536) {
+        r = fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s is missing or not 2-D", path, name);
+        goto done;
+    }
+    rank = (uint32_t)t0->ne[1];
+    n = fti_lora_n_params(cfg, rank);
+    ad = (float *)fti_malloc(n * sizeof(float));
+    if (!ad) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    for (i = 0; i < nt; i++) {
+        int k;
+        fti_lora_tensor_get(cfg, rank, i, &lt);
+        fti_model_tensor_info(cfg, lt.tensor, &ti);
+        for (k = 0; k < 2; k++) {
+            const fti_gguf_tensor *t;
+            size_t want0 = k ? rank : lt.cols, want1 = k ? lt.rows : rank, j;
+            float *dst = ad + (k ? lt.b_offset : lt.a_offset);
+            snprintf(name, sizeof name, "%s.weight.lora_%c", ti.name, k ? 'b' : 'a');
+            t = fti_gguf_find_tensor(g, name);
+            if (!t || t->type != 0 || t->n_dims != 2 || t->ne[0] != want0 || t->ne[1] != want1) {
+                r = fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s is %s (want F32 %lu x %lu)",
+                                  path, name, t ? "of another type or shape" : "missing",
+                                  (unsigned long)want0, (unsigned long)want1);
+                goto done;
+            }
+            for (j = 0; j < want0 * want1; j++) {
+                uint32_t u = fti_load_u32((const unsigned char *)t->data + 4 * j);
+                memcpy(&dst[j], &u, 4);
+            }
+        }
+    }
+    *out = ad;
+    ad = NULL;
+    *rank_out = rank;
+    *alpha_out = alpha;
+    r = FTI_OK;
+done:
+    fti_free(ad);
+    fti_gguf_close(g);
+    return r;
+}
+
+/* --- cards ------------------------------------------------------------------------------------- */
+
+/* The config object of a card (also the GGUF's fti.train.config). */
+static void fti__tr_config_json(fti_jw *w, const fti_model_config *cfg, const char *preset) {
+    fti_jw_obj_begin(w);
+    fti_jw_key(w, "preset"); fti_jw_str(w, preset);
+    fti_jw_key(w, "vocab_size"); fti_jw_int(w, cfg->vocab_size);
+    fti_jw_key(w, "dim"); fti_jw_int(w, cfg->dim);
+    fti_jw_key(w, "n_layers"); fti_jw_int(w, cfg->n_layers);
+    fti_jw_key(w, "n_heads"); fti_jw_int(w, cfg->n_heads);
+    fti_jw_key(w, "n_kv_heads"); fti_jw_int(w, cfg->n_kv_heads ? cfg->n_kv_heads : cfg->n_heads);
+    fti_jw_key(w, "hidden_dim"); fti_jw_int(w, cfg->hidden_dim);
+    fti_jw_key(w, "context_len"); fti_jw_int(w, cfg->context_len);
+    fti_jw_key(w, "rope_base"); fti_jw_num(w, cfg->rope_base ? cfg->rope_base : 10000.0);
+    fti_jw_key(w, "norm_eps"); fti_jw_num(w, cfg->norm_eps ? cfg->norm_eps : 1e-5);
+    fti_jw_key(w, "tied_embeddings"); fti_jw_bool(w, cfg->tied_embeddings);
+    fti_jw_key(w, "n_params"); fti_jw_int(w, (int64_t)fti_model_n_params(cfg));
+    fti_jw_obj_end(w);
+}
+
+static void fti__tr_machine_json(fti_jw *w, int threads) {
+    char cpu[160];
+#ifdef FTI__TR_UNAME
+    struct utsname un;
+    if (uname(&un) != 0) memset(&un, 0, sizeof(un));
+#endif
+    fti_cpu_describe(cpu, sizeof cpu);
+    fti_jw_obj_begin(w);
+#ifdef FTI__TR_UNAME
+    fti_jw_key(w, "host"); fti_jw_str(w, un.nodename);
+    fti_jw_key(w, "os"); fti_jw_str(w, un.sysname);
+    fti_jw_key(w, "arch"); fti_jw_str(w, un.machine);
+#endif
+    fti_jw_key(w, "cpu"); fti_jw_str(w, cpu);
+    fti_jw_key(w, "threads"); fti_jw_int(w, threads);
+    fti_jw_obj_end(w);
+}
+
+/* --- keep_best: the best validation pass's weights -------------------------------------------- */
+
+/* best.bin: "FTIBEST1", u64 step, u64 n floats, the floats (LE), SHA-256 of all before. */
+static fti_result fti__tr_best_save(const char *path, uint64_t step, const float *p, size_t n,
+                                    fti_error *err) {
+    fti_buf b;
+    unsigned char dig[32], u8[8];
+    size_t i;
+    fti_result r;
+    memset(&b, 0, sizeof(b));
+    fti_buf_append(&b, "FTIBEST1", 8);
+    fti_store_u64(u8, step);
+    fti_buf_append(&b, u8, 8);
+    fti_store_u64(u8, (uint64_t)n);
+    fti_buf_append(&b, u8, 8);
+    for (i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &p[i], 4);
+        fti_store_u32(u8, u);
+        fti_buf_append(&b, u8, 4);
+    }
+    if (b.oom) {
+        fti_buf_free(&b);
+        return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+    }
+    fti_sha256_buf(b.data, b.len, dig);
+    fti_buf_append(&b, dig, 32);
+    r = b.oom ? fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path)
+              : fti_file_write_atomic(path, b.data, b.len, err);
+    fti_buf_free(&b);
+    return r;
+}
+
+/* Loads best.bin into p (n floats); FTI_ERR_NOT_FOUND when absent. */
+static fti_result fti__tr_best_load(const char *path, float *p, size_t n, fti_error *err) {
+    void *data = NULL;
+    size_t len = 0, i;
+    unsigned char dig[32];
+    const unsigned char *d;
+    fti_result r;
+    if (!fti_path_exists(path)) return FTI_ERR_NOT_FOUND;
+    if ((r = fti_file_read(path, (size_t)-1, &data, &len, err)) != FTI_OK) return r;
+    d = (const unsigned char *)data;
+    if (len != 24 + 4 * n + 32 || memcmp(d, "FTIBEST1", 8) != 0 ||
+        fti_load_u64(d + 16) != (uint64_t)n) {
+        fti_free(data);
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: not the best weights of this model", path);
+    }
+    fti_sha256_buf(d, len - 32, dig);
+    if (memcmp(dig, d + len - 32, 32) != 0) {
+        fti_free(data);
+        return fti_error_set(err, FTI_ERR_CHECKSUM, "%s: SHA-256 mismatch", path);
+    }
+    for (i = 0; i < n; i++) {
+        uint32_t u = fti_load_u32(d + 24 + 4 * i);
+        memcpy(&p[i], &u, 4);
+    }
+    fti_free(data);
+    return FTI_OK;
+}
+
+/* --- the driver -------------------------------------------------------------------------------- */
+
+static void fti__tr_log(const fti_train_opts *o, fti_log_level level, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void fti__tr_log(const fti_train_opts *o, fti_log_level level, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    if (!o->log) return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    o->log(o->log_user, level, msg);
+}
+
+FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts_in,
+                                fti_train_run_result *result, fti_error *err) {
+    fti_train_run_opts ro;
+    fti_train_run_result res_local, *res = result ? result : &res_local;
+    fti_train_opts o;
+    fti__tr_parent parent;
+    fti_dataset *ds = NULL;
+    const fti_token_shard *sh_tr, *sh_va;
+    fti_model_config cfg;
+    fti_token_array tr, va;
+    fti_trainer *t = NULL;
+    fti_result r = FTI_OK;
+    char *runs = NULL, *run_dir = NULL, *ckpt = NULL, *metrics = NULL, *svg = NULL;
+    char *gguf = NULL, *adapter = NULL, *best = NULL;
+    float *best_params = NULL;
+    FILE *mf = NULL;
+    fti_train_stats st;
+    const float *hist = NULL, *vl = NULL, *final_params;
+    const uint64_t *vs = NULL;
+    size_t n_hist = 0, n_val = 0, i, n_params;
+    const char *tok_sha, *preset, *name;
+    int from_scratch_tiny, writer = 1;
+    fti_buf card, cfgjson;
+    fti_jw w;
+
+    memset(res, 0, sizeof(*res));
+    memset(&parent, 0, sizeof(parent));
+    memset(&st, 0, sizeof(st));
+    memset(&card, 0, sizeof(card));
+    memset(&cfgjson, 0, sizeof(cfgjson));
+    if (opts_in) ro = *opts_in;
+    else memset(&ro, 0, sizeof(ro));
+    if (!home) return fti_error_set(err, FTI_ERR_INVALID, "train: no workspace given");
+    preset = ro.preset ? ro.preset : "tiny";
+    name = ro.name ? ro.name : "fti-twin";
+    o = ro.train;
+    if (o.lora_rank && !ro.from)
+        return fti_error_set(err, FTI_ERR_INVALID, "train: LoRA needs a base model (from)");
+    if ((r = fti_dataset_open(&ds, home, ro.dataset, err)) != FTI_OK) goto done;
+    {
+        const char *dsid = fti_dataset_id(ds);
+        snprintf(res->dataset, sizeof res->dataset, "%s", dsid ? dsid : "");
+    }
+    sh_tr = fti_dataset_shard(ds, FTI_SPLIT_TRAIN);
+    sh_va = fti_dataset_shard(ds, FTI_SPLIT_VAL);
+    tok_sha = fti_dataset_tokenizer_sha256(ds);
+    if (!sh_tr || !tok_sha) {
+        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "dataset %s has no tokenizer or token shards "
+                          "(ingest without --no-tokenizer)", fti_dataset_id(ds));
+        goto done;
+    }
+    snprintf(res->tokenizer, sizeof res->tokenizer, "%s", tok_sha);
+
+    /* the model configuration: a preset (+ overrides), or the parent's */
+    memset(&cfg, 0, sizeof(cfg));
+    if (ro.from) {
+        if ((r = fti__tr_load_parent(home, ro.from, &parent, err)) != FTI_OK) goto done;
+        snprintf(res->parent_id, sizeof res->parent_id, "%s", parent.id);
+        if (strcmp(parent.tokenizer, tok_sha) != 0) {
+            r = fti_error_set(err, FTI_ERR_MISMATCH, "model %s was trained with tokenizer "
+                              "%.16s..., dataset %s uses %.16s...: fine-tuning needs the same "
+                              "tokenizer", parent.id, parent.tokenizer, fti_dataset_id(ds),
+                              tok_sha);
+            goto done;
+        }
+        cfg = parent.cfg;
+    } else {
+        cfg.vocab_size = sh_tr->vocab_size;
+        if (fti_model_preset(preset, &cfg) != FTI_OK) {
+            r = fti_error_set(err, FTI_ERR_INVALID, "unknown preset %s (tiny, small, stories15M, "
+                              "stories42M, stories110M)", preset);
+            goto done;
+        }
+        if (ro.config.dim) cfg.dim = ro.config.dim;
+        if (ro.config.n_layers) cfg.n_layers = ro.config.n_layers;
+        if (ro.config.n_heads) cfg.n_heads = ro.config.n_heads;
+        if (ro.config.n_kv_heads || ro.config.n_heads) cfg.n_kv_heads = ro.config.n_kv_heads;
+        if (ro.config.hidden_dim) cfg.hidden_dim = ro.config.hidden_dim;
+        if (ro.config.context_len) cfg.context_len = ro.config.context_len;
+        if (ro.untied) cfg.tied_embeddings = 0;
+        if ((r = fti_model_config_resolve(&cfg, err)) != FTI_OK) goto done;
+    }
+    if (cfg.vocab_size != sh_tr->vocab_size) {
+        r = fti_error_set(err, FTI_ERR_MISMATCH, "model vocabulary %u != dataset vocabulary %u",
+                          (unsigned)cfg.vocab_size, (unsigned)sh_tr->vocab_size);
+        goto done;
+    }
+    res->config = cfg;
+    n_params = fti_model_n_params(&cfg);
+    res->n_params = n_params;
+
+    /* the trainer's options with the driver's defaults */
+    from_scratch_tiny = !ro.from && strcmp(preset, "tiny") == 0;
+    if (!o.batch) o.batch = 8;
+    if (!o.ctx) o.ctx = cfg.context_len;
+    if (!o.max_steps) o.max_steps = 300;
+    if (!(o.lr > 0)) o.lr = from_scratch_tiny ? 3e-3f : 1e-3f;
+    if (!o.eval_every) o.eval_every = o.max_steps >= 10 ? o.max_steps / 10 : 1;
+    if (!o.checkpoint_every) o.checkpoint_every = 100;
+    /* the run directory: a key over everything that changes the trajectory (the string of
+     * fti-train's first version, so its runs resume) */
+    {
+        char buf[1024];
+        uint64_t key;
+        float wd = o.adamw.weight_decay;
+        snprintf(buf, sizeof buf, "%s|%s|%s|%u,%u,%u,%u,%u,%u,%d|%llu|%llu|%llu|%lu|%lu|%lu|%.9g|"
+                 "%llu|%.9g|%.9g|%llu|%u|%.9g|%llu", fti_dataset_id(ds), ro.from ? parent.id : "-",
+                 preset, (unsigned)cfg.dim, (unsigned)cfg.n_layers, (unsigned)cfg.n_heads,
+                 (unsigned)cfg.n_kv_heads, (unsigned)cfg.hidden_dim, (unsigned)cfg.context_len,
+                 cfg.tied_embeddings, (unsigned long long)o.max_steps,
+                 (unsigned long long)o.max_tokens, (unsigned long long)o.seed,
+                 (unsigned long)o.batch, (unsigned long)o.ctx, (unsigned long)o.grad_accum,
+                 o.lr, (unsigned long long)o.warmup_steps, wd < 0 ? 0.0f : wd, o.grad_clip,
+                 (unsigned long long)o.eval_every, (unsigned)o.lora_rank, o.lora_alpha,
+                 (unsigned long long)cfg.vocab_size);
+        if (o.min_lr_frac != 0 || o.adamw.beta1 != 0 || o.adamw.beta2 != 0 ||
+            o.adamw.eps != 0 || o.eval_windows != 0 || ro.keep_best) {
+            /* options fti-train did not have: only in the key when set */
+            size_t l = strlen(buf);
+            snprintf(buf + l, sizeof buf - l, "|%.9g|%.9g|%.9g|%.9g|%lu|%d", o.min_lr_frac,
+                     o.adamw.beta1, o.adamw.beta2, o.adamw.eps, (unsigned long)o.eval_windows,
+                     ro.keep_best);
+        }
+        key = fti_hash64(buf, strlen(buf), 0x72756e73);
+        snprintf(res->run_key, sizeof res->run_key, "%016llx", (unsigned long long)key);
+    }
+    runs = fti_path_join(home, "runs");
+    run_dir = runs ? fti_path_join(runs, res->run_key) : NULL;
+    ckpt = run_dir ? fti_path_join(run_dir, "checkpoint.bin") : NULL;
+    metrics = run_dir ? fti_path_join(run_dir, "metrics.jsonl") : NULL;
+    svg = run_dir ? fti_path_join(run_dir, "loss.svg") : NULL;
+    gguf = run_dir ? fti_path_join(run_dir, "model.gguf") : NULL;
+    adapter = run_dir ? fti_path_join(run_dir, "adapter.gguf") : NULL;
+    best = run_dir ? fti_path_join(run_dir, "best.bin") : NULL;
+    if (!ckpt || !metrics || !svg || !gguf || !adapter || !best) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
+        goto done;
+    }
+    writer = o.world_size <= 1 || o.rank == 0; /* data-parallel: rank 0 alone writes */
+    if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
+    o.checkpoint_path = ckpt;
+    tr.data = sh_tr->data;
+    tr.n_tokens = (size_t)sh_tr->count;
+    tr.token_bytes = (int)sh_tr->width;
+    memset(&va, 0, sizeof(va));
+    if (sh_va && sh_va->count > o.ctx + 1) {
+        va.data = sh_va->data;
+        va.n_tokens = (size_t)sh_va->count;
+        va.token_bytes = (int)sh_va->width;
+    }
+    res->train_tokens = tr.n_tokens;
+    res->val_tokens = va.n_tokens;
+    if ((r = fti_trainer_create(&cfg, parent.params, &o, tr, va, &t, err)) != FTI_OK) goto done;
+    if (ro.resume) {
+        if (fti_path_exists(ckpt)) {
+            if ((r = fti_trainer_resume(t, ckpt, err)) != FTI_OK) goto done;
+            res->resumed = 1;
+        } else {
+            fti__tr_log(&o, FTI_LOG_INFO, "no checkpoint in %s: starting the run", run_dir);
+        }
+    }
+    if (ro.keep_best) {
+        best_params = (float *)fti_malloc(n_params * sizeof(float));
+        if (!best_params) {
+            r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory for the best weights");
+            goto done;
+        }
+        if (!res->resumed && writer) (void)fti_file_remove(best, NULL); /* a fresh run */
+    }
+    /* metrics: rewritten from the checkpoint's history on resume, then appended */
+    mf = writer ? fopen(metrics, "w") : NULL;
+    if (!mf && writer) fti__tr_log(&o, FTI_LOG_WARN, "cannot write %s", metrics);
+    fti_trainer_history(t, &hist, &n_hist, &vs, &vl, &n_val);
+    {
+        size_t k = 0;
+        for (i = 0; i < n_hist; i++) {
+            int hv = k < n_val && vs[k] == i + 1;
+            fti__tr_metrics_line(mf, i + 1, hist[i], -1, 0, 0, 0, 0, hv, hv ? vl[k] : 0);
+            if (hv) k++;
+        }
+    }
+    fti_trainer_stats_get(t, &st);
+    res->stats = st;
+    if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_START, res, &st);
+    while (!fti_trainer_done(t)) {
+        if ((r = fti_trainer_step(t, &st, err)) != FTI_OK) goto done;
+        res->stats = st;
+        fti__tr_metrics_line(mf, st.step, st.loss, st.lr, st.grad_norm, st.tokens_seen,
+                             st.tokens_per_s, st.elapsed_s, st.evaluated, st.val_loss);
+        if (ro.keep_best && writer && st.evaluated && st.val_loss == st.best_val_loss &&
+            (r = fti__tr_best_save(best, st.step, fti_trainer_params(t), n_params, err)) != FTI_OK)
+            goto done;
+        if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_STEP, res, &st);
+    }
+    if (mf) fclose(mf);
+    mf = NULL;
+    fti_trainer_stats_get(t, &st);
+    res->stats = st;
+    fti_trainer_history(t, &hist, &n_hist, &vs, &vl, &n_val);
+    if (writer) fti__tr_write_svg(svg, hist, n_hist, vs, vl, n_val);
+    if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_END, res, &st);
+    if (!writer) goto done; /* the model and the registry are rank 0's */
+
+    /* the weights to ship: the last step's, or the best validation pass's */
+    final_params = fti_trainer_params(t);
+    if (ro.keep_best && st.best_val_loss < st.val_loss &&
+        fti__tr_best_load(best, best_params, n_params, NULL) == FTI_OK) {
+        final_params = best_params;
+        res->used_best = 1;
+    }
+
+    /* the model file, the adapter, then the registry */
+    {
+        fti_gguf_lineage lin;
+        const char *datasets[1];
+        uint32_t rank = 0;
+        float alpha = 0;
+        const float *ad = fti_trainer_lora(t, &rank, &alpha);
+        double val_loss = res->used_best ? st.best_val_loss : st.val_loss, train_loss;
+        char ts[32];
+        int threads = o.n_threads ? o.n_threads : fti_cpu_count();
+        memset(&lin, 0, sizeof(lin));
+        fti_time_iso8601(fti_time_wall(), ts);
+        datasets[0] = fti_dataset_id(ds);
+        fti_jw_init(&w, &cfgjson, 0);
+        fti__tr_config_json(&w, &cfg, ro.from ? "(parent)" : preset);
+        if (cfgjson.oom) {
+            r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
+            goto done;
+        }
+        lin.name = name;
+        lin.datasets = datasets;
+        lin.n_datasets = 1;
+        lin.dataset_version = fti_dataset_id(ds);
+        lin.tokenizer_sha256 = tok_sha;
+        lin.train_config = cfgjson.data;
+        lin.train_steps = st.step;
+        lin.train_tokens = st.tokens_seen;
+        /* the losses as the history keeps them (f32): a run resumed after its last step has
+         * no "last step" in its stats, and the file must not depend on that */
+        train_loss = n_hist ? (double)hist[n_hist - 1] : st.loss;
+        if (!res->used_best && n_val && vs[n_val - 1] == st.step) val_loss = (double)vl[n_val - 1];
+        lin.train_loss = train_loss;
+        lin.val_loss = val_loss == val_loss ? val_loss : 0;
+        lin.created = ro.stamp_created ? ts : NULL;
+        if (ro.from) lin.base_model_id = parent.id;
+        if (ad) { /* the adapter is a model of the registry on its own */
+            fti_buf acard;
+            memset(&acard, 0, sizeof(acard));
+            if ((r = fti__tr_write_adapter(adapter, &cfg, ad, rank, alpha, parent.id, err)) !=
+                FTI_OK)
+                goto done;
+            fti_jw_init(&w, &acard, 1);
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "name"); fti_jw_str(&w, name);
+            fti_jw_key(&w, "type"); fti_jw_str(&w, "lora_adapter");
+            fti_jw_key(&w, "architecture"); fti_jw_str(&w, "llama");
+            fti_jw_key(&w, "dataset"); fti_jw_str(&w, fti_dataset_id(ds));
+            fti_jw_key(&w, "tokenizer"); fti_jw_str(&w, tok_sha);
+            fti_jw_key(&w, "parent"); fti_jw_str(&w, parent.id);
+            fti_jw_key(&w, "lora_rank"); fti_jw_int(&w, rank);
+            fti_jw_key(&w, "lora_alpha"); fti_jw_num(&w, alpha);
+            fti_jw_key(&w, "n_params"); fti_jw_int(&w, (int64_t)fti_lora_n_params(&cfg, rank));
+            fti_jw_key(&w, "val_loss"); fti_jw_num(&w, st.val_loss);
+            fti_jw_key(&w, "best_val_loss"); fti_jw_num(&w, st.best_val_loss);
+            fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)st.tokens_seen);
+            fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)st.step);
+            fti_jw_key(&w, "wall_time_s"); fti_jw_num(&w, st.elapsed_s);
+            fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads);
+            fti_jw_key(&w, "config");
+            fti__tr_config_json(&w, &cfg, "(parent)");
+            fti_jw_key(&w, "run"); fti_jw_str(&w, run_dir);
+            fti_jw_key(&w, "metrics"); fti_jw_str(&w, metrics);
+            fti_jw_key(&w, "loss_curve"); fti_jw_str(&w, svg);
+            fti_jw_obj_end(&w);
+            r = acard.oom ? fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory")
+                          : fti_registry_add(home, adapter, acard.data, acard.len,
+                                             res->adapter_id, err);
+            fti_buf_free(&acard);
+            if (r != FTI_OK) goto done;
+        }
+        if ((r = fti__tr_write_model(gguf, &cfg, final_params, fti_dataset_tokenizer_path(ds),
+                                     &lin, err)) != FTI_OK)
+            goto done;
+        fti_jw_init(&w, &card, 1);
+        fti_jw_obj_begin(&w);
+        fti_jw_key(&w, "name"); fti_jw_str(&w, name);
+        fti_jw_key(&w, "type"); fti_jw_str(&w, ad ? "lora_merged" : "model");
+        fti_jw_key(&w, "architecture"); fti_jw_str(&w, "llama");
+        fti_jw_key(&w, "dataset"); fti_jw_str(&w, fti_dataset_id(ds));
+        fti_jw_key(&w, "tokenizer"); fti_jw_str(&w, tok_sha);
+        fti_jw_key(&w, "parent");
+        if (ad) fti_jw_str(&w, res->adapter_id); /* lineage: merged -> adapter -> base */
+        else if (ro.from) fti_jw_str(&w, parent.id);
+        else fti_jw_null(&w);
+        if (ad) {
+            fti_jw_key(&w, "base_model"); fti_jw_str(&w, parent.id);
+        }
+        fti_jw_key(&w, "val_loss"); fti_jw_num(&w, val_loss);
+        fti_jw_key(&w, "best_val_loss"); fti_jw_num(&w, st.best_val_loss);
+        fti_jw_key(&w, "val_perplexity"); fti_jw_num(&w, exp(val_loss));
+        fti_jw_key(&w, "train_loss"); fti_jw_num(&w, train_loss);
+        fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)st.tokens_seen);
+        fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)st.step);
+        fti_jw_key(&w, "wall_time_s"); fti_jw_num(&w, st.elapsed_s);
+        if (res->used_best) {
+            fti_jw_key(&w, "weights"); fti_jw_str(&w, "best validation pass");
+        }
+        fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads);
+        fti_jw_key(&w, "config");
+        fti__tr_config_json(&w, &cfg, ro.from ? "(parent)" : preset);
+        fti_jw_key(&w, "hyper");
+        fti_jw_obj_begin(&w);
+        fti_jw_key(&w, "batch"); fti_jw_int(&w, (int64_t)o.batch);
+        fti_jw_key(&w, "ctx"); fti_jw_int(&w, (int64_t)o.ctx);
+        fti_jw_key(&w, "grad_accum"); fti_jw_int(&w, (int64_t)(o.grad_accum ? o.grad_accum : 1));
+        fti_jw_key(&w, "lr"); fti_jw_num(&w, o.lr);
+        fti_jw_key(&w, "schedule"); fti_jw_str(&w, "warmup+cosine");
+        fti_jw_key(&w, "max_steps"); fti_jw_int(&w, (int64_t)o.max_steps);
+        fti_jw_key(&w, "seed"); fti_jw_int(&w, (int64_t)o.seed);
+        fti_jw_key(&w, "weight_decay");
+        fti_jw_num(&w, o.adamw.weight_decay > 0 ? o.adamw.weight_decay
+                                                : (o.adamw.weight_decay < 0 ? 0.0 : 0.1));
+        fti_jw_key(&w, "grad_clip"); fti_jw_num(&w, o.grad_clip ? o.grad_clip : 1.0);
+        fti_jw_key(&w, "optimizer"); fti_jw_str(&w, "adamw(0.9,0.95,1e-8)");
+        fti_jw_key(&w, "eval_every"); fti_jw_int(&w, (int64_t)o.eval_every);
+        if (ad) {
+            fti_jw_key(&w, "lora_rank"); fti_jw_int(&w, rank);
+            fti_jw_key(&w, "lora_alpha"); fti_jw_num(&w, alpha);
+        }
+        fti_jw_obj_end(&w);
+        fti_jw_key(&w, "run"); fti_jw_str(&w, run_dir);
+        fti_jw_key(&w, "metrics"); fti_jw_str(&w, metrics);
+        fti_jw_key(&w, "loss_curve"); fti_jw_str(&w, svg);
+        if (ad) {
+            fti_jw_key(&w, "adapter"); fti_jw_str(&w, adapter);
+            fti_jw_key(&w, "adapter_id"); fti_jw_str(&w, res->adapter_id);
+        }
+        fti_jw_obj_end(&w);
+        if (card.oom) {
+            r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
+            goto done;
+        }
+        if ((r = fti_registry_add(home, gguf, card.data, card.len, res->id, err)) != FTI_OK)
+            goto done;
+    }
+done:
+    if (mf) fclose(mf);
+    fti_buf_free(&card);
+    fti_buf_free(&cfgjson);
+    fti_trainer_free(t);
+    fti_dataset_close(ds);
+    fti_free(parent.params);
+    fti_free(best_params);
+    fti_free(runs);
+    fti_free(run_dir);
+    fti_free(ckpt);
+    fti_free(metrics);
+    fti_free(svg);
+    fti_free(gguf);
+    fti_free(adapter);
+    fti_free(best);
+    return r;
+}
+
+FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_ref,
+                                          const char *name, char id_out[17], fti_error *err) {
+    char aid[17];
+    fti_buf acard, card;
+    fti_json_doc *adoc = NULL;
+    fti__tr_parent base;
+    fti_dataset *ds = NULL;
+    float *ad = NULL;
+    uint32_t rank = 0;
+    float alpha = 0;
+    fti_result r;
+    const fti_json *c;
+    char *dir = NULL, *tmp = NULL;
+    fti_gguf_lineage lin;
+    fti_jw w;
+    memset(&acard, 0, sizeof(acard));
+    memset(&card, 0, sizeof(card));
+    memset(&base, 0, sizeof(base));
+    if (!home || !adapter_ref || !id_out)
+        return fti_error_set(err, FTI_ERR_INVALID, "merge: missing argument");
+    if ((r = fti_registry_resolve(home, adapter_ref, aid, err)) != FTI_OK ||
+        (r = fti_registry_card(home, aid, &acard, err)) != FTI_OK ||
+        (r = fti_json_parse(acard.data, acard.len, NULL, &adoc, NULL, err)) != FTI_OK)
+        goto done;
+    c = fti_json_root(adoc);
+    if (strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") != 0) {
+        r = fti_error_set(err, FTI_ERR_INVALID, "model %s is not a LoRA adapter", aid);
+        goto done;
+    }
+    if ((r = fti__tr_load_parent(home, fti_json_get_str(c, "parent", ""), &base, err)) != FTI_OK)
+        goto done;
+    if ((r = fti__tr_read_adapter(fti_json_get_str(c, "path", ""), &base.cfg, &ad, &rank, &alpha,
+                                  err)) != FTI_OK ||
+        (r = fti_lora_merge(&base.cfg, base.params, ad, rank, alpha)) != FTI_OK) {
+        if (r == FTI_ERR_NOMEM || r == FTI_ERR_INVALID)
+            fti_error_set(err, r, "merge: %s", fti_result_str(r));
+        goto done;
+    }
+    dir = fti_path_join(home, "runs");
+    tmp = dir ? fti_path_join(dir, "merge.gguf.tmp") : NULL;
+    if (!tmp || (r = fti_mkdirs(dir, err)) != FTI_OK) {
+        if (!tmp) r = fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+        goto done;
+    }
+    memset(&lin, 0, sizeof(lin));
+    lin.name = name ? name : fti_json_get_str(c, "name", "fti-twin");
+    lin.dataset_version = fti_json_get_str(c, "dataset", "");
+    lin.tokenizer_sha256 = fti_json_get_str(c, "tokenizer", "");
+    lin.base_model_id = base.id;
+    lin.train_steps = (uint64_t)fti_json_get_int(c, "steps", 0);
+    lin.train_tokens = (uint64_t)fti_json_get_int(c, "tokens", 0);
+    {
+        /* the tokenizer of the adapter's dataset, if the workspace still has it */
+        const char *tok_path = NULL;
+        if (fti_dataset_open(&ds, home, lin.dataset_version, NULL) == FTI_OK)
+            tok_path = fti_dataset_tokenizer_path(ds);
+        if ((r = fti__tr_write_model(tmp, &base.cfg, base.params, tok_path, &lin, err)) != FTI_OK)
+            goto done;
+    }
+    fti_jw_init(&w, &card, 1);
+    fti_jw_obj_begin(&w);
+    fti_jw_key(&w, "name"); fti_jw_str(&w, lin.name);
+    fti_jw_key(&w, "type"); fti_jw_str(&w, "lora_merged");
+    fti_jw_key(&w, "architecture"); fti_jw_str(&w, "llama");
+    fti_jw_key(&w, "dataset"); fti_jw_str(&w, lin.dataset_version);
+    fti_jw_key(&w, "tokenizer"); fti_jw_str(&w, lin.tokenizer_sha256);
+    fti_jw_key(&w, "parent"); fti_jw_str(&w, aid);
+    fti_jw_key(&w, "base_model"); fti_jw_str(&w, base.id);
+    fti_jw_key(&w, "val_loss"); fti_jw_num(&w, fti_json_get_num(c, "val_loss", NAN));
+    fti_jw_key(&w, "best_val_loss"); fti_jw_num(&w, fti_json_get_num(c, "best_val_loss", NAN));
+    fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)lin.train_tokens);
+    fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)lin.train_steps);
+    fti_jw_key(&w, "config");
+    fti__tr_config_json(&w, &base.cfg, "(parent)");
+    fti_jw_key(&w, "hyper");
+    fti_jw_obj_begin(&w);
+    fti_jw_key(&w, "lora_rank"); fti_jw_int(&w, rank);
+    fti_jw_key(&w, "lora_alpha"); fti_jw_num(&w, alpha);
+    fti_jw_obj_end(&w);
+    fti_jw_obj_end(&w);
+    r = card.oom ? fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory")
+                 : fti_registry_add(home, tmp, card.data, card.len, id_out, err);
+    (void)fti_file_remove(tmp, NULL);
+done:
+    fti_free(ad);
+    fti_free(base.params);
+    fti_dataset_close(ds);
+    fti_json_free(adoc);
+    fti_buf_free(&acard);
+    fti_buf_free(&card);
+    fti_free(dir);
+    fti_free(tmp);
+    return r;
+}
+
+#endif /* FTI_NO_TRAIN */
