@@ -297,6 +297,9 @@ typedef struct fti_train_run_result {
  * (optional) is filled as the run goes, id last. Errors name the file or option at fault:
  * FTI_ERR_NOT_FOUND (dataset, parent), FTI_ERR_MISMATCH (tokenizer or vocabulary differs),
  * FTI_ERR_INVALID (options), FTI_ERR_NUMERIC (training diverged), I/O errors.
+ * Data-parallel (train.world_size > 1, e.g. fti_train_mpi_attach): every rank calls it with the
+ * same options; rank 0 alone writes (run directory, checkpoints, metrics, best weights, model,
+ * registry), the other ranks train and return FTI_OK with result->id "".
  * Thread safety: one run per run directory; registry writes as fti_registry_add. */
 FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts,
                                 fti_train_run_result *result, fti_error *err);
