@@ -170,6 +170,7 @@ static void on_log(void *user, fti_log_level level, const char *msg) {
 typedef struct ui {
     const args *a;
     fti_progress bar;
+    int active;
 } ui;
 
 static void on_progress(void *user, fti_train_event ev, const fti_train_run_result *run,
@@ -198,6 +199,7 @@ static void on_progress(void *user, fti_train_event ev, const fti_train_run_resu
                 run->run_key, run->resumed ? " (resumed)" : "");
         fti_progress_begin(&u->bar, stderr, "train", "step", st->total_steps);
         fti_progress_update(&u->bar, st->step, NULL);
+        u->active = 1;
     } else if (ev == FTI_TRAIN_EVENT_STEP) {
         if (st->evaluated)
             snprintf(extra, sizeof extra, "loss %.4f val %.4f %.0f tok/s", st->loss,
@@ -205,8 +207,9 @@ static void on_progress(void *user, fti_train_event ev, const fti_train_run_resu
         else
             snprintf(extra, sizeof extra, "loss %.4f %.0f tok/s", st->loss, st->tokens_per_s);
         fti_progress_update(&u->bar, st->step, extra);
-    } else {
+    } else if (u->active) {
         fti_progress_end(&u->bar, NULL);
+        u->active = 0;
     }
 }
 
@@ -265,7 +268,7 @@ int main(int argc, char **argv) {
 #endif
     ro.progress_user = &u;
     if (fti_train_run(home, &ro, &res, &err) != FTI_OK) {
-        if (res.stats.step || res.resumed) on_progress(&u, FTI_TRAIN_EVENT_END, &res, &res.stats);
+        on_progress(&u, FTI_TRAIN_EVENT_END, &res, &res.stats);
         if (!res.dataset[0])
             fprintf(stderr, "fti-train: dataset %s in %s: %s\n",
                     a.dataset ? a.dataset : "latest", home, err.msg);

@@ -166,12 +166,18 @@ static uint64_t calibrate_steps(const fti_model_config *cfg, const fti_train_opt
 /* What fti-twin trains from scratch: the preset, with the hyper-parameters tuned for a
  * few-minute budget on a small corpus (see docs/training.md, "The twin's recipe"). */
 static void twin_recipe(const char *preset, fti_train_run_opts *ro) {
-    (void)preset;
     /* validation over more windows (the Bierce split has ~43 of 129 tokens), and often enough
      * for keep_best to catch the minimum: the model starts to overfit a ~110k-token corpus after
      * about a dozen epochs, well inside a few minutes */
     ro->train.eval_windows = 32;
     ro->keep_best = 1;
+    /* a higher peak learning rate with much stronger decoupled weight decay: on the Bierce
+     * corpus (small preset, ~1,900 steps of 8 x 128 tokens) validation loss 4.80 instead of 4.88
+     * at its best (lr 1e-3, decay 0.1), and still falling at the end instead of rising */
+    if (strcmp(preset, "small") == 0) {
+        ro->train.lr = 2e-3f;
+        ro->train.adamw.weight_decay = 1.0f;
+    }
 }
 
 /* The card of a registered model (parsed), or NULL. */
