@@ -154,6 +154,17 @@ static int parse_args(int argc, char **argv, args *a) {
     return 1;
 }
 
+/* Built with -DFTI_MPI (mk/mpi.mk: build/fti-train-mpi), the program trains data-parallel under
+ * mpirun (docs/training-mpi.md): every rank trains; rank 0 alone writes the run directory, the
+ * model and the card (fti_train_run skips them on other ranks) and prints. */
+#ifdef FTI_MPI
+static fti_train_mpi g_mpi;
+#define IS_RANK0 (g_mpi.rank == 0)
+#define main train_main
+#else
+#define IS_RANK0 1
+#endif
+
 static void on_log(void *user, fti_log_level level, const char *msg) {
     const args *a = (const args *)user;
     if (level >= FTI_LOG_WARN || (level == FTI_LOG_INFO && !a->quiet))
@@ -170,6 +181,19 @@ static void on_progress(void *user, fti_train_event ev, const fti_train_run_resu
                         const fti_train_stats *st) {
     ui *u = (ui *)user;
     char extra[96];
+#ifdef FTI_MPI
+    if (ev == FTI_TRAIN_EVENT_START) { /* all ranks start at one step (the checkpoint is shared) */
+        unsigned long long s0 = st->step, lo = 0, hi = 0;
+        MPI_Allreduce(&s0, &lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, g_mpi.comm);
+        MPI_Allreduce(&s0, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, g_mpi.comm);
+        if (lo != hi) {
+            fprintf(stderr, "fti-train: rank %d starts at step %llu, another at %llu: the run "
+                    "directory must be on a filesystem every rank sees\n", g_mpi.rank, s0,
+                    s0 == lo ? hi : lo);
+            MPI_Abort(g_mpi.comm, 1);
+        }
+    }
+#endif
     if (u->a->quiet) return;
     if (ev == FTI_TRAIN_EVENT_START) {
         fprintf(stderr, "fti-train: %s model, %lu parameters%s, dataset %.16s (%lu train / %lu "
@@ -203,6 +227,7 @@ int main(int argc, char **argv) {
     int rc = 1;
 
     if (!parse_args(argc, argv, &a)) return 2;
+    if (!IS_RANK0) a.quiet = 1;
     home = fti_workspace_resolve(a.home);
     if (!home) return 1;
     memset(&ro, 0, sizeof(ro));
@@ -241,6 +266,11 @@ int main(int argc, char **argv) {
     ro.train.log = on_log;
     ro.train.log_user = &a;
     ro.progress = on_progress;
+#ifdef FTI_MPI
+    fti_train_mpi_attach(&g_mpi, &ro.train); /* threads: the node's CPUs shared by its ranks */
+    if (!a.threads) ro.train.n_threads = fti_cpu_count() / g_mpi.local_size > 1 ?
+                                         fti_cpu_count() / g_mpi.local_size : 1;
+#endif
     ro.progress_user = &u;
     if (fti_train_run(home, &ro, &res, &err) != FTI_OK) {
         on_progress(&u, FTI_TRAIN_EVENT_END, &res, &res.stats);
@@ -249,6 +279,10 @@ int main(int argc, char **argv) {
                     a.dataset ? a.dataset : "latest", home, err.msg);
         else
             fprintf(stderr, "fti-train: %s\n", err.msg);
+        goto done;
+    }
+    if (!IS_RANK0) { /* rank 0 prints */
+        rc = 0;
         goto done;
     }
     runs = fti_path_join(home, "runs");
@@ -268,3 +302,24 @@ done:
     fti_free(run_dir);
     return rc;
 }
+
+#ifdef FTI_MPI
+#undef main
+int main(int argc, char **argv) {
+    fti_error err;
+    int rc;
+    MPI_Init(&argc, &argv);
+    if (fti_train_mpi_init(&g_mpi, MPI_COMM_WORLD, &err) != FTI_OK) {
+        fprintf(stderr, "fti-train: %s\n", err.msg);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    rc = train_main(argc, argv);
+    if (rc != 0 && g_mpi.world > 1) MPI_Abort(MPI_COMM_WORLD, rc); /* no rank left waiting */
+    if (IS_RANK0 && g_mpi.world > 1)
+        fprintf(stderr, "fti-train: %d ranks, %.3f s in the gradient reduction (%.1f MB sent by "
+                "rank 0)\n", g_mpi.world, g_mpi.comm_s, (double)g_mpi.bytes_sent / 1e6);
+    fti_train_mpi_free(&g_mpi);
+    MPI_Finalize();
+    return rc;
+}
+#endif

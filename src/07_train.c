@@ -207,6 +207,9 @@ struct fti_trainer {
     float *params;            /* (n_params) weights the forward uses */
     float *base;              /* LoRA: frozen base weights, else NULL */
     float *grads;             /* (n_params) */
+    float *gmicro;            /* (n_params) a micro-batch's gradient when a rank runs > 1 */
+    size_t lb, split;         /* windows per local micro-batch; 1 or world_size (see opts) */
+    size_t sample_lo;         /* the sampler keeps windows [sample_lo, sample_lo + lb) */
     size_t n_train;           /* trainable elements */
     float *w, *g, *m, *v;     /* trainable weights, grads, moments (w = params without LoRA) */
     unsigned char *decay;     /* (n_train) 1 = weight decay applies */
@@ -291,6 +294,7 @@ FTIDEF void fti_trainer_free(fti_trainer *t) {
     fti_aligned_free(t->params);
     fti_aligned_free(t->base);
     fti_aligned_free(t->grads);
+    fti_aligned_free(t->gmicro);
     if (t->base) {
         fti_aligned_free(t->w);
         fti_aligned_free(t->g);
@@ -350,6 +354,20 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
         return fti_error_set(err, FTI_ERR_INVALID, "trainer: ctx %lu > context length %u or "
                              "batch/accumulation too large", ctx, ctx_len);
     }
+    if (t->o.world_size <= 1) {
+        t->o.world_size = 1;
+        t->o.rank = 0;
+        t->o.reduce = NULL;
+    } else if (!t->o.reduce || t->o.rank < 0 || t->o.rank >= t->o.world_size ||
+               (t->o.grad_accum % (size_t)t->o.world_size != 0 &&
+                t->o.batch % (size_t)t->o.world_size != 0)) {
+        int ws = t->o.world_size;
+        fti_trainer_free(t);
+        return fti_error_set(err, FTI_ERR_INVALID, "trainer: %d ranks need a reduce function and "
+                             "grad_accum or batch divisible by %d", ws, ws);
+    }
+    t->split = t->o.grad_accum % (size_t)t->o.world_size == 0 ? 1 : (size_t)t->o.world_size;
+    t->lb = t->o.batch / t->split;
     t->total_steps = t->o.max_steps;
     if (t->total_steps == 0 && t->o.max_tokens)
         t->total_steps = (t->o.max_tokens + t->o.batch * t->o.ctx * t->o.grad_accum - 1) /
@@ -369,14 +387,14 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
         fti_trainer_free(t);
         return fti_error_set(err, FTI_ERR_INVALID, "trainer: no training tokens");
     }
-    if (t->o.checkpoint_path) {
+    if (t->o.checkpoint_path && t->o.rank == 0) { /* only rank 0 writes checkpoints */
         t->ckpt_path = fti_strdup(t->o.checkpoint_path);
         if (!t->ckpt_path) goto nomem;
     }
     t->o.checkpoint_path = t->ckpt_path;
     t->pool = fti_pool_create(t->o.n_threads);
     if (!t->pool) goto nomem;
-    if ((r = fti_model_acts_create(&t->cfg, t->o.batch, t->o.ctx, &t->acts, err)) != FTI_OK) {
+    if ((r = fti_model_acts_create(&t->cfg, t->lb, t->o.ctx, &t->acts, err)) != FTI_OK) {
         fti_trainer_free(t);
         return r;
     }
@@ -384,9 +402,13 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
     t->n_params = fti_model_n_params(&t->cfg);
     t->params = fti__train_floats(t->n_params);
     t->grads = fti__train_floats(t->n_params);
-    t->tok = (int32_t *)fti_calloc(t->o.batch * t->o.ctx, sizeof(int32_t));
-    t->tgt = (int32_t *)fti_calloc(t->o.batch * t->o.ctx, sizeof(int32_t));
+    t->tok = (int32_t *)fti_calloc(t->lb * t->o.ctx, sizeof(int32_t));
+    t->tgt = (int32_t *)fti_calloc(t->lb * t->o.ctx, sizeof(int32_t));
     if (!t->params || !t->grads || !t->tok || !t->tgt) goto nomem;
+    if (t->o.grad_accum * t->split / (size_t)t->o.world_size > 1) { /* > 1 local micro-batch */
+        t->gmicro = fti__train_floats(t->n_params);
+        if (!t->gmicro) goto nomem;
+    }
     if (init_params) memcpy(t->params, init_params, t->n_params * sizeof(float));
     else fti_model_init_params(&t->cfg, t->params, t->o.seed);
     nt = fti_model_n_tensors(&t->cfg);
@@ -460,8 +482,11 @@ FTIDEF int fti_trainer_done(const fti_trainer *t) {
     return 0;
 }
 
-/* Draws one micro-batch of windows: uniform start in [0, n - ctx - 1], unbiased. */
+/* Draws one micro-batch of `batch` windows: uniform start in [0, n - ctx - 1], unbiased. Every
+ * rank draws them all (the same sampler sequence as one process) and keeps windows
+ * [lo, lo + lb) (none when lo >= batch), lo = t->sample_lo. */
 static void fti__train_sample(fti_trainer *t) {
+    size_t lo = t->sample_lo;
     size_t b, j, T = t->o.ctx;
     uint64_t range = (uint64_t)(t->train.n_tokens - T); /* number of valid starts */
     uint64_t limit = range ? ((uint64_t)-1) - (((uint64_t)-1) % range) : 0;
@@ -473,9 +498,10 @@ static void fti__train_sample(fti_trainer *t) {
         } while (x >= limit);
         start = (size_t)(x % range);
         t->draws++;
+        if (b < lo || b >= lo + t->lb) continue;
         for (j = 0; j < T; j++) {
-            t->tok[b * T + j] = (int32_t)fti__train_token(&t->train, start + j);
-            t->tgt[b * T + j] = (int32_t)fti__train_token(&t->train, start + j + 1);
+            t->tok[(b - lo) * T + j] = (int32_t)fti__train_token(&t->train, start + j);
+            t->tgt[(b - lo) * T + j] = (int32_t)fti__train_token(&t->train, start + j + 1);
         }
     }
 }
@@ -517,9 +543,9 @@ FTIDEF fti_result fti_trainer_eval(fti_trainer *t, double *val_loss) {
     if (!t || !val_loss) return FTI_ERR_INVALID;
     *val_loss = NAN;
     if (t->val.n_tokens == 0) return FTI_OK;
-    B = t->o.batch;
+    B = t->lb; /* every rank evaluates all windows, lb at a time */
     T = t->o.ctx;
-    n_win = (t->o.eval_windows + B - 1) / B * B;
+    n_win = (t->o.eval_windows + t->o.batch - 1) / t->o.batch * t->o.batch;
     span = (uint64_t)(t->val.n_tokens - T - 1);
     for (w = 0; w < n_win; w += B) {
         double l = 0.0;
@@ -584,7 +610,7 @@ FTIDEF void fti_trainer_history(const fti_trainer *t, const float **train, size_
 
 FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_error *err) {
     uint64_t t0;
-    size_t micro, i;
+    size_t micro, i, n_local = 0, per = t->o.grad_accum / (size_t)t->o.world_size;
     double loss_sum = 0.0, norm2 = 0.0, lr, step_s;
     fti_result r;
     float scale;
@@ -596,16 +622,40 @@ FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_e
     memset(t->grads, 0, t->n_params * sizeof(float));
     for (micro = 0; micro < t->o.grad_accum; micro++) {
         double l = 0.0;
+        /* this rank's windows: whole micro-batches [rank*per, (rank+1)*per), or a slice of each */
+        size_t lo = t->split > 1 ? (size_t)t->o.rank * t->lb
+                                 : (micro / per == (size_t)t->o.rank ? 0 : t->o.batch);
+        float *g = n_local ? t->gmicro : t->grads;
+        t->sample_lo = lo;
         fti__train_sample(t);
-        r = fti_model_forward(&t->cfg, t->params, t->acts, t->tok, t->tgt, t->o.batch, t->o.ctx,
+        if (lo >= t->o.batch) continue;
+        r = fti_model_forward(&t->cfg, t->params, t->acts, t->tok, t->tgt, t->lb, t->o.ctx,
                               t->pool, &l);
+        if (r == FTI_ERR_NUMERIC && t->o.reduce) { /* fail on every rank after the reduction */
+            loss_sum += NAN;
+            continue;
+        }
         if (r != FTI_OK)
             return fti_error_set(err, r, "trainer: step %lu: %s", (unsigned long)(t->step + 1),
                                  r == FTI_ERR_NUMERIC ? "loss is not finite" : "forward failed");
         loss_sum += l;
-        r = fti_model_backward(&t->cfg, t->params, t->acts, t->grads,
-                               1.0f / (float)t->o.grad_accum, t->pool);
+        /* each micro-batch's gradient on its own, summed in order (as ranks are, see reduce) */
+        if (g != t->grads) memset(g, 0, t->n_params * sizeof(float));
+        r = fti_model_backward(&t->cfg, t->params, t->acts, g,
+                               1.0f / (float)(t->o.grad_accum * t->split), t->pool);
         if (r != FTI_OK) return fti_error_set(err, r, "trainer: backward failed");
+        if (g != t->grads)
+            for (i = 0; i < t->n_params; i++) t->grads[i] += g[i];
+        n_local++;
+    }
+    if (t->o.reduce) {
+        r = t->o.reduce(t->o.reduce_user, t->grads, t->n_params, &loss_sum);
+        if (r != FTI_OK)
+            return fti_error_set(err, r, "trainer: step %lu: gradient reduction failed",
+                                 (unsigned long)(t->step + 1));
+        if (!(loss_sum == loss_sum) || loss_sum > 1e300 || loss_sum < -1e300)
+            return fti_error_set(err, FTI_ERR_NUMERIC, "trainer: step %lu: loss is not finite",
+                                 (unsigned long)(t->step + 1));
     }
     if (t->base) fti__lora_grads(t);
     for (i = 0; i < t->n_train; i++) norm2 += (double)t->g[i] * (double)t->g[i];
@@ -626,7 +676,7 @@ FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_e
                                  t->o.lora_alpha, t->pool);
     t->step++;
     t->tokens_seen += (uint64_t)t->o.batch * t->o.ctx * t->o.grad_accum;
-    t->last.loss = loss_sum / (double)t->o.grad_accum;
+    t->last.loss = loss_sum / (double)(t->o.grad_accum * t->split);
     t->last.lr = lr;
     if (fti__train_push(&t->hist, &t->n_hist, &t->cap_hist, (float)t->last.loss) != FTI_OK)
         return fti_error_set(err, FTI_ERR_NOMEM, "trainer: out of memory");

@@ -3,7 +3,9 @@
  * The trainer turns a model config and token arrays into weights. One optimizer step:
  *
  *   for each of grad_accum micro-batches: the seeded sampler picks `batch` windows of ctx+1
- *   tokens from the training array; forward, backward (gradients averaged over micro-batches)
+ *   tokens from the training array; forward, backward (gradients averaged over micro-batches:
+ *   each micro-batch's gradient is computed on its own and they are summed in order, the same
+ *   summation a data-parallel run over grad_accum ranks does, see fti_train_opts.world_size)
  *   -> clip the global gradient norm -> AdamW (decoupled weight decay, bias correction, no decay
  *   on norm weights) at the learning rate of a linear warmup then cosine decay to min_lr_frac.
  *
@@ -75,6 +77,11 @@ typedef struct fti_token_array {
 
 /* --- trainer ---------------------------------------------------------------------------------- */
 
+/* Data-parallel hook: sums grads (n floats) and *loss_sum over all ranks, in place, with a fixed
+ * (rank-order) summation so every rank gets bit-identical results. Returns FTI_OK or an error.
+ * fti_train_mpi_attach (FTI_MPI builds) installs one over MPI; any other transport can too. */
+typedef fti_result (*fti_train_reduce_fn)(void *user, float *grads, size_t n, double *loss_sum);
+
 typedef struct fti_train_opts {
     size_t batch;             /* sequences per micro-batch, 0 = 8 */
     size_t ctx;               /* tokens per sequence, 0 = the model's context_len */
@@ -99,6 +106,15 @@ typedef struct fti_train_opts {
                                  fp32 where the CPU has no AVX512_BF16) */
     fti_log_fn log;           /* optional: errors and notices */
     void *log_user;
+    /* Data parallelism (0 = one process). The step's global batch (grad_accum micro-batches of
+     * `batch` windows, drawn by the same sampler sequence as one process) is split over
+     * world_size ranks: whole micro-batches when grad_accum % world_size == 0, else each
+     * micro-batch's windows (batch % world_size == 0). Every rank runs the same optimizer step
+     * on the reduced gradient; only rank 0 writes automatic checkpoints. */
+    int world_size;           /* 0 or 1 = one process */
+    int rank;                 /* 0 .. world_size - 1 */
+    fti_train_reduce_fn reduce; /* required when world_size > 1 */
+    void *reduce_user;
 } fti_train_opts;
 
 /* Numbers after a step (and the run so far). */
@@ -283,6 +299,9 @@ typedef struct fti_train_run_result {
  * (optional) is filled as the run goes, id last. Errors name the file or option at fault:
  * FTI_ERR_NOT_FOUND (dataset, parent), FTI_ERR_MISMATCH (tokenizer or vocabulary differs),
  * FTI_ERR_INVALID (options), FTI_ERR_NUMERIC (training diverged), I/O errors.
+ * Data-parallel (train.world_size > 1, e.g. fti_train_mpi_attach): every rank calls it with the
+ * same options; rank 0 alone writes (run directory, checkpoints, metrics, best weights, model,
+ * registry), the other ranks train and return FTI_OK with result->id "".
  * Thread safety: one run per run directory; registry writes as fti_registry_add. */
 FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts,
                                 fti_train_run_result *result, fti_error *err);
@@ -293,6 +312,59 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
  * FTI_ERR_FORMAT for a malformed adapter file. Thread safety: as fti_registry_add. */
 FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_ref,
                                           const char *name, char id_out[17], fti_error *err);
+
+/* --- data-parallel training over MPI (only with FTI_MPI defined; src/07_train_mpi.c) ---------- */
+#ifdef FTI_MPI
+#ifdef __cplusplus
+}
+#endif
+/* the C API only: the removed MPI C++ bindings warn under -Wextra */
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
+#include <mpi.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A rank's view of an MPI communicator for fti_train_reduce_fn. The reduction is deterministic
+ * and independent of the MPI library's own reduction order: the gradient is cut into world
+ * slices; MPI_Alltoallv sends slice j of every rank to rank j, which sums the world pieces in
+ * rank order (0, 1, ..., world-1); MPI_Allgatherv returns the summed slices to every rank (a
+ * reduce-scatter + allgather, 2 (world-1)/world n floats sent per rank, like a ring allreduce).
+ * Long vectors go in rounds of at most FTI_TRAIN_MPI_SEGMENT floats. */
+typedef struct fti_train_mpi {
+    MPI_Comm comm;
+    int rank, world;
+    int local_size;           /* ranks on this node (MPI_COMM_TYPE_SHARED) */
+    float *buf;               /* receive buffer of one round */
+    size_t cap;
+    int *counts, *displs;     /* (2 world): the slices of a round, then the receive layout */
+    double *losses;           /* (world) */
+    double comm_s;            /* seconds inside the reduction (with waiting), summed */
+    uint64_t bytes_sent;      /* by this rank, summed */
+    uint64_t reductions;
+} fti_train_mpi;
+
+#ifndef FTI_TRAIN_MPI_SEGMENT
+#define FTI_TRAIN_MPI_SEGMENT (1u << 22)
+#endif
+
+/* Fills m for comm (MPI must be initialised). FTI_ERR_NOMEM, FTI_ERR_IO (an MPI call failed).
+ * Thread safety: one thread per object, and MPI's own rules (the trainer calls it from its
+ * thread only). */
+FTIDEF fti_result fti_train_mpi_init(fti_train_mpi *m, MPI_Comm comm, fti_error *err);
+FTIDEF void fti_train_mpi_free(fti_train_mpi *m);
+/* Sets o->world_size, o->rank, o->reduce and o->reduce_user for m. */
+FTIDEF void fti_train_mpi_attach(fti_train_mpi *m, fti_train_opts *o);
+/* The fti_train_reduce_fn (user = fti_train_mpi *). Collective: every rank must call it with
+ * the same n. */
+FTIDEF fti_result fti_train_mpi_reduce(void *user, float *grads, size_t n, double *loss_sum);
+
+#endif /* FTI_MPI */
 
 #ifdef __cplusplus
 }

@@ -440,7 +440,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     const uint64_t *vs = NULL;
     size_t n_hist = 0, n_val = 0, i, n_params;
     const char *tok_sha, *preset, *name;
-    int from_scratch_tiny;
+    int from_scratch_tiny, writer = 1;
     fti_buf card, cfgjson;
     fti_jw w;
 
@@ -557,7 +557,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
         goto done;
     }
-    if ((r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
+    writer = o.world_size <= 1 || o.rank == 0; /* data-parallel: rank 0 alone writes */
+    if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
     o.checkpoint_path = ckpt;
     tr.data = sh_tr->data;
     tr.n_tokens = (size_t)sh_tr->count;
@@ -585,11 +586,11 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
             r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory for the best weights");
             goto done;
         }
-        if (!res->resumed) (void)fti_file_remove(best, NULL); /* a fresh run */
+        if (!res->resumed && writer) (void)fti_file_remove(best, NULL); /* a fresh run */
     }
     /* metrics: rewritten from the checkpoint's history on resume, then appended */
-    mf = fopen(metrics, "w");
-    if (!mf) fti__tr_log(&o, FTI_LOG_WARN, "cannot write %s", metrics);
+    mf = writer ? fopen(metrics, "w") : NULL;
+    if (!mf && writer) fti__tr_log(&o, FTI_LOG_WARN, "cannot write %s", metrics);
     fti_trainer_history(t, &hist, &n_hist, &vs, &vl, &n_val);
     {
         size_t k = 0;
@@ -607,7 +608,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         res->stats = st;
         fti__tr_metrics_line(mf, st.step, st.loss, st.lr, st.grad_norm, st.tokens_seen,
                              st.tokens_per_s, st.elapsed_s, st.evaluated, st.val_loss);
-        if (ro.keep_best && st.evaluated && st.val_loss == st.best_val_loss &&
+        if (ro.keep_best && writer && st.evaluated && st.val_loss == st.best_val_loss &&
             (r = fti__tr_best_save(best, st.step, fti_trainer_params(t), n_params, err)) != FTI_OK)
             goto done;
         if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_STEP, res, &st);
@@ -617,8 +618,9 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     fti_trainer_stats_get(t, &st);
     res->stats = st;
     fti_trainer_history(t, &hist, &n_hist, &vs, &vl, &n_val);
-    fti__tr_write_svg(svg, hist, n_hist, vs, vl, n_val);
+    if (writer) fti__tr_write_svg(svg, hist, n_hist, vs, vl, n_val);
     if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_END, res, &st);
+    if (!writer) goto done; /* the model and the registry are rank 0's */
 
     /* the weights to ship: the last step's, or the best validation pass's */
     final_params = fti_trainer_params(t);
