@@ -846,6 +846,8 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
             break;
         }
         rc = fti_walk(paths[i], fti__st_walk_cb, r, err);
+        if (rc == FTI_ERR_NOMEM) /* the callback has no error to fill */
+            rc = fti_error_set(err, rc, "%s: out of memory while listing the inputs", paths[i]);
     }
     if (rc == FTI_OK) rc = fti__st_ingest_run(r, out_id, reused, err);
     for (i = 0; i < r->n_files; i++) {
