@@ -611,7 +611,6 @@ FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_e
         return fti_error_set(err, FTI_ERR_NUMERIC, "trainer: step %lu: gradient is not finite",
                              (unsigned long)(t->step + 1));
     t->last.grad_norm = sqrt(norm2);
-    scale = 1.0f;
     if (t->o.grad_clip > 0.0f && t->last.grad_norm > (double)t->o.grad_clip) {
         scale = (float)((double)t->o.grad_clip / (t->last.grad_norm + 1e-6));
         for (i = 0; i < t->n_train; i++) t->g[i] *= scale;
