@@ -40,13 +40,14 @@ int fti_fuzz_mail(const uint8_t *data, size_t size) {
         if (fti__st_mail_header(m, hn, "content-type", &v)) {
             fti_buf p;
             memset(&p, 0, sizeof p);
-            (void)fti__st_mail_param(v.data, v.len, "boundary", &p);
-            (void)fti__st_mail_param(v.data, v.len, "charset", &p);
+            (void)fti__st_mail_param(v.data ? v.data : "", v.len, "boundary", &p);
+            (void)fti__st_mail_param(v.data ? v.data : "", v.len, "charset", &p);
             fti_buf_free(&p);
         }
         v.len = 0;
         if (fti__st_mail_header(m, hn, "from", &v)) {
-            char *a = fti__st_mail_author(v.data, v.len);
+            /* an empty value leaves v.data NULL: the reader passes "" then, so do we */
+            char *a = fti__st_mail_author(v.data ? v.data : "", v.len);
             fti_free(a);
         }
         v.len = 0;
