@@ -836,6 +836,8 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
         memset(&k, 0, sizeof k);
         fti__st_proc_key(&r->o, &k);
         fti__st_sha256(k.data, k.len, r->proc_key);
+        if (k.oom) /* a truncated key would name another processing */
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
         fti_buf_free(&k);
     }
     fti_mutex_init(&r->mu);
@@ -1142,6 +1144,11 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             fti_buf_printf(&cfg, "|tokenizer=file:%s", hx);
         } else {
             fti_buf_puts(&cfg, "|tokenizer=train");
+        }
+        if (cfg.oom) { /* a truncated key would give the version another id */
+            fti_buf_free(&cfg);
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
         }
         fti_sha256_init(&sh);
         fti_sha256_update(&sh, cfg.data, cfg.len);
