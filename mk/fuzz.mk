@@ -5,6 +5,8 @@
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_CC      ?= clang
+# scratch files of the path-based targets (manifest, shard, card, checkpoint): tmpfs if there is one
+FUZZ_TMPDIR  ?= $(shell [ -d /dev/shm ] && echo /dev/shm || echo /tmp)
 FUZZ_FLAGS   ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
 $(B)/fuzz/fuzz-%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c tests/fuzz/fuzz_tmp.h fti.h
@@ -21,7 +23,7 @@ fuzz: fuzz-build
 	  reg=tests/fuzz/regress/$$t; \
 	  if [ -d $$reg ] && ls $$reg/* >/dev/null 2>&1; then $(B)/fuzz/fuzz-$$t $$reg/* > $(B)/fuzz/$$t/replay.log 2>&1 \
 	    || { echo "fuzz $$t: regression input fails"; tail -20 $(B)/fuzz/$$t/replay.log; exit 1; }; fi; \
-	  $(B)/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
+	  TMPDIR=$(FUZZ_TMPDIR) $(B)/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
 	    -artifact_prefix=$(B)/fuzz/$$t/ -print_final_stats=1 $(B)/fuzz/$$t/corpus $$seeds \
 	    > $(B)/fuzz/$$t/fuzz.log 2>&1 || { echo "fuzz $$t: FINDING (see $(B)/fuzz/$$t/)"; tail -30 $(B)/fuzz/$$t/fuzz.log; exit 1; }; \
 	  n=$$(grep -m1 stat::number_of_executed_units $(B)/fuzz/$$t/fuzz.log | awk '{print $$2}'); \
