@@ -1,6 +1,7 @@
 /* fuzz_tmp.h: a scratch directory for fuzz targets whose reader takes a path (shards, manifests,
- * registry cards, checkpoints): /tmp/fti-fuzz-<pid> (or $TMPDIR), made once per process. The
- * files are overwritten by every input; the directory is left for the OS to clean. */
+ * registry cards, checkpoints): $TMPDIR/fti-fuzz-<pid> (default /tmp), made once per process,
+ * or the test's temp dir in the test runner. The files are overwritten by every input; the
+ * fuzzer's directory is left for the OS to clean (`make fuzz` puts it on /dev/shm). */
 #ifndef FTI_FUZZ_TMP_H
 #define FTI_FUZZ_TMP_H
 #include <unistd.h>
@@ -8,8 +9,13 @@
 static const char *fti_fuzz_tmp_dir(void) {
     static char dir[512];
     if (!dir[0]) {
+#ifdef FTI_TESTING
+        /* in the test runner (fuzz_replay): the test's own temp dir, which the runner removes */
+        snprintf(dir, sizeof dir, "%s/fuzz-tmp", fti_test_tmp_dir);
+#else
         const char *t = getenv("TMPDIR");
         snprintf(dir, sizeof dir, "%s/fti-fuzz-%ld", t && t[0] ? t : "/tmp", (long)getpid());
+#endif
         fti_mkdirs(dir, NULL);
     }
     return dir;
