@@ -270,6 +270,7 @@ typedef struct fault_store_ctx {
     char base_id[65];
     int round;
     int checks;
+    int tokenizer; /* 1: train a tokenizer and write token shards too */
 } fault_store_ctx;
 
 static fti_result fault_commit(void *user, fti_error *err) {
@@ -279,7 +280,8 @@ static fti_result fault_commit(void *user, fti_error *err) {
     char id[65];
     fti_result r;
     memset(&o, 0, sizeof o);
-    o.no_tokenizer = 1;
+    o.no_tokenizer = !c->tokenizer;
+    o.vocab_size = 300;
     o.n_threads = 1;
     paths[0] = c->in;
     r = fti_store_ingest(c->home, paths, 1, &o, id, NULL, err);
@@ -391,6 +393,28 @@ FTI_TEST(fault_alloc_commit) {
     REQUIRE(fti_store_ingest(c.home, paths, 1, &o, c.base_id, NULL, &err) == FTI_OK);
     fault_write_inputs(c.in, ++c.round);
     CHECK(fault_alloc_loop("commit a dataset version", fault_commit, fault_store_check, &c) > 10);
+    fault_dir_done();
+}
+
+FTI_TEST(fault_alloc_commit_tokenizer) {
+    fault_store_ctx c;
+    fti_error err;
+    const char *paths[1];
+    fti_ingest_opts o;
+    memset(&c, 0, sizeof c);
+    fault_dir();
+    c.home = fault_path("home");
+    c.in = fault_path("in");
+    c.tokenizer = 1;
+    fault_write_inputs(c.in, 0);
+    memset(&o, 0, sizeof o);
+    o.vocab_size = 300;
+    o.n_threads = 1;
+    paths[0] = c.in;
+    REQUIRE(fti_store_ingest(c.home, paths, 1, &o, c.base_id, NULL, &err) == FTI_OK);
+    fault_write_inputs(c.in, ++c.round);
+    CHECK(fault_alloc_loop("commit a version with a tokenizer and shards", fault_commit,
+                           fault_store_check, &c) > 10);
     fault_dir_done();
 }
 
