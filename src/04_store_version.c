@@ -2390,9 +2390,10 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
     ds->docs_path = fti__st_file_object(home, files, "docs");
     p = fti__st_file_object(home, files, "index");
     if (!p || !ds->docs_path) {
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "version %s: manifest lacks docs/index", ds->id);
         fti_free(p);
-        fti_dataset_close(ds);
-        return fti_error_set(err, FTI_ERR_FORMAT, "version %s: manifest lacks docs/index", ds->id);
+        fti_dataset_close(ds); /* after the message: it names ds->id */
+        return rc;
     }
     rc = fti_bm25_open(&ds->index, p, err);
     fti_free(p);
