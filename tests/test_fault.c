@@ -3,7 +3,7 @@
  *
  * Allocation (fault_alloc_*): an operation is run once to count its allocations A, then again
  * with the k-th allocation failing, once and persistently, for every k <= A (FTI_FAULT_STRIDE=s
- * tests every s-th k; the default stride keeps each loop near 200 runs, FTI_FAULT_FULL=1 tests
+ * tests every s-th k; the default stride keeps each loop near 100 runs, FTI_FAULT_FULL=1 tests
  * every k). Each failed run must return FTI_ERR_NOMEM with a message, leave zero live
  * allocations after cleanup, leave the on-disk state verifying, and the next run without faults
  * must succeed (the handle or workspace is still usable).
@@ -74,7 +74,7 @@ static long fault_stride(long total) {
     long s = fti_env_long("FTI_FAULT_STRIDE", 0);
     if (fti_env_long("FTI_FAULT_FULL", 0)) return 1;
     if (s > 0) return s;
-    s = total / 100; /* about 100 k values (I/O: 4 x 25), each once and persistently */
+    s = total / 50; /* about 50 k values (I/O: 4 x 12), each once and persistently */
     return s < 1 ? 1 : s;
 }
 
