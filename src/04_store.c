@@ -265,10 +265,7 @@ static size_t fti__st_match_email(const char *s, size_t n) {
     if (i == 0 || i >= n || s[i] != '@') return 0;
     at = i++;
     lim = n - i > 255 ? i + 255 : n;
-    while (i < lim && fti__st_is_domain((unsigned char)s[i])) {
-        if (s[i] == '.') dots++, last_dot = i;
-        i++;
-    }
+    while (i < lim && fti__st_is_domain((unsigned char)s[i])) i++; /* dots counted below */
     while (i > at + 1 && (s[i - 1] == '.' || s[i - 1] == '-')) i--;
     for (dots = 0, last_dot = 0, k = at + 1; k < i; k++)
         if (s[k] == '.') dots++, last_dot = k;

@@ -424,7 +424,11 @@ static void fti__st_ingest_jsonl(const fti__st_proc *pp, fti__st_out *o, uint32_
         if (tl > 0) {
             fti_json_doc *doc = NULL;
             fti_error jerr;
-            if (fti_json_parse(t, tl, &jo, &doc, NULL, &jerr) != FTI_OK) {
+            fti_result jr = fti_json_parse(t, tl, &jo, &doc, NULL, &jerr);
+            if (jr == FTI_ERR_NOMEM) {
+                o->oom = 1; /* out of memory is not a bad record: the ingest fails */
+                return;
+            } else if (jr != FTI_OK) {
                 fti__st_reject(o, file, loc, "json_error", "%s", jerr.msg);
             } else {
                 fti__st_json_record(pp, o, file, loc, t, tl, fti_json_root(doc), "jsonl");
@@ -483,10 +487,16 @@ static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t
     fti_error jerr;
     const fti_json *root, *arr = NULL, *c;
     size_t k = 0;
-    if (fti_json_parse(s, n, &jo, &doc, NULL, &jerr) != FTI_OK) {
-        fti__st_reject(o, file, "", "json_error", "%s", jerr.msg);
-        fti_json_free(doc);
-        return;
+    {
+        fti_result jr = fti_json_parse(s, n, &jo, &doc, NULL, &jerr);
+        if (jr != FTI_OK) {
+            if (jr == FTI_ERR_NOMEM)
+                o->oom = 1; /* out of memory is not a bad file: the ingest fails */
+            else
+                fti__st_reject(o, file, "", "json_error", "%s", jerr.msg);
+            fti_json_free(doc);
+            return;
+        }
     }
     root = fti_json_root(doc);
     if (root->type == FTI_JSON_ARRAY) {
@@ -588,6 +598,10 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
     }
     if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) pos = 3;
     rc = fti__st_csv_record(s, n, &pos, &hdr, hoffs, FTI__ST_CSV_MAX_FIELDS, &nh);
+    if (hdr.oom) { /* the field offsets point into a buffer that did not grow */
+        o->oom = 1;
+        goto done;
+    }
     if (rc <= 0 || nh > FTI__ST_CSV_MAX_FIELDS) {
         fti__st_reject(o, file, "", "csv_error",
                        rc < 0 ? "unterminated quote in the header row" : "no usable header row");
@@ -935,6 +949,7 @@ static void fti__st_mail_strip(const char *s, size_t n, fti_buf *out) {
 typedef struct fti__st_mail_text {
     fti_buf plain, html;
     int have_plain, have_html;
+    int oom;                /* an allocation failed somewhere in the walk */
     const char *error_rule; /* set on a malformed message */
     char error[160];
 } fti__st_mail_text;
@@ -1048,6 +1063,9 @@ static void fti__st_mail_body(const char *hdr, size_t hn, const char *body, size
             mt->have_plain = 1;
     }
 done:
+    if (ct.oom || cte.oom || cs.oom || bnd.oom || disp.oom || dec.oom || mt->plain.oom ||
+        mt->html.oom)
+        mt->oom = 1;
     fti_buf_free(&ct);
     fti_buf_free(&cte);
     fti_buf_free(&cs);
@@ -1162,6 +1180,10 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
     memset(&text, 0, sizeof text);
     memset(&dec, 0, sizeof dec);
     fti__st_mail_body(m, hn, m + body, n - body, 0, &mt);
+    if (mt.oom) { /* out of memory is not a malformed message: the ingest fails */
+        o->oom = 1;
+        goto done;
+    }
     if (mt.error_rule) {
         fti__st_reject(o, file, loc, mt.error_rule, "%s", mt.error);
         goto done;
@@ -1173,6 +1195,7 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
         memset(&t2, 0, sizeof t2);
         fti_html_to_text(mt.html.data ? mt.html.data : "", mt.html.len, &t2, NULL);
         fti__st_mail_strip(t2.data ? t2.data : "", t2.len, &text);
+        if (t2.oom) text.oom = 1;
         fti_buf_free(&t2);
     } else {
         fti__st_reject(o, file, loc, "no_text", "no text/plain or text/html part");
@@ -1190,6 +1213,13 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
             author = fti__st_mail_author(dec.data ? dec.data : "", dec.len);
         }
         if (fti__st_mail_header(m, hn, "date", &date)) dt = fti__st_mail_date(date.data, date.len);
+        if (text.oom || subj.oom || from.oom || date.oom || dec.oom) {
+            o->oom = 1;
+            fti_free(title);
+            fti_free(author);
+            fti_free(dt);
+            goto done;
+        }
         fti__st_emit(pp, o, file, loc, raw, raw_len, text.data ? text.data : "", text.len, flags,
                      title, author, dt, fti_strdup(kind));
     }

@@ -836,6 +836,8 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
         memset(&k, 0, sizeof k);
         fti__st_proc_key(&r->o, &k);
         fti__st_sha256(k.data, k.len, r->proc_key);
+        if (k.oom) /* a truncated key would name another processing */
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
         fti_buf_free(&k);
     }
     fti_mutex_init(&r->mu);
@@ -846,6 +848,8 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
             break;
         }
         rc = fti_walk(paths[i], fti__st_walk_cb, r, err);
+        if (rc == FTI_ERR_NOMEM) /* the callback has no error to fill */
+            rc = fti_error_set(err, rc, "%s: out of memory while listing the inputs", paths[i]);
     }
     if (rc == FTI_OK) rc = fti__st_ingest_run(r, out_id, reused, err);
     for (i = 0; i < r->n_files; i++) {
@@ -1140,6 +1144,11 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             fti_buf_printf(&cfg, "|tokenizer=file:%s", hx);
         } else {
             fti_buf_puts(&cfg, "|tokenizer=train");
+        }
+        if (cfg.oom) { /* a truncated key would give the version another id */
+            fti_buf_free(&cfg);
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
         }
         fti_sha256_init(&sh);
         fti_sha256_update(&sh, cfg.data, cfg.len);
@@ -2381,9 +2390,10 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
     ds->docs_path = fti__st_file_object(home, files, "docs");
     p = fti__st_file_object(home, files, "index");
     if (!p || !ds->docs_path) {
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "version %s: manifest lacks docs/index", ds->id);
         fti_free(p);
-        fti_dataset_close(ds);
-        return fti_error_set(err, FTI_ERR_FORMAT, "version %s: manifest lacks docs/index", ds->id);
+        fti_dataset_close(ds); /* after the message: it names ds->id */
+        return rc;
     }
     rc = fti_bm25_open(&ds->index, p, err);
     fti_free(p);

@@ -1100,7 +1100,8 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
     fti__model_p_rmsnorm_bwd(pool, a->dres, grads + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0),
                            a->dxn, a->res + d->L * NC, a->rstdf,
                            params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C);
-    for (l = d->L; l-- > 0;) {
+    for (l = d->L; l > 0;) {
+        l--; /* the layers from the last down (no wrap below 0: clean under the uint sanitizer) */
 #define FTI__W(kind) (params + fti__model_offset(d, kind, l))
 #define FTI__G(kind) (grads + fti__model_offset(d, kind, l))
         float *res = a->res + l * NC, *mid = a->mid + l * NC;

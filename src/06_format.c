@@ -507,7 +507,8 @@ static fti_result fti__gguf_parse(fti_gguf *g, const fti_gguf_opts *opts, fti_er
                                fti_ggml_type_name(t->type), (unsigned long)be);
             goto done;
         }
-        row_bytes = (size_t)(t->ne[0] / be) * bb; /* <= ne0 * 4.25 bytes, checked below */
+        /* row_bytes <= ne0 * 4.25 bytes: computed only once it cannot wrap */
+        row_bytes = (size_t)(t->ne[0] / be) > ((size_t)-1) / bb ? 0 : (size_t)(t->ne[0] / be) * bb;
         if ((size_t)(t->ne[0] / be) > ((size_t)-1) / bb || !fti_size_mul(row_bytes, rows,
                                                                          &t->n_bytes)) {
             rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s: byte size overflows", g->path,

@@ -663,7 +663,6 @@ FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_e
         return fti_error_set(err, FTI_ERR_NUMERIC, "trainer: step %lu: gradient is not finite",
                              (unsigned long)(t->step + 1));
     t->last.grad_norm = sqrt(norm2);
-    scale = 1.0f;
     if (t->o.grad_clip > 0.0f && t->last.grad_norm > (double)t->o.grad_clip) {
         scale = (float)((double)t->o.grad_clip / (t->last.grad_norm + 1e-6));
         for (i = 0; i < t->n_train; i++) t->g[i] *= scale;
@@ -1121,7 +1120,7 @@ FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *o
     if (r != FTI_OK) return r;
     fti_buf_append(out, text, len);
     fti_free(text);
-    return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+    return out->oom ? fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory") : FTI_OK;
 }
 
 typedef struct fti__reg_entry {
@@ -1140,6 +1139,7 @@ static fti_result fti__reg_scan_fn(void *user, const char *path, uint64_t size_b
     const char *base = fti_path_base(path);
     size_t n = strlen(path);
     fti_json_doc *doc = NULL;
+    fti_result r;
     (void)size_bytes;
     if (strcmp(base, "card.json") != 0 || n < 10 + FTI__REG_ID_LEN + 1) return FTI_OK;
     if (s->n == s->cap) {
@@ -1153,7 +1153,12 @@ static fti_result fti__reg_scan_fn(void *user, const char *path, uint64_t size_b
         s->cap = nc;
     }
     memset(&s->e[s->n], 0, sizeof(s->e[0]));
-    if (fti__reg_read_json(path, &doc, NULL) == FTI_OK) {
+    r = fti__reg_read_json(path, &doc, NULL);
+    if (r == FTI_ERR_NOMEM) { /* a model is not skipped for want of memory */
+        s->oom = 1;
+        return r;
+    }
+    if (r == FTI_OK) {
         const char *id = fti_json_get_str(fti_json_root(doc), "id", "");
         const char *cr = fti_json_get_str(fti_json_root(doc), "created", "");
         if (strlen(id) == FTI__REG_ID_LEN) {
@@ -1182,6 +1187,8 @@ FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *e
     if (!models) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
     if (fti_path_is_dir(models)) r = fti_walk(models, fti__reg_scan_fn, &s, err);
     fti_free(models);
+    if (r == FTI_ERR_NOMEM) /* the walk callback has no error to fill */
+        r = fti_error_set(err, r, "registry: out of memory while listing models");
     if (r == FTI_OK) {
         for (i = 1; i < s.n; i++) /* insertion sort: registries are small */
             for (j = i; j > 0 && fti__reg_cmp(&s.e[j - 1], &s.e[j]) > 0; j--) {
@@ -1193,7 +1200,7 @@ FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *e
             fti_buf_puts(out, s.e[i].id);
             fti_buf_putc(out, '\n');
         }
-        if (out->oom) r = FTI_ERR_NOMEM;
+        if (out->oom) r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
     }
     fti_free(s.e);
     return r;
@@ -1330,7 +1337,7 @@ FTIDEF fti_result fti_registry_aliases(const char *home, fti_buf *out, fti_error
     if ((r = fti__reg_aliases_load(home, &t, err)) != FTI_OK) return r;
     fti__reg_aliases_json(&t, out);
     fti__reg_aliases_free(&t);
-    return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+    return out->oom ? fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory") : FTI_OK;
 }
 
 FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],

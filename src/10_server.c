@@ -549,8 +549,10 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
     memset(&jo, 0, sizeof jo);
     jo.max_depth = 32;
     jo.max_nodes = 65536;
-    if (fti_json_parse(body, len, &jo, &doc, NULL, &jerr) != FTI_OK) {
+    r = fti_json_parse(body, len, &jo, &doc, NULL, &jerr);
+    if (r != FTI_OK) {
         if (param) *param = NULL;
+        if (r == FTI_ERR_NOMEM) return fti_error_set(err, r, "out of memory");
         return fti_error_set(err, FTI_ERR_FORMAT, "request body is not valid JSON: %s", jerr.msg);
     }
     root = fti_json_root(doc);
@@ -1811,6 +1813,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         fti__job *j;
         fti_error err;
         const char *param = NULL;
+        fti_result pr;
         int n_ctx, full;
         const char *ep = kind == FTI_API_CHAT ? "/v1/chat/completions" : "/v1/completions";
         if (!is_post) {
@@ -1835,10 +1838,12 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
             return;
         }
         fti_error_clear(&err);
-        if (fti_api_parse_completion(kind, body, body_len, n_ctx, &j->req, &param, &err) !=
+        if ((pr = fti_api_parse_completion(kind, body, body_len, n_ctx, &j->req, &param, &err)) !=
             FTI_OK) {
-            fti__respond_error(s, c, 400, err.msg, "invalid_request_error", param);
-            if (s->o.monitor) fti_monitor_count(s->o.monitor, ep, 400);
+            int st = pr == FTI_ERR_NOMEM ? 500 : 400; /* the server's fault, not the client's */
+            fti__respond_error(s, c, st, err.msg,
+                               st == 500 ? "server_error" : "invalid_request_error", param);
+            if (s->o.monitor) fti_monitor_count(s->o.monitor, ep, st);
             fti_free(j);
             return;
         }

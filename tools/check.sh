@@ -101,6 +101,49 @@ if have cppcheck; then
         -DFTI_IMPLEMENTATION -DFTI_TESTING --error-exitcode=1 fti.h
 else skip "cppcheck" cppcheck; fi
 
+# 5b. hardening (issue 10, docs/hardening.md): fault loops over every k, the kill -9 loop, the
+# unsigned-overflow sanitizer, valgrind on the programs, the clang static analyzer
+if [ -x "$B/test-gcc" ]; then
+    step "fault loops, every k" env FTI_FAULT_FULL=1 "$B/test-gcc" fault_
+    step "kill -9 loop, 300 kills" env FTI_CRASH_KILLS=300 "$B/test-gcc" crash_store_kill9_loop
+fi
+if have clang; then
+    # size arithmetic must not wrap: unsigned overflow and implicit truncation are errors, except
+    # in the hashes and generators listed in tools/uint_overflow.ignore (they wrap on purpose)
+    step "uint-overflow build (clang)" runner clang "$B/test-uint" -O1 -g \
+        -fsanitize=unsigned-integer-overflow,implicit-integer-truncation \
+        -fsanitize-ignorelist=tools/uint_overflow.ignore -fno-sanitize-recover=all
+    step "uint-overflow tests" env UBSAN_OPTIONS=print_stacktrace=1 "$B/test-uint" \
+        base_ gguf_ store_ http_ fuzz_ fault_ tokenizer_ infer_ monitor_ crash_checkpoint
+fi
+if have valgrind && [ -x "$B/prog-gcc/fti-feature" ]; then
+    # memcheck of the stage programs on a slice of the demo corpus: ingest, train a few steps of
+    # a very small model, generate
+    valgrind_programs() {
+        d="$B/valgrind"
+        rm -rf "$d" && mkdir -p "$d/in" || return 1
+        head -n 120 data/corpus/bierce/devils_dictionary.jsonl > "$d/in/a.jsonl" || return 1
+        vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite"
+        $vg "$B/prog-gcc/fti-feature" --home "$d/home" ingest "$d/in" --vocab 300 --threads 1 \
+            --quiet || return 1
+        $vg "$B/prog-gcc/fti-train" --home "$d/home" --dim 32 --layers 1 --heads 2 --kv-heads 1 \
+            --hidden 64 --context 32 --steps 2 --batch 2 --threads 1 --quiet || return 1
+        id=$(ls "$d/home/models" | grep -v aliases | head -n 1)
+        $vg "$B/prog-gcc/fti-infer" --home "$d/home" --alias "$id" --prompt "CYNIC, n." -n 8 \
+            --threads 1 || return 1
+    }
+    step "valgrind: feature, train, infer" valgrind_programs
+else skip "valgrind" valgrind; fi
+if have scan-build && have clang; then
+    # the clang static analyzer over the whole implementation; any finding fails (none today)
+    scan_tu() {
+        printf '#define FTI_IMPLEMENTATION\n#define FTI_TESTING\n#include "../../fti.h"\n' \
+            > "$B/scan_tu.c"
+        scan-build -o "$B/scan" --status-bugs clang -std=c99 -O1 -c -o "$B/scan_tu.o" "$B/scan_tu.c"
+    }
+    step "scan-build (clang analyzer)" scan_tu
+else skip "scan-build" scan-build; fi
+
 # 6. aarch64 (NEON) under qemu, and a static musl build
 if have aarch64-linux-gnu-gcc && have qemu-aarch64; then
     step "aarch64 cross build" runner aarch64-linux-gnu-gcc "$B/test-aarch64" -O2 -static
