@@ -361,255 +361,382 @@ static uint32_t fti__st_str_add(fti_buf *s, const char *v) {
     return off;
 }
 
+/* An incremental index builder: documents' metadata first, then chunks in order (their text goes
+ * to memory, or with spill_fd >= 0 to that file, so the text is never held whole in memory);
+ * fti__st_bm25b_finish emits the file through a callback. The postings stay in memory (16 bytes
+ * per distinct term of a chunk): they are the index. */
+typedef struct fti__st_bm25b {
+    fti__st_tp *tps;
+    size_t n_tp, cap_tp;
+    uint32_t *chunk; /* 4 per chunk: doc, text offset, length, length in terms */
+    size_t n_chunks, cap_chunks;
+    uint32_t *doc_str; /* 5 per document */
+    size_t n_docs;
+    double total_len;
+    uint64_t *scratch;
+    size_t scratch_cap;
+    fti__st_tp *tab;
+    size_t tab_cap;
+    fti_buf strs;      /* the documents' strings, then (in memory) the chunks' text */
+    int spill_fd;      /* < 0: chunk text in strs */
+    uint64_t spill_len;
+    uint64_t strs_len; /* the whole strings blob so far */
+    fti_result rc;     /* sticky */
+} fti__st_bm25b;
+
+static fti_result fti__st_bm25b_init(fti__st_bm25b *b, const fti_doc_meta *docs, size_t n_docs,
+                                     int spill_fd) {
+    size_t i;
+    memset(b, 0, sizeof *b);
+    b->spill_fd = spill_fd;
+    if (n_docs > 0xFFFFFFF0u) return b->rc = FTI_ERR_LIMIT;
+    b->doc_str = (uint32_t *)fti_calloc(n_docs * 5 + 1, sizeof *b->doc_str);
+    if (!b->doc_str) return b->rc = FTI_ERR_NOMEM;
+    b->n_docs = n_docs;
+    for (i = 0; i < n_docs; i++) {
+        b->doc_str[i * 5 + 0] = fti__st_str_add(&b->strs, docs[i].doc_id);
+        b->doc_str[i * 5 + 1] = fti__st_str_add(&b->strs, docs[i].title);
+        b->doc_str[i * 5 + 2] = fti__st_str_add(&b->strs, docs[i].source);
+        b->doc_str[i * 5 + 3] = fti__st_str_add(&b->strs, docs[i].author);
+        b->doc_str[i * 5 + 4] = fti__st_str_add(&b->strs, docs[i].date);
+    }
+    if (b->strs.oom) return b->rc = FTI_ERR_NOMEM;
+    b->strs_len = b->strs.len;
+    return FTI_OK;
+}
+
+static void fti__st_bm25b_free(fti__st_bm25b *b) {
+    fti_free(b->tps);
+    fti_free(b->chunk);
+    fti_free(b->doc_str);
+    fti_free(b->scratch);
+    fti_free(b->tab);
+    fti_buf_free(&b->strs);
+    memset(b, 0, sizeof *b);
+    b->spill_fd = -1;
+}
+
+/* Writes all n bytes at the end of the spill file. */
+static int fti__st_fd_write(int fd, const void *p, size_t n) {
+    const char *c = (const char *)p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return 0;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 1;
+}
+
+/* Reads exactly n bytes at off. */
+static int fti__st_fd_pread(int fd, void *p, size_t n, uint64_t off) {
+    char *c = (char *)p;
+    while (n) {
+        ssize_t g = pread(fd, c, n, (off_t)off);
+        if (g < 0 && errno == EINTR) continue;
+        if (g <= 0) return 0;
+        c += g;
+        n -= (size_t)g;
+        off += (uint64_t)g;
+    }
+    return 1;
+}
+
+static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t len, uint32_t doc) {
+    size_t pos = 0, m = 0, k, i = b->n_chunks;
+    int ok;
+    if (b->rc != FTI_OK) return b->rc;
+    if (doc >= b->n_docs) return b->rc = FTI_ERR_INVALID;
+    if (b->n_chunks >= 0xFFFFFFF0u) return b->rc = FTI_ERR_LIMIT;
+    if (b->strs_len + len + 1 > 0xFFFFFFF0u) return b->rc = FTI_ERR_LIMIT;
+    if (b->n_chunks == b->cap_chunks) {
+        size_t cap = b->cap_chunks ? b->cap_chunks * 2 : 256;
+        uint32_t *p = (uint32_t *)fti_realloc(b->chunk, cap * 4 * sizeof *p);
+        if (!p) return b->rc = FTI_ERR_NOMEM;
+        b->chunk = p;
+        b->cap_chunks = cap;
+    }
+    b->chunk[i * 4 + 0] = doc;
+    b->chunk[i * 4 + 1] = (uint32_t)b->strs_len;
+    b->chunk[i * 4 + 2] = (uint32_t)len;
+    if (b->spill_fd >= 0) {
+        static const char nul = 0;
+        if ((len && !fti__st_fd_write(b->spill_fd, text, len)) ||
+            !fti__st_fd_write(b->spill_fd, &nul, 1))
+            return b->rc = FTI_ERR_IO;
+        b->spill_len += len + 1;
+    } else {
+        fti_buf_append(&b->strs, text, len);
+        fti_buf_putc(&b->strs, 0);
+        if (b->strs.oom) return b->rc = FTI_ERR_NOMEM;
+    }
+    b->strs_len += len + 1;
+    /* terms of the chunk, then counted */
+    for (;;) {
+        uint64_t h = fti__st_term_hash(text, len, &pos, &ok);
+        if (!ok) break;
+        if (m == b->scratch_cap) {
+            size_t cap = b->scratch_cap ? b->scratch_cap * 2 : 256;
+            uint64_t *p = (uint64_t *)fti_realloc(b->scratch, cap * sizeof *p);
+            if (!p) return b->rc = FTI_ERR_NOMEM;
+            b->scratch = p;
+            b->scratch_cap = cap;
+        }
+        b->scratch[m++] = h;
+    }
+    b->chunk[i * 4 + 3] = (uint32_t)m;
+    b->total_len += (double)m;
+    b->n_chunks++;
+    /* count each distinct term of the chunk with a small open-addressing table (term
+     * frequencies in first-seen order; the order within a chunk does not matter) */
+    {
+        size_t tcap = 16, q;
+        fti__st_tp *tab;
+        while (tcap < 2 * m) tcap *= 2;
+        if (tcap > b->tab_cap) {
+            fti__st_tp *p = (fti__st_tp *)fti_realloc(b->tab, tcap * sizeof *p);
+            if (!p) return b->rc = FTI_ERR_NOMEM;
+            b->tab = p;
+            b->tab_cap = tcap;
+        }
+        tab = b->tab;
+        for (q = 0; q < tcap; q++) tab[q].tf = 0;
+        for (k = 0; k < m; k++) {
+            uint64_t h = b->scratch[k];
+            size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+            while (tab[slot].tf && tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
+            if (!tab[slot].tf) {
+                tab[slot].term = h;
+                tab[slot].chunk = (uint32_t)k; /* first position, for the order */
+            }
+            tab[slot].tf++;
+        }
+        for (k = 0; k < m; k++) {
+            uint64_t h = b->scratch[k];
+            size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+            while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
+            if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
+            if (b->n_tp == b->cap_tp) {
+                size_t cap = b->cap_tp ? b->cap_tp * 2 : 1024;
+                fti__st_tp *p = (fti__st_tp *)fti_realloc(b->tps, cap * sizeof *p);
+                if (!p) return b->rc = FTI_ERR_NOMEM;
+                b->tps = p;
+                b->cap_tp = cap;
+            }
+            b->tps[b->n_tp].term = h;
+            b->tps[b->n_tp].chunk = (uint32_t)i;
+            b->tps[b->n_tp].tf = tab[slot].tf;
+            b->n_tp++;
+        }
+    }
+    return FTI_OK;
+}
+
+/* Groups the postings by term without sorting them all: a hash table numbers the distinct
+ * terms; only the distinct terms are sorted; postings are then scattered to their term's range
+ * (counting sort), which keeps each term's postings in chunk order. */
+static fti_result fti__st_bm25b_group(fti__st_bm25b *b, size_t *n_terms) {
+    size_t cap = 1024, n_u = 0, k, i, n_tp = b->n_tp;
+    uint64_t *keys = NULL;
+    uint32_t *idx_of = NULL, *df = NULL, *rank = NULL, *tp_idx = NULL;
+    fti__st_tp *sorted = NULL, *u = NULL, *tps = b->tps;
+    fti_result rc = FTI_ERR_NOMEM;
+    keys = (uint64_t *)fti_malloc(cap * sizeof *keys);
+    idx_of = (uint32_t *)fti_malloc(cap * sizeof *idx_of);
+    tp_idx = (uint32_t *)fti_malloc((n_tp + 1) * sizeof *tp_idx);
+    if (!keys || !idx_of || !tp_idx) goto group_fail;
+    memset(idx_of, 0xFF, cap * sizeof *idx_of);
+    for (i = 0; i < n_tp; i++) {
+        uint64_t h = tps[i].term;
+        size_t slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
+        while (idx_of[slot] != 0xFFFFFFFFu && keys[slot] != h) slot = (slot + 1) & (cap - 1);
+        if (idx_of[slot] == 0xFFFFFFFFu) {
+            if ((n_u + 1) * 2 > cap) { /* grow and rehash */
+                size_t ncap = cap * 2, q;
+                uint64_t *nk = (uint64_t *)fti_malloc(ncap * sizeof *nk);
+                uint32_t *ni = (uint32_t *)fti_malloc(ncap * sizeof *ni);
+                if (!nk || !ni) {
+                    fti_free(nk);
+                    fti_free(ni);
+                    goto group_fail;
+                }
+                memset(ni, 0xFF, ncap * sizeof *ni);
+                for (q = 0; q < cap; q++) {
+                    size_t t2;
+                    if (idx_of[q] == 0xFFFFFFFFu) continue;
+                    t2 = (size_t)(keys[q] ^ (keys[q] >> 29)) & (ncap - 1);
+                    while (ni[t2] != 0xFFFFFFFFu) t2 = (t2 + 1) & (ncap - 1);
+                    nk[t2] = keys[q];
+                    ni[t2] = idx_of[q];
+                }
+                fti_free(keys);
+                fti_free(idx_of);
+                keys = nk;
+                idx_of = ni;
+                cap = ncap;
+                slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
+                while (idx_of[slot] != 0xFFFFFFFFu) slot = (slot + 1) & (cap - 1);
+            }
+            keys[slot] = h;
+            idx_of[slot] = (uint32_t)n_u++;
+        }
+        tp_idx[i] = idx_of[slot];
+    }
+    *n_terms = n_u;
+    /* the hash table is no longer needed: free it before the sorted copy */
+    u = (fti__st_tp *)fti_malloc((n_u + 1) * sizeof *u);
+    if (!u) goto group_fail;
+    for (k = 0; k < cap; k++)
+        if (idx_of[k] != 0xFFFFFFFFu) {
+            u[idx_of[k]].term = keys[k];
+            u[idx_of[k]].chunk = idx_of[k];
+        }
+    fti_free(keys);
+    fti_free(idx_of);
+    keys = NULL;
+    idx_of = NULL;
+    rank = (uint32_t *)fti_malloc((n_u + 1) * sizeof *rank);
+    df = (uint32_t *)fti_calloc(n_u + 1, sizeof *df);
+    sorted = (fti__st_tp *)fti_malloc((n_tp + 1) * sizeof *sorted);
+    if (!rank || !df || !sorted) goto group_fail;
+    qsort(u, n_u, sizeof *u, fti__st_tp_cmp);
+    for (k = 0; k < n_u; k++) rank[u[k].chunk] = (uint32_t)k;
+    for (i = 0; i < n_tp; i++) df[rank[tp_idx[i]]]++;
+    {
+        /* df becomes the running start of each term's range */
+        uint32_t acc = 0;
+        for (k = 0; k < n_u; k++) {
+            uint32_t c = df[k];
+            df[k] = acc;
+            acc += c;
+        }
+    }
+    for (i = 0; i < n_tp; i++) sorted[df[rank[tp_idx[i]]]++] = tps[i];
+    fti_free(b->tps);
+    b->tps = sorted;
+    b->cap_tp = n_tp + 1;
+    sorted = NULL;
+    rc = FTI_OK;
+group_fail:
+    fti_free(keys);
+    fti_free(idx_of);
+    fti_free(df);
+    fti_free(rank);
+    fti_free(tp_idx);
+    fti_free(sorted);
+    fti_free(u);
+    return rc;
+}
+
+typedef fti_result (*fti__st_emit_fn)(void *ctx, const void *data, size_t n);
+
+/* Emits the index file (see the layout above) through emit, in pieces. */
+static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, void *ctx) {
+    unsigned char hdr[FTI__ST_BM25_HDR];
+    uint64_t off_docs = FTI__ST_BM25_HDR, off_chunks, off_terms, off_post, off_str;
+    size_t n_terms = 0, i, n_tp, n_docs = b->n_docs, n_chunks = b->n_chunks;
+    unsigned char blk[4096];
+    size_t bl = 0;
+    fti_result rc;
+    if (b->rc != FTI_OK) return b->rc;
+    if (b->strs.oom) return FTI_ERR_NOMEM;
+    rc = fti__st_bm25b_group(b, &n_terms);
+    if (rc != FTI_OK) return rc;
+    n_tp = b->n_tp;
+    off_chunks = off_docs + (uint64_t)n_docs * 20;
+    off_terms = off_chunks + (uint64_t)n_chunks * 16;
+    off_post = off_terms + (uint64_t)n_terms * 16;
+    off_str = off_post + (uint64_t)n_tp * 8;
+    memset(hdr, 0, sizeof hdr);
+    memcpy(hdr, "FTIBM25", 8);
+    fti_store_u32(hdr + 8, 1);
+    fti_store_u32(hdr + 12, (uint32_t)n_docs);
+    fti_store_u32(hdr + 16, (uint32_t)n_chunks);
+    fti_store_u32(hdr + 20, (uint32_t)n_terms);
+    fti_store_f32(hdr + 24, n_chunks ? (float)(b->total_len / (double)n_chunks) : 0.0f);
+    fti_store_f32(hdr + 28, FTI__ST_BM25_K1);
+    fti_store_f32(hdr + 32, FTI__ST_BM25_B);
+    fti_store_u64(hdr + 40, (uint64_t)n_tp);
+    fti_store_u64(hdr + 48, off_docs);
+    fti_store_u64(hdr + 56, off_chunks);
+    fti_store_u64(hdr + 64, off_terms);
+    fti_store_u64(hdr + 72, off_post);
+    fti_store_u64(hdr + 80, off_str);
+    fti_store_u64(hdr + 88, b->strs_len);
+    rc = emit(ctx, hdr, sizeof hdr);
+#define FTI__ST_BLK_U32(v)                                         \
+    do {                                                           \
+        if (bl + 4 > sizeof blk) {                                 \
+            if (rc == FTI_OK) rc = emit(ctx, blk, bl);             \
+            bl = 0;                                                \
+        }                                                          \
+        fti_store_u32(blk + bl, (uint32_t)(v));                    \
+        bl += 4;                                                   \
+    } while (0)
+    for (i = 0; i < n_docs * 5; i++) FTI__ST_BLK_U32(b->doc_str[i]);
+    for (i = 0; i < n_chunks * 4; i++) FTI__ST_BLK_U32(b->chunk[i]);
+    for (i = 0; i < n_tp;) {
+        size_t j = i + 1;
+        while (j < n_tp && b->tps[j].term == b->tps[i].term) j++;
+        FTI__ST_BLK_U32(b->tps[i].term & 0xFFFFFFFFu);
+        FTI__ST_BLK_U32(b->tps[i].term >> 32);
+        FTI__ST_BLK_U32(i);
+        FTI__ST_BLK_U32(j - i);
+        i = j;
+    }
+    for (i = 0; i < n_tp; i++) {
+        FTI__ST_BLK_U32(b->tps[i].chunk);
+        FTI__ST_BLK_U32(b->tps[i].tf);
+    }
+#undef FTI__ST_BLK_U32
+    if (bl && rc == FTI_OK) rc = emit(ctx, blk, bl);
+    if (rc == FTI_OK && b->strs.len) rc = emit(ctx, b->strs.data, b->strs.len);
+    if (rc == FTI_OK && b->spill_fd >= 0) {
+        uint64_t off = 0;
+        char *tmp = (char *)fti_malloc((size_t)1 << 20);
+        if (!tmp) return FTI_ERR_NOMEM;
+        while (rc == FTI_OK && off < b->spill_len) {
+            size_t n = b->spill_len - off < ((uint64_t)1 << 20) ? (size_t)(b->spill_len - off)
+                                                                : (size_t)1 << 20;
+            if (!fti__st_fd_pread(b->spill_fd, tmp, n, off))
+                rc = FTI_ERR_IO;
+            else
+                rc = emit(ctx, tmp, n);
+            off += n;
+        }
+        fti_free(tmp);
+    }
+    return rc;
+}
+
+static fti_result fti__st_emit_buf(void *ctx, const void *data, size_t n) {
+    fti_buf *out = (fti_buf *)ctx;
+    fti_buf_append(out, data, n);
+    return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
 FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_t n_chunks,
                                  const fti_doc_meta *docs, size_t n_docs, fti_error *err) {
-    fti__st_tp *tps = NULL;
-    size_t n_tp = 0, cap_tp = 0, i, n_terms = 0;
-    uint32_t *dl = NULL, *doc_str = NULL, *chunk_txt = NULL;
-    fti_buf strs;
-    double total_len = 0;
-    uint64_t *scratch = NULL;
-    size_t scratch_cap = 0, tab_cap = 0;
-    fti__st_tp *tab = NULL;
-    fti_result rc = FTI_ERR_NOMEM;
+    fti__st_bm25b b;
+    fti_result rc;
+    size_t i;
     if (!out || (n_chunks && !chunks) || (n_docs && !docs))
         return fti_error_set(err, FTI_ERR_INVALID, "bm25: bad arguments");
     if (n_chunks > 0xFFFFFFF0u || n_docs > 0xFFFFFFF0u)
         return fti_error_set(err, FTI_ERR_LIMIT, "bm25: too many chunks or documents");
-    memset(&strs, 0, sizeof strs);
-    dl = (uint32_t *)fti_calloc(n_chunks + 1, sizeof *dl);
-    doc_str = (uint32_t *)fti_calloc(n_docs * 5 + 1, sizeof *doc_str);
-    chunk_txt = (uint32_t *)fti_calloc(n_chunks + 1, sizeof *chunk_txt);
-    if (!dl || !doc_str || !chunk_txt) goto fail;
-    for (i = 0; i < n_docs; i++) {
-        doc_str[i * 5 + 0] = fti__st_str_add(&strs, docs[i].doc_id);
-        doc_str[i * 5 + 1] = fti__st_str_add(&strs, docs[i].title);
-        doc_str[i * 5 + 2] = fti__st_str_add(&strs, docs[i].source);
-        doc_str[i * 5 + 3] = fti__st_str_add(&strs, docs[i].author);
-        doc_str[i * 5 + 4] = fti__st_str_add(&strs, docs[i].date);
+    rc = fti__st_bm25b_init(&b, docs, n_docs, -1);
+    for (i = 0; i < n_chunks && rc == FTI_OK; i++) {
+        rc = fti__st_bm25b_add(&b, chunks[i].text, chunks[i].len, chunks[i].doc);
+        if (rc == FTI_ERR_INVALID)
+            fti_error_set(err, rc, "bm25: chunk %lu refers to doc %lu >= %lu", (unsigned long)i,
+                          (unsigned long)chunks[i].doc, (unsigned long)n_docs);
     }
-    for (i = 0; i < n_chunks; i++) {
-        size_t pos = 0, m = 0, k;
-        int ok;
-        if (chunks[i].doc >= n_docs) {
-            rc = fti_error_set(err, FTI_ERR_INVALID, "bm25: chunk %lu refers to doc %lu >= %lu",
-                               (unsigned long)i, (unsigned long)chunks[i].doc,
-                               (unsigned long)n_docs);
-            goto fail;
-        }
-        chunk_txt[i] = (uint32_t)strs.len;
-        fti_buf_append(&strs, chunks[i].text, chunks[i].len);
-        fti_buf_putc(&strs, 0);
-        /* terms of the chunk, sorted, then counted */
-        for (;;) {
-            uint64_t h = fti__st_term_hash(chunks[i].text, chunks[i].len, &pos, &ok);
-            if (!ok) break;
-            if (m == scratch_cap) {
-                size_t cap = scratch_cap ? scratch_cap * 2 : 256;
-                uint64_t *p = (uint64_t *)fti_realloc(scratch, cap * sizeof *p);
-                if (!p) goto fail;
-                scratch = p;
-                scratch_cap = cap;
-            }
-            scratch[m++] = h;
-        }
-        dl[i] = (uint32_t)m;
-        total_len += (double)m;
-        /* count each distinct term of the chunk with a small open-addressing table (term
-         * frequencies in first-seen order; the order within a chunk does not matter) */
-        {
-            size_t tcap = 16, q;
-            while (tcap < 2 * m) tcap *= 2;
-            if (tcap > tab_cap) {
-                fti__st_tp *p = (fti__st_tp *)fti_realloc(tab, tcap * sizeof *p);
-                if (!p) goto fail;
-                tab = p;
-                tab_cap = tcap;
-            }
-            for (q = 0; q < tcap; q++) tab[q].tf = 0;
-            for (k = 0; k < m; k++) {
-                uint64_t h = scratch[k];
-                size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
-                while (tab[slot].tf && tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
-                if (!tab[slot].tf) {
-                    tab[slot].term = h;
-                    tab[slot].chunk = (uint32_t)k; /* first position, for the order */
-                }
-                tab[slot].tf++;
-            }
-            for (k = 0; k < m; k++) {
-                uint64_t h = scratch[k];
-                size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
-                while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
-                if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
-                if (n_tp == cap_tp) {
-                    size_t cap = cap_tp ? cap_tp * 2 : 1024;
-                    fti__st_tp *p = (fti__st_tp *)fti_realloc(tps, cap * sizeof *p);
-                    if (!p) goto fail;
-                    tps = p;
-                    cap_tp = cap;
-                }
-                tps[n_tp].term = h;
-                tps[n_tp].chunk = (uint32_t)i;
-                tps[n_tp].tf = tab[slot].tf;
-                n_tp++;
-            }
-        }
-    }
-    if (strs.oom) goto fail;
-    if (strs.len > 0xFFFFFFF0u) {
-        rc = fti_error_set(err, FTI_ERR_LIMIT, "bm25: text of the chunks exceeds 4 GiB");
-        goto fail;
-    }
-    /* group the postings by term without sorting them all: a hash table numbers the distinct
-     * terms; only the distinct terms are sorted; postings are then scattered to their term's
-     * range (counting sort), which keeps each term's postings in chunk order */
-    {
-        size_t cap = 1024, n_u = 0, k;
-        uint64_t *keys = NULL;
-        uint32_t *idx_of = NULL, *df = NULL, *rank = NULL, *tp_idx = NULL;
-        fti__st_tp *sorted = NULL, *u = NULL;
-        rc = FTI_ERR_NOMEM;
-        keys = (uint64_t *)fti_malloc(cap * sizeof *keys);
-        idx_of = (uint32_t *)fti_malloc(cap * sizeof *idx_of);
-        tp_idx = (uint32_t *)fti_malloc((n_tp + 1) * sizeof *tp_idx);
-        if (!keys || !idx_of || !tp_idx) goto group_fail;
-        memset(idx_of, 0xFF, cap * sizeof *idx_of);
-        for (i = 0; i < n_tp; i++) {
-            uint64_t h = tps[i].term;
-            size_t slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
-            while (idx_of[slot] != 0xFFFFFFFFu && keys[slot] != h) slot = (slot + 1) & (cap - 1);
-            if (idx_of[slot] == 0xFFFFFFFFu) {
-                if ((n_u + 1) * 2 > cap) { /* grow and rehash */
-                    size_t ncap = cap * 2, q;
-                    uint64_t *nk = (uint64_t *)fti_malloc(ncap * sizeof *nk);
-                    uint32_t *ni = (uint32_t *)fti_malloc(ncap * sizeof *ni);
-                    if (!nk || !ni) {
-                        fti_free(nk);
-                        fti_free(ni);
-                        goto group_fail;
-                    }
-                    memset(ni, 0xFF, ncap * sizeof *ni);
-                    for (q = 0; q < cap; q++) {
-                        size_t t2;
-                        if (idx_of[q] == 0xFFFFFFFFu) continue;
-                        t2 = (size_t)(keys[q] ^ (keys[q] >> 29)) & (ncap - 1);
-                        while (ni[t2] != 0xFFFFFFFFu) t2 = (t2 + 1) & (ncap - 1);
-                        nk[t2] = keys[q];
-                        ni[t2] = idx_of[q];
-                    }
-                    fti_free(keys);
-                    fti_free(idx_of);
-                    keys = nk;
-                    idx_of = ni;
-                    cap = ncap;
-                    slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
-                    while (idx_of[slot] != 0xFFFFFFFFu) slot = (slot + 1) & (cap - 1);
-                }
-                keys[slot] = h;
-                idx_of[slot] = (uint32_t)n_u++;
-            }
-            tp_idx[i] = idx_of[slot];
-        }
-        n_terms = n_u;
-        u = (fti__st_tp *)fti_malloc((n_u + 1) * sizeof *u);
-        rank = (uint32_t *)fti_malloc((n_u + 1) * sizeof *rank);
-        df = (uint32_t *)fti_calloc(n_u + 1, sizeof *df);
-        sorted = (fti__st_tp *)fti_malloc((n_tp + 1) * sizeof *sorted);
-        if (!u || !rank || !df || !sorted) goto group_fail;
-        for (k = 0; k < cap; k++)
-            if (idx_of[k] != 0xFFFFFFFFu) {
-                u[idx_of[k]].term = keys[k];
-                u[idx_of[k]].chunk = idx_of[k];
-            }
-        qsort(u, n_u, sizeof *u, fti__st_tp_cmp);
-        for (k = 0; k < n_u; k++) rank[u[k].chunk] = (uint32_t)k;
-        for (i = 0; i < n_tp; i++) df[rank[tp_idx[i]]]++;
-        {
-            /* df becomes the running start of each term's range */
-            uint32_t acc = 0;
-            for (k = 0; k < n_u; k++) {
-                uint32_t c = df[k];
-                df[k] = acc;
-                acc += c;
-            }
-        }
-        for (i = 0; i < n_tp; i++) sorted[df[rank[tp_idx[i]]]++] = tps[i];
-        fti_free(tps);
-        tps = sorted;
-        sorted = NULL;
-        rc = FTI_OK;
-    group_fail:
-        fti_free(keys);
-        fti_free(idx_of);
-        fti_free(df);
-        fti_free(rank);
-        fti_free(tp_idx);
-        fti_free(sorted);
-        fti_free(u);
-        if (rc != FTI_OK) goto fail;
-        rc = FTI_ERR_NOMEM;
-    }
-    {
-        unsigned char hdr[FTI__ST_BM25_HDR];
-        uint64_t off_docs = FTI__ST_BM25_HDR, off_chunks, off_terms, off_post, off_str;
-        off_chunks = off_docs + (uint64_t)n_docs * 20;
-        off_terms = off_chunks + (uint64_t)n_chunks * 16;
-        off_post = off_terms + (uint64_t)n_terms * 16;
-        off_str = off_post + (uint64_t)n_tp * 8;
-        memset(hdr, 0, sizeof hdr);
-        memcpy(hdr, "FTIBM25", 8);
-        fti_store_u32(hdr + 8, 1);
-        fti_store_u32(hdr + 12, (uint32_t)n_docs);
-        fti_store_u32(hdr + 16, (uint32_t)n_chunks);
-        fti_store_u32(hdr + 20, (uint32_t)n_terms);
-        fti_store_f32(hdr + 24, n_chunks ? (float)(total_len / (double)n_chunks) : 0.0f);
-        fti_store_f32(hdr + 28, FTI__ST_BM25_K1);
-        fti_store_f32(hdr + 32, FTI__ST_BM25_B);
-        fti_store_u64(hdr + 40, (uint64_t)n_tp);
-        fti_store_u64(hdr + 48, off_docs);
-        fti_store_u64(hdr + 56, off_chunks);
-        fti_store_u64(hdr + 64, off_terms);
-        fti_store_u64(hdr + 72, off_post);
-        fti_store_u64(hdr + 80, off_str);
-        fti_store_u64(hdr + 88, (uint64_t)strs.len);
-        out->len = 0;
-        fti_buf_reserve(out, (size_t)off_str + strs.len);
-        fti_buf_append(out, hdr, sizeof hdr);
-        for (i = 0; i < n_docs * 5; i++) fti__st_put_u32(out, doc_str[i]);
-        for (i = 0; i < n_chunks; i++) {
-            size_t pos = 0;
-            (void)pos;
-            fti__st_put_u32(out, chunks[i].doc);
-            fti__st_put_u32(out, chunk_txt[i]);
-            fti__st_put_u32(out, (uint32_t)chunks[i].len);
-            fti__st_put_u32(out, dl[i]);
-        }
-        for (i = 0; i < n_tp;) {
-            size_t j = i + 1;
-            while (j < n_tp && tps[j].term == tps[i].term) j++;
-            fti__st_put_u64(out, tps[i].term);
-            fti__st_put_u32(out, (uint32_t)i);
-            fti__st_put_u32(out, (uint32_t)(j - i));
-            i = j;
-        }
-        for (i = 0; i < n_tp; i++) {
-            fti__st_put_u32(out, tps[i].chunk);
-            fti__st_put_u32(out, tps[i].tf);
-        }
-        fti_buf_append(out, strs.data ? strs.data : "", strs.len);
-        if (out->oom) goto fail;
-    }
-    rc = FTI_OK;
-fail:
+    out->len = 0;
+    if (rc == FTI_OK) rc = fti__st_bm25b_finish(&b, fti__st_emit_buf, out);
+    fti__st_bm25b_free(&b);
     if (rc == FTI_ERR_NOMEM) fti_error_set(err, rc, "bm25: out of memory");
-    fti_free(tps);
-    fti_free(dl);
-    fti_free(doc_str);
-    fti_free(chunk_txt);
-    fti_free(scratch);
-    fti_free(tab);
-    fti_buf_free(&strs);
+    if (rc == FTI_ERR_LIMIT) fti_error_set(err, rc, "bm25: text of the chunks exceeds 4 GiB");
     return rc;
 }
 
