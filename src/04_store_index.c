@@ -363,16 +363,24 @@ static uint32_t fti__st_str_add(fti_buf *s, const char *v) {
 
 /* An incremental index builder: documents' metadata first, then chunks in order (their text goes
  * to memory, or with spill_fd >= 0 to that file, so the text is never held whole in memory);
- * fti__st_bm25b_finish emits the file through a callback. The postings stay in memory (16 bytes
- * per distinct term of a chunk): they are the index. */
+ * fti__st_bm25b_finish emits the file through a callback. Terms are numbered as they are first
+ * seen; a chunk's postings are (term number, tf) pairs, 8 bytes each: with the term table that is
+ * what stays in memory (the index itself). */
 typedef struct fti__st_bm25b {
-    fti__st_tp *tps;
+    uint32_t *post; /* 2 per posting: term number, term frequency; in chunk order */
     size_t n_tp, cap_tp;
-    uint32_t *chunk; /* 4 per chunk: doc, text offset, length, length in terms */
+    uint32_t *chunk; /* 5 per chunk: doc, text offset, length, length in terms, first posting */
     size_t n_chunks, cap_chunks;
     uint32_t *doc_str; /* 5 per document */
     size_t n_docs;
     double total_len;
+    /* the terms: open addressing on the hash -> number; per number its hash and df */
+    uint64_t *keys;
+    uint32_t *idx_of;
+    size_t cap_terms;
+    uint64_t *term_hash;
+    uint32_t *df;
+    size_t n_terms, cap_num;
     uint64_t *scratch;
     size_t scratch_cap;
     fti__st_tp *tab;
@@ -391,7 +399,11 @@ static fti_result fti__st_bm25b_init(fti__st_bm25b *b, const fti_doc_meta *docs,
     b->spill_fd = spill_fd;
     if (n_docs > 0xFFFFFFF0u) return b->rc = FTI_ERR_LIMIT;
     b->doc_str = (uint32_t *)fti_calloc(n_docs * 5 + 1, sizeof *b->doc_str);
-    if (!b->doc_str) return b->rc = FTI_ERR_NOMEM;
+    b->cap_terms = 1024;
+    b->keys = (uint64_t *)fti_malloc(b->cap_terms * sizeof *b->keys);
+    b->idx_of = (uint32_t *)fti_malloc(b->cap_terms * sizeof *b->idx_of);
+    if (!b->doc_str || !b->keys || !b->idx_of) return b->rc = FTI_ERR_NOMEM;
+    memset(b->idx_of, 0xFF, b->cap_terms * sizeof *b->idx_of);
     b->n_docs = n_docs;
     for (i = 0; i < n_docs; i++) {
         b->doc_str[i * 5 + 0] = fti__st_str_add(&b->strs, docs[i].doc_id);
@@ -406,9 +418,13 @@ static fti_result fti__st_bm25b_init(fti__st_bm25b *b, const fti_doc_meta *docs,
 }
 
 static void fti__st_bm25b_free(fti__st_bm25b *b) {
-    fti_free(b->tps);
+    fti_free(b->post);
     fti_free(b->chunk);
     fti_free(b->doc_str);
+    fti_free(b->keys);
+    fti_free(b->idx_of);
+    fti_free(b->term_hash);
+    fti_free(b->df);
     fti_free(b->scratch);
     fti_free(b->tab);
     fti_buf_free(&b->strs);
@@ -443,6 +459,57 @@ static int fti__st_fd_pread(int fd, void *p, size_t n, uint64_t off) {
     return 1;
 }
 
+/* The number of term h (new terms get the next number); UINT32_MAX when out of memory. */
+static uint32_t fti__st_bm25b_term(fti__st_bm25b *b, uint64_t h) {
+    size_t slot = (size_t)(h ^ (h >> 29)) & (b->cap_terms - 1);
+    while (b->idx_of[slot] != 0xFFFFFFFFu && b->keys[slot] != h)
+        slot = (slot + 1) & (b->cap_terms - 1);
+    if (b->idx_of[slot] != 0xFFFFFFFFu) return b->idx_of[slot];
+    if (b->n_terms >= 0xFFFFFFF0u) return 0xFFFFFFFFu;
+    if ((b->n_terms + 1) * 2 > b->cap_terms) { /* grow and rehash */
+        size_t ncap = b->cap_terms * 2, q;
+        uint64_t *nk = (uint64_t *)fti_malloc(ncap * sizeof *nk);
+        uint32_t *ni = (uint32_t *)fti_malloc(ncap * sizeof *ni);
+        if (!nk || !ni) {
+            fti_free(nk);
+            fti_free(ni);
+            return 0xFFFFFFFFu;
+        }
+        memset(ni, 0xFF, ncap * sizeof *ni);
+        for (q = 0; q < b->cap_terms; q++) {
+            size_t t2;
+            if (b->idx_of[q] == 0xFFFFFFFFu) continue;
+            t2 = (size_t)(b->keys[q] ^ (b->keys[q] >> 29)) & (ncap - 1);
+            while (ni[t2] != 0xFFFFFFFFu) t2 = (t2 + 1) & (ncap - 1);
+            nk[t2] = b->keys[q];
+            ni[t2] = b->idx_of[q];
+        }
+        fti_free(b->keys);
+        fti_free(b->idx_of);
+        b->keys = nk;
+        b->idx_of = ni;
+        b->cap_terms = ncap;
+        slot = (size_t)(h ^ (h >> 29)) & (ncap - 1);
+        while (b->idx_of[slot] != 0xFFFFFFFFu) slot = (slot + 1) & (ncap - 1);
+    }
+    if (b->n_terms == b->cap_num) {
+        size_t cap = b->cap_num ? b->cap_num * 2 : 1024;
+        uint64_t *th = (uint64_t *)fti_realloc(b->term_hash, cap * sizeof *th);
+        uint32_t *df;
+        if (!th) return 0xFFFFFFFFu;
+        b->term_hash = th;
+        df = (uint32_t *)fti_realloc(b->df, cap * sizeof *df);
+        if (!df) return 0xFFFFFFFFu;
+        b->df = df;
+        b->cap_num = cap;
+    }
+    b->keys[slot] = h;
+    b->idx_of[slot] = (uint32_t)b->n_terms;
+    b->term_hash[b->n_terms] = h;
+    b->df[b->n_terms] = 0;
+    return (uint32_t)b->n_terms++;
+}
+
 static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t len, uint32_t doc) {
     size_t pos = 0, m = 0, k, i = b->n_chunks;
     int ok;
@@ -452,14 +519,14 @@ static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t l
     if (b->strs_len + len + 1 > 0xFFFFFFF0u) return b->rc = FTI_ERR_LIMIT;
     if (b->n_chunks == b->cap_chunks) {
         size_t cap = b->cap_chunks ? b->cap_chunks * 2 : 256;
-        uint32_t *p = (uint32_t *)fti_realloc(b->chunk, cap * 4 * sizeof *p);
+        uint32_t *p = (uint32_t *)fti_realloc(b->chunk, cap * 5 * sizeof *p);
         if (!p) return b->rc = FTI_ERR_NOMEM;
         b->chunk = p;
         b->cap_chunks = cap;
     }
-    b->chunk[i * 4 + 0] = doc;
-    b->chunk[i * 4 + 1] = (uint32_t)b->strs_len;
-    b->chunk[i * 4 + 2] = (uint32_t)len;
+    b->chunk[i * 5 + 0] = doc;
+    b->chunk[i * 5 + 1] = (uint32_t)b->strs_len;
+    b->chunk[i * 5 + 2] = (uint32_t)len;
     if (b->spill_fd >= 0) {
         static const char nul = 0;
         if ((len && !fti__st_fd_write(b->spill_fd, text, len)) ||
@@ -485,7 +552,9 @@ static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t l
         }
         b->scratch[m++] = h;
     }
-    b->chunk[i * 4 + 3] = (uint32_t)m;
+    b->chunk[i * 5 + 3] = (uint32_t)m;
+    if (b->n_tp > 0xFFFFFFF0u - m) return b->rc = FTI_ERR_LIMIT;
+    b->chunk[i * 5 + 4] = (uint32_t)b->n_tp;
     b->total_len += (double)m;
     b->n_chunks++;
     /* count each distinct term of the chunk with a small open-addressing table (term
@@ -515,135 +584,68 @@ static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t l
         for (k = 0; k < m; k++) {
             uint64_t h = b->scratch[k];
             size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+            uint32_t t;
             while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
             if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
             if (b->n_tp == b->cap_tp) {
-                size_t cap = b->cap_tp ? b->cap_tp * 2 : 1024;
-                fti__st_tp *p = (fti__st_tp *)fti_realloc(b->tps, cap * sizeof *p);
+                size_t cap = b->cap_tp ? b->cap_tp + b->cap_tp / 2 : 4096;
+                uint32_t *p = (uint32_t *)fti_realloc(b->post, cap * 2 * sizeof *p);
                 if (!p) return b->rc = FTI_ERR_NOMEM;
-                b->tps = p;
+                b->post = p;
                 b->cap_tp = cap;
             }
-            b->tps[b->n_tp].term = h;
-            b->tps[b->n_tp].chunk = (uint32_t)i;
-            b->tps[b->n_tp].tf = tab[slot].tf;
+            t = fti__st_bm25b_term(b, h);
+            if (t == 0xFFFFFFFFu) return b->rc = FTI_ERR_NOMEM;
+            b->df[t]++;
+            b->post[b->n_tp * 2] = t;
+            b->post[b->n_tp * 2 + 1] = tab[slot].tf;
             b->n_tp++;
         }
     }
     return FTI_OK;
 }
 
-/* Groups the postings by term without sorting them all: a hash table numbers the distinct
- * terms; only the distinct terms are sorted; postings are then scattered to their term's range
- * (counting sort), which keeps each term's postings in chunk order. */
-static fti_result fti__st_bm25b_group(fti__st_bm25b *b, size_t *n_terms) {
-    size_t cap = 1024, n_u = 0, k, i, n_tp = b->n_tp;
-    uint64_t *keys = NULL;
-    uint32_t *idx_of = NULL, *df = NULL, *rank = NULL, *tp_idx = NULL;
-    fti__st_tp *sorted = NULL, *u = NULL, *tps = b->tps;
-    fti_result rc = FTI_ERR_NOMEM;
-    keys = (uint64_t *)fti_malloc(cap * sizeof *keys);
-    idx_of = (uint32_t *)fti_malloc(cap * sizeof *idx_of);
-    tp_idx = (uint32_t *)fti_malloc((n_tp + 1) * sizeof *tp_idx);
-    if (!keys || !idx_of || !tp_idx) goto group_fail;
-    memset(idx_of, 0xFF, cap * sizeof *idx_of);
-    for (i = 0; i < n_tp; i++) {
-        uint64_t h = tps[i].term;
-        size_t slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
-        while (idx_of[slot] != 0xFFFFFFFFu && keys[slot] != h) slot = (slot + 1) & (cap - 1);
-        if (idx_of[slot] == 0xFFFFFFFFu) {
-            if ((n_u + 1) * 2 > cap) { /* grow and rehash */
-                size_t ncap = cap * 2, q;
-                uint64_t *nk = (uint64_t *)fti_malloc(ncap * sizeof *nk);
-                uint32_t *ni = (uint32_t *)fti_malloc(ncap * sizeof *ni);
-                if (!nk || !ni) {
-                    fti_free(nk);
-                    fti_free(ni);
-                    goto group_fail;
-                }
-                memset(ni, 0xFF, ncap * sizeof *ni);
-                for (q = 0; q < cap; q++) {
-                    size_t t2;
-                    if (idx_of[q] == 0xFFFFFFFFu) continue;
-                    t2 = (size_t)(keys[q] ^ (keys[q] >> 29)) & (ncap - 1);
-                    while (ni[t2] != 0xFFFFFFFFu) t2 = (t2 + 1) & (ncap - 1);
-                    nk[t2] = keys[q];
-                    ni[t2] = idx_of[q];
-                }
-                fti_free(keys);
-                fti_free(idx_of);
-                keys = nk;
-                idx_of = ni;
-                cap = ncap;
-                slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
-                while (idx_of[slot] != 0xFFFFFFFFu) slot = (slot + 1) & (cap - 1);
-            }
-            keys[slot] = h;
-            idx_of[slot] = (uint32_t)n_u++;
-        }
-        tp_idx[i] = idx_of[slot];
-    }
-    *n_terms = n_u;
-    /* the hash table is no longer needed: free it before the sorted copy */
-    u = (fti__st_tp *)fti_malloc((n_u + 1) * sizeof *u);
-    if (!u) goto group_fail;
-    for (k = 0; k < cap; k++)
-        if (idx_of[k] != 0xFFFFFFFFu) {
-            u[idx_of[k]].term = keys[k];
-            u[idx_of[k]].chunk = idx_of[k];
-        }
-    fti_free(keys);
-    fti_free(idx_of);
-    keys = NULL;
-    idx_of = NULL;
-    rank = (uint32_t *)fti_malloc((n_u + 1) * sizeof *rank);
-    df = (uint32_t *)fti_calloc(n_u + 1, sizeof *df);
-    sorted = (fti__st_tp *)fti_malloc((n_tp + 1) * sizeof *sorted);
-    if (!rank || !df || !sorted) goto group_fail;
-    qsort(u, n_u, sizeof *u, fti__st_tp_cmp);
-    for (k = 0; k < n_u; k++) rank[u[k].chunk] = (uint32_t)k;
-    for (i = 0; i < n_tp; i++) df[rank[tp_idx[i]]]++;
-    {
-        /* df becomes the running start of each term's range */
-        uint32_t acc = 0;
-        for (k = 0; k < n_u; k++) {
-            uint32_t c = df[k];
-            df[k] = acc;
-            acc += c;
-        }
-    }
-    for (i = 0; i < n_tp; i++) sorted[df[rank[tp_idx[i]]]++] = tps[i];
-    fti_free(b->tps);
-    b->tps = sorted;
-    b->cap_tp = n_tp + 1;
-    sorted = NULL;
-    rc = FTI_OK;
-group_fail:
-    fti_free(keys);
-    fti_free(idx_of);
-    fti_free(df);
-    fti_free(rank);
-    fti_free(tp_idx);
-    fti_free(sorted);
-    fti_free(u);
-    return rc;
-}
-
 typedef fti_result (*fti__st_emit_fn)(void *ctx, const void *data, size_t n);
 
-/* Emits the index file (see the layout above) through emit, in pieces. */
+/* Emits the index file (see the layout above) through emit, in pieces. The postings are grouped
+ * by term (terms sorted by hash, each term's postings in chunk order) a range of terms at a time,
+ * so the grouping needs only a fraction of the postings' size on top of them. */
 static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, void *ctx) {
     unsigned char hdr[FTI__ST_BM25_HDR];
     uint64_t off_docs = FTI__ST_BM25_HDR, off_chunks, off_terms, off_post, off_str;
-    size_t n_terms = 0, i, n_tp, n_docs = b->n_docs, n_chunks = b->n_chunks;
+    size_t n_terms = b->n_terms, i, n_tp = b->n_tp, n_docs = b->n_docs, n_chunks = b->n_chunks;
     unsigned char blk[4096];
     size_t bl = 0;
+    fti__st_tp *u = NULL;
+    uint32_t *rank = NULL, *start = NULL, *out = NULL;
     fti_result rc;
     if (b->rc != FTI_OK) return b->rc;
     if (b->strs.oom) return FTI_ERR_NOMEM;
-    rc = fti__st_bm25b_group(b, &n_terms);
-    if (rc != FTI_OK) return rc;
-    n_tp = b->n_tp;
+    /* the hash table is not needed any more */
+    fti_free(b->keys);
+    fti_free(b->idx_of);
+    b->keys = NULL;
+    b->idx_of = NULL;
+    u = (fti__st_tp *)fti_malloc((n_terms + 1) * sizeof *u);
+    rank = (uint32_t *)fti_malloc((n_terms + 1) * sizeof *rank);
+    start = (uint32_t *)fti_malloc((n_terms + 1) * sizeof *start);
+    if (!u || !rank || !start) {
+        rc = FTI_ERR_NOMEM;
+        goto fail;
+    }
+    for (i = 0; i < n_terms; i++) {
+        u[i].term = b->term_hash[i];
+        u[i].chunk = (uint32_t)i;
+    }
+    qsort(u, n_terms, sizeof *u, fti__st_tp_cmp);
+    {
+        uint32_t acc = 0;
+        for (i = 0; i < n_terms; i++) {
+            rank[u[i].chunk] = (uint32_t)i;
+            start[i] = acc;
+            acc += b->df[u[i].chunk];
+        }
+    }
     off_chunks = off_docs + (uint64_t)n_docs * 20;
     off_terms = off_chunks + (uint64_t)n_chunks * 16;
     off_post = off_terms + (uint64_t)n_terms * 16;
@@ -665,29 +667,76 @@ static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, v
     fti_store_u64(hdr + 80, off_str);
     fti_store_u64(hdr + 88, b->strs_len);
     rc = emit(ctx, hdr, sizeof hdr);
-#define FTI__ST_BLK_U32(v)                                         \
-    do {                                                           \
-        if (bl + 4 > sizeof blk) {                                 \
-            if (rc == FTI_OK) rc = emit(ctx, blk, bl);             \
-            bl = 0;                                                \
-        }                                                          \
-        fti_store_u32(blk + bl, (uint32_t)(v));                    \
-        bl += 4;                                                   \
+#define FTI__ST_BLK_U32(v)                                                                         \
+    do {                                                                                           \
+        if (bl + 4 > sizeof blk) {                                                                 \
+            if (rc == FTI_OK) rc = emit(ctx, blk, bl);                                             \
+            bl = 0;                                                                                \
+        }                                                                                          \
+        fti_store_u32(blk + bl, (uint32_t)(v));                                                    \
+        bl += 4;                                                                                   \
     } while (0)
     for (i = 0; i < n_docs * 5; i++) FTI__ST_BLK_U32(b->doc_str[i]);
-    for (i = 0; i < n_chunks * 4; i++) FTI__ST_BLK_U32(b->chunk[i]);
-    for (i = 0; i < n_tp;) {
-        size_t j = i + 1;
-        while (j < n_tp && b->tps[j].term == b->tps[i].term) j++;
-        FTI__ST_BLK_U32(b->tps[i].term & 0xFFFFFFFFu);
-        FTI__ST_BLK_U32(b->tps[i].term >> 32);
-        FTI__ST_BLK_U32(i);
-        FTI__ST_BLK_U32(j - i);
-        i = j;
+    for (i = 0; i < n_chunks; i++) {
+        FTI__ST_BLK_U32(b->chunk[i * 5 + 0]);
+        FTI__ST_BLK_U32(b->chunk[i * 5 + 1]);
+        FTI__ST_BLK_U32(b->chunk[i * 5 + 2]);
+        FTI__ST_BLK_U32(b->chunk[i * 5 + 3]);
     }
-    for (i = 0; i < n_tp; i++) {
-        FTI__ST_BLK_U32(b->tps[i].chunk);
-        FTI__ST_BLK_U32(b->tps[i].tf);
+    for (i = 0; i < n_terms; i++) {
+        FTI__ST_BLK_U32(u[i].term & 0xFFFFFFFFu);
+        FTI__ST_BLK_U32(u[i].term >> 32);
+        FTI__ST_BLK_U32(start[i]);
+        FTI__ST_BLK_U32(b->df[u[i].chunk]);
+    }
+    if (bl && rc == FTI_OK) rc = emit(ctx, blk, bl);
+    bl = 0;
+    /* postings: terms [r0, r1) at a time, so that a range holds about an eighth of them */
+    {
+        size_t per = n_tp / 8 + 4096, r0 = 0;
+        out = (uint32_t *)fti_malloc((per < n_tp ? per : n_tp + 1) * 2 * sizeof *out + 8);
+        if (!out && rc == FTI_OK) rc = FTI_ERR_NOMEM;
+        while (rc == FTI_OK && r0 < n_terms) {
+            size_t r1 = r0, c, total;
+            uint32_t base = start[r0];
+            /* at least one term per range, even one with more postings than `per` */
+            while (r1 < n_terms && (r1 == r0 || (size_t)(start[r1] - base) +
+                                                        b->df[u[r1].chunk] <= per))
+                r1++;
+            total = (r1 < n_terms ? start[r1] : (uint32_t)n_tp) - base;
+            if (total > (per < n_tp ? per : n_tp + 1)) {
+                uint32_t *p = (uint32_t *)fti_realloc(out, total * 2 * sizeof *out + 8);
+                if (!p) {
+                    rc = FTI_ERR_NOMEM;
+                    break;
+                }
+                out = p;
+                per = total;
+            }
+            {
+                /* fill: walk the postings in chunk order; a term's next slot is start[] + seen */
+                uint32_t *fill = (uint32_t *)fti_calloc(r1 - r0 + 1, sizeof *fill);
+                if (!fill) {
+                    rc = FTI_ERR_NOMEM;
+                    break;
+                }
+                for (c = 0; c < n_chunks; c++) {
+                    size_t p0 = b->chunk[c * 5 + 4];
+                    size_t p1 = c + 1 < n_chunks ? b->chunk[(c + 1) * 5 + 4] : n_tp, q;
+                    for (q = p0; q < p1; q++) {
+                        uint32_t rk = rank[b->post[q * 2]];
+                        size_t slot;
+                        if (rk < r0 || rk >= r1) continue;
+                        slot = start[rk] - base + fill[rk - r0]++;
+                        out[slot * 2] = (uint32_t)c;
+                        out[slot * 2 + 1] = b->post[q * 2 + 1];
+                    }
+                }
+                fti_free(fill);
+            }
+            for (c = 0; c < total * 2; c++) FTI__ST_BLK_U32(out[c]);
+            r0 = r1;
+        }
     }
 #undef FTI__ST_BLK_U32
     if (bl && rc == FTI_OK) rc = emit(ctx, blk, bl);
@@ -695,7 +744,7 @@ static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, v
     if (rc == FTI_OK && b->spill_fd >= 0) {
         uint64_t off = 0;
         char *tmp = (char *)fti_malloc((size_t)1 << 20);
-        if (!tmp) return FTI_ERR_NOMEM;
+        if (!tmp) rc = FTI_ERR_NOMEM;
         while (rc == FTI_OK && off < b->spill_len) {
             size_t n = b->spill_len - off < ((uint64_t)1 << 20) ? (size_t)(b->spill_len - off)
                                                                 : (size_t)1 << 20;
@@ -707,6 +756,11 @@ static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, v
         }
         fti_free(tmp);
     }
+fail:
+    fti_free(u);
+    fti_free(rank);
+    fti_free(start);
+    fti_free(out);
     return rc;
 }
 

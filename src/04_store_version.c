@@ -986,7 +986,7 @@ static fti_result fti__st_emit_file(fti__st_run *r, size_t fi, fti_error *err) {
 /* Files are processed in batches of about this many input bytes: only one batch's inputs and
  * documents are in memory at a time. */
 #ifndef FTI_STORE_BATCH_BYTES
-#define FTI_STORE_BATCH_BYTES ((uint64_t)32 << 20)
+#define FTI_STORE_BATCH_BYTES ((uint64_t)16 << 20)
 #endif
 
 /* Phase B: process (or take from the parent / the partials) every file, batch by batch, and hand
