@@ -366,9 +366,12 @@ static uint32_t fti__st_str_add(fti_buf *s, const char *v) {
  * fti__st_bm25b_finish emits the file through a callback. Terms are numbered as they are first
  * seen; a chunk's postings are (term number, tf) pairs, 8 bytes each: with the term table that is
  * what stays in memory (the index itself). */
+#define FTI__ST_POST_BLOCK ((size_t)1 << 18)
 typedef struct fti__st_bm25b {
-    uint32_t *post; /* 2 per posting: term number, term frequency; in chunk order */
-    size_t n_tp, cap_tp;
+    /* 2 u32 per posting: term number, term frequency; in chunk order, in blocks of
+     * FTI__ST_POST_BLOCK postings (growing never copies them) */
+    uint32_t **post;
+    size_t n_tp, n_blocks, cap_blocks;
     uint32_t *chunk; /* 5 per chunk: doc, text offset, length, length in terms, first posting */
     size_t n_chunks, cap_chunks;
     uint32_t *doc_str; /* 5 per document */
@@ -418,6 +421,8 @@ static fti_result fti__st_bm25b_init(fti__st_bm25b *b, const fti_doc_meta *docs,
 }
 
 static void fti__st_bm25b_free(fti__st_bm25b *b) {
+    size_t i;
+    for (i = 0; i < b->n_blocks; i++) fti_free(b->post[i]);
     fti_free(b->post);
     fti_free(b->chunk);
     fti_free(b->doc_str);
@@ -587,18 +592,28 @@ static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t l
             uint32_t t;
             while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
             if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
-            if (b->n_tp == b->cap_tp) {
-                size_t cap = b->cap_tp ? b->cap_tp + b->cap_tp / 2 : 4096;
-                uint32_t *p = (uint32_t *)fti_realloc(b->post, cap * 2 * sizeof *p);
-                if (!p) return b->rc = FTI_ERR_NOMEM;
-                b->post = p;
-                b->cap_tp = cap;
+            if (b->n_tp == b->n_blocks * FTI__ST_POST_BLOCK) {
+                if (b->n_blocks == b->cap_blocks) {
+                    size_t cap = b->cap_blocks ? b->cap_blocks * 2 : 16;
+                    uint32_t **p = (uint32_t **)fti_realloc(b->post, cap * sizeof *p);
+                    if (!p) return b->rc = FTI_ERR_NOMEM;
+                    b->post = p;
+                    b->cap_blocks = cap;
+                }
+                b->post[b->n_blocks] =
+                    (uint32_t *)fti_malloc(FTI__ST_POST_BLOCK * 2 * sizeof(uint32_t));
+                if (!b->post[b->n_blocks]) return b->rc = FTI_ERR_NOMEM;
+                b->n_blocks++;
             }
             t = fti__st_bm25b_term(b, h);
             if (t == 0xFFFFFFFFu) return b->rc = FTI_ERR_NOMEM;
             b->df[t]++;
-            b->post[b->n_tp * 2] = t;
-            b->post[b->n_tp * 2 + 1] = tab[slot].tf;
+            {
+                uint32_t *pp = b->post[b->n_tp / FTI__ST_POST_BLOCK] +
+                               (b->n_tp % FTI__ST_POST_BLOCK) * 2;
+                pp[0] = t;
+                pp[1] = tab[slot].tf;
+            }
             b->n_tp++;
         }
     }
@@ -724,12 +739,14 @@ static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, v
                     size_t p0 = b->chunk[c * 5 + 4];
                     size_t p1 = c + 1 < n_chunks ? b->chunk[(c + 1) * 5 + 4] : n_tp, q;
                     for (q = p0; q < p1; q++) {
-                        uint32_t rk = rank[b->post[q * 2]];
+                        const uint32_t *pp =
+                            b->post[q / FTI__ST_POST_BLOCK] + (q % FTI__ST_POST_BLOCK) * 2;
+                        uint32_t rk = rank[pp[0]];
                         size_t slot;
                         if (rk < r0 || rk >= r1) continue;
                         slot = start[rk] - base + fill[rk - r0]++;
                         out[slot * 2] = (uint32_t)c;
-                        out[slot * 2 + 1] = b->post[q * 2 + 1];
+                        out[slot * 2 + 1] = pp[1];
                     }
                 }
                 fti_free(fill);
