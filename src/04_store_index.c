@@ -372,6 +372,7 @@ typedef struct fti__st_bm25b {
      * FTI__ST_POST_BLOCK postings (growing never copies them) */
     uint32_t **post;
     size_t n_tp, n_blocks, cap_blocks;
+    int post_fd; /* >= 0: full blocks go to this file; only post[0] stays, as the buffer */
     uint32_t *chunk; /* 5 per chunk: doc, text offset, length, length in terms, first posting */
     size_t n_chunks, cap_chunks;
     uint32_t *doc_str; /* 5 per document */
@@ -396,10 +397,11 @@ typedef struct fti__st_bm25b {
 } fti__st_bm25b;
 
 static fti_result fti__st_bm25b_init(fti__st_bm25b *b, const fti_doc_meta *docs, size_t n_docs,
-                                     int spill_fd) {
+                                     int spill_fd, int post_fd) {
     size_t i;
     memset(b, 0, sizeof *b);
     b->spill_fd = spill_fd;
+    b->post_fd = post_fd;
     if (n_docs > 0xFFFFFFF0u) return b->rc = FTI_ERR_LIMIT;
     b->doc_str = (uint32_t *)fti_calloc(n_docs * 5 + 1, sizeof *b->doc_str);
     b->cap_terms = 1024;
@@ -422,7 +424,7 @@ static fti_result fti__st_bm25b_init(fti__st_bm25b *b, const fti_doc_meta *docs,
 
 static void fti__st_bm25b_free(fti__st_bm25b *b) {
     size_t i;
-    for (i = 0; i < b->n_blocks; i++) fti_free(b->post[i]);
+    for (i = 0; i < b->n_blocks && b->post; i++) fti_free(b->post[i]);
     fti_free(b->post);
     fti_free(b->chunk);
     fti_free(b->doc_str);
@@ -435,6 +437,7 @@ static void fti__st_bm25b_free(fti__st_bm25b *b) {
     fti_buf_free(&b->strs);
     memset(b, 0, sizeof *b);
     b->spill_fd = -1;
+    b->post_fd = -1;
 }
 
 /* Writes all n bytes at the end of the spill file. */
@@ -592,7 +595,12 @@ static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t l
             uint32_t t;
             while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
             if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
-            if (b->n_tp == b->n_blocks * FTI__ST_POST_BLOCK) {
+            if (b->post_fd >= 0 && b->n_blocks == 1 && b->n_tp % FTI__ST_POST_BLOCK == 0) {
+                /* the buffer block is full: to the file */
+                if (!fti__st_fd_write(b->post_fd, b->post[0],
+                                      FTI__ST_POST_BLOCK * 2 * sizeof(uint32_t)))
+                    return b->rc = FTI_ERR_IO;
+            } else if (b->n_tp == b->n_blocks * FTI__ST_POST_BLOCK) {
                 if (b->n_blocks == b->cap_blocks) {
                     size_t cap = b->cap_blocks ? b->cap_blocks * 2 : 16;
                     uint32_t **p = (uint32_t **)fti_realloc(b->post, cap * sizeof *p);
@@ -609,7 +617,7 @@ static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t l
             if (t == 0xFFFFFFFFu) return b->rc = FTI_ERR_NOMEM;
             b->df[t]++;
             {
-                uint32_t *pp = b->post[b->n_tp / FTI__ST_POST_BLOCK] +
+                uint32_t *pp = b->post[b->post_fd >= 0 ? 0 : b->n_tp / FTI__ST_POST_BLOCK] +
                                (b->n_tp % FTI__ST_POST_BLOCK) * 2;
                 pp[0] = t;
                 pp[1] = tab[slot].tf;
@@ -636,6 +644,11 @@ static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, v
     fti_result rc;
     if (b->rc != FTI_OK) return b->rc;
     if (b->strs.oom) return FTI_ERR_NOMEM;
+    if (b->post_fd >= 0 && n_tp) {
+        /* the last block, still in the buffer, to the file too */
+        size_t in_buf = n_tp - ((n_tp - 1) / FTI__ST_POST_BLOCK) * FTI__ST_POST_BLOCK;
+        if (!fti__st_fd_write(b->post_fd, b->post[0], in_buf * 8)) return FTI_ERR_IO;
+    }
     /* the hash table is not needed any more */
     fti_free(b->keys);
     fti_free(b->idx_of);
@@ -735,14 +748,26 @@ static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, v
                     rc = FTI_ERR_NOMEM;
                     break;
                 }
-                for (c = 0; c < n_chunks; c++) {
-                    size_t p0 = b->chunk[c * 5 + 4];
-                    size_t p1 = c + 1 < n_chunks ? b->chunk[(c + 1) * 5 + 4] : n_tp, q;
-                    for (q = p0; q < p1; q++) {
-                        const uint32_t *pp =
-                            b->post[q / FTI__ST_POST_BLOCK] + (q % FTI__ST_POST_BLOCK) * 2;
-                        uint32_t rk = rank[pp[0]];
+                size_t q = 0, bi, nblk = (n_tp + FTI__ST_POST_BLOCK - 1) / FTI__ST_POST_BLOCK;
+                c = 0;
+                for (bi = 0; bi < nblk && rc == FTI_OK; bi++) {
+                    size_t qe = (bi + 1) * FTI__ST_POST_BLOCK < n_tp
+                                    ? (bi + 1) * FTI__ST_POST_BLOCK
+                                    : n_tp;
+                    const uint32_t *blkp = b->post[b->post_fd >= 0 ? 0 : bi];
+                    if (b->post_fd >= 0 &&
+                        !fti__st_fd_pread(b->post_fd, b->post[0], (qe - q) * 8,
+                                          (uint64_t)bi * FTI__ST_POST_BLOCK * 8)) {
+                        rc = FTI_ERR_IO;
+                        break;
+                    }
+                    for (; q < qe; q++) {
+                        const uint32_t *pp = blkp + (q % FTI__ST_POST_BLOCK) * 2;
+                        uint32_t rk;
                         size_t slot;
+                        /* the chunk of posting q */
+                        while (c + 1 < n_chunks && b->chunk[(c + 1) * 5 + 4] <= q) c++;
+                        rk = rank[pp[0]];
                         if (rk < r0 || rk >= r1) continue;
                         slot = start[rk] - base + fill[rk - r0]++;
                         out[slot * 2] = (uint32_t)c;
@@ -796,7 +821,7 @@ FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_
         return fti_error_set(err, FTI_ERR_INVALID, "bm25: bad arguments");
     if (n_chunks > 0xFFFFFFF0u || n_docs > 0xFFFFFFF0u)
         return fti_error_set(err, FTI_ERR_LIMIT, "bm25: too many chunks or documents");
-    rc = fti__st_bm25b_init(&b, docs, n_docs, -1);
+    rc = fti__st_bm25b_init(&b, docs, n_docs, -1, -1);
     for (i = 0; i < n_chunks && rc == FTI_OK; i++) {
         rc = fti__st_bm25b_add(&b, chunks[i].text, chunks[i].len, chunks[i].doc);
         if (rc == FTI_ERR_INVALID)

@@ -1902,7 +1902,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     fti_buf *sources = NULL;
     fti__st_objw docs_w, shard_w[2], index_w;
     fti__st_bm25b ixb;
-    int spill_fd = -1;
+    int spill_fd = -1, post_fd = -1;
     memset(&stok, 0, sizeof stok);
     memset(&tok_img, 0, sizeof tok_img);
     memset(&freq_img, 0, sizeof freq_img);
@@ -1914,6 +1914,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     memset(&index_w, 0, sizeof index_w);
     memset(&ixb, 0, sizeof ixb);
     ixb.spill_fd = -1;
+    ixb.post_fd = -1;
     tok_sha[0] = 0;
 
     if (r->n_files == 0) return fti_error_set(err, FTI_ERR_NOT_FOUND, "ingest: no input files");
@@ -2200,6 +2201,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     /* --- token shards, chunks and the BM25 index, batch by batch --- */
     {
         char *tmp = fti__st_store_path(r->home, "tmp", "index-text");
+        char *tmp2 = fti__st_store_path(r->home, "tmp", "index-postings");
         unsigned char shard_sha[2][32];
         fti__st_shs data_sh[2];
         uint64_t n_tok[2] = {0, 0};
@@ -2210,12 +2212,17 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             if (spill_fd >= 0) unlink(tmp);
         }
         fti_free(tmp);
-        if (spill_fd < 0) {
+        if (tmp2) {
+            post_fd = open(tmp2, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (post_fd >= 0) unlink(tmp2);
+        }
+        fti_free(tmp2);
+        if (spill_fd < 0 || post_fd < 0) {
             rc = fti_error_set(err, FTI_ERR_IO, "%s/store/tmp: cannot create a temp file",
                                r->home);
             goto done;
         }
-        rc = fti__st_bm25b_init(&ixb, metas, n_kept, spill_fd);
+        rc = fti__st_bm25b_init(&ixb, metas, n_kept, spill_fd, post_fd);
         if (rc != FTI_OK) {
             fti_error_set(err, rc, "ingest: out of memory");
             goto done;
@@ -2740,6 +2747,7 @@ done:
     fti__st_objw_abort(&index_w);
     fti__st_bm25b_free(&ixb);
     if (spill_fd >= 0) close(spill_fd);
+    if (post_fd >= 0) close(post_fd);
     fti_pool_free(pool);
     return rc;
 }
