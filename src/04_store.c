@@ -346,19 +346,26 @@ static size_t fti__st_match_email(const char *s, size_t n) {
 }
 
 /* Length of a phone number starting at s, or 0: an optional '+', digits with single
- * separators ( -.()), 9..15 digits (7..15 after a '+'), ending in a digit. */
+ * separators ( -.()), 9..15 digits (7..15 after a '+'), ending in a digit that no word or '@' is
+ * glued to. When the longest run ends glued to a word ("+1 555 123 4abc@x.org"), the match ends
+ * at the last group that is not: otherwise redacting the glued e-mail address would make a phone
+ * number appear, and redaction would not be idempotent. */
 static size_t fti__st_match_phone(const char *s, size_t n) {
-    size_t i = 0, digits = 0, end = 0;
+    size_t i = 0, digits = 0, end = 0, best = 0, min;
     int plus = 0, sep = 0;
     if (i < n && s[i] == '+') plus = 1, i++;
     if (i < n && s[i] == '(') i++;
     if (i >= n || !fti__st_is_digit((unsigned char)s[i])) return 0;
+    min = plus ? 7 : 9;
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         if (fti__st_is_digit(c)) {
             if (++digits > 15) return 0; /* too long for a phone number: stop scanning */
             end = i + 1;
             sep = 0;
+            if (digits >= min &&
+                (end >= n || !(fti__st_is_alnum((unsigned char)s[end]) || s[end] == '@')))
+                best = end;
         } else if ((c == ' ' || c == '-' || c == '.' || c == '(' || c == ')') && sep < 2) {
             sep++;
         } else {
@@ -366,9 +373,7 @@ static size_t fti__st_match_phone(const char *s, size_t n) {
         }
         i++;
     }
-    if (end < n && (fti__st_is_alnum((unsigned char)s[end]) || s[end] == '@')) return 0;
-    if (digits > 15 || digits < (size_t)(plus ? 7 : 9)) return 0;
-    return end;
+    return best;
 }
 
 static void fti__st_redact(const char *s, size_t n, int flags, fti_buf *out) {
