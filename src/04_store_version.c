@@ -1,5 +1,6 @@
 /* === store: workspace, the ingest pipeline, versions, refs, verify, diff, datasets ========= */
 #include "04_store.h"
+#include <locale.h>
 #include <sys/file.h>
 #include <time.h>
 
@@ -100,15 +101,39 @@ FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts) {
     return o;
 }
 
+/* v with 6 decimals and a '.' whatever the C locale's decimal point is (the text goes into
+ * version ids, which must not depend on LC_NUMERIC). */
+static const char *fti__st_dbl6(double v, char out[64]) {
+    const char *dp = localeconv()->decimal_point;
+    char tmp[64];
+    size_t dl = dp ? strlen(dp) : 0, i = 0, o = 0;
+    snprintf(tmp, sizeof tmp, "%.6f", v);
+    if (dl == 0 || (dl == 1 && dp[0] == '.')) {
+        memcpy(out, tmp, sizeof tmp);
+        return out;
+    }
+    while (tmp[i] && o < 63) {
+        if (strncmp(tmp + i, dp, dl) == 0) {
+            out[o++] = '.';
+            i += dl;
+        } else {
+            out[o++] = tmp[i++];
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
 /* The canonical text of the options that decide per-record results (the cache key). */
 static void fti__st_proc_key(const fti_ingest_opts *o, fti_buf *out) {
+    char a[64], b[64];
     fti_buf_printf(out,
                    "records v%d|text=%s|title=%s|date=%s|author=%s|required=%s|min=%lu|max=%lu|"
-                   "letters=%.6f|repeat=%.6f|redact=%d|minhash=%d",
+                   "letters=%s|repeat=%s|redact=%d|minhash=%d",
                    FTI__ST_FORMAT, o->text_fields, o->title_fields, o->date_fields,
                    o->author_fields, o->required, (unsigned long)o->min_chars,
-                   (unsigned long)o->max_chars, o->min_letter_frac, o->max_repeat_frac, o->redact,
-                   FTI_MINHASH_PERMS);
+                   (unsigned long)o->max_chars, fti__st_dbl6(o->min_letter_frac, a),
+                   fti__st_dbl6(o->max_repeat_frac, b), o->redact, FTI_MINHASH_PERMS);
 }
 
 /* === records pack (per-file ingest results, reused by the next ingest) ==================== */
@@ -1957,10 +1982,12 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     {
         fti_sha256 sh;
         fti_buf cfg;
+        char d6[64];
         memset(&cfg, 0, sizeof cfg);
         fti__st_proc_key(&r->o, &cfg);
-        fti_buf_printf(&cfg, "|dataset v%d|dedup=%.6f|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
-                       FTI__ST_FORMAT, r->o.dedup_threshold, r->o.val_percent, r->o.chunk_tokens,
+        fti_buf_printf(&cfg, "|dataset v%d|dedup=%s|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
+                       FTI__ST_FORMAT, fti__st_dbl6(r->o.dedup_threshold, d6), r->o.val_percent,
+                       r->o.chunk_tokens,
                        r->o.chunk_overlap, r->o.vocab_size, FTI_TEMPLATE_TITLE, FTI_TEMPLATE_BODY,
                        FTI_TEMPLATE_END);
         if (r->o.no_tokenizer) {
