@@ -245,7 +245,11 @@ static int fti__st_parse_section(const unsigned char *sec, size_t len, uint32_t 
     if (!fti_read_bytes(r, 64)) return 0;
     nd = fti_read_u32(r);
     nr = fti_read_u32(r);
-    if (r->err || nd > FTI_STORE_MAX_DOCS || nr > FTI_STORE_MAX_DOCS) return 0;
+    /* a document takes at least 568 bytes (6 lengths, a hash, a signature), a rejection 12: a
+     * hostile count cannot make a huge allocation */
+    if (r->err || nd > FTI_STORE_MAX_DOCS || nr > FTI_STORE_MAX_DOCS ||
+        nd > fti_reader_left(r) / (24 + 32 + FTI_MINHASH_PERMS * 4) || nr > fti_reader_left(r) / 12)
+        return 0;
     if (out) {
         memset(out, 0, sizeof *out);
         out->docs = (fti__st_doc *)fti_calloc(nd + 1, sizeof *out->docs);
