@@ -1,6 +1,7 @@
 /* fti-feature: the feature pipeline — raw exports in, an immutable dataset version out.
  *
  *   build/fti-feature [--home DIR] ingest PATH... [options]   ingest, commit a version
+ *   build/fti-feature [--home DIR] ingest --shard i/N PATH... then merge --all   (sharded)
  *   build/fti-feature [--home DIR] list | show [VERSION] | diff A B | verify [VERSION]
  *   build/fti-feature [--home DIR] search "query" [-k N] [--version V]
  *   build/fti-feature [--home DIR] tag NAME [VERSION]
@@ -31,6 +32,12 @@ static void usage(FILE *f) {
         "commands:\n"
         "  ingest PATH... [options]   ingest files and folders (.txt .md .html .json .jsonl .csv\n"
         "                             .eml .mbox); prints a summary and the version id last\n"
+        "  ingest --shard i/N PATH... [options]   sharded ingest: process the i-th of N\n"
+        "                             partitions of the inputs (by name) into a partial\n"
+        "                             (store/partials/); prints its path last\n"
+        "  merge PARTIAL... | --all [options]   merge the partials of all N shards into one\n"
+        "                             version, the same as ingest of all inputs at once\n"
+        "                             (give the same options); prints the version id last\n"
         "  list                       versions, oldest first (* = latest)\n"
         "  show [VERSION] [--json]    a version's counts, validation report, dedup, files\n"
         "  diff A B                   documents added (+) and removed (-) from A to B\n"
@@ -170,8 +177,10 @@ static int parse_num(const char *s, double *out) {
     return 1;
 }
 
-static int cmd_ingest(const char *home, int argc, char **argv) {
+static int cmd_ingest(const char *home, int argc, char **argv, int merge) {
     fti_ingest_opts o;
+    unsigned shard = 0, n_shards = 0;
+    int all = 0;
     const char **paths = (const char **)calloc((size_t)argc + 1, sizeof *paths);
     size_t n_paths = 0, reused = 0;
     static int verbose = 0;
@@ -253,6 +262,17 @@ static int cmd_ingest(const char *home, int argc, char **argv) {
             o.tokenizer = v;
         } else if (strcmp(a, "--no-tokenizer") == 0)
             o.no_tokenizer = 1;
+        else if (!merge && strcmp(a, "--shard") == 0) {
+            char slash = 0, extra = 0;
+            NEEDV();
+            if (sscanf(v, "%u%c%u%c", &shard, &slash, &n_shards, &extra) != 3 || slash != '/' ||
+                n_shards == 0 || shard >= n_shards) {
+                fprintf(stderr, "fti-feature: --shard i/N with 0 <= i < N, not %s\n", v);
+                free(paths);
+                return 2;
+            }
+        } else if (merge && strcmp(a, "--all") == 0)
+            all = 1;
         else if (strcmp(a, "--tag") == 0) {
             NEEDV();
             o.tag = v;
@@ -283,8 +303,13 @@ static int cmd_ingest(const char *home, int argc, char **argv) {
 #undef NEEDV
 #undef NUMV
     }
-    if (n_paths == 0) {
+    if (n_paths == 0 && !merge) {
         fprintf(stderr, "fti-feature: ingest needs at least one PATH\n");
+        free(paths);
+        return 2;
+    }
+    if (merge && (n_paths == 0) == !all) {
+        fprintf(stderr, "fti-feature: merge needs PARTIAL files or --all\n");
         free(paths);
         return 2;
     }
@@ -293,9 +318,29 @@ static int cmd_ingest(const char *home, int argc, char **argv) {
     o.progress_user = &ps;
     o.log = quiet && !verbose ? NULL : on_log;
     o.log_user = &verbose;
-    if (fti_store_ingest(home, paths, n_paths, &o, id, &reused, &err) != FTI_OK) {
+    if (n_shards) {
+        /* one shard of a sharded ingest: a partial, merged later by `merge` */
+        fti_buf out;
+        memset(&out, 0, sizeof out);
+        if (fti_store_ingest_partial(home, paths, n_paths, &o, shard, n_shards, &out, &err) !=
+            FTI_OK) {
+            if (ps.active) fti_progress_end(&ps.bar, NULL);
+            fprintf(stderr, "fti-feature: ingest --shard %u/%u failed: %s\n", shard, n_shards,
+                    err.msg);
+            free(paths);
+            return 1;
+        }
         if (ps.active) fti_progress_end(&ps.bar, NULL);
-        fprintf(stderr, "fti-feature: ingest failed: %s\n", err.msg);
+        free(paths);
+        if (!quiet) printf("partial %u/%u written: ", shard, n_shards);
+        printf("%s\n", out.data ? out.data : "");
+        fti_buf_free(&out);
+        return 0;
+    }
+    if ((merge ? fti_store_merge(home, all ? NULL : paths, all ? 0 : n_paths, &o, id, &err)
+               : fti_store_ingest(home, paths, n_paths, &o, id, &reused, &err)) != FTI_OK) {
+        if (ps.active) fti_progress_end(&ps.bar, NULL);
+        fprintf(stderr, "fti-feature: %s failed: %s\n", merge ? "merge" : "ingest", err.msg);
         free(paths);
         return 1;
     }
@@ -359,7 +404,9 @@ int main(int argc, char **argv) {
     home = fti_workspace_resolve(home_arg);
     if (!home) return 1;
     if (strcmp(cmd, "ingest") == 0) {
-        rc = cmd_ingest(home, argc - i, argv + i);
+        rc = cmd_ingest(home, argc - i, argv + i, 0);
+    } else if (strcmp(cmd, "merge") == 0) {
+        rc = cmd_ingest(home, argc - i, argv + i, 1);
     } else if (strcmp(cmd, "list") == 0) {
         char **ids = NULL, latest[65];
         size_t n = 0, k;

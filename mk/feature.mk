@@ -7,3 +7,10 @@ BENCH_TARGETS += bench-feature
 
 bench-feature: $(B)/fti-feature
 	B=$(B) sh tools/bench_feature.sh
+
+# make test-shards   the sharded-ingest equivalence test (issue 11): N = 3 shards (background
+#                    jobs, GNU parallel and mpirun when installed) merged = one ingest; ends with
+#                    "N passed, N failed". See docs/feature.md.
+.PHONY: test-shards
+test-shards: $(B)/fti-feature
+	B=$(B) sh tools/test_shards.sh

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1514,6 +1515,26 @@ static int fti__json_number(fti__json_parser *p, fti_json *j) {
     }
     memcpy(buf, s + start, i - start);
     buf[i - start] = 0;
+    {
+        /* strtod reads the C locale's decimal point: a program that set LC_NUMERIC to a comma
+         * locale would stop at the '.'; write the locale's point in its place (JSON numbers have
+         * no other '.') */
+        const char *dp = localeconv()->decimal_point;
+        char *dot = strchr(buf, '.');
+        if (dot && dp && dp[0] && strcmp(dp, ".") != 0) {
+            size_t dl = strlen(dp), n0 = strlen(buf);
+            char *b2 = (char *)fti_malloc(n0 + dl + 1);
+            if (!b2) {
+                if (buf != small) fti_free(buf);
+                return fti__json_fail(p, FTI_ERR_NOMEM, "out of memory");
+            }
+            memcpy(b2, buf, (size_t)(dot - buf));
+            memcpy(b2 + (dot - buf), dp, dl);
+            strcpy(b2 + (dot - buf) + dl, dot + 1);
+            if (buf != small) fti_free(buf);
+            buf = b2;
+        }
+    }
     j->num = strtod(buf, NULL);
     if (buf != small) fti_free(buf);
     if (!isfinite(j->num)) return fti__json_fail(p, FTI_ERR_LIMIT, "number out of range");
@@ -1836,7 +1857,23 @@ FTIDEF void fti_jw_num(fti_jw *w, double v) {
     fti__jw_pre(w);
     if (!isfinite(v)) fti_buf_puts(w->out, "null");
     else if (v == floor(v) && fabs(v) < 1e15) fti_buf_printf(w->out, "%.0f", v);
-    else fti_buf_printf(w->out, "%.17g", v);
+    else {
+        /* printf writes the C locale's decimal point: put back the '.' JSON needs */
+        const char *dp = localeconv()->decimal_point;
+        size_t at = w->out->len;
+        fti_buf_printf(w->out, "%.17g", v);
+        if (dp && dp[0] && strcmp(dp, ".") != 0 && !w->out->oom) {
+            size_t dl = strlen(dp), k;
+            for (k = at; k + dl <= w->out->len; k++)
+                if (memcmp(w->out->data + k, dp, dl) == 0) {
+                    w->out->data[k] = '.';
+                    memmove(w->out->data + k + 1, w->out->data + k + dl, w->out->len - k - dl);
+                    w->out->len -= dl - 1;
+                    w->out->data[w->out->len] = 0;
+                    break;
+                }
+        }
+    }
 }
 
 FTIDEF void fti_jw_int(fti_jw *w, int64_t v) {

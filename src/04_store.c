@@ -197,6 +197,75 @@ static void fti__st_sha256(const void *data, size_t n, unsigned char out[32]) {
     fti__st_sha256_x(fti__st_sha_fast(), data, n, out);
 }
 
+/* A streaming SHA-256 with the same fast path (objects are hashed while they are written). */
+typedef struct fti__st_shs {
+    fti_sha256 s;
+    int fast;
+} fti__st_shs;
+
+static void fti__st_shs_init(fti__st_shs *h, int fast) {
+    fti_sha256_init(&h->s);
+    h->fast = fast;
+}
+
+static void fti__st_shs_update(fti__st_shs *h, const void *data, size_t n) {
+#ifdef FTI__ST_SHA_NI
+    if (h->fast) {
+        const unsigned char *p = (const unsigned char *)data;
+        fti_sha256 *s = &h->s;
+        s->n_bytes += n;
+        if (s->block_len) {
+            size_t t = 64 - s->block_len;
+            if (t > n) t = n;
+            memcpy(s->block + s->block_len, p, t);
+            s->block_len += t;
+            p += t;
+            n -= t;
+            if (s->block_len == 64) {
+                fti__st_sha_ni_blocks(s->h, s->block, 1);
+                s->block_len = 0;
+            }
+        }
+        if (n >= 64) {
+            fti__st_sha_ni_blocks(s->h, p, n / 64);
+            p += n / 64 * 64;
+            n %= 64;
+        }
+        if (n) {
+            memcpy(s->block, p, n);
+            s->block_len = n;
+        }
+        return;
+    }
+#endif
+    fti_sha256_update(&h->s, data, n);
+}
+
+static void fti__st_shs_final(fti__st_shs *h, unsigned char out[32]) {
+#ifdef FTI__ST_SHA_NI
+    if (h->fast) {
+        fti_sha256 *s = &h->s;
+        unsigned char tail[128];
+        size_t rest = s->block_len, k, i;
+        uint64_t bits = s->n_bytes * 8;
+        memset(tail, 0, sizeof tail);
+        if (rest) memcpy(tail, s->block, rest);
+        tail[rest] = 0x80;
+        k = rest + 1 + 8 <= 64 ? 64 : 128;
+        for (i = 0; i < 8; i++) tail[k - 1 - i] = (unsigned char)(bits >> (8 * i));
+        fti__st_sha_ni_blocks(s->h, tail, k / 64);
+        for (i = 0; i < 8; i++) {
+            out[4 * i] = (unsigned char)(s->h[i] >> 24);
+            out[4 * i + 1] = (unsigned char)(s->h[i] >> 16);
+            out[4 * i + 2] = (unsigned char)(s->h[i] >> 8);
+            out[4 * i + 3] = (unsigned char)s->h[i];
+        }
+        return;
+    }
+#endif
+    fti_sha256_final(&h->s, out);
+}
+
 /* --- the document template ------------------------------------------------------------------- */
 
 FTIDEF void fti_template_render(fti_buf *out, const char *title, size_t title_len, const char *body,
@@ -274,19 +343,26 @@ static size_t fti__st_match_email(const char *s, size_t n) {
 }
 
 /* Length of a phone number starting at s, or 0: an optional '+', digits with single
- * separators ( -.()), 9..15 digits (7..15 after a '+'), ending in a digit. */
+ * separators ( -.()), 9..15 digits (7..15 after a '+'), ending in a digit that no word or '@' is
+ * glued to. When the longest run ends glued to a word ("+1 555 123 4abc@x.org"), the match ends
+ * at the last group that is not: otherwise redacting the glued e-mail address would make a phone
+ * number appear, and redaction would not be idempotent. */
 static size_t fti__st_match_phone(const char *s, size_t n) {
-    size_t i = 0, digits = 0, end = 0;
+    size_t i = 0, digits = 0, end = 0, best = 0, min;
     int plus = 0, sep = 0;
     if (i < n && s[i] == '+') plus = 1, i++;
     if (i < n && s[i] == '(') i++;
     if (i >= n || !fti__st_is_digit((unsigned char)s[i])) return 0;
+    min = plus ? 7 : 9;
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         if (fti__st_is_digit(c)) {
             if (++digits > 15) return 0; /* too long for a phone number: stop scanning */
             end = i + 1;
             sep = 0;
+            if (digits >= min &&
+                (end >= n || !(fti__st_is_alnum((unsigned char)s[end]) || s[end] == '@')))
+                best = end;
         } else if ((c == ' ' || c == '-' || c == '.' || c == '(' || c == ')') && sep < 2) {
             sep++;
         } else {
@@ -294,9 +370,7 @@ static size_t fti__st_match_phone(const char *s, size_t n) {
         }
         i++;
     }
-    if (end < n && (fti__st_is_alnum((unsigned char)s[end]) || s[end] == '@')) return 0;
-    if (digits > 15 || digits < (size_t)(plus ? 7 : 9)) return 0;
-    return end;
+    return best;
 }
 
 static void fti__st_redact(const char *s, size_t n, int flags, fti_buf *out) {

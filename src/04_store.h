@@ -164,6 +164,27 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
                                    const fti_ingest_opts *opts, char out_id[65], size_t *reused,
                                    fti_error *err);
 
+/* Sharded ingest (any batch engine runs the shards: see docs/feature.md). Walks every input
+ * path like fti_store_ingest, keeps the inputs whose name hashes to partition `shard` of
+ * `n_shards` (0 <= shard < n_shards) and processes them (parse, clean, validate, MinHash) into
+ * a partial: home/store/partials/<plan>-<shard>-of-<n_shards>.part, written atomically; its path
+ * is appended to out_path (optional). Only the record options of opts matter here (fields,
+ * validation, redaction). Several shards may run at once on one workspace (a shared lock).
+ * Thread safety: as fti_store_ingest. */
+FTIDEF fti_result fti_store_ingest_partial(const char *home, const char *const *paths,
+                                           size_t n_paths, const fti_ingest_opts *opts,
+                                           unsigned shard, unsigned n_shards, fti_buf *out_path,
+                                           fti_error *err);
+/* Merges the partials of one sharded ingest (n = 0: every partial in home/store/partials) into
+ * a dataset version: exact and near-duplicate detection across all documents, the split, the
+ * tokenizer (trained on the union), token shards, chunks and the index are made here, so the
+ * version is the one fti_store_ingest makes from the same inputs and options (same id, same
+ * objects). Every shard 0..N-1 must be present, made with the same record options (else
+ * FTI_ERR_INVALID / FTI_ERR_NOT_FOUND). Merged partials under store/partials are removed.
+ * Thread safety: as fti_store_ingest. */
+FTIDEF fti_result fti_store_merge(const char *home, const char *const *partials, size_t n,
+                                  const fti_ingest_opts *opts, char out_id[65], fti_error *err);
+
 /* Resolves a version name: a full id, a unique id prefix (>= 4 hex), a tag, or "latest"
  * (NULL = "latest"). Thread safety: any thread. */
 FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out_id[65],

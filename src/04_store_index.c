@@ -361,255 +361,478 @@ static uint32_t fti__st_str_add(fti_buf *s, const char *v) {
     return off;
 }
 
+/* An incremental index builder: documents' metadata first, then chunks in order (their text goes
+ * to memory, or with spill_fd >= 0 to that file, so the text is never held whole in memory);
+ * fti__st_bm25b_finish emits the file through a callback. Terms are numbered as they are first
+ * seen; a chunk's postings are (term number, tf) pairs, 8 bytes each: with the term table that is
+ * what stays in memory (the index itself). */
+#define FTI__ST_POST_BLOCK ((size_t)1 << 18)
+typedef struct fti__st_bm25b {
+    /* 2 u32 per posting: term number, term frequency; in chunk order, in blocks of
+     * FTI__ST_POST_BLOCK postings (growing never copies them) */
+    uint32_t **post;
+    size_t n_tp, n_blocks, cap_blocks;
+    int post_fd; /* >= 0: full blocks go to this file; only post[0] stays, as the buffer */
+    uint32_t *chunk; /* 5 per chunk: doc, text offset, length, length in terms, first posting */
+    size_t n_chunks, cap_chunks;
+    uint32_t *doc_str; /* 5 per document */
+    size_t n_docs;
+    double total_len;
+    /* the terms: open addressing on the hash -> number; per number its hash and df */
+    uint64_t *keys;
+    uint32_t *idx_of;
+    size_t cap_terms;
+    uint64_t *term_hash;
+    uint32_t *df;
+    size_t n_terms, cap_num;
+    uint64_t *scratch;
+    size_t scratch_cap;
+    fti__st_tp *tab;
+    size_t tab_cap;
+    fti_buf strs;      /* the documents' strings, then (in memory) the chunks' text */
+    int spill_fd;      /* < 0: chunk text in strs */
+    uint64_t spill_len;
+    uint64_t strs_len; /* the whole strings blob so far */
+    fti_result rc;     /* sticky */
+} fti__st_bm25b;
+
+static fti_result fti__st_bm25b_init(fti__st_bm25b *b, const fti_doc_meta *docs, size_t n_docs,
+                                     int spill_fd, int post_fd) {
+    size_t i;
+    memset(b, 0, sizeof *b);
+    b->spill_fd = spill_fd;
+    b->post_fd = post_fd;
+    if (n_docs > 0xFFFFFFF0u) return b->rc = FTI_ERR_LIMIT;
+    b->doc_str = (uint32_t *)fti_calloc(n_docs * 5 + 1, sizeof *b->doc_str);
+    b->cap_terms = 1024;
+    b->keys = (uint64_t *)fti_malloc(b->cap_terms * sizeof *b->keys);
+    b->idx_of = (uint32_t *)fti_malloc(b->cap_terms * sizeof *b->idx_of);
+    if (!b->doc_str || !b->keys || !b->idx_of) return b->rc = FTI_ERR_NOMEM;
+    memset(b->idx_of, 0xFF, b->cap_terms * sizeof *b->idx_of);
+    b->n_docs = n_docs;
+    for (i = 0; i < n_docs; i++) {
+        b->doc_str[i * 5 + 0] = fti__st_str_add(&b->strs, docs[i].doc_id);
+        b->doc_str[i * 5 + 1] = fti__st_str_add(&b->strs, docs[i].title);
+        b->doc_str[i * 5 + 2] = fti__st_str_add(&b->strs, docs[i].source);
+        b->doc_str[i * 5 + 3] = fti__st_str_add(&b->strs, docs[i].author);
+        b->doc_str[i * 5 + 4] = fti__st_str_add(&b->strs, docs[i].date);
+    }
+    if (b->strs.oom) return b->rc = FTI_ERR_NOMEM;
+    b->strs_len = b->strs.len;
+    return FTI_OK;
+}
+
+static void fti__st_bm25b_free(fti__st_bm25b *b) {
+    size_t i;
+    for (i = 0; i < b->n_blocks && b->post; i++) fti_free(b->post[i]);
+    fti_free(b->post);
+    fti_free(b->chunk);
+    fti_free(b->doc_str);
+    fti_free(b->keys);
+    fti_free(b->idx_of);
+    fti_free(b->term_hash);
+    fti_free(b->df);
+    fti_free(b->scratch);
+    fti_free(b->tab);
+    fti_buf_free(&b->strs);
+    memset(b, 0, sizeof *b);
+    b->spill_fd = -1;
+    b->post_fd = -1;
+}
+
+/* Writes all n bytes at the end of the spill file. */
+static int fti__st_fd_write(int fd, const void *p, size_t n) {
+    const char *c = (const char *)p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return 0;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 1;
+}
+
+/* Reads exactly n bytes at off. */
+static int fti__st_fd_pread(int fd, void *p, size_t n, uint64_t off) {
+    char *c = (char *)p;
+    while (n) {
+        ssize_t g = pread(fd, c, n, (off_t)off);
+        if (g < 0 && errno == EINTR) continue;
+        if (g <= 0) return 0;
+        c += g;
+        n -= (size_t)g;
+        off += (uint64_t)g;
+    }
+    return 1;
+}
+
+/* The number of term h (new terms get the next number); UINT32_MAX when out of memory. */
+static uint32_t fti__st_bm25b_term(fti__st_bm25b *b, uint64_t h) {
+    size_t slot = (size_t)(h ^ (h >> 29)) & (b->cap_terms - 1);
+    while (b->idx_of[slot] != 0xFFFFFFFFu && b->keys[slot] != h)
+        slot = (slot + 1) & (b->cap_terms - 1);
+    if (b->idx_of[slot] != 0xFFFFFFFFu) return b->idx_of[slot];
+    if (b->n_terms >= 0xFFFFFFF0u) return 0xFFFFFFFFu;
+    if ((b->n_terms + 1) * 2 > b->cap_terms) { /* grow and rehash */
+        size_t ncap = b->cap_terms * 2, q;
+        uint64_t *nk = (uint64_t *)fti_malloc(ncap * sizeof *nk);
+        uint32_t *ni = (uint32_t *)fti_malloc(ncap * sizeof *ni);
+        if (!nk || !ni) {
+            fti_free(nk);
+            fti_free(ni);
+            return 0xFFFFFFFFu;
+        }
+        memset(ni, 0xFF, ncap * sizeof *ni);
+        for (q = 0; q < b->cap_terms; q++) {
+            size_t t2;
+            if (b->idx_of[q] == 0xFFFFFFFFu) continue;
+            t2 = (size_t)(b->keys[q] ^ (b->keys[q] >> 29)) & (ncap - 1);
+            while (ni[t2] != 0xFFFFFFFFu) t2 = (t2 + 1) & (ncap - 1);
+            nk[t2] = b->keys[q];
+            ni[t2] = b->idx_of[q];
+        }
+        fti_free(b->keys);
+        fti_free(b->idx_of);
+        b->keys = nk;
+        b->idx_of = ni;
+        b->cap_terms = ncap;
+        slot = (size_t)(h ^ (h >> 29)) & (ncap - 1);
+        while (b->idx_of[slot] != 0xFFFFFFFFu) slot = (slot + 1) & (ncap - 1);
+    }
+    if (b->n_terms == b->cap_num) {
+        size_t cap = b->cap_num ? b->cap_num * 2 : 1024;
+        uint64_t *th = (uint64_t *)fti_realloc(b->term_hash, cap * sizeof *th);
+        uint32_t *df;
+        if (!th) return 0xFFFFFFFFu;
+        b->term_hash = th;
+        df = (uint32_t *)fti_realloc(b->df, cap * sizeof *df);
+        if (!df) return 0xFFFFFFFFu;
+        b->df = df;
+        b->cap_num = cap;
+    }
+    b->keys[slot] = h;
+    b->idx_of[slot] = (uint32_t)b->n_terms;
+    b->term_hash[b->n_terms] = h;
+    b->df[b->n_terms] = 0;
+    return (uint32_t)b->n_terms++;
+}
+
+static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t len, uint32_t doc) {
+    size_t pos = 0, m = 0, k, i = b->n_chunks;
+    int ok;
+    if (b->rc != FTI_OK) return b->rc;
+    if (doc >= b->n_docs) return b->rc = FTI_ERR_INVALID;
+    if (b->n_chunks >= 0xFFFFFFF0u) return b->rc = FTI_ERR_LIMIT;
+    if (b->strs_len + len + 1 > 0xFFFFFFF0u) return b->rc = FTI_ERR_LIMIT;
+    if (b->n_chunks == b->cap_chunks) {
+        size_t cap = b->cap_chunks ? b->cap_chunks * 2 : 256;
+        uint32_t *p = (uint32_t *)fti_realloc(b->chunk, cap * 5 * sizeof *p);
+        if (!p) return b->rc = FTI_ERR_NOMEM;
+        b->chunk = p;
+        b->cap_chunks = cap;
+    }
+    b->chunk[i * 5 + 0] = doc;
+    b->chunk[i * 5 + 1] = (uint32_t)b->strs_len;
+    b->chunk[i * 5 + 2] = (uint32_t)len;
+    if (b->spill_fd >= 0) {
+        static const char nul = 0;
+        if ((len && !fti__st_fd_write(b->spill_fd, text, len)) ||
+            !fti__st_fd_write(b->spill_fd, &nul, 1))
+            return b->rc = FTI_ERR_IO;
+        b->spill_len += len + 1;
+    } else {
+        fti_buf_append(&b->strs, text, len);
+        fti_buf_putc(&b->strs, 0);
+        if (b->strs.oom) return b->rc = FTI_ERR_NOMEM;
+    }
+    b->strs_len += len + 1;
+    /* terms of the chunk, then counted */
+    for (;;) {
+        uint64_t h = fti__st_term_hash(text, len, &pos, &ok);
+        if (!ok) break;
+        if (m == b->scratch_cap) {
+            size_t cap = b->scratch_cap ? b->scratch_cap * 2 : 256;
+            uint64_t *p = (uint64_t *)fti_realloc(b->scratch, cap * sizeof *p);
+            if (!p) return b->rc = FTI_ERR_NOMEM;
+            b->scratch = p;
+            b->scratch_cap = cap;
+        }
+        b->scratch[m++] = h;
+    }
+    b->chunk[i * 5 + 3] = (uint32_t)m;
+    if (b->n_tp > 0xFFFFFFF0u - m) return b->rc = FTI_ERR_LIMIT;
+    b->chunk[i * 5 + 4] = (uint32_t)b->n_tp;
+    b->total_len += (double)m;
+    b->n_chunks++;
+    /* count each distinct term of the chunk with a small open-addressing table (term
+     * frequencies in first-seen order; the order within a chunk does not matter) */
+    {
+        size_t tcap = 16, q;
+        fti__st_tp *tab;
+        while (tcap < 2 * m) tcap *= 2;
+        if (tcap > b->tab_cap) {
+            fti__st_tp *p = (fti__st_tp *)fti_realloc(b->tab, tcap * sizeof *p);
+            if (!p) return b->rc = FTI_ERR_NOMEM;
+            b->tab = p;
+            b->tab_cap = tcap;
+        }
+        tab = b->tab;
+        for (q = 0; q < tcap; q++) tab[q].tf = 0;
+        for (k = 0; k < m; k++) {
+            uint64_t h = b->scratch[k];
+            size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+            while (tab[slot].tf && tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
+            if (!tab[slot].tf) {
+                tab[slot].term = h;
+                tab[slot].chunk = (uint32_t)k; /* first position, for the order */
+            }
+            tab[slot].tf++;
+        }
+        for (k = 0; k < m; k++) {
+            uint64_t h = b->scratch[k];
+            size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+            uint32_t t;
+            while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
+            if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
+            if (b->post_fd >= 0 && b->n_blocks == 1 && b->n_tp % FTI__ST_POST_BLOCK == 0) {
+                /* the buffer block is full: to the file */
+                if (!fti__st_fd_write(b->post_fd, b->post[0],
+                                      FTI__ST_POST_BLOCK * 2 * sizeof(uint32_t)))
+                    return b->rc = FTI_ERR_IO;
+            } else if (b->n_tp == b->n_blocks * FTI__ST_POST_BLOCK) {
+                if (b->n_blocks == b->cap_blocks) {
+                    size_t cap = b->cap_blocks ? b->cap_blocks * 2 : 16;
+                    uint32_t **p = (uint32_t **)fti_realloc(b->post, cap * sizeof *p);
+                    if (!p) return b->rc = FTI_ERR_NOMEM;
+                    b->post = p;
+                    b->cap_blocks = cap;
+                }
+                b->post[b->n_blocks] =
+                    (uint32_t *)fti_malloc(FTI__ST_POST_BLOCK * 2 * sizeof(uint32_t));
+                if (!b->post[b->n_blocks]) return b->rc = FTI_ERR_NOMEM;
+                b->n_blocks++;
+            }
+            t = fti__st_bm25b_term(b, h);
+            if (t == 0xFFFFFFFFu) return b->rc = FTI_ERR_NOMEM;
+            b->df[t]++;
+            {
+                uint32_t *pp = b->post[b->post_fd >= 0 ? 0 : b->n_tp / FTI__ST_POST_BLOCK] +
+                               (b->n_tp % FTI__ST_POST_BLOCK) * 2;
+                pp[0] = t;
+                pp[1] = tab[slot].tf;
+            }
+            b->n_tp++;
+        }
+    }
+    return FTI_OK;
+}
+
+typedef fti_result (*fti__st_emit_fn)(void *ctx, const void *data, size_t n);
+
+/* Emits the index file (see the layout above) through emit, in pieces. The postings are grouped
+ * by term (terms sorted by hash, each term's postings in chunk order) a range of terms at a time,
+ * so the grouping needs only a fraction of the postings' size on top of them. */
+static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, void *ctx) {
+    unsigned char hdr[FTI__ST_BM25_HDR];
+    uint64_t off_docs = FTI__ST_BM25_HDR, off_chunks, off_terms, off_post, off_str;
+    size_t n_terms = b->n_terms, i, n_tp = b->n_tp, n_docs = b->n_docs, n_chunks = b->n_chunks;
+    unsigned char blk[4096];
+    size_t bl = 0;
+    fti__st_tp *u = NULL;
+    uint32_t *rank = NULL, *start = NULL, *out = NULL;
+    fti_result rc;
+    if (b->rc != FTI_OK) return b->rc;
+    if (b->strs.oom) return FTI_ERR_NOMEM;
+    if (b->post_fd >= 0 && n_tp) {
+        /* the last block, still in the buffer, to the file too */
+        size_t in_buf = n_tp - ((n_tp - 1) / FTI__ST_POST_BLOCK) * FTI__ST_POST_BLOCK;
+        if (!fti__st_fd_write(b->post_fd, b->post[0], in_buf * 8)) return FTI_ERR_IO;
+    }
+    /* the hash table is not needed any more */
+    fti_free(b->keys);
+    fti_free(b->idx_of);
+    b->keys = NULL;
+    b->idx_of = NULL;
+    u = (fti__st_tp *)fti_malloc((n_terms + 1) * sizeof *u);
+    rank = (uint32_t *)fti_malloc((n_terms + 1) * sizeof *rank);
+    start = (uint32_t *)fti_malloc((n_terms + 1) * sizeof *start);
+    if (!u || !rank || !start) {
+        rc = FTI_ERR_NOMEM;
+        goto fail;
+    }
+    for (i = 0; i < n_terms; i++) {
+        u[i].term = b->term_hash[i];
+        u[i].chunk = (uint32_t)i;
+    }
+    qsort(u, n_terms, sizeof *u, fti__st_tp_cmp);
+    {
+        uint32_t acc = 0;
+        for (i = 0; i < n_terms; i++) {
+            rank[u[i].chunk] = (uint32_t)i;
+            start[i] = acc;
+            acc += b->df[u[i].chunk];
+        }
+    }
+    off_chunks = off_docs + (uint64_t)n_docs * 20;
+    off_terms = off_chunks + (uint64_t)n_chunks * 16;
+    off_post = off_terms + (uint64_t)n_terms * 16;
+    off_str = off_post + (uint64_t)n_tp * 8;
+    memset(hdr, 0, sizeof hdr);
+    memcpy(hdr, "FTIBM25", 8);
+    fti_store_u32(hdr + 8, 1);
+    fti_store_u32(hdr + 12, (uint32_t)n_docs);
+    fti_store_u32(hdr + 16, (uint32_t)n_chunks);
+    fti_store_u32(hdr + 20, (uint32_t)n_terms);
+    fti_store_f32(hdr + 24, n_chunks ? (float)(b->total_len / (double)n_chunks) : 0.0f);
+    fti_store_f32(hdr + 28, FTI__ST_BM25_K1);
+    fti_store_f32(hdr + 32, FTI__ST_BM25_B);
+    fti_store_u64(hdr + 40, (uint64_t)n_tp);
+    fti_store_u64(hdr + 48, off_docs);
+    fti_store_u64(hdr + 56, off_chunks);
+    fti_store_u64(hdr + 64, off_terms);
+    fti_store_u64(hdr + 72, off_post);
+    fti_store_u64(hdr + 80, off_str);
+    fti_store_u64(hdr + 88, b->strs_len);
+    rc = emit(ctx, hdr, sizeof hdr);
+#define FTI__ST_BLK_U32(v)                                                                         \
+    do {                                                                                           \
+        if (bl + 4 > sizeof blk) {                                                                 \
+            if (rc == FTI_OK) rc = emit(ctx, blk, bl);                                             \
+            bl = 0;                                                                                \
+        }                                                                                          \
+        fti_store_u32(blk + bl, (uint32_t)(v));                                                    \
+        bl += 4;                                                                                   \
+    } while (0)
+    for (i = 0; i < n_docs * 5; i++) FTI__ST_BLK_U32(b->doc_str[i]);
+    for (i = 0; i < n_chunks; i++) {
+        FTI__ST_BLK_U32(b->chunk[i * 5 + 0]);
+        FTI__ST_BLK_U32(b->chunk[i * 5 + 1]);
+        FTI__ST_BLK_U32(b->chunk[i * 5 + 2]);
+        FTI__ST_BLK_U32(b->chunk[i * 5 + 3]);
+    }
+    for (i = 0; i < n_terms; i++) {
+        FTI__ST_BLK_U32(u[i].term & 0xFFFFFFFFu);
+        FTI__ST_BLK_U32(u[i].term >> 32);
+        FTI__ST_BLK_U32(start[i]);
+        FTI__ST_BLK_U32(b->df[u[i].chunk]);
+    }
+    if (bl && rc == FTI_OK) rc = emit(ctx, blk, bl);
+    bl = 0;
+    /* postings: terms [r0, r1) at a time, so that a range holds about an eighth of them */
+    {
+        size_t per = n_tp / 8 + 4096, r0 = 0;
+        out = (uint32_t *)fti_malloc((per < n_tp ? per : n_tp + 1) * 2 * sizeof *out + 8);
+        if (!out && rc == FTI_OK) rc = FTI_ERR_NOMEM;
+        while (rc == FTI_OK && r0 < n_terms) {
+            size_t r1 = r0, c, total;
+            uint32_t base = start[r0];
+            /* at least one term per range, even one with more postings than `per` */
+            while (r1 < n_terms && (r1 == r0 || (size_t)(start[r1] - base) +
+                                                        b->df[u[r1].chunk] <= per))
+                r1++;
+            total = (r1 < n_terms ? start[r1] : (uint32_t)n_tp) - base;
+            if (total > (per < n_tp ? per : n_tp + 1)) {
+                uint32_t *p = (uint32_t *)fti_realloc(out, total * 2 * sizeof *out + 8);
+                if (!p) {
+                    rc = FTI_ERR_NOMEM;
+                    break;
+                }
+                out = p;
+                per = total;
+            }
+            {
+                /* fill: walk the postings in chunk order; a term's next slot is start[] + seen */
+                uint32_t *fill = (uint32_t *)fti_calloc(r1 - r0 + 1, sizeof *fill);
+                if (!fill) {
+                    rc = FTI_ERR_NOMEM;
+                    break;
+                }
+                size_t q = 0, bi, nblk = (n_tp + FTI__ST_POST_BLOCK - 1) / FTI__ST_POST_BLOCK;
+                c = 0;
+                for (bi = 0; bi < nblk && rc == FTI_OK; bi++) {
+                    size_t qe = (bi + 1) * FTI__ST_POST_BLOCK < n_tp
+                                    ? (bi + 1) * FTI__ST_POST_BLOCK
+                                    : n_tp;
+                    const uint32_t *blkp = b->post[b->post_fd >= 0 ? 0 : bi];
+                    if (b->post_fd >= 0 &&
+                        !fti__st_fd_pread(b->post_fd, b->post[0], (qe - q) * 8,
+                                          (uint64_t)bi * FTI__ST_POST_BLOCK * 8)) {
+                        rc = FTI_ERR_IO;
+                        break;
+                    }
+                    for (; q < qe; q++) {
+                        const uint32_t *pp = blkp + (q % FTI__ST_POST_BLOCK) * 2;
+                        uint32_t rk;
+                        size_t slot;
+                        /* the chunk of posting q */
+                        while (c + 1 < n_chunks && b->chunk[(c + 1) * 5 + 4] <= q) c++;
+                        rk = rank[pp[0]];
+                        if (rk < r0 || rk >= r1) continue;
+                        slot = start[rk] - base + fill[rk - r0]++;
+                        out[slot * 2] = (uint32_t)c;
+                        out[slot * 2 + 1] = pp[1];
+                    }
+                }
+                fti_free(fill);
+            }
+            for (c = 0; c < total * 2; c++) FTI__ST_BLK_U32(out[c]);
+            r0 = r1;
+        }
+    }
+#undef FTI__ST_BLK_U32
+    if (bl && rc == FTI_OK) rc = emit(ctx, blk, bl);
+    if (rc == FTI_OK && b->strs.len) rc = emit(ctx, b->strs.data, b->strs.len);
+    if (rc == FTI_OK && b->spill_fd >= 0) {
+        uint64_t off = 0;
+        char *tmp = (char *)fti_malloc((size_t)1 << 20);
+        if (!tmp) rc = FTI_ERR_NOMEM;
+        while (rc == FTI_OK && off < b->spill_len) {
+            size_t n = b->spill_len - off < ((uint64_t)1 << 20) ? (size_t)(b->spill_len - off)
+                                                                : (size_t)1 << 20;
+            if (!fti__st_fd_pread(b->spill_fd, tmp, n, off))
+                rc = FTI_ERR_IO;
+            else
+                rc = emit(ctx, tmp, n);
+            off += n;
+        }
+        fti_free(tmp);
+    }
+fail:
+    fti_free(u);
+    fti_free(rank);
+    fti_free(start);
+    fti_free(out);
+    return rc;
+}
+
+static fti_result fti__st_emit_buf(void *ctx, const void *data, size_t n) {
+    fti_buf *out = (fti_buf *)ctx;
+    fti_buf_append(out, data, n);
+    return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
 FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_t n_chunks,
                                  const fti_doc_meta *docs, size_t n_docs, fti_error *err) {
-    fti__st_tp *tps = NULL;
-    size_t n_tp = 0, cap_tp = 0, i, n_terms = 0;
-    uint32_t *dl = NULL, *doc_str = NULL, *chunk_txt = NULL;
-    fti_buf strs;
-    double total_len = 0;
-    uint64_t *scratch = NULL;
-    size_t scratch_cap = 0, tab_cap = 0;
-    fti__st_tp *tab = NULL;
-    fti_result rc = FTI_ERR_NOMEM;
+    fti__st_bm25b b;
+    fti_result rc;
+    size_t i;
     if (!out || (n_chunks && !chunks) || (n_docs && !docs))
         return fti_error_set(err, FTI_ERR_INVALID, "bm25: bad arguments");
     if (n_chunks > 0xFFFFFFF0u || n_docs > 0xFFFFFFF0u)
         return fti_error_set(err, FTI_ERR_LIMIT, "bm25: too many chunks or documents");
-    memset(&strs, 0, sizeof strs);
-    dl = (uint32_t *)fti_calloc(n_chunks + 1, sizeof *dl);
-    doc_str = (uint32_t *)fti_calloc(n_docs * 5 + 1, sizeof *doc_str);
-    chunk_txt = (uint32_t *)fti_calloc(n_chunks + 1, sizeof *chunk_txt);
-    if (!dl || !doc_str || !chunk_txt) goto fail;
-    for (i = 0; i < n_docs; i++) {
-        doc_str[i * 5 + 0] = fti__st_str_add(&strs, docs[i].doc_id);
-        doc_str[i * 5 + 1] = fti__st_str_add(&strs, docs[i].title);
-        doc_str[i * 5 + 2] = fti__st_str_add(&strs, docs[i].source);
-        doc_str[i * 5 + 3] = fti__st_str_add(&strs, docs[i].author);
-        doc_str[i * 5 + 4] = fti__st_str_add(&strs, docs[i].date);
+    rc = fti__st_bm25b_init(&b, docs, n_docs, -1, -1);
+    for (i = 0; i < n_chunks && rc == FTI_OK; i++) {
+        rc = fti__st_bm25b_add(&b, chunks[i].text, chunks[i].len, chunks[i].doc);
+        if (rc == FTI_ERR_INVALID)
+            fti_error_set(err, rc, "bm25: chunk %lu refers to doc %lu >= %lu", (unsigned long)i,
+                          (unsigned long)chunks[i].doc, (unsigned long)n_docs);
     }
-    for (i = 0; i < n_chunks; i++) {
-        size_t pos = 0, m = 0, k;
-        int ok;
-        if (chunks[i].doc >= n_docs) {
-            rc = fti_error_set(err, FTI_ERR_INVALID, "bm25: chunk %lu refers to doc %lu >= %lu",
-                               (unsigned long)i, (unsigned long)chunks[i].doc,
-                               (unsigned long)n_docs);
-            goto fail;
-        }
-        chunk_txt[i] = (uint32_t)strs.len;
-        fti_buf_append(&strs, chunks[i].text, chunks[i].len);
-        fti_buf_putc(&strs, 0);
-        /* terms of the chunk, sorted, then counted */
-        for (;;) {
-            uint64_t h = fti__st_term_hash(chunks[i].text, chunks[i].len, &pos, &ok);
-            if (!ok) break;
-            if (m == scratch_cap) {
-                size_t cap = scratch_cap ? scratch_cap * 2 : 256;
-                uint64_t *p = (uint64_t *)fti_realloc(scratch, cap * sizeof *p);
-                if (!p) goto fail;
-                scratch = p;
-                scratch_cap = cap;
-            }
-            scratch[m++] = h;
-        }
-        dl[i] = (uint32_t)m;
-        total_len += (double)m;
-        /* count each distinct term of the chunk with a small open-addressing table (term
-         * frequencies in first-seen order; the order within a chunk does not matter) */
-        {
-            size_t tcap = 16, q;
-            while (tcap < 2 * m) tcap *= 2;
-            if (tcap > tab_cap) {
-                fti__st_tp *p = (fti__st_tp *)fti_realloc(tab, tcap * sizeof *p);
-                if (!p) goto fail;
-                tab = p;
-                tab_cap = tcap;
-            }
-            for (q = 0; q < tcap; q++) tab[q].tf = 0;
-            for (k = 0; k < m; k++) {
-                uint64_t h = scratch[k];
-                size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
-                while (tab[slot].tf && tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
-                if (!tab[slot].tf) {
-                    tab[slot].term = h;
-                    tab[slot].chunk = (uint32_t)k; /* first position, for the order */
-                }
-                tab[slot].tf++;
-            }
-            for (k = 0; k < m; k++) {
-                uint64_t h = scratch[k];
-                size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
-                while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
-                if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
-                if (n_tp == cap_tp) {
-                    size_t cap = cap_tp ? cap_tp * 2 : 1024;
-                    fti__st_tp *p = (fti__st_tp *)fti_realloc(tps, cap * sizeof *p);
-                    if (!p) goto fail;
-                    tps = p;
-                    cap_tp = cap;
-                }
-                tps[n_tp].term = h;
-                tps[n_tp].chunk = (uint32_t)i;
-                tps[n_tp].tf = tab[slot].tf;
-                n_tp++;
-            }
-        }
-    }
-    if (strs.oom) goto fail;
-    if (strs.len > 0xFFFFFFF0u) {
-        rc = fti_error_set(err, FTI_ERR_LIMIT, "bm25: text of the chunks exceeds 4 GiB");
-        goto fail;
-    }
-    /* group the postings by term without sorting them all: a hash table numbers the distinct
-     * terms; only the distinct terms are sorted; postings are then scattered to their term's
-     * range (counting sort), which keeps each term's postings in chunk order */
-    {
-        size_t cap = 1024, n_u = 0, k;
-        uint64_t *keys = NULL;
-        uint32_t *idx_of = NULL, *df = NULL, *rank = NULL, *tp_idx = NULL;
-        fti__st_tp *sorted = NULL, *u = NULL;
-        rc = FTI_ERR_NOMEM;
-        keys = (uint64_t *)fti_malloc(cap * sizeof *keys);
-        idx_of = (uint32_t *)fti_malloc(cap * sizeof *idx_of);
-        tp_idx = (uint32_t *)fti_malloc((n_tp + 1) * sizeof *tp_idx);
-        if (!keys || !idx_of || !tp_idx) goto group_fail;
-        memset(idx_of, 0xFF, cap * sizeof *idx_of);
-        for (i = 0; i < n_tp; i++) {
-            uint64_t h = tps[i].term;
-            size_t slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
-            while (idx_of[slot] != 0xFFFFFFFFu && keys[slot] != h) slot = (slot + 1) & (cap - 1);
-            if (idx_of[slot] == 0xFFFFFFFFu) {
-                if ((n_u + 1) * 2 > cap) { /* grow and rehash */
-                    size_t ncap = cap * 2, q;
-                    uint64_t *nk = (uint64_t *)fti_malloc(ncap * sizeof *nk);
-                    uint32_t *ni = (uint32_t *)fti_malloc(ncap * sizeof *ni);
-                    if (!nk || !ni) {
-                        fti_free(nk);
-                        fti_free(ni);
-                        goto group_fail;
-                    }
-                    memset(ni, 0xFF, ncap * sizeof *ni);
-                    for (q = 0; q < cap; q++) {
-                        size_t t2;
-                        if (idx_of[q] == 0xFFFFFFFFu) continue;
-                        t2 = (size_t)(keys[q] ^ (keys[q] >> 29)) & (ncap - 1);
-                        while (ni[t2] != 0xFFFFFFFFu) t2 = (t2 + 1) & (ncap - 1);
-                        nk[t2] = keys[q];
-                        ni[t2] = idx_of[q];
-                    }
-                    fti_free(keys);
-                    fti_free(idx_of);
-                    keys = nk;
-                    idx_of = ni;
-                    cap = ncap;
-                    slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
-                    while (idx_of[slot] != 0xFFFFFFFFu) slot = (slot + 1) & (cap - 1);
-                }
-                keys[slot] = h;
-                idx_of[slot] = (uint32_t)n_u++;
-            }
-            tp_idx[i] = idx_of[slot];
-        }
-        n_terms = n_u;
-        u = (fti__st_tp *)fti_malloc((n_u + 1) * sizeof *u);
-        rank = (uint32_t *)fti_malloc((n_u + 1) * sizeof *rank);
-        df = (uint32_t *)fti_calloc(n_u + 1, sizeof *df);
-        sorted = (fti__st_tp *)fti_malloc((n_tp + 1) * sizeof *sorted);
-        if (!u || !rank || !df || !sorted) goto group_fail;
-        for (k = 0; k < cap; k++)
-            if (idx_of[k] != 0xFFFFFFFFu) {
-                u[idx_of[k]].term = keys[k];
-                u[idx_of[k]].chunk = idx_of[k];
-            }
-        qsort(u, n_u, sizeof *u, fti__st_tp_cmp);
-        for (k = 0; k < n_u; k++) rank[u[k].chunk] = (uint32_t)k;
-        for (i = 0; i < n_tp; i++) df[rank[tp_idx[i]]]++;
-        {
-            /* df becomes the running start of each term's range */
-            uint32_t acc = 0;
-            for (k = 0; k < n_u; k++) {
-                uint32_t c = df[k];
-                df[k] = acc;
-                acc += c;
-            }
-        }
-        for (i = 0; i < n_tp; i++) sorted[df[rank[tp_idx[i]]]++] = tps[i];
-        fti_free(tps);
-        tps = sorted;
-        sorted = NULL;
-        rc = FTI_OK;
-    group_fail:
-        fti_free(keys);
-        fti_free(idx_of);
-        fti_free(df);
-        fti_free(rank);
-        fti_free(tp_idx);
-        fti_free(sorted);
-        fti_free(u);
-        if (rc != FTI_OK) goto fail;
-        rc = FTI_ERR_NOMEM;
-    }
-    {
-        unsigned char hdr[FTI__ST_BM25_HDR];
-        uint64_t off_docs = FTI__ST_BM25_HDR, off_chunks, off_terms, off_post, off_str;
-        off_chunks = off_docs + (uint64_t)n_docs * 20;
-        off_terms = off_chunks + (uint64_t)n_chunks * 16;
-        off_post = off_terms + (uint64_t)n_terms * 16;
-        off_str = off_post + (uint64_t)n_tp * 8;
-        memset(hdr, 0, sizeof hdr);
-        memcpy(hdr, "FTIBM25", 8);
-        fti_store_u32(hdr + 8, 1);
-        fti_store_u32(hdr + 12, (uint32_t)n_docs);
-        fti_store_u32(hdr + 16, (uint32_t)n_chunks);
-        fti_store_u32(hdr + 20, (uint32_t)n_terms);
-        fti_store_f32(hdr + 24, n_chunks ? (float)(total_len / (double)n_chunks) : 0.0f);
-        fti_store_f32(hdr + 28, FTI__ST_BM25_K1);
-        fti_store_f32(hdr + 32, FTI__ST_BM25_B);
-        fti_store_u64(hdr + 40, (uint64_t)n_tp);
-        fti_store_u64(hdr + 48, off_docs);
-        fti_store_u64(hdr + 56, off_chunks);
-        fti_store_u64(hdr + 64, off_terms);
-        fti_store_u64(hdr + 72, off_post);
-        fti_store_u64(hdr + 80, off_str);
-        fti_store_u64(hdr + 88, (uint64_t)strs.len);
-        out->len = 0;
-        fti_buf_reserve(out, (size_t)off_str + strs.len);
-        fti_buf_append(out, hdr, sizeof hdr);
-        for (i = 0; i < n_docs * 5; i++) fti__st_put_u32(out, doc_str[i]);
-        for (i = 0; i < n_chunks; i++) {
-            size_t pos = 0;
-            (void)pos;
-            fti__st_put_u32(out, chunks[i].doc);
-            fti__st_put_u32(out, chunk_txt[i]);
-            fti__st_put_u32(out, (uint32_t)chunks[i].len);
-            fti__st_put_u32(out, dl[i]);
-        }
-        for (i = 0; i < n_tp;) {
-            size_t j = i + 1;
-            while (j < n_tp && tps[j].term == tps[i].term) j++;
-            fti__st_put_u64(out, tps[i].term);
-            fti__st_put_u32(out, (uint32_t)i);
-            fti__st_put_u32(out, (uint32_t)(j - i));
-            i = j;
-        }
-        for (i = 0; i < n_tp; i++) {
-            fti__st_put_u32(out, tps[i].chunk);
-            fti__st_put_u32(out, tps[i].tf);
-        }
-        fti_buf_append(out, strs.data ? strs.data : "", strs.len);
-        if (out->oom) goto fail;
-    }
-    rc = FTI_OK;
-fail:
+    out->len = 0;
+    if (rc == FTI_OK) rc = fti__st_bm25b_finish(&b, fti__st_emit_buf, out);
+    fti__st_bm25b_free(&b);
     if (rc == FTI_ERR_NOMEM) fti_error_set(err, rc, "bm25: out of memory");
-    fti_free(tps);
-    fti_free(dl);
-    fti_free(doc_str);
-    fti_free(chunk_txt);
-    fti_free(scratch);
-    fti_free(tab);
-    fti_buf_free(&strs);
+    if (rc == FTI_ERR_LIMIT) fti_error_set(err, rc, "bm25: text of the chunks exceeds 4 GiB");
     return rc;
 }
 

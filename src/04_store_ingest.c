@@ -10,6 +10,7 @@ typedef struct fti__st_doc {
     char *title, *author, *date, *kind, *loc; /* loc: "" for a whole file, else "#line 3" */
     unsigned char sha[32];                    /* SHA-256 of the record's raw bytes */
     uint32_t file;                            /* index of the input file */
+    uint64_t text_off; /* where the text is in the records pack (once written there) */
     uint64_t h_text;                          /* exact-dedupe key */
     uint64_t id_hi, id_lo;                    /* document id */
     uint32_t *mh;                             /* FTI_MINHASH_PERMS values */

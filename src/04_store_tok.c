@@ -57,28 +57,35 @@ static fti_result fti__st_stok_load(fti__st_stok *st, const char *path, fti_erro
     return fti__st_stok_finish(st, tok, err);
 }
 
-/* Trains on the given texts (the cleaned train split, title and body). */
-static fti_result fti__st_stok_train(fti__st_stok *st, fti_pool *pool, const char *const *texts,
-                                     const size_t *lens, size_t n, int vocab_size, fti_error *err) {
+/* Training on the cleaned train split (titles and bodies), streamed: begin, add each text,
+ * then end (which frees the trainer; abort frees it without training). */
+static fti_result fti__st_stok_train_begin(void **trainer, fti_pool *pool, int vocab_size,
+                                           fti_error *err) {
     fti_bpe_train_opts o;
     fti_bpe_trainer *t = NULL;
-    fti_tokenizer *tok = NULL;
     fti_result rc;
-    size_t i;
-    memset(st, 0, sizeof *st);
     memset(&o, 0, sizeof o);
     o.vocab_size = (size_t)vocab_size;
     o.special = fti__st_template_specials;
     o.n_special = 3;
     o.pool = pool;
+    *trainer = NULL;
     rc = fti_bpe_trainer_create(&o, &t);
     if (rc != FTI_OK) return fti_error_set(err, rc, "tokenizer: cannot create trainer");
-    for (i = 0; i < n && rc == FTI_OK; i++) rc = fti_bpe_trainer_add(t, texts[i], lens[i]);
-    if (rc == FTI_OK)
-        rc = fti_bpe_trainer_train(t, &tok, err);
-    else
-        fti_error_set(err, rc, "tokenizer: training failed");
-    fti_bpe_trainer_free(t);
+    *trainer = t;
+    return FTI_OK;
+}
+static fti_result fti__st_stok_train_add(void *trainer, const char *text, size_t len) {
+    return fti_bpe_trainer_add((fti_bpe_trainer *)trainer, text, len);
+}
+static void fti__st_stok_train_abort(void *trainer) {
+    fti_bpe_trainer_free((fti_bpe_trainer *)trainer);
+}
+static fti_result fti__st_stok_train_end(fti__st_stok *st, void *trainer, fti_error *err) {
+    fti_tokenizer *tok = NULL;
+    fti_result rc = fti_bpe_trainer_train((fti_bpe_trainer *)trainer, &tok, err);
+    memset(st, 0, sizeof *st);
+    fti_bpe_trainer_free((fti_bpe_trainer *)trainer);
     if (rc != FTI_OK) return rc;
     return fti__st_stok_finish(st, tok, err);
 }
@@ -146,9 +153,21 @@ static fti_result fti__st_stok_load(fti__st_stok *st, const char *path, fti_erro
     memset(st, 0, sizeof *st);
     return fti_error_set(err, FTI_ERR_UNSUPPORTED, "%s: no tokenizer part in this build", path);
 }
-static fti_result fti__st_stok_train(fti__st_stok *st, fti_pool *pool, const char *const *texts,
-                                     const size_t *lens, size_t n, int vocab_size, fti_error *err) {
-    (void)pool, (void)texts, (void)lens, (void)n, (void)vocab_size;
+static fti_result fti__st_stok_train_begin(void **trainer, fti_pool *pool, int vocab_size,
+                                           fti_error *err) {
+    (void)pool, (void)vocab_size;
+    *trainer = NULL;
+    return fti_error_set(err, FTI_ERR_UNSUPPORTED, "no tokenizer part in this build");
+}
+static fti_result fti__st_stok_train_add(void *trainer, const char *text, size_t len) {
+    (void)trainer, (void)text, (void)len;
+    return FTI_ERR_UNSUPPORTED;
+}
+static void fti__st_stok_train_abort(void *trainer) {
+    (void)trainer;
+}
+static fti_result fti__st_stok_train_end(fti__st_stok *st, void *trainer, fti_error *err) {
+    (void)trainer;
     memset(st, 0, sizeof *st);
     return fti_error_set(err, FTI_ERR_UNSUPPORTED, "no tokenizer part in this build");
 }

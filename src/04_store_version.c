@@ -1,5 +1,6 @@
 /* === store: workspace, the ingest pipeline, versions, refs, verify, diff, datasets ========= */
 #include "04_store.h"
+#include <locale.h>
 #include <sys/file.h>
 #include <time.h>
 
@@ -100,15 +101,39 @@ FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts) {
     return o;
 }
 
+/* v with 6 decimals and a '.' whatever the C locale's decimal point is (the text goes into
+ * version ids, which must not depend on LC_NUMERIC). */
+static const char *fti__st_dbl6(double v, char out[64]) {
+    const char *dp = localeconv()->decimal_point;
+    char tmp[64];
+    size_t dl = dp ? strlen(dp) : 0, i = 0, o = 0;
+    snprintf(tmp, sizeof tmp, "%.6f", v);
+    if (dl == 0 || (dl == 1 && dp[0] == '.')) {
+        memcpy(out, tmp, sizeof tmp);
+        return out;
+    }
+    while (tmp[i] && o < 63) {
+        if (strncmp(tmp + i, dp, dl) == 0) {
+            out[o++] = '.';
+            i += dl;
+        } else {
+            out[o++] = tmp[i++];
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
 /* The canonical text of the options that decide per-record results (the cache key). */
 static void fti__st_proc_key(const fti_ingest_opts *o, fti_buf *out) {
+    char a[64], b[64];
     fti_buf_printf(out,
                    "records v%d|text=%s|title=%s|date=%s|author=%s|required=%s|min=%lu|max=%lu|"
-                   "letters=%.6f|repeat=%.6f|redact=%d|minhash=%d",
+                   "letters=%s|repeat=%s|redact=%d|minhash=%d",
                    FTI__ST_FORMAT, o->text_fields, o->title_fields, o->date_fields,
                    o->author_fields, o->required, (unsigned long)o->min_chars,
-                   (unsigned long)o->max_chars, o->min_letter_frac, o->max_repeat_frac, o->redact,
-                   FTI_MINHASH_PERMS);
+                   (unsigned long)o->max_chars, fti__st_dbl6(o->min_letter_frac, a),
+                   fti__st_dbl6(o->max_repeat_frac, b), o->redact, FTI_MINHASH_PERMS);
 }
 
 /* === records pack (per-file ingest results, reused by the next ingest) ==================== */
@@ -118,6 +143,7 @@ static void fti__st_proc_key(const fti_ingest_opts *o, fti_buf *out) {
  *     doc: str text, title, author, date, kind, loc; u8[32] sha; u32[128] minhash
  *     rej: str reason, detail, loc
  *   str: u32 length (0xFFFFFFFF = absent) then the bytes
+ * A file's section is also what a partial (sharded ingest) carries for each of its files.
  */
 
 static void fti__st_pack_str(fti_buf *b, const char *s, size_t n) {
@@ -129,17 +155,29 @@ static void fti__st_pack_str(fti_buf *b, const char *s, size_t n) {
     fti_buf_append(b, s, n);
 }
 
-static char *fti__st_unpack_str(fti_reader *r, size_t *len) {
+/* Reads a string (NULL when absent); with copy = 0 only skips it. ok = 0 on a format error. */
+static char *fti__st_unpack_str(fti_reader *r, size_t *len, int copy, size_t *at, int *ok) {
     uint32_t n = fti_read_u32(r);
     const void *p;
-    if (r->err || n == 0xFFFFFFFFu) {
-        if (len) *len = 0;
+    if (len) *len = 0;
+    if (r->err) {
+        *ok = 0;
         return NULL;
     }
+    if (n == 0xFFFFFFFFu) return NULL;
+    if (at) *at = r->pos;
     p = fti_read_bytes(r, n);
-    if (!p) return NULL;
+    if (!p) {
+        *ok = 0;
+        return NULL;
+    }
     if (len) *len = n;
-    return fti_strndup((const char *)p, n);
+    if (!copy) return NULL;
+    {
+        char *s = fti_strndup((const char *)p, n);
+        if (!s) *ok = 0;
+        return s;
+    }
 }
 
 /* One input file of an ingest run. */
@@ -155,19 +193,28 @@ typedef struct fti__st_file {
     unsigned char key[32]; /* reuse key: options, kind and name (titles may come from names) */
     int reused;
     int failed;      /* unreadable etc.: rejected as a whole */
-    fti__st_out out; /* merged results (docs, rejections) */
+    int mine;        /* sharded ingest: this shard's file */
+    fti__st_out out; /* merged results (docs without their text, rejections) */
+    /* where the file's section comes from instead of processing: the parent's records pack
+     * (par_sec) or a partial (part, at sec_off) */
+    const unsigned char *par_sec;
+    size_t par_len;
+    int part; /* -1 or the partial's number */
+    uint64_t sec_off, sec_len;
 } fti__st_file;
 
-static void fti__st_pack_file(fti_buf *b, const fti__st_file *f, const unsigned char key[32]) {
+/* Packs a file's section; each document's text_off becomes its text's offset in b. */
+static void fti__st_pack_file(fti_buf *b, fti__st_file *f) {
     size_t i;
     fti_buf_append(b, f->sha, 32);
-    fti_buf_append(b, key, 32);
+    fti_buf_append(b, f->key, 32);
     fti__st_put_u32(b, (uint32_t)f->out.n_docs);
     fti__st_put_u32(b, (uint32_t)f->out.n_rejs);
     for (i = 0; i < f->out.n_docs; i++) {
-        const fti__st_doc *d = &f->out.docs[i];
+        fti__st_doc *d = &f->out.docs[i];
         size_t k;
-        fti__st_pack_str(b, d->text, d->text_len);
+        d->text_off = (uint64_t)b->len + 4;
+        fti__st_pack_str(b, d->text ? d->text : "", d->text_len);
         fti__st_pack_str(b, d->title, d->title ? strlen(d->title) : 0);
         fti__st_pack_str(b, d->author, d->author ? strlen(d->author) : 0);
         fti__st_pack_str(b, d->date, d->date ? strlen(d->date) : 0);
@@ -184,46 +231,91 @@ static void fti__st_pack_file(fti_buf *b, const fti__st_file *f, const unsigned 
     }
 }
 
-/* Parses one file's section; fills out (docs get file index fi). Returns 0 on a format error. */
-static int fti__st_unpack_file(fti_reader *r, uint32_t fi, fti__st_out *out) {
-    uint32_t nd = fti_read_u32(r), nr = fti_read_u32(r), i;
-    if (r->err || nd > FTI_STORE_MAX_DOCS || nr > FTI_STORE_MAX_DOCS) return 0;
-    out->docs = (fti__st_doc *)fti_calloc(nd + 1, sizeof *out->docs);
-    out->rejs = (fti__st_rej *)fti_calloc(nr + 1, sizeof *out->rejs);
-    if (!out->docs || !out->rejs) return 0;
-    out->cap_docs = nd + 1;
-    out->cap_rejs = nr + 1;
-    for (i = 0; i < nd && !r->err; i++) {
-        fti__st_doc *d = &out->docs[i];
+static void fti__st_doc_hashes(fti__st_doc *d);
+
+/* Parses a file's section (from its sha on) into out (docs get file index fi). The text is not
+ * copied: text_off = base + its offset in the section, and the hashes are computed from it.
+ * With out NULL the section is only walked. *used gets the section's length. Returns 0 on a
+ * format error. */
+static int fti__st_parse_section(const unsigned char *sec, size_t len, uint32_t fi,
+                                 fti__st_out *out, uint64_t base, size_t *used) {
+    fti_reader rr = fti_reader_make(sec, len), *r = &rr;
+    uint32_t nd, nr, i;
+    int ok = 1, copy = out != NULL;
+    if (!fti_read_bytes(r, 64)) return 0;
+    nd = fti_read_u32(r);
+    nr = fti_read_u32(r);
+    /* a document takes at least 568 bytes (6 lengths, a hash, a signature), a rejection 12: a
+     * hostile count cannot make a huge allocation */
+    if (r->err || nd > FTI_STORE_MAX_DOCS || nr > FTI_STORE_MAX_DOCS ||
+        nd > fti_reader_left(r) / (24 + 32 + FTI_MINHASH_PERMS * 4) || nr > fti_reader_left(r) / 12)
+        return 0;
+    if (out) {
+        memset(out, 0, sizeof *out);
+        out->docs = (fti__st_doc *)fti_calloc(nd + 1, sizeof *out->docs);
+        out->rejs = (fti__st_rej *)fti_calloc(nr + 1, sizeof *out->rejs);
+        if (!out->docs || !out->rejs) return 0;
+        out->cap_docs = nd + 1;
+        out->cap_rejs = nr + 1;
+    }
+    for (i = 0; i < nd && ok && !r->err; i++) {
+        fti__st_doc tmp, *d = out ? &out->docs[i] : &tmp;
         const void *sha;
-        size_t k;
-        out->n_docs++;
-        d->text = fti__st_unpack_str(r, &d->text_len);
-        d->title = fti__st_unpack_str(r, NULL);
-        d->author = fti__st_unpack_str(r, NULL);
-        d->date = fti__st_unpack_str(r, NULL);
-        d->kind = fti__st_unpack_str(r, NULL);
-        d->loc = fti__st_unpack_str(r, NULL);
+        size_t at = 0, k;
+        memset(&tmp, 0, sizeof tmp);
+        if (out) out->n_docs++;
+        fti__st_unpack_str(r, &d->text_len, 0, &at, &ok);
+        d->text_off = base + at;
+        d->title = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        d->author = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        d->date = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        d->kind = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        d->loc = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        if (out && ok && !r->err) {
+            /* hashes from the bytes in place (the id mixes in the title) */
+            d->text = (char *)(sec + at);
+            fti__st_doc_hashes(d);
+            d->text = NULL;
+        }
         sha = fti_read_bytes(r, 32);
         if (sha) memcpy(d->sha, sha, 32);
-        d->mh = (uint32_t *)fti_malloc(FTI_MINHASH_PERMS * sizeof(uint32_t));
-        if (!d->mh || !d->text || !d->loc) return 0;
-        for (k = 0; k < FTI_MINHASH_PERMS; k++) d->mh[k] = fti_read_u32(r);
+        if (out) {
+            d->mh = (uint32_t *)fti_malloc(FTI_MINHASH_PERMS * sizeof(uint32_t));
+            if (!d->mh || !d->loc) return 0;
+            for (k = 0; k < FTI_MINHASH_PERMS; k++) d->mh[k] = fti_read_u32(r);
+        } else if (!fti_read_bytes(r, FTI_MINHASH_PERMS * 4)) {
+            return 0;
+        }
         d->file = fi;
     }
-    for (i = 0; i < nr && !r->err; i++) {
-        fti__st_rej *j = &out->rejs[i];
-        out->n_rejs++;
-        j->reason = fti__st_unpack_str(r, NULL);
-        j->detail = fti__st_unpack_str(r, NULL);
-        j->loc = fti__st_unpack_str(r, NULL);
+    for (i = 0; i < nr && ok && !r->err; i++) {
+        fti__st_rej tmp, *j = out ? &out->rejs[i] : &tmp;
+        if (out) out->n_rejs++;
+        j->reason = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        j->detail = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        j->loc = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
         j->file = fi;
-        if (!j->reason || !j->detail || !j->loc) return 0;
+        if (out && (!j->reason || !j->detail || !j->loc)) return 0;
     }
-    return !r->err;
+    if (used) *used = r->pos;
+    return ok && !r->err;
 }
 
 /* === the ingest run ========================================================================== */
+
+/* A content-addressed object written as it is made: buffered writes to a temp file under
+ * store/tmp, hashed on the way (or read back when a header was patched in afterwards), then
+ * renamed into store/objects (fsync, rename, directory fsync): it appears whole or not at all. */
+typedef struct fti__st_objw {
+    fti_afile af;
+    fti__st_shs sh;
+    uint64_t bytes; /* written so far, buffered bytes included */
+    char *buf;
+    size_t buf_len;
+    int patched;
+    int open;
+} fti__st_objw;
+#define FTI__ST_OBJW_BUF ((size_t)1 << 20)
 
 typedef struct fti__st_run {
     const char *home;
@@ -248,6 +340,18 @@ typedef struct fti__st_run {
     int have_parent_recs;
     fti_error err;
     int oom;
+    /* sharded ingest: this run makes partial shard_i of shard_n (shard_n = 0: a whole run) */
+    unsigned shard_i, shard_n;
+    unsigned char plan[32]; /* the options and every input's name: what partials must share */
+    fti_afile part;         /* the partial being written */
+    uint64_t part_bytes;
+    fti_buf part_index;
+    /* merging partials: their files */
+    int *part_fds;
+    size_t n_parts;
+    /* the records pack being written, and a descriptor reading it back */
+    fti__st_objw recs;
+    int recs_fd;
     /* seconds per stage: scan, ingest, dedupe, tokenizer, shards, index, commit */
     double t_stage[7];
     uint64_t t_last_ns;
@@ -265,26 +369,158 @@ typedef struct fti__st_run {
 } fti__st_run;
 
 static void fti__st_progress(fti__st_run *r, const char *stage, uint64_t done, uint64_t total);
-static fti_result fti__st_put_object(const char *home, const void *data, size_t n, char hex[65],
-                                     fti_error *err);
 
-/* Writes img as an object as soon as it is complete, and frees it (memory stays bounded by the
- * largest object, not their sum). The write time is charged to the commit stage. */
-static fti_result fti__st_stash(fti__st_run *r, const char *name, fti_buf *img, fti_error *err) {
+/* home/store/<a>/<b>: a new string. */
+static char *fti__st_store_path(const char *home, const char *a, const char *b) {
+    fti_buf p;
+    memset(&p, 0, sizeof p);
+    fti_buf_printf(&p, "%s/store/%s/%s", home, a, b);
+    if (p.oom) {
+        fti_buf_free(&p);
+        return NULL;
+    }
+    return p.data;
+}
+
+static fti_result fti__st_objw_open(fti__st_run *r, fti__st_objw *w, const char *name,
+                                    fti_error *err) {
+    char *dir = fti__st_path3(r->home, "store/tmp", NULL), *p;
+    fti_result rc;
+    memset(w, 0, sizeof *w);
+    w->af.fd = -1;
+    if (!dir) return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+    rc = fti_mkdirs(dir, err);
+    fti_free(dir);
+    if (rc != FTI_OK) return rc;
+    p = fti__st_store_path(r->home, "tmp", name);
+    w->buf = (char *)fti_malloc(FTI__ST_OBJW_BUF);
+    if (!p || !w->buf) {
+        fti_free(p);
+        fti_free(w->buf);
+        w->buf = NULL;
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+    }
+    rc = fti_afile_open(&w->af, p, err);
+    fti_free(p);
+    if (rc != FTI_OK) {
+        fti_free(w->buf);
+        w->buf = NULL;
+        return rc;
+    }
+    fti__st_shs_init(&w->sh, r->proc.sha_fast);
+    w->open = 1;
+    return FTI_OK;
+}
+
+static fti_result fti__st_objw_flush(fti__st_objw *w) {
+    fti_result rc = FTI_OK;
+    if (w->buf_len) rc = fti_afile_write(&w->af, w->buf, w->buf_len);
+    w->buf_len = 0;
+    return rc;
+}
+
+static fti_result fti__st_objw_write(fti__st_objw *w, const void *data, size_t n) {
+    if (!w->open) return FTI_ERR_INVALID;
+    if (!w->patched) fti__st_shs_update(&w->sh, data, n);
+    w->bytes += n;
+    if (w->buf_len + n > FTI__ST_OBJW_BUF) {
+        fti_result rc = fti__st_objw_flush(w);
+        if (rc != FTI_OK) return rc;
+        if (n >= FTI__ST_OBJW_BUF) return fti_afile_write(&w->af, data, n);
+    }
+    memcpy(w->buf + w->buf_len, data, n);
+    w->buf_len += n;
+    return FTI_OK;
+}
+
+static fti_result fti__st_objw_emit(void *ctx, const void *data, size_t n) {
+    return fti__st_objw_write((fti__st_objw *)ctx, data, n);
+}
+
+/* Overwrites n bytes at off (a header written last); the digest is then made by reading the
+ * file back at commit. */
+static fti_result fti__st_objw_patch(fti__st_objw *w, uint64_t off, const void *data, size_t n) {
+    fti_result rc = fti__st_objw_flush(w);
+    if (rc != FTI_OK) return rc;
+    if (pwrite(w->af.fd, data, n, (off_t)off) != (ssize_t)n) return FTI_ERR_IO;
+    w->patched = 1;
+    return FTI_OK;
+}
+
+static void fti__st_objw_abort(fti__st_objw *w) {
+    if (w->open) fti_afile_abort(&w->af);
+    fti_free(w->buf);
+    w->buf = NULL;
+    w->open = 0;
+}
+
+/* Commits the object as manifest entry `name`. */
+static fti_result fti__st_objw_commit(fti__st_run *r, fti__st_objw *w, const char *name,
+                                      fti_error *err) {
     uint64_t t0 = fti_time_ns(), dt;
     clock_t c0 = clock(), dc;
-    fti_result rc;
-    if (img->oom) {
-        fti_buf_free(img);
-        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory building %s", name);
+    fti_result rc = fti__st_objw_flush(w);
+    unsigned char d[32];
+    char *path = NULL, hex[65];
+    if (rc != FTI_OK) {
+        fti_error_set(err, rc, "%s: write failed: %s", w->af.tmp_path, fti_result_str(rc));
+        fti__st_objw_abort(w);
+        return rc;
     }
-    r->objs[r->n_objs].name = name;
-    r->objs[r->n_objs].bytes = img->len;
+    if (w->patched) {
+        /* the header changed after the data: hash the file as it is */
+        int fd = open(w->af.tmp_path, O_RDONLY | O_CLOEXEC);
+        uint64_t off = 0;
+        fti__st_shs_init(&w->sh, r->proc.sha_fast);
+        if (fd < 0) rc = FTI_ERR_IO;
+        while (rc == FTI_OK && off < w->bytes) {
+            size_t n = w->bytes - off < FTI__ST_OBJW_BUF ? (size_t)(w->bytes - off)
+                                                         : FTI__ST_OBJW_BUF;
+            if (!fti__st_fd_pread(fd, w->buf, n, off))
+                rc = FTI_ERR_IO;
+            else
+                fti__st_shs_update(&w->sh, w->buf, n);
+            off += n;
+        }
+        if (fd >= 0) close(fd);
+        if (rc != FTI_OK) {
+            fti_error_set(err, rc, "%s: cannot read back", w->af.tmp_path);
+            fti__st_objw_abort(w);
+            return rc;
+        }
+    }
+    fti__st_shs_final(&w->sh, d);
+    fti_sha256_hex(d, hex);
     fti__st_progress(r, "commit", ++r->commit_step, 0);
-    rc = fti__st_put_object(r->home, img->data ? img->data : "", img->len, r->objs[r->n_objs].hex,
-                            err);
-    r->n_objs++;
-    fti_buf_free(img);
+    path = fti__st_object_path(r->home, hex);
+    if (!path) rc = fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
+    if (rc == FTI_OK) {
+        struct stat st;
+        if (stat(path, &st) == 0 && (uint64_t)st.st_size == w->bytes) {
+            fti__st_objw_abort(w); /* the same content is there already */
+        } else {
+            char *dir = fti_strndup(path, strlen(path) - 65);
+            if (!dir) rc = fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
+            if (rc == FTI_OK) rc = fti_mkdirs(dir, err);
+            fti_free(dir);
+            if (rc == FTI_OK) {
+                /* rename the temp file straight to its content address */
+                fti_free(w->af.path);
+                w->af.path = path;
+                path = NULL;
+                w->open = 0;
+                rc = fti_afile_commit(&w->af, err);
+            }
+        }
+    }
+    fti_free(path);
+    fti__st_objw_abort(w);
+    if (rc == FTI_OK) {
+        r->objs[r->n_objs].name = name;
+        r->objs[r->n_objs].bytes = w->bytes;
+        memcpy(r->objs[r->n_objs].hex, hex, 65);
+        r->n_objs++;
+    }
     dt = fti_time_ns() - t0;
     r->t_stage[6] += (double)dt / 1e9;
     r->t_last_ns += dt;
@@ -293,6 +529,39 @@ static fti_result fti__st_stash(fti__st_run *r, const char *name, fti_buf *img, 
     r->c_last += dc;
     return rc;
 }
+
+/* A whole in-memory object. */
+static fti_result fti__st_stash(fti__st_run *r, const char *name, fti_buf *img, fti_error *err) {
+    fti__st_objw w;
+    fti_result rc;
+    if (img->oom) {
+        fti_buf_free(img);
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory building %s", name);
+    }
+    rc = fti__st_objw_open(r, &w, name, err);
+    if (rc == FTI_OK) rc = fti__st_objw_write(&w, img->data ? img->data : "", img->len);
+    fti_buf_free(img);
+    if (rc == FTI_OK) return fti__st_objw_commit(r, &w, name, err);
+    fti__st_objw_abort(&w);
+    return fti_error_set(err, rc, "ingest: cannot write %s", name);
+}
+
+/* Drops the pages of a read-only mapping from memory (they are read again from the file if
+ * touched): memory stays bounded by what is being worked on, not by the input. */
+static void fti__st_drop_pages(const fti_map *m, size_t off, size_t len) {
+#if !defined(FTI_NO_MMAP) && defined(MADV_DONTNEED)
+    uintptr_t a, e, pg = 4096;
+    if (!m->is_mmap || !len || off >= m->len) return;
+    if (len > m->len - off) len = m->len - off;
+    a = ((uintptr_t)m->data + off + pg - 1) & ~(pg - 1);
+    e = ((uintptr_t)m->data + off + len) & ~(pg - 1);
+    if (off + len == m->len) e = ((uintptr_t)m->data + m->len + pg - 1) & ~(pg - 1);
+    if (e > a) madvise((void *)a, (size_t)(e - a), MADV_DONTNEED);
+#else
+    (void)m, (void)off, (void)len;
+#endif
+}
+
 
 /* Charges the time since the last mark to stage k. */
 static void fti__st_mark(fti__st_run *r, int k) {
@@ -375,7 +644,8 @@ static fti_result fti__st_walk_cb(void *user, const char *path, uint64_t size) {
     return FTI_OK;
 }
 
-/* Phase A: map and hash files (parallel, files taken in order from a shared counter). */
+/* Phase A: map and hash files (parallel, files taken in order from a shared counter). The map
+ * is closed again: the files are mapped again batch by batch when they are processed. */
 static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
     fti__st_run *r = (fti__st_run *)ctx;
     (void)b, (void)e, (void)thread;
@@ -388,6 +658,7 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         fti_mutex_unlock(&r->mu);
         if (i >= r->n_files) break;
         f = &r->files[i];
+        if (!f->mine) continue;
         if (f->kind == FTI__ST_K_UNKNOWN) {
             fti__st_reject(&f->out, (uint32_t)i, "", "unsupported_type",
                            "unsupported file type \"%s\"", fti_path_ext(f->path));
@@ -405,10 +676,10 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
             f->failed = 1;
             continue;
         }
-        f->mapped = 1;
         f->hashed = 1;
         f->size = f->map.len;
         fti__st_sha256_x(r->proc.sha_fast, f->map.data, f->map.len, f->sha);
+        fti_map_close(&f->map);
         {
             fti_sha256 ks;
             unsigned char kind = (unsigned char)f->kind;
@@ -420,6 +691,7 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         }
     }
 }
+
 
 /* Phase B: process units. */
 static void fti__st_phase_units(void *ctx, size_t b, size_t e, int thread) {
@@ -562,52 +834,6 @@ static int fti__st_out_move(fti__st_out *dst, fti__st_out *src) {
     return 1;
 }
 
-/* Loads reusable per-file results from the records pack of the `latest` version. */
-static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
-    fti_error e;
-    fti_reader rd;
-    const void *magic;
-    uint32_t n, k;
-    if (fti_map_open(&r->parent_recs, recs_path, &e) != FTI_OK) return;
-    r->have_parent_recs = 1;
-    rd = fti_reader_make(r->parent_recs.data, r->parent_recs.len);
-    magic = fti_read_bytes(&rd, 8);
-    if (!magic || memcmp(magic, "FTIRECS", 8) != 0 || fti_read_u32(&rd) != 1) return;
-    n = fti_read_u32(&rd);
-    for (k = 0; k < n && !rd.err; k++) {
-        const unsigned char *sha = (const unsigned char *)fti_read_bytes(&rd, 32);
-        const unsigned char *key = (const unsigned char *)fti_read_bytes(&rd, 32);
-        size_t i, start = rd.pos;
-        fti__st_out tmp;
-        int used = 0;
-        if (!sha || !key) return;
-        for (i = 0; i < r->n_files; i++) {
-            fti__st_file *f = &r->files[i];
-            if (f->reused || !f->hashed || memcmp(f->sha, sha, 32) != 0 ||
-                memcmp(key, f->key, 32) != 0)
-                continue;
-            rd.pos = start;
-            memset(&tmp, 0, sizeof tmp);
-            if (!fti__st_unpack_file(&rd, (uint32_t)i, &tmp)) {
-                fti__st_out_free(&tmp);
-                return;
-            }
-            f->out = tmp;
-            f->reused = 1;
-            used = 1;
-        }
-        if (!used) {
-            /* skip the section */
-            memset(&tmp, 0, sizeof tmp);
-            if (!fti__st_unpack_file(&rd, 0, &tmp)) {
-                fti__st_out_free(&tmp);
-                return;
-            }
-            fti__st_out_free(&tmp);
-        }
-    }
-}
-
 /* Hashes of a kept document: exact-dedupe key and the document id. */
 static void fti__st_doc_hashes(fti__st_doc *d) {
     uint64_t th = d->title ? fti_hash64(d->title, strlen(d->title), 11) : 0;
@@ -649,33 +875,326 @@ static void fti__st_mh_task(void *ctx, size_t b, size_t e, int thread) {
     }
 }
 
-/* Writes data as a content-addressed object (skipped when present); hex gets its SHA-256. */
-static fti_result fti__st_put_object(const char *home, const void *data, size_t n, char hex[65],
-                                     fti_error *err) {
-    unsigned char d[32];
-    char *path, *dir;
+/* The text of a kept document, read back from the records pack into dst (text_len bytes). */
+static int fti__st_text_load(const fti__st_run *r, const fti__st_doc *d, char *dst) {
+    return d->text_len == 0 || fti__st_fd_pread(r->recs_fd, dst, d->text_len, d->text_off);
+}
+
+/* 1 when two documents' texts are the same bytes (read back in blocks). */
+static int fti__st_text_eq(const fti__st_run *r, const fti__st_doc *a, const fti__st_doc *b) {
+    char x[16384], y[16384];
+    uint64_t off = 0;
+    if (a->text_len != b->text_len) return 0;
+    while (off < a->text_len) {
+        size_t n = a->text_len - off < sizeof x ? (size_t)(a->text_len - off) : sizeof x;
+        if (!fti__st_fd_pread(r->recs_fd, x, n, a->text_off + off) ||
+            !fti__st_fd_pread(r->recs_fd, y, n, b->text_off + off) || memcmp(x, y, n) != 0)
+            return 0;
+        off += n;
+    }
+    return 1;
+}
+
+/* Finds the sections of the `latest` version's records pack that files can reuse (same raw
+ * bytes and same key); the sections are copied, never unpacked whole. */
+static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
+    fti_error e;
+    const unsigned char *p;
+    size_t len, pos = 16, i;
+    uint32_t n, k;
+    if (fti_map_open(&r->parent_recs, recs_path, &e) != FTI_OK) return;
+    r->have_parent_recs = 1;
+    p = (const unsigned char *)r->parent_recs.data;
+    len = r->parent_recs.len;
+    if (len < 16 || memcmp(p, "FTIRECS", 8) != 0 || fti_load_u32(p + 8) != 1) return;
+    n = fti_load_u32(p + 12);
+    for (k = 0; k < n && pos < len; k++) {
+        size_t used = 0;
+        if (!fti__st_parse_section(p + pos, len - pos, 0, NULL, 0, &used)) break;
+        for (i = 0; i < r->n_files; i++) {
+            fti__st_file *f = &r->files[i];
+            if (!f->mine || f->reused || !f->hashed || memcmp(f->sha, p + pos, 32) != 0 ||
+                memcmp(f->key, p + pos + 32, 32) != 0)
+                continue;
+            f->par_sec = p + pos;
+            f->par_len = used;
+            f->reused = 1;
+        }
+        pos += used;
+    }
+    fti__st_drop_pages(&r->parent_recs, 0, len);
+}
+
+/* Writes a partial's entry for file fi: the section, and its line of the partial's index. */
+static fti_result fti__st_part_put(fti__st_run *r, size_t fi, const unsigned char *sec,
+                                   size_t len) {
+    fti__st_file *f = &r->files[fi];
+    fti_buf *x = &r->part_index;
+    unsigned char flags[4];
+    fti__st_put_u32(x, (uint32_t)fi);
+    flags[0] = (unsigned char)f->kind;
+    flags[1] = (unsigned char)f->hashed;
+    flags[2] = (unsigned char)f->reused;
+    flags[3] = (unsigned char)f->failed;
+    fti_buf_append(x, flags, 4);
+    fti__st_put_u64(x, f->size);
+    fti_buf_append(x, f->sha, 32);
+    fti__st_put_u64(x, r->part_bytes);
+    fti__st_put_u64(x, (uint64_t)len);
+    fti__st_pack_str(x, f->name, strlen(f->name));
+    fti__st_pack_str(x, f->path, strlen(f->path));
+    r->part_bytes += len;
+    if (x->oom) return FTI_ERR_NOMEM;
+    return fti_afile_write(&r->part, sec, len);
+}
+
+/* Hands file fi's results on: to the records pack (keeping only the documents' metadata, hashes
+ * and signatures in memory) or, for a sharded run, to the partial. */
+static fti_result fti__st_emit_file(fti__st_run *r, size_t fi, fti_error *err) {
+    fti__st_file *f = &r->files[fi];
+    fti_buf b, tmp;
+    const unsigned char *sec = NULL;
+    size_t len = 0, i;
+    uint64_t base = r->recs.bytes;
     fti_result rc = FTI_OK;
-    fti_map m;
-    fti__st_sha256(data, n, d);
-    fti_sha256_hex(d, hex);
-    path = fti__st_object_path(home, hex);
-    if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
-    if (fti_map_open(&m, path, NULL) == FTI_OK) {
-        size_t len = m.len;
-        fti_map_close(&m);
-        if (len == n) {
-            fti_free(path);
-            return FTI_OK;
+    if (!f->mine) return FTI_OK;
+    memset(&b, 0, sizeof b);
+    memset(&tmp, 0, sizeof tmp);
+    if (f->part >= 0) {
+        /* from a partial */
+        if (f->sec_len > ((uint64_t)1 << 40) || !fti_buf_reserve(&tmp, (size_t)f->sec_len))
+            return fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+        if (!fti__st_fd_pread(r->part_fds[f->part], tmp.data, (size_t)f->sec_len, f->sec_off)) {
+            fti_buf_free(&tmp);
+            return fti_error_set(err, FTI_ERR_FORMAT, "merge: partial %d: cannot read %s",
+                                 f->part, f->name);
+        }
+        sec = (const unsigned char *)tmp.data;
+        len = (size_t)f->sec_len;
+        if (!fti__st_parse_section(sec, len, (uint32_t)fi, &f->out, base, NULL)) {
+            fti_buf_free(&tmp);
+            return fti_error_set(err, FTI_ERR_FORMAT, "merge: partial %d: bad section for %s",
+                                 f->part, f->name);
+        }
+    } else if (f->reused) {
+        sec = f->par_sec;
+        len = f->par_len;
+        if (!r->shard_n &&
+            !fti__st_parse_section(sec, len, (uint32_t)fi, &f->out, base, NULL)) {
+            fti__st_out_free(&f->out);
+            f->reused = 0; /* cannot happen: the section was walked before */
+            return fti_error_set(err, FTI_ERR_FORMAT, "ingest: bad records section");
+        }
+    } else if (f->hashed || r->shard_n) {
+        fti__st_pack_file(&b, f);
+        if (b.oom) return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        sec = (const unsigned char *)b.data;
+        len = b.len;
+        for (i = 0; i < f->out.n_docs; i++) {
+            fti__st_doc *d = &f->out.docs[i];
+            d->text_off += base;
+            fti_free(d->text);
+            d->text = NULL;
         }
     }
-    dir = fti_strndup(path, strlen(path) - 65);
-    if (!dir) rc = fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
-    if (rc == FTI_OK) rc = fti_mkdirs(dir, err);
-    if (rc == FTI_OK) rc = fti_file_write_atomic(path, data, n, err);
-    fti_free(dir);
-    fti_free(path);
+    if (r->shard_n) {
+        rc = fti__st_part_put(r, fi, sec, len);
+        fti__st_out_free(&f->out);
+        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the partial");
+    } else if (f->hashed && sec) {
+        rc = fti__st_objw_write(&r->recs, sec, len);
+        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the records pack");
+    }
+    if (f->reused && f->part < 0)
+        fti__st_drop_pages(&r->parent_recs, (size_t)(f->par_sec - (const unsigned char *)r->parent_recs.data), len);
+    fti_buf_free(&b);
+    fti_buf_free(&tmp);
     return rc;
 }
+
+/* Files are processed in batches of about this many input bytes: only one batch's inputs and
+ * documents are in memory at a time. */
+#ifndef FTI_STORE_BATCH_BYTES
+#define FTI_STORE_BATCH_BYTES ((uint64_t)16 << 20)
+#endif
+
+/* Phase B: process (or take from the parent / the partials) every file, batch by batch, and hand
+ * the results on in file order. */
+static fti_result fti__st_phase_b(fti__st_run *r, fti_pool *pool, fti_error *err) {
+    size_t i = 0, k;
+    fti_result rc = FTI_OK;
+    while (i < r->n_files && rc == FTI_OK) {
+        size_t j = i, n_bd = 0;
+        uint64_t bytes = 0;
+        fti__st_doc **bd = NULL;
+        while (j < r->n_files) {
+            const fti__st_file *f = &r->files[j];
+            uint64_t add = (f->mine && f->hashed && !f->reused && f->part < 0) ? f->size : 0;
+            if (j > i && bytes + add > FTI_STORE_BATCH_BYTES) break;
+            bytes += add;
+            j++;
+            if (j - i >= 4096) break;
+        }
+        r->n_units = 0;
+        for (k = i; k < j && rc == FTI_OK; k++) {
+            fti__st_file *f = &r->files[k];
+            fti_error ferr;
+            if (!f->mine || !f->hashed || f->reused || f->part >= 0) continue;
+            if (fti_map_open(&f->map, f->path, &ferr) != FTI_OK) {
+                fti__st_reject(&f->out, (uint32_t)k, "", "unreadable", "%s", ferr.msg);
+                continue;
+            }
+            f->mapped = 1;
+            if (fti__st_make_units(r, (uint32_t)k) != FTI_OK)
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        }
+        if (rc == FTI_OK && r->n_units) {
+            fti__st_len_idx *li;
+            r->unit_out = (fti__st_out *)fti_calloc(r->n_units + 1, sizeof *r->unit_out);
+            r->order = (size_t *)fti_malloc((r->n_units + 1) * sizeof *r->order);
+            li = (fti__st_len_idx *)fti_malloc((r->n_units + 1) * sizeof *li);
+            if (!r->unit_out || !r->order || !li) {
+                fti_free(li);
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            } else {
+                for (k = 0; k < r->n_units; k++) li[k].len = r->units[k].len, li[k].idx = k;
+                qsort(li, r->n_units, sizeof *li, fti__st_len_idx_cmp);
+                for (k = 0; k < r->n_units; k++) r->order[k] = li[k].idx;
+                fti_free(li);
+                r->next = 0;
+                fti_pool_each(pool, fti__st_phase_units, r);
+                for (k = 0; k < r->n_units; k++) {
+                    fti__st_file *f = &r->files[r->units[k].file];
+                    if (!fti__st_out_move(&f->out, &r->unit_out[k])) {
+                        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                        break;
+                    }
+                }
+            }
+            if (r->unit_out) {
+                for (k = 0; k < r->n_units; k++) fti__st_out_free(&r->unit_out[k]);
+                fti_free(r->unit_out);
+                r->unit_out = NULL;
+            }
+            fti_free(r->order);
+            r->order = NULL;
+        }
+        /* hashes and MinHash signatures of the new documents (parallel) */
+        for (k = i; k < j && rc == FTI_OK; k++) {
+            if (r->files[k].out.oom)
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory in %s",
+                                   r->files[k].path);
+            if (r->files[k].mapped) n_bd += r->files[k].out.n_docs;
+        }
+        if (rc == FTI_OK && n_bd) {
+            size_t q = 0;
+            bd = (fti__st_doc **)fti_malloc((n_bd + 1) * sizeof *bd);
+            if (!bd) {
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            } else {
+                fti__st_mh_job job;
+                for (k = i; k < j; k++) {
+                    size_t q2;
+                    if (!r->files[k].mapped) continue;
+                    for (q2 = 0; q2 < r->files[k].out.n_docs; q2++)
+                        bd[q++] = &r->files[k].out.docs[q2];
+                }
+                job.r = r;
+                job.docs = bd;
+                fti_pool_for(pool, n_bd, 64, fti__st_mh_task, &job);
+                for (q = 0; q < n_bd; q++)
+                    if (!bd[q]->mh) rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            }
+            fti_free(bd);
+        }
+        for (k = i; k < j; k++) {
+            fti__st_file *f = &r->files[k];
+            if (rc == FTI_OK) rc = fti__st_emit_file(r, k, err);
+            if (f->mapped) fti_map_close(&f->map);
+            f->mapped = 0;
+            if (f->reused || f->part >= 0) r->bytes_done += f->size;
+        }
+        fti__st_progress(r, "ingest", r->bytes_done, r->bytes_total);
+        i = j;
+    }
+    return rc;
+}
+
+/* The plan of a run: per-record options and every input's name, in order. Partials of one plan
+ * merge into the version a single run over the same inputs makes. */
+static void fti__st_plan(fti__st_run *r, unsigned char out[32]) {
+    fti_sha256 sh;
+    size_t i;
+    fti_sha256_init(&sh);
+    fti_sha256_update(&sh, "fti-plan 1\n", 11);
+    fti_sha256_update(&sh, r->proc_key, 32);
+    for (i = 0; i < r->n_files; i++)
+        fti_sha256_update(&sh, r->files[i].name, strlen(r->files[i].name) + 1);
+    fti_sha256_final(&sh, out);
+}
+
+/* Exact duplicates: open addressing on h_text (text compared on a hash match). */
+static fti_result fti__st_exact_dups(const fti__st_run *r, fti__st_doc **docs, size_t n,
+                                     size_t *n_dup) {
+    size_t cap = 16, i;
+    uint32_t *tab;
+    while (cap < n * 2) cap *= 2;
+    tab = (uint32_t *)fti_malloc(cap * sizeof *tab);
+    if (!tab) return FTI_ERR_NOMEM;
+    memset(tab, 0xFF, cap * sizeof *tab);
+    *n_dup = 0;
+    for (i = 0; i < n; i++) {
+        fti__st_doc *d = docs[i];
+        size_t k = (size_t)d->h_text & (cap - 1);
+        while (tab[k] != 0xFFFFFFFFu) {
+            fti__st_doc *o = docs[tab[k]];
+            if (o->h_text == d->h_text && o->text_len == d->text_len && fti__st_text_eq(r, o, d))
+                break;
+            k = (k + 1) & (cap - 1);
+        }
+        if (tab[k] == 0xFFFFFFFFu) {
+            tab[k] = (uint32_t)i;
+        } else {
+            d->status = 1;
+            d->dup_of = tab[k];
+            (*n_dup)++;
+        }
+    }
+    fti_free(tab);
+    return FTI_OK;
+}
+
+/* Loads the texts of docs[0..n) (a batch) into one buffer; each doc's text points into it until
+ * fti__st_batch_unload. */
+static fti_result fti__st_batch_load(const fti__st_run *r, fti__st_doc **docs, size_t n,
+                                     fti_buf *buf) {
+    size_t i, total = 0, pos = 0;
+    for (i = 0; i < n; i++) total += docs[i]->text_len + 1;
+    buf->len = 0;
+    if (!fti_buf_reserve(buf, total + 1)) return FTI_ERR_NOMEM;
+    for (i = 0; i < n; i++) {
+        if (!fti__st_text_load(r, docs[i], buf->data + pos)) return FTI_ERR_IO;
+        docs[i]->text = buf->data + pos;
+        pos += docs[i]->text_len;
+        buf->data[pos++] = 0;
+    }
+    buf->len = pos;
+    return FTI_OK;
+}
+
+static void fti__st_batch_unload(fti__st_doc **docs, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) docs[i]->text = NULL;
+}
+
+/* The end of the batch of documents starting at b: about 8 MiB of text or 4096 documents. */
+static size_t fti__st_batch_end(fti__st_doc **docs, size_t n, size_t b) {
+    size_t e = b, bytes = 0;
+    while (e < n && (e == b || (bytes + docs[e]->text_len <= ((size_t)8 << 20) && e - b < 4096)))
+        bytes += docs[e++]->text_len;
+    return e;
+}
+
 
 /* Reads a ref file (NULL if absent or not an id). */
 static int fti__st_read_ref(const char *home, const char *rel, char out[65]) {
@@ -750,36 +1269,6 @@ static fti_result fti__st_load_manifest(const char *home, const char *id, fti_js
                                         fti_error *err);
 static char *fti__st_file_object(const char *home, const fti_json *files, const char *name);
 
-/* Exact duplicates: open addressing on h_text (text compared on a hash match). */
-static fti_result fti__st_exact_dups(fti__st_doc **docs, size_t n, size_t *n_dup) {
-    size_t cap = 16, i;
-    uint32_t *tab;
-    while (cap < n * 2) cap *= 2;
-    tab = (uint32_t *)fti_malloc(cap * sizeof *tab);
-    if (!tab) return FTI_ERR_NOMEM;
-    memset(tab, 0xFF, cap * sizeof *tab);
-    *n_dup = 0;
-    for (i = 0; i < n; i++) {
-        fti__st_doc *d = docs[i];
-        size_t k = (size_t)d->h_text & (cap - 1);
-        while (tab[k] != 0xFFFFFFFFu) {
-            fti__st_doc *o = docs[tab[k]];
-            if (o->h_text == d->h_text && o->text_len == d->text_len &&
-                memcmp(o->text, d->text, d->text_len) == 0)
-                break;
-            k = (k + 1) & (cap - 1);
-        }
-        if (tab[k] == 0xFFFFFFFFu) {
-            tab[k] = (uint32_t)i;
-        } else {
-            d->status = 1;
-            d->dup_of = tab[k];
-            (*n_dup)++;
-        }
-    }
-    fti_free(tab);
-    return FTI_OK;
-}
 
 typedef struct fti__st_reason_count {
     const char *reason;
@@ -791,38 +1280,42 @@ static int fti__st_sz_cmp(const void *a, const void *b) {
     return x < y ? -1 : (x > y);
 }
 
-/* The whole ingest, after the inputs are known. */
+/* === ingest, sharded ingest and merge: the entry points ===================================== */
+
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
                                      fti_error *err);
+static fti_result fti__st_partial_run(fti__st_run *r, fti_buf *out_path, fti_error *err);
 
-FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, size_t n_paths,
-                                   const fti_ingest_opts *opts, char out_id[65], size_t *reused,
-                                   fti_error *err) {
-    fti__st_run *r;
+/* Takes the store lock: exclusive for a run that commits, shared for sharded runs (several may
+ * write partials at once). */
+static fti_result fti__st_lock(const char *home, int shared, int *fd, fti_error *err) {
+    char *lock_path = fti__st_path3(home, "store", "lock");
     fti_result rc = FTI_OK;
-    size_t i;
-    int lock_fd = -1;
-    char *lock_path;
-    if (!home || !paths || n_paths == 0 || !out_id)
-        return fti_error_set(err, FTI_ERR_INVALID, "ingest: no workspace or no input paths");
-    out_id[0] = 0;
-    rc = fti_workspace_init(home, err);
-    if (rc != FTI_OK) return rc;
-    lock_path = fti__st_path3(home, "store", "lock");
+    *fd = -1;
     if (!lock_path) return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-    lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        if (lock_fd >= 0) close(lock_fd);
+    *fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0 || flock(*fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+        if (*fd >= 0) close(*fd);
+        *fd = -1;
         rc = fti_error_set(err, FTI_ERR_BUSY, "%s: another ingest holds the store lock", lock_path);
-        fti_free(lock_path);
-        return rc;
     }
     fti_free(lock_path);
-    r = (fti__st_run *)fti_calloc(1, sizeof *r);
-    if (!r) {
-        close(lock_fd);
-        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-    }
+    return rc;
+}
+
+static fti_result fti__st_rm_cb(void *user, const char *path, uint64_t size) {
+    (void)user, (void)size;
+    fti_file_remove(path, NULL);
+    return FTI_OK;
+}
+
+static void fti__st_run_free(fti__st_run *r);
+
+/* A new run, or NULL when out of memory. */
+static fti__st_run *fti__st_run_new(const char *home, const fti_ingest_opts *opts) {
+    fti__st_run *r = (fti__st_run *)fti_calloc(1, sizeof *r);
+    int oom = 0;
+    if (!r) return NULL;
     r->home = home;
     r->o = fti_ingest_opts_resolve(opts);
     r->proc.o = &r->o;
@@ -831,27 +1324,27 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
     r->proc.required_date = fti__st_list_pos(r->o.required, "date", 4) >= 0;
     fti__st_mh_init(&r->mh);
     r->proc.sha_fast = fti__st_sha_fast();
+    r->recs_fd = -1;
+    r->part.fd = -1;
     {
         fti_buf k;
         memset(&k, 0, sizeof k);
         fti__st_proc_key(&r->o, &k);
         fti__st_sha256(k.data, k.len, r->proc_key);
-        if (k.oom) /* a truncated key would name another processing */
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        oom = k.oom; /* a truncated key would name another processing */
         fti_buf_free(&k);
     }
     fti_mutex_init(&r->mu);
-    for (i = 0; i < n_paths && rc == FTI_OK; i++) {
-        r->arg = paths[i];
-        if (!fti_path_exists(paths[i])) {
-            rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no such file or directory", paths[i]);
-            break;
-        }
-        rc = fti_walk(paths[i], fti__st_walk_cb, r, err);
-        if (rc == FTI_ERR_NOMEM) /* the callback has no error to fill */
-            rc = fti_error_set(err, rc, "%s: out of memory while listing the inputs", paths[i]);
+    if (oom) {
+        fti__st_run_free(r);
+        return NULL;
     }
-    if (rc == FTI_OK) rc = fti__st_ingest_run(r, out_id, reused, err);
+    return r;
+}
+
+static void fti__st_run_free(fti__st_run *r) {
+    size_t i;
+    if (!r) return;
     for (i = 0; i < r->n_files; i++) {
         fti__st_file *f = &r->files[i];
         if (f->mapped) fti_map_close(&f->map);
@@ -860,19 +1353,391 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
         fti_free(f->name);
     }
     fti_free(r->files);
-    if (r->unit_out) {
-        for (i = 0; i < r->n_units; i++) fti__st_out_free(&r->unit_out[i]);
-        fti_free(r->unit_out);
-    }
     fti_free(r->units);
     fti_free(r->order);
     fti_free(r->parent_tok);
     if (r->have_parent_recs) fti_map_close(&r->parent_recs);
+    if (r->recs_fd >= 0) close(r->recs_fd);
+    fti__st_objw_abort(&r->recs);
+    if (r->part.path) fti_afile_abort(&r->part);
+    fti_buf_free(&r->part_index);
+    for (i = 0; i < r->n_parts; i++)
+        if (r->part_fds[i] >= 0) close(r->part_fds[i]);
+    fti_free(r->part_fds);
     fti_mutex_destroy(&r->mu);
     fti_free(r);
+}
+
+/* Walks the input paths into r->files. */
+static fti_result fti__st_walk_inputs(fti__st_run *r, const char *const *paths, size_t n_paths,
+                                      fti_error *err) {
+    size_t i;
+    fti_result rc = FTI_OK;
+    for (i = 0; i < n_paths && rc == FTI_OK; i++) {
+        r->arg = paths[i];
+        if (!fti_path_exists(paths[i]))
+            return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no such file or directory",
+                                 paths[i]);
+        rc = fti_walk(paths[i], fti__st_walk_cb, r, err);
+        if (rc == FTI_ERR_NOMEM) /* the callback has no error to fill */
+            rc = fti_error_set(err, rc, "%s: out of memory while listing the inputs", paths[i]);
+    }
+    for (i = 0; i < r->n_files; i++) {
+        r->files[i].part = -1;
+        r->files[i].mine = 1;
+    }
+    return rc;
+}
+
+FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, size_t n_paths,
+                                   const fti_ingest_opts *opts, char out_id[65], size_t *reused,
+                                   fti_error *err) {
+    fti__st_run *r;
+    fti_result rc;
+    int lock_fd = -1;
+    if (!home || !paths || n_paths == 0 || !out_id)
+        return fti_error_set(err, FTI_ERR_INVALID, "ingest: no workspace or no input paths");
+    out_id[0] = 0;
+    rc = fti_workspace_init(home, err);
+    if (rc != FTI_OK) return rc;
+    rc = fti__st_lock(home, 0, &lock_fd, err);
+    if (rc != FTI_OK) return rc;
+    r = fti__st_run_new(home, opts);
+    if (!r) {
+        close(lock_fd);
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+    }
+    rc = fti__st_walk_inputs(r, paths, n_paths, err);
+    if (rc == FTI_OK) rc = fti__st_ingest_run(r, out_id, reused, err);
+    fti__st_run_free(r);
     close(lock_fd);
     return rc;
 }
+
+FTIDEF fti_result fti_store_ingest_partial(const char *home, const char *const *paths,
+                                           size_t n_paths, const fti_ingest_opts *opts,
+                                           unsigned shard, unsigned n_shards, fti_buf *out_path,
+                                           fti_error *err) {
+    fti__st_run *r;
+    fti_result rc;
+    int lock_fd = -1;
+    size_t i;
+    if (!home || !paths || n_paths == 0)
+        return fti_error_set(err, FTI_ERR_INVALID, "ingest: no workspace or no input paths");
+    if (n_shards < 1 || n_shards > 100000 || shard >= n_shards)
+        return fti_error_set(err, FTI_ERR_INVALID, "ingest: shard %u/%u: need 0 <= i < N", shard,
+                             n_shards);
+    rc = fti_workspace_init(home, err);
+    if (rc != FTI_OK) return rc;
+    rc = fti__st_lock(home, 1, &lock_fd, err);
+    if (rc != FTI_OK) return rc;
+    r = fti__st_run_new(home, opts);
+    if (!r) {
+        close(lock_fd);
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+    }
+    r->shard_i = shard;
+    r->shard_n = n_shards;
+    rc = fti__st_walk_inputs(r, paths, n_paths, err);
+    if (rc == FTI_OK) {
+        /* the partition: by each input's name (its identity in the version), so every shard
+         * agrees without talking to the others */
+        for (i = 0; i < r->n_files; i++)
+            r->files[i].mine =
+                fti_hash64(r->files[i].name, strlen(r->files[i].name), 0x7368617264ull) %
+                    n_shards == shard;
+        rc = fti__st_partial_run(r, out_path, err);
+    }
+    fti__st_run_free(r);
+    close(lock_fd);
+    return rc;
+}
+
+/* --- partials ---
+ *   0 "FTIPART\0"  8 u32 version (1)  12 u32 shard  16 u32 n_shards  20 u32 n_files (all shards)
+ *   24 u32 n_mine  28 u32 0  32 u8[32] plan  64 u64 index offset  72 u64 index length  80 ...
+ *   then each of the shard's files' section (as in the records pack), then the index: per file
+ *   u32 number, u8 kind, hashed, reused, failed, u64 size, u8[32] sha, u64 section offset,
+ *   u64 section length, str name, str path. */
+#define FTI__ST_PART_HDR 80
+
+static fti_result fti__st_partial_run(fti__st_run *r, fti_buf *out_path, fti_error *err) {
+    fti_pool *pool = NULL;
+    fti_result rc = FTI_OK;
+    char name[96], *dir = NULL, *path = NULL, plan_hex[65];
+    unsigned char hdr[FTI__ST_PART_HDR];
+    size_t i, n_mine = 0;
+    char parent[65];
+    fti__st_plan(r, r->plan);
+    fti_sha256_hex(r->plan, plan_hex);
+    snprintf(name, sizeof name, "%.16s-%u-of-%u.part", plan_hex, r->shard_i, r->shard_n);
+    dir = fti__st_path3(r->home, "store/partials", NULL);
+    path = fti__st_store_path(r->home, "partials", name);
+    if (!dir || !path) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
+    rc = fti_mkdirs(dir, err);
+    if (rc != FTI_OK) goto done;
+    pool = fti_pool_create(r->o.n_threads);
+    r->t_last_ns = fti_time_ns();
+    r->c_last = clock();
+    fti__st_progress(r, "scan", 0, r->n_files);
+    r->next = 0;
+    fti_pool_each(pool, fti__st_phase_hash, r);
+    for (i = 0; i < r->n_files; i++)
+        if (r->files[i].mine) {
+            n_mine++;
+            r->bytes_total += r->files[i].size;
+        }
+    fti__st_mark(r, 0);
+    /* the shard's files may reuse the `latest` version's results too */
+    if (fti__st_read_ref(r->home, "latest", parent)) {
+        fti_json_doc *jd = NULL;
+        if (fti__st_load_manifest(r->home, parent, &jd, NULL) == FTI_OK) {
+            const fti_json *files = fti_json_get(fti_json_root(jd), "files");
+            char *rp = fti__st_file_object(r->home, files, "records");
+            if (rp) fti__st_reuse(r, rp);
+            fti_free(rp);
+        }
+        fti_json_free(jd);
+    }
+    rc = fti_afile_open(&r->part, path, err);
+    if (rc != FTI_OK) goto done;
+    memset(hdr, 0, sizeof hdr);
+    fti_afile_write(&r->part, hdr, sizeof hdr);
+    r->part_bytes = FTI__ST_PART_HDR;
+    rc = fti__st_phase_b(r, pool, err);
+    fti__st_mark(r, 1);
+    if (rc != FTI_OK) goto done;
+    if (r->part_index.oom) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
+    fti_afile_write(&r->part, r->part_index.data ? r->part_index.data : "", r->part_index.len);
+    memcpy(hdr, "FTIPART", 8);
+    fti_store_u32(hdr + 8, 1);
+    fti_store_u32(hdr + 12, r->shard_i);
+    fti_store_u32(hdr + 16, r->shard_n);
+    fti_store_u32(hdr + 20, (uint32_t)r->n_files);
+    fti_store_u32(hdr + 24, (uint32_t)n_mine);
+    memcpy(hdr + 32, r->plan, 32);
+    fti_store_u64(hdr + 64, r->part_bytes);
+    fti_store_u64(hdr + 72, (uint64_t)r->part_index.len);
+    if (r->part.status == FTI_OK && r->part.fd >= 0 &&
+        pwrite(r->part.fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr)
+        r->part.status = FTI_ERR_IO;
+    fti__st_progress(r, "commit", 1, 1);
+    rc = fti_afile_commit(&r->part, err);
+    r->part.path = NULL;
+    fti__st_mark(r, 6);
+    if (rc == FTI_OK && out_path) fti_buf_puts(out_path, path);
+    fti__st_log(r, FTI_LOG_INFO, "partial %u/%u: %lu of %lu files, %lu bytes", r->shard_i,
+                r->shard_n, (unsigned long)n_mine, (unsigned long)r->n_files,
+                (unsigned long)r->bytes_total);
+done:
+    fti_free(dir);
+    fti_free(path);
+    fti_pool_free(pool);
+    return rc;
+}
+
+typedef struct fti__st_partlist {
+    char **paths;
+    size_t n, cap;
+} fti__st_partlist;
+
+static fti_result fti__st_partlist_cb(void *user, const char *path, uint64_t size) {
+    fti__st_partlist *l = (fti__st_partlist *)user;
+    size_t n = strlen(path);
+    (void)size;
+    if (n < 5 || strcmp(path + n - 5, ".part") != 0) return FTI_OK;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **p = (char **)fti_realloc(l->paths, cap * sizeof *p);
+        if (!p) return FTI_ERR_NOMEM;
+        l->paths = p;
+        l->cap = cap;
+    }
+    l->paths[l->n] = fti_strdup(path);
+    if (!l->paths[l->n]) return FTI_ERR_NOMEM;
+    l->n++;
+    return FTI_OK;
+}
+
+/* Opens the partials and rebuilds the whole run's file list from them. */
+static fti_result fti__st_load_partials(fti__st_run *r, const char *const *paths, size_t n,
+                                        fti_error *err) {
+    size_t p, i, filled = 0;
+    unsigned char plan[32], *seen = NULL;
+    uint32_t n_shards = 0, n_total = 0;
+    fti_result rc = FTI_OK;
+    r->part_fds = (int *)fti_malloc((n + 1) * sizeof *r->part_fds);
+    if (!r->part_fds) return fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+    for (p = 0; p < n; p++) r->part_fds[p] = -1;
+    r->n_parts = n;
+    for (p = 0; p < n && rc == FTI_OK; p++) {
+        unsigned char hdr[FTI__ST_PART_HDR];
+        uint64_t ix_off, ix_len, fsize;
+        uint32_t shard, ns, nt, nm, q;
+        void *ix = NULL;
+        fti_reader rd;
+        struct stat st;
+        int fd = open(paths[p], O_RDONLY | O_CLOEXEC);
+        r->part_fds[p] = fd;
+        if (fd < 0 || fstat(fd, &st) != 0)
+            return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: cannot open partial", paths[p]);
+        fsize = (uint64_t)st.st_size;
+        if (!fti__st_fd_pread(fd, hdr, sizeof hdr, 0) || memcmp(hdr, "FTIPART", 8) != 0 ||
+            fti_load_u32(hdr + 8) != 1)
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: not an fti partial", paths[p]);
+        shard = fti_load_u32(hdr + 12);
+        ns = fti_load_u32(hdr + 16);
+        nt = fti_load_u32(hdr + 20);
+        nm = fti_load_u32(hdr + 24);
+        ix_off = fti_load_u64(hdr + 64);
+        ix_len = fti_load_u64(hdr + 72);
+        if (ns == 0 || shard >= ns || nt > FTI_STORE_MAX_DOCS || nm > nt ||
+            ix_off < FTI__ST_PART_HDR || ix_off > fsize || ix_len != fsize - ix_off ||
+            ix_len > ((uint64_t)1 << 32))
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: bad partial header", paths[p]);
+        if (p == 0) {
+            memcpy(plan, hdr + 32, 32);
+            n_shards = ns;
+            n_total = nt;
+            seen = (unsigned char *)fti_calloc(ns + 1, 1);
+            r->files = (fti__st_file *)fti_calloc(nt + 1, sizeof *r->files);
+            if (!seen || !r->files) {
+                fti_free(seen);
+                return fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+            }
+            r->n_files = r->cap_files = nt;
+            for (i = 0; i < nt; i++) r->files[i].part = -1;
+        } else if (memcmp(plan, hdr + 32, 32) != 0 || ns != n_shards || nt != n_total) {
+            fti_free(seen);
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "%s: made from other inputs or options than %s (or another "
+                                 "shard count)",
+                                 paths[p], paths[0]);
+        }
+        if (seen[shard]) {
+            fti_free(seen);
+            return fti_error_set(err, FTI_ERR_INVALID, "%s: shard %u/%u given twice", paths[p],
+                                 shard, ns);
+        }
+        seen[shard] = 1;
+        ix = fti_malloc((size_t)ix_len + 1);
+        if (!ix || !fti__st_fd_pread(fd, ix, (size_t)ix_len, ix_off)) {
+            fti_free(ix);
+            fti_free(seen);
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: cannot read the partial's index",
+                                 paths[p]);
+        }
+        rd = fti_reader_make(ix, (size_t)ix_len);
+        for (q = 0; q < nm && rc == FTI_OK; q++) {
+            uint32_t gi = fti_read_u32(&rd);
+            const unsigned char *fl = (const unsigned char *)fti_read_bytes(&rd, 4);
+            uint64_t size = fti_read_u64(&rd);
+            const unsigned char *sha = (const unsigned char *)fti_read_bytes(&rd, 32);
+            uint64_t so = fti_read_u64(&rd), sl = fti_read_u64(&rd);
+            int ok = 1;
+            size_t nl = 0;
+            char *nm_s = fti__st_unpack_str(&rd, &nl, 1, NULL, &ok);
+            char *pa_s = fti__st_unpack_str(&rd, NULL, 1, NULL, &ok);
+            fti__st_file *f;
+            if (rd.err || !ok || !fl || !sha || !nm_s || !pa_s || gi >= nt ||
+                r->files[gi].name || fl[0] >= sizeof fti__st_kind_names / sizeof(char *) ||
+                so < FTI__ST_PART_HDR || so > ix_off || sl > ix_off - so) {
+                fti_free(nm_s);
+                fti_free(pa_s);
+                rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: bad index entry %u", paths[p], q);
+                break;
+            }
+            f = &r->files[gi];
+            f->name = nm_s;
+            f->path = pa_s;
+            f->kind = (fti__st_kind)fl[0];
+            f->hashed = fl[1] != 0;
+            f->reused = fl[2] != 0;
+            f->failed = fl[3] != 0;
+            f->size = size;
+            memcpy(f->sha, sha, 32);
+            f->part = (int)p;
+            f->sec_off = so;
+            f->sec_len = sl;
+            f->mine = 1;
+            r->bytes_total += size;
+            filled++;
+        }
+        fti_free(ix);
+    }
+    if (rc == FTI_OK) {
+        for (i = 0; i < n_shards && rc == FTI_OK; i++)
+            if (!seen[i])
+                rc = fti_error_set(err, FTI_ERR_NOT_FOUND,
+                                   "merge: partial %lu of %u is missing (run ingest --shard "
+                                   "%lu/%u)",
+                                   (unsigned long)i, n_shards, (unsigned long)i, n_shards);
+        if (rc == FTI_OK && filled != n_total)
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "merge: the partials cover %lu of %u files",
+                               (unsigned long)filled, n_total);
+    }
+    fti_free(seen);
+    if (rc == FTI_OK) {
+        unsigned char mine[32];
+        fti__st_plan(r, mine);
+        if (memcmp(mine, plan, 32) != 0)
+            rc = fti_error_set(err, FTI_ERR_INVALID,
+                               "merge: the partials were made with other ingest options (give "
+                               "merge the same record options as ingest --shard)");
+    }
+    return rc;
+}
+
+FTIDEF fti_result fti_store_merge(const char *home, const char *const *partials, size_t n,
+                                  const fti_ingest_opts *opts, char out_id[65], fti_error *err) {
+    fti__st_run *r;
+    fti_result rc;
+    int lock_fd = -1;
+    fti__st_partlist l;
+    char *pdir;
+    size_t i;
+    if (!home || !out_id || (n && !partials))
+        return fti_error_set(err, FTI_ERR_INVALID, "merge: bad arguments");
+    out_id[0] = 0;
+    rc = fti_workspace_init(home, err);
+    if (rc != FTI_OK) return rc;
+    memset(&l, 0, sizeof l);
+    pdir = fti__st_path3(home, "store/partials", NULL);
+    if (!pdir) return fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+    if (n == 0) {
+        /* every pending partial */
+        if (fti_path_is_dir(pdir)) rc = fti_walk(pdir, fti__st_partlist_cb, &l, err);
+        if (rc == FTI_OK && l.n == 0)
+            rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no partials to merge", pdir);
+        partials = (const char *const *)l.paths;
+        n = l.n;
+    }
+    if (rc == FTI_OK) rc = fti__st_lock(home, 0, &lock_fd, err);
+    r = rc == FTI_OK ? fti__st_run_new(home, opts) : NULL;
+    if (rc == FTI_OK && !r) rc = fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+    if (rc == FTI_OK) rc = fti__st_load_partials(r, partials, n, err);
+    if (rc == FTI_OK) rc = fti__st_ingest_run(r, out_id, NULL, err);
+    fti__st_run_free(r);
+    if (rc == FTI_OK) {
+        /* the merged partials are consumed (those in the workspace) */
+        size_t dl = strlen(pdir);
+        for (i = 0; i < n; i++)
+            if (strncmp(partials[i], pdir, dl) == 0 && partials[i][dl] == '/')
+                fti_file_remove(partials[i], NULL);
+    }
+    if (lock_fd >= 0) close(lock_fd);
+    for (i = 0; i < l.n; i++) fti_free(l.paths[i]);
+    fti_free(l.paths);
+    fti_free(pdir);
+    return rc;
+}
+
 
 /* Statistics of kept documents' lengths. */
 static void fti__st_len_stats(fti__st_doc **kept, size_t n, fti_jw *w) {
@@ -925,10 +1790,10 @@ typedef struct fti__st_chunk_job {
     fti__st_spans *spans;
     size_t budget, overlap;
     void *tok;
-    /* with shards: each document's body tokens (split_ids[split] + body_at[i], body_n[i] ids),
-     * so segments are counted from the document's own encoding instead of encoding again */
-    uint32_t *split_ids[2];
-    size_t *body_at, *body_n;
+    /* with shards: each document's body tokens (body_ids[i], body_n[i] ids), so segments are
+     * counted from the document's own encoding instead of encoding again */
+    uint32_t **body_ids;
+    size_t *body_n;
 } fti__st_chunk_job;
 
 /* Token count of a segment from the byte offsets where the document's tokens start. */
@@ -960,11 +1825,10 @@ static size_t fti__st_starts_count(void *ctx, const char *t, size_t n) {
  * item, concatenated in order afterwards (the bytes do not depend on the thread count). */
 typedef struct fti__st_ser_job {
     fti__st_run *r;
-    fti__st_doc **docs; /* docs mode: kept documents */
+    fti__st_doc **docs; /* kept documents (their text loaded) */
     char (*doc_ids)[33];
     fti_buf *sources;
     fti_buf *bufs; /* one per item */
-    int records;   /* 1: items are files (records pack sections) */
 } fti__st_ser_job;
 
 static void fti__st_jw_opt_str(fti_jw *w, const char *key, const char *v);
@@ -975,10 +1839,7 @@ static void fti__st_ser_task(void *ctx, size_t b, size_t e, int thread) {
     (void)thread;
     for (i = b; i < e; i++) {
         fti_buf *out = &j->bufs[i];
-        if (j->records) {
-            const fti__st_file *f = &j->r->files[i];
-            if (f->hashed) fti__st_pack_file(out, f, f->key);
-        } else {
+        {
             const fti__st_doc *d = j->docs[i];
             char sha[65];
             fti_jw w;
@@ -1032,9 +1893,10 @@ static void fti__st_chunk_task(void *ctx, size_t b, size_t e, int thread) {
     for (i = b; i < e; i++) {
         const fti__st_doc *d = j->docs[i];
         size_t *at = NULL, k, pos = 0;
-        if (j->body_at && j->tok && (at = (size_t *)fti_malloc((j->body_n[i] + 1) * sizeof *at))) {
+        if (j->body_ids && j->tok &&
+            (at = (size_t *)fti_malloc((j->body_n[i] + 1) * sizeof *at))) {
             /* byte-level BPE: the body's tokens spell its bytes exactly */
-            const uint32_t *ids = j->split_ids[d->split ? 1 : 0] + j->body_at[i];
+            const uint32_t *ids = j->body_ids[i];
             const fti_tokenizer *tok = (const fti_tokenizer *)((fti__st_stok *)j->tok)->tok;
             for (k = 0; k < j->body_n[i]; k++) {
                 size_t len = 0;
@@ -1063,6 +1925,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     fti_pool *pool = NULL;
     fti_result rc = FTI_OK;
     size_t i, k, n_all = 0, n_kept = 0, n_exact = 0, n_near = 0, n_reused = 0;
+    size_t n_chunks_total = 0;
     fti__st_doc **all = NULL, **kept = NULL;
     uint32_t *root = NULL;
     unsigned char vid[32];
@@ -1071,25 +1934,27 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     char *mpath = NULL;
     fti__st_stok stok;
     int have_tok = 0;
-    fti_buf recs, docs_jsonl, index_img, tok_img, train_img, val_img, freq_img, man;
+    fti_buf tok_img, freq_img, man, batch, ser;
     uint64_t n_train_tok = 0, n_val_tok = 0, n_train_docs = 0, n_val_docs = 0;
     uint64_t *tok_counts = NULL;
-    fti__st_chunks chunks;
-    uint32_t *split_ids[2] = {NULL, NULL};
-    size_t *body_at = NULL, *body_n = NULL;
     fti_doc_meta *metas = NULL;
     char(*doc_ids)[33] = NULL;
     fti_buf *sources = NULL;
+    fti__st_objw docs_w, shard_w[2], index_w;
+    fti__st_bm25b ixb;
+    int spill_fd = -1, post_fd = -1;
     memset(&stok, 0, sizeof stok);
-    memset(&chunks, 0, sizeof chunks);
-    memset(&recs, 0, sizeof recs);
-    memset(&docs_jsonl, 0, sizeof docs_jsonl);
-    memset(&index_img, 0, sizeof index_img);
     memset(&tok_img, 0, sizeof tok_img);
-    memset(&train_img, 0, sizeof train_img);
-    memset(&val_img, 0, sizeof val_img);
     memset(&freq_img, 0, sizeof freq_img);
     memset(&man, 0, sizeof man);
+    memset(&batch, 0, sizeof batch);
+    memset(&ser, 0, sizeof ser);
+    memset(&docs_w, 0, sizeof docs_w);
+    memset(shard_w, 0, sizeof shard_w);
+    memset(&index_w, 0, sizeof index_w);
+    memset(&ixb, 0, sizeof ixb);
+    ixb.spill_fd = -1;
+    ixb.post_fd = -1;
     tok_sha[0] = 0;
 
     if (r->n_files == 0) return fti_error_set(err, FTI_ERR_NOT_FOUND, "ingest: no input files");
@@ -1110,24 +1975,34 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     if (r->o.tokenizer && !fti_path_exists(r->o.tokenizer))
         return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: tokenizer file not found",
                              r->o.tokenizer);
+    {
+        /* leftovers of an interrupted run (this run holds the exclusive lock) */
+        char *tmp = fti__st_path3(r->home, "store/tmp", NULL);
+        if (tmp && fti_path_is_dir(tmp)) fti_walk(tmp, fti__st_rm_cb, NULL, NULL);
+        fti_free(tmp);
+    }
     pool = fti_pool_create(r->o.n_threads);
 
-    /* --- phase A: map + hash every file --- */
+    /* --- phase A: hash every file (a merge has the hashes from the partials) --- */
     r->t_last_ns = fti_time_ns();
     r->c_last = clock();
     fti__st_progress(r, "scan", 0, r->n_files);
-    r->next = 0;
-    fti_pool_each(pool, fti__st_phase_hash, r);
+    if (!r->n_parts) {
+        r->next = 0;
+        fti_pool_each(pool, fti__st_phase_hash, r);
+    }
     fti__st_mark(r, 0);
 
     /* --- the version id: inputs' names and hashes, and the options --- */
     {
         fti_sha256 sh;
         fti_buf cfg;
+        char d6[64];
         memset(&cfg, 0, sizeof cfg);
         fti__st_proc_key(&r->o, &cfg);
-        fti_buf_printf(&cfg, "|dataset v%d|dedup=%.6f|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
-                       FTI__ST_FORMAT, r->o.dedup_threshold, r->o.val_percent, r->o.chunk_tokens,
+        fti_buf_printf(&cfg, "|dataset v%d|dedup=%s|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
+                       FTI__ST_FORMAT, fti__st_dbl6(r->o.dedup_threshold, d6), r->o.val_percent,
+                       r->o.chunk_tokens,
                        r->o.chunk_overlap, r->o.vocab_size, FTI_TEMPLATE_TITLE, FTI_TEMPLATE_BODY,
                        FTI_TEMPLATE_END);
         if (r->o.no_tokenizer) {
@@ -1178,80 +2053,39 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
 
     /* --- reuse the parent's per-file results --- */
-    if (have_parent) {
-        char *pm = fti__st_manifest_path(r->home, parent);
-        void *txt = NULL;
-        size_t len = 0;
-        if (pm && fti_file_read(pm, (size_t)1 << 30, &txt, &len, NULL) == FTI_OK) {
-            fti_json_doc *jd = NULL;
-            fti_json_opts jo;
-            memset(&jo, 0, sizeof jo);
-            jo.max_string = (size_t)1 << 28;
-            if (fti_json_parse((const char *)txt, len, &jo, &jd, NULL, NULL) == FTI_OK) {
-                const fti_json *files = fti_json_get(fti_json_root(jd), "files");
-                const char *rh = fti_json_get_str(fti_json_get(files, "records"), "sha256", NULL);
-                if (rh && strlen(rh) == 64) {
-                    char *rp = fti__st_object_path(r->home, rh);
-                    if (rp) fti__st_reuse(r, rp);
-                    fti_free(rp);
-                }
-            }
-            fti_json_free(jd);
+    if (have_parent && !r->n_parts) {
+        fti_json_doc *jd = NULL;
+        if (fti__st_load_manifest(r->home, parent, &jd, NULL) == FTI_OK) {
+            const fti_json *files = fti_json_get(fti_json_root(jd), "files");
+            char *rp = fti__st_file_object(r->home, files, "records");
+            if (rp) fti__st_reuse(r, rp);
+            fti_free(rp);
         }
-        fti_free(txt);
-        fti_free(pm);
+        fti_json_free(jd);
     }
 
-    /* --- phase B: units of the files not reused --- */
-    for (i = 0; i < r->n_files; i++) {
-        if (r->files[i].reused) {
-            n_reused++;
-            r->bytes_done += r->files[i].size;
-        } else if (r->files[i].mapped && fti__st_make_units(r, (uint32_t)i) != FTI_OK) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-            goto done;
-        }
-    }
-    r->unit_out = (fti__st_out *)fti_calloc(r->n_units + 1, sizeof *r->unit_out);
-    if (!r->unit_out) {
-        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-        goto done;
-    }
-    r->next = 0;
-    r->order = (size_t *)fti_malloc((r->n_units + 1) * sizeof *r->order);
-    if (!r->order) {
-        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-        goto done;
-    }
+    /* --- phase B: every file's records, batch by batch, into the records pack (which is also
+     * where the documents' text is read back from: only metadata stays in memory) --- */
     {
-        fti__st_len_idx *li = (fti__st_len_idx *)fti_malloc((r->n_units + 1) * sizeof *li);
-        if (!li) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-            goto done;
-        }
-        for (i = 0; i < r->n_units; i++) li[i].len = r->units[i].len, li[i].idx = i;
-        qsort(li, r->n_units, sizeof *li, fti__st_len_idx_cmp);
-        for (i = 0; i < r->n_units; i++) r->order[i] = li[i].idx;
-        fti_free(li);
-    }
-    r->next = 0;
-    fti_pool_each(pool, fti__st_phase_units, r);
-    fti__st_progress(r, "ingest", r->bytes_done, r->bytes_total);
-    for (i = 0; i < r->n_units; i++) {
-        fti__st_file *f = &r->files[r->units[i].file];
-        if (!fti__st_out_move(&f->out, &r->unit_out[i])) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        unsigned char h[16];
+        uint32_t n_packed = 0;
+        for (i = 0; i < r->n_files; i++) n_packed += r->files[i].hashed != 0;
+        memcpy(h, "FTIRECS", 8);
+        fti_store_u32(h + 8, 1);
+        fti_store_u32(h + 12, n_packed);
+        rc = fti__st_objw_open(r, &r->recs, "records", err);
+        if (rc != FTI_OK) goto done;
+        fti__st_objw_write(&r->recs, h, 16);
+        r->recs_fd = open(r->recs.af.tmp_path, O_RDONLY | O_CLOEXEC);
+        if (r->recs_fd < 0) {
+            rc = fti_error_set(err, FTI_ERR_IO, "%s: cannot read back", r->recs.af.tmp_path);
             goto done;
         }
     }
+    rc = fti__st_phase_b(r, pool, err);
+    if (rc != FTI_OK) goto done;
     for (i = 0; i < r->n_files; i++) {
-        /* documents hold copies of their text: the inputs can go (bounded memory) */
-        if (r->files[i].mapped) fti_map_close(&r->files[i].map);
-        r->files[i].mapped = 0;
-        if (r->files[i].out.oom) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory in %s", r->files[i].path);
-            goto done;
-        }
+        if (r->files[i].reused) n_reused++;
         n_all += r->files[i].out.n_docs;
     }
     if (n_all > FTI_STORE_MAX_DOCS) {
@@ -1259,6 +2093,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                            (unsigned long)n_all, (unsigned long)FTI_STORE_MAX_DOCS);
         goto done;
     }
+    rc = fti__st_objw_commit(r, &r->recs, "records", err);
+    if (rc != FTI_OK) goto done;
 
     /* --- dedupe --- */
     fti__st_mark(r, 1);
@@ -1274,39 +2110,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         size_t j;
         for (j = 0; j < r->files[i].out.n_docs; j++) all[k++] = &r->files[i].out.docs[j];
     }
-    {
-        fti__st_mh_job job;
-        job.r = r;
-        job.docs = all;
-        fti_pool_for(pool, n_all, 64, fti__st_mh_task, &job);
-        for (i = 0; i < n_all; i++)
-            if (!all[i]->mh) {
-                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-                goto done;
-            }
-    }
-    /* --- records pack (for the next incremental run; after the
-     * minhash pass, so signatures are stored) --- */
-    {
-        uint32_t n_packed = 0;
-        fti__st_ser_job sj;
-        memset(&sj, 0, sizeof sj);
-        sj.r = r;
-        sj.records = 1;
-        fti_buf_append(&recs, "FTIRECS", 8);
-        fti__st_put_u32(&recs, 1);
-        fti__st_put_u32(&recs, 0);
-        for (i = 0; i < r->n_files; i++) n_packed += r->files[i].hashed != 0;
-        if (!fti__st_ser_run(pool, &sj, r->n_files, &recs) || recs.oom) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-            goto done;
-        }
-        fti_store_u32(recs.data + 12, n_packed);
-        rc = fti__st_stash(r, "records", &recs, err);
-        if (rc != FTI_OK) goto done;
-    }
-
-    rc = fti__st_exact_dups(all, n_all, &n_exact);
+    rc = fti__st_exact_dups(r, all, n_all, &n_exact);
     if (rc != FTI_OK) {
         fti_error_set(err, rc, "ingest: out of memory");
         goto done;
@@ -1357,7 +2161,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         }
     }
 
-    /* --- per-document metadata, docs.jsonl --- */
+    /* --- per-document metadata, docs.jsonl (streamed in batches) --- */
     metas = (fti_doc_meta *)fti_calloc(n_kept + 1, sizeof *metas);
     doc_ids = (char(*)[33])fti_calloc(n_kept + 1, sizeof *doc_ids);
     sources = (fti_buf *)fti_calloc(n_kept + 1, sizeof *sources);
@@ -1375,186 +2179,273 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         metas[i].author = d->author;
         metas[i].date = d->date;
     }
-    {
+    rc = fti__st_objw_open(r, &docs_w, "docs", err);
+    for (i = 0; i < n_kept && rc == FTI_OK;) {
+        size_t e = fti__st_batch_end(kept, n_kept, i);
         fti__st_ser_job sj;
-        memset(&sj, 0, sizeof sj);
-        sj.r = r;
-        sj.docs = kept;
-        sj.doc_ids = doc_ids;
-        sj.sources = sources;
-        if (!fti__st_ser_run(pool, &sj, n_kept, &docs_jsonl)) docs_jsonl.oom = 1;
+        rc = fti__st_batch_load(r, kept + i, e - i, &batch);
+        if (rc == FTI_OK) {
+            memset(&sj, 0, sizeof sj);
+            sj.r = r;
+            sj.docs = kept + i;
+            sj.doc_ids = doc_ids + i;
+            sj.sources = sources + i;
+            ser.len = 0;
+            if (!fti__st_ser_run(pool, &sj, e - i, &ser)) rc = FTI_ERR_NOMEM;
+        }
+        fti__st_batch_unload(kept + i, e - i);
+        if (rc == FTI_OK) rc = fti__st_objw_write(&docs_w, ser.data ? ser.data : "", ser.len);
+        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the documents");
+        i = e;
     }
-    rc = fti__st_stash(r, "docs", &docs_jsonl, err);
+    if (rc == FTI_OK) rc = fti__st_objw_commit(r, &docs_w, "docs", err);
     if (rc != FTI_OK) goto done;
 
-    /* --- tokenizer and token shards --- */
+    /* --- tokenizer: given, or trained on the train split (streamed) --- */
     if (!r->o.no_tokenizer && n_kept > 0) {
-        const char **texts = (const char **)fti_calloc(2 * n_kept + 1, sizeof *texts);
-        size_t *lens = (size_t *)fti_calloc(2 * n_kept + 1, sizeof *lens);
-        uint32_t **ids = (uint32_t **)fti_calloc(2 * n_kept + 1, sizeof *ids);
-        size_t *n_ids = (size_t *)fti_calloc(2 * n_kept + 1, sizeof *n_ids);
-        fti_buf *titles = (fti_buf *)fti_calloc(n_kept + 1, sizeof *titles);
-        uint32_t *train_ids = NULL, *val_ids = NULL;
-        body_at = (size_t *)fti_calloc(n_kept + 1, sizeof *body_at);
-        body_n = (size_t *)fti_calloc(n_kept + 1, sizeof *body_n);
-        if (!body_at || !body_n) rc = FTI_ERR_NOMEM;
-        if (!texts || !lens || !ids || !n_ids || !titles || rc != FTI_OK) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        fti__st_mark(r, 2);
+        fti__st_progress(r, "tokenizer", 0, 1);
+        if (r->o.tokenizer) {
+            rc = fti__st_stok_load(&stok, r->o.tokenizer, err);
         } else {
-            size_t nt = 0;
-            fti__st_mark(r, 2);
-            fti__st_progress(r, "tokenizer", 0, 1);
-            if (r->o.tokenizer) {
-                rc = fti__st_stok_load(&stok, r->o.tokenizer, err);
-            } else {
-                for (i = 0; i < n_kept; i++) {
-                    if (kept[i]->split) continue;
-                    if (kept[i]->title) {
-                        texts[nt] = kept[i]->title;
-                        lens[nt++] = strlen(kept[i]->title);
-                    }
-                    texts[nt] = kept[i]->text;
-                    lens[nt++] = kept[i]->text_len;
-                }
-                rc = fti__st_stok_train(&stok, pool, texts, lens, nt, r->o.vocab_size, err);
-            }
-            if (rc == FTI_OK) {
-                have_tok = 1;
-                memcpy(tok_sha, stok.sha_hex, 65);
-                rc = fti__st_stok_serialize(&stok, &tok_img);
-                if (rc != FTI_OK)
-                    fti_error_set(err, rc, "tokenizer: cannot serialize");
-                else
-                    rc = fti__st_stash(r, "tokenizer", &tok_img, err);
-            }
-            /* each document: <|title|> title "\n" <|body|> body <|endoftext|> */
-            if (rc == FTI_OK) {
-                for (i = 0; i < n_kept; i++) {
-                    if (kept[i]->title) fti_buf_puts(&titles[i], kept[i]->title);
-                    fti_buf_putc(&titles[i], '\n');
-                    texts[2 * i] = titles[i].data;
-                    lens[2 * i] = titles[i].len;
-                    texts[2 * i + 1] = kept[i]->text;
-                    lens[2 * i + 1] = kept[i]->text_len;
-                }
-                fti__st_mark(r, 3);
-                fti__st_progress(r, "shards", 0, n_kept);
-                rc = fti__st_stok_encode(&stok, pool, texts, lens, 2 * n_kept, ids, n_ids);
-                if (rc != FTI_OK) fti_error_set(err, rc, "tokenizer: encoding failed");
-            }
-            if (rc == FTI_OK) {
-                for (i = 0; i < n_kept; i++) {
-                    uint64_t n = 3 + n_ids[2 * i] + n_ids[2 * i + 1];
-                    if (kept[i]->split)
-                        n_val_tok += n;
-                    else
-                        n_train_tok += n;
-                }
-                train_ids = (uint32_t *)fti_malloc((size_t)(n_train_tok + 1) * sizeof(uint32_t));
-                val_ids = (uint32_t *)fti_malloc((size_t)(n_val_tok + 1) * sizeof(uint32_t));
-                tok_counts = (uint64_t *)fti_calloc(stok.vocab_size + 1, sizeof(uint64_t));
-                if (!train_ids || !val_ids || !tok_counts) {
-                    rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-                } else {
-                    size_t pt = 0, pv = 0;
-                    for (i = 0; i < n_kept; i++) {
-                        uint32_t *dst = kept[i]->split ? val_ids : train_ids;
-                        size_t *p = kept[i]->split ? &pv : &pt, j;
-                        dst[(*p)++] = stok.title_id;
-                        for (j = 0; j < n_ids[2 * i]; j++) dst[(*p)++] = ids[2 * i][j];
-                        dst[(*p)++] = stok.body_id;
-                        body_at[i] = *p;
-                        body_n[i] = n_ids[2 * i + 1];
-                        for (j = 0; j < n_ids[2 * i + 1]; j++) dst[(*p)++] = ids[2 * i + 1][j];
-                        dst[(*p)++] = stok.eot_id;
-                    }
-                    for (i = 0; i < pt; i++)
-                        if (train_ids[i] < stok.vocab_size) tok_counts[train_ids[i]]++;
-                    rc = fti__st_shard_image(&train_img, train_ids, pt, stok.vocab_size,
-                                             stok.eot_id, err);
+            void *tr = NULL;
+            rc = fti__st_stok_train_begin(&tr, pool, r->o.vocab_size, err);
+            for (i = 0; i < n_kept && rc == FTI_OK;) {
+                size_t e = fti__st_batch_end(kept, n_kept, i), q;
+                rc = fti__st_batch_load(r, kept + i, e - i, &batch);
+                for (q = i; q < e && rc == FTI_OK; q++) {
+                    if (kept[q]->split) continue;
+                    if (kept[q]->title)
+                        rc = fti__st_stok_train_add(tr, kept[q]->title, strlen(kept[q]->title));
                     if (rc == FTI_OK)
-                        rc = fti__st_shard_image(&val_img, val_ids, pv, stok.vocab_size,
-                                                 stok.eot_id, err);
-                    if (rc == FTI_OK) {
-                        unsigned char h[16];
-                        memcpy(h, "FTIFREQ", 8);
-                        fti_store_u32(h + 8, 1);
-                        fti_store_u32(h + 12, stok.vocab_size);
-                        fti_buf_append(&freq_img, h, 16);
-                        for (i = 0; i < stok.vocab_size; i++)
-                            fti__st_put_u64(&freq_img, tok_counts[i]);
-                    }
-                    if (rc == FTI_OK) rc = fti__st_stash(r, "train", &train_img, err);
-                    if (rc == FTI_OK) rc = fti__st_stash(r, "val", &val_img, err);
-                    if (rc == FTI_OK) rc = fti__st_stash(r, "token_counts", &freq_img, err);
+                        rc = fti__st_stok_train_add(tr, kept[q]->text, kept[q]->text_len);
                 }
+                fti__st_batch_unload(kept + i, e - i);
+                i = e;
+            }
+            if (rc == FTI_OK) {
+                rc = fti__st_stok_train_end(&stok, tr, err);
+            } else {
+                fti__st_stok_train_abort(tr);
+                fti_error_set(err, rc, "tokenizer: training failed");
             }
         }
-        for (i = 0; ids && i < 2 * n_kept; i++) fti_free(ids[i]);
-        for (i = 0; titles && i < n_kept; i++) fti_buf_free(&titles[i]);
-        fti_free(texts);
-        fti_free(lens);
-        fti_free(ids);
-        fti_free(n_ids);
-        fti_free(titles);
-        /* the ids stay until chunking, which counts tokens from them */
-        split_ids[0] = train_ids;
-        split_ids[1] = val_ids;
+        if (rc == FTI_OK) {
+            have_tok = 1;
+            memcpy(tok_sha, stok.sha_hex, 65);
+            rc = fti__st_stok_serialize(&stok, &tok_img);
+            if (rc != FTI_OK)
+                fti_error_set(err, rc, "tokenizer: cannot serialize");
+            else
+                rc = fti__st_stash(r, "tokenizer", &tok_img, err);
+        }
         if (rc != FTI_OK) goto done;
+        fti__st_mark(r, 3);
+    } else {
+        fti__st_mark(r, 2);
     }
 
-    /* --- chunks and the BM25 index --- */
-    fti__st_mark(r, r->o.no_tokenizer || n_kept == 0 ? 2 : 4);
-    fti__st_progress(r, "index", 0, n_kept);
+    /* --- token shards, chunks and the BM25 index, batch by batch --- */
     {
-        /* documents are chunked in parallel (token counting is the cost), then concatenated in
-         * document order */
-        fti__st_chunk_job cj;
-        cj.docs = kept;
-        cj.spans = (fti__st_spans *)fti_calloc(n_kept + 1, sizeof *cj.spans);
-        cj.budget = (size_t)r->o.chunk_tokens;
-        cj.overlap = (size_t)r->o.chunk_overlap;
-        cj.tok = have_tok ? (void *)&stok : NULL;
-        cj.split_ids[0] = split_ids[0];
-        cj.split_ids[1] = split_ids[1];
-        cj.body_at = have_tok && split_ids[0] && split_ids[1] ? body_at : NULL;
-        cj.body_n = body_n;
-        if (!cj.spans) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        char *tmp = fti__st_store_path(r->home, "tmp", "index-text");
+        char *tmp2 = fti__st_store_path(r->home, "tmp", "index-postings");
+        unsigned char shard_sha[2][32];
+        fti__st_shs data_sh[2];
+        uint64_t n_tok[2] = {0, 0};
+        uint32_t width = have_tok && stok.vocab_size > 65536 ? 4 : 2;
+        if (tmp) {
+            /* the chunks' text, until the index is written (an unnamed file) */
+            spill_fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (spill_fd >= 0) unlink(tmp);
+        }
+        fti_free(tmp);
+        if (tmp2) {
+            post_fd = open(tmp2, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (post_fd >= 0) unlink(tmp2);
+        }
+        fti_free(tmp2);
+        if (spill_fd < 0 || post_fd < 0) {
+            rc = fti_error_set(err, FTI_ERR_IO, "%s/store/tmp: cannot create a temp file",
+                               r->home);
             goto done;
         }
-        fti_pool_for(pool, n_kept, 4, fti__st_chunk_task, &cj);
-        for (i = 0; i < n_kept && rc == FTI_OK; i++) {
-            size_t j;
-            fti__st_spans *sp = &cj.spans[i];
-            if (sp->oom) {
-                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-                break;
-            }
-            if (chunks.n + sp->n > chunks.alloc) {
-                size_t cap = (chunks.n + sp->n) * 2;
-                fti_chunk_in *p = (fti_chunk_in *)fti_realloc(chunks.v, cap * sizeof *p);
-                if (!p) {
-                    rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-                    break;
-                }
-                chunks.v = p;
-                chunks.alloc = cap;
-            }
-            for (j = 0; j < sp->n; j++) {
-                chunks.v[chunks.n].text = kept[i]->text + sp->v[j].off;
-                chunks.v[chunks.n].len = sp->v[j].len;
-                chunks.v[chunks.n].doc = (uint32_t)i;
-                chunks.n++;
-            }
+        rc = fti__st_bm25b_init(&ixb, metas, n_kept, spill_fd, post_fd);
+        if (rc != FTI_OK) {
+            fti_error_set(err, rc, "ingest: out of memory");
+            goto done;
         }
-        for (i = 0; i < n_kept; i++) fti_free(cj.spans[i].v);
-        fti_free(cj.spans);
+        if (have_tok) {
+            unsigned char zero[FTI_SHARD_HEADER_BYTES];
+            memset(zero, 0, sizeof zero);
+            tok_counts = (uint64_t *)fti_calloc(stok.vocab_size + 1, sizeof(uint64_t));
+            if (!tok_counts) rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            for (k = 0; k < 2 && rc == FTI_OK; k++) {
+                rc = fti__st_objw_open(r, &shard_w[k], k ? "val" : "train", err);
+                if (rc == FTI_OK) rc = fti__st_objw_write(&shard_w[k], zero, sizeof zero);
+                fti__st_shs_init(&data_sh[k], r->proc.sha_fast);
+            }
+            if (rc != FTI_OK) goto done;
+            fti__st_progress(r, "shards", 0, n_kept);
+        } else {
+            fti__st_progress(r, "index", 0, n_kept);
+        }
+        for (i = 0; i < n_kept && rc == FTI_OK;) {
+            size_t e = fti__st_batch_end(kept, n_kept, i), nb = e - i, q;
+            uint32_t **ids = NULL, **body_ids = NULL;
+            size_t *n_ids = NULL, *body_n = NULL;
+            fti_buf *titles = NULL;
+            rc = fti__st_batch_load(r, kept + i, nb, &batch);
+            if (rc == FTI_OK && have_tok) {
+                const char **texts = (const char **)fti_calloc(2 * nb + 1, sizeof *texts);
+                size_t *lens = (size_t *)fti_calloc(2 * nb + 1, sizeof *lens);
+                ids = (uint32_t **)fti_calloc(2 * nb + 1, sizeof *ids);
+                n_ids = (size_t *)fti_calloc(2 * nb + 1, sizeof *n_ids);
+                titles = (fti_buf *)fti_calloc(nb + 1, sizeof *titles);
+                body_ids = (uint32_t **)fti_calloc(nb + 1, sizeof *body_ids);
+                body_n = (size_t *)fti_calloc(nb + 1, sizeof *body_n);
+                if (!texts || !lens || !ids || !n_ids || !titles || !body_ids || !body_n) {
+                    rc = FTI_ERR_NOMEM;
+                } else {
+                    /* each document: <|title|> title "\n" <|body|> body <|endoftext|> */
+                    for (q = 0; q < nb; q++) {
+                        const fti__st_doc *d = kept[i + q];
+                        if (d->title) fti_buf_puts(&titles[q], d->title);
+                        fti_buf_putc(&titles[q], '\n');
+                        if (titles[q].oom) rc = FTI_ERR_NOMEM;
+                        texts[2 * q] = titles[q].data;
+                        lens[2 * q] = titles[q].len;
+                        texts[2 * q + 1] = d->text;
+                        lens[2 * q + 1] = d->text_len;
+                    }
+                    if (rc == FTI_OK)
+                        rc = fti__st_stok_encode(&stok, pool, texts, lens, 2 * nb, ids, n_ids);
+                }
+                fti_free(texts);
+                fti_free(lens);
+                for (q = 0; q < nb && rc == FTI_OK; q++) {
+                    const fti__st_doc *d = kept[i + q];
+                    int s = d->split ? 1 : 0;
+                    unsigned char tb[4096];
+                    size_t tl = 0, part, j;
+                    body_ids[q] = ids[2 * q + 1];
+                    body_n[q] = n_ids[2 * q + 1];
+                    /* title marker, title ids, body marker, body ids, end marker */
+                    for (part = 0; part < 5 && rc == FTI_OK; part++) {
+                        const uint32_t *src = part == 1 ? ids[2 * q] : part == 3 ? body_ids[q] : NULL;
+                        size_t ns = part == 1 ? n_ids[2 * q] : part == 3 ? body_n[q] : 1;
+                        uint32_t one = part == 0 ? stok.title_id : part == 2 ? stok.body_id : stok.eot_id;
+                        for (j = 0; j < ns; j++) {
+                            uint32_t t = src ? src[j] : one;
+                            if (t >= stok.vocab_size) {
+                                rc = FTI_ERR_INVALID;
+                                break;
+                            }
+                            if (!s) tok_counts[t]++;
+                            if (tl + 4 > sizeof tb) {
+                                fti__st_shs_update(&data_sh[s], tb, tl);
+                                rc = fti__st_objw_write(&shard_w[s], tb, tl);
+                                tl = 0;
+                                if (rc != FTI_OK) break;
+                            }
+                            if (width == 2)
+                                fti_store_u16(tb + tl, (uint16_t)t);
+                            else
+                                fti_store_u32(tb + tl, t);
+                            tl += width;
+                        }
+                    }
+                    if (tl && rc == FTI_OK) {
+                        fti__st_shs_update(&data_sh[s], tb, tl);
+                        rc = fti__st_objw_write(&shard_w[s], tb, tl);
+                    }
+                    n_tok[s] += 3 + n_ids[2 * q] + n_ids[2 * q + 1];
+                }
+                if (rc != FTI_OK) fti_error_set(err, rc, "ingest: token shards failed");
+                fti__st_mark(r, 4);
+            }
+            if (rc == FTI_OK) {
+                /* chunks (in parallel: counting tokens is the cost), added in document order */
+                fti__st_chunk_job cj;
+                memset(&cj, 0, sizeof cj);
+                cj.docs = kept + i;
+                cj.spans = (fti__st_spans *)fti_calloc(nb + 1, sizeof *cj.spans);
+                cj.budget = (size_t)r->o.chunk_tokens;
+                cj.overlap = (size_t)r->o.chunk_overlap;
+                cj.tok = have_tok ? (void *)&stok : NULL;
+                cj.body_ids = have_tok ? body_ids : NULL;
+                cj.body_n = body_n;
+                if (!cj.spans) {
+                    rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                } else {
+                    fti_pool_for(pool, nb, 4, fti__st_chunk_task, &cj);
+                    for (q = 0; q < nb && rc == FTI_OK; q++) {
+                        size_t j;
+                        const fti__st_spans *sp = &cj.spans[q];
+                        if (sp->oom) rc = FTI_ERR_NOMEM;
+                        for (j = 0; j < sp->n && rc == FTI_OK; j++)
+                            rc = fti__st_bm25b_add(&ixb, kept[i + q]->text + sp->v[j].off,
+                                                   sp->v[j].len, (uint32_t)(i + q));
+                    }
+                    for (q = 0; q < nb; q++) fti_free(cj.spans[q].v);
+                    fti_free(cj.spans);
+                    if (rc != FTI_OK) fti_error_set(err, rc, "ingest: index failed");
+                }
+                fti__st_mark(r, 5);
+            }
+            fti__st_batch_unload(kept + i, nb);
+            for (q = 0; ids && q < 2 * nb; q++) fti_free(ids[q]);
+            for (q = 0; titles && q < nb; q++) fti_buf_free(&titles[q]);
+            fti_free(ids);
+            fti_free(n_ids);
+            fti_free(titles);
+            fti_free(body_ids);
+            fti_free(body_n);
+            i = e;
+        }
+        if (rc != FTI_OK) goto done;
+        if (have_tok) {
+            for (k = 0; k < 2 && rc == FTI_OK; k++) {
+                unsigned char hdr[FTI_SHARD_HEADER_BYTES];
+                fti__st_shs_final(&data_sh[k], shard_sha[k]);
+                memset(hdr, 0, sizeof hdr);
+                memcpy(hdr, "FTITOKS", 8);
+                fti_store_u32(hdr + 8, 1);
+                fti_store_u32(hdr + 12, width);
+                fti_store_u64(hdr + 16, n_tok[k]);
+                fti_store_u32(hdr + 24, stok.vocab_size);
+                fti_store_u32(hdr + 28, stok.eot_id);
+                memcpy(hdr + 32, shard_sha[k], 32);
+                rc = fti__st_objw_patch(&shard_w[k], 0, hdr, sizeof hdr);
+                if (rc != FTI_OK)
+                    fti_error_set(err, rc, "ingest: cannot write the token shards");
+                else
+                    rc = fti__st_objw_commit(r, &shard_w[k], k ? "val" : "train", err);
+            }
+            n_train_tok = n_tok[0];
+            n_val_tok = n_tok[1];
+            if (rc == FTI_OK) {
+                unsigned char h[16];
+                memcpy(h, "FTIFREQ", 8);
+                fti_store_u32(h + 8, 1);
+                fti_store_u32(h + 12, stok.vocab_size);
+                fti_buf_append(&freq_img, h, 16);
+                for (i = 0; i < stok.vocab_size; i++) fti__st_put_u64(&freq_img, tok_counts[i]);
+                rc = fti__st_stash(r, "token_counts", &freq_img, err);
+            }
+            if (rc != FTI_OK) goto done;
+        }
+        n_chunks_total = ixb.n_chunks;
+        rc = fti__st_objw_open(r, &index_w, "index", err);
+        if (rc == FTI_OK) {
+            rc = fti__st_bm25b_finish(&ixb, fti__st_objw_emit, &index_w);
+            if (rc != FTI_OK)
+                fti_error_set(err, rc, "ingest: cannot write the index");
+            else
+                rc = fti__st_objw_commit(r, &index_w, "index", err);
+        }
+        fti__st_bm25b_free(&ixb);
         if (rc != FTI_OK) goto done;
     }
-    rc = fti_bm25_build(&index_img, chunks.v, chunks.n, metas, n_kept, err);
-    if (rc == FTI_OK) rc = fti__st_stash(r, "index", &index_img, err);
-    if (rc != FTI_OK) goto done;
 
     /* --- commit: objects first, the manifest last, then refs --- */
     {
@@ -1808,7 +2699,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             fti_jw_key(&w, "val_tokens");
             fti_jw_int(&w, (int64_t)n_val_tok);
             fti_jw_key(&w, "chunks");
-            fti_jw_int(&w, (int64_t)chunks.n);
+            fti_jw_int(&w, (int64_t)n_chunks_total);
             fti_jw_obj_end(&w);
 
             fti_jw_key(&w, "stats");
@@ -1891,20 +2782,19 @@ done:
     fti_free(doc_ids);
     for (i = 0; sources && i < n_kept; i++) fti_buf_free(&sources[i]);
     fti_free(sources);
-    fti_free(chunks.v);
     fti_free(tok_counts);
-    fti_free(split_ids[0]);
-    fti_free(split_ids[1]);
-    fti_free(body_at);
-    fti_free(body_n);
-    fti_buf_free(&recs);
-    fti_buf_free(&docs_jsonl);
-    fti_buf_free(&index_img);
     fti_buf_free(&tok_img);
-    fti_buf_free(&train_img);
-    fti_buf_free(&val_img);
     fti_buf_free(&freq_img);
     fti_buf_free(&man);
+    fti_buf_free(&batch);
+    fti_buf_free(&ser);
+    fti__st_objw_abort(&docs_w);
+    fti__st_objw_abort(&shard_w[0]);
+    fti__st_objw_abort(&shard_w[1]);
+    fti__st_objw_abort(&index_w);
+    fti__st_bm25b_free(&ixb);
+    if (spill_fd >= 0) close(spill_fd);
+    if (post_fd >= 0) close(post_fd);
     fti_pool_free(pool);
     return rc;
 }

@@ -1135,3 +1135,154 @@ FTI_TEST(store_full_disk_and_crash_at_every_io_step) {
     }
     CHECK(saw_fail && saw_crash);
 }
+
+/* --- sharded ingest ------------------------------------------------------------------------ */
+
+/* 1 when versions a (in home ha) and b (in hb) have the same id and the same objects. */
+static int same_version(const char *ha, const char *a, const char *hb, const char *b) {
+    fti_dataset *x = NULL, *y = NULL;
+    int ok = strcmp(a, b) == 0;
+    static const char *const objs[] = {"records", "docs", "tokenizer", "train",
+                                       "val",     "token_counts", "index"};
+    size_t i;
+    if (fti_dataset_open(&x, ha, a, NULL) != FTI_OK || fti_dataset_open(&y, hb, b, NULL) != FTI_OK)
+        ok = 0;
+    for (i = 0; ok && i < sizeof objs / sizeof objs[0]; i++) {
+        const fti_json *fx = fti_json_get(fti_json_get(fti_dataset_manifest(x), "files"), objs[i]);
+        const fti_json *fy = fti_json_get(fti_json_get(fti_dataset_manifest(y), "files"), objs[i]);
+        const char *sx = fti_json_get_str(fx, "sha256", NULL), *sy = fti_json_get_str(fy, "sha256", NULL);
+        if (!sx || !sy || strcmp(sx, sy) != 0) {
+            fprintf(stderr, "    object %s differs: %s vs %s\n", objs[i], sx ? sx : "-",
+                    sy ? sy : "-");
+            ok = 0;
+        }
+    }
+    if (ok) {
+        const fti_json *cx = fti_json_get(fti_dataset_manifest(x), "counts");
+        const fti_json *cy = fti_json_get(fti_dataset_manifest(y), "counts");
+        static const char *const keys[] = {"files", "records", "documents", "rejected",
+                                           "duplicates", "chunks"};
+        for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            if (fti_json_get_int(cx, keys[i], -1) != fti_json_get_int(cy, keys[i], -2)) ok = 0;
+    }
+    fti_dataset_close(x);
+    fti_dataset_close(y);
+    return ok;
+}
+
+FTI_TEST(store_sharded_ingest_equals_single) {
+    /* N = 3 shards of the kinds folder plus near-duplicates spread over several files: merging
+     * the partials gives the version one ingest of the same inputs gives (same id, same objects:
+     * dedupe across shards, the split, the tokenizer on the union, shards and index) */
+    const char *dir = fti_test_tmp("nd"), *h1 = fti_test_tmp("ws1"), *h2 = fti_test_tmp("ws2");
+    const char *paths[2];
+    char id1[65], id2[65], name[32];
+    fti_ingest_opts o;
+    fti_buf part, base;
+    fti_error err;
+    fti_rng rng;
+    unsigned i;
+    int k;
+    memset(&o, 0, sizeof o);
+    memset(&part, 0, sizeof part);
+    memset(&base, 0, sizeof base);
+    o.vocab_size = 300;
+    o.n_threads = 2;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    fti_rng_seed(&rng, 42, 1);
+    words(&rng, 300, &base);
+    for (k = 0; k < 8; k++) {
+        /* the same long text with one word changed per file: near-duplicates across shards */
+        fti_buf t;
+        memset(&t, 0, sizeof t);
+        fti_buf_append(&t, base.data, base.len);
+        memcpy(t.data + 7 * (size_t)k, "ZEBRA", 5);
+        snprintf(name, sizeof name, "n%d.txt", k);
+        put(dir, name, t.data);
+        fti_buf_free(&t);
+    }
+    put(dir, "same1.txt", "An exact duplicate, about lighthouses in fog and their keepers.");
+    put(dir, "same2.txt", "An exact duplicate, about lighthouses in fog and their keepers.");
+    paths[0] = STORE_DATA "/kinds";
+    paths[1] = dir;
+    REQUIRE(fti_store_ingest(h1, paths, 2, &o, id1, NULL, &err) == FTI_OK);
+    CHECK(manifest_int(h1, id1, "dedup", "near_dropped") >= 1);
+    CHECK(manifest_int(h1, id1, "dedup", "exact_dropped") >= 1);
+    /* two of three shards: merging must fail, naming the missing one */
+    for (i = 0; i < 2; i++)
+        REQUIRE(fti_store_ingest_partial(h2, paths, 2, &o, i, 3, &part, &err) == FTI_OK);
+    CHECK(fti_store_merge(h2, NULL, 0, &o, id2, &err) == FTI_ERR_NOT_FOUND);
+    CHECK(strstr(err.msg, "2 of 3") != NULL);
+    REQUIRE(fti_store_ingest_partial(h2, paths, 2, &o, 2, 3, &part, &err) == FTI_OK);
+    /* other record options than the shards': refused */
+    {
+        fti_ingest_opts o2 = o;
+        o2.min_chars = 30;
+        CHECK(fti_store_merge(h2, NULL, 0, &o2, id2, &err) == FTI_ERR_INVALID);
+    }
+    /* a truncated partial is an error, never a crash */
+    {
+        const char *bad = fti_test_tmp("bad.part");
+        void *data = NULL;
+        size_t len = 0;
+        const char *one[1];
+        char *first = part.data, *nl;
+        REQUIRE(first != NULL);
+        /* part holds the three paths one after another: take the first */
+        nl = strstr(first + 1, ".part");
+        REQUIRE(nl != NULL);
+        nl[5] = 0;
+        REQUIRE(fti_file_read(first, 0, &data, &len, NULL) == FTI_OK);
+        fti_test_write_file(bad, data, len > 100 ? len - 37 : len / 2);
+        fti_free(data);
+        one[0] = bad;
+        CHECK(fti_store_merge(h2, one, 1, &o, id2, &err) != FTI_OK);
+    }
+    REQUIRE(fti_store_merge(h2, NULL, 0, &o, id2, &err) == FTI_OK);
+    CHECK(same_version(h1, id1, h2, id2));
+    CHECK(fti_store_verify(h2, NULL, NULL, NULL) == FTI_OK);
+    /* the partials were consumed */
+    CHECK(fti_store_merge(h2, NULL, 0, &o, id2, &err) == FTI_ERR_NOT_FOUND);
+    /* N = 1 is a whole ingest in two steps */
+    REQUIRE(fti_store_ingest_partial(h2, paths, 2, &o, 0, 1, NULL, &err) == FTI_OK);
+    REQUIRE(fti_store_merge(h2, NULL, 0, &o, id2, &err) == FTI_OK);
+    CHECK_EQ_STR(id1, id2);
+    CHECK(fti_store_ingest_partial(h2, paths, 2, &o, 3, 3, NULL, &err) == FTI_ERR_INVALID);
+    fti_buf_free(&part);
+    fti_buf_free(&base);
+}
+
+FTI_TEST(store_clean_redaction_idempotent) {
+    /* redacting redacted text changes nothing, also when an address is glued to a number (the
+     * fuzzer's phone-before-email case) and on random mixes of numbers, addresses and URLs */
+    static const char *const pieces[] = {"+1 ", "555", " ", "123", "4", "a@b.com", "x", "@", ".",
+                                         "www.example.com/p", "(", ")", "-", "\n", "9", "_",
+                                         "http://h.io/x", "mail.me@ex-ample.org", "+", "0"};
+    fti_buf a, b, s;
+    fti_rng rng;
+    int k, bad = 0;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    memset(&s, 0, sizeof s);
+    CHECK(clean_is("+1 555 123 4Ca@g.com or org", FTI_CLEAN_REDACT_ALL, "[PHONE] [EMAIL] or org"));
+    CHECK(clean_is("call 555 123 4567 now", FTI_CLEAN_REDACT_ALL, "call [PHONE] now"));
+    CHECK(clean_is("id 555 123 4567x", FTI_CLEAN_REDACT_ALL, "id 555 123 4567x"));
+    fti_rng_seed(&rng, 7, 1);
+    for (k = 0; k < 3000 && bad < 3; k++) {
+        int m = 1 + (int)fti_rng_below(&rng, 12), q;
+        s.len = a.len = b.len = 0;
+        for (q = 0; q < m; q++)
+            fti_buf_puts(&s, pieces[fti_rng_below(&rng, sizeof pieces / sizeof pieces[0])]);
+        fti_clean_text(s.data, s.len, FTI_CLEAN_REDACT_ALL, &a);
+        fti_clean_text(a.data ? a.data : "", a.len, FTI_CLEAN_REDACT_ALL, &b);
+        if (a.len != b.len || (a.len && memcmp(a.data, b.data, a.len) != 0)) {
+            fprintf(stderr, "    not idempotent: \"%.*s\" -> \"%.*s\" -> \"%.*s\"\n", (int)s.len,
+                    s.data, (int)a.len, a.data, (int)b.len, b.data);
+            bad++;
+        }
+    }
+    CHECK_EQ_INT(bad, 0);
+    fti_buf_free(&a);
+    fti_buf_free(&b);
+    fti_buf_free(&s);
+}

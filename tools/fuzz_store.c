@@ -10,7 +10,8 @@
  *
  * One input goes through every parser: the record parsers of every input kind (txt, md, html,
  * json, jsonl, csv, eml, mbox), the cleaning and redaction rules, and the BM25 index and token
- * shard readers (the input is also tried as an index/shard file image).
+ * shard readers (the input is also tried as an index/shard file image), and the parser of a
+ * file's section in a records pack or a partial (sharded ingest).
  */
 #define FTI_IMPLEMENTATION
 #define FTI_TESTING
@@ -48,6 +49,17 @@ static void one(const unsigned char *data, size_t size) {
         memset(&b, 0, sizeof b);
         fti_clean_text((const char *)data, size, FTI_CLEAN_REDACT_ALL, &b);
         fti_buf_free(&b);
+    }
+    {
+        /* as a file's section of a records pack or a partial (a whole pack: its first one) */
+        const unsigned char *sec = data;
+        size_t n = size, used = 0;
+        fti__st_out out;
+        if (size >= 16 && memcmp(data, "FTIRECS", 8) == 0) sec += 16, n -= 16;
+        memset(&out, 0, sizeof out);
+        (void)fti__st_parse_section(sec, n, 0, &out, 0, &used);
+        fti__st_out_free(&out);
+        (void)fti__st_parse_section(sec, n, 0, NULL, 0, &used);
     }
     {
         /* as an index image and as a shard image */
