@@ -987,7 +987,10 @@ static fti_result fti__st_emit_file(fti__st_run *r, size_t fi, fti_error *err) {
         }
     } else if (f->hashed || r->shard_n) {
         fti__st_pack_file(&b, f);
-        if (b.oom) return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        if (b.oom) {
+            fti_buf_free(&b);
+            return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        }
         sec = (const unsigned char *)b.data;
         len = b.len;
         for (i = 0; i < f->out.n_docs; i++) {
@@ -2258,11 +2261,17 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             spill_fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
             if (spill_fd >= 0) unlink(tmp);
         }
-        fti_free(tmp);
         if (tmp2) {
             post_fd = open(tmp2, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
             if (post_fd >= 0) unlink(tmp2);
         }
+        if (!tmp || !tmp2) {
+            fti_free(tmp);
+            fti_free(tmp2);
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
+        fti_free(tmp);
         fti_free(tmp2);
         if (spill_fd < 0 || post_fd < 0) {
             rc = fti_error_set(err, FTI_ERR_IO, "%s/store/tmp: cannot create a temp file",
