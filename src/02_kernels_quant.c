@@ -425,6 +425,12 @@ FTI__VNNI static void fti__qp_task(void *vctx, size_t g0, size_t g1, int thread)
     for (g = g0; g < g1; g++) {
         size_t r0 = g * 16, rn = c->N - r0 < 16 ? c->N - r0 : 16;
         fti__qp_pack_vnni(c->W, c->row_bytes, r0, c->N, c->nb, c->q4, P);
+        if (g + 1 < g1) { /* the next group's 16 rows: 16 streams defeat the hardware prefetcher */
+            const char *nx = c->W + (r0 + 16) * c->row_bytes;
+            size_t off, end = 16 * c->row_bytes;
+            if (r0 + 32 > c->N) end = (c->N - r0 - 16) * c->row_bytes;
+            for (off = 0; off < end; off += 64) _mm_prefetch(nx + off, _MM_HINT_T0);
+        }
         for (m0 = 0; m0 < c->M; m0 += 4) {
             const int8_t *xq[4];
             const float *xd[4];
