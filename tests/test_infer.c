@@ -853,7 +853,7 @@ FTI_TEST(infer_eval_batch_matches_sessions) {
         REQUIRE(path != NULL && pool != NULL);
         REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
         for (b = 0; b < 5; b++) {
-            int32_t prompt[9];
+            int32_t prompt[10];
             for (plen = 0; plen < 2 + 2 * b; plen++) prompt[plen] = (int32_t)((b * 17 + plen * 5) % 95);
             REQUIRE(fti_session_create(&ref[b], e, NULL, &err) == FTI_OK);
             REQUIRE(fti_session_create(&bat[b], e, NULL, &err) == FTI_OK);
