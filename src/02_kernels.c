@@ -1045,6 +1045,10 @@ fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, c
                    n_out);
         return FTI_OK;
     }
+    /* several rows: the multi-row tiles of 02_kernels_quant.c (this path if out of memory) */
+    if ((wtype == FTI_DTYPE_Q8_0 || wtype == FTI_DTYPE_Q4_0) && T > 1 &&
+        fti_matmul_q(k, pool, wtype, W, X, n_in, Y, n_out, T, n_out, n_in, NULL, 0) == FTI_OK)
+        return FTI_OK;
     memset(&v, 0, sizeof v);
     v.k = k;
     v.wtype = wtype;

@@ -167,6 +167,32 @@ FTIDEF int fti_matmul_has_bf16(const fti_kernels *k);
 FTIDEF fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
                                const float *X, float *Y, size_t T, size_t n_out, size_t n_in);
 
+/* Quantized multi-row matmul (prefill and batched decoding; src/02_kernels_quant.c).
+ * Y(M,N) (row stride ldy >= N) = X(M,K)·W(N,K)ᵀ for W in Q8_0 or Q4_0 rows (ggml blocks, each
+ * row fti_dtype_row_bytes(wtype, K) bytes, rows contiguous, 2-byte aligned) and X quantized to
+ * int8 32-blocks exactly as fti_matmul_w does (so results differ from dequantize-then-f32 by the
+ * activation rounding, about 0.4% of sum|w·x|). Tiles of 4 X rows × 4 W rows reuse every weight
+ * block from registers and every ~16 KiB slice of W from cache across all M rows: the cost of
+ * W's memory traffic is paid once, not M times. Bit-identical for any pool size and for any M
+ * (row m's result does not depend on the other rows). K must be a multiple of 32.
+ * Thread safety: any thread; the pool must not be in use by another call. */
+/* Bytes of a quantized-activation buffer for M rows of K elements (0 if K % 32 or overflow). */
+FTIDEF size_t fti_qact_bytes(size_t M, size_t K);
+/* Quantizes X (M,K) (row stride ldx >= K) into buf (fti_qact_bytes(M, K) bytes, 4-byte
+ * aligned). Several matmuls with the same input share one buffer. FTI_ERR_INVALID on bad sizes. */
+FTIDEF fti_result fti_qact_quantize(const fti_kernels *k, void *buf, const float *X, size_t ldx,
+                                    size_t M, size_t K);
+/* Y = Xq·Wᵀ from a buffer filled by fti_qact_quantize. FTI_ERR_INVALID for a wtype other than
+ * Q8_0/Q4_0 or bad sizes. Allocation-free. */
+FTIDEF fti_result fti_matmul_qa(const fti_kernels *k, fti_pool *pool, fti_dtype wtype,
+                                const void *W, const void *qact, float *Y, size_t ldy, size_t M,
+                                size_t N, size_t K);
+/* Both steps: ws (ws_bytes >= fti_qact_bytes(M, K), 4-byte aligned) holds the quantized X; with
+ * ws NULL or too small one buffer is allocated (FTI_ERR_NOMEM if that fails). */
+FTIDEF fti_result fti_matmul_q(const fti_kernels *k, fti_pool *pool, fti_dtype wtype,
+                               const void *W, const float *X, size_t ldx, float *Y, size_t ldy,
+                               size_t M, size_t N, size_t K, void *ws, size_t ws_bytes);
+
 /* --- BLAS-1 ----------------------------------------------------------------------------------- */
 
 /* Σ x[i]·y[i] over n (accumulated in float lanes, fixed order per table). */

@@ -997,6 +997,212 @@ FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t 
     return FTI_OK;
 }
 
+/* --- batched decoding -------------------------------------------------------------------------- */
+
+struct fti_batch {
+    const fti_engine *e;
+    size_t max_batch, max_ctx;
+    float *x, *xb, *q, *kn, *vn, *att_out, *hb, *hb2, *att, *logits;
+    void *qa;                 /* quantized activations, (max_batch, max(C, HD, F)) */
+    fti_session **ss;         /* the current step's sessions (for the attention task) */
+    float *mem;               /* everything above, one allocation */
+};
+
+FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
+                                   fti_batch **out, fti_error *err) {
+    fti_batch *d;
+    size_t B = max_batch, sizes[10], total = 0, i, kmax, qa_bytes, att_n;
+    float **slots[10];
+    if (!out || !e || B == 0 || max_ctx == 0)
+        return fti_error_set(err, FTI_ERR_INVALID, "batch: bad arguments");
+    *out = NULL;
+    kmax = e->C > e->HD ? e->C : e->HD;
+    if (e->F > kmax) kmax = e->F;
+    if (!fti_size_mul(B * e->H, max_ctx, &att_n) || B > ((size_t)1 << 24))
+        return fti_error_set(err, FTI_ERR_LIMIT, "batch: %lu x %lu too large", (unsigned long)B,
+                             (unsigned long)max_ctx);
+    qa_bytes = kmax % FTI_QK ? 0 : fti_qact_bytes(B, kmax);
+    sizes[0] = B * e->C, sizes[1] = B * e->C, sizes[2] = B * e->HD, sizes[3] = B * e->KVD;
+    sizes[4] = B * e->KVD, sizes[5] = B * e->HD, sizes[6] = B * e->F, sizes[7] = B * e->F;
+    sizes[8] = att_n, sizes[9] = B * e->V;
+    d = (fti_batch *)fti_calloc(1, sizeof *d);
+    if (!d) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    slots[0] = &d->x, slots[1] = &d->xb, slots[2] = &d->q, slots[3] = &d->kn, slots[4] = &d->vn;
+    slots[5] = &d->att_out, slots[6] = &d->hb, slots[7] = &d->hb2, slots[8] = &d->att;
+    slots[9] = &d->logits;
+    for (i = 0; i < 10; i++)
+        if (!fti_size_add(total, sizes[i], &total)) total = (size_t)-1;
+    if (total != (size_t)-1 && !fti_size_add(total, qa_bytes / sizeof(float) + 1, &total))
+        total = (size_t)-1;
+    d->mem = total == (size_t)-1 ? NULL : (float *)fti_calloc(total, sizeof(float));
+    d->ss = (fti_session **)fti_calloc(B, sizeof *d->ss);
+    if (!d->mem || !d->ss) {
+        fti_batch_free(d);
+        return fti_error_set(err, FTI_ERR_NOMEM, "batch: out of memory for %lu sequences",
+                             (unsigned long)B);
+    }
+    total = 0;
+    for (i = 0; i < 10; i++) {
+        *slots[i] = d->mem + total;
+        total += sizes[i];
+    }
+    d->qa = qa_bytes ? (void *)(d->mem + total) : NULL;
+    d->e = e;
+    d->max_batch = B;
+    d->max_ctx = max_ctx;
+    *out = d;
+    return FTI_OK;
+}
+
+FTIDEF void fti_batch_free(fti_batch *d) {
+    if (!d) return;
+    fti_free(d->mem);
+    fti_free(d->ss);
+    fti_free(d);
+}
+
+typedef struct fti__bt_attn {
+    fti_batch *d;
+    size_t layer;
+} fti__bt_attn;
+
+/* Attention of row b's query over session b's cache (positions 0..pos_b): item i = (b, h). */
+static void fti__bt_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__bt_attn *c = (const fti__bt_attn *)vctx;
+    fti_batch *d = c->d;
+    const fti_engine *e = d->e;
+    size_t i, j, D = e->D, rep = e->H / e->KV;
+    float scale = 1.0f / (float)sqrt((double)D);
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        size_t b = i / e->H, h = i % e->H, kvh = h / rep;
+        const fti_session *s = d->ss[b];
+        size_t n = s->pos + 1;
+        const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
+        const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
+        const float *qt = d->q + b * e->HD + h * D; /* (D) */
+        float *p = d->att + i * d->max_ctx;        /* (n) */
+        float *yt = d->att_out + b * e->HD + h * D;
+        float mx = -INFINITY, sum = 0.0f, inv;
+        for (j = 0; j < n; j++) {
+            float sc = fti_dot(e->k, qt, kc + j * e->KVD + kvh * D, D) * scale;
+            p[j] = sc;
+            if (sc > mx) mx = sc;
+        }
+        for (j = 0; j < n; j++) {
+            p[j] = (float)exp((double)(p[j] - mx));
+            sum += p[j];
+        }
+        inv = 1.0f / sum;
+        memset(yt, 0, D * sizeof(float));
+        for (j = 0; j < n; j++) fti_axpy(e->k, yt, p[j] * inv, vc + j * e->KVD + kvh * D, D);
+    }
+}
+
+/* Y (B,N) = X (B,K) · Wᵀ: quantized weights through the multi-row kernel on d->qa, which holds
+ * X quantized once (*have_q says it already does: matrices sharing an input share it). */
+static fti_result fti__bt_matmul(fti_batch *d, fti_pool *pool, const fti__eng_w *w,
+                                 const float *X, int *have_q, float *Y, size_t B, size_t N,
+                                 size_t K) {
+    const fti_kernels *k = d->e->k;
+    if ((w->type == FTI_DTYPE_Q8_0 || w->type == FTI_DTYPE_Q4_0) && d->qa && K % FTI_QK == 0) {
+        if (!*have_q) {
+            fti_result rc = fti_qact_quantize(k, d->qa, X, K, B, K);
+            if (rc != FTI_OK) return rc;
+            *have_q = 1;
+        }
+        return fti_matmul_qa(k, pool, w->type, w->data, d->qa, Y, N, B, N, K);
+    }
+    return fti_matmul_w(k, pool, w->type, w->data, X, Y, B, N, K);
+}
+
+FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
+                                         const int32_t *tokens, size_t B, fti_pool *pool,
+                                         fti_error *err) {
+    const fti_engine *e;
+    const fti_kernels *k;
+    size_t b, l, i, C;
+    float eps;
+    fti_result rc = FTI_OK;
+    size_t embd_row;
+    fti__bt_attn ac;
+    if (!d || !ss || !tokens || B == 0 || B > d->max_batch)
+        return fti_error_set(err, FTI_ERR_INVALID, "batch decode: %lu sequences (max %lu)",
+                             (unsigned long)B, (unsigned long)(d ? d->max_batch : 0));
+    e = d->e;
+    k = e->k;
+    C = e->C;
+    eps = e->cfg.norm_eps;
+    for (b = 0; b < B; b++) {
+        size_t j;
+        if (!ss[b] || ss[b]->e != e || ss[b]->n_ctx > d->max_ctx)
+            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: sequence %lu: foreign session",
+                                 (unsigned long)b);
+        for (j = 0; j < b; j++)
+            if (ss[j] == ss[b])
+                return fti_error_set(err, FTI_ERR_INVALID, "batch decode: session repeated");
+        if (tokens[b] < 0 || (size_t)tokens[b] >= e->V)
+            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: token %ld not below vocab %lu",
+                                 (long)tokens[b], (unsigned long)e->V);
+        if (ss[b]->pos >= ss[b]->n_ctx)
+            return fti_error_set(err, FTI_ERR_LIMIT, "batch decode: sequence %lu: context full",
+                                 (unsigned long)b);
+        d->ss[b] = ss[b];
+    }
+    embd_row = fti_dtype_row_bytes(e->embd.type, C);
+    for (b = 0; b < B; b++) /* x (B,C) = embedding rows */
+        fti_dequantize_row(k, e->embd.type, d->x + b * C,
+                           (const char *)e->embd.data + (size_t)tokens[b] * embd_row, C);
+    for (l = 0; l < e->L && rc == FTI_OK; l++) {
+        const fti__eng_layer *ly = &e->layers[l];
+        int have_q = 0;
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->attn_norm, B, C, eps);
+        /* the projections: one pass over each weight matrix for all B rows */
+        rc = fti__bt_matmul(d, pool, &ly->q, d->xb, &have_q, d->q, B, e->HD, C);
+        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->k, d->xb, &have_q, d->kn, B, e->KVD, C);
+        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->v, d->xb, &have_q, d->vn, B, e->KVD, C);
+        if (rc != FTI_OK) break;
+        for (b = 0; b < B; b++) { /* RoPE at each sequence's own position; K, V into its cache */
+            fti_session *s = ss[b];
+            float *kc = s->kcache + (l * s->n_ctx + s->pos) * e->KVD;
+            float *vc = s->vcache + (l * s->n_ctx + s->pos) * e->KVD;
+            fti__sess_rope(s, d->q + b * e->HD, 1, e->H, s->pos);
+            fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, s->pos);
+            memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
+            memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
+        }
+        ac.d = d;
+        ac.layer = l;
+        fti_pool_for(pool, B * e->H, 1, fti__bt_attn_task, &ac);
+        have_q = 0;
+        rc = fti__bt_matmul(d, pool, &ly->o, d->att_out, &have_q, d->xb, B, C, e->HD);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->ffn_norm, B, C, eps);
+        have_q = 0;
+        rc = fti__bt_matmul(d, pool, &ly->gate, d->xb, &have_q, d->hb, B, e->F, C);
+        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->up, d->xb, &have_q, d->hb2, B, e->F, C);
+        if (rc != FTI_OK) break;
+        fti_swiglu_fwd(k, d->hb, d->hb, d->hb2, B * e->F);
+        have_q = 0;
+        rc = fti__bt_matmul(d, pool, &ly->down, d->hb, &have_q, d->xb, B, C, e->F);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
+    }
+    if (rc == FTI_OK) {
+        int have_q = 0;
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, e->out_norm, B, C, eps);
+        rc = fti__bt_matmul(d, pool, &e->out, d->xb, &have_q, d->logits, B, e->V, C);
+    }
+    if (rc != FTI_OK)
+        return fti_error_set(err, rc, "batch decode: forward failed: %s", fti_result_str(rc));
+    for (b = 0; b < B; b++) {
+        memcpy(ss[b]->logits, d->logits + b * e->V, e->V * sizeof(float));
+        ss[b]->pos++;
+    }
+    return FTI_OK;
+}
+
 /* --- sampling ------------------------------------------------------------------------------- */
 
 struct fti_sampler {

@@ -183,6 +183,33 @@ FTIDEF float *fti_session_logits(fti_session *s);
 FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t n,
                                   double *mean_nll, fti_error *err);
 
+/* --- batched decoding (continuous batching) ---------------------------------------------------- */
+
+/* One decode step for B sessions at once (each at its own position, with its own KV cache):
+ * every weight matrix is read once per step for all B tokens through part 02's multi-row
+ * quantized matmul (fti_matmul_qa; the input of q/k/v and of gate/up is quantized once), and
+ * attention runs per session against its own cache. A fti_batch owns the scratch for up to
+ * max_batch sessions with contexts up to max_ctx, so a step allocates nothing (for Q8_0/Q4_0
+ * weights; F32/F16/BF16 matrices go through fti_matmul_w, whose F32 GEMM packs into scratch).
+ * Results: each session's logits equal what fti_session_eval of its token alone gives to float
+ * rounding (the batch sums the same integer dots in another order: about 1e-6 relative on F32,
+ * 1e-5 on Q8_0 apart from rare activation-rounding flips), and a session's result does not
+ * depend on which other sessions share its step or on the pool size. */
+typedef struct fti_batch fti_batch;
+/* Errors: FTI_ERR_INVALID (max_batch or max_ctx 0), FTI_ERR_LIMIT (sizes overflow), NOMEM. */
+FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
+                                   fti_batch **out, fti_error *err);
+FTIDEF void fti_batch_free(fti_batch *b);
+/* Evaluates tokens[i] in sessions[i] for i < n (n <= max_batch; distinct sessions of bt's engine,
+ * n_ctx <= max_ctx, each with room for one more position): afterwards each session's position
+ * is one further and fti_session_logits holds its next-token logits. pool may be NULL.
+ * Errors: FTI_ERR_INVALID (bad token, foreign or repeated session, n out of range; nothing is
+ * evaluated), FTI_ERR_LIMIT (a context is full; nothing is evaluated). Thread safety: one
+ * thread per fti_batch, and the sessions must not be used elsewhere during the call. */
+FTIDEF fti_result fti_session_eval_batch(fti_batch *bt, fti_session *const *sessions,
+                                         const int32_t *tokens, size_t n, fti_pool *pool,
+                                         fti_error *err);
+
 /* --- sampling ----------------------------------------------------------------------------------- */
 
 /* Every field zero means "off", so a zeroed struct is greedy decoding. */

@@ -941,44 +941,25 @@ FTIDEF fti_result fti_gen_echo_create(const fti_gen_echo_opts *opts, fti_gen *ge
 }
 
 /* === server: batched decoding === */
+/* The step is part 08's fti_session_eval_batch (weights read once per step for every sequence
+ * through the multi-row quantized kernels); fti_batch_decoder is its older name, kept. */
 
 struct fti_batch_decoder {
-    const fti_engine *e;
-    size_t max_batch, max_ctx;
-    float *x, *xb, *q, *kn, *vn, *att_out, *hb, *hb2, *att, *logits;
-    fti_session **ss; /* the current step's sessions (for the attention task) */
+    fti_batch *b;
 };
 
 FTIDEF fti_result fti_batch_decoder_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
                                            fti_batch_decoder **out, fti_error *err) {
     fti_batch_decoder *d;
-    size_t B = max_batch, att_n;
-    if (!out || !e || B == 0 || max_ctx == 0)
-        return fti_error_set(err, FTI_ERR_INVALID, "batch decoder: bad arguments");
+    fti_result rc;
+    if (!out) return fti_error_set(err, FTI_ERR_INVALID, "batch decoder: bad arguments");
     *out = NULL;
-    if (!fti_size_mul(B * e->H, max_ctx, &att_n))
-        return fti_error_set(err, FTI_ERR_LIMIT, "batch decoder: %lu x %lu too large",
-                             (unsigned long)B, (unsigned long)max_ctx);
     d = (fti_batch_decoder *)fti_calloc(1, sizeof *d);
     if (!d) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
-    d->e = e;
-    d->max_batch = B;
-    d->max_ctx = max_ctx;
-    d->x = (float *)fti_calloc(B * e->C, sizeof(float));         /* (B,C) */
-    d->xb = (float *)fti_calloc(B * e->C, sizeof(float));        /* (B,C) */
-    d->q = (float *)fti_calloc(B * e->HD, sizeof(float));        /* (B,HD) */
-    d->kn = (float *)fti_calloc(B * e->KVD, sizeof(float));      /* (B,KVD) */
-    d->vn = (float *)fti_calloc(B * e->KVD, sizeof(float));      /* (B,KVD) */
-    d->att_out = (float *)fti_calloc(B * e->HD, sizeof(float));  /* (B,HD) */
-    d->hb = (float *)fti_calloc(B * e->F, sizeof(float));        /* (B,F) */
-    d->hb2 = (float *)fti_calloc(B * e->F, sizeof(float));       /* (B,F) */
-    d->att = (float *)fti_calloc(att_n, sizeof(float));          /* (B*H, max_ctx) */
-    d->logits = (float *)fti_calloc(B * e->V, sizeof(float));    /* (B,V) */
-    d->ss = (fti_session **)fti_calloc(B, sizeof *d->ss);
-    if (!d->x || !d->xb || !d->q || !d->kn || !d->vn || !d->att_out || !d->hb || !d->hb2 ||
-        !d->att || !d->logits || !d->ss) {
-        fti_batch_decoder_free(d);
-        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    rc = fti_batch_create(e, max_batch, max_ctx, &d->b, err);
+    if (rc != FTI_OK) {
+        fti_free(d);
+        return rc;
     }
     *out = d;
     return FTI_OK;
@@ -986,137 +967,13 @@ FTIDEF fti_result fti_batch_decoder_create(const fti_engine *e, size_t max_batch
 
 FTIDEF void fti_batch_decoder_free(fti_batch_decoder *d) {
     if (!d) return;
-    fti_free(d->x);
-    fti_free(d->xb);
-    fti_free(d->q);
-    fti_free(d->kn);
-    fti_free(d->vn);
-    fti_free(d->att_out);
-    fti_free(d->hb);
-    fti_free(d->hb2);
-    fti_free(d->att);
-    fti_free(d->logits);
-    fti_free(d->ss);
+    fti_batch_free(d->b);
     fti_free(d);
-}
-
-typedef struct fti__bd_attn {
-    fti_batch_decoder *d;
-    size_t layer;
-} fti__bd_attn;
-
-/* Attention of row b's query over session b's cache (positions 0..pos_b): item i = (b, h). */
-static void fti__bd_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
-    const fti__bd_attn *c = (const fti__bd_attn *)vctx;
-    fti_batch_decoder *d = c->d;
-    const fti_engine *e = d->e;
-    size_t i, j, D = e->D, rep = e->H / e->KV;
-    float scale = 1.0f / (float)sqrt((double)D);
-    (void)thread;
-    for (i = i0; i < i1; i++) {
-        size_t b = i / e->H, h = i % e->H, kvh = h / rep;
-        const fti_session *s = d->ss[b];
-        size_t n = s->pos + 1;
-        const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
-        const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
-        const float *qt = d->q + b * e->HD + h * D; /* (D) */
-        float *p = d->att + i * d->max_ctx;        /* (n) */
-        float *yt = d->att_out + b * e->HD + h * D;
-        float mx = -INFINITY, sum = 0.0f, inv;
-        for (j = 0; j < n; j++) {
-            float sc = fti_dot(e->k, qt, kc + j * e->KVD + kvh * D, D) * scale;
-            p[j] = sc;
-            if (sc > mx) mx = sc;
-        }
-        for (j = 0; j < n; j++) {
-            p[j] = (float)exp((double)(p[j] - mx));
-            sum += p[j];
-        }
-        inv = 1.0f / sum;
-        memset(yt, 0, D * sizeof(float));
-        for (j = 0; j < n; j++) fti_axpy(e->k, yt, p[j] * inv, vc + j * e->KVD + kvh * D, D);
-    }
 }
 
 FTIDEF fti_result fti_batch_decode(fti_batch_decoder *d, fti_session *const *ss,
                                    const int32_t *tokens, size_t B, fti_pool *pool, fti_error *err) {
-    const fti_engine *e;
-    const fti_kernels *k;
-    size_t b, l, i, C;
-    float eps;
-    fti_result rc = FTI_OK;
-    size_t embd_row;
-    fti__bd_attn ac;
-    if (!d || !ss || !tokens || B == 0 || B > d->max_batch)
-        return fti_error_set(err, FTI_ERR_INVALID, "batch decode: %lu sequences (max %lu)",
-                             (unsigned long)B, (unsigned long)(d ? d->max_batch : 0));
-    e = d->e;
-    k = e->k;
-    C = e->C;
-    eps = e->cfg.norm_eps;
-    for (b = 0; b < B; b++) {
-        size_t j;
-        if (!ss[b] || ss[b]->e != e || ss[b]->n_ctx > d->max_ctx)
-            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: sequence %lu: foreign session",
-                                 (unsigned long)b);
-        for (j = 0; j < b; j++)
-            if (ss[j] == ss[b])
-                return fti_error_set(err, FTI_ERR_INVALID, "batch decode: session repeated");
-        if (tokens[b] < 0 || (size_t)tokens[b] >= e->V)
-            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: token %ld not below vocab %lu",
-                                 (long)tokens[b], (unsigned long)e->V);
-        if (ss[b]->pos >= ss[b]->n_ctx)
-            return fti_error_set(err, FTI_ERR_LIMIT, "batch decode: sequence %lu: context full",
-                                 (unsigned long)b);
-        d->ss[b] = ss[b];
-    }
-    embd_row = fti_dtype_row_bytes(e->embd.type, C);
-    for (b = 0; b < B; b++) /* x (B,C) = embedding rows */
-        fti_dequantize_row(k, e->embd.type, d->x + b * C,
-                           (const char *)e->embd.data + (size_t)tokens[b] * embd_row, C);
-    for (l = 0; l < e->L && rc == FTI_OK; l++) {
-        const fti__eng_layer *ly = &e->layers[l];
-        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->attn_norm, B, C, eps);
-        /* the projections: one pass over each weight matrix for all B rows */
-        rc = fti_matmul_w(k, pool, ly->q.type, ly->q.data, d->xb, d->q, B, e->HD, C);
-        if (rc == FTI_OK) rc = fti_matmul_w(k, pool, ly->k.type, ly->k.data, d->xb, d->kn, B, e->KVD, C);
-        if (rc == FTI_OK) rc = fti_matmul_w(k, pool, ly->v.type, ly->v.data, d->xb, d->vn, B, e->KVD, C);
-        if (rc != FTI_OK) break;
-        for (b = 0; b < B; b++) { /* RoPE at each sequence's own position; K, V into its cache */
-            fti_session *s = ss[b];
-            float *kc = s->kcache + (l * s->n_ctx + s->pos) * e->KVD;
-            float *vc = s->vcache + (l * s->n_ctx + s->pos) * e->KVD;
-            fti__sess_rope(s, d->q + b * e->HD, 1, e->H, s->pos);
-            fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, s->pos);
-            memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
-            memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
-        }
-        ac.d = d;
-        ac.layer = l;
-        fti_pool_for(pool, B * e->H, 1, fti__bd_attn_task, &ac);
-        rc = fti_matmul_w(k, pool, ly->o.type, ly->o.data, d->att_out, d->xb, B, C, e->HD);
-        if (rc != FTI_OK) break;
-        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
-        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->ffn_norm, B, C, eps);
-        rc = fti_matmul_w(k, pool, ly->gate.type, ly->gate.data, d->xb, d->hb, B, e->F, C);
-        if (rc == FTI_OK) rc = fti_matmul_w(k, pool, ly->up.type, ly->up.data, d->xb, d->hb2, B, e->F, C);
-        if (rc != FTI_OK) break;
-        fti_swiglu_fwd(k, d->hb, d->hb, d->hb2, B * e->F);
-        rc = fti_matmul_w(k, pool, ly->down.type, ly->down.data, d->hb, d->xb, B, C, e->F);
-        if (rc != FTI_OK) break;
-        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
-    }
-    if (rc == FTI_OK) {
-        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, e->out_norm, B, C, eps);
-        rc = fti_matmul_w(k, pool, e->out.type, e->out.data, d->xb, d->logits, B, e->V, C);
-    }
-    if (rc != FTI_OK)
-        return fti_error_set(err, rc, "batch decode: forward failed: %s", fti_result_str(rc));
-    for (b = 0; b < B; b++) {
-        memcpy(ss[b]->logits, d->logits + b * e->V, e->V * sizeof(float));
-        ss[b]->pos++;
-    }
-    return FTI_OK;
+    return fti_session_eval_batch(d ? d->b : NULL, ss, tokens, B, pool, err);
 }
 
 /* === server: sockets, connections and the scheduler === */

@@ -261,12 +261,11 @@ FTIDEF fti_result fti_gen_echo_create(const fti_gen_echo_opts *opts, fti_gen *ge
 /* --- batched decoding over engine sessions ----------------------------------------------------- */
 
 /* Continuous batching needs one decode step for many sequences that reads the weights once:
- * fti_batch_decode runs one token for each of B sessions (each with its own KV cache and
- * position) as ONE forward whose projections are GEMMs over the B rows, with attention per
- * session. The math is fti_session_eval's with T = 1 per session. (It uses the inference part's
- * session internals; it belongs in part 08 and should move there as fti_session_eval_batch.)
- * The decoder owns the scratch for up to max_batch rows and contexts of up to max_ctx, so a step
- * allocates nothing. Thread safety: one thread per decoder; sessions as fti_session_eval. */
+ * that step is part 08's fti_session_eval_batch (one token for each of B sessions, each with its
+ * own KV cache and position; projections through the multi-row quantized kernels, attention per
+ * session). fti_batch_decoder / fti_batch_decode are its older names, kept as thin wrappers over
+ * fti_batch / fti_session_eval_batch. A step allocates nothing. Thread safety: one thread per
+ * decoder; sessions as fti_session_eval. */
 typedef struct fti_batch_decoder fti_batch_decoder;
 FTIDEF fti_result fti_batch_decoder_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
                                            fti_batch_decoder **out, fti_error *err);

@@ -9,6 +9,11 @@
  *         load, prefill P tokens, decode N greedy tokens; prints one line of key=value
  *         (load_ms prefill_tps decode_tps ttft_ms rss_mb weights_mb decode_gbps) and with
  *         --tokens the generated ids.
+ *     build/bench_infer batch MODEL [--threads N] [--batch B] [-n STEPS]
+ *         continuous batching's step: B sessions (16-token prompts) each decode STEPS tokens,
+ *         once as B separate fti_session_eval calls per step and once as one
+ *         fti_session_eval_batch per step; prints seq_tps, batch_tps (aggregate tokens/s, wall
+ *         time) and their CPU-time versions (robust on a shared machine).
  *     build/bench_infer bw [--threads N]
  *         memory read bandwidth (GB/s) over a 256 MB buffer.
  * The prompt is P fixed pseudo-random ids (the same in every peer script; modulo vocab-16 for
@@ -213,6 +218,90 @@ static int cmd_run(int argc, char **argv) {
     return 0;
 }
 
+static double cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+static int cmd_batch(int argc, char **argv) {
+    const char *path;
+    int threads = 1, i;
+    size_t B = 16, steps = 16, b, st;
+    fti_engine *e = NULL;
+    fti_session **ss;
+    fti_session_opts so;
+    fti_batch *bt = NULL;
+    fti_pool *pool;
+    fti_error err;
+    int32_t prompt[16], *tok;
+    double w0, c0, seq_w, seq_c, bat_w, bat_c;
+    if (argc < 3) {
+        fprintf(stderr, "usage: bench_infer batch MODEL [--threads N] [--batch B] [-n STEPS]\n");
+        return 2;
+    }
+    path = argv[2];
+    for (i = 3; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = (size_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "-n") && i + 1 < argc) steps = (size_t)strtoul(argv[++i], NULL, 10);
+    }
+    if (B == 0) B = 1;
+    pool = fti_pool_create(threads);
+    if (fti_engine_open(&e, path, NULL, &err) != FTI_OK) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        return 1;
+    }
+    ss = (fti_session **)calloc(B, sizeof *ss);
+    tok = (int32_t *)calloc(B, sizeof *tok);
+    memset(&so, 0, sizeof so);
+    so.pool = pool;
+    so.fixed_threads = 1;
+    so.n_ctx = 16 + 2 * steps + 8;
+    for (b = 0; b < B; b++) {
+        bench_prompt(prompt, 16, fti_engine_config(e)->vocab_size);
+        prompt[0] = (int32_t)(b % 1000);
+        if (fti_session_create(&ss[b], e, &so, &err) != FTI_OK ||
+            fti_session_eval(ss[b], prompt, 16, NULL, &err) != FTI_OK) {
+            fprintf(stderr, "bench_infer: %s\n", err.msg);
+            return 1;
+        }
+    }
+    if (fti_batch_create(e, B, so.n_ctx, &bt, &err) != FTI_OK) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        return 1;
+    }
+    w0 = now_s(), c0 = cpu_s();
+    for (st = 0; st < steps; st++)
+        for (b = 0; b < B; b++) {
+            tok[b] = (int32_t)((st * 31 + b * 7) % 1000);
+            if (fti_session_eval(ss[b], &tok[b], 1, NULL, &err) != FTI_OK) return 1;
+        }
+    seq_w = now_s() - w0, seq_c = cpu_s() - c0;
+    w0 = now_s(), c0 = cpu_s();
+    for (st = 0; st < steps; st++) {
+        for (b = 0; b < B; b++) tok[b] = (int32_t)((st * 31 + b * 7) % 1000);
+        if (fti_session_eval_batch(bt, ss, tok, B, pool, &err) != FTI_OK) {
+            fprintf(stderr, "bench_infer: %s\n", err.msg);
+            return 1;
+        }
+    }
+    bat_w = now_s() - w0, bat_c = cpu_s() - c0;
+    printf("batch=%lu threads=%d seq_tps=%.1f batch_tps=%.1f speedup=%.2f seq_cpu_tps=%.1f "
+           "batch_cpu_tps=%.1f cpu_speedup=%.2f\n",
+           (unsigned long)B, fti_pool_threads(pool), (double)(B * steps) / seq_w,
+           (double)(B * steps) / bat_w, seq_w / bat_w, (double)(B * steps) / seq_c,
+           (double)(B * steps) / bat_c, seq_c / bat_c);
+    fti_batch_free(bt);
+    for (b = 0; b < B; b++) fti_session_free(ss[b]);
+    free(ss);
+    free(tok);
+    fti_engine_close(e);
+    fti_pool_free(pool);
+    return 0;
+}
+
 typedef struct bw_ctx {
     const uint64_t *a;
     uint64_t sums[256];
@@ -259,6 +348,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "make")) return cmd_make(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "bw")) return cmd_bw(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "batch")) return cmd_batch(argc, argv);
     fprintf(stderr, "usage: bench_infer make|run|bw ... (see the top of tools/bench_infer.c)\n");
     return 2;
 }

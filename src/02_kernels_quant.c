@@ -1,0 +1,676 @@
+/* === kernels: quantized multi-row matmul (prefill, batched decoding) === */
+/*
+ * Y(M,N) = X(M,K) · Wᵀ for W in Q8_0 or Q4_0 rows (ggml blocks, as mapped from a GGUF file).
+ * X is quantized once per call to int8 32-blocks (the "qact" buffer: per block an f32 scale
+ * d = max|x|/127, 32 int8 values and their sum, the same numbers fti_matmul_w uses). The work
+ * is cut into tiles of 4 activation rows × 4 weight rows: each weight block is loaded (and, for
+ * Q4_0, unpacked) once per tile and dotted against the 4 activation rows in registers, and a
+ * slice of about 16 KiB of weight rows is run against every activation row before the next
+ * slice, so weights come from memory once per call whatever M is.
+ *
+ * Each output is (Σ over 32-blocks, in order, of wd·xd·int_dot) accumulated in the table's
+ * lanes, then reduced; tiles that run past M or N repeat their last row (the extra results are
+ * dropped), so an output never depends on its neighbours, the tile it lands in or the thread
+ * that computes it: bit-identical for any pool size and any M. The variants:
+ *   scalar   fti__qtile_*_ref, the specification (same formula as the GEMV reference)
+ *   AVX2     maddubs on |w| and x·sign(w) (Q8_0); nibbles times x minus 8·Σx (Q4_0)
+ *   AVX-512  with VNNI: vpdpbusd, two blocks per zmm. Q8_0 dots (x+128)·w starting from
+ *            -128·Σw; Q4_0 dots the unsigned nibbles with x starting from -Σx per lane.
+ *            AVX-512 without VNNI uses the AVX2 tiles.
+ *   NEON     SDOT when the CPU has it, else vmull/vpadal; Q4_0 nibbles recentred to -8..7.
+ * The variant is chosen from the kernel table the caller passes (fti_kernels_get / FTI_ISA).
+ */
+#include "02_kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One tile: out[m*4 + r] = row r of the weights · activation row m, over nb blocks. */
+typedef void (*fti__qtile_fn)(const char *const *w, const int8_t *const *xq,
+                              const float *const *xd, const int32_t *const *xs, size_t nb,
+                              float *out);
+
+/* Full unrolling of the 4-wide tile loops, so the accumulators live in registers. */
+#if defined(__clang__)
+#define FTI__UNROLL4 _Pragma("unroll 4")
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define FTI__UNROLL4 _Pragma("GCC unroll 4")
+#else
+#define FTI__UNROLL4
+#endif
+
+/* --- scalar reference ------------------------------------------------------------------------ */
+
+static void fti__qtile_q8_0_ref(const char *const *w, const int8_t *const *xq,
+                                const float *const *xd, const int32_t *const *xs, size_t nb,
+                                float *out) {
+    size_t m, r, b, j;
+    (void)xs;
+    for (m = 0; m < 4; m++)
+        for (r = 0; r < 4; r++) {
+            const fti_block_q8_0 *wb = (const fti_block_q8_0 *)w[r];
+            float s = 0.0f;
+            for (b = 0; b < nb; b++) {
+                int32_t d = 0;
+                for (j = 0; j < FTI_QK; j++) d += (int32_t)wb[b].qs[j] * xq[m][b * FTI_QK + j];
+                s += fti_f16_to_f32(wb[b].d) * xd[m][b] * (float)d;
+            }
+            out[m * 4 + r] = s;
+        }
+}
+
+static void fti__qtile_q4_0_ref(const char *const *w, const int8_t *const *xq,
+                                const float *const *xd, const int32_t *const *xs, size_t nb,
+                                float *out) {
+    size_t m, r, b, j;
+    for (m = 0; m < 4; m++)
+        for (r = 0; r < 4; r++) {
+            const fti_block_q4_0 *wb = (const fti_block_q4_0 *)w[r];
+            float s = 0.0f;
+            for (b = 0; b < nb; b++) {
+                const int8_t *q = xq[m] + b * FTI_QK;
+                int32_t d = 0;
+                for (j = 0; j < FTI_QK / 2; j++)
+                    d += (int32_t)(wb[b].qs[j] & 15) * q[j] + (int32_t)(wb[b].qs[j] >> 4) * q[j + 16];
+                d -= 8 * xs[m][b];
+                s += fti_f16_to_f32(wb[b].d) * xd[m][b] * (float)d;
+            }
+            out[m * 4 + r] = s;
+        }
+}
+
+/* --- x86-64 ---------------------------------------------------------------------------------- */
+#if defined(FTI__X86)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+/* AVX2, Q8_0: two weight rows at a time against the 4 activation rows (8 accumulators). */
+FTI__AVX2 static void fti__qtile_q8_0_avx2(const char *const *w, const int8_t *const *xq,
+                                           const float *const *xd, const int32_t *const *xs,
+                                           size_t nb, float *out) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    size_t rp, b, m;
+    (void)xs;
+    FTI__UNROLL4
+    for (rp = 0; rp < 4; rp += 2) {
+        const fti_block_q8_0 *w0 = (const fti_block_q8_0 *)w[rp];
+        const fti_block_q8_0 *w1 = (const fti_block_q8_0 *)w[rp + 1];
+        __m256 acc[4][2];
+        FTI__UNROLL4
+        for (m = 0; m < 4; m++) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
+        for (b = 0; b < nb; b++) {
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)w0[b].qs);
+            __m256i v1 = _mm256_loadu_si256((const __m256i *)w1[b].qs);
+            __m256i a0 = _mm256_sign_epi8(v0, v0), a1 = _mm256_sign_epi8(v1, v1);
+            float d0 = _cvtsh_ss(w0[b].d), d1 = _cvtsh_ss(w1[b].d);
+            FTI__UNROLL4
+            for (m = 0; m < 4; m++) {
+                __m256i x = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
+                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(x, v0)), ones);
+                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(x, v1)), ones);
+                float xs_ = xd[m][b];
+                acc[m][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * xs_), acc[m][0]);
+                acc[m][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * xs_), acc[m][1]);
+            }
+        }
+        FTI__UNROLL4
+        for (m = 0; m < 4; m++) {
+            out[m * 4 + rp] = fti__hsum_avx2(acc[m][0]);
+            out[m * 4 + rp + 1] = fti__hsum_avx2(acc[m][1]);
+        }
+    }
+}
+
+/* AVX2, Q4_0: nibbles (unsigned) times x (signed), -Σx per lane undoes the +8 offset. */
+FTI__AVX2 static void fti__qtile_q4_0_avx2(const char *const *w, const int8_t *const *xq,
+                                           const float *const *xd, const int32_t *const *xs,
+                                           size_t nb, float *out) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    size_t rp, b, m;
+    FTI__UNROLL4
+    for (rp = 0; rp < 4; rp += 2) {
+        const fti_block_q4_0 *w0 = (const fti_block_q4_0 *)w[rp];
+        const fti_block_q4_0 *w1 = (const fti_block_q4_0 *)w[rp + 1];
+        __m256 acc[4][2];
+        FTI__UNROLL4
+        for (m = 0; m < 4; m++) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
+        for (b = 0; b < nb; b++) {
+            __m256i q0 = fti__q4_nibbles_avx2(w0[b].qs), q1 = fti__q4_nibbles_avx2(w1[b].qs);
+            float d0 = _cvtsh_ss(w0[b].d), d1 = _cvtsh_ss(w1[b].d);
+            FTI__UNROLL4
+            for (m = 0; m < 4; m++) {
+                __m256i x = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
+                __m256i c = _mm256_set1_epi32(-xs[m][b]);
+                __m256i p0 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q0, x), ones), c);
+                __m256i p1 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q1, x), ones), c);
+                float xs_ = xd[m][b];
+                acc[m][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * xs_), acc[m][0]);
+                acc[m][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * xs_), acc[m][1]);
+            }
+        }
+        FTI__UNROLL4
+        for (m = 0; m < 4; m++) {
+            out[m * 4 + rp] = fti__hsum_avx2(acc[m][0]);
+            out[m * 4 + rp + 1] = fti__hsum_avx2(acc[m][1]);
+        }
+    }
+}
+
+#if !defined(FTI_NO_AVX512)
+/* Lanes 0-7 get element 0 of v, lanes 8-15 element 1: the two blocks of a zmm pair. */
+FTI__VNNI static __m512 fti__pair_scale_vnni(__m128 v) {
+    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(v));
+}
+
+/* The fp16 scales of blocks b and b+1 (b+1 only when two) as lanes 0-7 / 8-15. */
+FTI__VNNI static __m512 fti__pair_wd_vnni(uint16_t d0, uint16_t d1) {
+    return fti__pair_scale_vnni(
+        _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)d0 | ((uint32_t)d1 << 16)))));
+}
+
+/* The activation scales of blocks b, b+1 (or b and 0 for a last odd block). */
+FTI__VNNI static __m512 fti__pair_xd_vnni(const float *xd, int two) {
+    return fti__pair_scale_vnni(two ? _mm_castpd_ps(_mm_load_sd((const double *)(const void *)xd))
+                                    : _mm_load_ss(xd));
+}
+
+/* Two activation blocks (64 bytes), or one and zeros. */
+FTI__VNNI static __m512i fti__pair_x_vnni(const int8_t *x, int two) {
+    return two ? _mm512_loadu_si512((const void *)x)
+               : _mm512_maskz_loadu_epi8((__mmask64)0xffffffffu, (const void *)x);
+}
+
+/* Lane i of the result = Σ of the 16 lanes of v[i] (a transposing reduction: 45 ops for all 16
+ * sums instead of 16 separate horizontal sums). Summation order is fixed. */
+FTI__VNNI static __m512 fti__hsum16_vnni(const __m512 *v) {
+    __m512 t[8], u[4], q0, q1;
+    size_t i;
+    FTI__UNROLL4
+    for (i = 0; i < 8; i++) /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] */
+        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    FTI__UNROLL4
+    for (i = 0; i < 4; i++) /* per 128-bit lane: [a, b, c, d] */
+        u[i] = _mm512_add_ps(
+            _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[2 * i]), _mm512_castps_pd(t[2 * i + 1]))),
+            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[2 * i]), _mm512_castps_pd(t[2 * i + 1]))));
+    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
+}
+
+/* One step of the Q8_0 tile over blocks b, b+1 (TWO = 0: block b only, the odd last one). */
+#define FTI__Q8V_STEP(TWO)                                                                         \
+    do {                                                                                           \
+        __m512i xv[4];                                                                             \
+        __m512 xdv[4];                                                                             \
+        FTI__UNROLL4                                                                               \
+        for (m = 0; m < 4; m++) { /* x + 128 as unsigned bytes */                                  \
+            xv[m] = _mm512_xor_si512(fti__pair_x_vnni(xq[m] + b * FTI_QK, TWO), bias);             \
+            xdv[m] = fti__pair_xd_vnni(xd[m] + b, TWO);                                            \
+        }                                                                                          \
+        FTI__UNROLL4                                                                               \
+        for (r = 0; r < 4; r++) {                                                                  \
+            const fti_block_q8_0 *wb = (const fti_block_q8_0 *)w[r] + b;                           \
+            __m256i lo = _mm256_loadu_si256((const __m256i *)wb[0].qs);                            \
+            __m256i hi =                                                                           \
+                TWO ? _mm256_loadu_si256((const __m256i *)wb[TWO].qs) : _mm256_setzero_si256();   \
+            __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);                    \
+            /* (x+128)·w - 128·Σw = x·w: each lane starts from -128·Σ of its 4 weights */          \
+            __m512i init = _mm512_sub_epi32(                                                       \
+                _mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, wv));    \
+            __m512 wdv = fti__pair_wd_vnni(wb[0].d, TWO ? wb[TWO].d : 0);                          \
+            FTI__UNROLL4                                                                           \
+            for (m = 0; m < 4; m++) {                                                              \
+                __m512i d = _mm512_dpbusd_epi32(init, xv[m], wv);                                  \
+                acc[m * 4 + r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), xdv[m]), wdv,     \
+                                            acc[m * 4 + r]);                                            \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+FTI__VNNI static void fti__qtile_q8_0_vnni(const char *const *w, const int8_t *const *xq,
+                                           const float *const *xd, const int32_t *const *xs,
+                                           size_t nb, float *out) {
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    __m512 acc[16];
+    size_t m, r, b;
+    (void)xs;
+    FTI__UNROLL4
+    for (m = 0; m < 4; m++) {
+        FTI__UNROLL4
+        for (r = 0; r < 4; r++) acc[m * 4 + r] = _mm512_setzero_ps();
+    }
+    for (b = 0; b + 2 <= nb; b += 2) FTI__Q8V_STEP(1);
+    if (b < nb) FTI__Q8V_STEP(0);
+    _mm512_storeu_ps(out, fti__hsum16_vnni(acc));
+}
+
+/* One step of the Q4_0 tile over blocks b, b+1 (TWO = 0: block b only). */
+#define FTI__Q4V_STEP(TWO)                                                                         \
+    do {                                                                                           \
+        __m512i xv[4], xinit[4];                                                                   \
+        __m512 xdv[4];                                                                             \
+        FTI__UNROLL4                                                                               \
+        for (m = 0; m < 4; m++) {                                                                  \
+            /* -Σx in each of a block's 8 lanes: they add up to -8·Σx */                           \
+            xv[m] = fti__pair_x_vnni(xq[m] + b * FTI_QK, TWO);                                     \
+            xinit[m] = _mm512_permutexvar_epi32(                                                   \
+                idx, _mm512_castsi128_si512(_mm_setr_epi32(-xs[m][b], TWO ? -xs[m][b + TWO] : 0,  \
+                                                           0, 0)));                                \
+            xdv[m] = fti__pair_xd_vnni(xd[m] + b, TWO);                                            \
+        }                                                                                          \
+        FTI__UNROLL4                                                                               \
+        for (r = 0; r < 4; r++) {                                                                  \
+            const fti_block_q4_0 *wb = (const fti_block_q4_0 *)w[r] + b;                           \
+            __m128i q0 = _mm_loadu_si128((const __m128i *)wb[0].qs);                               \
+            __m128i q1 = TWO ? _mm_loadu_si128((const __m128i *)wb[TWO].qs) : _mm_setzero_si128(); \
+            __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(q0), q1, 1);                \
+            /* [q0, q1, q0>>4, q1>>4] -> [lo(b), hi(b), lo(b+1), hi(b+1)], x's order */            \
+            __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1); \
+            __m512i wv = _mm512_and_si512(_mm512_shuffle_i64x2(z, z, 0xd8), m4);                   \
+            __m512 wdv = fti__pair_wd_vnni(wb[0].d, TWO ? wb[TWO].d : 0);                          \
+            FTI__UNROLL4                                                                           \
+            for (m = 0; m < 4; m++) {                                                              \
+                __m512i d = _mm512_dpbusd_epi32(xinit[m], wv, xv[m]);                              \
+                acc[m * 4 + r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), xdv[m]), wdv,     \
+                                            acc[m * 4 + r]);                                            \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+FTI__VNNI static void fti__qtile_q4_0_vnni(const char *const *w, const int8_t *const *xq,
+                                           const float *const *xd, const int32_t *const *xs,
+                                           size_t nb, float *out) {
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    __m512 acc[16];
+    size_t m, r, b;
+    FTI__UNROLL4
+    for (m = 0; m < 4; m++) {
+        FTI__UNROLL4
+        for (r = 0; r < 4; r++) acc[m * 4 + r] = _mm512_setzero_ps();
+    }
+    for (b = 0; b + 2 <= nb; b += 2) FTI__Q4V_STEP(1);
+    if (b < nb) FTI__Q4V_STEP(0);
+    _mm512_storeu_ps(out, fti__hsum16_vnni(acc));
+}
+
+/* --- AVX-512 VNNI panels: 16 weight rows interleaved, no horizontal sums ---------------------- */
+/* For a group of 16 weight rows the blocks are repacked once (on the stack) so that zmm j of
+ * block b holds, in lane i, weights 4j..4j+3 of row i as unsigned bytes (Q8_0: w+128, Q4_0: the
+ * nibble, i.e. w+8), followed by the 16 rows' scales as f32. Then for each activation row,
+ * per block: 8 vpdpbusd against x's 4-byte groups broadcast, starting from -c·Σx (c = 128 or
+ * 8 undoes the offset), one conversion and one FMA with the 16 row scales times xd: lane i ends
+ * as row i's output, so 16 outputs are stored at once and nothing is reduced horizontally.
+ * The repack (a 16×8 dword transpose in three vpermt2d stages) is paid once per group for all
+ * M rows. Used when K <= 32·FTI__QP_MAXNB (the panel fits the stack). */
+enum { FTI__QP_MAXNB = 64, FTI__QP_BLOCK = 576 };
+
+/* 32 weights of block b of a row as unsigned bytes in element order. */
+FTI__VNNI static __m256i fti__qp_row32(const char *row, size_t b, int q4) {
+    if (q4) {
+        __m128i q = _mm_loadu_si128((const __m128i *)(row + b * sizeof(fti_block_q4_0) + 2));
+        __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
+        return _mm256_and_si256(v, _mm256_set1_epi8(15));
+    }
+    return _mm256_xor_si256(
+        _mm256_loadu_si256((const __m256i *)(row + b * sizeof(fti_block_q8_0) + 2)),
+        _mm256_set1_epi8((char)0x80));
+}
+
+FTI__VNNI static void fti__qp_pack_vnni(const char *W, size_t row_bytes, size_t r0, size_t N,
+                                        size_t nb, int q4, unsigned char *P) {
+    const __m512i a0 = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    const __m512i b0 = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    const __m512i a1 = _mm512_setr_epi32(0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    const __m512i b1 = _mm512_setr_epi32(2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    const __m512i a2 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    const __m512i b2 = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    const char *rows[16];
+    size_t i, b, v;
+    size_t bb = q4 ? sizeof(fti_block_q4_0) : sizeof(fti_block_q8_0);
+    for (i = 0; i < 16; i++) rows[i] = W + (r0 + i < N ? r0 + i : N - 1) * row_bytes;
+    for (b = 0; b < nb; b++, P += FTI__QP_BLOCK) {
+        __m512i z[8], t;
+        uint16_t h[16];
+        /* z[k] = [row k | row k+8]: after the transpose lane i is row i */
+        for (v = 0; v < 8; v++)
+            z[v] = _mm512_inserti64x4(_mm512_castsi256_si512(fti__qp_row32(rows[v], b, q4)),
+                                      fti__qp_row32(rows[v + 8], b, q4), 1);
+        for (v = 0; v < 8; v += 2) {
+            t = _mm512_permutex2var_epi32(z[v], a0, z[v + 1]);
+            z[v + 1] = _mm512_permutex2var_epi32(z[v], b0, z[v + 1]);
+            z[v] = t;
+        }
+        for (v = 0; v < 8; v = (v & 1) ? v + 3 : v + 1) { /* pairs (0,2) (1,3) (4,6) (5,7) */
+            t = _mm512_permutex2var_epi32(z[v], a1, z[v + 2]);
+            z[v + 2] = _mm512_permutex2var_epi32(z[v], b1, z[v + 2]);
+            z[v] = t;
+        }
+        for (v = 0; v < 4; v++) {
+            t = _mm512_permutex2var_epi32(z[v], a2, z[v + 4]);
+            z[v + 4] = _mm512_permutex2var_epi32(z[v], b2, z[v + 4]);
+            z[v] = t;
+        }
+        for (v = 0; v < 8; v++) _mm512_storeu_si512((void *)(P + v * 64), z[v]);
+        for (i = 0; i < 16; i++) memcpy(&h[i], rows[i] + b * bb, 2);
+        _mm512_storeu_ps((float *)(void *)(P + 512),
+                         _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h)));
+    }
+}
+
+/* res[m] lane i = row i of the panel · activation row m (m < 4), over nb blocks. */
+FTI__VNNI static void fti__qp_dot_vnni(const unsigned char *P, size_t nb, int32_t c,
+                                       const int8_t *const *xq, const float *const *xd,
+                                       const int32_t *const *xs, float *res) {
+    __m512 acc[4];
+    size_t m, b, j;
+    FTI__UNROLL4
+    for (m = 0; m < 4; m++) acc[m] = _mm512_setzero_ps();
+    for (b = 0; b < nb; b++, P += FTI__QP_BLOCK) {
+        __m512i d0[4], d1[4];
+        __m512 wd = _mm512_loadu_ps((const void *)(P + 512));
+        FTI__UNROLL4
+        for (m = 0; m < 4; m++) {
+            d0[m] = _mm512_set1_epi32(-c * xs[m][b]);
+            d1[m] = _mm512_setzero_si512();
+        }
+        FTI__UNROLL4
+        for (j = 0; j < 8; j += 2) {
+            __m512i w0 = _mm512_loadu_si512((const void *)(P + j * 64));
+            __m512i w1 = _mm512_loadu_si512((const void *)(P + j * 64 + 64));
+            FTI__UNROLL4
+            for (m = 0; m < 4; m++) {
+                int32_t x0, x1;
+                memcpy(&x0, xq[m] + b * FTI_QK + j * 4, 4);
+                memcpy(&x1, xq[m] + b * FTI_QK + j * 4 + 4, 4);
+                d0[m] = _mm512_dpbusd_epi32(d0[m], w0, _mm512_set1_epi32(x0));
+                d1[m] = _mm512_dpbusd_epi32(d1[m], w1, _mm512_set1_epi32(x1));
+            }
+        }
+        FTI__UNROLL4
+        for (m = 0; m < 4; m++)
+            acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(d0[m], d1[m])),
+                                     _mm512_mul_ps(wd, _mm512_set1_ps(xd[m][b])), acc[m]);
+    }
+    FTI__UNROLL4
+    for (m = 0; m < 4; m++) _mm512_storeu_ps(res + m * 16, acc[m]);
+}
+
+typedef struct fti__qp_ctx {
+    const char *W;
+    size_t row_bytes, M, N, nb;
+    int q4;
+    const int8_t *xq;
+    const float *xd;
+    const int32_t *xs;
+    float *Y;
+    size_t ldy;
+} fti__qp_ctx;
+
+/* Items are groups of 16 weight rows. */
+FTI__VNNI static void fti__qp_task(void *vctx, size_t g0, size_t g1, int thread) {
+    const fti__qp_ctx *c = (const fti__qp_ctx *)vctx;
+    unsigned char pbuf[FTI__QP_MAXNB * FTI__QP_BLOCK + 64];
+    unsigned char *P = pbuf + ((64 - ((uintptr_t)pbuf & 63)) & 63);
+    float res[64];
+    size_t g, m0, i, j;
+    (void)thread;
+    for (g = g0; g < g1; g++) {
+        size_t r0 = g * 16, rn = c->N - r0 < 16 ? c->N - r0 : 16;
+        fti__qp_pack_vnni(c->W, c->row_bytes, r0, c->N, c->nb, c->q4, P);
+        if (g + 1 < g1) { /* the next group's 16 rows: 16 streams defeat the hardware prefetcher */
+            const char *nx = c->W + (r0 + 16) * c->row_bytes;
+            size_t off, end = 16 * c->row_bytes;
+            if (r0 + 32 > c->N) end = (c->N - r0 - 16) * c->row_bytes;
+            for (off = 0; off < end; off += 64) _mm_prefetch(nx + off, _MM_HINT_T0);
+        }
+        for (m0 = 0; m0 < c->M; m0 += 4) {
+            const int8_t *xq[4];
+            const float *xd[4];
+            const int32_t *xs[4];
+            size_t mn = c->M - m0 < 4 ? c->M - m0 : 4;
+            for (i = 0; i < 4; i++) { /* past M: repeat the last row */
+                size_t m = m0 + (i < mn ? i : mn - 1);
+                xq[i] = c->xq + m * c->nb * FTI_QK;
+                xd[i] = c->xd + m * c->nb;
+                xs[i] = c->xs + m * c->nb;
+            }
+            fti__qp_dot_vnni(P, c->nb, c->q4 ? 8 : 128, xq, xd, xs, res);
+            for (i = 0; i < mn; i++)
+                for (j = 0; j < rn; j++) c->Y[(m0 + i) * c->ldy + r0 + j] = res[i * 16 + j];
+        }
+    }
+}
+#endif /* !FTI_NO_AVX512 */
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* FTI__X86 */
+
+/* --- aarch64 NEON ---------------------------------------------------------------------------- */
+#if defined(FTI__NEON)
+/* Q4_0 nibbles of one block recentred to -8..7: elements 0..15 and 16..31. */
+static void fti__q4_unpack_neon(const uint8_t *qs, int8x16_t *lo, int8x16_t *hi) {
+    uint8x16_t q = vld1q_u8(qs);
+    *lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15))), vdupq_n_s8(8));
+    *hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), vdupq_n_s8(8));
+}
+
+/* The tile over (w0, w1) register pairs per weight row: dot is the 32-product integer dot. */
+#define FTI__QTILE_NEON(NAME, ATTR, LOADW, DOT)                                                    \
+    ATTR static void NAME(const char *const *w, const int8_t *const *xq, const float *const *xd,  \
+                          const int32_t *const *xs, size_t nb, float *out) {                      \
+        float32x4_t acc[4][4];                                                                     \
+        size_t m, r, b;                                                                            \
+        (void)xs;                                                                                  \
+        FTI__UNROLL4                                                                               \
+        for (m = 0; m < 4; m++)                                                                    \
+            FTI__UNROLL4                                                                           \
+            for (r = 0; r < 4; r++) acc[m][r] = vdupq_n_f32(0.0f);                                 \
+        for (b = 0; b < nb; b++) {                                                                 \
+            int8x16_t wl[4], wh[4];                                                                \
+            float wd[4];                                                                           \
+            FTI__UNROLL4                                                                           \
+            for (r = 0; r < 4; r++) LOADW;                                                         \
+            FTI__UNROLL4                                                                           \
+            for (m = 0; m < 4; m++) {                                                              \
+                const int8_t *xb = xq[m] + b * FTI_QK;                                             \
+                int8x16_t x0 = vld1q_s8(xb), x1 = vld1q_s8(xb + 16);                               \
+                float xs_ = xd[m][b];                                                              \
+                FTI__UNROLL4                                                                       \
+                for (r = 0; r < 4; r++)                                                            \
+                    acc[m][r] =                                                                    \
+                        vfmaq_n_f32(acc[m][r], vcvtq_f32_s32(DOT), wd[r] * xs_);                   \
+            }                                                                                      \
+        }                                                                                          \
+        FTI__UNROLL4                                                                               \
+        for (m = 0; m < 4; m++)                                                                    \
+            FTI__UNROLL4                                                                           \
+            for (r = 0; r < 4; r++) out[m * 4 + r] = vaddvq_f32(acc[m][r]);                        \
+    }
+
+#define FTI__LOADW_Q8                                                                              \
+    do {                                                                                           \
+        const fti_block_q8_0 *wb_ = (const fti_block_q8_0 *)w[r] + b;                              \
+        wl[r] = vld1q_s8(wb_->qs);                                                                 \
+        wh[r] = vld1q_s8(wb_->qs + 16);                                                            \
+        wd[r] = fti_f16_to_f32(wb_->d);                                                            \
+    } while (0)
+#define FTI__LOADW_Q4                                                                              \
+    do {                                                                                           \
+        const fti_block_q4_0 *wb_ = (const fti_block_q4_0 *)w[r] + b;                              \
+        fti__q4_unpack_neon(wb_->qs, &wl[r], &wh[r]);                                              \
+        wd[r] = fti_f16_to_f32(wb_->d);                                                            \
+    } while (0)
+#define FTI__DOT_MULL fti__dot32_neon(vdupq_n_s32(0), wl[r], wh[r], x0, x1)
+
+FTI__QTILE_NEON(fti__qtile_q8_0_neon, , FTI__LOADW_Q8, FTI__DOT_MULL)
+FTI__QTILE_NEON(fti__qtile_q4_0_neon, , FTI__LOADW_Q4, FTI__DOT_MULL)
+#if defined(FTI__DOTPROD_OK)
+#define FTI__DOT_SDOT vdotq_s32(vdotq_s32(vdupq_n_s32(0), wl[r], x0), wh[r], x1)
+FTI__QTILE_NEON(fti__qtile_q8_0_sdot, FTI__DOTPROD, FTI__LOADW_Q8, FTI__DOT_SDOT)
+FTI__QTILE_NEON(fti__qtile_q4_0_sdot, FTI__DOTPROD, FTI__LOADW_Q4, FTI__DOT_SDOT)
+#endif
+#endif /* FTI__NEON */
+
+/* The tile kernel for a table and a weight type (NULL for a type without one). */
+static fti__qtile_fn fti__qtile_get(const fti_kernels *k, fti_dtype wtype) {
+    int q8 = wtype == FTI_DTYPE_Q8_0;
+    if (wtype != FTI_DTYPE_Q8_0 && wtype != FTI_DTYPE_Q4_0) return NULL;
+#if defined(FTI__X86)
+#if !defined(FTI_NO_AVX512)
+    if (k == &fti__kernels_avx512vnni_table) return q8 ? fti__qtile_q8_0_vnni : fti__qtile_q4_0_vnni;
+    if (k == &fti__kernels_avx512_table) return q8 ? fti__qtile_q8_0_avx2 : fti__qtile_q4_0_avx2;
+#endif
+    if (k == &fti__kernels_avx2_table) return q8 ? fti__qtile_q8_0_avx2 : fti__qtile_q4_0_avx2;
+#endif
+#if defined(FTI__NEON)
+#if defined(FTI__DOTPROD_OK)
+    if (k == &fti__kernels_neon_dot_table) return q8 ? fti__qtile_q8_0_sdot : fti__qtile_q4_0_sdot;
+#endif
+    if (k == &fti__kernels_neon_table) return q8 ? fti__qtile_q8_0_neon : fti__qtile_q4_0_neon;
+#endif
+    (void)k;
+    return q8 ? fti__qtile_q8_0_ref : fti__qtile_q4_0_ref;
+}
+
+/* --- activations ----------------------------------------------------------------------------- */
+
+/* Layout of a qact buffer for (M, nb blocks): xd (M·nb f32), xs (M·nb int32), xq (M·nb·32). */
+size_t fti_qact_bytes(size_t M, size_t K) {
+    size_t blocks, bytes;
+    if (K % FTI_QK) return 0;
+    if (!fti_size_mul(M, K / FTI_QK, &blocks) || !fti_size_mul(blocks, FTI_QK + 8, &bytes))
+        return 0;
+    return bytes;
+}
+
+fti_result fti_qact_quantize(const fti_kernels *k, void *buf, const float *X, size_t ldx, size_t M,
+                             size_t K) {
+    size_t nb = K / FTI_QK, m;
+    float *xd = (float *)buf;
+    int32_t *xs;
+    int8_t *xq;
+    if (K % FTI_QK || (M && K && (!buf || !X || ldx < K)) || (M && !fti_qact_bytes(M, K)))
+        return FTI_ERR_INVALID;
+    if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
+    xs = (int32_t *)(xd + M * nb);
+    xq = (int8_t *)(xs + M * nb);
+    for (m = 0; m < M; m++)
+        k->quantize_x(X + m * ldx, nb, xq + m * nb * FTI_QK, xd + m * nb, xs + m * nb);
+    return FTI_OK;
+}
+
+/* --- the driver ------------------------------------------------------------------------------ */
+
+typedef struct fti__qmm_ctx {
+    fti__qtile_fn tile;
+    const char *W;
+    size_t row_bytes, M, N, nb;
+    const int8_t *xq;
+    const float *xd;
+    const int32_t *xs;
+    float *Y;
+    size_t ldy;
+} fti__qmm_ctx;
+
+/* Items are groups of 4 weight rows. A thread's range goes in slices of about 16 KiB of
+ * weights; each slice meets every activation row (4 at a time) while it sits in L1/L2. */
+static void fti__qmm_task(void *vctx, size_t g0, size_t g1, int thread) {
+    const fti__qmm_ctx *c = (const fti__qmm_ctx *)vctx;
+    size_t slice = (16384 / (4 * c->row_bytes)) + 1, s0, g, m0, i, j;
+    (void)thread;
+    for (s0 = g0; s0 < g1; s0 += slice) {
+        size_t s1 = g1 - s0 < slice ? g1 : s0 + slice;
+        for (m0 = 0; m0 < c->M; m0 += 4) {
+            const int8_t *xq[4];
+            const float *xd[4];
+            const int32_t *xs[4];
+            size_t mn = c->M - m0 < 4 ? c->M - m0 : 4;
+            for (i = 0; i < 4; i++) { /* past M: repeat the last row */
+                size_t m = m0 + (i < mn ? i : mn - 1);
+                xq[i] = c->xq + m * c->nb * FTI_QK;
+                xd[i] = c->xd + m * c->nb;
+                xs[i] = c->xs + m * c->nb;
+            }
+            for (g = s0; g < s1; g++) {
+                const char *w[4];
+                float out[16];
+                size_t r0 = g * 4, rn = c->N - r0 < 4 ? c->N - r0 : 4;
+                for (j = 0; j < 4; j++) w[j] = c->W + (r0 + (j < rn ? j : rn - 1)) * c->row_bytes;
+                c->tile(w, xq, xd, xs, c->nb, out);
+                for (i = 0; i < mn; i++)
+                    for (j = 0; j < rn; j++) c->Y[(m0 + i) * c->ldy + r0 + j] = out[i * 4 + j];
+            }
+        }
+    }
+}
+
+fti_result fti_matmul_qa(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
+                         const void *qact, float *Y, size_t ldy, size_t M, size_t N, size_t K) {
+    fti__qmm_ctx c;
+    size_t row_bytes = fti_dtype_row_bytes(wtype, K), groups, grain;
+    if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
+    c.tile = fti__qtile_get(k, wtype);
+    if (!c.tile || (row_bytes == 0 && K != 0) || ldy < N) return FTI_ERR_INVALID;
+    if (M == 0 || N == 0) return FTI_OK;
+    if (K == 0) {
+        size_t m;
+        if (!Y) return FTI_ERR_INVALID;
+        for (m = 0; m < M; m++) memset(Y + m * ldy, 0, N * sizeof(float));
+        return FTI_OK;
+    }
+    if (!W || !qact || !Y || !fti_qact_bytes(M, K)) return FTI_ERR_INVALID;
+    c.W = (const char *)W;
+    c.row_bytes = row_bytes;
+    c.M = M;
+    c.N = N;
+    c.nb = K / FTI_QK;
+    c.xd = (const float *)qact;
+    c.xs = (const int32_t *)(c.xd + M * c.nb);
+    c.xq = (const int8_t *)(c.xs + M * c.nb);
+    c.Y = Y;
+    c.ldy = ldy;
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    if (k == &fti__kernels_avx512vnni_table && c.nb <= FTI__QP_MAXNB) {
+        fti__qp_ctx p;
+        p.W = c.W, p.row_bytes = row_bytes, p.M = M, p.N = N, p.nb = c.nb;
+        p.q4 = wtype == FTI_DTYPE_Q4_0;
+        p.xq = c.xq, p.xd = c.xd, p.xs = c.xs, p.Y = Y, p.ldy = ldy;
+        fti_pool_for(pool, (N + 15) / 16, 16384 / (16 * row_bytes) + 1, fti__qp_task, &p);
+        return FTI_OK;
+    }
+#endif
+    groups = (N + 3) / 4;
+    grain = 16384 / (4 * row_bytes) + 1; /* at least ~16 KiB of weights per item */
+    fti_pool_for(pool, groups, grain, fti__qmm_task, &c);
+    return FTI_OK;
+}
+
+fti_result fti_matmul_q(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
+                        const float *X, size_t ldx, float *Y, size_t ldy, size_t M, size_t N,
+                        size_t K, void *ws, size_t ws_bytes) {
+    size_t need = fti_qact_bytes(M, K);
+    void *mem = NULL;
+    fti_result rc;
+    if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
+    if (!fti__qtile_get(k, wtype) || K % FTI_QK || (M && K && !need)) return FTI_ERR_INVALID;
+    if (M == 0 || N == 0 || K == 0) return fti_matmul_qa(k, pool, wtype, W, ws, Y, ldy, M, N, K);
+    if (!ws || ws_bytes < need) {
+        mem = fti_malloc(need);
+        if (!mem) return FTI_ERR_NOMEM;
+        ws = mem;
+    }
+    rc = fti_qact_quantize(k, ws, X, ldx, M, K);
+    if (rc == FTI_OK) rc = fti_matmul_qa(k, pool, wtype, W, ws, Y, ldy, M, N, K);
+    fti_free(mem);
+    return rc;
+}

@@ -1,0 +1,154 @@
+/* test_kernels_quant.c: the quantized multi-row matmul (src/02_kernels_quant.c) on every table
+ * this CPU can run (scalar, AVX2, AVX-512 with and without VNNI, NEON with and without SDOT under
+ * qemu), on random odd shapes:
+ *   - against dequantize-then-f32 in double: |y - ref| <= 1.2e-2·Σ|w·x| + 1e-6 (the activation
+ *     rounding to int8, as fti_matmul_w's GEMV has);
+ *   - against the scalar tile: 2e-4·Σ|w·x| (the same integer dots, float sums in another order);
+ *   - bit-identical for pools of 1, 2 and 4 threads, and row m's result the same whatever M;
+ *   - fti_matmul_w with T > 1 (which uses it) equal to it; bad arguments rejected.
+ */
+#include "test.h"
+
+static float *kq_rand(fti_rng *r, size_t n) {
+    float *p = (float *)malloc((n ? n : 1) * sizeof(float));
+    size_t i;
+    for (i = 0; i < n; i++) p[i] = fti_rng_float(r) * 2.0f - 1.0f;
+    return p;
+}
+
+static int kq_tables(const fti_kernels **out) {
+    int n = 0, i;
+    for (i = FTI_ISA_SCALAR; i <= FTI_ISA_NEON; i++) {
+        const fti_kernels *k = fti_kernels_get((fti_isa)i);
+        if (k) out[n++] = k;
+    }
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    {
+        const fti_kernels *plain = fti__kernels_avx512(fti_cpu_features() & ~FTI_CPU_AVX512VNNI);
+        if (plain && plain != out[n - 1]) out[n++] = plain;
+    }
+#endif
+#if defined(FTI__NEON) && defined(FTI__DOTPROD_OK)
+    if (out[n - 1] == &fti__kernels_neon_dot_table) out[n++] = &fti__kernels_neon_table;
+#endif
+    return n;
+}
+
+FTI_TEST(kernels_quant_matmul) {
+    static const size_t Ms[] = {1, 2, 3, 5, 8, 13};
+    static const size_t Ns[] = {1, 3, 4, 7, 37};
+    static const size_t Ks[] = {32, 64, 96, 288};
+    static const fti_dtype types[] = {FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0};
+    const fti_kernels *tabs[8];
+    int nt = kq_tables(tabs), ti, ty;
+    size_t a, b, c;
+    fti_rng r;
+    fti_rng_seed(&r, 11, 5);
+    for (ty = 0; ty < 2; ty++)
+        for (a = 0; a < sizeof Ms / sizeof Ms[0]; a++)
+            for (b = 0; b < sizeof Ns / sizeof Ns[0]; b++)
+                for (c = 0; c < sizeof Ks / sizeof Ks[0]; c++) {
+                    fti_dtype t = types[ty];
+                    size_t M = Ms[a], N = Ns[b], K = Ks[c], rb = fti_dtype_row_bytes(t, K), i, j, p;
+                    float *Wf = kq_rand(&r, N * K), *X = kq_rand(&r, M * K);
+                    float *Wd = (float *)malloc(N * K * sizeof(float));
+                    float *Y0 = (float *)malloc(M * N * sizeof(float));
+                    float *Y = (float *)malloc(M * N * sizeof(float));
+                    char *W = (char *)malloc(N * rb);
+                    REQUIRE(Wd && Y0 && Y && W);
+                    for (i = 0; i < N; i++) {
+                        REQUIRE(fti_quantize_row(NULL, t, W + i * rb, Wf + i * K, K) == FTI_OK);
+                        REQUIRE(fti_dequantize_row(NULL, t, Wd + i * K, W + i * rb, K) == FTI_OK);
+                    }
+                    REQUIRE(fti_matmul_q(tabs[0], NULL, t, W, X, K, Y0, N, M, N, K, NULL, 0) ==
+                            FTI_OK);
+                    for (ti = 0; ti < nt; ti++) {
+                        int bad = 0;
+                        REQUIRE(fti_matmul_q(tabs[ti], NULL, t, W, X, K, Y, N, M, N, K, NULL, 0) ==
+                                FTI_OK);
+                        for (i = 0; i < M; i++)
+                            for (j = 0; j < N; j++) {
+                                double ref = 0.0, mag = 0.0, y = Y[i * N + j];
+                                for (p = 0; p < K; p++) {
+                                    double term = (double)Wd[j * K + p] * X[i * K + p];
+                                    ref += term;
+                                    mag += fabs(term);
+                                }
+                                if (fabs(y - ref) > 1.2e-2 * mag + 1e-6) bad++;
+                                if (fabs(y - Y0[i * N + j]) > 2e-4 * mag + 1e-6) bad++;
+                            }
+                        if (bad)
+                            fprintf(stderr, "    %s %s M=%lu N=%lu K=%lu: %d bad\n",
+                                    fti_isa_name(fti_kernels_isa(tabs[ti])), fti_dtype_name(t),
+                                    (unsigned long)M, (unsigned long)N, (unsigned long)K, bad);
+                        CHECK(bad == 0);
+                    }
+                    free(Wf);
+                    free(X);
+                    free(Wd);
+                    free(Y0);
+                    free(Y);
+                    free(W);
+                }
+}
+
+/* Threads, M-independence, the qact path, fti_matmul_w, errors. */
+FTI_TEST(kernels_quant_threads) {
+    const size_t M = 19, N = 203, K = 160;
+    const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
+    fti_pool *pools[3];
+    int ty, pi;
+    fti_rng r;
+    fti_rng_seed(&r, 5, 9);
+    pools[0] = fti_pool_create(1);
+    pools[1] = fti_pool_create(2);
+    pools[2] = fti_pool_create(4);
+    for (ty = 0; ty < 2; ty++) {
+        fti_dtype t = ty ? FTI_DTYPE_Q4_0 : FTI_DTYPE_Q8_0;
+        size_t rb = fti_dtype_row_bytes(t, K), i, m, qb = fti_qact_bytes(M, K);
+        float *Wf = kq_rand(&r, N * K), *X = kq_rand(&r, M * K);
+        float *Y0 = (float *)malloc(M * N * sizeof(float)), *Y = (float *)malloc(M * N * sizeof(float));
+        float *Y1 = (float *)malloc(N * sizeof(float));
+        char *W = (char *)malloc(N * rb);
+        void *qa = malloc(qb);
+        REQUIRE(Y0 && Y && Y1 && W && qa && qb == M * (K / 32) * 40);
+        for (i = 0; i < N; i++) fti_quantize_row(k, t, W + i * rb, Wf + i * K, K);
+        REQUIRE(fti_matmul_q(k, NULL, t, W, X, K, Y0, N, M, N, K, NULL, 0) == FTI_OK);
+        for (pi = 0; pi < 3; pi++) {
+            memset(Y, 0, M * N * sizeof(float));
+            CHECK(fti_matmul_q(k, pools[pi], t, W, X, K, Y, N, M, N, K, qa, qb) == FTI_OK);
+            CHECK(memcmp(Y, Y0, M * N * sizeof(float)) == 0);
+            memset(Y, 0, M * N * sizeof(float));
+            CHECK(fti_qact_quantize(k, qa, X, K, M, K) == FTI_OK);
+            CHECK(fti_matmul_qa(k, pools[pi], t, W, qa, Y, N, M, N, K) == FTI_OK);
+            CHECK(memcmp(Y, Y0, M * N * sizeof(float)) == 0);
+            memset(Y, 0, M * N * sizeof(float));
+            CHECK(fti_matmul_w(k, pools[pi], t, W, X, Y, M, N, K) == FTI_OK);
+            CHECK(memcmp(Y, Y0, M * N * sizeof(float)) == 0);
+        }
+        for (m = 0; m < M; m += 6) { /* one row alone gives the same bits as inside a batch */
+            CHECK(fti_matmul_q(k, NULL, t, W, X + m * K, K, Y1, N, 1, N, K, NULL, 0) == FTI_OK);
+            CHECK(memcmp(Y1, Y0 + m * N, N * sizeof(float)) == 0);
+        }
+        free(Wf);
+        free(X);
+        free(Y0);
+        free(Y);
+        free(Y1);
+        free(W);
+        free(qa);
+    }
+    {
+        float y[4] = {1, 1, 1, 1}, x[4] = {0};
+        char w[64];
+        memset(w, 0, sizeof w);
+        CHECK(fti_matmul_q(k, NULL, FTI_DTYPE_F32, w, x, 4, y, 1, 1, 1, 4, NULL, 0) ==
+              FTI_ERR_INVALID);
+        CHECK(fti_matmul_q(k, NULL, FTI_DTYPE_Q8_0, w, x, 33, y, 1, 1, 1, 33, NULL, 0) ==
+              FTI_ERR_INVALID);
+        CHECK(fti_qact_bytes(3, 33) == 0);
+        CHECK(fti_matmul_q(k, NULL, FTI_DTYPE_Q8_0, w, x, 0, y, 4, 1, 4, 0, NULL, 0) == FTI_OK);
+        CHECK(y[0] == 0.0f && y[3] == 0.0f);
+    }
+    for (pi = 0; pi < 3; pi++) fti_pool_free(pools[pi]);
+}
