@@ -680,6 +680,11 @@ FTIDEF const char *fti_isa_name(fti_isa isa);
 #define FTI_MM_TRANS_A 1u    /* A is stored (K,M): op(A) = Aᵀ */
 #define FTI_MM_TRANS_B 2u    /* B is stored (N,K): op(B) = Bᵀ */
 #define FTI_MM_ACCUMULATE 4u /* C += op(A)·op(B) instead of C = op(A)·op(B) */
+/* Mixed precision: A and B are rounded to bf16 (nearest even) and multiplied with fp32 sums
+ * (vdpbf16ps on AVX-512 BF16: twice the fp32 FMA rate). Honoured by tables with a bf16
+ * micro-kernel: the scalar reference and AVX-512 on CPUs with AVX512_BF16 (see
+ * fti_matmul_has_bf16); the others ignore it and compute in fp32. */
+#define FTI_MM_BF16 8u
 
 /* C(M,N) = op(A)(M,K) · op(B)(K,N), fp32, row-major with leading dimensions (row strides in
  * elements): A is (M,K) with lda >= K, or (K,M) with lda >= M under FTI_MM_TRANS_A; B is (K,N)
@@ -693,6 +698,10 @@ FTIDEF void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, siz
                        size_t K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
                        size_t ldc);
 
+/* 1 when fti_matmul on table k honours FTI_MM_BF16 (scalar table: yes, as the reference; AVX-512:
+ * when the CPU has AVX512_BF16; AVX2, NEON: no). Thread safety: any thread. */
+FTIDEF int fti_matmul_has_bf16(const fti_kernels *k);
+
 /* Y(T,n_out) = X(T,n_in) · W(n_out,n_in)ᵀ for a weight matrix W of dtype wtype (rows of n_in
  * elements, each row fti_dtype_row_bytes(wtype, n_in) bytes, rows contiguous). T = 1 is the
  * decode GEMV; T > 1 is prefill. F32 weights with T > 4 use fti_matmul. Q8_0 and Q4_0 weights
@@ -705,6 +714,32 @@ FTIDEF void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, siz
  * Thread safety: any thread; the pool must not be in use by another call. */
 FTIDEF fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
                                const float *X, float *Y, size_t T, size_t n_out, size_t n_in);
+
+/* Quantized multi-row matmul (prefill and batched decoding; src/02_kernels_quant.c).
+ * Y(M,N) (row stride ldy >= N) = X(M,K)·W(N,K)ᵀ for W in Q8_0 or Q4_0 rows (ggml blocks, each
+ * row fti_dtype_row_bytes(wtype, K) bytes, rows contiguous, 2-byte aligned) and X quantized to
+ * int8 32-blocks exactly as fti_matmul_w does (so results differ from dequantize-then-f32 by the
+ * activation rounding, about 0.4% of sum|w·x|). Tiles of 4 X rows × 4 W rows reuse every weight
+ * block from registers and every ~16 KiB slice of W from cache across all M rows: the cost of
+ * W's memory traffic is paid once, not M times. Bit-identical for any pool size and for any M
+ * (row m's result does not depend on the other rows). K must be a multiple of 32.
+ * Thread safety: any thread; the pool must not be in use by another call. */
+/* Bytes of a quantized-activation buffer for M rows of K elements (0 if K % 32 or overflow). */
+FTIDEF size_t fti_qact_bytes(size_t M, size_t K);
+/* Quantizes X (M,K) (row stride ldx >= K) into buf (fti_qact_bytes(M, K) bytes, 4-byte
+ * aligned). Several matmuls with the same input share one buffer. FTI_ERR_INVALID on bad sizes. */
+FTIDEF fti_result fti_qact_quantize(const fti_kernels *k, void *buf, const float *X, size_t ldx,
+                                    size_t M, size_t K);
+/* Y = Xq·Wᵀ from a buffer filled by fti_qact_quantize. FTI_ERR_INVALID for a wtype other than
+ * Q8_0/Q4_0 or bad sizes. Allocation-free. */
+FTIDEF fti_result fti_matmul_qa(const fti_kernels *k, fti_pool *pool, fti_dtype wtype,
+                                const void *W, const void *qact, float *Y, size_t ldy, size_t M,
+                                size_t N, size_t K);
+/* Both steps: ws (ws_bytes >= fti_qact_bytes(M, K), 4-byte aligned) holds the quantized X; with
+ * ws NULL or too small one buffer is allocated (FTI_ERR_NOMEM if that fails). */
+FTIDEF fti_result fti_matmul_q(const fti_kernels *k, fti_pool *pool, fti_dtype wtype,
+                               const void *W, const float *X, size_t ldx, float *Y, size_t ldy,
+                               size_t M, size_t N, size_t K, void *ws, size_t ws_bytes);
 
 /* --- BLAS-1 ----------------------------------------------------------------------------------- */
 
@@ -1291,6 +1326,27 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
                                    const fti_ingest_opts *opts, char out_id[65], size_t *reused,
                                    fti_error *err);
 
+/* Sharded ingest (any batch engine runs the shards: see docs/feature.md). Walks every input
+ * path like fti_store_ingest, keeps the inputs whose name hashes to partition `shard` of
+ * `n_shards` (0 <= shard < n_shards) and processes them (parse, clean, validate, MinHash) into
+ * a partial: home/store/partials/<plan>-<shard>-of-<n_shards>.part, written atomically; its path
+ * is appended to out_path (optional). Only the record options of opts matter here (fields,
+ * validation, redaction). Several shards may run at once on one workspace (a shared lock).
+ * Thread safety: as fti_store_ingest. */
+FTIDEF fti_result fti_store_ingest_partial(const char *home, const char *const *paths,
+                                           size_t n_paths, const fti_ingest_opts *opts,
+                                           unsigned shard, unsigned n_shards, fti_buf *out_path,
+                                           fti_error *err);
+/* Merges the partials of one sharded ingest (n = 0: every partial in home/store/partials) into
+ * a dataset version: exact and near-duplicate detection across all documents, the split, the
+ * tokenizer (trained on the union), token shards, chunks and the index are made here, so the
+ * version is the one fti_store_ingest makes from the same inputs and options (same id, same
+ * objects). Every shard 0..N-1 must be present, made with the same record options (else
+ * FTI_ERR_INVALID / FTI_ERR_NOT_FOUND). Merged partials under store/partials are removed.
+ * Thread safety: as fti_store_ingest. */
+FTIDEF fti_result fti_store_merge(const char *home, const char *const *partials, size_t n,
+                                  const fti_ingest_opts *opts, char out_id[65], fti_error *err);
+
 /* Resolves a version name: a full id, a unique id prefix (>= 4 hex), a tag, or "latest"
  * (NULL = "latest"). Thread safety: any thread. */
 FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out_id[65],
@@ -1565,6 +1621,12 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg, size_t batc
 FTIDEF void fti_model_acts_free(fti_model_acts *acts);
 /* Bytes of activation memory held. Thread safety: any thread. */
 FTIDEF size_t fti_model_acts_bytes(const fti_model_acts *acts);
+/* Mixed precision: with on != 0 every matmul of forward and backward (the linear layers, their
+ * weight gradients and attention) rounds its inputs to bf16 and sums in fp32 (FTI_MM_BF16);
+ * parameters, gradients, norms, softmax and the optimizer stay fp32. Returns 1 if the kernels
+ * honour it (AVX-512 BF16, or the scalar table), 0 if products stay fp32 (on = 0, or no bf16
+ * kernels here). Thread safety: one thread per acts object, between steps. */
+FTIDEF int fti_model_acts_set_bf16(fti_model_acts *acts, int on);
 
 /* Forward pass over tokens (B,T) (each < vocab_size). With targets (B,T) it computes the mean
  * cross-entropy into *loss (summed in double; targets < 0 are ignored) and keeps the softmax
@@ -1976,7 +2038,9 @@ FTIDEF fti_result fti_gguf_llama_params(const fti_gguf *g, const fti_model_confi
  * The trainer turns a model config and token arrays into weights. One optimizer step:
  *
  *   for each of grad_accum micro-batches: the seeded sampler picks `batch` windows of ctx+1
- *   tokens from the training array; forward, backward (gradients averaged over micro-batches)
+ *   tokens from the training array; forward, backward (gradients averaged over micro-batches:
+ *   each micro-batch's gradient is computed on its own and they are summed in order, the same
+ *   summation a data-parallel run over grad_accum ranks does, see fti_train_opts.world_size)
  *   -> clip the global gradient norm -> AdamW (decoupled weight decay, bias correction, no decay
  *   on norm weights) at the learning rate of a linear warmup then cosine decay to min_lr_frac.
  *
@@ -2048,6 +2112,11 @@ typedef struct fti_token_array {
 
 /* --- trainer ---------------------------------------------------------------------------------- */
 
+/* Data-parallel hook: sums grads (n floats) and *loss_sum over all ranks, in place, with a fixed
+ * (rank-order) summation so every rank gets bit-identical results. Returns FTI_OK or an error.
+ * fti_train_mpi_attach (FTI_MPI builds) installs one over MPI; any other transport can too. */
+typedef fti_result (*fti_train_reduce_fn)(void *user, float *grads, size_t n, double *loss_sum);
+
 typedef struct fti_train_opts {
     size_t batch;             /* sequences per micro-batch, 0 = 8 */
     size_t ctx;               /* tokens per sequence, 0 = the model's context_len */
@@ -2068,8 +2137,19 @@ typedef struct fti_train_opts {
     uint64_t checkpoint_every;    /* steps between automatic checkpoints, 0 = 100 */
     uint32_t lora_rank;       /* > 0: train LoRA adapters on frozen base weights */
     float lora_alpha;         /* 0 = 2 * rank */
+    int bf16;                 /* 1: bf16 matmuls, fp32 master weights (fti_model_acts_set_bf16;
+                                 fp32 where the CPU has no AVX512_BF16) */
     fti_log_fn log;           /* optional: errors and notices */
     void *log_user;
+    /* Data parallelism (0 = one process). The step's global batch (grad_accum micro-batches of
+     * `batch` windows, drawn by the same sampler sequence as one process) is split over
+     * world_size ranks: whole micro-batches when grad_accum % world_size == 0, else each
+     * micro-batch's windows (batch % world_size == 0). Every rank runs the same optimizer step
+     * on the reduced gradient; only rank 0 writes automatic checkpoints. */
+    int world_size;           /* 0 or 1 = one process */
+    int rank;                 /* 0 .. world_size - 1 */
+    fti_train_reduce_fn reduce; /* required when world_size > 1 */
+    void *reduce_user;
 } fti_train_opts;
 
 /* Numbers after a step (and the run so far). */
@@ -2181,6 +2261,145 @@ FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, cha
                                         fti_error *err);
 /* The aliases as a JSON object {"alias": {"id": "...", "history": [...]}}. */
 FTIDEF fti_result fti_registry_aliases(const char *home, fti_buf *out, fti_error *err);
+
+/* --- training driver: a dataset version in, a registered model out ----------------------------- */
+/*
+ * fti_train_run does what build/fti-train does, as a library call (src/07_train_run.c):
+ *   1. opens the dataset version (part 04) and its train/val token shards;
+ *   2. builds the config from a preset (+ explicit overrides), or loads the parent model from the
+ *      registry for fine-tuning / LoRA (same tokenizer required);
+ *   3. trains in HOME/runs/<run_key>/ (checkpoint.bin, metrics.jsonl, loss.svg), where run_key
+ *      hashes the dataset version and every option that changes the trajectory, so `resume`
+ *      continues exactly the same run from its last checkpoint;
+ *   4. writes model.gguf (tokenizer and lineage keys, part 06) and registers it with a card.
+ *      LoRA runs also write adapter.gguf (GGUF adapter conventions) and register it on its own
+ *      (card "type": "lora_adapter", parent = the base); the merged model's parent is the adapter.
+ * Reproducible ids: the GGUF holds no creation time unless stamp_created is set (the time is in
+ * the registry card), so the same seed, data, options and thread count give the same bytes and
+ * the same model id. A run stopped by max_seconds depends on the machine's speed, of course.
+ */
+
+typedef enum fti_train_event {
+    FTI_TRAIN_EVENT_START = 0, /* the trainer is ready (resumed if asked); stats: the start */
+    FTI_TRAIN_EVENT_STEP,      /* one optimizer step is done */
+    FTI_TRAIN_EVENT_END        /* training is done; the model is written next */
+} fti_train_event;
+
+struct fti_train_run_result;
+/* Progress callback, called on the calling thread. */
+typedef void (*fti_train_run_fn)(void *user, fti_train_event ev,
+                                 const struct fti_train_run_result *run,
+                                 const fti_train_stats *stats);
+
+/* Options of fti_train_run. Zero = default for every field. */
+typedef struct fti_train_run_opts {
+    const char *dataset;      /* dataset version: id, prefix, tag or "latest"; NULL = latest */
+    const char *preset;       /* preset when training from scratch; NULL = "tiny" */
+    fti_model_config config;  /* non-zero dim, n_layers, n_heads, n_kv_heads, hidden_dim,
+                               * context_len override the preset (vocab: the dataset's) */
+    int untied;               /* 1: untied output projection */
+    const char *from;         /* fine-tune this registered model (id, prefix, alias); NULL = none */
+    const char *name;         /* general.name and the card's name; NULL = "fti-twin" */
+    /* The trainer's options. Defaults that differ from fti_trainer_create's: batch 8,
+     * max_steps 300, lr 3e-3 for the tiny preset from scratch (else 1e-3), eval_every
+     * max_steps / 10, checkpoint_every 100. checkpoint_path is the driver's (ignored here);
+     * lora_rank needs `from`; log also receives the driver's notices. */
+    fti_train_opts train;
+    int resume;               /* 1: continue the run from its checkpoint, if it has one */
+    int keep_best;            /* 1: register the weights of the best validation pass (kept in
+                               * the run directory, so resume keeps them), not the last step's */
+    int stamp_created;        /* 1: also write fti.created into the GGUF (ids then differ) */
+    fti_train_run_fn progress;
+    void *progress_user;
+} fti_train_run_opts;
+
+/* What a run did. */
+typedef struct fti_train_run_result {
+    char id[17];              /* the registered model ("" until it is registered) */
+    char adapter_id[17];      /* LoRA: the registered adapter, else "" */
+    char parent_id[17];       /* the `from` model, else "" */
+    char run_key[17];         /* the run directory is HOME/runs/<run_key> */
+    char dataset[65];         /* the dataset version id */
+    char tokenizer[65];       /* its tokenizer's SHA-256 */
+    fti_model_config config;
+    size_t n_params;          /* of the model (LoRA: of the base) */
+    uint64_t train_tokens;    /* size of the training split */
+    uint64_t val_tokens;      /* size of the validation split used (0 = none) */
+    int resumed;              /* 1 if the run continued from a checkpoint */
+    int used_best;            /* 1 if keep_best replaced the last weights by the best ones */
+    fti_train_stats stats;    /* the trainer's numbers at the end */
+} fti_train_run_result;
+
+/* Trains on a dataset version of the workspace home and registers the model (see above); result
+ * (optional) is filled as the run goes, id last. Errors name the file or option at fault:
+ * FTI_ERR_NOT_FOUND (dataset, parent), FTI_ERR_MISMATCH (tokenizer or vocabulary differs),
+ * FTI_ERR_INVALID (options), FTI_ERR_NUMERIC (training diverged), I/O errors.
+ * Data-parallel (train.world_size > 1, e.g. fti_train_mpi_attach): every rank calls it with the
+ * same options; rank 0 alone writes (run directory, checkpoints, metrics, best weights, model,
+ * registry), the other ranks train and return FTI_OK with result->id "".
+ * Thread safety: one run per run directory; registry writes as fti_registry_add. */
+FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts,
+                                fti_train_run_result *result, fti_error *err);
+
+/* Merges a registered LoRA adapter (id, prefix or alias; card "type" "lora_adapter") into its
+ * registered base and registers the merged model (parent: the adapter), id_out gets its id.
+ * name NULL = the adapter card's name. FTI_ERR_INVALID if the reference is not an adapter,
+ * FTI_ERR_FORMAT for a malformed adapter file. Thread safety: as fti_registry_add. */
+FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_ref,
+                                          const char *name, char id_out[17], fti_error *err);
+
+/* --- data-parallel training over MPI (only with FTI_MPI defined; src/07_train_mpi.c) ---------- */
+#ifdef FTI_MPI
+#ifdef __cplusplus
+}
+#endif
+/* the C API only: the removed MPI C++ bindings warn under -Wextra */
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
+#include <mpi.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A rank's view of an MPI communicator for fti_train_reduce_fn. The reduction is deterministic
+ * and independent of the MPI library's own reduction order: the gradient is cut into world
+ * slices; MPI_Alltoallv sends slice j of every rank to rank j, which sums the world pieces in
+ * rank order (0, 1, ..., world-1); MPI_Allgatherv returns the summed slices to every rank (a
+ * reduce-scatter + allgather, 2 (world-1)/world n floats sent per rank, like a ring allreduce).
+ * Long vectors go in rounds of at most FTI_TRAIN_MPI_SEGMENT floats. */
+typedef struct fti_train_mpi {
+    MPI_Comm comm;
+    int rank, world;
+    int local_size;           /* ranks on this node (MPI_COMM_TYPE_SHARED) */
+    float *buf;               /* receive buffer of one round */
+    size_t cap;
+    int *counts, *displs;     /* (2 world): the slices of a round, then the receive layout */
+    double *losses;           /* (world) */
+    double comm_s;            /* seconds inside the reduction (with waiting), summed */
+    uint64_t bytes_sent;      /* by this rank, summed */
+    uint64_t reductions;
+} fti_train_mpi;
+
+#ifndef FTI_TRAIN_MPI_SEGMENT
+#define FTI_TRAIN_MPI_SEGMENT (1u << 22)
+#endif
+
+/* Fills m for comm (MPI must be initialised). FTI_ERR_NOMEM, FTI_ERR_IO (an MPI call failed).
+ * Thread safety: one thread per object, and MPI's own rules (the trainer calls it from its
+ * thread only). */
+FTIDEF fti_result fti_train_mpi_init(fti_train_mpi *m, MPI_Comm comm, fti_error *err);
+FTIDEF void fti_train_mpi_free(fti_train_mpi *m);
+/* Sets o->world_size, o->rank, o->reduce and o->reduce_user for m. */
+FTIDEF void fti_train_mpi_attach(fti_train_mpi *m, fti_train_opts *o);
+/* The fti_train_reduce_fn (user = fti_train_mpi *). Collective: every rank must call it with
+ * the same n. */
+FTIDEF fti_result fti_train_mpi_reduce(void *user, float *grads, size_t n, double *loss_sum);
+
+#endif /* FTI_MPI */
 
 #ifdef __cplusplus
 }
@@ -2374,6 +2593,33 @@ FTIDEF float *fti_session_logits(fti_session *s);
  * perplexity. Allocates one (n_batch, V) buffer. n < 2: FTI_ERR_INVALID. */
 FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t n,
                                   double *mean_nll, fti_error *err);
+
+/* --- batched decoding (continuous batching) ---------------------------------------------------- */
+
+/* One decode step for B sessions at once (each at its own position, with its own KV cache):
+ * every weight matrix is read once per step for all B tokens through part 02's multi-row
+ * quantized matmul (fti_matmul_qa; the input of q/k/v and of gate/up is quantized once), and
+ * attention runs per session against its own cache. A fti_batch owns the scratch for up to
+ * max_batch sessions with contexts up to max_ctx, so a step allocates nothing (for Q8_0/Q4_0
+ * weights; F32/F16/BF16 matrices go through fti_matmul_w, whose F32 GEMM packs into scratch).
+ * Results: each session's logits equal what fti_session_eval of its token alone gives to float
+ * rounding (the batch sums the same integer dots in another order: about 1e-6 relative on F32,
+ * 1e-5 on Q8_0 apart from rare activation-rounding flips), and a session's result does not
+ * depend on which other sessions share its step or on the pool size. */
+typedef struct fti_batch fti_batch;
+/* Errors: FTI_ERR_INVALID (max_batch or max_ctx 0), FTI_ERR_LIMIT (sizes overflow), NOMEM. */
+FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
+                                   fti_batch **out, fti_error *err);
+FTIDEF void fti_batch_free(fti_batch *b);
+/* Evaluates tokens[i] in sessions[i] for i < n (n <= max_batch; distinct sessions of bt's engine,
+ * n_ctx <= max_ctx, each with room for one more position): afterwards each session's position
+ * is one further and fti_session_logits holds its next-token logits. pool may be NULL.
+ * Errors: FTI_ERR_INVALID (bad token, foreign or repeated session, n out of range; nothing is
+ * evaluated), FTI_ERR_LIMIT (a context is full; nothing is evaluated). Thread safety: one
+ * thread per fti_batch, and the sessions must not be used elsewhere during the call. */
+FTIDEF fti_result fti_session_eval_batch(fti_batch *bt, fti_session *const *sessions,
+                                         const int32_t *tokens, size_t n, fti_pool *pool,
+                                         fti_error *err);
 
 /* --- sampling ----------------------------------------------------------------------------------- */
 
@@ -2992,12 +3238,11 @@ FTIDEF fti_result fti_gen_echo_create(const fti_gen_echo_opts *opts, fti_gen *ge
 /* --- batched decoding over engine sessions ----------------------------------------------------- */
 
 /* Continuous batching needs one decode step for many sequences that reads the weights once:
- * fti_batch_decode runs one token for each of B sessions (each with its own KV cache and
- * position) as ONE forward whose projections are GEMMs over the B rows, with attention per
- * session. The math is fti_session_eval's with T = 1 per session. (It uses the inference part's
- * session internals; it belongs in part 08 and should move there as fti_session_eval_batch.)
- * The decoder owns the scratch for up to max_batch rows and contexts of up to max_ctx, so a step
- * allocates nothing. Thread safety: one thread per decoder; sessions as fti_session_eval. */
+ * that step is part 08's fti_session_eval_batch (one token for each of B sessions, each with its
+ * own KV cache and position; projections through the multi-row quantized kernels, attention per
+ * session). fti_batch_decoder / fti_batch_decode are its older names, kept as thin wrappers over
+ * fti_batch / fti_session_eval_batch. A step allocates nothing. Thread safety: one thread per
+ * decoder; sessions as fti_session_eval. */
 typedef struct fti_batch_decoder fti_batch_decoder;
 FTIDEF fti_result fti_batch_decoder_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
                                            fti_batch_decoder **out, fti_error *err);
@@ -3028,6 +3273,8 @@ typedef struct fti_server_opts {
     fti_log_fn log;             /* optional */
     void *log_user;
     int no_dashboard;           /* 1: GET / is 404 */
+    const char *instance;       /* replica name (NULL = none): sent as the X-Fti-Instance header
+                                 * and in /health; [A-Za-z0-9._-], at most 64 bytes (copied) */
 } fti_server_opts;
 
 /* Creates a server: binds and listens (so the port is known when this returns). gen is copied; the
@@ -3088,6 +3335,7 @@ FTIDEF void fti_server_get_stats(fti_server *srv, fti_server_stats *st);
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -3562,7 +3810,15 @@ static int fti__sys_rename(const char *from, const char *to) {
 }
 
 static int fti__sys_close(int fd) {
-    FTI__IO_CHECK_NOSIZE(FTI__IO_CLOSE, -1);
+#ifdef FTI_TESTING
+    /* an injected close failure still releases the descriptor, as Linux's close does on EIO */
+    if (fti__io_check(FTI__IO_CLOSE) == 1) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+#endif
     return close(fd);
 }
 
@@ -4584,6 +4840,26 @@ static int fti__json_number(fti__json_parser *p, fti_json *j) {
     }
     memcpy(buf, s + start, i - start);
     buf[i - start] = 0;
+    {
+        /* strtod reads the C locale's decimal point: a program that set LC_NUMERIC to a comma
+         * locale would stop at the '.'; write the locale's point in its place (JSON numbers have
+         * no other '.') */
+        const char *dp = localeconv()->decimal_point;
+        char *dot = strchr(buf, '.');
+        if (dot && dp && dp[0] && strcmp(dp, ".") != 0) {
+            size_t dl = strlen(dp), n0 = strlen(buf);
+            char *b2 = (char *)fti_malloc(n0 + dl + 1);
+            if (!b2) {
+                if (buf != small) fti_free(buf);
+                return fti__json_fail(p, FTI_ERR_NOMEM, "out of memory");
+            }
+            memcpy(b2, buf, (size_t)(dot - buf));
+            memcpy(b2 + (dot - buf), dp, dl);
+            strcpy(b2 + (dot - buf) + dl, dot + 1);
+            if (buf != small) fti_free(buf);
+            buf = b2;
+        }
+    }
     j->num = strtod(buf, NULL);
     if (buf != small) fti_free(buf);
     if (!isfinite(j->num)) return fti__json_fail(p, FTI_ERR_LIMIT, "number out of range");
@@ -4906,7 +5182,23 @@ FTIDEF void fti_jw_num(fti_jw *w, double v) {
     fti__jw_pre(w);
     if (!isfinite(v)) fti_buf_puts(w->out, "null");
     else if (v == floor(v) && fabs(v) < 1e15) fti_buf_printf(w->out, "%.0f", v);
-    else fti_buf_printf(w->out, "%.17g", v);
+    else {
+        /* printf writes the C locale's decimal point: put back the '.' JSON needs */
+        const char *dp = localeconv()->decimal_point;
+        size_t at = w->out->len;
+        fti_buf_printf(w->out, "%.17g", v);
+        if (dp && dp[0] && strcmp(dp, ".") != 0 && !w->out->oom) {
+            size_t dl = strlen(dp), k;
+            for (k = at; k + dl <= w->out->len; k++)
+                if (memcmp(w->out->data + k, dp, dl) == 0) {
+                    w->out->data[k] = '.';
+                    memmove(w->out->data + k + 1, w->out->data + k + dl, w->out->len - k - dl);
+                    w->out->len -= dl - 1;
+                    w->out->data[w->out->len] = 0;
+                    break;
+                }
+        }
+    }
 }
 
 FTIDEF void fti_jw_int(fti_jw *w, int64_t v) {
@@ -5456,6 +5748,15 @@ FTIDEF void fti_mutex_destroy(fti_mutex *m) {
  * acc = 1 adds it: either way each element is (Σ_p a·b in p order) then stored or added. */
 typedef void (*fti__ukernel_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                 int acc);
+/* bf16 GEMM (FTI_MM_BF16): panels hold pairs of k-consecutive values as bf16 in one 32-bit word
+ * (even k in the low half). pack_bf16 writes one panel row of pairs: dst[i] = (lo[i], hi[i]) for
+ * i < n (hi = NULL pairs with 0: an odd kc), dst[i] = 0 for n <= i < width; ukernel_bf16 is the
+ * (mr,nr) micro-kernel over kp pairs: per pair c += a_hi·b_hi, then c += a_lo·b_lo (fp32 adds of
+ * exact products, as vdpbf16ps). */
+typedef void (*fti__pack_bf16_fn)(uint32_t *dst, const float *lo, const float *hi, size_t n,
+                                  size_t width);
+typedef void (*fti__ukernel_bf16_fn)(size_t kp, const uint32_t *a, const uint32_t *b, float *c,
+                                     size_t ldc, int acc);
 /* y[r] (=, or += when acc) W[r]·x for r in [0, rows): W rows are row_bytes apart. */
 typedef void (*fti__gemv_fn)(const void *W, size_t row_bytes, size_t rows, const float *x, size_t n,
                              float *y, int acc);
@@ -5470,6 +5771,8 @@ struct fti_kernels {
     /* GEMM */
     size_t mr, nr, kc, mc, nc;
     fti__ukernel_fn ukernel;
+    fti__pack_bf16_fn pack_bf16;       /* NULL: FTI_MM_BF16 computes in fp32 */
+    fti__ukernel_bf16_fn ukernel_bf16;
     /* GEMV rows */
     fti__gemv_fn gemv_f32, gemv_f16, gemv_bf16;
     fti__gemv_q_fn gemv_q8_0, gemv_q4_0;
@@ -5613,6 +5916,43 @@ static void fti__matmul_ref(unsigned flags, size_t M, size_t N, size_t K, const 
     }
 }
 
+/* The bf16 product (FTI_MM_BF16), the specification of the blocked bf16 path: inputs rounded to
+ * bf16; K cut into blocks of kc (the table's fti__gemm_kc); within a block the pairs
+ * (2q, 2q+1) are added to a zero fp32 sum, element 2q+1 first (an odd block pairs its last
+ * element with 0); the first block's sum is stored (or added under ACCUMULATE), later blocks'
+ * sums are added. Products of bf16 values are exact in fp32. */
+static void fti__matmul_bf16_ref(unsigned flags, size_t M, size_t N, size_t K, const float *A,
+                                 size_t lda, const float *B, size_t ldb, float *C, size_t ldc,
+                                 size_t kc) {
+    size_t i, j, p0, p;
+    for (i = 0; i < M; i++)
+        for (j = 0; j < N; j++)
+            for (p0 = 0; p0 < K; p0 += kc) {
+                size_t p1 = K - p0 < kc ? K : p0 + kc;
+                float s = 0.0f;
+                for (p = p0; p < p1; p += 2) {
+                    float a[2], b[2];
+                    int h;
+                    for (h = 0; h < 2; h++) {
+                        size_t q = p + (size_t)h;
+                        float av = 0.0f, bv = 0.0f;
+                        if (q < p1) {
+                            av = (flags & FTI_MM_TRANS_A) ? A[q * lda + i] : A[i * lda + q];
+                            bv = (flags & FTI_MM_TRANS_B) ? B[j * ldb + q] : B[q * ldb + j];
+                        }
+                        a[h] = fti_bf16_to_f32(fti_f32_to_bf16(av));
+                        b[h] = fti_bf16_to_f32(fti_f32_to_bf16(bv));
+                    }
+                    s = s + a[1] * b[1];
+                    s = s + a[0] * b[0];
+                }
+                if (p0 > 0 || (flags & FTI_MM_ACCUMULATE))
+                    C[i * ldc + j] += s;
+                else
+                    C[i * ldc + j] = s;
+            }
+}
+
 /* Scalar micro-kernel, 4×4. */
 static void fti__ukernel_ref(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                              int acc) {
@@ -5622,6 +5962,36 @@ static void fti__ukernel_ref(size_t kc, const float *a, const float *b, float *c
     for (p = 0; p < kc; p++, a += 4, b += 4)
         for (i = 0; i < 4; i++)
             for (j = 0; j < 4; j++) t[i][j] += a[i] * b[j];
+    for (i = 0; i < 4; i++)
+        for (j = 0; j < 4; j++) c[i * ldc + j] = acc ? c[i * ldc + j] + t[i][j] : t[i][j];
+}
+
+/* bf16 panels, scalar: round to nearest even (fti_f32_to_bf16). */
+static void fti__pack_bf16_ref(uint32_t *dst, const float *lo, const float *hi, size_t n,
+                               size_t width) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        dst[i] = (uint32_t)fti_f32_to_bf16(lo[i]) | (uint32_t)fti_f32_to_bf16(hi ? hi[i] : 0.0f)
+                                                        << 16;
+    for (; i < width; i++) dst[i] = 0;
+}
+
+static float fti__bf16_lo(uint32_t w) { return fti_bf16_to_f32((uint16_t)(w & 0xffffu)); }
+static float fti__bf16_hi(uint32_t w) { return fti_bf16_to_f32((uint16_t)(w >> 16)); }
+
+/* Scalar bf16 micro-kernel, 4×4 (the scalar table's mr, nr). Products of two bf16 values are
+ * exact in fp32, so each step is two rounded fp32 adds in vdpbf16ps's order (high pair first). */
+static void fti__ukernel_bf16_ref(size_t kp, const uint32_t *a, const uint32_t *b, float *c,
+                                  size_t ldc, int acc) {
+    float t[4][4];
+    size_t i, j, p;
+    memset(t, 0, sizeof t);
+    for (p = 0; p < kp; p++, a += 4, b += 4)
+        for (i = 0; i < 4; i++)
+            for (j = 0; j < 4; j++) {
+                float s = t[i][j] + fti__bf16_hi(a[i]) * fti__bf16_hi(b[j]);
+                t[i][j] = s + fti__bf16_lo(a[i]) * fti__bf16_lo(b[j]);
+            }
     for (i = 0; i < 4; i++)
         for (j = 0; j < 4; j++) c[i * ldc + j] = acc ? c[i * ldc + j] + t[i][j] : t[i][j];
 }
@@ -5904,6 +6274,8 @@ static const fti_kernels fti__kernels_scalar = {
     128,
     512,
     fti__ukernel_ref,
+    fti__pack_bf16_ref,
+    fti__ukernel_bf16_ref,
     fti__gemv_f32_ref,
     fti__gemv_f16_ref,
     fti__gemv_bf16_ref,
@@ -5958,6 +6330,7 @@ typedef struct fti__gemm_ctx {
     const float *A, *B;
     float *C;
     int split_n; /* items are nr-column tiles (else mr-row tiles) */
+    int bf16;    /* bf16 panels and micro-kernel (FTI_MM_BF16 with a table that has them) */
 } fti__gemm_ctx;
 
 /* out[p·ld + i] = src[i·lds + p] for i < rows, p < kc: a transposing copy of `rows` source rows
@@ -6003,6 +6376,19 @@ static void fti__pack_transpose(float *out, size_t ld, const float *src, size_t 
         for (p = 0; p < kc; p++) out[p * ld + i] = src[i * lds + p];
 }
 
+/* dst[0..n) = src[0..n), dst[n..width) = 0: one panel row (n <= width <= 32). Inline SSE/NEON
+ * copies: a libc memcpy call per 12 or 32 floats cost more than the copy. */
+static void fti__copy_pad(float *dst, const float *src, size_t n, size_t width) {
+    size_t i = 0;
+#if defined(FTI__X86)
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(dst + i, _mm_loadu_ps(src + i));
+#elif defined(FTI__NEON)
+    for (; i + 4 <= n; i += 4) vst1q_f32(dst + i, vld1q_f32(src + i));
+#endif
+    for (; i < n; i++) dst[i] = src[i];
+    for (; i < width; i++) dst[i] = 0.0f;
+}
+
 /* Packing reads the source row by row (sequential addresses, so the hardware prefetcher
  * streams them) and scatters into the panels; panels are zero-padded to mr (nr). */
 static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0, size_t kc,
@@ -6013,9 +6399,7 @@ static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0,
             const float *src = g->A + (p0 + p) * g->lda + i0;
             for (ip = 0; ip < mc; ip += mr) {
                 size_t rows = mc - ip < mr ? mc - ip : mr;
-                float *dst = out + ip * kc + p * mr;
-                memcpy(dst, src + ip, rows * sizeof(float));
-                for (i = rows; i < mr; i++) dst[i] = 0.0f;
+                fti__copy_pad(out + ip * kc + p * mr, src + ip, rows, mr);
             }
         }
         return;
@@ -6036,9 +6420,7 @@ static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0,
             const float *src = g->B + (p0 + p) * g->ldb + j0;
             for (jp = 0; jp < nc; jp += nr) {
                 size_t cols = nc - jp < nr ? nc - jp : nr;
-                float *dst = out + jp * kc + p * nr;
-                memcpy(dst, src + jp, cols * sizeof(float));
-                for (j = cols; j < nr; j++) dst[j] = 0.0f;
+                fti__copy_pad(out + jp * kc + p * nr, src + jp, cols, nr);
             }
         }
         return;
@@ -6051,6 +6433,38 @@ static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0,
     }
 }
 
+/* bf16 panels of op(A) (is_b = 0; panel rows mr) or op(B) (is_b = 1; nr) for [i0, i0+mc) ×
+ * [p0, p0+kc): where the source runs along the panel (TRANS_A, or B without TRANS_B) row pairs
+ * (p, p+1) go straight into pair words; otherwise through the fp32 panel in tmp. */
+static void fti__pack_bf16(const fti__gemm_ctx *g, int is_b, size_t i0, size_t mc, size_t p0,
+                           size_t kc, float *tmp, uint32_t *out) {
+    const fti_kernels *k = g->k;
+    size_t w = is_b ? k->nr : k->mr, kp = (kc + 1) / 2, ip, p2;
+    int direct = is_b ? !(g->flags & FTI_MM_TRANS_B) : (g->flags & FTI_MM_TRANS_A) != 0;
+    if (direct) {
+        const float *src = is_b ? g->B : g->A;
+        size_t ld = is_b ? g->ldb : g->lda;
+        for (p2 = 0; p2 < kp; p2++) {
+            const float *lo = src + (p0 + 2 * p2) * ld + i0;
+            const float *hi = 2 * p2 + 1 < kc ? lo + ld : NULL;
+            for (ip = 0; ip < mc; ip += w) {
+                size_t n = mc - ip < w ? mc - ip : w;
+                k->pack_bf16(out + ip * kp + p2 * w, lo + ip, hi ? hi + ip : NULL, n, w);
+            }
+        }
+        return;
+    }
+    if (is_b)
+        fti__pack_b(g, i0, mc, p0, kc, tmp);
+    else
+        fti__pack_a(g, i0, mc, p0, kc, tmp);
+    for (ip = 0; ip < mc; ip += w)
+        for (p2 = 0; p2 < kp; p2++) {
+            const float *lo = tmp + ip * kc + 2 * p2 * w;
+            k->pack_bf16(out + ip * kp + p2 * w, lo, 2 * p2 + 1 < kc ? lo + w : NULL, w, w);
+        }
+}
+
 /* K is cut into equal blocks of at most k->kc (K = 288 with kc 256 gives 2 × 144, not
  * 256 + 32): the block size depends only on K, so the summation order never depends on threads. */
 static size_t fti__gemm_kc(const fti_kernels *k, size_t K) {
@@ -6059,19 +6473,25 @@ static size_t fti__gemm_kc(const fti_kernels *k, size_t K) {
 }
 
 static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
-                            float *Ap, float *Bp) {
+                            float *Ap, float *Bp, uint32_t *Ap16, uint32_t *Bp16) {
     const fti_kernels *k = g->k;
     size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc(k, g->K);
     float tile[32 * 32];
     for (jc = n0; jc < n1; jc += k->nc) {
         size_t nc = n1 - jc < k->nc ? n1 - jc : k->nc;
         for (pc = 0; pc < g->K; pc += kc_blk) {
-            size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk;
+            size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk, kp = (kc + 1) / 2;
             int acc = pc > 0 || (g->flags & FTI_MM_ACCUMULATE);
-            fti__pack_b(g, jc, nc, pc, kc, Bp);
+            if (Bp16)
+                fti__pack_bf16(g, 1, jc, nc, pc, kc, Bp, Bp16);
+            else
+                fti__pack_b(g, jc, nc, pc, kc, Bp);
             for (ic = m0; ic < m1; ic += k->mc) {
                 size_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
-                fti__pack_a(g, ic, mc, pc, kc, Ap);
+                if (Ap16)
+                    fti__pack_bf16(g, 0, ic, mc, pc, kc, Ap, Ap16);
+                else
+                    fti__pack_a(g, ic, mc, pc, kc, Ap);
                 for (ir = 0; ir < mc; ir += mr) {
                     const float *a = Ap + ir * kc;
                     size_t rows = mc - ir < mr ? mc - ir : mr;
@@ -6080,10 +6500,16 @@ static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t
                         float *c = g->C + (ic + ir) * g->ldc + jc + jr;
                         size_t cols = nc - jr < nr ? nc - jr : nr, i, j;
                         if (rows == mr && cols == nr) {
-                            k->ukernel(kc, a, b, c, g->ldc, acc);
+                            if (Ap16)
+                                k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, c, g->ldc, acc);
+                            else
+                                k->ukernel(kc, a, b, c, g->ldc, acc);
                             continue;
                         }
-                        k->ukernel(kc, a, b, tile, nr, 0);
+                        if (Ap16)
+                            k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, tile, nr, 0);
+                        else
+                            k->ukernel(kc, a, b, tile, nr, 0);
                         for (i = 0; i < rows; i++)
                             for (j = 0; j < cols; j++)
                                 c[i * g->ldc + j] =
@@ -6098,8 +6524,10 @@ static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t
 static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     const fti__gemm_ctx *g = (const fti__gemm_ctx *)ctx;
     const fti_kernels *k = g->k;
-    size_t m0 = 0, m1 = g->M, n0 = 0, n1 = g->N, kc, nc, mc;
+    size_t m0 = 0, m1 = g->M, n0 = 0, n1 = g->N, kc, nc, mc, kp;
     float *Ap, *Bp;
+    uint32_t *Ap16 = NULL, *Bp16 = NULL;
+    int oom;
     (void)thread;
     if (g->split_n) {
         n0 = begin * k->nr;
@@ -6110,22 +6538,37 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     }
     if (m0 >= m1 || n0 >= n1) return;
     kc = fti__gemm_kc(k, g->K);
+    kp = (kc + 1) / 2;
     nc = n1 - n0 < k->nc ? n1 - n0 : k->nc;
     mc = m1 - m0 < k->mc ? m1 - m0 : k->mc;
     nc = (nc + k->nr - 1) / k->nr * k->nr;
     mc = (mc + k->mr - 1) / k->mr * k->mr;
     Ap = (float *)fti_aligned_alloc(mc * kc * sizeof(float) + 64, 64);
     Bp = (float *)fti_aligned_alloc(nc * kc * sizeof(float) + 64, 64);
-    if (!Ap || !Bp) { /* out of memory: the reference needs none */
-        fti__matmul_ref(g->flags, m1 - m0, n1 - n0, g->K,
-                        g->flags & FTI_MM_TRANS_A ? g->A + m0 : g->A + m0 * g->lda, g->lda,
-                        g->flags & FTI_MM_TRANS_B ? g->B + n0 * g->ldb : g->B + n0, g->ldb,
-                        g->C + m0 * g->ldc + n0, g->ldc);
+    oom = !Ap || !Bp;
+    if (g->bf16) {
+        Ap16 = (uint32_t *)fti_aligned_alloc(mc * kp * sizeof(uint32_t) + 64, 64);
+        Bp16 = (uint32_t *)fti_aligned_alloc(nc * kp * sizeof(uint32_t) + 64, 64);
+        oom = oom || !Ap16 || !Bp16;
+    }
+    if (oom) { /* out of memory: the reference needs none */
+        if (g->bf16)
+            fti__matmul_bf16_ref(g->flags, m1 - m0, n1 - n0, g->K,
+                                 g->flags & FTI_MM_TRANS_A ? g->A + m0 : g->A + m0 * g->lda,
+                                 g->lda, g->flags & FTI_MM_TRANS_B ? g->B + n0 * g->ldb : g->B + n0,
+                                 g->ldb, g->C + m0 * g->ldc + n0, g->ldc, kc);
+        else
+            fti__matmul_ref(g->flags, m1 - m0, n1 - n0, g->K,
+                            g->flags & FTI_MM_TRANS_A ? g->A + m0 : g->A + m0 * g->lda, g->lda,
+                            g->flags & FTI_MM_TRANS_B ? g->B + n0 * g->ldb : g->B + n0, g->ldb,
+                            g->C + m0 * g->ldc + n0, g->ldc);
     } else {
-        fti__gemm_block(g, m0, m1, n0, n1, Ap, Bp);
+        fti__gemm_block(g, m0, m1, n0, n1, Ap, Bp, Ap16, Bp16);
     }
     fti_aligned_free(Ap);
     fti_aligned_free(Bp);
+    fti_aligned_free(Ap16);
+    fti_aligned_free(Bp16);
 }
 
 typedef struct fti__gemv_ctx {
@@ -6206,10 +6649,27 @@ static size_t fti__gemv_grain(size_t row_bytes) {
     return (g + 15) / 16 * 16;
 }
 
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+static int fti__x86_has_bf16(void); /* 02_kernels_isa_x86.c */
+#endif
+
+/* Whether table k computes FTI_MM_BF16 products in bf16 (its AVX-512 variant needs the CPU's
+ * AVX512_BF16 on top of the table's own features). */
+static int fti__bf16_ok(const fti_kernels *k) {
+    if (!k->ukernel_bf16 || !k->pack_bf16) return 0;
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    if (k->isa == FTI_ISA_AVX512) return fti__x86_has_bf16();
+#endif
+    return 1;
+}
+
+int fti_matmul_has_bf16(const fti_kernels *k) { return fti__bf16_ok(fti__k(k)); }
+
 void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, size_t N, size_t K,
                 const float *A, size_t lda, const float *B, size_t ldb, float *C, size_t ldc) {
     fti__gemm_ctx g;
     size_t tiles_m, tiles_n, items, grain, work;
+    int bf16;
     k = fti__k(k);
     if (M == 0 || N == 0) return;
     if (K == 0) {
@@ -6218,7 +6678,8 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
             for (i = 0; i < M; i++) memset(C + i * ldc, 0, N * sizeof(float));
         return;
     }
-    if (M <= 4 && (flags & FTI_MM_TRANS_B) && !(flags & FTI_MM_TRANS_A)) {
+    bf16 = (flags & FTI_MM_BF16) && fti__bf16_ok(k);
+    if (M <= 4 && !bf16 && (flags & FTI_MM_TRANS_B) && !(flags & FTI_MM_TRANS_A)) {
         /* GEMVs: y(N) = B(N,K)·a(K) for each of the M rows of A, one dot per output, split
          * over outputs (B read once in L2-sized slices); a packed 12-row tile would be mostly
          * padding at this M */
@@ -6239,7 +6700,7 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
         fti_pool_for(pool, N, fti__gemv_grain(K * sizeof(float)), fti__gemv_task, &v);
         return;
     }
-    if (M == 1 && !(flags & FTI_MM_TRANS_B)) {
+    if (M == 1 && !bf16 && !(flags & FTI_MM_TRANS_B)) {
         /* a row vector times a matrix: no packing, no 1-of-mr-rows micro-tiles */
         fti__vecmat_ctx v;
         v.k = k;
@@ -6266,6 +6727,7 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
     g.ldb = ldb;
     g.C = C;
     g.ldc = ldc;
+    g.bf16 = bf16;
     tiles_m = (M + k->mr - 1) / k->mr;
     tiles_n = (N + k->nr - 1) / k->nr;
     /* split the dimension with more tiles (relative to its block size); never K */
@@ -6297,6 +6759,10 @@ fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, c
                    n_out);
         return FTI_OK;
     }
+    /* several rows: the multi-row tiles of 02_kernels_quant.c (this path if out of memory) */
+    if ((wtype == FTI_DTYPE_Q8_0 || wtype == FTI_DTYPE_Q4_0) && T > 1 &&
+        fti_matmul_q(k, pool, wtype, W, X, n_in, Y, n_out, T, n_out, n_in, NULL, 0) == FTI_OK)
+        return FTI_OK;
     memset(&v, 0, sizeof v);
     v.k = k;
     v.wtype = wtype;
@@ -6961,6 +7427,8 @@ static const fti_kernels fti__kernels_neon_table = {
     128,
     480,
     fti__ukernel_neon,
+    NULL,
+    NULL,
     fti__gemv_f32_neon,
     fti__gemv_f16_ref,
     fti__gemv_bf16_ref,
@@ -7001,6 +7469,8 @@ static const fti_kernels fti__kernels_neon_dot_table = {
     128,
     480,
     fti__ukernel_neon,
+    NULL,
+    NULL,
     fti__gemv_f32_neon,
     fti__gemv_f16_ref,
     fti__gemv_bf16_ref,
@@ -8092,6 +8562,94 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
     }
 }
 
+/* --- AVX-512 BF16: the bf16 GEMM (FTI_MM_BF16) ----------------------------------------------
+ * Handed out in the AVX-512 tables but used only when fti__x86_has_bf16() (CPUID leaf 7.1). */
+#if (defined(__clang__) && __clang_major__ >= 9) || (!defined(__clang__) && __GNUC__ >= 10)
+#define FTI__BF16                                                                                  \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c")))
+
+static int fti__x86_has_bf16(void) {
+    static int known = 0; /* 0 not yet asked, 1 no, 2 yes */
+    int v = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (!v) {
+        v = (fti__cpu_features_x86() & FTI_CPU_AVX512BF16) ? 2 : 1;
+        __atomic_store_n(&known, v, __ATOMIC_RELAXED);
+    }
+    return v == 2;
+}
+
+/* One row of pair words: vcvtne2ps2bf16 puts lo's 16 values in the low words and hi's in the
+ * high words, vpermw interleaves them into (lo, hi) pairs. */
+FTI__BF16 static void fti__pack_bf16_avx512(uint32_t *dst, const float *lo, const float *hi,
+                                            size_t n, size_t width) {
+    static const uint16_t perm[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                      8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i idx = _mm512_loadu_si512((const void *)perm);
+    size_t i;
+    for (i = 0; i < width; i += 16) {
+        __mmask16 m = fti__tail16(i < n ? n - i : 0), ms = fti__tail16(width - i);
+        __m512 l = _mm512_maskz_loadu_ps(m, lo + i);
+        __m512 h = hi ? _mm512_maskz_loadu_ps(m, hi + i) : _mm512_setzero_ps();
+        __m512i v = (__m512i)_mm512_cvtne2ps_pbh(h, l);
+        _mm512_mask_storeu_epi32(dst + i, ms, _mm512_permutexvar_epi16(idx, v));
+    }
+}
+
+#define FTI__UKB_ROW(i)                                                                            \
+    do {                                                                                           \
+        t = (__m512bh)_mm512_set1_epi32((int)a[i]);                                                \
+        c##i##_0 = _mm512_dpbf16_ps(c##i##_0, t, b0);                                              \
+        c##i##_1 = _mm512_dpbf16_ps(c##i##_1, t, b1);                                              \
+    } while (0)
+
+/* bf16 micro-kernel 12×32: the fp32 kernel's register tile, one k-pair per step (vdpbf16ps adds
+ * two products per lane: twice the multiply-adds of an FMA per instruction). */
+FTI__BF16 static void fti__ukernel_bf16_avx512(size_t kp, const uint32_t *a, const uint32_t *b,
+                                               float *c, size_t ldc, int acc) {
+    __m512 c0_0 = _mm512_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0,
+           c2_1 = c0_0, c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0,
+           c5_1 = c0_0, c6_0 = c0_0, c6_1 = c0_0, c7_0 = c0_0, c7_1 = c0_0, c8_0 = c0_0,
+           c8_1 = c0_0, c9_0 = c0_0, c9_1 = c0_0, c10_0 = c0_0, c10_1 = c0_0, c11_0 = c0_0,
+           c11_1 = c0_0;
+    __m512bh b0, b1, t;
+    size_t p;
+    for (p = 0; p < kp; p++, a += 12, b += 32) {
+        b0 = (__m512bh)_mm512_loadu_si512((const void *)b);
+        b1 = (__m512bh)_mm512_loadu_si512((const void *)(b + 16));
+        FTI__UKB_ROW(0);
+        FTI__UKB_ROW(1);
+        FTI__UKB_ROW(2);
+        FTI__UKB_ROW(3);
+        FTI__UKB_ROW(4);
+        FTI__UKB_ROW(5);
+        FTI__UKB_ROW(6);
+        FTI__UKB_ROW(7);
+        FTI__UKB_ROW(8);
+        FTI__UKB_ROW(9);
+        FTI__UKB_ROW(10);
+        FTI__UKB_ROW(11);
+    }
+    FTI__UK5_STORE(0);
+    FTI__UK5_STORE(1);
+    FTI__UK5_STORE(2);
+    FTI__UK5_STORE(3);
+    FTI__UK5_STORE(4);
+    FTI__UK5_STORE(5);
+    FTI__UK5_STORE(6);
+    FTI__UK5_STORE(7);
+    FTI__UK5_STORE(8);
+    FTI__UK5_STORE(9);
+    FTI__UK5_STORE(10);
+    FTI__UK5_STORE(11);
+}
+#define FTI__PACK_BF16_AVX512 fti__pack_bf16_avx512
+#define FTI__UKERNEL_BF16_AVX512 fti__ukernel_bf16_avx512
+#else /* a compiler without AVX512_BF16 intrinsics: FTI_MM_BF16 computes in fp32 */
+static int fti__x86_has_bf16(void) { return 0; }
+#define FTI__PACK_BF16_AVX512 NULL
+#define FTI__UKERNEL_BF16_AVX512 NULL
+#endif
+
 #endif /* !FTI_NO_AVX512 */
 
 static const fti_kernels fti__kernels_avx2_table = {
@@ -8103,6 +8661,8 @@ static const fti_kernels fti__kernels_avx2_table = {
     120,
     512,
     fti__ukernel_avx2,
+    NULL,
+    NULL,
     fti__gemv_f32_avx2,
     fti__gemv_f16_avx2,
     fti__gemv_bf16_avx2,
@@ -8146,6 +8706,8 @@ static const fti_kernels fti__kernels_avx512_table = {
     120,
     512,
     fti__ukernel_avx512,
+    FTI__PACK_BF16_AVX512,
+    FTI__UKERNEL_BF16_AVX512,
     fti__gemv_f32_avx512,
     fti__gemv_f16_avx512,
     fti__gemv_bf16_avx512,
@@ -8184,6 +8746,8 @@ static const fti_kernels fti__kernels_avx512vnni_table = {
     120,
     512,
     fti__ukernel_avx512,
+    FTI__PACK_BF16_AVX512,
+    FTI__UKERNEL_BF16_AVX512,
     fti__gemv_f32_avx512,
     fti__gemv_f16_avx512,
     fti__gemv_bf16_avx512,
@@ -8232,6 +8796,684 @@ static const fti_kernels *fti__kernels_avx512(unsigned features) {
 #endif
 #endif /* FTI__X86 */
 /* ---- end src/02_kernels_isa_x86.c ---- */
+/* ---- begin src/02_kernels_quant.c ---- */
+/* === kernels: quantized multi-row matmul (prefill, batched decoding) === */
+/*
+ * Y(M,N) = X(M,K) · Wᵀ for W in Q8_0 or Q4_0 rows (ggml blocks, as mapped from a GGUF file).
+ * X is quantized once per call to int8 32-blocks (the "qact" buffer: per block an f32 scale
+ * d = max|x|/127, 32 int8 values and their sum, the same numbers fti_matmul_w uses). The work
+ * is cut into tiles of 4 activation rows × 4 weight rows: each weight block is loaded (and, for
+ * Q4_0, unpacked) once per tile and dotted against the 4 activation rows in registers, and a
+ * slice of about 16 KiB of weight rows is run against every activation row before the next
+ * slice, so weights come from memory once per call whatever M is.
+ *
+ * Each output is (Σ over 32-blocks, in order, of wd·xd·int_dot) accumulated in the table's
+ * lanes, then reduced; tiles that run past M or N repeat their last row (the extra results are
+ * dropped), so an output never depends on its neighbours, the tile it lands in or the thread
+ * that computes it: bit-identical for any pool size and any M. The variants:
+ *   scalar   fti__qtile_*_ref, the specification (same formula as the GEMV reference)
+ *   AVX2     maddubs on |w| and x·sign(w) (Q8_0); nibbles times x minus 8·Σx (Q4_0)
+ *   AVX-512  with VNNI: vpdpbusd, two blocks per zmm. Q8_0 dots (x+128)·w starting from
+ *            -128·Σw; Q4_0 dots the unsigned nibbles with x starting from -Σx per lane.
+ *            AVX-512 without VNNI uses the AVX2 tiles.
+ *   NEON     SDOT when the CPU has it, else vmull/vpadal; Q4_0 nibbles recentred to -8..7.
+ * The variant is chosen from the kernel table the caller passes (fti_kernels_get / FTI_ISA).
+ */
+/* #include "02_kernels.h" (amalgamated) */
+
+/* #include <math.h> (already included) */
+/* #include <stdlib.h> (already included) */
+/* #include <string.h> (already included) */
+
+/* One tile: out[m*4 + r] = row r of the weights · activation row m, over nb blocks. */
+typedef void (*fti__qtile_fn)(const char *const *w, const int8_t *const *xq,
+                              const float *const *xd, const int32_t *const *xs, size_t nb,
+                              float *out);
+
+/* Full unrolling of the 4-wide tile loops, so the accumulators live in registers. */
+#if defined(__clang__)
+#define FTI__UNROLL4 _Pragma("unroll 4")
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define FTI__UNROLL4 _Pragma("GCC unroll 4")
+#else
+#define FTI__UNROLL4
+#endif
+
+/* --- scalar reference ------------------------------------------------------------------------ */
+
+static void fti__qtile_q8_0_ref(const char *const *w, const int8_t *const *xq,
+                                const float *const *xd, const int32_t *const *xs, size_t nb,
+                                float *out) {
+    size_t m, r, b, j;
+    (void)xs;
+    for (m = 0; m < 4; m++)
+        for (r = 0; r < 4; r++) {
+            const fti_block_q8_0 *wb = (const fti_block_q8_0 *)w[r];
+            float s = 0.0f;
+            for (b = 0; b < nb; b++) {
+                int32_t d = 0;
+                for (j = 0; j < FTI_QK; j++) d += (int32_t)wb[b].qs[j] * xq[m][b * FTI_QK + j];
+                s += fti_f16_to_f32(wb[b].d) * xd[m][b] * (float)d;
+            }
+            out[m * 4 + r] = s;
+        }
+}
+
+static void fti__qtile_q4_0_ref(const char *const *w, const int8_t *const *xq,
+                                const float *const *xd, const int32_t *const *xs, size_t nb,
+                                float *out) {
+    size_t m, r, b, j;
+    for (m = 0; m < 4; m++)
+        for (r = 0; r < 4; r++) {
+            const fti_block_q4_0 *wb = (const fti_block_q4_0 *)w[r];
+            float s = 0.0f;
+            for (b = 0; b < nb; b++) {
+                const int8_t *q = xq[m] + b * FTI_QK;
+                int32_t d = 0;
+                for (j = 0; j < FTI_QK / 2; j++)
+                    d += (int32_t)(wb[b].qs[j] & 15) * q[j] + (int32_t)(wb[b].qs[j] >> 4) * q[j + 16];
+                d -= 8 * xs[m][b];
+                s += fti_f16_to_f32(wb[b].d) * xd[m][b] * (float)d;
+            }
+            out[m * 4 + r] = s;
+        }
+}
+
+/* --- x86-64 ---------------------------------------------------------------------------------- */
+#if defined(FTI__X86)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+/* AVX2, Q8_0: two weight rows at a time against the 4 activation rows (8 accumulators). */
+FTI__AVX2 static void fti__qtile_q8_0_avx2(const char *const *w, const int8_t *const *xq,
+                                           const float *const *xd, const int32_t *const *xs,
+                                           size_t nb, float *out) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    size_t rp, b, m;
+    (void)xs;
+    FTI__UNROLL4
+    for (rp = 0; rp < 4; rp += 2) {
+        const fti_block_q8_0 *w0 = (const fti_block_q8_0 *)w[rp];
+        const fti_block_q8_0 *w1 = (const fti_block_q8_0 *)w[rp + 1];
+        __m256 acc[4][2];
+        FTI__UNROLL4
+        for (m = 0; m < 4; m++) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
+        for (b = 0; b < nb; b++) {
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)w0[b].qs);
+            __m256i v1 = _mm256_loadu_si256((const __m256i *)w1[b].qs);
+            __m256i a0 = _mm256_sign_epi8(v0, v0), a1 = _mm256_sign_epi8(v1, v1);
+            float d0 = _cvtsh_ss(w0[b].d), d1 = _cvtsh_ss(w1[b].d);
+            FTI__UNROLL4
+            for (m = 0; m < 4; m++) {
+                __m256i x = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
+                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(x, v0)), ones);
+                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(x, v1)), ones);
+                float xs_ = xd[m][b];
+                acc[m][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * xs_), acc[m][0]);
+                acc[m][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * xs_), acc[m][1]);
+            }
+        }
+        FTI__UNROLL4
+        for (m = 0; m < 4; m++) {
+            out[m * 4 + rp] = fti__hsum_avx2(acc[m][0]);
+            out[m * 4 + rp + 1] = fti__hsum_avx2(acc[m][1]);
+        }
+    }
+}
+
+/* AVX2, Q4_0: nibbles (unsigned) times x (signed), -Σx per lane undoes the +8 offset. */
+FTI__AVX2 static void fti__qtile_q4_0_avx2(const char *const *w, const int8_t *const *xq,
+                                           const float *const *xd, const int32_t *const *xs,
+                                           size_t nb, float *out) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    size_t rp, b, m;
+    FTI__UNROLL4
+    for (rp = 0; rp < 4; rp += 2) {
+        const fti_block_q4_0 *w0 = (const fti_block_q4_0 *)w[rp];
+        const fti_block_q4_0 *w1 = (const fti_block_q4_0 *)w[rp + 1];
+        __m256 acc[4][2];
+        FTI__UNROLL4
+        for (m = 0; m < 4; m++) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
+        for (b = 0; b < nb; b++) {
+            __m256i q0 = fti__q4_nibbles_avx2(w0[b].qs), q1 = fti__q4_nibbles_avx2(w1[b].qs);
+            float d0 = _cvtsh_ss(w0[b].d), d1 = _cvtsh_ss(w1[b].d);
+            FTI__UNROLL4
+            for (m = 0; m < 4; m++) {
+                __m256i x = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
+                __m256i c = _mm256_set1_epi32(-xs[m][b]);
+                __m256i p0 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q0, x), ones), c);
+                __m256i p1 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q1, x), ones), c);
+                float xs_ = xd[m][b];
+                acc[m][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * xs_), acc[m][0]);
+                acc[m][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * xs_), acc[m][1]);
+            }
+        }
+        FTI__UNROLL4
+        for (m = 0; m < 4; m++) {
+            out[m * 4 + rp] = fti__hsum_avx2(acc[m][0]);
+            out[m * 4 + rp + 1] = fti__hsum_avx2(acc[m][1]);
+        }
+    }
+}
+
+#if !defined(FTI_NO_AVX512)
+/* Lanes 0-7 get element 0 of v, lanes 8-15 element 1: the two blocks of a zmm pair. */
+FTI__VNNI static __m512 fti__pair_scale_vnni(__m128 v) {
+    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(v));
+}
+
+/* The fp16 scales of blocks b and b+1 (b+1 only when two) as lanes 0-7 / 8-15. */
+FTI__VNNI static __m512 fti__pair_wd_vnni(uint16_t d0, uint16_t d1) {
+    return fti__pair_scale_vnni(
+        _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)d0 | ((uint32_t)d1 << 16)))));
+}
+
+/* The activation scales of blocks b, b+1 (or b and 0 for a last odd block). */
+FTI__VNNI static __m512 fti__pair_xd_vnni(const float *xd, int two) {
+    return fti__pair_scale_vnni(two ? _mm_castpd_ps(_mm_load_sd((const double *)(const void *)xd))
+                                    : _mm_load_ss(xd));
+}
+
+/* Two activation blocks (64 bytes), or one and zeros. */
+FTI__VNNI static __m512i fti__pair_x_vnni(const int8_t *x, int two) {
+    return two ? _mm512_loadu_si512((const void *)x)
+               : _mm512_maskz_loadu_epi8((__mmask64)0xffffffffu, (const void *)x);
+}
+
+/* Lane i of the result = Σ of the 16 lanes of v[i] (a transposing reduction: 45 ops for all 16
+ * sums instead of 16 separate horizontal sums). Summation order is fixed. */
+FTI__VNNI static __m512 fti__hsum16_vnni(const __m512 *v) {
+    __m512 t[8], u[4], q0, q1;
+    size_t i;
+    FTI__UNROLL4
+    for (i = 0; i < 8; i++) /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] */
+        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    FTI__UNROLL4
+    for (i = 0; i < 4; i++) /* per 128-bit lane: [a, b, c, d] */
+        u[i] = _mm512_add_ps(
+            _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[2 * i]), _mm512_castps_pd(t[2 * i + 1]))),
+            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[2 * i]), _mm512_castps_pd(t[2 * i + 1]))));
+    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
+}
+
+/* One step of the Q8_0 tile over blocks b, b+1 (TWO = 0: block b only, the odd last one). */
+#define FTI__Q8V_STEP(TWO)                                                                         \
+    do {                                                                                           \
+        __m512i xv[4];                                                                             \
+        __m512 xdv[4];                                                                             \
+        FTI__UNROLL4                                                                               \
+        for (m = 0; m < 4; m++) { /* x + 128 as unsigned bytes */                                  \
+            xv[m] = _mm512_xor_si512(fti__pair_x_vnni(xq[m] + b * FTI_QK, TWO), bias);             \
+            xdv[m] = fti__pair_xd_vnni(xd[m] + b, TWO);                                            \
+        }                                                                                          \
+        FTI__UNROLL4                                                                               \
+        for (r = 0; r < 4; r++) {                                                                  \
+            const fti_block_q8_0 *wb = (const fti_block_q8_0 *)w[r] + b;                           \
+            __m256i lo = _mm256_loadu_si256((const __m256i *)wb[0].qs);                            \
+            __m256i hi =                                                                           \
+                TWO ? _mm256_loadu_si256((const __m256i *)wb[TWO].qs) : _mm256_setzero_si256();   \
+            __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);                    \
+            /* (x+128)·w - 128·Σw = x·w: each lane starts from -128·Σ of its 4 weights */          \
+            __m512i init = _mm512_sub_epi32(                                                       \
+                _mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, wv));    \
+            __m512 wdv = fti__pair_wd_vnni(wb[0].d, TWO ? wb[TWO].d : 0);                          \
+            FTI__UNROLL4                                                                           \
+            for (m = 0; m < 4; m++) {                                                              \
+                __m512i d = _mm512_dpbusd_epi32(init, xv[m], wv);                                  \
+                acc[m * 4 + r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), xdv[m]), wdv,     \
+                                            acc[m * 4 + r]);                                            \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+FTI__VNNI static void fti__qtile_q8_0_vnni(const char *const *w, const int8_t *const *xq,
+                                           const float *const *xd, const int32_t *const *xs,
+                                           size_t nb, float *out) {
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    __m512 acc[16];
+    size_t m, r, b;
+    (void)xs;
+    FTI__UNROLL4
+    for (m = 0; m < 4; m++) {
+        FTI__UNROLL4
+        for (r = 0; r < 4; r++) acc[m * 4 + r] = _mm512_setzero_ps();
+    }
+    for (b = 0; b + 2 <= nb; b += 2) FTI__Q8V_STEP(1);
+    if (b < nb) FTI__Q8V_STEP(0);
+    _mm512_storeu_ps(out, fti__hsum16_vnni(acc));
+}
+
+/* One step of the Q4_0 tile over blocks b, b+1 (TWO = 0: block b only). */
+#define FTI__Q4V_STEP(TWO)                                                                         \
+    do {                                                                                           \
+        __m512i xv[4], xinit[4];                                                                   \
+        __m512 xdv[4];                                                                             \
+        FTI__UNROLL4                                                                               \
+        for (m = 0; m < 4; m++) {                                                                  \
+            /* -Σx in each of a block's 8 lanes: they add up to -8·Σx */                           \
+            xv[m] = fti__pair_x_vnni(xq[m] + b * FTI_QK, TWO);                                     \
+            xinit[m] = _mm512_permutexvar_epi32(                                                   \
+                idx, _mm512_castsi128_si512(_mm_setr_epi32(-xs[m][b], TWO ? -xs[m][b + TWO] : 0,  \
+                                                           0, 0)));                                \
+            xdv[m] = fti__pair_xd_vnni(xd[m] + b, TWO);                                            \
+        }                                                                                          \
+        FTI__UNROLL4                                                                               \
+        for (r = 0; r < 4; r++) {                                                                  \
+            const fti_block_q4_0 *wb = (const fti_block_q4_0 *)w[r] + b;                           \
+            __m128i q0 = _mm_loadu_si128((const __m128i *)wb[0].qs);                               \
+            __m128i q1 = TWO ? _mm_loadu_si128((const __m128i *)wb[TWO].qs) : _mm_setzero_si128(); \
+            __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(q0), q1, 1);                \
+            /* [q0, q1, q0>>4, q1>>4] -> [lo(b), hi(b), lo(b+1), hi(b+1)], x's order */            \
+            __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1); \
+            __m512i wv = _mm512_and_si512(_mm512_shuffle_i64x2(z, z, 0xd8), m4);                   \
+            __m512 wdv = fti__pair_wd_vnni(wb[0].d, TWO ? wb[TWO].d : 0);                          \
+            FTI__UNROLL4                                                                           \
+            for (m = 0; m < 4; m++) {                                                              \
+                __m512i d = _mm512_dpbusd_epi32(xinit[m], wv, xv[m]);                              \
+                acc[m * 4 + r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), xdv[m]), wdv,     \
+                                            acc[m * 4 + r]);                                            \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+FTI__VNNI static void fti__qtile_q4_0_vnni(const char *const *w, const int8_t *const *xq,
+                                           const float *const *xd, const int32_t *const *xs,
+                                           size_t nb, float *out) {
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    __m512 acc[16];
+    size_t m, r, b;
+    FTI__UNROLL4
+    for (m = 0; m < 4; m++) {
+        FTI__UNROLL4
+        for (r = 0; r < 4; r++) acc[m * 4 + r] = _mm512_setzero_ps();
+    }
+    for (b = 0; b + 2 <= nb; b += 2) FTI__Q4V_STEP(1);
+    if (b < nb) FTI__Q4V_STEP(0);
+    _mm512_storeu_ps(out, fti__hsum16_vnni(acc));
+}
+
+/* --- AVX-512 VNNI panels: 16 weight rows interleaved, no horizontal sums ---------------------- */
+/* For a group of 16 weight rows the blocks are repacked once (on the stack) so that zmm j of
+ * block b holds, in lane i, weights 4j..4j+3 of row i as unsigned bytes (Q8_0: w+128, Q4_0: the
+ * nibble, i.e. w+8), followed by the 16 rows' scales as f32. Then for each activation row,
+ * per block: 8 vpdpbusd against x's 4-byte groups broadcast, starting from -c·Σx (c = 128 or
+ * 8 undoes the offset), one conversion and one FMA with the 16 row scales times xd: lane i ends
+ * as row i's output, so 16 outputs are stored at once and nothing is reduced horizontally.
+ * The repack (a 16×8 dword transpose in three vpermt2d stages) is paid once per group for all
+ * M rows. Used when K <= 32·FTI__QP_MAXNB (the panel fits the stack). */
+enum { FTI__QP_MAXNB = 64, FTI__QP_BLOCK = 576 };
+
+/* 32 weights of block b of a row as unsigned bytes in element order. */
+FTI__VNNI static __m256i fti__qp_row32(const char *row, size_t b, int q4) {
+    if (q4) {
+        __m128i q = _mm_loadu_si128((const __m128i *)(row + b * sizeof(fti_block_q4_0) + 2));
+        __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
+        return _mm256_and_si256(v, _mm256_set1_epi8(15));
+    }
+    return _mm256_xor_si256(
+        _mm256_loadu_si256((const __m256i *)(row + b * sizeof(fti_block_q8_0) + 2)),
+        _mm256_set1_epi8((char)0x80));
+}
+
+FTI__VNNI static void fti__qp_pack_vnni(const char *W, size_t row_bytes, size_t r0, size_t N,
+                                        size_t nb, int q4, unsigned char *P) {
+    const __m512i a0 = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    const __m512i b0 = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    const __m512i a1 = _mm512_setr_epi32(0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+    const __m512i b1 = _mm512_setr_epi32(2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    const __m512i a2 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    const __m512i b2 = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    const char *rows[16];
+    size_t i, b, v;
+    size_t bb = q4 ? sizeof(fti_block_q4_0) : sizeof(fti_block_q8_0);
+    for (i = 0; i < 16; i++) rows[i] = W + (r0 + i < N ? r0 + i : N - 1) * row_bytes;
+    for (b = 0; b < nb; b++, P += FTI__QP_BLOCK) {
+        __m512i z[8], t;
+        uint16_t h[16];
+        /* z[k] = [row k | row k+8]: after the transpose lane i is row i */
+        for (v = 0; v < 8; v++)
+            z[v] = _mm512_inserti64x4(_mm512_castsi256_si512(fti__qp_row32(rows[v], b, q4)),
+                                      fti__qp_row32(rows[v + 8], b, q4), 1);
+        for (v = 0; v < 8; v += 2) {
+            t = _mm512_permutex2var_epi32(z[v], a0, z[v + 1]);
+            z[v + 1] = _mm512_permutex2var_epi32(z[v], b0, z[v + 1]);
+            z[v] = t;
+        }
+        for (v = 0; v < 8; v = (v & 1) ? v + 3 : v + 1) { /* pairs (0,2) (1,3) (4,6) (5,7) */
+            t = _mm512_permutex2var_epi32(z[v], a1, z[v + 2]);
+            z[v + 2] = _mm512_permutex2var_epi32(z[v], b1, z[v + 2]);
+            z[v] = t;
+        }
+        for (v = 0; v < 4; v++) {
+            t = _mm512_permutex2var_epi32(z[v], a2, z[v + 4]);
+            z[v + 4] = _mm512_permutex2var_epi32(z[v], b2, z[v + 4]);
+            z[v] = t;
+        }
+        for (v = 0; v < 8; v++) _mm512_storeu_si512((void *)(P + v * 64), z[v]);
+        for (i = 0; i < 16; i++) memcpy(&h[i], rows[i] + b * bb, 2);
+        _mm512_storeu_ps((float *)(void *)(P + 512),
+                         _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h)));
+    }
+}
+
+/* res[m] lane i = row i of the panel · activation row m (m < 4), over nb blocks. */
+FTI__VNNI static void fti__qp_dot_vnni(const unsigned char *P, size_t nb, int32_t c,
+                                       const int8_t *const *xq, const float *const *xd,
+                                       const int32_t *const *xs, float *res) {
+    __m512 acc[4];
+    size_t m, b, j;
+    FTI__UNROLL4
+    for (m = 0; m < 4; m++) acc[m] = _mm512_setzero_ps();
+    for (b = 0; b < nb; b++, P += FTI__QP_BLOCK) {
+        __m512i d0[4], d1[4];
+        __m512 wd = _mm512_loadu_ps((const void *)(P + 512));
+        FTI__UNROLL4
+        for (m = 0; m < 4; m++) {
+            d0[m] = _mm512_set1_epi32(-c * xs[m][b]);
+            d1[m] = _mm512_setzero_si512();
+        }
+        FTI__UNROLL4
+        for (j = 0; j < 8; j += 2) {
+            __m512i w0 = _mm512_loadu_si512((const void *)(P + j * 64));
+            __m512i w1 = _mm512_loadu_si512((const void *)(P + j * 64 + 64));
+            FTI__UNROLL4
+            for (m = 0; m < 4; m++) {
+                int32_t x0, x1;
+                memcpy(&x0, xq[m] + b * FTI_QK + j * 4, 4);
+                memcpy(&x1, xq[m] + b * FTI_QK + j * 4 + 4, 4);
+                d0[m] = _mm512_dpbusd_epi32(d0[m], w0, _mm512_set1_epi32(x0));
+                d1[m] = _mm512_dpbusd_epi32(d1[m], w1, _mm512_set1_epi32(x1));
+            }
+        }
+        FTI__UNROLL4
+        for (m = 0; m < 4; m++)
+            acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(d0[m], d1[m])),
+                                     _mm512_mul_ps(wd, _mm512_set1_ps(xd[m][b])), acc[m]);
+    }
+    FTI__UNROLL4
+    for (m = 0; m < 4; m++) _mm512_storeu_ps(res + m * 16, acc[m]);
+}
+
+typedef struct fti__qp_ctx {
+    const char *W;
+    size_t row_bytes, M, N, nb;
+    int q4;
+    const int8_t *xq;
+    const float *xd;
+    const int32_t *xs;
+    float *Y;
+    size_t ldy;
+} fti__qp_ctx;
+
+/* Items are groups of 16 weight rows. */
+FTI__VNNI static void fti__qp_task(void *vctx, size_t g0, size_t g1, int thread) {
+    const fti__qp_ctx *c = (const fti__qp_ctx *)vctx;
+    unsigned char pbuf[FTI__QP_MAXNB * FTI__QP_BLOCK + 64];
+    unsigned char *P = pbuf + ((64 - ((uintptr_t)pbuf & 63)) & 63);
+    float res[64];
+    size_t g, m0, i, j;
+    (void)thread;
+    for (g = g0; g < g1; g++) {
+        size_t r0 = g * 16, rn = c->N - r0 < 16 ? c->N - r0 : 16;
+        fti__qp_pack_vnni(c->W, c->row_bytes, r0, c->N, c->nb, c->q4, P);
+        if (g + 1 < g1) { /* the next group's 16 rows: 16 streams defeat the hardware prefetcher */
+            const char *nx = c->W + (r0 + 16) * c->row_bytes;
+            size_t off, end = 16 * c->row_bytes;
+            if (r0 + 32 > c->N) end = (c->N - r0 - 16) * c->row_bytes;
+            for (off = 0; off < end; off += 64) _mm_prefetch(nx + off, _MM_HINT_T0);
+        }
+        for (m0 = 0; m0 < c->M; m0 += 4) {
+            const int8_t *xq[4];
+            const float *xd[4];
+            const int32_t *xs[4];
+            size_t mn = c->M - m0 < 4 ? c->M - m0 : 4;
+            for (i = 0; i < 4; i++) { /* past M: repeat the last row */
+                size_t m = m0 + (i < mn ? i : mn - 1);
+                xq[i] = c->xq + m * c->nb * FTI_QK;
+                xd[i] = c->xd + m * c->nb;
+                xs[i] = c->xs + m * c->nb;
+            }
+            fti__qp_dot_vnni(P, c->nb, c->q4 ? 8 : 128, xq, xd, xs, res);
+            for (i = 0; i < mn; i++)
+                for (j = 0; j < rn; j++) c->Y[(m0 + i) * c->ldy + r0 + j] = res[i * 16 + j];
+        }
+    }
+}
+#endif /* !FTI_NO_AVX512 */
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* FTI__X86 */
+
+/* --- aarch64 NEON ---------------------------------------------------------------------------- */
+#if defined(FTI__NEON)
+/* Q4_0 nibbles of one block recentred to -8..7: elements 0..15 and 16..31. */
+static void fti__q4_unpack_neon(const uint8_t *qs, int8x16_t *lo, int8x16_t *hi) {
+    uint8x16_t q = vld1q_u8(qs);
+    *lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15))), vdupq_n_s8(8));
+    *hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), vdupq_n_s8(8));
+}
+
+/* The tile over (w0, w1) register pairs per weight row: dot is the 32-product integer dot. */
+#define FTI__QTILE_NEON(NAME, ATTR, LOADW, DOT)                                                    \
+    ATTR static void NAME(const char *const *w, const int8_t *const *xq, const float *const *xd,  \
+                          const int32_t *const *xs, size_t nb, float *out) {                      \
+        float32x4_t acc[4][4];                                                                     \
+        size_t m, r, b;                                                                            \
+        (void)xs;                                                                                  \
+        FTI__UNROLL4                                                                               \
+        for (m = 0; m < 4; m++)                                                                    \
+            FTI__UNROLL4                                                                           \
+            for (r = 0; r < 4; r++) acc[m][r] = vdupq_n_f32(0.0f);                                 \
+        for (b = 0; b < nb; b++) {                                                                 \
+            int8x16_t wl[4], wh[4];                                                                \
+            float wd[4];                                                                           \
+            FTI__UNROLL4                                                                           \
+            for (r = 0; r < 4; r++) LOADW;                                                         \
+            FTI__UNROLL4                                                                           \
+            for (m = 0; m < 4; m++) {                                                              \
+                const int8_t *xb = xq[m] + b * FTI_QK;                                             \
+                int8x16_t x0 = vld1q_s8(xb), x1 = vld1q_s8(xb + 16);                               \
+                float xs_ = xd[m][b];                                                              \
+                FTI__UNROLL4                                                                       \
+                for (r = 0; r < 4; r++)                                                            \
+                    acc[m][r] =                                                                    \
+                        vfmaq_n_f32(acc[m][r], vcvtq_f32_s32(DOT), wd[r] * xs_);                   \
+            }                                                                                      \
+        }                                                                                          \
+        FTI__UNROLL4                                                                               \
+        for (m = 0; m < 4; m++)                                                                    \
+            FTI__UNROLL4                                                                           \
+            for (r = 0; r < 4; r++) out[m * 4 + r] = vaddvq_f32(acc[m][r]);                        \
+    }
+
+#define FTI__LOADW_Q8                                                                              \
+    do {                                                                                           \
+        const fti_block_q8_0 *wb_ = (const fti_block_q8_0 *)w[r] + b;                              \
+        wl[r] = vld1q_s8(wb_->qs);                                                                 \
+        wh[r] = vld1q_s8(wb_->qs + 16);                                                            \
+        wd[r] = fti_f16_to_f32(wb_->d);                                                            \
+    } while (0)
+#define FTI__LOADW_Q4                                                                              \
+    do {                                                                                           \
+        const fti_block_q4_0 *wb_ = (const fti_block_q4_0 *)w[r] + b;                              \
+        fti__q4_unpack_neon(wb_->qs, &wl[r], &wh[r]);                                              \
+        wd[r] = fti_f16_to_f32(wb_->d);                                                            \
+    } while (0)
+#define FTI__DOT_MULL fti__dot32_neon(vdupq_n_s32(0), wl[r], wh[r], x0, x1)
+
+FTI__QTILE_NEON(fti__qtile_q8_0_neon, , FTI__LOADW_Q8, FTI__DOT_MULL)
+FTI__QTILE_NEON(fti__qtile_q4_0_neon, , FTI__LOADW_Q4, FTI__DOT_MULL)
+#if defined(FTI__DOTPROD_OK)
+#define FTI__DOT_SDOT vdotq_s32(vdotq_s32(vdupq_n_s32(0), wl[r], x0), wh[r], x1)
+FTI__QTILE_NEON(fti__qtile_q8_0_sdot, FTI__DOTPROD, FTI__LOADW_Q8, FTI__DOT_SDOT)
+FTI__QTILE_NEON(fti__qtile_q4_0_sdot, FTI__DOTPROD, FTI__LOADW_Q4, FTI__DOT_SDOT)
+#endif
+#endif /* FTI__NEON */
+
+/* The tile kernel for a table and a weight type (NULL for a type without one). */
+static fti__qtile_fn fti__qtile_get(const fti_kernels *k, fti_dtype wtype) {
+    int q8 = wtype == FTI_DTYPE_Q8_0;
+    if (wtype != FTI_DTYPE_Q8_0 && wtype != FTI_DTYPE_Q4_0) return NULL;
+#if defined(FTI__X86)
+#if !defined(FTI_NO_AVX512)
+    if (k == &fti__kernels_avx512vnni_table) return q8 ? fti__qtile_q8_0_vnni : fti__qtile_q4_0_vnni;
+    if (k == &fti__kernels_avx512_table) return q8 ? fti__qtile_q8_0_avx2 : fti__qtile_q4_0_avx2;
+#endif
+    if (k == &fti__kernels_avx2_table) return q8 ? fti__qtile_q8_0_avx2 : fti__qtile_q4_0_avx2;
+#endif
+#if defined(FTI__NEON)
+#if defined(FTI__DOTPROD_OK)
+    if (k == &fti__kernels_neon_dot_table) return q8 ? fti__qtile_q8_0_sdot : fti__qtile_q4_0_sdot;
+#endif
+    if (k == &fti__kernels_neon_table) return q8 ? fti__qtile_q8_0_neon : fti__qtile_q4_0_neon;
+#endif
+    (void)k;
+    return q8 ? fti__qtile_q8_0_ref : fti__qtile_q4_0_ref;
+}
+
+/* --- activations ----------------------------------------------------------------------------- */
+
+/* Layout of a qact buffer for (M, nb blocks): xd (M·nb f32), xs (M·nb int32), xq (M·nb·32). */
+size_t fti_qact_bytes(size_t M, size_t K) {
+    size_t blocks, bytes;
+    if (K % FTI_QK) return 0;
+    if (!fti_size_mul(M, K / FTI_QK, &blocks) || !fti_size_mul(blocks, FTI_QK + 8, &bytes))
+        return 0;
+    return bytes;
+}
+
+fti_result fti_qact_quantize(const fti_kernels *k, void *buf, const float *X, size_t ldx, size_t M,
+                             size_t K) {
+    size_t nb = K / FTI_QK, m;
+    float *xd = (float *)buf;
+    int32_t *xs;
+    int8_t *xq;
+    if (K % FTI_QK || (M && K && (!buf || !X || ldx < K)) || (M && !fti_qact_bytes(M, K)))
+        return FTI_ERR_INVALID;
+    if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
+    xs = (int32_t *)(xd + M * nb);
+    xq = (int8_t *)(xs + M * nb);
+    for (m = 0; m < M; m++)
+        k->quantize_x(X + m * ldx, nb, xq + m * nb * FTI_QK, xd + m * nb, xs + m * nb);
+    return FTI_OK;
+}
+
+/* --- the driver ------------------------------------------------------------------------------ */
+
+typedef struct fti__qmm_ctx {
+    fti__qtile_fn tile;
+    const char *W;
+    size_t row_bytes, M, N, nb;
+    const int8_t *xq;
+    const float *xd;
+    const int32_t *xs;
+    float *Y;
+    size_t ldy;
+} fti__qmm_ctx;
+
+/* Items are groups of 4 weight rows. A thread's range goes in slices of about 16 KiB of
+ * weights; each slice meets every activation row (4 at a time) while it sits in L1/L2. */
+static void fti__qmm_task(void *vctx, size_t g0, size_t g1, int thread) {
+    const fti__qmm_ctx *c = (const fti__qmm_ctx *)vctx;
+    size_t slice = (16384 / (4 * c->row_bytes)) + 1, s0, g, m0, i, j;
+    (void)thread;
+    for (s0 = g0; s0 < g1; s0 += slice) {
+        size_t s1 = g1 - s0 < slice ? g1 : s0 + slice;
+        for (m0 = 0; m0 < c->M; m0 += 4) {
+            const int8_t *xq[4];
+            const float *xd[4];
+            const int32_t *xs[4];
+            size_t mn = c->M - m0 < 4 ? c->M - m0 : 4;
+            for (i = 0; i < 4; i++) { /* past M: repeat the last row */
+                size_t m = m0 + (i < mn ? i : mn - 1);
+                xq[i] = c->xq + m * c->nb * FTI_QK;
+                xd[i] = c->xd + m * c->nb;
+                xs[i] = c->xs + m * c->nb;
+            }
+            for (g = s0; g < s1; g++) {
+                const char *w[4];
+                float out[16];
+                size_t r0 = g * 4, rn = c->N - r0 < 4 ? c->N - r0 : 4;
+                for (j = 0; j < 4; j++) w[j] = c->W + (r0 + (j < rn ? j : rn - 1)) * c->row_bytes;
+                c->tile(w, xq, xd, xs, c->nb, out);
+                for (i = 0; i < mn; i++)
+                    for (j = 0; j < rn; j++) c->Y[(m0 + i) * c->ldy + r0 + j] = out[i * 4 + j];
+            }
+        }
+    }
+}
+
+fti_result fti_matmul_qa(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
+                         const void *qact, float *Y, size_t ldy, size_t M, size_t N, size_t K) {
+    fti__qmm_ctx c;
+    size_t row_bytes = fti_dtype_row_bytes(wtype, K), groups, grain;
+    if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
+    c.tile = fti__qtile_get(k, wtype);
+    if (!c.tile || (row_bytes == 0 && K != 0) || ldy < N) return FTI_ERR_INVALID;
+    if (M == 0 || N == 0) return FTI_OK;
+    if (K == 0) {
+        size_t m;
+        if (!Y) return FTI_ERR_INVALID;
+        for (m = 0; m < M; m++) memset(Y + m * ldy, 0, N * sizeof(float));
+        return FTI_OK;
+    }
+    if (!W || !qact || !Y || !fti_qact_bytes(M, K)) return FTI_ERR_INVALID;
+    c.W = (const char *)W;
+    c.row_bytes = row_bytes;
+    c.M = M;
+    c.N = N;
+    c.nb = K / FTI_QK;
+    c.xd = (const float *)qact;
+    c.xs = (const int32_t *)(c.xd + M * c.nb);
+    c.xq = (const int8_t *)(c.xs + M * c.nb);
+    c.Y = Y;
+    c.ldy = ldy;
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    if (k == &fti__kernels_avx512vnni_table && c.nb <= FTI__QP_MAXNB) {
+        fti__qp_ctx p;
+        p.W = c.W, p.row_bytes = row_bytes, p.M = M, p.N = N, p.nb = c.nb;
+        p.q4 = wtype == FTI_DTYPE_Q4_0;
+        p.xq = c.xq, p.xd = c.xd, p.xs = c.xs, p.Y = Y, p.ldy = ldy;
+        fti_pool_for(pool, (N + 15) / 16, 16384 / (16 * row_bytes) + 1, fti__qp_task, &p);
+        return FTI_OK;
+    }
+#endif
+    groups = (N + 3) / 4;
+    grain = 16384 / (4 * row_bytes) + 1; /* at least ~16 KiB of weights per item */
+    fti_pool_for(pool, groups, grain, fti__qmm_task, &c);
+    return FTI_OK;
+}
+
+fti_result fti_matmul_q(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
+                        const float *X, size_t ldx, float *Y, size_t ldy, size_t M, size_t N,
+                        size_t K, void *ws, size_t ws_bytes) {
+    size_t need = fti_qact_bytes(M, K);
+    void *mem = NULL;
+    fti_result rc;
+    if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
+    if (!fti__qtile_get(k, wtype) || K % FTI_QK || (M && K && !need)) return FTI_ERR_INVALID;
+    if (M == 0 || N == 0 || K == 0) return fti_matmul_qa(k, pool, wtype, W, ws, Y, ldy, M, N, K);
+    if (!ws || ws_bytes < need) {
+        mem = fti_malloc(need);
+        if (!mem) return FTI_ERR_NOMEM;
+        ws = mem;
+    }
+    rc = fti_qact_quantize(k, ws, X, ldx, M, K);
+    if (rc == FTI_OK) rc = fti_matmul_qa(k, pool, wtype, W, ws, Y, ldy, M, N, K);
+    fti_free(mem);
+    return rc;
+}
+/* ---- end src/02_kernels_quant.c ---- */
 /* ---- begin src/02_kernels_select.c ---- */
 /* === kernels: CPU detection and dispatch === */
 /* Last of the kernels files: it sees every table defined before it. */
@@ -11835,6 +13077,75 @@ static void fti__st_sha256(const void *data, size_t n, unsigned char out[32]) {
     fti__st_sha256_x(fti__st_sha_fast(), data, n, out);
 }
 
+/* A streaming SHA-256 with the same fast path (objects are hashed while they are written). */
+typedef struct fti__st_shs {
+    fti_sha256 s;
+    int fast;
+} fti__st_shs;
+
+static void fti__st_shs_init(fti__st_shs *h, int fast) {
+    fti_sha256_init(&h->s);
+    h->fast = fast;
+}
+
+static void fti__st_shs_update(fti__st_shs *h, const void *data, size_t n) {
+#ifdef FTI__ST_SHA_NI
+    if (h->fast) {
+        const unsigned char *p = (const unsigned char *)data;
+        fti_sha256 *s = &h->s;
+        s->n_bytes += n;
+        if (s->block_len) {
+            size_t t = 64 - s->block_len;
+            if (t > n) t = n;
+            memcpy(s->block + s->block_len, p, t);
+            s->block_len += t;
+            p += t;
+            n -= t;
+            if (s->block_len == 64) {
+                fti__st_sha_ni_blocks(s->h, s->block, 1);
+                s->block_len = 0;
+            }
+        }
+        if (n >= 64) {
+            fti__st_sha_ni_blocks(s->h, p, n / 64);
+            p += n / 64 * 64;
+            n %= 64;
+        }
+        if (n) {
+            memcpy(s->block, p, n);
+            s->block_len = n;
+        }
+        return;
+    }
+#endif
+    fti_sha256_update(&h->s, data, n);
+}
+
+static void fti__st_shs_final(fti__st_shs *h, unsigned char out[32]) {
+#ifdef FTI__ST_SHA_NI
+    if (h->fast) {
+        fti_sha256 *s = &h->s;
+        unsigned char tail[128];
+        size_t rest = s->block_len, k, i;
+        uint64_t bits = s->n_bytes * 8;
+        memset(tail, 0, sizeof tail);
+        if (rest) memcpy(tail, s->block, rest);
+        tail[rest] = 0x80;
+        k = rest + 1 + 8 <= 64 ? 64 : 128;
+        for (i = 0; i < 8; i++) tail[k - 1 - i] = (unsigned char)(bits >> (8 * i));
+        fti__st_sha_ni_blocks(s->h, tail, k / 64);
+        for (i = 0; i < 8; i++) {
+            out[4 * i] = (unsigned char)(s->h[i] >> 24);
+            out[4 * i + 1] = (unsigned char)(s->h[i] >> 16);
+            out[4 * i + 2] = (unsigned char)(s->h[i] >> 8);
+            out[4 * i + 3] = (unsigned char)s->h[i];
+        }
+        return;
+    }
+#endif
+    fti_sha256_final(&h->s, out);
+}
+
 /* --- the document template ------------------------------------------------------------------- */
 
 FTIDEF void fti_template_render(fti_buf *out, const char *title, size_t title_len, const char *body,
@@ -11903,10 +13214,7 @@ static size_t fti__st_match_email(const char *s, size_t n) {
     if (i == 0 || i >= n || s[i] != '@') return 0;
     at = i++;
     lim = n - i > 255 ? i + 255 : n;
-    while (i < lim && fti__st_is_domain((unsigned char)s[i])) {
-        if (s[i] == '.') dots++, last_dot = i;
-        i++;
-    }
+    while (i < lim && fti__st_is_domain((unsigned char)s[i])) i++; /* dots counted below */
     while (i > at + 1 && (s[i - 1] == '.' || s[i - 1] == '-')) i--;
     for (dots = 0, last_dot = 0, k = at + 1; k < i; k++)
         if (s[k] == '.') dots++, last_dot = k;
@@ -11915,19 +13223,26 @@ static size_t fti__st_match_email(const char *s, size_t n) {
 }
 
 /* Length of a phone number starting at s, or 0: an optional '+', digits with single
- * separators ( -.()), 9..15 digits (7..15 after a '+'), ending in a digit. */
+ * separators ( -.()), 9..15 digits (7..15 after a '+'), ending in a digit that no word or '@' is
+ * glued to. When the longest run ends glued to a word ("+1 555 123 4abc@x.org"), the match ends
+ * at the last group that is not: otherwise redacting the glued e-mail address would make a phone
+ * number appear, and redaction would not be idempotent. */
 static size_t fti__st_match_phone(const char *s, size_t n) {
-    size_t i = 0, digits = 0, end = 0;
+    size_t i = 0, digits = 0, end = 0, best = 0, min;
     int plus = 0, sep = 0;
     if (i < n && s[i] == '+') plus = 1, i++;
     if (i < n && s[i] == '(') i++;
     if (i >= n || !fti__st_is_digit((unsigned char)s[i])) return 0;
+    min = plus ? 7 : 9;
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         if (fti__st_is_digit(c)) {
             if (++digits > 15) return 0; /* too long for a phone number: stop scanning */
             end = i + 1;
             sep = 0;
+            if (digits >= min &&
+                (end >= n || !(fti__st_is_alnum((unsigned char)s[end]) || s[end] == '@')))
+                best = end;
         } else if ((c == ' ' || c == '-' || c == '.' || c == '(' || c == ')') && sep < 2) {
             sep++;
         } else {
@@ -11935,9 +13250,7 @@ static size_t fti__st_match_phone(const char *s, size_t n) {
         }
         i++;
     }
-    if (end < n && (fti__st_is_alnum((unsigned char)s[end]) || s[end] == '@')) return 0;
-    if (digits > 15 || digits < (size_t)(plus ? 7 : 9)) return 0;
-    return end;
+    return best;
 }
 
 static void fti__st_redact(const char *s, size_t n, int flags, fti_buf *out) {
@@ -12795,255 +14108,478 @@ static uint32_t fti__st_str_add(fti_buf *s, const char *v) {
     return off;
 }
 
+/* An incremental index builder: documents' metadata first, then chunks in order (their text goes
+ * to memory, or with spill_fd >= 0 to that file, so the text is never held whole in memory);
+ * fti__st_bm25b_finish emits the file through a callback. Terms are numbered as they are first
+ * seen; a chunk's postings are (term number, tf) pairs, 8 bytes each: with the term table that is
+ * what stays in memory (the index itself). */
+#define FTI__ST_POST_BLOCK ((size_t)1 << 18)
+typedef struct fti__st_bm25b {
+    /* 2 u32 per posting: term number, term frequency; in chunk order, in blocks of
+     * FTI__ST_POST_BLOCK postings (growing never copies them) */
+    uint32_t **post;
+    size_t n_tp, n_blocks, cap_blocks;
+    int post_fd; /* >= 0: full blocks go to this file; only post[0] stays, as the buffer */
+    uint32_t *chunk; /* 5 per chunk: doc, text offset, length, length in terms, first posting */
+    size_t n_chunks, cap_chunks;
+    uint32_t *doc_str; /* 5 per document */
+    size_t n_docs;
+    double total_len;
+    /* the terms: open addressing on the hash -> number; per number its hash and df */
+    uint64_t *keys;
+    uint32_t *idx_of;
+    size_t cap_terms;
+    uint64_t *term_hash;
+    uint32_t *df;
+    size_t n_terms, cap_num;
+    uint64_t *scratch;
+    size_t scratch_cap;
+    fti__st_tp *tab;
+    size_t tab_cap;
+    fti_buf strs;      /* the documents' strings, then (in memory) the chunks' text */
+    int spill_fd;      /* < 0: chunk text in strs */
+    uint64_t spill_len;
+    uint64_t strs_len; /* the whole strings blob so far */
+    fti_result rc;     /* sticky */
+} fti__st_bm25b;
+
+static fti_result fti__st_bm25b_init(fti__st_bm25b *b, const fti_doc_meta *docs, size_t n_docs,
+                                     int spill_fd, int post_fd) {
+    size_t i;
+    memset(b, 0, sizeof *b);
+    b->spill_fd = spill_fd;
+    b->post_fd = post_fd;
+    if (n_docs > 0xFFFFFFF0u) return b->rc = FTI_ERR_LIMIT;
+    b->doc_str = (uint32_t *)fti_calloc(n_docs * 5 + 1, sizeof *b->doc_str);
+    b->cap_terms = 1024;
+    b->keys = (uint64_t *)fti_malloc(b->cap_terms * sizeof *b->keys);
+    b->idx_of = (uint32_t *)fti_malloc(b->cap_terms * sizeof *b->idx_of);
+    if (!b->doc_str || !b->keys || !b->idx_of) return b->rc = FTI_ERR_NOMEM;
+    memset(b->idx_of, 0xFF, b->cap_terms * sizeof *b->idx_of);
+    b->n_docs = n_docs;
+    for (i = 0; i < n_docs; i++) {
+        b->doc_str[i * 5 + 0] = fti__st_str_add(&b->strs, docs[i].doc_id);
+        b->doc_str[i * 5 + 1] = fti__st_str_add(&b->strs, docs[i].title);
+        b->doc_str[i * 5 + 2] = fti__st_str_add(&b->strs, docs[i].source);
+        b->doc_str[i * 5 + 3] = fti__st_str_add(&b->strs, docs[i].author);
+        b->doc_str[i * 5 + 4] = fti__st_str_add(&b->strs, docs[i].date);
+    }
+    if (b->strs.oom) return b->rc = FTI_ERR_NOMEM;
+    b->strs_len = b->strs.len;
+    return FTI_OK;
+}
+
+static void fti__st_bm25b_free(fti__st_bm25b *b) {
+    size_t i;
+    for (i = 0; i < b->n_blocks && b->post; i++) fti_free(b->post[i]);
+    fti_free(b->post);
+    fti_free(b->chunk);
+    fti_free(b->doc_str);
+    fti_free(b->keys);
+    fti_free(b->idx_of);
+    fti_free(b->term_hash);
+    fti_free(b->df);
+    fti_free(b->scratch);
+    fti_free(b->tab);
+    fti_buf_free(&b->strs);
+    memset(b, 0, sizeof *b);
+    b->spill_fd = -1;
+    b->post_fd = -1;
+}
+
+/* Writes all n bytes at the end of the spill file. */
+static int fti__st_fd_write(int fd, const void *p, size_t n) {
+    const char *c = (const char *)p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return 0;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 1;
+}
+
+/* Reads exactly n bytes at off. */
+static int fti__st_fd_pread(int fd, void *p, size_t n, uint64_t off) {
+    char *c = (char *)p;
+    while (n) {
+        ssize_t g = pread(fd, c, n, (off_t)off);
+        if (g < 0 && errno == EINTR) continue;
+        if (g <= 0) return 0;
+        c += g;
+        n -= (size_t)g;
+        off += (uint64_t)g;
+    }
+    return 1;
+}
+
+/* The number of term h (new terms get the next number); UINT32_MAX when out of memory. */
+static uint32_t fti__st_bm25b_term(fti__st_bm25b *b, uint64_t h) {
+    size_t slot = (size_t)(h ^ (h >> 29)) & (b->cap_terms - 1);
+    while (b->idx_of[slot] != 0xFFFFFFFFu && b->keys[slot] != h)
+        slot = (slot + 1) & (b->cap_terms - 1);
+    if (b->idx_of[slot] != 0xFFFFFFFFu) return b->idx_of[slot];
+    if (b->n_terms >= 0xFFFFFFF0u) return 0xFFFFFFFFu;
+    if ((b->n_terms + 1) * 2 > b->cap_terms) { /* grow and rehash */
+        size_t ncap = b->cap_terms * 2, q;
+        uint64_t *nk = (uint64_t *)fti_malloc(ncap * sizeof *nk);
+        uint32_t *ni = (uint32_t *)fti_malloc(ncap * sizeof *ni);
+        if (!nk || !ni) {
+            fti_free(nk);
+            fti_free(ni);
+            return 0xFFFFFFFFu;
+        }
+        memset(ni, 0xFF, ncap * sizeof *ni);
+        for (q = 0; q < b->cap_terms; q++) {
+            size_t t2;
+            if (b->idx_of[q] == 0xFFFFFFFFu) continue;
+            t2 = (size_t)(b->keys[q] ^ (b->keys[q] >> 29)) & (ncap - 1);
+            while (ni[t2] != 0xFFFFFFFFu) t2 = (t2 + 1) & (ncap - 1);
+            nk[t2] = b->keys[q];
+            ni[t2] = b->idx_of[q];
+        }
+        fti_free(b->keys);
+        fti_free(b->idx_of);
+        b->keys = nk;
+        b->idx_of = ni;
+        b->cap_terms = ncap;
+        slot = (size_t)(h ^ (h >> 29)) & (ncap - 1);
+        while (b->idx_of[slot] != 0xFFFFFFFFu) slot = (slot + 1) & (ncap - 1);
+    }
+    if (b->n_terms == b->cap_num) {
+        size_t cap = b->cap_num ? b->cap_num * 2 : 1024;
+        uint64_t *th = (uint64_t *)fti_realloc(b->term_hash, cap * sizeof *th);
+        uint32_t *df;
+        if (!th) return 0xFFFFFFFFu;
+        b->term_hash = th;
+        df = (uint32_t *)fti_realloc(b->df, cap * sizeof *df);
+        if (!df) return 0xFFFFFFFFu;
+        b->df = df;
+        b->cap_num = cap;
+    }
+    b->keys[slot] = h;
+    b->idx_of[slot] = (uint32_t)b->n_terms;
+    b->term_hash[b->n_terms] = h;
+    b->df[b->n_terms] = 0;
+    return (uint32_t)b->n_terms++;
+}
+
+static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t len, uint32_t doc) {
+    size_t pos = 0, m = 0, k, i = b->n_chunks;
+    int ok;
+    if (b->rc != FTI_OK) return b->rc;
+    if (doc >= b->n_docs) return b->rc = FTI_ERR_INVALID;
+    if (b->n_chunks >= 0xFFFFFFF0u) return b->rc = FTI_ERR_LIMIT;
+    if (b->strs_len + len + 1 > 0xFFFFFFF0u) return b->rc = FTI_ERR_LIMIT;
+    if (b->n_chunks == b->cap_chunks) {
+        size_t cap = b->cap_chunks ? b->cap_chunks * 2 : 256;
+        uint32_t *p = (uint32_t *)fti_realloc(b->chunk, cap * 5 * sizeof *p);
+        if (!p) return b->rc = FTI_ERR_NOMEM;
+        b->chunk = p;
+        b->cap_chunks = cap;
+    }
+    b->chunk[i * 5 + 0] = doc;
+    b->chunk[i * 5 + 1] = (uint32_t)b->strs_len;
+    b->chunk[i * 5 + 2] = (uint32_t)len;
+    if (b->spill_fd >= 0) {
+        static const char nul = 0;
+        if ((len && !fti__st_fd_write(b->spill_fd, text, len)) ||
+            !fti__st_fd_write(b->spill_fd, &nul, 1))
+            return b->rc = FTI_ERR_IO;
+        b->spill_len += len + 1;
+    } else {
+        fti_buf_append(&b->strs, text, len);
+        fti_buf_putc(&b->strs, 0);
+        if (b->strs.oom) return b->rc = FTI_ERR_NOMEM;
+    }
+    b->strs_len += len + 1;
+    /* terms of the chunk, then counted */
+    for (;;) {
+        uint64_t h = fti__st_term_hash(text, len, &pos, &ok);
+        if (!ok) break;
+        if (m == b->scratch_cap) {
+            size_t cap = b->scratch_cap ? b->scratch_cap * 2 : 256;
+            uint64_t *p = (uint64_t *)fti_realloc(b->scratch, cap * sizeof *p);
+            if (!p) return b->rc = FTI_ERR_NOMEM;
+            b->scratch = p;
+            b->scratch_cap = cap;
+        }
+        b->scratch[m++] = h;
+    }
+    b->chunk[i * 5 + 3] = (uint32_t)m;
+    if (b->n_tp > 0xFFFFFFF0u - m) return b->rc = FTI_ERR_LIMIT;
+    b->chunk[i * 5 + 4] = (uint32_t)b->n_tp;
+    b->total_len += (double)m;
+    b->n_chunks++;
+    /* count each distinct term of the chunk with a small open-addressing table (term
+     * frequencies in first-seen order; the order within a chunk does not matter) */
+    {
+        size_t tcap = 16, q;
+        fti__st_tp *tab;
+        while (tcap < 2 * m) tcap *= 2;
+        if (tcap > b->tab_cap) {
+            fti__st_tp *p = (fti__st_tp *)fti_realloc(b->tab, tcap * sizeof *p);
+            if (!p) return b->rc = FTI_ERR_NOMEM;
+            b->tab = p;
+            b->tab_cap = tcap;
+        }
+        tab = b->tab;
+        for (q = 0; q < tcap; q++) tab[q].tf = 0;
+        for (k = 0; k < m; k++) {
+            uint64_t h = b->scratch[k];
+            size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+            while (tab[slot].tf && tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
+            if (!tab[slot].tf) {
+                tab[slot].term = h;
+                tab[slot].chunk = (uint32_t)k; /* first position, for the order */
+            }
+            tab[slot].tf++;
+        }
+        for (k = 0; k < m; k++) {
+            uint64_t h = b->scratch[k];
+            size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
+            uint32_t t;
+            while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
+            if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
+            if (b->post_fd >= 0 && b->n_blocks == 1 && b->n_tp % FTI__ST_POST_BLOCK == 0) {
+                /* the buffer block is full: to the file */
+                if (!fti__st_fd_write(b->post_fd, b->post[0],
+                                      FTI__ST_POST_BLOCK * 2 * sizeof(uint32_t)))
+                    return b->rc = FTI_ERR_IO;
+            } else if (b->n_tp == b->n_blocks * FTI__ST_POST_BLOCK) {
+                if (b->n_blocks == b->cap_blocks) {
+                    size_t cap = b->cap_blocks ? b->cap_blocks * 2 : 16;
+                    uint32_t **p = (uint32_t **)fti_realloc(b->post, cap * sizeof *p);
+                    if (!p) return b->rc = FTI_ERR_NOMEM;
+                    b->post = p;
+                    b->cap_blocks = cap;
+                }
+                b->post[b->n_blocks] =
+                    (uint32_t *)fti_malloc(FTI__ST_POST_BLOCK * 2 * sizeof(uint32_t));
+                if (!b->post[b->n_blocks]) return b->rc = FTI_ERR_NOMEM;
+                b->n_blocks++;
+            }
+            t = fti__st_bm25b_term(b, h);
+            if (t == 0xFFFFFFFFu) return b->rc = FTI_ERR_NOMEM;
+            b->df[t]++;
+            {
+                uint32_t *pp = b->post[b->post_fd >= 0 ? 0 : b->n_tp / FTI__ST_POST_BLOCK] +
+                               (b->n_tp % FTI__ST_POST_BLOCK) * 2;
+                pp[0] = t;
+                pp[1] = tab[slot].tf;
+            }
+            b->n_tp++;
+        }
+    }
+    return FTI_OK;
+}
+
+typedef fti_result (*fti__st_emit_fn)(void *ctx, const void *data, size_t n);
+
+/* Emits the index file (see the layout above) through emit, in pieces. The postings are grouped
+ * by term (terms sorted by hash, each term's postings in chunk order) a range of terms at a time,
+ * so the grouping needs only a fraction of the postings' size on top of them. */
+static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, void *ctx) {
+    unsigned char hdr[FTI__ST_BM25_HDR];
+    uint64_t off_docs = FTI__ST_BM25_HDR, off_chunks, off_terms, off_post, off_str;
+    size_t n_terms = b->n_terms, i, n_tp = b->n_tp, n_docs = b->n_docs, n_chunks = b->n_chunks;
+    unsigned char blk[4096];
+    size_t bl = 0;
+    fti__st_tp *u = NULL;
+    uint32_t *rank = NULL, *start = NULL, *out = NULL;
+    fti_result rc;
+    if (b->rc != FTI_OK) return b->rc;
+    if (b->strs.oom) return FTI_ERR_NOMEM;
+    if (b->post_fd >= 0 && n_tp) {
+        /* the last block, still in the buffer, to the file too */
+        size_t in_buf = n_tp - ((n_tp - 1) / FTI__ST_POST_BLOCK) * FTI__ST_POST_BLOCK;
+        if (!fti__st_fd_write(b->post_fd, b->post[0], in_buf * 8)) return FTI_ERR_IO;
+    }
+    /* the hash table is not needed any more */
+    fti_free(b->keys);
+    fti_free(b->idx_of);
+    b->keys = NULL;
+    b->idx_of = NULL;
+    u = (fti__st_tp *)fti_malloc((n_terms + 1) * sizeof *u);
+    rank = (uint32_t *)fti_malloc((n_terms + 1) * sizeof *rank);
+    start = (uint32_t *)fti_malloc((n_terms + 1) * sizeof *start);
+    if (!u || !rank || !start) {
+        rc = FTI_ERR_NOMEM;
+        goto fail;
+    }
+    for (i = 0; i < n_terms; i++) {
+        u[i].term = b->term_hash[i];
+        u[i].chunk = (uint32_t)i;
+    }
+    qsort(u, n_terms, sizeof *u, fti__st_tp_cmp);
+    {
+        uint32_t acc = 0;
+        for (i = 0; i < n_terms; i++) {
+            rank[u[i].chunk] = (uint32_t)i;
+            start[i] = acc;
+            acc += b->df[u[i].chunk];
+        }
+    }
+    off_chunks = off_docs + (uint64_t)n_docs * 20;
+    off_terms = off_chunks + (uint64_t)n_chunks * 16;
+    off_post = off_terms + (uint64_t)n_terms * 16;
+    off_str = off_post + (uint64_t)n_tp * 8;
+    memset(hdr, 0, sizeof hdr);
+    memcpy(hdr, "FTIBM25", 8);
+    fti_store_u32(hdr + 8, 1);
+    fti_store_u32(hdr + 12, (uint32_t)n_docs);
+    fti_store_u32(hdr + 16, (uint32_t)n_chunks);
+    fti_store_u32(hdr + 20, (uint32_t)n_terms);
+    fti_store_f32(hdr + 24, n_chunks ? (float)(b->total_len / (double)n_chunks) : 0.0f);
+    fti_store_f32(hdr + 28, FTI__ST_BM25_K1);
+    fti_store_f32(hdr + 32, FTI__ST_BM25_B);
+    fti_store_u64(hdr + 40, (uint64_t)n_tp);
+    fti_store_u64(hdr + 48, off_docs);
+    fti_store_u64(hdr + 56, off_chunks);
+    fti_store_u64(hdr + 64, off_terms);
+    fti_store_u64(hdr + 72, off_post);
+    fti_store_u64(hdr + 80, off_str);
+    fti_store_u64(hdr + 88, b->strs_len);
+    rc = emit(ctx, hdr, sizeof hdr);
+#define FTI__ST_BLK_U32(v)                                                                         \
+    do {                                                                                           \
+        if (bl + 4 > sizeof blk) {                                                                 \
+            if (rc == FTI_OK) rc = emit(ctx, blk, bl);                                             \
+            bl = 0;                                                                                \
+        }                                                                                          \
+        fti_store_u32(blk + bl, (uint32_t)(v));                                                    \
+        bl += 4;                                                                                   \
+    } while (0)
+    for (i = 0; i < n_docs * 5; i++) FTI__ST_BLK_U32(b->doc_str[i]);
+    for (i = 0; i < n_chunks; i++) {
+        FTI__ST_BLK_U32(b->chunk[i * 5 + 0]);
+        FTI__ST_BLK_U32(b->chunk[i * 5 + 1]);
+        FTI__ST_BLK_U32(b->chunk[i * 5 + 2]);
+        FTI__ST_BLK_U32(b->chunk[i * 5 + 3]);
+    }
+    for (i = 0; i < n_terms; i++) {
+        FTI__ST_BLK_U32(u[i].term & 0xFFFFFFFFu);
+        FTI__ST_BLK_U32(u[i].term >> 32);
+        FTI__ST_BLK_U32(start[i]);
+        FTI__ST_BLK_U32(b->df[u[i].chunk]);
+    }
+    if (bl && rc == FTI_OK) rc = emit(ctx, blk, bl);
+    bl = 0;
+    /* postings: terms [r0, r1) at a time, so that a range holds about an eighth of them */
+    {
+        size_t per = n_tp / 8 + 4096, r0 = 0;
+        out = (uint32_t *)fti_malloc((per < n_tp ? per : n_tp + 1) * 2 * sizeof *out + 8);
+        if (!out && rc == FTI_OK) rc = FTI_ERR_NOMEM;
+        while (rc == FTI_OK && r0 < n_terms) {
+            size_t r1 = r0, c, total;
+            uint32_t base = start[r0];
+            /* at least one term per range, even one with more postings than `per` */
+            while (r1 < n_terms && (r1 == r0 || (size_t)(start[r1] - base) +
+                                                        b->df[u[r1].chunk] <= per))
+                r1++;
+            total = (r1 < n_terms ? start[r1] : (uint32_t)n_tp) - base;
+            if (total > (per < n_tp ? per : n_tp + 1)) {
+                uint32_t *p = (uint32_t *)fti_realloc(out, total * 2 * sizeof *out + 8);
+                if (!p) {
+                    rc = FTI_ERR_NOMEM;
+                    break;
+                }
+                out = p;
+                per = total;
+            }
+            {
+                /* fill: walk the postings in chunk order; a term's next slot is start[] + seen */
+                uint32_t *fill = (uint32_t *)fti_calloc(r1 - r0 + 1, sizeof *fill);
+                if (!fill) {
+                    rc = FTI_ERR_NOMEM;
+                    break;
+                }
+                size_t q = 0, bi, nblk = (n_tp + FTI__ST_POST_BLOCK - 1) / FTI__ST_POST_BLOCK;
+                c = 0;
+                for (bi = 0; bi < nblk && rc == FTI_OK; bi++) {
+                    size_t qe = (bi + 1) * FTI__ST_POST_BLOCK < n_tp
+                                    ? (bi + 1) * FTI__ST_POST_BLOCK
+                                    : n_tp;
+                    const uint32_t *blkp = b->post[b->post_fd >= 0 ? 0 : bi];
+                    if (b->post_fd >= 0 &&
+                        !fti__st_fd_pread(b->post_fd, b->post[0], (qe - q) * 8,
+                                          (uint64_t)bi * FTI__ST_POST_BLOCK * 8)) {
+                        rc = FTI_ERR_IO;
+                        break;
+                    }
+                    for (; q < qe; q++) {
+                        const uint32_t *pp = blkp + (q % FTI__ST_POST_BLOCK) * 2;
+                        uint32_t rk;
+                        size_t slot;
+                        /* the chunk of posting q */
+                        while (c + 1 < n_chunks && b->chunk[(c + 1) * 5 + 4] <= q) c++;
+                        rk = rank[pp[0]];
+                        if (rk < r0 || rk >= r1) continue;
+                        slot = start[rk] - base + fill[rk - r0]++;
+                        out[slot * 2] = (uint32_t)c;
+                        out[slot * 2 + 1] = pp[1];
+                    }
+                }
+                fti_free(fill);
+            }
+            for (c = 0; c < total * 2; c++) FTI__ST_BLK_U32(out[c]);
+            r0 = r1;
+        }
+    }
+#undef FTI__ST_BLK_U32
+    if (bl && rc == FTI_OK) rc = emit(ctx, blk, bl);
+    if (rc == FTI_OK && b->strs.len) rc = emit(ctx, b->strs.data, b->strs.len);
+    if (rc == FTI_OK && b->spill_fd >= 0) {
+        uint64_t off = 0;
+        char *tmp = (char *)fti_malloc((size_t)1 << 20);
+        if (!tmp) rc = FTI_ERR_NOMEM;
+        while (rc == FTI_OK && off < b->spill_len) {
+            size_t n = b->spill_len - off < ((uint64_t)1 << 20) ? (size_t)(b->spill_len - off)
+                                                                : (size_t)1 << 20;
+            if (!fti__st_fd_pread(b->spill_fd, tmp, n, off))
+                rc = FTI_ERR_IO;
+            else
+                rc = emit(ctx, tmp, n);
+            off += n;
+        }
+        fti_free(tmp);
+    }
+fail:
+    fti_free(u);
+    fti_free(rank);
+    fti_free(start);
+    fti_free(out);
+    return rc;
+}
+
+static fti_result fti__st_emit_buf(void *ctx, const void *data, size_t n) {
+    fti_buf *out = (fti_buf *)ctx;
+    fti_buf_append(out, data, n);
+    return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+}
+
 FTIDEF fti_result fti_bm25_build(fti_buf *out, const fti_chunk_in *chunks, size_t n_chunks,
                                  const fti_doc_meta *docs, size_t n_docs, fti_error *err) {
-    fti__st_tp *tps = NULL;
-    size_t n_tp = 0, cap_tp = 0, i, n_terms = 0;
-    uint32_t *dl = NULL, *doc_str = NULL, *chunk_txt = NULL;
-    fti_buf strs;
-    double total_len = 0;
-    uint64_t *scratch = NULL;
-    size_t scratch_cap = 0, tab_cap = 0;
-    fti__st_tp *tab = NULL;
-    fti_result rc = FTI_ERR_NOMEM;
+    fti__st_bm25b b;
+    fti_result rc;
+    size_t i;
     if (!out || (n_chunks && !chunks) || (n_docs && !docs))
         return fti_error_set(err, FTI_ERR_INVALID, "bm25: bad arguments");
     if (n_chunks > 0xFFFFFFF0u || n_docs > 0xFFFFFFF0u)
         return fti_error_set(err, FTI_ERR_LIMIT, "bm25: too many chunks or documents");
-    memset(&strs, 0, sizeof strs);
-    dl = (uint32_t *)fti_calloc(n_chunks + 1, sizeof *dl);
-    doc_str = (uint32_t *)fti_calloc(n_docs * 5 + 1, sizeof *doc_str);
-    chunk_txt = (uint32_t *)fti_calloc(n_chunks + 1, sizeof *chunk_txt);
-    if (!dl || !doc_str || !chunk_txt) goto fail;
-    for (i = 0; i < n_docs; i++) {
-        doc_str[i * 5 + 0] = fti__st_str_add(&strs, docs[i].doc_id);
-        doc_str[i * 5 + 1] = fti__st_str_add(&strs, docs[i].title);
-        doc_str[i * 5 + 2] = fti__st_str_add(&strs, docs[i].source);
-        doc_str[i * 5 + 3] = fti__st_str_add(&strs, docs[i].author);
-        doc_str[i * 5 + 4] = fti__st_str_add(&strs, docs[i].date);
+    rc = fti__st_bm25b_init(&b, docs, n_docs, -1, -1);
+    for (i = 0; i < n_chunks && rc == FTI_OK; i++) {
+        rc = fti__st_bm25b_add(&b, chunks[i].text, chunks[i].len, chunks[i].doc);
+        if (rc == FTI_ERR_INVALID)
+            fti_error_set(err, rc, "bm25: chunk %lu refers to doc %lu >= %lu", (unsigned long)i,
+                          (unsigned long)chunks[i].doc, (unsigned long)n_docs);
     }
-    for (i = 0; i < n_chunks; i++) {
-        size_t pos = 0, m = 0, k;
-        int ok;
-        if (chunks[i].doc >= n_docs) {
-            rc = fti_error_set(err, FTI_ERR_INVALID, "bm25: chunk %lu refers to doc %lu >= %lu",
-                               (unsigned long)i, (unsigned long)chunks[i].doc,
-                               (unsigned long)n_docs);
-            goto fail;
-        }
-        chunk_txt[i] = (uint32_t)strs.len;
-        fti_buf_append(&strs, chunks[i].text, chunks[i].len);
-        fti_buf_putc(&strs, 0);
-        /* terms of the chunk, sorted, then counted */
-        for (;;) {
-            uint64_t h = fti__st_term_hash(chunks[i].text, chunks[i].len, &pos, &ok);
-            if (!ok) break;
-            if (m == scratch_cap) {
-                size_t cap = scratch_cap ? scratch_cap * 2 : 256;
-                uint64_t *p = (uint64_t *)fti_realloc(scratch, cap * sizeof *p);
-                if (!p) goto fail;
-                scratch = p;
-                scratch_cap = cap;
-            }
-            scratch[m++] = h;
-        }
-        dl[i] = (uint32_t)m;
-        total_len += (double)m;
-        /* count each distinct term of the chunk with a small open-addressing table (term
-         * frequencies in first-seen order; the order within a chunk does not matter) */
-        {
-            size_t tcap = 16, q;
-            while (tcap < 2 * m) tcap *= 2;
-            if (tcap > tab_cap) {
-                fti__st_tp *p = (fti__st_tp *)fti_realloc(tab, tcap * sizeof *p);
-                if (!p) goto fail;
-                tab = p;
-                tab_cap = tcap;
-            }
-            for (q = 0; q < tcap; q++) tab[q].tf = 0;
-            for (k = 0; k < m; k++) {
-                uint64_t h = scratch[k];
-                size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
-                while (tab[slot].tf && tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
-                if (!tab[slot].tf) {
-                    tab[slot].term = h;
-                    tab[slot].chunk = (uint32_t)k; /* first position, for the order */
-                }
-                tab[slot].tf++;
-            }
-            for (k = 0; k < m; k++) {
-                uint64_t h = scratch[k];
-                size_t slot = (size_t)(h ^ (h >> 31)) & (tcap - 1);
-                while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
-                if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
-                if (n_tp == cap_tp) {
-                    size_t cap = cap_tp ? cap_tp * 2 : 1024;
-                    fti__st_tp *p = (fti__st_tp *)fti_realloc(tps, cap * sizeof *p);
-                    if (!p) goto fail;
-                    tps = p;
-                    cap_tp = cap;
-                }
-                tps[n_tp].term = h;
-                tps[n_tp].chunk = (uint32_t)i;
-                tps[n_tp].tf = tab[slot].tf;
-                n_tp++;
-            }
-        }
-    }
-    if (strs.oom) goto fail;
-    if (strs.len > 0xFFFFFFF0u) {
-        rc = fti_error_set(err, FTI_ERR_LIMIT, "bm25: text of the chunks exceeds 4 GiB");
-        goto fail;
-    }
-    /* group the postings by term without sorting them all: a hash table numbers the distinct
-     * terms; only the distinct terms are sorted; postings are then scattered to their term's
-     * range (counting sort), which keeps each term's postings in chunk order */
-    {
-        size_t cap = 1024, n_u = 0, k;
-        uint64_t *keys = NULL;
-        uint32_t *idx_of = NULL, *df = NULL, *rank = NULL, *tp_idx = NULL;
-        fti__st_tp *sorted = NULL, *u = NULL;
-        rc = FTI_ERR_NOMEM;
-        keys = (uint64_t *)fti_malloc(cap * sizeof *keys);
-        idx_of = (uint32_t *)fti_malloc(cap * sizeof *idx_of);
-        tp_idx = (uint32_t *)fti_malloc((n_tp + 1) * sizeof *tp_idx);
-        if (!keys || !idx_of || !tp_idx) goto group_fail;
-        memset(idx_of, 0xFF, cap * sizeof *idx_of);
-        for (i = 0; i < n_tp; i++) {
-            uint64_t h = tps[i].term;
-            size_t slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
-            while (idx_of[slot] != 0xFFFFFFFFu && keys[slot] != h) slot = (slot + 1) & (cap - 1);
-            if (idx_of[slot] == 0xFFFFFFFFu) {
-                if ((n_u + 1) * 2 > cap) { /* grow and rehash */
-                    size_t ncap = cap * 2, q;
-                    uint64_t *nk = (uint64_t *)fti_malloc(ncap * sizeof *nk);
-                    uint32_t *ni = (uint32_t *)fti_malloc(ncap * sizeof *ni);
-                    if (!nk || !ni) {
-                        fti_free(nk);
-                        fti_free(ni);
-                        goto group_fail;
-                    }
-                    memset(ni, 0xFF, ncap * sizeof *ni);
-                    for (q = 0; q < cap; q++) {
-                        size_t t2;
-                        if (idx_of[q] == 0xFFFFFFFFu) continue;
-                        t2 = (size_t)(keys[q] ^ (keys[q] >> 29)) & (ncap - 1);
-                        while (ni[t2] != 0xFFFFFFFFu) t2 = (t2 + 1) & (ncap - 1);
-                        nk[t2] = keys[q];
-                        ni[t2] = idx_of[q];
-                    }
-                    fti_free(keys);
-                    fti_free(idx_of);
-                    keys = nk;
-                    idx_of = ni;
-                    cap = ncap;
-                    slot = (size_t)(h ^ (h >> 29)) & (cap - 1);
-                    while (idx_of[slot] != 0xFFFFFFFFu) slot = (slot + 1) & (cap - 1);
-                }
-                keys[slot] = h;
-                idx_of[slot] = (uint32_t)n_u++;
-            }
-            tp_idx[i] = idx_of[slot];
-        }
-        n_terms = n_u;
-        u = (fti__st_tp *)fti_malloc((n_u + 1) * sizeof *u);
-        rank = (uint32_t *)fti_malloc((n_u + 1) * sizeof *rank);
-        df = (uint32_t *)fti_calloc(n_u + 1, sizeof *df);
-        sorted = (fti__st_tp *)fti_malloc((n_tp + 1) * sizeof *sorted);
-        if (!u || !rank || !df || !sorted) goto group_fail;
-        for (k = 0; k < cap; k++)
-            if (idx_of[k] != 0xFFFFFFFFu) {
-                u[idx_of[k]].term = keys[k];
-                u[idx_of[k]].chunk = idx_of[k];
-            }
-        qsort(u, n_u, sizeof *u, fti__st_tp_cmp);
-        for (k = 0; k < n_u; k++) rank[u[k].chunk] = (uint32_t)k;
-        for (i = 0; i < n_tp; i++) df[rank[tp_idx[i]]]++;
-        {
-            /* df becomes the running start of each term's range */
-            uint32_t acc = 0;
-            for (k = 0; k < n_u; k++) {
-                uint32_t c = df[k];
-                df[k] = acc;
-                acc += c;
-            }
-        }
-        for (i = 0; i < n_tp; i++) sorted[df[rank[tp_idx[i]]]++] = tps[i];
-        fti_free(tps);
-        tps = sorted;
-        sorted = NULL;
-        rc = FTI_OK;
-    group_fail:
-        fti_free(keys);
-        fti_free(idx_of);
-        fti_free(df);
-        fti_free(rank);
-        fti_free(tp_idx);
-        fti_free(sorted);
-        fti_free(u);
-        if (rc != FTI_OK) goto fail;
-        rc = FTI_ERR_NOMEM;
-    }
-    {
-        unsigned char hdr[FTI__ST_BM25_HDR];
-        uint64_t off_docs = FTI__ST_BM25_HDR, off_chunks, off_terms, off_post, off_str;
-        off_chunks = off_docs + (uint64_t)n_docs * 20;
-        off_terms = off_chunks + (uint64_t)n_chunks * 16;
-        off_post = off_terms + (uint64_t)n_terms * 16;
-        off_str = off_post + (uint64_t)n_tp * 8;
-        memset(hdr, 0, sizeof hdr);
-        memcpy(hdr, "FTIBM25", 8);
-        fti_store_u32(hdr + 8, 1);
-        fti_store_u32(hdr + 12, (uint32_t)n_docs);
-        fti_store_u32(hdr + 16, (uint32_t)n_chunks);
-        fti_store_u32(hdr + 20, (uint32_t)n_terms);
-        fti_store_f32(hdr + 24, n_chunks ? (float)(total_len / (double)n_chunks) : 0.0f);
-        fti_store_f32(hdr + 28, FTI__ST_BM25_K1);
-        fti_store_f32(hdr + 32, FTI__ST_BM25_B);
-        fti_store_u64(hdr + 40, (uint64_t)n_tp);
-        fti_store_u64(hdr + 48, off_docs);
-        fti_store_u64(hdr + 56, off_chunks);
-        fti_store_u64(hdr + 64, off_terms);
-        fti_store_u64(hdr + 72, off_post);
-        fti_store_u64(hdr + 80, off_str);
-        fti_store_u64(hdr + 88, (uint64_t)strs.len);
-        out->len = 0;
-        fti_buf_reserve(out, (size_t)off_str + strs.len);
-        fti_buf_append(out, hdr, sizeof hdr);
-        for (i = 0; i < n_docs * 5; i++) fti__st_put_u32(out, doc_str[i]);
-        for (i = 0; i < n_chunks; i++) {
-            size_t pos = 0;
-            (void)pos;
-            fti__st_put_u32(out, chunks[i].doc);
-            fti__st_put_u32(out, chunk_txt[i]);
-            fti__st_put_u32(out, (uint32_t)chunks[i].len);
-            fti__st_put_u32(out, dl[i]);
-        }
-        for (i = 0; i < n_tp;) {
-            size_t j = i + 1;
-            while (j < n_tp && tps[j].term == tps[i].term) j++;
-            fti__st_put_u64(out, tps[i].term);
-            fti__st_put_u32(out, (uint32_t)i);
-            fti__st_put_u32(out, (uint32_t)(j - i));
-            i = j;
-        }
-        for (i = 0; i < n_tp; i++) {
-            fti__st_put_u32(out, tps[i].chunk);
-            fti__st_put_u32(out, tps[i].tf);
-        }
-        fti_buf_append(out, strs.data ? strs.data : "", strs.len);
-        if (out->oom) goto fail;
-    }
-    rc = FTI_OK;
-fail:
+    out->len = 0;
+    if (rc == FTI_OK) rc = fti__st_bm25b_finish(&b, fti__st_emit_buf, out);
+    fti__st_bm25b_free(&b);
     if (rc == FTI_ERR_NOMEM) fti_error_set(err, rc, "bm25: out of memory");
-    fti_free(tps);
-    fti_free(dl);
-    fti_free(doc_str);
-    fti_free(chunk_txt);
-    fti_free(scratch);
-    fti_free(tab);
-    fti_buf_free(&strs);
+    if (rc == FTI_ERR_LIMIT) fti_error_set(err, rc, "bm25: text of the chunks exceeds 4 GiB");
     return rc;
 }
 
@@ -13386,6 +14922,7 @@ typedef struct fti__st_doc {
     char *title, *author, *date, *kind, *loc; /* loc: "" for a whole file, else "#line 3" */
     unsigned char sha[32];                    /* SHA-256 of the record's raw bytes */
     uint32_t file;                            /* index of the input file */
+    uint64_t text_off; /* where the text is in the records pack (once written there) */
     uint64_t h_text;                          /* exact-dedupe key */
     uint64_t id_hi, id_lo;                    /* document id */
     uint32_t *mh;                             /* FTI_MINHASH_PERMS values */
@@ -13800,7 +15337,11 @@ static void fti__st_ingest_jsonl(const fti__st_proc *pp, fti__st_out *o, uint32_
         if (tl > 0) {
             fti_json_doc *doc = NULL;
             fti_error jerr;
-            if (fti_json_parse(t, tl, &jo, &doc, NULL, &jerr) != FTI_OK) {
+            fti_result jr = fti_json_parse(t, tl, &jo, &doc, NULL, &jerr);
+            if (jr == FTI_ERR_NOMEM) {
+                o->oom = 1; /* out of memory is not a bad record: the ingest fails */
+                return;
+            } else if (jr != FTI_OK) {
                 fti__st_reject(o, file, loc, "json_error", "%s", jerr.msg);
             } else {
                 fti__st_json_record(pp, o, file, loc, t, tl, fti_json_root(doc), "jsonl");
@@ -13859,10 +15400,16 @@ static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t
     fti_error jerr;
     const fti_json *root, *arr = NULL, *c;
     size_t k = 0;
-    if (fti_json_parse(s, n, &jo, &doc, NULL, &jerr) != FTI_OK) {
-        fti__st_reject(o, file, "", "json_error", "%s", jerr.msg);
-        fti_json_free(doc);
-        return;
+    {
+        fti_result jr = fti_json_parse(s, n, &jo, &doc, NULL, &jerr);
+        if (jr != FTI_OK) {
+            if (jr == FTI_ERR_NOMEM)
+                o->oom = 1; /* out of memory is not a bad file: the ingest fails */
+            else
+                fti__st_reject(o, file, "", "json_error", "%s", jerr.msg);
+            fti_json_free(doc);
+            return;
+        }
     }
     root = fti_json_root(doc);
     if (root->type == FTI_JSON_ARRAY) {
@@ -13964,6 +15511,10 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
     }
     if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) pos = 3;
     rc = fti__st_csv_record(s, n, &pos, &hdr, hoffs, FTI__ST_CSV_MAX_FIELDS, &nh);
+    if (hdr.oom) { /* the field offsets point into a buffer that did not grow */
+        o->oom = 1;
+        goto done;
+    }
     if (rc <= 0 || nh > FTI__ST_CSV_MAX_FIELDS) {
         fti__st_reject(o, file, "", "csv_error",
                        rc < 0 ? "unterminated quote in the header row" : "no usable header row");
@@ -14311,6 +15862,7 @@ static void fti__st_mail_strip(const char *s, size_t n, fti_buf *out) {
 typedef struct fti__st_mail_text {
     fti_buf plain, html;
     int have_plain, have_html;
+    int oom;                /* an allocation failed somewhere in the walk */
     const char *error_rule; /* set on a malformed message */
     char error[160];
 } fti__st_mail_text;
@@ -14424,6 +15976,9 @@ static void fti__st_mail_body(const char *hdr, size_t hn, const char *body, size
             mt->have_plain = 1;
     }
 done:
+    if (ct.oom || cte.oom || cs.oom || bnd.oom || disp.oom || dec.oom || mt->plain.oom ||
+        mt->html.oom)
+        mt->oom = 1;
     fti_buf_free(&ct);
     fti_buf_free(&cte);
     fti_buf_free(&cs);
@@ -14538,6 +16093,10 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
     memset(&text, 0, sizeof text);
     memset(&dec, 0, sizeof dec);
     fti__st_mail_body(m, hn, m + body, n - body, 0, &mt);
+    if (mt.oom) { /* out of memory is not a malformed message: the ingest fails */
+        o->oom = 1;
+        goto done;
+    }
     if (mt.error_rule) {
         fti__st_reject(o, file, loc, mt.error_rule, "%s", mt.error);
         goto done;
@@ -14549,6 +16108,7 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
         memset(&t2, 0, sizeof t2);
         fti_html_to_text(mt.html.data ? mt.html.data : "", mt.html.len, &t2, NULL);
         fti__st_mail_strip(t2.data ? t2.data : "", t2.len, &text);
+        if (t2.oom) text.oom = 1;
         fti_buf_free(&t2);
     } else {
         fti__st_reject(o, file, loc, "no_text", "no text/plain or text/html part");
@@ -14566,6 +16126,13 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
             author = fti__st_mail_author(dec.data ? dec.data : "", dec.len);
         }
         if (fti__st_mail_header(m, hn, "date", &date)) dt = fti__st_mail_date(date.data, date.len);
+        if (text.oom || subj.oom || from.oom || date.oom || dec.oom) {
+            o->oom = 1;
+            fti_free(title);
+            fti_free(author);
+            fti_free(dt);
+            goto done;
+        }
         fti__st_emit(pp, o, file, loc, raw, raw_len, text.data ? text.data : "", text.len, flags,
                      title, author, dt, fti_strdup(kind));
     }
@@ -14754,28 +16321,35 @@ static fti_result fti__st_stok_load(fti__st_stok *st, const char *path, fti_erro
     return fti__st_stok_finish(st, tok, err);
 }
 
-/* Trains on the given texts (the cleaned train split, title and body). */
-static fti_result fti__st_stok_train(fti__st_stok *st, fti_pool *pool, const char *const *texts,
-                                     const size_t *lens, size_t n, int vocab_size, fti_error *err) {
+/* Training on the cleaned train split (titles and bodies), streamed: begin, add each text,
+ * then end (which frees the trainer; abort frees it without training). */
+static fti_result fti__st_stok_train_begin(void **trainer, fti_pool *pool, int vocab_size,
+                                           fti_error *err) {
     fti_bpe_train_opts o;
     fti_bpe_trainer *t = NULL;
-    fti_tokenizer *tok = NULL;
     fti_result rc;
-    size_t i;
-    memset(st, 0, sizeof *st);
     memset(&o, 0, sizeof o);
     o.vocab_size = (size_t)vocab_size;
     o.special = fti__st_template_specials;
     o.n_special = 3;
     o.pool = pool;
+    *trainer = NULL;
     rc = fti_bpe_trainer_create(&o, &t);
     if (rc != FTI_OK) return fti_error_set(err, rc, "tokenizer: cannot create trainer");
-    for (i = 0; i < n && rc == FTI_OK; i++) rc = fti_bpe_trainer_add(t, texts[i], lens[i]);
-    if (rc == FTI_OK)
-        rc = fti_bpe_trainer_train(t, &tok, err);
-    else
-        fti_error_set(err, rc, "tokenizer: training failed");
-    fti_bpe_trainer_free(t);
+    *trainer = t;
+    return FTI_OK;
+}
+static fti_result fti__st_stok_train_add(void *trainer, const char *text, size_t len) {
+    return fti_bpe_trainer_add((fti_bpe_trainer *)trainer, text, len);
+}
+static void fti__st_stok_train_abort(void *trainer) {
+    fti_bpe_trainer_free((fti_bpe_trainer *)trainer);
+}
+static fti_result fti__st_stok_train_end(fti__st_stok *st, void *trainer, fti_error *err) {
+    fti_tokenizer *tok = NULL;
+    fti_result rc = fti_bpe_trainer_train((fti_bpe_trainer *)trainer, &tok, err);
+    memset(st, 0, sizeof *st);
+    fti_bpe_trainer_free((fti_bpe_trainer *)trainer);
     if (rc != FTI_OK) return rc;
     return fti__st_stok_finish(st, tok, err);
 }
@@ -14843,9 +16417,21 @@ static fti_result fti__st_stok_load(fti__st_stok *st, const char *path, fti_erro
     memset(st, 0, sizeof *st);
     return fti_error_set(err, FTI_ERR_UNSUPPORTED, "%s: no tokenizer part in this build", path);
 }
-static fti_result fti__st_stok_train(fti__st_stok *st, fti_pool *pool, const char *const *texts,
-                                     const size_t *lens, size_t n, int vocab_size, fti_error *err) {
-    (void)pool, (void)texts, (void)lens, (void)n, (void)vocab_size;
+static fti_result fti__st_stok_train_begin(void **trainer, fti_pool *pool, int vocab_size,
+                                           fti_error *err) {
+    (void)pool, (void)vocab_size;
+    *trainer = NULL;
+    return fti_error_set(err, FTI_ERR_UNSUPPORTED, "no tokenizer part in this build");
+}
+static fti_result fti__st_stok_train_add(void *trainer, const char *text, size_t len) {
+    (void)trainer, (void)text, (void)len;
+    return FTI_ERR_UNSUPPORTED;
+}
+static void fti__st_stok_train_abort(void *trainer) {
+    (void)trainer;
+}
+static fti_result fti__st_stok_train_end(fti__st_stok *st, void *trainer, fti_error *err) {
+    (void)trainer;
     memset(st, 0, sizeof *st);
     return fti_error_set(err, FTI_ERR_UNSUPPORTED, "no tokenizer part in this build");
 }
@@ -14870,6 +16456,7 @@ static void fti__st_stok_free(fti__st_stok *st) {
 /* ---- begin src/04_store_version.c ---- */
 /* === store: workspace, the ingest pipeline, versions, refs, verify, diff, datasets ========= */
 /* #include "04_store.h" (amalgamated) */
+/* #include <locale.h> (already included) */
 #include <sys/file.h>
 /* #include <time.h> (already included) */
 
@@ -14970,15 +16557,39 @@ FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts) {
     return o;
 }
 
+/* v with 6 decimals and a '.' whatever the C locale's decimal point is (the text goes into
+ * version ids, which must not depend on LC_NUMERIC). */
+static const char *fti__st_dbl6(double v, char out[64]) {
+    const char *dp = localeconv()->decimal_point;
+    char tmp[64];
+    size_t dl = dp ? strlen(dp) : 0, i = 0, o = 0;
+    snprintf(tmp, sizeof tmp, "%.6f", v);
+    if (dl == 0 || (dl == 1 && dp[0] == '.')) {
+        memcpy(out, tmp, sizeof tmp);
+        return out;
+    }
+    while (tmp[i] && o < 63) {
+        if (strncmp(tmp + i, dp, dl) == 0) {
+            out[o++] = '.';
+            i += dl;
+        } else {
+            out[o++] = tmp[i++];
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
 /* The canonical text of the options that decide per-record results (the cache key). */
 static void fti__st_proc_key(const fti_ingest_opts *o, fti_buf *out) {
+    char a[64], b[64];
     fti_buf_printf(out,
                    "records v%d|text=%s|title=%s|date=%s|author=%s|required=%s|min=%lu|max=%lu|"
-                   "letters=%.6f|repeat=%.6f|redact=%d|minhash=%d",
+                   "letters=%s|repeat=%s|redact=%d|minhash=%d",
                    FTI__ST_FORMAT, o->text_fields, o->title_fields, o->date_fields,
                    o->author_fields, o->required, (unsigned long)o->min_chars,
-                   (unsigned long)o->max_chars, o->min_letter_frac, o->max_repeat_frac, o->redact,
-                   FTI_MINHASH_PERMS);
+                   (unsigned long)o->max_chars, fti__st_dbl6(o->min_letter_frac, a),
+                   fti__st_dbl6(o->max_repeat_frac, b), o->redact, FTI_MINHASH_PERMS);
 }
 
 /* === records pack (per-file ingest results, reused by the next ingest) ==================== */
@@ -14988,6 +16599,7 @@ static void fti__st_proc_key(const fti_ingest_opts *o, fti_buf *out) {
  *     doc: str text, title, author, date, kind, loc; u8[32] sha; u32[128] minhash
  *     rej: str reason, detail, loc
  *   str: u32 length (0xFFFFFFFF = absent) then the bytes
+ * A file's section is also what a partial (sharded ingest) carries for each of its files.
  */
 
 static void fti__st_pack_str(fti_buf *b, const char *s, size_t n) {
@@ -14999,17 +16611,29 @@ static void fti__st_pack_str(fti_buf *b, const char *s, size_t n) {
     fti_buf_append(b, s, n);
 }
 
-static char *fti__st_unpack_str(fti_reader *r, size_t *len) {
+/* Reads a string (NULL when absent); with copy = 0 only skips it. ok = 0 on a format error. */
+static char *fti__st_unpack_str(fti_reader *r, size_t *len, int copy, size_t *at, int *ok) {
     uint32_t n = fti_read_u32(r);
     const void *p;
-    if (r->err || n == 0xFFFFFFFFu) {
-        if (len) *len = 0;
+    if (len) *len = 0;
+    if (r->err) {
+        *ok = 0;
         return NULL;
     }
+    if (n == 0xFFFFFFFFu) return NULL;
+    if (at) *at = r->pos;
     p = fti_read_bytes(r, n);
-    if (!p) return NULL;
+    if (!p) {
+        *ok = 0;
+        return NULL;
+    }
     if (len) *len = n;
-    return fti_strndup((const char *)p, n);
+    if (!copy) return NULL;
+    {
+        char *s = fti_strndup((const char *)p, n);
+        if (!s) *ok = 0;
+        return s;
+    }
 }
 
 /* One input file of an ingest run. */
@@ -15025,19 +16649,28 @@ typedef struct fti__st_file {
     unsigned char key[32]; /* reuse key: options, kind and name (titles may come from names) */
     int reused;
     int failed;      /* unreadable etc.: rejected as a whole */
-    fti__st_out out; /* merged results (docs, rejections) */
+    int mine;        /* sharded ingest: this shard's file */
+    fti__st_out out; /* merged results (docs without their text, rejections) */
+    /* where the file's section comes from instead of processing: the parent's records pack
+     * (par_sec) or a partial (part, at sec_off) */
+    const unsigned char *par_sec;
+    size_t par_len;
+    int part; /* -1 or the partial's number */
+    uint64_t sec_off, sec_len;
 } fti__st_file;
 
-static void fti__st_pack_file(fti_buf *b, const fti__st_file *f, const unsigned char key[32]) {
+/* Packs a file's section; each document's text_off becomes its text's offset in b. */
+static void fti__st_pack_file(fti_buf *b, fti__st_file *f) {
     size_t i;
     fti_buf_append(b, f->sha, 32);
-    fti_buf_append(b, key, 32);
+    fti_buf_append(b, f->key, 32);
     fti__st_put_u32(b, (uint32_t)f->out.n_docs);
     fti__st_put_u32(b, (uint32_t)f->out.n_rejs);
     for (i = 0; i < f->out.n_docs; i++) {
-        const fti__st_doc *d = &f->out.docs[i];
+        fti__st_doc *d = &f->out.docs[i];
         size_t k;
-        fti__st_pack_str(b, d->text, d->text_len);
+        d->text_off = (uint64_t)b->len + 4;
+        fti__st_pack_str(b, d->text ? d->text : "", d->text_len);
         fti__st_pack_str(b, d->title, d->title ? strlen(d->title) : 0);
         fti__st_pack_str(b, d->author, d->author ? strlen(d->author) : 0);
         fti__st_pack_str(b, d->date, d->date ? strlen(d->date) : 0);
@@ -15054,46 +16687,91 @@ static void fti__st_pack_file(fti_buf *b, const fti__st_file *f, const unsigned 
     }
 }
 
-/* Parses one file's section; fills out (docs get file index fi). Returns 0 on a format error. */
-static int fti__st_unpack_file(fti_reader *r, uint32_t fi, fti__st_out *out) {
-    uint32_t nd = fti_read_u32(r), nr = fti_read_u32(r), i;
-    if (r->err || nd > FTI_STORE_MAX_DOCS || nr > FTI_STORE_MAX_DOCS) return 0;
-    out->docs = (fti__st_doc *)fti_calloc(nd + 1, sizeof *out->docs);
-    out->rejs = (fti__st_rej *)fti_calloc(nr + 1, sizeof *out->rejs);
-    if (!out->docs || !out->rejs) return 0;
-    out->cap_docs = nd + 1;
-    out->cap_rejs = nr + 1;
-    for (i = 0; i < nd && !r->err; i++) {
-        fti__st_doc *d = &out->docs[i];
+static void fti__st_doc_hashes(fti__st_doc *d);
+
+/* Parses a file's section (from its sha on) into out (docs get file index fi). The text is not
+ * copied: text_off = base + its offset in the section, and the hashes are computed from it.
+ * With out NULL the section is only walked. *used gets the section's length. Returns 0 on a
+ * format error. */
+static int fti__st_parse_section(const unsigned char *sec, size_t len, uint32_t fi,
+                                 fti__st_out *out, uint64_t base, size_t *used) {
+    fti_reader rr = fti_reader_make(sec, len), *r = &rr;
+    uint32_t nd, nr, i;
+    int ok = 1, copy = out != NULL;
+    if (!fti_read_bytes(r, 64)) return 0;
+    nd = fti_read_u32(r);
+    nr = fti_read_u32(r);
+    /* a document takes at least 568 bytes (6 lengths, a hash, a signature), a rejection 12: a
+     * hostile count cannot make a huge allocation */
+    if (r->err || nd > FTI_STORE_MAX_DOCS || nr > FTI_STORE_MAX_DOCS ||
+        nd > fti_reader_left(r) / (24 + 32 + FTI_MINHASH_PERMS * 4) || nr > fti_reader_left(r) / 12)
+        return 0;
+    if (out) {
+        memset(out, 0, sizeof *out);
+        out->docs = (fti__st_doc *)fti_calloc(nd + 1, sizeof *out->docs);
+        out->rejs = (fti__st_rej *)fti_calloc(nr + 1, sizeof *out->rejs);
+        if (!out->docs || !out->rejs) return 0;
+        out->cap_docs = nd + 1;
+        out->cap_rejs = nr + 1;
+    }
+    for (i = 0; i < nd && ok && !r->err; i++) {
+        fti__st_doc tmp, *d = out ? &out->docs[i] : &tmp;
         const void *sha;
-        size_t k;
-        out->n_docs++;
-        d->text = fti__st_unpack_str(r, &d->text_len);
-        d->title = fti__st_unpack_str(r, NULL);
-        d->author = fti__st_unpack_str(r, NULL);
-        d->date = fti__st_unpack_str(r, NULL);
-        d->kind = fti__st_unpack_str(r, NULL);
-        d->loc = fti__st_unpack_str(r, NULL);
+        size_t at = 0, k;
+        memset(&tmp, 0, sizeof tmp);
+        if (out) out->n_docs++;
+        fti__st_unpack_str(r, &d->text_len, 0, &at, &ok);
+        d->text_off = base + at;
+        d->title = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        d->author = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        d->date = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        d->kind = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        d->loc = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        if (out && ok && !r->err) {
+            /* hashes from the bytes in place (the id mixes in the title) */
+            d->text = (char *)(sec + at);
+            fti__st_doc_hashes(d);
+            d->text = NULL;
+        }
         sha = fti_read_bytes(r, 32);
         if (sha) memcpy(d->sha, sha, 32);
-        d->mh = (uint32_t *)fti_malloc(FTI_MINHASH_PERMS * sizeof(uint32_t));
-        if (!d->mh || !d->text || !d->loc) return 0;
-        for (k = 0; k < FTI_MINHASH_PERMS; k++) d->mh[k] = fti_read_u32(r);
+        if (out) {
+            d->mh = (uint32_t *)fti_malloc(FTI_MINHASH_PERMS * sizeof(uint32_t));
+            if (!d->mh || !d->loc) return 0;
+            for (k = 0; k < FTI_MINHASH_PERMS; k++) d->mh[k] = fti_read_u32(r);
+        } else if (!fti_read_bytes(r, FTI_MINHASH_PERMS * 4)) {
+            return 0;
+        }
         d->file = fi;
     }
-    for (i = 0; i < nr && !r->err; i++) {
-        fti__st_rej *j = &out->rejs[i];
-        out->n_rejs++;
-        j->reason = fti__st_unpack_str(r, NULL);
-        j->detail = fti__st_unpack_str(r, NULL);
-        j->loc = fti__st_unpack_str(r, NULL);
+    for (i = 0; i < nr && ok && !r->err; i++) {
+        fti__st_rej tmp, *j = out ? &out->rejs[i] : &tmp;
+        if (out) out->n_rejs++;
+        j->reason = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        j->detail = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        j->loc = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
         j->file = fi;
-        if (!j->reason || !j->detail || !j->loc) return 0;
+        if (out && (!j->reason || !j->detail || !j->loc)) return 0;
     }
-    return !r->err;
+    if (used) *used = r->pos;
+    return ok && !r->err;
 }
 
 /* === the ingest run ========================================================================== */
+
+/* A content-addressed object written as it is made: buffered writes to a temp file under
+ * store/tmp, hashed on the way (or read back when a header was patched in afterwards), then
+ * renamed into store/objects (fsync, rename, directory fsync): it appears whole or not at all. */
+typedef struct fti__st_objw {
+    fti_afile af;
+    fti__st_shs sh;
+    uint64_t bytes; /* written so far, buffered bytes included */
+    char *buf;
+    size_t buf_len;
+    int patched;
+    int open;
+} fti__st_objw;
+#define FTI__ST_OBJW_BUF ((size_t)1 << 20)
 
 typedef struct fti__st_run {
     const char *home;
@@ -15118,6 +16796,18 @@ typedef struct fti__st_run {
     int have_parent_recs;
     fti_error err;
     int oom;
+    /* sharded ingest: this run makes partial shard_i of shard_n (shard_n = 0: a whole run) */
+    unsigned shard_i, shard_n;
+    unsigned char plan[32]; /* the options and every input's name: what partials must share */
+    fti_afile part;         /* the partial being written */
+    uint64_t part_bytes;
+    fti_buf part_index;
+    /* merging partials: their files */
+    int *part_fds;
+    size_t n_parts;
+    /* the records pack being written, and a descriptor reading it back */
+    fti__st_objw recs;
+    int recs_fd;
     /* seconds per stage: scan, ingest, dedupe, tokenizer, shards, index, commit */
     double t_stage[7];
     uint64_t t_last_ns;
@@ -15135,26 +16825,158 @@ typedef struct fti__st_run {
 } fti__st_run;
 
 static void fti__st_progress(fti__st_run *r, const char *stage, uint64_t done, uint64_t total);
-static fti_result fti__st_put_object(const char *home, const void *data, size_t n, char hex[65],
-                                     fti_error *err);
 
-/* Writes img as an object as soon as it is complete, and frees it (memory stays bounded by the
- * largest object, not their sum). The write time is charged to the commit stage. */
-static fti_result fti__st_stash(fti__st_run *r, const char *name, fti_buf *img, fti_error *err) {
+/* home/store/<a>/<b>: a new string. */
+static char *fti__st_store_path(const char *home, const char *a, const char *b) {
+    fti_buf p;
+    memset(&p, 0, sizeof p);
+    fti_buf_printf(&p, "%s/store/%s/%s", home, a, b);
+    if (p.oom) {
+        fti_buf_free(&p);
+        return NULL;
+    }
+    return p.data;
+}
+
+static fti_result fti__st_objw_open(fti__st_run *r, fti__st_objw *w, const char *name,
+                                    fti_error *err) {
+    char *dir = fti__st_path3(r->home, "store/tmp", NULL), *p;
+    fti_result rc;
+    memset(w, 0, sizeof *w);
+    w->af.fd = -1;
+    if (!dir) return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+    rc = fti_mkdirs(dir, err);
+    fti_free(dir);
+    if (rc != FTI_OK) return rc;
+    p = fti__st_store_path(r->home, "tmp", name);
+    w->buf = (char *)fti_malloc(FTI__ST_OBJW_BUF);
+    if (!p || !w->buf) {
+        fti_free(p);
+        fti_free(w->buf);
+        w->buf = NULL;
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+    }
+    rc = fti_afile_open(&w->af, p, err);
+    fti_free(p);
+    if (rc != FTI_OK) {
+        fti_free(w->buf);
+        w->buf = NULL;
+        return rc;
+    }
+    fti__st_shs_init(&w->sh, r->proc.sha_fast);
+    w->open = 1;
+    return FTI_OK;
+}
+
+static fti_result fti__st_objw_flush(fti__st_objw *w) {
+    fti_result rc = FTI_OK;
+    if (w->buf_len) rc = fti_afile_write(&w->af, w->buf, w->buf_len);
+    w->buf_len = 0;
+    return rc;
+}
+
+static fti_result fti__st_objw_write(fti__st_objw *w, const void *data, size_t n) {
+    if (!w->open) return FTI_ERR_INVALID;
+    if (!w->patched) fti__st_shs_update(&w->sh, data, n);
+    w->bytes += n;
+    if (w->buf_len + n > FTI__ST_OBJW_BUF) {
+        fti_result rc = fti__st_objw_flush(w);
+        if (rc != FTI_OK) return rc;
+        if (n >= FTI__ST_OBJW_BUF) return fti_afile_write(&w->af, data, n);
+    }
+    memcpy(w->buf + w->buf_len, data, n);
+    w->buf_len += n;
+    return FTI_OK;
+}
+
+static fti_result fti__st_objw_emit(void *ctx, const void *data, size_t n) {
+    return fti__st_objw_write((fti__st_objw *)ctx, data, n);
+}
+
+/* Overwrites n bytes at off (a header written last); the digest is then made by reading the
+ * file back at commit. */
+static fti_result fti__st_objw_patch(fti__st_objw *w, uint64_t off, const void *data, size_t n) {
+    fti_result rc = fti__st_objw_flush(w);
+    if (rc != FTI_OK) return rc;
+    if (pwrite(w->af.fd, data, n, (off_t)off) != (ssize_t)n) return FTI_ERR_IO;
+    w->patched = 1;
+    return FTI_OK;
+}
+
+static void fti__st_objw_abort(fti__st_objw *w) {
+    if (w->open) fti_afile_abort(&w->af);
+    fti_free(w->buf);
+    w->buf = NULL;
+    w->open = 0;
+}
+
+/* Commits the object as manifest entry `name`. */
+static fti_result fti__st_objw_commit(fti__st_run *r, fti__st_objw *w, const char *name,
+                                      fti_error *err) {
     uint64_t t0 = fti_time_ns(), dt;
     clock_t c0 = clock(), dc;
-    fti_result rc;
-    if (img->oom) {
-        fti_buf_free(img);
-        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory building %s", name);
+    fti_result rc = fti__st_objw_flush(w);
+    unsigned char d[32];
+    char *path = NULL, hex[65];
+    if (rc != FTI_OK) {
+        fti_error_set(err, rc, "%s: write failed: %s", w->af.tmp_path, fti_result_str(rc));
+        fti__st_objw_abort(w);
+        return rc;
     }
-    r->objs[r->n_objs].name = name;
-    r->objs[r->n_objs].bytes = img->len;
+    if (w->patched) {
+        /* the header changed after the data: hash the file as it is */
+        int fd = open(w->af.tmp_path, O_RDONLY | O_CLOEXEC);
+        uint64_t off = 0;
+        fti__st_shs_init(&w->sh, r->proc.sha_fast);
+        if (fd < 0) rc = FTI_ERR_IO;
+        while (rc == FTI_OK && off < w->bytes) {
+            size_t n = w->bytes - off < FTI__ST_OBJW_BUF ? (size_t)(w->bytes - off)
+                                                         : FTI__ST_OBJW_BUF;
+            if (!fti__st_fd_pread(fd, w->buf, n, off))
+                rc = FTI_ERR_IO;
+            else
+                fti__st_shs_update(&w->sh, w->buf, n);
+            off += n;
+        }
+        if (fd >= 0) close(fd);
+        if (rc != FTI_OK) {
+            fti_error_set(err, rc, "%s: cannot read back", w->af.tmp_path);
+            fti__st_objw_abort(w);
+            return rc;
+        }
+    }
+    fti__st_shs_final(&w->sh, d);
+    fti_sha256_hex(d, hex);
     fti__st_progress(r, "commit", ++r->commit_step, 0);
-    rc = fti__st_put_object(r->home, img->data ? img->data : "", img->len, r->objs[r->n_objs].hex,
-                            err);
-    r->n_objs++;
-    fti_buf_free(img);
+    path = fti__st_object_path(r->home, hex);
+    if (!path) rc = fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
+    if (rc == FTI_OK) {
+        struct stat st;
+        if (stat(path, &st) == 0 && (uint64_t)st.st_size == w->bytes) {
+            fti__st_objw_abort(w); /* the same content is there already */
+        } else {
+            char *dir = fti_strndup(path, strlen(path) - 65);
+            if (!dir) rc = fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
+            if (rc == FTI_OK) rc = fti_mkdirs(dir, err);
+            fti_free(dir);
+            if (rc == FTI_OK) {
+                /* rename the temp file straight to its content address */
+                fti_free(w->af.path);
+                w->af.path = path;
+                path = NULL;
+                w->open = 0;
+                rc = fti_afile_commit(&w->af, err);
+            }
+        }
+    }
+    fti_free(path);
+    fti__st_objw_abort(w);
+    if (rc == FTI_OK) {
+        r->objs[r->n_objs].name = name;
+        r->objs[r->n_objs].bytes = w->bytes;
+        memcpy(r->objs[r->n_objs].hex, hex, 65);
+        r->n_objs++;
+    }
     dt = fti_time_ns() - t0;
     r->t_stage[6] += (double)dt / 1e9;
     r->t_last_ns += dt;
@@ -15163,6 +16985,39 @@ static fti_result fti__st_stash(fti__st_run *r, const char *name, fti_buf *img, 
     r->c_last += dc;
     return rc;
 }
+
+/* A whole in-memory object. */
+static fti_result fti__st_stash(fti__st_run *r, const char *name, fti_buf *img, fti_error *err) {
+    fti__st_objw w;
+    fti_result rc;
+    if (img->oom) {
+        fti_buf_free(img);
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory building %s", name);
+    }
+    rc = fti__st_objw_open(r, &w, name, err);
+    if (rc == FTI_OK) rc = fti__st_objw_write(&w, img->data ? img->data : "", img->len);
+    fti_buf_free(img);
+    if (rc == FTI_OK) return fti__st_objw_commit(r, &w, name, err);
+    fti__st_objw_abort(&w);
+    return fti_error_set(err, rc, "ingest: cannot write %s", name);
+}
+
+/* Drops the pages of a read-only mapping from memory (they are read again from the file if
+ * touched): memory stays bounded by what is being worked on, not by the input. */
+static void fti__st_drop_pages(const fti_map *m, size_t off, size_t len) {
+#if !defined(FTI_NO_MMAP) && defined(MADV_DONTNEED)
+    uintptr_t a, e, pg = 4096;
+    if (!m->is_mmap || !len || off >= m->len) return;
+    if (len > m->len - off) len = m->len - off;
+    a = ((uintptr_t)m->data + off + pg - 1) & ~(pg - 1);
+    e = ((uintptr_t)m->data + off + len) & ~(pg - 1);
+    if (off + len == m->len) e = ((uintptr_t)m->data + m->len + pg - 1) & ~(pg - 1);
+    if (e > a) madvise((void *)a, (size_t)(e - a), MADV_DONTNEED);
+#else
+    (void)m, (void)off, (void)len;
+#endif
+}
+
 
 /* Charges the time since the last mark to stage k. */
 static void fti__st_mark(fti__st_run *r, int k) {
@@ -15245,7 +17100,8 @@ static fti_result fti__st_walk_cb(void *user, const char *path, uint64_t size) {
     return FTI_OK;
 }
 
-/* Phase A: map and hash files (parallel, files taken in order from a shared counter). */
+/* Phase A: map and hash files (parallel, files taken in order from a shared counter). The map
+ * is closed again: the files are mapped again batch by batch when they are processed. */
 static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
     fti__st_run *r = (fti__st_run *)ctx;
     (void)b, (void)e, (void)thread;
@@ -15258,6 +17114,7 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         fti_mutex_unlock(&r->mu);
         if (i >= r->n_files) break;
         f = &r->files[i];
+        if (!f->mine) continue;
         if (f->kind == FTI__ST_K_UNKNOWN) {
             fti__st_reject(&f->out, (uint32_t)i, "", "unsupported_type",
                            "unsupported file type \"%s\"", fti_path_ext(f->path));
@@ -15275,10 +17132,10 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
             f->failed = 1;
             continue;
         }
-        f->mapped = 1;
         f->hashed = 1;
         f->size = f->map.len;
         fti__st_sha256_x(r->proc.sha_fast, f->map.data, f->map.len, f->sha);
+        fti_map_close(&f->map);
         {
             fti_sha256 ks;
             unsigned char kind = (unsigned char)f->kind;
@@ -15290,6 +17147,7 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         }
     }
 }
+
 
 /* Phase B: process units. */
 static void fti__st_phase_units(void *ctx, size_t b, size_t e, int thread) {
@@ -15432,52 +17290,6 @@ static int fti__st_out_move(fti__st_out *dst, fti__st_out *src) {
     return 1;
 }
 
-/* Loads reusable per-file results from the records pack of the `latest` version. */
-static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
-    fti_error e;
-    fti_reader rd;
-    const void *magic;
-    uint32_t n, k;
-    if (fti_map_open(&r->parent_recs, recs_path, &e) != FTI_OK) return;
-    r->have_parent_recs = 1;
-    rd = fti_reader_make(r->parent_recs.data, r->parent_recs.len);
-    magic = fti_read_bytes(&rd, 8);
-    if (!magic || memcmp(magic, "FTIRECS", 8) != 0 || fti_read_u32(&rd) != 1) return;
-    n = fti_read_u32(&rd);
-    for (k = 0; k < n && !rd.err; k++) {
-        const unsigned char *sha = (const unsigned char *)fti_read_bytes(&rd, 32);
-        const unsigned char *key = (const unsigned char *)fti_read_bytes(&rd, 32);
-        size_t i, start = rd.pos;
-        fti__st_out tmp;
-        int used = 0;
-        if (!sha || !key) return;
-        for (i = 0; i < r->n_files; i++) {
-            fti__st_file *f = &r->files[i];
-            if (f->reused || !f->hashed || memcmp(f->sha, sha, 32) != 0 ||
-                memcmp(key, f->key, 32) != 0)
-                continue;
-            rd.pos = start;
-            memset(&tmp, 0, sizeof tmp);
-            if (!fti__st_unpack_file(&rd, (uint32_t)i, &tmp)) {
-                fti__st_out_free(&tmp);
-                return;
-            }
-            f->out = tmp;
-            f->reused = 1;
-            used = 1;
-        }
-        if (!used) {
-            /* skip the section */
-            memset(&tmp, 0, sizeof tmp);
-            if (!fti__st_unpack_file(&rd, 0, &tmp)) {
-                fti__st_out_free(&tmp);
-                return;
-            }
-            fti__st_out_free(&tmp);
-        }
-    }
-}
-
 /* Hashes of a kept document: exact-dedupe key and the document id. */
 static void fti__st_doc_hashes(fti__st_doc *d) {
     uint64_t th = d->title ? fti_hash64(d->title, strlen(d->title), 11) : 0;
@@ -15519,33 +17331,329 @@ static void fti__st_mh_task(void *ctx, size_t b, size_t e, int thread) {
     }
 }
 
-/* Writes data as a content-addressed object (skipped when present); hex gets its SHA-256. */
-static fti_result fti__st_put_object(const char *home, const void *data, size_t n, char hex[65],
-                                     fti_error *err) {
-    unsigned char d[32];
-    char *path, *dir;
+/* The text of a kept document, read back from the records pack into dst (text_len bytes). */
+static int fti__st_text_load(const fti__st_run *r, const fti__st_doc *d, char *dst) {
+    return d->text_len == 0 || fti__st_fd_pread(r->recs_fd, dst, d->text_len, d->text_off);
+}
+
+/* 1 when two documents' texts are the same bytes (read back in blocks). */
+static int fti__st_text_eq(const fti__st_run *r, const fti__st_doc *a, const fti__st_doc *b) {
+    char x[16384], y[16384];
+    uint64_t off = 0;
+    if (a->text_len != b->text_len) return 0;
+    while (off < a->text_len) {
+        size_t n = a->text_len - off < sizeof x ? (size_t)(a->text_len - off) : sizeof x;
+        if (!fti__st_fd_pread(r->recs_fd, x, n, a->text_off + off) ||
+            !fti__st_fd_pread(r->recs_fd, y, n, b->text_off + off) || memcmp(x, y, n) != 0)
+            return 0;
+        off += n;
+    }
+    return 1;
+}
+
+/* Finds the sections of the `latest` version's records pack that files can reuse (same raw
+ * bytes and same key); the sections are copied, never unpacked whole. */
+static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
+    fti_error e;
+    const unsigned char *p;
+    size_t len, pos = 16, i;
+    uint32_t n, k;
+    if (fti_map_open(&r->parent_recs, recs_path, &e) != FTI_OK) return;
+    r->have_parent_recs = 1;
+    p = (const unsigned char *)r->parent_recs.data;
+    len = r->parent_recs.len;
+    if (len < 16 || memcmp(p, "FTIRECS", 8) != 0 || fti_load_u32(p + 8) != 1) return;
+    n = fti_load_u32(p + 12);
+    for (k = 0; k < n && pos < len; k++) {
+        size_t used = 0;
+        if (!fti__st_parse_section(p + pos, len - pos, 0, NULL, 0, &used)) break;
+        for (i = 0; i < r->n_files; i++) {
+            fti__st_file *f = &r->files[i];
+            if (!f->mine || f->reused || !f->hashed || memcmp(f->sha, p + pos, 32) != 0 ||
+                memcmp(f->key, p + pos + 32, 32) != 0)
+                continue;
+            f->par_sec = p + pos;
+            f->par_len = used;
+            f->reused = 1;
+        }
+        pos += used;
+    }
+    fti__st_drop_pages(&r->parent_recs, 0, len);
+}
+
+/* Writes a partial's entry for file fi: the section, and its line of the partial's index. */
+static fti_result fti__st_part_put(fti__st_run *r, size_t fi, const unsigned char *sec,
+                                   size_t len) {
+    fti__st_file *f = &r->files[fi];
+    fti_buf *x = &r->part_index;
+    unsigned char flags[4];
+    fti__st_put_u32(x, (uint32_t)fi);
+    flags[0] = (unsigned char)f->kind;
+    flags[1] = (unsigned char)f->hashed;
+    flags[2] = (unsigned char)f->reused;
+    flags[3] = (unsigned char)f->failed;
+    fti_buf_append(x, flags, 4);
+    fti__st_put_u64(x, f->size);
+    fti_buf_append(x, f->sha, 32);
+    fti__st_put_u64(x, r->part_bytes);
+    fti__st_put_u64(x, (uint64_t)len);
+    fti__st_pack_str(x, f->name, strlen(f->name));
+    fti__st_pack_str(x, f->path, strlen(f->path));
+    r->part_bytes += len;
+    if (x->oom) return FTI_ERR_NOMEM;
+    return fti_afile_write(&r->part, sec, len);
+}
+
+/* Hands file fi's results on: to the records pack (keeping only the documents' metadata, hashes
+ * and signatures in memory) or, for a sharded run, to the partial. */
+static fti_result fti__st_emit_file(fti__st_run *r, size_t fi, fti_error *err) {
+    fti__st_file *f = &r->files[fi];
+    fti_buf b, tmp;
+    const unsigned char *sec = NULL;
+    size_t len = 0, i;
+    uint64_t base = r->recs.bytes;
     fti_result rc = FTI_OK;
-    fti_map m;
-    fti__st_sha256(data, n, d);
-    fti_sha256_hex(d, hex);
-    path = fti__st_object_path(home, hex);
-    if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
-    if (fti_map_open(&m, path, NULL) == FTI_OK) {
-        size_t len = m.len;
-        fti_map_close(&m);
-        if (len == n) {
-            fti_free(path);
-            return FTI_OK;
+    if (!f->mine) return FTI_OK;
+    memset(&b, 0, sizeof b);
+    memset(&tmp, 0, sizeof tmp);
+    if (f->part >= 0) {
+        /* from a partial */
+        if (f->sec_len > ((uint64_t)1 << 40) || !fti_buf_reserve(&tmp, (size_t)f->sec_len))
+            return fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+        if (!fti__st_fd_pread(r->part_fds[f->part], tmp.data, (size_t)f->sec_len, f->sec_off)) {
+            fti_buf_free(&tmp);
+            return fti_error_set(err, FTI_ERR_FORMAT, "merge: partial %d: cannot read %s",
+                                 f->part, f->name);
+        }
+        sec = (const unsigned char *)tmp.data;
+        len = (size_t)f->sec_len;
+        if (!fti__st_parse_section(sec, len, (uint32_t)fi, &f->out, base, NULL)) {
+            fti_buf_free(&tmp);
+            return fti_error_set(err, FTI_ERR_FORMAT, "merge: partial %d: bad section for %s",
+                                 f->part, f->name);
+        }
+    } else if (f->reused) {
+        sec = f->par_sec;
+        len = f->par_len;
+        if (!r->shard_n &&
+            !fti__st_parse_section(sec, len, (uint32_t)fi, &f->out, base, NULL)) {
+            fti__st_out_free(&f->out);
+            f->reused = 0; /* cannot happen: the section was walked before */
+            return fti_error_set(err, FTI_ERR_FORMAT, "ingest: bad records section");
+        }
+    } else if (f->hashed || r->shard_n) {
+        fti__st_pack_file(&b, f);
+        if (b.oom) {
+            fti_buf_free(&b);
+            return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        }
+        sec = (const unsigned char *)b.data;
+        len = b.len;
+        for (i = 0; i < f->out.n_docs; i++) {
+            fti__st_doc *d = &f->out.docs[i];
+            d->text_off += base;
+            fti_free(d->text);
+            d->text = NULL;
         }
     }
-    dir = fti_strndup(path, strlen(path) - 65);
-    if (!dir) rc = fti_error_set(err, FTI_ERR_NOMEM, "store: out of memory");
-    if (rc == FTI_OK) rc = fti_mkdirs(dir, err);
-    if (rc == FTI_OK) rc = fti_file_write_atomic(path, data, n, err);
-    fti_free(dir);
-    fti_free(path);
+    if (r->shard_n) {
+        rc = fti__st_part_put(r, fi, sec, len);
+        fti__st_out_free(&f->out);
+        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the partial");
+    } else if (f->hashed && sec) {
+        rc = fti__st_objw_write(&r->recs, sec, len);
+        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the records pack");
+    }
+    if (f->reused && f->part < 0)
+        fti__st_drop_pages(&r->parent_recs, (size_t)(f->par_sec - (const unsigned char *)r->parent_recs.data), len);
+    fti_buf_free(&b);
+    fti_buf_free(&tmp);
     return rc;
 }
+
+/* Files are processed in batches of about this many input bytes: only one batch's inputs and
+ * documents are in memory at a time. */
+#ifndef FTI_STORE_BATCH_BYTES
+#define FTI_STORE_BATCH_BYTES ((uint64_t)16 << 20)
+#endif
+
+/* Phase B: process (or take from the parent / the partials) every file, batch by batch, and hand
+ * the results on in file order. */
+static fti_result fti__st_phase_b(fti__st_run *r, fti_pool *pool, fti_error *err) {
+    size_t i = 0, k;
+    fti_result rc = FTI_OK;
+    while (i < r->n_files && rc == FTI_OK) {
+        size_t j = i, n_bd = 0;
+        uint64_t bytes = 0;
+        fti__st_doc **bd = NULL;
+        while (j < r->n_files) {
+            const fti__st_file *f = &r->files[j];
+            uint64_t add = (f->mine && f->hashed && !f->reused && f->part < 0) ? f->size : 0;
+            if (j > i && bytes + add > FTI_STORE_BATCH_BYTES) break;
+            bytes += add;
+            j++;
+            if (j - i >= 4096) break;
+        }
+        r->n_units = 0;
+        for (k = i; k < j && rc == FTI_OK; k++) {
+            fti__st_file *f = &r->files[k];
+            fti_error ferr;
+            if (!f->mine || !f->hashed || f->reused || f->part >= 0) continue;
+            if (fti_map_open(&f->map, f->path, &ferr) != FTI_OK) {
+                fti__st_reject(&f->out, (uint32_t)k, "", "unreadable", "%s", ferr.msg);
+                continue;
+            }
+            f->mapped = 1;
+            if (fti__st_make_units(r, (uint32_t)k) != FTI_OK)
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        }
+        if (rc == FTI_OK && r->n_units) {
+            fti__st_len_idx *li;
+            r->unit_out = (fti__st_out *)fti_calloc(r->n_units + 1, sizeof *r->unit_out);
+            r->order = (size_t *)fti_malloc((r->n_units + 1) * sizeof *r->order);
+            li = (fti__st_len_idx *)fti_malloc((r->n_units + 1) * sizeof *li);
+            if (!r->unit_out || !r->order || !li) {
+                fti_free(li);
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            } else {
+                for (k = 0; k < r->n_units; k++) li[k].len = r->units[k].len, li[k].idx = k;
+                qsort(li, r->n_units, sizeof *li, fti__st_len_idx_cmp);
+                for (k = 0; k < r->n_units; k++) r->order[k] = li[k].idx;
+                fti_free(li);
+                r->next = 0;
+                fti_pool_each(pool, fti__st_phase_units, r);
+                for (k = 0; k < r->n_units; k++) {
+                    fti__st_file *f = &r->files[r->units[k].file];
+                    if (!fti__st_out_move(&f->out, &r->unit_out[k])) {
+                        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                        break;
+                    }
+                }
+            }
+            if (r->unit_out) {
+                for (k = 0; k < r->n_units; k++) fti__st_out_free(&r->unit_out[k]);
+                fti_free(r->unit_out);
+                r->unit_out = NULL;
+            }
+            fti_free(r->order);
+            r->order = NULL;
+        }
+        /* hashes and MinHash signatures of the new documents (parallel) */
+        for (k = i; k < j && rc == FTI_OK; k++) {
+            if (r->files[k].out.oom)
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory in %s",
+                                   r->files[k].path);
+            if (r->files[k].mapped) n_bd += r->files[k].out.n_docs;
+        }
+        if (rc == FTI_OK && n_bd) {
+            size_t q = 0;
+            bd = (fti__st_doc **)fti_malloc((n_bd + 1) * sizeof *bd);
+            if (!bd) {
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            } else {
+                fti__st_mh_job job;
+                for (k = i; k < j; k++) {
+                    size_t q2;
+                    if (!r->files[k].mapped) continue;
+                    for (q2 = 0; q2 < r->files[k].out.n_docs; q2++)
+                        bd[q++] = &r->files[k].out.docs[q2];
+                }
+                job.r = r;
+                job.docs = bd;
+                fti_pool_for(pool, n_bd, 64, fti__st_mh_task, &job);
+                for (q = 0; q < n_bd; q++)
+                    if (!bd[q]->mh) rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            }
+            fti_free(bd);
+        }
+        for (k = i; k < j; k++) {
+            fti__st_file *f = &r->files[k];
+            if (rc == FTI_OK) rc = fti__st_emit_file(r, k, err);
+            if (f->mapped) fti_map_close(&f->map);
+            f->mapped = 0;
+            if (f->reused || f->part >= 0) r->bytes_done += f->size;
+        }
+        fti__st_progress(r, "ingest", r->bytes_done, r->bytes_total);
+        i = j;
+    }
+    return rc;
+}
+
+/* The plan of a run: per-record options and every input's name, in order. Partials of one plan
+ * merge into the version a single run over the same inputs makes. */
+static void fti__st_plan(fti__st_run *r, unsigned char out[32]) {
+    fti_sha256 sh;
+    size_t i;
+    fti_sha256_init(&sh);
+    fti_sha256_update(&sh, "fti-plan 1\n", 11);
+    fti_sha256_update(&sh, r->proc_key, 32);
+    for (i = 0; i < r->n_files; i++)
+        fti_sha256_update(&sh, r->files[i].name, strlen(r->files[i].name) + 1);
+    fti_sha256_final(&sh, out);
+}
+
+/* Exact duplicates: open addressing on h_text (text compared on a hash match). */
+static fti_result fti__st_exact_dups(const fti__st_run *r, fti__st_doc **docs, size_t n,
+                                     size_t *n_dup) {
+    size_t cap = 16, i;
+    uint32_t *tab;
+    while (cap < n * 2) cap *= 2;
+    tab = (uint32_t *)fti_malloc(cap * sizeof *tab);
+    if (!tab) return FTI_ERR_NOMEM;
+    memset(tab, 0xFF, cap * sizeof *tab);
+    *n_dup = 0;
+    for (i = 0; i < n; i++) {
+        fti__st_doc *d = docs[i];
+        size_t k = (size_t)d->h_text & (cap - 1);
+        while (tab[k] != 0xFFFFFFFFu) {
+            fti__st_doc *o = docs[tab[k]];
+            if (o->h_text == d->h_text && o->text_len == d->text_len && fti__st_text_eq(r, o, d))
+                break;
+            k = (k + 1) & (cap - 1);
+        }
+        if (tab[k] == 0xFFFFFFFFu) {
+            tab[k] = (uint32_t)i;
+        } else {
+            d->status = 1;
+            d->dup_of = tab[k];
+            (*n_dup)++;
+        }
+    }
+    fti_free(tab);
+    return FTI_OK;
+}
+
+/* Loads the texts of docs[0..n) (a batch) into one buffer; each doc's text points into it until
+ * fti__st_batch_unload. */
+static fti_result fti__st_batch_load(const fti__st_run *r, fti__st_doc **docs, size_t n,
+                                     fti_buf *buf) {
+    size_t i, total = 0, pos = 0;
+    for (i = 0; i < n; i++) total += docs[i]->text_len + 1;
+    buf->len = 0;
+    if (!fti_buf_reserve(buf, total + 1)) return FTI_ERR_NOMEM;
+    for (i = 0; i < n; i++) {
+        if (!fti__st_text_load(r, docs[i], buf->data + pos)) return FTI_ERR_IO;
+        docs[i]->text = buf->data + pos;
+        pos += docs[i]->text_len;
+        buf->data[pos++] = 0;
+    }
+    buf->len = pos;
+    return FTI_OK;
+}
+
+static void fti__st_batch_unload(fti__st_doc **docs, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) docs[i]->text = NULL;
+}
+
+/* The end of the batch of documents starting at b: about 8 MiB of text or 4096 documents. */
+static size_t fti__st_batch_end(fti__st_doc **docs, size_t n, size_t b) {
+    size_t e = b, bytes = 0;
+    while (e < n && (e == b || (bytes + docs[e]->text_len <= ((size_t)8 << 20) && e - b < 4096)))
+        bytes += docs[e++]->text_len;
+    return e;
+}
+
 
 /* Reads a ref file (NULL if absent or not an id). */
 static int fti__st_read_ref(const char *home, const char *rel, char out[65]) {
@@ -15620,36 +17728,6 @@ static fti_result fti__st_load_manifest(const char *home, const char *id, fti_js
                                         fti_error *err);
 static char *fti__st_file_object(const char *home, const fti_json *files, const char *name);
 
-/* Exact duplicates: open addressing on h_text (text compared on a hash match). */
-static fti_result fti__st_exact_dups(fti__st_doc **docs, size_t n, size_t *n_dup) {
-    size_t cap = 16, i;
-    uint32_t *tab;
-    while (cap < n * 2) cap *= 2;
-    tab = (uint32_t *)fti_malloc(cap * sizeof *tab);
-    if (!tab) return FTI_ERR_NOMEM;
-    memset(tab, 0xFF, cap * sizeof *tab);
-    *n_dup = 0;
-    for (i = 0; i < n; i++) {
-        fti__st_doc *d = docs[i];
-        size_t k = (size_t)d->h_text & (cap - 1);
-        while (tab[k] != 0xFFFFFFFFu) {
-            fti__st_doc *o = docs[tab[k]];
-            if (o->h_text == d->h_text && o->text_len == d->text_len &&
-                memcmp(o->text, d->text, d->text_len) == 0)
-                break;
-            k = (k + 1) & (cap - 1);
-        }
-        if (tab[k] == 0xFFFFFFFFu) {
-            tab[k] = (uint32_t)i;
-        } else {
-            d->status = 1;
-            d->dup_of = tab[k];
-            (*n_dup)++;
-        }
-    }
-    fti_free(tab);
-    return FTI_OK;
-}
 
 typedef struct fti__st_reason_count {
     const char *reason;
@@ -15661,38 +17739,42 @@ static int fti__st_sz_cmp(const void *a, const void *b) {
     return x < y ? -1 : (x > y);
 }
 
-/* The whole ingest, after the inputs are known. */
+/* === ingest, sharded ingest and merge: the entry points ===================================== */
+
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
                                      fti_error *err);
+static fti_result fti__st_partial_run(fti__st_run *r, fti_buf *out_path, fti_error *err);
 
-FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, size_t n_paths,
-                                   const fti_ingest_opts *opts, char out_id[65], size_t *reused,
-                                   fti_error *err) {
-    fti__st_run *r;
+/* Takes the store lock: exclusive for a run that commits, shared for sharded runs (several may
+ * write partials at once). */
+static fti_result fti__st_lock(const char *home, int shared, int *fd, fti_error *err) {
+    char *lock_path = fti__st_path3(home, "store", "lock");
     fti_result rc = FTI_OK;
-    size_t i;
-    int lock_fd = -1;
-    char *lock_path;
-    if (!home || !paths || n_paths == 0 || !out_id)
-        return fti_error_set(err, FTI_ERR_INVALID, "ingest: no workspace or no input paths");
-    out_id[0] = 0;
-    rc = fti_workspace_init(home, err);
-    if (rc != FTI_OK) return rc;
-    lock_path = fti__st_path3(home, "store", "lock");
+    *fd = -1;
     if (!lock_path) return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-    lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        if (lock_fd >= 0) close(lock_fd);
+    *fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0 || flock(*fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+        if (*fd >= 0) close(*fd);
+        *fd = -1;
         rc = fti_error_set(err, FTI_ERR_BUSY, "%s: another ingest holds the store lock", lock_path);
-        fti_free(lock_path);
-        return rc;
     }
     fti_free(lock_path);
-    r = (fti__st_run *)fti_calloc(1, sizeof *r);
-    if (!r) {
-        close(lock_fd);
-        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-    }
+    return rc;
+}
+
+static fti_result fti__st_rm_cb(void *user, const char *path, uint64_t size) {
+    (void)user, (void)size;
+    fti_file_remove(path, NULL);
+    return FTI_OK;
+}
+
+static void fti__st_run_free(fti__st_run *r);
+
+/* A new run, or NULL when out of memory. */
+static fti__st_run *fti__st_run_new(const char *home, const fti_ingest_opts *opts) {
+    fti__st_run *r = (fti__st_run *)fti_calloc(1, sizeof *r);
+    int oom = 0;
+    if (!r) return NULL;
     r->home = home;
     r->o = fti_ingest_opts_resolve(opts);
     r->proc.o = &r->o;
@@ -15701,23 +17783,27 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
     r->proc.required_date = fti__st_list_pos(r->o.required, "date", 4) >= 0;
     fti__st_mh_init(&r->mh);
     r->proc.sha_fast = fti__st_sha_fast();
+    r->recs_fd = -1;
+    r->part.fd = -1;
     {
         fti_buf k;
         memset(&k, 0, sizeof k);
         fti__st_proc_key(&r->o, &k);
         fti__st_sha256(k.data, k.len, r->proc_key);
+        oom = k.oom; /* a truncated key would name another processing */
         fti_buf_free(&k);
     }
     fti_mutex_init(&r->mu);
-    for (i = 0; i < n_paths && rc == FTI_OK; i++) {
-        r->arg = paths[i];
-        if (!fti_path_exists(paths[i])) {
-            rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no such file or directory", paths[i]);
-            break;
-        }
-        rc = fti_walk(paths[i], fti__st_walk_cb, r, err);
+    if (oom) {
+        fti__st_run_free(r);
+        return NULL;
     }
-    if (rc == FTI_OK) rc = fti__st_ingest_run(r, out_id, reused, err);
+    return r;
+}
+
+static void fti__st_run_free(fti__st_run *r) {
+    size_t i;
+    if (!r) return;
     for (i = 0; i < r->n_files; i++) {
         fti__st_file *f = &r->files[i];
         if (f->mapped) fti_map_close(&f->map);
@@ -15726,19 +17812,391 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
         fti_free(f->name);
     }
     fti_free(r->files);
-    if (r->unit_out) {
-        for (i = 0; i < r->n_units; i++) fti__st_out_free(&r->unit_out[i]);
-        fti_free(r->unit_out);
-    }
     fti_free(r->units);
     fti_free(r->order);
     fti_free(r->parent_tok);
     if (r->have_parent_recs) fti_map_close(&r->parent_recs);
+    if (r->recs_fd >= 0) close(r->recs_fd);
+    fti__st_objw_abort(&r->recs);
+    if (r->part.path) fti_afile_abort(&r->part);
+    fti_buf_free(&r->part_index);
+    for (i = 0; i < r->n_parts; i++)
+        if (r->part_fds[i] >= 0) close(r->part_fds[i]);
+    fti_free(r->part_fds);
     fti_mutex_destroy(&r->mu);
     fti_free(r);
+}
+
+/* Walks the input paths into r->files. */
+static fti_result fti__st_walk_inputs(fti__st_run *r, const char *const *paths, size_t n_paths,
+                                      fti_error *err) {
+    size_t i;
+    fti_result rc = FTI_OK;
+    for (i = 0; i < n_paths && rc == FTI_OK; i++) {
+        r->arg = paths[i];
+        if (!fti_path_exists(paths[i]))
+            return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no such file or directory",
+                                 paths[i]);
+        rc = fti_walk(paths[i], fti__st_walk_cb, r, err);
+        if (rc == FTI_ERR_NOMEM) /* the callback has no error to fill */
+            rc = fti_error_set(err, rc, "%s: out of memory while listing the inputs", paths[i]);
+    }
+    for (i = 0; i < r->n_files; i++) {
+        r->files[i].part = -1;
+        r->files[i].mine = 1;
+    }
+    return rc;
+}
+
+FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, size_t n_paths,
+                                   const fti_ingest_opts *opts, char out_id[65], size_t *reused,
+                                   fti_error *err) {
+    fti__st_run *r;
+    fti_result rc;
+    int lock_fd = -1;
+    if (!home || !paths || n_paths == 0 || !out_id)
+        return fti_error_set(err, FTI_ERR_INVALID, "ingest: no workspace or no input paths");
+    out_id[0] = 0;
+    rc = fti_workspace_init(home, err);
+    if (rc != FTI_OK) return rc;
+    rc = fti__st_lock(home, 0, &lock_fd, err);
+    if (rc != FTI_OK) return rc;
+    r = fti__st_run_new(home, opts);
+    if (!r) {
+        close(lock_fd);
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+    }
+    rc = fti__st_walk_inputs(r, paths, n_paths, err);
+    if (rc == FTI_OK) rc = fti__st_ingest_run(r, out_id, reused, err);
+    fti__st_run_free(r);
     close(lock_fd);
     return rc;
 }
+
+FTIDEF fti_result fti_store_ingest_partial(const char *home, const char *const *paths,
+                                           size_t n_paths, const fti_ingest_opts *opts,
+                                           unsigned shard, unsigned n_shards, fti_buf *out_path,
+                                           fti_error *err) {
+    fti__st_run *r;
+    fti_result rc;
+    int lock_fd = -1;
+    size_t i;
+    if (!home || !paths || n_paths == 0)
+        return fti_error_set(err, FTI_ERR_INVALID, "ingest: no workspace or no input paths");
+    if (n_shards < 1 || n_shards > 100000 || shard >= n_shards)
+        return fti_error_set(err, FTI_ERR_INVALID, "ingest: shard %u/%u: need 0 <= i < N", shard,
+                             n_shards);
+    rc = fti_workspace_init(home, err);
+    if (rc != FTI_OK) return rc;
+    rc = fti__st_lock(home, 1, &lock_fd, err);
+    if (rc != FTI_OK) return rc;
+    r = fti__st_run_new(home, opts);
+    if (!r) {
+        close(lock_fd);
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+    }
+    r->shard_i = shard;
+    r->shard_n = n_shards;
+    rc = fti__st_walk_inputs(r, paths, n_paths, err);
+    if (rc == FTI_OK) {
+        /* the partition: by each input's name (its identity in the version), so every shard
+         * agrees without talking to the others */
+        for (i = 0; i < r->n_files; i++)
+            r->files[i].mine =
+                fti_hash64(r->files[i].name, strlen(r->files[i].name), 0x7368617264ull) %
+                    n_shards == shard;
+        rc = fti__st_partial_run(r, out_path, err);
+    }
+    fti__st_run_free(r);
+    close(lock_fd);
+    return rc;
+}
+
+/* --- partials ---
+ *   0 "FTIPART\0"  8 u32 version (1)  12 u32 shard  16 u32 n_shards  20 u32 n_files (all shards)
+ *   24 u32 n_mine  28 u32 0  32 u8[32] plan  64 u64 index offset  72 u64 index length  80 ...
+ *   then each of the shard's files' section (as in the records pack), then the index: per file
+ *   u32 number, u8 kind, hashed, reused, failed, u64 size, u8[32] sha, u64 section offset,
+ *   u64 section length, str name, str path. */
+#define FTI__ST_PART_HDR 80
+
+static fti_result fti__st_partial_run(fti__st_run *r, fti_buf *out_path, fti_error *err) {
+    fti_pool *pool = NULL;
+    fti_result rc = FTI_OK;
+    char name[96], *dir = NULL, *path = NULL, plan_hex[65];
+    unsigned char hdr[FTI__ST_PART_HDR];
+    size_t i, n_mine = 0;
+    char parent[65];
+    fti__st_plan(r, r->plan);
+    fti_sha256_hex(r->plan, plan_hex);
+    snprintf(name, sizeof name, "%.16s-%u-of-%u.part", plan_hex, r->shard_i, r->shard_n);
+    dir = fti__st_path3(r->home, "store/partials", NULL);
+    path = fti__st_store_path(r->home, "partials", name);
+    if (!dir || !path) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
+    rc = fti_mkdirs(dir, err);
+    if (rc != FTI_OK) goto done;
+    pool = fti_pool_create(r->o.n_threads);
+    r->t_last_ns = fti_time_ns();
+    r->c_last = clock();
+    fti__st_progress(r, "scan", 0, r->n_files);
+    r->next = 0;
+    fti_pool_each(pool, fti__st_phase_hash, r);
+    for (i = 0; i < r->n_files; i++)
+        if (r->files[i].mine) {
+            n_mine++;
+            r->bytes_total += r->files[i].size;
+        }
+    fti__st_mark(r, 0);
+    /* the shard's files may reuse the `latest` version's results too */
+    if (fti__st_read_ref(r->home, "latest", parent)) {
+        fti_json_doc *jd = NULL;
+        if (fti__st_load_manifest(r->home, parent, &jd, NULL) == FTI_OK) {
+            const fti_json *files = fti_json_get(fti_json_root(jd), "files");
+            char *rp = fti__st_file_object(r->home, files, "records");
+            if (rp) fti__st_reuse(r, rp);
+            fti_free(rp);
+        }
+        fti_json_free(jd);
+    }
+    rc = fti_afile_open(&r->part, path, err);
+    if (rc != FTI_OK) goto done;
+    memset(hdr, 0, sizeof hdr);
+    fti_afile_write(&r->part, hdr, sizeof hdr);
+    r->part_bytes = FTI__ST_PART_HDR;
+    rc = fti__st_phase_b(r, pool, err);
+    fti__st_mark(r, 1);
+    if (rc != FTI_OK) goto done;
+    if (r->part_index.oom) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
+    fti_afile_write(&r->part, r->part_index.data ? r->part_index.data : "", r->part_index.len);
+    memcpy(hdr, "FTIPART", 8);
+    fti_store_u32(hdr + 8, 1);
+    fti_store_u32(hdr + 12, r->shard_i);
+    fti_store_u32(hdr + 16, r->shard_n);
+    fti_store_u32(hdr + 20, (uint32_t)r->n_files);
+    fti_store_u32(hdr + 24, (uint32_t)n_mine);
+    memcpy(hdr + 32, r->plan, 32);
+    fti_store_u64(hdr + 64, r->part_bytes);
+    fti_store_u64(hdr + 72, (uint64_t)r->part_index.len);
+    if (r->part.status == FTI_OK && r->part.fd >= 0 &&
+        pwrite(r->part.fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr)
+        r->part.status = FTI_ERR_IO;
+    fti__st_progress(r, "commit", 1, 1);
+    rc = fti_afile_commit(&r->part, err);
+    r->part.path = NULL;
+    fti__st_mark(r, 6);
+    if (rc == FTI_OK && out_path) fti_buf_puts(out_path, path);
+    fti__st_log(r, FTI_LOG_INFO, "partial %u/%u: %lu of %lu files, %lu bytes", r->shard_i,
+                r->shard_n, (unsigned long)n_mine, (unsigned long)r->n_files,
+                (unsigned long)r->bytes_total);
+done:
+    fti_free(dir);
+    fti_free(path);
+    fti_pool_free(pool);
+    return rc;
+}
+
+typedef struct fti__st_partlist {
+    char **paths;
+    size_t n, cap;
+} fti__st_partlist;
+
+static fti_result fti__st_partlist_cb(void *user, const char *path, uint64_t size) {
+    fti__st_partlist *l = (fti__st_partlist *)user;
+    size_t n = strlen(path);
+    (void)size;
+    if (n < 5 || strcmp(path + n - 5, ".part") != 0) return FTI_OK;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **p = (char **)fti_realloc(l->paths, cap * sizeof *p);
+        if (!p) return FTI_ERR_NOMEM;
+        l->paths = p;
+        l->cap = cap;
+    }
+    l->paths[l->n] = fti_strdup(path);
+    if (!l->paths[l->n]) return FTI_ERR_NOMEM;
+    l->n++;
+    return FTI_OK;
+}
+
+/* Opens the partials and rebuilds the whole run's file list from them. */
+static fti_result fti__st_load_partials(fti__st_run *r, const char *const *paths, size_t n,
+                                        fti_error *err) {
+    size_t p, i, filled = 0;
+    unsigned char plan[32], *seen = NULL;
+    uint32_t n_shards = 0, n_total = 0;
+    fti_result rc = FTI_OK;
+    r->part_fds = (int *)fti_malloc((n + 1) * sizeof *r->part_fds);
+    if (!r->part_fds) return fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+    for (p = 0; p < n; p++) r->part_fds[p] = -1;
+    r->n_parts = n;
+    for (p = 0; p < n && rc == FTI_OK; p++) {
+        unsigned char hdr[FTI__ST_PART_HDR];
+        uint64_t ix_off, ix_len, fsize;
+        uint32_t shard, ns, nt, nm, q;
+        void *ix = NULL;
+        fti_reader rd;
+        struct stat st;
+        int fd = open(paths[p], O_RDONLY | O_CLOEXEC);
+        r->part_fds[p] = fd;
+        if (fd < 0 || fstat(fd, &st) != 0)
+            return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: cannot open partial", paths[p]);
+        fsize = (uint64_t)st.st_size;
+        if (!fti__st_fd_pread(fd, hdr, sizeof hdr, 0) || memcmp(hdr, "FTIPART", 8) != 0 ||
+            fti_load_u32(hdr + 8) != 1)
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: not an fti partial", paths[p]);
+        shard = fti_load_u32(hdr + 12);
+        ns = fti_load_u32(hdr + 16);
+        nt = fti_load_u32(hdr + 20);
+        nm = fti_load_u32(hdr + 24);
+        ix_off = fti_load_u64(hdr + 64);
+        ix_len = fti_load_u64(hdr + 72);
+        if (ns == 0 || shard >= ns || nt > FTI_STORE_MAX_DOCS || nm > nt ||
+            ix_off < FTI__ST_PART_HDR || ix_off > fsize || ix_len != fsize - ix_off ||
+            ix_len > ((uint64_t)1 << 32))
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: bad partial header", paths[p]);
+        if (p == 0) {
+            memcpy(plan, hdr + 32, 32);
+            n_shards = ns;
+            n_total = nt;
+            seen = (unsigned char *)fti_calloc(ns + 1, 1);
+            r->files = (fti__st_file *)fti_calloc(nt + 1, sizeof *r->files);
+            if (!seen || !r->files) {
+                fti_free(seen);
+                return fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+            }
+            r->n_files = r->cap_files = nt;
+            for (i = 0; i < nt; i++) r->files[i].part = -1;
+        } else if (memcmp(plan, hdr + 32, 32) != 0 || ns != n_shards || nt != n_total) {
+            fti_free(seen);
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "%s: made from other inputs or options than %s (or another "
+                                 "shard count)",
+                                 paths[p], paths[0]);
+        }
+        if (seen[shard]) {
+            fti_free(seen);
+            return fti_error_set(err, FTI_ERR_INVALID, "%s: shard %u/%u given twice", paths[p],
+                                 shard, ns);
+        }
+        seen[shard] = 1;
+        ix = fti_malloc((size_t)ix_len + 1);
+        if (!ix || !fti__st_fd_pread(fd, ix, (size_t)ix_len, ix_off)) {
+            fti_free(ix);
+            fti_free(seen);
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s: cannot read the partial's index",
+                                 paths[p]);
+        }
+        rd = fti_reader_make(ix, (size_t)ix_len);
+        for (q = 0; q < nm && rc == FTI_OK; q++) {
+            uint32_t gi = fti_read_u32(&rd);
+            const unsigned char *fl = (const unsigned char *)fti_read_bytes(&rd, 4);
+            uint64_t size = fti_read_u64(&rd);
+            const unsigned char *sha = (const unsigned char *)fti_read_bytes(&rd, 32);
+            uint64_t so = fti_read_u64(&rd), sl = fti_read_u64(&rd);
+            int ok = 1;
+            size_t nl = 0;
+            char *nm_s = fti__st_unpack_str(&rd, &nl, 1, NULL, &ok);
+            char *pa_s = fti__st_unpack_str(&rd, NULL, 1, NULL, &ok);
+            fti__st_file *f;
+            if (rd.err || !ok || !fl || !sha || !nm_s || !pa_s || gi >= nt ||
+                r->files[gi].name || fl[0] >= sizeof fti__st_kind_names / sizeof(char *) ||
+                so < FTI__ST_PART_HDR || so > ix_off || sl > ix_off - so) {
+                fti_free(nm_s);
+                fti_free(pa_s);
+                rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: bad index entry %u", paths[p], q);
+                break;
+            }
+            f = &r->files[gi];
+            f->name = nm_s;
+            f->path = pa_s;
+            f->kind = (fti__st_kind)fl[0];
+            f->hashed = fl[1] != 0;
+            f->reused = fl[2] != 0;
+            f->failed = fl[3] != 0;
+            f->size = size;
+            memcpy(f->sha, sha, 32);
+            f->part = (int)p;
+            f->sec_off = so;
+            f->sec_len = sl;
+            f->mine = 1;
+            r->bytes_total += size;
+            filled++;
+        }
+        fti_free(ix);
+    }
+    if (rc == FTI_OK) {
+        for (i = 0; i < n_shards && rc == FTI_OK; i++)
+            if (!seen[i])
+                rc = fti_error_set(err, FTI_ERR_NOT_FOUND,
+                                   "merge: partial %lu of %u is missing (run ingest --shard "
+                                   "%lu/%u)",
+                                   (unsigned long)i, n_shards, (unsigned long)i, n_shards);
+        if (rc == FTI_OK && filled != n_total)
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "merge: the partials cover %lu of %u files",
+                               (unsigned long)filled, n_total);
+    }
+    fti_free(seen);
+    if (rc == FTI_OK) {
+        unsigned char mine[32];
+        fti__st_plan(r, mine);
+        if (memcmp(mine, plan, 32) != 0)
+            rc = fti_error_set(err, FTI_ERR_INVALID,
+                               "merge: the partials were made with other ingest options (give "
+                               "merge the same record options as ingest --shard)");
+    }
+    return rc;
+}
+
+FTIDEF fti_result fti_store_merge(const char *home, const char *const *partials, size_t n,
+                                  const fti_ingest_opts *opts, char out_id[65], fti_error *err) {
+    fti__st_run *r;
+    fti_result rc;
+    int lock_fd = -1;
+    fti__st_partlist l;
+    char *pdir;
+    size_t i;
+    if (!home || !out_id || (n && !partials))
+        return fti_error_set(err, FTI_ERR_INVALID, "merge: bad arguments");
+    out_id[0] = 0;
+    rc = fti_workspace_init(home, err);
+    if (rc != FTI_OK) return rc;
+    memset(&l, 0, sizeof l);
+    pdir = fti__st_path3(home, "store/partials", NULL);
+    if (!pdir) return fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+    if (n == 0) {
+        /* every pending partial */
+        if (fti_path_is_dir(pdir)) rc = fti_walk(pdir, fti__st_partlist_cb, &l, err);
+        if (rc == FTI_OK && l.n == 0)
+            rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no partials to merge", pdir);
+        partials = (const char *const *)l.paths;
+        n = l.n;
+    }
+    if (rc == FTI_OK) rc = fti__st_lock(home, 0, &lock_fd, err);
+    r = rc == FTI_OK ? fti__st_run_new(home, opts) : NULL;
+    if (rc == FTI_OK && !r) rc = fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+    if (rc == FTI_OK) rc = fti__st_load_partials(r, partials, n, err);
+    if (rc == FTI_OK) rc = fti__st_ingest_run(r, out_id, NULL, err);
+    fti__st_run_free(r);
+    if (rc == FTI_OK) {
+        /* the merged partials are consumed (those in the workspace) */
+        size_t dl = strlen(pdir);
+        for (i = 0; i < n; i++)
+            if (strncmp(partials[i], pdir, dl) == 0 && partials[i][dl] == '/')
+                fti_file_remove(partials[i], NULL);
+    }
+    if (lock_fd >= 0) close(lock_fd);
+    for (i = 0; i < l.n; i++) fti_free(l.paths[i]);
+    fti_free(l.paths);
+    fti_free(pdir);
+    return rc;
+}
+
 
 /* Statistics of kept documents' lengths. */
 static void fti__st_len_stats(fti__st_doc **kept, size_t n, fti_jw *w) {
@@ -15791,10 +18249,10 @@ typedef struct fti__st_chunk_job {
     fti__st_spans *spans;
     size_t budget, overlap;
     void *tok;
-    /* with shards: each document's body tokens (split_ids[split] + body_at[i], body_n[i] ids),
-     * so segments are counted from the document's own encoding instead of encoding again */
-    uint32_t *split_ids[2];
-    size_t *body_at, *body_n;
+    /* with shards: each document's body tokens (body_ids[i], body_n[i] ids), so segments are
+     * counted from the document's own encoding instead of encoding again */
+    uint32_t **body_ids;
+    size_t *body_n;
 } fti__st_chunk_job;
 
 /* Token count of a segment from the byte offsets where the document's tokens start. */
@@ -15826,11 +18284,10 @@ static size_t fti__st_starts_count(void *ctx, const char *t, size_t n) {
  * item, concatenated in order afterwards (the bytes do not depend on the thread count). */
 typedef struct fti__st_ser_job {
     fti__st_run *r;
-    fti__st_doc **docs; /* docs mode: kept documents */
+    fti__st_doc **docs; /* kept documents (their text loaded) */
     char (*doc_ids)[33];
     fti_buf *sources;
     fti_buf *bufs; /* one per item */
-    int records;   /* 1: items are files (records pack sections) */
 } fti__st_ser_job;
 
 static void fti__st_jw_opt_str(fti_jw *w, const char *key, const char *v);
@@ -15841,10 +18298,7 @@ static void fti__st_ser_task(void *ctx, size_t b, size_t e, int thread) {
     (void)thread;
     for (i = b; i < e; i++) {
         fti_buf *out = &j->bufs[i];
-        if (j->records) {
-            const fti__st_file *f = &j->r->files[i];
-            if (f->hashed) fti__st_pack_file(out, f, f->key);
-        } else {
+        {
             const fti__st_doc *d = j->docs[i];
             char sha[65];
             fti_jw w;
@@ -15898,9 +18352,10 @@ static void fti__st_chunk_task(void *ctx, size_t b, size_t e, int thread) {
     for (i = b; i < e; i++) {
         const fti__st_doc *d = j->docs[i];
         size_t *at = NULL, k, pos = 0;
-        if (j->body_at && j->tok && (at = (size_t *)fti_malloc((j->body_n[i] + 1) * sizeof *at))) {
+        if (j->body_ids && j->tok &&
+            (at = (size_t *)fti_malloc((j->body_n[i] + 1) * sizeof *at))) {
             /* byte-level BPE: the body's tokens spell its bytes exactly */
-            const uint32_t *ids = j->split_ids[d->split ? 1 : 0] + j->body_at[i];
+            const uint32_t *ids = j->body_ids[i];
             const fti_tokenizer *tok = (const fti_tokenizer *)((fti__st_stok *)j->tok)->tok;
             for (k = 0; k < j->body_n[i]; k++) {
                 size_t len = 0;
@@ -15929,6 +18384,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     fti_pool *pool = NULL;
     fti_result rc = FTI_OK;
     size_t i, k, n_all = 0, n_kept = 0, n_exact = 0, n_near = 0, n_reused = 0;
+    size_t n_chunks_total = 0;
     fti__st_doc **all = NULL, **kept = NULL;
     uint32_t *root = NULL;
     unsigned char vid[32];
@@ -15937,25 +18393,27 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     char *mpath = NULL;
     fti__st_stok stok;
     int have_tok = 0;
-    fti_buf recs, docs_jsonl, index_img, tok_img, train_img, val_img, freq_img, man;
+    fti_buf tok_img, freq_img, man, batch, ser;
     uint64_t n_train_tok = 0, n_val_tok = 0, n_train_docs = 0, n_val_docs = 0;
     uint64_t *tok_counts = NULL;
-    fti__st_chunks chunks;
-    uint32_t *split_ids[2] = {NULL, NULL};
-    size_t *body_at = NULL, *body_n = NULL;
     fti_doc_meta *metas = NULL;
     char(*doc_ids)[33] = NULL;
     fti_buf *sources = NULL;
+    fti__st_objw docs_w, shard_w[2], index_w;
+    fti__st_bm25b ixb;
+    int spill_fd = -1, post_fd = -1;
     memset(&stok, 0, sizeof stok);
-    memset(&chunks, 0, sizeof chunks);
-    memset(&recs, 0, sizeof recs);
-    memset(&docs_jsonl, 0, sizeof docs_jsonl);
-    memset(&index_img, 0, sizeof index_img);
     memset(&tok_img, 0, sizeof tok_img);
-    memset(&train_img, 0, sizeof train_img);
-    memset(&val_img, 0, sizeof val_img);
     memset(&freq_img, 0, sizeof freq_img);
     memset(&man, 0, sizeof man);
+    memset(&batch, 0, sizeof batch);
+    memset(&ser, 0, sizeof ser);
+    memset(&docs_w, 0, sizeof docs_w);
+    memset(shard_w, 0, sizeof shard_w);
+    memset(&index_w, 0, sizeof index_w);
+    memset(&ixb, 0, sizeof ixb);
+    ixb.spill_fd = -1;
+    ixb.post_fd = -1;
     tok_sha[0] = 0;
 
     if (r->n_files == 0) return fti_error_set(err, FTI_ERR_NOT_FOUND, "ingest: no input files");
@@ -15976,24 +18434,34 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     if (r->o.tokenizer && !fti_path_exists(r->o.tokenizer))
         return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: tokenizer file not found",
                              r->o.tokenizer);
+    {
+        /* leftovers of an interrupted run (this run holds the exclusive lock) */
+        char *tmp = fti__st_path3(r->home, "store/tmp", NULL);
+        if (tmp && fti_path_is_dir(tmp)) fti_walk(tmp, fti__st_rm_cb, NULL, NULL);
+        fti_free(tmp);
+    }
     pool = fti_pool_create(r->o.n_threads);
 
-    /* --- phase A: map + hash every file --- */
+    /* --- phase A: hash every file (a merge has the hashes from the partials) --- */
     r->t_last_ns = fti_time_ns();
     r->c_last = clock();
     fti__st_progress(r, "scan", 0, r->n_files);
-    r->next = 0;
-    fti_pool_each(pool, fti__st_phase_hash, r);
+    if (!r->n_parts) {
+        r->next = 0;
+        fti_pool_each(pool, fti__st_phase_hash, r);
+    }
     fti__st_mark(r, 0);
 
     /* --- the version id: inputs' names and hashes, and the options --- */
     {
         fti_sha256 sh;
         fti_buf cfg;
+        char d6[64];
         memset(&cfg, 0, sizeof cfg);
         fti__st_proc_key(&r->o, &cfg);
-        fti_buf_printf(&cfg, "|dataset v%d|dedup=%.6f|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
-                       FTI__ST_FORMAT, r->o.dedup_threshold, r->o.val_percent, r->o.chunk_tokens,
+        fti_buf_printf(&cfg, "|dataset v%d|dedup=%s|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
+                       FTI__ST_FORMAT, fti__st_dbl6(r->o.dedup_threshold, d6), r->o.val_percent,
+                       r->o.chunk_tokens,
                        r->o.chunk_overlap, r->o.vocab_size, FTI_TEMPLATE_TITLE, FTI_TEMPLATE_BODY,
                        FTI_TEMPLATE_END);
         if (r->o.no_tokenizer) {
@@ -16010,6 +18478,11 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             fti_buf_printf(&cfg, "|tokenizer=file:%s", hx);
         } else {
             fti_buf_puts(&cfg, "|tokenizer=train");
+        }
+        if (cfg.oom) { /* a truncated key would give the version another id */
+            fti_buf_free(&cfg);
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
         }
         fti_sha256_init(&sh);
         fti_sha256_update(&sh, cfg.data, cfg.len);
@@ -16039,80 +18512,39 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
 
     /* --- reuse the parent's per-file results --- */
-    if (have_parent) {
-        char *pm = fti__st_manifest_path(r->home, parent);
-        void *txt = NULL;
-        size_t len = 0;
-        if (pm && fti_file_read(pm, (size_t)1 << 30, &txt, &len, NULL) == FTI_OK) {
-            fti_json_doc *jd = NULL;
-            fti_json_opts jo;
-            memset(&jo, 0, sizeof jo);
-            jo.max_string = (size_t)1 << 28;
-            if (fti_json_parse((const char *)txt, len, &jo, &jd, NULL, NULL) == FTI_OK) {
-                const fti_json *files = fti_json_get(fti_json_root(jd), "files");
-                const char *rh = fti_json_get_str(fti_json_get(files, "records"), "sha256", NULL);
-                if (rh && strlen(rh) == 64) {
-                    char *rp = fti__st_object_path(r->home, rh);
-                    if (rp) fti__st_reuse(r, rp);
-                    fti_free(rp);
-                }
-            }
-            fti_json_free(jd);
+    if (have_parent && !r->n_parts) {
+        fti_json_doc *jd = NULL;
+        if (fti__st_load_manifest(r->home, parent, &jd, NULL) == FTI_OK) {
+            const fti_json *files = fti_json_get(fti_json_root(jd), "files");
+            char *rp = fti__st_file_object(r->home, files, "records");
+            if (rp) fti__st_reuse(r, rp);
+            fti_free(rp);
         }
-        fti_free(txt);
-        fti_free(pm);
+        fti_json_free(jd);
     }
 
-    /* --- phase B: units of the files not reused --- */
-    for (i = 0; i < r->n_files; i++) {
-        if (r->files[i].reused) {
-            n_reused++;
-            r->bytes_done += r->files[i].size;
-        } else if (r->files[i].mapped && fti__st_make_units(r, (uint32_t)i) != FTI_OK) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-            goto done;
-        }
-    }
-    r->unit_out = (fti__st_out *)fti_calloc(r->n_units + 1, sizeof *r->unit_out);
-    if (!r->unit_out) {
-        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-        goto done;
-    }
-    r->next = 0;
-    r->order = (size_t *)fti_malloc((r->n_units + 1) * sizeof *r->order);
-    if (!r->order) {
-        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-        goto done;
-    }
+    /* --- phase B: every file's records, batch by batch, into the records pack (which is also
+     * where the documents' text is read back from: only metadata stays in memory) --- */
     {
-        fti__st_len_idx *li = (fti__st_len_idx *)fti_malloc((r->n_units + 1) * sizeof *li);
-        if (!li) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-            goto done;
-        }
-        for (i = 0; i < r->n_units; i++) li[i].len = r->units[i].len, li[i].idx = i;
-        qsort(li, r->n_units, sizeof *li, fti__st_len_idx_cmp);
-        for (i = 0; i < r->n_units; i++) r->order[i] = li[i].idx;
-        fti_free(li);
-    }
-    r->next = 0;
-    fti_pool_each(pool, fti__st_phase_units, r);
-    fti__st_progress(r, "ingest", r->bytes_done, r->bytes_total);
-    for (i = 0; i < r->n_units; i++) {
-        fti__st_file *f = &r->files[r->units[i].file];
-        if (!fti__st_out_move(&f->out, &r->unit_out[i])) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        unsigned char h[16];
+        uint32_t n_packed = 0;
+        for (i = 0; i < r->n_files; i++) n_packed += r->files[i].hashed != 0;
+        memcpy(h, "FTIRECS", 8);
+        fti_store_u32(h + 8, 1);
+        fti_store_u32(h + 12, n_packed);
+        rc = fti__st_objw_open(r, &r->recs, "records", err);
+        if (rc != FTI_OK) goto done;
+        fti__st_objw_write(&r->recs, h, 16);
+        r->recs_fd = open(r->recs.af.tmp_path, O_RDONLY | O_CLOEXEC);
+        if (r->recs_fd < 0) {
+            rc = fti_error_set(err, FTI_ERR_IO, "%s: cannot read back", r->recs.af.tmp_path);
             goto done;
         }
     }
+    rc = fti__st_phase_b(r, pool, err);
+    if (rc != FTI_OK) goto done;
     for (i = 0; i < r->n_files; i++) {
-        /* documents hold copies of their text: the inputs can go (bounded memory) */
-        if (r->files[i].mapped) fti_map_close(&r->files[i].map);
-        r->files[i].mapped = 0;
-        if (r->files[i].out.oom) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory in %s", r->files[i].path);
-            goto done;
-        }
+        if (r->files[i].reused) n_reused++;
         n_all += r->files[i].out.n_docs;
     }
     if (n_all > FTI_STORE_MAX_DOCS) {
@@ -16120,6 +18552,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                            (unsigned long)n_all, (unsigned long)FTI_STORE_MAX_DOCS);
         goto done;
     }
+    rc = fti__st_objw_commit(r, &r->recs, "records", err);
+    if (rc != FTI_OK) goto done;
 
     /* --- dedupe --- */
     fti__st_mark(r, 1);
@@ -16135,39 +18569,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         size_t j;
         for (j = 0; j < r->files[i].out.n_docs; j++) all[k++] = &r->files[i].out.docs[j];
     }
-    {
-        fti__st_mh_job job;
-        job.r = r;
-        job.docs = all;
-        fti_pool_for(pool, n_all, 64, fti__st_mh_task, &job);
-        for (i = 0; i < n_all; i++)
-            if (!all[i]->mh) {
-                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-                goto done;
-            }
-    }
-    /* --- records pack (for the next incremental run; after the
-     * minhash pass, so signatures are stored) --- */
-    {
-        uint32_t n_packed = 0;
-        fti__st_ser_job sj;
-        memset(&sj, 0, sizeof sj);
-        sj.r = r;
-        sj.records = 1;
-        fti_buf_append(&recs, "FTIRECS", 8);
-        fti__st_put_u32(&recs, 1);
-        fti__st_put_u32(&recs, 0);
-        for (i = 0; i < r->n_files; i++) n_packed += r->files[i].hashed != 0;
-        if (!fti__st_ser_run(pool, &sj, r->n_files, &recs) || recs.oom) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-            goto done;
-        }
-        fti_store_u32(recs.data + 12, n_packed);
-        rc = fti__st_stash(r, "records", &recs, err);
-        if (rc != FTI_OK) goto done;
-    }
-
-    rc = fti__st_exact_dups(all, n_all, &n_exact);
+    rc = fti__st_exact_dups(r, all, n_all, &n_exact);
     if (rc != FTI_OK) {
         fti_error_set(err, rc, "ingest: out of memory");
         goto done;
@@ -16218,7 +18620,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         }
     }
 
-    /* --- per-document metadata, docs.jsonl --- */
+    /* --- per-document metadata, docs.jsonl (streamed in batches) --- */
     metas = (fti_doc_meta *)fti_calloc(n_kept + 1, sizeof *metas);
     doc_ids = (char(*)[33])fti_calloc(n_kept + 1, sizeof *doc_ids);
     sources = (fti_buf *)fti_calloc(n_kept + 1, sizeof *sources);
@@ -16236,186 +18638,279 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         metas[i].author = d->author;
         metas[i].date = d->date;
     }
-    {
+    rc = fti__st_objw_open(r, &docs_w, "docs", err);
+    for (i = 0; i < n_kept && rc == FTI_OK;) {
+        size_t e = fti__st_batch_end(kept, n_kept, i);
         fti__st_ser_job sj;
-        memset(&sj, 0, sizeof sj);
-        sj.r = r;
-        sj.docs = kept;
-        sj.doc_ids = doc_ids;
-        sj.sources = sources;
-        if (!fti__st_ser_run(pool, &sj, n_kept, &docs_jsonl)) docs_jsonl.oom = 1;
+        rc = fti__st_batch_load(r, kept + i, e - i, &batch);
+        if (rc == FTI_OK) {
+            memset(&sj, 0, sizeof sj);
+            sj.r = r;
+            sj.docs = kept + i;
+            sj.doc_ids = doc_ids + i;
+            sj.sources = sources + i;
+            ser.len = 0;
+            if (!fti__st_ser_run(pool, &sj, e - i, &ser)) rc = FTI_ERR_NOMEM;
+        }
+        fti__st_batch_unload(kept + i, e - i);
+        if (rc == FTI_OK) rc = fti__st_objw_write(&docs_w, ser.data ? ser.data : "", ser.len);
+        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the documents");
+        i = e;
     }
-    rc = fti__st_stash(r, "docs", &docs_jsonl, err);
+    if (rc == FTI_OK) rc = fti__st_objw_commit(r, &docs_w, "docs", err);
     if (rc != FTI_OK) goto done;
 
-    /* --- tokenizer and token shards --- */
+    /* --- tokenizer: given, or trained on the train split (streamed) --- */
     if (!r->o.no_tokenizer && n_kept > 0) {
-        const char **texts = (const char **)fti_calloc(2 * n_kept + 1, sizeof *texts);
-        size_t *lens = (size_t *)fti_calloc(2 * n_kept + 1, sizeof *lens);
-        uint32_t **ids = (uint32_t **)fti_calloc(2 * n_kept + 1, sizeof *ids);
-        size_t *n_ids = (size_t *)fti_calloc(2 * n_kept + 1, sizeof *n_ids);
-        fti_buf *titles = (fti_buf *)fti_calloc(n_kept + 1, sizeof *titles);
-        uint32_t *train_ids = NULL, *val_ids = NULL;
-        body_at = (size_t *)fti_calloc(n_kept + 1, sizeof *body_at);
-        body_n = (size_t *)fti_calloc(n_kept + 1, sizeof *body_n);
-        if (!body_at || !body_n) rc = FTI_ERR_NOMEM;
-        if (!texts || !lens || !ids || !n_ids || !titles || rc != FTI_OK) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        fti__st_mark(r, 2);
+        fti__st_progress(r, "tokenizer", 0, 1);
+        if (r->o.tokenizer) {
+            rc = fti__st_stok_load(&stok, r->o.tokenizer, err);
         } else {
-            size_t nt = 0;
-            fti__st_mark(r, 2);
-            fti__st_progress(r, "tokenizer", 0, 1);
-            if (r->o.tokenizer) {
-                rc = fti__st_stok_load(&stok, r->o.tokenizer, err);
-            } else {
-                for (i = 0; i < n_kept; i++) {
-                    if (kept[i]->split) continue;
-                    if (kept[i]->title) {
-                        texts[nt] = kept[i]->title;
-                        lens[nt++] = strlen(kept[i]->title);
-                    }
-                    texts[nt] = kept[i]->text;
-                    lens[nt++] = kept[i]->text_len;
-                }
-                rc = fti__st_stok_train(&stok, pool, texts, lens, nt, r->o.vocab_size, err);
-            }
-            if (rc == FTI_OK) {
-                have_tok = 1;
-                memcpy(tok_sha, stok.sha_hex, 65);
-                rc = fti__st_stok_serialize(&stok, &tok_img);
-                if (rc != FTI_OK)
-                    fti_error_set(err, rc, "tokenizer: cannot serialize");
-                else
-                    rc = fti__st_stash(r, "tokenizer", &tok_img, err);
-            }
-            /* each document: <|title|> title "\n" <|body|> body <|endoftext|> */
-            if (rc == FTI_OK) {
-                for (i = 0; i < n_kept; i++) {
-                    if (kept[i]->title) fti_buf_puts(&titles[i], kept[i]->title);
-                    fti_buf_putc(&titles[i], '\n');
-                    texts[2 * i] = titles[i].data;
-                    lens[2 * i] = titles[i].len;
-                    texts[2 * i + 1] = kept[i]->text;
-                    lens[2 * i + 1] = kept[i]->text_len;
-                }
-                fti__st_mark(r, 3);
-                fti__st_progress(r, "shards", 0, n_kept);
-                rc = fti__st_stok_encode(&stok, pool, texts, lens, 2 * n_kept, ids, n_ids);
-                if (rc != FTI_OK) fti_error_set(err, rc, "tokenizer: encoding failed");
-            }
-            if (rc == FTI_OK) {
-                for (i = 0; i < n_kept; i++) {
-                    uint64_t n = 3 + n_ids[2 * i] + n_ids[2 * i + 1];
-                    if (kept[i]->split)
-                        n_val_tok += n;
-                    else
-                        n_train_tok += n;
-                }
-                train_ids = (uint32_t *)fti_malloc((size_t)(n_train_tok + 1) * sizeof(uint32_t));
-                val_ids = (uint32_t *)fti_malloc((size_t)(n_val_tok + 1) * sizeof(uint32_t));
-                tok_counts = (uint64_t *)fti_calloc(stok.vocab_size + 1, sizeof(uint64_t));
-                if (!train_ids || !val_ids || !tok_counts) {
-                    rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-                } else {
-                    size_t pt = 0, pv = 0;
-                    for (i = 0; i < n_kept; i++) {
-                        uint32_t *dst = kept[i]->split ? val_ids : train_ids;
-                        size_t *p = kept[i]->split ? &pv : &pt, j;
-                        dst[(*p)++] = stok.title_id;
-                        for (j = 0; j < n_ids[2 * i]; j++) dst[(*p)++] = ids[2 * i][j];
-                        dst[(*p)++] = stok.body_id;
-                        body_at[i] = *p;
-                        body_n[i] = n_ids[2 * i + 1];
-                        for (j = 0; j < n_ids[2 * i + 1]; j++) dst[(*p)++] = ids[2 * i + 1][j];
-                        dst[(*p)++] = stok.eot_id;
-                    }
-                    for (i = 0; i < pt; i++)
-                        if (train_ids[i] < stok.vocab_size) tok_counts[train_ids[i]]++;
-                    rc = fti__st_shard_image(&train_img, train_ids, pt, stok.vocab_size,
-                                             stok.eot_id, err);
+            void *tr = NULL;
+            rc = fti__st_stok_train_begin(&tr, pool, r->o.vocab_size, err);
+            for (i = 0; i < n_kept && rc == FTI_OK;) {
+                size_t e = fti__st_batch_end(kept, n_kept, i), q;
+                rc = fti__st_batch_load(r, kept + i, e - i, &batch);
+                for (q = i; q < e && rc == FTI_OK; q++) {
+                    if (kept[q]->split) continue;
+                    if (kept[q]->title)
+                        rc = fti__st_stok_train_add(tr, kept[q]->title, strlen(kept[q]->title));
                     if (rc == FTI_OK)
-                        rc = fti__st_shard_image(&val_img, val_ids, pv, stok.vocab_size,
-                                                 stok.eot_id, err);
-                    if (rc == FTI_OK) {
-                        unsigned char h[16];
-                        memcpy(h, "FTIFREQ", 8);
-                        fti_store_u32(h + 8, 1);
-                        fti_store_u32(h + 12, stok.vocab_size);
-                        fti_buf_append(&freq_img, h, 16);
-                        for (i = 0; i < stok.vocab_size; i++)
-                            fti__st_put_u64(&freq_img, tok_counts[i]);
-                    }
-                    if (rc == FTI_OK) rc = fti__st_stash(r, "train", &train_img, err);
-                    if (rc == FTI_OK) rc = fti__st_stash(r, "val", &val_img, err);
-                    if (rc == FTI_OK) rc = fti__st_stash(r, "token_counts", &freq_img, err);
+                        rc = fti__st_stok_train_add(tr, kept[q]->text, kept[q]->text_len);
                 }
+                fti__st_batch_unload(kept + i, e - i);
+                i = e;
+            }
+            if (rc == FTI_OK) {
+                rc = fti__st_stok_train_end(&stok, tr, err);
+            } else {
+                fti__st_stok_train_abort(tr);
+                fti_error_set(err, rc, "tokenizer: training failed");
             }
         }
-        for (i = 0; ids && i < 2 * n_kept; i++) fti_free(ids[i]);
-        for (i = 0; titles && i < n_kept; i++) fti_buf_free(&titles[i]);
-        fti_free(texts);
-        fti_free(lens);
-        fti_free(ids);
-        fti_free(n_ids);
-        fti_free(titles);
-        /* the ids stay until chunking, which counts tokens from them */
-        split_ids[0] = train_ids;
-        split_ids[1] = val_ids;
+        if (rc == FTI_OK) {
+            have_tok = 1;
+            memcpy(tok_sha, stok.sha_hex, 65);
+            rc = fti__st_stok_serialize(&stok, &tok_img);
+            if (rc != FTI_OK)
+                fti_error_set(err, rc, "tokenizer: cannot serialize");
+            else
+                rc = fti__st_stash(r, "tokenizer", &tok_img, err);
+        }
         if (rc != FTI_OK) goto done;
+        fti__st_mark(r, 3);
+    } else {
+        fti__st_mark(r, 2);
     }
 
-    /* --- chunks and the BM25 index --- */
-    fti__st_mark(r, r->o.no_tokenizer || n_kept == 0 ? 2 : 4);
-    fti__st_progress(r, "index", 0, n_kept);
+    /* --- token shards, chunks and the BM25 index, batch by batch --- */
     {
-        /* documents are chunked in parallel (token counting is the cost), then concatenated in
-         * document order */
-        fti__st_chunk_job cj;
-        cj.docs = kept;
-        cj.spans = (fti__st_spans *)fti_calloc(n_kept + 1, sizeof *cj.spans);
-        cj.budget = (size_t)r->o.chunk_tokens;
-        cj.overlap = (size_t)r->o.chunk_overlap;
-        cj.tok = have_tok ? (void *)&stok : NULL;
-        cj.split_ids[0] = split_ids[0];
-        cj.split_ids[1] = split_ids[1];
-        cj.body_at = have_tok && split_ids[0] && split_ids[1] ? body_at : NULL;
-        cj.body_n = body_n;
-        if (!cj.spans) {
+        char *tmp = fti__st_store_path(r->home, "tmp", "index-text");
+        char *tmp2 = fti__st_store_path(r->home, "tmp", "index-postings");
+        unsigned char shard_sha[2][32];
+        fti__st_shs data_sh[2];
+        uint64_t n_tok[2] = {0, 0};
+        uint32_t width = have_tok && stok.vocab_size > 65536 ? 4 : 2;
+        if (tmp) {
+            /* the chunks' text, until the index is written (an unnamed file) */
+            spill_fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (spill_fd >= 0) unlink(tmp);
+        }
+        if (tmp2) {
+            post_fd = open(tmp2, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (post_fd >= 0) unlink(tmp2);
+        }
+        if (!tmp || !tmp2) {
+            fti_free(tmp);
+            fti_free(tmp2);
             rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
             goto done;
         }
-        fti_pool_for(pool, n_kept, 4, fti__st_chunk_task, &cj);
-        for (i = 0; i < n_kept && rc == FTI_OK; i++) {
-            size_t j;
-            fti__st_spans *sp = &cj.spans[i];
-            if (sp->oom) {
-                rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-                break;
-            }
-            if (chunks.n + sp->n > chunks.alloc) {
-                size_t cap = (chunks.n + sp->n) * 2;
-                fti_chunk_in *p = (fti_chunk_in *)fti_realloc(chunks.v, cap * sizeof *p);
-                if (!p) {
-                    rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-                    break;
-                }
-                chunks.v = p;
-                chunks.alloc = cap;
-            }
-            for (j = 0; j < sp->n; j++) {
-                chunks.v[chunks.n].text = kept[i]->text + sp->v[j].off;
-                chunks.v[chunks.n].len = sp->v[j].len;
-                chunks.v[chunks.n].doc = (uint32_t)i;
-                chunks.n++;
-            }
+        fti_free(tmp);
+        fti_free(tmp2);
+        if (spill_fd < 0 || post_fd < 0) {
+            rc = fti_error_set(err, FTI_ERR_IO, "%s/store/tmp: cannot create a temp file",
+                               r->home);
+            goto done;
         }
-        for (i = 0; i < n_kept; i++) fti_free(cj.spans[i].v);
-        fti_free(cj.spans);
+        rc = fti__st_bm25b_init(&ixb, metas, n_kept, spill_fd, post_fd);
+        if (rc != FTI_OK) {
+            fti_error_set(err, rc, "ingest: out of memory");
+            goto done;
+        }
+        if (have_tok) {
+            unsigned char zero[FTI_SHARD_HEADER_BYTES];
+            memset(zero, 0, sizeof zero);
+            tok_counts = (uint64_t *)fti_calloc(stok.vocab_size + 1, sizeof(uint64_t));
+            if (!tok_counts) rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            for (k = 0; k < 2 && rc == FTI_OK; k++) {
+                rc = fti__st_objw_open(r, &shard_w[k], k ? "val" : "train", err);
+                if (rc == FTI_OK) rc = fti__st_objw_write(&shard_w[k], zero, sizeof zero);
+                fti__st_shs_init(&data_sh[k], r->proc.sha_fast);
+            }
+            if (rc != FTI_OK) goto done;
+            fti__st_progress(r, "shards", 0, n_kept);
+        } else {
+            fti__st_progress(r, "index", 0, n_kept);
+        }
+        for (i = 0; i < n_kept && rc == FTI_OK;) {
+            size_t e = fti__st_batch_end(kept, n_kept, i), nb = e - i, q;
+            uint32_t **ids = NULL, **body_ids = NULL;
+            size_t *n_ids = NULL, *body_n = NULL;
+            fti_buf *titles = NULL;
+            rc = fti__st_batch_load(r, kept + i, nb, &batch);
+            if (rc == FTI_OK && have_tok) {
+                const char **texts = (const char **)fti_calloc(2 * nb + 1, sizeof *texts);
+                size_t *lens = (size_t *)fti_calloc(2 * nb + 1, sizeof *lens);
+                ids = (uint32_t **)fti_calloc(2 * nb + 1, sizeof *ids);
+                n_ids = (size_t *)fti_calloc(2 * nb + 1, sizeof *n_ids);
+                titles = (fti_buf *)fti_calloc(nb + 1, sizeof *titles);
+                body_ids = (uint32_t **)fti_calloc(nb + 1, sizeof *body_ids);
+                body_n = (size_t *)fti_calloc(nb + 1, sizeof *body_n);
+                if (!texts || !lens || !ids || !n_ids || !titles || !body_ids || !body_n) {
+                    rc = FTI_ERR_NOMEM;
+                } else {
+                    /* each document: <|title|> title "\n" <|body|> body <|endoftext|> */
+                    for (q = 0; q < nb; q++) {
+                        const fti__st_doc *d = kept[i + q];
+                        if (d->title) fti_buf_puts(&titles[q], d->title);
+                        fti_buf_putc(&titles[q], '\n');
+                        if (titles[q].oom) rc = FTI_ERR_NOMEM;
+                        texts[2 * q] = titles[q].data;
+                        lens[2 * q] = titles[q].len;
+                        texts[2 * q + 1] = d->text;
+                        lens[2 * q + 1] = d->text_len;
+                    }
+                    if (rc == FTI_OK)
+                        rc = fti__st_stok_encode(&stok, pool, texts, lens, 2 * nb, ids, n_ids);
+                }
+                fti_free(texts);
+                fti_free(lens);
+                for (q = 0; q < nb && rc == FTI_OK; q++) {
+                    const fti__st_doc *d = kept[i + q];
+                    int s = d->split ? 1 : 0;
+                    unsigned char tb[4096];
+                    size_t tl = 0, part, j;
+                    body_ids[q] = ids[2 * q + 1];
+                    body_n[q] = n_ids[2 * q + 1];
+                    /* title marker, title ids, body marker, body ids, end marker */
+                    for (part = 0; part < 5 && rc == FTI_OK; part++) {
+                        const uint32_t *src = part == 1 ? ids[2 * q] : part == 3 ? body_ids[q] : NULL;
+                        size_t ns = part == 1 ? n_ids[2 * q] : part == 3 ? body_n[q] : 1;
+                        uint32_t one = part == 0 ? stok.title_id : part == 2 ? stok.body_id : stok.eot_id;
+                        for (j = 0; j < ns; j++) {
+                            uint32_t t = src ? src[j] : one;
+                            if (t >= stok.vocab_size) {
+                                rc = FTI_ERR_INVALID;
+                                break;
+                            }
+                            if (!s) tok_counts[t]++;
+                            if (tl + 4 > sizeof tb) {
+                                fti__st_shs_update(&data_sh[s], tb, tl);
+                                rc = fti__st_objw_write(&shard_w[s], tb, tl);
+                                tl = 0;
+                                if (rc != FTI_OK) break;
+                            }
+                            if (width == 2)
+                                fti_store_u16(tb + tl, (uint16_t)t);
+                            else
+                                fti_store_u32(tb + tl, t);
+                            tl += width;
+                        }
+                    }
+                    if (tl && rc == FTI_OK) {
+                        fti__st_shs_update(&data_sh[s], tb, tl);
+                        rc = fti__st_objw_write(&shard_w[s], tb, tl);
+                    }
+                    n_tok[s] += 3 + n_ids[2 * q] + n_ids[2 * q + 1];
+                }
+                if (rc != FTI_OK) fti_error_set(err, rc, "ingest: token shards failed");
+                fti__st_mark(r, 4);
+            }
+            if (rc == FTI_OK) {
+                /* chunks (in parallel: counting tokens is the cost), added in document order */
+                fti__st_chunk_job cj;
+                memset(&cj, 0, sizeof cj);
+                cj.docs = kept + i;
+                cj.spans = (fti__st_spans *)fti_calloc(nb + 1, sizeof *cj.spans);
+                cj.budget = (size_t)r->o.chunk_tokens;
+                cj.overlap = (size_t)r->o.chunk_overlap;
+                cj.tok = have_tok ? (void *)&stok : NULL;
+                cj.body_ids = have_tok ? body_ids : NULL;
+                cj.body_n = body_n;
+                if (!cj.spans) {
+                    rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+                } else {
+                    fti_pool_for(pool, nb, 4, fti__st_chunk_task, &cj);
+                    for (q = 0; q < nb && rc == FTI_OK; q++) {
+                        size_t j;
+                        const fti__st_spans *sp = &cj.spans[q];
+                        if (sp->oom) rc = FTI_ERR_NOMEM;
+                        for (j = 0; j < sp->n && rc == FTI_OK; j++)
+                            rc = fti__st_bm25b_add(&ixb, kept[i + q]->text + sp->v[j].off,
+                                                   sp->v[j].len, (uint32_t)(i + q));
+                    }
+                    for (q = 0; q < nb; q++) fti_free(cj.spans[q].v);
+                    fti_free(cj.spans);
+                    if (rc != FTI_OK) fti_error_set(err, rc, "ingest: index failed");
+                }
+                fti__st_mark(r, 5);
+            }
+            fti__st_batch_unload(kept + i, nb);
+            for (q = 0; ids && q < 2 * nb; q++) fti_free(ids[q]);
+            for (q = 0; titles && q < nb; q++) fti_buf_free(&titles[q]);
+            fti_free(ids);
+            fti_free(n_ids);
+            fti_free(titles);
+            fti_free(body_ids);
+            fti_free(body_n);
+            i = e;
+        }
+        if (rc != FTI_OK) goto done;
+        if (have_tok) {
+            for (k = 0; k < 2 && rc == FTI_OK; k++) {
+                unsigned char hdr[FTI_SHARD_HEADER_BYTES];
+                fti__st_shs_final(&data_sh[k], shard_sha[k]);
+                memset(hdr, 0, sizeof hdr);
+                memcpy(hdr, "FTITOKS", 8);
+                fti_store_u32(hdr + 8, 1);
+                fti_store_u32(hdr + 12, width);
+                fti_store_u64(hdr + 16, n_tok[k]);
+                fti_store_u32(hdr + 24, stok.vocab_size);
+                fti_store_u32(hdr + 28, stok.eot_id);
+                memcpy(hdr + 32, shard_sha[k], 32);
+                rc = fti__st_objw_patch(&shard_w[k], 0, hdr, sizeof hdr);
+                if (rc != FTI_OK)
+                    fti_error_set(err, rc, "ingest: cannot write the token shards");
+                else
+                    rc = fti__st_objw_commit(r, &shard_w[k], k ? "val" : "train", err);
+            }
+            n_train_tok = n_tok[0];
+            n_val_tok = n_tok[1];
+            if (rc == FTI_OK) {
+                unsigned char h[16];
+                memcpy(h, "FTIFREQ", 8);
+                fti_store_u32(h + 8, 1);
+                fti_store_u32(h + 12, stok.vocab_size);
+                fti_buf_append(&freq_img, h, 16);
+                for (i = 0; i < stok.vocab_size; i++) fti__st_put_u64(&freq_img, tok_counts[i]);
+                rc = fti__st_stash(r, "token_counts", &freq_img, err);
+            }
+            if (rc != FTI_OK) goto done;
+        }
+        n_chunks_total = ixb.n_chunks;
+        rc = fti__st_objw_open(r, &index_w, "index", err);
+        if (rc == FTI_OK) {
+            rc = fti__st_bm25b_finish(&ixb, fti__st_objw_emit, &index_w);
+            if (rc != FTI_OK)
+                fti_error_set(err, rc, "ingest: cannot write the index");
+            else
+                rc = fti__st_objw_commit(r, &index_w, "index", err);
+        }
+        fti__st_bm25b_free(&ixb);
         if (rc != FTI_OK) goto done;
     }
-    rc = fti_bm25_build(&index_img, chunks.v, chunks.n, metas, n_kept, err);
-    if (rc == FTI_OK) rc = fti__st_stash(r, "index", &index_img, err);
-    if (rc != FTI_OK) goto done;
 
     /* --- commit: objects first, the manifest last, then refs --- */
     {
@@ -16669,7 +19164,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             fti_jw_key(&w, "val_tokens");
             fti_jw_int(&w, (int64_t)n_val_tok);
             fti_jw_key(&w, "chunks");
-            fti_jw_int(&w, (int64_t)chunks.n);
+            fti_jw_int(&w, (int64_t)n_chunks_total);
             fti_jw_obj_end(&w);
 
             fti_jw_key(&w, "stats");
@@ -16752,20 +19247,19 @@ done:
     fti_free(doc_ids);
     for (i = 0; sources && i < n_kept; i++) fti_buf_free(&sources[i]);
     fti_free(sources);
-    fti_free(chunks.v);
     fti_free(tok_counts);
-    fti_free(split_ids[0]);
-    fti_free(split_ids[1]);
-    fti_free(body_at);
-    fti_free(body_n);
-    fti_buf_free(&recs);
-    fti_buf_free(&docs_jsonl);
-    fti_buf_free(&index_img);
     fti_buf_free(&tok_img);
-    fti_buf_free(&train_img);
-    fti_buf_free(&val_img);
     fti_buf_free(&freq_img);
     fti_buf_free(&man);
+    fti_buf_free(&batch);
+    fti_buf_free(&ser);
+    fti__st_objw_abort(&docs_w);
+    fti__st_objw_abort(&shard_w[0]);
+    fti__st_objw_abort(&shard_w[1]);
+    fti__st_objw_abort(&index_w);
+    fti__st_bm25b_free(&ixb);
+    if (spill_fd >= 0) close(spill_fd);
+    if (post_fd >= 0) close(post_fd);
     fti_pool_free(pool);
     return rc;
 }
@@ -17251,9 +19745,10 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
     ds->docs_path = fti__st_file_object(home, files, "docs");
     p = fti__st_file_object(home, files, "index");
     if (!p || !ds->docs_path) {
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "version %s: manifest lacks docs/index", ds->id);
         fti_free(p);
-        fti_dataset_close(ds);
-        return fti_error_set(err, FTI_ERR_FORMAT, "version %s: manifest lacks docs/index", ds->id);
+        fti_dataset_close(ds); /* after the message: it names ds->id */
+        return rc;
     }
     rc = fti_bm25_open(&ds->index, p, err);
     fti_free(p);
@@ -17647,6 +20142,7 @@ FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, ui
 
 struct fti_model_acts {
     const fti_kernels *kern; /* matmul kernels; NULL = the plain reference loops */
+    int mmx;                 /* extra fti_matmul flags: FTI_MM_BF16 (fti_model_acts_set_bf16) */
     fti_model_config cfg;
     fti__model_dims d;
     size_t B, T;           /* planned */
@@ -17793,6 +20289,12 @@ FTIDEF void fti_model_acts_free(fti_model_acts *acts) {
 
 FTIDEF size_t fti_model_acts_bytes(const fti_model_acts *acts) { return acts ? acts->n_bytes : 0; }
 
+FTIDEF int fti_model_acts_set_bf16(fti_model_acts *acts, int on) {
+    if (!acts) return 0;
+    acts->mmx = on && acts->kern && fti_matmul_has_bf16(acts->kern) ? (int)FTI_MM_BF16 : 0;
+    return acts->mmx != 0;
+}
+
 FTIDEF const float *fti_model_acts_logits(const fti_model_acts *acts) {
     return acts ? acts->logits : NULL;
 }
@@ -17883,20 +20385,22 @@ static void fti__model_mm(const fti_kernels *k, fti_pool *pool, int flags, size_
 
 /* Linear layer helpers on (rows, in) activations and (out, in) weights. */
 /* Y(n,out) = X(n,in) . W(out,in)^T */
-static void fti__model_linear_fwd(const fti_kernels *k, fti_pool *pool, float *Y, const float *X,
-                                  const float *W, size_t n, size_t n_in, size_t n_out) {
-    fti__model_mm(k, pool, FTI__MODEL_MM_TB, n, n_out, n_in, X, n_in, W, n_in, Y, n_out);
+/* mmx: extra fti_matmul flags (FTI_MM_BF16 when the acts ask for bf16 products) */
+static void fti__model_linear_fwd(const fti_kernels *k, int mmx, fti_pool *pool, float *Y,
+                                  const float *X, const float *W, size_t n, size_t n_in,
+                                  size_t n_out) {
+    fti__model_mm(k, pool, FTI__MODEL_MM_TB | mmx, n, n_out, n_in, X, n_in, W, n_in, Y, n_out);
 }
 /* dX(n,in) (+)= dY(n,out) . W(out,in); dW(out,in) += dY^T . X */
-static void fti__model_linear_bwd(const fti_kernels *k, fti_pool *pool, float *dX,
+static void fti__model_linear_bwd(const fti_kernels *k, int mmx, fti_pool *pool, float *dX,
                                   int accumulate_dx, float *dW, const float *dY, const float *X,
                                   const float *W, size_t n, size_t n_in, size_t n_out) {
     if (dX)
-        fti__model_mm(k, pool, accumulate_dx ? FTI__MODEL_MM_ACC : 0, n, n_in, n_out, dY, n_out, W,
-                      n_in, dX, n_in);
+        fti__model_mm(k, pool, (accumulate_dx ? FTI__MODEL_MM_ACC : 0) | mmx, n, n_in, n_out, dY,
+                      n_out, W, n_in, dX, n_in);
     if (dW)
-        fti__model_mm(k, pool, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, n_out, n_in, n, dY, n_out, X,
-                      n_in, dW, n_in);
+        fti__model_mm(k, pool, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | mmx, n_out, n_in, n, dY,
+                      n_out, X, n_in, dW, n_in);
 }
 
 /* --- row-wise ops ----------------------------------------------------------------------------- */
@@ -17981,6 +20485,7 @@ enum {
 
 typedef struct fti__model_par_ctx {
     int op;
+    const fti_kernels *kern; /* SwiGLU through the kernel table (vector exp); NULL: plain loops */
     float *out, *out2;
     const float *a, *b, *c, *w;
     size_t n, C, F, stride, T, n_heads, D;
@@ -18009,11 +20514,24 @@ static void fti__model_par_task(void *vctx, size_t r0, size_t r1, int thread) {
         fti__model_rmsnorm_bwd_dw(c->out, c->a, c->b, c->c, c->n, c->C, r0, r1);
         break;
     case FTI__MODEL_PAR_SWIGLU_FWD:
-        fti__model_swiglu_fwd(c->out + r0 * c->F, c->a + r0 * 2 * c->F, m, c->F);
+        if (c->kern) /* h12 rows are gate | up */
+            for (i = r0; i < r1; i++)
+                fti_swiglu_fwd(c->kern, c->out + i * c->F, c->a + i * 2 * c->F,
+                               c->a + i * 2 * c->F + c->F, c->F);
+        else
+            fti__model_swiglu_fwd(c->out + r0 * c->F, c->a + r0 * 2 * c->F, m, c->F);
         break;
     case FTI__MODEL_PAR_SWIGLU_BWD:
-        fti__model_swiglu_bwd(c->out + r0 * 2 * c->F, c->a + r0 * c->F, c->b + r0 * 2 * c->F, m,
-                              c->F);
+        if (c->kern)
+            for (i = r0; i < r1; i++) {
+                const float *gate = c->b + i * 2 * c->F;
+                float *dgate = c->out + i * 2 * c->F;
+                fti_swiglu_bwd(c->kern, dgate, dgate + c->F, gate, gate + c->F, c->a + i * c->F,
+                               c->F);
+            }
+        else
+            fti__model_swiglu_bwd(c->out + r0 * 2 * c->F, c->a + r0 * c->F, c->b + r0 * 2 * c->F,
+                                  m, c->F);
         break;
     case FTI__MODEL_PAR_ROPE:
         fti__model_rope(c->out, r0, r1, c->stride, c->T, c->n_heads, c->D, c->a, c->b,
@@ -18088,10 +20606,11 @@ static void fti__model_p_add(fti_pool *pool, float *out, const float *a, size_t 
     fti_pool_for(pool, n, 64, fti__model_par_task, &c);
 }
 
-static void fti__model_p_swiglu(fti_pool *pool, int backward, float *out, const float *a,
-                                const float *b, size_t n, size_t F) {
+static void fti__model_p_swiglu(const fti_kernels *kern, fti_pool *pool, int backward, float *out,
+                                const float *a, const float *b, size_t n, size_t F) {
     fti__model_par_ctx c = fti__model_par(backward ? FTI__MODEL_PAR_SWIGLU_BWD
                                                    : FTI__MODEL_PAR_SWIGLU_FWD);
+    c.kern = kern;
     c.out = out;
     c.a = a;
     c.b = b;
@@ -18112,6 +20631,7 @@ static void fti__model_p_swiglu(fti_pool *pool, int backward, float *out, const 
 
 typedef struct fti__model_attn_ctx {
     const fti_kernels *kern;
+    int mmx; /* extra fti_matmul flags */
     const fti__model_dims *d;
     size_t T;
     const float *q, *k, *v; /* (N, *) rows QKV apart, inside the qkv block */
@@ -18140,10 +20660,16 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
             /* row blocks: block [r0, r1) only needs key columns [0, r1) */
             for (r0 = 0; r0 < T; r0 = r1) {
                 r1 = r0 + FTI__MODEL_ATT_BLOCK < T ? r0 + FTI__MODEL_ATT_BLOCK : T;
-                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB, r1 - r0, r1, D, qb + r0 * d->QKV,
-                              d->QKV, kb, d->QKV, P + r0 * T, T);
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB | c->mmx, r1 - r0, r1, D,
+                              qb + r0 * d->QKV, d->QKV, kb, d->QKV, P + r0 * T, T);
                 for (t = r0; t < r1; t++) {
                     float *p = P + t * T, mx = -INFINITY, sum = 0.0f, inv;
+                    if (c->kern) { /* the table's vector exp */
+                        fti_scale(c->kern, p, scale, t + 1);
+                        fti_softmax_fwd(c->kern, p, p, 1, t + 1);
+                        memset(p + t + 1, 0, (T - t - 1) * sizeof(float));
+                        continue;
+                    }
                     for (j = 0; j <= t; j++) {
                         p[j] *= scale;
                         if (p[j] > mx)
@@ -18159,7 +20685,7 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
                     for (j = t + 1; j < T; j++)
                         p[j] = 0.0f;
                 }
-                fti__model_mm(c->kern, NULL, 0, r1 - r0, D, r1, P + r0 * T, T, vb, d->QKV,
+                fti__model_mm(c->kern, NULL, c->mmx, r1 - r0, D, r1, P + r0 * T, T, vb, d->QKV,
                               c->y + (b * T + r0) * d->HD + h * D, d->HD);
             }
         }
@@ -18195,13 +20721,21 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
                 size_t m = 0;
                 r1 = r0 + FTI__MODEL_ATT_BLOCK < T ? r0 + FTI__MODEL_ATT_BLOCK : T;
                 m = r1 - r0;
-                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB, m, r1, D, dyb + r0 * d->HD, d->HD,
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB | c->mmx, m, r1, D,
+                              dyb + r0 * d->HD, d->HD,
                               vb, d->QKV, dS + r0 * T, T);
-                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, r1, D, m,
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | c->mmx, r1,
+                              D, m,
                               P + r0 * T, T, dyb + r0 * d->HD, d->HD, dvb, d->QKV);
                 for (t = r0; t < r1; t++) {
                     const float *p = P + t * T;
                     float *ds = dS + t * T, dot = 0.0f;
+                    if (c->kern) {
+                        fti_softmax_bwd(c->kern, ds, p, ds, 1, t + 1);
+                        fti_scale(c->kern, ds, scale, t + 1);
+                        memset(ds + t + 1, 0, (T - t - 1) * sizeof(float));
+                        continue;
+                    }
                     for (j = 0; j <= t; j++)
                         dot += p[j] * ds[j];
                     for (j = 0; j <= t; j++)
@@ -18209,9 +20743,10 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
                     for (j = t + 1; j < T; j++)
                         ds[j] = 0.0f;
                 }
-                fti__model_mm(c->kern, NULL, 0, m, D, r1, dS + r0 * T, T, kb, d->QKV,
+                fti__model_mm(c->kern, NULL, c->mmx, m, D, r1, dS + r0 * T, T, kb, d->QKV,
                               c->dq + (b * T + r0) * d->QKV + h * D, d->QKV);
-                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC, r1, D, m,
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | c->mmx, r1,
+                              D, m,
                               dS + r0 * T, T, qb + r0 * d->QKV, d->QKV, dkb, d->QKV);
             }
         }
@@ -18223,6 +20758,7 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
  * loss (log-sum-exp minus the target logit, in double); backward turns probabilities into
  * d loss / d logits = (p - onehot(target)) * scale. */
 typedef struct fti__model_ce_ctx {
+    const fti_kernels *kern; /* softmax through the table (vector exp); NULL: plain loops */
     float *logits;          /* (N, V) */
     const int32_t *targets; /* (N) */
     double *row_loss;       /* (N) */
@@ -18243,8 +20779,15 @@ static void fti__model_ce_task(void *vctx, size_t i0, size_t i1, int thread) {
                 for (j = 0; j < V; j++) row[j] = 0.0f;
                 continue;
             }
-            for (j = 0; j < V; j++) row[j] *= c->scale;
+            if (c->kern)
+                fti_scale(c->kern, row, c->scale, V);
+            else
+                for (j = 0; j < V; j++) row[j] *= c->scale;
             row[tgt] -= c->scale;
+        } else if (c->kern) { /* loss = log-sum-exp (in double) - target logit */
+            float l = 0.0f;
+            fti_xent_fwd(c->kern, &l, row, row, &tgt, 1, V);
+            c->row_loss[i] = tgt >= 0 ? (double)l : 0.0;
         } else {
             float mx = row[0], tl = tgt >= 0 ? row[tgt] : 0.0f, inv;
             double sum = 0.0, lse;
@@ -18336,12 +20879,13 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         fti__model_attn_ctx ac;
         fti__model_p_rmsnorm_fwd(pool, xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
         /* q | k | v in one GEMM: wq is the first row of the adjacent (QKV, C) block */
-        fti__model_linear_fwd(a->kern, pool, qkv, xn1, wq, N, d->C, d->QKV);
+        fti__model_linear_fwd(a->kern, a->mmx, pool, qkv, xn1, wq, N, d->C, d->QKV);
         fti__model_p_rope(pool, qkv, N, d->QKV, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
         fti__model_p_rope(pool, qkv + d->HD, N, d->QKV, ctx, d->KV, d->D, a->rope_cos,
                           a->rope_sin, 0);
         memset(&ac, 0, sizeof(ac));
         ac.kern = a->kern;
+        ac.mmx = a->mmx;
         ac.d = d;
         ac.T = ctx;
         ac.q = qkv;
@@ -18350,23 +20894,24 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         ac.att = a->att + l * a->B * d->H * a->T * a->T; /* (B,H,t,t) packed for this ctx */
         ac.y = y;
         fti_pool_for(pool, batch * d->KV, 1, fti__model_attn_fwd_task, &ac);
-        fti__model_linear_fwd(a->kern, pool, mid, y, wo, N, d->HD, d->C);
+        fti__model_linear_fwd(a->kern, a->mmx, pool, mid, y, wo, N, d->HD, d->C);
         fti__model_p_add(pool, mid, res, N, d->C);
         fti__model_p_rmsnorm_fwd(pool, xn2, a->rstd2 + l * a->B * a->T, mid, w_fn, N, d->C, eps);
         /* gate | up in one GEMM (ffn_gate, ffn_up adjacent: one (2F, C) block) */
-        fti__model_linear_fwd(a->kern, pool, h12, xn2, wg, N, d->C, 2 * d->F);
-        fti__model_p_swiglu(pool, 0, g, h12, NULL, N, d->F);
-        fti__model_linear_fwd(a->kern, pool, res_next, g, wd, N, d->F, d->C);
+        fti__model_linear_fwd(a->kern, a->mmx, pool, h12, xn2, wg, N, d->C, 2 * d->F);
+        fti__model_p_swiglu(a->kern, pool, 0, g, h12, NULL, N, d->F);
+        fti__model_linear_fwd(a->kern, a->mmx, pool, res_next, g, wd, N, d->F, d->C);
         fti__model_p_add(pool, res_next, mid, N, d->C);
     }
     fti__model_p_rmsnorm_fwd(pool, a->xnf, a->rstdf, a->res + d->L * NC,
                            params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C, eps);
     wout = params + fti__model_offset(d, a->cfg.tied_embeddings ? FTI_TENSOR_TOKEN_EMBD
                                                                 : FTI_TENSOR_OUTPUT, 0);
-    fti__model_linear_fwd(a->kern, pool, a->logits, a->xnf, wout, N, d->C, d->V);
+    fti__model_linear_fwd(a->kern, a->mmx, pool, a->logits, a->xnf, wout, N, d->C, d->V);
     if (targets) {
         fti__model_ce_ctx cc;
         double sum = 0.0;
+        cc.kern = a->kern;
         cc.logits = a->logits;
         cc.targets = a->targets;
         cc.row_loss = a->row_loss;
@@ -18407,6 +20952,7 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
     NF = a->B * a->T * d->F;
     for (i = 0; i < N; i++) n_valid += a->targets[i] >= 0;
     /* dlogits (N,V) in place of the probabilities */
+    cc.kern = a->kern;
     cc.logits = a->logits;
     cc.targets = a->targets;
     cc.row_loss = a->row_loss;
@@ -18421,12 +20967,14 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         dwout = grads + fti__model_offset(d, ko, 0);
     }
     /* logits = xnf . wout^T */
-    fti__model_linear_bwd(a->kern, pool, a->dxn, 0, dwout, a->logits, a->xnf, wout, N, d->C, d->V);
+    fti__model_linear_bwd(a->kern, a->mmx, pool, a->dxn, 0, dwout, a->logits, a->xnf, wout, N,
+                          d->C, d->V);
     memset(a->dres, 0, N * d->C * sizeof(float));
     fti__model_p_rmsnorm_bwd(pool, a->dres, grads + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0),
                            a->dxn, a->res + d->L * NC, a->rstdf,
                            params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C);
-    for (l = d->L; l-- > 0;) {
+    for (l = d->L; l > 0;) {
+        l--; /* the layers from the last down (no wrap below 0: clean under the uint sanitizer) */
 #define FTI__W(kind) (params + fti__model_offset(d, kind, l))
 #define FTI__G(kind) (grads + fti__model_offset(d, kind, l))
         float *res = a->res + l * NC, *mid = a->mid + l * NC;
@@ -18436,19 +20984,23 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         float *h12 = a->h12 + l * 2 * NF, *g = a->g + l * NF;
         fti__model_attn_ctx ac;
         /* FFN: res_next = mid + down(g); the gradient of res_next is dres */
-        fti__model_linear_bwd(a->kern, pool, a->dg, 0, FTI__G(FTI_TENSOR_FFN_DOWN), a->dres, g,
+        fti__model_linear_bwd(a->kern, a->mmx, pool, a->dg, 0, FTI__G(FTI_TENSOR_FFN_DOWN),
+                              a->dres, g,
                               FTI__W(FTI_TENSOR_FFN_DOWN), N, d->F, d->C);
-        fti__model_p_swiglu(pool, 1, a->dh12, a->dg, h12, N, d->F);
+        fti__model_p_swiglu(a->kern, pool, 1, a->dh12, a->dg, h12, N, d->F);
         /* gate and up as one (2F, C) block: their gradients are adjacent too */
-        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE), a->dh12, xn2,
+        fti__model_linear_bwd(a->kern, a->mmx, pool, a->dxn, 0, FTI__G(FTI_TENSOR_FFN_GATE),
+                              a->dh12, xn2,
                               FTI__W(FTI_TENSOR_FFN_GATE), N, d->C, 2 * d->F);
         fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
                                a->rstd2 + l * a->B * a->T, FTI__W(FTI_TENSOR_FFN_NORM), N, d->C);
         /* attention: mid = res + y . wo^T; dres is now d mid */
-        fti__model_linear_bwd(a->kern, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT), a->dres, y,
+        fti__model_linear_bwd(a->kern, a->mmx, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT),
+                              a->dres, y,
                               FTI__W(FTI_TENSOR_ATTN_OUTPUT), N, d->HD, d->C);
         memset(&ac, 0, sizeof(ac));
         ac.kern = a->kern;
+        ac.mmx = a->mmx;
         ac.d = d;
         ac.T = T;
         ac.q = qkv;
@@ -18465,7 +21017,8 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         fti__model_p_rope(pool, a->dqkv + d->HD, N, d->QKV, T, d->KV, d->D, a->rope_cos,
                           a->rope_sin, 1);
         /* q, k, v as one (QKV, C) block */
-        fti__model_linear_bwd(a->kern, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q), a->dqkv, xn1,
+        fti__model_linear_bwd(a->kern, a->mmx, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q),
+                              a->dqkv, xn1,
                               FTI__W(FTI_TENSOR_ATTN_Q), N, d->C, d->QKV);
         fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_ATTN_NORM), a->dxn, res,
                                a->rstd1 + l * a->B * a->T, FTI__W(FTI_TENSOR_ATTN_NORM), N, d->C);
@@ -18994,7 +21547,8 @@ static fti_result fti__gguf_parse(fti_gguf *g, const fti_gguf_opts *opts, fti_er
                                fti_ggml_type_name(t->type), (unsigned long)be);
             goto done;
         }
-        row_bytes = (size_t)(t->ne[0] / be) * bb; /* <= ne0 * 4.25 bytes, checked below */
+        /* row_bytes <= ne0 * 4.25 bytes: computed only once it cannot wrap */
+        row_bytes = (size_t)(t->ne[0] / be) > ((size_t)-1) / bb ? 0 : (size_t)(t->ne[0] / be) * bb;
         if ((size_t)(t->ne[0] / be) > ((size_t)-1) / bb || !fti_size_mul(row_bytes, rows,
                                                                          &t->n_bytes)) {
             rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s: byte size overflows", g->path,
@@ -20511,6 +23065,9 @@ struct fti_trainer {
     float *params;            /* (n_params) weights the forward uses */
     float *base;              /* LoRA: frozen base weights, else NULL */
     float *grads;             /* (n_params) */
+    float *gmicro;            /* (n_params) a micro-batch's gradient when a rank runs > 1 */
+    size_t lb, split;         /* windows per local micro-batch; 1 or world_size (see opts) */
+    size_t sample_lo;         /* the sampler keeps windows [sample_lo, sample_lo + lb) */
     size_t n_train;           /* trainable elements */
     float *w, *g, *m, *v;     /* trainable weights, grads, moments (w = params without LoRA) */
     unsigned char *decay;     /* (n_train) 1 = weight decay applies */
@@ -20576,6 +23133,7 @@ static uint64_t fti__train_fingerprint(const fti_trainer *t) {
     h = fti__train_hash_u64(h, o->seed);
     h = fti__train_hash_u64(h, o->lora_rank);
     h = fti__train_hash_f64(h, o->lora_alpha);
+    if (o->bf16) h = fti__train_hash_u64(h, 0xbf16u); /* bf16 products change the run */
     h = fti__train_hash_u64(h, t->train.n_tokens);
     h = fti__train_hash_u64(h, (uint64_t)t->train.token_bytes);
     if (t->train.n_tokens)
@@ -20594,6 +23152,7 @@ FTIDEF void fti_trainer_free(fti_trainer *t) {
     fti_aligned_free(t->params);
     fti_aligned_free(t->base);
     fti_aligned_free(t->grads);
+    fti_aligned_free(t->gmicro);
     if (t->base) {
         fti_aligned_free(t->w);
         fti_aligned_free(t->g);
@@ -20653,6 +23212,20 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
         return fti_error_set(err, FTI_ERR_INVALID, "trainer: ctx %lu > context length %u or "
                              "batch/accumulation too large", ctx, ctx_len);
     }
+    if (t->o.world_size <= 1) {
+        t->o.world_size = 1;
+        t->o.rank = 0;
+        t->o.reduce = NULL;
+    } else if (!t->o.reduce || t->o.rank < 0 || t->o.rank >= t->o.world_size ||
+               (t->o.grad_accum % (size_t)t->o.world_size != 0 &&
+                t->o.batch % (size_t)t->o.world_size != 0)) {
+        int ws = t->o.world_size;
+        fti_trainer_free(t);
+        return fti_error_set(err, FTI_ERR_INVALID, "trainer: %d ranks need a reduce function and "
+                             "grad_accum or batch divisible by %d", ws, ws);
+    }
+    t->split = t->o.grad_accum % (size_t)t->o.world_size == 0 ? 1 : (size_t)t->o.world_size;
+    t->lb = t->o.batch / t->split;
     t->total_steps = t->o.max_steps;
     if (t->total_steps == 0 && t->o.max_tokens)
         t->total_steps = (t->o.max_tokens + t->o.batch * t->o.ctx * t->o.grad_accum - 1) /
@@ -20672,23 +23245,28 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
         fti_trainer_free(t);
         return fti_error_set(err, FTI_ERR_INVALID, "trainer: no training tokens");
     }
-    if (t->o.checkpoint_path) {
+    if (t->o.checkpoint_path && t->o.rank == 0) { /* only rank 0 writes checkpoints */
         t->ckpt_path = fti_strdup(t->o.checkpoint_path);
         if (!t->ckpt_path) goto nomem;
     }
     t->o.checkpoint_path = t->ckpt_path;
     t->pool = fti_pool_create(t->o.n_threads);
     if (!t->pool) goto nomem;
-    if ((r = fti_model_acts_create(&t->cfg, t->o.batch, t->o.ctx, &t->acts, err)) != FTI_OK) {
+    if ((r = fti_model_acts_create(&t->cfg, t->lb, t->o.ctx, &t->acts, err)) != FTI_OK) {
         fti_trainer_free(t);
         return r;
     }
+    fti_model_acts_set_bf16(t->acts, t->o.bf16); /* bf16 matmuls where the CPU has them */
     t->n_params = fti_model_n_params(&t->cfg);
     t->params = fti__train_floats(t->n_params);
     t->grads = fti__train_floats(t->n_params);
-    t->tok = (int32_t *)fti_calloc(t->o.batch * t->o.ctx, sizeof(int32_t));
-    t->tgt = (int32_t *)fti_calloc(t->o.batch * t->o.ctx, sizeof(int32_t));
+    t->tok = (int32_t *)fti_calloc(t->lb * t->o.ctx, sizeof(int32_t));
+    t->tgt = (int32_t *)fti_calloc(t->lb * t->o.ctx, sizeof(int32_t));
     if (!t->params || !t->grads || !t->tok || !t->tgt) goto nomem;
+    if (t->o.grad_accum * t->split / (size_t)t->o.world_size > 1) { /* > 1 local micro-batch */
+        t->gmicro = fti__train_floats(t->n_params);
+        if (!t->gmicro) goto nomem;
+    }
     if (init_params) memcpy(t->params, init_params, t->n_params * sizeof(float));
     else fti_model_init_params(&t->cfg, t->params, t->o.seed);
     nt = fti_model_n_tensors(&t->cfg);
@@ -20762,8 +23340,11 @@ FTIDEF int fti_trainer_done(const fti_trainer *t) {
     return 0;
 }
 
-/* Draws one micro-batch of windows: uniform start in [0, n - ctx - 1], unbiased. */
+/* Draws one micro-batch of `batch` windows: uniform start in [0, n - ctx - 1], unbiased. Every
+ * rank draws them all (the same sampler sequence as one process) and keeps windows
+ * [lo, lo + lb) (none when lo >= batch), lo = t->sample_lo. */
 static void fti__train_sample(fti_trainer *t) {
+    size_t lo = t->sample_lo;
     size_t b, j, T = t->o.ctx;
     uint64_t range = (uint64_t)(t->train.n_tokens - T); /* number of valid starts */
     uint64_t limit = range ? ((uint64_t)-1) - (((uint64_t)-1) % range) : 0;
@@ -20775,9 +23356,10 @@ static void fti__train_sample(fti_trainer *t) {
         } while (x >= limit);
         start = (size_t)(x % range);
         t->draws++;
+        if (b < lo || b >= lo + t->lb) continue;
         for (j = 0; j < T; j++) {
-            t->tok[b * T + j] = (int32_t)fti__train_token(&t->train, start + j);
-            t->tgt[b * T + j] = (int32_t)fti__train_token(&t->train, start + j + 1);
+            t->tok[(b - lo) * T + j] = (int32_t)fti__train_token(&t->train, start + j);
+            t->tgt[(b - lo) * T + j] = (int32_t)fti__train_token(&t->train, start + j + 1);
         }
     }
 }
@@ -20819,9 +23401,9 @@ FTIDEF fti_result fti_trainer_eval(fti_trainer *t, double *val_loss) {
     if (!t || !val_loss) return FTI_ERR_INVALID;
     *val_loss = NAN;
     if (t->val.n_tokens == 0) return FTI_OK;
-    B = t->o.batch;
+    B = t->lb; /* every rank evaluates all windows, lb at a time */
     T = t->o.ctx;
-    n_win = (t->o.eval_windows + B - 1) / B * B;
+    n_win = (t->o.eval_windows + t->o.batch - 1) / t->o.batch * t->o.batch;
     span = (uint64_t)(t->val.n_tokens - T - 1);
     for (w = 0; w < n_win; w += B) {
         double l = 0.0;
@@ -20886,7 +23468,7 @@ FTIDEF void fti_trainer_history(const fti_trainer *t, const float **train, size_
 
 FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_error *err) {
     uint64_t t0;
-    size_t micro, i;
+    size_t micro, i, n_local = 0, per = t->o.grad_accum / (size_t)t->o.world_size;
     double loss_sum = 0.0, norm2 = 0.0, lr, step_s;
     fti_result r;
     float scale;
@@ -20898,16 +23480,40 @@ FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_e
     memset(t->grads, 0, t->n_params * sizeof(float));
     for (micro = 0; micro < t->o.grad_accum; micro++) {
         double l = 0.0;
+        /* this rank's windows: whole micro-batches [rank*per, (rank+1)*per), or a slice of each */
+        size_t lo = t->split > 1 ? (size_t)t->o.rank * t->lb
+                                 : (micro / per == (size_t)t->o.rank ? 0 : t->o.batch);
+        float *g = n_local ? t->gmicro : t->grads;
+        t->sample_lo = lo;
         fti__train_sample(t);
-        r = fti_model_forward(&t->cfg, t->params, t->acts, t->tok, t->tgt, t->o.batch, t->o.ctx,
+        if (lo >= t->o.batch) continue;
+        r = fti_model_forward(&t->cfg, t->params, t->acts, t->tok, t->tgt, t->lb, t->o.ctx,
                               t->pool, &l);
+        if (r == FTI_ERR_NUMERIC && t->o.reduce) { /* fail on every rank after the reduction */
+            loss_sum += NAN;
+            continue;
+        }
         if (r != FTI_OK)
             return fti_error_set(err, r, "trainer: step %lu: %s", (unsigned long)(t->step + 1),
                                  r == FTI_ERR_NUMERIC ? "loss is not finite" : "forward failed");
         loss_sum += l;
-        r = fti_model_backward(&t->cfg, t->params, t->acts, t->grads,
-                               1.0f / (float)t->o.grad_accum, t->pool);
+        /* each micro-batch's gradient on its own, summed in order (as ranks are, see reduce) */
+        if (g != t->grads) memset(g, 0, t->n_params * sizeof(float));
+        r = fti_model_backward(&t->cfg, t->params, t->acts, g,
+                               1.0f / (float)(t->o.grad_accum * t->split), t->pool);
         if (r != FTI_OK) return fti_error_set(err, r, "trainer: backward failed");
+        if (g != t->grads)
+            for (i = 0; i < t->n_params; i++) t->grads[i] += g[i];
+        n_local++;
+    }
+    if (t->o.reduce) {
+        r = t->o.reduce(t->o.reduce_user, t->grads, t->n_params, &loss_sum);
+        if (r != FTI_OK)
+            return fti_error_set(err, r, "trainer: step %lu: gradient reduction failed",
+                                 (unsigned long)(t->step + 1));
+        if (!(loss_sum == loss_sum) || loss_sum > 1e300 || loss_sum < -1e300)
+            return fti_error_set(err, FTI_ERR_NUMERIC, "trainer: step %lu: loss is not finite",
+                                 (unsigned long)(t->step + 1));
     }
     if (t->base) fti__lora_grads(t);
     for (i = 0; i < t->n_train; i++) norm2 += (double)t->g[i] * (double)t->g[i];
@@ -20915,7 +23521,6 @@ FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_e
         return fti_error_set(err, FTI_ERR_NUMERIC, "trainer: step %lu: gradient is not finite",
                              (unsigned long)(t->step + 1));
     t->last.grad_norm = sqrt(norm2);
-    scale = 1.0f;
     if (t->o.grad_clip > 0.0f && t->last.grad_norm > (double)t->o.grad_clip) {
         scale = (float)((double)t->o.grad_clip / (t->last.grad_norm + 1e-6));
         for (i = 0; i < t->n_train; i++) t->g[i] *= scale;
@@ -20928,7 +23533,7 @@ FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_e
                                  t->o.lora_alpha, t->pool);
     t->step++;
     t->tokens_seen += (uint64_t)t->o.batch * t->o.ctx * t->o.grad_accum;
-    t->last.loss = loss_sum / (double)t->o.grad_accum;
+    t->last.loss = loss_sum / (double)(t->o.grad_accum * t->split);
     t->last.lr = lr;
     if (fti__train_push(&t->hist, &t->n_hist, &t->cap_hist, (float)t->last.loss) != FTI_OK)
         return fti_error_set(err, FTI_ERR_NOMEM, "trainer: out of memory");
@@ -21373,7 +23978,7 @@ FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *o
     if (r != FTI_OK) return r;
     fti_buf_append(out, text, len);
     fti_free(text);
-    return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+    return out->oom ? fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory") : FTI_OK;
 }
 
 typedef struct fti__reg_entry {
@@ -21392,6 +23997,7 @@ static fti_result fti__reg_scan_fn(void *user, const char *path, uint64_t size_b
     const char *base = fti_path_base(path);
     size_t n = strlen(path);
     fti_json_doc *doc = NULL;
+    fti_result r;
     (void)size_bytes;
     if (strcmp(base, "card.json") != 0 || n < 10 + FTI__REG_ID_LEN + 1) return FTI_OK;
     if (s->n == s->cap) {
@@ -21405,7 +24011,12 @@ static fti_result fti__reg_scan_fn(void *user, const char *path, uint64_t size_b
         s->cap = nc;
     }
     memset(&s->e[s->n], 0, sizeof(s->e[0]));
-    if (fti__reg_read_json(path, &doc, NULL) == FTI_OK) {
+    r = fti__reg_read_json(path, &doc, NULL);
+    if (r == FTI_ERR_NOMEM) { /* a model is not skipped for want of memory */
+        s->oom = 1;
+        return r;
+    }
+    if (r == FTI_OK) {
         const char *id = fti_json_get_str(fti_json_root(doc), "id", "");
         const char *cr = fti_json_get_str(fti_json_root(doc), "created", "");
         if (strlen(id) == FTI__REG_ID_LEN) {
@@ -21434,6 +24045,8 @@ FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *e
     if (!models) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
     if (fti_path_is_dir(models)) r = fti_walk(models, fti__reg_scan_fn, &s, err);
     fti_free(models);
+    if (r == FTI_ERR_NOMEM) /* the walk callback has no error to fill */
+        r = fti_error_set(err, r, "registry: out of memory while listing models");
     if (r == FTI_OK) {
         for (i = 1; i < s.n; i++) /* insertion sort: registries are small */
             for (j = i; j > 0 && fti__reg_cmp(&s.e[j - 1], &s.e[j]) > 0; j--) {
@@ -21445,7 +24058,7 @@ FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *e
             fti_buf_puts(out, s.e[i].id);
             fti_buf_putc(out, '\n');
         }
-        if (out->oom) r = FTI_ERR_NOMEM;
+        if (out->oom) r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
     }
     fti_free(s.e);
     return r;
@@ -21582,7 +24195,7 @@ FTIDEF fti_result fti_registry_aliases(const char *home, fti_buf *out, fti_error
     if ((r = fti__reg_aliases_load(home, &t, err)) != FTI_OK) return r;
     fti__reg_aliases_json(&t, out);
     fti__reg_aliases_free(&t);
-    return out->oom ? FTI_ERR_NOMEM : FTI_OK;
+    return out->oom ? fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory") : FTI_OK;
 }
 
 FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],
@@ -21690,6 +24303,1018 @@ FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, cha
 
 #endif /* FTI_NO_TRAIN */
 /* ---- end src/07_train.c ---- */
+/* ---- begin src/07_train_mpi.c ---- */
+/* === train over MPI: a deterministic gradient reduction for data-parallel training === */
+/* #include "07_train.h" (amalgamated) */
+/* #include <string.h> (already included) */
+
+#if defined(FTI_MPI) && !defined(FTI_NO_TRAIN)
+
+FTIDEF void fti_train_mpi_free(fti_train_mpi *m) {
+    if (!m) return;
+    fti_aligned_free(m->buf);
+    fti_free(m->counts);
+    fti_free(m->displs);
+    fti_free(m->losses);
+    memset(m, 0, sizeof(*m));
+}
+
+FTIDEF fti_result fti_train_mpi_init(fti_train_mpi *m, MPI_Comm comm, fti_error *err) {
+    MPI_Comm local;
+    if (!m) return fti_error_set(err, FTI_ERR_INVALID, "train mpi: NULL");
+    memset(m, 0, sizeof(*m));
+    m->comm = comm;
+    if (MPI_Comm_rank(comm, &m->rank) != MPI_SUCCESS || MPI_Comm_size(comm, &m->world) != MPI_SUCCESS ||
+        m->world < 1)
+        return fti_error_set(err, FTI_ERR_IO, "train mpi: cannot query the communicator");
+    m->local_size = 1;
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, m->rank, MPI_INFO_NULL, &local) ==
+        MPI_SUCCESS) {
+        if (MPI_Comm_size(local, &m->local_size) != MPI_SUCCESS || m->local_size < 1)
+            m->local_size = 1;
+        MPI_Comm_free(&local);
+    }
+    m->counts = (int *)fti_calloc((size_t)m->world * 2, sizeof(int));
+    m->displs = (int *)fti_calloc((size_t)m->world * 2, sizeof(int));
+    m->losses = (double *)fti_calloc((size_t)m->world, sizeof(double));
+    if (!m->counts || !m->displs || !m->losses) {
+        fti_train_mpi_free(m);
+        return fti_error_set(err, FTI_ERR_NOMEM, "train mpi: out of memory");
+    }
+    return FTI_OK;
+}
+
+FTIDEF void fti_train_mpi_attach(fti_train_mpi *m, fti_train_opts *o) {
+    if (!m || !o) return;
+    o->world_size = m->world;
+    o->rank = m->rank;
+    o->reduce = m->world > 1 ? fti_train_mpi_reduce : NULL;
+    o->reduce_user = m;
+}
+
+/* One round over x[0, n), n <= FTI_TRAIN_MPI_SEGMENT: rank j owns slice j (sizes differ by at
+ * most one); pieces arrive in rank order in buf (world, slice) and are summed in that order. */
+static fti_result fti__train_mpi_round(fti_train_mpi *m, float *x, size_t n) {
+    int W = m->world, j, mine;
+    size_t base = n / (size_t)W, extra = n % (size_t)W, k, off = 0, need;
+    float *acc;
+    for (j = 0; j < W; j++) {
+        m->counts[j] = (int)(base + ((size_t)j < extra ? 1 : 0));
+        m->displs[j] = (int)off;
+        off += (size_t)m->counts[j];
+    }
+    mine = m->counts[m->rank];
+    need = (base + (extra ? 1 : 0)) * (size_t)W; /* the same on every rank */
+    if (need > m->cap) { /* grows on the first call; all ranks agree on success (no hang) */
+        size_t bytes;
+        float *nb = NULL;
+        int ok, all_ok = 0;
+        if (fti_size_mul(need, sizeof(float), &bytes)) nb = (float *)fti_aligned_alloc(bytes, 64);
+        ok = nb != NULL;
+        if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, m->comm) != MPI_SUCCESS) all_ok = 0;
+        if (!all_ok) {
+            fti_aligned_free(nb);
+            return FTI_ERR_NOMEM;
+        }
+        fti_aligned_free(m->buf);
+        m->buf = nb;
+        m->cap = need;
+    }
+    /* send slice j of x to rank j; receive this rank's slice from every rank, in rank order */
+    for (j = 0; j < W; j++) {
+        m->counts[W + j] = mine;
+        m->displs[W + j] = j * mine;
+    }
+    if (MPI_Alltoallv(x, m->counts, m->displs, MPI_FLOAT, m->buf, m->counts + W, m->displs + W,
+                      MPI_FLOAT, m->comm) != MPI_SUCCESS)
+        return FTI_ERR_IO;
+    /* the fixed order: ((p0 + p1) + p2) + ... */
+    acc = x + m->displs[m->rank];
+    for (k = 0; k < (size_t)mine; k++) acc[k] = m->buf[k];
+    for (j = 1; j < W; j++) {
+        const float *p = m->buf + (size_t)j * (size_t)mine;
+        for (k = 0; k < (size_t)mine; k++) acc[k] += p[k];
+    }
+    if (MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, x, m->counts, m->displs, MPI_FLOAT, m->comm) !=
+        MPI_SUCCESS)
+        return FTI_ERR_IO;
+    m->bytes_sent += 2 * (uint64_t)(n - (size_t)mine) * sizeof(float);
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_train_mpi_reduce(void *user, float *grads, size_t n, double *loss_sum) {
+    fti_train_mpi *m = (fti_train_mpi *)user;
+    double t0, s;
+    size_t off;
+    int j;
+    fti_result r = FTI_OK;
+    if (!m || (!grads && n)) return FTI_ERR_INVALID;
+    t0 = MPI_Wtime();
+    for (off = 0; off < n && r == FTI_OK; off += FTI_TRAIN_MPI_SEGMENT) {
+        size_t len = n - off < FTI_TRAIN_MPI_SEGMENT ? n - off : FTI_TRAIN_MPI_SEGMENT;
+        r = fti__train_mpi_round(m, grads + off, len);
+    }
+    if (r == FTI_OK && loss_sum) {
+        s = *loss_sum;
+        if (MPI_Allgather(&s, 1, MPI_DOUBLE, m->losses, 1, MPI_DOUBLE, m->comm) != MPI_SUCCESS)
+            r = FTI_ERR_IO;
+        else {
+            s = m->losses[0];
+            for (j = 1; j < m->world; j++) s += m->losses[j];
+            *loss_sum = s;
+        }
+    }
+    m->comm_s += MPI_Wtime() - t0;
+    m->reductions++;
+    return r;
+}
+
+#endif /* FTI_MPI && !FTI_NO_TRAIN */
+/* ---- end src/07_train_mpi.c ---- */
+/* ---- begin src/07_train_run.c ---- */
+/* === train: the training driver (dataset version -> registered model) === */
+/*
+ * fti_train_run is the whole of `fti-train` minus the command line: it wires part 04's dataset
+ * versions, part 05's configs, this part's trainer and registry and part 06's GGUF writer.
+ * The run directory HOME/runs/<key>/ holds:
+ *   checkpoint.bin   the trainer's checkpoint (exact resume)
+ *   metrics.jsonl    one JSON line per step (rewritten from the checkpoint's history on resume)
+ *   loss.svg         training and validation loss curve
+ *   best.bin         keep_best only: the weights of the best validation pass (atomic, SHA-256)
+ *   model.gguf       the model, then copied into the registry
+ *   adapter.gguf     LoRA only: the adapter
+ * The key hashes everything that changes the trajectory (dataset, parent, config, every trainer
+ * option that matters, the thread count does not), the same string fti-train has always used, so
+ * runs started by older builds resume.
+ */
+/* #include "07_train.h" (amalgamated) */
+/* #include "03_tokenizer.h" (amalgamated) */
+/* #include "04_store.h" (amalgamated) */
+/* #include "06_format.h" (amalgamated) */
+/* #include <math.h> (already included) */
+/* #include <stdarg.h> (already included) */
+/* #include <stdio.h> (already included) */
+/* #include <string.h> (already included) */
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/utsname.h>
+#define FTI__TR_UNAME 1
+#endif
+
+#ifndef FTI_NO_TRAIN
+
+/* --- the parent model of a fine-tune ----------------------------------------------------------- */
+
+typedef struct fti__tr_parent {
+    char id[17];
+    char tokenizer[80];
+    char name[64];
+    fti_model_config cfg;
+    float *params; /* (n_params) */
+} fti__tr_parent;
+
+/* Loads a registered model (card + F32/F16/Q weights decoded to f32). */
+static fti_result fti__tr_load_parent(const char *home, const char *ref, fti__tr_parent *p,
+                                      fti_error *err) {
+    fti_buf card;
+    fti_json_doc *doc = NULL;
+    fti_gguf *g = NULL;
+    fti_result r;
+    const char *path;
+    memset(p, 0, sizeof(*p));
+    memset(&card, 0, sizeof(card));
+    if ((r = fti_registry_resolve(home, ref, p->id, err)) != FTI_OK ||
+        (r = fti_registry_card(home, p->id, &card, err)) != FTI_OK ||
+        (r = fti_json_parse(card.data, card.len, NULL, &doc, NULL, err)) != FTI_OK) {
+        fti_buf_free(&card);
+        return r;
+    }
+    snprintf(p->tokenizer, sizeof p->tokenizer, "%s",
+             fti_json_get_str(fti_json_root(doc), "tokenizer", ""));
+    snprintf(p->name, sizeof p->name, "%s", fti_json_get_str(fti_json_root(doc), "name", ""));
+    if (strcmp(fti_json_get_str(fti_json_root(doc), "type", "model"), "lora_adapter") == 0) {
+        r = fti_error_set(err, FTI_ERR_INVALID, "model %s is a LoRA adapter, not a model (merge "
+                          "it first: fti-registry merge %s)", p->id, p->id);
+        goto done;
+    }
+    path = fti_json_get_str(fti_json_root(doc), "path", "");
+    if ((r = fti_gguf_open(&g, path, NULL, err)) != FTI_OK ||
+        (r = fti_gguf_llama_config(g, &p->cfg, 1, err)) != FTI_OK)
+        goto done;
+    p->params = (float *)fti_malloc(fti_model_n_params(&p->cfg) * sizeof(float));
+    if (!p->params) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory for the weights", path);
+        goto done;
+    }
+    r = fti_gguf_llama_params(g, &p->cfg, p->params, err);
+done:
+    if (r != FTI_OK) {
+        fti_free(p->params);
+        p->params = NULL;
+    }
+    fti_gguf_close(g);
+    fti_json_free(doc);
+    fti_buf_free(&card);
+    return r;
+}
+
+/* --- metrics log and loss curve ---------------------------------------------------------------- */
+
+static void fti__tr_metrics_line(FILE *f, uint64_t step, double loss, double lr, double gnorm,
+                                 uint64_t tokens, double tok_s, double elapsed, int has_val,
+                                 double val) {
+    if (!f) return;
+    /* losses as the trainer's history keeps them (f32), so a resumed log matches */
+    fprintf(f, "{\"step\": %llu, \"loss\": %.6f", (unsigned long long)step, (double)(float)loss);
+    if (lr >= 0) fprintf(f, ", \"lr\": %.6g, \"grad_norm\": %.6g", lr, gnorm);
+    if (tokens) fprintf(f, ", \"tokens\": %llu", (unsigned long long)tokens);
+    if (tok_s > 0) fprintf(f, ", \"tok_s\": %.1f, \"elapsed_s\": %.3f", tok_s, elapsed);
+    if (has_val) fprintf(f, ", \"val_loss\": %.6f", (double)(float)val);
+    fprintf(f, "}\n");
+    fflush(f);
+}
+
+/* An SVG with the training loss per step (blue) and validation points (orange). */
+static void fti__tr_write_svg(const char *path, const float *train, size_t n, const uint64_t *vs,
+                              const float *vl, size_t nv) {
+    fti_buf b;
+    size_t i;
+    double lo = 1e30, hi = -1e30, W = 720, H = 360, L = 60, R = 20, T = 20, B = 40;
+    memset(&b, 0, sizeof(b));
+    for (i = 0; i < n; i++) {
+        if (train[i] < lo) lo = train[i];
+        if (train[i] > hi) hi = train[i];
+    }
+    for (i = 0; i < nv; i++) {
+        if (vl[i] < lo) lo = vl[i];
+        if (vl[i] > hi) hi = vl[i];
+    }
+    if (n == 0 || !(hi > lo)) {
+        lo = 0;
+        hi = lo + 1;
+    }
+#define FTI__TR_X(s) (L + (W - L - R) * ((double)(s) - 1.0) / (double)(n > 1 ? n - 1 : 1))
+#define FTI__TR_Y(v) (T + (H - T - B) * (hi - (double)(v)) / (hi - lo))
+    fti_buf_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+                   "font-family=\"sans-serif\" font-size=\"11\">\n", W, H);
+    fti_buf_printf(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fti_buf_printf(&b, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n",
+                   L, H - B, W - R, H - B);
+    fti_buf_printf(&b, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n",
+                   L, T, L, H - B);
+    fti_buf_printf(&b, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">%.3f</text>\n", L - 4,
+                   T + 4, hi);
+    fti_buf_printf(&b, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">%.3f</text>\n", L - 4,
+                   H - B, lo);
+    fti_buf_printf(&b, "<text x=\"%.0f\" y=\"%.0f\">1</text>\n", L, H - B + 14);
+    fti_buf_printf(&b, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">step %lu</text>\n",
+                   W - R, H - B + 14, (unsigned long)n);
+    fti_buf_printf(&b, "<text x=\"%.0f\" y=\"%.0f\" fill=\"#1f77b4\">train loss</text>\n", L + 10,
+                   T + 12);
+    fti_buf_printf(&b, "<text x=\"%.0f\" y=\"%.0f\" fill=\"#ff7f0e\">validation loss</text>\n",
+                   L + 90, T + 12);
+    fti_buf_puts(&b, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1\" points=\"");
+    for (i = 0; i < n; i++)
+        fti_buf_printf(&b, "%.1f,%.1f ", FTI__TR_X(i + 1), FTI__TR_Y(train[i]));
+    fti_buf_puts(&b,
+                 "\"/>\n<polyline fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\" points=\"");
+    for (i = 0; i < nv; i++) fti_buf_printf(&b, "%.1f,%.1f ", FTI__TR_X(vs[i]), FTI__TR_Y(vl[i]));
+    fti_buf_puts(&b, "\"/>\n");
+    for (i = 0; i < nv; i++)
+        fti_buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#ff7f0e\"/>\n",
+                       FTI__TR_X(vs[i]), FTI__TR_Y(vl[i]));
+    fti_buf_puts(&b, "</svg>\n");
+#undef FTI__TR_X
+#undef FTI__TR_Y
+    if (!b.oom) (void)fti_file_write_atomic(path, b.data, b.len, NULL);
+    fti_buf_free(&b);
+}
+
+/* --- model and adapter files ------------------------------------------------------------------- */
+
+/* Writes a llama GGUF with the dataset's tokenizer (when its vocabulary matches). */
+static fti_result fti__tr_write_model(const char *path, const fti_model_config *cfg,
+                                      const float *params, const char *tok_path,
+                                      const fti_gguf_lineage *lin, fti_error *err) {
+    fti_result r;
+    fti_gguf_tokenizer_meta meta, *mp = NULL;
+    fti_tokenizer *tok = NULL;
+    fti_tokenizer_gguf tg;
+    int have_tg = 0;
+    memset(&tg, 0, sizeof(tg));
+    memset(&meta, 0, sizeof(meta));
+    if (tok_path && fti_tokenizer_load(tok_path, NULL, &tok, NULL) == FTI_OK &&
+        fti_tokenizer_gguf_make(tok, &tg) == FTI_OK) {
+        have_tg = 1;
+        meta.n_tokens = tg.n_tokens;
+        meta.tokens = (const char *const *)tg.tokens;
+        meta.token_types = tg.token_types;
+        meta.n_merges = tg.n_merges;
+        meta.merges = (const char *const *)tg.merges;
+        meta.model = tg.model;
+        meta.pre = tg.pre;
+        meta.bos_id = (int32_t)tg.bos_id;
+        meta.eos_id = (int32_t)tg.eos_id;
+        meta.pad_id = -1;
+        if (meta.n_tokens == cfg->vocab_size) mp = &meta;
+    }
+    r = fti_gguf_write_llama(path, cfg, params, mp, lin, NULL, err);
+    if (have_tg) fti_tokenizer_gguf_free(&tg);
+    fti_tokenizer_free(tok);
+    return r;
+}
+
+/* A LoRA adapter in llama.cpp's GGUF adapter conventions: general.type "adapter",
+ * adapter.type "lora", adapter.lora.alpha, tensors <name>.weight.lora_a (ne = in, r) and
+ * .lora_b (ne = r, out). */
+static fti_result fti__tr_write_adapter(const char *path, const fti_model_config *cfg,
+                                        const float *ad, uint32_t rank, float alpha,
+                                        const char *base_id, fti_error *err) {
+    fti_gguf_writer *w = NULL;
+    fti_result r;
+    size_t i, nt = fti_lora_n_tensors(cfg);
+    if ((r = fti_gguf_writer_create(&w, 0)) != FTI_OK)
+        return fti_error_set(err, r, "%s: %s", path, fti_result_str(r));
+    r = fti_gguf_set_str(w, "general.architecture", "llama");
+    if (r == FTI_OK) r = fti_gguf_set_str(w, "general.type", "adapter");
+    if (r == FTI_OK) r = fti_gguf_set_str(w, "adapter.type", "lora");
+    if (r == FTI_OK) r = fti_gguf_set_f32(w, "adapter.lora.alpha", alpha);
+    if (r == FTI_OK && base_id) r = fti_gguf_set_str(w, "fti.base_model.id", base_id);
+    for (i = 0; r == FTI_OK && i < nt; i++) {
+        fti_lora_tensor lt;
+        fti_tensor_info ti;
+        char name[96];
+        uint64_t ne[2];
+        fti_lora_tensor_get(cfg, rank, i, &lt);
+        fti_model_tensor_info(cfg, lt.tensor, &ti);
+        snprintf(name, sizeof name, "%s.weight.lora_a", ti.name);
+        ne[0] = lt.cols; /* A (r, in) */
+        ne[1] = rank;
+        r = fti_gguf_add_tensor(w, name, 2, ne, 0, ad + lt.a_offset, (size_t)rank * lt.cols * 4);
+        snprintf(name, sizeof name, "%s.weight.lora_b", ti.name);
+        ne[0] = rank; /* B (out, r) */
+        ne[1] = lt.rows;
+        if (r == FTI_OK)
+            r = fti_gguf_add_tensor(w, name, 2, ne, 0, ad + lt.b_offset,
+                                    (size_t)rank * lt.rows * 4);
+    }
+    if (r == FTI_OK) r = fti_gguf_writer_write(w, path, err);
+    else r = fti_error_set(err, r, "%s: %s", path, fti_result_str(r));
+    fti_gguf_writer_free(w);
+    return r;
+}
+
+/* Reads an adapter file written by fti__tr_write_adapter for cfg: the adapter block (caller
+ * frees), its rank and alpha. Every tensor's name, type and shape is checked. */
+static fti_result fti__tr_read_adapter(const char *path, const fti_model_config *cfg,
+                                       float **out, uint32_t *rank_out, float *alpha_out,
+                                       fti_error *err) {
+    fti_gguf *g = NULL;
+    fti_result r;
+    const char *type = NULL;
+    size_t type_len = 0;
+    const fti_gguf_tensor *t0;
+    char name[96];
+    fti_tensor_info ti;
+    fti_lora_tensor lt;
+    size_t i, nt = fti_lora_n_tensors(cfg), n;
+    uint32_t rank;
+    float alpha = 0, *ad = NULL;
+    *out = NULL;
+    if ((r = fti_gguf_open(&g, path, NULL, err)) != FTI_OK) return r;
+    if (fti_gguf_get_str(g, "adapter.type", &type, &type_len, NULL) != FTI_OK ||
+        type_len != 4 || memcmp(type, "lora", 4) != 0 ||
+        fti_gguf_get_f32(g, "adapter.lora.alpha", &alpha, NULL) != FTI_OK || !(alpha > 0) ||
+        nt == 0) {
+        r = fti_error_set(err, FTI_ERR_FORMAT, "%s: not a LoRA adapter (adapter.type, "
+                          "adapter.lora.alpha)", path);
+        goto done;
+    }
+    fti_lora_tensor_get(cfg, 1, 0, &lt);
+    fti_model_tensor_info(cfg, lt.tensor, &ti);
+    snprintf(name, sizeof name, "%s.weight.lora_a", ti.name);
+    t0 = fti_gguf_find_tensor(g, name);
+    if (!t0 || t0->n_dims != 2 || t0->ne[1] == 0 || t0->ne[1] > 65536) {
+        r = fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s is missing or not 2-D", path, name);
+        goto done;
+    }
+    rank = (uint32_t)t0->ne[1];
+    n = fti_lora_n_params(cfg, rank);
+    ad = (float *)fti_malloc(n * sizeof(float));
+    if (!ad) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    for (i = 0; i < nt; i++) {
+        int k;
+        fti_lora_tensor_get(cfg, rank, i, &lt);
+        fti_model_tensor_info(cfg, lt.tensor, &ti);
+        for (k = 0; k < 2; k++) {
+            const fti_gguf_tensor *t;
+            size_t want0 = k ? rank : lt.cols, want1 = k ? lt.rows : rank, j;
+            float *dst = ad + (k ? lt.b_offset : lt.a_offset);
+            snprintf(name, sizeof name, "%s.weight.lora_%c", ti.name, k ? 'b' : 'a');
+            t = fti_gguf_find_tensor(g, name);
+            if (!t || t->type != 0 || t->n_dims != 2 || t->ne[0] != want0 || t->ne[1] != want1) {
+                r = fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s is %s (want F32 %lu x %lu)",
+                                  path, name, t ? "of another type or shape" : "missing",
+                                  (unsigned long)want0, (unsigned long)want1);
+                goto done;
+            }
+            for (j = 0; j < want0 * want1; j++) {
+                uint32_t u = fti_load_u32((const unsigned char *)t->data + 4 * j);
+                memcpy(&dst[j], &u, 4);
+            }
+        }
+    }
+    *out = ad;
+    ad = NULL;
+    *rank_out = rank;
+    *alpha_out = alpha;
+    r = FTI_OK;
+done:
+    fti_free(ad);
+    fti_gguf_close(g);
+    return r;
+}
+
+/* --- cards ------------------------------------------------------------------------------------- */
+
+/* The config object of a card (also the GGUF's fti.train.config). */
+static void fti__tr_config_json(fti_jw *w, const fti_model_config *cfg, const char *preset) {
+    fti_jw_obj_begin(w);
+    fti_jw_key(w, "preset"); fti_jw_str(w, preset);
+    fti_jw_key(w, "vocab_size"); fti_jw_int(w, cfg->vocab_size);
+    fti_jw_key(w, "dim"); fti_jw_int(w, cfg->dim);
+    fti_jw_key(w, "n_layers"); fti_jw_int(w, cfg->n_layers);
+    fti_jw_key(w, "n_heads"); fti_jw_int(w, cfg->n_heads);
+    fti_jw_key(w, "n_kv_heads"); fti_jw_int(w, cfg->n_kv_heads ? cfg->n_kv_heads : cfg->n_heads);
+    fti_jw_key(w, "hidden_dim"); fti_jw_int(w, cfg->hidden_dim);
+    fti_jw_key(w, "context_len"); fti_jw_int(w, cfg->context_len);
+    fti_jw_key(w, "rope_base"); fti_jw_num(w, cfg->rope_base ? cfg->rope_base : 10000.0);
+    fti_jw_key(w, "norm_eps"); fti_jw_num(w, cfg->norm_eps ? cfg->norm_eps : 1e-5);
+    fti_jw_key(w, "tied_embeddings"); fti_jw_bool(w, cfg->tied_embeddings);
+    fti_jw_key(w, "n_params"); fti_jw_int(w, (int64_t)fti_model_n_params(cfg));
+    fti_jw_obj_end(w);
+}
+
+static void fti__tr_machine_json(fti_jw *w, int threads) {
+    char cpu[160];
+#ifdef FTI__TR_UNAME
+    struct utsname un;
+    if (uname(&un) != 0) memset(&un, 0, sizeof(un));
+#endif
+    fti_cpu_describe(cpu, sizeof cpu);
+    fti_jw_obj_begin(w);
+#ifdef FTI__TR_UNAME
+    fti_jw_key(w, "host"); fti_jw_str(w, un.nodename);
+    fti_jw_key(w, "os"); fti_jw_str(w, un.sysname);
+    fti_jw_key(w, "arch"); fti_jw_str(w, un.machine);
+#endif
+    fti_jw_key(w, "cpu"); fti_jw_str(w, cpu);
+    fti_jw_key(w, "threads"); fti_jw_int(w, threads);
+    fti_jw_obj_end(w);
+}
+
+/* --- keep_best: the best validation pass's weights -------------------------------------------- */
+
+/* best.bin: "FTIBEST1", u64 step, u64 n floats, the floats (LE), SHA-256 of all before. */
+static fti_result fti__tr_best_save(const char *path, uint64_t step, const float *p, size_t n,
+                                    fti_error *err) {
+    fti_buf b;
+    unsigned char dig[32], u8[8];
+    size_t i;
+    fti_result r;
+    memset(&b, 0, sizeof(b));
+    fti_buf_append(&b, "FTIBEST1", 8);
+    fti_store_u64(u8, step);
+    fti_buf_append(&b, u8, 8);
+    fti_store_u64(u8, (uint64_t)n);
+    fti_buf_append(&b, u8, 8);
+    for (i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &p[i], 4);
+        fti_store_u32(u8, u);
+        fti_buf_append(&b, u8, 4);
+    }
+    if (b.oom) {
+        fti_buf_free(&b);
+        return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+    }
+    fti_sha256_buf(b.data, b.len, dig);
+    fti_buf_append(&b, dig, 32);
+    r = b.oom ? fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path)
+              : fti_file_write_atomic(path, b.data, b.len, err);
+    fti_buf_free(&b);
+    return r;
+}
+
+/* Loads best.bin into p (n floats); FTI_ERR_NOT_FOUND when absent. */
+static fti_result fti__tr_best_load(const char *path, float *p, size_t n, fti_error *err) {
+    void *data = NULL;
+    size_t len = 0, i;
+    unsigned char dig[32];
+    const unsigned char *d;
+    fti_result r;
+    if (!fti_path_exists(path)) return FTI_ERR_NOT_FOUND;
+    if ((r = fti_file_read(path, (size_t)-1, &data, &len, err)) != FTI_OK) return r;
+    d = (const unsigned char *)data;
+    if (len != 24 + 4 * n + 32 || memcmp(d, "FTIBEST1", 8) != 0 ||
+        fti_load_u64(d + 16) != (uint64_t)n) {
+        fti_free(data);
+        return fti_error_set(err, FTI_ERR_FORMAT, "%s: not the best weights of this model", path);
+    }
+    fti_sha256_buf(d, len - 32, dig);
+    if (memcmp(dig, d + len - 32, 32) != 0) {
+        fti_free(data);
+        return fti_error_set(err, FTI_ERR_CHECKSUM, "%s: SHA-256 mismatch", path);
+    }
+    for (i = 0; i < n; i++) {
+        uint32_t u = fti_load_u32(d + 24 + 4 * i);
+        memcpy(&p[i], &u, 4);
+    }
+    fti_free(data);
+    return FTI_OK;
+}
+
+/* --- the driver -------------------------------------------------------------------------------- */
+
+static void fti__tr_log(const fti_train_opts *o, fti_log_level level, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void fti__tr_log(const fti_train_opts *o, fti_log_level level, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    if (!o->log) return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    o->log(o->log_user, level, msg);
+}
+
+FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts_in,
+                                fti_train_run_result *result, fti_error *err) {
+    fti_train_run_opts ro;
+    fti_train_run_result res_local, *res = result ? result : &res_local;
+    fti_train_opts o;
+    fti__tr_parent parent;
+    fti_dataset *ds = NULL;
+    const fti_token_shard *sh_tr, *sh_va;
+    fti_model_config cfg;
+    fti_token_array tr, va;
+    fti_trainer *t = NULL;
+    fti_result r = FTI_OK;
+    char *runs = NULL, *run_dir = NULL, *ckpt = NULL, *metrics = NULL, *svg = NULL;
+    char *gguf = NULL, *adapter = NULL, *best = NULL;
+    float *best_params = NULL;
+    FILE *mf = NULL;
+    fti_train_stats st;
+    const float *hist = NULL, *vl = NULL, *final_params;
+    const uint64_t *vs = NULL;
+    size_t n_hist = 0, n_val = 0, i, n_params;
+    const char *tok_sha, *preset, *name;
+    int from_scratch_tiny, writer = 1;
+    fti_buf card, cfgjson;
+    fti_jw w;
+
+    memset(res, 0, sizeof(*res));
+    memset(&parent, 0, sizeof(parent));
+    memset(&st, 0, sizeof(st));
+    memset(&card, 0, sizeof(card));
+    memset(&cfgjson, 0, sizeof(cfgjson));
+    if (opts_in) ro = *opts_in;
+    else memset(&ro, 0, sizeof(ro));
+    if (!home) return fti_error_set(err, FTI_ERR_INVALID, "train: no workspace given");
+    preset = ro.preset ? ro.preset : "tiny";
+    name = ro.name ? ro.name : "fti-twin";
+    o = ro.train;
+    if (o.lora_rank && !ro.from)
+        return fti_error_set(err, FTI_ERR_INVALID, "train: LoRA needs a base model (from)");
+    if ((r = fti_dataset_open(&ds, home, ro.dataset, err)) != FTI_OK) goto done;
+    {
+        const char *dsid = fti_dataset_id(ds);
+        snprintf(res->dataset, sizeof res->dataset, "%s", dsid ? dsid : "");
+    }
+    sh_tr = fti_dataset_shard(ds, FTI_SPLIT_TRAIN);
+    sh_va = fti_dataset_shard(ds, FTI_SPLIT_VAL);
+    tok_sha = fti_dataset_tokenizer_sha256(ds);
+    if (!sh_tr || !tok_sha) {
+        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "dataset %s has no tokenizer or token shards "
+                          "(ingest without --no-tokenizer)", fti_dataset_id(ds));
+        goto done;
+    }
+    snprintf(res->tokenizer, sizeof res->tokenizer, "%s", tok_sha);
+
+    /* the model configuration: a preset (+ overrides), or the parent's */
+    memset(&cfg, 0, sizeof(cfg));
+    if (ro.from) {
+        if ((r = fti__tr_load_parent(home, ro.from, &parent, err)) != FTI_OK) goto done;
+        snprintf(res->parent_id, sizeof res->parent_id, "%s", parent.id);
+        if (strcmp(parent.tokenizer, tok_sha) != 0) {
+            r = fti_error_set(err, FTI_ERR_MISMATCH, "model %s was trained with tokenizer "
+                              "%.16s..., dataset %s uses %.16s...: fine-tuning needs the same "
+                              "tokenizer", parent.id, parent.tokenizer, fti_dataset_id(ds),
+                              tok_sha);
+            goto done;
+        }
+        cfg = parent.cfg;
+    } else {
+        cfg.vocab_size = sh_tr->vocab_size;
+        if (fti_model_preset(preset, &cfg) != FTI_OK) {
+            r = fti_error_set(err, FTI_ERR_INVALID, "unknown preset %s (tiny, small, stories15M, "
+                              "stories42M, stories110M)", preset);
+            goto done;
+        }
+        if (ro.config.dim) cfg.dim = ro.config.dim;
+        if (ro.config.n_layers) cfg.n_layers = ro.config.n_layers;
+        if (ro.config.n_heads) cfg.n_heads = ro.config.n_heads;
+        if (ro.config.n_kv_heads || ro.config.n_heads) cfg.n_kv_heads = ro.config.n_kv_heads;
+        if (ro.config.hidden_dim) cfg.hidden_dim = ro.config.hidden_dim;
+        if (ro.config.context_len) cfg.context_len = ro.config.context_len;
+        if (ro.untied) cfg.tied_embeddings = 0;
+        if ((r = fti_model_config_resolve(&cfg, err)) != FTI_OK) goto done;
+    }
+    if (cfg.vocab_size != sh_tr->vocab_size) {
+        r = fti_error_set(err, FTI_ERR_MISMATCH, "model vocabulary %u != dataset vocabulary %u",
+                          (unsigned)cfg.vocab_size, (unsigned)sh_tr->vocab_size);
+        goto done;
+    }
+    res->config = cfg;
+    n_params = fti_model_n_params(&cfg);
+    res->n_params = n_params;
+
+    /* the trainer's options with the driver's defaults */
+    from_scratch_tiny = !ro.from && strcmp(preset, "tiny") == 0;
+    if (!o.batch) o.batch = 8;
+    if (!o.ctx) o.ctx = cfg.context_len;
+    if (!o.max_steps) o.max_steps = 300;
+    if (!(o.lr > 0)) o.lr = from_scratch_tiny ? 3e-3f : 1e-3f;
+    if (!o.eval_every) o.eval_every = o.max_steps >= 10 ? o.max_steps / 10 : 1;
+    if (!o.checkpoint_every) o.checkpoint_every = 100;
+    /* the run directory: a key over everything that changes the trajectory (the string of
+     * fti-train's first version, so its runs resume) */
+    {
+        char buf[1024];
+        uint64_t key;
+        float wd = o.adamw.weight_decay;
+        snprintf(buf, sizeof buf, "%s|%s|%s|%u,%u,%u,%u,%u,%u,%d|%llu|%llu|%llu|%lu|%lu|%lu|%.9g|"
+                 "%llu|%.9g|%.9g|%llu|%u|%.9g|%llu", fti_dataset_id(ds), ro.from ? parent.id : "-",
+                 preset, (unsigned)cfg.dim, (unsigned)cfg.n_layers, (unsigned)cfg.n_heads,
+                 (unsigned)cfg.n_kv_heads, (unsigned)cfg.hidden_dim, (unsigned)cfg.context_len,
+                 cfg.tied_embeddings, (unsigned long long)o.max_steps,
+                 (unsigned long long)o.max_tokens, (unsigned long long)o.seed,
+                 (unsigned long)o.batch, (unsigned long)o.ctx, (unsigned long)o.grad_accum,
+                 o.lr, (unsigned long long)o.warmup_steps, wd < 0 ? 0.0f : wd, o.grad_clip,
+                 (unsigned long long)o.eval_every, (unsigned)o.lora_rank, o.lora_alpha,
+                 (unsigned long long)cfg.vocab_size);
+        if (o.min_lr_frac != 0 || o.adamw.beta1 != 0 || o.adamw.beta2 != 0 ||
+            o.adamw.eps != 0 || o.eval_windows != 0 || ro.keep_best) {
+            /* options fti-train did not have: only in the key when set */
+            size_t l = strlen(buf);
+            snprintf(buf + l, sizeof buf - l, "|%.9g|%.9g|%.9g|%.9g|%lu|%d", o.min_lr_frac,
+                     o.adamw.beta1, o.adamw.beta2, o.adamw.eps, (unsigned long)o.eval_windows,
+                     ro.keep_best);
+        }
+        key = fti_hash64(buf, strlen(buf), 0x72756e73);
+        snprintf(res->run_key, sizeof res->run_key, "%016llx", (unsigned long long)key);
+    }
+    runs = fti_path_join(home, "runs");
+    run_dir = runs ? fti_path_join(runs, res->run_key) : NULL;
+    ckpt = run_dir ? fti_path_join(run_dir, "checkpoint.bin") : NULL;
+    metrics = run_dir ? fti_path_join(run_dir, "metrics.jsonl") : NULL;
+    svg = run_dir ? fti_path_join(run_dir, "loss.svg") : NULL;
+    gguf = run_dir ? fti_path_join(run_dir, "model.gguf") : NULL;
+    adapter = run_dir ? fti_path_join(run_dir, "adapter.gguf") : NULL;
+    best = run_dir ? fti_path_join(run_dir, "best.bin") : NULL;
+    if (!ckpt || !metrics || !svg || !gguf || !adapter || !best) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
+        goto done;
+    }
+    writer = o.world_size <= 1 || o.rank == 0; /* data-parallel: rank 0 alone writes */
+    if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
+    o.checkpoint_path = ckpt;
+    tr.data = sh_tr->data;
+    tr.n_tokens = (size_t)sh_tr->count;
+    tr.token_bytes = (int)sh_tr->width;
+    memset(&va, 0, sizeof(va));
+    if (sh_va && sh_va->count > o.ctx + 1) {
+        va.data = sh_va->data;
+        va.n_tokens = (size_t)sh_va->count;
+        va.token_bytes = (int)sh_va->width;
+    }
+    res->train_tokens = tr.n_tokens;
+    res->val_tokens = va.n_tokens;
+    if ((r = fti_trainer_create(&cfg, parent.params, &o, tr, va, &t, err)) != FTI_OK) goto done;
+    if (ro.resume) {
+        if (fti_path_exists(ckpt)) {
+            if ((r = fti_trainer_resume(t, ckpt, err)) != FTI_OK) goto done;
+            res->resumed = 1;
+        } else {
+            fti__tr_log(&o, FTI_LOG_INFO, "no checkpoint in %s: starting the run", run_dir);
+        }
+    }
+    if (ro.keep_best) {
+        best_params = (float *)fti_malloc(n_params * sizeof(float));
+        if (!best_params) {
+            r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory for the best weights");
+            goto done;
+        }
+        if (!res->resumed && writer) (void)fti_file_remove(best, NULL); /* a fresh run */
+    }
+    /* metrics: rewritten from the checkpoint's history on resume, then appended */
+    mf = writer ? fopen(metrics, "w") : NULL;
+    if (!mf && writer) fti__tr_log(&o, FTI_LOG_WARN, "cannot write %s", metrics);
+    fti_trainer_history(t, &hist, &n_hist, &vs, &vl, &n_val);
+    {
+        size_t k = 0;
+        for (i = 0; i < n_hist; i++) {
+            int hv = k < n_val && vs[k] == i + 1;
+            fti__tr_metrics_line(mf, i + 1, hist[i], -1, 0, 0, 0, 0, hv, hv ? vl[k] : 0);
+            if (hv) k++;
+        }
+    }
+    fti_trainer_stats_get(t, &st);
+    res->stats = st;
+    if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_START, res, &st);
+    while (!fti_trainer_done(t)) {
+        if ((r = fti_trainer_step(t, &st, err)) != FTI_OK) goto done;
+        res->stats = st;
+        fti__tr_metrics_line(mf, st.step, st.loss, st.lr, st.grad_norm, st.tokens_seen,
+                             st.tokens_per_s, st.elapsed_s, st.evaluated, st.val_loss);
+        if (ro.keep_best && writer && st.evaluated && st.val_loss == st.best_val_loss &&
+            (r = fti__tr_best_save(best, st.step, fti_trainer_params(t), n_params, err)) != FTI_OK)
+            goto done;
+        if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_STEP, res, &st);
+    }
+    if (mf) fclose(mf);
+    mf = NULL;
+    fti_trainer_stats_get(t, &st);
+    res->stats = st;
+    fti_trainer_history(t, &hist, &n_hist, &vs, &vl, &n_val);
+    if (writer) fti__tr_write_svg(svg, hist, n_hist, vs, vl, n_val);
+    if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_END, res, &st);
+    if (!writer) goto done; /* the model and the registry are rank 0's */
+
+    /* the weights to ship: the last step's, or the best validation pass's */
+    final_params = fti_trainer_params(t);
+    if (ro.keep_best && st.best_val_loss < st.val_loss &&
+        fti__tr_best_load(best, best_params, n_params, NULL) == FTI_OK) {
+        final_params = best_params;
+        res->used_best = 1;
+    }
+
+    /* the model file, the adapter, then the registry */
+    {
+        fti_gguf_lineage lin;
+        const char *datasets[1];
+        uint32_t rank = 0;
+        float alpha = 0;
+        const float *ad = fti_trainer_lora(t, &rank, &alpha);
+        double val_loss = res->used_best ? st.best_val_loss : st.val_loss, train_loss;
+        char ts[32];
+        int threads = o.n_threads ? o.n_threads : fti_cpu_count();
+        memset(&lin, 0, sizeof(lin));
+        fti_time_iso8601(fti_time_wall(), ts);
+        datasets[0] = fti_dataset_id(ds);
+        fti_jw_init(&w, &cfgjson, 0);
+        fti__tr_config_json(&w, &cfg, ro.from ? "(parent)" : preset);
+        if (cfgjson.oom) {
+            r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
+            goto done;
+        }
+        lin.name = name;
+        lin.datasets = datasets;
+        lin.n_datasets = 1;
+        lin.dataset_version = fti_dataset_id(ds);
+        lin.tokenizer_sha256 = tok_sha;
+        lin.train_config = cfgjson.data;
+        lin.train_steps = st.step;
+        lin.train_tokens = st.tokens_seen;
+        /* the losses as the history keeps them (f32): a run resumed after its last step has
+         * no "last step" in its stats, and the file must not depend on that */
+        train_loss = n_hist ? (double)hist[n_hist - 1] : st.loss;
+        if (!res->used_best && n_val && vs[n_val - 1] == st.step) val_loss = (double)vl[n_val - 1];
+        lin.train_loss = train_loss;
+        lin.val_loss = val_loss == val_loss ? val_loss : 0;
+        lin.created = ro.stamp_created ? ts : NULL;
+        if (ro.from) lin.base_model_id = parent.id;
+        if (ad) { /* the adapter is a model of the registry on its own */
+            fti_buf acard;
+            memset(&acard, 0, sizeof(acard));
+            if ((r = fti__tr_write_adapter(adapter, &cfg, ad, rank, alpha, parent.id, err)) !=
+                FTI_OK)
+                goto done;
+            fti_jw_init(&w, &acard, 1);
+            fti_jw_obj_begin(&w);
+            fti_jw_key(&w, "name"); fti_jw_str(&w, name);
+            fti_jw_key(&w, "type"); fti_jw_str(&w, "lora_adapter");
+            fti_jw_key(&w, "architecture"); fti_jw_str(&w, "llama");
+            fti_jw_key(&w, "dataset"); fti_jw_str(&w, fti_dataset_id(ds));
+            fti_jw_key(&w, "tokenizer"); fti_jw_str(&w, tok_sha);
+            fti_jw_key(&w, "parent"); fti_jw_str(&w, parent.id);
+            fti_jw_key(&w, "lora_rank"); fti_jw_int(&w, rank);
+            fti_jw_key(&w, "lora_alpha"); fti_jw_num(&w, alpha);
+            fti_jw_key(&w, "n_params"); fti_jw_int(&w, (int64_t)fti_lora_n_params(&cfg, rank));
+            fti_jw_key(&w, "val_loss"); fti_jw_num(&w, st.val_loss);
+            fti_jw_key(&w, "best_val_loss"); fti_jw_num(&w, st.best_val_loss);
+            fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)st.tokens_seen);
+            fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)st.step);
+            fti_jw_key(&w, "wall_time_s"); fti_jw_num(&w, st.elapsed_s);
+            fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads);
+            fti_jw_key(&w, "config");
+            fti__tr_config_json(&w, &cfg, "(parent)");
+            fti_jw_key(&w, "run"); fti_jw_str(&w, run_dir);
+            fti_jw_key(&w, "metrics"); fti_jw_str(&w, metrics);
+            fti_jw_key(&w, "loss_curve"); fti_jw_str(&w, svg);
+            fti_jw_obj_end(&w);
+            r = acard.oom ? fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory")
+                          : fti_registry_add(home, adapter, acard.data, acard.len,
+                                             res->adapter_id, err);
+            fti_buf_free(&acard);
+            if (r != FTI_OK) goto done;
+        }
+        if ((r = fti__tr_write_model(gguf, &cfg, final_params, fti_dataset_tokenizer_path(ds),
+                                     &lin, err)) != FTI_OK)
+            goto done;
+        fti_jw_init(&w, &card, 1);
+        fti_jw_obj_begin(&w);
+        fti_jw_key(&w, "name"); fti_jw_str(&w, name);
+        fti_jw_key(&w, "type"); fti_jw_str(&w, ad ? "lora_merged" : "model");
+        fti_jw_key(&w, "architecture"); fti_jw_str(&w, "llama");
+        fti_jw_key(&w, "dataset"); fti_jw_str(&w, fti_dataset_id(ds));
+        fti_jw_key(&w, "tokenizer"); fti_jw_str(&w, tok_sha);
+        fti_jw_key(&w, "parent");
+        if (ad) fti_jw_str(&w, res->adapter_id); /* lineage: merged -> adapter -> base */
+        else if (ro.from) fti_jw_str(&w, parent.id);
+        else fti_jw_null(&w);
+        if (ad) {
+            fti_jw_key(&w, "base_model"); fti_jw_str(&w, parent.id);
+        }
+        fti_jw_key(&w, "val_loss"); fti_jw_num(&w, val_loss);
+        fti_jw_key(&w, "best_val_loss"); fti_jw_num(&w, st.best_val_loss);
+        fti_jw_key(&w, "val_perplexity"); fti_jw_num(&w, exp(val_loss));
+        fti_jw_key(&w, "train_loss"); fti_jw_num(&w, train_loss);
+        fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)st.tokens_seen);
+        fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)st.step);
+        fti_jw_key(&w, "wall_time_s"); fti_jw_num(&w, st.elapsed_s);
+        if (res->used_best) {
+            fti_jw_key(&w, "weights"); fti_jw_str(&w, "best validation pass");
+        }
+        fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads);
+        fti_jw_key(&w, "config");
+        fti__tr_config_json(&w, &cfg, ro.from ? "(parent)" : preset);
+        fti_jw_key(&w, "hyper");
+        fti_jw_obj_begin(&w);
+        fti_jw_key(&w, "batch"); fti_jw_int(&w, (int64_t)o.batch);
+        fti_jw_key(&w, "ctx"); fti_jw_int(&w, (int64_t)o.ctx);
+        fti_jw_key(&w, "grad_accum"); fti_jw_int(&w, (int64_t)(o.grad_accum ? o.grad_accum : 1));
+        fti_jw_key(&w, "lr"); fti_jw_num(&w, o.lr);
+        fti_jw_key(&w, "schedule"); fti_jw_str(&w, "warmup+cosine");
+        fti_jw_key(&w, "max_steps"); fti_jw_int(&w, (int64_t)o.max_steps);
+        fti_jw_key(&w, "seed"); fti_jw_int(&w, (int64_t)o.seed);
+        fti_jw_key(&w, "weight_decay");
+        fti_jw_num(&w, o.adamw.weight_decay > 0 ? o.adamw.weight_decay
+                                                : (o.adamw.weight_decay < 0 ? 0.0 : 0.1));
+        fti_jw_key(&w, "grad_clip"); fti_jw_num(&w, o.grad_clip ? o.grad_clip : 1.0);
+        fti_jw_key(&w, "optimizer"); fti_jw_str(&w, "adamw(0.9,0.95,1e-8)");
+        fti_jw_key(&w, "eval_every"); fti_jw_int(&w, (int64_t)o.eval_every);
+        if (ad) {
+            fti_jw_key(&w, "lora_rank"); fti_jw_int(&w, rank);
+            fti_jw_key(&w, "lora_alpha"); fti_jw_num(&w, alpha);
+        }
+        fti_jw_obj_end(&w);
+        fti_jw_key(&w, "run"); fti_jw_str(&w, run_dir);
+        fti_jw_key(&w, "metrics"); fti_jw_str(&w, metrics);
+        fti_jw_key(&w, "loss_curve"); fti_jw_str(&w, svg);
+        if (ad) {
+            fti_jw_key(&w, "adapter"); fti_jw_str(&w, adapter);
+            fti_jw_key(&w, "adapter_id"); fti_jw_str(&w, res->adapter_id);
+        }
+        fti_jw_obj_end(&w);
+        if (card.oom) {
+            r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
+            goto done;
+        }
+        if ((r = fti_registry_add(home, gguf, card.data, card.len, res->id, err)) != FTI_OK)
+            goto done;
+    }
+done:
+    if (mf) fclose(mf);
+    fti_buf_free(&card);
+    fti_buf_free(&cfgjson);
+    fti_trainer_free(t);
+    fti_dataset_close(ds);
+    fti_free(parent.params);
+    fti_free(best_params);
+    fti_free(runs);
+    fti_free(run_dir);
+    fti_free(ckpt);
+    fti_free(metrics);
+    fti_free(svg);
+    fti_free(gguf);
+    fti_free(adapter);
+    fti_free(best);
+    return r;
+}
+
+FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_ref,
+                                          const char *name, char id_out[17], fti_error *err) {
+    char aid[17];
+    fti_buf acard, card;
+    fti_json_doc *adoc = NULL;
+    fti__tr_parent base;
+    fti_dataset *ds = NULL;
+    float *ad = NULL;
+    uint32_t rank = 0;
+    float alpha = 0;
+    fti_result r;
+    const fti_json *c;
+    char *dir = NULL, *tmp = NULL;
+    fti_gguf_lineage lin;
+    fti_jw w;
+    memset(&acard, 0, sizeof(acard));
+    memset(&card, 0, sizeof(card));
+    memset(&base, 0, sizeof(base));
+    if (!home || !adapter_ref || !id_out)
+        return fti_error_set(err, FTI_ERR_INVALID, "merge: missing argument");
+    if ((r = fti_registry_resolve(home, adapter_ref, aid, err)) != FTI_OK ||
+        (r = fti_registry_card(home, aid, &acard, err)) != FTI_OK ||
+        (r = fti_json_parse(acard.data, acard.len, NULL, &adoc, NULL, err)) != FTI_OK)
+        goto done;
+    c = fti_json_root(adoc);
+    if (strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") != 0) {
+        r = fti_error_set(err, FTI_ERR_INVALID, "model %s is not a LoRA adapter", aid);
+        goto done;
+    }
+    if ((r = fti__tr_load_parent(home, fti_json_get_str(c, "parent", ""), &base, err)) != FTI_OK)
+        goto done;
+    if ((r = fti__tr_read_adapter(fti_json_get_str(c, "path", ""), &base.cfg, &ad, &rank, &alpha,
+                                  err)) != FTI_OK ||
+        (r = fti_lora_merge(&base.cfg, base.params, ad, rank, alpha)) != FTI_OK) {
+        if (r == FTI_ERR_NOMEM || r == FTI_ERR_INVALID)
+            fti_error_set(err, r, "merge: %s", fti_result_str(r));
+        goto done;
+    }
+    dir = fti_path_join(home, "runs");
+    tmp = dir ? fti_path_join(dir, "merge.gguf.tmp") : NULL;
+    if (!tmp || (r = fti_mkdirs(dir, err)) != FTI_OK) {
+        if (!tmp) r = fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+        goto done;
+    }
+    memset(&lin, 0, sizeof(lin));
+    lin.name = name ? name : fti_json_get_str(c, "name", "fti-twin");
+    lin.dataset_version = fti_json_get_str(c, "dataset", "");
+    lin.tokenizer_sha256 = fti_json_get_str(c, "tokenizer", "");
+    lin.base_model_id = base.id;
+    lin.train_steps = (uint64_t)fti_json_get_int(c, "steps", 0);
+    lin.train_tokens = (uint64_t)fti_json_get_int(c, "tokens", 0);
+    {
+        /* the tokenizer of the adapter's dataset, if the workspace still has it */
+        const char *tok_path = NULL;
+        if (fti_dataset_open(&ds, home, lin.dataset_version, NULL) == FTI_OK)
+            tok_path = fti_dataset_tokenizer_path(ds);
+        if ((r = fti__tr_write_model(tmp, &base.cfg, base.params, tok_path, &lin, err)) != FTI_OK)
+            goto done;
+    }
+    fti_jw_init(&w, &card, 1);
+    fti_jw_obj_begin(&w);
+    fti_jw_key(&w, "name"); fti_jw_str(&w, lin.name);
+    fti_jw_key(&w, "type"); fti_jw_str(&w, "lora_merged");
+    fti_jw_key(&w, "architecture"); fti_jw_str(&w, "llama");
+    fti_jw_key(&w, "dataset"); fti_jw_str(&w, lin.dataset_version);
+    fti_jw_key(&w, "tokenizer"); fti_jw_str(&w, lin.tokenizer_sha256);
+    fti_jw_key(&w, "parent"); fti_jw_str(&w, aid);
+    fti_jw_key(&w, "base_model"); fti_jw_str(&w, base.id);
+    fti_jw_key(&w, "val_loss"); fti_jw_num(&w, fti_json_get_num(c, "val_loss", NAN));
+    fti_jw_key(&w, "best_val_loss"); fti_jw_num(&w, fti_json_get_num(c, "best_val_loss", NAN));
+    fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)lin.train_tokens);
+    fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)lin.train_steps);
+    fti_jw_key(&w, "config");
+    fti__tr_config_json(&w, &base.cfg, "(parent)");
+    fti_jw_key(&w, "hyper");
+    fti_jw_obj_begin(&w);
+    fti_jw_key(&w, "lora_rank"); fti_jw_int(&w, rank);
+    fti_jw_key(&w, "lora_alpha"); fti_jw_num(&w, alpha);
+    fti_jw_obj_end(&w);
+    fti_jw_obj_end(&w);
+    r = card.oom ? fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory")
+                 : fti_registry_add(home, tmp, card.data, card.len, id_out, err);
+    (void)fti_file_remove(tmp, NULL);
+done:
+    fti_free(ad);
+    fti_free(base.params);
+    fti_dataset_close(ds);
+    fti_json_free(adoc);
+    fti_buf_free(&acard);
+    fti_buf_free(&card);
+    fti_free(dir);
+    fti_free(tmp);
+    return r;
+}
+
+#endif /* FTI_NO_TRAIN */
+/* ---- end src/07_train_run.c ---- */
 /* ---- begin src/08_infer.c ---- */
 /* === infer: implementation === */
 /* #include "08_infer.h" (amalgamated) */
@@ -22687,6 +26312,212 @@ FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t 
     fti_free(buf);
     if (rc != FTI_OK) return rc;
     *mean_nll = count ? total / (double)count : 0.0;
+    return FTI_OK;
+}
+
+/* --- batched decoding -------------------------------------------------------------------------- */
+
+struct fti_batch {
+    const fti_engine *e;
+    size_t max_batch, max_ctx;
+    float *x, *xb, *q, *kn, *vn, *att_out, *hb, *hb2, *att, *logits;
+    void *qa;                 /* quantized activations, (max_batch, max(C, HD, F)) */
+    fti_session **ss;         /* the current step's sessions (for the attention task) */
+    float *mem;               /* everything above, one allocation */
+};
+
+FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
+                                   fti_batch **out, fti_error *err) {
+    fti_batch *d;
+    size_t B = max_batch, sizes[10], total = 0, i, kmax, qa_bytes, att_n;
+    float **slots[10];
+    if (!out || !e || B == 0 || max_ctx == 0)
+        return fti_error_set(err, FTI_ERR_INVALID, "batch: bad arguments");
+    *out = NULL;
+    kmax = e->C > e->HD ? e->C : e->HD;
+    if (e->F > kmax) kmax = e->F;
+    if (!fti_size_mul(B * e->H, max_ctx, &att_n) || B > ((size_t)1 << 24))
+        return fti_error_set(err, FTI_ERR_LIMIT, "batch: %lu x %lu too large", (unsigned long)B,
+                             (unsigned long)max_ctx);
+    qa_bytes = kmax % FTI_QK ? 0 : fti_qact_bytes(B, kmax);
+    sizes[0] = B * e->C, sizes[1] = B * e->C, sizes[2] = B * e->HD, sizes[3] = B * e->KVD;
+    sizes[4] = B * e->KVD, sizes[5] = B * e->HD, sizes[6] = B * e->F, sizes[7] = B * e->F;
+    sizes[8] = att_n, sizes[9] = B * e->V;
+    d = (fti_batch *)fti_calloc(1, sizeof *d);
+    if (!d) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    slots[0] = &d->x, slots[1] = &d->xb, slots[2] = &d->q, slots[3] = &d->kn, slots[4] = &d->vn;
+    slots[5] = &d->att_out, slots[6] = &d->hb, slots[7] = &d->hb2, slots[8] = &d->att;
+    slots[9] = &d->logits;
+    for (i = 0; i < 10; i++)
+        if (!fti_size_add(total, sizes[i], &total)) total = (size_t)-1;
+    if (total != (size_t)-1 && !fti_size_add(total, qa_bytes / sizeof(float) + 1, &total))
+        total = (size_t)-1;
+    d->mem = total == (size_t)-1 ? NULL : (float *)fti_calloc(total, sizeof(float));
+    d->ss = (fti_session **)fti_calloc(B, sizeof *d->ss);
+    if (!d->mem || !d->ss) {
+        fti_batch_free(d);
+        return fti_error_set(err, FTI_ERR_NOMEM, "batch: out of memory for %lu sequences",
+                             (unsigned long)B);
+    }
+    total = 0;
+    for (i = 0; i < 10; i++) {
+        *slots[i] = d->mem + total;
+        total += sizes[i];
+    }
+    d->qa = qa_bytes ? (void *)(d->mem + total) : NULL;
+    d->e = e;
+    d->max_batch = B;
+    d->max_ctx = max_ctx;
+    *out = d;
+    return FTI_OK;
+}
+
+FTIDEF void fti_batch_free(fti_batch *d) {
+    if (!d) return;
+    fti_free(d->mem);
+    fti_free(d->ss);
+    fti_free(d);
+}
+
+typedef struct fti__bt_attn {
+    fti_batch *d;
+    size_t layer;
+} fti__bt_attn;
+
+/* Attention of row b's query over session b's cache (positions 0..pos_b): item i = (b, h). */
+static void fti__bt_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
+    const fti__bt_attn *c = (const fti__bt_attn *)vctx;
+    fti_batch *d = c->d;
+    const fti_engine *e = d->e;
+    size_t i, j, D = e->D, rep = e->H / e->KV;
+    float scale = 1.0f / (float)sqrt((double)D);
+    (void)thread;
+    for (i = i0; i < i1; i++) {
+        size_t b = i / e->H, h = i % e->H, kvh = h / rep;
+        const fti_session *s = d->ss[b];
+        size_t n = s->pos + 1;
+        const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
+        const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
+        const float *qt = d->q + b * e->HD + h * D; /* (D) */
+        float *p = d->att + i * d->max_ctx;        /* (n) */
+        float *yt = d->att_out + b * e->HD + h * D;
+        float mx = -INFINITY, sum = 0.0f, inv;
+        for (j = 0; j < n; j++) {
+            float sc = fti_dot(e->k, qt, kc + j * e->KVD + kvh * D, D) * scale;
+            p[j] = sc;
+            if (sc > mx) mx = sc;
+        }
+        for (j = 0; j < n; j++) {
+            p[j] = (float)exp((double)(p[j] - mx));
+            sum += p[j];
+        }
+        inv = 1.0f / sum;
+        memset(yt, 0, D * sizeof(float));
+        for (j = 0; j < n; j++) fti_axpy(e->k, yt, p[j] * inv, vc + j * e->KVD + kvh * D, D);
+    }
+}
+
+/* Y (B,N) = X (B,K) · Wᵀ: quantized weights through the multi-row kernel on d->qa, which holds
+ * X quantized once (*have_q says it already does: matrices sharing an input share it). */
+static fti_result fti__bt_matmul(fti_batch *d, fti_pool *pool, const fti__eng_w *w,
+                                 const float *X, int *have_q, float *Y, size_t B, size_t N,
+                                 size_t K) {
+    const fti_kernels *k = d->e->k;
+    if ((w->type == FTI_DTYPE_Q8_0 || w->type == FTI_DTYPE_Q4_0) && d->qa && K % FTI_QK == 0) {
+        if (!*have_q) {
+            fti_result rc = fti_qact_quantize(k, d->qa, X, K, B, K);
+            if (rc != FTI_OK) return rc;
+            *have_q = 1;
+        }
+        return fti_matmul_qa(k, pool, w->type, w->data, d->qa, Y, N, B, N, K);
+    }
+    return fti_matmul_w(k, pool, w->type, w->data, X, Y, B, N, K);
+}
+
+FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
+                                         const int32_t *tokens, size_t B, fti_pool *pool,
+                                         fti_error *err) {
+    const fti_engine *e;
+    const fti_kernels *k;
+    size_t b, l, i, C;
+    float eps;
+    fti_result rc = FTI_OK;
+    size_t embd_row;
+    fti__bt_attn ac;
+    if (!d || !ss || !tokens || B == 0 || B > d->max_batch)
+        return fti_error_set(err, FTI_ERR_INVALID, "batch decode: %lu sequences (max %lu)",
+                             (unsigned long)B, (unsigned long)(d ? d->max_batch : 0));
+    e = d->e;
+    k = e->k;
+    C = e->C;
+    eps = e->cfg.norm_eps;
+    for (b = 0; b < B; b++) {
+        size_t j;
+        if (!ss[b] || ss[b]->e != e || ss[b]->n_ctx > d->max_ctx)
+            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: sequence %lu: foreign session",
+                                 (unsigned long)b);
+        for (j = 0; j < b; j++)
+            if (ss[j] == ss[b])
+                return fti_error_set(err, FTI_ERR_INVALID, "batch decode: session repeated");
+        if (tokens[b] < 0 || (size_t)tokens[b] >= e->V)
+            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: token %ld not below vocab %lu",
+                                 (long)tokens[b], (unsigned long)e->V);
+        if (ss[b]->pos >= ss[b]->n_ctx)
+            return fti_error_set(err, FTI_ERR_LIMIT, "batch decode: sequence %lu: context full",
+                                 (unsigned long)b);
+        d->ss[b] = ss[b];
+    }
+    embd_row = fti_dtype_row_bytes(e->embd.type, C);
+    for (b = 0; b < B; b++) /* x (B,C) = embedding rows */
+        fti_dequantize_row(k, e->embd.type, d->x + b * C,
+                           (const char *)e->embd.data + (size_t)tokens[b] * embd_row, C);
+    for (l = 0; l < e->L && rc == FTI_OK; l++) {
+        const fti__eng_layer *ly = &e->layers[l];
+        int have_q = 0;
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->attn_norm, B, C, eps);
+        /* the projections: one pass over each weight matrix for all B rows */
+        rc = fti__bt_matmul(d, pool, &ly->q, d->xb, &have_q, d->q, B, e->HD, C);
+        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->k, d->xb, &have_q, d->kn, B, e->KVD, C);
+        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->v, d->xb, &have_q, d->vn, B, e->KVD, C);
+        if (rc != FTI_OK) break;
+        for (b = 0; b < B; b++) { /* RoPE at each sequence's own position; K, V into its cache */
+            fti_session *s = ss[b];
+            float *kc = s->kcache + (l * s->n_ctx + s->pos) * e->KVD;
+            float *vc = s->vcache + (l * s->n_ctx + s->pos) * e->KVD;
+            fti__sess_rope(s, d->q + b * e->HD, 1, e->H, s->pos);
+            fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, s->pos);
+            memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
+            memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
+        }
+        ac.d = d;
+        ac.layer = l;
+        fti_pool_for(pool, B * e->H, 1, fti__bt_attn_task, &ac);
+        have_q = 0;
+        rc = fti__bt_matmul(d, pool, &ly->o, d->att_out, &have_q, d->xb, B, C, e->HD);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->ffn_norm, B, C, eps);
+        have_q = 0;
+        rc = fti__bt_matmul(d, pool, &ly->gate, d->xb, &have_q, d->hb, B, e->F, C);
+        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->up, d->xb, &have_q, d->hb2, B, e->F, C);
+        if (rc != FTI_OK) break;
+        fti_swiglu_fwd(k, d->hb, d->hb, d->hb2, B * e->F);
+        have_q = 0;
+        rc = fti__bt_matmul(d, pool, &ly->down, d->hb, &have_q, d->xb, B, C, e->F);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
+    }
+    if (rc == FTI_OK) {
+        int have_q = 0;
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, e->out_norm, B, C, eps);
+        rc = fti__bt_matmul(d, pool, &e->out, d->xb, &have_q, d->logits, B, e->V, C);
+    }
+    if (rc != FTI_OK)
+        return fti_error_set(err, rc, "batch decode: forward failed: %s", fti_result_str(rc));
+    for (b = 0; b < B; b++) {
+        memcpy(ss[b]->logits, d->logits + b * e->V, e->V * sizeof(float));
+        ss[b]->pos++;
+    }
     return FTI_OK;
 }
 
@@ -24767,8 +28598,10 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
     memset(&jo, 0, sizeof jo);
     jo.max_depth = 32;
     jo.max_nodes = 65536;
-    if (fti_json_parse(body, len, &jo, &doc, NULL, &jerr) != FTI_OK) {
+    r = fti_json_parse(body, len, &jo, &doc, NULL, &jerr);
+    if (r != FTI_OK) {
         if (param) *param = NULL;
+        if (r == FTI_ERR_NOMEM) return fti_error_set(err, r, "out of memory");
         return fti_error_set(err, FTI_ERR_FORMAT, "request body is not valid JSON: %s", jerr.msg);
     }
     root = fti_json_root(doc);
@@ -25157,44 +28990,25 @@ FTIDEF fti_result fti_gen_echo_create(const fti_gen_echo_opts *opts, fti_gen *ge
 }
 
 /* === server: batched decoding === */
+/* The step is part 08's fti_session_eval_batch (weights read once per step for every sequence
+ * through the multi-row quantized kernels); fti_batch_decoder is its older name, kept. */
 
 struct fti_batch_decoder {
-    const fti_engine *e;
-    size_t max_batch, max_ctx;
-    float *x, *xb, *q, *kn, *vn, *att_out, *hb, *hb2, *att, *logits;
-    fti_session **ss; /* the current step's sessions (for the attention task) */
+    fti_batch *b;
 };
 
 FTIDEF fti_result fti_batch_decoder_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
                                            fti_batch_decoder **out, fti_error *err) {
     fti_batch_decoder *d;
-    size_t B = max_batch, att_n;
-    if (!out || !e || B == 0 || max_ctx == 0)
-        return fti_error_set(err, FTI_ERR_INVALID, "batch decoder: bad arguments");
+    fti_result rc;
+    if (!out) return fti_error_set(err, FTI_ERR_INVALID, "batch decoder: bad arguments");
     *out = NULL;
-    if (!fti_size_mul(B * e->H, max_ctx, &att_n))
-        return fti_error_set(err, FTI_ERR_LIMIT, "batch decoder: %lu x %lu too large",
-                             (unsigned long)B, (unsigned long)max_ctx);
     d = (fti_batch_decoder *)fti_calloc(1, sizeof *d);
     if (!d) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
-    d->e = e;
-    d->max_batch = B;
-    d->max_ctx = max_ctx;
-    d->x = (float *)fti_calloc(B * e->C, sizeof(float));         /* (B,C) */
-    d->xb = (float *)fti_calloc(B * e->C, sizeof(float));        /* (B,C) */
-    d->q = (float *)fti_calloc(B * e->HD, sizeof(float));        /* (B,HD) */
-    d->kn = (float *)fti_calloc(B * e->KVD, sizeof(float));      /* (B,KVD) */
-    d->vn = (float *)fti_calloc(B * e->KVD, sizeof(float));      /* (B,KVD) */
-    d->att_out = (float *)fti_calloc(B * e->HD, sizeof(float));  /* (B,HD) */
-    d->hb = (float *)fti_calloc(B * e->F, sizeof(float));        /* (B,F) */
-    d->hb2 = (float *)fti_calloc(B * e->F, sizeof(float));       /* (B,F) */
-    d->att = (float *)fti_calloc(att_n, sizeof(float));          /* (B*H, max_ctx) */
-    d->logits = (float *)fti_calloc(B * e->V, sizeof(float));    /* (B,V) */
-    d->ss = (fti_session **)fti_calloc(B, sizeof *d->ss);
-    if (!d->x || !d->xb || !d->q || !d->kn || !d->vn || !d->att_out || !d->hb || !d->hb2 ||
-        !d->att || !d->logits || !d->ss) {
-        fti_batch_decoder_free(d);
-        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    rc = fti_batch_create(e, max_batch, max_ctx, &d->b, err);
+    if (rc != FTI_OK) {
+        fti_free(d);
+        return rc;
     }
     *out = d;
     return FTI_OK;
@@ -25202,137 +29016,13 @@ FTIDEF fti_result fti_batch_decoder_create(const fti_engine *e, size_t max_batch
 
 FTIDEF void fti_batch_decoder_free(fti_batch_decoder *d) {
     if (!d) return;
-    fti_free(d->x);
-    fti_free(d->xb);
-    fti_free(d->q);
-    fti_free(d->kn);
-    fti_free(d->vn);
-    fti_free(d->att_out);
-    fti_free(d->hb);
-    fti_free(d->hb2);
-    fti_free(d->att);
-    fti_free(d->logits);
-    fti_free(d->ss);
+    fti_batch_free(d->b);
     fti_free(d);
-}
-
-typedef struct fti__bd_attn {
-    fti_batch_decoder *d;
-    size_t layer;
-} fti__bd_attn;
-
-/* Attention of row b's query over session b's cache (positions 0..pos_b): item i = (b, h). */
-static void fti__bd_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
-    const fti__bd_attn *c = (const fti__bd_attn *)vctx;
-    fti_batch_decoder *d = c->d;
-    const fti_engine *e = d->e;
-    size_t i, j, D = e->D, rep = e->H / e->KV;
-    float scale = 1.0f / (float)sqrt((double)D);
-    (void)thread;
-    for (i = i0; i < i1; i++) {
-        size_t b = i / e->H, h = i % e->H, kvh = h / rep;
-        const fti_session *s = d->ss[b];
-        size_t n = s->pos + 1;
-        const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
-        const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
-        const float *qt = d->q + b * e->HD + h * D; /* (D) */
-        float *p = d->att + i * d->max_ctx;        /* (n) */
-        float *yt = d->att_out + b * e->HD + h * D;
-        float mx = -INFINITY, sum = 0.0f, inv;
-        for (j = 0; j < n; j++) {
-            float sc = fti_dot(e->k, qt, kc + j * e->KVD + kvh * D, D) * scale;
-            p[j] = sc;
-            if (sc > mx) mx = sc;
-        }
-        for (j = 0; j < n; j++) {
-            p[j] = (float)exp((double)(p[j] - mx));
-            sum += p[j];
-        }
-        inv = 1.0f / sum;
-        memset(yt, 0, D * sizeof(float));
-        for (j = 0; j < n; j++) fti_axpy(e->k, yt, p[j] * inv, vc + j * e->KVD + kvh * D, D);
-    }
 }
 
 FTIDEF fti_result fti_batch_decode(fti_batch_decoder *d, fti_session *const *ss,
                                    const int32_t *tokens, size_t B, fti_pool *pool, fti_error *err) {
-    const fti_engine *e;
-    const fti_kernels *k;
-    size_t b, l, i, C;
-    float eps;
-    fti_result rc = FTI_OK;
-    size_t embd_row;
-    fti__bd_attn ac;
-    if (!d || !ss || !tokens || B == 0 || B > d->max_batch)
-        return fti_error_set(err, FTI_ERR_INVALID, "batch decode: %lu sequences (max %lu)",
-                             (unsigned long)B, (unsigned long)(d ? d->max_batch : 0));
-    e = d->e;
-    k = e->k;
-    C = e->C;
-    eps = e->cfg.norm_eps;
-    for (b = 0; b < B; b++) {
-        size_t j;
-        if (!ss[b] || ss[b]->e != e || ss[b]->n_ctx > d->max_ctx)
-            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: sequence %lu: foreign session",
-                                 (unsigned long)b);
-        for (j = 0; j < b; j++)
-            if (ss[j] == ss[b])
-                return fti_error_set(err, FTI_ERR_INVALID, "batch decode: session repeated");
-        if (tokens[b] < 0 || (size_t)tokens[b] >= e->V)
-            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: token %ld not below vocab %lu",
-                                 (long)tokens[b], (unsigned long)e->V);
-        if (ss[b]->pos >= ss[b]->n_ctx)
-            return fti_error_set(err, FTI_ERR_LIMIT, "batch decode: sequence %lu: context full",
-                                 (unsigned long)b);
-        d->ss[b] = ss[b];
-    }
-    embd_row = fti_dtype_row_bytes(e->embd.type, C);
-    for (b = 0; b < B; b++) /* x (B,C) = embedding rows */
-        fti_dequantize_row(k, e->embd.type, d->x + b * C,
-                           (const char *)e->embd.data + (size_t)tokens[b] * embd_row, C);
-    for (l = 0; l < e->L && rc == FTI_OK; l++) {
-        const fti__eng_layer *ly = &e->layers[l];
-        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->attn_norm, B, C, eps);
-        /* the projections: one pass over each weight matrix for all B rows */
-        rc = fti_matmul_w(k, pool, ly->q.type, ly->q.data, d->xb, d->q, B, e->HD, C);
-        if (rc == FTI_OK) rc = fti_matmul_w(k, pool, ly->k.type, ly->k.data, d->xb, d->kn, B, e->KVD, C);
-        if (rc == FTI_OK) rc = fti_matmul_w(k, pool, ly->v.type, ly->v.data, d->xb, d->vn, B, e->KVD, C);
-        if (rc != FTI_OK) break;
-        for (b = 0; b < B; b++) { /* RoPE at each sequence's own position; K, V into its cache */
-            fti_session *s = ss[b];
-            float *kc = s->kcache + (l * s->n_ctx + s->pos) * e->KVD;
-            float *vc = s->vcache + (l * s->n_ctx + s->pos) * e->KVD;
-            fti__sess_rope(s, d->q + b * e->HD, 1, e->H, s->pos);
-            fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, s->pos);
-            memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
-            memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
-        }
-        ac.d = d;
-        ac.layer = l;
-        fti_pool_for(pool, B * e->H, 1, fti__bd_attn_task, &ac);
-        rc = fti_matmul_w(k, pool, ly->o.type, ly->o.data, d->att_out, d->xb, B, C, e->HD);
-        if (rc != FTI_OK) break;
-        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
-        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->ffn_norm, B, C, eps);
-        rc = fti_matmul_w(k, pool, ly->gate.type, ly->gate.data, d->xb, d->hb, B, e->F, C);
-        if (rc == FTI_OK) rc = fti_matmul_w(k, pool, ly->up.type, ly->up.data, d->xb, d->hb2, B, e->F, C);
-        if (rc != FTI_OK) break;
-        fti_swiglu_fwd(k, d->hb, d->hb, d->hb2, B * e->F);
-        rc = fti_matmul_w(k, pool, ly->down.type, ly->down.data, d->hb, d->xb, B, C, e->F);
-        if (rc != FTI_OK) break;
-        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
-    }
-    if (rc == FTI_OK) {
-        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, e->out_norm, B, C, eps);
-        rc = fti_matmul_w(k, pool, e->out.type, e->out.data, d->xb, d->logits, B, e->V, C);
-    }
-    if (rc != FTI_OK)
-        return fti_error_set(err, rc, "batch decode: forward failed: %s", fti_result_str(rc));
-    for (b = 0; b < B; b++) {
-        memcpy(ss[b]->logits, d->logits + b * e->V, e->V * sizeof(float));
-        ss[b]->pos++;
-    }
-    return FTI_OK;
+    return fti_session_eval_batch(d ? d->b : NULL, ss, tokens, B, pool, err);
 }
 
 /* === server: sockets, connections and the scheduler === */
@@ -25441,6 +29131,8 @@ struct fti_server {
     fti_server_opts o;
     fti_http_limits lim;
     char host[256];
+    char inst[72];     /* the instance name or "" */
+    char inst_hdr[96]; /* "X-Fti-Instance: NAME\r\n" or "" */
     int listen_fd;
     int port;
     int wake_rd, wake_wr;
@@ -25531,12 +29223,11 @@ static fti__genref *fti__gen_wrap(const fti_gen *gen) {
 
 static void fti__respond(fti_server *s, fti__conn *c, int status, const char *ctype,
                          const char *body, size_t n, const char *extra_headers) {
-    (void)s;
     if (status >= 400 && status != 404 && status != 405) c->close_after = 1;
-    fti_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %lu\r\n%s%s",
+    fti_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %lu\r\n%s%s%s",
                    status, fti_http_reason(status), ctype, (unsigned long)n,
                    c->close_after ? "Connection: close\r\n" : "",
-                   extra_headers ? extra_headers : "");
+                   extra_headers ? extra_headers : "", s->inst_hdr);
     if (!c->close_after && c->head && c->head->version_minor == 0)
         fti_buf_puts(&c->out, "Connection: keep-alive\r\n");
     fti_buf_puts(&c->out, "Cache-Control: no-store\r\n\r\n");
@@ -26028,6 +29719,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         fti__job *j;
         fti_error err;
         const char *param = NULL;
+        fti_result pr;
         int n_ctx, full;
         const char *ep = kind == FTI_API_CHAT ? "/v1/chat/completions" : "/v1/completions";
         if (!is_post) {
@@ -26052,10 +29744,12 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
             return;
         }
         fti_error_clear(&err);
-        if (fti_api_parse_completion(kind, body, body_len, n_ctx, &j->req, &param, &err) !=
+        if ((pr = fti_api_parse_completion(kind, body, body_len, n_ctx, &j->req, &param, &err)) !=
             FTI_OK) {
-            fti__respond_error(s, c, 400, err.msg, "invalid_request_error", param);
-            if (s->o.monitor) fti_monitor_count(s->o.monitor, ep, 400);
+            int st = pr == FTI_ERR_NOMEM ? 500 : 400; /* the server's fault, not the client's */
+            fti__respond_error(s, c, st, err.msg,
+                               st == 500 ? "server_error" : "invalid_request_error", param);
+            if (s->o.monitor) fti_monitor_count(s->o.monitor, ep, st);
             fti_free(j);
             return;
         }
@@ -26100,6 +29794,10 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         fti_jw_str(&w, FTI__STOPPING(s) ? "stopping" : "ok");
         fti_jw_key(&w, "model");
         fti_jw_str(&w, s->cur->id);
+        if (s->o.instance) {
+            fti_jw_key(&w, "instance");
+            fti_jw_str(&w, s->o.instance);
+        }
         fti_jw_key(&w, "active");
         fti_jw_int(&w, s->n_active);
         fti_jw_key(&w, "queued");
@@ -26251,9 +29949,9 @@ static void fti__conn_collect(fti_server *s, fti__conn *c) {
             if (c->head->version_minor == 0) c->close_after = 1;
             fti_buf_printf(&c->out,
                            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                           "Cache-Control: no-cache\r\n%s%s\r\n",
+                           "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n%s%s%s\r\n",
                            c->head->version_minor ? "Transfer-Encoding: chunked\r\n" : "",
-                           c->close_after ? "Connection: close\r\n" : "");
+                           c->close_after ? "Connection: close\r\n" : "", s->inst_hdr);
         }
         if (j->out.len) {
             if (c->head->version_minor) fti_buf_printf(&c->out, "%lx\r\n", (unsigned long)j->out.len);
@@ -26493,6 +30191,22 @@ FTIDEF fti_result fti_server_create(const fti_server_opts *opts, const fti_gen *
     if (opts) s->o = *opts;
     snprintf(s->host, sizeof s->host, "%s", s->o.host ? s->o.host : "127.0.0.1");
     s->o.host = s->host;
+    if (s->o.instance) {
+        const char *nm = s->o.instance;
+        size_t n = strlen(nm), k;
+        int ok = n >= 1 && n <= 64;
+        for (k = 0; ok && k < n; k++)
+            ok = (nm[k] >= 'a' && nm[k] <= 'z') || (nm[k] >= 'A' && nm[k] <= 'Z') ||
+                 (nm[k] >= '0' && nm[k] <= '9') || nm[k] == '.' || nm[k] == '_' || nm[k] == '-';
+        if (!ok) {
+            fti_server_free(s);
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "fti_server_create: instance name must be 1-64 of [A-Za-z0-9._-]");
+        }
+        snprintf(s->inst_hdr, sizeof s->inst_hdr, "X-Fti-Instance: %s\r\n", nm);
+        snprintf(s->inst, sizeof s->inst, "%s", nm);
+        s->o.instance = s->inst;
+    }
     if (s->o.max_conns <= 0) s->o.max_conns = 256;
     if (s->o.max_queue <= 0) s->o.max_queue = 64;
     if (s->o.max_batch <= 0) s->o.max_batch = 16;
