@@ -26527,6 +26527,7 @@ struct fti_sampler {
     fti_sampler_opts o;
     size_t V;
     fti_rng rng;
+    const fti_kernels *k; /* vector exp for the dense softmax */
     float *probs;      /* (V) */
     int32_t *idx;      /* (V) candidate ids */
     int32_t *counts;   /* (V) occurrences in the window */
@@ -26546,6 +26547,7 @@ FTIDEF fti_result fti_sampler_create(fti_sampler **out, size_t n_vocab,
     if (opts) s->o = *opts;
     if (s->o.penalty_last_n == 0) s->o.penalty_last_n = 64;
     s->V = n_vocab;
+    s->k = fti_kernels_get(FTI_ISA_AUTO);
     s->probs = (float *)fti_calloc(n_vocab, sizeof(float));
     s->idx = (int32_t *)fti_calloc(n_vocab, sizeof(int32_t));
     s->counts = (int32_t *)fti_calloc(n_vocab, sizeof(int32_t));
@@ -26663,7 +26665,7 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     const fti_sampler_opts *o;
     size_t V, i, n, k;
     double sum, acc, r;
-    float mx, inv_t;
+    float mx, inv_t, thr;
     if (!s || !logits) return -1;
     o = &s->o;
     V = s->V;
@@ -26690,15 +26692,29 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     for (i = 0; i < n; i++)
         if (logits[s->idx[i]] > mx) mx = logits[s->idx[i]];
     sum = 0.0;
-    for (i = 0; i < n; i++) {
-        float p = (float)exp((double)((logits[s->idx[i]] - mx) * inv_t));
-        s->probs[s->idx[i]] = p;
-        sum += p;
+    thr = o->min_p; /* p_max is exp(0) = 1 before normalisation */
+    if (n == V) {
+        /* every token is a candidate (no top-k, all logits finite): one vectorised softmax over
+         * the whole row (exp per token dominated batched serving when done one at a time) */
+        size_t imx = 0;
+        for (i = 0; i < V; i++) {
+            s->probs[i] = (logits[i] - mx) * inv_t;
+            if (logits[i] == mx) imx = i;
+        }
+        fti_softmax_fwd(s->k, s->probs, s->probs, 1, V);
+        sum = 1.0; /* normalised; the draw below stops at the last candidate if rounding fell short */
+        thr = o->min_p * s->probs[imx];
+    } else {
+        for (i = 0; i < n; i++) {
+            float p = (float)exp((double)((logits[s->idx[i]] - mx) * inv_t));
+            s->probs[s->idx[i]] = p;
+            sum += p;
+        }
     }
-    if (o->min_p > 0.0f) { /* p_max is exp(0) = 1 before normalisation */
+    if (o->min_p > 0.0f) {
         size_t m = 0;
         for (i = 0; i < n; i++)
-            if (s->probs[s->idx[i]] >= o->min_p) s->idx[m++] = s->idx[i];
+            if (s->probs[s->idx[i]] >= thr) s->idx[m++] = s->idx[i];
             else sum -= s->probs[s->idx[i]];
         n = m;
     }
