@@ -936,7 +936,16 @@ static size_t fti__gemv_grain(size_t row_bytes) {
 }
 
 #if defined(FTI__X86) && !defined(FTI_NO_AVX512)
-static int fti__x86_has_bf16(void); /* 02_kernels_isa_x86.c */
+/* The CPU has AVX512_BF16 (asked once; the tables of a compiler without it have no bf16 kernel). */
+static int fti__cpu_bf16(void) {
+    static int known = 0; /* 0 not yet asked, 1 no, 2 yes */
+    int v = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (!v) {
+        v = (fti_cpu_features() & FTI_CPU_AVX512BF16) ? 2 : 1;
+        __atomic_store_n(&known, v, __ATOMIC_RELAXED);
+    }
+    return v == 2;
+}
 #endif
 
 /* Whether table k computes FTI_MM_BF16 products in bf16 (its AVX-512 variant needs the CPU's
@@ -944,7 +953,7 @@ static int fti__x86_has_bf16(void); /* 02_kernels_isa_x86.c */
 static int fti__bf16_ok(const fti_kernels *k) {
     if (!k->ukernel_bf16 || !k->pack_bf16) return 0;
 #if defined(FTI__X86) && !defined(FTI_NO_AVX512)
-    if (k->isa == FTI_ISA_AVX512) return fti__x86_has_bf16();
+    if (k->isa == FTI_ISA_AVX512) return fti__cpu_bf16();
 #endif
     return 1;
 }

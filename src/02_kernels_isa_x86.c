@@ -1050,20 +1050,11 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
 }
 
 /* --- AVX-512 BF16: the bf16 GEMM (FTI_MM_BF16) ----------------------------------------------
- * Handed out in the AVX-512 tables but used only when fti__x86_has_bf16() (CPUID leaf 7.1). */
+ * Handed out in the AVX-512 tables but used only when the CPU has AVX512_BF16 (CPUID leaf 7.1;
+ * fti__bf16_ok in 02_kernels.c). */
 #if (defined(__clang__) && __clang_major__ >= 9) || (!defined(__clang__) && __GNUC__ >= 10)
 #define FTI__BF16                                                                                  \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c")))
-
-static int fti__x86_has_bf16(void) {
-    static int known = 0; /* 0 not yet asked, 1 no, 2 yes */
-    int v = __atomic_load_n(&known, __ATOMIC_RELAXED);
-    if (!v) {
-        v = (fti__cpu_features_x86() & FTI_CPU_AVX512BF16) ? 2 : 1;
-        __atomic_store_n(&known, v, __ATOMIC_RELAXED);
-    }
-    return v == 2;
-}
 
 /* One row of pair words: vcvtne2ps2bf16 puts lo's 16 values in the low words and hi's in the
  * high words, vpermw interleaves them into (lo, hi) pairs. */
@@ -1132,7 +1123,6 @@ FTI__BF16 static void fti__ukernel_bf16_avx512(size_t kp, const uint32_t *a, con
 #define FTI__PACK_BF16_AVX512 fti__pack_bf16_avx512
 #define FTI__UKERNEL_BF16_AVX512 fti__ukernel_bf16_avx512
 #else /* a compiler without AVX512_BF16 intrinsics: FTI_MM_BF16 computes in fp32 */
-static int fti__x86_has_bf16(void) { return 0; }
 #define FTI__PACK_BF16_AVX512 NULL
 #define FTI__UKERNEL_BF16_AVX512 NULL
 #endif
