@@ -8973,8 +8973,9 @@ FTI__VNNI static __m512 fti__pair_wd_vnni(uint16_t d0, uint16_t d1) {
 
 /* The activation scales of blocks b, b+1 (or b and 0 for a last odd block). */
 FTI__VNNI static __m512 fti__pair_xd_vnni(const float *xd, int two) {
-    return fti__pair_scale_vnni(two ? _mm_castpd_ps(_mm_load_sd((const double *)(const void *)xd))
-                                    : _mm_load_ss(xd));
+    long long v = 0; /* xd is only 4-byte aligned: the two floats go through memcpy */
+    if (two) memcpy(&v, xd, 8);
+    return fti__pair_scale_vnni(two ? _mm_castsi128_ps(_mm_cvtsi64_si128(v)) : _mm_load_ss(xd));
 }
 
 /* Two activation blocks (64 bytes), or one and zeros. */
@@ -16714,10 +16715,11 @@ static int fti__st_parse_section(const unsigned char *sec, size_t len, uint32_t 
         out->cap_rejs = nr + 1;
     }
     for (i = 0; i < nd && ok && !r->err; i++) {
-        fti__st_doc tmp, *d = out ? &out->docs[i] : &tmp;
+        fti__st_doc tmp, *d;
         const void *sha;
         size_t at = 0, k;
         memset(&tmp, 0, sizeof tmp);
+        d = out ? &out->docs[i] : &tmp;
         if (out) out->n_docs++;
         fti__st_unpack_str(r, &d->text_len, 0, &at, &ok);
         d->text_off = base + at;
@@ -16744,7 +16746,9 @@ static int fti__st_parse_section(const unsigned char *sec, size_t len, uint32_t 
         d->file = fi;
     }
     for (i = 0; i < nr && ok && !r->err; i++) {
-        fti__st_rej tmp, *j = out ? &out->rejs[i] : &tmp;
+        fti__st_rej tmp, *j;
+        memset(&tmp, 0, sizeof tmp);
+        j = out ? &out->rejs[i] : &tmp;
         if (out) out->n_rejs++;
         j->reason = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
         j->detail = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
@@ -16793,6 +16797,7 @@ typedef struct fti__st_run {
     /* the parent's records, for reuse */
     fti_map parent_recs;
     int have_parent_recs;
+    int hash_oom; /* a file could not be read for want of memory (set under mu) */
     fti_error err;
     int oom;
     /* sharded ingest: this run makes partial shard_i of shard_n (shard_n = 0: a whole run) */
@@ -17127,6 +17132,11 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
             continue;
         }
         if (fti_map_open(&f->map, f->path, &ferr) != FTI_OK) {
+            if (ferr.code == FTI_ERR_NOMEM) { /* not the file's fault: the ingest fails */
+                fti_mutex_lock(&r->mu);
+                r->hash_oom = 1;
+                fti_mutex_unlock(&r->mu);
+            }
             fti__st_reject(&f->out, (uint32_t)i, "", "unreadable", "%s", ferr.msg);
             f->failed = 1;
             continue;
@@ -17499,6 +17509,10 @@ static fti_result fti__st_phase_b(fti__st_run *r, fti_pool *pool, fti_error *err
             fti_error ferr;
             if (!f->mine || !f->hashed || f->reused || f->part >= 0) continue;
             if (fti_map_open(&f->map, f->path, &ferr) != FTI_OK) {
+                if (ferr.code == FTI_ERR_NOMEM) {
+                    rc = fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", f->path);
+                    break;
+                }
                 fti__st_reject(&f->out, (uint32_t)k, "", "unreadable", "%s", ferr.msg);
                 continue;
             }
@@ -17943,6 +17957,10 @@ static fti_result fti__st_partial_run(fti__st_run *r, fti_buf *out_path, fti_err
     fti__st_progress(r, "scan", 0, r->n_files);
     r->next = 0;
     fti_pool_each(pool, fti__st_phase_hash, r);
+    if (r->hash_oom) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory while reading the inputs");
+        goto done;
+    }
     for (i = 0; i < r->n_files; i++)
         if (r->files[i].mine) {
             n_mine++;
@@ -18448,6 +18466,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     if (!r->n_parts) {
         r->next = 0;
         fti_pool_each(pool, fti__st_phase_hash, r);
+        if (r->hash_oom) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory while reading the inputs");
+            goto done;
+        }
     }
     fti__st_mark(r, 0);
 
@@ -23467,11 +23489,12 @@ FTIDEF void fti_trainer_history(const fti_trainer *t, const float **train, size_
 
 FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_error *err) {
     uint64_t t0;
-    size_t micro, i, n_local = 0, per = t->o.grad_accum / (size_t)t->o.world_size;
+    size_t micro, i, n_local = 0, per;
     double loss_sum = 0.0, norm2 = 0.0, lr, step_s;
     fti_result r;
     float scale;
     if (!t) return fti_error_set(err, FTI_ERR_INVALID, "trainer: NULL");
+    per = t->o.grad_accum / (size_t)t->o.world_size;
     memset(&t->last, 0, sizeof(t->last));
     t0 = fti_time_ns();
     if (t->base) fti__lora_apply(&t->cfg, t->params, t->base, t->w, t->o.lora_rank,
@@ -24855,7 +24878,7 @@ static void fti__tr_log(const fti_train_opts *o, fti_log_level level, const char
 FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts_in,
                                 fti_train_run_result *result, fti_error *err) {
     fti_train_run_opts ro;
-    fti_train_run_result res_local, *res = result ? result : &res_local;
+    fti_train_run_result res_local, *res;
     fti_train_opts o;
     fti__tr_parent parent;
     fti_dataset *ds = NULL;
@@ -24877,6 +24900,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     fti_buf card, cfgjson;
     fti_jw w;
 
+    memset(&res_local, 0, sizeof(res_local));
+    res = result ? result : &res_local;
     memset(res, 0, sizeof(*res));
     memset(&parent, 0, sizeof(parent));
     memset(&st, 0, sizeof(st));

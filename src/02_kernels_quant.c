@@ -175,8 +175,9 @@ FTI__VNNI static __m512 fti__pair_wd_vnni(uint16_t d0, uint16_t d1) {
 
 /* The activation scales of blocks b, b+1 (or b and 0 for a last odd block). */
 FTI__VNNI static __m512 fti__pair_xd_vnni(const float *xd, int two) {
-    return fti__pair_scale_vnni(two ? _mm_castpd_ps(_mm_load_sd((const double *)(const void *)xd))
-                                    : _mm_load_ss(xd));
+    long long v = 0; /* xd is only 4-byte aligned: the two floats go through memcpy */
+    if (two) memcpy(&v, xd, 8);
+    return fti__pair_scale_vnni(two ? _mm_castsi128_ps(_mm_cvtsi64_si128(v)) : _mm_load_ss(xd));
 }
 
 /* Two activation blocks (64 bytes), or one and zeros. */

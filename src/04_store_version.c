@@ -259,10 +259,11 @@ static int fti__st_parse_section(const unsigned char *sec, size_t len, uint32_t 
         out->cap_rejs = nr + 1;
     }
     for (i = 0; i < nd && ok && !r->err; i++) {
-        fti__st_doc tmp, *d = out ? &out->docs[i] : &tmp;
+        fti__st_doc tmp, *d;
         const void *sha;
         size_t at = 0, k;
         memset(&tmp, 0, sizeof tmp);
+        d = out ? &out->docs[i] : &tmp;
         if (out) out->n_docs++;
         fti__st_unpack_str(r, &d->text_len, 0, &at, &ok);
         d->text_off = base + at;
@@ -289,7 +290,9 @@ static int fti__st_parse_section(const unsigned char *sec, size_t len, uint32_t 
         d->file = fi;
     }
     for (i = 0; i < nr && ok && !r->err; i++) {
-        fti__st_rej tmp, *j = out ? &out->rejs[i] : &tmp;
+        fti__st_rej tmp, *j;
+        memset(&tmp, 0, sizeof tmp);
+        j = out ? &out->rejs[i] : &tmp;
         if (out) out->n_rejs++;
         j->reason = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
         j->detail = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
@@ -338,6 +341,7 @@ typedef struct fti__st_run {
     /* the parent's records, for reuse */
     fti_map parent_recs;
     int have_parent_recs;
+    int hash_oom; /* a file could not be read for want of memory (set under mu) */
     fti_error err;
     int oom;
     /* sharded ingest: this run makes partial shard_i of shard_n (shard_n = 0: a whole run) */
@@ -672,6 +676,11 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
             continue;
         }
         if (fti_map_open(&f->map, f->path, &ferr) != FTI_OK) {
+            if (ferr.code == FTI_ERR_NOMEM) { /* not the file's fault: the ingest fails */
+                fti_mutex_lock(&r->mu);
+                r->hash_oom = 1;
+                fti_mutex_unlock(&r->mu);
+            }
             fti__st_reject(&f->out, (uint32_t)i, "", "unreadable", "%s", ferr.msg);
             f->failed = 1;
             continue;
@@ -1044,6 +1053,10 @@ static fti_result fti__st_phase_b(fti__st_run *r, fti_pool *pool, fti_error *err
             fti_error ferr;
             if (!f->mine || !f->hashed || f->reused || f->part >= 0) continue;
             if (fti_map_open(&f->map, f->path, &ferr) != FTI_OK) {
+                if (ferr.code == FTI_ERR_NOMEM) {
+                    rc = fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", f->path);
+                    break;
+                }
                 fti__st_reject(&f->out, (uint32_t)k, "", "unreadable", "%s", ferr.msg);
                 continue;
             }
@@ -1488,6 +1501,10 @@ static fti_result fti__st_partial_run(fti__st_run *r, fti_buf *out_path, fti_err
     fti__st_progress(r, "scan", 0, r->n_files);
     r->next = 0;
     fti_pool_each(pool, fti__st_phase_hash, r);
+    if (r->hash_oom) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory while reading the inputs");
+        goto done;
+    }
     for (i = 0; i < r->n_files; i++)
         if (r->files[i].mine) {
             n_mine++;
@@ -1993,6 +2010,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     if (!r->n_parts) {
         r->next = 0;
         fti_pool_each(pool, fti__st_phase_hash, r);
+        if (r->hash_oom) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory while reading the inputs");
+            goto done;
+        }
     }
     fti__st_mark(r, 0);
 

@@ -610,11 +610,12 @@ FTIDEF void fti_trainer_history(const fti_trainer *t, const float **train, size_
 
 FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_error *err) {
     uint64_t t0;
-    size_t micro, i, n_local = 0, per = t->o.grad_accum / (size_t)t->o.world_size;
+    size_t micro, i, n_local = 0, per;
     double loss_sum = 0.0, norm2 = 0.0, lr, step_s;
     fti_result r;
     float scale;
     if (!t) return fti_error_set(err, FTI_ERR_INVALID, "trainer: NULL");
+    per = t->o.grad_accum / (size_t)t->o.world_size;
     memset(&t->last, 0, sizeof(t->last));
     t0 = fti_time_ns();
     if (t->base) fti__lora_apply(&t->cfg, t->params, t->base, t->w, t->o.lora_rank,

@@ -422,7 +422,7 @@ static void fti__tr_log(const fti_train_opts *o, fti_log_level level, const char
 FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts_in,
                                 fti_train_run_result *result, fti_error *err) {
     fti_train_run_opts ro;
-    fti_train_run_result res_local, *res = result ? result : &res_local;
+    fti_train_run_result res_local, *res;
     fti_train_opts o;
     fti__tr_parent parent;
     fti_dataset *ds = NULL;
@@ -444,6 +444,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     fti_buf card, cfgjson;
     fti_jw w;
 
+    memset(&res_local, 0, sizeof(res_local));
+    res = result ? result : &res_local;
     memset(res, 0, sizeof(*res));
     memset(&parent, 0, sizeof(parent));
     memset(&st, 0, sizeof(st));
