@@ -706,11 +706,32 @@ typedef struct fti__sess_attn {
     size_t layer, T, pos0;
 } fti__sess_attn;
 
+/* One query head's attention over n cached positions of kv head kvh: p (n) gets the softmax of
+ * the scaled scores, yt (D) the weighted sum of the values. Shared by the session's and the batch's
+ * forward so both compute in the same order. */
+static void fti__attn_head(const fti_engine *e, const float *qt, const float *kc, const float *vc,
+                           size_t kvh, size_t n, float scale, float *p, float *yt) {
+    size_t j, D = e->D;
+    float mx = -INFINITY, sum = 0.0f, inv;
+    for (j = 0; j < n; j++) {
+        float sc = fti_dot(e->k, qt, kc + j * e->KVD + kvh * D, D) * scale;
+        p[j] = sc;
+        if (sc > mx) mx = sc;
+    }
+    for (j = 0; j < n; j++) {
+        p[j] = (float)exp((double)(p[j] - mx));
+        sum += p[j];
+    }
+    inv = 1.0f / sum;
+    memset(yt, 0, D * sizeof(float));
+    for (j = 0; j < n; j++) fti_axpy(e->k, yt, p[j] * inv, vc + j * e->KVD + kvh * D, D);
+}
+
 static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     const fti__sess_attn *c = (const fti__sess_attn *)vctx;
     const fti_session *s = c->s;
     const fti_engine *e = s->e;
-    size_t i, j, D = e->D, rep = e->H / e->KV;
+    size_t i, D = e->D, rep = e->H / e->KV;
     float scale = 1.0f / (float)sqrt((double)D);
     const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
     const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
@@ -720,19 +741,7 @@ static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
         const float *qt = s->q + t * e->HD + h * D; /* (D) */
         float *p = s->att + i * s->n_ctx;           /* (n) */
         float *yt = s->att_out + t * e->HD + h * D;
-        float mx = -INFINITY, sum = 0.0f, inv;
-        for (j = 0; j < n; j++) {
-            float sc = fti_dot(e->k, qt, kc + j * e->KVD + kvh * D, D) * scale;
-            p[j] = sc;
-            if (sc > mx) mx = sc;
-        }
-        for (j = 0; j < n; j++) {
-            p[j] = (float)exp((double)(p[j] - mx));
-            sum += p[j];
-        }
-        inv = 1.0f / sum;
-        memset(yt, 0, D * sizeof(float));
-        for (j = 0; j < n; j++) fti_axpy(e->k, yt, p[j] * inv, vc + j * e->KVD + kvh * D, D);
+        fti__attn_head(e, qt, kc, vc, kvh, n, scale, p, yt);
     }
 }
 
@@ -1071,7 +1080,7 @@ static void fti__bt_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     const fti__bt_attn *c = (const fti__bt_attn *)vctx;
     fti_batch *d = c->d;
     const fti_engine *e = d->e;
-    size_t i, j, D = e->D, rep = e->H / e->KV;
+    size_t i, D = e->D, rep = e->H / e->KV;
     float scale = 1.0f / (float)sqrt((double)D);
     (void)thread;
     for (i = i0; i < i1; i++) {
@@ -1083,19 +1092,7 @@ static void fti__bt_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
         const float *qt = d->q + b * e->HD + h * D; /* (D) */
         float *p = d->att + i * d->max_ctx;        /* (n) */
         float *yt = d->att_out + b * e->HD + h * D;
-        float mx = -INFINITY, sum = 0.0f, inv;
-        for (j = 0; j < n; j++) {
-            float sc = fti_dot(e->k, qt, kc + j * e->KVD + kvh * D, D) * scale;
-            p[j] = sc;
-            if (sc > mx) mx = sc;
-        }
-        for (j = 0; j < n; j++) {
-            p[j] = (float)exp((double)(p[j] - mx));
-            sum += p[j];
-        }
-        inv = 1.0f / sum;
-        memset(yt, 0, D * sizeof(float));
-        for (j = 0; j < n; j++) fti_axpy(e->k, yt, p[j] * inv, vc + j * e->KVD + kvh * D, D);
+        fti__attn_head(e, qt, kc, vc, kvh, n, scale, p, yt);
     }
 }
 
