@@ -675,6 +675,20 @@ static void fti__copy_pad(float *dst, const float *src, size_t n, size_t width) 
     for (; i < width; i++) dst[i] = 0.0f;
 }
 
+/* Prefetch the n floats at src (a source row segment a few rows ahead of the packing). */
+#ifndef FTI__PF_ROWS
+#define FTI__PF_ROWS 4
+#endif
+static void fti__prefetch_row(const float *src, size_t n) {
+#if defined(FTI__X86) || defined(FTI__NEON)
+    const char *p = (const char *)src, *e = (const char *)(src + n);
+    for (; p < e; p += 64) __builtin_prefetch(p, 0, 3);
+#else
+    (void)src;
+    (void)n;
+#endif
+}
+
 /* Packing reads the source row by row (sequential addresses, so the hardware prefetcher
  * streams them) and scatters into the panels; panels are zero-padded to mr (nr). */
 static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0, size_t kc,
@@ -683,6 +697,7 @@ static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0,
     if (g->flags & FTI_MM_TRANS_A) { /* A is (K,M): row p holds op(A)[i0.., p] contiguously */
         for (p = 0; p < kc; p++) {
             const float *src = g->A + (p0 + p) * g->lda + i0;
+            if (p + FTI__PF_ROWS < kc) fti__prefetch_row(src + FTI__PF_ROWS * g->lda, mc);
             for (ip = 0; ip < mc; ip += mr) {
                 size_t rows = mc - ip < mr ? mc - ip : mr;
                 fti__copy_pad(out + ip * kc + p * mr, src + ip, rows, mr);
@@ -704,6 +719,7 @@ static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0,
     if (!(g->flags & FTI_MM_TRANS_B)) { /* B is (K,N): row p holds op(B)[p, j0..] */
         for (p = 0; p < kc; p++) {
             const float *src = g->B + (p0 + p) * g->ldb + j0;
+            if (p + FTI__PF_ROWS < kc) fti__prefetch_row(src + FTI__PF_ROWS * g->ldb, nc);
             for (jp = 0; jp < nc; jp += nr) {
                 size_t cols = nc - jp < nr ? nc - jp : nr;
                 fti__copy_pad(out + jp * kc + p * nr, src + jp, cols, nr);
@@ -758,13 +774,23 @@ static size_t fti__gemm_kc(const fti_kernels *k, size_t K) {
     return n_blocks ? (K + n_blocks - 1) / n_blocks : 1;
 }
 
+/* A thread's n columns are cut into equal blocks of at most k->nc, rounded up to whole nr
+ * panels (768 with nc 1024 is one block, not 512 + 256): every block repacks the thread's A, so
+ * fewer, even blocks pack less (the dW product's K = 4096 made A's repacking cost 10%). */
+static size_t fti__gemm_nc(const fti_kernels *k, size_t n) {
+    size_t n_blocks = (n + k->nc - 1) / k->nc, nc;
+    nc = n_blocks ? (n + n_blocks - 1) / n_blocks : k->nr;
+    return (nc + k->nr - 1) / k->nr * k->nr;
+}
+
 static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
                             float *Ap, float *Bp, uint32_t *Ap16, uint32_t *Bp16) {
     const fti_kernels *k = g->k;
     size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc(k, g->K);
+    size_t nc_blk = fti__gemm_nc(k, n1 - n0);
     float tile[32 * 32];
-    for (jc = n0; jc < n1; jc += k->nc) {
-        size_t nc = n1 - jc < k->nc ? n1 - jc : k->nc;
+    for (jc = n0; jc < n1; jc += nc_blk) {
+        size_t nc = n1 - jc < nc_blk ? n1 - jc : nc_blk;
         for (pc = 0; pc < g->K; pc += kc_blk) {
             size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk, kp = (kc + 1) / 2;
             int acc = pc > 0 || (g->flags & FTI_MM_ACCUMULATE);
@@ -825,9 +851,8 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     if (m0 >= m1 || n0 >= n1) return;
     kc = fti__gemm_kc(k, g->K);
     kp = (kc + 1) / 2;
-    nc = n1 - n0 < k->nc ? n1 - n0 : k->nc;
+    nc = fti__gemm_nc(k, n1 - n0);
     mc = m1 - m0 < k->mc ? m1 - m0 : k->mc;
-    nc = (nc + k->nr - 1) / k->nr * k->nr;
     mc = (mc + k->mr - 1) / k->mr * k->mr;
     Ap = (float *)fti_aligned_alloc(mc * kc * sizeof(float) + 64, 64);
     Bp = (float *)fti_aligned_alloc(nc * kc * sizeof(float) + 64, 64);

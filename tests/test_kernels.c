@@ -273,7 +273,8 @@ FTI_TEST(kernels_matmul_bf16) {
     free(B);
 }
 
-/* Larger shapes that cross the cache blocks (kc = 256, nc = 512) and use threads. */
+/* Larger shapes that cross the cache blocks (kc = 256..384, nc = 512..1024, N cut into equal
+ * nc blocks) and use threads. */
 FTI_TEST(kernels_matmul_blocks_and_threads) {
     const fti_kernels *tabs[8];
     int n = kt_tables(tabs), t, bad = 0;
@@ -290,6 +291,10 @@ FTI_TEST(kernels_matmul_blocks_and_threads) {
         bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B | FTI_MM_ACCUMULATE, 3, 200, 65, 1, &r);
         bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B, 4, 33, 1, 2, &r);
         bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 1, 130, 33, 2, &r);
+        /* N over several equal nc blocks (one thread: 2100 -> 3 blocks; split over threads) */
+        bad |= kt_check_gemm(tabs[t], NULL, 0, 13, 2100, 45, 1, &r);
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 29, 1100, 77, 0,
+                             &r);
     }
     CHECK(!bad);
     fti_pool_free(pool);
