@@ -34,6 +34,10 @@
  * acc = 1 adds it: either way each element is (Σ_p a·b in p order) then stored or added. */
 typedef void (*fti__ukernel_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                 int acc);
+/* The same tile with op(A) read in place from a TRANS_A source: the mr values of step p are
+ * a[p·lda .. p·lda + mr) (no packing of A; same products in the same order). */
+typedef void (*fti__ukernel_sa_fn)(size_t kc, const float *a, size_t lda, const float *b,
+                                   float *c, size_t ldc, int acc);
 /* bf16 GEMM (FTI_MM_BF16): panels hold pairs of k-consecutive values as bf16 in one 32-bit word
  * (even k in the low half). pack_bf16 writes one panel row of pairs: dst[i] = (lo[i], hi[i]) for
  * i < n (hi = NULL pairs with 0: an odd kc), dst[i] = 0 for n <= i < width; ukernel_bf16 is the
@@ -57,6 +61,7 @@ struct fti_kernels {
     /* GEMM */
     size_t mr, nr, kc, mc, nc;
     fti__ukernel_fn ukernel;
+    fti__ukernel_sa_fn ukernel_sa; /* NULL: TRANS_A sources are packed like the others */
     fti__pack_bf16_fn pack_bf16;       /* NULL: FTI_MM_BF16 computes in fp32 */
     fti__ukernel_bf16_fn ukernel_bf16;
     /* GEMV rows */
@@ -560,6 +565,7 @@ static const fti_kernels fti__kernels_scalar = {
     128,
     512,
     fti__ukernel_ref,
+    NULL,
     fti__pack_bf16_ref,
     fti__ukernel_bf16_ref,
     fti__gemv_f32_ref,
@@ -783,11 +789,29 @@ static size_t fti__gemm_nc(const fti_kernels *k, size_t n) {
     return (nc + k->nr - 1) / k->nr * k->nr;
 }
 
+/* Prefetches part t of T of B's source for the block [p0, p0 + kc) × [j0, j0 + nc), so the
+ * next block's packing reads from cache: spread over the micro-kernel calls of the current
+ * block, the memory latency hides behind the arithmetic. */
+static void fti__prefetch_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0, size_t kc,
+                            size_t t, size_t T) {
+    if (!(g->flags & FTI_MM_TRANS_B)) { /* rows p of B, nc floats each */
+        size_t p = kc * t / T, e = kc * (t + 1) / T;
+        for (; p < e; p++) fti__prefetch_row(g->B + (p0 + p) * g->ldb + j0, nc);
+    } else { /* rows j of B, kc floats each */
+        size_t j = nc * t / T, e = nc * (t + 1) / T;
+        for (; j < e; j++) fti__prefetch_row(g->B + (j0 + j) * g->ldb + p0, kc);
+    }
+}
+
 static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
                             float *Ap, float *Bp, uint32_t *Ap16, uint32_t *Bp16) {
     const fti_kernels *k = g->k;
     size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc(k, g->K);
     size_t nc_blk = fti__gemm_nc(k, n1 - n0);
+    /* TRANS_A with an in-place micro-kernel: op(A)'s mr-column strips are read straight from
+     * the source rows (contiguous mr floats per k), so A is never packed (it is the dW
+     * product's dY, as big as B there) */
+    int in_place = (g->flags & FTI_MM_TRANS_A) && k->ukernel_sa && !Ap16;
     float tile[32 * 32];
     for (jc = n0; jc < n1; jc += nc_blk) {
         size_t nc = n1 - jc < nc_blk ? n1 - jc : nc_blk;
@@ -802,23 +826,46 @@ static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t
                 size_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
                 if (Ap16)
                     fti__pack_bf16(g, 0, ic, mc, pc, kc, Ap, Ap16);
-                else
+                else if (!in_place)
                     fti__pack_a(g, ic, mc, pc, kc, Ap);
                 for (ir = 0; ir < mc; ir += mr) {
                     const float *a = Ap + ir * kc;
                     size_t rows = mc - ir < mr ? mc - ir : mr;
+                    if (in_place && rows < mr) { /* a partial strip: packed, zero-padded */
+                        fti__pack_a(g, ic + ir, rows, pc, kc, Ap);
+                        a = Ap;
+                    }
                     for (jr = 0; jr < nc; jr += nr) {
                         const float *b = Bp + jr * kc;
                         float *c = g->C + (ic + ir) * g->ldc + jc + jr;
                         size_t cols = nc - jr < nr ? nc - jr : nr, i, j;
+                        if (pc + kc < g->K) {
+                            size_t n_jr = (nc + nr - 1) / nr, n_ir = (m1 - m0 + mr - 1) / mr;
+                            size_t kn = g->K - pc - kc < kc_blk ? g->K - pc - kc : kc_blk;
+                            fti__prefetch_b(g, jc, nc, pc + kc, kn,
+                                            ((ic - m0 + ir) / mr) * n_jr + jr / nr, n_ir * n_jr);
+                        }
+                        if (in_place && ir + mr < mc) { /* the next strip, spread over jr */
+                            size_t n_jr = (nc + nr - 1) / nr, q = jr / nr;
+                            size_t p_lo = kc * q / n_jr, p_hi = kc * (q + 1) / n_jr;
+                            size_t w = mc - ir - mr < mr ? mc - ir - mr : mr;
+                            const float *nx = g->A + (pc + p_lo) * g->lda + ic + ir + mr;
+                            for (; p_lo < p_hi; p_lo++, nx += g->lda) fti__prefetch_row(nx, w);
+                        }
                         if (rows == mr && cols == nr) {
                             if (Ap16)
                                 k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, c, g->ldc, acc);
+                            else if (in_place)
+                                k->ukernel_sa(kc, g->A + pc * g->lda + ic + ir, g->lda, b, c,
+                                              g->ldc, acc);
                             else
                                 k->ukernel(kc, a, b, c, g->ldc, acc);
                             continue;
                         }
-                        if (Ap16)
+                        if (in_place && rows == mr) /* a full strip against a partial panel */
+                            k->ukernel_sa(kc, g->A + pc * g->lda + ic + ir, g->lda, b, tile, nr,
+                                          0);
+                        else if (Ap16)
                             k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, tile, nr, 0);
                         else
                             k->ukernel(kc, a, b, tile, nr, 0);

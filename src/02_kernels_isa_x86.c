@@ -502,15 +502,18 @@ FTI__AVX2 static void fti__quantize_x_avx2(const float *x, size_t nb, int8_t *xq
         _mm512_storeu_ps(ci + 16, c##i##_1);                                                       \
     } while (0)
 
-FTI__AVX512 static void fti__ukernel_avx512(size_t kc, const float *a, const float *b, float *c,
-                                            size_t ldc, int acc) {
+/* a_step: floats between the 12 A values of consecutive k (12 for a packed panel, lda for an
+ * op(A) column strip read in place from a TRANS_A source) */
+FTI__AVX512 static inline __attribute__((always_inline)) void
+fti__ukernel_avx512_body(size_t kc, const float *a, size_t a_step, const float *b, float *c,
+                         size_t ldc, int acc) {
     __m512 c0_0 = _mm512_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0,
            c2_1 = c0_0, c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0,
            c5_1 = c0_0, c6_0 = c0_0, c6_1 = c0_0, c7_0 = c0_0, c7_1 = c0_0, c8_0 = c0_0,
            c8_1 = c0_0, c9_0 = c0_0, c9_1 = c0_0, c10_0 = c0_0, c10_1 = c0_0, c11_0 = c0_0,
            c11_1 = c0_0, b0, b1, t;
     size_t p;
-    for (p = 0; p < kc; p++, a += 12, b += 32) {
+    for (p = 0; p < kc; p++, a += a_step, b += 32) {
         b0 = _mm512_loadu_ps(b);
         b1 = _mm512_loadu_ps(b + 16);
         FTI__UK5_ROW(0);
@@ -538,6 +541,16 @@ FTI__AVX512 static void fti__ukernel_avx512(size_t kc, const float *a, const flo
     FTI__UK5_STORE(9);
     FTI__UK5_STORE(10);
     FTI__UK5_STORE(11);
+}
+
+FTI__AVX512 static void fti__ukernel_avx512(size_t kc, const float *a, const float *b, float *c,
+                                            size_t ldc, int acc) {
+    fti__ukernel_avx512_body(kc, a, 12, b, c, ldc, acc);
+}
+
+FTI__AVX512 static void fti__ukernel_sa_avx512(size_t kc, const float *a, size_t lda,
+                                               const float *b, float *c, size_t ldc, int acc) {
+    fti__ukernel_avx512_body(kc, a, lda, b, c, ldc, acc);
 }
 
 FTI__AVX512 static __mmask16 fti__tail16(size_t left) {
@@ -1140,6 +1153,7 @@ static const fti_kernels fti__kernels_avx2_table = {
     fti__ukernel_avx2,
     NULL,
     NULL,
+    NULL,
     fti__gemv_f32_avx2,
     fti__gemv_f16_avx2,
     fti__gemv_bf16_avx2,
@@ -1183,6 +1197,7 @@ static const fti_kernels fti__kernels_avx512_table = {
     120,
     1024,
     fti__ukernel_avx512,
+    fti__ukernel_sa_avx512,
     FTI__PACK_BF16_AVX512,
     FTI__UKERNEL_BF16_AVX512,
     fti__gemv_f32_avx512,
@@ -1223,6 +1238,7 @@ static const fti_kernels fti__kernels_avx512vnni_table = {
     120,
     1024,
     fti__ukernel_avx512,
+    fti__ukernel_sa_avx512,
     FTI__PACK_BF16_AVX512,
     FTI__UKERNEL_BF16_AVX512,
     fti__gemv_f32_avx512,
