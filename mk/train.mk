@@ -5,6 +5,10 @@
 #                         python3-torch), with achieved FLOP/s and peak RSS (~2-3 minutes);
 #                         also with bf16 matmuls (fti_train_opts.bf16; fp32 master weights),
 #                         the step-bf16-* lines (fp32 products where the CPU lacks AVX512_BF16)
+#   make bench-train-bf16-loss   bf16 matmuls vs fp32 loss curves: the small preset on the sample
+#                         corpus (bytes), 3 seeds x {fp32, bf16}, BF16_LOSS_STEPS steps each at
+#                         nice 19 (~15 min of CPU at 1500); writes build/bench/train-bf16-loss/
+#                         loss.svg and summary.txt (tools/bench_train_bf16_loss.sh)
 #   make train-goldens    re-run tools/torch_reference.py (rewrites tests/data/model/)
 # PyTorch runs with OpenBLAS's own pool bounded (OPENBLAS_NUM_THREADS) and without the
 # OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE overrides, so the peer runs at its best on this CPU.
@@ -14,7 +18,10 @@ TORCH_PY ?= /usr/bin/python3
 BENCH_TRAIN_STEPS ?= 3
 TORCH_ENV = env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u FTI_ISA
 
-.PHONY: bench-train train-goldens
+BF16_LOSS_STEPS ?= 1500
+BF16_LOSS_JOBS ?= 1
+
+.PHONY: bench-train bench-train-bf16-loss train-goldens
 $(B)/bench_train: tools/bench_train.c fti.h | $(B)
 	$(CC) $(STD) -O2 -g $(WARN) $(CFLAGS) -I. -o $@ $< $(LDLIBS)
 
@@ -42,6 +49,10 @@ bench-train: $(B)/bench_train
 	    printf "BENCH train step-bf16-t1 ours=%.1f peer=%.1f ratio=%.2f unit=tok/s\n", g1, t1, g1 / t1; \
 	    printf "BENCH train step-bf16-t2 ours=%.1f peer=%.1f ratio=%.2f unit=tok/s\n", g2, best, g2 / best; \
 	    printf "(peer at 2 threads: %.1f tok/s; t2 compares with PyTorch'"'"'s best thread count; targets: t1 >= 1.3, t2 >= 2)\n", t2; }'
+
+bench-train-bf16-loss: $(B)/bench_train
+	BIN=$(B)/bench_train STEPS=$(BF16_LOSS_STEPS) JOBS=$(BF16_LOSS_JOBS) OUT=$(B)/bench/train-bf16-loss \
+	    sh tools/bench_train_bf16_loss.sh
 
 train-goldens:
 	$(TORCH_PY) tools/torch_reference.py
