@@ -10,20 +10,20 @@
 #   <mode>-s<seed>.log   the curves (bench_train --curve)
 #   loss.svg             train (thin) and validation (dots) curves, fp32 blue, bf16 red
 #   summary.txt          per-seed final losses, means, spreads, differences
-# Environment: BIN (build/bench_train), TEXT (the corpus file), STEPS (1500), SEEDS ("1 2 3"),
-# PRESET (small), BATCH (8), CTX (128), LR (1e-3), EVAL (STEPS/20), JOBS (runs at a time, 1),
+# Environment: BIN (build/bench_train), TEXT (the corpus file), STEPS (3000), SEEDS ("1 2 3"),
+# PRESET (tiny), BATCH (8), CTX (64), LR (3e-3), EVAL (STEPS/20), JOBS (runs at a time, 6),
 # OUT (build/bench/train-bf16-loss), NICE ("nice -n 19").
 set -e
 BIN=${BIN:-build/bench_train}
 TEXT=${TEXT:-../shared/data/corpus/bierce_devils_dictionary/devils_dictionary.txt}
-STEPS=${STEPS:-1500}
+STEPS=${STEPS:-3000}
 SEEDS=${SEEDS:-"1 2 3"}
-PRESET=${PRESET:-small}
+PRESET=${PRESET:-tiny}
 BATCH=${BATCH:-8}
-CTX=${CTX:-128}
-LR=${LR:-1e-3}
+CTX=${CTX:-64}
+LR=${LR:-3e-3}
 EVAL=${EVAL:-$((STEPS / 20))}
-JOBS=${JOBS:-1}
+JOBS=${JOBS:-6}
 OUT=${OUT:-build/bench/train-bf16-loss}
 NICE=${NICE:-nice -n 19}
 [ -r "$TEXT" ] || { echo "bench_train_bf16_loss: cannot read $TEXT" >&2; exit 1; }
