@@ -640,7 +640,6 @@ enum {
     FTI__MODEL_PAR_RMSNORM_DW,
     FTI__MODEL_PAR_SWIGLU_FWD,
     FTI__MODEL_PAR_SWIGLU_BWD,
-    FTI__MODEL_PAR_ROPE,
     FTI__MODEL_PAR_ADD
 };
 
@@ -649,9 +648,8 @@ typedef struct fti__model_par_ctx {
     const fti_kernels *kern; /* SwiGLU through the kernel table (vector exp); NULL: plain loops */
     float *out, *out2;
     const float *a, *b, *c, *w;
-    size_t n, C, F, stride, T, n_heads, D;
+    size_t n, C, F;
     float eps;
-    int inverse;
 } fti__model_par_ctx;
 
 static void fti__model_swiglu_fwd(float *g, const float *h12, size_t n, size_t F);
@@ -693,10 +691,6 @@ static void fti__model_par_task(void *vctx, size_t r0, size_t r1, int thread) {
         else
             fti__model_swiglu_bwd(c->out + r0 * 2 * c->F, c->a + r0 * c->F, c->b + r0 * 2 * c->F,
                                   m, c->F);
-        break;
-    case FTI__MODEL_PAR_ROPE:
-        fti__model_rope(c->out, r0, r1, c->stride, c->T, c->n_heads, c->D, c->a, c->b,
-                        c->inverse);
         break;
     case FTI__MODEL_PAR_ADD: /* out += a over rows of C */
         for (i = r0 * c->C; i < r1 * c->C; i++) c->out[i] += c->a[i];
@@ -743,21 +737,6 @@ static void fti__model_p_rmsnorm_bwd(fti_pool *pool, float *dx, float *dw, const
     fti_pool_for(pool, C, 16, fti__model_par_task, &c);
 }
 
-static void fti__model_p_rope(fti_pool *pool, float *x, size_t n, size_t stride, size_t T,
-                              size_t n_heads, size_t D, const float *cosv, const float *sinv,
-                              int inverse) {
-    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_ROPE);
-    c.out = x;
-    c.stride = stride;
-    c.T = T;
-    c.n_heads = n_heads;
-    c.D = D;
-    c.a = cosv;
-    c.b = sinv;
-    c.inverse = inverse;
-    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
-}
-
 /* out(n,C) += a(n,C) */
 static void fti__model_p_add(fti_pool *pool, float *out, const float *a, size_t n, size_t C) {
     fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_ADD);
@@ -795,7 +774,9 @@ typedef struct fti__model_attn_ctx {
     int mmx; /* extra fti_matmul flags */
     const fti__model_dims *d;
     size_t T;
-    const float *q, *k, *v; /* (N, *) rows QKV apart, inside the qkv block */
+    float *q, *k;           /* (N, *) rows QKV apart, inside the qkv block */
+    const float *v;
+    const float *rope_c, *rope_s; /* (T, D) expanded RoPE tables (fti__model_rope) */
     float *att;             /* (B, H, T, T) */
     float *y;               /* (N, HD) */
     const float *dy;        /* (N, HD) backward */
@@ -855,6 +836,11 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
         const float *kb = c->k + b * T * d->QKV + kvh * D; /* (T, D), row stride QKV */
         const float *vb = c->v + b * T * d->QKV + kvh * D;
         float *yt = c->scratch + grp * fti__model_attn_scratch(T, D); /* (D, BLOCK) */
+        /* RoPE on this group's q heads and its k head, while they are about to be used */
+        fti__model_rope(c->q + b * T * d->QKV + kvh * rep * D, 0, T, d->QKV, T, rep, D, c->rope_c,
+                        c->rope_s, 0);
+        fti__model_rope(c->k + b * T * d->QKV + kvh * D, 0, T, d->QKV, T, 1, D, c->rope_c,
+                        c->rope_s, 0);
         for (hh = 0; hh < rep; hh++) {
             size_t h = kvh * rep + hh;
             const float *qb = c->q + b * T * d->QKV + h * D; /* (T, D), row stride QKV */
@@ -958,6 +944,11 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
         }
         fti__model_untranspose(c->dk + b * T * d->QKV + kvh * D, d->QKV, dkt, T, D, T, 0);
         fti__model_untranspose(c->dv + b * T * d->QKV + kvh * D, d->QKV, dvt, T, D, T, 0);
+        /* RoPE backward (the inverse rotation) on the group's dq heads and dk head */
+        fti__model_rope(c->dq + b * T * d->QKV + kvh * rep * D, 0, T, d->QKV, T, rep, D,
+                        c->rope_c, c->rope_s, 1);
+        fti__model_rope(c->dk + b * T * d->QKV + kvh * D, 0, T, d->QKV, T, 1, D, c->rope_c,
+                        c->rope_s, 1);
     }
 }
 
@@ -1088,8 +1079,6 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         fti__model_p_rmsnorm_fwd(pool, xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
         /* q | k | v in one GEMM: wq is the first row of the adjacent (QKV, C) block */
         fti__model_linear_fwd(a->kern, a->mmx, pool, qkv, xn1, wq, N, d->C, d->QKV);
-        /* q and k are adjacent in each row: H + KV heads rotated in one pass */
-        fti__model_p_rope(pool, qkv, N, d->QKV, ctx, d->H + d->KV, d->D, a->rope_c, a->rope_s, 0);
         memset(&ac, 0, sizeof(ac));
         ac.kern = a->kern;
         ac.mmx = a->mmx;
@@ -1100,6 +1089,8 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         ac.v = qkv + d->HD + d->KVD;
         ac.att = a->att + l * a->B * d->H * a->T * a->T; /* (B,H,t,t) packed for this ctx */
         ac.y = y;
+        ac.rope_c = a->rope_c; /* q and k are rotated inside the attention task */
+        ac.rope_s = a->rope_s;
         ac.scratch = a->attn_scratch;
         fti_pool_for(pool, batch * d->KV, 1, fti__model_attn_fwd_task, &ac);
         fti__model_linear_fwd(a->kern, a->mmx, pool, mid, y, wo, N, d->HD, d->C);
@@ -1220,9 +1211,9 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         ac.dk = a->dqkv + d->HD;
         ac.dv = a->dqkv + d->HD + d->KVD;
         ac.scratch = a->attn_scratch;
+        ac.rope_c = a->rope_c;
+        ac.rope_s = a->rope_s;
         fti_pool_for(pool, a->b * d->KV, 1, fti__model_attn_bwd_task, &ac);
-        fti__model_p_rope(pool, a->dqkv, N, d->QKV, T, d->H + d->KV, d->D, a->rope_c, a->rope_s,
-                          1);
         /* q, k, v as one (QKV, C) block */
         fti__model_linear_bwd(a->kern, a->mmx, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q),
                               a->dqkv, xn1,
