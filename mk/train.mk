@@ -5,6 +5,12 @@
 #                         python3-torch), with achieved FLOP/s and peak RSS (~2-3 minutes);
 #                         also with bf16 matmuls (fti_train_opts.bf16; fp32 master weights),
 #                         the step-bf16-* lines (fp32 products where the CPU lacks AVX512_BF16)
+#   make bench-train-bf16-loss   bf16 matmuls vs fp32 loss curves: the tiny preset on the sample
+#                         corpus (bytes), 3 seeds x {fp32, bf16}, BF16_LOSS_STEPS steps each, all
+#                         six runs at once at nice 19 (about 2 min of CPU at 3000 steps; e.g.
+#                         BF16_LOSS_PRESET=small BF16_LOSS_CTX=128 BF16_LOSS_LR=1e-3 for the
+#                         bigger shape); writes build/bench/train-bf16-loss/loss.svg and
+#                         summary.txt (tools/bench_train_bf16_loss.sh)
 #   make train-goldens    re-run tools/torch_reference.py (rewrites tests/data/model/)
 # PyTorch runs with OpenBLAS's own pool bounded (OPENBLAS_NUM_THREADS) and without the
 # OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE overrides, so the peer runs at its best on this CPU.
@@ -14,7 +20,13 @@ TORCH_PY ?= /usr/bin/python3
 BENCH_TRAIN_STEPS ?= 3
 TORCH_ENV = env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u FTI_ISA
 
-.PHONY: bench-train train-goldens
+BF16_LOSS_STEPS ?= 3000
+BF16_LOSS_JOBS ?= 6
+BF16_LOSS_PRESET ?= tiny
+BF16_LOSS_CTX ?= 64
+BF16_LOSS_LR ?= 3e-3
+
+.PHONY: bench-train bench-train-bf16-loss train-goldens
 $(B)/bench_train: tools/bench_train.c fti.h | $(B)
 	$(CC) $(STD) -O2 -g $(WARN) $(CFLAGS) -I. -o $@ $< $(LDLIBS)
 
@@ -42,6 +54,11 @@ bench-train: $(B)/bench_train
 	    printf "BENCH train step-bf16-t1 ours=%.1f peer=%.1f ratio=%.2f unit=tok/s\n", g1, t1, g1 / t1; \
 	    printf "BENCH train step-bf16-t2 ours=%.1f peer=%.1f ratio=%.2f unit=tok/s\n", g2, best, g2 / best; \
 	    printf "(peer at 2 threads: %.1f tok/s; t2 compares with PyTorch'"'"'s best thread count; targets: t1 >= 1.3, t2 >= 2)\n", t2; }'
+
+bench-train-bf16-loss: $(B)/bench_train
+	BIN=$(B)/bench_train STEPS=$(BF16_LOSS_STEPS) JOBS=$(BF16_LOSS_JOBS) PRESET=$(BF16_LOSS_PRESET) \
+	    CTX=$(BF16_LOSS_CTX) LR=$(BF16_LOSS_LR) OUT=$(B)/bench/train-bf16-loss \
+	    sh tools/bench_train_bf16_loss.sh
 
 train-goldens:
 	$(TORCH_PY) tools/torch_reference.py

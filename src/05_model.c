@@ -4,6 +4,15 @@
 #include <math.h>
 #include <string.h>
 
+/* SSE (baseline on x86-64) for the row-wise loops that compilers do not vectorize by themselves */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(FTI_NO_SIMD) && \
+    !defined(__TINYC__)
+#define FTI__MODEL_SSE 1
+#include <xmmintrin.h>
+#else
+#define FTI__MODEL_SSE 0
+#endif
+
 /* Largest accepted config values: far above any CPU-trainable model, small enough that every
  * product of sizes below fits in 64 bits long before these limits are hit. */
 #ifndef FTI_MODEL_MAX_DIM
@@ -265,6 +274,15 @@ FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, ui
     }
 }
 
+/* Query rows per attention block: block [r0, r1) multiplies only keys [0, r1). */
+#define FTI__MODEL_ATT_BLOCK 64
+
+/* Floats of attention scratch per (b, kv head) group for context T and head dim D:
+ * dS (T, T), dK^T and dV^T (D, T) each, and one transposed block output (D, BLOCK). */
+static size_t fti__model_attn_scratch(size_t T, size_t D) {
+    return T * T + 2 * D * T + D * FTI__MODEL_ATT_BLOCK;
+}
+
 /* --- activations ------------------------------------------------------------------------------ */
 
 struct fti_model_acts {
@@ -277,7 +295,7 @@ struct fti_model_acts {
     int have_targets;
     unsigned char *block;  /* one aligned block holding everything below */
     size_t n_bytes;
-    float *rope_cos, *rope_sin; /* (T, D/2) */
+    float *rope_c, *rope_s;     /* (T, D): per pair (cos, cos) and (-sin, sin) */
     int32_t *tokens, *targets;  /* (B,T) */
     float *res;                 /* (L+1, N, C) residual stream entering each layer; [L] = final */
     float *mid;                 /* (L, N, C) residual after the attention branch */
@@ -297,7 +315,7 @@ struct fti_model_acts {
     float *dqkv;                /* (N, QKV) */
     float *dg;                  /* (N, F) */
     float *dh12;                /* (N, 2F) */
-    float *attn_scratch;        /* (B*KV, T, T) */
+    float *attn_scratch;        /* (B*KV, fti__model_attn_scratch(T, D)) */
 };
 
 /* A size table entry: where to store the pointer, element count, element size. */
@@ -343,8 +361,8 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t b
         slots[n_slots].elem = sizeof(type);                                                     \
         n_slots++;                                                                              \
     } while (0)
-    FTI__SLOT(a->rope_cos, ctx * (d.D / 2), float);
-    FTI__SLOT(a->rope_sin, ctx * (d.D / 2), float);
+    FTI__SLOT(a->rope_c, ctx * d.D, float);
+    FTI__SLOT(a->rope_s, ctx * d.D, float);
     FTI__SLOT(a->tokens, N, int32_t);
     FTI__SLOT(a->targets, N, int32_t);
     FTI__SLOT(a->res, (d.L + 1) * N * d.C, float);
@@ -368,7 +386,7 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t b
     FTI__SLOT(a->dqkv, N * d.QKV, float);
     FTI__SLOT(a->dg, N * d.F, float);
     FTI__SLOT(a->dh12, N * 2 * d.F, float);
-    FTI__SLOT(a->attn_scratch, batch * d.KV * tt, float);
+    FTI__SLOT(a->attn_scratch, batch * d.KV * fti__model_attn_scratch(ctx, d.D), float);
 #undef FTI__SLOT
     /* The products above are bounded by the config limits times N and BHTT, which were checked;
      * the running total is checked here. Each slot starts on a 64-byte boundary. */
@@ -400,8 +418,11 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t b
             for (j = 0; j < half; j++) {
                 double theta = pow((double)cfg.rope_base, -2.0 * (double)j / (double)d.D);
                 double ang = (double)t * theta;
-                a->rope_cos[t * half + j] = (float)cos(ang);
-                a->rope_sin[t * half + j] = (float)sin(ang);
+                float c = (float)cos(ang), sn = (float)sin(ang);
+                a->rope_c[t * d.D + 2 * j] = c;
+                a->rope_c[t * d.D + 2 * j + 1] = c;
+                a->rope_s[t * d.D + 2 * j] = -sn;
+                a->rope_s[t * d.D + 2 * j + 1] = sn;
             }
     }
     *out = a;
@@ -578,20 +599,33 @@ static void fti__model_rmsnorm_bwd_dw(float *dw, const float *dy, const float *x
 }
 
 /* RoPE on adjacent pairs of every head of rows [row0, row1) of n_heads*D values, `stride` floats
- * apart; position of row i = i % T. inverse = 1 rotates by -angle (the backward of a rotation is
- * its transpose). */
+ * apart; position of row i = i % T. ce, se (T, D) are the expanded tables: for pair j of position
+ * t, ce = (cos, cos) and se = (-sin, sin), so x' = x * ce + swap(x) * se with swap exchanging the
+ * two values of each pair. inverse = 1 rotates by -angle (x * ce - swap(x) * se: the backward of
+ * a rotation is its transpose). The SSE path computes exactly the scalar expressions. */
 static void fti__model_rope(float *x, size_t row0, size_t row1, size_t stride, size_t T,
-                            size_t n_heads, size_t D, const float *cosv, const float *sinv,
+                            size_t n_heads, size_t D, const float *ce, const float *se,
                             int inverse) {
-    size_t i, h, j, half = D / 2;
+    size_t i, h, j;
     for (i = row0; i < row1; i++) {
-        const float *cr = cosv + (i % T) * half, *sr = sinv + (i % T) * half;
+        const float *cr = ce + (i % T) * D, *sr = se + (i % T) * D; /* (D) */
         for (h = 0; h < n_heads; h++) {
             float *p = x + i * stride + h * D;
-            for (j = 0; j < half; j++) {
-                float x0 = p[2 * j], x1 = p[2 * j + 1], c = cr[j], s = inverse ? -sr[j] : sr[j];
-                p[2 * j] = x0 * c - x1 * s;
-                p[2 * j + 1] = x0 * s + x1 * c;
+            j = 0;
+#if FTI__MODEL_SSE
+            for (; j + 4 <= D; j += 4) {
+                __m128 v = _mm_loadu_ps(p + j);
+                __m128 w = _mm_shuffle_ps(v, v, _MM_SHUFFLE(2, 3, 0, 1));
+                __m128 a = _mm_mul_ps(v, _mm_loadu_ps(cr + j));
+                __m128 b = _mm_mul_ps(w, _mm_loadu_ps(sr + j));
+                _mm_storeu_ps(p + j, inverse ? _mm_sub_ps(a, b) : _mm_add_ps(a, b));
+            }
+#endif
+            for (; j + 2 <= D; j += 2) {
+                float x0 = p[j], x1 = p[j + 1];
+                float a0 = x0 * cr[j], b0 = x1 * sr[j], a1 = x1 * cr[j + 1], b1 = x0 * sr[j + 1];
+                p[j] = inverse ? a0 - b0 : a0 + b0;
+                p[j + 1] = inverse ? a1 - b1 : a1 + b1;
             }
         }
     }
@@ -606,7 +640,6 @@ enum {
     FTI__MODEL_PAR_RMSNORM_DW,
     FTI__MODEL_PAR_SWIGLU_FWD,
     FTI__MODEL_PAR_SWIGLU_BWD,
-    FTI__MODEL_PAR_ROPE,
     FTI__MODEL_PAR_ADD
 };
 
@@ -615,9 +648,8 @@ typedef struct fti__model_par_ctx {
     const fti_kernels *kern; /* SwiGLU through the kernel table (vector exp); NULL: plain loops */
     float *out, *out2;
     const float *a, *b, *c, *w;
-    size_t n, C, F, stride, T, n_heads, D;
+    size_t n, C, F;
     float eps;
-    int inverse;
 } fti__model_par_ctx;
 
 static void fti__model_swiglu_fwd(float *g, const float *h12, size_t n, size_t F);
@@ -659,10 +691,6 @@ static void fti__model_par_task(void *vctx, size_t r0, size_t r1, int thread) {
         else
             fti__model_swiglu_bwd(c->out + r0 * 2 * c->F, c->a + r0 * c->F, c->b + r0 * 2 * c->F,
                                   m, c->F);
-        break;
-    case FTI__MODEL_PAR_ROPE:
-        fti__model_rope(c->out, r0, r1, c->stride, c->T, c->n_heads, c->D, c->a, c->b,
-                        c->inverse);
         break;
     case FTI__MODEL_PAR_ADD: /* out += a over rows of C */
         for (i = r0 * c->C; i < r1 * c->C; i++) c->out[i] += c->a[i];
@@ -709,21 +737,6 @@ static void fti__model_p_rmsnorm_bwd(fti_pool *pool, float *dx, float *dw, const
     fti_pool_for(pool, C, 16, fti__model_par_task, &c);
 }
 
-static void fti__model_p_rope(fti_pool *pool, float *x, size_t n, size_t stride, size_t T,
-                              size_t n_heads, size_t D, const float *cosv, const float *sinv,
-                              int inverse) {
-    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_ROPE);
-    c.out = x;
-    c.stride = stride;
-    c.T = T;
-    c.n_heads = n_heads;
-    c.D = D;
-    c.a = cosv;
-    c.b = sinv;
-    c.inverse = inverse;
-    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
-}
-
 /* out(n,C) += a(n,C) */
 static void fti__model_p_add(fti_pool *pool, float *out, const float *a, size_t n, size_t C) {
     fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_ADD);
@@ -750,24 +763,67 @@ static void fti__model_p_swiglu(const fti_kernels *kern, fti_pool *pool, int bac
  * row softmax with the causal mask (zeros above the diagonal), Y = P V. Query rows go in blocks
  * of 64 that multiply only the keys up to the block's end, so the GEMMs do about 5/8 of the full
  * square at T = 256 instead of all of it (the zeros inside a block are cheaper than scalar
- * loops). Work is split over (b, kv head) groups: each group owns its rows of y/dq and its dk/dv
- * rows, and runs its GEMMs single-threaded, so nothing is shared between threads and
- * the result does not depend on the thread count. */
-/* Query rows per attention block: block [r0, r1) multiplies only keys [0, r1). */
-#define FTI__MODEL_ATT_BLOCK 64
-
+ * loops). The products whose natural output is (rows, D) are computed transposed, as (D, rows)
+ * into scratch: with D = 48 a (rows, D) output fills 32-wide micro-tiles to 3/4, the (D, rows)
+ * one fills them exactly (and 12-row tiles divide 48 too). Work is split over (b, kv head)
+ * groups: each group owns its rows of y/dq and its dk/dv rows, and runs its GEMMs
+ * single-threaded, so nothing is shared between threads and the result does not depend on the
+ * thread count. */
 typedef struct fti__model_attn_ctx {
     const fti_kernels *kern;
     int mmx; /* extra fti_matmul flags */
     const fti__model_dims *d;
     size_t T;
-    const float *q, *k, *v; /* (N, *) rows QKV apart, inside the qkv block */
+    float *q, *k;           /* (N, *) rows QKV apart, inside the qkv block */
+    const float *v;
+    const float *rope_c, *rope_s; /* (T, D) expanded RoPE tables (fti__model_rope) */
     float *att;             /* (B, H, T, T) */
     float *y;               /* (N, HD) */
     const float *dy;        /* (N, HD) backward */
     float *dq, *dk, *dv;    /* backward outputs */
-    float *scratch;         /* (B*KV, T, T) backward */
+    float *scratch;         /* (B*KV, fti__model_attn_scratch(T, D)) */
 } fti__model_attn_ctx;
+
+/* dst[t * ld + i] (+)= src[i * lds + t] for i < D, t < m: a (D, m) block back to (m, D) rows
+ * (4x4 SSE transposes where available; the same sums either way). */
+static void fti__model_untranspose(float *dst, size_t ld, const float *src, size_t lds, size_t D,
+                                   size_t m, int add) {
+    size_t i, t, i0 = 0, t0 = 0;
+#if FTI__MODEL_SSE
+    size_t D4 = D / 4 * 4, m4 = m / 4 * 4;
+    for (t = 0; t < m4; t += 4)
+        for (i = 0; i < D4; i += 4) {
+            __m128 r0 = _mm_loadu_ps(src + i * lds + t), r1 = _mm_loadu_ps(src + (i + 1) * lds + t);
+            __m128 r2 = _mm_loadu_ps(src + (i + 2) * lds + t);
+            __m128 r3 = _mm_loadu_ps(src + (i + 3) * lds + t);
+            float *o = dst + t * ld + i;
+            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+            if (add) {
+                r0 = _mm_add_ps(_mm_loadu_ps(o), r0);
+                r1 = _mm_add_ps(_mm_loadu_ps(o + ld), r1);
+                r2 = _mm_add_ps(_mm_loadu_ps(o + 2 * ld), r2);
+                r3 = _mm_add_ps(_mm_loadu_ps(o + 3 * ld), r3);
+            }
+            _mm_storeu_ps(o, r0);
+            _mm_storeu_ps(o + ld, r1);
+            _mm_storeu_ps(o + 2 * ld, r2);
+            _mm_storeu_ps(o + 3 * ld, r3);
+        }
+    i0 = D4; /* what is left: columns [D4, D) of rows [0, m4), then rows [m4, m) */
+    for (t = 0; t < m4; t++)
+        for (i = i0; i < D; i++)
+            dst[t * ld + i] = add ? dst[t * ld + i] + src[i * lds + t] : src[i * lds + t];
+    t0 = m4;
+#endif
+    (void)i0;
+    for (t = t0; t < m; t++) {
+        float *o = dst + t * ld;
+        if (add)
+            for (i = 0; i < D; i++) o[i] += src[i * lds + t];
+        else
+            for (i = 0; i < D; i++) o[i] = src[i * lds + t];
+    }
+}
 
 static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int thread) {
     const fti__model_attn_ctx *c = (const fti__model_attn_ctx *)vctx;
@@ -779,6 +835,12 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
         size_t b = grp / d->KV, kvh = grp % d->KV;
         const float *kb = c->k + b * T * d->QKV + kvh * D; /* (T, D), row stride QKV */
         const float *vb = c->v + b * T * d->QKV + kvh * D;
+        float *yt = c->scratch + grp * fti__model_attn_scratch(T, D); /* (D, BLOCK) */
+        /* RoPE on this group's q heads and its k head, while they are about to be used */
+        fti__model_rope(c->q + b * T * d->QKV + kvh * rep * D, 0, T, d->QKV, T, rep, D, c->rope_c,
+                        c->rope_s, 0);
+        fti__model_rope(c->k + b * T * d->QKV + kvh * D, 0, T, d->QKV, T, 1, D, c->rope_c,
+                        c->rope_s, 0);
         for (hh = 0; hh < rep; hh++) {
             size_t h = kvh * rep + hh;
             const float *qb = c->q + b * T * d->QKV + h * D; /* (T, D), row stride QKV */
@@ -812,16 +874,19 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
                     for (j = t + 1; j < T; j++)
                         p[j] = 0.0f;
                 }
-                fti__model_mm(c->kern, NULL, c->mmx, r1 - r0, D, r1, P + r0 * T, T, vb, d->QKV,
-                              c->y + (b * T + r0) * d->HD + h * D, d->HD);
+                /* Y^T (D, m) = V[0:r1]^T . P[r0:r1, 0:r1]^T */
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_TB | c->mmx, D,
+                              r1 - r0, r1, vb, d->QKV, P + r0 * T, T, yt, r1 - r0);
+                fti__model_untranspose(c->y + (b * T + r0) * d->HD + h * D, d->HD, yt, r1 - r0,
+                                       D, r1 - r0, 0);
             }
         }
     }
 }
 
-/* Backward: dP = dY V^T; dV += P^T dY; dS = P (dP - rowsum(P dP)) * scale; dQ = dS K;
- * dK += dS^T Q, by the same row blocks. dk and dv of the group are zeroed, then accumulated
- * over heads and blocks in a fixed order. */
+/* Backward: dP = dY V^T; dV^T += dY^T P; dS = P (dP - rowsum(P dP)) * scale; dQ^T = K^T dS^T;
+ * dK^T += Q^T dS, by the same row blocks. dK^T and dV^T of the group (D, T) live in scratch,
+ * zeroed, accumulated over heads and blocks in a fixed order, then written to dk and dv. */
 static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int thread) {
     const fti__model_attn_ctx *c = (const fti__model_attn_ctx *)vctx;
     const fti__model_dims *d = c->d;
@@ -830,15 +895,12 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
     (void)thread;
     for (grp = g0; grp < g1; grp++) {
         size_t b = grp / d->KV, kvh = grp % d->KV;
-        float *dS = c->scratch + grp * T * T; /* (T, T) */
+        float *dS = c->scratch + grp * fti__model_attn_scratch(T, D); /* (T, T) */
+        float *dkt = dS + T * T, *dvt = dkt + D * T;                  /* (D, T) each */
+        float *tq = dvt + D * T;                                      /* (D, BLOCK) */
         const float *kb = c->k + b * T * d->QKV + kvh * D;
         const float *vb = c->v + b * T * d->QKV + kvh * D;
-        float *dkb = c->dk + b * T * d->QKV + kvh * D;
-        float *dvb = c->dv + b * T * d->QKV + kvh * D;
-        for (t = 0; t < T; t++) {
-            memset(dkb + t * d->QKV, 0, D * sizeof(float));
-            memset(dvb + t * d->QKV, 0, D * sizeof(float));
-        }
+        memset(dkt, 0, 2 * D * T * sizeof(float));
         for (hh = 0; hh < rep; hh++) {
             size_t h = kvh * rep + hh, r0, r1;
             const float *qb = c->q + b * T * d->QKV + h * D;
@@ -851,9 +913,9 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
                 fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB | c->mmx, m, r1, D,
                               dyb + r0 * d->HD, d->HD,
                               vb, d->QKV, dS + r0 * T, T);
-                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | c->mmx, r1,
-                              D, m,
-                              P + r0 * T, T, dyb + r0 * d->HD, d->HD, dvb, d->QKV);
+                /* dV^T[:, 0:r1] += dY[r0:r1]^T . P[r0:r1, 0:r1] */
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | c->mmx, D,
+                              r1, m, dyb + r0 * d->HD, d->HD, P + r0 * T, T, dvt, T);
                 for (t = r0; t < r1; t++) {
                     const float *p = P + t * T;
                     float *ds = dS + t * T, dot = 0.0f;
@@ -870,13 +932,23 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
                     for (j = t + 1; j < T; j++)
                         ds[j] = 0.0f;
                 }
-                fti__model_mm(c->kern, NULL, c->mmx, m, D, r1, dS + r0 * T, T, kb, d->QKV,
-                              c->dq + (b * T + r0) * d->QKV + h * D, d->QKV);
-                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | c->mmx, r1,
-                              D, m,
-                              dS + r0 * T, T, qb + r0 * d->QKV, d->QKV, dkb, d->QKV);
+                /* dQ^T (D, m) = K[0:r1]^T . dS[r0:r1, 0:r1]^T */
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_TB | c->mmx, D, m,
+                              r1, kb, d->QKV, dS + r0 * T, T, tq, m);
+                fti__model_untranspose(c->dq + (b * T + r0) * d->QKV + h * D, d->QKV, tq, m, D,
+                                       m, 0);
+                /* dK^T[:, 0:r1] += Q[r0:r1]^T . dS[r0:r1, 0:r1] */
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | c->mmx, D,
+                              r1, m, qb + r0 * d->QKV, d->QKV, dS + r0 * T, T, dkt, T);
             }
         }
+        fti__model_untranspose(c->dk + b * T * d->QKV + kvh * D, d->QKV, dkt, T, D, T, 0);
+        fti__model_untranspose(c->dv + b * T * d->QKV + kvh * D, d->QKV, dvt, T, D, T, 0);
+        /* RoPE backward (the inverse rotation) on the group's dq heads and dk head */
+        fti__model_rope(c->dq + b * T * d->QKV + kvh * rep * D, 0, T, d->QKV, T, rep, D,
+                        c->rope_c, c->rope_s, 1);
+        fti__model_rope(c->dk + b * T * d->QKV + kvh * D, 0, T, d->QKV, T, 1, D, c->rope_c,
+                        c->rope_s, 1);
     }
 }
 
@@ -1007,9 +1079,6 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         fti__model_p_rmsnorm_fwd(pool, xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
         /* q | k | v in one GEMM: wq is the first row of the adjacent (QKV, C) block */
         fti__model_linear_fwd(a->kern, a->mmx, pool, qkv, xn1, wq, N, d->C, d->QKV);
-        fti__model_p_rope(pool, qkv, N, d->QKV, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
-        fti__model_p_rope(pool, qkv + d->HD, N, d->QKV, ctx, d->KV, d->D, a->rope_cos,
-                          a->rope_sin, 0);
         memset(&ac, 0, sizeof(ac));
         ac.kern = a->kern;
         ac.mmx = a->mmx;
@@ -1020,6 +1089,9 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         ac.v = qkv + d->HD + d->KVD;
         ac.att = a->att + l * a->B * d->H * a->T * a->T; /* (B,H,t,t) packed for this ctx */
         ac.y = y;
+        ac.rope_c = a->rope_c; /* q and k are rotated inside the attention task */
+        ac.rope_s = a->rope_s;
+        ac.scratch = a->attn_scratch;
         fti_pool_for(pool, batch * d->KV, 1, fti__model_attn_fwd_task, &ac);
         fti__model_linear_fwd(a->kern, a->mmx, pool, mid, y, wo, N, d->HD, d->C);
         fti__model_p_add(pool, mid, res, N, d->C);
@@ -1139,10 +1211,9 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         ac.dk = a->dqkv + d->HD;
         ac.dv = a->dqkv + d->HD + d->KVD;
         ac.scratch = a->attn_scratch;
+        ac.rope_c = a->rope_c;
+        ac.rope_s = a->rope_s;
         fti_pool_for(pool, a->b * d->KV, 1, fti__model_attn_bwd_task, &ac);
-        fti__model_p_rope(pool, a->dqkv, N, d->QKV, T, d->H, d->D, a->rope_cos, a->rope_sin, 1);
-        fti__model_p_rope(pool, a->dqkv + d->HD, N, d->QKV, T, d->KV, d->D, a->rope_cos,
-                          a->rope_sin, 1);
         /* q, k, v as one (QKV, C) block */
         fti__model_linear_bwd(a->kern, a->mmx, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q),
                               a->dqkv, xn1,

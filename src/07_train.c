@@ -19,46 +19,91 @@ static fti_adamw_opts fti__train_adamw_resolve(const fti_adamw_opts *o) {
     return r;
 }
 
+/* The optimizer runs over fixed blocks of FTI__TRAIN_BLOCK elements (item i = elements
+ * [i*BLOCK, (i+1)*BLOCK)), whatever the thread count: every element is updated by the same
+ * kernel call boundaries, so results are bit-identical for any pool size. */
+#define FTI__TRAIN_BLOCK 4096u
+
 typedef struct fti__train_adamw_ctx {
-    fti_adamw_opts o;
+    fti_adamw_hparams hp;
     float *p;
     const float *g;
     float *m, *v;
     const unsigned char *decay;
-    float lr, bc1, bc2;
+    size_t n;
 } fti__train_adamw_ctx;
 
-static void fti__train_adamw_task(void *vctx, size_t i0, size_t i1, int thread) {
+/* Blocks [b0, b1): the table's AdamW (vector, fused gradient scale) per run of equal decay. */
+static void fti__train_adamw_task(void *vctx, size_t b0, size_t b1, int thread) {
     const fti__train_adamw_ctx *c = (const fti__train_adamw_ctx *)vctx;
-    size_t i;
-    float b1 = c->o.beta1, b2 = c->o.beta2, wd = c->o.weight_decay, lr = c->lr;
+    size_t i = b0 * FTI__TRAIN_BLOCK, end = b1 * FTI__TRAIN_BLOCK < c->n ? b1 * FTI__TRAIN_BLOCK
+                                                                         : c->n;
     (void)thread;
-    for (i = i0; i < i1; i++) {
-        float g = c->g[i], p = c->p[i];
-        float m = b1 * c->m[i] + (1.0f - b1) * g;
-        float v = b2 * c->v[i] + (1.0f - b2) * g * g;
-        if (!c->decay || c->decay[i]) p -= lr * wd * p;
-        c->m[i] = m;
-        c->v[i] = v;
-        c->p[i] = p - lr * (m / c->bc1) / (sqrtf(v / c->bc2) + c->o.eps);
+    while (i < end) {
+        size_t j = i + 1;
+        int dec = !c->decay || c->decay[i];
+        if (c->decay)
+            while (j < end && (c->decay[j] != 0) == dec) j++;
+        else
+            j = end;
+        fti_adamw(NULL, c->p + i, c->g + i, c->m + i, c->v + i, j - i, &c->hp, dec);
+        i = j;
     }
 }
 
-FTIDEF void fti_adamw_update(const fti_adamw_opts *opts, float *params, const float *grads,
+/* fti_adamw_update with the gradient multiplied by grad_scale (clipping) on the fly. */
+static void fti__train_adamw(const fti_adamw_opts *opts, float *params, const float *grads,
                              float *m, float *v, const unsigned char *decay, size_t n, float lr,
-                             uint64_t t, fti_pool *pool) {
+                             uint64_t t, float grad_scale, fti_pool *pool) {
     fti__train_adamw_ctx c;
+    fti_adamw_opts o;
     if (!params || !grads || !m || !v || n == 0) return;
-    c.o = fti__train_adamw_resolve(opts);
+    o = fti__train_adamw_resolve(opts);
+    memset(&c, 0, sizeof(c));
+    c.hp.lr = lr;
+    c.hp.beta1 = o.beta1;
+    c.hp.beta2 = o.beta2;
+    c.hp.eps = o.eps;
+    c.hp.weight_decay = o.weight_decay;
+    c.hp.grad_scale = grad_scale;
+    c.hp.step = (int64_t)(t ? t : 1);
     c.p = params;
     c.g = grads;
     c.m = m;
     c.v = v;
     c.decay = decay;
-    c.lr = lr;
-    c.bc1 = (float)(1.0 - pow((double)c.o.beta1, (double)(t ? t : 1)));
-    c.bc2 = (float)(1.0 - pow((double)c.o.beta2, (double)(t ? t : 1)));
-    fti_pool_for(pool, n, 4096, fti__train_adamw_task, &c);
+    c.n = n;
+    fti_pool_for(pool, (n + FTI__TRAIN_BLOCK - 1) / FTI__TRAIN_BLOCK, 1, fti__train_adamw_task, &c);
+}
+
+FTIDEF void fti_adamw_update(const fti_adamw_opts *opts, float *params, const float *grads,
+                             float *m, float *v, const unsigned char *decay, size_t n, float lr,
+                             uint64_t t, fti_pool *pool) {
+    fti__train_adamw(opts, params, grads, m, v, decay, n, lr, t, 1.0f, pool);
+}
+
+/* Sum of squares of g (n) in double: per fixed block, 8 interleaved partial sums added in a
+ * fixed order, then the blocks in order; part holds one double per block. */
+typedef struct fti__train_norm_ctx {
+    const float *g;
+    size_t n;
+    double *part;
+} fti__train_norm_ctx;
+
+static void fti__train_norm_task(void *vctx, size_t b0, size_t b1, int thread) {
+    const fti__train_norm_ctx *c = (const fti__train_norm_ctx *)vctx;
+    size_t b, i, l;
+    (void)thread;
+    for (b = b0; b < b1; b++) {
+        size_t i0 = b * FTI__TRAIN_BLOCK, i1 = i0 + FTI__TRAIN_BLOCK < c->n ? i0 + FTI__TRAIN_BLOCK
+                                                                           : c->n;
+        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        const float *g = c->g;
+        for (i = i0; i + 8 <= i1; i += 8)
+            for (l = 0; l < 8; l++) acc[l] += (double)g[i + l] * (double)g[i + l];
+        for (; i < i1; i++) acc[0] += (double)g[i] * (double)g[i];
+        c->part[b] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    }
 }
 
 FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_steps, double lr,
@@ -213,6 +258,7 @@ struct fti_trainer {
     size_t n_train;           /* trainable elements */
     float *w, *g, *m, *v;     /* trainable weights, grads, moments (w = params without LoRA) */
     unsigned char *decay;     /* (n_train) 1 = weight decay applies */
+    double *norm_part;        /* one partial sum of squares per FTI__TRAIN_BLOCK of g */
     int32_t *tok, *tgt;       /* (B, T) */
     fti_rng sampler;
     uint64_t draws;           /* windows drawn so far */
@@ -302,6 +348,7 @@ FTIDEF void fti_trainer_free(fti_trainer *t) {
     fti_aligned_free(t->m);
     fti_aligned_free(t->v);
     fti_free(t->decay);
+    fti_free(t->norm_part);
     fti_free(t->tok);
     fti_free(t->tgt);
     fti_free(t->hist);
@@ -440,7 +487,8 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
     t->m = fti__train_floats(t->n_train);
     t->v = fti__train_floats(t->n_train);
     t->decay = (unsigned char *)fti_calloc(t->n_train, 1);
-    if (!t->m || !t->v || !t->decay) goto nomem;
+    t->norm_part = (double *)fti_calloc(t->n_train / FTI__TRAIN_BLOCK + 1, sizeof(double));
+    if (!t->m || !t->v || !t->decay || !t->norm_part) goto nomem;
     if (t->o.lora_rank) {
         memset(t->decay, 1, t->n_train);
     } else {
@@ -659,19 +707,26 @@ FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_e
                                  (unsigned long)(t->step + 1));
     }
     if (t->base) fti__lora_grads(t);
-    for (i = 0; i < t->n_train; i++) norm2 += (double)t->g[i] * (double)t->g[i];
+    {
+        fti__train_norm_ctx nc;
+        size_t nb = (t->n_train + FTI__TRAIN_BLOCK - 1) / FTI__TRAIN_BLOCK;
+        nc.g = t->g;
+        nc.n = t->n_train;
+        nc.part = t->norm_part;
+        fti_pool_for(t->pool, nb, 16, fti__train_norm_task, &nc);
+        for (i = 0; i < nb; i++) norm2 += t->norm_part[i]; /* blocks in order */
+    }
     if (!(norm2 == norm2) || norm2 > 1e300)
         return fti_error_set(err, FTI_ERR_NUMERIC, "trainer: step %lu: gradient is not finite",
                              (unsigned long)(t->step + 1));
     t->last.grad_norm = sqrt(norm2);
-    if (t->o.grad_clip > 0.0f && t->last.grad_norm > (double)t->o.grad_clip) {
+    scale = 1.0f; /* clipping scales the gradient inside the AdamW update */
+    if (t->o.grad_clip > 0.0f && t->last.grad_norm > (double)t->o.grad_clip)
         scale = (float)((double)t->o.grad_clip / (t->last.grad_norm + 1e-6));
-        for (i = 0; i < t->n_train; i++) t->g[i] *= scale;
-    }
     lr = fti_lr_schedule(t->step, t->o.warmup_steps, t->total_steps, (double)t->o.lr,
                          (double)t->o.min_lr_frac);
-    fti_adamw_update(&t->o.adamw, t->w, t->g, t->m, t->v, t->decay, t->n_train, (float)lr,
-                     t->step + 1, t->pool);
+    fti__train_adamw(&t->o.adamw, t->w, t->g, t->m, t->v, t->decay, t->n_train, (float)lr,
+                     t->step + 1, scale, t->pool);
     if (t->base) fti__lora_apply(&t->cfg, t->params, t->base, t->w, t->o.lora_rank,
                                  t->o.lora_alpha, t->pool);
     t->step++;

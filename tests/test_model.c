@@ -163,21 +163,51 @@ FTI_TEST(model_grad_ops) {
         CHECK_NEAR(dx[i], fti_tm_fd(x, i, 1e-2f, fti_tm_op_loss, &o), 2e-3, 2e-2);
         CHECK_NEAR(dx2[i], fti_tm_fd(x2, i, 1e-2f, fti_tm_op_loss, &o), 2e-3, 2e-2);
     }
-    /* rope: the inverse rotation undoes the rotation (the backward is the transpose) */
+    /* rope: the rotation of each pair, and the inverse rotation undoes it (the backward is the
+     * transpose); tables expanded per pair: (cos, cos) and (-sin, sin) */
     {
-        float cs[3 * 2], sn[3 * 2], y[6 * 8];
+        float cs[3 * 4], sn[3 * 4], y[6 * 8];
         size_t t, j;
         for (t = 0; t < 3; t++)
             for (j = 0; j < 2; j++) {
-                cs[t * 2 + j] = (float)cos(0.3 * (double)(t + 1) * (double)(j + 1));
-                sn[t * 2 + j] = (float)sin(0.3 * (double)(t + 1) * (double)(j + 1));
+                float c = (float)cos(0.3 * (double)(t + 1) * (double)(j + 1));
+                float s = (float)sin(0.3 * (double)(t + 1) * (double)(j + 1));
+                cs[t * 4 + 2 * j] = cs[t * 4 + 2 * j + 1] = c;
+                sn[t * 4 + 2 * j] = -s;
+                sn[t * 4 + 2 * j + 1] = s;
             }
         fti_tm_fill(y, 48, 9, 1.0f);
         memcpy(x, y, sizeof y);
         fti__model_rope(x, 0, 6, 8, 3, 2, 4, cs, sn, 0);
         CHECK(fabs(x[8 + 0] - y[8 + 0]) > 1e-3); /* row 1 moved */
+        for (i = 0; i < 6; i++) /* row i at position i % 3; head h, pair j */
+            for (t = 0; t < 2; t++)
+                for (j = 0; j < 2; j++) {
+                    size_t e = i * 8 + t * 4 + 2 * j, pos = i % 3;
+                    float c = cs[pos * 4 + 2 * j], s = sn[pos * 4 + 2 * j + 1];
+                    CHECK_NEAR(x[e], y[e] * c - y[e + 1] * s, 1e-6, 1e-5);
+                    CHECK_NEAR(x[e + 1], y[e] * s + y[e + 1] * c, 1e-6, 1e-5);
+                }
         fti__model_rope(x, 0, 6, 8, 3, 2, 4, cs, sn, 1);
         for (i = 0; i < 48; i++) CHECK_NEAR(x[i], y[i], 1e-6, 1e-5);
+    }
+    /* attention's transposed block outputs back to rows, odd sizes (SSE body and tails) */
+    {
+        float src[11 * 13], dst[13 * 12], want[13 * 12];
+        size_t D, m, t, add;
+        for (D = 1; D <= 11; D += 5)
+            for (m = 3; m <= 13; m += 5)
+                for (add = 0; add < 2; add++) {
+                    fti_tm_fill(src, D * 13, 3 + D, 1.0f);
+                    fti_tm_fill(dst, 13 * 12, 4 + m, 1.0f);
+                    memcpy(want, dst, sizeof dst);
+                    for (t = 0; t < m; t++)
+                        for (i = 0; i < D; i++)
+                            want[t * 12 + i] = add ? want[t * 12 + i] + src[i * 13 + t]
+                                                   : src[i * 13 + t];
+                    fti__model_untranspose(dst, 12, src, 13, D, m, (int)add);
+                    for (i = 0; i < 13 * 12; i++) CHECK(dst[i] == want[i]);
+                }
     }
 }
 

@@ -4,9 +4,12 @@
  *   build/bench_train [--threads N] [--steps N] [--vocab V] [--batch B] [--ctx T] [--preset P]
  *                     [--bf16 1]   (bf16 matmuls with fp32 master weights: opts.bf16)
  *   build/bench_train --text FILE --curve STEPS [--preset P] [--bf16 1] [--lr X] [--seed S] ...
+ *                     [--batch B] [--ctx T] [--eval-every N]
  *       loss curve on real text (bytes as tokens, vocab 256; the last 10% is validation):
- *       prints "curve step=S loss=L" every 10 steps and "curve val_loss=V" at the end, to
- *       compare bf16 matmuls against fp32 (same seed, same batches).
+ *       prints "curve step=S loss=L" every 10 steps, "curve val step=S loss=V" after each
+ *       validation pass (every N steps and at the end, 64 windows) and "curve val_loss=V" at
+ *       the end, to compare bf16 matmuls against fp32 (same seed, same batches);
+ *       tools/bench_train_bf16_loss.sh runs it over seeds (`make bench-train-bf16-loss`).
  *
  * Prints one line "fti threads=N tokens/s=X gflops=Y fraction=Z rss_mb=M": the best step of
  * `steps` after one warm-up step, the achieved FLOP/s (counted analytically: 3 x the forward's
@@ -29,7 +32,7 @@ int main(int argc, char **argv) {
     fti_error err;
     const char *preset = "stories15M";
     size_t vocab = 4096, batch = 8, ctx = 256, n_tok = 1 << 20, i;
-    int threads = 1, steps = 3, bf16 = 0, curve = 0, s;
+    int threads = 1, steps = 3, bf16 = 0, curve = 0, eval_every = 0, s;
     const char *text = NULL;
     float lr = 1e-4f;
     uint64_t seed = 1;
@@ -50,10 +53,11 @@ int main(int argc, char **argv) {
         else if (strcmp(k, "--curve") == 0) curve = atoi(v);
         else if (strcmp(k, "--lr") == 0) lr = (float)atof(v);
         else if (strcmp(k, "--seed") == 0) seed = (uint64_t)atol(v);
+        else if (strcmp(k, "--eval-every") == 0) eval_every = atoi(v);
         else {
             fprintf(stderr, "usage: bench_train [--threads N] [--steps N] [--vocab V] [--batch B] "
                     "[--ctx T] [--preset P] [--bf16 0|1] [--text FILE --curve STEPS] [--lr X] "
-                    "[--seed S]\n");
+                    "[--seed S] [--eval-every N]\n");
             return 2;
         }
     }
@@ -99,6 +103,7 @@ int main(int argc, char **argv) {
         none.data = data + tr.n_tokens;
         none.n_tokens = n_tok - tr.n_tokens;
         o.eval_windows = 64;
+        o.eval_every = eval_every > 0 ? (uint64_t)eval_every : 0;
     }
     if (fti_trainer_create(&cfg, NULL, &o, tr, none, &t, &err) != FTI_OK) {
         fprintf(stderr, "bench_train: %s\n", err.msg);
@@ -115,6 +120,9 @@ int main(int argc, char **argv) {
             if (st.step % 10 == 0 || fti_trainer_done(t))
                 printf("curve%s step=%llu loss=%.4f\n", bf16 ? "-bf16" : "",
                        (unsigned long long)st.step, st.loss);
+            if (st.evaluated)
+                printf("curve%s val step=%llu loss=%.4f\n", bf16 ? "-bf16" : "",
+                       (unsigned long long)st.step, st.val_loss);
         }
         printf("curve%s val_loss=%.4f\n", bf16 ? "-bf16" : "", st.val_loss);
         fti_trainer_free(t);
