@@ -136,6 +136,13 @@ static int cmd_make(int argc, char **argv) {
     return 0;
 }
 
+static double cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 static int cmd_run(int argc, char **argv) {
     const char *path;
     int threads = 1, print_tokens = 0, i;
@@ -146,7 +153,7 @@ static int cmd_run(int argc, char **argv) {
     fti_pool *pool;
     fti_error err;
     int32_t *prompt, *gen;
-    double t0, t_load, t_prefill, t_first = 0, t_end;
+    double t0, t_load, t_prefill, t_first = 0, t_end, c_first = 0, c_end;
     struct rusage ru;
     float *logits;
     if (argc < 3) {
@@ -190,18 +197,19 @@ static int cmd_run(int argc, char **argv) {
         for (j = 1; j < V; j++)
             if (logits[j] > logits[best]) best = j;
         gen[k] = (int32_t)best;
-        if (k == 0) t_first = now_s();
+        if (k == 0) t_first = now_s(), c_first = cpu_s();
         if (k + 1 < n_gen && fti_session_eval(s, &gen[k], 1, NULL, &err) != FTI_OK) {
             fprintf(stderr, "bench_infer: %s\n", err.msg);
             return 1;
         }
     }
-    t_end = now_s();
+    t_end = now_s(), c_end = cpu_s();
     getrusage(RUSAGE_SELF, &ru);
-    printf("load_ms=%.2f prefill_tps=%.1f decode_tps=%.2f ttft_ms=%.2f rss_mb=%.1f "
-           "weights_mb=%.1f decode_gbps=%.2f threads=%d isa=%s\n",
+    printf("load_ms=%.2f prefill_tps=%.1f decode_tps=%.2f decode_cpu_tps=%.2f ttft_ms=%.2f "
+           "rss_mb=%.1f weights_mb=%.1f decode_gbps=%.2f threads=%d isa=%s\n",
            (t_load - t0) * 1e3, (double)n_prompt / (t_prefill - t_load),
-           (double)(n_gen - 1) / (t_end - t_first), (t_first - t0) * 1e3,
+           (double)(n_gen - 1) / (t_end - t_first),
+           (double)(n_gen - 1) * fti_pool_threads(pool) / (c_end - c_first), (t_first - t0) * 1e3,
            (double)ru.ru_maxrss / 1024.0, (double)fti_engine_weight_bytes(e) / 1e6,
            (double)fti_engine_weight_bytes(e) * (double)(n_gen - 1) / (t_end - t_first) / 1e9,
            fti_pool_threads(pool), fti_isa_name(fti_kernels_isa(fti_engine_kernels(e))));
@@ -218,12 +226,6 @@ static int cmd_run(int argc, char **argv) {
     return 0;
 }
 
-static double cpu_s(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-           1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
 
 static int cmd_batch(int argc, char **argv) {
     const char *path;
