@@ -14,6 +14,10 @@
  *         once as B separate fti_session_eval calls per step and once as one
  *         fti_session_eval_batch per step; prints seq_tps, batch_tps (aggregate tokens/s, wall
  *         time) and their CPU-time versions (robust on a shared machine).
+ *     build/bench_infer compare MODEL [--prompt-tokens P] TOKEN...
+ *         teacher-forced comparison with a peer's greedy tokens after the same prompt: steps where
+ *         fti's argmax is the peer's token, the first disagreement, and fti's logit margin for its
+ *         own token there, against the median gap between the two best logits.
  *     build/bench_infer bw [--threads N]
  *         memory read bandwidth (GB/s) over a 256 MB buffer.
  * The prompt is P fixed pseudo-random ids (the same in every peer script; modulo vocab-16 for
@@ -304,6 +308,89 @@ static int cmd_batch(int argc, char **argv) {
     return 0;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* compare MODEL TOKENS...: the peer's greedy tokens after the benchmark prompt, fed to fti one by
+ * one (teacher forcing: every step sees the peer's history). Counts the steps where fti's argmax
+ * is the peer's token and, where it is not, the logit margin by which fti prefers its own token,
+ * against the median gap between the two best logits over all steps. Also the free-running
+ * match: the steps before the first disagreement. */
+static int cmd_compare(int argc, char **argv) {
+    fti_engine *e = NULL;
+    fti_session *s = NULL;
+    fti_session_opts so;
+    fti_error err;
+    size_t n_prompt = 128, n = 0, k, agree = 0, first = (size_t)-1, V, j;
+    int32_t *prompt, *peer;
+    double *gaps, worst = 0, first_margin = 0;
+    int i0 = 3;
+    if (argc < 4) {
+        fprintf(stderr, "usage: bench_infer compare MODEL [--prompt-tokens P] TOKEN...\n");
+        return 2;
+    }
+    if (!strcmp(argv[3], "--prompt-tokens") && argc > 5) {
+        n_prompt = (size_t)strtoul(argv[4], NULL, 10);
+        i0 = 5;
+    }
+    peer = (int32_t *)malloc((size_t)argc * sizeof(int32_t));
+    gaps = (double *)malloc((size_t)argc * sizeof(double));
+    prompt = (int32_t *)malloc(n_prompt * sizeof(int32_t));
+    if (!peer || !gaps || !prompt) return 1;
+    for (; i0 < argc; i0++) peer[n++] = (int32_t)strtol(argv[i0], NULL, 10);
+    if (fti_engine_open(&e, argv[2], NULL, &err) != FTI_OK) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        return 1;
+    }
+    V = fti_engine_config(e)->vocab_size;
+    bench_prompt(prompt, n_prompt, V);
+    memset(&so, 0, sizeof so);
+    so.n_ctx = n_prompt + n + 8;
+    so.n_batch = 128;
+    if (fti_session_create(&s, e, &so, &err) != FTI_OK ||
+        fti_session_eval(s, prompt, n_prompt, NULL, &err) != FTI_OK) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        return 1;
+    }
+    for (k = 0; k < n; k++) {
+        const float *lg = fti_session_logits(s);
+        size_t best = 0, second = 1;
+        if (peer[k] < 0 || (size_t)peer[k] >= V) break;
+        if (lg[1] > lg[0]) best = 1, second = 0;
+        for (j = 2; j < V; j++) {
+            if (lg[j] > lg[best]) second = best, best = j;
+            else if (lg[j] > lg[second]) second = j;
+        }
+        gaps[k] = (double)lg[best] - lg[second];
+        if ((int32_t)best == peer[k]) {
+            agree++;
+        } else {
+            double m = (double)lg[best] - lg[peer[k]];
+            if (m > worst) worst = m;
+            if (first == (size_t)-1) first = k, first_margin = m;
+        }
+        if (k + 1 < n && fti_session_eval(s, &peer[k], 1, NULL, &err) != FTI_OK) {
+            fprintf(stderr, "bench_infer: %s\n", err.msg);
+            return 1;
+        }
+    }
+    n = k;
+    qsort(gaps, n, sizeof *gaps, cmp_double);
+    printf("compare steps=%lu teacher_forced_agree=%lu free_running_match=%lu "
+           "first_diff_margin=%.5f max_diff_margin=%.5f median_top2_gap=%.5f\n",
+           (unsigned long)n, (unsigned long)agree,
+           (unsigned long)(first == (size_t)-1 ? n : first), first_margin, worst,
+           n ? gaps[n / 2] : 0.0);
+    fti_session_free(s);
+    fti_engine_close(e);
+    free(peer);
+    free(gaps);
+    free(prompt);
+    return 0;
+}
+
 typedef struct bw_ctx {
     const uint64_t *a;
     uint64_t sums[256];
@@ -351,6 +438,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "bw")) return cmd_bw(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "batch")) return cmd_batch(argc, argv);
-    fprintf(stderr, "usage: bench_infer make|run|bw ... (see the top of tools/bench_infer.c)\n");
+    if (argc >= 2 && !strcmp(argv[1], "compare")) return cmd_compare(argc, argv);
+    fprintf(stderr, "usage: bench_infer make|run|batch|compare|bw ... (see the top of tools/bench_infer.c)\n");
     return 2;
 }

@@ -79,6 +79,10 @@ for shape in $SHAPES; do
                 same=$(echo "$oall" | grep '^tokens' | tr ' ' '\n' > "$TMP/a"; echo "$ltok" | tr ' ' '\n' > "$TMP/b";
                        paste "$TMP/a" "$TMP/b" | awk 'NR > 1 { if ($1 != $2) exit; n++ } END { print n + 0 }')
                 echo "bench-infer: $shape $type: greedy tokens equal to llama.cpp's for the first $same of $N"
+                # teacher forced: fti fed llama.cpp's tokens; where the argmax differs, by how much
+                cmp=$("$B/bench_infer" compare "$model" --prompt-tokens "$P" $(echo "$ltok" | cut -d' ' -f2-))
+                echo "bench-infer: $shape $type: llama.cpp's history fed to fti: argmax agrees at $(val teacher_forced_agree "$cmp") of $(val steps "$cmp") steps;" \
+                     "where not, fti's own token leads by at most $(val max_diff_margin "$cmp") logits (median gap between the two best: $(val median_top2_gap "$cmp"))"
             fi
             d=$(val decode_tps "$o")
             if [ $th = 1 ]; then lp=$(val decode_tps "$l1"); lpp=$(val prefill_tps "$l1"); tp=$(val decode_tps "$t1"); lt=$(val ttft_ms "$l1"); ll=$(val load_ms "$l1"); bw=$bw1
