@@ -977,17 +977,26 @@ FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t
     if (n == 1 && s->adaptive) { /* a decode step: on the pool or alone, whichever is faster */
         fti_pool *pool = s->pool;
         uint64_t t0;
-        int serial, probe = (s->n_steps % 128) == 0; /* re-measure the other way now and then */
+        int serial, probe = 0;
         fti_result rc;
-        serial = s->n_steps < 4 ? (int)(s->n_steps & 1) : s->step_ns[1] < s->step_ns[0];
-        if (probe && s->n_steps >= 4) serial = !serial;
+        if (s->n_steps < 6) { /* warm-up: pool and alone in turn */
+            serial = (int)(s->n_steps & 1);
+        } else {
+            serial = s->step_ns[1] < s->step_ns[0];
+            /* re-measure the other way now and then: the pool every 16 steps while alone (a
+             * passing load, or both threads put on one core at the start, may have made it look
+             * slow), alone every 64 steps on the pool */
+            probe = (s->n_steps % (serial ? 16u : 64u)) == 0;
+            if (probe) serial = !serial;
+        }
         if (serial) s->pool = NULL;
         t0 = fti_time_ns();
         rc = fti__sess_forward(s, tokens, 1, logits_out);
         {
             double dt = (double)(fti_time_ns() - t0);
             double *avg = &s->step_ns[serial];
-            *avg = *avg == 0.0 ? dt : 0.8 * *avg + 0.2 * dt;
+            /* a probe replaces the other way's average: it is stale */
+            *avg = (*avg == 0.0 || probe) ? dt : 0.75 * *avg + 0.25 * dt;
         }
         s->pool = pool;
         s->n_steps++;

@@ -7,7 +7,8 @@
  *         (default N = 32000), from ../shared/data/tokenizers/gpt2 (or $FTI_DATA).
  *     build/bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N] [--tokens]
  *         load, prefill P tokens, decode N greedy tokens; prints one line of key=value
- *         (load_ms prefill_tps decode_tps ttft_ms rss_mb weights_mb decode_gbps) and with
+ *         (load_ms prefill_tps decode_tps decode_cpu_tps ttft_ms rss_mb weights_mb decode_gbps
+ *         decode_gbps_kv: weights plus the f32 KV cache the steps read) and with
  *         --tokens the generated ids.
  *     build/bench_infer batch MODEL [--threads N] [--batch B] [-n STEPS]
  *         continuous batching's step: B sessions (16-token prompts) each decode STEPS tokens,
@@ -157,7 +158,7 @@ static int cmd_run(int argc, char **argv) {
     fti_pool *pool;
     fti_error err;
     int32_t *prompt, *gen;
-    double t0, t_load, t_prefill, t_first = 0, t_end, c_first = 0, c_end;
+    double t0, t_load, t_prefill, t_first = 0, t_end, c_first = 0, c_end, kv_bytes = 0;
     struct rusage ru;
     float *logits;
     if (argc < 3) {
@@ -209,13 +210,20 @@ static int cmd_run(int argc, char **argv) {
     }
     t_end = now_s(), c_end = cpu_s();
     getrusage(RUSAGE_SELF, &ru);
+    { /* the f32 KV cache read by the decode steps: L · pos · KVD keys and as many values */
+        const fti_model_config *mc = fti_engine_config(e);
+        double kvd = (double)mc->dim * mc->n_kv_heads / mc->n_heads, p;
+        for (p = (double)n_prompt + 1; p < (double)(n_prompt + n_gen); p += 1.0)
+            kv_bytes += (double)mc->n_layers * p * kvd * 2.0 * sizeof(float);
+    }
     printf("load_ms=%.2f prefill_tps=%.1f decode_tps=%.2f decode_cpu_tps=%.2f ttft_ms=%.2f "
-           "rss_mb=%.1f weights_mb=%.1f decode_gbps=%.2f threads=%d isa=%s\n",
+           "rss_mb=%.1f weights_mb=%.1f decode_gbps=%.2f decode_gbps_kv=%.2f threads=%d isa=%s\n",
            (t_load - t0) * 1e3, (double)n_prompt / (t_prefill - t_load),
            (double)(n_gen - 1) / (t_end - t_first),
            (double)(n_gen - 1) * fti_pool_threads(pool) / (c_end - c_first), (t_first - t0) * 1e3,
            (double)ru.ru_maxrss / 1024.0, (double)fti_engine_weight_bytes(e) / 1e6,
            (double)fti_engine_weight_bytes(e) * (double)(n_gen - 1) / (t_end - t_first) / 1e9,
+           ((double)fti_engine_weight_bytes(e) * (double)(n_gen - 1) + kv_bytes) / (t_end - t_first) / 1e9,
            fti_pool_threads(pool), fti_isa_name(fti_kernels_isa(fti_engine_kernels(e))));
     if (print_tokens) {
         printf("tokens");
