@@ -732,7 +732,7 @@ static void fti__attn_heads(const fti_engine *e, const float *q, const float *kc
         for (j = 0; j < n; j++)
             if (pp[j] > mx) mx = pp[j];
         for (j = 0; j < n; j++) {
-            pp[j] = (float)exp((double)(pp[j] - mx));
+            pp[j] = expf(pp[j] - mx);
             sum += pp[j];
         }
         inv = 1.0f / sum;
