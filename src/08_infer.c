@@ -706,42 +706,75 @@ typedef struct fti__sess_attn {
     size_t layer, T, pos0;
 } fti__sess_attn;
 
+/* Attention of nh consecutive query heads h0 .. h0+nh-1 over n cached positions: head i's query
+ * is q + i*D, its kv head (h0+i)/rep, its probabilities go to p + i*p_stride (n), its output to
+ * y + i*D (D). The cache is walked row by row (position j's keys, then values, of all nh heads are
+ * adjacent), so the reads stream through memory instead of striding by a row per head. Per head:
+ * scores q·k_j·scale in j order, the kernel table's softmax, y = Σ_j p_j·v_j in j order; which heads
+ * share a call (and so the thread count) does not change any head's result. */
+static void fti__attn_heads(const fti_engine *e, const float *q, const float *kc, const float *vc,
+                            size_t h0, size_t nh, size_t n, float scale, float *p,
+                            size_t p_stride, float *y) {
+    size_t j, i, D = e->D, rep = e->H / e->KV;
+    for (j = 0; j < n; j++) {
+        const float *kr = kc + j * e->KVD;
+#if defined(__GNUC__) || defined(__clang__)
+        if (j + 4 < n) { /* the row 4 ahead: the first and last line of this call's slice */
+            __builtin_prefetch(kr + 4 * e->KVD + (h0 / rep) * D);
+            __builtin_prefetch(kr + 4 * e->KVD + ((h0 + nh - 1) / rep + 1) * D - 1);
+        }
+#endif
+        for (i = 0; i < nh; i++)
+            p[i * p_stride + j] = fti_dot(e->k, q + i * D, kr + ((h0 + i) / rep) * D, D) * scale;
+    }
+    for (i = 0; i < nh; i++) {
+        float *pp = p + i * p_stride, mx = -INFINITY, sum = 0.0f, inv;
+        for (j = 0; j < n; j++)
+            if (pp[j] > mx) mx = pp[j];
+        for (j = 0; j < n; j++) {
+            pp[j] = expf(pp[j] - mx);
+            sum += pp[j];
+        }
+        inv = 1.0f / sum;
+        for (j = 0; j < n; j++) pp[j] *= inv;
+        memset(y + i * D, 0, D * sizeof(float));
+    }
+    for (j = 0; j < n; j++) {
+        const float *vr = vc + j * e->KVD;
+#if defined(__GNUC__) || defined(__clang__)
+        if (j + 4 < n) {
+            __builtin_prefetch(vr + 4 * e->KVD + (h0 / rep) * D);
+            __builtin_prefetch(vr + 4 * e->KVD + ((h0 + nh - 1) / rep + 1) * D - 1);
+        }
+#endif
+        for (i = 0; i < nh; i++)
+            fti_axpy(e->k, y + i * D, p[i * p_stride + j], vr + ((h0 + i) / rep) * D, D);
+    }
+}
+
 /* One query head's attention over n cached positions of kv head kvh: p (n) gets the softmax of
  * the scaled scores, yt (D) the weighted sum of the values. Shared by the session's and the batch's
- * forward so both compute in the same order. */
+ * forward so both compute in the same order (fti__attn_heads with one head). */
 static void fti__attn_head(const fti_engine *e, const float *qt, const float *kc, const float *vc,
                            size_t kvh, size_t n, float scale, float *p, float *yt) {
-    size_t j, D = e->D;
-    float mx = -INFINITY, sum = 0.0f, inv;
-    for (j = 0; j < n; j++) {
-        float sc = fti_dot(e->k, qt, kc + j * e->KVD + kvh * D, D) * scale;
-        p[j] = sc;
-        if (sc > mx) mx = sc;
-    }
-    for (j = 0; j < n; j++) {
-        p[j] = (float)exp((double)(p[j] - mx));
-        sum += p[j];
-    }
-    inv = 1.0f / sum;
-    memset(yt, 0, D * sizeof(float));
-    for (j = 0; j < n; j++) fti_axpy(e->k, yt, p[j] * inv, vc + j * e->KVD + kvh * D, D);
+    fti__attn_heads(e, qt, kc, vc, kvh * (e->H / e->KV), 1, n, scale, p, n, yt);
 }
 
 static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     const fti__sess_attn *c = (const fti__sess_attn *)vctx;
     const fti_session *s = c->s;
     const fti_engine *e = s->e;
-    size_t i, D = e->D, rep = e->H / e->KV;
+    size_t i, D = e->D;
     float scale = 1.0f / (float)sqrt((double)D);
     const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
     const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
     (void)thread;
-    for (i = i0; i < i1; i++) {
-        size_t t = i / e->H, h = i % e->H, kvh = h / rep, n = c->pos0 + t + 1;
-        const float *qt = s->q + t * e->HD + h * D; /* (D) */
-        float *p = s->att + i * s->n_ctx;           /* (n) */
-        float *yt = s->att_out + t * e->HD + h * D;
-        fti__attn_head(e, qt, kc, vc, kvh, n, scale, p, yt);
+    for (i = i0; i < i1;) { /* the heads of one token in [i0, i1) go together */
+        size_t t = i / e->H, h = i % e->H, nh = e->H - h, n = c->pos0 + t + 1;
+        if (nh > i1 - i) nh = i1 - i;
+        fti__attn_heads(e, s->q + t * e->HD + h * D, kc, vc, h, nh, n, scale,
+                        s->att + i * s->n_ctx, s->n_ctx, s->att_out + t * e->HD + h * D);
+        i += nh;
     }
 }
 
@@ -889,7 +922,9 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
             ac.layer = l;
             ac.T = T;
             ac.pos0 = pos0;
-            fti_pool_for(s->pool, T * e->H, 1, fti__sess_attn_task, &ac);
+            /* one chunk of heads per thread: each walks the cache once */
+            size_t nt = (size_t)fti_pool_threads(s->pool);
+            fti_pool_for(s->pool, T * e->H, (T * e->H + nt - 1) / nt, fti__sess_attn_task, &ac);
         }
         rc = fti_matmul_w(k, s->pool, ly->o.type, ly->o.data, s->att_out, s->xb, T, C, e->HD);
         if (rc != FTI_OK) break;
@@ -942,17 +977,26 @@ FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t
     if (n == 1 && s->adaptive) { /* a decode step: on the pool or alone, whichever is faster */
         fti_pool *pool = s->pool;
         uint64_t t0;
-        int serial, probe = (s->n_steps % 128) == 0; /* re-measure the other way now and then */
+        int serial, probe = 0;
         fti_result rc;
-        serial = s->n_steps < 4 ? (int)(s->n_steps & 1) : s->step_ns[1] < s->step_ns[0];
-        if (probe && s->n_steps >= 4) serial = !serial;
+        if (s->n_steps < 6) { /* warm-up: pool and alone in turn */
+            serial = (int)(s->n_steps & 1);
+        } else {
+            serial = s->step_ns[1] < s->step_ns[0];
+            /* re-measure the other way now and then: the pool every 16 steps while alone (a
+             * passing load, or both threads put on one core at the start, may have made it look
+             * slow), alone every 64 steps on the pool */
+            probe = (s->n_steps % (serial ? 16u : 64u)) == 0;
+            if (probe) serial = !serial;
+        }
         if (serial) s->pool = NULL;
         t0 = fti_time_ns();
         rc = fti__sess_forward(s, tokens, 1, logits_out);
         {
             double dt = (double)(fti_time_ns() - t0);
             double *avg = &s->step_ns[serial];
-            *avg = *avg == 0.0 ? dt : 0.8 * *avg + 0.2 * dt;
+            /* a probe replaces the other way's average: it is stale */
+            *avg = (*avg == 0.0 || probe) ? dt : 0.75 * *avg + 0.25 * dt;
         }
         s->pool = pool;
         s->n_steps++;

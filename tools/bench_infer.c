@@ -7,13 +7,18 @@
  *         (default N = 32000), from ../shared/data/tokenizers/gpt2 (or $FTI_DATA).
  *     build/bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N] [--tokens]
  *         load, prefill P tokens, decode N greedy tokens; prints one line of key=value
- *         (load_ms prefill_tps decode_tps ttft_ms rss_mb weights_mb decode_gbps) and with
+ *         (load_ms prefill_tps decode_tps decode_cpu_tps ttft_ms rss_mb weights_mb decode_gbps
+ *         decode_gbps_kv: weights plus the f32 KV cache the steps read) and with
  *         --tokens the generated ids.
  *     build/bench_infer batch MODEL [--threads N] [--batch B] [-n STEPS]
  *         continuous batching's step: B sessions (16-token prompts) each decode STEPS tokens,
  *         once as B separate fti_session_eval calls per step and once as one
  *         fti_session_eval_batch per step; prints seq_tps, batch_tps (aggregate tokens/s, wall
  *         time) and their CPU-time versions (robust on a shared machine).
+ *     build/bench_infer compare MODEL [--prompt-tokens P] TOKEN...
+ *         teacher-forced comparison with a peer's greedy tokens after the same prompt: steps where
+ *         fti's argmax is the peer's token, the first disagreement, and fti's logit margin for its
+ *         own token there, against the median gap between the two best logits.
  *     build/bench_infer bw [--threads N]
  *         memory read bandwidth (GB/s) over a 256 MB buffer.
  * The prompt is P fixed pseudo-random ids (the same in every peer script; modulo vocab-16 for
@@ -136,6 +141,13 @@ static int cmd_make(int argc, char **argv) {
     return 0;
 }
 
+static double cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 static int cmd_run(int argc, char **argv) {
     const char *path;
     int threads = 1, print_tokens = 0, i;
@@ -146,7 +158,7 @@ static int cmd_run(int argc, char **argv) {
     fti_pool *pool;
     fti_error err;
     int32_t *prompt, *gen;
-    double t0, t_load, t_prefill, t_first = 0, t_end;
+    double t0, t_load, t_prefill, t_first = 0, t_end, c_first = 0, c_end, kv_bytes = 0;
     struct rusage ru;
     float *logits;
     if (argc < 3) {
@@ -190,20 +202,28 @@ static int cmd_run(int argc, char **argv) {
         for (j = 1; j < V; j++)
             if (logits[j] > logits[best]) best = j;
         gen[k] = (int32_t)best;
-        if (k == 0) t_first = now_s();
+        if (k == 0) t_first = now_s(), c_first = cpu_s();
         if (k + 1 < n_gen && fti_session_eval(s, &gen[k], 1, NULL, &err) != FTI_OK) {
             fprintf(stderr, "bench_infer: %s\n", err.msg);
             return 1;
         }
     }
-    t_end = now_s();
+    t_end = now_s(), c_end = cpu_s();
     getrusage(RUSAGE_SELF, &ru);
-    printf("load_ms=%.2f prefill_tps=%.1f decode_tps=%.2f ttft_ms=%.2f rss_mb=%.1f "
-           "weights_mb=%.1f decode_gbps=%.2f threads=%d isa=%s\n",
+    { /* the f32 KV cache read by the decode steps: L · pos · KVD keys and as many values */
+        const fti_model_config *mc = fti_engine_config(e);
+        double kvd = (double)mc->dim * mc->n_kv_heads / mc->n_heads, p;
+        for (p = (double)n_prompt + 1; p < (double)(n_prompt + n_gen); p += 1.0)
+            kv_bytes += (double)mc->n_layers * p * kvd * 2.0 * sizeof(float);
+    }
+    printf("load_ms=%.2f prefill_tps=%.1f decode_tps=%.2f decode_cpu_tps=%.2f ttft_ms=%.2f "
+           "rss_mb=%.1f weights_mb=%.1f decode_gbps=%.2f decode_gbps_kv=%.2f threads=%d isa=%s\n",
            (t_load - t0) * 1e3, (double)n_prompt / (t_prefill - t_load),
-           (double)(n_gen - 1) / (t_end - t_first), (t_first - t0) * 1e3,
+           (double)(n_gen - 1) / (t_end - t_first),
+           (double)(n_gen - 1) * fti_pool_threads(pool) / (c_end - c_first), (t_first - t0) * 1e3,
            (double)ru.ru_maxrss / 1024.0, (double)fti_engine_weight_bytes(e) / 1e6,
            (double)fti_engine_weight_bytes(e) * (double)(n_gen - 1) / (t_end - t_first) / 1e9,
+           ((double)fti_engine_weight_bytes(e) * (double)(n_gen - 1) + kv_bytes) / (t_end - t_first) / 1e9,
            fti_pool_threads(pool), fti_isa_name(fti_kernels_isa(fti_engine_kernels(e))));
     if (print_tokens) {
         printf("tokens");
@@ -218,12 +238,6 @@ static int cmd_run(int argc, char **argv) {
     return 0;
 }
 
-static double cpu_s(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-           1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
 
 static int cmd_batch(int argc, char **argv) {
     const char *path;
@@ -302,6 +316,89 @@ static int cmd_batch(int argc, char **argv) {
     return 0;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* compare MODEL TOKENS...: the peer's greedy tokens after the benchmark prompt, fed to fti one by
+ * one (teacher forcing: every step sees the peer's history). Counts the steps where fti's argmax
+ * is the peer's token and, where it is not, the logit margin by which fti prefers its own token,
+ * against the median gap between the two best logits over all steps. Also the free-running
+ * match: the steps before the first disagreement. */
+static int cmd_compare(int argc, char **argv) {
+    fti_engine *e = NULL;
+    fti_session *s = NULL;
+    fti_session_opts so;
+    fti_error err;
+    size_t n_prompt = 128, n = 0, k, agree = 0, first = (size_t)-1, V, j;
+    int32_t *prompt, *peer;
+    double *gaps, worst = 0, first_margin = 0;
+    int i0 = 3;
+    if (argc < 4) {
+        fprintf(stderr, "usage: bench_infer compare MODEL [--prompt-tokens P] TOKEN...\n");
+        return 2;
+    }
+    if (!strcmp(argv[3], "--prompt-tokens") && argc > 5) {
+        n_prompt = (size_t)strtoul(argv[4], NULL, 10);
+        i0 = 5;
+    }
+    peer = (int32_t *)malloc((size_t)argc * sizeof(int32_t));
+    gaps = (double *)malloc((size_t)argc * sizeof(double));
+    prompt = (int32_t *)malloc(n_prompt * sizeof(int32_t));
+    if (!peer || !gaps || !prompt) return 1;
+    for (; i0 < argc; i0++) peer[n++] = (int32_t)strtol(argv[i0], NULL, 10);
+    if (fti_engine_open(&e, argv[2], NULL, &err) != FTI_OK) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        return 1;
+    }
+    V = fti_engine_config(e)->vocab_size;
+    bench_prompt(prompt, n_prompt, V);
+    memset(&so, 0, sizeof so);
+    so.n_ctx = n_prompt + n + 8;
+    so.n_batch = 128;
+    if (fti_session_create(&s, e, &so, &err) != FTI_OK ||
+        fti_session_eval(s, prompt, n_prompt, NULL, &err) != FTI_OK) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        return 1;
+    }
+    for (k = 0; k < n; k++) {
+        const float *lg = fti_session_logits(s);
+        size_t best = 0, second = 1;
+        if (peer[k] < 0 || (size_t)peer[k] >= V) break;
+        if (lg[1] > lg[0]) best = 1, second = 0;
+        for (j = 2; j < V; j++) {
+            if (lg[j] > lg[best]) second = best, best = j;
+            else if (lg[j] > lg[second]) second = j;
+        }
+        gaps[k] = (double)lg[best] - lg[second];
+        if ((int32_t)best == peer[k]) {
+            agree++;
+        } else {
+            double m = (double)lg[best] - lg[peer[k]];
+            if (m > worst) worst = m;
+            if (first == (size_t)-1) first = k, first_margin = m;
+        }
+        if (k + 1 < n && fti_session_eval(s, &peer[k], 1, NULL, &err) != FTI_OK) {
+            fprintf(stderr, "bench_infer: %s\n", err.msg);
+            return 1;
+        }
+    }
+    n = k;
+    qsort(gaps, n, sizeof *gaps, cmp_double);
+    printf("compare steps=%lu teacher_forced_agree=%lu free_running_match=%lu "
+           "first_diff_margin=%.5f max_diff_margin=%.5f median_top2_gap=%.5f\n",
+           (unsigned long)n, (unsigned long)agree,
+           (unsigned long)(first == (size_t)-1 ? n : first), first_margin, worst,
+           n ? gaps[n / 2] : 0.0);
+    fti_session_free(s);
+    fti_engine_close(e);
+    free(peer);
+    free(gaps);
+    free(prompt);
+    return 0;
+}
+
 typedef struct bw_ctx {
     const uint64_t *a;
     uint64_t sums[256];
@@ -349,6 +446,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "bw")) return cmd_bw(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "batch")) return cmd_batch(argc, argv);
-    fprintf(stderr, "usage: bench_infer make|run|bw ... (see the top of tools/bench_infer.c)\n");
+    if (argc >= 2 && !strcmp(argv[1], "compare")) return cmd_compare(argc, argv);
+    fprintf(stderr, "usage: bench_infer make|run|batch|compare|bw ... (see the top of tools/bench_infer.c)\n");
     return 2;
 }
