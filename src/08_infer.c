@@ -1015,7 +1015,60 @@ struct fti_batch {
     void *qa;                 /* quantized activations, (max_batch, max(C, HD, F)) */
     fti_session **ss;         /* the current step's sessions (for the attention task) */
     float *mem;               /* everything above, one allocation */
+    /* The quantized matrices in the table's packed form (fti_qpack), so the multi-row products
+     * do not repack them every step: per layer q, k, v, o, gate, up, down, then the output;
+     * NULL entries (another type, no packed form, or out of memory) are read as stored. */
+    const void **packed;      /* (L·7 + 1) */
+    void *pack_mem;
 };
+
+/* Packs the engine's quantized weight matrices for fti_matmul_qa_multi. Failing to (out of
+ * memory) only costs speed: the products then read the stored rows. */
+static void fti__bt_pack(fti_batch *d) {
+    const fti_engine *e = d->e;
+    size_t n = e->L * 7 + 1, i, total = 0, off = 0;
+    const fti__eng_w **w;
+    size_t *rows, *cols, *bytes;
+    d->packed = (const void **)fti_calloc(n, sizeof(void *));
+    w = (const fti__eng_w **)fti_calloc(n, sizeof *w);
+    rows = (size_t *)fti_calloc(3 * n, sizeof(size_t));
+    if (!d->packed || !w || !rows) goto done;
+    cols = rows + n;
+    bytes = cols + n;
+    for (i = 0; i < n; i++) {
+        const fti__eng_layer *ly = i < e->L * 7 ? &e->layers[i / 7] : NULL;
+        static const int kind_rows[7] = {0, 1, 1, 2, 3, 3, 2}; /* HD, KVD, C, F */
+        size_t j = i % 7;
+        if (!ly) {
+            w[i] = &e->out, rows[i] = e->V, cols[i] = e->C;
+        } else {
+            const fti__eng_w *mats[7];
+            size_t R[4];
+            mats[0] = &ly->q, mats[1] = &ly->k, mats[2] = &ly->v, mats[3] = &ly->o;
+            mats[4] = &ly->gate, mats[5] = &ly->up, mats[6] = &ly->down;
+            R[0] = e->HD, R[1] = e->KVD, R[2] = e->C, R[3] = e->F;
+            w[i] = mats[j];
+            rows[i] = R[kind_rows[j]];
+            cols[i] = j == 3 ? e->HD : j == 6 ? e->F : e->C;
+        }
+        bytes[i] = fti_qpack_bytes(e->k, w[i]->type, rows[i], cols[i]);
+        bytes[i] = (bytes[i] + 63) / 64 * 64;
+        if (!fti_size_add(total, bytes[i], &total)) goto done;
+    }
+    if (total == 0) goto done;
+    d->pack_mem = fti_aligned_alloc(total, 64);
+    if (!d->pack_mem) goto done;
+    for (i = 0; i < n; i++) {
+        if (!bytes[i]) continue;
+        if (fti_qpack(e->k, w[i]->type, w[i]->data, rows[i], cols[i], (char *)d->pack_mem + off,
+                      bytes[i]) == FTI_OK)
+            d->packed[i] = (char *)d->pack_mem + off;
+        off += bytes[i];
+    }
+done:
+    fti_free(w);
+    fti_free(rows);
+}
 
 FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
                                    fti_batch **out, fti_error *err) {
@@ -1059,6 +1112,7 @@ FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t
     d->e = e;
     d->max_batch = B;
     d->max_ctx = max_ctx;
+    if (B > 1) fti__bt_pack(d);
     *out = d;
     return FTI_OK;
 }
@@ -1067,7 +1121,267 @@ FTIDEF void fti_batch_free(fti_batch *d) {
     if (!d) return;
     fti_free(d->mem);
     fti_free(d->ss);
+    fti_free(d->packed);
+    fti_aligned_free(d->pack_mem);
     fti_free(d);
+}
+
+/* Batched attention, one sequence at a time over all its heads. A sequence's cached keys of a
+ * layer are one contiguous (n, KVD) block, so the work goes through it in blocks of 16
+ * positions (18 KiB for KVD 288: it stays in L1 while every head takes its part, and the next
+ * block streams in order, which the hardware prefetcher follows), not one strided pass per head.
+ * Per head and block: the 16 scores with SIMD over positions and head dimensions (one FMA per 16
+ * or 8 dimensions per position, then one transposing reduction for the 16 sums), instead of one
+ * fti_dot call per position. Then each head's softmax through the table (its vector exp), and
+ * the values the same way: per block, each head's output row in registers, two interleaved
+ * accumulator sets. The formula is fti__attn_head's; the sums run in another order, so a
+ * session's result here differs from its own decode path by rounding (the batch tests'
+ * tolerances) and never depends on the batch it is in or the thread that runs it. */
+#define FTI__BT_BLOCK ((size_t)16)
+
+#if defined(FTI__X86)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#define FTI__BT_INLINE __inline__ __attribute__((always_inline))
+#if defined(__clang__)
+#define FTI__BT_UNROLL _Pragma("unroll")
+#else
+#define FTI__BT_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+/* Calls F(args..., nc) with nc as a constant 1..8, so the inlined body keeps its arrays in
+ * registers. */
+#define FTI__BT_NC_CASES(nc, F, ...)                                                               \
+    switch (nc) {                                                                                  \
+    case 1: F(__VA_ARGS__, 1); break;                                                              \
+    case 2: F(__VA_ARGS__, 2); break;                                                              \
+    case 3: F(__VA_ARGS__, 3); break;                                                              \
+    case 4: F(__VA_ARGS__, 4); break;                                                              \
+    case 5: F(__VA_ARGS__, 5); break;                                                              \
+    case 6: F(__VA_ARGS__, 6); break;                                                              \
+    case 7: F(__VA_ARGS__, 7); break;                                                              \
+    default: F(__VA_ARGS__, 8); break;                                                             \
+    }
+
+#if !defined(FTI_NO_AVX512)
+/* Lane i of the result = Σ of the 16 lanes of v[i] (a fixed order). */
+FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_hsum16_avx512(const __m512 *v) {
+    __m512 t[8], u[4], q0, q1;
+    size_t i;
+    FTI__BT_UNROLL
+    for (i = 0; i < 8; i++)
+        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    FTI__BT_UNROLL
+    for (i = 0; i < 4; i++)
+        u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[2 * i]),
+                                                                 _mm512_castps_pd(t[2 * i + 1]))),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[2 * i]),
+                                                                 _mm512_castps_pd(t[2 * i + 1]))));
+    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
+}
+
+/* p[j] = scale · (q · k_j) for j < m <= 16, k_j at kc + j·ld; NC = D/16. */
+FTI__AVX512 static FTI__BT_INLINE void fti__bt_scores_avx512(const float *q, const float *kc,
+                                                             size_t ld, size_t m, float scale,
+                                                             float *p, size_t NC) {
+    __m512 qv[8], acc[16];
+    size_t c, j;
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) qv[c] = _mm512_loadu_ps(q + 16 * c);
+    FTI__BT_UNROLL
+    for (j = 0; j < 16; j++) { /* past m: the last row again, dropped by the store */
+        const float *kr = kc + (j < m ? j : m - 1) * ld;
+        __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+        FTI__BT_UNROLL
+        for (c = 1; c < NC; c++) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+        acc[j] = a;
+    }
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << m) - 1u),
+                          _mm512_mul_ps(fti__bt_hsum16_avx512(acc), _mm512_set1_ps(scale)));
+}
+
+/* y += Σ_j p[j] · v_j over j < m, v_j at vc + j·ld; NC = D/16. */
+FTI__AVX512 static FTI__BT_INLINE void fti__bt_values_avx512(const float *p, const float *vc,
+                                                             size_t ld, size_t m, float *y,
+                                                             size_t NC) {
+    __m512 y0[8], y1[8];
+    size_t c, j;
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) {
+        y0[c] = _mm512_loadu_ps(y + 16 * c);
+        y1[c] = _mm512_setzero_ps();
+    }
+    for (j = 0; j + 2 <= m; j += 2) {
+        const float *v0 = vc + j * ld, *v1 = v0 + ld;
+        __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
+        FTI__BT_UNROLL
+        for (c = 0; c < NC; c++) {
+            y0[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * c), y0[c]);
+            y1[c] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + 16 * c), y1[c]);
+        }
+    }
+    if (j < m) {
+        __m512 p0 = _mm512_set1_ps(p[j]);
+        FTI__BT_UNROLL
+        for (c = 0; c < NC; c++)
+            y0[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vc + j * ld + 16 * c), y0[c]);
+    }
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) _mm512_storeu_ps(y + 16 * c, _mm512_add_ps(y0[c], y1[c]));
+}
+
+FTI__AVX512 static void fti__bt_scores16_avx512(const float *q, const float *kc, size_t ld,
+                                               size_t m, float scale, float *p, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_scores_avx512, q, kc, ld, m, scale, p)
+}
+
+FTI__AVX512 static void fti__bt_values16_avx512(const float *p, const float *vc, size_t ld,
+                                               size_t m, float *y, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_values_avx512, p, vc, ld, m, y)
+}
+#endif /* !FTI_NO_AVX512 */
+
+/* The AVX2 forms: blocks of 8 positions, q read from L1 (16 ymm registers are too few to hold
+ * it next to the 8 accumulators). */
+FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_hsum8_avx2(const __m256 *v) {
+    __m256 t0 = _mm256_hadd_ps(v[0], v[1]), t1 = _mm256_hadd_ps(v[2], v[3]);
+    __m256 t2 = _mm256_hadd_ps(v[4], v[5]), t3 = _mm256_hadd_ps(v[6], v[7]);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+FTI__AVX2 static FTI__BT_INLINE void fti__bt_scores_avx2(const float *q, const float *kc, size_t ld,
+                                                         size_t m, float scale, float *p,
+                                                         size_t NC) {
+    __m256 acc[8];
+    float s[8];
+    size_t c, j0, j;
+    for (j0 = 0; j0 < m; j0 += 8) {
+        size_t mm = m - j0 < 8 ? m - j0 : 8;
+        FTI__BT_UNROLL
+        for (j = 0; j < 8; j++) {
+            const float *kr = kc + (j0 + (j < mm ? j : mm - 1)) * ld;
+            __m256 a = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(kr));
+            FTI__BT_UNROLL
+            for (c = 1; c < NC; c++)
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), _mm256_loadu_ps(kr + 8 * c), a);
+            acc[j] = a;
+        }
+        _mm256_storeu_ps(s, _mm256_mul_ps(fti__bt_hsum8_avx2(acc), _mm256_set1_ps(scale)));
+        memcpy(p + j0, s, mm * sizeof(float));
+    }
+}
+
+FTI__AVX2 static FTI__BT_INLINE void fti__bt_values_avx2(const float *p, const float *vc, size_t ld,
+                                                         size_t m, float *y, size_t NC) {
+    __m256 y0[8], y1[8];
+    size_t c, j;
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) {
+        y0[c] = _mm256_loadu_ps(y + 8 * c);
+        y1[c] = _mm256_setzero_ps();
+    }
+    for (j = 0; j + 2 <= m; j += 2) {
+        const float *v0 = vc + j * ld, *v1 = v0 + ld;
+        __m256 p0 = _mm256_set1_ps(p[j]), p1 = _mm256_set1_ps(p[j + 1]);
+        FTI__BT_UNROLL
+        for (c = 0; c < NC; c++) {
+            y0[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * c), y0[c]);
+            y1[c] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 8 * c), y1[c]);
+        }
+    }
+    if (j < m) {
+        __m256 p0 = _mm256_set1_ps(p[j]);
+        FTI__BT_UNROLL
+        for (c = 0; c < NC; c++)
+            y0[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(vc + j * ld + 8 * c), y0[c]);
+    }
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) _mm256_storeu_ps(y + 8 * c, _mm256_add_ps(y0[c], y1[c]));
+}
+
+FTI__AVX2 static void fti__bt_scores16_avx2(const float *q, const float *kc, size_t ld, size_t m,
+                                           float scale, float *p, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_scores_avx2, q, kc, ld, m, scale, p)
+}
+
+FTI__AVX2 static void fti__bt_values16_avx2(const float *p, const float *vc, size_t ld, size_t m,
+                                           float *y, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_values_avx2, p, vc, ld, m, y)
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* FTI__X86 */
+
+/* Scores of up to 16 positions (p[j] = scale · q·k_j, k_j at kc + j·ld) and the weighted sum of
+ * their values (y += Σ p[j] · v_j) for one head of D = 16·nc or 8·nc dimensions. */
+typedef void (*fti__bt_scores_fn)(const float *q, const float *kc, size_t ld, size_t m,
+                                  float scale, float *p, size_t nc);
+typedef void (*fti__bt_values_fn)(const float *p, const float *vc, size_t ld, size_t m, float *y,
+                                  size_t nc);
+
+/* The SIMD forms for the engine's table and head size (D a multiple of 16 up to 128 on
+ * AVX-512, of 8 up to 64 on AVX2); 0 when there are none (fti__attn_head per head then). */
+static int fti__bt_attn_fns(const fti_engine *e, fti__bt_scores_fn *sf, fti__bt_values_fn *vf,
+                            size_t *nc) {
+#if defined(FTI__X86)
+    size_t D = e->D;
+    fti_isa isa = fti_kernels_isa(e->k);
+#if !defined(FTI_NO_AVX512)
+    if (isa == FTI_ISA_AVX512 && D % 16 == 0 && D <= 128) {
+        *sf = fti__bt_scores16_avx512;
+        *vf = fti__bt_values16_avx512;
+        *nc = D / 16;
+        return 1;
+    }
+#endif
+    if ((isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) && D % 8 == 0 && D <= 64) {
+        *sf = fti__bt_scores16_avx2;
+        *vf = fti__bt_values16_avx2;
+        *nc = D / 8;
+        return 1;
+    }
+#endif
+    (void)e;
+    *sf = NULL;
+    *vf = NULL;
+    *nc = 0;
+    return 0;
+}
+
+/* Attention of one sequence's H query heads q (HD) over its n cached positions of one layer
+ * (kc, vc: (n, KVD) rows): y (HD) gets the outputs, att (H rows of att_ld >= n) the weights. */
+static void fti__bt_attn_seq(const fti_engine *e, const float *q, const float *kc, const float *vc,
+                             size_t n, float *att, size_t att_ld, float *y) {
+    fti__bt_scores_fn sf;
+    fti__bt_values_fn vf;
+    size_t nc, h, j0, D = e->D, rep = e->H / e->KV;
+    float scale = 1.0f / (float)sqrt((double)D);
+    if (!fti__bt_attn_fns(e, &sf, &vf, &nc)) {
+        for (h = 0; h < e->H; h++)
+            fti__attn_head(e, q + h * D, kc, vc, h / rep, n, scale, att + h * att_ld, y + h * D);
+        return;
+    }
+    for (j0 = 0; j0 < n; j0 += FTI__BT_BLOCK) {
+        size_t m = n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK;
+        for (h = 0; h < e->H; h++)
+            sf(q + h * D, kc + j0 * e->KVD + (h / rep) * D, e->KVD, m, scale,
+               att + h * att_ld + j0, nc);
+    }
+    for (h = 0; h < e->H; h++) fti_softmax_fwd(e->k, att + h * att_ld, att + h * att_ld, 1, n);
+    memset(y, 0, e->HD * sizeof(float));
+    for (j0 = 0; j0 < n; j0 += FTI__BT_BLOCK) {
+        size_t m = n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK;
+        for (h = 0; h < e->H; h++)
+            vf(att + h * att_ld + j0, vc + j0 * e->KVD + (h / rep) * D, e->KVD, m, y + h * D, nc);
+    }
 }
 
 typedef struct fti__bt_attn {
@@ -1075,42 +1389,53 @@ typedef struct fti__bt_attn {
     size_t layer;
 } fti__bt_attn;
 
-/* Attention of row b's query over session b's cache (positions 0..pos_b): item i = (b, h). */
+/* Item b: sequence b's attention over its own cache (positions 0..pos_b). */
 static void fti__bt_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     const fti__bt_attn *c = (const fti__bt_attn *)vctx;
     fti_batch *d = c->d;
     const fti_engine *e = d->e;
-    size_t i, D = e->D, rep = e->H / e->KV;
-    float scale = 1.0f / (float)sqrt((double)D);
+    size_t b;
     (void)thread;
-    for (i = i0; i < i1; i++) {
-        size_t b = i / e->H, h = i % e->H, kvh = h / rep;
+    for (b = i0; b < i1; b++) {
         const fti_session *s = d->ss[b];
-        size_t n = s->pos + 1;
-        const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
-        const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
-        const float *qt = d->q + b * e->HD + h * D; /* (D) */
-        float *p = d->att + i * d->max_ctx;        /* (n) */
-        float *yt = d->att_out + b * e->HD + h * D;
-        fti__attn_head(e, qt, kc, vc, kvh, n, scale, p, yt);
+        fti__bt_attn_seq(e, d->q + b * e->HD, s->kcache + c->layer * s->n_ctx * e->KVD,
+                         s->vcache + c->layer * s->n_ctx * e->KVD, s->pos + 1,
+                         d->att + b * e->H * d->max_ctx, d->max_ctx, d->att_out + b * e->HD);
     }
 }
 
-/* Y (B,N) = X (B,K) · Wᵀ: quantized weights through the multi-row kernel on d->qa, which holds
- * X quantized once (*have_q says it already does: matrices sharing an input share it). */
-static fti_result fti__bt_matmul(fti_batch *d, fti_pool *pool, const fti__eng_w *w,
-                                 const float *X, int *have_q, float *Y, size_t B, size_t N,
-                                 size_t K) {
+/* Y_i (B,N_i) = X (B,K) · W_iᵀ for n <= 3 matrices sharing the input X: one parallel loop over
+ * all their rows (part 02's fti_matmul_qa_multi, X quantized once into d->qa, the packed forms
+ * pk[i] where there are some) when every matrix is Q8_0/Q4_0, else one fti_matmul_w after
+ * another. */
+static fti_result fti__bt_matmuls(fti_batch *d, fti_pool *pool, size_t n,
+                                  const fti__eng_w *const *w, const void *const *pk,
+                                  float *const *Y, const size_t *N, const float *X, size_t B,
+                                  size_t K) {
     const fti_kernels *k = d->e->k;
-    if ((w->type == FTI_DTYPE_Q8_0 || w->type == FTI_DTYPE_Q4_0) && d->qa && K % FTI_QK == 0) {
-        if (!*have_q) {
-            fti_result rc = fti_qact_quantize(k, d->qa, X, K, B, K);
-            if (rc != FTI_OK) return rc;
-            *have_q = 1;
-        }
-        return fti_matmul_qa(k, pool, w->type, w->data, d->qa, Y, N, B, N, K);
+    fti_qmat m[3];
+    size_t i;
+    int quant = d->qa != NULL && K % FTI_QK == 0 && n <= 3;
+    fti_result rc = FTI_OK;
+    for (i = 0; i < n; i++)
+        if (w[i]->type != FTI_DTYPE_Q8_0 && w[i]->type != FTI_DTYPE_Q4_0) quant = 0;
+    if (!quant) {
+        for (i = 0; i < n && rc == FTI_OK; i++)
+            rc = fti_matmul_w(k, pool, w[i]->type, w[i]->data, X, Y[i], B, N[i], K);
+        return rc;
     }
-    return fti_matmul_w(k, pool, w->type, w->data, X, Y, B, N, K);
+    rc = fti_qact_quantize(k, d->qa, X, K, B, K);
+    if (rc != FTI_OK) return rc;
+    memset(m, 0, sizeof m);
+    for (i = 0; i < n; i++) {
+        m[i].wtype = w[i]->type;
+        m[i].W = w[i]->data;
+        m[i].P = pk ? pk[i] : NULL;
+        m[i].N = N[i];
+        m[i].Y = Y[i];
+        m[i].ldy = N[i];
+    }
+    return fti_matmul_qa_multi(k, pool, m, n, d->qa, B, K);
 }
 
 FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
@@ -1152,12 +1477,16 @@ FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
                            (const char *)e->embd.data + (size_t)tokens[b] * embd_row, C);
     for (l = 0; l < e->L && rc == FTI_OK; l++) {
         const fti__eng_layer *ly = &e->layers[l];
-        int have_q = 0;
+        const void *const *pk = d->packed ? d->packed + l * 7 : NULL;
+        const fti__eng_w *ws[3];
+        float *ys[3];
+        size_t ns[3];
         fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->attn_norm, B, C, eps);
-        /* the projections: one pass over each weight matrix for all B rows */
-        rc = fti__bt_matmul(d, pool, &ly->q, d->xb, &have_q, d->q, B, e->HD, C);
-        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->k, d->xb, &have_q, d->kn, B, e->KVD, C);
-        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->v, d->xb, &have_q, d->vn, B, e->KVD, C);
+        /* the projections: one pass over each weight matrix for all B rows, q, k, v in one loop */
+        ws[0] = &ly->q, ws[1] = &ly->k, ws[2] = &ly->v;
+        ys[0] = d->q, ys[1] = d->kn, ys[2] = d->vn;
+        ns[0] = e->HD, ns[1] = e->KVD, ns[2] = e->KVD;
+        rc = fti__bt_matmuls(d, pool, 3, ws, pk, ys, ns, d->xb, B, C);
         if (rc != FTI_OK) break;
         for (b = 0; b < B; b++) { /* RoPE at each sequence's own position; K, V into its cache */
             fti_session *s = ss[b];
@@ -1170,26 +1499,31 @@ FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
         }
         ac.d = d;
         ac.layer = l;
-        fti_pool_for(pool, B * e->H, 1, fti__bt_attn_task, &ac);
-        have_q = 0;
-        rc = fti__bt_matmul(d, pool, &ly->o, d->att_out, &have_q, d->xb, B, C, e->HD);
+        fti_pool_for(pool, B, 1, fti__bt_attn_task, &ac);
+        ws[0] = &ly->o, ys[0] = d->xb, ns[0] = C;
+        rc = fti__bt_matmuls(d, pool, 1, ws, pk ? pk + 3 : NULL, ys, ns, d->att_out, B, e->HD);
         if (rc != FTI_OK) break;
         for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
         fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->ffn_norm, B, C, eps);
-        have_q = 0;
-        rc = fti__bt_matmul(d, pool, &ly->gate, d->xb, &have_q, d->hb, B, e->F, C);
-        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->up, d->xb, &have_q, d->hb2, B, e->F, C);
+        ws[0] = &ly->gate, ws[1] = &ly->up;
+        ys[0] = d->hb, ys[1] = d->hb2;
+        ns[0] = e->F, ns[1] = e->F;
+        rc = fti__bt_matmuls(d, pool, 2, ws, pk ? pk + 4 : NULL, ys, ns, d->xb, B, C);
         if (rc != FTI_OK) break;
         fti_swiglu_fwd(k, d->hb, d->hb, d->hb2, B * e->F);
-        have_q = 0;
-        rc = fti__bt_matmul(d, pool, &ly->down, d->hb, &have_q, d->xb, B, C, e->F);
+        ws[0] = &ly->down, ys[0] = d->xb, ns[0] = C;
+        rc = fti__bt_matmuls(d, pool, 1, ws, pk ? pk + 6 : NULL, ys, ns, d->hb, B, e->F);
         if (rc != FTI_OK) break;
         for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
     }
     if (rc == FTI_OK) {
-        int have_q = 0;
+        const fti__eng_w *ws[1];
+        float *ys[1];
+        size_t ns[1];
+        ws[0] = &e->out, ys[0] = d->logits, ns[0] = e->V;
         fti_rmsnorm_fwd(k, d->xb, NULL, d->x, e->out_norm, B, C, eps);
-        rc = fti__bt_matmul(d, pool, &e->out, d->xb, &have_q, d->logits, B, e->V, C);
+        rc = fti__bt_matmuls(d, pool, 1, ws, d->packed ? d->packed + e->L * 7 : NULL, ys, ns,
+                             d->xb, B, C);
     }
     if (rc != FTI_OK)
         return fti_error_set(err, rc, "batch decode: forward failed: %s", fti_result_str(rc));
