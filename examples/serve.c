@@ -94,6 +94,7 @@ typedef struct eng {
     fti_session **bs;       /* (max_batch) the step's sessions, tokens and results */
     int32_t *bt;
     fti_result *brc;
+    int32_t *st;            /* (max_batch) the tokens sampled in a step */
     int max_batch;
     fti_session **spare;  /* (max_batch) sessions of ended sequences, reset, for reuse: a
                            * session is one large block (KV cache + scratch), and allocating
@@ -302,6 +303,22 @@ static void eng_par_task(void *ctx, size_t begin, size_t end, int thread) {
     for (i = begin; i < end; i++) c->rc[i] = fti_session_eval(c->ss[i], &c->tok[i], 1, NULL, NULL);
 }
 
+/* Sampling of a step's sequences on the pool: each has its own sampler and logits. */
+typedef struct eng_samp {
+    void **seqs;
+    int32_t *tok;
+} eng_samp;
+
+static void eng_samp_task(void *ctx, size_t begin, size_t end, int thread) {
+    eng_samp *c = (eng_samp *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = begin; i < end; i++) {
+        eng_seq *q = (eng_seq *)c->seqs[i];
+        c->tok[i] = fti_sampler_sample(q->smp, fti_session_logits(q->s));
+    }
+}
+
 /* One step: every sequence samples its next token from its logits, then the ones that go on are
  * decoded: by default by one batched forward (fti_session_eval_batch through fti_batch_decode:
  * each weight matrix is read once for all of them by part 02's multi-row quantized kernels),
@@ -310,11 +327,18 @@ static void eng_par_task(void *ctx, size_t begin, size_t end, int thread) {
  * separate steps (CPU time). */
 static fti_result eng_step(void *user, void **seqs, size_t n, fti_gen_token *out, fti_error *err) {
     eng *g = (eng *)user;
-    size_t i, nb = 0;
+    size_t i, nb = 0, mb = (size_t)g->max_batch;
     for (i = 0; i < n; i++) {
         eng_seq *q = (eng_seq *)seqs[i];
-        int32_t t = fti_sampler_sample(q->smp, fti_session_logits(q->s));
+        int32_t t;
         size_t bl = 0;
+        if (i % mb == 0) { /* the next max_batch sequences sample on the pool */
+            eng_samp c;
+            c.seqs = seqs + i;
+            c.tok = g->st;
+            fti_pool_for(g->pool, n - i < mb ? n - i : mb, 1, eng_samp_task, &c);
+        }
+        t = g->st[i % mb];
         memset(&out[i], 0, sizeof out[i]);
         out[i].id = t;
         if (t < 0 || t == g->eos) {
@@ -366,6 +390,7 @@ static void eng_release(void *user) {
     fti_free(g->bs);
     fti_free(g->bt);
     fti_free(g->brc);
+    fti_free(g->st);
     fti_tokenizer_free(g->tok);
     fti_engine_close(g->e);
     fti_free(g);
@@ -449,9 +474,10 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
     g->bs = (fti_session **)fti_calloc((size_t)g->max_batch, sizeof *g->bs);
     g->bt = (int32_t *)fti_calloc((size_t)g->max_batch, sizeof *g->bt);
     g->brc = (fti_result *)fti_calloc((size_t)g->max_batch, sizeof *g->brc);
+    g->st = (int32_t *)fti_calloc((size_t)g->max_batch, sizeof *g->st);
     g->spare = (fti_session **)fti_calloc((size_t)g->max_batch, sizeof *g->spare);
     g->use_batch_decode = g_batch_decode;
-    r = g->bs && g->bt && g->brc ? fti_batch_decoder_create(g->e, (size_t)g->max_batch, (size_t)g->n_ctx,
+    r = g->bs && g->bt && g->brc && g->st ? fti_batch_decoder_create(g->e, (size_t)g->max_batch, (size_t)g->n_ctx,
                                                   &g->dec, err)
                        : fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     if (r != FTI_OK) {

@@ -202,8 +202,9 @@ typedef struct fti_qmat {
     const void *W;    /* (N,K) ggml rows, or NULL when P is set */
     const void *P;    /* the same weights packed by fti_qpack for this table, or NULL */
     size_t N;
-    float *Y;
+    float *Y;         /* (M,N) rows ldy >= N apart ... */
     size_t ldy;
+    float *const *Yrows; /* ... or, when non-NULL, row m at Yrows[m] (Y and ldy unused) */
 } fti_qmat;
 FTIDEF fti_result fti_matmul_qa_multi(const fti_kernels *k, fti_pool *pool, const fti_qmat *mats,
                                       size_t n_mats, const void *qact, size_t M, size_t K);

@@ -41,6 +41,9 @@ typedef struct fti__qm_ctx {
     const int32_t *xs;
 } fti__qm_ctx;
 
+/* Row m of a product's output. */
+#define FTI__QMAT_ROW(a, m) ((a)->Yrows ? (a)->Yrows[m] : (a)->Y + (m) * (a)->ldy)
+
 /* Panel form (AVX-512 VNNI): FTI__QP_BLOCK bytes per 32-block of 16 rows; chunks of at most
  * FTI__QP_MAXNB blocks when packed on the stack. */
 enum { FTI__QP_MAXNB = 64, FTI__QP_BLOCK = 576 };
@@ -461,7 +464,7 @@ FTI__VNNI static void fti__qp_group_vnni(const fti__qm_ctx *c, const fti_qmat *a
                 xq[i] = c->xq + (m * c->nb + b0) * FTI_QK;
                 xd[i] = c->xd + m * c->nb + b0;
                 xs[i] = c->xs + m * c->nb + b0;
-                y[i] = a->Y + m * a->ldy + r0;
+                y[i] = FTI__QMAT_ROW(a, m) + r0;
             }
             fti__qp_dot_vnni(P, bn, q4 ? 8 : 128, xq, xd, xs, y, mn, mask, b0 > 0);
         }
@@ -639,8 +642,10 @@ static void fti__qmm_task(void *vctx, size_t g0, size_t g1, int thread) {
                     size_t r0 = (g - base) * 4, rn = a->N - r0 < 4 ? a->N - r0 : 4;
                     for (j = 0; j < 4; j++) w[j] = W + (r0 + (j < rn ? j : rn - 1)) * row_bytes;
                     tile(w, xq, xd, xs, c->nb, out);
-                    for (i = 0; i < mn; i++)
-                        for (j = 0; j < rn; j++) a->Y[(m0 + i) * a->ldy + r0 + j] = out[i * 4 + j];
+                    for (i = 0; i < mn; i++) {
+                        float *y = FTI__QMAT_ROW(a, m0 + i) + r0;
+                        for (j = 0; j < rn; j++) y[j] = out[i * 4 + j];
+                    }
                 }
             }
         }
@@ -699,16 +704,18 @@ fti_result fti_matmul_qa_multi(const fti_kernels *k, fti_pool *pool, const fti_q
     for (i = 0; i < n_mats; i++) {
         const fti_qmat *a = &mats[i];
         size_t rb = fti_dtype_row_bytes(a->wtype, K);
-        if (!fti__qtile_get(k, a->wtype) || K % FTI_QK || a->ldy < a->N) return FTI_ERR_INVALID;
+        if (!fti__qtile_get(k, a->wtype) || K % FTI_QK || (!a->Yrows && a->ldy < a->N))
+            return FTI_ERR_INVALID;
         if (M == 0 || a->N == 0) continue;
-        if (!a->Y || (K && !a->W && !(panels && a->P))) return FTI_ERR_INVALID;
+        if ((!a->Y && !a->Yrows) || (K && !a->W && !(panels && a->P))) return FTI_ERR_INVALID;
         if (rb < min_rb) min_rb = rb;
     }
     if (M == 0 || n_mats == 0) return FTI_OK;
     if (K == 0) {
         size_t m;
         for (i = 0; i < n_mats; i++)
-            for (m = 0; m < M && mats[i].N; m++) memset(mats[i].Y + m * mats[i].ldy, 0, mats[i].N * sizeof(float));
+            for (m = 0; m < M && mats[i].N; m++)
+                memset(FTI__QMAT_ROW(&mats[i], m), 0, mats[i].N * sizeof(float));
         return FTI_OK;
     }
     if (!qact || !fti_qact_bytes(M, K)) return FTI_ERR_INVALID;

@@ -1014,6 +1014,7 @@ struct fti_batch {
     float *x, *xb, *q, *kn, *vn, *att_out, *hb, *hb2, *att, *logits;
     void *qa;                 /* quantized activations, (max_batch, max(C, HD, F)) */
     fti_session **ss;         /* the current step's sessions (for the attention task) */
+    float **lrows;            /* the current step's sessions' logits */
     float *mem;               /* everything above, one allocation */
     /* The quantized matrices in the table's packed form (fti_qpack), so the multi-row products
      * do not repack them every step: per layer q, k, v, o, gate, up, down, then the output;
@@ -1098,7 +1099,8 @@ FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t
         total = (size_t)-1;
     d->mem = total == (size_t)-1 ? NULL : (float *)fti_calloc(total, sizeof(float));
     d->ss = (fti_session **)fti_calloc(B, sizeof *d->ss);
-    if (!d->mem || !d->ss) {
+    d->lrows = (float **)fti_calloc(B, sizeof *d->lrows);
+    if (!d->mem || !d->ss || !d->lrows) {
         fti_batch_free(d);
         return fti_error_set(err, FTI_ERR_NOMEM, "batch: out of memory for %lu sequences",
                              (unsigned long)B);
@@ -1121,6 +1123,7 @@ FTIDEF void fti_batch_free(fti_batch *d) {
     if (!d) return;
     fti_free(d->mem);
     fti_free(d->ss);
+    fti_free(d->lrows);
     fti_free(d->packed);
     fti_aligned_free(d->pack_mem);
     fti_free(d);
@@ -1408,18 +1411,24 @@ static void fti__bt_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
  * all their rows (part 02's fti_matmul_qa_multi, X quantized once into d->qa, the packed forms
  * pk[i] where there are some) when every matrix is Q8_0/Q4_0, else one fti_matmul_w after
  * another. */
+static int fti__bt_quant(const fti_batch *d, size_t n, const fti__eng_w *const *w, size_t K) {
+    size_t i;
+    if (!d->qa || K % FTI_QK || n > 3) return 0;
+    for (i = 0; i < n; i++)
+        if (w[i]->type != FTI_DTYPE_Q8_0 && w[i]->type != FTI_DTYPE_Q4_0) return 0;
+    return 1;
+}
+
+/* (rows: when quantized, row b of the first product goes to rows[b] instead of Y[0].) */
 static fti_result fti__bt_matmuls(fti_batch *d, fti_pool *pool, size_t n,
                                   const fti__eng_w *const *w, const void *const *pk,
-                                  float *const *Y, const size_t *N, const float *X, size_t B,
-                                  size_t K) {
+                                  float *const *Y, const size_t *N, float *const *rows,
+                                  const float *X, size_t B, size_t K) {
     const fti_kernels *k = d->e->k;
     fti_qmat m[3];
     size_t i;
-    int quant = d->qa != NULL && K % FTI_QK == 0 && n <= 3;
     fti_result rc = FTI_OK;
-    for (i = 0; i < n; i++)
-        if (w[i]->type != FTI_DTYPE_Q8_0 && w[i]->type != FTI_DTYPE_Q4_0) quant = 0;
-    if (!quant) {
+    if (!fti__bt_quant(d, n, w, K)) {
         for (i = 0; i < n && rc == FTI_OK; i++)
             rc = fti_matmul_w(k, pool, w[i]->type, w[i]->data, X, Y[i], B, N[i], K);
         return rc;
@@ -1435,6 +1444,7 @@ static fti_result fti__bt_matmuls(fti_batch *d, fti_pool *pool, size_t n,
         m[i].Y = Y[i];
         m[i].ldy = N[i];
     }
+    m[0].Yrows = rows;
     return fti_matmul_qa_multi(k, pool, m, n, d->qa, B, K);
 }
 
@@ -1447,6 +1457,7 @@ FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
     float eps;
     fti_result rc = FTI_OK;
     size_t embd_row;
+    int direct = 0;
     fti__bt_attn ac;
     if (!d || !ss || !tokens || B == 0 || B > d->max_batch)
         return fti_error_set(err, FTI_ERR_INVALID, "batch decode: %lu sequences (max %lu)",
@@ -1486,7 +1497,7 @@ FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
         ws[0] = &ly->q, ws[1] = &ly->k, ws[2] = &ly->v;
         ys[0] = d->q, ys[1] = d->kn, ys[2] = d->vn;
         ns[0] = e->HD, ns[1] = e->KVD, ns[2] = e->KVD;
-        rc = fti__bt_matmuls(d, pool, 3, ws, pk, ys, ns, d->xb, B, C);
+        rc = fti__bt_matmuls(d, pool, 3, ws, pk, ys, ns, NULL, d->xb, B, C);
         if (rc != FTI_OK) break;
         for (b = 0; b < B; b++) { /* RoPE at each sequence's own position; K, V into its cache */
             fti_session *s = ss[b];
@@ -1501,18 +1512,19 @@ FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
         ac.layer = l;
         fti_pool_for(pool, B, 1, fti__bt_attn_task, &ac);
         ws[0] = &ly->o, ys[0] = d->xb, ns[0] = C;
-        rc = fti__bt_matmuls(d, pool, 1, ws, pk ? pk + 3 : NULL, ys, ns, d->att_out, B, e->HD);
+        rc = fti__bt_matmuls(d, pool, 1, ws, pk ? pk + 3 : NULL, ys, ns, NULL, d->att_out, B,
+                             e->HD);
         if (rc != FTI_OK) break;
         for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
         fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->ffn_norm, B, C, eps);
         ws[0] = &ly->gate, ws[1] = &ly->up;
         ys[0] = d->hb, ys[1] = d->hb2;
         ns[0] = e->F, ns[1] = e->F;
-        rc = fti__bt_matmuls(d, pool, 2, ws, pk ? pk + 4 : NULL, ys, ns, d->xb, B, C);
+        rc = fti__bt_matmuls(d, pool, 2, ws, pk ? pk + 4 : NULL, ys, ns, NULL, d->xb, B, C);
         if (rc != FTI_OK) break;
         fti_swiglu_fwd(k, d->hb, d->hb, d->hb2, B * e->F);
         ws[0] = &ly->down, ys[0] = d->xb, ns[0] = C;
-        rc = fti__bt_matmuls(d, pool, 1, ws, pk ? pk + 6 : NULL, ys, ns, d->hb, B, e->F);
+        rc = fti__bt_matmuls(d, pool, 1, ws, pk ? pk + 6 : NULL, ys, ns, NULL, d->hb, B, e->F);
         if (rc != FTI_OK) break;
         for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
     }
@@ -1522,13 +1534,16 @@ FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
         size_t ns[1];
         ws[0] = &e->out, ys[0] = d->logits, ns[0] = e->V;
         fti_rmsnorm_fwd(k, d->xb, NULL, d->x, e->out_norm, B, C, eps);
+        /* quantized: the logits go straight into the sessions */
+        direct = fti__bt_quant(d, 1, ws, C);
+        for (b = 0; b < B; b++) d->lrows[b] = ss[b]->logits;
         rc = fti__bt_matmuls(d, pool, 1, ws, d->packed ? d->packed + e->L * 7 : NULL, ys, ns,
-                             d->xb, B, C);
+                             direct ? d->lrows : NULL, d->xb, B, C);
     }
     if (rc != FTI_OK)
         return fti_error_set(err, rc, "batch decode: forward failed: %s", fti_result_str(rc));
     for (b = 0; b < B; b++) {
-        memcpy(ss[b]->logits, d->logits + b * e->V, e->V * sizeof(float));
+        if (!direct) memcpy(ss[b]->logits, d->logits + b * e->V, e->V * sizeof(float));
         ss[b]->pos++;
     }
     return FTI_OK;
