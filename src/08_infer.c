@@ -1314,6 +1314,37 @@ FTI__AVX2 static void fti__bt_scores16_avx2(const float *q, const float *kc, siz
     FTI__BT_NC_CASES(nc, fti__bt_scores_avx2, q, kc, ld, m, scale, p)
 }
 
+/* y[i] = (x[i] - c) · a (the sampler's temperature step, the same two roundings as scalar). */
+FTI__AVX2 static void fti__bt_shift_scale_avx2(float *y, const float *x, float c, float a,
+                                              size_t n) {
+    __m256 cv = _mm256_set1_ps(c), av = _mm256_set1_ps(a);
+    size_t i;
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), cv), av));
+    for (; i < n; i++) y[i] = (x[i] - c) * a;
+}
+
+/* The max of x (n >= 8); 1 in *bad when one is NaN or ±inf. */
+FTI__AVX2 static float fti__bt_max_finite_avx2(const float *x, size_t n, int *bad) {
+    __m256 m = _mm256_loadu_ps(x), z = _mm256_setzero_ps(), nf = _mm256_setzero_ps();
+    float t[8], mx;
+    size_t i;
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        nf = _mm256_or_ps(nf, _mm256_cmp_ps(_mm256_sub_ps(v, v), z, _CMP_NEQ_UQ));
+        m = _mm256_max_ps(m, v);
+    }
+    _mm256_storeu_ps(t, m);
+    *bad = _mm256_movemask_ps(nf) != 0;
+    mx = t[0];
+    for (i = 1; i < 8; i++) mx = t[i] > mx ? t[i] : mx;
+    for (i = n - n % 8; i < n; i++) {
+        *bad |= !(x[i] - x[i] == 0.0f);
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    return mx;
+}
+
 FTI__AVX2 static void fti__bt_values16_avx2(const float *p, const float *vc, size_t ld, size_t m,
                                            float *y, size_t nc) {
     FTI__BT_NC_CASES(nc, fti__bt_values_avx2, p, vc, ld, m, y)
@@ -1322,6 +1353,47 @@ FTI__AVX2 static void fti__bt_values16_avx2(const float *p, const float *vc, siz
 #pragma GCC diagnostic pop
 #endif
 #endif /* FTI__X86 */
+
+/* The max of x (n >= 8); 1 in *bad when one is NaN or ±inf (max in any order: exact). */
+static float fti__bt_max_finite(const fti_kernels *k, const float *x, size_t n, int *bad) {
+    float m8[8], mx;
+    size_t i, j;
+#if defined(FTI__X86)
+    fti_isa isa = fti_kernels_isa(k);
+    if (isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) return fti__bt_max_finite_avx2(x, n, bad);
+#endif
+    (void)k;
+    *bad = 0;
+    for (j = 0; j < 8; j++) m8[j] = x[j];
+    for (i = 0; i + 8 <= n; i += 8)
+        for (j = 0; j < 8; j++) {
+            float v = x[i + j];
+            *bad |= !(v - v == 0.0f);
+            m8[j] = v > m8[j] ? v : m8[j];
+        }
+    for (; i < n; i++) {
+        *bad |= !(x[i] - x[i] == 0.0f);
+        m8[0] = x[i] > m8[0] ? x[i] : m8[0];
+    }
+    mx = m8[0];
+    for (j = 1; j < 8; j++) mx = m8[j] > mx ? m8[j] : mx;
+    return mx;
+}
+
+/* y[i] = (x[i] - c) · a. */
+static void fti__bt_shift_scale(const fti_kernels *k, float *y, const float *x, float c, float a,
+                                size_t n) {
+    size_t i;
+#if defined(FTI__X86)
+    fti_isa isa = fti_kernels_isa(k);
+    if (isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) {
+        fti__bt_shift_scale_avx2(y, x, c, a, n);
+        return;
+    }
+#endif
+    (void)k;
+    for (i = 0; i < n; i++) y[i] = (x[i] - c) * a;
+}
 
 /* Scores of up to 16 positions (p[j] = scale · q·k_j, k_j at kc + j·ld) and the weighted sum of
  * their values (y += Σ p[j] · v_j) for one head of D = 16·nc or 8·nc dimensions. */
@@ -1689,6 +1761,36 @@ static void fti__sampler_sort(int32_t *idx, size_t n, const float *logits) {
         }
 }
 
+/* The dense case of fti_sampler_sample (temperature > 0, no top-k below V, no min-p, no top-p
+ * below 1, every logit finite: each token is a candidate, in id order) with the general path's
+ * arithmetic, so the same token comes out, but without the candidate index array: the max in
+ * SIMD lanes (exact in any order), the temperature step in SIMD (the same two roundings), the
+ * draw straight over probs. Batched serving
+ * samples every sequence every step, where the index array's serial loops over the vocabulary
+ * cost more than the softmax. Returns -2 when the case does not apply (nothing consumed). */
+static int32_t fti__sampler_dense(fti_sampler *s, const float *logits) {
+    const fti_sampler_opts *o = &s->o;
+    size_t V = s->V, i;
+    float mx, inv_t;
+    double r, acc;
+    int bad = 0;
+    if ((o->top_k > 0 && (size_t)o->top_k < V) || o->min_p > 0.0f ||
+        (o->top_p > 0.0f && o->top_p < 1.0f) || V < 8)
+        return -2;
+    mx = fti__bt_max_finite(s->k, logits, V, &bad);
+    if (bad) return -2;
+    inv_t = 1.0f / o->temperature;
+    fti__bt_shift_scale(s->k, s->probs, logits, mx, inv_t, V);
+    fti_softmax_fwd(s->k, s->probs, s->probs, 1, V);
+    r = fti_rng_double(&s->rng) * 1.0; /* the probabilities sum to 1 */
+    acc = 0.0;
+    for (i = 0; i < V; i++) {
+        acc += s->probs[i];
+        if (r < acc) return (int32_t)i;
+    }
+    return (int32_t)(V - 1);
+}
+
 FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     const fti_sampler_opts *o;
     size_t V, i, n, k;
@@ -1703,6 +1805,10 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
         for (i = 0; i < V; i++)
             if (logits[i] == logits[i] && (best == V || logits[i] > logits[best])) best = i;
         return best == V ? -1 : (int32_t)best;
+    }
+    {
+        int32_t t = fti__sampler_dense(s, logits);
+        if (t != -2) return t;
     }
     /* candidates: finite logits */
     n = 0;
