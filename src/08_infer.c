@@ -1014,7 +1014,8 @@ struct fti_batch {
     float *x, *xb, *q, *kn, *vn, *att_out, *hb, *hb2, *att, *logits;
     void *qa;                 /* quantized activations, (max_batch, max(C, HD, F)) */
     fti_session **ss;         /* the current step's sessions (for the attention task) */
-    float **lrows;            /* the current step's sessions' logits */
+    size_t *pos;              /* the current step's rows' positions */
+    float **lrows;            /* where the current step's rows' logits go (NULL: nowhere) */
     float *mem;               /* everything above, one allocation */
     /* The quantized matrices in the table's packed form (fti_qpack), so the multi-row products
      * do not repack them every step: per layer q, k, v, o, gate, up, down, then the output;
@@ -1100,7 +1101,8 @@ FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t
     d->mem = total == (size_t)-1 ? NULL : (float *)fti_calloc(total, sizeof(float));
     d->ss = (fti_session **)fti_calloc(B, sizeof *d->ss);
     d->lrows = (float **)fti_calloc(B, sizeof *d->lrows);
-    if (!d->mem || !d->ss || !d->lrows) {
+    d->pos = (size_t *)fti_calloc(B, sizeof *d->pos);
+    if (!d->mem || !d->ss || !d->lrows || !d->pos) {
         fti_batch_free(d);
         return fti_error_set(err, FTI_ERR_NOMEM, "batch: out of memory for %lu sequences",
                              (unsigned long)B);
@@ -1124,6 +1126,7 @@ FTIDEF void fti_batch_free(fti_batch *d) {
     fti_free(d->mem);
     fti_free(d->ss);
     fti_free(d->lrows);
+    fti_free(d->pos);
     fti_free(d->packed);
     fti_aligned_free(d->pack_mem);
     fti_free(d);
@@ -1464,7 +1467,7 @@ typedef struct fti__bt_attn {
     size_t layer;
 } fti__bt_attn;
 
-/* Item b: sequence b's attention over its own cache (positions 0..pos_b). */
+/* Item b: row b's attention over its session's cache (positions 0..pos_b). */
 static void fti__bt_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     const fti__bt_attn *c = (const fti__bt_attn *)vctx;
     fti_batch *d = c->d;
@@ -1474,7 +1477,7 @@ static void fti__bt_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     for (b = i0; b < i1; b++) {
         const fti_session *s = d->ss[b];
         fti__bt_attn_seq(e, d->q + b * e->HD, s->kcache + c->layer * s->n_ctx * e->KVD,
-                         s->vcache + c->layer * s->n_ctx * e->KVD, s->pos + 1,
+                         s->vcache + c->layer * s->n_ctx * e->KVD, d->pos[b] + 1,
                          d->att + b * e->H * d->max_ctx, d->max_ctx, d->att_out + b * e->HD);
     }
 }
@@ -1520,44 +1523,21 @@ static fti_result fti__bt_matmuls(fti_batch *d, fti_pool *pool, size_t n,
     return fti_matmul_qa_multi(k, pool, m, n, d->qa, B, K);
 }
 
-FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
-                                         const int32_t *tokens, size_t B, fti_pool *pool,
-                                         fti_error *err) {
-    const fti_engine *e;
-    const fti_kernels *k;
-    size_t b, l, i, C;
-    float eps;
+/* One forward over the B rows set in d: row b is token tok[b] of session d->ss[b] at position
+ * d->pos[b] (a session may hold several rows at consecutive positions: its prompt), and its
+ * logits go to d->lrows[b] (NULL: not needed). Every row's K and V go into its cache before any
+ * row's attention, so a prompt's rows see each other causally. */
+static fti_result fti__bt_forward(fti_batch *d, const int32_t *tok, size_t B, fti_pool *pool) {
+    const fti_engine *e = d->e;
+    const fti_kernels *k = e->k;
+    size_t b, l, i, C = e->C, n_out;
+    float eps = e->cfg.norm_eps;
     fti_result rc = FTI_OK;
-    size_t embd_row;
-    int direct = 0;
+    size_t embd_row = fti_dtype_row_bytes(e->embd.type, C);
     fti__bt_attn ac;
-    if (!d || !ss || !tokens || B == 0 || B > d->max_batch)
-        return fti_error_set(err, FTI_ERR_INVALID, "batch decode: %lu sequences (max %lu)",
-                             (unsigned long)B, (unsigned long)(d ? d->max_batch : 0));
-    e = d->e;
-    k = e->k;
-    C = e->C;
-    eps = e->cfg.norm_eps;
-    for (b = 0; b < B; b++) {
-        size_t j;
-        if (!ss[b] || ss[b]->e != e || ss[b]->n_ctx > d->max_ctx)
-            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: sequence %lu: foreign session",
-                                 (unsigned long)b);
-        for (j = 0; j < b; j++)
-            if (ss[j] == ss[b])
-                return fti_error_set(err, FTI_ERR_INVALID, "batch decode: session repeated");
-        if (tokens[b] < 0 || (size_t)tokens[b] >= e->V)
-            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: token %ld not below vocab %lu",
-                                 (long)tokens[b], (unsigned long)e->V);
-        if (ss[b]->pos >= ss[b]->n_ctx)
-            return fti_error_set(err, FTI_ERR_LIMIT, "batch decode: sequence %lu: context full",
-                                 (unsigned long)b);
-        d->ss[b] = ss[b];
-    }
-    embd_row = fti_dtype_row_bytes(e->embd.type, C);
     for (b = 0; b < B; b++) /* x (B,C) = embedding rows */
         fti_dequantize_row(k, e->embd.type, d->x + b * C,
-                           (const char *)e->embd.data + (size_t)tokens[b] * embd_row, C);
+                           (const char *)e->embd.data + (size_t)tok[b] * embd_row, C);
     for (l = 0; l < e->L && rc == FTI_OK; l++) {
         const fti__eng_layer *ly = &e->layers[l];
         const void *const *pk = d->packed ? d->packed + l * 7 : NULL;
@@ -1571,12 +1551,12 @@ FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
         ns[0] = e->HD, ns[1] = e->KVD, ns[2] = e->KVD;
         rc = fti__bt_matmuls(d, pool, 3, ws, pk, ys, ns, NULL, d->xb, B, C);
         if (rc != FTI_OK) break;
-        for (b = 0; b < B; b++) { /* RoPE at each sequence's own position; K, V into its cache */
-            fti_session *s = ss[b];
-            float *kc = s->kcache + (l * s->n_ctx + s->pos) * e->KVD;
-            float *vc = s->vcache + (l * s->n_ctx + s->pos) * e->KVD;
-            fti__sess_rope(s, d->q + b * e->HD, 1, e->H, s->pos);
-            fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, s->pos);
+        for (b = 0; b < B; b++) { /* RoPE at each row's own position; K, V into its cache */
+            const fti_session *s = d->ss[b];
+            float *kc = s->kcache + (l * s->n_ctx + d->pos[b]) * e->KVD;
+            float *vc = s->vcache + (l * s->n_ctx + d->pos[b]) * e->KVD;
+            fti__sess_rope(s, d->q + b * e->HD, 1, e->H, d->pos[b]);
+            fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, d->pos[b]);
             memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
             memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
         }
@@ -1600,24 +1580,103 @@ FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
         if (rc != FTI_OK) break;
         for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
     }
-    if (rc == FTI_OK) {
+    if (rc != FTI_OK) return rc;
+    /* the logits of the rows that want them (moved to the front), straight into their places
+     * when the output matrix is quantized, else through d->logits */
+    n_out = 0;
+    for (b = 0; b < B; b++) {
+        if (!d->lrows[b]) continue;
+        if (n_out != b) memcpy(d->x + n_out * C, d->x + b * C, C * sizeof(float));
+        d->lrows[n_out++] = d->lrows[b];
+    }
+    if (n_out) {
         const fti__eng_w *ws[1];
         float *ys[1];
         size_t ns[1];
+        int direct;
         ws[0] = &e->out, ys[0] = d->logits, ns[0] = e->V;
-        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, e->out_norm, B, C, eps);
-        /* quantized: the logits go straight into the sessions */
         direct = fti__bt_quant(d, 1, ws, C);
-        for (b = 0; b < B; b++) d->lrows[b] = ss[b]->logits;
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, e->out_norm, n_out, C, eps);
         rc = fti__bt_matmuls(d, pool, 1, ws, d->packed ? d->packed + e->L * 7 : NULL, ys, ns,
-                             direct ? d->lrows : NULL, d->xb, B, C);
+                             direct ? d->lrows : NULL, d->xb, n_out, C);
+        if (rc == FTI_OK && !direct)
+            for (b = 0; b < n_out; b++)
+                memcpy(d->lrows[b], d->logits + b * e->V, e->V * sizeof(float));
     }
+    return rc;
+}
+
+FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
+                                         const int32_t *tokens, size_t B, fti_pool *pool,
+                                         fti_error *err) {
+    const fti_engine *e;
+    size_t b;
+    fti_result rc;
+    if (!d || !ss || !tokens || B == 0 || B > d->max_batch)
+        return fti_error_set(err, FTI_ERR_INVALID, "batch decode: %lu sequences (max %lu)",
+                             (unsigned long)B, (unsigned long)(d ? d->max_batch : 0));
+    e = d->e;
+    for (b = 0; b < B; b++) {
+        size_t j;
+        if (!ss[b] || ss[b]->e != e || ss[b]->n_ctx > d->max_ctx)
+            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: sequence %lu: foreign session",
+                                 (unsigned long)b);
+        for (j = 0; j < b; j++)
+            if (ss[j] == ss[b])
+                return fti_error_set(err, FTI_ERR_INVALID, "batch decode: session repeated");
+        if (tokens[b] < 0 || (size_t)tokens[b] >= e->V)
+            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: token %ld not below vocab %lu",
+                                 (long)tokens[b], (unsigned long)e->V);
+        if (ss[b]->pos >= ss[b]->n_ctx)
+            return fti_error_set(err, FTI_ERR_LIMIT, "batch decode: sequence %lu: context full",
+                                 (unsigned long)b);
+    }
+    for (b = 0; b < B; b++) {
+        d->ss[b] = ss[b];
+        d->pos[b] = ss[b]->pos;
+        d->lrows[b] = ss[b]->logits;
+    }
+    rc = fti__bt_forward(d, tokens, B, pool);
     if (rc != FTI_OK)
         return fti_error_set(err, rc, "batch decode: forward failed: %s", fti_result_str(rc));
-    for (b = 0; b < B; b++) {
-        if (!direct) memcpy(ss[b]->logits, d->logits + b * e->V, e->V * sizeof(float));
-        ss[b]->pos++;
+    for (b = 0; b < B; b++) ss[b]->pos++;
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_batch_prefill(fti_batch *d, fti_session *s, const int32_t *tokens, size_t n,
+                                    float *logits_out, fti_pool *pool, fti_error *err) {
+    const fti_engine *e;
+    size_t i, b;
+    if (!d || !s || (!tokens && n))
+        return fti_error_set(err, FTI_ERR_INVALID, "batch prefill: NULL argument");
+    e = d->e;
+    if (s->e != e || s->n_ctx > d->max_ctx)
+        return fti_error_set(err, FTI_ERR_INVALID, "batch prefill: foreign session");
+    if (n > s->n_ctx - s->pos)
+        return fti_error_set(err, FTI_ERR_LIMIT,
+                             "batch prefill: %lu tokens do not fit: %lu of %lu context positions "
+                             "used", (unsigned long)n, (unsigned long)s->pos,
+                             (unsigned long)s->n_ctx);
+    for (i = 0; i < n; i++)
+        if (tokens[i] < 0 || (size_t)tokens[i] >= e->V)
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "batch prefill: token %ld at %lu not below vocab %lu",
+                                 (long)tokens[i], (unsigned long)i, (unsigned long)e->V);
+    for (i = 0; i < n; i += d->max_batch) {
+        size_t T = n - i < d->max_batch ? n - i : d->max_batch;
+        fti_result rc;
+        for (b = 0; b < T; b++) {
+            d->ss[b] = s;
+            d->pos[b] = s->pos + b;
+            d->lrows[b] = logits_out ? logits_out + (i + b) * e->V
+                          : i + b + 1 == n ? s->logits : NULL;
+        }
+        rc = fti__bt_forward(d, tokens + i, T, pool);
+        if (rc != FTI_OK)
+            return fti_error_set(err, rc, "batch prefill: forward failed: %s", fti_result_str(rc));
+        s->pos += T;
     }
+    if (logits_out && n) memcpy(s->logits, logits_out + (n - 1) * e->V, e->V * sizeof(float));
     return FTI_OK;
 }
 

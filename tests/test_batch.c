@@ -226,3 +226,132 @@ FTI_TEST(batch_attention_matches_head) {
                 free(y1);
             }
 }
+
+/* A small model (vocab 96, head size 16, GQA) as a GGUF file of matrix type mt. */
+static const char *bt_model(uint32_t mt, const char *file) {
+    fti_model_config cfg;
+    fti_gguf_tokenizer_meta m;
+    fti_gguf_model_opts mo;
+    fti_error err;
+    static char *toks[96];
+    static char store[96][16];
+    int32_t special = 95;
+    float *params;
+    size_t i;
+    const char *path = fti_test_tmp(file);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vocab_size = 96;
+    cfg.dim = 64;
+    cfg.n_layers = 2;
+    cfg.n_heads = 4;
+    cfg.n_kv_heads = 2;
+    cfg.hidden_dim = 160;
+    cfg.context_len = 64;
+    if (fti_model_config_resolve(&cfg, &err) != FTI_OK) return NULL;
+    params = (float *)malloc(fti_model_n_params(&cfg) * sizeof(float));
+    if (!params) return NULL;
+    fti_model_init_params(&cfg, params, 7);
+    for (i = 0; i < fti_model_n_params(&cfg); i++) params[i] *= 4.0f;
+    for (i = 0; i < 96; i++) {
+        if (i == 95) snprintf(store[i], 16, "<|endoftext|>");
+        else snprintf(store[i], 16, "t%lu", (unsigned long)i);
+        toks[i] = store[i];
+    }
+    memset(&m, 0, sizeof m);
+    m.n_tokens = 96;
+    m.tokens = (const char *const *)toks;
+    m.special_ids = &special;
+    m.n_special = 1;
+    m.bos_id = 95;
+    m.eos_id = 95;
+    m.pad_id = -1;
+    memset(&mo, 0, sizeof mo);
+    mo.matrix_type = mt;
+    if (fti_gguf_write_llama(path, &cfg, params, &m, NULL, &mo, &err) != FTI_OK) path = NULL;
+    free(params);
+    return path;
+}
+
+/* fti_batch_prefill: a prompt through the batch's forward (chunks of max_batch rows, packed
+ * weights) gives the logits fti_session_eval gives (all rows, and the last at
+ * fti_session_logits), for quantized weights the same bits whatever the pool and the chunks
+ * (F32 rows go through GEMV or GEMM by their count), and the session then decodes in a batched
+ * step like one prefilled on its own; errors leave the session as it was. */
+FTI_TEST(batch_prefill_matches_session) {
+    static const uint32_t types[3] = {FTI_GGML_F32, FTI_GGML_Q8_0, FTI_GGML_Q4_0};
+    static const double tol[3] = {1e-4, 0.1, 0.1};
+    int ti;
+    for (ti = 0; ti < 3; ti++) {
+        const char *path = bt_model(types[ti], "bp.gguf");
+        fti_engine *e = NULL;
+        fti_session *ref = NULL, *a = NULL, *b = NULL, *pair[2];
+        fti_batch *bt = NULL;
+        fti_pool *pool = fti_pool_create(3);
+        fti_error err;
+        int32_t prompt[23], next[2];
+        float *la, *lr, *lb;
+        size_t n = 23, i, V = 96;
+        double max_err = 0;
+        REQUIRE(path != NULL && pool != NULL);
+        REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+        for (i = 0; i < n; i++) prompt[i] = (int32_t)((i * 37 + 5) % 95);
+        REQUIRE(fti_session_create(&ref, e, NULL, &err) == FTI_OK);
+        REQUIRE(fti_session_create(&a, e, NULL, &err) == FTI_OK);
+        REQUIRE(fti_session_create(&b, e, NULL, &err) == FTI_OK);
+        REQUIRE(fti_batch_create(e, 5, fti_session_n_ctx(a), &bt, &err) == FTI_OK);
+        la = (float *)malloc(n * V * sizeof(float));
+        lr = (float *)malloc(n * V * sizeof(float));
+        lb = (float *)malloc(V * sizeof(float));
+        REQUIRE(la && lr && lb);
+        CHECK_OK(fti_session_eval(ref, prompt, n, lr, &err));
+        CHECK_OK(fti_batch_prefill(bt, a, prompt, n, la, NULL, &err)); /* 5 chunks of <= 5 */
+        CHECK_EQ_INT(fti_session_pos(a), n);
+        for (i = 0; i < n * V; i++) {
+            double d = fabs((double)la[i] - lr[i]) / (1.0 + fabs((double)lr[i]));
+            if (d > max_err) max_err = d;
+        }
+        CHECK(memcmp(fti_session_logits(a), la + (n - 1) * V, V * sizeof(float)) == 0);
+        /* no logits_out: only the last row's logits, the same bits; on 3 threads */
+        CHECK_OK(fti_batch_prefill(bt, b, prompt, 9, NULL, pool, &err));
+        CHECK_OK(fti_batch_prefill(bt, b, prompt + 9, n - 9, NULL, pool, &err));
+        if (types[ti] != FTI_GGML_F32) /* F32 rows go through GEMV or GEMM by their count */
+            CHECK(memcmp(fti_session_logits(b), la + (n - 1) * V, V * sizeof(float)) == 0);
+        /* both then decode together as one step, like the reference alone */
+        next[0] = 3;
+        next[1] = 3;
+        pair[0] = a;
+        pair[1] = b;
+        CHECK_OK(fti_session_eval_batch(bt, pair, next, 2, pool, &err));
+        CHECK_OK(fti_session_eval(ref, next, 1, NULL, &err));
+        if (types[ti] != FTI_GGML_F32)
+            CHECK(memcmp(fti_session_logits(a), fti_session_logits(b), V * sizeof(float)) == 0);
+        for (i = 0; i < V; i++) {
+            double d = fabs((double)fti_session_logits(a)[i] - fti_session_logits(ref)[i]) /
+                       (1.0 + fabs((double)fti_session_logits(ref)[i]));
+            if (d > max_err) max_err = d;
+        }
+        if (getenv("FTI_TEST_VERBOSE") || max_err > tol[ti])
+            fprintf(stderr, "    %s: max rel err %g (tolerance %g)\n",
+                    fti_ggml_type_name(types[ti]), max_err, tol[ti]);
+        CHECK(max_err <= tol[ti]);
+        /* errors: nothing evaluated */
+        memcpy(lb, fti_session_logits(a), V * sizeof(float));
+        next[0] = 96;
+        CHECK(fti_batch_prefill(bt, a, next, 1, NULL, NULL, &err) == FTI_ERR_INVALID);
+        CHECK(fti_batch_prefill(bt, a, prompt, fti_session_n_ctx(a), NULL, NULL, &err) ==
+              FTI_ERR_LIMIT);
+        CHECK(fti_batch_prefill(NULL, a, prompt, 1, NULL, NULL, &err) == FTI_ERR_INVALID);
+        CHECK_EQ_INT(fti_session_pos(a), n + 1);
+        CHECK(memcmp(lb, fti_session_logits(a), V * sizeof(float)) == 0);
+        CHECK_OK(fti_batch_prefill(bt, a, prompt, 0, NULL, NULL, &err));
+        free(la);
+        free(lr);
+        free(lb);
+        fti_batch_free(bt);
+        fti_session_free(ref);
+        fti_session_free(a);
+        fti_session_free(b);
+        fti_engine_close(e);
+        fti_pool_free(pool);
+    }
+}
