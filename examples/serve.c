@@ -90,10 +90,11 @@ typedef struct eng {
 #if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
     fti_dataset *ds;
 #endif
-    fti_batch_decoder *dec; /* one forward per step for every active sequence */
+    fti_batch *dec;         /* one forward per step for every active sequence; prompts */
     fti_session **bs;       /* (max_batch) the step's sessions, tokens and results */
     int32_t *bt;
     fti_result *brc;
+    int32_t *st;            /* (max_batch) the tokens sampled in a step */
     int max_batch;
     fti_session **spare;  /* (max_batch) sessions of ended sequences, reset, for reuse: a
                            * session is one large block (KV cache + scratch), and allocating
@@ -135,20 +136,32 @@ static void eng_seq_free(eng *g, eng_seq *q) {
     fti_free(q);
 }
 
-/* Mean NLL of ids[1..n) from the per-token logits (n, V). */
+/* Mean NLL of ids[1..n) from the per-token logits (n, V): each row's softmax through the kernel
+ * table (its vector exp: libm's exp per entry cost as much as the prompt's forward), then -log p
+ * of the next token; a p that underflowed is taken from the logits instead (log-sum-exp = max +
+ * -log p_max). -1 when n < 2 or out of memory. */
 static double eng_nll(const float *logits, const int32_t *ids, size_t n, size_t V) {
     double sum = 0;
     size_t t, v;
+    float *p = n > 1 ? (float *)fti_malloc(V * sizeof(float)) : NULL;
+    if (!p) return -1;
     for (t = 0; t + 1 < n; t++) {
         const float *row = logits + t * V;
-        float mx = row[0];
-        double z = 0;
-        for (v = 1; v < V; v++)
-            if (row[v] > mx) mx = row[v];
-        for (v = 0; v < V; v++) z += exp((double)(row[v] - mx));
-        sum += log(z) + mx - row[ids[t + 1]];
+        int32_t y = ids[t + 1];
+        fti_softmax_fwd(NULL, p, row, 1, V);
+        if (p[y] > 0.0f) {
+            sum -= log((double)p[y]);
+        } else {
+            float mx = row[0], pmax = p[0];
+            for (v = 1; v < V; v++) {
+                if (row[v] > mx) mx = row[v];
+                if (p[v] > pmax) pmax = p[v];
+            }
+            sum += (double)mx - (double)row[y] - log((double)pmax);
+        }
     }
-    return n > 1 ? sum / (double)(n - 1) : -1;
+    fti_free(p);
+    return sum / (double)(n - 1);
 }
 
 static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
@@ -236,7 +249,9 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     info->nll_mean = -1;
     if (pr.n > 1 && pr.n * V <= ((size_t)4 << 20))
         all_logits = (float *)fti_malloc(pr.n * V * sizeof(float));
-    r = fti_session_eval(q->s, pr.ids, pr.n, all_logits, err);
+    /* through the batch's packed weights, on the pool (the session alone has no pool) */
+    r = g->use_batch_decode ? fti_batch_prefill(g->dec, q->s, pr.ids, pr.n, all_logits, g->pool, err)
+                            : fti_session_eval(q->s, pr.ids, pr.n, all_logits, err);
     if (r != FTI_OK) goto fail;
     if (all_logits) {
         /* the logits of the last prompt token must stay in the session: eval wrote them there too */
@@ -302,6 +317,22 @@ static void eng_par_task(void *ctx, size_t begin, size_t end, int thread) {
     for (i = begin; i < end; i++) c->rc[i] = fti_session_eval(c->ss[i], &c->tok[i], 1, NULL, NULL);
 }
 
+/* Sampling of a step's sequences on the pool: each has its own sampler and logits. */
+typedef struct eng_samp {
+    void **seqs;
+    int32_t *tok;
+} eng_samp;
+
+static void eng_samp_task(void *ctx, size_t begin, size_t end, int thread) {
+    eng_samp *c = (eng_samp *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = begin; i < end; i++) {
+        eng_seq *q = (eng_seq *)c->seqs[i];
+        c->tok[i] = fti_sampler_sample(q->smp, fti_session_logits(q->s));
+    }
+}
+
 /* One step: every sequence samples its next token from its logits, then the ones that go on are
  * decoded: by default by one batched forward (fti_session_eval_batch through fti_batch_decode:
  * each weight matrix is read once for all of them by part 02's multi-row quantized kernels),
@@ -310,11 +341,18 @@ static void eng_par_task(void *ctx, size_t begin, size_t end, int thread) {
  * separate steps (CPU time). */
 static fti_result eng_step(void *user, void **seqs, size_t n, fti_gen_token *out, fti_error *err) {
     eng *g = (eng *)user;
-    size_t i, nb = 0;
+    size_t i, nb = 0, mb = (size_t)g->max_batch;
     for (i = 0; i < n; i++) {
         eng_seq *q = (eng_seq *)seqs[i];
-        int32_t t = fti_sampler_sample(q->smp, fti_session_logits(q->s));
+        int32_t t;
         size_t bl = 0;
+        if (i % mb == 0) { /* the next max_batch sequences sample on the pool */
+            eng_samp c;
+            c.seqs = seqs + i;
+            c.tok = g->st;
+            fti_pool_for(g->pool, n - i < mb ? n - i : mb, 1, eng_samp_task, &c);
+        }
+        t = g->st[i % mb];
         memset(&out[i], 0, sizeof out[i]);
         out[i].id = t;
         if (t < 0 || t == g->eos) {
@@ -338,7 +376,7 @@ static fti_result eng_step(void *user, void **seqs, size_t n, fti_gen_token *out
     if (nb == 0) return FTI_OK;
     /* one sequence: the session's own fused GEMV path */
     if (nb == 1) return fti_session_eval(g->bs[0], g->bt, 1, NULL, err);
-    if (g->use_batch_decode) return fti_batch_decode(g->dec, g->bs, g->bt, nb, g->pool, err);
+    if (g->use_batch_decode) return fti_session_eval_batch(g->dec, g->bs, g->bt, nb, g->pool, err);
     {
         eng_par c;
         c.ss = g->bs;
@@ -360,12 +398,13 @@ static void eng_release(void *user) {
 #if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
     fti_dataset_close(g->ds);
 #endif
-    fti_batch_decoder_free(g->dec);
+    fti_batch_free(g->dec);
     while (g->n_spare) fti_session_free(g->spare[--g->n_spare]);
     fti_free(g->spare);
     fti_free(g->bs);
     fti_free(g->bt);
     fti_free(g->brc);
+    fti_free(g->st);
     fti_tokenizer_free(g->tok);
     fti_engine_close(g->e);
     fti_free(g);
@@ -449,11 +488,12 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
     g->bs = (fti_session **)fti_calloc((size_t)g->max_batch, sizeof *g->bs);
     g->bt = (int32_t *)fti_calloc((size_t)g->max_batch, sizeof *g->bt);
     g->brc = (fti_result *)fti_calloc((size_t)g->max_batch, sizeof *g->brc);
+    g->st = (int32_t *)fti_calloc((size_t)g->max_batch, sizeof *g->st);
     g->spare = (fti_session **)fti_calloc((size_t)g->max_batch, sizeof *g->spare);
     g->use_batch_decode = g_batch_decode;
-    r = g->bs && g->bt && g->brc ? fti_batch_decoder_create(g->e, (size_t)g->max_batch, (size_t)g->n_ctx,
-                                                  &g->dec, err)
-                       : fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    r = g->bs && g->bt && g->brc && g->st
+            ? fti_batch_create(g->e, (size_t)g->max_batch, (size_t)g->n_ctx, &g->dec, err)
+            : fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     if (r != FTI_OK) {
         eng_release(g);
         return r;

@@ -193,6 +193,29 @@ FTIDEF fti_result fti_matmul_q(const fti_kernels *k, fti_pool *pool, fti_dtype w
                                const void *W, const float *X, size_t ldx, float *Y, size_t ldy,
                                size_t M, size_t N, size_t K, void *ws, size_t ws_bytes);
 
+/* Several products with the same input in one parallel loop (fewer pool barriers: a layer's q,
+ * k, v or gate, up): Y_i (M,N_i) (row stride ldy_i >= N_i) = Xq·W_iᵀ for each fti_qmat. With P
+ * non-NULL the weights are read in the packed form fti_qpack wrote (the table must be the one
+ * that packed them), else from W. Each output is the same bits as fti_matmul_qa gives. */
+typedef struct fti_qmat {
+    fti_dtype wtype;  /* FTI_DTYPE_Q8_0 or FTI_DTYPE_Q4_0 */
+    const void *W;    /* (N,K) ggml rows, or NULL when P is set */
+    const void *P;    /* the same weights packed by fti_qpack for this table, or NULL */
+    size_t N;
+    float *Y;         /* (M,N) rows ldy >= N apart ... */
+    size_t ldy;
+    float *const *Yrows; /* ... or, when non-NULL, row m at Yrows[m] (Y and ldy unused) */
+} fti_qmat;
+FTIDEF fti_result fti_matmul_qa_multi(const fti_kernels *k, fti_pool *pool, const fti_qmat *mats,
+                                      size_t n_mats, const void *qact, size_t M, size_t K);
+/* Weights packed once for the multi-row products (on AVX-512 VNNI: 16 rows interleaved per
+ * 32-block, so a product does not repack them; about the size of the Q8_0 rows, twice that of
+ * Q4_0). fti_qpack_bytes is 0 when table k has no packed form (or bad sizes): then pass W.
+ * P should be 64-byte aligned. FTI_ERR_INVALID when P_bytes is short or the form is missing. */
+FTIDEF size_t fti_qpack_bytes(const fti_kernels *k, fti_dtype wtype, size_t N, size_t K);
+FTIDEF fti_result fti_qpack(const fti_kernels *k, fti_dtype wtype, const void *W, size_t N,
+                            size_t K, void *P, size_t P_bytes);
+
 /* --- BLAS-1 ----------------------------------------------------------------------------------- */
 
 /* Σ x[i]·y[i] over n (accumulated in float lanes, fixed order per table). */

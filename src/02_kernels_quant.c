@@ -31,6 +31,23 @@ typedef void (*fti__qtile_fn)(const char *const *w, const int8_t *const *xq,
                               const float *const *xd, const int32_t *const *xs, size_t nb,
                               float *out);
 
+/* The multi-row products' shared state: the matrices (sharing one input) and the quantized X. */
+typedef struct fti__qm_ctx {
+    const fti_kernels *k;
+    const fti_qmat *mats;
+    size_t n_mats, M, nb;
+    const int8_t *xq;
+    const float *xd;
+    const int32_t *xs;
+} fti__qm_ctx;
+
+/* Row m of a product's output. */
+#define FTI__QMAT_ROW(a, m) ((a)->Yrows ? (a)->Yrows[m] : (a)->Y + (m) * (a)->ldy)
+
+/* Panel form (AVX-512 VNNI): FTI__QP_BLOCK bytes per 32-block of 16 rows; chunks of at most
+ * FTI__QP_MAXNB blocks when packed on the stack. */
+enum { FTI__QP_MAXNB = 64, FTI__QP_BLOCK = 576 };
+
 /* Full unrolling of the 4-wide tile loops, so the accumulators live in registers. */
 #if defined(__clang__)
 #define FTI__UNROLL4 _Pragma("unroll 4")
@@ -303,16 +320,18 @@ FTI__VNNI static void fti__qtile_q4_0_vnni(const char *const *w, const int8_t *c
 }
 
 /* --- AVX-512 VNNI panels: 16 weight rows interleaved, no horizontal sums ---------------------- */
-/* For a group of 16 weight rows the blocks are repacked once (on the stack) so that zmm j of
- * block b holds, in lane i, weights 4j..4j+3 of row i as unsigned bytes (Q8_0: w+128, Q4_0: the
- * nibble, i.e. w+8), followed by the 16 rows' scales as f32. Then for each activation row,
- * per block: 8 vpdpbusd against x's 4-byte groups broadcast, starting from -c·Σx (c = 128 or
- * 8 undoes the offset), one conversion and one FMA with the 16 row scales times xd: lane i ends
- * as row i's output, so 16 outputs are stored at once and nothing is reduced horizontally.
- * The repack (a 16×8 dword transpose in three vpermt2d stages) is paid once per group for all
- * M rows. Used when K <= 32·FTI__QP_MAXNB (the panel fits the stack). */
-enum { FTI__QP_MAXNB = 64, FTI__QP_BLOCK = 576 };
-
+/* In panel form the blocks of a group of 16 weight rows are interleaved so that zmm j of block b
+ * holds, in lane i, weights 4j..4j+3 of row i as unsigned bytes (Q8_0: w+128, Q4_0: the nibble,
+ * i.e. w+8), followed by the 16 rows' scales as f32 (FTI__QP_BLOCK bytes per block). Then for
+ * each activation row, per block: 8 vpdpbusd against x's 4-byte groups broadcast, starting
+ * from -c·Σx (c = 128 or 8 undoes the offset), one conversion and one FMA with the 16 row
+ * scales times xd: lane i ends as row i's output, so 16 outputs are stored at once (masked for
+ * a last group of fewer rows) and nothing is reduced horizontally.
+ * The weights are either in panel form already (fti_qpack, done once: the batch decoder keeps
+ * its model so) or repacked per group on the stack (a 16×8 dword transpose in three vpermt2d
+ * stages), in chunks of FTI__QP_MAXNB blocks so any K fits: a chunk's sums continue from the
+ * previous chunk's, kept in Y, which gives the same bits as one pass. Either way the repacked
+ * group serves all M rows, and both forms give the same results. */
 /* 32 weights of block b of a row as unsigned bytes in element order. */
 FTI__VNNI static __m256i fti__qp_row32(const char *row, size_t b, int q4) {
     if (q4) {
@@ -325,6 +344,8 @@ FTI__VNNI static __m256i fti__qp_row32(const char *row, size_t b, int q4) {
         _mm256_set1_epi8((char)0x80));
 }
 
+/* Panel form of rows r0..r0+15 (past N: row N-1 again), blocks 0..nb-1 of W (W may point at a
+ * later block of row 0: the rows keep their stride) into P (nb·FTI__QP_BLOCK bytes). */
 FTI__VNNI static void fti__qp_pack_vnni(const char *W, size_t row_bytes, size_t r0, size_t N,
                                         size_t nb, int q4, unsigned char *P) {
     const __m512i a0 = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
@@ -366,14 +387,17 @@ FTI__VNNI static void fti__qp_pack_vnni(const char *W, size_t row_bytes, size_t 
     }
 }
 
-/* res[m] lane i = row i of the panel · activation row m (m < 4), over nb blocks. */
+/* Activation rows i < 4 (rows i >= mn repeat row mn-1's input and are not stored): the lanes of
+ * mask of y[i] = (accumulate ? y[i] : 0) + Σ over nb panel blocks of the 16 rows · x_i. */
 FTI__VNNI static void fti__qp_dot_vnni(const unsigned char *P, size_t nb, int32_t c,
                                        const int8_t *const *xq, const float *const *xd,
-                                       const int32_t *const *xs, float *res) {
+                                       const int32_t *const *xs, float *const *y, size_t mn,
+                                       __mmask16 mask, int accumulate) {
     __m512 acc[4];
     size_t m, b, j;
     FTI__UNROLL4
-    for (m = 0; m < 4; m++) acc[m] = _mm512_setzero_ps();
+    for (m = 0; m < 4; m++)
+        acc[m] = accumulate ? _mm512_maskz_loadu_ps(mask, y[m]) : _mm512_setzero_ps();
     for (b = 0; b < nb; b++, P += FTI__QP_BLOCK) {
         __m512i d0[4], d1[4];
         __m512 wd = _mm512_loadu_ps((const void *)(P + 512));
@@ -401,52 +425,65 @@ FTI__VNNI static void fti__qp_dot_vnni(const unsigned char *P, size_t nb, int32_
                                      _mm512_mul_ps(wd, _mm512_set1_ps(xd[m][b])), acc[m]);
     }
     FTI__UNROLL4
-    for (m = 0; m < 4; m++) _mm512_storeu_ps(res + m * 16, acc[m]);
+    for (m = 0; m < 4; m++)
+        if (m < mn) _mm512_mask_storeu_ps(y[m], mask, acc[m]);
 }
 
-typedef struct fti__qp_ctx {
-    const char *W;
-    size_t row_bytes, M, N, nb;
-    int q4;
-    const int8_t *xq;
-    const float *xd;
-    const int32_t *xs;
-    float *Y;
-    size_t ldy;
-} fti__qp_ctx;
-
-/* Items are groups of 16 weight rows. */
-FTI__VNNI static void fti__qp_task(void *vctx, size_t g0, size_t g1, int thread) {
-    const fti__qp_ctx *c = (const fti__qp_ctx *)vctx;
-    unsigned char pbuf[FTI__QP_MAXNB * FTI__QP_BLOCK + 64];
-    unsigned char *P = pbuf + ((64 - ((uintptr_t)pbuf & 63)) & 63);
-    float res[64];
-    size_t g, m0, i, j;
-    (void)thread;
-    for (g = g0; g < g1; g++) {
-        size_t r0 = g * 16, rn = c->N - r0 < 16 ? c->N - r0 : 16;
-        fti__qp_pack_vnni(c->W, c->row_bytes, r0, c->N, c->nb, c->q4, P);
-        if (g + 1 < g1) { /* the next group's 16 rows: 16 streams defeat the hardware prefetcher */
-            const char *nx = c->W + (r0 + 16) * c->row_bytes;
-            size_t off, end = 16 * c->row_bytes;
-            if (r0 + 32 > c->N) end = (c->N - r0 - 16) * c->row_bytes;
-            for (off = 0; off < end; off += 64) _mm_prefetch(nx + off, _MM_HINT_T0);
+/* Group g (rows 16g..16g+15) of matrix a against every activation row; buf holds a chunk's
+ * panels when a has none packed. */
+FTI__VNNI static void fti__qp_group_vnni(const fti__qm_ctx *c, const fti_qmat *a, size_t g,
+                                         int prefetch_next, unsigned char *buf) {
+    int q4 = a->wtype == FTI_DTYPE_Q4_0;
+    size_t bb = q4 ? sizeof(fti_block_q4_0) : sizeof(fti_block_q8_0), row_bytes = c->nb * bb;
+    size_t r0 = g * 16, rn = a->N - r0 < 16 ? a->N - r0 : 16, b0, m0, i;
+    __mmask16 mask = (__mmask16)((1u << rn) - 1u);
+    for (b0 = 0; b0 < c->nb; b0 += FTI__QP_MAXNB) {
+        size_t bn = c->nb - b0 < (size_t)FTI__QP_MAXNB ? c->nb - b0 : (size_t)FTI__QP_MAXNB;
+        const unsigned char *P;
+        if (a->P) {
+            P = (const unsigned char *)a->P + (g * c->nb + b0) * FTI__QP_BLOCK;
+        } else {
+            fti__qp_pack_vnni((const char *)a->W + b0 * bb, row_bytes, r0, a->N, bn, q4, buf);
+            P = buf;
+            if (prefetch_next && r0 + 16 < a->N) { /* 16 streams defeat the hardware prefetcher */
+                size_t r, off, n_next = a->N - r0 - 16 < 16 ? a->N - r0 - 16 : 16;
+                for (r = 0; r < n_next; r++) {
+                    const char *nx = (const char *)a->W + (r0 + 16 + r) * row_bytes + b0 * bb;
+                    for (off = 0; off < bn * bb; off += 64) _mm_prefetch(nx + off, _MM_HINT_T0);
+                }
+            }
         }
         for (m0 = 0; m0 < c->M; m0 += 4) {
             const int8_t *xq[4];
             const float *xd[4];
             const int32_t *xs[4];
+            float *y[4];
             size_t mn = c->M - m0 < 4 ? c->M - m0 : 4;
             for (i = 0; i < 4; i++) { /* past M: repeat the last row */
                 size_t m = m0 + (i < mn ? i : mn - 1);
-                xq[i] = c->xq + m * c->nb * FTI_QK;
-                xd[i] = c->xd + m * c->nb;
-                xs[i] = c->xs + m * c->nb;
+                xq[i] = c->xq + (m * c->nb + b0) * FTI_QK;
+                xd[i] = c->xd + m * c->nb + b0;
+                xs[i] = c->xs + m * c->nb + b0;
+                y[i] = FTI__QMAT_ROW(a, m) + r0;
             }
-            fti__qp_dot_vnni(P, c->nb, c->q4 ? 8 : 128, xq, xd, xs, res);
-            for (i = 0; i < mn; i++)
-                for (j = 0; j < rn; j++) c->Y[(m0 + i) * c->ldy + r0 + j] = res[i * 16 + j];
+            fti__qp_dot_vnni(P, bn, q4 ? 8 : 128, xq, xd, xs, y, mn, mask, b0 > 0);
         }
+    }
+}
+
+/* Items are groups of 16 weight rows, numbered through the matrices in order. */
+FTI__VNNI static void fti__qp_task(void *vctx, size_t g0, size_t g1, int thread) {
+    const fti__qm_ctx *c = (const fti__qm_ctx *)vctx;
+    unsigned char pbuf[FTI__QP_MAXNB * FTI__QP_BLOCK + 64];
+    unsigned char *buf = pbuf + ((64 - ((uintptr_t)pbuf & 63)) & 63);
+    size_t i, base = 0;
+    (void)thread;
+    for (i = 0; i < c->n_mats && g0 < g1; i++) {
+        size_t ng = (c->mats[i].N + 15) / 16, g;
+        for (g = g0; g < g1 && g < base + ng; g++)
+            fti__qp_group_vnni(c, &c->mats[i], g - base, g + 1 < g1, buf);
+        g0 = g;
+        base += ng;
     }
 }
 #endif /* !FTI_NO_AVX512 */
@@ -572,88 +609,152 @@ fti_result fti_qact_quantize(const fti_kernels *k, void *buf, const float *X, si
 
 /* --- the driver ------------------------------------------------------------------------------ */
 
-typedef struct fti__qmm_ctx {
-    fti__qtile_fn tile;
-    const char *W;
-    size_t row_bytes, M, N, nb;
-    const int8_t *xq;
-    const float *xd;
-    const int32_t *xs;
-    float *Y;
-    size_t ldy;
-} fti__qmm_ctx;
-
-/* Items are groups of 4 weight rows. A thread's range goes in slices of about 16 KiB of
- * weights; each slice meets every activation row (4 at a time) while it sits in L1/L2. */
+/* Items are groups of 4 weight rows, numbered through the matrices in order. A thread's range
+ * goes in slices of about 16 KiB of weights; each slice meets every activation row (4 at a
+ * time) while it sits in L1/L2. */
 static void fti__qmm_task(void *vctx, size_t g0, size_t g1, int thread) {
-    const fti__qmm_ctx *c = (const fti__qmm_ctx *)vctx;
-    size_t slice = (16384 / (4 * c->row_bytes)) + 1, s0, g, m0, i, j;
+    const fti__qm_ctx *c = (const fti__qm_ctx *)vctx;
+    size_t mi, base = 0;
     (void)thread;
-    for (s0 = g0; s0 < g1; s0 += slice) {
-        size_t s1 = g1 - s0 < slice ? g1 : s0 + slice;
-        for (m0 = 0; m0 < c->M; m0 += 4) {
-            const int8_t *xq[4];
-            const float *xd[4];
-            const int32_t *xs[4];
-            size_t mn = c->M - m0 < 4 ? c->M - m0 : 4;
-            for (i = 0; i < 4; i++) { /* past M: repeat the last row */
-                size_t m = m0 + (i < mn ? i : mn - 1);
-                xq[i] = c->xq + m * c->nb * FTI_QK;
-                xd[i] = c->xd + m * c->nb;
-                xs[i] = c->xs + m * c->nb;
-            }
-            for (g = s0; g < s1; g++) {
-                const char *w[4];
-                float out[16];
-                size_t r0 = g * 4, rn = c->N - r0 < 4 ? c->N - r0 : 4;
-                for (j = 0; j < 4; j++) w[j] = c->W + (r0 + (j < rn ? j : rn - 1)) * c->row_bytes;
-                c->tile(w, xq, xd, xs, c->nb, out);
-                for (i = 0; i < mn; i++)
-                    for (j = 0; j < rn; j++) c->Y[(m0 + i) * c->ldy + r0 + j] = out[i * 4 + j];
+    for (mi = 0; mi < c->n_mats && g0 < g1; mi++) {
+        const fti_qmat *a = &c->mats[mi];
+        size_t ng = (a->N + 3) / 4, e1 = g1 < base + ng ? g1 : base + ng, s0, g, m0, i, j;
+        size_t row_bytes = fti_dtype_row_bytes(a->wtype, c->nb * FTI_QK);
+        size_t slice = (16384 / (4 * row_bytes)) + 1;
+        fti__qtile_fn tile = fti__qtile_get(c->k, a->wtype);
+        const char *W = (const char *)a->W;
+        for (s0 = g0; s0 < e1; s0 += slice) {
+            size_t s1 = e1 - s0 < slice ? e1 : s0 + slice;
+            for (m0 = 0; m0 < c->M; m0 += 4) {
+                const int8_t *xq[4];
+                const float *xd[4];
+                const int32_t *xs[4];
+                size_t mn = c->M - m0 < 4 ? c->M - m0 : 4;
+                for (i = 0; i < 4; i++) { /* past M: repeat the last row */
+                    size_t m = m0 + (i < mn ? i : mn - 1);
+                    xq[i] = c->xq + m * c->nb * FTI_QK;
+                    xd[i] = c->xd + m * c->nb;
+                    xs[i] = c->xs + m * c->nb;
+                }
+                for (g = s0; g < s1; g++) {
+                    const char *w[4];
+                    float out[16];
+                    size_t r0 = (g - base) * 4, rn = a->N - r0 < 4 ? a->N - r0 : 4;
+                    for (j = 0; j < 4; j++) w[j] = W + (r0 + (j < rn ? j : rn - 1)) * row_bytes;
+                    tile(w, xq, xd, xs, c->nb, out);
+                    for (i = 0; i < mn; i++) {
+                        float *y = FTI__QMAT_ROW(a, m0 + i) + r0;
+                        for (j = 0; j < rn; j++) y[j] = out[i * 4 + j];
+                    }
+                }
             }
         }
+        if (e1 > g0) g0 = e1;
+        base += ng;
     }
 }
 
-fti_result fti_matmul_qa(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
-                         const void *qact, float *Y, size_t ldy, size_t M, size_t N, size_t K) {
-    fti__qmm_ctx c;
-    size_t row_bytes = fti_dtype_row_bytes(wtype, K), groups, grain;
+/* 1 when table k runs the multi-row products on 16-row panels (AVX-512 VNNI). */
+static int fti__qp_panels(const fti_kernels *k) {
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    return k == &fti__kernels_avx512vnni_table;
+#else
+    (void)k;
+    return 0;
+#endif
+}
+
+size_t fti_qpack_bytes(const fti_kernels *k, fti_dtype wtype, size_t N, size_t K) {
+    size_t blocks, bytes;
     if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
-    c.tile = fti__qtile_get(k, wtype);
-    if (!c.tile || (row_bytes == 0 && K != 0) || ldy < N) return FTI_ERR_INVALID;
-    if (M == 0 || N == 0) return FTI_OK;
+    if (!fti__qp_panels(k) || (wtype != FTI_DTYPE_Q8_0 && wtype != FTI_DTYPE_Q4_0) || N == 0 ||
+        K == 0 || K % FTI_QK)
+        return 0;
+    if (!fti_size_mul((N + 15) / 16, K / FTI_QK, &blocks) ||
+        !fti_size_mul(blocks, FTI__QP_BLOCK, &bytes))
+        return 0;
+    return bytes;
+}
+
+fti_result fti_qpack(const fti_kernels *k, fti_dtype wtype, const void *W, size_t N, size_t K,
+                     void *P, size_t P_bytes) {
+    size_t need;
+    if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
+    need = fti_qpack_bytes(k, wtype, N, K);
+    if (!need || !W || !P || P_bytes < need) return FTI_ERR_INVALID;
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    {
+        size_t nb = K / FTI_QK, g, row_bytes = fti_dtype_row_bytes(wtype, K);
+        for (g = 0; g < (N + 15) / 16; g++)
+            fti__qp_pack_vnni((const char *)W, row_bytes, g * 16, N, nb, wtype == FTI_DTYPE_Q4_0,
+                              (unsigned char *)P + g * nb * FTI__QP_BLOCK);
+    }
+#endif
+    return FTI_OK;
+}
+
+fti_result fti_matmul_qa_multi(const fti_kernels *k, fti_pool *pool, const fti_qmat *mats,
+                               size_t n_mats, const void *qact, size_t M, size_t K) {
+    fti__qm_ctx c;
+    size_t i, groups = 0, min_rb = (size_t)-1;
+    int panels;
+    if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
+    panels = fti__qp_panels(k);
+    if (n_mats && !mats) return FTI_ERR_INVALID;
+    for (i = 0; i < n_mats; i++) {
+        const fti_qmat *a = &mats[i];
+        size_t rb = fti_dtype_row_bytes(a->wtype, K);
+        if (!fti__qtile_get(k, a->wtype) || K % FTI_QK || (!a->Yrows && a->ldy < a->N))
+            return FTI_ERR_INVALID;
+        if (M == 0 || a->N == 0) continue;
+        if ((!a->Y && !a->Yrows) || (K && !a->W && !(panels && a->P))) return FTI_ERR_INVALID;
+        if (rb < min_rb) min_rb = rb;
+    }
+    if (M == 0 || n_mats == 0) return FTI_OK;
     if (K == 0) {
         size_t m;
-        if (!Y) return FTI_ERR_INVALID;
-        for (m = 0; m < M; m++) memset(Y + m * ldy, 0, N * sizeof(float));
+        for (i = 0; i < n_mats; i++)
+            for (m = 0; m < M && mats[i].N; m++)
+                memset(FTI__QMAT_ROW(&mats[i], m), 0, mats[i].N * sizeof(float));
         return FTI_OK;
     }
-    if (!W || !qact || !Y || !fti_qact_bytes(M, K)) return FTI_ERR_INVALID;
-    c.W = (const char *)W;
-    c.row_bytes = row_bytes;
+    if (!qact || !fti_qact_bytes(M, K)) return FTI_ERR_INVALID;
+    memset(&c, 0, sizeof c);
+    c.k = k;
+    c.mats = mats;
+    c.n_mats = n_mats;
     c.M = M;
-    c.N = N;
     c.nb = K / FTI_QK;
     c.xd = (const float *)qact;
     c.xs = (const int32_t *)(c.xd + M * c.nb);
     c.xq = (const int8_t *)(c.xs + M * c.nb);
-    c.Y = Y;
-    c.ldy = ldy;
+    for (i = 0; i < n_mats; i++) groups += (mats[i].N + (panels ? 15 : 3)) / (panels ? 16 : 4);
+    if (groups == 0) return FTI_OK;
 #if defined(FTI__X86) && !defined(FTI_NO_AVX512)
-    if (k == &fti__kernels_avx512vnni_table && c.nb <= FTI__QP_MAXNB) {
-        fti__qp_ctx p;
-        p.W = c.W, p.row_bytes = row_bytes, p.M = M, p.N = N, p.nb = c.nb;
-        p.q4 = wtype == FTI_DTYPE_Q4_0;
-        p.xq = c.xq, p.xd = c.xd, p.xs = c.xs, p.Y = Y, p.ldy = ldy;
-        fti_pool_for(pool, (N + 15) / 16, 16384 / (16 * row_bytes) + 1, fti__qp_task, &p);
+    if (panels) { /* at least ~16 KiB of weights per thread */
+        fti_pool_for(pool, groups, 16384 / (16 * min_rb) + 1, fti__qp_task, &c);
         return FTI_OK;
     }
 #endif
-    groups = (N + 3) / 4;
-    grain = 16384 / (4 * row_bytes) + 1; /* at least ~16 KiB of weights per item */
-    fti_pool_for(pool, groups, grain, fti__qmm_task, &c);
+    fti_pool_for(pool, groups, 16384 / (4 * min_rb) + 1, fti__qmm_task, &c);
     return FTI_OK;
+}
+
+fti_result fti_matmul_qa(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
+                         const void *qact, float *Y, size_t ldy, size_t M, size_t N, size_t K) {
+    fti_qmat a;
+    size_t row_bytes = fti_dtype_row_bytes(wtype, K);
+    if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
+    if (!fti__qtile_get(k, wtype) || (row_bytes == 0 && K != 0) || ldy < N) return FTI_ERR_INVALID;
+    if (M == 0 || N == 0) return FTI_OK;
+    if (!Y || (K && (!W || !qact))) return FTI_ERR_INVALID;
+    memset(&a, 0, sizeof a);
+    a.wtype = wtype;
+    a.W = W;
+    a.N = N;
+    a.Y = Y;
+    a.ldy = ldy;
+    return fti_matmul_qa_multi(k, pool, &a, 1, qact, M, K);
 }
 
 fti_result fti_matmul_q(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,

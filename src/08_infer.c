@@ -1058,8 +1058,63 @@ struct fti_batch {
     float *x, *xb, *q, *kn, *vn, *att_out, *hb, *hb2, *att, *logits;
     void *qa;                 /* quantized activations, (max_batch, max(C, HD, F)) */
     fti_session **ss;         /* the current step's sessions (for the attention task) */
+    size_t *pos;              /* the current step's rows' positions */
+    float **lrows;            /* where the current step's rows' logits go (NULL: nowhere) */
     float *mem;               /* everything above, one allocation */
+    /* The quantized matrices in the table's packed form (fti_qpack), so the multi-row products
+     * do not repack them every step: per layer q, k, v, o, gate, up, down, then the output;
+     * NULL entries (another type, no packed form, or out of memory) are read as stored. */
+    const void **packed;      /* (L·7 + 1) */
+    void *pack_mem;
 };
+
+/* Packs the engine's quantized weight matrices for fti_matmul_qa_multi. Failing to (out of
+ * memory) only costs speed: the products then read the stored rows. */
+static void fti__bt_pack(fti_batch *d) {
+    const fti_engine *e = d->e;
+    size_t n = e->L * 7 + 1, i, total = 0, off = 0;
+    const fti__eng_w **w;
+    size_t *rows, *cols, *bytes;
+    d->packed = (const void **)fti_calloc(n, sizeof(void *));
+    w = (const fti__eng_w **)fti_calloc(n, sizeof *w);
+    rows = (size_t *)fti_calloc(3 * n, sizeof(size_t));
+    if (!d->packed || !w || !rows) goto done;
+    cols = rows + n;
+    bytes = cols + n;
+    for (i = 0; i < n; i++) {
+        const fti__eng_layer *ly = i < e->L * 7 ? &e->layers[i / 7] : NULL;
+        static const int kind_rows[7] = {0, 1, 1, 2, 3, 3, 2}; /* HD, KVD, C, F */
+        size_t j = i % 7;
+        if (!ly) {
+            w[i] = &e->out, rows[i] = e->V, cols[i] = e->C;
+        } else {
+            const fti__eng_w *mats[7];
+            size_t R[4];
+            mats[0] = &ly->q, mats[1] = &ly->k, mats[2] = &ly->v, mats[3] = &ly->o;
+            mats[4] = &ly->gate, mats[5] = &ly->up, mats[6] = &ly->down;
+            R[0] = e->HD, R[1] = e->KVD, R[2] = e->C, R[3] = e->F;
+            w[i] = mats[j];
+            rows[i] = R[kind_rows[j]];
+            cols[i] = j == 3 ? e->HD : j == 6 ? e->F : e->C;
+        }
+        bytes[i] = fti_qpack_bytes(e->k, w[i]->type, rows[i], cols[i]);
+        bytes[i] = (bytes[i] + 63) / 64 * 64;
+        if (!fti_size_add(total, bytes[i], &total)) goto done;
+    }
+    if (total == 0) goto done;
+    d->pack_mem = fti_aligned_alloc(total, 64);
+    if (!d->pack_mem) goto done;
+    for (i = 0; i < n; i++) {
+        if (!bytes[i]) continue;
+        if (fti_qpack(e->k, w[i]->type, w[i]->data, rows[i], cols[i], (char *)d->pack_mem + off,
+                      bytes[i]) == FTI_OK)
+            d->packed[i] = (char *)d->pack_mem + off;
+        off += bytes[i];
+    }
+done:
+    fti_free(w);
+    fti_free(rows);
+}
 
 FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
                                    fti_batch **out, fti_error *err) {
@@ -1089,7 +1144,9 @@ FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t
         total = (size_t)-1;
     d->mem = total == (size_t)-1 ? NULL : (float *)fti_calloc(total, sizeof(float));
     d->ss = (fti_session **)fti_calloc(B, sizeof *d->ss);
-    if (!d->mem || !d->ss) {
+    d->lrows = (float **)fti_calloc(B, sizeof *d->lrows);
+    d->pos = (size_t *)fti_calloc(B, sizeof *d->pos);
+    if (!d->mem || !d->ss || !d->lrows || !d->pos) {
         fti_batch_free(d);
         return fti_error_set(err, FTI_ERR_NOMEM, "batch: out of memory for %lu sequences",
                              (unsigned long)B);
@@ -1103,6 +1160,7 @@ FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t
     d->e = e;
     d->max_batch = B;
     d->max_ctx = max_ctx;
+    if (B > 1) fti__bt_pack(d);
     *out = d;
     return FTI_OK;
 }
@@ -1111,7 +1169,341 @@ FTIDEF void fti_batch_free(fti_batch *d) {
     if (!d) return;
     fti_free(d->mem);
     fti_free(d->ss);
+    fti_free(d->lrows);
+    fti_free(d->pos);
+    fti_free(d->packed);
+    fti_aligned_free(d->pack_mem);
     fti_free(d);
+}
+
+/* Batched attention, one sequence at a time over all its heads. A sequence's cached keys of a
+ * layer are one contiguous (n, KVD) block, so the work goes through it in blocks of 16
+ * positions (18 KiB for KVD 288: it stays in L1 while every head takes its part, and the next
+ * block streams in order, which the hardware prefetcher follows), not one strided pass per head.
+ * Per head and block: the 16 scores with SIMD over positions and head dimensions (one FMA per 16
+ * or 8 dimensions per position, then one transposing reduction for the 16 sums), instead of one
+ * fti_dot call per position. Then each head's softmax through the table (its vector exp), and
+ * the values the same way: per block, each head's output row in registers, two interleaved
+ * accumulator sets. The formula is fti__attn_head's; the sums run in another order, so a
+ * session's result here differs from its own decode path by rounding (the batch tests'
+ * tolerances) and never depends on the batch it is in or the thread that runs it. */
+#define FTI__BT_BLOCK ((size_t)16)
+
+#if defined(FTI__X86)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#define FTI__BT_INLINE __inline__ __attribute__((always_inline))
+#if defined(__clang__)
+#define FTI__BT_UNROLL _Pragma("unroll")
+#else
+#define FTI__BT_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+/* Calls F(args..., nc) with nc as a constant 1..8, so the inlined body keeps its arrays in
+ * registers. */
+#define FTI__BT_NC_CASES(nc, F, ...)                                                               \
+    switch (nc) {                                                                                  \
+    case 1: F(__VA_ARGS__, 1); break;                                                              \
+    case 2: F(__VA_ARGS__, 2); break;                                                              \
+    case 3: F(__VA_ARGS__, 3); break;                                                              \
+    case 4: F(__VA_ARGS__, 4); break;                                                              \
+    case 5: F(__VA_ARGS__, 5); break;                                                              \
+    case 6: F(__VA_ARGS__, 6); break;                                                              \
+    case 7: F(__VA_ARGS__, 7); break;                                                              \
+    default: F(__VA_ARGS__, 8); break;                                                             \
+    }
+
+#if !defined(FTI_NO_AVX512)
+/* Lane i of the result = Σ of the 16 lanes of v[i] (a fixed order). */
+FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_hsum16_avx512(const __m512 *v) {
+    __m512 t[8], u[4], q0, q1;
+    size_t i;
+    FTI__BT_UNROLL
+    for (i = 0; i < 8; i++)
+        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    FTI__BT_UNROLL
+    for (i = 0; i < 4; i++)
+        u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[2 * i]),
+                                                                 _mm512_castps_pd(t[2 * i + 1]))),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[2 * i]),
+                                                                 _mm512_castps_pd(t[2 * i + 1]))));
+    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
+}
+
+/* p[j] = scale · (q · k_j) for j < m <= 16, k_j at kc + j·ld; NC = D/16. */
+FTI__AVX512 static FTI__BT_INLINE void fti__bt_scores_avx512(const float *q, const float *kc,
+                                                             size_t ld, size_t m, float scale,
+                                                             float *p, size_t NC) {
+    __m512 qv[8], acc[16];
+    size_t c, j;
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) qv[c] = _mm512_loadu_ps(q + 16 * c);
+    FTI__BT_UNROLL
+    for (j = 0; j < 16; j++) { /* past m: the last row again, dropped by the store */
+        const float *kr = kc + (j < m ? j : m - 1) * ld;
+        __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+        FTI__BT_UNROLL
+        for (c = 1; c < NC; c++) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+        acc[j] = a;
+    }
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << m) - 1u),
+                          _mm512_mul_ps(fti__bt_hsum16_avx512(acc), _mm512_set1_ps(scale)));
+}
+
+/* y += Σ_j p[j] · v_j over j < m, v_j at vc + j·ld; NC = D/16. */
+FTI__AVX512 static FTI__BT_INLINE void fti__bt_values_avx512(const float *p, const float *vc,
+                                                             size_t ld, size_t m, float *y,
+                                                             size_t NC) {
+    __m512 y0[8], y1[8];
+    size_t c, j;
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) {
+        y0[c] = _mm512_loadu_ps(y + 16 * c);
+        y1[c] = _mm512_setzero_ps();
+    }
+    for (j = 0; j + 2 <= m; j += 2) {
+        const float *v0 = vc + j * ld, *v1 = v0 + ld;
+        __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
+        FTI__BT_UNROLL
+        for (c = 0; c < NC; c++) {
+            y0[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * c), y0[c]);
+            y1[c] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + 16 * c), y1[c]);
+        }
+    }
+    if (j < m) {
+        __m512 p0 = _mm512_set1_ps(p[j]);
+        FTI__BT_UNROLL
+        for (c = 0; c < NC; c++)
+            y0[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vc + j * ld + 16 * c), y0[c]);
+    }
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) _mm512_storeu_ps(y + 16 * c, _mm512_add_ps(y0[c], y1[c]));
+}
+
+FTI__AVX512 static void fti__bt_scores16_avx512(const float *q, const float *kc, size_t ld,
+                                               size_t m, float scale, float *p, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_scores_avx512, q, kc, ld, m, scale, p)
+}
+
+FTI__AVX512 static void fti__bt_values16_avx512(const float *p, const float *vc, size_t ld,
+                                               size_t m, float *y, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_values_avx512, p, vc, ld, m, y)
+}
+#endif /* !FTI_NO_AVX512 */
+
+/* The AVX2 forms: blocks of 8 positions, q read from L1 (16 ymm registers are too few to hold
+ * it next to the 8 accumulators). */
+FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_hsum8_avx2(const __m256 *v) {
+    __m256 t0 = _mm256_hadd_ps(v[0], v[1]), t1 = _mm256_hadd_ps(v[2], v[3]);
+    __m256 t2 = _mm256_hadd_ps(v[4], v[5]), t3 = _mm256_hadd_ps(v[6], v[7]);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+FTI__AVX2 static FTI__BT_INLINE void fti__bt_scores_avx2(const float *q, const float *kc, size_t ld,
+                                                         size_t m, float scale, float *p,
+                                                         size_t NC) {
+    __m256 acc[8];
+    float s[8];
+    size_t c, j0, j;
+    for (j0 = 0; j0 < m; j0 += 8) {
+        size_t mm = m - j0 < 8 ? m - j0 : 8;
+        FTI__BT_UNROLL
+        for (j = 0; j < 8; j++) {
+            const float *kr = kc + (j0 + (j < mm ? j : mm - 1)) * ld;
+            __m256 a = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(kr));
+            FTI__BT_UNROLL
+            for (c = 1; c < NC; c++)
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), _mm256_loadu_ps(kr + 8 * c), a);
+            acc[j] = a;
+        }
+        _mm256_storeu_ps(s, _mm256_mul_ps(fti__bt_hsum8_avx2(acc), _mm256_set1_ps(scale)));
+        memcpy(p + j0, s, mm * sizeof(float));
+    }
+}
+
+FTI__AVX2 static FTI__BT_INLINE void fti__bt_values_avx2(const float *p, const float *vc, size_t ld,
+                                                         size_t m, float *y, size_t NC) {
+    __m256 y0[8], y1[8];
+    size_t c, j;
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) {
+        y0[c] = _mm256_loadu_ps(y + 8 * c);
+        y1[c] = _mm256_setzero_ps();
+    }
+    for (j = 0; j + 2 <= m; j += 2) {
+        const float *v0 = vc + j * ld, *v1 = v0 + ld;
+        __m256 p0 = _mm256_set1_ps(p[j]), p1 = _mm256_set1_ps(p[j + 1]);
+        FTI__BT_UNROLL
+        for (c = 0; c < NC; c++) {
+            y0[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * c), y0[c]);
+            y1[c] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 8 * c), y1[c]);
+        }
+    }
+    if (j < m) {
+        __m256 p0 = _mm256_set1_ps(p[j]);
+        FTI__BT_UNROLL
+        for (c = 0; c < NC; c++)
+            y0[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(vc + j * ld + 8 * c), y0[c]);
+    }
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) _mm256_storeu_ps(y + 8 * c, _mm256_add_ps(y0[c], y1[c]));
+}
+
+FTI__AVX2 static void fti__bt_scores16_avx2(const float *q, const float *kc, size_t ld, size_t m,
+                                           float scale, float *p, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_scores_avx2, q, kc, ld, m, scale, p)
+}
+
+/* y[i] = (x[i] - c) · a (the sampler's temperature step, the same two roundings as scalar). */
+FTI__AVX2 static void fti__bt_shift_scale_avx2(float *y, const float *x, float c, float a,
+                                              size_t n) {
+    __m256 cv = _mm256_set1_ps(c), av = _mm256_set1_ps(a);
+    size_t i;
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), cv), av));
+    for (; i < n; i++) y[i] = (x[i] - c) * a;
+}
+
+/* The max of x (n >= 8); 1 in *bad when one is NaN or ±inf. */
+FTI__AVX2 static float fti__bt_max_finite_avx2(const float *x, size_t n, int *bad) {
+    __m256 m = _mm256_loadu_ps(x), z = _mm256_setzero_ps(), nf = _mm256_setzero_ps();
+    float t[8], mx;
+    size_t i;
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        nf = _mm256_or_ps(nf, _mm256_cmp_ps(_mm256_sub_ps(v, v), z, _CMP_NEQ_UQ));
+        m = _mm256_max_ps(m, v);
+    }
+    _mm256_storeu_ps(t, m);
+    *bad = _mm256_movemask_ps(nf) != 0;
+    mx = t[0];
+    for (i = 1; i < 8; i++) mx = t[i] > mx ? t[i] : mx;
+    for (i = n - n % 8; i < n; i++) {
+        *bad |= !(x[i] - x[i] == 0.0f);
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    return mx;
+}
+
+FTI__AVX2 static void fti__bt_values16_avx2(const float *p, const float *vc, size_t ld, size_t m,
+                                           float *y, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_values_avx2, p, vc, ld, m, y)
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* FTI__X86 */
+
+/* The max of x (n >= 8); 1 in *bad when one is NaN or ±inf (max in any order: exact). */
+static float fti__bt_max_finite(const fti_kernels *k, const float *x, size_t n, int *bad) {
+    float m8[8], mx;
+    size_t i, j;
+#if defined(FTI__X86)
+    fti_isa isa = fti_kernels_isa(k);
+    if (isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) return fti__bt_max_finite_avx2(x, n, bad);
+#endif
+    (void)k;
+    *bad = 0;
+    for (j = 0; j < 8; j++) m8[j] = x[j];
+    for (i = 0; i + 8 <= n; i += 8)
+        for (j = 0; j < 8; j++) {
+            float v = x[i + j];
+            *bad |= !(v - v == 0.0f);
+            m8[j] = v > m8[j] ? v : m8[j];
+        }
+    for (; i < n; i++) {
+        *bad |= !(x[i] - x[i] == 0.0f);
+        m8[0] = x[i] > m8[0] ? x[i] : m8[0];
+    }
+    mx = m8[0];
+    for (j = 1; j < 8; j++) mx = m8[j] > mx ? m8[j] : mx;
+    return mx;
+}
+
+/* y[i] = (x[i] - c) · a. */
+static void fti__bt_shift_scale(const fti_kernels *k, float *y, const float *x, float c, float a,
+                                size_t n) {
+    size_t i;
+#if defined(FTI__X86)
+    fti_isa isa = fti_kernels_isa(k);
+    if (isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) {
+        fti__bt_shift_scale_avx2(y, x, c, a, n);
+        return;
+    }
+#endif
+    (void)k;
+    for (i = 0; i < n; i++) y[i] = (x[i] - c) * a;
+}
+
+/* Scores of up to 16 positions (p[j] = scale · q·k_j, k_j at kc + j·ld) and the weighted sum of
+ * their values (y += Σ p[j] · v_j) for one head of D = 16·nc or 8·nc dimensions. */
+typedef void (*fti__bt_scores_fn)(const float *q, const float *kc, size_t ld, size_t m,
+                                  float scale, float *p, size_t nc);
+typedef void (*fti__bt_values_fn)(const float *p, const float *vc, size_t ld, size_t m, float *y,
+                                  size_t nc);
+
+/* The SIMD forms for the engine's table and head size (D a multiple of 16 up to 128 on
+ * AVX-512, of 8 up to 64 on AVX2); 0 when there are none (fti__attn_head per head then). */
+static int fti__bt_attn_fns(const fti_engine *e, fti__bt_scores_fn *sf, fti__bt_values_fn *vf,
+                            size_t *nc) {
+#if defined(FTI__X86)
+    size_t D = e->D;
+    fti_isa isa = fti_kernels_isa(e->k);
+#if !defined(FTI_NO_AVX512)
+    if (isa == FTI_ISA_AVX512 && D % 16 == 0 && D <= 128) {
+        *sf = fti__bt_scores16_avx512;
+        *vf = fti__bt_values16_avx512;
+        *nc = D / 16;
+        return 1;
+    }
+#endif
+    if ((isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) && D % 8 == 0 && D <= 64) {
+        *sf = fti__bt_scores16_avx2;
+        *vf = fti__bt_values16_avx2;
+        *nc = D / 8;
+        return 1;
+    }
+#endif
+    (void)e;
+    *sf = NULL;
+    *vf = NULL;
+    *nc = 0;
+    return 0;
+}
+
+/* Attention of one sequence's H query heads q (HD) over its n cached positions of one layer
+ * (kc, vc: (n, KVD) rows): y (HD) gets the outputs, att (H rows of att_ld >= n) the weights. */
+static void fti__bt_attn_seq(const fti_engine *e, const float *q, const float *kc, const float *vc,
+                             size_t n, float *att, size_t att_ld, float *y) {
+    fti__bt_scores_fn sf;
+    fti__bt_values_fn vf;
+    size_t nc, h, j0, D = e->D, rep = e->H / e->KV;
+    float scale = 1.0f / (float)sqrt((double)D);
+    if (!fti__bt_attn_fns(e, &sf, &vf, &nc)) {
+        for (h = 0; h < e->H; h++)
+            fti__attn_head(e, q + h * D, kc, vc, h / rep, n, scale, att + h * att_ld, y + h * D);
+        return;
+    }
+    for (j0 = 0; j0 < n; j0 += FTI__BT_BLOCK) {
+        size_t m = n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK;
+        for (h = 0; h < e->H; h++)
+            sf(q + h * D, kc + j0 * e->KVD + (h / rep) * D, e->KVD, m, scale,
+               att + h * att_ld + j0, nc);
+    }
+    for (h = 0; h < e->H; h++) fti_softmax_fwd(e->k, att + h * att_ld, att + h * att_ld, 1, n);
+    memset(y, 0, e->HD * sizeof(float));
+    for (j0 = 0; j0 < n; j0 += FTI__BT_BLOCK) {
+        size_t m = n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK;
+        for (h = 0; h < e->H; h++)
+            vf(att + h * att_ld + j0, vc + j0 * e->KVD + (h / rep) * D, e->KVD, m, y + h * D, nc);
+    }
 }
 
 typedef struct fti__bt_attn {
@@ -1119,61 +1511,155 @@ typedef struct fti__bt_attn {
     size_t layer;
 } fti__bt_attn;
 
-/* Attention of row b's query over session b's cache (positions 0..pos_b): item i = (b, h). */
+/* Item b: row b's attention over its session's cache (positions 0..pos_b). */
 static void fti__bt_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     const fti__bt_attn *c = (const fti__bt_attn *)vctx;
     fti_batch *d = c->d;
     const fti_engine *e = d->e;
-    size_t i, D = e->D, rep = e->H / e->KV;
-    float scale = 1.0f / (float)sqrt((double)D);
+    size_t b;
     (void)thread;
-    for (i = i0; i < i1; i++) {
-        size_t b = i / e->H, h = i % e->H, kvh = h / rep;
+    for (b = i0; b < i1; b++) {
         const fti_session *s = d->ss[b];
-        size_t n = s->pos + 1;
-        const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
-        const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
-        const float *qt = d->q + b * e->HD + h * D; /* (D) */
-        float *p = d->att + i * d->max_ctx;        /* (n) */
-        float *yt = d->att_out + b * e->HD + h * D;
-        fti__attn_head(e, qt, kc, vc, kvh, n, scale, p, yt);
+        fti__bt_attn_seq(e, d->q + b * e->HD, s->kcache + c->layer * s->n_ctx * e->KVD,
+                         s->vcache + c->layer * s->n_ctx * e->KVD, d->pos[b] + 1,
+                         d->att + b * e->H * d->max_ctx, d->max_ctx, d->att_out + b * e->HD);
     }
 }
 
-/* Y (B,N) = X (B,K) · Wᵀ: quantized weights through the multi-row kernel on d->qa, which holds
- * X quantized once (*have_q says it already does: matrices sharing an input share it). */
-static fti_result fti__bt_matmul(fti_batch *d, fti_pool *pool, const fti__eng_w *w,
-                                 const float *X, int *have_q, float *Y, size_t B, size_t N,
-                                 size_t K) {
+/* Y_i (B,N_i) = X (B,K) · W_iᵀ for n <= 3 matrices sharing the input X: one parallel loop over
+ * all their rows (part 02's fti_matmul_qa_multi, X quantized once into d->qa, the packed forms
+ * pk[i] where there are some) when every matrix is Q8_0/Q4_0, else one fti_matmul_w after
+ * another. */
+static int fti__bt_quant(const fti_batch *d, size_t n, const fti__eng_w *const *w, size_t K) {
+    size_t i;
+    if (!d->qa || K % FTI_QK || n > 3) return 0;
+    for (i = 0; i < n; i++)
+        if (w[i]->type != FTI_DTYPE_Q8_0 && w[i]->type != FTI_DTYPE_Q4_0) return 0;
+    return 1;
+}
+
+/* (rows: when quantized, row b of the first product goes to rows[b] instead of Y[0].) */
+static fti_result fti__bt_matmuls(fti_batch *d, fti_pool *pool, size_t n,
+                                  const fti__eng_w *const *w, const void *const *pk,
+                                  float *const *Y, const size_t *N, float *const *rows,
+                                  const float *X, size_t B, size_t K) {
     const fti_kernels *k = d->e->k;
-    if ((w->type == FTI_DTYPE_Q8_0 || w->type == FTI_DTYPE_Q4_0) && d->qa && K % FTI_QK == 0) {
-        if (!*have_q) {
-            fti_result rc = fti_qact_quantize(k, d->qa, X, K, B, K);
-            if (rc != FTI_OK) return rc;
-            *have_q = 1;
-        }
-        return fti_matmul_qa(k, pool, w->type, w->data, d->qa, Y, N, B, N, K);
+    fti_qmat m[3];
+    size_t i;
+    fti_result rc = FTI_OK;
+    if (!fti__bt_quant(d, n, w, K)) {
+        for (i = 0; i < n && rc == FTI_OK; i++)
+            rc = fti_matmul_w(k, pool, w[i]->type, w[i]->data, X, Y[i], B, N[i], K);
+        return rc;
     }
-    return fti_matmul_w(k, pool, w->type, w->data, X, Y, B, N, K);
+    rc = fti_qact_quantize(k, d->qa, X, K, B, K);
+    if (rc != FTI_OK) return rc;
+    memset(m, 0, sizeof m);
+    for (i = 0; i < n; i++) {
+        m[i].wtype = w[i]->type;
+        m[i].W = w[i]->data;
+        m[i].P = pk ? pk[i] : NULL;
+        m[i].N = N[i];
+        m[i].Y = Y[i];
+        m[i].ldy = N[i];
+    }
+    m[0].Yrows = rows;
+    return fti_matmul_qa_multi(k, pool, m, n, d->qa, B, K);
+}
+
+/* One forward over the B rows set in d: row b is token tok[b] of session d->ss[b] at position
+ * d->pos[b] (a session may hold several rows at consecutive positions: its prompt), and its
+ * logits go to d->lrows[b] (NULL: not needed). Every row's K and V go into its cache before any
+ * row's attention, so a prompt's rows see each other causally. */
+static fti_result fti__bt_forward(fti_batch *d, const int32_t *tok, size_t B, fti_pool *pool) {
+    const fti_engine *e = d->e;
+    const fti_kernels *k = e->k;
+    size_t b, l, i, C = e->C, n_out;
+    float eps = e->cfg.norm_eps;
+    fti_result rc = FTI_OK;
+    size_t embd_row = fti_dtype_row_bytes(e->embd.type, C);
+    fti__bt_attn ac;
+    for (b = 0; b < B; b++) /* x (B,C) = embedding rows */
+        fti_dequantize_row(k, e->embd.type, d->x + b * C,
+                           (const char *)e->embd.data + (size_t)tok[b] * embd_row, C);
+    for (l = 0; l < e->L && rc == FTI_OK; l++) {
+        const fti__eng_layer *ly = &e->layers[l];
+        const void *const *pk = d->packed ? d->packed + l * 7 : NULL;
+        const fti__eng_w *ws[3];
+        float *ys[3];
+        size_t ns[3];
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->attn_norm, B, C, eps);
+        /* the projections: one pass over each weight matrix for all B rows, q, k, v in one loop */
+        ws[0] = &ly->q, ws[1] = &ly->k, ws[2] = &ly->v;
+        ys[0] = d->q, ys[1] = d->kn, ys[2] = d->vn;
+        ns[0] = e->HD, ns[1] = e->KVD, ns[2] = e->KVD;
+        rc = fti__bt_matmuls(d, pool, 3, ws, pk, ys, ns, NULL, d->xb, B, C);
+        if (rc != FTI_OK) break;
+        for (b = 0; b < B; b++) { /* RoPE at each row's own position; K, V into its cache */
+            const fti_session *s = d->ss[b];
+            float *kc = s->kcache + (l * s->n_ctx + d->pos[b]) * e->KVD;
+            float *vc = s->vcache + (l * s->n_ctx + d->pos[b]) * e->KVD;
+            fti__sess_rope(s, d->q + b * e->HD, 1, e->H, d->pos[b]);
+            fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, d->pos[b]);
+            memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
+            memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
+        }
+        ac.d = d;
+        ac.layer = l;
+        fti_pool_for(pool, B, 1, fti__bt_attn_task, &ac);
+        ws[0] = &ly->o, ys[0] = d->xb, ns[0] = C;
+        rc = fti__bt_matmuls(d, pool, 1, ws, pk ? pk + 3 : NULL, ys, ns, NULL, d->att_out, B,
+                             e->HD);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->ffn_norm, B, C, eps);
+        ws[0] = &ly->gate, ws[1] = &ly->up;
+        ys[0] = d->hb, ys[1] = d->hb2;
+        ns[0] = e->F, ns[1] = e->F;
+        rc = fti__bt_matmuls(d, pool, 2, ws, pk ? pk + 4 : NULL, ys, ns, NULL, d->xb, B, C);
+        if (rc != FTI_OK) break;
+        fti_swiglu_fwd(k, d->hb, d->hb, d->hb2, B * e->F);
+        ws[0] = &ly->down, ys[0] = d->xb, ns[0] = C;
+        rc = fti__bt_matmuls(d, pool, 1, ws, pk ? pk + 6 : NULL, ys, ns, NULL, d->hb, B, e->F);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
+    }
+    if (rc != FTI_OK) return rc;
+    /* the logits of the rows that want them (moved to the front), straight into their places
+     * when the output matrix is quantized, else through d->logits */
+    n_out = 0;
+    for (b = 0; b < B; b++) {
+        if (!d->lrows[b]) continue;
+        if (n_out != b) memcpy(d->x + n_out * C, d->x + b * C, C * sizeof(float));
+        d->lrows[n_out++] = d->lrows[b];
+    }
+    if (n_out) {
+        const fti__eng_w *ws[1];
+        float *ys[1];
+        size_t ns[1];
+        int direct;
+        ws[0] = &e->out, ys[0] = d->logits, ns[0] = e->V;
+        direct = fti__bt_quant(d, 1, ws, C);
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, e->out_norm, n_out, C, eps);
+        rc = fti__bt_matmuls(d, pool, 1, ws, d->packed ? d->packed + e->L * 7 : NULL, ys, ns,
+                             direct ? d->lrows : NULL, d->xb, n_out, C);
+        if (rc == FTI_OK && !direct)
+            for (b = 0; b < n_out; b++)
+                memcpy(d->lrows[b], d->logits + b * e->V, e->V * sizeof(float));
+    }
+    return rc;
 }
 
 FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
                                          const int32_t *tokens, size_t B, fti_pool *pool,
                                          fti_error *err) {
     const fti_engine *e;
-    const fti_kernels *k;
-    size_t b, l, i, C;
-    float eps;
-    fti_result rc = FTI_OK;
-    size_t embd_row;
-    fti__bt_attn ac;
+    size_t b;
+    fti_result rc;
     if (!d || !ss || !tokens || B == 0 || B > d->max_batch)
         return fti_error_set(err, FTI_ERR_INVALID, "batch decode: %lu sequences (max %lu)",
                              (unsigned long)B, (unsigned long)(d ? d->max_batch : 0));
     e = d->e;
-    k = e->k;
-    C = e->C;
-    eps = e->cfg.norm_eps;
     for (b = 0; b < B; b++) {
         size_t j;
         if (!ss[b] || ss[b]->e != e || ss[b]->n_ctx > d->max_ctx)
@@ -1188,59 +1674,53 @@ FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
         if (ss[b]->pos >= ss[b]->n_ctx)
             return fti_error_set(err, FTI_ERR_LIMIT, "batch decode: sequence %lu: context full",
                                  (unsigned long)b);
+    }
+    for (b = 0; b < B; b++) {
         d->ss[b] = ss[b];
+        d->pos[b] = ss[b]->pos;
+        d->lrows[b] = ss[b]->logits;
     }
-    embd_row = fti_dtype_row_bytes(e->embd.type, C);
-    for (b = 0; b < B; b++) /* x (B,C) = embedding rows */
-        fti_dequantize_row(k, e->embd.type, d->x + b * C,
-                           (const char *)e->embd.data + (size_t)tokens[b] * embd_row, C);
-    for (l = 0; l < e->L && rc == FTI_OK; l++) {
-        const fti__eng_layer *ly = &e->layers[l];
-        int have_q = 0;
-        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->attn_norm, B, C, eps);
-        /* the projections: one pass over each weight matrix for all B rows */
-        rc = fti__bt_matmul(d, pool, &ly->q, d->xb, &have_q, d->q, B, e->HD, C);
-        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->k, d->xb, &have_q, d->kn, B, e->KVD, C);
-        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->v, d->xb, &have_q, d->vn, B, e->KVD, C);
-        if (rc != FTI_OK) break;
-        for (b = 0; b < B; b++) { /* RoPE at each sequence's own position; K, V into its cache */
-            fti_session *s = ss[b];
-            float *kc = s->kcache + (l * s->n_ctx + s->pos) * e->KVD;
-            float *vc = s->vcache + (l * s->n_ctx + s->pos) * e->KVD;
-            fti__sess_rope(s, d->q + b * e->HD, 1, e->H, s->pos);
-            fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, s->pos);
-            memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
-            memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
-        }
-        ac.d = d;
-        ac.layer = l;
-        fti_pool_for(pool, B * e->H, 1, fti__bt_attn_task, &ac);
-        have_q = 0;
-        rc = fti__bt_matmul(d, pool, &ly->o, d->att_out, &have_q, d->xb, B, C, e->HD);
-        if (rc != FTI_OK) break;
-        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
-        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->ffn_norm, B, C, eps);
-        have_q = 0;
-        rc = fti__bt_matmul(d, pool, &ly->gate, d->xb, &have_q, d->hb, B, e->F, C);
-        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->up, d->xb, &have_q, d->hb2, B, e->F, C);
-        if (rc != FTI_OK) break;
-        fti_swiglu_fwd(k, d->hb, d->hb, d->hb2, B * e->F);
-        have_q = 0;
-        rc = fti__bt_matmul(d, pool, &ly->down, d->hb, &have_q, d->xb, B, C, e->F);
-        if (rc != FTI_OK) break;
-        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
-    }
-    if (rc == FTI_OK) {
-        int have_q = 0;
-        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, e->out_norm, B, C, eps);
-        rc = fti__bt_matmul(d, pool, &e->out, d->xb, &have_q, d->logits, B, e->V, C);
-    }
+    rc = fti__bt_forward(d, tokens, B, pool);
     if (rc != FTI_OK)
         return fti_error_set(err, rc, "batch decode: forward failed: %s", fti_result_str(rc));
-    for (b = 0; b < B; b++) {
-        memcpy(ss[b]->logits, d->logits + b * e->V, e->V * sizeof(float));
-        ss[b]->pos++;
+    for (b = 0; b < B; b++) ss[b]->pos++;
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_batch_prefill(fti_batch *d, fti_session *s, const int32_t *tokens, size_t n,
+                                    float *logits_out, fti_pool *pool, fti_error *err) {
+    const fti_engine *e;
+    size_t i, b;
+    if (!d || !s || (!tokens && n))
+        return fti_error_set(err, FTI_ERR_INVALID, "batch prefill: NULL argument");
+    e = d->e;
+    if (s->e != e || s->n_ctx > d->max_ctx)
+        return fti_error_set(err, FTI_ERR_INVALID, "batch prefill: foreign session");
+    if (n > s->n_ctx - s->pos)
+        return fti_error_set(err, FTI_ERR_LIMIT,
+                             "batch prefill: %lu tokens do not fit: %lu of %lu context positions "
+                             "used", (unsigned long)n, (unsigned long)s->pos,
+                             (unsigned long)s->n_ctx);
+    for (i = 0; i < n; i++)
+        if (tokens[i] < 0 || (size_t)tokens[i] >= e->V)
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "batch prefill: token %ld at %lu not below vocab %lu",
+                                 (long)tokens[i], (unsigned long)i, (unsigned long)e->V);
+    for (i = 0; i < n; i += d->max_batch) {
+        size_t T = n - i < d->max_batch ? n - i : d->max_batch;
+        fti_result rc;
+        for (b = 0; b < T; b++) {
+            d->ss[b] = s;
+            d->pos[b] = s->pos + b;
+            d->lrows[b] = logits_out ? logits_out + (i + b) * e->V
+                          : i + b + 1 == n ? s->logits : NULL;
+        }
+        rc = fti__bt_forward(d, tokens + i, T, pool);
+        if (rc != FTI_OK)
+            return fti_error_set(err, rc, "batch prefill: forward failed: %s", fti_result_str(rc));
+        s->pos += T;
     }
+    if (logits_out && n) memcpy(s->logits, logits_out + (n - 1) * e->V, e->V * sizeof(float));
     return FTI_OK;
 }
 
@@ -1384,6 +1864,36 @@ static void fti__sampler_sort(int32_t *idx, size_t n, const float *logits) {
         }
 }
 
+/* The dense case of fti_sampler_sample (temperature > 0, no top-k below V, no min-p, no top-p
+ * below 1, every logit finite: each token is a candidate, in id order) with the general path's
+ * arithmetic, so the same token comes out, but without the candidate index array: the max in
+ * SIMD lanes (exact in any order), the temperature step in SIMD (the same two roundings), the
+ * draw straight over probs. Batched serving
+ * samples every sequence every step, where the index array's serial loops over the vocabulary
+ * cost more than the softmax. Returns -2 when the case does not apply (nothing consumed). */
+static int32_t fti__sampler_dense(fti_sampler *s, const float *logits) {
+    const fti_sampler_opts *o = &s->o;
+    size_t V = s->V, i;
+    float mx, inv_t;
+    double r, acc;
+    int bad = 0;
+    if ((o->top_k > 0 && (size_t)o->top_k < V) || o->min_p > 0.0f ||
+        (o->top_p > 0.0f && o->top_p < 1.0f) || V < 8)
+        return -2;
+    mx = fti__bt_max_finite(s->k, logits, V, &bad);
+    if (bad) return -2;
+    inv_t = 1.0f / o->temperature;
+    fti__bt_shift_scale(s->k, s->probs, logits, mx, inv_t, V);
+    fti_softmax_fwd(s->k, s->probs, s->probs, 1, V);
+    r = fti_rng_double(&s->rng) * 1.0; /* the probabilities sum to 1 */
+    acc = 0.0;
+    for (i = 0; i < V; i++) {
+        acc += s->probs[i];
+        if (r < acc) return (int32_t)i;
+    }
+    return (int32_t)(V - 1);
+}
+
 FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     const fti_sampler_opts *o;
     size_t V, i, n, k;
@@ -1398,6 +1908,10 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
         for (i = 0; i < V; i++)
             if (logits[i] == logits[i] && (best == V || logits[i] > logits[best])) best = i;
         return best == V ? -1 : (int32_t)best;
+    }
+    {
+        int32_t t = fti__sampler_dense(s, logits);
+        if (t != -2) return t;
     }
     /* candidates: finite logits */
     n = 0;

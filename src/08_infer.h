@@ -209,6 +209,15 @@ FTIDEF void fti_batch_free(fti_batch *b);
 FTIDEF fti_result fti_session_eval_batch(fti_batch *bt, fti_session *const *sessions,
                                          const int32_t *tokens, size_t n, fti_pool *pool,
                                          fti_error *err);
+/* Runs n tokens of session s at positions pos..pos+n-1 (a prompt) through bt's forward, up to
+ * max_batch rows at a time, the rows attending causally: what fti_session_eval(s, tokens, n,
+ * logits_out) does, to float rounding, with bt's packed weights (a server's prefill then costs
+ * what a batched step of as many rows costs). logits_out (n, V) or NULL; the last token's
+ * logits are at fti_session_logits either way. Errors as fti_session_eval's; FTI_ERR_INVALID
+ * for a session of another engine or with n_ctx > max_ctx. Thread safety: as
+ * fti_session_eval_batch. */
+FTIDEF fti_result fti_batch_prefill(fti_batch *bt, fti_session *s, const int32_t *tokens, size_t n,
+                                    float *logits_out, fti_pool *pool, fti_error *err);
 
 /* --- sampling ----------------------------------------------------------------------------------- */
 

@@ -1,0 +1,357 @@
+/* test_batch.c: the batched decoding step's own pieces (the server part's work in parts 02 and
+ * 08), on every table this CPU can run and on odd sizes:
+ *   - fti_matmul_qa_multi: several matrices sharing one input in one loop give the same bits as
+ *     one fti_matmul_qa each, read from the stored rows or from fti_qpack's packed form, for
+ *     pools of 1, 2 and 3 threads; against dequantize-then-f32 in double to the activation
+ *     rounding; K past the on-stack panel chunk (64 blocks); padding columns of Y untouched;
+ *     bad arguments rejected;
+ *   - the batched attention (fti__bt_attn_seq) against fti__attn_head, head by head, for head
+ *     sizes with and without a SIMD form and position counts around the 16-position blocks.
+ */
+#include "test.h"
+
+static float *bt_rand(fti_rng *r, size_t n) {
+    float *p = (float *)malloc((n ? n : 1) * sizeof(float));
+    size_t i;
+    for (i = 0; i < n; i++) p[i] = fti_rng_float(r) * 2.0f - 1.0f;
+    return p;
+}
+
+static int bt_tables(const fti_kernels **out) {
+    int n = 0, i;
+    for (i = FTI_ISA_SCALAR; i <= FTI_ISA_NEON; i++) {
+        const fti_kernels *k = fti_kernels_get((fti_isa)i);
+        if (k) out[n++] = k;
+    }
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    {
+        const fti_kernels *plain = fti__kernels_avx512(fti_cpu_features() & ~FTI_CPU_AVX512VNNI);
+        if (plain && plain != out[n - 1]) out[n++] = plain;
+    }
+#endif
+    return n;
+}
+
+FTI_TEST(batch_qmat_multi_packed) {
+    static const size_t shapes[][2] = {{1, 32}, {3, 96}, {5, 288}, {16, 64}, {17, 2080}};
+    static const size_t Ns[3] = {37, 16, 5};
+    static const fti_dtype types[2] = {FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0};
+    const fti_kernels *tabs[8];
+    fti_pool *pools[2];
+    int nt = bt_tables(tabs), ti, ty;
+    size_t si;
+    fti_rng r;
+    fti_rng_seed(&r, 17, 3);
+    pools[0] = fti_pool_create(2);
+    pools[1] = fti_pool_create(3);
+    REQUIRE(pools[0] && pools[1]);
+    for (ty = 0; ty < 2; ty++)
+        for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            fti_dtype t = types[ty];
+            size_t M = shapes[si][0], K = shapes[si][1], rb = fti_dtype_row_bytes(t, K);
+            size_t i, j, p, mi, qb = fti_qact_bytes(M, K), ldy[3];
+            float *X = bt_rand(&r, M * K), *Wf[3], *Wd[3], *Y1[3], *Y2[3];
+            char *W[3];
+            void *P[3], *qa = malloc(qb);
+            REQUIRE(qa != NULL);
+            for (mi = 0; mi < 3; mi++) {
+                size_t N = Ns[mi];
+                ldy[mi] = N + mi; /* matrix 1 and 2 write into wider rows */
+                Wf[mi] = bt_rand(&r, N * K);
+                Wd[mi] = (float *)malloc(N * K * sizeof(float));
+                W[mi] = (char *)malloc(N * rb);
+                Y1[mi] = (float *)malloc(M * ldy[mi] * sizeof(float));
+                Y2[mi] = (float *)malloc(M * ldy[mi] * sizeof(float));
+                P[mi] = NULL;
+                REQUIRE(Wd[mi] && W[mi] && Y1[mi] && Y2[mi]);
+                for (i = 0; i < N; i++) {
+                    REQUIRE(fti_quantize_row(NULL, t, W[mi] + i * rb, Wf[mi] + i * K, K) == FTI_OK);
+                    REQUIRE(fti_dequantize_row(NULL, t, Wd[mi] + i * K, W[mi] + i * rb, K) == FTI_OK);
+                }
+            }
+            for (ti = 0; ti < nt; ti++) {
+                const fti_kernels *k = tabs[ti];
+                fti_qmat a[3];
+                int pass, bad = 0, same = 1;
+                REQUIRE(fti_qact_quantize(k, qa, X, K, M, K) == FTI_OK);
+                for (mi = 0; mi < 3; mi++) { /* the reference: one product each, one thread */
+                    size_t pb = fti_qpack_bytes(k, t, Ns[mi], K);
+                    for (i = 0; i < M * ldy[mi]; i++) Y1[mi][i] = 7.0f;
+                    REQUIRE(fti_matmul_qa(k, NULL, t, W[mi], qa, Y1[mi], ldy[mi], M, Ns[mi], K) == FTI_OK);
+                    fti_aligned_free(P[mi]);
+                    P[mi] = NULL;
+                    if (pb) {
+                        P[mi] = fti_aligned_alloc(pb, 64);
+                        REQUIRE(P[mi] != NULL);
+                        CHECK(fti_qpack(k, t, W[mi], Ns[mi], K, P[mi], pb - 1) == FTI_ERR_INVALID);
+                        REQUIRE(fti_qpack(k, t, W[mi], Ns[mi], K, P[mi], pb) == FTI_OK);
+                    } else {
+                        CHECK(fti_qpack(k, t, W[mi], Ns[mi], K, &pb, sizeof pb) == FTI_ERR_INVALID);
+                    }
+                    for (i = 0; i < M; i++)
+                        for (j = 0; j < Ns[mi]; j++) {
+                            double ref = 0.0, mag = 0.0, y = Y1[mi][i * ldy[mi] + j];
+                            for (p = 0; p < K; p++) {
+                                double term = (double)Wd[mi][j * K + p] * X[i * K + p];
+                                ref += term;
+                                mag += fabs(term);
+                            }
+                            if (fabs(y - ref) > 1.2e-2 * mag + 1e-6) bad++;
+                        }
+                }
+                /* stored rows, packed forms, then both mixed; pools of 1, 2, 3 threads */
+                for (pass = 0; pass < 4; pass++) {
+                    memset(a, 0, sizeof a);
+                    for (mi = 0; mi < 3; mi++) {
+                        int packed = pass == 1 || (pass >= 2 && mi == 1);
+                        a[mi].wtype = t;
+                        a[mi].W = packed && P[mi] ? NULL : W[mi];
+                        a[mi].P = packed ? P[mi] : NULL;
+                        a[mi].N = Ns[mi];
+                        a[mi].Y = Y2[mi];
+                        a[mi].ldy = ldy[mi];
+                        for (i = 0; i < M * ldy[mi]; i++) Y2[mi][i] = 7.0f;
+                    }
+                    REQUIRE(fti_matmul_qa_multi(k, pass < 2 ? NULL : pools[pass - 2], a, 3, qa, M,
+                                                K) == FTI_OK);
+                    for (mi = 0; mi < 3; mi++)
+                        if (memcmp(Y1[mi], Y2[mi], M * ldy[mi] * sizeof(float)) != 0) same = 0;
+                }
+                for (mi = 0; mi < 3; mi++) /* padding columns untouched */
+                    for (i = 0; i < M; i++)
+                        for (j = Ns[mi]; j < ldy[mi]; j++)
+                            if (Y2[mi][i * ldy[mi] + j] != 7.0f) same = 0;
+                if (bad || !same)
+                    fprintf(stderr, "    %s %s M=%lu K=%lu: %d bad, same %d\n",
+                            fti_isa_name(fti_kernels_isa(k)), fti_dtype_name(t), (unsigned long)M,
+                            (unsigned long)K, bad, same);
+                CHECK(bad == 0);
+                CHECK(same);
+                { /* errors */
+                    a[0].W = NULL;
+                    a[0].P = NULL;
+                    CHECK(fti_matmul_qa_multi(k, NULL, a, 3, qa, M, K) == FTI_ERR_INVALID);
+                    a[0].W = W[0];
+                    a[0].ldy = Ns[0] - 1;
+                    CHECK(fti_matmul_qa_multi(k, NULL, a, 3, qa, M, K) == FTI_ERR_INVALID);
+                    a[0].ldy = ldy[0];
+                    a[0].wtype = FTI_DTYPE_F32;
+                    CHECK(fti_matmul_qa_multi(k, NULL, a, 3, qa, M, K) == FTI_ERR_INVALID);
+                    CHECK(fti_matmul_qa_multi(k, NULL, NULL, 1, qa, M, K) == FTI_ERR_INVALID);
+                    CHECK(fti_matmul_qa_multi(k, NULL, a, 0, qa, M, K) == FTI_OK);
+                }
+            }
+            for (mi = 0; mi < 3; mi++) {
+                free(Wf[mi]);
+                free(Wd[mi]);
+                free(W[mi]);
+                free(Y1[mi]);
+                free(Y2[mi]);
+                fti_aligned_free(P[mi]);
+            }
+            free(X);
+            free(qa);
+        }
+    CHECK(fti_qpack_bytes(NULL, FTI_DTYPE_F32, 16, 64) == 0);
+    CHECK(fti_qpack_bytes(NULL, FTI_DTYPE_Q8_0, 16, 48) == 0);
+    CHECK(fti_qpack_bytes(fti_kernels_get(FTI_ISA_SCALAR), FTI_DTYPE_Q8_0, 16, 64) == 0);
+    fti_pool_free(pools[0]);
+    fti_pool_free(pools[1]);
+}
+
+/* The batched attention of one sequence against fti__attn_head per head (GQA: 2 query heads per
+ * kv head), on every table: the same softmax weights (normalised) and outputs to float rounding.
+ * Tables and head sizes without a SIMD form take fti__attn_head itself. */
+FTI_TEST(batch_attention_matches_head) {
+    static const size_t Ds[] = {8, 16, 24, 48, 64, 80, 128, 144};
+    static const size_t ns[] = {1, 2, 15, 16, 17, 33, 70};
+    const fti_kernels *tabs[8];
+    int nt = bt_tables(tabs), ti;
+    size_t di, ni;
+    fti_rng r;
+    fti_rng_seed(&r, 23, 1);
+    for (ti = 0; ti < nt; ti++)
+        for (di = 0; di < sizeof Ds / sizeof Ds[0]; di++)
+            for (ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+                fti_engine e;
+                size_t n = ns[ni], h, j, ld = 80;
+                float *q, *kc, *vc, *att, *y, *p1, *y1;
+                float scale;
+                double max_err = 0;
+                memset(&e, 0, sizeof e);
+                e.k = tabs[ti];
+                e.D = Ds[di];
+                e.H = 4;
+                e.KV = 2;
+                e.HD = e.H * e.D;
+                e.KVD = e.KV * e.D;
+                scale = 1.0f / (float)sqrt((double)e.D);
+                q = bt_rand(&r, e.HD);
+                kc = bt_rand(&r, n * e.KVD);
+                vc = bt_rand(&r, n * e.KVD);
+                att = (float *)malloc(e.H * ld * sizeof(float));
+                y = (float *)malloc(e.HD * sizeof(float));
+                p1 = (float *)malloc(n * sizeof(float));
+                y1 = (float *)malloc(e.D * sizeof(float));
+                REQUIRE(att && y && p1 && y1);
+                for (j = 0; j < e.HD; j++) q[j] *= 3.0f; /* peaky weights */
+                fti__bt_attn_seq(&e, q, kc, vc, n, att, ld, y);
+                for (h = 0; h < e.H; h++) {
+                    double sum = 0, sum2 = 0;
+                    fti__attn_head(&e, q + h * e.D, kc, vc, h / 2, n, scale, p1, y1);
+                    for (j = 0; j < n; j++) { /* fti__attn_head leaves the weights unscaled */
+                        sum += p1[j];
+                        sum2 += att[h * ld + j];
+                    }
+                    for (j = 0; j < n; j++) {
+                        double d = fabs((double)p1[j] / sum - att[h * ld + j] / sum2);
+                        if (d > max_err) max_err = d;
+                    }
+                    for (j = 0; j < e.D; j++) {
+                        double d = fabs((double)y1[j] - y[h * e.D + j]) / (1.0 + fabs((double)y1[j]));
+                        if (d > max_err) max_err = d;
+                    }
+                }
+                if (max_err > 2e-6)
+                    fprintf(stderr, "    %s D=%lu n=%lu: max err %g\n",
+                            fti_isa_name(fti_kernels_isa(e.k)), (unsigned long)e.D,
+                            (unsigned long)n, max_err);
+                CHECK(max_err <= 2e-6);
+                free(q);
+                free(kc);
+                free(vc);
+                free(att);
+                free(y);
+                free(p1);
+                free(y1);
+            }
+}
+
+/* A small model (vocab 96, head size 16, GQA) as a GGUF file of matrix type mt. */
+static const char *bt_model(uint32_t mt, const char *file) {
+    fti_model_config cfg;
+    fti_gguf_tokenizer_meta m;
+    fti_gguf_model_opts mo;
+    fti_error err;
+    static char *toks[96];
+    static char store[96][16];
+    int32_t special = 95;
+    float *params;
+    size_t i;
+    const char *path = fti_test_tmp(file);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vocab_size = 96;
+    cfg.dim = 64;
+    cfg.n_layers = 2;
+    cfg.n_heads = 4;
+    cfg.n_kv_heads = 2;
+    cfg.hidden_dim = 160;
+    cfg.context_len = 64;
+    if (fti_model_config_resolve(&cfg, &err) != FTI_OK) return NULL;
+    params = (float *)malloc(fti_model_n_params(&cfg) * sizeof(float));
+    if (!params) return NULL;
+    fti_model_init_params(&cfg, params, 7);
+    for (i = 0; i < fti_model_n_params(&cfg); i++) params[i] *= 4.0f;
+    for (i = 0; i < 96; i++) {
+        if (i == 95) snprintf(store[i], 16, "<|endoftext|>");
+        else snprintf(store[i], 16, "t%lu", (unsigned long)i);
+        toks[i] = store[i];
+    }
+    memset(&m, 0, sizeof m);
+    m.n_tokens = 96;
+    m.tokens = (const char *const *)toks;
+    m.special_ids = &special;
+    m.n_special = 1;
+    m.bos_id = 95;
+    m.eos_id = 95;
+    m.pad_id = -1;
+    memset(&mo, 0, sizeof mo);
+    mo.matrix_type = mt;
+    if (fti_gguf_write_llama(path, &cfg, params, &m, NULL, &mo, &err) != FTI_OK) path = NULL;
+    free(params);
+    return path;
+}
+
+/* fti_batch_prefill: a prompt through the batch's forward (chunks of max_batch rows, packed
+ * weights) gives the logits fti_session_eval gives (all rows, and the last at
+ * fti_session_logits), for quantized weights the same bits whatever the pool and the chunks
+ * (F32 rows go through GEMV or GEMM by their count), and the session then decodes in a batched
+ * step like one prefilled on its own; errors leave the session as it was. */
+FTI_TEST(batch_prefill_matches_session) {
+    static const uint32_t types[3] = {FTI_GGML_F32, FTI_GGML_Q8_0, FTI_GGML_Q4_0};
+    static const double tol[3] = {1e-4, 0.1, 0.1};
+    int ti;
+    for (ti = 0; ti < 3; ti++) {
+        const char *path = bt_model(types[ti], "bp.gguf");
+        fti_engine *e = NULL;
+        fti_session *ref = NULL, *a = NULL, *b = NULL, *pair[2];
+        fti_batch *bt = NULL;
+        fti_pool *pool = fti_pool_create(3);
+        fti_error err;
+        int32_t prompt[23], next[2];
+        float *la, *lr, *lb;
+        size_t n = 23, i, V = 96;
+        double max_err = 0;
+        REQUIRE(path != NULL && pool != NULL);
+        REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+        for (i = 0; i < n; i++) prompt[i] = (int32_t)((i * 37 + 5) % 95);
+        REQUIRE(fti_session_create(&ref, e, NULL, &err) == FTI_OK);
+        REQUIRE(fti_session_create(&a, e, NULL, &err) == FTI_OK);
+        REQUIRE(fti_session_create(&b, e, NULL, &err) == FTI_OK);
+        REQUIRE(fti_batch_create(e, 5, fti_session_n_ctx(a), &bt, &err) == FTI_OK);
+        la = (float *)malloc(n * V * sizeof(float));
+        lr = (float *)malloc(n * V * sizeof(float));
+        lb = (float *)malloc(V * sizeof(float));
+        REQUIRE(la && lr && lb);
+        CHECK_OK(fti_session_eval(ref, prompt, n, lr, &err));
+        CHECK_OK(fti_batch_prefill(bt, a, prompt, n, la, NULL, &err)); /* 5 chunks of <= 5 */
+        CHECK_EQ_INT(fti_session_pos(a), n);
+        for (i = 0; i < n * V; i++) {
+            double d = fabs((double)la[i] - lr[i]) / (1.0 + fabs((double)lr[i]));
+            if (d > max_err) max_err = d;
+        }
+        CHECK(memcmp(fti_session_logits(a), la + (n - 1) * V, V * sizeof(float)) == 0);
+        /* no logits_out: only the last row's logits, the same bits; on 3 threads */
+        CHECK_OK(fti_batch_prefill(bt, b, prompt, 9, NULL, pool, &err));
+        CHECK_OK(fti_batch_prefill(bt, b, prompt + 9, n - 9, NULL, pool, &err));
+        if (types[ti] != FTI_GGML_F32) /* F32 rows go through GEMV or GEMM by their count */
+            CHECK(memcmp(fti_session_logits(b), la + (n - 1) * V, V * sizeof(float)) == 0);
+        /* both then decode together as one step, like the reference alone */
+        next[0] = 3;
+        next[1] = 3;
+        pair[0] = a;
+        pair[1] = b;
+        CHECK_OK(fti_session_eval_batch(bt, pair, next, 2, pool, &err));
+        CHECK_OK(fti_session_eval(ref, next, 1, NULL, &err));
+        if (types[ti] != FTI_GGML_F32)
+            CHECK(memcmp(fti_session_logits(a), fti_session_logits(b), V * sizeof(float)) == 0);
+        for (i = 0; i < V; i++) {
+            double d = fabs((double)fti_session_logits(a)[i] - fti_session_logits(ref)[i]) /
+                       (1.0 + fabs((double)fti_session_logits(ref)[i]));
+            if (d > max_err) max_err = d;
+        }
+        if (getenv("FTI_TEST_VERBOSE") || max_err > tol[ti])
+            fprintf(stderr, "    %s: max rel err %g (tolerance %g)\n",
+                    fti_ggml_type_name(types[ti]), max_err, tol[ti]);
+        CHECK(max_err <= tol[ti]);
+        /* errors: nothing evaluated */
+        memcpy(lb, fti_session_logits(a), V * sizeof(float));
+        next[0] = 96;
+        CHECK(fti_batch_prefill(bt, a, next, 1, NULL, NULL, &err) == FTI_ERR_INVALID);
+        CHECK(fti_batch_prefill(bt, a, prompt, fti_session_n_ctx(a), NULL, NULL, &err) ==
+              FTI_ERR_LIMIT);
+        CHECK(fti_batch_prefill(NULL, a, prompt, 1, NULL, NULL, &err) == FTI_ERR_INVALID);
+        CHECK_EQ_INT(fti_session_pos(a), n + 1);
+        CHECK(memcmp(lb, fti_session_logits(a), V * sizeof(float)) == 0);
+        CHECK_OK(fti_batch_prefill(bt, a, prompt, 0, NULL, NULL, &err));
+        free(la);
+        free(lr);
+        free(lb);
+        fti_batch_free(bt);
+        fti_session_free(ref);
+        fti_session_free(a);
+        fti_session_free(b);
+        fti_engine_close(e);
+        fti_pool_free(pool);
+    }
+}
