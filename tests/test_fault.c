@@ -844,20 +844,32 @@ typedef struct fault_srv {
     fti_server *srv;
     fti_error err;
     fti_result rc;
-    volatile int done; /* set (atomically) when fti_server_run returned */
+    pthread_mutex_t mu;
+    int done; /* under mu: fti_server_run returned */
 } fault_srv;
 
 static void *fault_srv_thread(void *arg) {
     fault_srv *s = (fault_srv *)arg;
-    s->rc = fti_server_run(s->srv, &s->err);
-    __atomic_store_n(&s->done, 1, __ATOMIC_RELEASE);
+    fti_result rc = fti_server_run(s->srv, &s->err);
+    pthread_mutex_lock(&s->mu);
+    s->rc = rc;
+    s->done = 1;
+    pthread_mutex_unlock(&s->mu);
     return NULL;
 }
 
+static int fault_srv_done(fault_srv *s) {
+    int d;
+    pthread_mutex_lock(&s->mu);
+    d = s->done;
+    pthread_mutex_unlock(&s->mu);
+    return d;
+}
+
 /* Sends req to 127.0.0.1:port and reads the reply until the server closes the connection,
- * the server loop ends (*done) or 10 s pass. Returns the HTTP status, 0 when closed without a
+ * the server loop ends or 10 s pass. Returns the HTTP status, 0 when closed without a
  * response, -1 when it could not connect, -2 on the time limit. */
-static int fault_srv_exchange(int port, const char *req, fti_buf *resp, volatile int *done) {
+static int fault_srv_exchange(int port, const char *req, fti_buf *resp, fault_srv *srv) {
     struct sockaddr_in a;
     size_t off = 0, len = strlen(req);
     uint64_t end = fti_time_ns() / 1000000u + 10000;
@@ -884,7 +896,7 @@ static int fault_srv_exchange(int port, const char *req, fti_buf *resp, volatile
             st = -2;
             break;
         }
-        if (__atomic_load_n(done, __ATOMIC_ACQUIRE)) break;
+        if (fault_srv_done(srv)) break;
         p.fd = fd;
         p.events = POLLIN;
         p.revents = 0;
@@ -934,15 +946,18 @@ static fti_result fault_serve(void *user, fti_error *err) {
     if (r != FTI_OK) return fti_error_set(err, r, "echo generator: %s", fti_result_str(r));
     r = fti_server_create(&o, &g, &s.srv, err);
     if (r != FTI_OK) return r;
+    pthread_mutex_init(&s.mu, NULL);
     if (pthread_create(&th, NULL, fault_srv_thread, &s) != 0) {
+        pthread_mutex_destroy(&s.mu);
         fti_server_free(s.srv);
         return fti_error_set(err, FTI_ERR_IO, "pthread_create failed");
     }
     memset(&resp, 0, sizeof resp);
-    st = fault_srv_exchange(fti_server_port(s.srv), req, &resp, &s.done);
+    st = fault_srv_exchange(fti_server_port(s.srv), req, &resp, &s);
     fti_server_stop(s.srv);
     pthread_join(th, NULL);
     fti_server_free(s.srv);
+    pthread_mutex_destroy(&s.mu);
     if (s.rc != FTI_OK) {
         r = s.rc == FTI_ERR_NOMEM && s.err.msg[0]
                 ? fti_error_set(err, s.rc, "server loop: %s", s.err.msg)

@@ -25,16 +25,25 @@ fails=0
 log="$B/log.txt"
 : > "$log"
 
+# CPU seconds used by this shell's finished children (user + system), from the output of
+# `times` (run in this shell itself: a subshell starts from zero): on a loaded machine the wall
+# time says little, the CPU time is what the step costs
+cpu_read() {
+    awk 'NR == 2 { split($1, a, "m"); split($2, b, "m"); printf "%d", a[1] * 60 + a[2] + b[1] * 60 + b[2] }' "$1"
+}
 step() { # step NAME COMMAND...: runs COMMAND with its output in $log
     name=$1; shift
     t0=$(date +%s)
+    times > "$log.t0"
     if "$@" >>"$log" 2>&1; then r=ok; else r=FAILED; fails=$((fails + 1)); fi
+    times > "$log.t1"
+    c0=$(cpu_read "$log.t0") c1=$(cpu_read "$log.t1")
     if [ "$r" = FAILED ]; then
         # one printf, so that lanes running at the same time do not cut into it
-        printf 'check: %-34s %s (%ss)\n---- output of %s (last 40 lines) ----\n%s\n----\n' \
-            "$name" "$r" "$(( $(date +%s) - t0 ))" "$name" "$(tail -n 40 "$log")"
+        printf 'check: %-34s %s (%ss, cpu %ss)\n---- output of %s (last 40 lines) ----\n%s\n----\n' \
+            "$name" "$r" "$(( $(date +%s) - t0 ))" "$((c1 - c0))" "$name" "$(tail -n 40 "$log")"
     else
-        printf 'check: %-34s %s (%ss)\n' "$name" "$r" "$(( $(date +%s) - t0 ))"
+        printf 'check: %-34s %s (%ss, cpu %ss)\n' "$name" "$r" "$(( $(date +%s) - t0 ))" "$((c1 - c0))"
     fi
     : > "$log"
 }
@@ -263,6 +272,7 @@ if [ -x build/check/fuzz/fti-fuzz ]; then
     sed 's/^/check:   /' build/check/fuzz/summary.txt 2>/dev/null
 fi
 
-echo "check: $(( $(date +%s) - T_START )) s in all"
+times > "$log.t1"
+echo "check: $(( $(date +%s) - T_START )) s in all, cpu $(cpu_read "$log.t1") s"
 if [ $fails -ne 0 ]; then echo "check: $fails step(s) FAILED"; exit 1; fi
 echo "check: all steps passed"
