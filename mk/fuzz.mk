@@ -1,38 +1,46 @@
-# mk/fuzz.mk: libFuzzer targets (see tests/fuzz/README.md).
-#   make fuzz FUZZ_SECONDS=N   every target N seconds (default 30) + regression replay; fails on findings
+# mk/fuzz.mk: the libFuzzer targets (see tests/fuzz/README.md, docs/hardening.md).
+#   make fuzz FUZZ_SECONDS=N   every target N seconds (default 30), FUZZ_JOBS at once (2), after
+#                              replaying its regression inputs; fails on any finding
+#   make fuzz-ci               what CI runs: every target FUZZ_CI_SECONDS (10) s, 2 at once
 #   make fuzz-long             10 minutes per target
+#   make fuzz-build            the one ASan+UBSan libFuzzer program holding every target,
+#                              build/fuzz/fti-fuzz (FTI_FUZZ_TARGET=NAME picks one), with links
+#                              build/fuzz/fuzz-NAME to it
 #   make fuzz-execs            executions per target summed over every run (build/fuzz/executions.log)
-FUZZ_SECONDS ?= 30
-FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_CC      ?= clang
-# scratch files of the path-based targets (manifest, shard, card, checkpoint): tmpfs if there is one
-FUZZ_TMPDIR  ?= $(shell [ -d /dev/shm ] && echo /dev/shm || echo /tmp)
-FUZZ_FLAGS   ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_SECONDS    ?= 30
+FUZZ_CI_SECONDS ?= 10
+FUZZ_JOBS       ?= 2
+FUZZ_SRCS       := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TARGETS    := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
+FUZZ_CC         ?= clang
+FUZZ_FLAGS      ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_OUT        ?= $(B)/fuzz
 
-$(B)/fuzz/fuzz-%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c tests/fuzz/fuzz_tmp.h fti.h
-	@mkdir -p $(B)/fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -DFTI_FUZZ_TARGET=$* -Itests/fuzz -o $@ tests/fuzz/driver.c -lm -lpthread
+# the list of targets the one program holds (tests/fuzz/driver.c includes it)
+$(FUZZ_OUT)/fuzz_targets.h: $(FUZZ_SRCS) mk/fuzz.mk
+	@mkdir -p $(FUZZ_OUT)
+	@{ for f in $(FUZZ_SRCS); do echo "#include \"$$(basename $$f)\""; done; \
+	   echo "static const fti__fuzz_entry fti__fuzz_entries[] = {"; \
+	   for t in $(FUZZ_TARGETS); do echo "    {\"$$t\", fti_fuzz_$$t},"; done; \
+	   echo "    {NULL, NULL}};"; } > $@.tmp && mv $@.tmp $@
 
-.PHONY: fuzz fuzz-long fuzz-build fuzz-execs
-fuzz-build: $(patsubst %,$(B)/fuzz/fuzz-%,$(FUZZ_TARGETS))
+$(FUZZ_OUT)/fti-fuzz: tests/fuzz/driver.c tests/fuzz/fuzz_tmp.h $(FUZZ_SRCS) $(FUZZ_OUT)/fuzz_targets.h fti.h
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Itests/fuzz -I$(FUZZ_OUT) -o $@ tests/fuzz/driver.c -lm -lpthread
+	@for t in $(FUZZ_TARGETS); do ln -sf fti-fuzz $(FUZZ_OUT)/fuzz-$$t; done
+
+.PHONY: fuzz fuzz-ci fuzz-long fuzz-build fuzz-execs
+fuzz-build: $(FUZZ_OUT)/fti-fuzz
 
 fuzz: fuzz-build
-	@set -e; for t in $(FUZZ_TARGETS); do \
-	  mkdir -p $(B)/fuzz/$$t/corpus; \
-	  seeds=tests/fuzz/corpus/$$t; [ -d $$seeds ] || seeds=; \
-	  reg=tests/fuzz/regress/$$t; \
-	  if [ -d $$reg ] && ls $$reg/* >/dev/null 2>&1; then $(B)/fuzz/fuzz-$$t $$reg/* > $(B)/fuzz/$$t/replay.log 2>&1 \
-	    || { echo "fuzz $$t: regression input fails"; tail -20 $(B)/fuzz/$$t/replay.log; exit 1; }; fi; \
-	  TMPDIR=$(FUZZ_TMPDIR) $(B)/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
-	    -artifact_prefix=$(B)/fuzz/$$t/ -print_final_stats=1 $(B)/fuzz/$$t/corpus $$seeds \
-	    > $(B)/fuzz/$$t/fuzz.log 2>&1 || { echo "fuzz $$t: FINDING (see $(B)/fuzz/$$t/)"; tail -30 $(B)/fuzz/$$t/fuzz.log; exit 1; }; \
-	  n=$$(grep -m1 stat::number_of_executed_units $(B)/fuzz/$$t/fuzz.log | awk '{print $$2}'); \
-	  echo "fuzz $$t: $$n executions, no findings"; \
-	  echo "$$(date -u +%FT%TZ) $$t $$n $(FUZZ_SECONDS)s" >> $(B)/fuzz/executions.log; \
-	done
+	FUZZ_BIN=$(FUZZ_OUT)/fti-fuzz FUZZ_DIR=$(FUZZ_OUT) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) \
+	    sh tools/fuzz.sh $(FUZZ_ONLY)
+
+fuzz-ci: fuzz-build
+	@FUZZ_BIN=$(FUZZ_OUT)/fti-fuzz FUZZ_DIR=$(FUZZ_OUT) FUZZ_SECONDS=$(FUZZ_CI_SECONDS) FUZZ_JOBS=2 \
+	    sh tools/fuzz.sh
 
 fuzz-long:
 	$(MAKE) fuzz FUZZ_SECONDS=600
 
 fuzz-execs:
-	@awk '{n[$$2] += $$3} END {for (t in n) printf "%-18s %12d\n", t, n[t]}' $(B)/fuzz/executions.log | sort
+	@awk '{n[$$2] += $$3} END {for (t in n) printf "%-18s %12d\n", t, n[t]}' $(FUZZ_OUT)/executions.log | sort

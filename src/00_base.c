@@ -399,7 +399,12 @@ enum {
     FTI__IO_RENAME = 16,
     FTI__IO_CLOSE = 32,
     FTI__IO_MKDIR = 64,
-    FTI__IO_ALL = 127
+    FTI__IO_ALL = 127,
+    /* with OPEN/READ/WRITE: a call on a scratch file (an unnamed temp file, such as the streaming
+     * ingest's index text and postings). Counted only when the mask has this bit too, so that the
+     * crash-step loops over a commit's files (FTI__IO_ALL) do not see them and the I/O fault
+     * loops (FTI__IO_ALL | FTI__IO_SCRATCH) do. */
+    FTI__IO_SCRATCH = 128
 };
 
 #ifdef FTI_TESTING
@@ -433,12 +438,12 @@ FTI__UNUSED static void fti__io_crash_set(int ops, long at) {
 /* 0: proceed; 1: fail with errno set; 2: short transfer. */
 static int fti__io_check(int op) {
     fti__io_fault_state *f = &fti__io_fault;
-    if (!(f->ops & op)) return 0;
+    if ((f->ops & op) != op) return 0;
     f->count++;
     if (f->count == f->at || (f->persistent && f->count > f->at)) {
         f->fired++;
         if (f->crash) _exit(77);
-        if (f->short_io && (op == FTI__IO_WRITE || op == FTI__IO_READ)) return 2;
+        if (f->short_io && (op & (FTI__IO_WRITE | FTI__IO_READ))) return 2;
         errno = f->err ? f->err : EIO;
         return 1;
     }
@@ -472,6 +477,29 @@ static long fti__sys_read(int fd, void *p, size_t n) {
 static long fti__sys_write(int fd, const void *p, size_t n) {
     FTI__IO_CHECK(FTI__IO_WRITE, -1);
     return (long)write(fd, p, n);
+}
+
+/* Positioned reads; op is FTI__IO_READ, or FTI__IO_READ | FTI__IO_SCRATCH on a scratch file. */
+FTI__UNUSED static long fti__sys_pread(int fd, void *p, size_t n, uint64_t off, int op) {
+    (void)op;
+    FTI__IO_CHECK(op, -1);
+    return (long)pread(fd, p, n, (off_t)off);
+}
+
+/* A scratch file (read-write, emptied), and writes at its end. */
+FTI__UNUSED static int fti__sys_open_scratch(const char *path) {
+    FTI__IO_CHECK_NOSIZE(FTI__IO_OPEN | FTI__IO_SCRATCH, -1);
+    return open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+}
+
+FTI__UNUSED static long fti__sys_write_scratch(int fd, const void *p, size_t n) {
+    FTI__IO_CHECK(FTI__IO_WRITE | FTI__IO_SCRATCH, -1);
+    return (long)write(fd, p, n);
+}
+
+FTI__UNUSED static long fti__sys_pwrite(int fd, const void *p, size_t n, uint64_t off) {
+    FTI__IO_CHECK(FTI__IO_WRITE, -1);
+    return (long)pwrite(fd, p, n, (off_t)off);
 }
 
 static int fti__sys_fsync(int fd) {

@@ -440,11 +440,11 @@ static void fti__st_bm25b_free(fti__st_bm25b *b) {
     b->post_fd = -1;
 }
 
-/* Writes all n bytes at the end of the spill file. */
+/* Writes all n bytes at the end of a scratch file (the spill or postings file). */
 static int fti__st_fd_write(int fd, const void *p, size_t n) {
     const char *c = (const char *)p;
     while (n) {
-        ssize_t w = write(fd, c, n);
+        long w = fti__sys_write_scratch(fd, c, n);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) return 0;
         c += w;
@@ -453,11 +453,11 @@ static int fti__st_fd_write(int fd, const void *p, size_t n) {
     return 1;
 }
 
-/* Reads exactly n bytes at off. */
-static int fti__st_fd_pread(int fd, void *p, size_t n, uint64_t off) {
+/* Reads exactly n bytes at off; op: FTI__IO_READ, with FTI__IO_SCRATCH on a scratch file. */
+static int fti__st_fd_pread_op(int fd, void *p, size_t n, uint64_t off, int op) {
     char *c = (char *)p;
     while (n) {
-        ssize_t g = pread(fd, c, n, (off_t)off);
+        long g = fti__sys_pread(fd, c, n, off, op);
         if (g < 0 && errno == EINTR) continue;
         if (g <= 0) return 0;
         c += g;
@@ -465,6 +465,10 @@ static int fti__st_fd_pread(int fd, void *p, size_t n, uint64_t off) {
         off += (uint64_t)g;
     }
     return 1;
+}
+
+static int fti__st_fd_pread(int fd, void *p, size_t n, uint64_t off) {
+    return fti__st_fd_pread_op(fd, p, n, off, FTI__IO_READ);
 }
 
 /* The number of term h (new terms get the next number); UINT32_MAX when out of memory. */
@@ -756,8 +760,9 @@ static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, v
                                     : n_tp;
                     const uint32_t *blkp = b->post[b->post_fd >= 0 ? 0 : bi];
                     if (b->post_fd >= 0 &&
-                        !fti__st_fd_pread(b->post_fd, b->post[0], (qe - q) * 8,
-                                          (uint64_t)bi * FTI__ST_POST_BLOCK * 8)) {
+                        !fti__st_fd_pread_op(b->post_fd, b->post[0], (qe - q) * 8,
+                                             (uint64_t)bi * FTI__ST_POST_BLOCK * 8,
+                                             FTI__IO_READ | FTI__IO_SCRATCH)) {
                         rc = FTI_ERR_IO;
                         break;
                     }
@@ -790,7 +795,7 @@ static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, v
         while (rc == FTI_OK && off < b->spill_len) {
             size_t n = b->spill_len - off < ((uint64_t)1 << 20) ? (size_t)(b->spill_len - off)
                                                                 : (size_t)1 << 20;
-            if (!fti__st_fd_pread(b->spill_fd, tmp, n, off))
+            if (!fti__st_fd_pread_op(b->spill_fd, tmp, n, off, FTI__IO_READ | FTI__IO_SCRATCH))
                 rc = FTI_ERR_IO;
             else
                 rc = emit(ctx, tmp, n);

@@ -444,9 +444,17 @@ static fti_result fti__st_objw_emit(void *ctx, const void *data, size_t n) {
 /* Overwrites n bytes at off (a header written last); the digest is then made by reading the
  * file back at commit. */
 static fti_result fti__st_objw_patch(fti__st_objw *w, uint64_t off, const void *data, size_t n) {
+    const unsigned char *c = (const unsigned char *)data;
     fti_result rc = fti__st_objw_flush(w);
     if (rc != FTI_OK) return rc;
-    if (pwrite(w->af.fd, data, n, (off_t)off) != (ssize_t)n) return FTI_ERR_IO;
+    while (n) { /* a short or interrupted write continues */
+        long k = fti__sys_pwrite(w->af.fd, c, n, off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return FTI_ERR_IO;
+        c += k;
+        n -= (size_t)k;
+        off += (uint64_t)k;
+    }
     w->patched = 1;
     return FTI_OK;
 }
@@ -473,7 +481,7 @@ static fti_result fti__st_objw_commit(fti__st_run *r, fti__st_objw *w, const cha
     }
     if (w->patched) {
         /* the header changed after the data: hash the file as it is */
-        int fd = open(w->af.tmp_path, O_RDONLY | O_CLOEXEC);
+        int fd = fti__sys_open(w->af.tmp_path, O_RDONLY, 0);
         uint64_t off = 0;
         fti__st_shs_init(&w->sh, r->proc.sha_fast);
         if (fd < 0) rc = FTI_ERR_IO;
@@ -889,7 +897,8 @@ static int fti__st_text_load(const fti__st_run *r, const fti__st_doc *d, char *d
     return d->text_len == 0 || fti__st_fd_pread(r->recs_fd, dst, d->text_len, d->text_off);
 }
 
-/* 1 when two documents' texts are the same bytes (read back in blocks). */
+/* 1 when two documents' texts are the same bytes (read back in blocks), 0 when not, -1 when they
+ * cannot be read back. */
 static int fti__st_text_eq(const fti__st_run *r, const fti__st_doc *a, const fti__st_doc *b) {
     char x[16384], y[16384];
     uint64_t off = 0;
@@ -897,8 +906,9 @@ static int fti__st_text_eq(const fti__st_run *r, const fti__st_doc *a, const fti
     while (off < a->text_len) {
         size_t n = a->text_len - off < sizeof x ? (size_t)(a->text_len - off) : sizeof x;
         if (!fti__st_fd_pread(r->recs_fd, x, n, a->text_off + off) ||
-            !fti__st_fd_pread(r->recs_fd, y, n, b->text_off + off) || memcmp(x, y, n) != 0)
-            return 0;
+            !fti__st_fd_pread(r->recs_fd, y, n, b->text_off + off))
+            return -1;
+        if (memcmp(x, y, n) != 0) return 0;
         off += n;
     }
     return 1;
@@ -1149,7 +1159,8 @@ static void fti__st_plan(fti__st_run *r, unsigned char out[32]) {
     fti_sha256_final(&sh, out);
 }
 
-/* Exact duplicates: open addressing on h_text (text compared on a hash match). */
+/* Exact duplicates: open addressing on h_text (text compared on a hash match). FTI_ERR_IO when a
+ * text cannot be read back. */
 static fti_result fti__st_exact_dups(const fti__st_run *r, fti__st_doc **docs, size_t n,
                                      size_t *n_dup) {
     size_t cap = 16, i;
@@ -1164,8 +1175,13 @@ static fti_result fti__st_exact_dups(const fti__st_run *r, fti__st_doc **docs, s
         size_t k = (size_t)d->h_text & (cap - 1);
         while (tab[k] != 0xFFFFFFFFu) {
             fti__st_doc *o = docs[tab[k]];
-            if (o->h_text == d->h_text && o->text_len == d->text_len && fti__st_text_eq(r, o, d))
-                break;
+            int eq = o->h_text == d->h_text && o->text_len == d->text_len ? fti__st_text_eq(r, o, d)
+                                                                         : 0;
+            if (eq < 0) {
+                fti_free(tab);
+                return FTI_ERR_IO;
+            }
+            if (eq) break;
             k = (k + 1) & (cap - 1);
         }
         if (tab[k] == 0xFFFFFFFFu) {
@@ -1183,13 +1199,16 @@ static fti_result fti__st_exact_dups(const fti__st_run *r, fti__st_doc **docs, s
 /* Loads the texts of docs[0..n) (a batch) into one buffer; each doc's text points into it until
  * fti__st_batch_unload. */
 static fti_result fti__st_batch_load(const fti__st_run *r, fti__st_doc **docs, size_t n,
-                                     fti_buf *buf) {
+                                     fti_buf *buf, fti_error *err) {
     size_t i, total = 0, pos = 0;
     for (i = 0; i < n; i++) total += docs[i]->text_len + 1;
     buf->len = 0;
-    if (!fti_buf_reserve(buf, total + 1)) return FTI_ERR_NOMEM;
+    if (!fti_buf_reserve(buf, total + 1))
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
     for (i = 0; i < n; i++) {
-        if (!fti__st_text_load(r, docs[i], buf->data + pos)) return FTI_ERR_IO;
+        if (!fti__st_text_load(r, docs[i], buf->data + pos))
+            return fti_error_set(err, FTI_ERR_IO, "%s: cannot read back: %s",
+                                 r->recs.af.tmp_path, strerror(errno));
         docs[i]->text = buf->data + pos;
         pos += docs[i]->text_len;
         buf->data[pos++] = 0;
@@ -1309,8 +1328,11 @@ static fti_result fti__st_lock(const char *home, int shared, int *fd, fti_error 
     fti_result rc = FTI_OK;
     *fd = -1;
     if (!lock_path) return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-    *fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (*fd < 0 || flock(*fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    *fd = fti__sys_open(lock_path, O_RDWR | O_CREAT, 0644);
+    if (*fd < 0) {
+        rc = fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", lock_path,
+                           strerror(errno));
+    } else if (flock(*fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
         if (*fd >= 0) close(*fd);
         *fd = -1;
         rc = fti_error_set(err, FTI_ERR_BUSY, "%s: another ingest holds the store lock", lock_path);
@@ -1603,7 +1625,7 @@ static fti_result fti__st_load_partials(fti__st_run *r, const char *const *paths
         void *ix = NULL;
         fti_reader rd;
         struct stat st;
-        int fd = open(paths[p], O_RDONLY | O_CLOEXEC);
+        int fd = fti__sys_open(paths[p], O_RDONLY, 0);
         r->part_fds[p] = fd;
         if (fd < 0 || fstat(fd, &st) != 0)
             return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: cannot open partial", paths[p]);
@@ -2100,7 +2122,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         rc = fti__st_objw_open(r, &r->recs, "records", err);
         if (rc != FTI_OK) goto done;
         fti__st_objw_write(&r->recs, h, 16);
-        r->recs_fd = open(r->recs.af.tmp_path, O_RDONLY | O_CLOEXEC);
+        r->recs_fd = fti__sys_open(r->recs.af.tmp_path, O_RDONLY, 0);
         if (r->recs_fd < 0) {
             rc = fti_error_set(err, FTI_ERR_IO, "%s: cannot read back", r->recs.af.tmp_path);
             goto done;
@@ -2136,7 +2158,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
     rc = fti__st_exact_dups(r, all, n_all, &n_exact);
     if (rc != FTI_OK) {
-        fti_error_set(err, rc, "ingest: out of memory");
+        if (rc == FTI_ERR_IO)
+            fti_error_set(err, rc, "%s: cannot read back: %s", r->recs.af.tmp_path, strerror(errno));
+        else
+            fti_error_set(err, rc, "ingest: out of memory");
         goto done;
     }
     if (r->o.dedup_threshold <= 1.0) {
@@ -2207,7 +2232,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     for (i = 0; i < n_kept && rc == FTI_OK;) {
         size_t e = fti__st_batch_end(kept, n_kept, i);
         fti__st_ser_job sj;
-        rc = fti__st_batch_load(r, kept + i, e - i, &batch);
+        rc = fti__st_batch_load(r, kept + i, e - i, &batch, err);
         if (rc == FTI_OK) {
             memset(&sj, 0, sizeof sj);
             sj.r = r;
@@ -2236,7 +2261,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             rc = fti__st_stok_train_begin(&tr, pool, r->o.vocab_size, err);
             for (i = 0; i < n_kept && rc == FTI_OK;) {
                 size_t e = fti__st_batch_end(kept, n_kept, i), q;
-                rc = fti__st_batch_load(r, kept + i, e - i, &batch);
+                rc = fti__st_batch_load(r, kept + i, e - i, &batch, err);
                 for (q = i; q < e && rc == FTI_OK; q++) {
                     if (kept[q]->split) continue;
                     if (kept[q]->title)
@@ -2279,11 +2304,11 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         uint32_t width = have_tok && stok.vocab_size > 65536 ? 4 : 2;
         if (tmp) {
             /* the chunks' text, until the index is written (an unnamed file) */
-            spill_fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            spill_fd = fti__sys_open_scratch(tmp);
             if (spill_fd >= 0) unlink(tmp);
         }
         if (tmp2) {
-            post_fd = open(tmp2, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            post_fd = fti__sys_open_scratch(tmp2);
             if (post_fd >= 0) unlink(tmp2);
         }
         if (!tmp || !tmp2) {
@@ -2324,7 +2349,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             uint32_t **ids = NULL, **body_ids = NULL;
             size_t *n_ids = NULL, *body_n = NULL;
             fti_buf *titles = NULL;
-            rc = fti__st_batch_load(r, kept + i, nb, &batch);
+            rc = fti__st_batch_load(r, kept + i, nb, &batch, err);
             if (rc == FTI_OK && have_tok) {
                 const char **texts = (const char **)fti_calloc(2 * nb + 1, sizeof *texts);
                 size_t *lens = (size_t *)fti_calloc(2 * nb + 1, sizeof *lens);

@@ -1314,6 +1314,11 @@ static void fti__job_finish_output(fti__job *j) {
         r = fti__job_result(j, j->text.data ? j->text.data : "", j->text.len);
         r.finish_reason = j->finish;
         fti_api_write_response(&j->out, j->req.kind, &r);
+        if (j->text.oom || j->out.oom) { /* out of memory: a 500, not a 200 with a cut answer */
+            fti_buf_free(&j->out);
+            j->status = 500;
+            fti_api_write_error(&j->out, "out of memory", "server_error", NULL, NULL);
+        }
     }
 }
 
@@ -1393,7 +1398,25 @@ static void *fti__sched_main(void *arg) {
     size_t n_batch = 0;
     if (!batch || !admit || !seqs || !toks || !dead) {
         pthread_mutex_lock(&s->mu);
-        s->sched_stop = 2; /* the I/O loop answers 503 from now on */
+        if (!s->sched_stop) s->sched_stop = 2; /* the I/O loop answers 503 from now on */
+        /* requests queued before that (or while the I/O loop had not seen it yet) are answered
+         * 503 here until the server stops: nobody else would serve them */
+        for (;;) {
+            fti__job *j;
+            while ((j = s->qhead) != NULL) {
+                s->qhead = j->qnext;
+                if (!s->qhead) s->qtail = NULL;
+                s->n_queued--;
+                j->status = 503;
+                fti_api_write_error(&j->out, "server busy: out of memory", "server_error", NULL,
+                                    NULL);
+                j->state = FTI__JOB_DONE;
+                fti__job_record(s, j);
+                fti__wake_io(s);
+            }
+            if (s->sched_stop == 1) break;
+            pthread_cond_wait(&s->cv, &s->mu);
+        }
         pthread_mutex_unlock(&s->mu);
         fti_free(batch);
         fti_free(admit);
@@ -1895,6 +1918,12 @@ static void fti__conn_collect(fti_server *s, fti__conn *c) {
     fti__job *j = c->job;
     if (!j) return;
     if (j->status == 200 && j->req.stream) {
+        /* out of memory lost part of the stream: end it unfinished (no last chunk) and close */
+        int lost = j->out.oom || j->text.oom;
+        if (lost) {
+            c->close_after = 1;
+            j->out.len = 0;
+        }
         if (!j->http_started) {
             j->http_started = 1;
             if (c->head->version_minor == 0) c->close_after = 1;
@@ -1910,7 +1939,8 @@ static void fti__conn_collect(fti_server *s, fti__conn *c) {
             if (c->head->version_minor) fti_buf_puts(&c->out, "\r\n");
             j->out.len = 0;
         }
-        if (j->state == FTI__JOB_DONE && c->head->version_minor) fti_buf_puts(&c->out, "0\r\n\r\n");
+        if (j->state == FTI__JOB_DONE && c->head->version_minor && !lost)
+            fti_buf_puts(&c->out, "0\r\n\r\n");
     } else if (j->state == FTI__JOB_DONE) {
         int status = j->status ? j->status : 500;
         if (status == 200 && j->finish && strcmp(j->finish, "error") == 0) status = 500;
@@ -2083,8 +2113,9 @@ static uint64_t fti__conn_deadline(fti_server *s, fti__conn *c) {
 /* After I/O: flush, close or linger. Returns 1 if the connection was closed. */
 static int fti__conn_after(fti_server *s, int idx, uint64_t now) {
     fti__conn *c = s->conns[idx];
-    if (c->out.len > c->out_off) fti__conn_flush(s, c);
-    if (c->out.len > c->out_off && c->out.len - c->out_off > s->o.max_output_bytes) {
+    if (c->out.len > c->out_off && !c->out.oom) fti__conn_flush(s, c);
+    if (c->out.oom || /* out of memory cut the output: close rather than send it cut */
+        (c->out.len > c->out_off && c->out.len - c->out_off > s->o.max_output_bytes)) {
         c->out.len = c->out_off = 0;
         c->peer_eof = 1;
         c->phase = FTI__C_CLOSING;

@@ -155,7 +155,9 @@ static long fault_alloc_loop(const char *what, fault_op_fn op, fault_check_fn ch
 }
 
 /* The I/O loop: mode 0 EIO once, 1 ENOSPC persistent, 2 EINTR once, 3 short transfer once,
- * 4 fsync failing (only fsync calls counted). Returns the number of counted calls. */
+ * 4 fsync failing (only fsync calls counted). Calls on scratch files (the streaming ingest's
+ * index temp files) count too. Returns the number of counted calls. */
+#define RW_SCRATCH (FTI__IO_READ | FTI__IO_WRITE | FTI__IO_SCRATCH)
 static long fault_io_loop(const char *what, fault_op_fn op, fault_check_fn check, void *ctx) {
     static const char *names[5] = {"EIO", "ENOSPC", "EINTR", "short", "fsync EIO"};
     long N, n_fsync, k, stride, runs = 0, failed = 0;
@@ -163,7 +165,7 @@ static long fault_io_loop(const char *what, fault_op_fn op, fault_check_fn check
     long live0 = fti_test_alloc_live;
     fti_error err;
     fti_result r;
-    fti__io_fault_set(FTI__IO_ALL, LONG_MAX, 0, 0, 0);
+    fti__io_fault_set(FTI__IO_ALL | FTI__IO_SCRATCH, LONG_MAX, 0, 0, 0);
     r = op(ctx, &err);
     N = fti__io_fault.count;
     fti__io_fault_set(FTI__IO_FSYNC, LONG_MAX, 0, 0, 0);
@@ -183,10 +185,10 @@ static long fault_io_loop(const char *what, fault_op_fn op, fault_check_fn check
             int fired;
             err.msg[0] = 0;
             switch (mode) {
-            case 0: fti__io_fault_set(FTI__IO_ALL, k, EIO, 0, 0); break;
-            case 1: fti__io_fault_set(FTI__IO_ALL, k, ENOSPC, 1, 0); break;
-            case 2: fti__io_fault_set(FTI__IO_READ | FTI__IO_WRITE, k, EINTR, 0, 0); break;
-            case 3: fti__io_fault_set(FTI__IO_READ | FTI__IO_WRITE, k, 0, 0, 1); break;
+            case 0: fti__io_fault_set(FTI__IO_ALL | FTI__IO_SCRATCH, k, EIO, 0, 0); break;
+            case 1: fti__io_fault_set(FTI__IO_ALL | FTI__IO_SCRATCH, k, ENOSPC, 1, 0); break;
+            case 2: fti__io_fault_set(RW_SCRATCH, k, EINTR, 0, 0); break;
+            case 3: fti__io_fault_set(RW_SCRATCH, k, 0, 0, 1); break;
             default: fti__io_fault_set(FTI__IO_FSYNC, k, EIO, 0, 0); break;
             }
             fault_armed = 1;
@@ -435,6 +437,23 @@ FTI_TEST(fault_io_commit) {
     REQUIRE(fti_store_ingest(c.home, paths, 1, &o, c.base_id, NULL, &err) == FTI_OK);
     fault_write_inputs(c.in, ++c.round);
     CHECK(fault_io_loop("commit a dataset version", fault_commit, fault_store_check, &c) > 10);
+    /* the loop reached the index's scratch files: 2 opens, and reads back */
+    {
+        long n_open, n_read;
+        fti__io_fault_set(FTI__IO_OPEN, LONG_MAX, 0, 0, 0);
+        CHECK_OK(fault_commit(&c, &err));
+        n_open = fti__io_fault.count;
+        fti__io_fault_set(FTI__IO_READ, LONG_MAX, 0, 0, 0);
+        CHECK_OK(fault_commit(&c, &err));
+        n_read = fti__io_fault.count;
+        fti__io_fault_set(FTI__IO_OPEN | FTI__IO_SCRATCH, LONG_MAX, 0, 0, 0);
+        CHECK_OK(fault_commit(&c, &err));
+        CHECK_EQ_INT(fti__io_fault.count - n_open, 2);
+        fti__io_fault_set(FTI__IO_READ | FTI__IO_SCRATCH, LONG_MAX, 0, 0, 0);
+        CHECK_OK(fault_commit(&c, &err));
+        CHECK(fti__io_fault.count > n_read);
+        fti__io_fault_set(0, 0, 0, 0, 0);
+    }
     fault_dir_done();
 }
 
@@ -809,5 +828,173 @@ static fti_result fault_request(void *user, fti_error *err) {
 FTI_TEST(fault_alloc_request) {
     CHECK(fault_alloc_loop("one chat request (parse, validate, respond)", fault_request, NULL,
                            NULL) > 1);
+}
+#endif
+
+/* --- one request through the real server: socket, event loop, scheduler, echo generator ----- */
+
+#if !defined(FTI_NO_SERVER) && !defined(FTI_NO_THREADS)
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+typedef struct fault_srv {
+    fti_server *srv;
+    fti_error err;
+    fti_result rc;
+    pthread_mutex_t mu;
+    int done; /* under mu: fti_server_run returned */
+} fault_srv;
+
+static void *fault_srv_thread(void *arg) {
+    fault_srv *s = (fault_srv *)arg;
+    fti_result rc = fti_server_run(s->srv, &s->err);
+    pthread_mutex_lock(&s->mu);
+    s->rc = rc;
+    s->done = 1;
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static int fault_srv_done(fault_srv *s) {
+    int d;
+    pthread_mutex_lock(&s->mu);
+    d = s->done;
+    pthread_mutex_unlock(&s->mu);
+    return d;
+}
+
+/* Sends req to 127.0.0.1:port and reads the reply until the server closes the connection,
+ * the server loop ends or 10 s pass. Returns the HTTP status, 0 when closed without a
+ * response, -1 when it could not connect, -2 on the time limit. */
+static int fault_srv_exchange(int port, const char *req, fti_buf *resp, fault_srv *srv) {
+    struct sockaddr_in a;
+    size_t off = 0, len = strlen(req);
+    uint64_t end = fti_time_ns() / 1000000u + 10000;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), st = 0;
+    if (fd < 0) return -1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((unsigned short)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    while (off < len) {
+        ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (w <= 0) break; /* reset: the server gave up on this connection */
+        off += (size_t)w;
+    }
+    for (;;) {
+        struct pollfd p;
+        char buf[4096];
+        ssize_t n;
+        if (fti_time_ns() / 1000000u > end) {
+            st = -2;
+            break;
+        }
+        if (fault_srv_done(srv)) break;
+        p.fd = fd;
+        p.events = POLLIN;
+        p.revents = 0;
+        if (poll(&p, 1, 20) <= 0) continue;
+        n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        fti_buf_append(resp, buf, (size_t)n);
+    }
+    close(fd);
+    if (st == 0 && resp->len >= 12 && memcmp(resp->data, "HTTP/1.1 ", 9) == 0)
+        st = atoi(resp->data + 9);
+    return st;
+}
+
+/* Creates a server with the echo generator, runs it on a thread, sends one chat completion
+ * (chunked body) and one streamed completion on a keep-alive connection, stops and frees it.
+ * FTI_OK when both answers are whole and right; FTI_ERR_NOMEM (with a message) when the server
+ * could not be made or its loop failed for want of memory, or answered 500/503 or closed the
+ * connection without an answer (what it may do when an allocation fails); anything else (a 400
+ * for a good request, a wrong body, a hang) fails the test. */
+static fti_result fault_serve(void *user, fti_error *err) {
+    static const char req[] =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+        "2a\r\n{\"model\":\"twin\",\"messages\":[{\"role\":\"user\"\r\n"
+        "3c\r\n,\"content\":\"Define a cynic\"}],\"max_tokens\":6,\"stream\":false}\r\n"
+        "0\r\n\r\n"
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "Connection: close\r\nContent-Length: 48\r\n\r\n"
+        "{\"prompt\":\"Bierce\",\"max_tokens\":4,\"stream\":true}";
+    fti_server_opts o;
+    fti_gen g;
+    fti_gen_echo_opts eo;
+    fault_srv s;
+    pthread_t th;
+    fti_buf resp;
+    fti_result r;
+    int st;
+    (void)user;
+    memset(&o, 0, sizeof o);
+    o.no_dashboard = 1;
+    o.max_conns = 4;
+    memset(&eo, 0, sizeof eo);
+    eo.n_ctx = 128;
+    memset(&s, 0, sizeof s);
+    r = fti_gen_echo_create(&eo, &g);
+    if (r != FTI_OK) return fti_error_set(err, r, "echo generator: %s", fti_result_str(r));
+    r = fti_server_create(&o, &g, &s.srv, err);
+    if (r != FTI_OK) return r;
+    pthread_mutex_init(&s.mu, NULL);
+    if (pthread_create(&th, NULL, fault_srv_thread, &s) != 0) {
+        pthread_mutex_destroy(&s.mu);
+        fti_server_free(s.srv);
+        return fti_error_set(err, FTI_ERR_IO, "pthread_create failed");
+    }
+    memset(&resp, 0, sizeof resp);
+    st = fault_srv_exchange(fti_server_port(s.srv), req, &resp, &s);
+    fti_server_stop(s.srv);
+    pthread_join(th, NULL);
+    fti_server_free(s.srv);
+    pthread_mutex_destroy(&s.mu);
+    if (s.rc != FTI_OK) {
+        r = s.rc == FTI_ERR_NOMEM && s.err.msg[0]
+                ? fti_error_set(err, s.rc, "server loop: %s", s.err.msg)
+                : fti_error_set(err, FTI_ERR_MISMATCH, "server loop: %s \"%s\"",
+                                fti_result_str(s.rc), s.err.msg);
+    } else if (st == 500 || st == 503 || st == 0) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "the server answered %d", st);
+    } else if (st != 200) {
+        r = fti_error_set(err, FTI_ERR_MISMATCH, "status %d: %.200s", st,
+                          resp.data ? resp.data : "");
+    } else {
+        /* 200: the chat answer, then the streamed one ending in [DONE] (a fault in the second
+         * request may cut it: then the connection closed early, which is allowed) */
+        const char *second = resp.data ? strstr(resp.data + 9, "HTTP/1.1 ") : NULL;
+        int st2 = second ? atoi(second + 9) : 0;
+        fti_buf_putc(&resp, 0);
+        if (!strstr(resp.data, "\"object\":\"chat.completion\"") ||
+            !strstr(resp.data, "\"finish_reason\""))
+            r = fti_error_set(err, FTI_ERR_MISMATCH, "a 200 without a whole chat answer: %.300s",
+                              resp.data);
+        else if (st2 != 200 && st2 != 500 && st2 != 503 && st2 != 0)
+            r = fti_error_set(err, FTI_ERR_MISMATCH, "second status %d", st2);
+        else if (st2 == 200 && !strstr(second, "data: [DONE]"))
+            r = fti_error_set(err, FTI_ERR_NOMEM, "the stream was cut");
+        else if (st2 != 200)
+            r = fti_error_set(err, FTI_ERR_NOMEM, "the second request was answered %d", st2);
+        else
+            r = FTI_OK;
+    }
+    fti_buf_free(&resp);
+    return r;
+}
+
+FTI_TEST(fault_alloc_serve_request) {
+    /* The allocations of several threads (the loop, the scheduler) count together, so the k-th
+     * one is not always the same call from run to run; each run must still end cleanly. */
+    CHECK(fault_alloc_loop("serve two requests over loopback (socket, loop, scheduler)",
+                           fault_serve, NULL, NULL) > 10);
 }
 #endif

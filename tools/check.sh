@@ -1,176 +1,278 @@
 #!/bin/sh
-# check.sh: the strict and portability matrix behind `make check` (STYLE T2, M3, M4).
+# check.sh: the strict and portability matrix behind `make check` (STYLE T2, M3, M4), plus the
+# hardening checks of issue 10 (docs/hardening.md) and a bounded run of every fuzz target.
 # Each step prints "check: <name> ok|FAILED (seconds)"; the script exits non-zero if any failed.
 # Steps whose tool is missing are reported as skipped (CI installs them all: see .ci/run).
-# Extra make targets named on the command line (parts' CHECK_TARGETS) run at the end.
+# Extra make targets named on the command line (parts' CHECK_TARGETS) run near the end.
+#
+# Time (CI's 15-minute budget): the programs and the test runner are built once, into build/
+# with -Werror, so that `make test` afterwards (and check-serve) reuse them; clang checks the same
+# sources for warnings with -fsyntax-only; the independent configurations then run in two lanes
+# (2 cores), with the I/O-bound kill -9 loop in a third. FUZZ_CI_SECONDS (default 10) per fuzz
+# target, 2 at once; CHECK_FUZZ=0 skips the fuzz step.
 set -u
 B=build/check
 mkdir -p "$B"
-STRICT="-std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror"
+WSTRICT="-Wall -Wextra -Wpedantic -Wshadow -Werror"
+STRICT="-std=c99 $WSTRICT"
 LIBS="-lm -lpthread"
 # Test-name filters that exercise threads (pool, kernels, server); parts add theirs here.
 TSAN_TESTS=${TSAN_TESTS:-"kernels_ server_ http_"}
 JOBS=$(nproc 2>/dev/null || echo 2)
+FUZZ_CI_SECONDS=${FUZZ_CI_SECONDS:-10}
+T_START=$(date +%s)
 fails=0
 log="$B/log.txt"
 : > "$log"
 
-step() { # step NAME COMMAND...
+# CPU seconds used by this shell's finished children (user + system), from the output of
+# `times` (run in this shell itself: a subshell starts from zero): on a loaded machine the wall
+# time says little, the CPU time is what the step costs
+cpu_read() {
+    awk 'NR == 2 { split($1, a, "m"); split($2, b, "m"); printf "%d", a[1] * 60 + a[2] + b[1] * 60 + b[2] }' "$1"
+}
+step() { # step NAME COMMAND...: runs COMMAND with its output in $log
     name=$1; shift
     t0=$(date +%s)
+    times > "$log.t0"
     if "$@" >>"$log" 2>&1; then r=ok; else r=FAILED; fails=$((fails + 1)); fi
-    printf 'check: %-34s %s (%ss)\n' "$name" "$r" "$(( $(date +%s) - t0 ))"
-    if [ "$r" = FAILED ]; then echo "---- output of $name (last 40 lines) ----"; tail -n 40 "$log"; echo "----"; fi
+    times > "$log.t1"
+    c0=$(cpu_read "$log.t0") c1=$(cpu_read "$log.t1")
+    if [ "$r" = FAILED ]; then
+        # one printf, so that lanes running at the same time do not cut into it
+        printf 'check: %-34s %s (%ss, cpu %ss)\n---- output of %s (last 40 lines) ----\n%s\n----\n' \
+            "$name" "$r" "$(( $(date +%s) - t0 ))" "$((c1 - c0))" "$name" "$(tail -n 40 "$log")"
+    else
+        printf 'check: %-34s %s (%ss, cpu %ss)\n' "$name" "$r" "$(( $(date +%s) - t0 ))" "$((c1 - c0))"
+    fi
     : > "$log"
 }
 have() { command -v "$1" >/dev/null 2>&1; }
 skip() { printf 'check: %-34s skipped (%s not installed)\n' "$1" "$2"; }
+
+# lane ID FUNCTION: runs FUNCTION in the background with its own log; lanes_join waits for all
+lane() {
+    id=$1; shift
+    (
+        log="$B/log-$id.txt"
+        : > "$log"
+        fails=0
+        "$@"
+        echo "$fails" > "$B/lane-$id.fails"
+    ) &
+}
+lanes_join() {
+    wait
+    for f in "$B"/lane-*.fails; do
+        [ -f "$f" ] || continue
+        fails=$((fails + $(cat "$f")))
+        rm -f "$f"
+    done
+}
 
 runner() { # runner CC OUT EXTRA_FLAGS...: build the test runner
     cc=$1; out=$2; shift 2
     $cc $STRICT "$@" -Ibuild -Itests -o "$out" tests/main.c $LIBS
 }
 
+# --- phase 1: what the later steps need ---------------------------------------------------
+
 # 1. fti.h is what src/ generates
 step "amalgamation up to date" make -s check-amalgamation
 
-# 2. each part compiles alone with only the parts before it (M4)
+# 2. each part compiles alone with only the parts before it (M4), 2 at once
+part_alone() { # part_alone INNER SRC
+    tu="$B/alone_$(basename "$2")"
+    echo "#define FTI_IMPLEMENTATION" > "$tu"
+    for p in src/[0-9][0-9]_*.c; do
+        case " $1 " in *" $p "*) continue ;; esac
+        echo "#include \"../../$p\"" >> "$tu"
+        [ "$p" = "$2" ] && break
+    done
+    gcc $STRICT -Wno-unused-function -fsyntax-only -Isrc "$tu"
+}
 parts_alone() {
     # parts that another part #includes for its standalone build (e.g. generated tables)
     inner=$(grep -ho '#include "[0-9][0-9]_[A-Za-z0-9_]*\.c"' src/*.c | sed 's/.*"\(.*\)"/src\/\1/')
+    rc=0 pids=""
     for c in src/[0-9][0-9]_*.c; do
         case " $inner " in *" $c "*) continue ;; esac
-        tu="$B/alone_$(basename "$c")"
-        echo "#define FTI_IMPLEMENTATION" > "$tu"
-        for p in src/[0-9][0-9]_*.c; do
-            case " $inner " in *" $p "*) continue ;; esac
-            echo "#include \"../../$p\"" >> "$tu"
-            [ "$p" = "$c" ] && break
-        done
-        gcc $STRICT -Wno-unused-function -fsyntax-only -Isrc "$tu" || return 1
+        part_alone "$inner" "$c" & pids="$pids $!"
+        set -- $pids
+        if [ $# -ge "$JOBS" ]; then wait "$1" || rc=1; pids=${pids#* $1}; fi
     done
+    for p in $pids; do wait "$p" || rc=1; done
+    return $rc
 }
 step "each part alone (gcc)" parts_alone
 
-# 3. strict builds of the runner, examples and tools with gcc and clang, -O2 (more warnings)
-for cc in gcc clang; do
-    if have $cc; then
-        step "$cc strict runner" runner $cc "$B/test-$cc" -O2
-        step "$cc strict programs" make -s -B -j"$JOBS" CC=$cc WARN="-Wall -Wextra -Wpedantic -Wshadow -Werror" B="$B/prog-$cc" all
-    else skip "$cc strict" $cc; fi
-done
+# 3. gcc -O2 -Werror: the test runner and every program, into build/ (what `make test` runs:
+#    it finds them up to date); clang: the same sources with -fsyntax-only (its warnings come
+#    from the front end)
+PROGS=$(ls examples/*.c tools/fti-*.c 2>/dev/null)
+gcc_all() {
+    for f in $PROGS; do n=$(basename "$f" .c); rm -f "build/fti-${n#fti-}"; done
+    rm -f build/fti-test
+    make -s -j"$JOBS" CC=gcc WARN="-Wall -Wextra -Wpedantic -Wshadow -Werror" build/fti-test all
+}
+step "gcc strict runner and programs" gcc_all
+clang_syntax() {
+    printf '%s\n' tests/main.c $PROGS | xargs -P "$JOBS" -I{} sh -c \
+        'case {} in tests/*) inc="-Ibuild -Itests" ;; *) inc="-I." ;; esac
+         clang '"$STRICT"' -fsyntax-only $inc {}'
+}
+if have clang; then step "clang strict runner and programs" clang_syntax
+else skip "clang strict" clang; fi
 
-# 4. C++, link tests, FTI_STATIC, the quick start
-if have g++; then
-    step "g++ -std=c++11 include" g++ -std=c++11 -Wall -Wextra -Werror -o "$B/cxx" tests/compile/cxx.cpp $LIBS
-    step "c++ program runs" "$B/cxx"
-else skip "g++" g++; fi
-step "two-TU link" gcc $STRICT -o "$B/link" tests/compile/link_a.c tests/compile/link_b.c $LIBS
-step "two-TU link runs" "$B/link"
-step "FTI_STATIC two copies" gcc $STRICT -o "$B/static" tests/compile/static_a.c tests/compile/static_b.c $LIBS
-step "FTI_STATIC runs" "$B/static"
-step "quick start compiles" gcc $STRICT -o "$B/quickstart" tests/compile/quickstart.c $LIBS
-step "quick start runs" "$B/quickstart" tests/compile/quickstart.c
-if [ -f tests/compile/readme_example.c ]; then
-    step "README example compiles" gcc $STRICT -O2 -o "$B/readme_example" tests/compile/readme_example.c $LIBS
+# --- phase 2: the configurations, in lanes ---------------------------------------------------
+
+lane_a() {
+    # C++, link tests, FTI_STATIC, the quick start
+    if have g++; then
+        step "g++ -std=c++11 include" g++ -std=c++11 -Wall -Wextra -Werror -o "$B/cxx" tests/compile/cxx.cpp $LIBS
+        step "c++ program runs" "$B/cxx"
+    else skip "g++" g++; fi
+    step "two-TU link" gcc $STRICT -o "$B/link" tests/compile/link_a.c tests/compile/link_b.c $LIBS
+    step "two-TU link runs" "$B/link"
+    step "FTI_STATIC two copies" gcc $STRICT -o "$B/static" tests/compile/static_a.c tests/compile/static_b.c $LIBS
+    step "FTI_STATIC runs" "$B/static"
+    step "quick start compiles" gcc $STRICT -o "$B/quickstart" tests/compile/quickstart.c $LIBS
+    step "quick start runs" "$B/quickstart" tests/compile/quickstart.c
+    if [ -f tests/compile/readme_example.c ]; then
+        step "README example compiles" gcc $STRICT -O2 -o "$B/readme_example" tests/compile/readme_example.c $LIBS
+    fi
+    # configurations that run the whole suite
+    step "FTI_NO_THREADS build" runner gcc "$B/test-nothreads" -O1 -DFTI_NO_THREADS
+    step "FTI_NO_THREADS tests" "$B/test-nothreads"
+    step "FTI_NO_SIMD+FTI_NO_MMAP build" runner gcc "$B/test-nosimd" -O1 -DFTI_NO_SIMD -DFTI_NO_MMAP
+    step "FTI_NO_SIMD+FTI_NO_MMAP tests" "$B/test-nosimd"
+    if have tcc; then
+        step "tcc build (FTI_NO_SIMD)" tcc -std=c99 -Wall -DFTI_NO_SIMD -Ibuild -Itests -o "$B/test-tcc" tests/main.c $LIBS
+        step "tcc tests" "$B/test-tcc"
+    else skip "tcc" tcc; fi
+    step "ASan+UBSan build" runner gcc "$B/test-asan" -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+    step "ASan+UBSan tests" env ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 "$B/test-asan"
+    if have clang; then
+        step "TSan build (clang)" runner clang "$B/test-tsan" -O1 -g -fsanitize=thread
+        step "TSan threaded tests" env TSAN_OPTIONS=halt_on_error=1 "$B/test-tsan" threads_ $TSAN_TESTS
+        # size arithmetic must not wrap: unsigned overflow and implicit truncation are errors,
+        # except in the hashes and generators listed in tools/uint_overflow.ignore (they wrap on
+        # purpose); the whole suite, kernels included
+        step "uint-overflow build (clang)" runner clang "$B/test-uint" -O1 -g \
+            -fsanitize=unsigned-integer-overflow,implicit-integer-truncation \
+            -fsanitize-ignorelist=tools/uint_overflow.ignore -fno-sanitize-recover=all
+        step "uint-overflow tests (all)" env UBSAN_OPTIONS=print_stacktrace=1 "$B/test-uint"
+    fi
+}
+
+fuzz_build_ok=0
+lane_b() {
+    # the one libFuzzer program (ASan+UBSan), run at the end
+    if [ "${CHECK_FUZZ:-1}" != 0 ] && have clang; then
+        step "fuzz build (libFuzzer+ASan+UBSan)" make -s fuzz-build FUZZ_OUT=build/check/fuzz
+    fi
+    # aarch64 (NEON) under qemu, and a static musl build
+    if have aarch64-linux-gnu-gcc && have qemu-aarch64; then
+        # the kernels part's target (make kernels-qemu reuses it)
+        rm -f build/fti-test-aarch64
+        step "aarch64 cross build" make -s WARN="-Wall -Wextra -Wpedantic -Wshadow -Werror" build/fti-test-aarch64
+        step "aarch64 tests under qemu" env FTI_TEST_TIMEOUT=1200 qemu-aarch64 build/fti-test-aarch64
+    else skip "aarch64" "aarch64-linux-gnu-gcc/qemu-aarch64"; fi
+    if have musl-gcc; then
+        step "musl static build" runner musl-gcc "$B/test-musl" -O2 -static
+        step "musl static tests" "$B/test-musl"
+        musl_one() {
+            n=$(basename "$1" .c)
+            musl-gcc $STRICT -O1 -static -I. -o "$B/musl-fti-$n" "$1" $LIBS && "$B/musl-fti-$n" --help > /dev/null
+        }
+        musl_examples() {
+            ok=0
+            for e in examples/*.c; do
+                [ -f "$e" ] || continue
+                musl_one "$e" || ok=1
+            done
+            return $ok
+        }
+        step "musl static examples --help" musl_examples
+    else skip "musl" musl-gcc; fi
+    if have cppcheck; then
+        # Three cppcheck 2.10 kinds are suppressed, each a false positive here: objectIndex (hashing
+        # one byte through &byte, 1), invalidFunctionArg on log(sum) where sum >= 1 (it holds exp(0)),
+        # and invalidPointerCast (row bytes of a weight matrix read as float, and int32 scratch placed
+        # after float scratch in one allocation: both aligned, neither aliases an object of another type).
+        step "cppcheck" cppcheck -q --std=c99 --enable=warning,portability --inline-suppr \
+            --suppress=objectIndex --suppress=invalidFunctionArg --suppress=invalidPointerCast \
+            -DFTI_IMPLEMENTATION -DFTI_TESTING --error-exitcode=1 fti.h
+    else skip "cppcheck" cppcheck; fi
+    # hardening (issue 10, docs/hardening.md): fault loops over every k, valgrind on the
+    # programs, the clang static analyzer
+    step "fault loops, every k" env FTI_FAULT_FULL=1 build/fti-test fault_
+    if have valgrind; then
+        # memcheck of the stage programs on a slice of the demo corpus: ingest, train a few
+        # steps of a very small model, generate
+        valgrind_programs() {
+            d="$B/valgrind"
+            rm -rf "$d" && mkdir -p "$d/in" || return 1
+            head -n 120 data/corpus/bierce/devils_dictionary.jsonl > "$d/in/a.jsonl" || return 1
+            vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite"
+            $vg build/fti-feature --home "$d/home" ingest "$d/in" --vocab 300 --threads 1 \
+                --quiet || return 1
+            $vg build/fti-train --home "$d/home" --dim 32 --layers 1 --heads 2 --kv-heads 1 \
+                --hidden 64 --context 32 --steps 2 --batch 2 --threads 1 --quiet || return 1
+            id=$(ls "$d/home/models" | grep -v aliases | head -n 1)
+            $vg build/fti-infer --home "$d/home" --alias "$id" --prompt "CYNIC, n." -n 8 \
+                --threads 1 || return 1
+        }
+        step "valgrind: feature, train, infer" valgrind_programs
+    else skip "valgrind" valgrind; fi
+    if have scan-build && have clang; then
+        # the clang static analyzer over the whole implementation; any finding fails (none today)
+        scan_tu() {
+            printf '#define FTI_IMPLEMENTATION\n#define FTI_TESTING\n#include "../../fti.h"\n' \
+                > "$B/scan_tu.c"
+            scan-build -o "$B/scan" --status-bugs clang -std=c99 -O1 -c -o "$B/scan_tu.o" "$B/scan_tu.c"
+        }
+        step "scan-build (clang analyzer)" scan_tu
+    else skip "scan-build" scan-build; fi
+}
+
+# the kill -9 loop waits on fsync and on its children: a lane of its own
+lane_c() {
+    step "kill -9 loop, 300 kills" env FTI_CRASH_KILLS=300 build/fti-test crash_store_kill9_loop
+}
+
+if [ -x build/fti-test ]; then
+    lane a lane_a
+    lane b lane_b
+    lane c lane_c
+    lanes_join
+else
+    echo "check: build/fti-test did not build: the configurations are not run"
 fi
 
-# 5. configurations that run the whole suite
-step "FTI_NO_THREADS build" runner gcc "$B/test-nothreads" -O1 -DFTI_NO_THREADS
-step "FTI_NO_THREADS tests" "$B/test-nothreads"
-step "FTI_NO_SIMD+FTI_NO_MMAP build" runner gcc "$B/test-nosimd" -O1 -DFTI_NO_SIMD -DFTI_NO_MMAP
-step "FTI_NO_SIMD+FTI_NO_MMAP tests" "$B/test-nosimd"
-if have tcc; then
-    step "tcc build (FTI_NO_SIMD)" tcc -std=c99 -Wall -DFTI_NO_SIMD -Ibuild -Itests -o "$B/test-tcc" tests/main.c $LIBS
-    step "tcc tests" "$B/test-tcc"
-else skip "tcc" tcc; fi
-step "ASan+UBSan build" runner gcc "$B/test-asan" -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-step "ASan+UBSan tests" env ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 "$B/test-asan"
-
-if have clang; then
-    step "TSan build (clang)" runner clang "$B/test-tsan" -O1 -g -fsanitize=thread
-    step "TSan threaded tests" env TSAN_OPTIONS=halt_on_error=1 "$B/test-tsan" threads_ $TSAN_TESTS
+# --- phase 3: parts' own checks (2 at once), then the fuzz targets ----------------------------
+extra() { # extra LANE: the targets dealt to this lane
+    i=0
+    for t in $EXTRA_TARGETS; do
+        if [ $((i % 2)) -eq "$1" ]; then step "make $t" make -s "$t"; fi
+        i=$((i + 1))
+    done
+}
+EXTRA_TARGETS="$*"
+if [ -n "$EXTRA_TARGETS" ]; then
+    lane e0 extra 0
+    lane e1 extra 1
+    lanes_join
 fi
-if have cppcheck; then
-    # Three cppcheck 2.10 kinds are suppressed, each a false positive here: objectIndex (hashing
-    # one byte through &byte, 1), invalidFunctionArg on log(sum) where sum >= 1 (it holds exp(0)),
-    # and invalidPointerCast (row bytes of a weight matrix read as float, and int32 scratch placed
-    # after float scratch in one allocation: both aligned, neither aliases an object of another type).
-    step "cppcheck" cppcheck -q --std=c99 --enable=warning,portability --inline-suppr \
-        --suppress=objectIndex --suppress=invalidFunctionArg --suppress=invalidPointerCast \
-        -DFTI_IMPLEMENTATION -DFTI_TESTING --error-exitcode=1 fti.h
-else skip "cppcheck" cppcheck; fi
 
-# 5b. hardening (issue 10, docs/hardening.md): fault loops over every k, the kill -9 loop, the
-# unsigned-overflow sanitizer, valgrind on the programs, the clang static analyzer
-if [ -x "$B/test-gcc" ]; then
-    step "fault loops, every k" env FTI_FAULT_FULL=1 "$B/test-gcc" fault_
-    step "kill -9 loop, 300 kills" env FTI_CRASH_KILLS=300 "$B/test-gcc" crash_store_kill9_loop
+if [ -x build/check/fuzz/fti-fuzz ]; then
+    # every target FUZZ_CI_SECONDS, 2 at once, after replaying its regression inputs
+    step "fuzz: every target ${FUZZ_CI_SECONDS}s" env FUZZ_BIN=build/check/fuzz/fti-fuzz \
+        FUZZ_DIR=build/check/fuzz FUZZ_SECONDS="$FUZZ_CI_SECONDS" FUZZ_JOBS=2 sh tools/fuzz.sh
+    sed 's/^/check:   /' build/check/fuzz/summary.txt 2>/dev/null
 fi
-if have clang; then
-    # size arithmetic must not wrap: unsigned overflow and implicit truncation are errors, except
-    # in the hashes and generators listed in tools/uint_overflow.ignore (they wrap on purpose)
-    step "uint-overflow build (clang)" runner clang "$B/test-uint" -O1 -g \
-        -fsanitize=unsigned-integer-overflow,implicit-integer-truncation \
-        -fsanitize-ignorelist=tools/uint_overflow.ignore -fno-sanitize-recover=all
-    step "uint-overflow tests" env UBSAN_OPTIONS=print_stacktrace=1 "$B/test-uint" \
-        base_ gguf_ store_ http_ fuzz_ fault_ tokenizer_ infer_ monitor_ crash_checkpoint
-fi
-if have valgrind && [ -x "$B/prog-gcc/fti-feature" ]; then
-    # memcheck of the stage programs on a slice of the demo corpus: ingest, train a few steps of
-    # a very small model, generate
-    valgrind_programs() {
-        d="$B/valgrind"
-        rm -rf "$d" && mkdir -p "$d/in" || return 1
-        head -n 120 data/corpus/bierce/devils_dictionary.jsonl > "$d/in/a.jsonl" || return 1
-        vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite"
-        $vg "$B/prog-gcc/fti-feature" --home "$d/home" ingest "$d/in" --vocab 300 --threads 1 \
-            --quiet || return 1
-        $vg "$B/prog-gcc/fti-train" --home "$d/home" --dim 32 --layers 1 --heads 2 --kv-heads 1 \
-            --hidden 64 --context 32 --steps 2 --batch 2 --threads 1 --quiet || return 1
-        id=$(ls "$d/home/models" | grep -v aliases | head -n 1)
-        $vg "$B/prog-gcc/fti-infer" --home "$d/home" --alias "$id" --prompt "CYNIC, n." -n 8 \
-            --threads 1 || return 1
-    }
-    step "valgrind: feature, train, infer" valgrind_programs
-else skip "valgrind" valgrind; fi
-if have scan-build && have clang; then
-    # the clang static analyzer over the whole implementation; any finding fails (none today)
-    scan_tu() {
-        printf '#define FTI_IMPLEMENTATION\n#define FTI_TESTING\n#include "../../fti.h"\n' \
-            > "$B/scan_tu.c"
-        scan-build -o "$B/scan" --status-bugs clang -std=c99 -O1 -c -o "$B/scan_tu.o" "$B/scan_tu.c"
-    }
-    step "scan-build (clang analyzer)" scan_tu
-else skip "scan-build" scan-build; fi
 
-# 6. aarch64 (NEON) under qemu, and a static musl build
-if have aarch64-linux-gnu-gcc && have qemu-aarch64; then
-    step "aarch64 cross build" runner aarch64-linux-gnu-gcc "$B/test-aarch64" -O2 -static
-    step "aarch64 tests under qemu" env FTI_TEST_TIMEOUT=1200 qemu-aarch64 "$B/test-aarch64"
-else skip "aarch64" "aarch64-linux-gnu-gcc/qemu-aarch64"; fi
-if have musl-gcc; then
-    step "musl static build" runner musl-gcc "$B/test-musl" -O2 -static
-    step "musl static tests" "$B/test-musl"
-    musl_one() {
-        n=$(basename "$1" .c)
-        musl-gcc $STRICT -O1 -static -I. -o "$B/musl-fti-$n" "$1" $LIBS && "$B/musl-fti-$n" --help > /dev/null
-    }
-    musl_examples() {
-        pids=""
-        for e in examples/*.c; do
-            [ -f "$e" ] || continue
-            musl_one "$e" & pids="$pids $!"
-        done
-        ok=0
-        for p in $pids; do wait "$p" || ok=1; done
-        return $ok
-    }
-    step "musl static examples --help" musl_examples
-else skip "musl" musl-gcc; fi
-
-# 7. parts' own checks
-for t in "$@"; do step "make $t" make -s "$t"; done
-
+times > "$log.t1"
+echo "check: $(( $(date +%s) - T_START )) s in all, cpu $(cpu_read "$log.t1") s"
 if [ $fails -ne 0 ]; then echo "check: $fails step(s) FAILED"; exit 1; fi
 echo "check: all steps passed"

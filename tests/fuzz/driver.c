@@ -1,9 +1,20 @@
-/* driver.c: wraps one fuzz target (FTI_FUZZ_TARGET=NAME) for libFuzzer, or with FTI_FUZZ_MAIN as
- * a program that reads one input from each file argument (or stdin), for AFL++ and replays. */
+/* driver.c: the fuzz targets as libFuzzer entry points.
+ *
+ * Built without FTI_FUZZ_TARGET, it is ONE program holding every target (tests/fuzz/fuzz_*.c,
+ * listed in the generated "fuzz_targets.h"); the target runs is picked at start-up from
+ *   - the environment variable FTI_FUZZ_TARGET=NAME (inherited by libFuzzer's -fork/-jobs
+ *     children), or
+ *   - the program's name, fuzz-NAME (make fuzz-build makes build/fuzz/fuzz-NAME links to it).
+ * `FTI_FUZZ_TARGET=list fti-fuzz` prints the names. One sanitizer build instead of one per target.
+ *
+ * Built with -DFTI_FUZZ_TARGET=NAME it wraps that one target only (for AFL++ and the like), and
+ * with -DFTI_FUZZ_MAIN it is a plain program that reads one input from each file argument (or
+ * stdin) and runs the target on it. */
 #define FTI_IMPLEMENTATION
 #include "../../fti.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define FTI_FUZZ_CHECK(cond)                                                       \
     do {                                                                           \
@@ -13,15 +24,63 @@
         }                                                                          \
     } while (0)
 
+typedef int (*fti_fuzz_fn)(const uint8_t *, size_t);
+
+#ifdef FTI_FUZZ_TARGET
 #define FTI__FUZZ_STR2(x) #x
 #define FTI__FUZZ_STR(x) FTI__FUZZ_STR2(x)
 #define FTI__FUZZ_CAT2(a, b) a##b
 #define FTI__FUZZ_CAT(a, b) FTI__FUZZ_CAT2(a, b)
 #include FTI__FUZZ_STR(FTI__FUZZ_CAT(fuzz_, FTI_FUZZ_TARGET).c)
+static fti_fuzz_fn fti__fuzz_selected = FTI__FUZZ_CAT(fti_fuzz_, FTI_FUZZ_TARGET);
+static int fti__fuzz_select(const char *argv0) {
+    (void)argv0;
+    return 0;
+}
+#else
+typedef struct fti__fuzz_entry {
+    const char *name;
+    fti_fuzz_fn fn;
+} fti__fuzz_entry;
+/* #includes every fuzz_NAME.c and defines fti__fuzz_entries[] = {{"NAME", fti_fuzz_NAME}, ...,
+ * {NULL, NULL}} (written by mk/fuzz.mk from the tests/fuzz/fuzz_*.c files) */
+#include "fuzz_targets.h"
+static fti_fuzz_fn fti__fuzz_selected = NULL;
+
+/* Picks the target from FTI_FUZZ_TARGET or from argv0 (".../fuzz-NAME"). 0 or -1. */
+static int fti__fuzz_select(const char *argv0) {
+    const char *name = getenv("FTI_FUZZ_TARGET"), *base;
+    const fti__fuzz_entry *e;
+    if (!name || !name[0]) {
+        base = argv0 ? strrchr(argv0, '/') : NULL;
+        base = base ? base + 1 : argv0;
+        if (base && strncmp(base, "fuzz-", 5) == 0) name = base + 5;
+    }
+    if (name)
+        for (e = fti__fuzz_entries; e->name; e++)
+            if (strcmp(e->name, name) == 0) {
+                fti__fuzz_selected = e->fn;
+                return 0;
+            }
+    if (!name || strcmp(name, "list") != 0)
+        fprintf(stderr, "fti-fuzz: %s%s%s; set FTI_FUZZ_TARGET to one of:\n",
+                name ? "no target named '" : "no target given", name ? name : "", name ? "'" : "");
+    for (e = fti__fuzz_entries; e->name; e++)
+        fprintf(name && !strcmp(name, "list") ? stdout : stderr, "%s\n", e->name);
+    return -1;
+}
+#endif
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    if (fti__fuzz_select(argv && *argv ? (*argv)[0] : NULL) != 0) exit(2);
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    return FTI__FUZZ_CAT(fti_fuzz_, FTI_FUZZ_TARGET)(data, size);
+    return fti__fuzz_selected(data, size);
 }
 
 #ifdef FTI_FUZZ_MAIN
@@ -45,6 +104,7 @@ static int run_file(FILE *f) {
 
 int main(int argc, char **argv) {
     int i;
+    LLVMFuzzerInitialize(&argc, &argv);
     if (argc < 2) return run_file(stdin);
     for (i = 1; i < argc; i++) {
         FILE *f = fopen(argv[i], "rb");
