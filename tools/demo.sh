@@ -4,7 +4,8 @@
 #                                       store's ingest, the training driver, the registry)
 #   I: generations with retrieval       fti-infer --alias production
 #   is it a twin?                       fti-eval (perplexity vs other authors, recall@5)
-# Environment: FTI_HOME (workspace, default ./twin), DEMO_MINUTES (training budget, default 3),
+# Environment: FTI_HOME (workspace, default ./twin), DEMO_MINUTES (budget of the update, ingest and
+# training, default 3; the generations, eval and serving that follow take a few seconds),
 # DEMO_PRESET (model preset, default small), CORPUS (input: a file or folder of writing,
 # default the JSONL export data/corpus/bierce/devils_dictionary.jsonl).
 set -eu
@@ -15,6 +16,7 @@ PRESET=${DEMO_PRESET:-small}
 CORPUS=${CORPUS:-data/corpus/bierce/devils_dictionary.jsonl}
 
 say() { printf '\n== %s\n' "$*"; }
+t0=$(date +%s)
 for p in fti-twin fti-infer fti-eval; do
     [ -x "$B/$p" ] || { echo "demo: $B/$p is missing (run make)"; exit 1; }
 done
@@ -22,7 +24,8 @@ done
 say "The twin of Ambrose Bierce, from his Devil's Dictionary ($CORPUS), in the workspace $HOME_DIR"
 echo "fti-twin update runs the whole loop: the feature pipeline (ingest, clean, validate,"
 echo "deduplicate, tokenizer, token shards, BM25 index, a content-addressed dataset version),"
-echo "training (preset $PRESET, about $MINUTES minute(s) on this machine), evaluation on the held-out"
+echo "training (preset $PRESET, as many steps as fit in $MINUTES minute(s) on this machine, measured"
+echo "first; bf16 matmuls where the CPU has them), evaluation on the held-out"
 echo "documents and promotion to 'production'. Run it again and it reuses what did not change."
 "$B/fti-twin" --home "$HOME_DIR" update "$CORPUS" --minutes "$MINUTES" --preset "$PRESET"
 
@@ -57,6 +60,8 @@ if [ -x "$B/fti-serve" ] && [ -x "$B/fti-loadgen" ] && [ -x "$B/fti-monitor" ]; 
     "$B/fti-monitor" --home "$HOME_DIR" report || echo "(fti-monitor exits 3 when a drift threshold is crossed:" \
         "16 copies of one prompt do not look like the author's writing)"
 fi
+
+say "Done in $(( $(date +%s) - t0 )) s (budget: $MINUTES min for the update, then the rest)"
 
 say "Next"
 cat <<TXT
