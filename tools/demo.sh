@@ -30,11 +30,16 @@ echo "documents and promotion to 'production'. Run it again and it reuses what d
 "$B/fti-twin" --home "$HOME_DIR" update "$CORPUS" --minutes "$MINUTES" --preset "$PRESET"
 
 say "I: the twin writes (retrieval from the author's own entries is on; chunks used go to stderr)"
-echo "Each prompt is a new dictionary entry: the headword as the title, the entry's opening as text."
-for w in POLITICS LAWYER FRIENDSHIP HAPPINESS; do
+echo "Each prompt opens a dictionary entry in the author's own form: the headword as the title,"
+echo "\"HEADWORD, n.\" as the opening, so the twin continues with a definition. POLITICS and LAWYER"
+echo "are in the dictionary (retrieval puts related entries in front of the prompt); NEWSPAPER and"
+echo "ELECTION are not: the twin defines words its author never did. Sampling: temperature 0.6, top-k 20, min-p 0.1,"
+echo "repetition penalty 1.15 (fewer invented words than the defaults on a model this small)."
+for w in POLITICS LAWYER NEWSPAPER ELECTION; do
     printf '\n> %s, n.' "$w"
     "$B/fti-infer" --home "$HOME_DIR" --alias production --title "$w" --prompt "$w, n." -n 60 \
-        --temp 0.7 --seed 7 2>"$HOME_DIR/.demo-infer.log" || cat "$HOME_DIR/.demo-infer.log"
+        --temp 0.6 --top-k 20 --min-p 0.1 --repeat-penalty 1.15 --seed 7 \
+        2>"$HOME_DIR/.demo-infer.log" || cat "$HOME_DIR/.demo-infer.log"
     echo
     sed -n 's/^fti-infer: retrieved chunk [0-9]* (doc \([0-9a-f]\{8\}\)[0-9a-f]*) score \([0-9.]*\): \(.*\)/   (retrieved: \3, score \2)/p' \
         "$HOME_DIR/.demo-infer.log" | head -3
