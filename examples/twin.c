@@ -1,6 +1,7 @@
 /* twin.c: keep the twin up to date without a person in the loop (build/fti-twin).
  *
  *   build/fti-twin [--home DIR] update PATH... [--minutes M] [--preset NAME] [--threads N]
+ *                  [--steps N] [--vocab N] [--bf16 | --no-bf16] [--retokenize] [--wait]
  *   build/fti-twin [--home DIR] status
  *
  * `update` runs F -> T -> evaluation -> promotion:
@@ -14,9 +15,12 @@
  *   4. promotes the candidate to `production` only if its validation loss is lower
  *      (champion/challenger), and appends the decision with both figures to
  *      HOME/registry/decisions.jsonl. A running fti-serve follows the alias by itself.
- * A lock (HOME/twin.lock) keeps two runs apart, so it is safe from cron; running it again on the
- * same inputs changes nothing. Everything runs in this process, through fti.h only (no other
- * program is started). Exit status: 0 done (promoted or not), 1 failure, 2 usage, 3 busy.
+ * A lock (HOME/twin.lock) keeps two runs apart, so it is safe from cron: a second update exits
+ * with status 3 and a message naming the running one, or waits for it with --wait (then it
+ * usually finds nothing changed). Running it again on the same inputs changes nothing.
+ * Without --steps the number of steps is calibrated so training fills the --minutes budget.
+ * Everything runs in this process, through fti.h only (no other program is started).
+ * Exit status: 0 done (promoted or not), 1 failure, 2 usage, 3 busy.
  */
 #define FTI_IMPLEMENTATION
 #include "fti.h"
@@ -29,10 +33,24 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The twin's tokenizer vocabulary when it trains one. 1024 models a few hundred kB of text about
+ * 2% better per byte, but its generations are made of word pieces that do not always join into
+ * words; 4096 keeps whole words, and its definitions read more like the author's
+ * (docs/twin.md, "The twin's recipe") */
+#define TWIN_VOCAB 4096
+/* seconds kept at the end of an update for writing, evaluating and promoting the model */
+#define TWIN_END_S 4.0
+
+/* bf16 matmuls when the CPU does them natively (AVX-512 BF16): about 1.4x the steps */
+static int have_bf16(void) {
+    const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
+    return fti_kernels_isa(k) == FTI_ISA_AVX512 && fti_matmul_has_bf16(k);
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: fti-twin [--home DIR] update PATH... [--minutes M] [--preset NAME] [--threads N]\n"
-            "                [--retokenize]\n"
+            "                [--steps N] [--vocab N] [--bf16 | --no-bf16] [--retokenize] [--wait]\n"
             "       fti-twin [--home DIR] status\n"
             "\n"
             "update  ingest PATH... (incremental), then if the data changed: fine-tune the\n"
@@ -45,7 +63,16 @@ static void usage(FILE *f) {
             "  --minutes M     time budget of the whole update in minutes (default 3)\n"
             "  --preset NAME   model preset for training from scratch (default small)\n"
             "  --threads N     threads (default $FTI_THREADS or all CPUs)\n"
-            "  --retokenize    train a new tokenizer (then the model is trained from scratch)\n");
+            "  --steps N       train exactly N steps (default: as many as fit in the budget)\n"
+            "  --vocab N       tokenizer vocabulary when one is trained (default %d)\n"
+            "  --bf16          bf16 matmuls, fp32 master weights (default: on when the CPU has\n"
+            "                  AVX-512 BF16); --no-bf16 turns them off\n"
+            "  --retokenize    train a new tokenizer (then the model is trained from scratch)\n"
+            "  --wait          if another update is running in the workspace, wait for it to\n"
+            "                  finish instead of exiting with status 3\n"
+            "\n"
+            "exit status: 0 done (promoted or not), 1 failure, 2 usage, 3 another update is\n"
+            "running (without --wait)\n", TWIN_VOCAB);
 }
 
 /* --- progress: one bar per ingest stage, then one for training (stderr, terminals only) --- */
@@ -125,46 +152,66 @@ static int val_loss(const char *model_path, const fti_dataset *ds, fti_pool *poo
     return ok;
 }
 
-/* Steps that fit in budget_s: a few real steps of the same model and batch shape as fti-train
- * will run, timed (the first one, which warms caches, is not counted). The learning-rate
- * schedule needs a length up front; training also stops at the time limit whatever happens. */
+/* Steps that fit in budget_s seconds of training: real steps of the same model, options and
+ * batch shape as the run (bf16 included), timed after one warm-up step for at least a second
+ * (or 1% of the budget), plus one validation pass; the run does about 21 validation passes
+ * (every steps/20 and at the end) and one checkpoint. The learning-rate schedule needs the
+ * length up front; training also stops at the time limit whatever happens (a machine that gets
+ * busier after the calibration). *cal_s gets the seconds the calibration took. */
 static uint64_t calibrate_steps(const fti_model_config *cfg, const fti_train_opts *run_opts,
-                                const fti_dataset *ds, int threads, double budget_s) {
+                                const fti_dataset *ds, double budget_s, double *cal_s) {
     const fti_token_shard *sh = fti_dataset_shard(ds, FTI_SPLIT_TRAIN);
+    const fti_token_shard *shv = fti_dataset_shard(ds, FTI_SPLIT_VAL);
     fti_train_opts o;
     fti_token_array tr, va;
     fti_trainer *t = NULL;
-    uint64_t steps = 300, t0 = 0;
-    int i;
+    uint64_t steps = 300, t_begin = fti_time_ns(), t0 = 0, n = 0;
+    double min_s = budget_s * 0.01 < 1.0 ? 1.0 : budget_s * 0.01, step_s, eval_s = 0, vl;
+    *cal_s = 0;
     if (!sh) return steps;
-    memset(&o, 0, sizeof o);
+    o = *run_opts;
     o.batch = run_opts->batch ? run_opts->batch : 8; /* the driver's default */
-    o.ctx = run_opts->ctx;
-    o.grad_accum = run_opts->grad_accum;
-    o.max_steps = 4;
-    o.n_threads = threads;
+    o.max_steps = 1000000;
+    o.max_seconds = 0;
+    o.eval_every = 0;
+    o.checkpoint_path = NULL;
+    o.log = NULL;
     tr.data = sh->data;
     tr.n_tokens = (size_t)sh->count;
     tr.token_bytes = (int)sh->width;
     va = tr;
     va.n_tokens = 0;
-    if (fti_trainer_create(cfg, NULL, &o, tr, va, &t, NULL) != FTI_OK) return steps;
-    for (i = 0; i < 4; i++) {
-        if (i == 1) t0 = fti_time_ns();
-        if (fti_trainer_step(t, NULL, NULL) != FTI_OK) break;
+    if (shv && shv->count > (uint64_t)(o.ctx ? o.ctx : cfg->context_len) + 1) {
+        va.data = shv->data;
+        va.n_tokens = (size_t)shv->count;
+        va.token_bytes = (int)shv->width;
     }
-    if (i == 4) {
-        double step_s = (double)(fti_time_ns() - t0) / 3e9;
-        /* ~10% of the time goes to validation passes, checkpoints and the final export */
-        double n = budget_s * 0.88 / step_s;
-        steps = n < 20 ? 20 : (uint64_t)n;
+    if (fti_trainer_create(cfg, NULL, &o, tr, va, &t, NULL) != FTI_OK) return steps;
+    if (fti_trainer_step(t, NULL, NULL) == FTI_OK) { /* warm-up: caches, pool, page faults */
+        t0 = fti_time_ns();
+        while (n < 200 && fti_trainer_step(t, NULL, NULL) == FTI_OK) {
+            n++;
+            if (n >= 3 && (double)(fti_time_ns() - t0) / 1e9 >= min_s) break;
+        }
+    }
+    if (n >= 3) {
+        uint64_t te;
+        step_s = (double)(fti_time_ns() - t0) / 1e9 / (double)n;
+        te = fti_time_ns();
+        if (va.n_tokens && fti_trainer_eval(t, &vl) == FTI_OK)
+            eval_s = (double)(fti_time_ns() - te) / 1e9;
+        /* 21 validation passes, the checkpoint and the best weights: about 1% more */
+        vl = (budget_s * 0.99 - 21 * eval_s) / step_s;
+        steps = vl < 20 ? 20 : (uint64_t)vl;
     }
     fti_trainer_free(t);
+    *cal_s = (double)(fti_time_ns() - t_begin) / 1e9;
     return steps;
 }
 
 /* What fti-twin trains from scratch: the preset, with the hyper-parameters tuned for a
- * few-minute budget on a small corpus (see docs/training.md, "The twin's recipe"). */
+ * few-minute budget on a small corpus (docs/twin.md, "The twin's recipe"; the tokenizer's
+ * vocabulary is TWIN_VOCAB and bf16 is on where the CPU has it, see main). */
 static void twin_recipe(const char *preset, fti_train_run_opts *ro) {
     /* validation over more windows (the Bierce split has ~43 of 129 tokens), and often enough
      * for keep_best to catch the minimum: the model starts to overfit a ~110k-token corpus after
@@ -172,8 +219,9 @@ static void twin_recipe(const char *preset, fti_train_run_opts *ro) {
     ro->train.eval_windows = 32;
     ro->keep_best = 1;
     /* a higher peak learning rate with much stronger decoupled weight decay: on the Bierce
-     * corpus (small preset, ~1,900 steps of 8 x 128 tokens) validation loss 4.80 instead of 4.88
-     * at its best (lr 1e-3, decay 0.1), and still falling at the end instead of rising */
+     * corpus (small preset, vocabulary 4096, ~1,900 steps of 8 x 128 tokens) validation loss
+     * 4.80 instead of 4.88 at its best (lr 1e-3, decay 0.1); with bf16 the model may pass its
+     * best before the end of the budget, and keep_best ships the best pass */
     if (strcmp(preset, "small") == 0) {
         ro->train.lr = 2e-3f;
         ro->train.adamw.weight_decay = 1.0f;
@@ -236,7 +284,9 @@ int main(int argc, char **argv) {
     const char **paths;
     size_t n_paths = 0;
     double minutes = 3;
-    int threads = 0, i, rc = 1, lock_fd = -1, have_prod, retokenize = 0;
+    int threads = 0, i, rc = 1, lock_fd = -1, have_prod, retokenize = 0, wait_lock = 0;
+    int vocab = 0, bf16 = -1;
+    uint64_t fixed_steps = 0;
     char *home, *lock_path = NULL, prod_id[17] = "", cand_id[64] = "", version[65] = "";
     ui u;
     uint64_t t_start = fti_time_ns();
@@ -259,7 +309,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--minutes") && i + 1 < argc) minutes = atof(argv[++i]);
         else if (!strcmp(a, "--preset") && i + 1 < argc) preset = argv[++i];
         else if (!strcmp(a, "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--steps") && i + 1 < argc) fixed_steps = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--vocab") && i + 1 < argc) vocab = atoi(argv[++i]);
         else if (!strcmp(a, "--retokenize")) retokenize = 1;
+        else if (!strcmp(a, "--wait")) wait_lock = 1;
+        else if (!strcmp(a, "--bf16")) bf16 = 1;
+        else if (!strcmp(a, "--no-bf16")) bf16 = 0;
         else if (a[0] == '-') {
             fprintf(stderr, "fti-twin: unknown option %s (try --help)\n", a);
             return 2;
@@ -267,7 +322,8 @@ int main(int argc, char **argv) {
         else paths[n_paths++] = a;
     }
     if (!cmd || (strcmp(cmd, "update") && strcmp(cmd, "status")) ||
-        (!strcmp(cmd, "update") && n_paths == 0) || !(minutes > 0)) {
+        (!strcmp(cmd, "update") && n_paths == 0) || !(minutes > 0) || vocab < 0 ||
+        (vocab > 0 && vocab < 260)) {
         usage(stderr);
         return 2;
     }
@@ -278,17 +334,44 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "status")) return cmd_status(home);
 
-    /* one update at a time */
+    /* one update at a time: a write lock on HOME/twin.lock (fcntl: it goes away with the
+     * process however that ends, and F_GETLK names the process holding it) */
     lock_path = fti_path_join(home, "twin.lock");
     lock_fd = lock_path ? open(lock_path, O_RDWR | O_CREAT, 0644) : -1;
-    if (lock_fd >= 0) {
+    if (lock_fd < 0) {
+        fprintf(stderr, "fti-twin: cannot open the lock file %s: %s\n",
+                lock_path ? lock_path : home, lock_path ? strerror(errno) : "out of memory");
+        goto done;
+    }
+    {
         struct flock fl;
         memset(&fl, 0, sizeof fl);
         fl.l_type = F_WRLCK;
         fl.l_whence = SEEK_SET;
         if (fcntl(lock_fd, F_SETLK, &fl) != 0) {
-            fprintf(stderr, "fti-twin: another update is running in %s\n", home);
-            return 3;
+            struct flock who = fl;
+            long holder = fcntl(lock_fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK
+                              ? (long)who.l_pid : 0;
+            if (errno != EACCES && errno != EAGAIN && holder == 0) {
+                fprintf(stderr, "fti-twin: cannot lock %s: %s\n", lock_path, strerror(errno));
+                goto done;
+            }
+            if (!wait_lock) {
+                fprintf(stderr, "fti-twin: another update (pid %ld) is running in %s: nothing "
+                        "done; try again later, or use --wait to wait for it\n", holder, home);
+                rc = 3;
+                goto done;
+            }
+            printf("== another update (pid %ld) is running in %s: waiting for it to finish\n",
+                   holder, home);
+            fflush(stdout);
+            while (fcntl(lock_fd, F_SETLKW, &fl) != 0) {
+                if (errno != EINTR) {
+                    fprintf(stderr, "fti-twin: waiting for the lock %s: %s\n", lock_path,
+                            strerror(errno));
+                    goto done;
+                }
+            }
         }
     }
 
@@ -313,6 +396,7 @@ int main(int argc, char **argv) {
         }
         memset(&io, 0, sizeof io);
         io.tokenizer = tok_path[0] ? tok_path : NULL;
+        io.vocab_size = vocab ? vocab : TWIN_VOCAB;
         io.n_threads = threads;
         io.progress = on_ingest;
         io.progress_user = &u;
@@ -363,10 +447,6 @@ int main(int argc, char **argv) {
     }
 
     /* T: fine-tune or train from scratch, through the library's training driver */
-    /* --minutes covers the whole update: what ingest took, and ~10 s for evaluating and
-     * promoting at the end, come out of the training time */
-    budget_s = minutes * 60 - (double)(fti_time_ns() - t_start) / 1e9 - 10;
-    if (budget_s < 15) budget_s = 15;
     {
         fti_train_run_opts ro;
         fti_train_run_result res;
@@ -376,11 +456,12 @@ int main(int argc, char **argv) {
         fti_model_config cfg;
         int ok = 0;
         uint64_t steps;
+        double cal_s = 0;
         memset(&ro, 0, sizeof ro);
         ro.dataset = version;
-        ro.train.max_seconds = budget_s;
         ro.train.n_threads = threads;
         ro.train.log = on_log;
+        ro.train.bf16 = bf16 >= 0 ? bf16 : have_bf16();
         ro.progress = on_train;
         ro.progress_user = &u;
         ro.keep_best = 1;
@@ -411,10 +492,28 @@ int main(int argc, char **argv) {
             }
             ro.preset = preset;
         }
-        steps = ok ? calibrate_steps(&cfg, &ro.train, ds, threads, budget_s) : 300;
+        /* --minutes covers the whole update: what ingest took, the calibration, and a few
+         * seconds for writing, evaluating and promoting the model at the end come out of the
+         * training time */
+        budget_s = minutes * 60 - (double)(fti_time_ns() - t_start) / 1e9 - TWIN_END_S;
+        if (budget_s < 15) budget_s = 15;
+        if (fixed_steps) steps = fixed_steps;
+        else if (ok) steps = calibrate_steps(&cfg, &ro.train, ds, budget_s - 2, &cal_s);
+        else steps = 300;
+        budget_s -= cal_s;
+        if (budget_s < 10) budget_s = 10;
         ro.train.max_steps = steps;
+        ro.train.max_seconds = budget_s;
         ro.train.eval_every = steps >= 40 ? steps / 20 : 2;
-        printf("   %llu steps fit in the budget on this machine\n", (unsigned long long)steps);
+        /* a checkpoint at the end only: an update is never resumed (it starts again), and
+         * writing weights and moments every 100 steps costs training time */
+        ro.train.checkpoint_every = steps;
+        if (fixed_steps)
+            printf("   %llu steps (--steps)%s\n", (unsigned long long)steps,
+                   ro.train.bf16 ? ", bf16 matmuls" : "");
+        else
+            printf("   %llu steps fit in the budget on this machine (%.1f s measured)%s\n",
+                   (unsigned long long)steps, cal_s, ro.train.bf16 ? ", bf16 matmuls" : "");
         if (same_tok)
             printf("== T: fine-tuning production model %s on %.16s for %.1f min\n", prod_id,
                    version, budget_s / 60);

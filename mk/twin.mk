@@ -7,3 +7,10 @@ eval: $(B)/fti-eval
 .PHONY: docs
 docs:
 	sh tools/gen_api.sh > docs/api.md.tmp && mv docs/api.md.tmp docs/api.md
+
+# `make check-readme`: every command README.md shows, run as printed in a scratch directory
+# (tools/check_readme.sh; make demo and make test are skipped unless CHECK_README_ALL=1).
+README_PROGS := fti-twin fti-feature fti-train fti-registry fti-infer fti-quantize fti-serve fti-monitor
+.PHONY: check-readme
+check-readme: fti.h $(patsubst %,$(B)/%,$(README_PROGS))
+	sh tools/check_readme.sh

@@ -2,8 +2,11 @@
  * reproducible model ids (same seed, data, options: same GGUF bytes and id, for any thread
  * count), LoRA adapters registered on their own with the base as parent, merging an adapter
  * into its base, keep_best, and the driver's errors. Uses a small dataset ingested from the
- * shipped corpus with a 300-token vocabulary; and fti-twin update when nothing changed. */
+ * shipped corpus with a 300-token vocabulary; and fti-twin update: when nothing changed, and two
+ * updates of one workspace at once (the lock). */
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
 /* Ingests the corpus into a fresh workspace under the test's temp dir; 0 if it is missing. */
@@ -264,8 +267,8 @@ FTI_TEST(twin_train_run_keep_best_and_errors) {
 }
 
 /* fti-twin update, the quick path: a production model exists and the data did not change, so the
- * update ingests in-process (with the production model's tokenizer) and stops; a second update
- * while the lock is held would exit 3 (not tested: needs two processes). */
+ * update ingests in-process (with the production model's tokenizer) and stops (two updates at
+ * once: twin_update_lock_two_processes). */
 FTI_TEST(twin_update_unchanged) {
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
     char home[1024], cmd[4096], out[1024];
@@ -295,5 +298,179 @@ FTI_TEST(twin_update_unchanged) {
     fti_free(text);
     snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' status > '%s' 2>&1", home, out);
     CHECK(system(cmd) == 0);
+#endif
+}
+
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+/* Starts build/fti-twin update on home with args (a small, fixed-length run); stdout goes to a
+ * pipe (*out_fd) or, with out_fd NULL, to the file out; stderr to the file err. */
+static pid_t fti_ttw_spawn(const char *home, const char *corpus, int wait_lock, int *out_fd,
+                           const char *out, const char *errf) {
+    int p[2] = {-1, -1};
+    pid_t pid;
+    if (out_fd && pipe(p) != 0) return -1;
+    pid = fork();
+    if (pid == 0) {
+        int fo = out_fd ? p[1] : open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fo < 0 || fe < 0) _exit(126);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        if (out_fd) close(p[0]);
+        if (wait_lock)
+            execl("build/fti-twin", "fti-twin", "--home", home, "update", corpus, "--preset",
+                  "tiny", "--steps", "4", "--vocab", "300", "--threads", "1", "--wait",
+                  (char *)NULL);
+        else
+            execl("build/fti-twin", "fti-twin", "--home", home, "update", corpus, "--preset",
+                  "tiny", "--steps", "4", "--vocab", "300", "--threads", "1", (char *)NULL);
+        _exit(127);
+    }
+    if (out_fd) {
+        close(p[1]);
+        if (pid < 0) close(p[0]);
+        else *out_fd = p[0];
+    }
+    return pid;
+}
+
+/* Reads fd into b (kept NUL-terminated) until it holds `until` (NULL: until EOF). Returns 1
+ * when found / at EOF, 0 at EOF without `until`. */
+static int fti_ttw_read_until(int fd, fti_buf *b, const char *until) {
+    char chunk[512];
+    for (;;) {
+        ssize_t n;
+        if (until && b->data && strstr(b->data, until)) return 1;
+        n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return until ? 0 : 1;
+        fti_buf_append(b, chunk, (size_t)n);
+        fti_buf_append(b, "", 1);
+        if (b->oom) return 0;
+        b->len--;
+    }
+}
+
+static void fti_ttw_sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static int fti_ttw_file_has(const char *path, const char *s) {
+    void *text = NULL;
+    size_t len = 0;
+    int found = 0;
+    if (fti_file_read(path, 0, &text, &len, NULL) == FTI_OK) {
+        char *z = (char *)fti_malloc(len + 1);
+        if (z) {
+            memcpy(z, text, len);
+            z[len] = 0;
+            found = strstr(z, s) != NULL;
+            fti_free(z);
+        }
+        fti_free(text);
+    }
+    return found;
+}
+#endif
+
+/* Two fti-twin updates of one workspace at once: the first holds the lock (it is stopped with
+ * SIGSTOP in the middle of its update, right after taking it); a second update started then
+ * refuses with exit status 3 and a message naming the first; a third with --wait blocks until
+ * the first has finished, then finds the data unchanged. Afterwards the store verifies, the
+ * registry holds one model, `production` points at it, and one decision is logged. */
+FTI_TEST(twin_update_lock_two_processes) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], corpus[1024], out_b[1024], err_a[1024], err_b[1024], out_c[1024];
+    char err_c[1024], id[17], msg[128], decisions[1200];
+    const char *src = fti_test_data("corpus/bierce_devils_dictionary/devils_dictionary.jsonl");
+    void *text = NULL;
+    size_t len = 0, i, lines = 0;
+    fti_buf out_a, list;
+    int fd = -1, st, j;
+    pid_t a, b, c;
+    fti_error err;
+    if (!fti_path_exists("build/fti-twin")) {
+        fprintf(stderr, "    (build/fti-twin not built: skipped)\n");
+        return;
+    }
+    if (!fti_path_exists(src)) {
+        fprintf(stderr, "    (%s missing: skipped)\n", src);
+        return;
+    }
+    memset(&out_a, 0, sizeof(out_a));
+    memset(&list, 0, sizeof(list));
+    /* a small corpus: the first 80 entries */
+    REQUIRE(fti_file_read(src, 0, &text, &len, NULL) == FTI_OK);
+    for (i = 0; i < len && lines < 80; i++)
+        if (((const char *)text)[i] == '\n') lines++;
+    snprintf(corpus, sizeof corpus, "%s", fti_test_tmp("in/dd.jsonl"));
+    REQUIRE(fti_mkdirs(fti_test_tmp("in"), NULL) == FTI_OK);
+    REQUIRE(fti_test_write_file(corpus, text, i) == 0);
+    fti_free(text);
+    snprintf(home, sizeof home, "%s", fti_test_tmp("ws"));
+    snprintf(err_a, sizeof err_a, "%s", fti_test_tmp("a.err"));
+    snprintf(out_b, sizeof out_b, "%s", fti_test_tmp("b.out"));
+    snprintf(err_b, sizeof err_b, "%s", fti_test_tmp("b.err"));
+    snprintf(out_c, sizeof out_c, "%s", fti_test_tmp("c.out"));
+    snprintf(err_c, sizeof err_c, "%s", fti_test_tmp("c.err"));
+
+    /* A: takes the lock, says so ("== F: ingesting"), and is stopped there */
+    a = fti_ttw_spawn(home, corpus, 0, &fd, NULL, err_a);
+    REQUIRE(a > 0);
+    CHECK(fti_ttw_read_until(fd, &out_a, "== F: ingesting"));
+    kill(a, SIGSTOP);
+
+    /* B: refuses at once, exit status 3, naming A */
+    b = fti_ttw_spawn(home, corpus, 0, NULL, out_b, err_b);
+    REQUIRE(b > 0);
+    while (waitpid(b, &st, 0) < 0 && errno == EINTR) {
+    }
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+    snprintf(msg, sizeof msg, "another update (pid %ld) is running", (long)a);
+    CHECK(fti_ttw_file_has(err_b, msg));
+    CHECK(!fti_ttw_file_has(out_b, "== F:"));
+
+    /* C (--wait): says it waits, and does wait while A is stopped */
+    c = fti_ttw_spawn(home, corpus, 1, NULL, out_c, err_c);
+    REQUIRE(c > 0);
+    for (j = 0; j < 3000 && !fti_ttw_file_has(out_c, "waiting for it to finish"); j++)
+        fti_ttw_sleep_ms(10);
+    CHECK(fti_ttw_file_has(out_c, "waiting for it to finish"));
+    CHECK(waitpid(c, &st, WNOHANG) == 0);
+
+    /* A goes on and finishes: trained, evaluated, promoted */
+    kill(a, SIGCONT);
+    CHECK(fti_ttw_read_until(fd, &out_a, NULL));
+    close(fd);
+    while (waitpid(a, &st, 0) < 0 && errno == EINTR) {
+    }
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(out_a.data && strstr(out_a.data, "first model: promoted to production") != NULL);
+    /* then C: the lock is its own, and the data did not change */
+    while (waitpid(c, &st, 0) < 0 && errno == EINTR) {
+    }
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(fti_ttw_file_has(out_c, "did not change"));
+
+    /* the workspace is consistent */
+    CHECK_OK(fti_store_verify(home, NULL, NULL, &err));
+    CHECK_OK(fti_registry_list(home, &list, &err));
+    for (i = 0, lines = 0; i < list.len; i++)
+        if (list.data[i] == '\n') lines++;
+    CHECK_EQ_INT(lines, 1);
+    CHECK_OK(fti_registry_resolve(home, "production", id, &err));
+    CHECK(list.len >= 16 && memcmp(list.data, id, 16) == 0);
+    snprintf(decisions, sizeof decisions, "%s/registry/decisions.jsonl", home);
+    REQUIRE(fti_file_read(decisions, 0, &text, &len, NULL) == FTI_OK);
+    for (i = 0, lines = 0; i < len; i++)
+        if (((const char *)text)[i] == '\n') lines++;
+    CHECK_EQ_INT(lines, 1);
+    fti_free(text);
+    fti_buf_free(&out_a);
+    fti_buf_free(&list);
 #endif
 }

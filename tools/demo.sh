@@ -4,7 +4,8 @@
 #                                       store's ingest, the training driver, the registry)
 #   I: generations with retrieval       fti-infer --alias production
 #   is it a twin?                       fti-eval (perplexity vs other authors, recall@5)
-# Environment: FTI_HOME (workspace, default ./twin), DEMO_MINUTES (training budget, default 3),
+# Environment: FTI_HOME (workspace, default ./twin), DEMO_MINUTES (budget of the update, ingest and
+# training, default 3; the generations, eval and serving that follow take a few seconds),
 # DEMO_PRESET (model preset, default small), CORPUS (input: a file or folder of writing,
 # default the JSONL export data/corpus/bierce/devils_dictionary.jsonl).
 set -eu
@@ -15,6 +16,7 @@ PRESET=${DEMO_PRESET:-small}
 CORPUS=${CORPUS:-data/corpus/bierce/devils_dictionary.jsonl}
 
 say() { printf '\n== %s\n' "$*"; }
+t0=$(date +%s)
 for p in fti-twin fti-infer fti-eval; do
     [ -x "$B/$p" ] || { echo "demo: $B/$p is missing (run make)"; exit 1; }
 done
@@ -22,16 +24,22 @@ done
 say "The twin of Ambrose Bierce, from his Devil's Dictionary ($CORPUS), in the workspace $HOME_DIR"
 echo "fti-twin update runs the whole loop: the feature pipeline (ingest, clean, validate,"
 echo "deduplicate, tokenizer, token shards, BM25 index, a content-addressed dataset version),"
-echo "training (preset $PRESET, about $MINUTES minute(s) on this machine), evaluation on the held-out"
+echo "training (preset $PRESET, as many steps as fit in $MINUTES minute(s) on this machine, measured"
+echo "first; bf16 matmuls where the CPU has them), evaluation on the held-out"
 echo "documents and promotion to 'production'. Run it again and it reuses what did not change."
 "$B/fti-twin" --home "$HOME_DIR" update "$CORPUS" --minutes "$MINUTES" --preset "$PRESET"
 
 say "I: the twin writes (retrieval from the author's own entries is on; chunks used go to stderr)"
-echo "Each prompt is a new dictionary entry: the headword as the title, the entry's opening as text."
-for w in POLITICS LAWYER FRIENDSHIP HAPPINESS; do
+echo "Each prompt opens a dictionary entry in the author's own form: the headword as the title,"
+echo "\"HEADWORD, n.\" as the opening, so the twin continues with a definition. POLITICS and LAWYER"
+echo "are in the dictionary (retrieval puts related entries in front of the prompt); NEWSPAPER and"
+echo "ELECTION are not: the twin defines words its author never did. Sampling: temperature 0.6, top-k 20, min-p 0.1,"
+echo "repetition penalty 1.15 (fewer invented words than the defaults on a model this small)."
+for w in POLITICS LAWYER NEWSPAPER ELECTION; do
     printf '\n> %s, n.' "$w"
     "$B/fti-infer" --home "$HOME_DIR" --alias production --title "$w" --prompt "$w, n." -n 60 \
-        --temp 0.7 --seed 7 2>"$HOME_DIR/.demo-infer.log" || cat "$HOME_DIR/.demo-infer.log"
+        --temp 0.6 --top-k 20 --min-p 0.1 --repeat-penalty 1.15 --seed 7 \
+        2>"$HOME_DIR/.demo-infer.log" || cat "$HOME_DIR/.demo-infer.log"
     echo
     sed -n 's/^fti-infer: retrieved chunk [0-9]* (doc \([0-9a-f]\{8\}\)[0-9a-f]*) score \([0-9.]*\): \(.*\)/   (retrieved: \3, score \2)/p' \
         "$HOME_DIR/.demo-infer.log" | head -3
@@ -57,6 +65,8 @@ if [ -x "$B/fti-serve" ] && [ -x "$B/fti-loadgen" ] && [ -x "$B/fti-monitor" ]; 
     "$B/fti-monitor" --home "$HOME_DIR" report || echo "(fti-monitor exits 3 when a drift threshold is crossed:" \
         "16 copies of one prompt do not look like the author's writing)"
 fi
+
+say "Done in $(( $(date +%s) - t0 )) s (budget: $MINUTES min for the update, then the rest)"
 
 say "Next"
 cat <<TXT

@@ -11,6 +11,8 @@
  * split and the untrained model (the same configuration with random initial weights).
  * Retrieval quality: for each held-out document, its title (or first sentence) as the query;
  * recall@5 is how often BM25 returns a chunk of that document among the top 5.
+ * Perplexities are per token of the dataset's tokenizer; bits per byte of text (the same
+ * figures per byte) compare models with different vocabularies.
  * Prints a table and one line per figure: EVAL <name> <value>.
  */
 #define FTI_IMPLEMENTATION
@@ -90,6 +92,8 @@ static int parse_args(int argc, char **argv, args *a) {
 typedef struct text_set {
     fti_tokens *seqs; /* one token sequence per text (template-encoded) */
     size_t n, cap;
+    size_t n_scored;  /* tokens scored: every sequence's but its first */
+    size_t bytes;     /* text bytes of the sequences (for bits per byte) */
 } text_set;
 
 static int set_add(text_set *s, const fti_tokenizer *tok, const char *text, size_t len,
@@ -118,6 +122,8 @@ static int set_add(text_set *s, const fti_tokenizer *tok, const char *text, size
         s->cap = nc;
     }
     s->seqs[s->n++] = t;
+    s->n_scored += t.len - 1;
+    s->bytes += len;
     return 1;
 }
 
@@ -203,6 +209,13 @@ static fti_result add_other_file(void *user, const char *path, uint64_t size) {
 }
 
 /* --- scoring ----------------------------------------------------------------------------------- */
+
+/* Bits per byte of text of a perplexity over s: comparable across tokenizers (a smaller
+ * vocabulary has more, easier tokens per byte; the bits needed per byte of text are the same
+ * measure for any of them). */
+static double bits_per_byte(double ppl, const text_set *s) {
+    return s->bytes && ppl > 0 ? log(ppl) * (double)s->n_scored / ((double)s->bytes * log(2.0)) : 0;
+}
 
 /* Token-weighted perplexity of a model over a set (each sequence scored from its second token). */
 static int model_ppl(const fti_engine *e, fti_pool *pool, const text_set *s, double *ppl,
@@ -468,6 +481,13 @@ int main(int argc, char **argv) {
         printf("  %-26s %14.2f %14.2f %10.2f\n", "unigram baseline", u_a, u_o, u_o / u_a);
         if (rppl_a > 0)
             printf("  %-26s %14.2f %14.2f %10.2f\n", "untrained model", rppl_a, rppl_o, rppl_o / rppl_a);
+        printf("\n  %-26s %14s %14s   (vocabulary %zu; any tokenizer compares)\n",
+               "bits per byte of text", "author (held)", "other authors",
+               fti_tokenizer_vocab_size(tok));
+        printf("  %-26s %14.3f %14.3f\n", "twin model", bits_per_byte(ppl_a, &author),
+               bits_per_byte(ppl_o, &others));
+        printf("  %-26s %14.3f %14.3f\n", "bigram baseline", bits_per_byte(b_a, &author),
+               bits_per_byte(b_o, &others));
         printf("\n  retrieval: recall@5 = %.3f (%zu of %zu held-out titles find their document)\n",
                recall, hits5, n_queries);
         printf("EVAL ppl_author %.4f\nEVAL ppl_others %.4f\nEVAL ppl_ratio %.4f\n", ppl_a, ppl_o,
@@ -475,6 +495,10 @@ int main(int argc, char **argv) {
         printf("EVAL bigram_ppl_author %.4f\nEVAL bigram_ppl_others %.4f\n", b_a, b_o);
         printf("EVAL unigram_ppl_author %.4f\nEVAL unigram_ppl_others %.4f\n", u_a, u_o);
         if (rppl_a > 0) printf("EVAL untrained_ppl_author %.4f\nEVAL untrained_ppl_others %.4f\n", rppl_a, rppl_o);
+        printf("EVAL bpb_author %.4f\nEVAL bpb_others %.4f\n", bits_per_byte(ppl_a, &author),
+               bits_per_byte(ppl_o, &others));
+        printf("EVAL bigram_bpb_author %.4f\nEVAL bigram_bpb_others %.4f\n",
+               bits_per_byte(b_a, &author), bits_per_byte(b_o, &others));
         printf("EVAL recall_at_5 %.4f\n", recall);
     }
     bigram_free(&bg);
