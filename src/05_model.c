@@ -274,6 +274,10 @@ FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, ui
     }
 }
 
+/* Rows per chunk of the fused RMSNorm backward: fixed, so the weight gradient's partial sums
+ * (one per chunk, rows in order, then the chunks in order) do not depend on the thread count. */
+#define FTI__MODEL_NORM_CHUNK 64
+
 /* Query rows per attention block: block [r0, r1) multiplies only keys [0, r1). */
 #define FTI__MODEL_ATT_BLOCK 64
 
@@ -316,6 +320,7 @@ struct fti_model_acts {
     float *dg;                  /* (N, F) */
     float *dh12;                /* (N, 2F) */
     float *attn_scratch;        /* (B*KV, fti__model_attn_scratch(T, D)) */
+    float *norm_part;           /* (ceil(N / FTI__MODEL_NORM_CHUNK), C) RMSNorm dw partial sums */
 };
 
 /* A size table entry: where to store the pointer, element count, element size. */
@@ -387,6 +392,7 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t b
     FTI__SLOT(a->dg, N * d.F, float);
     FTI__SLOT(a->dh12, N * 2 * d.F, float);
     FTI__SLOT(a->attn_scratch, batch * d.KV * fti__model_attn_scratch(ctx, d.D), float);
+    FTI__SLOT(a->norm_part, (N / FTI__MODEL_NORM_CHUNK + 1) * d.C, float);
 #undef FTI__SLOT
     /* The products above are bounded by the config limits times N and BHTT, which were checked;
      * the running total is checked here. Each slot starts on a 64-byte boundary. */
@@ -569,32 +575,54 @@ static void fti__model_rmsnorm_fwd(float *out, float *rstd, const float *x, cons
     }
 }
 
-/* RMSNorm backward, input part over rows: dx += rstd*w*dy - x*rstd^3/C * sum(w*dy*x)
- * (ACCUMULATES into dx). */
-static void fti__model_rmsnorm_bwd_dx(float *dx, const float *dy, const float *x,
-                                      const float *rstd, const float *w, size_t n, size_t C) {
+/* RMSNorm backward of one chunk of n rows in one pass: dx += rstd*w*dy - x*rstd^3/C *
+ * sum(w*dy*x) (ACCUMULATES into dx) and part (C) = the sum over the rows,
+ * in order, of dy*x*rstd (written; the chunks' parts are added to dw afterwards). */
+static void fti__model_rmsnorm_bwd_chunk(float *dx, float *part, const float *dy, const float *x,
+                                         const float *rstd, const float *w, size_t n, size_t C) {
     size_t i, j;
+    memset(part, 0, C * sizeof(float));
     for (i = 0; i < n; i++) {
-        const float *xr = x + i * C, *dyr = dy + i * C;
-        float *dxr = dx + i * C;
-        float r = rstd[i], coef;
+        const float *xr = x + i * C, *dyr = dy + i * C; /* (C) */
+        float *dxr = dx + i * C, r = rstd[i], coef;
         double dot = 0.0;
-        for (j = 0; j < C; j++) dot += (double)w[j] * dyr[j] * xr[j];
+        j = 0;
+#if FTI__MODEL_SSE
+        {
+            __m128d a0 = _mm_setzero_pd(), a1 = _mm_setzero_pd();
+            double lanes[4];
+            for (; j + 4 <= C; j += 4) {
+                __m128 wd = _mm_mul_ps(_mm_loadu_ps(w + j), _mm_loadu_ps(dyr + j));
+                __m128 xv = _mm_loadu_ps(xr + j);
+                a0 = _mm_add_pd(a0, _mm_mul_pd(_mm_cvtps_pd(wd), _mm_cvtps_pd(xv)));
+                a1 = _mm_add_pd(a1, _mm_mul_pd(_mm_cvtps_pd(_mm_movehl_ps(wd, wd)),
+                                               _mm_cvtps_pd(_mm_movehl_ps(xv, xv))));
+            }
+            _mm_storeu_pd(lanes, a0);
+            _mm_storeu_pd(lanes + 2, a1);
+            dot = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        }
+#endif
+        for (; j < C; j++) dot += (double)(w[j] * dyr[j]) * (double)xr[j];
         coef = (float)(dot * (double)r * r * r / (double)C);
-        for (j = 0; j < C; j++) dxr[j] += r * w[j] * dyr[j] - xr[j] * coef;
-    }
-}
-
-/* RMSNorm backward, weight part for columns [j0, j1): dw += sum over the n rows, in row order,
- * of dy*x*rstd (ACCUMULATES). */
-static void fti__model_rmsnorm_bwd_dw(float *dw, const float *dy, const float *x,
-                                      const float *rstd, size_t n, size_t C, size_t j0,
-                                      size_t j1) {
-    size_t i, j;
-    for (i = 0; i < n; i++) {
-        const float *xr = x + i * C, *dyr = dy + i * C;
-        float r = rstd[i];
-        for (j = j0; j < j1; j++) dw[j] += dyr[j] * xr[j] * r;
+        j = 0;
+#if FTI__MODEL_SSE
+        {
+            __m128 rv = _mm_set1_ps(r), cv = _mm_set1_ps(coef);
+            for (; j + 4 <= C; j += 4) {
+                __m128 dyv = _mm_loadu_ps(dyr + j), xv = _mm_loadu_ps(xr + j);
+                __m128 t = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(rv, _mm_loadu_ps(w + j)), dyv),
+                                      _mm_mul_ps(xv, cv));
+                _mm_storeu_ps(dxr + j, _mm_add_ps(_mm_loadu_ps(dxr + j), t));
+                _mm_storeu_ps(part + j,
+                              _mm_add_ps(_mm_loadu_ps(part + j), _mm_mul_ps(_mm_mul_ps(dyv, xv), rv)));
+            }
+        }
+#endif
+        for (; j < C; j++) {
+            dxr[j] += r * w[j] * dyr[j] - xr[j] * coef;
+            part[j] += dyr[j] * xr[j] * r;
+        }
     }
 }
 
@@ -665,12 +693,19 @@ static void fti__model_par_task(void *vctx, size_t r0, size_t r1, int thread) {
         fti__model_rmsnorm_fwd(c->out + r0 * c->C, c->out2 + r0, c->a + r0 * c->C, c->w, m, c->C,
                                c->eps);
         break;
-    case FTI__MODEL_PAR_RMSNORM_DX:
-        fti__model_rmsnorm_bwd_dx(c->out + r0 * c->C, c->a + r0 * c->C, c->b + r0 * c->C,
-                                  c->c + r0, c->w, m, c->C);
+    case FTI__MODEL_PAR_RMSNORM_DX: /* r0, r1 are chunks of FTI__MODEL_NORM_CHUNK rows */
+        for (i = r0; i < r1; i++) {
+            size_t a0 = i * FTI__MODEL_NORM_CHUNK;
+            size_t rows = c->n - a0 < FTI__MODEL_NORM_CHUNK ? c->n - a0 : FTI__MODEL_NORM_CHUNK;
+            fti__model_rmsnorm_bwd_chunk(c->out + a0 * c->C, c->out2 + i * c->C, c->a + a0 * c->C,
+                                         c->b + a0 * c->C, c->c + a0, c->w, rows, c->C);
+        }
         break;
-    case FTI__MODEL_PAR_RMSNORM_DW: /* r0, r1 are columns */
-        fti__model_rmsnorm_bwd_dw(c->out, c->a, c->b, c->c, c->n, c->C, r0, r1);
+    case FTI__MODEL_PAR_RMSNORM_DW: /* r0, r1 are columns: dw += the chunks' parts, in order */
+        for (i = 0; i < (c->n + FTI__MODEL_NORM_CHUNK - 1) / FTI__MODEL_NORM_CHUNK; i++) {
+            size_t j;
+            for (j = r0; j < r1; j++) c->out[j] += c->out2[i * c->C + j];
+        }
         break;
     case FTI__MODEL_PAR_SWIGLU_FWD:
         if (c->kern) /* h12 rows are gate | up */
@@ -720,21 +755,24 @@ static void fti__model_p_rmsnorm_fwd(fti_pool *pool, float *out, float *rstd, co
 }
 
 /* dx += ..., dw += ... (both ACCUMULATE), as fti__model_rmsnorm_bwd */
+/* part: scratch of ceil(n / FTI__MODEL_NORM_CHUNK) * C floats */
 static void fti__model_p_rmsnorm_bwd(fti_pool *pool, float *dx, float *dw, const float *dy,
                                      const float *x, const float *rstd, const float *w, size_t n,
-                                     size_t C) {
+                                     size_t C, float *part) {
     fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_RMSNORM_DX);
     c.out = dx;
+    c.out2 = part;
     c.a = dy;
     c.b = x;
     c.c = rstd;
     c.w = w;
     c.n = n;
     c.C = C;
-    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+    fti_pool_for(pool, (n + FTI__MODEL_NORM_CHUNK - 1) / FTI__MODEL_NORM_CHUNK, 1,
+                 fti__model_par_task, &c);
     c.op = FTI__MODEL_PAR_RMSNORM_DW;
     c.out = dw;
-    fti_pool_for(pool, C, 16, fti__model_par_task, &c);
+    fti_pool_for(pool, C, 64, fti__model_par_task, &c);
 }
 
 /* out(n,C) += a(n,C) */
@@ -1171,7 +1209,8 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
     memset(a->dres, 0, N * d->C * sizeof(float));
     fti__model_p_rmsnorm_bwd(pool, a->dres, grads + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0),
                            a->dxn, a->res + d->L * NC, a->rstdf,
-                           params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C);
+                           params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C,
+                           a->norm_part);
     for (l = d->L; l > 0;) {
         l--; /* the layers from the last down (no wrap below 0: clean under the uint sanitizer) */
 #define FTI__W(kind) (params + fti__model_offset(d, kind, l))
@@ -1192,7 +1231,8 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
                               a->dh12, xn2,
                               FTI__W(FTI_TENSOR_FFN_GATE), N, d->C, 2 * d->F);
         fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
-                               a->rstd2 + l * a->B * a->T, FTI__W(FTI_TENSOR_FFN_NORM), N, d->C);
+                               a->rstd2 + l * a->B * a->T, FTI__W(FTI_TENSOR_FFN_NORM), N, d->C,
+                               a->norm_part);
         /* attention: mid = res + y . wo^T; dres is now d mid */
         fti__model_linear_bwd(a->kern, a->mmx, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT),
                               a->dres, y,
@@ -1219,7 +1259,8 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
                               a->dqkv, xn1,
                               FTI__W(FTI_TENSOR_ATTN_Q), N, d->C, d->QKV);
         fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_ATTN_NORM), a->dxn, res,
-                               a->rstd1 + l * a->B * a->T, FTI__W(FTI_TENSOR_ATTN_NORM), N, d->C);
+                               a->rstd1 + l * a->B * a->T, FTI__W(FTI_TENSOR_ATTN_NORM), N, d->C,
+                               a->norm_part);
 #undef FTI__W
 #undef FTI__G
     }

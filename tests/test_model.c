@@ -136,8 +136,8 @@ FTI_TEST(model_grad_ops) {
     fti_tm_op_loss(&o);
     memset(dx, 0, sizeof dx);
     memset(dw, 0, sizeof dw);
-    fti__model_rmsnorm_bwd_dx(dx, r, x, rstd, w, n, C);
-    fti__model_rmsnorm_bwd_dw(dw, r, x, rstd, n, C, 0, C);
+    /* the fused one-pass backward (dx accumulated; dw = the rows' sum written) */
+    fti__model_rmsnorm_bwd_chunk(dx, dw, r, x, rstd, w, n, C);
     for (i = 0; i < n * C; i++)
         CHECK_NEAR(dx[i], fti_tm_fd(x, i, 1e-2f, fti_tm_op_loss, &o), 2e-3, 2e-2);
     for (i = 0; i < C; i++)
