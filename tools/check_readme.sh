@@ -79,7 +79,8 @@ while IFS='	' read -r kind cmd; do
     c)
         # the example's own build and run lines (its comment)
         cc_line=$(sed -n 's/^ \*   \(cc .*\)$/\1/p' "$S/twin_says.c" | head -1)
-        run_line=$(sed -n 's/^ \*   \(\.\/twin_says .*\)$/\1/p' "$S/twin_says.c" | head -1)
+        run_line=$(sed -n 's/^ \*   \(\.\/twin_says .*\)$/\1/p' "$S/twin_says.c" | head -1 |
+                   sed 's| *\*/$||')
         if [ -z "$cc_line" ] || [ -z "$run_line" ]; then
             failed=$((failed + 1)); echo "  FAIL  the C example has no cc / ./twin_says line in its comment"
             continue
