@@ -544,6 +544,10 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
                      o.adamw.beta1, o.adamw.beta2, o.adamw.eps, (unsigned long)o.eval_windows,
                      ro.keep_best);
         }
+        if (o.bf16) { /* bf16 matmuls change the trajectory (only in the key when set) */
+            size_t l = strlen(buf);
+            snprintf(buf + l, sizeof buf - l, "|bf16");
+        }
         key = fti_hash64(buf, strlen(buf), 0x72756e73);
         snprintf(res->run_key, sizeof res->run_key, "%016llx", (unsigned long long)key);
     }
