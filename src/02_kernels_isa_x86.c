@@ -719,64 +719,11 @@ FTI__AVX512 static void fti__swiglu_bwd_avx512(float *dg, float *du, const float
     }
 }
 
-/* Four rows' dots against one x, each with exactly fti__dot_avx512's operations (same
- * accumulators, tails and reduction), so a row's result does not depend on its company. */
-#define FTI__DOT4_STEP(j, o, m)                                                                    \
-    do {                                                                                           \
-        __m512 xv = m ? _mm512_maskz_loadu_ps(mk, x + i + o) : _mm512_loadu_ps(x + i + o);         \
-        a0##j = _mm512_fmadd_ps(m ? _mm512_maskz_loadu_ps(mk, w0 + i + o)                          \
-                                  : _mm512_loadu_ps(w0 + i + o),                                   \
-                                xv, a0##j);                                                        \
-        a1##j = _mm512_fmadd_ps(m ? _mm512_maskz_loadu_ps(mk, w1 + i + o)                          \
-                                  : _mm512_loadu_ps(w1 + i + o),                                   \
-                                xv, a1##j);                                                        \
-        a2##j = _mm512_fmadd_ps(m ? _mm512_maskz_loadu_ps(mk, w2 + i + o)                          \
-                                  : _mm512_loadu_ps(w2 + i + o),                                   \
-                                xv, a2##j);                                                        \
-        a3##j = _mm512_fmadd_ps(m ? _mm512_maskz_loadu_ps(mk, w3 + i + o)                          \
-                                  : _mm512_loadu_ps(w3 + i + o),                                   \
-                                xv, a3##j);                                                        \
-    } while (0)
-
-FTI__AVX512 static void fti__dot4_avx512(const float *w0, const float *w1, const float *w2,
-                                         const float *w3, const float *x, size_t n, float *s) {
-    __m512 a0a = _mm512_setzero_ps(), a0b = a0a, a0c = a0a, a0d = a0a, a1a = a0a, a1b = a0a,
-           a1c = a0a, a1d = a0a, a2a = a0a, a2b = a0a, a2c = a0a, a2d = a0a, a3a = a0a, a3b = a0a,
-           a3c = a0a, a3d = a0a;
-    __mmask16 mk = 0xffff;
-    size_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        FTI__DOT4_STEP(a, 0, 0);
-        FTI__DOT4_STEP(b, 16, 0);
-        FTI__DOT4_STEP(c, 32, 0);
-        FTI__DOT4_STEP(d, 48, 0);
-    }
-    for (; i < n; i += 16) {
-        mk = fti__tail16(n - i);
-        FTI__DOT4_STEP(a, 0, 1);
-    }
-    s[0] = fti__hsum_avx512(_mm512_add_ps(_mm512_add_ps(a0a, a0b), _mm512_add_ps(a0c, a0d)));
-    s[1] = fti__hsum_avx512(_mm512_add_ps(_mm512_add_ps(a1a, a1b), _mm512_add_ps(a1c, a1d)));
-    s[2] = fti__hsum_avx512(_mm512_add_ps(_mm512_add_ps(a2a, a2b), _mm512_add_ps(a2c, a2d)));
-    s[3] = fti__hsum_avx512(_mm512_add_ps(_mm512_add_ps(a3a, a3b), _mm512_add_ps(a3c, a3d)));
-}
-
-/* The rows go as four streams (row q of each quarter of the range together): one core's
- * memory reads run ~25% faster from four places at once than from one (measured here: 4 streams
- * 25.8 GB/s, 1 stream 17-22). Every row is one fti__dot_avx512-equivalent dot. */
 FTI__AVX512 static void fti__gemv_f32_avx512(const void *W, size_t row_bytes, size_t rows,
                                              const float *x, size_t n, float *y, int acc) {
-    size_t r, q = rows / 4, j;
-    const char *w = (const char *)W;
-    for (r = 0; r < q; r++) {
-        float s[4];
-        fti__dot4_avx512((const float *)(w + r * row_bytes), (const float *)(w + (q + r) * row_bytes),
-                         (const float *)(w + (2 * q + r) * row_bytes),
-                         (const float *)(w + (3 * q + r) * row_bytes), x, n, s);
-        for (j = 0; j < 4; j++) y[j * q + r] = acc ? y[j * q + r] + s[j] : s[j];
-    }
-    for (r = 4 * q; r < rows; r++) {
-        float s = fti__dot_avx512((const float *)(w + r * row_bytes), x, n);
+    size_t r;
+    for (r = 0; r < rows; r++) {
+        float s = fti__dot_avx512((const float *)((const char *)W + r * row_bytes), x, n);
         y[r] = acc ? y[r] + s : s;
     }
 }

@@ -164,7 +164,8 @@ __attribute__((target("avx512f"))) static float read_sum_512(const float *a, siz
     for (; i < n; i++) out[0] += a[i];
     return out[0];
 }
-/* the same over four quarters of the array at once (four streams, as the f32 GEMV reads) */
+/* the same over four quarters of the array at once: one core reads DRAM up to ~25% faster
+ * from four streams than from one here, so the reference is the better of the two */
 __attribute__((target("avx512f"))) static float read_sum4_512(const float *a, size_t n) {
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     size_t i, q = n / 64 * 16;
