@@ -1,14 +1,14 @@
 # mk/fuzz.mk: the libFuzzer targets (see tests/fuzz/README.md, docs/hardening.md).
 #   make fuzz FUZZ_SECONDS=N   every target N seconds (default 30), FUZZ_JOBS at once (2), after
 #                              replaying its regression inputs; fails on any finding
-#   make fuzz-ci               what CI runs: every target FUZZ_CI_SECONDS (10) s, 2 at once
+#   make fuzz-ci               what CI runs: every target FUZZ_CI_SECONDS (15) s, 2 at once
 #   make fuzz-long             10 minutes per target
 #   make fuzz-build            the one ASan+UBSan libFuzzer program holding every target,
 #                              build/fuzz/fti-fuzz (FTI_FUZZ_TARGET=NAME picks one), with links
 #                              build/fuzz/fuzz-NAME to it
 #   make fuzz-execs            executions per target summed over every run (build/fuzz/executions.log)
 FUZZ_SECONDS    ?= 30
-FUZZ_CI_SECONDS ?= 10
+FUZZ_CI_SECONDS ?= 15
 FUZZ_JOBS       ?= 2
 FUZZ_SRCS       := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_TARGETS    := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))

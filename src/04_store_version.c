@@ -3406,8 +3406,11 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
         size_t i;
         for (i = 0; i < 32; i++) {
             const fti_json *v = fti_json_at(h, i);
+            /* a count outside [0, 2^64) in a hand-edited manifest reads as 0, not as UB */
             ds->stats.doc_chars_log2_hist[i] =
-                v && v->type == FTI_JSON_NUMBER ? (uint64_t)v->num : 0;
+                v && v->type == FTI_JSON_NUMBER && v->num >= 0 && v->num < 18446744073709551616.0
+                    ? (uint64_t)v->num
+                    : 0;
         }
     }
     *out = ds;

@@ -8,7 +8,7 @@
 # Time (CI's 15-minute budget): the programs and the test runner are built once, into build/
 # with -Werror, so that `make test` afterwards (and check-serve) reuse them; clang checks the same
 # sources for warnings with -fsyntax-only; the independent configurations then run in two lanes
-# (2 cores), with the I/O-bound kill -9 loop in a third. FUZZ_CI_SECONDS (default 10) per fuzz
+# (2 cores), with the I/O-bound kill -9 loop in a third. FUZZ_CI_SECONDS (default 15) per fuzz
 # target, 2 at once; CHECK_FUZZ=0 skips the fuzz step.
 set -u
 B=build/check
@@ -19,7 +19,7 @@ LIBS="-lm -lpthread"
 # Test-name filters that exercise threads (pool, kernels, server); parts add theirs here.
 TSAN_TESTS=${TSAN_TESTS:-"kernels_ server_ http_"}
 JOBS=$(nproc 2>/dev/null || echo 2)
-FUZZ_CI_SECONDS=${FUZZ_CI_SECONDS:-10}
+FUZZ_CI_SECONDS=${FUZZ_CI_SECONDS:-15}
 T_START=$(date +%s)
 fails=0
 log="$B/log.txt"
