@@ -741,6 +741,29 @@ FTIDEF fti_result fti_matmul_q(const fti_kernels *k, fti_pool *pool, fti_dtype w
                                const void *W, const float *X, size_t ldx, float *Y, size_t ldy,
                                size_t M, size_t N, size_t K, void *ws, size_t ws_bytes);
 
+/* Several products with the same input in one parallel loop (fewer pool barriers: a layer's q,
+ * k, v or gate, up): Y_i (M,N_i) (row stride ldy_i >= N_i) = Xq·W_iᵀ for each fti_qmat. With P
+ * non-NULL the weights are read in the packed form fti_qpack wrote (the table must be the one
+ * that packed them), else from W. Each output is the same bits as fti_matmul_qa gives. */
+typedef struct fti_qmat {
+    fti_dtype wtype;  /* FTI_DTYPE_Q8_0 or FTI_DTYPE_Q4_0 */
+    const void *W;    /* (N,K) ggml rows, or NULL when P is set */
+    const void *P;    /* the same weights packed by fti_qpack for this table, or NULL */
+    size_t N;
+    float *Y;         /* (M,N) rows ldy >= N apart ... */
+    size_t ldy;
+    float *const *Yrows; /* ... or, when non-NULL, row m at Yrows[m] (Y and ldy unused) */
+} fti_qmat;
+FTIDEF fti_result fti_matmul_qa_multi(const fti_kernels *k, fti_pool *pool, const fti_qmat *mats,
+                                      size_t n_mats, const void *qact, size_t M, size_t K);
+/* Weights packed once for the multi-row products (on AVX-512 VNNI: 16 rows interleaved per
+ * 32-block, so a product does not repack them; about the size of the Q8_0 rows, twice that of
+ * Q4_0). fti_qpack_bytes is 0 when table k has no packed form (or bad sizes): then pass W.
+ * P should be 64-byte aligned. FTI_ERR_INVALID when P_bytes is short or the form is missing. */
+FTIDEF size_t fti_qpack_bytes(const fti_kernels *k, fti_dtype wtype, size_t N, size_t K);
+FTIDEF fti_result fti_qpack(const fti_kernels *k, fti_dtype wtype, const void *W, size_t N,
+                            size_t K, void *P, size_t P_bytes);
+
 /* --- BLAS-1 ----------------------------------------------------------------------------------- */
 
 /* Σ x[i]·y[i] over n (accumulated in float lanes, fixed order per table). */
@@ -2620,6 +2643,15 @@ FTIDEF void fti_batch_free(fti_batch *b);
 FTIDEF fti_result fti_session_eval_batch(fti_batch *bt, fti_session *const *sessions,
                                          const int32_t *tokens, size_t n, fti_pool *pool,
                                          fti_error *err);
+/* Runs n tokens of session s at positions pos..pos+n-1 (a prompt) through bt's forward, up to
+ * max_batch rows at a time, the rows attending causally: what fti_session_eval(s, tokens, n,
+ * logits_out) does, to float rounding, with bt's packed weights (a server's prefill then costs
+ * what a batched step of as many rows costs). logits_out (n, V) or NULL; the last token's
+ * logits are at fti_session_logits either way. Errors as fti_session_eval's; FTI_ERR_INVALID
+ * for a session of another engine or with n_ctx > max_ctx. Thread safety: as
+ * fti_session_eval_batch. */
+FTIDEF fti_result fti_batch_prefill(fti_batch *bt, fti_session *s, const int32_t *tokens, size_t n,
+                                    float *logits_out, fti_pool *pool, fti_error *err);
 
 /* --- sampling ----------------------------------------------------------------------------------- */
 
@@ -3724,7 +3756,12 @@ enum {
     FTI__IO_RENAME = 16,
     FTI__IO_CLOSE = 32,
     FTI__IO_MKDIR = 64,
-    FTI__IO_ALL = 127
+    FTI__IO_ALL = 127,
+    /* with OPEN/READ/WRITE: a call on a scratch file (an unnamed temp file, such as the streaming
+     * ingest's index text and postings). Counted only when the mask has this bit too, so that the
+     * crash-step loops over a commit's files (FTI__IO_ALL) do not see them and the I/O fault
+     * loops (FTI__IO_ALL | FTI__IO_SCRATCH) do. */
+    FTI__IO_SCRATCH = 128
 };
 
 #ifdef FTI_TESTING
@@ -3758,12 +3795,12 @@ FTI__UNUSED static void fti__io_crash_set(int ops, long at) {
 /* 0: proceed; 1: fail with errno set; 2: short transfer. */
 static int fti__io_check(int op) {
     fti__io_fault_state *f = &fti__io_fault;
-    if (!(f->ops & op)) return 0;
+    if ((f->ops & op) != op) return 0;
     f->count++;
     if (f->count == f->at || (f->persistent && f->count > f->at)) {
         f->fired++;
         if (f->crash) _exit(77);
-        if (f->short_io && (op == FTI__IO_WRITE || op == FTI__IO_READ)) return 2;
+        if (f->short_io && (op & (FTI__IO_WRITE | FTI__IO_READ))) return 2;
         errno = f->err ? f->err : EIO;
         return 1;
     }
@@ -3797,6 +3834,29 @@ static long fti__sys_read(int fd, void *p, size_t n) {
 static long fti__sys_write(int fd, const void *p, size_t n) {
     FTI__IO_CHECK(FTI__IO_WRITE, -1);
     return (long)write(fd, p, n);
+}
+
+/* Positioned reads; op is FTI__IO_READ, or FTI__IO_READ | FTI__IO_SCRATCH on a scratch file. */
+FTI__UNUSED static long fti__sys_pread(int fd, void *p, size_t n, uint64_t off, int op) {
+    (void)op;
+    FTI__IO_CHECK(op, -1);
+    return (long)pread(fd, p, n, (off_t)off);
+}
+
+/* A scratch file (read-write, emptied), and writes at its end. */
+FTI__UNUSED static int fti__sys_open_scratch(const char *path) {
+    FTI__IO_CHECK_NOSIZE(FTI__IO_OPEN | FTI__IO_SCRATCH, -1);
+    return open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+}
+
+FTI__UNUSED static long fti__sys_write_scratch(int fd, const void *p, size_t n) {
+    FTI__IO_CHECK(FTI__IO_WRITE | FTI__IO_SCRATCH, -1);
+    return (long)write(fd, p, n);
+}
+
+FTI__UNUSED static long fti__sys_pwrite(int fd, const void *p, size_t n, uint64_t off) {
+    FTI__IO_CHECK(FTI__IO_WRITE, -1);
+    return (long)pwrite(fd, p, n, (off_t)off);
 }
 
 static int fti__sys_fsync(int fd) {
@@ -5748,6 +5808,10 @@ FTIDEF void fti_mutex_destroy(fti_mutex *m) {
  * acc = 1 adds it: either way each element is (Σ_p a·b in p order) then stored or added. */
 typedef void (*fti__ukernel_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                 int acc);
+/* The same tile with op(A) read in place from a TRANS_A source: the mr values of step p are
+ * a[p·lda .. p·lda + mr) (no packing of A; same products in the same order). */
+typedef void (*fti__ukernel_sa_fn)(size_t kc, const float *a, size_t lda, const float *b,
+                                   float *c, size_t ldc, int acc);
 /* bf16 GEMM (FTI_MM_BF16): panels hold pairs of k-consecutive values as bf16 in one 32-bit word
  * (even k in the low half). pack_bf16 writes one panel row of pairs: dst[i] = (lo[i], hi[i]) for
  * i < n (hi = NULL pairs with 0: an odd kc), dst[i] = 0 for n <= i < width; ukernel_bf16 is the
@@ -5771,6 +5835,7 @@ struct fti_kernels {
     /* GEMM */
     size_t mr, nr, kc, mc, nc;
     fti__ukernel_fn ukernel;
+    fti__ukernel_sa_fn ukernel_sa; /* NULL: TRANS_A sources are packed like the others */
     fti__pack_bf16_fn pack_bf16;       /* NULL: FTI_MM_BF16 computes in fp32 */
     fti__ukernel_bf16_fn ukernel_bf16;
     /* GEMV rows */
@@ -6274,6 +6339,7 @@ static const fti_kernels fti__kernels_scalar = {
     128,
     512,
     fti__ukernel_ref,
+    NULL,
     fti__pack_bf16_ref,
     fti__ukernel_bf16_ref,
     fti__gemv_f32_ref,
@@ -6389,6 +6455,20 @@ static void fti__copy_pad(float *dst, const float *src, size_t n, size_t width) 
     for (; i < width; i++) dst[i] = 0.0f;
 }
 
+/* Prefetch the n floats at src (a source row segment a few rows ahead of the packing). */
+#ifndef FTI__PF_ROWS
+#define FTI__PF_ROWS 4
+#endif
+static void fti__prefetch_row(const float *src, size_t n) {
+#if defined(FTI__X86) || defined(FTI__NEON)
+    const char *p = (const char *)src, *e = (const char *)(src + n);
+    for (; p < e; p += 64) __builtin_prefetch(p, 0, 3);
+#else
+    (void)src;
+    (void)n;
+#endif
+}
+
 /* Packing reads the source row by row (sequential addresses, so the hardware prefetcher
  * streams them) and scatters into the panels; panels are zero-padded to mr (nr). */
 static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0, size_t kc,
@@ -6397,6 +6477,7 @@ static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0,
     if (g->flags & FTI_MM_TRANS_A) { /* A is (K,M): row p holds op(A)[i0.., p] contiguously */
         for (p = 0; p < kc; p++) {
             const float *src = g->A + (p0 + p) * g->lda + i0;
+            if (p + FTI__PF_ROWS < kc) fti__prefetch_row(src + FTI__PF_ROWS * g->lda, mc);
             for (ip = 0; ip < mc; ip += mr) {
                 size_t rows = mc - ip < mr ? mc - ip : mr;
                 fti__copy_pad(out + ip * kc + p * mr, src + ip, rows, mr);
@@ -6418,6 +6499,7 @@ static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0,
     if (!(g->flags & FTI_MM_TRANS_B)) { /* B is (K,N): row p holds op(B)[p, j0..] */
         for (p = 0; p < kc; p++) {
             const float *src = g->B + (p0 + p) * g->ldb + j0;
+            if (p + FTI__PF_ROWS < kc) fti__prefetch_row(src + FTI__PF_ROWS * g->ldb, nc);
             for (jp = 0; jp < nc; jp += nr) {
                 size_t cols = nc - jp < nr ? nc - jp : nr;
                 fti__copy_pad(out + jp * kc + p * nr, src + jp, cols, nr);
@@ -6472,13 +6554,41 @@ static size_t fti__gemm_kc(const fti_kernels *k, size_t K) {
     return n_blocks ? (K + n_blocks - 1) / n_blocks : 1;
 }
 
+/* A thread's n columns are cut into equal blocks of at most k->nc, rounded up to whole nr
+ * panels (768 with nc 1024 is one block, not 512 + 256): every block repacks the thread's A, so
+ * fewer, even blocks pack less (the dW product's K = 4096 made A's repacking cost 10%). */
+static size_t fti__gemm_nc(const fti_kernels *k, size_t n) {
+    size_t n_blocks = (n + k->nc - 1) / k->nc, nc;
+    nc = n_blocks ? (n + n_blocks - 1) / n_blocks : k->nr;
+    return (nc + k->nr - 1) / k->nr * k->nr;
+}
+
+/* Prefetches part t of T of B's source for the block [p0, p0 + kc) × [j0, j0 + nc), so the
+ * next block's packing reads from cache: spread over the micro-kernel calls of the current
+ * block, the memory latency hides behind the arithmetic. */
+static void fti__prefetch_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0, size_t kc,
+                            size_t t, size_t T) {
+    if (!(g->flags & FTI_MM_TRANS_B)) { /* rows p of B, nc floats each */
+        size_t p = kc * t / T, e = kc * (t + 1) / T;
+        for (; p < e; p++) fti__prefetch_row(g->B + (p0 + p) * g->ldb + j0, nc);
+    } else { /* rows j of B, kc floats each */
+        size_t j = nc * t / T, e = nc * (t + 1) / T;
+        for (; j < e; j++) fti__prefetch_row(g->B + (j0 + j) * g->ldb + p0, kc);
+    }
+}
+
 static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
                             float *Ap, float *Bp, uint32_t *Ap16, uint32_t *Bp16) {
     const fti_kernels *k = g->k;
     size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc(k, g->K);
+    size_t nc_blk = fti__gemm_nc(k, n1 - n0);
+    /* TRANS_A with an in-place micro-kernel: op(A)'s mr-column strips are read straight from
+     * the source rows (contiguous mr floats per k), so A is never packed (it is the dW
+     * product's dY, as big as B there) */
+    int in_place = (g->flags & FTI_MM_TRANS_A) && k->ukernel_sa && !Ap16;
     float tile[32 * 32];
-    for (jc = n0; jc < n1; jc += k->nc) {
-        size_t nc = n1 - jc < k->nc ? n1 - jc : k->nc;
+    for (jc = n0; jc < n1; jc += nc_blk) {
+        size_t nc = n1 - jc < nc_blk ? n1 - jc : nc_blk;
         for (pc = 0; pc < g->K; pc += kc_blk) {
             size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk, kp = (kc + 1) / 2;
             int acc = pc > 0 || (g->flags & FTI_MM_ACCUMULATE);
@@ -6490,23 +6600,46 @@ static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t
                 size_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
                 if (Ap16)
                     fti__pack_bf16(g, 0, ic, mc, pc, kc, Ap, Ap16);
-                else
+                else if (!in_place)
                     fti__pack_a(g, ic, mc, pc, kc, Ap);
                 for (ir = 0; ir < mc; ir += mr) {
                     const float *a = Ap + ir * kc;
                     size_t rows = mc - ir < mr ? mc - ir : mr;
+                    if (in_place && rows < mr) { /* a partial strip: packed, zero-padded */
+                        fti__pack_a(g, ic + ir, rows, pc, kc, Ap);
+                        a = Ap;
+                    }
                     for (jr = 0; jr < nc; jr += nr) {
                         const float *b = Bp + jr * kc;
                         float *c = g->C + (ic + ir) * g->ldc + jc + jr;
                         size_t cols = nc - jr < nr ? nc - jr : nr, i, j;
+                        if (pc + kc < g->K) {
+                            size_t n_jr = (nc + nr - 1) / nr, n_ir = (m1 - m0 + mr - 1) / mr;
+                            size_t kn = g->K - pc - kc < kc_blk ? g->K - pc - kc : kc_blk;
+                            fti__prefetch_b(g, jc, nc, pc + kc, kn,
+                                            ((ic - m0 + ir) / mr) * n_jr + jr / nr, n_ir * n_jr);
+                        }
+                        if (in_place && ir + mr < mc) { /* the next strip, spread over jr */
+                            size_t n_jr = (nc + nr - 1) / nr, q = jr / nr;
+                            size_t p_lo = kc * q / n_jr, p_hi = kc * (q + 1) / n_jr;
+                            size_t w = mc - ir - mr < mr ? mc - ir - mr : mr;
+                            const float *nx = g->A + (pc + p_lo) * g->lda + ic + ir + mr;
+                            for (; p_lo < p_hi; p_lo++, nx += g->lda) fti__prefetch_row(nx, w);
+                        }
                         if (rows == mr && cols == nr) {
                             if (Ap16)
                                 k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, c, g->ldc, acc);
+                            else if (in_place)
+                                k->ukernel_sa(kc, g->A + pc * g->lda + ic + ir, g->lda, b, c,
+                                              g->ldc, acc);
                             else
                                 k->ukernel(kc, a, b, c, g->ldc, acc);
                             continue;
                         }
-                        if (Ap16)
+                        if (in_place && rows == mr) /* a full strip against a partial panel */
+                            k->ukernel_sa(kc, g->A + pc * g->lda + ic + ir, g->lda, b, tile, nr,
+                                          0);
+                        else if (Ap16)
                             k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, tile, nr, 0);
                         else
                             k->ukernel(kc, a, b, tile, nr, 0);
@@ -6539,9 +6672,8 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     if (m0 >= m1 || n0 >= n1) return;
     kc = fti__gemm_kc(k, g->K);
     kp = (kc + 1) / 2;
-    nc = n1 - n0 < k->nc ? n1 - n0 : k->nc;
+    nc = fti__gemm_nc(k, n1 - n0);
     mc = m1 - m0 < k->mc ? m1 - m0 : k->mc;
-    nc = (nc + k->nr - 1) / k->nr * k->nr;
     mc = (mc + k->mr - 1) / k->mr * k->mr;
     Ap = (float *)fti_aligned_alloc(mc * kc * sizeof(float) + 64, 64);
     Bp = (float *)fti_aligned_alloc(nc * kc * sizeof(float) + 64, 64);
@@ -7438,6 +7570,7 @@ static const fti_kernels fti__kernels_neon_table = {
     fti__ukernel_neon,
     NULL,
     NULL,
+    NULL,
     fti__gemv_f32_neon,
     fti__gemv_f16_ref,
     fti__gemv_bf16_ref,
@@ -7478,6 +7611,7 @@ static const fti_kernels fti__kernels_neon_dot_table = {
     128,
     480,
     fti__ukernel_neon,
+    NULL,
     NULL,
     NULL,
     fti__gemv_f32_neon,
@@ -8024,15 +8158,18 @@ FTI__AVX2 static void fti__quantize_x_avx2(const float *x, size_t nb, int8_t *xq
         _mm512_storeu_ps(ci + 16, c##i##_1);                                                       \
     } while (0)
 
-FTI__AVX512 static void fti__ukernel_avx512(size_t kc, const float *a, const float *b, float *c,
-                                            size_t ldc, int acc) {
+/* a_step: floats between the 12 A values of consecutive k (12 for a packed panel, lda for an
+ * op(A) column strip read in place from a TRANS_A source) */
+FTI__AVX512 static inline __attribute__((always_inline)) void
+fti__ukernel_avx512_body(size_t kc, const float *a, size_t a_step, const float *b, float *c,
+                         size_t ldc, int acc) {
     __m512 c0_0 = _mm512_setzero_ps(), c0_1 = c0_0, c1_0 = c0_0, c1_1 = c0_0, c2_0 = c0_0,
            c2_1 = c0_0, c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0,
            c5_1 = c0_0, c6_0 = c0_0, c6_1 = c0_0, c7_0 = c0_0, c7_1 = c0_0, c8_0 = c0_0,
            c8_1 = c0_0, c9_0 = c0_0, c9_1 = c0_0, c10_0 = c0_0, c10_1 = c0_0, c11_0 = c0_0,
            c11_1 = c0_0, b0, b1, t;
     size_t p;
-    for (p = 0; p < kc; p++, a += 12, b += 32) {
+    for (p = 0; p < kc; p++, a += a_step, b += 32) {
         b0 = _mm512_loadu_ps(b);
         b1 = _mm512_loadu_ps(b + 16);
         FTI__UK5_ROW(0);
@@ -8060,6 +8197,16 @@ FTI__AVX512 static void fti__ukernel_avx512(size_t kc, const float *a, const flo
     FTI__UK5_STORE(9);
     FTI__UK5_STORE(10);
     FTI__UK5_STORE(11);
+}
+
+FTI__AVX512 static void fti__ukernel_avx512(size_t kc, const float *a, const float *b, float *c,
+                                            size_t ldc, int acc) {
+    fti__ukernel_avx512_body(kc, a, 12, b, c, ldc, acc);
+}
+
+FTI__AVX512 static void fti__ukernel_sa_avx512(size_t kc, const float *a, size_t lda,
+                                               const float *b, float *c, size_t ldc, int acc) {
+    fti__ukernel_avx512_body(kc, a, lda, b, c, ldc, acc);
 }
 
 FTI__AVX512 static __mmask16 fti__tail16(size_t left) {
@@ -8662,6 +8809,7 @@ static const fti_kernels fti__kernels_avx2_table = {
     fti__ukernel_avx2,
     NULL,
     NULL,
+    NULL,
     fti__gemv_f32_avx2,
     fti__gemv_f16_avx2,
     fti__gemv_bf16_avx2,
@@ -8703,8 +8851,9 @@ static const fti_kernels fti__kernels_avx512_table = {
     32,
     384,
     120,
-    512,
+    1024,
     fti__ukernel_avx512,
+    fti__ukernel_sa_avx512,
     FTI__PACK_BF16_AVX512,
     FTI__UKERNEL_BF16_AVX512,
     fti__gemv_f32_avx512,
@@ -8743,8 +8892,9 @@ static const fti_kernels fti__kernels_avx512vnni_table = {
     32,
     384,
     120,
-    512,
+    1024,
     fti__ukernel_avx512,
+    fti__ukernel_sa_avx512,
     FTI__PACK_BF16_AVX512,
     FTI__UKERNEL_BF16_AVX512,
     fti__gemv_f32_avx512,
@@ -8828,6 +8978,23 @@ static const fti_kernels *fti__kernels_avx512(unsigned features) {
 typedef void (*fti__qtile_fn)(const char *const *w, const int8_t *const *xq,
                               const float *const *xd, const int32_t *const *xs, size_t nb,
                               float *out);
+
+/* The multi-row products' shared state: the matrices (sharing one input) and the quantized X. */
+typedef struct fti__qm_ctx {
+    const fti_kernels *k;
+    const fti_qmat *mats;
+    size_t n_mats, M, nb;
+    const int8_t *xq;
+    const float *xd;
+    const int32_t *xs;
+} fti__qm_ctx;
+
+/* Row m of a product's output. */
+#define FTI__QMAT_ROW(a, m) ((a)->Yrows ? (a)->Yrows[m] : (a)->Y + (m) * (a)->ldy)
+
+/* Panel form (AVX-512 VNNI): FTI__QP_BLOCK bytes per 32-block of 16 rows; chunks of at most
+ * FTI__QP_MAXNB blocks when packed on the stack. */
+enum { FTI__QP_MAXNB = 64, FTI__QP_BLOCK = 576 };
 
 /* Full unrolling of the 4-wide tile loops, so the accumulators live in registers. */
 #if defined(__clang__)
@@ -9101,16 +9268,18 @@ FTI__VNNI static void fti__qtile_q4_0_vnni(const char *const *w, const int8_t *c
 }
 
 /* --- AVX-512 VNNI panels: 16 weight rows interleaved, no horizontal sums ---------------------- */
-/* For a group of 16 weight rows the blocks are repacked once (on the stack) so that zmm j of
- * block b holds, in lane i, weights 4j..4j+3 of row i as unsigned bytes (Q8_0: w+128, Q4_0: the
- * nibble, i.e. w+8), followed by the 16 rows' scales as f32. Then for each activation row,
- * per block: 8 vpdpbusd against x's 4-byte groups broadcast, starting from -c·Σx (c = 128 or
- * 8 undoes the offset), one conversion and one FMA with the 16 row scales times xd: lane i ends
- * as row i's output, so 16 outputs are stored at once and nothing is reduced horizontally.
- * The repack (a 16×8 dword transpose in three vpermt2d stages) is paid once per group for all
- * M rows. Used when K <= 32·FTI__QP_MAXNB (the panel fits the stack). */
-enum { FTI__QP_MAXNB = 64, FTI__QP_BLOCK = 576 };
-
+/* In panel form the blocks of a group of 16 weight rows are interleaved so that zmm j of block b
+ * holds, in lane i, weights 4j..4j+3 of row i as unsigned bytes (Q8_0: w+128, Q4_0: the nibble,
+ * i.e. w+8), followed by the 16 rows' scales as f32 (FTI__QP_BLOCK bytes per block). Then for
+ * each activation row, per block: 8 vpdpbusd against x's 4-byte groups broadcast, starting
+ * from -c·Σx (c = 128 or 8 undoes the offset), one conversion and one FMA with the 16 row
+ * scales times xd: lane i ends as row i's output, so 16 outputs are stored at once (masked for
+ * a last group of fewer rows) and nothing is reduced horizontally.
+ * The weights are either in panel form already (fti_qpack, done once: the batch decoder keeps
+ * its model so) or repacked per group on the stack (a 16×8 dword transpose in three vpermt2d
+ * stages), in chunks of FTI__QP_MAXNB blocks so any K fits: a chunk's sums continue from the
+ * previous chunk's, kept in Y, which gives the same bits as one pass. Either way the repacked
+ * group serves all M rows, and both forms give the same results. */
 /* 32 weights of block b of a row as unsigned bytes in element order. */
 FTI__VNNI static __m256i fti__qp_row32(const char *row, size_t b, int q4) {
     if (q4) {
@@ -9123,6 +9292,8 @@ FTI__VNNI static __m256i fti__qp_row32(const char *row, size_t b, int q4) {
         _mm256_set1_epi8((char)0x80));
 }
 
+/* Panel form of rows r0..r0+15 (past N: row N-1 again), blocks 0..nb-1 of W (W may point at a
+ * later block of row 0: the rows keep their stride) into P (nb·FTI__QP_BLOCK bytes). */
 FTI__VNNI static void fti__qp_pack_vnni(const char *W, size_t row_bytes, size_t r0, size_t N,
                                         size_t nb, int q4, unsigned char *P) {
     const __m512i a0 = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
@@ -9164,14 +9335,17 @@ FTI__VNNI static void fti__qp_pack_vnni(const char *W, size_t row_bytes, size_t 
     }
 }
 
-/* res[m] lane i = row i of the panel · activation row m (m < 4), over nb blocks. */
+/* Activation rows i < 4 (rows i >= mn repeat row mn-1's input and are not stored): the lanes of
+ * mask of y[i] = (accumulate ? y[i] : 0) + Σ over nb panel blocks of the 16 rows · x_i. */
 FTI__VNNI static void fti__qp_dot_vnni(const unsigned char *P, size_t nb, int32_t c,
                                        const int8_t *const *xq, const float *const *xd,
-                                       const int32_t *const *xs, float *res) {
+                                       const int32_t *const *xs, float *const *y, size_t mn,
+                                       __mmask16 mask, int accumulate) {
     __m512 acc[4];
     size_t m, b, j;
     FTI__UNROLL4
-    for (m = 0; m < 4; m++) acc[m] = _mm512_setzero_ps();
+    for (m = 0; m < 4; m++)
+        acc[m] = accumulate ? _mm512_maskz_loadu_ps(mask, y[m]) : _mm512_setzero_ps();
     for (b = 0; b < nb; b++, P += FTI__QP_BLOCK) {
         __m512i d0[4], d1[4];
         __m512 wd = _mm512_loadu_ps((const void *)(P + 512));
@@ -9199,52 +9373,65 @@ FTI__VNNI static void fti__qp_dot_vnni(const unsigned char *P, size_t nb, int32_
                                      _mm512_mul_ps(wd, _mm512_set1_ps(xd[m][b])), acc[m]);
     }
     FTI__UNROLL4
-    for (m = 0; m < 4; m++) _mm512_storeu_ps(res + m * 16, acc[m]);
+    for (m = 0; m < 4; m++)
+        if (m < mn) _mm512_mask_storeu_ps(y[m], mask, acc[m]);
 }
 
-typedef struct fti__qp_ctx {
-    const char *W;
-    size_t row_bytes, M, N, nb;
-    int q4;
-    const int8_t *xq;
-    const float *xd;
-    const int32_t *xs;
-    float *Y;
-    size_t ldy;
-} fti__qp_ctx;
-
-/* Items are groups of 16 weight rows. */
-FTI__VNNI static void fti__qp_task(void *vctx, size_t g0, size_t g1, int thread) {
-    const fti__qp_ctx *c = (const fti__qp_ctx *)vctx;
-    unsigned char pbuf[FTI__QP_MAXNB * FTI__QP_BLOCK + 64];
-    unsigned char *P = pbuf + ((64 - ((uintptr_t)pbuf & 63)) & 63);
-    float res[64];
-    size_t g, m0, i, j;
-    (void)thread;
-    for (g = g0; g < g1; g++) {
-        size_t r0 = g * 16, rn = c->N - r0 < 16 ? c->N - r0 : 16;
-        fti__qp_pack_vnni(c->W, c->row_bytes, r0, c->N, c->nb, c->q4, P);
-        if (g + 1 < g1) { /* the next group's 16 rows: 16 streams defeat the hardware prefetcher */
-            const char *nx = c->W + (r0 + 16) * c->row_bytes;
-            size_t off, end = 16 * c->row_bytes;
-            if (r0 + 32 > c->N) end = (c->N - r0 - 16) * c->row_bytes;
-            for (off = 0; off < end; off += 64) _mm_prefetch(nx + off, _MM_HINT_T0);
+/* Group g (rows 16g..16g+15) of matrix a against every activation row; buf holds a chunk's
+ * panels when a has none packed. */
+FTI__VNNI static void fti__qp_group_vnni(const fti__qm_ctx *c, const fti_qmat *a, size_t g,
+                                         int prefetch_next, unsigned char *buf) {
+    int q4 = a->wtype == FTI_DTYPE_Q4_0;
+    size_t bb = q4 ? sizeof(fti_block_q4_0) : sizeof(fti_block_q8_0), row_bytes = c->nb * bb;
+    size_t r0 = g * 16, rn = a->N - r0 < 16 ? a->N - r0 : 16, b0, m0, i;
+    __mmask16 mask = (__mmask16)((1u << rn) - 1u);
+    for (b0 = 0; b0 < c->nb; b0 += FTI__QP_MAXNB) {
+        size_t bn = c->nb - b0 < (size_t)FTI__QP_MAXNB ? c->nb - b0 : (size_t)FTI__QP_MAXNB;
+        const unsigned char *P;
+        if (a->P) {
+            P = (const unsigned char *)a->P + (g * c->nb + b0) * FTI__QP_BLOCK;
+        } else {
+            fti__qp_pack_vnni((const char *)a->W + b0 * bb, row_bytes, r0, a->N, bn, q4, buf);
+            P = buf;
+            if (prefetch_next && r0 + 16 < a->N) { /* 16 streams defeat the hardware prefetcher */
+                size_t r, off, n_next = a->N - r0 - 16 < 16 ? a->N - r0 - 16 : 16;
+                for (r = 0; r < n_next; r++) {
+                    const char *nx = (const char *)a->W + (r0 + 16 + r) * row_bytes + b0 * bb;
+                    for (off = 0; off < bn * bb; off += 64) _mm_prefetch(nx + off, _MM_HINT_T0);
+                }
+            }
         }
         for (m0 = 0; m0 < c->M; m0 += 4) {
             const int8_t *xq[4];
             const float *xd[4];
             const int32_t *xs[4];
+            float *y[4];
             size_t mn = c->M - m0 < 4 ? c->M - m0 : 4;
             for (i = 0; i < 4; i++) { /* past M: repeat the last row */
                 size_t m = m0 + (i < mn ? i : mn - 1);
-                xq[i] = c->xq + m * c->nb * FTI_QK;
-                xd[i] = c->xd + m * c->nb;
-                xs[i] = c->xs + m * c->nb;
+                xq[i] = c->xq + (m * c->nb + b0) * FTI_QK;
+                xd[i] = c->xd + m * c->nb + b0;
+                xs[i] = c->xs + m * c->nb + b0;
+                y[i] = FTI__QMAT_ROW(a, m) + r0;
             }
-            fti__qp_dot_vnni(P, c->nb, c->q4 ? 8 : 128, xq, xd, xs, res);
-            for (i = 0; i < mn; i++)
-                for (j = 0; j < rn; j++) c->Y[(m0 + i) * c->ldy + r0 + j] = res[i * 16 + j];
+            fti__qp_dot_vnni(P, bn, q4 ? 8 : 128, xq, xd, xs, y, mn, mask, b0 > 0);
         }
+    }
+}
+
+/* Items are groups of 16 weight rows, numbered through the matrices in order. */
+FTI__VNNI static void fti__qp_task(void *vctx, size_t g0, size_t g1, int thread) {
+    const fti__qm_ctx *c = (const fti__qm_ctx *)vctx;
+    unsigned char pbuf[FTI__QP_MAXNB * FTI__QP_BLOCK + 64];
+    unsigned char *buf = pbuf + ((64 - ((uintptr_t)pbuf & 63)) & 63);
+    size_t i, base = 0;
+    (void)thread;
+    for (i = 0; i < c->n_mats && g0 < g1; i++) {
+        size_t ng = (c->mats[i].N + 15) / 16, g;
+        for (g = g0; g < g1 && g < base + ng; g++)
+            fti__qp_group_vnni(c, &c->mats[i], g - base, g + 1 < g1, buf);
+        g0 = g;
+        base += ng;
     }
 }
 #endif /* !FTI_NO_AVX512 */
@@ -9370,88 +9557,152 @@ fti_result fti_qact_quantize(const fti_kernels *k, void *buf, const float *X, si
 
 /* --- the driver ------------------------------------------------------------------------------ */
 
-typedef struct fti__qmm_ctx {
-    fti__qtile_fn tile;
-    const char *W;
-    size_t row_bytes, M, N, nb;
-    const int8_t *xq;
-    const float *xd;
-    const int32_t *xs;
-    float *Y;
-    size_t ldy;
-} fti__qmm_ctx;
-
-/* Items are groups of 4 weight rows. A thread's range goes in slices of about 16 KiB of
- * weights; each slice meets every activation row (4 at a time) while it sits in L1/L2. */
+/* Items are groups of 4 weight rows, numbered through the matrices in order. A thread's range
+ * goes in slices of about 16 KiB of weights; each slice meets every activation row (4 at a
+ * time) while it sits in L1/L2. */
 static void fti__qmm_task(void *vctx, size_t g0, size_t g1, int thread) {
-    const fti__qmm_ctx *c = (const fti__qmm_ctx *)vctx;
-    size_t slice = (16384 / (4 * c->row_bytes)) + 1, s0, g, m0, i, j;
+    const fti__qm_ctx *c = (const fti__qm_ctx *)vctx;
+    size_t mi, base = 0;
     (void)thread;
-    for (s0 = g0; s0 < g1; s0 += slice) {
-        size_t s1 = g1 - s0 < slice ? g1 : s0 + slice;
-        for (m0 = 0; m0 < c->M; m0 += 4) {
-            const int8_t *xq[4];
-            const float *xd[4];
-            const int32_t *xs[4];
-            size_t mn = c->M - m0 < 4 ? c->M - m0 : 4;
-            for (i = 0; i < 4; i++) { /* past M: repeat the last row */
-                size_t m = m0 + (i < mn ? i : mn - 1);
-                xq[i] = c->xq + m * c->nb * FTI_QK;
-                xd[i] = c->xd + m * c->nb;
-                xs[i] = c->xs + m * c->nb;
-            }
-            for (g = s0; g < s1; g++) {
-                const char *w[4];
-                float out[16];
-                size_t r0 = g * 4, rn = c->N - r0 < 4 ? c->N - r0 : 4;
-                for (j = 0; j < 4; j++) w[j] = c->W + (r0 + (j < rn ? j : rn - 1)) * c->row_bytes;
-                c->tile(w, xq, xd, xs, c->nb, out);
-                for (i = 0; i < mn; i++)
-                    for (j = 0; j < rn; j++) c->Y[(m0 + i) * c->ldy + r0 + j] = out[i * 4 + j];
+    for (mi = 0; mi < c->n_mats && g0 < g1; mi++) {
+        const fti_qmat *a = &c->mats[mi];
+        size_t ng = (a->N + 3) / 4, e1 = g1 < base + ng ? g1 : base + ng, s0, g, m0, i, j;
+        size_t row_bytes = fti_dtype_row_bytes(a->wtype, c->nb * FTI_QK);
+        size_t slice = (16384 / (4 * row_bytes)) + 1;
+        fti__qtile_fn tile = fti__qtile_get(c->k, a->wtype);
+        const char *W = (const char *)a->W;
+        for (s0 = g0; s0 < e1; s0 += slice) {
+            size_t s1 = e1 - s0 < slice ? e1 : s0 + slice;
+            for (m0 = 0; m0 < c->M; m0 += 4) {
+                const int8_t *xq[4];
+                const float *xd[4];
+                const int32_t *xs[4];
+                size_t mn = c->M - m0 < 4 ? c->M - m0 : 4;
+                for (i = 0; i < 4; i++) { /* past M: repeat the last row */
+                    size_t m = m0 + (i < mn ? i : mn - 1);
+                    xq[i] = c->xq + m * c->nb * FTI_QK;
+                    xd[i] = c->xd + m * c->nb;
+                    xs[i] = c->xs + m * c->nb;
+                }
+                for (g = s0; g < s1; g++) {
+                    const char *w[4];
+                    float out[16];
+                    size_t r0 = (g - base) * 4, rn = a->N - r0 < 4 ? a->N - r0 : 4;
+                    for (j = 0; j < 4; j++) w[j] = W + (r0 + (j < rn ? j : rn - 1)) * row_bytes;
+                    tile(w, xq, xd, xs, c->nb, out);
+                    for (i = 0; i < mn; i++) {
+                        float *y = FTI__QMAT_ROW(a, m0 + i) + r0;
+                        for (j = 0; j < rn; j++) y[j] = out[i * 4 + j];
+                    }
+                }
             }
         }
+        if (e1 > g0) g0 = e1;
+        base += ng;
     }
 }
 
-fti_result fti_matmul_qa(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
-                         const void *qact, float *Y, size_t ldy, size_t M, size_t N, size_t K) {
-    fti__qmm_ctx c;
-    size_t row_bytes = fti_dtype_row_bytes(wtype, K), groups, grain;
+/* 1 when table k runs the multi-row products on 16-row panels (AVX-512 VNNI). */
+static int fti__qp_panels(const fti_kernels *k) {
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    return k == &fti__kernels_avx512vnni_table;
+#else
+    (void)k;
+    return 0;
+#endif
+}
+
+size_t fti_qpack_bytes(const fti_kernels *k, fti_dtype wtype, size_t N, size_t K) {
+    size_t blocks, bytes;
     if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
-    c.tile = fti__qtile_get(k, wtype);
-    if (!c.tile || (row_bytes == 0 && K != 0) || ldy < N) return FTI_ERR_INVALID;
-    if (M == 0 || N == 0) return FTI_OK;
+    if (!fti__qp_panels(k) || (wtype != FTI_DTYPE_Q8_0 && wtype != FTI_DTYPE_Q4_0) || N == 0 ||
+        K == 0 || K % FTI_QK)
+        return 0;
+    if (!fti_size_mul((N + 15) / 16, K / FTI_QK, &blocks) ||
+        !fti_size_mul(blocks, FTI__QP_BLOCK, &bytes))
+        return 0;
+    return bytes;
+}
+
+fti_result fti_qpack(const fti_kernels *k, fti_dtype wtype, const void *W, size_t N, size_t K,
+                     void *P, size_t P_bytes) {
+    size_t need;
+    if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
+    need = fti_qpack_bytes(k, wtype, N, K);
+    if (!need || !W || !P || P_bytes < need) return FTI_ERR_INVALID;
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    {
+        size_t nb = K / FTI_QK, g, row_bytes = fti_dtype_row_bytes(wtype, K);
+        for (g = 0; g < (N + 15) / 16; g++)
+            fti__qp_pack_vnni((const char *)W, row_bytes, g * 16, N, nb, wtype == FTI_DTYPE_Q4_0,
+                              (unsigned char *)P + g * nb * FTI__QP_BLOCK);
+    }
+#endif
+    return FTI_OK;
+}
+
+fti_result fti_matmul_qa_multi(const fti_kernels *k, fti_pool *pool, const fti_qmat *mats,
+                               size_t n_mats, const void *qact, size_t M, size_t K) {
+    fti__qm_ctx c;
+    size_t i, groups = 0, min_rb = (size_t)-1;
+    int panels;
+    if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
+    panels = fti__qp_panels(k);
+    if (n_mats && !mats) return FTI_ERR_INVALID;
+    for (i = 0; i < n_mats; i++) {
+        const fti_qmat *a = &mats[i];
+        size_t rb = fti_dtype_row_bytes(a->wtype, K);
+        if (!fti__qtile_get(k, a->wtype) || K % FTI_QK || (!a->Yrows && a->ldy < a->N))
+            return FTI_ERR_INVALID;
+        if (M == 0 || a->N == 0) continue;
+        if ((!a->Y && !a->Yrows) || (K && !a->W && !(panels && a->P))) return FTI_ERR_INVALID;
+        if (rb < min_rb) min_rb = rb;
+    }
+    if (M == 0 || n_mats == 0) return FTI_OK;
     if (K == 0) {
         size_t m;
-        if (!Y) return FTI_ERR_INVALID;
-        for (m = 0; m < M; m++) memset(Y + m * ldy, 0, N * sizeof(float));
+        for (i = 0; i < n_mats; i++)
+            for (m = 0; m < M && mats[i].N; m++)
+                memset(FTI__QMAT_ROW(&mats[i], m), 0, mats[i].N * sizeof(float));
         return FTI_OK;
     }
-    if (!W || !qact || !Y || !fti_qact_bytes(M, K)) return FTI_ERR_INVALID;
-    c.W = (const char *)W;
-    c.row_bytes = row_bytes;
+    if (!qact || !fti_qact_bytes(M, K)) return FTI_ERR_INVALID;
+    memset(&c, 0, sizeof c);
+    c.k = k;
+    c.mats = mats;
+    c.n_mats = n_mats;
     c.M = M;
-    c.N = N;
     c.nb = K / FTI_QK;
     c.xd = (const float *)qact;
     c.xs = (const int32_t *)(c.xd + M * c.nb);
     c.xq = (const int8_t *)(c.xs + M * c.nb);
-    c.Y = Y;
-    c.ldy = ldy;
+    for (i = 0; i < n_mats; i++) groups += (mats[i].N + (panels ? 15 : 3)) / (panels ? 16 : 4);
+    if (groups == 0) return FTI_OK;
 #if defined(FTI__X86) && !defined(FTI_NO_AVX512)
-    if (k == &fti__kernels_avx512vnni_table && c.nb <= FTI__QP_MAXNB) {
-        fti__qp_ctx p;
-        p.W = c.W, p.row_bytes = row_bytes, p.M = M, p.N = N, p.nb = c.nb;
-        p.q4 = wtype == FTI_DTYPE_Q4_0;
-        p.xq = c.xq, p.xd = c.xd, p.xs = c.xs, p.Y = Y, p.ldy = ldy;
-        fti_pool_for(pool, (N + 15) / 16, 16384 / (16 * row_bytes) + 1, fti__qp_task, &p);
+    if (panels) { /* at least ~16 KiB of weights per thread */
+        fti_pool_for(pool, groups, 16384 / (16 * min_rb) + 1, fti__qp_task, &c);
         return FTI_OK;
     }
 #endif
-    groups = (N + 3) / 4;
-    grain = 16384 / (4 * row_bytes) + 1; /* at least ~16 KiB of weights per item */
-    fti_pool_for(pool, groups, grain, fti__qmm_task, &c);
+    fti_pool_for(pool, groups, 16384 / (4 * min_rb) + 1, fti__qmm_task, &c);
     return FTI_OK;
+}
+
+fti_result fti_matmul_qa(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
+                         const void *qact, float *Y, size_t ldy, size_t M, size_t N, size_t K) {
+    fti_qmat a;
+    size_t row_bytes = fti_dtype_row_bytes(wtype, K);
+    if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
+    if (!fti__qtile_get(k, wtype) || (row_bytes == 0 && K != 0) || ldy < N) return FTI_ERR_INVALID;
+    if (M == 0 || N == 0) return FTI_OK;
+    if (!Y || (K && (!W || !qact))) return FTI_ERR_INVALID;
+    memset(&a, 0, sizeof a);
+    a.wtype = wtype;
+    a.W = W;
+    a.N = N;
+    a.Y = Y;
+    a.ldy = ldy;
+    return fti_matmul_qa_multi(k, pool, &a, 1, qact, M, K);
 }
 
 fti_result fti_matmul_q(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
@@ -14187,11 +14438,11 @@ static void fti__st_bm25b_free(fti__st_bm25b *b) {
     b->post_fd = -1;
 }
 
-/* Writes all n bytes at the end of the spill file. */
+/* Writes all n bytes at the end of a scratch file (the spill or postings file). */
 static int fti__st_fd_write(int fd, const void *p, size_t n) {
     const char *c = (const char *)p;
     while (n) {
-        ssize_t w = write(fd, c, n);
+        long w = fti__sys_write_scratch(fd, c, n);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) return 0;
         c += w;
@@ -14200,11 +14451,11 @@ static int fti__st_fd_write(int fd, const void *p, size_t n) {
     return 1;
 }
 
-/* Reads exactly n bytes at off. */
-static int fti__st_fd_pread(int fd, void *p, size_t n, uint64_t off) {
+/* Reads exactly n bytes at off; op: FTI__IO_READ, with FTI__IO_SCRATCH on a scratch file. */
+static int fti__st_fd_pread_op(int fd, void *p, size_t n, uint64_t off, int op) {
     char *c = (char *)p;
     while (n) {
-        ssize_t g = pread(fd, c, n, (off_t)off);
+        long g = fti__sys_pread(fd, c, n, off, op);
         if (g < 0 && errno == EINTR) continue;
         if (g <= 0) return 0;
         c += g;
@@ -14212,6 +14463,10 @@ static int fti__st_fd_pread(int fd, void *p, size_t n, uint64_t off) {
         off += (uint64_t)g;
     }
     return 1;
+}
+
+static int fti__st_fd_pread(int fd, void *p, size_t n, uint64_t off) {
+    return fti__st_fd_pread_op(fd, p, n, off, FTI__IO_READ);
 }
 
 /* The number of term h (new terms get the next number); UINT32_MAX when out of memory. */
@@ -14503,8 +14758,9 @@ static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, v
                                     : n_tp;
                     const uint32_t *blkp = b->post[b->post_fd >= 0 ? 0 : bi];
                     if (b->post_fd >= 0 &&
-                        !fti__st_fd_pread(b->post_fd, b->post[0], (qe - q) * 8,
-                                          (uint64_t)bi * FTI__ST_POST_BLOCK * 8)) {
+                        !fti__st_fd_pread_op(b->post_fd, b->post[0], (qe - q) * 8,
+                                             (uint64_t)bi * FTI__ST_POST_BLOCK * 8,
+                                             FTI__IO_READ | FTI__IO_SCRATCH)) {
                         rc = FTI_ERR_IO;
                         break;
                     }
@@ -14537,7 +14793,7 @@ static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, v
         while (rc == FTI_OK && off < b->spill_len) {
             size_t n = b->spill_len - off < ((uint64_t)1 << 20) ? (size_t)(b->spill_len - off)
                                                                 : (size_t)1 << 20;
-            if (!fti__st_fd_pread(b->spill_fd, tmp, n, off))
+            if (!fti__st_fd_pread_op(b->spill_fd, tmp, n, off, FTI__IO_READ | FTI__IO_SCRATCH))
                 rc = FTI_ERR_IO;
             else
                 rc = emit(ctx, tmp, n);
@@ -16900,9 +17156,17 @@ static fti_result fti__st_objw_emit(void *ctx, const void *data, size_t n) {
 /* Overwrites n bytes at off (a header written last); the digest is then made by reading the
  * file back at commit. */
 static fti_result fti__st_objw_patch(fti__st_objw *w, uint64_t off, const void *data, size_t n) {
+    const unsigned char *c = (const unsigned char *)data;
     fti_result rc = fti__st_objw_flush(w);
     if (rc != FTI_OK) return rc;
-    if (pwrite(w->af.fd, data, n, (off_t)off) != (ssize_t)n) return FTI_ERR_IO;
+    while (n) { /* a short or interrupted write continues */
+        long k = fti__sys_pwrite(w->af.fd, c, n, off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return FTI_ERR_IO;
+        c += k;
+        n -= (size_t)k;
+        off += (uint64_t)k;
+    }
     w->patched = 1;
     return FTI_OK;
 }
@@ -16929,7 +17193,7 @@ static fti_result fti__st_objw_commit(fti__st_run *r, fti__st_objw *w, const cha
     }
     if (w->patched) {
         /* the header changed after the data: hash the file as it is */
-        int fd = open(w->af.tmp_path, O_RDONLY | O_CLOEXEC);
+        int fd = fti__sys_open(w->af.tmp_path, O_RDONLY, 0);
         uint64_t off = 0;
         fti__st_shs_init(&w->sh, r->proc.sha_fast);
         if (fd < 0) rc = FTI_ERR_IO;
@@ -17345,7 +17609,8 @@ static int fti__st_text_load(const fti__st_run *r, const fti__st_doc *d, char *d
     return d->text_len == 0 || fti__st_fd_pread(r->recs_fd, dst, d->text_len, d->text_off);
 }
 
-/* 1 when two documents' texts are the same bytes (read back in blocks). */
+/* 1 when two documents' texts are the same bytes (read back in blocks), 0 when not, -1 when they
+ * cannot be read back. */
 static int fti__st_text_eq(const fti__st_run *r, const fti__st_doc *a, const fti__st_doc *b) {
     char x[16384], y[16384];
     uint64_t off = 0;
@@ -17353,8 +17618,9 @@ static int fti__st_text_eq(const fti__st_run *r, const fti__st_doc *a, const fti
     while (off < a->text_len) {
         size_t n = a->text_len - off < sizeof x ? (size_t)(a->text_len - off) : sizeof x;
         if (!fti__st_fd_pread(r->recs_fd, x, n, a->text_off + off) ||
-            !fti__st_fd_pread(r->recs_fd, y, n, b->text_off + off) || memcmp(x, y, n) != 0)
-            return 0;
+            !fti__st_fd_pread(r->recs_fd, y, n, b->text_off + off))
+            return -1;
+        if (memcmp(x, y, n) != 0) return 0;
         off += n;
     }
     return 1;
@@ -17605,7 +17871,8 @@ static void fti__st_plan(fti__st_run *r, unsigned char out[32]) {
     fti_sha256_final(&sh, out);
 }
 
-/* Exact duplicates: open addressing on h_text (text compared on a hash match). */
+/* Exact duplicates: open addressing on h_text (text compared on a hash match). FTI_ERR_IO when a
+ * text cannot be read back. */
 static fti_result fti__st_exact_dups(const fti__st_run *r, fti__st_doc **docs, size_t n,
                                      size_t *n_dup) {
     size_t cap = 16, i;
@@ -17620,8 +17887,13 @@ static fti_result fti__st_exact_dups(const fti__st_run *r, fti__st_doc **docs, s
         size_t k = (size_t)d->h_text & (cap - 1);
         while (tab[k] != 0xFFFFFFFFu) {
             fti__st_doc *o = docs[tab[k]];
-            if (o->h_text == d->h_text && o->text_len == d->text_len && fti__st_text_eq(r, o, d))
-                break;
+            int eq = o->h_text == d->h_text && o->text_len == d->text_len ? fti__st_text_eq(r, o, d)
+                                                                         : 0;
+            if (eq < 0) {
+                fti_free(tab);
+                return FTI_ERR_IO;
+            }
+            if (eq) break;
             k = (k + 1) & (cap - 1);
         }
         if (tab[k] == 0xFFFFFFFFu) {
@@ -17639,13 +17911,16 @@ static fti_result fti__st_exact_dups(const fti__st_run *r, fti__st_doc **docs, s
 /* Loads the texts of docs[0..n) (a batch) into one buffer; each doc's text points into it until
  * fti__st_batch_unload. */
 static fti_result fti__st_batch_load(const fti__st_run *r, fti__st_doc **docs, size_t n,
-                                     fti_buf *buf) {
+                                     fti_buf *buf, fti_error *err) {
     size_t i, total = 0, pos = 0;
     for (i = 0; i < n; i++) total += docs[i]->text_len + 1;
     buf->len = 0;
-    if (!fti_buf_reserve(buf, total + 1)) return FTI_ERR_NOMEM;
+    if (!fti_buf_reserve(buf, total + 1))
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
     for (i = 0; i < n; i++) {
-        if (!fti__st_text_load(r, docs[i], buf->data + pos)) return FTI_ERR_IO;
+        if (!fti__st_text_load(r, docs[i], buf->data + pos))
+            return fti_error_set(err, FTI_ERR_IO, "%s: cannot read back: %s",
+                                 r->recs.af.tmp_path, strerror(errno));
         docs[i]->text = buf->data + pos;
         pos += docs[i]->text_len;
         buf->data[pos++] = 0;
@@ -17765,8 +18040,11 @@ static fti_result fti__st_lock(const char *home, int shared, int *fd, fti_error 
     fti_result rc = FTI_OK;
     *fd = -1;
     if (!lock_path) return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-    *fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (*fd < 0 || flock(*fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    *fd = fti__sys_open(lock_path, O_RDWR | O_CREAT, 0644);
+    if (*fd < 0) {
+        rc = fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", lock_path,
+                           strerror(errno));
+    } else if (flock(*fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
         if (*fd >= 0) close(*fd);
         *fd = -1;
         rc = fti_error_set(err, FTI_ERR_BUSY, "%s: another ingest holds the store lock", lock_path);
@@ -18059,7 +18337,7 @@ static fti_result fti__st_load_partials(fti__st_run *r, const char *const *paths
         void *ix = NULL;
         fti_reader rd;
         struct stat st;
-        int fd = open(paths[p], O_RDONLY | O_CLOEXEC);
+        int fd = fti__sys_open(paths[p], O_RDONLY, 0);
         r->part_fds[p] = fd;
         if (fd < 0 || fstat(fd, &st) != 0)
             return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: cannot open partial", paths[p]);
@@ -18556,7 +18834,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         rc = fti__st_objw_open(r, &r->recs, "records", err);
         if (rc != FTI_OK) goto done;
         fti__st_objw_write(&r->recs, h, 16);
-        r->recs_fd = open(r->recs.af.tmp_path, O_RDONLY | O_CLOEXEC);
+        r->recs_fd = fti__sys_open(r->recs.af.tmp_path, O_RDONLY, 0);
         if (r->recs_fd < 0) {
             rc = fti_error_set(err, FTI_ERR_IO, "%s: cannot read back", r->recs.af.tmp_path);
             goto done;
@@ -18592,7 +18870,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
     rc = fti__st_exact_dups(r, all, n_all, &n_exact);
     if (rc != FTI_OK) {
-        fti_error_set(err, rc, "ingest: out of memory");
+        if (rc == FTI_ERR_IO)
+            fti_error_set(err, rc, "%s: cannot read back: %s", r->recs.af.tmp_path, strerror(errno));
+        else
+            fti_error_set(err, rc, "ingest: out of memory");
         goto done;
     }
     if (r->o.dedup_threshold <= 1.0) {
@@ -18663,7 +18944,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     for (i = 0; i < n_kept && rc == FTI_OK;) {
         size_t e = fti__st_batch_end(kept, n_kept, i);
         fti__st_ser_job sj;
-        rc = fti__st_batch_load(r, kept + i, e - i, &batch);
+        rc = fti__st_batch_load(r, kept + i, e - i, &batch, err);
         if (rc == FTI_OK) {
             memset(&sj, 0, sizeof sj);
             sj.r = r;
@@ -18692,7 +18973,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             rc = fti__st_stok_train_begin(&tr, pool, r->o.vocab_size, err);
             for (i = 0; i < n_kept && rc == FTI_OK;) {
                 size_t e = fti__st_batch_end(kept, n_kept, i), q;
-                rc = fti__st_batch_load(r, kept + i, e - i, &batch);
+                rc = fti__st_batch_load(r, kept + i, e - i, &batch, err);
                 for (q = i; q < e && rc == FTI_OK; q++) {
                     if (kept[q]->split) continue;
                     if (kept[q]->title)
@@ -18735,11 +19016,11 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         uint32_t width = have_tok && stok.vocab_size > 65536 ? 4 : 2;
         if (tmp) {
             /* the chunks' text, until the index is written (an unnamed file) */
-            spill_fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            spill_fd = fti__sys_open_scratch(tmp);
             if (spill_fd >= 0) unlink(tmp);
         }
         if (tmp2) {
-            post_fd = open(tmp2, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            post_fd = fti__sys_open_scratch(tmp2);
             if (post_fd >= 0) unlink(tmp2);
         }
         if (!tmp || !tmp2) {
@@ -18780,7 +19061,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             uint32_t **ids = NULL, **body_ids = NULL;
             size_t *n_ids = NULL, *body_n = NULL;
             fti_buf *titles = NULL;
-            rc = fti__st_batch_load(r, kept + i, nb, &batch);
+            rc = fti__st_batch_load(r, kept + i, nb, &batch, err);
             if (rc == FTI_OK && have_tok) {
                 const char **texts = (const char **)fti_calloc(2 * nb + 1, sizeof *texts);
                 size_t *lens = (size_t *)fti_calloc(2 * nb + 1, sizeof *lens);
@@ -19837,8 +20118,11 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
         size_t i;
         for (i = 0; i < 32; i++) {
             const fti_json *v = fti_json_at(h, i);
+            /* a count outside [0, 2^64) in a hand-edited manifest reads as 0, not as UB */
             ds->stats.doc_chars_log2_hist[i] =
-                v && v->type == FTI_JSON_NUMBER ? (uint64_t)v->num : 0;
+                v && v->type == FTI_JSON_NUMBER && v->num >= 0 && v->num < 18446744073709551616.0
+                    ? (uint64_t)v->num
+                    : 0;
         }
     }
     *out = ds;
@@ -19897,6 +20181,15 @@ FTIDEF const fti_dataset_stats *fti_dataset_get_stats(const fti_dataset *ds) {
 /* #include "02_kernels.h" (amalgamated) */
 /* #include <math.h> (already included) */
 /* #include <string.h> (already included) */
+
+/* SSE (baseline on x86-64) for the row-wise loops that compilers do not vectorize by themselves */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(FTI_NO_SIMD) && \
+    !defined(__TINYC__)
+#define FTI__MODEL_SSE 1
+#include <xmmintrin.h>
+#else
+#define FTI__MODEL_SSE 0
+#endif
 
 /* Largest accepted config values: far above any CPU-trainable model, small enough that every
  * product of sizes below fits in 64 bits long before these limits are hit. */
@@ -20159,6 +20452,19 @@ FTIDEF void fti_model_init_params(const fti_model_config *cfg, float *params, ui
     }
 }
 
+/* Rows per chunk of the fused RMSNorm backward: fixed, so the weight gradient's partial sums
+ * (one per chunk, rows in order, then the chunks in order) do not depend on the thread count. */
+#define FTI__MODEL_NORM_CHUNK 64
+
+/* Query rows per attention block: block [r0, r1) multiplies only keys [0, r1). */
+#define FTI__MODEL_ATT_BLOCK 64
+
+/* Floats of attention scratch per (b, kv head) group for context T and head dim D:
+ * dS (T, T), dK^T and dV^T (D, T) each, and one transposed block output (D, BLOCK). */
+static size_t fti__model_attn_scratch(size_t T, size_t D) {
+    return T * T + 2 * D * T + D * FTI__MODEL_ATT_BLOCK;
+}
+
 /* --- activations ------------------------------------------------------------------------------ */
 
 struct fti_model_acts {
@@ -20171,7 +20477,7 @@ struct fti_model_acts {
     int have_targets;
     unsigned char *block;  /* one aligned block holding everything below */
     size_t n_bytes;
-    float *rope_cos, *rope_sin; /* (T, D/2) */
+    float *rope_c, *rope_s;     /* (T, D): per pair (cos, cos) and (-sin, sin) */
     int32_t *tokens, *targets;  /* (B,T) */
     float *res;                 /* (L+1, N, C) residual stream entering each layer; [L] = final */
     float *mid;                 /* (L, N, C) residual after the attention branch */
@@ -20191,7 +20497,8 @@ struct fti_model_acts {
     float *dqkv;                /* (N, QKV) */
     float *dg;                  /* (N, F) */
     float *dh12;                /* (N, 2F) */
-    float *attn_scratch;        /* (B*KV, T, T) */
+    float *attn_scratch;        /* (B*KV, fti__model_attn_scratch(T, D)) */
+    float *norm_part;           /* (ceil(N / FTI__MODEL_NORM_CHUNK), C) RMSNorm dw partial sums */
 };
 
 /* A size table entry: where to store the pointer, element count, element size. */
@@ -20237,8 +20544,8 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t b
         slots[n_slots].elem = sizeof(type);                                                     \
         n_slots++;                                                                              \
     } while (0)
-    FTI__SLOT(a->rope_cos, ctx * (d.D / 2), float);
-    FTI__SLOT(a->rope_sin, ctx * (d.D / 2), float);
+    FTI__SLOT(a->rope_c, ctx * d.D, float);
+    FTI__SLOT(a->rope_s, ctx * d.D, float);
     FTI__SLOT(a->tokens, N, int32_t);
     FTI__SLOT(a->targets, N, int32_t);
     FTI__SLOT(a->res, (d.L + 1) * N * d.C, float);
@@ -20262,7 +20569,8 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t b
     FTI__SLOT(a->dqkv, N * d.QKV, float);
     FTI__SLOT(a->dg, N * d.F, float);
     FTI__SLOT(a->dh12, N * 2 * d.F, float);
-    FTI__SLOT(a->attn_scratch, batch * d.KV * tt, float);
+    FTI__SLOT(a->attn_scratch, batch * d.KV * fti__model_attn_scratch(ctx, d.D), float);
+    FTI__SLOT(a->norm_part, (N / FTI__MODEL_NORM_CHUNK + 1) * d.C, float);
 #undef FTI__SLOT
     /* The products above are bounded by the config limits times N and BHTT, which were checked;
      * the running total is checked here. Each slot starts on a 64-byte boundary. */
@@ -20294,8 +20602,11 @@ FTIDEF fti_result fti_model_acts_create(const fti_model_config *cfg_in, size_t b
             for (j = 0; j < half; j++) {
                 double theta = pow((double)cfg.rope_base, -2.0 * (double)j / (double)d.D);
                 double ang = (double)t * theta;
-                a->rope_cos[t * half + j] = (float)cos(ang);
-                a->rope_sin[t * half + j] = (float)sin(ang);
+                float c = (float)cos(ang), sn = (float)sin(ang);
+                a->rope_c[t * d.D + 2 * j] = c;
+                a->rope_c[t * d.D + 2 * j + 1] = c;
+                a->rope_s[t * d.D + 2 * j] = -sn;
+                a->rope_s[t * d.D + 2 * j + 1] = sn;
             }
     }
     *out = a;
@@ -20442,50 +20753,85 @@ static void fti__model_rmsnorm_fwd(float *out, float *rstd, const float *x, cons
     }
 }
 
-/* RMSNorm backward, input part over rows: dx += rstd*w*dy - x*rstd^3/C * sum(w*dy*x)
- * (ACCUMULATES into dx). */
-static void fti__model_rmsnorm_bwd_dx(float *dx, const float *dy, const float *x,
-                                      const float *rstd, const float *w, size_t n, size_t C) {
+/* RMSNorm backward of one chunk of n rows in one pass: dx += rstd*w*dy - x*rstd^3/C *
+ * sum(w*dy*x) (ACCUMULATES into dx) and part (C) = the sum over the rows,
+ * in order, of dy*x*rstd (written; the chunks' parts are added to dw afterwards). */
+static void fti__model_rmsnorm_bwd_chunk(float *dx, float *part, const float *dy, const float *x,
+                                         const float *rstd, const float *w, size_t n, size_t C) {
     size_t i, j;
+    memset(part, 0, C * sizeof(float));
     for (i = 0; i < n; i++) {
-        const float *xr = x + i * C, *dyr = dy + i * C;
-        float *dxr = dx + i * C;
-        float r = rstd[i], coef;
+        const float *xr = x + i * C, *dyr = dy + i * C; /* (C) */
+        float *dxr = dx + i * C, r = rstd[i], coef;
         double dot = 0.0;
-        for (j = 0; j < C; j++) dot += (double)w[j] * dyr[j] * xr[j];
+        j = 0;
+#if FTI__MODEL_SSE
+        {
+            __m128d a0 = _mm_setzero_pd(), a1 = _mm_setzero_pd();
+            double lanes[4];
+            for (; j + 4 <= C; j += 4) {
+                __m128 wd = _mm_mul_ps(_mm_loadu_ps(w + j), _mm_loadu_ps(dyr + j));
+                __m128 xv = _mm_loadu_ps(xr + j);
+                a0 = _mm_add_pd(a0, _mm_mul_pd(_mm_cvtps_pd(wd), _mm_cvtps_pd(xv)));
+                a1 = _mm_add_pd(a1, _mm_mul_pd(_mm_cvtps_pd(_mm_movehl_ps(wd, wd)),
+                                               _mm_cvtps_pd(_mm_movehl_ps(xv, xv))));
+            }
+            _mm_storeu_pd(lanes, a0);
+            _mm_storeu_pd(lanes + 2, a1);
+            dot = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        }
+#endif
+        for (; j < C; j++) dot += (double)(w[j] * dyr[j]) * (double)xr[j];
         coef = (float)(dot * (double)r * r * r / (double)C);
-        for (j = 0; j < C; j++) dxr[j] += r * w[j] * dyr[j] - xr[j] * coef;
-    }
-}
-
-/* RMSNorm backward, weight part for columns [j0, j1): dw += sum over the n rows, in row order,
- * of dy*x*rstd (ACCUMULATES). */
-static void fti__model_rmsnorm_bwd_dw(float *dw, const float *dy, const float *x,
-                                      const float *rstd, size_t n, size_t C, size_t j0,
-                                      size_t j1) {
-    size_t i, j;
-    for (i = 0; i < n; i++) {
-        const float *xr = x + i * C, *dyr = dy + i * C;
-        float r = rstd[i];
-        for (j = j0; j < j1; j++) dw[j] += dyr[j] * xr[j] * r;
+        j = 0;
+#if FTI__MODEL_SSE
+        {
+            __m128 rv = _mm_set1_ps(r), cv = _mm_set1_ps(coef);
+            for (; j + 4 <= C; j += 4) {
+                __m128 dyv = _mm_loadu_ps(dyr + j), xv = _mm_loadu_ps(xr + j);
+                __m128 t = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(rv, _mm_loadu_ps(w + j)), dyv),
+                                      _mm_mul_ps(xv, cv));
+                _mm_storeu_ps(dxr + j, _mm_add_ps(_mm_loadu_ps(dxr + j), t));
+                _mm_storeu_ps(part + j,
+                              _mm_add_ps(_mm_loadu_ps(part + j), _mm_mul_ps(_mm_mul_ps(dyv, xv), rv)));
+            }
+        }
+#endif
+        for (; j < C; j++) {
+            dxr[j] += r * w[j] * dyr[j] - xr[j] * coef;
+            part[j] += dyr[j] * xr[j] * r;
+        }
     }
 }
 
 /* RoPE on adjacent pairs of every head of rows [row0, row1) of n_heads*D values, `stride` floats
- * apart; position of row i = i % T. inverse = 1 rotates by -angle (the backward of a rotation is
- * its transpose). */
+ * apart; position of row i = i % T. ce, se (T, D) are the expanded tables: for pair j of position
+ * t, ce = (cos, cos) and se = (-sin, sin), so x' = x * ce + swap(x) * se with swap exchanging the
+ * two values of each pair. inverse = 1 rotates by -angle (x * ce - swap(x) * se: the backward of
+ * a rotation is its transpose). The SSE path computes exactly the scalar expressions. */
 static void fti__model_rope(float *x, size_t row0, size_t row1, size_t stride, size_t T,
-                            size_t n_heads, size_t D, const float *cosv, const float *sinv,
+                            size_t n_heads, size_t D, const float *ce, const float *se,
                             int inverse) {
-    size_t i, h, j, half = D / 2;
+    size_t i, h, j;
     for (i = row0; i < row1; i++) {
-        const float *cr = cosv + (i % T) * half, *sr = sinv + (i % T) * half;
+        const float *cr = ce + (i % T) * D, *sr = se + (i % T) * D; /* (D) */
         for (h = 0; h < n_heads; h++) {
             float *p = x + i * stride + h * D;
-            for (j = 0; j < half; j++) {
-                float x0 = p[2 * j], x1 = p[2 * j + 1], c = cr[j], s = inverse ? -sr[j] : sr[j];
-                p[2 * j] = x0 * c - x1 * s;
-                p[2 * j + 1] = x0 * s + x1 * c;
+            j = 0;
+#if FTI__MODEL_SSE
+            for (; j + 4 <= D; j += 4) {
+                __m128 v = _mm_loadu_ps(p + j);
+                __m128 w = _mm_shuffle_ps(v, v, _MM_SHUFFLE(2, 3, 0, 1));
+                __m128 a = _mm_mul_ps(v, _mm_loadu_ps(cr + j));
+                __m128 b = _mm_mul_ps(w, _mm_loadu_ps(sr + j));
+                _mm_storeu_ps(p + j, inverse ? _mm_sub_ps(a, b) : _mm_add_ps(a, b));
+            }
+#endif
+            for (; j + 2 <= D; j += 2) {
+                float x0 = p[j], x1 = p[j + 1];
+                float a0 = x0 * cr[j], b0 = x1 * sr[j], a1 = x1 * cr[j + 1], b1 = x0 * sr[j + 1];
+                p[j] = inverse ? a0 - b0 : a0 + b0;
+                p[j + 1] = inverse ? a1 - b1 : a1 + b1;
             }
         }
     }
@@ -20500,7 +20846,6 @@ enum {
     FTI__MODEL_PAR_RMSNORM_DW,
     FTI__MODEL_PAR_SWIGLU_FWD,
     FTI__MODEL_PAR_SWIGLU_BWD,
-    FTI__MODEL_PAR_ROPE,
     FTI__MODEL_PAR_ADD
 };
 
@@ -20509,9 +20854,8 @@ typedef struct fti__model_par_ctx {
     const fti_kernels *kern; /* SwiGLU through the kernel table (vector exp); NULL: plain loops */
     float *out, *out2;
     const float *a, *b, *c, *w;
-    size_t n, C, F, stride, T, n_heads, D;
+    size_t n, C, F;
     float eps;
-    int inverse;
 } fti__model_par_ctx;
 
 static void fti__model_swiglu_fwd(float *g, const float *h12, size_t n, size_t F);
@@ -20527,12 +20871,19 @@ static void fti__model_par_task(void *vctx, size_t r0, size_t r1, int thread) {
         fti__model_rmsnorm_fwd(c->out + r0 * c->C, c->out2 + r0, c->a + r0 * c->C, c->w, m, c->C,
                                c->eps);
         break;
-    case FTI__MODEL_PAR_RMSNORM_DX:
-        fti__model_rmsnorm_bwd_dx(c->out + r0 * c->C, c->a + r0 * c->C, c->b + r0 * c->C,
-                                  c->c + r0, c->w, m, c->C);
+    case FTI__MODEL_PAR_RMSNORM_DX: /* r0, r1 are chunks of FTI__MODEL_NORM_CHUNK rows */
+        for (i = r0; i < r1; i++) {
+            size_t a0 = i * FTI__MODEL_NORM_CHUNK;
+            size_t rows = c->n - a0 < FTI__MODEL_NORM_CHUNK ? c->n - a0 : FTI__MODEL_NORM_CHUNK;
+            fti__model_rmsnorm_bwd_chunk(c->out + a0 * c->C, c->out2 + i * c->C, c->a + a0 * c->C,
+                                         c->b + a0 * c->C, c->c + a0, c->w, rows, c->C);
+        }
         break;
-    case FTI__MODEL_PAR_RMSNORM_DW: /* r0, r1 are columns */
-        fti__model_rmsnorm_bwd_dw(c->out, c->a, c->b, c->c, c->n, c->C, r0, r1);
+    case FTI__MODEL_PAR_RMSNORM_DW: /* r0, r1 are columns: dw += the chunks' parts, in order */
+        for (i = 0; i < (c->n + FTI__MODEL_NORM_CHUNK - 1) / FTI__MODEL_NORM_CHUNK; i++) {
+            size_t j;
+            for (j = r0; j < r1; j++) c->out[j] += c->out2[i * c->C + j];
+        }
         break;
     case FTI__MODEL_PAR_SWIGLU_FWD:
         if (c->kern) /* h12 rows are gate | up */
@@ -20553,10 +20904,6 @@ static void fti__model_par_task(void *vctx, size_t r0, size_t r1, int thread) {
         else
             fti__model_swiglu_bwd(c->out + r0 * 2 * c->F, c->a + r0 * c->F, c->b + r0 * 2 * c->F,
                                   m, c->F);
-        break;
-    case FTI__MODEL_PAR_ROPE:
-        fti__model_rope(c->out, r0, r1, c->stride, c->T, c->n_heads, c->D, c->a, c->b,
-                        c->inverse);
         break;
     case FTI__MODEL_PAR_ADD: /* out += a over rows of C */
         for (i = r0 * c->C; i < r1 * c->C; i++) c->out[i] += c->a[i];
@@ -20586,36 +20933,24 @@ static void fti__model_p_rmsnorm_fwd(fti_pool *pool, float *out, float *rstd, co
 }
 
 /* dx += ..., dw += ... (both ACCUMULATE), as fti__model_rmsnorm_bwd */
+/* part: scratch of ceil(n / FTI__MODEL_NORM_CHUNK) * C floats */
 static void fti__model_p_rmsnorm_bwd(fti_pool *pool, float *dx, float *dw, const float *dy,
                                      const float *x, const float *rstd, const float *w, size_t n,
-                                     size_t C) {
+                                     size_t C, float *part) {
     fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_RMSNORM_DX);
     c.out = dx;
+    c.out2 = part;
     c.a = dy;
     c.b = x;
     c.c = rstd;
     c.w = w;
     c.n = n;
     c.C = C;
-    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+    fti_pool_for(pool, (n + FTI__MODEL_NORM_CHUNK - 1) / FTI__MODEL_NORM_CHUNK, 1,
+                 fti__model_par_task, &c);
     c.op = FTI__MODEL_PAR_RMSNORM_DW;
     c.out = dw;
-    fti_pool_for(pool, C, 16, fti__model_par_task, &c);
-}
-
-static void fti__model_p_rope(fti_pool *pool, float *x, size_t n, size_t stride, size_t T,
-                              size_t n_heads, size_t D, const float *cosv, const float *sinv,
-                              int inverse) {
-    fti__model_par_ctx c = fti__model_par(FTI__MODEL_PAR_ROPE);
-    c.out = x;
-    c.stride = stride;
-    c.T = T;
-    c.n_heads = n_heads;
-    c.D = D;
-    c.a = cosv;
-    c.b = sinv;
-    c.inverse = inverse;
-    fti_pool_for(pool, n, 64, fti__model_par_task, &c);
+    fti_pool_for(pool, C, 64, fti__model_par_task, &c);
 }
 
 /* out(n,C) += a(n,C) */
@@ -20644,24 +20979,67 @@ static void fti__model_p_swiglu(const fti_kernels *kern, fti_pool *pool, int bac
  * row softmax with the causal mask (zeros above the diagonal), Y = P V. Query rows go in blocks
  * of 64 that multiply only the keys up to the block's end, so the GEMMs do about 5/8 of the full
  * square at T = 256 instead of all of it (the zeros inside a block are cheaper than scalar
- * loops). Work is split over (b, kv head) groups: each group owns its rows of y/dq and its dk/dv
- * rows, and runs its GEMMs single-threaded, so nothing is shared between threads and
- * the result does not depend on the thread count. */
-/* Query rows per attention block: block [r0, r1) multiplies only keys [0, r1). */
-#define FTI__MODEL_ATT_BLOCK 64
-
+ * loops). The products whose natural output is (rows, D) are computed transposed, as (D, rows)
+ * into scratch: with D = 48 a (rows, D) output fills 32-wide micro-tiles to 3/4, the (D, rows)
+ * one fills them exactly (and 12-row tiles divide 48 too). Work is split over (b, kv head)
+ * groups: each group owns its rows of y/dq and its dk/dv rows, and runs its GEMMs
+ * single-threaded, so nothing is shared between threads and the result does not depend on the
+ * thread count. */
 typedef struct fti__model_attn_ctx {
     const fti_kernels *kern;
     int mmx; /* extra fti_matmul flags */
     const fti__model_dims *d;
     size_t T;
-    const float *q, *k, *v; /* (N, *) rows QKV apart, inside the qkv block */
+    float *q, *k;           /* (N, *) rows QKV apart, inside the qkv block */
+    const float *v;
+    const float *rope_c, *rope_s; /* (T, D) expanded RoPE tables (fti__model_rope) */
     float *att;             /* (B, H, T, T) */
     float *y;               /* (N, HD) */
     const float *dy;        /* (N, HD) backward */
     float *dq, *dk, *dv;    /* backward outputs */
-    float *scratch;         /* (B*KV, T, T) backward */
+    float *scratch;         /* (B*KV, fti__model_attn_scratch(T, D)) */
 } fti__model_attn_ctx;
+
+/* dst[t * ld + i] (+)= src[i * lds + t] for i < D, t < m: a (D, m) block back to (m, D) rows
+ * (4x4 SSE transposes where available; the same sums either way). */
+static void fti__model_untranspose(float *dst, size_t ld, const float *src, size_t lds, size_t D,
+                                   size_t m, int add) {
+    size_t i, t, i0 = 0, t0 = 0;
+#if FTI__MODEL_SSE
+    size_t D4 = D / 4 * 4, m4 = m / 4 * 4;
+    for (t = 0; t < m4; t += 4)
+        for (i = 0; i < D4; i += 4) {
+            __m128 r0 = _mm_loadu_ps(src + i * lds + t), r1 = _mm_loadu_ps(src + (i + 1) * lds + t);
+            __m128 r2 = _mm_loadu_ps(src + (i + 2) * lds + t);
+            __m128 r3 = _mm_loadu_ps(src + (i + 3) * lds + t);
+            float *o = dst + t * ld + i;
+            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+            if (add) {
+                r0 = _mm_add_ps(_mm_loadu_ps(o), r0);
+                r1 = _mm_add_ps(_mm_loadu_ps(o + ld), r1);
+                r2 = _mm_add_ps(_mm_loadu_ps(o + 2 * ld), r2);
+                r3 = _mm_add_ps(_mm_loadu_ps(o + 3 * ld), r3);
+            }
+            _mm_storeu_ps(o, r0);
+            _mm_storeu_ps(o + ld, r1);
+            _mm_storeu_ps(o + 2 * ld, r2);
+            _mm_storeu_ps(o + 3 * ld, r3);
+        }
+    i0 = D4; /* what is left: columns [D4, D) of rows [0, m4), then rows [m4, m) */
+    for (t = 0; t < m4; t++)
+        for (i = i0; i < D; i++)
+            dst[t * ld + i] = add ? dst[t * ld + i] + src[i * lds + t] : src[i * lds + t];
+    t0 = m4;
+#endif
+    (void)i0;
+    for (t = t0; t < m; t++) {
+        float *o = dst + t * ld;
+        if (add)
+            for (i = 0; i < D; i++) o[i] += src[i * lds + t];
+        else
+            for (i = 0; i < D; i++) o[i] = src[i * lds + t];
+    }
+}
 
 static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int thread) {
     const fti__model_attn_ctx *c = (const fti__model_attn_ctx *)vctx;
@@ -20673,6 +21051,12 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
         size_t b = grp / d->KV, kvh = grp % d->KV;
         const float *kb = c->k + b * T * d->QKV + kvh * D; /* (T, D), row stride QKV */
         const float *vb = c->v + b * T * d->QKV + kvh * D;
+        float *yt = c->scratch + grp * fti__model_attn_scratch(T, D); /* (D, BLOCK) */
+        /* RoPE on this group's q heads and its k head, while they are about to be used */
+        fti__model_rope(c->q + b * T * d->QKV + kvh * rep * D, 0, T, d->QKV, T, rep, D, c->rope_c,
+                        c->rope_s, 0);
+        fti__model_rope(c->k + b * T * d->QKV + kvh * D, 0, T, d->QKV, T, 1, D, c->rope_c,
+                        c->rope_s, 0);
         for (hh = 0; hh < rep; hh++) {
             size_t h = kvh * rep + hh;
             const float *qb = c->q + b * T * d->QKV + h * D; /* (T, D), row stride QKV */
@@ -20706,16 +21090,19 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
                     for (j = t + 1; j < T; j++)
                         p[j] = 0.0f;
                 }
-                fti__model_mm(c->kern, NULL, c->mmx, r1 - r0, D, r1, P + r0 * T, T, vb, d->QKV,
-                              c->y + (b * T + r0) * d->HD + h * D, d->HD);
+                /* Y^T (D, m) = V[0:r1]^T . P[r0:r1, 0:r1]^T */
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_TB | c->mmx, D,
+                              r1 - r0, r1, vb, d->QKV, P + r0 * T, T, yt, r1 - r0);
+                fti__model_untranspose(c->y + (b * T + r0) * d->HD + h * D, d->HD, yt, r1 - r0,
+                                       D, r1 - r0, 0);
             }
         }
     }
 }
 
-/* Backward: dP = dY V^T; dV += P^T dY; dS = P (dP - rowsum(P dP)) * scale; dQ = dS K;
- * dK += dS^T Q, by the same row blocks. dk and dv of the group are zeroed, then accumulated
- * over heads and blocks in a fixed order. */
+/* Backward: dP = dY V^T; dV^T += dY^T P; dS = P (dP - rowsum(P dP)) * scale; dQ^T = K^T dS^T;
+ * dK^T += Q^T dS, by the same row blocks. dK^T and dV^T of the group (D, T) live in scratch,
+ * zeroed, accumulated over heads and blocks in a fixed order, then written to dk and dv. */
 static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int thread) {
     const fti__model_attn_ctx *c = (const fti__model_attn_ctx *)vctx;
     const fti__model_dims *d = c->d;
@@ -20724,15 +21111,12 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
     (void)thread;
     for (grp = g0; grp < g1; grp++) {
         size_t b = grp / d->KV, kvh = grp % d->KV;
-        float *dS = c->scratch + grp * T * T; /* (T, T) */
+        float *dS = c->scratch + grp * fti__model_attn_scratch(T, D); /* (T, T) */
+        float *dkt = dS + T * T, *dvt = dkt + D * T;                  /* (D, T) each */
+        float *tq = dvt + D * T;                                      /* (D, BLOCK) */
         const float *kb = c->k + b * T * d->QKV + kvh * D;
         const float *vb = c->v + b * T * d->QKV + kvh * D;
-        float *dkb = c->dk + b * T * d->QKV + kvh * D;
-        float *dvb = c->dv + b * T * d->QKV + kvh * D;
-        for (t = 0; t < T; t++) {
-            memset(dkb + t * d->QKV, 0, D * sizeof(float));
-            memset(dvb + t * d->QKV, 0, D * sizeof(float));
-        }
+        memset(dkt, 0, 2 * D * T * sizeof(float));
         for (hh = 0; hh < rep; hh++) {
             size_t h = kvh * rep + hh, r0, r1;
             const float *qb = c->q + b * T * d->QKV + h * D;
@@ -20745,9 +21129,9 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
                 fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TB | c->mmx, m, r1, D,
                               dyb + r0 * d->HD, d->HD,
                               vb, d->QKV, dS + r0 * T, T);
-                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | c->mmx, r1,
-                              D, m,
-                              P + r0 * T, T, dyb + r0 * d->HD, d->HD, dvb, d->QKV);
+                /* dV^T[:, 0:r1] += dY[r0:r1]^T . P[r0:r1, 0:r1] */
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | c->mmx, D,
+                              r1, m, dyb + r0 * d->HD, d->HD, P + r0 * T, T, dvt, T);
                 for (t = r0; t < r1; t++) {
                     const float *p = P + t * T;
                     float *ds = dS + t * T, dot = 0.0f;
@@ -20764,13 +21148,23 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
                     for (j = t + 1; j < T; j++)
                         ds[j] = 0.0f;
                 }
-                fti__model_mm(c->kern, NULL, c->mmx, m, D, r1, dS + r0 * T, T, kb, d->QKV,
-                              c->dq + (b * T + r0) * d->QKV + h * D, d->QKV);
-                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | c->mmx, r1,
-                              D, m,
-                              dS + r0 * T, T, qb + r0 * d->QKV, d->QKV, dkb, d->QKV);
+                /* dQ^T (D, m) = K[0:r1]^T . dS[r0:r1, 0:r1]^T */
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_TB | c->mmx, D, m,
+                              r1, kb, d->QKV, dS + r0 * T, T, tq, m);
+                fti__model_untranspose(c->dq + (b * T + r0) * d->QKV + h * D, d->QKV, tq, m, D,
+                                       m, 0);
+                /* dK^T[:, 0:r1] += Q[r0:r1]^T . dS[r0:r1, 0:r1] */
+                fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | c->mmx, D,
+                              r1, m, qb + r0 * d->QKV, d->QKV, dS + r0 * T, T, dkt, T);
             }
         }
+        fti__model_untranspose(c->dk + b * T * d->QKV + kvh * D, d->QKV, dkt, T, D, T, 0);
+        fti__model_untranspose(c->dv + b * T * d->QKV + kvh * D, d->QKV, dvt, T, D, T, 0);
+        /* RoPE backward (the inverse rotation) on the group's dq heads and dk head */
+        fti__model_rope(c->dq + b * T * d->QKV + kvh * rep * D, 0, T, d->QKV, T, rep, D,
+                        c->rope_c, c->rope_s, 1);
+        fti__model_rope(c->dk + b * T * d->QKV + kvh * D, 0, T, d->QKV, T, 1, D, c->rope_c,
+                        c->rope_s, 1);
     }
 }
 
@@ -20901,9 +21295,6 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         fti__model_p_rmsnorm_fwd(pool, xn1, a->rstd1 + l * a->B * a->T, res, w_an, N, d->C, eps);
         /* q | k | v in one GEMM: wq is the first row of the adjacent (QKV, C) block */
         fti__model_linear_fwd(a->kern, a->mmx, pool, qkv, xn1, wq, N, d->C, d->QKV);
-        fti__model_p_rope(pool, qkv, N, d->QKV, ctx, d->H, d->D, a->rope_cos, a->rope_sin, 0);
-        fti__model_p_rope(pool, qkv + d->HD, N, d->QKV, ctx, d->KV, d->D, a->rope_cos,
-                          a->rope_sin, 0);
         memset(&ac, 0, sizeof(ac));
         ac.kern = a->kern;
         ac.mmx = a->mmx;
@@ -20914,6 +21305,9 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         ac.v = qkv + d->HD + d->KVD;
         ac.att = a->att + l * a->B * d->H * a->T * a->T; /* (B,H,t,t) packed for this ctx */
         ac.y = y;
+        ac.rope_c = a->rope_c; /* q and k are rotated inside the attention task */
+        ac.rope_s = a->rope_s;
+        ac.scratch = a->attn_scratch;
         fti_pool_for(pool, batch * d->KV, 1, fti__model_attn_fwd_task, &ac);
         fti__model_linear_fwd(a->kern, a->mmx, pool, mid, y, wo, N, d->HD, d->C);
         fti__model_p_add(pool, mid, res, N, d->C);
@@ -20993,7 +21387,8 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
     memset(a->dres, 0, N * d->C * sizeof(float));
     fti__model_p_rmsnorm_bwd(pool, a->dres, grads + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0),
                            a->dxn, a->res + d->L * NC, a->rstdf,
-                           params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C);
+                           params + fti__model_offset(d, FTI_TENSOR_OUTPUT_NORM, 0), N, d->C,
+                           a->norm_part);
     for (l = d->L; l > 0;) {
         l--; /* the layers from the last down (no wrap below 0: clean under the uint sanitizer) */
 #define FTI__W(kind) (params + fti__model_offset(d, kind, l))
@@ -21014,7 +21409,8 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
                               a->dh12, xn2,
                               FTI__W(FTI_TENSOR_FFN_GATE), N, d->C, 2 * d->F);
         fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
-                               a->rstd2 + l * a->B * a->T, FTI__W(FTI_TENSOR_FFN_NORM), N, d->C);
+                               a->rstd2 + l * a->B * a->T, FTI__W(FTI_TENSOR_FFN_NORM), N, d->C,
+                               a->norm_part);
         /* attention: mid = res + y . wo^T; dres is now d mid */
         fti__model_linear_bwd(a->kern, a->mmx, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT),
                               a->dres, y,
@@ -21033,16 +21429,16 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         ac.dk = a->dqkv + d->HD;
         ac.dv = a->dqkv + d->HD + d->KVD;
         ac.scratch = a->attn_scratch;
+        ac.rope_c = a->rope_c;
+        ac.rope_s = a->rope_s;
         fti_pool_for(pool, a->b * d->KV, 1, fti__model_attn_bwd_task, &ac);
-        fti__model_p_rope(pool, a->dqkv, N, d->QKV, T, d->H, d->D, a->rope_cos, a->rope_sin, 1);
-        fti__model_p_rope(pool, a->dqkv + d->HD, N, d->QKV, T, d->KV, d->D, a->rope_cos,
-                          a->rope_sin, 1);
         /* q, k, v as one (QKV, C) block */
         fti__model_linear_bwd(a->kern, a->mmx, pool, a->dxn, 0, FTI__G(FTI_TENSOR_ATTN_Q),
                               a->dqkv, xn1,
                               FTI__W(FTI_TENSOR_ATTN_Q), N, d->C, d->QKV);
         fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_ATTN_NORM), a->dxn, res,
-                               a->rstd1 + l * a->B * a->T, FTI__W(FTI_TENSOR_ATTN_NORM), N, d->C);
+                               a->rstd1 + l * a->B * a->T, FTI__W(FTI_TENSOR_ATTN_NORM), N, d->C,
+                               a->norm_part);
 #undef FTI__W
 #undef FTI__G
     }
@@ -22898,46 +23294,91 @@ static fti_adamw_opts fti__train_adamw_resolve(const fti_adamw_opts *o) {
     return r;
 }
 
+/* The optimizer runs over fixed blocks of FTI__TRAIN_BLOCK elements (item i = elements
+ * [i*BLOCK, (i+1)*BLOCK)), whatever the thread count: every element is updated by the same
+ * kernel call boundaries, so results are bit-identical for any pool size. */
+#define FTI__TRAIN_BLOCK 4096u
+
 typedef struct fti__train_adamw_ctx {
-    fti_adamw_opts o;
+    fti_adamw_hparams hp;
     float *p;
     const float *g;
     float *m, *v;
     const unsigned char *decay;
-    float lr, bc1, bc2;
+    size_t n;
 } fti__train_adamw_ctx;
 
-static void fti__train_adamw_task(void *vctx, size_t i0, size_t i1, int thread) {
+/* Blocks [b0, b1): the table's AdamW (vector, fused gradient scale) per run of equal decay. */
+static void fti__train_adamw_task(void *vctx, size_t b0, size_t b1, int thread) {
     const fti__train_adamw_ctx *c = (const fti__train_adamw_ctx *)vctx;
-    size_t i;
-    float b1 = c->o.beta1, b2 = c->o.beta2, wd = c->o.weight_decay, lr = c->lr;
+    size_t i = b0 * FTI__TRAIN_BLOCK, end = b1 * FTI__TRAIN_BLOCK < c->n ? b1 * FTI__TRAIN_BLOCK
+                                                                         : c->n;
     (void)thread;
-    for (i = i0; i < i1; i++) {
-        float g = c->g[i], p = c->p[i];
-        float m = b1 * c->m[i] + (1.0f - b1) * g;
-        float v = b2 * c->v[i] + (1.0f - b2) * g * g;
-        if (!c->decay || c->decay[i]) p -= lr * wd * p;
-        c->m[i] = m;
-        c->v[i] = v;
-        c->p[i] = p - lr * (m / c->bc1) / (sqrtf(v / c->bc2) + c->o.eps);
+    while (i < end) {
+        size_t j = i + 1;
+        int dec = !c->decay || c->decay[i];
+        if (c->decay)
+            while (j < end && (c->decay[j] != 0) == dec) j++;
+        else
+            j = end;
+        fti_adamw(NULL, c->p + i, c->g + i, c->m + i, c->v + i, j - i, &c->hp, dec);
+        i = j;
     }
 }
 
-FTIDEF void fti_adamw_update(const fti_adamw_opts *opts, float *params, const float *grads,
+/* fti_adamw_update with the gradient multiplied by grad_scale (clipping) on the fly. */
+static void fti__train_adamw(const fti_adamw_opts *opts, float *params, const float *grads,
                              float *m, float *v, const unsigned char *decay, size_t n, float lr,
-                             uint64_t t, fti_pool *pool) {
+                             uint64_t t, float grad_scale, fti_pool *pool) {
     fti__train_adamw_ctx c;
+    fti_adamw_opts o;
     if (!params || !grads || !m || !v || n == 0) return;
-    c.o = fti__train_adamw_resolve(opts);
+    o = fti__train_adamw_resolve(opts);
+    memset(&c, 0, sizeof(c));
+    c.hp.lr = lr;
+    c.hp.beta1 = o.beta1;
+    c.hp.beta2 = o.beta2;
+    c.hp.eps = o.eps;
+    c.hp.weight_decay = o.weight_decay;
+    c.hp.grad_scale = grad_scale;
+    c.hp.step = (int64_t)(t ? t : 1);
     c.p = params;
     c.g = grads;
     c.m = m;
     c.v = v;
     c.decay = decay;
-    c.lr = lr;
-    c.bc1 = (float)(1.0 - pow((double)c.o.beta1, (double)(t ? t : 1)));
-    c.bc2 = (float)(1.0 - pow((double)c.o.beta2, (double)(t ? t : 1)));
-    fti_pool_for(pool, n, 4096, fti__train_adamw_task, &c);
+    c.n = n;
+    fti_pool_for(pool, (n + FTI__TRAIN_BLOCK - 1) / FTI__TRAIN_BLOCK, 1, fti__train_adamw_task, &c);
+}
+
+FTIDEF void fti_adamw_update(const fti_adamw_opts *opts, float *params, const float *grads,
+                             float *m, float *v, const unsigned char *decay, size_t n, float lr,
+                             uint64_t t, fti_pool *pool) {
+    fti__train_adamw(opts, params, grads, m, v, decay, n, lr, t, 1.0f, pool);
+}
+
+/* Sum of squares of g (n) in double: per fixed block, 8 interleaved partial sums added in a
+ * fixed order, then the blocks in order; part holds one double per block. */
+typedef struct fti__train_norm_ctx {
+    const float *g;
+    size_t n;
+    double *part;
+} fti__train_norm_ctx;
+
+static void fti__train_norm_task(void *vctx, size_t b0, size_t b1, int thread) {
+    const fti__train_norm_ctx *c = (const fti__train_norm_ctx *)vctx;
+    size_t b, i, l;
+    (void)thread;
+    for (b = b0; b < b1; b++) {
+        size_t i0 = b * FTI__TRAIN_BLOCK, i1 = i0 + FTI__TRAIN_BLOCK < c->n ? i0 + FTI__TRAIN_BLOCK
+                                                                           : c->n;
+        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        const float *g = c->g;
+        for (i = i0; i + 8 <= i1; i += 8)
+            for (l = 0; l < 8; l++) acc[l] += (double)g[i + l] * (double)g[i + l];
+        for (; i < i1; i++) acc[0] += (double)g[i] * (double)g[i];
+        c->part[b] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    }
 }
 
 FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_steps, double lr,
@@ -23092,6 +23533,7 @@ struct fti_trainer {
     size_t n_train;           /* trainable elements */
     float *w, *g, *m, *v;     /* trainable weights, grads, moments (w = params without LoRA) */
     unsigned char *decay;     /* (n_train) 1 = weight decay applies */
+    double *norm_part;        /* one partial sum of squares per FTI__TRAIN_BLOCK of g */
     int32_t *tok, *tgt;       /* (B, T) */
     fti_rng sampler;
     uint64_t draws;           /* windows drawn so far */
@@ -23181,6 +23623,7 @@ FTIDEF void fti_trainer_free(fti_trainer *t) {
     fti_aligned_free(t->m);
     fti_aligned_free(t->v);
     fti_free(t->decay);
+    fti_free(t->norm_part);
     fti_free(t->tok);
     fti_free(t->tgt);
     fti_free(t->hist);
@@ -23319,7 +23762,8 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
     t->m = fti__train_floats(t->n_train);
     t->v = fti__train_floats(t->n_train);
     t->decay = (unsigned char *)fti_calloc(t->n_train, 1);
-    if (!t->m || !t->v || !t->decay) goto nomem;
+    t->norm_part = (double *)fti_calloc(t->n_train / FTI__TRAIN_BLOCK + 1, sizeof(double));
+    if (!t->m || !t->v || !t->decay || !t->norm_part) goto nomem;
     if (t->o.lora_rank) {
         memset(t->decay, 1, t->n_train);
     } else {
@@ -23538,19 +23982,26 @@ FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_e
                                  (unsigned long)(t->step + 1));
     }
     if (t->base) fti__lora_grads(t);
-    for (i = 0; i < t->n_train; i++) norm2 += (double)t->g[i] * (double)t->g[i];
+    {
+        fti__train_norm_ctx nc;
+        size_t nb = (t->n_train + FTI__TRAIN_BLOCK - 1) / FTI__TRAIN_BLOCK;
+        nc.g = t->g;
+        nc.n = t->n_train;
+        nc.part = t->norm_part;
+        fti_pool_for(t->pool, nb, 16, fti__train_norm_task, &nc);
+        for (i = 0; i < nb; i++) norm2 += t->norm_part[i]; /* blocks in order */
+    }
     if (!(norm2 == norm2) || norm2 > 1e300)
         return fti_error_set(err, FTI_ERR_NUMERIC, "trainer: step %lu: gradient is not finite",
                              (unsigned long)(t->step + 1));
     t->last.grad_norm = sqrt(norm2);
-    if (t->o.grad_clip > 0.0f && t->last.grad_norm > (double)t->o.grad_clip) {
+    scale = 1.0f; /* clipping scales the gradient inside the AdamW update */
+    if (t->o.grad_clip > 0.0f && t->last.grad_norm > (double)t->o.grad_clip)
         scale = (float)((double)t->o.grad_clip / (t->last.grad_norm + 1e-6));
-        for (i = 0; i < t->n_train; i++) t->g[i] *= scale;
-    }
     lr = fti_lr_schedule(t->step, t->o.warmup_steps, t->total_steps, (double)t->o.lr,
                          (double)t->o.min_lr_frac);
-    fti_adamw_update(&t->o.adamw, t->w, t->g, t->m, t->v, t->decay, t->n_train, (float)lr,
-                     t->step + 1, t->pool);
+    fti__train_adamw(&t->o.adamw, t->w, t->g, t->m, t->v, t->decay, t->n_train, (float)lr,
+                     t->step + 1, scale, t->pool);
     if (t->base) fti__lora_apply(&t->cfg, t->params, t->base, t->w, t->o.lora_rank,
                                  t->o.lora_alpha, t->pool);
     t->step++;
@@ -25000,6 +25451,10 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
                      o.adamw.beta1, o.adamw.beta2, o.adamw.eps, (unsigned long)o.eval_windows,
                      ro.keep_best);
         }
+        if (o.bf16) { /* bf16 matmuls change the trajectory (only in the key when set) */
+            size_t l = strlen(buf);
+            snprintf(buf + l, sizeof buf - l, "|bf16");
+        }
         key = fti_hash64(buf, strlen(buf), 0x72756e73);
         snprintf(res->run_key, sizeof res->run_key, "%016llx", (unsigned long long)key);
     }
@@ -26048,42 +26503,75 @@ typedef struct fti__sess_attn {
     size_t layer, T, pos0;
 } fti__sess_attn;
 
+/* Attention of nh consecutive query heads h0 .. h0+nh-1 over n cached positions: head i's query
+ * is q + i*D, its kv head (h0+i)/rep, its probabilities go to p + i*p_stride (n), its output to
+ * y + i*D (D). The cache is walked row by row (position j's keys, then values, of all nh heads are
+ * adjacent), so the reads stream through memory instead of striding by a row per head. Per head:
+ * scores q·k_j·scale in j order, the kernel table's softmax, y = Σ_j p_j·v_j in j order; which heads
+ * share a call (and so the thread count) does not change any head's result. */
+static void fti__attn_heads(const fti_engine *e, const float *q, const float *kc, const float *vc,
+                            size_t h0, size_t nh, size_t n, float scale, float *p,
+                            size_t p_stride, float *y) {
+    size_t j, i, D = e->D, rep = e->H / e->KV;
+    for (j = 0; j < n; j++) {
+        const float *kr = kc + j * e->KVD;
+#if defined(__GNUC__) || defined(__clang__)
+        if (j + 4 < n) { /* the row 4 ahead: the first and last line of this call's slice */
+            __builtin_prefetch(kr + 4 * e->KVD + (h0 / rep) * D);
+            __builtin_prefetch(kr + 4 * e->KVD + ((h0 + nh - 1) / rep + 1) * D - 1);
+        }
+#endif
+        for (i = 0; i < nh; i++)
+            p[i * p_stride + j] = fti_dot(e->k, q + i * D, kr + ((h0 + i) / rep) * D, D) * scale;
+    }
+    for (i = 0; i < nh; i++) {
+        float *pp = p + i * p_stride, mx = -INFINITY, sum = 0.0f, inv;
+        for (j = 0; j < n; j++)
+            if (pp[j] > mx) mx = pp[j];
+        for (j = 0; j < n; j++) {
+            pp[j] = expf(pp[j] - mx);
+            sum += pp[j];
+        }
+        inv = 1.0f / sum;
+        for (j = 0; j < n; j++) pp[j] *= inv;
+        memset(y + i * D, 0, D * sizeof(float));
+    }
+    for (j = 0; j < n; j++) {
+        const float *vr = vc + j * e->KVD;
+#if defined(__GNUC__) || defined(__clang__)
+        if (j + 4 < n) {
+            __builtin_prefetch(vr + 4 * e->KVD + (h0 / rep) * D);
+            __builtin_prefetch(vr + 4 * e->KVD + ((h0 + nh - 1) / rep + 1) * D - 1);
+        }
+#endif
+        for (i = 0; i < nh; i++)
+            fti_axpy(e->k, y + i * D, p[i * p_stride + j], vr + ((h0 + i) / rep) * D, D);
+    }
+}
+
 /* One query head's attention over n cached positions of kv head kvh: p (n) gets the softmax of
  * the scaled scores, yt (D) the weighted sum of the values. Shared by the session's and the batch's
- * forward so both compute in the same order. */
+ * forward so both compute in the same order (fti__attn_heads with one head). */
 static void fti__attn_head(const fti_engine *e, const float *qt, const float *kc, const float *vc,
                            size_t kvh, size_t n, float scale, float *p, float *yt) {
-    size_t j, D = e->D;
-    float mx = -INFINITY, sum = 0.0f, inv;
-    for (j = 0; j < n; j++) {
-        float sc = fti_dot(e->k, qt, kc + j * e->KVD + kvh * D, D) * scale;
-        p[j] = sc;
-        if (sc > mx) mx = sc;
-    }
-    for (j = 0; j < n; j++) {
-        p[j] = (float)exp((double)(p[j] - mx));
-        sum += p[j];
-    }
-    inv = 1.0f / sum;
-    memset(yt, 0, D * sizeof(float));
-    for (j = 0; j < n; j++) fti_axpy(e->k, yt, p[j] * inv, vc + j * e->KVD + kvh * D, D);
+    fti__attn_heads(e, qt, kc, vc, kvh * (e->H / e->KV), 1, n, scale, p, n, yt);
 }
 
 static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     const fti__sess_attn *c = (const fti__sess_attn *)vctx;
     const fti_session *s = c->s;
     const fti_engine *e = s->e;
-    size_t i, D = e->D, rep = e->H / e->KV;
+    size_t i, D = e->D;
     float scale = 1.0f / (float)sqrt((double)D);
     const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
     const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
     (void)thread;
-    for (i = i0; i < i1; i++) {
-        size_t t = i / e->H, h = i % e->H, kvh = h / rep, n = c->pos0 + t + 1;
-        const float *qt = s->q + t * e->HD + h * D; /* (D) */
-        float *p = s->att + i * s->n_ctx;           /* (n) */
-        float *yt = s->att_out + t * e->HD + h * D;
-        fti__attn_head(e, qt, kc, vc, kvh, n, scale, p, yt);
+    for (i = i0; i < i1;) { /* the heads of one token in [i0, i1) go together */
+        size_t t = i / e->H, h = i % e->H, nh = e->H - h, n = c->pos0 + t + 1;
+        if (nh > i1 - i) nh = i1 - i;
+        fti__attn_heads(e, s->q + t * e->HD + h * D, kc, vc, h, nh, n, scale,
+                        s->att + i * s->n_ctx, s->n_ctx, s->att_out + t * e->HD + h * D);
+        i += nh;
     }
 }
 
@@ -26231,7 +26719,9 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
             ac.layer = l;
             ac.T = T;
             ac.pos0 = pos0;
-            fti_pool_for(s->pool, T * e->H, 1, fti__sess_attn_task, &ac);
+            /* one chunk of heads per thread: each walks the cache once */
+            size_t nt = (size_t)fti_pool_threads(s->pool);
+            fti_pool_for(s->pool, T * e->H, (T * e->H + nt - 1) / nt, fti__sess_attn_task, &ac);
         }
         rc = fti_matmul_w(k, s->pool, ly->o.type, ly->o.data, s->att_out, s->xb, T, C, e->HD);
         if (rc != FTI_OK) break;
@@ -26284,17 +26774,26 @@ FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t
     if (n == 1 && s->adaptive) { /* a decode step: on the pool or alone, whichever is faster */
         fti_pool *pool = s->pool;
         uint64_t t0;
-        int serial, probe = (s->n_steps % 128) == 0; /* re-measure the other way now and then */
+        int serial, probe = 0;
         fti_result rc;
-        serial = s->n_steps < 4 ? (int)(s->n_steps & 1) : s->step_ns[1] < s->step_ns[0];
-        if (probe && s->n_steps >= 4) serial = !serial;
+        if (s->n_steps < 6) { /* warm-up: pool and alone in turn */
+            serial = (int)(s->n_steps & 1);
+        } else {
+            serial = s->step_ns[1] < s->step_ns[0];
+            /* re-measure the other way now and then: the pool every 16 steps while alone (a
+             * passing load, or both threads put on one core at the start, may have made it look
+             * slow), alone every 64 steps on the pool */
+            probe = (s->n_steps % (serial ? 16u : 64u)) == 0;
+            if (probe) serial = !serial;
+        }
         if (serial) s->pool = NULL;
         t0 = fti_time_ns();
         rc = fti__sess_forward(s, tokens, 1, logits_out);
         {
             double dt = (double)(fti_time_ns() - t0);
             double *avg = &s->step_ns[serial];
-            *avg = *avg == 0.0 ? dt : 0.8 * *avg + 0.2 * dt;
+            /* a probe replaces the other way's average: it is stale */
+            *avg = (*avg == 0.0 || probe) ? dt : 0.75 * *avg + 0.25 * dt;
         }
         s->pool = pool;
         s->n_steps++;
@@ -26356,8 +26855,63 @@ struct fti_batch {
     float *x, *xb, *q, *kn, *vn, *att_out, *hb, *hb2, *att, *logits;
     void *qa;                 /* quantized activations, (max_batch, max(C, HD, F)) */
     fti_session **ss;         /* the current step's sessions (for the attention task) */
+    size_t *pos;              /* the current step's rows' positions */
+    float **lrows;            /* where the current step's rows' logits go (NULL: nowhere) */
     float *mem;               /* everything above, one allocation */
+    /* The quantized matrices in the table's packed form (fti_qpack), so the multi-row products
+     * do not repack them every step: per layer q, k, v, o, gate, up, down, then the output;
+     * NULL entries (another type, no packed form, or out of memory) are read as stored. */
+    const void **packed;      /* (L·7 + 1) */
+    void *pack_mem;
 };
+
+/* Packs the engine's quantized weight matrices for fti_matmul_qa_multi. Failing to (out of
+ * memory) only costs speed: the products then read the stored rows. */
+static void fti__bt_pack(fti_batch *d) {
+    const fti_engine *e = d->e;
+    size_t n = e->L * 7 + 1, i, total = 0, off = 0;
+    const fti__eng_w **w;
+    size_t *rows, *cols, *bytes;
+    d->packed = (const void **)fti_calloc(n, sizeof(void *));
+    w = (const fti__eng_w **)fti_calloc(n, sizeof *w);
+    rows = (size_t *)fti_calloc(3 * n, sizeof(size_t));
+    if (!d->packed || !w || !rows) goto done;
+    cols = rows + n;
+    bytes = cols + n;
+    for (i = 0; i < n; i++) {
+        const fti__eng_layer *ly = i < e->L * 7 ? &e->layers[i / 7] : NULL;
+        static const int kind_rows[7] = {0, 1, 1, 2, 3, 3, 2}; /* HD, KVD, C, F */
+        size_t j = i % 7;
+        if (!ly) {
+            w[i] = &e->out, rows[i] = e->V, cols[i] = e->C;
+        } else {
+            const fti__eng_w *mats[7];
+            size_t R[4];
+            mats[0] = &ly->q, mats[1] = &ly->k, mats[2] = &ly->v, mats[3] = &ly->o;
+            mats[4] = &ly->gate, mats[5] = &ly->up, mats[6] = &ly->down;
+            R[0] = e->HD, R[1] = e->KVD, R[2] = e->C, R[3] = e->F;
+            w[i] = mats[j];
+            rows[i] = R[kind_rows[j]];
+            cols[i] = j == 3 ? e->HD : j == 6 ? e->F : e->C;
+        }
+        bytes[i] = fti_qpack_bytes(e->k, w[i]->type, rows[i], cols[i]);
+        bytes[i] = (bytes[i] + 63) / 64 * 64;
+        if (!fti_size_add(total, bytes[i], &total)) goto done;
+    }
+    if (total == 0) goto done;
+    d->pack_mem = fti_aligned_alloc(total, 64);
+    if (!d->pack_mem) goto done;
+    for (i = 0; i < n; i++) {
+        if (!bytes[i]) continue;
+        if (fti_qpack(e->k, w[i]->type, w[i]->data, rows[i], cols[i], (char *)d->pack_mem + off,
+                      bytes[i]) == FTI_OK)
+            d->packed[i] = (char *)d->pack_mem + off;
+        off += bytes[i];
+    }
+done:
+    fti_free(w);
+    fti_free(rows);
+}
 
 FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t max_ctx,
                                    fti_batch **out, fti_error *err) {
@@ -26387,7 +26941,9 @@ FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t
         total = (size_t)-1;
     d->mem = total == (size_t)-1 ? NULL : (float *)fti_calloc(total, sizeof(float));
     d->ss = (fti_session **)fti_calloc(B, sizeof *d->ss);
-    if (!d->mem || !d->ss) {
+    d->lrows = (float **)fti_calloc(B, sizeof *d->lrows);
+    d->pos = (size_t *)fti_calloc(B, sizeof *d->pos);
+    if (!d->mem || !d->ss || !d->lrows || !d->pos) {
         fti_batch_free(d);
         return fti_error_set(err, FTI_ERR_NOMEM, "batch: out of memory for %lu sequences",
                              (unsigned long)B);
@@ -26401,6 +26957,7 @@ FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t
     d->e = e;
     d->max_batch = B;
     d->max_ctx = max_ctx;
+    if (B > 1) fti__bt_pack(d);
     *out = d;
     return FTI_OK;
 }
@@ -26409,7 +26966,341 @@ FTIDEF void fti_batch_free(fti_batch *d) {
     if (!d) return;
     fti_free(d->mem);
     fti_free(d->ss);
+    fti_free(d->lrows);
+    fti_free(d->pos);
+    fti_free(d->packed);
+    fti_aligned_free(d->pack_mem);
     fti_free(d);
+}
+
+/* Batched attention, one sequence at a time over all its heads. A sequence's cached keys of a
+ * layer are one contiguous (n, KVD) block, so the work goes through it in blocks of 16
+ * positions (18 KiB for KVD 288: it stays in L1 while every head takes its part, and the next
+ * block streams in order, which the hardware prefetcher follows), not one strided pass per head.
+ * Per head and block: the 16 scores with SIMD over positions and head dimensions (one FMA per 16
+ * or 8 dimensions per position, then one transposing reduction for the 16 sums), instead of one
+ * fti_dot call per position. Then each head's softmax through the table (its vector exp), and
+ * the values the same way: per block, each head's output row in registers, two interleaved
+ * accumulator sets. The formula is fti__attn_head's; the sums run in another order, so a
+ * session's result here differs from its own decode path by rounding (the batch tests'
+ * tolerances) and never depends on the batch it is in or the thread that runs it. */
+#define FTI__BT_BLOCK ((size_t)16)
+
+#if defined(FTI__X86)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#define FTI__BT_INLINE __inline__ __attribute__((always_inline))
+#if defined(__clang__)
+#define FTI__BT_UNROLL _Pragma("unroll")
+#else
+#define FTI__BT_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+/* Calls F(args..., nc) with nc as a constant 1..8, so the inlined body keeps its arrays in
+ * registers. */
+#define FTI__BT_NC_CASES(nc, F, ...)                                                               \
+    switch (nc) {                                                                                  \
+    case 1: F(__VA_ARGS__, 1); break;                                                              \
+    case 2: F(__VA_ARGS__, 2); break;                                                              \
+    case 3: F(__VA_ARGS__, 3); break;                                                              \
+    case 4: F(__VA_ARGS__, 4); break;                                                              \
+    case 5: F(__VA_ARGS__, 5); break;                                                              \
+    case 6: F(__VA_ARGS__, 6); break;                                                              \
+    case 7: F(__VA_ARGS__, 7); break;                                                              \
+    default: F(__VA_ARGS__, 8); break;                                                             \
+    }
+
+#if !defined(FTI_NO_AVX512)
+/* Lane i of the result = Σ of the 16 lanes of v[i] (a fixed order). */
+FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_hsum16_avx512(const __m512 *v) {
+    __m512 t[8], u[4], q0, q1;
+    size_t i;
+    FTI__BT_UNROLL
+    for (i = 0; i < 8; i++)
+        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    FTI__BT_UNROLL
+    for (i = 0; i < 4; i++)
+        u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[2 * i]),
+                                                                 _mm512_castps_pd(t[2 * i + 1]))),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[2 * i]),
+                                                                 _mm512_castps_pd(t[2 * i + 1]))));
+    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
+}
+
+/* p[j] = scale · (q · k_j) for j < m <= 16, k_j at kc + j·ld; NC = D/16. */
+FTI__AVX512 static FTI__BT_INLINE void fti__bt_scores_avx512(const float *q, const float *kc,
+                                                             size_t ld, size_t m, float scale,
+                                                             float *p, size_t NC) {
+    __m512 qv[8], acc[16];
+    size_t c, j;
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) qv[c] = _mm512_loadu_ps(q + 16 * c);
+    FTI__BT_UNROLL
+    for (j = 0; j < 16; j++) { /* past m: the last row again, dropped by the store */
+        const float *kr = kc + (j < m ? j : m - 1) * ld;
+        __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+        FTI__BT_UNROLL
+        for (c = 1; c < NC; c++) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+        acc[j] = a;
+    }
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << m) - 1u),
+                          _mm512_mul_ps(fti__bt_hsum16_avx512(acc), _mm512_set1_ps(scale)));
+}
+
+/* y += Σ_j p[j] · v_j over j < m, v_j at vc + j·ld; NC = D/16. */
+FTI__AVX512 static FTI__BT_INLINE void fti__bt_values_avx512(const float *p, const float *vc,
+                                                             size_t ld, size_t m, float *y,
+                                                             size_t NC) {
+    __m512 y0[8], y1[8];
+    size_t c, j;
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) {
+        y0[c] = _mm512_loadu_ps(y + 16 * c);
+        y1[c] = _mm512_setzero_ps();
+    }
+    for (j = 0; j + 2 <= m; j += 2) {
+        const float *v0 = vc + j * ld, *v1 = v0 + ld;
+        __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
+        FTI__BT_UNROLL
+        for (c = 0; c < NC; c++) {
+            y0[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * c), y0[c]);
+            y1[c] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + 16 * c), y1[c]);
+        }
+    }
+    if (j < m) {
+        __m512 p0 = _mm512_set1_ps(p[j]);
+        FTI__BT_UNROLL
+        for (c = 0; c < NC; c++)
+            y0[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vc + j * ld + 16 * c), y0[c]);
+    }
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) _mm512_storeu_ps(y + 16 * c, _mm512_add_ps(y0[c], y1[c]));
+}
+
+FTI__AVX512 static void fti__bt_scores16_avx512(const float *q, const float *kc, size_t ld,
+                                               size_t m, float scale, float *p, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_scores_avx512, q, kc, ld, m, scale, p)
+}
+
+FTI__AVX512 static void fti__bt_values16_avx512(const float *p, const float *vc, size_t ld,
+                                               size_t m, float *y, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_values_avx512, p, vc, ld, m, y)
+}
+#endif /* !FTI_NO_AVX512 */
+
+/* The AVX2 forms: blocks of 8 positions, q read from L1 (16 ymm registers are too few to hold
+ * it next to the 8 accumulators). */
+FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_hsum8_avx2(const __m256 *v) {
+    __m256 t0 = _mm256_hadd_ps(v[0], v[1]), t1 = _mm256_hadd_ps(v[2], v[3]);
+    __m256 t2 = _mm256_hadd_ps(v[4], v[5]), t3 = _mm256_hadd_ps(v[6], v[7]);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+FTI__AVX2 static FTI__BT_INLINE void fti__bt_scores_avx2(const float *q, const float *kc, size_t ld,
+                                                         size_t m, float scale, float *p,
+                                                         size_t NC) {
+    __m256 acc[8];
+    float s[8];
+    size_t c, j0, j;
+    for (j0 = 0; j0 < m; j0 += 8) {
+        size_t mm = m - j0 < 8 ? m - j0 : 8;
+        FTI__BT_UNROLL
+        for (j = 0; j < 8; j++) {
+            const float *kr = kc + (j0 + (j < mm ? j : mm - 1)) * ld;
+            __m256 a = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(kr));
+            FTI__BT_UNROLL
+            for (c = 1; c < NC; c++)
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), _mm256_loadu_ps(kr + 8 * c), a);
+            acc[j] = a;
+        }
+        _mm256_storeu_ps(s, _mm256_mul_ps(fti__bt_hsum8_avx2(acc), _mm256_set1_ps(scale)));
+        memcpy(p + j0, s, mm * sizeof(float));
+    }
+}
+
+FTI__AVX2 static FTI__BT_INLINE void fti__bt_values_avx2(const float *p, const float *vc, size_t ld,
+                                                         size_t m, float *y, size_t NC) {
+    __m256 y0[8], y1[8];
+    size_t c, j;
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) {
+        y0[c] = _mm256_loadu_ps(y + 8 * c);
+        y1[c] = _mm256_setzero_ps();
+    }
+    for (j = 0; j + 2 <= m; j += 2) {
+        const float *v0 = vc + j * ld, *v1 = v0 + ld;
+        __m256 p0 = _mm256_set1_ps(p[j]), p1 = _mm256_set1_ps(p[j + 1]);
+        FTI__BT_UNROLL
+        for (c = 0; c < NC; c++) {
+            y0[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * c), y0[c]);
+            y1[c] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 8 * c), y1[c]);
+        }
+    }
+    if (j < m) {
+        __m256 p0 = _mm256_set1_ps(p[j]);
+        FTI__BT_UNROLL
+        for (c = 0; c < NC; c++)
+            y0[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(vc + j * ld + 8 * c), y0[c]);
+    }
+    FTI__BT_UNROLL
+    for (c = 0; c < NC; c++) _mm256_storeu_ps(y + 8 * c, _mm256_add_ps(y0[c], y1[c]));
+}
+
+FTI__AVX2 static void fti__bt_scores16_avx2(const float *q, const float *kc, size_t ld, size_t m,
+                                           float scale, float *p, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_scores_avx2, q, kc, ld, m, scale, p)
+}
+
+/* y[i] = (x[i] - c) · a (the sampler's temperature step, the same two roundings as scalar). */
+FTI__AVX2 static void fti__bt_shift_scale_avx2(float *y, const float *x, float c, float a,
+                                              size_t n) {
+    __m256 cv = _mm256_set1_ps(c), av = _mm256_set1_ps(a);
+    size_t i;
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), cv), av));
+    for (; i < n; i++) y[i] = (x[i] - c) * a;
+}
+
+/* The max of x (n >= 8); 1 in *bad when one is NaN or ±inf. */
+FTI__AVX2 static float fti__bt_max_finite_avx2(const float *x, size_t n, int *bad) {
+    __m256 m = _mm256_loadu_ps(x), z = _mm256_setzero_ps(), nf = _mm256_setzero_ps();
+    float t[8], mx;
+    size_t i;
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        nf = _mm256_or_ps(nf, _mm256_cmp_ps(_mm256_sub_ps(v, v), z, _CMP_NEQ_UQ));
+        m = _mm256_max_ps(m, v);
+    }
+    _mm256_storeu_ps(t, m);
+    *bad = _mm256_movemask_ps(nf) != 0;
+    mx = t[0];
+    for (i = 1; i < 8; i++) mx = t[i] > mx ? t[i] : mx;
+    for (i = n - n % 8; i < n; i++) {
+        *bad |= !(x[i] - x[i] == 0.0f);
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    return mx;
+}
+
+FTI__AVX2 static void fti__bt_values16_avx2(const float *p, const float *vc, size_t ld, size_t m,
+                                           float *y, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_values_avx2, p, vc, ld, m, y)
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif /* FTI__X86 */
+
+/* The max of x (n >= 8); 1 in *bad when one is NaN or ±inf (max in any order: exact). */
+static float fti__bt_max_finite(const fti_kernels *k, const float *x, size_t n, int *bad) {
+    float m8[8], mx;
+    size_t i, j;
+#if defined(FTI__X86)
+    fti_isa isa = fti_kernels_isa(k);
+    if (isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) return fti__bt_max_finite_avx2(x, n, bad);
+#endif
+    (void)k;
+    *bad = 0;
+    for (j = 0; j < 8; j++) m8[j] = x[j];
+    for (i = 0; i + 8 <= n; i += 8)
+        for (j = 0; j < 8; j++) {
+            float v = x[i + j];
+            *bad |= !(v - v == 0.0f);
+            m8[j] = v > m8[j] ? v : m8[j];
+        }
+    for (; i < n; i++) {
+        *bad |= !(x[i] - x[i] == 0.0f);
+        m8[0] = x[i] > m8[0] ? x[i] : m8[0];
+    }
+    mx = m8[0];
+    for (j = 1; j < 8; j++) mx = m8[j] > mx ? m8[j] : mx;
+    return mx;
+}
+
+/* y[i] = (x[i] - c) · a. */
+static void fti__bt_shift_scale(const fti_kernels *k, float *y, const float *x, float c, float a,
+                                size_t n) {
+    size_t i;
+#if defined(FTI__X86)
+    fti_isa isa = fti_kernels_isa(k);
+    if (isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) {
+        fti__bt_shift_scale_avx2(y, x, c, a, n);
+        return;
+    }
+#endif
+    (void)k;
+    for (i = 0; i < n; i++) y[i] = (x[i] - c) * a;
+}
+
+/* Scores of up to 16 positions (p[j] = scale · q·k_j, k_j at kc + j·ld) and the weighted sum of
+ * their values (y += Σ p[j] · v_j) for one head of D = 16·nc or 8·nc dimensions. */
+typedef void (*fti__bt_scores_fn)(const float *q, const float *kc, size_t ld, size_t m,
+                                  float scale, float *p, size_t nc);
+typedef void (*fti__bt_values_fn)(const float *p, const float *vc, size_t ld, size_t m, float *y,
+                                  size_t nc);
+
+/* The SIMD forms for the engine's table and head size (D a multiple of 16 up to 128 on
+ * AVX-512, of 8 up to 64 on AVX2); 0 when there are none (fti__attn_head per head then). */
+static int fti__bt_attn_fns(const fti_engine *e, fti__bt_scores_fn *sf, fti__bt_values_fn *vf,
+                            size_t *nc) {
+#if defined(FTI__X86)
+    size_t D = e->D;
+    fti_isa isa = fti_kernels_isa(e->k);
+#if !defined(FTI_NO_AVX512)
+    if (isa == FTI_ISA_AVX512 && D % 16 == 0 && D <= 128) {
+        *sf = fti__bt_scores16_avx512;
+        *vf = fti__bt_values16_avx512;
+        *nc = D / 16;
+        return 1;
+    }
+#endif
+    if ((isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) && D % 8 == 0 && D <= 64) {
+        *sf = fti__bt_scores16_avx2;
+        *vf = fti__bt_values16_avx2;
+        *nc = D / 8;
+        return 1;
+    }
+#endif
+    (void)e;
+    *sf = NULL;
+    *vf = NULL;
+    *nc = 0;
+    return 0;
+}
+
+/* Attention of one sequence's H query heads q (HD) over its n cached positions of one layer
+ * (kc, vc: (n, KVD) rows): y (HD) gets the outputs, att (H rows of att_ld >= n) the weights. */
+static void fti__bt_attn_seq(const fti_engine *e, const float *q, const float *kc, const float *vc,
+                             size_t n, float *att, size_t att_ld, float *y) {
+    fti__bt_scores_fn sf;
+    fti__bt_values_fn vf;
+    size_t nc, h, j0, D = e->D, rep = e->H / e->KV;
+    float scale = 1.0f / (float)sqrt((double)D);
+    if (!fti__bt_attn_fns(e, &sf, &vf, &nc)) {
+        for (h = 0; h < e->H; h++)
+            fti__attn_head(e, q + h * D, kc, vc, h / rep, n, scale, att + h * att_ld, y + h * D);
+        return;
+    }
+    for (j0 = 0; j0 < n; j0 += FTI__BT_BLOCK) {
+        size_t m = n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK;
+        for (h = 0; h < e->H; h++)
+            sf(q + h * D, kc + j0 * e->KVD + (h / rep) * D, e->KVD, m, scale,
+               att + h * att_ld + j0, nc);
+    }
+    for (h = 0; h < e->H; h++) fti_softmax_fwd(e->k, att + h * att_ld, att + h * att_ld, 1, n);
+    memset(y, 0, e->HD * sizeof(float));
+    for (j0 = 0; j0 < n; j0 += FTI__BT_BLOCK) {
+        size_t m = n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK;
+        for (h = 0; h < e->H; h++)
+            vf(att + h * att_ld + j0, vc + j0 * e->KVD + (h / rep) * D, e->KVD, m, y + h * D, nc);
+    }
 }
 
 typedef struct fti__bt_attn {
@@ -26417,61 +27308,155 @@ typedef struct fti__bt_attn {
     size_t layer;
 } fti__bt_attn;
 
-/* Attention of row b's query over session b's cache (positions 0..pos_b): item i = (b, h). */
+/* Item b: row b's attention over its session's cache (positions 0..pos_b). */
 static void fti__bt_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     const fti__bt_attn *c = (const fti__bt_attn *)vctx;
     fti_batch *d = c->d;
     const fti_engine *e = d->e;
-    size_t i, D = e->D, rep = e->H / e->KV;
-    float scale = 1.0f / (float)sqrt((double)D);
+    size_t b;
     (void)thread;
-    for (i = i0; i < i1; i++) {
-        size_t b = i / e->H, h = i % e->H, kvh = h / rep;
+    for (b = i0; b < i1; b++) {
         const fti_session *s = d->ss[b];
-        size_t n = s->pos + 1;
-        const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
-        const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
-        const float *qt = d->q + b * e->HD + h * D; /* (D) */
-        float *p = d->att + i * d->max_ctx;        /* (n) */
-        float *yt = d->att_out + b * e->HD + h * D;
-        fti__attn_head(e, qt, kc, vc, kvh, n, scale, p, yt);
+        fti__bt_attn_seq(e, d->q + b * e->HD, s->kcache + c->layer * s->n_ctx * e->KVD,
+                         s->vcache + c->layer * s->n_ctx * e->KVD, d->pos[b] + 1,
+                         d->att + b * e->H * d->max_ctx, d->max_ctx, d->att_out + b * e->HD);
     }
 }
 
-/* Y (B,N) = X (B,K) · Wᵀ: quantized weights through the multi-row kernel on d->qa, which holds
- * X quantized once (*have_q says it already does: matrices sharing an input share it). */
-static fti_result fti__bt_matmul(fti_batch *d, fti_pool *pool, const fti__eng_w *w,
-                                 const float *X, int *have_q, float *Y, size_t B, size_t N,
-                                 size_t K) {
+/* Y_i (B,N_i) = X (B,K) · W_iᵀ for n <= 3 matrices sharing the input X: one parallel loop over
+ * all their rows (part 02's fti_matmul_qa_multi, X quantized once into d->qa, the packed forms
+ * pk[i] where there are some) when every matrix is Q8_0/Q4_0, else one fti_matmul_w after
+ * another. */
+static int fti__bt_quant(const fti_batch *d, size_t n, const fti__eng_w *const *w, size_t K) {
+    size_t i;
+    if (!d->qa || K % FTI_QK || n > 3) return 0;
+    for (i = 0; i < n; i++)
+        if (w[i]->type != FTI_DTYPE_Q8_0 && w[i]->type != FTI_DTYPE_Q4_0) return 0;
+    return 1;
+}
+
+/* (rows: when quantized, row b of the first product goes to rows[b] instead of Y[0].) */
+static fti_result fti__bt_matmuls(fti_batch *d, fti_pool *pool, size_t n,
+                                  const fti__eng_w *const *w, const void *const *pk,
+                                  float *const *Y, const size_t *N, float *const *rows,
+                                  const float *X, size_t B, size_t K) {
     const fti_kernels *k = d->e->k;
-    if ((w->type == FTI_DTYPE_Q8_0 || w->type == FTI_DTYPE_Q4_0) && d->qa && K % FTI_QK == 0) {
-        if (!*have_q) {
-            fti_result rc = fti_qact_quantize(k, d->qa, X, K, B, K);
-            if (rc != FTI_OK) return rc;
-            *have_q = 1;
-        }
-        return fti_matmul_qa(k, pool, w->type, w->data, d->qa, Y, N, B, N, K);
+    fti_qmat m[3];
+    size_t i;
+    fti_result rc = FTI_OK;
+    if (!fti__bt_quant(d, n, w, K)) {
+        for (i = 0; i < n && rc == FTI_OK; i++)
+            rc = fti_matmul_w(k, pool, w[i]->type, w[i]->data, X, Y[i], B, N[i], K);
+        return rc;
     }
-    return fti_matmul_w(k, pool, w->type, w->data, X, Y, B, N, K);
+    rc = fti_qact_quantize(k, d->qa, X, K, B, K);
+    if (rc != FTI_OK) return rc;
+    memset(m, 0, sizeof m);
+    for (i = 0; i < n; i++) {
+        m[i].wtype = w[i]->type;
+        m[i].W = w[i]->data;
+        m[i].P = pk ? pk[i] : NULL;
+        m[i].N = N[i];
+        m[i].Y = Y[i];
+        m[i].ldy = N[i];
+    }
+    m[0].Yrows = rows;
+    return fti_matmul_qa_multi(k, pool, m, n, d->qa, B, K);
+}
+
+/* One forward over the B rows set in d: row b is token tok[b] of session d->ss[b] at position
+ * d->pos[b] (a session may hold several rows at consecutive positions: its prompt), and its
+ * logits go to d->lrows[b] (NULL: not needed). Every row's K and V go into its cache before any
+ * row's attention, so a prompt's rows see each other causally. */
+static fti_result fti__bt_forward(fti_batch *d, const int32_t *tok, size_t B, fti_pool *pool) {
+    const fti_engine *e = d->e;
+    const fti_kernels *k = e->k;
+    size_t b, l, i, C = e->C, n_out;
+    float eps = e->cfg.norm_eps;
+    fti_result rc = FTI_OK;
+    size_t embd_row = fti_dtype_row_bytes(e->embd.type, C);
+    fti__bt_attn ac;
+    for (b = 0; b < B; b++) /* x (B,C) = embedding rows */
+        fti_dequantize_row(k, e->embd.type, d->x + b * C,
+                           (const char *)e->embd.data + (size_t)tok[b] * embd_row, C);
+    for (l = 0; l < e->L && rc == FTI_OK; l++) {
+        const fti__eng_layer *ly = &e->layers[l];
+        const void *const *pk = d->packed ? d->packed + l * 7 : NULL;
+        const fti__eng_w *ws[3];
+        float *ys[3];
+        size_t ns[3];
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->attn_norm, B, C, eps);
+        /* the projections: one pass over each weight matrix for all B rows, q, k, v in one loop */
+        ws[0] = &ly->q, ws[1] = &ly->k, ws[2] = &ly->v;
+        ys[0] = d->q, ys[1] = d->kn, ys[2] = d->vn;
+        ns[0] = e->HD, ns[1] = e->KVD, ns[2] = e->KVD;
+        rc = fti__bt_matmuls(d, pool, 3, ws, pk, ys, ns, NULL, d->xb, B, C);
+        if (rc != FTI_OK) break;
+        for (b = 0; b < B; b++) { /* RoPE at each row's own position; K, V into its cache */
+            const fti_session *s = d->ss[b];
+            float *kc = s->kcache + (l * s->n_ctx + d->pos[b]) * e->KVD;
+            float *vc = s->vcache + (l * s->n_ctx + d->pos[b]) * e->KVD;
+            fti__sess_rope(s, d->q + b * e->HD, 1, e->H, d->pos[b]);
+            fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, d->pos[b]);
+            memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
+            memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
+        }
+        ac.d = d;
+        ac.layer = l;
+        fti_pool_for(pool, B, 1, fti__bt_attn_task, &ac);
+        ws[0] = &ly->o, ys[0] = d->xb, ns[0] = C;
+        rc = fti__bt_matmuls(d, pool, 1, ws, pk ? pk + 3 : NULL, ys, ns, NULL, d->att_out, B,
+                             e->HD);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->ffn_norm, B, C, eps);
+        ws[0] = &ly->gate, ws[1] = &ly->up;
+        ys[0] = d->hb, ys[1] = d->hb2;
+        ns[0] = e->F, ns[1] = e->F;
+        rc = fti__bt_matmuls(d, pool, 2, ws, pk ? pk + 4 : NULL, ys, ns, NULL, d->xb, B, C);
+        if (rc != FTI_OK) break;
+        fti_swiglu_fwd(k, d->hb, d->hb, d->hb2, B * e->F);
+        ws[0] = &ly->down, ys[0] = d->xb, ns[0] = C;
+        rc = fti__bt_matmuls(d, pool, 1, ws, pk ? pk + 6 : NULL, ys, ns, NULL, d->hb, B, e->F);
+        if (rc != FTI_OK) break;
+        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
+    }
+    if (rc != FTI_OK) return rc;
+    /* the logits of the rows that want them (moved to the front), straight into their places
+     * when the output matrix is quantized, else through d->logits */
+    n_out = 0;
+    for (b = 0; b < B; b++) {
+        if (!d->lrows[b]) continue;
+        if (n_out != b) memcpy(d->x + n_out * C, d->x + b * C, C * sizeof(float));
+        d->lrows[n_out++] = d->lrows[b];
+    }
+    if (n_out) {
+        const fti__eng_w *ws[1];
+        float *ys[1];
+        size_t ns[1];
+        int direct;
+        ws[0] = &e->out, ys[0] = d->logits, ns[0] = e->V;
+        direct = fti__bt_quant(d, 1, ws, C);
+        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, e->out_norm, n_out, C, eps);
+        rc = fti__bt_matmuls(d, pool, 1, ws, d->packed ? d->packed + e->L * 7 : NULL, ys, ns,
+                             direct ? d->lrows : NULL, d->xb, n_out, C);
+        if (rc == FTI_OK && !direct)
+            for (b = 0; b < n_out; b++)
+                memcpy(d->lrows[b], d->logits + b * e->V, e->V * sizeof(float));
+    }
+    return rc;
 }
 
 FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
                                          const int32_t *tokens, size_t B, fti_pool *pool,
                                          fti_error *err) {
     const fti_engine *e;
-    const fti_kernels *k;
-    size_t b, l, i, C;
-    float eps;
-    fti_result rc = FTI_OK;
-    size_t embd_row;
-    fti__bt_attn ac;
+    size_t b;
+    fti_result rc;
     if (!d || !ss || !tokens || B == 0 || B > d->max_batch)
         return fti_error_set(err, FTI_ERR_INVALID, "batch decode: %lu sequences (max %lu)",
                              (unsigned long)B, (unsigned long)(d ? d->max_batch : 0));
     e = d->e;
-    k = e->k;
-    C = e->C;
-    eps = e->cfg.norm_eps;
     for (b = 0; b < B; b++) {
         size_t j;
         if (!ss[b] || ss[b]->e != e || ss[b]->n_ctx > d->max_ctx)
@@ -26486,59 +27471,53 @@ FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
         if (ss[b]->pos >= ss[b]->n_ctx)
             return fti_error_set(err, FTI_ERR_LIMIT, "batch decode: sequence %lu: context full",
                                  (unsigned long)b);
+    }
+    for (b = 0; b < B; b++) {
         d->ss[b] = ss[b];
+        d->pos[b] = ss[b]->pos;
+        d->lrows[b] = ss[b]->logits;
     }
-    embd_row = fti_dtype_row_bytes(e->embd.type, C);
-    for (b = 0; b < B; b++) /* x (B,C) = embedding rows */
-        fti_dequantize_row(k, e->embd.type, d->x + b * C,
-                           (const char *)e->embd.data + (size_t)tokens[b] * embd_row, C);
-    for (l = 0; l < e->L && rc == FTI_OK; l++) {
-        const fti__eng_layer *ly = &e->layers[l];
-        int have_q = 0;
-        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->attn_norm, B, C, eps);
-        /* the projections: one pass over each weight matrix for all B rows */
-        rc = fti__bt_matmul(d, pool, &ly->q, d->xb, &have_q, d->q, B, e->HD, C);
-        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->k, d->xb, &have_q, d->kn, B, e->KVD, C);
-        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->v, d->xb, &have_q, d->vn, B, e->KVD, C);
-        if (rc != FTI_OK) break;
-        for (b = 0; b < B; b++) { /* RoPE at each sequence's own position; K, V into its cache */
-            fti_session *s = ss[b];
-            float *kc = s->kcache + (l * s->n_ctx + s->pos) * e->KVD;
-            float *vc = s->vcache + (l * s->n_ctx + s->pos) * e->KVD;
-            fti__sess_rope(s, d->q + b * e->HD, 1, e->H, s->pos);
-            fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, s->pos);
-            memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
-            memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
-        }
-        ac.d = d;
-        ac.layer = l;
-        fti_pool_for(pool, B * e->H, 1, fti__bt_attn_task, &ac);
-        have_q = 0;
-        rc = fti__bt_matmul(d, pool, &ly->o, d->att_out, &have_q, d->xb, B, C, e->HD);
-        if (rc != FTI_OK) break;
-        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
-        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, ly->ffn_norm, B, C, eps);
-        have_q = 0;
-        rc = fti__bt_matmul(d, pool, &ly->gate, d->xb, &have_q, d->hb, B, e->F, C);
-        if (rc == FTI_OK) rc = fti__bt_matmul(d, pool, &ly->up, d->xb, &have_q, d->hb2, B, e->F, C);
-        if (rc != FTI_OK) break;
-        fti_swiglu_fwd(k, d->hb, d->hb, d->hb2, B * e->F);
-        have_q = 0;
-        rc = fti__bt_matmul(d, pool, &ly->down, d->hb, &have_q, d->xb, B, C, e->F);
-        if (rc != FTI_OK) break;
-        for (i = 0; i < B * C; i++) d->x[i] += d->xb[i];
-    }
-    if (rc == FTI_OK) {
-        int have_q = 0;
-        fti_rmsnorm_fwd(k, d->xb, NULL, d->x, e->out_norm, B, C, eps);
-        rc = fti__bt_matmul(d, pool, &e->out, d->xb, &have_q, d->logits, B, e->V, C);
-    }
+    rc = fti__bt_forward(d, tokens, B, pool);
     if (rc != FTI_OK)
         return fti_error_set(err, rc, "batch decode: forward failed: %s", fti_result_str(rc));
-    for (b = 0; b < B; b++) {
-        memcpy(ss[b]->logits, d->logits + b * e->V, e->V * sizeof(float));
-        ss[b]->pos++;
+    for (b = 0; b < B; b++) ss[b]->pos++;
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_batch_prefill(fti_batch *d, fti_session *s, const int32_t *tokens, size_t n,
+                                    float *logits_out, fti_pool *pool, fti_error *err) {
+    const fti_engine *e;
+    size_t i, b;
+    if (!d || !s || (!tokens && n))
+        return fti_error_set(err, FTI_ERR_INVALID, "batch prefill: NULL argument");
+    e = d->e;
+    if (s->e != e || s->n_ctx > d->max_ctx)
+        return fti_error_set(err, FTI_ERR_INVALID, "batch prefill: foreign session");
+    if (n > s->n_ctx - s->pos)
+        return fti_error_set(err, FTI_ERR_LIMIT,
+                             "batch prefill: %lu tokens do not fit: %lu of %lu context positions "
+                             "used", (unsigned long)n, (unsigned long)s->pos,
+                             (unsigned long)s->n_ctx);
+    for (i = 0; i < n; i++)
+        if (tokens[i] < 0 || (size_t)tokens[i] >= e->V)
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "batch prefill: token %ld at %lu not below vocab %lu",
+                                 (long)tokens[i], (unsigned long)i, (unsigned long)e->V);
+    for (i = 0; i < n; i += d->max_batch) {
+        size_t T = n - i < d->max_batch ? n - i : d->max_batch;
+        fti_result rc;
+        for (b = 0; b < T; b++) {
+            d->ss[b] = s;
+            d->pos[b] = s->pos + b;
+            d->lrows[b] = logits_out ? logits_out + (i + b) * e->V
+                          : i + b + 1 == n ? s->logits : NULL;
+        }
+        rc = fti__bt_forward(d, tokens + i, T, pool);
+        if (rc != FTI_OK)
+            return fti_error_set(err, rc, "batch prefill: forward failed: %s", fti_result_str(rc));
+        s->pos += T;
     }
+    if (logits_out && n) memcpy(s->logits, logits_out + (n - 1) * e->V, e->V * sizeof(float));
     return FTI_OK;
 }
 
@@ -26682,6 +27661,36 @@ static void fti__sampler_sort(int32_t *idx, size_t n, const float *logits) {
         }
 }
 
+/* The dense case of fti_sampler_sample (temperature > 0, no top-k below V, no min-p, no top-p
+ * below 1, every logit finite: each token is a candidate, in id order) with the general path's
+ * arithmetic, so the same token comes out, but without the candidate index array: the max in
+ * SIMD lanes (exact in any order), the temperature step in SIMD (the same two roundings), the
+ * draw straight over probs. Batched serving
+ * samples every sequence every step, where the index array's serial loops over the vocabulary
+ * cost more than the softmax. Returns -2 when the case does not apply (nothing consumed). */
+static int32_t fti__sampler_dense(fti_sampler *s, const float *logits) {
+    const fti_sampler_opts *o = &s->o;
+    size_t V = s->V, i;
+    float mx, inv_t;
+    double r, acc;
+    int bad = 0;
+    if ((o->top_k > 0 && (size_t)o->top_k < V) || o->min_p > 0.0f ||
+        (o->top_p > 0.0f && o->top_p < 1.0f) || V < 8)
+        return -2;
+    mx = fti__bt_max_finite(s->k, logits, V, &bad);
+    if (bad) return -2;
+    inv_t = 1.0f / o->temperature;
+    fti__bt_shift_scale(s->k, s->probs, logits, mx, inv_t, V);
+    fti_softmax_fwd(s->k, s->probs, s->probs, 1, V);
+    r = fti_rng_double(&s->rng) * 1.0; /* the probabilities sum to 1 */
+    acc = 0.0;
+    for (i = 0; i < V; i++) {
+        acc += s->probs[i];
+        if (r < acc) return (int32_t)i;
+    }
+    return (int32_t)(V - 1);
+}
+
 FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     const fti_sampler_opts *o;
     size_t V, i, n, k;
@@ -26696,6 +27705,10 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
         for (i = 0; i < V; i++)
             if (logits[i] == logits[i] && (best == V || logits[i] > logits[best])) best = i;
         return best == V ? -1 : (int32_t)best;
+    }
+    {
+        int32_t t = fti__sampler_dense(s, logits);
+        if (t != -2) return t;
     }
     /* candidates: finite logits */
     n = 0;
@@ -29400,6 +30413,11 @@ static void fti__job_finish_output(fti__job *j) {
         r = fti__job_result(j, j->text.data ? j->text.data : "", j->text.len);
         r.finish_reason = j->finish;
         fti_api_write_response(&j->out, j->req.kind, &r);
+        if (j->text.oom || j->out.oom) { /* out of memory: a 500, not a 200 with a cut answer */
+            fti_buf_free(&j->out);
+            j->status = 500;
+            fti_api_write_error(&j->out, "out of memory", "server_error", NULL, NULL);
+        }
     }
 }
 
@@ -29479,7 +30497,25 @@ static void *fti__sched_main(void *arg) {
     size_t n_batch = 0;
     if (!batch || !admit || !seqs || !toks || !dead) {
         pthread_mutex_lock(&s->mu);
-        s->sched_stop = 2; /* the I/O loop answers 503 from now on */
+        if (!s->sched_stop) s->sched_stop = 2; /* the I/O loop answers 503 from now on */
+        /* requests queued before that (or while the I/O loop had not seen it yet) are answered
+         * 503 here until the server stops: nobody else would serve them */
+        for (;;) {
+            fti__job *j;
+            while ((j = s->qhead) != NULL) {
+                s->qhead = j->qnext;
+                if (!s->qhead) s->qtail = NULL;
+                s->n_queued--;
+                j->status = 503;
+                fti_api_write_error(&j->out, "server busy: out of memory", "server_error", NULL,
+                                    NULL);
+                j->state = FTI__JOB_DONE;
+                fti__job_record(s, j);
+                fti__wake_io(s);
+            }
+            if (s->sched_stop == 1) break;
+            pthread_cond_wait(&s->cv, &s->mu);
+        }
         pthread_mutex_unlock(&s->mu);
         fti_free(batch);
         fti_free(admit);
@@ -29981,6 +31017,12 @@ static void fti__conn_collect(fti_server *s, fti__conn *c) {
     fti__job *j = c->job;
     if (!j) return;
     if (j->status == 200 && j->req.stream) {
+        /* out of memory lost part of the stream: end it unfinished (no last chunk) and close */
+        int lost = j->out.oom || j->text.oom;
+        if (lost) {
+            c->close_after = 1;
+            j->out.len = 0;
+        }
         if (!j->http_started) {
             j->http_started = 1;
             if (c->head->version_minor == 0) c->close_after = 1;
@@ -29996,7 +31038,8 @@ static void fti__conn_collect(fti_server *s, fti__conn *c) {
             if (c->head->version_minor) fti_buf_puts(&c->out, "\r\n");
             j->out.len = 0;
         }
-        if (j->state == FTI__JOB_DONE && c->head->version_minor) fti_buf_puts(&c->out, "0\r\n\r\n");
+        if (j->state == FTI__JOB_DONE && c->head->version_minor && !lost)
+            fti_buf_puts(&c->out, "0\r\n\r\n");
     } else if (j->state == FTI__JOB_DONE) {
         int status = j->status ? j->status : 500;
         if (status == 200 && j->finish && strcmp(j->finish, "error") == 0) status = 500;
@@ -30169,8 +31212,9 @@ static uint64_t fti__conn_deadline(fti_server *s, fti__conn *c) {
 /* After I/O: flush, close or linger. Returns 1 if the connection was closed. */
 static int fti__conn_after(fti_server *s, int idx, uint64_t now) {
     fti__conn *c = s->conns[idx];
-    if (c->out.len > c->out_off) fti__conn_flush(s, c);
-    if (c->out.len > c->out_off && c->out.len - c->out_off > s->o.max_output_bytes) {
+    if (c->out.len > c->out_off && !c->out.oom) fti__conn_flush(s, c);
+    if (c->out.oom || /* out of memory cut the output: close rather than send it cut */
+        (c->out.len > c->out_off && c->out.len - c->out_off > s->o.max_output_bytes)) {
         c->out.len = c->out_off = 0;
         c->peer_eof = 1;
         c->phase = FTI__C_CLOSING;

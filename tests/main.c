@@ -150,8 +150,9 @@ int main(int argc, char **argv) {
             if (matches(fti_tests[t].name, argc, argv, 1)) printf("%s\n", fti_tests[t].name);
         return 0;
     }
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/fti-test.%ld", (long)getpid());
-    if (mkdir(tmp_root, 0700) != 0) {
+    /* a fresh directory even when one from an earlier run with the same pid was left */
+    snprintf(tmp_root, sizeof tmp_root, "/tmp/fti-test.XXXXXX");
+    if (!mkdtemp(tmp_root)) {
         fprintf(stderr, "fti-test: cannot create %s\n", tmp_root);
         return 2;
     }
