@@ -5,7 +5,7 @@
 #   I: generations with retrieval       fti-infer --alias production
 #   is it a twin?                       fti-eval (perplexity vs other authors, recall@5)
 # Environment: FTI_HOME (workspace, default ./twin), DEMO_MINUTES (the demo's budget after the
-# build, default 3: the update, ingest and training, gets all of it but 15 s, which the
+# build, default 3: the update, ingest and training, gets all of it but 30 s, which the
 # generations, eval and serving that follow take on a quiet 2-core machine),
 # DEMO_PRESET (model preset, default small), CORPUS (input: a file or folder of writing,
 # default the JSONL export data/corpus/bierce/devils_dictionary.jsonl).
@@ -28,8 +28,8 @@ echo "deduplicate, tokenizer, token shards, BM25 index, a content-addressed data
 echo "training (preset $PRESET, as many steps as fit in the budget on this machine, measured"
 echo "first; bf16 matmuls where the CPU has them), evaluation on the held-out"
 echo "documents and promotion to 'production'. Run it again and it reuses what did not change."
-# the update's share of the budget: all but 15 s (not below half of it)
-UPDATE_MINUTES=$(LC_ALL=C awk -v m="$MINUTES" 'BEGIN { u = m - 0.25; if (u < m / 2) u = m / 2; print u }')
+# the update's share of the budget: all but 30 s (not below half of it)
+UPDATE_MINUTES=$(LC_ALL=C awk -v m="$MINUTES" 'BEGIN { u = m - 0.5; if (u < m / 2) u = m / 2; print u }')
 "$B/fti-twin" --home "$HOME_DIR" update "$CORPUS" --minutes "$UPDATE_MINUTES" --preset "$PRESET"
 
 say "I: the twin writes (retrieval from the author's own entries is on; chunks used go to stderr)"
