@@ -104,6 +104,37 @@ int fti_test_write_file(const char *path, const void *data, size_t n) {
     return fclose(f) == 0 ? 0 : -1;
 }
 
+/* Helpers of the kernel tests (test_kernels*.c, test_batch.c), after fti.h. */
+/* n floats uniform in [-scale, scale) from r (malloc'd; at least one element). */
+float *fti_test_rand(fti_rng *r, size_t n, float scale) {
+    float *p = (float *)malloc((n ? n : 1) * sizeof(float));
+    size_t i;
+    if (!p) return NULL;
+    for (i = 0; i < n; i++) p[i] = (fti_rng_float(r) * 2.0f - 1.0f) * scale;
+    return p;
+}
+
+/* The kernel tables this machine can run, scalar first, into out (room for 8); returns how many.
+ * Also the variants a CPU without some extension gets: plain AVX-512 on a CPU with VNNI+VBMI,
+ * NEON without the dot-product instructions on one with them. */
+int fti_test_kernel_tables(const fti_kernels **out) {
+    int n = 0, i;
+    for (i = FTI_ISA_SCALAR; i <= FTI_ISA_NEON; i++) {
+        const fti_kernels *k = fti_kernels_get((fti_isa)i);
+        if (k) out[n++] = k;
+    }
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    {
+        const fti_kernels *plain = fti__kernels_avx512(fti_cpu_features() & ~FTI_CPU_AVX512VNNI);
+        if (plain && plain != out[n - 1]) out[n++] = plain;
+    }
+#endif
+#if defined(FTI__NEON) && defined(FTI__DOTPROD_OK)
+    if (out[n - 1] == &fti__kernels_neon_dot_table) out[n++] = &fti__kernels_neon_table;
+#endif
+    return n;
+}
+
 /* --- the tests ----------------------------------------------------------------------------- */
 #include "tests_gen.c" /* generated: includes every tests/test_*.c and defines fti_tests[] */
 

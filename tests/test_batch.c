@@ -10,35 +10,13 @@
  */
 #include "test.h"
 
-static float *bt_rand(fti_rng *r, size_t n) {
-    float *p = (float *)malloc((n ? n : 1) * sizeof(float));
-    size_t i;
-    for (i = 0; i < n; i++) p[i] = fti_rng_float(r) * 2.0f - 1.0f;
-    return p;
-}
-
-static int bt_tables(const fti_kernels **out) {
-    int n = 0, i;
-    for (i = FTI_ISA_SCALAR; i <= FTI_ISA_NEON; i++) {
-        const fti_kernels *k = fti_kernels_get((fti_isa)i);
-        if (k) out[n++] = k;
-    }
-#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
-    {
-        const fti_kernels *plain = fti__kernels_avx512(fti_cpu_features() & ~FTI_CPU_AVX512VNNI);
-        if (plain && plain != out[n - 1]) out[n++] = plain;
-    }
-#endif
-    return n;
-}
-
 FTI_TEST(batch_qmat_multi_packed) {
     static const size_t shapes[][2] = {{1, 32}, {3, 96}, {5, 288}, {16, 64}, {17, 2080}};
     static const size_t Ns[3] = {37, 16, 5};
     static const fti_dtype types[2] = {FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0};
     const fti_kernels *tabs[8];
     fti_pool *pools[2];
-    int nt = bt_tables(tabs), ti, ty;
+    int nt = fti_test_kernel_tables(tabs), ti, ty;
     size_t si;
     fti_rng r;
     fti_rng_seed(&r, 17, 3);
@@ -50,14 +28,14 @@ FTI_TEST(batch_qmat_multi_packed) {
             fti_dtype t = types[ty];
             size_t M = shapes[si][0], K = shapes[si][1], rb = fti_dtype_row_bytes(t, K);
             size_t i, j, p, mi, qb = fti_qact_bytes(M, K), ldy[3];
-            float *X = bt_rand(&r, M * K), *Wf[3], *Wd[3], *Y1[3], *Y2[3];
+            float *X = fti_test_rand(&r, M * K, 1.0f), *Wf[3], *Wd[3], *Y1[3], *Y2[3];
             char *W[3];
             void *P[3], *qa = malloc(qb);
             REQUIRE(qa != NULL);
             for (mi = 0; mi < 3; mi++) {
                 size_t N = Ns[mi];
                 ldy[mi] = N + mi; /* matrix 1 and 2 write into wider rows */
-                Wf[mi] = bt_rand(&r, N * K);
+                Wf[mi] = fti_test_rand(&r, N * K, 1.0f);
                 Wd[mi] = (float *)malloc(N * K * sizeof(float));
                 W[mi] = (char *)malloc(N * rb);
                 Y1[mi] = (float *)malloc(M * ldy[mi] * sizeof(float));
@@ -166,7 +144,7 @@ FTI_TEST(batch_attention_matches_head) {
     static const size_t Ds[] = {8, 16, 24, 48, 64, 80, 128, 144};
     static const size_t ns[] = {1, 2, 15, 16, 17, 33, 70};
     const fti_kernels *tabs[8];
-    int nt = bt_tables(tabs), ti;
+    int nt = fti_test_kernel_tables(tabs), ti;
     size_t di, ni;
     fti_rng r;
     fti_rng_seed(&r, 23, 1);
@@ -186,9 +164,9 @@ FTI_TEST(batch_attention_matches_head) {
                 e.HD = e.H * e.D;
                 e.KVD = e.KV * e.D;
                 scale = 1.0f / (float)sqrt((double)e.D);
-                q = bt_rand(&r, e.HD);
-                kc = bt_rand(&r, n * e.KVD);
-                vc = bt_rand(&r, n * e.KVD);
+                q = fti_test_rand(&r, e.HD, 1.0f);
+                kc = fti_test_rand(&r, n * e.KVD, 1.0f);
+                vc = fti_test_rand(&r, n * e.KVD, 1.0f);
                 att = (float *)malloc(e.H * ld * sizeof(float));
                 y = (float *)malloc(e.HD * sizeof(float));
                 p1 = (float *)malloc(n * sizeof(float));

@@ -12,30 +12,6 @@
 static const int kt_sizes[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 65, 127, 255, 257};
 #define KT_NSIZES ((int)(sizeof kt_sizes / sizeof kt_sizes[0]))
 
-static float *kt_rand(fti_rng *r, size_t n, float scale) {
-    float *p = (float *)malloc((n ? n : 1) * sizeof(float));
-    size_t i;
-    for (i = 0; i < n; i++) p[i] = (fti_rng_float(r) * 2.0f - 1.0f) * scale;
-    return p;
-}
-
-/* The tables this machine can run, scalar first. On a CPU with AVX-512 VNNI+VBMI the plain
- * AVX-512 table (what CPUs without them get) is tested too, through the internal getter. */
-static int kt_tables(const fti_kernels **out) {
-    int n = 0, i;
-    for (i = FTI_ISA_SCALAR; i <= FTI_ISA_NEON; i++) {
-        const fti_kernels *k = fti_kernels_get((fti_isa)i);
-        if (k) out[n++] = k;
-    }
-#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
-    {
-        const fti_kernels *plain = fti__kernels_avx512(fti_cpu_features() & ~FTI_CPU_AVX512VNNI);
-        if (plain && plain != out[n - 1]) out[n++] = plain;
-    }
-#endif
-    return n;
-}
-
 /* Naive double-precision GEMM and Σ|a·b| per element (for the tolerance). */
 static void kt_gemm_ref(unsigned flags, size_t M, size_t N, size_t K, const float *A, size_t lda,
                         const float *B, size_t ldb, const float *C0, size_t ldc, double *ref,
@@ -64,8 +40,8 @@ static int kt_check_gemm(const fti_kernels *k, fti_pool *pool, unsigned flags, s
     size_t lda = ((flags & FTI_MM_TRANS_A) ? M : K) + pad;
     size_t ldb = ((flags & FTI_MM_TRANS_B) ? K : N) + pad, ldc = N + pad;
     size_t rows_a = (flags & FTI_MM_TRANS_A) ? K : M, rows_b = (flags & FTI_MM_TRANS_B) ? N : K;
-    float *A = kt_rand(r, rows_a * lda, 1.0f), *B = kt_rand(r, rows_b * ldb, 1.0f);
-    float *C = kt_rand(r, M * ldc, 1.0f), *C0 = (float *)malloc(M * ldc * sizeof(float));
+    float *A = fti_test_rand(r, rows_a * lda, 1.0f), *B = fti_test_rand(r, rows_b * ldb, 1.0f);
+    float *C = fti_test_rand(r, M * ldc, 1.0f), *C0 = (float *)malloc(M * ldc * sizeof(float));
     double *ref = (double *)malloc(M * N * sizeof(double) + 8);
     double *mag = (double *)malloc(M * N * sizeof(double) + 8);
     size_t i, j;
@@ -104,7 +80,7 @@ static int kt_check_gemm(const fti_kernels *k, fti_pool *pool, unsigned flags, s
 FTI_TEST(kernels_dispatch) {
     const fti_kernels *tabs[8];
     char desc[256], forced[32] = "";
-    int n = kt_tables(tabs), i;
+    int n = fti_test_kernel_tables(tabs), i;
     if (getenv("FTI_ISA")) { /* a run under FTI_ISA=...: test the unforced choice, then restore */
         snprintf(forced, sizeof forced, "%s", getenv("FTI_ISA"));
         unsetenv("FTI_ISA");
@@ -137,7 +113,7 @@ FTI_TEST(kernels_dispatch) {
 
 FTI_TEST(kernels_matmul_all_tables) {
     const fti_kernels *tabs[8];
-    int n = kt_tables(tabs), t, i, f, bad = 0;
+    int n = fti_test_kernel_tables(tabs), t, i, f, bad = 0;
     static const unsigned flag_sets[] = {0,
                                          FTI_MM_TRANS_B,
                                          FTI_MM_TRANS_A,
@@ -175,8 +151,8 @@ static int kt_check_gemm_bf16(const fti_kernels *k, fti_pool *pool, unsigned fla
     size_t lda = ((flags & FTI_MM_TRANS_A) ? M : K) + pad;
     size_t ldb = ((flags & FTI_MM_TRANS_B) ? K : N) + pad, ldc = N + pad;
     size_t rows_a = (flags & FTI_MM_TRANS_A) ? K : M, rows_b = (flags & FTI_MM_TRANS_B) ? N : K;
-    float *A = kt_rand(r, rows_a * lda, 1.0f), *B = kt_rand(r, rows_b * ldb, 1.0f);
-    float *C = kt_rand(r, M * ldc, 1.0f), *C0 = (float *)malloc(M * ldc * sizeof(float));
+    float *A = fti_test_rand(r, rows_a * lda, 1.0f), *B = fti_test_rand(r, rows_b * ldb, 1.0f);
+    float *C = fti_test_rand(r, M * ldc, 1.0f), *C0 = (float *)malloc(M * ldc * sizeof(float));
     float *Cb = (float *)malloc(M * ldc * sizeof(float));
     double *ref = (double *)malloc(M * N * sizeof(double) + 8);
     double *mag = (double *)malloc(M * N * sizeof(double) + 8);
@@ -219,7 +195,7 @@ static int kt_check_gemm_bf16(const fti_kernels *k, fti_pool *pool, unsigned fla
 
 FTI_TEST(kernels_matmul_bf16) {
     const fti_kernels *tabs[8];
-    int n = kt_tables(tabs), t, i, f, p, bad = 0, tested = 0;
+    int n = fti_test_kernel_tables(tabs), t, i, f, p, bad = 0, tested = 0;
     static const unsigned flag_sets[] = {0, FTI_MM_TRANS_B, FTI_MM_TRANS_A,
                                          FTI_MM_TRANS_A | FTI_MM_ACCUMULATE,
                                          FTI_MM_TRANS_B | FTI_MM_ACCUMULATE,
@@ -252,8 +228,8 @@ FTI_TEST(kernels_matmul_bf16) {
     pools[1] = fti_pool_create(2);
     pools[2] = fti_pool_create(4);
     REQUIRE(pools[0] && pools[1] && pools[2]);
-    A = kt_rand(&r, 320 * 320, 1.0f);
-    B = kt_rand(&r, 320 * 320, 1.0f);
+    A = fti_test_rand(&r, 320 * 320, 1.0f);
+    B = fti_test_rand(&r, 320 * 320, 1.0f);
     for (p = 0; p < 3; p++) C[p] = (float *)calloc(320 * 320, sizeof(float));
     for (f = 0; f < 3; f++) {
         unsigned flags = FTI_MM_BF16 | FTI_MM_ACCUMULATE |
@@ -277,7 +253,7 @@ FTI_TEST(kernels_matmul_bf16) {
  * nc blocks) and use threads. */
 FTI_TEST(kernels_matmul_blocks_and_threads) {
     const fti_kernels *tabs[8];
-    int n = kt_tables(tabs), t, bad = 0;
+    int n = fti_test_kernel_tables(tabs), t, bad = 0;
     fti_pool *pool = fti_pool_create(3);
     fti_rng r;
     REQUIRE(pool != NULL);
@@ -314,8 +290,8 @@ FTI_TEST(kernels_deterministic_threads) {
     pools[1] = fti_pool_create(2);
     pools[2] = fti_pool_create(4);
     REQUIRE(pools[0] && pools[1] && pools[2]);
-    A = kt_rand(&r, 320 * 320, 1.0f);
-    B = kt_rand(&r, 320 * 320, 1.0f);
+    A = fti_test_rand(&r, 320 * 320, 1.0f);
+    B = fti_test_rand(&r, 320 * 320, 1.0f);
     for (p = 0; p < 3; p++) C[p] = (float *)calloc(320 * 320, sizeof(float));
     for (f = 0; f < 5; f++) {
         unsigned flags = f == 0   ? 0
@@ -362,7 +338,7 @@ FTI_TEST(kernels_matmul_w_all_dtypes) {
                                       FTI_DTYPE_Q4_0};
     static const size_t n_ins[] = {1, 7, 32, 33, 64, 96, 257, 288, 544, 8352}; /* > 8192: */
     /* the VBMI Q4_0 kernel falls back to its pairwise version */
-    int n = kt_tables(tabs), t, ti, ni, bad = 0;
+    int n = fti_test_kernel_tables(tabs), t, ti, ni, bad = 0;
     fti_pool *pool = fti_pool_create(2);
     fti_rng r;
     fti_rng_seed(&r, 11, 2);
@@ -377,8 +353,8 @@ FTI_TEST(kernels_matmul_w_all_dtypes) {
                       FTI_ERR_INVALID);
                 continue;
             }
-            Wf = kt_rand(&r, n_out * n_in, 1.0f);
-            X = kt_rand(&r, T * n_in, 2.0f);
+            Wf = fti_test_rand(&r, n_out * n_in, 1.0f);
+            X = fti_test_rand(&r, T * n_in, 2.0f);
             Wd = (float *)malloc(n_out * n_in * sizeof(float));
             Yr = (float *)malloc(T * n_out * sizeof(float));
             Y = (float *)malloc(T * n_out * sizeof(float));
@@ -427,7 +403,7 @@ FTI_TEST(kernels_matmul_w_all_dtypes) {
 FTI_TEST(kernels_fp16_bf16) {
     const fti_kernels *tabs[8];
     uint32_t h;
-    int n = kt_tables(tabs), t, i, bad = 0;
+    int n = fti_test_kernel_tables(tabs), t, i, bad = 0;
     fti_rng r;
     /* every f16 value survives f16 -> f32 -> f16 */
     for (h = 0; h < 65536; h++) {
@@ -472,7 +448,7 @@ FTI_TEST(kernels_quant_layout) {
     const fti_kernels *tabs[8];
     unsigned char q4[18], q8[34];
     float out[32], src[64], back[64];
-    int n = kt_tables(tabs), t, i;
+    int n = fti_test_kernel_tables(tabs), t, i;
     fti_rng r;
     uint16_t d = fti_f32_to_f16(0.5f);
     memcpy(q4, &d, 2);
@@ -528,12 +504,12 @@ static int kt_close(const float *a, const float *b, size_t n, double atol, doubl
 /* Vector ops of every table against the scalar table (whose ops are the _ref functions). */
 FTI_TEST(kernels_vector_ops_all_tables) {
     const fti_kernels *tabs[8], *ref = fti_kernels_get(FTI_ISA_SCALAR);
-    int n = kt_tables(tabs), t, si;
+    int n = fti_test_kernel_tables(tabs), t, si;
     fti_rng r;
     fti_rng_seed(&r, 13, 1);
     for (si = 0; si < KT_NSIZES; si++) {
         size_t C = (size_t)kt_sizes[si], R = 3, RC = R * C, i;
-        float *x = kt_rand(&r, RC, 3.0f), *y = kt_rand(&r, RC, 1.0f), *w = kt_rand(&r, C, 1.0f);
+        float *x = fti_test_rand(&r, RC, 3.0f), *y = fti_test_rand(&r, RC, 1.0f), *w = fti_test_rand(&r, C, 1.0f);
         float *o1 = (float *)malloc(RC * 4), *o2 = (float *)malloc(RC * 4);
         float *p1 = (float *)malloc(RC * 4), *p2 = (float *)malloc(RC * 4);
         float *g1 = (float *)calloc(C, 4), *g2 = (float *)calloc(C, 4);
@@ -601,8 +577,8 @@ FTI_TEST(kernels_vector_ops_all_tables) {
             /* adamw */
             {
                 fti_adamw_hparams hp;
-                float *pa = kt_rand(&r, C, 1.0f), *pb = (float *)malloc(C * 4);
-                float *ma = kt_rand(&r, C, 0.1f), *mb = (float *)malloc(C * 4);
+                float *pa = fti_test_rand(&r, C, 1.0f), *pb = (float *)malloc(C * 4);
+                float *ma = fti_test_rand(&r, C, 0.1f), *mb = (float *)malloc(C * 4);
                 float *va = (float *)malloc(C * 4), *vb = (float *)malloc(C * 4);
                 for (i = 0; i < C; i++) va[i] = fabsf(ma[i]) * 0.01f;
                 memcpy(pb, pa, C * 4);
@@ -770,7 +746,7 @@ FTI_TEST(kernels_exp_edges) {
                         89.0f,    100.0f,  -INFINITY,  INFINITY, -0.0f};
     enum { NX = sizeof xs / sizeof xs[0] };
     float a[NX], b[NX], ea[NX], eb[NX], row[40], pa[40], pb[40];
-    int n = kt_tables(tabs), t, i;
+    int n = fti_test_kernel_tables(tabs), t, i;
     for (i = 0; i < 40; i++) row[i] = (float)i * 37.0f - 700.0f; /* spread over 1443 */
     for (t = 1; t < n; t++) {
         fti_silu_fwd(ref, a, xs, NX);
@@ -805,9 +781,9 @@ FTI_TEST(kernels_no_memory) {
     long live;
     fti_rng r;
     fti_rng_seed(&r, 77, 1);
-    A = kt_rand(&r, M * K, 1.0f);
-    B = kt_rand(&r, K * N, 1.0f);
-    Wf = kt_rand(&r, N * n_in, 1.0f);
+    A = fti_test_rand(&r, M * K, 1.0f);
+    B = fti_test_rand(&r, K * N, 1.0f);
+    Wf = fti_test_rand(&r, N * n_in, 1.0f);
     C1 = (float *)calloc(M * N, sizeof(float));
     C2 = (float *)calloc(M * N, sizeof(float));
     Y1 = (float *)calloc(T * N, sizeof(float));

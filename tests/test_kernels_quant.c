@@ -9,38 +9,13 @@
  */
 #include "test.h"
 
-static float *kq_rand(fti_rng *r, size_t n) {
-    float *p = (float *)malloc((n ? n : 1) * sizeof(float));
-    size_t i;
-    for (i = 0; i < n; i++) p[i] = fti_rng_float(r) * 2.0f - 1.0f;
-    return p;
-}
-
-static int kq_tables(const fti_kernels **out) {
-    int n = 0, i;
-    for (i = FTI_ISA_SCALAR; i <= FTI_ISA_NEON; i++) {
-        const fti_kernels *k = fti_kernels_get((fti_isa)i);
-        if (k) out[n++] = k;
-    }
-#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
-    {
-        const fti_kernels *plain = fti__kernels_avx512(fti_cpu_features() & ~FTI_CPU_AVX512VNNI);
-        if (plain && plain != out[n - 1]) out[n++] = plain;
-    }
-#endif
-#if defined(FTI__NEON) && defined(FTI__DOTPROD_OK)
-    if (out[n - 1] == &fti__kernels_neon_dot_table) out[n++] = &fti__kernels_neon_table;
-#endif
-    return n;
-}
-
 FTI_TEST(kernels_quant_matmul) {
     static const size_t Ms[] = {1, 2, 3, 5, 8, 13};
     static const size_t Ns[] = {1, 3, 4, 7, 37};
     static const size_t Ks[] = {32, 64, 96, 288};
     static const fti_dtype types[] = {FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0};
     const fti_kernels *tabs[8];
-    int nt = kq_tables(tabs), ti, ty;
+    int nt = fti_test_kernel_tables(tabs), ti, ty;
     size_t a, b, c;
     fti_rng r;
     fti_rng_seed(&r, 11, 5);
@@ -50,7 +25,7 @@ FTI_TEST(kernels_quant_matmul) {
                 for (c = 0; c < sizeof Ks / sizeof Ks[0]; c++) {
                     fti_dtype t = types[ty];
                     size_t M = Ms[a], N = Ns[b], K = Ks[c], rb = fti_dtype_row_bytes(t, K), i, j, p;
-                    float *Wf = kq_rand(&r, N * K), *X = kq_rand(&r, M * K);
+                    float *Wf = fti_test_rand(&r, N * K, 1.0f), *X = fti_test_rand(&r, M * K, 1.0f);
                     float *Wd = (float *)malloc(N * K * sizeof(float));
                     float *Y0 = (float *)malloc(M * N * sizeof(float));
                     float *Y = (float *)malloc(M * N * sizeof(float));
@@ -106,7 +81,7 @@ FTI_TEST(kernels_quant_threads) {
     for (ty = 0; ty < 2; ty++) {
         fti_dtype t = ty ? FTI_DTYPE_Q4_0 : FTI_DTYPE_Q8_0;
         size_t rb = fti_dtype_row_bytes(t, K), i, m, qb = fti_qact_bytes(M, K);
-        float *Wf = kq_rand(&r, N * K), *X = kq_rand(&r, M * K);
+        float *Wf = fti_test_rand(&r, N * K, 1.0f), *X = fti_test_rand(&r, M * K, 1.0f);
         float *Y0 = (float *)malloc(M * N * sizeof(float)), *Y = (float *)malloc(M * N * sizeof(float));
         float *Y1 = (float *)malloc(N * sizeof(float));
         char *W = (char *)malloc(N * rb);
