@@ -687,8 +687,9 @@ static void fti__copy_pad(float *dst, const float *src, size_t n, size_t width) 
 #endif
 static void fti__prefetch_row(const float *src, size_t n) {
 #if defined(FTI__X86) || defined(FTI__NEON)
-    const char *p = (const char *)src, *e = (const char *)(src + n);
-    for (; p < e; p += 64) __builtin_prefetch(p, 0, 3);
+    const char *p = (const char *)src;
+    size_t off, bytes = n * sizeof(float);
+    for (off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 3); /* never past */
 #else
     (void)src;
     (void)n;
@@ -849,8 +850,10 @@ static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t
                             size_t n_jr = (nc + nr - 1) / nr, q = jr / nr;
                             size_t p_lo = kc * q / n_jr, p_hi = kc * (q + 1) / n_jr;
                             size_t w = mc - ir - mr < mr ? mc - ir - mr : mr;
-                            const float *nx = g->A + (pc + p_lo) * g->lda + ic + ir + mr;
-                            for (; p_lo < p_hi; p_lo++, nx += g->lda) fti__prefetch_row(nx, w);
+                            /* row by row from the index: stepping a pointer would form one
+                             * past the end of A after the last row */
+                            for (; p_lo < p_hi; p_lo++)
+                                fti__prefetch_row(g->A + (pc + p_lo) * g->lda + ic + ir + mr, w);
                         }
                         if (rows == mr && cols == nr) {
                             if (Ap16)
