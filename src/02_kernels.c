@@ -420,6 +420,31 @@ static void fti__f32_to_bf16_ref(uint16_t *dst, const float *src, size_t n) {
     for (i = 0; i < n; i++) dst[i] = fti_f32_to_bf16(src[i]);
 }
 
+/* The weight quantizers' levels, defined so that every SIMD variant computes exactly the same
+ * bits (tests compare them byte for byte), for every input including NaN and ±inf, with no float
+ * rounding the compiler could fuse into an FMA (-ffp-contract) near a tie:
+ *   Q8_0: q = roundf(v) (ties away from zero, as ggml), v clamped to ±127; NaN gives 0.
+ *   Q4_0: q = floor(v + 1/2) + 8 clamped to [0, 15] (ties up, as ggml's (int)(v + 8.5f)),
+ *         computed exactly: ggml's float addition v + 8.5f rounds values within 2^-21 below a tie
+ *         up (about one element in a million differs, each by one level); NaN gives 8.
+ * v = x·id is one rounded product in both. */
+static int fti__q8_level(float v) {
+    if (v != v) return 0;
+    v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+    return (int)roundf(v);
+}
+
+static int fti__q4_level(float v) {
+    float t;
+    int q;
+    if (v != v) return 8;
+    v = v > 9.0f ? 9.0f : (v < -9.0f ? -9.0f : v);
+    t = floorf(v);
+    q = (int)t + 8 + (v >= t + 0.5f ? 1 : 0);
+    return q < 0 ? 0 : (q > 15 ? 15 : q);
+}
+
+/* Q8_0 (as ggml): d = max|x|/127 (NaN elements count as 0), id = 1/d (0 when d = 0). */
 static void fti__quantize_q8_0_ref(fti_block_q8_0 *dst, const float *src, size_t nb) {
     size_t b, j;
     for (b = 0; b < nb; b++, src += FTI_QK) {
@@ -428,10 +453,12 @@ static void fti__quantize_q8_0_ref(fti_block_q8_0 *dst, const float *src, size_t
         d = amax / 127.0f;
         id = d != 0.0f ? 1.0f / d : 0.0f;
         dst[b].d = fti_f32_to_f16(d);
-        for (j = 0; j < FTI_QK; j++) dst[b].qs[j] = (int8_t)roundf(src[j] * id);
+        for (j = 0; j < FTI_QK; j++) dst[b].qs[j] = (int8_t)fti__q8_level(src[j] * id);
     }
 }
 
+/* Q4_0 (as ggml): mx = the first element of largest magnitude (NaN never; 0 if all are 0 or
+ * NaN), d = mx/-8, id = 1/d (0 when d = 0). */
 static void fti__quantize_q4_0_ref(fti_block_q4_0 *dst, const float *src, size_t nb) {
     size_t b, j;
     for (b = 0; b < nb; b++, src += FTI_QK) {
@@ -444,12 +471,9 @@ static void fti__quantize_q4_0_ref(fti_block_q4_0 *dst, const float *src, size_t
         d = mx / -8.0f;
         id = d != 0.0f ? 1.0f / d : 0.0f;
         dst[b].d = fti_f32_to_f16(d);
-        for (j = 0; j < FTI_QK / 2; j++) {
-            int q0 = (int)(src[j] * id + 8.5f), q1 = (int)(src[j + 16] * id + 8.5f);
-            q0 = q0 < 15 ? q0 : 15;
-            q1 = q1 < 15 ? q1 : 15;
-            dst[b].qs[j] = (uint8_t)(q0 | (q1 << 4));
-        }
+        for (j = 0; j < FTI_QK / 2; j++)
+            dst[b].qs[j] = (uint8_t)(fti__q4_level(src[j] * id) |
+                                     (fti__q4_level(src[j + 16] * id) << 4));
     }
 }
 

@@ -3,8 +3,8 @@
  * NEON is part of the aarch64 baseline, so this table needs no detection. It covers the GEMM
  * micro-kernel (8×12, fused multiply-add by lane), the f32/Q8_0/Q4_0 GEMV rows and activation
  * quantization, BLAS-1, the exp-based ops (softmax, SiLU, SwiGLU), softmax backward, AdamW and
- * fp16 rows; the RMSNorm backward row, bf16 rows and the weight quantizers use the references
- * (a small share of a training step).
+ * fp16 rows and the weight quantizers (byte for byte the references); the RMSNorm backward row and
+ * bf16 rows use the references (a small share of a training step).
  */
 #include "02_kernels.h"
 
@@ -326,6 +326,132 @@ static void fti__adamw_neon(float *p, const float *g, float *m, float *v, size_t
     fti__adamw_ref(p + i, g + i, m + i, v + i, n - i, c);
 }
 
+/* --- weight quantizers, byte for byte the references' (fti__q8_level, fti__q4_level) ----------
+ * Q8_0: FCVTAS rounds half away from zero (roundf) and turns NaN into 0. Q4_0: from t = trunc(v)
+ * and the exact remainder r = v - t, q = t + 8 + [r >= 1/2] - [r < -1/2] (NaN: r is NaN, q = 8). */
+
+/* |v| with NaN lanes 0 (the references' maximum skips NaN). */
+static float32x4_t fti__abs_nan0_neon(float32x4_t v) {
+    return vreinterpretq_f32_u32(
+        vandq_u32(vreinterpretq_u32_f32(vabsq_f32(v)), vceqq_f32(v, v)));
+}
+
+static int32x4_t fti__q8_levels_neon(float32x4_t v) {
+    int32x4_t q = vcvtaq_s32_f32(v);
+    return vminq_s32(vmaxq_s32(q, vdupq_n_s32(-127)), vdupq_n_s32(127));
+}
+
+static int32x4_t fti__q4_levels_neon(float32x4_t v) {
+    int32x4_t t, q;
+    float32x4_t r;
+    v = vminq_f32(vmaxq_f32(v, vdupq_n_f32(-9.0f)), vdupq_n_f32(9.0f)); /* NaN stays NaN */
+    t = vcvtq_s32_f32(v);
+    r = vsubq_f32(v, vcvtq_f32_s32(t));
+    q = vaddq_s32(t, vdupq_n_s32(8));
+    q = vsubq_s32(q, vreinterpretq_s32_u32(vcgeq_f32(r, vdupq_n_f32(0.5f))));
+    q = vaddq_s32(q, vreinterpretq_s32_u32(vcltq_f32(r, vdupq_n_f32(-0.5f))));
+    return vminq_s32(vmaxq_s32(q, vdupq_n_s32(0)), vdupq_n_s32(15));
+}
+
+/* v[0..8) of a block and their |v| with NaN 0; returns the largest magnitude. */
+static float fti__block_amax_neon(const float *src, float32x4_t v[8], float32x4_t a[8]) {
+    float32x4_t m;
+    int j;
+    for (j = 0; j < 8; j++) {
+        v[j] = vld1q_f32(src + 4 * j);
+        a[j] = fti__abs_nan0_neon(v[j]);
+    }
+    m = vmaxq_f32(vmaxq_f32(vmaxq_f32(a[0], a[1]), vmaxq_f32(a[2], a[3])),
+                  vmaxq_f32(vmaxq_f32(a[4], a[5]), vmaxq_f32(a[6], a[7])));
+    return vmaxvq_f32(m);
+}
+
+static void fti__quantize_q8_0_neon(fti_block_q8_0 *dst, const float *src, size_t nb) {
+    size_t b;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        float32x4_t v[8], a[8];
+        int32x4_t q[8];
+        int16x8_t h[4];
+        float amax = fti__block_amax_neon(src, v, a), d = amax / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        int j;
+        dst[b].d = fti_f32_to_f16(d);
+        for (j = 0; j < 8; j++) q[j] = fti__q8_levels_neon(vmulq_n_f32(v[j], id));
+        for (j = 0; j < 4; j++) h[j] = vcombine_s16(vmovn_s32(q[2 * j]), vmovn_s32(q[2 * j + 1]));
+        vst1q_s8(dst[b].qs, vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])));
+        vst1q_s8(dst[b].qs + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
+    }
+}
+
+static void fti__quantize_q4_0_neon(fti_block_q4_0 *dst, const float *src, size_t nb) {
+    size_t b;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        float32x4_t v[8], a[8];
+        int32x4_t w[4];
+        float amax = fti__block_amax_neon(src, v, a), mx = 0.0f, d, id;
+        int j;
+        if (amax > 0.0f) { /* the first element of largest magnitude */
+            float32x4_t va = vdupq_n_f32(amax);
+            uint32x4_t first = vdupq_n_u32(32);
+            uint32_t base[4] = {0, 1, 2, 3};
+            uint32x4_t idx = vld1q_u32(base);
+            for (j = 0; j < 8; j++) {
+                first = vminq_u32(first, vbslq_u32(vceqq_f32(a[j], va), idx, vdupq_n_u32(32)));
+                idx = vaddq_u32(idx, vdupq_n_u32(4));
+            }
+            mx = src[vminvq_u32(first)];
+        }
+        d = mx / -8.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        dst[b].d = fti_f32_to_f16(d);
+        /* byte j: element j (low nibble) and j + 16 (high) */
+        for (j = 0; j < 4; j++)
+            w[j] = vorrq_s32(fti__q4_levels_neon(vmulq_n_f32(v[j], id)),
+                             vshlq_n_s32(fti__q4_levels_neon(vmulq_n_f32(v[j + 4], id)), 4));
+        vst1q_u8(dst[b].qs,
+                 vreinterpretq_u8_s8(vcombine_s8(
+                     vmovn_s16(vcombine_s16(vmovn_s32(w[0]), vmovn_s32(w[1]))),
+                     vmovn_s16(vcombine_s16(vmovn_s32(w[2]), vmovn_s32(w[3]))))));
+    }
+}
+
+static void fti__dequantize_q8_0_neon(float *dst, const fti_block_q8_0 *src, size_t nb) {
+    size_t b;
+    int j;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        float d = fti_f16_to_f32(src[b].d);
+        for (j = 0; j < 2; j++) {
+            int8x16_t q = vld1q_s8(src[b].qs + 16 * j);
+            int16x8_t lo = vmovl_s8(vget_low_s8(q)), hi = vmovl_s8(vget_high_s8(q));
+            float *o = dst + 16 * j;
+            vst1q_f32(o, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), d));
+            vst1q_f32(o + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo))), d));
+            vst1q_f32(o + 8, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), d));
+            vst1q_f32(o + 12, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi))), d));
+        }
+    }
+}
+
+static void fti__dequantize_q4_0_neon(float *dst, const fti_block_q4_0 *src, size_t nb) {
+    size_t b;
+    int j;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        float d = fti_f16_to_f32(src[b].d);
+        uint8x16_t q = vld1q_u8(src[b].qs);
+        int8x16_t nib[2];
+        nib[0] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15))), vdupq_n_s8(8));
+        nib[1] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), vdupq_n_s8(8));
+        for (j = 0; j < 2; j++) {
+            int16x8_t lo = vmovl_s8(vget_low_s8(nib[j])), hi = vmovl_s8(vget_high_s8(nib[j]));
+            float *o = dst + 16 * j;
+            vst1q_f32(o, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), d));
+            vst1q_f32(o + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo))), d));
+            vst1q_f32(o + 8, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), d));
+            vst1q_f32(o + 12, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi))), d));
+        }
+    }
+}
+
 /* --- dot product extension (ARMv8.2 SDOT: Graviton 2+, Apple M1+, Cortex-A76+) ------------- */
 /* Detected at run time from the ELF auxiliary vector (Linux); the functions carry their own
  * target attribute, so the file builds for plain ARMv8-A. */
@@ -420,10 +546,10 @@ static const fti_kernels fti__kernels_neon_table = {
     fti__f32_to_f16_neon,
     fti__bf16_to_f32_ref,
     fti__f32_to_bf16_ref,
-    fti__quantize_q8_0_ref,
-    fti__quantize_q4_0_ref,
-    fti__dequantize_q8_0_ref,
-    fti__dequantize_q4_0_ref,
+    fti__quantize_q8_0_neon,
+    fti__quantize_q4_0_neon,
+    fti__dequantize_q8_0_neon,
+    fti__dequantize_q4_0_neon,
 };
 
 #if defined(FTI__DOTPROD_OK)
@@ -463,10 +589,10 @@ static const fti_kernels fti__kernels_neon_dot_table = {
     fti__f32_to_f16_neon,
     fti__bf16_to_f32_ref,
     fti__f32_to_bf16_ref,
-    fti__quantize_q8_0_ref,
-    fti__quantize_q4_0_ref,
-    fti__dequantize_q8_0_ref,
-    fti__dequantize_q4_0_ref,
+    fti__quantize_q8_0_neon,
+    fti__quantize_q4_0_neon,
+    fti__dequantize_q8_0_neon,
+    fti__dequantize_q4_0_neon,
 };
 
 #endif

@@ -283,6 +283,145 @@ FTI__AVX2 static void fti__f32_to_f16_avx2(uint16_t *dst, const float *src, size
     fti__f32_to_f16_ref(dst + i, src + i, n - i);
 }
 
+/* --- weight quantizers, byte for byte the references' (fti__q8_level, fti__q4_level) ----------
+ * Levels from t = trunc(v) and the exact remainder r = v - t (|v| <= 127): Q8_0 rounds half away
+ * with t + [r >= 1/2] - [r <= -1/2]; Q4_0 rounds half up with t + 8 + [r >= 1/2] - [r < -1/2]. */
+
+/* |v| with NaN lanes 0 (the references' maximum skips NaN). */
+FTI__AVX2 static __m256 fti__abs_nan0_avx2(__m256 v) {
+    return _mm256_and_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v), _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+}
+
+FTI__AVX2 static float fti__hmax8_avx2(__m256 m) {
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* v with NaN lanes 0, clamped to ±lim; t = trunc, r = v - t (exact). */
+FTI__AVX2 static __m256i fti__trunc_rem_avx2(__m256 v, float lim, __m256 *r) {
+    __m256i t;
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-lim)), _mm256_set1_ps(lim));
+    t = _mm256_cvttps_epi32(v);
+    *r = _mm256_sub_ps(v, _mm256_cvtepi32_ps(t));
+    return t;
+}
+
+FTI__AVX2 static __m256i fti__q8_levels_avx2(__m256 v) {
+    __m256 r;
+    __m256i t = fti__trunc_rem_avx2(v, 127.0f, &r);
+    t = _mm256_sub_epi32(t, _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ)));
+    return _mm256_add_epi32(
+        t, _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(-0.5f), _CMP_LE_OQ)));
+}
+
+FTI__AVX2 static __m256i fti__q4_levels_avx2(__m256 v) {
+    __m256 r;
+    __m256i t = _mm256_add_epi32(fti__trunc_rem_avx2(v, 9.0f, &r), _mm256_set1_epi32(8));
+    t = _mm256_sub_epi32(t, _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ)));
+    t = _mm256_add_epi32(
+        t, _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(-0.5f), _CMP_LT_OQ)));
+    return _mm256_min_epi32(_mm256_max_epi32(t, _mm256_setzero_si256()), _mm256_set1_epi32(15));
+}
+
+FTI__AVX2 static void fti__quantize_q8_0_avx2(fti_block_q8_0 *dst, const float *src, size_t nb) {
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    size_t b;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        __m256 v0 = _mm256_loadu_ps(src), v1 = _mm256_loadu_ps(src + 8);
+        __m256 v2 = _mm256_loadu_ps(src + 16), v3 = _mm256_loadu_ps(src + 24), vid;
+        __m256i p;
+        float amax = fti__hmax8_avx2(
+            _mm256_max_ps(_mm256_max_ps(fti__abs_nan0_avx2(v0), fti__abs_nan0_avx2(v1)),
+                          _mm256_max_ps(fti__abs_nan0_avx2(v2), fti__abs_nan0_avx2(v3))));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        dst[b].d = fti_f32_to_f16(d);
+        vid = _mm256_set1_ps(id);
+        p = _mm256_packs_epi16(_mm256_packs_epi32(fti__q8_levels_avx2(_mm256_mul_ps(v0, vid)),
+                                                  fti__q8_levels_avx2(_mm256_mul_ps(v1, vid))),
+                               _mm256_packs_epi32(fti__q8_levels_avx2(_mm256_mul_ps(v2, vid)),
+                                                  fti__q8_levels_avx2(_mm256_mul_ps(v3, vid))));
+        _mm256_storeu_si256((__m256i *)(void *)dst[b].qs, _mm256_permutevar8x32_epi32(p, perm));
+    }
+}
+
+FTI__AVX2 static void fti__quantize_q4_0_avx2(fti_block_q4_0 *dst, const float *src, size_t nb) {
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    size_t b;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        __m256 v0 = _mm256_loadu_ps(src), v1 = _mm256_loadu_ps(src + 8);
+        __m256 v2 = _mm256_loadu_ps(src + 16), v3 = _mm256_loadu_ps(src + 24), vid, va;
+        __m256 a0 = fti__abs_nan0_avx2(v0), a1 = fti__abs_nan0_avx2(v1);
+        __m256 a2 = fti__abs_nan0_avx2(v2), a3 = fti__abs_nan0_avx2(v3);
+        __m256i w0, w1, p;
+        float amax = fti__hmax8_avx2(_mm256_max_ps(_mm256_max_ps(a0, a1), _mm256_max_ps(a2, a3)));
+        float mx = 0.0f, d, id;
+        if (amax > 0.0f) { /* the first element of largest magnitude */
+            unsigned m;
+            va = _mm256_set1_ps(amax);
+            m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a0, va, _CMP_EQ_OQ)) |
+                (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a1, va, _CMP_EQ_OQ)) << 8 |
+                (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a2, va, _CMP_EQ_OQ)) << 16 |
+                (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a3, va, _CMP_EQ_OQ)) << 24;
+            mx = src[__builtin_ctz(m)];
+        }
+        d = mx / -8.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        dst[b].d = fti_f32_to_f16(d);
+        vid = _mm256_set1_ps(id);
+        /* byte j: element j (low nibble) and j + 16 (high) */
+        w0 = _mm256_or_si256(fti__q4_levels_avx2(_mm256_mul_ps(v0, vid)),
+                             _mm256_slli_epi32(fti__q4_levels_avx2(_mm256_mul_ps(v2, vid)), 4));
+        w1 = _mm256_or_si256(fti__q4_levels_avx2(_mm256_mul_ps(v1, vid)),
+                             _mm256_slli_epi32(fti__q4_levels_avx2(_mm256_mul_ps(v3, vid)), 4));
+        p = _mm256_packus_epi16(_mm256_packs_epi32(w0, w1), _mm256_setzero_si256());
+        _mm_storeu_si128((__m128i *)(void *)dst[b].qs,
+                         _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(p, perm)));
+    }
+}
+
+FTI__AVX2 static void fti__dequantize_q8_0_avx2(float *dst, const fti_block_q8_0 *src, size_t nb) {
+    size_t b;
+    int j;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        __m256 d = _mm256_set1_ps(fti_f16_to_f32(src[b].d));
+        __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)src[b].qs);
+        __m128i h[2];
+        h[0] = _mm256_castsi256_si128(q);
+        h[1] = _mm256_extracti128_si256(q, 1);
+        for (j = 0; j < 2; j++) {
+            _mm256_storeu_ps(dst + 16 * j,
+                             _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(h[j])), d));
+            _mm256_storeu_ps(
+                dst + 16 * j + 8,
+                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(h[j], 8))), d));
+        }
+    }
+}
+
+FTI__AVX2 static void fti__dequantize_q4_0_avx2(float *dst, const fti_block_q4_0 *src, size_t nb) {
+    size_t b;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        __m256 d = _mm256_set1_ps(fti_f16_to_f32(src[b].d));
+        __m128i q = _mm_loadu_si128((const __m128i *)(const void *)src[b].qs);
+        __m128i lo = _mm_and_si128(q, _mm_set1_epi8(15));
+        __m128i hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(15));
+        __m256i e = _mm256_set1_epi32(8);
+        _mm256_storeu_ps(dst, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                                _mm256_cvtepu8_epi32(lo), e)), d));
+        _mm256_storeu_ps(dst + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                                    _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)), e)),
+                                                d));
+        _mm256_storeu_ps(dst + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                                     _mm256_cvtepu8_epi32(hi), e)), d));
+        _mm256_storeu_ps(dst + 24, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                                     _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)), e)),
+                                                 d));
+    }
+}
+
 /* Lanes [0, left) of a masked load (left < 8). */
 FTI__AVX2 static __m256i fti__tail8_avx2(size_t left) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -763,6 +902,109 @@ FTI__AVX512 static void fti__swiglu_bwd_avx512(float *dg, float *du, const float
         __m512 t = _mm512_fmadd_ps(v, _mm512_sub_ps(one, s), one);
         _mm512_mask_storeu_ps(du + i, m, _mm512_mul_ps(_mm512_mul_ps(d, v), s));
         _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d, uu), s), t));
+    }
+}
+
+/* --- AVX-512 weight quantizers (as the AVX2 ones: byte for byte the references') ----------- */
+
+FTI__AVX512 static __m512 fti__abs_nan0_avx512(__m512 v) {
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), _mm512_abs_ps(v));
+}
+
+/* v with NaN lanes 0, clamped to ±lim; t = trunc, r = v - t (exact). */
+FTI__AVX512 static __m512i fti__trunc_rem_avx512(__m512 v, float lim, __m512 *r) {
+    __m512i t;
+    v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
+    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-lim)), _mm512_set1_ps(lim));
+    t = _mm512_cvttps_epi32(v);
+    *r = _mm512_sub_ps(v, _mm512_cvtepi32_ps(t));
+    return t;
+}
+
+FTI__AVX512 static __m512i fti__q8_levels_avx512(__m512 v) {
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512 r;
+    __m512i t = fti__trunc_rem_avx512(v, 127.0f, &r);
+    t = _mm512_mask_add_epi32(t, _mm512_cmp_ps_mask(r, _mm512_set1_ps(0.5f), _CMP_GE_OQ), t, one);
+    return _mm512_mask_sub_epi32(t, _mm512_cmp_ps_mask(r, _mm512_set1_ps(-0.5f), _CMP_LE_OQ), t,
+                                 one);
+}
+
+FTI__AVX512 static __m512i fti__q4_levels_avx512(__m512 v) {
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512 r;
+    __m512i t = _mm512_add_epi32(fti__trunc_rem_avx512(v, 9.0f, &r), _mm512_set1_epi32(8));
+    t = _mm512_mask_add_epi32(t, _mm512_cmp_ps_mask(r, _mm512_set1_ps(0.5f), _CMP_GE_OQ), t, one);
+    t = _mm512_mask_sub_epi32(t, _mm512_cmp_ps_mask(r, _mm512_set1_ps(-0.5f), _CMP_LT_OQ), t, one);
+    return _mm512_min_epi32(_mm512_max_epi32(t, _mm512_setzero_si512()), _mm512_set1_epi32(15));
+}
+
+FTI__AVX512 static void fti__quantize_q8_0_avx512(fti_block_q8_0 *dst, const float *src,
+                                                  size_t nb) {
+    size_t b;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        __m512 v0 = _mm512_loadu_ps(src), v1 = _mm512_loadu_ps(src + 16), vid;
+        float amax =
+            fti__hmax_avx512(_mm512_max_ps(fti__abs_nan0_avx512(v0), fti__abs_nan0_avx512(v1)));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        dst[b].d = fti_f32_to_f16(d);
+        vid = _mm512_set1_ps(id);
+        _mm_storeu_si128((__m128i *)(void *)dst[b].qs,
+                         _mm512_cvtepi32_epi8(fti__q8_levels_avx512(_mm512_mul_ps(v0, vid))));
+        _mm_storeu_si128((__m128i *)(void *)(dst[b].qs + 16),
+                         _mm512_cvtepi32_epi8(fti__q8_levels_avx512(_mm512_mul_ps(v1, vid))));
+    }
+}
+
+FTI__AVX512 static void fti__quantize_q4_0_avx512(fti_block_q4_0 *dst, const float *src,
+                                                  size_t nb) {
+    size_t b;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        __m512 v0 = _mm512_loadu_ps(src), v1 = _mm512_loadu_ps(src + 16), vid, va;
+        __m512 a0 = fti__abs_nan0_avx512(v0), a1 = fti__abs_nan0_avx512(v1);
+        float amax = fti__hmax_avx512(_mm512_max_ps(a0, a1)), mx = 0.0f, d, id;
+        __m512i q;
+        if (amax > 0.0f) { /* the first element of largest magnitude */
+            uint32_t m;
+            va = _mm512_set1_ps(amax);
+            m = (uint32_t)_mm512_cmp_ps_mask(a0, va, _CMP_EQ_OQ) |
+                (uint32_t)_mm512_cmp_ps_mask(a1, va, _CMP_EQ_OQ) << 16;
+            mx = src[__builtin_ctz(m)];
+        }
+        d = mx / -8.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        dst[b].d = fti_f32_to_f16(d);
+        vid = _mm512_set1_ps(id);
+        q = _mm512_or_si512(fti__q4_levels_avx512(_mm512_mul_ps(v0, vid)),
+                            _mm512_slli_epi32(fti__q4_levels_avx512(_mm512_mul_ps(v1, vid)), 4));
+        _mm_storeu_si128((__m128i *)(void *)dst[b].qs, _mm512_cvtepi32_epi8(q));
+    }
+}
+
+FTI__AVX512 static void fti__dequantize_q8_0_avx512(float *dst, const fti_block_q8_0 *src,
+                                                    size_t nb) {
+    size_t b;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        __m512 d = _mm512_set1_ps(fti_f16_to_f32(src[b].d));
+        __m128i q0 = _mm_loadu_si128((const __m128i *)(const void *)src[b].qs);
+        __m128i q1 = _mm_loadu_si128((const __m128i *)(const void *)(src[b].qs + 16));
+        _mm512_storeu_ps(dst, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d));
+        _mm512_storeu_ps(dst + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d));
+    }
+}
+
+FTI__AVX512 static void fti__dequantize_q4_0_avx512(float *dst, const fti_block_q4_0 *src,
+                                                    size_t nb) {
+    const __m512i m4 = _mm512_set1_epi32(15), e = _mm512_set1_epi32(8);
+    size_t b;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        __m512 d = _mm512_set1_ps(fti_f16_to_f32(src[b].d));
+        __m512i q =
+            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)src[b].qs));
+        __m512i lo = _mm512_sub_epi32(_mm512_and_si512(q, m4), e);
+        __m512i hi = _mm512_sub_epi32(_mm512_srli_epi32(q, 4), e);
+        _mm512_storeu_ps(dst, _mm512_mul_ps(_mm512_cvtepi32_ps(lo), d));
+        _mm512_storeu_ps(dst + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(hi), d));
     }
 }
 
@@ -1272,10 +1514,10 @@ static const fti_kernels fti__kernels_avx2_table = {
     fti__f32_to_f16_avx2,
     fti__bf16_to_f32_avx2,
     fti__f32_to_bf16_ref,
-    fti__quantize_q8_0_ref,
-    fti__quantize_q4_0_ref,
-    fti__dequantize_q8_0_ref,
-    fti__dequantize_q4_0_ref,
+    fti__quantize_q8_0_avx2,
+    fti__quantize_q4_0_avx2,
+    fti__dequantize_q8_0_avx2,
+    fti__dequantize_q4_0_avx2,
 };
 
 static const fti_kernels *fti__kernels_avx2(void) { return &fti__kernels_avx2_table; }
@@ -1318,10 +1560,10 @@ static const fti_kernels fti__kernels_avx512_table = {
     fti__f32_to_f16_avx2,
     fti__bf16_to_f32_avx512,
     fti__f32_to_bf16_avx512,
-    fti__quantize_q8_0_ref,
-    fti__quantize_q4_0_ref,
-    fti__dequantize_q8_0_ref,
-    fti__dequantize_q4_0_ref,
+    fti__quantize_q8_0_avx512,
+    fti__quantize_q4_0_avx512,
+    fti__dequantize_q8_0_avx512,
+    fti__dequantize_q4_0_avx512,
 };
 
 static const fti_kernels fti__kernels_avx512vnni_table = {
@@ -1359,10 +1601,10 @@ static const fti_kernels fti__kernels_avx512vnni_table = {
     fti__f32_to_f16_avx2,
     fti__bf16_to_f32_avx512,
     fti__f32_to_bf16_avx512,
-    fti__quantize_q8_0_ref,
-    fti__quantize_q4_0_ref,
-    fti__dequantize_q8_0_ref,
-    fti__dequantize_q4_0_ref,
+    fti__quantize_q8_0_avx512,
+    fti__quantize_q4_0_avx512,
+    fti__dequantize_q8_0_avx512,
+    fti__dequantize_q4_0_avx512,
 };
 #endif
 

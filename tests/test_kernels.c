@@ -488,6 +488,130 @@ FTI_TEST(kernels_quant_layout) {
     }
 }
 
+/* One block of 32 test values of kind `kind` (random scales, ties, zeros, extremes, NaN). */
+static void kt_quant_block(float *x, int kind, fti_rng *r) {
+    static const float scales[] = {1e-3f, 0.02f, 1.0f, 7.5f, 300.0f, 6.0e4f, 1e30f};
+    int j;
+    float s = scales[fti_rng_below(r, sizeof scales / sizeof scales[0])];
+    for (j = 0; j < 32; j++) x[j] = (fti_rng_float(r) * 2.0f - 1.0f) * s;
+    switch (kind) {
+    case 0: break; /* random */
+    case 1:        /* Q8_0 ties: max 127 gives d = 1, so x = k + 1/2 (and its neighbours) */
+        for (j = 0; j < 32; j++) {
+            float t = (float)((int)fti_rng_below(r, 253) - 126) + 0.5f;
+            int e = (int)fti_rng_below(r, 3);
+            x[j] = e == 0 ? t : nextafterf(t, e == 1 ? 1e9f : -1e9f);
+        }
+        x[fti_rng_below(r, 32)] = fti_rng_below(r, 2) ? 127.0f : -127.0f;
+        break;
+    case 2: /* Q4_0 ties: extreme -8 (d = 1) or 8 (d = -1), x = k + 1/2 and neighbours */
+        for (j = 0; j < 32; j++) {
+            float t = (float)((int)fti_rng_below(r, 15) - 7) + 0.5f;
+            int e = (int)fti_rng_below(r, 3);
+            x[j] = e == 0 ? t : nextafterf(t, e == 1 ? 1e9f : -1e9f);
+        }
+        x[fti_rng_below(r, 32)] = fti_rng_below(r, 2) ? 8.0f : -8.0f;
+        break;
+    case 3: memset(x, 0, 32 * sizeof(float)); break;
+    case 4:
+        for (j = 0; j < 32; j++) x[j] = (j & 1) ? -0.0f : 0.0f;
+        break;
+    case 5: /* the largest magnitude twice, with both signs: the first one counts for Q4_0 */
+        x[3 + fti_rng_below(r, 8)] = -2.0f * s;
+        x[12 + fti_rng_below(r, 8)] = 2.0f * s;
+        break;
+    case 6: /* extremes: huge, subnormal, f16 overflow of the scale, inf, NaN */
+        x[fti_rng_below(r, 32)] = 3.4e38f;
+        x[fti_rng_below(r, 32)] = -1e-40f;
+        x[fti_rng_below(r, 32)] = 65504.0f * 127.0f;
+        break;
+    case 7:
+        for (j = 0; j < 32; j++) x[j] = (fti_rng_float(r) - 0.5f) * 1e-38f; /* d underflows */
+        break;
+    case 8: x[fti_rng_below(r, 32)] = fti_rng_below(r, 2) ? INFINITY : -INFINITY; break;
+    case 9:
+        x[fti_rng_below(r, 32)] = NAN;
+        if (fti_rng_below(r, 2)) x[fti_rng_below(r, 32)] = -NAN;
+        break;
+    default: /* a single non-zero element */
+        memset(x, 0, 32 * sizeof(float));
+        x[fti_rng_below(r, 32)] = (fti_rng_float(r) - 0.5f) * s;
+        break;
+    }
+}
+
+/* The weight quantizers and dequantizers of every table: the same bytes (and floats) as the
+ * scalar references, on odd block counts, unaligned input, ties, zeros and extremes. */
+FTI_TEST(kernels_quantize_bit_identical) {
+    static const size_t nbs[] = {1, 2, 3, 7, 15, 33, 65};
+    const fti_kernels *tabs[8], *ref = fti_kernels_get(FTI_ISA_SCALAR);
+    int n = fti_test_kernel_tables(tabs), t, ti, bad = 0;
+    size_t ni, i, max_nb = 65;
+    fti_rng r;
+    float *buf = (float *)malloc((max_nb * 32 + 1) * sizeof(float)), *x = buf + 1;
+    float *d0 = (float *)malloc(max_nb * 32 * sizeof(float));
+    float *d1 = (float *)malloc(max_nb * 32 * sizeof(float));
+    unsigned char *q0 = (unsigned char *)malloc(max_nb * 34), *q1 = (unsigned char *)malloc(max_nb * 34);
+    REQUIRE(buf && d0 && d1 && q0 && q1);
+    fti_rng_seed(&r, 21, 5);
+    for (ni = 0; ni < sizeof nbs / sizeof nbs[0]; ni++) {
+        size_t nb = nbs[ni];
+        for (i = 0; i < nb; i++) kt_quant_block(x + 32 * i, (int)((i + ni) % 11), &r);
+        for (ti = 0; ti < 2; ti++) {
+            fti_dtype ty = ti ? FTI_DTYPE_Q4_0 : FTI_DTYPE_Q8_0;
+            size_t rb = fti_dtype_row_bytes(ty, nb * 32);
+            CHECK_OK(fti_quantize_row(ref, ty, q0, x, nb * 32));
+            CHECK_OK(fti_dequantize_row(ref, ty, d0, q0, nb * 32));
+            for (t = 1; t < n; t++) {
+                memset(q1, 0xa5, rb);
+                CHECK_OK(fti_quantize_row(tabs[t], ty, q1, x, nb * 32));
+                if (memcmp(q0, q1, rb) != 0) {
+                    for (i = 0; i < rb && q0[i] == q1[i]; i++) {}
+                    fprintf(stderr,
+                            "    quantize %s table %d (%s) nb=%zu: byte %zu (block %zu kind %d) "
+                            "%02x vs ref %02x\n",
+                            fti_dtype_name(ty), t, fti_isa_name(fti_kernels_isa(tabs[t])), nb, i, i / (rb / nb),
+                            (int)((i / (rb / nb) + ni) % 11), q1[i], q0[i]);
+                    bad = 1;
+                }
+                CHECK_OK(fti_dequantize_row(tabs[t], ty, d1, q0, nb * 32));
+                for (i = 0; i < nb * 32; i++)
+                    if (memcmp(&d0[i], &d1[i], sizeof(float)) != 0 &&
+                        !(d0[i] != d0[i] && d1[i] != d1[i])) {
+                        fprintf(stderr,
+                                "    dequantize %s table %d (%s) nb=%zu at %zu: %.9g vs ref "
+                                "%.9g\n",
+                                fti_dtype_name(ty), t, fti_isa_name(fti_kernels_isa(tabs[t])), nb, i, d1[i], d0[i]);
+                        bad = 1;
+                        break;
+                    }
+            }
+        }
+    }
+    CHECK(!bad);
+    /* levels of the reference on exact ties, as ggml: Q8_0 half away from zero, Q4_0 half up */
+    {
+        fti_block_q8_0 b8;
+        fti_block_q4_0 b4;
+        memset(x, 0, 32 * sizeof(float));
+        x[0] = 127.0f;
+        x[1] = 2.5f;
+        x[2] = -2.5f;
+        x[3] = nextafterf(2.5f, 0.0f);
+        CHECK_OK(fti_quantize_row(ref, FTI_DTYPE_Q8_0, &b8, x, 32));
+        CHECK(b8.qs[0] == 127 && b8.qs[1] == 3 && b8.qs[2] == -3 && b8.qs[3] == 2);
+        x[0] = -8.0f; /* d = 1: level = floor(x + 1/2) + 8 */
+        CHECK_OK(fti_quantize_row(ref, FTI_DTYPE_Q4_0, &b4, x, 32));
+        CHECK((b4.qs[0] & 15) == 0 && (b4.qs[1] & 15) == 11 && (b4.qs[2] & 15) == 6 &&
+              (b4.qs[3] & 15) == 10 && (b4.qs[4] & 15) == 8);
+    }
+    free(buf);
+    free(d0);
+    free(d1);
+    free(q0);
+    free(q1);
+}
+
 static int kt_close(const float *a, const float *b, size_t n, double atol, double rtol,
                     const char *what, const fti_kernels *k) {
     size_t i;
