@@ -11,6 +11,8 @@
  *   288→32000, 768→2048, 2048→768 (f32 vs cblas_sgemv; Q8_0/Q4_0 against OpenBLAS's f32 time),
  *   and, where the CPU has AVX512_BF16, the training shapes with bf16 products (FTI_MM_BF16)
  *   against OpenBLAS's fp32 sgemm (summary-bf16; not part of the fp32 geomeans).
+ * At 1 thread also the weight quantizers (f32 -> Q8_0/Q4_0 and back, GB/s of f32) of the chosen
+ * table against the scalar reference table (OpenBLAS has none): the 288x32000 matrix, one call.
  * GEMV weights rotate over enough copies to exceed the last-level cache, like decoding through
  * all layers does. Each case reports the best of several runs. Output: a table, one line per
  * case "BENCH kernels <case> ours=<x> peer=<y> ratio=<r> unit=<u>" (r > 1: fti better), and a
@@ -259,8 +261,8 @@ static double measure_bw(int threads, int mode) {
 
 /* --- cases ------------------------------------------------------------------------------------ */
 static double g_min_time = 0.15;
-static double log_sum[4]; /* square, training, gemv, bf16 */
-static int log_n[4];
+static double log_sum[5]; /* square, training, gemv, bf16, quantizers */
+static int log_n[5];
 /* per group and thread count (index 0..8): Σ log(GFLOP/s) and Σ log(fraction of the FMA peak) */
 static double peak_log_rate[4][9], peak_log_frac[4][9];
 static int peak_n[4][9];
@@ -386,6 +388,45 @@ static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t
     fti_aligned_free(y);
 }
 
+/* f32 -> Q8_0/Q4_0 (fti_quantize_row) and back (fti_dequantize_row) over n_in x n_out weights in
+ * one call: GB/s of f32 (read by the quantizer, written by the dequantizer), table k against
+ * the scalar reference table (byte-identical results; OpenBLAS has no quantizer). */
+static void bench_quantize(const fti_kernels *k, size_t n_in, size_t n_out) {
+    static const fti_dtype types[] = {FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0};
+    const fti_kernels *ref = fti_kernels_get(FTI_ISA_SCALAR);
+    size_t n = n_in * n_out, ti;
+    float *W = rand_buf(n), *back = (float *)fti_aligned_alloc(n * sizeof(float), 64);
+    double f32_bytes = (double)n * sizeof(float);
+    for (ti = 0; ti < 2; ti++) {
+        fti_dtype t = types[ti];
+        size_t qb = fti_dtype_row_bytes(t, n);
+        void *Q = fti_aligned_alloc(qb, 64), *Qr = fti_aligned_alloc(qb, 64);
+        double t_ours, t_ref;
+        const char *tn = t == FTI_DTYPE_Q8_0 ? "q8_0" : "q4_0";
+        char name[64];
+        if (!Q || !Qr || !back) {
+            fprintf(stderr, "bench_kernels: out of memory (quantizers)\n");
+            exit(1);
+        }
+        TIME_BEST(t_ours, fti_quantize_row(k, t, Q, W, n));
+        TIME_BEST(t_ref, fti_quantize_row(ref, t, Qr, W, n));
+        if (memcmp(Q, Qr, qb) != 0)
+            printf("  WARNING: %s quantizers differ from the reference\n", tn);
+        snprintf(name, sizeof name, "quantize-%s-%zux%zu", tn, n_in, n_out);
+        report(4, name, 1, f32_bytes / t_ours * 1e-9, f32_bytes / t_ref * 1e-9, "GB/s", 0,
+               "(f32 in; peer = fti scalar reference)");
+        TIME_BEST(t_ours, fti_dequantize_row(k, t, back, Q, n));
+        TIME_BEST(t_ref, fti_dequantize_row(ref, t, back, Q, n));
+        snprintf(name, sizeof name, "dequantize-%s-%zux%zu", tn, n_in, n_out);
+        report(4, name, 1, f32_bytes / t_ours * 1e-9, f32_bytes / t_ref * 1e-9, "GB/s", 0,
+               "(f32 out; peer = fti scalar reference)");
+        fti_aligned_free(Q);
+        fti_aligned_free(Qr);
+    }
+    fti_aligned_free(W);
+    fti_aligned_free(back);
+}
+
 int main(int argc, char **argv) {
     static const size_t squares[] = {256, 512, 1024, 2048};
     static const size_t train[][3] = {
@@ -405,7 +446,7 @@ int main(int argc, char **argv) {
             n_tc = sscanf(argv[++i], "%d,%d", &thread_counts[0], &thread_counts[1]);
         } else {
             printf("usage: bench_kernels [--quick] [--threads 1,2] [--only "
-                   "square|train|gemv|bf16]\n");
+                   "square|train|gemv|bf16|quant]\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
@@ -474,6 +515,7 @@ int main(int argc, char **argv) {
             bench_gemm(k, pool, t, 3, name, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE | FTI_MM_BF16, N,
                        K, M, peak[ti]);
         }
+        if (t == 1 && (!*only || strcmp(only, "quant") == 0)) bench_quantize(k, 288, 32000);
         fti_pool_free(pool);
     }
     printf("BENCH kernels summary-square ours=0 peer=0 ratio=%.3f unit=geomean\n",
@@ -485,6 +527,9 @@ int main(int argc, char **argv) {
     if (log_n[3])
         printf("BENCH kernels summary-bf16 ours=0 peer=0 ratio=%.3f unit=geomean\n",
                exp(log_sum[3] / log_n[3]));
+    if (log_n[4])
+        printf("BENCH kernels summary-quantizers ours=0 peer=0 ratio=%.3f unit=geomean\n",
+               exp(log_sum[4] / log_n[4]));
     /* fraction of the machine's FMA peak: geometric means of fti's GFLOP/s over the peak
      * measured with the FMA loop at the same thread count */
     for (i = 0; i < 2; i++) {
