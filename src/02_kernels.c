@@ -420,27 +420,29 @@ static void fti__f32_to_bf16_ref(uint16_t *dst, const float *src, size_t n) {
     for (i = 0; i < n; i++) dst[i] = fti_f32_to_bf16(src[i]);
 }
 
-/* The weight quantizers' levels, defined so that every SIMD variant computes exactly the same
- * bits (tests compare them byte for byte), for every input including NaN and ±inf, with no float
- * rounding the compiler could fuse into an FMA (-ffp-contract) near a tie:
- *   Q8_0: q = roundf(v) (ties away from zero, as ggml), v clamped to ±127; NaN gives 0.
- *   Q4_0: q = floor(v + 1/2) + 8 clamped to [0, 15] (ties up, as ggml's (int)(v + 8.5f)),
- *         computed exactly: ggml's float addition v + 8.5f rounds values within 2^-21 below a tie
- *         up (about one element in a million differs, each by one level); NaN gives 8.
- * v = x·id is one rounded product in both. */
-static int fti__q8_level(float v) {
+/* The weight quantizers' levels of x·id, ggml's, defined so that every SIMD variant computes
+ * exactly the same bits (tests compare them byte for byte) for every input, NaN and ±inf
+ * included (no undefined float-to-int conversion):
+ *   Q8_0: q = roundf(x·id) (ties away from zero), clamped to ±127; NaN gives 0.
+ *   Q4_0: q = min(15, (int)(x·id + 8.5f)) with both operations rounded in float, as ggml does:
+ *         the product is stored through a volatile so that no compiler fuses it with the
+ *         addition into an FMA (GCC does across statements in GNU modes), which would change
+ *         the level of values within 2^-21 of a tie. x·id is clamped to ±9 first (only inf or
+ *         a huge 1/d reach that) and the level to >= 0; NaN gives 8. */
+static int fti__q8_level(float x, float id) {
+    float v = x * id;
     if (v != v) return 0;
     v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
     return (int)roundf(v);
 }
 
-static int fti__q4_level(float v) {
-    float t;
+static int fti__q4_level(float x, float id) {
+    volatile float p = x * id;
+    float v = p;
     int q;
-    if (v != v) return 8;
+    if (v != v) v = 0.0f;
     v = v > 9.0f ? 9.0f : (v < -9.0f ? -9.0f : v);
-    t = floorf(v);
-    q = (int)t + 8 + (v >= t + 0.5f ? 1 : 0);
+    q = (int)(v + 8.5f);
     return q < 0 ? 0 : (q > 15 ? 15 : q);
 }
 
@@ -453,7 +455,7 @@ static void fti__quantize_q8_0_ref(fti_block_q8_0 *dst, const float *src, size_t
         d = amax / 127.0f;
         id = d != 0.0f ? 1.0f / d : 0.0f;
         dst[b].d = fti_f32_to_f16(d);
-        for (j = 0; j < FTI_QK; j++) dst[b].qs[j] = (int8_t)fti__q8_level(src[j] * id);
+        for (j = 0; j < FTI_QK; j++) dst[b].qs[j] = (int8_t)fti__q8_level(src[j], id);
     }
 }
 
@@ -472,8 +474,8 @@ static void fti__quantize_q4_0_ref(fti_block_q4_0 *dst, const float *src, size_t
         id = d != 0.0f ? 1.0f / d : 0.0f;
         dst[b].d = fti_f32_to_f16(d);
         for (j = 0; j < FTI_QK / 2; j++)
-            dst[b].qs[j] = (uint8_t)(fti__q4_level(src[j] * id) |
-                                     (fti__q4_level(src[j + 16] * id) << 4));
+            dst[b].qs[j] =
+                (uint8_t)(fti__q4_level(src[j], id) | (fti__q4_level(src[j + 16], id) << 4));
     }
 }
 

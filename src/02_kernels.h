@@ -315,10 +315,9 @@ FTIDEF void fti_f32_to_bf16_row(const fti_kernels *k, uint16_t *dst, const float
 /* Encodes n floats as a row of type t (F32, F16, BF16, Q8_0, Q4_0) into dst
  * (fti_dtype_row_bytes(t, n) bytes). Q8_0 (as ggml): d = max|x|/127, q = round(x·(1/d)) with
  * ties away from zero. Q4_0 (as ggml): m = the first element of largest magnitude (with its
- * sign), d = m/-8, q = min(15, floor(x·(1/d) + 1/2) + 8) (ggml rounds x·(1/d) + 8.5 in float
- * first, which moves about one element in a million by one level). Every table gives the same
- * bytes (NaN elements quantize to 0 and do not count in the maximum). Returns FTI_ERR_INVALID
- * for an unknown type or n not a multiple of the block size. */
+ * sign), d = m/-8, q = min(15, trunc(x·(1/d) + 8.5)), each operation rounded in float. Every
+ * table gives the same bytes (NaN elements quantize to 0 and do not count in the maximum).
+ * Returns FTI_ERR_INVALID for an unknown type or n not a multiple of the block size. */
 FTIDEF fti_result fti_quantize_row(const fti_kernels *k, fti_dtype t, void *dst, const float *src,
                                    size_t n);
 /* Decodes a row of n elements of type t into floats. Same errors. src needs 2-byte alignment. */

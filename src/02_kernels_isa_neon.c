@@ -327,8 +327,8 @@ static void fti__adamw_neon(float *p, const float *g, float *m, float *v, size_t
 }
 
 /* --- weight quantizers, byte for byte the references' (fti__q8_level, fti__q4_level) ----------
- * Q8_0: FCVTAS rounds half away from zero (roundf) and turns NaN into 0. Q4_0: from t = trunc(v)
- * and the exact remainder r = v - t, q = t + 8 + [r >= 1/2] - [r < -1/2] (NaN: r is NaN, q = 8). */
+ * Q8_0: FCVTAS rounds half away from zero (roundf) and turns NaN into 0. Q4_0 truncates v + 8.5
+ * (v from min/max, so no compiler fuses the product and the sum). */
 
 /* |v| with NaN lanes 0 (the references' maximum skips NaN). */
 static float32x4_t fti__abs_nan0_neon(float32x4_t v) {
@@ -342,14 +342,10 @@ static int32x4_t fti__q8_levels_neon(float32x4_t v) {
 }
 
 static int32x4_t fti__q4_levels_neon(float32x4_t v) {
-    int32x4_t t, q;
-    float32x4_t r;
-    v = vminq_f32(vmaxq_f32(v, vdupq_n_f32(-9.0f)), vdupq_n_f32(9.0f)); /* NaN stays NaN */
-    t = vcvtq_s32_f32(v);
-    r = vsubq_f32(v, vcvtq_f32_s32(t));
-    q = vaddq_s32(t, vdupq_n_s32(8));
-    q = vsubq_s32(q, vreinterpretq_s32_u32(vcgeq_f32(r, vdupq_n_f32(0.5f))));
-    q = vaddq_s32(q, vreinterpretq_s32_u32(vcltq_f32(r, vdupq_n_f32(-0.5f))));
+    int32x4_t q;
+    v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), vceqq_f32(v, v))); /* NaN: 0 */
+    v = vminq_f32(vmaxq_f32(v, vdupq_n_f32(-9.0f)), vdupq_n_f32(9.0f));
+    q = vcvtq_s32_f32(vaddq_f32(v, vdupq_n_f32(8.5f)));
     return vminq_s32(vmaxq_s32(q, vdupq_n_s32(0)), vdupq_n_s32(15));
 }
 

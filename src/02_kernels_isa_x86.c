@@ -284,8 +284,9 @@ FTI__AVX2 static void fti__f32_to_f16_avx2(uint16_t *dst, const float *src, size
 }
 
 /* --- weight quantizers, byte for byte the references' (fti__q8_level, fti__q4_level) ----------
- * Levels from t = trunc(v) and the exact remainder r = v - t (|v| <= 127): Q8_0 rounds half away
- * with t + [r >= 1/2] - [r <= -1/2]; Q4_0 rounds half up with t + 8 + [r >= 1/2] - [r < -1/2]. */
+ * Q8_0 rounds half away from zero as t + [r >= 1/2] - [r <= -1/2] from t = trunc(v) and the
+ * exact remainder r = v - t (|v| <= 127); Q4_0 truncates v + 8.5 (the operands come from min/max,
+ * so no compiler fuses the product and the sum). */
 
 /* |v| with NaN lanes 0 (the references' maximum skips NaN). */
 FTI__AVX2 static __m256 fti__abs_nan0_avx2(__m256 v) {
@@ -318,11 +319,10 @@ FTI__AVX2 static __m256i fti__q8_levels_avx2(__m256 v) {
 }
 
 FTI__AVX2 static __m256i fti__q4_levels_avx2(__m256 v) {
-    __m256 r;
-    __m256i t = _mm256_add_epi32(fti__trunc_rem_avx2(v, 9.0f, &r), _mm256_set1_epi32(8));
-    t = _mm256_sub_epi32(t, _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ)));
-    t = _mm256_add_epi32(
-        t, _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(-0.5f), _CMP_LT_OQ)));
+    __m256i t;
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-9.0f)), _mm256_set1_ps(9.0f));
+    t = _mm256_cvttps_epi32(_mm256_add_ps(v, _mm256_set1_ps(8.5f)));
     return _mm256_min_epi32(_mm256_max_epi32(t, _mm256_setzero_si256()), _mm256_set1_epi32(15));
 }
 
@@ -931,11 +931,10 @@ FTI__AVX512 static __m512i fti__q8_levels_avx512(__m512 v) {
 }
 
 FTI__AVX512 static __m512i fti__q4_levels_avx512(__m512 v) {
-    const __m512i one = _mm512_set1_epi32(1);
-    __m512 r;
-    __m512i t = _mm512_add_epi32(fti__trunc_rem_avx512(v, 9.0f, &r), _mm512_set1_epi32(8));
-    t = _mm512_mask_add_epi32(t, _mm512_cmp_ps_mask(r, _mm512_set1_ps(0.5f), _CMP_GE_OQ), t, one);
-    t = _mm512_mask_sub_epi32(t, _mm512_cmp_ps_mask(r, _mm512_set1_ps(-0.5f), _CMP_LT_OQ), t, one);
+    __m512i t;
+    v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
+    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-9.0f)), _mm512_set1_ps(9.0f));
+    t = _mm512_cvttps_epi32(_mm512_add_ps(v, _mm512_set1_ps(8.5f)));
     return _mm512_min_epi32(_mm512_max_epi32(t, _mm512_setzero_si512()), _mm512_set1_epi32(15));
 }
 
