@@ -8,7 +8,8 @@
  * reported as a fraction of that read bandwidth), then for 1 and 2 threads:
  *   square GEMM 256..2048, the training shapes (4096×288×288, 4096×288×768, 4096×768×288,
  *   4096×288×4096) in the three layouts (fwd X·Wᵀ, dX = dY·W, dW = dYᵀ·X), and the decode GEMVs
- *   288→32000, 768→2048, 2048→768 (f32 vs cblas_sgemv; Q8_0/Q4_0 against OpenBLAS's f32 time),
+ *   288→32000, 768→2048, 2048→768 (f32 vs cblas_sgemv; Q8_0/Q4_0 against OpenBLAS's f32 time,
+ *   and against fti's f32 time over the bytes they save: "-vs-f32" lines),
  *   and, where the CPU has AVX512_BF16, the training shapes with bf16 products (FTI_MM_BF16)
  *   against OpenBLAS's fp32 sgemm (summary-bf16; not part of the fp32 geomeans).
  * At 1 thread also the weight quantizers (f32 -> Q8_0/Q4_0 and back, GB/s of f32) of the chosen
@@ -334,7 +335,7 @@ static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t
     size_t f32_bytes = n_in * n_out * sizeof(float), copies, c, i, ti;
     float *Wf = rand_buf(n_in * n_out), *x = rand_buf(n_in), *y = rand_buf(n_out);
     float **Wc;
-    double t_peer, t_ours;
+    double t_peer, t_ours, t_f32 = 0;
     char name[64], extra[96];
     size_t cur = 0;
     copies = (size_t)(192 << 20) / f32_bytes + 1; /* f32 copies exceed the LLC several times */
@@ -376,8 +377,15 @@ static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t
                    name, threads, (double)bytes / t_ours * 1e-9, bw,
                    (double)bytes / t_ours * 1e-9 / bw);
         }
-        else /* quantized: time against OpenBLAS's f32 time on the same shape */
+        else { /* quantized: time against OpenBLAS's f32 time on the same shape */
             report(2, name, threads, t_ours * 1e6, t_peer * 1e6, "us", 1, extra);
+            /* and against fti's own f32 GEMV: the speed-up over the bytes saved (target: a
+             * ratio >= 1, i.e. as fast per byte as f32; not part of the geomeans) */
+            printf("BENCH kernels %s-vs-f32-t%d ours=%.3f peer=%.3f ratio=%.3f unit=x\n", name,
+                   threads, t_f32 / t_ours, (double)f32_bytes / (double)bytes,
+                   t_f32 / t_ours / ((double)f32_bytes / (double)bytes));
+        }
+        if (t == FTI_DTYPE_F32) t_f32 = t_ours;
         for (c = 0; c < qcopies; c++) fti_aligned_free(Q[c]);
         free(Q);
     }
