@@ -891,6 +891,19 @@ FTI__AVX512 static void fti__f32_to_bf16_avx512(uint16_t *dst, const float *src,
                                     (short)(w)[(b) + 3].d, 0, 0, 0, 0)),                           \
         _mm_loadu_ps((xd) + (b)))
 
+/* The sums of four accumulators, [Σa0, Σa1, Σa2, Σa3], each added in the same fixed order
+ * whatever the other three hold (a row alone passes zeros and gets the same bits). */
+FTI__AVX512 static __m128 fti__hsum4_avx512(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    __m512 b01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xee));
+    __m512 b23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xee));
+    __m512 c = _mm512_add_ps(_mm512_shuffle_f32x4(b01, b23, 0x88),
+                             _mm512_shuffle_f32x4(b01, b23, 0xdd));
+    c = _mm512_add_ps(c, _mm512_permute_ps(c, 0x4e));
+    c = _mm512_add_ps(c, _mm512_permute_ps(c, 0xb1));
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), c));
+}
+
 /* One row's step over a group of 4 Q8_0 blocks (136 bytes at wb, loaded as l0, l1 and the last
  * 8 bytes): vpermt2b gathers each pair's 64 weight bytes and the 4 fp16 scales; dpbusd multiplies
  * w + 128 (unsigned: w ^ 0x80) by x, starting from -16·Σx per lane (8 lanes per block), which
@@ -908,10 +921,9 @@ FTI__AVX512 static void fti__f32_to_bf16_avx512(uint16_t *dst, const float *src,
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1_), _mm512_permutexvar_ps(sp23, s4_), acc);    \
     } while (0)
 
-/* A Q8_0 row's blocks past the last whole group of 4, and its sum. */
+/* A Q8_0 row's blocks past the last whole group of 4 added to its sum s. */
 FTI__VNNI static float fti__q8_vnni_finish(const fti_block_q8_0 *w, const int8_t *xq,
-                                           const float *xd, size_t b0, size_t nb, __m512 acc) {
-    float s = fti__hsum_avx512(acc);
+                                           const float *xd, size_t b0, size_t nb, float s) {
     size_t b;
     for (b = b0; b < nb; b++) {
         __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
@@ -932,7 +944,9 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     const __m512i sp01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     const __m512i sp23 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m512 zero = _mm512_setzero_ps();
     size_t ng = nb / 4, g, r, j, q4, st;
+    float s4[4];
     __m512i idx_a, idx_b, idx_d;
     unsigned char ia[64], ib[64], id[64];
     for (j = 0; j < 64; j++) {
@@ -969,13 +983,10 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
             FTI__Q8_VNNI_STEP(a3, l3, m3, wb + 3 * st, xg, i0, i1, xd4);
         }
         wb = (const unsigned char *)W + r * row_bytes;
-        y[r] = fti__q8_vnni_finish((const fti_block_q8_0 *)wb, xq, xd, ng * 4, nb, a0);
-        y[r + q4] =
-            fti__q8_vnni_finish((const fti_block_q8_0 *)(wb + st), xq, xd, ng * 4, nb, a1);
-        y[r + 2 * q4] =
-            fti__q8_vnni_finish((const fti_block_q8_0 *)(wb + 2 * st), xq, xd, ng * 4, nb, a2);
-        y[r + 3 * q4] =
-            fti__q8_vnni_finish((const fti_block_q8_0 *)(wb + 3 * st), xq, xd, ng * 4, nb, a3);
+        _mm_storeu_ps(s4, fti__hsum4_avx512(a0, a1, a2, a3));
+        for (j = 0; j < 4; j++)
+            y[r + j * q4] = fti__q8_vnni_finish((const fti_block_q8_0 *)(wb + j * st), xq, xd,
+                                                ng * 4, nb, s4[j]);
     }
     for (r = 4 * q4; r < rows; r++) {
         const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
@@ -989,8 +1000,9 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
             __m512i m0 = _mm512_loadu_si512((const void *)(wb + 64));
             FTI__Q8_VNNI_STEP(acc, l0, m0, wb, xq + g * 128, i0, i1, _mm_loadu_ps(xd + g * 4));
         }
+        _mm_storeu_ps(s4, fti__hsum4_avx512(acc, zero, zero, zero));
         y[r] = fti__q8_vnni_finish((const fti_block_q8_0 *)((const char *)W + r * row_bytes), xq,
-                                   xd, ng * 4, nb, acc);
+                                   xd, ng * 4, nb, s4[0]);
     }
 }
 
@@ -1063,11 +1075,10 @@ enum { FTI__Q4_STACK_GROUPS = 64 };
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d_), sc, acc);                                    \
     } while (0)
 
-/* A row's blocks past the last whole group of 4, and its sum. */
+/* A row's blocks past the last whole group of 4 added to its sum s. */
 FTI__VNNI static float fti__q4_vnni_finish(const fti_block_q4_0 *w, const int8_t *xq,
                                            const float *xd, const int32_t *xs, size_t b0,
-                                           size_t nb, __m512 acc) {
-    float s = fti__hsum_avx512(acc);
+                                           size_t nb, float s) {
     size_t b;
     for (b = b0; b < nb; b++) {
         __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
@@ -1088,7 +1099,9 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
                                           size_t nb, float *y) {
     int8_t xr[FTI__Q4_STACK_GROUPS * 128];
     int32_t xi[FTI__Q4_STACK_GROUPS * 16];
+    const __m512 zero = _mm512_setzero_ps();
     size_t ng = nb / 4, g, r, j, q4, st;
+    float s4[4];
     __m512i idx_q, idx_d, idx_d2;
     const __m512i m4 = _mm512_set1_epi8(15);
     __m512i spread[4];
@@ -1146,13 +1159,10 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
             FTI__Q4_VNNI_STEP(a3, l3, wb + 3 * st, xg, init, _mm512_permutexvar_ps(spread[3], sc));
         }
         wb = (const unsigned char *)W + r * row_bytes;
-        y[r] = fti__q4_vnni_finish((const fti_block_q4_0 *)wb, xq, xd, xs, ng * 4, nb, a0);
-        y[r + q4] = fti__q4_vnni_finish((const fti_block_q4_0 *)(wb + st), xq, xd, xs, ng * 4,
-                                        nb, a1);
-        y[r + 2 * q4] = fti__q4_vnni_finish((const fti_block_q4_0 *)(wb + 2 * st), xq, xd, xs,
-                                            ng * 4, nb, a2);
-        y[r + 3 * q4] = fti__q4_vnni_finish((const fti_block_q4_0 *)(wb + 3 * st), xq, xd, xs,
-                                            ng * 4, nb, a3);
+        _mm_storeu_ps(s4, fti__hsum4_avx512(a0, a1, a2, a3));
+        for (j = 0; j < 4; j++)
+            y[r + j * q4] = fti__q4_vnni_finish((const fti_block_q4_0 *)(wb + j * st), xq, xd, xs,
+                                                ng * 4, nb, s4[j]);
     }
     for (r = 4 * q4; r < rows; r++) {
         const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
@@ -1166,8 +1176,9 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
             FTI__Q4_VNNI_STEP(acc, l0, wb, xr + g * 128, init,
                               _mm512_permutexvar_ps(spread[0], sc));
         }
+        _mm_storeu_ps(s4, fti__hsum4_avx512(acc, zero, zero, zero));
         y[r] = fti__q4_vnni_finish((const fti_block_q4_0 *)((const char *)W + r * row_bytes), xq,
-                                   xd, xs, ng * 4, nb, acc);
+                                   xd, xs, ng * 4, nb, s4[0]);
     }
 }
 
