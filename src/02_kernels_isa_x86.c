@@ -401,22 +401,58 @@ FTI__AVX2 static void fti__bf16_to_f32_avx2(float *dst, const uint16_t *src, siz
     fti__bf16_to_f32_ref(dst + i, src + i, n - i);
 }
 
-/* Q8_0 · Q8 activations: |x| (unsigned) times w with x's sign (signed) through maddubs. */
+/* The wd·xd scales of block b of four rows (w0..w3; a row alone passes itself four times):
+ * one fp16 conversion, then lane r broadcast per row. */
+#define FTI__Q_SCALES4_AVX2(w0, w1, w2, w3, b, xdb)                                                \
+    _mm_mul_ps(_mm_cvtph_ps(_mm_setr_epi16((short)(w0)[b].d, (short)(w1)[b].d, (short)(w2)[b].d,   \
+                                           (short)(w3)[b].d, 0, 0, 0, 0)),                         \
+               _mm_set1_ps(xdb))
+#define FTI__LANE_AVX2(s4, r) _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s4), _mm256_set1_epi32(r))
+
+/* Q8_0 · Q8 activations: |x| (unsigned) times w with x's sign (signed) through maddubs. Four rows
+ * at a time, rows i, i+q, i+2q, i+3q (four sequential streams) sharing x; a row left over takes
+ * the same steps, so each row's result is the same bits wherever it falls. */
+#define FTI__Q8_AVX2_STEP(acc, wq, xa, xv, sc)                                                     \
+    acc = _mm256_fmadd_ps(                                                                         \
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(                                                      \
+            _mm256_maddubs_epi16(xa, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(wq)),   \
+                                                      xv)),                                        \
+            ones)),                                                                                \
+        sc, acc)
 FTI__AVX2 static void fti__gemv_q8_0_avx2(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
                                           size_t nb, float *y) {
     const __m256i ones = _mm256_set1_epi16(1);
-    size_t r, b;
+    size_t r, b, q4 = rows / 4, st = q4 * row_bytes;
     (void)xs;
-    for (r = 0; r < rows; r++) {
+    for (r = 0; r < q4; r++) {
+        const fti_block_q8_0 *w0 = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
+        const fti_block_q8_0 *w1 = (const fti_block_q8_0 *)((const char *)w0 + st);
+        const fti_block_q8_0 *w2 = (const fti_block_q8_0 *)((const char *)w1 + st);
+        const fti_block_q8_0 *w3 = (const fti_block_q8_0 *)((const char *)w2 + st);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (b = 0; b < nb; b++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i xa = _mm256_sign_epi8(xv, xv);
+            __m128 s4 = FTI__Q_SCALES4_AVX2(w0, w1, w2, w3, b, xd[b]);
+            FTI__Q8_AVX2_STEP(a0, w0[b].qs, xa, xv, FTI__LANE_AVX2(s4, 0));
+            FTI__Q8_AVX2_STEP(a1, w1[b].qs, xa, xv, FTI__LANE_AVX2(s4, 1));
+            FTI__Q8_AVX2_STEP(a2, w2[b].qs, xa, xv, FTI__LANE_AVX2(s4, 2));
+            FTI__Q8_AVX2_STEP(a3, w3[b].qs, xa, xv, FTI__LANE_AVX2(s4, 3));
+        }
+        y[r] = fti__hsum_avx2(a0);
+        y[r + q4] = fti__hsum_avx2(a1);
+        y[r + 2 * q4] = fti__hsum_avx2(a2);
+        y[r + 3 * q4] = fti__hsum_avx2(a3);
+    }
+    for (r = 4 * q4; r < rows; r++) {
         const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
         __m256 acc = _mm256_setzero_ps();
         for (b = 0; b < nb; b++) {
-            __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
             __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(wv, xv));
-            __m256 s = _mm256_set1_ps(_cvtsh_ss(w[b].d) * xd[b]);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), s, acc);
+            __m256i xa = _mm256_sign_epi8(xv, xv);
+            __m128 s4 = FTI__Q_SCALES4_AVX2(w, w, w, w, b, xd[b]);
+            FTI__Q8_AVX2_STEP(acc, w[b].qs, xa, xv, FTI__LANE_AVX2(s4, 0));
         }
         y[r] = fti__hsum_avx2(acc);
     }
@@ -428,21 +464,46 @@ FTI__AVX2 static __m256i fti__q4_nibbles_avx2(const uint8_t *qs) {
     return _mm256_and_si256(v, _mm256_set1_epi8(15));
 }
 
-/* Q4_0: unsigned nibbles q times signed x, minus 8·Σx (spread over the 8 lanes as -Σx each). */
+/* Q4_0: unsigned nibbles q times signed x, minus 8·Σx (spread over the 8 lanes as -Σx each); four
+ * rows at a time as the Q8_0 kernel above. */
+#define FTI__Q4_AVX2_STEP(acc, qs, xv, nx, sc)                                                     \
+    acc = _mm256_fmadd_ps(                                                                         \
+        _mm256_cvtepi32_ps(_mm256_add_epi32(                                                       \
+            _mm256_madd_epi16(_mm256_maddubs_epi16(fti__q4_nibbles_avx2(qs), xv), ones), nx)),     \
+        sc, acc)
 FTI__AVX2 static void fti__gemv_q4_0_avx2(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
                                           size_t nb, float *y) {
     const __m256i ones = _mm256_set1_epi16(1);
-    size_t r, b;
-    for (r = 0; r < rows; r++) {
+    size_t r, b, q4 = rows / 4, st = q4 * row_bytes;
+    for (r = 0; r < q4; r++) {
+        const fti_block_q4_0 *w0 = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        const fti_block_q4_0 *w1 = (const fti_block_q4_0 *)((const char *)w0 + st);
+        const fti_block_q4_0 *w2 = (const fti_block_q4_0 *)((const char *)w1 + st);
+        const fti_block_q4_0 *w3 = (const fti_block_q4_0 *)((const char *)w2 + st);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (b = 0; b < nb; b++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i nx = _mm256_set1_epi32(-xs[b]);
+            __m128 s4 = FTI__Q_SCALES4_AVX2(w0, w1, w2, w3, b, xd[b]);
+            FTI__Q4_AVX2_STEP(a0, w0[b].qs, xv, nx, FTI__LANE_AVX2(s4, 0));
+            FTI__Q4_AVX2_STEP(a1, w1[b].qs, xv, nx, FTI__LANE_AVX2(s4, 1));
+            FTI__Q4_AVX2_STEP(a2, w2[b].qs, xv, nx, FTI__LANE_AVX2(s4, 2));
+            FTI__Q4_AVX2_STEP(a3, w3[b].qs, xv, nx, FTI__LANE_AVX2(s4, 3));
+        }
+        y[r] = fti__hsum_avx2(a0);
+        y[r + q4] = fti__hsum_avx2(a1);
+        y[r + 2 * q4] = fti__hsum_avx2(a2);
+        y[r + 3 * q4] = fti__hsum_avx2(a3);
+    }
+    for (r = 4 * q4; r < rows; r++) {
         const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
         __m256 acc = _mm256_setzero_ps();
         for (b = 0; b < nb; b++) {
             __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i p = _mm256_maddubs_epi16(fti__q4_nibbles_avx2(w[b].qs), xv);
-            __m256i d = _mm256_add_epi32(_mm256_madd_epi16(p, ones), _mm256_set1_epi32(-xs[b]));
-            __m256 s = _mm256_set1_ps(_cvtsh_ss(w[b].d) * xd[b]);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), s, acc);
+            __m256i nx = _mm256_set1_epi32(-xs[b]);
+            __m128 s4 = FTI__Q_SCALES4_AVX2(w, w, w, w, b, xd[b]);
+            FTI__Q4_AVX2_STEP(acc, w[b].qs, xv, nx, FTI__LANE_AVX2(s4, 0));
         }
         y[r] = fti__hsum_avx2(acc);
     }

@@ -22,7 +22,7 @@
  *     build/bench_infer bw [--threads N]
  *         memory bandwidth (GB/s) as bench_kernels measures it: copy_gbps (STREAM copy, bytes read
  *         plus written) and read_gbps (a vector sum, the better of one and four streams per
- *         thread: what a GEMV does with its weights), best of 128 runs over 8 MiB segments.
+ *         thread: what a GEMV does with its weights), best of 256 runs over 8 MiB segments.
  * The prompt is P fixed pseudo-random ids (the same in every peer script; modulo vocab-16 for
  * vocabularies under 21000).
  */
@@ -473,14 +473,14 @@ static void bw_task(void *vctx, size_t begin, size_t end, int thread) {
 /* GB/s of copy (bytes read + written, as STREAM counts them) or of read only, on a pool of
  * `threads` (as the decode runs). 256 MiB arrays cut into 32 segments of 8 MiB; each run works on
  * the next segment (never in the 32 MiB LLC) and takes about a millisecond, like one decode step's
- * GEMVs; the best of 128 runs counts (the quiet windows of a busy machine). */
+ * GEMVs; the best of 256 runs counts (the quiet windows of a busy machine). */
 static double bw_measure(fti_pool *pool, int mode, float *a, float *b, size_t n) {
     size_t seg = n / 32;
     bw_ctx c;
     double best = 0;
     int rep;
     memset(&c, 0, sizeof c);
-    for (rep = 0; rep < 128; rep++) {
+    for (rep = 0; rep < 256; rep++) {
         size_t base = seg * (size_t)(rep % 32);
         double t0, dt, bytes = (double)seg * 4 * (mode == 0 ? 2 : 1);
         c.a = a + base;
