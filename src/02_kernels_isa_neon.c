@@ -108,41 +108,79 @@ static int32x4_t fti__dot32_neon(int32x4_t acc, int8x16_t w0, int8x16_t w1, int8
     return vpadalq_s16(vpadalq_s16(acc, p0), p1);
 }
 
+/* wd·xd of block b of four rows (one fp16 conversion; a row alone passes itself four times). */
+static float32x4_t fti__q_scales4_neon(uint16_t d0, uint16_t d1, uint16_t d2, uint16_t d3,
+                                       float xdb) {
+    uint16_t h[4];
+    h[0] = d0, h[1] = d1, h[2] = d2, h[3] = d3;
+    return vmulq_n_f32(vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h))), xdb);
+}
+
+/* The quantized GEMVs below take four rows at a time, rows i, i+q, i+2q, i+3q (four sequential
+ * streams sharing x); a row left over takes the same steps (its scale in lane 0), so each row's
+ * result is the same bits wherever it falls. BODY(w, acc, lane) adds one row's block b. */
+#define FTI__GEMV4_NEON(BTYPE, BODY)                                                               \
+    do {                                                                                           \
+        size_t r_, b, q4_ = rows / 4, st_ = q4_ * row_bytes;                                       \
+        for (r_ = 0; r_ < q4_; r_++) {                                                             \
+            const BTYPE *w0 = (const BTYPE *)((const char *)W + r_ * row_bytes);                   \
+            const BTYPE *w1 = (const BTYPE *)((const char *)w0 + st_);                             \
+            const BTYPE *w2 = (const BTYPE *)((const char *)w1 + st_);                             \
+            const BTYPE *w3 = (const BTYPE *)((const char *)w2 + st_);                             \
+            float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;                         \
+            for (b = 0; b < nb; b++) {                                                             \
+                const int8_t *xb = xq + b * FTI_QK;                                                \
+                float32x4_t s4 = fti__q_scales4_neon(w0[b].d, w1[b].d, w2[b].d, w3[b].d, xd[b]);   \
+                BODY(w0, a0, 0);                                                                   \
+                BODY(w1, a1, 1);                                                                   \
+                BODY(w2, a2, 2);                                                                   \
+                BODY(w3, a3, 3);                                                                   \
+            }                                                                                      \
+            y[r_] = vaddvq_f32(a0);                                                                \
+            y[r_ + q4_] = vaddvq_f32(a1);                                                          \
+            y[r_ + 2 * q4_] = vaddvq_f32(a2);                                                      \
+            y[r_ + 3 * q4_] = vaddvq_f32(a3);                                                      \
+        }                                                                                          \
+        for (r_ = 4 * q4_; r_ < rows; r_++) {                                                      \
+            const BTYPE *w0 = (const BTYPE *)((const char *)W + r_ * row_bytes);                   \
+            float32x4_t a0 = vdupq_n_f32(0.0f);                                                    \
+            for (b = 0; b < nb; b++) {                                                             \
+                const int8_t *xb = xq + b * FTI_QK;                                                \
+                float32x4_t s4 = fti__q_scales4_neon(w0[b].d, w0[b].d, w0[b].d, w0[b].d, xd[b]);   \
+                BODY(w0, a0, 0);                                                                   \
+            }                                                                                      \
+            y[r_] = vaddvq_f32(a0);                                                                \
+        }                                                                                          \
+    } while (0)
+
+#define FTI__Q8_NEON_BODY(w, acc, lane)                                                            \
+    acc = vfmaq_laneq_f32(acc,                                                                     \
+                          vcvtq_f32_s32(fti__dot32_neon(vdupq_n_s32(0), vld1q_s8((w)[b].qs),       \
+                                                        vld1q_s8((w)[b].qs + 16), vld1q_s8(xb),    \
+                                                        vld1q_s8(xb + 16))),                       \
+                          s4, lane)
+
 static void fti__gemv_q8_0_neon(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
                                 const float *xd, const int32_t *xs, size_t nb, float *y) {
-    size_t r, b;
     (void)xs;
-    for (r = 0; r < rows; r++) {
-        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
-        float32x4_t acc = vdupq_n_f32(0.0f);
-        for (b = 0; b < nb; b++) {
-            const int8_t *xb = xq + b * FTI_QK;
-            int32x4_t d = fti__dot32_neon(vdupq_n_s32(0), vld1q_s8(w[b].qs), vld1q_s8(w[b].qs + 16),
-                                          vld1q_s8(xb), vld1q_s8(xb + 16));
-            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
-        }
-        y[r] = vaddvq_f32(acc);
-    }
+    FTI__GEMV4_NEON(fti_block_q8_0, FTI__Q8_NEON_BODY);
 }
+
+/* Q4_0: low nibbles times x[0..15], high times x[16..31], from -2·Σx in each of the 4 lanes (the
+ * block's -8·Σx). */
+#define FTI__Q4_NEON_BODY(w, acc, lane)                                                            \
+    do {                                                                                           \
+        uint8x16_t q_ = vld1q_u8((w)[b].qs);                                                       \
+        int32x4_t d_ = fti__dot32_neon(vdupq_n_s32(-2 * xs[b]),                                    \
+                                       vreinterpretq_s8_u8(vandq_u8(q_, vdupq_n_u8(15))),          \
+                                       vreinterpretq_s8_u8(vshrq_n_u8(q_, 4)), vld1q_s8(xb),       \
+                                       vld1q_s8(xb + 16));                                         \
+        acc = vfmaq_laneq_f32(acc, vcvtq_f32_s32(d_), s4, lane);                                   \
+    } while (0)
 
 static void fti__gemv_q4_0_neon(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
                                 const float *xd, const int32_t *xs, size_t nb, float *y) {
-    size_t r, b;
-    for (r = 0; r < rows; r++) {
-        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
-        float32x4_t acc = vdupq_n_f32(0.0f);
-        for (b = 0; b < nb; b++) {
-            const int8_t *xb = xq + b * FTI_QK;
-            uint8x16_t q = vld1q_u8(w[b].qs);
-            int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15)));
-            int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
-            /* start from -2·Σx in each of the 4 lanes: the block's -8·Σx */
-            int32x4_t d =
-                fti__dot32_neon(vdupq_n_s32(-2 * xs[b]), lo, hi, vld1q_s8(xb), vld1q_s8(xb + 16));
-            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
-        }
-        y[r] = vaddvq_f32(acc);
-    }
+    FTI__GEMV4_NEON(fti_block_q4_0, FTI__Q4_NEON_BODY);
 }
 
 static float fti__max_neon(const float *x, size_t n) {
@@ -465,43 +503,34 @@ static unsigned fti__cpu_features_neon(void) {
     return FTI_CPU_NEON | ((hw & (1ul << 20)) ? FTI_CPU_DOTPROD : 0u); /* HWCAP_ASIMDDP */
 }
 
+#define FTI__Q8_SDOT_BODY(w, acc, lane)                                                            \
+    acc = vfmaq_laneq_f32(                                                                         \
+        acc,                                                                                       \
+        vcvtq_f32_s32(vdotq_s32(vdotq_s32(vdupq_n_s32(0), vld1q_s8((w)[b].qs), vld1q_s8(xb)),      \
+                                vld1q_s8((w)[b].qs + 16), vld1q_s8(xb + 16))),                     \
+        s4, lane)
+
 FTI__DOTPROD static void fti__gemv_q8_0_sdot(const void *W, size_t row_bytes, size_t rows,
                                              const int8_t *xq, const float *xd, const int32_t *xs,
                                              size_t nb, float *y) {
-    size_t r, b;
     (void)xs;
-    for (r = 0; r < rows; r++) {
-        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
-        float32x4_t acc = vdupq_n_f32(0.0f);
-        for (b = 0; b < nb; b++) {
-            const int8_t *xb = xq + b * FTI_QK;
-            int32x4_t d = vdotq_s32(vdupq_n_s32(0), vld1q_s8(w[b].qs), vld1q_s8(xb));
-            d = vdotq_s32(d, vld1q_s8(w[b].qs + 16), vld1q_s8(xb + 16));
-            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
-        }
-        y[r] = vaddvq_f32(acc);
-    }
+    FTI__GEMV4_NEON(fti_block_q8_0, FTI__Q8_SDOT_BODY);
 }
+
+/* Q4_0 with sdot: from -2·Σx in each of the 4 lanes (the block's -8·Σx). */
+#define FTI__Q4_SDOT_BODY(w, acc, lane)                                                            \
+    do {                                                                                           \
+        uint8x16_t q_ = vld1q_u8((w)[b].qs);                                                       \
+        int32x4_t d_ = vdotq_s32(vdupq_n_s32(-2 * xs[b]),                                          \
+                                 vreinterpretq_s8_u8(vandq_u8(q_, vdupq_n_u8(15))), vld1q_s8(xb)); \
+        d_ = vdotq_s32(d_, vreinterpretq_s8_u8(vshrq_n_u8(q_, 4)), vld1q_s8(xb + 16));             \
+        acc = vfmaq_laneq_f32(acc, vcvtq_f32_s32(d_), s4, lane);                                   \
+    } while (0)
 
 FTI__DOTPROD static void fti__gemv_q4_0_sdot(const void *W, size_t row_bytes, size_t rows,
                                              const int8_t *xq, const float *xd, const int32_t *xs,
                                              size_t nb, float *y) {
-    size_t r, b;
-    for (r = 0; r < rows; r++) {
-        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
-        float32x4_t acc = vdupq_n_f32(0.0f);
-        for (b = 0; b < nb; b++) {
-            const int8_t *xb = xq + b * FTI_QK;
-            uint8x16_t q = vld1q_u8(w[b].qs);
-            int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15)));
-            int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
-            /* from -2·Σx in each of the 4 lanes: the block's -8·Σx */
-            int32x4_t d = vdotq_s32(vdupq_n_s32(-2 * xs[b]), lo, vld1q_s8(xb));
-            d = vdotq_s32(d, hi, vld1q_s8(xb + 16));
-            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
-        }
-        y[r] = vaddvq_f32(acc);
-    }
+    FTI__GEMV4_NEON(fti_block_q4_0, FTI__Q4_SDOT_BODY);
 }
 #else
 static unsigned fti__cpu_features_neon(void) { return FTI_CPU_NEON; }

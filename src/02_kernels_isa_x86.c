@@ -584,22 +584,58 @@ FTI__AVX2 static void fti__bf16_to_f32_avx2(float *dst, const uint16_t *src, siz
     fti__bf16_to_f32_ref(dst + i, src + i, n - i);
 }
 
-/* Q8_0 · Q8 activations: |x| (unsigned) times w with x's sign (signed) through maddubs. */
+/* The wd·xd scales of block b of four rows (w0..w3; a row alone passes itself four times):
+ * one fp16 conversion, then lane r broadcast per row. */
+#define FTI__Q_SCALES4_AVX2(w0, w1, w2, w3, b, xdb)                                                \
+    _mm_mul_ps(_mm_cvtph_ps(_mm_setr_epi16((short)(w0)[b].d, (short)(w1)[b].d, (short)(w2)[b].d,   \
+                                           (short)(w3)[b].d, 0, 0, 0, 0)),                         \
+               _mm_set1_ps(xdb))
+#define FTI__LANE_AVX2(s4, r) _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s4), _mm256_set1_epi32(r))
+
+/* Q8_0 · Q8 activations: |x| (unsigned) times w with x's sign (signed) through maddubs. Four rows
+ * at a time, rows i, i+q, i+2q, i+3q (four sequential streams) sharing x; a row left over takes
+ * the same steps, so each row's result is the same bits wherever it falls. */
+#define FTI__Q8_AVX2_STEP(acc, wq, xa, xv, sc)                                                     \
+    acc = _mm256_fmadd_ps(                                                                         \
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(                                                      \
+            _mm256_maddubs_epi16(xa, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(wq)),   \
+                                                      xv)),                                        \
+            ones)),                                                                                \
+        sc, acc)
 FTI__AVX2 static void fti__gemv_q8_0_avx2(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
                                           size_t nb, float *y) {
     const __m256i ones = _mm256_set1_epi16(1);
-    size_t r, b;
+    size_t r, b, q4 = rows / 4, st = q4 * row_bytes;
     (void)xs;
-    for (r = 0; r < rows; r++) {
+    for (r = 0; r < q4; r++) {
+        const fti_block_q8_0 *w0 = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
+        const fti_block_q8_0 *w1 = (const fti_block_q8_0 *)((const char *)w0 + st);
+        const fti_block_q8_0 *w2 = (const fti_block_q8_0 *)((const char *)w1 + st);
+        const fti_block_q8_0 *w3 = (const fti_block_q8_0 *)((const char *)w2 + st);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (b = 0; b < nb; b++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i xa = _mm256_sign_epi8(xv, xv);
+            __m128 s4 = FTI__Q_SCALES4_AVX2(w0, w1, w2, w3, b, xd[b]);
+            FTI__Q8_AVX2_STEP(a0, w0[b].qs, xa, xv, FTI__LANE_AVX2(s4, 0));
+            FTI__Q8_AVX2_STEP(a1, w1[b].qs, xa, xv, FTI__LANE_AVX2(s4, 1));
+            FTI__Q8_AVX2_STEP(a2, w2[b].qs, xa, xv, FTI__LANE_AVX2(s4, 2));
+            FTI__Q8_AVX2_STEP(a3, w3[b].qs, xa, xv, FTI__LANE_AVX2(s4, 3));
+        }
+        y[r] = fti__hsum_avx2(a0);
+        y[r + q4] = fti__hsum_avx2(a1);
+        y[r + 2 * q4] = fti__hsum_avx2(a2);
+        y[r + 3 * q4] = fti__hsum_avx2(a3);
+    }
+    for (r = 4 * q4; r < rows; r++) {
         const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
         __m256 acc = _mm256_setzero_ps();
         for (b = 0; b < nb; b++) {
-            __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
             __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(wv, xv));
-            __m256 s = _mm256_set1_ps(_cvtsh_ss(w[b].d) * xd[b]);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), s, acc);
+            __m256i xa = _mm256_sign_epi8(xv, xv);
+            __m128 s4 = FTI__Q_SCALES4_AVX2(w, w, w, w, b, xd[b]);
+            FTI__Q8_AVX2_STEP(acc, w[b].qs, xa, xv, FTI__LANE_AVX2(s4, 0));
         }
         y[r] = fti__hsum_avx2(acc);
     }
@@ -611,21 +647,46 @@ FTI__AVX2 static __m256i fti__q4_nibbles_avx2(const uint8_t *qs) {
     return _mm256_and_si256(v, _mm256_set1_epi8(15));
 }
 
-/* Q4_0: unsigned nibbles q times signed x, minus 8·Σx (spread over the 8 lanes as -Σx each). */
+/* Q4_0: unsigned nibbles q times signed x, minus 8·Σx (spread over the 8 lanes as -Σx each); four
+ * rows at a time as the Q8_0 kernel above. */
+#define FTI__Q4_AVX2_STEP(acc, qs, xv, nx, sc)                                                     \
+    acc = _mm256_fmadd_ps(                                                                         \
+        _mm256_cvtepi32_ps(_mm256_add_epi32(                                                       \
+            _mm256_madd_epi16(_mm256_maddubs_epi16(fti__q4_nibbles_avx2(qs), xv), ones), nx)),     \
+        sc, acc)
 FTI__AVX2 static void fti__gemv_q4_0_avx2(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
                                           size_t nb, float *y) {
     const __m256i ones = _mm256_set1_epi16(1);
-    size_t r, b;
-    for (r = 0; r < rows; r++) {
+    size_t r, b, q4 = rows / 4, st = q4 * row_bytes;
+    for (r = 0; r < q4; r++) {
+        const fti_block_q4_0 *w0 = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        const fti_block_q4_0 *w1 = (const fti_block_q4_0 *)((const char *)w0 + st);
+        const fti_block_q4_0 *w2 = (const fti_block_q4_0 *)((const char *)w1 + st);
+        const fti_block_q4_0 *w3 = (const fti_block_q4_0 *)((const char *)w2 + st);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (b = 0; b < nb; b++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i nx = _mm256_set1_epi32(-xs[b]);
+            __m128 s4 = FTI__Q_SCALES4_AVX2(w0, w1, w2, w3, b, xd[b]);
+            FTI__Q4_AVX2_STEP(a0, w0[b].qs, xv, nx, FTI__LANE_AVX2(s4, 0));
+            FTI__Q4_AVX2_STEP(a1, w1[b].qs, xv, nx, FTI__LANE_AVX2(s4, 1));
+            FTI__Q4_AVX2_STEP(a2, w2[b].qs, xv, nx, FTI__LANE_AVX2(s4, 2));
+            FTI__Q4_AVX2_STEP(a3, w3[b].qs, xv, nx, FTI__LANE_AVX2(s4, 3));
+        }
+        y[r] = fti__hsum_avx2(a0);
+        y[r + q4] = fti__hsum_avx2(a1);
+        y[r + 2 * q4] = fti__hsum_avx2(a2);
+        y[r + 3 * q4] = fti__hsum_avx2(a3);
+    }
+    for (r = 4 * q4; r < rows; r++) {
         const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
         __m256 acc = _mm256_setzero_ps();
         for (b = 0; b < nb; b++) {
             __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i p = _mm256_maddubs_epi16(fti__q4_nibbles_avx2(w[b].qs), xv);
-            __m256i d = _mm256_add_epi32(_mm256_madd_epi16(p, ones), _mm256_set1_epi32(-xs[b]));
-            __m256 s = _mm256_set1_ps(_cvtsh_ss(w[b].d) * xd[b]);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), s, acc);
+            __m256i nx = _mm256_set1_epi32(-xs[b]);
+            __m128 s4 = FTI__Q_SCALES4_AVX2(w, w, w, w, b, xd[b]);
+            FTI__Q4_AVX2_STEP(acc, w[b].qs, xv, nx, FTI__LANE_AVX2(s4, 0));
         }
         y[r] = fti__hsum_avx2(acc);
     }
@@ -1230,53 +1291,118 @@ FTI__AVX512 static void fti__f32_to_bf16_avx512(uint16_t *dst, const float *src,
                                     (short)(w)[(b) + 3].d, 0, 0, 0, 0)),                           \
         _mm_loadu_ps((xd) + (b)))
 
-/* Q8_0 with VNNI: two blocks per zmm; dpbusd(|x|, w·sign(x)) gives 8 int32 partial sums per
- * block, scaled by the block's wd·xd in the matching half of the float accumulator. Four blocks
- * per step share one fp16 conversion of their scales. */
-FTI__VNNI static __m512 fti__q8_pair_vnni(const fti_block_q8_0 *w, const int8_t *xq, __m512 sc,
-                                          __m512 acc) {
-    const __m512i zero = _mm512_setzero_si512();
-    __m512i wv =
-        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[0].qs)),
-                           _mm256_loadu_si256((const __m256i *)w[1].qs), 1);
-    __m512i xv = _mm512_loadu_si512((const void *)xq);
-    __mmask64 neg = _mm512_movepi8_mask(xv);
-    __m512i d =
-        _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(xv), _mm512_mask_sub_epi8(wv, neg, zero, wv));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
+/* The sums of four accumulators, [Σa0, Σa1, Σa2, Σa3], each added in the same fixed order
+ * whatever the other three hold (a row alone passes zeros and gets the same bits). */
+FTI__AVX512 static __m128 fti__hsum4_avx512(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    __m512 b01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xee));
+    __m512 b23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xee));
+    __m512 c = _mm512_add_ps(_mm512_shuffle_f32x4(b01, b23, 0x88),
+                             _mm512_shuffle_f32x4(b01, b23, 0xdd));
+    c = _mm512_add_ps(c, _mm512_permute_ps(c, 0x4e));
+    c = _mm512_add_ps(c, _mm512_permute_ps(c, 0xb1));
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), c));
 }
 
+/* One row's step over a group of 4 Q8_0 blocks (136 bytes at wb, loaded as l0, l1 and the last
+ * 8 bytes): vpermt2b gathers each pair's 64 weight bytes and the 4 fp16 scales; dpbusd multiplies
+ * w + 128 (unsigned: w ^ 0x80) by x, starting from -16·Σx per lane (8 lanes per block), which
+ * takes the 128·Σx back out exactly in int32; each block's 8 lanes are then scaled by its wd·xd. */
+#define FTI__Q8_VNNI_STEP(acc, l0, l1, wb, xg, i0, i1, xd4)                                        \
+    do {                                                                                           \
+        __m512i l2_ = _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)((wb) + 128)));     \
+        __m512i p0_ = _mm512_xor_si512(_mm512_permutex2var_epi8(l0, idx_a, l1), flip);             \
+        __m512i p1_ = _mm512_xor_si512(_mm512_permutex2var_epi8(l1, idx_b, l2_), flip);            \
+        __m512 s4_ = _mm512_castps128_ps512(_mm_mul_ps(                                           \
+            _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi8(l0, idx_d, l1))), xd4)); \
+        __m512i d0_ = _mm512_dpbusd_epi32(i0, p0_, _mm512_loadu_si512((const void *)(xg)));        \
+        __m512i d1_ = _mm512_dpbusd_epi32(i1, p1_, _mm512_loadu_si512((const void *)((xg) + 64))); \
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0_), _mm512_permutexvar_ps(sp01, s4_), acc);    \
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1_), _mm512_permutexvar_ps(sp23, s4_), acc);    \
+    } while (0)
+
+/* A Q8_0 row's blocks past the last whole group of 4 added to its sum s. */
+FTI__VNNI static float fti__q8_vnni_finish(const fti_block_q8_0 *w, const int8_t *xq,
+                                           const float *xd, size_t b0, size_t nb, float s) {
+    size_t b;
+    for (b = b0; b < nb; b++) {
+        __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
+        __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+        __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(xv),
+                                        _mm256_sign_epi8(wv, xv));
+        s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+    }
+    return s;
+}
+
+/* Q8_0 with VNNI, four blocks per step (FTI__Q8_VNNI_STEP) and four rows at a time, rows i, i+q,
+ * i+2q, i+3q (four sequential streams); a row left over goes alone through the same steps, so
+ * every row's result is the same bits wherever it falls. */
 FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_t rows,
-                                               const int8_t *xq, const float *xd, const int32_t *xs,
-                                               size_t nb, float *y) {
-    const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    const __m512i hi = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    size_t r, b;
-    (void)xs;
-    for (r = 0; r < rows; r++) {
-        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
-        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-        float s;
-        for (b = 0; b + 4 <= nb; b += 4) {
-            __m512 s4 = _mm512_castps128_ps512(FTI__SCALES4(w, b, xd));
-            acc0 = fti__q8_pair_vnni(w + b, xq + b * FTI_QK, _mm512_permutexvar_ps(lo, s4), acc0);
-            acc1 = fti__q8_pair_vnni(w + b + 2, xq + (b + 2) * FTI_QK,
-                                     _mm512_permutexvar_ps(hi, s4), acc1);
+                                          const int8_t *xq, const float *xd, const int32_t *xs,
+                                          size_t nb, float *y) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i sp01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i sp23 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m512 zero = _mm512_setzero_ps();
+    size_t ng = nb / 4, g, r, j, q4, st;
+    float s4[4];
+    __m512i idx_a, idx_b, idx_d;
+    unsigned char ia[64], ib[64], id[64];
+    for (j = 0; j < 64; j++) {
+        ia[j] = (unsigned char)(j < 32 ? 2 + j : 36 + (j - 32)); /* blocks 0, 1 from l0, l1 */
+        ib[j] = (unsigned char)(j < 32 ? 6 + j : 40 + (j - 32)); /* blocks 2, 3 from l1, l2 */
+        id[j] = (unsigned char)(j < 8 ? 34 * (j / 2) + j % 2 : 0); /* scales at 0, 34, 68, 102 */
+    }
+    idx_a = _mm512_loadu_si512((const void *)ia);
+    idx_b = _mm512_loadu_si512((const void *)ib);
+    idx_d = _mm512_loadu_si512((const void *)id);
+    q4 = rows / 4;
+    st = q4 * row_bytes;
+    for (r = 0; r < q4; r++) {
+        const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (g = 0; g < ng; g++, wb += 136) {
+            const int8_t *xg = xq + g * 128;
+            __m128i s16 = _mm_loadu_si128((const __m128i *)(xs + g * 4));
+            __m512i x16 = _mm512_castsi128_si512(_mm_sub_epi32(_mm_setzero_si128(),
+                                                               _mm_slli_epi32(s16, 4)));
+            __m512i i0 = _mm512_permutexvar_epi32(sp01, x16), i1 = _mm512_permutexvar_epi32(sp23, x16);
+            __m128 xd4 = _mm_loadu_ps(xd + g * 4);
+            __m512i l0 = _mm512_loadu_si512((const void *)wb);
+            __m512i m0 = _mm512_loadu_si512((const void *)(wb + 64));
+            __m512i l1 = _mm512_loadu_si512((const void *)(wb + st));
+            __m512i m1 = _mm512_loadu_si512((const void *)(wb + st + 64));
+            __m512i l2 = _mm512_loadu_si512((const void *)(wb + 2 * st));
+            __m512i m2 = _mm512_loadu_si512((const void *)(wb + 2 * st + 64));
+            __m512i l3 = _mm512_loadu_si512((const void *)(wb + 3 * st));
+            __m512i m3 = _mm512_loadu_si512((const void *)(wb + 3 * st + 64));
+            FTI__Q8_VNNI_STEP(a0, l0, m0, wb, xg, i0, i1, xd4);
+            FTI__Q8_VNNI_STEP(a1, l1, m1, wb + st, xg, i0, i1, xd4);
+            FTI__Q8_VNNI_STEP(a2, l2, m2, wb + 2 * st, xg, i0, i1, xd4);
+            FTI__Q8_VNNI_STEP(a3, l3, m3, wb + 3 * st, xg, i0, i1, xd4);
         }
-        for (; b + 2 <= nb; b += 2) {
-            __m512 sc = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(_cvtsh_ss(w[b].d) * xd[b]),
-                                             _mm512_set1_ps(_cvtsh_ss(w[b + 1].d) * xd[b + 1]));
-            acc0 = fti__q8_pair_vnni(w + b, xq + b * FTI_QK, sc, acc0);
+        wb = (const unsigned char *)W + r * row_bytes;
+        _mm_storeu_ps(s4, fti__hsum4_avx512(a0, a1, a2, a3));
+        for (j = 0; j < 4; j++)
+            y[r + j * q4] = fti__q8_vnni_finish((const fti_block_q8_0 *)(wb + j * st), xq, xd,
+                                                ng * 4, nb, s4[j]);
+    }
+    for (r = 4 * q4; r < rows; r++) {
+        const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
+        __m512 acc = _mm512_setzero_ps();
+        for (g = 0; g < ng; g++, wb += 136) {
+            __m128i s16 = _mm_loadu_si128((const __m128i *)(xs + g * 4));
+            __m512i x16 = _mm512_castsi128_si512(_mm_sub_epi32(_mm_setzero_si128(),
+                                                               _mm_slli_epi32(s16, 4)));
+            __m512i i0 = _mm512_permutexvar_epi32(sp01, x16), i1 = _mm512_permutexvar_epi32(sp23, x16);
+            __m512i l0 = _mm512_loadu_si512((const void *)wb);
+            __m512i m0 = _mm512_loadu_si512((const void *)(wb + 64));
+            FTI__Q8_VNNI_STEP(acc, l0, m0, wb, xq + g * 128, i0, i1, _mm_loadu_ps(xd + g * 4));
         }
-        s = fti__hsum_avx512(_mm512_add_ps(acc0, acc1));
-        if (b < nb) {
-            __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(xv),
-                                            _mm256_sign_epi8(wv, xv));
-            s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
-        }
-        y[r] = s;
+        _mm_storeu_ps(s4, fti__hsum4_avx512(acc, zero, zero, zero));
+        y[r] = fti__q8_vnni_finish((const fti_block_q8_0 *)((const char *)W + r * row_bytes), xq,
+                                   xd, ng * 4, nb, s4[0]);
     }
 }
 
@@ -1333,71 +1459,126 @@ FTI__VNNI static void fti__gemv_q4_0_vnni_pairs(const void *W, size_t row_bytes,
 /* Groups of 4 blocks the VBMI Q4_0 kernel rearranges on the stack: n_in up to 8192. */
 enum { FTI__Q4_STACK_GROUPS = 64 };
 
-/* Q4_0 with VNNI + VBMI, four blocks (72 bytes) per step: two loads (the second masked to the
- * 8 bytes that belong to the group, so nothing past the row is read), vpermt2b gathers the 4×16
- * nibble bytes and vpermb the 4 fp16 scales; low nibbles (elements 0..15 of each block) and high
- * nibbles (16..31) each make one dpbusd against x rearranged once per call to match, giving 4
- * int32 lanes per block. Q4_0's -8 offset is applied in float: Σ_b wd·(-8·xd·Σx) per row, with
- * -8·xd·Σx precomputed per block. */
+/* One row's step over a group of 4 Q4_0 blocks (72 bytes at wb): vpermt2b gathers the 4×16 nibble
+ * bytes from a 64-byte load and the group's last 8 bytes; low nibbles (elements 0..15 of each
+ * block) and high nibbles (16..31) each make one dpbusd against x rearranged to match, starting
+ * from init (-2·Σx per lane: 4 lanes per block undo the +8 offset exactly in int32); the 16 int32
+ * lanes (4 per block) are scaled by the block's wd·xd (sc) into the row's float accumulator. */
+#define FTI__Q4_VNNI_STEP(acc, l0, wb, xg, init, sc)                                               \
+    do {                                                                                           \
+        __m512i q_ = _mm512_permutex2var_epi8(                                                     \
+            l0, idx_q, _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)((wb) + 64))));    \
+        __m512i d_ = _mm512_dpbusd_epi32(init, _mm512_and_si512(q_, m4),                           \
+                                         _mm512_loadu_si512((const void *)(xg)));                  \
+        d_ = _mm512_dpbusd_epi32(d_, _mm512_and_si512(_mm512_srli_epi16(q_, 4), m4),               \
+                                 _mm512_loadu_si512((const void *)((xg) + 64)));                   \
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d_), sc, acc);                                    \
+    } while (0)
+
+/* A row's blocks past the last whole group of 4 added to its sum s. */
+FTI__VNNI static float fti__q4_vnni_finish(const fti_block_q4_0 *w, const int8_t *xq,
+                                           const float *xd, const int32_t *xs, size_t b0,
+                                           size_t nb, float s) {
+    size_t b;
+    for (b = b0; b < nb; b++) {
+        __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+        __m256i d =
+            _mm256_dpbusd_epi32(_mm256_set1_epi32(-xs[b]), fti__q4_nibbles_avx2(w[b].qs), xv);
+        s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+    }
+    return s;
+}
+
+/* Q4_0 with VNNI + VBMI, four blocks (72 bytes) per step and four rows at a time: x is rearranged
+ * once per call (FTI__Q4_VNNI_STEP), and the four rows' 16 fp16 scales are gathered by three
+ * byte permutes into one conversion, times xd, then spread to each row's lanes. The rows read
+ * as four streams. A row left over goes alone through the same steps with the same values (its
+ * scales gathered by one permute), so every row's result is the same bits wherever it falls. */
 FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
                                           size_t nb, float *y) {
     int8_t xr[FTI__Q4_STACK_GROUPS * 128];
-    float corr[FTI__Q4_STACK_GROUPS * 4];
-    size_t ng = nb / 4, g, r, b, j;
-    __m512i idx_q, idx_d;
-    const __m512i idx4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    int32_t xi[FTI__Q4_STACK_GROUPS * 16];
+    const __m512 zero = _mm512_setzero_ps();
+    size_t ng = nb / 4, g, r, j, q4, st;
+    float s4[4];
+    __m512i idx_q, idx_d, idx_d2;
     const __m512i m4 = _mm512_set1_epi8(15);
-    unsigned char iq[64], id[64];
+    __m512i spread[4];
+    unsigned char iq[64], id[64], id2[64];
     if (ng > FTI__Q4_STACK_GROUPS) {
         fti__gemv_q4_0_vnni_pairs(W, row_bytes, rows, xq, xd, xs, nb, y);
         return;
     }
     for (j = 0; j < 64; j++) {
-        iq[j] = (unsigned char)(18 * (j / 16) + 2 + j % 16);       /* qs bytes of block j/16 */
-        id[j] = (unsigned char)(j < 8 ? 18 * (j / 2) + j % 2 : 0); /* the four fp16 scales */
+        iq[j] = (unsigned char)(18 * (j / 16) + 2 + j % 16); /* qs bytes of block j/16 */
+        /* fp16 scales: the four of one row (id), of two rows (id2: the second from the other
+         * source, 64 + ...) */
+        id[j] = (unsigned char)(j < 8 ? 18 * (j / 2) + j % 2 : 0);
+        id2[j] = (unsigned char)(j < 16 ? (j / 8) * 64 + 18 * ((j % 8) / 2) + j % 2 : 0);
     }
     idx_q = _mm512_loadu_si512((const void *)iq);
     idx_d = _mm512_loadu_si512((const void *)id);
+    idx_d2 = _mm512_loadu_si512((const void *)id2);
+    for (r = 0; r < 4; r++) { /* lanes 4j..4j+3 take row r's block j: float 4r + j */
+        int32_t sp[16];
+        for (j = 0; j < 16; j++) sp[j] = (int32_t)(4 * r + j / 4);
+        spread[r] = _mm512_loadu_si512((const void *)sp);
+    }
     for (g = 0; g < ng; g++) { /* x of 4 blocks as [x0[0:16] x1[0:16] x2[0:16] x3[0:16]] + highs */
         for (j = 0; j < 4; j++) {
+            int32_t v = -2 * xs[g * 4 + j];
             memcpy(xr + g * 128 + j * 16, xq + (g * 4 + j) * FTI_QK, 16);
             memcpy(xr + g * 128 + 64 + j * 16, xq + (g * 4 + j) * FTI_QK + 16, 16);
-            corr[g * 4 + j] = -8.0f * xd[g * 4 + j] * (float)xs[g * 4 + j];
+            xi[g * 16 + j * 4] = xi[g * 16 + j * 4 + 1] = v;
+            xi[g * 16 + j * 4 + 2] = xi[g * 16 + j * 4 + 3] = v;
         }
     }
-    for (r = 0; r < rows; r++) {
-        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
-        const unsigned char *wb = (const unsigned char *)w;
-        __m512 acc = _mm512_setzero_ps();
-        __m128 cacc = _mm_setzero_ps();
-        float s;
+    /* rows i, i+q, i+2q, i+3q together: four sequential streams */
+    q4 = rows / 4;
+    st = q4 * row_bytes;
+    for (r = 0; r < q4; r++) {
+        const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (g = 0; g < ng; g++, wb += 72) {
+            const int8_t *xg = xr + g * 128;
+            __m512i init = _mm512_loadu_si512((const void *)(xi + g * 16));
             __m512i l0 = _mm512_loadu_si512((const void *)wb);
-            __m512i l1 = _mm512_maskz_loadu_epi8((__mmask64)0xff, (const void *)(wb + 64));
-            __m512i q = _mm512_permutex2var_epi8(l0, idx_q, l1);
-            __m512i lo = _mm512_and_si512(q, m4),
-                    hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
-            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo,
-                                            _mm512_loadu_si512((const void *)(xr + g * 128)));
-            __m128 wd = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, l0)));
-            __m128 s4 = _mm_mul_ps(wd, _mm_loadu_ps(xd + g * 4));
-            d = _mm512_dpbusd_epi32(d, hi, _mm512_loadu_si512((const void *)(xr + g * 128 + 64)));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),
-                                  _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(s4)), acc);
-            cacc = _mm_fmadd_ps(wd, _mm_loadu_ps(corr + g * 4), cacc);
+            __m512i l1 = _mm512_loadu_si512((const void *)(wb + st));
+            __m512i l2 = _mm512_loadu_si512((const void *)(wb + 2 * st));
+            __m512i l3 = _mm512_loadu_si512((const void *)(wb + 3 * st));
+            __m512i d01 = _mm512_permutex2var_epi8(l0, idx_d2, l1);
+            __m512i d23 = _mm512_permutex2var_epi8(l2, idx_d2, l3);
+            __m512 sc = _mm512_mul_ps(
+                _mm512_cvtph_ps(_mm256_inserti128_si256(_mm512_castsi512_si256(d01),
+                                                        _mm512_castsi512_si128(d23), 1)),
+                _mm512_broadcast_f32x4(_mm_loadu_ps(xd + g * 4)));
+            FTI__Q4_VNNI_STEP(a0, l0, wb, xg, init, _mm512_permutexvar_ps(spread[0], sc));
+            FTI__Q4_VNNI_STEP(a1, l1, wb + st, xg, init, _mm512_permutexvar_ps(spread[1], sc));
+            FTI__Q4_VNNI_STEP(a2, l2, wb + 2 * st, xg, init, _mm512_permutexvar_ps(spread[2], sc));
+            FTI__Q4_VNNI_STEP(a3, l3, wb + 3 * st, xg, init, _mm512_permutexvar_ps(spread[3], sc));
         }
-        s = fti__hsum_avx512(acc);
-        cacc = _mm_add_ps(cacc, _mm_movehl_ps(cacc, cacc));
-        cacc = _mm_add_ss(cacc, _mm_movehdup_ps(cacc));
-        s += _mm_cvtss_f32(cacc);
-        for (b = ng * 4; b < nb; b++) {
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i d =
-                _mm256_dpbusd_epi32(_mm256_set1_epi32(-xs[b]), fti__q4_nibbles_avx2(w[b].qs), xv);
-            s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+        wb = (const unsigned char *)W + r * row_bytes;
+        _mm_storeu_ps(s4, fti__hsum4_avx512(a0, a1, a2, a3));
+        for (j = 0; j < 4; j++)
+            y[r + j * q4] = fti__q4_vnni_finish((const fti_block_q4_0 *)(wb + j * st), xq, xd, xs,
+                                                ng * 4, nb, s4[j]);
+    }
+    for (r = 4 * q4; r < rows; r++) {
+        const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
+        __m512 acc = _mm512_setzero_ps();
+        for (g = 0; g < ng; g++, wb += 72) {
+            __m512i init = _mm512_loadu_si512((const void *)(xi + g * 16));
+            __m512i l0 = _mm512_loadu_si512((const void *)wb);
+            __m512 sc = _mm512_castps128_ps512(
+                _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, l0))),
+                           _mm_loadu_ps(xd + g * 4)));
+            FTI__Q4_VNNI_STEP(acc, l0, wb, xr + g * 128, init,
+                              _mm512_permutexvar_ps(spread[0], sc));
         }
-        y[r] = s;
+        _mm_storeu_ps(s4, fti__hsum4_avx512(acc, zero, zero, zero));
+        y[r] = fti__q4_vnni_finish((const fti_block_q4_0 *)((const char *)W + r * row_bytes), xq,
+                                   xd, xs, ng * 4, nb, s4[0]);
     }
 }
 

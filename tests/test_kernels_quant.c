@@ -5,7 +5,8 @@
  *     rounding to int8, as fti_matmul_w's GEMV has);
  *   - against the scalar tile: 2e-4·Σ|w·x| (the same integer dots, float sums in another order);
  *   - bit-identical for pools of 1, 2 and 4 threads, and row m's result the same whatever M;
- *   - fti_matmul_w with T > 1 (which uses it) equal to it; bad arguments rejected.
+ *   - fti_matmul_w with T > 1 (which uses it) equal to it; bad arguments rejected;
+ *   - the decode GEMV (T = 1) of every table on odd row and block counts (kernels_quant_gemv_rows).
  */
 #include "test.h"
 
@@ -125,5 +126,78 @@ FTI_TEST(kernels_quant_threads) {
         CHECK(fti_matmul_q(k, NULL, FTI_DTYPE_Q8_0, w, x, 0, y, 4, 1, 4, 0, NULL, 0) == FTI_OK);
         CHECK(y[0] == 0.0f && y[3] == 0.0f);
     }
+    for (pi = 0; pi < 3; pi++) fti_pool_free(pools[pi]);
+}
+
+/* The decode GEMV (fti_matmul_w with T = 1, the M == 1 row kernels of every table) on odd row
+ * counts (multi-row kernels' leftovers) and block counts (nb % 4 != 0, groups of 4 blocks):
+ *   - within 1.2e-2·Σ|w·x| of dequantize-then-f32 and 2e-4·Σ|w·x| of the scalar table;
+ *   - every row the same bits computed alone, inside any row range, and on pools of 1, 2, 3 threads
+ *     (a row's result must not depend on where a thread's chunk starts). */
+FTI_TEST(kernels_quant_gemv_rows) {
+    static const size_t Ns[] = {1, 3, 4, 5, 7, 8, 9, 13, 67};
+    static const size_t Ks[] = {32, 96, 128, 160, 224, 800};
+    const fti_kernels *tabs[8], *ref = fti_kernels_get(FTI_ISA_SCALAR);
+    fti_pool *pools[3];
+    int nt = fti_test_kernel_tables(tabs), ti, ty, pi;
+    size_t a, c;
+    fti_rng r;
+    fti_rng_seed(&r, 23, 7);
+    for (pi = 0; pi < 3; pi++) pools[pi] = fti_pool_create(pi + 1);
+    for (ty = 0; ty < 2; ty++)
+        for (a = 0; a < sizeof Ns / sizeof Ns[0]; a++)
+            for (c = 0; c < sizeof Ks / sizeof Ks[0]; c++) {
+                fti_dtype t = ty ? FTI_DTYPE_Q4_0 : FTI_DTYPE_Q8_0;
+                size_t N = Ns[a], K = Ks[c], rb = fti_dtype_row_bytes(t, K), i, p;
+                float *Wf = fti_test_rand(&r, N * K, 1.0f), *X = fti_test_rand(&r, K, 3.0f);
+                float *Wd = (float *)malloc(N * K * sizeof(float));
+                float *Yr = (float *)malloc(N * sizeof(float)), *Y = (float *)malloc(N * sizeof(float));
+                float *Y1 = (float *)malloc(N * sizeof(float));
+                char *W = (char *)malloc(N * rb);
+                REQUIRE(Wd && Yr && Y && Y1 && W);
+                for (i = 0; i < N; i++) {
+                    REQUIRE(fti_quantize_row(ref, t, W + i * rb, Wf + i * K, K) == FTI_OK);
+                    REQUIRE(fti_dequantize_row(ref, t, Wd + i * K, W + i * rb, K) == FTI_OK);
+                }
+                REQUIRE(fti_matmul_w(ref, NULL, t, W, X, Yr, 1, N, K) == FTI_OK);
+                for (ti = 0; ti < nt; ti++) {
+                    int bad = 0, diff = 0;
+                    REQUIRE(fti_matmul_w(tabs[ti], NULL, t, W, X, Y, 1, N, K) == FTI_OK);
+                    for (i = 0; i < N; i++) {
+                        double d = 0.0, mag = 0.0;
+                        size_t lo = i % 3, hi = N - (i * 5) % (N - i > 0 ? N - i : 1);
+                        for (p = 0; p < K; p++) {
+                            d += (double)Wd[i * K + p] * X[p];
+                            mag += fabs((double)Wd[i * K + p] * X[p]);
+                        }
+                        if (fabs(Y[i] - d) > 1.2e-2 * mag + 1e-6) bad++;
+                        if (fabs(Y[i] - Yr[i]) > 2e-4 * mag + 1e-6) bad++;
+                        /* alone, and inside the range [lo, hi) that holds it */
+                        REQUIRE(fti_matmul_w(tabs[ti], NULL, t, W + i * rb, X, Y1, 1, 1, K) == FTI_OK);
+                        if (memcmp(Y1, Y + i, sizeof(float))) diff++;
+                        if (lo <= i && i < hi) {
+                            REQUIRE(fti_matmul_w(tabs[ti], NULL, t, W + lo * rb, X, Y1, 1, hi - lo,
+                                                 K) == FTI_OK);
+                            if (memcmp(Y1 + (i - lo), Y + i, sizeof(float))) diff++;
+                        }
+                    }
+                    for (pi = 0; pi < 3; pi++) {
+                        REQUIRE(fti_matmul_w(tabs[ti], pools[pi], t, W, X, Y1, 1, N, K) == FTI_OK);
+                        if (memcmp(Y1, Y, N * sizeof(float))) diff++;
+                    }
+                    if (bad || diff)
+                        fprintf(stderr, "    gemv %s %s N=%lu K=%lu: %d bad, %d differ\n",
+                                fti_isa_name(fti_kernels_isa(tabs[ti])), fti_dtype_name(t),
+                                (unsigned long)N, (unsigned long)K, bad, diff);
+                    CHECK(bad == 0 && diff == 0);
+                }
+                free(Wf);
+                free(X);
+                free(Wd);
+                free(Yr);
+                free(Y);
+                free(Y1);
+                free(W);
+            }
     for (pi = 0; pi < 3; pi++) fti_pool_free(pools[pi]);
 }
