@@ -2176,7 +2176,8 @@ static void fti__sampler_sort(int32_t *idx, size_t n, const float *logits) {
         }
 }
 
-/* The draw: the first i < n with r < Σ_{j<=i} p[idx ? idx[j] : j], the sums in double and in
+/* The draw: the first i < n with r < Σ_{j<=i} q_j, q_j = p[idx ? idx[j] : j]·mul rounded to float
+ * (mul = 1: p itself; else what scaling p by mul in place gives), the sums in double and in
  * j order (the specification, fti__sampler_draw_ref), or n-1 when there is none. The serial
  * sum is one dependent double add per token (latency-bound: ~30 µs over 32000 tokens), so the
  * draw first sums blocks of 64 with 8 independent accumulators, walks the block sums, and
@@ -2185,49 +2186,72 @@ static void fti__sampler_sort(int32_t *idx, size_t n, const float *logits) {
  * terms). When r lies farther than n·1e-15·total from A_{i-1} and A_i the answer is exactly
  * the specification's (S is nondecreasing); otherwise, or when no A_i exceeds r, the serial
  * reference decides. */
-static size_t fti__sampler_draw_ref(const float *p, const int32_t *idx, size_t n, double r) {
+static size_t fti__sampler_draw_ref(const float *p, const int32_t *idx, size_t n, float mul,
+                                    double r) {
     double acc = 0.0;
     size_t i;
     for (i = 0; i < n; i++) {
-        acc += p[idx ? (size_t)idx[i] : i];
+        acc += p[idx ? (size_t)idx[i] : i] * mul;
         if (r < acc) return i;
     }
     return n - 1;
 }
 
-static size_t fti__sampler_draw(const float *p, const int32_t *idx, size_t n, double r) {
+static size_t fti__sampler_draw(const float *p, const int32_t *idx, size_t n, float mul,
+                                double r) {
     double cum = 0.0, before = 0.0, margin, acc;
     size_t b0, i, found = n;
-    if (n < 256) return fti__sampler_draw_ref(p, idx, n, r);
+    if (n < 256) return fti__sampler_draw_ref(p, idx, n, mul, r);
     for (b0 = 0; b0 < n; b0 += 64) {
         double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         size_t e = n - b0 < 64 ? n : b0 + 64, j;
         if (idx) {
             for (i = b0; i + 8 <= e; i += 8)
-                for (j = 0; j < 8; j++) a[j] += p[idx[i + j]];
-            for (; i < e; i++) a[0] += p[idx[i]];
+                for (j = 0; j < 8; j++) a[j] += p[idx[i + j]] * mul;
+            for (; i < e; i++) a[0] += p[idx[i]] * mul;
         } else {
             for (i = b0; i + 8 <= e; i += 8)
-                for (j = 0; j < 8; j++) a[j] += p[i + j];
-            for (; i < e; i++) a[0] += p[i];
+                for (j = 0; j < 8; j++) a[j] += p[i + j] * mul;
+            for (; i < e; i++) a[0] += p[i] * mul;
         }
         if (found == n) before = cum;
         cum += ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
         if (found == n && r < cum) found = b0; /* keep summing: the total sets the margin */
     }
-    if (found == n) return fti__sampler_draw_ref(p, idx, n, r);
+    if (found == n) return fti__sampler_draw_ref(p, idx, n, mul, r);
     margin = (double)n * 1e-15 * cum;
     acc = before;
     for (i = found; i < n; i++) {
         double last = acc;
-        acc += p[idx ? (size_t)idx[i] : i];
+        acc += p[idx ? (size_t)idx[i] : i] * mul;
         if (r < acc) {
             if (r - last > margin && acc - r > margin) return i;
             break;
         }
     }
-    return fti__sampler_draw_ref(p, idx, n, r);
+    return fti__sampler_draw_ref(p, idx, n, mul, r);
 }
+
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+/* e = exp((x - mx)·inv_t) and Σe in one pass: fti__bt_shift_scale followed by the AVX-512
+ * tables' exp_sum(e, e, n, 0) (fti__exp_sum_avx512), fused with the same arithmetic (the
+ * subtraction and product, the table's vector exp of v - 0, one accumulator with the masked
+ * tail, the same horizontal sum), so the same bits with one pass over the row instead of two. */
+FTI__AVX512 static float fti__sampler_exp_sum_avx512(float *e, const float *x, float mx,
+                                                    float inv_t, size_t n) {
+    __m512 s = _mm512_setzero_ps(), vm = _mm512_set1_ps(mx), vi = _mm512_set1_ps(inv_t);
+    __m512 z = _mm512_setzero_ps();
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm), vi);
+        __m512 ex = fti__exp_avx512(_mm512_sub_ps(v, z));
+        _mm512_mask_storeu_ps(e + i, m, ex);
+        s = _mm512_mask_add_ps(s, m, s, ex);
+    }
+    return fti__hsum_avx512(s);
+}
+#endif
 
 /* The dense case of fti_sampler_sample (temperature > 0, no top-k below V, no min-p, no top-p
  * below 1, every logit finite: each token is a candidate, in id order) with the general path's
@@ -2248,13 +2272,20 @@ static int32_t fti__sampler_dense(fti_sampler *s, const float *logits) {
     mx = fti__bt_max_finite(s->k, logits, V, &bad);
     if (bad) return -2;
     inv_t = 1.0f / o->temperature;
-    fti__bt_shift_scale(s->k, s->probs, logits, mx, inv_t, V);
     /* fti_softmax_fwd's steps without its max pass: the shifted row's max is 0 (x = mx gives
-     * exactly 0, the others x - mx < 0 times inv_t > 0), so exp(x - 0) and the same bits */
-    sum = s->k->exp_sum(s->probs, s->probs, V, 0.0f);
-    s->k->scale(s->probs, 1.0f / sum, V);
+     * exactly 0, the others x - mx < 0 times inv_t > 0), so exp(x - 0) and the same bits; the
+     * normalisation (p = e · (1/Σe), the table's scale) is done by the draw as it reads */
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    if (s->k->exp_sum == fti__exp_sum_avx512) {
+        sum = fti__sampler_exp_sum_avx512(s->probs, logits, mx, inv_t, V);
+    } else
+#endif
+    {
+        fti__bt_shift_scale(s->k, s->probs, logits, mx, inv_t, V);
+        sum = s->k->exp_sum(s->probs, s->probs, V, 0.0f);
+    }
     r = fti_rng_double(&s->rng) * 1.0; /* the probabilities sum to 1 */
-    return (int32_t)fti__sampler_draw(s->probs, NULL, V, r);
+    return (int32_t)fti__sampler_draw(s->probs, NULL, V, 1.0f / sum, r);
 }
 
 FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
@@ -2348,7 +2379,7 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     }
     /* the candidates' order depends only on the logits, so the draw is reproducible */
     r = fti_rng_double(&s->rng) * sum;
-    return s->idx[fti__sampler_draw(s->probs, s->idx, n, r)];
+    return s->idx[fti__sampler_draw(s->probs, s->idx, n, 1.0f, r)];
 }
 
 /* --- generation ----------------------------------------------------------------------------- */

@@ -514,8 +514,12 @@ FTI_TEST(batch_sampler_draw_exact) {
         for (i = 0; i < n; i++) sum += p[i];
         for (t = 0; t < 200; t++) {
             double x = fti_rng_double(&r) * sum * 1.0000001;
-            CHECK_EQ_INT(fti__sampler_draw(p, NULL, n, x), fti__sampler_draw_ref(p, NULL, n, x));
-            CHECK_EQ_INT(fti__sampler_draw(p, idx, n, x), fti__sampler_draw_ref(p, idx, n, x));
+            CHECK_EQ_INT(fti__sampler_draw(p, NULL, n, 1.0f, x),
+                         fti__sampler_draw_ref(p, NULL, n, 1.0f, x));
+            CHECK_EQ_INT(fti__sampler_draw(p, NULL, n, 0.37f, x * 0.37),
+                         fti__sampler_draw_ref(p, NULL, n, 0.37f, x * 0.37));
+            CHECK_EQ_INT(fti__sampler_draw(p, idx, n, 1.0f, x),
+                         fti__sampler_draw_ref(p, idx, n, 1.0f, x));
         }
         { /* r on the serial partial sums themselves */
             double acc = 0;
@@ -523,11 +527,56 @@ FTI_TEST(batch_sampler_draw_exact) {
                 size_t j;
                 acc = 0;
                 for (j = 0; j <= i; j++) acc += p[j];
-                CHECK_EQ_INT(fti__sampler_draw(p, NULL, n, acc),
-                             fti__sampler_draw_ref(p, NULL, n, acc));
+                CHECK_EQ_INT(fti__sampler_draw(p, NULL, n, 1.0f, acc),
+                             fti__sampler_draw_ref(p, NULL, n, 1.0f, acc));
             }
         }
         free(p);
         free(idx);
+    }
+}
+
+/* The dense sampler (temperature only: the fused exp pass and the blocked draw) picks the tokens
+ * the plain steps pick: the temperature step, fti_softmax_fwd through the table, and the serial
+ * double draw with the sampler's RNG stream; over 300 draws on 32000 random logits (a peaky and
+ * a flat row), with the default table. */
+FTI_TEST(batch_sampler_dense_same_tokens) {
+    size_t V = 32000, i, t;
+    int row;
+    fti_rng r, ref_rng;
+    fti_rng_seed(&r, 99, 4);
+    for (row = 0; row < 2; row++) {
+        float *lg = fti_test_rand(&r, V, row ? 1.0f : 8.0f), *cp = (float *)malloc(V * 4);
+        float *pr = (float *)malloc(V * 4), mx;
+        fti_sampler *smp = NULL;
+        fti_sampler_opts o;
+        const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
+        REQUIRE(cp && pr);
+        memset(&o, 0, sizeof o);
+        o.temperature = 0.8f;
+        o.seed = 5;
+        REQUIRE(fti_sampler_create(&smp, V, &o) == FTI_OK);
+        fti_rng_seed(&ref_rng, 5, 0x5eed);
+        mx = lg[0];
+        for (i = 1; i < V; i++) mx = lg[i] > mx ? lg[i] : mx;
+        for (i = 0; i < V; i++) pr[i] = (lg[i] - mx) * (1.0f / 0.8f);
+        fti_softmax_fwd(k, pr, pr, 1, V);
+        for (t = 0; t < 300; t++) {
+            double u = fti_rng_double(&ref_rng), acc = 0;
+            size_t want = V - 1;
+            for (i = 0; i < V; i++) {
+                acc += pr[i];
+                if (u < acc) {
+                    want = i;
+                    break;
+                }
+            }
+            memcpy(cp, lg, V * 4);
+            CHECK_EQ_INT(fti_sampler_sample(smp, cp), want);
+        }
+        fti_sampler_free(smp);
+        free(lg);
+        free(cp);
+        free(pr);
     }
 }
