@@ -4,8 +4,10 @@
  * one fti_session_eval_batch (B = 1: fti_session_eval). Prints the CPU time per token split into
  * sampling and decoding, and tokens per CPU second.
  *
- *     build/bench_serve_step MODEL [--batch B] [--steps N] [--threads T] [--kv f16|f32]
- *                            [--reps R]
+ *     make build/bench_serve_step
+ *     build/bench_serve_step MODEL [--batch B] [--steps N] [--threads T] [--kv f16|f32] [--reps R]
+ *
+ * (MODEL e.g. from `build/bench_infer make stories15M q8_0 FILE`; best of R rounds.)
  */
 #define FTI_IMPLEMENTATION
 #include "fti.h"
