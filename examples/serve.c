@@ -59,12 +59,15 @@ static void usage(FILE *f) {
             "  --port-file FILE     write the bound port to FILE once listening\n"
             "  --no-batch-decode    decode each session on its own worker instead of one batched\n"
             "                       forward per step (fti_session_eval_batch; see docs/serving.md)\n"
+            "  --kv TYPE            KV cache elements: f16 (default: half the memory and the bytes\n"
+            "                       attention reads) or f32\n"
             "  --quiet              only warnings and errors on stderr\n");
 }
 
 static fti_server *g_srv = NULL;
 static int g_quiet = 0;
 static int g_batch_decode = 1;
+static fti_kv_type g_kv_type = FTI_KV_F16;
 
 static void on_signal(int sig) {
     (void)sig;
@@ -143,7 +146,8 @@ static void eng_seq_free(eng *g, eng_seq *q) {
  * table (its vector exp: libm's exp per entry cost as much as the prompt's forward), then -log p
  * of the next token; a p that underflowed is taken from the logits instead (log-sum-exp = max +
  * -log p_max). -1 when n < 2 or out of memory. */
-static double eng_nll(const float *logits, const int32_t *ids, size_t n, size_t V) {
+static double eng_nll(const fti_kernels *k, const float *logits, const int32_t *ids, size_t n,
+                      size_t V) {
     double sum = 0;
     size_t t, v;
     float *p = n > 1 ? (float *)fti_malloc(V * sizeof(float)) : NULL;
@@ -151,7 +155,7 @@ static double eng_nll(const float *logits, const int32_t *ids, size_t n, size_t 
     for (t = 0; t + 1 < n; t++) {
         const float *row = logits + t * V;
         int32_t y = ids[t + 1];
-        fti_softmax_fwd(NULL, p, row, 1, V);
+        fti_softmax_fwd(k, p, row, 1, V); /* (NULL would look the table up per row: CPUID) */
         if (p[y] > 0.0f) {
             sum -= log((double)p[y]);
         } else {
@@ -235,6 +239,7 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
 #endif
     memset(&so, 0, sizeof so);
     so.n_ctx = (size_t)g->n_ctx;
+    so.kv_type = g_kv_type;
     if (g->n_spare) q->s = g->spare[--g->n_spare]; /* reset when it was put back */
     else r = fti_session_create(&q->s, g->e, &so, err);
     if (r != FTI_OK) goto fail;
@@ -270,7 +275,7 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     if (r != FTI_OK) goto fail;
     if (all_logits) {
         /* the logits of the last prompt token must stay in the session: eval wrote them there too */
-        info->nll_mean = eng_nll(all_logits, pr.ids, pr.n, V);
+        info->nll_mean = eng_nll(fti_engine_kernels(g->e), all_logits, pr.ids, pr.n, V);
     }
     /* drift looks at the user's own text, not the template or the retrieved documents, after
      * the feature pipeline's normalisation (so runs of blanks or CRLFs do not read as drift) */
@@ -706,6 +711,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--quiet")) g_quiet = 1;
         else if (!strcmp(a, "--batch-decode")) g_batch_decode = 1;
         else if (!strcmp(a, "--no-batch-decode")) g_batch_decode = 0;
+        else if (!strcmp(a, "--kv")) {
+            int kt;
+            NEEDV();
+            if ((kt = fti_kv_type_parse(v)) < 0) {
+                fprintf(stderr, "fti-serve: --kv: f16 or f32, not %s\n", v);
+                return 2;
+            }
+            g_kv_type = (fti_kv_type)kt;
+        }
         else {
             fprintf(stderr, "fti-serve: unknown argument %s (see --help)\n", a);
             return 2;

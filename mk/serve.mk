@@ -24,3 +24,8 @@ $(B)/serve_register: tools/serve_register.c fti.h | $(B)
 
 test-replicas: $(B)/fti-serve $(B)/fti-loadgen $(B)/fti-monitor $(B)/fti-registry $(B)/bench_infer $(B)/serve_register
 	B=$(B) sh tools/test_replicas.sh
+
+# the server's decode step and sampling without HTTP, in CPU time (robust on a busy machine):
+#   build/bench_serve_step MODEL [--batch B] [--steps N] [--threads T] [--kv f16|f32]
+$(B)/bench_serve_step: tools/bench_serve_step.c fti.h | $(B)
+	$(CC) $(STD) $(OPT) $(WARN) $(CFLAGS) -I. -o $@ tools/bench_serve_step.c $(LDLIBS)

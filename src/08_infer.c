@@ -532,6 +532,164 @@ done:
     return rc;
 }
 
+/* --- f16 KV cache rows ------------------------------------------------------------------------ */
+/* Attention against an f16 cache: q·k_j over a row of f16 keys and y += p·v_j over a row of f16
+ * values, each element widened to f32 exactly (every f16 is an f32) and the products summed in
+ * f32. The scalar references are the specification; the SIMD forms convert 8 (F16C, NEON: 4)
+ * or 16 (AVX-512) elements per instruction and sum in lanes, so they agree with the references
+ * to float rounding. */
+typedef float (*fti__kv_dot_fn)(const float *q, const uint16_t *k, size_t n);
+typedef void (*fti__kv_axpy_fn)(float *y, float a, const uint16_t *v, size_t n);
+
+static float fti__kv_dot_f16_ref(const float *q, const uint16_t *k, size_t n) {
+    float s = 0.0f;
+    size_t i;
+    for (i = 0; i < n; i++) s += q[i] * fti_f16_to_f32(k[i]);
+    return s;
+}
+
+static void fti__kv_axpy_f16_ref(float *y, float a, const uint16_t *v, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) y[i] += a * fti_f16_to_f32(v[i]);
+}
+
+#if defined(FTI__X86)
+FTI__AVX2 static float fti__kv_dot_f16_avx2(const float *q, const uint16_t *k, size_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    float s;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i))),
+                             a0);
+        a1 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(q + i + 8),
+            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i + 8))), a1);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i))),
+                             a0);
+    s = fti__hsum_avx2(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) s += q[i] * fti_f16_to_f32(k[i]);
+    return s;
+}
+
+FTI__AVX2 static void fti__kv_axpy_f16_avx2(float *y, float a, const uint16_t *v, size_t n) {
+    __m256 av = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(
+            y + i, _mm256_fmadd_ps(av,
+                                   _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(v + i))),
+                                   _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * fti_f16_to_f32(v[i]);
+}
+
+#if !defined(FTI_NO_AVX512)
+FTI__AVX512 static float fti__kv_dot_f16_avx512(const float *q, const uint16_t *k, size_t n) {
+    __m512 a0 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        a0 = _mm512_fmadd_ps(
+            _mm512_loadu_ps(q + i),
+            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + i))), a0);
+    if (i < n) { /* masked tail: the missing lanes load as zeros */
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i),
+                             _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const void *)(k + i))), a0);
+    }
+    return _mm512_reduce_add_ps(a0);
+}
+
+FTI__AVX512 static void fti__kv_axpy_f16_avx512(float *y, float a, const uint16_t *v, size_t n) {
+    __m512 av = _mm512_set1_ps(a);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av,
+                                                _mm512_cvtph_ps(_mm256_loadu_si256(
+                                                    (const __m256i *)(const void *)(v + i))),
+                                                _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(
+            y + i, m,
+            _mm512_fmadd_ps(av, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const void *)(v + i))),
+                            _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+#endif /* !FTI_NO_AVX512 */
+#endif /* FTI__X86 */
+
+#if defined(FTI__NEON)
+static float fti__kv_dot_f16_neon(const float *q, const uint16_t *k, size_t n) {
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = vdupq_n_f32(0.0f);
+    size_t i = 0;
+    float s;
+    for (; i + 8 <= n; i += 8) {
+        a0 = vfmaq_f32(a0, vld1q_f32(q + i), vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(k + i))));
+        a1 = vfmaq_f32(a1, vld1q_f32(q + i + 4),
+                       vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(k + i + 4))));
+    }
+    for (; i + 4 <= n; i += 4)
+        a0 = vfmaq_f32(a0, vld1q_f32(q + i), vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(k + i))));
+    s = vaddvq_f32(vaddq_f32(a0, a1));
+    for (; i < n; i++) s += q[i] * fti_f16_to_f32(k[i]);
+    return s;
+}
+
+static void fti__kv_axpy_f16_neon(float *y, float a, const uint16_t *v, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i),
+                                     vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(v + i))), a));
+    for (; i < n; i++) y[i] += a * fti_f16_to_f32(v[i]);
+}
+#endif /* FTI__NEON */
+
+/* The f16 row functions for a kernel table (its instruction set). */
+static void fti__kv_fns(const fti_kernels *k, fti__kv_dot_fn *dot, fti__kv_axpy_fn *axpy) {
+    fti_isa isa = fti_kernels_isa(k);
+    *dot = fti__kv_dot_f16_ref;
+    *axpy = fti__kv_axpy_f16_ref;
+#if defined(FTI__X86)
+#if !defined(FTI_NO_AVX512)
+    if (isa == FTI_ISA_AVX512) {
+        *dot = fti__kv_dot_f16_avx512;
+        *axpy = fti__kv_axpy_f16_avx512;
+        return;
+    }
+#endif
+    if (isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) {
+        *dot = fti__kv_dot_f16_avx2;
+        *axpy = fti__kv_axpy_f16_avx2;
+    }
+#endif
+#if defined(FTI__NEON)
+    if (isa == FTI_ISA_NEON) {
+        *dot = fti__kv_dot_f16_neon;
+        *axpy = fti__kv_axpy_f16_neon;
+    }
+#endif
+    (void)isa;
+}
+
+FTIDEF const char *fti_kv_type_name(fti_kv_type t) {
+    switch (t) {
+    case FTI_KV_F16: return "f16";
+    case FTI_KV_DEFAULT:
+    case FTI_KV_F32: return "f32";
+    }
+    return NULL;
+}
+
+FTIDEF int fti_kv_type_parse(const char *name) {
+    if (!name) return -1;
+    if (strcmp(name, "f16") == 0) return FTI_KV_F16;
+    if (strcmp(name, "f32") == 0) return FTI_KV_F32;
+    return -1;
+}
+
 /* --- sessions ------------------------------------------------------------------------------ */
 
 struct fti_session {
@@ -545,32 +703,53 @@ struct fti_session {
     size_t n_steps;
     size_t n_ctx, n_batch, pos;
     fti_arena arena;
-    float *kcache, *vcache; /* (L, n_ctx, KVD) */
+    /* (L, n_ctx, KVD) in f16 (kv_f16) or f32; use fti__kv_at */
+    void *kcache, *vcache;
+    int kv_f16;
+    fti__kv_dot_fn kdot;   /* f16 rows: q·k and y += p·v */
+    fti__kv_axpy_fn kaxpy;
+    float *kbuf, *vbuf; /* f16 cache: (B, KVD) f32 rows before they are rounded into the cache,
+                           and a block of cached rows widened for prefill's GEMMs (else empty) */
     float *rope_cos, *rope_sin; /* (n_ctx, D/2) */
     float *x, *xb, *q, *att_out, *att; /* (B,C) (B,C) (B,HD) (B,HD) (B*H, n_ctx) */
     float *hb, *hb2;                    /* (B,F) */
     float *logits;                      /* (V) */
 };
 
+/* Row pos of layer l of the K (v = 0) or V (v = 1) cache. */
+static void *fti__kv_at(const fti_session *s, int v, size_t l, size_t pos) {
+    size_t off = (l * s->n_ctx + pos) * s->e->KVD;
+    char *base = (char *)(v ? s->vcache : s->kcache);
+    return base + off * (s->kv_f16 ? sizeof(uint16_t) : sizeof(float));
+}
+
 /* The session's memory plan: one list of sizes shared by mem_bytes and create. */
 typedef struct fti__sess_plan {
     size_t n_ctx, n_batch;
-    size_t sizes[12]; /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits */
+    int kv_f16;
+    /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits, kbuf, vbuf */
+    size_t sizes[14];
     size_t total_bytes;
 } fti__sess_plan;
 
 static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, fti__sess_plan *p) {
     size_t i, kv, B, T, total;
+    fti_kv_type kt = o ? o->kv_type : FTI_KV_DEFAULT;
     memset(p, 0, sizeof *p);
     T = (o && o->n_ctx) ? o->n_ctx : e->cfg.context_len;
     B = (o && o->n_batch) ? o->n_batch : 64;
     if (T > ((size_t)1 << 24)) return 0;
+    if (kt != FTI_KV_DEFAULT && kt != FTI_KV_F16 && kt != FTI_KV_F32) return 0;
     if (B > T) B = T;
     p->n_ctx = T;
     p->n_batch = B;
+    p->kv_f16 = kt == FTI_KV_F16;
     if (!fti_size_mul(e->L, T, &kv) || !fti_size_mul(kv, e->KVD, &kv)) return 0;
+    if (p->kv_f16) kv = kv / 2 + 1; /* in floats */
     p->sizes[0] = kv;
     p->sizes[1] = kv;
+    p->sizes[12] = p->kv_f16 ? B * e->KVD : 0;
+    p->sizes[13] = p->kv_f16 ? B * e->KVD : 0;
     p->sizes[2] = T * (e->D / 2);
     p->sizes[3] = T * (e->D / 2);
     p->sizes[4] = B * e->C;
@@ -582,7 +761,7 @@ static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, f
     p->sizes[10] = B * e->F;
     p->sizes[11] = e->V;
     total = sizeof(fti_session) + 64;
-    for (i = 0; i < 12; i++) {
+    for (i = 0; i < 14; i++) {
         size_t bytes;
         if (!fti_size_mul(p->sizes[i], sizeof(float), &bytes) ||
             !fti_size_add(total, bytes + 64, &total))
@@ -603,10 +782,14 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     fti__sess_plan p;
     fti_arena a;
     fti_session *s;
-    float **slots[12];
+    float **slots[14];
+    void *kv[2];
     size_t i, t, j, half;
     if (!out || !e) return fti_error_set(err, FTI_ERR_INVALID, "session: NULL argument");
     *out = NULL;
+    if (opts && fti_kv_type_name(opts->kv_type) == NULL)
+        return fti_error_set(err, FTI_ERR_INVALID, "session: unknown KV cache type %d",
+                             (int)opts->kv_type);
     if (!fti__sess_plan_make(e, opts, &p))
         return fti_error_set(err, FTI_ERR_INVALID,
                              "session: n_ctx %lu too large (the model's context is %lu)",
@@ -633,8 +816,9 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     s->adaptive = !(opts && opts->fixed_threads) && fti_pool_threads(s->pool) > 1;
     s->n_ctx = p.n_ctx;
     s->n_batch = p.n_batch;
-    slots[0] = &s->kcache;
-    slots[1] = &s->vcache;
+    s->kv_f16 = p.kv_f16;
+    fti__kv_fns(e->k, &s->kdot, &s->kaxpy);
+    slots[0] = slots[1] = NULL; /* the caches: kv[] */
     slots[2] = &s->rope_cos;
     slots[3] = &s->rope_sin;
     slots[4] = &s->x;
@@ -645,13 +829,19 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     slots[9] = &s->hb;
     slots[10] = &s->hb2;
     slots[11] = &s->logits;
-    for (i = 0; i < 12; i++) {
-        *slots[i] = (float *)fti_arena_alloc(&a, p.sizes[i] * sizeof(float), 64);
-        if (!*slots[i]) {
+    slots[12] = &s->kbuf;
+    slots[13] = &s->vbuf;
+    for (i = 0; i < 14; i++) {
+        void *m = fti_arena_alloc(&a, p.sizes[i] * sizeof(float), 64);
+        if (!m) {
             fti_arena_free(&a);
             return fti_error_set(err, FTI_ERR_LIMIT, "session: memory too small");
         }
+        if (i < 2) kv[i] = m;
+        else *slots[i] = (float *)m;
     }
+    s->kcache = kv[0];
+    s->vcache = kv[1];
     s->arena = a; /* the arena lives inside its own memory: copy after the last alloc */
     /* RoPE table: angle = pos * base^(-2i/D), in double like the training forward */
     half = e->D / 2;
@@ -679,6 +869,13 @@ FTIDEF void fti_session_reset(fti_session *s) {
 }
 FTIDEF size_t fti_session_pos(const fti_session *s) { return s ? s->pos : 0; }
 FTIDEF size_t fti_session_n_ctx(const fti_session *s) { return s ? s->n_ctx : 0; }
+FTIDEF fti_kv_type fti_session_kv_type(const fti_session *s) {
+    return s && !s->kv_f16 ? FTI_KV_F32 : FTI_KV_F16;
+}
+FTIDEF size_t fti_session_kv_bytes(const fti_session *s) {
+    if (!s) return 0;
+    return 2 * s->e->L * s->n_ctx * s->e->KVD * (s->kv_f16 ? sizeof(uint16_t) : sizeof(float));
+}
 FTIDEF void fti_session_truncate(fti_session *s, size_t pos) {
     if (s && pos < s->pos) s->pos = pos;
 }
@@ -706,26 +903,54 @@ typedef struct fti__sess_attn {
     size_t layer, T, pos0;
 } fti__sess_attn;
 
+/* One layer's cached rows as attention reads them: (n, KVD) keys and values from position 0, in
+ * f32 or f16 (with the row functions for f16). */
+typedef struct fti__kv_view {
+    const void *k, *v;
+    int f16;
+    fti__kv_dot_fn dot;
+    fti__kv_axpy_fn axpy;
+} fti__kv_view;
+
+static fti__kv_view fti__kv_layer(const fti_session *s, size_t l) {
+    fti__kv_view kv;
+    kv.k = fti__kv_at(s, 0, l, 0);
+    kv.v = fti__kv_at(s, 1, l, 0);
+    kv.f16 = s->kv_f16;
+    kv.dot = s->kdot;
+    kv.axpy = s->kaxpy;
+    return kv;
+}
+
 /* Attention of nh consecutive query heads h0 .. h0+nh-1 over n cached positions: head i's query
  * is q + i*D, its kv head (h0+i)/rep, its probabilities go to p + i*p_stride (n), its output to
  * y + i*D (D). The cache is walked row by row (position j's keys, then values, of all nh heads are
  * adjacent), so the reads stream through memory instead of striding by a row per head. Per head:
  * scores q·k_j·scale in j order, the kernel table's softmax, y = Σ_j p_j·v_j in j order; which heads
  * share a call (and so the thread count) does not change any head's result. */
-static void fti__attn_heads(const fti_engine *e, const float *q, const float *kc, const float *vc,
+static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_view *kv,
                             size_t h0, size_t nh, size_t n, float scale, float *p,
                             size_t p_stride, float *y) {
-    size_t j, i, D = e->D, rep = e->H / e->KV;
+    size_t j, i, D = e->D, rep = e->H / e->KV, esz = kv->f16 ? 2 : 4;
+    size_t row = e->KVD * esz, lo = (h0 / rep) * D * esz, hi = ((h0 + nh - 1) / rep + 1) * D * esz;
     for (j = 0; j < n; j++) {
-        const float *kr = kc + j * e->KVD;
+        const char *kr = (const char *)kv->k + j * row;
 #if defined(__GNUC__) || defined(__clang__)
         if (j + 4 < n) { /* the row 4 ahead: the first and last line of this call's slice */
-            __builtin_prefetch(kr + 4 * e->KVD + (h0 / rep) * D);
-            __builtin_prefetch(kr + 4 * e->KVD + ((h0 + nh - 1) / rep + 1) * D - 1);
+            __builtin_prefetch(kr + 4 * row + lo);
+            __builtin_prefetch(kr + 4 * row + hi - 1);
         }
 #endif
-        for (i = 0; i < nh; i++)
-            p[i * p_stride + j] = fti_dot(e->k, q + i * D, kr + ((h0 + i) / rep) * D, D) * scale;
+        if (kv->f16)
+            for (i = 0; i < nh; i++)
+                p[i * p_stride + j] =
+                    kv->dot(q + i * D, (const uint16_t *)(const void *)kr + ((h0 + i) / rep) * D, D) *
+                    scale;
+        else
+            for (i = 0; i < nh; i++)
+                p[i * p_stride + j] =
+                    fti_dot(e->k, q + i * D, (const float *)(const void *)kr + ((h0 + i) / rep) * D, D) *
+                    scale;
     }
     for (i = 0; i < nh; i++) {
         float *pp = p + i * p_stride, mx = -INFINITY, sum = 0.0f, inv;
@@ -740,24 +965,30 @@ static void fti__attn_heads(const fti_engine *e, const float *q, const float *kc
         memset(y + i * D, 0, D * sizeof(float));
     }
     for (j = 0; j < n; j++) {
-        const float *vr = vc + j * e->KVD;
+        const char *vr = (const char *)kv->v + j * row;
 #if defined(__GNUC__) || defined(__clang__)
         if (j + 4 < n) {
-            __builtin_prefetch(vr + 4 * e->KVD + (h0 / rep) * D);
-            __builtin_prefetch(vr + 4 * e->KVD + ((h0 + nh - 1) / rep + 1) * D - 1);
+            __builtin_prefetch(vr + 4 * row + lo);
+            __builtin_prefetch(vr + 4 * row + hi - 1);
         }
 #endif
-        for (i = 0; i < nh; i++)
-            fti_axpy(e->k, y + i * D, p[i * p_stride + j], vr + ((h0 + i) / rep) * D, D);
+        if (kv->f16)
+            for (i = 0; i < nh; i++)
+                kv->axpy(y + i * D, p[i * p_stride + j],
+                         (const uint16_t *)(const void *)vr + ((h0 + i) / rep) * D, D);
+        else
+            for (i = 0; i < nh; i++)
+                fti_axpy(e->k, y + i * D, p[i * p_stride + j],
+                         (const float *)(const void *)vr + ((h0 + i) / rep) * D, D);
     }
 }
 
 /* One query head's attention over n cached positions of kv head kvh: p (n) gets the softmax of
  * the scaled scores, yt (D) the weighted sum of the values. Shared by the session's and the batch's
  * forward so both compute in the same order (fti__attn_heads with one head). */
-static void fti__attn_head(const fti_engine *e, const float *qt, const float *kc, const float *vc,
+static void fti__attn_head(const fti_engine *e, const float *qt, const fti__kv_view *kv,
                            size_t kvh, size_t n, float scale, float *p, float *yt) {
-    fti__attn_heads(e, qt, kc, vc, kvh * (e->H / e->KV), 1, n, scale, p, n, yt);
+    fti__attn_heads(e, qt, kv, kvh * (e->H / e->KV), 1, n, scale, p, n, yt);
 }
 
 static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
@@ -766,14 +997,13 @@ static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     const fti_engine *e = s->e;
     size_t i, D = e->D;
     float scale = 1.0f / (float)sqrt((double)D);
-    const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
-    const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
+    fti__kv_view kv = fti__kv_layer(s, c->layer);
     (void)thread;
     for (i = i0; i < i1;) { /* the heads of one token in [i0, i1) go together */
         size_t t = i / e->H, h = i % e->H, nh = e->H - h, n = c->pos0 + t + 1;
         if (nh > i1 - i) nh = i1 - i;
-        fti__attn_heads(e, s->q + t * e->HD + h * D, kc, vc, h, nh, n, scale,
-                        s->att + i * s->n_ctx, s->n_ctx, s->att_out + t * e->HD + h * D);
+        fti__attn_heads(e, s->q + t * e->HD + h * D, &kv, h, nh, n, scale, s->att + i * s->n_ctx,
+                        s->n_ctx, s->att_out + t * e->HD + h * D);
         i += nh;
     }
 }
@@ -858,24 +1088,43 @@ static void fti__sess_smax_task(void *vctx, size_t i0, size_t i1, int thread) {
 }
 
 /* Prefill attention as GEMMs per head: scores (T, n) = q_h (T, D) . K_g (n, D)^T, causal
- * softmax, y_h (T, D) = P (T, n) . V_g (n, D), with n = pos0 + T cached positions. */
+ * softmax, y_h (T, D) = P (T, n) . V_g (n, D), with n = pos0 + T cached positions. An f16 cache
+ * is widened to f32 in blocks of n_batch positions (s->kbuf, s->vbuf), each block's products
+ * added into y (so the extra memory is one batch of rows, not a layer). */
 static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, size_t pos0) {
     const fti_engine *e = s->e;
-    size_t h, D = e->D, rep = e->H / e->KV, n = pos0 + T;
-    const float *kc = s->kcache + layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
-    const float *vc = s->vcache + layer * s->n_ctx * e->KVD;
+    size_t h, D = e->D, rep = e->H / e->KV, n = pos0 + T, j0;
+    size_t cb = s->kv_f16 ? s->n_batch : n; /* positions per block */
     fti__sess_smax sc;
-    for (h = 0; h < e->H; h++)
-        fti_matmul(e->k, s->pool, FTI_MM_TRANS_B, T, n, D, s->q + h * D, e->HD,
-                   kc + (h / rep) * D, e->KVD, s->att + h * s->n_batch * s->n_ctx, s->n_ctx);
+    for (j0 = 0; j0 < n; j0 += cb) {
+        size_t m = n - j0 < cb ? n - j0 : cb;
+        const void *kat = fti__kv_at(s, 0, layer, j0); /* (m, KVD) */
+        const float *kc;
+        if (s->kv_f16)
+            fti_f16_to_f32_row(e->k, s->kbuf, (const uint16_t *)kat, m * e->KVD);
+        kc = s->kv_f16 ? s->kbuf : (const float *)kat;
+        for (h = 0; h < e->H; h++)
+            fti_matmul(e->k, s->pool, FTI_MM_TRANS_B, T, m, D, s->q + h * D, e->HD,
+                       kc + (h / rep) * D, e->KVD, s->att + h * s->n_batch * s->n_ctx + j0,
+                       s->n_ctx);
+    }
     sc.s = s;
     sc.T = T;
     sc.pos0 = pos0;
     sc.scale = 1.0f / (float)sqrt((double)D);
     fti_pool_for(s->pool, e->H * T, 4, fti__sess_smax_task, &sc);
-    for (h = 0; h < e->H; h++)
-        fti_matmul(e->k, s->pool, 0, T, D, n, s->att + h * s->n_batch * s->n_ctx, s->n_ctx,
-                   vc + (h / rep) * D, e->KVD, s->att_out + h * D, e->HD);
+    for (j0 = 0; j0 < n; j0 += cb) {
+        size_t m = n - j0 < cb ? n - j0 : cb;
+        const void *vat = fti__kv_at(s, 1, layer, j0); /* (m, KVD) */
+        const float *vc;
+        if (s->kv_f16)
+            fti_f16_to_f32_row(e->k, s->vbuf, (const uint16_t *)vat, m * e->KVD);
+        vc = s->kv_f16 ? s->vbuf : (const float *)vat;
+        for (h = 0; h < e->H; h++)
+            fti_matmul(e->k, s->pool, j0 ? FTI_MM_ACCUMULATE : 0, T, D, m,
+                       s->att + h * s->n_batch * s->n_ctx + j0, s->n_ctx, vc + (h / rep) * D,
+                       e->KVD, s->att_out + h * D, e->HD);
+    }
 }
 
 /* One forward over T <= n_batch tokens at positions pos..pos+T-1; logits for the last token
@@ -893,8 +1142,9 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
                            (const char *)e->embd.data + (size_t)tokens[t] * embd_row, C);
     for (l = 0; l < e->L && rc == FTI_OK; l++) {
         const fti__eng_layer *ly = &e->layers[l];
-        float *kc = s->kcache + (l * s->n_ctx + pos0) * e->KVD; /* (T, KVD) rows in the cache */
-        float *vc = s->vcache + (l * s->n_ctx + pos0) * e->KVD;
+        /* (T, KVD) rows in the cache, or (f16 cache) to round into it after RoPE */
+        float *kc = s->kv_f16 ? s->kbuf : (float *)fti__kv_at(s, 0, l, pos0);
+        float *vc = s->kv_f16 ? s->vbuf : (float *)fti__kv_at(s, 1, l, pos0);
         fti__sess_attn ac;
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->attn_norm, T, C, eps);
         if (T == 1) {
@@ -915,6 +1165,10 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
         if (rc != FTI_OK) break;
         fti__sess_rope(s, s->q, T, e->H, pos0);
         fti__sess_rope(s, kc, T, e->KV, pos0);
+        if (s->kv_f16) {
+            fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 0, l, pos0), kc, T * e->KVD);
+            fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 1, l, pos0), vc, T * e->KVD);
+        }
         if (T >= 8) { /* prompt batches: attention through GEMM */
             fti__sess_attn_gemm(s, l, T, pos0);
         } else {
@@ -1236,64 +1490,82 @@ FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_hsum16_avx512(const __m512 *v) 
     return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
 }
 
-/* p[j] = scale · (q · k_j) for j < m <= 16, k_j at kc + j·ld; NC = D/16. */
-FTI__AVX512 static FTI__BT_INLINE void fti__bt_scores_avx512(const float *q, const float *kc,
+/* 16 cache elements from element i of row r: f32, or f16 widened (F16, a constant). */
+FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_ld16(const char *r, size_t i, int F16) {
+    return F16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(r + 2 * i)))
+               : _mm512_loadu_ps((const void *)(r + 4 * i));
+}
+
+/* p[j] = scale · (q · k_j) for j < m <= 16, k_j at kc + j·ld elements (f16 when F16); NC =
+ * D/16. */
+FTI__AVX512 static FTI__BT_INLINE void fti__bt_scores_avx512(const float *q, const void *kc,
                                                              size_t ld, size_t m, float scale,
-                                                             float *p, size_t NC) {
+                                                             float *p, int F16, size_t NC) {
     __m512 qv[8], acc[16];
-    size_t c, j;
+    size_t c, j, row = ld * (F16 ? 2 : 4);
     FTI__BT_UNROLL
     for (c = 0; c < NC; c++) qv[c] = _mm512_loadu_ps(q + 16 * c);
     FTI__BT_UNROLL
     for (j = 0; j < 16; j++) { /* past m: the last row again, dropped by the store */
-        const float *kr = kc + (j < m ? j : m - 1) * ld;
-        __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+        const char *kr = (const char *)kc + (j < m ? j : m - 1) * row;
+        __m512 a = _mm512_mul_ps(qv[0], fti__bt_ld16(kr, 0, F16));
         FTI__BT_UNROLL
-        for (c = 1; c < NC; c++) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+        for (c = 1; c < NC; c++) a = _mm512_fmadd_ps(qv[c], fti__bt_ld16(kr, 16 * c, F16), a);
         acc[j] = a;
     }
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << m) - 1u),
                           _mm512_mul_ps(fti__bt_hsum16_avx512(acc), _mm512_set1_ps(scale)));
 }
 
-/* y += Σ_j p[j] · v_j over j < m, v_j at vc + j·ld; NC = D/16. */
-FTI__AVX512 static FTI__BT_INLINE void fti__bt_values_avx512(const float *p, const float *vc,
+/* y += Σ_j p[j] · v_j over j < m, v_j at vc + j·ld elements (f16 when F16); NC = D/16. */
+FTI__AVX512 static FTI__BT_INLINE void fti__bt_values_avx512(const float *p, const void *vc,
                                                              size_t ld, size_t m, float *y,
-                                                             size_t NC) {
+                                                             int F16, size_t NC) {
     __m512 y0[8], y1[8];
-    size_t c, j;
+    size_t c, j, row = ld * (F16 ? 2 : 4);
     FTI__BT_UNROLL
     for (c = 0; c < NC; c++) {
         y0[c] = _mm512_loadu_ps(y + 16 * c);
         y1[c] = _mm512_setzero_ps();
     }
     for (j = 0; j + 2 <= m; j += 2) {
-        const float *v0 = vc + j * ld, *v1 = v0 + ld;
+        const char *v0 = (const char *)vc + j * row, *v1 = v0 + row;
         __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
         FTI__BT_UNROLL
         for (c = 0; c < NC; c++) {
-            y0[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * c), y0[c]);
-            y1[c] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + 16 * c), y1[c]);
+            y0[c] = _mm512_fmadd_ps(p0, fti__bt_ld16(v0, 16 * c, F16), y0[c]);
+            y1[c] = _mm512_fmadd_ps(p1, fti__bt_ld16(v1, 16 * c, F16), y1[c]);
         }
     }
     if (j < m) {
         __m512 p0 = _mm512_set1_ps(p[j]);
         FTI__BT_UNROLL
         for (c = 0; c < NC; c++)
-            y0[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vc + j * ld + 16 * c), y0[c]);
+            y0[c] = _mm512_fmadd_ps(p0, fti__bt_ld16((const char *)vc + j * row, 16 * c, F16),
+                                    y0[c]);
     }
     FTI__BT_UNROLL
     for (c = 0; c < NC; c++) _mm512_storeu_ps(y + 16 * c, _mm512_add_ps(y0[c], y1[c]));
 }
 
-FTI__AVX512 static void fti__bt_scores16_avx512(const float *q, const float *kc, size_t ld,
+FTI__AVX512 static void fti__bt_scores16_avx512(const float *q, const void *kc, size_t ld,
                                                size_t m, float scale, float *p, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_scores_avx512, q, kc, ld, m, scale, p)
+    FTI__BT_NC_CASES(nc, fti__bt_scores_avx512, q, kc, ld, m, scale, p, 0)
 }
 
-FTI__AVX512 static void fti__bt_values16_avx512(const float *p, const float *vc, size_t ld,
+FTI__AVX512 static void fti__bt_values16_avx512(const float *p, const void *vc, size_t ld,
                                                size_t m, float *y, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_values_avx512, p, vc, ld, m, y)
+    FTI__BT_NC_CASES(nc, fti__bt_values_avx512, p, vc, ld, m, y, 0)
+}
+
+FTI__AVX512 static void fti__bt_scores16_avx512_f16(const float *q, const void *kc, size_t ld,
+                                                   size_t m, float scale, float *p, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_scores_avx512, q, kc, ld, m, scale, p, 1)
+}
+
+FTI__AVX512 static void fti__bt_values16_avx512_f16(const float *p, const void *vc, size_t ld,
+                                                   size_t m, float *y, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_values_avx512, p, vc, ld, m, y, 1)
 }
 #endif /* !FTI_NO_AVX512 */
 
@@ -1306,21 +1578,27 @@ FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_hsum8_avx2(const __m256 *v) {
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
-FTI__AVX2 static FTI__BT_INLINE void fti__bt_scores_avx2(const float *q, const float *kc, size_t ld,
+/* 8 cache elements from element i of row r: f32, or f16 widened (F16, a constant). */
+FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_ld8(const char *r, size_t i, int F16) {
+    return F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(r + 2 * i)))
+               : _mm256_loadu_ps((const float *)(const void *)(r + 4 * i));
+}
+
+FTI__AVX2 static FTI__BT_INLINE void fti__bt_scores_avx2(const float *q, const void *kc, size_t ld,
                                                          size_t m, float scale, float *p,
-                                                         size_t NC) {
+                                                         int F16, size_t NC) {
     __m256 acc[8];
     float s[8];
-    size_t c, j0, j;
+    size_t c, j0, j, row = ld * (F16 ? 2 : 4);
     for (j0 = 0; j0 < m; j0 += 8) {
         size_t mm = m - j0 < 8 ? m - j0 : 8;
         FTI__BT_UNROLL
         for (j = 0; j < 8; j++) {
-            const float *kr = kc + (j0 + (j < mm ? j : mm - 1)) * ld;
-            __m256 a = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(kr));
+            const char *kr = (const char *)kc + (j0 + (j < mm ? j : mm - 1)) * row;
+            __m256 a = _mm256_mul_ps(_mm256_loadu_ps(q), fti__bt_ld8(kr, 0, F16));
             FTI__BT_UNROLL
             for (c = 1; c < NC; c++)
-                a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), _mm256_loadu_ps(kr + 8 * c), a);
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), fti__bt_ld8(kr, 8 * c, F16), a);
             acc[j] = a;
         }
         _mm256_storeu_ps(s, _mm256_mul_ps(fti__bt_hsum8_avx2(acc), _mm256_set1_ps(scale)));
@@ -1328,37 +1606,42 @@ FTI__AVX2 static FTI__BT_INLINE void fti__bt_scores_avx2(const float *q, const f
     }
 }
 
-FTI__AVX2 static FTI__BT_INLINE void fti__bt_values_avx2(const float *p, const float *vc, size_t ld,
-                                                         size_t m, float *y, size_t NC) {
+FTI__AVX2 static FTI__BT_INLINE void fti__bt_values_avx2(const float *p, const void *vc, size_t ld,
+                                                         size_t m, float *y, int F16, size_t NC) {
     __m256 y0[8], y1[8];
-    size_t c, j;
+    size_t c, j, row = ld * (F16 ? 2 : 4);
     FTI__BT_UNROLL
     for (c = 0; c < NC; c++) {
         y0[c] = _mm256_loadu_ps(y + 8 * c);
         y1[c] = _mm256_setzero_ps();
     }
     for (j = 0; j + 2 <= m; j += 2) {
-        const float *v0 = vc + j * ld, *v1 = v0 + ld;
+        const char *v0 = (const char *)vc + j * row, *v1 = v0 + row;
         __m256 p0 = _mm256_set1_ps(p[j]), p1 = _mm256_set1_ps(p[j + 1]);
         FTI__BT_UNROLL
         for (c = 0; c < NC; c++) {
-            y0[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * c), y0[c]);
-            y1[c] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 8 * c), y1[c]);
+            y0[c] = _mm256_fmadd_ps(p0, fti__bt_ld8(v0, 8 * c, F16), y0[c]);
+            y1[c] = _mm256_fmadd_ps(p1, fti__bt_ld8(v1, 8 * c, F16), y1[c]);
         }
     }
     if (j < m) {
         __m256 p0 = _mm256_set1_ps(p[j]);
         FTI__BT_UNROLL
         for (c = 0; c < NC; c++)
-            y0[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(vc + j * ld + 8 * c), y0[c]);
+            y0[c] = _mm256_fmadd_ps(p0, fti__bt_ld8((const char *)vc + j * row, 8 * c, F16), y0[c]);
     }
     FTI__BT_UNROLL
     for (c = 0; c < NC; c++) _mm256_storeu_ps(y + 8 * c, _mm256_add_ps(y0[c], y1[c]));
 }
 
-FTI__AVX2 static void fti__bt_scores16_avx2(const float *q, const float *kc, size_t ld, size_t m,
+FTI__AVX2 static void fti__bt_scores16_avx2(const float *q, const void *kc, size_t ld, size_t m,
                                            float scale, float *p, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_scores_avx2, q, kc, ld, m, scale, p)
+    FTI__BT_NC_CASES(nc, fti__bt_scores_avx2, q, kc, ld, m, scale, p, 0)
+}
+
+FTI__AVX2 static void fti__bt_scores16_avx2_f16(const float *q, const void *kc, size_t ld,
+                                               size_t m, float scale, float *p, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_scores_avx2, q, kc, ld, m, scale, p, 1)
 }
 
 /* y[i] = (x[i] - c) · a (the sampler's temperature step, the same two roundings as scalar). */
@@ -1392,9 +1675,14 @@ FTI__AVX2 static float fti__bt_max_finite_avx2(const float *x, size_t n, int *ba
     return mx;
 }
 
-FTI__AVX2 static void fti__bt_values16_avx2(const float *p, const float *vc, size_t ld, size_t m,
+FTI__AVX2 static void fti__bt_values16_avx2(const float *p, const void *vc, size_t ld, size_t m,
                                            float *y, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_values_avx2, p, vc, ld, m, y)
+    FTI__BT_NC_CASES(nc, fti__bt_values_avx2, p, vc, ld, m, y, 0)
+}
+
+FTI__AVX2 static void fti__bt_values16_avx2_f16(const float *p, const void *vc, size_t ld,
+                                               size_t m, float *y, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_values_avx2, p, vc, ld, m, y, 1)
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -1444,65 +1732,86 @@ static void fti__bt_shift_scale(const fti_kernels *k, float *y, const float *x, 
 
 /* Scores of up to 16 positions (p[j] = scale · q·k_j, k_j at kc + j·ld) and the weighted sum of
  * their values (y += Σ p[j] · v_j) for one head of D = 16·nc or 8·nc dimensions. */
-typedef void (*fti__bt_scores_fn)(const float *q, const float *kc, size_t ld, size_t m,
+typedef void (*fti__bt_scores_fn)(const float *q, const void *kc, size_t ld, size_t m,
                                   float scale, float *p, size_t nc);
-typedef void (*fti__bt_values_fn)(const float *p, const float *vc, size_t ld, size_t m, float *y,
+typedef void (*fti__bt_values_fn)(const float *p, const void *vc, size_t ld, size_t m, float *y,
                                   size_t nc);
 
 /* The SIMD forms for the engine's table and head size (D a multiple of 16 up to 128 on
  * AVX-512, of 8 up to 64 on AVX2); 0 when there are none (fti__attn_head per head then). */
-static int fti__bt_attn_fns(const fti_engine *e, fti__bt_scores_fn *sf, fti__bt_values_fn *vf,
-                            size_t *nc) {
+static int fti__bt_attn_fns(const fti_engine *e, int f16, fti__bt_scores_fn *sf,
+                            fti__bt_values_fn *vf, size_t *nc) {
 #if defined(FTI__X86)
     size_t D = e->D;
     fti_isa isa = fti_kernels_isa(e->k);
 #if !defined(FTI_NO_AVX512)
     if (isa == FTI_ISA_AVX512 && D % 16 == 0 && D <= 128) {
-        *sf = fti__bt_scores16_avx512;
-        *vf = fti__bt_values16_avx512;
+        *sf = f16 ? fti__bt_scores16_avx512_f16 : fti__bt_scores16_avx512;
+        *vf = f16 ? fti__bt_values16_avx512_f16 : fti__bt_values16_avx512;
         *nc = D / 16;
         return 1;
     }
 #endif
     if ((isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) && D % 8 == 0 && D <= 64) {
-        *sf = fti__bt_scores16_avx2;
-        *vf = fti__bt_values16_avx2;
+        *sf = f16 ? fti__bt_scores16_avx2_f16 : fti__bt_scores16_avx2;
+        *vf = f16 ? fti__bt_values16_avx2_f16 : fti__bt_values16_avx2;
         *nc = D / 8;
         return 1;
     }
 #endif
     (void)e;
+    (void)f16;
     *sf = NULL;
     *vf = NULL;
     *nc = 0;
     return 0;
 }
 
+/* Software prefetch of the block of positions j0.. (up to 16 rows of row_bytes, contiguous):
+ * the cache of a sequence is cold (the weights streamed through since its last step) and the
+ * heads' strided reads of one block do not start the hardware prefetcher early enough. */
+static void fti__bt_prefetch(const char *base, size_t j0, size_t n, size_t row_bytes) {
+#if defined(__GNUC__) || defined(__clang__)
+    size_t m = j0 >= n ? 0 : n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK, off, end;
+    const char *p = base + j0 * row_bytes;
+    end = m * row_bytes;
+    for (off = 0; off < end; off += 64) __builtin_prefetch(p + off);
+#else
+    (void)base, (void)j0, (void)n, (void)row_bytes;
+#endif
+}
+
 /* Attention of one sequence's H query heads q (HD) over its n cached positions of one layer
- * (kc, vc: (n, KVD) rows): y (HD) gets the outputs, att (H rows of att_ld >= n) the weights. */
-static void fti__bt_attn_seq(const fti_engine *e, const float *q, const float *kc, const float *vc,
+ * (kv: (n, KVD) rows, f32 or f16): y (HD) gets the outputs, att (H rows of att_ld >= n) the
+ * weights. */
+static void fti__bt_attn_seq(const fti_engine *e, const float *q, const fti__kv_view *kv,
                              size_t n, float *att, size_t att_ld, float *y) {
     fti__bt_scores_fn sf;
     fti__bt_values_fn vf;
-    size_t nc, h, j0, D = e->D, rep = e->H / e->KV;
+    size_t nc, h, j0, D = e->D, rep = e->H / e->KV, esz = kv->f16 ? 2 : 4;
     float scale = 1.0f / (float)sqrt((double)D);
-    if (!fti__bt_attn_fns(e, &sf, &vf, &nc)) {
+    if (!fti__bt_attn_fns(e, kv->f16, &sf, &vf, &nc)) {
         for (h = 0; h < e->H; h++)
-            fti__attn_head(e, q + h * D, kc, vc, h / rep, n, scale, att + h * att_ld, y + h * D);
+            fti__attn_head(e, q + h * D, kv, h / rep, n, scale, att + h * att_ld, y + h * D);
         return;
     }
+    fti__bt_prefetch((const char *)kv->k, 0, n, e->KVD * esz);
     for (j0 = 0; j0 < n; j0 += FTI__BT_BLOCK) {
         size_t m = n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK;
+        fti__bt_prefetch((const char *)kv->k, j0 + FTI__BT_BLOCK, n, e->KVD * esz);
         for (h = 0; h < e->H; h++)
-            sf(q + h * D, kc + j0 * e->KVD + (h / rep) * D, e->KVD, m, scale,
-               att + h * att_ld + j0, nc);
+            sf(q + h * D, (const char *)kv->k + (j0 * e->KVD + (h / rep) * D) * esz, e->KVD, m,
+               scale, att + h * att_ld + j0, nc);
     }
     for (h = 0; h < e->H; h++) fti_softmax_fwd(e->k, att + h * att_ld, att + h * att_ld, 1, n);
     memset(y, 0, e->HD * sizeof(float));
+    fti__bt_prefetch((const char *)kv->v, 0, n, e->KVD * esz);
     for (j0 = 0; j0 < n; j0 += FTI__BT_BLOCK) {
         size_t m = n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK;
+        fti__bt_prefetch((const char *)kv->v, j0 + FTI__BT_BLOCK, n, e->KVD * esz);
         for (h = 0; h < e->H; h++)
-            vf(att + h * att_ld + j0, vc + j0 * e->KVD + (h / rep) * D, e->KVD, m, y + h * D, nc);
+            vf(att + h * att_ld + j0, (const char *)kv->v + (j0 * e->KVD + (h / rep) * D) * esz,
+               e->KVD, m, y + h * D, nc);
     }
 }
 
@@ -1519,10 +1828,9 @@ static void fti__bt_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     size_t b;
     (void)thread;
     for (b = i0; b < i1; b++) {
-        const fti_session *s = d->ss[b];
-        fti__bt_attn_seq(e, d->q + b * e->HD, s->kcache + c->layer * s->n_ctx * e->KVD,
-                         s->vcache + c->layer * s->n_ctx * e->KVD, d->pos[b] + 1,
-                         d->att + b * e->H * d->max_ctx, d->max_ctx, d->att_out + b * e->HD);
+        fti__kv_view kv = fti__kv_layer(d->ss[b], c->layer);
+        fti__bt_attn_seq(e, d->q + b * e->HD, &kv, d->pos[b] + 1, d->att + b * e->H * d->max_ctx,
+                         d->max_ctx, d->att_out + b * e->HD);
     }
 }
 
@@ -1597,12 +1905,16 @@ static fti_result fti__bt_forward(fti_batch *d, const int32_t *tok, size_t B, ft
         if (rc != FTI_OK) break;
         for (b = 0; b < B; b++) { /* RoPE at each row's own position; K, V into its cache */
             const fti_session *s = d->ss[b];
-            float *kc = s->kcache + (l * s->n_ctx + d->pos[b]) * e->KVD;
-            float *vc = s->vcache + (l * s->n_ctx + d->pos[b]) * e->KVD;
+            void *kc = fti__kv_at(s, 0, l, d->pos[b]), *vc = fti__kv_at(s, 1, l, d->pos[b]);
             fti__sess_rope(s, d->q + b * e->HD, 1, e->H, d->pos[b]);
             fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, d->pos[b]);
-            memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
-            memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
+            if (s->kv_f16) { /* rounded to f16 as the session's own forward does */
+                fti_f32_to_f16_row(k, (uint16_t *)kc, d->kn + b * e->KVD, e->KVD);
+                fti_f32_to_f16_row(k, (uint16_t *)vc, d->vn + b * e->KVD, e->KVD);
+            } else {
+                memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
+                memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
+            }
         }
         ac.d = d;
         ac.layer = l;
@@ -1864,6 +2176,83 @@ static void fti__sampler_sort(int32_t *idx, size_t n, const float *logits) {
         }
 }
 
+/* The draw: the first i < n with r < Σ_{j<=i} q_j, q_j = p[idx ? idx[j] : j]·mul rounded to float
+ * (mul = 1: p itself; else what scaling p by mul in place gives), the sums in double and in
+ * j order (the specification, fti__sampler_draw_ref), or n-1 when there is none. The serial
+ * sum is one dependent double add per token (latency-bound: ~30 µs over 32000 tokens), so the
+ * draw first sums blocks of 64 with 8 independent accumulators, walks the block sums, and
+ * inside the block found continues serially from their total: sums A_i that differ from the
+ * specification's S_i by at most 2·n·2^-53 of the total (both are sums of the same nonnegative
+ * terms). When r lies farther than n·1e-15·total from A_{i-1} and A_i the answer is exactly
+ * the specification's (S is nondecreasing); otherwise, or when no A_i exceeds r, the serial
+ * reference decides. */
+static size_t fti__sampler_draw_ref(const float *p, const int32_t *idx, size_t n, float mul,
+                                    double r) {
+    double acc = 0.0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        acc += p[idx ? (size_t)idx[i] : i] * mul;
+        if (r < acc) return i;
+    }
+    return n - 1;
+}
+
+static size_t fti__sampler_draw(const float *p, const int32_t *idx, size_t n, float mul,
+                                double r) {
+    double cum = 0.0, before = 0.0, margin, acc;
+    size_t b0, i, found = n;
+    if (n < 256) return fti__sampler_draw_ref(p, idx, n, mul, r);
+    for (b0 = 0; b0 < n; b0 += 64) {
+        double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        size_t e = n - b0 < 64 ? n : b0 + 64, j;
+        if (idx) {
+            for (i = b0; i + 8 <= e; i += 8)
+                for (j = 0; j < 8; j++) a[j] += p[idx[i + j]] * mul;
+            for (; i < e; i++) a[0] += p[idx[i]] * mul;
+        } else {
+            for (i = b0; i + 8 <= e; i += 8)
+                for (j = 0; j < 8; j++) a[j] += p[i + j] * mul;
+            for (; i < e; i++) a[0] += p[i] * mul;
+        }
+        if (found == n) before = cum;
+        cum += ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+        if (found == n && r < cum) found = b0; /* keep summing: the total sets the margin */
+    }
+    if (found == n) return fti__sampler_draw_ref(p, idx, n, mul, r);
+    margin = (double)n * 1e-15 * cum;
+    acc = before;
+    for (i = found; i < n; i++) {
+        double last = acc;
+        acc += p[idx ? (size_t)idx[i] : i] * mul;
+        if (r < acc) {
+            if (r - last > margin && acc - r > margin) return i;
+            break;
+        }
+    }
+    return fti__sampler_draw_ref(p, idx, n, mul, r);
+}
+
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+/* e = exp((x - mx)·inv_t) and Σe in one pass: fti__bt_shift_scale followed by the AVX-512
+ * tables' exp_sum(e, e, n, 0) (fti__exp_sum_avx512), fused with the same arithmetic (the
+ * subtraction and product, the table's vector exp of v - 0, one accumulator with the masked
+ * tail, the same horizontal sum), so the same bits with one pass over the row instead of two. */
+FTI__AVX512 static float fti__sampler_exp_sum_avx512(float *e, const float *x, float mx,
+                                                    float inv_t, size_t n) {
+    __m512 s = _mm512_setzero_ps(), vm = _mm512_set1_ps(mx), vi = _mm512_set1_ps(inv_t);
+    __m512 z = _mm512_setzero_ps();
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm), vi);
+        __m512 ex = fti__exp_avx512(_mm512_sub_ps(v, z));
+        _mm512_mask_storeu_ps(e + i, m, ex);
+        s = _mm512_mask_add_ps(s, m, s, ex);
+    }
+    return fti__hsum_avx512(s);
+}
+#endif
+
 /* The dense case of fti_sampler_sample (temperature > 0, no top-k below V, no min-p, no top-p
  * below 1, every logit finite: each token is a candidate, in id order) with the general path's
  * arithmetic, so the same token comes out, but without the candidate index array: the max in
@@ -1873,9 +2262,9 @@ static void fti__sampler_sort(int32_t *idx, size_t n, const float *logits) {
  * cost more than the softmax. Returns -2 when the case does not apply (nothing consumed). */
 static int32_t fti__sampler_dense(fti_sampler *s, const float *logits) {
     const fti_sampler_opts *o = &s->o;
-    size_t V = s->V, i;
-    float mx, inv_t;
-    double r, acc;
+    size_t V = s->V;
+    float mx, inv_t, sum;
+    double r;
     int bad = 0;
     if ((o->top_k > 0 && (size_t)o->top_k < V) || o->min_p > 0.0f ||
         (o->top_p > 0.0f && o->top_p < 1.0f) || V < 8)
@@ -1883,15 +2272,20 @@ static int32_t fti__sampler_dense(fti_sampler *s, const float *logits) {
     mx = fti__bt_max_finite(s->k, logits, V, &bad);
     if (bad) return -2;
     inv_t = 1.0f / o->temperature;
-    fti__bt_shift_scale(s->k, s->probs, logits, mx, inv_t, V);
-    fti_softmax_fwd(s->k, s->probs, s->probs, 1, V);
-    r = fti_rng_double(&s->rng) * 1.0; /* the probabilities sum to 1 */
-    acc = 0.0;
-    for (i = 0; i < V; i++) {
-        acc += s->probs[i];
-        if (r < acc) return (int32_t)i;
+    /* fti_softmax_fwd's steps without its max pass: the shifted row's max is 0 (x = mx gives
+     * exactly 0, the others x - mx < 0 times inv_t > 0), so exp(x - 0) and the same bits; the
+     * normalisation (p = e · (1/Σe), the table's scale) is done by the draw as it reads */
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    if (s->k->exp_sum == fti__exp_sum_avx512) {
+        sum = fti__sampler_exp_sum_avx512(s->probs, logits, mx, inv_t, V);
+    } else
+#endif
+    {
+        fti__bt_shift_scale(s->k, s->probs, logits, mx, inv_t, V);
+        sum = s->k->exp_sum(s->probs, s->probs, V, 0.0f);
     }
-    return (int32_t)(V - 1);
+    r = fti_rng_double(&s->rng) * 1.0; /* the probabilities sum to 1 */
+    return (int32_t)fti__sampler_draw(s->probs, NULL, V, 1.0f / sum, r);
 }
 
 FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
@@ -1905,6 +2299,12 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     fti__sampler_penalize(s, logits);
     if (o->temperature <= 0.0f) {
         size_t best = V;
+        int bad = 1;
+        if (V >= 8) { /* no NaN: the first id holding the max (SIMD max, exact in any order) */
+            float m = fti__bt_max_finite(s->k, logits, V, &bad);
+            for (i = 0; !bad && i < V; i++)
+                if (logits[i] == m) return (int32_t)i;
+        }
         for (i = 0; i < V; i++)
             if (logits[i] == logits[i] && (best == V || logits[i] > logits[best])) best = i;
         return best == V ? -1 : (int32_t)best;
@@ -1979,12 +2379,7 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     }
     /* the candidates' order depends only on the logits, so the draw is reproducible */
     r = fti_rng_double(&s->rng) * sum;
-    acc = 0.0;
-    for (i = 0; i < n; i++) {
-        acc += s->probs[s->idx[i]];
-        if (r < acc) return s->idx[i];
-    }
-    return s->idx[n - 1];
+    return s->idx[fti__sampler_draw(s->probs, s->idx, n, 1.0f, r)];
 }
 
 /* --- generation ----------------------------------------------------------------------------- */

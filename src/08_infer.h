@@ -138,6 +138,26 @@ FTIDEF void fti_prompt_free(fti_prompt *p);
 
 typedef struct fti_session fti_session;
 
+/* Element type of a session's KV cache. F16 (llama.cpp's default; fti-serve's) halves the
+ * cache and the bytes attention reads per token: keys and values are rounded to f16 (nearest
+ * even) when written, and every attention reader (decode, prefill's GEMMs, the batched step)
+ * computes in f32 from them. Against an F32 cache, on a trained twin (d 288, 6 layers) the
+ * logits move by at most 3e-5 of their largest magnitude (1.7e-4 absolute); on random weights
+ * (no learnt structure, very peaky attention) by up to 1.4%. F32 is exact: the library default
+ * (FTI_KV_DEFAULT), which the golden tests against the training forward and PyTorch and the
+ * 1e-4 batch-vs-session checks rely on (an f16 cache turns 1e-7 differences of the K/V
+ * projections between two paths into a 2^-11 rounding flip). */
+typedef enum fti_kv_type {
+    FTI_KV_DEFAULT = 0, /* FTI_KV_F32 */
+    FTI_KV_F16 = 1,
+    FTI_KV_F32 = 2
+} fti_kv_type;
+
+/* "f16", "f32" (FTI_KV_DEFAULT resolves to its type), or NULL for another value; and the
+ * inverse (NULL or an unknown name: -1). */
+FTIDEF const char *fti_kv_type_name(fti_kv_type t);
+FTIDEF int fti_kv_type_parse(const char *name);
+
 typedef struct fti_session_opts {
     size_t n_ctx;     /* context length, 0 = the model's context_len; larger works (RoPE has
                          no limit) but the model was not trained on those positions */
@@ -149,6 +169,7 @@ typedef struct fti_session_opts {
                           results are bit-identical either way */
     void *mem;        /* caller memory for everything (NULL = one allocation) */
     size_t mem_bytes; /* its size: at least fti_session_mem_bytes() */
+    fti_kv_type kv_type; /* KV cache elements: 0 = FTI_KV_DEFAULT (f32) */
 } fti_session_opts;
 
 /* Bytes a session with these options needs (KV cache + scratch + the session itself). */
@@ -164,6 +185,9 @@ FTIDEF void fti_session_reset(fti_session *s);
 /* Tokens in the KV cache so far, and its capacity. */
 FTIDEF size_t fti_session_pos(const fti_session *s);
 FTIDEF size_t fti_session_n_ctx(const fti_session *s);
+/* The KV cache's element type (FTI_KV_F16 or FTI_KV_F32) and its size in bytes. */
+FTIDEF fti_kv_type fti_session_kv_type(const fti_session *s);
+FTIDEF size_t fti_session_kv_bytes(const fti_session *s);
 /* Drops cached positions >= pos (keep a shared prefix, re-evaluate the rest). */
 FTIDEF void fti_session_truncate(fti_session *s, size_t pos);
 
