@@ -481,22 +481,28 @@ static fti_result fti__st_objw_commit(fti__st_run *r, fti__st_objw *w, const cha
     }
     if (w->patched) {
         /* the header changed after the data: hash the file as it is */
-        int fd = fti__sys_open(w->af.tmp_path, O_RDONLY, 0);
+        int fd = fti__sys_open(w->af.tmp_path, O_RDONLY, 0), e = 0;
         uint64_t off = 0;
         fti__st_shs_init(&w->sh, r->proc.sha_fast);
-        if (fd < 0) rc = FTI_ERR_IO;
+        if (fd < 0) {
+            rc = FTI_ERR_IO;
+            e = errno ? errno : EIO;
+        }
         while (rc == FTI_OK && off < w->bytes) {
             size_t n = w->bytes - off < FTI__ST_OBJW_BUF ? (size_t)(w->bytes - off)
                                                          : FTI__ST_OBJW_BUF;
-            if (!fti__st_fd_pread(fd, w->buf, n, off))
+            if (!fti__st_fd_pread(fd, w->buf, n, off)) {
                 rc = FTI_ERR_IO;
-            else
+                e = errno;
+            } else {
                 fti__st_shs_update(&w->sh, w->buf, n);
+            }
             off += n;
         }
         if (fd >= 0) close(fd);
         if (rc != FTI_OK) {
-            fti_error_set(err, rc, "%s: cannot read back", w->af.tmp_path);
+            fti_error_set(err, rc, "%s: cannot read back: %s", w->af.tmp_path,
+                          fti__st_read_error(e));
             fti__st_objw_abort(w);
             return rc;
         }
@@ -1178,7 +1184,9 @@ static fti_result fti__st_exact_dups(const fti__st_run *r, fti__st_doc **docs, s
             int eq = o->h_text == d->h_text && o->text_len == d->text_len ? fti__st_text_eq(r, o, d)
                                                                          : 0;
             if (eq < 0) {
+                int e = errno; /* what the read met, for the caller's message */
                 fti_free(tab);
+                errno = e;
                 return FTI_ERR_IO;
             }
             if (eq) break;
@@ -1208,7 +1216,7 @@ static fti_result fti__st_batch_load(const fti__st_run *r, fti__st_doc **docs, s
     for (i = 0; i < n; i++) {
         if (!fti__st_text_load(r, docs[i], buf->data + pos))
             return fti_error_set(err, FTI_ERR_IO, "%s: cannot read back: %s",
-                                 r->recs.af.tmp_path, strerror(errno));
+                                 r->recs.af.tmp_path, fti__st_read_error(errno));
         docs[i]->text = buf->data + pos;
         pos += docs[i]->text_len;
         buf->data[pos++] = 0;
@@ -2159,7 +2167,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     rc = fti__st_exact_dups(r, all, n_all, &n_exact);
     if (rc != FTI_OK) {
         if (rc == FTI_ERR_IO)
-            fti_error_set(err, rc, "%s: cannot read back: %s", r->recs.af.tmp_path, strerror(errno));
+            fti_error_set(err, rc, "%s: cannot read back: %s", r->recs.af.tmp_path,
+                          fti__st_read_error(errno));
         else
             fti_error_set(err, rc, "ingest: out of memory");
         goto done;

@@ -1,6 +1,7 @@
 /* Tests of the feature store (part 04): cleaning rules, every input kind against a golden file,
  * hostile inputs, determinism, incremental ingest, near-duplicates, BM25 on a hand-checked case,
  * chunking, shards, and a commit killed half-way. Inputs live in tests/data/store/. */
+#include <fcntl.h>
 #include <signal.h>
 #include <time.h>
 #include <sys/wait.h>
@@ -1287,4 +1288,47 @@ FTI_TEST(store_clean_redaction_idempotent) {
     fti_buf_free(&a);
     fti_buf_free(&b);
     fti_buf_free(&s);
+}
+
+/* A records pack shorter than its documents say: the read-back error names the short file, not
+ * whatever errno an earlier call left (it used to print a stale strerror). */
+FTI_TEST(store_read_back_short_file) {
+#ifndef FTI_NO_STORE
+    const char *path = fti_test_tmp("short.recs");
+    fti__st_run *r = (fti__st_run *)calloc(1, sizeof *r);
+    fti__st_doc d[2], *dp[2];
+    fti_buf buf;
+    fti_error err;
+    size_t n_dup = 0;
+    REQUIRE(r != NULL);
+    REQUIRE(fti_test_write_file(path, "0123456789", 10) == 0);
+    r->recs_fd = open(path, O_RDONLY);
+    REQUIRE(r->recs_fd >= 0);
+    r->recs.af.tmp_path = (char *)path;
+    memset(d, 0, sizeof d);
+    memset(&buf, 0, sizeof buf);
+    memset(&err, 0, sizeof err);
+    d[0].text_len = d[1].text_len = 8;
+    d[0].text_off = 0;
+    d[1].text_off = 6; /* ends 4 bytes past the end */
+    d[0].h_text = d[1].h_text = 42;
+    dp[0] = &d[1];
+    dp[1] = &d[0];
+    /* a read back of a batch */
+    errno = ENOENT;
+    CHECK(fti__st_batch_load(r, dp, 1, &buf, &err) == FTI_ERR_IO);
+    CHECK(strstr(err.msg, "shorter than expected") != NULL && strstr(err.msg, path) != NULL);
+    CHECK(strstr(err.msg, strerror(ENOENT)) == NULL);
+    /* the exact-duplicate comparison keeps what the read met through its cleanup */
+    errno = ENOENT;
+    CHECK(fti__st_exact_dups(r, dp, 2, &n_dup) == FTI_ERR_IO);
+    CHECK_EQ_STR(fti__st_read_error(errno), "the file is shorter than expected");
+    /* a real system error is still named */
+    close(r->recs_fd);
+    r->recs_fd = -1;
+    CHECK(fti__st_batch_load(r, dp, 1, &buf, &err) == FTI_ERR_IO);
+    CHECK(strstr(err.msg, strerror(EBADF)) != NULL);
+    fti_buf_free(&buf);
+    free(r);
+#endif
 }
