@@ -1,6 +1,7 @@
 /* Tests of the feature store (part 04): cleaning rules, every input kind against a golden file,
  * hostile inputs, determinism, incremental ingest, near-duplicates, BM25 on a hand-checked case,
  * chunking, shards, and a commit killed half-way. Inputs live in tests/data/store/. */
+/* tests-need: !defined(FTI_NO_STORE) */
 #include <fcntl.h>
 #include <signal.h>
 #include <time.h>
