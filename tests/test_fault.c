@@ -158,7 +158,8 @@ static long fault_alloc_loop(const char *what, fault_op_fn op, fault_check_fn ch
  * 4 fsync failing (only fsync calls counted). Calls on scratch files (the streaming ingest's
  * index temp files) count too. Returns the number of counted calls. */
 #define RW_SCRATCH (FTI__IO_READ | FTI__IO_WRITE | FTI__IO_SCRATCH)
-FTI__UNUSED static long fault_io_loop(const char *what, fault_op_fn op, fault_check_fn check, void *ctx) {
+FTI__UNUSED static long fault_io_loop(const char *what, fault_op_fn op, fault_check_fn check,
+                                      void *ctx) {
     static const char *names[5] = {"EIO", "ENOSPC", "EINTR", "short", "fsync EIO"};
     long N, n_fsync, k, stride, runs = 0, failed = 0;
     int mode, fd0;
@@ -1062,8 +1063,8 @@ static fti_result fault_serve_get_head(void *user, fti_error *err) {
         p = end + 4;
         if (is_head[k]) continue; /* no body */
         if (n == 0 || strlen(p) < n || !strstr(p, "\"object\":\"list\"")) {
-            r = fti_error_set(err, FTI_ERR_MISMATCH, "answer %d: a 200 without a whole body: %.300s",
-                              k + 1, p);
+            r = fti_error_set(err, FTI_ERR_MISMATCH,
+                              "answer %d: a 200 without a whole body: %.300s", k + 1, p);
             break;
         }
         p += n;

@@ -154,8 +154,8 @@ lane_a() {
                 { echo "with -D$f"; return 1; }
         done
         if have aarch64-linux-gnu-gcc; then
-            aarch64-linux-gnu-gcc $STRICT -fsyntax-only -DFTI_NO_DOTPROD -Ibuild -Itests tests/main.c ||
-                return 1
+            aarch64-linux-gnu-gcc $STRICT -fsyntax-only -DFTI_NO_DOTPROD -Ibuild -Itests \
+                tests/main.c || return 1
         fi
         runner gcc "$B/test-compile-out" -O0 -DFTI_NO_SERVER -DFTI_NO_TRAIN -DFTI_NO_STORE \
             -DFTI_NO_THREADS -DFTI_NO_SIMD -DFTI_NO_MMAP &&
