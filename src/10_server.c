@@ -653,10 +653,11 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
             goto fail;
         }
         for (; s; s = v->type == FTI_JSON_ARRAY ? s->next : NULL) {
-            if (s->type != FTI_JSON_STRING || s->len == 0 || s->len > FTI_API_MAX_STOP_LEN) {
+            if (s->type != FTI_JSON_STRING || s->len == 0 || s->len > FTI_API_MAX_STOP_LEN ||
+                memchr(s->str, 0, s->len)) { /* a NUL would cut it to another string */
                 r = fti__api_bad(err, param, "stop",
                                  "'stop' must be a string or an array of non-empty strings of at "
-                                 "most 64 bytes");
+                                 "most 64 bytes, without NUL");
                 goto fail;
             }
             memcpy(req->stop[req->n_stop], s->str, s->len);
