@@ -453,12 +453,15 @@ static int fti__st_fd_write(int fd, const void *p, size_t n) {
     return 1;
 }
 
-/* Reads exactly n bytes at off; op: FTI__IO_READ, with FTI__IO_SCRATCH on a scratch file. */
+/* Reads exactly n bytes at off; op: FTI__IO_READ, with FTI__IO_SCRATCH on a scratch file.
+ * 0 on failure with errno set: the system's error, or 0 when the file ended first (name it with
+ * fti__st_read_error). */
 static int fti__st_fd_pread_op(int fd, void *p, size_t n, uint64_t off, int op) {
     char *c = (char *)p;
     while (n) {
         long g = fti__sys_pread(fd, c, n, off, op);
         if (g < 0 && errno == EINTR) continue;
+        if (g == 0) errno = 0; /* end of file: no system error to name */
         if (g <= 0) return 0;
         c += g;
         n -= (size_t)g;
@@ -469,6 +472,11 @@ static int fti__st_fd_pread_op(int fd, void *p, size_t n, uint64_t off, int op) 
 
 static int fti__st_fd_pread(int fd, void *p, size_t n, uint64_t off) {
     return fti__st_fd_pread_op(fd, p, n, off, FTI__IO_READ);
+}
+
+/* What a failed fti__st_fd_pread_op met, from the errno it left (e). */
+static const char *fti__st_read_error(int e) {
+    return e ? strerror(e) : "the file is shorter than expected";
 }
 
 /* The number of term h (new terms get the next number); UINT32_MAX when out of memory. */

@@ -481,22 +481,28 @@ static fti_result fti__st_objw_commit(fti__st_run *r, fti__st_objw *w, const cha
     }
     if (w->patched) {
         /* the header changed after the data: hash the file as it is */
-        int fd = fti__sys_open(w->af.tmp_path, O_RDONLY, 0);
+        int fd = fti__sys_open(w->af.tmp_path, O_RDONLY, 0), e = 0;
         uint64_t off = 0;
         fti__st_shs_init(&w->sh, r->proc.sha_fast);
-        if (fd < 0) rc = FTI_ERR_IO;
+        if (fd < 0) {
+            rc = FTI_ERR_IO;
+            e = errno ? errno : EIO;
+        }
         while (rc == FTI_OK && off < w->bytes) {
             size_t n = w->bytes - off < FTI__ST_OBJW_BUF ? (size_t)(w->bytes - off)
                                                          : FTI__ST_OBJW_BUF;
-            if (!fti__st_fd_pread(fd, w->buf, n, off))
+            if (!fti__st_fd_pread(fd, w->buf, n, off)) {
                 rc = FTI_ERR_IO;
-            else
+                e = errno;
+            } else {
                 fti__st_shs_update(&w->sh, w->buf, n);
+            }
             off += n;
         }
         if (fd >= 0) close(fd);
         if (rc != FTI_OK) {
-            fti_error_set(err, rc, "%s: cannot read back", w->af.tmp_path);
+            fti_error_set(err, rc, "%s: cannot read back: %s", w->af.tmp_path,
+                          fti__st_read_error(e));
             fti__st_objw_abort(w);
             return rc;
         }
@@ -1178,7 +1184,9 @@ static fti_result fti__st_exact_dups(const fti__st_run *r, fti__st_doc **docs, s
             int eq = o->h_text == d->h_text && o->text_len == d->text_len ? fti__st_text_eq(r, o, d)
                                                                          : 0;
             if (eq < 0) {
+                int e = errno; /* what the read met, for the caller's message */
                 fti_free(tab);
+                errno = e;
                 return FTI_ERR_IO;
             }
             if (eq) break;
@@ -1208,7 +1216,7 @@ static fti_result fti__st_batch_load(const fti__st_run *r, fti__st_doc **docs, s
     for (i = 0; i < n; i++) {
         if (!fti__st_text_load(r, docs[i], buf->data + pos))
             return fti_error_set(err, FTI_ERR_IO, "%s: cannot read back: %s",
-                                 r->recs.af.tmp_path, strerror(errno));
+                                 r->recs.af.tmp_path, fti__st_read_error(errno));
         docs[i]->text = buf->data + pos;
         pos += docs[i]->text_len;
         buf->data[pos++] = 0;
@@ -1498,6 +1506,8 @@ FTIDEF fti_result fti_store_ingest_partial(const char *home, const char *const *
  *   u32 number, u8 kind, hashed, reused, failed, u64 size, u8[32] sha, u64 section offset,
  *   u64 section length, str name, str path. */
 #define FTI__ST_PART_HDR 80
+/* the smallest index entry: number, flags, size, sha, offset, length and two empty strings */
+#define FTI__ST_PART_ENTRY_MIN 72
 
 static fti_result fti__st_partial_run(fti__st_run *r, fti_buf *out_path, fti_error *err) {
     fti_pool *pool = NULL;
@@ -1613,11 +1623,17 @@ static fti_result fti__st_load_partials(fti__st_run *r, const char *const *paths
     size_t p, i, filled = 0;
     unsigned char plan[32], *seen = NULL;
     uint32_t n_shards = 0, n_total = 0;
+    uint64_t all_bytes = 0;
     fti_result rc = FTI_OK;
     r->part_fds = (int *)fti_malloc((n + 1) * sizeof *r->part_fds);
     if (!r->part_fds) return fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
-    for (p = 0; p < n; p++) r->part_fds[p] = -1;
+    for (p = 0; p < n; p++) {
+        struct stat st;
+        r->part_fds[p] = -1;
+        if (stat(paths[p], &st) == 0) all_bytes += (uint64_t)st.st_size;
+    }
     r->n_parts = n;
+    /* (an error in the loop sets rc and breaks out, so that seen is freed below) */
     for (p = 0; p < n && rc == FTI_OK; p++) {
         unsigned char hdr[FTI__ST_PART_HDR];
         uint64_t ix_off, ix_len, fsize;
@@ -1627,22 +1643,37 @@ static fti_result fti__st_load_partials(fti__st_run *r, const char *const *paths
         struct stat st;
         int fd = fti__sys_open(paths[p], O_RDONLY, 0);
         r->part_fds[p] = fd;
-        if (fd < 0 || fstat(fd, &st) != 0)
-            return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: cannot open partial", paths[p]);
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: cannot open partial", paths[p]);
+            break;
+        }
         fsize = (uint64_t)st.st_size;
         if (!fti__st_fd_pread(fd, hdr, sizeof hdr, 0) || memcmp(hdr, "FTIPART", 8) != 0 ||
-            fti_load_u32(hdr + 8) != 1)
-            return fti_error_set(err, FTI_ERR_FORMAT, "%s: not an fti partial", paths[p]);
+            fti_load_u32(hdr + 8) != 1) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: not an fti partial", paths[p]);
+            break;
+        }
         shard = fti_load_u32(hdr + 12);
         ns = fti_load_u32(hdr + 16);
         nt = fti_load_u32(hdr + 20);
         nm = fti_load_u32(hdr + 24);
         ix_off = fti_load_u64(hdr + 64);
         ix_len = fti_load_u64(hdr + 72);
-        if (ns == 0 || shard >= ns || nt > FTI_STORE_MAX_DOCS || nm > nt ||
+        if (ns == 0 || ns > 100000u /* as ingest --shard allows */ || shard >= ns ||
+            nt > FTI_STORE_MAX_DOCS || nm > nt ||
             ix_off < FTI__ST_PART_HDR || ix_off > fsize || ix_len != fsize - ix_off ||
-            ix_len > ((uint64_t)1 << 32))
-            return fti_error_set(err, FTI_ERR_FORMAT, "%s: bad partial header", paths[p]);
+            ix_len > ((uint64_t)1 << 32) || nm > ix_len / FTI__ST_PART_ENTRY_MIN) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: bad partial header", paths[p]);
+            break;
+        }
+        /* every file of the run has an entry in one of the partials' indexes: no more files
+         * than they can hold (n_files sizes the run's file table) */
+        if (nt > all_bytes / FTI__ST_PART_ENTRY_MIN) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT,
+                               "%s: claims %u files, more than the %llu bytes of partials hold",
+                               paths[p], nt, (unsigned long long)all_bytes);
+            break;
+        }
         if (p == 0) {
             memcpy(plan, hdr + 32, 32);
             n_shards = ns;
@@ -1650,30 +1681,34 @@ static fti_result fti__st_load_partials(fti__st_run *r, const char *const *paths
             seen = (unsigned char *)fti_calloc(ns + 1, 1);
             r->files = (fti__st_file *)fti_calloc(nt + 1, sizeof *r->files);
             if (!seen || !r->files) {
-                fti_free(seen);
-                return fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+                break;
             }
             r->n_files = r->cap_files = nt;
             for (i = 0; i < nt; i++) r->files[i].part = -1;
         } else if (memcmp(plan, hdr + 32, 32) != 0 || ns != n_shards || nt != n_total) {
-            fti_free(seen);
-            return fti_error_set(err, FTI_ERR_INVALID,
-                                 "%s: made from other inputs or options than %s (or another "
-                                 "shard count)",
-                                 paths[p], paths[0]);
+            rc = fti_error_set(err, FTI_ERR_INVALID,
+                               "%s: made from other inputs or options than %s (or another "
+                               "shard count)",
+                               paths[p], paths[0]);
+            break;
         }
         if (seen[shard]) {
-            fti_free(seen);
-            return fti_error_set(err, FTI_ERR_INVALID, "%s: shard %u/%u given twice", paths[p],
-                                 shard, ns);
+            rc = fti_error_set(err, FTI_ERR_INVALID, "%s: shard %u/%u given twice", paths[p],
+                               shard, ns);
+            break;
         }
         seen[shard] = 1;
         ix = fti_malloc((size_t)ix_len + 1);
-        if (!ix || !fti__st_fd_pread(fd, ix, (size_t)ix_len, ix_off)) {
+        if (!ix) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+            break;
+        }
+        if (!fti__st_fd_pread(fd, ix, (size_t)ix_len, ix_off)) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: cannot read the partial's index: %s",
+                               paths[p], fti__st_read_error(errno));
             fti_free(ix);
-            fti_free(seen);
-            return fti_error_set(err, FTI_ERR_FORMAT, "%s: cannot read the partial's index",
-                                 paths[p]);
+            break;
         }
         rd = fti_reader_make(ix, (size_t)ix_len);
         for (q = 0; q < nm && rc == FTI_OK; q++) {
@@ -2159,7 +2194,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     rc = fti__st_exact_dups(r, all, n_all, &n_exact);
     if (rc != FTI_OK) {
         if (rc == FTI_ERR_IO)
-            fti_error_set(err, rc, "%s: cannot read back: %s", r->recs.af.tmp_path, strerror(errno));
+            fti_error_set(err, rc, "%s: cannot read back: %s", r->recs.af.tmp_path,
+                          fti__st_read_error(errno));
         else
             fti_error_set(err, rc, "ingest: out of memory");
         goto done;

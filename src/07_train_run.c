@@ -85,6 +85,7 @@ done:
 
 /* --- metrics log and loss curve ---------------------------------------------------------------- */
 
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_metrics_line(FILE *f, uint64_t step, double loss, double lr, double gnorm,
                                  uint64_t tokens, double tok_s, double elapsed, int has_val,
                                  double val) {
@@ -100,6 +101,7 @@ static void fti__tr_metrics_line(FILE *f, uint64_t step, double loss, double lr,
 }
 
 /* An SVG with the training loss per step (blue) and validation points (orange). */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_write_svg(const char *path, const float *train, size_t n, const uint64_t *vs,
                               const float *vl, size_t nv) {
     fti_buf b;
@@ -192,6 +194,7 @@ static fti_result fti__tr_write_model(const char *path, const fti_model_config *
 /* A LoRA adapter in llama.cpp's GGUF adapter conventions: general.type "adapter",
  * adapter.type "lora", adapter.lora.alpha, tensors <name>.weight.lora_a (ne = in, r) and
  * .lora_b (ne = r, out). */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static fti_result fti__tr_write_adapter(const char *path, const fti_model_config *cfg,
                                         const float *ad, uint32_t rank, float alpha,
                                         const char *base_id, fti_error *err) {
@@ -323,6 +326,7 @@ static void fti__tr_config_json(fti_jw *w, const fti_model_config *cfg, const ch
     fti_jw_obj_end(w);
 }
 
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_machine_json(fti_jw *w, int threads) {
     char cpu[160];
 #ifdef FTI__TR_UNAME
@@ -344,6 +348,7 @@ static void fti__tr_machine_json(fti_jw *w, int threads) {
 /* --- keep_best: the best validation pass's weights -------------------------------------------- */
 
 /* best.bin: "FTIBEST1", u64 step, u64 n floats, the floats (LE), SHA-256 of all before. */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static fti_result fti__tr_best_save(const char *path, uint64_t step, const float *p, size_t n,
                                     fti_error *err) {
     fti_buf b;
@@ -375,6 +380,7 @@ static fti_result fti__tr_best_save(const char *path, uint64_t step, const float
 }
 
 /* Loads best.bin into p (n floats); FTI_ERR_NOT_FOUND when absent. */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static fti_result fti__tr_best_load(const char *path, float *p, size_t n, fti_error *err) {
     void *data = NULL;
     size_t len = 0, i;
@@ -404,6 +410,7 @@ static fti_result fti__tr_best_load(const char *path, float *p, size_t n, fti_er
 
 /* --- the driver -------------------------------------------------------------------------------- */
 
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_log(const fti_train_opts *o, fti_log_level level, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
@@ -419,6 +426,17 @@ static void fti__tr_log(const fti_train_opts *o, fti_log_level level, const char
     o->log(o->log_user, level, msg);
 }
 
+#ifdef FTI_NO_STORE
+/* Without the feature store there is no dataset version to train on. */
+FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts_in,
+                                fti_train_run_result *result, fti_error *err) {
+    (void)home;
+    (void)opts_in;
+    if (result) memset(result, 0, sizeof *result);
+    return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                         "train: built without the feature store (FTI_NO_STORE)");
+}
+#else
 FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts_in,
                                 fti_train_run_result *result, fti_error *err) {
     fti_train_run_opts ro;
@@ -789,6 +807,7 @@ done:
     fti_free(best);
     return r;
 }
+#endif /* FTI_NO_STORE */
 
 FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_ref,
                                           const char *name, char id_out[17], fti_error *err) {
@@ -796,7 +815,9 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
     fti_buf acard, card;
     fti_json_doc *adoc = NULL;
     fti__tr_parent base;
+#ifndef FTI_NO_STORE
     fti_dataset *ds = NULL;
+#endif
     float *ad = NULL;
     uint32_t rank = 0;
     float alpha = 0;
@@ -844,8 +865,10 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
     {
         /* the tokenizer of the adapter's dataset, if the workspace still has it */
         const char *tok_path = NULL;
+#ifndef FTI_NO_STORE
         if (fti_dataset_open(&ds, home, lin.dataset_version, NULL) == FTI_OK)
             tok_path = fti_dataset_tokenizer_path(ds);
+#endif
         if ((r = fti__tr_write_model(tmp, &base.cfg, base.params, tok_path, &lin, err)) != FTI_OK)
             goto done;
     }
@@ -876,7 +899,9 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
 done:
     fti_free(ad);
     fti_free(base.params);
+#ifndef FTI_NO_STORE
     fti_dataset_close(ds);
+#endif
     fti_json_free(adoc);
     fti_buf_free(&acard);
     fti_buf_free(&card);

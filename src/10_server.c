@@ -653,10 +653,11 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
             goto fail;
         }
         for (; s; s = v->type == FTI_JSON_ARRAY ? s->next : NULL) {
-            if (s->type != FTI_JSON_STRING || s->len == 0 || s->len > FTI_API_MAX_STOP_LEN) {
+            if (s->type != FTI_JSON_STRING || s->len == 0 || s->len > FTI_API_MAX_STOP_LEN ||
+                memchr(s->str, 0, s->len)) { /* a NUL would cut it to another string */
                 r = fti__api_bad(err, param, "stop",
                                  "'stop' must be a string or an array of non-empty strings of at "
-                                 "most 64 bytes");
+                                 "most 64 bytes, without NUL");
                 goto fail;
             }
             memcpy(req->stop[req->n_stop], s->str, s->len);
@@ -1195,6 +1196,12 @@ static void fti__respond_error(fti_server *s, fti__conn *c, int status, const ch
     fti_buf_free(&b);
 }
 
+/* A 200 with the body built in b, or a 500 when building it ran out of memory. */
+static void fti__respond_built(fti_server *s, fti__conn *c, const char *ctype, const fti_buf *b) {
+    if (b->oom) fti__respond_error(s, c, 500, "out of memory", "server_error", NULL);
+    else fti__respond(s, c, 200, ctype, b->data ? b->data : "", b->len, NULL);
+}
+
 static const char fti__dashboard_html[] =
     "<!doctype html><html><head><meta charset=\"utf-8\"><title>fti twin</title>"
     "<meta name=\"viewport\" content=\"width=device-width\"><style>"
@@ -1680,6 +1687,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
     int is_post = ml == 4 && memcmp(m, "POST", 4) == 0;
     char path[64];
     fti_buf b;
+    size_t out0 = c->out.len; /* this response starts here (pipelined ones may precede it) */
     memset(&b, 0, sizeof b);
     for (q = 0; q < tl && t[q] != '?'; q++) {
     }
@@ -1778,7 +1786,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         fti_jw_int(&w, s->n_queued);
         fti_jw_obj_end(&w);
         pthread_mutex_unlock(&s->mu);
-        fti__respond(s, c, 200, "application/json", b.data, b.len, NULL);
+        fti__respond_built(s, c, "application/json", &b);
     } else if (strcmp(path, "/v1/models") == 0) {
         fti_jw w;
         pthread_mutex_lock(&s->mu);
@@ -1803,14 +1811,13 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         fti_jw_arr_end(&w);
         fti_jw_obj_end(&w);
         pthread_mutex_unlock(&s->mu);
-        fti__respond(s, c, 200, "application/json", b.data, b.len, NULL);
+        fti__respond_built(s, c, "application/json", &b);
     } else if (strcmp(path, "/metrics") == 0) {
         pthread_mutex_lock(&s->mu);
         if (s->o.monitor) fti_monitor_set_load(s->o.monitor, s->n_queued, s->n_active, s->n_conns);
         pthread_mutex_unlock(&s->mu);
         fti__metrics_text(s, &b);
-        fti__respond(s, c, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
-                     b.len, NULL);
+        fti__respond_built(s, c, "text/plain; version=0.0.4; charset=utf-8", &b);
     } else if (strcmp(path, "/") == 0 && !s->o.no_dashboard) {
         fti__respond(s, c, 200, "text/html; charset=utf-8", fti__dashboard_html,
                      sizeof fti__dashboard_html - 1, NULL);
@@ -1822,10 +1829,12 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
                                         (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 ||
                                          strcmp(path, "/metrics") == 0 ||
                                          strcmp(path, "/v1/models") == 0) ? path : "other",
-                                        c->out.len >= 12 ? atoi(c->out.data + 9) : 0);
-    if (ml == 4 && memcmp(m, "HEAD", 4) == 0) {
+                                        c->out.len >= out0 + 12 && !c->out.oom
+                                            ? atoi(c->out.data + out0 + 9)
+                                            : 0);
+    if (ml == 4 && memcmp(m, "HEAD", 4) == 0 && c->out.data && !c->out.oom) {
         /* HEAD: drop the body we just appended (Content-Length stays) */
-        const char *e = strstr(c->out.data, "\r\n\r\n");
+        const char *e = strstr(c->out.data + out0, "\r\n\r\n");
         if (e) c->out.len = (size_t)(e - c->out.data) + 4;
     }
     s->st.requests++;

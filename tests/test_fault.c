@@ -32,7 +32,7 @@
 static char fault_dir_buf[512];
 
 /* A fresh scratch directory for this test (on tmpfs when there is one). */
-static const char *fault_dir(void) {
+FTI__UNUSED static const char *fault_dir(void) {
     struct stat st;
     if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0) {
         snprintf(fault_dir_buf, sizeof fault_dir_buf, "/dev/shm/fti-fault-%ld", (long)getpid());
@@ -43,14 +43,14 @@ static const char *fault_dir(void) {
     return fault_dir_buf;
 }
 
-static void fault_dir_done(void) {
+FTI__UNUSED static void fault_dir_done(void) {
     char cmd[700];
     if (strncmp(fault_dir_buf, "/dev/shm/", 9) != 0) return; /* the runner removes its temp dir */
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", fault_dir_buf);
     if (system(cmd) != 0) fprintf(stderr, "    warning: could not remove %s\n", fault_dir_buf);
 }
 
-static const char *fault_path(const char *rel) {
+FTI__UNUSED static const char *fault_path(const char *rel) {
     static char slots[4][700];
     static int k = 0;
     char *s = slots[k++ & 3];
@@ -158,7 +158,8 @@ static long fault_alloc_loop(const char *what, fault_op_fn op, fault_check_fn ch
  * 4 fsync failing (only fsync calls counted). Calls on scratch files (the streaming ingest's
  * index temp files) count too. Returns the number of counted calls. */
 #define RW_SCRATCH (FTI__IO_READ | FTI__IO_WRITE | FTI__IO_SCRATCH)
-static long fault_io_loop(const char *what, fault_op_fn op, fault_check_fn check, void *ctx) {
+FTI__UNUSED static long fault_io_loop(const char *what, fault_op_fn op, fault_check_fn check,
+                                      void *ctx) {
     static const char *names[5] = {"EIO", "ENOSPC", "EINTR", "short", "fsync EIO"};
     long N, n_fsync, k, stride, runs = 0, failed = 0;
     int mode, fd0;
@@ -241,6 +242,8 @@ static long fault_io_loop(const char *what, fault_op_fn op, fault_check_fn check
 }
 
 /* --- the operations --------------------------------------------------------------------- */
+
+#ifndef FTI_NO_STORE
 
 /* Writes the eight kinds of input file the feature pipeline reads into dir. */
 static void fault_write_inputs(const char *dir, int round) {
@@ -456,6 +459,12 @@ FTI_TEST(fault_io_commit) {
     }
     fault_dir_done();
 }
+#else /* no feature store: nothing to ingest or commit */
+void fti_test_fault_alloc_ingest_each_kind(void) {}
+void fti_test_fault_alloc_commit(void) {}
+void fti_test_fault_alloc_commit_tokenizer(void) {}
+void fti_test_fault_io_commit(void) {}
+#endif
 
 /* --- tokenizer ----------------------------------------------------------------------------- */
 
@@ -762,6 +771,11 @@ FTI_TEST(crash_checkpoint_steps) {
     }
     fti_trainer_free(c.t);
 }
+#else /* no training: no checkpoint to write */
+void fti_test_fault_alloc_checkpoint(void) {}
+void fti_test_fault_io_checkpoint(void) {}
+void fti_test_fault_alloc_io_alias_move(void) {}
+void fti_test_crash_checkpoint_steps(void) {}
 #endif
 
 /* --- one request through the server's request handling (parse, validate, respond) ------ */
@@ -829,6 +843,8 @@ FTI_TEST(fault_alloc_request) {
     CHECK(fault_alloc_loop("one chat request (parse, validate, respond)", fault_request, NULL,
                            NULL) > 1);
 }
+#else /* no server: no request to handle */
+void fti_test_fault_alloc_request(void) {}
 #endif
 
 /* --- one request through the real server: socket, event loop, scheduler, echo generator ----- */
@@ -917,25 +933,17 @@ static int fault_srv_exchange(int port, const char *req, fti_buf *resp, fault_sr
  * could not be made or its loop failed for want of memory, or answered 500/503 or closed the
  * connection without an answer (what it may do when an allocation fails); anything else (a 400
  * for a good request, a wrong body, a hang) fails the test. */
-static fti_result fault_serve(void *user, fti_error *err) {
-    static const char req[] =
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-        "Transfer-Encoding: chunked\r\n\r\n"
-        "2a\r\n{\"model\":\"twin\",\"messages\":[{\"role\":\"user\"\r\n"
-        "3c\r\n,\"content\":\"Define a cynic\"}],\"max_tokens\":6,\"stream\":false}\r\n"
-        "0\r\n\r\n"
-        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-        "Connection: close\r\nContent-Length: 48\r\n\r\n"
-        "{\"prompt\":\"Bierce\",\"max_tokens\":4,\"stream\":true}";
+/* Runs a server with the echo generator on a thread, sends req on one connection and reads the
+ * reply into resp (*st: its first status, as fault_srv_exchange), stops and frees the server.
+ * FTI_OK when the server ran; FTI_ERR_NOMEM (with a message) when it could not be made or its
+ * loop failed for want of memory; FTI_ERR_MISMATCH when the loop failed otherwise. */
+static fti_result fault_serve_once(const char *req, fti_buf *resp, int *st, fti_error *err) {
     fti_server_opts o;
     fti_gen g;
     fti_gen_echo_opts eo;
     fault_srv s;
     pthread_t th;
-    fti_buf resp;
     fti_result r;
-    int st;
-    (void)user;
     memset(&o, 0, sizeof o);
     o.no_dashboard = 1;
     o.max_conns = 4;
@@ -952,17 +960,40 @@ static fti_result fault_serve(void *user, fti_error *err) {
         fti_server_free(s.srv);
         return fti_error_set(err, FTI_ERR_IO, "pthread_create failed");
     }
-    memset(&resp, 0, sizeof resp);
-    st = fault_srv_exchange(fti_server_port(s.srv), req, &resp, &s);
+    *st = fault_srv_exchange(fti_server_port(s.srv), req, resp, &s);
     fti_server_stop(s.srv);
     pthread_join(th, NULL);
     fti_server_free(s.srv);
     pthread_mutex_destroy(&s.mu);
-    if (s.rc != FTI_OK) {
-        r = s.rc == FTI_ERR_NOMEM && s.err.msg[0]
-                ? fti_error_set(err, s.rc, "server loop: %s", s.err.msg)
-                : fti_error_set(err, FTI_ERR_MISMATCH, "server loop: %s \"%s\"",
-                                fti_result_str(s.rc), s.err.msg);
+    if (s.rc == FTI_OK) return FTI_OK;
+    return s.rc == FTI_ERR_NOMEM && s.err.msg[0]
+               ? fti_error_set(err, s.rc, "server loop: %s", s.err.msg)
+               : fti_error_set(err, FTI_ERR_MISMATCH, "server loop: %s \"%s\"",
+                               fti_result_str(s.rc), s.err.msg);
+}
+
+/* One chat completion (chunked body) and one streamed completion on a keep-alive connection.
+ * FTI_OK when both answers are whole and right; FTI_ERR_NOMEM (with a message) when the server
+ * failed for want of memory, or answered 500/503 or closed the connection without an answer
+ * (what it may do when an allocation fails); anything else (a 400 for a good request, a wrong
+ * body, a hang) fails the test. */
+static fti_result fault_serve(void *user, fti_error *err) {
+    static const char req[] =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+        "2a\r\n{\"model\":\"twin\",\"messages\":[{\"role\":\"user\"\r\n"
+        "3c\r\n,\"content\":\"Define a cynic\"}],\"max_tokens\":6,\"stream\":false}\r\n"
+        "0\r\n\r\n"
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "Connection: close\r\nContent-Length: 48\r\n\r\n"
+        "{\"prompt\":\"Bierce\",\"max_tokens\":4,\"stream\":true}";
+    fti_buf resp;
+    fti_result r;
+    int st = 0;
+    (void)user;
+    memset(&resp, 0, sizeof resp);
+    r = fault_serve_once(req, &resp, &st, err);
+    if (r != FTI_OK) {
     } else if (st == 500 || st == 503 || st == 0) {
         r = fti_error_set(err, FTI_ERR_NOMEM, "the server answered %d", st);
     } else if (st != 200) {
@@ -997,6 +1028,58 @@ FTI_TEST(fault_alloc_serve_request) {
     CHECK(fault_alloc_loop("serve two requests over loopback (socket, loop, scheduler)",
                            fault_serve, NULL, NULL) > 10);
 }
+/* Three pipelined requests, HEAD, GET and HEAD, read by the server at once: three answers,
+ * whole, in order, with no body after a HEAD (the second HEAD used to cut the output at the end
+ * of the first answer's head, and a HEAD read a NULL buffer when its answer could not be
+ * allocated); a GET whose body ran out of memory is a 500, not a 200 with an empty body. */
+static fti_result fault_serve_get_head(void *user, fti_error *err) {
+    static const char req[] = "HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n"
+                              "GET /v1/models HTTP/1.1\r\nHost: t\r\n\r\n"
+                              "HEAD /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    static const int is_head[3] = {1, 0, 1};
+    fti_buf resp;
+    fti_result r;
+    int st = 0, k;
+    const char *p;
+    (void)user;
+    memset(&resp, 0, sizeof resp);
+    r = fault_serve_once(req, &resp, &st, err);
+    p = resp.data;
+    for (k = 0; r == FTI_OK && k < 3; k++) {
+        const char *end = p ? strstr(p, "\r\n\r\n") : NULL, *cl;
+        int status = p && strncmp(p, "HTTP/1.1 ", 9) == 0 ? atoi(p + 9) : 0;
+        size_t n;
+        if (!p || !*p || status == 500 || status == 503) {
+            /* out of memory: a 500 or 503, or the connection closed without an answer */
+            r = fti_error_set(err, FTI_ERR_NOMEM, "answer %d: %d", k + 1, status);
+            break;
+        }
+        cl = strstr(p, "Content-Length: ");
+        if (status != 200 || !end || !cl || cl > end) {
+            r = fti_error_set(err, FTI_ERR_MISMATCH, "answer %d: %.300s", k + 1, p);
+            break;
+        }
+        n = (size_t)strtoul(cl + 16, NULL, 10);
+        p = end + 4;
+        if (is_head[k]) continue; /* no body */
+        if (n == 0 || strlen(p) < n || !strstr(p, "\"object\":\"list\"")) {
+            r = fti_error_set(err, FTI_ERR_MISMATCH,
+                              "answer %d: a 200 without a whole body: %.300s", k + 1, p);
+            break;
+        }
+        p += n;
+    }
+    if (r == FTI_OK && *p)
+        r = fti_error_set(err, FTI_ERR_MISMATCH, "bytes after the last answer: %.300s", p);
+    fti_buf_free(&resp);
+    return r;
+}
+
+FTI_TEST(fault_alloc_serve_get_head) {
+    CHECK(fault_alloc_loop("serve a pipelined GET and HEAD over loopback", fault_serve_get_head,
+                           NULL, NULL) > 5);
+}
 #else /* no server or no threads: nothing to serve */
 void fti_test_fault_alloc_serve_request(void) {}
+void fti_test_fault_alloc_serve_get_head(void) {}
 #endif

@@ -1,6 +1,8 @@
 /* Tests of the feature store (part 04): cleaning rules, every input kind against a golden file,
  * hostile inputs, determinism, incremental ingest, near-duplicates, BM25 on a hand-checked case,
  * chunking, shards, and a commit killed half-way. Inputs live in tests/data/store/. */
+/* tests-need: !defined(FTI_NO_STORE) */
+#include <fcntl.h>
 #include <signal.h>
 #include <time.h>
 #include <sys/wait.h>
@@ -1287,4 +1289,122 @@ FTI_TEST(store_clean_redaction_idempotent) {
     fti_buf_free(&a);
     fti_buf_free(&b);
     fti_buf_free(&s);
+}
+
+/* A records pack shorter than its documents say: the read-back error names the short file, not
+ * whatever errno an earlier call left (it used to print a stale strerror). */
+FTI_TEST(store_read_back_short_file) {
+#ifndef FTI_NO_STORE
+    const char *path = fti_test_tmp("short.recs");
+    fti__st_run *r = (fti__st_run *)calloc(1, sizeof *r);
+    fti__st_doc d[2], *dp[2];
+    fti_buf buf;
+    fti_error err;
+    size_t n_dup = 0;
+    REQUIRE(r != NULL);
+    REQUIRE(fti_test_write_file(path, "0123456789", 10) == 0);
+    r->recs_fd = open(path, O_RDONLY);
+    REQUIRE(r->recs_fd >= 0);
+    r->recs.af.tmp_path = (char *)path;
+    memset(d, 0, sizeof d);
+    memset(&buf, 0, sizeof buf);
+    memset(&err, 0, sizeof err);
+    d[0].text_len = d[1].text_len = 8;
+    d[0].text_off = 0;
+    d[1].text_off = 6; /* ends 4 bytes past the end */
+    d[0].h_text = d[1].h_text = 42;
+    dp[0] = &d[1];
+    dp[1] = &d[0];
+    /* a read back of a batch */
+    errno = ENOENT;
+    CHECK(fti__st_batch_load(r, dp, 1, &buf, &err) == FTI_ERR_IO);
+    CHECK(strstr(err.msg, "shorter than expected") != NULL && strstr(err.msg, path) != NULL);
+    CHECK(strstr(err.msg, strerror(ENOENT)) == NULL);
+    /* the exact-duplicate comparison keeps what the read met through its cleanup */
+    errno = ENOENT;
+    CHECK(fti__st_exact_dups(r, dp, 2, &n_dup) == FTI_ERR_IO);
+    CHECK_EQ_STR(fti__st_read_error(errno), "the file is shorter than expected");
+    /* a real system error is still named */
+    close(r->recs_fd);
+    r->recs_fd = -1;
+    CHECK(fti__st_batch_load(r, dp, 1, &buf, &err) == FTI_ERR_IO);
+    CHECK(strstr(err.msg, strerror(EBADF)) != NULL);
+    fti_buf_free(&buf);
+    free(r);
+#endif
+}
+
+/* Writes a copy of partial src to dst with the u32 at off set to v. */
+static void store_part_patch(const char *src, const char *dst, size_t off, uint32_t v) {
+    void *data = NULL;
+    size_t len = 0;
+    REQUIRE(fti_file_read(src, 0, &data, &len, NULL) == FTI_OK && len > off + 4);
+    fti_store_u32((unsigned char *)data + off, v);
+    REQUIRE(fti_test_write_file(dst, data, len) == 0);
+    fti_free(data);
+}
+
+FTI_TEST(store_merge_hostile_partials) {
+    /* a merge given a damaged or forged partial fails with a message, frees what it allocated,
+     * and never sizes an allocation from a header's claims alone (a 96-byte file claiming 5e7
+     * files used to make it touch 12 GB), then merges the real partials */
+    const char *dir = fti_test_tmp("in"), *home = fti_test_tmp("ws");
+    const char *forged = fti_test_tmp("forged.part"), *junk = fti_test_tmp("junk.part");
+    const char *two[2];
+    fti_buf p0, p1;
+    fti_ingest_opts o;
+    fti_error err;
+    char id[65];
+    long live0;
+    size_t k;
+    static const struct {
+        size_t off;
+        uint32_t v;
+        const char *msg;
+    } forge[] = {{20, 50000000u, "claims 50000000 files"}, /* n_files */
+                 {16, 0xFFFFFFFFu, "bad partial header"},   /* n_shards */
+                 {24, 40000u, "bad partial header"}};       /* n_mine */
+    memset(&o, 0, sizeof o);
+    memset(&p0, 0, sizeof p0);
+    memset(&p1, 0, sizeof p1);
+    o.no_tokenizer = 1;
+    o.n_threads = 1;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    put(dir, "a.txt", "The first file, about the sea and the ships that cross it in winter.");
+    put(dir, "b.txt", "The second file, about the mountains and the snow on their slopes.");
+    put(dir, "c.txt", "The third file, about a city at night and the lights of its bridges.");
+    two[0] = dir;
+    REQUIRE(fti_store_ingest_partial(home, two, 1, &o, 0, 2, &p0, &err) == FTI_OK);
+    REQUIRE(fti_store_ingest_partial(home, two, 1, &o, 1, 2, &p1, &err) == FTI_OK);
+    REQUIRE(p0.data && p1.data);
+    REQUIRE(fti_test_write_file(junk, "FTIPART", 7) == 0);
+    two[0] = p0.data;
+    /* a second partial that is not one, or is missing: the first one's tables are freed */
+    live0 = fti_test_alloc_live;
+    two[1] = junk;
+    CHECK(fti_store_merge(home, two, 2, &o, id, &err) == FTI_ERR_FORMAT);
+    CHECK(strstr(err.msg, "not an fti partial") != NULL);
+    CHECK_EQ_INT(fti_test_alloc_live, live0);
+    two[1] = fti_test_tmp("missing.part");
+    CHECK(fti_store_merge(home, two, 2, &o, id, &err) == FTI_ERR_NOT_FOUND);
+    CHECK_EQ_INT(fti_test_alloc_live, live0);
+    /* forged counts, first or second */
+    for (k = 0; k < sizeof forge / sizeof forge[0]; k++) {
+        store_part_patch(p1.data, forged, forge[k].off, forge[k].v);
+        two[1] = forged;
+        CHECK(fti_store_merge(home, two, 2, &o, id, &err) == FTI_ERR_FORMAT);
+        CHECK(strstr(err.msg, forge[k].msg) != NULL);
+        two[0] = forged;
+        two[1] = p0.data;
+        CHECK(fti_store_merge(home, two, 2, &o, id, &err) == FTI_ERR_FORMAT);
+        CHECK(strstr(err.msg, forge[k].msg) != NULL);
+        two[0] = p0.data;
+        CHECK_EQ_INT(fti_test_alloc_live, live0);
+    }
+    /* the real ones still merge */
+    two[1] = p1.data;
+    CHECK_OK(fti_store_merge(home, two, 2, &o, id, &err));
+    CHECK(fti_store_verify(home, id, NULL, NULL) == FTI_OK);
+    fti_buf_free(&p0);
+    fti_buf_free(&p1);
 }

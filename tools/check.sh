@@ -146,6 +146,22 @@ lane_a() {
     step "FTI_NO_THREADS tests" "$B/test-nothreads"
     step "FTI_NO_SIMD+FTI_NO_MMAP build" runner gcc "$B/test-nosimd" -O1 -DFTI_NO_SIMD -DFTI_NO_MMAP
     step "FTI_NO_SIMD+FTI_NO_MMAP tests" "$B/test-nosimd"
+    # every other compile-out flag of the README: the runner builds and links with it alone
+    # (-O0: ~3 s each), and with all the parts left out at once it runs the quick tests
+    compile_out() {
+        for f in FTI_NO_SERVER FTI_NO_TRAIN FTI_NO_STORE FTI_NO_AVX512; do
+            runner gcc "$B/test-compile-out" -O0 -D$f && "$B/test-compile-out" --list > /dev/null ||
+                { echo "with -D$f"; return 1; }
+        done
+        if have aarch64-linux-gnu-gcc; then
+            aarch64-linux-gnu-gcc $STRICT -fsyntax-only -DFTI_NO_DOTPROD -Ibuild -Itests \
+                tests/main.c || return 1
+        fi
+        runner gcc "$B/test-compile-out" -O0 -DFTI_NO_SERVER -DFTI_NO_TRAIN -DFTI_NO_STORE \
+            -DFTI_NO_THREADS -DFTI_NO_SIMD -DFTI_NO_MMAP &&
+            "$B/test-compile-out" base_ gguf_ model_ fuzz_replay fault_
+    }
+    step "compile-out flags (FTI_NO_*)" compile_out
     if have tcc; then
         step "tcc build (FTI_NO_SIMD)" tcc -std=c99 -Wall -DFTI_NO_SIMD -Ibuild -Itests -o "$B/test-tcc" tests/main.c $LIBS
         step "tcc tests" "$B/test-tcc"

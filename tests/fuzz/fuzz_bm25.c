@@ -7,6 +7,7 @@
  *   odd:  the rest is split at '\n' into chunks of (up to 16) documents; the index built from them
  *         must pass the check, hold every chunk, and find a chunk by a word it contains.
  * Uses the part's internals (the fuzz build is one translation unit with the implementation). */
+/* tests-need: !defined(FTI_NO_STORE) */
 static void fti_fuzz_bm25_hit_ok(const fti_search_hit *h, const unsigned char *p, size_t len) {
     const char *lo = (const char *)p, *hi = (const char *)p + len;
     FTI_FUZZ_CHECK(h->text >= lo && h->text + h->text_len <= hi);

@@ -3,6 +3,7 @@
  * redaction) changes nothing. Redaction alone is not idempotent: an e-mail address glued to the
  * end of a phone number hides the number on the first pass and reveals it on the second
  * (regress/clean/phone-before-email); that is accepted, the text stays valid. */
+/* tests-need: !defined(FTI_NO_STORE) */
 static void fti__fuzz_clean_check(const fti_buf *b) {
     size_t i;
     FTI_FUZZ_CHECK(!b->oom);

@@ -4,6 +4,7 @@
  *   - the whole file goes through the same per-file processing fti_store_ingest runs on a .csv
  *     file (header detection, columns, cleaning); every document it keeps is valid UTF-8.
  * Uses the part's internals (the fuzz build is one translation unit with the implementation). */
+/* tests-need: !defined(FTI_NO_STORE) */
 #define FTI_FUZZ_CSV_MAX 64
 
 static void fti_fuzz_csv_fields(const fti_buf *vals, const size_t *offs, size_t nf, size_t k,

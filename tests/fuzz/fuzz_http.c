@@ -8,7 +8,9 @@
  *     decoder) agree on the outcome and the body;
  *   - a successful parse of the consumed prefix alone gives the same length (a request is never
  *     read as a different request when more bytes follow);
- *   - error results are statuses the server knows (400, 413, 414, 417, 431, 505).
+ *   - error results are statuses the server knows (400, 413, 414, 417, 431, 505);
+ *   - an accepted completion request's stop strings are what the body said: non-empty C strings
+ *     of at most FTI_API_MAX_STOP_LEN bytes (a "\u0000" used to become "", which matched at once).
  */
 #ifndef FTI_NO_SERVER
 int fti_fuzz_http(const uint8_t *data, size_t size) {
@@ -64,10 +66,17 @@ int fti_fuzz_http(const uint8_t *data, size_t size) {
         fti_buf_free(&body3);
         if (n1) {
             fti_api_request q;
-            fti_api_parse_completion(FTI_API_CHAT, b1, n1, 2048, &q, NULL, NULL);
-            fti_api_request_free(&q);
-            fti_api_parse_completion(FTI_API_COMPLETION, b1, n1, 2048, &q, NULL, NULL);
-            fti_api_request_free(&q);
+            int kind;
+            for (kind = 0; kind < 2; kind++) {
+                if (fti_api_parse_completion(kind ? FTI_API_COMPLETION : FTI_API_CHAT, b1, n1, 2048,
+                                             &q, NULL, NULL) == FTI_OK) {
+                    FTI_FUZZ_CHECK(q.n_stop <= FTI_API_MAX_STOP);
+                    for (k = 0; k < q.n_stop; k++)
+                        FTI_FUZZ_CHECK(strlen(q.stop[k]) > 0 &&
+                                       strlen(q.stop[k]) <= FTI_API_MAX_STOP_LEN);
+                }
+                fti_api_request_free(&q);
+            }
         }
     }
     fti_buf_free(&body1);

@@ -3,6 +3,7 @@
  * fti_store_ingest runs: parsing, MIME and charset decoding, cleaning, validation. It must never
  * crash or leak, and every document it keeps is valid UTF-8. Uses the part's internals (the
  * fuzz build is one translation unit with the implementation). */
+/* tests-need: !defined(FTI_NO_STORE) */
 int fti_fuzz_ingest(const uint8_t *data, size_t size) {
     static const fti__st_kind kinds[8] = {FTI__ST_K_TXT,   FTI__ST_K_MD,  FTI__ST_K_HTML, FTI__ST_K_JSON,
                                           FTI__ST_K_JSONL, FTI__ST_K_CSV, FTI__ST_K_EML,  FTI__ST_K_MBOX};

@@ -4,6 +4,7 @@
  * same per-file processing fti_store_ingest runs. It must never crash or leak; every document it
  * keeps is valid UTF-8. The MIME walk and
  * the header helpers are also run on the raw input directly. */
+/* tests-need: !defined(FTI_NO_STORE) */
 int fti_fuzz_mail(const uint8_t *data, size_t size) {
     fti_ingest_opts o = fti_ingest_opts_resolve(NULL);
     fti__st_proc pp;

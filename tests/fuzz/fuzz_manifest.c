@@ -5,6 +5,7 @@
  * (which follows the manifest to the docs, index, shards and counts objects) and the
  * dataset's accessors. Nothing may crash or leak; a manifest that names another id never
  * verifies. FTI_FUZZ_SEED_OUT=path writes the real manifest as a seed. */
+/* tests-need: !defined(FTI_NO_STORE) */
 #include "fuzz_tmp.h"
 
 static const char *fti_fuzz_manifest_home(char id[65]) {

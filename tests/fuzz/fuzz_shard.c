@@ -3,6 +3,7 @@
  * payload's digest and the checksum and token-range check on, so the fuzzer gets past the
  * digest. An accepted shard has count * width payload bytes, and with the check every token is
  * below vocab_size. */
+/* tests-need: !defined(FTI_NO_STORE) */
 #include "fuzz_tmp.h"
 
 static void fti_fuzz_shard_open(const char *path, int check, size_t size) {
