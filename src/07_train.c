@@ -522,6 +522,12 @@ FTIDEF const float *fti_trainer_lora(const fti_trainer *t, uint32_t *rank, float
     return t->w;
 }
 
+FTIDEF void fti_trainer_set_total_steps(fti_trainer *t, uint64_t total_steps) {
+    if (!t) return;
+    if (total_steps < t->step + 1) total_steps = t->step + 1;
+    t->total_steps = total_steps;
+}
+
 FTIDEF int fti_trainer_done(const fti_trainer *t) {
     if (!t) return 1;
     if (t->step >= t->total_steps) return 1;

@@ -156,6 +156,11 @@ FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_e
 /* Validation loss over the fixed windows (NAN if there is no validation data). */
 FTIDEF fti_result fti_trainer_eval(fti_trainer *t, double *val_loss);
 FTIDEF void fti_trainer_stats_get(const fti_trainer *t, fti_train_stats *stats);
+/* Changes the schedule's length (and the step limit) to total_steps, at least one more step than
+ * done: the learning rate of the next steps follows the cosine over the new length (a run that
+ * fits its schedule to a time budget, fti_train_run_opts.fit_seconds). The checkpoint records
+ * the new length, so such a run resumes only into a trainer given the same length. */
+FTIDEF void fti_trainer_set_total_steps(fti_trainer *t, uint64_t total_steps);
 /* The full model weights (n_params floats). With LoRA: the base with the adapters merged in. */
 FTIDEF const float *fti_trainer_params(fti_trainer *t);
 FTIDEF const fti_model_config *fti_trainer_config(const fti_trainer *t);
@@ -274,6 +279,14 @@ typedef struct fti_train_run_opts {
     int keep_best;            /* 1: register the weights of the best validation pass (kept in
                                * the run directory, so resume keeps them), not the last step's */
     int stamp_created;        /* 1: also write fti.created into the GGUF (ids then differ) */
+    /* > 0: fit the run to this many seconds of wall time (the training loop with its validation
+     * passes and best-weight saves, not the model's writing): train.max_steps is the first
+     * estimate of the schedule's length and its upper bound; every second the driver
+     * re-estimates the length from the wall time of the recent steps
+     * (fti_trainer_set_total_steps), so the learning rate has decayed when the time is up (or
+     * at max_steps, if that comes first), whatever the machine's load did. Such a run depends on
+     * the machine's speed and cannot be resumed (FTI_ERR_INVALID with resume). */
+    double fit_seconds;
     fti_train_run_fn progress;
     void *progress_user;
 } fti_train_run_opts;

@@ -345,6 +345,47 @@ static void fti__tr_machine_json(fti_jw *w, int threads) {
     fti_jw_obj_end(w);
 }
 
+/* --- fit_seconds: the schedule's length from the measured wall time ---------------------------- */
+
+/* Samples (wall seconds since the loop began, steps done), one a second (a 50th of the budget
+ * when that is shorter); the rate is measured over the last FTI__TR_FIT_WINDOW samples (about
+ * 10 s, a few validation passes included) so a machine that gets busier or quieter is followed
+ * within seconds, and one slow step does not move the schedule. */
+#define FTI__TR_FIT_WINDOW 10
+typedef struct fti__tr_fit_state {
+    uint64_t t0;                          /* loop start, ns */
+    double next_s;                        /* wall time of the next sample */
+    double s[FTI__TR_FIT_WINDOW + 1];     /* ring of samples: seconds */
+    uint64_t k[FTI__TR_FIT_WINDOW + 1];   /* and steps */
+    size_t n;                             /* samples taken */
+} fti__tr_fit_state;
+
+static void fti__tr_fit(fti__tr_fit_state *f, fti_trainer *t, const fti_train_stats *st,
+                        double budget_s, uint64_t max_steps) {
+    double now = (double)(fti_time_ns() - f->t0) / 1e9, rate, left;
+    size_t cap = FTI__TR_FIT_WINDOW + 1, newest, oldest;
+    uint64_t total;
+    if (st->step >= st->total_steps) return; /* that was the last step */
+    if (now >= budget_s) { /* time is up: one more step, the last (the trainer evaluates it) */
+        if (st->total_steps > st->step + 1) fti_trainer_set_total_steps(t, st->step + 1);
+        return;
+    }
+    if (now < f->next_s) return;
+    f->next_s = now + (budget_s < 50.0 ? budget_s / 50.0 : 1.0);
+    newest = f->n % cap;
+    f->s[newest] = now;
+    f->k[newest] = st->step;
+    f->n++;
+    if (f->n < 3) return; /* the first second has the warm-up step in it */
+    oldest = f->n > cap ? f->n % cap : 1;
+    if (f->k[newest] <= f->k[oldest] || !(f->s[newest] > f->s[oldest])) return;
+    rate = (f->s[newest] - f->s[oldest]) / (double)(f->k[newest] - f->k[oldest]);
+    /* the steps that fit in what is left, less the last validation pass (about two steps) */
+    left = budget_s - now - 2.0 * rate;
+    total = st->step + (left > rate ? (uint64_t)(left / rate) : 1);
+    fti_trainer_set_total_steps(t, total < max_steps ? total : max_steps);
+}
+
 /* --- keep_best: the best validation pass's weights -------------------------------------------- */
 
 /* best.bin: "FTIBEST1", u64 step, u64 n floats, the floats (LE), SHA-256 of all before. */
@@ -454,6 +495,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     float *best_params = NULL;
     FILE *mf = NULL;
     fti_train_stats st;
+    fti__tr_fit_state fit;
     const float *hist = NULL, *vl = NULL, *final_params;
     const uint64_t *vs = NULL;
     size_t n_hist = 0, n_val = 0, i, n_params;
@@ -477,6 +519,9 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     o = ro.train;
     if (o.lora_rank && !ro.from)
         return fti_error_set(err, FTI_ERR_INVALID, "train: LoRA needs a base model (from)");
+    if (ro.fit_seconds > 0 && ro.resume)
+        return fti_error_set(err, FTI_ERR_INVALID, "train: a run fitted to a time budget "
+                             "(fit_seconds) cannot be resumed");
     if ((r = fti_dataset_open(&ds, home, ro.dataset, err)) != FTI_OK) goto done;
     {
         const char *dsid = fti_dataset_id(ds);
@@ -566,6 +611,10 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
             size_t l = strlen(buf);
             snprintf(buf + l, sizeof buf - l, "|bf16");
         }
+        if (ro.fit_seconds > 0) { /* the schedule follows the machine's speed */
+            size_t l = strlen(buf);
+            snprintf(buf + l, sizeof buf - l, "|fit");
+        }
         key = fti_hash64(buf, strlen(buf), 0x72756e73);
         snprintf(res->run_key, sizeof res->run_key, "%016llx", (unsigned long long)key);
     }
@@ -627,8 +676,12 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     fti_trainer_stats_get(t, &st);
     res->stats = st;
     if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_START, res, &st);
+    fit.t0 = fti_time_ns();
+    fit.n = 0;
+    fit.next_s = ro.fit_seconds < 50.0 ? ro.fit_seconds / 50.0 : 1.0;
     while (!fti_trainer_done(t)) {
         if ((r = fti_trainer_step(t, &st, err)) != FTI_OK) goto done;
+        if (ro.fit_seconds > 0) fti__tr_fit(&fit, t, &st, ro.fit_seconds, o.max_steps);
         res->stats = st;
         fti__tr_metrics_line(mf, st.step, st.loss, st.lr, st.grad_norm, st.tokens_seen,
                              st.tokens_per_s, st.elapsed_s, st.evaluated, st.val_loss);

@@ -1,7 +1,8 @@
 /* test_twin.c: the training driver (07_train_run.c) that fti-train and fti-twin are built on:
  * reproducible model ids (same seed, data, options: same GGUF bytes and id, for any thread
  * count), LoRA adapters registered on their own with the base as parent, merging an adapter
- * into its base, keep_best, and the driver's errors. Uses a small dataset ingested from the
+ * into its base, keep_best, fit_seconds (the schedule fitted to a time budget), and the driver's
+ * errors. Uses a small dataset ingested from the
  * shipped corpus with a 300-token vocabulary; and fti-twin update: when nothing changed, and two
  * updates of one workspace at once (the lock). */
 #include <fcntl.h>
@@ -263,6 +264,75 @@ FTI_TEST(twin_train_run_keep_best_and_errors) {
     ro.from = "0123456789abcdef";
     CHECK(fti_train_run(home, &ro, &r, &err) == FTI_ERR_NOT_FOUND);
     CHECK(fti_train_run(NULL, &ro, &r, &err) == FTI_ERR_INVALID);
+#endif
+}
+
+/* fit_seconds: the schedule's length follows the time budget. fti_trainer_set_total_steps moves
+ * the cosine (the next step's learning rate is the new schedule's) and the step limit, never
+ * below one more step; the driver's run stops by itself and ends with a decayed learning rate
+ * (the last step is always the schedule's last, whatever the machine's speed: no timing is
+ * asserted), and such a run refuses resume. */
+FTI_TEST(twin_train_run_fit_seconds) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024];
+    fti_train_run_opts ro;
+    fti_train_run_result r;
+    fti_error err;
+    {
+        fti_model_config cfg;
+        fti_train_opts o;
+        fti_trainer *t = NULL;
+        fti_token_array tr;
+        fti_train_stats st;
+        uint16_t toks[400];
+        size_t i;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.vocab_size = 64;
+        REQUIRE(fti_model_preset("tiny", &cfg) == FTI_OK);
+        cfg.context_len = 16;
+        REQUIRE(fti_model_config_resolve(&cfg, &err) == FTI_OK);
+        for (i = 0; i < 400; i++) toks[i] = (uint16_t)((i * 7 + 3) % 64);
+        tr.data = toks;
+        tr.n_tokens = 400;
+        tr.token_bytes = 2;
+        memset(&o, 0, sizeof o);
+        o.batch = 2;
+        o.max_steps = 100;
+        o.warmup_steps = 1;
+        o.lr = 1e-3f;
+        o.n_threads = 1;
+        REQUIRE(fti_trainer_create(&cfg, NULL, &o, tr, tr, &t, &err) == FTI_OK);
+        REQUIRE(fti_trainer_step(t, &st, &err) == FTI_OK);
+        REQUIRE(fti_trainer_step(t, &st, &err) == FTI_OK);
+        CHECK_EQ_INT(st.total_steps, 100);
+        fti_trainer_set_total_steps(t, 5);
+        REQUIRE(fti_trainer_step(t, &st, &err) == FTI_OK);
+        CHECK_EQ_INT(st.total_steps, 5);
+        CHECK_NEAR(st.lr, fti_lr_schedule(2, 1, 5, 1e-3, 0.1), 1e-9, 1e-6);
+        CHECK(!fti_trainer_done(t));
+        fti_trainer_set_total_steps(t, 1); /* below the steps done: one more step */
+        CHECK(!fti_trainer_done(t));
+        REQUIRE(fti_trainer_step(t, &st, &err) == FTI_OK);
+        CHECK_EQ_INT(st.step, 4);
+        CHECK(fti_trainer_done(t));
+        CHECK(st.evaluated); /* the last step is evaluated */
+        fti_trainer_free(t);
+    }
+    if (!fti_ttw_workspace(home, sizeof home, "ws")) return;
+    ro = fti_ttw_opts(1);
+    ro.train.max_steps = 1000000; /* only the first estimate */
+    ro.train.eval_every = 50;
+    ro.fit_seconds = 1.0;
+    ro.keep_best = 1;
+    REQUIRE(fti_train_run(home, &ro, &r, &err) == FTI_OK);
+    CHECK(r.stats.step < 1000000);
+    CHECK_EQ_INT(r.stats.total_steps, r.stats.step);
+    CHECK(r.stats.lr < 0.5e-3 * 3); /* the cosine's tail: peak 3e-3 (tiny from scratch) */
+    CHECK(r.stats.val_loss == r.stats.val_loss);
+    CHECK_EQ_INT(strlen(r.id), 16);
+    ro.resume = 1;
+    CHECK(fti_train_run(home, &ro, &r, &err) == FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "fit_seconds") != NULL);
 #endif
 }
 

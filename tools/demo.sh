@@ -25,8 +25,9 @@ done
 say "The twin of Ambrose Bierce, from his Devil's Dictionary ($CORPUS), in the workspace $HOME_DIR"
 echo "fti-twin update runs the whole loop: the feature pipeline (ingest, clean, validate,"
 echo "deduplicate, tokenizer, token shards, BM25 index, a content-addressed dataset version),"
-echo "training (preset $PRESET, as many steps as fit in the budget on this machine, measured"
-echo "first; bf16 matmuls where the CPU has them), evaluation on the held-out"
+echo "training (preset $PRESET, as many steps as fit in the budget on this machine but at most 12"
+echo "passes over the data: the schedule follows the measured step time; bf16 matmuls where the"
+echo "CPU has them; the best validation pass is kept), evaluation on the held-out"
 echo "documents and promotion to 'production'. Run it again and it reuses what did not change."
 # the update's share of the budget: all but 30 s (not below half of it)
 UPDATE_MINUTES=$(LC_ALL=C awk -v m="$MINUTES" 'BEGIN { u = m - 0.5; if (u < m / 2) u = m / 2; print u }')
@@ -36,12 +37,12 @@ say "I: the twin writes (retrieval from the author's own entries is on; chunks u
 echo "Each prompt opens a dictionary entry in the author's own form: the headword as the title,"
 echo "\"HEADWORD, n.\" as the opening, so the twin continues with a definition. POLITICS and LAWYER"
 echo "are in the dictionary (retrieval puts related entries in front of the prompt); NEWSPAPER and"
-echo "ELECTION are not: the twin defines words its author never did. Sampling: temperature 0.6, top-k 20, min-p 0.1,"
-echo "repetition penalty 1.15 (fewer invented words than the defaults on a model this small)."
+echo "ELECTION are not: the twin defines words its author never did. Sampling: temperature 0.4, top-k 20, min-p 0.1,"
+echo "repetition penalty 1.15 (shorter definitions and fewer invented words than the defaults on a model this small)."
 for w in POLITICS LAWYER NEWSPAPER ELECTION; do
     printf '\n> %s, n.' "$w"
     "$B/fti-infer" --home "$HOME_DIR" --alias production --title "$w" --prompt "$w, n." -n 60 \
-        --temp 0.6 --top-k 20 --min-p 0.1 --repeat-penalty 1.15 --seed 7 \
+        --temp 0.4 --top-k 20 --min-p 0.1 --repeat-penalty 1.15 --seed 7 \
         2>"$HOME_DIR/.demo-infer.log" || cat "$HOME_DIR/.demo-infer.log"
     echo
     sed -n 's/^fti-infer: retrieved chunk [0-9]* (doc \([0-9a-f]\{8\}\)[0-9a-f]*) score \([0-9.]*\): \(.*\)/   (retrieved: \3, score \2)/p' \
