@@ -861,8 +861,10 @@ FTIDEF void fti_bf16_to_f32_row(const fti_kernels *k, float *dst, const uint16_t
 FTIDEF void fti_f32_to_bf16_row(const fti_kernels *k, uint16_t *dst, const float *src, size_t n);
 
 /* Encodes n floats as a row of type t (F32, F16, BF16, Q8_0, Q4_0) into dst
- * (fti_dtype_row_bytes(t, n) bytes). Q8_0: d = max|x|/127, q = round(x/d). Q4_0 (as ggml):
- * m = the element of largest magnitude (with its sign), d = m/-8, q = min(15, trunc(x/d + 8.5)).
+ * (fti_dtype_row_bytes(t, n) bytes). Q8_0 (as ggml): d = max|x|/127, q = round(x·(1/d)) with
+ * ties away from zero. Q4_0 (as ggml): m = the first element of largest magnitude (with its
+ * sign), d = m/-8, q = min(15, trunc(x·(1/d) + 8.5)), each operation rounded in float. Every
+ * table gives the same bytes (NaN elements quantize to 0 and do not count in the maximum).
  * Returns FTI_ERR_INVALID for an unknown type or n not a multiple of the block size. */
 FTIDEF fti_result fti_quantize_row(const fti_kernels *k, fti_dtype t, void *dst, const float *src,
                                    size_t n);
@@ -2214,6 +2216,11 @@ FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_e
 /* Validation loss over the fixed windows (NAN if there is no validation data). */
 FTIDEF fti_result fti_trainer_eval(fti_trainer *t, double *val_loss);
 FTIDEF void fti_trainer_stats_get(const fti_trainer *t, fti_train_stats *stats);
+/* Changes the schedule's length (and the step limit) to total_steps, at least one more step than
+ * done: the learning rate of the next steps follows the cosine over the new length (a run that
+ * fits its schedule to a time budget, fti_train_run_opts.fit_seconds). The checkpoint records
+ * the new length, so such a run resumes only into a trainer given the same length. */
+FTIDEF void fti_trainer_set_total_steps(fti_trainer *t, uint64_t total_steps);
 /* The full model weights (n_params floats). With LoRA: the base with the adapters merged in. */
 FTIDEF const float *fti_trainer_params(fti_trainer *t);
 FTIDEF const fti_model_config *fti_trainer_config(const fti_trainer *t);
@@ -2332,6 +2339,14 @@ typedef struct fti_train_run_opts {
     int keep_best;            /* 1: register the weights of the best validation pass (kept in
                                * the run directory, so resume keeps them), not the last step's */
     int stamp_created;        /* 1: also write fti.created into the GGUF (ids then differ) */
+    /* > 0: fit the run to this many seconds of wall time (the training loop with its validation
+     * passes and best-weight saves, not the model's writing): train.max_steps is the first
+     * estimate of the schedule's length and its upper bound; every second the driver
+     * re-estimates the length from the wall time of the recent steps
+     * (fti_trainer_set_total_steps), so the learning rate has decayed when the time is up (or
+     * at max_steps, if that comes first), whatever the machine's load did. Such a run depends on
+     * the machine's speed and cannot be resumed (FTI_ERR_INVALID with resume). */
+    double fit_seconds;
     fti_train_run_fn progress;
     void *progress_user;
 } fti_train_run_opts;
@@ -2572,6 +2587,26 @@ FTIDEF void fti_prompt_free(fti_prompt *p);
 
 typedef struct fti_session fti_session;
 
+/* Element type of a session's KV cache. F16 (llama.cpp's default; fti-serve's) halves the
+ * cache and the bytes attention reads per token: keys and values are rounded to f16 (nearest
+ * even) when written, and every attention reader (decode, prefill's GEMMs, the batched step)
+ * computes in f32 from them. Against an F32 cache, on a trained twin (d 288, 6 layers) the
+ * logits move by at most 3e-5 of their largest magnitude (1.7e-4 absolute); on random weights
+ * (no learnt structure, very peaky attention) by up to 1.4%. F32 is exact: the library default
+ * (FTI_KV_DEFAULT), which the golden tests against the training forward and PyTorch and the
+ * 1e-4 batch-vs-session checks rely on (an f16 cache turns 1e-7 differences of the K/V
+ * projections between two paths into a 2^-11 rounding flip). */
+typedef enum fti_kv_type {
+    FTI_KV_DEFAULT = 0, /* FTI_KV_F32 */
+    FTI_KV_F16 = 1,
+    FTI_KV_F32 = 2
+} fti_kv_type;
+
+/* "f16", "f32" (FTI_KV_DEFAULT resolves to its type), or NULL for another value; and the
+ * inverse (NULL or an unknown name: -1). */
+FTIDEF const char *fti_kv_type_name(fti_kv_type t);
+FTIDEF int fti_kv_type_parse(const char *name);
+
 typedef struct fti_session_opts {
     size_t n_ctx;     /* context length, 0 = the model's context_len; larger works (RoPE has
                          no limit) but the model was not trained on those positions */
@@ -2583,6 +2618,7 @@ typedef struct fti_session_opts {
                           results are bit-identical either way */
     void *mem;        /* caller memory for everything (NULL = one allocation) */
     size_t mem_bytes; /* its size: at least fti_session_mem_bytes() */
+    fti_kv_type kv_type; /* KV cache elements: 0 = FTI_KV_DEFAULT (f32) */
 } fti_session_opts;
 
 /* Bytes a session with these options needs (KV cache + scratch + the session itself). */
@@ -2598,6 +2634,9 @@ FTIDEF void fti_session_reset(fti_session *s);
 /* Tokens in the KV cache so far, and its capacity. */
 FTIDEF size_t fti_session_pos(const fti_session *s);
 FTIDEF size_t fti_session_n_ctx(const fti_session *s);
+/* The KV cache's element type (FTI_KV_F16 or FTI_KV_F32) and its size in bytes. */
+FTIDEF fti_kv_type fti_session_kv_type(const fti_session *s);
+FTIDEF size_t fti_session_kv_bytes(const fti_session *s);
 /* Drops cached positions >= pos (keep a shared prefix, re-evaluate the rest). */
 FTIDEF void fti_session_truncate(fti_session *s, size_t pos);
 
@@ -6194,6 +6233,33 @@ static void fti__f32_to_bf16_ref(uint16_t *dst, const float *src, size_t n) {
     for (i = 0; i < n; i++) dst[i] = fti_f32_to_bf16(src[i]);
 }
 
+/* The weight quantizers' levels of x·id, ggml's, defined so that every SIMD variant computes
+ * exactly the same bits (tests compare them byte for byte) for every input, NaN and ±inf
+ * included (no undefined float-to-int conversion):
+ *   Q8_0: q = roundf(x·id) (ties away from zero), clamped to ±127; NaN gives 0.
+ *   Q4_0: q = min(15, (int)(x·id + 8.5f)) with both operations rounded in float, as ggml does:
+ *         the product is stored through a volatile so that no compiler fuses it with the
+ *         addition into an FMA (GCC does across statements in GNU modes), which would change
+ *         the level of values within 2^-21 of a tie. x·id is clamped to ±9 first (only inf or
+ *         a huge 1/d reach that) and the level to >= 0; NaN gives 8. */
+static int fti__q8_level(float x, float id) {
+    float v = x * id;
+    if (v != v) return 0;
+    v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+    return (int)roundf(v);
+}
+
+static int fti__q4_level(float x, float id) {
+    volatile float p = x * id;
+    float v = p;
+    int q;
+    if (v != v) v = 0.0f;
+    v = v > 9.0f ? 9.0f : (v < -9.0f ? -9.0f : v);
+    q = (int)(v + 8.5f);
+    return q < 0 ? 0 : (q > 15 ? 15 : q);
+}
+
+/* Q8_0 (as ggml): d = max|x|/127 (NaN elements count as 0), id = 1/d (0 when d = 0). */
 static void fti__quantize_q8_0_ref(fti_block_q8_0 *dst, const float *src, size_t nb) {
     size_t b, j;
     for (b = 0; b < nb; b++, src += FTI_QK) {
@@ -6202,10 +6268,12 @@ static void fti__quantize_q8_0_ref(fti_block_q8_0 *dst, const float *src, size_t
         d = amax / 127.0f;
         id = d != 0.0f ? 1.0f / d : 0.0f;
         dst[b].d = fti_f32_to_f16(d);
-        for (j = 0; j < FTI_QK; j++) dst[b].qs[j] = (int8_t)roundf(src[j] * id);
+        for (j = 0; j < FTI_QK; j++) dst[b].qs[j] = (int8_t)fti__q8_level(src[j], id);
     }
 }
 
+/* Q4_0 (as ggml): mx = the first element of largest magnitude (NaN never; 0 if all are 0 or
+ * NaN), d = mx/-8, id = 1/d (0 when d = 0). */
 static void fti__quantize_q4_0_ref(fti_block_q4_0 *dst, const float *src, size_t nb) {
     size_t b, j;
     for (b = 0; b < nb; b++, src += FTI_QK) {
@@ -6218,12 +6286,9 @@ static void fti__quantize_q4_0_ref(fti_block_q4_0 *dst, const float *src, size_t
         d = mx / -8.0f;
         id = d != 0.0f ? 1.0f / d : 0.0f;
         dst[b].d = fti_f32_to_f16(d);
-        for (j = 0; j < FTI_QK / 2; j++) {
-            int q0 = (int)(src[j] * id + 8.5f), q1 = (int)(src[j + 16] * id + 8.5f);
-            q0 = q0 < 15 ? q0 : 15;
-            q1 = q1 < 15 ? q1 : 15;
-            dst[b].qs[j] = (uint8_t)(q0 | (q1 << 4));
-        }
+        for (j = 0; j < FTI_QK / 2; j++)
+            dst[b].qs[j] =
+                (uint8_t)(fti__q4_level(src[j], id) | (fti__q4_level(src[j + 16], id) << 4));
     }
 }
 
@@ -6461,8 +6526,9 @@ static void fti__copy_pad(float *dst, const float *src, size_t n, size_t width) 
 #endif
 static void fti__prefetch_row(const float *src, size_t n) {
 #if defined(FTI__X86) || defined(FTI__NEON)
-    const char *p = (const char *)src, *e = (const char *)(src + n);
-    for (; p < e; p += 64) __builtin_prefetch(p, 0, 3);
+    const char *p = (const char *)src;
+    size_t off, bytes = n * sizeof(float);
+    for (off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 3); /* never past */
 #else
     (void)src;
     (void)n;
@@ -6623,8 +6689,10 @@ static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t
                             size_t n_jr = (nc + nr - 1) / nr, q = jr / nr;
                             size_t p_lo = kc * q / n_jr, p_hi = kc * (q + 1) / n_jr;
                             size_t w = mc - ir - mr < mr ? mc - ir - mr : mr;
-                            const float *nx = g->A + (pc + p_lo) * g->lda + ic + ir + mr;
-                            for (; p_lo < p_hi; p_lo++, nx += g->lda) fti__prefetch_row(nx, w);
+                            /* row by row from the index: stepping a pointer would form one
+                             * past the end of A after the last row */
+                            for (; p_lo < p_hi; p_lo++)
+                                fti__prefetch_row(g->A + (pc + p_lo) * g->lda + ic + ir + mr, w);
                         }
                         if (rows == mr && cols == nr) {
                             if (Ap16)
@@ -7177,8 +7245,8 @@ fti_result fti_dequantize_row(const fti_kernels *k, fti_dtype t, float *dst, con
  * NEON is part of the aarch64 baseline, so this table needs no detection. It covers the GEMM
  * micro-kernel (8×12, fused multiply-add by lane), the f32/Q8_0/Q4_0 GEMV rows and activation
  * quantization, BLAS-1, the exp-based ops (softmax, SiLU, SwiGLU), softmax backward, AdamW and
- * fp16 rows; the RMSNorm backward row, bf16 rows and the weight quantizers use the references
- * (a small share of a training step).
+ * fp16 rows and the weight quantizers (byte for byte the references); the RMSNorm backward row and
+ * bf16 rows use the references (a small share of a training step).
  */
 /* #include "02_kernels.h" (amalgamated) */
 
@@ -7282,41 +7350,79 @@ static int32x4_t fti__dot32_neon(int32x4_t acc, int8x16_t w0, int8x16_t w1, int8
     return vpadalq_s16(vpadalq_s16(acc, p0), p1);
 }
 
+/* wd·xd of block b of four rows (one fp16 conversion; a row alone passes itself four times). */
+static float32x4_t fti__q_scales4_neon(uint16_t d0, uint16_t d1, uint16_t d2, uint16_t d3,
+                                       float xdb) {
+    uint16_t h[4];
+    h[0] = d0, h[1] = d1, h[2] = d2, h[3] = d3;
+    return vmulq_n_f32(vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h))), xdb);
+}
+
+/* The quantized GEMVs below take four rows at a time, rows i, i+q, i+2q, i+3q (four sequential
+ * streams sharing x); a row left over takes the same steps (its scale in lane 0), so each row's
+ * result is the same bits wherever it falls. BODY(w, acc, lane) adds one row's block b. */
+#define FTI__GEMV4_NEON(BTYPE, BODY)                                                               \
+    do {                                                                                           \
+        size_t r_, b, q4_ = rows / 4, st_ = q4_ * row_bytes;                                       \
+        for (r_ = 0; r_ < q4_; r_++) {                                                             \
+            const BTYPE *w0 = (const BTYPE *)((const char *)W + r_ * row_bytes);                   \
+            const BTYPE *w1 = (const BTYPE *)((const char *)w0 + st_);                             \
+            const BTYPE *w2 = (const BTYPE *)((const char *)w1 + st_);                             \
+            const BTYPE *w3 = (const BTYPE *)((const char *)w2 + st_);                             \
+            float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;                         \
+            for (b = 0; b < nb; b++) {                                                             \
+                const int8_t *xb = xq + b * FTI_QK;                                                \
+                float32x4_t s4 = fti__q_scales4_neon(w0[b].d, w1[b].d, w2[b].d, w3[b].d, xd[b]);   \
+                BODY(w0, a0, 0);                                                                   \
+                BODY(w1, a1, 1);                                                                   \
+                BODY(w2, a2, 2);                                                                   \
+                BODY(w3, a3, 3);                                                                   \
+            }                                                                                      \
+            y[r_] = vaddvq_f32(a0);                                                                \
+            y[r_ + q4_] = vaddvq_f32(a1);                                                          \
+            y[r_ + 2 * q4_] = vaddvq_f32(a2);                                                      \
+            y[r_ + 3 * q4_] = vaddvq_f32(a3);                                                      \
+        }                                                                                          \
+        for (r_ = 4 * q4_; r_ < rows; r_++) {                                                      \
+            const BTYPE *w0 = (const BTYPE *)((const char *)W + r_ * row_bytes);                   \
+            float32x4_t a0 = vdupq_n_f32(0.0f);                                                    \
+            for (b = 0; b < nb; b++) {                                                             \
+                const int8_t *xb = xq + b * FTI_QK;                                                \
+                float32x4_t s4 = fti__q_scales4_neon(w0[b].d, w0[b].d, w0[b].d, w0[b].d, xd[b]);   \
+                BODY(w0, a0, 0);                                                                   \
+            }                                                                                      \
+            y[r_] = vaddvq_f32(a0);                                                                \
+        }                                                                                          \
+    } while (0)
+
+#define FTI__Q8_NEON_BODY(w, acc, lane)                                                            \
+    acc = vfmaq_laneq_f32(acc,                                                                     \
+                          vcvtq_f32_s32(fti__dot32_neon(vdupq_n_s32(0), vld1q_s8((w)[b].qs),       \
+                                                        vld1q_s8((w)[b].qs + 16), vld1q_s8(xb),    \
+                                                        vld1q_s8(xb + 16))),                       \
+                          s4, lane)
+
 static void fti__gemv_q8_0_neon(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
                                 const float *xd, const int32_t *xs, size_t nb, float *y) {
-    size_t r, b;
     (void)xs;
-    for (r = 0; r < rows; r++) {
-        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
-        float32x4_t acc = vdupq_n_f32(0.0f);
-        for (b = 0; b < nb; b++) {
-            const int8_t *xb = xq + b * FTI_QK;
-            int32x4_t d = fti__dot32_neon(vdupq_n_s32(0), vld1q_s8(w[b].qs), vld1q_s8(w[b].qs + 16),
-                                          vld1q_s8(xb), vld1q_s8(xb + 16));
-            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
-        }
-        y[r] = vaddvq_f32(acc);
-    }
+    FTI__GEMV4_NEON(fti_block_q8_0, FTI__Q8_NEON_BODY);
 }
+
+/* Q4_0: low nibbles times x[0..15], high times x[16..31], from -2·Σx in each of the 4 lanes (the
+ * block's -8·Σx). */
+#define FTI__Q4_NEON_BODY(w, acc, lane)                                                            \
+    do {                                                                                           \
+        uint8x16_t q_ = vld1q_u8((w)[b].qs);                                                       \
+        int32x4_t d_ = fti__dot32_neon(vdupq_n_s32(-2 * xs[b]),                                    \
+                                       vreinterpretq_s8_u8(vandq_u8(q_, vdupq_n_u8(15))),          \
+                                       vreinterpretq_s8_u8(vshrq_n_u8(q_, 4)), vld1q_s8(xb),       \
+                                       vld1q_s8(xb + 16));                                         \
+        acc = vfmaq_laneq_f32(acc, vcvtq_f32_s32(d_), s4, lane);                                   \
+    } while (0)
 
 static void fti__gemv_q4_0_neon(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,
                                 const float *xd, const int32_t *xs, size_t nb, float *y) {
-    size_t r, b;
-    for (r = 0; r < rows; r++) {
-        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
-        float32x4_t acc = vdupq_n_f32(0.0f);
-        for (b = 0; b < nb; b++) {
-            const int8_t *xb = xq + b * FTI_QK;
-            uint8x16_t q = vld1q_u8(w[b].qs);
-            int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15)));
-            int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
-            /* start from -2·Σx in each of the 4 lanes: the block's -8·Σx */
-            int32x4_t d =
-                fti__dot32_neon(vdupq_n_s32(-2 * xs[b]), lo, hi, vld1q_s8(xb), vld1q_s8(xb + 16));
-            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
-        }
-        y[r] = vaddvq_f32(acc);
-    }
+    FTI__GEMV4_NEON(fti_block_q4_0, FTI__Q4_NEON_BODY);
 }
 
 static float fti__max_neon(const float *x, size_t n) {
@@ -7500,6 +7606,128 @@ static void fti__adamw_neon(float *p, const float *g, float *m, float *v, size_t
     fti__adamw_ref(p + i, g + i, m + i, v + i, n - i, c);
 }
 
+/* --- weight quantizers, byte for byte the references' (fti__q8_level, fti__q4_level) ----------
+ * Q8_0: FCVTAS rounds half away from zero (roundf) and turns NaN into 0. Q4_0 truncates v + 8.5
+ * (v from min/max, so no compiler fuses the product and the sum). */
+
+/* |v| with NaN lanes 0 (the references' maximum skips NaN). */
+static float32x4_t fti__abs_nan0_neon(float32x4_t v) {
+    return vreinterpretq_f32_u32(
+        vandq_u32(vreinterpretq_u32_f32(vabsq_f32(v)), vceqq_f32(v, v)));
+}
+
+static int32x4_t fti__q8_levels_neon(float32x4_t v) {
+    int32x4_t q = vcvtaq_s32_f32(v);
+    return vminq_s32(vmaxq_s32(q, vdupq_n_s32(-127)), vdupq_n_s32(127));
+}
+
+static int32x4_t fti__q4_levels_neon(float32x4_t v) {
+    int32x4_t q;
+    v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), vceqq_f32(v, v))); /* NaN: 0 */
+    v = vminq_f32(vmaxq_f32(v, vdupq_n_f32(-9.0f)), vdupq_n_f32(9.0f));
+    q = vcvtq_s32_f32(vaddq_f32(v, vdupq_n_f32(8.5f)));
+    return vminq_s32(vmaxq_s32(q, vdupq_n_s32(0)), vdupq_n_s32(15));
+}
+
+/* v[0..8) of a block and their |v| with NaN 0; returns the largest magnitude. */
+static float fti__block_amax_neon(const float *src, float32x4_t v[8], float32x4_t a[8]) {
+    float32x4_t m;
+    int j;
+    for (j = 0; j < 8; j++) {
+        v[j] = vld1q_f32(src + 4 * j);
+        a[j] = fti__abs_nan0_neon(v[j]);
+    }
+    m = vmaxq_f32(vmaxq_f32(vmaxq_f32(a[0], a[1]), vmaxq_f32(a[2], a[3])),
+                  vmaxq_f32(vmaxq_f32(a[4], a[5]), vmaxq_f32(a[6], a[7])));
+    return vmaxvq_f32(m);
+}
+
+static void fti__quantize_q8_0_neon(fti_block_q8_0 *dst, const float *src, size_t nb) {
+    size_t b;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        float32x4_t v[8], a[8];
+        int32x4_t q[8];
+        int16x8_t h[4];
+        float amax = fti__block_amax_neon(src, v, a), d = amax / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        int j;
+        dst[b].d = fti_f32_to_f16(d);
+        for (j = 0; j < 8; j++) q[j] = fti__q8_levels_neon(vmulq_n_f32(v[j], id));
+        for (j = 0; j < 4; j++) h[j] = vcombine_s16(vmovn_s32(q[2 * j]), vmovn_s32(q[2 * j + 1]));
+        vst1q_s8(dst[b].qs, vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])));
+        vst1q_s8(dst[b].qs + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
+    }
+}
+
+static void fti__quantize_q4_0_neon(fti_block_q4_0 *dst, const float *src, size_t nb) {
+    size_t b;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        float32x4_t v[8], a[8];
+        int32x4_t w[4];
+        float amax = fti__block_amax_neon(src, v, a), mx = 0.0f, d, id;
+        int j;
+        if (amax > 0.0f) { /* the first element of largest magnitude */
+            float32x4_t va = vdupq_n_f32(amax);
+            uint32x4_t first = vdupq_n_u32(32);
+            uint32_t base[4] = {0, 1, 2, 3};
+            uint32x4_t idx = vld1q_u32(base);
+            for (j = 0; j < 8; j++) {
+                first = vminq_u32(first, vbslq_u32(vceqq_f32(a[j], va), idx, vdupq_n_u32(32)));
+                idx = vaddq_u32(idx, vdupq_n_u32(4));
+            }
+            mx = src[vminvq_u32(first)];
+        }
+        d = mx / -8.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        dst[b].d = fti_f32_to_f16(d);
+        /* byte j: element j (low nibble) and j + 16 (high) */
+        for (j = 0; j < 4; j++)
+            w[j] = vorrq_s32(fti__q4_levels_neon(vmulq_n_f32(v[j], id)),
+                             vshlq_n_s32(fti__q4_levels_neon(vmulq_n_f32(v[j + 4], id)), 4));
+        vst1q_u8(dst[b].qs,
+                 vreinterpretq_u8_s8(vcombine_s8(
+                     vmovn_s16(vcombine_s16(vmovn_s32(w[0]), vmovn_s32(w[1]))),
+                     vmovn_s16(vcombine_s16(vmovn_s32(w[2]), vmovn_s32(w[3]))))));
+    }
+}
+
+static void fti__dequantize_q8_0_neon(float *dst, const fti_block_q8_0 *src, size_t nb) {
+    size_t b;
+    int j;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        float d = fti_f16_to_f32(src[b].d);
+        for (j = 0; j < 2; j++) {
+            int8x16_t q = vld1q_s8(src[b].qs + 16 * j);
+            int16x8_t lo = vmovl_s8(vget_low_s8(q)), hi = vmovl_s8(vget_high_s8(q));
+            float *o = dst + 16 * j;
+            vst1q_f32(o, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), d));
+            vst1q_f32(o + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo))), d));
+            vst1q_f32(o + 8, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), d));
+            vst1q_f32(o + 12, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi))), d));
+        }
+    }
+}
+
+static void fti__dequantize_q4_0_neon(float *dst, const fti_block_q4_0 *src, size_t nb) {
+    size_t b;
+    int j;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        float d = fti_f16_to_f32(src[b].d);
+        uint8x16_t q = vld1q_u8(src[b].qs);
+        int8x16_t nib[2];
+        nib[0] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15))), vdupq_n_s8(8));
+        nib[1] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), vdupq_n_s8(8));
+        for (j = 0; j < 2; j++) {
+            int16x8_t lo = vmovl_s8(vget_low_s8(nib[j])), hi = vmovl_s8(vget_high_s8(nib[j]));
+            float *o = dst + 16 * j;
+            vst1q_f32(o, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), d));
+            vst1q_f32(o + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo))), d));
+            vst1q_f32(o + 8, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), d));
+            vst1q_f32(o + 12, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi))), d));
+        }
+    }
+}
+
 /* --- dot product extension (ARMv8.2 SDOT: Graviton 2+, Apple M1+, Cortex-A76+) ------------- */
 /* Detected at run time from the ELF auxiliary vector (Linux); the functions carry their own
  * target attribute, so the file builds for plain ARMv8-A. */
@@ -7517,43 +7745,34 @@ static unsigned fti__cpu_features_neon(void) {
     return FTI_CPU_NEON | ((hw & (1ul << 20)) ? FTI_CPU_DOTPROD : 0u); /* HWCAP_ASIMDDP */
 }
 
+#define FTI__Q8_SDOT_BODY(w, acc, lane)                                                            \
+    acc = vfmaq_laneq_f32(                                                                         \
+        acc,                                                                                       \
+        vcvtq_f32_s32(vdotq_s32(vdotq_s32(vdupq_n_s32(0), vld1q_s8((w)[b].qs), vld1q_s8(xb)),      \
+                                vld1q_s8((w)[b].qs + 16), vld1q_s8(xb + 16))),                     \
+        s4, lane)
+
 FTI__DOTPROD static void fti__gemv_q8_0_sdot(const void *W, size_t row_bytes, size_t rows,
                                              const int8_t *xq, const float *xd, const int32_t *xs,
                                              size_t nb, float *y) {
-    size_t r, b;
     (void)xs;
-    for (r = 0; r < rows; r++) {
-        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
-        float32x4_t acc = vdupq_n_f32(0.0f);
-        for (b = 0; b < nb; b++) {
-            const int8_t *xb = xq + b * FTI_QK;
-            int32x4_t d = vdotq_s32(vdupq_n_s32(0), vld1q_s8(w[b].qs), vld1q_s8(xb));
-            d = vdotq_s32(d, vld1q_s8(w[b].qs + 16), vld1q_s8(xb + 16));
-            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
-        }
-        y[r] = vaddvq_f32(acc);
-    }
+    FTI__GEMV4_NEON(fti_block_q8_0, FTI__Q8_SDOT_BODY);
 }
+
+/* Q4_0 with sdot: from -2·Σx in each of the 4 lanes (the block's -8·Σx). */
+#define FTI__Q4_SDOT_BODY(w, acc, lane)                                                            \
+    do {                                                                                           \
+        uint8x16_t q_ = vld1q_u8((w)[b].qs);                                                       \
+        int32x4_t d_ = vdotq_s32(vdupq_n_s32(-2 * xs[b]),                                          \
+                                 vreinterpretq_s8_u8(vandq_u8(q_, vdupq_n_u8(15))), vld1q_s8(xb)); \
+        d_ = vdotq_s32(d_, vreinterpretq_s8_u8(vshrq_n_u8(q_, 4)), vld1q_s8(xb + 16));             \
+        acc = vfmaq_laneq_f32(acc, vcvtq_f32_s32(d_), s4, lane);                                   \
+    } while (0)
 
 FTI__DOTPROD static void fti__gemv_q4_0_sdot(const void *W, size_t row_bytes, size_t rows,
                                              const int8_t *xq, const float *xd, const int32_t *xs,
                                              size_t nb, float *y) {
-    size_t r, b;
-    for (r = 0; r < rows; r++) {
-        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
-        float32x4_t acc = vdupq_n_f32(0.0f);
-        for (b = 0; b < nb; b++) {
-            const int8_t *xb = xq + b * FTI_QK;
-            uint8x16_t q = vld1q_u8(w[b].qs);
-            int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(15)));
-            int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
-            /* from -2·Σx in each of the 4 lanes: the block's -8·Σx */
-            int32x4_t d = vdotq_s32(vdupq_n_s32(-2 * xs[b]), lo, vld1q_s8(xb));
-            d = vdotq_s32(d, hi, vld1q_s8(xb + 16));
-            acc = vfmaq_n_f32(acc, vcvtq_f32_s32(d), fti_f16_to_f32(w[b].d) * xd[b]);
-        }
-        y[r] = vaddvq_f32(acc);
-    }
+    FTI__GEMV4_NEON(fti_block_q4_0, FTI__Q4_SDOT_BODY);
 }
 #else
 static unsigned fti__cpu_features_neon(void) { return FTI_CPU_NEON; }
@@ -7594,10 +7813,10 @@ static const fti_kernels fti__kernels_neon_table = {
     fti__f32_to_f16_neon,
     fti__bf16_to_f32_ref,
     fti__f32_to_bf16_ref,
-    fti__quantize_q8_0_ref,
-    fti__quantize_q4_0_ref,
-    fti__dequantize_q8_0_ref,
-    fti__dequantize_q4_0_ref,
+    fti__quantize_q8_0_neon,
+    fti__quantize_q4_0_neon,
+    fti__dequantize_q8_0_neon,
+    fti__dequantize_q4_0_neon,
 };
 
 #if defined(FTI__DOTPROD_OK)
@@ -7637,10 +7856,10 @@ static const fti_kernels fti__kernels_neon_dot_table = {
     fti__f32_to_f16_neon,
     fti__bf16_to_f32_ref,
     fti__f32_to_bf16_ref,
-    fti__quantize_q8_0_ref,
-    fti__quantize_q4_0_ref,
-    fti__dequantize_q8_0_ref,
-    fti__dequantize_q4_0_ref,
+    fti__quantize_q8_0_neon,
+    fti__quantize_q4_0_neon,
+    fti__dequantize_q8_0_neon,
+    fti__dequantize_q4_0_neon,
 };
 
 #endif
@@ -7939,11 +8158,194 @@ FTI__AVX2 static void fti__f32_to_f16_avx2(uint16_t *dst, const float *src, size
     fti__f32_to_f16_ref(dst + i, src + i, n - i);
 }
 
+/* --- weight quantizers, byte for byte the references' (fti__q8_level, fti__q4_level) ----------
+ * Q8_0 rounds half away from zero as t + [r >= 1/2] - [r <= -1/2] from t = trunc(v) and the
+ * exact remainder r = v - t (|v| <= 127); Q4_0 truncates v + 8.5 (the operands come from min/max,
+ * so no compiler fuses the product and the sum). */
+
+/* |v| with NaN lanes 0 (the references' maximum skips NaN). */
+FTI__AVX2 static __m256 fti__abs_nan0_avx2(__m256 v) {
+    return _mm256_and_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v), _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+}
+
+FTI__AVX2 static float fti__hmax8_avx2(__m256 m) {
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* v with NaN lanes 0, clamped to ±lim; t = trunc, r = v - t (exact). */
+FTI__AVX2 static __m256i fti__trunc_rem_avx2(__m256 v, float lim, __m256 *r) {
+    __m256i t;
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-lim)), _mm256_set1_ps(lim));
+    t = _mm256_cvttps_epi32(v);
+    *r = _mm256_sub_ps(v, _mm256_cvtepi32_ps(t));
+    return t;
+}
+
+FTI__AVX2 static __m256i fti__q8_levels_avx2(__m256 v) {
+    __m256 r;
+    __m256i t = fti__trunc_rem_avx2(v, 127.0f, &r);
+    t = _mm256_sub_epi32(t, _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ)));
+    return _mm256_add_epi32(
+        t, _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(-0.5f), _CMP_LE_OQ)));
+}
+
+FTI__AVX2 static __m256i fti__q4_levels_avx2(__m256 v) {
+    __m256i t;
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-9.0f)), _mm256_set1_ps(9.0f));
+    t = _mm256_cvttps_epi32(_mm256_add_ps(v, _mm256_set1_ps(8.5f)));
+    return _mm256_min_epi32(_mm256_max_epi32(t, _mm256_setzero_si256()), _mm256_set1_epi32(15));
+}
+
+FTI__AVX2 static void fti__quantize_q8_0_avx2(fti_block_q8_0 *dst, const float *src, size_t nb) {
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    size_t b;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        __m256 v0 = _mm256_loadu_ps(src), v1 = _mm256_loadu_ps(src + 8);
+        __m256 v2 = _mm256_loadu_ps(src + 16), v3 = _mm256_loadu_ps(src + 24), vid;
+        __m256i p;
+        float amax = fti__hmax8_avx2(
+            _mm256_max_ps(_mm256_max_ps(fti__abs_nan0_avx2(v0), fti__abs_nan0_avx2(v1)),
+                          _mm256_max_ps(fti__abs_nan0_avx2(v2), fti__abs_nan0_avx2(v3))));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        dst[b].d = fti_f32_to_f16(d);
+        vid = _mm256_set1_ps(id);
+        p = _mm256_packs_epi16(_mm256_packs_epi32(fti__q8_levels_avx2(_mm256_mul_ps(v0, vid)),
+                                                  fti__q8_levels_avx2(_mm256_mul_ps(v1, vid))),
+                               _mm256_packs_epi32(fti__q8_levels_avx2(_mm256_mul_ps(v2, vid)),
+                                                  fti__q8_levels_avx2(_mm256_mul_ps(v3, vid))));
+        _mm256_storeu_si256((__m256i *)(void *)dst[b].qs, _mm256_permutevar8x32_epi32(p, perm));
+    }
+}
+
+FTI__AVX2 static void fti__quantize_q4_0_avx2(fti_block_q4_0 *dst, const float *src, size_t nb) {
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    size_t b;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        __m256 v0 = _mm256_loadu_ps(src), v1 = _mm256_loadu_ps(src + 8);
+        __m256 v2 = _mm256_loadu_ps(src + 16), v3 = _mm256_loadu_ps(src + 24), vid, va;
+        __m256 a0 = fti__abs_nan0_avx2(v0), a1 = fti__abs_nan0_avx2(v1);
+        __m256 a2 = fti__abs_nan0_avx2(v2), a3 = fti__abs_nan0_avx2(v3);
+        __m256i w0, w1, p;
+        float amax = fti__hmax8_avx2(_mm256_max_ps(_mm256_max_ps(a0, a1), _mm256_max_ps(a2, a3)));
+        float mx = 0.0f, d, id;
+        if (amax > 0.0f) { /* the first element of largest magnitude */
+            unsigned m;
+            va = _mm256_set1_ps(amax);
+            m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a0, va, _CMP_EQ_OQ)) |
+                (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a1, va, _CMP_EQ_OQ)) << 8 |
+                (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a2, va, _CMP_EQ_OQ)) << 16 |
+                (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(a3, va, _CMP_EQ_OQ)) << 24;
+            mx = src[__builtin_ctz(m)];
+        }
+        d = mx / -8.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        dst[b].d = fti_f32_to_f16(d);
+        vid = _mm256_set1_ps(id);
+        /* byte j: element j (low nibble) and j + 16 (high) */
+        w0 = _mm256_or_si256(fti__q4_levels_avx2(_mm256_mul_ps(v0, vid)),
+                             _mm256_slli_epi32(fti__q4_levels_avx2(_mm256_mul_ps(v2, vid)), 4));
+        w1 = _mm256_or_si256(fti__q4_levels_avx2(_mm256_mul_ps(v1, vid)),
+                             _mm256_slli_epi32(fti__q4_levels_avx2(_mm256_mul_ps(v3, vid)), 4));
+        p = _mm256_packus_epi16(_mm256_packs_epi32(w0, w1), _mm256_setzero_si256());
+        _mm_storeu_si128((__m128i *)(void *)dst[b].qs,
+                         _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(p, perm)));
+    }
+}
+
+FTI__AVX2 static void fti__dequantize_q8_0_avx2(float *dst, const fti_block_q8_0 *src, size_t nb) {
+    size_t b;
+    int j;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        __m256 d = _mm256_set1_ps(fti_f16_to_f32(src[b].d));
+        __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)src[b].qs);
+        __m128i h[2];
+        h[0] = _mm256_castsi256_si128(q);
+        h[1] = _mm256_extracti128_si256(q, 1);
+        for (j = 0; j < 2; j++) {
+            _mm256_storeu_ps(dst + 16 * j,
+                             _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(h[j])), d));
+            _mm256_storeu_ps(
+                dst + 16 * j + 8,
+                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(h[j], 8))), d));
+        }
+    }
+}
+
+FTI__AVX2 static void fti__dequantize_q4_0_avx2(float *dst, const fti_block_q4_0 *src, size_t nb) {
+    size_t b;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        __m256 d = _mm256_set1_ps(fti_f16_to_f32(src[b].d));
+        __m128i q = _mm_loadu_si128((const __m128i *)(const void *)src[b].qs);
+        __m128i lo = _mm_and_si128(q, _mm_set1_epi8(15));
+        __m128i hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(15));
+        __m256i e = _mm256_set1_epi32(8);
+        _mm256_storeu_ps(dst, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                                _mm256_cvtepu8_epi32(lo), e)), d));
+        _mm256_storeu_ps(dst + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                                    _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)), e)),
+                                                d));
+        _mm256_storeu_ps(dst + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                                     _mm256_cvtepu8_epi32(hi), e)), d));
+        _mm256_storeu_ps(dst + 24, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                                     _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)), e)),
+                                                 d));
+    }
+}
+
+/* Lanes [0, left) of a masked load (left < 8). */
+FTI__AVX2 static __m256i fti__tail8_avx2(size_t left) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* f32 GEMV as the AVX-512 one (fti__gemv_f32_avx512): each row one accumulator, 8 floats per
+ * step, the masked tail last; rows four at a time from the four quarters of the range. */
 FTI__AVX2 static void fti__gemv_f32_avx2(const void *W, size_t row_bytes, size_t rows,
                                          const float *x, size_t n, float *y, int acc) {
-    size_t r;
-    for (r = 0; r < rows; r++) {
-        float s = fti__dot_avx2((const float *)((const char *)W + r * row_bytes), x, n);
+    size_t q = rows / 4, r, i, qb = q * row_bytes, n8 = n / 8 * 8;
+    __m256i m = fti__tail8_avx2(n - n8);
+    __m256 xt = _mm256_maskload_ps(x + n8, m);
+    for (r = 0; r < q; r++) {
+        const char *w = (const char *)W + r * row_bytes;
+        const float *w0 = (const float *)w, *w1 = (const float *)(w + qb);
+        const float *w2 = (const float *)(w + 2 * qb), *w3 = (const float *)(w + 3 * qb);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, xv;
+        float s[4];
+        int j;
+        for (i = 0; i < n8; i += 8) {
+            xv = _mm256_loadu_ps(x + i);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), xv, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + i), xv, a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + i), xv, a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + i), xv, a3);
+        }
+        if (n8 < n) {
+            a0 = _mm256_fmadd_ps(_mm256_maskload_ps(w0 + n8, m), xt, a0);
+            a1 = _mm256_fmadd_ps(_mm256_maskload_ps(w1 + n8, m), xt, a1);
+            a2 = _mm256_fmadd_ps(_mm256_maskload_ps(w2 + n8, m), xt, a2);
+            a3 = _mm256_fmadd_ps(_mm256_maskload_ps(w3 + n8, m), xt, a3);
+        }
+        s[0] = fti__hsum_avx2(a0);
+        s[1] = fti__hsum_avx2(a1);
+        s[2] = fti__hsum_avx2(a2);
+        s[3] = fti__hsum_avx2(a3);
+        for (j = 0; j < 4; j++) {
+            float *yr = y + r + (size_t)j * q;
+            *yr = acc ? *yr + s[j] : s[j];
+        }
+    }
+    for (r = 4 * q; r < rows; r++) {
+        const float *w0 = (const float *)((const char *)W + r * row_bytes);
+        __m256 a0 = _mm256_setzero_ps();
+        float s;
+        for (i = 0; i < n8; i += 8)
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + i), _mm256_loadu_ps(x + i), a0);
+        if (n8 < n) a0 = _mm256_fmadd_ps(_mm256_maskload_ps(w0 + n8, m), xt, a0);
+        s = fti__hsum_avx2(a0);
         y[r] = acc ? y[r] + s : s;
     }
 }
@@ -8057,22 +8459,58 @@ FTI__AVX2 static void fti__bf16_to_f32_avx2(float *dst, const uint16_t *src, siz
     fti__bf16_to_f32_ref(dst + i, src + i, n - i);
 }
 
-/* Q8_0 · Q8 activations: |x| (unsigned) times w with x's sign (signed) through maddubs. */
+/* The wd·xd scales of block b of four rows (w0..w3; a row alone passes itself four times):
+ * one fp16 conversion, then lane r broadcast per row. */
+#define FTI__Q_SCALES4_AVX2(w0, w1, w2, w3, b, xdb)                                                \
+    _mm_mul_ps(_mm_cvtph_ps(_mm_setr_epi16((short)(w0)[b].d, (short)(w1)[b].d, (short)(w2)[b].d,   \
+                                           (short)(w3)[b].d, 0, 0, 0, 0)),                         \
+               _mm_set1_ps(xdb))
+#define FTI__LANE_AVX2(s4, r) _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s4), _mm256_set1_epi32(r))
+
+/* Q8_0 · Q8 activations: |x| (unsigned) times w with x's sign (signed) through maddubs. Four rows
+ * at a time, rows i, i+q, i+2q, i+3q (four sequential streams) sharing x; a row left over takes
+ * the same steps, so each row's result is the same bits wherever it falls. */
+#define FTI__Q8_AVX2_STEP(acc, wq, xa, xv, sc)                                                     \
+    acc = _mm256_fmadd_ps(                                                                         \
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(                                                      \
+            _mm256_maddubs_epi16(xa, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(wq)),   \
+                                                      xv)),                                        \
+            ones)),                                                                                \
+        sc, acc)
 FTI__AVX2 static void fti__gemv_q8_0_avx2(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
                                           size_t nb, float *y) {
     const __m256i ones = _mm256_set1_epi16(1);
-    size_t r, b;
+    size_t r, b, q4 = rows / 4, st = q4 * row_bytes;
     (void)xs;
-    for (r = 0; r < rows; r++) {
+    for (r = 0; r < q4; r++) {
+        const fti_block_q8_0 *w0 = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
+        const fti_block_q8_0 *w1 = (const fti_block_q8_0 *)((const char *)w0 + st);
+        const fti_block_q8_0 *w2 = (const fti_block_q8_0 *)((const char *)w1 + st);
+        const fti_block_q8_0 *w3 = (const fti_block_q8_0 *)((const char *)w2 + st);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (b = 0; b < nb; b++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i xa = _mm256_sign_epi8(xv, xv);
+            __m128 s4 = FTI__Q_SCALES4_AVX2(w0, w1, w2, w3, b, xd[b]);
+            FTI__Q8_AVX2_STEP(a0, w0[b].qs, xa, xv, FTI__LANE_AVX2(s4, 0));
+            FTI__Q8_AVX2_STEP(a1, w1[b].qs, xa, xv, FTI__LANE_AVX2(s4, 1));
+            FTI__Q8_AVX2_STEP(a2, w2[b].qs, xa, xv, FTI__LANE_AVX2(s4, 2));
+            FTI__Q8_AVX2_STEP(a3, w3[b].qs, xa, xv, FTI__LANE_AVX2(s4, 3));
+        }
+        y[r] = fti__hsum_avx2(a0);
+        y[r + q4] = fti__hsum_avx2(a1);
+        y[r + 2 * q4] = fti__hsum_avx2(a2);
+        y[r + 3 * q4] = fti__hsum_avx2(a3);
+    }
+    for (r = 4 * q4; r < rows; r++) {
         const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
         __m256 acc = _mm256_setzero_ps();
         for (b = 0; b < nb; b++) {
-            __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
             __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(wv, xv));
-            __m256 s = _mm256_set1_ps(_cvtsh_ss(w[b].d) * xd[b]);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), s, acc);
+            __m256i xa = _mm256_sign_epi8(xv, xv);
+            __m128 s4 = FTI__Q_SCALES4_AVX2(w, w, w, w, b, xd[b]);
+            FTI__Q8_AVX2_STEP(acc, w[b].qs, xa, xv, FTI__LANE_AVX2(s4, 0));
         }
         y[r] = fti__hsum_avx2(acc);
     }
@@ -8084,21 +8522,46 @@ FTI__AVX2 static __m256i fti__q4_nibbles_avx2(const uint8_t *qs) {
     return _mm256_and_si256(v, _mm256_set1_epi8(15));
 }
 
-/* Q4_0: unsigned nibbles q times signed x, minus 8·Σx (spread over the 8 lanes as -Σx each). */
+/* Q4_0: unsigned nibbles q times signed x, minus 8·Σx (spread over the 8 lanes as -Σx each); four
+ * rows at a time as the Q8_0 kernel above. */
+#define FTI__Q4_AVX2_STEP(acc, qs, xv, nx, sc)                                                     \
+    acc = _mm256_fmadd_ps(                                                                         \
+        _mm256_cvtepi32_ps(_mm256_add_epi32(                                                       \
+            _mm256_madd_epi16(_mm256_maddubs_epi16(fti__q4_nibbles_avx2(qs), xv), ones), nx)),     \
+        sc, acc)
 FTI__AVX2 static void fti__gemv_q4_0_avx2(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
                                           size_t nb, float *y) {
     const __m256i ones = _mm256_set1_epi16(1);
-    size_t r, b;
-    for (r = 0; r < rows; r++) {
+    size_t r, b, q4 = rows / 4, st = q4 * row_bytes;
+    for (r = 0; r < q4; r++) {
+        const fti_block_q4_0 *w0 = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
+        const fti_block_q4_0 *w1 = (const fti_block_q4_0 *)((const char *)w0 + st);
+        const fti_block_q4_0 *w2 = (const fti_block_q4_0 *)((const char *)w1 + st);
+        const fti_block_q4_0 *w3 = (const fti_block_q4_0 *)((const char *)w2 + st);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (b = 0; b < nb; b++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+            __m256i nx = _mm256_set1_epi32(-xs[b]);
+            __m128 s4 = FTI__Q_SCALES4_AVX2(w0, w1, w2, w3, b, xd[b]);
+            FTI__Q4_AVX2_STEP(a0, w0[b].qs, xv, nx, FTI__LANE_AVX2(s4, 0));
+            FTI__Q4_AVX2_STEP(a1, w1[b].qs, xv, nx, FTI__LANE_AVX2(s4, 1));
+            FTI__Q4_AVX2_STEP(a2, w2[b].qs, xv, nx, FTI__LANE_AVX2(s4, 2));
+            FTI__Q4_AVX2_STEP(a3, w3[b].qs, xv, nx, FTI__LANE_AVX2(s4, 3));
+        }
+        y[r] = fti__hsum_avx2(a0);
+        y[r + q4] = fti__hsum_avx2(a1);
+        y[r + 2 * q4] = fti__hsum_avx2(a2);
+        y[r + 3 * q4] = fti__hsum_avx2(a3);
+    }
+    for (r = 4 * q4; r < rows; r++) {
         const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
         __m256 acc = _mm256_setzero_ps();
         for (b = 0; b < nb; b++) {
             __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i p = _mm256_maddubs_epi16(fti__q4_nibbles_avx2(w[b].qs), xv);
-            __m256i d = _mm256_add_epi32(_mm256_madd_epi16(p, ones), _mm256_set1_epi32(-xs[b]));
-            __m256 s = _mm256_set1_ps(_cvtsh_ss(w[b].d) * xd[b]);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), s, acc);
+            __m256i nx = _mm256_set1_epi32(-xs[b]);
+            __m128 s4 = FTI__Q_SCALES4_AVX2(w, w, w, w, b, xd[b]);
+            FTI__Q4_AVX2_STEP(acc, w[b].qs, xv, nx, FTI__LANE_AVX2(s4, 0));
         }
         y[r] = fti__hsum_avx2(acc);
     }
@@ -8159,7 +8622,7 @@ FTI__AVX2 static void fti__quantize_x_avx2(const float *x, size_t nb, int8_t *xq
     } while (0)
 
 /* a_step: floats between the 12 A values of consecutive k (12 for a packed panel, lda for an
- * op(A) column strip read in place from a TRANS_A source) */
+ * op(A) column strip read in place from a TRANS_A source). kc >= 1. */
 FTI__AVX512 static inline __attribute__((always_inline)) void
 fti__ukernel_avx512_body(size_t kc, const float *a, size_t a_step, const float *b, float *c,
                          size_t ldc, int acc) {
@@ -8169,7 +8632,9 @@ fti__ukernel_avx512_body(size_t kc, const float *a, size_t a_step, const float *
            c8_1 = c0_0, c9_0 = c0_0, c9_1 = c0_0, c10_0 = c0_0, c10_1 = c0_0, c11_0 = c0_0,
            c11_1 = c0_0, b0, b1, t;
     size_t p;
-    for (p = 0; p < kc; p++, a += a_step, b += 32) {
+    /* a advances only between steps: after the last one, a + a_step could lie past the end of
+     * an in-place source (forming such a pointer is undefined even if never dereferenced) */
+    for (p = 0;; a += a_step, b += 32) {
         b0 = _mm512_loadu_ps(b);
         b1 = _mm512_loadu_ps(b + 16);
         FTI__UK5_ROW(0);
@@ -8184,6 +8649,7 @@ fti__ukernel_avx512_body(size_t kc, const float *a, size_t a_step, const float *
         FTI__UK5_ROW(9);
         FTI__UK5_ROW(10);
         FTI__UK5_ROW(11);
+        if (++p >= kc) break;
     }
     FTI__UK5_STORE(0);
     FTI__UK5_STORE(1);
@@ -8375,11 +8841,164 @@ FTI__AVX512 static void fti__swiglu_bwd_avx512(float *dg, float *du, const float
     }
 }
 
+/* --- AVX-512 weight quantizers (as the AVX2 ones: byte for byte the references') ----------- */
+
+FTI__AVX512 static __m512 fti__abs_nan0_avx512(__m512 v) {
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), _mm512_abs_ps(v));
+}
+
+/* v with NaN lanes 0, clamped to ±lim; t = trunc, r = v - t (exact). */
+FTI__AVX512 static __m512i fti__trunc_rem_avx512(__m512 v, float lim, __m512 *r) {
+    __m512i t;
+    v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
+    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-lim)), _mm512_set1_ps(lim));
+    t = _mm512_cvttps_epi32(v);
+    *r = _mm512_sub_ps(v, _mm512_cvtepi32_ps(t));
+    return t;
+}
+
+FTI__AVX512 static __m512i fti__q8_levels_avx512(__m512 v) {
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512 r;
+    __m512i t = fti__trunc_rem_avx512(v, 127.0f, &r);
+    t = _mm512_mask_add_epi32(t, _mm512_cmp_ps_mask(r, _mm512_set1_ps(0.5f), _CMP_GE_OQ), t, one);
+    return _mm512_mask_sub_epi32(t, _mm512_cmp_ps_mask(r, _mm512_set1_ps(-0.5f), _CMP_LE_OQ), t,
+                                 one);
+}
+
+FTI__AVX512 static __m512i fti__q4_levels_avx512(__m512 v) {
+    __m512i t;
+    v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
+    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-9.0f)), _mm512_set1_ps(9.0f));
+    t = _mm512_cvttps_epi32(_mm512_add_ps(v, _mm512_set1_ps(8.5f)));
+    return _mm512_min_epi32(_mm512_max_epi32(t, _mm512_setzero_si512()), _mm512_set1_epi32(15));
+}
+
+FTI__AVX512 static void fti__quantize_q8_0_avx512(fti_block_q8_0 *dst, const float *src,
+                                                  size_t nb) {
+    size_t b;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        __m512 v0 = _mm512_loadu_ps(src), v1 = _mm512_loadu_ps(src + 16), vid;
+        float amax =
+            fti__hmax_avx512(_mm512_max_ps(fti__abs_nan0_avx512(v0), fti__abs_nan0_avx512(v1)));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        dst[b].d = fti_f32_to_f16(d);
+        vid = _mm512_set1_ps(id);
+        _mm_storeu_si128((__m128i *)(void *)dst[b].qs,
+                         _mm512_cvtepi32_epi8(fti__q8_levels_avx512(_mm512_mul_ps(v0, vid))));
+        _mm_storeu_si128((__m128i *)(void *)(dst[b].qs + 16),
+                         _mm512_cvtepi32_epi8(fti__q8_levels_avx512(_mm512_mul_ps(v1, vid))));
+    }
+}
+
+FTI__AVX512 static void fti__quantize_q4_0_avx512(fti_block_q4_0 *dst, const float *src,
+                                                  size_t nb) {
+    size_t b;
+    for (b = 0; b < nb; b++, src += FTI_QK) {
+        __m512 v0 = _mm512_loadu_ps(src), v1 = _mm512_loadu_ps(src + 16), vid, va;
+        __m512 a0 = fti__abs_nan0_avx512(v0), a1 = fti__abs_nan0_avx512(v1);
+        float amax = fti__hmax_avx512(_mm512_max_ps(a0, a1)), mx = 0.0f, d, id;
+        __m512i q;
+        if (amax > 0.0f) { /* the first element of largest magnitude */
+            uint32_t m;
+            va = _mm512_set1_ps(amax);
+            m = (uint32_t)_mm512_cmp_ps_mask(a0, va, _CMP_EQ_OQ) |
+                (uint32_t)_mm512_cmp_ps_mask(a1, va, _CMP_EQ_OQ) << 16;
+            /* from the registers (a load of src[j] right after the stores of the previous
+             * block ran at half the speed, now and then) */
+            mx = _mm512_cvtss_f32(_mm512_permutex2var_ps(
+                v0, _mm512_set1_epi32((int)__builtin_ctz(m)), v1));
+        }
+        d = mx / -8.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        dst[b].d = fti_f32_to_f16(d);
+        vid = _mm512_set1_ps(id);
+        q = _mm512_or_si512(fti__q4_levels_avx512(_mm512_mul_ps(v0, vid)),
+                            _mm512_slli_epi32(fti__q4_levels_avx512(_mm512_mul_ps(v1, vid)), 4));
+        _mm_storeu_si128((__m128i *)(void *)dst[b].qs, _mm512_cvtepi32_epi8(q));
+    }
+}
+
+FTI__AVX512 static void fti__dequantize_q8_0_avx512(float *dst, const fti_block_q8_0 *src,
+                                                    size_t nb) {
+    size_t b;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        __m512 d = _mm512_set1_ps(fti_f16_to_f32(src[b].d));
+        __m128i q0 = _mm_loadu_si128((const __m128i *)(const void *)src[b].qs);
+        __m128i q1 = _mm_loadu_si128((const __m128i *)(const void *)(src[b].qs + 16));
+        _mm512_storeu_ps(dst, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d));
+        _mm512_storeu_ps(dst + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d));
+    }
+}
+
+FTI__AVX512 static void fti__dequantize_q4_0_avx512(float *dst, const fti_block_q4_0 *src,
+                                                    size_t nb) {
+    const __m512i m4 = _mm512_set1_epi32(15), e = _mm512_set1_epi32(8);
+    size_t b;
+    for (b = 0; b < nb; b++, dst += FTI_QK) {
+        __m512 d = _mm512_set1_ps(fti_f16_to_f32(src[b].d));
+        __m512i q =
+            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)src[b].qs));
+        __m512i lo = _mm512_sub_epi32(_mm512_and_si512(q, m4), e);
+        __m512i hi = _mm512_sub_epi32(_mm512_srli_epi32(q, 4), e);
+        _mm512_storeu_ps(dst, _mm512_mul_ps(_mm512_cvtepi32_ps(lo), d));
+        _mm512_storeu_ps(dst + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(hi), d));
+    }
+}
+
+/* f32 GEMV. Each row is one dot in a fixed order (one accumulator, 16 floats per step, the
+ * masked tail last, then fti__hsum_avx512), whichever way the rows are grouped, so a row's value
+ * never depends on the thread split. The rows go four at a time from the four quarters of the
+ * call's range (r, r+q, r+2q, r+3q): four sequential streams keep more DRAM reads in flight on
+ * one core than one stream of short rows does (K = 288: +20% here, at ~ the STREAM read rate). */
+FTI__AVX512 static float fti__gemv_row_avx512(const float *w, const float *x, size_t n) {
+    __m512 a = _mm512_setzero_ps();
+    size_t i;
+    for (i = 0; i + 16 <= n; i += 16)
+        a = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a);
+    if (i < n) {
+        __mmask16 m = fti__tail16(n - i);
+        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, x + i), a);
+    }
+    return fti__hsum_avx512(a);
+}
+
 FTI__AVX512 static void fti__gemv_f32_avx512(const void *W, size_t row_bytes, size_t rows,
                                              const float *x, size_t n, float *y, int acc) {
-    size_t r;
-    for (r = 0; r < rows; r++) {
-        float s = fti__dot_avx512((const float *)((const char *)W + r * row_bytes), x, n);
+    size_t q = rows / 4, r, i, qb = q * row_bytes;
+    for (r = 0; r < q; r++) {
+        const char *w = (const char *)W + r * row_bytes;
+        const float *w0 = (const float *)w, *w1 = (const float *)(w + qb);
+        const float *w2 = (const float *)(w + 2 * qb), *w3 = (const float *)(w + 3 * qb);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, xv;
+        float s[4];
+        int j;
+        for (i = 0; i + 16 <= n; i += 16) {
+            xv = _mm512_loadu_ps(x + i);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + i), xv, a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + i), xv, a1);
+            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + i), xv, a2);
+            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + i), xv, a3);
+        }
+        if (i < n) {
+            __mmask16 m = fti__tail16(n - i);
+            xv = _mm512_maskz_loadu_ps(m, x + i);
+            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w0 + i), xv, a0);
+            a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w1 + i), xv, a1);
+            a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w2 + i), xv, a2);
+            a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w3 + i), xv, a3);
+        }
+        s[0] = fti__hsum_avx512(a0);
+        s[1] = fti__hsum_avx512(a1);
+        s[2] = fti__hsum_avx512(a2);
+        s[3] = fti__hsum_avx512(a3);
+        for (j = 0; j < 4; j++) {
+            float *yr = y + r + (size_t)j * q;
+            *yr = acc ? *yr + s[j] : s[j];
+        }
+    }
+    for (r = 4 * q; r < rows; r++) {
+        float s = fti__gemv_row_avx512((const float *)((const char *)W + r * row_bytes), x, n);
         y[r] = acc ? y[r] + s : s;
     }
 }
@@ -8547,53 +9166,118 @@ FTI__AVX512 static void fti__f32_to_bf16_avx512(uint16_t *dst, const float *src,
                                     (short)(w)[(b) + 3].d, 0, 0, 0, 0)),                           \
         _mm_loadu_ps((xd) + (b)))
 
-/* Q8_0 with VNNI: two blocks per zmm; dpbusd(|x|, w·sign(x)) gives 8 int32 partial sums per
- * block, scaled by the block's wd·xd in the matching half of the float accumulator. Four blocks
- * per step share one fp16 conversion of their scales. */
-FTI__VNNI static __m512 fti__q8_pair_vnni(const fti_block_q8_0 *w, const int8_t *xq, __m512 sc,
-                                          __m512 acc) {
-    const __m512i zero = _mm512_setzero_si512();
-    __m512i wv =
-        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)w[0].qs)),
-                           _mm256_loadu_si256((const __m256i *)w[1].qs), 1);
-    __m512i xv = _mm512_loadu_si512((const void *)xq);
-    __mmask64 neg = _mm512_movepi8_mask(xv);
-    __m512i d =
-        _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(xv), _mm512_mask_sub_epi8(wv, neg, zero, wv));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc);
+/* The sums of four accumulators, [Σa0, Σa1, Σa2, Σa3], each added in the same fixed order
+ * whatever the other three hold (a row alone passes zeros and gets the same bits). */
+FTI__AVX512 static __m128 fti__hsum4_avx512(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    __m512 b01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xee));
+    __m512 b23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xee));
+    __m512 c = _mm512_add_ps(_mm512_shuffle_f32x4(b01, b23, 0x88),
+                             _mm512_shuffle_f32x4(b01, b23, 0xdd));
+    c = _mm512_add_ps(c, _mm512_permute_ps(c, 0x4e));
+    c = _mm512_add_ps(c, _mm512_permute_ps(c, 0xb1));
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), c));
 }
 
+/* One row's step over a group of 4 Q8_0 blocks (136 bytes at wb, loaded as l0, l1 and the last
+ * 8 bytes): vpermt2b gathers each pair's 64 weight bytes and the 4 fp16 scales; dpbusd multiplies
+ * w + 128 (unsigned: w ^ 0x80) by x, starting from -16·Σx per lane (8 lanes per block), which
+ * takes the 128·Σx back out exactly in int32; each block's 8 lanes are then scaled by its wd·xd. */
+#define FTI__Q8_VNNI_STEP(acc, l0, l1, wb, xg, i0, i1, xd4)                                        \
+    do {                                                                                           \
+        __m512i l2_ = _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)((wb) + 128)));     \
+        __m512i p0_ = _mm512_xor_si512(_mm512_permutex2var_epi8(l0, idx_a, l1), flip);             \
+        __m512i p1_ = _mm512_xor_si512(_mm512_permutex2var_epi8(l1, idx_b, l2_), flip);            \
+        __m512 s4_ = _mm512_castps128_ps512(_mm_mul_ps(                                           \
+            _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi8(l0, idx_d, l1))), xd4)); \
+        __m512i d0_ = _mm512_dpbusd_epi32(i0, p0_, _mm512_loadu_si512((const void *)(xg)));        \
+        __m512i d1_ = _mm512_dpbusd_epi32(i1, p1_, _mm512_loadu_si512((const void *)((xg) + 64))); \
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0_), _mm512_permutexvar_ps(sp01, s4_), acc);    \
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1_), _mm512_permutexvar_ps(sp23, s4_), acc);    \
+    } while (0)
+
+/* A Q8_0 row's blocks past the last whole group of 4 added to its sum s. */
+FTI__VNNI static float fti__q8_vnni_finish(const fti_block_q8_0 *w, const int8_t *xq,
+                                           const float *xd, size_t b0, size_t nb, float s) {
+    size_t b;
+    for (b = b0; b < nb; b++) {
+        __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
+        __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+        __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(xv),
+                                        _mm256_sign_epi8(wv, xv));
+        s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+    }
+    return s;
+}
+
+/* Q8_0 with VNNI, four blocks per step (FTI__Q8_VNNI_STEP) and four rows at a time, rows i, i+q,
+ * i+2q, i+3q (four sequential streams); a row left over goes alone through the same steps, so
+ * every row's result is the same bits wherever it falls. */
 FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_t rows,
-                                               const int8_t *xq, const float *xd, const int32_t *xs,
-                                               size_t nb, float *y) {
-    const __m512i lo = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    const __m512i hi = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    size_t r, b;
-    (void)xs;
-    for (r = 0; r < rows; r++) {
-        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
-        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-        float s;
-        for (b = 0; b + 4 <= nb; b += 4) {
-            __m512 s4 = _mm512_castps128_ps512(FTI__SCALES4(w, b, xd));
-            acc0 = fti__q8_pair_vnni(w + b, xq + b * FTI_QK, _mm512_permutexvar_ps(lo, s4), acc0);
-            acc1 = fti__q8_pair_vnni(w + b + 2, xq + (b + 2) * FTI_QK,
-                                     _mm512_permutexvar_ps(hi, s4), acc1);
+                                          const int8_t *xq, const float *xd, const int32_t *xs,
+                                          size_t nb, float *y) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i sp01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i sp23 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m512 zero = _mm512_setzero_ps();
+    size_t ng = nb / 4, g, r, j, q4, st;
+    float s4[4];
+    __m512i idx_a, idx_b, idx_d;
+    unsigned char ia[64], ib[64], id[64];
+    for (j = 0; j < 64; j++) {
+        ia[j] = (unsigned char)(j < 32 ? 2 + j : 36 + (j - 32)); /* blocks 0, 1 from l0, l1 */
+        ib[j] = (unsigned char)(j < 32 ? 6 + j : 40 + (j - 32)); /* blocks 2, 3 from l1, l2 */
+        id[j] = (unsigned char)(j < 8 ? 34 * (j / 2) + j % 2 : 0); /* scales at 0, 34, 68, 102 */
+    }
+    idx_a = _mm512_loadu_si512((const void *)ia);
+    idx_b = _mm512_loadu_si512((const void *)ib);
+    idx_d = _mm512_loadu_si512((const void *)id);
+    q4 = rows / 4;
+    st = q4 * row_bytes;
+    for (r = 0; r < q4; r++) {
+        const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (g = 0; g < ng; g++, wb += 136) {
+            const int8_t *xg = xq + g * 128;
+            __m128i s16 = _mm_loadu_si128((const __m128i *)(xs + g * 4));
+            __m512i x16 = _mm512_castsi128_si512(_mm_sub_epi32(_mm_setzero_si128(),
+                                                               _mm_slli_epi32(s16, 4)));
+            __m512i i0 = _mm512_permutexvar_epi32(sp01, x16), i1 = _mm512_permutexvar_epi32(sp23, x16);
+            __m128 xd4 = _mm_loadu_ps(xd + g * 4);
+            __m512i l0 = _mm512_loadu_si512((const void *)wb);
+            __m512i m0 = _mm512_loadu_si512((const void *)(wb + 64));
+            __m512i l1 = _mm512_loadu_si512((const void *)(wb + st));
+            __m512i m1 = _mm512_loadu_si512((const void *)(wb + st + 64));
+            __m512i l2 = _mm512_loadu_si512((const void *)(wb + 2 * st));
+            __m512i m2 = _mm512_loadu_si512((const void *)(wb + 2 * st + 64));
+            __m512i l3 = _mm512_loadu_si512((const void *)(wb + 3 * st));
+            __m512i m3 = _mm512_loadu_si512((const void *)(wb + 3 * st + 64));
+            FTI__Q8_VNNI_STEP(a0, l0, m0, wb, xg, i0, i1, xd4);
+            FTI__Q8_VNNI_STEP(a1, l1, m1, wb + st, xg, i0, i1, xd4);
+            FTI__Q8_VNNI_STEP(a2, l2, m2, wb + 2 * st, xg, i0, i1, xd4);
+            FTI__Q8_VNNI_STEP(a3, l3, m3, wb + 3 * st, xg, i0, i1, xd4);
         }
-        for (; b + 2 <= nb; b += 2) {
-            __m512 sc = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(_cvtsh_ss(w[b].d) * xd[b]),
-                                             _mm512_set1_ps(_cvtsh_ss(w[b + 1].d) * xd[b + 1]));
-            acc0 = fti__q8_pair_vnni(w + b, xq + b * FTI_QK, sc, acc0);
+        wb = (const unsigned char *)W + r * row_bytes;
+        _mm_storeu_ps(s4, fti__hsum4_avx512(a0, a1, a2, a3));
+        for (j = 0; j < 4; j++)
+            y[r + j * q4] = fti__q8_vnni_finish((const fti_block_q8_0 *)(wb + j * st), xq, xd,
+                                                ng * 4, nb, s4[j]);
+    }
+    for (r = 4 * q4; r < rows; r++) {
+        const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
+        __m512 acc = _mm512_setzero_ps();
+        for (g = 0; g < ng; g++, wb += 136) {
+            __m128i s16 = _mm_loadu_si128((const __m128i *)(xs + g * 4));
+            __m512i x16 = _mm512_castsi128_si512(_mm_sub_epi32(_mm_setzero_si128(),
+                                                               _mm_slli_epi32(s16, 4)));
+            __m512i i0 = _mm512_permutexvar_epi32(sp01, x16), i1 = _mm512_permutexvar_epi32(sp23, x16);
+            __m512i l0 = _mm512_loadu_si512((const void *)wb);
+            __m512i m0 = _mm512_loadu_si512((const void *)(wb + 64));
+            FTI__Q8_VNNI_STEP(acc, l0, m0, wb, xq + g * 128, i0, i1, _mm_loadu_ps(xd + g * 4));
         }
-        s = fti__hsum_avx512(_mm512_add_ps(acc0, acc1));
-        if (b < nb) {
-            __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(xv),
-                                            _mm256_sign_epi8(wv, xv));
-            s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
-        }
-        y[r] = s;
+        _mm_storeu_ps(s4, fti__hsum4_avx512(acc, zero, zero, zero));
+        y[r] = fti__q8_vnni_finish((const fti_block_q8_0 *)((const char *)W + r * row_bytes), xq,
+                                   xd, ng * 4, nb, s4[0]);
     }
 }
 
@@ -8650,71 +9334,126 @@ FTI__VNNI static void fti__gemv_q4_0_vnni_pairs(const void *W, size_t row_bytes,
 /* Groups of 4 blocks the VBMI Q4_0 kernel rearranges on the stack: n_in up to 8192. */
 enum { FTI__Q4_STACK_GROUPS = 64 };
 
-/* Q4_0 with VNNI + VBMI, four blocks (72 bytes) per step: two loads (the second masked to the
- * 8 bytes that belong to the group, so nothing past the row is read), vpermt2b gathers the 4×16
- * nibble bytes and vpermb the 4 fp16 scales; low nibbles (elements 0..15 of each block) and high
- * nibbles (16..31) each make one dpbusd against x rearranged once per call to match, giving 4
- * int32 lanes per block. Q4_0's -8 offset is applied in float: Σ_b wd·(-8·xd·Σx) per row, with
- * -8·xd·Σx precomputed per block. */
+/* One row's step over a group of 4 Q4_0 blocks (72 bytes at wb): vpermt2b gathers the 4×16 nibble
+ * bytes from a 64-byte load and the group's last 8 bytes; low nibbles (elements 0..15 of each
+ * block) and high nibbles (16..31) each make one dpbusd against x rearranged to match, starting
+ * from init (-2·Σx per lane: 4 lanes per block undo the +8 offset exactly in int32); the 16 int32
+ * lanes (4 per block) are scaled by the block's wd·xd (sc) into the row's float accumulator. */
+#define FTI__Q4_VNNI_STEP(acc, l0, wb, xg, init, sc)                                               \
+    do {                                                                                           \
+        __m512i q_ = _mm512_permutex2var_epi8(                                                     \
+            l0, idx_q, _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)((wb) + 64))));    \
+        __m512i d_ = _mm512_dpbusd_epi32(init, _mm512_and_si512(q_, m4),                           \
+                                         _mm512_loadu_si512((const void *)(xg)));                  \
+        d_ = _mm512_dpbusd_epi32(d_, _mm512_and_si512(_mm512_srli_epi16(q_, 4), m4),               \
+                                 _mm512_loadu_si512((const void *)((xg) + 64)));                   \
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d_), sc, acc);                                    \
+    } while (0)
+
+/* A row's blocks past the last whole group of 4 added to its sum s. */
+FTI__VNNI static float fti__q4_vnni_finish(const fti_block_q4_0 *w, const int8_t *xq,
+                                           const float *xd, const int32_t *xs, size_t b0,
+                                           size_t nb, float s) {
+    size_t b;
+    for (b = b0; b < nb; b++) {
+        __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+        __m256i d =
+            _mm256_dpbusd_epi32(_mm256_set1_epi32(-xs[b]), fti__q4_nibbles_avx2(w[b].qs), xv);
+        s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+    }
+    return s;
+}
+
+/* Q4_0 with VNNI + VBMI, four blocks (72 bytes) per step and four rows at a time: x is rearranged
+ * once per call (FTI__Q4_VNNI_STEP), and the four rows' 16 fp16 scales are gathered by three
+ * byte permutes into one conversion, times xd, then spread to each row's lanes. The rows read
+ * as four streams. A row left over goes alone through the same steps with the same values (its
+ * scales gathered by one permute), so every row's result is the same bits wherever it falls. */
 FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
                                           size_t nb, float *y) {
     int8_t xr[FTI__Q4_STACK_GROUPS * 128];
-    float corr[FTI__Q4_STACK_GROUPS * 4];
-    size_t ng = nb / 4, g, r, b, j;
-    __m512i idx_q, idx_d;
-    const __m512i idx4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    int32_t xi[FTI__Q4_STACK_GROUPS * 16];
+    const __m512 zero = _mm512_setzero_ps();
+    size_t ng = nb / 4, g, r, j, q4, st;
+    float s4[4];
+    __m512i idx_q, idx_d, idx_d2;
     const __m512i m4 = _mm512_set1_epi8(15);
-    unsigned char iq[64], id[64];
+    __m512i spread[4];
+    unsigned char iq[64], id[64], id2[64];
     if (ng > FTI__Q4_STACK_GROUPS) {
         fti__gemv_q4_0_vnni_pairs(W, row_bytes, rows, xq, xd, xs, nb, y);
         return;
     }
     for (j = 0; j < 64; j++) {
-        iq[j] = (unsigned char)(18 * (j / 16) + 2 + j % 16);       /* qs bytes of block j/16 */
-        id[j] = (unsigned char)(j < 8 ? 18 * (j / 2) + j % 2 : 0); /* the four fp16 scales */
+        iq[j] = (unsigned char)(18 * (j / 16) + 2 + j % 16); /* qs bytes of block j/16 */
+        /* fp16 scales: the four of one row (id), of two rows (id2: the second from the other
+         * source, 64 + ...) */
+        id[j] = (unsigned char)(j < 8 ? 18 * (j / 2) + j % 2 : 0);
+        id2[j] = (unsigned char)(j < 16 ? (j / 8) * 64 + 18 * ((j % 8) / 2) + j % 2 : 0);
     }
     idx_q = _mm512_loadu_si512((const void *)iq);
     idx_d = _mm512_loadu_si512((const void *)id);
+    idx_d2 = _mm512_loadu_si512((const void *)id2);
+    for (r = 0; r < 4; r++) { /* lanes 4j..4j+3 take row r's block j: float 4r + j */
+        int32_t sp[16];
+        for (j = 0; j < 16; j++) sp[j] = (int32_t)(4 * r + j / 4);
+        spread[r] = _mm512_loadu_si512((const void *)sp);
+    }
     for (g = 0; g < ng; g++) { /* x of 4 blocks as [x0[0:16] x1[0:16] x2[0:16] x3[0:16]] + highs */
         for (j = 0; j < 4; j++) {
+            int32_t v = -2 * xs[g * 4 + j];
             memcpy(xr + g * 128 + j * 16, xq + (g * 4 + j) * FTI_QK, 16);
             memcpy(xr + g * 128 + 64 + j * 16, xq + (g * 4 + j) * FTI_QK + 16, 16);
-            corr[g * 4 + j] = -8.0f * xd[g * 4 + j] * (float)xs[g * 4 + j];
+            xi[g * 16 + j * 4] = xi[g * 16 + j * 4 + 1] = v;
+            xi[g * 16 + j * 4 + 2] = xi[g * 16 + j * 4 + 3] = v;
         }
     }
-    for (r = 0; r < rows; r++) {
-        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
-        const unsigned char *wb = (const unsigned char *)w;
-        __m512 acc = _mm512_setzero_ps();
-        __m128 cacc = _mm_setzero_ps();
-        float s;
+    /* rows i, i+q, i+2q, i+3q together: four sequential streams */
+    q4 = rows / 4;
+    st = q4 * row_bytes;
+    for (r = 0; r < q4; r++) {
+        const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (g = 0; g < ng; g++, wb += 72) {
+            const int8_t *xg = xr + g * 128;
+            __m512i init = _mm512_loadu_si512((const void *)(xi + g * 16));
             __m512i l0 = _mm512_loadu_si512((const void *)wb);
-            __m512i l1 = _mm512_maskz_loadu_epi8((__mmask64)0xff, (const void *)(wb + 64));
-            __m512i q = _mm512_permutex2var_epi8(l0, idx_q, l1);
-            __m512i lo = _mm512_and_si512(q, m4),
-                    hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
-            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo,
-                                            _mm512_loadu_si512((const void *)(xr + g * 128)));
-            __m128 wd = _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, l0)));
-            __m128 s4 = _mm_mul_ps(wd, _mm_loadu_ps(xd + g * 4));
-            d = _mm512_dpbusd_epi32(d, hi, _mm512_loadu_si512((const void *)(xr + g * 128 + 64)));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),
-                                  _mm512_permutexvar_ps(idx4, _mm512_castps128_ps512(s4)), acc);
-            cacc = _mm_fmadd_ps(wd, _mm_loadu_ps(corr + g * 4), cacc);
+            __m512i l1 = _mm512_loadu_si512((const void *)(wb + st));
+            __m512i l2 = _mm512_loadu_si512((const void *)(wb + 2 * st));
+            __m512i l3 = _mm512_loadu_si512((const void *)(wb + 3 * st));
+            __m512i d01 = _mm512_permutex2var_epi8(l0, idx_d2, l1);
+            __m512i d23 = _mm512_permutex2var_epi8(l2, idx_d2, l3);
+            __m512 sc = _mm512_mul_ps(
+                _mm512_cvtph_ps(_mm256_inserti128_si256(_mm512_castsi512_si256(d01),
+                                                        _mm512_castsi512_si128(d23), 1)),
+                _mm512_broadcast_f32x4(_mm_loadu_ps(xd + g * 4)));
+            FTI__Q4_VNNI_STEP(a0, l0, wb, xg, init, _mm512_permutexvar_ps(spread[0], sc));
+            FTI__Q4_VNNI_STEP(a1, l1, wb + st, xg, init, _mm512_permutexvar_ps(spread[1], sc));
+            FTI__Q4_VNNI_STEP(a2, l2, wb + 2 * st, xg, init, _mm512_permutexvar_ps(spread[2], sc));
+            FTI__Q4_VNNI_STEP(a3, l3, wb + 3 * st, xg, init, _mm512_permutexvar_ps(spread[3], sc));
         }
-        s = fti__hsum_avx512(acc);
-        cacc = _mm_add_ps(cacc, _mm_movehl_ps(cacc, cacc));
-        cacc = _mm_add_ss(cacc, _mm_movehdup_ps(cacc));
-        s += _mm_cvtss_f32(cacc);
-        for (b = ng * 4; b < nb; b++) {
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i d =
-                _mm256_dpbusd_epi32(_mm256_set1_epi32(-xs[b]), fti__q4_nibbles_avx2(w[b].qs), xv);
-            s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+        wb = (const unsigned char *)W + r * row_bytes;
+        _mm_storeu_ps(s4, fti__hsum4_avx512(a0, a1, a2, a3));
+        for (j = 0; j < 4; j++)
+            y[r + j * q4] = fti__q4_vnni_finish((const fti_block_q4_0 *)(wb + j * st), xq, xd, xs,
+                                                ng * 4, nb, s4[j]);
+    }
+    for (r = 4 * q4; r < rows; r++) {
+        const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
+        __m512 acc = _mm512_setzero_ps();
+        for (g = 0; g < ng; g++, wb += 72) {
+            __m512i init = _mm512_loadu_si512((const void *)(xi + g * 16));
+            __m512i l0 = _mm512_loadu_si512((const void *)wb);
+            __m512 sc = _mm512_castps128_ps512(
+                _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, l0))),
+                           _mm_loadu_ps(xd + g * 4)));
+            FTI__Q4_VNNI_STEP(acc, l0, wb, xr + g * 128, init,
+                              _mm512_permutexvar_ps(spread[0], sc));
         }
-        y[r] = s;
+        _mm_storeu_ps(s4, fti__hsum4_avx512(acc, zero, zero, zero));
+        y[r] = fti__q4_vnni_finish((const fti_block_q4_0 *)((const char *)W + r * row_bytes), xq,
+                                   xd, xs, ng * 4, nb, s4[0]);
     }
 }
 
@@ -8833,10 +9572,10 @@ static const fti_kernels fti__kernels_avx2_table = {
     fti__f32_to_f16_avx2,
     fti__bf16_to_f32_avx2,
     fti__f32_to_bf16_ref,
-    fti__quantize_q8_0_ref,
-    fti__quantize_q4_0_ref,
-    fti__dequantize_q8_0_ref,
-    fti__dequantize_q4_0_ref,
+    fti__quantize_q8_0_avx2,
+    fti__quantize_q4_0_avx2,
+    fti__dequantize_q8_0_avx2,
+    fti__dequantize_q4_0_avx2,
 };
 
 static const fti_kernels *fti__kernels_avx2(void) { return &fti__kernels_avx2_table; }
@@ -8879,10 +9618,10 @@ static const fti_kernels fti__kernels_avx512_table = {
     fti__f32_to_f16_avx2,
     fti__bf16_to_f32_avx512,
     fti__f32_to_bf16_avx512,
-    fti__quantize_q8_0_ref,
-    fti__quantize_q4_0_ref,
-    fti__dequantize_q8_0_ref,
-    fti__dequantize_q4_0_ref,
+    fti__quantize_q8_0_avx512,
+    fti__quantize_q4_0_avx512,
+    fti__dequantize_q8_0_avx512,
+    fti__dequantize_q4_0_avx512,
 };
 
 static const fti_kernels fti__kernels_avx512vnni_table = {
@@ -8920,10 +9659,10 @@ static const fti_kernels fti__kernels_avx512vnni_table = {
     fti__f32_to_f16_avx2,
     fti__bf16_to_f32_avx512,
     fti__f32_to_bf16_avx512,
-    fti__quantize_q8_0_ref,
-    fti__quantize_q4_0_ref,
-    fti__dequantize_q8_0_ref,
-    fti__dequantize_q4_0_ref,
+    fti__quantize_q8_0_avx512,
+    fti__quantize_q4_0_avx512,
+    fti__dequantize_q8_0_avx512,
+    fti__dequantize_q4_0_avx512,
 };
 #endif
 
@@ -9271,10 +10010,11 @@ FTI__VNNI static void fti__qtile_q4_0_vnni(const char *const *w, const int8_t *c
 /* In panel form the blocks of a group of 16 weight rows are interleaved so that zmm j of block b
  * holds, in lane i, weights 4j..4j+3 of row i as unsigned bytes (Q8_0: w+128, Q4_0: the nibble,
  * i.e. w+8), followed by the 16 rows' scales as f32 (FTI__QP_BLOCK bytes per block). Then for
- * each activation row, per block: 8 vpdpbusd against x's 4-byte groups broadcast, starting
- * from -c·Σx (c = 128 or 8 undoes the offset), one conversion and one FMA with the 16 row
- * scales times xd: lane i ends as row i's output, so 16 outputs are stored at once (masked for
- * a last group of fewer rows) and nothing is reduced horizontally.
+ * each activation row, per block: 8 vpdpbusd against x's 4-byte groups broadcast (under
+ * GCC/Clang as the instruction's embedded {1to16} memory operand), starting from -c·Σx (c = 128
+ * or 8 undoes the offset), one conversion and one FMA with the 16 row scales times xd: lane i
+ * ends as row i's output, so 16 outputs are stored at once (masked for a last group of fewer
+ * rows) and nothing is reduced horizontally.
  * The weights are either in panel form already (fti_qpack, done once: the batch decoder keeps
  * its model so) or repacked per group on the stack (a 16×8 dword transpose in three vpermt2d
  * stages), in chunks of FTI__QP_MAXNB blocks so any K fits: a chunk's sums continue from the
@@ -9335,6 +10075,14 @@ FTI__VNNI static void fti__qp_pack_vnni(const char *W, size_t row_bytes, size_t 
     }
 }
 
+/* GCC does not fold _mm512_set1_epi32 of a loaded int into vpdpbusd's embedded broadcast: the
+ * separate broadcasts were the panel loop's bottleneck (measured on Zen 4: decode step 16% faster
+ * with the folded form), so GCC and Clang get it as inline assembly. */
+#if defined(__GNUC__) && !defined(FTI_NO_INLINE_ASM)
+#define FTI__QP_BCST_ASM 1
+typedef struct fti__qp_x4 { int8_t b[4]; } fti__qp_x4; /* a 4-byte group of activations */
+#endif
+
 /* Activation rows i < 4 (rows i >= mn repeat row mn-1's input and are not stored): the lanes of
  * mask of y[i] = (accumulate ? y[i] : 0) + Σ over nb panel blocks of the 16 rows · x_i. */
 FTI__VNNI static void fti__qp_dot_vnni(const unsigned char *P, size_t nb, int32_t c,
@@ -9360,11 +10108,19 @@ FTI__VNNI static void fti__qp_dot_vnni(const unsigned char *P, size_t nb, int32_
             __m512i w1 = _mm512_loadu_si512((const void *)(P + j * 64 + 64));
             FTI__UNROLL4
             for (m = 0; m < 4; m++) {
+#if defined(FTI__QP_BCST_ASM)
+                /* x's 4-byte group as the instruction's embedded broadcast operand: no separate
+                 * broadcast instruction per product */
+                const fti__qp_x4 *x0 = (const fti__qp_x4 *)(const void *)(xq[m] + b * FTI_QK + j * 4);
+                __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(d0[m]) : "v"(w0), "m"(x0[0]));
+                __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(d1[m]) : "v"(w1), "m"(x0[1]));
+#else
                 int32_t x0, x1;
                 memcpy(&x0, xq[m] + b * FTI_QK + j * 4, 4);
                 memcpy(&x1, xq[m] + b * FTI_QK + j * 4 + 4, 4);
                 d0[m] = _mm512_dpbusd_epi32(d0[m], w0, _mm512_set1_epi32(x0));
                 d1[m] = _mm512_dpbusd_epi32(d1[m], w1, _mm512_set1_epi32(x1));
+#endif
             }
         }
         FTI__UNROLL4
@@ -14451,12 +15207,15 @@ static int fti__st_fd_write(int fd, const void *p, size_t n) {
     return 1;
 }
 
-/* Reads exactly n bytes at off; op: FTI__IO_READ, with FTI__IO_SCRATCH on a scratch file. */
+/* Reads exactly n bytes at off; op: FTI__IO_READ, with FTI__IO_SCRATCH on a scratch file.
+ * 0 on failure with errno set: the system's error, or 0 when the file ended first (name it with
+ * fti__st_read_error). */
 static int fti__st_fd_pread_op(int fd, void *p, size_t n, uint64_t off, int op) {
     char *c = (char *)p;
     while (n) {
         long g = fti__sys_pread(fd, c, n, off, op);
         if (g < 0 && errno == EINTR) continue;
+        if (g == 0) errno = 0; /* end of file: no system error to name */
         if (g <= 0) return 0;
         c += g;
         n -= (size_t)g;
@@ -14467,6 +15226,11 @@ static int fti__st_fd_pread_op(int fd, void *p, size_t n, uint64_t off, int op) 
 
 static int fti__st_fd_pread(int fd, void *p, size_t n, uint64_t off) {
     return fti__st_fd_pread_op(fd, p, n, off, FTI__IO_READ);
+}
+
+/* What a failed fti__st_fd_pread_op met, from the errno it left (e). */
+static const char *fti__st_read_error(int e) {
+    return e ? strerror(e) : "the file is shorter than expected";
 }
 
 /* The number of term h (new terms get the next number); UINT32_MAX when out of memory. */
@@ -17193,22 +17957,28 @@ static fti_result fti__st_objw_commit(fti__st_run *r, fti__st_objw *w, const cha
     }
     if (w->patched) {
         /* the header changed after the data: hash the file as it is */
-        int fd = fti__sys_open(w->af.tmp_path, O_RDONLY, 0);
+        int fd = fti__sys_open(w->af.tmp_path, O_RDONLY, 0), e = 0;
         uint64_t off = 0;
         fti__st_shs_init(&w->sh, r->proc.sha_fast);
-        if (fd < 0) rc = FTI_ERR_IO;
+        if (fd < 0) {
+            rc = FTI_ERR_IO;
+            e = errno ? errno : EIO;
+        }
         while (rc == FTI_OK && off < w->bytes) {
             size_t n = w->bytes - off < FTI__ST_OBJW_BUF ? (size_t)(w->bytes - off)
                                                          : FTI__ST_OBJW_BUF;
-            if (!fti__st_fd_pread(fd, w->buf, n, off))
+            if (!fti__st_fd_pread(fd, w->buf, n, off)) {
                 rc = FTI_ERR_IO;
-            else
+                e = errno;
+            } else {
                 fti__st_shs_update(&w->sh, w->buf, n);
+            }
             off += n;
         }
         if (fd >= 0) close(fd);
         if (rc != FTI_OK) {
-            fti_error_set(err, rc, "%s: cannot read back", w->af.tmp_path);
+            fti_error_set(err, rc, "%s: cannot read back: %s", w->af.tmp_path,
+                          fti__st_read_error(e));
             fti__st_objw_abort(w);
             return rc;
         }
@@ -17890,7 +18660,9 @@ static fti_result fti__st_exact_dups(const fti__st_run *r, fti__st_doc **docs, s
             int eq = o->h_text == d->h_text && o->text_len == d->text_len ? fti__st_text_eq(r, o, d)
                                                                          : 0;
             if (eq < 0) {
+                int e = errno; /* what the read met, for the caller's message */
                 fti_free(tab);
+                errno = e;
                 return FTI_ERR_IO;
             }
             if (eq) break;
@@ -17920,7 +18692,7 @@ static fti_result fti__st_batch_load(const fti__st_run *r, fti__st_doc **docs, s
     for (i = 0; i < n; i++) {
         if (!fti__st_text_load(r, docs[i], buf->data + pos))
             return fti_error_set(err, FTI_ERR_IO, "%s: cannot read back: %s",
-                                 r->recs.af.tmp_path, strerror(errno));
+                                 r->recs.af.tmp_path, fti__st_read_error(errno));
         docs[i]->text = buf->data + pos;
         pos += docs[i]->text_len;
         buf->data[pos++] = 0;
@@ -18210,6 +18982,8 @@ FTIDEF fti_result fti_store_ingest_partial(const char *home, const char *const *
  *   u32 number, u8 kind, hashed, reused, failed, u64 size, u8[32] sha, u64 section offset,
  *   u64 section length, str name, str path. */
 #define FTI__ST_PART_HDR 80
+/* the smallest index entry: number, flags, size, sha, offset, length and two empty strings */
+#define FTI__ST_PART_ENTRY_MIN 72
 
 static fti_result fti__st_partial_run(fti__st_run *r, fti_buf *out_path, fti_error *err) {
     fti_pool *pool = NULL;
@@ -18325,11 +19099,17 @@ static fti_result fti__st_load_partials(fti__st_run *r, const char *const *paths
     size_t p, i, filled = 0;
     unsigned char plan[32], *seen = NULL;
     uint32_t n_shards = 0, n_total = 0;
+    uint64_t all_bytes = 0;
     fti_result rc = FTI_OK;
     r->part_fds = (int *)fti_malloc((n + 1) * sizeof *r->part_fds);
     if (!r->part_fds) return fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
-    for (p = 0; p < n; p++) r->part_fds[p] = -1;
+    for (p = 0; p < n; p++) {
+        struct stat st;
+        r->part_fds[p] = -1;
+        if (stat(paths[p], &st) == 0) all_bytes += (uint64_t)st.st_size;
+    }
     r->n_parts = n;
+    /* (an error in the loop sets rc and breaks out, so that seen is freed below) */
     for (p = 0; p < n && rc == FTI_OK; p++) {
         unsigned char hdr[FTI__ST_PART_HDR];
         uint64_t ix_off, ix_len, fsize;
@@ -18339,22 +19119,37 @@ static fti_result fti__st_load_partials(fti__st_run *r, const char *const *paths
         struct stat st;
         int fd = fti__sys_open(paths[p], O_RDONLY, 0);
         r->part_fds[p] = fd;
-        if (fd < 0 || fstat(fd, &st) != 0)
-            return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: cannot open partial", paths[p]);
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: cannot open partial", paths[p]);
+            break;
+        }
         fsize = (uint64_t)st.st_size;
         if (!fti__st_fd_pread(fd, hdr, sizeof hdr, 0) || memcmp(hdr, "FTIPART", 8) != 0 ||
-            fti_load_u32(hdr + 8) != 1)
-            return fti_error_set(err, FTI_ERR_FORMAT, "%s: not an fti partial", paths[p]);
+            fti_load_u32(hdr + 8) != 1) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: not an fti partial", paths[p]);
+            break;
+        }
         shard = fti_load_u32(hdr + 12);
         ns = fti_load_u32(hdr + 16);
         nt = fti_load_u32(hdr + 20);
         nm = fti_load_u32(hdr + 24);
         ix_off = fti_load_u64(hdr + 64);
         ix_len = fti_load_u64(hdr + 72);
-        if (ns == 0 || shard >= ns || nt > FTI_STORE_MAX_DOCS || nm > nt ||
+        if (ns == 0 || ns > 100000u /* as ingest --shard allows */ || shard >= ns ||
+            nt > FTI_STORE_MAX_DOCS || nm > nt ||
             ix_off < FTI__ST_PART_HDR || ix_off > fsize || ix_len != fsize - ix_off ||
-            ix_len > ((uint64_t)1 << 32))
-            return fti_error_set(err, FTI_ERR_FORMAT, "%s: bad partial header", paths[p]);
+            ix_len > ((uint64_t)1 << 32) || nm > ix_len / FTI__ST_PART_ENTRY_MIN) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: bad partial header", paths[p]);
+            break;
+        }
+        /* every file of the run has an entry in one of the partials' indexes: no more files
+         * than they can hold (n_files sizes the run's file table) */
+        if (nt > all_bytes / FTI__ST_PART_ENTRY_MIN) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT,
+                               "%s: claims %u files, more than the %llu bytes of partials hold",
+                               paths[p], nt, (unsigned long long)all_bytes);
+            break;
+        }
         if (p == 0) {
             memcpy(plan, hdr + 32, 32);
             n_shards = ns;
@@ -18362,30 +19157,34 @@ static fti_result fti__st_load_partials(fti__st_run *r, const char *const *paths
             seen = (unsigned char *)fti_calloc(ns + 1, 1);
             r->files = (fti__st_file *)fti_calloc(nt + 1, sizeof *r->files);
             if (!seen || !r->files) {
-                fti_free(seen);
-                return fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+                rc = fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+                break;
             }
             r->n_files = r->cap_files = nt;
             for (i = 0; i < nt; i++) r->files[i].part = -1;
         } else if (memcmp(plan, hdr + 32, 32) != 0 || ns != n_shards || nt != n_total) {
-            fti_free(seen);
-            return fti_error_set(err, FTI_ERR_INVALID,
-                                 "%s: made from other inputs or options than %s (or another "
-                                 "shard count)",
-                                 paths[p], paths[0]);
+            rc = fti_error_set(err, FTI_ERR_INVALID,
+                               "%s: made from other inputs or options than %s (or another "
+                               "shard count)",
+                               paths[p], paths[0]);
+            break;
         }
         if (seen[shard]) {
-            fti_free(seen);
-            return fti_error_set(err, FTI_ERR_INVALID, "%s: shard %u/%u given twice", paths[p],
-                                 shard, ns);
+            rc = fti_error_set(err, FTI_ERR_INVALID, "%s: shard %u/%u given twice", paths[p],
+                               shard, ns);
+            break;
         }
         seen[shard] = 1;
         ix = fti_malloc((size_t)ix_len + 1);
-        if (!ix || !fti__st_fd_pread(fd, ix, (size_t)ix_len, ix_off)) {
+        if (!ix) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
+            break;
+        }
+        if (!fti__st_fd_pread(fd, ix, (size_t)ix_len, ix_off)) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: cannot read the partial's index: %s",
+                               paths[p], fti__st_read_error(errno));
             fti_free(ix);
-            fti_free(seen);
-            return fti_error_set(err, FTI_ERR_FORMAT, "%s: cannot read the partial's index",
-                                 paths[p]);
+            break;
         }
         rd = fti_reader_make(ix, (size_t)ix_len);
         for (q = 0; q < nm && rc == FTI_OK; q++) {
@@ -18871,7 +19670,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     rc = fti__st_exact_dups(r, all, n_all, &n_exact);
     if (rc != FTI_OK) {
         if (rc == FTI_ERR_IO)
-            fti_error_set(err, rc, "%s: cannot read back: %s", r->recs.af.tmp_path, strerror(errno));
+            fti_error_set(err, rc, "%s: cannot read back: %s", r->recs.af.tmp_path,
+                          fti__st_read_error(errno));
         else
             fti_error_set(err, rc, "ingest: out of memory");
         goto done;
@@ -21000,10 +21800,10 @@ typedef struct fti__model_attn_ctx {
     float *scratch;         /* (B*KV, fti__model_attn_scratch(T, D)) */
 } fti__model_attn_ctx;
 
-/* dst[t * ld + i] (+)= src[i * lds + t] for i < D, t < m: a (D, m) block back to (m, D) rows
- * (4x4 SSE transposes where available; the same sums either way). */
+/* dst[t * ld + i] = src[i * lds + t] for i < D, t < m: a (D, m) block back to (m, D) rows
+ * (4x4 SSE transposes where available). */
 static void fti__model_untranspose(float *dst, size_t ld, const float *src, size_t lds, size_t D,
-                                   size_t m, int add) {
+                                   size_t m) {
     size_t i, t, i0 = 0, t0 = 0;
 #if FTI__MODEL_SSE
     size_t D4 = D / 4 * 4, m4 = m / 4 * 4;
@@ -21014,12 +21814,6 @@ static void fti__model_untranspose(float *dst, size_t ld, const float *src, size
             __m128 r3 = _mm_loadu_ps(src + (i + 3) * lds + t);
             float *o = dst + t * ld + i;
             _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-            if (add) {
-                r0 = _mm_add_ps(_mm_loadu_ps(o), r0);
-                r1 = _mm_add_ps(_mm_loadu_ps(o + ld), r1);
-                r2 = _mm_add_ps(_mm_loadu_ps(o + 2 * ld), r2);
-                r3 = _mm_add_ps(_mm_loadu_ps(o + 3 * ld), r3);
-            }
             _mm_storeu_ps(o, r0);
             _mm_storeu_ps(o + ld, r1);
             _mm_storeu_ps(o + 2 * ld, r2);
@@ -21028,16 +21822,13 @@ static void fti__model_untranspose(float *dst, size_t ld, const float *src, size
     i0 = D4; /* what is left: columns [D4, D) of rows [0, m4), then rows [m4, m) */
     for (t = 0; t < m4; t++)
         for (i = i0; i < D; i++)
-            dst[t * ld + i] = add ? dst[t * ld + i] + src[i * lds + t] : src[i * lds + t];
+            dst[t * ld + i] = src[i * lds + t];
     t0 = m4;
 #endif
     (void)i0;
     for (t = t0; t < m; t++) {
         float *o = dst + t * ld;
-        if (add)
-            for (i = 0; i < D; i++) o[i] += src[i * lds + t];
-        else
-            for (i = 0; i < D; i++) o[i] = src[i * lds + t];
+        for (i = 0; i < D; i++) o[i] = src[i * lds + t];
     }
 }
 
@@ -21094,7 +21885,7 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
                 fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_TB | c->mmx, D,
                               r1 - r0, r1, vb, d->QKV, P + r0 * T, T, yt, r1 - r0);
                 fti__model_untranspose(c->y + (b * T + r0) * d->HD + h * D, d->HD, yt, r1 - r0,
-                                       D, r1 - r0, 0);
+                                       D, r1 - r0);
             }
         }
     }
@@ -21152,14 +21943,14 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
                 fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_TB | c->mmx, D, m,
                               r1, kb, d->QKV, dS + r0 * T, T, tq, m);
                 fti__model_untranspose(c->dq + (b * T + r0) * d->QKV + h * D, d->QKV, tq, m, D,
-                                       m, 0);
+                                       m);
                 /* dK^T[:, 0:r1] += Q[r0:r1]^T . dS[r0:r1, 0:r1] */
                 fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | c->mmx, D,
                               r1, m, qb + r0 * d->QKV, d->QKV, dS + r0 * T, T, dkt, T);
             }
         }
-        fti__model_untranspose(c->dk + b * T * d->QKV + kvh * D, d->QKV, dkt, T, D, T, 0);
-        fti__model_untranspose(c->dv + b * T * d->QKV + kvh * D, d->QKV, dvt, T, D, T, 0);
+        fti__model_untranspose(c->dk + b * T * d->QKV + kvh * D, d->QKV, dkt, T, D, T);
+        fti__model_untranspose(c->dv + b * T * d->QKV + kvh * D, d->QKV, dvt, T, D, T);
         /* RoPE backward (the inverse rotation) on the group's dq heads and dk head */
         fti__model_rope(c->dq + b * T * d->QKV + kvh * rep * D, 0, T, d->QKV, T, rep, D,
                         c->rope_c, c->rope_s, 1);
@@ -23797,6 +24588,12 @@ FTIDEF const float *fti_trainer_lora(const fti_trainer *t, uint32_t *rank, float
     return t->w;
 }
 
+FTIDEF void fti_trainer_set_total_steps(fti_trainer *t, uint64_t total_steps) {
+    if (!t) return;
+    if (total_steps < t->step + 1) total_steps = t->step + 1;
+    t->total_steps = total_steps;
+}
+
 FTIDEF int fti_trainer_done(const fti_trainer *t) {
     if (!t) return 1;
     if (t->step >= t->total_steps) return 1;
@@ -24992,6 +25789,7 @@ done:
 
 /* --- metrics log and loss curve ---------------------------------------------------------------- */
 
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_metrics_line(FILE *f, uint64_t step, double loss, double lr, double gnorm,
                                  uint64_t tokens, double tok_s, double elapsed, int has_val,
                                  double val) {
@@ -25007,6 +25805,7 @@ static void fti__tr_metrics_line(FILE *f, uint64_t step, double loss, double lr,
 }
 
 /* An SVG with the training loss per step (blue) and validation points (orange). */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_write_svg(const char *path, const float *train, size_t n, const uint64_t *vs,
                               const float *vl, size_t nv) {
     fti_buf b;
@@ -25099,6 +25898,7 @@ static fti_result fti__tr_write_model(const char *path, const fti_model_config *
 /* A LoRA adapter in llama.cpp's GGUF adapter conventions: general.type "adapter",
  * adapter.type "lora", adapter.lora.alpha, tensors <name>.weight.lora_a (ne = in, r) and
  * .lora_b (ne = r, out). */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static fti_result fti__tr_write_adapter(const char *path, const fti_model_config *cfg,
                                         const float *ad, uint32_t rank, float alpha,
                                         const char *base_id, fti_error *err) {
@@ -25230,6 +26030,7 @@ static void fti__tr_config_json(fti_jw *w, const fti_model_config *cfg, const ch
     fti_jw_obj_end(w);
 }
 
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_machine_json(fti_jw *w, int threads) {
     char cpu[160];
 #ifdef FTI__TR_UNAME
@@ -25248,9 +26049,51 @@ static void fti__tr_machine_json(fti_jw *w, int threads) {
     fti_jw_obj_end(w);
 }
 
+/* --- fit_seconds: the schedule's length from the measured wall time ---------------------------- */
+
+/* Samples (wall seconds since the loop began, steps done), one a second (a 50th of the budget
+ * when that is shorter); the rate is measured over the last FTI__TR_FIT_WINDOW samples (about
+ * 10 s, a few validation passes included) so a machine that gets busier or quieter is followed
+ * within seconds, and one slow step does not move the schedule. */
+#define FTI__TR_FIT_WINDOW 10
+typedef struct fti__tr_fit_state {
+    uint64_t t0;                          /* loop start, ns */
+    double next_s;                        /* wall time of the next sample */
+    double s[FTI__TR_FIT_WINDOW + 1];     /* ring of samples: seconds */
+    uint64_t k[FTI__TR_FIT_WINDOW + 1];   /* and steps */
+    size_t n;                             /* samples taken */
+} fti__tr_fit_state;
+
+static void fti__tr_fit(fti__tr_fit_state *f, fti_trainer *t, const fti_train_stats *st,
+                        double budget_s, uint64_t max_steps) {
+    double now = (double)(fti_time_ns() - f->t0) / 1e9, rate, left;
+    size_t cap = FTI__TR_FIT_WINDOW + 1, newest, oldest;
+    uint64_t total;
+    if (st->step >= st->total_steps) return; /* that was the last step */
+    if (now >= budget_s) { /* time is up: one more step, the last (the trainer evaluates it) */
+        if (st->total_steps > st->step + 1) fti_trainer_set_total_steps(t, st->step + 1);
+        return;
+    }
+    if (now < f->next_s) return;
+    f->next_s = now + (budget_s < 50.0 ? budget_s / 50.0 : 1.0);
+    newest = f->n % cap;
+    f->s[newest] = now;
+    f->k[newest] = st->step;
+    f->n++;
+    if (f->n < 3) return; /* the first second has the warm-up step in it */
+    oldest = f->n > cap ? f->n % cap : 1;
+    if (f->k[newest] <= f->k[oldest] || !(f->s[newest] > f->s[oldest])) return;
+    rate = (f->s[newest] - f->s[oldest]) / (double)(f->k[newest] - f->k[oldest]);
+    /* the steps that fit in what is left, less the last validation pass (about two steps) */
+    left = budget_s - now - 2.0 * rate;
+    total = st->step + (left > rate ? (uint64_t)(left / rate) : 1);
+    fti_trainer_set_total_steps(t, total < max_steps ? total : max_steps);
+}
+
 /* --- keep_best: the best validation pass's weights -------------------------------------------- */
 
 /* best.bin: "FTIBEST1", u64 step, u64 n floats, the floats (LE), SHA-256 of all before. */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static fti_result fti__tr_best_save(const char *path, uint64_t step, const float *p, size_t n,
                                     fti_error *err) {
     fti_buf b;
@@ -25282,6 +26125,7 @@ static fti_result fti__tr_best_save(const char *path, uint64_t step, const float
 }
 
 /* Loads best.bin into p (n floats); FTI_ERR_NOT_FOUND when absent. */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static fti_result fti__tr_best_load(const char *path, float *p, size_t n, fti_error *err) {
     void *data = NULL;
     size_t len = 0, i;
@@ -25311,6 +26155,7 @@ static fti_result fti__tr_best_load(const char *path, float *p, size_t n, fti_er
 
 /* --- the driver -------------------------------------------------------------------------------- */
 
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_log(const fti_train_opts *o, fti_log_level level, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
@@ -25326,6 +26171,17 @@ static void fti__tr_log(const fti_train_opts *o, fti_log_level level, const char
     o->log(o->log_user, level, msg);
 }
 
+#ifdef FTI_NO_STORE
+/* Without the feature store there is no dataset version to train on. */
+FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts_in,
+                                fti_train_run_result *result, fti_error *err) {
+    (void)home;
+    (void)opts_in;
+    if (result) memset(result, 0, sizeof *result);
+    return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                         "train: built without the feature store (FTI_NO_STORE)");
+}
+#else
 FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts_in,
                                 fti_train_run_result *result, fti_error *err) {
     fti_train_run_opts ro;
@@ -25343,6 +26199,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     float *best_params = NULL;
     FILE *mf = NULL;
     fti_train_stats st;
+    fti__tr_fit_state fit;
     const float *hist = NULL, *vl = NULL, *final_params;
     const uint64_t *vs = NULL;
     size_t n_hist = 0, n_val = 0, i, n_params;
@@ -25366,6 +26223,9 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     o = ro.train;
     if (o.lora_rank && !ro.from)
         return fti_error_set(err, FTI_ERR_INVALID, "train: LoRA needs a base model (from)");
+    if (ro.fit_seconds > 0 && ro.resume)
+        return fti_error_set(err, FTI_ERR_INVALID, "train: a run fitted to a time budget "
+                             "(fit_seconds) cannot be resumed");
     if ((r = fti_dataset_open(&ds, home, ro.dataset, err)) != FTI_OK) goto done;
     {
         const char *dsid = fti_dataset_id(ds);
@@ -25455,6 +26315,10 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
             size_t l = strlen(buf);
             snprintf(buf + l, sizeof buf - l, "|bf16");
         }
+        if (ro.fit_seconds > 0) { /* the schedule follows the machine's speed */
+            size_t l = strlen(buf);
+            snprintf(buf + l, sizeof buf - l, "|fit");
+        }
         key = fti_hash64(buf, strlen(buf), 0x72756e73);
         snprintf(res->run_key, sizeof res->run_key, "%016llx", (unsigned long long)key);
     }
@@ -25516,8 +26380,12 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     fti_trainer_stats_get(t, &st);
     res->stats = st;
     if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_START, res, &st);
+    fit.t0 = fti_time_ns();
+    fit.n = 0;
+    fit.next_s = ro.fit_seconds < 50.0 ? ro.fit_seconds / 50.0 : 1.0;
     while (!fti_trainer_done(t)) {
         if ((r = fti_trainer_step(t, &st, err)) != FTI_OK) goto done;
+        if (ro.fit_seconds > 0) fti__tr_fit(&fit, t, &st, ro.fit_seconds, o.max_steps);
         res->stats = st;
         fti__tr_metrics_line(mf, st.step, st.loss, st.lr, st.grad_norm, st.tokens_seen,
                              st.tokens_per_s, st.elapsed_s, st.evaluated, st.val_loss);
@@ -25696,6 +26564,7 @@ done:
     fti_free(best);
     return r;
 }
+#endif /* FTI_NO_STORE */
 
 FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_ref,
                                           const char *name, char id_out[17], fti_error *err) {
@@ -25703,7 +26572,9 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
     fti_buf acard, card;
     fti_json_doc *adoc = NULL;
     fti__tr_parent base;
+#ifndef FTI_NO_STORE
     fti_dataset *ds = NULL;
+#endif
     float *ad = NULL;
     uint32_t rank = 0;
     float alpha = 0;
@@ -25751,8 +26622,10 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
     {
         /* the tokenizer of the adapter's dataset, if the workspace still has it */
         const char *tok_path = NULL;
+#ifndef FTI_NO_STORE
         if (fti_dataset_open(&ds, home, lin.dataset_version, NULL) == FTI_OK)
             tok_path = fti_dataset_tokenizer_path(ds);
+#endif
         if ((r = fti__tr_write_model(tmp, &base.cfg, base.params, tok_path, &lin, err)) != FTI_OK)
             goto done;
     }
@@ -25783,7 +26656,9 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
 done:
     fti_free(ad);
     fti_free(base.params);
+#ifndef FTI_NO_STORE
     fti_dataset_close(ds);
+#endif
     fti_json_free(adoc);
     fti_buf_free(&acard);
     fti_buf_free(&card);
@@ -26329,6 +27204,164 @@ done:
     return rc;
 }
 
+/* --- f16 KV cache rows ------------------------------------------------------------------------ */
+/* Attention against an f16 cache: q·k_j over a row of f16 keys and y += p·v_j over a row of f16
+ * values, each element widened to f32 exactly (every f16 is an f32) and the products summed in
+ * f32. The scalar references are the specification; the SIMD forms convert 8 (F16C, NEON: 4)
+ * or 16 (AVX-512) elements per instruction and sum in lanes, so they agree with the references
+ * to float rounding. */
+typedef float (*fti__kv_dot_fn)(const float *q, const uint16_t *k, size_t n);
+typedef void (*fti__kv_axpy_fn)(float *y, float a, const uint16_t *v, size_t n);
+
+static float fti__kv_dot_f16_ref(const float *q, const uint16_t *k, size_t n) {
+    float s = 0.0f;
+    size_t i;
+    for (i = 0; i < n; i++) s += q[i] * fti_f16_to_f32(k[i]);
+    return s;
+}
+
+static void fti__kv_axpy_f16_ref(float *y, float a, const uint16_t *v, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) y[i] += a * fti_f16_to_f32(v[i]);
+}
+
+#if defined(FTI__X86)
+FTI__AVX2 static float fti__kv_dot_f16_avx2(const float *q, const uint16_t *k, size_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    float s;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i))),
+                             a0);
+        a1 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(q + i + 8),
+            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i + 8))), a1);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i))),
+                             a0);
+    s = fti__hsum_avx2(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) s += q[i] * fti_f16_to_f32(k[i]);
+    return s;
+}
+
+FTI__AVX2 static void fti__kv_axpy_f16_avx2(float *y, float a, const uint16_t *v, size_t n) {
+    __m256 av = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(
+            y + i, _mm256_fmadd_ps(av,
+                                   _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(v + i))),
+                                   _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * fti_f16_to_f32(v[i]);
+}
+
+#if !defined(FTI_NO_AVX512)
+FTI__AVX512 static float fti__kv_dot_f16_avx512(const float *q, const uint16_t *k, size_t n) {
+    __m512 a0 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        a0 = _mm512_fmadd_ps(
+            _mm512_loadu_ps(q + i),
+            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(k + i))), a0);
+    if (i < n) { /* masked tail: the missing lanes load as zeros */
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i),
+                             _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const void *)(k + i))), a0);
+    }
+    return _mm512_reduce_add_ps(a0);
+}
+
+FTI__AVX512 static void fti__kv_axpy_f16_avx512(float *y, float a, const uint16_t *v, size_t n) {
+    __m512 av = _mm512_set1_ps(a);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av,
+                                                _mm512_cvtph_ps(_mm256_loadu_si256(
+                                                    (const __m256i *)(const void *)(v + i))),
+                                                _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(
+            y + i, m,
+            _mm512_fmadd_ps(av, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const void *)(v + i))),
+                            _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+#endif /* !FTI_NO_AVX512 */
+#endif /* FTI__X86 */
+
+#if defined(FTI__NEON)
+static float fti__kv_dot_f16_neon(const float *q, const uint16_t *k, size_t n) {
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = vdupq_n_f32(0.0f);
+    size_t i = 0;
+    float s;
+    for (; i + 8 <= n; i += 8) {
+        a0 = vfmaq_f32(a0, vld1q_f32(q + i), vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(k + i))));
+        a1 = vfmaq_f32(a1, vld1q_f32(q + i + 4),
+                       vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(k + i + 4))));
+    }
+    for (; i + 4 <= n; i += 4)
+        a0 = vfmaq_f32(a0, vld1q_f32(q + i), vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(k + i))));
+    s = vaddvq_f32(vaddq_f32(a0, a1));
+    for (; i < n; i++) s += q[i] * fti_f16_to_f32(k[i]);
+    return s;
+}
+
+static void fti__kv_axpy_f16_neon(float *y, float a, const uint16_t *v, size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i),
+                                     vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(v + i))), a));
+    for (; i < n; i++) y[i] += a * fti_f16_to_f32(v[i]);
+}
+#endif /* FTI__NEON */
+
+/* The f16 row functions for a kernel table (its instruction set). */
+static void fti__kv_fns(const fti_kernels *k, fti__kv_dot_fn *dot, fti__kv_axpy_fn *axpy) {
+    fti_isa isa = fti_kernels_isa(k);
+    *dot = fti__kv_dot_f16_ref;
+    *axpy = fti__kv_axpy_f16_ref;
+#if defined(FTI__X86)
+#if !defined(FTI_NO_AVX512)
+    if (isa == FTI_ISA_AVX512) {
+        *dot = fti__kv_dot_f16_avx512;
+        *axpy = fti__kv_axpy_f16_avx512;
+        return;
+    }
+#endif
+    if (isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) {
+        *dot = fti__kv_dot_f16_avx2;
+        *axpy = fti__kv_axpy_f16_avx2;
+    }
+#endif
+#if defined(FTI__NEON)
+    if (isa == FTI_ISA_NEON) {
+        *dot = fti__kv_dot_f16_neon;
+        *axpy = fti__kv_axpy_f16_neon;
+    }
+#endif
+    (void)isa;
+}
+
+FTIDEF const char *fti_kv_type_name(fti_kv_type t) {
+    switch (t) {
+    case FTI_KV_F16: return "f16";
+    case FTI_KV_DEFAULT:
+    case FTI_KV_F32: return "f32";
+    }
+    return NULL;
+}
+
+FTIDEF int fti_kv_type_parse(const char *name) {
+    if (!name) return -1;
+    if (strcmp(name, "f16") == 0) return FTI_KV_F16;
+    if (strcmp(name, "f32") == 0) return FTI_KV_F32;
+    return -1;
+}
+
 /* --- sessions ------------------------------------------------------------------------------ */
 
 struct fti_session {
@@ -26342,32 +27375,53 @@ struct fti_session {
     size_t n_steps;
     size_t n_ctx, n_batch, pos;
     fti_arena arena;
-    float *kcache, *vcache; /* (L, n_ctx, KVD) */
+    /* (L, n_ctx, KVD) in f16 (kv_f16) or f32; use fti__kv_at */
+    void *kcache, *vcache;
+    int kv_f16;
+    fti__kv_dot_fn kdot;   /* f16 rows: q·k and y += p·v */
+    fti__kv_axpy_fn kaxpy;
+    float *kbuf, *vbuf; /* f16 cache: (B, KVD) f32 rows before they are rounded into the cache,
+                           and a block of cached rows widened for prefill's GEMMs (else empty) */
     float *rope_cos, *rope_sin; /* (n_ctx, D/2) */
     float *x, *xb, *q, *att_out, *att; /* (B,C) (B,C) (B,HD) (B,HD) (B*H, n_ctx) */
     float *hb, *hb2;                    /* (B,F) */
     float *logits;                      /* (V) */
 };
 
+/* Row pos of layer l of the K (v = 0) or V (v = 1) cache. */
+static void *fti__kv_at(const fti_session *s, int v, size_t l, size_t pos) {
+    size_t off = (l * s->n_ctx + pos) * s->e->KVD;
+    char *base = (char *)(v ? s->vcache : s->kcache);
+    return base + off * (s->kv_f16 ? sizeof(uint16_t) : sizeof(float));
+}
+
 /* The session's memory plan: one list of sizes shared by mem_bytes and create. */
 typedef struct fti__sess_plan {
     size_t n_ctx, n_batch;
-    size_t sizes[12]; /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits */
+    int kv_f16;
+    /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits, kbuf, vbuf */
+    size_t sizes[14];
     size_t total_bytes;
 } fti__sess_plan;
 
 static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, fti__sess_plan *p) {
     size_t i, kv, B, T, total;
+    fti_kv_type kt = o ? o->kv_type : FTI_KV_DEFAULT;
     memset(p, 0, sizeof *p);
     T = (o && o->n_ctx) ? o->n_ctx : e->cfg.context_len;
     B = (o && o->n_batch) ? o->n_batch : 64;
     if (T > ((size_t)1 << 24)) return 0;
+    if (kt != FTI_KV_DEFAULT && kt != FTI_KV_F16 && kt != FTI_KV_F32) return 0;
     if (B > T) B = T;
     p->n_ctx = T;
     p->n_batch = B;
+    p->kv_f16 = kt == FTI_KV_F16;
     if (!fti_size_mul(e->L, T, &kv) || !fti_size_mul(kv, e->KVD, &kv)) return 0;
+    if (p->kv_f16) kv = kv / 2 + 1; /* in floats */
     p->sizes[0] = kv;
     p->sizes[1] = kv;
+    p->sizes[12] = p->kv_f16 ? B * e->KVD : 0;
+    p->sizes[13] = p->kv_f16 ? B * e->KVD : 0;
     p->sizes[2] = T * (e->D / 2);
     p->sizes[3] = T * (e->D / 2);
     p->sizes[4] = B * e->C;
@@ -26379,7 +27433,7 @@ static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, f
     p->sizes[10] = B * e->F;
     p->sizes[11] = e->V;
     total = sizeof(fti_session) + 64;
-    for (i = 0; i < 12; i++) {
+    for (i = 0; i < 14; i++) {
         size_t bytes;
         if (!fti_size_mul(p->sizes[i], sizeof(float), &bytes) ||
             !fti_size_add(total, bytes + 64, &total))
@@ -26400,10 +27454,14 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     fti__sess_plan p;
     fti_arena a;
     fti_session *s;
-    float **slots[12];
+    float **slots[14];
+    void *kv[2];
     size_t i, t, j, half;
     if (!out || !e) return fti_error_set(err, FTI_ERR_INVALID, "session: NULL argument");
     *out = NULL;
+    if (opts && fti_kv_type_name(opts->kv_type) == NULL)
+        return fti_error_set(err, FTI_ERR_INVALID, "session: unknown KV cache type %d",
+                             (int)opts->kv_type);
     if (!fti__sess_plan_make(e, opts, &p))
         return fti_error_set(err, FTI_ERR_INVALID,
                              "session: n_ctx %lu too large (the model's context is %lu)",
@@ -26430,8 +27488,9 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     s->adaptive = !(opts && opts->fixed_threads) && fti_pool_threads(s->pool) > 1;
     s->n_ctx = p.n_ctx;
     s->n_batch = p.n_batch;
-    slots[0] = &s->kcache;
-    slots[1] = &s->vcache;
+    s->kv_f16 = p.kv_f16;
+    fti__kv_fns(e->k, &s->kdot, &s->kaxpy);
+    slots[0] = slots[1] = NULL; /* the caches: kv[] */
     slots[2] = &s->rope_cos;
     slots[3] = &s->rope_sin;
     slots[4] = &s->x;
@@ -26442,13 +27501,19 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     slots[9] = &s->hb;
     slots[10] = &s->hb2;
     slots[11] = &s->logits;
-    for (i = 0; i < 12; i++) {
-        *slots[i] = (float *)fti_arena_alloc(&a, p.sizes[i] * sizeof(float), 64);
-        if (!*slots[i]) {
+    slots[12] = &s->kbuf;
+    slots[13] = &s->vbuf;
+    for (i = 0; i < 14; i++) {
+        void *m = fti_arena_alloc(&a, p.sizes[i] * sizeof(float), 64);
+        if (!m) {
             fti_arena_free(&a);
             return fti_error_set(err, FTI_ERR_LIMIT, "session: memory too small");
         }
+        if (i < 2) kv[i] = m;
+        else *slots[i] = (float *)m;
     }
+    s->kcache = kv[0];
+    s->vcache = kv[1];
     s->arena = a; /* the arena lives inside its own memory: copy after the last alloc */
     /* RoPE table: angle = pos * base^(-2i/D), in double like the training forward */
     half = e->D / 2;
@@ -26476,6 +27541,13 @@ FTIDEF void fti_session_reset(fti_session *s) {
 }
 FTIDEF size_t fti_session_pos(const fti_session *s) { return s ? s->pos : 0; }
 FTIDEF size_t fti_session_n_ctx(const fti_session *s) { return s ? s->n_ctx : 0; }
+FTIDEF fti_kv_type fti_session_kv_type(const fti_session *s) {
+    return s && !s->kv_f16 ? FTI_KV_F32 : FTI_KV_F16;
+}
+FTIDEF size_t fti_session_kv_bytes(const fti_session *s) {
+    if (!s) return 0;
+    return 2 * s->e->L * s->n_ctx * s->e->KVD * (s->kv_f16 ? sizeof(uint16_t) : sizeof(float));
+}
 FTIDEF void fti_session_truncate(fti_session *s, size_t pos) {
     if (s && pos < s->pos) s->pos = pos;
 }
@@ -26503,26 +27575,54 @@ typedef struct fti__sess_attn {
     size_t layer, T, pos0;
 } fti__sess_attn;
 
+/* One layer's cached rows as attention reads them: (n, KVD) keys and values from position 0, in
+ * f32 or f16 (with the row functions for f16). */
+typedef struct fti__kv_view {
+    const void *k, *v;
+    int f16;
+    fti__kv_dot_fn dot;
+    fti__kv_axpy_fn axpy;
+} fti__kv_view;
+
+static fti__kv_view fti__kv_layer(const fti_session *s, size_t l) {
+    fti__kv_view kv;
+    kv.k = fti__kv_at(s, 0, l, 0);
+    kv.v = fti__kv_at(s, 1, l, 0);
+    kv.f16 = s->kv_f16;
+    kv.dot = s->kdot;
+    kv.axpy = s->kaxpy;
+    return kv;
+}
+
 /* Attention of nh consecutive query heads h0 .. h0+nh-1 over n cached positions: head i's query
  * is q + i*D, its kv head (h0+i)/rep, its probabilities go to p + i*p_stride (n), its output to
  * y + i*D (D). The cache is walked row by row (position j's keys, then values, of all nh heads are
  * adjacent), so the reads stream through memory instead of striding by a row per head. Per head:
  * scores q·k_j·scale in j order, the kernel table's softmax, y = Σ_j p_j·v_j in j order; which heads
  * share a call (and so the thread count) does not change any head's result. */
-static void fti__attn_heads(const fti_engine *e, const float *q, const float *kc, const float *vc,
+static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_view *kv,
                             size_t h0, size_t nh, size_t n, float scale, float *p,
                             size_t p_stride, float *y) {
-    size_t j, i, D = e->D, rep = e->H / e->KV;
+    size_t j, i, D = e->D, rep = e->H / e->KV, esz = kv->f16 ? 2 : 4;
+    size_t row = e->KVD * esz, lo = (h0 / rep) * D * esz, hi = ((h0 + nh - 1) / rep + 1) * D * esz;
     for (j = 0; j < n; j++) {
-        const float *kr = kc + j * e->KVD;
+        const char *kr = (const char *)kv->k + j * row;
 #if defined(__GNUC__) || defined(__clang__)
         if (j + 4 < n) { /* the row 4 ahead: the first and last line of this call's slice */
-            __builtin_prefetch(kr + 4 * e->KVD + (h0 / rep) * D);
-            __builtin_prefetch(kr + 4 * e->KVD + ((h0 + nh - 1) / rep + 1) * D - 1);
+            __builtin_prefetch(kr + 4 * row + lo);
+            __builtin_prefetch(kr + 4 * row + hi - 1);
         }
 #endif
-        for (i = 0; i < nh; i++)
-            p[i * p_stride + j] = fti_dot(e->k, q + i * D, kr + ((h0 + i) / rep) * D, D) * scale;
+        if (kv->f16)
+            for (i = 0; i < nh; i++)
+                p[i * p_stride + j] =
+                    kv->dot(q + i * D, (const uint16_t *)(const void *)kr + ((h0 + i) / rep) * D, D) *
+                    scale;
+        else
+            for (i = 0; i < nh; i++)
+                p[i * p_stride + j] =
+                    fti_dot(e->k, q + i * D, (const float *)(const void *)kr + ((h0 + i) / rep) * D, D) *
+                    scale;
     }
     for (i = 0; i < nh; i++) {
         float *pp = p + i * p_stride, mx = -INFINITY, sum = 0.0f, inv;
@@ -26537,24 +27637,30 @@ static void fti__attn_heads(const fti_engine *e, const float *q, const float *kc
         memset(y + i * D, 0, D * sizeof(float));
     }
     for (j = 0; j < n; j++) {
-        const float *vr = vc + j * e->KVD;
+        const char *vr = (const char *)kv->v + j * row;
 #if defined(__GNUC__) || defined(__clang__)
         if (j + 4 < n) {
-            __builtin_prefetch(vr + 4 * e->KVD + (h0 / rep) * D);
-            __builtin_prefetch(vr + 4 * e->KVD + ((h0 + nh - 1) / rep + 1) * D - 1);
+            __builtin_prefetch(vr + 4 * row + lo);
+            __builtin_prefetch(vr + 4 * row + hi - 1);
         }
 #endif
-        for (i = 0; i < nh; i++)
-            fti_axpy(e->k, y + i * D, p[i * p_stride + j], vr + ((h0 + i) / rep) * D, D);
+        if (kv->f16)
+            for (i = 0; i < nh; i++)
+                kv->axpy(y + i * D, p[i * p_stride + j],
+                         (const uint16_t *)(const void *)vr + ((h0 + i) / rep) * D, D);
+        else
+            for (i = 0; i < nh; i++)
+                fti_axpy(e->k, y + i * D, p[i * p_stride + j],
+                         (const float *)(const void *)vr + ((h0 + i) / rep) * D, D);
     }
 }
 
 /* One query head's attention over n cached positions of kv head kvh: p (n) gets the softmax of
  * the scaled scores, yt (D) the weighted sum of the values. Shared by the session's and the batch's
  * forward so both compute in the same order (fti__attn_heads with one head). */
-static void fti__attn_head(const fti_engine *e, const float *qt, const float *kc, const float *vc,
+static void fti__attn_head(const fti_engine *e, const float *qt, const fti__kv_view *kv,
                            size_t kvh, size_t n, float scale, float *p, float *yt) {
-    fti__attn_heads(e, qt, kc, vc, kvh * (e->H / e->KV), 1, n, scale, p, n, yt);
+    fti__attn_heads(e, qt, kv, kvh * (e->H / e->KV), 1, n, scale, p, n, yt);
 }
 
 static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
@@ -26563,14 +27669,13 @@ static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     const fti_engine *e = s->e;
     size_t i, D = e->D;
     float scale = 1.0f / (float)sqrt((double)D);
-    const float *kc = s->kcache + c->layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
-    const float *vc = s->vcache + c->layer * s->n_ctx * e->KVD;
+    fti__kv_view kv = fti__kv_layer(s, c->layer);
     (void)thread;
     for (i = i0; i < i1;) { /* the heads of one token in [i0, i1) go together */
         size_t t = i / e->H, h = i % e->H, nh = e->H - h, n = c->pos0 + t + 1;
         if (nh > i1 - i) nh = i1 - i;
-        fti__attn_heads(e, s->q + t * e->HD + h * D, kc, vc, h, nh, n, scale,
-                        s->att + i * s->n_ctx, s->n_ctx, s->att_out + t * e->HD + h * D);
+        fti__attn_heads(e, s->q + t * e->HD + h * D, &kv, h, nh, n, scale, s->att + i * s->n_ctx,
+                        s->n_ctx, s->att_out + t * e->HD + h * D);
         i += nh;
     }
 }
@@ -26655,24 +27760,43 @@ static void fti__sess_smax_task(void *vctx, size_t i0, size_t i1, int thread) {
 }
 
 /* Prefill attention as GEMMs per head: scores (T, n) = q_h (T, D) . K_g (n, D)^T, causal
- * softmax, y_h (T, D) = P (T, n) . V_g (n, D), with n = pos0 + T cached positions. */
+ * softmax, y_h (T, D) = P (T, n) . V_g (n, D), with n = pos0 + T cached positions. An f16 cache
+ * is widened to f32 in blocks of n_batch positions (s->kbuf, s->vbuf), each block's products
+ * added into y (so the extra memory is one batch of rows, not a layer). */
 static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, size_t pos0) {
     const fti_engine *e = s->e;
-    size_t h, D = e->D, rep = e->H / e->KV, n = pos0 + T;
-    const float *kc = s->kcache + layer * s->n_ctx * e->KVD; /* (n_ctx, KVD) */
-    const float *vc = s->vcache + layer * s->n_ctx * e->KVD;
+    size_t h, D = e->D, rep = e->H / e->KV, n = pos0 + T, j0;
+    size_t cb = s->kv_f16 ? s->n_batch : n; /* positions per block */
     fti__sess_smax sc;
-    for (h = 0; h < e->H; h++)
-        fti_matmul(e->k, s->pool, FTI_MM_TRANS_B, T, n, D, s->q + h * D, e->HD,
-                   kc + (h / rep) * D, e->KVD, s->att + h * s->n_batch * s->n_ctx, s->n_ctx);
+    for (j0 = 0; j0 < n; j0 += cb) {
+        size_t m = n - j0 < cb ? n - j0 : cb;
+        const void *kat = fti__kv_at(s, 0, layer, j0); /* (m, KVD) */
+        const float *kc;
+        if (s->kv_f16)
+            fti_f16_to_f32_row(e->k, s->kbuf, (const uint16_t *)kat, m * e->KVD);
+        kc = s->kv_f16 ? s->kbuf : (const float *)kat;
+        for (h = 0; h < e->H; h++)
+            fti_matmul(e->k, s->pool, FTI_MM_TRANS_B, T, m, D, s->q + h * D, e->HD,
+                       kc + (h / rep) * D, e->KVD, s->att + h * s->n_batch * s->n_ctx + j0,
+                       s->n_ctx);
+    }
     sc.s = s;
     sc.T = T;
     sc.pos0 = pos0;
     sc.scale = 1.0f / (float)sqrt((double)D);
     fti_pool_for(s->pool, e->H * T, 4, fti__sess_smax_task, &sc);
-    for (h = 0; h < e->H; h++)
-        fti_matmul(e->k, s->pool, 0, T, D, n, s->att + h * s->n_batch * s->n_ctx, s->n_ctx,
-                   vc + (h / rep) * D, e->KVD, s->att_out + h * D, e->HD);
+    for (j0 = 0; j0 < n; j0 += cb) {
+        size_t m = n - j0 < cb ? n - j0 : cb;
+        const void *vat = fti__kv_at(s, 1, layer, j0); /* (m, KVD) */
+        const float *vc;
+        if (s->kv_f16)
+            fti_f16_to_f32_row(e->k, s->vbuf, (const uint16_t *)vat, m * e->KVD);
+        vc = s->kv_f16 ? s->vbuf : (const float *)vat;
+        for (h = 0; h < e->H; h++)
+            fti_matmul(e->k, s->pool, j0 ? FTI_MM_ACCUMULATE : 0, T, D, m,
+                       s->att + h * s->n_batch * s->n_ctx + j0, s->n_ctx, vc + (h / rep) * D,
+                       e->KVD, s->att_out + h * D, e->HD);
+    }
 }
 
 /* One forward over T <= n_batch tokens at positions pos..pos+T-1; logits for the last token
@@ -26690,8 +27814,9 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
                            (const char *)e->embd.data + (size_t)tokens[t] * embd_row, C);
     for (l = 0; l < e->L && rc == FTI_OK; l++) {
         const fti__eng_layer *ly = &e->layers[l];
-        float *kc = s->kcache + (l * s->n_ctx + pos0) * e->KVD; /* (T, KVD) rows in the cache */
-        float *vc = s->vcache + (l * s->n_ctx + pos0) * e->KVD;
+        /* (T, KVD) rows in the cache, or (f16 cache) to round into it after RoPE */
+        float *kc = s->kv_f16 ? s->kbuf : (float *)fti__kv_at(s, 0, l, pos0);
+        float *vc = s->kv_f16 ? s->vbuf : (float *)fti__kv_at(s, 1, l, pos0);
         fti__sess_attn ac;
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->attn_norm, T, C, eps);
         if (T == 1) {
@@ -26712,6 +27837,10 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
         if (rc != FTI_OK) break;
         fti__sess_rope(s, s->q, T, e->H, pos0);
         fti__sess_rope(s, kc, T, e->KV, pos0);
+        if (s->kv_f16) {
+            fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 0, l, pos0), kc, T * e->KVD);
+            fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 1, l, pos0), vc, T * e->KVD);
+        }
         if (T >= 8) { /* prompt batches: attention through GEMM */
             fti__sess_attn_gemm(s, l, T, pos0);
         } else {
@@ -27033,64 +28162,82 @@ FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_hsum16_avx512(const __m512 *v) 
     return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
 }
 
-/* p[j] = scale · (q · k_j) for j < m <= 16, k_j at kc + j·ld; NC = D/16. */
-FTI__AVX512 static FTI__BT_INLINE void fti__bt_scores_avx512(const float *q, const float *kc,
+/* 16 cache elements from element i of row r: f32, or f16 widened (F16, a constant). */
+FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_ld16(const char *r, size_t i, int F16) {
+    return F16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(r + 2 * i)))
+               : _mm512_loadu_ps((const void *)(r + 4 * i));
+}
+
+/* p[j] = scale · (q · k_j) for j < m <= 16, k_j at kc + j·ld elements (f16 when F16); NC =
+ * D/16. */
+FTI__AVX512 static FTI__BT_INLINE void fti__bt_scores_avx512(const float *q, const void *kc,
                                                              size_t ld, size_t m, float scale,
-                                                             float *p, size_t NC) {
+                                                             float *p, int F16, size_t NC) {
     __m512 qv[8], acc[16];
-    size_t c, j;
+    size_t c, j, row = ld * (F16 ? 2 : 4);
     FTI__BT_UNROLL
     for (c = 0; c < NC; c++) qv[c] = _mm512_loadu_ps(q + 16 * c);
     FTI__BT_UNROLL
     for (j = 0; j < 16; j++) { /* past m: the last row again, dropped by the store */
-        const float *kr = kc + (j < m ? j : m - 1) * ld;
-        __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+        const char *kr = (const char *)kc + (j < m ? j : m - 1) * row;
+        __m512 a = _mm512_mul_ps(qv[0], fti__bt_ld16(kr, 0, F16));
         FTI__BT_UNROLL
-        for (c = 1; c < NC; c++) a = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kr + 16 * c), a);
+        for (c = 1; c < NC; c++) a = _mm512_fmadd_ps(qv[c], fti__bt_ld16(kr, 16 * c, F16), a);
         acc[j] = a;
     }
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << m) - 1u),
                           _mm512_mul_ps(fti__bt_hsum16_avx512(acc), _mm512_set1_ps(scale)));
 }
 
-/* y += Σ_j p[j] · v_j over j < m, v_j at vc + j·ld; NC = D/16. */
-FTI__AVX512 static FTI__BT_INLINE void fti__bt_values_avx512(const float *p, const float *vc,
+/* y += Σ_j p[j] · v_j over j < m, v_j at vc + j·ld elements (f16 when F16); NC = D/16. */
+FTI__AVX512 static FTI__BT_INLINE void fti__bt_values_avx512(const float *p, const void *vc,
                                                              size_t ld, size_t m, float *y,
-                                                             size_t NC) {
+                                                             int F16, size_t NC) {
     __m512 y0[8], y1[8];
-    size_t c, j;
+    size_t c, j, row = ld * (F16 ? 2 : 4);
     FTI__BT_UNROLL
     for (c = 0; c < NC; c++) {
         y0[c] = _mm512_loadu_ps(y + 16 * c);
         y1[c] = _mm512_setzero_ps();
     }
     for (j = 0; j + 2 <= m; j += 2) {
-        const float *v0 = vc + j * ld, *v1 = v0 + ld;
+        const char *v0 = (const char *)vc + j * row, *v1 = v0 + row;
         __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
         FTI__BT_UNROLL
         for (c = 0; c < NC; c++) {
-            y0[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(v0 + 16 * c), y0[c]);
-            y1[c] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(v1 + 16 * c), y1[c]);
+            y0[c] = _mm512_fmadd_ps(p0, fti__bt_ld16(v0, 16 * c, F16), y0[c]);
+            y1[c] = _mm512_fmadd_ps(p1, fti__bt_ld16(v1, 16 * c, F16), y1[c]);
         }
     }
     if (j < m) {
         __m512 p0 = _mm512_set1_ps(p[j]);
         FTI__BT_UNROLL
         for (c = 0; c < NC; c++)
-            y0[c] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vc + j * ld + 16 * c), y0[c]);
+            y0[c] = _mm512_fmadd_ps(p0, fti__bt_ld16((const char *)vc + j * row, 16 * c, F16),
+                                    y0[c]);
     }
     FTI__BT_UNROLL
     for (c = 0; c < NC; c++) _mm512_storeu_ps(y + 16 * c, _mm512_add_ps(y0[c], y1[c]));
 }
 
-FTI__AVX512 static void fti__bt_scores16_avx512(const float *q, const float *kc, size_t ld,
+FTI__AVX512 static void fti__bt_scores16_avx512(const float *q, const void *kc, size_t ld,
                                                size_t m, float scale, float *p, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_scores_avx512, q, kc, ld, m, scale, p)
+    FTI__BT_NC_CASES(nc, fti__bt_scores_avx512, q, kc, ld, m, scale, p, 0)
 }
 
-FTI__AVX512 static void fti__bt_values16_avx512(const float *p, const float *vc, size_t ld,
+FTI__AVX512 static void fti__bt_values16_avx512(const float *p, const void *vc, size_t ld,
                                                size_t m, float *y, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_values_avx512, p, vc, ld, m, y)
+    FTI__BT_NC_CASES(nc, fti__bt_values_avx512, p, vc, ld, m, y, 0)
+}
+
+FTI__AVX512 static void fti__bt_scores16_avx512_f16(const float *q, const void *kc, size_t ld,
+                                                   size_t m, float scale, float *p, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_scores_avx512, q, kc, ld, m, scale, p, 1)
+}
+
+FTI__AVX512 static void fti__bt_values16_avx512_f16(const float *p, const void *vc, size_t ld,
+                                                   size_t m, float *y, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_values_avx512, p, vc, ld, m, y, 1)
 }
 #endif /* !FTI_NO_AVX512 */
 
@@ -27103,21 +28250,27 @@ FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_hsum8_avx2(const __m256 *v) {
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
-FTI__AVX2 static FTI__BT_INLINE void fti__bt_scores_avx2(const float *q, const float *kc, size_t ld,
+/* 8 cache elements from element i of row r: f32, or f16 widened (F16, a constant). */
+FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_ld8(const char *r, size_t i, int F16) {
+    return F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(r + 2 * i)))
+               : _mm256_loadu_ps((const float *)(const void *)(r + 4 * i));
+}
+
+FTI__AVX2 static FTI__BT_INLINE void fti__bt_scores_avx2(const float *q, const void *kc, size_t ld,
                                                          size_t m, float scale, float *p,
-                                                         size_t NC) {
+                                                         int F16, size_t NC) {
     __m256 acc[8];
     float s[8];
-    size_t c, j0, j;
+    size_t c, j0, j, row = ld * (F16 ? 2 : 4);
     for (j0 = 0; j0 < m; j0 += 8) {
         size_t mm = m - j0 < 8 ? m - j0 : 8;
         FTI__BT_UNROLL
         for (j = 0; j < 8; j++) {
-            const float *kr = kc + (j0 + (j < mm ? j : mm - 1)) * ld;
-            __m256 a = _mm256_mul_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(kr));
+            const char *kr = (const char *)kc + (j0 + (j < mm ? j : mm - 1)) * row;
+            __m256 a = _mm256_mul_ps(_mm256_loadu_ps(q), fti__bt_ld8(kr, 0, F16));
             FTI__BT_UNROLL
             for (c = 1; c < NC; c++)
-                a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), _mm256_loadu_ps(kr + 8 * c), a);
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), fti__bt_ld8(kr, 8 * c, F16), a);
             acc[j] = a;
         }
         _mm256_storeu_ps(s, _mm256_mul_ps(fti__bt_hsum8_avx2(acc), _mm256_set1_ps(scale)));
@@ -27125,37 +28278,42 @@ FTI__AVX2 static FTI__BT_INLINE void fti__bt_scores_avx2(const float *q, const f
     }
 }
 
-FTI__AVX2 static FTI__BT_INLINE void fti__bt_values_avx2(const float *p, const float *vc, size_t ld,
-                                                         size_t m, float *y, size_t NC) {
+FTI__AVX2 static FTI__BT_INLINE void fti__bt_values_avx2(const float *p, const void *vc, size_t ld,
+                                                         size_t m, float *y, int F16, size_t NC) {
     __m256 y0[8], y1[8];
-    size_t c, j;
+    size_t c, j, row = ld * (F16 ? 2 : 4);
     FTI__BT_UNROLL
     for (c = 0; c < NC; c++) {
         y0[c] = _mm256_loadu_ps(y + 8 * c);
         y1[c] = _mm256_setzero_ps();
     }
     for (j = 0; j + 2 <= m; j += 2) {
-        const float *v0 = vc + j * ld, *v1 = v0 + ld;
+        const char *v0 = (const char *)vc + j * row, *v1 = v0 + row;
         __m256 p0 = _mm256_set1_ps(p[j]), p1 = _mm256_set1_ps(p[j + 1]);
         FTI__BT_UNROLL
         for (c = 0; c < NC; c++) {
-            y0[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + 8 * c), y0[c]);
-            y1[c] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + 8 * c), y1[c]);
+            y0[c] = _mm256_fmadd_ps(p0, fti__bt_ld8(v0, 8 * c, F16), y0[c]);
+            y1[c] = _mm256_fmadd_ps(p1, fti__bt_ld8(v1, 8 * c, F16), y1[c]);
         }
     }
     if (j < m) {
         __m256 p0 = _mm256_set1_ps(p[j]);
         FTI__BT_UNROLL
         for (c = 0; c < NC; c++)
-            y0[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(vc + j * ld + 8 * c), y0[c]);
+            y0[c] = _mm256_fmadd_ps(p0, fti__bt_ld8((const char *)vc + j * row, 8 * c, F16), y0[c]);
     }
     FTI__BT_UNROLL
     for (c = 0; c < NC; c++) _mm256_storeu_ps(y + 8 * c, _mm256_add_ps(y0[c], y1[c]));
 }
 
-FTI__AVX2 static void fti__bt_scores16_avx2(const float *q, const float *kc, size_t ld, size_t m,
+FTI__AVX2 static void fti__bt_scores16_avx2(const float *q, const void *kc, size_t ld, size_t m,
                                            float scale, float *p, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_scores_avx2, q, kc, ld, m, scale, p)
+    FTI__BT_NC_CASES(nc, fti__bt_scores_avx2, q, kc, ld, m, scale, p, 0)
+}
+
+FTI__AVX2 static void fti__bt_scores16_avx2_f16(const float *q, const void *kc, size_t ld,
+                                               size_t m, float scale, float *p, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_scores_avx2, q, kc, ld, m, scale, p, 1)
 }
 
 /* y[i] = (x[i] - c) · a (the sampler's temperature step, the same two roundings as scalar). */
@@ -27189,9 +28347,14 @@ FTI__AVX2 static float fti__bt_max_finite_avx2(const float *x, size_t n, int *ba
     return mx;
 }
 
-FTI__AVX2 static void fti__bt_values16_avx2(const float *p, const float *vc, size_t ld, size_t m,
+FTI__AVX2 static void fti__bt_values16_avx2(const float *p, const void *vc, size_t ld, size_t m,
                                            float *y, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_values_avx2, p, vc, ld, m, y)
+    FTI__BT_NC_CASES(nc, fti__bt_values_avx2, p, vc, ld, m, y, 0)
+}
+
+FTI__AVX2 static void fti__bt_values16_avx2_f16(const float *p, const void *vc, size_t ld,
+                                               size_t m, float *y, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__bt_values_avx2, p, vc, ld, m, y, 1)
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -27241,65 +28404,86 @@ static void fti__bt_shift_scale(const fti_kernels *k, float *y, const float *x, 
 
 /* Scores of up to 16 positions (p[j] = scale · q·k_j, k_j at kc + j·ld) and the weighted sum of
  * their values (y += Σ p[j] · v_j) for one head of D = 16·nc or 8·nc dimensions. */
-typedef void (*fti__bt_scores_fn)(const float *q, const float *kc, size_t ld, size_t m,
+typedef void (*fti__bt_scores_fn)(const float *q, const void *kc, size_t ld, size_t m,
                                   float scale, float *p, size_t nc);
-typedef void (*fti__bt_values_fn)(const float *p, const float *vc, size_t ld, size_t m, float *y,
+typedef void (*fti__bt_values_fn)(const float *p, const void *vc, size_t ld, size_t m, float *y,
                                   size_t nc);
 
 /* The SIMD forms for the engine's table and head size (D a multiple of 16 up to 128 on
  * AVX-512, of 8 up to 64 on AVX2); 0 when there are none (fti__attn_head per head then). */
-static int fti__bt_attn_fns(const fti_engine *e, fti__bt_scores_fn *sf, fti__bt_values_fn *vf,
-                            size_t *nc) {
+static int fti__bt_attn_fns(const fti_engine *e, int f16, fti__bt_scores_fn *sf,
+                            fti__bt_values_fn *vf, size_t *nc) {
 #if defined(FTI__X86)
     size_t D = e->D;
     fti_isa isa = fti_kernels_isa(e->k);
 #if !defined(FTI_NO_AVX512)
     if (isa == FTI_ISA_AVX512 && D % 16 == 0 && D <= 128) {
-        *sf = fti__bt_scores16_avx512;
-        *vf = fti__bt_values16_avx512;
+        *sf = f16 ? fti__bt_scores16_avx512_f16 : fti__bt_scores16_avx512;
+        *vf = f16 ? fti__bt_values16_avx512_f16 : fti__bt_values16_avx512;
         *nc = D / 16;
         return 1;
     }
 #endif
     if ((isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) && D % 8 == 0 && D <= 64) {
-        *sf = fti__bt_scores16_avx2;
-        *vf = fti__bt_values16_avx2;
+        *sf = f16 ? fti__bt_scores16_avx2_f16 : fti__bt_scores16_avx2;
+        *vf = f16 ? fti__bt_values16_avx2_f16 : fti__bt_values16_avx2;
         *nc = D / 8;
         return 1;
     }
 #endif
     (void)e;
+    (void)f16;
     *sf = NULL;
     *vf = NULL;
     *nc = 0;
     return 0;
 }
 
+/* Software prefetch of the block of positions j0.. (up to 16 rows of row_bytes, contiguous):
+ * the cache of a sequence is cold (the weights streamed through since its last step) and the
+ * heads' strided reads of one block do not start the hardware prefetcher early enough. */
+static void fti__bt_prefetch(const char *base, size_t j0, size_t n, size_t row_bytes) {
+#if defined(__GNUC__) || defined(__clang__)
+    size_t m = j0 >= n ? 0 : n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK, off, end;
+    const char *p = base + j0 * row_bytes;
+    end = m * row_bytes;
+    for (off = 0; off < end; off += 64) __builtin_prefetch(p + off);
+#else
+    (void)base, (void)j0, (void)n, (void)row_bytes;
+#endif
+}
+
 /* Attention of one sequence's H query heads q (HD) over its n cached positions of one layer
- * (kc, vc: (n, KVD) rows): y (HD) gets the outputs, att (H rows of att_ld >= n) the weights. */
-static void fti__bt_attn_seq(const fti_engine *e, const float *q, const float *kc, const float *vc,
+ * (kv: (n, KVD) rows, f32 or f16): y (HD) gets the outputs, att (H rows of att_ld >= n) the
+ * weights. */
+static void fti__bt_attn_seq(const fti_engine *e, const float *q, const fti__kv_view *kv,
                              size_t n, float *att, size_t att_ld, float *y) {
     fti__bt_scores_fn sf;
     fti__bt_values_fn vf;
-    size_t nc, h, j0, D = e->D, rep = e->H / e->KV;
+    size_t nc, h, j0, D = e->D, rep = e->H / e->KV, esz = kv->f16 ? 2 : 4;
     float scale = 1.0f / (float)sqrt((double)D);
-    if (!fti__bt_attn_fns(e, &sf, &vf, &nc)) {
+    if (!fti__bt_attn_fns(e, kv->f16, &sf, &vf, &nc)) {
         for (h = 0; h < e->H; h++)
-            fti__attn_head(e, q + h * D, kc, vc, h / rep, n, scale, att + h * att_ld, y + h * D);
+            fti__attn_head(e, q + h * D, kv, h / rep, n, scale, att + h * att_ld, y + h * D);
         return;
     }
+    fti__bt_prefetch((const char *)kv->k, 0, n, e->KVD * esz);
     for (j0 = 0; j0 < n; j0 += FTI__BT_BLOCK) {
         size_t m = n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK;
+        fti__bt_prefetch((const char *)kv->k, j0 + FTI__BT_BLOCK, n, e->KVD * esz);
         for (h = 0; h < e->H; h++)
-            sf(q + h * D, kc + j0 * e->KVD + (h / rep) * D, e->KVD, m, scale,
-               att + h * att_ld + j0, nc);
+            sf(q + h * D, (const char *)kv->k + (j0 * e->KVD + (h / rep) * D) * esz, e->KVD, m,
+               scale, att + h * att_ld + j0, nc);
     }
     for (h = 0; h < e->H; h++) fti_softmax_fwd(e->k, att + h * att_ld, att + h * att_ld, 1, n);
     memset(y, 0, e->HD * sizeof(float));
+    fti__bt_prefetch((const char *)kv->v, 0, n, e->KVD * esz);
     for (j0 = 0; j0 < n; j0 += FTI__BT_BLOCK) {
         size_t m = n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK;
+        fti__bt_prefetch((const char *)kv->v, j0 + FTI__BT_BLOCK, n, e->KVD * esz);
         for (h = 0; h < e->H; h++)
-            vf(att + h * att_ld + j0, vc + j0 * e->KVD + (h / rep) * D, e->KVD, m, y + h * D, nc);
+            vf(att + h * att_ld + j0, (const char *)kv->v + (j0 * e->KVD + (h / rep) * D) * esz,
+               e->KVD, m, y + h * D, nc);
     }
 }
 
@@ -27316,10 +28500,9 @@ static void fti__bt_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     size_t b;
     (void)thread;
     for (b = i0; b < i1; b++) {
-        const fti_session *s = d->ss[b];
-        fti__bt_attn_seq(e, d->q + b * e->HD, s->kcache + c->layer * s->n_ctx * e->KVD,
-                         s->vcache + c->layer * s->n_ctx * e->KVD, d->pos[b] + 1,
-                         d->att + b * e->H * d->max_ctx, d->max_ctx, d->att_out + b * e->HD);
+        fti__kv_view kv = fti__kv_layer(d->ss[b], c->layer);
+        fti__bt_attn_seq(e, d->q + b * e->HD, &kv, d->pos[b] + 1, d->att + b * e->H * d->max_ctx,
+                         d->max_ctx, d->att_out + b * e->HD);
     }
 }
 
@@ -27394,12 +28577,16 @@ static fti_result fti__bt_forward(fti_batch *d, const int32_t *tok, size_t B, ft
         if (rc != FTI_OK) break;
         for (b = 0; b < B; b++) { /* RoPE at each row's own position; K, V into its cache */
             const fti_session *s = d->ss[b];
-            float *kc = s->kcache + (l * s->n_ctx + d->pos[b]) * e->KVD;
-            float *vc = s->vcache + (l * s->n_ctx + d->pos[b]) * e->KVD;
+            void *kc = fti__kv_at(s, 0, l, d->pos[b]), *vc = fti__kv_at(s, 1, l, d->pos[b]);
             fti__sess_rope(s, d->q + b * e->HD, 1, e->H, d->pos[b]);
             fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, d->pos[b]);
-            memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
-            memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
+            if (s->kv_f16) { /* rounded to f16 as the session's own forward does */
+                fti_f32_to_f16_row(k, (uint16_t *)kc, d->kn + b * e->KVD, e->KVD);
+                fti_f32_to_f16_row(k, (uint16_t *)vc, d->vn + b * e->KVD, e->KVD);
+            } else {
+                memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
+                memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
+            }
         }
         ac.d = d;
         ac.layer = l;
@@ -27661,6 +28848,83 @@ static void fti__sampler_sort(int32_t *idx, size_t n, const float *logits) {
         }
 }
 
+/* The draw: the first i < n with r < Σ_{j<=i} q_j, q_j = p[idx ? idx[j] : j]·mul rounded to float
+ * (mul = 1: p itself; else what scaling p by mul in place gives), the sums in double and in
+ * j order (the specification, fti__sampler_draw_ref), or n-1 when there is none. The serial
+ * sum is one dependent double add per token (latency-bound: ~30 µs over 32000 tokens), so the
+ * draw first sums blocks of 64 with 8 independent accumulators, walks the block sums, and
+ * inside the block found continues serially from their total: sums A_i that differ from the
+ * specification's S_i by at most 2·n·2^-53 of the total (both are sums of the same nonnegative
+ * terms). When r lies farther than n·1e-15·total from A_{i-1} and A_i the answer is exactly
+ * the specification's (S is nondecreasing); otherwise, or when no A_i exceeds r, the serial
+ * reference decides. */
+static size_t fti__sampler_draw_ref(const float *p, const int32_t *idx, size_t n, float mul,
+                                    double r) {
+    double acc = 0.0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        acc += p[idx ? (size_t)idx[i] : i] * mul;
+        if (r < acc) return i;
+    }
+    return n - 1;
+}
+
+static size_t fti__sampler_draw(const float *p, const int32_t *idx, size_t n, float mul,
+                                double r) {
+    double cum = 0.0, before = 0.0, margin, acc;
+    size_t b0, i, found = n;
+    if (n < 256) return fti__sampler_draw_ref(p, idx, n, mul, r);
+    for (b0 = 0; b0 < n; b0 += 64) {
+        double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        size_t e = n - b0 < 64 ? n : b0 + 64, j;
+        if (idx) {
+            for (i = b0; i + 8 <= e; i += 8)
+                for (j = 0; j < 8; j++) a[j] += p[idx[i + j]] * mul;
+            for (; i < e; i++) a[0] += p[idx[i]] * mul;
+        } else {
+            for (i = b0; i + 8 <= e; i += 8)
+                for (j = 0; j < 8; j++) a[j] += p[i + j] * mul;
+            for (; i < e; i++) a[0] += p[i] * mul;
+        }
+        if (found == n) before = cum;
+        cum += ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+        if (found == n && r < cum) found = b0; /* keep summing: the total sets the margin */
+    }
+    if (found == n) return fti__sampler_draw_ref(p, idx, n, mul, r);
+    margin = (double)n * 1e-15 * cum;
+    acc = before;
+    for (i = found; i < n; i++) {
+        double last = acc;
+        acc += p[idx ? (size_t)idx[i] : i] * mul;
+        if (r < acc) {
+            if (r - last > margin && acc - r > margin) return i;
+            break;
+        }
+    }
+    return fti__sampler_draw_ref(p, idx, n, mul, r);
+}
+
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+/* e = exp((x - mx)·inv_t) and Σe in one pass: fti__bt_shift_scale followed by the AVX-512
+ * tables' exp_sum(e, e, n, 0) (fti__exp_sum_avx512), fused with the same arithmetic (the
+ * subtraction and product, the table's vector exp of v - 0, one accumulator with the masked
+ * tail, the same horizontal sum), so the same bits with one pass over the row instead of two. */
+FTI__AVX512 static float fti__sampler_exp_sum_avx512(float *e, const float *x, float mx,
+                                                    float inv_t, size_t n) {
+    __m512 s = _mm512_setzero_ps(), vm = _mm512_set1_ps(mx), vi = _mm512_set1_ps(inv_t);
+    __m512 z = _mm512_setzero_ps();
+    size_t i;
+    for (i = 0; i < n; i += 16) {
+        __mmask16 m = fti__tail16(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm), vi);
+        __m512 ex = fti__exp_avx512(_mm512_sub_ps(v, z));
+        _mm512_mask_storeu_ps(e + i, m, ex);
+        s = _mm512_mask_add_ps(s, m, s, ex);
+    }
+    return fti__hsum_avx512(s);
+}
+#endif
+
 /* The dense case of fti_sampler_sample (temperature > 0, no top-k below V, no min-p, no top-p
  * below 1, every logit finite: each token is a candidate, in id order) with the general path's
  * arithmetic, so the same token comes out, but without the candidate index array: the max in
@@ -27670,9 +28934,9 @@ static void fti__sampler_sort(int32_t *idx, size_t n, const float *logits) {
  * cost more than the softmax. Returns -2 when the case does not apply (nothing consumed). */
 static int32_t fti__sampler_dense(fti_sampler *s, const float *logits) {
     const fti_sampler_opts *o = &s->o;
-    size_t V = s->V, i;
-    float mx, inv_t;
-    double r, acc;
+    size_t V = s->V;
+    float mx, inv_t, sum;
+    double r;
     int bad = 0;
     if ((o->top_k > 0 && (size_t)o->top_k < V) || o->min_p > 0.0f ||
         (o->top_p > 0.0f && o->top_p < 1.0f) || V < 8)
@@ -27680,15 +28944,20 @@ static int32_t fti__sampler_dense(fti_sampler *s, const float *logits) {
     mx = fti__bt_max_finite(s->k, logits, V, &bad);
     if (bad) return -2;
     inv_t = 1.0f / o->temperature;
-    fti__bt_shift_scale(s->k, s->probs, logits, mx, inv_t, V);
-    fti_softmax_fwd(s->k, s->probs, s->probs, 1, V);
-    r = fti_rng_double(&s->rng) * 1.0; /* the probabilities sum to 1 */
-    acc = 0.0;
-    for (i = 0; i < V; i++) {
-        acc += s->probs[i];
-        if (r < acc) return (int32_t)i;
+    /* fti_softmax_fwd's steps without its max pass: the shifted row's max is 0 (x = mx gives
+     * exactly 0, the others x - mx < 0 times inv_t > 0), so exp(x - 0) and the same bits; the
+     * normalisation (p = e · (1/Σe), the table's scale) is done by the draw as it reads */
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512)
+    if (s->k->exp_sum == fti__exp_sum_avx512) {
+        sum = fti__sampler_exp_sum_avx512(s->probs, logits, mx, inv_t, V);
+    } else
+#endif
+    {
+        fti__bt_shift_scale(s->k, s->probs, logits, mx, inv_t, V);
+        sum = s->k->exp_sum(s->probs, s->probs, V, 0.0f);
     }
-    return (int32_t)(V - 1);
+    r = fti_rng_double(&s->rng) * 1.0; /* the probabilities sum to 1 */
+    return (int32_t)fti__sampler_draw(s->probs, NULL, V, 1.0f / sum, r);
 }
 
 FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
@@ -27702,6 +28971,12 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     fti__sampler_penalize(s, logits);
     if (o->temperature <= 0.0f) {
         size_t best = V;
+        int bad = 1;
+        if (V >= 8) { /* no NaN: the first id holding the max (SIMD max, exact in any order) */
+            float m = fti__bt_max_finite(s->k, logits, V, &bad);
+            for (i = 0; !bad && i < V; i++)
+                if (logits[i] == m) return (int32_t)i;
+        }
         for (i = 0; i < V; i++)
             if (logits[i] == logits[i] && (best == V || logits[i] > logits[best])) best = i;
         return best == V ? -1 : (int32_t)best;
@@ -27776,12 +29051,7 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     }
     /* the candidates' order depends only on the logits, so the draw is reproducible */
     r = fti_rng_double(&s->rng) * sum;
-    acc = 0.0;
-    for (i = 0; i < n; i++) {
-        acc += s->probs[s->idx[i]];
-        if (r < acc) return s->idx[i];
-    }
-    return s->idx[n - 1];
+    return s->idx[fti__sampler_draw(s->probs, s->idx, n, 1.0f, r)];
 }
 
 /* --- generation ----------------------------------------------------------------------------- */
@@ -29752,10 +31022,11 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
             goto fail;
         }
         for (; s; s = v->type == FTI_JSON_ARRAY ? s->next : NULL) {
-            if (s->type != FTI_JSON_STRING || s->len == 0 || s->len > FTI_API_MAX_STOP_LEN) {
+            if (s->type != FTI_JSON_STRING || s->len == 0 || s->len > FTI_API_MAX_STOP_LEN ||
+                memchr(s->str, 0, s->len)) { /* a NUL would cut it to another string */
                 r = fti__api_bad(err, param, "stop",
                                  "'stop' must be a string or an array of non-empty strings of at "
-                                 "most 64 bytes");
+                                 "most 64 bytes, without NUL");
                 goto fail;
             }
             memcpy(req->stop[req->n_stop], s->str, s->len);
@@ -30294,6 +31565,12 @@ static void fti__respond_error(fti_server *s, fti__conn *c, int status, const ch
     fti_buf_free(&b);
 }
 
+/* A 200 with the body built in b, or a 500 when building it ran out of memory. */
+static void fti__respond_built(fti_server *s, fti__conn *c, const char *ctype, const fti_buf *b) {
+    if (b->oom) fti__respond_error(s, c, 500, "out of memory", "server_error", NULL);
+    else fti__respond(s, c, 200, ctype, b->data ? b->data : "", b->len, NULL);
+}
+
 static const char fti__dashboard_html[] =
     "<!doctype html><html><head><meta charset=\"utf-8\"><title>fti twin</title>"
     "<meta name=\"viewport\" content=\"width=device-width\"><style>"
@@ -30779,6 +32056,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
     int is_post = ml == 4 && memcmp(m, "POST", 4) == 0;
     char path[64];
     fti_buf b;
+    size_t out0 = c->out.len; /* this response starts here (pipelined ones may precede it) */
     memset(&b, 0, sizeof b);
     for (q = 0; q < tl && t[q] != '?'; q++) {
     }
@@ -30877,7 +32155,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         fti_jw_int(&w, s->n_queued);
         fti_jw_obj_end(&w);
         pthread_mutex_unlock(&s->mu);
-        fti__respond(s, c, 200, "application/json", b.data, b.len, NULL);
+        fti__respond_built(s, c, "application/json", &b);
     } else if (strcmp(path, "/v1/models") == 0) {
         fti_jw w;
         pthread_mutex_lock(&s->mu);
@@ -30902,14 +32180,13 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         fti_jw_arr_end(&w);
         fti_jw_obj_end(&w);
         pthread_mutex_unlock(&s->mu);
-        fti__respond(s, c, 200, "application/json", b.data, b.len, NULL);
+        fti__respond_built(s, c, "application/json", &b);
     } else if (strcmp(path, "/metrics") == 0) {
         pthread_mutex_lock(&s->mu);
         if (s->o.monitor) fti_monitor_set_load(s->o.monitor, s->n_queued, s->n_active, s->n_conns);
         pthread_mutex_unlock(&s->mu);
         fti__metrics_text(s, &b);
-        fti__respond(s, c, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
-                     b.len, NULL);
+        fti__respond_built(s, c, "text/plain; version=0.0.4; charset=utf-8", &b);
     } else if (strcmp(path, "/") == 0 && !s->o.no_dashboard) {
         fti__respond(s, c, 200, "text/html; charset=utf-8", fti__dashboard_html,
                      sizeof fti__dashboard_html - 1, NULL);
@@ -30921,10 +32198,12 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
                                         (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 ||
                                          strcmp(path, "/metrics") == 0 ||
                                          strcmp(path, "/v1/models") == 0) ? path : "other",
-                                        c->out.len >= 12 ? atoi(c->out.data + 9) : 0);
-    if (ml == 4 && memcmp(m, "HEAD", 4) == 0) {
+                                        c->out.len >= out0 + 12 && !c->out.oom
+                                            ? atoi(c->out.data + out0 + 9)
+                                            : 0);
+    if (ml == 4 && memcmp(m, "HEAD", 4) == 0 && c->out.data && !c->out.oom) {
         /* HEAD: drop the body we just appended (Content-Length stays) */
-        const char *e = strstr(c->out.data, "\r\n\r\n");
+        const char *e = strstr(c->out.data + out0, "\r\n\r\n");
         if (e) c->out.len = (size_t)(e - c->out.data) + 4;
     }
     s->st.requests++;

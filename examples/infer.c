@@ -27,6 +27,7 @@ static void usage(FILE *f) {
             "usage: fti-infer [--home DIR] (--model FILE | --alias NAME) [--prompt TEXT]\n"
             "                 [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
             "                 [--repeat-penalty R] [--seed S] [--threads N] [--ctx N]\n"
+            "                 [--kv f16|f32]\n"
             "                 [--stop TEXT]... [--title TEXT] [--rag-k K] [--rag | --no-rag]\n"
             "                 [--lora FILE] [--ignore-eos] [--stats] [--perplexity FILE]\n"
             "Generates text with a GGUF llama model. The prompt comes from --prompt or stdin.\n"
@@ -39,6 +40,7 @@ static void usage(FILE *f) {
             "  --seed S          sampling seed (default 1)\n"
             "  --threads N       worker threads (default: all CPUs)\n"
             "  --ctx N           context length (default: the model's)\n"
+            "  --kv f16|f32      KV cache element type (default f16, as fti-serve; f32 is exact)\n"
             "  --stop TEXT       stop before TEXT (repeatable)\n"
             "  --rag-k K         retrieved chunks (default 3); --no-rag disables retrieval\n"
             "  --lora FILE       merge a LoRA adapter (from fti-train --lora) at load time\n"
@@ -165,6 +167,7 @@ int main(int argc, char **argv) {
     const char *home_arg = NULL, *model = NULL, *alias = NULL, *prompt = NULL, *title = NULL;
     const char *ppl_file = NULL, *lora = NULL, *stops[16];
     size_t n_stop = 0, n_predict = 128, n_ctx = 0, rag_k = 3;
+    fti_kv_type kv_type = FTI_KV_F16;
     int threads = 0, stats = 0, use_rag = 1, ignore_eos = 0, i, rc_exit = 1;
     fti_sampler_opts so;
     fti_error err;
@@ -221,6 +224,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) { NEEDV(); so.seed = strtoull(v, NULL, 10); }
         else if (!strcmp(a, "--threads")) { NEEDV(); threads = atoi(v); }
         else if (!strcmp(a, "--ctx")) { NEEDV(); n_ctx = (size_t)strtoul(v, NULL, 10); }
+        else if (!strcmp(a, "--kv")) {
+            NEEDV();
+            if (fti_kv_type_parse(v) < 0) {
+                fprintf(stderr, "fti-infer: --kv takes f16 or f32, not '%s'\n", v);
+                return 2;
+            }
+            kv_type = (fti_kv_type)fti_kv_type_parse(v);
+        }
         else if (!strcmp(a, "--stop")) {
             NEEDV();
             if (n_stop < 16) stops[n_stop++] = v;
@@ -265,6 +276,7 @@ int main(int argc, char **argv) {
     memset(&sopts, 0, sizeof sopts);
     sopts.pool = pool;
     sopts.n_ctx = n_ctx;
+    sopts.kv_type = kv_type;
     if (fti_session_create(&s, e, &sopts, &err) != FTI_OK) {
         fprintf(stderr, "fti-infer: %s\n", err.msg);
         goto out;

@@ -822,10 +822,10 @@ typedef struct fti__model_attn_ctx {
     float *scratch;         /* (B*KV, fti__model_attn_scratch(T, D)) */
 } fti__model_attn_ctx;
 
-/* dst[t * ld + i] (+)= src[i * lds + t] for i < D, t < m: a (D, m) block back to (m, D) rows
- * (4x4 SSE transposes where available; the same sums either way). */
+/* dst[t * ld + i] = src[i * lds + t] for i < D, t < m: a (D, m) block back to (m, D) rows
+ * (4x4 SSE transposes where available). */
 static void fti__model_untranspose(float *dst, size_t ld, const float *src, size_t lds, size_t D,
-                                   size_t m, int add) {
+                                   size_t m) {
     size_t i, t, i0 = 0, t0 = 0;
 #if FTI__MODEL_SSE
     size_t D4 = D / 4 * 4, m4 = m / 4 * 4;
@@ -836,12 +836,6 @@ static void fti__model_untranspose(float *dst, size_t ld, const float *src, size
             __m128 r3 = _mm_loadu_ps(src + (i + 3) * lds + t);
             float *o = dst + t * ld + i;
             _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-            if (add) {
-                r0 = _mm_add_ps(_mm_loadu_ps(o), r0);
-                r1 = _mm_add_ps(_mm_loadu_ps(o + ld), r1);
-                r2 = _mm_add_ps(_mm_loadu_ps(o + 2 * ld), r2);
-                r3 = _mm_add_ps(_mm_loadu_ps(o + 3 * ld), r3);
-            }
             _mm_storeu_ps(o, r0);
             _mm_storeu_ps(o + ld, r1);
             _mm_storeu_ps(o + 2 * ld, r2);
@@ -850,16 +844,13 @@ static void fti__model_untranspose(float *dst, size_t ld, const float *src, size
     i0 = D4; /* what is left: columns [D4, D) of rows [0, m4), then rows [m4, m) */
     for (t = 0; t < m4; t++)
         for (i = i0; i < D; i++)
-            dst[t * ld + i] = add ? dst[t * ld + i] + src[i * lds + t] : src[i * lds + t];
+            dst[t * ld + i] = src[i * lds + t];
     t0 = m4;
 #endif
     (void)i0;
     for (t = t0; t < m; t++) {
         float *o = dst + t * ld;
-        if (add)
-            for (i = 0; i < D; i++) o[i] += src[i * lds + t];
-        else
-            for (i = 0; i < D; i++) o[i] = src[i * lds + t];
+        for (i = 0; i < D; i++) o[i] = src[i * lds + t];
     }
 }
 
@@ -916,7 +907,7 @@ static void fti__model_attn_fwd_task(void *vctx, size_t g0, size_t g1, int threa
                 fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_TB | c->mmx, D,
                               r1 - r0, r1, vb, d->QKV, P + r0 * T, T, yt, r1 - r0);
                 fti__model_untranspose(c->y + (b * T + r0) * d->HD + h * D, d->HD, yt, r1 - r0,
-                                       D, r1 - r0, 0);
+                                       D, r1 - r0);
             }
         }
     }
@@ -974,14 +965,14 @@ static void fti__model_attn_bwd_task(void *vctx, size_t g0, size_t g1, int threa
                 fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_TB | c->mmx, D, m,
                               r1, kb, d->QKV, dS + r0 * T, T, tq, m);
                 fti__model_untranspose(c->dq + (b * T + r0) * d->QKV + h * D, d->QKV, tq, m, D,
-                                       m, 0);
+                                       m);
                 /* dK^T[:, 0:r1] += Q[r0:r1]^T . dS[r0:r1, 0:r1] */
                 fti__model_mm(c->kern, NULL, FTI__MODEL_MM_TA | FTI__MODEL_MM_ACC | c->mmx, D,
                               r1, m, qb + r0 * d->QKV, d->QKV, dS + r0 * T, T, dkt, T);
             }
         }
-        fti__model_untranspose(c->dk + b * T * d->QKV + kvh * D, d->QKV, dkt, T, D, T, 0);
-        fti__model_untranspose(c->dv + b * T * d->QKV + kvh * D, d->QKV, dvt, T, D, T, 0);
+        fti__model_untranspose(c->dk + b * T * d->QKV + kvh * D, d->QKV, dkt, T, D, T);
+        fti__model_untranspose(c->dv + b * T * d->QKV + kvh * D, d->QKV, dvt, T, D, T);
         /* RoPE backward (the inverse rotation) on the group's dq heads and dk head */
         fti__model_rope(c->dq + b * T * d->QKV + kvh * rep * D, 0, T, d->QKV, T, rep, D,
                         c->rope_c, c->rope_s, 1);

@@ -194,20 +194,17 @@ FTI_TEST(model_grad_ops) {
     /* attention's transposed block outputs back to rows, odd sizes (SSE body and tails) */
     {
         float src[11 * 13], dst[13 * 12], want[13 * 12];
-        size_t D, m, t, add;
+        size_t D, m, t;
         for (D = 1; D <= 11; D += 5)
-            for (m = 3; m <= 13; m += 5)
-                for (add = 0; add < 2; add++) {
-                    fti_tm_fill(src, D * 13, 3 + D, 1.0f);
-                    fti_tm_fill(dst, 13 * 12, 4 + m, 1.0f);
-                    memcpy(want, dst, sizeof dst);
-                    for (t = 0; t < m; t++)
-                        for (i = 0; i < D; i++)
-                            want[t * 12 + i] = add ? want[t * 12 + i] + src[i * 13 + t]
-                                                   : src[i * 13 + t];
-                    fti__model_untranspose(dst, 12, src, 13, D, m, (int)add);
-                    for (i = 0; i < 13 * 12; i++) CHECK(dst[i] == want[i]);
-                }
+            for (m = 3; m <= 13; m += 5) {
+                fti_tm_fill(src, D * 13, 3 + D, 1.0f);
+                fti_tm_fill(dst, 13 * 12, 4 + m, 1.0f);
+                memcpy(want, dst, sizeof dst);
+                for (t = 0; t < m; t++)
+                    for (i = 0; i < D; i++) want[t * 12 + i] = src[i * 13 + t];
+                fti__model_untranspose(dst, 12, src, 13, D, m);
+                for (i = 0; i < 13 * 12; i++) CHECK(dst[i] == want[i]);
+            }
     }
 }
 

@@ -161,10 +161,12 @@ static int cmd_run(int argc, char **argv) {
     fti_error err;
     int32_t *prompt, *gen;
     double t0, t_load, t_prefill, t_first = 0, t_end, c_first = 0, c_end, kv_bytes = 0;
+    fti_kv_type kv_type = FTI_KV_F16; /* llama.cpp's default cache type, as the peer runs */
     struct rusage ru;
     float *logits;
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N]\n");
+        fprintf(stderr, "usage: bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N] "
+                        "[--kv f16|f32]\n");
         return 2;
     }
     path = argv[2];
@@ -174,6 +176,14 @@ static int cmd_run(int argc, char **argv) {
             n_prompt = (size_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) n_gen = (size_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--tokens")) print_tokens = 1;
+        else if (!strcmp(argv[i], "--kv") && i + 1 < argc) {
+            int t = fti_kv_type_parse(argv[++i]);
+            if (t < 0) {
+                fprintf(stderr, "bench_infer: --kv takes f16 or f32\n");
+                return 2;
+            }
+            kv_type = (fti_kv_type)t;
+        }
     }
     pool = fti_pool_create(threads);
     prompt = (int32_t *)malloc(n_prompt * sizeof(int32_t));
@@ -188,6 +198,7 @@ static int cmd_run(int argc, char **argv) {
     so.pool = pool;
     so.n_ctx = n_prompt + n_gen + 8; /* as the llama.cpp peer (may exceed the trained context) */
     so.n_batch = 128;
+    so.kv_type = kv_type;
     if (fti_session_create(&s, e, &so, &err) != FTI_OK) {
         fprintf(stderr, "bench_infer: %s\n", err.msg);
         return 1;
@@ -216,7 +227,7 @@ static int cmd_run(int argc, char **argv) {
         const fti_model_config *mc = fti_engine_config(e);
         double kvd = (double)mc->dim * mc->n_kv_heads / mc->n_heads, p;
         for (p = (double)n_prompt + 1; p < (double)(n_prompt + n_gen); p += 1.0)
-            kv_bytes += (double)mc->n_layers * p * kvd * 2.0 * sizeof(float);
+            kv_bytes += (double)mc->n_layers * p * kvd * 2.0 * (kv_type == FTI_KV_F16 ? 2.0 : 4.0);
     }
     printf("load_ms=%.2f prefill_tps=%.1f decode_tps=%.2f decode_cpu_tps=%.2f ttft_ms=%.2f "
            "rss_mb=%.1f weights_mb=%.1f decode_gbps=%.2f decode_gbps_kv=%.2f threads=%d isa=%s\n",

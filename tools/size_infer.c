@@ -26,6 +26,7 @@ int main(int argc, char **argv) {
     fti_sampler *smp = NULL;
     fti_prompt pr;
     fti_generate_opts go;
+    fti_session_opts so;
     fti_error err;
     struct rusage ru;
     const char *text = argc > 2 ? argv[2] : "Once upon a time";
@@ -34,14 +35,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: size_infer MODEL.gguf [PROMPT]\n");
         return 2;
     }
+    memset(&so, 0, sizeof so);
+    so.kv_type = FTI_KV_F16; /* what fti-infer and fti-serve use by default */
     if (fti_engine_open(&e, argv[1], NULL, &err) != FTI_OK ||
         fti_engine_tokenizer(e, &tok, &err) != FTI_OK ||
-        fti_session_create(&s, e, NULL, &err) != FTI_OK ||
+        fti_session_create(&s, e, &so, &err) != FTI_OK ||
         fti_prompt_build(e, tok, NULL, text, strlen(text), NULL, 0, 128, &pr, &err) != FTI_OK) {
         fprintf(stderr, "size_infer: %s\n", err.msg);
         return 1;
     }
-    mem = fti_session_mem_bytes(e, NULL);
+    mem = fti_session_mem_bytes(e, &so);
     fti_sampler_create(&smp, fti_engine_config(e)->vocab_size, NULL);
     memset(&go, 0, sizeof go);
     go.max_tokens = 64;
@@ -53,7 +56,7 @@ int main(int argc, char **argv) {
     }
     getrusage(RUSAGE_SELF, &ru);
     printf("size: RAM to generate (%s, %s): weights mapped %.1f MB (file %.1f MB) + KV cache "
-           "and scratch %.2f MB (context %lu); peak RSS %.1f MB\n",
+           "(f16) and scratch %.2f MB (context %lu); peak RSS %.1f MB\n",
            argv[1], fti_ggml_type_name(fti_engine_weight_type(e)),
            (double)(fti_engine_weight_bytes(e)) / 1e6,
            (double)fti_gguf_file_size(fti_engine_gguf(e)) / 1e6, (double)mem / 1e6,
