@@ -360,6 +360,7 @@ typedef struct fti__tr_fit_state {
     size_t n;                             /* samples taken */
 } fti__tr_fit_state;
 
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_fit(fti__tr_fit_state *f, fti_trainer *t, const fti_train_stats *st,
                         double budget_s, uint64_t max_steps) {
     double now = (double)(fti_time_ns() - f->t0) / 1e9, rate, left;
