@@ -807,6 +807,22 @@ static size_t fti__gemm_kc(const fti_kernels *k, size_t K) {
     return n_blocks ? (K + n_blocks - 1) / n_blocks : 1;
 }
 
+/* The block size of one product: the table's, except for fp32 products whose A is packed on the
+ * AVX-512 tables, which take blocks of up to 1024. Packing A (a transposing copy of mc source
+ * rows, kc floats each) stalled on every row's segment: 1.5 KB runs at a 16 KB stride for the
+ * dX product (K = 4096 as 11 × 373) kept the row streams short, a page each with 1024, and C's
+ * tiles are reloaded K/kc times. Measured on Zen 4, one thread (CPU time): dX 4096×288×4096
+ * 95 -> 104 GFLOP/s, square 2048 102 -> 106; the dW product (A read in place, TRANS_A) lost
+ * with 1024 (104 -> 90) and keeps the table's. Depends on K, the flags and the table only. */
+static size_t fti__gemm_kc_for(const fti__gemm_ctx *g) {
+    size_t n_blocks;
+    int in_place = (g->flags & FTI_MM_TRANS_A) && g->k->ukernel_sa;
+    if (g->bf16 || in_place || g->k->isa != FTI_ISA_AVX512 || g->k->kc >= 1024)
+        return fti__gemm_kc(g->k, g->K);
+    n_blocks = (g->K + 1023) / 1024;
+    return (g->K + n_blocks - 1) / n_blocks;
+}
+
 /* A thread's n columns are cut into equal blocks of at most k->nc, rounded up to whole nr
  * panels (768 with nc 1024 is one block, not 512 + 256): every block repacks the thread's A, so
  * fewer, even blocks pack less (the dW product's K = 4096 made A's repacking cost 10%). */
@@ -833,7 +849,7 @@ static void fti__prefetch_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t
 static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
                             float *Ap, float *Bp, uint32_t *Ap16, uint32_t *Bp16) {
     const fti_kernels *k = g->k;
-    size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc(k, g->K);
+    size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc_for(g);
     size_t nc_blk = fti__gemm_nc(k, n1 - n0);
     /* TRANS_A with an in-place micro-kernel: op(A)'s mr-column strips are read straight from
      * the source rows (contiguous mr floats per k), so A is never packed (it is the dW
@@ -925,7 +941,7 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
         m1 = end * k->mr < g->M ? end * k->mr : g->M;
     }
     if (m0 >= m1 || n0 >= n1) return;
-    kc = fti__gemm_kc(k, g->K);
+    kc = fti__gemm_kc_for(g);
     kp = (kc + 1) / 2;
     nc = fti__gemm_nc(k, n1 - n0);
     mc = m1 - m0 < k->mc ? m1 - m0 : k->mc;

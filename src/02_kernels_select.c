@@ -5,15 +5,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-unsigned fti_cpu_features(void) {
+/* The CPU's feature bits, detected once (CPUID traps to the hypervisor in a VM: ~1-2 µs each).
+ * The cached word holds the bits plus FTI__CPU_KNOWN; threads racing on the first call compute
+ * the same value and store the same word, through relaxed atomics (the SIMD builds are gcc/clang
+ * only, so the __atomic builtins are always there where detection does anything). */
+#define FTI__CPU_KNOWN 0x80000000u
+
+static unsigned fti__cpu_features_cached(void) {
+#if defined(FTI__X86) || defined(FTI__NEON)
+    static unsigned cache;
+    unsigned f = __atomic_load_n(&cache, __ATOMIC_RELAXED);
+    if (f & FTI__CPU_KNOWN) return f & ~FTI__CPU_KNOWN;
 #if defined(FTI__X86)
-    return fti__cpu_features_x86();
-#elif defined(FTI__NEON)
-    return fti__cpu_features_neon();
+    f = fti__cpu_features_x86();
+#else
+    f = fti__cpu_features_neon();
+#endif
+    __atomic_store_n(&cache, f | FTI__CPU_KNOWN, __ATOMIC_RELAXED);
+    return f;
 #else
     return 0;
 #endif
 }
+
+unsigned fti_cpu_features(void) { return fti__cpu_features_cached(); }
 
 const char *fti_isa_name(fti_isa isa) {
     switch (isa) {
@@ -31,11 +46,11 @@ static const fti_kernels *fti__kernels_exact(fti_isa isa) {
     case FTI_ISA_SCALAR: return &fti__kernels_scalar;
 #if defined(FTI__X86)
     case FTI_ISA_AVX2:
-        return ((fti__cpu_features_x86() & (FTI_CPU_AVX2 | FTI_CPU_FMA | FTI_CPU_F16C)) ==
+        return ((fti__cpu_features_cached() & (FTI_CPU_AVX2 | FTI_CPU_FMA | FTI_CPU_F16C)) ==
                 (FTI_CPU_AVX2 | FTI_CPU_FMA | FTI_CPU_F16C))
                    ? fti__kernels_avx2()
                    : NULL;
-    case FTI_ISA_AVX512: return fti__kernels_avx512(fti__cpu_features_x86());
+    case FTI_ISA_AVX512: return fti__kernels_avx512(fti__cpu_features_cached());
 #endif
 #if defined(FTI__NEON)
     case FTI_ISA_NEON: return fti__kernels_neon();

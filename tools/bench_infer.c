@@ -412,124 +412,14 @@ static int cmd_compare(int argc, char **argv) {
     return 0;
 }
 
-/* --- memory bandwidth: STREAM-style copy and read (as bench_kernels measures them) ---------- */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__TINYC__)
-#include <immintrin.h>
-#define BW_AVX512 1
-/* Read: a sum with independent vector adds, one stream or four (one per quarter): nothing but
- * the loads limits it (one core reads DRAM faster from four streams than from one here). */
-__attribute__((target("avx512f"))) static float bw_read512(const float *a, size_t n, int streams) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    size_t i, q = streams == 4 ? n / 64 * 16 : 16;
-    float out[16];
-    if (streams == 4) {
-        for (i = 0; i < q; i += 16) {
-            s0 = _mm512_add_ps(s0, _mm512_loadu_ps(a + i));
-            s1 = _mm512_add_ps(s1, _mm512_loadu_ps(a + q + i));
-            s2 = _mm512_add_ps(s2, _mm512_loadu_ps(a + 2 * q + i));
-            s3 = _mm512_add_ps(s3, _mm512_loadu_ps(a + 3 * q + i));
-        }
-        i = 4 * q;
-    } else {
-        for (i = 0; i + 64 <= n; i += 64) {
-            s0 = _mm512_add_ps(s0, _mm512_loadu_ps(a + i));
-            s1 = _mm512_add_ps(s1, _mm512_loadu_ps(a + i + 16));
-            s2 = _mm512_add_ps(s2, _mm512_loadu_ps(a + i + 32));
-            s3 = _mm512_add_ps(s3, _mm512_loadu_ps(a + i + 48));
-        }
-    }
-    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-    for (; i < n; i++) out[0] += a[i];
-    return out[0];
-}
-#endif
-
-static int g_bw_avx512;
-
-static float bw_read(const float *a, size_t n, int streams) {
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    int j;
-#ifdef BW_AVX512
-    if (g_bw_avx512) return bw_read512(a, n, streams);
-#endif
-    (void)streams;
-    for (; i + 8 <= n; i += 8)
-        for (j = 0; j < 8; j++) s[j] += a[i + (size_t)j];
-    for (; i < n; i++) s[0] += a[i];
-    return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
-}
-
-typedef struct bw_ctx {
-    const float *a;
-    float *b;
-    size_t n;
-    int mode; /* 0 copy, 1 read (one stream per part), 2 read (four) */
-    float sums[16];
-} bw_ctx;
-
-static void bw_task(void *vctx, size_t begin, size_t end, int thread) {
-    bw_ctx *c = (bw_ctx *)vctx;
-    size_t t;
-    (void)thread;
-    for (t = begin; t < end; t++) {
-        size_t lo = c->n * t / 16, hi = c->n * (t + 1) / 16;
-        if (c->mode == 0)
-            memcpy(c->b + lo, c->a + lo, (hi - lo) * sizeof(float));
-        else
-            c->sums[t] += bw_read(c->a + lo, hi - lo, c->mode == 2 ? 4 : 1);
-    }
-}
-
-/* GB/s of copy (bytes read + written, as STREAM counts them) or of read only, on a pool of
- * `threads` (as the decode runs). 256 MiB arrays cut into 32 segments of 8 MiB; each run works on
- * the next segment (never in the 32 MiB LLC) and takes about a millisecond, like one decode step's
- * GEMVs; the best of 256 runs counts (the quiet windows of a busy machine). */
-static double bw_measure(fti_pool *pool, int mode, float *a, float *b, size_t n) {
-    size_t seg = n / 32;
-    bw_ctx c;
-    double best = 0;
-    int rep;
-    memset(&c, 0, sizeof c);
-    for (rep = 0; rep < 256; rep++) {
-        size_t base = seg * (size_t)(rep % 32);
-        double t0, dt, bytes = (double)seg * 4 * (mode == 0 ? 2 : 1);
-        c.a = a + base;
-        c.b = b + base;
-        c.n = seg;
-        c.mode = mode;
-        t0 = now_s();
-        fti_pool_for(pool, 16, 1, bw_task, &c);
-        dt = now_s() - t0;
-        if (dt > 0 && bytes / dt > best) best = bytes / dt;
-    }
-    if (c.sums[0] == 12345.0f) printf(" "); /* keep the sums alive */
-    return best * 1e-9;
-}
+/* --- memory bandwidth: STREAM-style copy and read (tools/bench_bw.h, as bench_kernels) ------ */
+#include "bench_bw.h"
 
 static int cmd_bw(int argc, char **argv) {
-    size_t n = (size_t)64 << 20, i; /* floats: 256 MiB */
     int threads = argc >= 4 && !strcmp(argv[2], "--threads") ? atoi(argv[3]) : 1;
-    fti_pool *pool = fti_pool_create(threads);
-    float *a = (float *)fti_aligned_alloc(n * sizeof(float), 64);
-    float *b = (float *)fti_aligned_alloc(n * sizeof(float), 64);
-    double copy, read1, read4;
-    if (!a || !b || !pool) {
-        fprintf(stderr, "bench_infer: out of memory measuring bandwidth\n");
-        return 1;
-    }
-#ifdef BW_AVX512
-    g_bw_avx512 = (fti_cpu_features() & FTI_CPU_AVX512F) != 0;
-#endif
-    for (i = 0; i < n; i++) a[i] = b[i] = (float)(i & 7);
-    copy = bw_measure(pool, 0, a, b, n);
-    read1 = bw_measure(pool, 1, a, b, n);
-    read4 = bw_measure(pool, 2, a, b, n);
-    printf("copy_gbps=%.2f read_gbps=%.2f read1_gbps=%.2f read4_gbps=%.2f threads=%d\n", copy,
-           read1 > read4 ? read1 : read4, read1, read4, fti_pool_threads(pool));
-    fti_aligned_free(a);
-    fti_aligned_free(b);
-    fti_pool_free(pool);
+    bench_bw bw = bench_bw_measure(threads);
+    printf("copy_gbps=%.2f read_gbps=%.2f read1_gbps=%.2f read4_gbps=%.2f threads=%d\n", bw.copy,
+           bw.read, bw.read1, bw.read4, bw.threads);
     return 0;
 }
 

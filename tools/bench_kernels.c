@@ -1,6 +1,9 @@
 /* bench_kernels: fti's GEMM/GEMV against OpenBLAS in the same run (make bench-kernels).
  *
  *   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE build/bench_kernels [--quick] [--threads 1,2]
+ *       [--only square|train|gemv|bf16|quant] [--case SUBSTR] [--repeat N]
+ *   (--case: only the GEMM/GEMV cases whose name contains SUBSTR, e.g. train-dx-4096x288x4096;
+ *    --repeat: each GEMM case N times, ours then OpenBLAS each time, for noisy machines)
  *
  * Measures the machine first (FMA peak with an unrolled FMA loop per thread; STREAM-style copy
  * bandwidth, counting bytes read + written, and read-only bandwidth, the better of a vector sum
@@ -150,118 +153,13 @@ static double measure_peak(int threads) {
     return best * 1e-9;
 }
 
-/* --- memory bandwidth: STREAM-style copy and read --------------------------------------------- */
-/* Read: a sum over the array with independent vector adds (nothing but the loads limits it). */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("avx512f"))) static float read_sum_512(const float *a, size_t n) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    size_t i = 0;
-    float out[16];
-    for (; i + 64 <= n; i += 64) {
-        s0 = _mm512_add_ps(s0, _mm512_loadu_ps(a + i));
-        s1 = _mm512_add_ps(s1, _mm512_loadu_ps(a + i + 16));
-        s2 = _mm512_add_ps(s2, _mm512_loadu_ps(a + i + 32));
-        s3 = _mm512_add_ps(s3, _mm512_loadu_ps(a + i + 48));
-    }
-    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-    for (; i < n; i++) out[0] += a[i];
-    return out[0];
-}
-/* the same over four quarters of the array at once: one core reads DRAM up to ~25% faster
- * from four streams than from one here, so the reference is the better of the two */
-__attribute__((target("avx512f"))) static float read_sum4_512(const float *a, size_t n) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    size_t i, q = n / 64 * 16;
-    float out[16];
-    for (i = 0; i < q; i += 16) {
-        s0 = _mm512_add_ps(s0, _mm512_loadu_ps(a + i));
-        s1 = _mm512_add_ps(s1, _mm512_loadu_ps(a + q + i));
-        s2 = _mm512_add_ps(s2, _mm512_loadu_ps(a + 2 * q + i));
-        s3 = _mm512_add_ps(s3, _mm512_loadu_ps(a + 3 * q + i));
-    }
-    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-    for (i = 4 * q; i < n; i++) out[0] += a[i];
-    return out[0];
-}
-#endif
-
-static int g_avx512; /* asked once in main: CPUID traps to the hypervisor in a VM */
-
-static float read_sum(const float *a, size_t n, int streams) {
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    int j;
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (g_avx512) return streams == 4 ? read_sum4_512(a, n) : read_sum_512(a, n);
-#endif
-    (void)streams;
-    for (; i + 8 <= n; i += 8)
-        for (j = 0; j < 8; j++) s[j] += a[i + (size_t)j];
-    for (; i < n; i++) s[0] += a[i];
-    return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
-}
-
-typedef struct {
-    const float *a;
-    float *b;
-    size_t n;
-    int mode; /* 0 copy, 1 read (one stream), 2 read (four streams) */
-    float sums[16];
-} bw_arg;
-
-static void bw_task(void *ctx, size_t begin, size_t end, int thread) {
-    bw_arg *a = (bw_arg *)ctx;
-    size_t t;
-    for (t = begin; t < end; t++) {
-        size_t lo = a->n * t / 16, hi = a->n * (t + 1) / 16;
-        if (a->mode == 0)
-            memcpy(a->b + lo, a->a + lo, (hi - lo) * sizeof(float));
-        else
-            a->sums[t] += read_sum(a->a + lo, hi - lo, a->mode == 2 ? 4 : 1);
-    }
-    (void)thread;
-}
-
-/* GB/s of copy (bytes read + written, as STREAM counts them) or of read only (what a GEMV does
- * with its weights; mode 1 one sequential stream per thread, mode 2 four), on `threads` threads of a pool (as the GEMV runs). Arrays of 256 MiB are
- * cut into 32 segments of 8 MiB; each run works on the next segment (so it never finds its data
- * in the 32 MiB LLC) and takes ~0.3-1 ms, like one GEMV over weights beyond the LLC; the best of
- * 256 runs is kept, as for the GEMVs (the quiet windows of a busy machine). */
-static double measure_bw(int threads, int mode) {
-    size_t n = (size_t)64 << 20, seg = n / 32, i; /* floats */
-    float *a = (float *)fti_aligned_alloc(n * sizeof(float), 64);
-    float *b = (float *)fti_aligned_alloc(n * sizeof(float), 64);
-    fti_pool *pool = fti_pool_create(threads);
-    bw_arg arg;
-    double best = 0;
-    int rep;
-    if (!a || !b || !pool) {
-        fprintf(stderr, "bench_kernels: out of memory measuring bandwidth\n");
-        exit(1);
-    }
-    for (i = 0; i < n; i++) a[i] = b[i] = (float)(i & 7);
-    memset(&arg, 0, sizeof arg);
-    for (rep = 0; rep < 256; rep++) {
-        size_t base = seg * (size_t)(rep % 32);
-        double t0, dt, bytes = (double)seg * 4 * (mode == 0 ? 2 : 1);
-        arg.a = a + base;
-        arg.b = b + base;
-        arg.n = seg;
-        arg.mode = mode;
-        t0 = now_s();
-        fti_pool_for(pool, 16, 1, bw_task, &arg);
-        dt = now_s() - t0;
-        if (bytes / dt > best) best = bytes / dt;
-    }
-    if (arg.sums[0] == 12345.0f) printf(" "); /* keep the sums alive */
-    fti_pool_free(pool);
-    fti_aligned_free(a);
-    fti_aligned_free(b);
-    return best * 1e-9;
-}
+/* --- memory bandwidth: STREAM-style copy and read (tools/bench_bw.h) ---------------------- */
+#include "bench_bw.h"
 
 /* --- cases ------------------------------------------------------------------------------------ */
 static double g_min_time = 0.15;
+static const char *g_case = ""; /* --case SUBSTR: only the cases whose name contains it */
+static int g_repeat = 1;        /* --repeat N: each case N times (ours, then the peer, each time) */
 static double log_sum[5]; /* square, training, gemv, bf16, quantizers */
 static int log_n[5];
 /* per group and thread count (index 0..8): Σ log(GFLOP/s) and Σ log(fraction of the FMA peak) */
@@ -311,6 +209,14 @@ static void bench_gemm(const fti_kernels *k, fti_pool *pool, int threads, int gr
     float *A = rand_buf(a_rows * a_cols), *B = rand_buf(b_rows * b_cols), *C = rand_buf(M * N);
     double t_ours, t_peer, flops = 2.0 * (double)M * (double)N * (double)K;
     char extra[64];
+    int rep;
+    if (!strstr(name, g_case)) {
+        fti_aligned_free(A);
+        fti_aligned_free(B);
+        fti_aligned_free(C);
+        return;
+    }
+    for (rep = 0; rep < g_repeat; rep++) {
     TIME_BEST(t_ours, fti_matmul(k, pool, flags, M, N, K, A, a_cols, B, b_cols, C, N));
     TIME_BEST(t_peer,
               cblas_sgemm(CblasRowMajor, (flags & FTI_MM_TRANS_A) ? CblasTrans : CblasNoTrans,
@@ -324,6 +230,7 @@ static void bench_gemm(const fti_kernels *k, fti_pool *pool, int threads, int gr
         peak_n[group][threads]++;
     }
     report(group, name, threads, flops / t_ours * 1e-9, flops / t_peer * 1e-9, "GFLOP/s", 0, extra);
+    }
     fti_aligned_free(A);
     fti_aligned_free(B);
     fti_aligned_free(C);
@@ -338,6 +245,17 @@ static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t
     double t_peer, t_ours, t_f32 = 0;
     char name[64], extra[96];
     size_t cur = 0;
+    int any = 0;
+    for (ti = 0; ti < 3; ti++) {
+        snprintf(name, sizeof name, "gemv-%s-%zux%zu", fti_dtype_name(types[ti]), n_in, n_out);
+        any |= strstr(name, g_case) != NULL;
+    }
+    if (!any) {
+        fti_aligned_free(Wf);
+        fti_aligned_free(x);
+        fti_aligned_free(y);
+        return;
+    }
     copies = (size_t)(192 << 20) / f32_bytes + 1; /* f32 copies exceed the LLC several times */
     Wc = (float **)malloc(copies * sizeof(float *));
     for (c = 0; c < copies; c++) {
@@ -450,16 +368,20 @@ int main(int argc, char **argv) {
             quick = 1;
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
-        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+        else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc)
+            g_case = argv[++i];
+        else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) {
+            g_repeat = atoi(argv[++i]);
+            if (g_repeat < 1) g_repeat = 1;
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             n_tc = sscanf(argv[++i], "%d,%d", &thread_counts[0], &thread_counts[1]);
         } else {
             printf("usage: bench_kernels [--quick] [--threads 1,2] [--only "
-                   "square|train|gemv|bf16|quant]\n");
+                   "square|train|gemv|bf16|quant] [--case SUBSTR] [--repeat N]\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
     if (quick) g_min_time = 0.05;
-    g_avx512 = (fti_cpu_features() & FTI_CPU_AVX512F) != 0;
     if (getenv("OPENBLAS_CORETYPE") || getenv("OPENBLAS_L2_SIZE"))
         fprintf(stderr, "warning: OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE set: OpenBLAS runs slower "
                         "than its best (run through make bench-kernels)\n");
@@ -468,11 +390,10 @@ int main(int argc, char **argv) {
     for (ti = 0; ti < n_tc; ti++) {
         int t = thread_counts[ti];
         peak[ti] = measure_peak(t);
-        copy_bw[ti] = measure_bw(t, 0);
-        read_bw[ti] = measure_bw(t, 1);
-        { /* the read reference is the better of one and four streams per thread */
-            double r4 = measure_bw(t, 2);
-            if (r4 > read_bw[ti]) read_bw[ti] = r4;
+        {
+            bench_bw bw = bench_bw_measure(t);
+            copy_bw[ti] = bw.copy;
+            read_bw[ti] = bw.read; /* the better of one and four streams per thread */
         }
         printf("machine t%d: FMA peak %.1f GFLOP/s, copy %.1f GB/s, read %.1f GB/s\n", t, peak[ti],
                copy_bw[ti], read_bw[ti]);
