@@ -201,3 +201,55 @@ FTI_TEST(kernels_quant_gemv_rows) {
             }
     for (pi = 0; pi < 3; pi++) fti_pool_free(pools[pi]);
 }
+
+/* The two paths a decoder takes through a quantized matrix compute the same thing on every table
+ * without 16-row panels (scalar, AVX2, the AVX-512 table without VNNI, NEON): one activation row
+ * at a time (fti_matmul_w, T = 1: the session) and several at once (fti_matmul_q, M = 3: the
+ * batched decoder), bit for bit, so a difference between those paths comes from elsewhere (on
+ * AVX2 it is the batched attention's summation order, amplified by Q8_0 level flips). The
+ * panel tables (AVX-512 VNNI) sum in another order and are held to the dequantized product. */
+FTI_TEST(kernels_quant_decode_paths) {
+    static const size_t Ns[] = {1, 5, 37, 96};
+    static const size_t Ks[] = {32, 64, 160};
+    const fti_kernels *tabs[8], *ref = fti_kernels_get(FTI_ISA_SCALAR);
+    int nt = fti_test_kernel_tables(tabs), ti, ty;
+    size_t a, c;
+    fti_rng r;
+    fti_rng_seed(&r, 31, 5);
+    for (ty = 0; ty < 2; ty++)
+        for (a = 0; a < sizeof Ns / sizeof Ns[0]; a++)
+            for (c = 0; c < sizeof Ks / sizeof Ks[0]; c++) {
+                fti_dtype t = ty ? FTI_DTYPE_Q4_0 : FTI_DTYPE_Q8_0;
+                size_t N = Ns[a], K = Ks[c], M = 3, rb = fti_dtype_row_bytes(t, K), i, m;
+                float *Wf = fti_test_rand(&r, N * K, 1.0f), *X = fti_test_rand(&r, M * K, 3.0f);
+                float *Y1 = (float *)malloc(M * N * sizeof(float));
+                float *Ym = (float *)malloc(M * N * sizeof(float));
+                char *W = (char *)malloc(N * rb);
+                REQUIRE(Y1 && Ym && W);
+                for (i = 0; i < N; i++)
+                    REQUIRE(fti_quantize_row(ref, t, W + i * rb, Wf + i * K, K) == FTI_OK);
+                for (ti = 0; ti < nt; ti++) {
+                    int panels = fti_qpack_bytes(tabs[ti], t, N, K) != 0, diff = 0;
+                    for (m = 0; m < M; m++)
+                        REQUIRE(fti_matmul_w(tabs[ti], NULL, t, W, X + m * K, Y1 + m * N, 1, N,
+                                             K) == FTI_OK);
+                    REQUIRE(fti_matmul_q(tabs[ti], NULL, t, W, X, K, Ym, N, M, N, K, NULL, 0) ==
+                            FTI_OK);
+                    for (i = 0; i < M * N; i++) {
+                        if (panels ? fabs(Y1[i] - Ym[i]) > 1e-4 * (1.0 + fabs(Y1[i]))
+                                   : memcmp(Y1 + i, Ym + i, sizeof(float)) != 0)
+                            diff++;
+                    }
+                    if (diff)
+                        fprintf(stderr, "    %s %s N=%lu K=%lu: %d of %lu differ\n",
+                                fti_isa_name(fti_kernels_isa(tabs[ti])), fti_dtype_name(t),
+                                (unsigned long)N, (unsigned long)K, diff, (unsigned long)(M * N));
+                    CHECK(diff == 0);
+                }
+                free(Wf);
+                free(X);
+                free(Y1);
+                free(Ym);
+                free(W);
+            }
+}
