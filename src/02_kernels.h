@@ -107,6 +107,7 @@ FTIDEF size_t fti_dtype_row_bytes(fti_dtype t, size_t n);
 #define FTI_CPU_NEON (1u << 9)
 #define FTI_CPU_DOTPROD (1u << 10)
 #define FTI_CPU_AVX512VBMI (1u << 11)
+#define FTI_CPU_GFNI (1u << 12) /* with AVX-512: the 512-bit forms */
 
 /* Features of this CPU that fti can use (OS support for the wide registers checked with XGETBV).
  * Always 0 under FTI_NO_SIMD. Thread safety: any thread. */

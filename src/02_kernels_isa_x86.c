@@ -42,6 +42,7 @@ static unsigned fti__cpu_features_x86(void) {
         if (b & (1u << 31)) f |= FTI_CPU_AVX512VL;
         if (c & (1u << 11)) f |= FTI_CPU_AVX512VNNI;
         if (c & (1u << 1)) f |= FTI_CPU_AVX512VBMI;
+        if (c & (1u << 8)) f |= FTI_CPU_GFNI;
         __cpuid_count(7, 1, a, b, c, d);
         if (a & (1u << 5)) f |= FTI_CPU_AVX512BF16;
     }
@@ -51,7 +52,7 @@ static unsigned fti__cpu_features_x86(void) {
 #define FTI__AVX2 __attribute__((target("avx2,fma,f16c")))
 #define FTI__AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define FTI__VNNI                                                                                  \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")))
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")))
 
 /* --- AVX2 + FMA ------------------------------------------------------------------------------- */
 
@@ -1459,40 +1460,31 @@ FTI__VNNI static void fti__gemv_q4_0_vnni_pairs(const void *W, size_t row_bytes,
 /* Groups of 4 blocks the VBMI Q4_0 kernel rearranges on the stack: n_in up to 8192. */
 enum { FTI__Q4_STACK_GROUPS = 64 };
 
-/* One row's step over a group of 4 Q4_0 blocks (72 bytes at wb): vpermt2b gathers the 4×16 nibble
- * bytes from a 64-byte load and the group's last 8 bytes; low nibbles (elements 0..15 of each
- * block) and high nibbles (16..31) each make one dpbusd against x rearranged to match, starting
- * from init (-2·Σx per lane: 4 lanes per block undo the +8 offset exactly in int32); the 16 int32
- * lanes (4 per block) are scaled by the block's wd·xd (sc) into the row's float accumulator. */
-#define FTI__Q4_VNNI_STEP(acc, l0, wb, xg, init, sc)                                               \
+/* One row's step over a group of 4 Q4_0 blocks (72 bytes at wb, loaded as l0 and the group's
+ * last 8 bytes, hi8): vpermt2b gathers the 4×16 nibble bytes; the low nibbles (elements 0..15 of
+ * each block: AND 15) and the high nibbles (16..31: one gf2p8affineqb, a bit matrix that shifts
+ * each byte right by 4, instead of a 16-bit shift and an AND) each make one dpbusd against x
+ * rearranged to match, starting from init (-2·Σx per lane: 4 lanes per block undo the +8 offset
+ * exactly in int32); the 16 int32 lanes (4 per block) are scaled by the block's wd·xd (sc) into
+ * the row's float accumulator. */
+#define FTI__Q4_VNNI_STEP(acc, l0, hi8, xg, init, sc)                                              \
     do {                                                                                           \
-        __m512i q_ = _mm512_permutex2var_epi8(                                                     \
-            l0, idx_q, _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)((wb) + 64))));    \
+        __m512i q_ = _mm512_permutex2var_epi8(l0, idx_q, hi8);                                     \
         __m512i d_ = _mm512_dpbusd_epi32(init, _mm512_and_si512(q_, m4),                           \
                                          _mm512_loadu_si512((const void *)(xg)));                  \
-        d_ = _mm512_dpbusd_epi32(d_, _mm512_and_si512(_mm512_srli_epi16(q_, 4), m4),               \
+        d_ = _mm512_dpbusd_epi32(d_, _mm512_gf2p8affine_epi64_epi8(q_, shr4, 0),                   \
                                  _mm512_loadu_si512((const void *)((xg) + 64)));                   \
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d_), sc, acc);                                    \
     } while (0)
+/* a whole group's last 8 bytes (block 3's qs[8..15]) as the second vpermt2b source */
+#define FTI__Q4_HI8(wb) _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)((wb) + 64)))
 
-/* A row's blocks past the last whole group of 4 added to its sum s. */
-FTI__VNNI static float fti__q4_vnni_finish(const fti_block_q4_0 *w, const int8_t *xq,
-                                           const float *xd, const int32_t *xs, size_t b0,
-                                           size_t nb, float s) {
-    size_t b;
-    for (b = b0; b < nb; b++) {
-        __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-        __m256i d =
-            _mm256_dpbusd_epi32(_mm256_set1_epi32(-xs[b]), fti__q4_nibbles_avx2(w[b].qs), xv);
-        s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
-    }
-    return s;
-}
-
-/* Q4_0 with VNNI + VBMI, four blocks (72 bytes) per step and four rows at a time: x is rearranged
- * once per call (FTI__Q4_VNNI_STEP), and the four rows' 16 fp16 scales are gathered by three
- * byte permutes into one conversion, times xd, then spread to each row's lanes. The rows read
- * as four streams. A row left over goes alone through the same steps with the same values (its
+/* Q4_0 with VNNI + VBMI + GFNI, four blocks (72 bytes) per step and four rows at a time: x is
+ * rearranged once per call (FTI__Q4_VNNI_STEP), and the four rows' 16 fp16 scales are gathered by
+ * three byte permutes into one conversion, times xd, then spread to each row's lanes. The rows
+ * read as four streams. The last 1-3 blocks (nb % 4) are one more step over a partial group:
+ * masked loads (never past the row), x and the offsets zero for the missing blocks (which then
+ * add exact zeros). A row left over goes alone through the same steps with the same values (its
  * scales gathered by one permute), so every row's result is the same bits wherever it falls. */
 FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
@@ -1500,13 +1492,17 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
     int8_t xr[FTI__Q4_STACK_GROUPS * 128];
     int32_t xi[FTI__Q4_STACK_GROUPS * 16];
     const __m512 zero = _mm512_setzero_ps();
-    size_t ng = nb / 4, g, r, j, q4, st;
+    const __m512i shr4 = _mm512_set1_epi64(0x1020408000000000LL); /* byte >> 4 */
+    size_t ng = nb / 4, tail = nb % 4, ngt = ng + (tail != 0), g, r, j, q4, st;
+    /* the partial group: its 18·tail bytes, its tail scales xd */
+    const __mmask64 mt = tail ? (__mmask64)((1ull << (18 * tail)) - 1u) : 0;
+    const __mmask8 mx = (__mmask8)((1u << tail) - 1u);
     float s4[4];
     __m512i idx_q, idx_d, idx_d2;
     const __m512i m4 = _mm512_set1_epi8(15);
     __m512i spread[4];
     unsigned char iq[64], id[64], id2[64];
-    if (ng > FTI__Q4_STACK_GROUPS) {
+    if (ngt > FTI__Q4_STACK_GROUPS) {
         fti__gemv_q4_0_vnni_pairs(W, row_bytes, rows, xq, xd, xs, nb, y);
         return;
     }
@@ -1525,8 +1521,11 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
         for (j = 0; j < 16; j++) sp[j] = (int32_t)(4 * r + j / 4);
         spread[r] = _mm512_loadu_si512((const void *)sp);
     }
-    for (g = 0; g < ng; g++) { /* x of 4 blocks as [x0[0:16] x1[0:16] x2[0:16] x3[0:16]] + highs */
-        for (j = 0; j < 4; j++) {
+    /* x of 4 blocks as [x0[0:16] x1[0:16] x2[0:16] x3[0:16]] + highs; zeros past nb */
+    memset(xr + ng * 128, 0, (ngt - ng) * 128);
+    memset(xi + ng * 16, 0, (ngt - ng) * 16 * sizeof(int32_t));
+    for (g = 0; g < ngt; g++) {
+        for (j = 0; j < 4 && g * 4 + j < nb; j++) {
             int32_t v = -2 * xs[g * 4 + j];
             memcpy(xr + g * 128 + j * 16, xq + (g * 4 + j) * FTI_QK, 16);
             memcpy(xr + g * 128 + 64 + j * 16, xq + (g * 4 + j) * FTI_QK + 16, 16);
@@ -1540,45 +1539,61 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
     for (r = 0; r < q4; r++) {
         const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (g = 0; g < ng; g++, wb += 72) {
+        for (g = 0; g < ngt; g++, wb += 72) {
             const int8_t *xg = xr + g * 128;
+            int part = g == ng; /* the partial group */
             __m512i init = _mm512_loadu_si512((const void *)(xi + g * 16));
-            __m512i l0 = _mm512_loadu_si512((const void *)wb);
-            __m512i l1 = _mm512_loadu_si512((const void *)(wb + st));
-            __m512i l2 = _mm512_loadu_si512((const void *)(wb + 2 * st));
-            __m512i l3 = _mm512_loadu_si512((const void *)(wb + 3 * st));
-            __m512i d01 = _mm512_permutex2var_epi8(l0, idx_d2, l1);
-            __m512i d23 = _mm512_permutex2var_epi8(l2, idx_d2, l3);
-            __m512 sc = _mm512_mul_ps(
-                _mm512_cvtph_ps(_mm256_inserti128_si256(_mm512_castsi512_si256(d01),
-                                                        _mm512_castsi512_si128(d23), 1)),
-                _mm512_broadcast_f32x4(_mm_loadu_ps(xd + g * 4)));
-            FTI__Q4_VNNI_STEP(a0, l0, wb, xg, init, _mm512_permutexvar_ps(spread[0], sc));
-            FTI__Q4_VNNI_STEP(a1, l1, wb + st, xg, init, _mm512_permutexvar_ps(spread[1], sc));
-            FTI__Q4_VNNI_STEP(a2, l2, wb + 2 * st, xg, init, _mm512_permutexvar_ps(spread[2], sc));
-            FTI__Q4_VNNI_STEP(a3, l3, wb + 3 * st, xg, init, _mm512_permutexvar_ps(spread[3], sc));
+            __m512i l0, l1, l2, l3, h0, h1, h2, h3, d01, d23;
+            __m128 xd4;
+            __m512 sc;
+            if (!part) {
+                l0 = _mm512_loadu_si512((const void *)wb);
+                l1 = _mm512_loadu_si512((const void *)(wb + st));
+                l2 = _mm512_loadu_si512((const void *)(wb + 2 * st));
+                l3 = _mm512_loadu_si512((const void *)(wb + 3 * st));
+                h0 = FTI__Q4_HI8(wb);
+                h1 = FTI__Q4_HI8(wb + st);
+                h2 = FTI__Q4_HI8(wb + 2 * st);
+                h3 = FTI__Q4_HI8(wb + 3 * st);
+                xd4 = _mm_loadu_ps(xd + g * 4);
+            } else {
+                l0 = _mm512_maskz_loadu_epi8(mt, (const void *)wb);
+                l1 = _mm512_maskz_loadu_epi8(mt, (const void *)(wb + st));
+                l2 = _mm512_maskz_loadu_epi8(mt, (const void *)(wb + 2 * st));
+                l3 = _mm512_maskz_loadu_epi8(mt, (const void *)(wb + 3 * st));
+                h0 = h1 = h2 = h3 = _mm512_setzero_si512();
+                xd4 = _mm_maskz_loadu_ps(mx, xd + g * 4);
+            }
+            d01 = _mm512_permutex2var_epi8(l0, idx_d2, l1);
+            d23 = _mm512_permutex2var_epi8(l2, idx_d2, l3);
+            sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_inserti128_si256(
+                                   _mm512_castsi512_si256(d01), _mm512_castsi512_si128(d23), 1)),
+                               _mm512_broadcast_f32x4(xd4));
+            FTI__Q4_VNNI_STEP(a0, l0, h0, xg, init, _mm512_permutexvar_ps(spread[0], sc));
+            FTI__Q4_VNNI_STEP(a1, l1, h1, xg, init, _mm512_permutexvar_ps(spread[1], sc));
+            FTI__Q4_VNNI_STEP(a2, l2, h2, xg, init, _mm512_permutexvar_ps(spread[2], sc));
+            FTI__Q4_VNNI_STEP(a3, l3, h3, xg, init, _mm512_permutexvar_ps(spread[3], sc));
         }
-        wb = (const unsigned char *)W + r * row_bytes;
         _mm_storeu_ps(s4, fti__hsum4_avx512(a0, a1, a2, a3));
-        for (j = 0; j < 4; j++)
-            y[r + j * q4] = fti__q4_vnni_finish((const fti_block_q4_0 *)(wb + j * st), xq, xd, xs,
-                                                ng * 4, nb, s4[j]);
+        for (j = 0; j < 4; j++) y[r + j * q4] = s4[j];
     }
     for (r = 4 * q4; r < rows; r++) {
         const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
         __m512 acc = _mm512_setzero_ps();
-        for (g = 0; g < ng; g++, wb += 72) {
+        for (g = 0; g < ngt; g++, wb += 72) {
+            int part = g == ng;
             __m512i init = _mm512_loadu_si512((const void *)(xi + g * 16));
-            __m512i l0 = _mm512_loadu_si512((const void *)wb);
-            __m512 sc = _mm512_castps128_ps512(
-                _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, l0))),
-                           _mm_loadu_ps(xd + g * 4)));
-            FTI__Q4_VNNI_STEP(acc, l0, wb, xr + g * 128, init,
+            __m512i l0 = part ? _mm512_maskz_loadu_epi8(mt, (const void *)wb)
+                              : _mm512_loadu_si512((const void *)wb);
+            __m512i h0 = part ? _mm512_setzero_si512() : FTI__Q4_HI8(wb);
+            __m128 xd4 = part ? _mm_maskz_loadu_ps(mx, xd + g * 4) : _mm_loadu_ps(xd + g * 4);
+            __m512 sc = _mm512_castps128_ps512(_mm_mul_ps(
+                _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, l0))), xd4));
+            FTI__Q4_VNNI_STEP(acc, l0, h0, xr + g * 128, init,
                               _mm512_permutexvar_ps(spread[0], sc));
         }
         _mm_storeu_ps(s4, fti__hsum4_avx512(acc, zero, zero, zero));
-        y[r] = fti__q4_vnni_finish((const fti_block_q4_0 *)((const char *)W + r * row_bytes), xq,
-                                   xd, xs, ng * 4, nb, s4[0]);
+        y[r] = s4[0];
     }
 }
 
@@ -1706,8 +1721,8 @@ static const fti_kernels fti__kernels_avx2_table = {
 static const fti_kernels *fti__kernels_avx2(void) { return &fti__kernels_avx2_table; }
 
 #if !defined(FTI_NO_AVX512)
-/* Two AVX-512 tables: with VNNI and VBMI (Ice Lake, Zen 4+) the quantized dots use vpdpbusd
- * (and vpermb to unpack Q4_0). */
+/* Two AVX-512 tables: with VNNI, VBMI and GFNI (Ice Lake, Zen 4+) the quantized dots use
+ * vpdpbusd (and vpermb + gf2p8affineqb to unpack Q4_0). */
 static const fti_kernels fti__kernels_avx512_table = {
     FTI_ISA_AVX512,
     "avx512",
@@ -1796,8 +1811,8 @@ static const fti_kernels *fti__kernels_avx512(unsigned features) {
     const unsigned need = FTI_CPU_AVX512F | FTI_CPU_AVX512BW | FTI_CPU_AVX512VL | FTI_CPU_AVX2 |
                           FTI_CPU_FMA | FTI_CPU_F16C;
     if ((features & need) != need) return NULL;
-    if ((features & (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI)) ==
-        (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI))
+    if ((features & (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI | FTI_CPU_GFNI)) ==
+        (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI | FTI_CPU_GFNI))
         return &fti__kernels_avx512vnni_table;
     return &fti__kernels_avx512_table;
 #endif

@@ -84,7 +84,8 @@ fti_isa fti_kernels_isa(const fti_kernels *k) {
 char *fti_cpu_describe(char *out, size_t n) {
     static const char *names[] = {"avx2",       "fma",      "f16c",     "avx512f",
                                   "avx512bw",   "avx512vl", "avx512dq", "avx512vnni",
-                                  "avx512bf16", "neon",     "dotprod",  "avx512vbmi"};
+                                  "avx512bf16", "neon",     "dotprod",  "avx512vbmi",
+                                  "gfni"};
     unsigned f = fti_cpu_features();
     fti_buf b;
     size_t i;
