@@ -1681,6 +1681,36 @@ FTIDEF void fti_batch_free(fti_batch *d) {
     default: F(__VA_ARGS__, 8); break;                                                             \
     }
 
+/* The body of the values step, y += Σ_j p[j] · v_j over j < m (v_j at vc + j·ld elements, f16
+ * when F16), for vectors of type V with W lanes (intrinsics P##_..., LD the row load), NC vectors
+ * per row: the AVX-512 and the AVX2 forms are this one text. Each output row stays in
+ * registers, two accumulator sets (even and odd positions) added at the end. */
+#define FTI__BT_VALUES(V, P, W, LD)                                                                \
+    V y0[8], y1[8];                                                                                \
+    size_t c, j, row = ld * (F16 ? 2 : 4);                                                         \
+    FTI__BT_UNROLL                                                                                 \
+    for (c = 0; c < NC; c++) {                                                                     \
+        y0[c] = P##_loadu_ps(y + W * c);                                                           \
+        y1[c] = P##_setzero_ps();                                                                  \
+    }                                                                                              \
+    for (j = 0; j + 2 <= m; j += 2) {                                                              \
+        const char *v0 = (const char *)vc + j * row, *v1 = v0 + row;                              \
+        V p0 = P##_set1_ps(p[j]), p1 = P##_set1_ps(p[j + 1]);                                      \
+        FTI__BT_UNROLL                                                                             \
+        for (c = 0; c < NC; c++) {                                                                 \
+            y0[c] = P##_fmadd_ps(p0, LD(v0, W * c, F16), y0[c]);                                   \
+            y1[c] = P##_fmadd_ps(p1, LD(v1, W * c, F16), y1[c]);                                   \
+        }                                                                                          \
+    }                                                                                              \
+    if (j < m) {                                                                                   \
+        V p0 = P##_set1_ps(p[j]);                                                                  \
+        FTI__BT_UNROLL                                                                             \
+        for (c = 0; c < NC; c++)                                                                   \
+            y0[c] = P##_fmadd_ps(p0, LD((const char *)vc + j * row, W * c, F16), y0[c]);           \
+    }                                                                                              \
+    FTI__BT_UNROLL                                                                                 \
+    for (c = 0; c < NC; c++) P##_storeu_ps(y + W * c, P##_add_ps(y0[c], y1[c]));
+
 #if !defined(FTI_NO_AVX512)
 /* Lane i of the result = Σ of the 16 lanes of v[i] (a fixed order). */
 FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_hsum16_avx512(const __m512 *v) {
@@ -1732,31 +1762,7 @@ FTI__AVX512 static FTI__BT_INLINE void fti__bt_scores_avx512(const float *q, con
 FTI__AVX512 static FTI__BT_INLINE void fti__bt_values_avx512(const float *p, const void *vc,
                                                              size_t ld, size_t m, float *y,
                                                              int F16, size_t NC) {
-    __m512 y0[8], y1[8];
-    size_t c, j, row = ld * (F16 ? 2 : 4);
-    FTI__BT_UNROLL
-    for (c = 0; c < NC; c++) {
-        y0[c] = _mm512_loadu_ps(y + 16 * c);
-        y1[c] = _mm512_setzero_ps();
-    }
-    for (j = 0; j + 2 <= m; j += 2) {
-        const char *v0 = (const char *)vc + j * row, *v1 = v0 + row;
-        __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
-        FTI__BT_UNROLL
-        for (c = 0; c < NC; c++) {
-            y0[c] = _mm512_fmadd_ps(p0, fti__bt_ld16(v0, 16 * c, F16), y0[c]);
-            y1[c] = _mm512_fmadd_ps(p1, fti__bt_ld16(v1, 16 * c, F16), y1[c]);
-        }
-    }
-    if (j < m) {
-        __m512 p0 = _mm512_set1_ps(p[j]);
-        FTI__BT_UNROLL
-        for (c = 0; c < NC; c++)
-            y0[c] = _mm512_fmadd_ps(p0, fti__bt_ld16((const char *)vc + j * row, 16 * c, F16),
-                                    y0[c]);
-    }
-    FTI__BT_UNROLL
-    for (c = 0; c < NC; c++) _mm512_storeu_ps(y + 16 * c, _mm512_add_ps(y0[c], y1[c]));
+    FTI__BT_VALUES(__m512, _mm512, 16, fti__bt_ld16)
 }
 
 FTI__AVX512 static void fti__bt_scores16_avx512(const float *q, const void *kc, size_t ld,
@@ -1819,30 +1825,7 @@ FTI__AVX2 static FTI__BT_INLINE void fti__bt_scores_avx2(const float *q, const v
 
 FTI__AVX2 static FTI__BT_INLINE void fti__bt_values_avx2(const float *p, const void *vc, size_t ld,
                                                          size_t m, float *y, int F16, size_t NC) {
-    __m256 y0[8], y1[8];
-    size_t c, j, row = ld * (F16 ? 2 : 4);
-    FTI__BT_UNROLL
-    for (c = 0; c < NC; c++) {
-        y0[c] = _mm256_loadu_ps(y + 8 * c);
-        y1[c] = _mm256_setzero_ps();
-    }
-    for (j = 0; j + 2 <= m; j += 2) {
-        const char *v0 = (const char *)vc + j * row, *v1 = v0 + row;
-        __m256 p0 = _mm256_set1_ps(p[j]), p1 = _mm256_set1_ps(p[j + 1]);
-        FTI__BT_UNROLL
-        for (c = 0; c < NC; c++) {
-            y0[c] = _mm256_fmadd_ps(p0, fti__bt_ld8(v0, 8 * c, F16), y0[c]);
-            y1[c] = _mm256_fmadd_ps(p1, fti__bt_ld8(v1, 8 * c, F16), y1[c]);
-        }
-    }
-    if (j < m) {
-        __m256 p0 = _mm256_set1_ps(p[j]);
-        FTI__BT_UNROLL
-        for (c = 0; c < NC; c++)
-            y0[c] = _mm256_fmadd_ps(p0, fti__bt_ld8((const char *)vc + j * row, 8 * c, F16), y0[c]);
-    }
-    FTI__BT_UNROLL
-    for (c = 0; c < NC; c++) _mm256_storeu_ps(y + 8 * c, _mm256_add_ps(y0[c], y1[c]));
+    FTI__BT_VALUES(__m256, _mm256, 8, fti__bt_ld8)
 }
 
 FTI__AVX2 static void fti__bt_scores16_avx2(const float *q, const void *kc, size_t ld, size_t m,
