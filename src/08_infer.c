@@ -714,6 +714,8 @@ struct fti_session {
     float *x, *xb, *q, *att_out, *att; /* (B,C) (B,C) (B,HD) (B,HD) (B*H, n_ctx) */
     float *hb, *hb2;                    /* (B,F) */
     float *logits;                      /* (V) */
+    float *xn;  /* (nth, C): each decode thread's own normalized input (fti__sess_decode) */
+    int nth;    /* the pool's threads when created (xn's rows) */
 };
 
 /* Row pos of layer l of the K (v = 0) or V (v = 1) cache. */
@@ -726,9 +728,9 @@ static void *fti__kv_at(const fti_session *s, int v, size_t l, size_t pos) {
 /* The session's memory plan: one list of sizes shared by mem_bytes and create. */
 typedef struct fti__sess_plan {
     size_t n_ctx, n_batch;
-    int kv_f16;
-    /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits, kbuf, vbuf */
-    size_t sizes[14];
+    int kv_f16, nth;
+    /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits, kbuf, vbuf, xn */
+    size_t sizes[15];
     size_t total_bytes;
 } fti__sess_plan;
 
@@ -760,8 +762,10 @@ static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, f
     p->sizes[9] = B * e->F;
     p->sizes[10] = B * e->F;
     p->sizes[11] = e->V;
+    p->nth = fti_pool_threads(o ? o->pool : NULL);
+    p->sizes[14] = (size_t)p->nth * e->C;
     total = sizeof(fti_session) + 64;
-    for (i = 0; i < 14; i++) {
+    for (i = 0; i < 15; i++) {
         size_t bytes;
         if (!fti_size_mul(p->sizes[i], sizeof(float), &bytes) ||
             !fti_size_add(total, bytes + 64, &total))
@@ -782,7 +786,7 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     fti__sess_plan p;
     fti_arena a;
     fti_session *s;
-    float **slots[14];
+    float **slots[15];
     void *kv[2];
     size_t i, t, j, half;
     if (!out || !e) return fti_error_set(err, FTI_ERR_INVALID, "session: NULL argument");
@@ -831,7 +835,9 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     slots[11] = &s->logits;
     slots[12] = &s->kbuf;
     slots[13] = &s->vbuf;
-    for (i = 0; i < 14; i++) {
+    slots[14] = &s->xn;
+    s->nth = p.nth;
+    for (i = 0; i < 15; i++) {
         void *m = fti_arena_alloc(&a, p.sizes[i] * sizeof(float), 64);
         if (!m) {
             fti_arena_free(&a);
@@ -1008,63 +1014,6 @@ static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     }
 }
 
-/* Decode (T = 1): several matrices that share their input x are one parallel loop over their
- * stacked output rows (q, k, v; gate, up), so a token needs fewer pool barriers. Each chunk is
- * computed by part 02's fti_matmul_w on its row range, single-threaded. */
-typedef struct fti__sess_mv {
-    const fti_kernels *k;
-    const float *x;       /* (n_in) */
-    size_t n_in, n_mats;
-    const fti__eng_w *w[3];
-    float *y[3];          /* (n_out[i]) */
-    size_t n_out[3];
-    size_t row_bytes[3];
-    fti_result rc[256];   /* per thread: a kernel error (unknown type) */
-} fti__sess_mv;
-
-static void fti__sess_mv_task(void *vctx, size_t r0, size_t r1, int thread) {
-    fti__sess_mv *c = (fti__sess_mv *)vctx;
-    size_t m, base = 0;
-    for (m = 0; m < c->n_mats && r0 < r1; m++) {
-        size_t end = base + c->n_out[m];
-        if (r0 < end) {
-            size_t a = r0 - base, b = (r1 < end ? r1 : end) - base;
-            fti_result rc = fti_matmul_w(c->k, NULL, c->w[m]->type,
-                                         (const char *)c->w[m]->data + a * c->row_bytes[m], c->x,
-                                         c->y[m] + a, 1, b - a, c->n_in);
-            if (rc != FTI_OK && thread < 256) c->rc[thread] = rc;
-            r0 = end < r1 ? end : r1;
-        }
-        base = end;
-    }
-}
-
-static fti_result fti__sess_multi_gemv(const fti_session *s, const float *x, size_t n_in,
-                                       size_t n_mats, const fti__eng_w *const *w,
-                                       float *const *y, const size_t *n_out) {
-    fti__sess_mv c;
-    size_t m, total = 0, grain, min_rb = (size_t)-1, t;
-    memset(&c, 0, sizeof c);
-    c.k = s->e->k;
-    c.x = x;
-    c.n_in = n_in;
-    c.n_mats = n_mats;
-    for (m = 0; m < n_mats; m++) {
-        c.w[m] = w[m];
-        c.y[m] = y[m];
-        c.n_out[m] = n_out[m];
-        c.row_bytes[m] = fti_dtype_row_bytes(w[m]->type, n_in);
-        if (c.row_bytes[m] == 0) return FTI_ERR_UNSUPPORTED;
-        if (c.row_bytes[m] < min_rb) min_rb = c.row_bytes[m];
-        total += n_out[m];
-    }
-    grain = (16384 + min_rb - 1) / min_rb; /* at least ~16 KB of weights per chunk */
-    fti_pool_for(s->pool, total, (grain + 15) / 16 * 16, fti__sess_mv_task, &c);
-    for (t = 0; t < 256; t++)
-        if (c.rc[t] != FTI_OK) return c.rc[t];
-    return FTI_OK;
-}
-
 /* Softmax of the causal rows of one head's scores for prefill: row t (of T) covers positions
  * 0 .. pos0+t of the (T, n_ctx) block at att + h * n_batch * n_ctx. */
 typedef struct fti__sess_smax {
@@ -1127,6 +1076,287 @@ static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, si
     }
 }
 
+/* --- the decode step (T = 1) ----------------------------------------------------------------- */
+/* A decoded token's forward is one parallel region: the pool's threads run each layer's phases
+ * on their own share of the rows and heads and wait for each other between phases at a spin
+ * barrier (tens of ns when both threads run) instead of one pool dispatch per matrix (with the
+ * norms, RoPE and SwiGLU between them on the calling thread alone). Per layer:
+ *   attention  each thread normalizes x itself (into its own row of s->xn: the same bits
+ *              everywhere), computes the q, k, v rows of its share of the KV heads, RoPE, their
+ *              cache rows and the attention of their query heads (when the thread count divides
+ *              the KV heads; else two phases: the stacked q/k/v rows split by heads, then the
+ *              query heads' attention)
+ *   o          its rows of xb = W_o·att_out, then x += xb on those rows
+ *   ffn        x normalized again, its rows of gate and up, SwiGLU on them
+ *   down       its rows of xb = W_down·h, then x += xb on those rows
+ * four barriers per layer (five in the split form), then the output norm and each thread's
+ * rows of the logits. Every row and head is computed by the same kernel call shape whichever
+ * thread computes it, and elementwise steps split at multiples of 16 (the SIMD tails fall where
+ * they fall in one call), so the logits are the same bits for any thread count. Without
+ * compiler atomics (tcc) each phase is its own fti_pool_each call: the same code, the same bits. */
+#if !defined(FTI_NO_THREADS) && !defined(_WIN32) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(__TINYC__)
+#define FTI__DEC_SPIN 1
+#include <sched.h>
+#if defined(__x86_64__) || defined(__i386__)
+#define FTI__DEC_PAUSE() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define FTI__DEC_PAUSE() __asm__ __volatile__("yield")
+#else
+#define FTI__DEC_PAUSE() ((void)0)
+#endif
+#else
+#define FTI__DEC_SPIN 0
+#endif
+
+/* How long a thread spins at a decode barrier before it also yields its core each round. */
+#ifndef FTI_DECODE_SPIN_NS
+#define FTI_DECODE_SPIN_NS 50000u
+#endif
+
+enum { FTI__DEC_QKV_ATTN, FTI__DEC_QKV, FTI__DEC_ATTN, FTI__DEC_O, FTI__DEC_FFN, FTI__DEC_DOWN,
+       FTI__DEC_LOGITS };
+
+typedef struct fti__dec {
+    fti_session *s;
+    int nt;       /* threads taking part */
+    int by_group; /* q/k/v and attention in one phase per share of the KV heads */
+    size_t layer; /* the per-phase form's current layer and phase */
+    int phase;
+    unsigned bar_count, bar_gen; /* the spin barrier */
+    fti_result rc[256];          /* per thread: a kernel's error */
+} fti__dec;
+
+/* All nt threads reach this point before any leaves it (a sense-by-generation barrier: the
+ * last to arrive resets the count and publishes the next generation). */
+static void fti__dec_wait(fti__dec *c) {
+#if FTI__DEC_SPIN
+    unsigned g, spins = 0;
+    uint64_t t0 = 0;
+    if (c->nt < 2) return;
+    g = __atomic_load_n(&c->bar_gen, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&c->bar_count, 1u, __ATOMIC_ACQ_REL) == (unsigned)c->nt) {
+        __atomic_store_n(&c->bar_count, 0u, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->bar_gen, g + 1u, __ATOMIC_RELEASE);
+        return;
+    }
+    while (__atomic_load_n(&c->bar_gen, __ATOMIC_ACQUIRE) == g) {
+        FTI__DEC_PAUSE();
+        if ((++spins & 255u) == 0) { /* a partner without a core: let it have this one */
+            uint64_t now = fti_time_ns();
+            if (!t0) t0 = now;
+            else if (now - t0 > FTI_DECODE_SPIN_NS) sched_yield();
+        }
+    }
+#else
+    (void)c;
+#endif
+}
+
+/* Share t of nt of [0, n) in whole units (the last unit may be short). */
+static void fti__dec_share(size_t n, size_t unit, int nt, int t, size_t *a, size_t *b) {
+    size_t units = (n + unit - 1) / unit;
+    size_t u0 = units * (size_t)t / (size_t)nt, u1 = units * (size_t)(t + 1) / (size_t)nt;
+    *a = u0 * unit < n ? u0 * unit : n;
+    *b = u1 * unit < n ? u1 * unit : n;
+}
+
+/* [a, b) ∩ [lo, hi) shifted by -lo (empty: a = b). */
+static void fti__dec_clip(size_t a, size_t b, size_t lo, size_t hi, size_t *ca, size_t *cb) {
+    *ca = a < lo ? lo : a > hi ? hi : a;
+    *cb = b < lo ? lo : b > hi ? hi : b;
+    if (*cb < *ca) *cb = *ca;
+    *ca -= lo;
+    *cb -= lo;
+}
+
+/* y[r0, r1) = rows r0.. of W (n_in columns) · x, on the calling thread. */
+static void fti__dec_rows(fti__dec *c, int t, const fti__eng_w *w, const float *x, size_t n_in,
+                          float *y, size_t r0, size_t r1) {
+    fti_result rc;
+    if (r0 >= r1) return;
+    rc = fti_matmul_w(c->s->e->k, NULL, w->type,
+                      (const char *)w->data + r0 * fti_dtype_row_bytes(w->type, n_in), x, y + r0,
+                      1, r1 - r0, n_in);
+    if (rc != FTI_OK) c->rc[t] = rc;
+}
+
+/* Heads [h0, h1) of q (or, k = 1, KV heads of the new k row) through RoPE; with k, the heads'
+ * k and v rows rounded into the f16 cache. */
+static void fti__dec_rope(fti_session *s, size_t l, int k, size_t h0, size_t h1) {
+    const fti_engine *e = s->e;
+    size_t D = e->D, pos = s->pos;
+    if (h0 >= h1) return;
+    if (!k) {
+        fti__sess_rope(s, s->q + h0 * D, 1, h1 - h0, pos);
+        return;
+    }
+    if (!s->kv_f16) {
+        fti__sess_rope(s, (float *)fti__kv_at(s, 0, l, pos) + h0 * D, 1, h1 - h0, pos);
+        return;
+    }
+    fti__sess_rope(s, s->kbuf + h0 * D, 1, h1 - h0, pos);
+    fti_f32_to_f16_row(e->k, (uint16_t *)fti__kv_at(s, 0, l, pos) + h0 * D, s->kbuf + h0 * D,
+                       (h1 - h0) * D);
+    fti_f32_to_f16_row(e->k, (uint16_t *)fti__kv_at(s, 1, l, pos) + h0 * D, s->vbuf + h0 * D,
+                       (h1 - h0) * D);
+}
+
+/* Query heads [h0, h1) attend over the layer's cache (positions 0 .. pos). */
+static void fti__dec_attn(fti_session *s, size_t l, size_t h0, size_t h1) {
+    const fti_engine *e = s->e;
+    fti__kv_view kv;
+    if (h0 >= h1) return;
+    kv = fti__kv_layer(s, l);
+    fti__attn_heads(e, s->q + h0 * e->D, &kv, h0, h1 - h0, s->pos + 1,
+                    1.0f / (float)sqrt((double)e->D), s->att + h0 * s->n_ctx, s->n_ctx,
+                    s->att_out + h0 * e->D);
+}
+
+/* Thread t's part of one phase of layer l. */
+static void fti__dec_phase(fti__dec *c, size_t l, int phase, int t) {
+    fti_session *s = c->s;
+    const fti_engine *e = s->e;
+    const fti_kernels *k = e->k;
+    const fti__eng_layer *ly = l < e->L ? &e->layers[l] : NULL;
+    size_t C = e->C, D = e->D, rep = e->H / e->KV, a, b, i;
+    float *xn = s->xn + (size_t)t * C, eps = e->cfg.norm_eps;
+    /* the new k, v rows: in the cache (f32), or to round into it (f16) */
+    float *kc = s->kv_f16 ? s->kbuf : (float *)fti__kv_at(s, 0, l < e->L ? l : 0, s->pos);
+    float *vc = s->kv_f16 ? s->vbuf : (float *)fti__kv_at(s, 1, l < e->L ? l : 0, s->pos);
+    switch (phase) {
+    case FTI__DEC_QKV_ATTN: /* KV heads [a, b) and their query heads */
+        fti_rmsnorm_fwd(k, xn, NULL, s->x, ly->attn_norm, 1, C, eps);
+        fti__dec_share(e->KV, 1, c->nt, t, &a, &b);
+        fti__dec_rows(c, t, &ly->q, xn, C, s->q, a * rep * D, b * rep * D);
+        fti__dec_rows(c, t, &ly->k, xn, C, kc, a * D, b * D);
+        fti__dec_rows(c, t, &ly->v, xn, C, vc, a * D, b * D);
+        fti__dec_rope(s, l, 0, a * rep, b * rep);
+        fti__dec_rope(s, l, 1, a, b);
+        fti__dec_attn(s, l, a * rep, b * rep);
+        break;
+    case FTI__DEC_QKV: { /* heads [a, b) of the stacked q (H), k (KV), v (KV) rows */
+        size_t H = e->H, KV = e->KV, qa, qb, ka, kb, va, vb;
+        fti_rmsnorm_fwd(k, xn, NULL, s->x, ly->attn_norm, 1, C, eps);
+        fti__dec_share(H + 2 * KV, 1, c->nt, t, &a, &b);
+        fti__dec_clip(a, b, 0, H, &qa, &qb);
+        fti__dec_clip(a, b, H, H + KV, &ka, &kb);
+        fti__dec_clip(a, b, H + KV, H + 2 * KV, &va, &vb);
+        fti__dec_rows(c, t, &ly->q, xn, C, s->q, qa * D, qb * D);
+        fti__dec_rows(c, t, &ly->k, xn, C, kc, ka * D, kb * D);
+        fti__dec_rows(c, t, &ly->v, xn, C, vc, va * D, vb * D);
+        fti__dec_rope(s, l, 0, qa, qb);
+        if (ka < kb) fti__sess_rope(s, kc + ka * D, 1, kb - ka, s->pos);
+        if (s->kv_f16 && ka < kb) /* rounded into the cache */
+            fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 0, l, s->pos) + ka * D, kc + ka * D,
+                               (kb - ka) * D);
+        if (s->kv_f16 && va < vb)
+            fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 1, l, s->pos) + va * D, vc + va * D,
+                               (vb - va) * D);
+        break;
+    }
+    case FTI__DEC_ATTN:
+        fti__dec_share(e->H, 1, c->nt, t, &a, &b);
+        fti__dec_attn(s, l, a, b);
+        break;
+    case FTI__DEC_O:
+        fti__dec_share(C, 16, c->nt, t, &a, &b);
+        fti__dec_rows(c, t, &ly->o, s->att_out, e->HD, s->xb, a, b);
+        for (i = a; i < b; i++) s->x[i] += s->xb[i];
+        break;
+    case FTI__DEC_FFN:
+        fti_rmsnorm_fwd(k, xn, NULL, s->x, ly->ffn_norm, 1, C, eps);
+        fti__dec_share(e->F, 16, c->nt, t, &a, &b);
+        fti__dec_rows(c, t, &ly->gate, xn, C, s->hb, a, b);
+        fti__dec_rows(c, t, &ly->up, xn, C, s->hb2, a, b);
+        if (a < b) fti_swiglu_fwd(k, s->hb + a, s->hb + a, s->hb2 + a, b - a);
+        break;
+    case FTI__DEC_DOWN:
+        fti__dec_share(C, 16, c->nt, t, &a, &b);
+        fti__dec_rows(c, t, &ly->down, s->hb, e->F, s->xb, a, b);
+        for (i = a; i < b; i++) s->x[i] += s->xb[i];
+        break;
+    default: /* FTI__DEC_LOGITS */
+        fti_rmsnorm_fwd(k, xn, NULL, s->x, e->out_norm, 1, C, eps);
+        fti__dec_share(e->V, 16, c->nt, t, &a, &b);
+        fti__dec_rows(c, t, &e->out, xn, C, s->logits, a, b);
+        break;
+    }
+}
+
+/* The whole token as one region (thread `thread` of c->nt). */
+static void fti__dec_task(void *vctx, size_t i0, size_t i1, int thread) {
+    fti__dec *c = (fti__dec *)vctx;
+    size_t l, L = c->s->e->L;
+    (void)i0, (void)i1;
+    for (l = 0; l < L; l++) {
+        if (c->by_group) {
+            fti__dec_phase(c, l, FTI__DEC_QKV_ATTN, thread);
+        } else {
+            fti__dec_phase(c, l, FTI__DEC_QKV, thread);
+            fti__dec_wait(c);
+            fti__dec_phase(c, l, FTI__DEC_ATTN, thread);
+        }
+        fti__dec_wait(c);
+        fti__dec_phase(c, l, FTI__DEC_O, thread);
+        fti__dec_wait(c);
+        fti__dec_phase(c, l, FTI__DEC_FFN, thread);
+        fti__dec_wait(c);
+        fti__dec_phase(c, l, FTI__DEC_DOWN, thread);
+        fti__dec_wait(c);
+    }
+    fti__dec_phase(c, L, FTI__DEC_LOGITS, thread);
+}
+
+/* One phase (c->layer, c->phase) as its own pool call: the form without atomics. */
+static FTI__UNUSED void fti__dec_phase_task(void *vctx, size_t i0, size_t i1, int thread) {
+    fti__dec *c = (fti__dec *)vctx;
+    (void)i0, (void)i1;
+    fti__dec_phase(c, c->layer, c->phase, thread);
+}
+
+/* The forward of one token at position s->pos: its logits into s->logits (and logits_out). */
+static fti_result fti__sess_decode(fti_session *s, int32_t token, float *logits_out) {
+    const fti_engine *e = s->e;
+    size_t embd_row = fti_dtype_row_bytes(e->embd.type, e->C);
+    fti_pool *pool = s->pool;
+    fti__dec c;
+    int t;
+    c.s = s;
+    c.nt = fti_pool_threads(pool);
+    if (c.nt > s->nth) { /* not the session's pool (cannot happen): one thread */
+        pool = NULL;
+        c.nt = 1;
+    }
+    c.by_group = e->KV % (size_t)c.nt == 0;
+    c.layer = 0;
+    c.phase = 0;
+    c.bar_count = 0;
+    c.bar_gen = 0;
+    for (t = 0; t < c.nt; t++) c.rc[t] = FTI_OK;
+    fti_dequantize_row(e->k, e->embd.type, s->x, (const char *)e->embd.data + (size_t)token * embd_row,
+                       e->C);
+    if (c.nt == 1) {
+        fti__dec_task(&c, 0, 1, 0);
+    } else {
+#if FTI__DEC_SPIN
+        fti_pool_each(pool, fti__dec_task, &c);
+#else
+        for (c.layer = 0; c.layer < e->L; c.layer++)
+            for (c.phase = c.by_group ? FTI__DEC_QKV_ATTN : FTI__DEC_QKV; c.phase < FTI__DEC_LOGITS;
+                 c.phase += c.phase == FTI__DEC_QKV_ATTN ? 3 : 1)
+                fti_pool_each(pool, fti__dec_phase_task, &c);
+        c.phase = FTI__DEC_LOGITS;
+        fti_pool_each(pool, fti__dec_phase_task, &c);
+#endif
+    }
+    for (t = 0; t < c.nt; t++)
+        if (c.rc[t] != FTI_OK) return c.rc[t];
+    s->pos++;
+    if (logits_out) memcpy(logits_out, s->logits, e->V * sizeof(float));
+    return FTI_OK;
+}
+
 /* One forward over T <= n_batch tokens at positions pos..pos+T-1; logits for the last token
  * into s->logits, or for all T into logits_out (T,V). */
 static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_t T,
@@ -1137,6 +1367,7 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
     float eps = e->cfg.norm_eps;
     fti_result rc = FTI_OK;
     size_t embd_row = fti_dtype_row_bytes(e->embd.type, C);
+    if (T == 1) return fti__sess_decode(s, tokens[0], logits_out);
     for (t = 0; t < T; t++) /* x (T,C) = embedding rows, decoded from their stored type */
         fti_dequantize_row(k, e->embd.type, s->x + t * C,
                            (const char *)e->embd.data + (size_t)tokens[t] * embd_row, C);
@@ -1147,21 +1378,11 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
         float *vc = s->kv_f16 ? s->vbuf : (float *)fti__kv_at(s, 1, l, pos0);
         fti__sess_attn ac;
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->attn_norm, T, C, eps);
-        if (T == 1) {
-            const fti__eng_w *ws[3];
-            float *ys[3];
-            size_t ns[3];
-            ws[0] = &ly->q, ws[1] = &ly->k, ws[2] = &ly->v;
-            ys[0] = s->q, ys[1] = kc, ys[2] = vc;
-            ns[0] = e->HD, ns[1] = e->KVD, ns[2] = e->KVD;
-            rc = fti__sess_multi_gemv(s, s->xb, C, 3, ws, ys, ns);
-        } else {
-            rc = fti_matmul_w(k, s->pool, ly->q.type, ly->q.data, s->xb, s->q, T, e->HD, C);
-            if (rc == FTI_OK)
-                rc = fti_matmul_w(k, s->pool, ly->k.type, ly->k.data, s->xb, kc, T, e->KVD, C);
-            if (rc == FTI_OK)
-                rc = fti_matmul_w(k, s->pool, ly->v.type, ly->v.data, s->xb, vc, T, e->KVD, C);
-        }
+        rc = fti_matmul_w(k, s->pool, ly->q.type, ly->q.data, s->xb, s->q, T, e->HD, C);
+        if (rc == FTI_OK)
+            rc = fti_matmul_w(k, s->pool, ly->k.type, ly->k.data, s->xb, kc, T, e->KVD, C);
+        if (rc == FTI_OK)
+            rc = fti_matmul_w(k, s->pool, ly->v.type, ly->v.data, s->xb, vc, T, e->KVD, C);
         if (rc != FTI_OK) break;
         fti__sess_rope(s, s->q, T, e->H, pos0);
         fti__sess_rope(s, kc, T, e->KV, pos0);
@@ -1184,19 +1405,9 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
         if (rc != FTI_OK) break;
         for (i = 0; i < T * C; i++) s->x[i] += s->xb[i];
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->ffn_norm, T, C, eps);
-        if (T == 1) {
-            const fti__eng_w *ws[2];
-            float *ys[2];
-            size_t ns[2];
-            ws[0] = &ly->gate, ws[1] = &ly->up;
-            ys[0] = s->hb, ys[1] = s->hb2;
-            ns[0] = e->F, ns[1] = e->F;
-            rc = fti__sess_multi_gemv(s, s->xb, C, 2, ws, ys, ns);
-        } else {
-            rc = fti_matmul_w(k, s->pool, ly->gate.type, ly->gate.data, s->xb, s->hb, T, e->F, C);
-            if (rc == FTI_OK)
-                rc = fti_matmul_w(k, s->pool, ly->up.type, ly->up.data, s->xb, s->hb2, T, e->F, C);
-        }
+        rc = fti_matmul_w(k, s->pool, ly->gate.type, ly->gate.data, s->xb, s->hb, T, e->F, C);
+        if (rc == FTI_OK)
+            rc = fti_matmul_w(k, s->pool, ly->up.type, ly->up.data, s->xb, s->hb2, T, e->F, C);
         if (rc != FTI_OK) break;
         fti_swiglu_fwd(k, s->hb, s->hb, s->hb2, T * e->F);
         rc = fti_matmul_w(k, s->pool, ly->down.type, ly->down.data, s->hb, s->xb, T, C, e->F);
@@ -1470,6 +1681,36 @@ FTIDEF void fti_batch_free(fti_batch *d) {
     default: F(__VA_ARGS__, 8); break;                                                             \
     }
 
+/* The body of the values step, y += Σ_j p[j] · v_j over j < m (v_j at vc + j·ld elements, f16
+ * when F16), for vectors of type V with W lanes (intrinsics P##_..., LD the row load), NC vectors
+ * per row: the AVX-512 and the AVX2 forms are this one text. Each output row stays in
+ * registers, two accumulator sets (even and odd positions) added at the end. */
+#define FTI__BT_VALUES(V, P, W, LD)                                                                \
+    V y0[8], y1[8];                                                                                \
+    size_t c, j, row = ld * (F16 ? 2 : 4);                                                         \
+    FTI__BT_UNROLL                                                                                 \
+    for (c = 0; c < NC; c++) {                                                                     \
+        y0[c] = P##_loadu_ps(y + W * c);                                                           \
+        y1[c] = P##_setzero_ps();                                                                  \
+    }                                                                                              \
+    for (j = 0; j + 2 <= m; j += 2) {                                                              \
+        const char *v0 = (const char *)vc + j * row, *v1 = v0 + row;                              \
+        V p0 = P##_set1_ps(p[j]), p1 = P##_set1_ps(p[j + 1]);                                      \
+        FTI__BT_UNROLL                                                                             \
+        for (c = 0; c < NC; c++) {                                                                 \
+            y0[c] = P##_fmadd_ps(p0, LD(v0, W * c, F16), y0[c]);                                   \
+            y1[c] = P##_fmadd_ps(p1, LD(v1, W * c, F16), y1[c]);                                   \
+        }                                                                                          \
+    }                                                                                              \
+    if (j < m) {                                                                                   \
+        V p0 = P##_set1_ps(p[j]);                                                                  \
+        FTI__BT_UNROLL                                                                             \
+        for (c = 0; c < NC; c++)                                                                   \
+            y0[c] = P##_fmadd_ps(p0, LD((const char *)vc + j * row, W * c, F16), y0[c]);           \
+    }                                                                                              \
+    FTI__BT_UNROLL                                                                                 \
+    for (c = 0; c < NC; c++) P##_storeu_ps(y + W * c, P##_add_ps(y0[c], y1[c]));
+
 #if !defined(FTI_NO_AVX512)
 /* Lane i of the result = Σ of the 16 lanes of v[i] (a fixed order). */
 FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_hsum16_avx512(const __m512 *v) {
@@ -1521,31 +1762,7 @@ FTI__AVX512 static FTI__BT_INLINE void fti__bt_scores_avx512(const float *q, con
 FTI__AVX512 static FTI__BT_INLINE void fti__bt_values_avx512(const float *p, const void *vc,
                                                              size_t ld, size_t m, float *y,
                                                              int F16, size_t NC) {
-    __m512 y0[8], y1[8];
-    size_t c, j, row = ld * (F16 ? 2 : 4);
-    FTI__BT_UNROLL
-    for (c = 0; c < NC; c++) {
-        y0[c] = _mm512_loadu_ps(y + 16 * c);
-        y1[c] = _mm512_setzero_ps();
-    }
-    for (j = 0; j + 2 <= m; j += 2) {
-        const char *v0 = (const char *)vc + j * row, *v1 = v0 + row;
-        __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
-        FTI__BT_UNROLL
-        for (c = 0; c < NC; c++) {
-            y0[c] = _mm512_fmadd_ps(p0, fti__bt_ld16(v0, 16 * c, F16), y0[c]);
-            y1[c] = _mm512_fmadd_ps(p1, fti__bt_ld16(v1, 16 * c, F16), y1[c]);
-        }
-    }
-    if (j < m) {
-        __m512 p0 = _mm512_set1_ps(p[j]);
-        FTI__BT_UNROLL
-        for (c = 0; c < NC; c++)
-            y0[c] = _mm512_fmadd_ps(p0, fti__bt_ld16((const char *)vc + j * row, 16 * c, F16),
-                                    y0[c]);
-    }
-    FTI__BT_UNROLL
-    for (c = 0; c < NC; c++) _mm512_storeu_ps(y + 16 * c, _mm512_add_ps(y0[c], y1[c]));
+    FTI__BT_VALUES(__m512, _mm512, 16, fti__bt_ld16)
 }
 
 FTI__AVX512 static void fti__bt_scores16_avx512(const float *q, const void *kc, size_t ld,
@@ -1608,30 +1825,7 @@ FTI__AVX2 static FTI__BT_INLINE void fti__bt_scores_avx2(const float *q, const v
 
 FTI__AVX2 static FTI__BT_INLINE void fti__bt_values_avx2(const float *p, const void *vc, size_t ld,
                                                          size_t m, float *y, int F16, size_t NC) {
-    __m256 y0[8], y1[8];
-    size_t c, j, row = ld * (F16 ? 2 : 4);
-    FTI__BT_UNROLL
-    for (c = 0; c < NC; c++) {
-        y0[c] = _mm256_loadu_ps(y + 8 * c);
-        y1[c] = _mm256_setzero_ps();
-    }
-    for (j = 0; j + 2 <= m; j += 2) {
-        const char *v0 = (const char *)vc + j * row, *v1 = v0 + row;
-        __m256 p0 = _mm256_set1_ps(p[j]), p1 = _mm256_set1_ps(p[j + 1]);
-        FTI__BT_UNROLL
-        for (c = 0; c < NC; c++) {
-            y0[c] = _mm256_fmadd_ps(p0, fti__bt_ld8(v0, 8 * c, F16), y0[c]);
-            y1[c] = _mm256_fmadd_ps(p1, fti__bt_ld8(v1, 8 * c, F16), y1[c]);
-        }
-    }
-    if (j < m) {
-        __m256 p0 = _mm256_set1_ps(p[j]);
-        FTI__BT_UNROLL
-        for (c = 0; c < NC; c++)
-            y0[c] = _mm256_fmadd_ps(p0, fti__bt_ld8((const char *)vc + j * row, 8 * c, F16), y0[c]);
-    }
-    FTI__BT_UNROLL
-    for (c = 0; c < NC; c++) _mm256_storeu_ps(y + 8 * c, _mm256_add_ps(y0[c], y1[c]));
+    FTI__BT_VALUES(__m256, _mm256, 8, fti__bt_ld8)
 }
 
 FTI__AVX2 static void fti__bt_scores16_avx2(const float *q, const void *kc, size_t ld, size_t m,

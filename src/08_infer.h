@@ -172,7 +172,8 @@ typedef struct fti_session_opts {
     fti_kv_type kv_type; /* KV cache elements: 0 = FTI_KV_DEFAULT (f32) */
 } fti_session_opts;
 
-/* Bytes a session with these options needs (KV cache + scratch + the session itself). */
+/* Bytes a session with these options needs (KV cache + scratch + the session itself; the
+ * scratch has one row of dim floats per thread of opts->pool, so pass the same pool to create). */
 FTIDEF size_t fti_session_mem_bytes(const fti_engine *e, const fti_session_opts *opts);
 /* Creates a session. With opts->mem it never allocates; otherwise exactly once. Errors:
  * FTI_ERR_INVALID (n_ctx above 2^24 or sizes overflow), FTI_ERR_LIMIT (mem too small; err gives

@@ -915,42 +915,46 @@ FTI_TEST(infer_eval_batch_matches_sessions) {
 }
 
 FTI_TEST(infer_decode_same_bits_any_threads) {
-    /* decode steps (T = 1: the attention walks the cache for a chunk of heads per thread) give
-     * the same bits on 1, 2 and 3 threads, fixed or adaptive, for f32 and q4_0 weights */
+    /* decode steps (T = 1: one parallel region per token; with 2 threads each takes one of the
+     * 2 KV heads with its q/k/v rows and attention, with 3 or 4 the q/k/v rows and the heads'
+     * attention are two phases) give the same bits on 1, 2, 3 and 4 threads, fixed or adaptive,
+     * for f32 and q4_0 weights and an f32 or f16 KV cache */
     static const uint32_t types[2] = {FTI_GGML_F32, FTI_GGML_Q4_0};
-    int ti;
-    for (ti = 0; ti < 2; ti++) {
-        fti_model_config cfg;
-        float *params = NULL, *ref = NULL;
-        const char *path = ti_model(&cfg, &params, types[ti], 0, ti ? "d4.gguf" : "d32.gguf", 4.0f);
-        fti_engine *e = NULL;
-        fti_error err;
-        int32_t toks[24];
-        size_t i, V = 96, run;
-        REQUIRE(path != NULL);
-        REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
-        ref = (float *)malloc(24 * V * sizeof(float));
-        REQUIRE(ref != NULL);
-        for (i = 0; i < 24; i++) toks[i] = (int32_t)((i * 13 + 5) % 95);
-        for (run = 0; run < 4; run++) { /* none, 2 fixed, 3 fixed, 2 adaptive */
-            fti_pool *pool = run ? fti_pool_create(run == 2 ? 3 : 2) : NULL;
-            fti_session *s = NULL;
-            fti_session_opts so;
-            memset(&so, 0, sizeof so);
-            so.pool = pool;
-            so.fixed_threads = run < 3;
-            REQUIRE(fti_session_create(&s, e, &so, &err) == FTI_OK);
-            CHECK_OK(fti_session_eval(s, toks, 4, NULL, &err));
-            for (i = 4; i < 24; i++) {
-                CHECK_OK(fti_session_eval(s, toks + i, 1, NULL, &err));
-                if (run == 0) memcpy(ref + i * V, fti_session_logits(s), V * sizeof(float));
-                else CHECK(memcmp(ref + i * V, fti_session_logits(s), V * sizeof(float)) == 0);
+    int ti, kvi;
+    for (ti = 0; ti < 2; ti++)
+        for (kvi = 0; kvi < 2; kvi++) {
+            fti_model_config cfg;
+            float *params = NULL, *ref = NULL;
+            const char *path = ti_model(&cfg, &params, types[ti], 0, ti ? "d4.gguf" : "d32.gguf", 4.0f);
+            fti_engine *e = NULL;
+            fti_error err;
+            int32_t toks[24];
+            size_t i, V = 96, run;
+            REQUIRE(path != NULL);
+            REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+            ref = (float *)malloc(24 * V * sizeof(float));
+            REQUIRE(ref != NULL);
+            for (i = 0; i < 24; i++) toks[i] = (int32_t)((i * 13 + 5) % 95);
+            for (run = 0; run < 5; run++) { /* none, 2, 3, 4 fixed, 2 adaptive */
+                fti_pool *pool = run ? fti_pool_create(run == 4 ? 2 : (int)run + 1) : NULL;
+                fti_session *s = NULL;
+                fti_session_opts so;
+                memset(&so, 0, sizeof so);
+                so.pool = pool;
+                so.fixed_threads = run < 4;
+                so.kv_type = kvi ? FTI_KV_F16 : FTI_KV_F32;
+                REQUIRE(fti_session_create(&s, e, &so, &err) == FTI_OK);
+                CHECK_OK(fti_session_eval(s, toks, 4, NULL, &err));
+                for (i = 4; i < 24; i++) {
+                    CHECK_OK(fti_session_eval(s, toks + i, 1, NULL, &err));
+                    if (run == 0) memcpy(ref + i * V, fti_session_logits(s), V * sizeof(float));
+                    else CHECK(memcmp(ref + i * V, fti_session_logits(s), V * sizeof(float)) == 0);
+                }
+                fti_session_free(s);
+                fti_pool_free(pool);
             }
-            fti_session_free(s);
-            fti_pool_free(pool);
+            fti_engine_close(e);
+            free(ref);
+            free(params);
         }
-        fti_engine_close(e);
-        free(ref);
-        free(params);
-    }
 }

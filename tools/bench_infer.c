@@ -8,7 +8,8 @@
  *     build/bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N] [--tokens]
  *         load, prefill P tokens, decode N greedy tokens; prints one line of key=value
  *         (load_ms prefill_tps decode_tps decode_cpu_tps ttft_ms rss_mb weights_mb decode_gbps
- *         decode_gbps_kv: weights plus the f32 KV cache the steps read) and with
+ *         decode_gbps_kv: weights plus the KV cache the steps read, f16 as llama.cpp's or f32
+ *         with --kv f32) and with
  *         --tokens the generated ids.
  *     build/bench_infer batch MODEL [--threads N] [--batch B] [-n STEPS]
  *         continuous batching's step: B sessions (16-token prompts) each decode STEPS tokens,
@@ -223,7 +224,8 @@ static int cmd_run(int argc, char **argv) {
     }
     t_end = now_s(), c_end = cpu_s();
     getrusage(RUSAGE_SELF, &ru);
-    { /* the f32 KV cache read by the decode steps: L · pos · KVD keys and as many values */
+    { /* the KV cache read by the decode steps: L · pos · KVD keys and as many values, each of
+       2 bytes (f16, the default) or 4 (--kv f32) */
         const fti_model_config *mc = fti_engine_config(e);
         double kvd = (double)mc->dim * mc->n_kv_heads / mc->n_heads, p;
         for (p = (double)n_prompt + 1; p < (double)(n_prompt + n_gen); p += 1.0)

@@ -136,7 +136,7 @@ for shape in $SHAPES; do
     done
 done
 echo "bench-infer: decode bandwidth (GB/s) and its fraction of the machine's bandwidth at the same thread count"
-echo "  (copy t1 $cbw1, t2 $cbw2; read t1 $rbw1, t2 $rbw2 GB/s; w = weights only, w+kv = weights + f32 KV cache read; target >= 0.80)"
+echo "  (copy t1 $cbw1, t2 $cbw2; read t1 $rbw1, t2 $rbw2 GB/s; w = weights only, w+kv = weights + the f16 KV cache read; target >= 0.80)"
 printf '%-12s %-5s %-3s %8s %8s %9s %9s %9s %9s\n' shape type thr "w GB/s" "w+kv" "w/copy" "w/read" "w+kv/copy" "w+kv/read"
 cat "$TMP/fractions"
 [ $have_node = 1 ] || echo "bench-infer: llama.cpp peer skipped (node-llama-cpp not installed)"
