@@ -517,11 +517,11 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     V = fti_engine_config(e)->vocab_size;
     logits = (float *)fti_malloc(n_ctx * V * sizeof *logits);
     if (!logits) goto out;
-    if (wo->rag_k && fti_gguf_get_str(fti_engine_gguf(e), "fti.dataset.version", &ver, &ver_len,
+    if ((wo->rag_k || wo->author_words) && fti_gguf_get_str(fti_engine_gguf(e), "fti.dataset.version", &ver, &ver_len,
                                       NULL) == FTI_OK &&
         (ver_z = fti_strndup(ver, ver_len)) != NULL &&
         fti_dataset_open(&ds, home, ver_z, &err) != FTI_OK) {
-        fprintf(stderr, "fti-twin: retrieval off: %s\n", err.msg);
+        fprintf(stderr, "fti-twin: retrieval and the author's words off: %s\n", err.msg);
         ds = NULL;
     }
     if (ds && wo->author_words) lex_build(&lex, ds);
@@ -547,7 +547,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         snprintf(prompt, sizeof prompt, comma ? "%s" : "%s, n.", words[w]);
         memset(&pr, 0, sizeof pr);
         memset(docs, 0, sizeof docs);
-        if (ds) {
+        if (ds && wo->rag_k) {
             n_hits = fti_dataset_search(ds, title, strlen(title),
                                         wo->rag_k < 8 ? wo->rag_k : 8, hits);
             for (d = 0; d < n_hits; d++) {
@@ -624,9 +624,22 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             else
                 printf("   (the twin's own pick of %lu drafts: %.2f nats per token; all drafts "
                        "%.2f to %.2f)\n", (unsigned long)n_drafts, loss[best], lo, hi);
-            for (d = 0; d < pr.n_docs_used && d < n_hits; d++)
-                printf("   (retrieved: %s, score %.1f)\n", hits[d].title ? hits[d].title : "?",
-                       (double)hits[d].score);
+            for (d = 0; d < pr.n_docs_used && d < n_hits; d++) {
+                /* the chunk's first line or so, cut at a space */
+                char snip[80];
+                size_t k, n = 0, cut = 0;
+                for (k = 0; k < hits[d].text_len && n + 1 < sizeof snip - 4; k++) {
+                    char c = hits[d].text[k] == '\n' ? ' ' : hits[d].text[k];
+                    if (c == ' ' && n && snip[n - 1] == ' ') continue;
+                    if (c == ' ') cut = n;
+                    snip[n++] = c;
+                }
+                if (k < hits[d].text_len && cut) n = cut;
+                snip[n] = 0;
+                printf("   (retrieved: %s, score %.1f: \"%s%s\")\n",
+                       hits[d].title ? hits[d].title : "?", (double)hits[d].score, snip,
+                       k < hits[d].text_len ? " ..." : "");
+            }
         }
         for (d = 0; d < n_drafts; d++) fti_buf_free(&text[d]);
         fti_prompt_free(&pr);
