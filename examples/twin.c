@@ -266,9 +266,16 @@ static void twin_recipe(const char *preset, fti_train_run_opts *ro) {
     }
 }
 
+/* An empty fti_buf (as {0}, which C++ warns about with -Wextra). */
+static fti_buf twin_buf0(void) {
+    fti_buf b;
+    memset(&b, 0, sizeof b);
+    return b;
+}
+
 /* The card of a registered model (parsed), or NULL. */
 static fti_json_doc *load_card(const char *home, const char *ref, char id[17]) {
-    fti_buf b = {0};
+    fti_buf b = twin_buf0();
     fti_json_doc *doc = NULL;
     if (fti_registry_resolve(home, ref, id, NULL) == FTI_OK &&
         fti_registry_card(home, id, &b, NULL) == FTI_OK)
@@ -416,7 +423,7 @@ static void lex_build(lexicon *l, const fti_dataset *ds) {
 static double draft_loss(fti_session *s, const fti_engine *e, const fti_tokenizer *tok,
                          const char *title, const char *prompt, const char *draft, float *logits) {
     fti_tokens open_ids, ids;
-    fti_buf body = {0};
+    fti_buf body = twin_buf0();
     size_t n_ctx = fti_session_n_ctx(s), V = fti_engine_config(e)->vocab_size, lcp = 0, i, j;
     int32_t *ids32 = NULL;
     double sum = 0, loss = INFINITY;
@@ -492,7 +499,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     const char *ver = NULL;
     size_t ver_len = 0, w, n_ctx, V;
     lexicon lex;
-    int rc = 1;
+    int rc = 1, failed = 0;
     memset(&lex, 0, sizeof lex);
     if (!card) {
         fprintf(stderr, "fti-twin: no production model in %s (run: fti-twin update PATH...)\n",
@@ -559,9 +566,10 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         }
         room = n_ctx > wo->max_tokens + 8 ? n_ctx - wo->max_tokens : n_ctx / 2;
         if (fti_prompt_build(e, tok, title, prompt, strlen(prompt), docs, n_hits, room, &pr,
-                             &err) != FTI_OK) {
-            fprintf(stderr, "fti-twin: %s\n", err.msg);
-            goto out;
+                             &err) != FTI_OK) { /* e.g. a word too long for the context */
+            fprintf(stderr, "fti-twin: %s: %s\n", title, err.msg);
+            failed = 1;
+            continue;
         }
         for (d = 0; d < n_drafts; d++) {
             fti_sampler *smp = NULL;
@@ -646,7 +654,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         if (!done_ok) goto out;
         fflush(stdout);
     }
-    rc = 0;
+    rc = failed;
 out:
     fti_free(lex.h);
     fti_free(logits);
@@ -697,6 +705,7 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
+            fti_free(paths);
             return 0;
         } else if (!strcmp(a, "--home") && i + 1 < argc) home_arg = argv[++i];
         else if (!strcmp(a, "--minutes") && i + 1 < argc) minutes = atof(argv[++i]);
@@ -722,6 +731,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--no-bf16")) bf16 = 0;
         else if (a[0] == '-') {
             fprintf(stderr, "fti-twin: unknown option %s (try --help)\n", a);
+            fti_free(paths);
             return 2;
         } else if (!cmd) cmd = a;
         else paths[n_paths++] = a;
@@ -730,6 +740,7 @@ int main(int argc, char **argv) {
         (strcmp(cmd, "status") && n_paths == 0) || !(minutes > 0) || vocab < 0 ||
         (vocab > 0 && vocab < 260) || wo.max_tokens == 0 || wo.drafts == 0) {
         usage(stderr);
+        fti_free(paths);
         return 2;
     }
     home = fti_workspace_resolve(home_arg);
@@ -737,7 +748,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fti-twin: workspace %s: %s\n", home ? home : "?", home ? err.msg : "");
         return 1;
     }
-    if (!strcmp(cmd, "status")) return cmd_status(home);
+    if (!strcmp(cmd, "status")) {
+        rc = cmd_status(home);
+        fti_free(home);
+        fti_free(paths);
+        return rc;
+    }
     if (!strcmp(cmd, "write")) {
         wo.threads = threads;
         rc = cmd_write(home, paths, n_paths, &wo);
@@ -844,7 +860,7 @@ int main(int argc, char **argv) {
         const char *ptok = fti_json_get_str(fti_json_root(prod), "tokenizer", "");
         const char *tok = fti_dataset_tokenizer_sha256(ds);
         size_t added = 1, removed = 1;
-        fti_buf diff = {0};
+        fti_buf diff = twin_buf0();
         int same = !strcmp(pds, version);
         if (!same && tok && !strcmp(ptok, tok) &&
             fti_store_diff(home, pds, version, &diff, &added, &removed, NULL) == FTI_OK)
@@ -975,7 +991,7 @@ int main(int argc, char **argv) {
         char cid[17];
         double lc = NAN, lp = NAN;
         int promote;
-        fti_buf line = {0};
+        fti_buf line = twin_buf0();
         fti_jw w;
         char now[32];
         cand = load_card(home, cand_id, cid);
