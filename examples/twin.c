@@ -611,6 +611,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         if (done_ok) {
             double lo = INFINITY, hi = 0;
             for (d = 0; d < n_drafts; d++) {
+                unwrap(&text[d]);
                 if (loss[d] < lo) lo = loss[d];
                 if (loss[d] > hi && loss[d] < INFINITY) hi = loss[d];
                 if (wo->verbose)
@@ -618,7 +619,6 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
                            loss[d], known[d] ? "" : ", a word the author never used", prompt,
                            text[d].data ? text[d].data : "");
             }
-            unwrap(&text[best]);
             printf("\n%s %s\n", prompt, text[best].data ? text[best].data : "");
             if (lex.n && n_known == 0)
                 printf("   (none of the %lu drafts uses only words found in the author's writing; the "
@@ -867,8 +867,14 @@ int main(int argc, char **argv) {
             same = added == 0 && removed == 0;
         fti_buf_free(&diff);
         if (same) {
-            printf("== the data did not change since the production model %s was trained "
-                   "(dataset %.16s): nothing to do\n", prod_id, pds);
+            if (!strcmp(pds, version))
+                printf("== the data did not change since the production model %s was trained: "
+                       "the feature-store version %.16s is reused, nothing to do\n", prod_id,
+                       pds);
+            else
+                printf("== the data did not change since the production model %s was trained "
+                       "(version %.16s has the same documents and tokenizer as its version "
+                       "%.16s): nothing to do\n", prod_id, version, pds);
             rc = 0;
             goto done;
         }
