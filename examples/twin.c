@@ -872,9 +872,9 @@ int main(int argc, char **argv) {
                        "the feature-store version %.16s is reused, nothing to do\n", prod_id,
                        pds);
             else
-                printf("== the data did not change since the production model %s was trained "
-                       "(version %.16s has the same documents and tokenizer as its version "
-                       "%.16s): nothing to do\n", prod_id, version, pds);
+                printf("== the data did not change since the production model %s was trained: "
+                       "its feature-store version %.16s is reused (this ingest, %.16s, has the "
+                       "same documents and tokenizer), nothing to do\n", prod_id, pds, version);
             rc = 0;
             goto done;
         }
