@@ -70,6 +70,7 @@ static int have_bf16(void) {
 #define TWIN_WRITE_TOP_P 0.95f
 #define TWIN_WRITE_MIN_P 0.05f
 #define TWIN_WRITE_REPEAT 1.1f
+#define TWIN_WRITE_MIN_WORDS 4 /* words of a draft, the headword's "WORD, n." not counted */
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -401,6 +402,11 @@ static int each_word(const char *t, size_t n, int (*fn)(void *, uint64_t), void 
 
 static int lex_add_fn(void *user, uint64_t h) { return lex_add((lexicon *)user, h); }
 static int lex_has_fn(void *user, uint64_t h) { return lex_has((const lexicon *)user, h); }
+static int count_fn(void *user, uint64_t h) {
+    (void)h;
+    ++*(size_t *)user;
+    return 1;
+}
 
 /* The words of every chunk of ds's index; an empty lexicon (every word passes) without one. */
 static void lex_build(lexicon *l, const fti_dataset *ds) {
@@ -542,7 +548,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         fti_buf text[TWIN_WRITE_MAX_DRAFTS];
         double loss[TWIN_WRITE_MAX_DRAFTS];
         int known[TWIN_WRITE_MAX_DRAFTS], any_known = 0;
-        size_t n_known = 0;
+        size_t n_known = 0, nw = 0;
         size_t n_drafts = wo->drafts < 1                      ? 1
                           : wo->drafts > TWIN_WRITE_MAX_DRAFTS ? TWIN_WRITE_MAX_DRAFTS
                                                                : wo->drafts;
@@ -598,7 +604,12 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             rtrim(&text[d]);
             if (text[d].len && !text[d].oom)
                 loss[d] = draft_loss(s, e, tok, title, prompt, text[d].data, logits);
-            known[d] = each_word(text[d].data ? text[d].data : "", text[d].len, lex_has_fn, &lex);
+            /* the author's words only, and at least TWIN_WRITE_MIN_WORDS of them (the
+             * lowest loss per token otherwise goes to drafts such as "A n.") */
+            known[d] = each_word(text[d].data ? text[d].data : "", text[d].len, lex_has_fn, &lex) &&
+                       each_word(text[d].data ? text[d].data : "", text[d].len, count_fn, &nw) == 1 &&
+                       nw >= TWIN_WRITE_MIN_WORDS;
+            nw = 0;
             n_known += (size_t)known[d];
         }
         /* the lowest loss among the drafts made of the author's words (all, if none is) */
@@ -621,11 +632,11 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             }
             printf("\n%s %s\n", prompt, text[best].data ? text[best].data : "");
             if (lex.n && n_known == 0)
-                printf("   (none of the %lu drafts uses only words found in the author's writing; the "
+                printf("   (none of the %lu drafts uses only words found in the author's writing, 4 or more; the "
                        "twin's own pick: %.2f nats per token; all drafts %.2f to %.2f)\n",
                        (unsigned long)n_drafts, loss[best], lo, hi);
             else if (lex.n)
-                printf("   (%lu of %lu drafts use only words found in the author's writing; the "
+                printf("   (%lu of %lu drafts use only words found in the author's writing, 4 or more; the "
                        "twin's own pick among them: %.2f nats per token; all drafts %.2f to "
                        "%.2f)\n", (unsigned long)n_known, (unsigned long)n_drafts, loss[best],
                        lo, hi);

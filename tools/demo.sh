@@ -43,8 +43,9 @@ echo "dictionary does not have, so every line below is new text. For each word: 
 echo "that BM25 finds for it go in front of the prompt (shown as 'retrieved'), the model drafts the"
 echo "definition $DRAFTS times (temperature $TEMP, top-k 40, min-p 0.05, repetition penalty 1.1; a draft ends"
 echo "with the entry or at its first blank line). Drafts with a word found nowhere in the author's"
-echo "writing (a word the small model made up) are set aside, and of the rest the one the model itself"
-echo "finds most likely as a whole entry (lowest loss per token, its end included) is printed."
+echo "writing (a word the small model made up) or with fewer than 4 words are set aside, and of the"
+echo "rest the one the model itself finds most likely as a whole entry (lowest loss per token, its"
+echo "end included) is printed."
 echo "No other model and no hand-picking: the same command gives the same lines."
 "$B/fti-twin" --home "$HOME_DIR" write $WORDS --drafts "$DRAFTS" --temp "$TEMP" --seed 7
 
