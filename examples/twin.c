@@ -3,6 +3,9 @@
  *   build/fti-twin [--home DIR] update PATH... [--minutes M] [--preset NAME] [--threads N]
  *                  [--steps N] [--vocab N] [--bf16 | --no-bf16] [--retokenize] [--wait]
  *   build/fti-twin [--home DIR] status
+ *   build/fti-twin [--home DIR] write WORD... [--drafts N] [-n N] [--temp T] [--top-k K]
+ *                  [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--rag-k K]
+ *                  [--drafts-shown] [--any-words]
  *
  * `update` runs F -> T -> evaluation -> promotion:
  *   1. ingests PATH... into the feature store (fti_store_ingest; incremental: unchanged files are
@@ -19,6 +22,11 @@
  * with status 3 and a message naming the running one, or waits for it with --wait (then it
  * usually finds nothing changed). Running it again on the same inputs changes nothing.
  * Without --steps the number of steps is calibrated so training fills the --minutes budget.
+ * `write` has the production model write a dictionary entry for each WORD in the author's form
+ * ("WORD, n." unless WORD already has its ", v." or such), with the author's entries that BM25
+ * finds for WORD in front of the prompt: it draws --drafts drafts (different seeds), sets aside
+ * those with a word found nowhere in the author's writing, and prints the one the model itself
+ * scores best as a whole entry (lowest loss per token, the end of the entry included).
  * Everything runs in this process, through fti.h only (no other program is started).
  * Exit status: 0 done (promoted or not), 1 failure, 2 usage, 3 busy.
  */
@@ -52,17 +60,40 @@ static int have_bf16(void) {
     return fti_kernels_isa(k) == FTI_ISA_AVX512 && fti_matmul_has_bf16(k);
 }
 
+/* The twin's sampler for `write` (docs/twin.md, "The twin writes"). */
+#define TWIN_WRITE_DRAFTS 48
+#define TWIN_WRITE_MAX_DRAFTS 256
+#define TWIN_WRITE_TOKENS 64
+#define TWIN_WRITE_RAG 2
+#define TWIN_WRITE_TEMP 0.6f
+#define TWIN_WRITE_TOP_K 40
+#define TWIN_WRITE_TOP_P 0.95f
+#define TWIN_WRITE_MIN_P 0.05f
+#define TWIN_WRITE_REPEAT 1.1f
+#define TWIN_WRITE_MIN_WORDS 4 /* words of a draft, the headword's "WORD, n." not counted */
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: fti-twin [--home DIR] update PATH... [--minutes M] [--preset NAME] [--threads N]\n"
             "                [--steps N] [--vocab N] [--bf16 | --no-bf16] [--retokenize] [--wait]\n"
             "       fti-twin [--home DIR] status\n"
+            "       fti-twin [--home DIR] write WORD... [--drafts N] [-n N] [--temp T] [--seed S]\n"
+            "                [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--rag-k K]\n"
+            "                [--drafts-shown] [--any-words]\n"
             "\n"
             "update  ingest PATH... (incremental), then if the data changed: fine-tune the\n"
             "        production model (or train from scratch when the tokenizer changed or\n"
             "        there is none), evaluate candidate and production on the new validation\n"
             "        split, and promote the candidate only if it is better. Safe from cron.\n"
             "status  the production model, its dataset, and the last decisions.\n"
+            "write   the production model writes an entry \"WORD, n.\" for each WORD, with the\n"
+            "        author's entries BM25 finds for WORD in front of it: of --drafts drafts\n"
+            "        (default %d; temperature %.1f, top-k %d, top-p %.2f, min-p %.2f, repetition\n"
+            "        penalty %.1f, at most -n %d tokens, ending at the entry's end or a blank\n"
+            "        line), those with a word found nowhere in the author's writing are set\n"
+            "        aside (--any-words keeps them), and the one the model scores best as a\n"
+            "        whole entry (lowest loss per token) is printed; --drafts-shown lists all;\n"
+            "        --rag-k K retrieved entries (default %d, 0 = none); --seed S (default 1)\n"
             "\n"
             "  --home DIR      workspace (default $FTI_HOME or ./twin)\n"
             "  --minutes M     time budget of the whole update in minutes (default 3)\n"
@@ -77,7 +108,9 @@ static void usage(FILE *f) {
             "                  finish instead of exiting with status 3\n"
             "\n"
             "exit status: 0 done (promoted or not), 1 failure, 2 usage, 3 another update is\n"
-            "running (without --wait)\n", TWIN_VOCAB);
+            "running (without --wait)\n", TWIN_WRITE_DRAFTS, (double)TWIN_WRITE_TEMP,
+            TWIN_WRITE_TOP_K, (double)TWIN_WRITE_TOP_P, (double)TWIN_WRITE_MIN_P,
+            (double)TWIN_WRITE_REPEAT, TWIN_WRITE_TOKENS, TWIN_WRITE_RAG, TWIN_VOCAB);
 }
 
 /* --- progress: one bar per ingest stage, then one for training (stderr, terminals only) --- */
@@ -234,9 +267,16 @@ static void twin_recipe(const char *preset, fti_train_run_opts *ro) {
     }
 }
 
+/* An empty fti_buf (as {0}, which C++ warns about with -Wextra). */
+static fti_buf twin_buf0(void) {
+    fti_buf b;
+    memset(&b, 0, sizeof b);
+    return b;
+}
+
 /* The card of a registered model (parsed), or NULL. */
 static fti_json_doc *load_card(const char *home, const char *ref, char id[17]) {
-    fti_buf b = {0};
+    fti_buf b = twin_buf0();
     fti_json_doc *doc = NULL;
     if (fti_registry_resolve(home, ref, id, NULL) == FTI_OK &&
         fti_registry_card(home, id, &b, NULL) == FTI_OK)
@@ -285,6 +325,360 @@ static int cmd_status(const char *home) {
     return 0;
 }
 
+/* --- write: the twin writes dictionary entries ---------------------------------------------- */
+
+
+typedef struct write_opts {
+    size_t drafts;     /* drafts drawn per entry; the one the model scores best is kept */
+    size_t max_tokens; /* tokens per draft */
+    size_t rag_k;      /* retrieved entries put in front of the prompt */
+    int threads, verbose;
+    int author_words;  /* prefer drafts made only of words found in the author's writing */
+    fti_sampler_opts so;
+} write_opts;
+
+/* The author's words (lower-case ASCII letters), from the text of every chunk of the dataset's
+ * index: an open-addressing set of FNV-1a hashes (a collision may let an invented word
+ * pass; it never drops a real one). */
+typedef struct lexicon {
+    uint64_t *h;
+    size_t cap, n;
+} lexicon;
+
+static uint64_t word_hash(const char *w, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        char c = w[i];
+        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+        h = (h ^ (unsigned char)c) * 1099511628211ull;
+    }
+    return h ? h : 1;
+}
+
+static int lex_has(const lexicon *l, uint64_t h) {
+    size_t i;
+    if (!l->cap) return 1;
+    for (i = (size_t)h & (l->cap - 1); l->h[i]; i = (i + 1) & (l->cap - 1))
+        if (l->h[i] == h) return 1;
+    return 0;
+}
+
+static int lex_add(lexicon *l, uint64_t h) {
+    size_t i;
+    if (2 * (l->n + 1) > l->cap) {
+        size_t nc = l->cap ? 2 * l->cap : 4096, k;
+        uint64_t *nh = (uint64_t *)fti_calloc(nc, sizeof *nh);
+        if (!nh) return 0;
+        for (k = 0; k < l->cap; k++)
+            if (l->h[k]) {
+                for (i = (size_t)l->h[k] & (nc - 1); nh[i]; i = (i + 1) & (nc - 1)) {}
+                nh[i] = l->h[k];
+            }
+        fti_free(l->h);
+        l->h = nh;
+        l->cap = nc;
+    }
+    for (i = (size_t)h & (l->cap - 1); l->h[i]; i = (i + 1) & (l->cap - 1))
+        if (l->h[i] == h) return 1;
+    l->h[i] = h;
+    l->n++;
+    return 1;
+}
+
+static int is_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+/* Calls fn for each maximal run of ASCII letters of text; stops when fn returns 0. */
+static int each_word(const char *t, size_t n, int (*fn)(void *, uint64_t), void *user) {
+    size_t i = 0, j;
+    while (i < n) {
+        if (!is_letter(t[i])) { i++; continue; }
+        for (j = i; j < n && is_letter(t[j]); j++) {}
+        if (!fn(user, word_hash(t + i, j - i))) return 0;
+        i = j;
+    }
+    return 1;
+}
+
+static int lex_add_fn(void *user, uint64_t h) { return lex_add((lexicon *)user, h); }
+static int lex_has_fn(void *user, uint64_t h) { return lex_has((const lexicon *)user, h); }
+static int count_fn(void *user, uint64_t h) {
+    (void)h;
+    ++*(size_t *)user;
+    return 1;
+}
+
+/* The words of every chunk of ds's index; an empty lexicon (every word passes) without one. */
+static void lex_build(lexicon *l, const fti_dataset *ds) {
+    const fti_bm25 *ix = fti_dataset_index(ds);
+    size_t i, n = ix ? fti_bm25_chunks(ix) : 0;
+    fti_search_hit hit;
+    memset(l, 0, sizeof *l);
+    for (i = 0; i < n; i++)
+        if (fti_bm25_chunk(ix, i, &hit) && !each_word(hit.text, hit.text_len, lex_add_fn, l)) {
+            fti_free(l->h);
+            memset(l, 0, sizeof *l);
+            return;
+        }
+}
+
+/* Mean negative log-likelihood (nats per token) the model gives the draft as a whole entry:
+ * the document <|title|>title <|body|>prompt+draft<|endoftext|> alone (no retrieved text),
+ * over the tokens after the prompt, the end marker included (so a draft cut in the middle
+ * scores badly). INFINITY when it does not fit the context. */
+static double draft_loss(fti_session *s, const fti_engine *e, const fti_tokenizer *tok,
+                         const char *title, const char *prompt, const char *draft, float *logits) {
+    fti_tokens open_ids, ids;
+    fti_buf body = twin_buf0();
+    size_t n_ctx = fti_session_n_ctx(s), V = fti_engine_config(e)->vocab_size, lcp = 0, i, j;
+    int32_t *ids32 = NULL;
+    double sum = 0, loss = INFINITY;
+    memset(&open_ids, 0, sizeof open_ids);
+    memset(&ids, 0, sizeof ids);
+    fti_buf_puts(&body, prompt);
+    fti_buf_puts(&body, draft);
+    if (fti_engine_add_bos(e)) {
+        fti_tokens_push(&open_ids, (uint32_t)fti_engine_bos(e));
+        fti_tokens_push(&ids, (uint32_t)fti_engine_bos(e));
+    }
+    if (body.oom ||
+        fti_prompt_append_doc(tok, title, strlen(title), prompt, strlen(prompt), 1, &open_ids) !=
+            FTI_OK ||
+        fti_prompt_append_doc(tok, title, strlen(title), body.data, body.len, 0, &ids) != FTI_OK ||
+        ids.len > n_ctx || ids.len < 2)
+        goto out;
+    while (lcp < open_ids.len && lcp < ids.len && open_ids.ids[lcp] == ids.ids[lcp]) lcp++;
+    if (lcp < 1) lcp = 1;
+    if (lcp >= ids.len) goto out;
+    ids32 = (int32_t *)fti_malloc(ids.len * sizeof *ids32);
+    if (!ids32) goto out;
+    for (i = 0; i < ids.len; i++) ids32[i] = (int32_t)ids.ids[i];
+    fti_session_reset(s);
+    if (fti_session_eval(s, ids32, ids.len, logits, NULL) != FTI_OK) goto out;
+    for (i = lcp; i < ids.len; i++) { /* -log softmax(logits of position i-1)[ids[i]] */
+        const float *l = logits + (i - 1) * V;
+        double mx = l[0], z = 0;
+        for (j = 1; j < V; j++) if (l[j] > mx) mx = l[j];
+        for (j = 0; j < V; j++) z += exp((double)l[j] - mx);
+        sum += mx + log(z) - (double)l[ids.ids[i]];
+    }
+    loss = sum / (double)(ids.len - lcp);
+out:
+    fti_free(ids32);
+    fti_buf_free(&body);
+    fti_tokens_free(&open_ids);
+    fti_tokens_free(&ids);
+    return loss;
+}
+
+/* Line breaks inside the text become spaces (the corpus is hard-wrapped at 70 columns). */
+static void unwrap(fti_buf *b) {
+    size_t i;
+    for (i = 0; i < b->len; i++)
+        if (b->data[i] == '\n') b->data[i] = ' ';
+}
+
+/* Trailing white space off, in place. */
+static void rtrim(fti_buf *b) {
+    while (b->len && (b->data[b->len - 1] == ' ' || b->data[b->len - 1] == '\n' ||
+                      b->data[b->len - 1] == '\t' || b->data[b->len - 1] == '\r'))
+        b->data[--b->len] = 0;
+}
+
+/* `fti-twin write WORD...`: for each word, an entry of the dictionary in the author's form
+ * (title WORD, body "WORD, n." unless the argument already has its ", "), with the author's
+ * own entries that BM25 finds for WORD in front of it (closed documents, the training
+ * template), drafted `drafts` times with different seeds; the draft the model itself scores
+ * best as a whole entry (draft_loss) is printed. */
+static int cmd_write(const char *home, const char *const *words, size_t n_words,
+                     const write_opts *wo) {
+    char id[17], *ver_z = NULL;
+    fti_json_doc *card = load_card(home, "production", id);
+    fti_engine *e = NULL;
+    fti_tokenizer *tok = NULL;
+    fti_session *s = NULL;
+    fti_pool *pool = NULL;
+    fti_dataset *ds = NULL;
+    fti_session_opts so;
+    fti_error err;
+    float *logits = NULL;
+    const char *ver = NULL;
+    size_t ver_len = 0, w, n_ctx, V;
+    lexicon lex;
+    int rc = 1, failed = 0;
+    memset(&lex, 0, sizeof lex);
+    if (!card) {
+        fprintf(stderr, "fti-twin: no production model in %s (run: fti-twin update PATH...)\n",
+                home);
+        return 1;
+    }
+    if (fti_engine_open(&e, fti_json_get_str(fti_json_root(card), "path", ""), NULL, &err) !=
+            FTI_OK ||
+        fti_engine_tokenizer(e, &tok, &err) != FTI_OK) {
+        fprintf(stderr, "fti-twin: %s\n", err.msg);
+        goto out;
+    }
+    pool = fti_pool_create(wo->threads);
+    memset(&so, 0, sizeof so);
+    so.pool = pool;
+    so.kv_type = FTI_KV_F32;
+    if (fti_session_create(&s, e, &so, &err) != FTI_OK) {
+        fprintf(stderr, "fti-twin: %s\n", err.msg);
+        goto out;
+    }
+    n_ctx = fti_session_n_ctx(s);
+    V = fti_engine_config(e)->vocab_size;
+    logits = (float *)fti_malloc(n_ctx * V * sizeof *logits);
+    if (!logits) goto out;
+    if ((wo->rag_k || wo->author_words) && fti_gguf_get_str(fti_engine_gguf(e), "fti.dataset.version", &ver, &ver_len,
+                                      NULL) == FTI_OK &&
+        (ver_z = fti_strndup(ver, ver_len)) != NULL &&
+        fti_dataset_open(&ds, home, ver_z, &err) != FTI_OK) {
+        fprintf(stderr, "fti-twin: retrieval and the author's words off: %s\n", err.msg);
+        ds = NULL;
+    }
+    if (ds && wo->author_words) lex_build(&lex, ds);
+    for (w = 0; w < n_words; w++) {
+        char title[128], prompt[160];
+        const char *comma = strchr(words[w], ',');
+        fti_search_hit hits[8];
+        fti_prompt_doc docs[8];
+        fti_prompt pr;
+        size_t n_hits = 0, d, best = 0, room;
+        fti_buf text[TWIN_WRITE_MAX_DRAFTS];
+        double loss[TWIN_WRITE_MAX_DRAFTS];
+        int known[TWIN_WRITE_MAX_DRAFTS], any_known = 0;
+        size_t n_known = 0, nw = 0;
+        size_t n_drafts = wo->drafts < 1                      ? 1
+                          : wo->drafts > TWIN_WRITE_MAX_DRAFTS ? TWIN_WRITE_MAX_DRAFTS
+                                                               : wo->drafts;
+        int done_ok = 1;
+        size_t tl = comma ? (size_t)(comma - words[w]) : strlen(words[w]);
+        if (tl >= sizeof title) tl = sizeof title - 1;
+        memcpy(title, words[w], tl);
+        title[tl] = 0;
+        snprintf(prompt, sizeof prompt, comma ? "%s" : "%s, n.", words[w]);
+        memset(&pr, 0, sizeof pr);
+        memset(docs, 0, sizeof docs);
+        if (ds && wo->rag_k) {
+            n_hits = fti_dataset_search(ds, title, strlen(title),
+                                        wo->rag_k < 8 ? wo->rag_k : 8, hits);
+            for (d = 0; d < n_hits; d++) {
+                docs[d].title = hits[d].title;
+                docs[d].title_len = hits[d].title ? strlen(hits[d].title) : 0;
+                docs[d].text = hits[d].text;
+                docs[d].text_len = hits[d].text_len;
+            }
+        }
+        room = n_ctx > wo->max_tokens + 8 ? n_ctx - wo->max_tokens : n_ctx / 2;
+        if (fti_prompt_build(e, tok, title, prompt, strlen(prompt), docs, n_hits, room, &pr,
+                             &err) != FTI_OK) { /* e.g. a word too long for the context */
+            fprintf(stderr, "fti-twin: %s: %s\n", title, err.msg);
+            failed = 1;
+            continue;
+        }
+        for (d = 0; d < n_drafts; d++) {
+            fti_sampler *smp = NULL;
+            fti_sampler_opts sd = wo->so;
+            fti_generate_opts go;
+            const char *stop[1];
+            stop[0] = "\n\n"; /* the definition; verse and quotations after it are left out */
+            memset(&text[d], 0, sizeof text[d]);
+            loss[d] = INFINITY;
+            sd.seed = wo->so.seed + d;
+            memset(&go, 0, sizeof go);
+            go.max_tokens = wo->max_tokens;
+            go.stop = stop;
+            go.n_stop = 1;
+            go.text = &text[d];
+            fti_session_reset(s);
+            if (fti_sampler_create(&smp, V, &sd) != FTI_OK ||
+                fti_generate(s, smp, pr.ids, pr.n, &go, NULL, &err) != FTI_OK) {
+                fprintf(stderr, "fti-twin: %s\n", smp ? err.msg : "out of memory");
+                fti_sampler_free(smp);
+                done_ok = 0;
+                n_drafts = d + 1;
+                break;
+            }
+            fti_sampler_free(smp);
+            rtrim(&text[d]);
+            if (text[d].len && !text[d].oom)
+                loss[d] = draft_loss(s, e, tok, title, prompt, text[d].data, logits);
+            /* the author's words only, and at least TWIN_WRITE_MIN_WORDS of them (the
+             * lowest loss per token otherwise goes to drafts such as "A n.") */
+            known[d] = each_word(text[d].data ? text[d].data : "", text[d].len, lex_has_fn, &lex) &&
+                       each_word(text[d].data ? text[d].data : "", text[d].len, count_fn, &nw) == 1 &&
+                       nw >= TWIN_WRITE_MIN_WORDS;
+            nw = 0;
+            n_known += (size_t)known[d];
+        }
+        /* the lowest loss among the drafts made of the author's words (all, if none is) */
+        any_known = n_known > 0 && n_known < n_drafts;
+        for (d = 0; d < n_drafts; d++) {
+            if (any_known && !known[d]) continue;
+            if ((any_known && !known[best]) || loss[d] < loss[best] || !(loss[best] < INFINITY))
+                best = d;
+        }
+        if (done_ok) {
+            double lo = INFINITY, hi = 0;
+            for (d = 0; d < n_drafts; d++) {
+                unwrap(&text[d]);
+                if (loss[d] < lo) lo = loss[d];
+                if (loss[d] > hi && loss[d] < INFINITY) hi = loss[d];
+                if (wo->verbose)
+                    printf("   draft %lu (%.3f nats/token%s): %s %s\n", (unsigned long)d + 1,
+                           loss[d], known[d] ? "" : ", a word the author never used", prompt,
+                           text[d].data ? text[d].data : "");
+            }
+            printf("\n%s %s\n", prompt, text[best].data ? text[best].data : "");
+            if (lex.n && n_known == 0)
+                printf("   (none of the %lu drafts uses only words found in the author's writing, 4 or more; the "
+                       "twin's own pick: %.2f nats per token; all drafts %.2f to %.2f)\n",
+                       (unsigned long)n_drafts, loss[best], lo, hi);
+            else if (lex.n)
+                printf("   (%lu of %lu drafts use only words found in the author's writing, 4 or more; the "
+                       "twin's own pick among them: %.2f nats per token; all drafts %.2f to "
+                       "%.2f)\n", (unsigned long)n_known, (unsigned long)n_drafts, loss[best],
+                       lo, hi);
+            else
+                printf("   (the twin's own pick of %lu drafts: %.2f nats per token; all drafts "
+                       "%.2f to %.2f)\n", (unsigned long)n_drafts, loss[best], lo, hi);
+            for (d = 0; d < pr.n_docs_used && d < n_hits; d++) {
+                /* the chunk's first line or so, cut at a space */
+                char snip[80];
+                size_t k, n = 0, cut = 0;
+                for (k = 0; k < hits[d].text_len && n + 1 < sizeof snip - 4; k++) {
+                    char c = hits[d].text[k] == '\n' ? ' ' : hits[d].text[k];
+                    if (c == ' ' && n && snip[n - 1] == ' ') continue;
+                    if (c == ' ') cut = n;
+                    snip[n++] = c;
+                }
+                if (k < hits[d].text_len && cut) n = cut;
+                snip[n] = 0;
+                printf("   (retrieved: %s, score %.1f: \"%s%s\")\n",
+                       hits[d].title ? hits[d].title : "?", (double)hits[d].score, snip,
+                       k < hits[d].text_len ? " ..." : "");
+            }
+        }
+        for (d = 0; d < n_drafts; d++) fti_buf_free(&text[d]);
+        fti_prompt_free(&pr);
+        if (!done_ok) goto out;
+        fflush(stdout);
+    }
+    rc = failed;
+out:
+    fti_free(lex.h);
+    fti_free(logits);
+    fti_free(ver_z);
+    fti_dataset_close(ds);
+    fti_session_free(s);
+    fti_pool_free(pool);
+    fti_tokenizer_free(tok);
+    fti_engine_close(e);
+    fti_json_free(card);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     const char *home_arg = NULL, *preset = "small", *cmd = NULL;
     const char **paths;
@@ -293,6 +687,7 @@ int main(int argc, char **argv) {
     int threads = 0, i, rc = 1, lock_fd = -1, have_prod, retokenize = 0, wait_lock = 0;
     int vocab = 0, bf16 = -1;
     uint64_t fixed_steps = 0;
+    write_opts wo;
     char *home, *lock_path = NULL, prod_id[17] = "", cand_id[64] = "", version[65] = "";
     ui u;
     uint64_t t_start = fti_time_ns();
@@ -304,12 +699,24 @@ int main(int argc, char **argv) {
 
     memset(&u, 0, sizeof u);
     u.quiet = !isatty(2);
+    memset(&wo, 0, sizeof wo);
+    wo.drafts = TWIN_WRITE_DRAFTS;
+    wo.max_tokens = TWIN_WRITE_TOKENS;
+    wo.rag_k = TWIN_WRITE_RAG;
+    wo.so.temperature = TWIN_WRITE_TEMP;
+    wo.so.top_k = TWIN_WRITE_TOP_K;
+    wo.so.top_p = TWIN_WRITE_TOP_P;
+    wo.so.min_p = TWIN_WRITE_MIN_P;
+    wo.so.repeat_penalty = TWIN_WRITE_REPEAT;
+    wo.so.seed = 1;
+    wo.author_words = 1;
     paths = (const char **)fti_calloc((size_t)argc, sizeof *paths);
     if (!paths) return 1;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
+            fti_free(paths);
             return 0;
         } else if (!strcmp(a, "--home") && i + 1 < argc) home_arg = argv[++i];
         else if (!strcmp(a, "--minutes") && i + 1 < argc) minutes = atof(argv[++i]);
@@ -319,18 +726,32 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--vocab") && i + 1 < argc) vocab = atoi(argv[++i]);
         else if (!strcmp(a, "--retokenize")) retokenize = 1;
         else if (!strcmp(a, "--wait")) wait_lock = 1;
+        else if (!strcmp(a, "--drafts") && i + 1 < argc) wo.drafts = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "-n") && i + 1 < argc) wo.max_tokens = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--rag-k") && i + 1 < argc) wo.rag_k = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--temp") && i + 1 < argc) wo.so.temperature = (float)atof(argv[++i]);
+        else if (!strcmp(a, "--top-k") && i + 1 < argc) wo.so.top_k = atoi(argv[++i]);
+        else if (!strcmp(a, "--top-p") && i + 1 < argc) wo.so.top_p = (float)atof(argv[++i]);
+        else if (!strcmp(a, "--min-p") && i + 1 < argc) wo.so.min_p = (float)atof(argv[++i]);
+        else if (!strcmp(a, "--repeat-penalty") && i + 1 < argc)
+            wo.so.repeat_penalty = (float)atof(argv[++i]);
+        else if (!strcmp(a, "--seed") && i + 1 < argc) wo.so.seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--drafts-shown")) wo.verbose = 1;
+        else if (!strcmp(a, "--any-words")) wo.author_words = 0;
         else if (!strcmp(a, "--bf16")) bf16 = 1;
         else if (!strcmp(a, "--no-bf16")) bf16 = 0;
         else if (a[0] == '-') {
             fprintf(stderr, "fti-twin: unknown option %s (try --help)\n", a);
+            fti_free(paths);
             return 2;
         } else if (!cmd) cmd = a;
         else paths[n_paths++] = a;
     }
-    if (!cmd || (strcmp(cmd, "update") && strcmp(cmd, "status")) ||
-        (!strcmp(cmd, "update") && n_paths == 0) || !(minutes > 0) || vocab < 0 ||
-        (vocab > 0 && vocab < 260)) {
+    if (!cmd || (strcmp(cmd, "update") && strcmp(cmd, "status") && strcmp(cmd, "write")) ||
+        (strcmp(cmd, "status") && n_paths == 0) || !(minutes > 0) || vocab < 0 ||
+        (vocab > 0 && vocab < 260) || wo.max_tokens == 0 || wo.drafts == 0) {
         usage(stderr);
+        fti_free(paths);
         return 2;
     }
     home = fti_workspace_resolve(home_arg);
@@ -338,7 +759,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fti-twin: workspace %s: %s\n", home ? home : "?", home ? err.msg : "");
         return 1;
     }
-    if (!strcmp(cmd, "status")) return cmd_status(home);
+    if (!strcmp(cmd, "status")) {
+        rc = cmd_status(home);
+        fti_free(home);
+        fti_free(paths);
+        return rc;
+    }
+    if (!strcmp(cmd, "write")) {
+        wo.threads = threads;
+        rc = cmd_write(home, paths, n_paths, &wo);
+        fti_free(home);
+        fti_free(paths);
+        return rc;
+    }
 
     /* one update at a time: a write lock on HOME/twin.lock (fcntl: it goes away with the
      * process however that ends, and F_GETLK names the process holding it) */
@@ -438,15 +871,21 @@ int main(int argc, char **argv) {
         const char *ptok = fti_json_get_str(fti_json_root(prod), "tokenizer", "");
         const char *tok = fti_dataset_tokenizer_sha256(ds);
         size_t added = 1, removed = 1;
-        fti_buf diff = {0};
+        fti_buf diff = twin_buf0();
         int same = !strcmp(pds, version);
         if (!same && tok && !strcmp(ptok, tok) &&
             fti_store_diff(home, pds, version, &diff, &added, &removed, NULL) == FTI_OK)
             same = added == 0 && removed == 0;
         fti_buf_free(&diff);
         if (same) {
-            printf("== the data did not change since the production model %s was trained "
-                   "(dataset %.16s): nothing to do\n", prod_id, pds);
+            if (!strcmp(pds, version))
+                printf("== the data did not change since the production model %s was trained: "
+                       "the feature-store version %.16s is reused, nothing to do\n", prod_id,
+                       pds);
+            else
+                printf("== the data did not change since the production model %s was trained: "
+                       "its feature-store version %.16s is reused (this ingest, %.16s, has the "
+                       "same documents and tokenizer), nothing to do\n", prod_id, pds, version);
             rc = 0;
             goto done;
         }
@@ -569,7 +1008,7 @@ int main(int argc, char **argv) {
         char cid[17];
         double lc = NAN, lp = NAN;
         int promote;
-        fti_buf line = {0};
+        fti_buf line = twin_buf0();
         fti_jw w;
         char now[32];
         cand = load_card(home, cand_id, cid);

@@ -368,6 +368,35 @@ FTI_TEST(twin_update_unchanged) {
     fti_free(text);
     snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' status > '%s' 2>&1", home, out);
     CHECK(system(cmd) == 0);
+    /* write: an entry per word in the author's form, drafts picked by the model's own score;
+     * the same command gives the same text */
+    {
+        void *text2 = NULL;
+        size_t len2 = 0;
+        char out2[1024];
+        snprintf(out2, sizeof out2, "%s", fti_test_tmp("twin.out2"));
+        snprintf(cmd, sizeof cmd,
+                 "build/fti-twin --home '%s' write NEWSPAPER 'LAWYER, v.' --drafts 3 -n 12 "
+                 "--threads 1 > '%s' 2>&1", home, out);
+        st = system(cmd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        snprintf(cmd, sizeof cmd,
+                 "build/fti-twin --home '%s' write NEWSPAPER 'LAWYER, v.' --drafts 3 -n 12 "
+                 "--threads 1 > '%s' 2>&1", home, out2);
+        CHECK(system(cmd) == 0);
+        REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+        CHECK(strstr((const char *)text, "\nNEWSPAPER, n. ") != NULL);
+        CHECK(strstr((const char *)text, "\nLAWYER, v. ") != NULL);
+        CHECK(strstr((const char *)text, "3 drafts") != NULL);
+        if (fti_file_read(out2, 0, &text2, &len2, NULL) == FTI_OK)
+            CHECK(len2 == len && memcmp(text, text2, len) == 0);
+        fti_free(text2);
+        fti_free(text);
+        snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' write --drafts 0 > '%s' 2>&1",
+                 home, out);
+        st = system(cmd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    }
 #endif
 }
 
