@@ -15,6 +15,8 @@ FUZZ_TARGETS    := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
 FUZZ_CC         ?= clang
 FUZZ_FLAGS      ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_OUT        ?= $(B)/fuzz
+# hashes and digests built without coverage feedback (see the file): same checks, cheaper runs
+FUZZ_COV_IGNORE := -fsanitize-coverage-ignorelist=tests/fuzz/coverage.ignore
 
 # the list of targets the one program holds (tests/fuzz/driver.c includes it)
 $(FUZZ_OUT)/fuzz_targets.h: $(FUZZ_SRCS) mk/fuzz.mk
@@ -24,8 +26,9 @@ $(FUZZ_OUT)/fuzz_targets.h: $(FUZZ_SRCS) mk/fuzz.mk
 	   for t in $(FUZZ_TARGETS); do echo "    {\"$$t\", fti_fuzz_$$t},"; done; \
 	   echo "    {NULL, NULL}};"; } > $@.tmp && mv $@.tmp $@
 
-$(FUZZ_OUT)/fti-fuzz: tests/fuzz/driver.c tests/fuzz/fuzz_tmp.h $(FUZZ_SRCS) $(FUZZ_OUT)/fuzz_targets.h fti.h
-	$(FUZZ_CC) $(FUZZ_FLAGS) -Itests/fuzz -I$(FUZZ_OUT) -o $@ tests/fuzz/driver.c -lm -lpthread
+$(FUZZ_OUT)/fti-fuzz: tests/fuzz/driver.c tests/fuzz/fuzz_tmp.h $(FUZZ_SRCS) $(FUZZ_OUT)/fuzz_targets.h fti.h \
+                      tests/fuzz/coverage.ignore
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_COV_IGNORE) -Itests/fuzz -I$(FUZZ_OUT) -o $@ tests/fuzz/driver.c -lm -lpthread
 	@for t in $(FUZZ_TARGETS); do ln -sf fti-fuzz $(FUZZ_OUT)/fuzz-$$t; done
 
 .PHONY: fuzz fuzz-ci fuzz-long fuzz-build fuzz-execs

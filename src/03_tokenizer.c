@@ -1328,12 +1328,13 @@ FTIDEF void fti_detok_flush(fti_detok *d, fti_buf *out) {
 /* GPT-2 writes each byte as a printable code point: '!'..'~', U+00A1..U+00AC and U+00AE..U+00FF
  * stand for themselves, the other 68 bytes become U+0100.. in byte order. */
 static uint32_t fti__b2u(unsigned b) {
-    unsigned k, n = 0;
+    /* the other bytes, in order, are 0x100 + their number among them: 0x00-0x20 are the first
+     * 33, 0x7F-0xA0 the next 34, 0xAD the last (counting them, as GPT-2's code does, made this
+     * O(b) per byte) */
     if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) return b;
-    for (k = 0; k < b; k++)
-        if (!((k >= 0x21 && k <= 0x7E) || (k >= 0xA1 && k <= 0xAC) || (k >= 0xAE && k <= 0xFF)))
-            n++;
-    return 0x100 + n;
+    if (b <= 0x20) return 0x100 + b;
+    if (b <= 0xA0) return 0x100 + 33 + (b - 0x7F);
+    return 0x100 + 33 + 34; /* 0xAD */
 }
 
 /* Appends bytes in byte-to-unicode form. */

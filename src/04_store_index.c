@@ -373,6 +373,8 @@ typedef struct fti__st_bm25b {
     uint32_t **post;
     size_t n_tp, n_blocks, cap_blocks;
     int post_fd; /* >= 0: full blocks go to this file; only post[0] stays, as the buffer */
+    size_t cap0; /* postings allocated in post[0]: it starts small and grows to a whole block
+                  * (a small index must not cost a 2 MB allocation) */
     uint32_t *chunk; /* 5 per chunk: doc, text offset, length, length in terms, first posting */
     size_t n_chunks, cap_chunks;
     uint32_t *doc_str; /* 5 per document */
@@ -607,12 +609,21 @@ static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t l
             uint32_t t;
             while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
             if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
-            if (b->post_fd >= 0 && b->n_blocks == 1 && b->n_tp % FTI__ST_POST_BLOCK == 0) {
+            if (b->n_blocks == 1 && b->n_tp == b->cap0 && b->cap0 < FTI__ST_POST_BLOCK) {
+                /* the first block grows to its whole size */
+                size_t cap = b->cap0 * 4 < FTI__ST_POST_BLOCK ? b->cap0 * 4 : FTI__ST_POST_BLOCK;
+                uint32_t *p = (uint32_t *)fti_realloc(b->post[0], cap * 2 * sizeof(uint32_t));
+                if (!p) return b->rc = FTI_ERR_NOMEM;
+                b->post[0] = p;
+                b->cap0 = cap;
+            } else if (b->post_fd >= 0 && b->n_blocks == 1 &&
+                       b->n_tp % FTI__ST_POST_BLOCK == 0) {
                 /* the buffer block is full: to the file */
                 if (!fti__st_fd_write(b->post_fd, b->post[0],
                                       FTI__ST_POST_BLOCK * 2 * sizeof(uint32_t)))
                     return b->rc = FTI_ERR_IO;
             } else if (b->n_tp == b->n_blocks * FTI__ST_POST_BLOCK) {
+                size_t bcap = b->n_blocks ? FTI__ST_POST_BLOCK : 1024;
                 if (b->n_blocks == b->cap_blocks) {
                     size_t cap = b->cap_blocks ? b->cap_blocks * 2 : 16;
                     uint32_t **p = (uint32_t **)fti_realloc(b->post, cap * sizeof *p);
@@ -620,9 +631,9 @@ static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t l
                     b->post = p;
                     b->cap_blocks = cap;
                 }
-                b->post[b->n_blocks] =
-                    (uint32_t *)fti_malloc(FTI__ST_POST_BLOCK * 2 * sizeof(uint32_t));
+                b->post[b->n_blocks] = (uint32_t *)fti_malloc(bcap * 2 * sizeof(uint32_t));
                 if (!b->post[b->n_blocks]) return b->rc = FTI_ERR_NOMEM;
+                if (!b->n_blocks) b->cap0 = bcap;
                 b->n_blocks++;
             }
             t = fti__st_bm25b_term(b, h);

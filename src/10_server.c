@@ -260,6 +260,19 @@ static int fti__hexval(unsigned char c) {
     return -1;
 }
 
+/* fti__http_line for the line at c->pos of a growing buffer: the bytes scanned by an earlier call
+ * that found no line end are not scanned again (a peer sending a long chunk-size or trailer line a
+ * byte at a time made each call scan the whole line again: quadratic). */
+static int fti__http_chunk_line(fti_http_chunked *c, const unsigned char *buf, size_t len,
+                                size_t *eol) {
+    int r;
+    if (c->line_len > len - c->pos) c->line_len = 0; /* a shorter buffer than last time */
+    r = fti__http_line(buf, len, c->pos + c->line_len, eol);
+    /* no line end in [pos, len): but a CR at the end may yet be followed by its LF */
+    c->line_len = r == 0 ? len - c->pos - (buf[len - 1] == '\r') : 0;
+    return r;
+}
+
 FTIDEF long fti_http_chunked_feed(fti_http_chunked *c, const unsigned char *buf, size_t len,
                                   const fti_http_limits *lim_in, fti_buf *out) {
     fti_http_limits lim;
@@ -269,7 +282,7 @@ FTIDEF long fti_http_chunked_feed(fti_http_chunked *c, const unsigned char *buf,
         if (c->state == FTI__CH_SIZE) {
             size_t eol = 0, k = c->pos, n_digits = 0;
             uint64_t size = 0;
-            int r = fti__http_line(buf, len, c->pos, &eol);
+            int r = fti__http_chunk_line(c, buf, len, &eol);
             if (r == 0) {
                 if (len - c->pos > FTI__HTTP_MAX_CHUNK_LINE) return -400;
                 return FTI_HTTP_INCOMPLETE;
@@ -315,7 +328,7 @@ FTIDEF long fti_http_chunked_feed(fti_http_chunked *c, const unsigned char *buf,
         } else if (c->state == FTI__CH_TRAILER) {
             size_t eol = 0;
             fti_http_field f;
-            int r = fti__http_line(buf, len, c->pos, &eol);
+            int r = fti__http_chunk_line(c, buf, len, &eol);
             if (r == 0) {
                 if (c->n_trailer + (len - c->pos) > lim.max_head) return -431;
                 return FTI_HTTP_INCOMPLETE;
@@ -1061,6 +1074,7 @@ struct fti__conn {
     fti_buf in;
     size_t scanned;          /* bytes of in already checked for a newline */
     int parse_pending;       /* new line ends since the last head parse */
+    size_t long_parse_len;   /* in.len at the last parse made for the length alone */
     fti_http_head *head;
     long head_len;
     fti_http_chunked ch;
@@ -1906,6 +1920,7 @@ static void fti__conn_process(fti_server *s, fti__conn *c) {
             memmove(c->in.data, c->in.data + consumed, c->in.len - consumed);
             c->in.len -= consumed;
             c->scanned = 0;
+            c->long_parse_len = 0;
             c->parse_pending = c->in.len > 0;
             c->first_request = 0;
             c->t_head_ms = now;
@@ -2061,7 +2076,16 @@ static void fti__conn_read(fti_server *s, fti__conn *c) {
                     break;
                 }
             c->scanned = c->in.len;
-            if (c->in.len > s->lim.max_request_line) c->parse_pending = 1;
+            /* without a new line end, the head's verdict changes only when the request line or
+             * the head crosses its limit (414, 431): parse when in.len has doubled since the last
+             * such parse, or crossed max_head. (A parse on every read past max_request_line let a
+             * peer sending a byte at a time make each byte cost a parse of up to 32 KiB.) */
+            if (c->in.len > s->lim.max_request_line &&
+                (c->in.len >= 2 * c->long_parse_len ||
+                 (c->long_parse_len <= s->lim.max_head && c->in.len > s->lim.max_head))) {
+                c->parse_pending = 1;
+                c->long_parse_len = c->in.len;
+            }
             continue;
         }
         if (n == 0) {

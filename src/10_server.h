@@ -99,7 +99,7 @@ typedef struct fti_http_chunked {
     uint64_t remaining;  /* bytes left in the current chunk */
     size_t n_trailer;    /* trailer bytes/fields seen */
     size_t n_trailer_fields;
-    size_t line_len;
+    size_t line_len;     /* bytes from pos known to hold no line end (a line still coming) */
 } fti_http_chunked;
 FTIDEF long fti_http_chunked_feed(fti_http_chunked *c, const unsigned char *buf, size_t len,
                                   const fti_http_limits *lim, fti_buf *out);

@@ -9,7 +9,15 @@
 # Environment: FUZZ_BIN (build/fuzz/fti-fuzz), FUZZ_SECONDS (30 per target), FUZZ_JOBS (targets
 # run at once, 2), FUZZ_MAXLEN (largest input, 65536), FUZZ_RSS_MB (2048), FUZZ_TIMEOUT (per
 # input, 10 s), FUZZ_TMPDIR (scratch files of the path-based targets), FUZZ_NICE (nice level, 0),
-# FUZZ_DIR (build/fuzz: corpora, logs, findings), FUZZ_EXTRA (more libFuzzer flags).
+# FUZZ_DIR (build/fuzz: corpora, logs, findings), FUZZ_EXTRA (more libFuzzer flags),
+# FUZZ_CPU_TIMEOUT (per input, in CPU seconds: tests/fuzz/driver.c; default FUZZ_TIMEOUT).
+#
+# Pausing a run: libFuzzer's -timeout (FUZZ_TIMEOUT) counts WALL time, so a fuzzer stopped with
+# SIGSTOP (kill -STOP, pkill -STOP) for longer than FUZZ_TIMEOUT reports the input it was on as
+# a timeout when continued: a false finding. Runs that may be paused set FUZZ_TIMEOUT=0 (no wall
+# limit) or a large one (3600): FUZZ_CPU_TIMEOUT still bounds every input, in CPU seconds, which
+# do not pass while the process is stopped (nor while a loaded machine runs other work). Pausing
+# runs started with the default wall limit is unsupported.
 # ASAN_OPTIONS defaults to a 16 MB quarantine (use-after-free is still caught within the last
 # 16 MB freed, which is many executions of any target here) without the 0xbe fill of fresh
 # allocations: the fuzzer's RSS stays near 70 MB instead of 400 and each execution costs ~15% less.
@@ -22,6 +30,9 @@ JOBS=${FUZZ_JOBS:-2}
 MAXLEN=${FUZZ_MAXLEN:-65536}
 RSS=${FUZZ_RSS_MB:-2048}
 TMO=${FUZZ_TIMEOUT:-10}
+CPU_TMO=${FUZZ_CPU_TIMEOUT:-$TMO}
+[ "$CPU_TMO" -gt 0 ] || CPU_TMO=10
+export FTI_FUZZ_CPU_TIMEOUT=$CPU_TMO
 NICE=${FUZZ_NICE:-0}
 DIR=${FUZZ_DIR:-build/fuzz}
 EXTRA=${FUZZ_EXTRA:-}

@@ -15,6 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <signal.h>
+#include <sys/time.h>
+#include <unistd.h>
+#define FTI__FUZZ_CPU_LIMIT 1
+#endif
 
 #define FTI_FUZZ_CHECK(cond)                                                       \
     do {                                                                           \
@@ -71,15 +77,64 @@ static int fti__fuzz_select(const char *argv0) {
 }
 #endif
 
+/* A per-input limit in CPU seconds, FTI_FUZZ_CPU_TIMEOUT=N (tools/fuzz.sh sets it from
+ * FUZZ_CPU_TIMEOUT). libFuzzer's -timeout counts wall time, so a run paused with SIGSTOP and
+ * continued later reports the input it was on as a "timeout"; process CPU time does not pass
+ * while the process is stopped, nor while a loaded machine runs others. An ITIMER_VIRTUAL tick
+ * every CPU second looks at the number of inputs started: the same input for N ticks aborts
+ * (libFuzzer then saves it as a crash-* file). Nothing is done per input but a counter. */
+#ifdef FTI__FUZZ_CPU_LIMIT
+static volatile sig_atomic_t fti__fuzz_units = 0;
+static sig_atomic_t fti__fuzz_seen = -1;
+static int fti__fuzz_ticks = 0, fti__fuzz_cpu_limit = 0;
+
+static void fti__fuzz_tick(int sig) {
+    static const char msg[] = "fti-fuzz: an input ran longer than FTI_FUZZ_CPU_TIMEOUT CPU seconds\n";
+    (void)sig;
+    if (fti__fuzz_units != fti__fuzz_seen) {
+        fti__fuzz_seen = fti__fuzz_units;
+        fti__fuzz_ticks = 0;
+        return;
+    }
+    if (++fti__fuzz_ticks < fti__fuzz_cpu_limit) return;
+    if (write(2, msg, sizeof msg - 1) < 0) { /* nothing to do */
+    }
+    abort();
+}
+
+static void fti__fuzz_cpu_limit_start(void) {
+    const char *e = getenv("FTI_FUZZ_CPU_TIMEOUT");
+    struct sigaction sa;
+    struct itimerval it;
+    fti__fuzz_cpu_limit = e ? atoi(e) : 0;
+    if (fti__fuzz_cpu_limit <= 0) return;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fti__fuzz_tick;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGVTALRM, &sa, NULL);
+    memset(&it, 0, sizeof it);
+    it.it_interval.tv_sec = 1;
+    it.it_value.tv_sec = 1;
+    setitimer(ITIMER_VIRTUAL, &it, NULL);
+}
+#endif
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     if (fti__fuzz_select(argv && *argv ? (*argv)[0] : NULL) != 0) exit(2);
+#ifdef FTI__FUZZ_CPU_LIMIT
+    fti__fuzz_cpu_limit_start();
+#endif
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+#ifdef FTI__FUZZ_CPU_LIMIT
+    fti__fuzz_units = (fti__fuzz_units + 1) & 0x3fffffff;
+#endif
     return fti__fuzz_selected(data, size);
 }
 

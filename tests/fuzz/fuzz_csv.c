@@ -33,9 +33,12 @@ static void fti_fuzz_csv_records(const char *s, size_t n) {
                 fti_fuzz_csv_fields(&vals, offs, nf, k, &f, &fl);
                 if (k) fti_buf_putc(&line, ',');
                 fti_buf_putc(&line, '"');
-                for (j = 0; j < fl; j++) {
-                    if (f[j] == '"') fti_buf_putc(&line, '"');
-                    fti_buf_putc(&line, f[j]);
+                for (j = 0; j < fl;) { /* runs up to each quote, which is doubled */
+                    const char *q = (const char *)memchr(f + j, '"', fl - j);
+                    size_t e = q ? (size_t)(q - f) + 1 : fl;
+                    fti_buf_append(&line, f + j, e - j);
+                    if (q) fti_buf_putc(&line, '"');
+                    j = e;
                 }
                 fti_buf_putc(&line, '"');
             }
