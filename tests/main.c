@@ -138,7 +138,7 @@ int fti_test_kernel_tables(const fti_kernels **out) {
 /* --- the engine tests' model (test.h) ---------------------------------------------------- */
 const char *fti_test_model(const char *file, const fti_test_model_opts *o,
                            fti_model_config *cfg_out, float **params_out) {
-    static const fti_test_model_opts defaults = {0, 0, 0, 0.0f, 0, 0, NULL};
+    static const fti_test_model_opts defaults = {0, 0, 0, 0.0f, 0, 0, NULL, NULL};
     static char store[96][16];
     static char *toks[96];
     int32_t special = 95;
@@ -198,7 +198,7 @@ const char *fti_test_model(const char *file, const fti_test_model_opts *o,
     m.add_bos = o->vocab != FTI_TEST_VOCAB_PLAIN;
     memset(&mo, 0, sizeof mo);
     mo.matrix_type = o->matrix_type;
-    if (fti_gguf_write_llama(path, &cfg, params, &m, NULL, &mo, &err) != FTI_OK) {
+    if (fti_gguf_write_llama(path, &cfg, params, &m, o->lineage, &mo, &err) != FTI_OK) {
         fprintf(stderr, "    write %s: %s\n", file, err.msg);
         free(params);
         return NULL;

@@ -117,7 +117,9 @@ typedef struct fti_test_model_opts {
     int tied;             /* tied embeddings */
     int vocab;            /* FTI_TEST_VOCAB_* */
     const float *params;  /* not NULL: write these weights instead (seed and scale unused) */
+    const struct fti_gguf_lineage *lineage; /* the file's lineage keys (NULL: none) */
 } fti_test_model_opts;
+struct fti_gguf_lineage;
 struct fti_model_config;
 struct fti_engine;
 struct fti_session;
