@@ -50,6 +50,22 @@
 #endif
 #endif
 
+/* Internal: brackets a section of x86 intrinsics code. g++ 12 warns inside its own AVX-512
+ * headers (_mm512_undefined_* "used uninitialized") once they are inlined, a known false
+ * positive; these silence it for the section only (gcc, not clang; empty elsewhere). Each
+ * expands to _Pragma operators, so it can stand on its own line inside an #if block:
+ *     FTI__X86_WARN_PUSH ... x86 functions ... FTI__X86_WARN_POP */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__TINYC__)
+#define FTI__X86_WARN_PUSH                                 \
+    _Pragma("GCC diagnostic push")                         \
+    _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") \
+    _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define FTI__X86_WARN_POP _Pragma("GCC diagnostic pop")
+#else
+#define FTI__X86_WARN_PUSH
+#define FTI__X86_WARN_POP
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -6,13 +6,7 @@
 #include "02_kernels.h"
 
 #if defined(FTI__X86)
-#if defined(__GNUC__) && !defined(__clang__)
-/* g++ 12 warns inside its own AVX-512 headers (_mm512_undefined_* "used uninitialized") once
- * they are inlined: a known false positive, silenced for this section only. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 #include <immintrin.h>
 #include <cpuid.h>
 
@@ -1819,7 +1813,5 @@ static const fti_kernels *fti__kernels_avx512(unsigned features) {
     (void)features;
     return NULL;
 }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+FTI__X86_WARN_POP
 #endif /* FTI__X86 */

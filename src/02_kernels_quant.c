@@ -99,11 +99,7 @@ static void fti__qtile_q4_0_ref(const char *const *w, const int8_t *const *xq,
 
 /* --- x86-64 ---------------------------------------------------------------------------------- */
 #if defined(FTI__X86)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 
 /* AVX2, Q8_0: two weight rows at a time against the 4 activation rows (8 accumulators). */
 FTI__AVX2 static void fti__qtile_q8_0_avx2(const char *const *w, const int8_t *const *xq,
@@ -505,9 +501,7 @@ FTI__VNNI static void fti__qp_task(void *vctx, size_t g0, size_t g1, int thread)
 }
 #endif /* !FTI_NO_AVX512 */
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+FTI__X86_WARN_POP
 #endif /* FTI__X86 */
 
 /* --- aarch64 NEON ---------------------------------------------------------------------------- */

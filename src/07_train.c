@@ -1505,4 +1505,141 @@ FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, cha
     return r;
 }
 
+/* The config object of a card (preset NULL: not written). */
+static void fti__reg_config_json(fti_jw *w, const fti_model_config *cfg, const char *preset) {
+    fti_jw_obj_begin(w);
+    if (preset) {
+        fti_jw_key(w, "preset");
+        fti_jw_str(w, preset);
+    }
+    fti_jw_key(w, "vocab_size"); fti_jw_int(w, cfg->vocab_size);
+    fti_jw_key(w, "dim"); fti_jw_int(w, cfg->dim);
+    fti_jw_key(w, "n_layers"); fti_jw_int(w, cfg->n_layers);
+    fti_jw_key(w, "n_heads"); fti_jw_int(w, cfg->n_heads);
+    fti_jw_key(w, "n_kv_heads"); fti_jw_int(w, cfg->n_kv_heads ? cfg->n_kv_heads : cfg->n_heads);
+    fti_jw_key(w, "hidden_dim"); fti_jw_int(w, cfg->hidden_dim);
+    fti_jw_key(w, "context_len"); fti_jw_int(w, cfg->context_len);
+    fti_jw_key(w, "rope_base"); fti_jw_num(w, cfg->rope_base ? cfg->rope_base : 10000.0);
+    fti_jw_key(w, "norm_eps"); fti_jw_num(w, cfg->norm_eps ? cfg->norm_eps : 1e-5);
+    fti_jw_key(w, "tied_embeddings"); fti_jw_bool(w, cfg->tied_embeddings);
+    fti_jw_key(w, "n_params"); fti_jw_int(w, (int64_t)fti_model_n_params(cfg));
+    fti_jw_obj_end(w);
+}
+
+/* The string value of key in g as member (absent or not a string: `missing`, or nothing when
+ * missing is NULL). */
+static void fti__reg_gguf_str(fti_jw *w, const fti_gguf *g, const char *key, const char *member,
+                              const char *missing) {
+    const char *s;
+    size_t n;
+    if (fti_gguf_get_str(g, key, &s, &n, NULL) == FTI_OK) {
+        fti_jw_key(w, member);
+        fti_jw_strn(w, s, n);
+    } else if (missing) {
+        fti_jw_key(w, member);
+        fti_jw_str(w, missing);
+    }
+}
+
+FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file,
+                                        const fti_registry_add_opts *opts, char id_out[17],
+                                        fti_error *err) {
+    fti_registry_add_opts o;
+    fti_gguf *g = NULL;
+    fti_model_config cfg;
+    const fti_gguf_tensor *emb;
+    char parent[FTI__REG_ID_LEN + 1];
+    const char *s;
+    size_t n;
+    uint64_t u;
+    float f;
+    fti_buf card;
+    fti_jw w;
+    fti_result r;
+    memset(&o, 0, sizeof(o));
+    if (opts) o = *opts;
+    memset(&card, 0, sizeof(card));
+    if (!home || !model_file || !id_out)
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if (o.parent && (r = fti_registry_resolve(home, o.parent, parent, err)) != FTI_OK) {
+        fti_error_prefix(err, "registry: the parent");
+        return r;
+    }
+    /* a llama model the engine would load (the reader's checks, the layout's tensors) */
+    if ((r = fti_gguf_open(&g, model_file, NULL, err)) != FTI_OK) return r;
+    if ((r = fti_gguf_llama_config(g, &cfg, 0, err)) != FTI_OK) goto done;
+    emb = fti_gguf_find_tensor(g, "token_embd.weight");
+    fti_jw_init(&w, &card, 1);
+    fti_jw_obj_begin(&w);
+    if (o.name) {
+        fti_jw_key(&w, "name");
+        fti_jw_str(&w, o.name);
+    } else if (fti_gguf_get_str(g, "general.name", &s, &n, NULL) == FTI_OK) {
+        fti_jw_key(&w, "name");
+        fti_jw_strn(&w, s, n);
+    } else {
+        const char *ext;
+        s = fti_path_base(model_file);
+        ext = fti_path_ext(s); /* after the dot, or the end */
+        fti_jw_key(&w, "name");
+        fti_jw_strn(&w, s, *ext ? (size_t)(ext - 1 - s) : strlen(s));
+    }
+    fti_jw_key(&w, "type"); fti_jw_str(&w, "model");
+    fti_jw_key(&w, "architecture"); fti_jw_str(&w, "llama");
+    fti_jw_key(&w, "origin"); fti_jw_str(&w, "added");
+    fti_jw_key(&w, "source"); fti_jw_str(&w, model_file);
+    fti_jw_key(&w, "weight_type");
+    fti_jw_str(&w, emb && fti_ggml_type_name(emb->type) ? fti_ggml_type_name(emb->type) : "?");
+    /* lineage: the file's own keys (written by fti's trainer, kept by fti-quantize) */
+    fti__reg_gguf_str(&w, g, "fti.dataset.version", "dataset", "");
+    fti__reg_gguf_str(&w, g, "fti.tokenizer.sha256", "tokenizer", "");
+    if (o.parent) {
+        fti_jw_key(&w, "parent");
+        fti_jw_str(&w, parent);
+        fti_jw_key(&w, "relation");
+        fti_jw_str(&w, "derived from");
+    } else if (fti_gguf_get_str(g, "fti.base_model.sha256", &s, &n, NULL) == FTI_OK ||
+               fti_gguf_get_str(g, "fti.base_model.id", &s, &n, NULL) == FTI_OK) {
+        fti_jw_key(&w, "parent");
+        fti_jw_strn(&w, s, n < FTI__REG_ID_LEN ? n : FTI__REG_ID_LEN);
+    } else {
+        fti_jw_key(&w, "parent");
+        fti_jw_null(&w);
+    }
+    fti__reg_gguf_str(&w, g, "fti.created", "trained", NULL);
+    fti__reg_gguf_str(&w, g, "fti.dataset.store", "store", NULL);
+    if (fti_gguf_get_u64(g, "fti.train.steps", &u, NULL) == FTI_OK) {
+        fti_jw_key(&w, "steps");
+        fti_jw_int(&w, (int64_t)u);
+        if (fti_gguf_get_f32(g, "fti.train.loss", &f, NULL) == FTI_OK) {
+            fti_jw_key(&w, "train_loss");
+            fti_jw_num(&w, f);
+        }
+    }
+    if (fti_gguf_get_u64(g, "fti.train.tokens", &u, NULL) == FTI_OK) {
+        fti_jw_key(&w, "tokens");
+        fti_jw_int(&w, (int64_t)u);
+    }
+    if (fti_gguf_get_f32(g, "fti.train.val_loss", &f, NULL) == FTI_OK && f > 0 && f < 100) {
+        fti_jw_key(&w, "val_loss");
+        fti_jw_num(&w, f);
+        fti_jw_key(&w, "val_perplexity");
+        fti_jw_num(&w, exp(f));
+    }
+    fti_jw_key(&w, "config");
+    fti__reg_config_json(&w, &cfg, NULL);
+    fti_jw_obj_end(&w);
+    fti_gguf_close(g);
+    g = NULL;
+    if (card.oom) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+        goto done;
+    }
+    r = fti_registry_add(home, model_file, card.data, card.len, id_out, err);
+done:
+    fti_gguf_close(g);
+    fti_buf_free(&card);
+    return r;
+}
+
 #endif /* FTI_NO_TRAIN */

@@ -232,6 +232,27 @@ FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, cha
 /* The aliases as a JSON object {"alias": {"id": "...", "history": [...]}}. */
 FTIDEF fti_result fti_registry_aliases(const char *home, fti_buf *out, fti_error *err);
 
+/* Options of fti_registry_add_file; zero (or NULL) for the defaults. */
+typedef struct fti_registry_add_opts {
+    const char *name;   /* the card's name; NULL = the file's general.name, else its base name */
+    const char *parent; /* id, id prefix or alias of the registered model the file derives from
+                         * (e.g. the model it was quantized from); NULL = the file's own
+                         * fti.base_model.sha256 key, or none */
+} fti_registry_add_opts;
+/* Registers an existing GGUF llama model file (fti-quantize's output, a model from another
+ * workspace or tool) with its lineage: the file must load as a llama model (fti_gguf_open and
+ * fti_gguf_llama_config checks); its card is built from the file itself: name, "origin":
+ * "added", "source" (model_file as given), "weight_type", "config", and the lineage keys fti's
+ * trainer writes when present (fti.dataset.version -> "dataset", fti.tokenizer.sha256 ->
+ * "tokenizer", fti.base_model.sha256 -> "parent", fti.created -> "trained", fti.train.steps,
+ * .tokens, .loss, .val_loss -> "steps", "tokens", "train_loss", "val_loss"). Then as
+ * fti_registry_add (copied under its id; adding the same file again rewrites its card).
+ * Errors: those of fti_gguf_open / fti_gguf_llama_config naming the file, FTI_ERR_NOT_FOUND
+ * for an unknown parent, and fti_registry_add's. Thread safety: as fti_registry_add. */
+FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file,
+                                        const fti_registry_add_opts *opts, char id_out[17],
+                                        fti_error *err);
+
 /* --- training driver: a dataset version in, a registered model out ----------------------------- */
 /*
  * fti_train_run does what build/fti-train does, as a library call (src/07_train_run.c):

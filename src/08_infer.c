@@ -1655,11 +1655,7 @@ FTIDEF void fti_batch_free(fti_batch *d) {
 #define FTI__BT_BLOCK ((size_t)16)
 
 #if defined(FTI__X86)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 #define FTI__BT_INLINE __inline__ __attribute__((always_inline))
 #if defined(__clang__)
 #define FTI__BT_UNROLL _Pragma("unroll")
@@ -1878,9 +1874,7 @@ FTI__AVX2 static void fti__bt_values16_avx2_f16(const float *p, const void *vc, 
                                                size_t m, float *y, size_t nc) {
     FTI__BT_NC_CASES(nc, fti__bt_values_avx2, p, vc, ld, m, y, 1)
 }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+FTI__X86_WARN_POP
 #endif /* FTI__X86 */
 
 /* The max of x (n >= 8); 1 in *bad when one is NaN or ±inf (max in any order: exact). */

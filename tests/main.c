@@ -135,6 +135,106 @@ int fti_test_kernel_tables(const fti_kernels **out) {
     return n;
 }
 
+/* --- the engine tests' model (test.h) ---------------------------------------------------- */
+const char *fti_test_model(const char *file, const fti_test_model_opts *o,
+                           fti_model_config *cfg_out, float **params_out) {
+    static const fti_test_model_opts defaults = {0, 0, 0, 0.0f, 0, 0, NULL, NULL};
+    static char store[96][16];
+    static char *toks[96];
+    int32_t special = 95;
+    fti_model_config cfg;
+    fti_gguf_tokenizer_meta m;
+    fti_gguf_model_opts mo;
+    fti_error err;
+    float *params;
+    size_t i, n;
+    const char *path = fti_test_tmp(file);
+    if (!o) o = &defaults;
+    if (params_out) *params_out = NULL;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vocab_size = 96;
+    cfg.dim = 64;
+    cfg.n_layers = 2;
+    cfg.n_heads = 4;
+    cfg.n_kv_heads = 2;
+    cfg.hidden_dim = 160;
+    cfg.context_len = o->context_len ? o->context_len : 48;
+    cfg.tied_embeddings = o->tied;
+    if (fti_model_config_resolve(&cfg, &err) != FTI_OK) {
+        fprintf(stderr, "    model config: %s\n", err.msg);
+        return NULL;
+    }
+    if (cfg_out) *cfg_out = cfg;
+    n = fti_model_n_params(&cfg);
+    params = (float *)malloc(n * sizeof(float));
+    if (!params) return NULL;
+    if (o->params) {
+        memcpy(params, o->params, n * sizeof(float));
+    } else {
+        fti_model_init_params(&cfg, params, o->seed);
+        /* larger weights than the init so the logits are not all near zero */
+        if (o->scale != 0.0f && o->scale != 1.0f)
+            for (i = 0; i < n; i++) params[i] *= o->scale;
+    }
+    for (i = 0; i < 96; i++) {
+        /* byte 0x20 shows as U+0120 in GPT-2's byte-to-unicode form */
+        if (i == 95) snprintf(store[i], 16, "<|endoftext|>");
+        else if (o->vocab == FTI_TEST_VOCAB_PLAIN) snprintf(store[i], 16, "t%lu", (unsigned long)i);
+        else if (i < 26) snprintf(store[i], 16, "%c", (int)('a' + i));
+        else if (i < 52) snprintf(store[i], 16, "\xc4\xa0%c", (int)('a' + i - 26));
+        else if (i == 52 && o->vocab == FTI_TEST_VOCAB_BYTES) snprintf(store[i], 16, "\xc3\xa9");
+        else if (i == 53 && o->vocab == FTI_TEST_VOCAB_BYTES) snprintf(store[i], 16, "\xc2\xa9");
+        else snprintf(store[i], 16, "x%lu", (unsigned long)i);
+        toks[i] = store[i];
+    }
+    memset(&m, 0, sizeof m);
+    m.n_tokens = 96;
+    m.tokens = (const char *const *)toks;
+    m.special_ids = &special;
+    m.n_special = 1;
+    m.bos_id = 95;
+    m.eos_id = 95;
+    m.pad_id = -1;
+    m.add_bos = o->vocab != FTI_TEST_VOCAB_PLAIN;
+    memset(&mo, 0, sizeof mo);
+    mo.matrix_type = o->matrix_type;
+    if (fti_gguf_write_llama(path, &cfg, params, &m, o->lineage, &mo, &err) != FTI_OK) {
+        fprintf(stderr, "    write %s: %s\n", file, err.msg);
+        free(params);
+        return NULL;
+    }
+    if (params_out) *params_out = params;
+    else free(params);
+    return path;
+}
+
+int fti_test_open_sessions(const char *path, const fti_session_opts *so, fti_engine **e,
+                           fti_session **s, size_t n) {
+    fti_error err;
+    size_t i;
+    *e = NULL;
+    for (i = 0; i < n; i++) s[i] = NULL;
+    if (!path) return -1;
+    if (fti_engine_open(e, path, NULL, &err) != FTI_OK) {
+        fprintf(stderr, "    open %s: %s\n", path, err.msg);
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        if (fti_session_create(&s[i], *e, so, &err) != FTI_OK) {
+            fprintf(stderr, "    session %lu: %s\n", (unsigned long)i, err.msg);
+            fti_test_close_sessions(*e, s, i);
+            *e = NULL;
+            return -1;
+        }
+    return 0;
+}
+
+void fti_test_close_sessions(fti_engine *e, fti_session **s, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) fti_session_free(s[i]);
+    fti_engine_close(e);
+}
+
 /* --- the tests ----------------------------------------------------------------------------- */
 #include "tests_gen.c" /* generated: includes every tests/test_*.c and defines fti_tests[] */
 

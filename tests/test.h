@@ -102,4 +102,38 @@ const char *fti_test_tmp(const char *rel);
 /* Writes a whole file (test setup); returns 0 on success. */
 int fti_test_write_file(const char *path, const void *data, size_t n);
 
+/* The small llama model of the engine tests (test_infer.c, test_batch.c, test_server.c), built
+ * in tests/main.c: vocabulary 96 (95 = <|endoftext|>, BOS and EOS), dim 64, 2 layers, 4 heads,
+ * 2 KV heads, hidden 160; its weights are fti_model_init_params(seed) times scale (or the
+ * given ones), written as a GGUF file of the given matrix type in the test's temp dir. */
+#define FTI_TEST_VOCAB_LETTERS 0 /* "a".."z", " a".." z" (as U+0120 a..z), "x52".."x94"; add_bos */
+#define FTI_TEST_VOCAB_BYTES 1   /* LETTERS with the lone bytes 0xE9 (id 52), 0xA9 (53) */
+#define FTI_TEST_VOCAB_PLAIN 2   /* "t0".."t94"; no add_bos */
+typedef struct fti_test_model_opts {
+    unsigned matrix_type; /* FTI_GGML_* of the matrices (0: F32) */
+    unsigned context_len; /* 0: 48 */
+    unsigned long seed;   /* of fti_model_init_params */
+    float scale;          /* the initial weights times this (0: 1) */
+    int tied;             /* tied embeddings */
+    int vocab;            /* FTI_TEST_VOCAB_* */
+    const float *params;  /* not NULL: write these weights instead (seed and scale unused) */
+    const struct fti_gguf_lineage *lineage; /* the file's lineage keys (NULL: none) */
+} fti_test_model_opts;
+struct fti_gguf_lineage;
+struct fti_model_config;
+struct fti_engine;
+struct fti_session;
+struct fti_session_opts;
+/* Writes the model (o NULL: all defaults) as file under the test's temp dir and returns its
+ * path, or NULL with the reason printed. cfg_out (may be NULL) gets the resolved config;
+ * params_out (may be NULL) the f32 weights written, malloc'd, for the caller to free. */
+const char *fti_test_model(const char *file, const fti_test_model_opts *o,
+                           struct fti_model_config *cfg_out, float **params_out);
+/* Opens the model file path (NULL fails) and n sessions on it (options so, may be NULL) into
+ * *e and s[0..n); 0 on success, else -1 with the reason printed and nothing left open.
+ * fti_test_close_sessions frees the n sessions (NULL ones skipped) and closes e. */
+int fti_test_open_sessions(const char *path, const struct fti_session_opts *so,
+                           struct fti_engine **e, struct fti_session **s, size_t n);
+void fti_test_close_sessions(struct fti_engine *e, struct fti_session **s, size_t n);
+
 #endif

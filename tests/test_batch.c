@@ -242,50 +242,18 @@ FTI_TEST(batch_attention_matches_head) {
             }
 }
 
-/* A small model (vocab 96, head size 16, GQA) as a GGUF file of matrix type mt, its initial
- * weights times scale. */
+/* The tests' small model (fti_test_model: vocab 96, head size 16, GQA) with the "t0".."t94"
+ * vocabulary, context 64, seed 7, as a GGUF file of matrix type mt, its initial weights times
+ * scale. */
 static const char *bt_model_scaled(uint32_t mt, const char *file, float scale) {
-    fti_model_config cfg;
-    fti_gguf_tokenizer_meta m;
-    fti_gguf_model_opts mo;
-    fti_error err;
-    static char *toks[96];
-    static char store[96][16];
-    int32_t special = 95;
-    float *params;
-    size_t i;
-    const char *path = fti_test_tmp(file);
-    memset(&cfg, 0, sizeof cfg);
-    cfg.vocab_size = 96;
-    cfg.dim = 64;
-    cfg.n_layers = 2;
-    cfg.n_heads = 4;
-    cfg.n_kv_heads = 2;
-    cfg.hidden_dim = 160;
-    cfg.context_len = 64;
-    if (fti_model_config_resolve(&cfg, &err) != FTI_OK) return NULL;
-    params = (float *)malloc(fti_model_n_params(&cfg) * sizeof(float));
-    if (!params) return NULL;
-    fti_model_init_params(&cfg, params, 7);
-    for (i = 0; i < fti_model_n_params(&cfg); i++) params[i] *= scale;
-    for (i = 0; i < 96; i++) {
-        if (i == 95) snprintf(store[i], 16, "<|endoftext|>");
-        else snprintf(store[i], 16, "t%lu", (unsigned long)i);
-        toks[i] = store[i];
-    }
-    memset(&m, 0, sizeof m);
-    m.n_tokens = 96;
-    m.tokens = (const char *const *)toks;
-    m.special_ids = &special;
-    m.n_special = 1;
-    m.bos_id = 95;
-    m.eos_id = 95;
-    m.pad_id = -1;
-    memset(&mo, 0, sizeof mo);
-    mo.matrix_type = mt;
-    if (fti_gguf_write_llama(path, &cfg, params, &m, NULL, &mo, &err) != FTI_OK) path = NULL;
-    free(params);
-    return path;
+    fti_test_model_opts o;
+    memset(&o, 0, sizeof o);
+    o.matrix_type = mt;
+    o.context_len = 64;
+    o.seed = 7;
+    o.scale = scale;
+    o.vocab = FTI_TEST_VOCAB_PLAIN;
+    return fti_test_model(file, &o, NULL, NULL);
 }
 
 static const char *bt_model(uint32_t mt, const char *file) {
@@ -304,7 +272,7 @@ FTI_TEST(batch_prefill_matches_session) {
     for (ti = 0; ti < 3; ti++) {
         const char *path = bt_model(types[ti], "bp.gguf");
         fti_engine *e = NULL;
-        fti_session *ref = NULL, *a = NULL, *b = NULL, *pair[2];
+        fti_session *s[3], *ref, *a, *b, *pair[2];
         fti_batch *bt = NULL;
         fti_pool *pool = fti_pool_create(3);
         fti_error err;
@@ -312,12 +280,12 @@ FTI_TEST(batch_prefill_matches_session) {
         float *la, *lr, *lb;
         size_t n = 23, i, V = 96;
         double max_err = 0;
-        REQUIRE(path != NULL && pool != NULL);
-        REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+        REQUIRE(pool != NULL);
+        REQUIRE(fti_test_open_sessions(path, NULL, &e, s, 3) == 0);
+        ref = s[0];
+        a = s[1];
+        b = s[2];
         for (i = 0; i < n; i++) prompt[i] = (int32_t)((i * 37 + 5) % 95);
-        REQUIRE(fti_session_create(&ref, e, NULL, &err) == FTI_OK);
-        REQUIRE(fti_session_create(&a, e, NULL, &err) == FTI_OK);
-        REQUIRE(fti_session_create(&b, e, NULL, &err) == FTI_OK);
         REQUIRE(fti_batch_create(e, 5, fti_session_n_ctx(a), &bt, &err) == FTI_OK);
         la = (float *)malloc(n * V * sizeof(float));
         lr = (float *)malloc(n * V * sizeof(float));
@@ -368,10 +336,7 @@ FTI_TEST(batch_prefill_matches_session) {
         free(lr);
         free(lb);
         fti_batch_free(bt);
-        fti_session_free(ref);
-        fti_session_free(a);
-        fti_session_free(b);
-        fti_engine_close(e);
+        fti_test_close_sessions(e, s, 3);
         fti_pool_free(pool);
     }
 }

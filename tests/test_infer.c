@@ -2,69 +2,30 @@
  * types within tolerance, KV cache / batching / threads consistency, caller memory, samplers,
  * streaming with stop strings, prompt fitting. */
 
-/* Writes a small random llama model (vocab 96 with a gpt2-style vocabulary) of matrix type mt
- * and returns its config and f32 params (malloc'ed). */
-static const char *ti_model_write(const fti_model_config *cfg, const float *params, uint32_t mt,
-                                  const char *file);
-
+/* The tests' small model (fti_test_model) with the letters-and-bytes vocabulary ("a".."z",
+ * " a".." z", the lone bytes 0xE9 and 0xA9 at 52 and 53), context 48, seed 11, tied or not, its
+ * initial weights times scale, as a GGUF file of matrix type mt; returns its config and f32
+ * params (malloc'ed). */
 static const char *ti_model(fti_model_config *cfg, float **params, uint32_t mt, int tied,
                             const char *file, float scale) {
-    fti_error err;
-    size_t i;
-    memset(cfg, 0, sizeof *cfg);
-    cfg->vocab_size = 96;
-    cfg->dim = 64;
-    cfg->n_layers = 2;
-    cfg->n_heads = 4;
-    cfg->n_kv_heads = 2;
-    cfg->hidden_dim = 160;
-    cfg->context_len = 48;
-    cfg->tied_embeddings = tied;
-    if (fti_model_config_resolve(cfg, &err) != FTI_OK) return NULL;
-    *params = (float *)malloc(fti_model_n_params(cfg) * sizeof(float));
-    fti_model_init_params(cfg, *params, 11);
-    /* larger weights than the init so the logits are not all near zero */
-    for (i = 0; i < fti_model_n_params(cfg); i++) (*params)[i] *= scale;
-    return ti_model_write(cfg, *params, mt, file);
+    fti_test_model_opts o;
+    memset(&o, 0, sizeof o);
+    o.matrix_type = mt;
+    o.seed = 11;
+    o.scale = scale;
+    o.tied = tied;
+    o.vocab = FTI_TEST_VOCAB_BYTES;
+    return fti_test_model(file, &o, cfg, params);
 }
 
-/* Writes params of cfg (vocab 96) with the test vocabulary as a model file of matrix type mt. */
-static const char *ti_model_write(const fti_model_config *cfg, const float *params, uint32_t mt,
-                                  const char *file) {
-    fti_gguf_tokenizer_meta m;
-    fti_gguf_model_opts mo;
-    fti_error err;
-    static char *toks[96];
-    static char store[96][16];
-    int32_t special = 95;
-    size_t i;
-    const char *path = fti_test_tmp(file);
-    for (i = 0; i < 96; i++) {
-        /* tokens: "a".."z", then "\xc4\xa0x" (space + letter: byte 0x20 shows as U+0120) ... */
-        if (i < 26) snprintf(store[i], 16, "%c", (int)('a' + i));
-        else if (i < 52) snprintf(store[i], 16, "\xc4\xa0%c", (int)('a' + i - 26));
-        else if (i == 52) snprintf(store[i], 16, "\xc3\xa9"); /* byte 0xE9 */
-        else if (i == 53) snprintf(store[i], 16, "\xc2\xa9"); /* byte 0xA9 */
-        else if (i == 95) snprintf(store[i], 16, "<|endoftext|>");
-        else snprintf(store[i], 16, "x%lu", (unsigned long)i);
-        toks[i] = store[i];
-    }
-    memset(&m, 0, sizeof m);
-    m.n_tokens = 96;
-    m.tokens = (const char *const *)toks;
-    m.special_ids = &special;
-    m.n_special = 1;
-    m.bos_id = 95;
-    m.eos_id = 95;
-    m.pad_id = -1;
-    m.add_bos = 1;
-    memset(&mo, 0, sizeof mo);
-    mo.matrix_type = mt;
-    if (fti_gguf_write_llama(path, cfg, params, &m, NULL, &mo, &err) != FTI_OK) {
-        fprintf(stderr, "    write: %s\n", err.msg);
-        return NULL;
-    }
-    return path;
+/* Writes params of that model's config (untied) with the same vocabulary, matrix type mt. */
+static const char *ti_model_write(const float *params, uint32_t mt, const char *file) {
+    fti_test_model_opts o;
+    memset(&o, 0, sizeof o);
+    o.matrix_type = mt;
+    o.vocab = FTI_TEST_VOCAB_BYTES;
+    o.params = params;
+    return fti_test_model(file, &o, NULL, NULL);
 }
 
 /* The training forward's logits (T,V) for one sequence. */
@@ -213,7 +174,7 @@ FTI_TEST(infer_quantized_tolerance) {
     for (ti = 0; ti < 4; ti++) {
         fti_model_config cfg = cfg0;
         float *params = p0, *ref, *got;
-        const char *path = ti_model_write(&cfg, params, types[ti], "q.gguf");
+        const char *path = ti_model_write(params, types[ti], "q.gguf");
         fti_engine *e = NULL;
         fti_session *s = NULL;
         fti_error err;
@@ -843,21 +804,18 @@ FTI_TEST(infer_eval_batch_matches_sessions) {
         float *params = NULL;
         const char *path = ti_model(&cfg, &params, types[ti], 0, "eb.gguf", 4.0f);
         fti_engine *e = NULL;
-        fti_session *ref[5], *bat[5], *one[5];
+        fti_session *all[15], **ref = all, **bat = all + 5, **one = all + 10;
         fti_batch *bt = NULL;
         fti_pool *pool = fti_pool_create(3);
         fti_error err;
         size_t b, step, v, plen;
         double max_err = 0;
         int same = 1;
-        REQUIRE(path != NULL && pool != NULL);
-        REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+        REQUIRE(pool != NULL);
+        REQUIRE(fti_test_open_sessions(path, NULL, &e, all, 15) == 0);
         for (b = 0; b < 5; b++) {
             int32_t prompt[10];
             for (plen = 0; plen < 2 + 2 * b; plen++) prompt[plen] = (int32_t)((b * 17 + plen * 5) % 95);
-            REQUIRE(fti_session_create(&ref[b], e, NULL, &err) == FTI_OK);
-            REQUIRE(fti_session_create(&bat[b], e, NULL, &err) == FTI_OK);
-            REQUIRE(fti_session_create(&one[b], e, NULL, &err) == FTI_OK);
             CHECK_OK(fti_session_eval(ref[b], prompt, plen, NULL, &err));
             CHECK_OK(fti_session_eval(bat[b], prompt, plen, NULL, &err));
             CHECK_OK(fti_session_eval(one[b], prompt, plen, NULL, &err));
@@ -903,12 +861,7 @@ FTI_TEST(infer_eval_batch_matches_sessions) {
             CHECK(fti_session_eval_batch(bt, bat, t2, 7, NULL, &err) == FTI_ERR_INVALID);
         }
         fti_batch_free(bt);
-        for (b = 0; b < 5; b++) {
-            fti_session_free(ref[b]);
-            fti_session_free(bat[b]);
-            fti_session_free(one[b]);
-        }
-        fti_engine_close(e);
+        fti_test_close_sessions(e, all, 15);
         fti_pool_free(pool);
         free(params);
     }

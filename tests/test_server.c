@@ -989,52 +989,15 @@ void fti_test_server_instance_name(void) {}
 #endif
 
 #if !defined(FTI_NO_SERVER)
-/* A small random llama model with a byte-ish vocabulary (as test_infer.c's). */
+/* The tests' small model (fti_test_model) with the letters vocabulary, seed 11, weights x4. */
 static const char *srv_model(const char *file, uint32_t mt) {
-    fti_gguf_tokenizer_meta m;
-    fti_gguf_model_opts mo;
-    fti_model_config cfg;
-    fti_error err;
-    static char *toks[96];
-    static char store[96][16];
-    int32_t special = 95;
-    size_t i;
-    float *params;
-    const char *path = fti_test_tmp(file);
-    memset(&cfg, 0, sizeof cfg);
-    cfg.vocab_size = 96;
-    cfg.dim = 64;
-    cfg.n_layers = 2;
-    cfg.n_heads = 4;
-    cfg.n_kv_heads = 2;
-    cfg.hidden_dim = 160;
-    cfg.context_len = 48;
-    if (fti_model_config_resolve(&cfg, &err) != FTI_OK) return NULL;
-    params = (float *)malloc(fti_model_n_params(&cfg) * sizeof(float));
-    if (!params) return NULL;
-    fti_model_init_params(&cfg, params, 11);
-    for (i = 0; i < fti_model_n_params(&cfg); i++) params[i] *= 4.0f;
-    for (i = 0; i < 96; i++) {
-        if (i < 26) snprintf(store[i], 16, "%c", (int)('a' + i));
-        else if (i < 52) snprintf(store[i], 16, "\xc4\xa0%c", (int)('a' + i - 26));
-        else if (i == 95) snprintf(store[i], 16, "<|endoftext|>");
-        else snprintf(store[i], 16, "x%lu", (unsigned long)i);
-        toks[i] = store[i];
-    }
-    memset(&m, 0, sizeof m);
-    m.n_tokens = 96;
-    m.tokens = (const char *const *)toks;
-    m.special_ids = &special;
-    m.n_special = 1;
-    m.bos_id = 95;
-    m.eos_id = 95;
-    m.pad_id = -1;
-    m.add_bos = 1;
-    memset(&mo, 0, sizeof mo);
-    mo.matrix_type = mt;
-    if (fti_gguf_write_llama(path, &cfg, params, &m, NULL, &mo, &err) != FTI_OK) path = NULL;
-    free(params);
-    return path;
+    fti_test_model_opts o;
+    memset(&o, 0, sizeof o);
+    o.matrix_type = mt;
+    o.seed = 11;
+    o.scale = 4.0f;
+    o.vocab = FTI_TEST_VOCAB_LETTERS;
+    return fti_test_model(file, &o, NULL, NULL);
 }
 
 FTI_TEST(server_batch_decode_matches_sessions) {
@@ -1046,7 +1009,7 @@ FTI_TEST(server_batch_decode_matches_sessions) {
         for (nt = 1; nt <= 2; nt++) {
             const char *path = srv_model(ti ? "m8.gguf" : "m32.gguf", types[ti]);
             fti_engine *e = NULL;
-            fti_session *ref[3] = {NULL, NULL, NULL}, *bat[3] = {NULL, NULL, NULL};
+            fti_session *all[6], **ref = all, **bat = all + 3;
             fti_batch_decoder *d = NULL;
             fti_pool *pool = fti_pool_create(nt);
             fti_error err;
@@ -1055,12 +1018,9 @@ FTI_TEST(server_batch_decode_matches_sessions) {
             static const size_t plen[3] = {7, 2, 4};
             size_t b, step, v;
             double max_err = 0;
-            REQUIRE(path != NULL);
-            REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
             memset(&so, 0, sizeof so);
+            REQUIRE(fti_test_open_sessions(path, &so, &e, all, 6) == 0);
             for (b = 0; b < 3; b++) {
-                REQUIRE(fti_session_create(&ref[b], e, &so, &err) == FTI_OK);
-                REQUIRE(fti_session_create(&bat[b], e, &so, &err) == FTI_OK);
                 CHECK_OK(fti_session_eval(ref[b], prompts[b], plen[b], NULL, &err));
                 CHECK_OK(fti_session_eval(bat[b], prompts[b], plen[b], NULL, &err));
             }
@@ -1096,11 +1056,7 @@ FTI_TEST(server_batch_decode_matches_sessions) {
                 CHECK(fti_batch_decode(d, dup, t2, 5, pool, &err) == FTI_ERR_INVALID);
             }
             fti_batch_decoder_free(d);
-            for (b = 0; b < 3; b++) {
-                fti_session_free(ref[b]);
-                fti_session_free(bat[b]);
-            }
-            fti_engine_close(e);
+            fti_test_close_sessions(e, all, 6);
             fti_pool_free(pool);
         }
     }

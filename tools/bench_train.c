@@ -11,10 +11,12 @@
  *       the end, to compare bf16 matmuls against fp32 (same seed, same batches);
  *       tools/bench_train_bf16_loss.sh runs it over seeds (`make bench-train-bf16-loss`).
  *
- * Prints one line "fti threads=N tokens/s=X gflops=Y fraction=Z rss_mb=M": the best step of
- * `steps` after one warm-up step, the achieved FLOP/s (counted analytically: 3 x the forward's
- * matmul and attention FLOPs), its fraction of the FP32 ceiling of 206 GFLOP/s per core (2 AVX-512
- * FMA units at about 3.2 GHz: the issue's 48 MFLOP x 4,300 tokens/s), and the peak RSS.
+ * Prints one line "fti threads=N tokens/s=X gflops=Y fraction=Z peak_gflops=P ... rss_mb=M
+ * acts_mb=A step_s=S": the best step of `steps` after one warm-up step, the achieved FLOP/s
+ * (counted analytically: 3 x the forward's matmul and attention FLOPs), its fraction of this
+ * machine's fp32 FMA peak at N threads (measured first, tools/bench_peak.h), the peak RSS and the
+ * activation memory of one (batch, ctx) step (fti_model_acts_bytes; the rest of the RSS is
+ * mostly parameters, gradients and the two AdamW moments, 16 bytes per parameter).
  */
 #define FTI_IMPLEMENTATION
 #include "fti.h"
@@ -23,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+
+#include "bench_peak.h"
 
 int main(int argc, char **argv) {
     fti_model_config cfg;
@@ -38,7 +42,7 @@ int main(int argc, char **argv) {
     uint64_t seed = 1;
     uint16_t *data;
     fti_rng rng;
-    double best = 1e30, flops_tok, C, L, F, V;
+    double best = 1e30, flops_tok, C, L, F, V, peak = 0, acts_mb = 0;
     struct rusage ru;
     for (i = 1; i + 1 < (size_t)argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
@@ -105,6 +109,14 @@ int main(int argc, char **argv) {
         o.eval_windows = 64;
         o.eval_every = eval_every > 0 ? (uint64_t)eval_every : 0;
     }
+    if (curve <= 0) { /* the machine's peak, before the trainer's threads exist */
+        fti_model_acts *acts = NULL;
+        peak = bench_peak_gflops(threads);
+        /* the activations of one step (the trainer plans the same (batch, ctx) block) */
+        if (fti_model_acts_create(&cfg, batch, ctx, &acts, &err) == FTI_OK)
+            acts_mb = (double)fti_model_acts_bytes(acts) / (1024.0 * 1024.0);
+        fti_model_acts_free(acts);
+    }
     if (fti_trainer_create(&cfg, NULL, &o, tr, none, &t, &err) != FTI_OK) {
         fprintf(stderr, "bench_train: %s\n", err.msg);
         return 1;
@@ -152,10 +164,10 @@ int main(int argc, char **argv) {
     {
         double tps = (double)(batch * ctx) / best;
         double gf = tps * flops_tok / 1e9;
-        printf("fti%s threads=%d tokens/s=%.1f gflops=%.1f fraction=%.3f mflop/token=%.1f "
-               "rss_mb=%.0f step_s=%.3f\n",
-               bf16 ? "-bf16" : "", threads, tps, gf, gf / (206.0 * threads), flops_tok / 1e6,
-               (double)ru.ru_maxrss / 1024.0, best);
+        printf("fti%s threads=%d tokens/s=%.1f gflops=%.1f fraction=%.3f peak_gflops=%.1f "
+               "mflop/token=%.1f rss_mb=%.0f acts_mb=%.0f step_s=%.3f\n",
+               bf16 ? "-bf16" : "", threads, tps, gf, peak > 0 ? gf / peak : 0.0, peak,
+               flops_tok / 1e6, (double)ru.ru_maxrss / 1024.0, acts_mb, best);
     }
     fti_trainer_free(t);
     free(data);

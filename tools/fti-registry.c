@@ -6,8 +6,11 @@
  *   build/fti-registry [--home DIR] rollback ALIAS
  *   build/fti-registry [--home DIR] lineage ID|ALIAS
  *   build/fti-registry [--home DIR] merge ADAPTER [--name NAME]
+ *   build/fti-registry [--home DIR] add FILE [--alias NAME] [--name NAME] [--parent ID|ALIAS]
  *
  * Example:  build/fti-registry promote 3f2a9c0d1e2b4a5c production
+ *           build/fti-quantize twin/models/3f2a9c0d1e2b4a5c/model.gguf q4.gguf q4_0 &&
+ *           build/fti-registry add q4.gguf --parent 3f2a9c0d --alias production-q4
  * Models live in HOME/models/<id>/ (model.gguf, card.json); aliases in HOME/models/aliases.json
  * move atomically and keep a history, so `rollback` restores the previous target.
  */
@@ -32,6 +35,14 @@ static void usage(FILE *f) {
         "                            source files those were built from\n"
         "  merge ADAPTER [--name N]  merge a registered LoRA adapter into its base model and\n"
         "                            register the result (prints its id last)\n"
+        "  add FILE [--alias A] [--name N] [--parent ID|ALIAS]\n"
+        "                            register an existing GGUF llama model (fti-quantize's\n"
+        "                            output, a model from elsewhere): copied into the registry\n"
+        "                            with a card built from the file (config, weight type and\n"
+        "                            the lineage keys fti's trainer writes: dataset, tokenizer,\n"
+        "                            parent, training figures); --parent names the registered\n"
+        "                            model it derives from (else the file's own parent key),\n"
+        "                            --alias points an alias at it; prints the id last\n"
         "\n"
         "ID may be a unique prefix of a model id.\n");
 }
@@ -130,6 +141,9 @@ static int cmd_show(const char *home, const char *ref, int json) {
     printf("file       %s\n", fti_json_get_str(c, "path", ""));
     printf("sha256     %s\n", fti_json_get_str(c, "sha256", ""));
     printf("parent     %s\n", fti_json_get_str(c, "parent", "(none)"));
+    if (fti_json_get(c, "origin"))
+        printf("origin     %s from %s (%s weights)\n", fti_json_get_str(c, "origin", ""),
+               fti_json_get_str(c, "source", "?"), fti_json_get_str(c, "weight_type", "?"));
     printf("dataset    %s\n", fti_json_get_str(c, "dataset", ""));
     printf("tokenizer  %s\n", fti_json_get_str(c, "tokenizer", ""));
     printf("config     dim %lld, layers %lld, heads %lld/%lld, hidden %lld, context %lld, vocab "
@@ -183,10 +197,18 @@ static int cmd_lineage(const char *home, const char *ref) {
                    (long long)fti_json_get_int(c, "lora_rank", 0),
                    (long long)fti_json_get_int(c, "n_params", 0), fti_json_get_str(c, "sha256", ""));
         printf("\n");
-        printf("%*s  trained on dataset %s (tokenizer %.16s)\n", depth * 2, "", ds_id,
-               fti_json_get_str(c, "tokenizer", ""));
+        if (!strcmp(fti_json_get_str(c, "origin", ""), "added"))
+            printf("%*s  added from %s (%s weights)\n", depth * 2, "",
+                   fti_json_get_str(c, "source", "?"), fti_json_get_str(c, "weight_type", "?"));
+        if (!*ds_id) {
+            printf("%*s  no dataset recorded\n", depth * 2, "");
+            ds_id = NULL;
+        } else {
+            printf("%*s  trained on dataset %s (tokenizer %.16s)\n", depth * 2, "", ds_id,
+                   fti_json_get_str(c, "tokenizer", ""));
+        }
 #ifndef FTI_NO_STORE
-        if (fti_dataset_open(&ds, home, ds_id, &err) == FTI_OK) {
+        if (ds_id && fti_dataset_open(&ds, home, ds_id, &err) == FTI_OK) {
             const fti_json *src = fti_json_get(fti_dataset_manifest(ds), "sources"), *s;
             for (s = src ? src->child : NULL; s; s = s->next)
                 printf("%*s    source %s  %lld bytes  sha256 %.16s  %lld documents\n", depth * 2,
@@ -195,7 +217,7 @@ static int cmd_lineage(const char *home, const char *ref) {
                        fti_json_get_str(s, "sha256", ""),
                        (long long)fti_json_get_int(s, "documents", 0));
             fti_dataset_close(ds);
-        } else {
+        } else if (ds_id) {
             printf("%*s    (dataset not in this workspace: %s)\n", depth * 2, "", err.msg);
         }
 #else
@@ -208,12 +230,57 @@ static int cmd_lineage(const char *home, const char *ref) {
             return 0;
         }
         printf("%*s  %s\n", depth * 2, "",
-               !strcmp(type, "lora_merged")    ? "merged from the LoRA adapter"
+               fti_json_get(c, "relation")     ? fti_json_get_str(c, "relation", "")
+               : !strcmp(type, "lora_merged")  ? "merged from the LoRA adapter"
                : !strcmp(type, "lora_adapter") ? "trained on the frozen base model"
                                                : "fine-tuned from");
         snprintf(cur, sizeof cur, "%s", parent);
         fti_json_free(doc);
+        { /* a parent recorded in an added file may live in another registry */
+            fti_error perr;
+            char pid[17];
+            if (fti_registry_resolve(home, cur, pid, &perr) != FTI_OK) {
+                printf("%*s  %s (not in this registry)\n", (depth + 1) * 2, "", cur);
+                return 0;
+            }
+        }
     }
+    return 0;
+}
+
+/* add FILE [--alias A] [--name N] [--parent REF] (argv[0] is FILE) */
+static int cmd_add(const char *home, int argc, char **argv) {
+    fti_registry_add_opts o;
+    const char *alias = NULL;
+    char id[17];
+    fti_error err;
+    int i;
+    memset(&o, 0, sizeof(o));
+    for (i = 1; i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            usage(stderr);
+            return 2;
+        }
+        if (strcmp(argv[i], "--alias") == 0) alias = argv[i + 1];
+        else if (strcmp(argv[i], "--name") == 0) o.name = argv[i + 1];
+        else if (strcmp(argv[i], "--parent") == 0) o.parent = argv[i + 1];
+        else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (fti_registry_add_file(home, argv[0], &o, id, &err) != FTI_OK) {
+        fprintf(stderr, "fti-registry: %s\n", err.msg);
+        return 1;
+    }
+    if (alias) {
+        if (fti_registry_promote(home, id, alias, &err) != FTI_OK) {
+            fprintf(stderr, "fti-registry: added %s, but the alias failed: %s\n", id, err.msg);
+            return 1;
+        }
+        printf("%s -> %s\n", alias, id);
+    }
+    printf("added model %s\n", id);
     return 0;
 }
 
@@ -275,6 +342,8 @@ int main(int argc, char **argv) {
             printf("merged model %s\n", id);
             rc = 0;
         }
+    } else if (strcmp(cmd, "add") == 0 && i < argc) {
+        rc = cmd_add(home, argc - i, argv + i);
     } else {
         usage(stderr);
     }

@@ -1,0 +1,215 @@
+/* test_registry_add.c: registering an existing GGUF model file (fti_registry_add_file, part 07)
+ * and `fti-registry add`. */
+/* tests-need: !defined(FTI_NO_TRAIN) */
+
+/* The card of ref in home, parsed (NULL on error). */
+static fti_json_doc *ra_card(const char *home, const char *ref) {
+    char id[17];
+    fti_buf b;
+    fti_json_doc *doc = NULL;
+    fti_error err;
+    memset(&b, 0, sizeof b);
+    if (fti_registry_resolve(home, ref, id, &err) != FTI_OK ||
+        fti_registry_card(home, id, &b, &err) != FTI_OK ||
+        fti_json_parse(b.data, b.len, NULL, &doc, NULL, &err) != FTI_OK) {
+        fprintf(stderr, "    card %s: %s\n", ref, err.msg);
+        doc = NULL;
+    }
+    fti_buf_free(&b);
+    return doc;
+}
+
+static size_t ra_count(const char *home) {
+    fti_buf b;
+    fti_error err;
+    size_t n = 0, i;
+    memset(&b, 0, sizeof b);
+    if (fti_registry_list(home, &b, &err) != FTI_OK) return (size_t)-1;
+    for (i = 0; i < b.len; i++) n += b.data[i] == '\n';
+    fti_buf_free(&b);
+    return n;
+}
+
+/* A plain file gets a card from the file (name, config, weight type, no lineage); a file with
+ * fti's lineage keys gets its dataset, tokenizer, parent and training figures; --parent
+ * overrides the parent (resolved: prefix or alias) and says "derived from"; the copy under
+ * HOME/models/<id>/ has the file's SHA-256; adding again is the same id; a missing file, a file
+ * that is not a llama model and an unknown parent are refused with nothing registered. */
+FTI_TEST(registry_add_file_lineage) {
+    char home[4096], plain[4096], trained[4096], junk[4096]; /* fti_test_tmp's slots rotate */
+    const char *path;
+    fti_test_model_opts mo;
+    fti_gguf_lineage lin;
+    fti_registry_add_opts o;
+    fti_json_doc *doc;
+    const fti_json *c;
+    char id1[17], id2[17], id3[17], again[17], hex[65];
+    unsigned char d1[32], d2[32];
+    fti_error err;
+    char *copy;
+    snprintf(home, sizeof home, "%s", fti_test_tmp("home"));
+    snprintf(junk, sizeof junk, "%s", fti_test_tmp("junk.gguf"));
+    memset(&mo, 0, sizeof mo);
+    mo.seed = 3;
+    path = fti_test_model("plain.gguf", &mo, NULL, NULL);
+    REQUIRE(path != NULL);
+    snprintf(plain, sizeof plain, "%s", path);
+    memset(&lin, 0, sizeof lin);
+    lin.name = "twin-q8";
+    lin.dataset_version = "ds-0001";
+    lin.tokenizer_sha256 = "5e1f00aa5e1f00aa5e1f00aa5e1f00aa5e1f00aa5e1f00aa5e1f00aa5e1f00aa";
+    lin.base_model_id = "0123456789abcdef";
+    lin.train_steps = 40;
+    lin.train_tokens = 5120;
+    lin.train_loss = 2.5;
+    lin.val_loss = 2.0;
+    lin.created = "2026-11-26T20:00:00Z";
+    mo.matrix_type = FTI_GGML_Q8_0;
+    mo.lineage = &lin;
+    path = fti_test_model("trained.gguf", &mo, NULL, NULL);
+    REQUIRE(path != NULL);
+    snprintf(trained, sizeof trained, "%s", path);
+
+    /* a plain file */
+    REQUIRE(fti_registry_add_file(home, plain, NULL, id1, &err) == FTI_OK);
+    REQUIRE((doc = ra_card(home, id1)) != NULL);
+    c = fti_json_root(doc);
+    CHECK_EQ_STR(fti_json_get_str(c, "name", ""), "fti-twin"); /* the writer's general.name */
+    CHECK_EQ_STR(fti_json_get_str(c, "type", ""), "model");
+    CHECK_EQ_STR(fti_json_get_str(c, "origin", ""), "added");
+    CHECK_EQ_STR(fti_json_get_str(c, "source", ""), plain);
+    CHECK_EQ_STR(fti_json_get_str(c, "weight_type", ""), "F32");
+    CHECK_EQ_STR(fti_json_get_str(c, "dataset", "?"), "");
+    CHECK(fti_json_get(c, "parent") && fti_json_get(c, "parent")->type == FTI_JSON_NULL);
+    CHECK(fti_json_get(c, "steps") == NULL && fti_json_get(c, "val_loss") == NULL);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(c, "config"), "dim", 0), 64);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(c, "config"), "n_kv_heads", 0), 2);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(c, "config"), "vocab_size", 0), 96);
+    fti_json_free(doc);
+    /* the copy is the file */
+    copy = fti_path_join(home, "models");
+    REQUIRE(copy != NULL);
+    {
+        char *dir = fti_path_join(copy, id1), *gguf = dir ? fti_path_join(dir, "model.gguf") : NULL;
+        REQUIRE(gguf != NULL);
+        CHECK_OK(fti_sha256_file(plain, d1, &err));
+        CHECK_OK(fti_sha256_file(gguf, d2, &err));
+        CHECK(memcmp(d1, d2, 32) == 0);
+        fti_sha256_hex(d1, hex);
+        CHECK(memcmp(hex, id1, 16) == 0);
+        fti_free(dir);
+        fti_free(gguf);
+    }
+    fti_free(copy);
+
+    /* a file with lineage keys */
+    REQUIRE(fti_registry_add_file(home, trained, NULL, id2, &err) == FTI_OK);
+    REQUIRE((doc = ra_card(home, id2)) != NULL);
+    c = fti_json_root(doc);
+    CHECK_EQ_STR(fti_json_get_str(c, "name", ""), "twin-q8");
+    CHECK_EQ_STR(fti_json_get_str(c, "weight_type", ""), "Q8_0");
+    CHECK_EQ_STR(fti_json_get_str(c, "dataset", ""), "ds-0001");
+    CHECK_EQ_STR(fti_json_get_str(c, "tokenizer", ""), lin.tokenizer_sha256);
+    CHECK_EQ_STR(fti_json_get_str(c, "parent", ""), "0123456789abcdef");
+    CHECK(fti_json_get(c, "relation") == NULL);
+    CHECK_EQ_STR(fti_json_get_str(c, "trained", ""), "2026-11-26T20:00:00Z");
+    CHECK_EQ_INT(fti_json_get_int(c, "steps", 0), 40);
+    CHECK_EQ_INT(fti_json_get_int(c, "tokens", 0), 5120);
+    CHECK_NEAR(fti_json_get_num(c, "train_loss", 0), 2.5, 1e-6, 0);
+    CHECK_NEAR(fti_json_get_num(c, "val_loss", 0), 2.0, 1e-6, 0);
+    CHECK_NEAR(fti_json_get_num(c, "val_perplexity", 0), exp(2.0), 1e-5, 0);
+    fti_json_free(doc);
+
+    /* an explicit parent (an alias), a name */
+    CHECK_OK(fti_registry_promote(home, id1, "base", &err));
+    memset(&o, 0, sizeof o);
+    o.name = "mine";
+    o.parent = "base";
+    CHECK_OK(fti_registry_add_file(home, trained, &o, id3, &err));
+    CHECK(strcmp(id3, id2) == 0); /* same file, same id: the card is rewritten */
+    REQUIRE((doc = ra_card(home, id3)) != NULL);
+    c = fti_json_root(doc);
+    CHECK_EQ_STR(fti_json_get_str(c, "name", ""), "mine");
+    CHECK_EQ_STR(fti_json_get_str(c, "parent", ""), id1);
+    CHECK_EQ_STR(fti_json_get_str(c, "relation", ""), "derived from");
+    fti_json_free(doc);
+    CHECK_OK(fti_registry_add_file(home, plain, NULL, again, &err));
+    CHECK(strcmp(again, id1) == 0);
+    CHECK_EQ_INT(ra_count(home), 2);
+
+    /* refusals: nothing registered */
+    o.parent = "nosuchmodel";
+    CHECK(fti_registry_add_file(home, plain, &o, again, &err) == FTI_ERR_NOT_FOUND);
+    CHECK(strstr(err.msg, "parent") != NULL);
+    CHECK(fti_registry_add_file(home, fti_test_tmp("absent.gguf"), NULL, again, &err) != FTI_OK);
+    CHECK(strstr(err.msg, "absent.gguf") != NULL);
+    REQUIRE(fti_test_write_file(junk, "GGUF\x03\0\0\0 not a model at all", 28) == 0);
+    CHECK(fti_registry_add_file(home, junk, NULL, again, &err) != FTI_OK);
+    CHECK(strstr(err.msg, "junk.gguf") != NULL);
+    CHECK(fti_registry_add_file(NULL, plain, NULL, again, &err) == FTI_ERR_INVALID);
+    CHECK(fti_registry_add_file(home, plain, NULL, NULL, &err) == FTI_ERR_INVALID);
+    CHECK_EQ_INT(ra_count(home), 2);
+}
+
+/* The program: `add FILE --alias A` registers and points A at it (the id printed last),
+ * `lineage A` shows where it came from and that its recorded parent is not in this registry,
+ * bad uses exit 1 (a missing file) or 2 (a bad option); --help lists `add`. */
+FTI_TEST(registry_add_program) {
+    char home[4096], out[4096], model[4096];
+    const char *path;
+    fti_test_model_opts mo;
+    fti_gguf_lineage lin;
+    char cmd[16384], id[17];
+    void *text = NULL;
+    size_t len = 0;
+    fti_error err;
+    if (!fti_path_exists("build/fti-registry")) {
+        fprintf(stderr, "    (build/fti-registry not built: skipped)\n");
+        return;
+    }
+    snprintf(home, sizeof home, "%s", fti_test_tmp("home"));
+    snprintf(out, sizeof out, "%s", fti_test_tmp("out.txt"));
+    memset(&lin, 0, sizeof lin);
+    lin.dataset_version = "ds-0002";
+    lin.base_model_id = "fedcba9876543210";
+    memset(&mo, 0, sizeof mo);
+    mo.lineage = &lin;
+    path = fti_test_model("m.gguf", &mo, NULL, NULL);
+    REQUIRE(path != NULL);
+    snprintf(model, sizeof model, "%s", path);
+    snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' add '%s' --alias prod > '%s' 2>&1",
+             home, model, out);
+    CHECK(system(cmd) == 0);
+    REQUIRE(fti_registry_resolve(home, "prod", id, &err) == FTI_OK);
+    REQUIRE(fti_file_read(out, 0, &text, &len, &err) == FTI_OK);
+    {
+        char want[64];
+        snprintf(want, sizeof want, "added model %s\n", id);
+        CHECK(len >= strlen(want) && memcmp((char *)text + len - strlen(want), want,
+                                            strlen(want)) == 0);
+    }
+    fti_free(text);
+    snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' lineage prod > '%s' 2>&1", home, out);
+    CHECK(system(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &text, &len, &err) == FTI_OK);
+    {
+        fti_buf b;
+        memset(&b, 0, sizeof b);
+        fti_buf_append(&b, text, len);
+        fti_buf_putc(&b, 0);
+        CHECK(b.data && strstr(b.data, "added from") != NULL);
+        CHECK(b.data && strstr(b.data, "ds-0002") != NULL);
+        CHECK(b.data && strstr(b.data, "fedcba9876543210 (not in this registry)") != NULL);
+        if (fti_test_failures) fprintf(stderr, "%s", b.data ? b.data : "");
+        fti_buf_free(&b);
+    }
+    fti_free(text);
+    snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' add '%s' > '%s' 2>&1", home,
+             fti_test_tmp("absent.gguf"), out);
+    CHECK(WEXITSTATUS(system(cmd)) == 1);
+    snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' add '%s' --bogus x > '%s' 2>&1",
+             home, model, out);
+    CHECK(WEXITSTATUS(system(cmd)) == 2);
+    snprintf(cmd, sizeof cmd, "build/fti-registry --help | grep -q 'add FILE'");
+    CHECK(system(cmd) == 0);
+}
