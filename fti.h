@@ -117,6 +117,22 @@
 #endif
 #endif
 
+/* Internal: brackets a section of x86 intrinsics code. g++ 12 warns inside its own AVX-512
+ * headers (_mm512_undefined_* "used uninitialized") once they are inlined, a known false
+ * positive; these silence it for the section only (gcc, not clang; empty elsewhere). Each
+ * expands to _Pragma operators, so it can stand on its own line inside an #if block:
+ *     FTI__X86_WARN_PUSH ... x86 functions ... FTI__X86_WARN_POP */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__TINYC__)
+#define FTI__X86_WARN_PUSH                                 \
+    _Pragma("GCC diagnostic push")                         \
+    _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") \
+    _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define FTI__X86_WARN_POP _Pragma("GCC diagnostic pop")
+#else
+#define FTI__X86_WARN_PUSH
+#define FTI__X86_WARN_POP
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -655,6 +671,7 @@ FTIDEF size_t fti_dtype_row_bytes(fti_dtype t, size_t n);
 #define FTI_CPU_NEON (1u << 9)
 #define FTI_CPU_DOTPROD (1u << 10)
 #define FTI_CPU_AVX512VBMI (1u << 11)
+#define FTI_CPU_GFNI (1u << 12) /* with AVX-512: the 512-bit forms */
 
 /* Features of this CPU that fti can use (OS support for the wide registers checked with XGETBV).
  * Always 0 under FTI_NO_SIMD. Thread safety: any thread. */
@@ -2292,6 +2309,27 @@ FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, cha
 /* The aliases as a JSON object {"alias": {"id": "...", "history": [...]}}. */
 FTIDEF fti_result fti_registry_aliases(const char *home, fti_buf *out, fti_error *err);
 
+/* Options of fti_registry_add_file; zero (or NULL) for the defaults. */
+typedef struct fti_registry_add_opts {
+    const char *name;   /* the card's name; NULL = the file's general.name, else its base name */
+    const char *parent; /* id, id prefix or alias of the registered model the file derives from
+                         * (e.g. the model it was quantized from); NULL = the file's own
+                         * fti.base_model.sha256 key, or none */
+} fti_registry_add_opts;
+/* Registers an existing GGUF llama model file (fti-quantize's output, a model from another
+ * workspace or tool) with its lineage: the file must load as a llama model (fti_gguf_open and
+ * fti_gguf_llama_config checks); its card is built from the file itself: name, "origin":
+ * "added", "source" (model_file as given), "weight_type", "config", and the lineage keys fti's
+ * trainer writes when present (fti.dataset.version -> "dataset", fti.tokenizer.sha256 ->
+ * "tokenizer", fti.base_model.sha256 -> "parent", fti.created -> "trained", fti.train.steps,
+ * .tokens, .loss, .val_loss -> "steps", "tokens", "train_loss", "val_loss"). Then as
+ * fti_registry_add (copied under its id; adding the same file again rewrites its card).
+ * Errors: those of fti_gguf_open / fti_gguf_llama_config naming the file, FTI_ERR_NOT_FOUND
+ * for an unknown parent, and fti_registry_add's. Thread safety: as fti_registry_add. */
+FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file,
+                                        const fti_registry_add_opts *opts, char id_out[17],
+                                        fti_error *err);
+
 /* --- training driver: a dataset version in, a registered model out ----------------------------- */
 /*
  * fti_train_run does what build/fti-train does, as a library call (src/07_train_run.c):
@@ -2621,7 +2659,8 @@ typedef struct fti_session_opts {
     fti_kv_type kv_type; /* KV cache elements: 0 = FTI_KV_DEFAULT (f32) */
 } fti_session_opts;
 
-/* Bytes a session with these options needs (KV cache + scratch + the session itself). */
+/* Bytes a session with these options needs (KV cache + scratch + the session itself; the
+ * scratch has one row of dim floats per thread of opts->pool, so pass the same pool to create). */
 FTIDEF size_t fti_session_mem_bytes(const fti_engine *e, const fti_session_opts *opts);
 /* Creates a session. With opts->mem it never allocates; otherwise exactly once. Errors:
  * FTI_ERR_INVALID (n_ctx above 2^24 or sizes overflow), FTI_ERR_LIMIT (mem too small; err gives
@@ -3147,7 +3186,7 @@ typedef struct fti_http_chunked {
     uint64_t remaining;  /* bytes left in the current chunk */
     size_t n_trailer;    /* trailer bytes/fields seen */
     size_t n_trailer_fields;
-    size_t line_len;
+    size_t line_len;     /* bytes from pos known to hold no line end (a line still coming) */
 } fti_http_chunked;
 FTIDEF long fti_http_chunked_feed(fti_http_chunked *c, const unsigned char *buf, size_t len,
                                   const fti_http_limits *lim, fti_buf *out);
@@ -6620,6 +6659,22 @@ static size_t fti__gemm_kc(const fti_kernels *k, size_t K) {
     return n_blocks ? (K + n_blocks - 1) / n_blocks : 1;
 }
 
+/* The block size of one product: the table's, except for fp32 products whose A is packed on the
+ * AVX-512 tables, which take blocks of up to 1024. Packing A (a transposing copy of mc source
+ * rows, kc floats each) stalled on every row's segment: 1.5 KB runs at a 16 KB stride for the
+ * dX product (K = 4096 as 11 × 373) kept the row streams short, a page each with 1024, and C's
+ * tiles are reloaded K/kc times. Measured on Zen 4, one thread (CPU time): dX 4096×288×4096
+ * 95 -> 104 GFLOP/s, square 2048 102 -> 106; the dW product (A read in place, TRANS_A) lost
+ * with 1024 (104 -> 90) and keeps the table's. Depends on K, the flags and the table only. */
+static size_t fti__gemm_kc_for(const fti__gemm_ctx *g) {
+    size_t n_blocks;
+    int in_place = (g->flags & FTI_MM_TRANS_A) && g->k->ukernel_sa;
+    if (g->bf16 || in_place || g->k->isa != FTI_ISA_AVX512 || g->k->kc >= 1024)
+        return fti__gemm_kc(g->k, g->K);
+    n_blocks = (g->K + 1023) / 1024;
+    return (g->K + n_blocks - 1) / n_blocks;
+}
+
 /* A thread's n columns are cut into equal blocks of at most k->nc, rounded up to whole nr
  * panels (768 with nc 1024 is one block, not 512 + 256): every block repacks the thread's A, so
  * fewer, even blocks pack less (the dW product's K = 4096 made A's repacking cost 10%). */
@@ -6646,7 +6701,7 @@ static void fti__prefetch_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t
 static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
                             float *Ap, float *Bp, uint32_t *Ap16, uint32_t *Bp16) {
     const fti_kernels *k = g->k;
-    size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc(k, g->K);
+    size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc_for(g);
     size_t nc_blk = fti__gemm_nc(k, n1 - n0);
     /* TRANS_A with an in-place micro-kernel: op(A)'s mr-column strips are read straight from
      * the source rows (contiguous mr floats per k), so A is never packed (it is the dW
@@ -6738,7 +6793,7 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
         m1 = end * k->mr < g->M ? end * k->mr : g->M;
     }
     if (m0 >= m1 || n0 >= n1) return;
-    kc = fti__gemm_kc(k, g->K);
+    kc = fti__gemm_kc_for(g);
     kp = (kc + 1) / 2;
     nc = fti__gemm_nc(k, n1 - n0);
     mc = m1 - m0 < k->mc ? m1 - m0 : k->mc;
@@ -7881,13 +7936,7 @@ static const fti_kernels *fti__kernels_neon(void) {
 /* #include "02_kernels.h" (amalgamated) */
 
 #if defined(FTI__X86)
-#if defined(__GNUC__) && !defined(__clang__)
-/* g++ 12 warns inside its own AVX-512 headers (_mm512_undefined_* "used uninitialized") once
- * they are inlined: a known false positive, silenced for this section only. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 #include <immintrin.h>
 #include <cpuid.h>
 
@@ -7917,6 +7966,7 @@ static unsigned fti__cpu_features_x86(void) {
         if (b & (1u << 31)) f |= FTI_CPU_AVX512VL;
         if (c & (1u << 11)) f |= FTI_CPU_AVX512VNNI;
         if (c & (1u << 1)) f |= FTI_CPU_AVX512VBMI;
+        if (c & (1u << 8)) f |= FTI_CPU_GFNI;
         __cpuid_count(7, 1, a, b, c, d);
         if (a & (1u << 5)) f |= FTI_CPU_AVX512BF16;
     }
@@ -7926,7 +7976,7 @@ static unsigned fti__cpu_features_x86(void) {
 #define FTI__AVX2 __attribute__((target("avx2,fma,f16c")))
 #define FTI__AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define FTI__VNNI                                                                                  \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")))
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,gfni,avx2,fma,f16c")))
 
 /* --- AVX2 + FMA ------------------------------------------------------------------------------- */
 
@@ -9334,40 +9384,31 @@ FTI__VNNI static void fti__gemv_q4_0_vnni_pairs(const void *W, size_t row_bytes,
 /* Groups of 4 blocks the VBMI Q4_0 kernel rearranges on the stack: n_in up to 8192. */
 enum { FTI__Q4_STACK_GROUPS = 64 };
 
-/* One row's step over a group of 4 Q4_0 blocks (72 bytes at wb): vpermt2b gathers the 4×16 nibble
- * bytes from a 64-byte load and the group's last 8 bytes; low nibbles (elements 0..15 of each
- * block) and high nibbles (16..31) each make one dpbusd against x rearranged to match, starting
- * from init (-2·Σx per lane: 4 lanes per block undo the +8 offset exactly in int32); the 16 int32
- * lanes (4 per block) are scaled by the block's wd·xd (sc) into the row's float accumulator. */
-#define FTI__Q4_VNNI_STEP(acc, l0, wb, xg, init, sc)                                               \
+/* One row's step over a group of 4 Q4_0 blocks (72 bytes at wb, loaded as l0 and the group's
+ * last 8 bytes, hi8): vpermt2b gathers the 4×16 nibble bytes; the low nibbles (elements 0..15 of
+ * each block: AND 15) and the high nibbles (16..31: one gf2p8affineqb, a bit matrix that shifts
+ * each byte right by 4, instead of a 16-bit shift and an AND) each make one dpbusd against x
+ * rearranged to match, starting from init (-2·Σx per lane: 4 lanes per block undo the +8 offset
+ * exactly in int32); the 16 int32 lanes (4 per block) are scaled by the block's wd·xd (sc) into
+ * the row's float accumulator. */
+#define FTI__Q4_VNNI_STEP(acc, l0, hi8, xg, init, sc)                                              \
     do {                                                                                           \
-        __m512i q_ = _mm512_permutex2var_epi8(                                                     \
-            l0, idx_q, _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)((wb) + 64))));    \
+        __m512i q_ = _mm512_permutex2var_epi8(l0, idx_q, hi8);                                     \
         __m512i d_ = _mm512_dpbusd_epi32(init, _mm512_and_si512(q_, m4),                           \
                                          _mm512_loadu_si512((const void *)(xg)));                  \
-        d_ = _mm512_dpbusd_epi32(d_, _mm512_and_si512(_mm512_srli_epi16(q_, 4), m4),               \
+        d_ = _mm512_dpbusd_epi32(d_, _mm512_gf2p8affine_epi64_epi8(q_, shr4, 0),                   \
                                  _mm512_loadu_si512((const void *)((xg) + 64)));                   \
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d_), sc, acc);                                    \
     } while (0)
+/* a whole group's last 8 bytes (block 3's qs[8..15]) as the second vpermt2b source */
+#define FTI__Q4_HI8(wb) _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)((wb) + 64)))
 
-/* A row's blocks past the last whole group of 4 added to its sum s. */
-FTI__VNNI static float fti__q4_vnni_finish(const fti_block_q4_0 *w, const int8_t *xq,
-                                           const float *xd, const int32_t *xs, size_t b0,
-                                           size_t nb, float s) {
-    size_t b;
-    for (b = b0; b < nb; b++) {
-        __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-        __m256i d =
-            _mm256_dpbusd_epi32(_mm256_set1_epi32(-xs[b]), fti__q4_nibbles_avx2(w[b].qs), xv);
-        s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
-    }
-    return s;
-}
-
-/* Q4_0 with VNNI + VBMI, four blocks (72 bytes) per step and four rows at a time: x is rearranged
- * once per call (FTI__Q4_VNNI_STEP), and the four rows' 16 fp16 scales are gathered by three
- * byte permutes into one conversion, times xd, then spread to each row's lanes. The rows read
- * as four streams. A row left over goes alone through the same steps with the same values (its
+/* Q4_0 with VNNI + VBMI + GFNI, four blocks (72 bytes) per step and four rows at a time: x is
+ * rearranged once per call (FTI__Q4_VNNI_STEP), and the four rows' 16 fp16 scales are gathered by
+ * three byte permutes into one conversion, times xd, then spread to each row's lanes. The rows
+ * read as four streams. The last 1-3 blocks (nb % 4) are one more step over a partial group:
+ * masked loads (never past the row), x and the offsets zero for the missing blocks (which then
+ * add exact zeros). A row left over goes alone through the same steps with the same values (its
  * scales gathered by one permute), so every row's result is the same bits wherever it falls. */
 FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_t rows,
                                           const int8_t *xq, const float *xd, const int32_t *xs,
@@ -9375,13 +9416,17 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
     int8_t xr[FTI__Q4_STACK_GROUPS * 128];
     int32_t xi[FTI__Q4_STACK_GROUPS * 16];
     const __m512 zero = _mm512_setzero_ps();
-    size_t ng = nb / 4, g, r, j, q4, st;
+    const __m512i shr4 = _mm512_set1_epi64(0x1020408000000000LL); /* byte >> 4 */
+    size_t ng = nb / 4, tail = nb % 4, ngt = ng + (tail != 0), g, r, j, q4, st;
+    /* the partial group: its 18·tail bytes, its tail scales xd */
+    const __mmask64 mt = tail ? (__mmask64)((1ull << (18 * tail)) - 1u) : 0;
+    const __mmask8 mx = (__mmask8)((1u << tail) - 1u);
     float s4[4];
     __m512i idx_q, idx_d, idx_d2;
     const __m512i m4 = _mm512_set1_epi8(15);
     __m512i spread[4];
     unsigned char iq[64], id[64], id2[64];
-    if (ng > FTI__Q4_STACK_GROUPS) {
+    if (ngt > FTI__Q4_STACK_GROUPS) {
         fti__gemv_q4_0_vnni_pairs(W, row_bytes, rows, xq, xd, xs, nb, y);
         return;
     }
@@ -9400,8 +9445,11 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
         for (j = 0; j < 16; j++) sp[j] = (int32_t)(4 * r + j / 4);
         spread[r] = _mm512_loadu_si512((const void *)sp);
     }
-    for (g = 0; g < ng; g++) { /* x of 4 blocks as [x0[0:16] x1[0:16] x2[0:16] x3[0:16]] + highs */
-        for (j = 0; j < 4; j++) {
+    /* x of 4 blocks as [x0[0:16] x1[0:16] x2[0:16] x3[0:16]] + highs; zeros past nb */
+    memset(xr + ng * 128, 0, (ngt - ng) * 128);
+    memset(xi + ng * 16, 0, (ngt - ng) * 16 * sizeof(int32_t));
+    for (g = 0; g < ngt; g++) {
+        for (j = 0; j < 4 && g * 4 + j < nb; j++) {
             int32_t v = -2 * xs[g * 4 + j];
             memcpy(xr + g * 128 + j * 16, xq + (g * 4 + j) * FTI_QK, 16);
             memcpy(xr + g * 128 + 64 + j * 16, xq + (g * 4 + j) * FTI_QK + 16, 16);
@@ -9415,45 +9463,61 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
     for (r = 0; r < q4; r++) {
         const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (g = 0; g < ng; g++, wb += 72) {
+        for (g = 0; g < ngt; g++, wb += 72) {
             const int8_t *xg = xr + g * 128;
+            int part = g == ng; /* the partial group */
             __m512i init = _mm512_loadu_si512((const void *)(xi + g * 16));
-            __m512i l0 = _mm512_loadu_si512((const void *)wb);
-            __m512i l1 = _mm512_loadu_si512((const void *)(wb + st));
-            __m512i l2 = _mm512_loadu_si512((const void *)(wb + 2 * st));
-            __m512i l3 = _mm512_loadu_si512((const void *)(wb + 3 * st));
-            __m512i d01 = _mm512_permutex2var_epi8(l0, idx_d2, l1);
-            __m512i d23 = _mm512_permutex2var_epi8(l2, idx_d2, l3);
-            __m512 sc = _mm512_mul_ps(
-                _mm512_cvtph_ps(_mm256_inserti128_si256(_mm512_castsi512_si256(d01),
-                                                        _mm512_castsi512_si128(d23), 1)),
-                _mm512_broadcast_f32x4(_mm_loadu_ps(xd + g * 4)));
-            FTI__Q4_VNNI_STEP(a0, l0, wb, xg, init, _mm512_permutexvar_ps(spread[0], sc));
-            FTI__Q4_VNNI_STEP(a1, l1, wb + st, xg, init, _mm512_permutexvar_ps(spread[1], sc));
-            FTI__Q4_VNNI_STEP(a2, l2, wb + 2 * st, xg, init, _mm512_permutexvar_ps(spread[2], sc));
-            FTI__Q4_VNNI_STEP(a3, l3, wb + 3 * st, xg, init, _mm512_permutexvar_ps(spread[3], sc));
+            __m512i l0, l1, l2, l3, h0, h1, h2, h3, d01, d23;
+            __m128 xd4;
+            __m512 sc;
+            if (!part) {
+                l0 = _mm512_loadu_si512((const void *)wb);
+                l1 = _mm512_loadu_si512((const void *)(wb + st));
+                l2 = _mm512_loadu_si512((const void *)(wb + 2 * st));
+                l3 = _mm512_loadu_si512((const void *)(wb + 3 * st));
+                h0 = FTI__Q4_HI8(wb);
+                h1 = FTI__Q4_HI8(wb + st);
+                h2 = FTI__Q4_HI8(wb + 2 * st);
+                h3 = FTI__Q4_HI8(wb + 3 * st);
+                xd4 = _mm_loadu_ps(xd + g * 4);
+            } else {
+                l0 = _mm512_maskz_loadu_epi8(mt, (const void *)wb);
+                l1 = _mm512_maskz_loadu_epi8(mt, (const void *)(wb + st));
+                l2 = _mm512_maskz_loadu_epi8(mt, (const void *)(wb + 2 * st));
+                l3 = _mm512_maskz_loadu_epi8(mt, (const void *)(wb + 3 * st));
+                h0 = h1 = h2 = h3 = _mm512_setzero_si512();
+                xd4 = _mm_maskz_loadu_ps(mx, xd + g * 4);
+            }
+            d01 = _mm512_permutex2var_epi8(l0, idx_d2, l1);
+            d23 = _mm512_permutex2var_epi8(l2, idx_d2, l3);
+            sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_inserti128_si256(
+                                   _mm512_castsi512_si256(d01), _mm512_castsi512_si128(d23), 1)),
+                               _mm512_broadcast_f32x4(xd4));
+            FTI__Q4_VNNI_STEP(a0, l0, h0, xg, init, _mm512_permutexvar_ps(spread[0], sc));
+            FTI__Q4_VNNI_STEP(a1, l1, h1, xg, init, _mm512_permutexvar_ps(spread[1], sc));
+            FTI__Q4_VNNI_STEP(a2, l2, h2, xg, init, _mm512_permutexvar_ps(spread[2], sc));
+            FTI__Q4_VNNI_STEP(a3, l3, h3, xg, init, _mm512_permutexvar_ps(spread[3], sc));
         }
-        wb = (const unsigned char *)W + r * row_bytes;
         _mm_storeu_ps(s4, fti__hsum4_avx512(a0, a1, a2, a3));
-        for (j = 0; j < 4; j++)
-            y[r + j * q4] = fti__q4_vnni_finish((const fti_block_q4_0 *)(wb + j * st), xq, xd, xs,
-                                                ng * 4, nb, s4[j]);
+        for (j = 0; j < 4; j++) y[r + j * q4] = s4[j];
     }
     for (r = 4 * q4; r < rows; r++) {
         const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
         __m512 acc = _mm512_setzero_ps();
-        for (g = 0; g < ng; g++, wb += 72) {
+        for (g = 0; g < ngt; g++, wb += 72) {
+            int part = g == ng;
             __m512i init = _mm512_loadu_si512((const void *)(xi + g * 16));
-            __m512i l0 = _mm512_loadu_si512((const void *)wb);
-            __m512 sc = _mm512_castps128_ps512(
-                _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, l0))),
-                           _mm_loadu_ps(xd + g * 4)));
-            FTI__Q4_VNNI_STEP(acc, l0, wb, xr + g * 128, init,
+            __m512i l0 = part ? _mm512_maskz_loadu_epi8(mt, (const void *)wb)
+                              : _mm512_loadu_si512((const void *)wb);
+            __m512i h0 = part ? _mm512_setzero_si512() : FTI__Q4_HI8(wb);
+            __m128 xd4 = part ? _mm_maskz_loadu_ps(mx, xd + g * 4) : _mm_loadu_ps(xd + g * 4);
+            __m512 sc = _mm512_castps128_ps512(_mm_mul_ps(
+                _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, l0))), xd4));
+            FTI__Q4_VNNI_STEP(acc, l0, h0, xr + g * 128, init,
                               _mm512_permutexvar_ps(spread[0], sc));
         }
         _mm_storeu_ps(s4, fti__hsum4_avx512(acc, zero, zero, zero));
-        y[r] = fti__q4_vnni_finish((const fti_block_q4_0 *)((const char *)W + r * row_bytes), xq,
-                                   xd, xs, ng * 4, nb, s4[0]);
+        y[r] = s4[0];
     }
 }
 
@@ -9581,8 +9645,8 @@ static const fti_kernels fti__kernels_avx2_table = {
 static const fti_kernels *fti__kernels_avx2(void) { return &fti__kernels_avx2_table; }
 
 #if !defined(FTI_NO_AVX512)
-/* Two AVX-512 tables: with VNNI and VBMI (Ice Lake, Zen 4+) the quantized dots use vpdpbusd
- * (and vpermb to unpack Q4_0). */
+/* Two AVX-512 tables: with VNNI, VBMI and GFNI (Ice Lake, Zen 4+) the quantized dots use
+ * vpdpbusd (and vpermb + gf2p8affineqb to unpack Q4_0). */
 static const fti_kernels fti__kernels_avx512_table = {
     FTI_ISA_AVX512,
     "avx512",
@@ -9671,17 +9735,15 @@ static const fti_kernels *fti__kernels_avx512(unsigned features) {
     const unsigned need = FTI_CPU_AVX512F | FTI_CPU_AVX512BW | FTI_CPU_AVX512VL | FTI_CPU_AVX2 |
                           FTI_CPU_FMA | FTI_CPU_F16C;
     if ((features & need) != need) return NULL;
-    if ((features & (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI)) ==
-        (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI))
+    if ((features & (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI | FTI_CPU_GFNI)) ==
+        (FTI_CPU_AVX512VNNI | FTI_CPU_AVX512VBMI | FTI_CPU_GFNI))
         return &fti__kernels_avx512vnni_table;
     return &fti__kernels_avx512_table;
 #endif
     (void)features;
     return NULL;
 }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+FTI__X86_WARN_POP
 #endif /* FTI__X86 */
 /* ---- end src/02_kernels_isa_x86.c ---- */
 /* ---- begin src/02_kernels_quant.c ---- */
@@ -9786,11 +9848,7 @@ static void fti__qtile_q4_0_ref(const char *const *w, const int8_t *const *xq,
 
 /* --- x86-64 ---------------------------------------------------------------------------------- */
 #if defined(FTI__X86)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 
 /* AVX2, Q8_0: two weight rows at a time against the 4 activation rows (8 accumulators). */
 FTI__AVX2 static void fti__qtile_q8_0_avx2(const char *const *w, const int8_t *const *xq,
@@ -10192,9 +10250,7 @@ FTI__VNNI static void fti__qp_task(void *vctx, size_t g0, size_t g1, int thread)
 }
 #endif /* !FTI_NO_AVX512 */
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+FTI__X86_WARN_POP
 #endif /* FTI__X86 */
 
 /* --- aarch64 NEON ---------------------------------------------------------------------------- */
@@ -10489,15 +10545,30 @@ fti_result fti_matmul_q(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, c
 /* #include <stdlib.h> (already included) */
 /* #include <string.h> (already included) */
 
-unsigned fti_cpu_features(void) {
+/* The CPU's feature bits, detected once (CPUID traps to the hypervisor in a VM: ~1-2 µs each).
+ * The cached word holds the bits plus FTI__CPU_KNOWN; threads racing on the first call compute
+ * the same value and store the same word, through relaxed atomics (the SIMD builds are gcc/clang
+ * only, so the __atomic builtins are always there where detection does anything). */
+#define FTI__CPU_KNOWN 0x80000000u
+
+static unsigned fti__cpu_features_cached(void) {
+#if defined(FTI__X86) || defined(FTI__NEON)
+    static unsigned cache;
+    unsigned f = __atomic_load_n(&cache, __ATOMIC_RELAXED);
+    if (f & FTI__CPU_KNOWN) return f & ~FTI__CPU_KNOWN;
 #if defined(FTI__X86)
-    return fti__cpu_features_x86();
-#elif defined(FTI__NEON)
-    return fti__cpu_features_neon();
+    f = fti__cpu_features_x86();
+#else
+    f = fti__cpu_features_neon();
+#endif
+    __atomic_store_n(&cache, f | FTI__CPU_KNOWN, __ATOMIC_RELAXED);
+    return f;
 #else
     return 0;
 #endif
 }
+
+unsigned fti_cpu_features(void) { return fti__cpu_features_cached(); }
 
 const char *fti_isa_name(fti_isa isa) {
     switch (isa) {
@@ -10515,11 +10586,11 @@ static const fti_kernels *fti__kernels_exact(fti_isa isa) {
     case FTI_ISA_SCALAR: return &fti__kernels_scalar;
 #if defined(FTI__X86)
     case FTI_ISA_AVX2:
-        return ((fti__cpu_features_x86() & (FTI_CPU_AVX2 | FTI_CPU_FMA | FTI_CPU_F16C)) ==
+        return ((fti__cpu_features_cached() & (FTI_CPU_AVX2 | FTI_CPU_FMA | FTI_CPU_F16C)) ==
                 (FTI_CPU_AVX2 | FTI_CPU_FMA | FTI_CPU_F16C))
                    ? fti__kernels_avx2()
                    : NULL;
-    case FTI_ISA_AVX512: return fti__kernels_avx512(fti__cpu_features_x86());
+    case FTI_ISA_AVX512: return fti__kernels_avx512(fti__cpu_features_cached());
 #endif
 #if defined(FTI__NEON)
     case FTI_ISA_NEON: return fti__kernels_neon();
@@ -10553,7 +10624,8 @@ fti_isa fti_kernels_isa(const fti_kernels *k) {
 char *fti_cpu_describe(char *out, size_t n) {
     static const char *names[] = {"avx2",       "fma",      "f16c",     "avx512f",
                                   "avx512bw",   "avx512vl", "avx512dq", "avx512vnni",
-                                  "avx512bf16", "neon",     "dotprod",  "avx512vbmi"};
+                                  "avx512bf16", "neon",     "dotprod",  "avx512vbmi",
+                                  "gfni"};
     unsigned f = fti_cpu_features();
     fti_buf b;
     size_t i;
@@ -12401,12 +12473,13 @@ FTIDEF void fti_detok_flush(fti_detok *d, fti_buf *out) {
 /* GPT-2 writes each byte as a printable code point: '!'..'~', U+00A1..U+00AC and U+00AE..U+00FF
  * stand for themselves, the other 68 bytes become U+0100.. in byte order. */
 static uint32_t fti__b2u(unsigned b) {
-    unsigned k, n = 0;
+    /* the other bytes, in order, are 0x100 + their number among them: 0x00-0x20 are the first
+     * 33, 0x7F-0xA0 the next 34, 0xAD the last (counting them, as GPT-2's code does, made this
+     * O(b) per byte) */
     if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) return b;
-    for (k = 0; k < b; k++)
-        if (!((k >= 0x21 && k <= 0x7E) || (k >= 0xA1 && k <= 0xAC) || (k >= 0xAE && k <= 0xFF)))
-            n++;
-    return 0x100 + n;
+    if (b <= 0x20) return 0x100 + b;
+    if (b <= 0xA0) return 0x100 + 33 + (b - 0x7F);
+    return 0x100 + 33 + 34; /* 0xAD */
 }
 
 /* Appends bytes in byte-to-unicode form. */
@@ -15127,6 +15200,8 @@ typedef struct fti__st_bm25b {
     uint32_t **post;
     size_t n_tp, n_blocks, cap_blocks;
     int post_fd; /* >= 0: full blocks go to this file; only post[0] stays, as the buffer */
+    size_t cap0; /* postings allocated in post[0]: it starts small and grows to a whole block
+                  * (a small index must not cost a 2 MB allocation) */
     uint32_t *chunk; /* 5 per chunk: doc, text offset, length, length in terms, first posting */
     size_t n_chunks, cap_chunks;
     uint32_t *doc_str; /* 5 per document */
@@ -15361,12 +15436,21 @@ static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t l
             uint32_t t;
             while (tab[slot].term != h) slot = (slot + 1) & (tcap - 1);
             if (tab[slot].chunk != (uint32_t)k) continue; /* not its first occurrence */
-            if (b->post_fd >= 0 && b->n_blocks == 1 && b->n_tp % FTI__ST_POST_BLOCK == 0) {
+            if (b->n_blocks == 1 && b->n_tp == b->cap0 && b->cap0 < FTI__ST_POST_BLOCK) {
+                /* the first block grows to its whole size */
+                size_t cap = b->cap0 * 4 < FTI__ST_POST_BLOCK ? b->cap0 * 4 : FTI__ST_POST_BLOCK;
+                uint32_t *p = (uint32_t *)fti_realloc(b->post[0], cap * 2 * sizeof(uint32_t));
+                if (!p) return b->rc = FTI_ERR_NOMEM;
+                b->post[0] = p;
+                b->cap0 = cap;
+            } else if (b->post_fd >= 0 && b->n_blocks == 1 &&
+                       b->n_tp % FTI__ST_POST_BLOCK == 0) {
                 /* the buffer block is full: to the file */
                 if (!fti__st_fd_write(b->post_fd, b->post[0],
                                       FTI__ST_POST_BLOCK * 2 * sizeof(uint32_t)))
                     return b->rc = FTI_ERR_IO;
             } else if (b->n_tp == b->n_blocks * FTI__ST_POST_BLOCK) {
+                size_t bcap = b->n_blocks ? FTI__ST_POST_BLOCK : 1024;
                 if (b->n_blocks == b->cap_blocks) {
                     size_t cap = b->cap_blocks ? b->cap_blocks * 2 : 16;
                     uint32_t **p = (uint32_t **)fti_realloc(b->post, cap * sizeof *p);
@@ -15374,9 +15458,9 @@ static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t l
                     b->post = p;
                     b->cap_blocks = cap;
                 }
-                b->post[b->n_blocks] =
-                    (uint32_t *)fti_malloc(FTI__ST_POST_BLOCK * 2 * sizeof(uint32_t));
+                b->post[b->n_blocks] = (uint32_t *)fti_malloc(bcap * 2 * sizeof(uint32_t));
                 if (!b->post[b->n_blocks]) return b->rc = FTI_ERR_NOMEM;
+                if (!b->n_blocks) b->cap0 = bcap;
                 b->n_blocks++;
             }
             t = fti__st_bm25b_term(b, h);
@@ -16478,24 +16562,27 @@ static int fti__st_csv_record(const char *s, size_t n, size_t *pos, fti_buf *val
     vals->len = 0;
     for (;;) {
         if (nf < max_fields) offs[nf] = vals->len;
+        /* the field's bytes are appended a run at a time (not a call per byte) */
         if (i < n && s[i] == '"') {
             i++;
             for (;;) {
-                if (i >= n) return -1;
-                if (s[i] == '"') {
-                    if (i + 1 < n && s[i + 1] == '"') {
-                        fti_buf_putc(vals, '"');
-                        i += 2;
-                        continue;
-                    }
-                    i++;
-                    break;
+                const char *q = i < n ? (const char *)memchr(s + i, '"', n - i) : NULL;
+                if (!q) return -1;
+                fti_buf_append(vals, s + i, (size_t)(q - (s + i)));
+                i = (size_t)(q - s);
+                if (i + 1 < n && s[i + 1] == '"') {
+                    fti_buf_putc(vals, '"');
+                    i += 2;
+                    continue;
                 }
-                fti_buf_putc(vals, s[i++]);
+                i++;
+                break;
             }
             while (i < n && s[i] != ',' && s[i] != '\n' && s[i] != '\r') i++;
         } else {
-            while (i < n && s[i] != ',' && s[i] != '\n' && s[i] != '\r') fti_buf_putc(vals, s[i++]);
+            size_t f0 = i;
+            while (i < n && s[i] != ',' && s[i] != '\n' && s[i] != '\r') i++;
+            fti_buf_append(vals, s + f0, i - f0);
         }
         fti_buf_putc(vals, 0);
         nf++;
@@ -25571,6 +25658,143 @@ FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, cha
     return r;
 }
 
+/* The config object of a card (preset NULL: not written). */
+static void fti__reg_config_json(fti_jw *w, const fti_model_config *cfg, const char *preset) {
+    fti_jw_obj_begin(w);
+    if (preset) {
+        fti_jw_key(w, "preset");
+        fti_jw_str(w, preset);
+    }
+    fti_jw_key(w, "vocab_size"); fti_jw_int(w, cfg->vocab_size);
+    fti_jw_key(w, "dim"); fti_jw_int(w, cfg->dim);
+    fti_jw_key(w, "n_layers"); fti_jw_int(w, cfg->n_layers);
+    fti_jw_key(w, "n_heads"); fti_jw_int(w, cfg->n_heads);
+    fti_jw_key(w, "n_kv_heads"); fti_jw_int(w, cfg->n_kv_heads ? cfg->n_kv_heads : cfg->n_heads);
+    fti_jw_key(w, "hidden_dim"); fti_jw_int(w, cfg->hidden_dim);
+    fti_jw_key(w, "context_len"); fti_jw_int(w, cfg->context_len);
+    fti_jw_key(w, "rope_base"); fti_jw_num(w, cfg->rope_base ? cfg->rope_base : 10000.0);
+    fti_jw_key(w, "norm_eps"); fti_jw_num(w, cfg->norm_eps ? cfg->norm_eps : 1e-5);
+    fti_jw_key(w, "tied_embeddings"); fti_jw_bool(w, cfg->tied_embeddings);
+    fti_jw_key(w, "n_params"); fti_jw_int(w, (int64_t)fti_model_n_params(cfg));
+    fti_jw_obj_end(w);
+}
+
+/* The string value of key in g as member (absent or not a string: `missing`, or nothing when
+ * missing is NULL). */
+static void fti__reg_gguf_str(fti_jw *w, const fti_gguf *g, const char *key, const char *member,
+                              const char *missing) {
+    const char *s;
+    size_t n;
+    if (fti_gguf_get_str(g, key, &s, &n, NULL) == FTI_OK) {
+        fti_jw_key(w, member);
+        fti_jw_strn(w, s, n);
+    } else if (missing) {
+        fti_jw_key(w, member);
+        fti_jw_str(w, missing);
+    }
+}
+
+FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file,
+                                        const fti_registry_add_opts *opts, char id_out[17],
+                                        fti_error *err) {
+    fti_registry_add_opts o;
+    fti_gguf *g = NULL;
+    fti_model_config cfg;
+    const fti_gguf_tensor *emb;
+    char parent[FTI__REG_ID_LEN + 1];
+    const char *s;
+    size_t n;
+    uint64_t u;
+    float f;
+    fti_buf card;
+    fti_jw w;
+    fti_result r;
+    memset(&o, 0, sizeof(o));
+    if (opts) o = *opts;
+    memset(&card, 0, sizeof(card));
+    if (!home || !model_file || !id_out)
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if (o.parent && (r = fti_registry_resolve(home, o.parent, parent, err)) != FTI_OK) {
+        fti_error_prefix(err, "registry: the parent");
+        return r;
+    }
+    /* a llama model the engine would load (the reader's checks, the layout's tensors) */
+    if ((r = fti_gguf_open(&g, model_file, NULL, err)) != FTI_OK) return r;
+    if ((r = fti_gguf_llama_config(g, &cfg, 0, err)) != FTI_OK) goto done;
+    emb = fti_gguf_find_tensor(g, "token_embd.weight");
+    fti_jw_init(&w, &card, 1);
+    fti_jw_obj_begin(&w);
+    if (o.name) {
+        fti_jw_key(&w, "name");
+        fti_jw_str(&w, o.name);
+    } else if (fti_gguf_get_str(g, "general.name", &s, &n, NULL) == FTI_OK) {
+        fti_jw_key(&w, "name");
+        fti_jw_strn(&w, s, n);
+    } else {
+        const char *ext;
+        s = fti_path_base(model_file);
+        ext = fti_path_ext(s); /* after the dot, or the end */
+        fti_jw_key(&w, "name");
+        fti_jw_strn(&w, s, *ext ? (size_t)(ext - 1 - s) : strlen(s));
+    }
+    fti_jw_key(&w, "type"); fti_jw_str(&w, "model");
+    fti_jw_key(&w, "architecture"); fti_jw_str(&w, "llama");
+    fti_jw_key(&w, "origin"); fti_jw_str(&w, "added");
+    fti_jw_key(&w, "source"); fti_jw_str(&w, model_file);
+    fti_jw_key(&w, "weight_type");
+    fti_jw_str(&w, emb && fti_ggml_type_name(emb->type) ? fti_ggml_type_name(emb->type) : "?");
+    /* lineage: the file's own keys (written by fti's trainer, kept by fti-quantize) */
+    fti__reg_gguf_str(&w, g, "fti.dataset.version", "dataset", "");
+    fti__reg_gguf_str(&w, g, "fti.tokenizer.sha256", "tokenizer", "");
+    if (o.parent) {
+        fti_jw_key(&w, "parent");
+        fti_jw_str(&w, parent);
+        fti_jw_key(&w, "relation");
+        fti_jw_str(&w, "derived from");
+    } else if (fti_gguf_get_str(g, "fti.base_model.sha256", &s, &n, NULL) == FTI_OK ||
+               fti_gguf_get_str(g, "fti.base_model.id", &s, &n, NULL) == FTI_OK) {
+        fti_jw_key(&w, "parent");
+        fti_jw_strn(&w, s, n < FTI__REG_ID_LEN ? n : FTI__REG_ID_LEN);
+    } else {
+        fti_jw_key(&w, "parent");
+        fti_jw_null(&w);
+    }
+    fti__reg_gguf_str(&w, g, "fti.created", "trained", NULL);
+    fti__reg_gguf_str(&w, g, "fti.dataset.store", "store", NULL);
+    if (fti_gguf_get_u64(g, "fti.train.steps", &u, NULL) == FTI_OK) {
+        fti_jw_key(&w, "steps");
+        fti_jw_int(&w, (int64_t)u);
+        if (fti_gguf_get_f32(g, "fti.train.loss", &f, NULL) == FTI_OK) {
+            fti_jw_key(&w, "train_loss");
+            fti_jw_num(&w, f);
+        }
+    }
+    if (fti_gguf_get_u64(g, "fti.train.tokens", &u, NULL) == FTI_OK) {
+        fti_jw_key(&w, "tokens");
+        fti_jw_int(&w, (int64_t)u);
+    }
+    if (fti_gguf_get_f32(g, "fti.train.val_loss", &f, NULL) == FTI_OK && f > 0 && f < 100) {
+        fti_jw_key(&w, "val_loss");
+        fti_jw_num(&w, f);
+        fti_jw_key(&w, "val_perplexity");
+        fti_jw_num(&w, exp(f));
+    }
+    fti_jw_key(&w, "config");
+    fti__reg_config_json(&w, &cfg, NULL);
+    fti_jw_obj_end(&w);
+    fti_gguf_close(g);
+    g = NULL;
+    if (card.oom) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+        goto done;
+    }
+    r = fti_registry_add(home, model_file, card.data, card.len, id_out, err);
+done:
+    fti_gguf_close(g);
+    fti_buf_free(&card);
+    return r;
+}
+
 #endif /* FTI_NO_TRAIN */
 /* ---- end src/07_train.c ---- */
 /* ---- begin src/07_train_mpi.c ---- */
@@ -27387,6 +27611,8 @@ struct fti_session {
     float *x, *xb, *q, *att_out, *att; /* (B,C) (B,C) (B,HD) (B,HD) (B*H, n_ctx) */
     float *hb, *hb2;                    /* (B,F) */
     float *logits;                      /* (V) */
+    float *xn;  /* (nth, C): each decode thread's own normalized input (fti__sess_decode) */
+    int nth;    /* the pool's threads when created (xn's rows) */
 };
 
 /* Row pos of layer l of the K (v = 0) or V (v = 1) cache. */
@@ -27399,9 +27625,9 @@ static void *fti__kv_at(const fti_session *s, int v, size_t l, size_t pos) {
 /* The session's memory plan: one list of sizes shared by mem_bytes and create. */
 typedef struct fti__sess_plan {
     size_t n_ctx, n_batch;
-    int kv_f16;
-    /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits, kbuf, vbuf */
-    size_t sizes[14];
+    int kv_f16, nth;
+    /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits, kbuf, vbuf, xn */
+    size_t sizes[15];
     size_t total_bytes;
 } fti__sess_plan;
 
@@ -27433,8 +27659,10 @@ static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, f
     p->sizes[9] = B * e->F;
     p->sizes[10] = B * e->F;
     p->sizes[11] = e->V;
+    p->nth = fti_pool_threads(o ? o->pool : NULL);
+    p->sizes[14] = (size_t)p->nth * e->C;
     total = sizeof(fti_session) + 64;
-    for (i = 0; i < 14; i++) {
+    for (i = 0; i < 15; i++) {
         size_t bytes;
         if (!fti_size_mul(p->sizes[i], sizeof(float), &bytes) ||
             !fti_size_add(total, bytes + 64, &total))
@@ -27455,7 +27683,7 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     fti__sess_plan p;
     fti_arena a;
     fti_session *s;
-    float **slots[14];
+    float **slots[15];
     void *kv[2];
     size_t i, t, j, half;
     if (!out || !e) return fti_error_set(err, FTI_ERR_INVALID, "session: NULL argument");
@@ -27504,7 +27732,9 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     slots[11] = &s->logits;
     slots[12] = &s->kbuf;
     slots[13] = &s->vbuf;
-    for (i = 0; i < 14; i++) {
+    slots[14] = &s->xn;
+    s->nth = p.nth;
+    for (i = 0; i < 15; i++) {
         void *m = fti_arena_alloc(&a, p.sizes[i] * sizeof(float), 64);
         if (!m) {
             fti_arena_free(&a);
@@ -27681,63 +27911,6 @@ static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     }
 }
 
-/* Decode (T = 1): several matrices that share their input x are one parallel loop over their
- * stacked output rows (q, k, v; gate, up), so a token needs fewer pool barriers. Each chunk is
- * computed by part 02's fti_matmul_w on its row range, single-threaded. */
-typedef struct fti__sess_mv {
-    const fti_kernels *k;
-    const float *x;       /* (n_in) */
-    size_t n_in, n_mats;
-    const fti__eng_w *w[3];
-    float *y[3];          /* (n_out[i]) */
-    size_t n_out[3];
-    size_t row_bytes[3];
-    fti_result rc[256];   /* per thread: a kernel error (unknown type) */
-} fti__sess_mv;
-
-static void fti__sess_mv_task(void *vctx, size_t r0, size_t r1, int thread) {
-    fti__sess_mv *c = (fti__sess_mv *)vctx;
-    size_t m, base = 0;
-    for (m = 0; m < c->n_mats && r0 < r1; m++) {
-        size_t end = base + c->n_out[m];
-        if (r0 < end) {
-            size_t a = r0 - base, b = (r1 < end ? r1 : end) - base;
-            fti_result rc = fti_matmul_w(c->k, NULL, c->w[m]->type,
-                                         (const char *)c->w[m]->data + a * c->row_bytes[m], c->x,
-                                         c->y[m] + a, 1, b - a, c->n_in);
-            if (rc != FTI_OK && thread < 256) c->rc[thread] = rc;
-            r0 = end < r1 ? end : r1;
-        }
-        base = end;
-    }
-}
-
-static fti_result fti__sess_multi_gemv(const fti_session *s, const float *x, size_t n_in,
-                                       size_t n_mats, const fti__eng_w *const *w,
-                                       float *const *y, const size_t *n_out) {
-    fti__sess_mv c;
-    size_t m, total = 0, grain, min_rb = (size_t)-1, t;
-    memset(&c, 0, sizeof c);
-    c.k = s->e->k;
-    c.x = x;
-    c.n_in = n_in;
-    c.n_mats = n_mats;
-    for (m = 0; m < n_mats; m++) {
-        c.w[m] = w[m];
-        c.y[m] = y[m];
-        c.n_out[m] = n_out[m];
-        c.row_bytes[m] = fti_dtype_row_bytes(w[m]->type, n_in);
-        if (c.row_bytes[m] == 0) return FTI_ERR_UNSUPPORTED;
-        if (c.row_bytes[m] < min_rb) min_rb = c.row_bytes[m];
-        total += n_out[m];
-    }
-    grain = (16384 + min_rb - 1) / min_rb; /* at least ~16 KB of weights per chunk */
-    fti_pool_for(s->pool, total, (grain + 15) / 16 * 16, fti__sess_mv_task, &c);
-    for (t = 0; t < 256; t++)
-        if (c.rc[t] != FTI_OK) return c.rc[t];
-    return FTI_OK;
-}
-
 /* Softmax of the causal rows of one head's scores for prefill: row t (of T) covers positions
  * 0 .. pos0+t of the (T, n_ctx) block at att + h * n_batch * n_ctx. */
 typedef struct fti__sess_smax {
@@ -27800,6 +27973,287 @@ static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, si
     }
 }
 
+/* --- the decode step (T = 1) ----------------------------------------------------------------- */
+/* A decoded token's forward is one parallel region: the pool's threads run each layer's phases
+ * on their own share of the rows and heads and wait for each other between phases at a spin
+ * barrier (tens of ns when both threads run) instead of one pool dispatch per matrix (with the
+ * norms, RoPE and SwiGLU between them on the calling thread alone). Per layer:
+ *   attention  each thread normalizes x itself (into its own row of s->xn: the same bits
+ *              everywhere), computes the q, k, v rows of its share of the KV heads, RoPE, their
+ *              cache rows and the attention of their query heads (when the thread count divides
+ *              the KV heads; else two phases: the stacked q/k/v rows split by heads, then the
+ *              query heads' attention)
+ *   o          its rows of xb = W_o·att_out, then x += xb on those rows
+ *   ffn        x normalized again, its rows of gate and up, SwiGLU on them
+ *   down       its rows of xb = W_down·h, then x += xb on those rows
+ * four barriers per layer (five in the split form), then the output norm and each thread's
+ * rows of the logits. Every row and head is computed by the same kernel call shape whichever
+ * thread computes it, and elementwise steps split at multiples of 16 (the SIMD tails fall where
+ * they fall in one call), so the logits are the same bits for any thread count. Without
+ * compiler atomics (tcc) each phase is its own fti_pool_each call: the same code, the same bits. */
+#if !defined(FTI_NO_THREADS) && !defined(_WIN32) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(__TINYC__)
+#define FTI__DEC_SPIN 1
+#include <sched.h>
+#if defined(__x86_64__) || defined(__i386__)
+#define FTI__DEC_PAUSE() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define FTI__DEC_PAUSE() __asm__ __volatile__("yield")
+#else
+#define FTI__DEC_PAUSE() ((void)0)
+#endif
+#else
+#define FTI__DEC_SPIN 0
+#endif
+
+/* How long a thread spins at a decode barrier before it also yields its core each round. */
+#ifndef FTI_DECODE_SPIN_NS
+#define FTI_DECODE_SPIN_NS 50000u
+#endif
+
+enum { FTI__DEC_QKV_ATTN, FTI__DEC_QKV, FTI__DEC_ATTN, FTI__DEC_O, FTI__DEC_FFN, FTI__DEC_DOWN,
+       FTI__DEC_LOGITS };
+
+typedef struct fti__dec {
+    fti_session *s;
+    int nt;       /* threads taking part */
+    int by_group; /* q/k/v and attention in one phase per share of the KV heads */
+    size_t layer; /* the per-phase form's current layer and phase */
+    int phase;
+    unsigned bar_count, bar_gen; /* the spin barrier */
+    fti_result rc[256];          /* per thread: a kernel's error */
+} fti__dec;
+
+/* All nt threads reach this point before any leaves it (a sense-by-generation barrier: the
+ * last to arrive resets the count and publishes the next generation). */
+static void fti__dec_wait(fti__dec *c) {
+#if FTI__DEC_SPIN
+    unsigned g, spins = 0;
+    uint64_t t0 = 0;
+    if (c->nt < 2) return;
+    g = __atomic_load_n(&c->bar_gen, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&c->bar_count, 1u, __ATOMIC_ACQ_REL) == (unsigned)c->nt) {
+        __atomic_store_n(&c->bar_count, 0u, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->bar_gen, g + 1u, __ATOMIC_RELEASE);
+        return;
+    }
+    while (__atomic_load_n(&c->bar_gen, __ATOMIC_ACQUIRE) == g) {
+        FTI__DEC_PAUSE();
+        if ((++spins & 255u) == 0) { /* a partner without a core: let it have this one */
+            uint64_t now = fti_time_ns();
+            if (!t0) t0 = now;
+            else if (now - t0 > FTI_DECODE_SPIN_NS) sched_yield();
+        }
+    }
+#else
+    (void)c;
+#endif
+}
+
+/* Share t of nt of [0, n) in whole units (the last unit may be short). */
+static void fti__dec_share(size_t n, size_t unit, int nt, int t, size_t *a, size_t *b) {
+    size_t units = (n + unit - 1) / unit;
+    size_t u0 = units * (size_t)t / (size_t)nt, u1 = units * (size_t)(t + 1) / (size_t)nt;
+    *a = u0 * unit < n ? u0 * unit : n;
+    *b = u1 * unit < n ? u1 * unit : n;
+}
+
+/* [a, b) ∩ [lo, hi) shifted by -lo (empty: a = b). */
+static void fti__dec_clip(size_t a, size_t b, size_t lo, size_t hi, size_t *ca, size_t *cb) {
+    *ca = a < lo ? lo : a > hi ? hi : a;
+    *cb = b < lo ? lo : b > hi ? hi : b;
+    if (*cb < *ca) *cb = *ca;
+    *ca -= lo;
+    *cb -= lo;
+}
+
+/* y[r0, r1) = rows r0.. of W (n_in columns) · x, on the calling thread. */
+static void fti__dec_rows(fti__dec *c, int t, const fti__eng_w *w, const float *x, size_t n_in,
+                          float *y, size_t r0, size_t r1) {
+    fti_result rc;
+    if (r0 >= r1) return;
+    rc = fti_matmul_w(c->s->e->k, NULL, w->type,
+                      (const char *)w->data + r0 * fti_dtype_row_bytes(w->type, n_in), x, y + r0,
+                      1, r1 - r0, n_in);
+    if (rc != FTI_OK) c->rc[t] = rc;
+}
+
+/* Heads [h0, h1) of q (or, k = 1, KV heads of the new k row) through RoPE; with k, the heads'
+ * k and v rows rounded into the f16 cache. */
+static void fti__dec_rope(fti_session *s, size_t l, int k, size_t h0, size_t h1) {
+    const fti_engine *e = s->e;
+    size_t D = e->D, pos = s->pos;
+    if (h0 >= h1) return;
+    if (!k) {
+        fti__sess_rope(s, s->q + h0 * D, 1, h1 - h0, pos);
+        return;
+    }
+    if (!s->kv_f16) {
+        fti__sess_rope(s, (float *)fti__kv_at(s, 0, l, pos) + h0 * D, 1, h1 - h0, pos);
+        return;
+    }
+    fti__sess_rope(s, s->kbuf + h0 * D, 1, h1 - h0, pos);
+    fti_f32_to_f16_row(e->k, (uint16_t *)fti__kv_at(s, 0, l, pos) + h0 * D, s->kbuf + h0 * D,
+                       (h1 - h0) * D);
+    fti_f32_to_f16_row(e->k, (uint16_t *)fti__kv_at(s, 1, l, pos) + h0 * D, s->vbuf + h0 * D,
+                       (h1 - h0) * D);
+}
+
+/* Query heads [h0, h1) attend over the layer's cache (positions 0 .. pos). */
+static void fti__dec_attn(fti_session *s, size_t l, size_t h0, size_t h1) {
+    const fti_engine *e = s->e;
+    fti__kv_view kv;
+    if (h0 >= h1) return;
+    kv = fti__kv_layer(s, l);
+    fti__attn_heads(e, s->q + h0 * e->D, &kv, h0, h1 - h0, s->pos + 1,
+                    1.0f / (float)sqrt((double)e->D), s->att + h0 * s->n_ctx, s->n_ctx,
+                    s->att_out + h0 * e->D);
+}
+
+/* Thread t's part of one phase of layer l. */
+static void fti__dec_phase(fti__dec *c, size_t l, int phase, int t) {
+    fti_session *s = c->s;
+    const fti_engine *e = s->e;
+    const fti_kernels *k = e->k;
+    const fti__eng_layer *ly = l < e->L ? &e->layers[l] : NULL;
+    size_t C = e->C, D = e->D, rep = e->H / e->KV, a, b, i;
+    float *xn = s->xn + (size_t)t * C, eps = e->cfg.norm_eps;
+    /* the new k, v rows: in the cache (f32), or to round into it (f16) */
+    float *kc = s->kv_f16 ? s->kbuf : (float *)fti__kv_at(s, 0, l < e->L ? l : 0, s->pos);
+    float *vc = s->kv_f16 ? s->vbuf : (float *)fti__kv_at(s, 1, l < e->L ? l : 0, s->pos);
+    switch (phase) {
+    case FTI__DEC_QKV_ATTN: /* KV heads [a, b) and their query heads */
+        fti_rmsnorm_fwd(k, xn, NULL, s->x, ly->attn_norm, 1, C, eps);
+        fti__dec_share(e->KV, 1, c->nt, t, &a, &b);
+        fti__dec_rows(c, t, &ly->q, xn, C, s->q, a * rep * D, b * rep * D);
+        fti__dec_rows(c, t, &ly->k, xn, C, kc, a * D, b * D);
+        fti__dec_rows(c, t, &ly->v, xn, C, vc, a * D, b * D);
+        fti__dec_rope(s, l, 0, a * rep, b * rep);
+        fti__dec_rope(s, l, 1, a, b);
+        fti__dec_attn(s, l, a * rep, b * rep);
+        break;
+    case FTI__DEC_QKV: { /* heads [a, b) of the stacked q (H), k (KV), v (KV) rows */
+        size_t H = e->H, KV = e->KV, qa, qb, ka, kb, va, vb;
+        fti_rmsnorm_fwd(k, xn, NULL, s->x, ly->attn_norm, 1, C, eps);
+        fti__dec_share(H + 2 * KV, 1, c->nt, t, &a, &b);
+        fti__dec_clip(a, b, 0, H, &qa, &qb);
+        fti__dec_clip(a, b, H, H + KV, &ka, &kb);
+        fti__dec_clip(a, b, H + KV, H + 2 * KV, &va, &vb);
+        fti__dec_rows(c, t, &ly->q, xn, C, s->q, qa * D, qb * D);
+        fti__dec_rows(c, t, &ly->k, xn, C, kc, ka * D, kb * D);
+        fti__dec_rows(c, t, &ly->v, xn, C, vc, va * D, vb * D);
+        fti__dec_rope(s, l, 0, qa, qb);
+        if (ka < kb) fti__sess_rope(s, kc + ka * D, 1, kb - ka, s->pos);
+        if (s->kv_f16 && ka < kb) /* rounded into the cache */
+            fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 0, l, s->pos) + ka * D, kc + ka * D,
+                               (kb - ka) * D);
+        if (s->kv_f16 && va < vb)
+            fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 1, l, s->pos) + va * D, vc + va * D,
+                               (vb - va) * D);
+        break;
+    }
+    case FTI__DEC_ATTN:
+        fti__dec_share(e->H, 1, c->nt, t, &a, &b);
+        fti__dec_attn(s, l, a, b);
+        break;
+    case FTI__DEC_O:
+        fti__dec_share(C, 16, c->nt, t, &a, &b);
+        fti__dec_rows(c, t, &ly->o, s->att_out, e->HD, s->xb, a, b);
+        for (i = a; i < b; i++) s->x[i] += s->xb[i];
+        break;
+    case FTI__DEC_FFN:
+        fti_rmsnorm_fwd(k, xn, NULL, s->x, ly->ffn_norm, 1, C, eps);
+        fti__dec_share(e->F, 16, c->nt, t, &a, &b);
+        fti__dec_rows(c, t, &ly->gate, xn, C, s->hb, a, b);
+        fti__dec_rows(c, t, &ly->up, xn, C, s->hb2, a, b);
+        if (a < b) fti_swiglu_fwd(k, s->hb + a, s->hb + a, s->hb2 + a, b - a);
+        break;
+    case FTI__DEC_DOWN:
+        fti__dec_share(C, 16, c->nt, t, &a, &b);
+        fti__dec_rows(c, t, &ly->down, s->hb, e->F, s->xb, a, b);
+        for (i = a; i < b; i++) s->x[i] += s->xb[i];
+        break;
+    default: /* FTI__DEC_LOGITS */
+        fti_rmsnorm_fwd(k, xn, NULL, s->x, e->out_norm, 1, C, eps);
+        fti__dec_share(e->V, 16, c->nt, t, &a, &b);
+        fti__dec_rows(c, t, &e->out, xn, C, s->logits, a, b);
+        break;
+    }
+}
+
+/* The whole token as one region (thread `thread` of c->nt). */
+static void fti__dec_task(void *vctx, size_t i0, size_t i1, int thread) {
+    fti__dec *c = (fti__dec *)vctx;
+    size_t l, L = c->s->e->L;
+    (void)i0, (void)i1;
+    for (l = 0; l < L; l++) {
+        if (c->by_group) {
+            fti__dec_phase(c, l, FTI__DEC_QKV_ATTN, thread);
+        } else {
+            fti__dec_phase(c, l, FTI__DEC_QKV, thread);
+            fti__dec_wait(c);
+            fti__dec_phase(c, l, FTI__DEC_ATTN, thread);
+        }
+        fti__dec_wait(c);
+        fti__dec_phase(c, l, FTI__DEC_O, thread);
+        fti__dec_wait(c);
+        fti__dec_phase(c, l, FTI__DEC_FFN, thread);
+        fti__dec_wait(c);
+        fti__dec_phase(c, l, FTI__DEC_DOWN, thread);
+        fti__dec_wait(c);
+    }
+    fti__dec_phase(c, L, FTI__DEC_LOGITS, thread);
+}
+
+/* One phase (c->layer, c->phase) as its own pool call: the form without atomics. */
+static FTI__UNUSED void fti__dec_phase_task(void *vctx, size_t i0, size_t i1, int thread) {
+    fti__dec *c = (fti__dec *)vctx;
+    (void)i0, (void)i1;
+    fti__dec_phase(c, c->layer, c->phase, thread);
+}
+
+/* The forward of one token at position s->pos: its logits into s->logits (and logits_out). */
+static fti_result fti__sess_decode(fti_session *s, int32_t token, float *logits_out) {
+    const fti_engine *e = s->e;
+    size_t embd_row = fti_dtype_row_bytes(e->embd.type, e->C);
+    fti_pool *pool = s->pool;
+    fti__dec c;
+    int t;
+    c.s = s;
+    c.nt = fti_pool_threads(pool);
+    if (c.nt > s->nth) { /* not the session's pool (cannot happen): one thread */
+        pool = NULL;
+        c.nt = 1;
+    }
+    c.by_group = e->KV % (size_t)c.nt == 0;
+    c.layer = 0;
+    c.phase = 0;
+    c.bar_count = 0;
+    c.bar_gen = 0;
+    for (t = 0; t < c.nt; t++) c.rc[t] = FTI_OK;
+    fti_dequantize_row(e->k, e->embd.type, s->x, (const char *)e->embd.data + (size_t)token * embd_row,
+                       e->C);
+    if (c.nt == 1) {
+        fti__dec_task(&c, 0, 1, 0);
+    } else {
+#if FTI__DEC_SPIN
+        fti_pool_each(pool, fti__dec_task, &c);
+#else
+        for (c.layer = 0; c.layer < e->L; c.layer++)
+            for (c.phase = c.by_group ? FTI__DEC_QKV_ATTN : FTI__DEC_QKV; c.phase < FTI__DEC_LOGITS;
+                 c.phase += c.phase == FTI__DEC_QKV_ATTN ? 3 : 1)
+                fti_pool_each(pool, fti__dec_phase_task, &c);
+        c.phase = FTI__DEC_LOGITS;
+        fti_pool_each(pool, fti__dec_phase_task, &c);
+#endif
+    }
+    for (t = 0; t < c.nt; t++)
+        if (c.rc[t] != FTI_OK) return c.rc[t];
+    s->pos++;
+    if (logits_out) memcpy(logits_out, s->logits, e->V * sizeof(float));
+    return FTI_OK;
+}
+
 /* One forward over T <= n_batch tokens at positions pos..pos+T-1; logits for the last token
  * into s->logits, or for all T into logits_out (T,V). */
 static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_t T,
@@ -27810,6 +28264,7 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
     float eps = e->cfg.norm_eps;
     fti_result rc = FTI_OK;
     size_t embd_row = fti_dtype_row_bytes(e->embd.type, C);
+    if (T == 1) return fti__sess_decode(s, tokens[0], logits_out);
     for (t = 0; t < T; t++) /* x (T,C) = embedding rows, decoded from their stored type */
         fti_dequantize_row(k, e->embd.type, s->x + t * C,
                            (const char *)e->embd.data + (size_t)tokens[t] * embd_row, C);
@@ -27820,21 +28275,11 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
         float *vc = s->kv_f16 ? s->vbuf : (float *)fti__kv_at(s, 1, l, pos0);
         fti__sess_attn ac;
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->attn_norm, T, C, eps);
-        if (T == 1) {
-            const fti__eng_w *ws[3];
-            float *ys[3];
-            size_t ns[3];
-            ws[0] = &ly->q, ws[1] = &ly->k, ws[2] = &ly->v;
-            ys[0] = s->q, ys[1] = kc, ys[2] = vc;
-            ns[0] = e->HD, ns[1] = e->KVD, ns[2] = e->KVD;
-            rc = fti__sess_multi_gemv(s, s->xb, C, 3, ws, ys, ns);
-        } else {
-            rc = fti_matmul_w(k, s->pool, ly->q.type, ly->q.data, s->xb, s->q, T, e->HD, C);
-            if (rc == FTI_OK)
-                rc = fti_matmul_w(k, s->pool, ly->k.type, ly->k.data, s->xb, kc, T, e->KVD, C);
-            if (rc == FTI_OK)
-                rc = fti_matmul_w(k, s->pool, ly->v.type, ly->v.data, s->xb, vc, T, e->KVD, C);
-        }
+        rc = fti_matmul_w(k, s->pool, ly->q.type, ly->q.data, s->xb, s->q, T, e->HD, C);
+        if (rc == FTI_OK)
+            rc = fti_matmul_w(k, s->pool, ly->k.type, ly->k.data, s->xb, kc, T, e->KVD, C);
+        if (rc == FTI_OK)
+            rc = fti_matmul_w(k, s->pool, ly->v.type, ly->v.data, s->xb, vc, T, e->KVD, C);
         if (rc != FTI_OK) break;
         fti__sess_rope(s, s->q, T, e->H, pos0);
         fti__sess_rope(s, kc, T, e->KV, pos0);
@@ -27857,19 +28302,9 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
         if (rc != FTI_OK) break;
         for (i = 0; i < T * C; i++) s->x[i] += s->xb[i];
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->ffn_norm, T, C, eps);
-        if (T == 1) {
-            const fti__eng_w *ws[2];
-            float *ys[2];
-            size_t ns[2];
-            ws[0] = &ly->gate, ws[1] = &ly->up;
-            ys[0] = s->hb, ys[1] = s->hb2;
-            ns[0] = e->F, ns[1] = e->F;
-            rc = fti__sess_multi_gemv(s, s->xb, C, 2, ws, ys, ns);
-        } else {
-            rc = fti_matmul_w(k, s->pool, ly->gate.type, ly->gate.data, s->xb, s->hb, T, e->F, C);
-            if (rc == FTI_OK)
-                rc = fti_matmul_w(k, s->pool, ly->up.type, ly->up.data, s->xb, s->hb2, T, e->F, C);
-        }
+        rc = fti_matmul_w(k, s->pool, ly->gate.type, ly->gate.data, s->xb, s->hb, T, e->F, C);
+        if (rc == FTI_OK)
+            rc = fti_matmul_w(k, s->pool, ly->up.type, ly->up.data, s->xb, s->hb2, T, e->F, C);
         if (rc != FTI_OK) break;
         fti_swiglu_fwd(k, s->hb, s->hb, s->hb2, T * e->F);
         rc = fti_matmul_w(k, s->pool, ly->down.type, ly->down.data, s->hb, s->xb, T, C, e->F);
@@ -28117,11 +28552,7 @@ FTIDEF void fti_batch_free(fti_batch *d) {
 #define FTI__BT_BLOCK ((size_t)16)
 
 #if defined(FTI__X86)
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 #define FTI__BT_INLINE __inline__ __attribute__((always_inline))
 #if defined(__clang__)
 #define FTI__BT_UNROLL _Pragma("unroll")
@@ -28142,6 +28573,36 @@ FTIDEF void fti_batch_free(fti_batch *d) {
     case 7: F(__VA_ARGS__, 7); break;                                                              \
     default: F(__VA_ARGS__, 8); break;                                                             \
     }
+
+/* The body of the values step, y += Σ_j p[j] · v_j over j < m (v_j at vc + j·ld elements, f16
+ * when F16), for vectors of type V with W lanes (intrinsics P##_..., LD the row load), NC vectors
+ * per row: the AVX-512 and the AVX2 forms are this one text. Each output row stays in
+ * registers, two accumulator sets (even and odd positions) added at the end. */
+#define FTI__BT_VALUES(V, P, W, LD)                                                                \
+    V y0[8], y1[8];                                                                                \
+    size_t c, j, row = ld * (F16 ? 2 : 4);                                                         \
+    FTI__BT_UNROLL                                                                                 \
+    for (c = 0; c < NC; c++) {                                                                     \
+        y0[c] = P##_loadu_ps(y + W * c);                                                           \
+        y1[c] = P##_setzero_ps();                                                                  \
+    }                                                                                              \
+    for (j = 0; j + 2 <= m; j += 2) {                                                              \
+        const char *v0 = (const char *)vc + j * row, *v1 = v0 + row;                              \
+        V p0 = P##_set1_ps(p[j]), p1 = P##_set1_ps(p[j + 1]);                                      \
+        FTI__BT_UNROLL                                                                             \
+        for (c = 0; c < NC; c++) {                                                                 \
+            y0[c] = P##_fmadd_ps(p0, LD(v0, W * c, F16), y0[c]);                                   \
+            y1[c] = P##_fmadd_ps(p1, LD(v1, W * c, F16), y1[c]);                                   \
+        }                                                                                          \
+    }                                                                                              \
+    if (j < m) {                                                                                   \
+        V p0 = P##_set1_ps(p[j]);                                                                  \
+        FTI__BT_UNROLL                                                                             \
+        for (c = 0; c < NC; c++)                                                                   \
+            y0[c] = P##_fmadd_ps(p0, LD((const char *)vc + j * row, W * c, F16), y0[c]);           \
+    }                                                                                              \
+    FTI__BT_UNROLL                                                                                 \
+    for (c = 0; c < NC; c++) P##_storeu_ps(y + W * c, P##_add_ps(y0[c], y1[c]));
 
 #if !defined(FTI_NO_AVX512)
 /* Lane i of the result = Σ of the 16 lanes of v[i] (a fixed order). */
@@ -28194,31 +28655,7 @@ FTI__AVX512 static FTI__BT_INLINE void fti__bt_scores_avx512(const float *q, con
 FTI__AVX512 static FTI__BT_INLINE void fti__bt_values_avx512(const float *p, const void *vc,
                                                              size_t ld, size_t m, float *y,
                                                              int F16, size_t NC) {
-    __m512 y0[8], y1[8];
-    size_t c, j, row = ld * (F16 ? 2 : 4);
-    FTI__BT_UNROLL
-    for (c = 0; c < NC; c++) {
-        y0[c] = _mm512_loadu_ps(y + 16 * c);
-        y1[c] = _mm512_setzero_ps();
-    }
-    for (j = 0; j + 2 <= m; j += 2) {
-        const char *v0 = (const char *)vc + j * row, *v1 = v0 + row;
-        __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
-        FTI__BT_UNROLL
-        for (c = 0; c < NC; c++) {
-            y0[c] = _mm512_fmadd_ps(p0, fti__bt_ld16(v0, 16 * c, F16), y0[c]);
-            y1[c] = _mm512_fmadd_ps(p1, fti__bt_ld16(v1, 16 * c, F16), y1[c]);
-        }
-    }
-    if (j < m) {
-        __m512 p0 = _mm512_set1_ps(p[j]);
-        FTI__BT_UNROLL
-        for (c = 0; c < NC; c++)
-            y0[c] = _mm512_fmadd_ps(p0, fti__bt_ld16((const char *)vc + j * row, 16 * c, F16),
-                                    y0[c]);
-    }
-    FTI__BT_UNROLL
-    for (c = 0; c < NC; c++) _mm512_storeu_ps(y + 16 * c, _mm512_add_ps(y0[c], y1[c]));
+    FTI__BT_VALUES(__m512, _mm512, 16, fti__bt_ld16)
 }
 
 FTI__AVX512 static void fti__bt_scores16_avx512(const float *q, const void *kc, size_t ld,
@@ -28281,30 +28718,7 @@ FTI__AVX2 static FTI__BT_INLINE void fti__bt_scores_avx2(const float *q, const v
 
 FTI__AVX2 static FTI__BT_INLINE void fti__bt_values_avx2(const float *p, const void *vc, size_t ld,
                                                          size_t m, float *y, int F16, size_t NC) {
-    __m256 y0[8], y1[8];
-    size_t c, j, row = ld * (F16 ? 2 : 4);
-    FTI__BT_UNROLL
-    for (c = 0; c < NC; c++) {
-        y0[c] = _mm256_loadu_ps(y + 8 * c);
-        y1[c] = _mm256_setzero_ps();
-    }
-    for (j = 0; j + 2 <= m; j += 2) {
-        const char *v0 = (const char *)vc + j * row, *v1 = v0 + row;
-        __m256 p0 = _mm256_set1_ps(p[j]), p1 = _mm256_set1_ps(p[j + 1]);
-        FTI__BT_UNROLL
-        for (c = 0; c < NC; c++) {
-            y0[c] = _mm256_fmadd_ps(p0, fti__bt_ld8(v0, 8 * c, F16), y0[c]);
-            y1[c] = _mm256_fmadd_ps(p1, fti__bt_ld8(v1, 8 * c, F16), y1[c]);
-        }
-    }
-    if (j < m) {
-        __m256 p0 = _mm256_set1_ps(p[j]);
-        FTI__BT_UNROLL
-        for (c = 0; c < NC; c++)
-            y0[c] = _mm256_fmadd_ps(p0, fti__bt_ld8((const char *)vc + j * row, 8 * c, F16), y0[c]);
-    }
-    FTI__BT_UNROLL
-    for (c = 0; c < NC; c++) _mm256_storeu_ps(y + 8 * c, _mm256_add_ps(y0[c], y1[c]));
+    FTI__BT_VALUES(__m256, _mm256, 8, fti__bt_ld8)
 }
 
 FTI__AVX2 static void fti__bt_scores16_avx2(const float *q, const void *kc, size_t ld, size_t m,
@@ -28357,9 +28771,7 @@ FTI__AVX2 static void fti__bt_values16_avx2_f16(const float *p, const void *vc, 
                                                size_t m, float *y, size_t nc) {
     FTI__BT_NC_CASES(nc, fti__bt_values_avx2, p, vc, ld, m, y, 1)
 }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+FTI__X86_WARN_POP
 #endif /* FTI__X86 */
 
 /* The max of x (n >= 8); 1 in *bad when one is NaN or ±inf (max in any order: exact). */
@@ -30630,6 +31042,19 @@ static int fti__hexval(unsigned char c) {
     return -1;
 }
 
+/* fti__http_line for the line at c->pos of a growing buffer: the bytes scanned by an earlier call
+ * that found no line end are not scanned again (a peer sending a long chunk-size or trailer line a
+ * byte at a time made each call scan the whole line again: quadratic). */
+static int fti__http_chunk_line(fti_http_chunked *c, const unsigned char *buf, size_t len,
+                                size_t *eol) {
+    int r;
+    if (c->line_len > len - c->pos) c->line_len = 0; /* a shorter buffer than last time */
+    r = fti__http_line(buf, len, c->pos + c->line_len, eol);
+    /* no line end in [pos, len): but a CR at the end may yet be followed by its LF */
+    c->line_len = r == 0 ? len - c->pos - (buf[len - 1] == '\r') : 0;
+    return r;
+}
+
 FTIDEF long fti_http_chunked_feed(fti_http_chunked *c, const unsigned char *buf, size_t len,
                                   const fti_http_limits *lim_in, fti_buf *out) {
     fti_http_limits lim;
@@ -30639,7 +31064,7 @@ FTIDEF long fti_http_chunked_feed(fti_http_chunked *c, const unsigned char *buf,
         if (c->state == FTI__CH_SIZE) {
             size_t eol = 0, k = c->pos, n_digits = 0;
             uint64_t size = 0;
-            int r = fti__http_line(buf, len, c->pos, &eol);
+            int r = fti__http_chunk_line(c, buf, len, &eol);
             if (r == 0) {
                 if (len - c->pos > FTI__HTTP_MAX_CHUNK_LINE) return -400;
                 return FTI_HTTP_INCOMPLETE;
@@ -30685,7 +31110,7 @@ FTIDEF long fti_http_chunked_feed(fti_http_chunked *c, const unsigned char *buf,
         } else if (c->state == FTI__CH_TRAILER) {
             size_t eol = 0;
             fti_http_field f;
-            int r = fti__http_line(buf, len, c->pos, &eol);
+            int r = fti__http_chunk_line(c, buf, len, &eol);
             if (r == 0) {
                 if (c->n_trailer + (len - c->pos) > lim.max_head) return -431;
                 return FTI_HTTP_INCOMPLETE;
@@ -31431,6 +31856,7 @@ struct fti__conn {
     fti_buf in;
     size_t scanned;          /* bytes of in already checked for a newline */
     int parse_pending;       /* new line ends since the last head parse */
+    size_t long_parse_len;   /* in.len at the last parse made for the length alone */
     fti_http_head *head;
     long head_len;
     fti_http_chunked ch;
@@ -32276,6 +32702,7 @@ static void fti__conn_process(fti_server *s, fti__conn *c) {
             memmove(c->in.data, c->in.data + consumed, c->in.len - consumed);
             c->in.len -= consumed;
             c->scanned = 0;
+            c->long_parse_len = 0;
             c->parse_pending = c->in.len > 0;
             c->first_request = 0;
             c->t_head_ms = now;
@@ -32431,7 +32858,16 @@ static void fti__conn_read(fti_server *s, fti__conn *c) {
                     break;
                 }
             c->scanned = c->in.len;
-            if (c->in.len > s->lim.max_request_line) c->parse_pending = 1;
+            /* without a new line end, the head's verdict changes only when the request line or
+             * the head crosses its limit (414, 431): parse when in.len has doubled since the last
+             * such parse, or crossed max_head. (A parse on every read past max_request_line let a
+             * peer sending a byte at a time make each byte cost a parse of up to 32 KiB.) */
+            if (c->in.len > s->lim.max_request_line &&
+                (c->in.len >= 2 * c->long_parse_len ||
+                 (c->long_parse_len <= s->lim.max_head && c->in.len > s->lim.max_head))) {
+                c->parse_pending = 1;
+                c->long_parse_len = c->in.len;
+            }
             continue;
         }
         if (n == 0) {

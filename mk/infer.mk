@@ -5,7 +5,7 @@
 BENCH_TARGETS += bench-infer
 .PHONY: bench-infer size
 
-$(B)/bench_infer: tools/bench_infer.c fti.h | $(B)
+$(B)/bench_infer: tools/bench_infer.c tools/bench_bw.h fti.h | $(B)
 	$(CC) $(STD) -O2 $(WARN) $(CFLAGS) -I. -o $@ tools/bench_infer.c $(LDLIBS)
 
 bench-infer: $(B)/bench_infer

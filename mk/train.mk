@@ -27,7 +27,7 @@ BF16_LOSS_CTX ?= 64
 BF16_LOSS_LR ?= 3e-3
 
 .PHONY: bench-train bench-train-bf16-loss train-goldens
-$(B)/bench_train: tools/bench_train.c fti.h | $(B)
+$(B)/bench_train: tools/bench_train.c tools/bench_peak.h fti.h | $(B)
 	$(CC) $(STD) -O2 -g $(WARN) $(CFLAGS) -I. -o $@ $< $(LDLIBS)
 
 bench-train: $(B)/bench_train

@@ -267,7 +267,7 @@ static const char *bt_model(uint32_t mt, const char *file) {
  * step like one prefilled on its own; errors leave the session as it was. */
 FTI_TEST(batch_prefill_matches_session) {
     static const uint32_t types[3] = {FTI_GGML_F32, FTI_GGML_Q8_0, FTI_GGML_Q4_0};
-    static const double tol[3] = {1e-4, 0.1, 0.1};
+    static const double tol[3] = {1e-4, 0.1, 0.15}; /* quantized: one Q8 level flip (AVX2: 0.118) */
     int ti;
     for (ti = 0; ti < 3; ti++) {
         const char *path = bt_model(types[ti], "bp.gguf");

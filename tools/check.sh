@@ -17,7 +17,7 @@ WSTRICT="-Wall -Wextra -Wpedantic -Wshadow -Werror"
 STRICT="-std=c99 $WSTRICT"
 LIBS="-lm -lpthread"
 # Test-name filters that exercise threads (pool, kernels, server); parts add theirs here.
-TSAN_TESTS=${TSAN_TESTS:-"kernels_ server_ http_"}
+TSAN_TESTS=${TSAN_TESTS:-"kernels_ server_ http_ infer_decode infer_threads"}
 JOBS=$(nproc 2>/dev/null || echo 2)
 FUZZ_CI_SECONDS=${FUZZ_CI_SECONDS:-15}
 T_START=$(date +%s)
@@ -223,6 +223,10 @@ lane_b() {
     # hardening (issue 10, docs/hardening.md): fault loops over every k, valgrind on the
     # programs, the clang static analyzer
     step "fault loops, every k" env FTI_FAULT_FULL=1 build/fti-test fault_
+    # the AVX2 table on this (AVX-512) machine: the kernels and the batched-vs-session decode
+    # tests, which once failed only there (without AVX2, FTI_ISA=avx2 falls back to auto)
+    step "AVX2 table: kernels, batch and server decode" env FTI_ISA=avx2 build/fti-test \
+        kernels batch_prefill_matches_session server_batch_decode_matches_sessions
     if have valgrind; then
         # memcheck of the stage programs on a slice of the demo corpus: ingest, train a few
         # steps of a very small model, generate
