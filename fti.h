@@ -26236,23 +26236,7 @@ done:
 
 /* --- cards ------------------------------------------------------------------------------------- */
 
-/* The config object of a card (also the GGUF's fti.train.config). */
-static void fti__tr_config_json(fti_jw *w, const fti_model_config *cfg, const char *preset) {
-    fti_jw_obj_begin(w);
-    fti_jw_key(w, "preset"); fti_jw_str(w, preset);
-    fti_jw_key(w, "vocab_size"); fti_jw_int(w, cfg->vocab_size);
-    fti_jw_key(w, "dim"); fti_jw_int(w, cfg->dim);
-    fti_jw_key(w, "n_layers"); fti_jw_int(w, cfg->n_layers);
-    fti_jw_key(w, "n_heads"); fti_jw_int(w, cfg->n_heads);
-    fti_jw_key(w, "n_kv_heads"); fti_jw_int(w, cfg->n_kv_heads ? cfg->n_kv_heads : cfg->n_heads);
-    fti_jw_key(w, "hidden_dim"); fti_jw_int(w, cfg->hidden_dim);
-    fti_jw_key(w, "context_len"); fti_jw_int(w, cfg->context_len);
-    fti_jw_key(w, "rope_base"); fti_jw_num(w, cfg->rope_base ? cfg->rope_base : 10000.0);
-    fti_jw_key(w, "norm_eps"); fti_jw_num(w, cfg->norm_eps ? cfg->norm_eps : 1e-5);
-    fti_jw_key(w, "tied_embeddings"); fti_jw_bool(w, cfg->tied_embeddings);
-    fti_jw_key(w, "n_params"); fti_jw_int(w, (int64_t)fti_model_n_params(cfg));
-    fti_jw_obj_end(w);
-}
+/* The config object of a card (also the GGUF's fti.train.config): fti__reg_config_json (07_train.c). */
 
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_machine_json(fti_jw *w, int threads) {
@@ -26650,7 +26634,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         fti_time_iso8601(fti_time_wall(), ts);
         datasets[0] = fti_dataset_id(ds);
         fti_jw_init(&w, &cfgjson, 0);
-        fti__tr_config_json(&w, &cfg, ro.from ? "(parent)" : preset);
+        fti__reg_config_json(&w, &cfg, ro.from ? "(parent)" : preset);
         if (cfgjson.oom) {
             r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
             goto done;
@@ -26695,7 +26679,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
             fti_jw_key(&w, "wall_time_s"); fti_jw_num(&w, st.elapsed_s);
             fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads);
             fti_jw_key(&w, "config");
-            fti__tr_config_json(&w, &cfg, "(parent)");
+            fti__reg_config_json(&w, &cfg, "(parent)");
             fti_jw_key(&w, "run"); fti_jw_str(&w, run_dir);
             fti_jw_key(&w, "metrics"); fti_jw_str(&w, metrics);
             fti_jw_key(&w, "loss_curve"); fti_jw_str(&w, svg);
@@ -26735,7 +26719,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         }
         fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads);
         fti_jw_key(&w, "config");
-        fti__tr_config_json(&w, &cfg, ro.from ? "(parent)" : preset);
+        fti__reg_config_json(&w, &cfg, ro.from ? "(parent)" : preset);
         fti_jw_key(&w, "hyper");
         fti_jw_obj_begin(&w);
         fti_jw_key(&w, "batch"); fti_jw_int(&w, (int64_t)o.batch);
@@ -26868,7 +26852,7 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
     fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)lin.train_tokens);
     fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)lin.train_steps);
     fti_jw_key(&w, "config");
-    fti__tr_config_json(&w, &base.cfg, "(parent)");
+    fti__reg_config_json(&w, &base.cfg, "(parent)");
     fti_jw_key(&w, "hyper");
     fti_jw_obj_begin(&w);
     fti_jw_key(&w, "lora_rank"); fti_jw_int(&w, rank);

@@ -10,7 +10,7 @@ AARCH64_CC ?= aarch64-linux-gnu-gcc
 QEMU_AARCH64 ?= qemu-aarch64
 
 .PHONY: bench-kernels kernels-qemu
-$(B)/bench_kernels: tools/bench_kernels.c tools/bench_bw.h fti.h | $(B)
+$(B)/bench_kernels: tools/bench_kernels.c tools/bench_bw.h tools/bench_peak.h fti.h | $(B)
 	$(CC) $(STD) -O2 -g $(WARN) $(CFLAGS) -I. -o $@ $< -lopenblas -lm -lpthread
 
 bench-kernels: $(B)/bench_kernels

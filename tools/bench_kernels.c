@@ -43,115 +43,8 @@ char *openblas_get_corename(void);
 
 static double now_s(void) { return (double)fti_time_ns() * 1e-9; }
 
-/* --- machine peak: FMA loop ------------------------------------------------------------------- */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-/* Independent FMA chains (distinct start values, so the compiler cannot merge them), enough to
- * cover the FMA latency times the number of FMA pipes. */
-__attribute__((target("avx512f"))) static double fma_loop_512(long iters) {
-    __m512 a0 = _mm512_set1_ps(1.00f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f),
-           a3 = _mm512_set1_ps(1.03f), a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f),
-           a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f), a8 = _mm512_set1_ps(1.08f),
-           a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
-    __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-    long i;
-    float out[16];
-    for (i = 0; i < iters; i++) {
-        a0 = _mm512_fmadd_ps(a0, m, c);
-        a1 = _mm512_fmadd_ps(a1, m, c);
-        a2 = _mm512_fmadd_ps(a2, m, c);
-        a3 = _mm512_fmadd_ps(a3, m, c);
-        a4 = _mm512_fmadd_ps(a4, m, c);
-        a5 = _mm512_fmadd_ps(a5, m, c);
-        a6 = _mm512_fmadd_ps(a6, m, c);
-        a7 = _mm512_fmadd_ps(a7, m, c);
-        a8 = _mm512_fmadd_ps(a8, m, c);
-        a9 = _mm512_fmadd_ps(a9, m, c);
-        a10 = _mm512_fmadd_ps(a10, m, c);
-        a11 = _mm512_fmadd_ps(a11, m, c);
-    }
-    a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                       _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-    a0 = _mm512_add_ps(a0, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
-    _mm512_storeu_ps(out, a0);
-    return (double)iters * 12 * 16 * 2 + out[0] * 1e-30;
-}
-__attribute__((target("avx2,fma"))) static double fma_loop_256(long iters) {
-    __m256 a0 = _mm256_set1_ps(1.00f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f),
-           a3 = _mm256_set1_ps(1.03f), a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f),
-           a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f), a8 = _mm256_set1_ps(1.08f),
-           a9 = _mm256_set1_ps(1.09f);
-    __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    long i;
-    float out[8];
-    for (i = 0; i < iters; i++) {
-        a0 = _mm256_fmadd_ps(a0, m, c);
-        a1 = _mm256_fmadd_ps(a1, m, c);
-        a2 = _mm256_fmadd_ps(a2, m, c);
-        a3 = _mm256_fmadd_ps(a3, m, c);
-        a4 = _mm256_fmadd_ps(a4, m, c);
-        a5 = _mm256_fmadd_ps(a5, m, c);
-        a6 = _mm256_fmadd_ps(a6, m, c);
-        a7 = _mm256_fmadd_ps(a7, m, c);
-        a8 = _mm256_fmadd_ps(a8, m, c);
-        a9 = _mm256_fmadd_ps(a9, m, c);
-    }
-    a0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                       _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-    a0 = _mm256_add_ps(a0, _mm256_add_ps(a8, a9));
-    _mm256_storeu_ps(out, a0);
-    return (double)iters * 10 * 8 * 2 + out[0] * 1e-30;
-}
-#endif
-
-static double fma_loop(long iters) {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (fti_cpu_features() & FTI_CPU_AVX512F) return fma_loop_512(iters);
-    if (fti_cpu_features() & FTI_CPU_FMA) return fma_loop_256(iters);
-#endif
-    {
-        float a[8] = {1.0f, 1.1f, 1.2f, 1.3f, 1.4f, 1.5f, 1.6f, 1.7f};
-        long i;
-        int j;
-        for (i = 0; i < iters; i++)
-            for (j = 0; j < 8; j++) a[j] = a[j] * 0.999999f + 1e-7f;
-        return (double)iters * 16 + a[0] * 1e-30;
-    }
-}
-
-typedef struct {
-    long iters;
-    double flops;
-} peak_arg;
-
-static void *peak_thread(void *p) {
-    peak_arg *a = (peak_arg *)p;
-    a->flops = fma_loop(a->iters);
-    return NULL;
-}
-
-/* Best of 40 short runs (~3 ms each): like the kernels' best-of timing, it finds the windows in
- * which the threads really had their cores on a busy machine. */
-static double measure_peak(int threads) {
-    pthread_t th[16];
-    peak_arg args[16];
-    double best = 0;
-    int rep, t;
-    for (rep = 0; rep < 40; rep++) {
-        double t0 = now_s(), fl = 0, dt;
-        for (t = 0; t < threads; t++) {
-            args[t].iters = 1000000;
-            pthread_create(&th[t], NULL, peak_thread, &args[t]);
-        }
-        for (t = 0; t < threads; t++) {
-            pthread_join(th[t], NULL);
-            fl += args[t].flops;
-        }
-        dt = now_s() - t0;
-        if (fl / dt > best) best = fl / dt;
-    }
-    return best * 1e-9;
-}
+/* --- machine peak: FMA loop (tools/bench_peak.h) ------------------------------------------ */
+#include "bench_peak.h"
 
 /* --- memory bandwidth: STREAM-style copy and read (tools/bench_bw.h) ---------------------- */
 #include "bench_bw.h"
@@ -389,7 +282,7 @@ int main(int argc, char **argv) {
     printf("openblas core: %s\n", openblas_get_corename());
     for (ti = 0; ti < n_tc; ti++) {
         int t = thread_counts[ti];
-        peak[ti] = measure_peak(t);
+        peak[ti] = bench_peak_gflops(t);
         {
             bench_bw bw = bench_bw_measure(t);
             copy_bw[ti] = bw.copy;
