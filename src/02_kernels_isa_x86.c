@@ -1286,17 +1286,41 @@ FTI__AVX512 static void fti__f32_to_bf16_avx512(uint16_t *dst, const float *src,
                                     (short)(w)[(b) + 3].d, 0, 0, 0, 0)),                           \
         _mm_loadu_ps((xd) + (b)))
 
-/* The sums of four accumulators, [Σa0, Σa1, Σa2, Σa3], each added in the same fixed order
- * whatever the other three hold (a row alone passes zeros and gets the same bits). */
-FTI__AVX512 static __m128 fti__hsum4_avx512(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
-    __m512 b01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xee));
-    __m512 b23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xee));
-    __m512 c = _mm512_add_ps(_mm512_shuffle_f32x4(b01, b23, 0x88),
-                             _mm512_shuffle_f32x4(b01, b23, 0xdd));
-    c = _mm512_add_ps(c, _mm512_permute_ps(c, 0x4e));
-    c = _mm512_add_ps(c, _mm512_permute_ps(c, 0xb1));
-    return _mm512_castps512_ps128(_mm512_permutexvar_ps(
-        _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), c));
+/* Lane i of the result = Σ of the 16 lanes of v[i] (a transposing reduction: 45 ops for all 16
+ * sums instead of 16 separate horizontal sums). Each sum is added in the same fixed order
+ * whatever the other vectors hold (a row alone passes zeros and gets the same bits). Used by the
+ * quantized GEMVs below and the multi-row tiles of 02_kernels_quant.c. */
+FTI__AVX512 static __m512 fti__hsum16_avx512(const __m512 *v) {
+    __m512 t[8], u[4], q0, q1;
+/* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] */
+#define FTI__H16_T(i)                                                                              \
+    t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * (i)], v[2 * (i) + 1]),                           \
+                         _mm512_unpackhi_ps(v[2 * (i)], v[2 * (i) + 1]))
+/* per 128-bit lane: [a, b, c, d] */
+#define FTI__H16_U(i)                                                                              \
+    u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[2 * (i)]),        \
+                                                             _mm512_castps_pd(t[2 * (i) + 1]))),   \
+                         _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[2 * (i)]),        \
+                                                             _mm512_castps_pd(t[2 * (i) + 1]))))
+    FTI__H16_T(0); FTI__H16_T(1); FTI__H16_T(2); FTI__H16_T(3);
+    FTI__H16_T(4); FTI__H16_T(5); FTI__H16_T(6); FTI__H16_T(7);
+    FTI__H16_U(0); FTI__H16_U(1); FTI__H16_U(2); FTI__H16_U(3);
+#undef FTI__H16_T
+#undef FTI__H16_U
+    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
+}
+
+/* Rows r .. r+n-1 (n <= 4) of each of the four streams j (y + j·q4) from acc[4j + i] (row r+i
+ * of stream j): one fti__hsum16_avx512, four stores (masked when n < 4). */
+FTI__AVX512 static void fti__qv_store16(float *y, size_t q4, size_t n, const __m512 *acc) {
+    __m512 s = fti__hsum16_avx512(acc);
+    __mmask8 m = (__mmask8)((1u << n) - 1u);
+    _mm_mask_storeu_ps(y, m, _mm512_castps512_ps128(s));
+    _mm_mask_storeu_ps(y + q4, m, _mm512_extractf32x4_ps(s, 1));
+    _mm_mask_storeu_ps(y + 2 * q4, m, _mm512_extractf32x4_ps(s, 2));
+    _mm_mask_storeu_ps(y + 3 * q4, m, _mm512_extractf32x4_ps(s, 3));
 }
 
 /* One row's step over a group of 4 Q8_0 blocks (136 bytes at wb, loaded as l0, l1 and the last
@@ -1316,18 +1340,20 @@ FTI__AVX512 static __m128 fti__hsum4_avx512(__m512 a0, __m512 a1, __m512 a2, __m
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1_), _mm512_permutexvar_ps(sp23, s4_), acc);    \
     } while (0)
 
-/* A Q8_0 row's blocks past the last whole group of 4 added to its sum s. */
-FTI__VNNI static float fti__q8_vnni_finish(const fti_block_q8_0 *w, const int8_t *xq,
-                                           const float *xd, size_t b0, size_t nb, float s) {
+/* A Q8_0 row's blocks past the last whole group of 4 (1-3), each a dpbusd over its 32 bytes
+ * (8 int32 lanes) scaled by its wd·xd into lanes 0-7 of the row's accumulator. */
+FTI__VNNI static __m512 fti__q8_vnni_rest(const fti_block_q8_0 *w, const int8_t *xq,
+                                          const float *xd, size_t b0, size_t nb, __m512 acc) {
     size_t b;
     for (b = b0; b < nb; b++) {
         __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
         __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
         __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(xv),
                                         _mm256_sign_epi8(wv, xv));
-        s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+        acc = _mm512_mask3_fmadd_ps(_mm512_cvtepi32_ps(_mm512_castsi256_si512(d)),
+                                    _mm512_set1_ps(_cvtsh_ss(w[b].d) * xd[b]), acc, 0xff);
     }
-    return s;
+    return acc;
 }
 
 /* Q8_0 with VNNI, four blocks per step (FTI__Q8_VNNI_STEP) and four rows at a time, rows i, i+q,
@@ -1341,7 +1367,7 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
     const __m512i sp23 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     const __m512 zero = _mm512_setzero_ps();
     size_t ng = nb / 4, g, r, j, q4, st;
-    float s4[4];
+    __m512 acc[16];
     __m512i idx_a, idx_b, idx_d;
     unsigned char ia[64], ib[64], id[64];
     for (j = 0; j < 64; j++) {
@@ -1357,6 +1383,7 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
     for (r = 0; r < q4; r++) {
         const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        size_t ri = r % 4;
         for (g = 0; g < ng; g++, wb += 136) {
             const int8_t *xg = xq + g * 128;
             __m128i s16 = _mm_loadu_si128((const __m128i *)(xs + g * 4));
@@ -1377,15 +1404,25 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
             FTI__Q8_VNNI_STEP(a2, l2, m2, wb + 2 * st, xg, i0, i1, xd4);
             FTI__Q8_VNNI_STEP(a3, l3, m3, wb + 3 * st, xg, i0, i1, xd4);
         }
-        wb = (const unsigned char *)W + r * row_bytes;
-        _mm_storeu_ps(s4, fti__hsum4_avx512(a0, a1, a2, a3));
-        for (j = 0; j < 4; j++)
-            y[r + j * q4] = fti__q8_vnni_finish((const fti_block_q8_0 *)(wb + j * st), xq, xd,
-                                                ng * 4, nb, s4[j]);
+        if (ng * 4 < nb) { /* the blocks past the last group, one by one */
+            wb = (const unsigned char *)W + r * row_bytes;
+            a0 = fti__q8_vnni_rest((const fti_block_q8_0 *)wb, xq, xd, ng * 4, nb, a0);
+            a1 = fti__q8_vnni_rest((const fti_block_q8_0 *)(wb + st), xq, xd, ng * 4, nb, a1);
+            a2 = fti__q8_vnni_rest((const fti_block_q8_0 *)(wb + 2 * st), xq, xd, ng * 4, nb, a2);
+            a3 = fti__q8_vnni_rest((const fti_block_q8_0 *)(wb + 3 * st), xq, xd, ng * 4, nb, a3);
+        }
+        acc[ri] = a0;
+        acc[4 + ri] = a1;
+        acc[8 + ri] = a2;
+        acc[12 + ri] = a3;
+        if (ri == 3 || r + 1 == q4) { /* rows r-ri .. r of every stream */
+            for (j = ri + 1; j < 4; j++) acc[j] = acc[4 + j] = acc[8 + j] = acc[12 + j] = zero;
+            fti__qv_store16(y + r - ri, q4, ri + 1, acc);
+        }
     }
     for (r = 4 * q4; r < rows; r++) {
         const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
-        __m512 acc = _mm512_setzero_ps();
+        acc[0] = _mm512_setzero_ps();
         for (g = 0; g < ng; g++, wb += 136) {
             __m128i s16 = _mm_loadu_si128((const __m128i *)(xs + g * 4));
             __m512i x16 = _mm512_castsi128_si512(_mm_sub_epi32(_mm_setzero_si128(),
@@ -1393,11 +1430,12 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
             __m512i i0 = _mm512_permutexvar_epi32(sp01, x16), i1 = _mm512_permutexvar_epi32(sp23, x16);
             __m512i l0 = _mm512_loadu_si512((const void *)wb);
             __m512i m0 = _mm512_loadu_si512((const void *)(wb + 64));
-            FTI__Q8_VNNI_STEP(acc, l0, m0, wb, xq + g * 128, i0, i1, _mm_loadu_ps(xd + g * 4));
+            FTI__Q8_VNNI_STEP(acc[0], l0, m0, wb, xq + g * 128, i0, i1, _mm_loadu_ps(xd + g * 4));
         }
-        _mm_storeu_ps(s4, fti__hsum4_avx512(acc, zero, zero, zero));
-        y[r] = fti__q8_vnni_finish((const fti_block_q8_0 *)((const char *)W + r * row_bytes), xq,
-                                   xd, ng * 4, nb, s4[0]);
+        acc[0] = fti__q8_vnni_rest((const fti_block_q8_0 *)((const char *)W + r * row_bytes), xq,
+                                   xd, ng * 4, nb, acc[0]);
+        for (j = 1; j < 16; j++) acc[j] = zero;
+        _mm512_mask_storeu_ps(y + r, 1, fti__hsum16_avx512(acc));
     }
 }
 
@@ -1491,7 +1529,7 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
     /* the partial group: its 18·tail bytes, its tail scales xd */
     const __mmask64 mt = tail ? (__mmask64)((1ull << (18 * tail)) - 1u) : 0;
     const __mmask8 mx = (__mmask8)((1u << tail) - 1u);
-    float s4[4];
+    __m512 acc[16];
     __m512i idx_q, idx_d, idx_d2;
     const __m512i m4 = _mm512_set1_epi8(15);
     __m512i spread[4];
@@ -1533,6 +1571,7 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
     for (r = 0; r < q4; r++) {
         const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        size_t ri = r % 4;
         for (g = 0; g < ngt; g++, wb += 72) {
             const int8_t *xg = xr + g * 128;
             int part = g == ng; /* the partial group */
@@ -1568,12 +1607,18 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
             FTI__Q4_VNNI_STEP(a2, l2, h2, xg, init, _mm512_permutexvar_ps(spread[2], sc));
             FTI__Q4_VNNI_STEP(a3, l3, h3, xg, init, _mm512_permutexvar_ps(spread[3], sc));
         }
-        _mm_storeu_ps(s4, fti__hsum4_avx512(a0, a1, a2, a3));
-        for (j = 0; j < 4; j++) y[r + j * q4] = s4[j];
+        acc[ri] = a0;
+        acc[4 + ri] = a1;
+        acc[8 + ri] = a2;
+        acc[12 + ri] = a3;
+        if (ri == 3 || r + 1 == q4) { /* rows r-ri .. r of every stream */
+            for (j = ri + 1; j < 4; j++) acc[j] = acc[4 + j] = acc[8 + j] = acc[12 + j] = zero;
+            fti__qv_store16(y + r - ri, q4, ri + 1, acc);
+        }
     }
     for (r = 4 * q4; r < rows; r++) {
         const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
-        __m512 acc = _mm512_setzero_ps();
+        acc[0] = _mm512_setzero_ps();
         for (g = 0; g < ngt; g++, wb += 72) {
             int part = g == ng;
             __m512i init = _mm512_loadu_si512((const void *)(xi + g * 16));
@@ -1583,11 +1628,11 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
             __m128 xd4 = part ? _mm_maskz_loadu_ps(mx, xd + g * 4) : _mm_loadu_ps(xd + g * 4);
             __m512 sc = _mm512_castps128_ps512(_mm_mul_ps(
                 _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, l0))), xd4));
-            FTI__Q4_VNNI_STEP(acc, l0, h0, xr + g * 128, init,
+            FTI__Q4_VNNI_STEP(acc[0], l0, h0, xr + g * 128, init,
                               _mm512_permutexvar_ps(spread[0], sc));
         }
-        _mm_storeu_ps(s4, fti__hsum4_avx512(acc, zero, zero, zero));
-        y[r] = s4[0];
+        for (j = 1; j < 16; j++) acc[j] = zero;
+        _mm512_mask_storeu_ps(y + r, 1, fti__hsum16_avx512(acc));
     }
 }
 

@@ -199,25 +199,6 @@ FTI__VNNI static __m512i fti__pair_x_vnni(const int8_t *x, int two) {
                : _mm512_maskz_loadu_epi8((__mmask64)0xffffffffu, (const void *)x);
 }
 
-/* Lane i of the result = Σ of the 16 lanes of v[i] (a transposing reduction: 45 ops for all 16
- * sums instead of 16 separate horizontal sums). Summation order is fixed. */
-FTI__VNNI static __m512 fti__hsum16_vnni(const __m512 *v) {
-    __m512 t[8], u[4], q0, q1;
-    size_t i;
-    FTI__UNROLL4
-    for (i = 0; i < 8; i++) /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] */
-        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
-                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
-    FTI__UNROLL4
-    for (i = 0; i < 4; i++) /* per 128-bit lane: [a, b, c, d] */
-        u[i] = _mm512_add_ps(
-            _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[2 * i]), _mm512_castps_pd(t[2 * i + 1]))),
-            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[2 * i]), _mm512_castps_pd(t[2 * i + 1]))));
-    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
-    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
-}
-
 /* One step of the Q8_0 tile over blocks b, b+1 (TWO = 0: block b only, the odd last one). */
 #define FTI__Q8V_STEP(TWO)                                                                         \
     do {                                                                                           \
@@ -262,7 +243,7 @@ FTI__VNNI static void fti__qtile_q8_0_vnni(const char *const *w, const int8_t *c
     }
     for (b = 0; b + 2 <= nb; b += 2) FTI__Q8V_STEP(1);
     if (b < nb) FTI__Q8V_STEP(0);
-    _mm512_storeu_ps(out, fti__hsum16_vnni(acc));
+    _mm512_storeu_ps(out, fti__hsum16_avx512(acc));
 }
 
 /* One step of the Q4_0 tile over blocks b, b+1 (TWO = 0: block b only). */
@@ -312,7 +293,7 @@ FTI__VNNI static void fti__qtile_q4_0_vnni(const char *const *w, const int8_t *c
     }
     for (b = 0; b + 2 <= nb; b += 2) FTI__Q4V_STEP(1);
     if (b < nb) FTI__Q4V_STEP(0);
-    _mm512_storeu_ps(out, fti__hsum16_vnni(acc));
+    _mm512_storeu_ps(out, fti__hsum16_avx512(acc));
 }
 
 /* --- AVX-512 VNNI panels: 16 weight rows interleaved, no horizontal sums ---------------------- */
