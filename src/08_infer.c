@@ -3350,3 +3350,56 @@ FTIDEF fti_result fti_session_token_logprobs(fti_session *s, const int32_t *toke
     fti_free(buf);
     return rc;
 }
+
+FTIDEF fti_result fti_ngram_eval_session(fti_ngram *m, fti_session *s, const int32_t *const *seqs,
+                                         const size_t *lens, size_t n_seqs, int fit,
+                                         fti_ngram_fit_stats *st, fti_error *err) {
+    size_t total = 0, max_len = 0, i, j, k = 0;
+    double *pm = NULL, *pn = NULL, *lp = NULL;
+    int *conf = NULL;
+    fti_result rc = FTI_OK;
+    fti_ngram_fit_stats tmp;
+    if (!st) st = &tmp;
+    memset(st, 0, sizeof *st);
+    if (!m || !s || (n_seqs && (!seqs || !lens)))
+        return fti_error_set(err, FTI_ERR_INVALID, "ngram eval: NULL argument");
+    if (m->V != s->e->V)
+        return fti_error_set(err, FTI_ERR_INVALID, "ngram eval: the n-gram's vocabulary (%zu) "
+                             "is not the model's (%zu)", m->V, (size_t)s->e->V);
+    for (i = 0; i < n_seqs; i++) {
+        if (lens[i] > max_len) max_len = lens[i];
+        if (!fti_size_add(total, lens[i], &total))
+            return fti_error_set(err, FTI_ERR_LIMIT, "ngram eval: too many tokens");
+    }
+    pm = (double *)fti_calloc(total ? total : 1, sizeof *pm);
+    pn = (double *)fti_calloc(total ? total : 1, sizeof *pn);
+    conf = (int *)fti_calloc(total ? total : 1, sizeof *conf);
+    lp = (double *)fti_calloc(max_len ? max_len : 1, sizeof *lp);
+    if (!pm || !pn || !conf || !lp) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ngram eval: out of memory");
+        goto out;
+    }
+    for (i = 0; i < n_seqs && rc == FTI_OK; i++) {
+        if (lens[i] < 2) continue;
+        rc = fti_session_token_logprobs(s, seqs[i], lens[i], lp, err);
+        for (j = 1; j < lens[i] && rc == FTI_OK; j++) {
+            if (lp[j] != lp[j]) continue; /* not scored (a window's first token) */
+            pm[k] = exp(lp[j]);
+            pn[k] = fti_ngram_prob(m, seqs[i], j, seqs[i][j], &conf[k]);
+            k++;
+        }
+    }
+    if (rc == FTI_OK && k == 0) rc = fti_error_set(err, FTI_ERR_INVALID, "ngram eval: no token");
+    if (rc == FTI_OK) {
+        if (fit && fti_ngram_fit(m, pm, pn, conf, k, st) != FTI_OK)
+            rc = fti_error_set(err, FTI_ERR_INVALID, "ngram eval: no usable token");
+        else if (!fit)
+            fti_ngram_score(m, pm, pn, conf, k, st);
+    }
+out:
+    fti_free(pm);
+    fti_free(pn);
+    fti_free(conf);
+    fti_free(lp);
+    return rc;
+}

@@ -464,6 +464,16 @@ FTIDEF void fti_ngram_on_logits(void *hook, float *logits, size_t n_vocab, const
 FTIDEF fti_result fti_session_token_logprobs(fti_session *s, const int32_t *tokens, size_t n,
                                              double *out /* (n) */, fti_error *err);
 
+/* Scores held-out text with the model of session s, the n-gram model and their mixture, and
+ * with fit != 0 first fits the mixing weights on it (fti_ngram_fit): seqs[i][0..lens[i]) are
+ * separate texts (token ids of the model's vocabulary), each scored as
+ * fti_session_token_logprobs scores it, the n-gram seeing the tokens before each one within its
+ * text. st receives the figures per token (nats). Errors: FTI_ERR_INVALID (NULL, the n-gram's
+ * vocabulary is not the model's, or no token to score), those of fti_session_eval, NOMEM. */
+FTIDEF fti_result fti_ngram_eval_session(fti_ngram *m, fti_session *s, const int32_t *const *seqs,
+                                         const size_t *lens, size_t n_seqs, int fit,
+                                         fti_ngram_fit_stats *st, fti_error *err);
+
 #ifdef __cplusplus
 }
 #endif
