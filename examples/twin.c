@@ -1165,7 +1165,7 @@ int main(int argc, char **argv) {
                        !strcmp(fti_json_get_str(fti_json_root(prod), "tokenizer", ""), ds_tok);
         fti_model_config cfg;
         int ok = 0;
-        uint64_t steps, max_epoch_steps = 0;
+        uint64_t steps, max_epoch_steps = 0, fit_steps;
         double cal_s = 0;
         memset(&ro, 0, sizeof ro);
         ro.dataset = version;
@@ -1220,6 +1220,7 @@ int main(int argc, char **argv) {
             max_epoch_steps = sh && bt ? (uint64_t)TWIN_MAX_EPOCHS * sh->count / bt : 0;
             if (max_epoch_steps < 20) max_epoch_steps = 20;
         }
+        fit_steps = steps;
         if (max_epoch_steps && steps > max_epoch_steps) steps = max_epoch_steps;
         ro.train.max_steps = steps;
         ro.train.max_seconds = budget_s;
@@ -1240,17 +1241,23 @@ int main(int argc, char **argv) {
         if (fixed_steps)
             printf("   %llu steps (--steps)%s\n", (unsigned long long)steps,
                    ro.train.bf16 ? ", bf16 matmuls" : "");
+        else if (max_epoch_steps && fit_steps > max_epoch_steps)
+            /* the cap, not the budget, ends training: say so, and about when */
+            printf("   the budget has room for about %llu steps on this machine (%.1f s measured), "
+                   "but training from scratch stops after %s = %llu steps, about %.1f of the "
+                   "%.1f min%s\n", (unsigned long long)fit_steps, cal_s, TWIN_EPOCHS_STR,
+                   (unsigned long long)max_epoch_steps,
+                   budget_s * (double)max_epoch_steps / (double)fit_steps / 60, budget_s / 60,
+                   ro.train.bf16 ? "; bf16 matmuls" : "");
         else
             printf("   about %llu steps fit in the budget on this machine (%.1f s measured; the "
-                   "schedule follows the measured step time)%s%s%s\n", (unsigned long long)steps,
-                   cal_s, ro.train.bf16 ? ", bf16 matmuls" : "",
-                   max_epoch_steps && steps == max_epoch_steps ? ", capped at " : "",
-                   max_epoch_steps && steps == max_epoch_steps ? TWIN_EPOCHS_STR : "");
+                   "schedule follows the measured step time)%s\n", (unsigned long long)steps,
+                   cal_s, ro.train.bf16 ? ", bf16 matmuls" : "");
         if (same_tok)
             printf("== T: fine-tuning production model %s on %.16s for %.1f min\n", prod_id,
                    version, budget_s / 60);
         else
-            printf("== T: training a %s model from scratch on %.16s for %.1f min%s\n", preset,
+            printf("== T: training a %s model from scratch on %.16s for at most %.1f min%s\n", preset,
                    version, budget_s / 60, have_prod ? " (the tokenizer changed)" : "");
         fflush(stdout);
         if (fti_train_run(home, &ro, &res, &err) != FTI_OK) {
