@@ -5,7 +5,8 @@
  *   build/fti-twin [--home DIR] status
  *   build/fti-twin [--home DIR] write WORD... [--drafts N] [-n N] [--temp T] [--top-k K]
  *                  [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--rag-k K]
- *                  [--drafts-shown] [--any-words]
+ *                  [--drafts-shown] [--any-words] [--no-memory] [--memory-weight W]
+ *                  [--max-copy N]
  *
  * `update` runs F -> T -> evaluation -> promotion:
  *   1. ingests PATH... into the feature store (fti_store_ingest; incremental: unchanged files are
@@ -26,7 +27,10 @@
  * ("WORD, n." unless WORD already has its ", v." or such), with the author's entries that BM25
  * finds for WORD in front of the prompt: it draws --drafts drafts (different seeds), sets aside
  * those with a word found nowhere in the author's writing, and prints the one the model itself
- * scores best as a whole entry (lowest loss per token, the end of the entry included).
+ * scores best as a whole entry (lowest loss per token, the end of the entry included). The
+ * model writes with its author memory (an n-gram model of the training split mixed into its
+ * next-token distribution, weights fitted on the validation split; docs/twin.md), and drafts
+ * quoting more than --max-copy (8) words in a row from the author are set aside.
  * Everything runs in this process, through fti.h only (no other program is started).
  * Exit status: 0 done (promoted or not), 1 failure, 2 usage, 3 busy.
  */
@@ -89,7 +93,8 @@ static void usage(FILE *f) {
             "       fti-twin [--home DIR] status\n"
             "       fti-twin [--home DIR] write WORD... [--drafts N] [-n N] [--temp T] [--seed S]\n"
             "                [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--rag-k K]\n"
-            "                [--drafts-shown] [--any-words]\n"
+            "                [--drafts-shown] [--any-words] [--no-memory] [--memory-weight W]\n"
+            "                [--max-copy N]\n"
             "\n"
             "update  ingest PATH... (incremental), then if the data changed: fine-tune the\n"
             "        production model (or train from scratch when the tokenizer changed or\n"
@@ -103,7 +108,12 @@ static void usage(FILE *f) {
             "        line), those with a word found nowhere in the author's writing are set\n"
             "        aside (--any-words keeps them), and the one the model scores best as a\n"
             "        whole entry (lowest loss per token) is printed; --drafts-shown lists all;\n"
-            "        --rag-k K retrieved entries (default %d, 0 = none); --seed S (default 1)\n"
+            "        --rag-k K retrieved entries (default %d, 0 = none); --seed S (default 1);\n"
+            "        the model writes with its author memory (a 4-gram model of the training\n"
+            "        split mixed in, weights fitted on the validation split, kept in\n"
+            "        HOME/memory/): --no-memory turns it off, --memory-weight W fixes the\n"
+            "        weight; drafts quoting more than --max-copy N (8) words in a row from the\n"
+            "        author, or repeating an earlier word's definition, are set aside\n"
             "\n"
             "  --home DIR      workspace (default $FTI_HOME or ./twin)\n"
             "  --minutes M     time budget of the whole update in minutes (default 3)\n"
