@@ -2668,6 +2668,7 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
     st.prefill_s = (double)(t1 - t0) * 1e-9;
     if (rc == FTI_OK && !opts->no_penalize_prompt)
         for (i = 0; i < n_prompt; i++) fti_sampler_accept(smp, prompt[i]);
+    memset(recent, 0, sizeof recent);
     for (i = n_prompt > FTI_GENERATE_RECENT ? n_prompt - FTI_GENERATE_RECENT : 0; i < n_prompt; i++)
         recent[n_recent++] = prompt[i];
     while (rc == FTI_OK) {
@@ -2678,7 +2679,8 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
             st.finish = FTI_FINISH_LENGTH;
             break;
         }
-        if (opts->on_logits) opts->on_logits(opts->logits_user, s->logits, e->V, recent, n_recent);
+        if (opts->on_logits)
+            opts->on_logits(opts->logits_user, s->logits, e->V, recent, n_recent);
         tok = fti_sampler_sample(smp, s->logits);
         if (n_gen == 0) st.first_token_s = (double)(fti_time_ns() - t0) * 1e-9;
         if (tok < 0) {
@@ -2688,7 +2690,8 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
         n_gen++;
         if (opts->tokens && n_gen <= opts->tokens_cap) opts->tokens[n_gen - 1] = tok;
         fti_sampler_accept(smp, tok);
-        if (n_recent == FTI_GENERATE_RECENT) memmove(recent, recent + 1, --n_recent * sizeof *recent);
+        if (n_recent == FTI_GENERATE_RECENT)
+            memmove(recent, recent + 1, --n_recent * sizeof *recent);
         recent[n_recent++] = tok;
         if (tok == e->eos && !opts->ignore_eos) {
             st.finish = FTI_FINISH_EOS;
@@ -2994,7 +2997,8 @@ FTIDEF fti_result fti_ngram_build(fti_ngram **out, const uint32_t *ids, size_t n
         for (i = 0; i < n_ids; i++) {
             size_t p = pos[i];
             if (p + (size_t)k > n_ids) continue;
-            if (prev == (size_t)-1 || memcmp(ids + p, ids + prev, (size_t)k * sizeof *ids) != 0) n++;
+            if (prev == (size_t)-1 || memcmp(ids + p, ids + prev, (size_t)k * sizeof *ids) != 0)
+                n++;
             prev = p;
         }
         o->ids = (uint32_t *)fti_calloc(n ? n * (size_t)k : 1, sizeof *o->ids);
