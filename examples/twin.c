@@ -576,9 +576,7 @@ static fti_ngram *memory_get(const char *home, const char *model_id, const fti_d
     if (fti_path_exists(path)) {
         if (fti_ngram_load(&m, path, &err) == FTI_OK && fti_ngram_n_tokens(m) == tr->count &&
             fti_ngram_vocab(m) == tr->vocab_size) {
-            printf("== author memory: %s (a %d-gram model of the %llu training tokens)\n", path,
-                   fti_ngram_order(m), (unsigned long long)tr->count);
-            goto out;
+            goto said;
         }
         fprintf(stderr, "fti-twin: %s: %s; building it again\n", path,
                 m ? "another dataset's" : err.msg);
@@ -612,15 +610,22 @@ static fti_ngram *memory_get(const char *home, const char *model_id, const fti_d
                 m = NULL;
                 goto out;
             }
-            printf("== author memory: a %d-gram model of the %llu training tokens, mixed into the "
-                   "model with weights fitted on the %lu validation tokens (perplexity there: model "
-                   "%.1f, memory %.1f, both %.1f; %.1f s)\n", TWIN_NGRAM_ORDER,
-                   (unsigned long long)tr->count, (unsigned long)st.n_tokens, exp(st.nll_model),
-                   exp(st.nll_ngram), exp(st.nll_mix), (double)(fti_time_ns() - t0) / 1e9);
+            /* once per model (stderr: the lines on stdout are the same on every run) */
+            fprintf(stderr, "fti-twin: built the author memory %s in %.1f s: weights fitted on "
+                    "the %lu validation tokens, perplexity there: model %.1f, memory %.1f, both "
+                    "%.1f\n", path, (double)(fti_time_ns() - t0) / 1e9,
+                    (unsigned long)st.n_tokens, exp(st.nll_model), exp(st.nll_ngram),
+                    exp(st.nll_mix));
         }
         if (fti_mkdirs(dir, &err) != FTI_OK || fti_ngram_save(m, path, &err) != FTI_OK)
             fprintf(stderr, "fti-twin: could not keep the author memory: %s\n", err.msg);
     }
+said:
+    printf("== author memory: a %d-gram model of the %llu training tokens mixed into the model, "
+           "weights by matched context", fti_ngram_order(m), (unsigned long long)tr->count);
+    for (i = 0; i < (uint64_t)fti_ngram_order(m); i++)
+        printf(" %d:%.2f", (int)i, (double)fti_ngram_lambda(m, (int)i));
+    printf("\n");
 out:
     fti_free(ids);
     fti_free(vids);
