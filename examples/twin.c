@@ -5,7 +5,8 @@
  *   build/fti-twin [--home DIR] status
  *   build/fti-twin [--home DIR] write WORD... [--drafts N] [-n N] [--temp T] [--top-k K]
  *                  [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--rag-k K]
- *                  [--drafts-shown] [--any-words]
+ *                  [--drafts-shown] [--any-words] [--no-memory] [--memory-weight W]
+ *                  [--max-copy N]
  *
  * `update` runs F -> T -> evaluation -> promotion:
  *   1. ingests PATH... into the feature store (fti_store_ingest; incremental: unchanged files are
@@ -26,7 +27,10 @@
  * ("WORD, n." unless WORD already has its ", v." or such), with the author's entries that BM25
  * finds for WORD in front of the prompt: it draws --drafts drafts (different seeds), sets aside
  * those with a word found nowhere in the author's writing, and prints the one the model itself
- * scores best as a whole entry (lowest loss per token, the end of the entry included).
+ * scores best as a whole entry (lowest loss per token, the end of the entry included). The
+ * model writes with its author memory (an n-gram model of the training split mixed into its
+ * next-token distribution, weights fitted on the validation split; docs/twin.md), and drafts
+ * quoting more than --max-copy (8) words in a row from the author are set aside.
  * Everything runs in this process, through fti.h only (no other program is started).
  * Exit status: 0 done (promoted or not), 1 failure, 2 usage, 3 busy.
  */
@@ -71,6 +75,16 @@ static int have_bf16(void) {
 #define TWIN_WRITE_MIN_P 0.05f
 #define TWIN_WRITE_REPEAT 1.1f
 #define TWIN_WRITE_MIN_WORDS 4 /* words of a draft, the headword's "WORD, n." not counted */
+/* The author memory (docs/twin.md, "The author memory"): a Kneser-Ney n-gram model of the
+ * training split mixed into the model's next-token distribution with weights fitted on the
+ * validation split; on the Bierce corpus order 4 is best (held-out bits per byte: model alone
+ * 2.449, with orders 2/3/4/5/6 2.392/2.282/2.277/2.278/2.278). */
+#define TWIN_NGRAM_ORDER 4
+/* A draft that shares more than this many consecutive words with the author's text is a
+ * quotation, not new writing: set aside */
+#define TWIN_WRITE_MAX_COPY 8
+/* longest shared span measured (words) */
+#define TWIN_SPAN_CAP 64
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -79,7 +93,8 @@ static void usage(FILE *f) {
             "       fti-twin [--home DIR] status\n"
             "       fti-twin [--home DIR] write WORD... [--drafts N] [-n N] [--temp T] [--seed S]\n"
             "                [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--rag-k K]\n"
-            "                [--drafts-shown] [--any-words]\n"
+            "                [--drafts-shown] [--any-words] [--no-memory] [--memory-weight W]\n"
+            "                [--max-copy N]\n"
             "\n"
             "update  ingest PATH... (incremental), then if the data changed: fine-tune the\n"
             "        production model (or train from scratch when the tokenizer changed or\n"
@@ -93,7 +108,12 @@ static void usage(FILE *f) {
             "        line), those with a word found nowhere in the author's writing are set\n"
             "        aside (--any-words keeps them), and the one the model scores best as a\n"
             "        whole entry (lowest loss per token) is printed; --drafts-shown lists all;\n"
-            "        --rag-k K retrieved entries (default %d, 0 = none); --seed S (default 1)\n"
+            "        --rag-k K retrieved entries (default %d, 0 = none); --seed S (default 1);\n"
+            "        the model writes with its author memory (a 4-gram model of the training\n"
+            "        split mixed in, weights fitted on the validation split, kept in\n"
+            "        HOME/memory/): --no-memory turns it off, --memory-weight W fixes the\n"
+            "        weight; drafts quoting more than --max-copy N (8) words in a row from the\n"
+            "        author, or repeating an earlier word's definition, are set aside\n"
             "\n"
             "  --home DIR      workspace (default $FTI_HOME or ./twin)\n"
             "  --minutes M     time budget of the whole update in minutes (default 3)\n"
@@ -334,6 +354,9 @@ typedef struct write_opts {
     size_t rag_k;      /* retrieved entries put in front of the prompt */
     int threads, verbose;
     int author_words;  /* prefer drafts made only of words found in the author's writing */
+    int memory;        /* mix the author memory (n-gram) into the model */
+    float memory_lambda; /* < 0: the fitted weights; else this weight everywhere */
+    size_t max_copy;   /* set aside drafts sharing more consecutive words with the author */
     fti_sampler_opts so;
 } write_opts;
 
@@ -422,12 +445,202 @@ static void lex_build(lexicon *l, const fti_dataset *ds) {
         }
 }
 
+/* The author's text as a sequence of words (word_hash of each run of ASCII letters; 0 between
+ * chunks) with its suffixes sorted, to find the longest run of consecutive words a draft
+ * shares with the author (a quotation rather than new writing). */
+typedef struct wordtext {
+    uint64_t *w;
+    uint32_t *sa; /* suffix start positions, sorted (comparing at most TWIN_SPAN_CAP words) */
+    size_t n, cap;
+} wordtext;
+
+static int wt_push(void *user, uint64_t h) {
+    wordtext *t = (wordtext *)user;
+    if (t->n == t->cap) {
+        size_t nc = t->cap ? 2 * t->cap : 1 << 16;
+        uint64_t *nw = (uint64_t *)fti_realloc(t->w, nc * sizeof *nw);
+        if (!nw || nc > 0xffffffffu) return 0;
+        t->w = nw;
+        t->cap = nc;
+    }
+    t->w[t->n++] = h;
+    return 1;
+}
+
+/* Words a[0..na) and b[0..nb) in common from the start (0 ends a run), at most the cap. */
+static size_t wt_lcp(const uint64_t *a, size_t na, const uint64_t *b, size_t nb) {
+    size_t k = 0;
+    while (k < na && k < nb && k < TWIN_SPAN_CAP && a[k] && a[k] == b[k]) k++;
+    return k;
+}
+
+/* <0, 0, >0 as suffix a sorts before, with, after b (compared up to the cap). */
+static int wt_cmp(const wordtext *t, const uint64_t *a, size_t na, size_t b) {
+    size_t nb = t->n - b, k = wt_lcp(a, na, t->w + b, nb);
+    if (k == TWIN_SPAN_CAP) return 0;
+    if (k == na) return k == nb ? 0 : -1;
+    if (k == nb) return 1;
+    return a[k] < t->w[b + k] ? -1 : a[k] > t->w[b + k] ? 1 : 0;
+}
+
+/* Merge sort of the suffix starts (the C library's qsort has no context argument). */
+static void wt_sort(const wordtext *t, uint32_t *x, uint32_t *tmp, size_t n) {
+    size_t h = n / 2, i = 0, j = h, k = 0;
+    if (n < 2) return;
+    wt_sort(t, x, tmp, h);
+    wt_sort(t, x + h, tmp, n - h);
+    while (i < h && j < n)
+        tmp[k++] = wt_cmp(t, t->w + x[j], t->n - x[j], x[i]) < 0 ? x[j++] : x[i++];
+    while (i < h) tmp[k++] = x[i++];
+    while (j < n) tmp[k++] = x[j++];
+    memcpy(x, tmp, n * sizeof *x);
+}
+
+/* The words of every chunk of ds's index, suffix-sorted; empty (every span 0) without one. */
+static void wt_build(wordtext *t, const fti_dataset *ds) {
+    const fti_bm25 *ix = fti_dataset_index(ds);
+    size_t i, n = ix ? fti_bm25_chunks(ix) : 0;
+    fti_search_hit hit;
+    uint32_t *tmp;
+    memset(t, 0, sizeof *t);
+    for (i = 0; i < n; i++)
+        if (!fti_bm25_chunk(ix, i, &hit) || !each_word(hit.text, hit.text_len, wt_push, t) ||
+            !wt_push(t, 0))
+            goto fail;
+    t->sa = (uint32_t *)fti_malloc((t->n ? t->n : 1) * sizeof *t->sa);
+    tmp = (uint32_t *)fti_malloc((t->n ? t->n : 1) * sizeof *tmp);
+    if (!t->sa || !tmp) {
+        fti_free(tmp);
+        goto fail;
+    }
+    for (i = 0; i < t->n; i++) t->sa[i] = (uint32_t)i;
+    wt_sort(t, t->sa, tmp, t->n);
+    fti_free(tmp);
+    return;
+fail:
+    fti_free(t->w);
+    fti_free(t->sa);
+    memset(t, 0, sizeof *t);
+}
+
+static void wt_free(wordtext *t) {
+    fti_free(t->w);
+    fti_free(t->sa);
+}
+
+/* The longest run of consecutive words of text[0..len) found in the author's text (within one
+ * chunk): for each start, the sorted suffixes next to where it would sort share the most. */
+static size_t wt_longest(const wordtext *t, const char *text, size_t len) {
+    wordtext d;
+    size_t i, best = 0;
+    if (!t->n) return 0;
+    memset(&d, 0, sizeof d);
+    if (!each_word(text, len, wt_push, &d)) {
+        fti_free(d.w);
+        return 0;
+    }
+    for (i = 0; i < d.n; i++) {
+        size_t lo = 0, hi = t->n, k;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (wt_cmp(t, d.w + i, d.n - i, t->sa[mid]) > 0) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo < t->n && (k = wt_lcp(d.w + i, d.n - i, t->w + t->sa[lo], t->n - t->sa[lo])) > best)
+            best = k;
+        if (lo > 0 &&
+            (k = wt_lcp(d.w + i, d.n - i, t->w + t->sa[lo - 1], t->n - t->sa[lo - 1])) > best)
+            best = k;
+    }
+    fti_free(d.w);
+    return best;
+}
+
+/* The author memory of the production model: loaded from HOME/memory/<model id>.ngram, or
+ * built from the dataset's training split (fti_ngram_build, order TWIN_NGRAM_ORDER) with its
+ * mixing weights fitted on the validation split with this model, then saved there. Prints
+ * what it did. NULL (with a message) when it cannot be had. */
+static fti_ngram *memory_get(const char *home, const char *model_id, const fti_dataset *ds,
+                             fti_session *s) {
+    const fti_token_shard *tr = fti_dataset_shard(ds, FTI_SPLIT_TRAIN);
+    const fti_token_shard *va = fti_dataset_shard(ds, FTI_SPLIT_VAL);
+    char name[64], *dir = fti_path_join(home, "memory"), *path = NULL;
+    fti_ngram *m = NULL;
+    fti_error err;
+    uint32_t *ids = NULL;
+    int32_t *vids = NULL;
+    uint64_t i;
+    snprintf(name, sizeof name, "%s.ngram", model_id);
+    path = dir ? fti_path_join(dir, name) : NULL;
+    if (!path || !tr || !tr->count) goto out;
+    if (fti_path_exists(path)) {
+        if (fti_ngram_load(&m, path, &err) == FTI_OK && fti_ngram_n_tokens(m) == tr->count &&
+            fti_ngram_vocab(m) == tr->vocab_size) {
+            goto said;
+        }
+        fprintf(stderr, "fti-twin: %s: %s; building it again\n", path,
+                m ? "another dataset's" : err.msg);
+        fti_ngram_free(m);
+        m = NULL;
+    }
+    ids = (uint32_t *)fti_malloc((size_t)tr->count * sizeof *ids);
+    if (!ids) goto out;
+    for (i = 0; i < tr->count; i++) ids[i] = fti_shard_at(tr, i);
+    {
+        fti_ngram_opts no;
+        fti_ngram_fit_stats st;
+        const int32_t *seq;
+        size_t n;
+        uint64_t t0 = fti_time_ns();
+        memset(&no, 0, sizeof no);
+        no.order = TWIN_NGRAM_ORDER;
+        if (fti_ngram_build(&m, ids, (size_t)tr->count, tr->vocab_size, &no, &err) != FTI_OK) {
+            fprintf(stderr, "fti-twin: the author memory: %s\n", err.msg);
+            goto out;
+        }
+        if (va && va->count >= 2) {
+            vids = (int32_t *)fti_malloc((size_t)va->count * sizeof *vids);
+            if (!vids) goto out;
+            for (i = 0; i < va->count; i++) vids[i] = (int32_t)fti_shard_at(va, i);
+            seq = vids;
+            n = (size_t)va->count;
+            if (fti_ngram_eval_session(m, s, &seq, &n, 1, 1, &st, &err) != FTI_OK) {
+                fprintf(stderr, "fti-twin: fitting the author memory: %s\n", err.msg);
+                fti_ngram_free(m);
+                m = NULL;
+                goto out;
+            }
+            /* once per model (stderr: the lines on stdout are the same on every run) */
+            fprintf(stderr, "fti-twin: built the author memory %s in %.1f s: weights fitted on "
+                    "the %lu validation tokens, perplexity there: model %.1f, memory %.1f, both "
+                    "%.1f\n", path, (double)(fti_time_ns() - t0) / 1e9,
+                    (unsigned long)st.n_tokens, exp(st.nll_model), exp(st.nll_ngram),
+                    exp(st.nll_mix));
+        }
+        if (fti_mkdirs(dir, &err) != FTI_OK || fti_ngram_save(m, path, &err) != FTI_OK)
+            fprintf(stderr, "fti-twin: could not keep the author memory: %s\n", err.msg);
+    }
+said:
+    printf("== author memory: a %d-gram model of the %llu training tokens mixed into the model, "
+           "weights by matched context", fti_ngram_order(m), (unsigned long long)tr->count);
+    for (i = 0; i < (uint64_t)fti_ngram_order(m); i++)
+        printf(" %d:%.2f", (int)i, (double)fti_ngram_lambda(m, (int)i));
+    printf("\n");
+out:
+    fti_free(ids);
+    fti_free(vids);
+    fti_free(path);
+    fti_free(dir);
+    return m;
+}
+
 /* Mean negative log-likelihood (nats per token) the model gives the draft as a whole entry:
  * the document <|title|>title <|body|>prompt+draft<|endoftext|> alone (no retrieved text),
  * over the tokens after the prompt, the end marker included (so a draft cut in the middle
  * scores badly). INFINITY when it does not fit the context. */
 static double draft_loss(fti_session *s, const fti_engine *e, const fti_tokenizer *tok,
-                         const char *title, const char *prompt, const char *draft, float *logits) {
+                         const fti_ngram *mem, float mem_lambda, const char *title,
+                         const char *prompt, const char *draft, float *logits) {
     fti_tokens open_ids, ids;
     fti_buf body = twin_buf0();
     size_t n_ctx = fti_session_n_ctx(s), V = fti_engine_config(e)->vocab_size, lcp = 0, i, j;
@@ -457,10 +670,17 @@ static double draft_loss(fti_session *s, const fti_engine *e, const fti_tokenize
     if (fti_session_eval(s, ids32, ids.len, logits, NULL) != FTI_OK) goto out;
     for (i = lcp; i < ids.len; i++) { /* -log softmax(logits of position i-1)[ids[i]] */
         const float *l = logits + (i - 1) * V;
-        double mx = l[0], z = 0;
+        double mx = l[0], z = 0, lp;
         for (j = 1; j < V; j++) if (l[j] > mx) mx = l[j];
         for (j = 0; j < V; j++) z += exp((double)l[j] - mx);
-        sum += mx + log(z) - (double)l[ids.ids[i]];
+        lp = (double)l[ids.ids[i]] - mx - log(z);
+        if (mem) { /* the twin with its memory: the same mixture the drafts were drawn from */
+            int conf;
+            double pn = fti_ngram_prob(mem, ids32, i, ids32[i], &conf);
+            double lam = mem_lambda >= 0 ? mem_lambda : fti_ngram_lambda(mem, conf);
+            lp = log((1 - lam) * exp(lp) + lam * pn);
+        }
+        sum -= lp;
     }
     loss = sum / (double)(ids.len - lcp);
 out:
@@ -485,6 +705,25 @@ static void rtrim(fti_buf *b) {
         b->data[--b->len] = 0;
 }
 
+/* 1 if line is one of the lines of b. */
+static int shown_has(const fti_buf *b, const char *line) {
+    size_t n = strlen(line), i = 0;
+    while (i < b->len) {
+        const char *nl = (const char *)memchr(b->data + i, '\n', b->len - i);
+        size_t e = nl ? (size_t)(nl - b->data) : b->len;
+        if (e - i == n && !memcmp(b->data + i, line, n)) return 1;
+        i = e + 1;
+    }
+    return 0;
+}
+
+/* text without its leading spaces (a draft begins with the space after "n."). */
+static const char *lskip(const fti_buf *b) {
+    const char *p = b->data ? b->data : "";
+    while (*p == ' ') p++;
+    return p;
+}
+
 /* `fti-twin write WORD...`: for each word, an entry of the dictionary in the author's form
  * (title WORD, body "WORD, n." unless the argument already has its ", "), with the author's
  * own entries that BM25 finds for WORD in front of it (closed documents, the training
@@ -505,8 +744,15 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     const char *ver = NULL;
     size_t ver_len = 0, w, n_ctx, V;
     lexicon lex;
+    wordtext wt;
+    fti_buf shown = twin_buf0(); /* the definitions printed so far, one a line */
+    fti_ngram *mem = NULL;
+    fti_ngram_hook hook;
+    float *work = NULL;
     int rc = 1, failed = 0;
     memset(&lex, 0, sizeof lex);
+    memset(&wt, 0, sizeof wt);
+    memset(&hook, 0, sizeof hook);
     if (!card) {
         fprintf(stderr, "fti-twin: no production model in %s (run: fti-twin update PATH...)\n",
                 home);
@@ -529,15 +775,23 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     n_ctx = fti_session_n_ctx(s);
     V = fti_engine_config(e)->vocab_size;
     logits = (float *)fti_malloc(n_ctx * V * sizeof *logits);
-    if (!logits) goto out;
-    if ((wo->rag_k || wo->author_words) && fti_gguf_get_str(fti_engine_gguf(e), "fti.dataset.version", &ver, &ver_len,
+    work = (float *)fti_malloc(V * sizeof *work);
+    if (!logits || !work) goto out;
+    if ((wo->rag_k || wo->author_words || wo->memory || wo->max_copy) && fti_gguf_get_str(fti_engine_gguf(e), "fti.dataset.version", &ver, &ver_len,
                                       NULL) == FTI_OK &&
         (ver_z = fti_strndup(ver, ver_len)) != NULL &&
         fti_dataset_open(&ds, home, ver_z, &err) != FTI_OK) {
-        fprintf(stderr, "fti-twin: retrieval and the author's words off: %s\n", err.msg);
+        fprintf(stderr, "fti-twin: retrieval, the author's words and memory off: %s\n", err.msg);
         ds = NULL;
     }
     if (ds && wo->author_words) lex_build(&lex, ds);
+    if (ds && wo->max_copy) wt_build(&wt, ds);
+    if (ds && wo->memory) mem = memory_get(home, id, ds, s);
+    hook.ngram = mem;
+    hook.work = work;
+    hook.lambda = wo->memory_lambda;
+    if (mem && wo->memory_lambda >= 0)
+        printf("   (mixing weight %.2f everywhere: --memory-weight)\n", (double)wo->memory_lambda);
     for (w = 0; w < n_words; w++) {
         char title[128], prompt[160];
         const char *comma = strchr(words[w], ',');
@@ -547,8 +801,8 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         size_t n_hits = 0, d, best = 0, room;
         fti_buf text[TWIN_WRITE_MAX_DRAFTS];
         double loss[TWIN_WRITE_MAX_DRAFTS];
-        int known[TWIN_WRITE_MAX_DRAFTS], any_known = 0;
-        size_t n_known = 0, nw = 0;
+        int known[TWIN_WRITE_MAX_DRAFTS], level[TWIN_WRITE_MAX_DRAFTS], top = 0;
+        size_t span[TWIN_WRITE_MAX_DRAFTS], n_known = 0, n_copied = 0, n_top = 0, nw = 0;
         size_t n_drafts = wo->drafts < 1                      ? 1
                           : wo->drafts > TWIN_WRITE_MAX_DRAFTS ? TWIN_WRITE_MAX_DRAFTS
                                                                : wo->drafts;
@@ -591,6 +845,10 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             go.stop = stop;
             go.n_stop = 1;
             go.text = &text[d];
+            if (mem) {
+                go.on_logits = fti_ngram_on_logits;
+                go.logits_user = &hook;
+            }
             fti_session_reset(s);
             if (fti_sampler_create(&smp, V, &sd) != FTI_OK ||
                 fti_generate(s, smp, pr.ids, pr.n, &go, NULL, &err) != FTI_OK) {
@@ -603,7 +861,8 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             fti_sampler_free(smp);
             rtrim(&text[d]);
             if (text[d].len && !text[d].oom)
-                loss[d] = draft_loss(s, e, tok, title, prompt, text[d].data, logits);
+                loss[d] = draft_loss(s, e, tok, mem, wo->memory_lambda, title, prompt,
+                                     text[d].data, logits);
             /* the author's words only, and at least TWIN_WRITE_MIN_WORDS of them (the
              * lowest loss per token otherwise goes to drafts such as "A n.") */
             known[d] = each_word(text[d].data ? text[d].data : "", text[d].len, lex_has_fn, &lex) &&
@@ -611,14 +870,23 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
                        nw >= TWIN_WRITE_MIN_WORDS;
             nw = 0;
             n_known += (size_t)known[d];
+            /* new text, not a quotation: at most max_copy words in a row from the author */
+            span[d] = wt_longest(&wt, text[d].data ? text[d].data : "", text[d].len);
+            n_copied += wo->max_copy && span[d] > wo->max_copy;
+            level[d] = (wo->max_copy && span[d] > wo->max_copy ? 0 : 2) + known[d];
+            /* a definition already given to an earlier word of this run is not new either */
+            if (text[d].data && shown_has(&shown, text[d].data)) level[d] = known[d];
+            if (level[d] > top) top = level[d];
         }
-        /* the lowest loss among the drafts made of the author's words (all, if none is) */
-        any_known = n_known > 0 && n_known < n_drafts;
+        /* the lowest loss among the drafts of the best level present: new text made of the
+         * author's words, else new text, else any */
+        for (d = 0; d < n_drafts; d++) n_top += level[d] == top;
+        best = n_drafts;
         for (d = 0; d < n_drafts; d++) {
-            if (any_known && !known[d]) continue;
-            if ((any_known && !known[best]) || loss[d] < loss[best] || !(loss[best] < INFINITY))
-                best = d;
+            if (level[d] != top) continue;
+            if (best == n_drafts || loss[d] < loss[best] || !(loss[best] < INFINITY)) best = d;
         }
+        if (best == n_drafts) best = 0;
         if (done_ok) {
             double lo = INFINITY, hi = 0;
             for (d = 0; d < n_drafts; d++) {
@@ -626,23 +894,24 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
                 if (loss[d] < lo) lo = loss[d];
                 if (loss[d] > hi && loss[d] < INFINITY) hi = loss[d];
                 if (wo->verbose)
-                    printf("   draft %lu (%.3f nats/token%s): %s %s\n", (unsigned long)d + 1,
-                           loss[d], known[d] ? "" : ", a word the author never used", prompt,
-                           text[d].data ? text[d].data : "");
+                    printf("   draft %lu (%.3f nats/token, %lu words in a row from the author%s): "
+                           "%s %s\n", (unsigned long)d + 1, loss[d], (unsigned long)span[d],
+                           known[d] ? "" : ", a word the author never used or under 4 words",
+                           prompt, lskip(&text[d]));
             }
-            printf("\n%s %s\n", prompt, text[best].data ? text[best].data : "");
-            if (lex.n && n_known == 0)
-                printf("   (none of the %lu drafts uses only words found in the author's writing, 4 or more; the "
-                       "twin's own pick: %.2f nats per token; all drafts %.2f to %.2f)\n",
-                       (unsigned long)n_drafts, loss[best], lo, hi);
-            else if (lex.n)
-                printf("   (%lu of %lu drafts use only words found in the author's writing, 4 or more; the "
-                       "twin's own pick among them: %.2f nats per token; all drafts %.2f to "
-                       "%.2f)\n", (unsigned long)n_known, (unsigned long)n_drafts, loss[best],
-                       lo, hi);
-            else
-                printf("   (the twin's own pick of %lu drafts: %.2f nats per token; all drafts "
-                       "%.2f to %.2f)\n", (unsigned long)n_drafts, loss[best], lo, hi);
+            printf("\n%s %s\n", prompt, lskip(&text[best]));
+            if (text[best].data) {
+                fti_buf_puts(&shown, text[best].data);
+                fti_buf_putc(&shown, '\n');
+            }
+            printf("   (%lu of %lu drafts use only the author's words, 4 or more; %lu quote more "
+                   "than %lu words in a row from him and are set aside; the twin's own pick "
+                   "of the %lu %s: %.2f nats per token, all drafts %.2f to %.2f; longest run "
+                   "of words shared with the author's text: %lu)\n",
+                   (unsigned long)n_known, (unsigned long)n_drafts, (unsigned long)n_copied,
+                   (unsigned long)wo->max_copy, (unsigned long)n_top,
+                   top == 3 ? "new drafts of his words" : top == 2 ? "new drafts" : "drafts",
+                   loss[best], lo, hi, (unsigned long)span[best]);
             for (d = 0; d < pr.n_docs_used && d < n_hits; d++) {
                 /* the chunk's first line or so, cut at a space */
                 char snip[80];
@@ -668,6 +937,10 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     rc = failed;
 out:
     fti_free(lex.h);
+    wt_free(&wt);
+    fti_buf_free(&shown);
+    fti_ngram_free(mem);
+    fti_free(work);
     fti_free(logits);
     fti_free(ver_z);
     fti_dataset_close(ds);
@@ -710,6 +983,9 @@ int main(int argc, char **argv) {
     wo.so.repeat_penalty = TWIN_WRITE_REPEAT;
     wo.so.seed = 1;
     wo.author_words = 1;
+    wo.memory = 1;
+    wo.memory_lambda = -1;
+    wo.max_copy = TWIN_WRITE_MAX_COPY;
     paths = (const char **)fti_calloc((size_t)argc, sizeof *paths);
     if (!paths) return 1;
     for (i = 1; i < argc; i++) {
@@ -738,6 +1014,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seed") && i + 1 < argc) wo.so.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--drafts-shown")) wo.verbose = 1;
         else if (!strcmp(a, "--any-words")) wo.author_words = 0;
+        else if (!strcmp(a, "--no-memory")) wo.memory = 0;
+        else if (!strcmp(a, "--memory-weight") && i + 1 < argc)
+            wo.memory_lambda = (float)atof(argv[++i]);
+        else if (!strcmp(a, "--max-copy") && i + 1 < argc) wo.max_copy = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(a, "--bf16")) bf16 = 1;
         else if (!strcmp(a, "--no-bf16")) bf16 = 0;
         else if (a[0] == '-') {
@@ -900,7 +1180,7 @@ int main(int argc, char **argv) {
                        !strcmp(fti_json_get_str(fti_json_root(prod), "tokenizer", ""), ds_tok);
         fti_model_config cfg;
         int ok = 0;
-        uint64_t steps, max_epoch_steps = 0;
+        uint64_t steps, max_epoch_steps = 0, fit_steps;
         double cal_s = 0;
         memset(&ro, 0, sizeof ro);
         ro.dataset = version;
@@ -955,6 +1235,7 @@ int main(int argc, char **argv) {
             max_epoch_steps = sh && bt ? (uint64_t)TWIN_MAX_EPOCHS * sh->count / bt : 0;
             if (max_epoch_steps < 20) max_epoch_steps = 20;
         }
+        fit_steps = steps;
         if (max_epoch_steps && steps > max_epoch_steps) steps = max_epoch_steps;
         ro.train.max_steps = steps;
         ro.train.max_seconds = budget_s;
@@ -975,17 +1256,23 @@ int main(int argc, char **argv) {
         if (fixed_steps)
             printf("   %llu steps (--steps)%s\n", (unsigned long long)steps,
                    ro.train.bf16 ? ", bf16 matmuls" : "");
+        else if (max_epoch_steps && fit_steps > max_epoch_steps)
+            /* the cap, not the budget, ends training: say so, and about when */
+            printf("   the budget has room for about %llu steps on this machine (%.1f s measured), "
+                   "but training from scratch stops after %s = %llu steps, about %.1f of the "
+                   "%.1f min%s\n", (unsigned long long)fit_steps, cal_s, TWIN_EPOCHS_STR,
+                   (unsigned long long)max_epoch_steps,
+                   budget_s * (double)max_epoch_steps / (double)fit_steps / 60, budget_s / 60,
+                   ro.train.bf16 ? "; bf16 matmuls" : "");
         else
             printf("   about %llu steps fit in the budget on this machine (%.1f s measured; the "
-                   "schedule follows the measured step time)%s%s%s\n", (unsigned long long)steps,
-                   cal_s, ro.train.bf16 ? ", bf16 matmuls" : "",
-                   max_epoch_steps && steps == max_epoch_steps ? ", capped at " : "",
-                   max_epoch_steps && steps == max_epoch_steps ? TWIN_EPOCHS_STR : "");
+                   "schedule follows the measured step time)%s\n", (unsigned long long)steps,
+                   cal_s, ro.train.bf16 ? ", bf16 matmuls" : "");
         if (same_tok)
             printf("== T: fine-tuning production model %s on %.16s for %.1f min\n", prod_id,
                    version, budget_s / 60);
         else
-            printf("== T: training a %s model from scratch on %.16s for %.1f min%s\n", preset,
+            printf("== T: training a %s model from scratch on %.16s for at most %.1f min%s\n", preset,
                    version, budget_s / 60, have_prod ? " (the tokenizer changed)" : "");
         fflush(stdout);
         if (fti_train_run(home, &ro, &res, &err) != FTI_OK) {

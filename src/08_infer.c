@@ -2640,7 +2640,8 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
     fti__gen_out go;
     fti_generate_stats st;
     uint64_t t0, t1;
-    size_t i, n_gen = 0;
+    size_t i, n_gen = 0, n_recent = 0;
+    int32_t recent[FTI_GENERATE_RECENT]; /* for on_logits: the last tokens, oldest first */
     fti_result rc = FTI_OK;
     const fti_engine *e;
     if (!s || !smp || (!prompt && n_prompt))
@@ -2667,6 +2668,9 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
     st.prefill_s = (double)(t1 - t0) * 1e-9;
     if (rc == FTI_OK && !opts->no_penalize_prompt)
         for (i = 0; i < n_prompt; i++) fti_sampler_accept(smp, prompt[i]);
+    memset(recent, 0, sizeof recent);
+    for (i = n_prompt > FTI_GENERATE_RECENT ? n_prompt - FTI_GENERATE_RECENT : 0; i < n_prompt; i++)
+        recent[n_recent++] = prompt[i];
     while (rc == FTI_OK) {
         int32_t tok;
         const char *bytes;
@@ -2675,6 +2679,8 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
             st.finish = FTI_FINISH_LENGTH;
             break;
         }
+        if (opts->on_logits)
+            opts->on_logits(opts->logits_user, s->logits, e->V, recent, n_recent);
         tok = fti_sampler_sample(smp, s->logits);
         if (n_gen == 0) st.first_token_s = (double)(fti_time_ns() - t0) * 1e-9;
         if (tok < 0) {
@@ -2684,6 +2690,9 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
         n_gen++;
         if (opts->tokens && n_gen <= opts->tokens_cap) opts->tokens[n_gen - 1] = tok;
         fti_sampler_accept(smp, tok);
+        if (n_recent == FTI_GENERATE_RECENT)
+            memmove(recent, recent + 1, --n_recent * sizeof *recent);
+        recent[n_recent++] = tok;
         if (tok == e->eos && !opts->ignore_eos) {
             st.finish = FTI_FINISH_EOS;
             break;
@@ -2721,4 +2730,680 @@ FTIDEF size_t fti_prompt_fit(const int32_t *header, size_t n_header, const int32
     keep = n_body < max_tokens - n_header ? n_body : max_tokens - n_header;
     if (keep) memcpy(out + n_header, body + (n_body - keep), keep * sizeof(int32_t));
     return n_header + keep;
+}
+
+/* === infer: author memory (n-gram model, mixing) === */
+
+/* One order's table: n distinct k-grams, sorted lexicographically, k ids each, and their
+ * counts (raw at the highest order, distinct left contexts below it). */
+typedef struct fti__ng_order {
+    uint32_t *ids;  /* (n, k) */
+    uint32_t *cnt;  /* (n) */
+    size_t n;
+    double d[4];    /* discount for count 1, 2, 3+ (d[0] unused) */
+} fti__ng_order;
+
+struct fti_ngram {
+    int order;
+    size_t V;
+    uint64_t n_tokens;
+    fti__ng_order t[FTI_NGRAM_MAX_ORDER + 1]; /* t[k], k = 1..order */
+    float lambda[FTI_NGRAM_MAX_ORDER];        /* by confidence 0..order-1 */
+};
+
+FTIDEF void fti_ngram_free(fti_ngram *m) {
+    int k;
+    if (!m) return;
+    for (k = 1; k <= FTI_NGRAM_MAX_ORDER; k++) {
+        fti_free(m->t[k].ids);
+        fti_free(m->t[k].cnt);
+    }
+    fti_free(m);
+}
+
+#define FTI__NG_MIN_DISCOUNT 0.05
+/* Modified Kneser-Ney discounts of one order from its count-of-counts (Chen & Goodman):
+ * Y = n1/(n1+2 n2), D_c = c - (c+1) Y n_{c+1}/n_c, each kept within [0.05, c]; 0.5/1/1.5 when
+ * a count-of-count is missing (tiny texts). */
+static void fti__ng_discounts(fti__ng_order *o) {
+    double nc[5] = {0, 0, 0, 0, 0}, y;
+    size_t i;
+    int c;
+    for (i = 0; i < o->n; i++)
+        if (o->cnt[i] <= 4) nc[o->cnt[i]] += 1;
+    o->d[0] = 0;
+    if (nc[1] > 0 && nc[2] > 0 && nc[3] > 0 && nc[4] > 0) {
+        y = nc[1] / (nc[1] + 2 * nc[2]);
+        for (c = 1; c <= 3; c++) {
+            double d = c - (c + 1) * y * nc[c + 1] / nc[c];
+            /* at least FTI__NG_MIN_DISCOUNT: some mass always goes to the lower order, so
+             * every token keeps p > 0 */
+            o->d[c] = d < FTI__NG_MIN_DISCOUNT ? FTI__NG_MIN_DISCOUNT : d > c ? c : d;
+        }
+    } else {
+        o->d[1] = 0.5;
+        o->d[2] = 1.0;
+        o->d[3] = 1.5;
+    }
+}
+
+/* Lexicographic compare of two k-id rows. */
+static int fti__ng_cmp(const uint32_t *a, const uint32_t *b, int k) {
+    int j;
+    for (j = 0; j < k; j++)
+        if (a[j] != b[j]) return a[j] < b[j] ? -1 : 1;
+    return 0;
+}
+
+/* The rows of order k whose first k-1 ids are h: [*lo, *hi). 0 when there are none. */
+static int fti__ng_range(const fti__ng_order *o, int k, const uint32_t *h, size_t *lo,
+                         size_t *hi) {
+    size_t a = 0, b = o->n;
+    if (k == 1) {
+        *lo = 0;
+        *hi = o->n;
+        return o->n > 0;
+    }
+    while (a < b) { /* first row with prefix >= h */
+        size_t mid = a + (b - a) / 2;
+        if (fti__ng_cmp(o->ids + mid * (size_t)k, h, k - 1) < 0) a = mid + 1;
+        else b = mid;
+    }
+    *lo = a;
+    b = o->n;
+    while (a < b) { /* first row with prefix > h */
+        size_t mid = a + (b - a) / 2;
+        if (fti__ng_cmp(o->ids + mid * (size_t)k, h, k - 1) <= 0) a = mid + 1;
+        else b = mid;
+    }
+    *hi = a;
+    return *hi > *lo;
+}
+
+/* Sum of counts of rows [lo, hi) and the discounted mass sum_w D(c(h w)) they give away. */
+static void fti__ng_mass(const fti__ng_order *o, size_t lo, size_t hi, double *c_h,
+                         double *gone) {
+    size_t i;
+    double s = 0, g = 0;
+    for (i = lo; i < hi; i++) {
+        uint32_t c = o->cnt[i];
+        s += c;
+        g += o->d[c < 3 ? c : 3];
+    }
+    *c_h = s;
+    *gone = g;
+}
+
+static double fti__ng_disc(const fti__ng_order *o, uint32_t c) {
+    double d = o->d[c < 3 ? c : 3];
+    return (double)c > d ? (double)c - d : 0.0;
+}
+
+/* The usable context: the last (order-1) ids of ctx that are all in range. */
+static size_t fti__ng_ctx(const fti_ngram *m, const int32_t *ctx, size_t n_ctx, uint32_t *h) {
+    size_t want = (size_t)m->order - 1, n = 0, i;
+    if (!ctx) return 0;
+    while (n < want && n < n_ctx) {
+        int32_t t = ctx[n_ctx - 1 - n];
+        if (t < 0 || (size_t)t >= m->V) break;
+        n++;
+    }
+    for (i = 0; i < n; i++) h[i] = (uint32_t)ctx[n_ctx - n + i];
+    return n;
+}
+
+FTIDEF int fti_ngram_probs(const fti_ngram *m, const int32_t *ctx, size_t n_ctx, float *probs) {
+    uint32_t h[FTI_NGRAM_MAX_ORDER];
+    size_t nh, w, lo, hi, i;
+    int k, conf = 0;
+    double tmp;
+    if (!m || !probs) return 0;
+    nh = fti__ng_ctx(m, ctx, n_ctx, h);
+    for (w = 0; w < m->V; w++) probs[w] = 1.0f / (float)m->V;
+    for (k = 1; k <= m->order && (size_t)k - 1 <= nh; k++) {
+        const fti__ng_order *o = &m->t[k];
+        double c_h, gone;
+        float gamma;
+        if (!fti__ng_range(o, k, h + nh - (size_t)(k - 1), &lo, &hi)) break;
+        fti__ng_mass(o, lo, hi, &c_h, &gone);
+        if (!(c_h > 0)) break;
+        gamma = (float)(gone / c_h);
+        for (w = 0; w < m->V; w++) probs[w] *= gamma;
+        for (i = lo; i < hi; i++) {
+            tmp = fti__ng_disc(o, o->cnt[i]) / c_h;
+            probs[o->ids[i * (size_t)k + (size_t)k - 1]] += (float)tmp;
+        }
+        conf = k - 1;
+    }
+    return conf;
+}
+
+FTIDEF double fti_ngram_prob(const fti_ngram *m, const int32_t *ctx, size_t n_ctx,
+                             int32_t token, int *conf) {
+    uint32_t h[FTI_NGRAM_MAX_ORDER + 1];
+    size_t nh, lo, hi;
+    int k, cf = 0;
+    double p;
+    if (conf) *conf = 0;
+    if (!m || token < 0 || (size_t)token >= m->V) return 0.0;
+    nh = fti__ng_ctx(m, ctx, n_ctx, h);
+    p = 1.0 / (double)m->V;
+    for (k = 1; k <= m->order && (size_t)k - 1 <= nh; k++) {
+        const fti__ng_order *o = &m->t[k];
+        double c_h, gone, c = 0;
+        size_t a, b;
+        if (!fti__ng_range(o, k, h + nh - (size_t)(k - 1), &lo, &hi)) break;
+        fti__ng_mass(o, lo, hi, &c_h, &gone);
+        if (!(c_h > 0)) break;
+        a = lo;
+        b = hi; /* the row ending in token: the last ids of the range are sorted */
+        while (a < b) {
+            size_t mid = a + (b - a) / 2;
+            if (o->ids[mid * (size_t)k + (size_t)k - 1] < (uint32_t)token) a = mid + 1;
+            else b = mid;
+        }
+        if (a < hi && o->ids[a * (size_t)k + (size_t)k - 1] == (uint32_t)token)
+            c = fti__ng_disc(o, o->cnt[a]);
+        p = c / c_h + gone / c_h * p;
+        cf = k - 1;
+    }
+    if (conf) *conf = cf;
+    return p;
+}
+
+/* LSD radix sort of positions p[0..n) by the order-long id strings starting there (an id past
+ * the end counts as smaller than every id). tmp: n positions, cnt: V + 2 slots. */
+static void fti__ng_sort(uint32_t *p, uint32_t *tmp, size_t *cnt, const uint32_t *ids, size_t n,
+                         size_t V, int order) {
+    int j;
+    size_t i;
+    for (j = order - 1; j >= 0; j--) {
+        size_t sum = 0;
+        memset(cnt, 0, (V + 2) * sizeof *cnt);
+        for (i = 0; i < n; i++) {
+            size_t at = (size_t)p[i] + (size_t)j;
+            cnt[at < n ? ids[at] + 1 : 0]++;
+        }
+        for (i = 0; i < V + 2; i++) {
+            size_t c = cnt[i];
+            cnt[i] = sum;
+            sum += c;
+        }
+        for (i = 0; i < n; i++) {
+            size_t at = (size_t)p[i] + (size_t)j;
+            tmp[cnt[at < n ? ids[at] + 1 : 0]++] = p[i];
+        }
+        memcpy(p, tmp, n * sizeof *p);
+    }
+}
+
+/* The row of order k equal to g (k ids), or (size_t)-1. */
+static size_t fti__ng_find(const fti__ng_order *o, int k, const uint32_t *g) {
+    size_t a = 0, b = o->n;
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        int c = fti__ng_cmp(o->ids + mid * (size_t)k, g, k);
+        if (c == 0) return mid;
+        if (c < 0) a = mid + 1;
+        else b = mid;
+    }
+    return (size_t)-1;
+}
+
+static fti_ngram *fti__ng_new(int order, size_t V) {
+    fti_ngram *m = (fti_ngram *)fti_calloc(1, sizeof *m);
+    int c;
+    if (!m) return NULL;
+    m->order = order;
+    m->V = V;
+    for (c = 0; c < FTI_NGRAM_MAX_ORDER; c++) m->lambda[c] = 0.25f;
+    return m;
+}
+
+FTIDEF fti_result fti_ngram_build(fti_ngram **out, const uint32_t *ids, size_t n_ids,
+                                  size_t n_vocab, const fti_ngram_opts *opts, fti_error *err) {
+    int order = opts && opts->order ? opts->order : 5, k;
+    fti_ngram *m = NULL;
+    uint32_t *pos = NULL, *tmp = NULL;
+    size_t *cnt = NULL, i;
+    if (!out) return fti_error_set(err, FTI_ERR_INVALID, "ngram: NULL argument");
+    *out = NULL;
+    if (order < 1 || order > FTI_NGRAM_MAX_ORDER)
+        return fti_error_set(err, FTI_ERR_INVALID, "ngram: order %d is not within 1..%d", order,
+                             FTI_NGRAM_MAX_ORDER);
+    if (n_vocab == 0 || n_vocab > FTI_NGRAM_MAX_VOCAB)
+        return fti_error_set(err, FTI_ERR_INVALID, "ngram: vocabulary %zu is not within 1..%u",
+                             n_vocab, (unsigned)FTI_NGRAM_MAX_VOCAB);
+    if (n_ids > FTI_NGRAM_MAX_TOKENS)
+        return fti_error_set(err, FTI_ERR_LIMIT, "ngram: %zu tokens (at most %zu)", n_ids,
+                             (size_t)FTI_NGRAM_MAX_TOKENS);
+    if (n_ids && !ids) return fti_error_set(err, FTI_ERR_INVALID, "ngram: NULL ids");
+    for (i = 0; i < n_ids; i++)
+        if (ids[i] >= n_vocab)
+            return fti_error_set(err, FTI_ERR_INVALID, "ngram: token %zu is id %u, vocabulary %zu",
+                                 i, (unsigned)ids[i], n_vocab);
+    m = fti__ng_new(order, n_vocab);
+    pos = (uint32_t *)fti_calloc(n_ids ? n_ids : 1, sizeof *pos);
+    tmp = (uint32_t *)fti_calloc(n_ids ? n_ids : 1, sizeof *tmp);
+    cnt = (size_t *)fti_calloc(n_vocab + 2, sizeof *cnt);
+    if (!m || !pos || !tmp || !cnt) goto nomem;
+    m->n_tokens = n_ids;
+    for (i = 0; i < n_ids; i++) pos[i] = (uint32_t)i;
+    fti__ng_sort(pos, tmp, cnt, ids, n_ids, n_vocab, order);
+    /* each order's distinct k-grams and raw counts, in the sorted order */
+    for (k = 1; k <= order; k++) {
+        fti__ng_order *o = &m->t[k];
+        size_t n = 0, prev = (size_t)-1;
+        for (i = 0; i < n_ids; i++) {
+            size_t p = pos[i];
+            if (p + (size_t)k > n_ids) continue;
+            if (prev == (size_t)-1 || memcmp(ids + p, ids + prev, (size_t)k * sizeof *ids) != 0)
+                n++;
+            prev = p;
+        }
+        o->ids = (uint32_t *)fti_calloc(n ? n * (size_t)k : 1, sizeof *o->ids);
+        o->cnt = (uint32_t *)fti_calloc(n ? n : 1, sizeof *o->cnt);
+        if (!o->ids || !o->cnt) goto nomem;
+        n = 0;
+        prev = (size_t)-1;
+        for (i = 0; i < n_ids; i++) {
+            size_t p = pos[i];
+            if (p + (size_t)k > n_ids) continue;
+            if (prev == (size_t)-1 || memcmp(ids + p, ids + prev, (size_t)k * sizeof *ids) != 0) {
+                memcpy(o->ids + n * (size_t)k, ids + p, (size_t)k * sizeof *ids);
+                n++;
+            }
+            o->cnt[n - 1]++;
+            prev = p;
+        }
+        o->n = n;
+    }
+    /* below the highest order: distinct left contexts (continuation counts), zeros dropped */
+    for (k = 1; k < order; k++) {
+        fti__ng_order *o = &m->t[k], *up = &m->t[k + 1];
+        size_t n = 0;
+        memset(o->cnt, 0, (o->n ? o->n : 1) * sizeof *o->cnt);
+        for (i = 0; i < up->n; i++) {
+            size_t r = fti__ng_find(o, k, up->ids + i * (size_t)(k + 1) + 1);
+            if (r != (size_t)-1) o->cnt[r]++;
+        }
+        for (i = 0; i < o->n; i++)
+            if (o->cnt[i]) {
+                memmove(o->ids + n * (size_t)k, o->ids + i * (size_t)k, (size_t)k * sizeof *o->ids);
+                o->cnt[n++] = o->cnt[i];
+            }
+        o->n = n;
+    }
+    for (k = 1; k <= order; k++) fti__ng_discounts(&m->t[k]);
+    fti_free(pos);
+    fti_free(tmp);
+    fti_free(cnt);
+    *out = m;
+    return FTI_OK;
+nomem:
+    fti_free(pos);
+    fti_free(tmp);
+    fti_free(cnt);
+    fti_ngram_free(m);
+    return fti_error_set(err, FTI_ERR_NOMEM, "ngram: out of memory (%zu tokens)", n_ids);
+}
+
+FTIDEF int fti_ngram_order(const fti_ngram *m) { return m ? m->order : 0; }
+FTIDEF size_t fti_ngram_vocab(const fti_ngram *m) { return m ? m->V : 0; }
+FTIDEF uint64_t fti_ngram_n_tokens(const fti_ngram *m) { return m ? m->n_tokens : 0; }
+FTIDEF size_t fti_ngram_count(const fti_ngram *m, int k) {
+    return m && k >= 1 && k <= m->order ? m->t[k].n : 0;
+}
+
+FTIDEF float fti_ngram_lambda(const fti_ngram *m, int conf) {
+    if (!m) return 0.0f;
+    if (conf >= m->order) conf = m->order - 1;
+    if (conf < 0) conf = 0;
+    return conf < FTI_NGRAM_MAX_ORDER ? m->lambda[conf] : 0.0f;
+}
+
+FTIDEF void fti_ngram_set_lambda(fti_ngram *m, int conf, float lambda) {
+    int c;
+    if (!m) return;
+    if (!(lambda >= 0.0f)) lambda = 0.0f; /* NaN too */
+    if (lambda > 1.0f) lambda = 1.0f;
+    for (c = 0; c < m->order && c < FTI_NGRAM_MAX_ORDER; c++)
+        if (conf < 0 || conf == c) m->lambda[c] = lambda;
+}
+
+static int fti__ng_usable(double pm, double pn, int conf, int order) {
+    return pm > 0 && pm <= 1.0 + 1e-6 && pn > 0 && pn <= 1.0 + 1e-6 && conf >= 0 &&
+           conf < order && conf < FTI_NGRAM_MAX_ORDER;
+}
+
+FTIDEF void fti_ngram_score(const fti_ngram *m, const double *p_model, const double *p_ngram,
+                            const int *conf, size_t n, fti_ngram_fit_stats *st) {
+    size_t i;
+    double a = 0, b = 0, c = 0;
+    if (!st) return;
+    memset(st, 0, sizeof *st);
+    if (!m || !p_model || !p_ngram || !conf) return;
+    for (i = 0; i < n; i++) {
+        double pm = p_model[i], pn = p_ngram[i], l;
+        if (!fti__ng_usable(pm, pn, conf[i], m->order)) continue;
+        l = m->lambda[conf[i]];
+        a -= log(pm);
+        b -= log(pn);
+        c -= log((1 - l) * pm + l * pn);
+        st->n_conf[conf[i]]++;
+        st->n_tokens++;
+    }
+    if (st->n_tokens) {
+        st->nll_model = a / (double)st->n_tokens;
+        st->nll_ngram = b / (double)st->n_tokens;
+        st->nll_mix = c / (double)st->n_tokens;
+    }
+}
+
+FTIDEF fti_result fti_ngram_fit(fti_ngram *m, const double *p_model, const double *p_ngram,
+                                const int *conf, size_t n, fti_ngram_fit_stats *st) {
+    double lam[FTI_NGRAM_MAX_ORDER + 1], sum_r[FTI_NGRAM_MAX_ORDER + 1];
+    size_t cnt[FTI_NGRAM_MAX_ORDER + 1], i;
+    int it, c, all = FTI_NGRAM_MAX_ORDER; /* slot `all`: every token pooled */
+    if (!m || !p_model || !p_ngram || !conf) return FTI_ERR_INVALID;
+    for (c = 0; c <= all; c++) lam[c] = 0.5;
+    /* EM: r_i = λ pn / (λ pn + (1-λ) pm) is token i's posterior of coming from the n-gram;
+     * the new λ of a confidence is its tokens' mean r. Concave likelihood: 200 rounds settle
+     * it well below the figures' precision. */
+    for (it = 0; it < 200; it++) {
+        memset(sum_r, 0, sizeof sum_r);
+        memset(cnt, 0, sizeof cnt);
+        for (i = 0; i < n; i++) {
+            double pm = p_model[i], pn = p_ngram[i], r;
+            int b = conf[i];
+            if (!fti__ng_usable(pm, pn, b, m->order)) continue;
+            r = lam[b] * pn / (lam[b] * pn + (1 - lam[b]) * pm);
+            sum_r[b] += r;
+            cnt[b]++;
+            r = lam[all] * pn / (lam[all] * pn + (1 - lam[all]) * pm);
+            sum_r[all] += r;
+            cnt[all]++;
+        }
+        if (!cnt[all]) return FTI_ERR_INVALID;
+        for (c = 0; c <= all; c++)
+            if (cnt[c]) lam[c] = sum_r[c] / (double)cnt[c];
+    }
+    for (c = 0; c < m->order && c < FTI_NGRAM_MAX_ORDER; c++)
+        fti_ngram_set_lambda(m, c, (float)(cnt[c] >= 50 ? lam[c] : lam[all]));
+    fti_ngram_score(m, p_model, p_ngram, conf, n, st);
+    return FTI_OK;
+}
+
+FTIDEF int fti_ngram_mix_logits(const fti_ngram *m, const int32_t *ctx, size_t n_ctx,
+                                float lambda, float *logits, size_t n_vocab, float *work) {
+    int conf;
+    size_t i;
+    float mx;
+    double z = 0, l;
+    if (!m || !logits || !work || n_vocab != m->V) return -1;
+    conf = fti_ngram_probs(m, ctx, n_ctx, work);
+    l = lambda >= 0.0f ? (lambda > 1.0f ? 1.0 : (double)lambda) : (double)m->lambda[conf];
+    mx = logits[0];
+    for (i = 1; i < n_vocab; i++)
+        if (logits[i] > mx) mx = logits[i];
+    for (i = 0; i < n_vocab; i++) z += exp((double)(logits[i] - mx));
+    for (i = 0; i < n_vocab; i++) {
+        double pm = exp((double)(logits[i] - mx)) / z, p = (1 - l) * pm + l * (double)work[i];
+        logits[i] = (float)log(p > 1e-30 ? p : 1e-30); /* finite: the sampler's filters work */
+    }
+    return conf;
+}
+
+FTIDEF void fti_ngram_on_logits(void *hook, float *logits, size_t n_vocab, const int32_t *recent,
+                                size_t n_recent) {
+    const fti_ngram_hook *h = (const fti_ngram_hook *)hook;
+    if (h) fti_ngram_mix_logits(h->ngram, recent, n_recent, h->lambda, logits, n_vocab, h->work);
+}
+
+/* The file: "FTINGRAM", u32 version 1, u32 order, u32 vocabulary, u32 0, u64 tokens, order x
+ * f32 weights, then for k = 1..order: u64 rows, rows x k u32 ids, rows x u32 counts; last,
+ * u64 fti_hash64 of everything before it (seed 0x6e6772616d). Little-endian. */
+#define FTI__NG_MAGIC "FTINGRAM"
+#define FTI__NG_SEED 0x6e6772616dull
+
+FTIDEF fti_result fti_ngram_save(const fti_ngram *m, const char *path, fti_error *err) {
+    fti_buf b;
+    unsigned char tmp[8];
+    size_t i;
+    int k;
+    fti_result rc;
+    if (!m || !path) return fti_error_set(err, FTI_ERR_INVALID, "ngram: NULL argument");
+    memset(&b, 0, sizeof b);
+    fti_buf_append(&b, FTI__NG_MAGIC, 8);
+    fti_store_u32(tmp, 1);
+    fti_buf_append(&b, tmp, 4);
+    fti_store_u32(tmp, (uint32_t)m->order);
+    fti_buf_append(&b, tmp, 4);
+    fti_store_u32(tmp, (uint32_t)m->V);
+    fti_buf_append(&b, tmp, 4);
+    fti_store_u32(tmp, 0);
+    fti_buf_append(&b, tmp, 4);
+    fti_store_u64(tmp, m->n_tokens);
+    fti_buf_append(&b, tmp, 8);
+    for (k = 0; k < m->order; k++) {
+        fti_store_f32(tmp, m->lambda[k]);
+        fti_buf_append(&b, tmp, 4);
+    }
+    for (k = 1; k <= m->order; k++) {
+        const fti__ng_order *o = &m->t[k];
+        fti_store_u64(tmp, (uint64_t)o->n);
+        fti_buf_append(&b, tmp, 8);
+        for (i = 0; i < o->n * (size_t)k; i++) {
+            fti_store_u32(tmp, o->ids[i]);
+            fti_buf_append(&b, tmp, 4);
+        }
+        for (i = 0; i < o->n; i++) {
+            fti_store_u32(tmp, o->cnt[i]);
+            fti_buf_append(&b, tmp, 4);
+        }
+    }
+    if (b.oom) {
+        fti_buf_free(&b);
+        return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+    }
+    fti_store_u64(tmp, fti_hash64(b.data, b.len, FTI__NG_SEED));
+    fti_buf_append(&b, tmp, 8);
+    rc = b.oom ? fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path)
+               : fti_file_write_atomic(path, b.data, b.len, err);
+    fti_buf_free(&b);
+    return rc;
+}
+
+FTIDEF fti_result fti_ngram_load(fti_ngram **out, const char *path, fti_error *err) {
+    void *data = NULL;
+    size_t len = 0, i;
+    fti_reader r;
+    fti_ngram *m = NULL;
+    uint32_t version, order, V;
+    uint64_t n_tok;
+    int k;
+    fti_result rc;
+    if (!out || !path) return fti_error_set(err, FTI_ERR_INVALID, "ngram: NULL argument");
+    *out = NULL;
+    rc = fti_file_read(path, 0, &data, &len, err);
+    if (rc != FTI_OK) return rc;
+    if (len < 40 || memcmp(data, FTI__NG_MAGIC, 8) != 0) {
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: not an n-gram file (bad magic or %zu bytes)",
+                           path, len);
+        goto fail;
+    }
+    if (fti_load_u64((const unsigned char *)data + len - 8) !=
+        fti_hash64(data, len - 8, FTI__NG_SEED)) {
+        rc = fti_error_set(err, FTI_ERR_CHECKSUM, "%s: the hash does not match the content", path);
+        goto fail;
+    }
+    r = fti_reader_make(data, len - 8);
+    fti_read_bytes(&r, 8);
+    version = fti_read_u32(&r);
+    order = fti_read_u32(&r);
+    V = fti_read_u32(&r);
+    fti_read_u32(&r);
+    n_tok = fti_read_u64(&r);
+    if (version != 1) {
+        rc = fti_error_set(err, FTI_ERR_UNSUPPORTED, "%s: file version %u (this reads 1)", path,
+                           (unsigned)version);
+        goto fail;
+    }
+    if (order < 1 || order > FTI_NGRAM_MAX_ORDER || V < 1 || V > FTI_NGRAM_MAX_VOCAB ||
+        n_tok > FTI_NGRAM_MAX_TOKENS) {
+        rc = fti_error_set(err, FTI_ERR_LIMIT, "%s: order %u, vocabulary %u, %llu tokens: "
+                           "outside the limits", path, (unsigned)order, (unsigned)V,
+                           (unsigned long long)n_tok);
+        goto fail;
+    }
+    m = fti__ng_new((int)order, V);
+    if (!m) goto nomem;
+    m->n_tokens = n_tok;
+    for (k = 0; k < (int)order; k++) {
+        float l = fti_read_f32(&r);
+        if (!(l >= 0.0f && l <= 1.0f)) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: weight %d is %g, not within [0, 1]",
+                               path, k, (double)l);
+            goto fail;
+        }
+        m->lambda[k] = l;
+    }
+    for (k = 1; k <= (int)order; k++) {
+        fti__ng_order *o = &m->t[k];
+        uint64_t rows = fti_read_u64(&r);
+        size_t row_bytes = (size_t)k * 4 + 4;
+        if (r.err || rows > fti_reader_left(&r) / row_bytes || rows > n_tok) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: order %d claims %llu n-grams, the file "
+                               "(or the %llu tokens) cannot hold them", path, k,
+                               (unsigned long long)rows, (unsigned long long)n_tok);
+            goto fail;
+        }
+        o->n = (size_t)rows;
+        o->ids = (uint32_t *)fti_calloc(o->n ? o->n * (size_t)k : 1, sizeof *o->ids);
+        o->cnt = (uint32_t *)fti_calloc(o->n ? o->n : 1, sizeof *o->cnt);
+        if (!o->ids || !o->cnt) goto nomem;
+        for (i = 0; i < o->n * (size_t)k; i++) {
+            o->ids[i] = fti_read_u32(&r);
+            if (o->ids[i] >= V) {
+                rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: order %d n-gram %zu has id %u "
+                                   "(vocabulary %u)", path, k, i / (size_t)k,
+                                   (unsigned)o->ids[i], (unsigned)V);
+                goto fail;
+            }
+        }
+        for (i = 0; i < o->n; i++) {
+            o->cnt[i] = fti_read_u32(&r);
+            if (o->cnt[i] == 0 || o->cnt[i] > n_tok) {
+                rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: order %d n-gram %zu has count %u",
+                                   path, k, i, (unsigned)o->cnt[i]);
+                goto fail;
+            }
+            if (i && fti__ng_cmp(o->ids + (i - 1) * (size_t)k, o->ids + i * (size_t)k, k) >= 0) {
+                rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: order %d n-grams %zu and %zu are "
+                                   "out of order", path, k, i - 1, i);
+                goto fail;
+            }
+        }
+        fti__ng_discounts(o);
+    }
+    if (r.err || fti_reader_left(&r) != 0) {
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: %s", path,
+                           r.err ? "truncated" : "bytes after the last table");
+        goto fail;
+    }
+    fti_free(data);
+    *out = m;
+    return FTI_OK;
+nomem:
+    rc = fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+fail:
+    fti_free(data);
+    fti_ngram_free(m);
+    return rc;
+}
+
+FTIDEF fti_result fti_session_token_logprobs(fti_session *s, const int32_t *tokens, size_t n,
+                                             double *out, fti_error *err) {
+    size_t V, start, i;
+    float *buf;
+    fti_result rc = FTI_OK;
+    if (!s || !tokens || !out || n < 2)
+        return fti_error_set(err, FTI_ERR_INVALID, "token log-probabilities: need 2 tokens");
+    V = s->e->V;
+    for (i = 0; i < n; i++) out[i] = NAN;
+    buf = (float *)fti_malloc(s->n_batch * V * sizeof(float));
+    if (!buf) return fti_error_set(err, FTI_ERR_NOMEM, "token log-probabilities: out of memory");
+    for (start = 0; start + 1 < n && rc == FTI_OK; start += s->n_ctx) {
+        size_t w = n - start < s->n_ctx ? n - start : s->n_ctx;
+        fti_session_reset(s);
+        for (i = 0; i < w && rc == FTI_OK; i += s->n_batch) {
+            size_t T = w - i < s->n_batch ? w - i : s->n_batch, t;
+            rc = fti_session_eval(s, tokens + start + i, T, buf, err);
+            for (t = 0; t < T && rc == FTI_OK; t++) {
+                size_t at = start + i + t, j;
+                const float *row = buf + t * V;
+                double mx = row[0], se = 0.0;
+                if (i + t + 1 >= w) break; /* the window's last token predicts nothing here */
+                for (j = 1; j < V; j++)
+                    if (row[j] > mx) mx = row[j];
+                for (j = 0; j < V; j++) se += exp((double)row[j] - mx);
+                out[at + 1] = (double)row[tokens[at + 1]] - mx - log(se);
+            }
+        }
+    }
+    fti_free(buf);
+    return rc;
+}
+
+FTIDEF fti_result fti_ngram_eval_session(fti_ngram *m, fti_session *s, const int32_t *const *seqs,
+                                         const size_t *lens, size_t n_seqs, int fit,
+                                         fti_ngram_fit_stats *st, fti_error *err) {
+    size_t total = 0, max_len = 0, i, j, k = 0;
+    double *pm = NULL, *pn = NULL, *lp = NULL;
+    int *conf = NULL;
+    fti_result rc = FTI_OK;
+    fti_ngram_fit_stats tmp;
+    if (!st) st = &tmp;
+    memset(st, 0, sizeof *st);
+    if (!m || !s || (n_seqs && (!seqs || !lens)))
+        return fti_error_set(err, FTI_ERR_INVALID, "ngram eval: NULL argument");
+    if (m->V != s->e->V)
+        return fti_error_set(err, FTI_ERR_INVALID, "ngram eval: the n-gram's vocabulary (%zu) "
+                             "is not the model's (%zu)", m->V, (size_t)s->e->V);
+    for (i = 0; i < n_seqs; i++) {
+        if (lens[i] > max_len) max_len = lens[i];
+        if (!fti_size_add(total, lens[i], &total))
+            return fti_error_set(err, FTI_ERR_LIMIT, "ngram eval: too many tokens");
+    }
+    pm = (double *)fti_calloc(total ? total : 1, sizeof *pm);
+    pn = (double *)fti_calloc(total ? total : 1, sizeof *pn);
+    conf = (int *)fti_calloc(total ? total : 1, sizeof *conf);
+    lp = (double *)fti_calloc(max_len ? max_len : 1, sizeof *lp);
+    if (!pm || !pn || !conf || !lp) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ngram eval: out of memory");
+        goto out;
+    }
+    for (i = 0; i < n_seqs && rc == FTI_OK; i++) {
+        if (lens[i] < 2) continue;
+        rc = fti_session_token_logprobs(s, seqs[i], lens[i], lp, err);
+        for (j = 1; j < lens[i] && rc == FTI_OK; j++) {
+            if (lp[j] != lp[j]) continue; /* not scored (a window's first token) */
+            pm[k] = exp(lp[j]);
+            pn[k] = fti_ngram_prob(m, seqs[i], j, seqs[i][j], &conf[k]);
+            k++;
+        }
+    }
+    if (rc == FTI_OK && k == 0) rc = fti_error_set(err, FTI_ERR_INVALID, "ngram eval: no token");
+    if (rc == FTI_OK) {
+        if (fit && fti_ngram_fit(m, pm, pn, conf, k, st) != FTI_OK)
+            rc = fti_error_set(err, FTI_ERR_INVALID, "ngram eval: no usable token");
+        else if (!fit)
+            fti_ngram_score(m, pm, pn, conf, k, st);
+    }
+out:
+    fti_free(pm);
+    fti_free(pn);
+    fti_free(conf);
+    fti_free(lp);
+    return rc;
 }

@@ -300,7 +300,16 @@ typedef struct fti_generate_opts {
     fti_buf *text;            /* if not NULL, the generated text is appended (it may grow) */
     int32_t *tokens;          /* if not NULL, generated ids are stored (up to tokens_cap) */
     size_t tokens_cap;
+    /* Called before each draw with the logits it uses (n_vocab, writable: e.g.
+     * fti_ngram_on_logits mixes an n-gram model of the author in) and the tokens before them,
+     * oldest first: the last FTI_GENERATE_RECENT or fewer of the prompt and of what was
+     * generated so far. NULL = none. */
+    void (*on_logits)(void *user, float *logits, size_t n_vocab, const int32_t *recent,
+                      size_t n_recent);
+    void *logits_user;
 } fti_generate_opts;
+/* Tokens of context fti_generate passes to on_logits. */
+#define FTI_GENERATE_RECENT 16
 
 typedef struct fti_generate_stats {
     size_t n_prompt;       /* prompt tokens evaluated (after the cached prefix) */
@@ -325,6 +334,145 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
  * (capacity max_tokens) and returns its length; 0 if the header alone does not fit. */
 FTIDEF size_t fti_prompt_fit(const int32_t *header, size_t n_header, const int32_t *body,
                              size_t n_body, size_t max_tokens, int32_t *out);
+
+/* === infer: author memory (an n-gram model of the author's tokens, mixed into the model's) === */
+/*
+ * A small model trained on a few hundred kB of one author's writing is limited by the data: it
+ * learns the author's form and vocabulary but strings phrases together loosely. An n-gram model
+ * of the same training tokens remembers the author's actual phrases. At generation time the two
+ * next-token distributions are mixed (as in cache and kNN language models):
+ *
+ *     p(w | h) = (1 - λ_b) p_model(w | h) + λ_b p_ngram(w | h)
+ *
+ * where b, the n-gram's confidence, is the length of the longest suffix of the context h the
+ * training tokens contain (0 .. order-1), and the λ_b are fitted by EM on held-out text
+ * (fti_ngram_fit) so the mixture is the best such mixture there, per token.
+ *
+ * p_ngram is interpolated Kneser-Ney with three discounts per order (Chen & Goodman's modified
+ * KN): the highest order counts n-grams, lower orders count distinct left contexts; every
+ * order is interpolated down to the uniform distribution, so every token has p > 0 and the
+ * distribution sums to 1. Built from token ids (the feature store's training shard, whose ids
+ * are those of the tokenizer the model was trained with), so training and serving use the same
+ * features. Building sorts the positions once (radix sort over the order's ids): linear in the
+ * tokens; a few tens of ms for the 127 k tokens of the sample corpus.
+ *
+ * The file (fti_ngram_save, atomic) stores the order, the vocabulary, the λ_b and every order's
+ * sorted n-grams with their counts, and a 64-bit hash of it all; fti_ngram_load checks every
+ * count, id and order before use (the discounts are recomputed from the counts).
+ */
+
+#define FTI_NGRAM_MAX_ORDER 8
+/* Largest vocabulary and training text an n-gram model accepts (ids are 32-bit, positions too). */
+#ifndef FTI_NGRAM_MAX_VOCAB
+#define FTI_NGRAM_MAX_VOCAB (1u << 24)
+#endif
+#ifndef FTI_NGRAM_MAX_TOKENS
+#define FTI_NGRAM_MAX_TOKENS ((size_t)1 << 30)
+#endif
+
+typedef struct fti_ngram fti_ngram;
+
+typedef struct fti_ngram_opts {
+    int order; /* n of the n-grams (tokens of context + 1), 1..FTI_NGRAM_MAX_ORDER; 0 = 5 */
+} fti_ngram_opts;
+
+/* Builds the model of ids[0..n_ids) (each < n_vocab, else FTI_ERR_INVALID naming the
+ * position). The mixing weights start at 0.25 for every confidence until fti_ngram_fit.
+ * Errors: FTI_ERR_INVALID (bad order, n_vocab 0 or above FTI_NGRAM_MAX_VOCAB, an id out of
+ * range), FTI_ERR_LIMIT (more than FTI_NGRAM_MAX_TOKENS ids), NOMEM. Free with fti_ngram_free.
+ * Thread safety: the built model is read-only (any thread) except fti_ngram_fit /
+ * fti_ngram_set_lambda (one thread, no readers meanwhile). */
+FTIDEF fti_result fti_ngram_build(fti_ngram **out, const uint32_t *ids, size_t n_ids,
+                                  size_t n_vocab, const fti_ngram_opts *opts, fti_error *err);
+FTIDEF void fti_ngram_free(fti_ngram *m);
+/* Writes the model to path atomically (temp file, fsync, rename). */
+FTIDEF fti_result fti_ngram_save(const fti_ngram *m, const char *path, fti_error *err);
+/* Reads a file fti_ngram_save wrote. Every field is checked before use: FTI_ERR_FORMAT (bad
+ * magic, truncated, an id >= the vocabulary, n-grams out of order, a zero count, a weight
+ * outside [0, 1]), FTI_ERR_CHECKSUM (the hash), FTI_ERR_UNSUPPORTED (another file version),
+ * FTI_ERR_LIMIT (sizes above the limits), each message naming the file. */
+FTIDEF fti_result fti_ngram_load(fti_ngram **out, const char *path, fti_error *err);
+
+/* The model's order, vocabulary, the number of tokens it was built from, and the number of
+ * distinct n-grams of order k (1..order; 0 otherwise). */
+FTIDEF int fti_ngram_order(const fti_ngram *m);
+FTIDEF size_t fti_ngram_vocab(const fti_ngram *m);
+FTIDEF uint64_t fti_ngram_n_tokens(const fti_ngram *m);
+FTIDEF size_t fti_ngram_count(const fti_ngram *m, int k);
+
+/* The next-token distribution after ctx[0..n_ctx) (only its last order-1 tokens matter;
+ * ids out of range end the usable context there): probs (V) is filled and sums to 1. Returns
+ * the confidence: the length of the longest suffix of ctx found in the training tokens
+ * (0..order-1). Thread safety: any thread. */
+FTIDEF int fti_ngram_probs(const fti_ngram *m, const int32_t *ctx, size_t n_ctx,
+                           float *probs /* (V) */);
+/* p(token | ctx) alone (the same value as probs[token]), and the confidence in *conf (may be
+ * NULL). 0 for a token out of range. */
+FTIDEF double fti_ngram_prob(const fti_ngram *m, const int32_t *ctx, size_t n_ctx,
+                             int32_t token, int *conf);
+
+/* The mixing weight λ for a confidence (0..order-1), and setting it (clamped to [0, 1];
+ * conf < 0 sets every confidence). */
+FTIDEF float fti_ngram_lambda(const fti_ngram *m, int conf);
+FTIDEF void fti_ngram_set_lambda(fti_ngram *m, int conf, float lambda);
+
+/* What a mixture does on some text, per token (nats), from fti_ngram_fit / fti_ngram_score. */
+typedef struct fti_ngram_fit_stats {
+    size_t n_tokens;
+    double nll_model, nll_ngram, nll_mix; /* mean -log p of the model, the n-gram, the mixture */
+    size_t n_conf[FTI_NGRAM_MAX_ORDER];   /* tokens at each confidence */
+} fti_ngram_fit_stats;
+
+/* Fits the weights λ_conf by EM to maximise the likelihood of the mixture on n tokens of
+ * held-out text, given each token's probability under the model (p_model), under this n-gram
+ * model (p_ngram) and its confidence (conf), as fti_ngram_prob returns them. A confidence with
+ * fewer than 50 tokens gets the weight fitted over all tokens. Non-finite or non-positive
+ * probabilities are skipped. st (may be NULL) receives the figures with the fitted weights.
+ * Errors: FTI_ERR_INVALID (NULL, or no usable token). */
+FTIDEF fti_result fti_ngram_fit(fti_ngram *m, const double *p_model, const double *p_ngram,
+                                const int *conf, size_t n, fti_ngram_fit_stats *st);
+/* The same figures with the current weights (no fitting). */
+FTIDEF void fti_ngram_score(const fti_ngram *m, const double *p_model, const double *p_ngram,
+                            const int *conf, size_t n, fti_ngram_fit_stats *st);
+
+/* Mixes the n-gram into logits (V) in place: afterwards softmax(logits) is
+ * (1 - λ) softmax(logits before) + λ p_ngram(· | ctx), with λ = lambda if lambda >= 0, else
+ * the fitted weight of the context's confidence; a temperature applied later sharpens or
+ * flattens the mixture. work: V floats of scratch. Returns the confidence. n_vocab must be the
+ * model's vocabulary (else nothing is done and -1 is returned). Thread safety: any thread. */
+FTIDEF int fti_ngram_mix_logits(const fti_ngram *m, const int32_t *ctx, size_t n_ctx,
+                                float lambda, float *logits /* (V) */, size_t n_vocab,
+                                float *work /* (V) */);
+
+/* A fti_generate_opts.on_logits hook: fti_generate mixes the n-gram into every draw with
+ *     fti_ngram_hook h = {model, work, -1};  opts.on_logits = fti_ngram_on_logits;
+ *     opts.logits_user = &h;
+ * (work: V floats the caller owns; lambda < 0 = the fitted weights, else that one). */
+typedef struct fti_ngram_hook {
+    const fti_ngram *ngram;
+    float *work;
+    float lambda;
+} fti_ngram_hook;
+FTIDEF void fti_ngram_on_logits(void *hook, float *logits, size_t n_vocab, const int32_t *recent,
+                                size_t n_recent);
+
+/* The model's log-probability of every token given the ones before it in its window, scored as
+ * fti_session_nll scores (windows of n_ctx tokens, each restarting the context): out[i] =
+ * log p(tokens[i] | window so far) for the scored i, NAN for the others (the first token of
+ * each window). The session is reset. Allocates one (n_batch, V) buffer. Errors as
+ * fti_session_nll's. */
+FTIDEF fti_result fti_session_token_logprobs(fti_session *s, const int32_t *tokens, size_t n,
+                                             double *out /* (n) */, fti_error *err);
+
+/* Scores held-out text with the model of session s, the n-gram model and their mixture, and
+ * with fit != 0 first fits the mixing weights on it (fti_ngram_fit): seqs[i][0..lens[i]) are
+ * separate texts (token ids of the model's vocabulary), each scored as
+ * fti_session_token_logprobs scores it, the n-gram seeing the tokens before each one within its
+ * text. st receives the figures per token (nats). Errors: FTI_ERR_INVALID (NULL, the n-gram's
+ * vocabulary is not the model's, or no token to score), those of fti_session_eval, NOMEM. */
+FTIDEF fti_result fti_ngram_eval_session(fti_ngram *m, fti_session *s, const int32_t *const *seqs,
+                                         const size_t *lens, size_t n_seqs, int fit,
+                                         fti_ngram_fit_stats *st, fti_error *err);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,8 @@
 # demo.sh: the twin end to end on the shipped corpus (make demo).
 #   F -> T -> evaluation -> promotion   fti-twin update (in one process, through fti.h: the
 #                                       store's ingest, the training driver, the registry)
-#   I: generations with retrieval       fti-twin write (drafts, the twin's own pick; fti-infer is the plain sampler)
+#   I: generations with retrieval       fti-twin write (the model with its author memory, drafts, the
+#                                       twin's own pick of new text; fti-infer is the plain sampler)
 #   is it a twin?                       fti-eval (perplexity vs other authors, recall@5)
 # Environment: FTI_HOME (workspace, default ./twin), DEMO_MINUTES (the demo's budget after the
 # build, default 3: the update, ingest and training, gets all of it but 30 s, which the
@@ -39,14 +40,17 @@ UPDATE_MINUTES=$(LC_ALL=C awk -v m="$MINUTES" 'BEGIN { u = m - 0.5; if (u < m / 
 
 say "I: the twin writes (fti-twin write: retrieval from the author's entries, several drafts, the twin's own pick)"
 echo "Each prompt opens a dictionary entry in the author's own form, \"HEADWORD, n.\", for words his"
-echo "dictionary does not have, so every line below is new text. For each word: the author's entries"
-echo "that BM25 finds for it go in front of the prompt (shown as 'retrieved'), the model drafts the"
-echo "definition $DRAFTS times (temperature $TEMP, top-k 40, min-p 0.05, repetition penalty 1.1; a draft ends"
-echo "with the entry or at its first blank line). Drafts with a word found nowhere in the author's"
-echo "writing (a word the small model made up) or with fewer than 4 words are set aside, and of the"
-echo "rest the one the model itself finds most likely as a whole entry (lowest loss per token, its"
-echo "end included) is printed."
-echo "No other model and no hand-picking: the same command gives the same lines."
+echo "dictionary does not have. The twin has an author memory: a 4-gram model of his training text"
+echo "(Kneser-Ney, over the same tokens) mixed into the model's next-token probabilities with weights"
+echo "fitted on his held-out entries, so it writes his phrases where the small model alone strings"
+echo "words loosely. For each word: the author's entries that BM25 finds for it go in front of the"
+echo "prompt (shown as 'retrieved'), the twin drafts the definition $DRAFTS times (temperature $TEMP,"
+echo "top-k 40, min-p 0.05, repetition penalty 1.1; a draft ends with the entry or at its first blank"
+echo "line). Set aside: drafts with a word found nowhere in his writing or under 4 words, drafts that"
+echo "quote more than 8 words in a row from him (a twin writes new text, not quotations) and"
+echo "definitions already given to an earlier word. Of the rest, the one the twin finds most likely"
+echo "as a whole entry (lowest loss per token, its end included) is printed, with the longest run of"
+echo "words it shares with his text. No hand-picking: the same command gives the same lines."
 "$B/fti-twin" --home "$HOME_DIR" write $WORDS --drafts "$DRAFTS" --temp "$TEMP" --seed 7
 
 say "Is it a twin? (make eval)"

@@ -20,19 +20,22 @@
 
 #include <math.h>
 #include <stdio.h>
+/* the author memory's order (fti-twin write's TWIN_NGRAM_ORDER; docs/twin.md) */
+#define FTI_TWIN_NGRAM_ORDER 4
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct args {
     const char *home, *alias, *model, *dataset, *others;
     size_t max_docs, max_bytes;
-    int threads;
+    int threads, ngram_order;
 } args;
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: fti-eval [--home DIR] [--alias NAME | --model FILE] [--dataset VERSION]\n"
             "                [--others DIR] [--max-docs N] [--max-bytes N] [--threads N]\n"
+            "                [--ngram-order N]\n"
             "\n"
             "Measures whether a model is a twin of its author:\n"
             "  perplexity on the author's held-out documents vs on other authors' text\n"
@@ -46,7 +49,10 @@ static void usage(FILE *f) {
             "  --others DIR      folder of .txt files by other authors (default data/eval/others)\n"
             "  --max-docs N      held-out documents and other-author pieces to use (default 200)\n"
             "  --max-bytes N     bytes of each text evaluated (default 600)\n"
-            "  --threads N       threads (default $FTI_THREADS or all CPUs)\n");
+            "  --threads N       threads (default $FTI_THREADS or all CPUs)\n"
+            "  --ngram-order N   order of the author memory (an n-gram model of the training\n"
+            "                    split mixed into the model, as fti-twin write uses it; default\n"
+            "                    %d, 0 = leave those rows out)\n", FTI_TWIN_NGRAM_ORDER);
 }
 
 static int parse_args(int argc, char **argv, args *a) {
@@ -56,6 +62,7 @@ static int parse_args(int argc, char **argv, args *a) {
     a->others = "data/eval/others";
     a->max_docs = 200;
     a->max_bytes = 600;
+    a->ngram_order = FTI_TWIN_NGRAM_ORDER;
     for (i = 1; i < argc; i += 2) {
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -75,10 +82,15 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (!strcmp(o, "--max-docs")) a->max_docs = (size_t)strtoul(v, NULL, 10);
         else if (!strcmp(o, "--max-bytes")) a->max_bytes = (size_t)strtoul(v, NULL, 10);
         else if (!strcmp(o, "--threads")) a->threads = atoi(v);
+        else if (!strcmp(o, "--ngram-order")) a->ngram_order = atoi(v);
         else {
             fprintf(stderr, "fti-eval: unknown option %s (try --help)\n", o);
             return 0;
         }
+    }
+    if (a->ngram_order < 0 || a->ngram_order > FTI_NGRAM_MAX_ORDER) {
+        fprintf(stderr, "fti-eval: --ngram-order is 0..%d\n", FTI_NGRAM_MAX_ORDER);
+        return 0;
     }
     if (!a->max_docs || a->max_bytes < 32) {
         fprintf(stderr, "fti-eval: --max-docs must be > 0 and --max-bytes >= 32\n");
@@ -354,6 +366,102 @@ static size_t first_sentence(const char *t, size_t n) {
     return i;
 }
 
+/* The author memory (docs/twin.md): an n-gram model of the training split mixed into the model.
+ * Its weights are fitted on held-out text of the author, so on the author's held-out documents
+ * they are cross-fitted (two folds: fitted on the even documents, scored on the odd ones, and
+ * the reverse); on other authors' text, fitted on all the author's held-out documents (what
+ * fti-twin write uses). Fills per-token nll (nats) of the n-gram alone and of the mixture. */
+typedef struct memory_figs {
+    double ng_a, ng_o, mix_a, mix_o, model_a, model_o;
+    float lambda[FTI_NGRAM_MAX_ORDER];
+    int order;
+} memory_figs;
+
+static int seqs_of(const text_set *s, int parity, int32_t ***out, size_t **lens, size_t *n) {
+    size_t i, k;
+    *n = 0;
+    *out = (int32_t **)fti_calloc(s->n ? s->n : 1, sizeof **out);
+    *lens = (size_t *)fti_calloc(s->n ? s->n : 1, sizeof **lens);
+    if (!*out || !*lens) return 0;
+    for (i = 0; i < s->n; i++) {
+        if (parity >= 0 && (int)(i % 2) != parity) continue;
+        (*out)[*n] = (int32_t *)fti_malloc(s->seqs[i].len * sizeof(int32_t));
+        if (!(*out)[*n]) return 0;
+        for (k = 0; k < s->seqs[i].len; k++) (*out)[*n][k] = (int32_t)s->seqs[i].ids[k];
+        (*lens)[(*n)++] = s->seqs[i].len;
+    }
+    return 1;
+}
+
+static void seqs_free(int32_t **seqs, size_t *lens, size_t n) {
+    size_t i;
+    for (i = 0; seqs && i < n; i++) fti_free(seqs[i]);
+    fti_free(seqs);
+    fti_free(lens);
+}
+
+static int memory_eval(const fti_engine *e, fti_pool *pool, const fti_dataset *ds,
+                       const text_set *author, const text_set *others, int order,
+                       memory_figs *f, fti_error *err) {
+    const fti_token_shard *sh = fti_dataset_shard(ds, FTI_SPLIT_TRAIN);
+    uint32_t *ids = NULL;
+    fti_ngram *m = NULL;
+    fti_ngram_opts no;
+    fti_session *ses = NULL;
+    fti_session_opts so;
+    fti_ngram_fit_stats st;
+    int32_t **sq[4] = {NULL, NULL, NULL, NULL};
+    size_t *ln[4] = {NULL, NULL, NULL, NULL}, nn[4] = {0, 0, 0, 0}, i;
+    double mix_sum = 0;
+    size_t mix_n = 0;
+    int ok = 0, fold;
+    memset(f, 0, sizeof *f);
+    f->order = order;
+    if (!sh || !sh->count) return 0;
+    ids = (uint32_t *)fti_malloc((size_t)sh->count * sizeof *ids);
+    if (!ids) return 0;
+    for (i = 0; i < sh->count; i++) ids[i] = fti_shard_at(sh, i);
+    memset(&no, 0, sizeof no);
+    no.order = order;
+    memset(&so, 0, sizeof so);
+    so.pool = pool;
+    if (fti_ngram_build(&m, ids, (size_t)sh->count, sh->vocab_size, &no, err) != FTI_OK ||
+        fti_session_create(&ses, e, &so, err) != FTI_OK)
+        goto out;
+    if (!seqs_of(author, 0, &sq[0], &ln[0], &nn[0]) || !seqs_of(author, 1, &sq[1], &ln[1], &nn[1]) ||
+        !seqs_of(author, -1, &sq[2], &ln[2], &nn[2]) || !seqs_of(others, -1, &sq[3], &ln[3], &nn[3]))
+        goto out;
+    for (fold = 0; fold < 2; fold++) { /* fit on one half, score the other */
+        if (fti_ngram_eval_session(m, ses, (const int32_t *const *)sq[1 - fold], ln[1 - fold],
+                                   nn[1 - fold], 1, &st, err) != FTI_OK ||
+            fti_ngram_eval_session(m, ses, (const int32_t *const *)sq[fold], ln[fold], nn[fold], 0,
+                                   &st, err) != FTI_OK)
+            goto out;
+        mix_sum += st.nll_mix * (double)st.n_tokens;
+        mix_n += st.n_tokens;
+    }
+    f->mix_a = mix_sum / (double)mix_n;
+    if (fti_ngram_eval_session(m, ses, (const int32_t *const *)sq[2], ln[2], nn[2], 1, &st, err) !=
+        FTI_OK)
+        goto out;
+    f->ng_a = st.nll_ngram;
+    f->model_a = st.nll_model;
+    for (i = 0; i < (size_t)order; i++) f->lambda[i] = fti_ngram_lambda(m, (int)i);
+    if (fti_ngram_eval_session(m, ses, (const int32_t *const *)sq[3], ln[3], nn[3], 0, &st, err) !=
+        FTI_OK)
+        goto out;
+    f->ng_o = st.nll_ngram;
+    f->mix_o = st.nll_mix;
+    f->model_o = st.nll_model;
+    ok = 1;
+out:
+    for (i = 0; i < 4; i++) seqs_free(sq[i], ln[i], nn[i]);
+    fti_session_free(ses);
+    fti_ngram_free(m);
+    fti_free(ids);
+    return ok;
+}
+
 int main(int argc, char **argv) {
     args a;
     char *home = NULL, model_path[4096], id[17] = "", random_path[4200];
@@ -367,6 +475,8 @@ int main(int argc, char **argv) {
     text_set author = {0}, others = {0};
     bigram bg;
     double ppl_a = 0, ppl_o = 0, rppl_a = 0, rppl_o = 0;
+    memory_figs mem;
+    int have_mem = 0;
     int rc = 1;
     const char *dataset_name;
     fti_buf card = {0};
@@ -437,6 +547,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fti-eval: %s\n", err.msg);
         goto done;
     }
+    if (a.ngram_order > 0) {
+        have_mem = memory_eval(eng, pool, ds, &author, &others, a.ngram_order, &mem, &err);
+        if (!have_mem) fprintf(stderr, "fti-eval: the author memory: %s\n", err.msg);
+    }
     snprintf(random_path, sizeof random_path, "%s/eval-untrained.gguf.tmp", home);
     if (write_random_model(eng, tok, random_path, &err) &&
         fti_engine_open(&rnd, random_path, NULL, &err) == FTI_OK) {
@@ -477,6 +591,15 @@ int main(int argc, char **argv) {
                author.n, others.n, a.max_bytes);
         printf("  %-26s %14s %14s %10s\n", "perplexity", "author (held)", "other authors", "ratio");
         printf("  %-26s %14.2f %14.2f %10.2f\n", "twin model", ppl_a, ppl_o, ppl_o / ppl_a);
+        if (have_mem) {
+            char row[64];
+            snprintf(row, sizeof row, "twin + author memory (%d)", mem.order);
+            printf("  %-26s %14.2f %14.2f %10.2f\n", row, exp(mem.mix_a), exp(mem.mix_o),
+                   exp(mem.mix_o - mem.mix_a));
+            snprintf(row, sizeof row, "%d-gram memory alone", mem.order);
+            printf("  %-26s %14.2f %14.2f %10.2f\n", row, exp(mem.ng_a), exp(mem.ng_o),
+                   exp(mem.ng_o - mem.ng_a));
+        }
         printf("  %-26s %14.2f %14.2f %10.2f\n", "bigram baseline", b_a, b_o, b_o / b_a);
         printf("  %-26s %14.2f %14.2f %10.2f\n", "unigram baseline", u_a, u_o, u_o / u_a);
         if (rppl_a > 0)
@@ -486,8 +609,22 @@ int main(int argc, char **argv) {
                fti_tokenizer_vocab_size(tok));
         printf("  %-26s %14.3f %14.3f\n", "twin model", bits_per_byte(ppl_a, &author),
                bits_per_byte(ppl_o, &others));
+        if (have_mem) {
+            printf("  %-26s %14.3f %14.3f\n", "twin + author memory",
+                   bits_per_byte(exp(mem.mix_a), &author), bits_per_byte(exp(mem.mix_o), &others));
+            printf("  %-26s %14.3f %14.3f\n", "author memory alone",
+                   bits_per_byte(exp(mem.ng_a), &author), bits_per_byte(exp(mem.ng_o), &others));
+        }
         printf("  %-26s %14.3f %14.3f\n", "bigram baseline", bits_per_byte(b_a, &author),
                bits_per_byte(b_o, &others));
+        if (have_mem) {
+            int k;
+            printf("\n  author memory: a %d-gram model (Kneser-Ney) of the training split mixed into the model,\n"
+                   "  weights fitted on the author's held-out documents (cross-fitted in two folds for\n"
+                   "  the author column); weight by the n-gram's matched context length:", mem.order);
+            for (k = 0; k < mem.order; k++) printf(" %d:%.2f", k, (double)mem.lambda[k]);
+            printf("\n");
+        }
         printf("\n  retrieval: recall@5 = %.3f (%zu of %zu held-out titles find their document)\n",
                recall, hits5, n_queries);
         printf("EVAL ppl_author %.4f\nEVAL ppl_others %.4f\nEVAL ppl_ratio %.4f\n", ppl_a, ppl_o,
@@ -499,6 +636,19 @@ int main(int argc, char **argv) {
                bits_per_byte(ppl_o, &others));
         printf("EVAL bigram_bpb_author %.4f\nEVAL bigram_bpb_others %.4f\n",
                bits_per_byte(b_a, &author), bits_per_byte(b_o, &others));
+        if (have_mem) {
+            printf("EVAL memory_order %d\n", mem.order);
+            printf("EVAL mix_ppl_author %.4f\nEVAL mix_ppl_others %.4f\n", exp(mem.mix_a),
+                   exp(mem.mix_o));
+            printf("EVAL mix_bpb_author %.4f\nEVAL mix_bpb_others %.4f\n",
+                   bits_per_byte(exp(mem.mix_a), &author), bits_per_byte(exp(mem.mix_o), &others));
+            printf("EVAL ngram_ppl_author %.4f\nEVAL ngram_ppl_others %.4f\n", exp(mem.ng_a),
+                   exp(mem.ng_o));
+            printf("EVAL ngram_bpb_author %.4f\nEVAL ngram_bpb_others %.4f\n",
+                   bits_per_byte(exp(mem.ng_a), &author), bits_per_byte(exp(mem.ng_o), &others));
+            printf("EVAL memory_model_ppl_author %.4f\nEVAL memory_model_ppl_others %.4f\n",
+                   exp(mem.model_a), exp(mem.model_o));
+        }
         printf("EVAL recall_at_5 %.4f\n", recall);
     }
     bigram_free(&bg);
