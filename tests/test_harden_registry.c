@@ -6,6 +6,7 @@
  * and the allocation fault loop over fti_registry_add_file. */
 /* tests-need: !defined(FTI_NO_TRAIN) */
 #include <dirent.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Copies the GGUF file src to dst through the writer, then sets the keys of `edit` (may be NULL). */
@@ -280,5 +281,90 @@ FTI_TEST(harden_fault_registry_add_file) {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", home);
         if (system(cmd) != 0) fprintf(stderr, "    warning: could not remove %s\n", home);
+    }
+}
+
+FTI_TEST(harden_quantize_odd_shapes) {
+    /* fti-quantize on tensors of odd shapes and types: vectors keep their type, rows that are
+     * not a multiple of 32 stay as they are (with a message), 3-D and 4-D tensors, a Q4_0 source
+     * re-encoded as Q8_0; every output value within the target's rounding of the input. A file
+     * that is not GGUF, or cut short, fails with status 1 (no signal). */
+    static const struct {
+        const char *name;
+        uint32_t n_dims, type, out_type;
+        uint64_t ne[4];
+    } ts[] = {{"vec", 1, FTI_GGML_F32, FTI_GGML_F32, {5, 1, 1, 1}},
+              {"odd_rows", 2, FTI_GGML_F32, FTI_GGML_F32, {33, 3, 1, 1}},
+              {"one", 2, FTI_GGML_F16, FTI_GGML_F16, {1, 1, 1, 1}},
+              {"cube", 3, FTI_GGML_F16, FTI_GGML_Q8_0, {64, 2, 2, 1}},
+              {"from_q4", 2, FTI_GGML_Q4_0, FTI_GGML_Q8_0, {32, 3, 1, 1}},
+              {"bf", 2, FTI_GGML_BF16, FTI_GGML_Q8_0, {32, 1, 1, 1}},
+              {"four", 4, FTI_GGML_F32, FTI_GGML_Q8_0, {32, 1, 1, 2}}};
+    const size_t nt = sizeof ts / sizeof ts[0];
+    const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
+    char in[512], out[512], cmd[1600], prog[512];
+    fti_gguf_writer *w = NULL;
+    fti_gguf *g = NULL;
+    fti_error err;
+    size_t i, j;
+    float *src[7];
+    snprintf(prog, sizeof prog, "%s", "build/fti-quantize");
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    snprintf(in, sizeof in, "%s", fti_test_tmp("odd.gguf"));
+    snprintf(out, sizeof out, "%s", fti_test_tmp("odd8.gguf"));
+    REQUIRE(fti_gguf_writer_create(&w, 32) == FTI_OK);
+    REQUIRE(fti_gguf_set_str(w, "general.architecture", "llama") == FTI_OK);
+    for (i = 0; i < nt; i++) {
+        size_t n = (size_t)(ts[i].ne[0] * ts[i].ne[1] * ts[i].ne[2] * ts[i].ne[3]);
+        size_t rb = fti_ggml_row_bytes(ts[i].type, (size_t)ts[i].ne[0]);
+        size_t rows = n / (size_t)ts[i].ne[0];
+        unsigned char *data = (unsigned char *)malloc(rb * rows);
+        src[i] = (float *)malloc(n * sizeof(float));
+        REQUIRE(data && src[i]);
+        for (j = 0; j < n; j++) src[i][j] = (float)((int)((j * 37 + i * 11) % 23) - 11) * 0.125f;
+        for (j = 0; j < rows; j++) { /* stored in its type; src gets the stored values back */
+            float *row = src[i] + j * ts[i].ne[0];
+            fti_quantize_row(k, (fti_dtype)ts[i].type, data + j * rb, row, (size_t)ts[i].ne[0]);
+            fti_dequantize_row(k, (fti_dtype)ts[i].type, row, data + j * rb, (size_t)ts[i].ne[0]);
+        }
+        REQUIRE(fti_gguf_add_tensor_owned(w, ts[i].name, ts[i].n_dims, ts[i].ne, ts[i].type,
+                                          data, rb * rows) == FTI_OK);
+    }
+    REQUIRE(fti_gguf_writer_write(w, in, &err) == FTI_OK);
+    fti_gguf_writer_free(w);
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s' q8_0 2>/dev/null", prog, in, out);
+    CHECK(system(cmd) == 0);
+    REQUIRE(fti_gguf_open(&g, out, NULL, &err) == FTI_OK);
+    for (i = 0; i < nt; i++) {
+        const fti_gguf_tensor *t = fti_gguf_find_tensor(g, ts[i].name);
+        size_t n = (size_t)(ts[i].ne[0] * ts[i].ne[1] * ts[i].ne[2] * ts[i].ne[3]), c;
+        float *back = (float *)malloc(n * sizeof(float));
+        REQUIRE(t && back);
+        CHECK_EQ_INT(t->type, ts[i].out_type);
+        CHECK_EQ_INT(t->n_dims, ts[i].n_dims);
+        CHECK_EQ_INT(t->n_elements, n);
+        c = (size_t)ts[i].ne[0];
+        for (j = 0; j < n / c; j++)
+            fti_dequantize_row(k, (fti_dtype)t->type, back + j * c,
+                               (const char *)t->data + j * fti_ggml_row_bytes(t->type, c), c);
+        for (j = 0; j < n; j++) /* Q8_0: half a step of 1.375/127 */
+            CHECK_NEAR(back[j], src[i][j], 0.0125, 0);
+        free(back);
+        free(src[i]);
+    }
+    fti_gguf_close(g);
+    /* hostile inputs: a status, not a signal */
+    {
+        static const char junk[] = "GGUF\x03\0\0\0\xff\xff\xff\xff\xff\xff\xff\x7f";
+        int st;
+        REQUIRE(fti_test_write_file(in, junk, sizeof junk - 1) == 0);
+        st = system(cmd);
+        CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        snprintf(cmd, sizeof cmd, "%s '%s' '%s' q3 2>/dev/null", prog, in, out);
+        st = system(cmd);
+        CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2);
     }
 }
