@@ -532,3 +532,135 @@ FTI_TEST(harden_infer_concurrent_sessions) {
 #else
 void fti_test_harden_infer_concurrent_sessions(void) {}
 #endif
+
+/* --- allocation fault loops (tests/test_fault.c's method) for the operations added since the
+ * loops were written: a session with an f16 KV cache that prefills, decodes and generates, and a
+ * batched step with its batch (packed weights) and a batched prefill ---------------------------- */
+
+typedef struct hi_fault {
+    const char *path;
+    float ref[2][96]; /* the logits a run without faults gives (two sessions) */
+    int batch;
+} hi_fault;
+
+/* One run: everything opened and freed inside; logits of the two sessions into out. */
+static fti_result hi_fault_op(const hi_fault *c, float out[2][96], fti_error *err) {
+    fti_engine *e = NULL;
+    fti_session *s[2] = {NULL, NULL};
+    fti_sampler *smp = NULL;
+    fti_batch *bt = NULL;
+    fti_session_opts so;
+    fti_sampler_opts sm;
+    fti_generate_opts go;
+    fti_buf text;
+    fti_result r;
+    int32_t pr[6] = {95, 4, 8, 15, 16, 23}, tok[2] = {42, 7}, gen[4];
+    int i;
+    memset(&text, 0, sizeof text);
+    if ((r = fti_engine_open(&e, c->path, NULL, err)) != FTI_OK) return r;
+    memset(&so, 0, sizeof so);
+    so.kv_type = FTI_KV_F16;
+    for (i = 0; i < 2 && r == FTI_OK; i++) {
+        r = fti_session_create(&s[i], e, &so, err);
+        if (r == FTI_OK) r = fti_session_eval(s[i], pr, 6 - (size_t)i, NULL, err);
+    }
+    if (r == FTI_OK && c->batch) {
+        r = fti_batch_create(e, 2, 48, &bt, err);
+        if (r == FTI_OK) r = fti_session_eval_batch(bt, s, tok, 2, NULL, err);
+        if (r == FTI_OK) r = fti_batch_prefill(bt, s[1], pr, 3, NULL, NULL, err);
+    } else if (r == FTI_OK) {
+        memset(&sm, 0, sizeof sm);
+        sm.temperature = 0.8f;
+        sm.top_p = 0.9f;
+        sm.min_p = 0.01f;
+        sm.repeat_penalty = 1.1f;
+        sm.seed = 3;
+        r = fti_sampler_create(&smp, 96, &sm);
+        if (r != FTI_OK) r = fti_error_set(err, r, "sampler: %s", fti_result_str(r));
+        memset(&go, 0, sizeof go);
+        go.max_tokens = 4;
+        go.text = &text;
+        go.tokens = gen;
+        go.tokens_cap = 4;
+        go.ignore_eos = 1;
+        if (r == FTI_OK) r = fti_generate(s[0], smp, tok, 1, &go, NULL, err);
+        if (r == FTI_OK && text.oom) r = fti_error_set(err, FTI_ERR_NOMEM, "text: out of memory");
+    }
+    if (r == FTI_OK)
+        for (i = 0; i < 2; i++) memcpy(out[i], fti_session_logits(s[i]), 96 * sizeof(float));
+    fti_buf_free(&text);
+    fti_sampler_free(smp);
+    fti_batch_free(bt);
+    fti_session_free(s[0]);
+    fti_session_free(s[1]);
+    fti_engine_close(e);
+    return r;
+}
+
+static void hi_fault_loop(hi_fault *c, const char *what) {
+    fti_error err;
+    float out[2][96];
+    long A, k, stride;
+    int persistent, n_runs = 0, n_fail = 0;
+    fti_test_alloc_fail_at(0, 0);
+    REQUIRE(hi_fault_op(c, c->ref, &err) == FTI_OK);
+    A = fti_test_alloc_count;
+    stride = fti_env_long("FTI_FAULT_FULL", 0) ? 1 : fti_env_long("FTI_FAULT_STRIDE", 0);
+    if (stride < 1) stride = A / 40 + 1;
+    for (persistent = 0; persistent < 2; persistent++)
+        for (k = 1 + persistent; k <= A; k += stride) {
+            long live = fti_test_alloc_live;
+            fti_result r;
+            fti_error_clear(&err);
+            fti_test_alloc_fail_at(k, persistent);
+            r = hi_fault_op(c, out, &err);
+            fti_test_alloc_fail_at(0, 0);
+            n_runs++;
+            CHECK_EQ_INT(fti_test_alloc_live, live);
+            if (r != FTI_OK) {
+                n_fail++;
+                CHECK(r == FTI_ERR_NOMEM);
+                CHECK(err.msg[0] != 0);
+                if (r != FTI_ERR_NOMEM || !err.msg[0])
+                    fprintf(stderr, "    %s: k %ld %s: %s (%s)\n", what, k,
+                            persistent ? "persistent" : "once", fti_result_str(r), err.msg);
+            } else { /* an optional allocation (the batch's packed weights): the same bits */
+                if (c->batch) {
+                    CHECK(memcmp(out, c->ref, sizeof out) == 0);
+                } else {
+                    /* the f32 GEMM of a prompt batch falls back to its reference form when its
+                     * packing buffers cannot be allocated (fti_session_eval is not allocation-
+                     * free there): the same values to rounding, the generated tokens too */
+                    size_t v;
+                    double d = 0;
+                    for (v = 0; v < 2 * 96; v++) {
+                        double x = fabs((double)out[v / 96][v % 96] - c->ref[v / 96][v % 96]) /
+                                   (1.0 + fabs((double)c->ref[v / 96][v % 96]));
+                        if (x > d) d = x;
+                    }
+                    CHECK(d < 2e-2);
+                    if (d >= 2e-2) fprintf(stderr, "    k %ld: logits differ by %g\n", k, d);
+                }
+            }
+        }
+    CHECK(hi_fault_op(c, out, &err) == FTI_OK);
+    printf("    %s: %ld allocations, %d faulty runs, %d failed cleanly\n", what, A, n_runs,
+           n_fail);
+}
+
+FTI_TEST(harden_fault_session_f16) {
+    hi_fault c;
+    memset(&c, 0, sizeof c);
+    c.path = hi_model("fs.gguf", 0);
+    REQUIRE(c.path);
+    hi_fault_loop(&c, "f16 sessions: prefill, decode, generate");
+}
+
+FTI_TEST(harden_fault_batch_decode) {
+    hi_fault c;
+    memset(&c, 0, sizeof c);
+    c.path = hi_model("fb.gguf", 8); /* Q8_0: the batch packs its weights */
+    REQUIRE(c.path);
+    c.batch = 1;
+    hi_fault_loop(&c, "batched step and prefill (Q8_0)");
+}
