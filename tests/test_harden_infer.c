@@ -242,6 +242,13 @@ FTI_TEST(harden_kv_f16_memory) {
     CHECK_EQ_INT(b32 - b16, 2 * 2 * 1024 * 32 * 2 - 2 * 64 * 32 * 4 - 8);
     so.kv_type = FTI_KV_F16;
     so.n_ctx = 0;
+    CHECK_EQ_INT(fti_kv_type_parse("f16"), FTI_KV_F16);
+    CHECK_EQ_INT(fti_kv_type_parse("f32"), FTI_KV_F32);
+    CHECK_EQ_INT(fti_kv_type_parse("F16"), -1);
+    CHECK_EQ_INT(fti_kv_type_parse(""), -1);
+    CHECK_EQ_INT(fti_kv_type_parse(NULL), -1);
+    CHECK(fti_kv_type_name((fti_kv_type)7) == NULL);
+    CHECK_EQ_STR(fti_kv_type_name(FTI_KV_DEFAULT), "f32");
     so.kv_type = (fti_kv_type)3;
     CHECK_EQ_INT(fti_session_mem_bytes(e, &so), 0);
     CHECK(fti_session_create(&s, e, &so, &err) == FTI_ERR_INVALID);
