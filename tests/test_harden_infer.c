@@ -166,14 +166,14 @@ FTI_TEST(harden_sampler_degenerate) {
         {
             static const float pen[5][3] = {{1e30f, 0, 0},      {1e-30f, 1e30f, -1e30f},
                                             {0, FLT_MAX, FLT_MAX}, {0, -FLT_MAX, 0},
-                                            {0, -INFINITY, 0}};
+                                            {0, -1.0f, 0}}; /* 4: -inf below */
             int pi;
             for (pi = 0; pi < 5; pi++) {
                 fti_sampler_opts o;
                 memset(&o, 0, sizeof o);
                 o.temperature = 0.8f;
                 o.repeat_penalty = pen[pi][0];
-                o.frequency_penalty = pen[pi][1];
+                o.frequency_penalty = pi == 4 ? -INFINITY : pen[pi][1];
                 o.presence_penalty = pen[pi][2];
                 o.penalty_last_n = 3;
                 o.seed = 9;
