@@ -839,6 +839,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             stop[0] = "\n\n"; /* the definition; verse and quotations after it are left out */
             memset(&text[d], 0, sizeof text[d]);
             loss[d] = INFINITY;
+            known[d] = 0; /* (read by the pick below also when this draft fails) */
             sd.seed = wo->so.seed + d;
             memset(&go, 0, sizeof go);
             go.max_tokens = wo->max_tokens;

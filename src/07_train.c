@@ -1058,11 +1058,9 @@ static void fti__reg_json_copy(fti_jw *w, const fti_json *v) {
     case FTI_JSON_OBJECT:
         fti_jw_obj_begin(w);
         for (c = v->child; c; c = c->next) {
-            fti_buf key;
-            memset(&key, 0, sizeof(key));
-            fti_buf_append(&key, c->key, c->key_len);
-            fti_jw_key(w, key.data ? key.data : "");
-            fti_buf_free(&key);
+            /* the key as it is (no copy: a copy that failed for want of memory wrote "" and
+             * the card was saved without the member's name) */
+            fti_jw_keyn(w, c->key, c->key_len);
             fti__reg_json_copy(w, c);
         }
         fti_jw_obj_end(w);
@@ -1134,16 +1132,12 @@ FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
     fti_jw_str(&w, created);
     root = doc ? fti_json_root(doc) : NULL;
     for (c = root ? root->child : NULL; c; c = c->next) {
-        fti_buf key;
         if ((c->key_len == 2 && memcmp(c->key, "id", 2) == 0) ||
             (c->key_len == 4 && memcmp(c->key, "path", 4) == 0) ||
             (c->key_len == 6 && memcmp(c->key, "sha256", 6) == 0) ||
             (c->key_len == 7 && memcmp(c->key, "created", 7) == 0))
             continue;
-        memset(&key, 0, sizeof(key));
-        fti_buf_append(&key, c->key, c->key_len);
-        fti_jw_key(&w, key.data ? key.data : "");
-        fti_buf_free(&key);
+        fti_jw_keyn(&w, c->key, c->key_len); /* (as in fti__reg_json_copy) */
         fti__reg_json_copy(&w, c);
     }
     fti_jw_obj_end(&w);

@@ -2485,7 +2485,9 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     o = &s->o;
     V = s->V;
     fti__sampler_penalize(s, logits);
-    if (o->temperature <= 0.0f) {
+    /* greedy: temperature 0 (or below, or NaN), or so small that 1/temperature overflows (a
+     * subnormal temperature, e.g. a request's 1e-40: inf·0 would make the top token's weight NaN) */
+    if (!(o->temperature > 0.0f) || !(1.0f / o->temperature < INFINITY)) {
         size_t best = V;
         int bad = 1;
         if (V >= 8) { /* no NaN: the first id holding the max (SIMD max, exact in any order) */
@@ -2516,8 +2518,15 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     mx = -INFINITY;
     for (i = 0; i < n; i++)
         if (logits[s->idx[i]] > mx) mx = logits[s->idx[i]];
+    if (mx == INFINITY) { /* +inf logits (inf - inf is NaN): only they can be drawn, alike */
+        size_t m = 0;
+        for (i = 0; i < n; i++)
+            if (logits[s->idx[i]] == INFINITY) s->idx[m++] = s->idx[i];
+        return s->idx[fti_rng_below(&s->rng, (uint32_t)m)];
+    }
     sum = 0.0;
-    thr = o->min_p; /* p_max is exp(0) = 1 before normalisation */
+    /* min_p above 1 keeps the most likely token(s) only (it would drop every candidate) */
+    thr = o->min_p < 1.0f ? o->min_p : 1.0f; /* p_max is exp(0) = 1 before normalisation */
     if (n == V) {
         /* every token is a candidate (no top-k, all logits finite): one vectorised softmax over
          * the whole row (exp per token dominated batched serving when done one at a time) */
@@ -2528,7 +2537,7 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
         }
         fti_softmax_fwd(s->k, s->probs, s->probs, 1, V);
         sum = 1.0; /* normalised; the draw below stops at the last candidate if rounding fell short */
-        thr = o->min_p * s->probs[imx];
+        thr = (o->min_p < 1.0f ? o->min_p : 1.0f) * s->probs[imx];
     } else {
         for (i = 0; i < n; i++) {
             float p = (float)exp((double)((logits[s->idx[i]] - mx) * inv_t));

@@ -248,10 +248,11 @@ FTIDEF fti_result fti_batch_prefill(fti_batch *bt, fti_session *s, const int32_t
 
 /* Every field zero means "off", so a zeroed struct is greedy decoding. */
 typedef struct fti_sampler_opts {
-    float temperature;       /* 0 = greedy (argmax; ties to the lower id) */
+    float temperature;       /* 0 = greedy (argmax; ties to the lower id); so is a value whose
+                                inverse overflows (below about 3e-39), or NaN */
     int top_k;               /* keep the k most likely tokens; 0 = all */
     float top_p;             /* nucleus: smallest set with mass >= top_p; 0 or >= 1 = off */
-    float min_p;             /* drop tokens with p < min_p * p_max; 0 = off */
+    float min_p;             /* drop tokens with p < min_p * p_max; 0 = off; above 1 acts as 1 */
     float repeat_penalty;    /* CTRL-style: logit/penalty if > 0 else logit*penalty; 0 or 1 = off */
     float frequency_penalty; /* logit -= count * frequency_penalty (OpenAI) */
     float presence_penalty;  /* logit -= (count > 0) * presence_penalty */
@@ -271,7 +272,8 @@ FTIDEF void fti_sampler_reset(fti_sampler *s);
 /* Adds a token to the history the penalties look at (prompt tokens too, if wanted). */
 FTIDEF void fti_sampler_accept(fti_sampler *s, int32_t token);
 /* Picks a token from logits (n_vocab, modified in place by penalties and temperature).
- * Allocation-free. Returns the id, or -1 if every logit is NaN. */
+ * Allocation-free. Returns the id, or -1 if every logit is NaN (when sampling, also when none is
+ * above -inf). +inf logits: one of them, each alike. */
 FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits);
 
 /* --- generation ------------------------------------------------------------------------------- */

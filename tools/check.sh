@@ -17,7 +17,7 @@ WSTRICT="-Wall -Wextra -Wpedantic -Wshadow -Werror"
 STRICT="-std=c99 $WSTRICT"
 LIBS="-lm -lpthread"
 # Test-name filters that exercise threads (pool, kernels, server); parts add theirs here.
-TSAN_TESTS=${TSAN_TESTS:-"kernels_ server_ http_ infer_decode infer_threads"}
+TSAN_TESTS=${TSAN_TESTS:-"kernels_ server_ http_ infer_decode infer_threads harden_infer_concurrent harden_server"}
 JOBS=$(nproc 2>/dev/null || echo 2)
 FUZZ_CI_SECONDS=${FUZZ_CI_SECONDS:-15}
 T_START=$(date +%s)

@@ -94,6 +94,24 @@ int fti_fuzz_http(const uint8_t *data, size_t size) {
                     for (k = 0; k < q.n_stop; k++)
                         FTI_FUZZ_CHECK(strlen(q.stop[k]) > 0 &&
                                        strlen(q.stop[k]) <= FTI_API_MAX_STOP_LEN);
+                    { /* an accepted request's sampling parameters draw the most likely token
+                       * when one logit stands out by 400 (a subnormal temperature drew the
+                       * last token before session 6) */
+                        fti_sampler_opts so;
+                        fti_sampler *smp = NULL;
+                        float lg[12];
+                        memset(&so, 0, sizeof so);
+                        so.temperature = q.temperature;
+                        so.top_p = q.top_p;
+                        so.top_k = q.top_k;
+                        so.seed = q.seed;
+                        for (k = 0; k < 12; k++) lg[k] = (float)(k % 3);
+                        lg[5] = 400.0f;
+                        if (fti_sampler_create(&smp, 12, &so) == FTI_OK) {
+                            FTI_FUZZ_CHECK(fti_sampler_sample(smp, lg) == 5);
+                            fti_sampler_free(smp);
+                        }
+                    }
                 }
                 fti_api_request_free(&q);
             }
