@@ -236,7 +236,7 @@ FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_
     fti_result rc;
     size_t l;
     uint32_t u;
-    int b;
+    int b = 0; /* (g++ -O3 cannot see fti_gguf_get_bool set it when it returns FTI_OK) */
     size_t counts[31];
     if (!out || !path) return fti_error_set(err, FTI_ERR_INVALID, "engine: NULL argument");
     *out = NULL;
