@@ -236,7 +236,7 @@ FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_
     fti_result rc;
     size_t l;
     uint32_t u;
-    int b;
+    int b = 0; /* (g++ -O3 cannot see fti_gguf_get_bool set it when it returns FTI_OK) */
     size_t counts[31];
     if (!out || !path) return fti_error_set(err, FTI_ERR_INVALID, "engine: NULL argument");
     *out = NULL;
@@ -708,8 +708,8 @@ struct fti_session {
     int kv_f16;
     fti__kv_dot_fn kdot;   /* f16 rows: q·k and y += p·v */
     fti__kv_axpy_fn kaxpy;
-    float *kbuf, *vbuf; /* f16 cache: (B, KVD) f32 rows before they are rounded into the cache,
-                           and a block of cached rows widened for prefill's GEMMs (else empty) */
+    float *kbuf, *vbuf; /* f16 cache: (B, KVD) f32 rows before they are rounded into the cache
+                           (else empty) */
     float *rope_cos, *rope_sin; /* (n_ctx, D/2) */
     float *x, *xb, *q, *att_out, *att; /* (B,C) (B,C) (B,HD) (B,HD) (B*H, n_ctx) */
     float *hb, *hb2;                    /* (B,F) */
@@ -928,17 +928,73 @@ static fti__kv_view fti__kv_layer(const fti_session *s, size_t l) {
     return kv;
 }
 
+/* Scores of up to 16 positions (p[j] = scale · q·k_j, k_j at kc + j·ld) and the weighted sum of
+ * their values (y += Σ p[j] · v_j) for one head of D = 16·nc or 8·nc dimensions: the SIMD forms
+ * of the batch section below (fti__bt_attn_fns picks them for the table and D). */
+typedef void (*fti__bt_scores_fn)(const float *q, const void *kc, size_t ld, size_t m,
+                                  float scale, float *p, size_t nc);
+typedef void (*fti__bt_values_fn)(const float *p, const void *vc, size_t ld, size_t m, float *y,
+                                  size_t nc);
+static int fti__bt_attn_fns(const fti_engine *e, int f16, fti__bt_scores_fn *sf,
+                            fti__bt_values_fn *vf, size_t *nc);
+#define FTI__BT_BLOCK ((size_t)16)
+
+/* Prefetch of bytes [lo, hi) of each of the (up to FTI__BT_BLOCK) rows j0.. of the cache. */
+static void fti__attn_prefetch(const char *base, size_t j0, size_t n, size_t row, size_t lo,
+                               size_t hi) {
+#if defined(__GNUC__) || defined(__clang__)
+    size_t j, off, e = j0 + FTI__BT_BLOCK < n ? j0 + FTI__BT_BLOCK : n;
+    for (j = j0; j < e; j++)
+        for (off = lo; off < hi; off += 64) __builtin_prefetch(base + j * row + off);
+#else
+    (void)base, (void)j0, (void)n, (void)row, (void)lo, (void)hi;
+#endif
+}
+
 /* Attention of nh consecutive query heads h0 .. h0+nh-1 over n cached positions: head i's query
  * is q + i*D, its kv head (h0+i)/rep, its probabilities go to p + i*p_stride (n), its output to
- * y + i*D (D). The cache is walked row by row (position j's keys, then values, of all nh heads are
- * adjacent), so the reads stream through memory instead of striding by a row per head. Per head:
- * scores q·k_j·scale in j order, the kernel table's softmax, y = Σ_j p_j·v_j in j order; which heads
- * share a call (and so the thread count) does not change any head's result. */
+ * y + i*D (D). The one attention of the engine: the session's decode step, its prompt batches
+ * (every token's heads) and the batch's rows (fti__bt_attn_seq) all come here, so a sequence's
+ * result is the same bits whichever path computed it. The cache is walked in blocks of 16
+ * positions (position j's keys, then values, of all nh heads are adjacent, so the reads stream
+ * through memory instead of striding by a row per head). With the SIMD forms (x86 tables, D a
+ * multiple of 16 up to 128 on AVX-512, of 8 up to 64 on AVX2): per head and block the 16 scores
+ * with SIMD over positions and dimensions, then each head's softmax through the table, then the
+ * values per block with the output row in registers. Otherwise: scores q·k_j·scale in j order,
+ * the softmax, y = Σ_j p_j·v_j in j order. Which heads share a call (and so the thread count)
+ * does not change any head's result. */
 static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_view *kv,
                             size_t h0, size_t nh, size_t n, float scale, float *p,
                             size_t p_stride, float *y) {
     size_t j, i, D = e->D, rep = e->H / e->KV, esz = kv->f16 ? 2 : 4;
     size_t row = e->KVD * esz, lo = (h0 / rep) * D * esz, hi = ((h0 + nh - 1) / rep + 1) * D * esz;
+    fti__bt_scores_fn sf;
+    fti__bt_values_fn vf;
+    size_t nc;
+    if (fti__bt_attn_fns(e, kv->f16, &sf, &vf, &nc)) {
+        const char *kb = (const char *)kv->k, *vb = (const char *)kv->v;
+        fti__attn_prefetch(kb, 0, n, row, lo, hi);
+        for (j = 0; j < n; j += FTI__BT_BLOCK) {
+            size_t m = n - j < FTI__BT_BLOCK ? n - j : FTI__BT_BLOCK;
+            fti__attn_prefetch(kb, j + FTI__BT_BLOCK, n, row, lo, hi);
+            for (i = 0; i < nh; i++)
+                sf(q + i * D, kb + j * row + ((h0 + i) / rep) * D * esz, e->KVD, m, scale,
+                   p + i * p_stride + j, nc);
+        }
+        for (i = 0; i < nh; i++) {
+            fti_softmax_fwd(e->k, p + i * p_stride, p + i * p_stride, 1, n);
+            memset(y + i * D, 0, D * sizeof(float));
+        }
+        fti__attn_prefetch(vb, 0, n, row, lo, hi);
+        for (j = 0; j < n; j += FTI__BT_BLOCK) {
+            size_t m = n - j < FTI__BT_BLOCK ? n - j : FTI__BT_BLOCK;
+            fti__attn_prefetch(vb, j + FTI__BT_BLOCK, n, row, lo, hi);
+            for (i = 0; i < nh; i++)
+                vf(p + i * p_stride + j, vb + j * row + ((h0 + i) / rep) * D * esz, e->KVD, m,
+                   y + i * D, nc);
+        }
+        return;
+    }
     for (j = 0; j < n; j++) {
         const char *kr = (const char *)kv->k + j * row;
 #if defined(__GNUC__) || defined(__clang__)
@@ -989,13 +1045,10 @@ static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_v
     }
 }
 
-/* One query head's attention over n cached positions of kv head kvh: p (n) gets the softmax of
- * the scaled scores, yt (D) the weighted sum of the values. Shared by the session's and the batch's
- * forward so both compute in the same order (fti__attn_heads with one head). */
-static void fti__attn_head(const fti_engine *e, const float *qt, const fti__kv_view *kv,
-                           size_t kvh, size_t n, float scale, float *p, float *yt) {
-    fti__attn_heads(e, qt, kv, kvh * (e->H / e->KV), 1, n, scale, p, n, yt);
-}
+/* Item i covers token t(i)'s heads: tokens in the order 0, T-1, 1, T-2, ..., so that each
+ * thread's contiguous share of the items has about as many cached positions to attend over
+ * (token t attends over pos0 + t + 1 of them) as the others. */
+static size_t fti__sess_attn_token(size_t u, size_t T) { return u % 2 ? T - 1 - u / 2 : u / 2; }
 
 static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     const fti__sess_attn *c = (const fti__sess_attn *)vctx;
@@ -1006,7 +1059,8 @@ static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     fti__kv_view kv = fti__kv_layer(s, c->layer);
     (void)thread;
     for (i = i0; i < i1;) { /* the heads of one token in [i0, i1) go together */
-        size_t t = i / e->H, h = i % e->H, nh = e->H - h, n = c->pos0 + t + 1;
+        size_t t = fti__sess_attn_token(i / e->H, c->T), h = i % e->H, nh = e->H - h;
+        size_t n = c->pos0 + t + 1;
         if (nh > i1 - i) nh = i1 - i;
         fti__attn_heads(e, s->q + t * e->HD + h * D, &kv, h, nh, n, scale, s->att + i * s->n_ctx,
                         s->n_ctx, s->att_out + t * e->HD + h * D);
@@ -1357,6 +1411,15 @@ static fti_result fti__sess_decode(fti_session *s, int32_t token, float *logits_
     return FTI_OK;
 }
 
+/* Prompt batches attend per token through fti__attn_heads (the decode step's and the batch's
+ * order: a prompt's logits are the same bits whichever path evaluated it) while they end within
+ * the first FTI__PF_ATTN_HEADS_MAX positions; past that the per-head GEMMs are faster (measured,
+ * stories15M Q8_0, one thread: per token 10.3k vs 7.1-7.6k tokens/s for a 128-token prompt,
+ * 8.3k vs 9.8k for 256) and the sums run in another order. */
+#ifndef FTI__PF_ATTN_HEADS_MAX
+#define FTI__PF_ATTN_HEADS_MAX 160
+#endif
+
 /* One forward over T <= n_batch tokens at positions pos..pos+T-1; logits for the last token
  * into s->logits, or for all T into logits_out (T,V). */
 static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_t T,
@@ -1390,15 +1453,15 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
             fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 0, l, pos0), kc, T * e->KVD);
             fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 1, l, pos0), vc, T * e->KVD);
         }
-        if (T >= 8) { /* prompt batches: attention through GEMM */
+        if (pos0 + T > FTI__PF_ATTN_HEADS_MAX) { /* long prompts: attention through GEMMs */
             fti__sess_attn_gemm(s, l, T, pos0);
-        } else {
+        } else { /* every token's heads through the decode step's attention (the same bits as
+                  * a token decoded alone or in a batch), one share of the tokens per thread */
+            size_t nt = (size_t)fti_pool_threads(s->pool);
             ac.s = s;
             ac.layer = l;
             ac.T = T;
             ac.pos0 = pos0;
-            /* one chunk of heads per thread: each walks the cache once */
-            size_t nt = (size_t)fti_pool_threads(s->pool);
             fti_pool_for(s->pool, T * e->H, (T * e->H + nt - 1) / nt, fti__sess_attn_task, &ac);
         }
         rc = fti_matmul_w(k, s->pool, ly->o.type, ly->o.data, s->att_out, s->xb, T, C, e->HD);
@@ -1641,19 +1704,14 @@ FTIDEF void fti_batch_free(fti_batch *d) {
     fti_free(d);
 }
 
-/* Batched attention, one sequence at a time over all its heads. A sequence's cached keys of a
- * layer are one contiguous (n, KVD) block, so the work goes through it in blocks of 16
- * positions (18 KiB for KVD 288: it stays in L1 while every head takes its part, and the next
- * block streams in order, which the hardware prefetcher follows), not one strided pass per head.
- * Per head and block: the 16 scores with SIMD over positions and head dimensions (one FMA per 16
- * or 8 dimensions per position, then one transposing reduction for the 16 sums), instead of one
- * fti_dot call per position. Then each head's softmax through the table (its vector exp), and
- * the values the same way: per block, each head's output row in registers, two interleaved
- * accumulator sets. The formula is fti__attn_head's; the sums run in another order, so a
- * session's result here differs from its own decode path by rounding (the batch tests'
- * tolerances) and never depends on the batch it is in or the thread that runs it. */
-#define FTI__BT_BLOCK ((size_t)16)
-
+/* The SIMD forms of the attention's two inner steps (fti__attn_heads uses them for every path:
+ * decode step, prompt batches, batched rows). A sequence's cached keys of a layer are one
+ * contiguous (n, KVD) block, so the work goes through it in blocks of 16 positions (18 KiB for
+ * KVD 288: it stays in L1 while every head takes its part, and the next block streams in order),
+ * not one strided pass per head. Per head and block: the 16 scores with SIMD over positions and
+ * head dimensions (one FMA per 16 or 8 dimensions per position, then one transposing reduction
+ * for the 16 sums), instead of one dot call per position; the values the same way: per block,
+ * each head's output row in registers, two interleaved accumulator sets. */
 #if defined(FTI__X86)
 FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 #define FTI__BT_INLINE __inline__ __attribute__((always_inline))
@@ -1918,15 +1976,8 @@ static void fti__bt_shift_scale(const fti_kernels *k, float *y, const float *x, 
     for (i = 0; i < n; i++) y[i] = (x[i] - c) * a;
 }
 
-/* Scores of up to 16 positions (p[j] = scale · q·k_j, k_j at kc + j·ld) and the weighted sum of
- * their values (y += Σ p[j] · v_j) for one head of D = 16·nc or 8·nc dimensions. */
-typedef void (*fti__bt_scores_fn)(const float *q, const void *kc, size_t ld, size_t m,
-                                  float scale, float *p, size_t nc);
-typedef void (*fti__bt_values_fn)(const float *p, const void *vc, size_t ld, size_t m, float *y,
-                                  size_t nc);
-
 /* The SIMD forms for the engine's table and head size (D a multiple of 16 up to 128 on
- * AVX-512, of 8 up to 64 on AVX2); 0 when there are none (fti__attn_head per head then). */
+ * AVX-512, of 8 up to 64 on AVX2); 0 when there are none (fti__attn_heads' scalar order then). */
 static int fti__bt_attn_fns(const fti_engine *e, int f16, fti__bt_scores_fn *sf,
                             fti__bt_values_fn *vf, size_t *nc) {
 #if defined(FTI__X86)
@@ -1955,52 +2006,12 @@ static int fti__bt_attn_fns(const fti_engine *e, int f16, fti__bt_scores_fn *sf,
     return 0;
 }
 
-/* Software prefetch of the block of positions j0.. (up to 16 rows of row_bytes, contiguous):
- * the cache of a sequence is cold (the weights streamed through since its last step) and the
- * heads' strided reads of one block do not start the hardware prefetcher early enough. */
-static void fti__bt_prefetch(const char *base, size_t j0, size_t n, size_t row_bytes) {
-#if defined(__GNUC__) || defined(__clang__)
-    size_t m = j0 >= n ? 0 : n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK, off, end;
-    const char *p = base + j0 * row_bytes;
-    end = m * row_bytes;
-    for (off = 0; off < end; off += 64) __builtin_prefetch(p + off);
-#else
-    (void)base, (void)j0, (void)n, (void)row_bytes;
-#endif
-}
-
 /* Attention of one sequence's H query heads q (HD) over its n cached positions of one layer
  * (kv: (n, KVD) rows, f32 or f16): y (HD) gets the outputs, att (H rows of att_ld >= n) the
- * weights. */
+ * weights; the same bits as the session's own paths give (fti__attn_heads). */
 static void fti__bt_attn_seq(const fti_engine *e, const float *q, const fti__kv_view *kv,
                              size_t n, float *att, size_t att_ld, float *y) {
-    fti__bt_scores_fn sf;
-    fti__bt_values_fn vf;
-    size_t nc, h, j0, D = e->D, rep = e->H / e->KV, esz = kv->f16 ? 2 : 4;
-    float scale = 1.0f / (float)sqrt((double)D);
-    if (!fti__bt_attn_fns(e, kv->f16, &sf, &vf, &nc)) {
-        for (h = 0; h < e->H; h++)
-            fti__attn_head(e, q + h * D, kv, h / rep, n, scale, att + h * att_ld, y + h * D);
-        return;
-    }
-    fti__bt_prefetch((const char *)kv->k, 0, n, e->KVD * esz);
-    for (j0 = 0; j0 < n; j0 += FTI__BT_BLOCK) {
-        size_t m = n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK;
-        fti__bt_prefetch((const char *)kv->k, j0 + FTI__BT_BLOCK, n, e->KVD * esz);
-        for (h = 0; h < e->H; h++)
-            sf(q + h * D, (const char *)kv->k + (j0 * e->KVD + (h / rep) * D) * esz, e->KVD, m,
-               scale, att + h * att_ld + j0, nc);
-    }
-    for (h = 0; h < e->H; h++) fti_softmax_fwd(e->k, att + h * att_ld, att + h * att_ld, 1, n);
-    memset(y, 0, e->HD * sizeof(float));
-    fti__bt_prefetch((const char *)kv->v, 0, n, e->KVD * esz);
-    for (j0 = 0; j0 < n; j0 += FTI__BT_BLOCK) {
-        size_t m = n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK;
-        fti__bt_prefetch((const char *)kv->v, j0 + FTI__BT_BLOCK, n, e->KVD * esz);
-        for (h = 0; h < e->H; h++)
-            vf(att + h * att_ld + j0, (const char *)kv->v + (j0 * e->KVD + (h / rep) * D) * esz,
-               e->KVD, m, y + h * D, nc);
-    }
+    fti__attn_heads(e, q, kv, 0, e->H, n, 1.0f / (float)sqrt((double)e->D), att, att_ld, y);
 }
 
 typedef struct fti__bt_attn {

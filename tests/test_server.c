@@ -1041,14 +1041,16 @@ FTI_TEST(server_batch_decode_matches_sessions) {
                     }
                 }
             }
-            /* f32: the same sums in another order (~1e-6). Quantized: the batched attention also
-             * sums in another order; an ulp in its output can move one activation across a Q8
-             * rounding boundary, and this model's x4 weights carry that to ~7% of a logit (seen
-             * with the AVX2 table; docs/kernels.md, session 5) */
-            tol = ti ? 0.1 : 1e-4;
+            /* f32: the same sums in another order (GEMM/GEMV, ~1e-6). Quantized: the attention is
+             * one function for every path, so only the AVX-512 VNNI multi-row product's float
+             * order differs from its GEMV (~1e-7; 0 on the scalar and AVX2 tables). Was 0.1 while
+             * the batched attention summed in its own order (an ulp there could move an
+             * activation across a Q8 rounding boundary: ~7% of a logit with this model) */
+            tol = ti ? 1e-5 : 1e-4;
             CHECK(max_err < tol);
-            if (max_err >= tol) fprintf(stderr, "    type %u threads %d: max rel err %g\n",
-                                        types[ti], nt, max_err);
+            if (max_err >= tol || getenv("FTI_TEST_VERBOSE"))
+                fprintf(stderr, "    type %u threads %d: max rel err %g\n", types[ti], nt,
+                        max_err);
             {
                 int32_t t2[2] = {1, 2};
                 fti_session *dup[2];

@@ -17,9 +17,16 @@ for h in src/[0-9][0-9]_*.h; do
     echo "## $n"
     echo
     echo '```c'
-    # drop include guards, includes and extern "C" wrappers; keep everything else as written
+    # drop include guards, includes and extern "C" wrappers, and the internal (FTI__/fti__)
+    # helpers a header must define: a block whose comment opens with "/* Internal:" (up to the
+    # first blank line outside its #if); keep everything else as written
     sed -e '/^#ifndef FTI_[A-Z0-9_]*_H$/d' -e '/^#define FTI_[A-Z0-9_]*_H$/d' \
         -e '/^#endif \/\* FTI_[A-Z0-9_]*_H \*\/$/d' -e '/^#include "/d' \
-        -e '/^#ifdef __cplusplus$/,/^#endif$/d' "$h" | cat -s
+        -e '/^#ifdef __cplusplus$/,/^#endif$/d' "$h" |
+        awk '/^\/\* Internal:/ { skip = 1; depth = 0 }
+             skip && /^#if/ { depth++ }
+             skip && /^#endif/ { depth-- }
+             skip { if ($0 == "" && depth <= 0) skip = 0; next }
+             { print }' | cat -s
     echo '```'
 done
