@@ -12,6 +12,8 @@ COV_GROUPS := \
   "api-request=^fti_api_parse_completion$$|^fti__api_(bad|num|int|content|render_chat)$$" \
   "csv=^fti__st_(csv_record|ingest_csv)$$" \
   "mail=^fti__st_(mail_|ingest_mail|mbox_starts|qp_decode|b64_decode|rfc2047|charset_convert)" \
+  "registry=^fti_registry_|^fti__reg_" \
+  "sampler=^fti_sampler_|^fti__sampler_" \
   "store-commit=^fti_store_ingest$$|^fti__st_(ingest_run|put_object|stash|write_ref|read_ref|walk_cb|make_units|add_unit|phase_|exact_dups|reuse|ser_run|ser_task|chunk_task)"
 
 .PHONY: coverage

@@ -1524,8 +1524,8 @@ static void fti__reg_config_json(fti_jw *w, const fti_model_config *cfg, const c
  * missing is NULL). */
 static void fti__reg_gguf_str(fti_jw *w, const fti_gguf *g, const char *key, const char *member,
                               const char *missing) {
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0;
     if (fti_gguf_get_str(g, key, &s, &n, NULL) == FTI_OK) {
         fti_jw_key(w, member);
         fti_jw_strn(w, s, n);
@@ -1543,8 +1543,8 @@ FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file
     fti_model_config cfg;
     const fti_gguf_tensor *emb;
     char parent[FTI__REG_ID_LEN + 1];
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0;
     uint64_t u;
     float f;
     fti_buf card;
