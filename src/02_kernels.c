@@ -746,18 +746,26 @@ static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0,
     }
 }
 
+/* Rows [pa, pb) of the B block [p0, p0 + kc) × [j0, j0 + nc) where B is (K,N) (no TRANS_B):
+ * row p holds op(B)[p, j0..]; each row goes into every panel at p·nr. */
+static void fti__pack_b_rows(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0, size_t kc,
+                             size_t pa, size_t pb, float *out) {
+    size_t nr = g->k->nr, jp, p;
+    for (p = pa; p < pb; p++) {
+        const float *src = g->B + (p0 + p) * g->ldb + j0;
+        if (p + FTI__PF_ROWS < pb) fti__prefetch_row(src + FTI__PF_ROWS * g->ldb, nc);
+        for (jp = 0; jp < nc; jp += nr) {
+            size_t cols = nc - jp < nr ? nc - jp : nr;
+            fti__copy_pad(out + jp * kc + p * nr, src + jp, cols, nr);
+        }
+    }
+}
+
 static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0, size_t kc,
                         float *out) {
     size_t nr = g->k->nr, jp, j, p;
-    if (!(g->flags & FTI_MM_TRANS_B)) { /* B is (K,N): row p holds op(B)[p, j0..] */
-        for (p = 0; p < kc; p++) {
-            const float *src = g->B + (p0 + p) * g->ldb + j0;
-            if (p + FTI__PF_ROWS < kc) fti__prefetch_row(src + FTI__PF_ROWS * g->ldb, nc);
-            for (jp = 0; jp < nc; jp += nr) {
-                size_t cols = nc - jp < nr ? nc - jp : nr;
-                fti__copy_pad(out + jp * kc + p * nr, src + jp, cols, nr);
-            }
-        }
+    if (!(g->flags & FTI_MM_TRANS_B)) {
+        fti__pack_b_rows(g, j0, nc, p0, kc, 0, kc, out);
         return;
     }
     for (jp = 0; jp < nc; jp += nr, out += nr * kc) { /* B is (N,K): column j is row j of B */
@@ -846,81 +854,92 @@ static void fti__prefetch_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t
     }
 }
 
-static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
-                            float *Ap, float *Bp, uint32_t *Ap16, uint32_t *Bp16) {
+/* Rows [m0, m1) of C's columns [jc, jc + nc) for the K block [pc, pc + kc), against the packed
+ * B block Bp (Bp16); A's blocks are packed into Ap (Ap16) unless read in place. pf (j0, nc, p0,
+ * kc) is the part of B's source this thread prefetches for the next block's packing (pf[1] = 0:
+ * none). */
+static void fti__gemm_rows(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t jc, size_t nc,
+                           size_t pc, size_t kc, const float *Bp, const uint32_t *Bp16, float *Ap,
+                           uint32_t *Ap16, const size_t pf[4]) {
     const fti_kernels *k = g->k;
-    size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc_for(g);
-    size_t nc_blk = fti__gemm_nc(k, n1 - n0);
+    size_t mr = k->mr, nr = k->nr, ic, ir, jr, kp = (kc + 1) / 2;
+    size_t n_jr = (nc + nr - 1) / nr, n_ir = (m1 - m0 + mr - 1) / mr;
     /* TRANS_A with an in-place micro-kernel: op(A)'s mr-column strips are read straight from
      * the source rows (contiguous mr floats per k), so A is never packed (it is the dW
      * product's dY, as big as B there) */
     int in_place = (g->flags & FTI_MM_TRANS_A) && k->ukernel_sa && !Ap16;
+    int acc = pc > 0 || (g->flags & FTI_MM_ACCUMULATE);
     float tile[32 * 32];
+    for (ic = m0; ic < m1; ic += k->mc) {
+        size_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
+        if (Ap16)
+            fti__pack_bf16(g, 0, ic, mc, pc, kc, Ap, Ap16);
+        else if (!in_place)
+            fti__pack_a(g, ic, mc, pc, kc, Ap);
+        for (ir = 0; ir < mc; ir += mr) {
+            const float *a = Ap + ir * kc;
+            size_t rows = mc - ir < mr ? mc - ir : mr;
+            if (in_place && rows < mr) { /* a partial strip: packed, zero-padded */
+                fti__pack_a(g, ic + ir, rows, pc, kc, Ap);
+                a = Ap;
+            }
+            for (jr = 0; jr < nc; jr += nr) {
+                const float *b = Bp + jr * kc;
+                float *c = g->C + (ic + ir) * g->ldc + jc + jr;
+                size_t cols = nc - jr < nr ? nc - jr : nr, i, j;
+                if (pf[1])
+                    fti__prefetch_b(g, pf[0], pf[1], pf[2], pf[3],
+                                    ((ic - m0 + ir) / mr) * n_jr + jr / nr, n_ir * n_jr);
+                if (in_place && ir + mr < mc) { /* the next strip, spread over jr */
+                    size_t q = jr / nr;
+                    size_t p_lo = kc * q / n_jr, p_hi = kc * (q + 1) / n_jr;
+                    size_t w = mc - ir - mr < mr ? mc - ir - mr : mr;
+                    /* row by row from the index: stepping a pointer would form one
+                     * past the end of A after the last row */
+                    for (; p_lo < p_hi; p_lo++)
+                        fti__prefetch_row(g->A + (pc + p_lo) * g->lda + ic + ir + mr, w);
+                }
+                if (rows == mr && cols == nr) {
+                    if (Ap16)
+                        k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, c, g->ldc, acc);
+                    else if (in_place)
+                        k->ukernel_sa(kc, g->A + pc * g->lda + ic + ir, g->lda, b, c, g->ldc,
+                                      acc);
+                    else
+                        k->ukernel(kc, a, b, c, g->ldc, acc);
+                    continue;
+                }
+                if (in_place && rows == mr) /* a full strip against a partial panel */
+                    k->ukernel_sa(kc, g->A + pc * g->lda + ic + ir, g->lda, b, tile, nr, 0);
+                else if (Ap16)
+                    k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, tile, nr, 0);
+                else
+                    k->ukernel(kc, a, b, tile, nr, 0);
+                for (i = 0; i < rows; i++)
+                    for (j = 0; j < cols; j++)
+                        c[i * g->ldc + j] =
+                            acc ? c[i * g->ldc + j] + tile[i * nr + j] : tile[i * nr + j];
+            }
+        }
+    }
+}
+
+static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
+                            float *Ap, float *Bp, uint32_t *Ap16, uint32_t *Bp16) {
+    size_t jc, pc, kc_blk = fti__gemm_kc_for(g), nc_blk = fti__gemm_nc(g->k, n1 - n0);
     for (jc = n0; jc < n1; jc += nc_blk) {
         size_t nc = n1 - jc < nc_blk ? n1 - jc : nc_blk;
         for (pc = 0; pc < g->K; pc += kc_blk) {
-            size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk, kp = (kc + 1) / 2;
-            int acc = pc > 0 || (g->flags & FTI_MM_ACCUMULATE);
+            size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk, pf[4];
             if (Bp16)
                 fti__pack_bf16(g, 1, jc, nc, pc, kc, Bp, Bp16);
             else
                 fti__pack_b(g, jc, nc, pc, kc, Bp);
-            for (ic = m0; ic < m1; ic += k->mc) {
-                size_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
-                if (Ap16)
-                    fti__pack_bf16(g, 0, ic, mc, pc, kc, Ap, Ap16);
-                else if (!in_place)
-                    fti__pack_a(g, ic, mc, pc, kc, Ap);
-                for (ir = 0; ir < mc; ir += mr) {
-                    const float *a = Ap + ir * kc;
-                    size_t rows = mc - ir < mr ? mc - ir : mr;
-                    if (in_place && rows < mr) { /* a partial strip: packed, zero-padded */
-                        fti__pack_a(g, ic + ir, rows, pc, kc, Ap);
-                        a = Ap;
-                    }
-                    for (jr = 0; jr < nc; jr += nr) {
-                        const float *b = Bp + jr * kc;
-                        float *c = g->C + (ic + ir) * g->ldc + jc + jr;
-                        size_t cols = nc - jr < nr ? nc - jr : nr, i, j;
-                        if (pc + kc < g->K) {
-                            size_t n_jr = (nc + nr - 1) / nr, n_ir = (m1 - m0 + mr - 1) / mr;
-                            size_t kn = g->K - pc - kc < kc_blk ? g->K - pc - kc : kc_blk;
-                            fti__prefetch_b(g, jc, nc, pc + kc, kn,
-                                            ((ic - m0 + ir) / mr) * n_jr + jr / nr, n_ir * n_jr);
-                        }
-                        if (in_place && ir + mr < mc) { /* the next strip, spread over jr */
-                            size_t n_jr = (nc + nr - 1) / nr, q = jr / nr;
-                            size_t p_lo = kc * q / n_jr, p_hi = kc * (q + 1) / n_jr;
-                            size_t w = mc - ir - mr < mr ? mc - ir - mr : mr;
-                            /* row by row from the index: stepping a pointer would form one
-                             * past the end of A after the last row */
-                            for (; p_lo < p_hi; p_lo++)
-                                fti__prefetch_row(g->A + (pc + p_lo) * g->lda + ic + ir + mr, w);
-                        }
-                        if (rows == mr && cols == nr) {
-                            if (Ap16)
-                                k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, c, g->ldc, acc);
-                            else if (in_place)
-                                k->ukernel_sa(kc, g->A + pc * g->lda + ic + ir, g->lda, b, c,
-                                              g->ldc, acc);
-                            else
-                                k->ukernel(kc, a, b, c, g->ldc, acc);
-                            continue;
-                        }
-                        if (in_place && rows == mr) /* a full strip against a partial panel */
-                            k->ukernel_sa(kc, g->A + pc * g->lda + ic + ir, g->lda, b, tile, nr,
-                                          0);
-                        else if (Ap16)
-                            k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, tile, nr, 0);
-                        else
-                            k->ukernel(kc, a, b, tile, nr, 0);
-                        for (i = 0; i < rows; i++)
-                            for (j = 0; j < cols; j++)
-                                c[i * g->ldc + j] =
-                                    acc ? c[i * g->ldc + j] + tile[i * nr + j] : tile[i * nr + j];
-                    }
-                }
-            }
+            pf[0] = jc;
+            pf[1] = pc + kc < g->K ? nc : 0;
+            pf[2] = pc + kc;
+            pf[3] = g->K - pc - kc < kc_blk ? g->K - pc - kc : kc_blk;
+            fti__gemm_rows(g, m0, m1, jc, nc, pc, kc, Bp, Bp16, Ap, Ap16, pf);
         }
     }
 }
