@@ -643,6 +643,7 @@ static const fti_kernels *fti__k(const fti_kernels *k) {
  */
 typedef struct fti__gemm_ctx {
     const fti_kernels *k;
+    fti_pool *pool; /* the panels go in its per-thread scratch (NULL: allocated per call) */
     unsigned flags;
     size_t M, N, K, lda, ldb, ldc;
     const float *A, *B;
@@ -950,8 +951,7 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     size_t m0 = 0, m1 = g->M, n0 = 0, n1 = g->N, kc, nc, mc, kp;
     float *Ap, *Bp;
     uint32_t *Ap16 = NULL, *Bp16 = NULL;
-    int oom;
-    (void)thread;
+    int oom, scratch = 0;
     if (g->split_n) {
         n0 = begin * k->nr;
         n1 = end * k->nr < g->N ? end * k->nr : g->N;
@@ -965,8 +965,16 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     nc = fti__gemm_nc(k, n1 - n0);
     mc = m1 - m0 < k->mc ? m1 - m0 : k->mc;
     mc = (mc + k->mr - 1) / k->mr * k->mr;
-    Ap = (float *)fti_aligned_alloc(mc * kc * sizeof(float) + 64, 64);
-    Bp = (float *)fti_aligned_alloc(nc * kc * sizeof(float) + 64, 64);
+    if (g->pool && !g->bf16) { /* one block: A's panel, then B's (both 64-byte multiples) */
+        size_t a_bytes = (mc * kc * sizeof(float) + 127) / 64 * 64;
+        Ap = (float *)fti_pool_scratch(g->pool, thread, a_bytes + nc * kc * sizeof(float) + 64);
+        Bp = Ap ? (float *)(void *)((char *)Ap + a_bytes) : NULL;
+        scratch = Ap != NULL;
+    }
+    if (!scratch) {
+        Ap = (float *)fti_aligned_alloc(mc * kc * sizeof(float) + 64, 64);
+        Bp = (float *)fti_aligned_alloc(nc * kc * sizeof(float) + 64, 64);
+    }
     oom = !Ap || !Bp;
     if (g->bf16) {
         Ap16 = (uint32_t *)fti_aligned_alloc(mc * kp * sizeof(uint32_t) + 64, 64);
@@ -987,8 +995,10 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     } else {
         fti__gemm_block(g, m0, m1, n0, n1, Ap, Bp, Ap16, Bp16);
     }
-    fti_aligned_free(Ap);
-    fti_aligned_free(Bp);
+    if (!scratch) {
+        fti_aligned_free(Ap);
+        fti_aligned_free(Bp);
+    }
     fti_aligned_free(Ap16);
     fti_aligned_free(Bp16);
 }
@@ -1148,6 +1158,7 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
     }
     memset(&g, 0, sizeof g);
     g.k = k;
+    g.pool = pool;
     g.flags = flags;
     g.M = M;
     g.N = N;
