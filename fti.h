@@ -511,8 +511,10 @@ FTIDEF int fti_cpu_count(void);
  * A pool owns n-1 worker threads; the calling thread is worker 0, so a pool of 1 runs everything
  * inline. fti_pool_for splits [0, n) into one contiguous chunk per thread, always the same chunks
  * for the same (n, n_threads): kernels that split over output rows and reduce in a fixed order
- * give bit-identical results for any thread count. Workers spin briefly, then sleep on a
- * condition variable, so back-to-back calls (one per matmul in decoding) stay cheap.
+ * give bit-identical results for any thread count. Workers spin briefly (giving their core away
+ * after FTI_POOL_PAUSE_NS, 20 us), then sleep on a condition variable after FTI_POOL_SPIN_NS
+ * (200 us), so back-to-back calls (one per matmul in prefill) stay cheap without a spinning
+ * thread holding off a thread that shares its core.
  *
  * Under FTI_NO_THREADS (or where pthreads is missing) the pool has one thread and runs serially.
  * The pool does not nest: a task must not call fti_pool_for on the same pool.
@@ -541,11 +543,24 @@ FTIDEF int fti_pool_threads(const fti_pool *pool);
 
 /* Runs fn over [0, n) split into min(n_threads, n) contiguous chunks and waits for all of them.
  * `grain` (>= 1) is the smallest chunk worth a thread: fewer threads are used when n/grain is
- * small. Chunk t is [n*t/k, n*(t+1)/k) for k chunks. A NULL pool runs fn(ctx, 0, n, 0) inline. */
+ * small. Chunk t is [n*t/k, n*(t+1)/k) for k chunks and is passed as `thread` = t. The caller
+ * and the workers claim chunks in order, so which OS thread runs chunk t varies (a chunk no
+ * worker has started when the caller finishes its own is run by the caller: a worker without a
+ * core never holds the call up); `thread` stays unique within a call. A NULL pool runs
+ * fn(ctx, 0, n, 0) inline. */
 FTIDEF void fti_pool_for(fti_pool *pool, size_t n, size_t grain, fti_pool_fn fn, void *ctx);
 
-/* Runs fn once per thread: fn(ctx, t, t+1, t) for t in [0, n_threads). */
+/* Runs fn once per thread: fn(ctx, t, t+1, t) for t in [0, n_threads), thread t's call on
+ * thread t (the caller is thread 0), all at once: fn may wait for the other threads. */
 FTIDEF void fti_pool_each(fti_pool *pool, fti_pool_fn fn, void *ctx);
+
+/* Scratch memory for the call running as `thread` (the task's argument) of the pool: at least
+ * `bytes`, 64-byte aligned, kept across calls (grown when asked for more), freed with the pool;
+ * NULL for a NULL pool, a bad index or no memory. Only the task running as `thread` (or the
+ * caller between calls) may use it: a product that packs its operands on every call takes its
+ * buffers here instead of allocating them (per-call malloc/free of a few hundred KB made the C
+ * library map and trim the heap on every call). */
+FTIDEF void *fti_pool_scratch(fti_pool *pool, int thread, size_t bytes);
 
 /* A mutex usable by other parts (server, registry); a no-op under FTI_NO_THREADS. */
 typedef struct fti_mutex {
@@ -2735,10 +2750,11 @@ FTIDEF fti_result fti_batch_prefill(fti_batch *bt, fti_session *s, const int32_t
 
 /* Every field zero means "off", so a zeroed struct is greedy decoding. */
 typedef struct fti_sampler_opts {
-    float temperature;       /* 0 = greedy (argmax; ties to the lower id) */
+    float temperature;       /* 0 = greedy (argmax; ties to the lower id); so is a value whose
+                                inverse overflows (below about 3e-39), or NaN */
     int top_k;               /* keep the k most likely tokens; 0 = all */
     float top_p;             /* nucleus: smallest set with mass >= top_p; 0 or >= 1 = off */
-    float min_p;             /* drop tokens with p < min_p * p_max; 0 = off */
+    float min_p;             /* drop tokens with p < min_p * p_max; 0 = off; above 1 acts as 1 */
     float repeat_penalty;    /* CTRL-style: logit/penalty if > 0 else logit*penalty; 0 or 1 = off */
     float frequency_penalty; /* logit -= count * frequency_penalty (OpenAI) */
     float presence_penalty;  /* logit -= (count > 0) * presence_penalty */
@@ -2758,7 +2774,8 @@ FTIDEF void fti_sampler_reset(fti_sampler *s);
 /* Adds a token to the history the penalties look at (prompt tokens too, if wanted). */
 FTIDEF void fti_sampler_accept(fti_sampler *s, int32_t token);
 /* Picks a token from logits (n_vocab, modified in place by penalties and temperature).
- * Allocation-free. Returns the id, or -1 if every logit is NaN. */
+ * Allocation-free. Returns the id, or -1 if every logit is NaN (when sampling, also when none is
+ * above -inf). +inf logits: one of them, each alike. */
 FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits);
 
 /* --- generation ------------------------------------------------------------------------------- */
@@ -2787,7 +2804,16 @@ typedef struct fti_generate_opts {
     fti_buf *text;            /* if not NULL, the generated text is appended (it may grow) */
     int32_t *tokens;          /* if not NULL, generated ids are stored (up to tokens_cap) */
     size_t tokens_cap;
+    /* Called before each draw with the logits it uses (n_vocab, writable: e.g.
+     * fti_ngram_on_logits mixes an n-gram model of the author in) and the tokens before them,
+     * oldest first: the last FTI_GENERATE_RECENT or fewer of the prompt and of what was
+     * generated so far. NULL = none. */
+    void (*on_logits)(void *user, float *logits, size_t n_vocab, const int32_t *recent,
+                      size_t n_recent);
+    void *logits_user;
 } fti_generate_opts;
+/* Tokens of context fti_generate passes to on_logits. */
+#define FTI_GENERATE_RECENT 16
 
 typedef struct fti_generate_stats {
     size_t n_prompt;       /* prompt tokens evaluated (after the cached prefix) */
@@ -2812,6 +2838,145 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
  * (capacity max_tokens) and returns its length; 0 if the header alone does not fit. */
 FTIDEF size_t fti_prompt_fit(const int32_t *header, size_t n_header, const int32_t *body,
                              size_t n_body, size_t max_tokens, int32_t *out);
+
+/* === infer: author memory (an n-gram model of the author's tokens, mixed into the model's) === */
+/*
+ * A small model trained on a few hundred kB of one author's writing is limited by the data: it
+ * learns the author's form and vocabulary but strings phrases together loosely. An n-gram model
+ * of the same training tokens remembers the author's actual phrases. At generation time the two
+ * next-token distributions are mixed (as in cache and kNN language models):
+ *
+ *     p(w | h) = (1 - λ_b) p_model(w | h) + λ_b p_ngram(w | h)
+ *
+ * where b, the n-gram's confidence, is the length of the longest suffix of the context h the
+ * training tokens contain (0 .. order-1), and the λ_b are fitted by EM on held-out text
+ * (fti_ngram_fit) so the mixture is the best such mixture there, per token.
+ *
+ * p_ngram is interpolated Kneser-Ney with three discounts per order (Chen & Goodman's modified
+ * KN): the highest order counts n-grams, lower orders count distinct left contexts; every
+ * order is interpolated down to the uniform distribution, so every token has p > 0 and the
+ * distribution sums to 1. Built from token ids (the feature store's training shard, whose ids
+ * are those of the tokenizer the model was trained with), so training and serving use the same
+ * features. Building sorts the positions once (radix sort over the order's ids): linear in the
+ * tokens; a few tens of ms for the 127 k tokens of the sample corpus.
+ *
+ * The file (fti_ngram_save, atomic) stores the order, the vocabulary, the λ_b and every order's
+ * sorted n-grams with their counts, and a 64-bit hash of it all; fti_ngram_load checks every
+ * count, id and order before use (the discounts are recomputed from the counts).
+ */
+
+#define FTI_NGRAM_MAX_ORDER 8
+/* Largest vocabulary and training text an n-gram model accepts (ids are 32-bit, positions too). */
+#ifndef FTI_NGRAM_MAX_VOCAB
+#define FTI_NGRAM_MAX_VOCAB (1u << 24)
+#endif
+#ifndef FTI_NGRAM_MAX_TOKENS
+#define FTI_NGRAM_MAX_TOKENS ((size_t)1 << 30)
+#endif
+
+typedef struct fti_ngram fti_ngram;
+
+typedef struct fti_ngram_opts {
+    int order; /* n of the n-grams (tokens of context + 1), 1..FTI_NGRAM_MAX_ORDER; 0 = 5 */
+} fti_ngram_opts;
+
+/* Builds the model of ids[0..n_ids) (each < n_vocab, else FTI_ERR_INVALID naming the
+ * position). The mixing weights start at 0.25 for every confidence until fti_ngram_fit.
+ * Errors: FTI_ERR_INVALID (bad order, n_vocab 0 or above FTI_NGRAM_MAX_VOCAB, an id out of
+ * range), FTI_ERR_LIMIT (more than FTI_NGRAM_MAX_TOKENS ids), NOMEM. Free with fti_ngram_free.
+ * Thread safety: the built model is read-only (any thread) except fti_ngram_fit /
+ * fti_ngram_set_lambda (one thread, no readers meanwhile). */
+FTIDEF fti_result fti_ngram_build(fti_ngram **out, const uint32_t *ids, size_t n_ids,
+                                  size_t n_vocab, const fti_ngram_opts *opts, fti_error *err);
+FTIDEF void fti_ngram_free(fti_ngram *m);
+/* Writes the model to path atomically (temp file, fsync, rename). */
+FTIDEF fti_result fti_ngram_save(const fti_ngram *m, const char *path, fti_error *err);
+/* Reads a file fti_ngram_save wrote. Every field is checked before use: FTI_ERR_FORMAT (bad
+ * magic, truncated, an id >= the vocabulary, n-grams out of order, a zero count, a weight
+ * outside [0, 1]), FTI_ERR_CHECKSUM (the hash), FTI_ERR_UNSUPPORTED (another file version),
+ * FTI_ERR_LIMIT (sizes above the limits), each message naming the file. */
+FTIDEF fti_result fti_ngram_load(fti_ngram **out, const char *path, fti_error *err);
+
+/* The model's order, vocabulary, the number of tokens it was built from, and the number of
+ * distinct n-grams of order k (1..order; 0 otherwise). */
+FTIDEF int fti_ngram_order(const fti_ngram *m);
+FTIDEF size_t fti_ngram_vocab(const fti_ngram *m);
+FTIDEF uint64_t fti_ngram_n_tokens(const fti_ngram *m);
+FTIDEF size_t fti_ngram_count(const fti_ngram *m, int k);
+
+/* The next-token distribution after ctx[0..n_ctx) (only its last order-1 tokens matter;
+ * ids out of range end the usable context there): probs (V) is filled and sums to 1. Returns
+ * the confidence: the length of the longest suffix of ctx found in the training tokens
+ * (0..order-1). Thread safety: any thread. */
+FTIDEF int fti_ngram_probs(const fti_ngram *m, const int32_t *ctx, size_t n_ctx,
+                           float *probs /* (V) */);
+/* p(token | ctx) alone (the same value as probs[token]), and the confidence in *conf (may be
+ * NULL). 0 for a token out of range. */
+FTIDEF double fti_ngram_prob(const fti_ngram *m, const int32_t *ctx, size_t n_ctx,
+                             int32_t token, int *conf);
+
+/* The mixing weight λ for a confidence (0..order-1), and setting it (clamped to [0, 1];
+ * conf < 0 sets every confidence). */
+FTIDEF float fti_ngram_lambda(const fti_ngram *m, int conf);
+FTIDEF void fti_ngram_set_lambda(fti_ngram *m, int conf, float lambda);
+
+/* What a mixture does on some text, per token (nats), from fti_ngram_fit / fti_ngram_score. */
+typedef struct fti_ngram_fit_stats {
+    size_t n_tokens;
+    double nll_model, nll_ngram, nll_mix; /* mean -log p of the model, the n-gram, the mixture */
+    size_t n_conf[FTI_NGRAM_MAX_ORDER];   /* tokens at each confidence */
+} fti_ngram_fit_stats;
+
+/* Fits the weights λ_conf by EM to maximise the likelihood of the mixture on n tokens of
+ * held-out text, given each token's probability under the model (p_model), under this n-gram
+ * model (p_ngram) and its confidence (conf), as fti_ngram_prob returns them. A confidence with
+ * fewer than 50 tokens gets the weight fitted over all tokens. Non-finite or non-positive
+ * probabilities are skipped. st (may be NULL) receives the figures with the fitted weights.
+ * Errors: FTI_ERR_INVALID (NULL, or no usable token). */
+FTIDEF fti_result fti_ngram_fit(fti_ngram *m, const double *p_model, const double *p_ngram,
+                                const int *conf, size_t n, fti_ngram_fit_stats *st);
+/* The same figures with the current weights (no fitting). */
+FTIDEF void fti_ngram_score(const fti_ngram *m, const double *p_model, const double *p_ngram,
+                            const int *conf, size_t n, fti_ngram_fit_stats *st);
+
+/* Mixes the n-gram into logits (V) in place: afterwards softmax(logits) is
+ * (1 - λ) softmax(logits before) + λ p_ngram(· | ctx), with λ = lambda if lambda >= 0, else
+ * the fitted weight of the context's confidence; a temperature applied later sharpens or
+ * flattens the mixture. work: V floats of scratch. Returns the confidence. n_vocab must be the
+ * model's vocabulary (else nothing is done and -1 is returned). Thread safety: any thread. */
+FTIDEF int fti_ngram_mix_logits(const fti_ngram *m, const int32_t *ctx, size_t n_ctx,
+                                float lambda, float *logits /* (V) */, size_t n_vocab,
+                                float *work /* (V) */);
+
+/* A fti_generate_opts.on_logits hook: fti_generate mixes the n-gram into every draw with
+ *     fti_ngram_hook h = {model, work, -1};  opts.on_logits = fti_ngram_on_logits;
+ *     opts.logits_user = &h;
+ * (work: V floats the caller owns; lambda < 0 = the fitted weights, else that one). */
+typedef struct fti_ngram_hook {
+    const fti_ngram *ngram;
+    float *work;
+    float lambda;
+} fti_ngram_hook;
+FTIDEF void fti_ngram_on_logits(void *hook, float *logits, size_t n_vocab, const int32_t *recent,
+                                size_t n_recent);
+
+/* The model's log-probability of every token given the ones before it in its window, scored as
+ * fti_session_nll scores (windows of n_ctx tokens, each restarting the context): out[i] =
+ * log p(tokens[i] | window so far) for the scored i, NAN for the others (the first token of
+ * each window). The session is reset. Allocates one (n_batch, V) buffer. Errors as
+ * fti_session_nll's. */
+FTIDEF fti_result fti_session_token_logprobs(fti_session *s, const int32_t *tokens, size_t n,
+                                             double *out /* (n) */, fti_error *err);
+
+/* Scores held-out text with the model of session s, the n-gram model and their mixture, and
+ * with fit != 0 first fits the mixing weights on it (fti_ngram_fit): seqs[i][0..lens[i]) are
+ * separate texts (token ids of the model's vocabulary), each scored as
+ * fti_session_token_logprobs scores it, the n-gram seeing the tokens before each one within its
+ * text. st receives the figures per token (nats). Errors: FTI_ERR_INVALID (NULL, the n-gram's
+ * vocabulary is not the model's, or no token to score), those of fti_session_eval, NOMEM. */
+FTIDEF fti_result fti_ngram_eval_session(fti_ngram *m, fti_session *s, const int32_t *const *seqs,
+                                         const size_t *lens, size_t n_seqs, int fit,
+                                         fti_ngram_fit_stats *st, fti_error *err);
 
 #ifdef __cplusplus
 }
@@ -5532,9 +5697,14 @@ FTIDEF void fti_progress_end(fti_progress *p, const char *extra) {
 /* Atomics: GCC/Clang builtins where available; otherwise every handoff goes through the mutex. */
 #if FTI__HAVE_THREADS && (defined(__GNUC__) || defined(__clang__)) && !defined(__TINYC__)
 #define FTI__ATOMICS 1
+#include <sched.h>
 #define FTI__LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define FTI__STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define FTI__RLOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define FTI__RSTORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define FTI__ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
+#define FTI__CAS(p, expect, v)                                                                    \
+    __atomic_compare_exchange_n((p), (expect), (v), 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
 #if defined(__x86_64__) || defined(__i386__)
 #define FTI__PAUSE() __builtin_ia32_pause()
 #elif defined(__aarch64__)
@@ -5546,27 +5716,43 @@ FTIDEF void fti_progress_end(fti_progress *p, const char *extra) {
 #define FTI__ATOMICS 0
 #endif
 
-/* How long an idle worker (or the waiting caller) spins before sleeping. */
+/* How long an idle worker (or the caller waiting for a chunk a worker took) waits actively
+ * before sleeping; for the first FTI_POOL_PAUSE_NS of that it only spins, then it also gives
+ * its core away (sched_yield) each round, so a thread sharing one core with the thread it
+ * waits for does not hold that thread off. */
 #ifndef FTI_POOL_SPIN_NS
 #define FTI_POOL_SPIN_NS 200000u
 #endif
+#ifndef FTI_POOL_PAUSE_NS
+#define FTI_POOL_PAUSE_NS 20000u
+#endif
+
+/* The job word: generation << 17 | each << 16 | the next unclaimed chunk (< 2^16). */
+#define FTI__POOL_EACH ((uint64_t)1 << 16)
+#define FTI__POOL_NEXT ((uint64_t)0xffff)
+#define FTI__POOL_GEN(w) ((w) >> 17)
+
+typedef struct fti__pool_scratch {
+    void *p;
+    size_t bytes;
+} fti__pool_scratch;
 
 struct fti_pool {
     int n_threads;
+    fti__pool_scratch *scratch; /* per thread index (fti_pool_scratch) */
 #if FTI__HAVE_THREADS
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
     pthread_cond_t cv_done;
     int started; /* workers successfully created */
-    /* the current job, published by bumping `generation` */
+    /* the current job (written by the caller before it publishes `job`) */
     fti_pool_fn fn;
     void *ctx;
     size_t n;
     int n_chunks;
-    int each; /* fti_pool_each: chunk t is [t, t+1) */
-    uint64_t generation;
-    int n_done;
+    uint64_t job;  /* the job word (above); a new generation wakes the workers */
+    int n_done;    /* chunks finished */
     int stop;
 #endif
 };
@@ -5584,68 +5770,150 @@ typedef struct fti__worker_arg {
     int id;
 } fti__worker_arg;
 
-static void fti__pool_run_chunk(fti_pool *p, int id) {
+static void fti__pool_run(fti_pool_fn fn, void *ctx, size_t n, int k, int id, int each) {
     size_t b, e;
-    if (id >= p->n_chunks) return;
-    if (p->each) {
-        p->fn(p->ctx, (size_t)id, (size_t)id + 1, id);
+    if (each) {
+        fn(ctx, (size_t)id, (size_t)id + 1, id);
         return;
     }
-    fti__pool_chunk(p->n, p->n_chunks, id, &b, &e);
-    if (b < e) p->fn(p->ctx, b, e, id);
+    fti__pool_chunk(n, k, id, &b, &e);
+    if (b < e) fn(ctx, b, e, id);
 }
+
+#if FTI__ATOMICS
+/* Waits actively until *word (a job word) leaves generation `gen` (is_job) or *word (n_done)
+ * reaches `target`, at most FTI_POOL_SPIN_NS; returns whether it did. After FTI_POOL_PAUSE_NS it
+ * gives its core away each round: the thread it waits for may be waiting for this very core
+ * (two pool threads on one core while another program has the other). Measured on 2 cores with
+ * two background processes: without it, prefill at 2 threads ran 1.3-1.7x slower than at 1. */
+static int fti__pool_spin(const void *word, int is_job, uint64_t gen, int target,
+                          const int *stop) {
+    uint64_t t0 = 0;
+    unsigned spins = 0;
+    for (;;) {
+        if (is_job) {
+            if (FTI__POOL_GEN(FTI__LOAD((const uint64_t *)word)) != gen || FTI__LOAD(stop))
+                return 1;
+        } else if (FTI__LOAD((const int *)word) == target) {
+            return 1;
+        }
+        if (t0) {
+            uint64_t dt = fti_time_ns() - t0;
+            if (dt > FTI_POOL_SPIN_NS) return 0;
+            if (dt > FTI_POOL_PAUSE_NS) {
+                sched_yield();
+                continue;
+            }
+        }
+        FTI__PAUSE();
+        if ((++spins & 63) == 0 && !t0) t0 = fti_time_ns();
+    }
+}
+
+/* Claims the next chunk of job word w's job (an fti_pool_for job), with the job's parameters;
+ * returns the chunk, or -1 when none is left or the job is no longer current (*w then holds the
+ * current word). The parameters are read between loading the word and claiming: if the caller
+ * finished the job and published another in between, the claim fails and they are not used. */
+static int fti__pool_claim(fti_pool *p, uint64_t *w, fti_pool_fn *fn, void **ctx, size_t *n,
+                           int *k) {
+    for (;;) {
+        uint64_t cur = *w;
+        int next = (int)(cur & FTI__POOL_NEXT);
+        if (cur & FTI__POOL_EACH) return -1;
+        *fn = FTI__RLOAD(&p->fn);
+        *ctx = FTI__RLOAD(&p->ctx);
+        *n = FTI__RLOAD(&p->n);
+        *k = FTI__RLOAD(&p->n_chunks);
+        if (next >= *k) {
+            *w = FTI__LOAD(&p->job);
+            if (*w == cur) return -1;
+            continue;
+        }
+        if (FTI__CAS(&p->job, w, cur + 1)) {
+            *w = cur + 1;
+            return next;
+        }
+        if (FTI__POOL_GEN(*w) != FTI__POOL_GEN(cur)) return -1;
+    }
+}
+
+/* One chunk done; the one finishing the job wakes a sleeping caller. */
+static void fti__pool_done(fti_pool *p, int k) {
+    if (FTI__ADD(&p->n_done, 1) == k) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_signal(&p->cv_done);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+#endif
 
 static void *fti__pool_worker(void *arg) {
     fti__worker_arg *wa = (fti__worker_arg *)arg;
     fti_pool *p = wa->pool;
     int id = wa->id;
     uint64_t seen = 0;
+    int spin = 1; /* whether to wait for the next job actively */
     fti_free(wa);
     for (;;) {
-        uint64_t gen;
 #if FTI__ATOMICS
-        {
-            uint64_t t0 = 0;
-            unsigned spins = 0;
-            for (;;) {
-                gen = FTI__LOAD(&p->generation);
-                if (gen != seen || FTI__LOAD(&p->stop)) break;
-                FTI__PAUSE();
-                if ((++spins & 255) == 0) {
-                    uint64_t now = fti_time_ns();
-                    if (!t0) t0 = now;
-                    else if (now - t0 > FTI_POOL_SPIN_NS) break;
-                }
-            }
-        }
-        if (gen == seen && !FTI__LOAD(&p->stop)) {
+        uint64_t w;
+        if (!spin || !fti__pool_spin(&p->job, 1, seen, 0, &p->stop)) {
             pthread_mutex_lock(&p->mu);
-            while (p->generation == seen && !p->stop) pthread_cond_wait(&p->cv_work, &p->mu);
+            while (FTI__POOL_GEN(FTI__LOAD(&p->job)) == seen && !FTI__LOAD(&p->stop))
+                pthread_cond_wait(&p->cv_work, &p->mu);
             pthread_mutex_unlock(&p->mu);
         }
         if (FTI__LOAD(&p->stop)) break;
-        gen = FTI__LOAD(&p->generation);
+        w = FTI__LOAD(&p->job);
+        seen = FTI__POOL_GEN(w);
+        if (w & FTI__POOL_EACH) {
+            /* every thread's chunk is needed: the job stays current until this one is done */
+            int k = FTI__RLOAD(&p->n_chunks);
+            if (id < k) {
+                fti__pool_run(FTI__RLOAD(&p->fn), FTI__RLOAD(&p->ctx), FTI__RLOAD(&p->n), k, id, 1);
+                fti__pool_done(p, k);
+            }
+            spin = 1;
+        } else {
+            fti_pool_fn fn;
+            void *ctx;
+            size_t n;
+            int k, c;
+            /* a worker that came too late for any chunk (no core of its own just now: the
+             * caller ran them all) sleeps until the next job instead of spinning: spinning on a
+             * core the caller or another program needs would only slow them */
+            spin = 0;
+            while ((c = fti__pool_claim(p, &w, &fn, &ctx, &n, &k)) >= 0) {
+                fti__pool_run(fn, ctx, n, k, c, 0);
+                fti__pool_done(p, k);
+                spin = 1;
+            }
+        }
 #else
+        int c, each;
         pthread_mutex_lock(&p->mu);
-        while (p->generation == seen && !p->stop) pthread_cond_wait(&p->cv_work, &p->mu);
-        gen = p->generation;
+        while (FTI__POOL_GEN(p->job) == seen && !p->stop) pthread_cond_wait(&p->cv_work, &p->mu);
         if (p->stop) {
             pthread_mutex_unlock(&p->mu);
             break;
         }
-        pthread_mutex_unlock(&p->mu);
-#endif
-        seen = gen;
-        fti__pool_run_chunk(p, id);
-#if FTI__ATOMICS
-        if (FTI__ADD(&p->n_done, 1) == p->n_threads - 1) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->cv_done);
+        seen = FTI__POOL_GEN(p->job);
+        each = (p->job & FTI__POOL_EACH) != 0;
+        for (;;) { /* claims under the mutex; the job stays current while a chunk is out */
+            if (each == 1) {
+                c = id < p->n_chunks ? id : -1;
+                each = 2; /* its one chunk only */
+            } else if (each == 2 || (int)(p->job & FTI__POOL_NEXT) >= p->n_chunks) {
+                c = -1;
+            } else {
+                c = (int)(p->job++ & FTI__POOL_NEXT);
+            }
+            if (c < 0) break;
             pthread_mutex_unlock(&p->mu);
+            fti__pool_run(p->fn, p->ctx, p->n, p->n_chunks, c, each != 0);
+            pthread_mutex_lock(&p->mu);
+            if (++p->n_done == p->n_chunks) pthread_cond_signal(&p->cv_done);
         }
-#else
-        pthread_mutex_lock(&p->mu);
-        if (++p->n_done == p->n_threads - 1) pthread_cond_signal(&p->cv_done);
         pthread_mutex_unlock(&p->mu);
 #endif
     }
@@ -5666,22 +5934,30 @@ FTIDEF fti_pool *fti_pool_create(int n_threads) {
     p = (fti_pool *)fti_calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n_threads = n_threads;
+    p->scratch = (fti__pool_scratch *)fti_calloc((size_t)n_threads, sizeof *p->scratch);
+    if (!p->scratch) {
+        fti_free(p);
+        return NULL;
+    }
 #if FTI__HAVE_THREADS
     if (n_threads > 1) {
         int i;
         p->threads = (pthread_t *)fti_calloc((size_t)n_threads, sizeof(pthread_t));
         if (!p->threads) {
+            fti_free(p->scratch);
             fti_free(p);
             return NULL;
         }
         if (pthread_mutex_init(&p->mu, NULL) != 0) {
             fti_free(p->threads);
+            fti_free(p->scratch);
             fti_free(p);
             return NULL;
         }
         if (pthread_cond_init(&p->cv_work, NULL) != 0) {
             pthread_mutex_destroy(&p->mu);
             fti_free(p->threads);
+            fti_free(p->scratch);
             fti_free(p);
             return NULL;
         }
@@ -5689,6 +5965,7 @@ FTIDEF fti_pool *fti_pool_create(int n_threads) {
             pthread_cond_destroy(&p->cv_work);
             pthread_mutex_destroy(&p->mu);
             fti_free(p->threads);
+            fti_free(p->scratch);
             fti_free(p);
             return NULL;
         }
@@ -5713,10 +5990,10 @@ FTIDEF fti_pool *fti_pool_create(int n_threads) {
 }
 
 FTIDEF void fti_pool_free(fti_pool *p) {
+    int i;
     if (!p) return;
 #if FTI__HAVE_THREADS
     if (p->n_threads > 1) {
-        int i;
         pthread_mutex_lock(&p->mu);
 #if FTI__ATOMICS
         FTI__STORE(&p->stop, 1);
@@ -5732,49 +6009,87 @@ FTIDEF void fti_pool_free(fti_pool *p) {
         fti_free(p->threads);
     }
 #endif
+    for (i = 0; i < p->n_threads; i++) fti_aligned_free(p->scratch[i].p);
+    fti_free(p->scratch);
     fti_free(p);
 }
 
 FTIDEF int fti_pool_threads(const fti_pool *pool) { return pool ? pool->n_threads : 1; }
 
+FTIDEF void *fti_pool_scratch(fti_pool *pool, int thread, size_t bytes) {
+    fti__pool_scratch *s;
+    if (!pool || thread < 0 || thread >= pool->n_threads) return NULL;
+    s = &pool->scratch[thread];
+    if (s->bytes < bytes || !s->p) {
+        fti_aligned_free(s->p);
+        s->bytes = 0;
+        s->p = fti_aligned_alloc(bytes ? bytes : 1, 64);
+        if (!s->p) return NULL;
+        s->bytes = bytes;
+    }
+    return s->p;
+}
+
 #if FTI__HAVE_THREADS
-static void fti__pool_dispatch(fti_pool *p, fti_pool_fn fn, void *ctx, size_t n, int n_chunks,
+/* Publishes a job of k chunks and works on it until every chunk is done: an fti_pool_each job
+ * (each) runs chunk 0 here and chunk t on worker t; otherwise the caller and the workers claim
+ * chunks in order, so a chunk no worker has started yet (a worker asleep, or descheduled
+ * because another thread has its core) is run here instead of waited for. */
+static void fti__pool_dispatch(fti_pool *p, fti_pool_fn fn, void *ctx, size_t n, int k,
                                int each) {
+#if FTI__ATOMICS
+    uint64_t w = (FTI__POOL_GEN(FTI__RLOAD(&p->job)) + 1) << 17;
+    if (each) w |= FTI__POOL_EACH;
+    FTI__RSTORE(&p->fn, fn);
+    FTI__RSTORE(&p->ctx, ctx);
+    FTI__RSTORE(&p->n, n);
+    FTI__RSTORE(&p->n_chunks, k);
+    FTI__RSTORE(&p->n_done, 0);
+    pthread_mutex_lock(&p->mu);
+    FTI__STORE(&p->job, w);
+    pthread_cond_broadcast(&p->cv_work);
+    pthread_mutex_unlock(&p->mu);
+    if (each) {
+        fti__pool_run(fn, ctx, n, k, 0, 1);
+        fti__pool_done(p, k);
+    } else {
+        fti_pool_fn f;
+        void *c;
+        size_t nn;
+        int kk, t;
+        while ((t = fti__pool_claim(p, &w, &f, &c, &nn, &kk)) >= 0) {
+            fti__pool_run(fn, ctx, n, k, t, 0);
+            fti__pool_done(p, k);
+        }
+    }
+    if (!fti__pool_spin(&p->n_done, 0, 0, k, &p->stop)) {
+        pthread_mutex_lock(&p->mu);
+        while (FTI__LOAD(&p->n_done) != k) pthread_cond_wait(&p->cv_done, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+    }
+#else
+    int t;
+    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
     p->n = n;
-    p->n_chunks = n_chunks;
-    p->each = each;
-#if FTI__ATOMICS
-    FTI__STORE(&p->n_done, 0);
-    pthread_mutex_lock(&p->mu);
-    FTI__STORE(&p->generation, p->generation + 1);
-    pthread_cond_broadcast(&p->cv_work);
-    pthread_mutex_unlock(&p->mu);
-    fti__pool_run_chunk(p, 0);
-    {
-        uint64_t t0 = fti_time_ns();
-        unsigned spins = 0;
-        while (FTI__LOAD(&p->n_done) != p->n_threads - 1) {
-            FTI__PAUSE();
-            if ((++spins & 255) == 0 && fti_time_ns() - t0 > FTI_POOL_SPIN_NS) {
-                pthread_mutex_lock(&p->mu);
-                while (FTI__LOAD(&p->n_done) != p->n_threads - 1)
-                    pthread_cond_wait(&p->cv_done, &p->mu);
-                pthread_mutex_unlock(&p->mu);
-                break;
-            }
-        }
-    }
-#else
-    pthread_mutex_lock(&p->mu);
+    p->n_chunks = k;
     p->n_done = 0;
-    p->generation++;
+    p->job = ((FTI__POOL_GEN(p->job) + 1) << 17) | (each ? FTI__POOL_EACH : 0);
     pthread_cond_broadcast(&p->cv_work);
-    pthread_mutex_unlock(&p->mu);
-    fti__pool_run_chunk(p, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->n_done != p->n_threads - 1) pthread_cond_wait(&p->cv_done, &p->mu);
+    for (t = 0;;) {
+        if (!each) {
+            t = (int)(p->job & FTI__POOL_NEXT);
+            if (t >= k) break;
+            p->job++;
+        }
+        pthread_mutex_unlock(&p->mu);
+        fti__pool_run(fn, ctx, n, k, t, each);
+        pthread_mutex_lock(&p->mu);
+        p->n_done++;
+        if (each) break;
+    }
+    while (p->n_done != k) pthread_cond_wait(&p->cv_done, &p->mu);
     pthread_mutex_unlock(&p->mu);
 #endif
 }
@@ -5805,7 +6120,6 @@ FTIDEF void fti_pool_each(fti_pool *pool, fti_pool_fn fn, void *ctx) {
     fti__pool_dispatch(pool, fn, ctx, (size_t)pool->n_threads, pool->n_threads, 1);
 #endif
 }
-
 FTIDEF fti_result fti_mutex_init(fti_mutex *m) {
     if (!m) return FTI_ERR_INVALID;
     m->impl = NULL;
@@ -6495,6 +6809,7 @@ static const fti_kernels *fti__k(const fti_kernels *k) {
  */
 typedef struct fti__gemm_ctx {
     const fti_kernels *k;
+    fti_pool *pool; /* the panels go in its per-thread scratch (NULL: allocated per call) */
     unsigned flags;
     size_t M, N, K, lda, ldb, ldc;
     const float *A, *B;
@@ -6598,18 +6913,26 @@ static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0,
     }
 }
 
+/* Rows [pa, pb) of the B block [p0, p0 + kc) × [j0, j0 + nc) where B is (K,N) (no TRANS_B):
+ * row p holds op(B)[p, j0..]; each row goes into every panel at p·nr. */
+static void fti__pack_b_rows(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0, size_t kc,
+                             size_t pa, size_t pb, float *out) {
+    size_t nr = g->k->nr, jp, p;
+    for (p = pa; p < pb; p++) {
+        const float *src = g->B + (p0 + p) * g->ldb + j0;
+        if (p + FTI__PF_ROWS < pb) fti__prefetch_row(src + FTI__PF_ROWS * g->ldb, nc);
+        for (jp = 0; jp < nc; jp += nr) {
+            size_t cols = nc - jp < nr ? nc - jp : nr;
+            fti__copy_pad(out + jp * kc + p * nr, src + jp, cols, nr);
+        }
+    }
+}
+
 static void fti__pack_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t p0, size_t kc,
                         float *out) {
     size_t nr = g->k->nr, jp, j, p;
-    if (!(g->flags & FTI_MM_TRANS_B)) { /* B is (K,N): row p holds op(B)[p, j0..] */
-        for (p = 0; p < kc; p++) {
-            const float *src = g->B + (p0 + p) * g->ldb + j0;
-            if (p + FTI__PF_ROWS < kc) fti__prefetch_row(src + FTI__PF_ROWS * g->ldb, nc);
-            for (jp = 0; jp < nc; jp += nr) {
-                size_t cols = nc - jp < nr ? nc - jp : nr;
-                fti__copy_pad(out + jp * kc + p * nr, src + jp, cols, nr);
-            }
-        }
+    if (!(g->flags & FTI_MM_TRANS_B)) {
+        fti__pack_b_rows(g, j0, nc, p0, kc, 0, kc, out);
         return;
     }
     for (jp = 0; jp < nc; jp += nr, out += nr * kc) { /* B is (N,K): column j is row j of B */
@@ -6698,81 +7021,92 @@ static void fti__prefetch_b(const fti__gemm_ctx *g, size_t j0, size_t nc, size_t
     }
 }
 
-static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
-                            float *Ap, float *Bp, uint32_t *Ap16, uint32_t *Bp16) {
+/* Rows [m0, m1) of C's columns [jc, jc + nc) for the K block [pc, pc + kc), against the packed
+ * B block Bp (Bp16); A's blocks are packed into Ap (Ap16) unless read in place. pf (j0, nc, p0,
+ * kc) is the part of B's source this thread prefetches for the next block's packing (pf[1] = 0:
+ * none). */
+static void fti__gemm_rows(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t jc, size_t nc,
+                           size_t pc, size_t kc, const float *Bp, const uint32_t *Bp16, float *Ap,
+                           uint32_t *Ap16, const size_t pf[4]) {
     const fti_kernels *k = g->k;
-    size_t mr = k->mr, nr = k->nr, jc, pc, ic, ir, jr, kc_blk = fti__gemm_kc_for(g);
-    size_t nc_blk = fti__gemm_nc(k, n1 - n0);
+    size_t mr = k->mr, nr = k->nr, ic, ir, jr, kp = (kc + 1) / 2;
+    size_t n_jr = (nc + nr - 1) / nr, n_ir = (m1 - m0 + mr - 1) / mr;
     /* TRANS_A with an in-place micro-kernel: op(A)'s mr-column strips are read straight from
      * the source rows (contiguous mr floats per k), so A is never packed (it is the dW
      * product's dY, as big as B there) */
     int in_place = (g->flags & FTI_MM_TRANS_A) && k->ukernel_sa && !Ap16;
+    int acc = pc > 0 || (g->flags & FTI_MM_ACCUMULATE);
     float tile[32 * 32];
+    for (ic = m0; ic < m1; ic += k->mc) {
+        size_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
+        if (Ap16)
+            fti__pack_bf16(g, 0, ic, mc, pc, kc, Ap, Ap16);
+        else if (!in_place)
+            fti__pack_a(g, ic, mc, pc, kc, Ap);
+        for (ir = 0; ir < mc; ir += mr) {
+            const float *a = Ap + ir * kc;
+            size_t rows = mc - ir < mr ? mc - ir : mr;
+            if (in_place && rows < mr) { /* a partial strip: packed, zero-padded */
+                fti__pack_a(g, ic + ir, rows, pc, kc, Ap);
+                a = Ap;
+            }
+            for (jr = 0; jr < nc; jr += nr) {
+                const float *b = Bp + jr * kc;
+                float *c = g->C + (ic + ir) * g->ldc + jc + jr;
+                size_t cols = nc - jr < nr ? nc - jr : nr, i, j;
+                if (pf[1])
+                    fti__prefetch_b(g, pf[0], pf[1], pf[2], pf[3],
+                                    ((ic - m0 + ir) / mr) * n_jr + jr / nr, n_ir * n_jr);
+                if (in_place && ir + mr < mc) { /* the next strip, spread over jr */
+                    size_t q = jr / nr;
+                    size_t p_lo = kc * q / n_jr, p_hi = kc * (q + 1) / n_jr;
+                    size_t w = mc - ir - mr < mr ? mc - ir - mr : mr;
+                    /* row by row from the index: stepping a pointer would form one
+                     * past the end of A after the last row */
+                    for (; p_lo < p_hi; p_lo++)
+                        fti__prefetch_row(g->A + (pc + p_lo) * g->lda + ic + ir + mr, w);
+                }
+                if (rows == mr && cols == nr) {
+                    if (Ap16)
+                        k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, c, g->ldc, acc);
+                    else if (in_place)
+                        k->ukernel_sa(kc, g->A + pc * g->lda + ic + ir, g->lda, b, c, g->ldc,
+                                      acc);
+                    else
+                        k->ukernel(kc, a, b, c, g->ldc, acc);
+                    continue;
+                }
+                if (in_place && rows == mr) /* a full strip against a partial panel */
+                    k->ukernel_sa(kc, g->A + pc * g->lda + ic + ir, g->lda, b, tile, nr, 0);
+                else if (Ap16)
+                    k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, tile, nr, 0);
+                else
+                    k->ukernel(kc, a, b, tile, nr, 0);
+                for (i = 0; i < rows; i++)
+                    for (j = 0; j < cols; j++)
+                        c[i * g->ldc + j] =
+                            acc ? c[i * g->ldc + j] + tile[i * nr + j] : tile[i * nr + j];
+            }
+        }
+    }
+}
+
+static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
+                            float *Ap, float *Bp, uint32_t *Ap16, uint32_t *Bp16) {
+    size_t jc, pc, kc_blk = fti__gemm_kc_for(g), nc_blk = fti__gemm_nc(g->k, n1 - n0);
     for (jc = n0; jc < n1; jc += nc_blk) {
         size_t nc = n1 - jc < nc_blk ? n1 - jc : nc_blk;
         for (pc = 0; pc < g->K; pc += kc_blk) {
-            size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk, kp = (kc + 1) / 2;
-            int acc = pc > 0 || (g->flags & FTI_MM_ACCUMULATE);
+            size_t kc = g->K - pc < kc_blk ? g->K - pc : kc_blk, pf[4];
             if (Bp16)
                 fti__pack_bf16(g, 1, jc, nc, pc, kc, Bp, Bp16);
             else
                 fti__pack_b(g, jc, nc, pc, kc, Bp);
-            for (ic = m0; ic < m1; ic += k->mc) {
-                size_t mc = m1 - ic < k->mc ? m1 - ic : k->mc;
-                if (Ap16)
-                    fti__pack_bf16(g, 0, ic, mc, pc, kc, Ap, Ap16);
-                else if (!in_place)
-                    fti__pack_a(g, ic, mc, pc, kc, Ap);
-                for (ir = 0; ir < mc; ir += mr) {
-                    const float *a = Ap + ir * kc;
-                    size_t rows = mc - ir < mr ? mc - ir : mr;
-                    if (in_place && rows < mr) { /* a partial strip: packed, zero-padded */
-                        fti__pack_a(g, ic + ir, rows, pc, kc, Ap);
-                        a = Ap;
-                    }
-                    for (jr = 0; jr < nc; jr += nr) {
-                        const float *b = Bp + jr * kc;
-                        float *c = g->C + (ic + ir) * g->ldc + jc + jr;
-                        size_t cols = nc - jr < nr ? nc - jr : nr, i, j;
-                        if (pc + kc < g->K) {
-                            size_t n_jr = (nc + nr - 1) / nr, n_ir = (m1 - m0 + mr - 1) / mr;
-                            size_t kn = g->K - pc - kc < kc_blk ? g->K - pc - kc : kc_blk;
-                            fti__prefetch_b(g, jc, nc, pc + kc, kn,
-                                            ((ic - m0 + ir) / mr) * n_jr + jr / nr, n_ir * n_jr);
-                        }
-                        if (in_place && ir + mr < mc) { /* the next strip, spread over jr */
-                            size_t n_jr = (nc + nr - 1) / nr, q = jr / nr;
-                            size_t p_lo = kc * q / n_jr, p_hi = kc * (q + 1) / n_jr;
-                            size_t w = mc - ir - mr < mr ? mc - ir - mr : mr;
-                            /* row by row from the index: stepping a pointer would form one
-                             * past the end of A after the last row */
-                            for (; p_lo < p_hi; p_lo++)
-                                fti__prefetch_row(g->A + (pc + p_lo) * g->lda + ic + ir + mr, w);
-                        }
-                        if (rows == mr && cols == nr) {
-                            if (Ap16)
-                                k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, c, g->ldc, acc);
-                            else if (in_place)
-                                k->ukernel_sa(kc, g->A + pc * g->lda + ic + ir, g->lda, b, c,
-                                              g->ldc, acc);
-                            else
-                                k->ukernel(kc, a, b, c, g->ldc, acc);
-                            continue;
-                        }
-                        if (in_place && rows == mr) /* a full strip against a partial panel */
-                            k->ukernel_sa(kc, g->A + pc * g->lda + ic + ir, g->lda, b, tile, nr,
-                                          0);
-                        else if (Ap16)
-                            k->ukernel_bf16(kp, Ap16 + ir * kp, Bp16 + jr * kp, tile, nr, 0);
-                        else
-                            k->ukernel(kc, a, b, tile, nr, 0);
-                        for (i = 0; i < rows; i++)
-                            for (j = 0; j < cols; j++)
-                                c[i * g->ldc + j] =
-                                    acc ? c[i * g->ldc + j] + tile[i * nr + j] : tile[i * nr + j];
-                    }
-                }
-            }
+            pf[0] = jc;
+            pf[1] = pc + kc < g->K ? nc : 0;
+            pf[2] = pc + kc;
+            pf[3] = g->K - pc - kc < kc_blk ? g->K - pc - kc : kc_blk;
+            fti__gemm_rows(g, m0, m1, jc, nc, pc, kc, Bp, Bp16, Ap, Ap16, pf);
         }
     }
 }
@@ -6783,8 +7117,7 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     size_t m0 = 0, m1 = g->M, n0 = 0, n1 = g->N, kc, nc, mc, kp;
     float *Ap, *Bp;
     uint32_t *Ap16 = NULL, *Bp16 = NULL;
-    int oom;
-    (void)thread;
+    int oom, scratch = 0;
     if (g->split_n) {
         n0 = begin * k->nr;
         n1 = end * k->nr < g->N ? end * k->nr : g->N;
@@ -6798,8 +7131,16 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     nc = fti__gemm_nc(k, n1 - n0);
     mc = m1 - m0 < k->mc ? m1 - m0 : k->mc;
     mc = (mc + k->mr - 1) / k->mr * k->mr;
-    Ap = (float *)fti_aligned_alloc(mc * kc * sizeof(float) + 64, 64);
-    Bp = (float *)fti_aligned_alloc(nc * kc * sizeof(float) + 64, 64);
+    if (g->pool && !g->bf16) { /* one block: A's panel, then B's (both 64-byte multiples) */
+        size_t a_bytes = (mc * kc * sizeof(float) + 127) / 64 * 64;
+        Ap = (float *)fti_pool_scratch(g->pool, thread, a_bytes + nc * kc * sizeof(float) + 64);
+        Bp = Ap ? (float *)(void *)((char *)Ap + a_bytes) : NULL;
+        scratch = Ap != NULL;
+    }
+    if (!scratch) {
+        Ap = (float *)fti_aligned_alloc(mc * kc * sizeof(float) + 64, 64);
+        Bp = (float *)fti_aligned_alloc(nc * kc * sizeof(float) + 64, 64);
+    }
     oom = !Ap || !Bp;
     if (g->bf16) {
         Ap16 = (uint32_t *)fti_aligned_alloc(mc * kp * sizeof(uint32_t) + 64, 64);
@@ -6820,8 +7161,10 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     } else {
         fti__gemm_block(g, m0, m1, n0, n1, Ap, Bp, Ap16, Bp16);
     }
-    fti_aligned_free(Ap);
-    fti_aligned_free(Bp);
+    if (!scratch) {
+        fti_aligned_free(Ap);
+        fti_aligned_free(Bp);
+    }
     fti_aligned_free(Ap16);
     fti_aligned_free(Bp16);
 }
@@ -6981,6 +7324,7 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
     }
     memset(&g, 0, sizeof g);
     g.k = k;
+    g.pool = pool;
     g.flags = flags;
     g.M = M;
     g.N = N;
@@ -9216,17 +9560,41 @@ FTI__AVX512 static void fti__f32_to_bf16_avx512(uint16_t *dst, const float *src,
                                     (short)(w)[(b) + 3].d, 0, 0, 0, 0)),                           \
         _mm_loadu_ps((xd) + (b)))
 
-/* The sums of four accumulators, [Σa0, Σa1, Σa2, Σa3], each added in the same fixed order
- * whatever the other three hold (a row alone passes zeros and gets the same bits). */
-FTI__AVX512 static __m128 fti__hsum4_avx512(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
-    __m512 b01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xee));
-    __m512 b23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xee));
-    __m512 c = _mm512_add_ps(_mm512_shuffle_f32x4(b01, b23, 0x88),
-                             _mm512_shuffle_f32x4(b01, b23, 0xdd));
-    c = _mm512_add_ps(c, _mm512_permute_ps(c, 0x4e));
-    c = _mm512_add_ps(c, _mm512_permute_ps(c, 0xb1));
-    return _mm512_castps512_ps128(_mm512_permutexvar_ps(
-        _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), c));
+/* Lane i of the result = Σ of the 16 lanes of v[i] (a transposing reduction: 45 ops for all 16
+ * sums instead of 16 separate horizontal sums). Each sum is added in the same fixed order
+ * whatever the other vectors hold (a row alone passes zeros and gets the same bits). Used by the
+ * quantized GEMVs below and the multi-row tiles of 02_kernels_quant.c. */
+FTI__AVX512 static __m512 fti__hsum16_avx512(const __m512 *v) {
+    __m512 t[8], u[4], q0, q1;
+/* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] */
+#define FTI__H16_T(i)                                                                              \
+    t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * (i)], v[2 * (i) + 1]),                           \
+                         _mm512_unpackhi_ps(v[2 * (i)], v[2 * (i) + 1]))
+/* per 128-bit lane: [a, b, c, d] */
+#define FTI__H16_U(i)                                                                              \
+    u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[2 * (i)]),        \
+                                                             _mm512_castps_pd(t[2 * (i) + 1]))),   \
+                         _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[2 * (i)]),        \
+                                                             _mm512_castps_pd(t[2 * (i) + 1]))))
+    FTI__H16_T(0); FTI__H16_T(1); FTI__H16_T(2); FTI__H16_T(3);
+    FTI__H16_T(4); FTI__H16_T(5); FTI__H16_T(6); FTI__H16_T(7);
+    FTI__H16_U(0); FTI__H16_U(1); FTI__H16_U(2); FTI__H16_U(3);
+#undef FTI__H16_T
+#undef FTI__H16_U
+    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
+}
+
+/* Rows r .. r+n-1 (n <= 4) of each of the four streams j (y + j·q4) from acc[4j + i] (row r+i
+ * of stream j): one fti__hsum16_avx512, four stores (masked when n < 4). */
+FTI__AVX512 static void fti__qv_store16(float *y, size_t q4, size_t n, const __m512 *acc) {
+    __m512 s = fti__hsum16_avx512(acc);
+    __mmask8 m = (__mmask8)((1u << n) - 1u);
+    _mm_mask_storeu_ps(y, m, _mm512_castps512_ps128(s));
+    _mm_mask_storeu_ps(y + q4, m, _mm512_extractf32x4_ps(s, 1));
+    _mm_mask_storeu_ps(y + 2 * q4, m, _mm512_extractf32x4_ps(s, 2));
+    _mm_mask_storeu_ps(y + 3 * q4, m, _mm512_extractf32x4_ps(s, 3));
 }
 
 /* One row's step over a group of 4 Q8_0 blocks (136 bytes at wb, loaded as l0, l1 and the last
@@ -9246,18 +9614,20 @@ FTI__AVX512 static __m128 fti__hsum4_avx512(__m512 a0, __m512 a1, __m512 a2, __m
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1_), _mm512_permutexvar_ps(sp23, s4_), acc);    \
     } while (0)
 
-/* A Q8_0 row's blocks past the last whole group of 4 added to its sum s. */
-FTI__VNNI static float fti__q8_vnni_finish(const fti_block_q8_0 *w, const int8_t *xq,
-                                           const float *xd, size_t b0, size_t nb, float s) {
+/* A Q8_0 row's blocks past the last whole group of 4 (1-3), each a dpbusd over its 32 bytes
+ * (8 int32 lanes) scaled by its wd·xd into lanes 0-7 of the row's accumulator. */
+FTI__VNNI static __m512 fti__q8_vnni_rest(const fti_block_q8_0 *w, const int8_t *xq,
+                                          const float *xd, size_t b0, size_t nb, __m512 acc) {
     size_t b;
     for (b = b0; b < nb; b++) {
         __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
         __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
         __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(xv),
                                         _mm256_sign_epi8(wv, xv));
-        s += (float)fti__hsum_epi32_avx2(d) * (_cvtsh_ss(w[b].d) * xd[b]);
+        acc = _mm512_mask3_fmadd_ps(_mm512_cvtepi32_ps(_mm512_castsi256_si512(d)),
+                                    _mm512_set1_ps(_cvtsh_ss(w[b].d) * xd[b]), acc, 0xff);
     }
-    return s;
+    return acc;
 }
 
 /* Q8_0 with VNNI, four blocks per step (FTI__Q8_VNNI_STEP) and four rows at a time, rows i, i+q,
@@ -9271,7 +9641,7 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
     const __m512i sp23 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     const __m512 zero = _mm512_setzero_ps();
     size_t ng = nb / 4, g, r, j, q4, st;
-    float s4[4];
+    __m512 acc[16];
     __m512i idx_a, idx_b, idx_d;
     unsigned char ia[64], ib[64], id[64];
     for (j = 0; j < 64; j++) {
@@ -9287,6 +9657,7 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
     for (r = 0; r < q4; r++) {
         const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        size_t ri = r % 4;
         for (g = 0; g < ng; g++, wb += 136) {
             const int8_t *xg = xq + g * 128;
             __m128i s16 = _mm_loadu_si128((const __m128i *)(xs + g * 4));
@@ -9307,15 +9678,25 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
             FTI__Q8_VNNI_STEP(a2, l2, m2, wb + 2 * st, xg, i0, i1, xd4);
             FTI__Q8_VNNI_STEP(a3, l3, m3, wb + 3 * st, xg, i0, i1, xd4);
         }
-        wb = (const unsigned char *)W + r * row_bytes;
-        _mm_storeu_ps(s4, fti__hsum4_avx512(a0, a1, a2, a3));
-        for (j = 0; j < 4; j++)
-            y[r + j * q4] = fti__q8_vnni_finish((const fti_block_q8_0 *)(wb + j * st), xq, xd,
-                                                ng * 4, nb, s4[j]);
+        if (ng * 4 < nb) { /* the blocks past the last group, one by one */
+            wb = (const unsigned char *)W + r * row_bytes;
+            a0 = fti__q8_vnni_rest((const fti_block_q8_0 *)wb, xq, xd, ng * 4, nb, a0);
+            a1 = fti__q8_vnni_rest((const fti_block_q8_0 *)(wb + st), xq, xd, ng * 4, nb, a1);
+            a2 = fti__q8_vnni_rest((const fti_block_q8_0 *)(wb + 2 * st), xq, xd, ng * 4, nb, a2);
+            a3 = fti__q8_vnni_rest((const fti_block_q8_0 *)(wb + 3 * st), xq, xd, ng * 4, nb, a3);
+        }
+        acc[ri] = a0;
+        acc[4 + ri] = a1;
+        acc[8 + ri] = a2;
+        acc[12 + ri] = a3;
+        if (ri == 3 || r + 1 == q4) { /* rows r-ri .. r of every stream */
+            for (j = ri + 1; j < 4; j++) acc[j] = acc[4 + j] = acc[8 + j] = acc[12 + j] = zero;
+            fti__qv_store16(y + r - ri, q4, ri + 1, acc);
+        }
     }
     for (r = 4 * q4; r < rows; r++) {
         const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
-        __m512 acc = _mm512_setzero_ps();
+        acc[0] = _mm512_setzero_ps();
         for (g = 0; g < ng; g++, wb += 136) {
             __m128i s16 = _mm_loadu_si128((const __m128i *)(xs + g * 4));
             __m512i x16 = _mm512_castsi128_si512(_mm_sub_epi32(_mm_setzero_si128(),
@@ -9323,11 +9704,12 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
             __m512i i0 = _mm512_permutexvar_epi32(sp01, x16), i1 = _mm512_permutexvar_epi32(sp23, x16);
             __m512i l0 = _mm512_loadu_si512((const void *)wb);
             __m512i m0 = _mm512_loadu_si512((const void *)(wb + 64));
-            FTI__Q8_VNNI_STEP(acc, l0, m0, wb, xq + g * 128, i0, i1, _mm_loadu_ps(xd + g * 4));
+            FTI__Q8_VNNI_STEP(acc[0], l0, m0, wb, xq + g * 128, i0, i1, _mm_loadu_ps(xd + g * 4));
         }
-        _mm_storeu_ps(s4, fti__hsum4_avx512(acc, zero, zero, zero));
-        y[r] = fti__q8_vnni_finish((const fti_block_q8_0 *)((const char *)W + r * row_bytes), xq,
-                                   xd, ng * 4, nb, s4[0]);
+        acc[0] = fti__q8_vnni_rest((const fti_block_q8_0 *)((const char *)W + r * row_bytes), xq,
+                                   xd, ng * 4, nb, acc[0]);
+        for (j = 1; j < 16; j++) acc[j] = zero;
+        _mm512_mask_storeu_ps(y + r, 1, fti__hsum16_avx512(acc));
     }
 }
 
@@ -9421,7 +9803,7 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
     /* the partial group: its 18·tail bytes, its tail scales xd */
     const __mmask64 mt = tail ? (__mmask64)((1ull << (18 * tail)) - 1u) : 0;
     const __mmask8 mx = (__mmask8)((1u << tail) - 1u);
-    float s4[4];
+    __m512 acc[16];
     __m512i idx_q, idx_d, idx_d2;
     const __m512i m4 = _mm512_set1_epi8(15);
     __m512i spread[4];
@@ -9463,6 +9845,7 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
     for (r = 0; r < q4; r++) {
         const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        size_t ri = r % 4;
         for (g = 0; g < ngt; g++, wb += 72) {
             const int8_t *xg = xr + g * 128;
             int part = g == ng; /* the partial group */
@@ -9498,12 +9881,18 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
             FTI__Q4_VNNI_STEP(a2, l2, h2, xg, init, _mm512_permutexvar_ps(spread[2], sc));
             FTI__Q4_VNNI_STEP(a3, l3, h3, xg, init, _mm512_permutexvar_ps(spread[3], sc));
         }
-        _mm_storeu_ps(s4, fti__hsum4_avx512(a0, a1, a2, a3));
-        for (j = 0; j < 4; j++) y[r + j * q4] = s4[j];
+        acc[ri] = a0;
+        acc[4 + ri] = a1;
+        acc[8 + ri] = a2;
+        acc[12 + ri] = a3;
+        if (ri == 3 || r + 1 == q4) { /* rows r-ri .. r of every stream */
+            for (j = ri + 1; j < 4; j++) acc[j] = acc[4 + j] = acc[8 + j] = acc[12 + j] = zero;
+            fti__qv_store16(y + r - ri, q4, ri + 1, acc);
+        }
     }
     for (r = 4 * q4; r < rows; r++) {
         const unsigned char *wb = (const unsigned char *)W + r * row_bytes;
-        __m512 acc = _mm512_setzero_ps();
+        acc[0] = _mm512_setzero_ps();
         for (g = 0; g < ngt; g++, wb += 72) {
             int part = g == ng;
             __m512i init = _mm512_loadu_si512((const void *)(xi + g * 16));
@@ -9513,11 +9902,11 @@ FTI__VNNI static void fti__gemv_q4_0_vnni(const void *W, size_t row_bytes, size_
             __m128 xd4 = part ? _mm_maskz_loadu_ps(mx, xd + g * 4) : _mm_loadu_ps(xd + g * 4);
             __m512 sc = _mm512_castps128_ps512(_mm_mul_ps(
                 _mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi8(idx_d, l0))), xd4));
-            FTI__Q4_VNNI_STEP(acc, l0, h0, xr + g * 128, init,
+            FTI__Q4_VNNI_STEP(acc[0], l0, h0, xr + g * 128, init,
                               _mm512_permutexvar_ps(spread[0], sc));
         }
-        _mm_storeu_ps(s4, fti__hsum4_avx512(acc, zero, zero, zero));
-        y[r] = s4[0];
+        for (j = 1; j < 16; j++) acc[j] = zero;
+        _mm512_mask_storeu_ps(y + r, 1, fti__hsum16_avx512(acc));
     }
 }
 
@@ -9948,25 +10337,6 @@ FTI__VNNI static __m512i fti__pair_x_vnni(const int8_t *x, int two) {
                : _mm512_maskz_loadu_epi8((__mmask64)0xffffffffu, (const void *)x);
 }
 
-/* Lane i of the result = Σ of the 16 lanes of v[i] (a transposing reduction: 45 ops for all 16
- * sums instead of 16 separate horizontal sums). Summation order is fixed. */
-FTI__VNNI static __m512 fti__hsum16_vnni(const __m512 *v) {
-    __m512 t[8], u[4], q0, q1;
-    size_t i;
-    FTI__UNROLL4
-    for (i = 0; i < 8; i++) /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] */
-        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
-                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
-    FTI__UNROLL4
-    for (i = 0; i < 4; i++) /* per 128-bit lane: [a, b, c, d] */
-        u[i] = _mm512_add_ps(
-            _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[2 * i]), _mm512_castps_pd(t[2 * i + 1]))),
-            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[2 * i]), _mm512_castps_pd(t[2 * i + 1]))));
-    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
-    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
-}
-
 /* One step of the Q8_0 tile over blocks b, b+1 (TWO = 0: block b only, the odd last one). */
 #define FTI__Q8V_STEP(TWO)                                                                         \
     do {                                                                                           \
@@ -10011,7 +10381,7 @@ FTI__VNNI static void fti__qtile_q8_0_vnni(const char *const *w, const int8_t *c
     }
     for (b = 0; b + 2 <= nb; b += 2) FTI__Q8V_STEP(1);
     if (b < nb) FTI__Q8V_STEP(0);
-    _mm512_storeu_ps(out, fti__hsum16_vnni(acc));
+    _mm512_storeu_ps(out, fti__hsum16_avx512(acc));
 }
 
 /* One step of the Q4_0 tile over blocks b, b+1 (TWO = 0: block b only). */
@@ -10061,7 +10431,7 @@ FTI__VNNI static void fti__qtile_q4_0_vnni(const char *const *w, const int8_t *c
     }
     for (b = 0; b + 2 <= nb; b += 2) FTI__Q4V_STEP(1);
     if (b < nb) FTI__Q4V_STEP(0);
-    _mm512_storeu_ps(out, fti__hsum16_vnni(acc));
+    _mm512_storeu_ps(out, fti__hsum16_avx512(acc));
 }
 
 /* --- AVX-512 VNNI panels: 16 weight rows interleaved, no horizontal sums ---------------------- */
@@ -25211,11 +25581,9 @@ static void fti__reg_json_copy(fti_jw *w, const fti_json *v) {
     case FTI_JSON_OBJECT:
         fti_jw_obj_begin(w);
         for (c = v->child; c; c = c->next) {
-            fti_buf key;
-            memset(&key, 0, sizeof(key));
-            fti_buf_append(&key, c->key, c->key_len);
-            fti_jw_key(w, key.data ? key.data : "");
-            fti_buf_free(&key);
+            /* the key as it is (no copy: a copy that failed for want of memory wrote "" and
+             * the card was saved without the member's name) */
+            fti_jw_keyn(w, c->key, c->key_len);
             fti__reg_json_copy(w, c);
         }
         fti_jw_obj_end(w);
@@ -25287,16 +25655,12 @@ FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
     fti_jw_str(&w, created);
     root = doc ? fti_json_root(doc) : NULL;
     for (c = root ? root->child : NULL; c; c = c->next) {
-        fti_buf key;
         if ((c->key_len == 2 && memcmp(c->key, "id", 2) == 0) ||
             (c->key_len == 4 && memcmp(c->key, "path", 4) == 0) ||
             (c->key_len == 6 && memcmp(c->key, "sha256", 6) == 0) ||
             (c->key_len == 7 && memcmp(c->key, "created", 7) == 0))
             continue;
-        memset(&key, 0, sizeof(key));
-        fti_buf_append(&key, c->key, c->key_len);
-        fti_jw_key(&w, key.data ? key.data : "");
-        fti_buf_free(&key);
+        fti_jw_keyn(&w, c->key, c->key_len); /* (as in fti__reg_json_copy) */
         fti__reg_json_copy(&w, c);
     }
     fti_jw_obj_end(&w);
@@ -25683,8 +26047,8 @@ static void fti__reg_config_json(fti_jw *w, const fti_model_config *cfg, const c
  * missing is NULL). */
 static void fti__reg_gguf_str(fti_jw *w, const fti_gguf *g, const char *key, const char *member,
                               const char *missing) {
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0;
     if (fti_gguf_get_str(g, key, &s, &n, NULL) == FTI_OK) {
         fti_jw_key(w, member);
         fti_jw_strn(w, s, n);
@@ -25702,8 +26066,8 @@ FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file
     fti_model_config cfg;
     const fti_gguf_tensor *emb;
     char parent[FTI__REG_ID_LEN + 1];
-    const char *s;
-    size_t n;
+    const char *s = NULL;
+    size_t n = 0;
     uint64_t u;
     float f;
     fti_buf card;
@@ -27117,7 +27481,7 @@ FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_
     fti_result rc;
     size_t l;
     uint32_t u;
-    int b;
+    int b = 0; /* (g++ -O3 cannot see fti_gguf_get_bool set it when it returns FTI_OK) */
     size_t counts[31];
     if (!out || !path) return fti_error_set(err, FTI_ERR_INVALID, "engine: NULL argument");
     *out = NULL;
@@ -27589,8 +27953,8 @@ struct fti_session {
     int kv_f16;
     fti__kv_dot_fn kdot;   /* f16 rows: q·k and y += p·v */
     fti__kv_axpy_fn kaxpy;
-    float *kbuf, *vbuf; /* f16 cache: (B, KVD) f32 rows before they are rounded into the cache,
-                           and a block of cached rows widened for prefill's GEMMs (else empty) */
+    float *kbuf, *vbuf; /* f16 cache: (B, KVD) f32 rows before they are rounded into the cache
+                           (else empty) */
     float *rope_cos, *rope_sin; /* (n_ctx, D/2) */
     float *x, *xb, *q, *att_out, *att; /* (B,C) (B,C) (B,HD) (B,HD) (B*H, n_ctx) */
     float *hb, *hb2;                    /* (B,F) */
@@ -27809,17 +28173,73 @@ static fti__kv_view fti__kv_layer(const fti_session *s, size_t l) {
     return kv;
 }
 
+/* Scores of up to 16 positions (p[j] = scale · q·k_j, k_j at kc + j·ld) and the weighted sum of
+ * their values (y += Σ p[j] · v_j) for one head of D = 16·nc or 8·nc dimensions: the SIMD forms
+ * of the batch section below (fti__bt_attn_fns picks them for the table and D). */
+typedef void (*fti__bt_scores_fn)(const float *q, const void *kc, size_t ld, size_t m,
+                                  float scale, float *p, size_t nc);
+typedef void (*fti__bt_values_fn)(const float *p, const void *vc, size_t ld, size_t m, float *y,
+                                  size_t nc);
+static int fti__bt_attn_fns(const fti_engine *e, int f16, fti__bt_scores_fn *sf,
+                            fti__bt_values_fn *vf, size_t *nc);
+#define FTI__BT_BLOCK ((size_t)16)
+
+/* Prefetch of bytes [lo, hi) of each of the (up to FTI__BT_BLOCK) rows j0.. of the cache. */
+static void fti__attn_prefetch(const char *base, size_t j0, size_t n, size_t row, size_t lo,
+                               size_t hi) {
+#if defined(__GNUC__) || defined(__clang__)
+    size_t j, off, e = j0 + FTI__BT_BLOCK < n ? j0 + FTI__BT_BLOCK : n;
+    for (j = j0; j < e; j++)
+        for (off = lo; off < hi; off += 64) __builtin_prefetch(base + j * row + off);
+#else
+    (void)base, (void)j0, (void)n, (void)row, (void)lo, (void)hi;
+#endif
+}
+
 /* Attention of nh consecutive query heads h0 .. h0+nh-1 over n cached positions: head i's query
  * is q + i*D, its kv head (h0+i)/rep, its probabilities go to p + i*p_stride (n), its output to
- * y + i*D (D). The cache is walked row by row (position j's keys, then values, of all nh heads are
- * adjacent), so the reads stream through memory instead of striding by a row per head. Per head:
- * scores q·k_j·scale in j order, the kernel table's softmax, y = Σ_j p_j·v_j in j order; which heads
- * share a call (and so the thread count) does not change any head's result. */
+ * y + i*D (D). The one attention of the engine: the session's decode step, its prompt batches
+ * (every token's heads) and the batch's rows (fti__bt_attn_seq) all come here, so a sequence's
+ * result is the same bits whichever path computed it. The cache is walked in blocks of 16
+ * positions (position j's keys, then values, of all nh heads are adjacent, so the reads stream
+ * through memory instead of striding by a row per head). With the SIMD forms (x86 tables, D a
+ * multiple of 16 up to 128 on AVX-512, of 8 up to 64 on AVX2): per head and block the 16 scores
+ * with SIMD over positions and dimensions, then each head's softmax through the table, then the
+ * values per block with the output row in registers. Otherwise: scores q·k_j·scale in j order,
+ * the softmax, y = Σ_j p_j·v_j in j order. Which heads share a call (and so the thread count)
+ * does not change any head's result. */
 static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_view *kv,
                             size_t h0, size_t nh, size_t n, float scale, float *p,
                             size_t p_stride, float *y) {
     size_t j, i, D = e->D, rep = e->H / e->KV, esz = kv->f16 ? 2 : 4;
     size_t row = e->KVD * esz, lo = (h0 / rep) * D * esz, hi = ((h0 + nh - 1) / rep + 1) * D * esz;
+    fti__bt_scores_fn sf;
+    fti__bt_values_fn vf;
+    size_t nc;
+    if (fti__bt_attn_fns(e, kv->f16, &sf, &vf, &nc)) {
+        const char *kb = (const char *)kv->k, *vb = (const char *)kv->v;
+        fti__attn_prefetch(kb, 0, n, row, lo, hi);
+        for (j = 0; j < n; j += FTI__BT_BLOCK) {
+            size_t m = n - j < FTI__BT_BLOCK ? n - j : FTI__BT_BLOCK;
+            fti__attn_prefetch(kb, j + FTI__BT_BLOCK, n, row, lo, hi);
+            for (i = 0; i < nh; i++)
+                sf(q + i * D, kb + j * row + ((h0 + i) / rep) * D * esz, e->KVD, m, scale,
+                   p + i * p_stride + j, nc);
+        }
+        for (i = 0; i < nh; i++) {
+            fti_softmax_fwd(e->k, p + i * p_stride, p + i * p_stride, 1, n);
+            memset(y + i * D, 0, D * sizeof(float));
+        }
+        fti__attn_prefetch(vb, 0, n, row, lo, hi);
+        for (j = 0; j < n; j += FTI__BT_BLOCK) {
+            size_t m = n - j < FTI__BT_BLOCK ? n - j : FTI__BT_BLOCK;
+            fti__attn_prefetch(vb, j + FTI__BT_BLOCK, n, row, lo, hi);
+            for (i = 0; i < nh; i++)
+                vf(p + i * p_stride + j, vb + j * row + ((h0 + i) / rep) * D * esz, e->KVD, m,
+                   y + i * D, nc);
+        }
+        return;
+    }
     for (j = 0; j < n; j++) {
         const char *kr = (const char *)kv->k + j * row;
 #if defined(__GNUC__) || defined(__clang__)
@@ -27870,13 +28290,10 @@ static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_v
     }
 }
 
-/* One query head's attention over n cached positions of kv head kvh: p (n) gets the softmax of
- * the scaled scores, yt (D) the weighted sum of the values. Shared by the session's and the batch's
- * forward so both compute in the same order (fti__attn_heads with one head). */
-static void fti__attn_head(const fti_engine *e, const float *qt, const fti__kv_view *kv,
-                           size_t kvh, size_t n, float scale, float *p, float *yt) {
-    fti__attn_heads(e, qt, kv, kvh * (e->H / e->KV), 1, n, scale, p, n, yt);
-}
+/* Item i covers token t(i)'s heads: tokens in the order 0, T-1, 1, T-2, ..., so that each
+ * thread's contiguous share of the items has about as many cached positions to attend over
+ * (token t attends over pos0 + t + 1 of them) as the others. */
+static size_t fti__sess_attn_token(size_t u, size_t T) { return u % 2 ? T - 1 - u / 2 : u / 2; }
 
 static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     const fti__sess_attn *c = (const fti__sess_attn *)vctx;
@@ -27887,7 +28304,8 @@ static void fti__sess_attn_task(void *vctx, size_t i0, size_t i1, int thread) {
     fti__kv_view kv = fti__kv_layer(s, c->layer);
     (void)thread;
     for (i = i0; i < i1;) { /* the heads of one token in [i0, i1) go together */
-        size_t t = i / e->H, h = i % e->H, nh = e->H - h, n = c->pos0 + t + 1;
+        size_t t = fti__sess_attn_token(i / e->H, c->T), h = i % e->H, nh = e->H - h;
+        size_t n = c->pos0 + t + 1;
         if (nh > i1 - i) nh = i1 - i;
         fti__attn_heads(e, s->q + t * e->HD + h * D, &kv, h, nh, n, scale, s->att + i * s->n_ctx,
                         s->n_ctx, s->att_out + t * e->HD + h * D);
@@ -27978,7 +28396,7 @@ static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, si
 #if !defined(FTI_NO_THREADS) && !defined(_WIN32) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(__TINYC__)
 #define FTI__DEC_SPIN 1
-#include <sched.h>
+/* #include <sched.h> (already included) */
 #if defined(__x86_64__) || defined(__i386__)
 #define FTI__DEC_PAUSE() __builtin_ia32_pause()
 #elif defined(__aarch64__)
@@ -28238,6 +28656,15 @@ static fti_result fti__sess_decode(fti_session *s, int32_t token, float *logits_
     return FTI_OK;
 }
 
+/* Prompt batches attend per token through fti__attn_heads (the decode step's and the batch's
+ * order: a prompt's logits are the same bits whichever path evaluated it) while they end within
+ * the first FTI__PF_ATTN_HEADS_MAX positions; past that the per-head GEMMs are faster (measured,
+ * stories15M Q8_0, one thread: per token 10.3k vs 7.1-7.6k tokens/s for a 128-token prompt,
+ * 8.3k vs 9.8k for 256) and the sums run in another order. */
+#ifndef FTI__PF_ATTN_HEADS_MAX
+#define FTI__PF_ATTN_HEADS_MAX 160
+#endif
+
 /* One forward over T <= n_batch tokens at positions pos..pos+T-1; logits for the last token
  * into s->logits, or for all T into logits_out (T,V). */
 static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_t T,
@@ -28271,15 +28698,15 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
             fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 0, l, pos0), kc, T * e->KVD);
             fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 1, l, pos0), vc, T * e->KVD);
         }
-        if (T >= 8) { /* prompt batches: attention through GEMM */
+        if (pos0 + T > FTI__PF_ATTN_HEADS_MAX) { /* long prompts: attention through GEMMs */
             fti__sess_attn_gemm(s, l, T, pos0);
-        } else {
+        } else { /* every token's heads through the decode step's attention (the same bits as
+                  * a token decoded alone or in a batch), one share of the tokens per thread */
+            size_t nt = (size_t)fti_pool_threads(s->pool);
             ac.s = s;
             ac.layer = l;
             ac.T = T;
             ac.pos0 = pos0;
-            /* one chunk of heads per thread: each walks the cache once */
-            size_t nt = (size_t)fti_pool_threads(s->pool);
             fti_pool_for(s->pool, T * e->H, (T * e->H + nt - 1) / nt, fti__sess_attn_task, &ac);
         }
         rc = fti_matmul_w(k, s->pool, ly->o.type, ly->o.data, s->att_out, s->xb, T, C, e->HD);
@@ -28522,19 +28949,14 @@ FTIDEF void fti_batch_free(fti_batch *d) {
     fti_free(d);
 }
 
-/* Batched attention, one sequence at a time over all its heads. A sequence's cached keys of a
- * layer are one contiguous (n, KVD) block, so the work goes through it in blocks of 16
- * positions (18 KiB for KVD 288: it stays in L1 while every head takes its part, and the next
- * block streams in order, which the hardware prefetcher follows), not one strided pass per head.
- * Per head and block: the 16 scores with SIMD over positions and head dimensions (one FMA per 16
- * or 8 dimensions per position, then one transposing reduction for the 16 sums), instead of one
- * fti_dot call per position. Then each head's softmax through the table (its vector exp), and
- * the values the same way: per block, each head's output row in registers, two interleaved
- * accumulator sets. The formula is fti__attn_head's; the sums run in another order, so a
- * session's result here differs from its own decode path by rounding (the batch tests'
- * tolerances) and never depends on the batch it is in or the thread that runs it. */
-#define FTI__BT_BLOCK ((size_t)16)
-
+/* The SIMD forms of the attention's two inner steps (fti__attn_heads uses them for every path:
+ * decode step, prompt batches, batched rows). A sequence's cached keys of a layer are one
+ * contiguous (n, KVD) block, so the work goes through it in blocks of 16 positions (18 KiB for
+ * KVD 288: it stays in L1 while every head takes its part, and the next block streams in order),
+ * not one strided pass per head. Per head and block: the 16 scores with SIMD over positions and
+ * head dimensions (one FMA per 16 or 8 dimensions per position, then one transposing reduction
+ * for the 16 sums), instead of one dot call per position; the values the same way: per block,
+ * each head's output row in registers, two interleaved accumulator sets. */
 #if defined(FTI__X86)
 FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 #define FTI__BT_INLINE __inline__ __attribute__((always_inline))
@@ -28799,15 +29221,8 @@ static void fti__bt_shift_scale(const fti_kernels *k, float *y, const float *x, 
     for (i = 0; i < n; i++) y[i] = (x[i] - c) * a;
 }
 
-/* Scores of up to 16 positions (p[j] = scale · q·k_j, k_j at kc + j·ld) and the weighted sum of
- * their values (y += Σ p[j] · v_j) for one head of D = 16·nc or 8·nc dimensions. */
-typedef void (*fti__bt_scores_fn)(const float *q, const void *kc, size_t ld, size_t m,
-                                  float scale, float *p, size_t nc);
-typedef void (*fti__bt_values_fn)(const float *p, const void *vc, size_t ld, size_t m, float *y,
-                                  size_t nc);
-
 /* The SIMD forms for the engine's table and head size (D a multiple of 16 up to 128 on
- * AVX-512, of 8 up to 64 on AVX2); 0 when there are none (fti__attn_head per head then). */
+ * AVX-512, of 8 up to 64 on AVX2); 0 when there are none (fti__attn_heads' scalar order then). */
 static int fti__bt_attn_fns(const fti_engine *e, int f16, fti__bt_scores_fn *sf,
                             fti__bt_values_fn *vf, size_t *nc) {
 #if defined(FTI__X86)
@@ -28836,52 +29251,12 @@ static int fti__bt_attn_fns(const fti_engine *e, int f16, fti__bt_scores_fn *sf,
     return 0;
 }
 
-/* Software prefetch of the block of positions j0.. (up to 16 rows of row_bytes, contiguous):
- * the cache of a sequence is cold (the weights streamed through since its last step) and the
- * heads' strided reads of one block do not start the hardware prefetcher early enough. */
-static void fti__bt_prefetch(const char *base, size_t j0, size_t n, size_t row_bytes) {
-#if defined(__GNUC__) || defined(__clang__)
-    size_t m = j0 >= n ? 0 : n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK, off, end;
-    const char *p = base + j0 * row_bytes;
-    end = m * row_bytes;
-    for (off = 0; off < end; off += 64) __builtin_prefetch(p + off);
-#else
-    (void)base, (void)j0, (void)n, (void)row_bytes;
-#endif
-}
-
 /* Attention of one sequence's H query heads q (HD) over its n cached positions of one layer
  * (kv: (n, KVD) rows, f32 or f16): y (HD) gets the outputs, att (H rows of att_ld >= n) the
- * weights. */
+ * weights; the same bits as the session's own paths give (fti__attn_heads). */
 static void fti__bt_attn_seq(const fti_engine *e, const float *q, const fti__kv_view *kv,
                              size_t n, float *att, size_t att_ld, float *y) {
-    fti__bt_scores_fn sf;
-    fti__bt_values_fn vf;
-    size_t nc, h, j0, D = e->D, rep = e->H / e->KV, esz = kv->f16 ? 2 : 4;
-    float scale = 1.0f / (float)sqrt((double)D);
-    if (!fti__bt_attn_fns(e, kv->f16, &sf, &vf, &nc)) {
-        for (h = 0; h < e->H; h++)
-            fti__attn_head(e, q + h * D, kv, h / rep, n, scale, att + h * att_ld, y + h * D);
-        return;
-    }
-    fti__bt_prefetch((const char *)kv->k, 0, n, e->KVD * esz);
-    for (j0 = 0; j0 < n; j0 += FTI__BT_BLOCK) {
-        size_t m = n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK;
-        fti__bt_prefetch((const char *)kv->k, j0 + FTI__BT_BLOCK, n, e->KVD * esz);
-        for (h = 0; h < e->H; h++)
-            sf(q + h * D, (const char *)kv->k + (j0 * e->KVD + (h / rep) * D) * esz, e->KVD, m,
-               scale, att + h * att_ld + j0, nc);
-    }
-    for (h = 0; h < e->H; h++) fti_softmax_fwd(e->k, att + h * att_ld, att + h * att_ld, 1, n);
-    memset(y, 0, e->HD * sizeof(float));
-    fti__bt_prefetch((const char *)kv->v, 0, n, e->KVD * esz);
-    for (j0 = 0; j0 < n; j0 += FTI__BT_BLOCK) {
-        size_t m = n - j0 < FTI__BT_BLOCK ? n - j0 : FTI__BT_BLOCK;
-        fti__bt_prefetch((const char *)kv->v, j0 + FTI__BT_BLOCK, n, e->KVD * esz);
-        for (h = 0; h < e->H; h++)
-            vf(att + h * att_ld + j0, (const char *)kv->v + (j0 * e->KVD + (h / rep) * D) * esz,
-               e->KVD, m, y + h * D, nc);
-    }
+    fti__attn_heads(e, q, kv, 0, e->H, n, 1.0f / (float)sqrt((double)e->D), att, att_ld, y);
 }
 
 typedef struct fti__bt_attn {
@@ -29366,7 +29741,9 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     o = &s->o;
     V = s->V;
     fti__sampler_penalize(s, logits);
-    if (o->temperature <= 0.0f) {
+    /* greedy: temperature 0 (or below, or NaN), or so small that 1/temperature overflows (a
+     * subnormal temperature, e.g. a request's 1e-40: inf·0 would make the top token's weight NaN) */
+    if (!(o->temperature > 0.0f) || !(1.0f / o->temperature < INFINITY)) {
         size_t best = V;
         int bad = 1;
         if (V >= 8) { /* no NaN: the first id holding the max (SIMD max, exact in any order) */
@@ -29397,8 +29774,15 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     mx = -INFINITY;
     for (i = 0; i < n; i++)
         if (logits[s->idx[i]] > mx) mx = logits[s->idx[i]];
+    if (mx == INFINITY) { /* +inf logits (inf - inf is NaN): only they can be drawn, alike */
+        size_t m = 0;
+        for (i = 0; i < n; i++)
+            if (logits[s->idx[i]] == INFINITY) s->idx[m++] = s->idx[i];
+        return s->idx[fti_rng_below(&s->rng, (uint32_t)m)];
+    }
     sum = 0.0;
-    thr = o->min_p; /* p_max is exp(0) = 1 before normalisation */
+    /* min_p above 1 keeps the most likely token(s) only (it would drop every candidate) */
+    thr = o->min_p < 1.0f ? o->min_p : 1.0f; /* p_max is exp(0) = 1 before normalisation */
     if (n == V) {
         /* every token is a candidate (no top-k, all logits finite): one vectorised softmax over
          * the whole row (exp per token dominated batched serving when done one at a time) */
@@ -29409,7 +29793,7 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
         }
         fti_softmax_fwd(s->k, s->probs, s->probs, 1, V);
         sum = 1.0; /* normalised; the draw below stops at the last candidate if rounding fell short */
-        thr = o->min_p * s->probs[imx];
+        thr = (o->min_p < 1.0f ? o->min_p : 1.0f) * s->probs[imx];
     } else {
         for (i = 0; i < n; i++) {
             float p = (float)exp((double)((logits[s->idx[i]] - mx) * inv_t));
@@ -29521,7 +29905,8 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
     fti__gen_out go;
     fti_generate_stats st;
     uint64_t t0, t1;
-    size_t i, n_gen = 0;
+    size_t i, n_gen = 0, n_recent = 0;
+    int32_t recent[FTI_GENERATE_RECENT]; /* for on_logits: the last tokens, oldest first */
     fti_result rc = FTI_OK;
     const fti_engine *e;
     if (!s || !smp || (!prompt && n_prompt))
@@ -29548,6 +29933,9 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
     st.prefill_s = (double)(t1 - t0) * 1e-9;
     if (rc == FTI_OK && !opts->no_penalize_prompt)
         for (i = 0; i < n_prompt; i++) fti_sampler_accept(smp, prompt[i]);
+    memset(recent, 0, sizeof recent);
+    for (i = n_prompt > FTI_GENERATE_RECENT ? n_prompt - FTI_GENERATE_RECENT : 0; i < n_prompt; i++)
+        recent[n_recent++] = prompt[i];
     while (rc == FTI_OK) {
         int32_t tok;
         const char *bytes;
@@ -29556,6 +29944,8 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
             st.finish = FTI_FINISH_LENGTH;
             break;
         }
+        if (opts->on_logits)
+            opts->on_logits(opts->logits_user, s->logits, e->V, recent, n_recent);
         tok = fti_sampler_sample(smp, s->logits);
         if (n_gen == 0) st.first_token_s = (double)(fti_time_ns() - t0) * 1e-9;
         if (tok < 0) {
@@ -29565,6 +29955,9 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
         n_gen++;
         if (opts->tokens && n_gen <= opts->tokens_cap) opts->tokens[n_gen - 1] = tok;
         fti_sampler_accept(smp, tok);
+        if (n_recent == FTI_GENERATE_RECENT)
+            memmove(recent, recent + 1, --n_recent * sizeof *recent);
+        recent[n_recent++] = tok;
         if (tok == e->eos && !opts->ignore_eos) {
             st.finish = FTI_FINISH_EOS;
             break;
@@ -29602,6 +29995,682 @@ FTIDEF size_t fti_prompt_fit(const int32_t *header, size_t n_header, const int32
     keep = n_body < max_tokens - n_header ? n_body : max_tokens - n_header;
     if (keep) memcpy(out + n_header, body + (n_body - keep), keep * sizeof(int32_t));
     return n_header + keep;
+}
+
+/* === infer: author memory (n-gram model, mixing) === */
+
+/* One order's table: n distinct k-grams, sorted lexicographically, k ids each, and their
+ * counts (raw at the highest order, distinct left contexts below it). */
+typedef struct fti__ng_order {
+    uint32_t *ids;  /* (n, k) */
+    uint32_t *cnt;  /* (n) */
+    size_t n;
+    double d[4];    /* discount for count 1, 2, 3+ (d[0] unused) */
+} fti__ng_order;
+
+struct fti_ngram {
+    int order;
+    size_t V;
+    uint64_t n_tokens;
+    fti__ng_order t[FTI_NGRAM_MAX_ORDER + 1]; /* t[k], k = 1..order */
+    float lambda[FTI_NGRAM_MAX_ORDER];        /* by confidence 0..order-1 */
+};
+
+FTIDEF void fti_ngram_free(fti_ngram *m) {
+    int k;
+    if (!m) return;
+    for (k = 1; k <= FTI_NGRAM_MAX_ORDER; k++) {
+        fti_free(m->t[k].ids);
+        fti_free(m->t[k].cnt);
+    }
+    fti_free(m);
+}
+
+#define FTI__NG_MIN_DISCOUNT 0.05
+/* Modified Kneser-Ney discounts of one order from its count-of-counts (Chen & Goodman):
+ * Y = n1/(n1+2 n2), D_c = c - (c+1) Y n_{c+1}/n_c, each kept within [0.05, c]; 0.5/1/1.5 when
+ * a count-of-count is missing (tiny texts). */
+static void fti__ng_discounts(fti__ng_order *o) {
+    double nc[5] = {0, 0, 0, 0, 0}, y;
+    size_t i;
+    int c;
+    for (i = 0; i < o->n; i++)
+        if (o->cnt[i] <= 4) nc[o->cnt[i]] += 1;
+    o->d[0] = 0;
+    if (nc[1] > 0 && nc[2] > 0 && nc[3] > 0 && nc[4] > 0) {
+        y = nc[1] / (nc[1] + 2 * nc[2]);
+        for (c = 1; c <= 3; c++) {
+            double d = c - (c + 1) * y * nc[c + 1] / nc[c];
+            /* at least FTI__NG_MIN_DISCOUNT: some mass always goes to the lower order, so
+             * every token keeps p > 0 */
+            o->d[c] = d < FTI__NG_MIN_DISCOUNT ? FTI__NG_MIN_DISCOUNT : d > c ? c : d;
+        }
+    } else {
+        o->d[1] = 0.5;
+        o->d[2] = 1.0;
+        o->d[3] = 1.5;
+    }
+}
+
+/* Lexicographic compare of two k-id rows. */
+static int fti__ng_cmp(const uint32_t *a, const uint32_t *b, int k) {
+    int j;
+    for (j = 0; j < k; j++)
+        if (a[j] != b[j]) return a[j] < b[j] ? -1 : 1;
+    return 0;
+}
+
+/* The rows of order k whose first k-1 ids are h: [*lo, *hi). 0 when there are none. */
+static int fti__ng_range(const fti__ng_order *o, int k, const uint32_t *h, size_t *lo,
+                         size_t *hi) {
+    size_t a = 0, b = o->n;
+    if (k == 1) {
+        *lo = 0;
+        *hi = o->n;
+        return o->n > 0;
+    }
+    while (a < b) { /* first row with prefix >= h */
+        size_t mid = a + (b - a) / 2;
+        if (fti__ng_cmp(o->ids + mid * (size_t)k, h, k - 1) < 0) a = mid + 1;
+        else b = mid;
+    }
+    *lo = a;
+    b = o->n;
+    while (a < b) { /* first row with prefix > h */
+        size_t mid = a + (b - a) / 2;
+        if (fti__ng_cmp(o->ids + mid * (size_t)k, h, k - 1) <= 0) a = mid + 1;
+        else b = mid;
+    }
+    *hi = a;
+    return *hi > *lo;
+}
+
+/* Sum of counts of rows [lo, hi) and the discounted mass sum_w D(c(h w)) they give away. */
+static void fti__ng_mass(const fti__ng_order *o, size_t lo, size_t hi, double *c_h,
+                         double *gone) {
+    size_t i;
+    double s = 0, g = 0;
+    for (i = lo; i < hi; i++) {
+        uint32_t c = o->cnt[i];
+        s += c;
+        g += o->d[c < 3 ? c : 3];
+    }
+    *c_h = s;
+    *gone = g;
+}
+
+static double fti__ng_disc(const fti__ng_order *o, uint32_t c) {
+    double d = o->d[c < 3 ? c : 3];
+    return (double)c > d ? (double)c - d : 0.0;
+}
+
+/* The usable context: the last (order-1) ids of ctx that are all in range. */
+static size_t fti__ng_ctx(const fti_ngram *m, const int32_t *ctx, size_t n_ctx, uint32_t *h) {
+    size_t want = (size_t)m->order - 1, n = 0, i;
+    if (!ctx) return 0;
+    while (n < want && n < n_ctx) {
+        int32_t t = ctx[n_ctx - 1 - n];
+        if (t < 0 || (size_t)t >= m->V) break;
+        n++;
+    }
+    for (i = 0; i < n; i++) h[i] = (uint32_t)ctx[n_ctx - n + i];
+    return n;
+}
+
+FTIDEF int fti_ngram_probs(const fti_ngram *m, const int32_t *ctx, size_t n_ctx, float *probs) {
+    uint32_t h[FTI_NGRAM_MAX_ORDER];
+    size_t nh, w, lo, hi, i;
+    int k, conf = 0;
+    double tmp;
+    if (!m || !probs) return 0;
+    nh = fti__ng_ctx(m, ctx, n_ctx, h);
+    for (w = 0; w < m->V; w++) probs[w] = 1.0f / (float)m->V;
+    for (k = 1; k <= m->order && (size_t)k - 1 <= nh; k++) {
+        const fti__ng_order *o = &m->t[k];
+        double c_h, gone;
+        float gamma;
+        if (!fti__ng_range(o, k, h + nh - (size_t)(k - 1), &lo, &hi)) break;
+        fti__ng_mass(o, lo, hi, &c_h, &gone);
+        if (!(c_h > 0)) break;
+        gamma = (float)(gone / c_h);
+        for (w = 0; w < m->V; w++) probs[w] *= gamma;
+        for (i = lo; i < hi; i++) {
+            tmp = fti__ng_disc(o, o->cnt[i]) / c_h;
+            probs[o->ids[i * (size_t)k + (size_t)k - 1]] += (float)tmp;
+        }
+        conf = k - 1;
+    }
+    return conf;
+}
+
+FTIDEF double fti_ngram_prob(const fti_ngram *m, const int32_t *ctx, size_t n_ctx,
+                             int32_t token, int *conf) {
+    uint32_t h[FTI_NGRAM_MAX_ORDER + 1];
+    size_t nh, lo, hi;
+    int k, cf = 0;
+    double p;
+    if (conf) *conf = 0;
+    if (!m || token < 0 || (size_t)token >= m->V) return 0.0;
+    nh = fti__ng_ctx(m, ctx, n_ctx, h);
+    p = 1.0 / (double)m->V;
+    for (k = 1; k <= m->order && (size_t)k - 1 <= nh; k++) {
+        const fti__ng_order *o = &m->t[k];
+        double c_h, gone, c = 0;
+        size_t a, b;
+        if (!fti__ng_range(o, k, h + nh - (size_t)(k - 1), &lo, &hi)) break;
+        fti__ng_mass(o, lo, hi, &c_h, &gone);
+        if (!(c_h > 0)) break;
+        a = lo;
+        b = hi; /* the row ending in token: the last ids of the range are sorted */
+        while (a < b) {
+            size_t mid = a + (b - a) / 2;
+            if (o->ids[mid * (size_t)k + (size_t)k - 1] < (uint32_t)token) a = mid + 1;
+            else b = mid;
+        }
+        if (a < hi && o->ids[a * (size_t)k + (size_t)k - 1] == (uint32_t)token)
+            c = fti__ng_disc(o, o->cnt[a]);
+        p = c / c_h + gone / c_h * p;
+        cf = k - 1;
+    }
+    if (conf) *conf = cf;
+    return p;
+}
+
+/* LSD radix sort of positions p[0..n) by the order-long id strings starting there (an id past
+ * the end counts as smaller than every id). tmp: n positions, cnt: V + 2 slots. */
+static void fti__ng_sort(uint32_t *p, uint32_t *tmp, size_t *cnt, const uint32_t *ids, size_t n,
+                         size_t V, int order) {
+    int j;
+    size_t i;
+    for (j = order - 1; j >= 0; j--) {
+        size_t sum = 0;
+        memset(cnt, 0, (V + 2) * sizeof *cnt);
+        for (i = 0; i < n; i++) {
+            size_t at = (size_t)p[i] + (size_t)j;
+            cnt[at < n ? ids[at] + 1 : 0]++;
+        }
+        for (i = 0; i < V + 2; i++) {
+            size_t c = cnt[i];
+            cnt[i] = sum;
+            sum += c;
+        }
+        for (i = 0; i < n; i++) {
+            size_t at = (size_t)p[i] + (size_t)j;
+            tmp[cnt[at < n ? ids[at] + 1 : 0]++] = p[i];
+        }
+        memcpy(p, tmp, n * sizeof *p);
+    }
+}
+
+/* The row of order k equal to g (k ids), or (size_t)-1. */
+static size_t fti__ng_find(const fti__ng_order *o, int k, const uint32_t *g) {
+    size_t a = 0, b = o->n;
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        int c = fti__ng_cmp(o->ids + mid * (size_t)k, g, k);
+        if (c == 0) return mid;
+        if (c < 0) a = mid + 1;
+        else b = mid;
+    }
+    return (size_t)-1;
+}
+
+static fti_ngram *fti__ng_new(int order, size_t V) {
+    fti_ngram *m = (fti_ngram *)fti_calloc(1, sizeof *m);
+    int c;
+    if (!m) return NULL;
+    m->order = order;
+    m->V = V;
+    for (c = 0; c < FTI_NGRAM_MAX_ORDER; c++) m->lambda[c] = 0.25f;
+    return m;
+}
+
+FTIDEF fti_result fti_ngram_build(fti_ngram **out, const uint32_t *ids, size_t n_ids,
+                                  size_t n_vocab, const fti_ngram_opts *opts, fti_error *err) {
+    int order = opts && opts->order ? opts->order : 5, k;
+    fti_ngram *m = NULL;
+    uint32_t *pos = NULL, *tmp = NULL;
+    size_t *cnt = NULL, i;
+    if (!out) return fti_error_set(err, FTI_ERR_INVALID, "ngram: NULL argument");
+    *out = NULL;
+    if (order < 1 || order > FTI_NGRAM_MAX_ORDER)
+        return fti_error_set(err, FTI_ERR_INVALID, "ngram: order %d is not within 1..%d", order,
+                             FTI_NGRAM_MAX_ORDER);
+    if (n_vocab == 0 || n_vocab > FTI_NGRAM_MAX_VOCAB)
+        return fti_error_set(err, FTI_ERR_INVALID, "ngram: vocabulary %zu is not within 1..%u",
+                             n_vocab, (unsigned)FTI_NGRAM_MAX_VOCAB);
+    if (n_ids > FTI_NGRAM_MAX_TOKENS)
+        return fti_error_set(err, FTI_ERR_LIMIT, "ngram: %zu tokens (at most %zu)", n_ids,
+                             (size_t)FTI_NGRAM_MAX_TOKENS);
+    if (n_ids && !ids) return fti_error_set(err, FTI_ERR_INVALID, "ngram: NULL ids");
+    for (i = 0; i < n_ids; i++)
+        if (ids[i] >= n_vocab)
+            return fti_error_set(err, FTI_ERR_INVALID, "ngram: token %zu is id %u, vocabulary %zu",
+                                 i, (unsigned)ids[i], n_vocab);
+    m = fti__ng_new(order, n_vocab);
+    pos = (uint32_t *)fti_calloc(n_ids ? n_ids : 1, sizeof *pos);
+    tmp = (uint32_t *)fti_calloc(n_ids ? n_ids : 1, sizeof *tmp);
+    cnt = (size_t *)fti_calloc(n_vocab + 2, sizeof *cnt);
+    if (!m || !pos || !tmp || !cnt) goto nomem;
+    m->n_tokens = n_ids;
+    for (i = 0; i < n_ids; i++) pos[i] = (uint32_t)i;
+    fti__ng_sort(pos, tmp, cnt, ids, n_ids, n_vocab, order);
+    /* each order's distinct k-grams and raw counts, in the sorted order */
+    for (k = 1; k <= order; k++) {
+        fti__ng_order *o = &m->t[k];
+        size_t n = 0, prev = (size_t)-1;
+        for (i = 0; i < n_ids; i++) {
+            size_t p = pos[i];
+            if (p + (size_t)k > n_ids) continue;
+            if (prev == (size_t)-1 || memcmp(ids + p, ids + prev, (size_t)k * sizeof *ids) != 0)
+                n++;
+            prev = p;
+        }
+        o->ids = (uint32_t *)fti_calloc(n ? n * (size_t)k : 1, sizeof *o->ids);
+        o->cnt = (uint32_t *)fti_calloc(n ? n : 1, sizeof *o->cnt);
+        if (!o->ids || !o->cnt) goto nomem;
+        n = 0;
+        prev = (size_t)-1;
+        for (i = 0; i < n_ids; i++) {
+            size_t p = pos[i];
+            if (p + (size_t)k > n_ids) continue;
+            if (prev == (size_t)-1 || memcmp(ids + p, ids + prev, (size_t)k * sizeof *ids) != 0) {
+                memcpy(o->ids + n * (size_t)k, ids + p, (size_t)k * sizeof *ids);
+                n++;
+            }
+            o->cnt[n - 1]++;
+            prev = p;
+        }
+        o->n = n;
+    }
+    /* below the highest order: distinct left contexts (continuation counts), zeros dropped */
+    for (k = 1; k < order; k++) {
+        fti__ng_order *o = &m->t[k], *up = &m->t[k + 1];
+        size_t n = 0;
+        memset(o->cnt, 0, (o->n ? o->n : 1) * sizeof *o->cnt);
+        for (i = 0; i < up->n; i++) {
+            size_t r = fti__ng_find(o, k, up->ids + i * (size_t)(k + 1) + 1);
+            if (r != (size_t)-1) o->cnt[r]++;
+        }
+        for (i = 0; i < o->n; i++)
+            if (o->cnt[i]) {
+                memmove(o->ids + n * (size_t)k, o->ids + i * (size_t)k, (size_t)k * sizeof *o->ids);
+                o->cnt[n++] = o->cnt[i];
+            }
+        o->n = n;
+    }
+    for (k = 1; k <= order; k++) fti__ng_discounts(&m->t[k]);
+    fti_free(pos);
+    fti_free(tmp);
+    fti_free(cnt);
+    *out = m;
+    return FTI_OK;
+nomem:
+    fti_free(pos);
+    fti_free(tmp);
+    fti_free(cnt);
+    fti_ngram_free(m);
+    return fti_error_set(err, FTI_ERR_NOMEM, "ngram: out of memory (%zu tokens)", n_ids);
+}
+
+FTIDEF int fti_ngram_order(const fti_ngram *m) { return m ? m->order : 0; }
+FTIDEF size_t fti_ngram_vocab(const fti_ngram *m) { return m ? m->V : 0; }
+FTIDEF uint64_t fti_ngram_n_tokens(const fti_ngram *m) { return m ? m->n_tokens : 0; }
+FTIDEF size_t fti_ngram_count(const fti_ngram *m, int k) {
+    return m && k >= 1 && k <= m->order ? m->t[k].n : 0;
+}
+
+FTIDEF float fti_ngram_lambda(const fti_ngram *m, int conf) {
+    if (!m) return 0.0f;
+    if (conf >= m->order) conf = m->order - 1;
+    if (conf < 0) conf = 0;
+    return conf < FTI_NGRAM_MAX_ORDER ? m->lambda[conf] : 0.0f;
+}
+
+FTIDEF void fti_ngram_set_lambda(fti_ngram *m, int conf, float lambda) {
+    int c;
+    if (!m) return;
+    if (!(lambda >= 0.0f)) lambda = 0.0f; /* NaN too */
+    if (lambda > 1.0f) lambda = 1.0f;
+    for (c = 0; c < m->order && c < FTI_NGRAM_MAX_ORDER; c++)
+        if (conf < 0 || conf == c) m->lambda[c] = lambda;
+}
+
+static int fti__ng_usable(double pm, double pn, int conf, int order) {
+    return pm > 0 && pm <= 1.0 + 1e-6 && pn > 0 && pn <= 1.0 + 1e-6 && conf >= 0 &&
+           conf < order && conf < FTI_NGRAM_MAX_ORDER;
+}
+
+FTIDEF void fti_ngram_score(const fti_ngram *m, const double *p_model, const double *p_ngram,
+                            const int *conf, size_t n, fti_ngram_fit_stats *st) {
+    size_t i;
+    double a = 0, b = 0, c = 0;
+    if (!st) return;
+    memset(st, 0, sizeof *st);
+    if (!m || !p_model || !p_ngram || !conf) return;
+    for (i = 0; i < n; i++) {
+        double pm = p_model[i], pn = p_ngram[i], l;
+        if (!fti__ng_usable(pm, pn, conf[i], m->order)) continue;
+        l = m->lambda[conf[i]];
+        a -= log(pm);
+        b -= log(pn);
+        c -= log((1 - l) * pm + l * pn);
+        st->n_conf[conf[i]]++;
+        st->n_tokens++;
+    }
+    if (st->n_tokens) {
+        st->nll_model = a / (double)st->n_tokens;
+        st->nll_ngram = b / (double)st->n_tokens;
+        st->nll_mix = c / (double)st->n_tokens;
+    }
+}
+
+FTIDEF fti_result fti_ngram_fit(fti_ngram *m, const double *p_model, const double *p_ngram,
+                                const int *conf, size_t n, fti_ngram_fit_stats *st) {
+    double lam[FTI_NGRAM_MAX_ORDER + 1], sum_r[FTI_NGRAM_MAX_ORDER + 1];
+    size_t cnt[FTI_NGRAM_MAX_ORDER + 1], i;
+    int it, c, all = FTI_NGRAM_MAX_ORDER; /* slot `all`: every token pooled */
+    if (!m || !p_model || !p_ngram || !conf) return FTI_ERR_INVALID;
+    for (c = 0; c <= all; c++) lam[c] = 0.5;
+    /* EM: r_i = λ pn / (λ pn + (1-λ) pm) is token i's posterior of coming from the n-gram;
+     * the new λ of a confidence is its tokens' mean r. Concave likelihood: 200 rounds settle
+     * it well below the figures' precision. */
+    for (it = 0; it < 200; it++) {
+        memset(sum_r, 0, sizeof sum_r);
+        memset(cnt, 0, sizeof cnt);
+        for (i = 0; i < n; i++) {
+            double pm = p_model[i], pn = p_ngram[i], r;
+            int b = conf[i];
+            if (!fti__ng_usable(pm, pn, b, m->order)) continue;
+            r = lam[b] * pn / (lam[b] * pn + (1 - lam[b]) * pm);
+            sum_r[b] += r;
+            cnt[b]++;
+            r = lam[all] * pn / (lam[all] * pn + (1 - lam[all]) * pm);
+            sum_r[all] += r;
+            cnt[all]++;
+        }
+        if (!cnt[all]) return FTI_ERR_INVALID;
+        for (c = 0; c <= all; c++)
+            if (cnt[c]) lam[c] = sum_r[c] / (double)cnt[c];
+    }
+    for (c = 0; c < m->order && c < FTI_NGRAM_MAX_ORDER; c++)
+        fti_ngram_set_lambda(m, c, (float)(cnt[c] >= 50 ? lam[c] : lam[all]));
+    fti_ngram_score(m, p_model, p_ngram, conf, n, st);
+    return FTI_OK;
+}
+
+FTIDEF int fti_ngram_mix_logits(const fti_ngram *m, const int32_t *ctx, size_t n_ctx,
+                                float lambda, float *logits, size_t n_vocab, float *work) {
+    int conf;
+    size_t i;
+    float mx;
+    double z = 0, l;
+    if (!m || !logits || !work || n_vocab != m->V) return -1;
+    conf = fti_ngram_probs(m, ctx, n_ctx, work);
+    l = lambda >= 0.0f ? (lambda > 1.0f ? 1.0 : (double)lambda) : (double)m->lambda[conf];
+    mx = logits[0];
+    for (i = 1; i < n_vocab; i++)
+        if (logits[i] > mx) mx = logits[i];
+    for (i = 0; i < n_vocab; i++) z += exp((double)(logits[i] - mx));
+    for (i = 0; i < n_vocab; i++) {
+        double pm = exp((double)(logits[i] - mx)) / z, p = (1 - l) * pm + l * (double)work[i];
+        logits[i] = (float)log(p > 1e-30 ? p : 1e-30); /* finite: the sampler's filters work */
+    }
+    return conf;
+}
+
+FTIDEF void fti_ngram_on_logits(void *hook, float *logits, size_t n_vocab, const int32_t *recent,
+                                size_t n_recent) {
+    const fti_ngram_hook *h = (const fti_ngram_hook *)hook;
+    if (h) fti_ngram_mix_logits(h->ngram, recent, n_recent, h->lambda, logits, n_vocab, h->work);
+}
+
+/* The file: "FTINGRAM", u32 version 1, u32 order, u32 vocabulary, u32 0, u64 tokens, order x
+ * f32 weights, then for k = 1..order: u64 rows, rows x k u32 ids, rows x u32 counts; last,
+ * u64 fti_hash64 of everything before it (seed 0x6e6772616d). Little-endian. */
+#define FTI__NG_MAGIC "FTINGRAM"
+#define FTI__NG_SEED 0x6e6772616dull
+
+FTIDEF fti_result fti_ngram_save(const fti_ngram *m, const char *path, fti_error *err) {
+    fti_buf b;
+    unsigned char tmp[8];
+    size_t i;
+    int k;
+    fti_result rc;
+    if (!m || !path) return fti_error_set(err, FTI_ERR_INVALID, "ngram: NULL argument");
+    memset(&b, 0, sizeof b);
+    fti_buf_append(&b, FTI__NG_MAGIC, 8);
+    fti_store_u32(tmp, 1);
+    fti_buf_append(&b, tmp, 4);
+    fti_store_u32(tmp, (uint32_t)m->order);
+    fti_buf_append(&b, tmp, 4);
+    fti_store_u32(tmp, (uint32_t)m->V);
+    fti_buf_append(&b, tmp, 4);
+    fti_store_u32(tmp, 0);
+    fti_buf_append(&b, tmp, 4);
+    fti_store_u64(tmp, m->n_tokens);
+    fti_buf_append(&b, tmp, 8);
+    for (k = 0; k < m->order; k++) {
+        fti_store_f32(tmp, m->lambda[k]);
+        fti_buf_append(&b, tmp, 4);
+    }
+    for (k = 1; k <= m->order; k++) {
+        const fti__ng_order *o = &m->t[k];
+        fti_store_u64(tmp, (uint64_t)o->n);
+        fti_buf_append(&b, tmp, 8);
+        for (i = 0; i < o->n * (size_t)k; i++) {
+            fti_store_u32(tmp, o->ids[i]);
+            fti_buf_append(&b, tmp, 4);
+        }
+        for (i = 0; i < o->n; i++) {
+            fti_store_u32(tmp, o->cnt[i]);
+            fti_buf_append(&b, tmp, 4);
+        }
+    }
+    if (b.oom) {
+        fti_buf_free(&b);
+        return fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+    }
+    fti_store_u64(tmp, fti_hash64(b.data, b.len, FTI__NG_SEED));
+    fti_buf_append(&b, tmp, 8);
+    rc = b.oom ? fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path)
+               : fti_file_write_atomic(path, b.data, b.len, err);
+    fti_buf_free(&b);
+    return rc;
+}
+
+FTIDEF fti_result fti_ngram_load(fti_ngram **out, const char *path, fti_error *err) {
+    void *data = NULL;
+    size_t len = 0, i;
+    fti_reader r;
+    fti_ngram *m = NULL;
+    uint32_t version, order, V;
+    uint64_t n_tok;
+    int k;
+    fti_result rc;
+    if (!out || !path) return fti_error_set(err, FTI_ERR_INVALID, "ngram: NULL argument");
+    *out = NULL;
+    rc = fti_file_read(path, 0, &data, &len, err);
+    if (rc != FTI_OK) return rc;
+    if (len < 40 || memcmp(data, FTI__NG_MAGIC, 8) != 0) {
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: not an n-gram file (bad magic or %zu bytes)",
+                           path, len);
+        goto fail;
+    }
+    if (fti_load_u64((const unsigned char *)data + len - 8) !=
+        fti_hash64(data, len - 8, FTI__NG_SEED)) {
+        rc = fti_error_set(err, FTI_ERR_CHECKSUM, "%s: the hash does not match the content", path);
+        goto fail;
+    }
+    r = fti_reader_make(data, len - 8);
+    fti_read_bytes(&r, 8);
+    version = fti_read_u32(&r);
+    order = fti_read_u32(&r);
+    V = fti_read_u32(&r);
+    fti_read_u32(&r);
+    n_tok = fti_read_u64(&r);
+    if (version != 1) {
+        rc = fti_error_set(err, FTI_ERR_UNSUPPORTED, "%s: file version %u (this reads 1)", path,
+                           (unsigned)version);
+        goto fail;
+    }
+    if (order < 1 || order > FTI_NGRAM_MAX_ORDER || V < 1 || V > FTI_NGRAM_MAX_VOCAB ||
+        n_tok > FTI_NGRAM_MAX_TOKENS) {
+        rc = fti_error_set(err, FTI_ERR_LIMIT, "%s: order %u, vocabulary %u, %llu tokens: "
+                           "outside the limits", path, (unsigned)order, (unsigned)V,
+                           (unsigned long long)n_tok);
+        goto fail;
+    }
+    m = fti__ng_new((int)order, V);
+    if (!m) goto nomem;
+    m->n_tokens = n_tok;
+    for (k = 0; k < (int)order; k++) {
+        float l = fti_read_f32(&r);
+        if (!(l >= 0.0f && l <= 1.0f)) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: weight %d is %g, not within [0, 1]",
+                               path, k, (double)l);
+            goto fail;
+        }
+        m->lambda[k] = l;
+    }
+    for (k = 1; k <= (int)order; k++) {
+        fti__ng_order *o = &m->t[k];
+        uint64_t rows = fti_read_u64(&r);
+        size_t row_bytes = (size_t)k * 4 + 4;
+        if (r.err || rows > fti_reader_left(&r) / row_bytes || rows > n_tok) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: order %d claims %llu n-grams, the file "
+                               "(or the %llu tokens) cannot hold them", path, k,
+                               (unsigned long long)rows, (unsigned long long)n_tok);
+            goto fail;
+        }
+        o->n = (size_t)rows;
+        o->ids = (uint32_t *)fti_calloc(o->n ? o->n * (size_t)k : 1, sizeof *o->ids);
+        o->cnt = (uint32_t *)fti_calloc(o->n ? o->n : 1, sizeof *o->cnt);
+        if (!o->ids || !o->cnt) goto nomem;
+        for (i = 0; i < o->n * (size_t)k; i++) {
+            o->ids[i] = fti_read_u32(&r);
+            if (o->ids[i] >= V) {
+                rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: order %d n-gram %zu has id %u "
+                                   "(vocabulary %u)", path, k, i / (size_t)k,
+                                   (unsigned)o->ids[i], (unsigned)V);
+                goto fail;
+            }
+        }
+        for (i = 0; i < o->n; i++) {
+            o->cnt[i] = fti_read_u32(&r);
+            if (o->cnt[i] == 0 || o->cnt[i] > n_tok) {
+                rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: order %d n-gram %zu has count %u",
+                                   path, k, i, (unsigned)o->cnt[i]);
+                goto fail;
+            }
+            if (i && fti__ng_cmp(o->ids + (i - 1) * (size_t)k, o->ids + i * (size_t)k, k) >= 0) {
+                rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: order %d n-grams %zu and %zu are "
+                                   "out of order", path, k, i - 1, i);
+                goto fail;
+            }
+        }
+        fti__ng_discounts(o);
+    }
+    if (r.err || fti_reader_left(&r) != 0) {
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: %s", path,
+                           r.err ? "truncated" : "bytes after the last table");
+        goto fail;
+    }
+    fti_free(data);
+    *out = m;
+    return FTI_OK;
+nomem:
+    rc = fti_error_set(err, FTI_ERR_NOMEM, "%s: out of memory", path);
+fail:
+    fti_free(data);
+    fti_ngram_free(m);
+    return rc;
+}
+
+FTIDEF fti_result fti_session_token_logprobs(fti_session *s, const int32_t *tokens, size_t n,
+                                             double *out, fti_error *err) {
+    size_t V, start, i;
+    float *buf;
+    fti_result rc = FTI_OK;
+    if (!s || !tokens || !out || n < 2)
+        return fti_error_set(err, FTI_ERR_INVALID, "token log-probabilities: need 2 tokens");
+    V = s->e->V;
+    for (i = 0; i < n; i++) out[i] = NAN;
+    buf = (float *)fti_malloc(s->n_batch * V * sizeof(float));
+    if (!buf) return fti_error_set(err, FTI_ERR_NOMEM, "token log-probabilities: out of memory");
+    for (start = 0; start + 1 < n && rc == FTI_OK; start += s->n_ctx) {
+        size_t w = n - start < s->n_ctx ? n - start : s->n_ctx;
+        fti_session_reset(s);
+        for (i = 0; i < w && rc == FTI_OK; i += s->n_batch) {
+            size_t T = w - i < s->n_batch ? w - i : s->n_batch, t;
+            rc = fti_session_eval(s, tokens + start + i, T, buf, err);
+            for (t = 0; t < T && rc == FTI_OK; t++) {
+                size_t at = start + i + t, j;
+                const float *row = buf + t * V;
+                double mx = row[0], se = 0.0;
+                if (i + t + 1 >= w) break; /* the window's last token predicts nothing here */
+                for (j = 1; j < V; j++)
+                    if (row[j] > mx) mx = row[j];
+                for (j = 0; j < V; j++) se += exp((double)row[j] - mx);
+                out[at + 1] = (double)row[tokens[at + 1]] - mx - log(se);
+            }
+        }
+    }
+    fti_free(buf);
+    return rc;
+}
+
+FTIDEF fti_result fti_ngram_eval_session(fti_ngram *m, fti_session *s, const int32_t *const *seqs,
+                                         const size_t *lens, size_t n_seqs, int fit,
+                                         fti_ngram_fit_stats *st, fti_error *err) {
+    size_t total = 0, max_len = 0, i, j, k = 0;
+    double *pm = NULL, *pn = NULL, *lp = NULL;
+    int *conf = NULL;
+    fti_result rc = FTI_OK;
+    fti_ngram_fit_stats tmp;
+    if (!st) st = &tmp;
+    memset(st, 0, sizeof *st);
+    if (!m || !s || (n_seqs && (!seqs || !lens)))
+        return fti_error_set(err, FTI_ERR_INVALID, "ngram eval: NULL argument");
+    if (m->V != s->e->V)
+        return fti_error_set(err, FTI_ERR_INVALID, "ngram eval: the n-gram's vocabulary (%zu) "
+                             "is not the model's (%zu)", m->V, (size_t)s->e->V);
+    for (i = 0; i < n_seqs; i++) {
+        if (lens[i] > max_len) max_len = lens[i];
+        if (!fti_size_add(total, lens[i], &total))
+            return fti_error_set(err, FTI_ERR_LIMIT, "ngram eval: too many tokens");
+    }
+    pm = (double *)fti_calloc(total ? total : 1, sizeof *pm);
+    pn = (double *)fti_calloc(total ? total : 1, sizeof *pn);
+    conf = (int *)fti_calloc(total ? total : 1, sizeof *conf);
+    lp = (double *)fti_calloc(max_len ? max_len : 1, sizeof *lp);
+    if (!pm || !pn || !conf || !lp) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ngram eval: out of memory");
+        goto out;
+    }
+    for (i = 0; i < n_seqs && rc == FTI_OK; i++) {
+        if (lens[i] < 2) continue;
+        rc = fti_session_token_logprobs(s, seqs[i], lens[i], lp, err);
+        for (j = 1; j < lens[i] && rc == FTI_OK; j++) {
+            if (lp[j] != lp[j]) continue; /* not scored (a window's first token) */
+            pm[k] = exp(lp[j]);
+            pn[k] = fti_ngram_prob(m, seqs[i], j, seqs[i][j], &conf[k]);
+            k++;
+        }
+    }
+    if (rc == FTI_OK && k == 0) rc = fti_error_set(err, FTI_ERR_INVALID, "ngram eval: no token");
+    if (rc == FTI_OK) {
+        if (fit && fti_ngram_fit(m, pm, pn, conf, k, st) != FTI_OK)
+            rc = fti_error_set(err, FTI_ERR_INVALID, "ngram eval: no usable token");
+        else if (!fit)
+            fti_ngram_score(m, pm, pn, conf, k, st);
+    }
+out:
+    fti_free(pm);
+    fti_free(pn);
+    fti_free(conf);
+    fti_free(lp);
+    return rc;
 }
 /* ---- end src/08_infer.c ---- */
 /* ---- begin src/09_monitor.c ---- */
