@@ -28789,35 +28789,23 @@ FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t
 
 FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t n,
                                   double *mean_nll, fti_error *err) {
-    size_t V, start, count = 0;
-    double total = 0.0;
-    float *buf;
-    fti_result rc = FTI_OK;
+    size_t i, count = 0;
+    double total = 0.0, *lp;
+    fti_result rc;
     if (!s || !tokens || !mean_nll || n < 2)
         return fti_error_set(err, FTI_ERR_INVALID, "perplexity: need at least 2 tokens");
-    V = s->e->V;
-    buf = (float *)fti_malloc(s->n_batch * V * sizeof(float));
-    if (!buf) return fti_error_set(err, FTI_ERR_NOMEM, "perplexity: out of memory");
-    for (start = 0; start + 1 < n && rc == FTI_OK; start += s->n_ctx) {
-        size_t w = n - start < s->n_ctx ? n - start : s->n_ctx, i;
-        fti_session_reset(s);
-        for (i = 0; i < w && rc == FTI_OK; i += s->n_batch) {
-            size_t T = w - i < s->n_batch ? w - i : s->n_batch, t;
-            rc = fti_session_eval(s, tokens + start + i, T, buf, err);
-            for (t = 0; t < T && rc == FTI_OK; t++) {
-                size_t at = start + i + t, j;
-                const float *row = buf + t * V;
-                double mx = row[0], se = 0.0;
-                if (i + t + 1 >= w) break; /* the window's last token predicts nothing here */
-                for (j = 1; j < V; j++)
-                    if (row[j] > mx) mx = row[j];
-                for (j = 0; j < V; j++) se += exp((double)row[j] - mx);
-                total += log(se) + mx - (double)row[tokens[at + 1]];
+    if (n > SIZE_MAX / sizeof(double))
+        return fti_error_set(err, FTI_ERR_LIMIT, "perplexity: %zu tokens is too many", n);
+    lp = (double *)fti_malloc(n * sizeof(double));
+    if (!lp) return fti_error_set(err, FTI_ERR_NOMEM, "perplexity: out of memory");
+    rc = fti_session_token_logprobs(s, tokens, n, lp, err); /* NaN where nothing is predicted */
+    if (rc == FTI_OK)
+        for (i = 1; i < n; i++)
+            if (lp[i] == lp[i]) {
+                total -= lp[i];
                 count++;
             }
-        }
-    }
-    fti_free(buf);
+    fti_free(lp);
     if (rc != FTI_OK) return rc;
     *mean_nll = count ? total / (double)count : 0.0;
     return FTI_OK;
