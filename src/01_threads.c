@@ -41,10 +41,16 @@
 #define FTI_POOL_PAUSE_NS 20000u
 #endif
 
-/* The job word: generation << 17 | each << 16 | the next unclaimed chunk (< 2^16). */
+/* The job word: generation << 29 | chunks << 17 | each << 16 | the next unclaimed chunk (< 2^16).
+ * The chunk count is in the word, not only in n_chunks, so a worker still holding the word of a
+ * finished job cannot claim "chunk k" of it after the caller has written the next job's
+ * parameters (n_chunks bigger) but not yet its word: its claim sees next >= chunks and stops. */
 #define FTI__POOL_EACH ((uint64_t)1 << 16)
 #define FTI__POOL_NEXT ((uint64_t)0xffff)
-#define FTI__POOL_GEN(w) ((w) >> 17)
+#define FTI__POOL_GEN(w) ((w) >> 29)
+#define FTI__POOL_K(w) ((int)(((w) >> 17) & 0xfff))
+#define FTI__POOL_WORD(gen, k, each) \
+    (((uint64_t)(gen) << 29) | ((uint64_t)(k) << 17) | ((each) ? FTI__POOL_EACH : 0))
 
 typedef struct fti__pool_scratch {
     void *p;
@@ -137,7 +143,7 @@ static int fti__pool_claim(fti_pool *p, uint64_t *w, fti_pool_fn *fn, void **ctx
         *fn = FTI__RLOAD(&p->fn);
         *ctx = FTI__RLOAD(&p->ctx);
         *n = FTI__RLOAD(&p->n);
-        *k = FTI__RLOAD(&p->n_chunks);
+        *k = FTI__POOL_K(cur);
         if (next >= *k) {
             *w = FTI__LOAD(&p->job);
             if (*w == cur) return -1;
@@ -182,7 +188,7 @@ static void *fti__pool_worker(void *arg) {
         seen = FTI__POOL_GEN(w);
         if (w & FTI__POOL_EACH) {
             /* every thread's chunk is needed: the job stays current until this one is done */
-            int k = FTI__RLOAD(&p->n_chunks);
+            int k = FTI__POOL_K(w);
             if (id < k) {
                 fti__pool_run(FTI__RLOAD(&p->fn), FTI__RLOAD(&p->ctx), FTI__RLOAD(&p->n), k, id, 1);
                 fti__pool_done(p, k);
@@ -352,8 +358,7 @@ FTIDEF void *fti_pool_scratch(fti_pool *pool, int thread, size_t bytes) {
 static void fti__pool_dispatch(fti_pool *p, fti_pool_fn fn, void *ctx, size_t n, int k,
                                int each) {
 #if FTI__ATOMICS
-    uint64_t w = (FTI__POOL_GEN(FTI__RLOAD(&p->job)) + 1) << 17;
-    if (each) w |= FTI__POOL_EACH;
+    uint64_t w = FTI__POOL_WORD(FTI__POOL_GEN(FTI__RLOAD(&p->job)) + 1, k, each);
     FTI__RSTORE(&p->fn, fn);
     FTI__RSTORE(&p->ctx, ctx);
     FTI__RSTORE(&p->n, n);
@@ -389,7 +394,7 @@ static void fti__pool_dispatch(fti_pool *p, fti_pool_fn fn, void *ctx, size_t n,
     p->n = n;
     p->n_chunks = k;
     p->n_done = 0;
-    p->job = ((FTI__POOL_GEN(p->job) + 1) << 17) | (each ? FTI__POOL_EACH : 0);
+    p->job = FTI__POOL_WORD(FTI__POOL_GEN(p->job) + 1, k, each);
     pthread_cond_broadcast(&p->cv_work);
     for (t = 0;;) {
         if (!each) {
