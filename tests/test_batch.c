@@ -389,7 +389,10 @@ FTI_TEST(batch_kv_f16_rows) {
  * steps agree to the f16 rounding of K and V: within 2e-2 of the logits' largest magnitude on
  * these random weights (measured 7.4e-3: random attention is very peaky; a trained twin of
  * d 288 gives 3e-5); the cache is half the size; the f16 batch step matches the f16 session's
- * own decode as the f32 one does; a bad type is refused. */
+ * own decode (0 on the scalar and AVX2 tables, 1e-3 allowed elsewhere; on AVX-512 the VNNI
+ * multi-row product's k, v rows can differ from the GEMV's by an ulp, which can move an f16
+ * rounding of the cache by 2^-11 of an element: measured 1.7e-3 of the logits' scale here,
+ * allowed 5e-3); a bad type is refused. */
 FTI_TEST(batch_kv_f16_matches_f32) {
     const char *path = bt_model_scaled(FTI_GGML_Q8_0, "kv16.gguf", 1.0f);
     fti_engine *e = NULL;
@@ -401,6 +404,7 @@ FTI_TEST(batch_kv_f16_matches_f32) {
     float *l32, *l16;
     size_t n = 37, i, V = 96, step;
     double max_err = 0, max_b = 0, scale = 0;
+    double tol_b = fti_kernels_isa(fti_kernels_get(FTI_ISA_AUTO)) == FTI_ISA_AVX512 ? 5e-3 : 1e-3;
     REQUIRE(path != NULL);
     REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
     for (i = 0; i < n; i++) prompt[i] = (int32_t)((i * 29 + 3) % 95);
@@ -441,11 +445,11 @@ FTI_TEST(batch_kv_f16_matches_f32) {
             if (db > max_b) max_b = db;
         }
     }
-    if (getenv("FTI_TEST_VERBOSE") || max_err > 2e-2 || max_b > 1e-3)
+    if (getenv("FTI_TEST_VERBOSE") || max_err > 2e-2 || max_b > tol_b)
         fprintf(stderr, "    f16 vs f32 KV: max err %g of scale %g; f16 batch vs session %g\n",
                 max_err, scale, max_b);
     CHECK(max_err <= 2e-2);
-    CHECK(max_b <= 1e-3);
+    CHECK(max_b <= tol_b);
     o.kv_type = (fti_kv_type)7;
     CHECK(fti_session_create(&b16, e, &o, &err) == FTI_ERR_INVALID);
     CHECK(fti_session_mem_bytes(e, &o) == 0);
