@@ -211,6 +211,49 @@ FTI_TEST(harden_sampler_degenerate) {
     }
 }
 
+/* A huge penalty_last_n (the window of recent tokens, allocated when the sampler is made) is
+ * clamped to the longest context a session can have (2^24): the sampler is made, and with
+ * fewer tokens than that in its history it penalizes exactly as a window of any size above
+ * the history does. It used to allocate the window as given: NOMEM, or under ASan a report. */
+FTI_TEST(harden_sampler_window_clamped) {
+    static const size_t wins[3] = {(size_t)-1, (size_t)1 << 40, ((size_t)1 << 24) + 1};
+    const size_t V = 64;
+    float lg[64], lg_ref[64];
+    int w, i;
+    for (w = 0; w < 3; w++) {
+        fti_sampler_opts o;
+        fti_sampler *s = NULL, *ref = NULL;
+        memset(&o, 0, sizeof o);
+        o.temperature = 0.9f;
+        o.repeat_penalty = 1.3f;
+        o.frequency_penalty = 0.25f;
+        o.presence_penalty = 0.5f;
+        o.seed = 11;
+        o.penalty_last_n = wins[w];
+        REQUIRE(fti_sampler_create(&s, V, &o) == FTI_OK);
+        o.penalty_last_n = 700;
+        REQUIRE(fti_sampler_create(&ref, V, &o) == FTI_OK);
+        for (i = 0; i < 600; i++) { /* 600 tokens of history, weighted to the low ids */
+            int32_t t = (int32_t)((unsigned)(i * i + 7 * i) % (unsigned)(i % 3 ? 8 : V));
+            fti_sampler_accept(s, t);
+            fti_sampler_accept(ref, t);
+        }
+        for (i = 0; i < 40; i++) {
+            size_t j;
+            int32_t a, b;
+            for (j = 0; j < V; j++) lg[j] = lg_ref[j] = (float)((j * 37 + (size_t)i) % 23) * 0.2f;
+            a = fti_sampler_sample(s, lg);
+            b = fti_sampler_sample(ref, lg_ref);
+            CHECK_EQ_INT(a, b);
+            CHECK(memcmp(lg, lg_ref, sizeof lg) == 0); /* the same penalties applied */
+            fti_sampler_accept(s, a);
+            fti_sampler_accept(ref, b);
+        }
+        fti_sampler_free(s);
+        fti_sampler_free(ref);
+    }
+}
+
 FTI_TEST(harden_kv_f16_memory) {
     /* The f16 cache's sizes, caller-supplied memory (exact, short, misaligned), bad options */
     const char *path = hi_model("kv.gguf", 0);
