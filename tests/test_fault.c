@@ -873,6 +873,7 @@ void fti_test_fault_alloc_request(void) {}
 
 typedef struct fault_srv {
     fti_server *srv;
+    pthread_t th;
     fti_error err;
     fti_result rc;
     pthread_mutex_t mu;
@@ -933,49 +934,57 @@ static int fault_srv_exchange(int port, const char *req, fti_buf *resp, fault_sr
     return st;
 }
 
-/* Creates a server with the echo generator, runs it on a thread, sends one chat completion
- * (chunked body) and one streamed completion on a keep-alive connection, stops and frees it.
- * FTI_OK when both answers are whole and right; FTI_ERR_NOMEM (with a message) when the server
- * could not be made or its loop failed for want of memory, or answered 500/503 or closed the
- * connection without an answer (what it may do when an allocation fails); anything else (a 400
- * for a good request, a wrong body, a hang) fails the test. */
-/* Runs a server with the echo generator on a thread, sends req on one connection and reads the
- * reply into resp (*st: its first status, as fault_srv_exchange), stops and frees the server.
- * FTI_OK when the server ran; FTI_ERR_NOMEM (with a message) when it could not be made or its
- * loop failed for want of memory; FTI_ERR_MISMATCH when the loop failed otherwise. */
+/* Creates a server with options o and generator g (the server owns g from then on, also when
+ * this fails) and runs it on a thread. */
+static fti_result fault_srv_start(fault_srv *s, const fti_server_opts *o, const fti_gen *g,
+                                  fti_error *err) {
+    fti_result r;
+    memset(s, 0, sizeof *s);
+    r = fti_server_create(o, g, &s->srv, err);
+    if (r != FTI_OK) return r;
+    pthread_mutex_init(&s->mu, NULL);
+    if (pthread_create(&s->th, NULL, fault_srv_thread, s) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        fti_server_free(s->srv);
+        return fti_error_set(err, FTI_ERR_IO, "pthread_create failed");
+    }
+    return FTI_OK;
+}
+
+/* Stops, joins and frees a server of fault_srv_start. FTI_OK when its loop ran; FTI_ERR_NOMEM
+ * (with a message) when the loop failed for want of memory; FTI_ERR_MISMATCH otherwise. */
+static fti_result fault_srv_finish(fault_srv *s, fti_error *err) {
+    fti_server_stop(s->srv);
+    pthread_join(s->th, NULL);
+    fti_server_free(s->srv);
+    pthread_mutex_destroy(&s->mu);
+    if (s->rc == FTI_OK) return FTI_OK;
+    return s->rc == FTI_ERR_NOMEM && s->err.msg[0]
+               ? fti_error_set(err, s->rc, "server loop: %s", s->err.msg)
+               : fti_error_set(err, FTI_ERR_MISMATCH, "server loop: %s \"%s\"",
+                               fti_result_str(s->rc), s->err.msg);
+}
+
+/* Runs a server with the echo generator, sends req on one connection and reads the reply into
+ * resp (*st: its first status, as fault_srv_exchange), stops and frees the server. As
+ * fault_srv_finish; FTI_ERR_NOMEM also when the server could not be made. */
 static fti_result fault_serve_once(const char *req, fti_buf *resp, int *st, fti_error *err) {
     fti_server_opts o;
     fti_gen g;
     fti_gen_echo_opts eo;
     fault_srv s;
-    pthread_t th;
     fti_result r;
     memset(&o, 0, sizeof o);
     o.no_dashboard = 1;
     o.max_conns = 4;
     memset(&eo, 0, sizeof eo);
     eo.n_ctx = 128;
-    memset(&s, 0, sizeof s);
     r = fti_gen_echo_create(&eo, &g);
     if (r != FTI_OK) return fti_error_set(err, r, "echo generator: %s", fti_result_str(r));
-    r = fti_server_create(&o, &g, &s.srv, err);
+    r = fault_srv_start(&s, &o, &g, err);
     if (r != FTI_OK) return r;
-    pthread_mutex_init(&s.mu, NULL);
-    if (pthread_create(&th, NULL, fault_srv_thread, &s) != 0) {
-        pthread_mutex_destroy(&s.mu);
-        fti_server_free(s.srv);
-        return fti_error_set(err, FTI_ERR_IO, "pthread_create failed");
-    }
     *st = fault_srv_exchange(fti_server_port(s.srv), req, resp, &s);
-    fti_server_stop(s.srv);
-    pthread_join(th, NULL);
-    fti_server_free(s.srv);
-    pthread_mutex_destroy(&s.mu);
-    if (s.rc == FTI_OK) return FTI_OK;
-    return s.rc == FTI_ERR_NOMEM && s.err.msg[0]
-               ? fti_error_set(err, s.rc, "server loop: %s", s.err.msg)
-               : fti_error_set(err, FTI_ERR_MISMATCH, "server loop: %s \"%s\"",
-                               fti_result_str(s.rc), s.err.msg);
+    return fault_srv_finish(&s, err);
 }
 
 /* One chat completion (chunked body) and one streamed completion on a keep-alive connection.
@@ -1107,8 +1116,8 @@ static int fault_model_answer(const char *a, int chat, const char **why) {
         return -1;
     }
     if (!chat) {
-        if (!strstr(body, "\"object\":\"text_completion\"") || !strstr(body, "\"finish_reason\":\"") ||
-            !strstr(body, "\"completion_tokens\":")) {
+        if (!strstr(body, "\"object\":\"text_completion\"") ||
+            !strstr(body, "\"finish_reason\":\"") || !strstr(body, "\"completion_tokens\":")) {
             *why = "a 200 without a whole completion";
             return -1;
         }
@@ -1116,7 +1125,8 @@ static int fault_model_answer(const char *a, int chat, const char **why) {
     }
     if (!strstr(body, "data: [DONE]")) return 0; /* cut: the connection closed early */
     if (strstr(body, "\"error\"")) return 0;     /* a step failed: an error event, then [DONE] */
-    if (!strstr(body, "\"object\":\"chat.completion.chunk\"") || !strstr(body, "\"finish_reason\":\"")) {
+    if (!strstr(body, "\"object\":\"chat.completion.chunk\"") ||
+        !strstr(body, "\"finish_reason\":\"")) {
         *why = "a whole stream without a chat chunk or its finish";
         return -1;
     }
@@ -1135,7 +1145,8 @@ static fti_result fault_serve_model(void *user, fti_error *err) {
         "{\"prompt\":\"the cat sat on a mat\",\"max_tokens\":8,\"temperature\":0}"
         "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
         "Connection: close\r\nContent-Length: 86\r\n\r\n"
-        "{\"messages\":[{\"role\":\"user\",\"content\":\"a dog\"}],\"max_tokens\":6,\"stream\":true,\"seed\":3}";
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"a dog\"}],\"max_tokens\":6,"
+        "\"stream\":true,\"seed\":3}";
     static const char req3[] =
         "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
         "Connection: close\r\nContent-Length: 40\r\n\r\n"
@@ -1147,9 +1158,9 @@ static fti_result fault_serve_model(void *user, fti_error *err) {
     fti_monitor_opts mo;
     fti_monitor *mon = NULL;
     fault_srv s;
-    pthread_t th;
     fti_buf resp, resp3;
-    fti_result r;
+    fti_error loop_err;
+    fti_result r, rl = FTI_OK;
     int st = 0, st3 = 0, a1 = 1, a2 = 1, a3 = 1, must3;
     const char *why = "", *second;
     memset(&resp, 0, sizeof resp);
@@ -1173,24 +1184,14 @@ static fti_result fault_serve_model(void *user, fti_error *err) {
         o.max_conns = 4;
         o.max_batch = 8;
         o.monitor = mon;
-        r = fti_server_create(&o, &gen, &s.srv, err);
+        r = fault_srv_start(&s, &o, &gen, err);
     }
     if (r != FTI_OK) goto done;
-    pthread_mutex_init(&s.mu, NULL);
-    if (pthread_create(&th, NULL, fault_srv_thread, &s) != 0) {
-        pthread_mutex_destroy(&s.mu);
-        fti_server_free(s.srv);
-        r = fti_error_set(err, FTI_ERR_IO, "pthread_create failed");
-        goto done;
-    }
     st = fault_srv_exchange(fti_server_port(s.srv), req, &resp, &s);
     /* a single fault that has happened: the server must answer the next request whole */
     must3 = !fault_armed || (!fault_persistent && fault_alloc_count_now() >= fault_k);
     st3 = fault_srv_exchange(fti_server_port(s.srv), req3, &resp3, &s);
-    fti_server_stop(s.srv);
-    pthread_join(th, NULL);
-    fti_server_free(s.srv);
-    pthread_mutex_destroy(&s.mu);
+    rl = fault_srv_finish(&s, &loop_err);
     fti_buf_putc(&resp, 0);
     fti_buf_putc(&resp3, 0);
     if (st < 0 || st3 < 0) {
@@ -1204,11 +1205,8 @@ static fti_result fault_serve_model(void *user, fti_error *err) {
     if (a1 < 0 || a2 < 0 || a3 < 0) {
         r = fti_error_set(err, FTI_ERR_MISMATCH, "%s: %.300s", why,
                           a3 < 0 ? resp3.data : resp.data);
-    } else if (s.rc != FTI_OK) { /* fti_server_run could not start (it fails only then) */
-        r = s.rc == FTI_ERR_NOMEM && s.err.msg[0]
-                ? fti_error_set(err, s.rc, "server loop: %s", s.err.msg)
-                : fti_error_set(err, FTI_ERR_MISMATCH, "server loop: %s \"%s\"",
-                                fti_result_str(s.rc), s.err.msg);
+    } else if (rl != FTI_OK) { /* fti_server_run could not start (it fails only then) */
+        r = fti_error_set(err, rl, "%s", loop_err.msg);
     } else if (must3 && a3 != 1) {
         r = fti_error_set(err, FTI_ERR_MISMATCH,
                           "after the fault, a good request was answered %d: %.300s", st3,

@@ -210,7 +210,8 @@ FTI_TEST(harden_monitor_create_oom) {
                 fti_test_alloc_fail_at(0, 0);
                 CHECK(r == FTI_OK || (r == FTI_ERR_NOMEM && err.msg[0]));
                 if (r != FTI_OK && r != FTI_ERR_NOMEM)
-                    fprintf(stderr, "    allocation %ld: %s \"%s\"\n", k, fti_result_str(r), err.msg);
+                    fprintf(stderr, "    allocation %ld: %s \"%s\"\n", k, fti_result_str(r),
+                            err.msg);
                 if (r != FTI_OK) n_fail++;
             }
             fti_monitor_free(mon);
