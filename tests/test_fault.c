@@ -22,8 +22,8 @@
  *
  * The workspaces live on /dev/shm when it exists (fsync is cheap there: the loops test the
  * logic, the crash tests in test_crash.c use the real disk), else in the test's temp dir. */
-#include <dirent.h>
 #include <signal.h>
+#include "test_util_state.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,18 +56,6 @@ FTI__UNUSED static const char *fault_path(const char *rel) {
     char *s = slots[k++ & 3];
     snprintf(s, sizeof slots[0], "%s/%s", fault_dir_buf, rel);
     return s;
-}
-
-/* Open file descriptors of this process. */
-static int fault_fd_count(void) {
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-    if (!d) return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n - 1; /* the directory's own descriptor */
 }
 
 static long fault_stride(long total) {
@@ -114,7 +102,7 @@ static long fault_alloc_loop(const char *what, fault_op_fn op, fault_check_fn ch
         return 0;
     }
     CHECK_EQ_INT(fti_test_alloc_live, live0);
-    fd0 = fault_fd_count();
+    fd0 = tu_fd_count();
     stride = fault_stride(A);
     for (k = 1; k <= A; k += stride) {
         int persistent;
@@ -143,9 +131,9 @@ static long fault_alloc_loop(const char *what, fault_op_fn op, fault_check_fn ch
                 fti_test_failures++;
                 return A;
             }
-            if (fault_fd_count() != fd0) {
+            if (tu_fd_count() != fd0) {
                 fprintf(stderr, "    %s: allocation %ld failing: %d file descriptors open, not %ld\n",
-                        what, k, fault_fd_count(), fd0);
+                        what, k, tu_fd_count(), fd0);
                 fti_test_failures++;
                 return A;
             }
@@ -192,7 +180,7 @@ FTI__UNUSED static long fault_io_loop(const char *what, fault_op_fn op, fault_ch
         fti_test_failures++;
         return 0;
     }
-    fd0 = fault_fd_count();
+    fd0 = tu_fd_count();
     stride = fault_stride(N / 4);
     for (mode = 0; mode < 5; mode++) {
         long n = mode == 4 ? n_fsync : N;
@@ -231,9 +219,9 @@ FTI__UNUSED static long fault_io_loop(const char *what, fault_op_fn op, fault_ch
                 fti_test_failures++;
                 return N;
             }
-            if (fault_fd_count() != fd0 || fti_test_alloc_live != live0) {
+            if (tu_fd_count() != fd0 || fti_test_alloc_live != live0) {
                 fprintf(stderr, "    %s: %s at I/O call %ld: %d fds (was %d), %ld allocations leaked\n",
-                        what, names[mode], k, fault_fd_count(), fd0, fti_test_alloc_live - live0);
+                        what, names[mode], k, tu_fd_count(), fd0, fti_test_alloc_live - live0);
                 fti_test_failures++;
                 return N;
             }
