@@ -1172,8 +1172,18 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
     g.bf16 = bf16;
     tiles_m = (M + k->mr - 1) / k->mr;
     tiles_n = (N + k->nr - 1) / k->nr;
-    /* split the dimension with more tiles (relative to its block size); never K */
+    /* split the dimension with more tiles (relative to its block size); never K. Splitting by
+     * rows packs all of B in every thread, by columns reads all of A in every thread: columns
+     * when N > 2·M, except where A is read in place (TRANS_A, the dW product) and N fits one
+     * column block: there rows up to N = 4·M. (dW 288×768 over K = 4096 at two threads: by
+     * columns, each A strip read in place served 12 panels and B's rows were half-rows of X;
+     * by rows a strip serves all 24 panels and B's rows are read whole. A B shared by the
+     * threads, packed once between barriers, was slower: each core reads half of every block
+     * from the other core's L2.) */
     g.split_n = tiles_n * k->nr > tiles_m * k->mr * 2 && tiles_n >= 2;
+    if (g.split_n && (flags & FTI_MM_TRANS_A) && k->ukernel_sa && !bf16 && N <= k->nc &&
+        tiles_n * k->nr <= tiles_m * k->mr * 4)
+        g.split_n = 0;
     items = g.split_n ? tiles_n : tiles_m;
     work = (g.split_n ? k->nr * M : k->mr * N) * K; /* multiply-adds per item */
     grain = work ? (size_t)1 + (size_t)(1u << 20) / work : 1;

@@ -2307,13 +2307,17 @@ FTIDEF fti_result fti_sampler_create(fti_sampler **out, size_t n_vocab,
     if (!s) return FTI_ERR_NOMEM;
     if (opts) s->o = *opts;
     if (s->o.penalty_last_n == 0) s->o.penalty_last_n = 64;
+    /* the window is allocated: no longer than the longest context a session can have (a
+     * session refuses n_ctx above 2^24), so a huge value is not an allocation of its size */
+    if (s->o.penalty_last_n > ((size_t)1 << 24)) s->o.penalty_last_n = (size_t)1 << 24;
     s->V = n_vocab;
     s->k = fti_kernels_get(FTI_ISA_AUTO);
     s->probs = (float *)fti_calloc(n_vocab, sizeof(float));
     s->idx = (int32_t *)fti_calloc(n_vocab, sizeof(int32_t));
     s->counts = (int32_t *)fti_calloc(n_vocab, sizeof(int32_t));
     s->stamp = (uint32_t *)fti_calloc(n_vocab, sizeof(uint32_t));
-    s->hist = (int32_t *)fti_calloc(s->o.penalty_last_n, sizeof(int32_t));
+    /* only its first hist_n entries are ever read: not cleared (a large window stays untouched) */
+    s->hist = (int32_t *)fti_malloc(s->o.penalty_last_n * sizeof(int32_t));
     if (!s->probs || !s->idx || !s->counts || !s->stamp || !s->hist) {
         fti_sampler_free(s);
         return FTI_ERR_NOMEM;

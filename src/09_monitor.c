@@ -279,7 +279,7 @@ FTIDEF fti_result fti_reqlog_open(const char *path, const fti_reqlog_opts *opts,
     base = fti_path_base(path);
     if (base != path) {
         char *dir = fti_strndup(path, (size_t)(base - path));
-        r = dir ? fti_mkdirs(dir, err) : FTI_ERR_NOMEM;
+        r = dir ? fti_mkdirs(dir, err) : fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
         fti_free(dir);
         if (r != FTI_OK) {
             fti_reqlog_close(l);
@@ -842,8 +842,12 @@ FTIDEF fti_result fti_monitor_create(const fti_monitor_opts *opts, fti_monitor *
     *out = NULL;
     mon = (fti_monitor *)fti_calloc(1, sizeof *mon);
     if (!mon) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
-    if (fti_mutex_init(&mon->mu) != FTI_OK || fti_metrics_create(&mon->m) != FTI_OK) {
+    if (fti_mutex_init(&mon->mu) != FTI_OK) {
         fti_free(mon);
+        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    }
+    if (fti_metrics_create(&mon->m) != FTI_OK) { /* the mutex is made: free it too */
+        fti_monitor_free(mon);
         return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     }
     if (opts) {
@@ -869,7 +873,10 @@ FTIDEF fti_result fti_monitor_create(const fti_monitor_opts *opts, fti_monitor *
         fti_buf hdr;
         memset(&hdr, 0, sizeof hdr);
         if (mon->ref) fti_drift_ref_json(mon->ref, &hdr);
-        r = fti_reqlog_open(opts->log_path, &opts->log, hdr.len ? hdr.data : NULL, &mon->log, err);
+        /* out of memory, hdr holds a prefix of the line: never write that */
+        r = hdr.oom ? fti_error_set(err, FTI_ERR_NOMEM, "out of memory")
+                    : fti_reqlog_open(opts->log_path, &opts->log, hdr.len ? hdr.data : NULL,
+                                      &mon->log, err);
         fti_buf_free(&hdr);
         if (r != FTI_OK) {
             fti_monitor_free(mon);
@@ -941,6 +948,11 @@ FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref
     if (ref && !(r = fti__drift_ref_copy(ref))) return FTI_ERR_NOMEM;
     memset(&hdr, 0, sizeof hdr);
     if (r) fti_drift_ref_json(r, &hdr);
+    if (hdr.oom) { /* a prefix of the line: never write it; the old reference stays */
+        fti_buf_free(&hdr);
+        fti_drift_ref_free(r);
+        return FTI_ERR_NOMEM;
+    }
     fti_mutex_lock(&mon->mu);
     old = mon->ref;
     mon->ref = r;

@@ -1093,6 +1093,36 @@ struct fti__conn {
     fti__job *job;
 };
 
+/* The scheduler thread's scratch, made by fti_server_run before it starts the thread (a server
+ * whose scheduler could not get it would never serve again) and freed after it ends. */
+typedef struct fti__sched_buf {
+    fti__job **batch, **admit;
+    void **seqs;
+    fti_gen_token *toks;
+    fti__genref **dead;
+} fti__sched_buf;
+
+static void fti__sched_buf_free(fti__sched_buf *b) {
+    fti_free(b->batch);
+    fti_free(b->admit);
+    fti_free(b->seqs);
+    fti_free(b->toks);
+    fti_free(b->dead);
+    memset(b, 0, sizeof *b);
+}
+
+/* 1 when every array of a batch of cap is made, else 0 with nothing kept. */
+static int fti__sched_buf_alloc(fti__sched_buf *b, size_t cap) {
+    b->batch = (fti__job **)fti_calloc(cap + 1, sizeof *b->batch);
+    b->admit = (fti__job **)fti_calloc(cap + 1, sizeof *b->admit);
+    b->seqs = (void **)fti_calloc(cap + 1, sizeof *b->seqs);
+    b->toks = (fti_gen_token *)fti_calloc(cap + 1, sizeof *b->toks);
+    b->dead = (fti__genref **)fti_calloc(cap * 2 + 2, sizeof *b->dead);
+    if (b->batch && b->admit && b->seqs && b->toks && b->dead) return 1;
+    fti__sched_buf_free(b);
+    return 0;
+}
+
 struct fti_server {
     fti_server_opts o;
     fti_http_limits lim;
@@ -1108,6 +1138,7 @@ struct fti_server {
     pthread_cond_t cv;
     int mu_ok, cv_ok;
     pthread_t sched;
+    fti__sched_buf sb;
     int sched_started;
     int sched_stop;
     int wake_pending;
@@ -1411,41 +1442,11 @@ static void fti__job_record(fti_server *s, fti__job *j) {
 static void *fti__sched_main(void *arg) {
     fti_server *s = (fti_server *)arg;
     size_t cap = (size_t)s->o.max_batch;
-    fti__job **batch = (fti__job **)fti_calloc(cap + 1, sizeof *batch);
-    fti__job **admit = (fti__job **)fti_calloc(cap + 1, sizeof *admit);
-    void **seqs = (void **)fti_calloc(cap + 1, sizeof *seqs);
-    fti_gen_token *toks = (fti_gen_token *)fti_calloc(cap + 1, sizeof *toks);
-    fti__genref **dead = (fti__genref **)fti_calloc(cap * 2 + 2, sizeof *dead);
+    fti__job **batch = s->sb.batch, **admit = s->sb.admit;
+    void **seqs = s->sb.seqs;
+    fti_gen_token *toks = s->sb.toks;
+    fti__genref **dead = s->sb.dead;
     size_t n_batch = 0;
-    if (!batch || !admit || !seqs || !toks || !dead) {
-        pthread_mutex_lock(&s->mu);
-        if (!s->sched_stop) s->sched_stop = 2; /* the I/O loop answers 503 from now on */
-        /* requests queued before that (or while the I/O loop had not seen it yet) are answered
-         * 503 here until the server stops: nobody else would serve them */
-        for (;;) {
-            fti__job *j;
-            while ((j = s->qhead) != NULL) {
-                s->qhead = j->qnext;
-                if (!s->qhead) s->qtail = NULL;
-                s->n_queued--;
-                j->status = 503;
-                fti_api_write_error(&j->out, "server busy: out of memory", "server_error", NULL,
-                                    NULL);
-                j->state = FTI__JOB_DONE;
-                fti__job_record(s, j);
-                fti__wake_io(s);
-            }
-            if (s->sched_stop == 1) break;
-            pthread_cond_wait(&s->cv, &s->mu);
-        }
-        pthread_mutex_unlock(&s->mu);
-        fti_free(batch);
-        fti_free(admit);
-        fti_free(seqs);
-        fti_free(toks);
-        fti_free(dead);
-        return NULL;
-    }
     pthread_mutex_lock(&s->mu);
     for (;;) {
         size_t n_admit = 0, i, n_dead = 0, b0;
@@ -1620,11 +1621,6 @@ static void *fti__sched_main(void *arg) {
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
-    fti_free(batch);
-    fti_free(admit);
-    fti_free(seqs);
-    fti_free(toks);
-    fti_free(dead);
     return NULL;
 }
 
@@ -2331,8 +2327,12 @@ FTIDEF fti_result fti_server_run(fti_server *s, fti_error *err) {
     uint64_t drain_deadline = 0;
     int i;
     if (!s) return fti_error_set(err, FTI_ERR_INVALID, "fti_server_run: no server");
-    if (pthread_create(&s->sched, NULL, fti__sched_main, s) != 0)
+    if (!fti__sched_buf_alloc(&s->sb, (size_t)s->o.max_batch))
+        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory for the scheduler");
+    if (pthread_create(&s->sched, NULL, fti__sched_main, s) != 0) {
+        fti__sched_buf_free(&s->sb);
         return fti_error_set(err, FTI_ERR_IO, "cannot start the scheduler thread");
+    }
     s->sched_started = 1;
     fti__srv_log(s, FTI_LOG_INFO, "listening on %s:%d", s->host, s->port);
     for (;;) {
@@ -2444,6 +2444,7 @@ FTIDEF fti_result fti_server_run(fti_server *s, fti_error *err) {
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->sched, NULL);
     s->sched_started = 0;
+    fti__sched_buf_free(&s->sb);
     for (i = 0; i < s->n_conns; i++) fti__conn_flush(s, s->conns[i]);
     while (s->n_conns > 0) fti__conn_close(s, s->n_conns - 1);
     pthread_mutex_lock(&s->mu);

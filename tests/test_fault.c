@@ -22,8 +22,8 @@
  *
  * The workspaces live on /dev/shm when it exists (fsync is cheap there: the loops test the
  * logic, the crash tests in test_crash.c use the real disk), else in the test's temp dir. */
-#include <dirent.h>
 #include <signal.h>
+#include "test_util_state.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,18 +58,6 @@ FTI__UNUSED static const char *fault_path(const char *rel) {
     return s;
 }
 
-/* Open file descriptors of this process. */
-static int fault_fd_count(void) {
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-    if (!d) return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n - 1; /* the directory's own descriptor */
-}
-
 static long fault_stride(long total) {
     long s = fti_env_long("FTI_FAULT_STRIDE", 0);
     if (fti_env_long("FTI_FAULT_FULL", 0)) return 1;
@@ -86,6 +74,18 @@ typedef int (*fault_check_fn)(void *ctx);
 /* 1 while the loops run an operation with a fault armed (an operation may check its result
  * against a run without faults). */
 static int fault_armed = 0;
+/* The fault armed (while fault_armed): the k-th allocation fails, once or persistently. */
+static long fault_k = 0;
+static int fault_persistent = 0;
+
+/* Allocations counted since the fault was armed (the server's threads count too). */
+FTI__UNUSED static long fault_alloc_count_now(void) {
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__TINYC__)
+    return __atomic_load_n(&fti_test_alloc_count, __ATOMIC_SEQ_CST);
+#else
+    return fti_test_alloc_count;
+#endif
+}
 
 /* The allocation loop. Returns the number of allocations A of one run. */
 static long fault_alloc_loop(const char *what, fault_op_fn op, fault_check_fn check, void *ctx) {
@@ -102,13 +102,15 @@ static long fault_alloc_loop(const char *what, fault_op_fn op, fault_check_fn ch
         return 0;
     }
     CHECK_EQ_INT(fti_test_alloc_live, live0);
-    fd0 = fault_fd_count();
+    fd0 = tu_fd_count();
     stride = fault_stride(A);
     for (k = 1; k <= A; k += stride) {
         int persistent;
         for (persistent = 0; persistent < 2; persistent++) {
             err.msg[0] = 0;
             fti_test_alloc_fail_at(k, persistent);
+            fault_k = k;
+            fault_persistent = persistent;
             fault_armed = 1;
             r = op(ctx, &err);
             fault_armed = 0;
@@ -129,9 +131,9 @@ static long fault_alloc_loop(const char *what, fault_op_fn op, fault_check_fn ch
                 fti_test_failures++;
                 return A;
             }
-            if (fault_fd_count() != fd0) {
+            if (tu_fd_count() != fd0) {
                 fprintf(stderr, "    %s: allocation %ld failing: %d file descriptors open, not %ld\n",
-                        what, k, fault_fd_count(), fd0);
+                        what, k, tu_fd_count(), fd0);
                 fti_test_failures++;
                 return A;
             }
@@ -178,7 +180,7 @@ FTI__UNUSED static long fault_io_loop(const char *what, fault_op_fn op, fault_ch
         fti_test_failures++;
         return 0;
     }
-    fd0 = fault_fd_count();
+    fd0 = tu_fd_count();
     stride = fault_stride(N / 4);
     for (mode = 0; mode < 5; mode++) {
         long n = mode == 4 ? n_fsync : N;
@@ -217,9 +219,9 @@ FTI__UNUSED static long fault_io_loop(const char *what, fault_op_fn op, fault_ch
                 fti_test_failures++;
                 return N;
             }
-            if (fault_fd_count() != fd0 || fti_test_alloc_live != live0) {
+            if (tu_fd_count() != fd0 || fti_test_alloc_live != live0) {
                 fprintf(stderr, "    %s: %s at I/O call %ld: %d fds (was %d), %ld allocations leaked\n",
-                        what, names[mode], k, fault_fd_count(), fd0, fti_test_alloc_live - live0);
+                        what, names[mode], k, tu_fd_count(), fd0, fti_test_alloc_live - live0);
                 fti_test_failures++;
                 return N;
             }
@@ -855,9 +857,11 @@ void fti_test_fault_alloc_request(void) {}
 #include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include "test_util_server.h"
 
 typedef struct fault_srv {
     fti_server *srv;
+    pthread_t th;
     fti_error err;
     fti_result rc;
     pthread_mutex_t mu;
@@ -886,19 +890,10 @@ static int fault_srv_done(fault_srv *s) {
  * the server loop ends or 10 s pass. Returns the HTTP status, 0 when closed without a
  * response, -1 when it could not connect, -2 on the time limit. */
 static int fault_srv_exchange(int port, const char *req, fti_buf *resp, fault_srv *srv) {
-    struct sockaddr_in a;
     size_t off = 0, len = strlen(req);
     uint64_t end = fti_time_ns() / 1000000u + 10000;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), st = 0;
+    int fd = tu_connect(port), st = 0;
     if (fd < 0) return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((unsigned short)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
     while (off < len) {
         ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
         if (w <= 0) break; /* reset: the server gave up on this connection */
@@ -927,49 +922,57 @@ static int fault_srv_exchange(int port, const char *req, fti_buf *resp, fault_sr
     return st;
 }
 
-/* Creates a server with the echo generator, runs it on a thread, sends one chat completion
- * (chunked body) and one streamed completion on a keep-alive connection, stops and frees it.
- * FTI_OK when both answers are whole and right; FTI_ERR_NOMEM (with a message) when the server
- * could not be made or its loop failed for want of memory, or answered 500/503 or closed the
- * connection without an answer (what it may do when an allocation fails); anything else (a 400
- * for a good request, a wrong body, a hang) fails the test. */
-/* Runs a server with the echo generator on a thread, sends req on one connection and reads the
- * reply into resp (*st: its first status, as fault_srv_exchange), stops and frees the server.
- * FTI_OK when the server ran; FTI_ERR_NOMEM (with a message) when it could not be made or its
- * loop failed for want of memory; FTI_ERR_MISMATCH when the loop failed otherwise. */
+/* Creates a server with options o and generator g (the server owns g from then on, also when
+ * this fails) and runs it on a thread. */
+static fti_result fault_srv_start(fault_srv *s, const fti_server_opts *o, const fti_gen *g,
+                                  fti_error *err) {
+    fti_result r;
+    memset(s, 0, sizeof *s);
+    r = fti_server_create(o, g, &s->srv, err);
+    if (r != FTI_OK) return r;
+    pthread_mutex_init(&s->mu, NULL);
+    if (pthread_create(&s->th, NULL, fault_srv_thread, s) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        fti_server_free(s->srv);
+        return fti_error_set(err, FTI_ERR_IO, "pthread_create failed");
+    }
+    return FTI_OK;
+}
+
+/* Stops, joins and frees a server of fault_srv_start. FTI_OK when its loop ran; FTI_ERR_NOMEM
+ * (with a message) when the loop failed for want of memory; FTI_ERR_MISMATCH otherwise. */
+static fti_result fault_srv_finish(fault_srv *s, fti_error *err) {
+    fti_server_stop(s->srv);
+    pthread_join(s->th, NULL);
+    fti_server_free(s->srv);
+    pthread_mutex_destroy(&s->mu);
+    if (s->rc == FTI_OK) return FTI_OK;
+    return s->rc == FTI_ERR_NOMEM && s->err.msg[0]
+               ? fti_error_set(err, s->rc, "server loop: %s", s->err.msg)
+               : fti_error_set(err, FTI_ERR_MISMATCH, "server loop: %s \"%s\"",
+                               fti_result_str(s->rc), s->err.msg);
+}
+
+/* Runs a server with the echo generator, sends req on one connection and reads the reply into
+ * resp (*st: its first status, as fault_srv_exchange), stops and frees the server. As
+ * fault_srv_finish; FTI_ERR_NOMEM also when the server could not be made. */
 static fti_result fault_serve_once(const char *req, fti_buf *resp, int *st, fti_error *err) {
     fti_server_opts o;
     fti_gen g;
     fti_gen_echo_opts eo;
     fault_srv s;
-    pthread_t th;
     fti_result r;
     memset(&o, 0, sizeof o);
     o.no_dashboard = 1;
     o.max_conns = 4;
     memset(&eo, 0, sizeof eo);
     eo.n_ctx = 128;
-    memset(&s, 0, sizeof s);
     r = fti_gen_echo_create(&eo, &g);
     if (r != FTI_OK) return fti_error_set(err, r, "echo generator: %s", fti_result_str(r));
-    r = fti_server_create(&o, &g, &s.srv, err);
+    r = fault_srv_start(&s, &o, &g, err);
     if (r != FTI_OK) return r;
-    pthread_mutex_init(&s.mu, NULL);
-    if (pthread_create(&th, NULL, fault_srv_thread, &s) != 0) {
-        pthread_mutex_destroy(&s.mu);
-        fti_server_free(s.srv);
-        return fti_error_set(err, FTI_ERR_IO, "pthread_create failed");
-    }
     *st = fault_srv_exchange(fti_server_port(s.srv), req, resp, &s);
-    fti_server_stop(s.srv);
-    pthread_join(th, NULL);
-    fti_server_free(s.srv);
-    pthread_mutex_destroy(&s.mu);
-    if (s.rc == FTI_OK) return FTI_OK;
-    return s.rc == FTI_ERR_NOMEM && s.err.msg[0]
-               ? fti_error_set(err, s.rc, "server loop: %s", s.err.msg)
-               : fti_error_set(err, FTI_ERR_MISMATCH, "server loop: %s \"%s\"",
-                               fti_result_str(s.rc), s.err.msg);
+    return fault_srv_finish(&s, err);
 }
 
 /* One chat completion (chunked body) and one streamed completion on a keep-alive connection.
@@ -1079,7 +1082,171 @@ FTI_TEST(fault_alloc_serve_get_head) {
     CHECK(fault_alloc_loop("serve a pipelined GET and HEAD over loopback", fault_serve_get_head,
                            NULL, NULL) > 5);
 }
+/* --- the server over a real model: engine sessions, samplers, batched steps, monitor -------- */
+
+typedef struct fault_model {
+    fti_engine *e;          /* the tests' small model, opened once */
+    fti_drift_ref *ref;     /* the monitor's drift reference (copied by each monitor) */
+    const char *log_path;   /* the monitor's request log */
+    int third_required;     /* runs where the good request after the fault had to succeed */
+} fault_model;
+
+/* Checks one answer of the model server: 1 when whole and right, 0 when it is what an
+ * allocation failure may give (500, 503, closed without an answer, a stream ended by an error
+ * event), -1 otherwise (*why says what). chat: a streamed chat answer, else a completion. */
+static int fault_model_answer(const char *a, int chat, const char **why) {
+    int st = a && strncmp(a, "HTTP/1.1 ", 9) == 0 ? atoi(a + 9) : 0;
+    const char *body = a ? strstr(a, "\r\n\r\n") : NULL;
+    *why = "";
+    if (st == 0 || st == 500 || st == 503) return 0;
+    if (st != 200 || !body) {
+        *why = "not a 200 answer";
+        return -1;
+    }
+    if (!chat) {
+        if (!strstr(body, "\"object\":\"text_completion\"") ||
+            !strstr(body, "\"finish_reason\":\"") || !strstr(body, "\"completion_tokens\":")) {
+            *why = "a 200 without a whole completion";
+            return -1;
+        }
+        return 1;
+    }
+    if (!strstr(body, "data: [DONE]")) return 0; /* cut: the connection closed early */
+    if (strstr(body, "\"error\"")) return 0;     /* a step failed: an error event, then [DONE] */
+    if (!strstr(body, "\"object\":\"chat.completion.chunk\"") ||
+        !strstr(body, "\"finish_reason\":\"")) {
+        *why = "a whole stream without a chat chunk or its finish";
+        return -1;
+    }
+    return 1;
+}
+
+/* One run: a batch, a monitor with a request log and a drift
+ * reference, a server over the engine generator (tests/test_util_server.h); one completion and
+ * one streamed chat completion pipelined on a keep-alive connection, then one more completion on
+ * a new connection: when the fault is a single one that already happened, that last request must
+ * be answered whole (the server keeps serving after an allocation failure). */
+static fti_result fault_serve_model(void *user, fti_error *err) {
+    static const char req[] =
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "Content-Length: 64\r\n\r\n"
+        "{\"prompt\":\"the cat sat on a mat\",\"max_tokens\":8,\"temperature\":0}"
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "Connection: close\r\nContent-Length: 86\r\n\r\n"
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"a dog\"}],\"max_tokens\":6,"
+        "\"stream\":true,\"seed\":3}";
+    static const char req3[] =
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "Connection: close\r\nContent-Length: 40\r\n\r\n"
+        "{\"prompt\":\"one more cat\",\"max_tokens\":5}";
+    fault_model *fm = (fault_model *)user;
+    tu_gen *g;
+    fti_gen gen;
+    fti_server_opts o;
+    fti_monitor_opts mo;
+    fti_monitor *mon = NULL;
+    fault_srv s;
+    fti_buf resp, resp3;
+    fti_error loop_err;
+    fti_result r, rl = FTI_OK;
+    int st = 0, st3 = 0, a1 = 1, a2 = 1, a3 = 1, must3;
+    const char *why = "", *second;
+    memset(&resp, 0, sizeof resp);
+    memset(&resp3, 0, sizeof resp3);
+    memset(&s, 0, sizeof s);
+    g = (tu_gen *)fti_calloc(1, sizeof *g);
+    if (!g) return fti_error_set(err, FTI_ERR_NOMEM, "generator: out of memory");
+    g->e = fm->e;
+    g->n_ctx = 48;
+    r = fti_batch_create(fm->e, 8, 48, &g->bt, err);
+    if (r == FTI_OK) {
+        memset(&mo, 0, sizeof mo);
+        mo.log_path = fm->log_path;
+        mo.ref = fm->ref;
+        r = fti_monitor_create(&mo, &mon, err);
+    }
+    if (r == FTI_OK) {
+        tu_gen_fill(g, &gen);
+        memset(&o, 0, sizeof o);
+        o.no_dashboard = 1;
+        o.max_conns = 4;
+        o.max_batch = 8;
+        o.monitor = mon;
+        r = fault_srv_start(&s, &o, &gen, err);
+    }
+    if (r != FTI_OK) goto done;
+    st = fault_srv_exchange(fti_server_port(s.srv), req, &resp, &s);
+    /* a single fault that has happened: the server must answer the next request whole */
+    must3 = !fault_armed || (!fault_persistent && fault_alloc_count_now() >= fault_k);
+    st3 = fault_srv_exchange(fti_server_port(s.srv), req3, &resp3, &s);
+    rl = fault_srv_finish(&s, &loop_err);
+    fti_buf_putc(&resp, 0);
+    fti_buf_putc(&resp3, 0);
+    if (st < 0 || st3 < 0) {
+        r = fti_error_set(err, FTI_ERR_MISMATCH, "the server hung or refused (%d, %d)", st, st3);
+        goto done;
+    }
+    a1 = fault_model_answer(resp.oom ? NULL : resp.data, 0, &why);
+    second = resp.data && a1 == 1 ? strstr(resp.data + 9, "HTTP/1.1 ") : NULL;
+    if (a1 >= 0) a2 = a1 == 1 ? fault_model_answer(second, 1, &why) : 0;
+    if (a1 >= 0 && a2 >= 0) a3 = fault_model_answer(resp3.oom ? NULL : resp3.data, 0, &why);
+    if (a1 < 0 || a2 < 0 || a3 < 0) {
+        r = fti_error_set(err, FTI_ERR_MISMATCH, "%s: %.300s", why,
+                          a3 < 0 ? resp3.data : resp.data);
+    } else if (rl != FTI_OK) { /* fti_server_run could not start (it fails only then) */
+        r = fti_error_set(err, rl, "%s", loop_err.msg);
+    } else if (must3 && a3 != 1) {
+        r = fti_error_set(err, FTI_ERR_MISMATCH,
+                          "after the fault, a good request was answered %d: %.300s", st3,
+                          resp3.data ? resp3.data : "");
+    } else if (a1 == 1 && a2 == 1 && a3 == 1) {
+        r = FTI_OK;
+        if (fault_armed && must3) fm->third_required++;
+    } else {
+        if (fault_armed && must3) fm->third_required++;
+        r = fti_error_set(err, FTI_ERR_NOMEM, "answers %d %d %d (statuses %d, %d)", a1, a2, a3,
+                          st, st3);
+    }
+    CHECK_EQ_INT(g->n_live, 0); /* every sequence started was ended */
+done:
+    if (r != FTI_OK && err->msg[0] == 0) fti_error_set(err, r, "%s", fti_result_str(r));
+    fti_monitor_free(mon);
+    fti_batch_free(g->bt);
+    fti_free(g);
+    fti_buf_free(&resp);
+    fti_buf_free(&resp3);
+    return r;
+}
+
+FTI_TEST(fault_alloc_serve_model) {
+    fault_model fm;
+    fti_test_model_opts mo;
+    uint64_t counts[96];
+    const char *path;
+    fti_error err;
+    int i;
+    memset(&fm, 0, sizeof fm);
+    memset(&mo, 0, sizeof mo);
+    mo.seed = 11;
+    mo.scale = 4.0f;
+    mo.vocab = FTI_TEST_VOCAB_LETTERS;
+    path = fti_test_model("fault_serve.gguf", &mo, NULL, NULL);
+    REQUIRE(path && fti_engine_open(&fm.e, path, NULL, &err) == FTI_OK);
+    for (i = 0; i < 96; i++) counts[i] = (uint64_t)(i < 52 ? 50 : 1);
+    REQUIRE(fti_drift_ref_build(counts, 96, NULL, 0, 0, &fm.ref, NULL) == FTI_OK);
+    fault_dir();
+    fm.log_path = fault_path("logs/requests.jsonl");
+    CHECK(fault_alloc_loop("serve a completion and a streamed chat with a model (engine "
+                           "sessions, samplers, batched steps, monitor), then one more",
+                           fault_serve_model, NULL, &fm) > 50);
+    fprintf(stderr, "    %d faulty runs had to answer the request after the fault: all did\n",
+            fm.third_required);
+    fti_drift_ref_free(fm.ref);
+    fti_engine_close(fm.e);
+    fault_dir_done();
+}
 #else /* no server or no threads: nothing to serve */
 void fti_test_fault_alloc_serve_request(void) {}
 void fti_test_fault_alloc_serve_get_head(void) {}
+void fti_test_fault_alloc_serve_model(void) {}
 #endif

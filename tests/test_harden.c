@@ -157,3 +157,79 @@ FTI_TEST(harden_http_chunked_bytewise) {
 #else
 void fti_test_harden_http_chunked_bytewise(void) {}
 #endif /* FTI_NO_SERVER */
+
+/* The monitor out of memory (found by fault_alloc_serve_model): fti_monitor_create leaked its
+ * mutex when the metrics registry could not be made, and wrote a prefix of the drift reference
+ * line to the request log when that line could not be made whole (fti_monitor_set_ref too).
+ * Each allocation of a create with a reference and a log fails once: the create fails with
+ * NOMEM or succeeds, nothing leaks, and every line the log holds is whole JSON. */
+FTI_TEST(harden_monitor_create_oom) {
+    uint64_t counts[96];
+    fti_drift_ref *ref = NULL;
+    fti_monitor_opts mo;
+    fti_monitor *mon = NULL;
+    long A, k, live0;
+    int i, n_fail = 0;
+    char path[64];
+    for (i = 0; i < 96; i++) counts[i] = (uint64_t)(i % 5 + 1);
+    REQUIRE(fti_drift_ref_build(counts, 96, NULL, 0.01, 9.5, &ref, NULL) == FTI_OK);
+    live0 = fti_test_alloc_live;
+    memset(&mo, 0, sizeof mo);
+    mo.ref = ref;
+    fti_test_alloc_fail_at(0, 0);
+    snprintf(path, sizeof path, "mon/r0.jsonl");
+    mo.log_path = fti_test_tmp(path);
+    REQUIRE(fti_monitor_create(&mo, &mon, NULL) == FTI_OK);
+    A = fti_test_alloc_count;
+    fti_monitor_free(mon);
+    for (k = 1; k <= A + 2; k++) {
+        int set_ref;
+        for (set_ref = 0; set_ref < 2; set_ref++) {
+            fti_error err;
+            fti_result r;
+            void *data = NULL;
+            size_t n = 0;
+            char *line, *save = NULL;
+            snprintf(path, sizeof path, "mon/r%ld-%d.jsonl", k, set_ref);
+            mo.log_path = fti_test_tmp(path);
+            mon = NULL;
+            if (set_ref) { /* a monitor without a reference gets one: its line, whole or none */
+                mo.ref = NULL;
+                REQUIRE(fti_monitor_create(&mo, &mon, NULL) == FTI_OK);
+                fti_test_alloc_fail_at(k, 0);
+                r = fti_monitor_set_ref(mon, ref);
+                fti_test_alloc_fail_at(0, 0);
+                CHECK(r == FTI_OK || r == FTI_ERR_NOMEM);
+                if (r != FTI_OK) n_fail++;
+                CHECK(fti_monitor_ref(mon) == NULL || r == FTI_OK);
+                mo.ref = ref;
+            } else {
+                err.msg[0] = 0;
+                fti_test_alloc_fail_at(k, 0);
+                r = fti_monitor_create(&mo, &mon, &err);
+                fti_test_alloc_fail_at(0, 0);
+                CHECK(r == FTI_OK || (r == FTI_ERR_NOMEM && err.msg[0]));
+                if (r != FTI_OK && r != FTI_ERR_NOMEM)
+                    fprintf(stderr, "    allocation %ld: %s \"%s\"\n", k, fti_result_str(r),
+                            err.msg);
+                if (r != FTI_OK) n_fail++;
+            }
+            fti_monitor_free(mon);
+            CHECK_EQ_INT(fti_test_alloc_live, live0);
+            if (fti_file_read(mo.log_path, 0, &data, &n, NULL) != FTI_OK) continue; /* none */
+            for (line = strtok_r((char *)data, "\n", &save); line;
+                 line = strtok_r(NULL, "\n", &save)) {
+                fti_json_doc *doc = NULL;
+                if (fti_json_parse(line, strlen(line), NULL, &doc, NULL, NULL) != FTI_OK) {
+                    fprintf(stderr, "    allocation %ld failing (%s): a broken log line: %.120s\n",
+                            k, set_ref ? "set_ref" : "create", line);
+                    fti_test_failures++;
+                }
+                fti_json_free(doc);
+            }
+            fti_free(data);
+        }
+    }
+    CHECK(n_fail > 5);
+    fti_drift_ref_free(ref);
+}

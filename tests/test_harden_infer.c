@@ -211,6 +211,49 @@ FTI_TEST(harden_sampler_degenerate) {
     }
 }
 
+/* A huge penalty_last_n (the window of recent tokens, allocated when the sampler is made) is
+ * clamped to the longest context a session can have (2^24): the sampler is made, and with
+ * fewer tokens than that in its history it penalizes exactly as a window of any size above
+ * the history does. It used to allocate the window as given: NOMEM, or under ASan a report. */
+FTI_TEST(harden_sampler_window_clamped) {
+    static const size_t wins[3] = {(size_t)-1, (size_t)1 << 40, ((size_t)1 << 24) + 1};
+    const size_t V = 64;
+    float lg[64], lg_ref[64];
+    int w, i;
+    for (w = 0; w < 3; w++) {
+        fti_sampler_opts o;
+        fti_sampler *s = NULL, *ref = NULL;
+        memset(&o, 0, sizeof o);
+        o.temperature = 0.9f;
+        o.repeat_penalty = 1.3f;
+        o.frequency_penalty = 0.25f;
+        o.presence_penalty = 0.5f;
+        o.seed = 11;
+        o.penalty_last_n = wins[w];
+        REQUIRE(fti_sampler_create(&s, V, &o) == FTI_OK);
+        o.penalty_last_n = 700;
+        REQUIRE(fti_sampler_create(&ref, V, &o) == FTI_OK);
+        for (i = 0; i < 600; i++) { /* 600 tokens of history, weighted to the low ids */
+            int32_t t = (int32_t)((unsigned)(i * i + 7 * i) % (unsigned)(i % 3 ? 8 : V));
+            fti_sampler_accept(s, t);
+            fti_sampler_accept(ref, t);
+        }
+        for (i = 0; i < 40; i++) {
+            size_t j;
+            int32_t a, b;
+            for (j = 0; j < V; j++) lg[j] = lg_ref[j] = (float)((j * 37 + (size_t)i) % 23) * 0.2f;
+            a = fti_sampler_sample(s, lg);
+            b = fti_sampler_sample(ref, lg_ref);
+            CHECK_EQ_INT(a, b);
+            CHECK(memcmp(lg, lg_ref, sizeof lg) == 0); /* the same penalties applied */
+            fti_sampler_accept(s, a);
+            fti_sampler_accept(ref, b);
+        }
+        fti_sampler_free(s);
+        fti_sampler_free(ref);
+    }
+}
+
 FTI_TEST(harden_kv_f16_memory) {
     /* The f16 cache's sizes, caller-supplied memory (exact, short, misaligned), bad options */
     const char *path = hi_model("kv.gguf", 0);
@@ -670,4 +713,88 @@ FTI_TEST(harden_fault_batch_decode) {
     REQUIRE(c.path);
     c.batch = 1;
     hi_fault_loop(&c, "batched step and prefill (Q8_0)");
+}
+
+/* The author memory's file reader (fti_ngram_load) on files whose hash is right (a hostile
+ * writer can compute it): bytes of a saved model changed (three ways) and rehashed. The
+ * load fails with an error naming the file, or the model it gives is a distribution: for a few
+ * contexts fti_ngram_probs is finite, above 0 everywhere and sums to 1, fti_ngram_prob agrees
+ * with it, and mixing it into logits leaves them finite. */
+FTI_TEST(harden_ngram_load_rehashed_bytes) {
+    static const uint8_t xors[3] = {0x01, 0x80, 0xff};
+    const size_t V = 11, N = 240;
+    uint32_t ids[240];
+    fti_ngram *m = NULL;
+    fti_ngram_opts o;
+    char path[512], bad[512];
+    void *data = NULL;
+    unsigned char *c;
+    size_t len = 0, i, w;
+    int x, n_loaded = 0, n_refused = 0;
+    uint64_t s = 77;
+    for (i = 0; i < N; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (uint32_t)((s >> 33) % (i % 4 ? 4 : V)); /* repeats: counts above 1 */
+    }
+    memset(&o, 0, sizeof o);
+    o.order = 3;
+    REQUIRE(fti_ngram_build(&m, ids, N, V, &o, NULL) == FTI_OK);
+    snprintf(path, sizeof path, "%s", fti_test_tmp("hng.bin"));
+    snprintf(bad, sizeof bad, "%s", fti_test_tmp("hng_bad.bin"));
+    REQUIRE(fti_ngram_save(m, path, NULL) == FTI_OK);
+    fti_ngram_free(m);
+    REQUIRE(fti_file_read(path, 0, &data, &len, NULL) == FTI_OK);
+    c = (unsigned char *)malloc(len);
+    REQUIRE(c);
+    for (i = 0; i + 8 < len; i += i < 64 ? 1 : 31) { /* the header whole, then a sample */
+        for (x = 0; x < 3; x++) {
+            fti_ngram *g = NULL;
+            fti_error err;
+            fti_result r;
+            memcpy(c, data, len);
+            c[i] ^= xors[x];
+            fti_store_u64(c + len - 8, fti_hash64(c, len - 8, 0x6e6772616dull));
+            REQUIRE(fti_test_write_file(bad, c, len) == 0);
+            err.msg[0] = 0;
+            r = fti_ngram_load(&g, bad, &err);
+            if (r != FTI_OK) {
+                CHECK(g == NULL && strstr(err.msg, "hng_bad.bin") != NULL);
+                n_refused++;
+                continue;
+            }
+            n_loaded++;
+            if (fti_ngram_vocab(g) <= 4096) { /* a changed vocabulary: as large as it says */
+                static const int32_t ctxs[4][2] = {{0, 1}, {2, 3}, {1, 10}, {-1, 3}};
+                size_t Vg = fti_ngram_vocab(g);
+                float *p = (float *)malloc(3 * Vg * sizeof(float)), *lg = p + Vg, *work = lg + Vg;
+                int q;
+                REQUIRE(p);
+                for (q = 0; q < 4; q++) {
+                    double sum = 0;
+                    int ok = 1;
+                    fti_ngram_probs(g, ctxs[q], 2, p);
+                    for (w = 0; w < Vg; w++) {
+                        double pw = fti_ngram_prob(g, ctxs[q], 2, (int32_t)w, NULL);
+                        if (!(p[w] > 0.0f) || !(fabs(pw - (double)p[w]) < 1e-5)) ok = 0;
+                        sum += p[w];
+                        lg[w] = (float)(w % 7) * 0.5f;
+                    }
+                    if (fabs(sum - 1.0) > 1e-4) ok = 0;
+                    fti_ngram_mix_logits(g, ctxs[q], 2, -1.0f, lg, Vg, work);
+                    for (w = 0; w < Vg; w++)
+                        if (!isfinite(lg[w])) ok = 0;
+                    if (!ok) {
+                        fprintf(stderr, "    byte %lu ^ 0x%02x: context %d is no distribution "
+                                "(sum %g)\n", (unsigned long)i, xors[x], q, sum);
+                        fti_test_failures++;
+                    }
+                }
+                free(p);
+            }
+            fti_ngram_free(g);
+        }
+    }
+    CHECK(n_refused > 0 && n_loaded > 0);
+    free(c);
+    fti_free(data);
 }

@@ -5,9 +5,9 @@
  * path) is registered with a card that is valid JSON, and the parent is never read as a path;
  * and the allocation fault loop over fti_registry_add_file. */
 /* tests-need: !defined(FTI_NO_TRAIN) */
-#include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "test_util_state.h"
 
 /* Copies the GGUF file src to dst through the writer, then sets the keys of `edit` (may be NULL). */
 typedef fti_result (*hr_edit_fn)(fti_gguf_writer *w);
@@ -65,29 +65,6 @@ static fti_result hr_not_llama(fti_gguf_writer *w) {
     return fti_gguf_set_str(w, "general.architecture", "gpt2");
 }
 
-/* Open file descriptors of this process (-1 where /proc is missing). */
-static int hr_fd_count(void) {
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-    if (!d) return -1;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n - 1;
-}
-
-static size_t hr_models(const char *home) {
-    fti_buf b;
-    fti_error err;
-    size_t n = 0, i;
-    memset(&b, 0, sizeof b);
-    if (fti_registry_list(home, &b, &err) != FTI_OK) return (size_t)-1;
-    for (i = 0; i < b.len; i++) n += b.data[i] == '\n';
-    fti_buf_free(&b);
-    return n;
-}
-
 FTI_TEST(harden_registry_add_hostile) {
     fti_test_model_opts mo;
     const char *model;
@@ -132,11 +109,11 @@ FTI_TEST(harden_registry_add_hostile) {
             CHECK(strstr(err.msg, "bad.gguf") != NULL);
             if (r == FTI_OK || !strstr(err.msg, "bad.gguf"))
                 fprintf(stderr, "    case %lu: %s\n", (unsigned long)k, err.msg);
-            CHECK_EQ_INT(hr_models(home), 0);
+            CHECK_EQ_INT(tu_registry_models(home), 0);
         }
         CHECK(fti_registry_add_file(home, fti_test_tmp("missing.gguf"), NULL, id, &err) != FTI_OK);
         CHECK(fti_registry_add_file(home, fti_test_tmp("home"), NULL, id, &err) != FTI_OK);
-        CHECK_EQ_INT(hr_models(home), 0);
+        CHECK_EQ_INT(tu_registry_models(home), 0);
     }
 
     /* hostile metadata: registered, the card parses, the values are what the file holds */
@@ -147,7 +124,7 @@ FTI_TEST(harden_registry_add_hostile) {
         snprintf(path, sizeof path, "%s", fti_test_tmp("hostile.gguf"));
         REQUIRE(hr_copy(src, path, hr_hostile));
         CHECK_OK(fti_registry_add_file(home, path, NULL, id, &err));
-        CHECK_EQ_INT(hr_models(home), 1);
+        CHECK_EQ_INT(tu_registry_models(home), 1);
         card.len = 0;
         CHECK_OK(fti_registry_card(home, id, &card, &err));
         CHECK(fti_json_parse(card.data, card.len, NULL, &doc, NULL, &err) == FTI_OK);
@@ -184,13 +161,13 @@ FTI_TEST(harden_registry_add_hostile) {
         /* options: a parent that does not resolve is an error and registers nothing more */
         {
             fti_registry_add_opts o;
-            size_t before = hr_models(home);
+            size_t before = tu_registry_models(home);
             memset(&o, 0, sizeof o);
             o.parent = "../x";
             CHECK(fti_registry_add_file(home, src, &o, id, &err) == FTI_ERR_NOT_FOUND);
             o.parent = "";
             CHECK(fti_registry_add_file(home, src, &o, id, &err) != FTI_OK);
-            CHECK_EQ_INT(hr_models(home), before);
+            CHECK_EQ_INT(tu_registry_models(home), before);
             o.parent = NULL;
             o.name = "a \"quoted\" name\n";
             CHECK_OK(fti_registry_add_file(home, src, &o, id, &err));
@@ -231,7 +208,7 @@ FTI_TEST(harden_fault_registry_add_file) {
     A = fti_test_alloc_count;
     REQUIRE(A > 0);
     if (stride < 1) stride = A / 20 + 1; /* about 20 values of k, each once and persistently */
-    fds = hr_fd_count();
+    fds = tu_fd_count();
     for (persistent = 0; persistent < 2; persistent++)
         for (k = 1 + persistent; k <= A; k += stride) {
             long live = fti_test_alloc_live;
@@ -251,12 +228,12 @@ FTI_TEST(harden_fault_registry_add_file) {
                 if (!err.msg[0])
                     fprintf(stderr, "    k %ld (%s): %s without a message\n", k,
                             persistent ? "persistent" : "once", fti_result_str(r));
-                CHECK(hr_models(home2) == 0 || hr_models(home2) == 1);
+                CHECK(tu_registry_models(home2) == 0 || tu_registry_models(home2) == 1);
             } else { /* an optional allocation: the whole card all the same */
                 fti_buf cb;
                 fti_json_doc *doc = NULL;
                 CHECK_EQ_STR(id, id0);
-                CHECK_EQ_INT(hr_models(home2), 1);
+                CHECK_EQ_INT(tu_registry_models(home2), 1);
                 memset(&cb, 0, sizeof cb);
                 CHECK_OK(fti_registry_card(home2, id, &cb, &err));
                 CHECK(fti_json_parse(cb.data, cb.len, NULL, &doc, NULL, &err) == FTI_OK);
@@ -270,10 +247,10 @@ FTI_TEST(harden_fault_registry_add_file) {
                 fti_json_free(doc);
                 fti_buf_free(&cb);
             }
-            CHECK_EQ_INT(hr_fd_count(), fds);
+            CHECK_EQ_INT(tu_fd_count(), fds);
             CHECK_OK(fti_registry_add_file(home2, src, NULL, id, &err));
             CHECK_EQ_STR(id, id0);
-            CHECK_EQ_INT(hr_models(home2), 1);
+            CHECK_EQ_INT(tu_registry_models(home2), 1);
         }
     printf("    registry add file: %ld allocations, %d faulty runs, %d failed cleanly\n", A,
            n_runs, n_fail);

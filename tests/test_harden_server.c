@@ -13,120 +13,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* The generator: every call comes from the server's scheduler thread. */
-typedef struct hs_gen {
-    fti_engine *e;
-    fti_batch *bt;
-    fti_session *bs[8];
-    int32_t bt_tok[8];
-    int n_ctx;
-    int n_live, n_started, n_ended, max_step_n, step_errors;
-    unsigned step_us;
-} hs_gen;
-
-typedef struct hs_seq {
-    fti_session *s;
-    fti_sampler *smp;
-    int32_t tok;
-} hs_seq;
-
-static const char *hs_id(void *u) { (void)u; return "hs-model"; }
-static int hs_n_ctx(void *u) { return ((hs_gen *)u)->n_ctx; }
-
-static fti_result hs_start(void *u, const char *prompt, size_t len, const fti_gen_params *p,
-                           void **out, fti_gen_prompt_info *info, fti_error *err) {
-    hs_gen *g = (hs_gen *)u;
-    hs_seq *q;
-    fti_session_opts so;
-    fti_sampler_opts sm;
-    int32_t ids[64];
-    size_t i, n = len <= 46 ? len : 20; /* a longer prompt (a chat template): its end */
-    fti_result r;
-    if (n + 1 >= (size_t)g->n_ctx)
-        return fti_error_set(err, FTI_ERR_LIMIT, "prompt of %lu tokens does not fit",
-                             (unsigned long)n);
-    q = (hs_seq *)fti_calloc(1, sizeof *q);
-    if (!q) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
-    ids[0] = 95; /* BOS */
-    for (i = 0; i < n; i++) ids[i + 1] = (int32_t)((unsigned char)prompt[len - n + i] % 52);
-    memset(&so, 0, sizeof so);
-    so.kv_type = g->n_started % 2 ? FTI_KV_F16 : FTI_KV_F32;
-    memset(&sm, 0, sizeof sm);
-    sm.temperature = p->temperature;
-    sm.top_p = p->top_p;
-    sm.top_k = p->top_k;
-    sm.seed = p->seed;
-    r = fti_session_create(&q->s, g->e, &so, err);
-    if (r == FTI_OK && (r = fti_sampler_create(&q->smp, 96, &sm)) != FTI_OK)
-        fti_error_set(err, r, "sampler");
-    if (r == FTI_OK) /* while others decode: through the batch, as fti-serve does */
-        r = g->n_live ? fti_batch_prefill(g->bt, q->s, ids, n + 1, NULL, NULL, err)
-                      : fti_session_eval(q->s, ids, n + 1, NULL, err);
-    if (r != FTI_OK) {
-        fti_sampler_free(q->smp);
-        fti_session_free(q->s);
-        fti_free(q);
-        return r;
-    }
-    info->n_tokens = n + 1;
-    info->nll_mean = -1;
-    g->n_live++;
-    g->n_started++;
-    *out = q;
-    return FTI_OK;
-}
-
-static fti_result hs_step(void *u, void **seqs, size_t n, fti_gen_token *out, fti_error *err) {
-    hs_gen *g = (hs_gen *)u;
-    size_t i, nb = 0;
-    if ((int)n > g->max_step_n) g->max_step_n = (int)n;
-    if (g->step_us) {
-        struct timespec ts;
-        ts.tv_sec = 0;
-        ts.tv_nsec = (long)g->step_us * 1000L;
-        nanosleep(&ts, NULL);
-    }
-    for (i = 0; i < n; i++) {
-        hs_seq *q = (hs_seq *)seqs[i];
-        int32_t t = fti_sampler_sample(q->smp, fti_session_logits(q->s));
-        size_t bl = 0;
-        memset(&out[i], 0, sizeof out[i]);
-        out[i].id = t;
-        if (t < 0 || t == 95) {
-            out[i].is_end = 1;
-            continue;
-        }
-        fti_sampler_accept(q->smp, t);
-        out[i].text = fti_engine_token_bytes(g->e, t, &bl);
-        out[i].text_len = out[i].text ? bl : 0;
-        if (fti_session_pos(q->s) >= fti_session_n_ctx(q->s)) {
-            out[i].is_end = 1; /* context full */
-            continue;
-        }
-        if (nb >= 8) return fti_error_set(err, FTI_ERR_INVALID, "batch too large");
-        g->bs[nb] = q->s;
-        g->bt_tok[nb++] = t;
-    }
-    if (nb == 0) return FTI_OK;
-    if (nb == 1) return fti_session_eval(g->bs[0], g->bt_tok, 1, NULL, err);
-    if (fti_session_eval_batch(g->bt, g->bs, g->bt_tok, nb, NULL, err) != FTI_OK) {
-        g->step_errors++;
-        return FTI_ERR_INVALID;
-    }
-    return FTI_OK;
-}
-
-static void hs_end(void *u, void *seq) {
-    hs_gen *g = (hs_gen *)u;
-    hs_seq *q = (hs_seq *)seq;
-    if (!q) return;
-    g->n_live--;
-    g->n_ended++;
-    fti_sampler_free(q->smp);
-    fti_session_free(q->s);
-    fti_free(q);
-}
+#include "test_util_server.h"
 
 typedef struct hs_srv {
     fti_server *srv;
@@ -140,25 +27,10 @@ static void *hs_run(void *arg) {
     return NULL;
 }
 
-static int hs_connect(int port) {
-    struct sockaddr_in a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((unsigned short)port);
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* Sends a POST of json to path with Connection: close; returns the socket or -1. */
 static int hs_post(int port, const char *path, const char *json) {
     char head[256];
-    int fd = hs_connect(port);
+    int fd = tu_connect(port);
     size_t n;
     if (fd < 0) return -1;
     snprintf(head, sizeof head,
@@ -218,7 +90,7 @@ static const char *hs_text(const fti_json_doc *doc, const char **finish, int64_t
 FTI_TEST(harden_server_batch_mix) {
     fti_test_model_opts mo;
     const char *path;
-    hs_gen *g = (hs_gen *)calloc(1, sizeof(hs_gen));
+    tu_gen *g = (tu_gen *)calloc(1, sizeof(tu_gen));
     fti_gen gen;
     fti_server_opts so;
     hs_srv f;
@@ -237,13 +109,7 @@ FTI_TEST(harden_server_batch_mix) {
     g->n_ctx = 48;
     g->step_us = 1500;
     REQUIRE(fti_batch_create(g->e, 8, 48, &g->bt, &err) == FTI_OK);
-    memset(&gen, 0, sizeof gen);
-    gen.user = g;
-    gen.model_id = hs_id;
-    gen.n_ctx = hs_n_ctx;
-    gen.seq_start = hs_start;
-    gen.step = hs_step;
-    gen.seq_end = hs_end;
+    tu_gen_fill(g, &gen);
     memset(&so, 0, sizeof so);
     so.max_batch = 8;
     memset(&f, 0, sizeof f);

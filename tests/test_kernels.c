@@ -271,6 +271,10 @@ FTI_TEST(kernels_matmul_blocks_and_threads) {
         bad |= kt_check_gemm(tabs[t], NULL, 0, 13, 2100, 45, 1, &r);
         bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 29, 1100, 77, 0,
                              &r);
+        /* the dW product (TRANS_A) split by rows where N fits one column block and N <= 4·M
+         * on the AVX-512 table (else by columns): several K blocks, partial last tiles */
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 79, 300, 700, 1,
+                             &r);
     }
     CHECK(!bad);
     fti_pool_free(pool);
@@ -306,6 +310,26 @@ FTI_TEST(kernels_deterministic_threads) {
         }
         CHECK(memcmp(C[0], C[1], 320 * 320 * sizeof(float)) == 0);
         CHECK(memcmp(C[0], C[2], 320 * 320 * sizeof(float)) == 0);
+    }
+    { /* the dW product (TRANS_A) over several K blocks at one, two and four threads: N = 300
+       * (split by rows on the AVX-512 table: N fits one column block and N <= 4·M) and N = 1050
+       * (by columns) */
+        size_t m2 = 101, k2 = 700, ld = 1050, n2;
+        float *A2 = fti_test_rand(&r, k2 * ld, 1.0f), *B2 = fti_test_rand(&r, k2 * ld, 1.0f);
+        float *D[3];
+        for (p = 0; p < 3; p++) D[p] = (float *)calloc(m2 * ld, sizeof(float));
+        for (n2 = 300; n2 <= 1050; n2 += 750) {
+            for (p = 0; p < 3; p++) {
+                for (i = 0; i < m2 * ld; i++) D[p][i] = 0.25f;
+                fti_matmul(k, pools[p], FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, m2, n2, k2, A2, ld,
+                           B2, ld, D[p], ld);
+            }
+            CHECK(memcmp(D[0], D[1], m2 * ld * sizeof(float)) == 0);
+            CHECK(memcmp(D[0], D[2], m2 * ld * sizeof(float)) == 0);
+        }
+        for (p = 0; p < 3; p++) free(D[p]);
+        free(A2);
+        free(B2);
     }
     for (ti = 0; ti < 5; ti++) {
         size_t n_in = 320, n_out = 250, T;

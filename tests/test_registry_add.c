@@ -1,6 +1,7 @@
 /* test_registry_add.c: registering an existing GGUF model file (fti_registry_add_file, part 07)
  * and `fti-registry add`. */
 /* tests-need: !defined(FTI_NO_TRAIN) */
+#include "test_util_state.h"
 
 /* The card of ref in home, parsed (NULL on error). */
 static fti_json_doc *ra_card(const char *home, const char *ref) {
@@ -17,17 +18,6 @@ static fti_json_doc *ra_card(const char *home, const char *ref) {
     }
     fti_buf_free(&b);
     return doc;
-}
-
-static size_t ra_count(const char *home) {
-    fti_buf b;
-    fti_error err;
-    size_t n = 0, i;
-    memset(&b, 0, sizeof b);
-    if (fti_registry_list(home, &b, &err) != FTI_OK) return (size_t)-1;
-    for (i = 0; i < b.len; i++) n += b.data[i] == '\n';
-    fti_buf_free(&b);
-    return n;
 }
 
 /* A plain file gets a card from the file (name, config, weight type, no lineage); a file with
@@ -135,7 +125,7 @@ FTI_TEST(registry_add_file_lineage) {
     fti_json_free(doc);
     CHECK_OK(fti_registry_add_file(home, plain, NULL, again, &err));
     CHECK(strcmp(again, id1) == 0);
-    CHECK_EQ_INT(ra_count(home), 2);
+    CHECK_EQ_INT(tu_registry_models(home), 2);
 
     /* refusals: nothing registered */
     o.parent = "nosuchmodel";
@@ -148,7 +138,7 @@ FTI_TEST(registry_add_file_lineage) {
     CHECK(strstr(err.msg, "junk.gguf") != NULL);
     CHECK(fti_registry_add_file(NULL, plain, NULL, again, &err) == FTI_ERR_INVALID);
     CHECK(fti_registry_add_file(home, plain, NULL, NULL, &err) == FTI_ERR_INVALID);
-    CHECK_EQ_INT(ra_count(home), 2);
+    CHECK_EQ_INT(tu_registry_models(home), 2);
 }
 
 /* The program: `add FILE --alias A` registers and points A at it (the id printed last),

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "test_util_server.h"
 
 static void srv_sleep_ms(int ms) {
     struct timespec ts;
@@ -58,21 +59,6 @@ static void srv_finish(srv_fixture *f) {
     fti_server_stop(f->srv);
     pthread_join(f->th, NULL);
     fti_server_free(f->srv);
-}
-
-static int cli_connect(int port) {
-    struct sockaddr_in a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((unsigned short)port);
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
 }
 
 static int cli_send(int fd, const char *s, size_t n) {
@@ -143,7 +129,7 @@ static size_t cli_response_len(const char *s, size_t n) {
 /* One request on a fresh connection; reads until EOF (the request should say Connection: close)
  * or until a complete response when keep-alive. Returns the status or -1. */
 static int cli_do(int port, const char *req, fti_buf *resp) {
-    int fd = cli_connect(port), st = -1;
+    int fd = tu_connect(port), st = -1;
     uint64_t end = fti_time_ns() / 1000000u + 10000;
     if (fd < 0) { if (getenv("SRV_DEBUG")) fprintf(stderr, "cli_do: connect errno %d\n", errno); return -1; }
     resp->len = 0;
@@ -389,7 +375,7 @@ FTI_TEST(server_keepalive_pipelining) {
     memset(&resp, 0, sizeof resp);
     memset(&req, 0, sizeof req);
     REQUIRE(srv_start(&f, &o, 0, 0) == 0);
-    fd = cli_connect(f.port);
+    fd = tu_connect(f.port);
     REQUIRE(fd >= 0);
     /* three requests in one write, the middle one a completion: three responses in order */
     fti_buf_puts(&req, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -437,7 +423,7 @@ FTI_TEST(server_smuggling_closes) {
     memset(&resp, 0, sizeof resp);
     REQUIRE(srv_start(&f, &o, 0, 0) == 0);
     for (i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
-        int fd = cli_connect(f.port), r;
+        int fd = tu_connect(f.port), r;
         REQUIRE(fd >= 0);
         resp.len = 0;
         CHECK_OK(cli_send(fd, reqs[i], strlen(reqs[i])));
@@ -472,7 +458,7 @@ FTI_TEST(server_every_bad_request_closes) {
     REQUIRE(srv_start(&f, &o, 0, 0) == 0);
     CHECK(n_cases >= 40);
     for (i = 0; i < n_cases; i++) {
-        int fd = cli_connect(f.port), r, status;
+        int fd = tu_connect(f.port), r, status;
         char want[16];
         REQUIRE(fd >= 0);
         resp.len = req.len = 0;
@@ -545,7 +531,7 @@ FTI_TEST(server_slow_header_deadline) {
     memset(&resp, 0, sizeof resp);
     o.header_timeout_ms = 400;
     REQUIRE(srv_start(&f, &o, 0, 0) == 0);
-    fd = cli_connect(f.port);
+    fd = tu_connect(f.port);
     REQUIRE(fd >= 0);
     t0 = fti_time_ns();
     /* one byte every 20 ms: the deadline is for the whole header, not reset per byte */
@@ -592,7 +578,7 @@ FTI_TEST(server_conn_cap_and_queue) {
     REQUIRE(srv_start(&f, &o, 2000, 0) == 0);
     /* one request running (batch of 1), one queued, the third gets 503 */
     srv_post(&req, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":100}", 0);
-    a = cli_connect(f.port);
+    a = tu_connect(f.port);
     REQUIRE(a >= 0);
     CHECK_OK(cli_send(a, req.data, req.len));
     for (k = 0; k < 200; k++) {
@@ -601,7 +587,7 @@ FTI_TEST(server_conn_cap_and_queue) {
         srv_sleep_ms(5);
     }
     CHECK_EQ_INT(st.active, 1);
-    b = cli_connect(f.port);
+    b = tu_connect(f.port);
     REQUIRE(b >= 0);
     CHECK_OK(cli_send(b, req.data, req.len));
     for (k = 0; k < 200; k++) {
@@ -610,7 +596,7 @@ FTI_TEST(server_conn_cap_and_queue) {
         srv_sleep_ms(5);
     }
     CHECK_EQ_INT(st.queued, 1);
-    c = cli_connect(f.port);
+    c = tu_connect(f.port);
     REQUIRE(c >= 0);
     CHECK_OK(cli_send(c, req.data, req.len));
     CHECK_EQ_INT(cli_read_all(c, &resp, 5000), 1);
@@ -622,14 +608,14 @@ FTI_TEST(server_conn_cap_and_queue) {
         if (st.conns == 2) break;
         srv_sleep_ms(5);
     }
-    d = cli_connect(f.port);
+    d = tu_connect(f.port);
     REQUIRE(d >= 0);
     for (k = 0; k < 100; k++) {
         fti_server_get_stats(f.srv, &st);
         if (st.conns == 3) break;
         srv_sleep_ms(5);
     }
-    e = cli_connect(f.port);
+    e = tu_connect(f.port);
     REQUIRE(e >= 0);
     resp.len = 0;
     CHECK(cli_read_all(e, &resp, 5000) != 0);
@@ -664,7 +650,7 @@ static double srv_concurrent(int port, int n, int max_tokens, int *n_ok) {
     *n_ok = 0;
     for (k = 0; k < n; k++) {
         memset(&resp[k], 0, sizeof resp[k]);
-        fds[k] = cli_connect(port);
+        fds[k] = tu_connect(port);
         if (fds[k] >= 0) cli_send(fds[k], req.data, req.len);
     }
     open_n = n;
@@ -792,7 +778,7 @@ FTI_TEST(server_hot_swap_under_traffic) {
     /* in-flight requests on model-a, then the swap, then more requests */
     srv_post(&req, "/v1/completions", "{\"prompt\":\"p\",\"max_tokens\":40,\"stream\":true}", 0);
     for (k = 0; k < 3; k++) {
-        fds[k] = cli_connect(f.port);
+        fds[k] = tu_connect(f.port);
         REQUIRE(fds[k] >= 0);
         CHECK_OK(cli_send(fds[k], req.data, req.len));
     }
@@ -809,7 +795,7 @@ FTI_TEST(server_hot_swap_under_traffic) {
     REQUIRE(srv_tracked_gen("model-b", 1000, &released2, &g2) == 0);
     CHECK_OK(fti_server_set_generator(f.srv, &g2));
     for (k = 3; k < 6; k++) {
-        fds[k] = cli_connect(f.port);
+        fds[k] = tu_connect(f.port);
         REQUIRE(fds[k] >= 0);
         CHECK_OK(cli_send(fds[k], req.data, req.len));
     }
@@ -843,7 +829,7 @@ FTI_TEST(server_graceful_stop) {
     memset(&req, 0, sizeof req);
     REQUIRE(srv_start(&f, &o, 2000, 0) == 0);
     srv_post(&req, "/v1/completions", "{\"prompt\":\"p\",\"max_tokens\":50,\"stream\":true}", 1);
-    fd = cli_connect(f.port);
+    fd = tu_connect(f.port);
     REQUIRE(fd >= 0);
     CHECK_OK(cli_send(fd, req.data, req.len));
     for (k = 0; k < 200; k++) {
@@ -857,7 +843,7 @@ FTI_TEST(server_graceful_stop) {
     close(fd);
     pthread_join(f.th, NULL);
     CHECK_EQ_INT(f.run_result, FTI_OK);
-    CHECK(cli_connect(f.port) < 0); /* no longer listening */
+    CHECK(tu_connect(f.port) < 0); /* no longer listening */
     fti_server_free(f.srv);
     fti_buf_free(&resp);
     fti_buf_free(&req);
@@ -890,7 +876,7 @@ FTI_TEST(server_survives_emfile) {
     }
     REQUIRE(n_fill > 0);
     close(fill[--n_fill]);
-    fd = cli_connect(f.port);
+    fd = tu_connect(f.port);
     if (fd >= 0) {
         CHECK(cli_read_all(fd, &resp, 3000) != 0); /* refused (503) or closed, not hung */
         close(fd);
