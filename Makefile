@@ -52,7 +52,7 @@ $(B)/fti-%: tools/fti-%.c fti.h | $(B)
 $(B)/tests_gen.c: $(TESTS) tools/gen_tests.sh | $(B)
 	sh tools/gen_tests.sh $@ $(TESTS)
 
-$(B)/fti-test: tests/main.c tests/test.h $(B)/tests_gen.c $(TESTS) fti.h
+$(B)/fti-test: tests/main.c tests/test.h $(wildcard tests/test_util_*.h) $(B)/tests_gen.c $(TESTS) fti.h
 	$(CC) $(STD) $(OPT) $(WARN) $(CFLAGS) -I$(B) -Itests -o $@ tests/main.c $(LDLIBS)
 
 test: $(B)/fti-test all
@@ -66,7 +66,7 @@ CHECK_TARGETS :=
 bench:
 	sh tools/bench_all.sh $(BENCH_TARGETS)
 
-DEMO_PROGS := fti-twin fti-feature fti-train fti-registry fti-infer fti-eval fti-serve fti-loadgen fti-monitor
+DEMO_PROGS := fti-twin fti-feature fti-train fti-registry fti-infer fti-eval fti-serve fti-loadgen fti-monitor fti-quantize fti-inspect
 demo:
 	@$(MAKE) -s -j$$(nproc 2>/dev/null || echo 2) $(patsubst %,$(B)/%,$(DEMO_PROGS))
 	sh tools/demo.sh

@@ -256,7 +256,8 @@ typedef struct fti_sampler_opts {
     float repeat_penalty;    /* CTRL-style: logit/penalty if > 0 else logit*penalty; 0 or 1 = off */
     float frequency_penalty; /* logit -= count * frequency_penalty (OpenAI) */
     float presence_penalty;  /* logit -= (count > 0) * presence_penalty */
-    size_t penalty_last_n;   /* window of recent tokens the penalties look at; 0 = 64 */
+    size_t penalty_last_n;   /* window of recent tokens the penalties look at; 0 = 64; at most
+                                2^24 (the longest session context) */
     uint64_t seed;           /* the draw's RNG seed (same seed, same tokens) */
 } fti_sampler_opts;
 

@@ -308,7 +308,8 @@ FTIDEF fti_result fti_server_create(const fti_server_opts *opts, const fti_gen *
 /* The bound port. */
 FTIDEF int fti_server_port(const fti_server *srv);
 /* Serves until fti_server_stop; then stops accepting, finishes in-flight requests (up to
- * drain_ms = 30 s), closes every connection and returns FTI_OK. Thread safety: one thread. */
+ * drain_ms = 30 s), closes every connection and returns FTI_OK. It fails only before serving:
+ * FTI_ERR_NOMEM (the scheduler's memory), FTI_ERR_IO (its thread). Thread safety: one thread. */
 FTIDEF fti_result fti_server_run(fti_server *srv, fti_error *err);
 /* Asks run to return. Async-signal-safe (one write() to a pipe); any thread. */
 FTIDEF void fti_server_stop(fti_server *srv);
