@@ -354,9 +354,11 @@ typedef struct write_opts {
     size_t rag_k;      /* retrieved entries put in front of the prompt */
     int threads, verbose;
     int author_words;  /* prefer drafts made only of words found in the author's writing */
+    int word_mask;     /* draw only tokens that keep every word one of the author's */
     int memory;        /* mix the author memory (n-gram) into the model */
     float memory_lambda; /* < 0: the fitted weights; else this weight everywhere */
     size_t max_copy;   /* set aside drafts sharing more consecutive words with the author */
+    double specificity; /* weight of (loss as other words' definition - loss as this word's) */
     fti_sampler_opts so;
 } write_opts;
 
@@ -443,6 +445,130 @@ static void lex_build(lexicon *l, const fti_dataset *ds) {
             memset(l, 0, sizeof *l);
             return;
         }
+}
+
+/* --- the author's words while drafting: tokens that would spell a word he never used are not
+ * drawn. A byte-level BPE model of 2,048 tokens assembles words from pieces, and a small one
+ * joins pieces into words that do not exist ("highestructed", "theiration"): with this mask the
+ * draft is written in the author's vocabulary from the start instead of being set aside after.
+ * The prefixes of every word of his (the FNV-1a state after each letter, as word_hash computes
+ * it) and the words themselves are sets of hashes; a token is allowed when the letters it adds
+ * keep the current word a prefix of one of his, and every word it ends is one of his. --- */
+typedef struct word_mask {
+    lexicon prefixes;        /* FNV-1a states after each prefix of each of the author's words */
+    const lexicon *words;    /* his whole words (word_hash) */
+    const char **bytes;      /* each token's bytes (NULL: a special token, never masked) */
+    size_t *lens, V;
+    fti_ngram_hook *ngram;   /* the author memory mixed in first (NULL: none) */
+} word_mask;
+
+#define TWIN_FNV_BASIS 1469598103934665603ull
+static uint64_t fnv_step(uint64_t h, char c) {
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    return (h ^ (unsigned char)c) * 1099511628211ull;
+}
+
+static int prefix_add_fn(void *user, const char *w, size_t n) {
+    lexicon *l = (lexicon *)user;
+    uint64_t h = TWIN_FNV_BASIS;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        h = fnv_step(h, w[i]);
+        if (!lex_add(l, h ? h : 1)) return 0;
+    }
+    return 1;
+}
+
+/* The prefixes of every word of the chunks of ds's index, and the token table; 0 when out of
+ * memory or without an index (then nothing is masked). */
+static int mask_build(word_mask *m, const fti_dataset *ds, const lexicon *words,
+                      const fti_tokenizer *tok, size_t V) {
+    const fti_bm25 *ix = fti_dataset_index(ds);
+    size_t i, j, k, n = ix ? fti_bm25_chunks(ix) : 0;
+    fti_search_hit hit;
+    memset(m, 0, sizeof *m);
+    if (!n || !words->n) return 0;
+    for (i = 0; i < n; i++) {
+        if (!fti_bm25_chunk(ix, i, &hit)) continue;
+        for (j = 0; j < hit.text_len;) {
+            if (!is_letter(hit.text[j])) { j++; continue; }
+            for (k = j; k < hit.text_len && is_letter(hit.text[k]); k++) {}
+            if (!prefix_add_fn(&m->prefixes, hit.text + j, k - j)) goto fail;
+            j = k;
+        }
+    }
+    m->bytes = (const char **)fti_calloc(V, sizeof *m->bytes);
+    m->lens = (size_t *)fti_calloc(V, sizeof *m->lens);
+    if (!m->bytes || !m->lens) goto fail;
+    for (i = 0; i < V; i++) {
+        fti_token_type ty = fti_tokenizer_token_type(tok, (uint32_t)i);
+        if (ty == FTI_TOKEN_NORMAL || ty == FTI_TOKEN_BYTE)
+            m->bytes[i] = fti_tokenizer_token(tok, (uint32_t)i, &m->lens[i]);
+    }
+    m->words = words;
+    m->V = V;
+    return 1;
+fail:
+    fti_free(m->prefixes.h);
+    fti_free(m->bytes);
+    fti_free(m->lens);
+    memset(m, 0, sizeof *m);
+    return 0;
+}
+
+static void mask_free(word_mask *m) {
+    fti_free(m->prefixes.h);
+    fti_free(m->bytes);
+    fti_free(m->lens);
+}
+
+/* fti_generate_opts.on_logits: the author memory, then the mask. The word being written is the
+ * run of letters at the end of the recent tokens. */
+static void mask_on_logits(void *user, float *logits, size_t n_vocab, const int32_t *recent,
+                           size_t n_recent) {
+    const word_mask *m = (const word_mask *)user;
+    char tail[256];
+    size_t t = sizeof tail, i, r, k;
+    uint64_t h0 = TWIN_FNV_BASIS;
+    int in0 = 0;
+    if (m->ngram) fti_ngram_on_logits(m->ngram, logits, n_vocab, recent, n_recent);
+    if (!m->V || n_vocab != m->V) return;
+    /* the recent text, newest bytes last, as much as fits */
+    for (r = n_recent; r-- > 0;) {
+        size_t len;
+        if (recent[r] < 0 || (size_t)recent[r] >= m->V || !m->bytes[recent[r]]) break;
+        len = m->lens[recent[r]];
+        if (len > t) break;
+        t -= len;
+        memcpy(tail + t, m->bytes[recent[r]], len);
+        if (len && !is_letter(tail[t + len - 1])) break; /* the word began after it */
+        for (k = 0; k < len && is_letter(tail[t + k]); k++) {}
+        if (k < len) break;
+    }
+    for (i = sizeof tail; i > t && is_letter(tail[i - 1]); i--) {}
+    for (; i < sizeof tail; i++) {
+        h0 = fnv_step(h0, tail[i]);
+        in0 = 1;
+    }
+    if (in0 && !lex_has(&m->prefixes, h0 ? h0 : 1)) return; /* not his word already: leave it */
+    for (i = 0; i < n_vocab; i++) {
+        const char *b = m->bytes[i];
+        uint64_t h = h0;
+        int in = in0, ok = 1;
+        if (!b) continue;
+        for (k = 0; k < m->lens[i] && ok; k++) {
+            if (is_letter(b[k])) {
+                h = fnv_step(h, b[k]);
+                in = 1;
+                ok = lex_has(&m->prefixes, h ? h : 1);
+            } else {
+                if (in) ok = lex_has(m->words, h ? h : 1);
+                in = 0;
+                h = TWIN_FNV_BASIS;
+            }
+        }
+        if (!ok) logits[i] = -1e30f;
+    }
 }
 
 /* The author's text as a sequence of words (word_hash of each run of ASCII letters; 0 between
@@ -691,6 +817,15 @@ out:
     return loss;
 }
 
+/* Headwords a draft is also scored as the definition of (its specificity). */
+static const char *const twin_contrast[] = {"CANDLE", "RIVER", "WINDOW", "SUMMER"};
+
+/* The pick's score, lower is better: the loss per token as this word's definition, less
+ * spec times how much higher it is as other words' definitions. */
+static double score_of(double loss, double other, double spec) {
+    return loss - spec * (other - loss);
+}
+
 /* Line breaks inside the text become spaces (the corpus is hard-wrapped at 70 columns). */
 static void unwrap(fti_buf *b) {
     size_t i;
@@ -748,8 +883,10 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     fti_buf shown = twin_buf0(); /* the definitions printed so far, one a line */
     fti_ngram *mem = NULL;
     fti_ngram_hook hook;
+    word_mask wm;
     float *work = NULL;
-    int rc = 1, failed = 0;
+    int rc = 1, failed = 0, masked = 0;
+    memset(&wm, 0, sizeof wm);
     memset(&lex, 0, sizeof lex);
     memset(&wt, 0, sizeof wt);
     memset(&hook, 0, sizeof hook);
@@ -784,12 +921,14 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         fprintf(stderr, "fti-twin: retrieval, the author's words and memory off: %s\n", err.msg);
         ds = NULL;
     }
-    if (ds && wo->author_words) lex_build(&lex, ds);
+    if (ds && (wo->author_words || wo->word_mask)) lex_build(&lex, ds);
+    if (ds && wo->word_mask) masked = mask_build(&wm, ds, &lex, tok, V);
     if (ds && wo->max_copy) wt_build(&wt, ds);
     if (ds && wo->memory) mem = memory_get(home, id, ds, s);
     hook.ngram = mem;
     hook.work = work;
     hook.lambda = wo->memory_lambda;
+    wm.ngram = mem ? &hook : NULL;
     if (mem && wo->memory_lambda >= 0)
         printf("   (mixing weight %.2f everywhere: --memory-weight)\n", (double)wo->memory_lambda);
     for (w = 0; w < n_words; w++) {
@@ -800,7 +939,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         fti_prompt pr;
         size_t n_hits = 0, d, best = 0, room;
         fti_buf text[TWIN_WRITE_MAX_DRAFTS];
-        double loss[TWIN_WRITE_MAX_DRAFTS];
+        double loss[TWIN_WRITE_MAX_DRAFTS], other[TWIN_WRITE_MAX_DRAFTS];
         int known[TWIN_WRITE_MAX_DRAFTS], level[TWIN_WRITE_MAX_DRAFTS], top = 0;
         size_t span[TWIN_WRITE_MAX_DRAFTS], n_known = 0, n_copied = 0, n_top = 0, nw = 0;
         size_t n_drafts = wo->drafts < 1                      ? 1
@@ -846,7 +985,10 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             go.stop = stop;
             go.n_stop = 1;
             go.text = &text[d];
-            if (mem) {
+            if (masked) {
+                go.on_logits = mask_on_logits;
+                go.logits_user = &wm;
+            } else if (mem) {
                 go.on_logits = fti_ngram_on_logits;
                 go.logits_user = &hook;
             }
@@ -864,6 +1006,26 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             if (text[d].len && !text[d].oom)
                 loss[d] = draft_loss(s, e, tok, mem, wo->memory_lambda, title, prompt,
                                      text[d].data, logits);
+            other[d] = loss[d];
+            if (loss[d] < INFINITY && wo->specificity > 0) {
+                /* the same draft as the definition of other words: how much more likely
+                 * the twin finds it for this word than for any word */
+                size_t c, nc = 0;
+                double sum = 0;
+                for (c = 0; c < sizeof twin_contrast / sizeof *twin_contrast; c++) {
+                    char cp[64];
+                    double l;
+                    if (!strcmp(twin_contrast[c], title)) continue;
+                    snprintf(cp, sizeof cp, "%s, n.", twin_contrast[c]);
+                    l = draft_loss(s, e, tok, mem, wo->memory_lambda, twin_contrast[c], cp,
+                                   text[d].data, logits);
+                    if (l < INFINITY) {
+                        sum += l;
+                        nc++;
+                    }
+                }
+                if (nc) other[d] = sum / (double)nc;
+            }
             /* the author's words only, and at least TWIN_WRITE_MIN_WORDS of them (the
              * lowest loss per token otherwise goes to drafts such as "A n.") */
             known[d] = each_word(text[d].data ? text[d].data : "", text[d].len, lex_has_fn, &lex) &&
@@ -885,7 +1047,10 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         best = n_drafts;
         for (d = 0; d < n_drafts; d++) {
             if (level[d] != top) continue;
-            if (best == n_drafts || loss[d] < loss[best] || !(loss[best] < INFINITY)) best = d;
+            if (best == n_drafts || score_of(loss[d], other[d], wo->specificity) <
+                                        score_of(loss[best], other[best], wo->specificity) ||
+                !(loss[best] < INFINITY))
+                best = d;
         }
         if (best == n_drafts) best = 0;
         if (done_ok) {
@@ -895,8 +1060,8 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
                 if (loss[d] < lo) lo = loss[d];
                 if (loss[d] > hi && loss[d] < INFINITY) hi = loss[d];
                 if (wo->verbose)
-                    printf("   draft %lu (%.3f nats/token, %lu words in a row from the author%s): "
-                           "%s %s\n", (unsigned long)d + 1, loss[d], (unsigned long)span[d],
+                    printf("   draft %lu (%.3f nats/token, %.3f as other words', score %.3f, %lu words in a row from the author%s): "
+                           "%s %s\n", (unsigned long)d + 1, loss[d], other[d], score_of(loss[d], other[d], wo->specificity), (unsigned long)span[d],
                            known[d] ? "" : ", a word the author never used or under 4 words",
                            prompt, lskip(&text[d]));
             }
@@ -938,6 +1103,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     rc = failed;
 out:
     fti_free(lex.h);
+    mask_free(&wm);
     wt_free(&wt);
     fti_buf_free(&shown);
     fti_ngram_free(mem);
@@ -984,6 +1150,7 @@ int main(int argc, char **argv) {
     wo.so.repeat_penalty = TWIN_WRITE_REPEAT;
     wo.so.seed = 1;
     wo.author_words = 1;
+    wo.word_mask = 1;
     wo.memory = 1;
     wo.memory_lambda = -1;
     wo.max_copy = TWIN_WRITE_MAX_COPY;
@@ -1014,7 +1181,9 @@ int main(int argc, char **argv) {
             wo.so.repeat_penalty = (float)atof(argv[++i]);
         else if (!strcmp(a, "--seed") && i + 1 < argc) wo.so.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--drafts-shown")) wo.verbose = 1;
-        else if (!strcmp(a, "--any-words")) wo.author_words = 0;
+        else if (!strcmp(a, "--any-words")) wo.author_words = wo.word_mask = 0;
+        else if (!strcmp(a, "--no-word-mask")) wo.word_mask = 0;
+        else if (!strcmp(a, "--specificity") && i + 1 < argc) wo.specificity = atof(argv[++i]);
         else if (!strcmp(a, "--no-memory")) wo.memory = 0;
         else if (!strcmp(a, "--memory-weight") && i + 1 < argc)
             wo.memory_lambda = (float)atof(argv[++i]);
