@@ -6,7 +6,7 @@
  *   build/fti-twin [--home DIR] write WORD... [--drafts N] [-n N] [--temp T] [--top-k K]
  *                  [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--rag-k K]
  *                  [--drafts-shown] [--any-words] [--no-memory] [--memory-weight W]
- *                  [--max-copy N]
+ *                  [--max-copy N] [--topic T] [--topic-k K] [--no-word-mask] [--all-sentences]
  *
  * `update` runs F -> T -> evaluation -> promotion:
  *   1. ingests PATH... into the feature store (fti_store_ingest; incremental: unchanged files are
@@ -75,6 +75,14 @@ static int have_bf16(void) {
 #define TWIN_WRITE_MIN_P 0.05f
 #define TWIN_WRITE_REPEAT 1.1f
 #define TWIN_WRITE_MIN_WORDS 4 /* words of a draft, the headword's "WORD, n." not counted */
+/* Writing leans on the author memory more than the weights fitted for likelihood do (0.26 to
+ * 0.47 by matched context on the Bierce split): his phrases read better than the small model's
+ * loose ones, and the copy rule keeps them from becoming quotations (docs/twin.md, "Session 7") */
+#define TWIN_WRITE_MEMORY_WEIGHT 0.8f
+/* The theme: the logits of the words of the author's own entries on the headword (BM25, 8
+ * chunks) are raised by this times the log of how much more those entries use them */
+#define TWIN_WRITE_TOPIC 1.0
+#define TWIN_WRITE_TOPIC_K 8
 /* The author memory (docs/twin.md, "The author memory"): a Kneser-Ney n-gram model of the
  * training split mixed into the model's next-token distribution with weights fitted on the
  * validation split; on the Bierce corpus order 4 is best (held-out bits per byte: model alone
@@ -83,6 +91,9 @@ static int have_bf16(void) {
 /* A draft that shares more than this many consecutive words with the author's text is a
  * quotation, not new writing: set aside */
 #define TWIN_WRITE_MAX_COPY 8
+/* A draft sharing this many consecutive words with a definition printed earlier in the run
+ * ("An instrument of torture" for two words) is not new either: set aside */
+#define TWIN_WRITE_MAX_REUSE 3
 /* longest shared span measured (words) */
 #define TWIN_SPAN_CAP 64
 
@@ -94,7 +105,8 @@ static void usage(FILE *f) {
             "       fti-twin [--home DIR] write WORD... [--drafts N] [-n N] [--temp T] [--seed S]\n"
             "                [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--rag-k K]\n"
             "                [--drafts-shown] [--any-words] [--no-memory] [--memory-weight W]\n"
-            "                [--max-copy N]\n"
+            "                [--max-copy N] [--topic T] [--topic-k K] [--no-word-mask]\n"
+            "                [--all-sentences]\n"
             "\n"
             "update  ingest PATH... (incremental), then if the data changed: fine-tune the\n"
             "        production model (or train from scratch when the tokenizer changed or\n"
@@ -104,16 +116,22 @@ static void usage(FILE *f) {
             "write   the production model writes an entry \"WORD, n.\" for each WORD, with the\n"
             "        author's entries BM25 finds for WORD in front of it: of --drafts drafts\n"
             "        (default %d; temperature %.1f, top-k %d, top-p %.2f, min-p %.2f, repetition\n"
-            "        penalty %.1f, at most -n %d tokens, ending at the entry's end or a blank\n"
-            "        line), those with a word found nowhere in the author's writing are set\n"
-            "        aside (--any-words keeps them), and the one the model scores best as a\n"
-            "        whole entry (lowest loss per token) is printed; --drafts-shown lists all;\n"
-            "        --rag-k K retrieved entries (default %d, 0 = none); --seed S (default 1);\n"
+            "        penalty %.1f, at most -n %d tokens, ending at the end of the first\n"
+            "        sentence, the entry or a blank line; --all-sentences: not the sentence),\n"
+            "        drawn only in words the author used (tokens that would spell another word\n"
+            "        are not drawn; --no-word-mask draws them), and the one the twin scores\n"
+            "        best as a whole entry (lowest loss per token) is printed; drafts with a\n"
+            "        word found nowhere in his writing or under 4 words are set aside\n"
+            "        (--any-words keeps them); --drafts-shown lists all; --rag-k K retrieved\n"
+            "        entries in the prompt (default %d, 0 = none); --seed S (default 1);\n"
             "        the model writes with its author memory (a 4-gram model of the training\n"
-            "        split mixed in, weights fitted on the validation split, kept in\n"
-            "        HOME/memory/): --no-memory turns it off, --memory-weight W fixes the\n"
-            "        weight; drafts quoting more than --max-copy N (8) words in a row from the\n"
-            "        author, or repeating an earlier word's definition, are set aside\n"
+            "        split, kept in HOME/memory/) mixed in at weight 0.8 (--memory-weight W;\n"
+            "        -1 = the weights fitted on the validation split; --no-memory: none), and\n"
+            "        with the word's theme: the words of the author's --topic-k (8) entries\n"
+            "        BM25 finds for it are raised by --topic T (1.0, 0 = off) times the log\n"
+            "        of how much more those entries use them; drafts quoting more than\n"
+            "        --max-copy N (8) words in a row from the author, repeating an earlier\n"
+            "        word's definition or 3 words in a row of it, are set aside\n"
             "\n"
             "  --home DIR      workspace (default $FTI_HOME or ./twin)\n"
             "  --minutes M     time budget of the whole update in minutes (default 3)\n"
@@ -358,7 +376,9 @@ typedef struct write_opts {
     int memory;        /* mix the author memory (n-gram) into the model */
     float memory_lambda; /* < 0: the fitted weights; else this weight everywhere */
     size_t max_copy;   /* set aside drafts sharing more consecutive words with the author */
-    double specificity; /* weight of (loss as other words' definition - loss as this word's) */
+    int one_sentence;   /* a draft ends at its first sentence */
+    double topic;       /* strength of the bias toward the word's theme in his writing */
+    size_t topic_k;     /* chunks BM25 finds for the theme */
     fti_sampler_opts so;
 } write_opts;
 
@@ -460,6 +480,7 @@ typedef struct word_mask {
     const char **bytes;      /* each token's bytes (NULL: a special token, never masked) */
     size_t *lens, V;
     fti_ngram_hook *ngram;   /* the author memory mixed in first (NULL: none) */
+    const float *bias;       /* (V) added to the logits after the memory (NULL: none) */
 } word_mask;
 
 #define TWIN_FNV_BASIS 1469598103934665603ull
@@ -533,6 +554,8 @@ static void mask_on_logits(void *user, float *logits, size_t n_vocab, const int3
     int in0 = 0;
     if (m->ngram) fti_ngram_on_logits(m->ngram, logits, n_vocab, recent, n_recent);
     if (!m->V || n_vocab != m->V) return;
+    if (m->bias)
+        for (i = 0; i < n_vocab; i++) logits[i] += m->bias[i];
     /* the recent text, newest bytes last, as much as fits */
     for (r = n_recent; r-- > 0;) {
         size_t len;
@@ -766,7 +789,8 @@ out:
  * scores badly). INFINITY when it does not fit the context. */
 static double draft_loss(fti_session *s, const fti_engine *e, const fti_tokenizer *tok,
                          const fti_ngram *mem, float mem_lambda, const char *title,
-                         const char *prompt, const char *draft, float *logits) {
+                         const char *prompt, const char *draft, float *logits,
+                         const float *bias, float *work) {
     fti_tokens open_ids, ids;
     fti_buf body = twin_buf0();
     size_t n_ctx = fti_session_n_ctx(s), V = fti_engine_config(e)->vocab_size, lcp = 0, i, j;
@@ -800,7 +824,22 @@ static double draft_loss(fti_session *s, const fti_engine *e, const fti_tokenize
         for (j = 1; j < V; j++) if (l[j] > mx) mx = l[j];
         for (j = 0; j < V; j++) z += exp((double)l[j] - mx);
         lp = (double)l[ids.ids[i]] - mx - log(z);
-        if (mem) { /* the twin with its memory: the same mixture the drafts were drawn from */
+        if (bias && work) {
+            /* the distribution the drafts were drawn from: the model, its memory, the theme
+             * (p(w) exp(bias w), normalised over the vocabulary; bias holds exp(bias)) */
+            double lam = 0, zb = 0, pw = 0;
+            if (mem) {
+                int conf = fti_ngram_probs(mem, ids32, i, work);
+                lam = mem_lambda >= 0 ? mem_lambda : fti_ngram_lambda(mem, conf);
+            }
+            for (j = 0; j < V; j++) {
+                double p = (1 - lam) * exp((double)l[j] - mx) / z + (mem ? lam * work[j] : 0);
+                p *= (double)bias[j];
+                zb += p;
+                if (j == ids.ids[i]) pw = p;
+            }
+            lp = log(pw / zb);
+        } else if (mem) { /* the twin with its memory: the same mixture the drafts were drawn from */
             int conf;
             double pn = fti_ngram_prob(mem, ids32, i, ids32[i], &conf);
             double lam = mem_lambda >= 0 ? mem_lambda : fti_ngram_lambda(mem, conf);
@@ -817,13 +856,49 @@ out:
     return loss;
 }
 
-/* Headwords a draft is also scored as the definition of (its specificity). */
-static const char *const twin_contrast[] = {"CANDLE", "RIVER", "WINDOW", "SUMMER"};
-
-/* The pick's score, lower is better: the loss per token as this word's definition, less
- * spec times how much higher it is as other words' definitions. */
-static double score_of(double loss, double other, double spec) {
-    return loss - spec * (other - loss);
+/* The theme of a word in the author's own writing: the chunks BM25 finds for it, as a bias on
+ * the logits of the words they use more than his text at large does (word-initial tokens of
+ * 4 or more letters used at least twice there), strength times the log of that ratio, capped
+ * at 3. Returns the number of tokens biased. */
+static size_t topic_build(float *bias, size_t V, const fti_dataset *ds, const fti_tokenizer *tok,
+                          const char *word, const double *p_corpus, const word_mask *wm,
+                          size_t k, double strength) {
+    fti_search_hit hits[32];
+    size_t n_hits, h, i, total = 0, n_biased = 0;
+    uint32_t *cnt;
+    memset(bias, 0, V * sizeof *bias);
+    if (!wm->bytes || !p_corpus || strength <= 0) return 0;
+    cnt = (uint32_t *)fti_calloc(V, sizeof *cnt);
+    if (!cnt) return 0;
+    if (k > 32) k = 32;
+    n_hits = fti_dataset_search(ds, word, strlen(word), k, hits);
+    for (h = 0; h < n_hits; h++) {
+        fti_tokens t;
+        memset(&t, 0, sizeof t);
+        if (fti_tokenizer_encode(tok, hits[h].text, hits[h].text_len, 0, &t) == FTI_OK)
+            for (i = 0; i < t.len; i++)
+                if (t.ids[i] < V) {
+                    cnt[t.ids[i]]++;
+                    total++;
+                }
+        fti_tokens_free(&t);
+    }
+    for (i = 0; i < V && total; i++) {
+        const char *b = wm->bytes[i];
+        double r;
+        if (!b || cnt[i] < 2 || wm->lens[i] < 5 || b[0] != ' ' || !is_letter(b[1]) ||
+            !is_letter(b[2]) || !is_letter(b[3]) || !is_letter(b[4]) || !(p_corpus[i] > 0))
+            continue;
+        /* not the headword itself (nor its plural and such): he defines a word by others */
+        for (h = 0; h < 4 && word[h] && (word[h] | 0x20) == (b[1 + h] | 0x20); h++) {}
+        if (h == 4) continue;
+        r = log((double)cnt[i] / (double)total / p_corpus[i]);
+        if (r <= 0) continue;
+        bias[i] = (float)(strength * (r < 3 ? r : 3));
+        n_biased++;
+    }
+    fti_free(cnt);
+    return n_biased;
 }
 
 /* Line breaks inside the text become spaces (the corpus is hard-wrapped at 70 columns). */
@@ -850,6 +925,33 @@ static int shown_has(const fti_buf *b, const char *line) {
         i = e + 1;
     }
     return 0;
+}
+
+/* The longest run of consecutive words text shares with any line of b (the definitions
+ * printed so far). */
+static size_t shown_overlap(const fti_buf *b, const char *text, size_t len) {
+    wordtext a, l;
+    size_t i = 0, best = 0;
+    memset(&a, 0, sizeof a);
+    if (!b->len || !each_word(text, len, wt_push, &a)) {
+        fti_free(a.w);
+        return 0;
+    }
+    while (i < b->len) {
+        const char *nl = (const char *)memchr(b->data + i, '\n', b->len - i);
+        size_t e = nl ? (size_t)(nl - b->data) : b->len, x, y;
+        memset(&l, 0, sizeof l);
+        if (each_word(b->data + i, e - i, wt_push, &l))
+            for (x = 0; x < a.n; x++)
+                for (y = 0; y < l.n; y++) {
+                    size_t k = wt_lcp(a.w + x, a.n - x, l.w + y, l.n - y);
+                    if (k > best) best = k;
+                }
+        fti_free(l.w);
+        i = e + 1;
+    }
+    fti_free(a.w);
+    return best;
 }
 
 /* text without its leading spaces (a draft begins with the space after "n."). */
@@ -884,7 +986,8 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     fti_ngram *mem = NULL;
     fti_ngram_hook hook;
     word_mask wm;
-    float *work = NULL;
+    float *work = NULL, *work2 = NULL, *topic_bias = NULL, *topic_exp = NULL;
+    double *p_corpus = NULL;
     int rc = 1, failed = 0, masked = 0;
     memset(&wm, 0, sizeof wm);
     memset(&lex, 0, sizeof lex);
@@ -913,7 +1016,8 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     V = fti_engine_config(e)->vocab_size;
     logits = (float *)fti_malloc(n_ctx * V * sizeof *logits);
     work = (float *)fti_malloc(V * sizeof *work);
-    if (!logits || !work) goto out;
+    work2 = (float *)fti_malloc(V * sizeof *work2);
+    if (!logits || !work || !work2) goto out;
     if ((wo->rag_k || wo->author_words || wo->memory || wo->max_copy) && fti_gguf_get_str(fti_engine_gguf(e), "fti.dataset.version", &ver, &ver_len,
                                       NULL) == FTI_OK &&
         (ver_z = fti_strndup(ver, ver_len)) != NULL &&
@@ -923,6 +1027,24 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     }
     if (ds && (wo->author_words || wo->word_mask)) lex_build(&lex, ds);
     if (ds && wo->word_mask) masked = mask_build(&wm, ds, &lex, tok, V);
+    if (masked && wo->topic > 0) {
+        const fti_token_shard *tr = fti_dataset_shard(ds, FTI_SPLIT_TRAIN);
+        topic_bias = (float *)fti_malloc(V * sizeof *topic_bias);
+        topic_exp = (float *)fti_malloc(V * sizeof *topic_exp);
+        p_corpus = (double *)fti_calloc(V, sizeof *p_corpus);
+        if (!topic_exp) {
+            fti_free(topic_bias);
+            topic_bias = NULL;
+        }
+        if (tr && topic_bias && p_corpus) {
+            uint64_t q;
+            for (q = 0; q < tr->count; q++) {
+                uint32_t v = fti_shard_at(tr, q);
+                if (v < V) p_corpus[v] += 1;
+            }
+            for (q = 0; q < V; q++) p_corpus[q] = (p_corpus[q] + 1) / (double)(tr->count + V);
+        }
+    }
     if (ds && wo->max_copy) wt_build(&wt, ds);
     if (ds && wo->memory) mem = memory_get(home, id, ds, s);
     hook.ngram = mem;
@@ -930,7 +1052,12 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     hook.lambda = wo->memory_lambda;
     wm.ngram = mem ? &hook : NULL;
     if (mem && wo->memory_lambda >= 0)
-        printf("   (mixing weight %.2f everywhere: --memory-weight)\n", (double)wo->memory_lambda);
+        printf("   writing with the memory at weight %.2f everywhere (--memory-weight; -1 = the "
+               "fitted weights)\n", (double)wo->memory_lambda);
+    if (masked && topic_bias)
+        printf("   and with each word's theme: the words of the author's %lu entries BM25 finds "
+               "for it raised %.1f x log(how much more they use them) (--topic)\n",
+               (unsigned long)wo->topic_k, wo->topic);
     for (w = 0; w < n_words; w++) {
         char title[128], prompt[160];
         const char *comma = strchr(words[w], ',');
@@ -939,7 +1066,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         fti_prompt pr;
         size_t n_hits = 0, d, best = 0, room;
         fti_buf text[TWIN_WRITE_MAX_DRAFTS];
-        double loss[TWIN_WRITE_MAX_DRAFTS], other[TWIN_WRITE_MAX_DRAFTS];
+        double loss[TWIN_WRITE_MAX_DRAFTS];
         int known[TWIN_WRITE_MAX_DRAFTS], level[TWIN_WRITE_MAX_DRAFTS], top = 0;
         size_t span[TWIN_WRITE_MAX_DRAFTS], n_known = 0, n_copied = 0, n_top = 0, nw = 0;
         size_t n_drafts = wo->drafts < 1                      ? 1
@@ -970,12 +1097,21 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             failed = 1;
             continue;
         }
+        if (topic_bias && p_corpus) {
+            size_t nb = topic_build(topic_bias, V, ds, tok, title, p_corpus, &wm, wo->topic_k,
+                                    wo->topic);
+            wm.bias = nb ? topic_bias : NULL;
+            for (d = 0; d < V; d++) topic_exp[d] = expf(topic_bias[d]);
+        }
         for (d = 0; d < n_drafts; d++) {
             fti_sampler *smp = NULL;
             fti_sampler_opts sd = wo->so;
             fti_generate_opts go;
-            const char *stop[1];
+            fti_generate_stats gs;
+            const char *stop[3];
             stop[0] = "\n\n"; /* the definition; verse and quotations after it are left out */
+            stop[1] = ". "; /* with one_sentence: his definition proper is its first sentence */
+            stop[2] = ".\n";
             memset(&text[d], 0, sizeof text[d]);
             loss[d] = INFINITY;
             known[d] = 0; /* (read by the pick below also when this draft fails) */
@@ -983,7 +1119,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             memset(&go, 0, sizeof go);
             go.max_tokens = wo->max_tokens;
             go.stop = stop;
-            go.n_stop = 1;
+            go.n_stop = wo->one_sentence ? 3 : 1;
             go.text = &text[d];
             if (masked) {
                 go.on_logits = mask_on_logits;
@@ -994,7 +1130,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             }
             fti_session_reset(s);
             if (fti_sampler_create(&smp, V, &sd) != FTI_OK ||
-                fti_generate(s, smp, pr.ids, pr.n, &go, NULL, &err) != FTI_OK) {
+                fti_generate(s, smp, pr.ids, pr.n, &go, &gs, &err) != FTI_OK) {
                 fprintf(stderr, "fti-twin: %s\n", smp ? err.msg : "out of memory");
                 fti_sampler_free(smp);
                 done_ok = 0;
@@ -1003,29 +1139,12 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             }
             fti_sampler_free(smp);
             rtrim(&text[d]);
+            if (wo->one_sentence && text[d].len && gs.finish == FTI_FINISH_STOP &&
+                text[d].data[text[d].len - 1] != '.')
+                fti_buf_putc(&text[d], '.'); /* the stop string's period */
             if (text[d].len && !text[d].oom)
                 loss[d] = draft_loss(s, e, tok, mem, wo->memory_lambda, title, prompt,
-                                     text[d].data, logits);
-            other[d] = loss[d];
-            if (loss[d] < INFINITY && wo->specificity > 0) {
-                /* the same draft as the definition of other words: how much more likely
-                 * the twin finds it for this word than for any word */
-                size_t c, nc = 0;
-                double sum = 0;
-                for (c = 0; c < sizeof twin_contrast / sizeof *twin_contrast; c++) {
-                    char cp[64];
-                    double l;
-                    if (!strcmp(twin_contrast[c], title)) continue;
-                    snprintf(cp, sizeof cp, "%s, n.", twin_contrast[c]);
-                    l = draft_loss(s, e, tok, mem, wo->memory_lambda, twin_contrast[c], cp,
-                                   text[d].data, logits);
-                    if (l < INFINITY) {
-                        sum += l;
-                        nc++;
-                    }
-                }
-                if (nc) other[d] = sum / (double)nc;
-            }
+                                     text[d].data, logits, wm.bias ? topic_exp : NULL, work2);
             /* the author's words only, and at least TWIN_WRITE_MIN_WORDS of them (the
              * lowest loss per token otherwise goes to drafts such as "A n.") */
             known[d] = each_word(text[d].data ? text[d].data : "", text[d].len, lex_has_fn, &lex) &&
@@ -1038,7 +1157,10 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             n_copied += wo->max_copy && span[d] > wo->max_copy;
             level[d] = (wo->max_copy && span[d] > wo->max_copy ? 0 : 2) + known[d];
             /* a definition already given to an earlier word of this run is not new either */
-            if (text[d].data && shown_has(&shown, text[d].data)) level[d] = known[d];
+            if (text[d].data && (shown_has(&shown, text[d].data) ||
+                                 shown_overlap(&shown, text[d].data, text[d].len) >=
+                                     TWIN_WRITE_MAX_REUSE))
+                level[d] = known[d];
             if (level[d] > top) top = level[d];
         }
         /* the lowest loss among the drafts of the best level present: new text made of the
@@ -1047,10 +1169,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         best = n_drafts;
         for (d = 0; d < n_drafts; d++) {
             if (level[d] != top) continue;
-            if (best == n_drafts || score_of(loss[d], other[d], wo->specificity) <
-                                        score_of(loss[best], other[best], wo->specificity) ||
-                !(loss[best] < INFINITY))
-                best = d;
+            if (best == n_drafts || loss[d] < loss[best] || !(loss[best] < INFINITY)) best = d;
         }
         if (best == n_drafts) best = 0;
         if (done_ok) {
@@ -1060,8 +1179,8 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
                 if (loss[d] < lo) lo = loss[d];
                 if (loss[d] > hi && loss[d] < INFINITY) hi = loss[d];
                 if (wo->verbose)
-                    printf("   draft %lu (%.3f nats/token, %.3f as other words', score %.3f, %lu words in a row from the author%s): "
-                           "%s %s\n", (unsigned long)d + 1, loss[d], other[d], score_of(loss[d], other[d], wo->specificity), (unsigned long)span[d],
+                    printf("   draft %lu (%.3f nats/token, %lu words in a row from the author%s): "
+                           "%s %s\n", (unsigned long)d + 1, loss[d], (unsigned long)span[d],
                            known[d] ? "" : ", a word the author never used or under 4 words",
                            prompt, lskip(&text[d]));
             }
@@ -1104,10 +1223,14 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
 out:
     fti_free(lex.h);
     mask_free(&wm);
+    fti_free(topic_bias);
+    fti_free(topic_exp);
+    fti_free(p_corpus);
     wt_free(&wt);
     fti_buf_free(&shown);
     fti_ngram_free(mem);
     fti_free(work);
+    fti_free(work2);
     fti_free(logits);
     fti_free(ver_z);
     fti_dataset_close(ds);
@@ -1151,8 +1274,11 @@ int main(int argc, char **argv) {
     wo.so.seed = 1;
     wo.author_words = 1;
     wo.word_mask = 1;
+    wo.topic = TWIN_WRITE_TOPIC;
+    wo.topic_k = TWIN_WRITE_TOPIC_K;
+    wo.one_sentence = 1;
     wo.memory = 1;
-    wo.memory_lambda = -1;
+    wo.memory_lambda = TWIN_WRITE_MEMORY_WEIGHT;
     wo.max_copy = TWIN_WRITE_MAX_COPY;
     paths = (const char **)fti_calloc((size_t)argc, sizeof *paths);
     if (!paths) return 1;
@@ -1183,7 +1309,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--drafts-shown")) wo.verbose = 1;
         else if (!strcmp(a, "--any-words")) wo.author_words = wo.word_mask = 0;
         else if (!strcmp(a, "--no-word-mask")) wo.word_mask = 0;
-        else if (!strcmp(a, "--specificity") && i + 1 < argc) wo.specificity = atof(argv[++i]);
+        else if (!strcmp(a, "--all-sentences")) wo.one_sentence = 0;
+        else if (!strcmp(a, "--topic") && i + 1 < argc) wo.topic = atof(argv[++i]);
+        else if (!strcmp(a, "--topic-k") && i + 1 < argc) wo.topic_k = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(a, "--no-memory")) wo.memory = 0;
         else if (!strcmp(a, "--memory-weight") && i + 1 < argc)
             wo.memory_lambda = (float)atof(argv[++i]);
