@@ -6,7 +6,8 @@
  *   build/fti-twin [--home DIR] write WORD... [--drafts N] [-n N] [--temp T] [--top-k K]
  *                  [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--rag-k K]
  *                  [--drafts-shown] [--any-words] [--no-memory] [--memory-weight W]
- *                  [--max-copy N] [--topic T] [--topic-k K] [--no-word-mask] [--all-sentences]
+ *                  [--max-copy N] [--topic T] [--topic-k K] [--theme-pick W] [--no-word-mask]
+ *                  [--all-sentences]
  *
  * `update` runs F -> T -> evaluation -> promotion:
  *   1. ingests PATH... into the feature store (fti_store_ingest; incremental: unchanged files are
@@ -105,8 +106,8 @@ static void usage(FILE *f) {
             "       fti-twin [--home DIR] write WORD... [--drafts N] [-n N] [--temp T] [--seed S]\n"
             "                [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--rag-k K]\n"
             "                [--drafts-shown] [--any-words] [--no-memory] [--memory-weight W]\n"
-            "                [--max-copy N] [--topic T] [--topic-k K] [--no-word-mask]\n"
-            "                [--all-sentences]\n"
+            "                [--max-copy N] [--topic T] [--topic-k K] [--theme-pick W]\n"
+            "                [--no-word-mask] [--all-sentences]\n"
             "\n"
             "update  ingest PATH... (incremental), then if the data changed: fine-tune the\n"
             "        production model (or train from scratch when the tokenizer changed or\n"
@@ -129,7 +130,9 @@ static void usage(FILE *f) {
             "        -1 = the weights fitted on the validation split; --no-memory: none), and\n"
             "        with the word's theme: the words of the author's --topic-k (8) entries\n"
             "        BM25 finds for it are raised by --topic T (1.0, 0 = off) times the log\n"
-            "        of how much more those entries use them; drafts quoting more than\n"
+            "        of how much more those entries use them, and the pick favours drafts the\n"
+            "        theme explains (--theme-pick W, 1.0: the loss less W times how much\n"
+            "        higher it is without the theme); drafts quoting more than\n"
             "        --max-copy N (8) words in a row from the author, repeating an earlier\n"
             "        word's definition or 3 words in a row of it, are set aside\n"
             "\n"
@@ -379,6 +382,7 @@ typedef struct write_opts {
     int one_sentence;   /* a draft ends at its first sentence */
     double topic;       /* strength of the bias toward the word's theme in his writing */
     size_t topic_k;     /* chunks BM25 finds for the theme */
+    double theme_pick;  /* weight in the pick of how much the theme explains a draft */
     fti_sampler_opts so;
 } write_opts;
 
@@ -607,8 +611,10 @@ static int wt_push(void *user, uint64_t h) {
     wordtext *t = (wordtext *)user;
     if (t->n == t->cap) {
         size_t nc = t->cap ? 2 * t->cap : 1 << 16;
-        uint64_t *nw = (uint64_t *)fti_realloc(t->w, nc * sizeof *nw);
-        if (!nw || nc > 0xffffffffu) return 0;
+        uint64_t *nw;
+        if (nc > 0xffffffffu) return 0; /* (before the realloc: t->w stays valid) */
+        nw = (uint64_t *)fti_realloc(t->w, nc * sizeof *nw);
+        if (!nw) return 0;
         t->w = nw;
         t->cap = nc;
     }
@@ -1145,6 +1151,13 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             if (text[d].len && !text[d].oom)
                 loss[d] = draft_loss(s, e, tok, mem, wo->memory_lambda, title, prompt,
                                      text[d].data, logits, wm.bias ? topic_exp : NULL, work2);
+            if (wm.bias && wo->theme_pick > 0 && loss[d] < INFINITY) {
+                /* how much the theme explains the draft: its loss without the theme less
+                 * with it; the pick's score is the loss less theme_pick times that */
+                double plain = draft_loss(s, e, tok, mem, wo->memory_lambda, title, prompt,
+                                          text[d].data, logits, NULL, work2);
+                if (plain < INFINITY) loss[d] -= wo->theme_pick * (plain - loss[d]);
+            }
             /* the author's words only, and at least TWIN_WRITE_MIN_WORDS of them (the
              * lowest loss per token otherwise goes to drafts such as "A n.") */
             known[d] = each_word(text[d].data ? text[d].data : "", text[d].len, lex_has_fn, &lex) &&
@@ -1276,6 +1289,7 @@ int main(int argc, char **argv) {
     wo.word_mask = 1;
     wo.topic = TWIN_WRITE_TOPIC;
     wo.topic_k = TWIN_WRITE_TOPIC_K;
+    wo.theme_pick = 1.0;
     wo.one_sentence = 1;
     wo.memory = 1;
     wo.memory_lambda = TWIN_WRITE_MEMORY_WEIGHT;
@@ -1312,6 +1326,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--all-sentences")) wo.one_sentence = 0;
         else if (!strcmp(a, "--topic") && i + 1 < argc) wo.topic = atof(argv[++i]);
         else if (!strcmp(a, "--topic-k") && i + 1 < argc) wo.topic_k = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--theme-pick") && i + 1 < argc) wo.theme_pick = atof(argv[++i]);
         else if (!strcmp(a, "--no-memory")) wo.memory = 0;
         else if (!strcmp(a, "--memory-weight") && i + 1 < argc)
             wo.memory_lambda = (float)atof(argv[++i]);
