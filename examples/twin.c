@@ -1204,12 +1204,12 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             }
             printf("   (%lu of %lu drafts use only the author's words, 4 or more; %lu quote more "
                    "than %lu words in a row from him and are set aside; the twin's own pick "
-                   "of the %lu %s: %.2f nats per token, all drafts %.2f to %.2f; longest run "
+                   "of the %lu %s: %.2f nats per token%s, all drafts %.2f to %.2f; longest run "
                    "of words shared with the author's text: %lu)\n",
                    (unsigned long)n_known, (unsigned long)n_drafts, (unsigned long)n_copied,
                    (unsigned long)wo->max_copy, (unsigned long)n_top,
                    top == 3 ? "new drafts of his words" : top == 2 ? "new drafts" : "drafts",
-                   loss[best], lo, hi, (unsigned long)span[best]);
+                   loss[best], wm.bias && wo->theme_pick > 0 ? " less the theme's share" : "", lo, hi, (unsigned long)span[best]);
             for (d = 0; d < pr.n_docs_used && d < n_hits; d++) {
                 /* the chunk's first line or so, cut at a space */
                 char snip[80];
