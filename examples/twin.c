@@ -6,7 +6,8 @@
  *   build/fti-twin [--home DIR] write WORD... [--drafts N] [-n N] [--temp T] [--top-k K]
  *                  [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--rag-k K]
  *                  [--drafts-shown] [--any-words] [--no-memory] [--memory-weight W]
- *                  [--max-copy N]
+ *                  [--max-copy N] [--topic T] [--topic-k K] [--theme-pick W] [--no-word-mask]
+ *                  [--all-sentences]
  *
  * `update` runs F -> T -> evaluation -> promotion:
  *   1. ingests PATH... into the feature store (fti_store_ingest; incremental: unchanged files are
@@ -75,6 +76,14 @@ static int have_bf16(void) {
 #define TWIN_WRITE_MIN_P 0.05f
 #define TWIN_WRITE_REPEAT 1.1f
 #define TWIN_WRITE_MIN_WORDS 4 /* words of a draft, the headword's "WORD, n." not counted */
+/* Writing leans on the author memory more than the weights fitted for likelihood do (0.26 to
+ * 0.47 by matched context on the Bierce split): his phrases read better than the small model's
+ * loose ones, and the copy rule keeps them from becoming quotations (docs/twin.md, "Session 7") */
+#define TWIN_WRITE_MEMORY_WEIGHT 0.8f
+/* The theme: the logits of the words of the author's own entries on the headword (BM25, 8
+ * chunks) are raised by this times the log of how much more those entries use them */
+#define TWIN_WRITE_TOPIC 1.0
+#define TWIN_WRITE_TOPIC_K 8
 /* The author memory (docs/twin.md, "The author memory"): a Kneser-Ney n-gram model of the
  * training split mixed into the model's next-token distribution with weights fitted on the
  * validation split; on the Bierce corpus order 4 is best (held-out bits per byte: model alone
@@ -83,6 +92,9 @@ static int have_bf16(void) {
 /* A draft that shares more than this many consecutive words with the author's text is a
  * quotation, not new writing: set aside */
 #define TWIN_WRITE_MAX_COPY 8
+/* A draft sharing this many consecutive words with a definition printed earlier in the run
+ * ("An instrument of torture" for two words) is not new either: set aside */
+#define TWIN_WRITE_MAX_REUSE 3
 /* longest shared span measured (words) */
 #define TWIN_SPAN_CAP 64
 
@@ -94,7 +106,8 @@ static void usage(FILE *f) {
             "       fti-twin [--home DIR] write WORD... [--drafts N] [-n N] [--temp T] [--seed S]\n"
             "                [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--rag-k K]\n"
             "                [--drafts-shown] [--any-words] [--no-memory] [--memory-weight W]\n"
-            "                [--max-copy N]\n"
+            "                [--max-copy N] [--topic T] [--topic-k K] [--theme-pick W]\n"
+            "                [--no-word-mask] [--all-sentences]\n"
             "\n"
             "update  ingest PATH... (incremental), then if the data changed: fine-tune the\n"
             "        production model (or train from scratch when the tokenizer changed or\n"
@@ -104,16 +117,24 @@ static void usage(FILE *f) {
             "write   the production model writes an entry \"WORD, n.\" for each WORD, with the\n"
             "        author's entries BM25 finds for WORD in front of it: of --drafts drafts\n"
             "        (default %d; temperature %.1f, top-k %d, top-p %.2f, min-p %.2f, repetition\n"
-            "        penalty %.1f, at most -n %d tokens, ending at the entry's end or a blank\n"
-            "        line), those with a word found nowhere in the author's writing are set\n"
-            "        aside (--any-words keeps them), and the one the model scores best as a\n"
-            "        whole entry (lowest loss per token) is printed; --drafts-shown lists all;\n"
-            "        --rag-k K retrieved entries (default %d, 0 = none); --seed S (default 1);\n"
+            "        penalty %.1f, at most -n %d tokens, ending at the end of the first\n"
+            "        sentence, the entry or a blank line; --all-sentences: not the sentence),\n"
+            "        drawn only in words the author used (tokens that would spell another word\n"
+            "        are not drawn; --no-word-mask draws them), and the one the twin scores\n"
+            "        best as a whole entry (lowest loss per token) is printed; drafts with a\n"
+            "        word found nowhere in his writing or under 4 words are set aside\n"
+            "        (--any-words keeps them); --drafts-shown lists all; --rag-k K retrieved\n"
+            "        entries in the prompt (default %d, 0 = none); --seed S (default 1);\n"
             "        the model writes with its author memory (a 4-gram model of the training\n"
-            "        split mixed in, weights fitted on the validation split, kept in\n"
-            "        HOME/memory/): --no-memory turns it off, --memory-weight W fixes the\n"
-            "        weight; drafts quoting more than --max-copy N (8) words in a row from the\n"
-            "        author, or repeating an earlier word's definition, are set aside\n"
+            "        split, kept in HOME/memory/) mixed in at weight 0.8 (--memory-weight W;\n"
+            "        -1 = the weights fitted on the validation split; --no-memory: none), and\n"
+            "        with the word's theme: the words of the author's --topic-k (8) entries\n"
+            "        BM25 finds for it are raised by --topic T (1.0, 0 = off) times the log\n"
+            "        of how much more those entries use them, and the pick favours drafts the\n"
+            "        theme explains (--theme-pick W, 1.0: the loss less W times how much\n"
+            "        higher it is without the theme); drafts quoting more than\n"
+            "        --max-copy N (8) words in a row from the author, repeating an earlier\n"
+            "        word's definition or 3 words in a row of it, are set aside\n"
             "\n"
             "  --home DIR      workspace (default $FTI_HOME or ./twin)\n"
             "  --minutes M     time budget of the whole update in minutes (default 3)\n"
@@ -354,9 +375,14 @@ typedef struct write_opts {
     size_t rag_k;      /* retrieved entries put in front of the prompt */
     int threads, verbose;
     int author_words;  /* prefer drafts made only of words found in the author's writing */
+    int word_mask;     /* draw only tokens that keep every word one of the author's */
     int memory;        /* mix the author memory (n-gram) into the model */
     float memory_lambda; /* < 0: the fitted weights; else this weight everywhere */
     size_t max_copy;   /* set aside drafts sharing more consecutive words with the author */
+    int one_sentence;   /* a draft ends at its first sentence */
+    double topic;       /* strength of the bias toward the word's theme in his writing */
+    size_t topic_k;     /* chunks BM25 finds for the theme */
+    double theme_pick;  /* weight in the pick of how much the theme explains a draft */
     fti_sampler_opts so;
 } write_opts;
 
@@ -445,6 +471,133 @@ static void lex_build(lexicon *l, const fti_dataset *ds) {
         }
 }
 
+/* --- the author's words while drafting: tokens that would spell a word he never used are not
+ * drawn. A byte-level BPE model of 2,048 tokens assembles words from pieces, and a small one
+ * joins pieces into words that do not exist ("highestructed", "theiration"): with this mask the
+ * draft is written in the author's vocabulary from the start instead of being set aside after.
+ * The prefixes of every word of his (the FNV-1a state after each letter, as word_hash computes
+ * it) and the words themselves are sets of hashes; a token is allowed when the letters it adds
+ * keep the current word a prefix of one of his, and every word it ends is one of his. --- */
+typedef struct word_mask {
+    lexicon prefixes;        /* FNV-1a states after each prefix of each of the author's words */
+    const lexicon *words;    /* his whole words (word_hash) */
+    const char **bytes;      /* each token's bytes (NULL: a special token, never masked) */
+    size_t *lens, V;
+    fti_ngram_hook *ngram;   /* the author memory mixed in first (NULL: none) */
+    const float *bias;       /* (V) added to the logits after the memory (NULL: none) */
+} word_mask;
+
+#define TWIN_FNV_BASIS 1469598103934665603ull
+static uint64_t fnv_step(uint64_t h, char c) {
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    return (h ^ (unsigned char)c) * 1099511628211ull;
+}
+
+static int prefix_add_fn(void *user, const char *w, size_t n) {
+    lexicon *l = (lexicon *)user;
+    uint64_t h = TWIN_FNV_BASIS;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        h = fnv_step(h, w[i]);
+        if (!lex_add(l, h ? h : 1)) return 0;
+    }
+    return 1;
+}
+
+/* The prefixes of every word of the chunks of ds's index, and the token table; 0 when out of
+ * memory or without an index (then nothing is masked). */
+static int mask_build(word_mask *m, const fti_dataset *ds, const lexicon *words,
+                      const fti_tokenizer *tok, size_t V) {
+    const fti_bm25 *ix = fti_dataset_index(ds);
+    size_t i, j, k, n = ix ? fti_bm25_chunks(ix) : 0;
+    fti_search_hit hit;
+    memset(m, 0, sizeof *m);
+    if (!n || !words->n) return 0;
+    for (i = 0; i < n; i++) {
+        if (!fti_bm25_chunk(ix, i, &hit)) continue;
+        for (j = 0; j < hit.text_len;) {
+            if (!is_letter(hit.text[j])) { j++; continue; }
+            for (k = j; k < hit.text_len && is_letter(hit.text[k]); k++) {}
+            if (!prefix_add_fn(&m->prefixes, hit.text + j, k - j)) goto fail;
+            j = k;
+        }
+    }
+    m->bytes = (const char **)fti_calloc(V, sizeof *m->bytes);
+    m->lens = (size_t *)fti_calloc(V, sizeof *m->lens);
+    if (!m->bytes || !m->lens) goto fail;
+    for (i = 0; i < V; i++) {
+        fti_token_type ty = fti_tokenizer_token_type(tok, (uint32_t)i);
+        if (ty == FTI_TOKEN_NORMAL || ty == FTI_TOKEN_BYTE)
+            m->bytes[i] = fti_tokenizer_token(tok, (uint32_t)i, &m->lens[i]);
+    }
+    m->words = words;
+    m->V = V;
+    return 1;
+fail:
+    fti_free(m->prefixes.h);
+    fti_free(m->bytes);
+    fti_free(m->lens);
+    memset(m, 0, sizeof *m);
+    return 0;
+}
+
+static void mask_free(word_mask *m) {
+    fti_free(m->prefixes.h);
+    fti_free(m->bytes);
+    fti_free(m->lens);
+}
+
+/* fti_generate_opts.on_logits: the author memory, then the mask. The word being written is the
+ * run of letters at the end of the recent tokens. */
+static void mask_on_logits(void *user, float *logits, size_t n_vocab, const int32_t *recent,
+                           size_t n_recent) {
+    const word_mask *m = (const word_mask *)user;
+    char tail[256];
+    size_t t = sizeof tail, i, r, k;
+    uint64_t h0 = TWIN_FNV_BASIS;
+    int in0 = 0;
+    if (m->ngram) fti_ngram_on_logits(m->ngram, logits, n_vocab, recent, n_recent);
+    if (!m->V || n_vocab != m->V) return;
+    if (m->bias)
+        for (i = 0; i < n_vocab; i++) logits[i] += m->bias[i];
+    /* the recent text, newest bytes last, as much as fits */
+    for (r = n_recent; r-- > 0;) {
+        size_t len;
+        if (recent[r] < 0 || (size_t)recent[r] >= m->V || !m->bytes[recent[r]]) break;
+        len = m->lens[recent[r]];
+        if (len > t) break;
+        t -= len;
+        memcpy(tail + t, m->bytes[recent[r]], len);
+        if (len && !is_letter(tail[t + len - 1])) break; /* the word began after it */
+        for (k = 0; k < len && is_letter(tail[t + k]); k++) {}
+        if (k < len) break;
+    }
+    for (i = sizeof tail; i > t && is_letter(tail[i - 1]); i--) {}
+    for (; i < sizeof tail; i++) {
+        h0 = fnv_step(h0, tail[i]);
+        in0 = 1;
+    }
+    if (in0 && !lex_has(&m->prefixes, h0 ? h0 : 1)) return; /* not his word already: leave it */
+    for (i = 0; i < n_vocab; i++) {
+        const char *b = m->bytes[i];
+        uint64_t h = h0;
+        int in = in0, ok = 1;
+        if (!b) continue;
+        for (k = 0; k < m->lens[i] && ok; k++) {
+            if (is_letter(b[k])) {
+                h = fnv_step(h, b[k]);
+                in = 1;
+                ok = lex_has(&m->prefixes, h ? h : 1);
+            } else {
+                if (in) ok = lex_has(m->words, h ? h : 1);
+                in = 0;
+                h = TWIN_FNV_BASIS;
+            }
+        }
+        if (!ok) logits[i] = -1e30f;
+    }
+}
+
 /* The author's text as a sequence of words (word_hash of each run of ASCII letters; 0 between
  * chunks) with its suffixes sorted, to find the longest run of consecutive words a draft
  * shares with the author (a quotation rather than new writing). */
@@ -458,8 +611,10 @@ static int wt_push(void *user, uint64_t h) {
     wordtext *t = (wordtext *)user;
     if (t->n == t->cap) {
         size_t nc = t->cap ? 2 * t->cap : 1 << 16;
-        uint64_t *nw = (uint64_t *)fti_realloc(t->w, nc * sizeof *nw);
-        if (!nw || nc > 0xffffffffu) return 0;
+        uint64_t *nw;
+        if (nc > 0xffffffffu) return 0; /* (before the realloc: t->w stays valid) */
+        nw = (uint64_t *)fti_realloc(t->w, nc * sizeof *nw);
+        if (!nw) return 0;
         t->w = nw;
         t->cap = nc;
     }
@@ -640,7 +795,8 @@ out:
  * scores badly). INFINITY when it does not fit the context. */
 static double draft_loss(fti_session *s, const fti_engine *e, const fti_tokenizer *tok,
                          const fti_ngram *mem, float mem_lambda, const char *title,
-                         const char *prompt, const char *draft, float *logits) {
+                         const char *prompt, const char *draft, float *logits,
+                         const float *bias, float *work) {
     fti_tokens open_ids, ids;
     fti_buf body = twin_buf0();
     size_t n_ctx = fti_session_n_ctx(s), V = fti_engine_config(e)->vocab_size, lcp = 0, i, j;
@@ -674,7 +830,22 @@ static double draft_loss(fti_session *s, const fti_engine *e, const fti_tokenize
         for (j = 1; j < V; j++) if (l[j] > mx) mx = l[j];
         for (j = 0; j < V; j++) z += exp((double)l[j] - mx);
         lp = (double)l[ids.ids[i]] - mx - log(z);
-        if (mem) { /* the twin with its memory: the same mixture the drafts were drawn from */
+        if (bias && work) {
+            /* the distribution the drafts were drawn from: the model, its memory, the theme
+             * (p(w) exp(bias w), normalised over the vocabulary; bias holds exp(bias)) */
+            double lam = 0, zb = 0, pw = 0;
+            if (mem) {
+                int conf = fti_ngram_probs(mem, ids32, i, work);
+                lam = mem_lambda >= 0 ? mem_lambda : fti_ngram_lambda(mem, conf);
+            }
+            for (j = 0; j < V; j++) {
+                double p = (1 - lam) * exp((double)l[j] - mx) / z + (mem ? lam * work[j] : 0);
+                p *= (double)bias[j];
+                zb += p;
+                if (j == ids.ids[i]) pw = p;
+            }
+            lp = log(pw / zb);
+        } else if (mem) { /* the twin with its memory: the same mixture the drafts were drawn from */
             int conf;
             double pn = fti_ngram_prob(mem, ids32, i, ids32[i], &conf);
             double lam = mem_lambda >= 0 ? mem_lambda : fti_ngram_lambda(mem, conf);
@@ -689,6 +860,51 @@ out:
     fti_tokens_free(&open_ids);
     fti_tokens_free(&ids);
     return loss;
+}
+
+/* The theme of a word in the author's own writing: the chunks BM25 finds for it, as a bias on
+ * the logits of the words they use more than his text at large does (word-initial tokens of
+ * 4 or more letters used at least twice there), strength times the log of that ratio, capped
+ * at 3. Returns the number of tokens biased. */
+static size_t topic_build(float *bias, size_t V, const fti_dataset *ds, const fti_tokenizer *tok,
+                          const char *word, const double *p_corpus, const word_mask *wm,
+                          size_t k, double strength) {
+    fti_search_hit hits[32];
+    size_t n_hits, h, i, total = 0, n_biased = 0;
+    uint32_t *cnt;
+    memset(bias, 0, V * sizeof *bias);
+    if (!wm->bytes || !p_corpus || strength <= 0) return 0;
+    cnt = (uint32_t *)fti_calloc(V, sizeof *cnt);
+    if (!cnt) return 0;
+    if (k > 32) k = 32;
+    n_hits = fti_dataset_search(ds, word, strlen(word), k, hits);
+    for (h = 0; h < n_hits; h++) {
+        fti_tokens t;
+        memset(&t, 0, sizeof t);
+        if (fti_tokenizer_encode(tok, hits[h].text, hits[h].text_len, 0, &t) == FTI_OK)
+            for (i = 0; i < t.len; i++)
+                if (t.ids[i] < V) {
+                    cnt[t.ids[i]]++;
+                    total++;
+                }
+        fti_tokens_free(&t);
+    }
+    for (i = 0; i < V && total; i++) {
+        const char *b = wm->bytes[i];
+        double r;
+        if (!b || cnt[i] < 2 || wm->lens[i] < 5 || b[0] != ' ' || !is_letter(b[1]) ||
+            !is_letter(b[2]) || !is_letter(b[3]) || !is_letter(b[4]) || !(p_corpus[i] > 0))
+            continue;
+        /* not the headword itself (nor its plural and such): he defines a word by others */
+        for (h = 0; h < 4 && word[h] && (word[h] | 0x20) == (b[1 + h] | 0x20); h++) {}
+        if (h == 4) continue;
+        r = log((double)cnt[i] / (double)total / p_corpus[i]);
+        if (r <= 0) continue;
+        bias[i] = (float)(strength * (r < 3 ? r : 3));
+        n_biased++;
+    }
+    fti_free(cnt);
+    return n_biased;
 }
 
 /* Line breaks inside the text become spaces (the corpus is hard-wrapped at 70 columns). */
@@ -715,6 +931,33 @@ static int shown_has(const fti_buf *b, const char *line) {
         i = e + 1;
     }
     return 0;
+}
+
+/* The longest run of consecutive words text shares with any line of b (the definitions
+ * printed so far). */
+static size_t shown_overlap(const fti_buf *b, const char *text, size_t len) {
+    wordtext a, l;
+    size_t i = 0, best = 0;
+    memset(&a, 0, sizeof a);
+    if (!b->len || !each_word(text, len, wt_push, &a)) {
+        fti_free(a.w);
+        return 0;
+    }
+    while (i < b->len) {
+        const char *nl = (const char *)memchr(b->data + i, '\n', b->len - i);
+        size_t e = nl ? (size_t)(nl - b->data) : b->len, x, y;
+        memset(&l, 0, sizeof l);
+        if (each_word(b->data + i, e - i, wt_push, &l))
+            for (x = 0; x < a.n; x++)
+                for (y = 0; y < l.n; y++) {
+                    size_t k = wt_lcp(a.w + x, a.n - x, l.w + y, l.n - y);
+                    if (k > best) best = k;
+                }
+        fti_free(l.w);
+        i = e + 1;
+    }
+    fti_free(a.w);
+    return best;
 }
 
 /* text without its leading spaces (a draft begins with the space after "n."). */
@@ -748,8 +991,11 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     fti_buf shown = twin_buf0(); /* the definitions printed so far, one a line */
     fti_ngram *mem = NULL;
     fti_ngram_hook hook;
-    float *work = NULL;
-    int rc = 1, failed = 0;
+    word_mask wm;
+    float *work = NULL, *work2 = NULL, *topic_bias = NULL, *topic_exp = NULL;
+    double *p_corpus = NULL;
+    int rc = 1, failed = 0, masked = 0;
+    memset(&wm, 0, sizeof wm);
     memset(&lex, 0, sizeof lex);
     memset(&wt, 0, sizeof wt);
     memset(&hook, 0, sizeof hook);
@@ -776,7 +1022,8 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     V = fti_engine_config(e)->vocab_size;
     logits = (float *)fti_malloc(n_ctx * V * sizeof *logits);
     work = (float *)fti_malloc(V * sizeof *work);
-    if (!logits || !work) goto out;
+    work2 = (float *)fti_malloc(V * sizeof *work2);
+    if (!logits || !work || !work2) goto out;
     if ((wo->rag_k || wo->author_words || wo->memory || wo->max_copy) && fti_gguf_get_str(fti_engine_gguf(e), "fti.dataset.version", &ver, &ver_len,
                                       NULL) == FTI_OK &&
         (ver_z = fti_strndup(ver, ver_len)) != NULL &&
@@ -784,14 +1031,39 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         fprintf(stderr, "fti-twin: retrieval, the author's words and memory off: %s\n", err.msg);
         ds = NULL;
     }
-    if (ds && wo->author_words) lex_build(&lex, ds);
+    if (ds && (wo->author_words || wo->word_mask)) lex_build(&lex, ds);
+    if (ds && wo->word_mask) masked = mask_build(&wm, ds, &lex, tok, V);
+    if (masked && wo->topic > 0) {
+        const fti_token_shard *tr = fti_dataset_shard(ds, FTI_SPLIT_TRAIN);
+        topic_bias = (float *)fti_malloc(V * sizeof *topic_bias);
+        topic_exp = (float *)fti_malloc(V * sizeof *topic_exp);
+        p_corpus = (double *)fti_calloc(V, sizeof *p_corpus);
+        if (!topic_exp) {
+            fti_free(topic_bias);
+            topic_bias = NULL;
+        }
+        if (tr && topic_bias && p_corpus) {
+            uint64_t q;
+            for (q = 0; q < tr->count; q++) {
+                uint32_t v = fti_shard_at(tr, q);
+                if (v < V) p_corpus[v] += 1;
+            }
+            for (q = 0; q < V; q++) p_corpus[q] = (p_corpus[q] + 1) / (double)(tr->count + V);
+        }
+    }
     if (ds && wo->max_copy) wt_build(&wt, ds);
     if (ds && wo->memory) mem = memory_get(home, id, ds, s);
     hook.ngram = mem;
     hook.work = work;
     hook.lambda = wo->memory_lambda;
+    wm.ngram = mem ? &hook : NULL;
     if (mem && wo->memory_lambda >= 0)
-        printf("   (mixing weight %.2f everywhere: --memory-weight)\n", (double)wo->memory_lambda);
+        printf("   writing with the memory at weight %.2f everywhere (--memory-weight; -1 = the "
+               "fitted weights)\n", (double)wo->memory_lambda);
+    if (masked && topic_bias)
+        printf("   and with each word's theme: the words of the author's %lu entries BM25 finds "
+               "for it raised %.1f x log(how much more they use them) (--topic)\n",
+               (unsigned long)wo->topic_k, wo->topic);
     for (w = 0; w < n_words; w++) {
         char title[128], prompt[160];
         const char *comma = strchr(words[w], ',');
@@ -831,12 +1103,21 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             failed = 1;
             continue;
         }
+        if (topic_bias && p_corpus) {
+            size_t nb = topic_build(topic_bias, V, ds, tok, title, p_corpus, &wm, wo->topic_k,
+                                    wo->topic);
+            wm.bias = nb ? topic_bias : NULL;
+            for (d = 0; d < V; d++) topic_exp[d] = expf(topic_bias[d]);
+        }
         for (d = 0; d < n_drafts; d++) {
             fti_sampler *smp = NULL;
             fti_sampler_opts sd = wo->so;
             fti_generate_opts go;
-            const char *stop[1];
+            fti_generate_stats gs;
+            const char *stop[3];
             stop[0] = "\n\n"; /* the definition; verse and quotations after it are left out */
+            stop[1] = ". "; /* with one_sentence: his definition proper is its first sentence */
+            stop[2] = ".\n";
             memset(&text[d], 0, sizeof text[d]);
             loss[d] = INFINITY;
             known[d] = 0; /* (read by the pick below also when this draft fails) */
@@ -844,15 +1125,18 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             memset(&go, 0, sizeof go);
             go.max_tokens = wo->max_tokens;
             go.stop = stop;
-            go.n_stop = 1;
+            go.n_stop = wo->one_sentence ? 3 : 1;
             go.text = &text[d];
-            if (mem) {
+            if (masked) {
+                go.on_logits = mask_on_logits;
+                go.logits_user = &wm;
+            } else if (mem) {
                 go.on_logits = fti_ngram_on_logits;
                 go.logits_user = &hook;
             }
             fti_session_reset(s);
             if (fti_sampler_create(&smp, V, &sd) != FTI_OK ||
-                fti_generate(s, smp, pr.ids, pr.n, &go, NULL, &err) != FTI_OK) {
+                fti_generate(s, smp, pr.ids, pr.n, &go, &gs, &err) != FTI_OK) {
                 fprintf(stderr, "fti-twin: %s\n", smp ? err.msg : "out of memory");
                 fti_sampler_free(smp);
                 done_ok = 0;
@@ -861,9 +1145,19 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             }
             fti_sampler_free(smp);
             rtrim(&text[d]);
+            if (wo->one_sentence && text[d].len && gs.finish == FTI_FINISH_STOP &&
+                text[d].data[text[d].len - 1] != '.')
+                fti_buf_putc(&text[d], '.'); /* the stop string's period */
             if (text[d].len && !text[d].oom)
                 loss[d] = draft_loss(s, e, tok, mem, wo->memory_lambda, title, prompt,
-                                     text[d].data, logits);
+                                     text[d].data, logits, wm.bias ? topic_exp : NULL, work2);
+            if (wm.bias && wo->theme_pick > 0 && loss[d] < INFINITY) {
+                /* how much the theme explains the draft: its loss without the theme less
+                 * with it; the pick's score is the loss less theme_pick times that */
+                double plain = draft_loss(s, e, tok, mem, wo->memory_lambda, title, prompt,
+                                          text[d].data, logits, NULL, work2);
+                if (plain < INFINITY) loss[d] -= wo->theme_pick * (plain - loss[d]);
+            }
             /* the author's words only, and at least TWIN_WRITE_MIN_WORDS of them (the
              * lowest loss per token otherwise goes to drafts such as "A n.") */
             known[d] = each_word(text[d].data ? text[d].data : "", text[d].len, lex_has_fn, &lex) &&
@@ -876,7 +1170,10 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             n_copied += wo->max_copy && span[d] > wo->max_copy;
             level[d] = (wo->max_copy && span[d] > wo->max_copy ? 0 : 2) + known[d];
             /* a definition already given to an earlier word of this run is not new either */
-            if (text[d].data && shown_has(&shown, text[d].data)) level[d] = known[d];
+            if (text[d].data && (shown_has(&shown, text[d].data) ||
+                                 shown_overlap(&shown, text[d].data, text[d].len) >=
+                                     TWIN_WRITE_MAX_REUSE))
+                level[d] = known[d];
             if (level[d] > top) top = level[d];
         }
         /* the lowest loss among the drafts of the best level present: new text made of the
@@ -907,12 +1204,12 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             }
             printf("   (%lu of %lu drafts use only the author's words, 4 or more; %lu quote more "
                    "than %lu words in a row from him and are set aside; the twin's own pick "
-                   "of the %lu %s: %.2f nats per token, all drafts %.2f to %.2f; longest run "
+                   "of the %lu %s: %.2f nats per token%s, all drafts %.2f to %.2f; longest run "
                    "of words shared with the author's text: %lu)\n",
                    (unsigned long)n_known, (unsigned long)n_drafts, (unsigned long)n_copied,
                    (unsigned long)wo->max_copy, (unsigned long)n_top,
                    top == 3 ? "new drafts of his words" : top == 2 ? "new drafts" : "drafts",
-                   loss[best], lo, hi, (unsigned long)span[best]);
+                   loss[best], wm.bias && wo->theme_pick > 0 ? " less the theme's share" : "", lo, hi, (unsigned long)span[best]);
             for (d = 0; d < pr.n_docs_used && d < n_hits; d++) {
                 /* the chunk's first line or so, cut at a space */
                 char snip[80];
@@ -938,10 +1235,15 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     rc = failed;
 out:
     fti_free(lex.h);
+    mask_free(&wm);
+    fti_free(topic_bias);
+    fti_free(topic_exp);
+    fti_free(p_corpus);
     wt_free(&wt);
     fti_buf_free(&shown);
     fti_ngram_free(mem);
     fti_free(work);
+    fti_free(work2);
     fti_free(logits);
     fti_free(ver_z);
     fti_dataset_close(ds);
@@ -984,8 +1286,13 @@ int main(int argc, char **argv) {
     wo.so.repeat_penalty = TWIN_WRITE_REPEAT;
     wo.so.seed = 1;
     wo.author_words = 1;
+    wo.word_mask = 1;
+    wo.topic = TWIN_WRITE_TOPIC;
+    wo.topic_k = TWIN_WRITE_TOPIC_K;
+    wo.theme_pick = 1.0;
+    wo.one_sentence = 1;
     wo.memory = 1;
-    wo.memory_lambda = -1;
+    wo.memory_lambda = TWIN_WRITE_MEMORY_WEIGHT;
     wo.max_copy = TWIN_WRITE_MAX_COPY;
     paths = (const char **)fti_calloc((size_t)argc, sizeof *paths);
     if (!paths) return 1;
@@ -1014,7 +1321,12 @@ int main(int argc, char **argv) {
             wo.so.repeat_penalty = (float)atof(argv[++i]);
         else if (!strcmp(a, "--seed") && i + 1 < argc) wo.so.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--drafts-shown")) wo.verbose = 1;
-        else if (!strcmp(a, "--any-words")) wo.author_words = 0;
+        else if (!strcmp(a, "--any-words")) wo.author_words = wo.word_mask = 0;
+        else if (!strcmp(a, "--no-word-mask")) wo.word_mask = 0;
+        else if (!strcmp(a, "--all-sentences")) wo.one_sentence = 0;
+        else if (!strcmp(a, "--topic") && i + 1 < argc) wo.topic = atof(argv[++i]);
+        else if (!strcmp(a, "--topic-k") && i + 1 < argc) wo.topic_k = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--theme-pick") && i + 1 < argc) wo.theme_pick = atof(argv[++i]);
         else if (!strcmp(a, "--no-memory")) wo.memory = 0;
         else if (!strcmp(a, "--memory-weight") && i + 1 < argc)
             wo.memory_lambda = (float)atof(argv[++i]);

@@ -391,6 +391,9 @@ FTI_TEST(twin_update_unchanged) {
         /* the author memory: built by the first run (HOME/memory), loaded by the second */
         CHECK(strstr((const char *)text, "== author memory: a 4-gram model") != NULL);
         CHECK(strstr((const char *)text, "longest run of words shared") != NULL);
+        /* writing with the memory at its fixed weight and each word's theme */
+        CHECK(strstr((const char *)text, "writing with the memory at weight 0.80") != NULL);
+        CHECK(strstr((const char *)text, "with each word's theme") != NULL);
         if (fti_file_read(out2, 0, &text2, &len2, NULL) == FTI_OK)
             CHECK(len2 == len && memcmp(text, text2, len) == 0);
         fti_free(text2);

@@ -16,8 +16,9 @@ HOME_DIR=${FTI_HOME:-./twin}
 MINUTES=${DEMO_MINUTES:-3}
 PRESET=${DEMO_PRESET:-small}
 CORPUS=${CORPUS:-data/corpus/bierce/devils_dictionary.jsonl}
-# the words the twin defines (none is in the dictionary), its drafts per word and temperature
-WORDS=${DEMO_WORDS:-NEWSPAPER ELECTION DOCTOR PROFESSOR TELEGRAM}
+# the words the twin defines: themes his entries keep returning to (each word in 16 to 37 of
+# them) that his dictionary has no entry for; its drafts per word and temperature
+WORDS=${DEMO_WORDS:-DEATH CHURCH WISDOM PRIEST FRIEND}
 DRAFTS=${DEMO_DRAFTS:-48}
 TEMP=${DEMO_TEMP:-0.6}
 
@@ -39,18 +40,20 @@ UPDATE_MINUTES=$(LC_ALL=C awk -v m="$MINUTES" 'BEGIN { u = m - 0.5; if (u < m / 
 "$B/fti-twin" --home "$HOME_DIR" update "$CORPUS" --minutes "$UPDATE_MINUTES" --preset "$PRESET"
 
 say "I: the twin writes (fti-twin write: retrieval from the author's entries, several drafts, the twin's own pick)"
-echo "Each prompt opens a dictionary entry in the author's own form, \"HEADWORD, n.\", for words his"
-echo "dictionary does not have. The twin has an author memory: a 4-gram model of his training text"
-echo "(Kneser-Ney, over the same tokens) mixed into the model's next-token probabilities with weights"
-echo "fitted on his held-out entries, so it writes his phrases where the small model alone strings"
-echo "words loosely. For each word: the author's entries that BM25 finds for it go in front of the"
-echo "prompt (shown as 'retrieved'), the twin drafts the definition $DRAFTS times (temperature $TEMP,"
-echo "top-k 40, min-p 0.05, repetition penalty 1.1; a draft ends with the entry or at its first blank"
-echo "line). Set aside: drafts with a word found nowhere in his writing or under 4 words, drafts that"
-echo "quote more than 8 words in a row from him (a twin writes new text, not quotations) and"
-echo "definitions already given to an earlier word. Of the rest, the one the twin finds most likely"
-echo "as a whole entry (lowest loss per token, its end included) is printed, with the longest run of"
-echo "words it shares with his text. No hand-picking: the same command gives the same lines."
+echo "Each prompt opens a dictionary entry in the author's own form, \"HEADWORD, n.\", for themes his"
+echo "entries return to but his dictionary has no entry for. The twin has an author memory: a 4-gram"
+echo "model of his training text (Kneser-Ney, over the same tokens) mixed into the model's next-token"
+echo "probabilities (weight 0.8), so it writes his phrases where the small model alone strings words"
+echo "loosely; and each word's theme: the words of his entries that BM25 finds for the word (8) are"
+echo "made likelier by how much more those entries use them. Only words he used can be drawn. For"
+echo "each word: his best-matching entries go in front of the prompt (shown as 'retrieved'), the twin"
+echo "drafts the definition $DRAFTS times (temperature $TEMP, top-k 40, min-p 0.05, repetition penalty"
+echo "1.1; a draft is the definition's first sentence). Set aside: drafts under 4 words, drafts that"
+echo "quote more than 8 words in a row from him (a twin writes new text, not quotations), and"
+echo "definitions that repeat an earlier word's or 3 words in a row of it. Of the rest, the one the"
+echo "twin finds most likely as a whole entry (lowest loss per token, its end included) is printed,"
+echo "with the longest run of words it shares with his text. No hand-picking: the same command gives"
+echo "the same lines."
 "$B/fti-twin" --home "$HOME_DIR" write $WORDS --drafts "$DRAFTS" --temp "$TEMP" --seed 7
 
 say "Is it a twin? (make eval)"
