@@ -2758,7 +2758,8 @@ typedef struct fti_sampler_opts {
     float repeat_penalty;    /* CTRL-style: logit/penalty if > 0 else logit*penalty; 0 or 1 = off */
     float frequency_penalty; /* logit -= count * frequency_penalty (OpenAI) */
     float presence_penalty;  /* logit -= (count > 0) * presence_penalty */
-    size_t penalty_last_n;   /* window of recent tokens the penalties look at; 0 = 64 */
+    size_t penalty_last_n;   /* window of recent tokens the penalties look at; 0 = 64; at most
+                                2^24 (the longest session context) */
     uint64_t seed;           /* the draw's RNG seed (same seed, same tokens) */
 } fti_sampler_opts;
 
@@ -3560,7 +3561,8 @@ FTIDEF fti_result fti_server_create(const fti_server_opts *opts, const fti_gen *
 /* The bound port. */
 FTIDEF int fti_server_port(const fti_server *srv);
 /* Serves until fti_server_stop; then stops accepting, finishes in-flight requests (up to
- * drain_ms = 30 s), closes every connection and returns FTI_OK. Thread safety: one thread. */
+ * drain_ms = 30 s), closes every connection and returns FTI_OK. It fails only before serving:
+ * FTI_ERR_NOMEM (the scheduler's memory), FTI_ERR_IO (its thread). Thread safety: one thread. */
 FTIDEF fti_result fti_server_run(fti_server *srv, fti_error *err);
 /* Asks run to return. Async-signal-safe (one write() to a pipe); any thread. */
 FTIDEF void fti_server_stop(fti_server *srv);
@@ -7343,8 +7345,18 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
     g.bf16 = bf16;
     tiles_m = (M + k->mr - 1) / k->mr;
     tiles_n = (N + k->nr - 1) / k->nr;
-    /* split the dimension with more tiles (relative to its block size); never K */
+    /* split the dimension with more tiles (relative to its block size); never K. Splitting by
+     * rows packs all of B in every thread, by columns reads all of A in every thread: columns
+     * when N > 2·M, except where A is read in place (TRANS_A, the dW product) and N fits one
+     * column block: there rows up to N = 4·M. (dW 288×768 over K = 4096 at two threads: by
+     * columns, each A strip read in place served 12 panels and B's rows were half-rows of X;
+     * by rows a strip serves all 24 panels and B's rows are read whole. A B shared by the
+     * threads, packed once between barriers, was slower: each core reads half of every block
+     * from the other core's L2.) */
     g.split_n = tiles_n * k->nr > tiles_m * k->mr * 2 && tiles_n >= 2;
+    if (g.split_n && (flags & FTI_MM_TRANS_A) && k->ukernel_sa && !bf16 && N <= k->nc &&
+        tiles_n * k->nr <= tiles_m * k->mr * 4)
+        g.split_n = 0;
     items = g.split_n ? tiles_n : tiles_m;
     work = (g.split_n ? k->nr * M : k->mr * N) * K; /* multiply-adds per item */
     grain = work ? (size_t)1 + (size_t)(1u << 20) / work : 1;
@@ -27966,6 +27978,9 @@ struct fti_session {
     float *logits;                      /* (V) */
     float *xn;  /* (nth, C): each decode thread's own normalized input (fti__sess_decode) */
     int nth;    /* the pool's threads when created (xn's rows) */
+    float *qws; /* quantized weights: a prompt batch's int8 rows (fti__sess_mm), else empty */
+    size_t qws_bytes;
+    const float *qws_x; /* the rows qws holds now (NULL: none) */
 };
 
 /* Row pos of layer l of the K (v = 0) or V (v = 1) cache. */
@@ -27975,12 +27990,28 @@ static void *fti__kv_at(const fti_session *s, int v, size_t l, size_t pos) {
     return base + off * (s->kv_f16 ? sizeof(uint16_t) : sizeof(float));
 }
 
+/* 1 when a matrix of the engine is Q8_0/Q4_0 (prompt batches then quantize their rows into the
+ * session's qws). */
+static int fti__sess_quantized(const fti_engine *e) {
+    size_t l;
+    const fti__eng_w *w[7];
+    for (l = 0; l < e->L; l++) {
+        size_t i;
+        const fti__eng_layer *ly = &e->layers[l];
+        w[0] = &ly->q, w[1] = &ly->k, w[2] = &ly->v, w[3] = &ly->o;
+        w[4] = &ly->gate, w[5] = &ly->up, w[6] = &ly->down;
+        for (i = 0; i < 7; i++)
+            if (w[i]->type == FTI_DTYPE_Q8_0 || w[i]->type == FTI_DTYPE_Q4_0) return 1;
+    }
+    return e->out.type == FTI_DTYPE_Q8_0 || e->out.type == FTI_DTYPE_Q4_0;
+}
+
 /* The session's memory plan: one list of sizes shared by mem_bytes and create. */
 typedef struct fti__sess_plan {
     size_t n_ctx, n_batch;
     int kv_f16, nth;
-    /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits, kbuf, vbuf, xn */
-    size_t sizes[15];
+    /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits, kbuf, vbuf, xn, qws */
+    size_t sizes[16];
     size_t total_bytes;
 } fti__sess_plan;
 
@@ -28014,8 +28045,15 @@ static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, f
     p->sizes[11] = e->V;
     p->nth = fti_pool_threads(o ? o->pool : NULL);
     p->sizes[14] = (size_t)p->nth * e->C;
+    if (fti__sess_quantized(e)) { /* the widest input of a prompt batch's products, quantized */
+        size_t kmax = e->C > e->F ? e->C : e->F, qb;
+        if (e->HD > kmax) kmax = e->HD;
+        qb = fti_qact_bytes(B, kmax);
+        if (!qb) return 0;
+        p->sizes[15] = qb / sizeof(float) + 1;
+    }
     total = sizeof(fti_session) + 64;
-    for (i = 0; i < 15; i++) {
+    for (i = 0; i < 16; i++) {
         size_t bytes;
         if (!fti_size_mul(p->sizes[i], sizeof(float), &bytes) ||
             !fti_size_add(total, bytes + 64, &total))
@@ -28036,7 +28074,7 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     fti__sess_plan p;
     fti_arena a;
     fti_session *s;
-    float **slots[15];
+    float **slots[16];
     void *kv[2];
     size_t i, t, j, half;
     if (!out || !e) return fti_error_set(err, FTI_ERR_INVALID, "session: NULL argument");
@@ -28086,8 +28124,10 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     slots[12] = &s->kbuf;
     slots[13] = &s->vbuf;
     slots[14] = &s->xn;
+    slots[15] = &s->qws;
     s->nth = p.nth;
-    for (i = 0; i < 15; i++) {
+    s->qws_bytes = p.sizes[15] * sizeof(float);
+    for (i = 0; i < 16; i++) {
         void *m = fti_arena_alloc(&a, p.sizes[i] * sizeof(float), 64);
         if (!m) {
             fti_arena_free(&a);
@@ -28178,41 +28218,38 @@ static fti__kv_view fti__kv_layer(const fti_session *s, size_t l) {
     return kv;
 }
 
-/* Scores of up to 16 positions (p[j] = scale · q·k_j, k_j at kc + j·ld) and the weighted sum of
- * their values (y += Σ p[j] · v_j) for one head of D = 16·nc or 8·nc dimensions: the SIMD forms
- * of the batch section below (fti__bt_attn_fns picks them for the table and D). */
-typedef void (*fti__bt_scores_fn)(const float *q, const void *kc, size_t ld, size_t m,
-                                  float scale, float *p, size_t nc);
-typedef void (*fti__bt_values_fn)(const float *p, const void *vc, size_t ld, size_t m, float *y,
-                                  size_t nc);
+/* One call's attention work as the SIMD forms see it: nh query heads (head i's query at q + i*D,
+ * its kv head's part of a cache row at byte kvo(i) = ((h0+i)/rep)·dsz, dsz = D·element size) over
+ * n cached rows of row bytes each from kv (keys or values), probabilities p + i*p_stride,
+ * outputs y + i*D. */
+typedef struct fti__at_args {
+    const float *q;
+    const char *kv;
+    float *p, *y;
+    size_t row, h0, rep, dsz, D, nh, n, p_stride;
+    float scale;
+} fti__at_args;
+
+/* The SIMD forms (fti__bt_attn_fns picks them for the table and D): scores p[i][j] = scale ·
+ * q_i·k_j, and values y_i = Σ_j p[i][j] · v_j, each one pass through the rows (nc = D / vector
+ * width). */
+typedef void (*fti__bt_scores_fn)(const fti__at_args *a, size_t nc);
+typedef void (*fti__bt_values_fn)(const fti__at_args *a, size_t nc);
 static int fti__bt_attn_fns(const fti_engine *e, int f16, fti__bt_scores_fn *sf,
                             fti__bt_values_fn *vf, size_t *nc);
-#define FTI__BT_BLOCK ((size_t)16)
-
-/* Prefetch of bytes [lo, hi) of each of the (up to FTI__BT_BLOCK) rows j0.. of the cache. */
-static void fti__attn_prefetch(const char *base, size_t j0, size_t n, size_t row, size_t lo,
-                               size_t hi) {
-#if defined(__GNUC__) || defined(__clang__)
-    size_t j, off, e = j0 + FTI__BT_BLOCK < n ? j0 + FTI__BT_BLOCK : n;
-    for (j = j0; j < e; j++)
-        for (off = lo; off < hi; off += 64) __builtin_prefetch(base + j * row + off);
-#else
-    (void)base, (void)j0, (void)n, (void)row, (void)lo, (void)hi;
-#endif
-}
 
 /* Attention of nh consecutive query heads h0 .. h0+nh-1 over n cached positions: head i's query
  * is q + i*D, its kv head (h0+i)/rep, its probabilities go to p + i*p_stride (n), its output to
  * y + i*D (D). The one attention of the engine: the session's decode step, its prompt batches
  * (every token's heads) and the batch's rows (fti__bt_attn_seq) all come here, so a sequence's
- * result is the same bits whichever path computed it. The cache is walked in blocks of 16
- * positions (position j's keys, then values, of all nh heads are adjacent, so the reads stream
- * through memory instead of striding by a row per head). With the SIMD forms (x86 tables, D a
- * multiple of 16 up to 128 on AVX-512, of 8 up to 64 on AVX2): per head and block the 16 scores
- * with SIMD over positions and dimensions, then each head's softmax through the table, then the
- * values per block with the output row in registers. Otherwise: scores q·k_j·scale in j order,
- * the softmax, y = Σ_j p_j·v_j in j order. Which heads share a call (and so the thread count)
- * does not change any head's result. */
+ * result is the same bits whichever path computed it. Keys, then values, are read once, row by
+ * row (position j's row holds every kv head: the reads stream instead of striding by a row per
+ * head). With the SIMD forms (x86 tables, D a multiple of 16 up to 128 on AVX-512, of 8 up to 64
+ * on AVX2): the rows as two streams (FTI__AT_S); each (position, head) score is one FMA chain
+ * over D reduced with 15 (7) others in one transposing sum, in whatever grouping (each lane's
+ * reduction tree is the same), then each head's softmax through the table, then y_i = Σ_j
+ * p[i][j]·v_j by FMA in the streams' row order (fixed for each n). Otherwise: scores q·k_j·scale in j order, the softmax, y = Σ_j p_j·v_j in j order.
+ * Which heads share a call (and so the thread count) does not change any head's result. */
 static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_view *kv,
                             size_t h0, size_t nh, size_t n, float scale, float *p,
                             size_t p_stride, float *y) {
@@ -28222,27 +28259,24 @@ static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_v
     fti__bt_values_fn vf;
     size_t nc;
     if (fti__bt_attn_fns(e, kv->f16, &sf, &vf, &nc)) {
-        const char *kb = (const char *)kv->k, *vb = (const char *)kv->v;
-        fti__attn_prefetch(kb, 0, n, row, lo, hi);
-        for (j = 0; j < n; j += FTI__BT_BLOCK) {
-            size_t m = n - j < FTI__BT_BLOCK ? n - j : FTI__BT_BLOCK;
-            fti__attn_prefetch(kb, j + FTI__BT_BLOCK, n, row, lo, hi);
-            for (i = 0; i < nh; i++)
-                sf(q + i * D, kb + j * row + ((h0 + i) / rep) * D * esz, e->KVD, m, scale,
-                   p + i * p_stride + j, nc);
-        }
-        for (i = 0; i < nh; i++) {
-            fti_softmax_fwd(e->k, p + i * p_stride, p + i * p_stride, 1, n);
-            memset(y + i * D, 0, D * sizeof(float));
-        }
-        fti__attn_prefetch(vb, 0, n, row, lo, hi);
-        for (j = 0; j < n; j += FTI__BT_BLOCK) {
-            size_t m = n - j < FTI__BT_BLOCK ? n - j : FTI__BT_BLOCK;
-            fti__attn_prefetch(vb, j + FTI__BT_BLOCK, n, row, lo, hi);
-            for (i = 0; i < nh; i++)
-                vf(p + i * p_stride + j, vb + j * row + ((h0 + i) / rep) * D * esz, e->KVD, m,
-                   y + i * D, nc);
-        }
+        fti__at_args a;
+        a.q = q;
+        a.kv = (const char *)kv->k;
+        a.p = p;
+        a.y = y;
+        a.row = row;
+        a.h0 = h0;
+        a.rep = rep;
+        a.dsz = D * esz;
+        a.D = D;
+        a.nh = nh;
+        a.n = n;
+        a.p_stride = p_stride;
+        a.scale = scale;
+        sf(&a, nc);
+        for (i = 0; i < nh; i++) fti_softmax_fwd(e->k, p + i * p_stride, p + i * p_stride, 1, n);
+        a.kv = (const char *)kv->v;
+        vf(&a, nc);
         return;
     }
     for (j = 0; j < n; j++) {
@@ -28670,6 +28704,24 @@ static fti_result fti__sess_decode(fti_session *s, int32_t token, float *logits_
 #define FTI__PF_ATTN_HEADS_MAX 160
 #endif
 
+/* Y (T, N) = X (T, K) · Wᵀ for a prompt batch, the same bits as fti_matmul_w: Q8_0/Q4_0 through
+ * X's rows quantized into the session's qws (once for the products sharing X: s->qws_x says
+ * which rows it holds; the forward clears it when it rewrites them), so no call allocates. */
+static fti_result fti__sess_mm(fti_session *s, const fti__eng_w *w, const float *X, float *Y,
+                               size_t T, size_t N, size_t K) {
+    const fti_kernels *k = s->e->k;
+    if (T > 1 && (w->type == FTI_DTYPE_Q8_0 || w->type == FTI_DTYPE_Q4_0) && K % FTI_QK == 0 &&
+        s->qws && fti_qact_bytes(T, K) <= s->qws_bytes) {
+        if (s->qws_x != X) {
+            fti_result rc = fti_qact_quantize(k, s->qws, X, K, T, K);
+            if (rc != FTI_OK) return rc;
+            s->qws_x = X;
+        }
+        return fti_matmul_qa(k, s->pool, w->type, w->data, s->qws, Y, N, T, N, K);
+    }
+    return fti_matmul_w(k, s->pool, w->type, w->data, X, Y, T, N, K);
+}
+
 /* One forward over T <= n_batch tokens at positions pos..pos+T-1; logits for the last token
  * into s->logits, or for all T into logits_out (T,V). */
 static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_t T,
@@ -28691,11 +28743,10 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
         float *vc = s->kv_f16 ? s->vbuf : (float *)fti__kv_at(s, 1, l, pos0);
         fti__sess_attn ac;
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->attn_norm, T, C, eps);
-        rc = fti_matmul_w(k, s->pool, ly->q.type, ly->q.data, s->xb, s->q, T, e->HD, C);
-        if (rc == FTI_OK)
-            rc = fti_matmul_w(k, s->pool, ly->k.type, ly->k.data, s->xb, kc, T, e->KVD, C);
-        if (rc == FTI_OK)
-            rc = fti_matmul_w(k, s->pool, ly->v.type, ly->v.data, s->xb, vc, T, e->KVD, C);
+        s->qws_x = NULL;
+        rc = fti__sess_mm(s, &ly->q, s->xb, s->q, T, e->HD, C);
+        if (rc == FTI_OK) rc = fti__sess_mm(s, &ly->k, s->xb, kc, T, e->KVD, C);
+        if (rc == FTI_OK) rc = fti__sess_mm(s, &ly->v, s->xb, vc, T, e->KVD, C);
         if (rc != FTI_OK) break;
         fti__sess_rope(s, s->q, T, e->H, pos0);
         fti__sess_rope(s, kc, T, e->KV, pos0);
@@ -28714,16 +28765,18 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
             ac.pos0 = pos0;
             fti_pool_for(s->pool, T * e->H, (T * e->H + nt - 1) / nt, fti__sess_attn_task, &ac);
         }
-        rc = fti_matmul_w(k, s->pool, ly->o.type, ly->o.data, s->att_out, s->xb, T, C, e->HD);
+        s->qws_x = NULL;
+        rc = fti__sess_mm(s, &ly->o, s->att_out, s->xb, T, C, e->HD);
         if (rc != FTI_OK) break;
         for (i = 0; i < T * C; i++) s->x[i] += s->xb[i];
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->ffn_norm, T, C, eps);
-        rc = fti_matmul_w(k, s->pool, ly->gate.type, ly->gate.data, s->xb, s->hb, T, e->F, C);
-        if (rc == FTI_OK)
-            rc = fti_matmul_w(k, s->pool, ly->up.type, ly->up.data, s->xb, s->hb2, T, e->F, C);
+        s->qws_x = NULL;
+        rc = fti__sess_mm(s, &ly->gate, s->xb, s->hb, T, e->F, C);
+        if (rc == FTI_OK) rc = fti__sess_mm(s, &ly->up, s->xb, s->hb2, T, e->F, C);
         if (rc != FTI_OK) break;
         fti_swiglu_fwd(k, s->hb, s->hb, s->hb2, T * e->F);
-        rc = fti_matmul_w(k, s->pool, ly->down.type, ly->down.data, s->hb, s->xb, T, C, e->F);
+        s->qws_x = NULL;
+        rc = fti__sess_mm(s, &ly->down, s->hb, s->xb, T, C, e->F);
         if (rc != FTI_OK) break;
         for (i = 0; i < T * C; i++) s->x[i] += s->xb[i];
     }
@@ -28731,7 +28784,8 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
     s->pos += T;
     if (logits_out) {
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, e->out_norm, T, C, eps);
-        rc = fti_matmul_w(k, s->pool, e->out.type, e->out.data, s->xb, logits_out, T, e->V, C);
+        s->qws_x = NULL;
+        rc = fti__sess_mm(s, &e->out, s->xb, logits_out, T, e->V, C);
         if (rc == FTI_OK) memcpy(s->logits, logits_out + (T - 1) * e->V, e->V * sizeof(float));
     } else {
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x + (T - 1) * C, e->out_norm, 1, C, eps);
@@ -28942,14 +28996,13 @@ FTIDEF void fti_batch_free(fti_batch *d) {
     fti_free(d);
 }
 
-/* The SIMD forms of the attention's two inner steps (fti__attn_heads uses them for every path:
+/* The SIMD forms of the attention's two passes (fti__attn_heads uses them for every path:
  * decode step, prompt batches, batched rows). A sequence's cached keys of a layer are one
- * contiguous (n, KVD) block, so the work goes through it in blocks of 16 positions (18 KiB for
- * KVD 288: it stays in L1 while every head takes its part, and the next block streams in order),
- * not one strided pass per head. Per head and block: the 16 scores with SIMD over positions and
- * head dimensions (one FMA per 16 or 8 dimensions per position, then one transposing reduction
- * for the 16 sums), instead of one dot call per position; the values the same way: per block,
- * each head's output row in registers, two interleaved accumulator sets. */
+ * contiguous (n, KVD) block: each pass walks it once as two streams of rows (each row: every
+ * head of the call), so the reads stream at memory speed however many heads share the call.
+ * Scores: one FMA chain per (position, head) pair over the head's dimensions, 16 (AVX-512) or 8
+ * (AVX2) pairs reduced by one transposing sum. Values: y_i += p[i][j]·v_j, the rows of both
+ * streams per load and store of y (outputs in L1). */
 #if defined(FTI__X86)
 FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 #define FTI__BT_INLINE __inline__ __attribute__((always_inline))
@@ -28973,35 +29026,94 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
     default: F(__VA_ARGS__, 8); break;                                                             \
     }
 
-/* The body of the values step, y += Σ_j p[j] · v_j over j < m (v_j at vc + j·ld elements, f16
- * when F16), for vectors of type V with W lanes (intrinsics P##_..., LD the row load), NC vectors
- * per row: the AVX-512 and the AVX2 forms are this one text. Each output row stays in
- * registers, two accumulator sets (even and odd positions) added at the end. */
-#define FTI__BT_VALUES(V, P, W, LD)                                                                \
-    V y0[8], y1[8];                                                                                \
-    size_t c, j, row = ld * (F16 ? 2 : 4);                                                         \
-    FTI__BT_UNROLL                                                                                 \
-    for (c = 0; c < NC; c++) {                                                                     \
-        y0[c] = P##_loadu_ps(y + W * c);                                                           \
-        y1[c] = P##_setzero_ps();                                                                  \
-    }                                                                                              \
-    for (j = 0; j + 2 <= m; j += 2) {                                                              \
-        const char *v0 = (const char *)vc + j * row, *v1 = v0 + row;                              \
-        V p0 = P##_set1_ps(p[j]), p1 = P##_set1_ps(p[j + 1]);                                      \
+/* The passes read the n rows as FTI__AT_S streams (stream s = rows s·h .. s·h+h-1, h =
+ * ceil(n/S)) in the order k = 0 .. h-1, s = 0 .. S-1 (row s·h + k; rows past n skipped): a fixed
+ * order for each n, so the values' roundings are too. Two streams keep more of the cache's lines
+ * in flight than one (110M q4_0 decode at t1: attention 0.24 -> 0.18 of the GEMV's time), the
+ * hardware prefetchers follow them (a software prefetch of the rows ahead measured slower). */
+#define FTI__AT_S 2
+
+/* The body of the scores pass (fti__at_args a) for vectors of type V with W lanes (intrinsics
+ * P##_..., LD the row load, f16 when F16), NC = D/W, G pairs per transposing sum HSUM: the
+ * AVX-512 and the AVX2 forms are this one text. Pairs (row j, head i) in the streams' order;
+ * tag = where its score goes. */
+#define FTI__AT_SCORES(V, P, W, G, LD, HSUM)                                                       \
+    const char *kb = a->kv;                                                                        \
+    size_t f, g, t, c, j = 0, i = 0, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;         \
+    size_t r = r0, ko = ko0, total = a->n * a->nh, tag[G];                                         \
+    size_t h = (a->n + FTI__AT_S - 1) / FTI__AT_S, sk = 0, kk = 0;                                 \
+    V acc[G];                                                                                      \
+    float tv[G];                                                                                   \
+    for (f = 0; f < total; f += G) {                                                               \
+        size_t cnt = total - f < G ? total - f : G;                                                \
         FTI__BT_UNROLL                                                                             \
-        for (c = 0; c < NC; c++) {                                                                 \
-            y0[c] = P##_fmadd_ps(p0, LD(v0, W * c, F16), y0[c]);                                   \
-            y1[c] = P##_fmadd_ps(p1, LD(v1, W * c, F16), y1[c]);                                   \
+        for (g = 0; g < G; g++) {                                                                  \
+            if (g < cnt) {                                                                         \
+                const float *qi = a->q + i * (W * NC);                                             \
+                const char *kp = kb + j * a->row + ko;                                             \
+                V sv = P##_mul_ps(P##_loadu_ps(qi), LD(kp, 0, F16));                               \
+                FTI__BT_UNROLL                                                                     \
+                for (c = 1; c < NC; c++)                                                           \
+                    sv = P##_fmadd_ps(P##_loadu_ps(qi + W * c), LD(kp, W * c, F16), sv);           \
+                acc[g] = sv;                                                                       \
+                tag[g] = i * a->p_stride + j;                                                      \
+                if (++r == a->rep) {                                                               \
+                    r = 0;                                                                         \
+                    ko += a->dsz;                                                                  \
+                }                                                                                  \
+                if (++i == a->nh) {                                                                \
+                    i = 0;                                                                         \
+                    r = r0;                                                                        \
+                    ko = ko0;                                                                      \
+                    if (++sk == FTI__AT_S || sk * h + kk >= a->n) {                                \
+                        sk = 0;                                                                    \
+                        kk++;                                                                      \
+                    }                                                                              \
+                    j = sk * h + kk;                                                               \
+                }                                                                                  \
+            } else                                                                                 \
+                acc[g] = P##_setzero_ps();                                                         \
         }                                                                                          \
-    }                                                                                              \
-    if (j < m) {                                                                                   \
-        V p0 = P##_set1_ps(p[j]);                                                                  \
-        FTI__BT_UNROLL                                                                             \
-        for (c = 0; c < NC; c++)                                                                   \
-            y0[c] = P##_fmadd_ps(p0, LD((const char *)vc + j * row, W * c, F16), y0[c]);           \
-    }                                                                                              \
-    FTI__BT_UNROLL                                                                                 \
-    for (c = 0; c < NC; c++) P##_storeu_ps(y + W * c, P##_add_ps(y0[c], y1[c]));
+        P##_storeu_ps(tv, P##_mul_ps(HSUM(acc), P##_set1_ps(a->scale)));                           \
+        for (t = 0; t < cnt; t++) a->p[tag[t]] = tv[t];                                            \
+    }
+
+/* The body of the values pass: y_i = Σ_j p[i][j]·v_j by FMA in the streams' order, the rows
+ * s·h + k of one k (up to S) per load and store of y. */
+#define FTI__AT_VALUES(V, P, W, LD)                                                                \
+    const char *vb = a->kv, *vr[FTI__AT_S];                                                        \
+    size_t c, i, s, k, r, ko, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;                \
+    size_t n = a->n, h = (n + FTI__AT_S - 1) / FTI__AT_S, js[FTI__AT_S];                           \
+    for (i = 0; i < a->nh; i++) memset(a->y + i * (W * NC), 0, W * NC * sizeof(float));           \
+    for (k = 0; k < h; k++) {                                                                      \
+        size_t m = 0;                                                                              \
+        for (s = 0; s < FTI__AT_S && s * h + k < n; s++) {                                         \
+            js[s] = s * h + k;                                                                     \
+            vr[s] = vb + js[s] * a->row;                                                           \
+            m++;                                                                                   \
+        }                                                                                          \
+        for (i = 0, r = r0, ko = ko0; i < a->nh; i++) {                                            \
+            float *yi = a->y + i * (W * NC);                                                       \
+            const float *pi = a->p + i * a->p_stride;                                              \
+            V ps[FTI__AT_S], acc[8];                                                               \
+            FTI__BT_UNROLL                                                                         \
+            for (c = 0; c < NC; c++) acc[c] = P##_loadu_ps(yi + W * c);                            \
+            FTI__BT_UNROLL                                                                         \
+            for (s = 0; s < FTI__AT_S; s++)                                                        \
+                if (s < m) {                                                                       \
+                    ps[s] = P##_set1_ps(pi[js[s]]);                                                \
+                    FTI__BT_UNROLL                                                                 \
+                    for (c = 0; c < NC; c++)                                                       \
+                        acc[c] = P##_fmadd_ps(ps[s], LD(vr[s] + ko, W * c, F16), acc[c]);          \
+                }                                                                                  \
+            FTI__BT_UNROLL                                                                         \
+            for (c = 0; c < NC; c++) P##_storeu_ps(yi + W * c, acc[c]);                            \
+            if (++r == a->rep) {                                                                   \
+                r = 0;                                                                             \
+                ko += a->dsz;                                                                      \
+            }                                                                                      \
+        }                                                                                          \
+    }
 
 #if !defined(FTI_NO_AVX512)
 /* Lane i of the result = Σ of the 16 lanes of v[i] (a fixed order). */
@@ -29029,57 +29141,36 @@ FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_ld16(const char *r, size_t i, i
                : _mm512_loadu_ps((const void *)(r + 4 * i));
 }
 
-/* p[j] = scale · (q · k_j) for j < m <= 16, k_j at kc + j·ld elements (f16 when F16); NC =
- * D/16. */
-FTI__AVX512 static FTI__BT_INLINE void fti__bt_scores_avx512(const float *q, const void *kc,
-                                                             size_t ld, size_t m, float scale,
-                                                             float *p, int F16, size_t NC) {
-    __m512 qv[8], acc[16];
-    size_t c, j, row = ld * (F16 ? 2 : 4);
-    FTI__BT_UNROLL
-    for (c = 0; c < NC; c++) qv[c] = _mm512_loadu_ps(q + 16 * c);
-    FTI__BT_UNROLL
-    for (j = 0; j < 16; j++) { /* past m: the last row again, dropped by the store */
-        const char *kr = (const char *)kc + (j < m ? j : m - 1) * row;
-        __m512 a = _mm512_mul_ps(qv[0], fti__bt_ld16(kr, 0, F16));
-        FTI__BT_UNROLL
-        for (c = 1; c < NC; c++) a = _mm512_fmadd_ps(qv[c], fti__bt_ld16(kr, 16 * c, F16), a);
-        acc[j] = a;
-    }
-    _mm512_mask_storeu_ps(p, (__mmask16)((1u << m) - 1u),
-                          _mm512_mul_ps(fti__bt_hsum16_avx512(acc), _mm512_set1_ps(scale)));
+/* The two passes for D = 16·NC (f16 cache rows when F16). */
+FTI__AVX512 static FTI__BT_INLINE void fti__at_scores_avx512(const fti__at_args *a, int F16,
+                                                             size_t NC) {
+    FTI__AT_SCORES(__m512, _mm512, 16, 16, fti__bt_ld16, fti__bt_hsum16_avx512)
 }
 
-/* y += Σ_j p[j] · v_j over j < m, v_j at vc + j·ld elements (f16 when F16); NC = D/16. */
-FTI__AVX512 static FTI__BT_INLINE void fti__bt_values_avx512(const float *p, const void *vc,
-                                                             size_t ld, size_t m, float *y,
-                                                             int F16, size_t NC) {
-    FTI__BT_VALUES(__m512, _mm512, 16, fti__bt_ld16)
+FTI__AVX512 static FTI__BT_INLINE void fti__at_values_avx512(const fti__at_args *a, int F16,
+                                                             size_t NC) {
+    FTI__AT_VALUES(__m512, _mm512, 16, fti__bt_ld16)
 }
 
-FTI__AVX512 static void fti__bt_scores16_avx512(const float *q, const void *kc, size_t ld,
-                                               size_t m, float scale, float *p, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_scores_avx512, q, kc, ld, m, scale, p, 0)
+FTI__AVX512 static void fti__bt_scores16_avx512(const fti__at_args *a, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__at_scores_avx512, a, 0)
 }
 
-FTI__AVX512 static void fti__bt_values16_avx512(const float *p, const void *vc, size_t ld,
-                                               size_t m, float *y, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_values_avx512, p, vc, ld, m, y, 0)
+FTI__AVX512 static void fti__bt_values16_avx512(const fti__at_args *a, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__at_values_avx512, a, 0)
 }
 
-FTI__AVX512 static void fti__bt_scores16_avx512_f16(const float *q, const void *kc, size_t ld,
-                                                   size_t m, float scale, float *p, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_scores_avx512, q, kc, ld, m, scale, p, 1)
+FTI__AVX512 static void fti__bt_scores16_avx512_f16(const fti__at_args *a, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__at_scores_avx512, a, 1)
 }
 
-FTI__AVX512 static void fti__bt_values16_avx512_f16(const float *p, const void *vc, size_t ld,
-                                                   size_t m, float *y, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_values_avx512, p, vc, ld, m, y, 1)
+FTI__AVX512 static void fti__bt_values16_avx512_f16(const fti__at_args *a, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__at_values_avx512, a, 1)
 }
 #endif /* !FTI_NO_AVX512 */
 
-/* The AVX2 forms: blocks of 8 positions, q read from L1 (16 ymm registers are too few to hold
- * it next to the 8 accumulators). */
+/* The AVX2 forms: 8 pairs per transposing sum (16 ymm registers). Lane i of the result = Σ of
+ * the 8 lanes of v[i] (a fixed order, the same tree for every lane). */
 FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_hsum8_avx2(const __m256 *v) {
     __m256 t0 = _mm256_hadd_ps(v[0], v[1]), t1 = _mm256_hadd_ps(v[2], v[3]);
     __m256 t2 = _mm256_hadd_ps(v[4], v[5]), t3 = _mm256_hadd_ps(v[6], v[7]);
@@ -29093,41 +29184,23 @@ FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_ld8(const char *r, size_t i, int 
                : _mm256_loadu_ps((const float *)(const void *)(r + 4 * i));
 }
 
-FTI__AVX2 static FTI__BT_INLINE void fti__bt_scores_avx2(const float *q, const void *kc, size_t ld,
-                                                         size_t m, float scale, float *p,
-                                                         int F16, size_t NC) {
-    __m256 acc[8];
-    float s[8];
-    size_t c, j0, j, row = ld * (F16 ? 2 : 4);
-    for (j0 = 0; j0 < m; j0 += 8) {
-        size_t mm = m - j0 < 8 ? m - j0 : 8;
-        FTI__BT_UNROLL
-        for (j = 0; j < 8; j++) {
-            const char *kr = (const char *)kc + (j0 + (j < mm ? j : mm - 1)) * row;
-            __m256 a = _mm256_mul_ps(_mm256_loadu_ps(q), fti__bt_ld8(kr, 0, F16));
-            FTI__BT_UNROLL
-            for (c = 1; c < NC; c++)
-                a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), fti__bt_ld8(kr, 8 * c, F16), a);
-            acc[j] = a;
-        }
-        _mm256_storeu_ps(s, _mm256_mul_ps(fti__bt_hsum8_avx2(acc), _mm256_set1_ps(scale)));
-        memcpy(p + j0, s, mm * sizeof(float));
-    }
+/* The two passes for D = 8·NC (f16 cache rows when F16). */
+FTI__AVX2 static FTI__BT_INLINE void fti__at_scores_avx2(const fti__at_args *a, int F16,
+                                                         size_t NC) {
+    FTI__AT_SCORES(__m256, _mm256, 8, 8, fti__bt_ld8, fti__bt_hsum8_avx2)
 }
 
-FTI__AVX2 static FTI__BT_INLINE void fti__bt_values_avx2(const float *p, const void *vc, size_t ld,
-                                                         size_t m, float *y, int F16, size_t NC) {
-    FTI__BT_VALUES(__m256, _mm256, 8, fti__bt_ld8)
+FTI__AVX2 static FTI__BT_INLINE void fti__at_values_avx2(const fti__at_args *a, int F16,
+                                                         size_t NC) {
+    FTI__AT_VALUES(__m256, _mm256, 8, fti__bt_ld8)
 }
 
-FTI__AVX2 static void fti__bt_scores16_avx2(const float *q, const void *kc, size_t ld, size_t m,
-                                           float scale, float *p, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_scores_avx2, q, kc, ld, m, scale, p, 0)
+FTI__AVX2 static void fti__bt_scores16_avx2(const fti__at_args *a, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__at_scores_avx2, a, 0)
 }
 
-FTI__AVX2 static void fti__bt_scores16_avx2_f16(const float *q, const void *kc, size_t ld,
-                                               size_t m, float scale, float *p, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_scores_avx2, q, kc, ld, m, scale, p, 1)
+FTI__AVX2 static void fti__bt_scores16_avx2_f16(const fti__at_args *a, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__at_scores_avx2, a, 1)
 }
 
 /* y[i] = (x[i] - c) · a (the sampler's temperature step, the same two roundings as scalar). */
@@ -29161,14 +29234,12 @@ FTI__AVX2 static float fti__bt_max_finite_avx2(const float *x, size_t n, int *ba
     return mx;
 }
 
-FTI__AVX2 static void fti__bt_values16_avx2(const float *p, const void *vc, size_t ld, size_t m,
-                                           float *y, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_values_avx2, p, vc, ld, m, y, 0)
+FTI__AVX2 static void fti__bt_values16_avx2(const fti__at_args *a, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__at_values_avx2, a, 0)
 }
 
-FTI__AVX2 static void fti__bt_values16_avx2_f16(const float *p, const void *vc, size_t ld,
-                                               size_t m, float *y, size_t nc) {
-    FTI__BT_NC_CASES(nc, fti__bt_values_avx2, p, vc, ld, m, y, 1)
+FTI__AVX2 static void fti__bt_values16_avx2_f16(const fti__at_args *a, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__at_values_avx2, a, 1)
 }
 FTI__X86_WARN_POP
 #endif /* FTI__X86 */
@@ -29498,13 +29569,17 @@ FTIDEF fti_result fti_sampler_create(fti_sampler **out, size_t n_vocab,
     if (!s) return FTI_ERR_NOMEM;
     if (opts) s->o = *opts;
     if (s->o.penalty_last_n == 0) s->o.penalty_last_n = 64;
+    /* the window is allocated: no longer than the longest context a session can have (a
+     * session refuses n_ctx above 2^24), so a huge value is not an allocation of its size */
+    if (s->o.penalty_last_n > ((size_t)1 << 24)) s->o.penalty_last_n = (size_t)1 << 24;
     s->V = n_vocab;
     s->k = fti_kernels_get(FTI_ISA_AUTO);
     s->probs = (float *)fti_calloc(n_vocab, sizeof(float));
     s->idx = (int32_t *)fti_calloc(n_vocab, sizeof(int32_t));
     s->counts = (int32_t *)fti_calloc(n_vocab, sizeof(int32_t));
     s->stamp = (uint32_t *)fti_calloc(n_vocab, sizeof(uint32_t));
-    s->hist = (int32_t *)fti_calloc(s->o.penalty_last_n, sizeof(int32_t));
+    /* only its first hist_n entries are ever read: not cleared (a large window stays untouched) */
+    s->hist = (int32_t *)fti_malloc(s->o.penalty_last_n * sizeof(int32_t));
     if (!s->probs || !s->idx || !s->counts || !s->stamp || !s->hist) {
         fti_sampler_free(s);
         return FTI_ERR_NOMEM;
@@ -30948,7 +31023,7 @@ FTIDEF fti_result fti_reqlog_open(const char *path, const fti_reqlog_opts *opts,
     base = fti_path_base(path);
     if (base != path) {
         char *dir = fti_strndup(path, (size_t)(base - path));
-        r = dir ? fti_mkdirs(dir, err) : FTI_ERR_NOMEM;
+        r = dir ? fti_mkdirs(dir, err) : fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
         fti_free(dir);
         if (r != FTI_OK) {
             fti_reqlog_close(l);
@@ -31511,8 +31586,12 @@ FTIDEF fti_result fti_monitor_create(const fti_monitor_opts *opts, fti_monitor *
     *out = NULL;
     mon = (fti_monitor *)fti_calloc(1, sizeof *mon);
     if (!mon) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
-    if (fti_mutex_init(&mon->mu) != FTI_OK || fti_metrics_create(&mon->m) != FTI_OK) {
+    if (fti_mutex_init(&mon->mu) != FTI_OK) {
         fti_free(mon);
+        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    }
+    if (fti_metrics_create(&mon->m) != FTI_OK) { /* the mutex is made: free it too */
+        fti_monitor_free(mon);
         return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     }
     if (opts) {
@@ -31538,7 +31617,10 @@ FTIDEF fti_result fti_monitor_create(const fti_monitor_opts *opts, fti_monitor *
         fti_buf hdr;
         memset(&hdr, 0, sizeof hdr);
         if (mon->ref) fti_drift_ref_json(mon->ref, &hdr);
-        r = fti_reqlog_open(opts->log_path, &opts->log, hdr.len ? hdr.data : NULL, &mon->log, err);
+        /* out of memory, hdr holds a prefix of the line: never write that */
+        r = hdr.oom ? fti_error_set(err, FTI_ERR_NOMEM, "out of memory")
+                    : fti_reqlog_open(opts->log_path, &opts->log, hdr.len ? hdr.data : NULL,
+                                      &mon->log, err);
         fti_buf_free(&hdr);
         if (r != FTI_OK) {
             fti_monitor_free(mon);
@@ -31610,6 +31692,11 @@ FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref
     if (ref && !(r = fti__drift_ref_copy(ref))) return FTI_ERR_NOMEM;
     memset(&hdr, 0, sizeof hdr);
     if (r) fti_drift_ref_json(r, &hdr);
+    if (hdr.oom) { /* a prefix of the line: never write it; the old reference stays */
+        fti_buf_free(&hdr);
+        fti_drift_ref_free(r);
+        return FTI_ERR_NOMEM;
+    }
     fti_mutex_lock(&mon->mu);
     old = mon->ref;
     mon->ref = r;
@@ -32921,6 +33008,36 @@ struct fti__conn {
     fti__job *job;
 };
 
+/* The scheduler thread's scratch, made by fti_server_run before it starts the thread (a server
+ * whose scheduler could not get it would never serve again) and freed after it ends. */
+typedef struct fti__sched_buf {
+    fti__job **batch, **admit;
+    void **seqs;
+    fti_gen_token *toks;
+    fti__genref **dead;
+} fti__sched_buf;
+
+static void fti__sched_buf_free(fti__sched_buf *b) {
+    fti_free(b->batch);
+    fti_free(b->admit);
+    fti_free(b->seqs);
+    fti_free(b->toks);
+    fti_free(b->dead);
+    memset(b, 0, sizeof *b);
+}
+
+/* 1 when every array of a batch of cap is made, else 0 with nothing kept. */
+static int fti__sched_buf_alloc(fti__sched_buf *b, size_t cap) {
+    b->batch = (fti__job **)fti_calloc(cap + 1, sizeof *b->batch);
+    b->admit = (fti__job **)fti_calloc(cap + 1, sizeof *b->admit);
+    b->seqs = (void **)fti_calloc(cap + 1, sizeof *b->seqs);
+    b->toks = (fti_gen_token *)fti_calloc(cap + 1, sizeof *b->toks);
+    b->dead = (fti__genref **)fti_calloc(cap * 2 + 2, sizeof *b->dead);
+    if (b->batch && b->admit && b->seqs && b->toks && b->dead) return 1;
+    fti__sched_buf_free(b);
+    return 0;
+}
+
 struct fti_server {
     fti_server_opts o;
     fti_http_limits lim;
@@ -32936,6 +33053,7 @@ struct fti_server {
     pthread_cond_t cv;
     int mu_ok, cv_ok;
     pthread_t sched;
+    fti__sched_buf sb;
     int sched_started;
     int sched_stop;
     int wake_pending;
@@ -33239,41 +33357,11 @@ static void fti__job_record(fti_server *s, fti__job *j) {
 static void *fti__sched_main(void *arg) {
     fti_server *s = (fti_server *)arg;
     size_t cap = (size_t)s->o.max_batch;
-    fti__job **batch = (fti__job **)fti_calloc(cap + 1, sizeof *batch);
-    fti__job **admit = (fti__job **)fti_calloc(cap + 1, sizeof *admit);
-    void **seqs = (void **)fti_calloc(cap + 1, sizeof *seqs);
-    fti_gen_token *toks = (fti_gen_token *)fti_calloc(cap + 1, sizeof *toks);
-    fti__genref **dead = (fti__genref **)fti_calloc(cap * 2 + 2, sizeof *dead);
+    fti__job **batch = s->sb.batch, **admit = s->sb.admit;
+    void **seqs = s->sb.seqs;
+    fti_gen_token *toks = s->sb.toks;
+    fti__genref **dead = s->sb.dead;
     size_t n_batch = 0;
-    if (!batch || !admit || !seqs || !toks || !dead) {
-        pthread_mutex_lock(&s->mu);
-        if (!s->sched_stop) s->sched_stop = 2; /* the I/O loop answers 503 from now on */
-        /* requests queued before that (or while the I/O loop had not seen it yet) are answered
-         * 503 here until the server stops: nobody else would serve them */
-        for (;;) {
-            fti__job *j;
-            while ((j = s->qhead) != NULL) {
-                s->qhead = j->qnext;
-                if (!s->qhead) s->qtail = NULL;
-                s->n_queued--;
-                j->status = 503;
-                fti_api_write_error(&j->out, "server busy: out of memory", "server_error", NULL,
-                                    NULL);
-                j->state = FTI__JOB_DONE;
-                fti__job_record(s, j);
-                fti__wake_io(s);
-            }
-            if (s->sched_stop == 1) break;
-            pthread_cond_wait(&s->cv, &s->mu);
-        }
-        pthread_mutex_unlock(&s->mu);
-        fti_free(batch);
-        fti_free(admit);
-        fti_free(seqs);
-        fti_free(toks);
-        fti_free(dead);
-        return NULL;
-    }
     pthread_mutex_lock(&s->mu);
     for (;;) {
         size_t n_admit = 0, i, n_dead = 0, b0;
@@ -33448,11 +33536,6 @@ static void *fti__sched_main(void *arg) {
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
-    fti_free(batch);
-    fti_free(admit);
-    fti_free(seqs);
-    fti_free(toks);
-    fti_free(dead);
     return NULL;
 }
 
@@ -34159,8 +34242,12 @@ FTIDEF fti_result fti_server_run(fti_server *s, fti_error *err) {
     uint64_t drain_deadline = 0;
     int i;
     if (!s) return fti_error_set(err, FTI_ERR_INVALID, "fti_server_run: no server");
-    if (pthread_create(&s->sched, NULL, fti__sched_main, s) != 0)
+    if (!fti__sched_buf_alloc(&s->sb, (size_t)s->o.max_batch))
+        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory for the scheduler");
+    if (pthread_create(&s->sched, NULL, fti__sched_main, s) != 0) {
+        fti__sched_buf_free(&s->sb);
         return fti_error_set(err, FTI_ERR_IO, "cannot start the scheduler thread");
+    }
     s->sched_started = 1;
     fti__srv_log(s, FTI_LOG_INFO, "listening on %s:%d", s->host, s->port);
     for (;;) {
@@ -34272,6 +34359,7 @@ FTIDEF fti_result fti_server_run(fti_server *s, fti_error *err) {
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->sched, NULL);
     s->sched_started = 0;
+    fti__sched_buf_free(&s->sb);
     for (i = 0; i < s->n_conns; i++) fti__conn_flush(s, s->conns[i]);
     while (s->n_conns > 0) fti__conn_close(s, s->n_conns - 1);
     pthread_mutex_lock(&s->mu);
