@@ -35,6 +35,19 @@ void fti_test_alloc_fail_at(long k, int persistent) {
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(__TINYC__)
 #define FTI_TEST_INC(x) __atomic_add_fetch(&(x), 1, __ATOMIC_RELAXED)
 #define FTI_TEST_DEC(x) __atomic_sub_fetch(&(x), 1, __ATOMIC_RELAXED)
+#elif !defined(FTI_NO_THREADS) && !defined(_WIN32)
+/* tcc has no atomic builtins: a mutex (a plain ++ lost updates from server threads under tcc) */
+#include <pthread.h>
+static pthread_mutex_t fti_test_counter_mu = PTHREAD_MUTEX_INITIALIZER;
+static long fti_test_counter_add(long *x, long d) {
+    long v;
+    pthread_mutex_lock(&fti_test_counter_mu);
+    v = (*x += d);
+    pthread_mutex_unlock(&fti_test_counter_mu);
+    return v;
+}
+#define FTI_TEST_INC(x) fti_test_counter_add(&(x), 1)
+#define FTI_TEST_DEC(x) fti_test_counter_add(&(x), -1)
 #else
 #define FTI_TEST_INC(x) (++(x))
 #define FTI_TEST_DEC(x) (--(x))
