@@ -110,7 +110,8 @@ typedef struct text_set {
 
 static int set_add(text_set *s, const fti_tokenizer *tok, const char *text, size_t len,
                    size_t max_bytes) {
-    fti_tokens t = {0};
+    fti_tokens t;
+    memset(&t, 0, sizeof t);
     /* cut at max_bytes, backing up to a UTF-8 boundary and then to the last space */
     if (len > max_bytes) {
         size_t k = max_bytes;
@@ -193,7 +194,8 @@ static fti_result add_other_file(void *user, const char *path, uint64_t size) {
     others_ctx *c = (others_ctx *)user;
     void *data;
     size_t len, pos = 0;
-    fti_buf clean = {0};
+    fti_buf clean;
+    memset(&clean, 0, sizeof clean);
     (void)size;
     if (strcmp(fti_path_ext(path), "txt") != 0) return FTI_OK;
     if (fti_file_read(path, 64u << 20, &data, &len, NULL) != FTI_OK) return FTI_OK;
@@ -472,16 +474,19 @@ int main(int argc, char **argv) {
     fti_pool *pool = NULL;
     held_doc *docs = NULL;
     size_t n_docs = 0, i, hits5 = 0, n_queries = 0;
-    text_set author = {0}, others = {0};
+    text_set author, others;
     bigram bg;
     double ppl_a = 0, ppl_o = 0, rppl_a = 0, rppl_o = 0;
     memory_figs mem;
     int have_mem = 0;
     int rc = 1;
     const char *dataset_name;
-    fti_buf card = {0};
+    fti_buf card;
     fti_json_doc *card_doc = NULL;
 
+    memset(&author, 0, sizeof author);
+    memset(&others, 0, sizeof others);
+    memset(&card, 0, sizeof card);
     if (!parse_args(argc, argv, &a)) return 2;
     home = fti_workspace_resolve(a.home);
     if (!home) return 1;
