@@ -41,6 +41,7 @@ static void usage(FILE *f) {
         "  --lr F               peak learning rate [1e-3; 3e-3 for tiny]\n"
         "  --warmup N           warmup steps [steps/20]\n"
         "  --weight-decay F     [0.1]   --clip F  global gradient-norm clip [1.0]\n"
+        "  --dropout P          residual dropout in training steps, 0..0.9 [0]\n"
         "  --eval-every N       validation every N steps [steps/10]\n"
         "  --checkpoint-every N checkpoint every N steps [100]\n"
         "  --resume             continue the interrupted run with the same options\n"
@@ -59,7 +60,7 @@ typedef struct args {
     double max_seconds;
     int threads, resume, quiet, keep_best, bf16;
     size_t batch, ctx, accum;
-    float lr, wd, clip, lora_alpha;
+    float lr, wd, clip, lora_alpha, dropout;
     uint32_t lora;
     uint64_t dim, layers, heads, kv_heads, hidden, context;
     int untied;
@@ -135,6 +136,8 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (strcmp(o, "--lr") == 0) ok = (a->lr = (float)atof(v)) > 0;
         else if (strcmp(o, "--weight-decay") == 0) ok = (a->wd = (float)atof(v)) >= 0;
         else if (strcmp(o, "--clip") == 0) ok = (a->clip = (float)atof(v)) > 0;
+        else if (strcmp(o, "--dropout") == 0)
+            ok = (a->dropout = (float)atof(v)) >= 0 && a->dropout <= 0.9f;
         else if (strcmp(o, "--lora-alpha") == 0) ok = (a->lora_alpha = (float)atof(v)) > 0;
         else if (strcmp(o, "--max-seconds") == 0) ok = (a->max_seconds = atof(v)) > 0;
         else {
@@ -260,6 +263,7 @@ int main(int argc, char **argv) {
     ro.train.seed = a.seed;
     ro.train.n_threads = a.threads;
     ro.train.bf16 = a.bf16;
+    ro.train.dropout = a.dropout;
     ro.train.checkpoint_every = a.ckpt_every;
     ro.train.lora_rank = a.lora;
     ro.train.lora_alpha = a.lora_alpha;

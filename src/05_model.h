@@ -126,6 +126,16 @@ FTIDEF size_t fti_model_acts_bytes(const fti_model_acts *acts);
  * honour it (AVX-512 BF16, or the scalar table), 0 if products stay fp32 (on = 0, or no bf16
  * kernels here). Thread safety: one thread per acts object, between steps. */
 FTIDEF int fti_model_acts_set_bf16(fti_model_acts *acts, int on);
+/* Residual dropout for the following forward passes (and the backward of each): every element
+ * of each layer's attention-branch and FFN-branch output (after attn_output and ffn_down, before
+ * it joins the residual stream) is zeroed with probability p and the rest are scaled by
+ * 1/(1-p). Which elements is a hash of (seed, layer, branch, row0 + row, channel), where row =
+ * b*ctx + t of the forward's batch: no mask is stored, it does not depend on the thread count,
+ * and a batch split over processes (row0 = the first window's row) drops the same elements as
+ * one process would. p = 0 (the default) turns it off, as evaluation wants; p must lie in
+ * [0, 1) (returns 0 and changes nothing otherwise), else 1. Thread safety: one thread per acts
+ * object, between passes. */
+FTIDEF int fti_model_acts_set_dropout(fti_model_acts *acts, float p, uint64_t seed, size_t row0);
 
 /* Forward pass over tokens (B,T) (each < vocab_size). With targets (B,T) it computes the mean
  * cross-entropy into *loss (summed in double; targets < 0 are ignored) and keeps the softmax

@@ -322,6 +322,7 @@ static uint64_t fti__train_fingerprint(const fti_trainer *t) {
     h = fti__train_hash_u64(h, o->lora_rank);
     h = fti__train_hash_f64(h, o->lora_alpha);
     if (o->bf16) h = fti__train_hash_u64(h, 0xbf16u); /* bf16 products change the run */
+    if (o->dropout > 0.0f) h = fti__train_hash_f64(h, 1000.0 + o->dropout); /* ditto dropout */
     h = fti__train_hash_u64(h, t->train.n_tokens);
     h = fti__train_hash_u64(h, (uint64_t)t->train.token_bytes);
     if (t->train.n_tokens)
@@ -400,6 +401,11 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
         fti_trainer_free(t);
         return fti_error_set(err, FTI_ERR_INVALID, "trainer: ctx %lu > context length %u or "
                              "batch/accumulation too large", ctx, ctx_len);
+    }
+    if (!(t->o.dropout >= 0.0f && t->o.dropout <= 0.9f)) {
+        double p = (double)t->o.dropout;
+        fti_trainer_free(t);
+        return fti_error_set(err, FTI_ERR_INVALID, "trainer: dropout %g is not within [0, 0.9]", p);
     }
     if (t->o.world_size <= 1) {
         t->o.world_size = 1;
@@ -598,6 +604,7 @@ FTIDEF fti_result fti_trainer_eval(fti_trainer *t, double *val_loss) {
     *val_loss = NAN;
     if (t->val.n_tokens == 0) return FTI_OK;
     B = t->lb; /* every rank evaluates all windows, lb at a time */
+    fti_model_acts_set_dropout(t->acts, 0.0f, 0, 0); /* validation sees the whole model */
     T = t->o.ctx;
     n_win = (t->o.eval_windows + t->o.batch - 1) / t->o.batch * t->o.batch;
     span = (uint64_t)(t->val.n_tokens - T - 1);
@@ -684,6 +691,12 @@ FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_e
         t->sample_lo = lo;
         fti__train_sample(t);
         if (lo >= t->o.batch) continue;
+        /* dropout's elements: by step, micro-batch and window (row0), so a batch split over
+         * ranks drops what one process would */
+        fti_model_acts_set_dropout(t->acts, t->o.dropout,
+                                   fti__train_hash_u64(fti__train_hash_u64(
+                                       t->o.seed ^ 0x64726f70ull, t->step), micro),
+                                   lo * t->o.ctx);
         r = fti_model_forward(&t->cfg, t->params, t->acts, t->tok, t->tgt, t->lb, t->o.ctx,
                               t->pool, &l);
         if (r == FTI_ERR_NUMERIC && t->o.reduce) { /* fail on every rank after the reduction */

@@ -104,6 +104,8 @@ typedef struct fti_train_opts {
     float lora_alpha;         /* 0 = 2 * rank */
     int bf16;                 /* 1: bf16 matmuls, fp32 master weights (fti_model_acts_set_bf16;
                                  fp32 where the CPU has no AVX512_BF16) */
+    float dropout;            /* residual dropout in training steps (fti_model_acts_set_dropout),
+                                 0 = off; never in validation. In [0, 0.9] */
     fti_log_fn log;           /* optional: errors and notices */
     void *log_user;
     /* Data parallelism (0 = one process). The step's global batch (grad_accum micro-batches of

@@ -596,6 +596,10 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
             size_t l = strlen(buf);
             snprintf(buf + l, sizeof buf - l, "|bf16");
         }
+        if (o.dropout > 0) { /* dropout changes the trajectory (only in the key when set) */
+            size_t l = strlen(buf);
+            snprintf(buf + l, sizeof buf - l, "|drop%.9g", o.dropout);
+        }
         if (ro.fit_seconds > 0) { /* the schedule follows the machine's speed */
             size_t l = strlen(buf);
             snprintf(buf + l, sizeof buf - l, "|fit");
@@ -805,6 +809,9 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         fti_jw_num(&w, o.adamw.weight_decay > 0 ? o.adamw.weight_decay
                                                 : (o.adamw.weight_decay < 0 ? 0.0 : 0.1));
         fti_jw_key(&w, "grad_clip"); fti_jw_num(&w, o.grad_clip ? o.grad_clip : 1.0);
+        if (o.dropout > 0) {
+            fti_jw_key(&w, "dropout"); fti_jw_num(&w, o.dropout);
+        }
         fti_jw_key(&w, "optimizer"); fti_jw_str(&w, "adamw(0.9,0.95,1e-8)");
         fti_jw_key(&w, "eval_every"); fti_jw_int(&w, (int64_t)o.eval_every);
         if (ad) {

@@ -224,7 +224,9 @@ static double fti_tm_model_loss(void *vctx) {
     return loss;
 }
 
-FTI_TEST(model_grad_whole) {
+/* Backward against finite differences on every tensor, with residual dropout p (0 = off): the
+ * mask is a function of positions, not of the weights, so the loss stays differentiable. */
+static void fti_tm_grad_whole(float p) {
     fti_tm_model m;
     size_t n, i, t, n_t, checked = 0;
     float *grads;
@@ -236,6 +238,7 @@ FTI_TEST(model_grad_whole) {
     m.B = 3;
     m.T = 7;
     REQUIRE(fti_model_acts_create(&m.cfg, m.B, m.cfg.context_len, &m.acts, NULL) == FTI_OK);
+    REQUIRE(fti_model_acts_set_dropout(m.acts, p, 77, 3) == 1);
     n = fti_model_n_params(&m.cfg);
     m.params = (float *)fti_malloc(n * sizeof(float));
     grads = (float *)fti_calloc(n, sizeof(float));
@@ -291,6 +294,84 @@ FTI_TEST(model_grad_whole) {
     fti_model_acts_free(m.acts);
 }
 
+FTI_TEST(model_grad_whole) { fti_tm_grad_whole(0.0f); }
+
+FTI_TEST(model_grad_whole_dropout) { fti_tm_grad_whole(0.3f); }
+
+/* Residual dropout: about p of the elements zeroed, the rest scaled by 1/(1-p); the same mask for
+ * any pool size; rows [r, r+n) of a batch dropped with row0 = 0 equal those n rows dropped alone
+ * with row0 = r (a batch split over ranks); another seed or site gives another mask; p outside
+ * [0, 1) is refused; and a forward with dropout changes the loss while p = 0 restores it. */
+FTI_TEST(model_dropout_mask) {
+    fti_model_config c = fti_tm_odd_config();
+    fti_model_acts *acts = NULL;
+    float *x, *y1, *y2, *y3;
+    size_t N = 40, C, i, zeros = 0;
+    int k;
+    REQUIRE(fti_model_config_resolve(&c, NULL) == FTI_OK);
+    REQUIRE(fti_model_acts_create(&c, 5, 8, &acts, NULL) == FTI_OK);
+    C = c.dim;
+    x = (float *)fti_malloc(N * C * sizeof(float));
+    y1 = (float *)fti_malloc(N * C * sizeof(float));
+    y2 = (float *)fti_malloc(N * C * sizeof(float));
+    y3 = (float *)fti_malloc(N * C * sizeof(float));
+    REQUIRE(x && y1 && y2 && y3);
+    for (i = 0; i < N * C; i++) x[i] = 1.0f + (float)(i % 7);
+    CHECK(fti_model_acts_set_dropout(acts, 1.0f, 1, 0) == 0);
+    CHECK(fti_model_acts_set_dropout(acts, -0.1f, 1, 0) == 0);
+    CHECK(fti_model_acts_set_dropout(acts, NAN, 1, 0) == 0);
+    acts->drop_p = 0.25f;
+    acts->drop_seed = 99;
+    acts->drop_row0 = 0;
+    fti__model_p_dropout(acts, NULL, y1, x, N, 3);
+    for (i = 0; i < N * C; i++) {
+        zeros += y1[i] == 0.0f;
+        CHECK(y1[i] == 0.0f || y1[i] == x[i] * (1.0f / 0.75f));
+    }
+    CHECK(zeros > N * C / 4 - N * C / 12 && zeros < N * C / 4 + N * C / 12);
+    for (k = 2; k <= 3; k++) {
+        fti_pool *pool = fti_pool_create(k);
+        fti__model_p_dropout(acts, pool, y2, x, N, 3);
+        CHECK(memcmp(y1, y2, N * C * sizeof(float)) == 0);
+        fti_pool_free(pool);
+    }
+    acts->drop_row0 = 13; /* rows 13.. of the batch, alone */
+    fti__model_p_dropout(acts, NULL, y2, x + 13 * C, N - 13, 3);
+    CHECK(memcmp(y1 + 13 * C, y2, (N - 13) * C * sizeof(float)) == 0);
+    acts->drop_row0 = 0;
+    fti__model_p_dropout(acts, NULL, y2, x, N, 4); /* another site */
+    acts->drop_seed = 100;
+    fti__model_p_dropout(acts, NULL, y3, x, N, 3); /* another seed */
+    CHECK(memcmp(y1, y2, N * C * sizeof(float)) != 0);
+    CHECK(memcmp(y1, y3, N * C * sizeof(float)) != 0);
+    {
+        int32_t tok[5 * 8], tgt[5 * 8];
+        float *params;
+        double l0, l1, l2;
+        size_t n = fti_model_n_params(&c);
+        params = (float *)fti_malloc(n * sizeof(float));
+        REQUIRE(params);
+        fti_model_init_params(&c, params, 8);
+        for (i = 0; i < 40; i++) {
+            tok[i] = (int32_t)((i * 7) % c.vocab_size);
+            tgt[i] = (int32_t)((i * 5 + 1) % c.vocab_size);
+        }
+        CHECK(fti_model_acts_set_dropout(acts, 0.0f, 0, 0) == 1);
+        CHECK_OK(fti_model_forward(&c, params, acts, tok, tgt, 5, 8, NULL, &l0));
+        CHECK(fti_model_acts_set_dropout(acts, 0.5f, 5, 0) == 1);
+        CHECK_OK(fti_model_forward(&c, params, acts, tok, tgt, 5, 8, NULL, &l1));
+        CHECK(fti_model_acts_set_dropout(acts, 0.0f, 0, 0) == 1);
+        CHECK_OK(fti_model_forward(&c, params, acts, tok, tgt, 5, 8, NULL, &l2));
+        CHECK(l1 != l0 && l2 == l0);
+        fti_free(params);
+    }
+    fti_free(x);
+    fti_free(y1);
+    fti_free(y2);
+    fti_free(y3);
+    fti_model_acts_free(acts);
+}
+
 /* Forward + backward give bit-identical loss and gradients for 1, 2 and 3 threads. */
 FTI_TEST(model_threads_bitexact) {
     fti_model_config c = fti_tm_odd_config();
@@ -312,6 +393,7 @@ FTI_TEST(model_threads_bitexact) {
         tok[i] = (int32_t)fti_rng_below(&rng, c.vocab_size);
         tgt[i] = (int32_t)fti_rng_below(&rng, c.vocab_size);
     }
+    fti_model_acts_set_dropout(acts, 0.2f, 11, 0); /* dropout's mask too */
     for (k = 0; k < 3; k++) {
         fti_pool *pool = fti_pool_create(k + 1);
         REQUIRE(pool);

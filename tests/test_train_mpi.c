@@ -199,6 +199,16 @@ FTI_TEST(train_mpi_hook_threads_as_ranks) {
     o = fti_tdp_opts(3, 4);
     d = fti_tdp_compare(&o, &same);
     CHECK(d >= 0.0 && d < 1e-4);
+    /* with residual dropout: the ranks drop the elements one process would */
+    o = fti_tdp_opts(3, 2);
+    o.dropout = 0.25f;
+    d = fti_tdp_compare(&o, &same);
+    CHECK(d == 0.0);
+    CHECK(same);
+    o = fti_tdp_opts(4, 1);
+    o.dropout = 0.25f;
+    d = fti_tdp_compare(&o, &same);
+    CHECK(d >= 0.0 && d < 1e-4);
 #endif
 }
 
