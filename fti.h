@@ -1684,6 +1684,16 @@ FTIDEF size_t fti_model_acts_bytes(const fti_model_acts *acts);
  * honour it (AVX-512 BF16, or the scalar table), 0 if products stay fp32 (on = 0, or no bf16
  * kernels here). Thread safety: one thread per acts object, between steps. */
 FTIDEF int fti_model_acts_set_bf16(fti_model_acts *acts, int on);
+/* Residual dropout for the following forward passes (and the backward of each): every element
+ * of each layer's attention-branch and FFN-branch output (after attn_output and ffn_down, before
+ * it joins the residual stream) is zeroed with probability p and the rest are scaled by
+ * 1/(1-p). Which elements is a hash of (seed, layer, branch, row0 + row, channel), where row =
+ * b*ctx + t of the forward's batch: no mask is stored, it does not depend on the thread count,
+ * and a batch split over processes (row0 = the first window's row) drops the same elements as
+ * one process would. p = 0 (the default) turns it off, as evaluation wants; p must lie in
+ * [0, 1) (returns 0 and changes nothing otherwise), else 1. Thread safety: one thread per acts
+ * object, between passes. */
+FTIDEF int fti_model_acts_set_dropout(fti_model_acts *acts, float p, uint64_t seed, size_t row0);
 
 /* Forward pass over tokens (B,T) (each < vocab_size). With targets (B,T) it computes the mean
  * cross-entropy into *loss (summed in double; targets < 0 are ignored) and keeps the softmax
@@ -2196,6 +2206,8 @@ typedef struct fti_train_opts {
     float lora_alpha;         /* 0 = 2 * rank */
     int bf16;                 /* 1: bf16 matmuls, fp32 master weights (fti_model_acts_set_bf16;
                                  fp32 where the CPU has no AVX512_BF16) */
+    float dropout;            /* residual dropout in training steps (fti_model_acts_set_dropout),
+                                 0 = off; never in validation. In [0, 0.9] */
     fti_log_fn log;           /* optional: errors and notices */
     void *log_user;
     /* Data parallelism (0 = one process). The step's global batch (grad_accum micro-batches of
@@ -21773,6 +21785,14 @@ struct fti_model_acts {
     float *dh12;                /* (N, 2F) */
     float *attn_scratch;        /* (B*KV, fti__model_attn_scratch(T, D)) */
     float *norm_part;           /* (ceil(N / FTI__MODEL_NORM_CHUNK), C) RMSNorm dw partial sums */
+    /* residual dropout (fti_model_acts_set_dropout); the forward copies it into drop_* so its
+     * backward drops the same elements whatever is set in between */
+    float dropout;
+    uint64_t dropout_seed;
+    size_t dropout_row0;
+    float drop_p;
+    uint64_t drop_seed;
+    size_t drop_row0;
 };
 
 /* A size table entry: where to store the pointer, element count, element size. */
@@ -21899,6 +21919,14 @@ FTIDEF int fti_model_acts_set_bf16(fti_model_acts *acts, int on) {
     if (!acts) return 0;
     acts->mmx = on && acts->kern && fti_matmul_has_bf16(acts->kern) ? (int)FTI_MM_BF16 : 0;
     return acts->mmx != 0;
+}
+
+FTIDEF int fti_model_acts_set_dropout(fti_model_acts *acts, float p, uint64_t seed, size_t row0) {
+    if (!acts || !(p >= 0.0f && p < 1.0f)) return 0;
+    acts->dropout = p;
+    acts->dropout_seed = seed;
+    acts->dropout_row0 = row0;
+    return 1;
 }
 
 FTIDEF const float *fti_model_acts_logits(const fti_model_acts *acts) {
@@ -22512,6 +22540,55 @@ static void fti__model_swiglu_bwd(float *dh12, const float *dg, const float *h12
     }
 }
 
+/* --- residual dropout -------------------------------------------------------------------------
+ * out(n,C) = x(n,C) * keep / (1-p), keep = the element's hash is at or above p * 2^32. The hash
+ * of element (row0 + i, c) of site s (2*layer + branch) is a SplitMix64-style finalizer of
+ * key(seed, s) + (row0 + i) * C + c: one multiply-xorshift chain per element, 32 bits used. */
+typedef struct fti__model_drop_ctx {
+    float *out;
+    const float *x;
+    size_t C, row0;
+    uint64_t key;
+    uint32_t thresh;
+    float scale;
+} fti__model_drop_ctx;
+
+static uint64_t fti__model_drop_mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void fti__model_drop_task(void *vctx, size_t r0, size_t r1, int thread) {
+    const fti__model_drop_ctx *c = (const fti__model_drop_ctx *)vctx;
+    size_t i, j;
+    (void)thread;
+    for (i = r0; i < r1; i++) {
+        uint64_t e = c->key + (uint64_t)(c->row0 + i) * c->C;
+        const float *x = c->x + i * c->C;
+        float *o = c->out + i * c->C;
+        for (j = 0; j < c->C; j++) {
+            uint32_t h = (uint32_t)(fti__model_drop_mix(e + j) >> 32);
+            o[j] = h >= c->thresh ? x[j] * c->scale : 0.0f;
+        }
+    }
+}
+
+/* out = dropout(x) for site `site` of the acts' current dropout (out may be x). */
+static void fti__model_p_dropout(const fti_model_acts *a, fti_pool *pool, float *out,
+                                 const float *x, size_t n, size_t site) {
+    fti__model_drop_ctx c;
+    double th = (double)a->drop_p * 4294967296.0;
+    c.out = out;
+    c.x = x;
+    c.C = a->d.C;
+    c.row0 = a->drop_row0;
+    c.key = fti__model_drop_mix(a->drop_seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(site + 1)));
+    c.thresh = th >= 4294967295.0 ? 0xffffffffu : (uint32_t)th;
+    c.scale = 1.0f / (1.0f - a->drop_p);
+    fti_pool_for(pool, n, 64, fti__model_drop_task, &c);
+}
+
 /* --- forward and backward --------------------------------------------------------------------- */
 
 FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *params,
@@ -22539,6 +22616,9 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
     a->b = batch;
     a->t = ctx;
     a->have_targets = targets != NULL;
+    a->drop_p = a->dropout;
+    a->drop_seed = a->dropout_seed;
+    a->drop_row0 = a->dropout_row0;
     memcpy(a->tokens, tokens, N * sizeof(int32_t));
     if (targets) memcpy(a->targets, targets, N * sizeof(int32_t));
     embd = params + fti__model_offset(d, FTI_TENSOR_TOKEN_EMBD, 0);
@@ -22575,12 +22655,14 @@ FTIDEF fti_result fti_model_forward(const fti_model_config *cfg, const float *pa
         ac.scratch = a->attn_scratch;
         fti_pool_for(pool, batch * d->KV, 1, fti__model_attn_fwd_task, &ac);
         fti__model_linear_fwd(a->kern, a->mmx, pool, mid, y, wo, N, d->HD, d->C);
+        if (a->drop_p > 0.0f) fti__model_p_dropout(a, pool, mid, mid, N, 2 * l);
         fti__model_p_add(pool, mid, res, N, d->C);
         fti__model_p_rmsnorm_fwd(pool, xn2, a->rstd2 + l * a->B * a->T, mid, w_fn, N, d->C, eps);
         /* gate | up in one GEMM (ffn_gate, ffn_up adjacent: one (2F, C) block) */
         fti__model_linear_fwd(a->kern, a->mmx, pool, h12, xn2, wg, N, d->C, 2 * d->F);
         fti__model_p_swiglu(a->kern, pool, 0, g, h12, NULL, N, d->F);
         fti__model_linear_fwd(a->kern, a->mmx, pool, res_next, g, wd, N, d->F, d->C);
+        if (a->drop_p > 0.0f) fti__model_p_dropout(a, pool, res_next, res_next, N, 2 * l + 1);
         fti__model_p_add(pool, res_next, mid, N, d->C);
     }
     fti__model_p_rmsnorm_fwd(pool, a->xnf, a->rstdf, a->res + d->L * NC,
@@ -22664,9 +22746,16 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         float *y = a->y + l * NHD;
         float *h12 = a->h12 + l * 2 * NF, *g = a->g + l * NF;
         fti__model_attn_ctx ac;
-        /* FFN: res_next = mid + down(g); the gradient of res_next is dres */
+        const float *dbranch;
+        /* FFN: res_next = mid + drop(down(g)); the gradient of res_next is dres, of the branch
+         * dres through the same mask (into dxn, free until the gate's backward) */
+        dbranch = a->dres;
+        if (a->drop_p > 0.0f) {
+            fti__model_p_dropout(a, pool, a->dxn, a->dres, N, 2 * l + 1);
+            dbranch = a->dxn;
+        }
         fti__model_linear_bwd(a->kern, a->mmx, pool, a->dg, 0, FTI__G(FTI_TENSOR_FFN_DOWN),
-                              a->dres, g,
+                              dbranch, g,
                               FTI__W(FTI_TENSOR_FFN_DOWN), N, d->F, d->C);
         fti__model_p_swiglu(a->kern, pool, 1, a->dh12, a->dg, h12, N, d->F);
         /* gate and up as one (2F, C) block: their gradients are adjacent too */
@@ -22676,9 +22765,14 @@ FTIDEF fti_result fti_model_backward(const fti_model_config *cfg, const float *p
         fti__model_p_rmsnorm_bwd(pool, a->dres, FTI__G(FTI_TENSOR_FFN_NORM), a->dxn, mid,
                                a->rstd2 + l * a->B * a->T, FTI__W(FTI_TENSOR_FFN_NORM), N, d->C,
                                a->norm_part);
-        /* attention: mid = res + y . wo^T; dres is now d mid */
+        /* attention: mid = res + drop(y . wo^T); dres is now d mid */
+        dbranch = a->dres;
+        if (a->drop_p > 0.0f) {
+            fti__model_p_dropout(a, pool, a->dxn, a->dres, N, 2 * l);
+            dbranch = a->dxn;
+        }
         fti__model_linear_bwd(a->kern, a->mmx, pool, a->dy, 0, FTI__G(FTI_TENSOR_ATTN_OUTPUT),
-                              a->dres, y,
+                              dbranch, y,
                               FTI__W(FTI_TENSOR_ATTN_OUTPUT), N, d->HD, d->C);
         memset(&ac, 0, sizeof(ac));
         ac.kern = a->kern;
@@ -24862,6 +24956,7 @@ static uint64_t fti__train_fingerprint(const fti_trainer *t) {
     h = fti__train_hash_u64(h, o->lora_rank);
     h = fti__train_hash_f64(h, o->lora_alpha);
     if (o->bf16) h = fti__train_hash_u64(h, 0xbf16u); /* bf16 products change the run */
+    if (o->dropout > 0.0f) h = fti__train_hash_f64(h, 1000.0 + o->dropout); /* ditto dropout */
     h = fti__train_hash_u64(h, t->train.n_tokens);
     h = fti__train_hash_u64(h, (uint64_t)t->train.token_bytes);
     if (t->train.n_tokens)
@@ -24940,6 +25035,11 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
         fti_trainer_free(t);
         return fti_error_set(err, FTI_ERR_INVALID, "trainer: ctx %lu > context length %u or "
                              "batch/accumulation too large", ctx, ctx_len);
+    }
+    if (!(t->o.dropout >= 0.0f && t->o.dropout <= 0.9f)) {
+        double p = (double)t->o.dropout;
+        fti_trainer_free(t);
+        return fti_error_set(err, FTI_ERR_INVALID, "trainer: dropout %g is not within [0, 0.9]", p);
     }
     if (t->o.world_size <= 1) {
         t->o.world_size = 1;
@@ -25138,6 +25238,7 @@ FTIDEF fti_result fti_trainer_eval(fti_trainer *t, double *val_loss) {
     *val_loss = NAN;
     if (t->val.n_tokens == 0) return FTI_OK;
     B = t->lb; /* every rank evaluates all windows, lb at a time */
+    fti_model_acts_set_dropout(t->acts, 0.0f, 0, 0); /* validation sees the whole model */
     T = t->o.ctx;
     n_win = (t->o.eval_windows + t->o.batch - 1) / t->o.batch * t->o.batch;
     span = (uint64_t)(t->val.n_tokens - T - 1);
@@ -25224,6 +25325,12 @@ FTIDEF fti_result fti_trainer_step(fti_trainer *t, fti_train_stats *stats, fti_e
         t->sample_lo = lo;
         fti__train_sample(t);
         if (lo >= t->o.batch) continue;
+        /* dropout's elements: by step, micro-batch and window (row0), so a batch split over
+         * ranks drops what one process would */
+        fti_model_acts_set_dropout(t->acts, t->o.dropout,
+                                   fti__train_hash_u64(fti__train_hash_u64(
+                                       t->o.seed ^ 0x64726f70ull, t->step), micro),
+                                   lo * t->o.ctx);
         r = fti_model_forward(&t->cfg, t->params, t->acts, t->tok, t->tgt, t->lb, t->o.ctx,
                               t->pool, &l);
         if (r == FTI_ERR_NUMERIC && t->o.reduce) { /* fail on every rank after the reduction */
@@ -26905,6 +27012,10 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
             size_t l = strlen(buf);
             snprintf(buf + l, sizeof buf - l, "|bf16");
         }
+        if (o.dropout > 0) { /* dropout changes the trajectory (only in the key when set) */
+            size_t l = strlen(buf);
+            snprintf(buf + l, sizeof buf - l, "|drop%.9g", o.dropout);
+        }
         if (ro.fit_seconds > 0) { /* the schedule follows the machine's speed */
             size_t l = strlen(buf);
             snprintf(buf + l, sizeof buf - l, "|fit");
@@ -27114,6 +27225,9 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         fti_jw_num(&w, o.adamw.weight_decay > 0 ? o.adamw.weight_decay
                                                 : (o.adamw.weight_decay < 0 ? 0.0 : 0.1));
         fti_jw_key(&w, "grad_clip"); fti_jw_num(&w, o.grad_clip ? o.grad_clip : 1.0);
+        if (o.dropout > 0) {
+            fti_jw_key(&w, "dropout"); fti_jw_num(&w, o.dropout);
+        }
         fti_jw_key(&w, "optimizer"); fti_jw_str(&w, "adamw(0.9,0.95,1e-8)");
         fti_jw_key(&w, "eval_every"); fti_jw_int(&w, (int64_t)o.eval_every);
         if (ad) {
