@@ -1193,6 +1193,23 @@ static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, si
 enum { FTI__DEC_QKV_ATTN, FTI__DEC_QKV, FTI__DEC_ATTN, FTI__DEC_O, FTI__DEC_FFN, FTI__DEC_DOWN,
        FTI__DEC_LOGITS };
 
+/* An opt-in profile of the decode step (compile with -DFTI_DECODE_PROFILE; a benchmark's own
+ * build, never the library's): per thread, nanoseconds of work in each phase (slots 0..6 as the
+ * phases above, attention inside FTI__DEC_QKV_ATTN apart in slot 7) and of waiting at the
+ * barrier after it (slot 8 + phase), plus slot 16: from the step's start on the calling thread to
+ * this thread's first phase (the pool's wake-up), slot 17: the whole step on the calling thread
+ * (thread 0 only), slot 18: steps, slot 19 (thread 0): steps on more than one thread. Each thread adds to its own row only; read
+ * it between steps. */
+#ifdef FTI_DECODE_PROFILE
+enum { FTI__DEC_PROF_ATTN = 7, FTI__DEC_PROF_WAIT = 8, FTI__DEC_PROF_WAKE = 16,
+       FTI__DEC_PROF_END = 17, FTI__DEC_PROF_STEPS = 18, FTI__DEC_PROF_SLOTS = 20 };
+static uint64_t fti__dec_prof[8][FTI__DEC_PROF_SLOTS];
+static uint64_t fti__dec_prof_t0; /* the step's start (calling thread, before the pool wakes) */
+#define FTI__DEC_PROF(x) x
+#else
+#define FTI__DEC_PROF(x)
+#endif
+
 typedef struct fti__dec {
     fti_session *s;
     int nt;       /* threads taking part */
@@ -1309,7 +1326,11 @@ static void fti__dec_phase(fti__dec *c, size_t l, int phase, int t) {
         fti__dec_rows(c, t, &ly->v, xn, C, vc, a * D, b * D);
         fti__dec_rope(s, l, 0, a * rep, b * rep);
         fti__dec_rope(s, l, 1, a, b);
-        fti__dec_attn(s, l, a * rep, b * rep);
+        {
+            FTI__DEC_PROF(uint64_t p0 = fti_time_ns();)
+            fti__dec_attn(s, l, a * rep, b * rep);
+            FTI__DEC_PROF(if (t < 8) fti__dec_prof[t][FTI__DEC_PROF_ATTN] += fti_time_ns() - p0;)
+        }
         break;
     case FTI__DEC_QKV: { /* heads [a, b) of the stacked q (H), k (KV), v (KV) rows */
         size_t H = e->H, KV = e->KV, qa, qb, ka, kb, va, vb;
@@ -1361,27 +1382,45 @@ static void fti__dec_phase(fti__dec *c, size_t l, int phase, int t) {
 }
 
 /* The whole token as one region (thread `thread` of c->nt). */
+#ifdef FTI_DECODE_PROFILE
+static void fti__dec_phase_prof(fti__dec *c, size_t l, int phase, int t, int wait) {
+    uint64_t p0 = fti_time_ns(), p1;
+    fti__dec_phase(c, l, phase, t);
+    p1 = fti_time_ns();
+    if (t < 8) fti__dec_prof[t][phase] += p1 - p0;
+    if (!wait) return;
+    fti__dec_wait(c);
+    if (t < 8) fti__dec_prof[t][FTI__DEC_PROF_WAIT + phase] += fti_time_ns() - p1;
+}
+#define FTI__DEC_STEP(c, l, phase, t, wait) fti__dec_phase_prof(c, l, phase, t, wait)
+#else
+#define FTI__DEC_STEP(c, l, phase, t, wait)                                                        \
+    do {                                                                                           \
+        fti__dec_phase(c, l, phase, t);                                                            \
+        if (wait) fti__dec_wait(c);                                                                \
+    } while (0)
+#endif
+
 static void fti__dec_task(void *vctx, size_t i0, size_t i1, int thread) {
     fti__dec *c = (fti__dec *)vctx;
     size_t l, L = c->s->e->L;
     (void)i0, (void)i1;
+    FTI__DEC_PROF(if (thread < 8) fti__dec_prof[thread][FTI__DEC_PROF_WAKE] +=
+                  fti_time_ns() - fti__dec_prof_t0;)
     for (l = 0; l < L; l++) {
         if (c->by_group) {
-            fti__dec_phase(c, l, FTI__DEC_QKV_ATTN, thread);
+            FTI__DEC_STEP(c, l, FTI__DEC_QKV_ATTN, thread, 1);
         } else {
-            fti__dec_phase(c, l, FTI__DEC_QKV, thread);
-            fti__dec_wait(c);
-            fti__dec_phase(c, l, FTI__DEC_ATTN, thread);
+            FTI__DEC_STEP(c, l, FTI__DEC_QKV, thread, 1);
+            FTI__DEC_STEP(c, l, FTI__DEC_ATTN, thread, 1);
         }
-        fti__dec_wait(c);
-        fti__dec_phase(c, l, FTI__DEC_O, thread);
-        fti__dec_wait(c);
-        fti__dec_phase(c, l, FTI__DEC_FFN, thread);
-        fti__dec_wait(c);
-        fti__dec_phase(c, l, FTI__DEC_DOWN, thread);
-        fti__dec_wait(c);
+        FTI__DEC_STEP(c, l, FTI__DEC_O, thread, 1);
+        FTI__DEC_STEP(c, l, FTI__DEC_FFN, thread, 1);
+        FTI__DEC_STEP(c, l, FTI__DEC_DOWN, thread, 1);
     }
-    fti__dec_phase(c, L, FTI__DEC_LOGITS, thread);
+    FTI__DEC_STEP(c, L, FTI__DEC_LOGITS, thread, 0);
+    FTI__DEC_PROF(if (thread < 8) fti__dec_prof[thread][FTI__DEC_PROF_STEPS]++;)
+    FTI__DEC_PROF(if (thread == 0 && c->nt > 1) fti__dec_prof[0][FTI__DEC_PROF_STEPS + 1]++;)
 }
 
 /* One phase (c->layer, c->phase) as its own pool call: the form without atomics. */
@@ -1410,6 +1449,7 @@ static fti_result fti__sess_decode(fti_session *s, int32_t token, float *logits_
     c.bar_count = 0;
     c.bar_gen = 0;
     for (t = 0; t < c.nt; t++) c.rc[t] = FTI_OK;
+    FTI__DEC_PROF(fti__dec_prof_t0 = fti_time_ns();)
     fti_dequantize_row(e->k, e->embd.type, s->x, (const char *)e->embd.data + (size_t)token * embd_row,
                        e->C);
     if (c.nt == 1) {
@@ -1426,6 +1466,7 @@ static fti_result fti__sess_decode(fti_session *s, int32_t token, float *logits_
         fti_pool_each(pool, fti__dec_phase_task, &c);
 #endif
     }
+    FTI__DEC_PROF(fti__dec_prof[0][FTI__DEC_PROF_END] += fti_time_ns() - fti__dec_prof_t0;)
     for (t = 0; t < c.nt; t++)
         if (c.rc[t] != FTI_OK) return c.rc[t];
     s->pos++;
