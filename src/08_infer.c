@@ -1243,15 +1243,27 @@ typedef struct fti__dec {
     size_t layer; /* the per-phase form's current layer and phase */
     int phase;
     unsigned bar_count, bar_gen; /* the spin barrier */
+    size_t pf_max;               /* prefetch while waiting: at most this many bytes */
     fti_result rc[256];          /* per thread: a kernel's error */
 } fti__dec;
 
+static FTI__UNUSED const char *fti__dec_first(const fti__dec *c, size_t l, int phase, int t,
+                                              size_t *bytes);
+
 /* All nt threads reach this point before any leaves it (a sense-by-generation barrier: the
- * last to arrive resets the count and publishes the next generation). */
-static void fti__dec_wait(fti__dec *c) {
+ * last to arrive resets the count and publishes the next generation). A thread that waits
+ * meanwhile prefetches the start of the weights it reads first in the next phase (layer l,
+ * phase): up to FTI_DECODE_PREFETCH bytes, a line per round (110M q4_0 at 2 threads, 6
+ * alternating runs each: 493-524 tok/s without, 503-555 with 64 KiB). */
+#ifndef FTI_DECODE_PREFETCH
+#define FTI_DECODE_PREFETCH 65536u
+#endif
+static void fti__dec_wait(fti__dec *c, int t, size_t l, int phase) {
 #if FTI__DEC_SPIN
     unsigned g, spins = 0;
     uint64_t t0 = 0;
+    const char *pf;
+    size_t pf_bytes = 0, off = 0;
     if (c->nt < 2) return;
     g = __atomic_load_n(&c->bar_gen, __ATOMIC_ACQUIRE);
     if (__atomic_add_fetch(&c->bar_count, 1u, __ATOMIC_ACQ_REL) == (unsigned)c->nt) {
@@ -1259,7 +1271,14 @@ static void fti__dec_wait(fti__dec *c) {
         __atomic_store_n(&c->bar_gen, g + 1u, __ATOMIC_RELEASE);
         return;
     }
+    pf = fti__dec_first(c, l, phase, t, &pf_bytes);
+    if (pf_bytes > c->pf_max) pf_bytes = c->pf_max;
     while (__atomic_load_n(&c->bar_gen, __ATOMIC_ACQUIRE) == g) {
+        if (off < pf_bytes) {
+            __builtin_prefetch(pf + off, 0, 2);
+            off += 64;
+            continue;
+        }
         FTI__DEC_PAUSE();
         if ((++spins & 255u) == 0) { /* a partner without a core: let it have this one */
             uint64_t now = fti_time_ns();
@@ -1268,7 +1287,7 @@ static void fti__dec_wait(fti__dec *c) {
         }
     }
 #else
-    (void)c;
+    (void)c, (void)t, (void)l, (void)phase;
 #endif
 }
 
@@ -1287,6 +1306,47 @@ static void fti__dec_clip(size_t a, size_t b, size_t lo, size_t hi, size_t *ca, 
     if (*cb < *ca) *cb = *ca;
     *ca -= lo;
     *cb -= lo;
+}
+
+/* The weights thread t reads first in phase `phase` of layer l: their start and *bytes (NULL and
+ * 0: none, or a phase this does not look ahead into). */
+static FTI__UNUSED const char *fti__dec_first(const fti__dec *c, size_t l, int phase, int t,
+                                              size_t *bytes) {
+    const fti_engine *e = c->s->e;
+    const fti__eng_w *w;
+    size_t a, b, n_in = e->C, rb;
+    *bytes = 0;
+    switch (phase) {
+    case FTI__DEC_QKV_ATTN:
+        w = &e->layers[l].q;
+        fti__dec_share(e->KV, 1, c->nt, t, &a, &b);
+        a *= (e->H / e->KV) * e->D;
+        b *= (e->H / e->KV) * e->D;
+        break;
+    case FTI__DEC_O:
+        w = &e->layers[l].o;
+        n_in = e->HD;
+        fti__dec_share(e->C, 16, c->nt, t, &a, &b);
+        break;
+    case FTI__DEC_FFN:
+        w = &e->layers[l].gate;
+        fti__dec_share(e->F, 16, c->nt, t, &a, &b);
+        break;
+    case FTI__DEC_DOWN:
+        w = &e->layers[l].down;
+        n_in = e->F;
+        fti__dec_share(e->C, 16, c->nt, t, &a, &b);
+        break;
+    case FTI__DEC_LOGITS:
+        w = &e->out;
+        fti__dec_share(e->V, 16, c->nt, t, &a, &b);
+        break;
+    default:
+        return NULL;
+    }
+    rb = fti_dtype_row_bytes(w->type, n_in);
+    *bytes = (b - a) * rb;
+    return (const char *)w->data + a * rb;
 }
 
 /* y[0, r1 - r0) = rows r0 .. r1-1 of W (n_in columns) · x, on the calling thread. */
@@ -1402,21 +1462,22 @@ static void fti__dec_phase(fti__dec *c, size_t l, int phase, int t) {
 
 /* The whole token as one region (thread `thread` of c->nt). */
 #ifdef FTI_DECODE_PROFILE
-static void fti__dec_phase_prof(fti__dec *c, size_t l, int phase, int t, int wait) {
+static void fti__dec_phase_prof(fti__dec *c, size_t l, int phase, int t, size_t nl, int np) {
     uint64_t p0 = fti_time_ns(), p1;
     fti__dec_phase(c, l, phase, t);
     p1 = fti_time_ns();
     if (t < 8) fti__dec_prof[t][phase] += p1 - p0;
-    if (!wait) return;
-    fti__dec_wait(c);
+    if (np < 0) return;
+    fti__dec_wait(c, t, nl, np);
     if (t < 8) fti__dec_prof[t][FTI__DEC_PROF_WAIT + phase] += fti_time_ns() - p1;
 }
-#define FTI__DEC_STEP(c, l, phase, t, wait) fti__dec_phase_prof(c, l, phase, t, wait)
+#define FTI__DEC_STEP(c, l, phase, t, nl, np) fti__dec_phase_prof(c, l, phase, t, nl, np)
 #else
-#define FTI__DEC_STEP(c, l, phase, t, wait)                                                        \
+/* phase of layer l, then the barrier before phase np of layer nl (np < 0: none) */
+#define FTI__DEC_STEP(c, l, phase, t, nl, np)                                                      \
     do {                                                                                           \
         fti__dec_phase(c, l, phase, t);                                                            \
-        if (wait) fti__dec_wait(c);                                                                \
+        if ((np) >= 0) fti__dec_wait(c, t, nl, np);                                                \
     } while (0)
 #endif
 
@@ -1428,16 +1489,18 @@ static void fti__dec_task(void *vctx, size_t i0, size_t i1, int thread) {
                   fti_time_ns() - fti__dec_prof_t0;)
     for (l = 0; l < L; l++) {
         if (c->by_group) {
-            FTI__DEC_STEP(c, l, FTI__DEC_QKV_ATTN, thread, 1);
+            FTI__DEC_STEP(c, l, FTI__DEC_QKV_ATTN, thread, l, FTI__DEC_O);
         } else {
-            FTI__DEC_STEP(c, l, FTI__DEC_QKV, thread, 1);
-            FTI__DEC_STEP(c, l, FTI__DEC_ATTN, thread, 1);
+            FTI__DEC_STEP(c, l, FTI__DEC_QKV, thread, l, FTI__DEC_ATTN);
+            FTI__DEC_STEP(c, l, FTI__DEC_ATTN, thread, l, FTI__DEC_O);
         }
-        FTI__DEC_STEP(c, l, FTI__DEC_O, thread, 1);
-        FTI__DEC_STEP(c, l, FTI__DEC_FFN, thread, 1);
-        FTI__DEC_STEP(c, l, FTI__DEC_DOWN, thread, 1);
+        FTI__DEC_STEP(c, l, FTI__DEC_O, thread, l, FTI__DEC_FFN);
+        FTI__DEC_STEP(c, l, FTI__DEC_FFN, thread, l, FTI__DEC_DOWN);
+        FTI__DEC_STEP(c, l, FTI__DEC_DOWN, thread, l + 1,
+                      l + 1 == L ? FTI__DEC_LOGITS
+                                 : c->by_group ? FTI__DEC_QKV_ATTN : FTI__DEC_QKV);
     }
-    FTI__DEC_STEP(c, L, FTI__DEC_LOGITS, thread, 0);
+    FTI__DEC_STEP(c, L, FTI__DEC_LOGITS, thread, L, -1);
     FTI__DEC_PROF(if (thread < 8) fti__dec_prof[thread][FTI__DEC_PROF_STEPS]++;)
     FTI__DEC_PROF(if (thread == 0 && c->nt > 1) fti__dec_prof[0][FTI__DEC_PROF_STEPS + 1]++;)
 }
@@ -1467,6 +1530,7 @@ static fti_result fti__sess_decode(fti_session *s, int32_t token, float *logits_
     c.phase = 0;
     c.bar_count = 0;
     c.bar_gen = 0;
+    c.pf_max = FTI_DECODE_PREFETCH;
     for (t = 0; t < c.nt; t++) c.rc[t] = FTI_OK;
     FTI__DEC_PROF(fti__dec_prof_t0 = fti_time_ns();)
     fti_dequantize_row(e->k, e->embd.type, s->x, (const char *)e->embd.data + (size_t)token * embd_row,
