@@ -8,6 +8,10 @@ BENCH_TARGETS += bench-infer
 $(B)/bench_infer: tools/bench_infer.c tools/bench_bw.h fti.h | $(B)
 	$(CC) $(STD) -O2 $(WARN) $(CFLAGS) -I. -o $@ tools/bench_infer.c $(LDLIBS)
 
+# the same with the decode step's per-phase profile (bench_infer run prints it)
+$(B)/bench_infer_prof: tools/bench_infer.c tools/bench_bw.h fti.h | $(B)
+	$(CC) $(STD) -O2 $(WARN) $(CFLAGS) -DFTI_DECODE_PROFILE -I. -o $@ tools/bench_infer.c $(LDLIBS)
+
 bench-infer: $(B)/bench_infer
 	B=$(B) sh tools/bench_infer.sh
 

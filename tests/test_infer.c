@@ -966,3 +966,58 @@ FTI_TEST(infer_decode_same_bits_any_threads) {
             free(params);
         }
 }
+
+FTI_TEST(infer_kv_groups_same_bits) {
+    /* the KV cache laid out in one kv head group (no pool, 3 or 4 threads) or one per decode
+     * thread (2 threads: each of the 2 KV heads its own memory) gives the same bits for a long
+     * prompt (its last batch past 160 positions: attention through the per-head GEMMs, which
+     * read the cache by group rows) and the decode steps after it, for f32 and q4_0 weights and
+     * an f32 or f16 cache */
+    static const uint32_t types[2] = {FTI_GGML_F32, FTI_GGML_Q4_0};
+    int ti, kvi;
+    for (ti = 0; ti < 2; ti++)
+        for (kvi = 0; kvi < 2; kvi++) {
+            fti_test_model_opts mo;
+            float *ref = NULL;
+            const char *path;
+            fti_engine *e = NULL;
+            fti_error err;
+            int32_t toks[178];
+            size_t i, V = 96, run, n_ref = 0, k;
+            memset(&mo, 0, sizeof mo);
+            mo.matrix_type = types[ti];
+            mo.context_len = 192;
+            mo.seed = 5;
+            mo.scale = 3.0f;
+            mo.vocab = FTI_TEST_VOCAB_BYTES;
+            path = fti_test_model(ti ? "g4.gguf" : "g32.gguf", &mo, NULL, NULL);
+            REQUIRE(path != NULL);
+            REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+            ref = (float *)malloc(9 * V * sizeof(float));
+            REQUIRE(ref != NULL);
+            for (i = 0; i < 178; i++) toks[i] = (int32_t)((i * 29 + 7) % 95);
+            for (run = 0; run < 4; run++) { /* none, 2, 3, 4 threads */
+                fti_pool *pool = run ? fti_pool_create((int)run + 1) : NULL;
+                fti_session *s = NULL;
+                fti_session_opts so;
+                memset(&so, 0, sizeof so);
+                so.pool = pool;
+                so.n_ctx = 192;
+                so.fixed_threads = 1;
+                so.kv_type = kvi ? FTI_KV_F16 : FTI_KV_F32;
+                REQUIRE(fti_session_create(&s, e, &so, &err) == FTI_OK);
+                CHECK_OK(fti_session_eval(s, toks, 170, NULL, &err));
+                for (k = 0; k < 9; k++) {
+                    if (k) CHECK_OK(fti_session_eval(s, toks + 169 + k, 1, NULL, &err));
+                    if (run == 0) memcpy(ref + k * V, fti_session_logits(s), V * sizeof(float));
+                    else CHECK(memcmp(ref + k * V, fti_session_logits(s), V * sizeof(float)) == 0);
+                    n_ref++;
+                }
+                fti_session_free(s);
+                fti_pool_free(pool);
+            }
+            CHECK(n_ref == 36);
+            fti_engine_close(e);
+            free(ref);
+        }
+}

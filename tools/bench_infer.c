@@ -6,11 +6,14 @@
  *         real gpt2 vocabulary: GPT-2's first N-1 tokens and their merges plus <|endoftext|>
  *         (default N = 32000), from ../shared/data/tokenizers/gpt2 (or $FTI_DATA).
  *     build/bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N] [--tokens]
+ *                           [--kv f16|f32] [--fixed-threads]
  *         load, prefill P tokens, decode N greedy tokens; prints one line of key=value
  *         (load_ms prefill_tps decode_tps decode_cpu_tps ttft_ms rss_mb weights_mb decode_gbps
  *         decode_gbps_kv: weights plus the KV cache the steps read, f16 as llama.cpp's or f32
  *         with --kv f32) and with
- *         --tokens the generated ids.
+ *         --tokens the generated ids. --fixed-threads: every decode step on the pool (not the
+ *         session's choice of pool or calling thread alone). Built with -DFTI_DECODE_PROFILE
+ *         (build/bench_infer_prof), also the decode step's time per phase and thread.
  *     build/bench_infer batch MODEL [--threads N] [--batch B] [-n STEPS]
  *         continuous batching's step: B sessions (16-token prompts) each decode STEPS tokens,
  *         once as B separate fti_session_eval calls per step and once as one
@@ -151,9 +154,46 @@ static double cpu_s(void) {
            1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
+#ifdef FTI_DECODE_PROFILE
+/* The decode step's profile (a build with -DFTI_DECODE_PROFILE: build/bench_infer_prof): per
+ * thread, microseconds per step of work in each phase and of waiting at the barrier after it. */
+static void prof_print(int nt) {
+    static const char *names[7] = {"qkv+attn", "qkv", "attn", "o", "ffn", "down", "logits"};
+    double steps = (double)fti__dec_prof[0][FTI__DEC_PROF_STEPS], sum[8] = {0};
+    int t, p;
+    if (steps <= 0) return;
+    printf("profile: us per step (%.0f steps, %.0f on %d threads), work / wait at the barrier "
+           "after it, per thread\n",
+           steps, (double)fti__dec_prof[0][FTI__DEC_PROF_STEPS + 1], nt);
+    for (p = 0; p < 7; p++) {
+        int any = 0;
+        for (t = 0; t < nt && t < 8; t++) any |= fti__dec_prof[t][p] != 0;
+        if (!any) continue;
+        printf("profile: %-9s", names[p]);
+        for (t = 0; t < nt && t < 8; t++) {
+            double w = (double)fti__dec_prof[t][p] / steps / 1e3,
+                   b = (double)fti__dec_prof[t][FTI__DEC_PROF_WAIT + p] / steps / 1e3;
+            sum[t] += w + b;
+            printf("  t%d %8.1f / %6.1f", t, w, b);
+        }
+        printf("\n");
+    }
+    printf("profile: %-9s", "(attn)");
+    for (t = 0; t < nt && t < 8; t++)
+        printf("  t%d %8.1f         ", t, (double)fti__dec_prof[t][FTI__DEC_PROF_ATTN] / steps / 1e3);
+    printf("\nprofile: %-9s", "wake");
+    for (t = 0; t < nt && t < 8; t++)
+        printf("  t%d %8.1f         ", t, (double)fti__dec_prof[t][FTI__DEC_PROF_WAKE] / steps / 1e3);
+    printf("\nprofile: %-9s", "sum");
+    for (t = 0; t < nt && t < 8; t++) printf("  t%d %8.1f         ", t, sum[t]);
+    printf("\nprofile: step %.1f us (calling thread, embedding row to logits)\n",
+           (double)fti__dec_prof[0][FTI__DEC_PROF_END] / steps / 1e3);
+}
+#endif
+
 static int cmd_run(int argc, char **argv) {
     const char *path;
-    int threads = 1, print_tokens = 0, i;
+    int threads = 1, print_tokens = 0, fixed_threads = 0, i;
     size_t n_prompt = 128, n_gen = 256, k;
     fti_engine *e = NULL;
     fti_session *s = NULL;
@@ -167,7 +207,7 @@ static int cmd_run(int argc, char **argv) {
     float *logits;
     if (argc < 3) {
         fprintf(stderr, "usage: bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N] "
-                        "[--kv f16|f32]\n");
+                        "[--kv f16|f32] [--fixed-threads]\n");
         return 2;
     }
     path = argv[2];
@@ -177,6 +217,7 @@ static int cmd_run(int argc, char **argv) {
             n_prompt = (size_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) n_gen = (size_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--tokens")) print_tokens = 1;
+        else if (!strcmp(argv[i], "--fixed-threads")) fixed_threads = 1;
         else if (!strcmp(argv[i], "--kv") && i + 1 < argc) {
             int t = fti_kv_type_parse(argv[++i]);
             if (t < 0) {
@@ -200,6 +241,7 @@ static int cmd_run(int argc, char **argv) {
     so.n_ctx = n_prompt + n_gen + 8; /* as the llama.cpp peer (may exceed the trained context) */
     so.n_batch = 128;
     so.kv_type = kv_type;
+    so.fixed_threads = fixed_threads;
     if (fti_session_create(&s, e, &so, &err) != FTI_OK) {
         fprintf(stderr, "bench_infer: %s\n", err.msg);
         return 1;
@@ -216,7 +258,12 @@ static int cmd_run(int argc, char **argv) {
         for (j = 1; j < V; j++)
             if (logits[j] > logits[best]) best = j;
         gen[k] = (int32_t)best;
-        if (k == 0) t_first = now_s(), c_first = cpu_s();
+        if (k == 0) {
+            t_first = now_s(), c_first = cpu_s();
+#ifdef FTI_DECODE_PROFILE
+            memset(fti__dec_prof, 0, sizeof fti__dec_prof);
+#endif
+        }
         if (k + 1 < n_gen && fti_session_eval(s, &gen[k], 1, NULL, &err) != FTI_OK) {
             fprintf(stderr, "bench_infer: %s\n", err.msg);
             return 1;
@@ -240,6 +287,9 @@ static int cmd_run(int argc, char **argv) {
            (double)fti_engine_weight_bytes(e) * (double)(n_gen - 1) / (t_end - t_first) / 1e9,
            ((double)fti_engine_weight_bytes(e) * (double)(n_gen - 1) + kv_bytes) / (t_end - t_first) / 1e9,
            fti_pool_threads(pool), fti_isa_name(fti_kernels_isa(fti_engine_kernels(e))));
+#ifdef FTI_DECODE_PROFILE
+    prof_print(fti_pool_threads(pool));
+#endif
     if (print_tokens) {
         printf("tokens");
         for (k = 0; k < n_gen; k++) printf(" %ld", (long)gen[k]);
