@@ -2518,8 +2518,10 @@ FTIDEF fti_result fti_train_mpi_reduce(void *user, float *grads, size_t n, doubl
  *
  *   fti_engine_open     maps a GGUF llama model (part 06) and keeps views of its tensors in
  *                       place: zero copy, any of F32/F16/BF16/Q8_0/Q4_0 straight from the file.
- *   fti_session_create  one conversation: the KV cache (L, n_ctx, KV*D) for keys and values, a
- *                       RoPE table and the scratch of one prefill batch, all carved from ONE block
+ *   fti_session_create  one conversation: the KV cache for keys and values, (L, KV/g, n_ctx,
+ *                       g*D) each (g kv heads per group: KV/threads when the session's decode
+ *                       threads share the heads evenly, so each thread reads its own memory; else
+ *                       g = KV, the plain (L, n_ctx, KV*D)), a RoPE table and the scratch of one prefill batch, all carved from ONE block
  *                       (caller memory or a single allocation): nothing is allocated after this.
  *   fti_session_eval    runs tokens through the model. Prompts go through in batches of n_batch
  *                       tokens, each layer's projections as one GEMM over the batch (part 02's
@@ -28079,8 +28081,15 @@ struct fti_session {
     size_t n_steps;
     size_t n_ctx, n_batch, pos;
     fti_arena arena;
-    /* (L, n_ctx, KVD) in f16 (kv_f16) or f32; use fti__kv_at */
+    /* (L, KV / kv_per, n_ctx, kv_per · D) in f16 (kv_f16) or f32: the kv heads in groups of
+     * kv_per, each group's rows of all positions together. One group (kv_per = KV) is the plain
+     * (L, n_ctx, KVD) layout; a session for an n-thread pool whose decode step gives each thread
+     * KV/n kv heads has n groups, so each thread's heads are its own memory (threads reading
+     * alternate parts of the same rows made each core's prefetchers fetch the other's part too:
+     * 110M q4_0 decode at 2 threads spent 550-600 us per token in attention, 210-270 with
+     * the groups). Use fti__kv_at. */
     void *kcache, *vcache;
+    size_t kv_per;
     int kv_f16;
     fti__kv_dot_fn kdot;   /* f16 rows: q·k and y += p·v */
     fti__kv_axpy_fn kaxpy;
@@ -28097,11 +28106,33 @@ struct fti_session {
     const float *qws_x; /* the rows qws holds now (NULL: none) */
 };
 
-/* Row pos of layer l of the K (v = 0) or V (v = 1) cache. */
-static void *fti__kv_at(const fti_session *s, int v, size_t l, size_t pos) {
-    size_t off = (l * s->n_ctx + pos) * s->e->KVD;
+/* The row (D elements) of kv head g at position pos of layer l of the K (v = 0) or V (v = 1)
+ * cache; the heads of its group follow it (up to the group's last), then the group's next
+ * position. */
+static void *fti__kv_at(const fti_session *s, int v, size_t l, size_t g, size_t pos) {
+    size_t per = s->kv_per, D = s->e->D;
+    size_t off = ((l * (s->e->KV / per) + g / per) * s->n_ctx + pos) * per * D + (g % per) * D;
     char *base = (char *)(v ? s->vcache : s->kcache);
     return base + off * (s->kv_f16 ? sizeof(uint16_t) : sizeof(float));
+}
+
+/* The end of the run of kv heads from g0 that lie together in a cache row: min(g1, the end of
+ * g0's group). */
+static size_t fti__kv_run(const fti_session *s, size_t g0, size_t g1) {
+    size_t e = (g0 / s->kv_per + 1) * s->kv_per;
+    return e < g1 ? e : g1;
+}
+
+/* Kv heads [g0, g1) of the f32 row r (KVD: head g at g·D) into the K (v = 0) or V cache at
+ * position pos of layer l: rounded to f16, or copied. */
+static void fti__kv_put(const fti_session *s, int v, size_t l, size_t pos, const float *r,
+                        size_t g0, size_t g1) {
+    size_t g, D = s->e->D;
+    for (g = g0; g < g1; g++) {
+        void *dst = fti__kv_at(s, v, l, g, pos);
+        if (s->kv_f16) fti_f32_to_f16_row(s->e->k, (uint16_t *)dst, r + g * D, D);
+        else memcpy(dst, r + g * D, D * sizeof(float));
+    }
 }
 
 /* 1 when a matrix of the engine is Q8_0/Q4_0 (prompt batches then quantize their rows into the
@@ -28122,7 +28153,7 @@ static int fti__sess_quantized(const fti_engine *e) {
 
 /* The session's memory plan: one list of sizes shared by mem_bytes and create. */
 typedef struct fti__sess_plan {
-    size_t n_ctx, n_batch;
+    size_t n_ctx, n_batch, kv_per;
     int kv_f16, nth;
     /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits, kbuf, vbuf, xn, qws */
     size_t sizes[16];
@@ -28159,6 +28190,8 @@ static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, f
     p->sizes[11] = e->V;
     p->nth = fti_pool_threads(o ? o->pool : NULL);
     p->sizes[14] = (size_t)p->nth * e->C;
+    /* the cache's kv head groups: one per decode thread when they share the kv heads evenly */
+    p->kv_per = p->nth > 1 && e->KV % (size_t)p->nth == 0 ? e->KV / (size_t)p->nth : e->KV;
     if (fti__sess_quantized(e)) { /* the widest input of a prompt batch's products, quantized */
         size_t kmax = e->C > e->F ? e->C : e->F, qb;
         if (e->HD > kmax) kmax = e->HD;
@@ -28223,6 +28256,7 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     s->n_ctx = p.n_ctx;
     s->n_batch = p.n_batch;
     s->kv_f16 = p.kv_f16;
+    s->kv_per = p.kv_per;
     fti__kv_fns(e->k, &s->kdot, &s->kaxpy);
     slots[0] = slots[1] = NULL; /* the caches: kv[] */
     slots[2] = &s->rope_cos;
@@ -28313,10 +28347,13 @@ typedef struct fti__sess_attn {
     size_t layer, T, pos0;
 } fti__sess_attn;
 
-/* One layer's cached rows as attention reads them: (n, KVD) keys and values from position 0, in
- * f32 or f16 (with the row functions for f16). */
+/* One layer's cached rows as attention reads them: keys and values of kv head g at position j
+ * at byte (g / per)·gs + j·row + (g % per)·D·element size from k and v (row = per·D elements),
+ * in f32 or f16 (with the row functions for f16). per = 0 (and row, gs 0) is the plain
+ * (n, KVD) layout: one group. */
 typedef struct fti__kv_view {
     const void *k, *v;
+    size_t row, gs, per;
     int f16;
     fti__kv_dot_fn dot;
     fti__kv_axpy_fn axpy;
@@ -28324,8 +28361,11 @@ typedef struct fti__kv_view {
 
 static fti__kv_view fti__kv_layer(const fti_session *s, size_t l) {
     fti__kv_view kv;
-    kv.k = fti__kv_at(s, 0, l, 0);
-    kv.v = fti__kv_at(s, 1, l, 0);
+    kv.k = fti__kv_at(s, 0, l, 0, 0);
+    kv.v = fti__kv_at(s, 1, l, 0, 0);
+    kv.row = s->kv_per * s->e->D * (s->kv_f16 ? sizeof(uint16_t) : sizeof(float));
+    kv.gs = s->n_ctx * kv.row;
+    kv.per = s->kv_per;
     kv.f16 = s->kv_f16;
     kv.dot = s->kdot;
     kv.axpy = s->kaxpy;
@@ -28357,63 +28397,57 @@ static int fti__bt_attn_fns(const fti_engine *e, int f16, fti__bt_scores_fn *sf,
  * y + i*D (D). The one attention of the engine: the session's decode step, its prompt batches
  * (every token's heads) and the batch's rows (fti__bt_attn_seq) all come here, so a sequence's
  * result is the same bits whichever path computed it. Keys, then values, are read once, row by
- * row (position j's row holds every kv head: the reads stream instead of striding by a row per
- * head). With the SIMD forms (x86 tables, D a multiple of 16 up to 128 on AVX-512, of 8 up to 64
- * on AVX2): the rows as two streams (FTI__AT_S); each (position, head) score is one FMA chain
- * over D reduced with 15 (7) others in one transposing sum, in whatever grouping (each lane's
- * reduction tree is the same), then each head's softmax through the table, then y_i = Σ_j
- * p[i][j]·v_j by FMA in the streams' row order (fixed for each n). Otherwise: scores q·k_j·scale in j order, the softmax, y = Σ_j p_j·v_j in j order.
- * Which heads share a call (and so the thread count) does not change any head's result. */
+ * row of each kv head group (a row holds the group's heads: the reads stream instead of striding
+ * by a row per head). With the SIMD forms (x86 tables, D a multiple of 16 up to 128 on AVX-512,
+ * of 8 up to 64 on AVX2): the rows as two streams (FTI__AT_S); each (position, head) score is
+ * one FMA chain over D reduced with 15 (7) others in one transposing sum, in whatever grouping
+ * (each lane's reduction tree is the same), then each head's softmax through the table, then
+ * y_i = Σ_j p[i][j]·v_j by FMA in the streams' row order (fixed for each n). Otherwise, head by
+ * head: scores q·k_j·scale in j order, the softmax, y = Σ_j p_j·v_j in j order. Which heads
+ * share a call (and so the thread count and the cache's grouping) does not change any head's
+ * result. */
 static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_view *kv,
                             size_t h0, size_t nh, size_t n, float scale, float *p,
                             size_t p_stride, float *y) {
     size_t j, i, D = e->D, rep = e->H / e->KV, esz = kv->f16 ? 2 : 4;
-    size_t row = e->KVD * esz, lo = (h0 / rep) * D * esz, hi = ((h0 + nh - 1) / rep + 1) * D * esz;
+    size_t per = kv->per ? kv->per : e->KV, gq = per * rep, row = kv->per ? kv->row : e->KVD * esz;
     fti__bt_scores_fn sf;
     fti__bt_values_fn vf;
     size_t nc;
     if (fti__bt_attn_fns(e, kv->f16, &sf, &vf, &nc)) {
         fti__at_args a;
-        a.q = q;
-        a.kv = (const char *)kv->k;
-        a.p = p;
-        a.y = y;
         a.row = row;
-        a.h0 = h0;
         a.rep = rep;
         a.dsz = D * esz;
         a.D = D;
-        a.nh = nh;
         a.n = n;
         a.p_stride = p_stride;
         a.scale = scale;
-        sf(&a, nc);
-        for (i = 0; i < nh; i++) fti_softmax_fwd(e->k, p + i * p_stride, p + i * p_stride, 1, n);
-        a.kv = (const char *)kv->v;
-        vf(&a, nc);
+        for (i = 0; i < nh; i += a.nh) { /* the heads of one kv head group at a time */
+            size_t grp = (h0 + i) / gq, i1 = (grp + 1) * gq - h0;
+            a.nh = (i1 < nh ? i1 : nh) - i;
+            a.q = q + i * D;
+            a.p = p + i * p_stride;
+            a.y = y + i * D;
+            a.h0 = h0 + i - grp * gq;
+            a.kv = (const char *)kv->k + grp * kv->gs;
+            sf(&a, nc);
+            for (j = i; j < i + a.nh; j++)
+                fti_softmax_fwd(e->k, p + j * p_stride, p + j * p_stride, 1, n);
+            a.kv = (const char *)kv->v + grp * kv->gs;
+            vf(&a, nc);
+        }
         return;
     }
-    for (j = 0; j < n; j++) {
-        const char *kr = (const char *)kv->k + j * row;
-#if defined(__GNUC__) || defined(__clang__)
-        if (j + 4 < n) { /* the row 4 ahead: the first and last line of this call's slice */
-            __builtin_prefetch(kr + 4 * row + lo);
-            __builtin_prefetch(kr + 4 * row + hi - 1);
-        }
-#endif
-        if (kv->f16)
-            for (i = 0; i < nh; i++)
-                p[i * p_stride + j] =
-                    kv->dot(q + i * D, (const uint16_t *)(const void *)kr + ((h0 + i) / rep) * D, D) *
+    for (i = 0; i < nh; i++) { /* head by head */
+        size_t g = (h0 + i) / rep, off = (g / per) * kv->gs + (g % per) * D * esz;
+        const char *kh = (const char *)kv->k + off, *vh = (const char *)kv->v + off;
+        const float *qi = q + i * D;
+        float *pp = p + i * p_stride, *yi = y + i * D, mx = -INFINITY, sum = 0.0f, inv;
+        for (j = 0; j < n; j++)
+            pp[j] = (kv->f16 ? kv->dot(qi, (const uint16_t *)(const void *)(kh + j * row), D)
+                             : fti_dot(e->k, qi, (const float *)(const void *)(kh + j * row), D)) *
                     scale;
-        else
-            for (i = 0; i < nh; i++)
-                p[i * p_stride + j] =
-                    fti_dot(e->k, q + i * D, (const float *)(const void *)kr + ((h0 + i) / rep) * D, D) *
-                    scale;
-    }
-    for (i = 0; i < nh; i++) {
-        float *pp = p + i * p_stride, mx = -INFINITY, sum = 0.0f, inv;
         for (j = 0; j < n; j++)
             if (pp[j] > mx) mx = pp[j];
         for (j = 0; j < n; j++) {
@@ -28422,24 +28456,13 @@ static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_v
         }
         inv = 1.0f / sum;
         for (j = 0; j < n; j++) pp[j] *= inv;
-        memset(y + i * D, 0, D * sizeof(float));
-    }
-    for (j = 0; j < n; j++) {
-        const char *vr = (const char *)kv->v + j * row;
-#if defined(__GNUC__) || defined(__clang__)
-        if (j + 4 < n) {
-            __builtin_prefetch(vr + 4 * row + lo);
-            __builtin_prefetch(vr + 4 * row + hi - 1);
+        memset(yi, 0, D * sizeof(float));
+        for (j = 0; j < n; j++) {
+            if (kv->f16)
+                kv->axpy(yi, pp[j], (const uint16_t *)(const void *)(vh + j * row), D);
+            else
+                fti_axpy(e->k, yi, pp[j], (const float *)(const void *)(vh + j * row), D);
         }
-#endif
-        if (kv->f16)
-            for (i = 0; i < nh; i++)
-                kv->axpy(y + i * D, p[i * p_stride + j],
-                         (const uint16_t *)(const void *)vr + ((h0 + i) / rep) * D, D);
-        else
-            for (i = 0; i < nh; i++)
-                fti_axpy(e->k, y + i * D, p[i * p_stride + j],
-                         (const float *)(const void *)vr + ((h0 + i) / rep) * D, D);
     }
 }
 
@@ -28494,20 +28517,22 @@ static void fti__sess_smax_task(void *vctx, size_t i0, size_t i1, int thread) {
  * added into y (so the extra memory is one batch of rows, not a layer). */
 static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, size_t pos0) {
     const fti_engine *e = s->e;
-    size_t h, D = e->D, rep = e->H / e->KV, n = pos0 + T, j0;
+    size_t h, g, D = e->D, rep = e->H / e->KV, n = pos0 + T, j0, per = s->kv_per, gw = per * D;
     size_t cb = s->kv_f16 ? s->n_batch : n; /* positions per block */
     fti__sess_smax sc;
     for (j0 = 0; j0 < n; j0 += cb) {
         size_t m = n - j0 < cb ? n - j0 : cb;
-        const void *kat = fti__kv_at(s, 0, layer, j0); /* (m, KVD) */
-        const float *kc;
-        if (s->kv_f16)
-            fti_f16_to_f32_row(e->k, s->kbuf, (const uint16_t *)kat, m * e->KVD);
-        kc = s->kv_f16 ? s->kbuf : (const float *)kat;
-        for (h = 0; h < e->H; h++)
-            fti_matmul(e->k, s->pool, FTI_MM_TRANS_B, T, m, D, s->q + h * D, e->HD,
-                       kc + (h / rep) * D, e->KVD, s->att + h * s->n_batch * s->n_ctx + j0,
-                       s->n_ctx);
+        if (s->kv_f16) /* each kv head group's (m, gw) rows, widened: (groups, m, gw) */
+            for (g = 0; g < e->KV; g += per)
+                fti_f16_to_f32_row(e->k, s->kbuf + g * m * D,
+                                   (const uint16_t *)fti__kv_at(s, 0, layer, g, j0), m * gw);
+        for (h = 0; h < e->H; h++) {
+            size_t kh = h / rep;
+            const float *kc = s->kv_f16 ? s->kbuf + (kh / per) * per * m * D + (kh % per) * D
+                                        : (const float *)fti__kv_at(s, 0, layer, kh, j0);
+            fti_matmul(e->k, s->pool, FTI_MM_TRANS_B, T, m, D, s->q + h * D, e->HD, kc, gw,
+                       s->att + h * s->n_batch * s->n_ctx + j0, s->n_ctx);
+        }
     }
     sc.s = s;
     sc.T = T;
@@ -28516,15 +28541,18 @@ static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, si
     fti_pool_for(s->pool, e->H * T, 4, fti__sess_smax_task, &sc);
     for (j0 = 0; j0 < n; j0 += cb) {
         size_t m = n - j0 < cb ? n - j0 : cb;
-        const void *vat = fti__kv_at(s, 1, layer, j0); /* (m, KVD) */
-        const float *vc;
         if (s->kv_f16)
-            fti_f16_to_f32_row(e->k, s->vbuf, (const uint16_t *)vat, m * e->KVD);
-        vc = s->kv_f16 ? s->vbuf : (const float *)vat;
-        for (h = 0; h < e->H; h++)
+            for (g = 0; g < e->KV; g += per)
+                fti_f16_to_f32_row(e->k, s->vbuf + g * m * D,
+                                   (const uint16_t *)fti__kv_at(s, 1, layer, g, j0), m * gw);
+        for (h = 0; h < e->H; h++) {
+            size_t kh = h / rep;
+            const float *vc = s->kv_f16 ? s->vbuf + (kh / per) * per * m * D + (kh % per) * D
+                                        : (const float *)fti__kv_at(s, 1, layer, kh, j0);
             fti_matmul(e->k, s->pool, j0 ? FTI_MM_ACCUMULATE : 0, T, D, m,
-                       s->att + h * s->n_batch * s->n_ctx + j0, s->n_ctx, vc + (h / rep) * D,
-                       e->KVD, s->att_out + h * D, e->HD);
+                       s->att + h * s->n_batch * s->n_ctx + j0, s->n_ctx, vc, gw,
+                       s->att_out + h * D, e->HD);
+        }
     }
 }
 
@@ -28569,6 +28597,23 @@ static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, si
 enum { FTI__DEC_QKV_ATTN, FTI__DEC_QKV, FTI__DEC_ATTN, FTI__DEC_O, FTI__DEC_FFN, FTI__DEC_DOWN,
        FTI__DEC_LOGITS };
 
+/* An opt-in profile of the decode step (compile with -DFTI_DECODE_PROFILE; a benchmark's own
+ * build, never the library's): per thread, nanoseconds of work in each phase (slots 0..6 as the
+ * phases above, attention inside FTI__DEC_QKV_ATTN apart in slot 7) and of waiting at the
+ * barrier after it (slot 8 + phase), plus slot 16: from the step's start on the calling thread to
+ * this thread's first phase (the pool's wake-up), slot 17: the whole step on the calling thread
+ * (thread 0 only), slot 18: steps, slot 19 (thread 0): steps on more than one thread. Each thread adds to its own row only; read
+ * it between steps. */
+#ifdef FTI_DECODE_PROFILE
+enum { FTI__DEC_PROF_ATTN = 7, FTI__DEC_PROF_WAIT = 8, FTI__DEC_PROF_WAKE = 16,
+       FTI__DEC_PROF_END = 17, FTI__DEC_PROF_STEPS = 18, FTI__DEC_PROF_SLOTS = 20 };
+static uint64_t fti__dec_prof[8][FTI__DEC_PROF_SLOTS];
+static uint64_t fti__dec_prof_t0; /* the step's start (calling thread, before the pool wakes) */
+#define FTI__DEC_PROF(x) x
+#else
+#define FTI__DEC_PROF(x)
+#endif
+
 typedef struct fti__dec {
     fti_session *s;
     int nt;       /* threads taking part */
@@ -28576,15 +28621,27 @@ typedef struct fti__dec {
     size_t layer; /* the per-phase form's current layer and phase */
     int phase;
     unsigned bar_count, bar_gen; /* the spin barrier */
+    size_t pf_max;               /* prefetch while waiting: at most this many bytes */
     fti_result rc[256];          /* per thread: a kernel's error */
 } fti__dec;
 
+static FTI__UNUSED const char *fti__dec_first(const fti__dec *c, size_t l, int phase, int t,
+                                              size_t *bytes);
+
 /* All nt threads reach this point before any leaves it (a sense-by-generation barrier: the
- * last to arrive resets the count and publishes the next generation). */
-static void fti__dec_wait(fti__dec *c) {
+ * last to arrive resets the count and publishes the next generation). A thread that waits
+ * meanwhile prefetches the start of the weights it reads first in the next phase (layer l,
+ * phase): up to FTI_DECODE_PREFETCH bytes, a line per round (110M q4_0 at 2 threads, 6
+ * alternating runs each: 493-524 tok/s without, 503-555 with 64 KiB). */
+#ifndef FTI_DECODE_PREFETCH
+#define FTI_DECODE_PREFETCH 65536u
+#endif
+static void fti__dec_wait(fti__dec *c, int t, size_t l, int phase) {
 #if FTI__DEC_SPIN
     unsigned g, spins = 0;
     uint64_t t0 = 0;
+    const char *pf;
+    size_t pf_bytes = 0, off = 0;
     if (c->nt < 2) return;
     g = __atomic_load_n(&c->bar_gen, __ATOMIC_ACQUIRE);
     if (__atomic_add_fetch(&c->bar_count, 1u, __ATOMIC_ACQ_REL) == (unsigned)c->nt) {
@@ -28592,7 +28649,14 @@ static void fti__dec_wait(fti__dec *c) {
         __atomic_store_n(&c->bar_gen, g + 1u, __ATOMIC_RELEASE);
         return;
     }
+    pf = fti__dec_first(c, l, phase, t, &pf_bytes);
+    if (pf_bytes > c->pf_max) pf_bytes = c->pf_max;
     while (__atomic_load_n(&c->bar_gen, __ATOMIC_ACQUIRE) == g) {
+        if (off < pf_bytes) {
+            __builtin_prefetch(pf + off, 0, 2);
+            off += 64;
+            continue;
+        }
         FTI__DEC_PAUSE();
         if ((++spins & 255u) == 0) { /* a partner without a core: let it have this one */
             uint64_t now = fti_time_ns();
@@ -28601,7 +28665,7 @@ static void fti__dec_wait(fti__dec *c) {
         }
     }
 #else
-    (void)c;
+    (void)c, (void)t, (void)l, (void)phase;
 #endif
 }
 
@@ -28622,36 +28686,81 @@ static void fti__dec_clip(size_t a, size_t b, size_t lo, size_t hi, size_t *ca, 
     *cb -= lo;
 }
 
-/* y[r0, r1) = rows r0.. of W (n_in columns) · x, on the calling thread. */
+/* The weights thread t reads first in phase `phase` of layer l: their start and *bytes (NULL and
+ * 0: none, or a phase this does not look ahead into). */
+static FTI__UNUSED const char *fti__dec_first(const fti__dec *c, size_t l, int phase, int t,
+                                              size_t *bytes) {
+    const fti_engine *e = c->s->e;
+    const fti__eng_w *w;
+    size_t a, b, n_in = e->C, rb;
+    *bytes = 0;
+    switch (phase) {
+    case FTI__DEC_QKV_ATTN:
+        w = &e->layers[l].q;
+        fti__dec_share(e->KV, 1, c->nt, t, &a, &b);
+        a *= (e->H / e->KV) * e->D;
+        b *= (e->H / e->KV) * e->D;
+        break;
+    case FTI__DEC_O:
+        w = &e->layers[l].o;
+        n_in = e->HD;
+        fti__dec_share(e->C, 16, c->nt, t, &a, &b);
+        break;
+    case FTI__DEC_FFN:
+        w = &e->layers[l].gate;
+        fti__dec_share(e->F, 16, c->nt, t, &a, &b);
+        break;
+    case FTI__DEC_DOWN:
+        w = &e->layers[l].down;
+        n_in = e->F;
+        fti__dec_share(e->C, 16, c->nt, t, &a, &b);
+        break;
+    case FTI__DEC_LOGITS:
+        w = &e->out;
+        fti__dec_share(e->V, 16, c->nt, t, &a, &b);
+        break;
+    default:
+        return NULL;
+    }
+    rb = fti_dtype_row_bytes(w->type, n_in);
+    *bytes = (b - a) * rb;
+    return (const char *)w->data + a * rb;
+}
+
+/* y[0, r1 - r0) = rows r0 .. r1-1 of W (n_in columns) · x, on the calling thread. */
 static void fti__dec_rows(fti__dec *c, int t, const fti__eng_w *w, const float *x, size_t n_in,
                           float *y, size_t r0, size_t r1) {
     fti_result rc;
     if (r0 >= r1) return;
     rc = fti_matmul_w(c->s->e->k, NULL, w->type,
-                      (const char *)w->data + r0 * fti_dtype_row_bytes(w->type, n_in), x, y + r0,
-                      1, r1 - r0, n_in);
+                      (const char *)w->data + r0 * fti_dtype_row_bytes(w->type, n_in), x, y, 1,
+                      r1 - r0, n_in);
     if (rc != FTI_OK) c->rc[t] = rc;
 }
 
-/* Heads [h0, h1) of q (or, k = 1, KV heads of the new k row) through RoPE; with k, the heads'
- * k and v rows rounded into the f16 cache. */
-static void fti__dec_rope(fti_session *s, size_t l, int k, size_t h0, size_t h1) {
+/* Kv heads [g0, g1) of layer l's new key (v = 0, through RoPE) or value row into the cache at
+ * s->pos: an f16 cache's through s->kbuf / s->vbuf and rounded, an f32 cache's straight into
+ * their places. */
+static void fti__dec_kv(fti__dec *c, int t, size_t l, int v, const float *xn, size_t g0,
+                        size_t g1) {
+    fti_session *s = c->s;
     const fti_engine *e = s->e;
-    size_t D = e->D, pos = s->pos;
-    if (h0 >= h1) return;
-    if (!k) {
-        fti__sess_rope(s, s->q + h0 * D, 1, h1 - h0, pos);
+    const fti__eng_w *w = v ? &e->layers[l].v : &e->layers[l].k;
+    size_t D = e->D, g;
+    if (g0 >= g1) return;
+    if (s->kv_f16) {
+        float *buf = (v ? s->vbuf : s->kbuf) + g0 * D;
+        fti__dec_rows(c, t, w, xn, e->C, buf, g0 * D, g1 * D);
+        if (!v) fti__sess_rope(s, buf, 1, g1 - g0, s->pos);
+        fti__kv_put(s, v, l, s->pos, buf - g0 * D, g0, g1);
         return;
     }
-    if (!s->kv_f16) {
-        fti__sess_rope(s, (float *)fti__kv_at(s, 0, l, pos) + h0 * D, 1, h1 - h0, pos);
-        return;
+    for (g = g0; g < g1; g = fti__kv_run(s, g, g1)) { /* each run of a cache row's heads */
+        size_t ge = fti__kv_run(s, g, g1);
+        float *dst = (float *)fti__kv_at(s, v, l, g, s->pos);
+        fti__dec_rows(c, t, w, xn, e->C, dst, g * D, ge * D);
+        if (!v) fti__sess_rope(s, dst, 1, ge - g, s->pos);
     }
-    fti__sess_rope(s, s->kbuf + h0 * D, 1, h1 - h0, pos);
-    fti_f32_to_f16_row(e->k, (uint16_t *)fti__kv_at(s, 0, l, pos) + h0 * D, s->kbuf + h0 * D,
-                       (h1 - h0) * D);
-    fti_f32_to_f16_row(e->k, (uint16_t *)fti__kv_at(s, 1, l, pos) + h0 * D, s->vbuf + h0 * D,
-                       (h1 - h0) * D);
 }
 
 /* Query heads [h0, h1) attend over the layer's cache (positions 0 .. pos). */
@@ -28673,19 +28782,19 @@ static void fti__dec_phase(fti__dec *c, size_t l, int phase, int t) {
     const fti__eng_layer *ly = l < e->L ? &e->layers[l] : NULL;
     size_t C = e->C, D = e->D, rep = e->H / e->KV, a, b, i;
     float *xn = s->xn + (size_t)t * C, eps = e->cfg.norm_eps;
-    /* the new k, v rows: in the cache (f32), or to round into it (f16) */
-    float *kc = s->kv_f16 ? s->kbuf : (float *)fti__kv_at(s, 0, l < e->L ? l : 0, s->pos);
-    float *vc = s->kv_f16 ? s->vbuf : (float *)fti__kv_at(s, 1, l < e->L ? l : 0, s->pos);
     switch (phase) {
     case FTI__DEC_QKV_ATTN: /* KV heads [a, b) and their query heads */
         fti_rmsnorm_fwd(k, xn, NULL, s->x, ly->attn_norm, 1, C, eps);
         fti__dec_share(e->KV, 1, c->nt, t, &a, &b);
-        fti__dec_rows(c, t, &ly->q, xn, C, s->q, a * rep * D, b * rep * D);
-        fti__dec_rows(c, t, &ly->k, xn, C, kc, a * D, b * D);
-        fti__dec_rows(c, t, &ly->v, xn, C, vc, a * D, b * D);
-        fti__dec_rope(s, l, 0, a * rep, b * rep);
-        fti__dec_rope(s, l, 1, a, b);
-        fti__dec_attn(s, l, a * rep, b * rep);
+        fti__dec_rows(c, t, &ly->q, xn, C, s->q + a * rep * D, a * rep * D, b * rep * D);
+        fti__dec_kv(c, t, l, 0, xn, a, b);
+        fti__dec_kv(c, t, l, 1, xn, a, b);
+        if (a < b) fti__sess_rope(s, s->q + a * rep * D, 1, (b - a) * rep, s->pos);
+        {
+            FTI__DEC_PROF(uint64_t p0 = fti_time_ns();)
+            fti__dec_attn(s, l, a * rep, b * rep);
+            FTI__DEC_PROF(if (t < 8) fti__dec_prof[t][FTI__DEC_PROF_ATTN] += fti_time_ns() - p0;)
+        }
         break;
     case FTI__DEC_QKV: { /* heads [a, b) of the stacked q (H), k (KV), v (KV) rows */
         size_t H = e->H, KV = e->KV, qa, qb, ka, kb, va, vb;
@@ -28694,17 +28803,10 @@ static void fti__dec_phase(fti__dec *c, size_t l, int phase, int t) {
         fti__dec_clip(a, b, 0, H, &qa, &qb);
         fti__dec_clip(a, b, H, H + KV, &ka, &kb);
         fti__dec_clip(a, b, H + KV, H + 2 * KV, &va, &vb);
-        fti__dec_rows(c, t, &ly->q, xn, C, s->q, qa * D, qb * D);
-        fti__dec_rows(c, t, &ly->k, xn, C, kc, ka * D, kb * D);
-        fti__dec_rows(c, t, &ly->v, xn, C, vc, va * D, vb * D);
-        fti__dec_rope(s, l, 0, qa, qb);
-        if (ka < kb) fti__sess_rope(s, kc + ka * D, 1, kb - ka, s->pos);
-        if (s->kv_f16 && ka < kb) /* rounded into the cache */
-            fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 0, l, s->pos) + ka * D, kc + ka * D,
-                               (kb - ka) * D);
-        if (s->kv_f16 && va < vb)
-            fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 1, l, s->pos) + va * D, vc + va * D,
-                               (vb - va) * D);
+        fti__dec_rows(c, t, &ly->q, xn, C, s->q + qa * D, qa * D, qb * D);
+        fti__dec_kv(c, t, l, 0, xn, ka, kb);
+        fti__dec_kv(c, t, l, 1, xn, va, vb);
+        if (qa < qb) fti__sess_rope(s, s->q + qa * D, 1, qb - qa, s->pos);
         break;
     }
     case FTI__DEC_ATTN:
@@ -28713,51 +28815,72 @@ static void fti__dec_phase(fti__dec *c, size_t l, int phase, int t) {
         break;
     case FTI__DEC_O:
         fti__dec_share(C, 16, c->nt, t, &a, &b);
-        fti__dec_rows(c, t, &ly->o, s->att_out, e->HD, s->xb, a, b);
+        fti__dec_rows(c, t, &ly->o, s->att_out, e->HD, s->xb + a, a, b);
         for (i = a; i < b; i++) s->x[i] += s->xb[i];
         break;
     case FTI__DEC_FFN:
         fti_rmsnorm_fwd(k, xn, NULL, s->x, ly->ffn_norm, 1, C, eps);
         fti__dec_share(e->F, 16, c->nt, t, &a, &b);
-        fti__dec_rows(c, t, &ly->gate, xn, C, s->hb, a, b);
-        fti__dec_rows(c, t, &ly->up, xn, C, s->hb2, a, b);
+        fti__dec_rows(c, t, &ly->gate, xn, C, s->hb + a, a, b);
+        fti__dec_rows(c, t, &ly->up, xn, C, s->hb2 + a, a, b);
         if (a < b) fti_swiglu_fwd(k, s->hb + a, s->hb + a, s->hb2 + a, b - a);
         break;
     case FTI__DEC_DOWN:
         fti__dec_share(C, 16, c->nt, t, &a, &b);
-        fti__dec_rows(c, t, &ly->down, s->hb, e->F, s->xb, a, b);
+        fti__dec_rows(c, t, &ly->down, s->hb, e->F, s->xb + a, a, b);
         for (i = a; i < b; i++) s->x[i] += s->xb[i];
         break;
     default: /* FTI__DEC_LOGITS */
         fti_rmsnorm_fwd(k, xn, NULL, s->x, e->out_norm, 1, C, eps);
         fti__dec_share(e->V, 16, c->nt, t, &a, &b);
-        fti__dec_rows(c, t, &e->out, xn, C, s->logits, a, b);
+        fti__dec_rows(c, t, &e->out, xn, C, s->logits + a, a, b);
         break;
     }
 }
 
 /* The whole token as one region (thread `thread` of c->nt). */
+#ifdef FTI_DECODE_PROFILE
+static void fti__dec_phase_prof(fti__dec *c, size_t l, int phase, int t, size_t nl, int np) {
+    uint64_t p0 = fti_time_ns(), p1;
+    fti__dec_phase(c, l, phase, t);
+    p1 = fti_time_ns();
+    if (t < 8) fti__dec_prof[t][phase] += p1 - p0;
+    if (np < 0) return;
+    fti__dec_wait(c, t, nl, np);
+    if (t < 8) fti__dec_prof[t][FTI__DEC_PROF_WAIT + phase] += fti_time_ns() - p1;
+}
+#define FTI__DEC_STEP(c, l, phase, t, nl, np) fti__dec_phase_prof(c, l, phase, t, nl, np)
+#else
+/* phase of layer l, then the barrier before phase np of layer nl (np < 0: none) */
+#define FTI__DEC_STEP(c, l, phase, t, nl, np)                                                      \
+    do {                                                                                           \
+        fti__dec_phase(c, l, phase, t);                                                            \
+        if ((np) >= 0) fti__dec_wait(c, t, nl, np);                                                \
+    } while (0)
+#endif
+
 static void fti__dec_task(void *vctx, size_t i0, size_t i1, int thread) {
     fti__dec *c = (fti__dec *)vctx;
     size_t l, L = c->s->e->L;
     (void)i0, (void)i1;
+    FTI__DEC_PROF(if (thread < 8) fti__dec_prof[thread][FTI__DEC_PROF_WAKE] +=
+                  fti_time_ns() - fti__dec_prof_t0;)
     for (l = 0; l < L; l++) {
         if (c->by_group) {
-            fti__dec_phase(c, l, FTI__DEC_QKV_ATTN, thread);
+            FTI__DEC_STEP(c, l, FTI__DEC_QKV_ATTN, thread, l, FTI__DEC_O);
         } else {
-            fti__dec_phase(c, l, FTI__DEC_QKV, thread);
-            fti__dec_wait(c);
-            fti__dec_phase(c, l, FTI__DEC_ATTN, thread);
+            FTI__DEC_STEP(c, l, FTI__DEC_QKV, thread, l, FTI__DEC_ATTN);
+            FTI__DEC_STEP(c, l, FTI__DEC_ATTN, thread, l, FTI__DEC_O);
         }
-        fti__dec_wait(c);
-        fti__dec_phase(c, l, FTI__DEC_O, thread);
-        fti__dec_wait(c);
-        fti__dec_phase(c, l, FTI__DEC_FFN, thread);
-        fti__dec_wait(c);
-        fti__dec_phase(c, l, FTI__DEC_DOWN, thread);
-        fti__dec_wait(c);
+        FTI__DEC_STEP(c, l, FTI__DEC_O, thread, l, FTI__DEC_FFN);
+        FTI__DEC_STEP(c, l, FTI__DEC_FFN, thread, l, FTI__DEC_DOWN);
+        FTI__DEC_STEP(c, l, FTI__DEC_DOWN, thread, l + 1,
+                      l + 1 == L ? FTI__DEC_LOGITS
+                                 : c->by_group ? FTI__DEC_QKV_ATTN : FTI__DEC_QKV);
     }
-    fti__dec_phase(c, L, FTI__DEC_LOGITS, thread);
+    FTI__DEC_STEP(c, L, FTI__DEC_LOGITS, thread, L, -1);
+    FTI__DEC_PROF(if (thread < 8) fti__dec_prof[thread][FTI__DEC_PROF_STEPS]++;)
+    FTI__DEC_PROF(if (thread == 0 && c->nt > 1) fti__dec_prof[0][FTI__DEC_PROF_STEPS + 1]++;)
 }
 
 /* One phase (c->layer, c->phase) as its own pool call: the form without atomics. */
@@ -28785,7 +28908,9 @@ static fti_result fti__sess_decode(fti_session *s, int32_t token, float *logits_
     c.phase = 0;
     c.bar_count = 0;
     c.bar_gen = 0;
+    c.pf_max = FTI_DECODE_PREFETCH;
     for (t = 0; t < c.nt; t++) c.rc[t] = FTI_OK;
+    FTI__DEC_PROF(fti__dec_prof_t0 = fti_time_ns();)
     fti_dequantize_row(e->k, e->embd.type, s->x, (const char *)e->embd.data + (size_t)token * embd_row,
                        e->C);
     if (c.nt == 1) {
@@ -28802,6 +28927,7 @@ static fti_result fti__sess_decode(fti_session *s, int32_t token, float *logits_
         fti_pool_each(pool, fti__dec_phase_task, &c);
 #endif
     }
+    FTI__DEC_PROF(fti__dec_prof[0][FTI__DEC_PROF_END] += fti_time_ns() - fti__dec_prof_t0;)
     for (t = 0; t < c.nt; t++)
         if (c.rc[t] != FTI_OK) return c.rc[t];
     s->pos++;
@@ -28852,21 +28978,35 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
                            (const char *)e->embd.data + (size_t)tokens[t] * embd_row, C);
     for (l = 0; l < e->L && rc == FTI_OK; l++) {
         const fti__eng_layer *ly = &e->layers[l];
-        /* (T, KVD) rows in the cache, or (f16 cache) to round into it after RoPE */
-        float *kc = s->kv_f16 ? s->kbuf : (float *)fti__kv_at(s, 0, l, pos0);
-        float *vc = s->kv_f16 ? s->vbuf : (float *)fti__kv_at(s, 1, l, pos0);
         fti__sess_attn ac;
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x, ly->attn_norm, T, C, eps);
         s->qws_x = NULL;
         rc = fti__sess_mm(s, &ly->q, s->xb, s->q, T, e->HD, C);
-        if (rc == FTI_OK) rc = fti__sess_mm(s, &ly->k, s->xb, kc, T, e->KVD, C);
-        if (rc == FTI_OK) rc = fti__sess_mm(s, &ly->v, s->xb, vc, T, e->KVD, C);
         if (rc != FTI_OK) break;
         fti__sess_rope(s, s->q, T, e->H, pos0);
-        fti__sess_rope(s, kc, T, e->KV, pos0);
-        if (s->kv_f16) {
-            fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 0, l, pos0), kc, T * e->KVD);
-            fti_f32_to_f16_row(k, (uint16_t *)fti__kv_at(s, 1, l, pos0), vc, T * e->KVD);
+        if (s->kv_f16) { /* (T, KVD) rows, then each kv head's rounded into the cache */
+            rc = fti__sess_mm(s, &ly->k, s->xb, s->kbuf, T, e->KVD, C);
+            if (rc == FTI_OK) rc = fti__sess_mm(s, &ly->v, s->xb, s->vbuf, T, e->KVD, C);
+            if (rc != FTI_OK) break;
+            fti__sess_rope(s, s->kbuf, T, e->KV, pos0);
+            for (t = 0; t < T; t++) {
+                fti__kv_put(s, 0, l, pos0 + t, s->kbuf + t * e->KVD, 0, e->KV);
+                fti__kv_put(s, 1, l, pos0 + t, s->vbuf + t * e->KVD, 0, e->KV);
+            }
+        } else { /* each kv head group's (T, per·D) rows straight into their place */
+            size_t g, per = s->kv_per;
+            for (g = 0; g < e->KV && rc == FTI_OK; g += per) {
+                fti__eng_w wk = ly->k, wv = ly->v;
+                float *kc = (float *)fti__kv_at(s, 0, l, g, pos0);
+                wk.data = (const char *)ly->k.data + g * e->D * fti_dtype_row_bytes(wk.type, C);
+                wv.data = (const char *)ly->v.data + g * e->D * fti_dtype_row_bytes(wv.type, C);
+                rc = fti__sess_mm(s, &wk, s->xb, kc, T, per * e->D, C);
+                if (rc == FTI_OK)
+                    rc = fti__sess_mm(s, &wv, s->xb, (float *)fti__kv_at(s, 1, l, g, pos0), T,
+                                      per * e->D, C);
+                fti__sess_rope(s, kc, T, per, pos0);
+            }
+            if (rc != FTI_OK) break;
         }
         if (pos0 + T > FTI__PF_ATTN_HEADS_MAX) { /* long prompts: attention through GEMMs */
             fti__sess_attn_gemm(s, l, T, pos0);
@@ -29527,16 +29667,11 @@ static fti_result fti__bt_forward(fti_batch *d, const int32_t *tok, size_t B, ft
         if (rc != FTI_OK) break;
         for (b = 0; b < B; b++) { /* RoPE at each row's own position; K, V into its cache */
             const fti_session *s = d->ss[b];
-            void *kc = fti__kv_at(s, 0, l, d->pos[b]), *vc = fti__kv_at(s, 1, l, d->pos[b]);
             fti__sess_rope(s, d->q + b * e->HD, 1, e->H, d->pos[b]);
             fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, d->pos[b]);
-            if (s->kv_f16) { /* rounded to f16 as the session's own forward does */
-                fti_f32_to_f16_row(k, (uint16_t *)kc, d->kn + b * e->KVD, e->KVD);
-                fti_f32_to_f16_row(k, (uint16_t *)vc, d->vn + b * e->KVD, e->KVD);
-            } else {
-                memcpy(kc, d->kn + b * e->KVD, e->KVD * sizeof(float));
-                memcpy(vc, d->vn + b * e->KVD, e->KVD * sizeof(float));
-            }
+            /* (rounded to f16 as the session's own forward does) */
+            fti__kv_put(s, 0, l, d->pos[b], d->kn + b * e->KVD, 0, e->KV);
+            fti__kv_put(s, 1, l, d->pos[b], d->vn + b * e->KVD, 0, e->KV);
         }
         ac.d = d;
         ac.layer = l;

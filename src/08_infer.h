@@ -4,8 +4,10 @@
  *
  *   fti_engine_open     maps a GGUF llama model (part 06) and keeps views of its tensors in
  *                       place: zero copy, any of F32/F16/BF16/Q8_0/Q4_0 straight from the file.
- *   fti_session_create  one conversation: the KV cache (L, n_ctx, KV*D) for keys and values, a
- *                       RoPE table and the scratch of one prefill batch, all carved from ONE block
+ *   fti_session_create  one conversation: the KV cache for keys and values, (L, KV/g, n_ctx,
+ *                       g*D) each (g kv heads per group: KV/threads when the session's decode
+ *                       threads share the heads evenly, so each thread reads its own memory; else
+ *                       g = KV, the plain (L, n_ctx, KV*D)), a RoPE table and the scratch of one prefill batch, all carved from ONE block
  *                       (caller memory or a single allocation): nothing is allocated after this.
  *   fti_session_eval    runs tokens through the model. Prompts go through in batches of n_batch
  *                       tokens, each layer's projections as one GEMM over the batch (part 02's
