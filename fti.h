@@ -28515,24 +28515,38 @@ static void fti__sess_smax_task(void *vctx, size_t i0, size_t i1, int thread) {
  * softmax, y_h (T, D) = P (T, n) . V_g (n, D), with n = pos0 + T cached positions. An f16 cache
  * is widened to f32 in blocks of n_batch positions (s->kbuf, s->vbuf), each block's products
  * added into y (so the extra memory is one batch of rows, not a layer). */
+/* Positions [j0, j0 + m) of the layer's keys (which = 0) or values (1) for an f16 cache: each kv
+ * head group's (m, g*D) rows widened into buf as (groups, m, g*D). Nothing for an f32 cache. */
+static void fti__sess_kv_widen(const fti_session *s, int which, size_t layer, size_t j0, size_t m,
+                               float *buf) {
+    size_t g, per = s->kv_per, D = s->e->D;
+    if (!s->kv_f16) return;
+    for (g = 0; g < s->e->KV; g += per)
+        fti_f16_to_f32_row(s->e->k, buf + g * m * D,
+                           (const uint16_t *)fti__kv_at(s, which, layer, g, j0), m * per * D);
+}
+
+/* kv head kh's first row of that block (row stride g*D): in buf (f16 cache, widened) or in the
+ * cache itself (f32). */
+static const float *fti__sess_kv_head(const fti_session *s, int which, size_t layer, size_t kh,
+                                      size_t j0, size_t m, const float *buf) {
+    size_t per = s->kv_per, D = s->e->D;
+    return s->kv_f16 ? buf + (kh / per) * per * m * D + (kh % per) * D
+                     : (const float *)fti__kv_at(s, which, layer, kh, j0);
+}
+
 static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, size_t pos0) {
     const fti_engine *e = s->e;
-    size_t h, g, D = e->D, rep = e->H / e->KV, n = pos0 + T, j0, per = s->kv_per, gw = per * D;
+    size_t h, D = e->D, rep = e->H / e->KV, n = pos0 + T, j0, gw = s->kv_per * D;
     size_t cb = s->kv_f16 ? s->n_batch : n; /* positions per block */
     fti__sess_smax sc;
     for (j0 = 0; j0 < n; j0 += cb) {
         size_t m = n - j0 < cb ? n - j0 : cb;
-        if (s->kv_f16) /* each kv head group's (m, gw) rows, widened: (groups, m, gw) */
-            for (g = 0; g < e->KV; g += per)
-                fti_f16_to_f32_row(e->k, s->kbuf + g * m * D,
-                                   (const uint16_t *)fti__kv_at(s, 0, layer, g, j0), m * gw);
-        for (h = 0; h < e->H; h++) {
-            size_t kh = h / rep;
-            const float *kc = s->kv_f16 ? s->kbuf + (kh / per) * per * m * D + (kh % per) * D
-                                        : (const float *)fti__kv_at(s, 0, layer, kh, j0);
-            fti_matmul(e->k, s->pool, FTI_MM_TRANS_B, T, m, D, s->q + h * D, e->HD, kc, gw,
+        fti__sess_kv_widen(s, 0, layer, j0, m, s->kbuf);
+        for (h = 0; h < e->H; h++)
+            fti_matmul(e->k, s->pool, FTI_MM_TRANS_B, T, m, D, s->q + h * D, e->HD,
+                       fti__sess_kv_head(s, 0, layer, h / rep, j0, m, s->kbuf), gw,
                        s->att + h * s->n_batch * s->n_ctx + j0, s->n_ctx);
-        }
     }
     sc.s = s;
     sc.T = T;
@@ -28541,18 +28555,12 @@ static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, si
     fti_pool_for(s->pool, e->H * T, 4, fti__sess_smax_task, &sc);
     for (j0 = 0; j0 < n; j0 += cb) {
         size_t m = n - j0 < cb ? n - j0 : cb;
-        if (s->kv_f16)
-            for (g = 0; g < e->KV; g += per)
-                fti_f16_to_f32_row(e->k, s->vbuf + g * m * D,
-                                   (const uint16_t *)fti__kv_at(s, 1, layer, g, j0), m * gw);
-        for (h = 0; h < e->H; h++) {
-            size_t kh = h / rep;
-            const float *vc = s->kv_f16 ? s->vbuf + (kh / per) * per * m * D + (kh % per) * D
-                                        : (const float *)fti__kv_at(s, 1, layer, kh, j0);
+        fti__sess_kv_widen(s, 1, layer, j0, m, s->vbuf);
+        for (h = 0; h < e->H; h++)
             fti_matmul(e->k, s->pool, j0 ? FTI_MM_ACCUMULATE : 0, T, D, m,
-                       s->att + h * s->n_batch * s->n_ctx + j0, s->n_ctx, vc, gw,
+                       s->att + h * s->n_batch * s->n_ctx + j0, s->n_ctx,
+                       fti__sess_kv_head(s, 1, layer, h / rep, j0, m, s->vbuf), gw,
                        s->att_out + h * D, e->HD);
-        }
     }
 }
 
