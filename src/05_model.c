@@ -1079,7 +1079,7 @@ static void fti__model_swiglu_bwd(float *dh12, const float *dg, const float *h12
 /* --- residual dropout -------------------------------------------------------------------------
  * out(n,C) = x(n,C) * keep / (1-p), keep = the element's hash is at or above p * 2^32. The hash
  * of element (row0 + i, c) of site s (2*layer + branch) is a SplitMix64-style finalizer of
- * key(seed, s) + (row0 + i) * C + c: one multiply-xorshift chain per element, 32 bits used. */
+ * key(seed, s) + (row0 + i) * C + c (part 00's fti__mix64), 32 bits used. */
 typedef struct fti__model_drop_ctx {
     float *out;
     const float *x;
@@ -1088,12 +1088,6 @@ typedef struct fti__model_drop_ctx {
     uint32_t thresh;
     float scale;
 } fti__model_drop_ctx;
-
-static uint64_t fti__model_drop_mix(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 static void fti__model_drop_task(void *vctx, size_t r0, size_t r1, int thread) {
     const fti__model_drop_ctx *c = (const fti__model_drop_ctx *)vctx;
@@ -1104,7 +1098,7 @@ static void fti__model_drop_task(void *vctx, size_t r0, size_t r1, int thread) {
         const float *x = c->x + i * c->C;
         float *o = c->out + i * c->C;
         for (j = 0; j < c->C; j++) {
-            uint32_t h = (uint32_t)(fti__model_drop_mix(e + j) >> 32);
+            uint32_t h = (uint32_t)(fti__mix64(e + j) >> 32);
             o[j] = h >= c->thresh ? x[j] * c->scale : 0.0f;
         }
     }
@@ -1119,7 +1113,7 @@ static void fti__model_p_dropout(const fti_model_acts *a, fti_pool *pool, float 
     c.x = x;
     c.C = a->d.C;
     c.row0 = a->drop_row0;
-    c.key = fti__model_drop_mix(a->drop_seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(site + 1)));
+    c.key = fti__mix64(a->drop_seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(site + 1)));
     c.thresh = th >= 4294967295.0 ? 0xffffffffu : (uint32_t)th;
     c.scale = 1.0f / (1.0f - a->drop_p);
     fti_pool_for(pool, n, 64, fti__model_drop_task, &c);
