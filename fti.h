@@ -8682,11 +8682,14 @@ FTI__AVX2 static void fti__quantize_q4_0_avx2(fti_block_q4_0 *dst, const float *
     }
 }
 
+/* The scale through F16C (_cvtsh_ss), not fti_f16_to_f32: gcc emits that call without a
+ * vzeroupper, and non-VEX SSE code run with dirty upper ymm halves made these loops 5× slower than
+ * the scalar reference on Zen 3 (1.1 GB/s against 5.6). */
 FTI__AVX2 static void fti__dequantize_q8_0_avx2(float *dst, const fti_block_q8_0 *src, size_t nb) {
     size_t b;
     int j;
     for (b = 0; b < nb; b++, dst += FTI_QK) {
-        __m256 d = _mm256_set1_ps(fti_f16_to_f32(src[b].d));
+        __m256 d = _mm256_set1_ps(_cvtsh_ss(src[b].d));
         __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)src[b].qs);
         __m128i h[2];
         h[0] = _mm256_castsi256_si128(q);
@@ -8704,7 +8707,7 @@ FTI__AVX2 static void fti__dequantize_q8_0_avx2(float *dst, const fti_block_q8_0
 FTI__AVX2 static void fti__dequantize_q4_0_avx2(float *dst, const fti_block_q4_0 *src, size_t nb) {
     size_t b;
     for (b = 0; b < nb; b++, dst += FTI_QK) {
-        __m256 d = _mm256_set1_ps(fti_f16_to_f32(src[b].d));
+        __m256 d = _mm256_set1_ps(_cvtsh_ss(src[b].d));
         __m128i q = _mm_loadu_si128((const __m128i *)(const void *)src[b].qs);
         __m128i lo = _mm_and_si128(q, _mm_set1_epi8(15));
         __m128i hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(15));
@@ -8884,113 +8887,207 @@ FTI__AVX2 static void fti__bf16_to_f32_avx2(float *dst, const uint16_t *src, siz
     fti__bf16_to_f32_ref(dst + i, src + i, n - i);
 }
 
-/* The wd·xd scales of block b of four rows (w0..w3; a row alone passes itself four times):
- * one fp16 conversion, then lane r broadcast per row. */
-#define FTI__Q_SCALES4_AVX2(w0, w1, w2, w3, b, xdb)                                                \
-    _mm_mul_ps(_mm_cvtph_ps(_mm_setr_epi16((short)(w0)[b].d, (short)(w1)[b].d, (short)(w2)[b].d,   \
-                                           (short)(w3)[b].d, 0, 0, 0, 0)),                         \
-               _mm_set1_ps(xdb))
-#define FTI__LANE_AVX2(s4, r) _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s4), _mm256_set1_epi32(r))
+/* --- quantized GEMV (decode) and the shared pieces of the AVX2 multi-row tiles ------------------
+ * Two blocks b, b+1 per step and four weight rows at a time. Each row's integer dots of the pair
+ * end in one vector p (lanes 0-3: block b, lanes 4-7: block b+1); fti__hsum4x2_epi32_avx2 turns
+ * the four rows' p into [row 0..3 of b | row 0..3 of b+1] (exact int32 sums), so the offset
+ * correction, the conversion and the scaling (wd·xd, one fp16 conversion for all 8) are one
+ * instruction each for 8 block-rows, without a per-row permute or horizontal sum. A row's result
+ * is (Σ over even blocks of s·int, in order) + (Σ over odd blocks), float lanes that no other row
+ * touches: the same bits wherever the row falls, alone or in a group of 4 (a group of fewer rows
+ * repeats a row's pointer), in the GEMV and in the tiles of 02_kernels_quant.c (the AVX2 table's
+ * decode and batched paths agree bit for bit). An odd last block is a pair with a zero second
+ * half (zero nibbles or zero dots, zero scale). */
 
-/* Q8_0 · Q8 activations: |x| (unsigned) times w with x's sign (signed) through maddubs. Four rows
- * at a time, rows i, i+q, i+2q, i+3q (four sequential streams) sharing x; a row left over takes
- * the same steps, so each row's result is the same bits wherever it falls. */
-#define FTI__Q8_AVX2_STEP(acc, wq, xa, xv, sc)                                                     \
-    acc = _mm256_fmadd_ps(                                                                         \
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(                                                      \
-            _mm256_maddubs_epi16(xa, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(wq)),   \
-                                                      xv)),                                        \
-            ones)),                                                                                \
-        sc, acc)
-FTI__AVX2 static void fti__gemv_q8_0_avx2(const void *W, size_t row_bytes, size_t rows,
-                                          const int8_t *xq, const float *xd, const int32_t *xs,
-                                          size_t nb, float *y) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    size_t r, b, q4 = rows / 4, st = q4 * row_bytes;
-    (void)xs;
-    for (r = 0; r < q4; r++) {
-        const fti_block_q8_0 *w0 = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
-        const fti_block_q8_0 *w1 = (const fti_block_q8_0 *)((const char *)w0 + st);
-        const fti_block_q8_0 *w2 = (const fti_block_q8_0 *)((const char *)w1 + st);
-        const fti_block_q8_0 *w3 = (const fti_block_q8_0 *)((const char *)w2 + st);
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (b = 0; b < nb; b++) {
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i xa = _mm256_sign_epi8(xv, xv);
-            __m128 s4 = FTI__Q_SCALES4_AVX2(w0, w1, w2, w3, b, xd[b]);
-            FTI__Q8_AVX2_STEP(a0, w0[b].qs, xa, xv, FTI__LANE_AVX2(s4, 0));
-            FTI__Q8_AVX2_STEP(a1, w1[b].qs, xa, xv, FTI__LANE_AVX2(s4, 1));
-            FTI__Q8_AVX2_STEP(a2, w2[b].qs, xa, xv, FTI__LANE_AVX2(s4, 2));
-            FTI__Q8_AVX2_STEP(a3, w3[b].qs, xa, xv, FTI__LANE_AVX2(s4, 3));
-        }
-        y[r] = fti__hsum_avx2(a0);
-        y[r + q4] = fti__hsum_avx2(a1);
-        y[r + 2 * q4] = fti__hsum_avx2(a2);
-        y[r + 3 * q4] = fti__hsum_avx2(a3);
-    }
-    for (r = 4 * q4; r < rows; r++) {
-        const fti_block_q8_0 *w = (const fti_block_q8_0 *)((const char *)W + r * row_bytes);
-        __m256 acc = _mm256_setzero_ps();
-        for (b = 0; b < nb; b++) {
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i xa = _mm256_sign_epi8(xv, xv);
-            __m128 s4 = FTI__Q_SCALES4_AVX2(w, w, w, w, b, xd[b]);
-            FTI__Q8_AVX2_STEP(acc, w[b].qs, xa, xv, FTI__LANE_AVX2(s4, 0));
-        }
-        y[r] = fti__hsum_avx2(acc);
-    }
+/* [Σ lanes 0-3 of p0, p1, p2, p3 | Σ lanes 4-7 of p0, p1, p2, p3] (a transposing reduction). */
+FTI__AVX2 static inline __attribute__((always_inline)) __m256i
+fti__hsum4x2_epi32_avx2(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
+    __m256i s01 = _mm256_add_epi32(_mm256_unpacklo_epi32(p0, p1), _mm256_unpackhi_epi32(p0, p1));
+    __m256i s23 = _mm256_add_epi32(_mm256_unpacklo_epi32(p2, p3), _mm256_unpackhi_epi32(p2, p3));
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
 }
 
-FTI__AVX2 static __m256i fti__q4_nibbles_avx2(const uint8_t *qs) {
-    __m128i q = _mm_loadu_si128((const __m128i *)qs);
-    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
-    return _mm256_and_si256(v, _mm256_set1_epi8(15));
+/* The fp16 scales of block b of rows w[0..3] as one 64-bit word (gathered in general registers,
+ * which the vector kernels leave idle). */
+#define FTI__D4_AVX2(w, b)                                                                         \
+    ((uint64_t)(w)[0][b].d | (uint64_t)(w)[1][b].d << 16 | (uint64_t)(w)[2][b].d << 32 |          \
+     (uint64_t)(w)[3][b].d << 48)
+
+/* [wd(r, b) | wd(r, b+1)] for r = 0..3 as floats from the two words of FTI__D4_AVX2. The empty
+ * asm keeps the words in general registers: without it gcc's SLP vectorizer builds them with a
+ * dozen vector shuffles, on the pipes the dots need. */
+FTI__AVX2 static inline __attribute__((always_inline)) __m256 fti__d8_avx2(uint64_t d0,
+                                                                            uint64_t d1) {
+    __asm__("" : "+r"(d0), "+r"(d1));
+    return _mm256_cvtph_ps(_mm_set_epi64x((long long)d1, (long long)d0));
 }
 
-/* Q4_0: unsigned nibbles q times signed x, minus 8·Σx (spread over the 8 lanes as -Σx each); four
- * rows at a time as the Q8_0 kernel above. */
-#define FTI__Q4_AVX2_STEP(acc, qs, xv, nx, sc)                                                     \
-    acc = _mm256_fmadd_ps(                                                                         \
-        _mm256_cvtepi32_ps(_mm256_add_epi32(                                                       \
-            _mm256_madd_epi16(_mm256_maddubs_epi16(fti__q4_nibbles_avx2(qs), xv), ones), nx)),     \
-        sc, acc)
-FTI__AVX2 static void fti__gemv_q4_0_avx2(const void *W, size_t row_bytes, size_t rows,
-                                          const int8_t *xq, const float *xd, const int32_t *xs,
-                                          size_t nb, float *y) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    size_t r, b, q4 = rows / 4, st = q4 * row_bytes;
-    for (r = 0; r < q4; r++) {
-        const fti_block_q4_0 *w0 = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
-        const fti_block_q4_0 *w1 = (const fti_block_q4_0 *)((const char *)w0 + st);
-        const fti_block_q4_0 *w2 = (const fti_block_q4_0 *)((const char *)w1 + st);
-        const fti_block_q4_0 *w3 = (const fti_block_q4_0 *)((const char *)w2 + st);
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (b = 0; b < nb; b++) {
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i nx = _mm256_set1_epi32(-xs[b]);
-            __m128 s4 = FTI__Q_SCALES4_AVX2(w0, w1, w2, w3, b, xd[b]);
-            FTI__Q4_AVX2_STEP(a0, w0[b].qs, xv, nx, FTI__LANE_AVX2(s4, 0));
-            FTI__Q4_AVX2_STEP(a1, w1[b].qs, xv, nx, FTI__LANE_AVX2(s4, 1));
-            FTI__Q4_AVX2_STEP(a2, w2[b].qs, xv, nx, FTI__LANE_AVX2(s4, 2));
-            FTI__Q4_AVX2_STEP(a3, w3[b].qs, xv, nx, FTI__LANE_AVX2(s4, 3));
-        }
-        y[r] = fti__hsum_avx2(a0);
-        y[r + q4] = fti__hsum_avx2(a1);
-        y[r + 2 * q4] = fti__hsum_avx2(a2);
-        y[r + 3 * q4] = fti__hsum_avx2(a3);
-    }
-    for (r = 4 * q4; r < rows; r++) {
-        const fti_block_q4_0 *w = (const fti_block_q4_0 *)((const char *)W + r * row_bytes);
-        __m256 acc = _mm256_setzero_ps();
-        for (b = 0; b < nb; b++) {
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-            __m256i nx = _mm256_set1_epi32(-xs[b]);
-            __m128 s4 = FTI__Q_SCALES4_AVX2(w, w, w, w, b, xd[b]);
-            FTI__Q4_AVX2_STEP(acc, w[b].qs, xv, nx, FTI__LANE_AVX2(s4, 0));
-        }
-        y[r] = fti__hsum_avx2(acc);
-    }
+/* Two floats (or ints) as [a ×4 | b ×4]. */
+FTI__AVX2 static inline __attribute__((always_inline)) __m256 fti__pair_ps_avx2(float a, float b) {
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_set1_ps(a)), _mm_set1_ps(b), 1);
 }
+FTI__AVX2 static inline __attribute__((always_inline)) __m256i fti__pair_epi32_avx2(int32_t a,
+                                                                                     int32_t b) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi32(a)), _mm_set1_epi32(b), 1);
+}
+
+/* Q4_0 nibbles of blocks b, b+1 of a row: lo = elements 0..15 of b | of b+1 (q & 15), hi = 16..31
+ * ((q >> 4) & 15). fti__q4_nib1_avx2: block b alone, zeros for b+1. */
+#define FTI__Q4_NIB2_AVX2(wb, lo, hi)                                                              \
+    do {                                                                                           \
+        __m256i q_ = _mm256_inserti128_si256(                                                      \
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(wb)[0].qs)),                  \
+            _mm_loadu_si128((const __m128i *)(wb)[1].qs), 1);                                      \
+        lo = _mm256_and_si256(q_, m4);                                                             \
+        hi = _mm256_and_si256(_mm256_srli_epi16(q_, 4), m4);                                       \
+    } while (0)
+#define FTI__Q4_NIB1_AVX2(wb, lo, hi)                                                              \
+    do {                                                                                           \
+        __m256i q_ = _mm256_inserti128_si256(_mm256_setzero_si256(),                               \
+                                             _mm_loadu_si128((const __m128i *)(wb)[0].qs), 0);     \
+        lo = _mm256_and_si256(q_, m4);                                                             \
+        hi = _mm256_and_si256(_mm256_srli_epi16(q_, 4), m4);                                       \
+    } while (0)
+/* A row's int32 dots of the pair: nibbles times x (|each int16| <= 2·2·15·127, no saturation). */
+#define FTI__Q4_DOT2_AVX2(lo, hi, xlo, xhi)                                                        \
+    _mm256_madd_epi16(                                                                             \
+        _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi)), ones)
+
+/* Q8_0: a row's int32 dots of block b (|x| times w with x's sign), as 8 lanes. */
+#define FTI__Q8_DOT1_AVX2(wq, xa, xv)                                                              \
+    _mm256_madd_epi16(                                                                             \
+        _mm256_maddubs_epi16(xa, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(wq)), xv)), \
+        ones)
+/* Two blocks' 8 lanes each folded into [b's lanes 0-3 + 4-7 | b+1's 4-7 + 0-3]. */
+FTI__AVX2 static inline __attribute__((always_inline)) __m256i fti__fold2_epi32_avx2(__m256i p,
+                                                                                      __m256i q) {
+    return _mm256_add_epi32(_mm256_blend_epi32(p, q, 0xf0), _mm256_permute2x128_si256(p, q, 0x21));
+}
+
+/* Rows w[0..3] of Q8_0 times the quantized x: the four results. (The row loops are written out:
+ * gcc -O2 keeps a loop over 4 rows and its vectors in memory.) */
+FTI__AVX2 static __m128 fti__gemv_q8_0_rows4_avx2(const fti_block_q8_0 *const *w,
+                                                  const int8_t *xq, const float *xd, size_t nb) {
+    const __m256i ones = _mm256_set1_epi16(1), z = _mm256_setzero_si256();
+    const fti_block_q8_0 *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+    const fti_block_q8_0 *const wr[4] = {w0, w1, w2, w3};
+    __m256 acc = _mm256_setzero_ps();
+    size_t b;
+    for (b = 0; b + 2 <= nb; b += 2) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK + FTI_QK));
+        __m256i a0 = _mm256_sign_epi8(x0, x0), a1 = _mm256_sign_epi8(x1, x1);
+        __m256 sc = _mm256_mul_ps(fti__d8_avx2(FTI__D4_AVX2(wr, b), FTI__D4_AVX2(wr, b + 1)),
+                                  fti__pair_ps_avx2(xd[b], xd[b + 1]));
+        __m256i p0 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w0[b].qs, a0, x0),
+                                           FTI__Q8_DOT1_AVX2(w0[b + 1].qs, a1, x1));
+        __m256i p1 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w1[b].qs, a0, x0),
+                                           FTI__Q8_DOT1_AVX2(w1[b + 1].qs, a1, x1));
+        __m256i p2 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w2[b].qs, a0, x0),
+                                           FTI__Q8_DOT1_AVX2(w2[b + 1].qs, a1, x1));
+        __m256i p3 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w3[b].qs, a0, x0),
+                                           FTI__Q8_DOT1_AVX2(w3[b + 1].qs, a1, x1));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fti__hsum4x2_epi32_avx2(p0, p1, p2, p3)), sc, acc);
+    }
+    if (b < nb) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+        __m256i a0 = _mm256_sign_epi8(x0, x0);
+        __m256 sc = _mm256_mul_ps(fti__d8_avx2(FTI__D4_AVX2(wr, b), 0),
+                                  fti__pair_ps_avx2(xd[b], 0.0f));
+        __m256i p0 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w0[b].qs, a0, x0), z);
+        __m256i p1 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w1[b].qs, a0, x0), z);
+        __m256i p2 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w2[b].qs, a0, x0), z);
+        __m256i p3 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w3[b].qs, a0, x0), z);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fti__hsum4x2_epi32_avx2(p0, p1, p2, p3)), sc, acc);
+    }
+    return _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+}
+
+/* Rows w[0..3] of Q4_0 times the quantized x: nibbles (unsigned) times x, minus 8·Σx per block
+ * (exact, in int32, before the conversion). */
+FTI__AVX2 static __m128 fti__gemv_q4_0_rows4_avx2(const fti_block_q4_0 *const *w,
+                                                  const int8_t *xq, const float *xd,
+                                                  const int32_t *xs, size_t nb) {
+    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(15);
+    const fti_block_q4_0 *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+    const fti_block_q4_0 *const wr[4] = {w0, w1, w2, w3};
+    __m256 acc = _mm256_setzero_ps();
+    __m256i l0, h0, l1, h1, l2, h2, l3, h3;
+    size_t b;
+    for (b = 0; b + 2 <= nb; b += 2) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK + FTI_QK));
+        __m256i xlo = _mm256_permute2x128_si256(x0, x1, 0x20);
+        __m256i xhi = _mm256_permute2x128_si256(x0, x1, 0x31);
+        __m256i c = _mm256_slli_epi32(fti__pair_epi32_avx2(xs[b], xs[b + 1]), 3);
+        __m256 sc = _mm256_mul_ps(fti__d8_avx2(FTI__D4_AVX2(wr, b), FTI__D4_AVX2(wr, b + 1)),
+                                  fti__pair_ps_avx2(xd[b], xd[b + 1]));
+        FTI__Q4_NIB2_AVX2(w0 + b, l0, h0);
+        FTI__Q4_NIB2_AVX2(w1 + b, l1, h1);
+        FTI__Q4_NIB2_AVX2(w2 + b, l2, h2);
+        FTI__Q4_NIB2_AVX2(w3 + b, l3, h3);
+        acc = _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(_mm256_sub_epi32(
+                fti__hsum4x2_epi32_avx2(
+                    FTI__Q4_DOT2_AVX2(l0, h0, xlo, xhi), FTI__Q4_DOT2_AVX2(l1, h1, xlo, xhi),
+                    FTI__Q4_DOT2_AVX2(l2, h2, xlo, xhi), FTI__Q4_DOT2_AVX2(l3, h3, xlo, xhi)),
+                c)),
+            sc, acc);
+    }
+    if (b < nb) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+        __m256i xlo = _mm256_permute2x128_si256(x0, x0, 0x80);
+        __m256i xhi = _mm256_permute2x128_si256(x0, x0, 0x81);
+        __m256i c = _mm256_slli_epi32(fti__pair_epi32_avx2(xs[b], 0), 3);
+        __m256 sc = _mm256_mul_ps(fti__d8_avx2(FTI__D4_AVX2(wr, b), 0),
+                                  fti__pair_ps_avx2(xd[b], 0.0f));
+        FTI__Q4_NIB1_AVX2(w0 + b, l0, h0);
+        FTI__Q4_NIB1_AVX2(w1 + b, l1, h1);
+        FTI__Q4_NIB1_AVX2(w2 + b, l2, h2);
+        FTI__Q4_NIB1_AVX2(w3 + b, l3, h3);
+        acc = _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(_mm256_sub_epi32(
+                fti__hsum4x2_epi32_avx2(
+                    FTI__Q4_DOT2_AVX2(l0, h0, xlo, xhi), FTI__Q4_DOT2_AVX2(l1, h1, xlo, xhi),
+                    FTI__Q4_DOT2_AVX2(l2, h2, xlo, xhi), FTI__Q4_DOT2_AVX2(l3, h3, xlo, xhi)),
+                c)),
+            sc, acc);
+    }
+    return _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+}
+
+/* Rows four at a time from the four quarters of the range (rows i, i+q, i+2q, i+3q: four
+ * sequential streams sharing x); the 1-3 rows left over go together, the last repeated. */
+#define FTI__GEMV_Q_AVX2(name, block, call)                                                        \
+    FTI__AVX2 static void name(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,     \
+                               const float *xd, const int32_t *xs, size_t nb, float *y) {         \
+        size_t r, q4 = rows / 4, st = q4 * row_bytes, j;                                           \
+        const block *w[4];                                                                         \
+        float o[4];                                                                                \
+        (void)xs;                                                                                  \
+        for (r = 0; r < q4; r++) {                                                                 \
+            __m128 v;                                                                              \
+            for (j = 0; j < 4; j++)                                                                \
+                w[j] = (const block *)(const void *)((const char *)W + r * row_bytes + j * st);    \
+            v = call;                                                                              \
+            y[r] = _mm_cvtss_f32(v);                                                               \
+            _mm_storeu_ps(o, v);                                                                   \
+            y[r + q4] = o[1];                                                                      \
+            y[r + 2 * q4] = o[2];                                                                  \
+            y[r + 3 * q4] = o[3];                                                                  \
+        }                                                                                          \
+        if (4 * q4 < rows) {                                                                       \
+            for (j = 0; j < 4; j++) {                                                              \
+                r = 4 * q4 + j < rows ? 4 * q4 + j : rows - 1;                                     \
+                w[j] = (const block *)(const void *)((const char *)W + r * row_bytes);             \
+            }                                                                                      \
+            _mm_storeu_ps(o, call);                                                                \
+            for (r = 4 * q4; r < rows; r++) y[r] = o[r - 4 * q4];                                  \
+        }                                                                                          \
+    }
+FTI__GEMV_Q_AVX2(fti__gemv_q8_0_avx2, fti_block_q8_0, fti__gemv_q8_0_rows4_avx2(w, xq, xd, nb))
+FTI__GEMV_Q_AVX2(fti__gemv_q4_0_avx2, fti_block_q4_0, fti__gemv_q4_0_rows4_avx2(w, xq, xd, xs, nb))
+#undef FTI__GEMV_Q_AVX2
 
 FTI__AVX2 static void fti__quantize_x_avx2(const float *x, size_t nb, int8_t *xq, float *xd,
                                            int32_t *xs) {
@@ -9744,6 +9841,13 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
     }
 }
 
+/* A Q4_0 block's 32 nibbles in element order (elements 0..15 | 16..31). */
+FTI__AVX2 static __m256i fti__q4_nibbles_avx2(const uint8_t *qs) {
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
+    return _mm256_and_si256(v, _mm256_set1_epi8(15));
+}
+
 /* Q4_0 with VNNI, two blocks per zmm. The nibbles of blocks b, b+1 load as 128-bit lanes
  * [lo(b), lo(b+1), hi(b), hi(b+1)] (lo = elements 0..15, hi = 16..31), so x's lanes are
  * permuted to match (0xd8) and int32 lanes 0-3, 8-11 belong to b, 4-7, 12-15 to b+1.
@@ -10270,76 +10374,114 @@ static void fti__qtile_q4_0_ref(const char *const *w, const int8_t *const *xq,
 #if defined(FTI__X86)
 FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 
-/* AVX2, Q8_0: two weight rows at a time against the 4 activation rows (8 accumulators). */
-FTI__AVX2 static void fti__qtile_q8_0_avx2(const char *const *w, const int8_t *const *xq,
-                                           const float *const *xd, const int32_t *const *xs,
-                                           size_t nb, float *out) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    size_t rp, b, m;
-    (void)xs;
+/* AVX2: the GEMV's steps (fti__gemv_q8_0_rows4_avx2, fti__gemv_q4_0_rows4_avx2 in
+ * 02_kernels_isa_x86.c: pairs of blocks, the 4 weight rows' dots reduced together, even and odd
+ * blocks in separate lanes) for each of the 4 activation rows, so a tile's outputs are the
+ * decode GEMV's bits; the weights (|w| for Q8_0, the nibbles for Q4_0) and their fp16 scales are
+ * loaded once per pair for the 4 activation rows. two = 0: block b alone (the last of an odd
+ * nb), zeros in the second half. */
+FTI__AVX2 static inline __attribute__((always_inline)) void
+fti__qtile_q8_0_pair_avx2(const fti_block_q8_0 *const *w, const int8_t *const *xq,
+                          const float *const *xd, size_t b, int two, __m256 *acc) {
+    const __m256i ones = _mm256_set1_epi16(1), z = _mm256_setzero_si256();
+    __m256 d8 = fti__d8_avx2(FTI__D4_AVX2(w, b), two ? FTI__D4_AVX2(w, b + 1) : 0);
+    __m256i v0[4], v1[4], p[4];
+    size_t m;
+    int r;
+    for (r = 0; r < 4; r++) {
+        v0[r] = _mm256_loadu_si256((const __m256i *)w[r][b].qs);
+        v1[r] = two ? _mm256_loadu_si256((const __m256i *)w[r][b + 1].qs) : z;
+    }
     FTI__UNROLL4
-    for (rp = 0; rp < 4; rp += 2) {
-        const fti_block_q8_0 *w0 = (const fti_block_q8_0 *)w[rp];
-        const fti_block_q8_0 *w1 = (const fti_block_q8_0 *)w[rp + 1];
-        __m256 acc[4][2];
-        FTI__UNROLL4
-        for (m = 0; m < 4; m++) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
-        for (b = 0; b < nb; b++) {
-            __m256i v0 = _mm256_loadu_si256((const __m256i *)w0[b].qs);
-            __m256i v1 = _mm256_loadu_si256((const __m256i *)w1[b].qs);
-            __m256i a0 = _mm256_sign_epi8(v0, v0), a1 = _mm256_sign_epi8(v1, v1);
-            float d0 = _cvtsh_ss(w0[b].d), d1 = _cvtsh_ss(w1[b].d);
-            FTI__UNROLL4
-            for (m = 0; m < 4; m++) {
-                __m256i x = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
-                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(x, v0)), ones);
-                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(x, v1)), ones);
-                float xs_ = xd[m][b];
-                acc[m][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * xs_), acc[m][0]);
-                acc[m][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * xs_), acc[m][1]);
-            }
+    for (m = 0; m < 4; m++) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
+        __m256i x1 = two ? _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK + FTI_QK)) : z;
+        __m256 sc = _mm256_mul_ps(d8, fti__pair_ps_avx2(xd[m][b], two ? xd[m][b + 1] : 0.0f));
+        for (r = 0; r < 4; r++) {
+            __m256i d0 = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(_mm256_sign_epi8(v0[r], v0[r]), _mm256_sign_epi8(x0, v0[r])),
+                ones);
+            __m256i d1 = two ? _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v1[r], v1[r]),
+                                                                      _mm256_sign_epi8(x1, v1[r])),
+                                                 ones)
+                             : z;
+            p[r] = fti__fold2_epi32_avx2(d0, d1);
         }
-        FTI__UNROLL4
-        for (m = 0; m < 4; m++) {
-            out[m * 4 + rp] = fti__hsum_avx2(acc[m][0]);
-            out[m * 4 + rp + 1] = fti__hsum_avx2(acc[m][1]);
-        }
+        acc[m] = _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(fti__hsum4x2_epi32_avx2(p[0], p[1], p[2], p[3])), sc, acc[m]);
     }
 }
 
-/* AVX2, Q4_0: nibbles (unsigned) times x (signed), -Σx per lane undoes the +8 offset. */
+FTI__AVX2 static inline __attribute__((always_inline)) void
+fti__qtile_q4_0_pair_avx2(const fti_block_q4_0 *const *w, const int8_t *const *xq,
+                          const float *const *xd, const int32_t *const *xs, size_t b, int two,
+                          __m256 *acc) {
+    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(15);
+    __m256 d8 = fti__d8_avx2(FTI__D4_AVX2(w, b), two ? FTI__D4_AVX2(w, b + 1) : 0);
+    __m256i lo[4], hi[4], p[4];
+    size_t m;
+    int r;
+    for (r = 0; r < 4; r++) {
+        if (two)
+            FTI__Q4_NIB2_AVX2(w[r] + b, lo[r], hi[r]);
+        else
+            FTI__Q4_NIB1_AVX2(w[r] + b, lo[r], hi[r]);
+    }
+    FTI__UNROLL4
+    for (m = 0; m < 4; m++) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
+        __m256i x1 = two ? _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK + FTI_QK)) : x0;
+        __m256i xlo = _mm256_permute2x128_si256(x0, x1, two ? 0x20 : 0x80);
+        __m256i xhi = _mm256_permute2x128_si256(x0, x1, two ? 0x31 : 0x81);
+        __m256i c = _mm256_slli_epi32(fti__pair_epi32_avx2(xs[m][b], two ? xs[m][b + 1] : 0), 3);
+        __m256 sc = _mm256_mul_ps(d8, fti__pair_ps_avx2(xd[m][b], two ? xd[m][b + 1] : 0.0f));
+        for (r = 0; r < 4; r++) p[r] = FTI__Q4_DOT2_AVX2(lo[r], hi[r], xlo, xhi);
+        acc[m] = _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(
+                _mm256_sub_epi32(fti__hsum4x2_epi32_avx2(p[0], p[1], p[2], p[3]), c)),
+            sc, acc[m]);
+    }
+}
+
+/* out[m*4 + r] = lanes r and r + 4 of acc[m] added (odd blocks' sum to even blocks'). */
+FTI__AVX2 static void fti__qtile_store_avx2(const __m256 *acc, float *out) {
+    size_t m;
+    for (m = 0; m < 4; m++)
+        _mm_storeu_ps(out + 4 * m, _mm_add_ps(_mm256_castps256_ps128(acc[m]),
+                                              _mm256_extractf128_ps(acc[m], 1)));
+}
+
+FTI__AVX2 static void fti__qtile_q8_0_avx2(const char *const *w, const int8_t *const *xq,
+                                           const float *const *xd, const int32_t *const *xs,
+                                           size_t nb, float *out) {
+    const fti_block_q8_0 *wr[4];
+    __m256 acc[4];
+    size_t b;
+    int r;
+    (void)xs;
+    for (r = 0; r < 4; r++) {
+        wr[r] = (const fti_block_q8_0 *)(const void *)w[r];
+        acc[r] = _mm256_setzero_ps();
+    }
+    for (b = 0; b + 2 <= nb; b += 2) fti__qtile_q8_0_pair_avx2(wr, xq, xd, b, 1, acc);
+    if (b < nb) fti__qtile_q8_0_pair_avx2(wr, xq, xd, b, 0, acc);
+    fti__qtile_store_avx2(acc, out);
+}
+
 FTI__AVX2 static void fti__qtile_q4_0_avx2(const char *const *w, const int8_t *const *xq,
                                            const float *const *xd, const int32_t *const *xs,
                                            size_t nb, float *out) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    size_t rp, b, m;
-    FTI__UNROLL4
-    for (rp = 0; rp < 4; rp += 2) {
-        const fti_block_q4_0 *w0 = (const fti_block_q4_0 *)w[rp];
-        const fti_block_q4_0 *w1 = (const fti_block_q4_0 *)w[rp + 1];
-        __m256 acc[4][2];
-        FTI__UNROLL4
-        for (m = 0; m < 4; m++) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
-        for (b = 0; b < nb; b++) {
-            __m256i q0 = fti__q4_nibbles_avx2(w0[b].qs), q1 = fti__q4_nibbles_avx2(w1[b].qs);
-            float d0 = _cvtsh_ss(w0[b].d), d1 = _cvtsh_ss(w1[b].d);
-            FTI__UNROLL4
-            for (m = 0; m < 4; m++) {
-                __m256i x = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
-                __m256i c = _mm256_set1_epi32(-xs[m][b]);
-                __m256i p0 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q0, x), ones), c);
-                __m256i p1 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q1, x), ones), c);
-                float xs_ = xd[m][b];
-                acc[m][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * xs_), acc[m][0]);
-                acc[m][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * xs_), acc[m][1]);
-            }
-        }
-        FTI__UNROLL4
-        for (m = 0; m < 4; m++) {
-            out[m * 4 + rp] = fti__hsum_avx2(acc[m][0]);
-            out[m * 4 + rp + 1] = fti__hsum_avx2(acc[m][1]);
-        }
+    const fti_block_q4_0 *wr[4];
+    __m256 acc[4];
+    size_t b;
+    int r;
+    for (r = 0; r < 4; r++) {
+        wr[r] = (const fti_block_q4_0 *)(const void *)w[r];
+        acc[r] = _mm256_setzero_ps();
     }
+    for (b = 0; b + 2 <= nb; b += 2) fti__qtile_q4_0_pair_avx2(wr, xq, xd, xs, b, 1, acc);
+    if (b < nb) fti__qtile_q4_0_pair_avx2(wr, xq, xd, xs, b, 0, acc);
+    fti__qtile_store_avx2(acc, out);
 }
 
 #if !defined(FTI_NO_AVX512)

@@ -101,76 +101,114 @@ static void fti__qtile_q4_0_ref(const char *const *w, const int8_t *const *xq,
 #if defined(FTI__X86)
 FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 
-/* AVX2, Q8_0: two weight rows at a time against the 4 activation rows (8 accumulators). */
-FTI__AVX2 static void fti__qtile_q8_0_avx2(const char *const *w, const int8_t *const *xq,
-                                           const float *const *xd, const int32_t *const *xs,
-                                           size_t nb, float *out) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    size_t rp, b, m;
-    (void)xs;
+/* AVX2: the GEMV's steps (fti__gemv_q8_0_rows4_avx2, fti__gemv_q4_0_rows4_avx2 in
+ * 02_kernels_isa_x86.c: pairs of blocks, the 4 weight rows' dots reduced together, even and odd
+ * blocks in separate lanes) for each of the 4 activation rows, so a tile's outputs are the
+ * decode GEMV's bits; the weights (|w| for Q8_0, the nibbles for Q4_0) and their fp16 scales are
+ * loaded once per pair for the 4 activation rows. two = 0: block b alone (the last of an odd
+ * nb), zeros in the second half. */
+FTI__AVX2 static inline __attribute__((always_inline)) void
+fti__qtile_q8_0_pair_avx2(const fti_block_q8_0 *const *w, const int8_t *const *xq,
+                          const float *const *xd, size_t b, int two, __m256 *acc) {
+    const __m256i ones = _mm256_set1_epi16(1), z = _mm256_setzero_si256();
+    __m256 d8 = fti__d8_avx2(FTI__D4_AVX2(w, b), two ? FTI__D4_AVX2(w, b + 1) : 0);
+    __m256i v0[4], v1[4], p[4];
+    size_t m;
+    int r;
+    for (r = 0; r < 4; r++) {
+        v0[r] = _mm256_loadu_si256((const __m256i *)w[r][b].qs);
+        v1[r] = two ? _mm256_loadu_si256((const __m256i *)w[r][b + 1].qs) : z;
+    }
     FTI__UNROLL4
-    for (rp = 0; rp < 4; rp += 2) {
-        const fti_block_q8_0 *w0 = (const fti_block_q8_0 *)w[rp];
-        const fti_block_q8_0 *w1 = (const fti_block_q8_0 *)w[rp + 1];
-        __m256 acc[4][2];
-        FTI__UNROLL4
-        for (m = 0; m < 4; m++) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
-        for (b = 0; b < nb; b++) {
-            __m256i v0 = _mm256_loadu_si256((const __m256i *)w0[b].qs);
-            __m256i v1 = _mm256_loadu_si256((const __m256i *)w1[b].qs);
-            __m256i a0 = _mm256_sign_epi8(v0, v0), a1 = _mm256_sign_epi8(v1, v1);
-            float d0 = _cvtsh_ss(w0[b].d), d1 = _cvtsh_ss(w1[b].d);
-            FTI__UNROLL4
-            for (m = 0; m < 4; m++) {
-                __m256i x = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
-                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(x, v0)), ones);
-                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(x, v1)), ones);
-                float xs_ = xd[m][b];
-                acc[m][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * xs_), acc[m][0]);
-                acc[m][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * xs_), acc[m][1]);
-            }
+    for (m = 0; m < 4; m++) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
+        __m256i x1 = two ? _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK + FTI_QK)) : z;
+        __m256 sc = _mm256_mul_ps(d8, fti__pair_ps_avx2(xd[m][b], two ? xd[m][b + 1] : 0.0f));
+        for (r = 0; r < 4; r++) {
+            __m256i d0 = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(_mm256_sign_epi8(v0[r], v0[r]), _mm256_sign_epi8(x0, v0[r])),
+                ones);
+            __m256i d1 = two ? _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v1[r], v1[r]),
+                                                                      _mm256_sign_epi8(x1, v1[r])),
+                                                 ones)
+                             : z;
+            p[r] = fti__fold2_epi32_avx2(d0, d1);
         }
-        FTI__UNROLL4
-        for (m = 0; m < 4; m++) {
-            out[m * 4 + rp] = fti__hsum_avx2(acc[m][0]);
-            out[m * 4 + rp + 1] = fti__hsum_avx2(acc[m][1]);
-        }
+        acc[m] = _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(fti__hsum4x2_epi32_avx2(p[0], p[1], p[2], p[3])), sc, acc[m]);
     }
 }
 
-/* AVX2, Q4_0: nibbles (unsigned) times x (signed), -Σx per lane undoes the +8 offset. */
+FTI__AVX2 static inline __attribute__((always_inline)) void
+fti__qtile_q4_0_pair_avx2(const fti_block_q4_0 *const *w, const int8_t *const *xq,
+                          const float *const *xd, const int32_t *const *xs, size_t b, int two,
+                          __m256 *acc) {
+    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(15);
+    __m256 d8 = fti__d8_avx2(FTI__D4_AVX2(w, b), two ? FTI__D4_AVX2(w, b + 1) : 0);
+    __m256i lo[4], hi[4], p[4];
+    size_t m;
+    int r;
+    for (r = 0; r < 4; r++) {
+        if (two)
+            FTI__Q4_NIB2_AVX2(w[r] + b, lo[r], hi[r]);
+        else
+            FTI__Q4_NIB1_AVX2(w[r] + b, lo[r], hi[r]);
+    }
+    FTI__UNROLL4
+    for (m = 0; m < 4; m++) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
+        __m256i x1 = two ? _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK + FTI_QK)) : x0;
+        __m256i xlo = _mm256_permute2x128_si256(x0, x1, two ? 0x20 : 0x80);
+        __m256i xhi = _mm256_permute2x128_si256(x0, x1, two ? 0x31 : 0x81);
+        __m256i c = _mm256_slli_epi32(fti__pair_epi32_avx2(xs[m][b], two ? xs[m][b + 1] : 0), 3);
+        __m256 sc = _mm256_mul_ps(d8, fti__pair_ps_avx2(xd[m][b], two ? xd[m][b + 1] : 0.0f));
+        for (r = 0; r < 4; r++) p[r] = FTI__Q4_DOT2_AVX2(lo[r], hi[r], xlo, xhi);
+        acc[m] = _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(
+                _mm256_sub_epi32(fti__hsum4x2_epi32_avx2(p[0], p[1], p[2], p[3]), c)),
+            sc, acc[m]);
+    }
+}
+
+/* out[m*4 + r] = lanes r and r + 4 of acc[m] added (odd blocks' sum to even blocks'). */
+FTI__AVX2 static void fti__qtile_store_avx2(const __m256 *acc, float *out) {
+    size_t m;
+    for (m = 0; m < 4; m++)
+        _mm_storeu_ps(out + 4 * m, _mm_add_ps(_mm256_castps256_ps128(acc[m]),
+                                              _mm256_extractf128_ps(acc[m], 1)));
+}
+
+FTI__AVX2 static void fti__qtile_q8_0_avx2(const char *const *w, const int8_t *const *xq,
+                                           const float *const *xd, const int32_t *const *xs,
+                                           size_t nb, float *out) {
+    const fti_block_q8_0 *wr[4];
+    __m256 acc[4];
+    size_t b;
+    int r;
+    (void)xs;
+    for (r = 0; r < 4; r++) {
+        wr[r] = (const fti_block_q8_0 *)(const void *)w[r];
+        acc[r] = _mm256_setzero_ps();
+    }
+    for (b = 0; b + 2 <= nb; b += 2) fti__qtile_q8_0_pair_avx2(wr, xq, xd, b, 1, acc);
+    if (b < nb) fti__qtile_q8_0_pair_avx2(wr, xq, xd, b, 0, acc);
+    fti__qtile_store_avx2(acc, out);
+}
+
 FTI__AVX2 static void fti__qtile_q4_0_avx2(const char *const *w, const int8_t *const *xq,
                                            const float *const *xd, const int32_t *const *xs,
                                            size_t nb, float *out) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    size_t rp, b, m;
-    FTI__UNROLL4
-    for (rp = 0; rp < 4; rp += 2) {
-        const fti_block_q4_0 *w0 = (const fti_block_q4_0 *)w[rp];
-        const fti_block_q4_0 *w1 = (const fti_block_q4_0 *)w[rp + 1];
-        __m256 acc[4][2];
-        FTI__UNROLL4
-        for (m = 0; m < 4; m++) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
-        for (b = 0; b < nb; b++) {
-            __m256i q0 = fti__q4_nibbles_avx2(w0[b].qs), q1 = fti__q4_nibbles_avx2(w1[b].qs);
-            float d0 = _cvtsh_ss(w0[b].d), d1 = _cvtsh_ss(w1[b].d);
-            FTI__UNROLL4
-            for (m = 0; m < 4; m++) {
-                __m256i x = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
-                __m256i c = _mm256_set1_epi32(-xs[m][b]);
-                __m256i p0 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q0, x), ones), c);
-                __m256i p1 = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q1, x), ones), c);
-                float xs_ = xd[m][b];
-                acc[m][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * xs_), acc[m][0]);
-                acc[m][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * xs_), acc[m][1]);
-            }
-        }
-        FTI__UNROLL4
-        for (m = 0; m < 4; m++) {
-            out[m * 4 + rp] = fti__hsum_avx2(acc[m][0]);
-            out[m * 4 + rp + 1] = fti__hsum_avx2(acc[m][1]);
-        }
+    const fti_block_q4_0 *wr[4];
+    __m256 acc[4];
+    size_t b;
+    int r;
+    for (r = 0; r < 4; r++) {
+        wr[r] = (const fti_block_q4_0 *)(const void *)w[r];
+        acc[r] = _mm256_setzero_ps();
     }
+    for (b = 0; b + 2 <= nb; b += 2) fti__qtile_q4_0_pair_avx2(wr, xq, xd, xs, b, 1, acc);
+    if (b < nb) fti__qtile_q4_0_pair_avx2(wr, xq, xd, xs, b, 0, acc);
+    fti__qtile_store_avx2(acc, out);
 }
 
 #if !defined(FTI_NO_AVX512)
