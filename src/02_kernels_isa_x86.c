@@ -643,10 +643,22 @@ FTI__AVX2 static inline __attribute__((always_inline)) __m256i fti__pair_epi32_a
         lo = _mm256_and_si256(q_, m4);                                                             \
         hi = _mm256_and_si256(_mm256_srli_epi16(q_, 4), m4);                                       \
     } while (0)
-/* A row's int32 dots of the pair: nibbles times x (|each int16| <= 2·2·15·127, no saturation). */
+/* A row's dots of the pair as 8 int16 partial sums per block: nibbles times x, |each| <=
+ * 2·2·15·128 = 7680, so fti__hsum4x2_epi16_avx2 may add four of them in int16. */
 #define FTI__Q4_DOT2_AVX2(lo, hi, xlo, xhi)                                                        \
-    _mm256_madd_epi16(                                                                             \
-        _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi)), ones)
+    _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi))
+
+/* fti__hsum4x2_epi32_avx2 for int16 lanes (8 per block) whose sums of 4 fit in int16: the same
+ * two transposing levels on word pairs, added in int16, leave each row's sum in two adjacent
+ * words; one madd makes the int32 sums of 8. */
+FTI__AVX2 static inline __attribute__((always_inline)) __m256i
+fti__hsum4x2_epi16_avx2(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
+    __m256i s01 = _mm256_add_epi16(_mm256_unpacklo_epi32(p0, p1), _mm256_unpackhi_epi32(p0, p1));
+    __m256i s23 = _mm256_add_epi16(_mm256_unpacklo_epi32(p2, p3), _mm256_unpackhi_epi32(p2, p3));
+    return _mm256_madd_epi16(
+        _mm256_add_epi16(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23)),
+        _mm256_set1_epi16(1));
+}
 
 /* Q8_0: a row's int32 dots of block b (|x| times w with x's sign), as 8 lanes. */
 #define FTI__Q8_DOT1_AVX2(wq, xa, xv)                                                              \
@@ -703,7 +715,7 @@ FTI__AVX2 static __m128 fti__gemv_q8_0_rows4_avx2(const fti_block_q8_0 *const *w
 FTI__AVX2 static __m128 fti__gemv_q4_0_rows4_avx2(const fti_block_q4_0 *const *w,
                                                   const int8_t *xq, const float *xd,
                                                   const int32_t *xs, size_t nb) {
-    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(15);
+    const __m256i m4 = _mm256_set1_epi8(15);
     const fti_block_q4_0 *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
     const fti_block_q4_0 *const wr[4] = {w0, w1, w2, w3};
     __m256 acc = _mm256_setzero_ps();
@@ -723,7 +735,7 @@ FTI__AVX2 static __m128 fti__gemv_q4_0_rows4_avx2(const fti_block_q4_0 *const *w
         FTI__Q4_NIB2_AVX2(w3 + b, l3, h3);
         acc = _mm256_fmadd_ps(
             _mm256_cvtepi32_ps(_mm256_sub_epi32(
-                fti__hsum4x2_epi32_avx2(
+                fti__hsum4x2_epi16_avx2(
                     FTI__Q4_DOT2_AVX2(l0, h0, xlo, xhi), FTI__Q4_DOT2_AVX2(l1, h1, xlo, xhi),
                     FTI__Q4_DOT2_AVX2(l2, h2, xlo, xhi), FTI__Q4_DOT2_AVX2(l3, h3, xlo, xhi)),
                 c)),
@@ -742,7 +754,7 @@ FTI__AVX2 static __m128 fti__gemv_q4_0_rows4_avx2(const fti_block_q4_0 *const *w
         FTI__Q4_NIB1_AVX2(w3 + b, l3, h3);
         acc = _mm256_fmadd_ps(
             _mm256_cvtepi32_ps(_mm256_sub_epi32(
-                fti__hsum4x2_epi32_avx2(
+                fti__hsum4x2_epi16_avx2(
                     FTI__Q4_DOT2_AVX2(l0, h0, xlo, xhi), FTI__Q4_DOT2_AVX2(l1, h1, xlo, xhi),
                     FTI__Q4_DOT2_AVX2(l2, h2, xlo, xhi), FTI__Q4_DOT2_AVX2(l3, h3, xlo, xhi)),
                 c)),

@@ -143,7 +143,7 @@ FTI__AVX2 static inline __attribute__((always_inline)) void
 fti__qtile_q4_0_pair_avx2(const fti_block_q4_0 *const *w, const int8_t *const *xq,
                           const float *const *xd, const int32_t *const *xs, size_t b, int two,
                           __m256 *acc) {
-    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(15);
+    const __m256i m4 = _mm256_set1_epi8(15);
     __m256 d8 = fti__d8_avx2(FTI__D4_AVX2(w, b), two ? FTI__D4_AVX2(w, b + 1) : 0);
     __m256i lo[4], hi[4], p[4];
     size_t m;
@@ -165,7 +165,7 @@ fti__qtile_q4_0_pair_avx2(const fti_block_q4_0 *const *w, const int8_t *const *x
         for (r = 0; r < 4; r++) p[r] = FTI__Q4_DOT2_AVX2(lo[r], hi[r], xlo, xhi);
         acc[m] = _mm256_fmadd_ps(
             _mm256_cvtepi32_ps(
-                _mm256_sub_epi32(fti__hsum4x2_epi32_avx2(p[0], p[1], p[2], p[3]), c)),
+                _mm256_sub_epi32(fti__hsum4x2_epi16_avx2(p[0], p[1], p[2], p[3]), c)),
             sc, acc[m]);
     }
 }
