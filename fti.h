@@ -8932,12 +8932,14 @@ FTI__AVX2 static inline __attribute__((always_inline)) __m256i fti__pair_epi32_a
 }
 
 /* Q4_0 nibbles of blocks b, b+1 of a row: lo = elements 0..15 of b | of b+1 (q & 15), hi = 16..31
- * ((q >> 4) & 15). fti__q4_nib1_avx2: block b alone, zeros for b+1. */
+ * ((q >> 4) & 15). The two 16-byte qs sit 18 bytes apart: two 32-byte loads 2 bytes apart (b's
+ * qs | b+1's d and 14 bytes; b's last 14 and b+1's d | b+1's qs, ending with the pair) and a blend,
+ * no shuffle. NIB1: block b alone, zeros for b+1. */
 #define FTI__Q4_NIB2_AVX2(wb, lo, hi)                                                              \
     do {                                                                                           \
-        __m256i q_ = _mm256_inserti128_si256(                                                      \
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(wb)[0].qs)),                  \
-            _mm_loadu_si128((const __m128i *)(wb)[1].qs), 1);                                      \
+        __m256i q_ = _mm256_blend_epi32(                                                           \
+            _mm256_loadu_si256((const __m256i *)(wb)[0].qs),                                       \
+            _mm256_loadu_si256((const __m256i *)((wb)[0].qs + 2)), 0xf0);                          \
         lo = _mm256_and_si256(q_, m4);                                                             \
         hi = _mm256_and_si256(_mm256_srli_epi16(q_, 4), m4);                                       \
     } while (0)
@@ -9015,68 +9017,88 @@ FTI__AVX2 static __m128 fti__gemv_q8_0_rows4_avx2(const fti_block_q8_0 *const *w
     return _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
 }
 
+/* What Q4_0 steps need of x for the pair (b, b+1) (two = 0: b alone): o[0] = elements 0..15 of
+ * block b | of b+1, o[1] = 16..31, o[2] = 8·Σx as int32 [b ×4 | b+1 ×4], o[3] = xd likewise
+ * (float bits); zeros for a missing b+1. */
+FTI__AVX2 static inline __attribute__((always_inline)) void
+fti__q4_xpair_avx2(const int8_t *xq, const float *xd, const int32_t *xs, size_t b, int two,
+                   __m256i *o) {
+    __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+    if (two) {
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK + FTI_QK));
+        o[0] = _mm256_permute2x128_si256(x0, x1, 0x20);
+        o[1] = _mm256_permute2x128_si256(x0, x1, 0x31);
+    } else {
+        o[0] = _mm256_permute2x128_si256(x0, x0, 0x80);
+        o[1] = _mm256_permute2x128_si256(x0, x0, 0x81);
+    }
+    o[2] = _mm256_slli_epi32(fti__pair_epi32_avx2(xs[b], two ? xs[b + 1] : 0), 3);
+    o[3] = _mm256_castps_si256(fti__pair_ps_avx2(xd[b], two ? xd[b + 1] : 0.0f));
+}
+
+/* Pairs of blocks whose fti__q4_xpair_avx2 vectors the Q4_0 GEMV prepares once per call on the
+ * stack (8 KiB: n_in up to 4096); longer rows build them in the loop (same values). */
+enum { FTI__Q4_XPAIRS = 64 };
+
+/* One step of fti__gemv_q4_0_rows4_avx2: the pair at b (NIB: FTI__Q4_NIB2_AVX2, or NIB1 for the
+ * last block alone, d1 = its scales word, 0) with x's vectors xp. */
+#define FTI__Q4_STEP4_AVX2(NIB, b, d1, xp)                                                         \
+    do {                                                                                           \
+        __m256 sc_ = _mm256_mul_ps(fti__d8_avx2(FTI__D4_AVX2(wr, b), d1),                         \
+                                   _mm256_castsi256_ps((xp)[3]));                                  \
+        NIB(w0 + (b), l0, h0);                                                                     \
+        NIB(w1 + (b), l1, h1);                                                                     \
+        NIB(w2 + (b), l2, h2);                                                                     \
+        NIB(w3 + (b), l3, h3);                                                                     \
+        acc = _mm256_fmadd_ps(                                                                     \
+            _mm256_cvtepi32_ps(_mm256_sub_epi32(                                                   \
+                fti__hsum4x2_epi16_avx2(FTI__Q4_DOT2_AVX2(l0, h0, (xp)[0], (xp)[1]),               \
+                                        FTI__Q4_DOT2_AVX2(l1, h1, (xp)[0], (xp)[1]),               \
+                                        FTI__Q4_DOT2_AVX2(l2, h2, (xp)[0], (xp)[1]),               \
+                                        FTI__Q4_DOT2_AVX2(l3, h3, (xp)[0], (xp)[1])),              \
+                (xp)[2])),                                                                         \
+            sc_, acc);                                                                             \
+    } while (0)
+
 /* Rows w[0..3] of Q4_0 times the quantized x: nibbles (unsigned) times x, minus 8·Σx per block
- * (exact, in int32, before the conversion). */
+ * (exact, in int32, before the conversion). xv: x's vectors for every pair (nb + 1) / 2 of them,
+ * or NULL to build them in the loop. */
 FTI__AVX2 static __m128 fti__gemv_q4_0_rows4_avx2(const fti_block_q4_0 *const *w,
-                                                  const int8_t *xq, const float *xd,
-                                                  const int32_t *xs, size_t nb) {
+                                                  const __m256i *xv, const int8_t *xq,
+                                                  const float *xd, const int32_t *xs, size_t nb) {
     const __m256i m4 = _mm256_set1_epi8(15);
     const fti_block_q4_0 *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
     const fti_block_q4_0 *const wr[4] = {w0, w1, w2, w3};
     __m256 acc = _mm256_setzero_ps();
-    __m256i l0, h0, l1, h1, l2, h2, l3, h3;
+    __m256i l0, h0, l1, h1, l2, h2, l3, h3, xt[4];
     size_t b;
-    for (b = 0; b + 2 <= nb; b += 2) {
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-        __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK + FTI_QK));
-        __m256i xlo = _mm256_permute2x128_si256(x0, x1, 0x20);
-        __m256i xhi = _mm256_permute2x128_si256(x0, x1, 0x31);
-        __m256i c = _mm256_slli_epi32(fti__pair_epi32_avx2(xs[b], xs[b + 1]), 3);
-        __m256 sc = _mm256_mul_ps(fti__d8_avx2(FTI__D4_AVX2(wr, b), FTI__D4_AVX2(wr, b + 1)),
-                                  fti__pair_ps_avx2(xd[b], xd[b + 1]));
-        FTI__Q4_NIB2_AVX2(w0 + b, l0, h0);
-        FTI__Q4_NIB2_AVX2(w1 + b, l1, h1);
-        FTI__Q4_NIB2_AVX2(w2 + b, l2, h2);
-        FTI__Q4_NIB2_AVX2(w3 + b, l3, h3);
-        acc = _mm256_fmadd_ps(
-            _mm256_cvtepi32_ps(_mm256_sub_epi32(
-                fti__hsum4x2_epi16_avx2(
-                    FTI__Q4_DOT2_AVX2(l0, h0, xlo, xhi), FTI__Q4_DOT2_AVX2(l1, h1, xlo, xhi),
-                    FTI__Q4_DOT2_AVX2(l2, h2, xlo, xhi), FTI__Q4_DOT2_AVX2(l3, h3, xlo, xhi)),
-                c)),
-            sc, acc);
+    if (xv) {
+        for (b = 0; b + 2 <= nb; b += 2)
+            FTI__Q4_STEP4_AVX2(FTI__Q4_NIB2_AVX2, b, FTI__D4_AVX2(wr, b + 1), xv + 2 * b);
+    } else {
+        for (b = 0; b + 2 <= nb; b += 2) {
+            fti__q4_xpair_avx2(xq, xd, xs, b, 1, xt);
+            FTI__Q4_STEP4_AVX2(FTI__Q4_NIB2_AVX2, b, FTI__D4_AVX2(wr, b + 1), xt);
+        }
     }
     if (b < nb) {
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-        __m256i xlo = _mm256_permute2x128_si256(x0, x0, 0x80);
-        __m256i xhi = _mm256_permute2x128_si256(x0, x0, 0x81);
-        __m256i c = _mm256_slli_epi32(fti__pair_epi32_avx2(xs[b], 0), 3);
-        __m256 sc = _mm256_mul_ps(fti__d8_avx2(FTI__D4_AVX2(wr, b), 0),
-                                  fti__pair_ps_avx2(xd[b], 0.0f));
-        FTI__Q4_NIB1_AVX2(w0 + b, l0, h0);
-        FTI__Q4_NIB1_AVX2(w1 + b, l1, h1);
-        FTI__Q4_NIB1_AVX2(w2 + b, l2, h2);
-        FTI__Q4_NIB1_AVX2(w3 + b, l3, h3);
-        acc = _mm256_fmadd_ps(
-            _mm256_cvtepi32_ps(_mm256_sub_epi32(
-                fti__hsum4x2_epi16_avx2(
-                    FTI__Q4_DOT2_AVX2(l0, h0, xlo, xhi), FTI__Q4_DOT2_AVX2(l1, h1, xlo, xhi),
-                    FTI__Q4_DOT2_AVX2(l2, h2, xlo, xhi), FTI__Q4_DOT2_AVX2(l3, h3, xlo, xhi)),
-                c)),
-            sc, acc);
+        fti__q4_xpair_avx2(xq, xd, xs, b, 0, xt);
+        FTI__Q4_STEP4_AVX2(FTI__Q4_NIB1_AVX2, b, 0, xt);
     }
     return _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
 }
+#undef FTI__Q4_STEP4_AVX2
 
 /* Rows four at a time from the four quarters of the range (rows i, i+q, i+2q, i+3q: four
  * sequential streams sharing x); the 1-3 rows left over go together, the last repeated. */
-#define FTI__GEMV_Q_AVX2(name, block, call)                                                        \
+#define FTI__GEMV_Q_AVX2(name, block, prep, call)                                                  \
     FTI__AVX2 static void name(const void *W, size_t row_bytes, size_t rows, const int8_t *xq,     \
                                const float *xd, const int32_t *xs, size_t nb, float *y) {         \
         size_t r, q4 = rows / 4, st = q4 * row_bytes, j;                                           \
         const block *w[4];                                                                         \
         float o[4];                                                                                \
         (void)xs;                                                                                  \
+        prep;                                                                                      \
         for (r = 0; r < q4; r++) {                                                                 \
             __m128 v;                                                                              \
             for (j = 0; j < 4; j++)                                                                \
@@ -9097,8 +9119,19 @@ FTI__AVX2 static __m128 fti__gemv_q4_0_rows4_avx2(const fti_block_q4_0 *const *w
             for (r = 4 * q4; r < rows; r++) y[r] = o[r - 4 * q4];                                  \
         }                                                                                          \
     }
-FTI__GEMV_Q_AVX2(fti__gemv_q8_0_avx2, fti_block_q8_0, fti__gemv_q8_0_rows4_avx2(w, xq, xd, nb))
-FTI__GEMV_Q_AVX2(fti__gemv_q4_0_avx2, fti_block_q4_0, fti__gemv_q4_0_rows4_avx2(w, xq, xd, xs, nb))
+FTI__GEMV_Q_AVX2(fti__gemv_q8_0_avx2, fti_block_q8_0, (void)0,
+                 fti__gemv_q8_0_rows4_avx2(w, xq, xd, nb))
+/* Q4_0: x's vectors of every pair once per call when they fit on the stack */
+#define FTI__Q4_PREP                                                                               \
+    __m256i xbuf[FTI__Q4_XPAIRS * 4];                                                              \
+    const __m256i *xv = NULL;                                                                      \
+    if (nb <= 2 * FTI__Q4_XPAIRS) {                                                                \
+        for (j = 0; j + 2 <= nb; j += 2) fti__q4_xpair_avx2(xq, xd, xs, j, 1, xbuf + 2 * j);       \
+        xv = xbuf;                                                                                 \
+    }
+FTI__GEMV_Q_AVX2(fti__gemv_q4_0_avx2, fti_block_q4_0, FTI__Q4_PREP,
+                 fti__gemv_q4_0_rows4_avx2(w, xv, xq, xd, xs, nb))
+#undef FTI__Q4_PREP
 #undef FTI__GEMV_Q_AVX2
 
 FTI__AVX2 static void fti__quantize_x_avx2(const float *x, size_t nb, int8_t *xq, float *xd,
@@ -10441,16 +10474,14 @@ fti__qtile_q4_0_pair_avx2(const fti_block_q4_0 *const *w, const int8_t *const *x
     }
     FTI__UNROLL4
     for (m = 0; m < 4; m++) {
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
-        __m256i x1 = two ? _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK + FTI_QK)) : x0;
-        __m256i xlo = _mm256_permute2x128_si256(x0, x1, two ? 0x20 : 0x80);
-        __m256i xhi = _mm256_permute2x128_si256(x0, x1, two ? 0x31 : 0x81);
-        __m256i c = _mm256_slli_epi32(fti__pair_epi32_avx2(xs[m][b], two ? xs[m][b + 1] : 0), 3);
-        __m256 sc = _mm256_mul_ps(d8, fti__pair_ps_avx2(xd[m][b], two ? xd[m][b + 1] : 0.0f));
-        for (r = 0; r < 4; r++) p[r] = FTI__Q4_DOT2_AVX2(lo[r], hi[r], xlo, xhi);
+        __m256i xv[4];
+        __m256 sc;
+        fti__q4_xpair_avx2(xq[m], xd[m], xs[m], b, two, xv);
+        sc = _mm256_mul_ps(d8, _mm256_castsi256_ps(xv[3]));
+        for (r = 0; r < 4; r++) p[r] = FTI__Q4_DOT2_AVX2(lo[r], hi[r], xv[0], xv[1]);
         acc[m] = _mm256_fmadd_ps(
             _mm256_cvtepi32_ps(
-                _mm256_sub_epi32(fti__hsum4x2_epi16_avx2(p[0], p[1], p[2], p[3]), c)),
+                _mm256_sub_epi32(fti__hsum4x2_epi16_avx2(p[0], p[1], p[2], p[3]), xv[2])),
             sc, acc[m]);
     }
 }

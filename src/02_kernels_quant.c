@@ -156,16 +156,14 @@ fti__qtile_q4_0_pair_avx2(const fti_block_q4_0 *const *w, const int8_t *const *x
     }
     FTI__UNROLL4
     for (m = 0; m < 4; m++) {
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
-        __m256i x1 = two ? _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK + FTI_QK)) : x0;
-        __m256i xlo = _mm256_permute2x128_si256(x0, x1, two ? 0x20 : 0x80);
-        __m256i xhi = _mm256_permute2x128_si256(x0, x1, two ? 0x31 : 0x81);
-        __m256i c = _mm256_slli_epi32(fti__pair_epi32_avx2(xs[m][b], two ? xs[m][b + 1] : 0), 3);
-        __m256 sc = _mm256_mul_ps(d8, fti__pair_ps_avx2(xd[m][b], two ? xd[m][b + 1] : 0.0f));
-        for (r = 0; r < 4; r++) p[r] = FTI__Q4_DOT2_AVX2(lo[r], hi[r], xlo, xhi);
+        __m256i xv[4];
+        __m256 sc;
+        fti__q4_xpair_avx2(xq[m], xd[m], xs[m], b, two, xv);
+        sc = _mm256_mul_ps(d8, _mm256_castsi256_ps(xv[3]));
+        for (r = 0; r < 4; r++) p[r] = FTI__Q4_DOT2_AVX2(lo[r], hi[r], xv[0], xv[1]);
         acc[m] = _mm256_fmadd_ps(
             _mm256_cvtepi32_ps(
-                _mm256_sub_epi32(fti__hsum4x2_epi16_avx2(p[0], p[1], p[2], p[3]), c)),
+                _mm256_sub_epi32(fti__hsum4x2_epi16_avx2(p[0], p[1], p[2], p[3]), xv[2])),
             sc, acc[m]);
     }
 }

@@ -130,13 +130,14 @@ FTI_TEST(kernels_quant_threads) {
 }
 
 /* The decode GEMV (fti_matmul_w with T = 1, the M == 1 row kernels of every table) on odd row
- * counts (multi-row kernels' leftovers) and block counts (nb % 4 != 0, groups of 4 blocks):
+ * counts (multi-row kernels' leftovers) and block counts (nb % 4 != 0, groups of 4 blocks; odd
+ * nb, pairs of blocks; nb = 131 past the AVX2 Q4_0 kernel's stack-prepared x, FTI__Q4_XPAIRS):
  *   - within 1.2e-2·Σ|w·x| of dequantize-then-f32 and 2e-4·Σ|w·x| of the scalar table;
  *   - every row the same bits computed alone, inside any row range, and on pools of 1, 2, 3 threads
  *     (a row's result must not depend on where a thread's chunk starts). */
 FTI_TEST(kernels_quant_gemv_rows) {
     static const size_t Ns[] = {1, 3, 4, 5, 7, 8, 9, 13, 67};
-    static const size_t Ks[] = {32, 96, 128, 160, 224, 800};
+    static const size_t Ks[] = {32, 96, 128, 160, 224, 800, 4192};
     const fti_kernels *tabs[8], *ref = fti_kernels_get(FTI_ISA_SCALAR);
     fti_pool *pools[3];
     int nt = fti_test_kernel_tables(tabs), ti, ty, pi;
@@ -210,7 +211,7 @@ FTI_TEST(kernels_quant_gemv_rows) {
  * panel tables (AVX-512 VNNI) and NEON's Q4_0 tiles sum in another order: held to 1e-4. */
 FTI_TEST(kernels_quant_decode_paths) {
     static const size_t Ns[] = {1, 5, 37, 96};
-    static const size_t Ks[] = {32, 64, 160};
+    static const size_t Ks[] = {32, 64, 160, 4192};
     const fti_kernels *tabs[8], *ref = fti_kernels_get(FTI_ISA_SCALAR);
     int nt = fti_test_kernel_tables(tabs), ti, ty;
     size_t a, c;
