@@ -10422,38 +10422,41 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 /* AVX2: the GEMV's steps (fti__gemv_q8_0_rows4_avx2, fti__gemv_q4_0_rows4_avx2 in
  * 02_kernels_isa_x86.c: pairs of blocks, the 4 weight rows' dots reduced together, even and odd
  * blocks in separate lanes) for each of the 4 activation rows, so a tile's outputs are the
- * decode GEMV's bits; the weights (|w| for Q8_0, the nibbles for Q4_0) and their fp16 scales are
- * loaded once per pair for the 4 activation rows. two = 0: block b alone (the last of an odd
- * nb), zeros in the second half. */
+ * decode GEMV's bits; the fp16 scales (and Q4_0's nibbles) are loaded once per pair for the 4
+ * activation rows. two = 0: block b alone (the last of an odd nb), zeros in the second half. */
 FTI__AVX2 static inline __attribute__((always_inline)) void
 fti__qtile_q8_0_pair_avx2(const fti_block_q8_0 *const *w, const int8_t *const *xq,
                           const float *const *xd, size_t b, int two, __m256 *acc) {
     const __m256i ones = _mm256_set1_epi16(1), z = _mm256_setzero_si256();
+    const fti_block_q8_0 *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
     __m256 d8 = fti__d8_avx2(FTI__D4_AVX2(w, b), two ? FTI__D4_AVX2(w, b + 1) : 0);
-    __m256i v0[4], v1[4], p[4];
     size_t m;
-    int r;
-    for (r = 0; r < 4; r++) {
-        v0[r] = _mm256_loadu_si256((const __m256i *)w[r][b].qs);
-        v1[r] = two ? _mm256_loadu_si256((const __m256i *)w[r][b + 1].qs) : z;
-    }
+    /* per activation row the GEMV's form: |x| times w with x's sign, w read again from L1 */
     FTI__UNROLL4
     for (m = 0; m < 4; m++) {
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK));
-        __m256i x1 = two ? _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK + FTI_QK)) : z;
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK)), x1, a0, a1;
+        __m256i p0, p1, p2, p3;
         __m256 sc = _mm256_mul_ps(d8, fti__pair_ps_avx2(xd[m][b], two ? xd[m][b + 1] : 0.0f));
-        for (r = 0; r < 4; r++) {
-            __m256i d0 = _mm256_madd_epi16(
-                _mm256_maddubs_epi16(_mm256_sign_epi8(v0[r], v0[r]), _mm256_sign_epi8(x0, v0[r])),
-                ones);
-            __m256i d1 = two ? _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v1[r], v1[r]),
-                                                                      _mm256_sign_epi8(x1, v1[r])),
-                                                 ones)
-                             : z;
-            p[r] = fti__fold2_epi32_avx2(d0, d1);
+        a0 = _mm256_sign_epi8(x0, x0);
+        if (two) {
+            x1 = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK + FTI_QK));
+            a1 = _mm256_sign_epi8(x1, x1);
+            p0 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w0[b].qs, a0, x0),
+                                       FTI__Q8_DOT1_AVX2(w0[b + 1].qs, a1, x1));
+            p1 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w1[b].qs, a0, x0),
+                                       FTI__Q8_DOT1_AVX2(w1[b + 1].qs, a1, x1));
+            p2 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w2[b].qs, a0, x0),
+                                       FTI__Q8_DOT1_AVX2(w2[b + 1].qs, a1, x1));
+            p3 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w3[b].qs, a0, x0),
+                                       FTI__Q8_DOT1_AVX2(w3[b + 1].qs, a1, x1));
+        } else {
+            p0 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w0[b].qs, a0, x0), z);
+            p1 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w1[b].qs, a0, x0), z);
+            p2 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w2[b].qs, a0, x0), z);
+            p3 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w3[b].qs, a0, x0), z);
         }
-        acc[m] = _mm256_fmadd_ps(
-            _mm256_cvtepi32_ps(fti__hsum4x2_epi32_avx2(p[0], p[1], p[2], p[3])), sc, acc[m]);
+        acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fti__hsum4x2_epi32_avx2(p0, p1, p2, p3)), sc,
+                                 acc[m]);
     }
 }
 
