@@ -10481,9 +10481,12 @@ FTI__P8_KERNEL(fti__p8_q8_0x1_avx2, 1, 0, FTI__P8_Q8_STEP)
 FTI__P8_KERNEL(fti__p8_q4_0x4_avx2, 4, 1, FTI__P8_Q4_STEP)
 FTI__P8_KERNEL(fti__p8_q4_0x1_avx2, 1, 1, FTI__P8_Q4_STEP)
 
-/* Group g (rows 8g..8g+7) of matrix a against every activation row. */
+/* Group g (rows 8g..8g+7) of matrix a against every activation row. While a chunk meets the
+ * activation rows, the weights the next pack reads (the next chunk, or with prefetch_next the
+ * next group's first one) are prefetched: 8 row streams, each short, and then a long pause, do
+ * not keep the hardware prefetcher ahead. */
 FTI__AVX2 static void fti__p8_group_avx2(const fti__qm_ctx *c, const fti_qmat *a, size_t g,
-                                         unsigned char *buf) {
+                                         int prefetch_next, unsigned char *buf) {
     int q4 = a->wtype == FTI_DTYPE_Q4_0;
     size_t row_bytes = fti_dtype_row_bytes(a->wtype, c->nb * FTI_QK);
     size_t r0 = g * 8, rn = a->N - r0 < 8 ? a->N - r0 : 8, b0, m0, i;
@@ -10492,6 +10495,15 @@ FTI__AVX2 static void fti__p8_group_avx2(const fti__qm_ctx *c, const fti_qmat *a
     for (b0 = 0; b0 < c->nb; b0 += FTI__P8_MAXNB) {
         size_t bn = c->nb - b0 < (size_t)FTI__P8_MAXNB ? c->nb - b0 : (size_t)FTI__P8_MAXNB;
         fti__p8_pack_avx2((const char *)a->W, row_bytes, r0, a->N, b0, bn, q4, buf);
+        if (b0 + bn < c->nb || (prefetch_next && r0 + 8 < a->N)) {
+            size_t nr0 = b0 + bn < c->nb ? r0 : r0 + 8, nb0 = b0 + bn < c->nb ? b0 + bn : 0;
+            size_t nbn = c->nb - nb0 < (size_t)FTI__P8_MAXNB ? c->nb - nb0 : FTI__P8_MAXNB;
+            size_t r, off, bb = row_bytes / c->nb;
+            for (r = nr0; r < nr0 + 8 && r < a->N; r++) {
+                const char *nx = (const char *)a->W + r * row_bytes + nb0 * bb;
+                for (off = 0; off < nbn * bb; off += 64) _mm_prefetch(nx + off, _MM_HINT_T0);
+            }
+        }
         for (m0 = 0; m0 < c->M;) {
             const int8_t *xq[4];
             const float *xd[4];
@@ -10523,7 +10535,7 @@ FTI__AVX2 static void fti__p8_task(void *vctx, size_t g0, size_t g1, int thread)
     for (i = 0; i < c->n_mats && g0 < g1; i++) {
         size_t ng = (c->mats[i].N + 7) / 8, g;
         for (g = g0; g < g1 && g < base + ng; g++)
-            fti__p8_group_avx2(c, &c->mats[i], g - base, buf);
+            fti__p8_group_avx2(c, &c->mats[i], g - base, g + 1 < g1, buf);
         g0 = g;
         base += ng;
     }
