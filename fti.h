@@ -10182,7 +10182,10 @@ FTI__X86_WARN_POP
  * dropped), so an output never depends on its neighbours, the tile it lands in or the thread
  * that computes it: bit-identical for any pool size and any M. The variants:
  *   scalar   fti__qtile_*_ref, the specification (same formula as the GEMV reference)
- *   AVX2     maddubs on |w| and x·sign(w) (Q8_0); nibbles times x minus 8·Σx (Q4_0)
+ *   AVX2     8-row panels instead of tiles (see "AVX2 panels" below): per row and block one
+ *            exact integer dot, maddubs on |w| and x·sign(w) (Q8_0), on the nibbles and x
+ *            minus 8·Σx (Q4_0). The AVX-512 table without VNNI uses the AVX2 4×4 tiles:
+ *            maddubs per (row, activation row, block) into 8 lanes, summed at the end.
  *   AVX-512  with VNNI: vpdpbusd, two blocks per zmm. Q8_0 dots (x+128)·w starting from
  *            -128·Σw; Q4_0 dots the unsigned nibbles with x starting from -Σx per lane.
  *            AVX-512 without VNNI uses the AVX2 tiles.
@@ -10270,7 +10273,8 @@ static void fti__qtile_q4_0_ref(const char *const *w, const int8_t *const *xq,
 #if defined(FTI__X86)
 FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 
-/* AVX2, Q8_0: two weight rows at a time against the 4 activation rows (8 accumulators). */
+/* AVX2, Q8_0: two weight rows at a time against the 4 activation rows (8 accumulators). The
+ * AVX-512 table without VNNI runs these tiles; the AVX2 table runs the 8-row panels below. */
 FTI__AVX2 static void fti__qtile_q8_0_avx2(const char *const *w, const int8_t *const *xq,
                                            const float *const *xd, const int32_t *const *xs,
                                            size_t nb, float *out) {
@@ -10497,7 +10501,7 @@ FTI__AVX2 static void fti__p8_group_avx2(const fti__qm_ctx *c, const fti_qmat *a
         fti__p8_pack_avx2((const char *)a->W, row_bytes, r0, a->N, b0, bn, q4, buf);
         if (b0 + bn < c->nb || (prefetch_next && r0 + 8 < a->N)) {
             size_t nr0 = b0 + bn < c->nb ? r0 : r0 + 8, nb0 = b0 + bn < c->nb ? b0 + bn : 0;
-            size_t nbn = c->nb - nb0 < (size_t)FTI__P8_MAXNB ? c->nb - nb0 : FTI__P8_MAXNB;
+            size_t nbn = c->nb - nb0 < (size_t)FTI__P8_MAXNB ? c->nb - nb0 : (size_t)FTI__P8_MAXNB;
             size_t r, off, bb = row_bytes / c->nb;
             for (r = nr0; r < nr0 + 8 && r < a->N; r++) {
                 const char *nx = (const char *)a->W + r * row_bytes + nb0 * bb;
