@@ -10331,7 +10331,10 @@ FTI__X86_WARN_POP
  * dropped), so an output never depends on its neighbours, the tile it lands in or the thread
  * that computes it: bit-identical for any pool size and any M. The variants:
  *   scalar   fti__qtile_*_ref, the specification (same formula as the GEMV reference)
- *   AVX2     maddubs on |w| and x·sign(w) (Q8_0); nibbles times x minus 8·Σx (Q4_0)
+ *   AVX2     8-row panels instead of tiles (see "AVX2 panels" below): per row and block one
+ *            exact integer dot, maddubs on |w| and x·sign(w) (Q8_0), on the nibbles and x
+ *            minus 8·Σx (Q4_0). The AVX-512 table without VNNI uses the AVX2 4×4 tiles:
+ *            maddubs per (row, activation row, block) into 8 lanes, summed at the end.
  *   AVX-512  with VNNI: vpdpbusd, two blocks per zmm. Q8_0 dots (x+128)·w starting from
  *            -128·Σw; Q4_0 dots the unsigned nibbles with x starting from -Σx per lane.
  *            AVX-512 without VNNI uses the AVX2 tiles.
@@ -10419,8 +10422,9 @@ static void fti__qtile_q4_0_ref(const char *const *w, const int8_t *const *xq,
 #if defined(FTI__X86)
 FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 
-/* AVX2: the GEMV's steps (fti__gemv_q8_0_rows4_avx2, fti__gemv_q4_0_rows4_avx2 in
- * 02_kernels_isa_x86.c: pairs of blocks, the 4 weight rows' dots reduced together, even and odd
+/* AVX2 tiles, run by the AVX-512 table without VNNI (whose GEMV is AVX2's; the AVX2 table
+ * runs the 8-row panels below): the GEMV's steps (fti__gemv_q8_0_rows4_avx2,
+ * fti__gemv_q4_0_rows4_avx2 in 02_kernels_isa_x86.c: pairs of blocks, the 4 weight rows' dots reduced together, even and odd
  * blocks in separate lanes) for each of the 4 activation rows, so a tile's outputs are the
  * decode GEMV's bits; the fp16 scales (and Q4_0's nibbles) are loaded once per pair for the 4
  * activation rows. two = 0: block b alone (the last of an odd nb), zeros in the second half. */
@@ -10528,6 +10532,205 @@ FTI__AVX2 static void fti__qtile_q4_0_avx2(const char *const *w, const int8_t *c
     for (b = 0; b + 2 <= nb; b += 2) fti__qtile_q4_0_pair_avx2(wr, xq, xd, xs, b, 1, acc);
     if (b < nb) fti__qtile_q4_0_pair_avx2(wr, xq, xd, xs, b, 0, acc);
     fti__qtile_store_avx2(acc, out);
+}
+
+/* --- AVX2 panels: 8 weight rows interleaved, one exact integer dot per block and row --------- */
+/* The AVX2 table's multi-row products (prefill, batched decoding). A group of 8 weight rows is
+ * repacked per chunk of blocks on the stack so that ymm j of block b holds, in lane i, weights
+ * 4j..4j+3 of row i (Q4_0: the nibbles 0..15; Q8_0: the int8 values), followed by the 8 rows'
+ * scales as f32 (FTI__P8_BLOCK bytes per block; an 8×8 dword transpose of the rows' blocks).
+ * Then for each activation row, per block: x's 4-byte groups broadcast, one maddubs per group
+ * against the panel (Q8_0 through the sign trick: |w| times x·sign(w)); Q4_0 adds the 8 int16
+ * results in int16 (|each| <= 2·15·127, 8 of them fit) and widens once, Q8_0 widens each (two
+ * could reach 2·2·128·127); lane i then holds row i's exact integer dot (Q4_0 minus 8·Σx), and
+ * acc = fma(float(dot), wd·xd, acc) per block in order. So each output is that scalar
+ * sequence, whatever M, the rows beside it or the thread: the 4-row form and the 1-row form
+ * (for M % 4 leftovers) do the same per-row steps. Compared with the 4×4 tiles (one maddubs,
+ * widening, conversion and FMA per row, activation row and block, plus a horizontal sum per
+ * output) this is about a third of the instructions per product for Q4_0 and a half for Q8_0;
+ * the repacking costs about 40 instructions per 8 rows and block, once per call. The sums run
+ * in another order than the AVX2 GEMV (T = 1): the two differ by float rounding. */
+enum { FTI__P8_MAXNB = 32, FTI__P8_BLOCK = 288 };
+
+/* Panel form of rows r0..r0+7 (past N: row N-1 again), blocks b0..b0+nb-1, into P. */
+FTI__AVX2 static void fti__p8_pack_avx2(const char *W, size_t row_bytes, size_t r0, size_t N,
+                                        size_t b0, size_t nb, int q4, unsigned char *P) {
+    const char *rows[8];
+    size_t i, b, bb = q4 ? sizeof(fti_block_q4_0) : sizeof(fti_block_q8_0);
+    for (i = 0; i < 8; i++) rows[i] = W + (r0 + i < N ? r0 + i : N - 1) * row_bytes + b0 * bb;
+    for (b = 0; b < nb; b++, P += FTI__P8_BLOCK) {
+        __m256i v[8], t[8], u[8];
+        uint16_t h[8];
+        for (i = 0; i < 8; i++) {
+            const char *blk = rows[i] + b * bb;
+            if (q4) {
+                __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(blk + 2));
+                v[i] = _mm256_and_si256(
+                    _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1),
+                    _mm256_set1_epi8(15));
+            } else {
+                v[i] = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2));
+            }
+            memcpy(&h[i], blk, 2);
+        }
+        /* 8×8 dwords: v[i] dword j -> P_j lane i */
+        for (i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+            t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+        }
+        for (i = 0; i < 8; i += 4) {
+            u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+            u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+            u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+            u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+        }
+        for (i = 0; i < 4; i++) {
+            _mm256_storeu_si256((__m256i *)(void *)(P + i * 32),
+                                _mm256_permute2x128_si256(u[i], u[i + 4], 0x20));
+            _mm256_storeu_si256((__m256i *)(void *)(P + (i + 4) * 32),
+                                _mm256_permute2x128_si256(u[i], u[i + 4], 0x31));
+        }
+        _mm256_storeu_ps((float *)(void *)(P + 256),
+                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)h)));
+    }
+}
+
+/* x's 4-byte group g of a block, in every dword lane. */
+FTI__AVX2 static __m256i fti__p8_x4_avx2(const int8_t *x) {
+    int32_t v;
+    memcpy(&v, x, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* Group j of block b of x (4 activation rows, or 1) against panel ymm w, into the int sums s:
+ * Q4_0 in int16 (s = product for j = 0), Q8_0 widened to int32. */
+#define FTI__P8_Q4_STEP(NT, INIT)                                                                  \
+    do {                                                                                           \
+        __m256i w_ = _mm256_loadu_si256((const __m256i *)(const void *)(P + j * 32));              \
+        FTI__UNROLL4                                                                               \
+        for (m = 0; m < NT; m++) {                                                                 \
+            __m256i p_ = _mm256_maddubs_epi16(w_, fti__p8_x4_avx2(x[m] + j * 4));                  \
+            s[m] = INIT ? p_ : _mm256_add_epi16(s[m], p_);                                         \
+        }                                                                                          \
+    } while (0)
+#define FTI__P8_Q8_STEP(NT, INIT)                                                                  \
+    do {                                                                                           \
+        __m256i w_ = _mm256_loadu_si256((const __m256i *)(const void *)(P + j * 32));              \
+        __m256i a_ = _mm256_sign_epi8(w_, w_);                                                     \
+        FTI__UNROLL4                                                                               \
+        for (m = 0; m < NT; m++) {                                                                 \
+            __m256i p_ = _mm256_madd_epi16(                                                        \
+                _mm256_maddubs_epi16(a_, _mm256_sign_epi8(fti__p8_x4_avx2(x[m] + j * 4), w_)),    \
+                ones);                                                                             \
+            s[m] = INIT ? p_ : _mm256_add_epi32(s[m], p_);                                         \
+        }                                                                                          \
+    } while (0)
+
+/* NT activation rows (1 or 4) against nb panel blocks: y[m][0..8) (the lanes of mask; all 8 when
+ * full) = (accumulate ? y[m] : 0) + Σ_b dot·(wd·xd), one FMA per block in block order. */
+#define FTI__P8_KERNEL(NAME, NT, Q4, STEP)                                                         \
+    FTI__AVX2 static void NAME(const unsigned char *P, size_t nb, const int8_t *const *xq,        \
+                               const float *const *xd, const int32_t *const *xs,                  \
+                               float *const *y, __m256i mask, int full, int accumulate) {         \
+        const __m256i ones = _mm256_set1_epi16(1);                                                 \
+        __m256 acc[NT];                                                                            \
+        size_t m, b, j;                                                                            \
+        (void)xs;                                                                                  \
+        FTI__UNROLL4                                                                               \
+        for (m = 0; m < NT; m++)                                                                   \
+            acc[m] = !accumulate ? _mm256_setzero_ps()                                             \
+                     : full      ? _mm256_loadu_ps(y[m])                                           \
+                                 : _mm256_maskload_ps(y[m], mask);                                 \
+        for (b = 0; b < nb; b++, P += FTI__P8_BLOCK) {                                             \
+            const int8_t *x[NT];                                                                   \
+            __m256i s[NT];                                                                         \
+            __m256 wd;                                                                             \
+            FTI__UNROLL4                                                                           \
+            for (m = 0; m < NT; m++) x[m] = xq[m] + b * FTI_QK;                                    \
+            j = 0;                                                                                 \
+            STEP(NT, 1);                                                                           \
+            for (j = 1; j < 8; j++) STEP(NT, 0);                                                   \
+            wd = _mm256_loadu_ps((const float *)(const void *)(P + 256));                          \
+            FTI__UNROLL4                                                                           \
+            for (m = 0; m < NT; m++) {                                                             \
+                __m256i d = s[m];                                                                  \
+                if (Q4) /* the nibbles are w + 8 */                                                \
+                    d = _mm256_sub_epi32(_mm256_madd_epi16(d, ones),                               \
+                                         _mm256_set1_epi32(8 * xs[m][b]));                         \
+                acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d),                                    \
+                                         _mm256_mul_ps(wd, _mm256_set1_ps(xd[m][b])), acc[m]);     \
+            }                                                                                      \
+        }                                                                                          \
+        FTI__UNROLL4                                                                               \
+        for (m = 0; m < NT; m++) {                                                                 \
+            if (full) _mm256_storeu_ps(y[m], acc[m]);                                              \
+            else _mm256_maskstore_ps(y[m], mask, acc[m]);                                          \
+        }                                                                                          \
+    }
+
+FTI__P8_KERNEL(fti__p8_q8_0x4_avx2, 4, 0, FTI__P8_Q8_STEP)
+FTI__P8_KERNEL(fti__p8_q8_0x1_avx2, 1, 0, FTI__P8_Q8_STEP)
+FTI__P8_KERNEL(fti__p8_q4_0x4_avx2, 4, 1, FTI__P8_Q4_STEP)
+FTI__P8_KERNEL(fti__p8_q4_0x1_avx2, 1, 1, FTI__P8_Q4_STEP)
+
+/* Group g (rows 8g..8g+7) of matrix a against every activation row. While a chunk meets the
+ * activation rows, the weights the next pack reads (the next chunk, or with prefetch_next the
+ * next group's first one) are prefetched: 8 row streams, each short, and then a long pause, do
+ * not keep the hardware prefetcher ahead. */
+FTI__AVX2 static void fti__p8_group_avx2(const fti__qm_ctx *c, const fti_qmat *a, size_t g,
+                                         int prefetch_next, unsigned char *buf) {
+    int q4 = a->wtype == FTI_DTYPE_Q4_0;
+    size_t row_bytes = fti_dtype_row_bytes(a->wtype, c->nb * FTI_QK);
+    size_t r0 = g * 8, rn = a->N - r0 < 8 ? a->N - r0 : 8, b0, m0, i;
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rn),
+                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (b0 = 0; b0 < c->nb; b0 += FTI__P8_MAXNB) {
+        size_t bn = c->nb - b0 < (size_t)FTI__P8_MAXNB ? c->nb - b0 : (size_t)FTI__P8_MAXNB;
+        fti__p8_pack_avx2((const char *)a->W, row_bytes, r0, a->N, b0, bn, q4, buf);
+        if (b0 + bn < c->nb || (prefetch_next && r0 + 8 < a->N)) {
+            size_t nr0 = b0 + bn < c->nb ? r0 : r0 + 8, nb0 = b0 + bn < c->nb ? b0 + bn : 0;
+            size_t nbn = c->nb - nb0 < (size_t)FTI__P8_MAXNB ? c->nb - nb0 : (size_t)FTI__P8_MAXNB;
+            size_t r, off, bb = row_bytes / c->nb;
+            for (r = nr0; r < nr0 + 8 && r < a->N; r++) {
+                const char *nx = (const char *)a->W + r * row_bytes + nb0 * bb;
+                for (off = 0; off < nbn * bb; off += 64) _mm_prefetch(nx + off, _MM_HINT_T0);
+            }
+        }
+        for (m0 = 0; m0 < c->M;) {
+            const int8_t *xq[4];
+            const float *xd[4];
+            const int32_t *xs[4];
+            float *y[4];
+            size_t mn = c->M - m0 < 4 ? 1 : 4;
+            for (i = 0; i < mn; i++) {
+                size_t m = m0 + i;
+                xq[i] = c->xq + (m * c->nb + b0) * FTI_QK;
+                xd[i] = c->xd + m * c->nb + b0;
+                xs[i] = c->xs + m * c->nb + b0;
+                y[i] = FTI__QMAT_ROW(a, m) + r0;
+            }
+            if (mn == 4 && q4) fti__p8_q4_0x4_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
+            else if (mn == 4) fti__p8_q8_0x4_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
+            else if (q4) fti__p8_q4_0x1_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
+            else fti__p8_q8_0x1_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
+            m0 += mn;
+        }
+    }
+}
+
+/* Items are groups of 8 weight rows, numbered through the matrices in order. */
+FTI__AVX2 static void fti__p8_task(void *vctx, size_t g0, size_t g1, int thread) {
+    const fti__qm_ctx *c = (const fti__qm_ctx *)vctx;
+    unsigned char buf[FTI__P8_MAXNB * FTI__P8_BLOCK];
+    size_t i, base = 0;
+    (void)thread;
+    for (i = 0; i < c->n_mats && g0 < g1; i++) {
+        size_t ng = (c->mats[i].N + 7) / 8, g;
+        for (g = g0; g < g1 && g < base + ng; g++)
+            fti__p8_group_avx2(c, &c->mats[i], g - base, g + 1 < g1, buf);
+        g0 = g;
+        base += ng;
+    }
 }
 
 #if !defined(FTI_NO_AVX512)
@@ -11077,6 +11280,13 @@ fti_result fti_matmul_qa_multi(const fti_kernels *k, fti_pool *pool, const fti_q
     c.xd = (const float *)qact;
     c.xs = (const int32_t *)(c.xd + M * c.nb);
     c.xq = (const int8_t *)(c.xs + M * c.nb);
+#if defined(FTI__X86)
+    if (k == &fti__kernels_avx2_table) { /* 8-row panels, at least ~16 KiB of weights a thread */
+        for (i = 0; i < n_mats; i++) groups += (mats[i].N + 7) / 8;
+        if (groups) fti_pool_for(pool, groups, 16384 / (8 * min_rb) + 1, fti__p8_task, &c);
+        return FTI_OK;
+    }
+#endif
     for (i = 0; i < n_mats; i++) groups += (mats[i].N + (panels ? 15 : 3)) / (panels ? 16 : 4);
     if (groups == 0) return FTI_OK;
 #if defined(FTI__X86) && !defined(FTI_NO_AVX512)
