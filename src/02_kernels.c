@@ -843,9 +843,14 @@ static size_t fti__gemm_kc_for(const fti__gemm_ctx *g) {
 
 /* A thread's n columns are cut into equal blocks of at most k->nc, rounded up to whole nr
  * panels (768 with nc 1024 is one block, not 512 + 256): every block repacks the thread's A, so
- * fewer, even blocks pack less (the dW product's K = 4096 made A's repacking cost 10%). */
-static size_t fti__gemm_nc(const fti_kernels *k, size_t n) {
-    size_t n_blocks = (n + k->nc - 1) / k->nc, nc;
+ * fewer, even blocks pack less (the dW product's K = 4096 made A's repacking cost 10%). The
+ * AVX2 table's dW product (TRANS_A, whose A it packs) takes blocks of up to 1024: on Zen 3,
+ * one thread, dW 4096×768×288 (768 columns in one block, not 2 × 384) went from 0.85..0.87 to
+ * 0.93 of OpenBLAS (median of interleaved runs), the others within noise. */
+static size_t fti__gemm_nc(const fti__gemm_ctx *g, size_t n) {
+    const fti_kernels *k = g->k;
+    size_t cap = k->isa == FTI_ISA_AVX2 && (g->flags & FTI_MM_TRANS_A) ? 1024 : k->nc;
+    size_t n_blocks = (n + cap - 1) / cap, nc;
     nc = n_blocks ? (n + n_blocks - 1) / n_blocks : k->nr;
     return (nc + k->nr - 1) / k->nr * k->nr;
 }
@@ -936,7 +941,7 @@ static void fti__gemm_rows(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t 
 
 static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
                             float *Ap, float *Bp, uint32_t *Ap16, uint32_t *Bp16) {
-    size_t jc, pc, kc_blk = fti__gemm_kc_for(g), nc_blk = fti__gemm_nc(g->k, n1 - n0);
+    size_t jc, pc, kc_blk = fti__gemm_kc_for(g), nc_blk = fti__gemm_nc(g, n1 - n0);
     for (jc = n0; jc < n1; jc += nc_blk) {
         size_t nc = n1 - jc < nc_blk ? n1 - jc : nc_blk;
         for (pc = 0; pc < g->K; pc += kc_blk) {
@@ -971,7 +976,7 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     if (m0 >= m1 || n0 >= n1) return;
     kc = fti__gemm_kc_for(g);
     kp = (kc + 1) / 2;
-    nc = fti__gemm_nc(k, n1 - n0);
+    nc = fti__gemm_nc(g, n1 - n0);
     mc = m1 - m0 < k->mc ? m1 - m0 : k->mc;
     mc = (mc + k->mr - 1) / k->mr * k->mr;
     if (g->pool && !g->bf16) { /* one block: A's panel, then B's (both 64-byte multiples) */
