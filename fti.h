@@ -7009,11 +7009,20 @@ static size_t fti__gemm_kc(const fti_kernels *k, size_t K) {
  * dX product (K = 4096 as 11 × 373) kept the row streams short, a page each with 1024, and C's
  * tiles are reloaded K/kc times. Measured on Zen 4, one thread (CPU time): dX 4096×288×4096
  * 95 -> 104 GFLOP/s, square 2048 102 -> 106; the dW product (A read in place, TRANS_A) lost
- * with 1024 (104 -> 90) and keeps the table's. Depends on K, the flags and the table only. */
+ * with 1024 (104 -> 90) and keeps the table's. The AVX2 table (6×16 tiles, no in-place kernel)
+ * does the same for every product but TRANS_A: on Zen 3 (512 KiB L2) a B block of 1024 × nc no
+ * longer fits L2, but streams from L3 fast enough for the 16-wide panels, while C's tiles are
+ * reloaded 4 times less often and A's row segments get 4 times longer. Measured on Zen 3, one
+ * thread, ratio to OpenBLAS (median of interleaved runs): dX 4096×288×4096 0.93 -> 0.99..1.03,
+ * square 2048 0.89 -> 0.93..0.97, fwd 4096×288×288 (one block of 288 instead of 2 × 144)
+ * 0.91 -> 1.03; the dW product (TRANS_A, packed with kc 512..1024) lost 1..6% and keeps 256.
+ * Depends on K, the flags and the table only. */
 static size_t fti__gemm_kc_for(const fti__gemm_ctx *g) {
     size_t n_blocks;
     int in_place = (g->flags & FTI_MM_TRANS_A) && g->k->ukernel_sa;
-    if (g->bf16 || in_place || g->k->isa != FTI_ISA_AVX512 || g->k->kc >= 1024)
+    int wide = g->k->isa == FTI_ISA_AVX2 ? !(g->flags & FTI_MM_TRANS_A)
+                                         : g->k->isa == FTI_ISA_AVX512 && !g->bf16 && !in_place;
+    if (!wide || g->k->kc >= 1024)
         return fti__gemm_kc(g->k, g->K);
     n_blocks = (g->K + 1023) / 1024;
     return (g->K + n_blocks - 1) / n_blocks;
@@ -7021,9 +7030,14 @@ static size_t fti__gemm_kc_for(const fti__gemm_ctx *g) {
 
 /* A thread's n columns are cut into equal blocks of at most k->nc, rounded up to whole nr
  * panels (768 with nc 1024 is one block, not 512 + 256): every block repacks the thread's A, so
- * fewer, even blocks pack less (the dW product's K = 4096 made A's repacking cost 10%). */
-static size_t fti__gemm_nc(const fti_kernels *k, size_t n) {
-    size_t n_blocks = (n + k->nc - 1) / k->nc, nc;
+ * fewer, even blocks pack less (the dW product's K = 4096 made A's repacking cost 10%). The
+ * AVX2 table's dW product (TRANS_A, whose A it packs) takes blocks of up to 1024: on Zen 3,
+ * one thread, dW 4096×768×288 (768 columns in one block, not 2 × 384) went from 0.85..0.87 to
+ * 0.93 of OpenBLAS (median of interleaved runs), the others within noise. */
+static size_t fti__gemm_nc(const fti__gemm_ctx *g, size_t n) {
+    const fti_kernels *k = g->k;
+    size_t cap = k->isa == FTI_ISA_AVX2 && (g->flags & FTI_MM_TRANS_A) ? 1024 : k->nc;
+    size_t n_blocks = (n + cap - 1) / cap, nc;
     nc = n_blocks ? (n + n_blocks - 1) / n_blocks : k->nr;
     return (nc + k->nr - 1) / k->nr * k->nr;
 }
@@ -7114,7 +7128,7 @@ static void fti__gemm_rows(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t 
 
 static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t n0, size_t n1,
                             float *Ap, float *Bp, uint32_t *Ap16, uint32_t *Bp16) {
-    size_t jc, pc, kc_blk = fti__gemm_kc_for(g), nc_blk = fti__gemm_nc(g->k, n1 - n0);
+    size_t jc, pc, kc_blk = fti__gemm_kc_for(g), nc_blk = fti__gemm_nc(g, n1 - n0);
     for (jc = n0; jc < n1; jc += nc_blk) {
         size_t nc = n1 - jc < nc_blk ? n1 - jc : nc_blk;
         for (pc = 0; pc < g->K; pc += kc_blk) {
@@ -7149,7 +7163,7 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     if (m0 >= m1 || n0 >= n1) return;
     kc = fti__gemm_kc_for(g);
     kp = (kc + 1) / 2;
-    nc = fti__gemm_nc(k, n1 - n0);
+    nc = fti__gemm_nc(g, n1 - n0);
     mc = m1 - m0 < k->mc ? m1 - m0 : k->mc;
     mc = (mc + k->mr - 1) / k->mr * k->mr;
     if (g->pool && !g->bf16) { /* one block: A's panel, then B's (both 64-byte multiples) */
@@ -8393,6 +8407,13 @@ FTI__AVX2 static void fti__ukernel_avx2(size_t kc, const float *a, const float *
            c2_1 = c0_0, c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0,
            c5_1 = c0_0, b0, b1, t;
     size_t p;
+    /* C's tile is read (acc) and written only after the k loop: on Zen 3 its rows are often
+     * in L3 by then (C is reloaded once per K block), so ask for them now (both ends of each
+     * row: an unaligned row spans two lines) */
+    for (p = 0; p < 6; p++) {
+        __builtin_prefetch(c + p * ldc, 1, 3);
+        __builtin_prefetch(c + p * ldc + 15, 1, 3);
+    }
     for (p = 0; p < kc; p++, a += 6, b += 16) {
         b0 = _mm256_loadu_ps(b);
         b1 = _mm256_loadu_ps(b + 8);

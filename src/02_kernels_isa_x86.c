@@ -88,6 +88,13 @@ FTI__AVX2 static void fti__ukernel_avx2(size_t kc, const float *a, const float *
            c2_1 = c0_0, c3_0 = c0_0, c3_1 = c0_0, c4_0 = c0_0, c4_1 = c0_0, c5_0 = c0_0,
            c5_1 = c0_0, b0, b1, t;
     size_t p;
+    /* C's tile is read (acc) and written only after the k loop: on Zen 3 its rows are often
+     * in L3 by then (C is reloaded once per K block), so ask for them now (both ends of each
+     * row: an unaligned row spans two lines) */
+    for (p = 0; p < 6; p++) {
+        __builtin_prefetch(c + p * ldc, 1, 3);
+        __builtin_prefetch(c + p * ldc + 15, 1, 3);
+    }
     for (p = 0; p < kc; p++, a += 6, b += 16) {
         b0 = _mm256_loadu_ps(b);
         b1 = _mm256_loadu_ps(b + 8);

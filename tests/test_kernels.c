@@ -275,6 +275,11 @@ FTI_TEST(kernels_matmul_blocks_and_threads) {
          * on the AVX-512 table (else by columns): several K blocks, partial last tiles */
         bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 79, 300, 700, 1,
                              &r);
+        /* packed A over several K blocks of the wide kind (up to 1024 on AVX2 and AVX-512:
+         * 2100 -> 3 × 700, 1100 -> 2 × 550), stored then added; partial tiles */
+        bad |= kt_check_gemm(tabs[t], pool, 0, 31, 45, 2100, 1, &r);
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B | FTI_MM_ACCUMULATE, 19, 37, 1100, 0,
+                             &r);
     }
     CHECK(!bad);
     fti_pool_free(pool);
@@ -310,6 +315,20 @@ FTI_TEST(kernels_deterministic_threads) {
         }
         CHECK(memcmp(C[0], C[1], 320 * 320 * sizeof(float)) == 0);
         CHECK(memcmp(C[0], C[2], 320 * 320 * sizeof(float)) == 0);
+    }
+    { /* packed A over several wide K blocks (K = 2100: 3 × 700 on AVX2), split by rows */
+        size_t m3 = 47, n3 = 40, k3 = 2100;
+        float *A3 = fti_test_rand(&r, m3 * k3, 1.0f), *B3 = fti_test_rand(&r, k3 * n3, 1.0f);
+        float *D[3];
+        for (p = 0; p < 3; p++) {
+            D[p] = (float *)calloc(m3 * n3, sizeof(float));
+            fti_matmul(k, pools[p], 0, m3, n3, k3, A3, k3, B3, n3, D[p], n3);
+        }
+        CHECK(memcmp(D[0], D[1], m3 * n3 * sizeof(float)) == 0);
+        CHECK(memcmp(D[0], D[2], m3 * n3 * sizeof(float)) == 0);
+        for (p = 0; p < 3; p++) free(D[p]);
+        free(A3);
+        free(B3);
     }
     { /* the dW product (TRANS_A) over several K blocks at one, two and four threads: N = 300
        * (split by rows on the AVX-512 table: N fits one column block and N <= 4·M) and N = 1050
