@@ -172,8 +172,9 @@ FTIDEF fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype w
  * Y(M,N) (row stride ldy >= N) = X(M,K)·W(N,K)ᵀ for W in Q8_0 or Q4_0 rows (ggml blocks, each
  * row fti_dtype_row_bytes(wtype, K) bytes, rows contiguous, 2-byte aligned) and X quantized to
  * int8 32-blocks exactly as fti_matmul_w does (so results differ from dequantize-then-f32 by the
- * activation rounding, about 0.4% of sum|w·x|). Tiles of 4 X rows × 4 W rows reuse every weight
- * block from registers and every ~16 KiB slice of W from cache across all M rows: the cost of
+ * activation rounding, about 0.4% of sum|w·x|). Tiles of 4 X rows × 4 W rows (AVX2: panels of 8
+ * W rows repacked per 32 blocks; AVX-512 VNNI: 16-row panels) reuse every weight block from
+ * registers and every ~16 KiB slice of W from cache across all M rows: the cost of
  * W's memory traffic is paid once, not M times. Bit-identical for any pool size and for any M
  * (row m's result does not depend on the other rows). K must be a multiple of 32.
  * Thread safety: any thread; the pool must not be in use by another call. */
