@@ -33,21 +33,27 @@ typedef struct fti__train_adamw_ctx {
     size_t n;
 } fti__train_adamw_ctx;
 
-/* Blocks [b0, b1): the table's AdamW (vector, fused gradient scale) per run of equal decay. */
+/* Blocks [b0, b1): the table's AdamW (vector, fused gradient scale) per run of equal decay
+ * within each block. Runs stop at block ends whatever range a thread has, so each element takes
+ * the same path (vector lanes or the kernel's tail) for any thread count: the AVX2 kernel's
+ * scalar tail need not give the vector lanes' bits (clang contracts it into FMAs). */
 static void fti__train_adamw_task(void *vctx, size_t b0, size_t b1, int thread) {
     const fti__train_adamw_ctx *c = (const fti__train_adamw_ctx *)vctx;
-    size_t i = b0 * FTI__TRAIN_BLOCK, end = b1 * FTI__TRAIN_BLOCK < c->n ? b1 * FTI__TRAIN_BLOCK
-                                                                         : c->n;
+    size_t b;
     (void)thread;
-    while (i < end) {
-        size_t j = i + 1;
-        int dec = !c->decay || c->decay[i];
-        if (c->decay)
-            while (j < end && (c->decay[j] != 0) == dec) j++;
-        else
-            j = end;
-        fti_adamw(NULL, c->p + i, c->g + i, c->m + i, c->v + i, j - i, &c->hp, dec);
-        i = j;
+    for (b = b0; b < b1; b++) {
+        size_t i = b * FTI__TRAIN_BLOCK,
+               end = i + FTI__TRAIN_BLOCK < c->n ? i + FTI__TRAIN_BLOCK : c->n;
+        while (i < end) {
+            size_t j = i + 1;
+            int dec = !c->decay || c->decay[i];
+            if (c->decay)
+                while (j < end && (c->decay[j] != 0) == dec) j++;
+            else
+                j = end;
+            fti_adamw(NULL, c->p + i, c->g + i, c->m + i, c->v + i, j - i, &c->hp, dec);
+            i = j;
+        }
     }
 }
 
