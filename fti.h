@@ -33,6 +33,10 @@
  *
  * OPTIONS (define before including the implementation; all default to off/unset)
  *   FTI_IMPLEMENTATION   emit the implementation in this translation unit
+ *   FTI_IMPLEMENTATION_DONE
+ *                        set by the implementation; define it yourself to compile a file that
+ *                        defines FTI_IMPLEMENTATION without it (link an object built from
+ *                        fti.h with -DFTI_IMPLEMENTATION instead: the Makefile's build/fti.o)
  *   FTI_STATIC           make every function static (private copy per translation unit)
  *   FTIDEF               storage class of public functions (default extern, or static)
  *   FTI_MALLOC(n), FTI_REALLOC(p,n), FTI_FREE(p)

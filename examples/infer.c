@@ -14,6 +14,7 @@
 #define FTI_IMPLEMENTATION
 #include "fti.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -16,6 +16,7 @@
 #define FTI_IMPLEMENTATION
 #include "fti.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,6 +4,7 @@
 #define FTI_IMPLEMENTATION
 #include "fti.h"
 #include <stdio.h>
+#include <string.h>
 
 int main(int argc, char **argv) {
     static const char *const names[3] = {"gpt2", "cl100k_base", "o200k_base"};
