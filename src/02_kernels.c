@@ -650,6 +650,8 @@ typedef struct fti__gemm_ctx {
     float *C;
     int split_n; /* items are nr-column tiles (else mr-row tiles) */
     int bf16;    /* bf16 panels and micro-kernel (FTI_MM_BF16 with a table that has them) */
+    size_t k_half; /* > 0: K split in two parts (fti__gemm_k_half), the second one summed in T */
+    float *T;      /* (M,N): the second part's sum, added to C last */
 } fti__gemm_ctx;
 
 /* out[p·ld + i] = src[i·lds + p] for i < rows, p < kc: a transposing copy of `rows` source rows
@@ -959,8 +961,8 @@ static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t
     }
 }
 
-static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
-    const fti__gemm_ctx *g = (const fti__gemm_ctx *)ctx;
+/* Items [begin, end) (tiles of mr rows or nr columns) of the product g. */
+static void fti__gemm_part(const fti__gemm_ctx *g, size_t begin, size_t end, int thread) {
     const fti_kernels *k = g->k;
     size_t m0 = 0, m1 = g->M, n0 = 0, n1 = g->N, kc, nc, mc, kp;
     float *Ap, *Bp;
@@ -1015,6 +1017,57 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     }
     fti_aligned_free(Ap16);
     fti_aligned_free(Bp16);
+}
+
+/* Items [begin, end) of a product: row tiles, or with a K split, the row tiles of the first K
+ * part (summed into C) then those of the second (summed into T, from 0). */
+static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
+    const fti__gemm_ctx *g = (const fti__gemm_ctx *)ctx;
+    size_t tiles = (g->M + g->k->mr - 1) / g->k->mr, part;
+    if (!g->k_half) {
+        fti__gemm_part(g, begin, end, thread);
+        return;
+    }
+    for (part = 0; part < 2; part++) {
+        size_t lo = part * tiles, hi = lo + tiles;
+        size_t b = begin > lo ? begin : lo, e = end < hi ? end : hi;
+        fti__gemm_ctx h = *g;
+        if (b >= e) continue;
+        h.k_half = 0;
+        h.K = g->k_half;
+        if (part == 1) { /* A is (K,M), B is (K,N): their rows [k_half, K) */
+            h.A = g->A + g->k_half * g->lda;
+            h.B = g->B + g->k_half * g->ldb;
+            h.K = g->K - g->k_half;
+            h.C = g->T;
+            h.ldc = g->N;
+            h.flags &= ~(unsigned)FTI_MM_ACCUMULATE;
+        }
+        fti__gemm_part(&h, b - lo, e - lo, thread);
+    }
+}
+
+/* Rows [begin, end) of C += T (after a K split): one rounded add per element, as the table's axpy
+ * with a = 1 computes it (FMA or not, 1·x is exact). */
+static void fti__gemm_add_task(void *ctx, size_t begin, size_t end, int thread) {
+    const fti__gemm_ctx *g = (const fti__gemm_ctx *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = begin; i < end; i++) g->k->axpy(g->C + i * g->ldc, 1.0f, g->T + i * g->N, g->N);
+}
+
+/* Where the AVX2 table splits K of a dW product (TRANS_A, not TRANS_B) whose output is small next
+ * to K (K >= 4·M), or 0 (no split). Split by rows, each thread packed all of B for its rows: at two
+ * threads, dW 288×288 over K = 4096 packed 1.5 times as much per multiply-add as at one, and ran
+ * at 0.8 of OpenBLAS. With the split, parts [0, k_half) and [k_half, K) are independent products
+ * over all rows (each packs half of A and B: at two threads, one part each), C gets the first and
+ * then T's sum of the second: each element is (C + Σ part 0) + Σ part 1, blocks in order, for any
+ * thread count. Depends on the table, the flags and the shape only. */
+static size_t fti__gemm_k_half(const fti_kernels *k, unsigned flags, size_t M, size_t K) {
+    if (k->isa != FTI_ISA_AVX2 || (flags & (FTI_MM_TRANS_A | FTI_MM_TRANS_B)) != FTI_MM_TRANS_A)
+        return 0;
+    if (K < 4 * M || K < 4 * k->kc) return 0;
+    return K / 2;
 }
 
 typedef struct fti__gemv_ctx {
@@ -1200,8 +1253,22 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
         g.split_n = 0;
     items = g.split_n ? tiles_n : tiles_m;
     work = (g.split_n ? k->nr * M : k->mr * N) * K; /* multiply-adds per item */
+    g.k_half = bf16 ? 0 : fti__gemm_k_half(k, flags, M, K);
+    if (g.k_half) {
+        g.T = (float *)fti_aligned_alloc(M * N * sizeof(float), 64);
+        if (!g.T) g.k_half = 0; /* out of memory: no split (other sums, as the reference's) */
+    }
+    if (g.k_half) {
+        g.split_n = 0;
+        items = 2 * tiles_m;
+        work = k->mr * N * (K / 2);
+    }
     grain = work ? (size_t)1 + (size_t)(1u << 20) / work : 1;
     fti_pool_for(pool, items, grain, fti__gemm_task, &g);
+    if (g.k_half) {
+        fti_pool_for(pool, M, 1 + 16384 / N, fti__gemm_add_task, &g);
+        fti_aligned_free(g.T);
+    }
 }
 
 fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,
