@@ -710,6 +710,26 @@ static void fti__copy_pad(float *dst, const float *src, size_t n, size_t width) 
     for (; i < width; i++) dst[i] = 0.0f;
 }
 
+/* dst[0..n) = src[0..n): one whole panel row (n = mr or nr), inlined into the packing loops
+ * (a call per 6 or 16 floats cost as much as the copy). */
+#if defined(FTI__X86)
+static inline __attribute__((always_inline)) void fti__copy_row(float *dst, const float *src,
+                                                                size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(dst + i, _mm_loadu_ps(src + i));
+    if (i + 2 <= n) {
+        _mm_storel_pi((__m64 *)(void *)(dst + i),
+                      _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(const void *)(src + i)));
+        i += 2;
+    }
+    if (i < n) dst[i] = src[i];
+}
+#else
+static void fti__copy_row(float *dst, const float *src, size_t n) {
+    fti__copy_pad(dst, src, n, n);
+}
+#endif
+
 /* Prefetch the n floats at src (a source row segment a few rows ahead of the packing). */
 #ifndef FTI__PF_ROWS
 #define FTI__PF_ROWS 4
@@ -734,10 +754,8 @@ static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0,
         for (p = 0; p < kc; p++) {
             const float *src = g->A + (p0 + p) * g->lda + i0;
             if (p + FTI__PF_ROWS < kc) fti__prefetch_row(src + FTI__PF_ROWS * g->lda, mc);
-            for (ip = 0; ip < mc; ip += mr) {
-                size_t rows = mc - ip < mr ? mc - ip : mr;
-                fti__copy_pad(out + ip * kc + p * mr, src + ip, rows, mr);
-            }
+            for (ip = 0; ip + mr <= mc; ip += mr) fti__copy_row(out + ip * kc + p * mr, src + ip, mr);
+            if (ip < mc) fti__copy_pad(out + ip * kc + p * mr, src + ip, mc - ip, mr);
         }
         return;
     }
@@ -757,10 +775,8 @@ static void fti__pack_b_rows(const fti__gemm_ctx *g, size_t j0, size_t nc, size_
     for (p = pa; p < pb; p++) {
         const float *src = g->B + (p0 + p) * g->ldb + j0;
         if (p + FTI__PF_ROWS < pb) fti__prefetch_row(src + FTI__PF_ROWS * g->ldb, nc);
-        for (jp = 0; jp < nc; jp += nr) {
-            size_t cols = nc - jp < nr ? nc - jp : nr;
-            fti__copy_pad(out + jp * kc + p * nr, src + jp, cols, nr);
-        }
+        for (jp = 0; jp + nr <= nc; jp += nr) fti__copy_row(out + jp * kc + p * nr, src + jp, nr);
+        if (jp < nc) fti__copy_pad(out + jp * kc + p * nr, src + jp, nc - jp, nr);
     }
 }
 
