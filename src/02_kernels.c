@@ -864,10 +864,18 @@ static size_t fti__gemm_kc_for(const fti__gemm_ctx *g) {
  * fewer, even blocks pack less (the dW product's K = 4096 made A's repacking cost 10%). The
  * AVX2 table's dW product (TRANS_A, whose A it packs) takes blocks of up to 1024: on Zen 3,
  * one thread, dW 4096×768×288 (768 columns in one block, not 2 × 384) went from 0.85..0.87 to
- * 0.93 of OpenBLAS (median of interleaved runs), the others within noise. */
+ * 0.93 of OpenBLAS (median of interleaved runs), the others within noise. Its other products
+ * take blocks of up to 2048 where K is one block of at most 512 (the forward products, K = 288):
+ * A is repacked 4 times less often, and B's block (2.3 MB at K = 288), past L2, streams from
+ * L3 fast enough for the 16-wide panels. On Zen 3 (best of interleaved runs, one thread):
+ * fwd 4096×288×4096 +3..4%, fwd 4096×288×768 (one block of 768, not 2 × 384) +2..4%. */
 static size_t fti__gemm_nc(const fti__gemm_ctx *g, size_t n) {
     const fti_kernels *k = g->k;
-    size_t cap = k->isa == FTI_ISA_AVX2 && (g->flags & FTI_MM_TRANS_A) ? 1024 : k->nc;
+    size_t cap = k->nc;
+    if (k->isa == FTI_ISA_AVX2 && (g->flags & FTI_MM_TRANS_A))
+        cap = 1024;
+    else if (k->isa == FTI_ISA_AVX2 && g->K <= 512) /* one K block (fti__gemm_kc_for) */
+        cap = 2048;
     size_t n_blocks = (n + cap - 1) / cap, nc;
     nc = n_blocks ? (n + n_blocks - 1) / n_blocks : k->nr;
     return (nc + k->nr - 1) / k->nr * k->nr;
