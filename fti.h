@@ -6842,6 +6842,8 @@ typedef struct fti__gemm_ctx {
     float *C;
     int split_n; /* items are nr-column tiles (else mr-row tiles) */
     int bf16;    /* bf16 panels and micro-kernel (FTI_MM_BF16 with a table that has them) */
+    size_t k_half; /* > 0: K split in two parts (fti__gemm_k_half), the second one summed in T */
+    float *T;      /* (M,N): the second part's sum, added to C last */
 } fti__gemm_ctx;
 
 /* out[p·ld + i] = src[i·lds + p] for i < rows, p < kc: a transposing copy of `rows` source rows
@@ -6900,6 +6902,26 @@ static void fti__copy_pad(float *dst, const float *src, size_t n, size_t width) 
     for (; i < width; i++) dst[i] = 0.0f;
 }
 
+/* dst[0..n) = src[0..n): one whole panel row (n = mr or nr), inlined into the packing loops
+ * (a call per 6 or 16 floats cost as much as the copy). */
+#if defined(FTI__X86)
+static inline __attribute__((always_inline)) void fti__copy_row(float *dst, const float *src,
+                                                                size_t n) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(dst + i, _mm_loadu_ps(src + i));
+    if (i + 2 <= n) {
+        _mm_storel_pi((__m64 *)(void *)(dst + i),
+                      _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(const void *)(src + i)));
+        i += 2;
+    }
+    if (i < n) dst[i] = src[i];
+}
+#else
+static void fti__copy_row(float *dst, const float *src, size_t n) {
+    fti__copy_pad(dst, src, n, n);
+}
+#endif
+
 /* Prefetch the n floats at src (a source row segment a few rows ahead of the packing). */
 #ifndef FTI__PF_ROWS
 #define FTI__PF_ROWS 4
@@ -6924,10 +6946,8 @@ static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0,
         for (p = 0; p < kc; p++) {
             const float *src = g->A + (p0 + p) * g->lda + i0;
             if (p + FTI__PF_ROWS < kc) fti__prefetch_row(src + FTI__PF_ROWS * g->lda, mc);
-            for (ip = 0; ip < mc; ip += mr) {
-                size_t rows = mc - ip < mr ? mc - ip : mr;
-                fti__copy_pad(out + ip * kc + p * mr, src + ip, rows, mr);
-            }
+            for (ip = 0; ip + mr <= mc; ip += mr) fti__copy_row(out + ip * kc + p * mr, src + ip, mr);
+            if (ip < mc) fti__copy_pad(out + ip * kc + p * mr, src + ip, mc - ip, mr);
         }
         return;
     }
@@ -6947,10 +6967,8 @@ static void fti__pack_b_rows(const fti__gemm_ctx *g, size_t j0, size_t nc, size_
     for (p = pa; p < pb; p++) {
         const float *src = g->B + (p0 + p) * g->ldb + j0;
         if (p + FTI__PF_ROWS < pb) fti__prefetch_row(src + FTI__PF_ROWS * g->ldb, nc);
-        for (jp = 0; jp < nc; jp += nr) {
-            size_t cols = nc - jp < nr ? nc - jp : nr;
-            fti__copy_pad(out + jp * kc + p * nr, src + jp, cols, nr);
-        }
+        for (jp = 0; jp + nr <= nc; jp += nr) fti__copy_row(out + jp * kc + p * nr, src + jp, nr);
+        if (jp < nc) fti__copy_pad(out + jp * kc + p * nr, src + jp, nc - jp, nr);
     }
 }
 
@@ -7038,10 +7056,18 @@ static size_t fti__gemm_kc_for(const fti__gemm_ctx *g) {
  * fewer, even blocks pack less (the dW product's K = 4096 made A's repacking cost 10%). The
  * AVX2 table's dW product (TRANS_A, whose A it packs) takes blocks of up to 1024: on Zen 3,
  * one thread, dW 4096×768×288 (768 columns in one block, not 2 × 384) went from 0.85..0.87 to
- * 0.93 of OpenBLAS (median of interleaved runs), the others within noise. */
+ * 0.93 of OpenBLAS (median of interleaved runs), the others within noise. Its other products
+ * take blocks of up to 2048 where K is one block of at most 512 (the forward products, K = 288):
+ * A is repacked 4 times less often, and B's block (2.3 MB at K = 288), past L2, streams from
+ * L3 fast enough for the 16-wide panels. On Zen 3 (best of interleaved runs, one thread):
+ * fwd 4096×288×4096 +3..4%, fwd 4096×288×768 (one block of 768, not 2 × 384) +2..4%. */
 static size_t fti__gemm_nc(const fti__gemm_ctx *g, size_t n) {
     const fti_kernels *k = g->k;
-    size_t cap = k->isa == FTI_ISA_AVX2 && (g->flags & FTI_MM_TRANS_A) ? 1024 : k->nc;
+    size_t cap = k->nc;
+    if (k->isa == FTI_ISA_AVX2 && (g->flags & FTI_MM_TRANS_A))
+        cap = 1024;
+    else if (k->isa == FTI_ISA_AVX2 && g->K <= 512) /* one K block (fti__gemm_kc_for) */
+        cap = 2048;
     size_t n_blocks = (n + cap - 1) / cap, nc;
     nc = n_blocks ? (n + n_blocks - 1) / n_blocks : k->nr;
     return (nc + k->nr - 1) / k->nr * k->nr;
@@ -7151,8 +7177,8 @@ static void fti__gemm_block(const fti__gemm_ctx *g, size_t m0, size_t m1, size_t
     }
 }
 
-static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
-    const fti__gemm_ctx *g = (const fti__gemm_ctx *)ctx;
+/* Items [begin, end) (tiles of mr rows or nr columns) of the product g. */
+static void fti__gemm_part(const fti__gemm_ctx *g, size_t begin, size_t end, int thread) {
     const fti_kernels *k = g->k;
     size_t m0 = 0, m1 = g->M, n0 = 0, n1 = g->N, kc, nc, mc, kp;
     float *Ap, *Bp;
@@ -7207,6 +7233,57 @@ static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
     }
     fti_aligned_free(Ap16);
     fti_aligned_free(Bp16);
+}
+
+/* Items [begin, end) of a product: row tiles, or with a K split, the row tiles of the first K
+ * part (summed into C) then those of the second (summed into T, from 0). */
+static void fti__gemm_task(void *ctx, size_t begin, size_t end, int thread) {
+    const fti__gemm_ctx *g = (const fti__gemm_ctx *)ctx;
+    size_t tiles = (g->M + g->k->mr - 1) / g->k->mr, part;
+    if (!g->k_half) {
+        fti__gemm_part(g, begin, end, thread);
+        return;
+    }
+    for (part = 0; part < 2; part++) {
+        size_t lo = part * tiles, hi = lo + tiles;
+        size_t b = begin > lo ? begin : lo, e = end < hi ? end : hi;
+        fti__gemm_ctx h = *g;
+        if (b >= e) continue;
+        h.k_half = 0;
+        h.K = g->k_half;
+        if (part == 1) { /* A is (K,M), B is (K,N): their rows [k_half, K) */
+            h.A = g->A + g->k_half * g->lda;
+            h.B = g->B + g->k_half * g->ldb;
+            h.K = g->K - g->k_half;
+            h.C = g->T;
+            h.ldc = g->N;
+            h.flags &= ~(unsigned)FTI_MM_ACCUMULATE;
+        }
+        fti__gemm_part(&h, b - lo, e - lo, thread);
+    }
+}
+
+/* Rows [begin, end) of C += T (after a K split): one rounded add per element, as the table's axpy
+ * with a = 1 computes it (FMA or not, 1·x is exact). */
+static void fti__gemm_add_task(void *ctx, size_t begin, size_t end, int thread) {
+    const fti__gemm_ctx *g = (const fti__gemm_ctx *)ctx;
+    size_t i;
+    (void)thread;
+    for (i = begin; i < end; i++) g->k->axpy(g->C + i * g->ldc, 1.0f, g->T + i * g->N, g->N);
+}
+
+/* Where the AVX2 table splits K of a dW product (TRANS_A, not TRANS_B) whose output is small next
+ * to K (K >= 4·M), or 0 (no split). Split by rows, each thread packed all of B for its rows: at two
+ * threads, dW 288×288 over K = 4096 packed 1.5 times as much per multiply-add as at one, and ran
+ * at 0.8 of OpenBLAS. With the split, parts [0, k_half) and [k_half, K) are independent products
+ * over all rows (each packs half of A and B: at two threads, one part each), C gets the first and
+ * then T's sum of the second: each element is (C + Σ part 0) + Σ part 1, blocks in order, for any
+ * thread count. Depends on the table, the flags and the shape only. */
+static size_t fti__gemm_k_half(const fti_kernels *k, unsigned flags, size_t M, size_t K) {
+    if (k->isa != FTI_ISA_AVX2 || (flags & (FTI_MM_TRANS_A | FTI_MM_TRANS_B)) != FTI_MM_TRANS_A)
+        return 0;
+    if (K < 4 * M || K < 4 * k->kc) return 0;
+    return K / 2;
 }
 
 typedef struct fti__gemv_ctx {
@@ -7392,8 +7469,22 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
         g.split_n = 0;
     items = g.split_n ? tiles_n : tiles_m;
     work = (g.split_n ? k->nr * M : k->mr * N) * K; /* multiply-adds per item */
+    g.k_half = bf16 ? 0 : fti__gemm_k_half(k, flags, M, K);
+    if (g.k_half) {
+        g.T = (float *)fti_aligned_alloc(M * N * sizeof(float), 64);
+        if (!g.T) g.k_half = 0; /* out of memory: no split (other sums, as the reference's) */
+    }
+    if (g.k_half) {
+        g.split_n = 0;
+        items = 2 * tiles_m;
+        work = k->mr * N * (K / 2);
+    }
     grain = work ? (size_t)1 + (size_t)(1u << 20) / work : 1;
     fti_pool_for(pool, items, grain, fti__gemm_task, &g);
+    if (g.k_half) {
+        fti_pool_for(pool, M, 1 + 16384 / N, fti__gemm_add_task, &g);
+        fti_aligned_free(g.T);
+    }
 }
 
 fti_result fti_matmul_w(const fti_kernels *k, fti_pool *pool, fti_dtype wtype, const void *W,

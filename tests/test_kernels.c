@@ -280,6 +280,10 @@ FTI_TEST(kernels_matmul_blocks_and_threads) {
         bad |= kt_check_gemm(tabs[t], pool, 0, 31, 45, 2100, 1, &r);
         bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_B | FTI_MM_ACCUMULATE, 19, 37, 1100, 0,
                              &r);
+        /* the dW product with K >= 4·M (K split in two halves on AVX2), partial tiles */
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, 37, 45, 1100, 1,
+                             &r);
+        bad |= kt_check_gemm(tabs[t], pool, FTI_MM_TRANS_A, 40, 33, 1030, 0, &r);
     }
     CHECK(!bad);
     fti_pool_free(pool);
@@ -349,6 +353,25 @@ FTI_TEST(kernels_deterministic_threads) {
         for (p = 0; p < 3; p++) free(D[p]);
         free(A2);
         free(B2);
+    }
+    { /* the dW product with K >= 4·M (K split in two halves on AVX2) at 1, 2, 3 and 4 threads:
+       * 3 threads cut a part's rows unevenly, one chunk runs rows of both parts */
+        size_t m4 = 61, n4 = 50, k4 = 1300, ld4 = 64;
+        float *A4 = fti_test_rand(&r, k4 * ld4, 1.0f), *B4 = fti_test_rand(&r, k4 * ld4, 1.0f);
+        float *D[4];
+        fti_pool *pool3 = fti_pool_create(3);
+        REQUIRE(pool3 != NULL);
+        for (p = 0; p < 4; p++) {
+            D[p] = (float *)malloc(m4 * ld4 * sizeof(float));
+            for (i = 0; i < m4 * ld4; i++) D[p][i] = 0.25f;
+            fti_matmul(k, p < 3 ? pools[p] : pool3, FTI_MM_TRANS_A | FTI_MM_ACCUMULATE, m4, n4,
+                       k4, A4, ld4, B4, ld4, D[p], ld4);
+        }
+        for (p = 1; p < 4; p++) CHECK(memcmp(D[0], D[p], m4 * ld4 * sizeof(float)) == 0);
+        for (p = 0; p < 4; p++) free(D[p]);
+        fti_pool_free(pool3);
+        free(A4);
+        free(B4);
     }
     for (ti = 0; ti < 5; ti++) {
         size_t n_in = 320, n_out = 250, T;
