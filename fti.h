@@ -9005,16 +9005,19 @@ FTI__AVX2 static void fti__bf16_to_f32_avx2(float *dst, const uint16_t *src, siz
 }
 
 /* --- quantized GEMV (decode) and the shared pieces of the AVX2 multi-row tiles ------------------
- * Two blocks b, b+1 per step and four weight rows at a time. Each row's integer dots of the pair
- * end in one vector p (lanes 0-3: block b, lanes 4-7: block b+1); fti__hsum4x2_epi32_avx2 turns
- * the four rows' p into [row 0..3 of b | row 0..3 of b+1] (exact int32 sums), so the offset
+ * Two blocks b, b+1 per step and four weight rows at a time. The 8 block-rows' integer dots are
+ * reduced together into [row 0..3 of b | row 0..3 of b+1] (exact int32 sums), so the offset
  * correction, the conversion and the scaling (wd·xd, one fp16 conversion for all 8) are one
  * instruction each for 8 block-rows, without a per-row permute or horizontal sum. A row's result
  * is (Σ over even blocks of s·int, in order) + (Σ over odd blocks), float lanes that no other row
  * touches: the same bits wherever the row falls, alone or in a group of 4 (a group of fewer rows
- * repeats a row's pointer), in the GEMV and in the tiles of 02_kernels_quant.c (the AVX2 table's
- * decode and batched paths agree bit for bit). An odd last block is a pair with a zero second
- * half (zero nibbles or zero dots, zero scale). */
+ * repeats a row's pointer), in the GEMV and in the tiles of 02_kernels_quant.c (the AVX-512
+ * table without VNNI runs both; its decode and batched paths agree bit for bit). An odd last
+ * block is a pair with a zero second half (zero nibbles or zero dots, zero scale).
+ * On Zen 3 these loops are bound by instruction throughput (~5 per cycle) and by how far the
+ * out-of-order window reaches, not by one pipe: hence x's vectors prepared once per call, the
+ * Q8_0 sign flip by vpxor, one lane crossing per 8 sums, and the software pipeline (see
+ * fti__gemv_q8_0_rows4_avx2). */
 
 /* [Σ lanes 0-3 of p0, p1, p2, p3 | Σ lanes 4-7 of p0, p1, p2, p3] (a transposing reduction). */
 FTI__AVX2 static inline __attribute__((always_inline)) __m256i
@@ -9095,44 +9098,130 @@ FTI__AVX2 static inline __attribute__((always_inline)) __m256i fti__fold2_epi32_
     return _mm256_add_epi32(_mm256_blend_epi32(p, q, 0xf0), _mm256_permute2x128_si256(p, q, 0x21));
 }
 
-/* Rows w[0..3] of Q8_0 times the quantized x: the four results. (The row loops are written out:
- * gcc -O2 keeps a loop over 4 rows and its vectors in memory.) */
+/* The reduction of 8 rows' (or 4 rows × 2 blocks') 8 int32 lanes to [Σ p0, ..., Σ p7], in two
+ * halves so the GEMV loops can software-pipeline it: fti__sum2_epi32_avx2 adds lane pairs of p
+ * and q, interleaved, within 128-bit lanes (the first transposing level); fti__hsum8_fin_avx2
+ * makes the second level from the four results and crosses the 128-bit lanes once at the end
+ * (vperm2i128 costs about two ops of Zen 3's vector pipes, so one per 8 sums). */
+FTI__AVX2 static inline __attribute__((always_inline)) __m256i fti__sum2_epi32_avx2(__m256i p,
+                                                                                    __m256i q) {
+    return _mm256_add_epi32(_mm256_unpacklo_epi32(p, q), _mm256_unpackhi_epi32(p, q));
+}
+FTI__AVX2 static inline __attribute__((always_inline)) __m256i
+fti__hsum8_fin_avx2(__m256i s01, __m256i s23, __m256i s45, __m256i s67) {
+    __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
+    __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi64(s45, s67), _mm256_unpackhi_epi64(s45, s67));
+    return _mm256_add_epi32(_mm256_blend_epi32(t0, t1, 0xf0),
+                            _mm256_permute2x128_si256(t0, t1, 0x21));
+}
+
+/* What the Q8_0 GEMV needs of x for the pair (b, b+1) (two = 0: b alone, zeros for b+1):
+ * o[0], o[1] = |x| of b, of b+1; o[2], o[3] = their sign masks (0xff where x < 0); o[4] =
+ * c = Σ|x| over x < 0 as int32 [c(b) ×4 | c(b+1) ×4]; o[5] = xd likewise (float bits). */
+FTI__AVX2 static inline __attribute__((always_inline)) void
+fti__q8_xpair_avx2(const int8_t *xq, const float *xd, size_t b, int two, __m256i *o) {
+    const __m256i z = _mm256_setzero_si256();
+    __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
+    __m256i x1 = two ? _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK + FTI_QK)) : z;
+    __m256i c0, c1;
+    o[0] = _mm256_sign_epi8(x0, x0);
+    o[1] = _mm256_sign_epi8(x1, x1);
+    o[2] = _mm256_cmpgt_epi8(z, x0);
+    o[3] = _mm256_cmpgt_epi8(z, x1);
+    c0 = _mm256_sad_epu8(_mm256_and_si256(o[0], o[2]), z); /* 4 partial sums in 64-bit lanes */
+    c1 = _mm256_sad_epu8(_mm256_and_si256(o[1], o[3]), z);
+    c0 = _mm256_add_epi64(c0, _mm256_shuffle_epi32(c0, 0x4e));
+    c1 = _mm256_add_epi64(c1, _mm256_shuffle_epi32(c1, 0x4e));
+    o[4] = fti__pair_epi32_avx2(
+        _mm256_cvtsi256_si32(c0) + _mm_cvtsi128_si32(_mm256_extracti128_si256(c0, 1)),
+        _mm256_cvtsi256_si32(c1) + _mm_cvtsi128_si32(_mm256_extracti128_si256(c1, 1)));
+    o[5] = _mm256_castps_si256(fti__pair_ps_avx2(xd[b], two ? xd[b + 1] : 0.0f));
+}
+
+/* Pairs of blocks whose fti__q8_xpair_avx2 vectors the Q8_0 GEMV prepares once per call on the
+ * stack (12 KiB: n_in up to 4096); longer rows build them in the loop (same values). */
+enum { FTI__Q8_XPAIRS = 64 };
+
+/* Q8_0: a row's int32 dots of a block plus c, as 8 lanes: |x| times w with its bits flipped where
+ * x < 0 (~w = -w - 1, so each such element gives x·w + x = x·w - |x|; c restores the block's
+ * exact sum). The flip is a vpxor, which runs on any of Zen 3's four vector pipes, where vpsignb
+ * (FTI__Q8_DOT1_AVX2) takes one of the two the multiplies need; and it is exact for w = -128,
+ * which vpsignb wraps (no quantizer writes -128). */
+#define FTI__Q8_DOTX_AVX2(wq, xa, xm)                                                              \
+    _mm256_madd_epi16(                                                                             \
+        _mm256_maddubs_epi16(xa, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wq)), xm)), \
+        ones)
+
+/* The first half of a step of fti__gemv_q8_0_rows4_avx2: the dots of the pair at b with x's
+ * vectors xp, reduced one level into s01, s23 (block b), s45, s67 (block b+1). */
+#define FTI__Q8_DOTS4_AVX2(b, xp, s01, s23, s45, s67)                                              \
+    do {                                                                                           \
+        s01 = fti__sum2_epi32_avx2(FTI__Q8_DOTX_AVX2(w0[b].qs, (xp)[0], (xp)[2]),                 \
+                                   FTI__Q8_DOTX_AVX2(w1[b].qs, (xp)[0], (xp)[2]));                \
+        s23 = fti__sum2_epi32_avx2(FTI__Q8_DOTX_AVX2(w2[b].qs, (xp)[0], (xp)[2]),                 \
+                                   FTI__Q8_DOTX_AVX2(w3[b].qs, (xp)[0], (xp)[2]));                \
+        s45 = fti__sum2_epi32_avx2(FTI__Q8_DOTX_AVX2(w0[(b) + 1].qs, (xp)[1], (xp)[3]),           \
+                                   FTI__Q8_DOTX_AVX2(w1[(b) + 1].qs, (xp)[1], (xp)[3]));          \
+        s67 = fti__sum2_epi32_avx2(FTI__Q8_DOTX_AVX2(w2[(b) + 1].qs, (xp)[1], (xp)[3]),           \
+                                   FTI__Q8_DOTX_AVX2(w3[(b) + 1].qs, (xp)[1], (xp)[3]));          \
+    } while (0)
+/* The second half: the rest of the reduction, c, and the scaling (d1: the scales word of block
+ * b+1, 0 for none) into acc. */
+#define FTI__Q8_SCALE4_AVX2(b, d1, xp, s01, s23, s45, s67)                                         \
+    do {                                                                                           \
+        __m256 sc_ = _mm256_mul_ps(fti__d8_avx2(FTI__D4_AVX2(wr, b), d1),                         \
+                                   _mm256_castsi256_ps((xp)[5]));                                  \
+        __m256i s_ = _mm256_add_epi32(fti__hsum8_fin_avx2(s01, s23, s45, s67), (xp)[4]);          \
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s_), sc_, acc);                                   \
+    } while (0)
+
+/* Rows w[0..3] of Q8_0 times the quantized x: the four results. xv: x's vectors for every pair,
+ * (nb + 1) / 2 of them, or NULL to build them in the loop. The loop is software-pipelined: the
+ * loads and dots of a pair come before the reduction of the pair before it, so the out-of-order
+ * window reaches the next loads early (about 1.2x on Zen 3 over the plain order, which waited on
+ * each pair's chain of ~30 cycles). */
 FTI__AVX2 static __m128 fti__gemv_q8_0_rows4_avx2(const fti_block_q8_0 *const *w,
-                                                  const int8_t *xq, const float *xd, size_t nb) {
+                                                  const __m256i *xv, const int8_t *xq,
+                                                  const float *xd, size_t nb) {
     const __m256i ones = _mm256_set1_epi16(1), z = _mm256_setzero_si256();
     const fti_block_q8_0 *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
     const fti_block_q8_0 *const wr[4] = {w0, w1, w2, w3};
     __m256 acc = _mm256_setzero_ps();
-    size_t b;
-    for (b = 0; b + 2 <= nb; b += 2) {
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-        __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK + FTI_QK));
-        __m256i a0 = _mm256_sign_epi8(x0, x0), a1 = _mm256_sign_epi8(x1, x1);
-        __m256 sc = _mm256_mul_ps(fti__d8_avx2(FTI__D4_AVX2(wr, b), FTI__D4_AVX2(wr, b + 1)),
-                                  fti__pair_ps_avx2(xd[b], xd[b + 1]));
-        __m256i p0 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w0[b].qs, a0, x0),
-                                           FTI__Q8_DOT1_AVX2(w0[b + 1].qs, a1, x1));
-        __m256i p1 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w1[b].qs, a0, x0),
-                                           FTI__Q8_DOT1_AVX2(w1[b + 1].qs, a1, x1));
-        __m256i p2 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w2[b].qs, a0, x0),
-                                           FTI__Q8_DOT1_AVX2(w2[b + 1].qs, a1, x1));
-        __m256i p3 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w3[b].qs, a0, x0),
-                                           FTI__Q8_DOT1_AVX2(w3[b + 1].qs, a1, x1));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fti__hsum4x2_epi32_avx2(p0, p1, p2, p3)), sc, acc);
+    __m256i s01, s23, s45, s67, n01, n23, n45, n67, xt[6];
+    const __m256i *xp = xt;
+    size_t b = 0;
+    if (xv && nb >= 2) {
+        FTI__Q8_DOTS4_AVX2(0, xv, s01, s23, s45, s67);
+        for (b = 2; b + 2 <= nb; b += 2) {
+            FTI__Q8_DOTS4_AVX2(b, xv + 3 * b, n01, n23, n45, n67);
+            FTI__Q8_SCALE4_AVX2(b - 2, FTI__D4_AVX2(wr, b - 1), xv + 3 * (b - 2), s01, s23, s45,
+                                s67);
+            s01 = n01;
+            s23 = n23;
+            s45 = n45;
+            s67 = n67;
+        }
+        FTI__Q8_SCALE4_AVX2(b - 2, FTI__D4_AVX2(wr, b - 1), xv + 3 * (b - 2), s01, s23, s45, s67);
+    } else if (!xv) {
+        for (; b + 2 <= nb; b += 2) {
+            fti__q8_xpair_avx2(xq, xd, b, 1, xt);
+            FTI__Q8_DOTS4_AVX2(b, xt, s01, s23, s45, s67);
+            FTI__Q8_SCALE4_AVX2(b, FTI__D4_AVX2(wr, b + 1), xt, s01, s23, s45, s67);
+        }
     }
-    if (b < nb) {
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-        __m256i a0 = _mm256_sign_epi8(x0, x0);
-        __m256 sc = _mm256_mul_ps(fti__d8_avx2(FTI__D4_AVX2(wr, b), 0),
-                                  fti__pair_ps_avx2(xd[b], 0.0f));
-        __m256i p0 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w0[b].qs, a0, x0), z);
-        __m256i p1 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w1[b].qs, a0, x0), z);
-        __m256i p2 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w2[b].qs, a0, x0), z);
-        __m256i p3 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w3[b].qs, a0, x0), z);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fti__hsum4x2_epi32_avx2(p0, p1, p2, p3)), sc, acc);
+    if (b < nb) { /* the last block alone: zero dots for b+1, no load past the row */
+        if (xv) xp = xv + 3 * b;
+        else fti__q8_xpair_avx2(xq, xd, b, 0, xt);
+        s01 = fti__sum2_epi32_avx2(FTI__Q8_DOTX_AVX2(w0[b].qs, xp[0], xp[2]),
+                                   FTI__Q8_DOTX_AVX2(w1[b].qs, xp[0], xp[2]));
+        s23 = fti__sum2_epi32_avx2(FTI__Q8_DOTX_AVX2(w2[b].qs, xp[0], xp[2]),
+                                   FTI__Q8_DOTX_AVX2(w3[b].qs, xp[0], xp[2]));
+        FTI__Q8_SCALE4_AVX2(b, 0, xp, s01, s23, z, z);
     }
     return _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
 }
+#undef FTI__Q8_DOTS4_AVX2
+#undef FTI__Q8_SCALE4_AVX2
 
 /* What Q4_0 steps need of x for the pair (b, b+1) (two = 0: b alone): o[0] = elements 0..15 of
  * block b | of b+1, o[1] = 16..31, o[2] = 8·Σx as int32 [b ×4 | b+1 ×4], o[3] = xd likewise
@@ -9177,9 +9266,37 @@ enum { FTI__Q4_XPAIRS = 64 };
             sc_, acc);                                                                             \
     } while (0)
 
+/* The two halves of FTI__Q4_STEP4_AVX2 for the software pipeline of the rows4 loop: DOTS
+ * unpacks the pair at b and makes the first level of the reduction (s01, s23), SCALE the rest,
+ * scaled into acc. */
+#define FTI__Q4_DOTS4_AVX2(b, xp, s01, s23)                                                        \
+    do {                                                                                           \
+        __m256i p0_, p1_, p2_, p3_;                                                                \
+        FTI__Q4_NIB2_AVX2(w0 + (b), l0, h0);                                                       \
+        FTI__Q4_NIB2_AVX2(w1 + (b), l1, h1);                                                       \
+        FTI__Q4_NIB2_AVX2(w2 + (b), l2, h2);                                                       \
+        FTI__Q4_NIB2_AVX2(w3 + (b), l3, h3);                                                       \
+        p0_ = FTI__Q4_DOT2_AVX2(l0, h0, (xp)[0], (xp)[1]);                                        \
+        p1_ = FTI__Q4_DOT2_AVX2(l1, h1, (xp)[0], (xp)[1]);                                        \
+        p2_ = FTI__Q4_DOT2_AVX2(l2, h2, (xp)[0], (xp)[1]);                                        \
+        p3_ = FTI__Q4_DOT2_AVX2(l3, h3, (xp)[0], (xp)[1]);                                        \
+        s01 = _mm256_add_epi16(_mm256_unpacklo_epi32(p0_, p1_), _mm256_unpackhi_epi32(p0_, p1_)); \
+        s23 = _mm256_add_epi16(_mm256_unpacklo_epi32(p2_, p3_), _mm256_unpackhi_epi32(p2_, p3_)); \
+    } while (0)
+#define FTI__Q4_SCALE4_AVX2(b, xp, s01, s23)                                                       \
+    do {                                                                                           \
+        __m256 sc_ = _mm256_mul_ps(fti__d8_avx2(FTI__D4_AVX2(wr, b), FTI__D4_AVX2(wr, (b) + 1)),  \
+                                   _mm256_castsi256_ps((xp)[3]));                                  \
+        __m256i s_ = _mm256_madd_epi16(                                                            \
+            _mm256_add_epi16(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23)),   \
+            _mm256_set1_epi16(1));                                                                 \
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s_, (xp)[2])), sc_, acc);       \
+    } while (0)
+
 /* Rows w[0..3] of Q4_0 times the quantized x: nibbles (unsigned) times x, minus 8·Σx per block
  * (exact, in int32, before the conversion). xv: x's vectors for every pair (nb + 1) / 2 of them,
- * or NULL to build them in the loop. */
+ * or NULL to build them in the loop. With xv the loop is software-pipelined like the Q8_0 one
+ * (the loads and dots of a pair, then the reduction of the pair before). */
 FTI__AVX2 static __m128 fti__gemv_q4_0_rows4_avx2(const fti_block_q4_0 *const *w,
                                                   const __m256i *xv, const int8_t *xq,
                                                   const float *xd, const int32_t *xs, size_t nb) {
@@ -9187,23 +9304,31 @@ FTI__AVX2 static __m128 fti__gemv_q4_0_rows4_avx2(const fti_block_q4_0 *const *w
     const fti_block_q4_0 *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
     const fti_block_q4_0 *const wr[4] = {w0, w1, w2, w3};
     __m256 acc = _mm256_setzero_ps();
-    __m256i l0, h0, l1, h1, l2, h2, l3, h3, xt[4];
-    size_t b;
-    if (xv) {
-        for (b = 0; b + 2 <= nb; b += 2)
-            FTI__Q4_STEP4_AVX2(FTI__Q4_NIB2_AVX2, b, FTI__D4_AVX2(wr, b + 1), xv + 2 * b);
-    } else {
-        for (b = 0; b + 2 <= nb; b += 2) {
+    __m256i l0, h0, l1, h1, l2, h2, l3, h3, s01, s23, n01, n23, xt[4];
+    size_t b = 0;
+    if (xv && nb >= 2) {
+        FTI__Q4_DOTS4_AVX2(0, xv, s01, s23);
+        for (b = 2; b + 2 <= nb; b += 2) {
+            FTI__Q4_DOTS4_AVX2(b, xv + 2 * b, n01, n23);
+            FTI__Q4_SCALE4_AVX2(b - 2, xv + 2 * (b - 2), s01, s23);
+            s01 = n01;
+            s23 = n23;
+        }
+        FTI__Q4_SCALE4_AVX2(b - 2, xv + 2 * (b - 2), s01, s23);
+    } else if (!xv) {
+        for (; b + 2 <= nb; b += 2) {
             fti__q4_xpair_avx2(xq, xd, xs, b, 1, xt);
             FTI__Q4_STEP4_AVX2(FTI__Q4_NIB2_AVX2, b, FTI__D4_AVX2(wr, b + 1), xt);
         }
     }
     if (b < nb) {
-        fti__q4_xpair_avx2(xq, xd, xs, b, 0, xt);
-        FTI__Q4_STEP4_AVX2(FTI__Q4_NIB1_AVX2, b, 0, xt);
+        if (!xv) fti__q4_xpair_avx2(xq, xd, xs, b, 0, xt);
+        FTI__Q4_STEP4_AVX2(FTI__Q4_NIB1_AVX2, b, 0, xv ? xv + 2 * b : xt);
     }
     return _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
 }
+#undef FTI__Q4_DOTS4_AVX2
+#undef FTI__Q4_SCALE4_AVX2
 #undef FTI__Q4_STEP4_AVX2
 
 /* Rows four at a time from the four quarters of the range (rows i, i+q, i+2q, i+3q: four
@@ -9236,14 +9361,23 @@ FTI__AVX2 static __m128 fti__gemv_q4_0_rows4_avx2(const fti_block_q4_0 *const *w
             for (r = 4 * q4; r < rows; r++) y[r] = o[r - 4 * q4];                                  \
         }                                                                                          \
     }
-FTI__GEMV_Q_AVX2(fti__gemv_q8_0_avx2, fti_block_q8_0, (void)0,
-                 fti__gemv_q8_0_rows4_avx2(w, xq, xd, nb))
+/* Q8_0: x's vectors of every pair once per call when they fit on the stack */
+#define FTI__Q8_PREP                                                                               \
+    __m256i xbuf[FTI__Q8_XPAIRS * 6];                                                              \
+    const __m256i *xv = NULL;                                                                      \
+    if (nb <= 2 * FTI__Q8_XPAIRS) {                                                                \
+        for (j = 0; j < nb; j += 2) fti__q8_xpair_avx2(xq, xd, j, j + 1 < nb, xbuf + 3 * j);     \
+        xv = xbuf;                                                                                 \
+    }
+FTI__GEMV_Q_AVX2(fti__gemv_q8_0_avx2, fti_block_q8_0, FTI__Q8_PREP,
+                 fti__gemv_q8_0_rows4_avx2(w, xv, xq, xd, nb))
+#undef FTI__Q8_PREP
 /* Q4_0: x's vectors of every pair once per call when they fit on the stack */
 #define FTI__Q4_PREP                                                                               \
     __m256i xbuf[FTI__Q4_XPAIRS * 4];                                                              \
     const __m256i *xv = NULL;                                                                      \
     if (nb <= 2 * FTI__Q4_XPAIRS) {                                                                \
-        for (j = 0; j + 2 <= nb; j += 2) fti__q4_xpair_avx2(xq, xd, xs, j, 1, xbuf + 2 * j);       \
+        for (j = 0; j < nb; j += 2) fti__q4_xpair_avx2(xq, xd, xs, j, j + 1 < nb, xbuf + 2 * j);  \
         xv = xbuf;                                                                                 \
     }
 FTI__GEMV_Q_AVX2(fti__gemv_q4_0_avx2, fti_block_q4_0, FTI__Q4_PREP,
