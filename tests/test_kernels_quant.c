@@ -6,7 +6,8 @@
  *   - against the scalar tile: 2e-4·Σ|w·x| (the same integer dots, float sums in another order);
  *   - bit-identical for pools of 1, 2 and 4 threads, and row m's result the same whatever M;
  *   - fti_matmul_w with T > 1 (which uses it) equal to it; bad arguments rejected;
- *   - the decode GEMV (T = 1) of every table on odd row and block counts (kernels_quant_gemv_rows).
+ *   - the decode GEMV (T = 1) of every table on odd row and block counts (kernels_quant_gemv_rows)
+ *     and on Q8_0 weights of -128 (kernels_quant_gemv_q8_min).
  */
 #include "test.h"
 
@@ -203,6 +204,43 @@ FTI_TEST(kernels_quant_gemv_rows) {
                 free(W);
             }
     for (pi = 0; pi < 3; pi++) fti_pool_free(pools[pi]);
+}
+
+/* The decode GEMV on Q8_0 weights of -128 (a value no quantizer writes, but a GGUF file may
+ * hold): every table's integer dots must stay exact, e.g. AVX2's sign flip must not wrap -128
+ * (vpsignb gives -128 for -(-128)); held to the scalar table like kernels_quant_gemv_rows. */
+FTI_TEST(kernels_quant_gemv_q8_min) {
+    const fti_kernels *tabs[8], *ref = fti_kernels_get(FTI_ISA_SCALAR);
+    int nt = fti_test_kernel_tables(tabs), ti;
+    size_t N = 7, K = 160, rb = fti_dtype_row_bytes(FTI_DTYPE_Q8_0, K), i, j;
+    float *X, Yr[7], Y[7];
+    char *W = (char *)malloc(N * rb);
+    fti_rng r;
+    fti_rng_seed(&r, 41, 3);
+    X = fti_test_rand(&r, K, 2.0f);
+    REQUIRE(W && X);
+    for (i = 0; i < N * K / FTI_QK; i++) { /* blocks of -128 and random values, scale 1/64 */
+        fti_block_q8_0 *b = (fti_block_q8_0 *)(void *)(W + i * sizeof(fti_block_q8_0));
+        b->d = fti_f32_to_f16(1.0f / 64.0f);
+        for (j = 0; j < FTI_QK; j++)
+            b->qs[j] = (int8_t)(fti_rng_u32(&r) % 3 ? -128 : (int)(fti_rng_u32(&r) % 256) - 128);
+    }
+    REQUIRE(fti_matmul_w(ref, NULL, FTI_DTYPE_Q8_0, W, X, Yr, 1, N, K) == FTI_OK);
+    for (ti = 0; ti < nt; ti++) {
+        int bad = 0;
+        REQUIRE(fti_matmul_w(tabs[ti], NULL, FTI_DTYPE_Q8_0, W, X, Y, 1, N, K) == FTI_OK);
+        for (i = 0; i < N; i++) {
+            double mag = 0.0;
+            for (j = 0; j < K; j++) mag += 2.0 * fabs(X[j]);
+            if (fabs(Y[i] - Yr[i]) > 2e-4 * mag + 1e-6) bad++;
+        }
+        if (bad)
+            fprintf(stderr, "    gemv %s q8_0 with -128: %d of %lu rows off\n",
+                    fti_isa_name(fti_kernels_isa(tabs[ti])), bad, (unsigned long)N);
+        CHECK(bad == 0);
+    }
+    free(X);
+    free(W);
 }
 
 /* The two paths a decoder takes through a quantized matrix compute the same thing on the x86
