@@ -1624,15 +1624,17 @@ FTI__AVX512 static void fti__qv_store16(float *y, size_t q4, size_t n, const __m
     } while (0)
 
 /* A Q8_0 row's blocks past the last whole group of 4 (1-3), each a dpbusd over its 32 bytes
- * (8 int32 lanes) scaled by its wd·xd into lanes 0-7 of the row's accumulator. */
+ * (8 int32 lanes) scaled by its wd·xd into lanes 0-7 of the row's accumulator. |w| (unsigned)
+ * times x with w's sign: exact for w = -128 too (|x| times w with x's sign would wrap it), x
+ * being the activations' own quantization (-127..127). */
 FTI__VNNI static __m512 fti__q8_vnni_rest(const fti_block_q8_0 *w, const int8_t *xq,
                                           const float *xd, size_t b0, size_t nb, __m512 acc) {
     size_t b;
     for (b = b0; b < nb; b++) {
         __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
         __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + b * FTI_QK));
-        __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(xv),
-                                        _mm256_sign_epi8(wv, xv));
+        __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(wv),
+                                        _mm256_sign_epi8(xv, wv));
         acc = _mm512_mask3_fmadd_ps(_mm512_cvtepi32_ps(_mm512_castsi256_si512(d)),
                                     _mm512_set1_ps(_cvtsh_ss(w[b].d) * xd[b]), acc, 0xff);
     }
