@@ -7063,12 +7063,12 @@ static size_t fti__gemm_kc_for(const fti__gemm_ctx *g) {
  * fwd 4096×288×4096 +3..4%, fwd 4096×288×768 (one block of 768, not 2 × 384) +2..4%. */
 static size_t fti__gemm_nc(const fti__gemm_ctx *g, size_t n) {
     const fti_kernels *k = g->k;
-    size_t cap = k->nc;
+    size_t cap = k->nc, n_blocks, nc;
     if (k->isa == FTI_ISA_AVX2 && (g->flags & FTI_MM_TRANS_A))
         cap = 1024;
     else if (k->isa == FTI_ISA_AVX2 && g->K <= 512) /* one K block (fti__gemm_kc_for) */
         cap = 2048;
-    size_t n_blocks = (n + cap - 1) / cap, nc;
+    n_blocks = (n + cap - 1) / cap;
     nc = n_blocks ? (n + n_blocks - 1) / n_blocks : k->nr;
     return (nc + k->nr - 1) / k->nr * k->nr;
 }
