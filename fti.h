@@ -6831,7 +6831,10 @@ static const fti_kernels *fti__k(const fti_kernels *k) {
  *           for jr in nc step nr:    micro-kernel on the (mr, nr) tile
  * The first pc block stores into C (unless accumulating), later ones add: each element of C is
  * Σ over kc-blocks (in order) of Σ over p (in order), independent of how the threads split C.
- * Edge tiles run the same micro-kernel into a stack tile and copy the valid part out.
+ * Edge tiles run the same micro-kernel into a stack tile and copy the valid part out. The one
+ * exception to "never split K": the AVX2 table's dW products with K >= 4·M run as two products
+ * over fixed halves of K, summed in that order (fti__gemm_k_half): still the same order for any
+ * thread count.
  */
 typedef struct fti__gemm_ctx {
     const fti_kernels *k;
@@ -6946,7 +6949,8 @@ static void fti__pack_a(const fti__gemm_ctx *g, size_t i0, size_t mc, size_t p0,
         for (p = 0; p < kc; p++) {
             const float *src = g->A + (p0 + p) * g->lda + i0;
             if (p + FTI__PF_ROWS < kc) fti__prefetch_row(src + FTI__PF_ROWS * g->lda, mc);
-            for (ip = 0; ip + mr <= mc; ip += mr) fti__copy_row(out + ip * kc + p * mr, src + ip, mr);
+            for (ip = 0; ip + mr <= mc; ip += mr)
+                fti__copy_row(out + ip * kc + p * mr, src + ip, mr);
             if (ip < mc) fti__copy_pad(out + ip * kc + p * mr, src + ip, mc - ip, mr);
         }
         return;
@@ -7063,12 +7067,12 @@ static size_t fti__gemm_kc_for(const fti__gemm_ctx *g) {
  * fwd 4096×288×4096 +3..4%, fwd 4096×288×768 (one block of 768, not 2 × 384) +2..4%. */
 static size_t fti__gemm_nc(const fti__gemm_ctx *g, size_t n) {
     const fti_kernels *k = g->k;
-    size_t cap = k->nc;
+    size_t cap = k->nc, n_blocks, nc;
     if (k->isa == FTI_ISA_AVX2 && (g->flags & FTI_MM_TRANS_A))
         cap = 1024;
     else if (k->isa == FTI_ISA_AVX2 && g->K <= 512) /* one K block (fti__gemm_kc_for) */
         cap = 2048;
-    size_t n_blocks = (n + cap - 1) / cap, nc;
+    n_blocks = (n + cap - 1) / cap;
     nc = n_blocks ? (n + n_blocks - 1) / n_blocks : k->nr;
     return (nc + k->nr - 1) / k->nr * k->nr;
 }
@@ -7455,14 +7459,15 @@ void fti_matmul(const fti_kernels *k, fti_pool *pool, unsigned flags, size_t M, 
     g.bf16 = bf16;
     tiles_m = (M + k->mr - 1) / k->mr;
     tiles_n = (N + k->nr - 1) / k->nr;
-    /* split the dimension with more tiles (relative to its block size); never K. Splitting by
-     * rows packs all of B in every thread, by columns reads all of A in every thread: columns
-     * when N > 2·M, except where A is read in place (TRANS_A, the dW product) and N fits one
-     * column block: there rows up to N = 4·M. (dW 288×768 over K = 4096 at two threads: by
-     * columns, each A strip read in place served 12 panels and B's rows were half-rows of X;
-     * by rows a strip serves all 24 panels and B's rows are read whole. A B shared by the
-     * threads, packed once between barriers, was slower: each core reads half of every block
-     * from the other core's L2.) */
+    /* split the dimension with more tiles (relative to its block size); never K (but see
+     * fti__gemm_k_half: two fixed K halves, each split by rows). Splitting by rows packs all
+     * of B in every thread, by columns reads all of A in every thread: columns when N > 2·M,
+     * except where A is read in place (TRANS_A, the dW product) and N fits one column block:
+     * there rows up to N = 4·M. (dW 288×768 over K = 4096 at two threads: by columns, each A
+     * strip read in place served 12 panels and B's rows were half-rows of X; by rows a strip
+     * serves all 24 panels and B's rows are read whole. A B shared by the threads, packed once
+     * between barriers, was slower: each core reads half of every block from the other core's
+     * L2.) */
     g.split_n = tiles_n * k->nr > tiles_m * k->mr * 2 && tiles_n >= 2;
     if (g.split_n && (flags & FTI_MM_TRANS_A) && k->ukernel_sa && !bf16 && N <= k->nc &&
         tiles_n * k->nr <= tiles_m * k->mr * 4)
