@@ -31,7 +31,9 @@
  * x and y stay cached, as in decode. Each GEMV case also reports the same call repeated with its
  * matrix in cache ("-in-cache" lines: GB/s against fti's f32 in cache at that shape, per byte;
  * matrices larger than the L3 still come partly from memory).
- * Each case reports the best of several runs. Output: a table, one line per
+ * Each case reports the best of several runs; at 2+ threads each library's GEMM timing starts
+ * 0.15 s after the other's last call (OpenBLAS's idle workers spin ~0.1 s before they sleep).
+ * Output: a table, one line per
  * case "BENCH kernels <case> ours=<x> peer=<y> ratio=<r> unit=<u>" (r > 1: fti better), and a
  * summary with the geometric-mean ratios. OpenBLAS is linked only into this program.
  */
@@ -200,6 +202,19 @@ static void report(int group, const char *name, int threads, double ours, double
         } while (reps_ < 2 || (now_s() - t_start_ < g_min_time && reps_ < 200));                   \
     } while (0)
 
+/* Before each library's timing at 2+ threads: 0.15 s asleep, so that the other library's idle
+ * workers have gone to sleep. OpenBLAS's spin for about 2^28 cycles (~0.1 s) after a call before
+ * they block (fti's pool: ~20 µs), so a product timed right after an OpenBLAS call shared the
+ * cores with a spinning thread for its first 0.1 s: for 2-thread products of 65-95 ms
+ * (4096×288×4096, square 2048) that was most of the timing window. */
+static void settle(int threads) {
+    struct timespec ts;
+    if (threads < 2) return;
+    ts.tv_sec = 0;
+    ts.tv_nsec = 150000000L;
+    nanosleep(&ts, NULL);
+}
+
 static void bench_gemm(const fti_kernels *k, fti_pool *pool, int threads, int group,
                        const char *name, unsigned flags, size_t M, size_t N, size_t K,
                        double peak) {
@@ -217,7 +232,9 @@ static void bench_gemm(const fti_kernels *k, fti_pool *pool, int threads, int gr
     }
     g_clock_thread = g_cpu_time && threads == 1;
     for (rep = 0; rep < g_repeat; rep++) {
+    settle(threads);
     TIME_BEST(t_ours, fti_matmul(k, pool, flags, M, N, K, A, a_cols, B, b_cols, C, N));
+    settle(threads);
     TIME_BEST(t_peer,
               cblas_sgemm(CblasRowMajor, (flags & FTI_MM_TRANS_A) ? CblasTrans : CblasNoTrans,
                           (flags & FTI_MM_TRANS_B) ? CblasTrans : CblasNoTrans, (int)M, (int)N,
