@@ -9092,11 +9092,6 @@ fti__hsum4x2_epi16_avx2(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
         _mm256_set1_epi16(1));
 }
 
-/* Q8_0: a row's int32 dots of block b (|x| times w with x's sign), as 8 lanes. */
-#define FTI__Q8_DOT1_AVX2(wq, xa, xv)                                                              \
-    _mm256_madd_epi16(                                                                             \
-        _mm256_maddubs_epi16(xa, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(wq)), xv)), \
-        ones)
 /* Two blocks' 8 lanes each folded into [b's lanes 0-3 + 4-7 | b+1's 4-7 + 0-3]. */
 FTI__AVX2 static inline __attribute__((always_inline)) __m256i fti__fold2_epi32_avx2(__m256i p,
                                                                                       __m256i q) {
@@ -9150,8 +9145,8 @@ enum { FTI__Q8_XPAIRS = 64 };
 /* Q8_0: a row's int32 dots of a block plus c, as 8 lanes: |x| times w with its bits flipped where
  * x < 0 (~w = -w - 1, so each such element gives x·w + x = x·w - |x|; c restores the block's
  * exact sum). The flip is a vpxor, which runs on any of Zen 3's four vector pipes, where vpsignb
- * (FTI__Q8_DOT1_AVX2) takes one of the two the multiplies need; and it is exact for w = -128,
- * which vpsignb wraps (no quantizer writes -128). */
+ * takes one of the two the multiplies need; and it is exact for w = -128, which a vpsignb of w
+ * by x's sign wraps (no quantizer writes -128). */
 #define FTI__Q8_DOTX_AVX2(wq, xa, xm)                                                              \
     _mm256_madd_epi16(                                                                             \
         _mm256_maddubs_epi16(xa, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wq)), xm)), \
@@ -10686,6 +10681,16 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
  * blocks in separate lanes) for each of the 4 activation rows, so a tile's outputs are the
  * decode GEMV's bits; the fp16 scales (and Q4_0's nibbles) are loaded once per pair for the 4
  * activation rows. two = 0: block b alone (the last of an odd nb), zeros in the second half. */
+/* A Q8_0 block's int32 dots with x as 8 lanes: |w| (unsigned) times x with w's sign, exact for
+ * every w including -128 (|x| times w with x's sign wraps it: vpsignb gives -128 for -(-128)),
+ * x being the activations' own quantization (-127..127). The same integers as the GEMV's. */
+FTI__AVX2 static inline __attribute__((always_inline)) __m256i
+fti__q8_dot_avx2(const int8_t *wq, __m256i x, __m256i ones) {
+    __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)wq);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)),
+                             ones);
+}
+
 FTI__AVX2 static inline __attribute__((always_inline)) void
 fti__qtile_q8_0_pair_avx2(const fti_block_q8_0 *const *w, const int8_t *const *xq,
                           const float *const *xd, size_t b, int two, __m256 *acc) {
@@ -10693,29 +10698,27 @@ fti__qtile_q8_0_pair_avx2(const fti_block_q8_0 *const *w, const int8_t *const *x
     const fti_block_q8_0 *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
     __m256 d8 = fti__d8_avx2(FTI__D4_AVX2(w, b), two ? FTI__D4_AVX2(w, b + 1) : 0);
     size_t m;
-    /* per activation row the GEMV's form: |x| times w with x's sign, w read again from L1 */
+    /* per activation row the GEMV's integers (fti__q8_dot_avx2), w read again from L1 */
     FTI__UNROLL4
     for (m = 0; m < 4; m++) {
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK)), x1, a0, a1;
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK)), x1;
         __m256i p0, p1, p2, p3;
         __m256 sc = _mm256_mul_ps(d8, fti__pair_ps_avx2(xd[m][b], two ? xd[m][b + 1] : 0.0f));
-        a0 = _mm256_sign_epi8(x0, x0);
         if (two) {
             x1 = _mm256_loadu_si256((const __m256i *)(xq[m] + b * FTI_QK + FTI_QK));
-            a1 = _mm256_sign_epi8(x1, x1);
-            p0 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w0[b].qs, a0, x0),
-                                       FTI__Q8_DOT1_AVX2(w0[b + 1].qs, a1, x1));
-            p1 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w1[b].qs, a0, x0),
-                                       FTI__Q8_DOT1_AVX2(w1[b + 1].qs, a1, x1));
-            p2 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w2[b].qs, a0, x0),
-                                       FTI__Q8_DOT1_AVX2(w2[b + 1].qs, a1, x1));
-            p3 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w3[b].qs, a0, x0),
-                                       FTI__Q8_DOT1_AVX2(w3[b + 1].qs, a1, x1));
+            p0 = fti__fold2_epi32_avx2(fti__q8_dot_avx2(w0[b].qs, x0, ones),
+                                       fti__q8_dot_avx2(w0[b + 1].qs, x1, ones));
+            p1 = fti__fold2_epi32_avx2(fti__q8_dot_avx2(w1[b].qs, x0, ones),
+                                       fti__q8_dot_avx2(w1[b + 1].qs, x1, ones));
+            p2 = fti__fold2_epi32_avx2(fti__q8_dot_avx2(w2[b].qs, x0, ones),
+                                       fti__q8_dot_avx2(w2[b + 1].qs, x1, ones));
+            p3 = fti__fold2_epi32_avx2(fti__q8_dot_avx2(w3[b].qs, x0, ones),
+                                       fti__q8_dot_avx2(w3[b + 1].qs, x1, ones));
         } else {
-            p0 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w0[b].qs, a0, x0), z);
-            p1 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w1[b].qs, a0, x0), z);
-            p2 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w2[b].qs, a0, x0), z);
-            p3 = fti__fold2_epi32_avx2(FTI__Q8_DOT1_AVX2(w3[b].qs, a0, x0), z);
+            p0 = fti__fold2_epi32_avx2(fti__q8_dot_avx2(w0[b].qs, x0, ones), z);
+            p1 = fti__fold2_epi32_avx2(fti__q8_dot_avx2(w1[b].qs, x0, ones), z);
+            p2 = fti__fold2_epi32_avx2(fti__q8_dot_avx2(w2[b].qs, x0, ones), z);
+            p3 = fti__fold2_epi32_avx2(fti__q8_dot_avx2(w3[b].qs, x0, ones), z);
         }
         acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fti__hsum4x2_epi32_avx2(p0, p1, p2, p3)), sc,
                                  acc[m]);

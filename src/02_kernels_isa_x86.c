@@ -672,11 +672,6 @@ fti__hsum4x2_epi16_avx2(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
         _mm256_set1_epi16(1));
 }
 
-/* Q8_0: a row's int32 dots of block b (|x| times w with x's sign), as 8 lanes. */
-#define FTI__Q8_DOT1_AVX2(wq, xa, xv)                                                              \
-    _mm256_madd_epi16(                                                                             \
-        _mm256_maddubs_epi16(xa, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(wq)), xv)), \
-        ones)
 /* Two blocks' 8 lanes each folded into [b's lanes 0-3 + 4-7 | b+1's 4-7 + 0-3]. */
 FTI__AVX2 static inline __attribute__((always_inline)) __m256i fti__fold2_epi32_avx2(__m256i p,
                                                                                       __m256i q) {
@@ -730,8 +725,8 @@ enum { FTI__Q8_XPAIRS = 64 };
 /* Q8_0: a row's int32 dots of a block plus c, as 8 lanes: |x| times w with its bits flipped where
  * x < 0 (~w = -w - 1, so each such element gives x·w + x = x·w - |x|; c restores the block's
  * exact sum). The flip is a vpxor, which runs on any of Zen 3's four vector pipes, where vpsignb
- * (FTI__Q8_DOT1_AVX2) takes one of the two the multiplies need; and it is exact for w = -128,
- * which vpsignb wraps (no quantizer writes -128). */
+ * takes one of the two the multiplies need; and it is exact for w = -128, which a vpsignb of w
+ * by x's sign wraps (no quantizer writes -128). */
 #define FTI__Q8_DOTX_AVX2(wq, xa, xm)                                                              \
     _mm256_madd_epi16(                                                                             \
         _mm256_maddubs_epi16(xa, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wq)), xm)), \

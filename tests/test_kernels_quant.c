@@ -243,6 +243,65 @@ FTI_TEST(kernels_quant_gemv_q8_min) {
     free(W);
 }
 
+/* The AVX2 4×4 Q8_0 tile (the multi-row product of the AVX-512 table without VNNI, which no CI
+ * machine has: called directly here) on weights of -128, against the scalar tile: exact integer
+ * dots (its old vpsignb of w by x's sign wrapped -128). */
+FTI_TEST(kernels_quant_tile_q8_min) {
+#if defined(FTI__X86)
+    enum { NB = 5 };
+    fti_block_q8_0 wb[4][NB];
+    int8_t xqb[4][NB * FTI_QK];
+    float xdb[4][NB], out[16], ref[16], mag[16];
+    int32_t xsb[4][NB];
+    const char *w[4];
+    const int8_t *xq[4];
+    const float *xd[4];
+    const int32_t *xs[4];
+    size_t r, m, b, j;
+    int bad = 0;
+    fti_rng g;
+    if (!fti_kernels_get(FTI_ISA_AVX2)) return; /* no AVX2 on this CPU */
+    fti_rng_seed(&g, 7, 11);
+    for (r = 0; r < 4; r++) {
+        for (b = 0; b < NB; b++) {
+            wb[r][b].d = fti_f32_to_f16(1.0f / 64.0f);
+            for (j = 0; j < FTI_QK; j++)
+                wb[r][b].qs[j] =
+                    (int8_t)(fti_rng_u32(&g) % 3 ? -128 : (int)(fti_rng_u32(&g) % 256) - 128);
+        }
+        w[r] = (const char *)(const void *)wb[r];
+    }
+    for (m = 0; m < 4; m++) {
+        for (b = 0; b < NB; b++) {
+            int32_t sum = 0;
+            xdb[m][b] = 0.01f * (float)(b + 1);
+            for (j = 0; j < FTI_QK; j++) {
+                xqb[m][b * FTI_QK + j] = (int8_t)((int)(fti_rng_u32(&g) % 255) - 127);
+                sum += xqb[m][b * FTI_QK + j];
+            }
+            xsb[m][b] = sum;
+        }
+        xq[m] = xqb[m];
+        xd[m] = xdb[m];
+        xs[m] = xsb[m];
+    }
+    for (m = 0; m < 4; m++)
+        for (r = 0; r < 4; r++) {
+            double s = 0.0;
+            for (b = 0; b < NB; b++)
+                for (j = 0; j < FTI_QK; j++)
+                    s += fabs((double)wb[r][b].qs[j] * xqb[m][b * FTI_QK + j] * xdb[m][b]) / 64.0;
+            mag[m * 4 + r] = (float)s;
+        }
+    fti__qtile_q8_0_ref(w, xq, xd, xs, NB, ref);
+    fti__qtile_q8_0_avx2(w, xq, xd, xs, NB, out);
+    for (j = 0; j < 16; j++)
+        if (fabs(out[j] - ref[j]) > 2e-4 * mag[j] + 1e-6) bad++;
+    if (bad) fprintf(stderr, "    avx2 q8_0 tile with -128: %d of 16 outputs off\n", bad);
+    CHECK(bad == 0);
+#endif
+}
+
 /* The two paths a decoder takes through a quantized matrix compute the same thing on the x86
  * tables with 4×4 tiles (scalar, the AVX-512 table without VNNI): one activation row at a time
  * (fti_matmul_w, T = 1: the session) and several at once (fti_matmul_q, M = 3: the batched
