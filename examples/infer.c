@@ -28,7 +28,7 @@ static void usage(FILE *f) {
             "usage: fti-infer [--home DIR] (--model FILE | --alias NAME) [--prompt TEXT]\n"
             "                 [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
             "                 [--repeat-penalty R] [--seed S] [--threads N] [--ctx N]\n"
-            "                 [--kv f16|f32]\n"
+            "                 [--kv f16|f32|q8]\n"
             "                 [--stop TEXT]... [--title TEXT] [--rag-k K] [--rag | --no-rag]\n"
             "                 [--lora FILE] [--ignore-eos] [--stats] [--perplexity FILE]\n"
             "Generates text with a GGUF llama model. The prompt comes from --prompt or stdin.\n"
@@ -41,7 +41,8 @@ static void usage(FILE *f) {
             "  --seed S          sampling seed (default 1)\n"
             "  --threads N       worker threads (default: all CPUs)\n"
             "  --ctx N           context length (default: the model's)\n"
-            "  --kv f16|f32      KV cache element type (default f16, as fti-serve; f32 is exact)\n"
+            "  --kv f16|f32|q8   KV cache element type (default f16, as fti-serve; f32 is exact; q8 is\n"
+            "                    int8 plus a scale per head row: 0.53 of f16's memory at head size 64)\n"
             "  --stop TEXT       stop before TEXT (repeatable)\n"
             "  --rag-k K         retrieved chunks (default 3); --no-rag disables retrieval\n"
             "  --lora FILE       merge a LoRA adapter (from fti-train --lora) at load time\n"
@@ -228,7 +229,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--kv")) {
             NEEDV();
             if (fti_kv_type_parse(v) < 0) {
-                fprintf(stderr, "fti-infer: --kv takes f16 or f32, not '%s'\n", v);
+                fprintf(stderr, "fti-infer: --kv takes f16, f32 or q8, not '%s'\n", v);
                 return 2;
             }
             kv_type = (fti_kv_type)fti_kv_type_parse(v);

@@ -60,7 +60,8 @@ static void usage(FILE *f) {
             "  --no-batch-decode    decode each session on its own worker instead of one batched\n"
             "                       forward per step (fti_session_eval_batch; see docs/serving.md)\n"
             "  --kv TYPE            KV cache elements: f16 (default: half the memory and the bytes\n"
-            "                       attention reads) or f32\n"
+            "                       attention reads), f32 (exact) or q8 (int8 and one scale per\n"
+            "                       head row: about a quarter of f32 for more or longer sessions)\n"
             "  --quiet              only warnings and errors on stderr\n");
 }
 
@@ -715,7 +716,7 @@ int main(int argc, char **argv) {
             int kt;
             NEEDV();
             if ((kt = fti_kv_type_parse(v)) < 0) {
-                fprintf(stderr, "fti-serve: --kv: f16 or f32, not %s\n", v);
+                fprintf(stderr, "fti-serve: --kv: f16, f32 or q8, not %s\n", v);
                 return 2;
             }
             g_kv_type = (fti_kv_type)kt;

@@ -538,23 +538,26 @@ done:
  * f32. The scalar references are the specification; the SIMD forms convert 8 (F16C, NEON: 4)
  * or 16 (AVX-512) elements per instruction and sum in lanes, so they agree with the references
  * to float rounding. */
-typedef float (*fti__kv_dot_fn)(const float *q, const uint16_t *k, size_t n);
-typedef void (*fti__kv_axpy_fn)(float *y, float a, const uint16_t *v, size_t n);
+typedef float (*fti__kv_dot_fn)(const float *q, const void *k, size_t n);
+typedef void (*fti__kv_axpy_fn)(float *y, float a, const void *v, size_t n);
 
-static float fti__kv_dot_f16_ref(const float *q, const uint16_t *k, size_t n) {
+static float fti__kv_dot_f16_ref(const float *q, const void *kp, size_t n) {
+    const uint16_t *k = (const uint16_t *)kp;
     float s = 0.0f;
     size_t i;
     for (i = 0; i < n; i++) s += q[i] * fti_f16_to_f32(k[i]);
     return s;
 }
 
-static void fti__kv_axpy_f16_ref(float *y, float a, const uint16_t *v, size_t n) {
+static void fti__kv_axpy_f16_ref(float *y, float a, const void *vp, size_t n) {
+    const uint16_t *v = (const uint16_t *)vp;
     size_t i;
     for (i = 0; i < n; i++) y[i] += a * fti_f16_to_f32(v[i]);
 }
 
 #if defined(FTI__X86)
-FTI__AVX2 static float fti__kv_dot_f16_avx2(const float *q, const uint16_t *k, size_t n) {
+FTI__AVX2 static float fti__kv_dot_f16_avx2(const float *q, const void *kp, size_t n) {
+    const uint16_t *k = (const uint16_t *)kp;
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     size_t i = 0;
     float s;
@@ -575,7 +578,8 @@ FTI__AVX2 static float fti__kv_dot_f16_avx2(const float *q, const uint16_t *k, s
     return s;
 }
 
-FTI__AVX2 static void fti__kv_axpy_f16_avx2(float *y, float a, const uint16_t *v, size_t n) {
+FTI__AVX2 static void fti__kv_axpy_f16_avx2(float *y, float a, const void *vp, size_t n) {
+    const uint16_t *v = (const uint16_t *)vp;
     __m256 av = _mm256_set1_ps(a);
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -587,7 +591,8 @@ FTI__AVX2 static void fti__kv_axpy_f16_avx2(float *y, float a, const uint16_t *v
 }
 
 #if !defined(FTI_NO_AVX512)
-FTI__AVX512 static float fti__kv_dot_f16_avx512(const float *q, const uint16_t *k, size_t n) {
+FTI__AVX512 static float fti__kv_dot_f16_avx512(const float *q, const void *kp, size_t n) {
+    const uint16_t *k = (const uint16_t *)kp;
     __m512 a0 = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
@@ -602,7 +607,8 @@ FTI__AVX512 static float fti__kv_dot_f16_avx512(const float *q, const uint16_t *
     return _mm512_reduce_add_ps(a0);
 }
 
-FTI__AVX512 static void fti__kv_axpy_f16_avx512(float *y, float a, const uint16_t *v, size_t n) {
+FTI__AVX512 static void fti__kv_axpy_f16_avx512(float *y, float a, const void *vp, size_t n) {
+    const uint16_t *v = (const uint16_t *)vp;
     __m512 av = _mm512_set1_ps(a);
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
@@ -622,7 +628,8 @@ FTI__AVX512 static void fti__kv_axpy_f16_avx512(float *y, float a, const uint16_
 #endif /* FTI__X86 */
 
 #if defined(FTI__NEON)
-static float fti__kv_dot_f16_neon(const float *q, const uint16_t *k, size_t n) {
+static float fti__kv_dot_f16_neon(const float *q, const void *kp, size_t n) {
+    const uint16_t *k = (const uint16_t *)kp;
     float32x4_t a0 = vdupq_n_f32(0.0f), a1 = vdupq_n_f32(0.0f);
     size_t i = 0;
     float s;
@@ -638,7 +645,8 @@ static float fti__kv_dot_f16_neon(const float *q, const uint16_t *k, size_t n) {
     return s;
 }
 
-static void fti__kv_axpy_f16_neon(float *y, float a, const uint16_t *v, size_t n) {
+static void fti__kv_axpy_f16_neon(float *y, float a, const void *vp, size_t n) {
+    const uint16_t *v = (const uint16_t *)vp;
     size_t i = 0;
     for (; i + 4 <= n; i += 4)
         vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i),
@@ -647,28 +655,164 @@ static void fti__kv_axpy_f16_neon(float *y, float a, const uint16_t *v, size_t n
 }
 #endif /* FTI__NEON */
 
-/* The f16 row functions for a kernel table (its instruction set). */
-static void fti__kv_fns(const fti_kernels *k, fti__kv_dot_fn *dot, fti__kv_axpy_fn *axpy) {
+/* --- q8 KV cache rows --------------------------------------------------------------------------- */
+/* A q8 cache row of one kv head: D int8 values, then their f32 scale d (absmax / 127), D + 4
+ * bytes; value i is d·q[i]. The row functions below work on the int8 values alone (q·k and
+ * y += a·v with each q[i] converted to f32 exactly); attention multiplies by the rows' scales
+ * once per score and once per probability (fti__attn_heads). */
+#define FTI__KV_Q8_EXTRA 4
+
+/* Row x (D floats) into a q8 cache row: nearest level of absmax / 127 (NaN counts as 0, so a
+ * broken activation cannot make the conversion undefined). The same bits on every path and ISA:
+ * every writer of the cache comes here. */
+static void fti__kv_q8_put(void *dst, const float *x, size_t D) {
+    signed char *q = (signed char *)dst;
+    float amax = 0.0f, d, id;
+    size_t i;
+    for (i = 0; i < D; i++) {
+        float a = fabsf(x[i]);
+        if (a > amax) amax = a;
+    }
+    d = amax / 127.0f;
+    id = amax > 0.0f && amax - amax == 0.0f ? 127.0f / amax : 0.0f; /* 0 when inf */
+    for (i = 0; i < D; i++) {
+        float v = x[i] * id;
+        if (!(v >= -127.0f)) v = v == v ? -127.0f : 0.0f;
+        if (v > 127.0f) v = 127.0f;
+        q[i] = (signed char)lrintf(v);
+    }
+    memcpy(q + D, &d, sizeof d);
+}
+
+/* The scale of a q8 cache row of D values. */
+static float fti__kv_q8_scale(const void *row, size_t D) {
+    float d;
+    memcpy(&d, (const char *)row + D, sizeof d);
+    return d;
+}
+
+/* A q8 cache row widened to D floats. */
+static void fti__kv_q8_get(float *x, const void *row, size_t D) {
+    const signed char *q = (const signed char *)row;
+    float d = fti__kv_q8_scale(row, D);
+    size_t i;
+    for (i = 0; i < D; i++) x[i] = d * (float)q[i];
+}
+
+static float fti__kv_dot_q8_ref(const float *q, const void *kp, size_t n) {
+    const signed char *k = (const signed char *)kp;
+    float s = 0.0f;
+    size_t i;
+    for (i = 0; i < n; i++) s += q[i] * (float)k[i];
+    return s;
+}
+
+static void fti__kv_axpy_q8_ref(float *y, float a, const void *vp, size_t n) {
+    const signed char *v = (const signed char *)vp;
+    size_t i;
+    for (i = 0; i < n; i++) y[i] += a * (float)v[i];
+}
+
+#if defined(FTI__X86)
+/* 8 int8 at p as 8 floats. */
+#define FTI__KV_Q8_LD8(p)                                                                          \
+    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p))))
+
+FTI__AVX2 static float fti__kv_dot_q8_avx2(const float *q, const void *kp, size_t n) {
+    const signed char *k = (const signed char *)kp;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    float s;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), FTI__KV_Q8_LD8(k + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), FTI__KV_Q8_LD8(k + i + 8), a1);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), FTI__KV_Q8_LD8(k + i), a0);
+    s = fti__hsum_avx2(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) s += q[i] * (float)k[i];
+    return s;
+}
+
+FTI__AVX2 static void fti__kv_axpy_q8_avx2(float *y, float a, const void *vp, size_t n) {
+    const signed char *v = (const signed char *)vp;
+    __m256 av = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, FTI__KV_Q8_LD8(v + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * (float)v[i];
+}
+#endif /* FTI__X86 */
+
+#if defined(FTI__NEON)
+/* 8 int8 at p as two vectors of 4 floats. */
+static void fti__kv_q8_ld8_neon(const signed char *p, float32x4_t *lo, float32x4_t *hi) {
+    int16x8_t w = vmovl_s8(vld1_s8((const int8_t *)p));
+    *lo = vcvtq_f32_s32(vmovl_s16(vget_low_s16(w)));
+    *hi = vcvtq_f32_s32(vmovl_s16(vget_high_s16(w)));
+}
+
+static float fti__kv_dot_q8_neon(const float *q, const void *kp, size_t n) {
+    const signed char *k = (const signed char *)kp;
+    float32x4_t a0 = vdupq_n_f32(0.0f), a1 = vdupq_n_f32(0.0f), lo, hi;
+    size_t i = 0;
+    float s;
+    for (; i + 8 <= n; i += 8) {
+        fti__kv_q8_ld8_neon(k + i, &lo, &hi);
+        a0 = vfmaq_f32(a0, vld1q_f32(q + i), lo);
+        a1 = vfmaq_f32(a1, vld1q_f32(q + i + 4), hi);
+    }
+    s = vaddvq_f32(vaddq_f32(a0, a1));
+    for (; i < n; i++) s += q[i] * (float)k[i];
+    return s;
+}
+
+static void fti__kv_axpy_q8_neon(float *y, float a, const void *vp, size_t n) {
+    const signed char *v = (const signed char *)vp;
+    float32x4_t lo, hi;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        fti__kv_q8_ld8_neon(v + i, &lo, &hi);
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), lo, a));
+        vst1q_f32(y + i + 4, vfmaq_n_f32(vld1q_f32(y + i + 4), hi, a));
+    }
+    for (; i < n; i++) y[i] += a * (float)v[i];
+}
+#endif /* FTI__NEON */
+
+/* Internal cache kinds: FTI__KV_K32 f32, FTI__KV_K16 f16, FTI__KV_K8 q8 (the SIMD attention
+ * forms take the kind as a constant). */
+enum { FTI__KV_K32 = 0, FTI__KV_K16 = 1, FTI__KV_K8 = 2 };
+
+/* Bytes of one kv head's row of D values in a cache of that kind. */
+static size_t fti__kv_head_bytes(int kind, size_t D) {
+    return kind == FTI__KV_K8 ? D + FTI__KV_Q8_EXTRA : D * (kind == FTI__KV_K16 ? 2u : 4u);
+}
+
+/* The row functions of an f16 (kind FTI__KV_K16) or q8 (FTI__KV_K8) cache for a kernel table
+ * (its instruction set). */
+static void fti__kv_fns(const fti_kernels *k, int kind, fti__kv_dot_fn *dot,
+                        fti__kv_axpy_fn *axpy) {
     fti_isa isa = fti_kernels_isa(k);
-    *dot = fti__kv_dot_f16_ref;
-    *axpy = fti__kv_axpy_f16_ref;
+    int q8 = kind == FTI__KV_K8;
+    *dot = q8 ? fti__kv_dot_q8_ref : fti__kv_dot_f16_ref;
+    *axpy = q8 ? fti__kv_axpy_q8_ref : fti__kv_axpy_f16_ref;
 #if defined(FTI__X86)
 #if !defined(FTI_NO_AVX512)
-    if (isa == FTI_ISA_AVX512) {
+    if (isa == FTI_ISA_AVX512 && !q8) {
         *dot = fti__kv_dot_f16_avx512;
         *axpy = fti__kv_axpy_f16_avx512;
         return;
     }
 #endif
     if (isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) {
-        *dot = fti__kv_dot_f16_avx2;
-        *axpy = fti__kv_axpy_f16_avx2;
+        *dot = q8 ? fti__kv_dot_q8_avx2 : fti__kv_dot_f16_avx2;
+        *axpy = q8 ? fti__kv_axpy_q8_avx2 : fti__kv_axpy_f16_avx2;
     }
 #endif
 #if defined(FTI__NEON)
     if (isa == FTI_ISA_NEON) {
-        *dot = fti__kv_dot_f16_neon;
-        *axpy = fti__kv_axpy_f16_neon;
+        *dot = q8 ? fti__kv_dot_q8_neon : fti__kv_dot_f16_neon;
+        *axpy = q8 ? fti__kv_axpy_q8_neon : fti__kv_axpy_f16_neon;
     }
 #endif
     (void)isa;
@@ -677,6 +821,7 @@ static void fti__kv_fns(const fti_kernels *k, fti__kv_dot_fn *dot, fti__kv_axpy_
 FTIDEF const char *fti_kv_type_name(fti_kv_type t) {
     switch (t) {
     case FTI_KV_F16: return "f16";
+    case FTI_KV_Q8: return "q8";
     case FTI_KV_DEFAULT:
     case FTI_KV_F32: return "f32";
     }
@@ -687,6 +832,7 @@ FTIDEF int fti_kv_type_parse(const char *name) {
     if (!name) return -1;
     if (strcmp(name, "f16") == 0) return FTI_KV_F16;
     if (strcmp(name, "f32") == 0) return FTI_KV_F32;
+    if (strcmp(name, "q8") == 0) return FTI_KV_Q8;
     return -1;
 }
 
@@ -703,7 +849,8 @@ struct fti_session {
     size_t n_steps;
     size_t n_ctx, n_batch, pos;
     fti_arena arena;
-    /* (L, KV / kv_per, n_ctx, kv_per · D) in f16 (kv_f16) or f32: the kv heads in groups of
+    /* (L, KV / kv_per, n_ctx, kv_per · D) in f32, f16 or q8 (kv_kind; a q8 head row has its
+     * scale after its D values: kv_hsz bytes per head row in every kind): the kv heads in groups of
      * kv_per, each group's rows of all positions together. One group (kv_per = KV) is the plain
      * (L, n_ctx, KVD) layout; a session for an n-thread pool whose decode step gives each thread
      * KV/n kv heads has n groups, so each thread's heads are its own memory (threads reading
@@ -711,12 +858,12 @@ struct fti_session {
      * 110M q4_0 decode at 2 threads spent 550-600 us per token in attention, 210-270 with
      * the groups). Use fti__kv_at. */
     void *kcache, *vcache;
-    size_t kv_per;
-    int kv_f16;
-    fti__kv_dot_fn kdot;   /* f16 rows: q·k and y += p·v */
+    size_t kv_per, kv_hsz;
+    int kv_kind;           /* FTI__KV_K32, _K16 or _K8 */
+    fti__kv_dot_fn kdot;   /* f16 and q8 rows: q·k and y += p·v */
     fti__kv_axpy_fn kaxpy;
-    float *kbuf, *vbuf; /* f16 cache: (B, KVD) f32 rows before they are rounded into the cache
-                           (else empty) */
+    float *kbuf, *vbuf; /* f16 and q8 caches: (B, KVD) f32 rows before they are rounded into the
+                           cache, and the rows prefill widens (else empty) */
     float *rope_cos, *rope_sin; /* (n_ctx, D/2) */
     float *x, *xb, *q, *att_out, *att; /* (B,C) (B,C) (B,HD) (B,HD) (B*H, n_ctx) */
     float *hb, *hb2;                    /* (B,F) */
@@ -732,10 +879,10 @@ struct fti_session {
  * cache; the heads of its group follow it (up to the group's last), then the group's next
  * position. */
 static void *fti__kv_at(const fti_session *s, int v, size_t l, size_t g, size_t pos) {
-    size_t per = s->kv_per, D = s->e->D;
-    size_t off = ((l * (s->e->KV / per) + g / per) * s->n_ctx + pos) * per * D + (g % per) * D;
+    size_t per = s->kv_per;
+    size_t off = ((l * (s->e->KV / per) + g / per) * s->n_ctx + pos) * per + g % per;
     char *base = (char *)(v ? s->vcache : s->kcache);
-    return base + off * (s->kv_f16 ? sizeof(uint16_t) : sizeof(float));
+    return base + off * s->kv_hsz;
 }
 
 /* The end of the run of kv heads from g0 that lie together in a cache row: min(g1, the end of
@@ -746,13 +893,14 @@ static size_t fti__kv_run(const fti_session *s, size_t g0, size_t g1) {
 }
 
 /* Kv heads [g0, g1) of the f32 row r (KVD: head g at g·D) into the K (v = 0) or V cache at
- * position pos of layer l: rounded to f16, or copied. */
+ * position pos of layer l: rounded to f16 or q8, or copied. */
 static void fti__kv_put(const fti_session *s, int v, size_t l, size_t pos, const float *r,
                         size_t g0, size_t g1) {
     size_t g, D = s->e->D;
     for (g = g0; g < g1; g++) {
         void *dst = fti__kv_at(s, v, l, g, pos);
-        if (s->kv_f16) fti_f32_to_f16_row(s->e->k, (uint16_t *)dst, r + g * D, D);
+        if (s->kv_kind == FTI__KV_K16) fti_f32_to_f16_row(s->e->k, (uint16_t *)dst, r + g * D, D);
+        else if (s->kv_kind == FTI__KV_K8) fti__kv_q8_put(dst, r + g * D, D);
         else memcpy(dst, r + g * D, D * sizeof(float));
     }
 }
@@ -775,8 +923,8 @@ static int fti__sess_quantized(const fti_engine *e) {
 
 /* The session's memory plan: one list of sizes shared by mem_bytes and create. */
 typedef struct fti__sess_plan {
-    size_t n_ctx, n_batch, kv_per;
-    int kv_f16, nth;
+    size_t n_ctx, n_batch, kv_per, kv_hsz;
+    int kv_kind, nth;
     /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits, kbuf, vbuf, xn, qws */
     size_t sizes[16];
     size_t total_bytes;
@@ -789,17 +937,20 @@ static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, f
     T = (o && o->n_ctx) ? o->n_ctx : e->cfg.context_len;
     B = (o && o->n_batch) ? o->n_batch : 64;
     if (T > ((size_t)1 << 24)) return 0;
-    if (kt != FTI_KV_DEFAULT && kt != FTI_KV_F16 && kt != FTI_KV_F32) return 0;
+    if (kt != FTI_KV_DEFAULT && kt != FTI_KV_F16 && kt != FTI_KV_F32 && kt != FTI_KV_Q8) return 0;
     if (B > T) B = T;
     p->n_ctx = T;
     p->n_batch = B;
-    p->kv_f16 = kt == FTI_KV_F16;
-    if (!fti_size_mul(e->L, T, &kv) || !fti_size_mul(kv, e->KVD, &kv)) return 0;
-    if (p->kv_f16) kv = kv / 2 + 1; /* in floats */
+    p->kv_kind = kt == FTI_KV_F16 ? FTI__KV_K16 : kt == FTI_KV_Q8 ? FTI__KV_K8 : FTI__KV_K32;
+    p->kv_hsz = fti__kv_head_bytes(p->kv_kind, e->D);
+    if (!fti_size_mul(e->L, T, &kv) || !fti_size_mul(kv, e->KV, &kv) ||
+        !fti_size_mul(kv, p->kv_hsz, &kv))
+        return 0;
+    kv = kv / sizeof(float) + (kv % sizeof(float) != 0); /* in floats */
     p->sizes[0] = kv;
     p->sizes[1] = kv;
-    p->sizes[12] = p->kv_f16 ? B * e->KVD : 0;
-    p->sizes[13] = p->kv_f16 ? B * e->KVD : 0;
+    p->sizes[12] = p->kv_kind != FTI__KV_K32 ? B * e->KVD : 0;
+    p->sizes[13] = p->kv_kind != FTI__KV_K32 ? B * e->KVD : 0;
     p->sizes[2] = T * (e->D / 2);
     p->sizes[3] = T * (e->D / 2);
     p->sizes[4] = B * e->C;
@@ -877,9 +1028,10 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     s->adaptive = !(opts && opts->fixed_threads) && fti_pool_threads(s->pool) > 1;
     s->n_ctx = p.n_ctx;
     s->n_batch = p.n_batch;
-    s->kv_f16 = p.kv_f16;
+    s->kv_kind = p.kv_kind;
+    s->kv_hsz = p.kv_hsz;
     s->kv_per = p.kv_per;
-    fti__kv_fns(e->k, &s->kdot, &s->kaxpy);
+    fti__kv_fns(e->k, s->kv_kind == FTI__KV_K8 ? FTI__KV_K8 : FTI__KV_K16, &s->kdot, &s->kaxpy);
     slots[0] = slots[1] = NULL; /* the caches: kv[] */
     slots[2] = &s->rope_cos;
     slots[3] = &s->rope_sin;
@@ -936,11 +1088,12 @@ FTIDEF void fti_session_reset(fti_session *s) {
 FTIDEF size_t fti_session_pos(const fti_session *s) { return s ? s->pos : 0; }
 FTIDEF size_t fti_session_n_ctx(const fti_session *s) { return s ? s->n_ctx : 0; }
 FTIDEF fti_kv_type fti_session_kv_type(const fti_session *s) {
-    return s && !s->kv_f16 ? FTI_KV_F32 : FTI_KV_F16;
+    if (!s || s->kv_kind == FTI__KV_K32) return FTI_KV_F32;
+    return s->kv_kind == FTI__KV_K16 ? FTI_KV_F16 : FTI_KV_Q8;
 }
 FTIDEF size_t fti_session_kv_bytes(const fti_session *s) {
     if (!s) return 0;
-    return 2 * s->e->L * s->n_ctx * s->e->KVD * (s->kv_f16 ? sizeof(uint16_t) : sizeof(float));
+    return 2 * s->e->L * s->n_ctx * s->e->KV * s->kv_hsz;
 }
 FTIDEF void fti_session_truncate(fti_session *s, size_t pos) {
     if (s && pos < s->pos) s->pos = pos;
@@ -970,13 +1123,13 @@ typedef struct fti__sess_attn {
 } fti__sess_attn;
 
 /* One layer's cached rows as attention reads them: keys and values of kv head g at position j
- * at byte (g / per)·gs + j·row + (g % per)·D·element size from k and v (row = per·D elements),
- * in f32 or f16 (with the row functions for f16). per = 0 (and row, gs 0) is the plain
- * (n, KVD) layout: one group. */
+ * at byte (g / per)·gs + j·row + (g % per)·hsz from k and v (row = per·hsz bytes, hsz a head
+ * row's bytes), in f32, f16 or q8 (kind; with the row functions for f16 and q8). per = 0 (and
+ * row, gs 0) is the plain (n, KVD) layout: one group. */
 typedef struct fti__kv_view {
     const void *k, *v;
-    size_t row, gs, per;
-    int f16;
+    size_t row, gs, per, hsz;
+    int kind;
     fti__kv_dot_fn dot;
     fti__kv_axpy_fn axpy;
 } fti__kv_view;
@@ -985,10 +1138,11 @@ static fti__kv_view fti__kv_layer(const fti_session *s, size_t l) {
     fti__kv_view kv;
     kv.k = fti__kv_at(s, 0, l, 0, 0);
     kv.v = fti__kv_at(s, 1, l, 0, 0);
-    kv.row = s->kv_per * s->e->D * (s->kv_f16 ? sizeof(uint16_t) : sizeof(float));
+    kv.row = s->kv_per * s->kv_hsz;
     kv.gs = s->n_ctx * kv.row;
     kv.per = s->kv_per;
-    kv.f16 = s->kv_f16;
+    kv.hsz = s->kv_hsz;
+    kv.kind = s->kv_kind;
     kv.dot = s->kdot;
     kv.axpy = s->kaxpy;
     return kv;
@@ -1011,7 +1165,7 @@ typedef struct fti__at_args {
  * width). */
 typedef void (*fti__bt_scores_fn)(const fti__at_args *a, size_t nc);
 typedef void (*fti__bt_values_fn)(const fti__at_args *a, size_t nc);
-static int fti__bt_attn_fns(const fti_engine *e, int f16, fti__bt_scores_fn *sf,
+static int fti__bt_attn_fns(const fti_engine *e, int kind, fti__bt_scores_fn *sf,
                             fti__bt_values_fn *vf, size_t *nc);
 
 /* Attention of nh consecutive query heads h0 .. h0+nh-1 over n cached positions: head i's query
@@ -1031,16 +1185,16 @@ static int fti__bt_attn_fns(const fti_engine *e, int f16, fti__bt_scores_fn *sf,
 static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_view *kv,
                             size_t h0, size_t nh, size_t n, float scale, float *p,
                             size_t p_stride, float *y) {
-    size_t j, i, D = e->D, rep = e->H / e->KV, esz = kv->f16 ? 2 : 4;
-    size_t per = kv->per ? kv->per : e->KV, gq = per * rep, row = kv->per ? kv->row : e->KVD * esz;
+    size_t j, i, D = e->D, rep = e->H / e->KV, hsz = kv->hsz;
+    size_t per = kv->per ? kv->per : e->KV, gq = per * rep, row = kv->per ? kv->row : e->KV * hsz;
     fti__bt_scores_fn sf;
     fti__bt_values_fn vf;
     size_t nc;
-    if (fti__bt_attn_fns(e, kv->f16, &sf, &vf, &nc)) {
+    if (fti__bt_attn_fns(e, kv->kind, &sf, &vf, &nc)) {
         fti__at_args a;
         a.row = row;
         a.rep = rep;
-        a.dsz = D * esz;
+        a.dsz = hsz;
         a.D = D;
         a.n = n;
         a.p_stride = p_stride;
@@ -1062,14 +1216,18 @@ static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_v
         return;
     }
     for (i = 0; i < nh; i++) { /* head by head */
-        size_t g = (h0 + i) / rep, off = (g / per) * kv->gs + (g % per) * D * esz;
+        size_t g = (h0 + i) / rep, off = (g / per) * kv->gs + (g % per) * hsz;
         const char *kh = (const char *)kv->k + off, *vh = (const char *)kv->v + off;
         const float *qi = q + i * D;
         float *pp = p + i * p_stride, *yi = y + i * D, mx = -INFINITY, sum = 0.0f, inv;
-        for (j = 0; j < n; j++)
-            pp[j] = (kv->f16 ? kv->dot(qi, (const uint16_t *)(const void *)(kh + j * row), D)
-                             : fti_dot(e->k, qi, (const float *)(const void *)(kh + j * row), D)) *
+        for (j = 0; j < n; j++) {
+            const char *kr = kh + j * row;
+            pp[j] = (kv->kind != FTI__KV_K32
+                         ? kv->dot(qi, kr, D)
+                         : fti_dot(e->k, qi, (const float *)(const void *)kr, D)) *
                     scale;
+            if (kv->kind == FTI__KV_K8) pp[j] *= fti__kv_q8_scale(kr, D);
+        }
         for (j = 0; j < n; j++)
             if (pp[j] > mx) mx = pp[j];
         for (j = 0; j < n; j++) {
@@ -1080,8 +1238,10 @@ static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_v
         for (j = 0; j < n; j++) pp[j] *= inv;
         memset(yi, 0, D * sizeof(float));
         for (j = 0; j < n; j++) {
-            if (kv->f16)
-                kv->axpy(yi, pp[j], (const uint16_t *)(const void *)(vh + j * row), D);
+            if (kv->kind == FTI__KV_K8)
+                kv->axpy(yi, pp[j] * fti__kv_q8_scale(vh + j * row, D), vh + j * row, D);
+            else if (kv->kind == FTI__KV_K16)
+                kv->axpy(yi, pp[j], vh + j * row, D);
             else
                 fti_axpy(e->k, yi, pp[j], (const float *)(const void *)(vh + j * row), D);
         }
@@ -1134,33 +1294,41 @@ static void fti__sess_smax_task(void *vctx, size_t i0, size_t i1, int thread) {
 }
 
 /* Prefill attention as GEMMs per head: scores (T, n) = q_h (T, D) . K_g (n, D)^T, causal
- * softmax, y_h (T, D) = P (T, n) . V_g (n, D), with n = pos0 + T cached positions. An f16 cache
- * is widened to f32 in blocks of n_batch positions (s->kbuf, s->vbuf), each block's products
+ * softmax, y_h (T, D) = P (T, n) . V_g (n, D), with n = pos0 + T cached positions. An f16 or q8
+ * cache is widened to f32 in blocks of n_batch positions (s->kbuf, s->vbuf), each block's products
  * added into y (so the extra memory is one batch of rows, not a layer). */
-/* Positions [j0, j0 + m) of the layer's keys (which = 0) or values (1) for an f16 cache: each kv
- * head group's (m, g*D) rows widened into buf as (groups, m, g*D). Nothing for an f32 cache. */
+/* Positions [j0, j0 + m) of the layer's keys (which = 0) or values (1) for an f16 or q8 cache:
+ * each kv head group's (m, g*D) rows widened into buf as (groups, m, g*D). Nothing for an f32
+ * cache. */
 static void fti__sess_kv_widen(const fti_session *s, int which, size_t layer, size_t j0, size_t m,
                                float *buf) {
-    size_t g, per = s->kv_per, D = s->e->D;
-    if (!s->kv_f16) return;
-    for (g = 0; g < s->e->KV; g += per)
-        fti_f16_to_f32_row(s->e->k, buf + g * m * D,
-                           (const uint16_t *)fti__kv_at(s, which, layer, g, j0), m * per * D);
+    size_t g, i, per = s->kv_per, D = s->e->D;
+    if (s->kv_kind == FTI__KV_K16) {
+        for (g = 0; g < s->e->KV; g += per)
+            fti_f16_to_f32_row(s->e->k, buf + g * m * D,
+                               (const uint16_t *)fti__kv_at(s, which, layer, g, j0), m * per * D);
+    } else if (s->kv_kind == FTI__KV_K8) { /* a group's rows are m·per head rows in a row */
+        for (g = 0; g < s->e->KV; g += per) {
+            const char *src = (const char *)fti__kv_at(s, which, layer, g, j0);
+            for (i = 0; i < m * per; i++)
+                fti__kv_q8_get(buf + g * m * D + i * D, src + i * s->kv_hsz, D);
+        }
+    }
 }
 
-/* kv head kh's first row of that block (row stride g*D): in buf (f16 cache, widened) or in the
- * cache itself (f32). */
+/* kv head kh's first row of that block (row stride g*D): in buf (f16 or q8 cache, widened) or
+ * in the cache itself (f32). */
 static const float *fti__sess_kv_head(const fti_session *s, int which, size_t layer, size_t kh,
                                       size_t j0, size_t m, const float *buf) {
     size_t per = s->kv_per, D = s->e->D;
-    return s->kv_f16 ? buf + (kh / per) * per * m * D + (kh % per) * D
+    return s->kv_kind != FTI__KV_K32 ? buf + (kh / per) * per * m * D + (kh % per) * D
                      : (const float *)fti__kv_at(s, which, layer, kh, j0);
 }
 
 static void fti__sess_attn_gemm(const fti_session *s, size_t layer, size_t T, size_t pos0) {
     const fti_engine *e = s->e;
     size_t h, D = e->D, rep = e->H / e->KV, n = pos0 + T, j0, gw = s->kv_per * D;
-    size_t cb = s->kv_f16 ? s->n_batch : n; /* positions per block */
+    size_t cb = s->kv_kind != FTI__KV_K32 ? s->n_batch : n; /* positions per block */
     fti__sess_smax sc;
     for (j0 = 0; j0 < n; j0 += cb) {
         size_t m = n - j0 < cb ? n - j0 : cb;
@@ -1369,7 +1537,7 @@ static void fti__dec_rows(fti__dec *c, int t, const fti__eng_w *w, const float *
 }
 
 /* Kv heads [g0, g1) of layer l's new key (v = 0, through RoPE) or value row into the cache at
- * s->pos: an f16 cache's through s->kbuf / s->vbuf and rounded, an f32 cache's straight into
+ * s->pos: an f16 or q8 cache's through s->kbuf / s->vbuf and rounded, an f32 cache's straight into
  * their places. */
 static void fti__dec_kv(fti__dec *c, int t, size_t l, int v, const float *xn, size_t g0,
                         size_t g1) {
@@ -1378,7 +1546,7 @@ static void fti__dec_kv(fti__dec *c, int t, size_t l, int v, const float *xn, si
     const fti__eng_w *w = v ? &e->layers[l].v : &e->layers[l].k;
     size_t D = e->D, g;
     if (g0 >= g1) return;
-    if (s->kv_f16) {
+    if (s->kv_kind != FTI__KV_K32) {
         float *buf = (v ? s->vbuf : s->kbuf) + g0 * D;
         fti__dec_rows(c, t, w, xn, e->C, buf, g0 * D, g1 * D);
         if (!v) fti__sess_rope(s, buf, 1, g1 - g0, s->pos);
@@ -1614,7 +1782,8 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
         rc = fti__sess_mm(s, &ly->q, s->xb, s->q, T, e->HD, C);
         if (rc != FTI_OK) break;
         fti__sess_rope(s, s->q, T, e->H, pos0);
-        if (s->kv_f16) { /* (T, KVD) rows, then each kv head's rounded into the cache */
+        if (s->kv_kind != FTI__KV_K32) { /* (T, KVD) rows, then each kv head's rounded into the
+                                            cache */
             rc = fti__sess_mm(s, &ly->k, s->xb, s->kbuf, T, e->KVD, C);
             if (rc == FTI_OK) rc = fti__sess_mm(s, &ly->v, s->xb, s->vbuf, T, e->KVD, C);
             if (rc != FTI_OK) break;
@@ -1918,16 +2087,17 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 #define FTI__AT_S 2
 
 /* The body of the scores pass (fti__at_args a) for vectors of type V with W lanes (intrinsics
- * P##_..., LD the row load, f16 when F16), NC = D/W, G pairs per transposing sum HSUM: the
- * AVX-512 and the AVX2 forms are this one text. Pairs (row j, head i) in the streams' order;
- * tag = where its score goes. */
+ * P##_..., LD the row load of the cache kind F16: FTI__KV_K32, _K16 or _K8), NC = D/W, G pairs
+ * per transposing sum HSUM: the AVX-512 and the AVX2 forms are this one text. Pairs (row j,
+ * head i) in the streams' order; tag = where its score goes, ks its key row's q8 scale (the
+ * score is (Σ·scale)·ks, as fti__attn_heads' scalar order). */
 #define FTI__AT_SCORES(V, P, W, G, LD, HSUM)                                                       \
     const char *kb = a->kv;                                                                        \
     size_t f, g, t, c, j = 0, i = 0, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;         \
     size_t r = r0, ko = ko0, total = a->n * a->nh, tag[G];                                         \
     size_t h = (a->n + FTI__AT_S - 1) / FTI__AT_S, sk = 0, kk = 0;                                 \
     V acc[G];                                                                                      \
-    float tv[G];                                                                                   \
+    float tv[G], ks[G];                                                                            \
     for (f = 0; f < total; f += G) {                                                               \
         size_t cnt = total - f < G ? total - f : G;                                                \
         FTI__BT_UNROLL                                                                             \
@@ -1941,6 +2111,7 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
                     sv = P##_fmadd_ps(P##_loadu_ps(qi + W * c), LD(kp, W * c, F16), sv);           \
                 acc[g] = sv;                                                                       \
                 tag[g] = i * a->p_stride + j;                                                      \
+                ks[g] = F16 == FTI__KV_K8 ? fti__kv_q8_scale(kp, a->D) : 1.0f;                     \
                 if (++r == a->rep) {                                                               \
                     r = 0;                                                                         \
                     ko += a->dsz;                                                                  \
@@ -1959,11 +2130,11 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
                 acc[g] = P##_setzero_ps();                                                         \
         }                                                                                          \
         P##_storeu_ps(tv, P##_mul_ps(HSUM(acc), P##_set1_ps(a->scale)));                           \
-        for (t = 0; t < cnt; t++) a->p[tag[t]] = tv[t];                                            \
+        for (t = 0; t < cnt; t++) a->p[tag[t]] = F16 == FTI__KV_K8 ? tv[t] * ks[t] : tv[t];        \
     }
 
 /* The body of the values pass: y_i = Σ_j p[i][j]·v_j by FMA in the streams' order, the rows
- * s·h + k of one k (up to S) per load and store of y. */
+ * s·h + k of one k (up to S) per load and store of y (a q8 row's p[i][j] times its scale). */
 #define FTI__AT_VALUES(V, P, W, LD)                                                                \
     const char *vb = a->kv, *vr[FTI__AT_S];                                                        \
     size_t c, i, s, k, r, ko, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;                \
@@ -1985,7 +2156,9 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
             FTI__BT_UNROLL                                                                         \
             for (s = 0; s < FTI__AT_S; s++)                                                        \
                 if (s < m) {                                                                       \
-                    ps[s] = P##_set1_ps(pi[js[s]]);                                                \
+                    ps[s] = P##_set1_ps(F16 == FTI__KV_K8                                          \
+                                            ? pi[js[s]] * fti__kv_q8_scale(vr[s] + ko, a->D)       \
+                                            : pi[js[s]]);                                          \
                     FTI__BT_UNROLL                                                                 \
                     for (c = 0; c < NC; c++)                                                       \
                         acc[c] = P##_fmadd_ps(ps[s], LD(vr[s] + ko, W * c, F16), acc[c]);          \
@@ -2019,13 +2192,17 @@ FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_hsum16_avx512(const __m512 *v) 
     return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
 }
 
-/* 16 cache elements from element i of row r: f32, or f16 widened (F16, a constant). */
+/* 16 cache elements from element i of row r: f32, or f16 or q8 widened (F16: the kind, a
+ * constant). */
 FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_ld16(const char *r, size_t i, int F16) {
+    if (F16 == FTI__KV_K8)
+        return _mm512_cvtepi32_ps(
+            _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(r + i))));
     return F16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(r + 2 * i)))
                : _mm512_loadu_ps((const void *)(r + 4 * i));
 }
 
-/* The two passes for D = 16·NC (f16 cache rows when F16). */
+/* The two passes for D = 16·NC (the cache kind F16). */
 FTI__AVX512 static FTI__BT_INLINE void fti__at_scores_avx512(const fti__at_args *a, int F16,
                                                              size_t NC) {
     FTI__AT_SCORES(__m512, _mm512, 16, 16, fti__bt_ld16, fti__bt_hsum16_avx512)
@@ -2051,6 +2228,14 @@ FTI__AVX512 static void fti__bt_scores16_avx512_f16(const fti__at_args *a, size_
 FTI__AVX512 static void fti__bt_values16_avx512_f16(const fti__at_args *a, size_t nc) {
     FTI__BT_NC_CASES(nc, fti__at_values_avx512, a, 1)
 }
+
+FTI__AVX512 static void fti__bt_scores16_avx512_q8(const fti__at_args *a, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__at_scores_avx512, a, FTI__KV_K8)
+}
+
+FTI__AVX512 static void fti__bt_values16_avx512_q8(const fti__at_args *a, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__at_values_avx512, a, FTI__KV_K8)
+}
 #endif /* !FTI_NO_AVX512 */
 
 /* The AVX2 forms: 8 pairs per transposing sum (16 ymm registers). Lane i of the result = Σ of
@@ -2062,13 +2247,15 @@ FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_hsum8_avx2(const __m256 *v) {
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
-/* 8 cache elements from element i of row r: f32, or f16 widened (F16, a constant). */
+/* 8 cache elements from element i of row r: f32, or f16 or q8 widened (F16: the kind, a
+ * constant). */
 FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_ld8(const char *r, size_t i, int F16) {
+    if (F16 == FTI__KV_K8) return FTI__KV_Q8_LD8(r + i);
     return F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(r + 2 * i)))
                : _mm256_loadu_ps((const float *)(const void *)(r + 4 * i));
 }
 
-/* The two passes for D = 8·NC (f16 cache rows when F16). */
+/* The two passes for D = 8·NC (the cache kind F16). */
 FTI__AVX2 static FTI__BT_INLINE void fti__at_scores_avx2(const fti__at_args *a, int F16,
                                                          size_t NC) {
     FTI__AT_SCORES(__m256, _mm256, 8, 8, fti__bt_ld8, fti__bt_hsum8_avx2)
@@ -2125,6 +2312,14 @@ FTI__AVX2 static void fti__bt_values16_avx2(const fti__at_args *a, size_t nc) {
 FTI__AVX2 static void fti__bt_values16_avx2_f16(const fti__at_args *a, size_t nc) {
     FTI__BT_NC_CASES(nc, fti__at_values_avx2, a, 1)
 }
+
+FTI__AVX2 static void fti__bt_scores16_avx2_q8(const fti__at_args *a, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__at_scores_avx2, a, FTI__KV_K8)
+}
+
+FTI__AVX2 static void fti__bt_values16_avx2_q8(const fti__at_args *a, size_t nc) {
+    FTI__BT_NC_CASES(nc, fti__at_values_avx2, a, FTI__KV_K8)
+}
 FTI__X86_WARN_POP
 #endif /* FTI__X86 */
 
@@ -2171,28 +2366,36 @@ static void fti__bt_shift_scale(const fti_kernels *k, float *y, const float *x, 
 
 /* The SIMD forms for the engine's table and head size (D a multiple of 16 up to 128 on
  * AVX-512, of 8 up to 64 on AVX2); 0 when there are none (fti__attn_heads' scalar order then). */
-static int fti__bt_attn_fns(const fti_engine *e, int f16, fti__bt_scores_fn *sf,
+static int fti__bt_attn_fns(const fti_engine *e, int kind, fti__bt_scores_fn *sf,
                             fti__bt_values_fn *vf, size_t *nc) {
 #if defined(FTI__X86)
     size_t D = e->D;
     fti_isa isa = fti_kernels_isa(e->k);
 #if !defined(FTI_NO_AVX512)
     if (isa == FTI_ISA_AVX512 && D % 16 == 0 && D <= 128) {
-        *sf = f16 ? fti__bt_scores16_avx512_f16 : fti__bt_scores16_avx512;
-        *vf = f16 ? fti__bt_values16_avx512_f16 : fti__bt_values16_avx512;
+        *sf = kind == FTI__KV_K8    ? fti__bt_scores16_avx512_q8
+              : kind == FTI__KV_K16 ? fti__bt_scores16_avx512_f16
+                                    : fti__bt_scores16_avx512;
+        *vf = kind == FTI__KV_K8    ? fti__bt_values16_avx512_q8
+              : kind == FTI__KV_K16 ? fti__bt_values16_avx512_f16
+                                    : fti__bt_values16_avx512;
         *nc = D / 16;
         return 1;
     }
 #endif
     if ((isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) && D % 8 == 0 && D <= 64) {
-        *sf = f16 ? fti__bt_scores16_avx2_f16 : fti__bt_scores16_avx2;
-        *vf = f16 ? fti__bt_values16_avx2_f16 : fti__bt_values16_avx2;
+        *sf = kind == FTI__KV_K8    ? fti__bt_scores16_avx2_q8
+              : kind == FTI__KV_K16 ? fti__bt_scores16_avx2_f16
+                                    : fti__bt_scores16_avx2;
+        *vf = kind == FTI__KV_K8    ? fti__bt_values16_avx2_q8
+              : kind == FTI__KV_K16 ? fti__bt_values16_avx2_f16
+                                    : fti__bt_values16_avx2;
         *nc = D / 8;
         return 1;
     }
 #endif
     (void)e;
-    (void)f16;
+    (void)kind;
     *sf = NULL;
     *vf = NULL;
     *nc = 0;
@@ -2200,7 +2403,7 @@ static int fti__bt_attn_fns(const fti_engine *e, int f16, fti__bt_scores_fn *sf,
 }
 
 /* Attention of one sequence's H query heads q (HD) over its n cached positions of one layer
- * (kv: (n, KVD) rows, f32 or f16): y (HD) gets the outputs, att (H rows of att_ld >= n) the
+ * (kv: (n, KVD) rows, f32, f16 or q8): y (HD) gets the outputs, att (H rows of att_ld >= n) the
  * weights; the same bits as the session's own paths give (fti__attn_heads). */
 static void fti__bt_attn_seq(const fti_engine *e, const float *q, const fti__kv_view *kv,
                              size_t n, float *att, size_t att_ld, float *y) {
@@ -2299,7 +2502,7 @@ static fti_result fti__bt_forward(fti_batch *d, const int32_t *tok, size_t B, ft
             const fti_session *s = d->ss[b];
             fti__sess_rope(s, d->q + b * e->HD, 1, e->H, d->pos[b]);
             fti__sess_rope(s, d->kn + b * e->KVD, 1, e->KV, d->pos[b]);
-            /* (rounded to f16 as the session's own forward does) */
+            /* (rounded to f16 or q8 as the session's own forward does) */
             fti__kv_put(s, 0, l, d->pos[b], d->kn + b * e->KVD, 0, e->KV);
             fti__kv_put(s, 1, l, d->pos[b], d->vn + b * e->KVD, 0, e->KV);
         }

@@ -148,14 +148,21 @@ typedef struct fti_session fti_session;
  * (no learnt structure, very peaky attention) by up to 1.4%. F32 is exact: the library default
  * (FTI_KV_DEFAULT), which the golden tests against the training forward and PyTorch and the
  * 1e-4 batch-vs-session checks rely on (an f16 cache turns 1e-7 differences of the K/V
- * projections between two paths into a 2^-11 rounding flip). */
+ * projections between two paths into a 2^-11 rounding flip).
+ * Q8 stores each kv head's row of D keys or values as D int8 and one f32 scale (absmax / 127,
+ * round to nearest): D + 4 bytes instead of 2·D (0.53 of f16 at D = 64), for long contexts on
+ * small machines and fewer bytes read per decoded token. Not ggml's Q8_0 (blocks of 32): one
+ * scale per head row, so any head size works, and the scale multiplies each score and each
+ * probability once instead of every element. Attention computes in f32 from the int8 values.
+ * Its error is that of 8-bit rounding (docs/inference.md has the figures). */
 typedef enum fti_kv_type {
     FTI_KV_DEFAULT = 0, /* FTI_KV_F32 */
     FTI_KV_F16 = 1,
-    FTI_KV_F32 = 2
+    FTI_KV_F32 = 2,
+    FTI_KV_Q8 = 3
 } fti_kv_type;
 
-/* "f16", "f32" (FTI_KV_DEFAULT resolves to its type), or NULL for another value; and the
+/* "f16", "f32", "q8" (FTI_KV_DEFAULT resolves to its type), or NULL for another value; and the
  * inverse (NULL or an unknown name: -1). */
 FTIDEF const char *fti_kv_type_name(fti_kv_type t);
 FTIDEF int fti_kv_type_parse(const char *name);
@@ -188,7 +195,7 @@ FTIDEF void fti_session_reset(fti_session *s);
 /* Tokens in the KV cache so far, and its capacity. */
 FTIDEF size_t fti_session_pos(const fti_session *s);
 FTIDEF size_t fti_session_n_ctx(const fti_session *s);
-/* The KV cache's element type (FTI_KV_F16 or FTI_KV_F32) and its size in bytes. */
+/* The KV cache's element type (FTI_KV_F16, FTI_KV_F32 or FTI_KV_Q8) and its size in bytes. */
 FTIDEF fti_kv_type fti_session_kv_type(const fti_session *s);
 FTIDEF size_t fti_session_kv_bytes(const fti_session *s);
 /* Drops cached positions >= pos (keep a shared prefix, re-evaluate the rest). */

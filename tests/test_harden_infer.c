@@ -277,22 +277,30 @@ FTI_TEST(harden_kv_f16_memory) {
      * widening rows of one batch (n_batch = the context here: the same size) */
     CHECK(b16 > 0 && b32 > 0 && b16 <= b32 + 64);
     /* context 1024: the cache's 2 x 2 x 1024 x 32 values take 2 bytes less each; the two
-     * (64, 32) f32 widening rows and the odd value's rounding (8 bytes) are the extra */
+     * (64, 32) f32 widening rows are the extra */
     so.n_ctx = 1024;
     b16 = fti_session_mem_bytes(e, &so);
     so.kv_type = FTI_KV_F32;
     b32 = fti_session_mem_bytes(e, &so);
-    CHECK_EQ_INT(b32 - b16, 2 * 2 * 1024 * 32 * 2 - 2 * 64 * 32 * 4 - 8);
+    CHECK_EQ_INT(b32 - b16, 2 * 2 * 1024 * 32 * 2 - 2 * 64 * 32 * 4);
+    /* q8: each head row of 16 values takes 16 + 4 bytes instead of 64, with the same widening
+     * rows as f16 */
+    so.kv_type = FTI_KV_Q8;
+    CHECK_EQ_INT(b32 - fti_session_mem_bytes(e, &so),
+                 2 * 2 * 1024 * 2 * (64 - 20) - 2 * 64 * 32 * 4);
     so.kv_type = FTI_KV_F16;
     so.n_ctx = 0;
     CHECK_EQ_INT(fti_kv_type_parse("f16"), FTI_KV_F16);
     CHECK_EQ_INT(fti_kv_type_parse("f32"), FTI_KV_F32);
+    CHECK_EQ_INT(fti_kv_type_parse("q8"), FTI_KV_Q8);
+    CHECK_EQ_STR(fti_kv_type_name(FTI_KV_Q8), "q8");
+    CHECK_EQ_INT(fti_kv_type_parse("q8_0"), -1);
     CHECK_EQ_INT(fti_kv_type_parse("F16"), -1);
     CHECK_EQ_INT(fti_kv_type_parse(""), -1);
     CHECK_EQ_INT(fti_kv_type_parse(NULL), -1);
     CHECK(fti_kv_type_name((fti_kv_type)7) == NULL);
     CHECK_EQ_STR(fti_kv_type_name(FTI_KV_DEFAULT), "f32");
-    so.kv_type = (fti_kv_type)3;
+    so.kv_type = (fti_kv_type)4;
     CHECK_EQ_INT(fti_session_mem_bytes(e, &so), 0);
     CHECK(fti_session_create(&s, e, &so, &err) == FTI_ERR_INVALID);
     so.kv_type = (fti_kv_type)-1;

@@ -926,11 +926,11 @@ FTI_TEST(infer_decode_same_bits_any_threads) {
     /* decode steps (T = 1: one parallel region per token; with 2 threads each takes one of the
      * 2 KV heads with its q/k/v rows and attention, with 3 or 4 the q/k/v rows and the heads'
      * attention are two phases) give the same bits on 1, 2, 3 and 4 threads, fixed or adaptive,
-     * for f32 and q4_0 weights and an f32 or f16 KV cache */
+     * for f32 and q4_0 weights and an f32, f16 or q8 KV cache */
     static const uint32_t types[2] = {FTI_GGML_F32, FTI_GGML_Q4_0};
     int ti, kvi;
     for (ti = 0; ti < 2; ti++)
-        for (kvi = 0; kvi < 2; kvi++) {
+        for (kvi = 0; kvi < 3; kvi++) {
             fti_model_config cfg;
             float *params = NULL, *ref = NULL;
             const char *path = ti_model(&cfg, &params, types[ti], 0, ti ? "d4.gguf" : "d32.gguf", 4.0f);
@@ -950,7 +950,7 @@ FTI_TEST(infer_decode_same_bits_any_threads) {
                 memset(&so, 0, sizeof so);
                 so.pool = pool;
                 so.fixed_threads = run < 4;
-                so.kv_type = kvi ? FTI_KV_F16 : FTI_KV_F32;
+                so.kv_type = kvi == 2 ? FTI_KV_Q8 : kvi ? FTI_KV_F16 : FTI_KV_F32;
                 REQUIRE(fti_session_create(&s, e, &so, &err) == FTI_OK);
                 CHECK_OK(fti_session_eval(s, toks, 4, NULL, &err));
                 for (i = 4; i < 24; i++) {
@@ -972,11 +972,11 @@ FTI_TEST(infer_kv_groups_same_bits) {
      * thread (2 threads: each of the 2 KV heads its own memory) gives the same bits for a long
      * prompt (its last batch past 160 positions: attention through the per-head GEMMs, which
      * read the cache by group rows) and the decode steps after it, for f32 and q4_0 weights and
-     * an f32 or f16 cache */
+     * an f32, f16 or q8 cache */
     static const uint32_t types[2] = {FTI_GGML_F32, FTI_GGML_Q4_0};
     int ti, kvi;
     for (ti = 0; ti < 2; ti++)
-        for (kvi = 0; kvi < 2; kvi++) {
+        for (kvi = 0; kvi < 3; kvi++) {
             fti_test_model_opts mo;
             float *ref = NULL;
             const char *path;
@@ -1004,7 +1004,7 @@ FTI_TEST(infer_kv_groups_same_bits) {
                 so.pool = pool;
                 so.n_ctx = 192;
                 so.fixed_threads = 1;
-                so.kv_type = kvi ? FTI_KV_F16 : FTI_KV_F32;
+                so.kv_type = kvi == 2 ? FTI_KV_Q8 : kvi ? FTI_KV_F16 : FTI_KV_F32;
                 REQUIRE(fti_session_create(&s, e, &so, &err) == FTI_OK);
                 CHECK_OK(fti_session_eval(s, toks, 170, NULL, &err));
                 for (k = 0; k < 9; k++) {

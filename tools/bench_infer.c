@@ -6,11 +6,11 @@
  *         real gpt2 vocabulary: GPT-2's first N-1 tokens and their merges plus <|endoftext|>
  *         (default N = 32000), from ../shared/data/tokenizers/gpt2 (or $FTI_DATA).
  *     build/bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N] [--tokens]
- *                           [--kv f16|f32] [--fixed-threads]
+ *                           [--kv f16|f32|q8] [--fixed-threads]
  *         load, prefill P tokens, decode N greedy tokens; prints one line of key=value
  *         (load_ms prefill_tps decode_tps decode_cpu_tps ttft_ms rss_mb weights_mb decode_gbps
- *         decode_gbps_kv: weights plus the KV cache the steps read, f16 as llama.cpp's or f32
- *         with --kv f32) and with
+ *         decode_gbps_kv: weights plus the KV cache the steps read, f16 as llama.cpp's, f32 with
+ *         --kv f32, q8 with --kv q8) and with
  *         --tokens the generated ids. --fixed-threads: every decode step on the pool (not the
  *         session's choice of pool or calling thread alone). Built with -DFTI_DECODE_PROFILE
  *         (build/bench_infer_prof), also the decode step's time per phase and thread.
@@ -207,7 +207,7 @@ static int cmd_run(int argc, char **argv) {
     float *logits;
     if (argc < 3) {
         fprintf(stderr, "usage: bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N] "
-                        "[--kv f16|f32] [--fixed-threads]\n");
+                        "[--kv f16|f32|q8] [--fixed-threads]\n");
         return 2;
     }
     path = argv[2];
@@ -221,7 +221,7 @@ static int cmd_run(int argc, char **argv) {
         else if (!strcmp(argv[i], "--kv") && i + 1 < argc) {
             int t = fti_kv_type_parse(argv[++i]);
             if (t < 0) {
-                fprintf(stderr, "bench_infer: --kv takes f16 or f32\n");
+                fprintf(stderr, "bench_infer: --kv takes f16, f32 or q8\n");
                 return 2;
             }
             kv_type = (fti_kv_type)t;
@@ -272,11 +272,15 @@ static int cmd_run(int argc, char **argv) {
     t_end = now_s(), c_end = cpu_s();
     getrusage(RUSAGE_SELF, &ru);
     { /* the KV cache read by the decode steps: L · pos · KVD keys and as many values, each of
-       2 bytes (f16, the default) or 4 (--kv f32) */
+       2 bytes (f16, the default), 4 (--kv f32) or 1 plus a 4-byte scale per head row (q8) */
         const fti_model_config *mc = fti_engine_config(e);
-        double kvd = (double)mc->dim * mc->n_kv_heads / mc->n_heads, p;
+        double kvd = (double)mc->dim * mc->n_kv_heads / mc->n_heads, p, row;
+        double D = (double)mc->dim / mc->n_heads;
+        row = kv_type == FTI_KV_F16 ? 2.0 * kvd
+              : kv_type == FTI_KV_Q8 ? kvd * (D + 4.0) / D
+                                     : 4.0 * kvd;
         for (p = (double)n_prompt + 1; p < (double)(n_prompt + n_gen); p += 1.0)
-            kv_bytes += (double)mc->n_layers * p * kvd * 2.0 * (kv_type == FTI_KV_F16 ? 2.0 : 4.0);
+            kv_bytes += (double)mc->n_layers * p * 2.0 * row;
     }
     printf("load_ms=%.2f prefill_tps=%.1f decode_tps=%.2f decode_cpu_tps=%.2f ttft_ms=%.2f "
            "rss_mb=%.1f weights_mb=%.1f decode_gbps=%.2f decode_gbps_kv=%.2f threads=%d isa=%s\n",

@@ -5,7 +5,7 @@
  * sampling and decoding, and tokens per CPU second.
  *
  *     make build/bench_serve_step
- *     build/bench_serve_step MODEL [--batch B] [--steps N] [--threads T] [--kv f16|f32] [--reps R]
+ *     build/bench_serve_step MODEL [--batch B] [--steps N] [--threads T] [--kv f16|f32|q8] [--reps R]
  *
  * (MODEL e.g. from `build/bench_infer make stories15M q8_0 FILE`; best of R rounds.)
  */
@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
     double best_s = 1e30, best_d = 1e30;
     if (argc < 2) {
         fprintf(stderr, "usage: bench_serve_step MODEL [--batch B] [--steps N] [--threads T] "
-                        "[--kv f16|f32] [--reps R]\n");
+                        "[--kv f16|f32|q8] [--reps R]\n");
         return 2;
     }
     for (i = 2; i + 1 < argc; i += 2) {
