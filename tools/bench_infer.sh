@@ -8,12 +8,16 @@
 #   BENCH_INFER_SHAPES="stories15M stories110M"  BENCH_INFER_TYPES="f32 q8_0 q4_0"
 #   BENCH_INFER_N=256 (decode tokens)  BENCH_INFER_PROMPT=128 (prompt tokens)
 #   BENCH_INFER_REPEAT=2 (runs of fti and of llama.cpp per case; the fastest decode counts)
+#   BENCH_INFER_LONG=700 (prompt tokens of the long-context KV cache cases)
 #   FTI_BENCH_CACHE=$HOME/.cache/fti-bench (node-llama-cpp is installed under infer/ there)
 # Each model file is flushed to disk (sync) before anything is timed, and fti runs before the
 # peers, so neither the kernel's write-back of a file just written nor anything a peer leaves
 # behind lands in fti's runs.
 # Prints a table and one line per case: BENCH infer <case> ours=<x> peer=<y> ratio=<r> unit=<u>
 # (ratio > 1: fti is better). Peers that are missing are skipped (reported as such).
+# KV cache types (stories110M Q8_0 and Q4_0): fti's q8 cache against its own f16 one (the peer
+# column of those lines), at the standard prompt and at BENCH_INFER_LONG prompt tokens, and the
+# decode bandwidth with a q8 cache.
 set -u
 B=${B:-build}
 SHAPES=${BENCH_INFER_SHAPES:-"stories15M stories110M"}
@@ -21,6 +25,7 @@ TYPES=${BENCH_INFER_TYPES:-"f32 q8_0 q4_0"}
 N=${BENCH_INFER_N:-256}
 P=${BENCH_INFER_PROMPT:-128}
 R=${BENCH_INFER_REPEAT:-2}
+PL=${BENCH_INFER_LONG:-700}
 CACHE=${FTI_BENCH_CACHE:-$HOME/.cache/fti-bench}
 NODE_MODULES=$CACHE/infer/node_modules
 TMP=${TMPDIR:-/tmp}/fti-bench-infer.$$
@@ -71,6 +76,7 @@ echo "BENCH infer machine-copy-bw-t2 ours=$cbw2 peer=$cbw2 ratio=1 unit=GB/s"
 echo "BENCH infer machine-read-bw-t2 ours=$rbw2 peer=$rbw2 ratio=1 unit=GB/s"
 frac() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else print "nan" }'; }
 : > "$TMP/fractions"
+: > "$TMP/kvtypes"
 printf '%-12s %-5s %-3s %9s %9s %9s %8s %8s %8s %9s\n' shape type thr "fti tok/s" "llama" "torch" "prefill" "ttft ms" "rss MB" "GB/s"
 for shape in $SHAPES; do
     for type in $TYPES; do
@@ -132,6 +138,25 @@ for shape in $SHAPES; do
                 "$(frac "$wg" "$bw")" "$(frac "$wg" "$rbw")" "$(frac "$kg" "$bw")" "$(frac "$kg" "$rbw")" >> "$TMP/fractions"
             echo "BENCH infer rss-$c ours=$(val rss_mb "$o") peer=nan ratio=nan unit=MB"
         done
+        if [ "$shape" = stories110M ] && { [ "$type" = q4_0 ] || [ "$type" = q8_0 ]; }; then
+            # the q8 KV cache against the f16 one (fti both), standard and long prompts
+            for th in 1 2; do
+                c="$shape-$type-t$th"
+                if [ $th = 1 ]; then oall=$o1all; bw=$cbw1; else oall=$o2all; bw=$cbw2; fi
+                o=$(echo "$oall" | grep decode_tps)
+                q=$(best_of "$R" "$B/bench_infer" run "$model" --threads $th --prompt-tokens "$P" -n "$N" --kv q8 | grep decode_tps)
+                fl=$(best_of "$R" "$B/bench_infer" run "$model" --threads $th --prompt-tokens "$PL" -n "$N" | grep decode_tps)
+                ql=$(best_of "$R" "$B/bench_infer" run "$model" --threads $th --prompt-tokens "$PL" -n "$N" --kv q8 | grep decode_tps)
+                bench "decode-kv-q8-vs-f16-$c" "$(val decode_tps "$q")" "$(val decode_tps "$o")" tokens/s
+                bench "decode-long-kv-q8-vs-f16-$c" "$(val decode_tps "$ql")" "$(val decode_tps "$fl")" tokens/s
+                bench "bandwidth-kv-q8-$c" "$(val decode_gbps "$q")" "$bw" GB/s
+                bench "bandwidth-with-kv-q8-$c" "$(val decode_gbps_kv "$q")" "$bw" GB/s
+                printf '%-12s %-5s %-3s %9s %9s %9s %9s %9s %9s %8s %8s\n' "$shape" "$type" "$th" \
+                    "$(val decode_tps "$o")" "$(val decode_tps "$q")" "$(val decode_tps "$fl")" "$(val decode_tps "$ql")" \
+                    "$(val rss_mb "$fl")" "$(val rss_mb "$ql")" "$(frac "$(val decode_gbps "$q")" "$bw")" \
+                    "$(frac "$(val decode_gbps_kv "$q")" "$bw")" >> "$TMP/kvtypes"
+            done
+        fi
         rm -f "$model"
     done
 done
@@ -139,5 +164,11 @@ echo "bench-infer: decode bandwidth (GB/s) and its fraction of the machine's ban
 echo "  (copy t1 $cbw1, t2 $cbw2; read t1 $rbw1, t2 $rbw2 GB/s; w = weights only, w+kv = weights + the f16 KV cache read; target >= 0.80)"
 printf '%-12s %-5s %-3s %8s %8s %9s %9s %9s %9s\n' shape type thr "w GB/s" "w+kv" "w/copy" "w/read" "w+kv/copy" "w+kv/read"
 cat "$TMP/fractions"
+if [ -s "$TMP/kvtypes" ]; then
+    echo "bench-infer: KV cache types (fti): decode tokens/s with the f16 and the q8 cache at $P and at $PL prompt tokens"
+    echo "  (+ $N decoded), peak RSS at $PL, and the q8 runs' bandwidth fractions of copy (weights only, weights + q8 KV)"
+    printf '%-12s %-5s %-3s %9s %9s %9s %9s %9s %9s %8s %8s\n' shape type thr "f16" "q8" "f16 long" "q8 long" "rss f16" "rss q8" "w/copy" "w+kv/copy"
+    cat "$TMP/kvtypes"
+fi
 [ $have_node = 1 ] || echo "bench-infer: llama.cpp peer skipped (node-llama-cpp not installed)"
 [ $have_torch = 1 ] || echo "bench-infer: PyTorch peer skipped (/usr/bin/python3 torch missing)"
