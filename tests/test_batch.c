@@ -419,7 +419,7 @@ FTI_TEST(batch_kv_f16_rows) {
 FTI_TEST(batch_kv_q8_rows) {
     static const size_t ns[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 48, 64, 100};
     size_t ni, i;
-    char row[104];
+    signed char row[104];
     float x[100], w[100];
     fti_rng r;
     fti_rng_seed(&r, 43, 2);
