@@ -30102,6 +30102,14 @@ FTIDEF void fti_batch_free(fti_batch *d) {
  * streams per load and store of y (outputs in L1). */
 #if defined(FTI__X86)
 FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
+#if defined(__OPTIMIZE_SIZE__)
+/* -Os: one copy of each pass with nc a variable and nothing unrolled (the forms below are
+ * otherwise 15-35 KB each: make size's minimal program). The same operations in the same
+ * order, so the same bits. */
+#define FTI__BT_INLINE __inline__
+#define FTI__BT_UNROLL
+#define FTI__BT_NC_CASES(nc, F, ...) F(__VA_ARGS__, nc);
+#else
 #define FTI__BT_INLINE __inline__ __attribute__((always_inline))
 #if defined(__clang__)
 #define FTI__BT_UNROLL _Pragma("unroll")
@@ -30122,6 +30130,7 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
     case 7: F(__VA_ARGS__, 7); break;                                                              \
     default: F(__VA_ARGS__, 8); break;                                                             \
     }
+#endif /* __OPTIMIZE_SIZE__ */
 
 /* The passes read the n rows as FTI__AT_S streams (stream s = rows s·h .. s·h+h-1, h =
  * ceil(n/S)) in the order k = 0 .. h-1, s = 0 .. S-1 (row s·h + k; rows past n skipped): a fixed

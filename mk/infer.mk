@@ -17,10 +17,11 @@ bench-infer: $(B)/bench_infer
 
 $(B)/size_infer: tools/size_infer.c fti.h | $(B)
 	$(CC) $(STD) -Os $(WARN) -DFTI_NO_TRAIN -DFTI_NO_STORE -DFTI_NO_SERVER \
-	    -ffunction-sections -fdata-sections -Wl,--gc-sections -I. -o $@ tools/size_infer.c $(LDLIBS)
+	    -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables \
+	    -Wl,--gc-sections -I. -o $@ tools/size_infer.c $(LDLIBS)
 
 size: $(B)/size_infer $(B)/bench_infer
-	@size $(B)/size_infer | awk 'NR == 2 { printf "size: minimal inference program (-Os, gc-sections): text %d bytes (%.1f KB), data %d, bss %d\n", $$1, $$1 / 1024, $$2, $$3 }'
+	@size $(B)/size_infer | awk 'NR == 2 { printf "size: minimal inference program (-Os, gc-sections, no unwind tables): text %d bytes (%.1f KB), data %d, bss %d\n", $$1, $$1 / 1024, $$2, $$3 }'
 	@$(B)/bench_infer make stories15M q8_0 $(B)/size-stories15M-q8_0.gguf
 	@$(B)/size_infer $(B)/size-stories15M-q8_0.gguf
 	@rm -f $(B)/size-stories15M-q8_0.gguf
