@@ -162,6 +162,13 @@ lane_a() {
             "$B/test-compile-out" base_ gguf_ model_ fuzz_replay fault_
     }
     step "compile-out flags (FTI_NO_*)" compile_out
+    # issue 7's budget for a minimal inference-only program: 150 KB of text under -Os (it grew
+    # unnoticed to 323.6 KB once; the -Os build of the attention forms brought it back)
+    size_budget() {
+        rm -f build/size_infer && make -s build/size_infer || return 1
+        size build/size_infer | awk 'NR == 2 { printf "text %d bytes (%.1f KB; budget 150 KB)\n", $1, $1 / 1024; exit !($1 <= 150 * 1024) }'
+    }
+    step "make size: text within 150 KB" size_budget
     if have tcc; then
         step "tcc build (FTI_NO_SIMD)" tcc -std=c99 -Wall -DFTI_NO_SIMD -Ibuild -Itests -o "$B/test-tcc" tests/main.c $LIBS
         step "tcc tests" "$B/test-tcc"
