@@ -1178,10 +1178,10 @@ static int fti__bt_attn_fns(const fti_engine *e, int kind, fti__bt_scores_fn *sf
  * of 8 up to 64 on AVX2): the rows as 16 (8) streams (FTI__AT_SCORES); each (position, head)
  * score is one FMA chain over D reduced with 15 (7) others in one transposing sum, in whatever
  * grouping (each lane's reduction tree is the same), then each head's softmax through the table,
- * then y_i = Σ_j p[i][j]·v_j by FMA in the streams' row order (fixed for each n). Otherwise, head by
- * head: scores q·k_j·scale in j order, the softmax, y = Σ_j p_j·v_j in j order. Which heads
- * share a call (and so the thread count and the cache's grouping) does not change any head's
- * result. */
+ * then y_i = Σ_j p[i][j]·v_j by FMA in the streams' row order (fixed for each n). Otherwise,
+ * head by head: scores q·k_j·scale in j order, the softmax, y = Σ_j p_j·v_j in j order. Which
+ * heads share a call (and so the thread count and the cache's grouping) does not change any
+ * head's result. */
 static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_view *kv,
                             size_t h0, size_t nh, size_t n, float scale, float *p,
                             size_t p_stride, float *y) {
