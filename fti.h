@@ -30194,6 +30194,7 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
     const char *vb = a->kv, *rp[G];                                                                \
     size_t k, i, g, c, r, ko, m, n = a->n, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;   \
     size_t hs = (n + G - 1) / G, jr[G];                                                            \
+    if (!n) memset(a->y, 0, a->nh * (W * NC) * sizeof(float));                                     \
     for (k = 0; k < hs; k++) {                                                                     \
         FTI__AT_STEP(vb, G)                                                                        \
         for (i = 0, r = r0, ko = ko0; i < a->nh; i++) {                                            \
