@@ -29219,13 +29219,13 @@ static int fti__bt_attn_fns(const fti_engine *e, int kind, fti__bt_scores_fn *sf
  * result is the same bits whichever path computed it. Keys, then values, are read once, row by
  * row of each kv head group (a row holds the group's heads: the reads stream instead of striding
  * by a row per head). With the SIMD forms (x86 tables, D a multiple of 16 up to 128 on AVX-512,
- * of 8 up to 64 on AVX2): the rows as two streams (FTI__AT_S); each (position, head) score is
- * one FMA chain over D reduced with 15 (7) others in one transposing sum, in whatever grouping
- * (each lane's reduction tree is the same), then each head's softmax through the table, then
- * y_i = Σ_j p[i][j]·v_j by FMA in the streams' row order (fixed for each n). Otherwise, head by
- * head: scores q·k_j·scale in j order, the softmax, y = Σ_j p_j·v_j in j order. Which heads
- * share a call (and so the thread count and the cache's grouping) does not change any head's
- * result. */
+ * of 8 up to 64 on AVX2): the rows as 16 (8) streams (FTI__AT_SCORES); each (position, head)
+ * score is one FMA chain over D reduced with 15 (7) others in one transposing sum, in whatever
+ * grouping (each lane's reduction tree is the same), then each head's softmax through the table,
+ * then y_i = Σ_j p[i][j]·v_j by FMA in the streams' row order (fixed for each n). Otherwise,
+ * head by head: scores q·k_j·scale in j order, the softmax, y = Σ_j p_j·v_j in j order. Which
+ * heads share a call (and so the thread count and the cache's grouping) does not change any
+ * head's result. */
 static void fti__attn_heads(const fti_engine *e, const float *q, const fti__kv_view *kv,
                             size_t h0, size_t nh, size_t n, float scale, float *p,
                             size_t p_stride, float *y) {
@@ -30132,89 +30132,104 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
     }
 #endif /* __OPTIMIZE_SIZE__ */
 
-/* The passes read the n rows as FTI__AT_S streams (stream s = rows s·h .. s·h+h-1, h =
- * ceil(n/S)) in the order k = 0 .. h-1, s = 0 .. S-1 (row s·h + k; rows past n skipped): a fixed
- * order for each n, so the values' roundings are too. Two streams keep more of the cache's lines
- * in flight than one (110M q4_0 decode at t1: attention 0.24 -> 0.18 of the GEMV's time), the
- * hardware prefetchers follow them (a software prefetch of the rows ahead measured slower). */
-#define FTI__AT_S 2
+/* Both passes read the n rows as G streams (G = the pairs of one transposing sum, 8 on AVX2):
+ * stream g is rows g·hs .. g·hs+hs-1 (hs = ceil(n/G)), step k reads row g·hs + k of each (the
+ * lanes past n, always the last ones, repeat row k and are dropped), and within a step the call's
+ * heads one by one: the step's rows stay in L1 while each head reads its part of them, each
+ * stream goes through memory in order. Scores: head i's G pairs share each load of q_i. Values:
+ * y_i in registers over a step's rows, the rows in the lanes' order (a fixed order for each n, so
+ * the values' roundings are too). Why G streams: on Zen 3 one core reads one stream at ~18 GB/s
+ * and 2 or 8 at ~28; the rows of one step next to each other (one stream, or two of 4 rows)
+ * were read at 8-12 GB/s, the hardware prefetchers lose them (software prefetch of the rows
+ * a few steps ahead did not help either). The forms before these (each row's heads through one
+ * transposing sum, two streams) spent most of their time on the pairs' bookkeeping and a scatter
+ * of the scores through the stack: 21 GB/s on L2-resident f16 rows, these 39. */
+
+/* Step k's rows: rp[g] = row jr[g] of base for lane g; m = the lanes before n. */
+#define FTI__AT_STEP(base, G)                                                                      \
+    m = 0;                                                                                         \
+    FTI__BT_UNROLL                                                                                 \
+    for (g = 0; g < G; g++) {                                                                      \
+        size_t j_ = g * hs + k;                                                                    \
+        jr[g] = j_ < n ? j_ : k;                                                                   \
+        m += j_ < n;                                                                               \
+        rp[g] = (base) + jr[g] * a->row;                                                           \
+    }
 
 /* The body of the scores pass (fti__at_args a) for vectors of type V with W lanes (intrinsics
  * P##_..., LD the row load of the cache kind F16: FTI__KV_K32, _K16 or _K8), NC = D/W, G pairs
- * per transposing sum HSUM: the AVX-512 and the AVX2 forms are this one text. Pairs (row j,
- * head i) in the streams' order; tag = where its score goes, ks its key row's q8 scale (the
- * score is (Σ·scale)·ks, as fti__attn_heads' scalar order). */
-#define FTI__AT_SCORES(V, P, W, G, LD, HSUM)                                                       \
-    const char *kb = a->kv;                                                                        \
-    size_t f, g, t, c, j = 0, i = 0, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;         \
-    size_t r = r0, ko = ko0, total = a->n * a->nh, tag[G];                                         \
-    size_t h = (a->n + FTI__AT_S - 1) / FTI__AT_S, sk = 0, kk = 0;                                 \
-    V acc[G];                                                                                      \
-    float tv[G], ks[G];                                                                            \
-    for (f = 0; f < total; f += G) {                                                               \
-        size_t cnt = total - f < G ? total - f : G;                                                \
-        FTI__BT_UNROLL                                                                             \
-        for (g = 0; g < G; g++) {                                                                  \
-            if (g < cnt) {                                                                         \
-                const float *qi = a->q + i * (W * NC);                                             \
-                const char *kp = kb + j * a->row + ko;                                             \
-                V sv = P##_mul_ps(P##_loadu_ps(qi), LD(kp, 0, F16));                               \
+ * per transposing sum HSUM, KS the G row scales of a q8 step: the AVX-512 and the AVX2 forms are
+ * this one text. Pair (head i, row j) is q_i·k_j by one FMA chain over c, its score lane g of
+ * HSUM's result; the score is (Σ·scale)·ks (ks the key row's q8 scale), as fti__attn_heads' scalar
+ * order. A pair's bits depend on q_i and k_j alone: not on the step, the heads of the call or n. */
+#define FTI__AT_SCORES(V, P, W, G, LD, HSUM, KS)                                                   \
+    const char *kb = a->kv, *rp[G];                                                                \
+    size_t k, i, g, c, r, ko, m, n = a->n, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;   \
+    size_t hs = (n + G - 1) / G, jr[G];                                                            \
+    float tv[G];                                                                                   \
+    for (k = 0; k < hs; k++) {                                                                     \
+        FTI__AT_STEP(kb, G)                                                                        \
+        for (i = 0, r = r0, ko = ko0; i < a->nh; i++) {                                            \
+            const float *qi = a->q + i * (W * NC);                                                 \
+            float *pi = a->p + i * a->p_stride;                                                    \
+            V acc[G], qv = P##_loadu_ps(qi), sv;                                                   \
+            FTI__BT_UNROLL                                                                         \
+            for (g = 0; g < G; g++) acc[g] = P##_mul_ps(qv, LD(rp[g] + ko, 0, F16));               \
+            FTI__BT_UNROLL                                                                         \
+            for (c = 1; c < NC; c++) {                                                             \
+                qv = P##_loadu_ps(qi + W * c);                                                     \
                 FTI__BT_UNROLL                                                                     \
-                for (c = 1; c < NC; c++)                                                           \
-                    sv = P##_fmadd_ps(P##_loadu_ps(qi + W * c), LD(kp, W * c, F16), sv);           \
-                acc[g] = sv;                                                                       \
-                tag[g] = i * a->p_stride + j;                                                      \
-                ks[g] = F16 == FTI__KV_K8 ? fti__kv_q8_scale(kp, a->D) : 1.0f;                     \
-                if (++r == a->rep) {                                                               \
-                    r = 0;                                                                         \
-                    ko += a->dsz;                                                                  \
-                }                                                                                  \
-                if (++i == a->nh) {                                                                \
-                    i = 0;                                                                         \
-                    r = r0;                                                                        \
-                    ko = ko0;                                                                      \
-                    if (++sk == FTI__AT_S || sk * h + kk >= a->n) {                                \
-                        sk = 0;                                                                    \
-                        kk++;                                                                      \
-                    }                                                                              \
-                    j = sk * h + kk;                                                               \
-                }                                                                                  \
+                for (g = 0; g < G; g++)                                                            \
+                    acc[g] = P##_fmadd_ps(qv, LD(rp[g] + ko, W * c, F16), acc[g]);                 \
+            }                                                                                      \
+            sv = P##_mul_ps(HSUM(acc), P##_set1_ps(a->scale));                                     \
+            if (F16 == FTI__KV_K8) sv = P##_mul_ps(sv, KS(rp, ko + a->D));                         \
+            P##_storeu_ps(tv, sv);                                                                 \
+            if (m == G) {                                                                          \
+                FTI__BT_UNROLL                                                                     \
+                for (g = 0; g < G; g++) pi[jr[g]] = tv[g];                                         \
             } else                                                                                 \
-                acc[g] = P##_setzero_ps();                                                         \
+                for (g = 0; g < m; g++) pi[jr[g]] = tv[g];                                         \
+            if (++r == a->rep) {                                                                   \
+                r = 0;                                                                             \
+                ko += a->dsz;                                                                      \
+            }                                                                                      \
         }                                                                                          \
-        P##_storeu_ps(tv, P##_mul_ps(HSUM(acc), P##_set1_ps(a->scale)));                           \
-        for (t = 0; t < cnt; t++) a->p[tag[t]] = F16 == FTI__KV_K8 ? tv[t] * ks[t] : tv[t];        \
     }
 
-/* The body of the values pass: y_i = Σ_j p[i][j]·v_j by FMA in the streams' order, the rows
- * s·h + k of one k (up to S) per load and store of y (a q8 row's p[i][j] times its scale). */
-#define FTI__AT_VALUES(V, P, W, LD)                                                                \
-    const char *vb = a->kv, *vr[FTI__AT_S];                                                        \
-    size_t c, i, s, k, r, ko, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;                \
-    size_t n = a->n, h = (n + FTI__AT_S - 1) / FTI__AT_S, js[FTI__AT_S];                           \
-    for (i = 0; i < a->nh; i++) memset(a->y + i * (W * NC), 0, W * NC * sizeof(float));           \
-    for (k = 0; k < h; k++) {                                                                      \
-        size_t m = 0;                                                                              \
-        for (s = 0; s < FTI__AT_S && s * h + k < n; s++) {                                         \
-            js[s] = s * h + k;                                                                     \
-            vr[s] = vb + js[s] * a->row;                                                           \
-            m++;                                                                                   \
-        }                                                                                          \
+/* The body of the values pass: y_i = Σ_j p[i][j]·v_j by FMA, the steps in order and each step's
+ * rows in the lanes' order (a q8 row's p[i][j] times its scale), y_i in registers over a step. */
+#define FTI__AT_VALUES(V, P, W, G, LD)                                                             \
+    const char *vb = a->kv, *rp[G];                                                                \
+    size_t k, i, g, c, r, ko, m, n = a->n, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;   \
+    size_t hs = (n + G - 1) / G, jr[G];                                                            \
+    if (!n) memset(a->y, 0, a->nh * (W * NC) * sizeof(float));                                     \
+    for (k = 0; k < hs; k++) {                                                                     \
+        FTI__AT_STEP(vb, G)                                                                        \
         for (i = 0, r = r0, ko = ko0; i < a->nh; i++) {                                            \
             float *yi = a->y + i * (W * NC);                                                       \
             const float *pi = a->p + i * a->p_stride;                                              \
-            V ps[FTI__AT_S], acc[8];                                                               \
+            V acc[8];                                                                              \
             FTI__BT_UNROLL                                                                         \
-            for (c = 0; c < NC; c++) acc[c] = P##_loadu_ps(yi + W * c);                            \
-            FTI__BT_UNROLL                                                                         \
-            for (s = 0; s < FTI__AT_S; s++)                                                        \
-                if (s < m) {                                                                       \
-                    ps[s] = P##_set1_ps(F16 == FTI__KV_K8                                          \
-                                            ? pi[js[s]] * fti__kv_q8_scale(vr[s] + ko, a->D)       \
-                                            : pi[js[s]]);                                          \
+            for (c = 0; c < NC; c++) acc[c] = k ? P##_loadu_ps(yi + W * c) : P##_setzero_ps();     \
+            if (m == G) {                                                                          \
+                FTI__BT_UNROLL                                                                     \
+                for (g = 0; g < G; g++) {                                                          \
+                    V pv = P##_set1_ps(F16 == FTI__KV_K8                                           \
+                                           ? pi[jr[g]] * fti__kv_q8_scale(rp[g] + ko, a->D)        \
+                                           : pi[jr[g]]);                                           \
                     FTI__BT_UNROLL                                                                 \
                     for (c = 0; c < NC; c++)                                                       \
-                        acc[c] = P##_fmadd_ps(ps[s], LD(vr[s] + ko, W * c, F16), acc[c]);          \
+                        acc[c] = P##_fmadd_ps(pv, LD(rp[g] + ko, W * c, F16), acc[c]);             \
+                }                                                                                  \
+            } else                                                                                 \
+                for (g = 0; g < m; g++) {                                                          \
+                    V pv = P##_set1_ps(F16 == FTI__KV_K8                                           \
+                                           ? pi[jr[g]] * fti__kv_q8_scale(rp[g] + ko, a->D)        \
+                                           : pi[jr[g]]);                                           \
+                    FTI__BT_UNROLL                                                                 \
+                    for (c = 0; c < NC; c++)                                                       \
+                        acc[c] = P##_fmadd_ps(pv, LD(rp[g] + ko, W * c, F16), acc[c]);             \
                 }                                                                                  \
             FTI__BT_UNROLL                                                                         \
             for (c = 0; c < NC; c++) P##_storeu_ps(yi + W * c, acc[c]);                            \
@@ -30255,15 +30270,23 @@ FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_ld16(const char *r, size_t i, i
                : _mm512_loadu_ps((const void *)(r + 4 * i));
 }
 
+/* The q8 scales at byte off of rows r[0..15]. */
+FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_ks16(const char **r, size_t off) {
+    float s[16];
+    size_t g;
+    for (g = 0; g < 16; g++) memcpy(&s[g], r[g] + off, sizeof s[g]);
+    return _mm512_loadu_ps(s);
+}
+
 /* The two passes for D = 16·NC (the cache kind F16). */
 FTI__AVX512 static FTI__BT_INLINE void fti__at_scores_avx512(const fti__at_args *a, int F16,
                                                              size_t NC) {
-    FTI__AT_SCORES(__m512, _mm512, 16, 16, fti__bt_ld16, fti__bt_hsum16_avx512)
+    FTI__AT_SCORES(__m512, _mm512, 16, 16, fti__bt_ld16, fti__bt_hsum16_avx512, fti__bt_ks16)
 }
 
 FTI__AVX512 static FTI__BT_INLINE void fti__at_values_avx512(const fti__at_args *a, int F16,
                                                              size_t NC) {
-    FTI__AT_VALUES(__m512, _mm512, 16, fti__bt_ld16)
+    FTI__AT_VALUES(__m512, _mm512, 16, 16, fti__bt_ld16)
 }
 
 FTI__AVX512 static void fti__bt_scores16_avx512(const fti__at_args *a, size_t nc) {
@@ -30308,15 +30331,23 @@ FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_ld8(const char *r, size_t i, int 
                : _mm256_loadu_ps((const float *)(const void *)(r + 4 * i));
 }
 
+/* The q8 scales at byte off of rows r[0..7]. */
+FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_ks8(const char **r, size_t off) {
+    return _mm256_setr_ps(fti__kv_q8_scale(r[0], off), fti__kv_q8_scale(r[1], off),
+                          fti__kv_q8_scale(r[2], off), fti__kv_q8_scale(r[3], off),
+                          fti__kv_q8_scale(r[4], off), fti__kv_q8_scale(r[5], off),
+                          fti__kv_q8_scale(r[6], off), fti__kv_q8_scale(r[7], off));
+}
+
 /* The two passes for D = 8·NC (the cache kind F16). */
 FTI__AVX2 static FTI__BT_INLINE void fti__at_scores_avx2(const fti__at_args *a, int F16,
                                                          size_t NC) {
-    FTI__AT_SCORES(__m256, _mm256, 8, 8, fti__bt_ld8, fti__bt_hsum8_avx2)
+    FTI__AT_SCORES(__m256, _mm256, 8, 8, fti__bt_ld8, fti__bt_hsum8_avx2, fti__bt_ks8)
 }
 
 FTI__AVX2 static FTI__BT_INLINE void fti__at_values_avx2(const fti__at_args *a, int F16,
                                                          size_t NC) {
-    FTI__AT_VALUES(__m256, _mm256, 8, fti__bt_ld8)
+    FTI__AT_VALUES(__m256, _mm256, 8, 8, fti__bt_ld8)
 }
 
 FTI__AVX2 static void fti__bt_scores16_avx2(const fti__at_args *a, size_t nc) {

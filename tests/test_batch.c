@@ -143,10 +143,11 @@ FTI_TEST(batch_qmat_multi_packed) {
  * rounded, and both are checked against fti__attn_heads over the f32 cache of those rounded
  * values (every f16 widens exactly; a q8 value is its scale times an int8, one rounding), so the
  * f16 and q8 readers compute what the f32 ones do. Tables and head sizes without a SIMD form take
- * fti__attn_heads itself. */
+ * fti__attn_heads itself. Every split of the heads into two calls gives the same bits (the
+ * decode step's threads and the prompt batches' items split them so). */
 FTI_TEST(batch_attention_matches_head) {
     static const size_t Ds[] = {8, 16, 24, 48, 64, 80, 128, 144};
-    static const size_t ns[] = {1, 2, 15, 16, 17, 33, 70};
+    static const size_t ns[] = {1, 2, 15, 16, 17, 33, 70, 131};
     const fti_kernels *tabs[8];
     int nt = fti_test_kernel_tables(tabs), ti;
     size_t di, ni;
@@ -158,8 +159,8 @@ FTI_TEST(batch_attention_matches_head) {
             for (ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
             for (f16 = 0; f16 < 3; f16++) {
                 fti_engine e;
-                size_t n = ns[ni], h, j, ld = 80;
-                float *q, *kc, *vc, *att, *y, *p1, *y1;
+                size_t n = ns[ni], h, j, ld = n < 80 ? 80 : n + 3;
+                float *q, *kc, *vc, *att, *y, *p1, *y1, *att2, *y2;
                 uint16_t *kh, *vh;
                 char *k8, *v8;
                 size_t hsz8;
@@ -181,12 +182,14 @@ FTI_TEST(batch_attention_matches_head) {
                 y = (float *)malloc(e.HD * sizeof(float));
                 p1 = (float *)malloc(n * sizeof(float));
                 y1 = (float *)malloc(e.D * sizeof(float));
+                att2 = (float *)malloc(e.H * ld * sizeof(float));
+                y2 = (float *)malloc(e.HD * sizeof(float));
                 kh = (uint16_t *)malloc(n * e.KVD * sizeof(uint16_t));
                 vh = (uint16_t *)malloc(n * e.KVD * sizeof(uint16_t));
                 hsz8 = fti__kv_head_bytes(FTI__KV_K8, e.D);
                 k8 = (char *)malloc(n * e.KV * hsz8);
                 v8 = (char *)malloc(n * e.KV * hsz8);
-                REQUIRE(att && y && p1 && y1 && kh && vh && k8 && v8);
+                REQUIRE(att && y && p1 && y1 && kh && vh && k8 && v8 && att2 && y2);
                 for (j = 0; j < e.HD; j++) q[j] *= 3.0f; /* peaky weights */
                 fti_f32_to_f16_row(NULL, kh, kc, n * e.KVD);
                 fti_f32_to_f16_row(NULL, vh, vc, n * e.KVD);
@@ -221,6 +224,16 @@ FTI_TEST(batch_attention_matches_head) {
                     fti__kv_fns(e.k, FTI__KV_K8, &kv.dot, &kv.axpy);
                 }
                 fti__bt_attn_seq(&e, q, &kv, n, att, ld, y);
+                for (h = 1; h < e.H; h++) { /* heads [0, h) and [h, H) in two calls: the same bits */
+                    int same = 1;
+                    fti__attn_heads(&e, q, &kv, 0, h, n, scale, att2, ld, y2);
+                    fti__attn_heads(&e, q + h * e.D, &kv, h, e.H - h, n, scale, att2 + h * ld, ld,
+                                    y2 + h * e.D);
+                    same &= memcmp(y, y2, e.HD * sizeof(float)) == 0;
+                    for (j = 0; j < e.H; j++)
+                        same &= memcmp(att + j * ld, att2 + j * ld, n * sizeof(float)) == 0;
+                    CHECK(same);
+                }
                 for (h = 0; h < e.H; h++) {
                     double sum = 0, sum2 = 0;
                     fti__attn_heads(&e, q + h * e.D, &kv32, h, 1, n, scale, p1, n, y1);
@@ -263,6 +276,8 @@ FTI_TEST(batch_attention_matches_head) {
                 free(y);
                 free(p1);
                 free(y1);
+                free(att2);
+                free(y2);
             }
 }
 
