@@ -27,12 +27,18 @@
  *         memory bandwidth (GB/s) as bench_kernels measures it: copy_gbps (STREAM copy, bytes read
  *         plus written) and read_gbps (a vector sum, the better of one and four streams per
  *         thread: what a GEMV does with its weights), best of 256 runs over 8 MiB segments.
+ *     build/bench_infer kv-accuracy MODEL TEXT [--windows W]
+ *         the f16 and q8 KV caches against the f32 one on a (trained) model: W windows (default
+ *         8) of context_len tokens of TEXT, spread over it, decoded token by token in three
+ *         sessions; prints per cache type the perplexity of the next tokens, the largest logit
+ *         change relative to the largest f32 logit, and how often the argmax equals f32's.
  * The prompt is P fixed pseudo-random ids (the same in every peer script; modulo vocab-16 for
  * vocabularies under 21000).
  */
 #define FTI_IMPLEMENTATION
 #include "fti.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -479,12 +485,122 @@ static int cmd_bw(int argc, char **argv) {
     return 0;
 }
 
+/* The largest |x|, and the index of the largest x. */
+static float abs_max(const float *x, size_t n, size_t *arg) {
+    float m = 0.0f;
+    size_t i;
+    *arg = 0;
+    for (i = 0; i < n; i++) {
+        if (fabsf(x[i]) > m) m = fabsf(x[i]);
+        if (x[i] > x[*arg]) *arg = i;
+    }
+    return m;
+}
+
+static int cmd_kv_accuracy(int argc, char **argv) {
+    static const fti_kv_type kts[3] = {FTI_KV_F32, FTI_KV_F16, FTI_KV_Q8};
+    fti_engine *e = NULL;
+    fti_tokenizer *tok = NULL;
+    fti_session *s[3] = {NULL, NULL, NULL};
+    fti_tokens t;
+    fti_error err;
+    fti_map text;
+    float *ref = NULL;
+    double nll[3] = {0, 0, 0}, maxrel[3] = {0, 0, 0}, agree[3] = {0, 0, 0}, steps = 0;
+    size_t T, V, w, i, v, windows = 8;
+    int k, rc = 1;
+    if (argc < 4) {
+        fprintf(stderr, "usage: bench_infer kv-accuracy MODEL TEXT [--windows W]\n");
+        return 2;
+    }
+    if (argc >= 6 && !strcmp(argv[4], "--windows")) windows = (size_t)atol(argv[5]);
+    memset(&t, 0, sizeof t);
+    if (fti_engine_open(&e, argv[2], NULL, &err) != FTI_OK ||
+        fti_engine_tokenizer(e, &tok, &err) != FTI_OK) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        goto done;
+    }
+    if (fti_map_open(&text, argv[3], &err) != FTI_OK) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
+        goto done;
+    }
+    rc = fti_tokenizer_encode(tok, (const char *)text.data, text.len, 0, &t) != FTI_OK;
+    fti_map_close(&text);
+    T = fti_engine_config(e)->context_len;
+    V = fti_engine_config(e)->vocab_size;
+    ref = (float *)malloc(V * sizeof(float));
+    if (rc || !ref || t.len < T + 2 || !windows) {
+        fprintf(stderr, "bench_infer: %s: fewer than %lu tokens (or no memory)\n", argv[3],
+                (unsigned long)(T + 2));
+        rc = 1;
+        goto done;
+    }
+    for (k = 0; k < 3; k++) {
+        fti_session_opts o;
+        memset(&o, 0, sizeof o);
+        o.kv_type = kts[k];
+        if (fti_session_create(&s[k], e, &o, &err) != FTI_OK) {
+            fprintf(stderr, "bench_infer: %s\n", err.msg);
+            rc = 1;
+            goto done;
+        }
+    }
+    for (w = 0; w < windows; w++) {
+        size_t start = (t.len - T - 1) / windows * w;
+        for (k = 0; k < 3; k++) fti_session_reset(s[k]);
+        for (i = 0; i < T; i++, steps++) {
+            int32_t id = (int32_t)t.ids[start + i];
+            size_t next = t.ids[start + i + 1], a0 = 0;
+            float scale = 0.0f;
+            for (k = 0; k < 3; k++) {
+                const float *l;
+                float mx = -INFINITY;
+                double sum = 0;
+                size_t am;
+                if (fti_session_eval(s[k], &id, 1, NULL, &err) != FTI_OK) {
+                    fprintf(stderr, "bench_infer: %s\n", err.msg);
+                    rc = 1;
+                    goto done;
+                }
+                l = fti_session_logits(s[k]);
+                if (k == 0) {
+                    memcpy(ref, l, V * sizeof(float));
+                    scale = abs_max(ref, V, &a0);
+                }
+                abs_max(l, V, &am);
+                for (v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+                for (v = 0; v < V; v++) sum += exp((double)l[v] - mx);
+                nll[k] += log(sum) - ((double)l[next] - mx);
+                agree[k] += am == a0;
+                for (v = 0; v < V; v++) {
+                    double d = fabs((double)l[v] - ref[v]) / scale;
+                    if (d > maxrel[k]) maxrel[k] = d;
+                }
+            }
+        }
+    }
+    for (k = 0; k < 3; k++)
+        printf("kv=%s ppl=%.4f max_logit_change=%.3g argmax_agree=%.4f steps=%.0f kv_bytes=%lu\n",
+               fti_kv_type_name(kts[k]), exp(nll[k] / steps), maxrel[k], agree[k] / steps, steps,
+               (unsigned long)fti_session_kv_bytes(s[k]));
+    rc = 0;
+done:
+    for (k = 0; k < 3; k++) fti_session_free(s[k]);
+    free(ref);
+    fti_tokens_free(&t);
+    fti_tokenizer_free(tok);
+    fti_engine_close(e);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "make")) return cmd_make(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "run")) return cmd_run(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "bw")) return cmd_bw(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "batch")) return cmd_batch(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "compare")) return cmd_compare(argc, argv);
-    fprintf(stderr, "usage: bench_infer make|run|batch|compare|bw ... (see the top of tools/bench_infer.c)\n");
+    if (argc >= 2 && !strcmp(argv[1], "kv-accuracy")) return cmd_kv_accuracy(argc, argv);
+    fprintf(stderr, "usage: bench_infer make|run|batch|compare|bw|kv-accuracy ... (see the top of "
+                    "tools/bench_infer.c)\n");
     return 2;
 }
