@@ -97,12 +97,17 @@
 #define FTI_VERSION_STRING "0.1.0"
 #define FTI_VERSION_NUMBER (FTI_VERSION_MAJOR * 10000 + FTI_VERSION_MINOR * 100 + FTI_VERSION_PATCH)
 
-/* The implementation needs POSIX declarations (fsync, mmap, clock_gettime) even under -std=c99.
+/* The implementation needs POSIX declarations (fsync, mmap, clock_gettime) even under -std=c99,
+ * and on Linux madvise's MADV_DONTNEED (not POSIX: glibc and musl declare it under
+ * _DEFAULT_SOURCE; without it the store's dropping of pages it has read compiled to nothing).
  * Feature macros only work before the first system header: in the file that defines
  * FTI_IMPLEMENTATION, include fti.h first (or define _POSIX_C_SOURCE 200809L yourself). */
 #if defined(FTI_IMPLEMENTATION) && !defined(_WIN32)
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
+#endif
+#if defined(__linux__) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE 1
 #endif
 #endif
 
