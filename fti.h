@@ -30107,10 +30107,22 @@ FTIDEF void fti_batch_free(fti_batch *d) {
  * streams per load and store of y (outputs in L1). */
 #if defined(FTI__X86)
 FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
-#if defined(__OPTIMIZE_SIZE__)
-/* -Os: one copy of each pass with nc a variable and nothing unrolled (the forms below are
- * otherwise 15-35 KB each: make size's minimal program). The same operations in the same
- * order, so the same bits. */
+#if defined(__has_feature)
+#define FTI__BT_HAS_FEATURE(x) __has_feature(x)
+#else
+#define FTI__BT_HAS_FEATURE(x) 0
+#endif
+#if (defined(__OPTIMIZE_SIZE__) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) ||  \
+     FTI__BT_HAS_FEATURE(address_sanitizer) || FTI__BT_HAS_FEATURE(thread_sanitizer) ||            \
+     FTI__BT_HAS_FEATURE(memory_sanitizer)) &&                                                     \
+    !defined(FTI__BT_COMPACT)
+#define FTI__BT_COMPACT 1
+#endif
+#if defined(FTI__BT_COMPACT)
+/* -Os and sanitizer builds: one copy of each pass with nc a variable and nothing unrolled. The
+ * forms below are otherwise 15-35 KB each (make size's minimal program), and gcc's ASan build
+ * of them at -O1 -g took 9 minutes (variable tracking over the unrolled bodies). The same
+ * operations in the same order, so the same bits. */
 #define FTI__BT_INLINE __inline__
 #define FTI__BT_UNROLL
 #define FTI__BT_NC_CASES(nc, F, ...) F(__VA_ARGS__, nc);
@@ -30135,7 +30147,7 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
     case 7: F(__VA_ARGS__, 7); break;                                                              \
     default: F(__VA_ARGS__, 8); break;                                                             \
     }
-#endif /* __OPTIMIZE_SIZE__ */
+#endif /* FTI__BT_COMPACT */
 
 /* Both passes read the n rows as G streams (G = the pairs of one transposing sum, 8 on AVX2):
  * stream g is rows g·hs .. g·hs+hs-1 (hs = ceil(n/G)), step k reads row g·hs + k of each (the
