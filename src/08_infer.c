@@ -2165,6 +2165,15 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
         }                                                                                          \
     }
 
+/* Row g of a values step into acc: acc[c] += p[i][j_g]·v_{j_g} (a q8 row's p times its scale). */
+#define FTI__AT_VROW(V, P, W, LD)                                                                  \
+    {                                                                                              \
+        V pv = P##_set1_ps(F16 == FTI__KV_K8 ? pi[jr[g]] * fti__kv_q8_scale(rp[g] + ko, a->D)      \
+                                             : pi[jr[g]]);                                         \
+        FTI__BT_UNROLL                                                                             \
+        for (c = 0; c < NC; c++) acc[c] = P##_fmadd_ps(pv, LD(rp[g] + ko, W * c, F16), acc[c]);    \
+    }
+
 /* The body of the values pass: y_i = Σ_j p[i][j]·v_j by FMA, the steps in order and each step's
  * rows in the lanes' order (a q8 row's p[i][j] times its scale), y_i in registers over a step. */
 #define FTI__AT_VALUES(V, P, W, G, LD)                                                             \
@@ -2182,23 +2191,9 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
             for (c = 0; c < NC; c++) acc[c] = k ? P##_loadu_ps(yi + W * c) : P##_setzero_ps();     \
             if (m == G) {                                                                          \
                 FTI__BT_UNROLL                                                                     \
-                for (g = 0; g < G; g++) {                                                          \
-                    V pv = P##_set1_ps(F16 == FTI__KV_K8                                           \
-                                           ? pi[jr[g]] * fti__kv_q8_scale(rp[g] + ko, a->D)        \
-                                           : pi[jr[g]]);                                           \
-                    FTI__BT_UNROLL                                                                 \
-                    for (c = 0; c < NC; c++)                                                       \
-                        acc[c] = P##_fmadd_ps(pv, LD(rp[g] + ko, W * c, F16), acc[c]);             \
-                }                                                                                  \
+                for (g = 0; g < G; g++) FTI__AT_VROW(V, P, W, LD)                                  \
             } else                                                                                 \
-                for (g = 0; g < m; g++) {                                                          \
-                    V pv = P##_set1_ps(F16 == FTI__KV_K8                                           \
-                                           ? pi[jr[g]] * fti__kv_q8_scale(rp[g] + ko, a->D)        \
-                                           : pi[jr[g]]);                                           \
-                    FTI__BT_UNROLL                                                                 \
-                    for (c = 0; c < NC; c++)                                                       \
-                        acc[c] = P##_fmadd_ps(pv, LD(rp[g] + ko, W * c, F16), acc[c]);             \
-                }                                                                                  \
+                for (g = 0; g < m; g++) FTI__AT_VROW(V, P, W, LD)                                  \
             FTI__BT_UNROLL                                                                         \
             for (c = 0; c < NC; c++) P##_storeu_ps(yi + W * c, acc[c]);                            \
             if (++r == a->rep) {                                                                   \
