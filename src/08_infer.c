@@ -1031,7 +1031,7 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     s->kv_kind = p.kv_kind;
     s->kv_hsz = p.kv_hsz;
     s->kv_per = p.kv_per;
-    fti__kv_fns(e->k, s->kv_kind == FTI__KV_K8 ? FTI__KV_K8 : FTI__KV_K16, &s->kdot, &s->kaxpy);
+    fti__kv_fns(e->k, s->kv_kind, &s->kdot, &s->kaxpy); /* used by f16 and q8 caches only */
     slots[0] = slots[1] = NULL; /* the caches: kv[] */
     slots[2] = &s->rope_cos;
     slots[3] = &s->rope_sin;
@@ -1088,8 +1088,8 @@ FTIDEF void fti_session_reset(fti_session *s) {
 FTIDEF size_t fti_session_pos(const fti_session *s) { return s ? s->pos : 0; }
 FTIDEF size_t fti_session_n_ctx(const fti_session *s) { return s ? s->n_ctx : 0; }
 FTIDEF fti_kv_type fti_session_kv_type(const fti_session *s) {
-    if (!s || s->kv_kind == FTI__KV_K32) return FTI_KV_F32;
-    return s->kv_kind == FTI__KV_K16 ? FTI_KV_F16 : FTI_KV_Q8;
+    if (s && s->kv_kind == FTI__KV_K32) return FTI_KV_F32;
+    return s && s->kv_kind == FTI__KV_K8 ? FTI_KV_Q8 : FTI_KV_F16; /* NULL: F16, as before */
 }
 FTIDEF size_t fti_session_kv_bytes(const fti_session *s) {
     if (!s) return 0;
