@@ -30144,7 +30144,7 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
     case 4: F(__VA_ARGS__, 4); break;                                                              \
     case 6: F(__VA_ARGS__, 6); break;                                                              \
     case 8: F(__VA_ARGS__, 8); break;                                                              \
-    default: F(__VA_ARGS__, nc); break;                                                            \
+    default: F##_v(__VA_ARGS__, nc); break;                                                        \
     }
 #define FTI__BT_NC_CASES_AVX512(nc, F, ...)                                                        \
     switch (nc) {                                                                                  \
@@ -30152,7 +30152,7 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
     case 3: F(__VA_ARGS__, 3); break;                                                              \
     case 4: F(__VA_ARGS__, 4); break;                                                              \
     case 8: F(__VA_ARGS__, 8); break;                                                              \
-    default: F(__VA_ARGS__, nc); break;                                                            \
+    default: F##_v(__VA_ARGS__, nc); break;                                                        \
     }
 #endif /* FTI__BT_COMPACT */
 
@@ -30186,7 +30186,7 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
  * this one text. Pair (head i, row j) is q_i·k_j by one FMA chain over c, its score lane g of
  * HSUM's result; the score is (Σ·scale)·ks (ks the key row's q8 scale), as fti__attn_heads' scalar
  * order. A pair's bits depend on q_i and k_j alone: not on the step, the heads of the call or n. */
-#define FTI__AT_SCORES(V, P, W, G, LD, HSUM, KS)                                                   \
+#define FTI__AT_SCORES(V, P, W, G, LD, HSUM, KS, UC)                                                \
     const char *kb = a->kv, *rp[G];                                                                \
     size_t k, i, g, c, r, ko, m, n = a->n, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;   \
     size_t hs = (n + G - 1) / G, jr[G];                                                            \
@@ -30199,7 +30199,7 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
             V acc[G], qv = P##_loadu_ps(qi), sv;                                                   \
             FTI__BT_UNROLL                                                                         \
             for (g = 0; g < G; g++) acc[g] = P##_mul_ps(qv, LD(rp[g] + ko, 0, F16));               \
-            FTI__BT_UNROLL                                                                         \
+            UC                                                                                     \
             for (c = 1; c < NC; c++) {                                                             \
                 qv = P##_loadu_ps(qi + W * c);                                                     \
                 FTI__BT_UNROLL                                                                     \
@@ -30222,17 +30222,17 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
     }
 
 /* Row g of a values step into acc: acc[c] += p[i][j_g]·v_{j_g} (a q8 row's p times its scale). */
-#define FTI__AT_VROW(V, P, W, LD)                                                                  \
+#define FTI__AT_VROW(V, P, W, LD, UC)                                                               \
     {                                                                                              \
         V pv = P##_set1_ps(F16 == FTI__KV_K8 ? pi[jr[g]] * fti__kv_q8_scale(rp[g] + ko, a->D)      \
                                              : pi[jr[g]]);                                         \
-        FTI__BT_UNROLL                                                                             \
+        UC                                                                                         \
         for (c = 0; c < NC; c++) acc[c] = P##_fmadd_ps(pv, LD(rp[g] + ko, W * c, F16), acc[c]);    \
     }
 
 /* The body of the values pass: y_i = Σ_j p[i][j]·v_j by FMA, the steps in order and each step's
  * rows in the lanes' order (a q8 row's p[i][j] times its scale), y_i in registers over a step. */
-#define FTI__AT_VALUES(V, P, W, G, LD)                                                             \
+#define FTI__AT_VALUES(V, P, W, G, LD, UC)                                                          \
     const char *vb = a->kv, *rp[G];                                                                \
     size_t k, i, g, c, r, ko, m, n = a->n, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;   \
     size_t hs = (n + G - 1) / G, jr[G];                                                            \
@@ -30243,14 +30243,14 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
             float *yi = a->y + i * (W * NC);                                                       \
             const float *pi = a->p + i * a->p_stride;                                              \
             V acc[8];                                                                              \
-            FTI__BT_UNROLL                                                                         \
+            UC                                                                                     \
             for (c = 0; c < NC; c++) acc[c] = k ? P##_loadu_ps(yi + W * c) : P##_setzero_ps();     \
             if (m == G) {                                                                          \
                 FTI__BT_UNROLL                                                                     \
-                for (g = 0; g < G; g++) FTI__AT_VROW(V, P, W, LD)                                  \
+                for (g = 0; g < G; g++) FTI__AT_VROW(V, P, W, LD, UC)                                \
             } else                                                                                 \
-                for (g = 0; g < m; g++) FTI__AT_VROW(V, P, W, LD)                                  \
-            FTI__BT_UNROLL                                                                         \
+                for (g = 0; g < m; g++) FTI__AT_VROW(V, P, W, LD, UC)                                \
+            UC                                                                                     \
             for (c = 0; c < NC; c++) P##_storeu_ps(yi + W * c, acc[c]);                            \
             if (++r == a->rep) {                                                                   \
                 r = 0;                                                                             \
@@ -30300,12 +30300,25 @@ FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_ks16(const char **r, size_t off
 /* The two passes for D = 16·NC (the cache kind F16). */
 FTI__AVX512 static FTI__BT_INLINE void fti__at_scores_avx512(const fti__at_args *a, int F16,
                                                              size_t NC) {
-    FTI__AT_SCORES(__m512, _mm512, 16, 16, fti__bt_ld16, fti__bt_hsum16_avx512, fti__bt_ks16)
+    FTI__AT_SCORES(__m512, _mm512, 16, 16, fti__bt_ld16, fti__bt_hsum16_avx512, fti__bt_ks16,
+                   FTI__BT_UNROLL)
 }
 
 FTI__AVX512 static FTI__BT_INLINE void fti__at_values_avx512(const fti__at_args *a, int F16,
                                                              size_t NC) {
-    FTI__AT_VALUES(__m512, _mm512, 16, 16, fti__bt_ld16)
+    FTI__AT_VALUES(__m512, _mm512, 16, 16, fti__bt_ld16, FTI__BT_UNROLL)
+}
+
+/* The same for the head sizes FTI__BT_NC_CASES_AVX512 has no constant for (NC a variable: its
+ * loops are not unrolled, which clang's unroll pragma would report as an error). */
+FTI__AVX512 static FTI__BT_INLINE void fti__at_scores_avx512_v(const fti__at_args *a, int F16,
+                                                               size_t NC) {
+    FTI__AT_SCORES(__m512, _mm512, 16, 16, fti__bt_ld16, fti__bt_hsum16_avx512, fti__bt_ks16, )
+}
+
+FTI__AVX512 static FTI__BT_INLINE void fti__at_values_avx512_v(const fti__at_args *a, int F16,
+                                                               size_t NC) {
+    FTI__AT_VALUES(__m512, _mm512, 16, 16, fti__bt_ld16, )
 }
 
 FTI__AVX512 static void fti__bt_scores16_avx512(const fti__at_args *a, size_t nc) {
@@ -30361,12 +30374,24 @@ FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_ks8(const char **r, size_t off) {
 /* The two passes for D = 8·NC (the cache kind F16). */
 FTI__AVX2 static FTI__BT_INLINE void fti__at_scores_avx2(const fti__at_args *a, int F16,
                                                          size_t NC) {
-    FTI__AT_SCORES(__m256, _mm256, 8, 8, fti__bt_ld8, fti__bt_hsum8_avx2, fti__bt_ks8)
+    FTI__AT_SCORES(__m256, _mm256, 8, 8, fti__bt_ld8, fti__bt_hsum8_avx2, fti__bt_ks8,
+                   FTI__BT_UNROLL)
 }
 
 FTI__AVX2 static FTI__BT_INLINE void fti__at_values_avx2(const fti__at_args *a, int F16,
                                                          size_t NC) {
-    FTI__AT_VALUES(__m256, _mm256, 8, 8, fti__bt_ld8)
+    FTI__AT_VALUES(__m256, _mm256, 8, 8, fti__bt_ld8, FTI__BT_UNROLL)
+}
+
+/* The same for the head sizes FTI__BT_NC_CASES_AVX2 has no constant for (NC a variable). */
+FTI__AVX2 static FTI__BT_INLINE void fti__at_scores_avx2_v(const fti__at_args *a, int F16,
+                                                           size_t NC) {
+    FTI__AT_SCORES(__m256, _mm256, 8, 8, fti__bt_ld8, fti__bt_hsum8_avx2, fti__bt_ks8, )
+}
+
+FTI__AVX2 static FTI__BT_INLINE void fti__at_values_avx2_v(const fti__at_args *a, int F16,
+                                                           size_t NC) {
+    FTI__AT_VALUES(__m256, _mm256, 8, 8, fti__bt_ld8, )
 }
 
 FTI__AVX2 static void fti__bt_scores16_avx2(const fti__at_args *a, size_t nc) {
