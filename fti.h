@@ -15405,33 +15405,49 @@ static size_t fti__st_match_phone(const char *s, size_t n) {
     return best;
 }
 
+/* Copies s with the matches replaced; the text between matches goes out in one append (the
+ * scan still visits every byte, but a byte costs no append of its own). */
 static void fti__st_redact(const char *s, size_t n, int flags, fti_buf *out) {
-    size_t i = 0;
+    size_t i = 0, run = 0; /* s[run, i): copied text not yet appended */
+    fti_buf_reserve(out, n);
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         int boundary = i == 0 || !fti__st_is_alnum((unsigned char)s[i - 1]);
         size_t m = 0;
+        const char *tok = NULL;
         if (boundary && (fti__st_is_alnum(c) || c == '+' || c == '(' || c == '_' || c == '.')) {
-            if ((flags & FTI_CLEAN_REDACT_URL) && (m = fti__st_match_url(s + i, n - i)) != 0) {
-                fti_buf_puts(out, "[URL]");
-            } else if ((flags & FTI_CLEAN_REDACT_EMAIL) &&
-                       (m = fti__st_match_email(s + i, n - i)) != 0) {
-                fti_buf_puts(out, "[EMAIL]");
-            } else if ((flags & FTI_CLEAN_REDACT_PHONE) &&
-                       (m = fti__st_match_phone(s + i, n - i)) != 0) {
-                fti_buf_puts(out, "[PHONE]");
-            }
+            if ((flags & FTI_CLEAN_REDACT_URL) && (m = fti__st_match_url(s + i, n - i)) != 0)
+                tok = "[URL]";
+            else if ((flags & FTI_CLEAN_REDACT_EMAIL) &&
+                     (m = fti__st_match_email(s + i, n - i)) != 0)
+                tok = "[EMAIL]";
+            else if ((flags & FTI_CLEAN_REDACT_PHONE) &&
+                     (m = fti__st_match_phone(s + i, n - i)) != 0)
+                tok = "[PHONE]";
         }
         if (m) {
+            fti_buf_append(out, s + run, i - run);
+            fti_buf_puts(out, tok);
             i += m;
+            run = i;
             continue;
         }
-        /* copy a whole word at once when it cannot start a match */
-        fti_buf_putc(out, (char)c);
+        /* the rest of a word cannot start a match */
         i++;
-        if (fti__st_is_alnum(c)) {
-            while (i < n && fti__st_is_alnum((unsigned char)s[i])) fti_buf_putc(out, s[i++]);
-        }
+        if (fti__st_is_alnum(c))
+            while (i < n && fti__st_is_alnum((unsigned char)s[i])) i++;
+    }
+    fti_buf_append(out, s + run, n - run);
+}
+
+/* fti_buf_append without the call when the bytes fit (the cleaner appends a word at a time). */
+static void fti__st_put(fti_buf *b, const void *p, size_t n) {
+    if (b->data && !b->oom && n < b->cap - b->len) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = 0;
+    } else {
+        fti_buf_append(b, p, n);
     }
 }
 
@@ -15457,12 +15473,12 @@ FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out
             while (j < len && s[j] >= 0x21 && s[j] < 0x7F) j++;
             if (written) {
                 if (pend_nl)
-                    fti_buf_append(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
+                    fti__st_put(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
                 else if (pend_blank)
-                    fti_buf_putc(dst, ' ');
+                    fti__st_put(dst, " ", 1);
             }
             pend_nl = pend_blank = 0;
-            fti_buf_append(dst, s + i, j - i);
+            fti__st_put(dst, s + i, j - i);
             written = 1;
             i = j;
             continue;
@@ -15498,12 +15514,12 @@ FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out
             size_t m = fti_utf8_encode(cp, enc);
             if (written) {
                 if (pend_nl)
-                    fti_buf_append(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
+                    fti__st_put(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
                 else if (pend_blank)
-                    fti_buf_putc(dst, ' ');
+                    fti__st_put(dst, " ", 1);
             }
             pend_nl = pend_blank = 0;
-            fti_buf_append(dst, enc, m);
+            fti__st_put(dst, enc, m);
             written = 1;
         }
         i += k;
@@ -15592,8 +15608,11 @@ static const char *const fti__st_html_skip[] = {
 
 static int fti__st_in_list(const char *name, size_t n, const char *const *list) {
     size_t i;
+    int c0;
+    if (n == 0) return 0;
+    c0 = fti__st_lc((unsigned char)name[0]); /* most entries differ in their first letter */
     for (i = 0; list[i]; i++)
-        if (fti__st_eq_ci(name, n, list[i])) return 1;
+        if (list[i][0] == c0 && fti__st_eq_ci(name, n, list[i])) return 1;
     return 0;
 }
 
@@ -17252,16 +17271,13 @@ static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_
         return "missing_date";
     }
     if (o->min_letter_frac >= 0) {
+        /* visible: all but blanks, newlines and UTF-8 continuation bytes (counted with their
+         * lead); letters: ASCII letters and the leads of multi-byte characters. Branch-free,
+         * so the compiler can vectorize it. */
         for (i = 0; i < n; i++) {
-            unsigned char c = (unsigned char)t[i];
-            if (c == ' ' || c == '\n') continue;
-            if (c >= 0x80) {
-                if ((c & 0xC0) == 0x80) continue; /* continuation byte: counted with its lead */
-                letters++;
-            } else if (fti__st_is_alpha(c)) {
-                letters++;
-            }
-            visible++;
+            unsigned c = (unsigned char)t[i];
+            letters += ((c | 0x20u) - 'a' < 26u) | (c >= 0xC0u);
+            visible += (c != ' ') & (c != '\n') & ((c & 0xC0u) != 0x80u);
         }
         if (visible && (double)letters < o->min_letter_frac * (double)visible) {
             snprintf(detail, detail_len, "letters %.2f < min %.2f",
@@ -17273,8 +17289,11 @@ static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_
         /* repeated non-empty lines, by hash in a small open-addressing table */
         size_t n_lines = 0, n_rep = 0, cap = 64, start = 0;
         uint64_t *tab;
-        for (i = 0; i < n; i++)
-            if (t[i] == '\n') n_lines++;
+        const char *nl_ = t, *end_ = t + n;
+        while ((nl_ = (const char *)memchr(nl_, '\n', (size_t)(end_ - nl_))) != NULL) {
+            n_lines++;
+            nl_++;
+        }
         n_lines++;
         if (n_lines >= 4) {
             while (cap < n_lines * 2) cap *= 2;
@@ -17282,19 +17301,19 @@ static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_
             if (tab) {
                 size_t nl = 0;
                 for (i = 0; i <= n; i++) {
-                    if (i == n || t[i] == '\n') {
-                        if (i > start) {
-                            uint64_t h = fti_hash64(t + start, i - start, 0x9e37) | 1u;
-                            size_t k = (size_t)h & (cap - 1);
-                            nl++;
-                            while (tab[k] && tab[k] != h) k = (k + 1) & (cap - 1);
-                            if (tab[k] == h)
-                                n_rep++;
-                            else
-                                tab[k] = h;
-                        }
-                        start = i + 1;
+                    const char *e_ = (const char *)memchr(t + i, '\n', n - i);
+                    i = e_ ? (size_t)(e_ - t) : n; /* the end of the line at i */
+                    if (i > start) {
+                        uint64_t h = fti_hash64(t + start, i - start, 0x9e37) | 1u;
+                        size_t k = (size_t)h & (cap - 1);
+                        nl++;
+                        while (tab[k] && tab[k] != h) k = (k + 1) & (cap - 1);
+                        if (tab[k] == h)
+                            n_rep++;
+                        else
+                            tab[k] = h;
                     }
+                    start = i + 1;
                 }
                 fti_free(tab);
                 if (nl >= 4 && (double)n_rep > o->max_repeat_frac * (double)nl) {

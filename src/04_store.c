@@ -373,33 +373,49 @@ static size_t fti__st_match_phone(const char *s, size_t n) {
     return best;
 }
 
+/* Copies s with the matches replaced; the text between matches goes out in one append (the
+ * scan still visits every byte, but a byte costs no append of its own). */
 static void fti__st_redact(const char *s, size_t n, int flags, fti_buf *out) {
-    size_t i = 0;
+    size_t i = 0, run = 0; /* s[run, i): copied text not yet appended */
+    fti_buf_reserve(out, n);
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         int boundary = i == 0 || !fti__st_is_alnum((unsigned char)s[i - 1]);
         size_t m = 0;
+        const char *tok = NULL;
         if (boundary && (fti__st_is_alnum(c) || c == '+' || c == '(' || c == '_' || c == '.')) {
-            if ((flags & FTI_CLEAN_REDACT_URL) && (m = fti__st_match_url(s + i, n - i)) != 0) {
-                fti_buf_puts(out, "[URL]");
-            } else if ((flags & FTI_CLEAN_REDACT_EMAIL) &&
-                       (m = fti__st_match_email(s + i, n - i)) != 0) {
-                fti_buf_puts(out, "[EMAIL]");
-            } else if ((flags & FTI_CLEAN_REDACT_PHONE) &&
-                       (m = fti__st_match_phone(s + i, n - i)) != 0) {
-                fti_buf_puts(out, "[PHONE]");
-            }
+            if ((flags & FTI_CLEAN_REDACT_URL) && (m = fti__st_match_url(s + i, n - i)) != 0)
+                tok = "[URL]";
+            else if ((flags & FTI_CLEAN_REDACT_EMAIL) &&
+                     (m = fti__st_match_email(s + i, n - i)) != 0)
+                tok = "[EMAIL]";
+            else if ((flags & FTI_CLEAN_REDACT_PHONE) &&
+                     (m = fti__st_match_phone(s + i, n - i)) != 0)
+                tok = "[PHONE]";
         }
         if (m) {
+            fti_buf_append(out, s + run, i - run);
+            fti_buf_puts(out, tok);
             i += m;
+            run = i;
             continue;
         }
-        /* copy a whole word at once when it cannot start a match */
-        fti_buf_putc(out, (char)c);
+        /* the rest of a word cannot start a match */
         i++;
-        if (fti__st_is_alnum(c)) {
-            while (i < n && fti__st_is_alnum((unsigned char)s[i])) fti_buf_putc(out, s[i++]);
-        }
+        if (fti__st_is_alnum(c))
+            while (i < n && fti__st_is_alnum((unsigned char)s[i])) i++;
+    }
+    fti_buf_append(out, s + run, n - run);
+}
+
+/* fti_buf_append without the call when the bytes fit (the cleaner appends a word at a time). */
+static void fti__st_put(fti_buf *b, const void *p, size_t n) {
+    if (b->data && !b->oom && n < b->cap - b->len) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = 0;
+    } else {
+        fti_buf_append(b, p, n);
     }
 }
 
@@ -425,12 +441,12 @@ FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out
             while (j < len && s[j] >= 0x21 && s[j] < 0x7F) j++;
             if (written) {
                 if (pend_nl)
-                    fti_buf_append(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
+                    fti__st_put(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
                 else if (pend_blank)
-                    fti_buf_putc(dst, ' ');
+                    fti__st_put(dst, " ", 1);
             }
             pend_nl = pend_blank = 0;
-            fti_buf_append(dst, s + i, j - i);
+            fti__st_put(dst, s + i, j - i);
             written = 1;
             i = j;
             continue;
@@ -466,12 +482,12 @@ FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out
             size_t m = fti_utf8_encode(cp, enc);
             if (written) {
                 if (pend_nl)
-                    fti_buf_append(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
+                    fti__st_put(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
                 else if (pend_blank)
-                    fti_buf_putc(dst, ' ');
+                    fti__st_put(dst, " ", 1);
             }
             pend_nl = pend_blank = 0;
-            fti_buf_append(dst, enc, m);
+            fti__st_put(dst, enc, m);
             written = 1;
         }
         i += k;
@@ -560,8 +576,11 @@ static const char *const fti__st_html_skip[] = {
 
 static int fti__st_in_list(const char *name, size_t n, const char *const *list) {
     size_t i;
+    int c0;
+    if (n == 0) return 0;
+    c0 = fti__st_lc((unsigned char)name[0]); /* most entries differ in their first letter */
     for (i = 0; list[i]; i++)
-        if (fti__st_eq_ci(name, n, list[i])) return 1;
+        if (list[i][0] == c0 && fti__st_eq_ci(name, n, list[i])) return 1;
     return 0;
 }
 

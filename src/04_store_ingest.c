@@ -164,16 +164,13 @@ static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_
         return "missing_date";
     }
     if (o->min_letter_frac >= 0) {
+        /* visible: all but blanks, newlines and UTF-8 continuation bytes (counted with their
+         * lead); letters: ASCII letters and the leads of multi-byte characters. Branch-free,
+         * so the compiler can vectorize it. */
         for (i = 0; i < n; i++) {
-            unsigned char c = (unsigned char)t[i];
-            if (c == ' ' || c == '\n') continue;
-            if (c >= 0x80) {
-                if ((c & 0xC0) == 0x80) continue; /* continuation byte: counted with its lead */
-                letters++;
-            } else if (fti__st_is_alpha(c)) {
-                letters++;
-            }
-            visible++;
+            unsigned c = (unsigned char)t[i];
+            letters += ((c | 0x20u) - 'a' < 26u) | (c >= 0xC0u);
+            visible += (c != ' ') & (c != '\n') & ((c & 0xC0u) != 0x80u);
         }
         if (visible && (double)letters < o->min_letter_frac * (double)visible) {
             snprintf(detail, detail_len, "letters %.2f < min %.2f",
@@ -185,8 +182,11 @@ static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_
         /* repeated non-empty lines, by hash in a small open-addressing table */
         size_t n_lines = 0, n_rep = 0, cap = 64, start = 0;
         uint64_t *tab;
-        for (i = 0; i < n; i++)
-            if (t[i] == '\n') n_lines++;
+        const char *nl_ = t, *end_ = t + n;
+        while ((nl_ = (const char *)memchr(nl_, '\n', (size_t)(end_ - nl_))) != NULL) {
+            n_lines++;
+            nl_++;
+        }
         n_lines++;
         if (n_lines >= 4) {
             while (cap < n_lines * 2) cap *= 2;
@@ -194,19 +194,19 @@ static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_
             if (tab) {
                 size_t nl = 0;
                 for (i = 0; i <= n; i++) {
-                    if (i == n || t[i] == '\n') {
-                        if (i > start) {
-                            uint64_t h = fti_hash64(t + start, i - start, 0x9e37) | 1u;
-                            size_t k = (size_t)h & (cap - 1);
-                            nl++;
-                            while (tab[k] && tab[k] != h) k = (k + 1) & (cap - 1);
-                            if (tab[k] == h)
-                                n_rep++;
-                            else
-                                tab[k] = h;
-                        }
-                        start = i + 1;
+                    const char *e_ = (const char *)memchr(t + i, '\n', n - i);
+                    i = e_ ? (size_t)(e_ - t) : n; /* the end of the line at i */
+                    if (i > start) {
+                        uint64_t h = fti_hash64(t + start, i - start, 0x9e37) | 1u;
+                        size_t k = (size_t)h & (cap - 1);
+                        nl++;
+                        while (tab[k] && tab[k] != h) k = (k + 1) & (cap - 1);
+                        if (tab[k] == h)
+                            n_rep++;
+                        else
+                            tab[k] = h;
                     }
+                    start = i + 1;
                 }
                 fti_free(tab);
                 if (nl >= 4 && (double)n_rep > o->max_repeat_frac * (double)nl) {
