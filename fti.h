@@ -15441,7 +15441,7 @@ static void fti__st_redact(const char *s, size_t n, int flags, fti_buf *out) {
 }
 
 /* fti_buf_append without the call when the bytes fit (the cleaner appends a word at a time). */
-static void fti__st_put(fti_buf *b, const void *p, size_t n) {
+static inline void fti__st_put(fti_buf *b, const void *p, size_t n) {
     if (b->data && !b->oom && n < b->cap - b->len) {
         memcpy(b->data + b->len, p, n);
         b->len += n;
@@ -15760,6 +15760,12 @@ static size_t fti__st_next_of(const char *s, size_t n, size_t from, char c, size
     return *cache = p ? (size_t)(p - s) : n;
 }
 
+/* The characters fti__st_md_inline looks at: everything else is copied as it is. */
+static int fti__st_md_special(char c) {
+    return c == '\\' || c == '`' || c == '!' || c == '[' || c == '<' || c == '*' || c == '_' ||
+           c == '~';
+}
+
 static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
     size_t i = 0, next_rb = (size_t)-1, next_rp = (size_t)-1, next_ref = (size_t)-1;
     while (i < n) {
@@ -15823,8 +15829,12 @@ static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
             i = j;
             continue;
         }
-        fti_buf_putc(out, c);
-        i++;
+        { /* c and the plain text after it, up to the next character the cases above treat */
+            size_t j = i + 1;
+            while (j < n && !fti__st_md_special(s[j])) j++;
+            fti_buf_append(out, s + i, j - i);
+            i = j;
+        }
     }
 }
 
@@ -17239,6 +17249,22 @@ static char *fti__st_meta_str(const char *s, size_t n, size_t max) {
 /* === validation =========================================================================== */
 
 /* Returns the rule that rejects text (and a detail), or NULL to keep it. */
+/* For fti__st_validate's counts: bit 0 = a visible byte, bit 32 = a letter (see there). */
+#define FTI__ST_VL(c)                                                                              \
+    ((uint64_t)((c) != ' ' && (c) != '\n' && ((c)&0xC0) != 0x80) |                                 \
+     (uint64_t)((unsigned)(((c) | 0x20) - 'a') < 26u || (c) >= 0xC0) << 32)
+#define FTI__ST_VL4(c) FTI__ST_VL(c), FTI__ST_VL((c) + 1), FTI__ST_VL((c) + 2), FTI__ST_VL((c) + 3)
+#define FTI__ST_VL16(c)                                                                            \
+    FTI__ST_VL4(c), FTI__ST_VL4((c) + 4), FTI__ST_VL4((c) + 8), FTI__ST_VL4((c) + 12)
+#define FTI__ST_VL64(c)                                                                            \
+    FTI__ST_VL16(c), FTI__ST_VL16((c) + 16), FTI__ST_VL16((c) + 32), FTI__ST_VL16((c) + 48)
+static const uint64_t fti__st_vl[256] = {FTI__ST_VL64(0), FTI__ST_VL64(64), FTI__ST_VL64(128),
+                                         FTI__ST_VL64(192)};
+#undef FTI__ST_VL64
+#undef FTI__ST_VL16
+#undef FTI__ST_VL4
+#undef FTI__ST_VL
+
 static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_t n,
                                     const char *title, const char *author, const char *date,
                                     char *detail, size_t detail_len) {
@@ -17272,12 +17298,14 @@ static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_
     }
     if (o->min_letter_frac >= 0) {
         /* visible: all but blanks, newlines and UTF-8 continuation bytes (counted with their
-         * lead); letters: ASCII letters and the leads of multi-byte characters. Branch-free,
-         * so the compiler can vectorize it. */
-        for (i = 0; i < n; i++) {
-            unsigned c = (unsigned char)t[i];
-            letters += ((c | 0x20u) - 'a' < 26u) | (c >= 0xC0u);
-            visible += (c != ' ') & (c != '\n') & ((c & 0xC0u) != 0x80u);
+         * lead); letters: ASCII letters and the leads of multi-byte characters. One table
+         * load and one add per byte: both counts in one word, 2^31 bytes at a time. */
+        for (i = 0; i < n;) {
+            size_t end = n - i > ((size_t)1 << 31) ? i + ((size_t)1 << 31) : n;
+            uint64_t sum = 0;
+            for (; i < end; i++) sum += fti__st_vl[(unsigned char)t[i]];
+            visible += (size_t)(sum & 0xFFFFFFFFu);
+            letters += (size_t)(sum >> 32);
         }
         if (visible && (double)letters < o->min_letter_frac * (double)visible) {
             snprintf(detail, detail_len, "letters %.2f < min %.2f",

@@ -409,7 +409,7 @@ static void fti__st_redact(const char *s, size_t n, int flags, fti_buf *out) {
 }
 
 /* fti_buf_append without the call when the bytes fit (the cleaner appends a word at a time). */
-static void fti__st_put(fti_buf *b, const void *p, size_t n) {
+static inline void fti__st_put(fti_buf *b, const void *p, size_t n) {
     if (b->data && !b->oom && n < b->cap - b->len) {
         memcpy(b->data + b->len, p, n);
         b->len += n;
@@ -728,6 +728,12 @@ static size_t fti__st_next_of(const char *s, size_t n, size_t from, char c, size
     return *cache = p ? (size_t)(p - s) : n;
 }
 
+/* The characters fti__st_md_inline looks at: everything else is copied as it is. */
+static int fti__st_md_special(char c) {
+    return c == '\\' || c == '`' || c == '!' || c == '[' || c == '<' || c == '*' || c == '_' ||
+           c == '~';
+}
+
 static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
     size_t i = 0, next_rb = (size_t)-1, next_rp = (size_t)-1, next_ref = (size_t)-1;
     while (i < n) {
@@ -791,8 +797,12 @@ static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
             i = j;
             continue;
         }
-        fti_buf_putc(out, c);
-        i++;
+        { /* c and the plain text after it, up to the next character the cases above treat */
+            size_t j = i + 1;
+            while (j < n && !fti__st_md_special(s[j])) j++;
+            fti_buf_append(out, s + i, j - i);
+            i = j;
+        }
     }
 }
 
