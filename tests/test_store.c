@@ -254,6 +254,41 @@ static int write_big_line(const char *path, size_t n) {
     return fclose(f) == 0 && done == n;
 }
 
+/* The validation's counts at their edges: letters against visible bytes (a UTF-8 character
+ * counts once, as a letter; blanks and newlines not at all) and repeated lines. */
+FTI_TEST(store_validate_letters_and_lines) {
+    char id[65], home[4096], in[4096];
+    fti_dataset *ds = NULL;
+    const fti_json *br;
+    snprintf(home, sizeof home, "%s", fti_test_tmp("ws"));
+    snprintf(in, sizeof in, "%s", fti_test_tmp("in"));
+    REQUIRE(fti_mkdirs(in, NULL) == FTI_OK);
+    /* "\xc3\xa9" is e-acute: 6 letters of 12 visible is kept (0.5 is not below the minimum),
+     * 5 of 11 is not */
+    REQUIRE(fti_test_write_file(fti_test_tmp("in/kept_half.txt"),
+                                "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 123456",
+                                19) == 0);
+    REQUIRE(fti_test_write_file(fti_test_tmp("in/few.txt"),
+                                "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 123456", 17) == 0);
+    /* 3 of 5 lines repeat an earlier one: above half */
+    REQUIRE(fti_test_write_file(fti_test_tmp("in/rep.txt"),
+                                "same line here\nsame line here\nsame line here\nother words\n"
+                                "same line here\n",
+                                72) == 0);
+    /* 2 of 5: kept */
+    REQUIRE(fti_test_write_file(fti_test_tmp("in/two_rep.txt"),
+                                "first line\nsecond line\nfirst line\nthird one\nsecond line",
+                                55) == 0);
+    REQUIRE(ingest1(home, in, NULL, id, NULL) == FTI_OK);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
+    CHECK_EQ_INT(fti_json_get_int(br, "few_letters", -1), 1);
+    CHECK_EQ_INT(fti_json_get_int(br, "repeated_lines", -1), 1);
+    CHECK_EQ_INT(
+        fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), "counts"), "documents", -1), 2);
+    fti_dataset_close(ds);
+}
+
 FTI_TEST(store_hostile_inputs) {
     /* every hostile file is rejected with its reason; the run still completes */
     char id[65], cmd[1024];
