@@ -30306,6 +30306,19 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
         }                                                                                          \
     }
 
+/* The two passes of an ISA (attribute ATTR, names ..._SFX_v) for the head sizes its
+ * FTI__BT_NC_CASES has no constant for: NC a variable, and the loops over it without the unroll
+ * pragma (clang reports a loop it cannot unroll as an error). */
+#define FTI__AT_VAR_FORMS(ATTR, SFX, V, P, W, LD, HSUM, KS)                                        \
+    ATTR static FTI__BT_INLINE void fti__at_scores_##SFX##_v(const fti__at_args *a, int F16,       \
+                                                             size_t NC) {                          \
+        FTI__AT_SCORES(V, P, W, W, LD, HSUM, KS, )                                                 \
+    }                                                                                              \
+    ATTR static FTI__BT_INLINE void fti__at_values_##SFX##_v(const fti__at_args *a, int F16,       \
+                                                             size_t NC) {                          \
+        FTI__AT_VALUES(V, P, W, W, LD, )                                                           \
+    }
+
 #if !defined(FTI_NO_AVX512)
 /* Lane i of the result = Σ of the 16 lanes of v[i] (a fixed order). */
 FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_hsum16_avx512(const __m512 *v) {
@@ -30356,17 +30369,8 @@ FTI__AVX512 static FTI__BT_INLINE void fti__at_values_avx512(const fti__at_args 
     FTI__AT_VALUES(__m512, _mm512, 16, 16, fti__bt_ld16, FTI__BT_UNROLL)
 }
 
-/* The same for the head sizes FTI__BT_NC_CASES_AVX512 has no constant for (NC a variable: its
- * loops are not unrolled, which clang's unroll pragma would report as an error). */
-FTI__AVX512 static FTI__BT_INLINE void fti__at_scores_avx512_v(const fti__at_args *a, int F16,
-                                                               size_t NC) {
-    FTI__AT_SCORES(__m512, _mm512, 16, 16, fti__bt_ld16, fti__bt_hsum16_avx512, fti__bt_ks16, )
-}
-
-FTI__AVX512 static FTI__BT_INLINE void fti__at_values_avx512_v(const fti__at_args *a, int F16,
-                                                               size_t NC) {
-    FTI__AT_VALUES(__m512, _mm512, 16, 16, fti__bt_ld16, )
-}
+FTI__AT_VAR_FORMS(FTI__AVX512, avx512, __m512, _mm512, 16, fti__bt_ld16, fti__bt_hsum16_avx512,
+                  fti__bt_ks16)
 
 FTI__AVX512 static void fti__bt_scores16_avx512(const fti__at_args *a, size_t nc) {
     FTI__BT_NC_CASES_AVX512(nc, fti__at_scores_avx512, a, 0)
@@ -30430,16 +30434,7 @@ FTI__AVX2 static FTI__BT_INLINE void fti__at_values_avx2(const fti__at_args *a, 
     FTI__AT_VALUES(__m256, _mm256, 8, 8, fti__bt_ld8, FTI__BT_UNROLL)
 }
 
-/* The same for the head sizes FTI__BT_NC_CASES_AVX2 has no constant for (NC a variable). */
-FTI__AVX2 static FTI__BT_INLINE void fti__at_scores_avx2_v(const fti__at_args *a, int F16,
-                                                           size_t NC) {
-    FTI__AT_SCORES(__m256, _mm256, 8, 8, fti__bt_ld8, fti__bt_hsum8_avx2, fti__bt_ks8, )
-}
-
-FTI__AVX2 static FTI__BT_INLINE void fti__at_values_avx2_v(const fti__at_args *a, int F16,
-                                                           size_t NC) {
-    FTI__AT_VALUES(__m256, _mm256, 8, 8, fti__bt_ld8, )
-}
+FTI__AT_VAR_FORMS(FTI__AVX2, avx2, __m256, _mm256, 8, fti__bt_ld8, fti__bt_hsum8_avx2, fti__bt_ks8)
 
 FTI__AVX2 static void fti__bt_scores16_avx2(const fti__at_args *a, size_t nc) {
     FTI__BT_NC_CASES_AVX2(nc, fti__at_scores_avx2, a, 0)
