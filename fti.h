@@ -3871,12 +3871,26 @@ FTIDEF int fti_buf_reserve(fti_buf *b, size_t extra) {
     return 1;
 }
 
-FTIDEF void fti_buf_append(fti_buf *b, const void *p, size_t n) {
+static void fti__buf_append_grow(fti_buf *b, const void *p, size_t n) {
     if (!fti_buf_reserve(b, n)) return;
     if (n) memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = 0;
 }
+
+/* fti_buf_append for the parts' hot loops (the cleaner appends a word at a time): inlined, and
+ * the bytes that fit go in without fti_buf_reserve's overflow-checked sizes. */
+static inline void fti__buf_put(fti_buf *b, const void *p, size_t n) {
+    if (b->data && !b->oom && n < b->cap - b->len) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = 0;
+    } else {
+        fti__buf_append_grow(b, p, n);
+    }
+}
+
+FTIDEF void fti_buf_append(fti_buf *b, const void *p, size_t n) { fti__buf_put(b, p, n); }
 
 FTIDEF void fti_buf_puts(fti_buf *b, const char *s) { fti_buf_append(b, s, strlen(s)); }
 
@@ -15440,17 +15454,6 @@ static void fti__st_redact(const char *s, size_t n, int flags, fti_buf *out) {
     fti_buf_append(out, s + run, n - run);
 }
 
-/* fti_buf_append without the call when the bytes fit (the cleaner appends a word at a time). */
-static inline void fti__st_put(fti_buf *b, const void *p, size_t n) {
-    if (b->data && !b->oom && n < b->cap - b->len) {
-        memcpy(b->data + b->len, p, n);
-        b->len += n;
-        b->data[b->len] = 0;
-    } else {
-        fti_buf_append(b, p, n);
-    }
-}
-
 FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out) {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0, start, written = 0;
@@ -15473,12 +15476,12 @@ FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out
             while (j < len && s[j] >= 0x21 && s[j] < 0x7F) j++;
             if (written) {
                 if (pend_nl)
-                    fti__st_put(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
+                    fti__buf_put(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
                 else if (pend_blank)
-                    fti__st_put(dst, " ", 1);
+                    fti__buf_put(dst, " ", 1);
             }
             pend_nl = pend_blank = 0;
-            fti__st_put(dst, s + i, j - i);
+            fti__buf_put(dst, s + i, j - i);
             written = 1;
             i = j;
             continue;
@@ -15514,12 +15517,12 @@ FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out
             size_t m = fti_utf8_encode(cp, enc);
             if (written) {
                 if (pend_nl)
-                    fti__st_put(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
+                    fti__buf_put(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
                 else if (pend_blank)
-                    fti__st_put(dst, " ", 1);
+                    fti__buf_put(dst, " ", 1);
             }
             pend_nl = pend_blank = 0;
-            fti__st_put(dst, enc, m);
+            fti__buf_put(dst, enc, m);
             written = 1;
         }
         i += k;
@@ -17248,7 +17251,6 @@ static char *fti__st_meta_str(const char *s, size_t n, size_t max) {
 
 /* === validation =========================================================================== */
 
-/* Returns the rule that rejects text (and a detail), or NULL to keep it. */
 /* For fti__st_validate's counts: bit 0 = a visible byte, bit 32 = a letter (see there). */
 #define FTI__ST_VL(c)                                                                              \
     ((uint64_t)((c) != ' ' && (c) != '\n' && ((c)&0xC0) != 0x80) |                                 \
@@ -17265,6 +17267,7 @@ static const uint64_t fti__st_vl[256] = {FTI__ST_VL64(0), FTI__ST_VL64(64), FTI_
 #undef FTI__ST_VL4
 #undef FTI__ST_VL
 
+/* Returns the rule that rejects text (and a detail), or NULL to keep it. */
 static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_t n,
                                     const char *title, const char *author, const char *date,
                                     char *detail, size_t detail_len) {

@@ -408,17 +408,6 @@ static void fti__st_redact(const char *s, size_t n, int flags, fti_buf *out) {
     fti_buf_append(out, s + run, n - run);
 }
 
-/* fti_buf_append without the call when the bytes fit (the cleaner appends a word at a time). */
-static inline void fti__st_put(fti_buf *b, const void *p, size_t n) {
-    if (b->data && !b->oom && n < b->cap - b->len) {
-        memcpy(b->data + b->len, p, n);
-        b->len += n;
-        b->data[b->len] = 0;
-    } else {
-        fti_buf_append(b, p, n);
-    }
-}
-
 FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out) {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0, start, written = 0;
@@ -441,12 +430,12 @@ FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out
             while (j < len && s[j] >= 0x21 && s[j] < 0x7F) j++;
             if (written) {
                 if (pend_nl)
-                    fti__st_put(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
+                    fti__buf_put(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
                 else if (pend_blank)
-                    fti__st_put(dst, " ", 1);
+                    fti__buf_put(dst, " ", 1);
             }
             pend_nl = pend_blank = 0;
-            fti__st_put(dst, s + i, j - i);
+            fti__buf_put(dst, s + i, j - i);
             written = 1;
             i = j;
             continue;
@@ -482,12 +471,12 @@ FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out
             size_t m = fti_utf8_encode(cp, enc);
             if (written) {
                 if (pend_nl)
-                    fti__st_put(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
+                    fti__buf_put(dst, "\n\n", pend_nl >= 2 ? 2 : 1);
                 else if (pend_blank)
-                    fti__st_put(dst, " ", 1);
+                    fti__buf_put(dst, " ", 1);
             }
             pend_nl = pend_blank = 0;
-            fti__st_put(dst, enc, m);
+            fti__buf_put(dst, enc, m);
             written = 1;
         }
         i += k;

@@ -131,7 +131,6 @@ static char *fti__st_meta_str(const char *s, size_t n, size_t max) {
 
 /* === validation =========================================================================== */
 
-/* Returns the rule that rejects text (and a detail), or NULL to keep it. */
 /* For fti__st_validate's counts: bit 0 = a visible byte, bit 32 = a letter (see there). */
 #define FTI__ST_VL(c)                                                                              \
     ((uint64_t)((c) != ' ' && (c) != '\n' && ((c)&0xC0) != 0x80) |                                 \
@@ -148,6 +147,7 @@ static const uint64_t fti__st_vl[256] = {FTI__ST_VL64(0), FTI__ST_VL64(64), FTI_
 #undef FTI__ST_VL4
 #undef FTI__ST_VL
 
+/* Returns the rule that rejects text (and a detail), or NULL to keep it. */
 static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_t n,
                                     const char *title, const char *author, const char *date,
                                     char *detail, size_t detail_len) {

@@ -554,7 +554,7 @@ static int cmd_kv_accuracy(int argc, char **argv) {
             float scale = 0.0f;
             for (k = 0; k < 3; k++) {
                 const float *l;
-                float mx = -INFINITY;
+                float mx;
                 double sum = 0;
                 size_t am;
                 if (fti_session_eval(s[k], &id, 1, NULL, &err) != FTI_OK) {
@@ -568,7 +568,7 @@ static int cmd_kv_accuracy(int argc, char **argv) {
                     scale = abs_max(ref, V, &a0);
                 }
                 abs_max(l, V, &am);
-                for (v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+                mx = l[am];
                 for (v = 0; v < V; v++) sum += exp((double)l[v] - mx);
                 nll[k] += log(sum) - ((double)l[next] - mx);
                 agree[k] += am == a0;
