@@ -7,7 +7,7 @@
  *                  [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--rag-k K]
  *                  [--drafts-shown] [--any-words] [--no-memory] [--memory-weight W]
  *                  [--max-copy N] [--topic T] [--topic-k K] [--theme-pick W] [--no-word-mask]
- *                  [--all-sentences]
+ *                  [--all-sentences] [--any-pairs]
  *
  * `update` runs F -> T -> evaluation -> promotion:
  *   1. ingests PATH... into the feature store (fti_store_ingest; incremental: unchanged files are
@@ -31,7 +31,9 @@
  * scores best as a whole entry (lowest loss per token, the end of the entry included). The
  * model writes with its author memory (an n-gram model of the training split mixed into its
  * next-token distribution, weights fitted on the validation split; docs/twin.md), and drafts
- * quoting more than --max-copy (8) words in a row from the author are set aside.
+ * quoting more than --max-copy (8) words in a row from the author are set aside. The pick is
+ * made among the drafts with the fewest pairs of adjacent words that stand next to each other
+ * nowhere in his text (--any-pairs: among all).
  * Everything runs in this process, through fti.h only (no other program is started).
  * Exit status: 0 done (promoted or not), 1 failure, 2 usage, 3 busy.
  */
@@ -107,7 +109,7 @@ static void usage(FILE *f) {
             "                [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--rag-k K]\n"
             "                [--drafts-shown] [--any-words] [--no-memory] [--memory-weight W]\n"
             "                [--max-copy N] [--topic T] [--topic-k K] [--theme-pick W]\n"
-            "                [--no-word-mask] [--all-sentences]\n"
+            "                [--no-word-mask] [--all-sentences] [--any-pairs]\n"
             "\n"
             "update  ingest PATH... (incremental), then if the data changed: fine-tune the\n"
             "        production model (or train from scratch when the tokenizer changed or\n"
@@ -134,7 +136,9 @@ static void usage(FILE *f) {
             "        theme explains (--theme-pick W, 1.0: the loss less W times how much\n"
             "        higher it is without the theme); drafts quoting more than\n"
             "        --max-copy N (8) words in a row from the author, repeating an earlier\n"
-            "        word's definition or 3 words in a row of it, are set aside\n"
+            "        word's definition or 3 words in a row of it, are set aside; of the rest\n"
+            "        the pick takes those with the fewest pairs of adjacent words the\n"
+            "        author never wrote next to each other (--any-pairs: all of them)\n"
             "\n"
             "  --home DIR      workspace (default $FTI_HOME or ./twin)\n"
             "  --minutes M     time budget of the whole update in minutes (default 3)\n"
@@ -379,6 +383,7 @@ typedef struct write_opts {
     int memory;        /* mix the author memory (n-gram) into the model */
     float memory_lambda; /* < 0: the fitted weights; else this weight everywhere */
     size_t max_copy;   /* set aside drafts sharing more consecutive words with the author */
+    int pair_pick;     /* pick among the drafts with the fewest adjacent words he never wrote so */
     int one_sentence;   /* a draft ends at its first sentence */
     double topic;       /* strength of the bias toward the word's theme in his writing */
     size_t topic_k;     /* chunks BM25 finds for the theme */
@@ -684,10 +689,13 @@ static void wt_free(wordtext *t) {
 }
 
 /* The longest run of consecutive words of text[0..len) found in the author's text (within one
- * chunk): for each start, the sorted suffixes next to where it would sort share the most. */
-static size_t wt_longest(const wordtext *t, const char *text, size_t len) {
+ * chunk): for each start, the sorted suffixes next to where it would sort share the most. With
+ * loose, also the number of pairs of adjacent words of the text that occur nowhere in his text
+ * (a start whose run is shorter than 2 words): the joints he never wrote. */
+static size_t wt_longest(const wordtext *t, const char *text, size_t len, size_t *loose) {
     wordtext d;
     size_t i, best = 0;
+    if (loose) *loose = 0;
     if (!t->n) return 0;
     memset(&d, 0, sizeof d);
     if (!each_word(text, len, wt_push, &d)) {
@@ -701,11 +709,13 @@ static size_t wt_longest(const wordtext *t, const char *text, size_t len) {
             if (wt_cmp(t, d.w + i, d.n - i, t->sa[mid]) > 0) lo = mid + 1;
             else hi = mid;
         }
-        if (lo < t->n && (k = wt_lcp(d.w + i, d.n - i, t->w + t->sa[lo], t->n - t->sa[lo])) > best)
-            best = k;
-        if (lo > 0 &&
-            (k = wt_lcp(d.w + i, d.n - i, t->w + t->sa[lo - 1], t->n - t->sa[lo - 1])) > best)
-            best = k;
+        k = lo < t->n ? wt_lcp(d.w + i, d.n - i, t->w + t->sa[lo], t->n - t->sa[lo]) : 0;
+        if (lo > 0) {
+            size_t k2 = wt_lcp(d.w + i, d.n - i, t->w + t->sa[lo - 1], t->n - t->sa[lo - 1]);
+            if (k2 > k) k = k2;
+        }
+        if (k > best) best = k;
+        if (loose && i + 1 < d.n && k < 2) ++*loose;
     }
     fti_free(d.w);
     return best;
@@ -1024,7 +1034,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     work = (float *)fti_malloc(V * sizeof *work);
     work2 = (float *)fti_malloc(V * sizeof *work2);
     if (!logits || !work || !work2) goto out;
-    if ((wo->rag_k || wo->author_words || wo->memory || wo->max_copy) && fti_gguf_get_str(fti_engine_gguf(e), "fti.dataset.version", &ver, &ver_len,
+    if ((wo->rag_k || wo->author_words || wo->memory || wo->max_copy || wo->pair_pick) && fti_gguf_get_str(fti_engine_gguf(e), "fti.dataset.version", &ver, &ver_len,
                                       NULL) == FTI_OK &&
         (ver_z = fti_strndup(ver, ver_len)) != NULL &&
         fti_dataset_open(&ds, home, ver_z, &err) != FTI_OK) {
@@ -1051,7 +1061,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             for (q = 0; q < V; q++) p_corpus[q] = (p_corpus[q] + 1) / (double)(tr->count + V);
         }
     }
-    if (ds && wo->max_copy) wt_build(&wt, ds);
+    if (ds && (wo->max_copy || wo->pair_pick)) wt_build(&wt, ds);
     if (ds && wo->memory) mem = memory_get(home, id, ds, s);
     hook.ngram = mem;
     hook.work = work;
@@ -1075,6 +1085,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         double loss[TWIN_WRITE_MAX_DRAFTS];
         int known[TWIN_WRITE_MAX_DRAFTS], level[TWIN_WRITE_MAX_DRAFTS], top = 0;
         size_t span[TWIN_WRITE_MAX_DRAFTS], n_known = 0, n_copied = 0, n_top = 0, nw = 0;
+        size_t loose[TWIN_WRITE_MAX_DRAFTS], min_loose = (size_t)-1, n_pick = 0;
         size_t n_drafts = wo->drafts < 1                      ? 1
                           : wo->drafts > TWIN_WRITE_MAX_DRAFTS ? TWIN_WRITE_MAX_DRAFTS
                                                                : wo->drafts;
@@ -1166,7 +1177,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             nw = 0;
             n_known += (size_t)known[d];
             /* new text, not a quotation: at most max_copy words in a row from the author */
-            span[d] = wt_longest(&wt, text[d].data ? text[d].data : "", text[d].len);
+            span[d] = wt_longest(&wt, text[d].data ? text[d].data : "", text[d].len, &loose[d]);
             n_copied += wo->max_copy && span[d] > wo->max_copy;
             level[d] = (wo->max_copy && span[d] > wo->max_copy ? 0 : 2) + known[d];
             /* a definition already given to an earlier word of this run is not new either */
@@ -1176,12 +1187,20 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
                 level[d] = known[d];
             if (level[d] > top) top = level[d];
         }
-        /* the lowest loss among the drafts of the best level present: new text made of the
-         * author's words, else new text, else any */
-        for (d = 0; d < n_drafts; d++) n_top += level[d] == top;
-        best = n_drafts;
+        /* the lowest loss among the drafts of the best level present (new text made of the
+         * author's words, else new text, else any), and of those, with pair_pick, among the ones
+         * with the fewest pairs of adjacent words the author never wrote next to each other:
+         * the small model's loss per token forgives one broken joint in a short draft ("A
+         * place where ambassador.") that his own word pairs do not */
         for (d = 0; d < n_drafts; d++) {
             if (level[d] != top) continue;
+            n_top++;
+            if (wo->pair_pick && loss[d] < INFINITY && loose[d] < min_loose) min_loose = loose[d];
+        }
+        best = n_drafts;
+        for (d = 0; d < n_drafts; d++) {
+            if (level[d] != top || (min_loose != (size_t)-1 && loose[d] != min_loose)) continue;
+            n_pick++;
             if (best == n_drafts || loss[d] < loss[best] || !(loss[best] < INFINITY)) best = d;
         }
         if (best == n_drafts) best = 0;
@@ -1192,8 +1211,10 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
                 if (loss[d] < lo) lo = loss[d];
                 if (loss[d] > hi && loss[d] < INFINITY) hi = loss[d];
                 if (wo->verbose)
-                    printf("   draft %lu (%.3f nats/token, %lu words in a row from the author%s): "
-                           "%s %s\n", (unsigned long)d + 1, loss[d], (unsigned long)span[d],
+                    printf("   draft %lu (%.3f nats/token, %lu words in a row from the author, "
+                           "%lu pair%s of words he never wrote together%s): %s %s\n",
+                           (unsigned long)d + 1, loss[d], (unsigned long)span[d],
+                           (unsigned long)loose[d], loose[d] == 1 ? "" : "s",
                            known[d] ? "" : ", a word the author never used or under 4 words",
                            prompt, lskip(&text[d]));
             }
@@ -1204,12 +1225,19 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             }
             printf("   (%lu of %lu drafts use only the author's words, 4 or more; %lu quote more "
                    "than %lu words in a row from him and are set aside; the twin's own pick "
-                   "of the %lu %s: %.2f nats per token%s, all drafts %.2f to %.2f; longest run "
-                   "of words shared with the author's text: %lu)\n",
-                   (unsigned long)n_known, (unsigned long)n_drafts, (unsigned long)n_copied,
-                   (unsigned long)wo->max_copy, (unsigned long)n_top,
-                   top == 3 ? "new drafts of his words" : top == 2 ? "new drafts" : "drafts",
-                   loss[best], wm.bias && wo->theme_pick > 0 ? " less the theme's share" : "", lo, hi, (unsigned long)span[best]);
+                   "of the %lu %s", (unsigned long)n_known, (unsigned long)n_drafts,
+                   (unsigned long)n_copied, (unsigned long)wo->max_copy, (unsigned long)n_top,
+                   top == 3 ? "new drafts of his words" : top == 2 ? "new drafts" : "drafts");
+            if (min_loose == 0)
+                printf(", of the %lu whose every pair of adjacent words he also wrote together",
+                       (unsigned long)n_pick);
+            else if (min_loose != (size_t)-1)
+                printf(", of the %lu with the fewest (%lu) pairs of adjacent words he never wrote "
+                       "together", (unsigned long)n_pick, (unsigned long)min_loose);
+            printf(": %.2f nats per token%s, all drafts %.2f to %.2f; longest run of words shared "
+                   "with the author's text: %lu)\n",
+                   loss[best], wm.bias && wo->theme_pick > 0 ? " less the theme's share" : "", lo,
+                   hi, (unsigned long)span[best]);
             for (d = 0; d < pr.n_docs_used && d < n_hits; d++) {
                 /* the chunk's first line or so, cut at a space */
                 char snip[80];
@@ -1294,6 +1322,7 @@ int main(int argc, char **argv) {
     wo.memory = 1;
     wo.memory_lambda = TWIN_WRITE_MEMORY_WEIGHT;
     wo.max_copy = TWIN_WRITE_MAX_COPY;
+    wo.pair_pick = 1;
     paths = (const char **)fti_calloc((size_t)argc, sizeof *paths);
     if (!paths) return 1;
     for (i = 1; i < argc; i++) {
@@ -1331,6 +1360,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--memory-weight") && i + 1 < argc)
             wo.memory_lambda = (float)atof(argv[++i]);
         else if (!strcmp(a, "--max-copy") && i + 1 < argc) wo.max_copy = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--any-pairs")) wo.pair_pick = 0;
         else if (!strcmp(a, "--bf16")) bf16 = 1;
         else if (!strcmp(a, "--no-bf16")) bf16 = 0;
         else if (a[0] == '-') {

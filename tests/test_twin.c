@@ -394,6 +394,8 @@ FTI_TEST(twin_update_unchanged) {
         /* writing with the memory at its fixed weight and each word's theme */
         CHECK(strstr((const char *)text, "writing with the memory at weight 0.80") != NULL);
         CHECK(strstr((const char *)text, "with each word's theme") != NULL);
+        /* the pick among the drafts with the fewest word pairs the author never wrote */
+        CHECK(strstr((const char *)text, " of adjacent words he") != NULL);
         if (fti_file_read(out2, 0, &text2, &len2, NULL) == FTI_OK)
             CHECK(len2 == len && memcmp(text, text2, len) == 0);
         fti_free(text2);

@@ -50,10 +50,11 @@ echo "each word: his best-matching entries go in front of the prompt (shown as '
 echo "drafts the definition $DRAFTS times (temperature $TEMP, top-k 40, min-p 0.05, repetition penalty"
 echo "1.1; a draft is the definition's first sentence). Set aside: drafts under 4 words, drafts that"
 echo "quote more than 8 words in a row from him (a twin writes new text, not quotations), and"
-echo "definitions that repeat an earlier word's or 3 words in a row of it. Of the rest, the one the"
-echo "twin finds most likely as a whole entry (lowest loss per token, its end included) is printed,"
-echo "with the longest run of words it shares with his text. No hand-picking: the same command gives"
-echo "the same lines."
+echo "definitions that repeat an earlier word's or 3 words in a row of it. Of the rest, those with the"
+echo "fewest pairs of adjacent words he never wrote next to each other (usually none), and of those the"
+echo "one the twin finds most likely as a whole entry (lowest loss per token, its end included) is"
+echo "printed, with the longest run of words it shares with his text. No hand-picking: the same command"
+echo "gives the same lines."
 "$B/fti-twin" --home "$HOME_DIR" write $WORDS --drafts "$DRAFTS" --temp "$TEMP" --seed 7
 
 say "Is it a twin? (make eval)"
