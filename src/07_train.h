@@ -307,7 +307,8 @@ typedef struct fti_train_run_opts {
      * estimate of the schedule's length and its upper bound; every second the driver
      * re-estimates the length from the wall time of the recent steps
      * (fti_trainer_set_total_steps), so the learning rate has decayed when the time is up (or
-     * at max_steps, if that comes first), whatever the machine's load did. Such a run depends on
+     * at max_steps, if that comes first), whatever the machine's load did; where max_steps
+     * binds, a busy moment leaves the end at max_steps (docs/training.md). Such a run depends on
      * the machine's speed and cannot be resumed (FTI_ERR_INVALID with resume). */
     double fit_seconds;
     fti_train_run_fn progress;

@@ -334,7 +334,16 @@ static void fti__tr_machine_json(fti_jw *w, int threads) {
 /* Samples (wall seconds since the loop began, steps done), one a second (a 50th of the budget
  * when that is shorter); the rate is measured over the last FTI__TR_FIT_WINDOW samples (about
  * 10 s, a few validation passes included) so a machine that gets busier or quieter is followed
- * within seconds, and one slow step does not move the schedule. */
+ * within seconds, and one slow step does not move the schedule.
+ * Where max_steps binds (the budget has room for more steps), a busy moment does not move the
+ * schedule either: it stays at max_steps while the rate since the second sample fits max_steps
+ * in the budget, or the recent rate fits FTI__TR_FIT_SLACK of it (if the machine stays that slow,
+ * time runs out with the cosine 9/10 done: the learning rate then is within 2.5% of the peak
+ * from its final value). Without that, a shared machine's slow seconds cut the schedule for a
+ * while (the learning rate of those steps changed) and the run trained another model than the
+ * same command on the same data a minute before (the demo on a noisy 2-core VM: 1,490 steps in
+ * both runs, where about 1,620 fit, and two model ids). */
+#define FTI__TR_FIT_SLACK 0.9
 #define FTI__TR_FIT_WINDOW 10
 typedef struct fti__tr_fit_state {
     uint64_t t0;                          /* loop start, ns */
@@ -342,12 +351,24 @@ typedef struct fti__tr_fit_state {
     double s[FTI__TR_FIT_WINDOW + 1];     /* ring of samples: seconds */
     uint64_t k[FTI__TR_FIT_WINDOW + 1];   /* and steps */
     size_t n;                             /* samples taken */
+    double s1;                            /* the second sample (after the warm-up step) */
+    uint64_t k1;
 } fti__tr_fit_state;
 
+/* The steps that fit by the budget at rate seconds a step, from step at now: what is left less
+ * the last validation pass (about two steps), at least one more. */
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
-static void fti__tr_fit(fti__tr_fit_state *f, fti_trainer *t, const fti_train_stats *st,
-                        double budget_s, uint64_t max_steps) {
-    double now = (double)(fti_time_ns() - f->t0) / 1e9, rate, left;
+static uint64_t fti__tr_fit_total(uint64_t step, double now, double rate, double budget_s) {
+    double left = budget_s - now - 2.0 * rate;
+    return step + (left > rate ? (uint64_t)(left / rate) : 1);
+}
+
+/* One sample at now (seconds since the loop began; the caller reads the clock): sets t's
+ * schedule length. */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
+static void fti__tr_fit_at(fti__tr_fit_state *f, fti_trainer *t, const fti_train_stats *st,
+                           double budget_s, uint64_t max_steps, double now) {
+    double rate;
     size_t cap = FTI__TR_FIT_WINDOW + 1, newest, oldest;
     uint64_t total;
     if (st->step >= st->total_steps) return; /* that was the last step */
@@ -361,14 +382,28 @@ static void fti__tr_fit(fti__tr_fit_state *f, fti_trainer *t, const fti_train_st
     f->s[newest] = now;
     f->k[newest] = st->step;
     f->n++;
+    if (f->n == 2) {
+        f->s1 = now;
+        f->k1 = st->step;
+    }
     if (f->n < 3) return; /* the first second has the warm-up step in it */
     oldest = f->n > cap ? f->n % cap : 1;
     if (f->k[newest] <= f->k[oldest] || !(f->s[newest] > f->s[oldest])) return;
     rate = (f->s[newest] - f->s[oldest]) / (double)(f->k[newest] - f->k[oldest]);
-    /* the steps that fit in what is left, less the last validation pass (about two steps) */
-    left = budget_s - now - 2.0 * rate;
-    total = st->step + (left > rate ? (uint64_t)(left / rate) : 1);
+    total = fti__tr_fit_total(st->step, now, rate, budget_s);
+    if (total < max_steps &&
+        ((double)total >= FTI__TR_FIT_SLACK * (double)max_steps ||
+         (st->step > f->k1 && now > f->s1 &&
+          fti__tr_fit_total(st->step, now, (now - f->s1) / (double)(st->step - f->k1),
+                            budget_s) >= max_steps)))
+        total = max_steps; /* a busy moment: max_steps (nearly) fits */
     fti_trainer_set_total_steps(t, total < max_steps ? total : max_steps);
+}
+
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
+static void fti__tr_fit(fti__tr_fit_state *f, fti_trainer *t, const fti_train_stats *st,
+                        double budget_s, uint64_t max_steps) {
+    fti__tr_fit_at(f, t, st, budget_s, max_steps, (double)(fti_time_ns() - f->t0) / 1e9);
 }
 
 /* --- keep_best: the best validation pass's weights -------------------------------------------- */
@@ -665,8 +700,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     fti_trainer_stats_get(t, &st);
     res->stats = st;
     if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_START, res, &st);
+    memset(&fit, 0, sizeof fit);
     fit.t0 = fti_time_ns();
-    fit.n = 0;
     fit.next_s = ro.fit_seconds < 50.0 ? ro.fit_seconds / 50.0 : 1.0;
     while (!fti_trainer_done(t)) {
         if ((r = fti_trainer_step(t, &st, err)) != FTI_OK) goto done;

@@ -336,6 +336,78 @@ FTI_TEST(twin_train_run_fit_seconds) {
 #endif
 }
 
+/* The schedule fitted to a time budget (fti__tr_fit_at, synthetic clock): where max_steps binds,
+ * a few slow seconds leave it at max_steps (the same model as a run without them); a machine
+ * that stays slow cuts it; a budget-bound run follows its recent rate as before. */
+FTI_TEST(train_fit_busy_moment_keeps_cap) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    fti_model_config cfg;
+    fti_train_opts o;
+    fti_trainer *t = NULL;
+    fti_token_array tr;
+    fti_train_stats st, got;
+    fti__tr_fit_state f;
+    fti_error err;
+    uint16_t toks[400];
+    size_t i;
+    uint64_t min_total = 1000, sec;
+    memset(&got, 0, sizeof got);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vocab_size = 64;
+    REQUIRE(fti_model_preset("tiny", &cfg) == FTI_OK);
+    cfg.context_len = 16;
+    REQUIRE(fti_model_config_resolve(&cfg, &err) == FTI_OK);
+    for (i = 0; i < 400; i++) toks[i] = (uint16_t)((i * 7 + 3) % 64);
+    tr.data = toks;
+    tr.n_tokens = 400;
+    tr.token_bytes = 2;
+    memset(&o, 0, sizeof o);
+    o.batch = 2;
+    o.max_steps = 1000;
+    o.warmup_steps = 1;
+    o.lr = 1e-3f;
+    o.n_threads = 1;
+    REQUIRE(fti_trainer_create(&cfg, NULL, &o, tr, tr, &t, &err) == FTI_OK);
+    REQUIRE(fti_trainer_step(t, &st, &err) == FTI_OK);
+    /* 100 s budget, 11 steps a second (1,100 fit: max_steps binds), seconds 20-25 at 8 a second
+     * (alone, the last 10 s' rate fits 945 steps) */
+    memset(&f, 0, sizeof f);
+    memset(&st, 0, sizeof st);
+    st.total_steps = 1000;
+    for (sec = 1; sec <= 60; sec++) {
+        st.step += sec >= 20 && sec <= 25 ? 8 : 11;
+        fti__tr_fit_at(&f, t, &st, 100.0, 1000, (double)sec);
+        fti_trainer_stats_get(t, &got); /* (the trainer's own step is 1: only the length) */
+        st.total_steps = got.total_steps;
+        if (st.total_steps < min_total) min_total = st.total_steps;
+    }
+    CHECK_EQ_INT(min_total, 1000);
+    /* then the machine stays at 5 steps a second: the schedule is cut */
+    for (; sec <= 90; sec++) {
+        st.step += 5;
+        fti__tr_fit_at(&f, t, &st, 100.0, 1000, (double)sec);
+        fti_trainer_stats_get(t, &got);
+        st.total_steps = got.total_steps;
+    }
+    CHECK(st.total_steps < 1000);
+    CHECK(st.total_steps > st.step);
+    /* a budget-bound run (max_steps 10,000): the recent rate sets the length, as before */
+    memset(&f, 0, sizeof f);
+    memset(&st, 0, sizeof st);
+    fti_trainer_set_total_steps(t, 10000);
+    st.total_steps = 10000;
+    for (sec = 1; sec <= 30; sec++) {
+        st.step += sec >= 20 ? 5 : 11;
+        fti__tr_fit_at(&f, t, &st, 100.0, 10000, (double)sec);
+        fti_trainer_stats_get(t, &got);
+        st.total_steps = got.total_steps;
+    }
+    /* the last 10 s at 5 a second: the steps done and 5·(100 - 30 - 0.4) more */
+    CHECK(st.total_steps > st.step + 300 && st.total_steps < st.step + 400);
+    fti_trainer_free(t);
+#endif
+}
+
 /* fti-twin update, the quick path: a production model exists and the data did not change, so the
  * update ingests in-process (with the production model's tokenizer) and stops (two updates at
  * once: twin_update_lock_two_processes). */
