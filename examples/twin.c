@@ -1131,7 +1131,8 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             stop[2] = ".\n";
             memset(&text[d], 0, sizeof text[d]);
             loss[d] = INFINITY;
-            known[d] = 0; /* (read by the pick below also when this draft fails) */
+            known[d] = level[d] = 0; /* (read by the pick below also when this draft fails) */
+            span[d] = loose[d] = 0;
             sd.seed = wo->so.seed + d;
             memset(&go, 0, sizeof go);
             go.max_tokens = wo->max_tokens;

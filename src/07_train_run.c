@@ -359,8 +359,9 @@ typedef struct fti__tr_fit_state {
  * the last validation pass (about two steps), at least one more. */
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static uint64_t fti__tr_fit_total(uint64_t step, double now, double rate, double budget_s) {
-    double left = budget_s - now - 2.0 * rate;
-    return step + (left > rate ? (uint64_t)(left / rate) : 1);
+    double left = budget_s - now - 2.0 * rate, q = left / rate;
+    if (!(left > rate)) return step + 1;
+    return step + (q < 1e18 ? (uint64_t)q : (uint64_t)1e18); /* (a huge budget: no overflow) */
 }
 
 /* One sample at now (seconds since the loop began; the caller reads the clock): sets t's
