@@ -272,6 +272,35 @@ FTI_TEST(twin_train_run_keep_best_and_errors) {
  * below one more step; the driver's run stops by itself and ends with a decayed learning rate
  * (the last step is always the schedule's last, whatever the machine's speed: no timing is
  * asserted), and such a run refuses resume. */
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+/* A trainer of the tiny preset (vocab 64, context 16, batch 2) on 400 fixed tokens (toks, the
+ * caller's), one thread, scheduled for max_steps: NULL if it cannot be made. */
+static fti_trainer *fti_ttw_tiny_trainer(uint16_t toks[400], uint64_t max_steps) {
+    fti_model_config cfg;
+    fti_train_opts o;
+    fti_trainer *t = NULL;
+    fti_token_array tr;
+    fti_error err;
+    size_t i;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vocab_size = 64;
+    if (fti_model_preset("tiny", &cfg) != FTI_OK) return NULL;
+    cfg.context_len = 16;
+    if (fti_model_config_resolve(&cfg, &err) != FTI_OK) return NULL;
+    for (i = 0; i < 400; i++) toks[i] = (uint16_t)((i * 7 + 3) % 64);
+    tr.data = toks;
+    tr.n_tokens = 400;
+    tr.token_bytes = 2;
+    memset(&o, 0, sizeof o);
+    o.batch = 2;
+    o.max_steps = max_steps;
+    o.warmup_steps = 1;
+    o.lr = 1e-3f;
+    o.n_threads = 1;
+    return fti_trainer_create(&cfg, NULL, &o, tr, tr, &t, &err) == FTI_OK ? t : NULL;
+}
+#endif
+
 FTI_TEST(twin_train_run_fit_seconds) {
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
     char home[1024];
@@ -279,29 +308,10 @@ FTI_TEST(twin_train_run_fit_seconds) {
     fti_train_run_result r;
     fti_error err;
     {
-        fti_model_config cfg;
-        fti_train_opts o;
-        fti_trainer *t = NULL;
-        fti_token_array tr;
         fti_train_stats st;
         uint16_t toks[400];
-        size_t i;
-        memset(&cfg, 0, sizeof cfg);
-        cfg.vocab_size = 64;
-        REQUIRE(fti_model_preset("tiny", &cfg) == FTI_OK);
-        cfg.context_len = 16;
-        REQUIRE(fti_model_config_resolve(&cfg, &err) == FTI_OK);
-        for (i = 0; i < 400; i++) toks[i] = (uint16_t)((i * 7 + 3) % 64);
-        tr.data = toks;
-        tr.n_tokens = 400;
-        tr.token_bytes = 2;
-        memset(&o, 0, sizeof o);
-        o.batch = 2;
-        o.max_steps = 100;
-        o.warmup_steps = 1;
-        o.lr = 1e-3f;
-        o.n_threads = 1;
-        REQUIRE(fti_trainer_create(&cfg, NULL, &o, tr, tr, &t, &err) == FTI_OK);
+        fti_trainer *t = fti_ttw_tiny_trainer(toks, 100);
+        REQUIRE(t != NULL);
         REQUIRE(fti_trainer_step(t, &st, &err) == FTI_OK);
         REQUIRE(fti_trainer_step(t, &st, &err) == FTI_OK);
         CHECK_EQ_INT(st.total_steps, 100);
@@ -341,33 +351,14 @@ FTI_TEST(twin_train_run_fit_seconds) {
  * that stays slow cuts it; a budget-bound run follows its recent rate as before. */
 FTI_TEST(train_fit_busy_moment_keeps_cap) {
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
-    fti_model_config cfg;
-    fti_train_opts o;
-    fti_trainer *t = NULL;
-    fti_token_array tr;
     fti_train_stats st, got;
     fti__tr_fit_state f;
     fti_error err;
     uint16_t toks[400];
-    size_t i;
     uint64_t min_total = 1000, sec;
+    fti_trainer *t = fti_ttw_tiny_trainer(toks, 1000);
     memset(&got, 0, sizeof got);
-    memset(&cfg, 0, sizeof cfg);
-    cfg.vocab_size = 64;
-    REQUIRE(fti_model_preset("tiny", &cfg) == FTI_OK);
-    cfg.context_len = 16;
-    REQUIRE(fti_model_config_resolve(&cfg, &err) == FTI_OK);
-    for (i = 0; i < 400; i++) toks[i] = (uint16_t)((i * 7 + 3) % 64);
-    tr.data = toks;
-    tr.n_tokens = 400;
-    tr.token_bytes = 2;
-    memset(&o, 0, sizeof o);
-    o.batch = 2;
-    o.max_steps = 1000;
-    o.warmup_steps = 1;
-    o.lr = 1e-3f;
-    o.n_threads = 1;
-    REQUIRE(fti_trainer_create(&cfg, NULL, &o, tr, tr, &t, &err) == FTI_OK);
+    REQUIRE(t != NULL);
     REQUIRE(fti_trainer_step(t, &st, &err) == FTI_OK);
     /* 100 s budget, 11 steps a second (1,100 fit: max_steps binds), seconds 20-25 at 8 a second
      * (alone, the last 10 s' rate fits 945 steps) */
