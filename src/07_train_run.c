@@ -401,12 +401,6 @@ static void fti__tr_fit_at(fti__tr_fit_state *f, fti_trainer *t, const fti_train
     fti_trainer_set_total_steps(t, total < max_steps ? total : max_steps);
 }
 
-FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
-static void fti__tr_fit(fti__tr_fit_state *f, fti_trainer *t, const fti_train_stats *st,
-                        double budget_s, uint64_t max_steps) {
-    fti__tr_fit_at(f, t, st, budget_s, max_steps, (double)(fti_time_ns() - f->t0) / 1e9);
-}
-
 /* --- keep_best: the best validation pass's weights -------------------------------------------- */
 
 /* best.bin: "FTIBEST1", u64 step, u64 n floats, the floats (LE), SHA-256 of all before. */
@@ -706,7 +700,9 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     fit.next_s = ro.fit_seconds < 50.0 ? ro.fit_seconds / 50.0 : 1.0;
     while (!fti_trainer_done(t)) {
         if ((r = fti_trainer_step(t, &st, err)) != FTI_OK) goto done;
-        if (ro.fit_seconds > 0) fti__tr_fit(&fit, t, &st, ro.fit_seconds, o.max_steps);
+        if (ro.fit_seconds > 0)
+            fti__tr_fit_at(&fit, t, &st, ro.fit_seconds, o.max_steps,
+                           (double)(fti_time_ns() - fit.t0) / 1e9);
         res->stats = st;
         fti__tr_metrics_line(mf, st.step, st.loss, st.lr, st.grad_norm, st.tokens_seen,
                              st.tokens_per_s, st.elapsed_s, st.evaluated, st.val_loss);
