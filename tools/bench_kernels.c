@@ -3,7 +3,8 @@
  *   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE build/bench_kernels [--quick] [--threads 1,2]
  *       [--only square|train|gemv|bf16|quant] [--case SUBSTR] [--repeat N] [--cpu-time]
  *   (--case: only the GEMM/GEMV cases whose name contains SUBSTR, e.g. train-dx-4096x288x4096;
- *    --repeat: each GEMM case N times, ours then OpenBLAS each time, for noisy machines;
+ *    --repeat: each GEMM case N times, ours then OpenBLAS each time, for noisy machines (at
+ *    one thread the two libraries' calls alternate anyway, call by call, best of each);
  *    --cpu-time: one-thread GEMM cases timed by the thread's CPU clock, for busy machines)
  *
  * Measures the machine first (FMA peak with an unrolled FMA loop per thread; STREAM-style copy
@@ -31,10 +32,10 @@
  * x and y stay cached, as in decode. Each GEMV case also reports the same call repeated with its
  * matrix in cache ("-in-cache" lines: GB/s against fti's f32 in cache at that shape, per byte;
  * matrices larger than the L3 still come partly from memory).
- * Each case reports the best of several runs; at 2+ threads each library's GEMM timing starts
- * 0.15 s after the other's last call (OpenBLAS's idle workers spin ~0.1 s before they sleep).
- * Output: a table, one line per
- * case "BENCH kernels <case> ours=<x> peer=<y> ratio=<r> unit=<u>" (r > 1: fti better), and a
+ * Each case reports the best of several runs; at 1 thread the two libraries' GEMM calls
+ * alternate call by call (a busy moment of a shared machine falls on both); at 2+ threads each
+ * library's GEMM timing starts 0.15 s after the other's last call (OpenBLAS's idle workers spin
+ * ~0.1 s before they sleep). Output: a table, one line per case "BENCH kernels <case> ours=<x> peer=<y> ratio=<r> unit=<u>" (r > 1: fti better), and a
  * summary with the geometric-mean ratios. OpenBLAS is linked only into this program.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -202,6 +203,27 @@ static void report(int group, const char *name, int threads, double ours, double
         } while (reps_ < 2 || (now_s() - t_start_ < g_min_time && reps_ < 200));                   \
     } while (0)
 
+/* best times of two statements run alternately, call by call, until 2·g_min_time has passed (at
+ * least 3 runs each): at one thread, so that a busy moment of a shared machine falls on both
+ * libraries alike instead of on one library's block of runs */
+#define TIME_BEST_PAIR(best_a, stmt_a, best_b, stmt_b)                                             \
+    do {                                                                                           \
+        double t_start_ = now_s(), t0_, t_;                                                        \
+        int reps_ = 0;                                                                             \
+        best_a = best_b = 1e30;                                                                    \
+        do {                                                                                       \
+            t0_ = clk_s();                                                                         \
+            stmt_a;                                                                                \
+            t_ = clk_s() - t0_;                                                                    \
+            if (t_ < best_a) best_a = t_;                                                          \
+            t0_ = clk_s();                                                                         \
+            stmt_b;                                                                                \
+            t_ = clk_s() - t0_;                                                                    \
+            if (t_ < best_b) best_b = t_;                                                          \
+            reps_++;                                                                               \
+        } while (reps_ < 3 || (now_s() - t_start_ < 2 * g_min_time && reps_ < 200));              \
+    } while (0)
+
 /* Before each library's timing at 2+ threads: 0.15 s asleep, so that the other library's idle
  * workers have gone to sleep. OpenBLAS's spin for about 2^28 cycles (~0.1 s) after a call before
  * they block (fti's pool: ~20 µs), so a product timed right after an OpenBLAS call shared the
@@ -231,15 +253,21 @@ static void bench_gemm(const fti_kernels *k, fti_pool *pool, int threads, int gr
         return;
     }
     g_clock_thread = g_cpu_time && threads == 1;
+#define OURS_ fti_matmul(k, pool, flags, M, N, K, A, a_cols, B, b_cols, C, N)
+#define PEER_                                                                                      \
+    cblas_sgemm(CblasRowMajor, (flags & FTI_MM_TRANS_A) ? CblasTrans : CblasNoTrans,              \
+                (flags & FTI_MM_TRANS_B) ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,      \
+                1.0f, A, (int)a_cols, B, (int)b_cols, (flags & FTI_MM_ACCUMULATE) ? 1.0f : 0.0f, \
+                C, (int)N)
     for (rep = 0; rep < g_repeat; rep++) {
-    settle(threads);
-    TIME_BEST(t_ours, fti_matmul(k, pool, flags, M, N, K, A, a_cols, B, b_cols, C, N));
-    settle(threads);
-    TIME_BEST(t_peer,
-              cblas_sgemm(CblasRowMajor, (flags & FTI_MM_TRANS_A) ? CblasTrans : CblasNoTrans,
-                          (flags & FTI_MM_TRANS_B) ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                          (int)K, 1.0f, A, (int)a_cols, B, (int)b_cols,
-                          (flags & FTI_MM_ACCUMULATE) ? 1.0f : 0.0f, C, (int)N));
+    if (threads == 1) { /* call by call: no idle workers to wait for */
+        TIME_BEST_PAIR(t_ours, OURS_, t_peer, PEER_);
+    } else {
+        settle(threads);
+        TIME_BEST(t_ours, OURS_);
+        settle(threads);
+        TIME_BEST(t_peer, PEER_);
+    }
     snprintf(extra, sizeof extra, "(%.0f%% of peak%s)", 100.0 * flops / t_ours * 1e-9 / peak,
              g_clock_thread ? ", cpu time" : "");
     if (threads >= 1 && threads <= 8) {
@@ -249,6 +277,8 @@ static void bench_gemm(const fti_kernels *k, fti_pool *pool, int threads, int gr
     }
     report(group, name, threads, flops / t_ours * 1e-9, flops / t_peer * 1e-9, "GFLOP/s", 0, extra);
     }
+#undef OURS_
+#undef PEER_
     g_clock_thread = 0;
     fti_aligned_free(A);
     fti_aligned_free(B);
