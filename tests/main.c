@@ -107,6 +107,50 @@ static const char *fti_test_path(const char *dir, const char *rel) {
 const char *fti_test_data(const char *rel) { return fti_test_path(fti_test_data_dir, rel); }
 const char *fti_test_tmp(const char *rel) { return fti_test_path(fti_test_tmp_dir, rel); }
 
+/* The sample corpus: the copy shipped in the repository (the tests run from its root), else the
+ * data dir's, so a fresh clone without ../shared runs the corpus tests too. */
+const char *fti_test_corpus_jsonl(void) {
+    static const char shipped[] = "data/corpus/bierce/devils_dictionary.jsonl";
+    const char *other = fti_test_data("corpus/bierce_devils_dictionary/devils_dictionary.jsonl");
+    return fti_path_exists(shipped) || !fti_path_exists(other) ? shipped : other;
+}
+
+/* The corpus as plain text: the data dir's devils_dictionary.txt, or else the "text" of every
+ * record of the shipped JSONL, a blank line between records. FTI_OK, or an error when neither
+ * can be read. */
+int fti_test_corpus_text(void **text, size_t *len) {
+    fti_buf out;
+    void *raw = NULL;
+    size_t n = 0, i = 0;
+    if (fti_file_read(fti_test_data("corpus/bierce_devils_dictionary/devils_dictionary.txt"), 0,
+                      text, len, NULL) == FTI_OK)
+        return FTI_OK;
+    if (fti_file_read(fti_test_corpus_jsonl(), 0, &raw, &n, NULL) != FTI_OK) return FTI_ERR_IO;
+    memset(&out, 0, sizeof out);
+    while (i < n) {
+        const char *line = (const char *)raw + i, *nl = (const char *)memchr(line, '\n', n - i);
+        size_t m = nl ? (size_t)(nl - line) : n - i;
+        fti_json_doc *doc = NULL;
+        if (m && fti_json_parse(line, m, NULL, &doc, NULL, NULL) == FTI_OK) {
+            const char *t = fti_json_get_str(fti_json_root(doc), "text", "");
+            if (*t) {
+                fti_buf_append(&out, t, strlen(t));
+                fti_buf_append(&out, "\n\n", 2);
+            }
+        }
+        fti_json_free(doc);
+        i += m + 1;
+    }
+    fti_free(raw);
+    if (!out.len || out.oom) {
+        fti_buf_free(&out);
+        return FTI_ERR_IO;
+    }
+    *text = out.data;
+    *len = out.len;
+    return FTI_OK;
+}
+
 int fti_test_write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;

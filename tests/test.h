@@ -99,6 +99,10 @@ void fti_test_alloc_fail_at(long k, int persistent);
 /* Path helpers: a path under the data dir / the test's temp dir (static buffer, 4 slots). */
 const char *fti_test_data(const char *rel);
 const char *fti_test_tmp(const char *rel);
+/* The sample corpus's JSONL (the repository's data/corpus/bierce copy, else the data dir's), and
+ * the corpus as plain text (the data dir's .txt, else the JSONL's texts; fti_free it). */
+const char *fti_test_corpus_jsonl(void);
+int fti_test_corpus_text(void **text, size_t *len);
 /* Writes a whole file (test setup); returns 0 on success. */
 int fti_test_write_file(const char *path, const void *data, size_t n);
 

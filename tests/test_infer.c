@@ -116,9 +116,7 @@ static float *ti_trained_params(const fti_model_config *cfg) {
     fti_trainer *t = NULL;
     fti_error err;
     float *out = NULL;
-    if (fti_file_read(fti_test_data("corpus/bierce_devils_dictionary/devils_dictionary.txt"),
-                      0, &text, &len, NULL) != FTI_OK)
-        return NULL;
+    if (fti_test_corpus_text(&text, &len) != FTI_OK) return NULL;
     n = len < 60000 ? len : 60000;
     ids = (int32_t *)malloc(n * sizeof(int32_t));
     for (i = 0; i < n; i++) {

@@ -221,8 +221,7 @@ FTI_TEST(monitor_drift_corpus) {
     fti_drift_ref *ref = NULL;
     fti_drift_stats st;
     fti_buf foreign;
-    if (fti_file_read(fti_test_data("corpus/bierce_devils_dictionary/devils_dictionary.txt"), 0,
-                      &d, &n, NULL) != FTI_OK) {
+    if (fti_test_corpus_text(&d, &n) != FTI_OK) {
         fprintf(stderr, "    (corpus not found: skipped)\n");
         return;
     }

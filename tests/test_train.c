@@ -480,7 +480,7 @@ FTI_TEST(train_cli) {
     snprintf(out, sizeof out, "%s", fti_test_tmp("out.txt"));
     memset(&io, 0, sizeof(io));
     io.vocab_size = 300;
-    paths[0] = fti_test_data("corpus/bierce_devils_dictionary/devils_dictionary.jsonl");
+    paths[0] = fti_test_corpus_jsonl();
     if (!fti_path_exists(paths[0])) {
         fprintf(stderr, "    (%s missing: skipped)\n", paths[0]);
         return;

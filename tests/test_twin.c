@@ -17,7 +17,7 @@ static int fti_ttw_workspace(char *home, size_t n, const char *name) {
     fti_ingest_opts io;
     fti_error err;
     snprintf(home, n, "%s", fti_test_tmp(name));
-    paths[0] = fti_test_data("corpus/bierce_devils_dictionary/devils_dictionary.jsonl");
+    paths[0] = fti_test_corpus_jsonl();
     if (!fti_path_exists(paths[0])) {
         fprintf(stderr, "    (%s missing: skipped)\n", paths[0]);
         return 0;
@@ -421,7 +421,7 @@ FTI_TEST(twin_update_unchanged) {
     REQUIRE(fti_registry_promote(home, r.id, "production", &err) == FTI_OK);
     snprintf(out, sizeof out, "%s", fti_test_tmp("twin.out"));
     snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' update '%s' --threads 1 > '%s' 2>&1",
-             home, fti_test_data("corpus/bierce_devils_dictionary/devils_dictionary.jsonl"), out);
+             home, fti_test_corpus_jsonl(), out);
     st = system(cmd);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
@@ -556,7 +556,7 @@ FTI_TEST(twin_update_lock_two_processes) {
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
     char home[1024], corpus[1024], out_b[1024], err_a[1024], err_b[1024], out_c[1024];
     char err_c[1024], id[17], msg[128], decisions[1200];
-    const char *src = fti_test_data("corpus/bierce_devils_dictionary/devils_dictionary.jsonl");
+    const char *src = fti_test_corpus_jsonl();
     void *text = NULL;
     size_t len = 0, i, lines = 0;
     fti_buf out_a, list;
