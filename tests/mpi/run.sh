@@ -31,7 +31,8 @@ else
 fi
 
 # 2. fti-train over MPI against one process
-corpus="$DATA/corpus/bierce_devils_dictionary/devils_dictionary.jsonl"
+corpus=data/corpus/bierce/devils_dictionary.jsonl # shipped; else the data dir's copy
+[ -f "$corpus" ] || corpus="$DATA/corpus/bierce_devils_dictionary/devils_dictionary.jsonl"
 if [ ! -f "$corpus" ]; then
     echo "(no $corpus: the fti-train cases are skipped)"
 else
