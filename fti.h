@@ -3492,8 +3492,9 @@ typedef struct fti_gen_params {
 
 /* What starting a sequence reports about its prompt (valid until seq_end). */
 typedef struct fti_gen_prompt_info {
-    const int32_t *ids;        /* prompt token ids (for drift) or NULL */
-    size_t n_tokens;
+    const int32_t *ids;        /* token ids drift looks at (e.g. the user's own text) or NULL */
+    size_t n_tokens;           /* the prompt's tokens (usage, perplexity weight) */
+    size_t n_ids;              /* entries of ids; 0: ids has n_tokens entries */
     size_t n_byte_fallback;    /* prompt tokens that are raw bytes */
     double nll_mean;           /* mean negative log-likelihood per prompt token (nats); < 0 = unknown */
     const char *chunks_json;   /* retrieval chunks used (JSON array text) or NULL */
@@ -34709,7 +34710,8 @@ static void *fti__sched_main(void *arg) {
                 if (info.chunks_json) j->chunks_json = fti_strdup(info.chunks_json);
                 if (s->o.monitor && info.ids)
                     j->has_buckets =
-                        fti_monitor_bucketize(s->o.monitor, info.ids, info.n_tokens, j->buckets);
+                        fti_monitor_bucketize(s->o.monitor, info.ids,
+                                              info.n_ids ? info.n_ids : info.n_tokens, j->buckets);
                 if (j->req.stream) {
                     fti_api_result res = fti__job_result(j, "", 0);
                     if (j->req.kind == FTI_API_CHAT)

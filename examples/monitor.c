@@ -277,7 +277,7 @@ int main(int argc, char **argv) {
     fti_drift_thresholds thr;
     report rp;
     char *home = NULL, *log_path = NULL, *svg_path = NULL;
-    int rc = 1, alert = 0, warn = 0;
+    int rc = 1, alert = 0, warn = 0, judged = 0;
     double *lat = NULL, *ttft = NULL, *tps = NULL;
     window_stats *ws = NULL;
     size_t n_w = 0;
@@ -518,14 +518,16 @@ int main(int argc, char **argv) {
                 w->has_drift = 1;
                 if (w->drift.level == FTI_DRIFT_ALERT) alert = 1;
                 if (w->drift.level == FTI_DRIFT_WARN) warn = 1;
+                if (w->drift.level || !w->drift.reason[0]) judged++;
             }
             fti_time_iso8601(w->t0, ts);
             if (w->has_drift)
                 printf("  %-4lu %-20s %6lu %8.1f %8.1f %7.3f %7.3f %7.3f %7.3f %6.2f %6s  %s\n",
                        (unsigned long)n_w, ts, (unsigned long)(e - i), w->lat_p50, w->lat_p99,
                        w->drift.psi_tokens, w->drift.js_tokens, w->drift.psi_length,
-                       w->drift.byte_share, w->drift.ppl_ratio, lv[w->drift.level],
-                       w->drift.level ? w->drift.reason : "");
+                       w->drift.byte_share, w->drift.ppl_ratio,
+                       w->drift.level || !w->drift.reason[0] ? lv[w->drift.level] : "-",
+                       w->drift.reason); /* a level's reasons, or why it was not judged */
             else
                 printf("  %-4lu %-20s %6lu %8.1f %8.1f %7s %7s %7s %7s %6s %6s  %s\n",
                        (unsigned long)n_w, ts, (unsigned long)(e - i), w->lat_p50, w->lat_p99, "-",
@@ -553,7 +555,8 @@ int main(int argc, char **argv) {
             }
         }
     }
-    printf("\n  result: %s\n", alert ? "ALERT (drift threshold crossed)" : warn ? "warnings" : "ok");
+    printf("\n  result: %s%s\n", alert ? "ALERT (drift threshold crossed)" : warn ? "warnings" : "ok",
+           n_w && !judged ? " (no window had the prompt tokens to judge drift: --min-tokens)" : "");
     rc = alert ? 3 : 0;
 out:
     for (i = 0; i < rp.n_refs; i++) fti_drift_ref_free(rp.refs[i]);

@@ -302,6 +302,7 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     fti_tokens_free(&ut);
     fti_buf_free(&cj2);
     info->ids = q->user_ids;
+    info->n_ids = q->user_ids ? q->n_user : 0;
     info->n_tokens = pr.n;
     if (cj.len && !cj.oom) {
         q->chunks_json = cj.data;

@@ -10,7 +10,7 @@ docs:
 
 # `make check-readme`: every command README.md shows, run as printed in a scratch directory
 # (tools/check_readme.sh; make demo and make test are skipped unless CHECK_README_ALL=1).
-README_PROGS := fti-twin fti-feature fti-train fti-registry fti-infer fti-quantize fti-serve fti-monitor
+README_PROGS := fti-twin fti-feature fti-train fti-registry fti-infer fti-quantize fti-serve fti-monitor fti-loadgen
 .PHONY: check-readme
 check-readme: fti.h $(patsubst %,$(B)/%,$(README_PROGS))
 	sh tools/check_readme.sh

@@ -1506,7 +1506,8 @@ static void *fti__sched_main(void *arg) {
                 if (info.chunks_json) j->chunks_json = fti_strdup(info.chunks_json);
                 if (s->o.monitor && info.ids)
                     j->has_buckets =
-                        fti_monitor_bucketize(s->o.monitor, info.ids, info.n_tokens, j->buckets);
+                        fti_monitor_bucketize(s->o.monitor, info.ids,
+                                              info.n_ids ? info.n_ids : info.n_tokens, j->buckets);
                 if (j->req.stream) {
                     fti_api_result res = fti__job_result(j, "", 0);
                     if (j->req.kind == FTI_API_CHAT)

@@ -207,8 +207,9 @@ typedef struct fti_gen_params {
 
 /* What starting a sequence reports about its prompt (valid until seq_end). */
 typedef struct fti_gen_prompt_info {
-    const int32_t *ids;        /* prompt token ids (for drift) or NULL */
-    size_t n_tokens;
+    const int32_t *ids;        /* token ids drift looks at (e.g. the user's own text) or NULL */
+    size_t n_tokens;           /* the prompt's tokens (usage, perplexity weight) */
+    size_t n_ids;              /* entries of ids; 0: ids has n_tokens entries */
     size_t n_byte_fallback;    /* prompt tokens that are raw bytes */
     double nll_mean;           /* mean negative log-likelihood per prompt token (nats); < 0 = unknown */
     const char *chunks_json;   /* retrieval chunks used (JSON array text) or NULL */

@@ -895,6 +895,19 @@ FTI_TEST(server_survives_emfile) {
     srv_finish(&f);
 }
 
+/* The monitor of the monitor tests: a reference over bytes (letters common), logging to the
+ * test's logs/requests.jsonl (mo->log_path). */
+static int srv_monitor_start(fti_monitor_opts *mo, fti_monitor **mon, fti_drift_ref **ref) {
+    uint64_t counts[256];
+    int k;
+    memset(mo, 0, sizeof *mo);
+    for (k = 0; k < 256; k++) counts[k] = (uint64_t)(k >= 'a' && k <= 'z' ? 100 : 1);
+    if (fti_drift_ref_build(counts, 256, NULL, 0, 0, ref, NULL) != FTI_OK) return -1;
+    mo->log_path = fti_test_tmp("logs/requests.jsonl");
+    mo->ref = *ref;
+    return fti_monitor_create(mo, mon, NULL) == FTI_OK ? 0 : -1;
+}
+
 FTI_TEST(server_monitor_log_metrics) {
     srv_fixture f;
     fti_server_opts o;
@@ -902,21 +915,15 @@ FTI_TEST(server_monitor_log_metrics) {
     fti_monitor *mon = NULL;
     fti_drift_ref *ref = NULL;
     fti_buf resp, req, body;
-    uint64_t counts[256];
     void *logd = NULL;
     size_t logn = 0;
     int k, n_req_lines = 0, saw_ref = 0;
     char *line, *save;
     memset(&o, 0, sizeof o);
-    memset(&mo, 0, sizeof mo);
     memset(&resp, 0, sizeof resp);
     memset(&req, 0, sizeof req);
     memset(&body, 0, sizeof body);
-    for (k = 0; k < 256; k++) counts[k] = (uint64_t)(k >= 'a' && k <= 'z' ? 100 : 1);
-    REQUIRE(fti_drift_ref_build(counts, 256, NULL, 0, 0, &ref, NULL) == FTI_OK);
-    mo.log_path = fti_test_tmp("logs/requests.jsonl");
-    mo.ref = ref;
-    REQUIRE(fti_monitor_create(&mo, &mon, NULL) == FTI_OK);
+    REQUIRE(srv_monitor_start(&mo, &mon, &ref) == 0);
     o.monitor = mon;
     REQUIRE(srv_start(&f, &o, 0, 0) == 0);
     for (k = 0; k < 3; k++) {
@@ -958,6 +965,76 @@ FTI_TEST(server_monitor_log_metrics) {
     fti_buf_free(&body);
 }
 
+/* A generator whose prompt is longer than the text drift looks at (as fti-serve's: the template
+ * and retrieved documents around the user's words): the echo generator with 40 more prompt
+ * tokens, its ids still only the user's. The server must bucket the n_ids user tokens, not
+ * n_tokens (it read past the user's ids before, under every templated request). */
+static fti_result (*srv_echo_start)(void *, const char *, size_t, const fti_gen_params *, void **,
+                                    fti_gen_prompt_info *, fti_error *);
+static fti_result srv_templated_start(void *u, const char *prompt, size_t len,
+                                      const fti_gen_params *p, void **seq,
+                                      fti_gen_prompt_info *info, fti_error *err) {
+    fti_result r = srv_echo_start(u, prompt, len, p, seq, info, err);
+    if (r == FTI_OK) {
+        info->n_ids = info->n_tokens;
+        info->n_tokens += 40;
+    }
+    return r;
+}
+
+FTI_TEST(server_monitor_drift_user_ids) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_monitor_opts mo;
+    fti_monitor *mon = NULL;
+    fti_drift_ref *ref = NULL;
+    fti_gen g;
+    fti_gen_echo_opts eo;
+    fti_buf resp, req;
+    void *logd = NULL;
+    size_t logn = 0;
+    int k, n_req_lines = 0;
+    char *line, *save;
+    memset(&o, 0, sizeof o);
+    memset(&eo, 0, sizeof eo);
+    memset(&resp, 0, sizeof resp);
+    memset(&req, 0, sizeof req);
+    memset(&f, 0, sizeof f);
+    REQUIRE(srv_monitor_start(&mo, &mon, &ref) == 0);
+    o.monitor = mon;
+    eo.n_ctx = 256;
+    REQUIRE(fti_gen_echo_create(&eo, &g) == FTI_OK);
+    srv_echo_start = g.seq_start;
+    g.seq_start = srv_templated_start;
+    REQUIRE(fti_server_create(&o, &g, &f.srv, NULL) == FTI_OK);
+    f.port = fti_server_port(f.srv);
+    REQUIRE(pthread_create(&f.th, NULL, srv_thread, &f) == 0);
+    for (k = 0; k < 3; k++) {
+        srv_post(&req, "/v1/completions", "{\"prompt\":\"hello there\",\"max_tokens\":4}", 0);
+        CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
+    }
+    srv_finish(&f);
+    REQUIRE(fti_file_read(mo.log_path, 0, &logd, &logn, NULL) == FTI_OK);
+    for (line = strtok_r((char *)logd, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        fti_request_record rec;
+        char sb[512];
+        uint32_t sum = 0;
+        int b;
+        if (fti_request_record_parse(line, strlen(line), &rec, sb, sizeof sb) != FTI_OK) continue;
+        n_req_lines++;
+        for (b = 0; b < FTI_DRIFT_BUCKETS; b++) sum += rec.tok_buckets[b];
+        CHECK_EQ_INT(rec.prompt_tokens, 51); /* usage: the whole prompt */
+        CHECK_EQ_INT((int)sum, 11);          /* drift: the user's 11 bytes */
+        CHECK(rec.has_buckets);
+    }
+    CHECK_EQ_INT(n_req_lines, 3);
+    fti_free(logd);
+    fti_monitor_free(mon);
+    fti_drift_ref_free(ref);
+    fti_buf_free(&resp);
+    fti_buf_free(&req);
+}
+
 #else /* no server or no threads: the socket tests have nothing to run */
 void fti_test_server_endpoints(void) {}
 void fti_test_server_streaming_sse(void) {}
@@ -970,6 +1047,7 @@ void fti_test_server_hot_swap_under_traffic(void) {}
 void fti_test_server_graceful_stop(void) {}
 void fti_test_server_survives_emfile(void) {}
 void fti_test_server_monitor_log_metrics(void) {}
+void fti_test_server_monitor_drift_user_ids(void) {}
 void fti_test_server_every_bad_request_closes(void) {}
 void fti_test_server_instance_name(void) {}
 #endif

@@ -252,8 +252,22 @@ lane_b() {
             id=$(ls "$d/home/models" | grep -v aliases | head -n 1)
             $vg build/fti-infer --home "$d/home" --alias "$id" --prompt "CYNIC, n." -n 8 \
                 --threads 1 || return 1
+            # the server with the real engine (its generator lives in examples/serve.c; the
+            # library's server tests use a stand-in): templated, retrieved, monitored requests
+            $vg build/fti-serve --home "$d/home" --alias "$id" --port 0 --port-file "$d/port" \
+                --threads 1 --quiet &
+            vpid=$!
+            i=0
+            while [ ! -s "$d/port" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+            [ -s "$d/port" ] && build/fti-loadgen --port "$(cat "$d/port")" -c 2 -n 2 \
+                --max-tokens 4 --prompt "A CYNIC is a blackguard" > "$d/load.txt"
+            lrc=$?
+            kill -TERM $vpid 2>/dev/null
+            wait $vpid
+            src=$?
+            [ $lrc -eq 0 ] && [ $src -eq 0 ] || { cat "$d/load.txt"; return 1; }
         }
-        step "valgrind: feature, train, infer" valgrind_programs
+        step "valgrind: feature, train, infer, serve" valgrind_programs
     else skip "valgrind" valgrind; fi
     if have scan-build && have clang; then
         # the clang static analyzer over the whole implementation; any finding fails (none today)

@@ -22,7 +22,7 @@ B=${B:-build}
 README=${README:-README.md}
 MINUTES=${CHECK_README_MINUTES:-0.3}
 ROOT=$(pwd)
-for p in fti-twin fti-feature fti-train fti-registry fti-infer fti-quantize fti-serve fti-monitor; do
+for p in fti-twin fti-feature fti-train fti-registry fti-infer fti-quantize fti-serve fti-monitor fti-loadgen; do
     [ -x "$B/$p" ] || { echo "check-readme: $B/$p is missing (run make)"; exit 1; }
 done
 command -v curl >/dev/null 2>&1 || echo "check-readme: curl is missing: its commands will fail"
@@ -123,7 +123,7 @@ while IFS='	' read -r kind cmd; do
             fi
             ;;
         *)
-            real=$(echo "$cmd" | sed "s/--minutes [0-9.]*/--minutes $MINUTES/")
+            real=$(printf "%s\n" "$cmd" | sed "s/--minutes [0-9.]*/--minutes $MINUTES/") # not echo: dash's turns \n into a newline
             if [ "$real" != "$cmd" ]; then run "$real" "$cmd  (budget shortened: --minutes $MINUTES)"
             else run "$cmd" "$cmd"; fi
             ;;

@@ -60,21 +60,46 @@ echo "gives the same lines."
 say "Is it a twin? (make eval)"
 "$B/fti-eval" --home "$HOME_DIR"
 
+# prompts for the serving run: openings of the author's own texts (the "text" of JSONL records, or
+# lines of 30+ characters of text files), 48 spread over the corpus; and 48 sentences of another
+# author (data/eval/others: Melville), which the monitor should flag
+author_prompts() {
+    if [ -f "$CORPUS" ] && [ "${CORPUS##*.}" = jsonl ]; then
+        grep -o '"text": *"[^\\]*' "$CORPUS" | sed 's/"text": *"//' | awk 'length > 30'
+    elif [ -f "$CORPUS" ]; then
+        awk 'length > 30' "$CORPUS"
+    else
+        find "$CORPUS" -type f \( -name '*.txt' -o -name '*.md' \) -exec cat {} + 2>/dev/null |
+            awk 'length > 30'
+    fi | awk '{ l[NR] = $0 } END { if (NR) for (i = 0; i < 48; i++) print l[1 + int(i * NR / 48)] }'
+}
+other_prompts() {
+    tr -s ' \n' '  ' < data/eval/others/melville_moby_dick_ch1.txt |
+        awk '{ gsub(/[.?!] /, "&\n"); print }' | awk 'length > 40 && n < 48 { print; n++ }'
+}
+
 if [ -x "$B/fti-serve" ] && [ -x "$B/fti-loadgen" ] && [ -x "$B/fti-monitor" ]; then
-    say "Serving and monitoring: fti-serve on 127.0.0.1 (a free port), 8 concurrent clients, then the report"
+    say "Serving and monitoring: fti-serve on 127.0.0.1 (a free port); 8 clients send 48 openings of his texts, then 48 sentences of Moby-Dick; the monitor compares each window of 48 prompts with the training data"
     pf="$HOME_DIR/.demo-port"
+    ap="$HOME_DIR/.demo-prompts-author"
+    op="$HOME_DIR/.demo-prompts-other"
     rm -f "$pf"
+    author_prompts > "$ap" || true
+    other_prompts > "$op" || true
     "$B/fti-serve" --home "$HOME_DIR" --port 0 --port-file "$pf" --quiet &
     spid=$!
     i=0; while [ ! -s "$pf" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     if [ -s "$pf" ]; then
-        "$B/fti-loadgen" --port "$(cat "$pf")" -c 8 -n 2 --max-tokens 32 --prompt "MARRIAGE, n." || true
+        for f in "$ap" "$op"; do
+            [ -s "$f" ] || continue
+            "$B/fti-loadgen" --port "$(cat "$pf")" -c 8 -n 6 --max-tokens 32 --prompts "$f" || true
+        done
     fi
     kill -TERM $spid 2>/dev/null || true
     wait $spid 2>/dev/null || true
-    rm -f "$pf"
-    "$B/fti-monitor" --home "$HOME_DIR" report || echo "(fti-monitor exits 3 when a drift threshold is crossed:" \
-        "16 copies of one prompt do not look like the author's writing)"
+    rm -f "$pf" "$ap" "$op"
+    "$B/fti-monitor" --home "$HOME_DIR" report --window 48 ||
+        echo "(fti-monitor exits 3 when a drift threshold is crossed: here by the other author's sentences)"
 fi
 
 say "Done in $(( $(date +%s) - t0 )) s (budget DEMO_MINUTES=$MINUTES: $UPDATE_MINUTES min for the update, then the rest)"

@@ -2,10 +2,13 @@
  *
  *     build/fti-loadgen --port 8080 -c 16 -d 10 --max-tokens 32
  *     build/fti-loadgen --port 8080 -c 1 -n 1 --prompt "Love:" --print
+ *     build/fti-loadgen --port 8080 -c 8 -n 4 --prompts prompts.txt
  *
  * Each of -c clients keeps one keep-alive connection and sends POST /v1/completions requests back
  * to back (a new request when the previous response is complete), for -d seconds or -n requests
- * each. Completion tokens come from the responses' usage. Prints a summary and one machine line:
+ * each. With --prompts FILE the requests take the file's non-empty lines in turn (request k of
+ * client i: line (i + k·C) mod lines), else every request sends --prompt. Completion tokens come
+ * from the responses' usage. Prints a summary and one machine line:
  *     RESULT conc=C requests=R errors=E tokens=T seconds=S tps=X p50_ms=A p99_ms=B
  * and, when the responses name them, how many successful responses came from each model (the
  * "model" field) and each server instance (the X-Fti-Instance header; replicas behind a proxy):
@@ -30,6 +33,8 @@
 
 typedef struct lg_opts {
     const char *host, *path, *prompt;
+    const char **prompts; /* --prompts FILE: its non-empty lines (n_prompts), else NULL */
+    size_t n_prompts;
     int port, conc, n_per, max_tokens, stream, print;
     double seconds;
 } lg_opts;
@@ -142,30 +147,42 @@ static int lg_read_response(int fd, fti_buf *b, size_t *body_off, int *closes) {
     return b->len > 12 ? atoi(b->data + 9) : -1;
 }
 
+/* The whole HTTP request for `prompt` into req (reset first). */
+static void lg_request(fti_buf *req, const lg_opts *o, const char *prompt, int seed) {
+    fti_buf esc, json;
+    memset(&esc, 0, sizeof esc);
+    memset(&json, 0, sizeof json);
+    fti_json_escape(&esc, prompt, strlen(prompt));
+    fti_buf_printf(&json,
+                   "{\"prompt\":%s,\"max_tokens\":%d,\"temperature\":0.8,\"seed\":%d,\"stream\":%s%s}",
+                   esc.data ? esc.data : "\"\"", o->max_tokens, seed, o->stream ? "true" : "false",
+                   o->stream ? ",\"stream_options\":{\"include_usage\":true}" : "");
+    req->len = 0;
+    fti_buf_printf(req, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %lu\r\n\r\n%s",
+                   o->path, o->host, (unsigned long)json.len, json.data ? json.data : "");
+    fti_buf_free(&esc);
+    fti_buf_free(&json);
+}
+
 static void *lg_client_main(void *arg) {
     lg_client *c = (lg_client *)arg;
     const lg_opts *o = c->o;
     fti_buf req, resp;
     int fd = -1, k = 0;
-    char json[8192];
-    fti_buf esc;
     memset(&req, 0, sizeof req);
     memset(&resp, 0, sizeof resp);
-    memset(&esc, 0, sizeof esc);
-    fti_json_escape(&esc, o->prompt, strlen(o->prompt));
-    snprintf(json, sizeof json,
-             "{\"prompt\":%s,\"max_tokens\":%d,\"temperature\":0.8,\"seed\":%d,\"stream\":%s%s}",
-             esc.data, o->max_tokens, c->id, o->stream ? "true" : "false",
-             o->stream ? ",\"stream_options\":{\"include_usage\":true}" : "");
-    fti_buf_free(&esc);
-    fti_buf_printf(&req, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                         "Content-Length: %lu\r\n\r\n%s",
-                   o->path, o->host, (unsigned long)strlen(json), json);
+    lg_request(&req, o, o->prompt, c->id);
     while ((o->n_per > 0 && k < o->n_per) || (o->n_per <= 0 && fti_time_ns() < c->t_end_ns)) {
         uint64_t t0 = fti_time_ns();
         size_t off = 0;
         int st, closes = 0;
         const char *u;
+        if (o->n_prompts)
+            lg_request(&req, o,
+                       o->prompts[((size_t)(c->id - 1) + (size_t)k * (size_t)o->conc) %
+                                  o->n_prompts],
+                       c->id);
         if (fd < 0 && (fd = lg_connect(o)) < 0) {
             c->errors++;
             k++;
@@ -219,8 +236,10 @@ static void *lg_client_main(void *arg) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: fti-loadgen [--host H] --port P [-c CLIENTS] [-n REQUESTS | -d SECONDS]\n"
-               "                   [--max-tokens N] [--stream] [--prompt TEXT] [--path PATH] [--print]\n"
-               "Closed-loop load on POST /v1/completions; prints a summary and a RESULT line.\n");
+               "                   [--max-tokens N] [--stream] [--prompt TEXT | --prompts FILE] [--path PATH]\n"
+               "                   [--print]\n"
+               "Closed-loop load on POST /v1/completions; prints a summary and a RESULT line.\n"
+               "  --prompts FILE  one prompt per non-empty line, taken in turn by the requests\n");
 }
 
 int main(int argc, char **argv) {
@@ -234,6 +253,9 @@ int main(int argc, char **argv) {
     double secs, *all;
     lg_tag models[LG_MAX_TAGS], insts[LG_MAX_TAGS];
     size_t n_models = 0, n_insts = 0;
+    const char *prompts_file = NULL;
+    void *ptext = NULL;
+    size_t plen = 0;
     memset(&o, 0, sizeof o);
     o.host = "127.0.0.1";
     o.path = "/v1/completions";
@@ -261,6 +283,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-d")) o.seconds = atof(v);
         else if (!strcmp(a, "--max-tokens")) o.max_tokens = atoi(v);
         else if (!strcmp(a, "--prompt")) o.prompt = v;
+        else if (!strcmp(a, "--prompts")) prompts_file = v;
         else if (!strcmp(a, "--path")) o.path = v;
         else {
             usage(stderr);
@@ -270,6 +293,36 @@ int main(int argc, char **argv) {
     if (o.port <= 0 || o.conc <= 0 || o.conc > 1024) {
         usage(stderr);
         return 2;
+    }
+    if (prompts_file) { /* the lines, NUL-terminated in place */
+        fti_error err;
+        size_t i0 = 0, j, cap = 0;
+        char *t;
+        if (fti_file_read(prompts_file, (size_t)64 << 20, &ptext, &plen, &err) != FTI_OK) {
+            fprintf(stderr, "fti-loadgen: %s\n", err.msg);
+            return 2;
+        }
+        t = (char *)ptext;
+        for (j = 0; j <= plen; j++) {
+            if (j < plen && t[j] != '\n') continue;
+            if (j < plen) t[j] = 0;
+            if (j > i0 && t[j - 1] == '\r') t[j - 1] = 0;
+            if (t[i0]) {
+                if (o.n_prompts == cap) {
+                    const char **np;
+                    cap = cap ? 2 * cap : 64;
+                    np = (const char **)fti_realloc((void *)o.prompts, cap * sizeof *np);
+                    if (!np) return 1;
+                    o.prompts = np;
+                }
+                o.prompts[o.n_prompts++] = t + i0;
+            }
+            i0 = j + 1;
+        }
+        if (!o.n_prompts) {
+            fprintf(stderr, "fti-loadgen: %s: no prompts (one per non-empty line)\n", prompts_file);
+            return 2;
+        }
     }
     cl = (lg_client *)fti_calloc((size_t)o.conc, sizeof *cl);
     th = (pthread_t *)fti_calloc((size_t)o.conc, sizeof *th);
@@ -318,5 +371,7 @@ int main(int argc, char **argv) {
     fti_free(all);
     fti_free(cl);
     fti_free(th);
+    fti_free((void *)o.prompts);
+    fti_free(ptext);
     return errors ? 1 : 0;
 }
