@@ -2646,6 +2646,7 @@ typedef struct fti_prompt {
     size_t n;
     size_t n_docs_used;   /* retrieved documents that fitted */
     size_t n_dropped;     /* prompt tokens cut from the left to fit */
+    size_t n_text;        /* the user's text: the last n_text ids (after its template header) */
 } fti_prompt;
 
 /* Builds [BOS if the model adds one] + the retrieved docs (closed documents, best last so it
@@ -3496,7 +3497,9 @@ typedef struct fti_gen_prompt_info {
     size_t n_tokens;           /* the prompt's tokens (usage, perplexity weight) */
     size_t n_ids;              /* entries of ids; 0: ids has n_tokens entries */
     size_t n_byte_fallback;    /* prompt tokens that are raw bytes */
-    double nll_mean;           /* mean negative log-likelihood per prompt token (nats); < 0 = unknown */
+    double nll_mean;           /* mean negative log-likelihood per token (nats) of the prompt, or
+                                  of the part drift looks at (fti-serve: the user's text); < 0 =
+                                  unknown */
     const char *chunks_json;   /* retrieval chunks used (JSON array text) or NULL */
     int n_chunks;
 } fti_gen_prompt_info;
@@ -28618,6 +28621,7 @@ FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok
         for (i = 0; i < body.len; i++) b32[i] = (int32_t)body.ids[i];
         out->n = fti_prompt_fit(head, n_head, b32, body.len, max_tokens, out->ids);
         out->n_dropped = total - out->n;
+        out->n_text = out->n > n_head ? out->n - n_head : 0;
         fti_free(b32);
         goto done;
     }
@@ -28655,6 +28659,7 @@ FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok
     for (i = 0; i < body.len; i++) out->ids[pos++] = (int32_t)body.ids[i];
     out->n = pos;
     out->n_docs_used = used;
+    out->n_text = body.len;
 done:
     for (i = 0; dt && i < n_docs; i++) fti_tokens_free(&dt[i]);
     fti_free(dt);

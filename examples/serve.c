@@ -274,9 +274,14 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
             ? fti_batch_prefill(g->dec, q->s, pr.ids, pr.n, all_logits, g->pool, err)
             : fti_session_eval(q->s, pr.ids, pr.n, all_logits, err);
     if (r != FTI_OK) goto fail;
-    if (all_logits) {
-        /* the logits of the last prompt token must stay in the session: eval wrote them there too */
-        info->nll_mean = eng_nll(fti_engine_kernels(g->e), all_logits, pr.ids, pr.n, V);
+    if (all_logits && pr.n_text && pr.n_text < pr.n) {
+        /* the perplexity of the user's own text given what precedes it (the retrieved documents
+         * and its header), which drift compares with the validation perplexity: the author's
+         * retrieved text would otherwise dilute a foreign prompt's. (The logits of the last
+         * prompt token stay in the session: eval wrote them there too.) */
+        size_t t0 = pr.n - pr.n_text - 1;
+        info->nll_mean = eng_nll(fti_engine_kernels(g->e), all_logits + t0 * V, pr.ids + t0,
+                                 pr.n_text + 1, V);
     }
     /* drift looks at the user's own text, not the template or the retrieved documents, after
      * the feature pipeline's normalisation (so runs of blanks or CRLFs do not read as drift) */

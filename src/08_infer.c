@@ -485,6 +485,7 @@ FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok
         for (i = 0; i < body.len; i++) b32[i] = (int32_t)body.ids[i];
         out->n = fti_prompt_fit(head, n_head, b32, body.len, max_tokens, out->ids);
         out->n_dropped = total - out->n;
+        out->n_text = out->n > n_head ? out->n - n_head : 0;
         fti_free(b32);
         goto done;
     }
@@ -522,6 +523,7 @@ FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok
     for (i = 0; i < body.len; i++) out->ids[pos++] = (int32_t)body.ids[i];
     out->n = pos;
     out->n_docs_used = used;
+    out->n_text = body.len;
 done:
     for (i = 0; dt && i < n_docs; i++) fti_tokens_free(&dt[i]);
     fti_free(dt);

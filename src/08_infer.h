@@ -121,6 +121,7 @@ typedef struct fti_prompt {
     size_t n;
     size_t n_docs_used;   /* retrieved documents that fitted */
     size_t n_dropped;     /* prompt tokens cut from the left to fit */
+    size_t n_text;        /* the user's text: the last n_text ids (after its template header) */
 } fti_prompt;
 
 /* Builds [BOS if the model adds one] + the retrieved docs (closed documents, best last so it

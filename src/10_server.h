@@ -211,7 +211,9 @@ typedef struct fti_gen_prompt_info {
     size_t n_tokens;           /* the prompt's tokens (usage, perplexity weight) */
     size_t n_ids;              /* entries of ids; 0: ids has n_tokens entries */
     size_t n_byte_fallback;    /* prompt tokens that are raw bytes */
-    double nll_mean;           /* mean negative log-likelihood per prompt token (nats); < 0 = unknown */
+    double nll_mean;           /* mean negative log-likelihood per token (nats) of the prompt, or
+                                  of the part drift looks at (fti-serve: the user's text); < 0 =
+                                  unknown */
     const char *chunks_json;   /* retrieval chunks used (JSON array text) or NULL */
     int n_chunks;
 } fti_gen_prompt_info;

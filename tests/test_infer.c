@@ -667,6 +667,7 @@ FTI_TEST(infer_prompt_build_rag) {
     CHECK_OK(fti_prompt_append_doc(tok, "b", 1, "abc", 3, 0, &d0));
     REQUIRE(fti_prompt_build(e, tok, "t", "cab", 3, docs, 2, 40, &p, &err) == FTI_OK);
     CHECK_EQ_INT(p.n_docs_used, 2);
+    CHECK_EQ_INT(p.n_text, 3); /* "cab": the last 3 ids */
     CHECK_EQ_INT(p.ids[0], 256); /* BOS (add_bos_token) */
     CHECK_EQ_INT(hq.ids[0], 257); /* <|title|> "t\n" <|body|> */
     CHECK_EQ_INT(hq.len, 4);
@@ -687,6 +688,7 @@ FTI_TEST(infer_prompt_build_rag) {
     CHECK_EQ_INT(p.n, 1 + hq.len + 4);
     CHECK_EQ_INT(p.n_docs_used, 0);
     CHECK_EQ_INT(p.n_dropped, 6);
+    CHECK_EQ_INT(p.n_text, 4); /* "ghij" */
     CHECK_EQ_INT(p.ids[0], 256);
     CHECK_EQ_INT(p.ids[p.n - 4], 'g');
     CHECK_EQ_INT(p.ids[p.n - 1], 'j');
