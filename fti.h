@@ -2330,7 +2330,9 @@ FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
  * rollback) replace files atomically, so readers see the old or the new state. */
 FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],
                                        fti_error *err);
-/* Reads a model's card into out (JSON text). */
+/* Reads a model's card into out (JSON text), its "path" being where the model file is now
+ * (HOME/models/<id>/model.gguf, whatever directory HOME was given relative to when the model was
+ * registered). */
 FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *out,
                                     fti_error *err);
 /* Ids of all registered models, sorted by creation time (oldest first), as "id\n" lines. */
@@ -26534,10 +26536,11 @@ done:
 
 FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *out,
                                     fti_error *err) {
-    char *card;
+    char *card, *gguf;
     void *text = NULL;
     size_t len = 0;
     fti_result r;
+    fti_json_doc *doc = NULL;
     if (!home || !out || !fti__reg_valid_name(id, 64))
         return fti_error_set(err, FTI_ERR_INVALID, "registry: bad model id");
     card = fti__reg_path(home, id, "card.json");
@@ -26549,7 +26552,28 @@ FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *o
     r = fti_file_read(card, FTI__REG_MAX_CARD, &text, &len, err);
     fti_free(card);
     if (r != FTI_OK) return r;
-    fti_buf_append(out, text, len);
+    /* "path" as the file is now, HOME/models/<id>/model.gguf: the card has the home as it was
+     * given at registration (./twin, relative to that run's directory), and a workspace may be
+     * used from another directory (cron) or moved (a backup restored elsewhere) */
+    gguf = fti__reg_path(home, id, "model.gguf");
+    if (gguf && fti_json_parse((const char *)text, len, NULL, &doc, NULL, NULL) == FTI_OK &&
+        fti_json_root(doc)->type == FTI_JSON_OBJECT) {
+        const fti_json *c;
+        fti_jw w;
+        fti_jw_init(&w, out, 1);
+        fti_jw_obj_begin(&w);
+        for (c = fti_json_root(doc)->child; c; c = c->next) {
+            fti_jw_keyn(&w, c->key, c->key_len);
+            if (c->key_len == 4 && memcmp(c->key, "path", 4) == 0) fti_jw_str(&w, gguf);
+            else fti__reg_json_copy(&w, c);
+        }
+        fti_jw_obj_end(&w);
+        fti_buf_putc(out, '\n');
+    } else {
+        fti_buf_append(out, text, len);
+    }
+    fti_json_free(doc);
+    fti_free(gguf);
     fti_free(text);
     return out->oom ? fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory") : FTI_OK;
 }
@@ -33724,6 +33748,12 @@ static fti_result fti__api_render_chat(const fti_json *msgs, fti_api_request *re
         (void)before;
         if (m != last_user) fti_buf_puts(&out, "\n");
     }
+    if (title.len && memchr(title.data, 0, title.len)) { /* the title is a C string downstream */
+        fti_buf_free(&out);
+        fti_buf_free(&title);
+        return fti__api_bad(err, param, "messages",
+                            "the last user message contains a NUL character (\\u0000)");
+    }
     if (out.len) fti_buf_puts(&out, "\n");
     if (out.oom || title.oom) {
         fti_buf_free(&out);
@@ -33766,7 +33796,9 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
     req->top_p = 1.0f;
     req->use_retrieval = 1;
     if (n_ctx <= 0) n_ctx = 1;
-    if (kind == FTI_API_CHAT) req->max_tokens = n_ctx;
+    /* chat: up to half the context (the rest for the conversation); all of it would leave the
+     * generator no room for the prompt */
+    if (kind == FTI_API_CHAT) req->max_tokens = n_ctx > 1 ? n_ctx / 2 : 1;
 
     memset(&jo, 0, sizeof jo);
     jo.max_depth = 32;
@@ -34877,7 +34909,7 @@ static void fti__conn_flush(fti_server *s, fti__conn *c) {
 static void fti__send_503_and_close(int fd) {
     static const char msg[] =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        "Content-Length: 100\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+        "Content-Length: 92\r\nConnection: close\r\nRetry-After: 1\r\n\r\n" /* the body's bytes */
         "{\"error\":{\"message\":\"server busy: too many connections\",\"type\":\"server_error\","
         "\"param\":null}}";
     ssize_t w = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);

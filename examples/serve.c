@@ -283,12 +283,13 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
         info->nll_mean = eng_nll(fti_engine_kernels(g->e), all_logits + t0 * V, pr.ids + t0,
                                  pr.n_text + 1, V);
     }
-    /* drift looks at the user's own text, not the template or the retrieved documents, after
-     * the feature pipeline's normalisation (so runs of blanks or CRLFs do not read as drift) */
+    /* drift looks at the user's own text (chat: the last user message), not the template, the
+     * earlier turns or the retrieved documents, after the feature pipeline's normalisation (so
+     * runs of blanks or CRLFs do not read as drift) */
 #if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
-    fti_clean_text(prompt, prompt_len, 0, &cj2);
+    fti_clean_text(p->title ? p->title : prompt, p->title ? strlen(p->title) : prompt_len, 0, &cj2);
 #else
-    fti_buf_append(&cj2, prompt, prompt_len);
+    fti_buf_append(&cj2, p->title ? p->title : prompt, p->title ? strlen(p->title) : prompt_len);
 #endif
     if (!cj2.oom &&
         fti_tokenizer_encode(g->tok, cj2.data ? cj2.data : "", cj2.len, 0, &ut) == FTI_OK &&
@@ -855,6 +856,14 @@ out:
         pthread_join(wth, NULL);
     }
     fti_free(w.current);
+    { /* the handlers must not reach a freed server */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        sigaction(SIGTERM, &dfl, NULL);
+        sigaction(SIGINT, &dfl, NULL);
+    }
     fti_server_free(g_srv);
     g_srv = NULL;
     fti_monitor_free(mon);

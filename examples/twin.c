@@ -1063,6 +1063,12 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     }
     if (ds && (wo->max_copy || wo->pair_pick)) wt_build(&wt, ds);
     if (ds && wo->memory) mem = memory_get(home, id, ds, s);
+    if (mem && fti_ngram_vocab(mem) != V) { /* its rows are read as the model's distribution */
+        fprintf(stderr, "fti-twin: the author memory has %lu tokens, the model %lu: not used\n",
+                (unsigned long)fti_ngram_vocab(mem), (unsigned long)V);
+        fti_ngram_free(mem);
+        mem = NULL;
+    }
     hook.ngram = mem;
     hook.work = work;
     hook.lambda = wo->memory_lambda;
@@ -1107,7 +1113,8 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
                 docs[d].text_len = hits[d].text_len;
             }
         }
-        room = n_ctx > wo->max_tokens + 8 ? n_ctx - wo->max_tokens : n_ctx / 2;
+        room = wo->max_tokens + 8 < n_ctx && wo->max_tokens < n_ctx ? n_ctx - wo->max_tokens
+                                                                     : n_ctx / 2;
         if (fti_prompt_build(e, tok, title, prompt, strlen(prompt), docs, n_hits, room, &pr,
                              &err) != FTI_OK) { /* e.g. a word too long for the context */
             fprintf(stderr, "fti-twin: %s: %s\n", title, err.msg);

@@ -1178,10 +1178,11 @@ done:
 
 FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *out,
                                     fti_error *err) {
-    char *card;
+    char *card, *gguf;
     void *text = NULL;
     size_t len = 0;
     fti_result r;
+    fti_json_doc *doc = NULL;
     if (!home || !out || !fti__reg_valid_name(id, 64))
         return fti_error_set(err, FTI_ERR_INVALID, "registry: bad model id");
     card = fti__reg_path(home, id, "card.json");
@@ -1193,7 +1194,28 @@ FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *o
     r = fti_file_read(card, FTI__REG_MAX_CARD, &text, &len, err);
     fti_free(card);
     if (r != FTI_OK) return r;
-    fti_buf_append(out, text, len);
+    /* "path" as the file is now, HOME/models/<id>/model.gguf: the card has the home as it was
+     * given at registration (./twin, relative to that run's directory), and a workspace may be
+     * used from another directory (cron) or moved (a backup restored elsewhere) */
+    gguf = fti__reg_path(home, id, "model.gguf");
+    if (gguf && fti_json_parse((const char *)text, len, NULL, &doc, NULL, NULL) == FTI_OK &&
+        fti_json_root(doc)->type == FTI_JSON_OBJECT) {
+        const fti_json *c;
+        fti_jw w;
+        fti_jw_init(&w, out, 1);
+        fti_jw_obj_begin(&w);
+        for (c = fti_json_root(doc)->child; c; c = c->next) {
+            fti_jw_keyn(&w, c->key, c->key_len);
+            if (c->key_len == 4 && memcmp(c->key, "path", 4) == 0) fti_jw_str(&w, gguf);
+            else fti__reg_json_copy(&w, c);
+        }
+        fti_jw_obj_end(&w);
+        fti_buf_putc(out, '\n');
+    } else {
+        fti_buf_append(out, text, len);
+    }
+    fti_json_free(doc);
+    fti_free(gguf);
     fti_free(text);
     return out->oom ? fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory") : FTI_OK;
 }

@@ -218,7 +218,9 @@ FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
  * rollback) replace files atomically, so readers see the old or the new state. */
 FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],
                                        fti_error *err);
-/* Reads a model's card into out (JSON text). */
+/* Reads a model's card into out (JSON text), its "path" being where the model file is now
+ * (HOME/models/<id>/model.gguf, whatever directory HOME was given relative to when the model was
+ * registered). */
 FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *out,
                                     fti_error *err);
 /* Ids of all registered models, sorted by creation time (oldest first), as "id\n" lines. */

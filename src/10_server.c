@@ -515,6 +515,12 @@ static fti_result fti__api_render_chat(const fti_json *msgs, fti_api_request *re
         (void)before;
         if (m != last_user) fti_buf_puts(&out, "\n");
     }
+    if (title.len && memchr(title.data, 0, title.len)) { /* the title is a C string downstream */
+        fti_buf_free(&out);
+        fti_buf_free(&title);
+        return fti__api_bad(err, param, "messages",
+                            "the last user message contains a NUL character (\\u0000)");
+    }
     if (out.len) fti_buf_puts(&out, "\n");
     if (out.oom || title.oom) {
         fti_buf_free(&out);
@@ -557,7 +563,9 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
     req->top_p = 1.0f;
     req->use_retrieval = 1;
     if (n_ctx <= 0) n_ctx = 1;
-    if (kind == FTI_API_CHAT) req->max_tokens = n_ctx;
+    /* chat: up to half the context (the rest for the conversation); all of it would leave the
+     * generator no room for the prompt */
+    if (kind == FTI_API_CHAT) req->max_tokens = n_ctx > 1 ? n_ctx / 2 : 1;
 
     memset(&jo, 0, sizeof jo);
     jo.max_depth = 32;
@@ -1668,7 +1676,7 @@ static void fti__conn_flush(fti_server *s, fti__conn *c) {
 static void fti__send_503_and_close(int fd) {
     static const char msg[] =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        "Content-Length: 100\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+        "Content-Length: 92\r\nConnection: close\r\nRetry-After: 1\r\n\r\n" /* the body's bytes */
         "{\"error\":{\"message\":\"server busy: too many connections\",\"type\":\"server_error\","
         "\"param\":null}}";
     ssize_t w = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -389,8 +389,12 @@ FTI_TEST(http_api_validation) {
                     &param, &q) == 0);
     CHECK_EQ_STR(q.chat_title, "On cats");
     CHECK_EQ_STR(q.prompt, "system: Be brief.\n\nOn cats\n\n");
-    CHECK_EQ_INT(q.max_tokens, 512);
+    CHECK_EQ_INT(q.max_tokens, 256); /* half the context (512) by default */
     fti_api_request_free(&q);
+    /* a NUL in the last user message (a C string downstream) is refused, not cut short */
+    CHECK(api_parse(FTI_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"a\\u0000b\"}]}",
+                    &param, &q) != 0);
+    CHECK(param && strcmp(param, "messages") == 0);
 }
 
 FTI_TEST(http_api_writers) {

@@ -203,3 +203,34 @@ FTI_TEST(registry_add_program) {
     snprintf(cmd, sizeof cmd, "build/fti-registry --help | grep -q 'add FILE'");
     CHECK(system(cmd) == 0);
 }
+
+/* A workspace registered through a relative home ("ws", as `make demo`'s ./twin) and read from
+ * another directory by its absolute path, or after a move: the card's "path" is where the model
+ * file is now (it was the registering run's relative path, which fine-tuning from the parent,
+ * fti-twin and fti-eval then failed to open from cron's directory). */
+FTI_TEST(registry_card_path_follows_home) {
+    char cwd[4096], id[17], moved[4200];
+    const char *dir = fti_test_tmp("reg");
+    fti_json_doc *doc;
+    fti_error err;
+    REQUIRE(getcwd(cwd, sizeof cwd) != NULL);
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    REQUIRE(chdir(dir) == 0);
+    REQUIRE(fti_test_write_file("m.gguf", "not really a model", 18) == 0);
+    REQUIRE(fti_registry_add("ws", "m.gguf", "{\"name\":\"x\"}", 12, id, &err) == FTI_OK);
+    REQUIRE(chdir(cwd) == 0);
+    snprintf(moved, sizeof moved, "%s/moved", dir);
+    REQUIRE(rename(fti_test_tmp("reg/ws"), moved) == 0);
+    doc = ra_card(moved, id);
+    REQUIRE(doc != NULL);
+    {
+        char want[4300];
+        const char *p = fti_json_get_str(fti_json_root(doc), "path", "");
+        snprintf(want, sizeof want, "%s/models/%s/model.gguf", moved, id);
+        CHECK_EQ_STR(p, want);
+        CHECK(fti_path_exists(p));
+        CHECK_EQ_STR(fti_json_get_str(fti_json_root(doc), "name", ""), "x"); /* the rest kept */
+        CHECK_EQ_STR(fti_json_get_str(fti_json_root(doc), "id", ""), id);
+    }
+    fti_json_free(doc);
+}

@@ -264,6 +264,11 @@ FTI_TEST(server_endpoints) {
     ch = fti_json_at(fti_json_get(root, "choices"), 0);
     CHECK_EQ_STR(fti_json_get_str(fti_json_get(ch, "message"), "role", ""), "assistant");
     fti_json_free(doc);
+    /* chat without max_tokens (what most clients send): half the context, not all of it, which
+     * left no room for the prompt and answered 400 */
+    srv_post(&req, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}",
+             0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
 
     /* stop sequence: "twin" is the second word of the echo text */
     srv_post(&req, "/v1/completions",
@@ -620,6 +625,11 @@ FTI_TEST(server_conn_cap_and_queue) {
     resp.len = 0;
     CHECK(cli_read_all(e, &resp, 5000) != 0);
     CHECK(resp.len > 12 && memcmp(resp.data, "HTTP/1.1 503", 12) == 0);
+    { /* its Content-Length is its body's (it said 100 for 92 bytes) */
+        const char *cl = strstr(resp.data ? resp.data : "", "Content-Length: "),
+                   *hb = strstr(resp.data ? resp.data : "", "\r\n\r\n");
+        CHECK(cl && hb && strtol(cl + 16, NULL, 10) == (long)(resp.data + resp.len - (hb + 4)));
+    }
     close(e);
     close(d);
     /* the running and queued ones still finish */

@@ -290,7 +290,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (o.port <= 0 || o.conc <= 0 || o.conc > 1024) {
+    if (o.port <= 0 || o.conc <= 0 || o.conc > 1024 || !(o.seconds > 0 && o.seconds < 1e6)) {
         usage(stderr);
         return 2;
     }
