@@ -539,7 +539,9 @@ int main(int argc, char **argv) {
         oc.max_docs = a.max_docs;
         oc.max_bytes = a.max_bytes;
         if (fti_walk(a.others, add_other_file, &oc, &err) != FTI_OK)
-            fprintf(stderr, "fti-eval: %s (no other-author texts)\n", err.msg);
+            fprintf(stderr,
+                    "fti-eval: %s (no other-author texts: --others DIR, a folder of .txt files)\n",
+                    err.msg);
     }
     if (author.n == 0 || others.n == 0) {
         fprintf(stderr, "fti-eval: need held-out documents (%zu) and other-author texts (%zu)\n",
