@@ -555,7 +555,8 @@ int main(int argc, char **argv) {
             }
         }
     }
-    printf("\n  result: %s%s\n", alert ? "ALERT (drift threshold crossed)" : warn ? "warnings" : "ok",
+    printf("\n  result: %s%s\n",
+           alert ? "ALERT (drift threshold crossed)" : warn ? "warnings" : "ok",
            n_w && !judged ? " (no window had the prompt tokens to judge drift: --min-tokens)" : "");
     rc = alert ? 3 : 0;
 out:

@@ -266,8 +266,8 @@ FTI_TEST(server_endpoints) {
     fti_json_free(doc);
     /* chat without max_tokens (what most clients send): half the context, not all of it, which
      * left no room for the prompt and answered 400 */
-    srv_post(&req, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}",
-             0);
+    srv_post(&req, "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", 0);
     CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
 
     /* stop sequence: "twin" is the second word of the echo text */
