@@ -188,6 +188,8 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     fti_tokens ut;
     fti_buf cj, cj2;
     const char *text = p->title ? p->context : prompt;
+    const char *drift_text = p->title ? p->title : prompt; /* what drift looks at */
+    size_t drift_len = p->title ? strlen(p->title) : prompt_len;
     size_t text_len = p->title ? p->context_len : prompt_len;
     fti_result r;
     float *all_logits = NULL;
@@ -287,9 +289,9 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
      * earlier turns or the retrieved documents, after the feature pipeline's normalisation (so
      * runs of blanks or CRLFs do not read as drift) */
 #if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
-    fti_clean_text(p->title ? p->title : prompt, p->title ? strlen(p->title) : prompt_len, 0, &cj2);
+    fti_clean_text(drift_text, drift_len, 0, &cj2);
 #else
-    fti_buf_append(&cj2, p->title ? p->title : prompt, p->title ? strlen(p->title) : prompt_len);
+    fti_buf_append(&cj2, drift_text, drift_len);
 #endif
     if (!cj2.oom &&
         fti_tokenizer_encode(g->tok, cj2.data ? cj2.data : "", cj2.len, 0, &ut) == FTI_OK &&
