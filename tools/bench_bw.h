@@ -47,6 +47,33 @@ __attribute__((target("avx512f"))) static float bench_bw_read512(const float *a,
     for (; i < n; i++) out[0] += a[i];
     return out[0];
 }
+/* The same with 256-bit vectors, for AVX2 machines (the plain C loop below is not vectorized
+ * at -O2: one scalar add per float held it to about 12 GB/s in the median on Zen 3). */
+__attribute__((target("avx"))) static float bench_bw_read256(const float *a, size_t n,
+                                                              int streams) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i, q = n / 32 * 8;
+    float out[8];
+    if (streams == 4) {
+        for (i = 0; i < q; i += 8) {
+            s0 = _mm256_add_ps(s0, _mm256_loadu_ps(a + i));
+            s1 = _mm256_add_ps(s1, _mm256_loadu_ps(a + q + i));
+            s2 = _mm256_add_ps(s2, _mm256_loadu_ps(a + 2 * q + i));
+            s3 = _mm256_add_ps(s3, _mm256_loadu_ps(a + 3 * q + i));
+        }
+        i = 4 * q;
+    } else {
+        for (i = 0; i + 32 <= n; i += 32) {
+            s0 = _mm256_add_ps(s0, _mm256_loadu_ps(a + i));
+            s1 = _mm256_add_ps(s1, _mm256_loadu_ps(a + i + 8));
+            s2 = _mm256_add_ps(s2, _mm256_loadu_ps(a + i + 16));
+            s3 = _mm256_add_ps(s3, _mm256_loadu_ps(a + i + 24));
+        }
+    }
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) out[0] += a[i];
+    return out[0];
+}
 #endif
 
 typedef struct bench_bw_ctx {
@@ -54,7 +81,7 @@ typedef struct bench_bw_ctx {
     float *b;
     size_t n;
     int mode; /* 0 copy, 1 read (one stream per part), 2 read (four) */
-    int avx512;
+    int avx512, avx;
     float sums[16];
 } bench_bw_ctx;
 
@@ -64,6 +91,7 @@ static float bench_bw_read(const bench_bw_ctx *c, const float *a, size_t n, int 
     int j;
 #ifdef BENCH_BW_AVX512
     if (c->avx512) return bench_bw_read512(a, n, streams);
+    if (c->avx) return bench_bw_read256(a, n, streams);
 #endif
     (void)c;
     (void)streams;
@@ -86,28 +114,37 @@ static void bench_bw_task(void *vctx, size_t begin, size_t end, int thread) {
     }
 }
 
-/* GB/s of one mode (0 copy, 1 read one stream, 2 read four) over n floats at a and b. */
-static double bench_bw_mode(fti_pool *pool, int mode, float *a, float *b, size_t n) {
-    size_t seg = n / 32;
+/* GB/s of one run of a mode (0 copy, 1 read one stream, 2 read four) over the n floats at a
+ * (and b), on the pool. */
+static double bench_bw_once(fti_pool *pool, int mode, const float *a, float *b, size_t n) {
     bench_bw_ctx c;
-    double best = 0;
-    int rep;
+    double t0, dt, bytes = (double)n * 4 * (mode == 0 ? 2 : 1);
     memset(&c, 0, sizeof c);
     c.avx512 = (fti_cpu_features() & FTI_CPU_AVX512F) != 0;
+    c.avx = (fti_cpu_features() & FTI_CPU_AVX2) != 0;
+    c.a = a;
+    c.b = b;
+    c.n = n;
+    c.mode = mode;
+    t0 = (double)fti_time_ns() * 1e-9;
+    fti_pool_for(pool, 16, 1, bench_bw_task, &c);
+    dt = (double)fti_time_ns() * 1e-9 - t0;
+    if (c.sums[0] == 12345.0f) printf(" "); /* keep the sums alive */
+    return dt > 0 ? bytes / dt * 1e-9 : 0;
+}
+
+/* The best GB/s of 256 runs of a mode over the n floats at a and b, each on the next of 32
+ * segments. */
+static double bench_bw_mode(fti_pool *pool, int mode, float *a, float *b, size_t n) {
+    size_t seg = n / 32;
+    double best = 0;
+    int rep;
     for (rep = 0; rep < 256; rep++) {
         size_t base = seg * (size_t)(rep % 32);
-        double t0, dt, bytes = (double)seg * 4 * (mode == 0 ? 2 : 1);
-        c.a = a + base;
-        c.b = b + base;
-        c.n = seg;
-        c.mode = mode;
-        t0 = (double)fti_time_ns() * 1e-9;
-        fti_pool_for(pool, 16, 1, bench_bw_task, &c);
-        dt = (double)fti_time_ns() * 1e-9 - t0;
-        if (dt > 0 && bytes / dt > best) best = bytes / dt;
+        double g = bench_bw_once(pool, mode, a + base, b + base, seg);
+        if (g > best) best = g;
     }
-    if (c.sums[0] == 12345.0f) printf(" "); /* keep the sums alive */
-    return best * 1e-9;
+    return best;
 }
 
 typedef struct bench_bw {

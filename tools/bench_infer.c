@@ -6,13 +6,21 @@
  *         real gpt2 vocabulary: GPT-2's first N-1 tokens and their merges plus <|endoftext|>
  *         (default N = 32000), from ../shared/data/tokenizers/gpt2 (or $FTI_DATA).
  *     build/bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N] [--tokens]
- *                           [--kv f16|f32|q8] [--fixed-threads]
+ *                           [--kv f16|f32|q8] [--fixed-threads] [--paired]
  *         load, prefill P tokens, decode N greedy tokens; prints one line of key=value
  *         (load_ms prefill_tps decode_tps decode_cpu_tps ttft_ms rss_mb weights_mb decode_gbps
  *         decode_gbps_kv: weights plus the KV cache the steps read, f16 as llama.cpp's, f32 with
  *         --kv f32, q8 with --kv q8) and with
  *         --tokens the generated ids. --fixed-threads: every decode step on the pool (not the
- *         session's choice of pool or calling thread alone). Built with -DFTI_DECODE_PROFILE
+ *         session's choice of pool or calling thread alone). --paired: after every decode step,
+ *         one STREAM copy run (bench_bw.h: 8 MiB, on the same pool) is timed too, so each step's
+ *         bandwidth has the machine's bandwidth of the same moment beside it; adds paired_frac
+ *         (the median over steps of the step's weights GB/s over its copy run's GB/s),
+ *         paired_frac_kv (weights plus the KV cache the step read), paired_step_gbps and
+ *         paired_copy_gbps (the medians of either); its rss_mb includes the copy's 128 MiB.
+ *         On a shared machine, whose neighbours take memory bandwidth in bursts, a fraction of
+ *         the same moment is steadier than a whole run's average over the best moment's copy.
+ *         Built with -DFTI_DECODE_PROFILE
  *         (build/bench_infer_prof), also the decode step's time per phase and thread.
  *     build/bench_infer batch MODEL [--threads N] [--batch B] [-n STEPS]
  *         continuous batching's step: B sessions (16-token prompts) each decode STEPS tokens,
@@ -43,6 +51,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+
+#include "bench_bw.h"
 
 static double now_s(void) { return (double)fti_time_ns() * 1e-9; }
 
@@ -153,6 +163,17 @@ static int cmd_make(int argc, char **argv) {
     return 0;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median of v[0..n) (sorts v). */
+static double median(double *v, size_t n) {
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 static double cpu_s(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -199,8 +220,12 @@ static void prof_print(int nt) {
 
 static int cmd_run(int argc, char **argv) {
     const char *path;
-    int threads = 1, print_tokens = 0, fixed_threads = 0, i;
-    size_t n_prompt = 128, n_gen = 256, k;
+    int threads = 1, print_tokens = 0, fixed_threads = 0, paired = 0, i;
+    size_t n_prompt = 128, n_gen = 256, k, seg = (size_t)2 << 20; /* floats: 8 MiB */
+    float *ca = NULL, *cb = NULL;          /* --paired: 8 segments to copy */
+    double *step_s = NULL, *copy_g = NULL, *read_g = NULL; /* --paired: each step's seconds,
+                                                              its copy's and read's GB/s */
+    double copy_s = 0;                     /* --paired: seconds in the copy runs */
     fti_engine *e = NULL;
     fti_session *s = NULL;
     fti_session_opts so;
@@ -213,7 +238,7 @@ static int cmd_run(int argc, char **argv) {
     float *logits;
     if (argc < 3) {
         fprintf(stderr, "usage: bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N] "
-                        "[--kv f16|f32|q8] [--fixed-threads]\n");
+                        "[--kv f16|f32|q8] [--fixed-threads] [--paired]\n");
         return 2;
     }
     path = argv[2];
@@ -224,6 +249,7 @@ static int cmd_run(int argc, char **argv) {
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) n_gen = (size_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--tokens")) print_tokens = 1;
         else if (!strcmp(argv[i], "--fixed-threads")) fixed_threads = 1;
+        else if (!strcmp(argv[i], "--paired")) paired = 1;
         else if (!strcmp(argv[i], "--kv") && i + 1 < argc) {
             int t = fti_kv_type_parse(argv[++i]);
             if (t < 0) {
@@ -236,6 +262,18 @@ static int cmd_run(int argc, char **argv) {
     pool = fti_pool_create(threads);
     prompt = (int32_t *)malloc(n_prompt * sizeof(int32_t));
     gen = (int32_t *)malloc((n_gen + 1) * sizeof(int32_t));
+    if (paired) {
+        ca = (float *)fti_aligned_alloc(8 * seg * sizeof(float), 64);
+        cb = (float *)fti_aligned_alloc(8 * seg * sizeof(float), 64);
+        step_s = (double *)calloc(n_gen + 1, sizeof(double));
+        copy_g = (double *)calloc(n_gen + 1, sizeof(double));
+        read_g = (double *)calloc(n_gen + 1, sizeof(double));
+        if (!ca || !cb || !step_s || !copy_g || !read_g) {
+            fprintf(stderr, "bench_infer: out of memory for --paired\n");
+            return 1;
+        }
+        for (k = 0; k < 8 * seg; k++) ca[k] = cb[k] = (float)(k & 7);
+    }
     t0 = now_s();
     if (fti_engine_open(&e, path, NULL, &err) != FTI_OK) {
         fprintf(stderr, "bench_infer: %s\n", err.msg);
@@ -270,12 +308,26 @@ static int cmd_run(int argc, char **argv) {
             memset(fti__dec_prof, 0, sizeof fti__dec_prof);
 #endif
         }
-        if (k + 1 < n_gen && fti_session_eval(s, &gen[k], 1, NULL, &err) != FTI_OK) {
-            fprintf(stderr, "bench_infer: %s\n", err.msg);
-            return 1;
+        if (k + 1 < n_gen) {
+            double ts = now_s();
+            if (fti_session_eval(s, &gen[k], 1, NULL, &err) != FTI_OK) {
+                fprintf(stderr, "bench_infer: %s\n", err.msg);
+                return 1;
+            }
+            if (paired) {
+                double tc = now_s();
+                step_s[k] = tc - ts;
+                copy_g[k] = bench_bw_once(pool, 0, ca + seg * (k % 8), cb + seg * (k % 8), seg);
+                read_g[k] = bench_bw_once(pool, 2, cb + seg * ((k + 4) % 8), NULL, seg);
+                copy_s += now_s() - tc;
+            }
         }
     }
     t_end = now_s(), c_end = cpu_s();
+    /* --paired: the copy runs' time is not the decode's (their CPU time taken as the pool's
+     * threads busy throughout, which the copy's 16 equal parts about are) */
+    t_end -= copy_s;
+    c_end -= copy_s * fti_pool_threads(pool);
     getrusage(RUSAGE_SELF, &ru);
     { /* the KV cache read by the decode steps: L · pos · KVD keys and as many values, each of
        2 bytes (f16, the default), 4 (--kv f32) or 1 plus a 4-byte scale per head row (q8) */
@@ -297,6 +349,35 @@ static int cmd_run(int argc, char **argv) {
            (double)fti_engine_weight_bytes(e) * (double)(n_gen - 1) / (t_end - t_first) / 1e9,
            ((double)fti_engine_weight_bytes(e) * (double)(n_gen - 1) + kv_bytes) / (t_end - t_first) / 1e9,
            fti_pool_threads(pool), fti_isa_name(fti_kernels_isa(fti_engine_kernels(e))));
+    if (paired && n_gen >= 2) { /* medians over the steps (k < n_gen - 1) */
+        const fti_model_config *mc = fti_engine_config(e);
+        double kvd = (double)mc->dim * mc->n_kv_heads / mc->n_heads, row;
+        double D = (double)mc->dim / mc->n_heads, W = (double)fti_engine_weight_bytes(e);
+        size_t n = n_gen - 1;
+        double *f = (double *)calloc(7 * n, sizeof(double)), *fk = f + n, *fr = f + 2 * n,
+               *fkr = f + 3 * n, *sg = f + 4 * n, *cg = f + 5 * n, *rg = f + 6 * n;
+        row = kv_type == FTI_KV_F16 ? 2.0 * kvd
+              : kv_type == FTI_KV_Q8 ? kvd * (D + 4.0) / D
+                                     : 4.0 * kvd;
+        if (!f) return 1;
+        for (k = 0; k < n; k++) {
+            /* step k reads the cache of n_prompt + k + 1 positions, as kv_bytes above */
+            double kvb = (double)mc->n_layers * (double)(n_prompt + k + 1) * 2.0 * row;
+            sg[k] = W / step_s[k] * 1e-9;
+            cg[k] = copy_g[k];
+            rg[k] = read_g[k];
+            f[k] = sg[k] / cg[k];
+            fk[k] = (W + kvb) / step_s[k] * 1e-9 / cg[k];
+            fr[k] = sg[k] / rg[k];
+            fkr[k] = (W + kvb) / step_s[k] * 1e-9 / rg[k];
+        }
+        printf("paired_frac=%.3f paired_frac_kv=%.3f paired_frac_read=%.3f "
+               "paired_frac_kv_read=%.3f paired_step_gbps=%.2f paired_copy_gbps=%.2f "
+               "paired_read_gbps=%.2f paired_steps=%lu\n",
+               median(f, n), median(fk, n), median(fr, n), median(fkr, n), median(sg, n),
+               median(cg, n), median(rg, n), (unsigned long)n);
+        free(f);
+    }
 #ifdef FTI_DECODE_PROFILE
     prof_print(fti_pool_threads(pool));
 #endif
@@ -310,6 +391,11 @@ static int cmd_run(int argc, char **argv) {
     fti_pool_free(pool);
     free(prompt);
     free(gen);
+    free(step_s);
+    free(copy_g);
+    free(read_g);
+    fti_aligned_free(ca);
+    fti_aligned_free(cb);
     return 0;
 }
 
@@ -391,11 +477,6 @@ static int cmd_batch(int argc, char **argv) {
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* compare MODEL TOKENS...: the peer's greedy tokens after the benchmark prompt, fed to fti one by
  * one (teacher forcing: every step sees the peer's history). Counts the steps where fti's argmax
  * is the peer's token and, where it is not, the logit margin by which fti prefers its own token,
@@ -475,7 +556,6 @@ static int cmd_compare(int argc, char **argv) {
 }
 
 /* --- memory bandwidth: STREAM-style copy and read (tools/bench_bw.h, as bench_kernels) ------ */
-#include "bench_bw.h"
 
 static int cmd_bw(int argc, char **argv) {
     int threads = argc >= 4 && !strcmp(argv[2], "--threads") ? atoi(argv[3]) : 1;

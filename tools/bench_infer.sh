@@ -15,6 +15,9 @@
 # behind lands in fti's runs.
 # Prints a table and one line per case: BENCH infer <case> ours=<x> peer=<y> ratio=<r> unit=<u>
 # (ratio > 1: fti is better). Peers that are missing are skipped (reported as such).
+# Decode bandwidth is also measured at the same moments as the machine's (stories110M,
+# bench_infer run --paired): a whole run's average against the best 1 ms copy of a separate
+# measurement reads low whenever neighbours on a shared host take bandwidth in bursts.
 # KV cache types (stories110M Q8_0 and Q4_0): fti's q8 cache against its own f16 one (the peer
 # column of those lines), at the standard prompt and at BENCH_INFER_LONG prompt tokens, and the
 # decode bandwidth with a q8 cache.
@@ -77,6 +80,7 @@ echo "BENCH infer machine-read-bw-t2 ours=$rbw2 peer=$rbw2 ratio=1 unit=GB/s"
 frac() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else print "nan" }'; }
 : > "$TMP/fractions"
 : > "$TMP/kvtypes"
+: > "$TMP/paired"
 printf '%-12s %-5s %-3s %9s %9s %9s %8s %8s %8s %9s\n' shape type thr "fti tok/s" "llama" "torch" "prefill" "ttft ms" "rss MB" "GB/s"
 for shape in $SHAPES; do
     for type in $TYPES; do
@@ -137,6 +141,19 @@ for shape in $SHAPES; do
             printf '%-12s %-5s %-3s %8s %8s %9s %9s %9s %9s\n' "$shape" "$type" "$th" "$wg" "$kg" \
                 "$(frac "$wg" "$bw")" "$(frac "$wg" "$rbw")" "$(frac "$kg" "$bw")" "$(frac "$kg" "$rbw")" >> "$TMP/fractions"
             echo "BENCH infer rss-$c ours=$(val rss_mb "$o") peer=nan ratio=nan unit=MB"
+            if [ "$shape" = stories110M ]; then
+                # the same moments: every decode step followed by one copy and one read run
+                # (bench_infer run --paired); medians over the steps, ratio = median of the
+                # steps' own ratios (the machine's neighbours take bandwidth in bursts)
+                pr=$(best_of "$R" "$B/bench_infer" run "$model" --threads $th --prompt-tokens "$P" -n "$N" --paired | grep paired_frac)
+                sg=$(val paired_step_gbps "$pr")
+                echo "BENCH infer bandwidth-paired-$c ours=$sg peer=$(val paired_copy_gbps "$pr") ratio=$(val paired_frac "$pr") unit=GB/s"
+                echo "BENCH infer bandwidth-paired-of-read-$c ours=$sg peer=$(val paired_read_gbps "$pr") ratio=$(val paired_frac_read "$pr") unit=GB/s"
+                printf '%-12s %-5s %-3s %8s %8s %8s %9s %9s %9s %9s
+' "$shape" "$type" "$th" "$sg" \
+                    "$(val paired_copy_gbps "$pr")" "$(val paired_read_gbps "$pr")" "$(val paired_frac "$pr")" \
+                    "$(val paired_frac_read "$pr")" "$(val paired_frac_kv "$pr")" "$(val paired_frac_kv_read "$pr")" >> "$TMP/paired"
+            fi
         done
         if [ "$shape" = stories110M ] && { [ "$type" = q4_0 ] || [ "$type" = q8_0 ]; }; then
             # the q8 KV cache against the f16 one (fti both), standard and long prompts
@@ -164,6 +181,12 @@ echo "bench-infer: decode bandwidth (GB/s) and its fraction of the machine's ban
 echo "  (copy t1 $cbw1, t2 $cbw2; read t1 $rbw1, t2 $rbw2 GB/s; w = weights only, w+kv = weights + the f16 KV cache read; target >= 0.80)"
 printf '%-12s %-5s %-3s %8s %8s %9s %9s %9s %9s\n' shape type thr "w GB/s" "w+kv" "w/copy" "w/read" "w+kv/copy" "w+kv/read"
 cat "$TMP/fractions"
+if [ -s "$TMP/paired" ]; then
+    echo "bench-infer: the same, measured at the same moments: after every decode step one copy and one read run"
+    echo "  (8 MiB each); medians over the $N steps of the step's GB/s, of the runs' GB/s, and of each step's ratio"
+    printf '%-12s %-5s %-3s %8s %8s %8s %9s %9s %9s %9s\n' shape type thr "w GB/s" "copy" "read" "w/copy" "w/read" "w+kv/copy" "w+kv/read"
+    cat "$TMP/paired"
+fi
 if [ -s "$TMP/kvtypes" ]; then
     echo "bench-infer: KV cache types (fti): decode tokens/s with the f16 and the q8 cache at $P and at $PL prompt tokens"
     echo "  (+ $N decoded), peak RSS at $PL, and the q8 runs' bandwidth fractions of copy (weights only, weights + q8 KV)"
