@@ -3217,12 +3217,17 @@ typedef struct fti_request_record {
     double tokens_per_s;
     int retrieval_hits;
     double prompt_ppl;         /* < 0 unknown */
+    int ppl_tokens;            /* the tokens prompt_ppl is over (its weight in a window's
+                                  perplexity); 0: prompt_tokens */
     int byte_fallback;
     int has_buckets;
     uint32_t tok_buckets[FTI_DRIFT_BUCKETS];
     const char *finish_reason; /* may be NULL */
 } fti_request_record;
 
+/* The tokens rec's prompt_ppl is over: ppl_tokens, else prompt_tokens (0 if neither is
+ * positive); a window's perplexity weights each prompt's by it. */
+FTIDEF size_t fti_request_record_ppl_weight(const fti_request_record *rec);
 /* Appends rec as one JSON object (no newline). */
 FTIDEF void fti_request_record_json(const fti_request_record *rec, fti_buf *out);
 /* Parses one log line. Returns FTI_OK for a request line (strings are copied into strbuf, which
@@ -3502,6 +3507,8 @@ typedef struct fti_gen_prompt_info {
     double nll_mean;           /* mean negative log-likelihood per token (nats) of the prompt, or
                                   of the part drift looks at (fti-serve: the user's text); < 0 =
                                   unknown */
+    size_t nll_tokens;         /* the tokens nll_mean is over (its weight in drift's window
+                                  perplexity); 0: n_tokens */
     const char *chunks_json;   /* retrieval chunks used (JSON array text) or NULL */
     int n_chunks;
 } fti_gen_prompt_info;
@@ -32752,6 +32759,10 @@ FTIDEF void fti_request_record_json(const fti_request_record *rec, fti_buf *out)
     fti_jw_key(&w, "prompt_ppl");
     if (rec->prompt_ppl >= 0) fti_jw_num(&w, rec->prompt_ppl);
     else fti_jw_null(&w);
+    if (rec->ppl_tokens > 0) {
+        fti_jw_key(&w, "ppl_tokens");
+        fti_jw_int(&w, rec->ppl_tokens);
+    }
     fti_jw_key(&w, "byte_fallback");
     fti_jw_int(&w, rec->byte_fallback);
     if (rec->has_buckets) {
@@ -32812,6 +32823,8 @@ FTIDEF fti_result fti_request_record_parse(const char *line, size_t len, fti_req
     rec->tokens_per_s = fti_json_get_num(root, "tokens_per_s", 0);
     rec->retrieval_hits = (int)fti_json_get_int(root, "retrieval_hits", 0);
     rec->prompt_ppl = fti_json_get_num(root, "prompt_ppl", -1);
+    rec->ppl_tokens = (int)fti_json_get_int(root, "ppl_tokens", 0);
+    if (rec->ppl_tokens < 0) rec->ppl_tokens = 0;
     rec->byte_fallback = (int)fti_json_get_int(root, "byte_fallback", 0);
     v = fti_json_get(root, "tok_buckets");
     if (v && v->type == FTI_JSON_ARRAY && v->len == FTI_DRIFT_BUCKETS) {
@@ -33089,6 +33102,12 @@ FTIDEF void fti_monitor_reject(fti_monitor *mon, const char *reason) {
     fti_buf_free(&l);
 }
 
+FTIDEF size_t fti_request_record_ppl_weight(const fti_request_record *rec) {
+    if (!rec) return 0;
+    if (rec->ppl_tokens > 0) return (size_t)rec->ppl_tokens;
+    return rec->prompt_tokens > 0 ? (size_t)rec->prompt_tokens : 0;
+}
+
 FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) {
     fti_buf line, l;
     if (!mon || !rec) return;
@@ -33108,7 +33127,7 @@ FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) 
         int changed = 0;
         memset(&e, 0, sizeof e);
         if (rec->has_buckets) memcpy(e.b, rec->tok_buckets, sizeof e.b);
-        e.n_tokens = rec->prompt_tokens > 0 ? (uint32_t)rec->prompt_tokens : 0;
+        e.n_tokens = (uint32_t)fti_request_record_ppl_weight(rec);
         e.n_bytes = rec->prompt_bytes > 0 ? (uint32_t)rec->prompt_bytes : 0;
         e.n_byte_fallback = rec->byte_fallback > 0 ? (uint32_t)rec->byte_fallback : 0;
         e.nll_mean = rec->prompt_ppl > 0 ? log(rec->prompt_ppl) : -1;
@@ -34303,6 +34322,7 @@ typedef struct fti__job {
     uint64_t t_start_ns, t_first_ns;
     size_t byte_fallback;
     double nll_mean;
+    size_t nll_tokens; /* the tokens nll_mean is over, 0: the prompt's */
     char *chunks_json;
     int n_chunks;
     int has_buckets;
@@ -34671,6 +34691,7 @@ static void fti__job_record(fti_server *s, fti__job *j) {
     rec.tokens_per_s = rec.latency_ms > 0 ? j->n_tokens / (rec.latency_ms / 1000.0) : 0;
     rec.retrieval_hits = j->n_chunks;
     rec.prompt_ppl = j->nll_mean >= 0 ? exp(j->nll_mean) : -1;
+    rec.ppl_tokens = j->nll_tokens > 0 && j->nll_tokens <= INT_MAX ? (int)j->nll_tokens : 0;
     rec.byte_fallback = (int)j->byte_fallback;
     rec.has_buckets = j->has_buckets;
     memcpy(rec.tok_buckets, j->buckets, sizeof rec.tok_buckets);
@@ -34743,6 +34764,7 @@ static void *fti__sched_main(void *arg) {
                 j->prompt_tokens = (int)info.n_tokens;
                 j->byte_fallback = info.n_byte_fallback;
                 j->nll_mean = info.nll_mean;
+                j->nll_tokens = info.nll_tokens;
                 j->n_chunks = info.n_chunks;
                 if (info.chunks_json) j->chunks_json = fti_strdup(info.chunks_json);
                 if (s->o.monitor && info.ids)

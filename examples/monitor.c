@@ -504,7 +504,7 @@ int main(int argc, char **argv) {
                 if (r->status == 200) lat[m++] = r->latency_ms;
                 if (r->status == 200 && (r->has_buckets || r->prompt_ppl > 0)) {
                     fti_drift_window_add(&dw, r->has_buckets ? r->tok_buckets : NULL,
-                                         (size_t)(r->prompt_tokens > 0 ? r->prompt_tokens : 0),
+                                         fti_request_record_ppl_weight(r),
                                          (size_t)(r->prompt_bytes > 0 ? r->prompt_bytes : 0),
                                          (size_t)(r->byte_fallback > 0 ? r->byte_fallback : 0),
                                          r->prompt_ppl > 0 ? log(r->prompt_ppl) : -1);

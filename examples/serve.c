@@ -284,6 +284,7 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
         size_t t0 = pr.n - pr.n_text - 1;
         info->nll_mean = eng_nll(fti_engine_kernels(g->e), all_logits + t0 * V, pr.ids + t0,
                                  pr.n_text + 1, V);
+        info->nll_tokens = pr.n_text;
     }
     /* drift looks at the user's own text (chat: the last user message), not the template, the
      * earlier turns or the retrieved documents, after the feature pipeline's normalisation (so

@@ -690,6 +690,10 @@ FTIDEF void fti_request_record_json(const fti_request_record *rec, fti_buf *out)
     fti_jw_key(&w, "prompt_ppl");
     if (rec->prompt_ppl >= 0) fti_jw_num(&w, rec->prompt_ppl);
     else fti_jw_null(&w);
+    if (rec->ppl_tokens > 0) {
+        fti_jw_key(&w, "ppl_tokens");
+        fti_jw_int(&w, rec->ppl_tokens);
+    }
     fti_jw_key(&w, "byte_fallback");
     fti_jw_int(&w, rec->byte_fallback);
     if (rec->has_buckets) {
@@ -750,6 +754,8 @@ FTIDEF fti_result fti_request_record_parse(const char *line, size_t len, fti_req
     rec->tokens_per_s = fti_json_get_num(root, "tokens_per_s", 0);
     rec->retrieval_hits = (int)fti_json_get_int(root, "retrieval_hits", 0);
     rec->prompt_ppl = fti_json_get_num(root, "prompt_ppl", -1);
+    rec->ppl_tokens = (int)fti_json_get_int(root, "ppl_tokens", 0);
+    if (rec->ppl_tokens < 0) rec->ppl_tokens = 0;
     rec->byte_fallback = (int)fti_json_get_int(root, "byte_fallback", 0);
     v = fti_json_get(root, "tok_buckets");
     if (v && v->type == FTI_JSON_ARRAY && v->len == FTI_DRIFT_BUCKETS) {
@@ -1027,6 +1033,12 @@ FTIDEF void fti_monitor_reject(fti_monitor *mon, const char *reason) {
     fti_buf_free(&l);
 }
 
+FTIDEF size_t fti_request_record_ppl_weight(const fti_request_record *rec) {
+    if (!rec) return 0;
+    if (rec->ppl_tokens > 0) return (size_t)rec->ppl_tokens;
+    return rec->prompt_tokens > 0 ? (size_t)rec->prompt_tokens : 0;
+}
+
 FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) {
     fti_buf line, l;
     if (!mon || !rec) return;
@@ -1046,7 +1058,7 @@ FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) 
         int changed = 0;
         memset(&e, 0, sizeof e);
         if (rec->has_buckets) memcpy(e.b, rec->tok_buckets, sizeof e.b);
-        e.n_tokens = rec->prompt_tokens > 0 ? (uint32_t)rec->prompt_tokens : 0;
+        e.n_tokens = (uint32_t)fti_request_record_ppl_weight(rec);
         e.n_bytes = rec->prompt_bytes > 0 ? (uint32_t)rec->prompt_bytes : 0;
         e.n_byte_fallback = rec->byte_fallback > 0 ? (uint32_t)rec->byte_fallback : 0;
         e.nll_mean = rec->prompt_ppl > 0 ? log(rec->prompt_ppl) : -1;

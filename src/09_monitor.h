@@ -195,12 +195,17 @@ typedef struct fti_request_record {
     double tokens_per_s;
     int retrieval_hits;
     double prompt_ppl;         /* < 0 unknown */
+    int ppl_tokens;            /* the tokens prompt_ppl is over (its weight in a window's
+                                  perplexity); 0: prompt_tokens */
     int byte_fallback;
     int has_buckets;
     uint32_t tok_buckets[FTI_DRIFT_BUCKETS];
     const char *finish_reason; /* may be NULL */
 } fti_request_record;
 
+/* The tokens rec's prompt_ppl is over: ppl_tokens, else prompt_tokens (0 if neither is
+ * positive); a window's perplexity weights each prompt's by it. */
+FTIDEF size_t fti_request_record_ppl_weight(const fti_request_record *rec);
 /* Appends rec as one JSON object (no newline). */
 FTIDEF void fti_request_record_json(const fti_request_record *rec, fti_buf *out);
 /* Parses one log line. Returns FTI_OK for a request line (strings are copied into strbuf, which

@@ -1070,6 +1070,7 @@ typedef struct fti__job {
     uint64_t t_start_ns, t_first_ns;
     size_t byte_fallback;
     double nll_mean;
+    size_t nll_tokens; /* the tokens nll_mean is over, 0: the prompt's */
     char *chunks_json;
     int n_chunks;
     int has_buckets;
@@ -1438,6 +1439,7 @@ static void fti__job_record(fti_server *s, fti__job *j) {
     rec.tokens_per_s = rec.latency_ms > 0 ? j->n_tokens / (rec.latency_ms / 1000.0) : 0;
     rec.retrieval_hits = j->n_chunks;
     rec.prompt_ppl = j->nll_mean >= 0 ? exp(j->nll_mean) : -1;
+    rec.ppl_tokens = j->nll_tokens > 0 && j->nll_tokens <= INT_MAX ? (int)j->nll_tokens : 0;
     rec.byte_fallback = (int)j->byte_fallback;
     rec.has_buckets = j->has_buckets;
     memcpy(rec.tok_buckets, j->buckets, sizeof rec.tok_buckets);
@@ -1510,6 +1512,7 @@ static void *fti__sched_main(void *arg) {
                 j->prompt_tokens = (int)info.n_tokens;
                 j->byte_fallback = info.n_byte_fallback;
                 j->nll_mean = info.nll_mean;
+                j->nll_tokens = info.nll_tokens;
                 j->n_chunks = info.n_chunks;
                 if (info.chunks_json) j->chunks_json = fti_strdup(info.chunks_json);
                 if (s->o.monitor && info.ids)

@@ -214,6 +214,8 @@ typedef struct fti_gen_prompt_info {
     double nll_mean;           /* mean negative log-likelihood per token (nats) of the prompt, or
                                   of the part drift looks at (fti-serve: the user's text); < 0 =
                                   unknown */
+    size_t nll_tokens;         /* the tokens nll_mean is over (its weight in drift's window
+                                  perplexity); 0: n_tokens */
     const char *chunks_json;   /* retrieval chunks used (JSON array text) or NULL */
     int n_chunks;
 } fti_gen_prompt_info;

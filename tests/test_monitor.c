@@ -145,6 +145,7 @@ FTI_TEST(monitor_record_roundtrip) {
     r.tokens_per_s = 120;
     r.retrieval_hits = 3;
     r.prompt_ppl = 17.5;
+    r.ppl_tokens = 7;
     r.byte_fallback = 2;
     r.has_buckets = 1;
     for (i = 0; i < FTI_DRIFT_BUCKETS; i++) r.tok_buckets[i] = (uint32_t)i;
@@ -158,6 +159,10 @@ FTI_TEST(monitor_record_roundtrip) {
     CHECK_EQ_INT(back.completion_tokens, 30);
     CHECK_NEAR(back.ttft_ms, 12.5, 1e-9, 0);
     CHECK_NEAR(back.prompt_ppl, 17.5, 1e-9, 0);
+    CHECK_EQ_INT(back.ppl_tokens, 7);
+    CHECK_EQ_INT((int)fti_request_record_ppl_weight(&back), 7);
+    back.ppl_tokens = 0; /* older logs: the whole prompt's tokens */
+    CHECK_EQ_INT((int)fti_request_record_ppl_weight(&back), 12);
     CHECK(back.has_buckets && back.tok_buckets[15] == 15);
     CHECK(fti_request_record_parse("{\"type\":\"reference\"}", 20, &back, sb, sizeof sb) ==
           FTI_ERR_NOT_FOUND);
@@ -316,6 +321,36 @@ FTI_TEST(monitor_bundle_alerts) {
     fti_monitor_drift(mon, &st);
     CHECK_EQ_INT(st.level, FTI_DRIFT_ALERT);
     CHECK_NEAR(st.ppl_ratio, 1.1, 1e-9, 0);
+    /* a window's perplexity weights each prompt's by the tokens it is over (ppl_tokens), not
+     * by the whole prompt's: 20 prompts at 11 over 1 token each and 20 at 100 over 9 tokens
+     * (50 prompt tokens all) average to exp((20·log 11 + 180·log 100) / 200) */
+    rec.ppl_tokens = 1;
+    for (i = 0; i < 20; i++) fti_monitor_record(mon, &rec);
+    rec.ppl_tokens = 9;
+    rec.prompt_ppl = 100;
+    for (i = 0; i < 20; i++) fti_monitor_record(mon, &rec);
+    rec.prompt_ppl = 11;
+    rec.ppl_tokens = 1;
+    for (i = 0; i < 20; i++) fti_monitor_record(mon, &rec); /* the window: the last 20 */
+    fti_monitor_drift(mon, &st);
+    CHECK_NEAR(st.ppl, 11.0, 1e-9, 0);
+    mo.window_prompts = 40;
+    fti_monitor_free(mon);
+    REQUIRE(fti_monitor_create(&mo, &mon, NULL) == FTI_OK);
+    rec.ppl_tokens = 1;
+    for (i = 0; i < 20; i++) fti_monitor_record(mon, &rec);
+    rec.ppl_tokens = 9;
+    rec.prompt_ppl = 100;
+    for (i = 0; i < 20; i++) fti_monitor_record(mon, &rec);
+    fti_monitor_drift(mon, &st);
+    CHECK_NEAR(st.ppl, exp((20 * log(11.0) + 180 * log(100.0)) / 200), 1e-9, 0);
+    fti_monitor_free(mon);
+    REQUIRE(fti_monitor_create(&mo, &mon, NULL) == FTI_OK);
+    rec.prompt_ppl = 11;
+    rec.ppl_tokens = 0;
+    for (i = 0; i < 20; i++) fti_monitor_record(mon, &rec);
+    fti_monitor_drift(mon, &st);
+    CHECK_EQ_INT(st.level, FTI_DRIFT_ALERT);
     memset(&b, 0, sizeof b);
     fti_monitor_render(mon, &b);
     CHECK(strstr(b.data, "fti_drift_level 2") != NULL);

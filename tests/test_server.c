@@ -987,6 +987,8 @@ static fti_result srv_templated_start(void *u, const char *prompt, size_t len,
     fti_result r = srv_echo_start(u, prompt, len, p, seq, info, err);
     if (r == FTI_OK) {
         info->n_ids = info->n_tokens;
+        info->nll_tokens = info->n_tokens; /* the perplexity of the user's text alone */
+        info->nll_mean = 2.0;
         info->n_tokens += 40;
     }
     return r;
@@ -1035,6 +1037,8 @@ FTI_TEST(server_monitor_drift_user_ids) {
         for (b = 0; b < FTI_DRIFT_BUCKETS; b++) sum += rec.tok_buckets[b];
         CHECK_EQ_INT(rec.prompt_tokens, 51); /* usage: the whole prompt */
         CHECK_EQ_INT((int)sum, 11);          /* drift: the user's 11 bytes */
+        CHECK_EQ_INT(rec.ppl_tokens, 11);    /* and its perplexity's weight */
+        CHECK_NEAR(rec.prompt_ppl, exp(2.0), 1e-6, 0);
         CHECK(rec.has_buckets);
     }
     CHECK_EQ_INT(n_req_lines, 3);
