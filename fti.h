@@ -3219,6 +3219,9 @@ typedef struct fti_request_record {
     double prompt_ppl;         /* < 0 unknown */
     int ppl_tokens;            /* the tokens prompt_ppl is over (its weight in a window's
                                   perplexity); 0: prompt_tokens */
+    uint32_t ref_epoch;        /* fti_monitor_ref_epoch when the request started (0: unknown);
+                                  drift ignores a request that started under an earlier reference
+                                  (not logged) */
     int byte_fallback;
     int has_buckets;
     uint32_t tok_buckets[FTI_DRIFT_BUCKETS];
@@ -3273,8 +3276,13 @@ FTIDEF void fti_monitor_tokens(fti_monitor *mon, uint64_t n_tokens);
 FTIDEF void fti_monitor_drift(fti_monitor *mon, fti_drift_stats *st);
 /* Replaces the reference (copied; NULL = none), e.g. after a model switch to another dataset
  * version: the drift window restarts and new log files get the new reference line (one is also
- * written now). Any thread. */
+ * written now). Any thread. Requests that started before (their record's ref_epoch is older)
+ * no longer count for drift: their buckets and perplexity belong to the old model. A server
+ * switching models switches the generator first, then the reference. */
 FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref);
+/* How many references have been set, counting fti_monitor_create's as the first (>= 1): a
+ * request's fti_request_record.ref_epoch, read when it starts. Any thread. */
+FTIDEF uint32_t fti_monitor_ref_epoch(fti_monitor *mon);
 /* Adds the reference buckets of ids to counts[FTI_DRIFT_BUCKETS] under the monitor's lock;
  * returns 1, or 0 (counts untouched) when there is no reference with a token map. Any thread. */
 FTIDEF int fti_monitor_bucketize(fti_monitor *mon, const int32_t *ids, size_t n, uint32_t *counts);
@@ -32882,6 +32890,7 @@ struct fti_monitor {
     fti__win_entry *win;
     size_t win_cap, win_n, win_head;
     int last_level;
+    uint32_t ref_epoch; /* references set so far (fti_monitor_ref_epoch) */
     fti_log_fn log_fn;
     void *log_user;
     uint64_t tps_sec[FTI__TPS_SLOTS];
@@ -32932,6 +32941,7 @@ FTIDEF fti_result fti_monitor_create(const fti_monitor_opts *opts, fti_monitor *
     }
     fti__thr_resolve(&mon->thr, &mon->thr);
     mon->win_cap = opts && opts->window_prompts ? opts->window_prompts : 200;
+    mon->ref_epoch = 1;
     mon->win = (fti__win_entry *)fti_calloc(mon->win_cap, sizeof *mon->win);
     if (!mon->win) {
         fti_monitor_free(mon);
@@ -33016,6 +33026,15 @@ FTIDEF void fti_monitor_free(fti_monitor *mon) {
 
 FTIDEF fti_metrics *fti_monitor_metrics(fti_monitor *mon) { return mon ? mon->m : NULL; }
 
+FTIDEF uint32_t fti_monitor_ref_epoch(fti_monitor *mon) {
+    uint32_t e;
+    if (!mon) return 0;
+    fti_mutex_lock(&mon->mu);
+    e = mon->ref_epoch;
+    fti_mutex_unlock(&mon->mu);
+    return e;
+}
+
 FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref) {
     fti_drift_ref *r = NULL, *old;
     fti_buf hdr;
@@ -33033,6 +33052,7 @@ FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref
     mon->ref = r;
     mon->win_n = mon->win_head = 0;
     mon->last_level = 0;
+    mon->ref_epoch++;
     fti_mutex_unlock(&mon->mu);
     if (mon->log) {
         fti_reqlog_set_header(mon->log, hdr.len ? hdr.data : NULL);
@@ -33110,6 +33130,8 @@ FTIDEF size_t fti_request_record_ppl_weight(const fti_request_record *rec) {
 
 FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) {
     fti_buf line, l;
+    fti_request_record bare; /* rec without its drift data: it started on the old model */
+    int stale = 0;
     if (!mon || !rec) return;
     fti_monitor_count(mon, rec->endpoint, rec->status);
     memset(&l, 0, sizeof l);
@@ -33132,10 +33154,13 @@ FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) 
         e.n_byte_fallback = rec->byte_fallback > 0 ? (uint32_t)rec->byte_fallback : 0;
         e.nll_mean = rec->prompt_ppl > 0 ? log(rec->prompt_ppl) : -1;
         fti_mutex_lock(&mon->mu);
-        mon->win[mon->win_head] = e;
-        mon->win_head = (mon->win_head + 1) % mon->win_cap;
-        if (mon->win_n < mon->win_cap) mon->win_n++;
-        if (mon->ref) {
+        stale = rec->ref_epoch && rec->ref_epoch != mon->ref_epoch;
+        if (!stale) {
+            mon->win[mon->win_head] = e;
+            mon->win_head = (mon->win_head + 1) % mon->win_cap;
+            if (mon->win_n < mon->win_cap) mon->win_n++;
+        }
+        if (mon->ref && !stale) {
             fti__monitor_drift_locked(mon, &st);
             if ((int)st.level != mon->last_level) {
                 changed = 1;
@@ -33162,6 +33187,13 @@ FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) 
                                            : st.level == FTI_DRIFT_WARN ? FTI_LOG_WARN
                                                                          : FTI_LOG_INFO, msg);
         }
+    }
+    if (stale) { /* logged without buckets and perplexity: fti-monitor report skips them too */
+        bare = *rec;
+        bare.has_buckets = 0;
+        bare.prompt_ppl = -1;
+        bare.ppl_tokens = 0;
+        rec = &bare;
     }
     if (mon->log) {
         memset(&line, 0, sizeof line);
@@ -34323,6 +34355,7 @@ typedef struct fti__job {
     size_t byte_fallback;
     double nll_mean;
     size_t nll_tokens; /* the tokens nll_mean is over, 0: the prompt's */
+    uint32_t ref_epoch; /* the monitor's reference epoch when the job was admitted */
     char *chunks_json;
     int n_chunks;
     int has_buckets;
@@ -34694,6 +34727,7 @@ static void fti__job_record(fti_server *s, fti__job *j) {
     rec.ppl_tokens = j->nll_tokens > 0 && j->nll_tokens <= INT_MAX ? (int)j->nll_tokens : 0;
     rec.byte_fallback = (int)j->byte_fallback;
     rec.has_buckets = j->has_buckets;
+    rec.ref_epoch = j->ref_epoch;
     memcpy(rec.tok_buckets, j->buckets, sizeof rec.tok_buckets);
     rec.finish_reason = j->finish;
     fti_monitor_record(s->o.monitor, &rec);
@@ -34719,6 +34753,9 @@ static void *fti__sched_main(void *arg) {
             s->qhead = j->qnext;
             if (!s->qhead) s->qtail = NULL;
             s->n_queued--;
+            /* the reference epoch before the generator: a switch sets the generator first, so
+             * a request that sees the new epoch runs on the new model (fti_monitor_set_ref) */
+            if (s->o.monitor) j->ref_epoch = fti_monitor_ref_epoch(s->o.monitor);
             j->g = s->cur;
             s->cur->refs++;
             admit[n_admit++] = j;

@@ -168,6 +168,7 @@ static int read_log(report *rp, const char *path, double since_wall) {
         pos += n + (nl ? 1 : 0);
         if (n == 0) continue;
         if (!nl) break; /* an incomplete last line (the server was writing it) */
+        ((char *)data)[pos - 1] = '\0'; /* the newline: the line alone is a string (strstr) */
         if (rp->n == rp->cap) {
             size_t nc = rp->cap ? rp->cap * 2 : 256;
             rec_ref **nr = (rec_ref **)fti_realloc(rp->recs, nc * sizeof *nr);

@@ -640,9 +640,11 @@ static void *watch_main(void *arg) {
                     fti_free(path);
                     continue;
                 }
+                /* the generator first, then its reference: requests started on the old model
+                 * then count for neither window (fti_monitor_set_ref) */
+                fti_server_set_generator(g_srv, &gen);
                 if (w->mon) fti_monitor_set_ref(w->mon, ref);
                 fti_drift_ref_free(ref);
-                fti_server_set_generator(g_srv, &gen);
                 snprintf(msg, sizeof msg, "alias %s moved: now serving %s", w->alias, path);
                 log_fn(NULL, FTI_LOG_INFO, msg);
             }

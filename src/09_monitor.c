@@ -813,6 +813,7 @@ struct fti_monitor {
     fti__win_entry *win;
     size_t win_cap, win_n, win_head;
     int last_level;
+    uint32_t ref_epoch; /* references set so far (fti_monitor_ref_epoch) */
     fti_log_fn log_fn;
     void *log_user;
     uint64_t tps_sec[FTI__TPS_SLOTS];
@@ -863,6 +864,7 @@ FTIDEF fti_result fti_monitor_create(const fti_monitor_opts *opts, fti_monitor *
     }
     fti__thr_resolve(&mon->thr, &mon->thr);
     mon->win_cap = opts && opts->window_prompts ? opts->window_prompts : 200;
+    mon->ref_epoch = 1;
     mon->win = (fti__win_entry *)fti_calloc(mon->win_cap, sizeof *mon->win);
     if (!mon->win) {
         fti_monitor_free(mon);
@@ -947,6 +949,15 @@ FTIDEF void fti_monitor_free(fti_monitor *mon) {
 
 FTIDEF fti_metrics *fti_monitor_metrics(fti_monitor *mon) { return mon ? mon->m : NULL; }
 
+FTIDEF uint32_t fti_monitor_ref_epoch(fti_monitor *mon) {
+    uint32_t e;
+    if (!mon) return 0;
+    fti_mutex_lock(&mon->mu);
+    e = mon->ref_epoch;
+    fti_mutex_unlock(&mon->mu);
+    return e;
+}
+
 FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref) {
     fti_drift_ref *r = NULL, *old;
     fti_buf hdr;
@@ -964,6 +975,7 @@ FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref
     mon->ref = r;
     mon->win_n = mon->win_head = 0;
     mon->last_level = 0;
+    mon->ref_epoch++;
     fti_mutex_unlock(&mon->mu);
     if (mon->log) {
         fti_reqlog_set_header(mon->log, hdr.len ? hdr.data : NULL);
@@ -1041,6 +1053,8 @@ FTIDEF size_t fti_request_record_ppl_weight(const fti_request_record *rec) {
 
 FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) {
     fti_buf line, l;
+    fti_request_record bare; /* rec without its drift data: it started on the old model */
+    int stale = 0;
     if (!mon || !rec) return;
     fti_monitor_count(mon, rec->endpoint, rec->status);
     memset(&l, 0, sizeof l);
@@ -1063,10 +1077,13 @@ FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) 
         e.n_byte_fallback = rec->byte_fallback > 0 ? (uint32_t)rec->byte_fallback : 0;
         e.nll_mean = rec->prompt_ppl > 0 ? log(rec->prompt_ppl) : -1;
         fti_mutex_lock(&mon->mu);
-        mon->win[mon->win_head] = e;
-        mon->win_head = (mon->win_head + 1) % mon->win_cap;
-        if (mon->win_n < mon->win_cap) mon->win_n++;
-        if (mon->ref) {
+        stale = rec->ref_epoch && rec->ref_epoch != mon->ref_epoch;
+        if (!stale) {
+            mon->win[mon->win_head] = e;
+            mon->win_head = (mon->win_head + 1) % mon->win_cap;
+            if (mon->win_n < mon->win_cap) mon->win_n++;
+        }
+        if (mon->ref && !stale) {
             fti__monitor_drift_locked(mon, &st);
             if ((int)st.level != mon->last_level) {
                 changed = 1;
@@ -1093,6 +1110,13 @@ FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) 
                                            : st.level == FTI_DRIFT_WARN ? FTI_LOG_WARN
                                                                          : FTI_LOG_INFO, msg);
         }
+    }
+    if (stale) { /* logged without buckets and perplexity: fti-monitor report skips them too */
+        bare = *rec;
+        bare.has_buckets = 0;
+        bare.prompt_ppl = -1;
+        bare.ppl_tokens = 0;
+        rec = &bare;
     }
     if (mon->log) {
         memset(&line, 0, sizeof line);

@@ -197,6 +197,9 @@ typedef struct fti_request_record {
     double prompt_ppl;         /* < 0 unknown */
     int ppl_tokens;            /* the tokens prompt_ppl is over (its weight in a window's
                                   perplexity); 0: prompt_tokens */
+    uint32_t ref_epoch;        /* fti_monitor_ref_epoch when the request started (0: unknown);
+                                  drift ignores a request that started under an earlier reference
+                                  (not logged) */
     int byte_fallback;
     int has_buckets;
     uint32_t tok_buckets[FTI_DRIFT_BUCKETS];
@@ -251,8 +254,13 @@ FTIDEF void fti_monitor_tokens(fti_monitor *mon, uint64_t n_tokens);
 FTIDEF void fti_monitor_drift(fti_monitor *mon, fti_drift_stats *st);
 /* Replaces the reference (copied; NULL = none), e.g. after a model switch to another dataset
  * version: the drift window restarts and new log files get the new reference line (one is also
- * written now). Any thread. */
+ * written now). Any thread. Requests that started before (their record's ref_epoch is older)
+ * no longer count for drift: their buckets and perplexity belong to the old model. A server
+ * switching models switches the generator first, then the reference. */
 FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref);
+/* How many references have been set, counting fti_monitor_create's as the first (>= 1): a
+ * request's fti_request_record.ref_epoch, read when it starts. Any thread. */
+FTIDEF uint32_t fti_monitor_ref_epoch(fti_monitor *mon);
 /* Adds the reference buckets of ids to counts[FTI_DRIFT_BUCKETS] under the monitor's lock;
  * returns 1, or 0 (counts untouched) when there is no reference with a token map. Any thread. */
 FTIDEF int fti_monitor_bucketize(fti_monitor *mon, const int32_t *ids, size_t n, uint32_t *counts);

@@ -1071,6 +1071,7 @@ typedef struct fti__job {
     size_t byte_fallback;
     double nll_mean;
     size_t nll_tokens; /* the tokens nll_mean is over, 0: the prompt's */
+    uint32_t ref_epoch; /* the monitor's reference epoch when the job was admitted */
     char *chunks_json;
     int n_chunks;
     int has_buckets;
@@ -1442,6 +1443,7 @@ static void fti__job_record(fti_server *s, fti__job *j) {
     rec.ppl_tokens = j->nll_tokens > 0 && j->nll_tokens <= INT_MAX ? (int)j->nll_tokens : 0;
     rec.byte_fallback = (int)j->byte_fallback;
     rec.has_buckets = j->has_buckets;
+    rec.ref_epoch = j->ref_epoch;
     memcpy(rec.tok_buckets, j->buckets, sizeof rec.tok_buckets);
     rec.finish_reason = j->finish;
     fti_monitor_record(s->o.monitor, &rec);
@@ -1467,6 +1469,9 @@ static void *fti__sched_main(void *arg) {
             s->qhead = j->qnext;
             if (!s->qhead) s->qtail = NULL;
             s->n_queued--;
+            /* the reference epoch before the generator: a switch sets the generator first, so
+             * a request that sees the new epoch runs on the new model (fti_monitor_set_ref) */
+            if (s->o.monitor) j->ref_epoch = fti_monitor_ref_epoch(s->o.monitor);
             j->g = s->cur;
             s->cur->refs++;
             admit[n_admit++] = j;

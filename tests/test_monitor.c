@@ -291,6 +291,71 @@ FTI_TEST(monitor_drift_corpus) {
     fti_free(d);
 }
 
+FTI_TEST(monitor_ref_epoch_stale_requests) {
+    /* a request that started before a reference switch (its ref_epoch is older) counts for no
+     * window, and its log line carries no drift data; 0 = unknown counts as current */
+    uint64_t counts[256];
+    fti_drift_ref *ref = NULL;
+    fti_monitor_opts mo;
+    fti_monitor *mon = NULL;
+    fti_request_record rec;
+    fti_drift_stats st;
+    void *d = NULL;
+    size_t n = 0;
+    int i;
+    for (i = 0; i < 256; i++) counts[i] = 10;
+    REQUIRE(fti_drift_ref_build(counts, 256, NULL, 0, 10.0, &ref, NULL) == FTI_OK);
+    memset(&mo, 0, sizeof mo);
+    mo.ref = ref;
+    mo.window_prompts = 20;
+    mo.log_path = fti_test_tmp("mon_epoch.jsonl");
+    REQUIRE(fti_monitor_create(&mo, &mon, NULL) == FTI_OK);
+    CHECK_EQ_INT((int)fti_monitor_ref_epoch(mon), 1);
+    memset(&rec, 0, sizeof rec);
+    rec.endpoint = "/v1/completions";
+    rec.status = 200;
+    rec.prompt_tokens = 5;
+    rec.prompt_ppl = 12;
+    rec.has_buckets = 1;
+    rec.tok_buckets[3] = 5;
+    rec.ref_epoch = 1;
+    fti_monitor_record(mon, &rec);
+    fti_monitor_drift(mon, &st);
+    CHECK_EQ_INT((int)st.n_prompts, 1);
+    REQUIRE(fti_monitor_set_ref(mon, ref) == FTI_OK);
+    CHECK_EQ_INT((int)fti_monitor_ref_epoch(mon), 2);
+    rec.tok_buckets[3] = 7777; /* marks the stale request's line */
+    fti_monitor_record(mon, &rec); /* started under epoch 1 */
+    fti_monitor_drift(mon, &st);
+    CHECK_EQ_INT((int)st.n_prompts, 0);
+    CHECK(st.ppl < 0);
+    rec.tok_buckets[3] = 5;
+    rec.ref_epoch = 2;
+    fti_monitor_record(mon, &rec);
+    rec.ref_epoch = 0;
+    fti_monitor_record(mon, &rec);
+    fti_monitor_drift(mon, &st);
+    CHECK_EQ_INT((int)st.n_prompts, 2);
+    CHECK_NEAR(st.ppl, 12.0, 1e-9, 0);
+    fti_monitor_free(mon);
+    REQUIRE(fti_file_read(mo.log_path, 0, &d, &n, NULL) == FTI_OK);
+    CHECK(strstr((const char *)d, "7777") == NULL);
+    {   /* four request lines; the stale one has neither buckets nor a perplexity */
+        const char *p = (const char *)d;
+        int lines = 0, with_ppl = 0;
+        while ((p = strstr(p, "\"type\":\"request\"")) != NULL) {
+            const char *e = strchr(p, '\n');
+            lines++;
+            if (e && strstr(p, "\"prompt_ppl\":12") && strstr(p, "\"prompt_ppl\":12") < e) with_ppl++;
+            p++;
+        }
+        CHECK_EQ_INT(lines, 4);
+        CHECK_EQ_INT(with_ppl, 3);
+    }
+    fti_free(d);
+    fti_drift_ref_free(ref);
+}
+
 FTI_TEST(monitor_bundle_alerts) {
     /* the monitor's sliding window goes to alert and writes a drift line to the log */
     fti_monitor_opts mo;

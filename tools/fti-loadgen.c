@@ -128,7 +128,7 @@ static int lg_read_response(int fd, fti_buf *b, size_t *body_off, int *closes) {
                 *closes = 1;
             if (cl && cl < b->data + head) {
                 size_t len = (size_t)strtoul(cl + 16, NULL, 10);
-                if (b->len >= head + len) break;
+                if (b->len - head >= len) break; /* (head + len could wrap) */
             } else if (strstr(b->data + head - 4, "\r\n0\r\n\r\n") ||
                        (b->len >= head + 5 && memcmp(b->data + b->len - 5, "0\r\n\r\n", 5) == 0)) {
                 break;
