@@ -2066,7 +2066,9 @@ typedef struct fti_gguf_lineage {
 
 typedef struct fti_gguf_model_opts {
     /* ggml type for the 2-D weights (token_embd, projections, output): 0 = F32; F16, BF16,
-     * Q8_0, Q4_0 convert (through part 02's row converters). Norms always stay F32. */
+     * Q8_0, Q4_0 convert (through part 02's row converters). Norms always stay F32, and so do
+     * matrices whose rows are no multiple of 32 in Q8_0/Q4_0 (general.file_type still names
+     * the type, as llama.cpp's files do). */
     uint32_t matrix_type;
 } fti_gguf_model_opts;
 
@@ -25106,6 +25108,9 @@ FTIDEF fti_result fti_gguf_add_llama(fti_gguf_writer *w, const fti_model_config 
         ne[0] = nd == 1 ? ti.rows : ti.cols;
         ne[1] = ti.rows;
         t = (nd == 1 || ti.is_norm) ? FTI_GGML_F32 : mt;
+        /* rows that are no whole number of the type's blocks (the tiny preset's SwiGLU 176 in
+         * Q8_0/Q4_0) stay F32, as fti-quantize and llama.cpp's quantizer leave them */
+        if (!fti_ggml_row_bytes(t, (size_t)ne[0])) t = FTI_GGML_F32;
         src = params + ti.offset;
         n_el = ti.rows * ti.cols;
         if (t == FTI_GGML_F32) {
@@ -29084,6 +29089,17 @@ static void fti__kv_put(const fti_session *s, int v, size_t l, size_t pos, const
 
 /* 1 when a matrix of the engine is Q8_0/Q4_0 (prompt batches then quantize their rows into the
  * session's qws). */
+/* The widest input of the products whose weights can be Q8_0/Q4_0 (a row of 32-blocks): the
+ * quantized activations' width. A width that is no multiple of 32 (the tiny preset's SwiGLU
+ * 176, which fti-quantize and the writer leave F32) never meets a quantized matrix. */
+static size_t fti__qact_kmax(const fti_engine *e) {
+    size_t w[3], kmax = 0, i;
+    w[0] = e->C, w[1] = e->F, w[2] = e->HD;
+    for (i = 0; i < 3; i++)
+        if (w[i] % FTI_QK == 0 && w[i] > kmax) kmax = w[i];
+    return kmax;
+}
+
 static int fti__sess_quantized(const fti_engine *e) {
     size_t l;
     const fti__eng_w *w[7];
@@ -29143,11 +29159,10 @@ static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, f
     /* the cache's kv head groups: one per decode thread when they share the kv heads evenly */
     p->kv_per = p->nth > 1 && e->KV % (size_t)p->nth == 0 ? e->KV / (size_t)p->nth : e->KV;
     if (fti__sess_quantized(e)) { /* the widest input of a prompt batch's products, quantized */
-        size_t kmax = e->C > e->F ? e->C : e->F, qb;
-        if (e->HD > kmax) kmax = e->HD;
-        qb = fti_qact_bytes(B, kmax);
-        if (!qb) return 0;
-        p->sizes[15] = qb / sizeof(float) + 1;
+        size_t kmax = fti__qact_kmax(e), qb;
+        qb = kmax ? fti_qact_bytes(B, kmax) : 0;
+        if (kmax && !qb) return 0;
+        p->sizes[15] = kmax ? qb / sizeof(float) + 1 : 0;
     }
     total = sizeof(fti_session) + 64;
     for (i = 0; i < 16; i++) {
@@ -30174,12 +30189,11 @@ FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t
     if (!out || !e || B == 0 || max_ctx == 0)
         return fti_error_set(err, FTI_ERR_INVALID, "batch: bad arguments");
     *out = NULL;
-    kmax = e->C > e->HD ? e->C : e->HD;
-    if (e->F > kmax) kmax = e->F;
+    kmax = fti__qact_kmax(e);
     if (!fti_size_mul(B * e->H, max_ctx, &att_n) || B > ((size_t)1 << 24))
         return fti_error_set(err, FTI_ERR_LIMIT, "batch: %lu x %lu too large", (unsigned long)B,
                              (unsigned long)max_ctx);
-    qa_bytes = kmax % FTI_QK ? 0 : fti_qact_bytes(B, kmax);
+    qa_bytes = kmax ? fti_qact_bytes(B, kmax) : 0;
     sizes[0] = B * e->C, sizes[1] = B * e->C, sizes[2] = B * e->HD, sizes[3] = B * e->KVD;
     sizes[4] = B * e->KVD, sizes[5] = B * e->HD, sizes[6] = B * e->F, sizes[7] = B * e->F;
     sizes[8] = att_n, sizes[9] = B * e->V;

@@ -1551,6 +1551,9 @@ FTIDEF fti_result fti_gguf_add_llama(fti_gguf_writer *w, const fti_model_config 
         ne[0] = nd == 1 ? ti.rows : ti.cols;
         ne[1] = ti.rows;
         t = (nd == 1 || ti.is_norm) ? FTI_GGML_F32 : mt;
+        /* rows that are no whole number of the type's blocks (the tiny preset's SwiGLU 176 in
+         * Q8_0/Q4_0) stay F32, as fti-quantize and llama.cpp's quantizer leave them */
+        if (!fti_ggml_row_bytes(t, (size_t)ne[0])) t = FTI_GGML_F32;
         src = params + ti.offset;
         n_el = ti.rows * ti.cols;
         if (t == FTI_GGML_F32) {

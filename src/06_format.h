@@ -331,7 +331,9 @@ typedef struct fti_gguf_lineage {
 
 typedef struct fti_gguf_model_opts {
     /* ggml type for the 2-D weights (token_embd, projections, output): 0 = F32; F16, BF16,
-     * Q8_0, Q4_0 convert (through part 02's row converters). Norms always stay F32. */
+     * Q8_0, Q4_0 convert (through part 02's row converters). Norms always stay F32, and so do
+     * matrices whose rows are no multiple of 32 in Q8_0/Q4_0 (general.file_type still names
+     * the type, as llama.cpp's files do). */
     uint32_t matrix_type;
 } fti_gguf_model_opts;
 

@@ -195,7 +195,7 @@ int fti_test_kernel_tables(const fti_kernels **out) {
 /* --- the engine tests' model (test.h) ---------------------------------------------------- */
 const char *fti_test_model(const char *file, const fti_test_model_opts *o,
                            fti_model_config *cfg_out, float **params_out) {
-    static const fti_test_model_opts defaults = {0, 0, 0, 0.0f, 0, 0, NULL, NULL};
+    static const fti_test_model_opts defaults = {0, 0, 0, 0.0f, 0, 0, NULL, NULL, 0};
     static char store[96][16];
     static char *toks[96];
     int32_t special = 95;
@@ -214,7 +214,7 @@ const char *fti_test_model(const char *file, const fti_test_model_opts *o,
     cfg.n_layers = 2;
     cfg.n_heads = 4;
     cfg.n_kv_heads = 2;
-    cfg.hidden_dim = 160;
+    cfg.hidden_dim = o->hidden_dim ? o->hidden_dim : 160;
     cfg.context_len = o->context_len ? o->context_len : 48;
     cfg.tied_embeddings = o->tied;
     if (fti_model_config_resolve(&cfg, &err) != FTI_OK) {

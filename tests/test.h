@@ -122,6 +122,7 @@ typedef struct fti_test_model_opts {
     int vocab;            /* FTI_TEST_VOCAB_* */
     const float *params;  /* not NULL: write these weights instead (seed and scale unused) */
     const struct fti_gguf_lineage *lineage; /* the file's lineage keys (NULL: none) */
+    unsigned hidden_dim;  /* SwiGLU width (0: 160) */
 } fti_test_model_opts;
 struct fti_gguf_lineage;
 struct fti_model_config;

@@ -27,6 +27,7 @@
 
 typedef struct args {
     const char *home, *alias, *model, *dataset, *others;
+    int others_given; /* --others was on the command line */
     size_t max_docs, max_bytes;
     int threads, ngram_order;
 } args;
@@ -46,7 +47,8 @@ static void usage(FILE *f) {
             "  --alias NAME      registry alias of the model (default production)\n"
             "  --model FILE      a GGUF model file instead of the registry\n"
             "  --dataset V       dataset version (default: the model's, else latest)\n"
-            "  --others DIR      folder of .txt files by other authors (default data/eval/others)\n"
+            "  --others DIR      folder of .txt files by other authors (default data/eval/others,\n"
+            "                    else the repository's next to this program: ../data/eval/others)\n"
             "  --max-docs N      held-out documents and other-author pieces to use (default 200)\n"
             "  --max-bytes N     bytes of each text evaluated (default 600)\n"
             "  --threads N       threads (default $FTI_THREADS or all CPUs)\n"
@@ -78,7 +80,7 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (!strcmp(o, "--alias")) a->alias = v;
         else if (!strcmp(o, "--model")) a->model = v;
         else if (!strcmp(o, "--dataset")) a->dataset = v;
-        else if (!strcmp(o, "--others")) a->others = v;
+        else if (!strcmp(o, "--others")) a->others = v, a->others_given = 1;
         else if (!strcmp(o, "--max-docs")) a->max_docs = (size_t)strtoul(v, NULL, 10);
         else if (!strcmp(o, "--max-bytes")) a->max_bytes = (size_t)strtoul(v, NULL, 10);
         else if (!strcmp(o, "--threads")) a->threads = atoi(v);
@@ -466,7 +468,7 @@ out:
 
 int main(int argc, char **argv) {
     args a;
-    char *home = NULL, model_path[4096], id[17] = "", random_path[4200];
+    char *home = NULL, model_path[4096], id[17] = "", random_path[4200], others_path[4200];
     fti_error err;
     fti_dataset *ds = NULL;
     fti_engine *eng = NULL, *rnd = NULL;
@@ -532,6 +534,12 @@ int main(int argc, char **argv) {
     n_docs = read_val_docs(fti_dataset_docs_path(ds), docs, a.max_docs, &err);
     for (i = 0; i < n_docs; i++)
         if (!set_add(&author, tok, docs[i].text, docs[i].text_len, a.max_bytes)) goto done;
+    if (!a.others_given && !fti_path_exists(a.others) && strchr(argv[0], '/')) {
+        /* run from elsewhere: the repository's copy next to the program (build/fti-eval) */
+        size_t d = (size_t)(strrchr(argv[0], '/') - argv[0]);
+        snprintf(others_path, sizeof others_path, "%.*s/../data/eval/others", (int)d, argv[0]);
+        if (fti_path_exists(others_path)) a.others = others_path;
+    }
     {
         others_ctx oc;
         oc.set = &others;
