@@ -496,21 +496,42 @@ typedef struct fti__st_entity {
     uint32_t cp;
 } fti__st_entity;
 
+/* HTML's named character references: Latin-1 (0xA0..0xFF) complete, the other Windows-1252
+ * characters, and the punctuation, arrows, math and Greek letters that writing uses. */
 static const fti__st_entity fti__st_entities[] = {
-    {"amp", '&'},      {"lt", '<'},        {"gt", '>'},       {"quot", '"'},      {"apos", '\''},
-    {"nbsp", 0xA0},    {"copy", 0xA9},     {"reg", 0xAE},     {"trade", 0x2122},  {"mdash", 0x2014},
-    {"ndash", 0x2013}, {"hellip", 0x2026}, {"lsquo", 0x2018}, {"rsquo", 0x2019},  {"ldquo", 0x201C},
-    {"rdquo", 0x201D}, {"laquo", 0xAB},    {"raquo", 0xBB},   {"middot", 0xB7},   {"bull", 0x2022},
-    {"deg", 0xB0},     {"times", 0xD7},    {"divide", 0xF7},  {"euro", 0x20AC},   {"pound", 0xA3},
-    {"cent", 0xA2},    {"yen", 0xA5},      {"sect", 0xA7},    {"para", 0xB6},     {"shy", 0xAD},
-    {"eacute", 0xE9},  {"egrave", 0xE8},   {"ecirc", 0xEA},   {"euml", 0xEB},     {"aacute", 0xE1},
-    {"agrave", 0xE0},  {"acirc", 0xE2},    {"auml", 0xE4},    {"aring", 0xE5},    {"ccedil", 0xE7},
-    {"iacute", 0xED},  {"icirc", 0xEE},    {"iuml", 0xEF},    {"ntilde", 0xF1},   {"oacute", 0xF3},
-    {"ocirc", 0xF4},   {"ouml", 0xF6},     {"oslash", 0xF8},  {"uacute", 0xFA},   {"ucirc", 0xFB},
-    {"uuml", 0xFC},    {"szlig", 0xDF},    {"Eacute", 0xC9},  {"Auml", 0xC4},     {"Ouml", 0xD6},
-    {"Uuml", 0xDC},    {"iexcl", 0xA1},    {"iquest", 0xBF},  {"thinsp", 0x2009}, {"ensp", 0x2002},
-    {"emsp", 0x2003},  {"zwj", 0x200D},    {"zwnj", 0x200C},  {"prime", 0x2032},  {"larr", 0x2190},
-    {"rarr", 0x2192},  {"hearts", 0x2665}, {"frac12", 0xBD},  {"frac14", 0xBC},   {"plusmn", 0xB1}};
+    {"amp", 0x26}, {"lt", 0x3C}, {"gt", 0x3E}, {"quot", 0x22}, {"apos", 0x27}, {"nbsp", 0xA0},
+    {"iexcl", 0xA1}, {"cent", 0xA2}, {"pound", 0xA3}, {"curren", 0xA4}, {"yen", 0xA5},
+    {"brvbar", 0xA6}, {"sect", 0xA7}, {"uml", 0xA8}, {"copy", 0xA9}, {"ordf", 0xAA},
+    {"laquo", 0xAB}, {"not", 0xAC}, {"shy", 0xAD}, {"reg", 0xAE}, {"macr", 0xAF}, {"deg", 0xB0},
+    {"plusmn", 0xB1}, {"sup2", 0xB2}, {"sup3", 0xB3}, {"acute", 0xB4}, {"micro", 0xB5},
+    {"para", 0xB6}, {"middot", 0xB7}, {"cedil", 0xB8}, {"sup1", 0xB9}, {"ordm", 0xBA},
+    {"raquo", 0xBB}, {"frac14", 0xBC}, {"frac12", 0xBD}, {"frac34", 0xBE}, {"iquest", 0xBF},
+    {"Agrave", 0xC0}, {"Aacute", 0xC1}, {"Acirc", 0xC2}, {"Atilde", 0xC3}, {"Auml", 0xC4},
+    {"Aring", 0xC5}, {"AElig", 0xC6}, {"Ccedil", 0xC7}, {"Egrave", 0xC8}, {"Eacute", 0xC9},
+    {"Ecirc", 0xCA}, {"Euml", 0xCB}, {"Igrave", 0xCC}, {"Iacute", 0xCD}, {"Icirc", 0xCE},
+    {"Iuml", 0xCF}, {"ETH", 0xD0}, {"Ntilde", 0xD1}, {"Ograve", 0xD2}, {"Oacute", 0xD3},
+    {"Ocirc", 0xD4}, {"Otilde", 0xD5}, {"Ouml", 0xD6}, {"times", 0xD7}, {"Oslash", 0xD8},
+    {"Ugrave", 0xD9}, {"Uacute", 0xDA}, {"Ucirc", 0xDB}, {"Uuml", 0xDC}, {"Yacute", 0xDD},
+    {"THORN", 0xDE}, {"szlig", 0xDF}, {"agrave", 0xE0}, {"aacute", 0xE1}, {"acirc", 0xE2},
+    {"atilde", 0xE3}, {"auml", 0xE4}, {"aring", 0xE5}, {"aelig", 0xE6}, {"ccedil", 0xE7},
+    {"egrave", 0xE8}, {"eacute", 0xE9}, {"ecirc", 0xEA}, {"euml", 0xEB}, {"igrave", 0xEC},
+    {"iacute", 0xED}, {"icirc", 0xEE}, {"iuml", 0xEF}, {"eth", 0xF0}, {"ntilde", 0xF1},
+    {"ograve", 0xF2}, {"oacute", 0xF3}, {"ocirc", 0xF4}, {"otilde", 0xF5}, {"ouml", 0xF6},
+    {"divide", 0xF7}, {"oslash", 0xF8}, {"ugrave", 0xF9}, {"uacute", 0xFA}, {"ucirc", 0xFB},
+    {"uuml", 0xFC}, {"yacute", 0xFD}, {"thorn", 0xFE}, {"yuml", 0xFF}, {"OElig", 0x152},
+    {"oelig", 0x153}, {"Scaron", 0x160}, {"scaron", 0x161}, {"Yuml", 0x178}, {"fnof", 0x192},
+    {"circ", 0x2C6}, {"tilde", 0x2DC}, {"ensp", 0x2002}, {"emsp", 0x2003}, {"thinsp", 0x2009},
+    {"zwnj", 0x200C}, {"zwj", 0x200D}, {"lrm", 0x200E}, {"rlm", 0x200F}, {"ndash", 0x2013},
+    {"mdash", 0x2014}, {"lsquo", 0x2018}, {"rsquo", 0x2019}, {"sbquo", 0x201A}, {"ldquo", 0x201C},
+    {"rdquo", 0x201D}, {"bdquo", 0x201E}, {"dagger", 0x2020}, {"Dagger", 0x2021}, {"bull", 0x2022},
+    {"hellip", 0x2026}, {"permil", 0x2030}, {"prime", 0x2032}, {"Prime", 0x2033},
+    {"lsaquo", 0x2039}, {"rsaquo", 0x203A}, {"euro", 0x20AC}, {"trade", 0x2122}, {"larr", 0x2190},
+    {"uarr", 0x2191}, {"rarr", 0x2192}, {"darr", 0x2193}, {"harr", 0x2194}, {"minus", 0x2212},
+    {"le", 0x2264}, {"ge", 0x2265}, {"ne", 0x2260}, {"asymp", 0x2248}, {"infin", 0x221E},
+    {"hearts", 0x2665}, {"spades", 0x2660}, {"clubs", 0x2663}, {"diams", 0x2666}, {"alpha", 0x3B1},
+    {"beta", 0x3B2}, {"gamma", 0x3B3}, {"delta", 0x3B4}, {"epsilon", 0x3B5}, {"lambda", 0x3BB},
+    {"mu", 0x3BC}, {"pi", 0x3C0}, {"sigma", 0x3C3}, {"omega", 0x3C9}, {"Delta", 0x394},
+    {"Sigma", 0x3A3}, {"Omega", 0x3A9}};
 
 static void fti__st_put_cp(fti_buf *out, uint32_t cp) {
     unsigned char enc[4];
@@ -720,11 +741,12 @@ static size_t fti__st_next_of(const char *s, size_t n, size_t from, char c, size
 /* The characters fti__st_md_inline looks at: everything else is copied as it is. */
 static int fti__st_md_special(char c) {
     return c == '\\' || c == '`' || c == '!' || c == '[' || c == '<' || c == '*' || c == '_' ||
-           c == '~';
+           c == '~' || c == '&';
 }
 
 static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
     size_t i = 0, next_rb = (size_t)-1, next_rp = (size_t)-1, next_ref = (size_t)-1;
+    size_t next_cc = 0; /* where the next "-->" is (n: none), valid for positions <= it */
     while (i < n) {
         char c = s[i];
         if (c == '\\' && i + 1 < n && strchr("\\`*_{}[]()#+-.!>~|", s[i + 1])) {
@@ -735,6 +757,42 @@ static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
         if (c == '`') {
             i++;
             continue;
+        }
+        if ((c == '!' && i + 2 < n && s[i + 1] == '[' && s[i + 2] == '[') ||
+            (c == '[' && i + 1 < n && s[i + 1] == '[')) {
+            /* wiki links (Obsidian, Logseq, wikis): [[page]] keeps the page name, [[page|shown]]
+             * the shown text, and an embed ![[file]] goes; the first ']' must close it */
+            size_t a = i + (c == '!' ? 3 : 2);
+            size_t j = fti__st_next_of(s, n, a, ']', &next_rb);
+            if (j + 1 < n && s[j + 1] == ']' && j - a <= 4096) {
+                if (c == '[') {
+                    const char *bar = (const char *)memchr(s + a, '|', j - a);
+                    size_t b = bar ? (size_t)(bar - s) + 1 : a;
+                    fti__st_md_inline(s + b, j - b, out);
+                }
+                i = j + 2;
+                continue;
+            }
+        }
+        if (c == '[' && i + 1 < n && s[i + 1] == '^') { /* a footnote mark [^1]: dropped */
+            size_t j = fti__st_next_of(s, n, i + 2, ']', &next_rb);
+            if (j < n && j - i <= 64 && (j + 1 >= n || s[j + 1] != '(')) {
+                i = j + 1;
+                continue;
+            }
+        }
+        if (c == '<' && i + 3 < n && s[i + 1] == '!' && s[i + 2] == '-' && s[i + 3] == '-') {
+            /* an HTML comment within the line: dropped (the end's position is cached: a line
+             * of "<!--" is scanned once) */
+            if (next_cc < i + 4) {
+                size_t k = i + 4;
+                while (k + 2 < n && !(s[k] == '-' && s[k + 1] == '-' && s[k + 2] == '>')) k++;
+                next_cc = k + 2 < n ? k : n;
+            }
+            if (next_cc < n) {
+                i = next_cc + 3;
+                continue;
+            }
         }
         if ((c == '!' && i + 1 < n && s[i + 1] == '[') || c == '[') {
             /* [text](url) or ![alt](url) or [text][ref]: keep the text. The text ends at the
@@ -761,6 +819,26 @@ static void fti__st_md_inline(const char *s, size_t n, fti_buf *out) {
             if (k < lim && s[k] == '>') {
                 fti_buf_append(out, s + i + 1, k - i - 1);
                 i = k + 1;
+                continue;
+            }
+        }
+        if (c == '<' && i + 2 < n &&
+            (fti__st_is_alpha((unsigned char)s[i + 1]) ||
+             (s[i + 1] == '/' && fti__st_is_alpha((unsigned char)s[i + 2])))) {
+            /* inline HTML (<span ...>, </em>, <br/>): the tag goes, its text stays */
+            size_t k = i + 2, lim = n - i > 512 ? i + 512 : n;
+            while (k < lim && s[k] != '>' && s[k] != '<') k++;
+            if (k < lim && s[k] == '>') {
+                i = k + 1;
+                continue;
+            }
+        }
+        if (c == '&') { /* a character reference (&amp; &eacute; &#8217;) */
+            uint32_t cp;
+            size_t m = fti__st_html_entity(s + i, n - i, &cp);
+            if (m) {
+                fti__st_put_cp(out, cp);
+                i += m;
                 continue;
             }
         }
@@ -810,10 +888,56 @@ static int fti__st_md_rule(const char *s, size_t n) {
     return cnt >= 3;
 }
 
+/* Front matter: a YAML block between "---" lines or a TOML one between "+++" lines at the very
+ * start (Jekyll, Hugo, Obsidian, Zola). Returns the bytes it takes (0: none) and puts its title
+ * ("title: ..." / "title = ...", quotes removed) into title. */
+static size_t fti__st_md_front_matter(const char *md, size_t len, fti_buf *title) {
+    size_t i = 0, lim = len < 65536 ? len : 65536;
+    char fence;
+    const char *t = NULL;
+    size_t tn = 0;
+    if (lim >= 3 && (unsigned char)md[0] == 0xEF && (unsigned char)md[1] == 0xBB &&
+        (unsigned char)md[2] == 0xBF)
+        i = 3; /* a byte-order mark */
+    if (i + 3 > lim || (memcmp(md + i, "---", 3) != 0 && memcmp(md + i, "+++", 3) != 0)) return 0;
+    fence = md[i];
+    i += 3;
+    while (i < lim && (md[i] == ' ' || md[i] == '\t' || md[i] == '\r')) i++;
+    if (i >= lim || md[i] != '\n') return 0;
+    i++;
+    while (i < lim) {
+        size_t e = i, n;
+        const char *s = md + i;
+        while (e < lim && md[e] != '\n') e++;
+        n = e - i;
+        if (n && s[n - 1] == '\r') n--;
+        while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+        if (n == 3 && (s[0] == fence || (fence == '-' && s[0] == '.')) && s[1] == s[0] &&
+            s[2] == s[0]) {
+            if (title && t && tn) fti_buf_append(title, t, tn);
+            return e < len ? e + 1 : len;
+        }
+        if (n > 6 && memcmp(s, "title", 5) == 0 && (s[5] == ':' || s[5] == ' ' || s[5] == '=')) {
+            size_t k = 5;
+            while (k < n && (s[k] == ' ' || s[k] == ':' || s[k] == '=')) k++;
+            t = s + k, tn = n - k;
+            if (tn >= 2 && (t[0] == '"' || t[0] == '\'') && t[tn - 1] == t[0]) t++, tn -= 2;
+        }
+        if (e >= lim) break;
+        i = e + 1;
+    }
+    return 0; /* no closing line: not front matter */
+}
+
 FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_buf *title) {
     size_t i = 0;
     int in_fence = 0, have_title = 0;
     if (!out || !md) return;
+    {
+        size_t tl = title ? title->len : 0;
+        i = fti__st_md_front_matter(md, len, title);
+        have_title = title && title->len > tl;
+    }
     while (i < len) {
         size_t e = i, n;
         const char *s;
@@ -843,7 +967,15 @@ FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_b
         }
         if (n >= 3 && s[0] == '[') { /* reference definition "[id]: url" */
             const char *rb = (const char *)memchr(s, ']', n);
-            if (rb && (size_t)(rb - s) + 1 < n && rb[1] == ':') continue;
+            if (rb && (size_t)(rb - s) + 1 < n && rb[1] == ':') {
+                if (s[1] == '^') { /* a footnote "[^1]: text": the text stays */
+                    size_t k = (size_t)(rb - s) + 2;
+                    while (k < n && s[k] == ' ') k++;
+                    fti__st_md_inline(s + k, n - k, out);
+                    fti_buf_putc(out, '\n');
+                }
+                continue;
+            }
         }
         while (n && s[0] == '>') {
             s++, n--;

@@ -396,6 +396,46 @@ static char *fti__st_json_meta(const fti_json *obj, const char *list, int is_dat
     return NULL;
 }
 
+/* The text of a JSON or CSV field as exports write it: HTML (Mastodon, WordPress, Ghost,
+ * Substack put the post's HTML in the field) becomes text, and character references in plain
+ * text (Twitter and Reddit escape & < > as &amp; &lt; &gt;) are decoded. Returns 1 if out holds
+ * the text, 0 if the field is used as it is. HTML: a start or end tag of a common element. */
+static int fti__st_field_text(const char *s, size_t n, fti_buf *out) {
+    static const char *const tags[] = {"p",  "br", "div",  "span", "a",   "em",  "strong", "b",
+                                       "i",  "ul", "ol",   "li",   "h1",  "h2",  "h3",     "h4",
+                                       "blockquote", "pre", "code", "img", "hr", "figure", "u"};
+    const char *amp = (const char *)memchr(s, '&', n), *lt = (const char *)memchr(s, '<', n);
+    size_t i, t;
+    if (!amp && !lt) return 0;
+    for (i = lt ? (size_t)(lt - s) : n; i + 2 < n; i++) {
+        size_t a = i + 1 + (s[i + 1] == '/');
+        if (s[i] != '<') continue;
+        for (t = 0; t < sizeof tags / sizeof tags[0]; t++) {
+            size_t tl = strlen(tags[t]);
+            if (a + tl < n && fti__st_starts_ci(s + a, n - a, tags[t]) &&
+                (s[a + tl] == '>' || s[a + tl] == ' ' || s[a + tl] == '/')) {
+                fti_html_to_text(s, n, out, NULL);
+                return 1;
+            }
+        }
+    }
+    if (!amp) return 0;
+    for (i = 0; i < n;) {
+        uint32_t cp;
+        size_t m = s[i] == '&' ? fti__st_html_entity(s + i, n - i, &cp) : 0, j;
+        if (m) {
+            fti__st_put_cp(out, cp);
+            i += m;
+            continue;
+        }
+        j = i + 1;
+        while (j < n && s[j] != '&') j++;
+        fti_buf_append(out, s + i, j - i);
+        i = j;
+    }
+    return 1;
+}
+
 static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
                                 const char *loc, const char *raw, size_t raw_len,
                                 const fti_json *obj, const char *def_kind) {
@@ -413,11 +453,19 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
     }
     kind = fti__st_json_meta(obj, "platform,source,kind", 0);
     if (!kind) kind = fti_strdup(def_kind);
-    fti__st_emit(pp, o, file, loc, raw, raw_len, tv->str, tv->len,
-                 opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0,
-                 fti__st_json_meta(obj, opt->title_fields, 0),
-                 fti__st_json_meta(obj, opt->author_fields, 0),
-                 fti__st_json_meta(obj, opt->date_fields, 1), kind);
+    {
+        fti_buf ft;
+        int conv;
+        memset(&ft, 0, sizeof ft);
+        conv = fti__st_field_text(tv->str, tv->len, &ft);
+        if (ft.oom) o->oom = 1;
+        fti__st_emit(pp, o, file, loc, raw, raw_len, conv ? (ft.data ? ft.data : "") : tv->str,
+                     conv ? ft.len : tv->len, opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0,
+                     fti__st_json_meta(obj, opt->title_fields, 0),
+                     fti__st_json_meta(obj, opt->author_fields, 0),
+                     fti__st_json_meta(obj, opt->date_fields, 1), kind);
+        fti_buf_free(&ft);
+    }
 }
 
 static fti_json_opts fti__st_json_opts(void) {
@@ -672,12 +720,20 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
         }
         {
             const char *txt = row.data + offs[c_text];
+            size_t tl = strlen(txt);
+            fti_buf ft;
+            int conv;
+            memset(&ft, 0, sizeof ft);
+            conv = fti__st_field_text(txt, tl, &ft);
+            if (ft.oom) o->oom = 1;
 #define FTI__ST_CSV_META(c)                                                                        \
     ((c) >= 0 ? fti__st_meta_str(row.data + offs[c], strlen(row.data + offs[c]), 200) : NULL)
-            fti__st_emit(pp, o, file, loc, s + start, pos - start, txt, strlen(txt),
+            fti__st_emit(pp, o, file, loc, s + start, pos - start,
+                         conv ? (ft.data ? ft.data : "") : txt, conv ? ft.len : tl,
                          opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, FTI__ST_CSV_META(c_title),
                          FTI__ST_CSV_META(c_author), FTI__ST_CSV_META(c_date), fti_strdup("csv"));
 #undef FTI__ST_CSV_META
+            fti_buf_free(&ft);
         }
     }
 done:
@@ -1285,6 +1341,44 @@ typedef struct fti__st_unit {
     size_t first_no; /* first line number (JSONL) or message number (mbox) */
 } fti__st_unit;
 
+/* Text files in the encodings people's old files have: UTF-16 with a byte-order mark (Windows
+ * "Unicode" text) and, when the bytes are mostly not UTF-8, Windows-1252 (a superset of
+ * Latin-1's printable characters, the usual encoding of older Windows and web files), decoded
+ * to UTF-8 into conv. Returns 1 if conv holds the text, 0 if s is used as it is (UTF-8, or
+ * mostly so: the cleaner repairs stray bytes). */
+static int fti__st_decode_text(const unsigned char *s, size_t n, fti_buf *conv) {
+    size_t i = 0, good = 0, bad = 0;
+    if (n >= 2 && ((s[0] == 0xFF && s[1] == 0xFE) || (s[0] == 0xFE && s[1] == 0xFF))) {
+        int le = s[0] == 0xFF;
+        for (i = 2; i + 1 < n; i += 2) {
+            uint32_t c = le ? (uint32_t)s[i] | (uint32_t)s[i + 1] << 8
+                            : (uint32_t)s[i] << 8 | (uint32_t)s[i + 1];
+            if (c >= 0xD800 && c < 0xDC00 && i + 3 < n) { /* a surrogate pair */
+                uint32_t d = le ? (uint32_t)s[i + 2] | (uint32_t)s[i + 3] << 8
+                                : (uint32_t)s[i + 2] << 8 | (uint32_t)s[i + 3];
+                if (d >= 0xDC00 && d < 0xE000) {
+                    c = 0x10000 + ((c - 0xD800) << 10) + (d - 0xDC00);
+                    i += 2;
+                }
+            }
+            fti__st_put_cp(conv, c >= 0xD800 && c < 0xE000 ? 0xFFFD : c);
+        }
+        return 1;
+    }
+    if (fti_utf8_valid_prefix(s, n) == n) return 0;
+    while (i < n) { /* valid multi-byte characters against bytes that start none */
+        uint32_t cp;
+        int ok;
+        size_t k = fti_utf8_decode(s + i, n - i, &cp, &ok);
+        if (!ok) bad++;
+        else if (cp >= 0x80) good++;
+        i += k ? k : 1;
+    }
+    if (bad <= good) return 0;
+    fti__st_charset_convert("windows-1252", 12, (const char *)s, n, conv);
+    return 1;
+}
+
 static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, const char *path,
                                  const unsigned char *data, size_t size,
                                  const unsigned char *file_sha, fti__st_out *o) {
@@ -1299,10 +1393,21 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
     case FTI__ST_K_TXT:
     case FTI__ST_K_MD:
     case FTI__ST_K_HTML: {
-        fti_buf text, title;
+        fti_buf text, title, conv;
         char *t;
-        if (fti__st_looks_binary(data, size, why, sizeof why)) {
+        memset(&conv, 0, sizeof conv);
+        if (fti__st_decode_text((const unsigned char *)s, n, &conv)) {
+            if (conv.oom) {
+                o->oom = 1;
+                fti_buf_free(&conv);
+                return;
+            }
+            s = conv.data ? conv.data : "";
+            n = conv.len;
+        }
+        if (fti__st_looks_binary((const unsigned char *)s, n, why, sizeof why)) {
             fti__st_reject(o, u->file, "", "binary", "%s", why);
+            fti_buf_free(&conv);
             return;
         }
         memset(&text, 0, sizeof text);
@@ -1318,12 +1423,14 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
         } else {
             t = title.len ? fti__st_meta_str(title.data, title.len, 200) : NULL;
             if (!t) t = fti__st_title_from_path(path);
-            fti__st_emit(pp, o, u->file, "", s, n, text.data ? text.data : "", text.len,
+            fti__st_emit(pp, o, u->file, "", (const char *)data + u->off, u->len,
+                         text.data ? text.data : "", text.len,
                          pp->o->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, t, NULL, NULL,
                          fti_strdup(fti__st_kind_names[u->kind]));
         }
         fti_buf_free(&text);
         fti_buf_free(&title);
+        fti_buf_free(&conv);
         return;
     }
     case FTI__ST_K_JSON:
@@ -1332,13 +1439,25 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
     case FTI__ST_K_JSONL:
         fti__st_ingest_jsonl(pp, o, u->file, s, n, u->first_no);
         return;
-    case FTI__ST_K_CSV:
-        if (fti__st_looks_binary(data, size, why, sizeof why)) {
-            fti__st_reject(o, u->file, "", "binary", "%s", why);
-            return;
+    case FTI__ST_K_CSV: {
+        fti_buf conv;
+        memset(&conv, 0, sizeof conv);
+        if (fti__st_decode_text((const unsigned char *)s, n, &conv)) {
+            if (conv.oom) {
+                o->oom = 1;
+                fti_buf_free(&conv);
+                return;
+            }
+            s = conv.data ? conv.data : "";
+            n = conv.len;
         }
-        fti__st_ingest_csv(pp, o, u->file, s, n);
+        if (fti__st_looks_binary((const unsigned char *)s, n, why, sizeof why))
+            fti__st_reject(o, u->file, "", "binary", "%s", why);
+        else
+            fti__st_ingest_csv(pp, o, u->file, s, n);
+        fti_buf_free(&conv);
         return;
+    }
     case FTI__ST_K_EML:
         fti__st_ingest_mail(pp, o, u->file, "", s, n, "mail");
         return;

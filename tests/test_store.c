@@ -152,6 +152,18 @@ FTI_TEST(store_clean_markdown) {
     CHECK(md_is("a\n\n---\n\nb\n===", "a\n\nb", NULL));
     CHECK(md_is("`code` and \\*star\\*", "code and *star*", NULL));
     CHECK(md_is("<https://example.com>", "https://example.com", NULL));
+    /* front matter (YAML, TOML): not text; its title is the title */
+    CHECK(md_is("---\ntitle: \"Morning walks\"\ntags: [a, b]\n---\n# Heading\nbody",
+                "Heading\n\nbody", "Morning walks"));
+    CHECK(md_is("+++\ntitle = 'Bread'\ndraft = false\n+++\nrye", "rye", "Bread"));
+    CHECK(md_is("---\nno closing line\nbody", "no closing line\nbody", NULL)); /* a rule */
+    /* wiki links, embeds, footnotes, inline HTML and character references */
+    CHECK(md_is("with [[Sam Lee|Sam]] on [[River Path]] ![[photo.jpg]].",
+                "with Sam on River Path .", NULL));
+    CHECK(md_is("a note[^1] here\n\n[^1]: The footnote.", "a note here\n\nThe footnote.", NULL));
+    CHECK(md_is("a <span style=\"x\">red</span> word &amp; caf&eacute; &#8217;<!-- no -->",
+                "a red word & caf\xc3\xa9 \xe2\x80\x99", NULL));
+    CHECK(md_is("2 < 3 and a<b & c", "2 < 3 and a<b & c", NULL));
 }
 
 FTI_TEST(store_template) {
@@ -208,6 +220,108 @@ static long long manifest_int(const char *home, const char *id, const char *obj,
     v = (long long)fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), obj), key, -1);
     fti_dataset_close(ds);
     return v;
+}
+
+static long long manifest_int(const char *home, const char *id, const char *obj, const char *key);
+
+/* w (UTF-8) as UTF-16 with a byte-order mark into out (little- or big-endian); its length. */
+static size_t utf16_of(const char *w, int le, unsigned char *out) {
+    size_t i = 0, n = 2, len = strlen(w), k;
+    out[0] = le ? 0xFF : 0xFE, out[1] = le ? 0xFE : 0xFF;
+    while (i < len) {
+        uint32_t c, u[2];
+        int ok;
+        size_t m = 1;
+        i += fti_utf8_decode((const unsigned char *)w + i, len - i, &c, &ok);
+        u[0] = c;
+        if (c >= 0x10000) /* a surrogate pair */
+            u[0] = 0xD800 + ((c - 0x10000) >> 10), u[1] = 0xDC00 + ((c - 0x10000) & 0x3FF), m = 2;
+        for (k = 0; k < m; k++, n += 2) {
+            out[n + (le ? 0 : 1)] = (unsigned char)u[k];
+            out[n + (le ? 1 : 0)] = (unsigned char)(u[k] >> 8);
+        }
+    }
+    return n;
+}
+
+FTI_TEST(store_text_encodings) {
+    /* text files as people have them: Windows-1252 / Latin-1, UTF-16 with a byte-order mark
+     * (both byte orders), a CSV in Windows-1252; UTF-8 with one stray byte stays UTF-8 */
+    static const unsigned char cp[] = "Caf\xe9 cr\xe8me \x96 \x93quoted\x94, 3\x80.\n";
+    static const char want[] = "Caf\xc3\xa9 cr\xc3\xa8me \xe2\x80\x93 \xe2\x80\x9cquoted\xe2\x80\x9d, "
+                               "3\xe2\x82\xac.";
+    static const char u8[] = "Caf\xc3\xa9 cr\xc3\xa8me, na\xc3\xafve r\xc3\xa9sum\xc3\xa9 \xff ok.\n";
+    static const char w_le[] = "Caf\xc3\xa9 na\xc3\xafve \xf0\x9f\x98\x80 days.\n";
+    static const char w_be[] = "Long \xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80 nights, then rain.\n";
+    const char *dir = fti_test_tmp("enc");
+    const char *home = fti_test_tmp("enc_ws");
+    unsigned char u16[256];
+    char path[1024], id[65];
+    fti_buf csv, got;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    snprintf(path, sizeof path, "%s/cp1252.txt", dir);
+    REQUIRE(fti_test_write_file(path, cp, sizeof cp - 1) == 0);
+    snprintf(path, sizeof path, "%s/utf16le.txt", dir);
+    REQUIRE(fti_test_write_file(path, u16, utf16_of(w_le, 1, u16)) == 0);
+    snprintf(path, sizeof path, "%s/utf16be.txt", dir);
+    REQUIRE(fti_test_write_file(path, u16, utf16_of(w_be, 0, u16)) == 0);
+    snprintf(path, sizeof path, "%s/mostly_utf8.txt", dir);
+    REQUIRE(fti_test_write_file(path, u8, sizeof u8 - 1) == 0);
+    memset(&csv, 0, sizeof csv);
+    fti_buf_puts(&csv, "date,text\n2023-01-01,\"In a table: ");
+    fti_buf_append(&csv, cp, sizeof cp - 2);
+    fti_buf_puts(&csv, "\"\n");
+    snprintf(path, sizeof path, "%s/notes.csv", dir);
+    REQUIRE(fti_test_write_file(path, csv.data, csv.len) == 0);
+    memset(&got, 0, sizeof got);
+    REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
+    REQUIRE(read_docs(home, id, &got));
+    fti_buf_putc(&got, '\0');
+    {   /* cp1252.txt and notes.csv */
+        const char *p = got.data, *q;
+        int k = 0;
+        while ((q = strstr(p, want)) != NULL) k++, p = q + 1;
+        CHECK_EQ_INT(k, 2);
+    }
+    CHECK(strstr(got.data, "Caf\xc3\xa9 na\xc3\xafve \xf0\x9f\x98\x80 days.") != NULL);
+    CHECK(strstr(got.data, "Long \xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80 nights") != NULL);
+    CHECK(strstr(got.data, "na\xc3\xafve r\xc3\xa9sum\xc3\xa9") != NULL); /* not read as 1252 */
+    CHECK(strstr(got.data, "\xc3\x83") == NULL);                         /* no mojibake */
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 5);
+    fti_buf_free(&csv);
+    fti_buf_free(&got);
+}
+
+FTI_TEST(store_json_csv_html_fields) {
+    /* exports put HTML in the text field (Mastodon, WordPress, Ghost) or escape & < > (Twitter,
+     * Reddit): the stored text is the text a reader sees */
+    static const char json[] =
+        "[{\"content\":\"<p>Bread is patience.</p><p>I bake on Sundays &amp; give half away. "
+        "It&#8217;s the best part.</p>\",\"created_at\":\"2020-01-01\"},"
+        "{\"full_text\":\"Walked to the lighthouse &amp; the fog was thick &lt;3 all day long\"},"
+        "{\"text\":\"Plain text with 2 < 3 and a & b stays as it is, of course.\"}]";
+    static const char csv[] = "id,body\n1,\"Yes, I keep a rye starter &amp; feed it <em>weekly</em>.\"\n";
+    const char *dir = fti_test_tmp("fields");
+    const char *home = fti_test_tmp("fields_ws");
+    char path[1024], id[65];
+    fti_buf got;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    snprintf(path, sizeof path, "%s/posts.json", dir);
+    REQUIRE(fti_test_write_file(path, json, sizeof json - 1) == 0);
+    snprintf(path, sizeof path, "%s/comments.csv", dir);
+    REQUIRE(fti_test_write_file(path, csv, sizeof csv - 1) == 0);
+    memset(&got, 0, sizeof got);
+    REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
+    REQUIRE(read_docs(home, id, &got));
+    fti_buf_putc(&got, '\0');
+    CHECK(strstr(got.data, "Bread is patience.\\n\\nI bake on Sundays & give half away. It\xe2\x80\x99s") !=
+          NULL);
+    CHECK(strstr(got.data, "lighthouse & the fog was thick <3 all day") != NULL);
+    CHECK(strstr(got.data, "with 2 < 3 and a & b stays") != NULL);
+    CHECK(strstr(got.data, "rye starter & feed it weekly.") != NULL);
+    CHECK(strstr(got.data, "&amp;") == NULL && strstr(got.data, "<p>") == NULL);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 4);
+    fti_buf_free(&got);
 }
 
 FTI_TEST(store_golden_kinds) {
@@ -1069,7 +1183,8 @@ FTI_TEST(store_linear_time_hostile) {
      * "a.a.a." and "1 1 1 " (redaction), of "<a" (unclosed tags); each must take well under a
      * second (quadratic would take hours) */
     static const char *const pats[] = {"[",  "a.",   "1 ",    "<a",     "=?",      "&#",
-                                       "> ", "[a](", "<http", "=?a?b?", "wrote:\n"};
+                                       "> ", "[a](", "<http", "=?a?b?", "wrote:\n",
+                                       "[[",  "![[a", "[^",    "<!--",   "<a ",     "&amp"};
     size_t k, n = (size_t)1 << 20;
     for (k = 0; k < sizeof pats / sizeof pats[0]; k++) {
         fti_buf in, out, t;
