@@ -18967,8 +18967,10 @@ static void fti__st_stok_free(fti__st_stok *st) {
 #ifndef FTI_NO_STORE
 
 /* Part of every version id and cache key: bump it whenever cleaning, parsing or any output
- * byte changes, so an id never names data made by different code. */
-#define FTI__ST_FORMAT 1
+ * byte changes, so an id never names data made by different code. 2 (2026-11-28): UTF-16 and
+ * Windows-1252 text files, HTML and references in JSON/CSV text fields, Markdown front matter,
+ * wiki links, footnotes and inline HTML, the full Latin-1 entity table. */
+#define FTI__ST_FORMAT 2
 
 /* === workspace ============================================================================== */
 
