@@ -18186,8 +18186,10 @@ static const uint16_t fti__st_cp1252[32] = {
 /* Converts s from charset to UTF-8 (appended). UTF-8/ASCII/unknown: copied (repaired later). */
 static void fti__st_charset_convert(const char *cs, size_t csn, const char *s, size_t n,
                                     fti_buf *out) {
+    int latin9 = fti__st_eq_ci(cs, csn, "iso-8859-15") || fti__st_eq_ci(cs, csn, "latin9") ||
+                 fti__st_eq_ci(cs, csn, "latin-9");
     int latin1 = fti__st_eq_ci(cs, csn, "iso-8859-1") || fti__st_eq_ci(cs, csn, "latin1") ||
-                 fti__st_eq_ci(cs, csn, "latin-1") || fti__st_eq_ci(cs, csn, "iso-8859-15") ||
+                 fti__st_eq_ci(cs, csn, "latin-1") || latin9 ||
                  fti__st_eq_ci(cs, csn, "iso_8859-1") || fti__st_eq_ci(cs, csn, "l1");
     int w1252 = fti__st_eq_ci(cs, csn, "windows-1252") || fti__st_eq_ci(cs, csn, "cp1252");
     size_t i;
@@ -18203,6 +18205,13 @@ static void fti__st_charset_convert(const char *cs, size_t csn, const char *s, s
             continue;
         }
         if (c < 0xA0 && w1252) cp = fti__st_cp1252[c - 0x80] ? fti__st_cp1252[c - 0x80] : 0xFFFD;
+        if (latin9) { /* ISO-8859-15: Latin-1 but for the euro sign and seven letters */
+            static const unsigned char at[8] = {0xA4, 0xA6, 0xA8, 0xB4, 0xB8, 0xBC, 0xBD, 0xBE};
+            static const uint16_t to[8] = {0x20AC, 0x160, 0x161, 0x17D, 0x17E, 0x152, 0x153, 0x178};
+            size_t t;
+            for (t = 0; t < 8; t++)
+                if (c == at[t]) cp = to[t];
+        }
         fti__st_put_cp(out, cp);
     }
 }
@@ -18268,36 +18277,115 @@ static void fti__st_rfc2047(const char *s, size_t n, fti_buf *out) {
 }
 
 /* Removes quoted replies, attributions and the signature from plain mail text. */
+/* Is the line l an attribution ("On <date>, <name> wrote:" and its translations) or its
+ * second half (Gmail wraps long ones before the address)? */
+static int fti__st_mail_attribution(const char *l, size_t ln) {
+    static const char *const ends[] = {"wrote:", "writes:", "crit :", "crit:", "schrieb:",
+                                       "escribi\xc3\xb3:", "scrisse:", "skrev:", "schreef:",
+                                       "napisa\xc5\x82:", "escreveu:"};
+    static const char *const verbs[] = {" schrieb ", " schreef ", " skrev "}; /* then the name */
+    size_t t;
+    while (ln && (l[ln - 1] == ' ' || l[ln - 1] == '\t')) ln--;
+    for (t = 0; t < sizeof ends / sizeof ends[0]; t++) {
+        size_t el = strlen(ends[t]);
+        if (ln >= el && fti__st_eq_ci(l + ln - el, el, ends[t])) return 1;
+    }
+    if (ln && l[ln - 1] == ':' && ln < 300)
+        for (t = 0; t < sizeof verbs / sizeof verbs[0]; t++)
+            if (fti__st_find_ci(l, ln, verbs[t]) < ln) return 1;
+    return 0;
+}
+
+/* Does the line at s[i..] start with name (case-insensitive)? */
+static int fti__st_line_starts(const char *s, size_t n, size_t i, const char *name) {
+    return i < n && fti__st_starts_ci(s + i, n - i, name);
+}
+
+/* The author's own text of a mail body: stops at the signature ("-- "), a phone's "Sent from
+ * my ..." line, or where a forwarded or quoted message begins ("-----Original Message-----",
+ * Gmail's "---------- Forwarded message ---------", Apple's "Begin forwarded message:",
+ * Outlook's "From: / Sent:" header block, after a line of underscores or not); drops quoted
+ * lines ("> ") and the attribution line(s) before a quote. ">From " is mbox's escape of a line
+ * of the author's own that began with "From ": unescaped. */
 static void fti__st_mail_strip(const char *s, size_t n, fti_buf *out) {
     size_t i = 0;
     while (i < n) {
         const char *e = (const char *)memchr(s + i, '\n', n - i);
-        size_t len = e ? (size_t)(e - (s + i)) : n - i, k = 0;
+        size_t len = e ? (size_t)(e - (s + i)) : n - i, k = 0, next = i + len + 1;
         const char *l = s + i;
         size_t ln = len;
         if (ln && l[ln - 1] == '\r') ln--;
         while (k < ln && (l[k] == ' ' || l[k] == '\t')) k++;
         if ((ln == 3 && memcmp(l, "-- ", 3) == 0) || (ln == 2 && memcmp(l, "--", 2) == 0) ||
             fti__st_find_ci(l, ln, "-----original message-----") < ln ||
-            (ln >= 5 && fti__st_find_ci(l, ln, "begin forwarded message") < ln))
+            (ln >= 5 && fti__st_find_ci(l, ln, "begin forwarded message") < ln) ||
+            (k + 3 < ln && l[k] == '-' && l[k + 1] == '-' &&
+             fti__st_find_ci(l, ln, "forwarded message") < ln) ||
+            (ln < 60 && fti__st_line_starts(l, ln, k, "sent from my ")))
             break;
+        if (ln - k >= 10 && l[k] == '_' && l[ln - 1] == '_') { /* Outlook's rule, then headers */
+            size_t u = k;
+            while (u < ln && l[u] == '_') u++;
+            if (u == ln && fti__st_line_starts(s, n, next, "from:")) break;
+        }
+        if (fti__st_line_starts(l, ln, k, "from:") && next < n) { /* "From: x" then "Sent:" */
+            const char *e2 = (const char *)memchr(s + next, '\n', n - next);
+            size_t n2 = e2 ? (size_t)(e2 - s) : n;
+            size_t k2 = next;
+            while (k2 < n2 && (s[k2] == ' ' || s[k2] == '\t')) k2++;
+            if (fti__st_line_starts(s, n2, k2, "sent:") || fti__st_line_starts(s, n2, k2, "date:"))
+                break;
+        }
         if (k < ln && l[k] == '>') {
-            i += len + 1;
+            if (k + 5 < ln && memcmp(l + k, ">From ", 6) == 0) { /* mbox's escape */
+                fti_buf_append(out, l + k + 1, ln - k - 1);
+                fti_buf_putc(out, '\n');
+            }
+            i = next;
             continue;
         }
-        /* an attribution ("On <date>, <name> wrote:") directly before a quote */
-        if (ln >= 6 && fti__st_eq_ci(l + ln - 6, 6, "wrote:")) {
-            size_t j = i + len + 1;
-            while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r' || s[j] == '\n')) j++;
-            if (j >= n || s[j] == '>') {
-                i += len + 1;
-                continue;
+        /* an attribution directly before a quote; Gmail's may take two lines */
+        {
+            size_t skip = 0;
+            if (fti__st_mail_attribution(l, ln)) {
+                skip = next;
+            } else if (ln >= 3 && fti__st_line_starts(l, ln, k, "on ") && next < n) {
+                const char *e2 = (const char *)memchr(s + next, '\n', n - next);
+                size_t n2 = e2 ? (size_t)(e2 - s) : n, l2 = n2 - next;
+                if (l2 && s[next + l2 - 1] == '\r') l2--;
+                if (l2 < 200 && fti__st_mail_attribution(s + next, l2)) skip = n2 + 1;
+            }
+            if (skip) {
+                size_t j = skip;
+                while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r' || s[j] == '\n')) j++;
+                if (j >= n || s[j] == '>') { /* the blank lines before the quote go too */
+                    i = j;
+                    continue;
+                }
             }
         }
         fti_buf_append(out, l, ln);
         fti_buf_putc(out, '\n');
-        i += len + 1;
+        i = next;
     }
+}
+
+/* An HTML mail body up to where the quoted or forwarded message begins (Gmail's gmail_quote,
+ * Apple Mail's and Thunderbird's <blockquote type="cite">, Outlook's divRplyFwdMsg /
+ * appendonsend): the length of the author's part. */
+static size_t fti__st_mail_html_own(const char *h, size_t n) {
+    static const char *const marks[] = {"class=\"gmail_quote", "<blockquote type=\"cite\"",
+                                        "id=\"divrplyfwdmsg\"", "id=\"appendonsend\"",
+                                        "class=\"moz-cite-prefix\""};
+    size_t t, cut = n;
+    for (t = 0; t < sizeof marks / sizeof marks[0]; t++) {
+        size_t p = fti__st_find_ci(h, n, marks[t]);
+        if (p < cut) cut = p;
+    }
+    if (cut < n) { /* back to the start of the tag holding the mark */
+        while (cut > 0 && h[cut] != '<') cut--;
+    }
+    return cut;
 }
 
 typedef struct fti__st_mail_text {
@@ -18331,6 +18419,10 @@ static void fti__st_mail_body(const char *hdr, size_t hn, const char *body, size
         tl = ct.len;
     }
     if (disp.len && fti__st_starts_ci(disp.data, disp.len, "attachment")) goto done;
+    /* a part of a multipart with a file name is a file ("inline; filename=notes.txt"), not the
+     * body, even when the mail client shows it inline */
+    if (depth > 0 && disp.len && fti__st_find_ci(disp.data, disp.len, "filename") < disp.len)
+        goto done;
     if (tl >= 10 && fti__st_starts_ci(ct.data, tl, "multipart/")) {
         size_t pos = 0, part_start = (size_t)-1;
         int closed = 0;
@@ -18547,7 +18639,9 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
     } else if (mt.have_html) {
         fti_buf t2;
         memset(&t2, 0, sizeof t2);
-        fti_html_to_text(mt.html.data ? mt.html.data : "", mt.html.len, &t2, NULL);
+        fti_html_to_text(mt.html.data ? mt.html.data : "",
+                         fti__st_mail_html_own(mt.html.data ? mt.html.data : "", mt.html.len), &t2,
+                         NULL);
         fti__st_mail_strip(t2.data ? t2.data : "", t2.len, &text);
         if (t2.oom) text.oom = 1;
         fti_buf_free(&t2);

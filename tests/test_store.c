@@ -324,6 +324,48 @@ FTI_TEST(store_json_csv_html_fields) {
     fti_buf_free(&got);
 }
 
+static int strip_is(const char *in, const char *want) {
+    fti_buf b;
+    int ok;
+    memset(&b, 0, sizeof b);
+    fti__st_mail_strip(in, strlen(in), &b);
+    ok = b.len == strlen(want) && memcmp(b.data ? b.data : "", want, b.len) == 0;
+    if (!ok) fprintf(stderr, "    strip -> \"%.*s\"\n", (int)b.len, b.data ? b.data : "");
+    fti_buf_free(&b);
+    return ok;
+}
+
+FTI_TEST(store_mail_quotes) {
+    /* what other people wrote stays out of the author's text: quotes, attributions (also
+     * wrapped over two lines and translated), forwarded messages, Outlook's header blocks */
+    CHECK(strip_is("Mine.\n\nOn Mon, Mar 2, 2020 at 9:15 PM Bob <\nbob@x.com> wrote:\n\n> his\n",
+                   "Mine.\n\n"));
+    CHECK(strip_is("Mine.\nLe lun. 2 mars 2020 \xc3\xa0 21:15, Bob <b@x> a \xc3\xa9" "crit :\n> his\n",
+                   "Mine.\n"));
+    CHECK(strip_is("Mine.\nAm 2. M\xc3\xa4rz schrieb Bob:\n> his\n", "Mine.\n"));
+    CHECK(strip_is("See below.\n\n---------- Forwarded message ---------\nFrom: Mill\nnews\n",
+                   "See below.\n\n"));
+    CHECK(strip_is("Agreed.\n\n________________________________\nFrom: Carol\nSent: Monday\nhers\n",
+                   "Agreed.\n\n"));
+    CHECK(strip_is("Agreed.\nFrom: Carol <c@x>\nSent: Monday\nTo: me\nhers\n", "Agreed.\n"));
+    CHECK(strip_is("From: the top of the hill we saw the sea.\nIt was grey.\n",
+                   "From: the top of the hill we saw the sea.\nIt was grey.\n"));
+    CHECK(strip_is("Mine.\n>From there, the bus.\n> quoted\n", "Mine.\nFrom there, the bus.\n"));
+    CHECK(strip_is("Mine.\n\nSent from my iPhone\n", "Mine.\n\n"));
+    CHECK(strip_is("He wrote:\nnot a quote after it.\n", "He wrote:\nnot a quote after it.\n"));
+    {   /* HTML mail: the quoted part (Gmail, Apple Mail, Outlook) is cut off */
+        static const char h1[] = "<div>Mine.</div><div class=\"gmail_quote\"><div>On x wrote:</div>"
+                                 "<blockquote>his</blockquote></div>";
+        static const char h2[] = "<p>Mine.</p><blockquote type=\"cite\">his</blockquote>";
+        static const char h3[] = "<p>Mine.</p><div id=\"divRplyFwdMsg\">From: x</div>";
+        static const char h4[] = "<p>Mine, no quote.</p>";
+        CHECK_EQ_INT((int)fti__st_mail_html_own(h1, strlen(h1)), 16);
+        CHECK_EQ_INT((int)fti__st_mail_html_own(h2, strlen(h2)), 12);
+        CHECK_EQ_INT((int)fti__st_mail_html_own(h3, strlen(h3)), 12);
+        CHECK_EQ_INT((int)fti__st_mail_html_own(h4, strlen(h4)), (int)strlen(h4));
+    }
+}
+
 FTI_TEST(store_golden_kinds) {
     /* every input kind (txt md html json jsonl csv eml mbox) against the reviewed golden file;
      * FTI_UPDATE_GOLDEN=1 rewrites it */
@@ -1184,7 +1226,8 @@ FTI_TEST(store_linear_time_hostile) {
      * second (quadratic would take hours) */
     static const char *const pats[] = {"[",  "a.",   "1 ",    "<a",     "=?",      "&#",
                                        "> ", "[a](", "<http", "=?a?b?", "wrote:\n",
-                                       "[[",  "![[a", "[^",    "<!--",   "<a ",     "&amp"};
+                                       "[[",  "![[a", "[^",    "<!--",   "<a ",     "&amp",
+                                       "On a\n", "From: a\n", "__________\n"};
     size_t k, n = (size_t)1 << 20;
     for (k = 0; k < sizeof pats / sizeof pats[0]; k++) {
         fti_buf in, out, t;
