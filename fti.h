@@ -1356,6 +1356,11 @@ typedef struct fti_ingest_opts {
     const char *date_fields;   /* 0 = "created_at,date,timestamp,time,created" */
     const char *author_fields; /* 0 = "author,user,username,from" */
     const char *required;      /* fields a document must have: "title,author,date"; 0 = none */
+    const char *authors;       /* whose writing to keep: comma-separated names or addresses
+                                * (case-insensitive, a part suffices: "alice@example.com,Alice
+                                * Martin"); a document whose author is known (mail's From:, a
+                                * JSON/CSV author field) and matches none is rejected as
+                                * other_author; 0 or "" = every author */
     size_t min_chars;          /* 0 = 12 (after cleaning, in bytes) */
     size_t max_chars;          /* 0 = 1,000,000 */
     double min_letter_frac;    /* letters / non-blank characters; 0 = 0.5, < 0 disables */
@@ -17712,6 +17717,33 @@ static int fti__st_field_text(const char *s, size_t n, fti_buf *out) {
     return 1;
 }
 
+/* Is the author a (n bytes; NULL: unknown) one of the authors to keep (fti_ingest_opts.authors)?
+ * Unknown authors and an empty list pass. */
+static int fti__st_author_kept(const fti_ingest_opts *opt, const char *a, size_t n) {
+    const char *p = opt->authors;
+    int any = 0;
+    if (!p || !a) return 1;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t m = e ? (size_t)(e - p) : strlen(p), i;
+        const char *q = p;
+        fti__st_trim(&q, &m);
+        if (m) {
+            any = 1;
+            for (i = 0; i + m <= n; i++) {
+                size_t k = 0;
+                while (k < m &&
+                       fti__st_lc((unsigned char)a[i + k]) == fti__st_lc((unsigned char)q[k]))
+                    k++;
+                if (k == m) return 1;
+            }
+        }
+        if (!e) break;
+        p = e + 1;
+    }
+    return !any;
+}
+
 static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
                                 const char *loc, const char *raw, size_t raw_len,
                                 const fti_json *obj, const char *def_kind) {
@@ -17726,6 +17758,15 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
     if (!tv || tv->type != FTI_JSON_STRING) {
         fti__st_reject(o, file, loc, "no_text", "no text field (looked for %s)", opt->text_fields);
         return;
+    }
+    if (opt->authors) {
+        char *au = fti__st_json_meta(obj, opt->author_fields, 0);
+        int kept = fti__st_author_kept(opt, au, au ? strlen(au) : 0);
+        if (!kept)
+            fti__st_reject(o, file, loc, "other_author",
+                           "author \"%.80s\" is not one of --authors", au ? au : "");
+        fti_free(au);
+        if (!kept) return;
     }
     kind = fti__st_json_meta(obj, "platform,source,kind", 0);
     if (!kind) kind = fti_strdup(def_kind);
@@ -17999,6 +18040,12 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
             size_t tl = strlen(txt);
             fti_buf ft;
             int conv;
+            const char *au = c_author >= 0 ? row.data + offs[c_author] : "";
+            if (opt->authors && au[0] && !fti__st_author_kept(opt, au, strlen(au))) {
+                fti__st_reject(o, file, loc, "other_author",
+                               "author \"%.80s\" is not one of --authors", au);
+                continue;
+            }
             memset(&ft, 0, sizeof ft);
             conv = fti__st_field_text(txt, tl, &ft);
             if (ft.oom) o->oom = 1;
@@ -18659,6 +18706,14 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
             dec.len = 0;
             fti__st_rfc2047(from.data, from.len, &dec);
             author = fti__st_mail_author(dec.data ? dec.data : "", dec.len);
+            /* the whole From: (name and address) against the authors to keep */
+            if (!dec.oom && !fti__st_author_kept(pp->o, dec.data ? dec.data : "", dec.len)) {
+                fti__st_reject(o, file, loc, "other_author",
+                               "sender \"%.80s\" is not one of --authors", author ? author : "");
+                fti_free(title);
+                fti_free(author);
+                goto done;
+            }
         }
         if (fti__st_mail_header(m, hn, "date", &date)) dt = fti__st_mail_date(date.data, date.len);
         if (text.oom || subj.oom || from.oom || date.oom || dec.oom) {
@@ -19190,6 +19245,7 @@ static void fti__st_proc_key(const fti_ingest_opts *o, fti_buf *out) {
                    o->author_fields, o->required, (unsigned long)o->min_chars,
                    (unsigned long)o->max_chars, fti__st_dbl6(o->min_letter_frac, a),
                    fti__st_dbl6(o->max_repeat_frac, b), o->redact, FTI_MINHASH_PERMS);
+    if (o->authors && o->authors[0]) fti_buf_printf(out, "|authors=%s", o->authors);
 }
 
 /* === records pack (per-file ingest results, reused by the next ingest) ==================== */
@@ -21638,6 +21694,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             fti_jw_str(&w, r->o.author_fields);
             fti_jw_key(&w, "required");
             fti_jw_str(&w, r->o.required);
+            if (r->o.authors && r->o.authors[0]) {
+                fti_jw_key(&w, "authors");
+                fti_jw_str(&w, r->o.authors);
+            }
             fti_jw_key(&w, "min_chars");
             fti_jw_int(&w, (int64_t)r->o.min_chars);
             fti_jw_key(&w, "max_chars");

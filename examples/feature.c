@@ -53,6 +53,9 @@ static void usage(FILE *f) {
         "[author,user,username,from]\n"
         "  --date-fields LIST     [created_at,date,timestamp,time,created]\n"
         "  --require LIST         fields a document must have, e.g. title,date [none]\n"
+        "  --authors LIST         keep only these authors' writing: names or addresses, comma-\n"
+        "                         separated, a part suffices; documents by others (mail From:,\n"
+        "                         JSON/CSV author fields) are rejected as other_author [all]\n"
         "  --min-chars N [12]  --max-chars N [1000000]  --min-letters F [0.5]  --max-repeat F "
         "[0.5]\n"
         "                         (a negative F disables that rule)\n"
@@ -224,6 +227,9 @@ static int cmd_ingest(const char *home, int argc, char **argv, int merge) {
         } else if (strcmp(a, "--author-fields") == 0) {
             NEEDV();
             o.author_fields = v;
+        } else if (strcmp(a, "--authors") == 0) {
+            NEEDV();
+            o.authors = v;
         } else if (strcmp(a, "--require") == 0) {
             NEEDV();
             o.required = v;

@@ -1,7 +1,8 @@
 /* twin.c: keep the twin up to date without a person in the loop (build/fti-twin).
  *
  *   build/fti-twin [--home DIR] update PATH... [--minutes M] [--preset NAME] [--threads N]
- *                  [--steps N] [--vocab N] [--bf16 | --no-bf16] [--retokenize] [--wait]
+ *                  [--steps N] [--vocab N] [--bf16 | --no-bf16] [--retokenize]
+ *                  [--authors LIST] [--wait]
  *   build/fti-twin [--home DIR] status
  *   build/fti-twin [--home DIR] write WORD... [--drafts N] [-n N] [--temp T] [--top-k K]
  *                  [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--rag-k K]
@@ -103,7 +104,8 @@ static int have_bf16(void) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: fti-twin [--home DIR] update PATH... [--minutes M] [--preset NAME] [--threads N]\n"
-            "                [--steps N] [--vocab N] [--bf16 | --no-bf16] [--retokenize] [--wait]\n"
+            "                [--steps N] [--vocab N] [--bf16 | --no-bf16] [--retokenize]\n"
+            "                [--authors LIST] [--wait]\n"
             "       fti-twin [--home DIR] status\n"
             "       fti-twin [--home DIR] write WORD... [--drafts N] [-n N] [--temp T] [--seed S]\n"
             "                [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--rag-k K]\n"
@@ -149,6 +151,8 @@ static void usage(FILE *f) {
             "  --bf16          bf16 matmuls, fp32 master weights (default: on when the CPU has\n"
             "                  AVX-512 BF16); --no-bf16 turns them off\n"
             "  --retokenize    train a new tokenizer (then the model is trained from scratch)\n"
+            "  --authors LIST  keep only these authors' writing: names or addresses, comma-\n"
+            "                  separated (mail from others, other people's posts are left out)\n"
             "  --wait          if another update is running in the workspace, wait for it to\n"
             "                  finish instead of exiting with status 3\n"
             "\n"
@@ -1297,6 +1301,7 @@ int main(int argc, char **argv) {
     size_t n_paths = 0;
     double minutes = 3;
     int threads = 0, i, rc = 1, lock_fd = -1, have_prod, retokenize = 0, wait_lock = 0;
+    const char *authors = NULL; /* --authors: whose writing to keep */
     int vocab = 0, bf16 = -1;
     uint64_t fixed_steps = 0;
     write_opts wo;
@@ -1346,6 +1351,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--steps") && i + 1 < argc) fixed_steps = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--vocab") && i + 1 < argc) vocab = atoi(argv[++i]);
         else if (!strcmp(a, "--retokenize")) retokenize = 1;
+        else if (!strcmp(a, "--authors") && i + 1 < argc) authors = argv[++i];
         else if (!strcmp(a, "--wait")) wait_lock = 1;
         else if (!strcmp(a, "--drafts") && i + 1 < argc) wo.drafts = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(a, "-n") && i + 1 < argc) wo.max_tokens = strtoul(argv[++i], NULL, 10);
@@ -1466,6 +1472,7 @@ int main(int argc, char **argv) {
         }
         memset(&io, 0, sizeof io);
         io.tokenizer = tok_path[0] ? tok_path : NULL;
+        io.authors = authors;
         io.vocab_size = vocab ? vocab : TWIN_VOCAB;
         io.n_threads = threads;
         io.progress = on_ingest;

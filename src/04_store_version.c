@@ -136,6 +136,7 @@ static void fti__st_proc_key(const fti_ingest_opts *o, fti_buf *out) {
                    o->author_fields, o->required, (unsigned long)o->min_chars,
                    (unsigned long)o->max_chars, fti__st_dbl6(o->min_letter_frac, a),
                    fti__st_dbl6(o->max_repeat_frac, b), o->redact, FTI_MINHASH_PERMS);
+    if (o->authors && o->authors[0]) fti_buf_printf(out, "|authors=%s", o->authors);
 }
 
 /* === records pack (per-file ingest results, reused by the next ingest) ==================== */
@@ -2584,6 +2585,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             fti_jw_str(&w, r->o.author_fields);
             fti_jw_key(&w, "required");
             fti_jw_str(&w, r->o.required);
+            if (r->o.authors && r->o.authors[0]) {
+                fti_jw_key(&w, "authors");
+                fti_jw_str(&w, r->o.authors);
+            }
             fti_jw_key(&w, "min_chars");
             fti_jw_int(&w, (int64_t)r->o.min_chars);
             fti_jw_key(&w, "max_chars");

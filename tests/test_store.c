@@ -248,9 +248,11 @@ FTI_TEST(store_text_encodings) {
     /* text files as people have them: Windows-1252 / Latin-1, UTF-16 with a byte-order mark
      * (both byte orders), a CSV in Windows-1252; UTF-8 with one stray byte stays UTF-8 */
     static const unsigned char cp[] = "Caf\xe9 cr\xe8me \x96 \x93quoted\x94, 3\x80.\n";
-    static const char want[] = "Caf\xc3\xa9 cr\xc3\xa8me \xe2\x80\x93 \xe2\x80\x9cquoted\xe2\x80\x9d, "
+    static const char want[] = "Caf\xc3\xa9 cr\xc3\xa8me \xe2\x80\x93 "
+                               "\xe2\x80\x9cquoted\xe2\x80\x9d, "
                                "3\xe2\x82\xac.";
-    static const char u8[] = "Caf\xc3\xa9 cr\xc3\xa8me, na\xc3\xafve r\xc3\xa9sum\xc3\xa9 \xff ok.\n";
+    static const char u8[] = "Caf\xc3\xa9 cr\xc3\xa8me, na\xc3\xafve "
+                             "r\xc3\xa9sum\xc3\xa9 \xff ok.\n";
     static const char w_le[] = "Caf\xc3\xa9 na\xc3\xafve \xf0\x9f\x98\x80 days.\n";
     static const char w_be[] = "Long \xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80 nights, then rain.\n";
     const char *dir = fti_test_tmp("enc");
@@ -300,7 +302,8 @@ FTI_TEST(store_json_csv_html_fields) {
         "It&#8217;s the best part.</p>\",\"created_at\":\"2020-01-01\"},"
         "{\"full_text\":\"Walked to the lighthouse &amp; the fog was thick &lt;3 all day long\"},"
         "{\"text\":\"Plain text with 2 < 3 and a & b stays as it is, of course.\"}]";
-    static const char csv[] = "id,body\n1,\"Yes, I keep a rye starter &amp; feed it <em>weekly</em>.\"\n";
+    static const char csv[] =
+        "id,body\n1,\"Yes, I keep a rye starter &amp; feed it <em>weekly</em>.\"\n";
     const char *dir = fti_test_tmp("fields");
     const char *home = fti_test_tmp("fields_ws");
     char path[1024], id[65];
@@ -314,7 +317,8 @@ FTI_TEST(store_json_csv_html_fields) {
     REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
     REQUIRE(read_docs(home, id, &got));
     fti_buf_putc(&got, '\0');
-    CHECK(strstr(got.data, "Bread is patience.\\n\\nI bake on Sundays & give half away. It\xe2\x80\x99s") !=
+    CHECK(strstr(got.data,
+                 "Bread is patience.\\n\\nI bake on Sundays & give half away. It\xe2\x80\x99s") !=
           NULL);
     CHECK(strstr(got.data, "lighthouse & the fog was thick <3 all day") != NULL);
     CHECK(strstr(got.data, "with 2 < 3 and a & b stays") != NULL);
@@ -340,7 +344,8 @@ FTI_TEST(store_mail_quotes) {
      * wrapped over two lines and translated), forwarded messages, Outlook's header blocks */
     CHECK(strip_is("Mine.\n\nOn Mon, Mar 2, 2020 at 9:15 PM Bob <\nbob@x.com> wrote:\n\n> his\n",
                    "Mine.\n\n"));
-    CHECK(strip_is("Mine.\nLe lun. 2 mars 2020 \xc3\xa0 21:15, Bob <b@x> a \xc3\xa9" "crit :\n> his\n",
+    CHECK(strip_is("Mine.\nLe lun. 2 mars 2020 \xc3\xa0 21:15, Bob <b@x> a \xc3\xa9"
+                   "crit :\n> his\n",
                    "Mine.\n"));
     CHECK(strip_is("Mine.\nAm 2. M\xc3\xa4rz schrieb Bob:\n> his\n", "Mine.\n"));
     CHECK(strip_is("See below.\n\n---------- Forwarded message ---------\nFrom: Mill\nnews\n",
@@ -364,6 +369,52 @@ FTI_TEST(store_mail_quotes) {
         CHECK_EQ_INT((int)fti__st_mail_html_own(h3, strlen(h3)), 12);
         CHECK_EQ_INT((int)fti__st_mail_html_own(h4, strlen(h4)), (int)strlen(h4));
     }
+}
+
+FTI_TEST(store_authors_filter) {
+    /* --authors: mail from others and other people's posts are rejected as other_author;
+     * documents without an author are kept; a part of the name or address suffices */
+    static const char mbox[] =
+        "From a@x Mon Mar  2 10:00:00 2020\nFrom: Alice Martin <alice@example.com>\n"
+        "Subject: walk\nDate: Mon, 2 Mar 2020 10:00:00 +0100\n\n"
+        "Saturday at the bridge, then lunch by the river.\n\n"
+        "From b@x Mon Mar  2 11:00:00 2020\nFrom: Bob Smith <bob@example.com>\n"
+        "Subject: Re: walk\nDate: Mon, 2 Mar 2020 11:00:00 +0100\n\n"
+        "I will bring sandwiches for both of us.\n";
+    static const char json[] =
+        "[{\"text\":\"My own post about rye bread and patience.\",\"author\":\"alice\"},"
+        "{\"text\":\"Someone else's reply about wheat and speed.\",\"author\":\"carol\"}]";
+    static const char csv[] = "author,text\nALICE MARTIN,Notes on the long cold proof of dough.\n"
+                              "dan,Notes on something Dan wrote about ovens.\n";
+    static const char txt[] = "A diary page with no author field at all.\n";
+    const char *dir = fti_test_tmp("auth");
+    const char *home = fti_test_tmp("auth_ws");
+    char path[1024], id[65];
+    fti_ingest_opts o;
+    fti_buf got;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    snprintf(path, sizeof path, "%s/mail.mbox", dir);
+    REQUIRE(fti_test_write_file(path, mbox, sizeof mbox - 1) == 0);
+    snprintf(path, sizeof path, "%s/posts.json", dir);
+    REQUIRE(fti_test_write_file(path, json, sizeof json - 1) == 0);
+    snprintf(path, sizeof path, "%s/notes.csv", dir);
+    REQUIRE(fti_test_write_file(path, csv, sizeof csv - 1) == 0);
+    snprintf(path, sizeof path, "%s/diary.txt", dir);
+    REQUIRE(fti_test_write_file(path, txt, sizeof txt - 1) == 0);
+    memset(&o, 0, sizeof o);
+    o.authors = "alice@example.com, Alice";
+    memset(&got, 0, sizeof got);
+    REQUIRE(ingest1(home, dir, &o, id, NULL) == FTI_OK);
+    REQUIRE(read_docs(home, id, &got));
+    fti_buf_putc(&got, '\0');
+    CHECK(strstr(got.data, "Saturday at the bridge") != NULL);
+    CHECK(strstr(got.data, "rye bread") != NULL && strstr(got.data, "cold proof") != NULL);
+    CHECK(strstr(got.data, "no author field") != NULL);
+    CHECK(strstr(got.data, "sandwiches") == NULL && strstr(got.data, "wheat") == NULL &&
+          strstr(got.data, "ovens") == NULL);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 4);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "rejected"), 3);
+    fti_buf_free(&got);
 }
 
 FTI_TEST(store_golden_kinds) {
