@@ -206,11 +206,19 @@ static int cmd_ingest(const char *home, int argc, char **argv, int merge) {
         }                                                                                          \
         i++;                                                                                       \
     } while (0)
-#define NUMV()                                                                                     \
+/* a number in [lo, hi] (NaN, infinities and anything outside are refused: the casts below
+ * would be undefined) */
+#define NUMV(lo, hi)                                                                               \
     do {                                                                                           \
         NEEDV();                                                                                   \
         if (!parse_num(v, &x)) {                                                                   \
             fprintf(stderr, "fti-feature: %s: not a number: %s\n", a, v);                          \
+            free(paths);                                                                           \
+            return 2;                                                                              \
+        }                                                                                          \
+        if (!(x >= (lo) && x <= (hi))) {                                                           \
+            fprintf(stderr, "fti-feature: %s: %s is out of range (%.10g to %.10g)\n", a, v,              \
+                    (double)(lo), (double)(hi));                                                   \
             free(paths);                                                                           \
             return 2;                                                                              \
         }                                                                                          \
@@ -234,34 +242,34 @@ static int cmd_ingest(const char *home, int argc, char **argv, int merge) {
             NEEDV();
             o.required = v;
         } else if (strcmp(a, "--min-chars") == 0) {
-            NUMV();
+            NUMV(0, 1e9);
             o.min_chars = x < 1 ? 1 : (size_t)x;
         } else if (strcmp(a, "--max-chars") == 0) {
-            NUMV();
+            NUMV(1, 1e12);
             o.max_chars = x < 1 ? 1 : (size_t)x;
         } else if (strcmp(a, "--min-letters") == 0) {
-            NUMV();
+            NUMV(-1, 1);
             o.min_letter_frac = x == 0 ? 1e-9 : x;
         } else if (strcmp(a, "--max-repeat") == 0) {
-            NUMV();
+            NUMV(-1, 1);
             o.max_repeat_frac = x == 0 ? 1e-9 : x;
         } else if (strcmp(a, "--dedup") == 0) {
-            NUMV();
+            NUMV(0, 2);
             o.dedup_threshold = x;
         } else if (strcmp(a, "--val-percent") == 0) {
-            NUMV();
+            NUMV(1, 50);
             o.val_percent = (int)x;
         } else if (strcmp(a, "--chunk-tokens") == 0) {
-            NUMV();
+            NUMV(1, 1e6);
             o.chunk_tokens = (int)x;
         } else if (strcmp(a, "--chunk-overlap") == 0) {
-            NUMV();
+            NUMV(0, 1e6);
             o.chunk_overlap = (int)x;
         } else if (strcmp(a, "--vocab") == 0) {
-            NUMV();
+            NUMV(256, 1048576);
             o.vocab_size = (int)x;
         } else if (strcmp(a, "--threads") == 0) {
-            NUMV();
+            NUMV(0, 4096);
             o.n_threads = (int)x;
         } else if (strcmp(a, "--tokenizer") == 0) {
             NEEDV();
@@ -508,16 +516,29 @@ int main(int argc, char **argv) {
     } else if (strcmp(cmd, "search") == 0) {
         const char *q = NULL, *ver = NULL;
         long k = 5;
+        int bad = 0;
         fti_dataset *ds = NULL;
+        fti_buf words; /* the query: every word that is not an option, joined */
+        memset(&words, 0, sizeof words);
         for (; i < argc; i++) {
-            if (strcmp(argv[i], "-k") == 0 && i + 1 < argc)
-                k = atol(argv[++i]);
-            else if (strcmp(argv[i], "--version") == 0 && i + 1 < argc)
-                ver = argv[++i];
-            else
-                q = argv[i];
+            if (strcmp(argv[i], "-k") == 0 || strcmp(argv[i], "--version") == 0) {
+                char *end = NULL;
+                if (i + 1 >= argc) {
+                    fprintf(stderr, "fti-feature: %s needs a value\n", argv[i]);
+                    bad = 1;
+                } else if (argv[i][1] == 'k') {
+                    k = strtol(argv[++i], &end, 10);
+                    if (!*argv[i] || *end) k = 0;
+                } else {
+                    ver = argv[++i];
+                }
+            } else {
+                if (words.len) fti_buf_putc(&words, ' ');
+                fti_buf_puts(&words, argv[i]);
+            }
         }
-        if (!q || k <= 0 || k > 1000) {
+        q = words.len && !words.oom ? words.data : NULL;
+        if (bad || !q || k <= 0 || k > 1000) {
             fprintf(stderr, "fti-feature: search \"QUERY\" [-k N (1..1000)] [--version V]\n");
             rc = 2;
         } else if (!load_manifest(home, ver, &ds)) {
@@ -535,6 +556,7 @@ int main(int argc, char **argv) {
             free(hits);
             fti_dataset_close(ds);
         }
+        fti_buf_free(&words);
     } else if (strcmp(cmd, "tag") == 0) {
         char id[65];
         if (i >= argc) {

@@ -199,6 +199,7 @@ int main(int argc, char **argv) {
     so.seed = 1;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double x = 0;
 #define NEEDV()                                                       \
     do {                                                              \
         if (!v) {                                                     \
@@ -206,6 +207,18 @@ int main(int argc, char **argv) {
             return 2;                                                 \
         }                                                             \
         i++;                                                          \
+    } while (0)
+/* a number in [lo, hi]: anything else (letters, NaN, a sign where none fits) is refused */
+#define NUMV(lo, hi)                                                            \
+    do {                                                                        \
+        char *end_ = NULL;                                                      \
+        NEEDV();                                                                \
+        x = strtod(v, &end_);                                                   \
+        if (end_ == v || *end_ || !(x >= (lo) && x <= (hi))) {                  \
+            fprintf(stderr, "fti-infer: %s takes a number from %.10g to %.10g, not '%s'\n", \
+                    a, (double)(lo), (double)(hi), v);                          \
+            return 2;                                                           \
+        }                                                                       \
     } while (0)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
@@ -215,17 +228,25 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--alias")) { NEEDV(); alias = v; }
         else if (!strcmp(a, "--prompt")) { NEEDV(); prompt = v; }
         else if (!strcmp(a, "--title")) { NEEDV(); title = v; }
-        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { NEEDV(); n_predict = (size_t)strtoul(v, NULL, 10); }
-        else if (!strcmp(a, "--temp")) { NEEDV(); so.temperature = (float)atof(v); }
-        else if (!strcmp(a, "--top-k")) { NEEDV(); so.top_k = atoi(v); }
-        else if (!strcmp(a, "--top-p")) { NEEDV(); so.top_p = (float)atof(v); }
-        else if (!strcmp(a, "--min-p")) { NEEDV(); so.min_p = (float)atof(v); }
-        else if (!strcmp(a, "--repeat-penalty")) { NEEDV(); so.repeat_penalty = (float)atof(v); }
-        else if (!strcmp(a, "--frequency-penalty")) { NEEDV(); so.frequency_penalty = (float)atof(v); }
-        else if (!strcmp(a, "--presence-penalty")) { NEEDV(); so.presence_penalty = (float)atof(v); }
-        else if (!strcmp(a, "--seed")) { NEEDV(); so.seed = strtoull(v, NULL, 10); }
-        else if (!strcmp(a, "--threads")) { NEEDV(); threads = atoi(v); }
-        else if (!strcmp(a, "--ctx")) { NEEDV(); n_ctx = (size_t)strtoul(v, NULL, 10); }
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { NUMV(1, 1e9); n_predict = (size_t)x; }
+        else if (!strcmp(a, "--temp")) { NUMV(0, 100); so.temperature = (float)x; }
+        else if (!strcmp(a, "--top-k")) { NUMV(0, 1e9); so.top_k = (int)x; }
+        else if (!strcmp(a, "--top-p")) { NUMV(0, 1); so.top_p = (float)x; }
+        else if (!strcmp(a, "--min-p")) { NUMV(0, 1); so.min_p = (float)x; }
+        else if (!strcmp(a, "--repeat-penalty")) { NUMV(0, 100); so.repeat_penalty = (float)x; }
+        else if (!strcmp(a, "--frequency-penalty")) { NUMV(-100, 100); so.frequency_penalty = (float)x; }
+        else if (!strcmp(a, "--presence-penalty")) { NUMV(-100, 100); so.presence_penalty = (float)x; }
+        else if (!strcmp(a, "--seed")) {
+            char *end = NULL;
+            NEEDV();
+            so.seed = strtoull(v, &end, 10);
+            if (!*v || *end || *v == '-') {
+                fprintf(stderr, "fti-infer: --seed takes a whole number, not '%s'\n", v);
+                return 2;
+            }
+        }
+        else if (!strcmp(a, "--threads")) { NUMV(0, 1024); threads = (int)x; }
+        else if (!strcmp(a, "--ctx")) { NUMV(0, 16777216); n_ctx = (size_t)x; }
         else if (!strcmp(a, "--kv")) {
             NEEDV();
             if (fti_kv_type_parse(v) < 0) {
@@ -237,7 +258,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--stop")) {
             NEEDV();
             if (n_stop < 16) stops[n_stop++] = v;
-        } else if (!strcmp(a, "--rag-k")) { NEEDV(); rag_k = (size_t)strtoul(v, NULL, 10); }
+        } else if (!strcmp(a, "--rag-k")) { NUMV(0, 100); rag_k = (size_t)x; }
         else if (!strcmp(a, "--rag")) use_rag = 1;
         else if (!strcmp(a, "--no-rag")) use_rag = 0;
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = 1;
@@ -249,6 +270,7 @@ int main(int argc, char **argv) {
             return 2;
         }
 #undef NEEDV
+#undef NUMV
     }
     if (!model == !alias) {
         fprintf(stderr, "fti-infer: give exactly one of --model FILE or --alias NAME\n");
@@ -295,6 +317,14 @@ int main(int argc, char **argv) {
         memset(&ids, 0, sizeof ids);
         if (fti_file_read(ppl_file, 0, &data, &len, &err) != FTI_OK) {
             fprintf(stderr, "fti-infer: %s\n", err.msg);
+            goto out;
+        }
+        for (k = 0; k < len && strchr(" \t\r\n\f\v", ((const char *)data)[k]); k++) {
+        }
+        if (k == len) { /* only the template's own tokens would be scored */
+            fprintf(stderr, "fti-infer: %s: no text to score (the file is empty or blank)\n",
+                    ppl_file);
+            fti_free(data);
             goto out;
         }
         if (fti_engine_add_bos(e)) fti_tokens_push(&ids, (uint32_t)fti_engine_bos(e));

@@ -57,8 +57,21 @@ static void usage(FILE *f) {
             "                    %d, 0 = leave those rows out)\n", FTI_TWIN_NGRAM_ORDER);
 }
 
+/* A whole number 0..max for option o (else a message and *bad set). */
+static size_t eval_count(const char *o, const char *v, size_t max, int *bad) {
+    char *end = NULL;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (!*v || *end || *v == '-' || x > max) {
+        fprintf(stderr, "fti-eval: %s takes a whole number from 0 to %lu, not '%s'\n", o,
+                (unsigned long)max, v);
+        *bad = 1;
+        return 0;
+    }
+    return (size_t)x;
+}
+
 static int parse_args(int argc, char **argv, args *a) {
-    int i;
+    int i, bad = 0;
     memset(a, 0, sizeof *a);
     a->alias = "production";
     a->others = "data/eval/others";
@@ -81,15 +94,17 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (!strcmp(o, "--model")) a->model = v;
         else if (!strcmp(o, "--dataset")) a->dataset = v;
         else if (!strcmp(o, "--others")) a->others = v, a->others_given = 1;
-        else if (!strcmp(o, "--max-docs")) a->max_docs = (size_t)strtoul(v, NULL, 10);
-        else if (!strcmp(o, "--max-bytes")) a->max_bytes = (size_t)strtoul(v, NULL, 10);
-        else if (!strcmp(o, "--threads")) a->threads = atoi(v);
-        else if (!strcmp(o, "--ngram-order")) a->ngram_order = atoi(v);
+        else if (!strcmp(o, "--max-docs")) a->max_docs = eval_count(o, v, 1000000, &bad);
+        else if (!strcmp(o, "--max-bytes")) a->max_bytes = eval_count(o, v, (size_t)1 << 30, &bad);
+        else if (!strcmp(o, "--threads")) a->threads = (int)eval_count(o, v, 1024, &bad);
+        else if (!strcmp(o, "--ngram-order")) a->ngram_order = (int)eval_count(o, v, 64, &bad);
         else {
             fprintf(stderr, "fti-eval: unknown option %s (try --help)\n", o);
             return 0;
         }
     }
+    if (bad) return 0;
+    if (a->max_docs == 0) a->max_docs = 1;
     if (a->ngram_order < 0 || a->ngram_order > FTI_NGRAM_MAX_ORDER) {
         fprintf(stderr, "fti-eval: --ngram-order is 0..%d\n", FTI_NGRAM_MAX_ORDER);
         return 0;

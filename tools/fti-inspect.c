@@ -1,6 +1,6 @@
 /* fti-inspect: print a GGUF model file's metadata and tensor table.
  *
- *     build/fti-inspect MODEL.gguf [--all] [--json]
+ *     build/fti-inspect MODEL.gguf [--all]
  *
  * Validates the file like the engine does (every header field checked against the file) and
  * prints the version, alignment, each key with its type and value (arrays: type, length and the
