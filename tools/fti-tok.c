@@ -79,10 +79,16 @@ static int parse_args(int argc, char **argv, args *a) {
             a->out = argv[++i];
         } else if (!strcmp(s, "--text") && has_val) {
             a->text = argv[++i];
-        } else if (!strcmp(s, "--vocab") && has_val) {
-            a->vocab = (size_t)strtoull(argv[++i], NULL, 10);
-        } else if (!strcmp(s, "--min-freq") && has_val) {
-            a->min_freq = strtoull(argv[++i], NULL, 10);
+        } else if ((!strcmp(s, "--vocab") || !strcmp(s, "--min-freq")) && has_val) {
+            char *end = NULL;
+            const char *v = argv[++i];
+            unsigned long long x = strtoull(v, &end, 10);
+            if (!*v || *end || *v == '-' || x > ((unsigned long long)1 << 31)) {
+                fprintf(stderr, "fti-tok: %s takes a whole number, not '%s'\n", s, v);
+                return 2;
+            }
+            if (s[2] == 'v') a->vocab = (size_t)x;
+            else a->min_freq = x;
         } else if (!strcmp(s, "--pretok") && has_val) {
             a->pretok = argv[++i];
         } else if (!strcmp(s, "--special") && has_val && a->cmd && !strcmp(a->cmd, "train")) {
@@ -401,6 +407,11 @@ static int cmd_decode(const args *a) {
             {
                 char num[24];
                 size_t n = e - pos < 23 ? e - pos : 23;
+                if (e - pos > 23) { /* no id has that many digits: not cut to one that has */
+                    fprintf(stderr, "fti-tok: decode: id %.23s... is too long\n", data + pos);
+                    rc = 1;
+                    break;
+                }
                 memcpy(num, data + pos, n);
                 num[n] = 0;
                 rc = decode_id(tok, &d, num, &out);
