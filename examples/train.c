@@ -76,6 +76,17 @@ static int parse_u64(const char *s, uint64_t *out) {
     return 1;
 }
 
+/* A number in [lo, hi], the whole of s (atof read "5abc" as 5, and "inf" passed). */
+static int parse_real(const char *s, double lo, double hi, double *out) {
+    char *end;
+    double v;
+    if (!s || !*s) return 0;
+    v = strtod(s, &end);
+    if (*end || !(v >= lo && v <= hi)) return 0;
+    *out = v;
+    return 1;
+}
+
 static int parse_args(int argc, char **argv, args *a) {
     int i;
     memset(a, 0, sizeof(*a));
@@ -86,6 +97,7 @@ static int parse_args(int argc, char **argv, args *a) {
     for (i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t u = 0;
+        double d = 0;
         int ok = 1, takes = 1;
         if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
             usage(stdout);
@@ -133,13 +145,17 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (strcmp(o, "--accum") == 0) ok = parse_u64(v, &u) && u > 0, a->accum = (size_t)u;
         else if (strcmp(o, "--lora") == 0) ok = parse_u64(v, &u) && u > 0 && u < 4096,
                                            a->lora = (uint32_t)u;
-        else if (strcmp(o, "--lr") == 0) ok = (a->lr = (float)atof(v)) > 0;
-        else if (strcmp(o, "--weight-decay") == 0) ok = (a->wd = (float)atof(v)) >= 0;
-        else if (strcmp(o, "--clip") == 0) ok = (a->clip = (float)atof(v)) > 0;
+        else if (strcmp(o, "--lr") == 0) ok = parse_real(v, 0, 10, &d) && d > 0, a->lr = (float)d;
+        else if (strcmp(o, "--weight-decay") == 0)
+            ok = parse_real(v, 0, 100, &d), a->wd = (float)d;
+        else if (strcmp(o, "--clip") == 0)
+            ok = parse_real(v, 0, 1e6, &d) && d > 0, a->clip = (float)d;
         else if (strcmp(o, "--dropout") == 0)
-            ok = (a->dropout = (float)atof(v)) >= 0 && a->dropout <= 0.9f;
-        else if (strcmp(o, "--lora-alpha") == 0) ok = (a->lora_alpha = (float)atof(v)) > 0;
-        else if (strcmp(o, "--max-seconds") == 0) ok = (a->max_seconds = atof(v)) > 0;
+            ok = parse_real(v, 0, 0.9, &d), a->dropout = (float)d;
+        else if (strcmp(o, "--lora-alpha") == 0)
+            ok = parse_real(v, 0, 1e6, &d) && d > 0, a->lora_alpha = (float)d;
+        else if (strcmp(o, "--max-seconds") == 0)
+            ok = parse_real(v, 0, 1e9, &d) && d > 0, a->max_seconds = d;
         else {
             fprintf(stderr, "fti-train: unknown option %s (see --help)\n", o);
             return 0;
