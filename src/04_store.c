@@ -917,6 +917,13 @@ static size_t fti__st_md_front_matter(const char *md, size_t len, fti_buf *title
             if (title && t && tn) fti_buf_append(title, t, tn);
             return e < len ? e + 1 : len;
         }
+        /* every line must read as YAML ("key: value", "- item", indented, "# comment") or TOML
+         * ("key = value", "[table]"): a document that opens with a rule and has another one
+         * further down is text, not front matter */
+        if (n && s[0] != ' ' && s[0] != '\t' && s[0] != '#' &&
+            !(fence == '-' ? s[0] == '-' || memchr(s, ':', n) != NULL
+                           : s[0] == '[' || memchr(s, '=', n) != NULL))
+            return 0;
         if (n > 6 && memcmp(s, "title", 5) == 0 && (s[5] == ':' || s[5] == ' ' || s[5] == '=')) {
             size_t k = 5;
             while (k < n && (s[k] == ' ' || s[k] == ':' || s[k] == '=')) k++;

@@ -1523,12 +1523,35 @@ static int fti__st_decode_text(const unsigned char *s, size_t n, fti_buf *conv) 
     return 1;
 }
 
+/* A text unit (txt, md, html, csv) as UTF-8 in [*s, *s + *n): decoded into conv when it is
+ * UTF-16 or Windows-1252 (fti__st_decode_text); returns 0 (conv freed) when it is rejected as
+ * binary or out of memory, else 1 with conv for the caller to free. */
+static int fti__st_unit_text(fti__st_out *o, uint32_t file, const char **s, size_t *n,
+                             fti_buf *conv) {
+    char why[160];
+    memset(conv, 0, sizeof *conv);
+    if (fti__st_decode_text((const unsigned char *)*s, *n, conv)) {
+        if (conv->oom) {
+            o->oom = 1;
+            fti_buf_free(conv);
+            return 0;
+        }
+        *s = conv->data ? conv->data : "";
+        *n = conv->len;
+    }
+    if (fti__st_looks_binary((const unsigned char *)*s, *n, why, sizeof why)) {
+        fti__st_reject(o, file, "", "binary", "%s", why);
+        fti_buf_free(conv);
+        return 0;
+    }
+    return 1;
+}
+
 static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, const char *path,
                                  const unsigned char *data, size_t size,
                                  const unsigned char *file_sha, fti__st_out *o) {
     const char *s = (const char *)data + u->off;
     size_t n = u->len;
-    char why[160];
     (void)size;
     o->file_data = (const char *)data;
     o->file_len = size;
@@ -1539,21 +1562,7 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
     case FTI__ST_K_HTML: {
         fti_buf text, title, conv;
         char *t;
-        memset(&conv, 0, sizeof conv);
-        if (fti__st_decode_text((const unsigned char *)s, n, &conv)) {
-            if (conv.oom) {
-                o->oom = 1;
-                fti_buf_free(&conv);
-                return;
-            }
-            s = conv.data ? conv.data : "";
-            n = conv.len;
-        }
-        if (fti__st_looks_binary((const unsigned char *)s, n, why, sizeof why)) {
-            fti__st_reject(o, u->file, "", "binary", "%s", why);
-            fti_buf_free(&conv);
-            return;
-        }
+        if (!fti__st_unit_text(o, u->file, &s, &n, &conv)) return;
         memset(&text, 0, sizeof text);
         memset(&title, 0, sizeof title);
         if (u->kind == FTI__ST_K_HTML)
@@ -1585,20 +1594,8 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
         return;
     case FTI__ST_K_CSV: {
         fti_buf conv;
-        memset(&conv, 0, sizeof conv);
-        if (fti__st_decode_text((const unsigned char *)s, n, &conv)) {
-            if (conv.oom) {
-                o->oom = 1;
-                fti_buf_free(&conv);
-                return;
-            }
-            s = conv.data ? conv.data : "";
-            n = conv.len;
-        }
-        if (fti__st_looks_binary((const unsigned char *)s, n, why, sizeof why))
-            fti__st_reject(o, u->file, "", "binary", "%s", why);
-        else
-            fti__st_ingest_csv(pp, o, u->file, s, n);
+        if (!fti__st_unit_text(o, u->file, &s, &n, &conv)) return;
+        fti__st_ingest_csv(pp, o, u->file, s, n);
         fti_buf_free(&conv);
         return;
     }

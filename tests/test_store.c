@@ -157,6 +157,7 @@ FTI_TEST(store_clean_markdown) {
                 "Heading\n\nbody", "Morning walks"));
     CHECK(md_is("+++\ntitle = 'Bread'\ndraft = false\n+++\nrye", "rye", "Bread"));
     CHECK(md_is("---\nno closing line\nbody", "no closing line\nbody", NULL)); /* a rule */
+    CHECK(md_is("---\nAn opening paragraph.\n---\nbody", "An opening paragraph.\n\nbody", NULL));
     /* wiki links, embeds, footnotes, inline HTML and character references */
     CHECK(md_is("with [[Sam Lee|Sam]] on [[River Path]] ![[photo.jpg]].",
                 "with Sam on River Path .", NULL));
