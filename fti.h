@@ -1356,11 +1356,11 @@ typedef struct fti_ingest_opts {
     const char *date_fields;   /* 0 = "created_at,date,timestamp,time,created" */
     const char *author_fields; /* 0 = "author,user,username,from" */
     const char *required;      /* fields a document must have: "title,author,date"; 0 = none */
-    const char *authors;       /* whose writing to keep: comma-separated names or addresses
-                                * (case-insensitive, a part suffices: "alice@example.com,Alice
-                                * Martin"); a document whose author is known (mail's From:, a
-                                * JSON/CSV author field) and matches none is rejected as
-                                * other_author; 0 or "" = every author */
+    const char *authors;       /* whose writing to keep: comma-separated names, handles or
+                                * addresses ("alice@example.com,Alice Martin,alice_m"), each
+                                * matched anywhere in the author, any case; a document whose
+                                * author is known (mail's whole From:, a JSON/CSV author field)
+                                * contains none is rejected as other_author; 0 or "" = all */
     size_t min_chars;          /* 0 = 12 (after cleaning, in bytes) */
     size_t max_chars;          /* 0 = 1,000,000 */
     double min_letter_frac;    /* letters / non-blank characters; 0 = 0.5, < 0 disables */
