@@ -45,6 +45,17 @@ static float *ti_train_logits(const fti_model_config *cfg, const float *params,
     return out;
 }
 
+/* The RMS of got - ref relative to ref's RMS. */
+static double ti_rel_rms(const float *got, const float *ref, size_t n) {
+    double se = 0, sr = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        se += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]);
+        sr += (double)ref[i] * ref[i];
+    }
+    return sqrt(se / sr);
+}
+
 static double ti_max_rel(const float *a, const float *b, size_t n) {
     double mx = 0, scale = 0;
     size_t i;
@@ -178,7 +189,7 @@ FTI_TEST(infer_quantized_tolerance) {
         fti_error err;
         int32_t toks[32];
         size_t T = 32, V = 96, i;
-        double se = 0, sr = 0;
+        double rms;
         REQUIRE(path != NULL);
         for (i = 0; i < T; i++) toks[i] = (int32_t)((i * 37 + 5) % 96);
         ref = ti_train_logits(&cfg, params, toks, T);
@@ -187,14 +198,11 @@ FTI_TEST(infer_quantized_tolerance) {
         REQUIRE(fti_session_create(&s, e, NULL, &err) == FTI_OK);
         got = (float *)malloc(T * V * sizeof(float));
         REQUIRE(fti_session_eval(s, toks, T, got, &err) == FTI_OK);
-        for (i = 0; i < T * V; i++) {
-            se += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]);
-            sr += (double)ref[i] * ref[i];
-        }
-        if (getenv("FTI_TEST_VERBOSE") || sqrt(se / sr) > tol_rms[ti])
+        rms = ti_rel_rms(got, ref, T * V);
+        if (getenv("FTI_TEST_VERBOSE") || rms > tol_rms[ti])
             fprintf(stderr, "    %s: relative rms error %.4f (tolerance %.4f)\n",
-                    fti_ggml_type_name(types[ti]), sqrt(se / sr), tol_rms[ti]);
-        CHECK(sqrt(se / sr) <= tol_rms[ti]);
+                    fti_ggml_type_name(types[ti]), rms, tol_rms[ti]);
+        CHECK(rms <= tol_rms[ti]);
         fti_session_free(s);
         fti_engine_close(e);
         free(ref);
@@ -221,7 +229,7 @@ FTI_TEST(infer_quantized_odd_ffn_width) {
         fti_error err;
         int32_t toks[24];
         size_t T = 24, V = 96, i;
-        double se = 0, sr = 0;
+        double rms;
         memset(&o, 0, sizeof o);
         o.matrix_type = types[ti];
         o.seed = 5;
@@ -238,14 +246,11 @@ FTI_TEST(infer_quantized_odd_ffn_width) {
         REQUIRE(fti_session_create(&s, e, NULL, &err) == FTI_OK);
         got = (float *)malloc(T * V * sizeof(float));
         REQUIRE(fti_session_eval(s, toks, T, got, &err) == FTI_OK);
-        for (i = 0; i < T * V; i++) {
-            se += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]);
-            sr += (double)ref[i] * ref[i];
-        }
-        if (sqrt(se / sr) > tol[ti])
+        rms = ti_rel_rms(got, ref, T * V);
+        if (rms > tol[ti])
             fprintf(stderr, "    %s: relative rms error %.4f\n", fti_ggml_type_name(types[ti]),
-                    sqrt(se / sr));
-        CHECK(sqrt(se / sr) <= tol[ti]);
+                    rms);
+        CHECK(rms <= tol[ti]);
         REQUIRE(fti_batch_create(e, 4, 48, &bt, &err) == FTI_OK);
         {   /* the batch's prefill of the same tokens in a second session, then one step of both */
             fti_session *s2 = NULL, *ss[2];
