@@ -121,11 +121,17 @@ typedef void (*fti_ingest_progress_fn)(void *user, const fti_ingest_progress *p)
 /* Options for fti_store_ingest; zero = default for every field. Field lists are comma-separated
  * names tried in order. */
 typedef struct fti_ingest_opts {
-    const char
-        *text_fields; /* JSON/CSV text field: 0 = "text,content,body,full_text,message,post" */
-    const char *title_fields;  /* 0 = "title,subject,name" */
-    const char *date_fields;   /* 0 = "created_at,date,timestamp,time,created" */
-    const char *author_fields; /* 0 = "author,user,username,from" */
+    /* JSON/CSV text field: 0 = "text,content,body,full_text,message,post,plaintext,content_text,
+     * selftext,html,content_html,textContent,contents,ShareCommentary,comment" (JSON: a string,
+     * an object's "rendered", or an array of runs; records are found in wrappers and nested
+     * arrays: see docs/feature.md) */
+    const char *text_fields;
+    const char *title_fields; /* 0 = "title,subject,name" */
+    /* 0 = "created_at,date,timestamp,time,created,published,published_at,date_published,
+     * created_utc,creationDate,creation_timestamp,ts" (numbers, and strings of digits, are Unix
+     * seconds or milliseconds) */
+    const char *date_fields;
+    const char *author_fields; /* 0 = "author,user,username,from,attributedTo" */
     const char *required;      /* fields a document must have: "title,author,date"; 0 = none */
     const char *authors;       /* whose writing to keep: comma-separated names, handles or
                                 * addresses ("alice@example.com,Alice Martin,alice_m"), each

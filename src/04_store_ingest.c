@@ -318,10 +318,33 @@ static fti__st_kind fti__st_kind_of(const char *path) {
     if (fti__st_eq_ci(ext, n, "html") || fti__st_eq_ci(ext, n, "htm")) return FTI__ST_K_HTML;
     if (fti__st_eq_ci(ext, n, "json")) return FTI__ST_K_JSON;
     if (fti__st_eq_ci(ext, n, "jsonl") || fti__st_eq_ci(ext, n, "ndjson")) return FTI__ST_K_JSONL;
-    if (fti__st_eq_ci(ext, n, "csv")) return FTI__ST_K_CSV;
+    if (fti__st_eq_ci(ext, n, "csv") || fti__st_eq_ci(ext, n, "tsv")) return FTI__ST_K_CSV;
     if (fti__st_eq_ci(ext, n, "eml")) return FTI__ST_K_EML;
     if (fti__st_eq_ci(ext, n, "mbox") || fti__st_find_ci(base, strlen(base), "mbox") < strlen(base))
         return FTI__ST_K_MBOX;
+    return FTI__ST_K_UNKNOWN;
+}
+
+/* May a file of unknown kind be one by its content? Files without an extension (Thunderbird
+ * keeps mailboxes as "Inbox", "Sent") and ".js" (Twitter's archive: data/tweets.js). */
+static int fti__st_kind_sniffable(const char *path) {
+    const char *ext = fti_path_ext(path);
+    return !*ext || fti__st_eq_ci(ext, strlen(ext), "js");
+}
+
+/* The kind of a sniffable file by its first bytes: Twitter's "window.YTD.<name> = [" is JSON;
+ * a "From " line followed by a header line is an mbox. */
+static fti__st_kind fti__st_kind_sniff(const char *s, size_t n) {
+    size_t i, k;
+    if (n >= 11 && memcmp(s, "window.YTD.", 11) == 0) return FTI__ST_K_JSON;
+    if (n < 5 || memcmp(s, "From ", 5) != 0) return FTI__ST_K_UNKNOWN;
+    for (i = 5; i < n && i < 1024 && s[i] != '\n'; i++) {}
+    if (i >= n || s[i] != '\n') return FTI__ST_K_UNKNOWN;
+    for (k = ++i; k < n && k < i + 80; k++) { /* "Name: value" */
+        unsigned char c = (unsigned char)s[k];
+        if (c == ':') return k > i ? FTI__ST_K_MBOX : FTI__ST_K_UNKNOWN;
+        if (c <= ' ' || c >= 0x7F) break;
+    }
     return FTI__ST_K_UNKNOWN;
 }
 
@@ -354,31 +377,207 @@ static int fti__st_looks_binary(const unsigned char *s, size_t n, char *why, siz
 }
 
 /* --- JSON records --------------------------------------------------------------------------- */
+/*
+ * A record is an object with a text member (fti_ingest_opts.text_fields). Exports nest them:
+ * - the record may sit in a wrapper: Twitter's {"tweet": {...}}, Mastodon's {"object": {...}},
+ *   Reddit's {"kind": "t3", "data": {...}}, Facebook's {"data": [{"post": "..."}]};
+ * - the records' array may sit anywhere in the file: Mastodon's outbox {"orderedItems": [...]},
+ *   Ghost's {"db": [{"data": {"posts": [...]}}]}, Telegram's {"chats": {"list": [{"messages":
+ *   [...]}]}}, JSON Feed's {"authors": [...], "items": [...]};
+ * - the text may be a string, WordPress's {"rendered": "<p>..."} or Telegram's array of runs
+ *   ["Hello ", {"type": "bold", "text": "world"}].
+ * Facebook writes each UTF-8 byte as its own \u00XX escape; such strings are repaired.
+ */
 
-/* First member of obj whose key is in list and which is a non-empty string (or number if
- * num_ok); returns its text in a new string (dates: numbers become ISO times). */
-static const fti_json *fti__st_json_field(const fti_json *obj, const char *list) {
+#define FTI__ST_JREC_MAX 4 /* the record's object and up to 3 wrappers */
+#define FTI__ST_JWALK_MAX 10 /* how deep a file is searched for arrays of records */
+
+typedef struct fti__st_jrec {
+    const fti_json *obj[FTI__ST_JREC_MAX]; /* outermost first; obj[n - 1] holds the text */
+    int n;
+    const fti_json *text; /* the text member of obj[n - 1] */
+} fti__st_jrec;
+
+/* Members whose object (or first object with text, in an array of at most four) holds a record. */
+static const char fti__st_json_wrappers[] = "tweet,object,data,node,status,note,comment";
+
+/* The non-empty string member of an object holding a field's text: WordPress's "rendered". */
+static const fti_json *fti__st_json_sub(const fti_json *v) {
+    static const char *const keys[] = {"rendered", "html", "text"};
+    size_t i;
+    for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const fti_json *c = fti_json_get(v, keys[i]);
+        if (c && c->type == FTI_JSON_STRING && c->len) return c;
+    }
+    return NULL;
+}
+
+/* Does field value v hold text: a non-empty string, an object with a "rendered", "html" or
+ * "text" string, an array with a non-empty string or object "text" (Telegram's runs)? */
+static int fti__st_json_has_text(const fti_json *v) {
+    const fti_json *c, *t;
+    if (v->type == FTI_JSON_STRING) return v->len > 0;
+    if (v->type == FTI_JSON_OBJECT) return fti__st_json_sub(v) != NULL;
+    if (v->type != FTI_JSON_ARRAY) return 0;
+    for (c = v->child; c; c = c->next) {
+        if (c->type == FTI_JSON_STRING && c->len) return 1;
+        if (c->type == FTI_JSON_OBJECT && (t = fti_json_get(c, "text")) &&
+            t->type == FTI_JSON_STRING && t->len)
+            return 1;
+    }
+    return 0;
+}
+
+/* The member of obj whose key comes first in list and which has a value: for text fields one
+ * that holds text (fti__st_json_has_text), else a non-empty string, a number or an object. */
+static const fti_json *fti__st_json_field(const fti_json *obj, const char *list, int text) {
     const fti_json *best = NULL, *c;
     int best_pos = 1 << 30;
+    if (obj->type != FTI_JSON_OBJECT) return NULL;
     for (c = obj->child; c; c = c->next) {
         int pos;
         if (!c->key) continue;
         pos = fti__st_list_pos(list, c->key, c->key_len);
-        if (pos >= 0 && pos < best_pos) {
-            if (c->type == FTI_JSON_STRING && c->len == 0) continue;
-            if (c->type == FTI_JSON_NULL) continue;
-            best = c;
-            best_pos = pos;
-        }
+        if (pos < 0 || pos >= best_pos) continue;
+        if (text ? !fti__st_json_has_text(c)
+                 : (c->type == FTI_JSON_STRING && c->len == 0) || c->type == FTI_JSON_NULL ||
+                       c->type == FTI_JSON_ARRAY)
+            continue;
+        best = c;
+        best_pos = pos;
     }
     return best;
 }
 
-static char *fti__st_json_meta(const fti_json *obj, const char *list, int is_date) {
-    const fti_json *v = fti__st_json_field(obj, list);
+/* Finds the record in obj (depth: obj's place in r->obj); wrappers are followed when wrap. */
+static int fti__st_json_find_in(const fti_ingest_opts *opt, const fti_json *obj, fti__st_jrec *r,
+                                int depth, int wrap) {
+    const fti_json *c, *e;
+    if (obj->type != FTI_JSON_OBJECT || depth >= FTI__ST_JREC_MAX) return 0;
+    r->obj[depth] = obj;
+    if ((r->text = fti__st_json_field(obj, opt->text_fields, 1)) != NULL) {
+        r->n = depth + 1;
+        return 1;
+    }
+    if (!wrap) return 0;
+    for (c = obj->child; c; c = c->next) {
+        if (!c->key || fti__st_list_pos(fti__st_json_wrappers, c->key, c->key_len) < 0) continue;
+        if (c->type == FTI_JSON_OBJECT && fti__st_json_find_in(opt, c, r, depth + 1, 1)) return 1;
+        if (c->type == FTI_JSON_ARRAY && c->len <= 4)
+            for (e = c->child; e; e = e->next)
+                if (fti__st_json_find_in(opt, e, r, depth + 1, 1)) return 1;
+    }
+    return 0;
+}
+
+/* Facebook's exports escape every byte of UTF-8 text as a code point U+0000..U+00FF ("cafÃ©"
+ * for "café"). If s holds only such code points, at least one above U+007F, and their bytes form
+ * valid UTF-8, out gets those bytes and 1 is returned; else 0 (s is used as it is). */
+static int fti__st_unmojibake(const char *s, size_t n, fti_buf *out) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, start = out->len;
+    int high = 0;
+    for (i = 0; i < n; i++)
+        if (u[i] >= 0x80) break;
+    if (i == n) return 0;
+    for (i = 0; i < n;) {
+        uint32_t cp;
+        int ok;
+        size_t k = fti_utf8_decode(u + i, n - i, &cp, &ok);
+        if (!ok || cp > 0xFF) {
+            out->len = start;
+            return 0;
+        }
+        high |= cp >= 0x80;
+        fti_buf_putc(out, (char)cp);
+        i += k;
+    }
+    if (!high || out->oom ||
+        fti_utf8_valid_prefix((const unsigned char *)out->data + start, out->len - start) !=
+            out->len - start) {
+        out->len = start;
+        return 0;
+    }
+    return 1;
+}
+
+/* Twitter's dates, "Wed Oct 10 20:19:24 +0000 2018", as ISO 8601 UTC; 0 if s is not one. */
+static int fti__st_twitter_date(const char *s, size_t n, char out[32]) {
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    int mo = -1, d, hh, mm, ss, y, oh, om, i;
+    char sign;
+    double days;
+    if (n != 30 || s[3] != ' ' || s[7] != ' ' || s[19] != ' ' || s[25] != ' ') return 0;
+    for (i = 0; i < 12; i++)
+        if (memcmp(s + 4, months + 3 * i, 3) == 0) mo = i + 1;
+    for (i = 8; i < 30; i++)
+        if (i != 10 && i != 13 && i != 16 && i != 19 && i != 20 && i != 25 &&
+            (s[i] < '0' || s[i] > '9'))
+            return 0;
+    sign = s[20];
+    if (mo < 0 || s[10] != ' ' || s[13] != ':' || s[16] != ':' || (sign != '+' && sign != '-'))
+        return 0;
+    d = (s[8] - '0') * 10 + s[9] - '0';
+    hh = (s[11] - '0') * 10 + s[12] - '0';
+    mm = (s[14] - '0') * 10 + s[15] - '0';
+    ss = (s[17] - '0') * 10 + s[18] - '0';
+    oh = (s[21] - '0') * 10 + s[22] - '0';
+    om = (s[23] - '0') * 10 + s[24] - '0';
+    y = ((s[26] - '0') * 10 + s[27] - '0') * 100 + (s[28] - '0') * 10 + s[29] - '0';
+    if (d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 || y < 1970) return 0;
+    { /* days from the civil date (proleptic Gregorian) */
+        int yy = mo <= 2 ? y - 1 : y, era = yy / 400, yoe = yy - era * 400;
+        int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+        int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        days = (double)era * 146097 + doe - 719468;
+    }
+    fti_time_iso8601(days * 86400.0 + hh * 3600 + mm * 60 + ss -
+                         (sign == '-' ? -1 : 1) * (oh * 3600 + om * 60),
+                     out);
+    return 1;
+}
+
+/* A metadata field of the record (innermost object first), as a new string; dates: numbers
+ * (seconds or milliseconds) and Twitter's format become ISO 8601. NULL if none. */
+static char *fti__st_json_meta(const fti__st_jrec *r, const char *list, int is_date) {
+    const fti_json *v = NULL;
     char tmp[64];
+    int i;
+    for (i = r->n - 1; i >= 0 && !v; i--) v = fti__st_json_field(r->obj[i], list, 0);
     if (!v) return NULL;
-    if (v->type == FTI_JSON_STRING) return fti__st_meta_str(v->str, v->len, 200);
+    if (v->type == FTI_JSON_OBJECT) { /* {"name": ...} as authors often are; {"rendered": ...} */
+        const fti_json *s = fti_json_get(v, "name");
+        if (!s || s->type != FTI_JSON_STRING) s = fti_json_get(v, "username");
+        if (!s || s->type != FTI_JSON_STRING) s = fti__st_json_sub(v);
+        if (!s || s->type != FTI_JSON_STRING) return NULL;
+        v = s;
+    }
+    if (v->type == FTI_JSON_STRING) {
+        fti_buf fix;
+        char *out;
+        memset(&fix, 0, sizeof fix);
+        if (is_date && fti__st_twitter_date(v->str, v->len, tmp)) return fti_strdup(tmp);
+        if (is_date && v->len >= 9 && v->len < 24) { /* Slack's "1600000000.000200" */
+            size_t k = 0;
+            double secs;
+            while (k < v->len && v->str[k] >= '0' && v->str[k] <= '9') k++;
+            if (k < v->len && v->str[k] == '.')
+                for (k++; k < v->len && v->str[k] >= '0' && v->str[k] <= '9';) k++;
+            memcpy(tmp, v->str, v->len);
+            tmp[v->len] = 0;
+            secs = strtod(tmp, NULL);
+            if (k == v->len && v->str[0] != '.' && secs >= 1e8 && secs < 1e14) {
+                fti_time_iso8601(secs > 1e11 ? secs / 1000.0 : secs, tmp);
+                return fti_strdup(tmp);
+            }
+        }
+        if (fti__st_unmojibake(v->str, v->len, &fix))
+            out = fti__st_meta_str(fix.data, fix.len, 200);
+        else
+            out = fti__st_meta_str(v->str, v->len, 200);
+        fti_buf_free(&fix);
+        return out;
+    }
     if (v->type == FTI_JSON_NUMBER) {
         if (is_date && v->num > 0 && v->num < 1e14) {
             double secs = v->num > 1e11 ? v->num / 1000.0 : v->num;
@@ -387,11 +586,6 @@ static char *fti__st_json_meta(const fti_json *obj, const char *list, int is_dat
             snprintf(tmp, sizeof tmp, "%.17g", v->num);
         }
         return fti_strdup(tmp);
-    }
-    if (v->type == FTI_JSON_OBJECT) { /* {"name": ...} as authors often are */
-        const char *s = fti_json_get_str(v, "name", NULL);
-        if (!s) s = fti_json_get_str(v, "username", NULL);
-        return s ? fti__st_meta_str(s, strlen(s), 200) : NULL;
     }
     return NULL;
 }
@@ -463,23 +657,116 @@ static int fti__st_author_kept(const fti_ingest_opts *opt, const char *a, size_t
     return !any;
 }
 
+
+/* The text of field value v (fti__st_json_has_text) into out: a string, an object's "rendered"
+ * (or "html", "text") string, or an array's runs joined. */
+static void fti__st_json_text(const fti_json *v, fti_buf *out) {
+    const fti_json *c, *t;
+    if (v->type == FTI_JSON_STRING) {
+        fti_buf_append(out, v->str, v->len);
+    } else if (v->type == FTI_JSON_OBJECT) {
+        if ((t = fti__st_json_sub(v)) != NULL) fti_buf_append(out, t->str, t->len);
+    } else if (v->type == FTI_JSON_ARRAY) {
+        for (c = v->child; c; c = c->next) {
+            if (c->type == FTI_JSON_STRING)
+                fti_buf_append(out, c->str, c->len);
+            else if (c->type == FTI_JSON_OBJECT && (t = fti_json_get(c, "text")) &&
+                     t->type == FTI_JSON_STRING)
+                fti_buf_append(out, t->str, t->len);
+        }
+    }
+}
+
+static int fti__st_is_word(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Where the short link at s (n bytes, "https://t.co/...") points according to the tweet's
+ * entities: *to and *to_len the expanded URL; returns 1 if found, 2 if it is the link of
+ * attached media (dropped), 0 if unknown. */
+static int fti__st_tweet_link(const fti_json *tw, const char *s, size_t n, const char **to,
+                              size_t *to_len) {
+    static const char *const where[][2] = {{"entities", "urls"},
+                                           {"entities", "media"},
+                                           {"extended_entities", "media"}};
+    size_t w;
+    for (w = 0; w < sizeof where / sizeof where[0]; w++) {
+        const fti_json *ents = fti_json_get(tw, where[w][0]), *list, *e;
+        size_t k = 0;
+        if (!ents || !(list = fti_json_get(ents, where[w][1])) || list->type != FTI_JSON_ARRAY)
+            continue;
+        /* a tweet has a handful of links: a hostile file's thousands are not all searched */
+        for (e = list->child; e && k < 256; e = e->next, k++) {
+            const fti_json *u = fti_json_get(e, "url"), *x = fti_json_get(e, "expanded_url");
+            if (!u || u->type != FTI_JSON_STRING || u->len != n || memcmp(u->str, s, n) != 0)
+                continue;
+            if (w > 0) return 2;
+            if (!x || x->type != FTI_JSON_STRING || !x->len) return 0;
+            *to = x->str;
+            *to_len = x->len;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A tweet's text (Twitter's archive: "full_text") as the author wrote it: short links become the
+ * links they stand for, links to attached media go, and a reply's leading "@name" mentions go. */
+static void fti__st_tweet_text(const fti_json *tw, const char *s, size_t n, fti_buf *out) {
+    size_t i = 0;
+    const fti_json *rep = fti_json_get(tw, "in_reply_to_screen_name");
+    if (rep && rep->type == FTI_JSON_STRING) { /* a reply: skip "@a @b " at the start */
+        size_t j = 0;
+        for (;;) {
+            size_t k = j;
+            while (k < n && (s[k] == ' ' || s[k] == '\n')) k++;
+            if (k >= n || s[k] != '@') break;
+            k++;
+            while (k < n && fti__st_is_word((unsigned char)s[k])) k++;
+            if (k < n && s[k] != ' ' && s[k] != '\n') break;
+            j = k;
+        }
+        i = j;
+        while (i < n && (s[i] == ' ' || s[i] == '\n')) i++;
+        if (i == n) i = 0; /* only mentions: keep them (the record is then judged as usual) */
+    }
+    while (i < n) {
+        size_t at = fti__st_find_ci(s + i, n - i, "://t.co/"), a, e, to_len = 0;
+        const char *to = NULL;
+        int kind;
+        if (at >= n - i) break;
+        a = i + at;
+        e = a + 8;
+        while (a > i && fti__st_is_word((unsigned char)s[a - 1])) a--; /* "https" */
+        while (e < n && fti__st_is_word((unsigned char)s[e])) e++;
+        kind = fti__st_tweet_link(tw, s + a, e - a, &to, &to_len);
+        if (kind == 0) {
+            fti_buf_append(out, s + i, e - i);
+        } else {
+            size_t keep = a;
+            if (kind == 2)
+                while (keep > i && s[keep - 1] == ' ') keep--;
+            fti_buf_append(out, s + i, keep - i);
+            if (kind == 1) fti_buf_append(out, to, to_len);
+        }
+        i = e;
+    }
+    if (i < n) fti_buf_append(out, s + i, n - i);
+}
+
+/* Emits the record r of an item (raw: its bytes or canonical JSON), or says why not. */
 static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
                                 const char *loc, const char *raw, size_t raw_len,
-                                const fti_json *obj, const char *def_kind) {
+                                const fti__st_jrec *r, const char *def_kind) {
     const fti_ingest_opts *opt = pp->o;
-    const fti_json *tv;
+    const fti_json *rec = r->obj[r->n - 1];
+    fti_buf txt, fix, ft;
+    const char *s;
+    size_t n;
     char *kind;
-    if (obj->type != FTI_JSON_OBJECT) {
-        fti__st_reject(o, file, loc, "json_not_object", "record is not a JSON object");
-        return;
-    }
-    tv = fti__st_json_field(obj, opt->text_fields);
-    if (!tv || tv->type != FTI_JSON_STRING) {
-        fti__st_reject(o, file, loc, "no_text", "no text field (looked for %s)", opt->text_fields);
-        return;
-    }
+    int tweet;
     if (opt->authors) {
-        char *au = fti__st_json_meta(obj, opt->author_fields, 0);
+        char *au = fti__st_json_meta(r, opt->author_fields, 0);
         int kept = fti__st_author_kept(opt, au, au ? strlen(au) : 0);
         if (!kept)
             fti__st_reject(o, file, loc, "other_author",
@@ -487,21 +774,55 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
         fti_free(au);
         if (!kept) return;
     }
-    kind = fti__st_json_meta(obj, "platform,source,kind", 0);
-    if (!kind) kind = fti_strdup(def_kind);
-    {
-        fti_buf ft;
-        int conv;
-        memset(&ft, 0, sizeof ft);
-        conv = fti__st_field_text(tv->str, tv->len, &ft);
-        if (ft.oom) o->oom = 1;
-        fti__st_emit(pp, o, file, loc, raw, raw_len, conv ? (ft.data ? ft.data : "") : tv->str,
-                     conv ? ft.len : tv->len, opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0,
-                     fti__st_json_meta(obj, opt->title_fields, 0),
-                     fti__st_json_meta(obj, opt->author_fields, 0),
-                     fti__st_json_meta(obj, opt->date_fields, 1), kind);
-        fti_buf_free(&ft);
+    memset(&txt, 0, sizeof txt);
+    memset(&fix, 0, sizeof fix);
+    memset(&ft, 0, sizeof ft);
+    fti__st_json_text(r->text, &txt);
+    s = txt.data ? txt.data : "";
+    n = txt.len;
+    if (fti__st_unmojibake(s, n, &fix)) s = fix.data, n = fix.len;
+    tweet = r->text->key && r->text->key_len == 9 && memcmp(r->text->key, "full_text", 9) == 0;
+    if (tweet && n >= 4 && memcmp(s, "RT @", 4) == 0) {
+        fti__st_reject(o, file, loc, "reshare", "a retweet: someone else's text");
+        goto done;
     }
+    if (tweet) {
+        fti_buf tt;
+        memset(&tt, 0, sizeof tt);
+        fti__st_tweet_text(rec, s, n, &tt);
+        fti_buf_free(&txt);
+        txt = tt;
+        s = txt.data ? txt.data : "";
+        n = txt.len;
+    }
+    if (fti__st_field_text(s, n, &ft)) s = ft.data ? ft.data : "", n = ft.len;
+    if (txt.oom || fix.oom || ft.oom) {
+        o->oom = 1;
+        goto done;
+    }
+    kind = fti__st_json_meta(r, "platform,source,kind", 0);
+    if (!kind) kind = fti_strdup(def_kind);
+    fti__st_emit(pp, o, file, loc, raw, raw_len, s, n, opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0,
+                 fti__st_json_meta(r, opt->title_fields, 0),
+                 fti__st_json_meta(r, opt->author_fields, 0),
+                 fti__st_json_meta(r, opt->date_fields, 1), kind);
+done:
+    fti_buf_free(&txt);
+    fti_buf_free(&fix);
+    fti_buf_free(&ft);
+}
+
+/* An item of an array of records (or a JSON line) without a record: why. */
+static void fti__st_json_no_record(const fti_ingest_opts *opt, fti__st_out *o, uint32_t file,
+                                   const char *loc, const fti_json *v) {
+    const fti_json *t = fti_json_get(v, "type");
+    if (v->type != FTI_JSON_OBJECT)
+        fti__st_reject(o, file, loc, "json_not_object", "record is not a JSON object");
+    else if (t && t->type == FTI_JSON_STRING && t->len == 8 && memcmp(t->str, "Announce", 8) == 0)
+        fti__st_reject(o, file, loc, "reshare", "a boost: someone else's post");
+    else
+        fti__st_reject(o, file, loc, "no_text", "no text field (looked for %s)",
+                       opt->text_fields);
 }
 
 static fti_json_opts fti__st_json_opts(void) {
@@ -528,13 +849,16 @@ static void fti__st_ingest_jsonl(const fti__st_proc *pp, fti__st_out *o, uint32_
             fti_json_doc *doc = NULL;
             fti_error jerr;
             fti_result jr = fti_json_parse(t, tl, &jo, &doc, NULL, &jerr);
+            fti__st_jrec r;
             if (jr == FTI_ERR_NOMEM) {
                 o->oom = 1; /* out of memory is not a bad record: the ingest fails */
                 return;
             } else if (jr != FTI_OK) {
                 fti__st_reject(o, file, loc, "json_error", "%s", jerr.msg);
+            } else if (fti__st_json_find_in(pp->o, fti_json_root(doc), &r, 0, 1)) {
+                fti__st_json_record(pp, o, file, loc, t, tl, &r, "jsonl");
             } else {
-                fti__st_json_record(pp, o, file, loc, t, tl, fti_json_root(doc), "jsonl");
+                fti__st_json_no_record(pp->o, o, file, loc, fti_json_root(doc));
             }
             fti_json_free(doc);
         }
@@ -583,15 +907,127 @@ static void fti__st_json_canon(const fti_json *v, fti_buf *out, int depth) {
     }
 }
 
+/* One JSON file: the walk's state. path is where the walk is ("chats.list[2].messages"). */
+typedef struct fti__st_jwalk {
+    const fti__st_proc *pp;
+    fti__st_out *o;
+    uint32_t file;
+    char path[120];
+    size_t n_found;
+} fti__st_jwalk;
+
+/* Appends ".key" or "[i]" (key NULL) to w->path; returns the old length (to restore). */
+static size_t fti__st_jwalk_push(fti__st_jwalk *w, const char *key, size_t key_len, size_t i) {
+    size_t len = strlen(w->path), room = sizeof w->path - len;
+    if (key) {
+        size_t k = key_len < 40 ? key_len : 40, j;
+        char seg[48];
+        for (j = 0; j < k; j++)
+            seg[j] = (unsigned char)key[j] < 0x20 || key[j] == '"' ? '_' : key[j];
+        seg[k] = 0;
+        snprintf(w->path + len, room, "%s%s", len ? "." : "", seg);
+    } else {
+        snprintf(w->path + len, room, "[%lu]", (unsigned long)i);
+    }
+    return len;
+}
+
+/* Emits every item of arr, an array of records. */
+static void fti__st_jwalk_records(fti__st_jwalk *w, const fti_json *arr, int root) {
+    const fti_json *c;
+    size_t k = 0;
+    for (c = arr->child; c; c = c->next, k++) {
+        char loc[160];
+        fti_buf raw;
+        fti__st_jrec r;
+        if (root)
+            snprintf(loc, sizeof loc, "#item %lu", (unsigned long)k);
+        else
+            snprintf(loc, sizeof loc, "#%s[%lu]", w->path, (unsigned long)k);
+        if (!fti__st_json_find_in(w->pp->o, c, &r, 0, 1)) {
+            fti__st_json_no_record(w->pp->o, w->o, w->file, loc, c);
+            continue;
+        }
+        /* the DOM keeps no byte offsets: an item's "raw bytes" are its canonical JSON */
+        memset(&raw, 0, sizeof raw);
+        fti__st_json_canon(c, &raw, 0);
+        if (raw.oom) w->o->oom = 1;
+        fti__st_json_record(w->pp, w->o, w->file, loc, raw.data ? raw.data : "", raw.len, &r,
+                            "json");
+        fti_buf_free(&raw);
+        w->n_found++;
+    }
+}
+
+/* Searches v for arrays of records: an array with at least one item that is a record is one
+ * (all its items are emitted or rejected); other arrays and objects are searched inside, and an
+ * object that is itself a record is one record. */
+static void fti__st_jwalk_search(fti__st_jwalk *w, const fti_json *v, int depth, int root) {
+    const fti_json *c;
+    fti__st_jrec r;
+    size_t k = 0, old;
+    if (depth > FTI__ST_JWALK_MAX || w->o->oom) return;
+    if (v->type == FTI_JSON_ARRAY) {
+        for (c = v->child; c; c = c->next)
+            if (fti__st_json_find_in(w->pp->o, c, &r, 0, 1)) break;
+        if (c) {
+            fti__st_jwalk_records(w, v, root);
+            return;
+        }
+        for (c = v->child; c; c = c->next, k++) {
+            if (c->type != FTI_JSON_ARRAY && c->type != FTI_JSON_OBJECT) continue;
+            old = fti__st_jwalk_push(w, NULL, 0, k);
+            fti__st_jwalk_search(w, c, depth + 1, 0);
+            w->path[old] = 0;
+        }
+    } else if (v->type == FTI_JSON_OBJECT) {
+        /* the root is a record only by a text member of its own (not a wrapper's: {"data":
+         * [two tweets]} is a list, not a Facebook post) */
+        if (fti__st_json_find_in(w->pp->o, v, &r, 0, !root)) {
+            char loc[160];
+            fti_buf raw;
+            if (root)
+                loc[0] = 0;
+            else
+                snprintf(loc, sizeof loc, "#%s", w->path);
+            memset(&raw, 0, sizeof raw);
+            fti__st_json_canon(v, &raw, 0);
+            if (raw.oom) w->o->oom = 1;
+            fti__st_json_record(w->pp, w->o, w->file, loc, raw.data ? raw.data : "", raw.len, &r,
+                                "json");
+            fti_buf_free(&raw);
+            w->n_found++;
+            return;
+        }
+        for (c = v->child; c; c = c->next) {
+            if (c->type != FTI_JSON_ARRAY && c->type != FTI_JSON_OBJECT) continue;
+            old = fti__st_jwalk_push(w, c->key ? c->key : "", c->key ? c->key_len : 0, 0);
+            fti__st_jwalk_search(w, c, depth + 1, 0);
+            w->path[old] = 0;
+        }
+    }
+}
+
+/* Twitter's archive files (data/tweets.js) are JavaScript: "window.YTD.tweets.part0 = [...]".
+ * Returns the offset of the JSON after the assignment, or 0. */
+static size_t fti__st_ytd_prefix(const char *s, size_t n) {
+    size_t i = 0;
+    if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) i = 3;
+    if (n - i < 11 || memcmp(s + i, "window.YTD.", 11) != 0) return 0;
+    for (i += 11; i < n && i < 200 && s[i] != '='; i++) {}
+    return i < n && s[i] == '=' ? i + 1 : 0;
+}
+
 static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
                                 const char *s, size_t n) {
     fti_json_opts jo = fti__st_json_opts();
     fti_json_doc *doc = NULL;
     fti_error jerr;
-    const fti_json *root, *arr = NULL, *c;
-    size_t k = 0;
+    const fti_json *root;
+    fti__st_jwalk w;
+    size_t skip = fti__st_ytd_prefix(s, n);
     {
-        fti_result jr = fti_json_parse(s, n, &jo, &doc, NULL, &jerr);
+        fti_result jr = fti_json_parse(s + skip, n - skip, &jo, &doc, NULL, &jerr);
         if (jr != FTI_OK) {
             if (jr == FTI_ERR_NOMEM)
                 o->oom = 1; /* out of memory is not a bad file: the ingest fails */
@@ -602,47 +1038,49 @@ static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t
         }
     }
     root = fti_json_root(doc);
-    if (root->type == FTI_JSON_ARRAY) {
-        arr = root;
-    } else if (root->type == FTI_JSON_OBJECT) {
-        /* an export wrapper {"posts": [...]}: the first array of objects, unless the object
-         * itself is a record */
-        if (!fti__st_json_field(root, pp->o->text_fields)) {
-            for (c = root->child; c; c = c->next)
-                if (c->type == FTI_JSON_ARRAY && c->child && c->child->type == FTI_JSON_OBJECT) {
-                    arr = c;
-                    break;
-                }
-        }
-        if (!arr) {
-            fti__st_json_record(pp, o, file, "", s, n, root, "json");
-            fti_json_free(doc);
-            return;
-        }
-    } else {
+    if (root->type != FTI_JSON_ARRAY && root->type != FTI_JSON_OBJECT) {
         fti__st_reject(o, file, "", "json_not_object", "top level is neither array nor object");
         fti_json_free(doc);
         return;
     }
-    for (c = arr->child; c; c = c->next, k++) {
-        char loc[48];
-        fti_buf raw;
-        snprintf(loc, sizeof loc, "#item %lu", (unsigned long)k);
-        /* the DOM keeps no byte offsets: an item's "raw bytes" are its canonical JSON */
-        memset(&raw, 0, sizeof raw);
-        fti__st_json_canon(c, &raw, 0);
-        fti__st_json_record(pp, o, file, loc, raw.data ? raw.data : "", raw.len, c, "json");
-        fti_buf_free(&raw);
-    }
+    memset(&w, 0, sizeof w);
+    w.pp = pp;
+    w.o = o;
+    w.file = file;
+    fti__st_jwalk_search(&w, root, 0, 1);
+    if (!w.n_found && !o->oom && root->type == FTI_JSON_OBJECT)
+        fti__st_reject(o, file, "", "no_text", "no text field (looked for %s)",
+                       pp->o->text_fields);
+    else if (!w.n_found && !o->oom) /* a list of no records: each item says why */
+        fti__st_jwalk_records(&w, root, 1);
     fti_json_free(doc);
 }
 
 /* --- CSV ------------------------------------------------------------------------------------ */
 
+/* The separator of a CSV file: ',', ';' (spreadsheets in locales with a decimal comma) or a tab,
+ * whichever the header line (from s[pos]) has most of outside quotes; ',' on a tie. */
+static char fti__st_csv_sep(const char *s, size_t n, size_t pos) {
+    size_t counts[3] = {0, 0, 0}, i;
+    int quoted = 0;
+    for (i = pos; i < n && (quoted || (s[i] != '\n' && s[i] != '\r')); i++) {
+        if (s[i] == '"') {
+            quoted = !quoted;
+        } else if (!quoted) {
+            counts[0] += s[i] == ',';
+            counts[1] += s[i] == ';';
+            counts[2] += s[i] == '\t';
+        }
+    }
+    if (counts[1] > counts[0] && counts[1] >= counts[2]) return ';';
+    if (counts[2] > counts[0] && counts[2] > counts[1]) return '\t';
+    return ',';
+}
+
 /* Parses one CSV record at s[*pos..n) into fields (appended to vals, with offsets in offs);
  * returns 1 on a record, 0 at the end, -1 on an unterminated quote. */
-static int fti__st_csv_record(const char *s, size_t n, size_t *pos, fti_buf *vals, size_t *offs,
-                              size_t max_fields, size_t *n_fields) {
+static int fti__st_csv_record(const char *s, size_t n, char sep, size_t *pos, fti_buf *vals,
+                              size_t *offs, size_t max_fields, size_t *n_fields) {
     size_t i = *pos, nf = 0;
     if (i >= n) return 0;
     vals->len = 0;
@@ -664,15 +1102,15 @@ static int fti__st_csv_record(const char *s, size_t n, size_t *pos, fti_buf *val
                 i++;
                 break;
             }
-            while (i < n && s[i] != ',' && s[i] != '\n' && s[i] != '\r') i++;
+            while (i < n && s[i] != sep && s[i] != '\n' && s[i] != '\r') i++;
         } else {
             size_t f0 = i;
-            while (i < n && s[i] != ',' && s[i] != '\n' && s[i] != '\r') i++;
+            while (i < n && s[i] != sep && s[i] != '\n' && s[i] != '\r') i++;
             fti_buf_append(vals, s + f0, i - f0);
         }
         fti_buf_putc(vals, 0);
         nf++;
-        if (i < n && s[i] == ',') {
+        if (i < n && s[i] == sep) {
             i++;
             continue;
         }
@@ -694,6 +1132,7 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
     size_t *hoffs, *offs, nh = 0, nf = 0, pos = 0, rowno = 1, i;
     int c_text = -1, c_title = -1, c_author = -1, c_date = -1, p_text = 1 << 30, p_title = 1 << 30,
         p_author = 1 << 30, p_date = 1 << 30, rc;
+    char sep;
     memset(&hdr, 0, sizeof hdr);
     memset(&row, 0, sizeof row);
     hoffs = (size_t *)fti_calloc(FTI__ST_CSV_MAX_FIELDS, sizeof *hoffs);
@@ -703,7 +1142,8 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
         goto done;
     }
     if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) pos = 3;
-    rc = fti__st_csv_record(s, n, &pos, &hdr, hoffs, FTI__ST_CSV_MAX_FIELDS, &nh);
+    sep = fti__st_csv_sep(s, n, pos);
+    rc = fti__st_csv_record(s, n, sep, &pos, &hdr, hoffs, FTI__ST_CSV_MAX_FIELDS, &nh);
     if (hdr.oom) { /* the field offsets point into a buffer that did not grow */
         o->oom = 1;
         goto done;
@@ -737,7 +1177,7 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
         size_t start = pos;
         char loc[48];
         rowno++;
-        rc = fti__st_csv_record(s, n, &pos, &row, offs, FTI__ST_CSV_MAX_FIELDS, &nf);
+        rc = fti__st_csv_record(s, n, sep, &pos, &row, offs, FTI__ST_CSV_MAX_FIELDS, &nf);
         snprintf(loc, sizeof loc, "#row %lu", (unsigned long)rowno);
         if (rc == 0) break;
         if (rc < 0) {

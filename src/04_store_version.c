@@ -9,8 +9,11 @@
 /* Part of every version id and cache key: bump it whenever cleaning, parsing or any output
  * byte changes, so an id never names data made by different code. 2 (2026-11-28): UTF-16 and
  * Windows-1252 text files, HTML and references in JSON/CSV text fields, Markdown front matter,
- * wiki links, footnotes and inline HTML, the full Latin-1 entity table. */
-#define FTI__ST_FORMAT 2
+ * wiki links, footnotes and inline HTML, the full Latin-1 entity table. 3 (2026-11-28): nested
+ * JSON exports (wrappers, arrays of records anywhere, text objects and runs), Facebook's
+ * mojibake, tweets' links, mentions and dates, retweets and boosts rejected, more default
+ * fields, mailboxes and tweets.js known by content, semicolon- and tab-separated CSV. */
+#define FTI__ST_FORMAT 3
 
 /* === workspace ============================================================================== */
 
@@ -83,10 +86,14 @@ FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts) {
         o = *opts;
     else
         memset(&o, 0, sizeof o);
-    if (!o.text_fields) o.text_fields = "text,content,body,full_text,message,post";
+    if (!o.text_fields)
+        o.text_fields = "text,content,body,full_text,message,post,plaintext,content_text,selftext,"
+                        "html,content_html,textContent,contents,ShareCommentary,comment";
     if (!o.title_fields) o.title_fields = "title,subject,name";
-    if (!o.date_fields) o.date_fields = "created_at,date,timestamp,time,created";
-    if (!o.author_fields) o.author_fields = "author,user,username,from";
+    if (!o.date_fields)
+        o.date_fields = "created_at,date,timestamp,time,created,published,published_at,"
+                        "date_published,created_utc,creationDate,creation_timestamp,ts";
+    if (!o.author_fields) o.author_fields = "author,user,username,from,attributedTo";
     if (!o.required) o.required = "";
     if (!o.min_chars) o.min_chars = 12;
     if (!o.max_chars) o.max_chars = 1000000;
@@ -680,7 +687,7 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         if (i >= r->n_files) break;
         f = &r->files[i];
         if (!f->mine) continue;
-        if (f->kind == FTI__ST_K_UNKNOWN) {
+        if (f->kind == FTI__ST_K_UNKNOWN && !fti__st_kind_sniffable(f->path)) {
             fti__st_reject(&f->out, (uint32_t)i, "", "unsupported_type",
                            "unsupported file type \"%s\"", fti_path_ext(f->path));
             f->failed = 1;
@@ -701,6 +708,19 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
             fti__st_reject(&f->out, (uint32_t)i, "", "unreadable", "%s", ferr.msg);
             f->failed = 1;
             continue;
+        }
+        if (f->kind == FTI__ST_K_UNKNOWN) { /* no extension, or .js: known by its content */
+            f->kind = fti__st_kind_sniff((const char *)f->map.data, f->map.len);
+            if (f->kind == FTI__ST_K_UNKNOWN) {
+                fti_map_close(&f->map);
+                fti__st_reject(&f->out, (uint32_t)i, "", "unsupported_type",
+                               *fti_path_ext(f->path)
+                                   ? "unsupported file type \"%s\" (not Twitter's archive)"
+                                   : "no extension%s, and not an mbox",
+                               fti_path_ext(f->path));
+                f->failed = 1;
+                continue;
+            }
         }
         f->hashed = 1;
         f->size = f->map.len;

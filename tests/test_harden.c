@@ -99,17 +99,17 @@ FTI_TEST(harden_csv_record_runs) {
     fti_buf v;
     size_t offs[8], nf = 0, pos = 0;
     memset(&v, 0, sizeof v);
-    REQUIRE(fti__st_csv_record(s, sizeof s - 1, &pos, &v, offs, 8, &nf) == 1);
+    REQUIRE(fti__st_csv_record(s, sizeof s - 1, ',', &pos, &v, offs, 8, &nf) == 1);
     CHECK_EQ_INT(nf, 4);
     CHECK_EQ_STR(v.data + offs[0], "a");
     CHECK_EQ_STR(v.data + offs[1], "b\"c");
     CHECK_EQ_STR(v.data + offs[2], "");
     CHECK_EQ_STR(v.data + offs[3], "x,y");
-    REQUIRE(fti__st_csv_record(s, sizeof s - 1, &pos, &v, offs, 8, &nf) == 1);
+    REQUIRE(fti__st_csv_record(s, sizeof s - 1, ',', &pos, &v, offs, 8, &nf) == 1);
     CHECK_EQ_INT(nf, 2);
     CHECK_EQ_STR(v.data + offs[0], "plain field");
     CHECK_EQ_STR(v.data + offs[1], "");
-    CHECK_EQ_INT(fti__st_csv_record(s, sizeof s - 1, &pos, &v, offs, 8, &nf), -1);
+    CHECK_EQ_INT(fti__st_csv_record(s, sizeof s - 1, ',', &pos, &v, offs, 8, &nf), -1);
     fti_buf_free(&v);
 }
 #else

@@ -329,6 +329,123 @@ FTI_TEST(store_json_csv_html_fields) {
     fti_buf_free(&got);
 }
 
+/* One file of an export test: its name and bytes. */
+typedef struct export_file {
+    const char *name, *bytes;
+} export_file;
+
+FTI_TEST(store_nested_json_exports) {
+    /* the real shapes of the exports people have: records in wrappers and nested arrays, text as
+     * objects and runs, Facebook's mojibake, tweets' links, mentions, dates and retweets,
+     * mailboxes and tweets.js known by their content, semicolon-separated CSV */
+    static const export_file files[] = {
+        {"data/tweets.js",
+         "window.YTD.tweets.part0 = [ {\"tweet\": {\"full_text\": \"Baked a rye loaf with "
+         "patience today https://t.co/AbC12 https://t.co/Pic9\", \"created_at\": \"Wed Oct 10 "
+         "20:19:24 +0000 2018\", \"entities\": {\"urls\": [{\"url\": \"https://t.co/AbC12\", "
+         "\"expanded_url\": \"https://example.com/rye\"}]}, \"extended_entities\": {\"media\": "
+         "[{\"url\": \"https://t.co/Pic9\"}]}}},\n {\"tweet\": {\"full_text\": \"RT @bob: his words "
+         "about wheat and speed, not mine\"}},\n {\"tweet\": {\"full_text\": \"@bob @carol_x I "
+         "think the dough needs more time in the cold.\", \"in_reply_to_screen_name\": "
+         "\"bob\"}}]"},
+        {"outbox.json",
+         "{\"@context\": [\"https://www.w3.org/ns/activitystreams\", {\"ostatus\": \"x\"}], "
+         "\"orderedItems\": [{\"type\": \"Create\", \"object\": {\"type\": \"Note\", \"content\": "
+         "\"<p>A Mastodon note about baking with patience.</p>\", \"published\": "
+         "\"2021-03-03T10:00:00Z\"}}, {\"type\": \"Announce\", \"object\": \"https://x/1\"}]}"},
+        {"your_posts_1.json",
+         "[{\"timestamp\": 1600000000, \"data\": [{\"post\": \"Caf\\u00c3\\u00a9 au lait with "
+         "friends on the terrace \\u00f0\\u009f\\u0098\\u0082\"}], \"title\": \"Posted.\"}]"},
+        {"result.json",
+         "{\"name\": \"Saved\", \"type\": \"saved_messages\", \"messages\": [{\"id\": 1, "
+         "\"type\": \"message\", \"date\": \"2022-01-01T10:00:00\", \"from\": \"Alice\", \"text\": "
+         "[\"Remember to \", {\"type\": \"bold\", \"text\": \"feed the starter\"}, \" before the "
+         "trip.\"]}, {\"id\": 2, \"type\": \"service\", \"text\": \"\"}]}"},
+        {"ghost.json",
+         "{\"db\": [{\"meta\": {\"version\": \"5.0\"}, \"data\": {\"posts\": [{\"title\": \"On "
+         "crumb\", \"html\": \"<p>ignored</p>\", \"plaintext\": \"A long essay about crumb "
+         "written in Ghost.\", \"published_at\": \"2020-02-02\"}], \"users\": [{\"name\": "
+         "\"Alice\"}]}}]}"},
+        {"feed.json",
+         "{\"version\": \"https://jsonfeed.org/version/1.1\", \"title\": \"Blog\", \"authors\": "
+         "[{\"name\": \"Alice\"}], \"items\": [{\"id\": \"1\", \"title\": \"Feed item\", "
+         "\"content_text\": \"An item of the JSON feed about ovens.\"}]}"},
+        {"wp.json",
+         "[{\"title\": {\"rendered\": \"Heat\"}, \"content\": {\"rendered\": \"<p>WordPress text "
+         "about ovens &amp; heat.</p>\"}, \"date\": \"2019-01-01T00:00:00\"}]"},
+        {"reddit.json",
+         "{\"kind\": \"Listing\", \"data\": {\"children\": [{\"kind\": \"t1\", \"data\": "
+         "{\"body\": \"A Reddit comment about proofing baskets.\", \"created_utc\": 1500000000.0, "
+         "\"author\": \"alice\"}}]}}"},
+        {"comments.json",
+         "{\"comments_v2\": [{\"timestamp\": 1600000000, \"data\": [{\"comment\": "
+         "{\"timestamp\": 1600000000, \"comment\": \"My comment on a friend's loaf, "
+         "well done.\", \"author\": \"Alice\"}}], \"title\": \"Alice commented.\"}]}"},
+        {"slack.json",
+         "[{\"type\": \"message\", \"user\": \"U1\", \"text\": \"A Slack message about "
+         "the bakery's opening hours.\", \"ts\": \"1700000000.000200\"}]"},
+        {"notes.csv", "author;text\nAlice;Semicolon separated, with a comma inside it.\n"},
+        {"Sent",
+         "From - Mon Mar  2 10:00:00 2020\nX-Mozilla-Status: 0001\nFrom: Alice <a@x.org>\n"
+         "Subject: hi\n\nA mail from the Sent folder of Thunderbird about bread.\n"},
+        {"README", "Not a mailbox, just a file without an extension.\n"},
+        {"app.js", "console.log('not an archive of tweets');\n"}};
+    const char *dir = fti_test_tmp("exports");
+    const char *home = fti_test_tmp("exports_ws");
+    char path[1024], id[65];
+    fti_buf got;
+    fti_dataset *ds = NULL;
+    const fti_json *br;
+    size_t i;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    snprintf(path, sizeof path, "%s/data", dir);
+    REQUIRE(fti_mkdirs(path, NULL) == FTI_OK);
+    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+        REQUIRE(fti_test_write_file(path, files[i].bytes, strlen(files[i].bytes)) == 0);
+    }
+    memset(&got, 0, sizeof got);
+    REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
+    REQUIRE(read_docs(home, id, &got));
+    fti_buf_putc(&got, '\0');
+    CHECK(strstr(got.data, "\"text\":\"Baked a rye loaf with patience today "
+                           "https://example.com/rye\"") != NULL);
+    CHECK(strstr(got.data, "\"date\":\"2018-10-10T20:19:24Z\"") != NULL);
+    CHECK(strstr(got.data, "\"text\":\"I think the dough needs more time") != NULL);
+    CHECK(strstr(got.data, "his words") == NULL && strstr(got.data, "t.co") == NULL);
+    CHECK(strstr(got.data, "\"text\":\"A Mastodon note about baking with patience.\"") != NULL);
+    CHECK(strstr(got.data, "\"date\":\"2021-03-03T10:00:00Z\"") != NULL);
+    CHECK(strstr(got.data, "\"text\":\"Caf\xc3\xa9 au lait with friends on the terrace "
+                           "\xf0\x9f\x98\x82\"") != NULL);
+    CHECK(strstr(got.data, "\"date\":\"2020-09-13T12:26:40Z\"") != NULL);
+    CHECK(strstr(got.data, "\"author\":\"Alice\"") != NULL);
+    CHECK(strstr(got.data, "Remember to feed the starter before the trip.") != NULL);
+    CHECK(strstr(got.data, "\"title\":\"On crumb\"") != NULL &&
+          strstr(got.data, "A long essay about crumb") != NULL &&
+          strstr(got.data, "ignored") == NULL);
+    CHECK(strstr(got.data, "feed.json#items[0]") != NULL &&
+          strstr(got.data, "An item of the JSON feed") != NULL);
+    CHECK(strstr(got.data, "\"title\":\"Heat\"") != NULL &&
+          strstr(got.data, "WordPress text about ovens & heat.") != NULL);
+    CHECK(strstr(got.data, "reddit.json#data.children[0]") != NULL &&
+          strstr(got.data, "\"date\":\"2017-07-14T02:40:00Z\"") != NULL);
+    CHECK(strstr(got.data, "\"text\":\"Semicolon separated, with a comma inside it.\"") != NULL);
+    CHECK(strstr(got.data, "\"kind\":\"mbox\"") != NULL &&
+          strstr(got.data, "A mail from the Sent folder") != NULL);
+    CHECK(strstr(got.data, "My comment on a friend's loaf") != NULL &&
+          strstr(got.data, "\"title\":\"Alice commented.\"") != NULL);
+    CHECK(strstr(got.data, "bakery's opening hours.\"") != NULL &&
+          strstr(got.data, "\"date\":\"2023-11-14T22:13:20Z\"") != NULL);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 13);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
+    CHECK_EQ_INT(fti_json_get_int(br, "reshare", -1), 2);          /* a retweet, a boost */
+    CHECK_EQ_INT(fti_json_get_int(br, "no_text", -1), 1);          /* Telegram's service line */
+    CHECK_EQ_INT(fti_json_get_int(br, "unsupported_type", -1), 2); /* README, app.js */
+    fti_dataset_close(ds);
+    fti_buf_free(&got);
+}
+
 static int strip_is(const char *in, const char *want) {
     fti_buf b;
     int ok;

@@ -18,10 +18,11 @@ static void fti_fuzz_csv_records(const char *s, size_t n) {
     fti_buf vals, again, line;
     size_t offs[FTI_FUZZ_CSV_MAX], offs2[FTI_FUZZ_CSV_MAX], pos = 0, nf, nf2, k, records = 0;
     int rc;
+    char sep = fti__st_csv_sep(s, n, 0);
     memset(&vals, 0, sizeof vals);
     memset(&again, 0, sizeof again);
     memset(&line, 0, sizeof line);
-    while ((rc = fti__st_csv_record(s, n, &pos, &vals, offs, FTI_FUZZ_CSV_MAX, &nf)) == 1) {
+    while ((rc = fti__st_csv_record(s, n, sep, &pos, &vals, offs, FTI_FUZZ_CSV_MAX, &nf)) == 1) {
         size_t p2 = 0, prev = pos;
         FTI_FUZZ_CHECK(pos <= n && nf >= 1);
         if (vals.oom) break;
@@ -31,7 +32,7 @@ static void fti_fuzz_csv_records(const char *s, size_t n) {
                 const char *f;
                 size_t fl, j;
                 fti_fuzz_csv_fields(&vals, offs, nf, k, &f, &fl);
-                if (k) fti_buf_putc(&line, ',');
+                if (k) fti_buf_putc(&line, sep);
                 fti_buf_putc(&line, '"');
                 for (j = 0; j < fl;) { /* runs up to each quote, which is doubled */
                     const char *q = (const char *)memchr(f + j, '"', fl - j);
@@ -44,7 +45,7 @@ static void fti_fuzz_csv_records(const char *s, size_t n) {
             }
             fti_buf_putc(&line, '\n');
             if (line.oom) break;
-            FTI_FUZZ_CHECK(fti__st_csv_record(line.data, line.len, &p2, &again, offs2,
+            FTI_FUZZ_CHECK(fti__st_csv_record(line.data, line.len, sep, &p2, &again, offs2,
                                               FTI_FUZZ_CSV_MAX, &nf2) == 1);
             FTI_FUZZ_CHECK(nf2 == nf && p2 == line.len && again.len == vals.len &&
                            memcmp(again.data, vals.data, vals.len) == 0);

@@ -14,6 +14,7 @@ int fti_fuzz_ingest(const uint8_t *data, size_t size) {
     size_t i;
     unsigned char file_sha[32];
     if (size < 1) return 0;
+    (void)fti__st_kind_sniff((const char *)data + 1, size - 1);
     fti_sha256_buf(data, size, file_sha);
     memset(&pp, 0, sizeof pp);
     pp.o = &o;
