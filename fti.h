@@ -336,8 +336,9 @@ FTIDEF const char *fti_path_base(const char *path);
 FTIDEF const char *fti_path_ext(const char *path);
 
 /* Walks a file or a directory tree, calling fn for each regular file in byte-wise sorted order
- * (deterministic). Hidden entries (names starting with '.') are skipped; symlinks are not
- * followed. fn returns FTI_OK to go on, anything else stops the walk and is returned. */
+ * (deterministic). Hidden entries (names starting with '.') are skipped; symlinks inside the
+ * tree are not followed (no loops, nothing outside it), but root itself may be one (a linked
+ * folder of notes). fn returns FTI_OK to go on, anything else stops the walk and is returned. */
 typedef fti_result (*fti_walk_fn)(void *user, const char *path, uint64_t size_bytes);
 FTIDEF fti_result fti_walk(const char *root, fti_walk_fn fn, void *user, fti_error *err);
 
@@ -4638,7 +4639,7 @@ static fti_result fti__walk(const char *path, int depth, fti_walk_fn fn, void *u
     char **names = NULL;
     size_t n = 0, cap = 0, i;
     fti_result r = FTI_OK;
-    if (lstat(path, &st) != 0)
+    if ((depth == 0 ? stat(path, &st) : lstat(path, &st)) != 0)
         return fti_error_set(err, fti__errno_result(errno), "%s: %s", path, strerror(errno));
     if (S_ISREG(st.st_mode)) return fn(user, path, (uint64_t)st.st_size);
     if (!S_ISDIR(st.st_mode)) return FTI_OK; /* symlinks, devices, sockets: skipped */
@@ -16019,8 +16020,10 @@ static size_t fti__st_md_front_matter(const char *md, size_t len, fti_buf *title
 
 FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_buf *title) {
     size_t i = 0;
-    int in_fence = 0, have_title = 0;
+    int in_fence = 0, have_title = 0, in_comment = 0;
+    fti_buf kept; /* a line without its Obsidian comments */
     if (!out || !md) return;
+    memset(&kept, 0, sizeof kept);
     {
         size_t tl = title ? title->len : 0;
         i = fti__st_md_front_matter(md, len, title);
@@ -16048,6 +16051,22 @@ FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_b
             fti_buf_putc(out, '\n');
             continue;
         }
+        if (in_comment || (n >= 2 && memchr(s, '%', n))) { /* Obsidian's %% comments %% */
+            size_t k = 0, from = 0;
+            kept.len = 0;
+            for (; k + 1 < n; k++) {
+                if (s[k] != '%' || s[k + 1] != '%') continue;
+                if (!in_comment) fti_buf_append(&kept, s + from, k - from);
+                in_comment = !in_comment;
+                from = k + 2;
+                k++;
+            }
+            if (!in_comment && from < n) fti_buf_append(&kept, s + from, n - from);
+            if (kept.oom) out->oom = 1;
+            if (!kept.len) continue; /* all comment: no line */
+            s = kept.data;
+            n = kept.len;
+        }
         while (n && (s[0] == ' ' || s[0] == '\t')) s++, n--;
         if (fti__st_md_rule(s, n)) {
             fti_buf_putc(out, '\n');
@@ -16069,6 +16088,16 @@ FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_b
             s++, n--;
             if (n && s[0] == ' ') s++, n--;
         }
+        if (n >= 4 && s[0] == '[' && s[1] == '!') { /* a callout "[!note]- Title": the title */
+            const char *rb = (const char *)memchr(s, ']', n);
+            if (rb) {
+                size_t k = (size_t)(rb - s) + 1;
+                if (k < n && (s[k] == '+' || s[k] == '-')) k++;
+                while (k < n && s[k] == ' ') k++;
+                s += k, n -= k;
+                if (!n) continue;
+            }
+        }
         if (n && s[0] == '#') {
             size_t h = 0;
             while (h < n && s[h] == '#') h++;
@@ -16089,6 +16118,9 @@ FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_b
         }
         if (n >= 2 && (s[0] == '-' || s[0] == '*' || s[0] == '+') && s[1] == ' ') {
             s += 2, n -= 2;
+            if (n >= 4 && s[0] == '[' && (s[1] == ' ' || s[1] == 'x' || s[1] == 'X') &&
+                s[2] == ']' && s[3] == ' ') /* a task "- [x] " */
+                s += 4, n -= 4;
         } else {
             size_t d = 0;
             while (d < n && d < 9 && fti__st_is_digit((unsigned char)s[d])) d++;
@@ -16098,6 +16130,7 @@ FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_b
         fti__st_md_inline(s, n, out);
         fti_buf_putc(out, '\n');
     }
+    fti_buf_free(&kept);
 }
 
 #endif /* FTI_NO_STORE */
@@ -19571,7 +19604,8 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * wiki links, footnotes and inline HTML, the full Latin-1 entity table. 3 (2026-11-28): nested
  * JSON exports (wrappers, arrays of records anywhere, text objects and runs), Facebook's
  * mojibake, tweets' links, mentions and dates, retweets and boosts rejected, more default
- * fields, mailboxes and tweets.js known by content, semicolon- and tab-separated CSV. */
+ * fields, mailboxes and tweets.js known by content, semicolon- and tab-separated CSV, Obsidian's
+ * comments, callouts and tasks in Markdown. */
 #define FTI__ST_FORMAT 3
 
 /* === workspace ============================================================================== */

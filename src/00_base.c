@@ -970,7 +970,7 @@ static fti_result fti__walk(const char *path, int depth, fti_walk_fn fn, void *u
     char **names = NULL;
     size_t n = 0, cap = 0, i;
     fti_result r = FTI_OK;
-    if (lstat(path, &st) != 0)
+    if ((depth == 0 ? stat(path, &st) : lstat(path, &st)) != 0)
         return fti_error_set(err, fti__errno_result(errno), "%s: %s", path, strerror(errno));
     if (S_ISREG(st.st_mode)) return fn(user, path, (uint64_t)st.st_size);
     if (!S_ISDIR(st.st_mode)) return FTI_OK; /* symlinks, devices, sockets: skipped */

@@ -265,8 +265,9 @@ FTIDEF const char *fti_path_base(const char *path);
 FTIDEF const char *fti_path_ext(const char *path);
 
 /* Walks a file or a directory tree, calling fn for each regular file in byte-wise sorted order
- * (deterministic). Hidden entries (names starting with '.') are skipped; symlinks are not
- * followed. fn returns FTI_OK to go on, anything else stops the walk and is returned. */
+ * (deterministic). Hidden entries (names starting with '.') are skipped; symlinks inside the
+ * tree are not followed (no loops, nothing outside it), but root itself may be one (a linked
+ * folder of notes). fn returns FTI_OK to go on, anything else stops the walk and is returned. */
 typedef fti_result (*fti_walk_fn)(void *user, const char *path, uint64_t size_bytes);
 FTIDEF fti_result fti_walk(const char *root, fti_walk_fn fn, void *user, fti_error *err);
 

@@ -938,8 +938,10 @@ static size_t fti__st_md_front_matter(const char *md, size_t len, fti_buf *title
 
 FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_buf *title) {
     size_t i = 0;
-    int in_fence = 0, have_title = 0;
+    int in_fence = 0, have_title = 0, in_comment = 0;
+    fti_buf kept; /* a line without its Obsidian comments */
     if (!out || !md) return;
+    memset(&kept, 0, sizeof kept);
     {
         size_t tl = title ? title->len : 0;
         i = fti__st_md_front_matter(md, len, title);
@@ -967,6 +969,22 @@ FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_b
             fti_buf_putc(out, '\n');
             continue;
         }
+        if (in_comment || (n >= 2 && memchr(s, '%', n))) { /* Obsidian's %% comments %% */
+            size_t k = 0, from = 0;
+            kept.len = 0;
+            for (; k + 1 < n; k++) {
+                if (s[k] != '%' || s[k + 1] != '%') continue;
+                if (!in_comment) fti_buf_append(&kept, s + from, k - from);
+                in_comment = !in_comment;
+                from = k + 2;
+                k++;
+            }
+            if (!in_comment && from < n) fti_buf_append(&kept, s + from, n - from);
+            if (kept.oom) out->oom = 1;
+            if (!kept.len) continue; /* all comment: no line */
+            s = kept.data;
+            n = kept.len;
+        }
         while (n && (s[0] == ' ' || s[0] == '\t')) s++, n--;
         if (fti__st_md_rule(s, n)) {
             fti_buf_putc(out, '\n');
@@ -988,6 +1006,16 @@ FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_b
             s++, n--;
             if (n && s[0] == ' ') s++, n--;
         }
+        if (n >= 4 && s[0] == '[' && s[1] == '!') { /* a callout "[!note]- Title": the title */
+            const char *rb = (const char *)memchr(s, ']', n);
+            if (rb) {
+                size_t k = (size_t)(rb - s) + 1;
+                if (k < n && (s[k] == '+' || s[k] == '-')) k++;
+                while (k < n && s[k] == ' ') k++;
+                s += k, n -= k;
+                if (!n) continue;
+            }
+        }
         if (n && s[0] == '#') {
             size_t h = 0;
             while (h < n && s[h] == '#') h++;
@@ -1008,6 +1036,9 @@ FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_b
         }
         if (n >= 2 && (s[0] == '-' || s[0] == '*' || s[0] == '+') && s[1] == ' ') {
             s += 2, n -= 2;
+            if (n >= 4 && s[0] == '[' && (s[1] == ' ' || s[1] == 'x' || s[1] == 'X') &&
+                s[2] == ']' && s[3] == ' ') /* a task "- [x] " */
+                s += 4, n -= 4;
         } else {
             size_t d = 0;
             while (d < n && d < 9 && fti__st_is_digit((unsigned char)s[d])) d++;
@@ -1017,6 +1048,7 @@ FTIDEF void fti_markdown_to_text(const char *md, size_t len, fti_buf *out, fti_b
         fti__st_md_inline(s, n, out);
         fti_buf_putc(out, '\n');
     }
+    fti_buf_free(&kept);
 }
 
 #endif /* FTI_NO_STORE */

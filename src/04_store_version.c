@@ -12,7 +12,8 @@
  * wiki links, footnotes and inline HTML, the full Latin-1 entity table. 3 (2026-11-28): nested
  * JSON exports (wrappers, arrays of records anywhere, text objects and runs), Facebook's
  * mojibake, tweets' links, mentions and dates, retweets and boosts rejected, more default
- * fields, mailboxes and tweets.js known by content, semicolon- and tab-separated CSV. */
+ * fields, mailboxes and tweets.js known by content, semicolon- and tab-separated CSV, Obsidian's
+ * comments, callouts and tasks in Markdown. */
 #define FTI__ST_FORMAT 3
 
 /* === workspace ============================================================================== */

@@ -546,6 +546,24 @@ FTI_TEST(base_dirs_and_walk) {
     CHECK_EQ_STR(fti_path_ext(".bashrc"), "");
     CHECK_EQ_STR(fti_path_base("a/b/c.txt"), "c.txt");
     CHECK(fti_walk(fti_test_tmp("nope"), collect, &b, NULL) == FTI_ERR_NOT_FOUND);
+    /* a linked root is followed (a linked folder of notes), links inside the tree are not */
+    {
+        char to[1024];
+        snprintf(to, sizeof to, "%s", fti_test_tmp("x"));
+        REQUIRE(symlink(to, fti_test_tmp("lx")) == 0);
+        REQUIRE(symlink(to, fti_test_tmp("x/y/loop")) == 0);
+        snprintf(to, sizeof to, "%s", fti_test_tmp("x/b.txt"));
+        REQUIRE(symlink(to, fti_test_tmp("lb.txt")) == 0);
+        b.len = 0;
+        CHECK_OK(fti_walk(fti_test_tmp("lx"), collect, &b, NULL));
+        fti_buf_putc(&b, 0);
+        CHECK_EQ_STR(b.data, "a.md:1\nb.txt:2\nc.json:3\n");
+        b.len = 0;
+        CHECK_OK(fti_walk(fti_test_tmp("lb.txt"), collect, &b, NULL));
+        fti_buf_putc(&b, 0);
+        CHECK_EQ_STR(b.data, "lb.txt:2\n");
+        fti_buf_free(&b);
+    }
     CHECK_EQ_INT(fti_test_alloc_live, 0);
 }
 

@@ -165,6 +165,12 @@ FTI_TEST(store_clean_markdown) {
     CHECK(md_is("a <span style=\"x\">red</span> word &amp; caf&eacute; &#8217;<!-- no -->",
                 "a red word & caf\xc3\xa9 \xe2\x80\x99", NULL));
     CHECK(md_is("2 < 3 and a<b & c", "2 < 3 and a<b & c", NULL));
+    /* Obsidian: %% comments %% (inline and over lines), callouts, tasks; 50% stays */
+    CHECK(md_is("seen %%not this%% here, 50% off\n%%\nhidden\nlines\n%%\nafter",
+                "seen here, 50% off\nafter", NULL));
+    CHECK(md_is("> [!note]- Remember\n> the rye starter\n> [!quote]\n> old words",
+                "Remember\nthe rye starter\nold words", NULL));
+    CHECK(md_is("- [ ] buy flour\n- [x] feed starter", "buy flour\nfeed starter", NULL));
 }
 
 FTI_TEST(store_template) {
