@@ -18249,11 +18249,14 @@ static size_t fti__st_jwalk_push(fti__st_jwalk *w, const char *key, size_t key_l
     if (key) {
         size_t k = key_len < 40 ? key_len : 40, j;
         char seg[48];
+        /* the parser checked the key's UTF-8: cut it at a character boundary */
+        while (k < key_len && k > 0 && ((unsigned char)key[k] & 0xC0) == 0x80) k--;
         for (j = 0; j < k; j++)
             seg[j] = (unsigned char)key[j] < 0x20 || key[j] == '"' ? '_' : key[j];
         seg[k] = 0;
-        snprintf(w->path + len, room, "%s%s", len ? "." : "", seg);
-    } else {
+        if (k + 2 < room) /* a path too deep to name keeps its first segments, whole */
+            snprintf(w->path + len, room, "%s%s", len ? "." : "", seg);
+    } else if (room > 24) {
         snprintf(w->path + len, room, "[%lu]", (unsigned long)i);
     }
     return len;
@@ -20939,6 +20942,11 @@ static int fti__st_sz_cmp(const void *a, const void *b) {
     return x < y ? -1 : (x > y);
 }
 
+static int fti__st_u64_cmp(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : (x > y);
+}
+
 /* === ingest, sharded ingest and merge: the entry points ===================================== */
 
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
@@ -22329,58 +22337,69 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             fti_jw_int(&w, (int64_t)n_near);
             fti_jw_key(&w, "groups");
             fti_jw_arr_begin(&w);
-            for (i = 0; i < n_all && n_groups < 1000; i++) {
-                size_t q;
-                int open = 0;
-                if (all[i]->status != 0) continue;
-                for (q = i + 1; q < n_all; q++) {
-                    fti__st_doc *d = all[q];
-                    uint32_t kr;
-                    char idh[33];
-                    fti_buf src;
-                    if (d->status == 0) continue;
-                    /* follow exact-dup links to the kept root */
-                    kr = d->dup_of;
-                    while (all[kr]->status != 0 && all[kr]->dup_of != kr) kr = all[kr]->dup_of;
-                    if (kr != i) continue;
-                    if (!open) {
-                        fti_buf s0;
-                        memset(&s0, 0, sizeof s0);
-                        fti__st_doc_source(r, all[i], &s0);
-                        fti__st_doc_id_hex(all[i], idh);
-                        fti_jw_obj_begin(&w);
-                        fti_jw_key(&w, "kept");
-                        fti_jw_obj_begin(&w);
-                        fti_jw_key(&w, "id");
-                        fti_jw_str(&w, idh);
-                        fti_jw_key(&w, "source");
-                        fti_jw_str(&w, s0.data ? s0.data : "");
-                        fti_jw_obj_end(&w);
-                        fti_jw_key(&w, "dropped");
-                        fti_jw_arr_begin(&w);
-                        fti_buf_free(&s0);
-                        open = 1;
-                        n_groups++;
+            {
+                /* each dropped document q with its kept root kr (q after kr), as kr << 32 | q,
+                 * sorted: the groups in order of kept document, each in input order (one pass,
+                 * not a scan of all later documents for every kept one) */
+                uint64_t *pairs = NULL;
+                size_t n_pairs = 0, g;
+                for (i = 0; i < n_all; i++) n_pairs += all[i]->status != 0;
+                if (n_pairs) {
+                    pairs = (uint64_t *)fti_malloc(n_pairs * sizeof *pairs);
+                    if (!pairs) man.oom = 1;
+                    n_pairs = 0;
+                    for (i = 0; pairs && i < n_all; i++) {
+                        uint32_t kr;
+                        if (all[i]->status == 0) continue;
+                        /* follow exact-dup links to the kept root */
+                        kr = all[i]->dup_of;
+                        while (all[kr]->status != 0 && all[kr]->dup_of != kr) kr = all[kr]->dup_of;
+                        if (all[kr]->status == 0 && kr < i)
+                            pairs[n_pairs++] = (uint64_t)kr << 32 | (uint64_t)i;
                     }
-                    memset(&src, 0, sizeof src);
-                    fti__st_doc_source(r, d, &src);
-                    fti__st_doc_id_hex(d, idh);
+                    if (n_pairs > 1) qsort(pairs, n_pairs, sizeof *pairs, fti__st_u64_cmp);
+                }
+                for (g = 0; g < n_pairs && n_groups < 1000;) {
+                    size_t keep = (size_t)(pairs[g] >> 32);
+                    char idh[33];
+                    fti_buf s0;
+                    memset(&s0, 0, sizeof s0);
+                    fti__st_doc_source(r, all[keep], &s0);
+                    fti__st_doc_id_hex(all[keep], idh);
+                    fti_jw_obj_begin(&w);
+                    fti_jw_key(&w, "kept");
                     fti_jw_obj_begin(&w);
                     fti_jw_key(&w, "id");
                     fti_jw_str(&w, idh);
                     fti_jw_key(&w, "source");
-                    fti_jw_str(&w, src.data ? src.data : "");
-                    fti_jw_key(&w, "match");
-                    fti_jw_str(&w, d->status == 1 ? "exact" : "near");
-                    fti_jw_key(&w, "jaccard");
-                    fti_jw_num(&w, fti__st_mh_jaccard(d->mh, all[i]->mh));
+                    fti_jw_str(&w, s0.data ? s0.data : "");
                     fti_jw_obj_end(&w);
-                    fti_buf_free(&src);
-                }
-                if (open) {
+                    fti_jw_key(&w, "dropped");
+                    fti_jw_arr_begin(&w);
+                    fti_buf_free(&s0);
+                    n_groups++;
+                    for (; g < n_pairs && (size_t)(pairs[g] >> 32) == keep; g++) {
+                        fti__st_doc *d = all[(size_t)(pairs[g] & 0xFFFFFFFFu)];
+                        fti_buf src;
+                        memset(&src, 0, sizeof src);
+                        fti__st_doc_source(r, d, &src);
+                        fti__st_doc_id_hex(d, idh);
+                        fti_jw_obj_begin(&w);
+                        fti_jw_key(&w, "id");
+                        fti_jw_str(&w, idh);
+                        fti_jw_key(&w, "source");
+                        fti_jw_str(&w, src.data ? src.data : "");
+                        fti_jw_key(&w, "match");
+                        fti_jw_str(&w, d->status == 1 ? "exact" : "near");
+                        fti_jw_key(&w, "jaccard");
+                        fti_jw_num(&w, fti__st_mh_jaccard(d->mh, all[keep]->mh));
+                        fti_jw_obj_end(&w);
+                        fti_buf_free(&src);
+                    }
                     fti_jw_arr_end(&w);
                     fti_jw_obj_end(&w);
                 }
+                fti_free(pairs);
             }
             fti_jw_arr_end(&w);
             fti_jw_obj_end(&w);

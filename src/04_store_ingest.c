@@ -922,11 +922,14 @@ static size_t fti__st_jwalk_push(fti__st_jwalk *w, const char *key, size_t key_l
     if (key) {
         size_t k = key_len < 40 ? key_len : 40, j;
         char seg[48];
+        /* the parser checked the key's UTF-8: cut it at a character boundary */
+        while (k < key_len && k > 0 && ((unsigned char)key[k] & 0xC0) == 0x80) k--;
         for (j = 0; j < k; j++)
             seg[j] = (unsigned char)key[j] < 0x20 || key[j] == '"' ? '_' : key[j];
         seg[k] = 0;
-        snprintf(w->path + len, room, "%s%s", len ? "." : "", seg);
-    } else {
+        if (k + 2 < room) /* a path too deep to name keeps its first segments, whole */
+            snprintf(w->path + len, room, "%s%s", len ? "." : "", seg);
+    } else if (room > 24) {
         snprintf(w->path + len, room, "[%lu]", (unsigned long)i);
     }
     return len;
