@@ -710,26 +710,43 @@ static int fti__st_tweet_link(const fti_json *tw, const char *s, size_t n, const
     return 0;
 }
 
+/* Where a reply's text starts after the "@name" (Twitter) or "@name@server" (Mastodon)
+ * mentions that open it; 0 if it is only mentions (then it is judged as it is). */
+static size_t fti__st_after_mentions(const char *s, size_t n) {
+    size_t i, j = 0;
+    for (;;) {
+        size_t k = j;
+        while (k < n && (s[k] == ' ' || s[k] == '\n')) k++;
+        if (k >= n || s[k] != '@') break;
+        k++;
+        while (k < n && (fti__st_is_word((unsigned char)s[k]) || s[k] == '@' || s[k] == '.' ||
+                         s[k] == '-'))
+            k++;
+        while (k > j + 1 && s[k - 1] == '.') k--; /* "@bob." ends a sentence */
+        if (k < n && s[k] != ' ' && s[k] != '\n') break;
+        j = k;
+    }
+    for (i = j; i < n && (s[i] == ' ' || s[i] == '\n');) i++;
+    return i == n ? 0 : i;
+}
+
+/* Is record r a reply (Twitter's in_reply_to_screen_name, Mastodon's inReplyTo)? */
+static int fti__st_json_is_reply(const fti__st_jrec *r) {
+    static const char *const keys[] = {"in_reply_to_screen_name", "inReplyTo"};
+    int i;
+    size_t k;
+    for (i = r->n - 1; i >= 0; i--)
+        for (k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            const fti_json *v = fti_json_get(r->obj[i], keys[k]);
+            if (v && v->type != FTI_JSON_NULL) return 1;
+        }
+    return 0;
+}
+
 /* A tweet's text (Twitter's archive: "full_text") as the author wrote it: short links become the
- * links they stand for, links to attached media go, and a reply's leading "@name" mentions go. */
+ * links they stand for, links to attached media go. */
 static void fti__st_tweet_text(const fti_json *tw, const char *s, size_t n, fti_buf *out) {
     size_t i = 0;
-    const fti_json *rep = fti_json_get(tw, "in_reply_to_screen_name");
-    if (rep && rep->type == FTI_JSON_STRING) { /* a reply: skip "@a @b " at the start */
-        size_t j = 0;
-        for (;;) {
-            size_t k = j;
-            while (k < n && (s[k] == ' ' || s[k] == '\n')) k++;
-            if (k >= n || s[k] != '@') break;
-            k++;
-            while (k < n && fti__st_is_word((unsigned char)s[k])) k++;
-            if (k < n && s[k] != ' ' && s[k] != '\n') break;
-            j = k;
-        }
-        i = j;
-        while (i < n && (s[i] == ' ' || s[i] == '\n')) i++;
-        if (i == n) i = 0; /* only mentions: keep them (the record is then judged as usual) */
-    }
     while (i < n) {
         size_t at = fti__st_find_ci(s + i, n - i, "://t.co/"), a, e, to_len = 0;
         const char *to = NULL;
@@ -796,6 +813,10 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
         n = txt.len;
     }
     if (fti__st_field_text(s, n, &ft)) s = ft.data ? ft.data : "", n = ft.len;
+    if (fti__st_json_is_reply(r)) { /* a reply's leading mentions are not the author's words */
+        size_t k = fti__st_after_mentions(s, n);
+        s += k, n -= k;
+    }
     if (txt.oom || fix.oom || ft.oom) {
         o->oom = 1;
         goto done;

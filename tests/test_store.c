@@ -358,7 +358,11 @@ FTI_TEST(store_nested_json_exports) {
          "{\"@context\": [\"https://www.w3.org/ns/activitystreams\", {\"ostatus\": \"x\"}], "
          "\"orderedItems\": [{\"type\": \"Create\", \"object\": {\"type\": \"Note\", \"content\": "
          "\"<p>A Mastodon note about baking with patience.</p>\", \"published\": "
-         "\"2021-03-03T10:00:00Z\"}}, {\"type\": \"Announce\", \"object\": \"https://x/1\"}]}"},
+         "\"2021-03-03T10:00:00Z\"}}, {\"type\": \"Announce\", \"object\": \"https://x/1\"}, "
+         "{\"type\": \"Create\", \"object\": {\"inReplyTo\": \"https://x/2\", \"content\": "
+         "\"<p><span class=\\\"h-card\\\"><a href=\\\"https://x/@bob\\\" class=\\\"u-url "
+         "mention\\\">@<span>bob</span></a></span> I agree about the rye and the "
+         "time.</p>\"}}]}"},
         {"your_posts_1.json",
          "[{\"timestamp\": 1600000000, \"data\": [{\"post\": \"Caf\\u00c3\\u00a9 au lait with "
          "friends on the terrace \\u00f0\\u009f\\u0098\\u0082\"}], \"title\": \"Posted.\"}]"},
@@ -421,6 +425,7 @@ FTI_TEST(store_nested_json_exports) {
     CHECK(strstr(got.data, "his words") == NULL && strstr(got.data, "t.co") == NULL);
     CHECK(strstr(got.data, "\"text\":\"A Mastodon note about baking with patience.\"") != NULL);
     CHECK(strstr(got.data, "\"date\":\"2021-03-03T10:00:00Z\"") != NULL);
+    CHECK(strstr(got.data, "\"text\":\"I agree about the rye and the time.\"") != NULL);
     CHECK(strstr(got.data, "\"text\":\"Caf\xc3\xa9 au lait with friends on the terrace "
                            "\xf0\x9f\x98\x82\"") != NULL);
     CHECK(strstr(got.data, "\"date\":\"2020-09-13T12:26:40Z\"") != NULL);
@@ -442,7 +447,7 @@ FTI_TEST(store_nested_json_exports) {
           strstr(got.data, "\"title\":\"Alice commented.\"") != NULL);
     CHECK(strstr(got.data, "bakery's opening hours.\"") != NULL &&
           strstr(got.data, "\"date\":\"2023-11-14T22:13:20Z\"") != NULL);
-    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 13);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 14);
     REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
     br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
     CHECK_EQ_INT(fti_json_get_int(br, "reshare", -1), 2);          /* a retweet, a boost */
