@@ -336,6 +336,7 @@ static int fti__st_kind_sniffable(const char *path) {
  * a "From " line followed by a header line is an mbox. */
 static fti__st_kind fti__st_kind_sniff(const char *s, size_t n) {
     size_t i, k;
+    if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3, n -= 3; /* a byte-order mark */
     if (n >= 11 && memcmp(s, "window.YTD.", 11) == 0) return FTI__ST_K_JSON;
     if (n < 5 || memcmp(s, "From ", 5) != 0) return FTI__ST_K_UNKNOWN;
     for (i = 5; i < n && i < 1024 && s[i] != '\n'; i++) {}
@@ -398,6 +399,9 @@ typedef struct fti__st_jrec {
     const fti_json *text; /* the text member of obj[n - 1] */
 } fti__st_jrec;
 
+static void fti__st_field_text(const char *s, size_t n, const char *key, size_t key_len,
+                               fti_buf *out);
+
 /* Members whose object (or first object with text, in an array of at most four) holds a record. */
 static const char fti__st_json_wrappers[] = "tweet,object,data,node,status,note,comment";
 
@@ -441,7 +445,10 @@ static const fti_json *fti__st_json_field(const fti_json *obj, const char *list,
         if (pos < 0 || pos >= best_pos) continue;
         if (text ? !fti__st_json_has_text(c)
                  : (c->type == FTI_JSON_STRING && c->len == 0) || c->type == FTI_JSON_NULL ||
-                       c->type == FTI_JSON_ARRAY)
+                       c->type == FTI_JSON_TRUE || c->type == FTI_JSON_FALSE ||
+                       (c->type == FTI_JSON_ARRAY &&
+                        (!c->child || (c->child->type != FTI_JSON_STRING &&
+                                       c->child->type != FTI_JSON_OBJECT))))
             continue;
         best = c;
         best_pos = pos;
@@ -545,6 +552,7 @@ static char *fti__st_json_meta(const fti__st_jrec *r, const char *list, int is_d
     int i;
     for (i = r->n - 1; i >= 0 && !v; i--) v = fti__st_json_field(r->obj[i], list, 0);
     if (!v) return NULL;
+    if (v->type == FTI_JSON_ARRAY) v = v->child; /* JSON Feed's "authors": [{"name": ...}] */
     if (v->type == FTI_JSON_OBJECT) { /* {"name": ...} as authors often are; {"rendered": ...} */
         const fti_json *s = fti_json_get(v, "name");
         if (!s || s->type != FTI_JSON_STRING) s = fti_json_get(v, "username");
@@ -553,9 +561,10 @@ static char *fti__st_json_meta(const fti__st_jrec *r, const char *list, int is_d
         v = s;
     }
     if (v->type == FTI_JSON_STRING) {
-        fti_buf fix;
+        fti_buf fix, dec;
         char *out;
         memset(&fix, 0, sizeof fix);
+        memset(&dec, 0, sizeof dec);
         if (is_date && fti__st_twitter_date(v->str, v->len, tmp)) return fti_strdup(tmp);
         if (is_date && v->len >= 9 && v->len < 24) { /* Slack's "1600000000.000200" */
             size_t k = 0;
@@ -566,54 +575,144 @@ static char *fti__st_json_meta(const fti__st_jrec *r, const char *list, int is_d
             memcpy(tmp, v->str, v->len);
             tmp[v->len] = 0;
             secs = strtod(tmp, NULL);
-            if (k == v->len && v->str[0] != '.' && secs >= 1e8 && secs < 1e14) {
-                fti_time_iso8601(secs > 1e11 ? secs / 1000.0 : secs, tmp);
+            if (k == v->len && v->str[0] != '.' && secs >= 1e8 && secs < 1e17) {
+                fti_time_iso8601(secs > 1e14 ? secs / 1e6 : secs > 1e11 ? secs / 1000.0 : secs,
+                                 tmp);
                 return fti_strdup(tmp);
             }
         }
         if (fti__st_unmojibake(v->str, v->len, &fix))
-            out = fti__st_meta_str(fix.data, fix.len, 200);
-        else
-            out = fti__st_meta_str(v->str, v->len, 200);
+            fti__st_field_text(fix.data, fix.len, "html", 4, &dec);
+        else /* entities and tags too: WordPress's "title": {"rendered": "A &#8211; B"} */
+            fti__st_field_text(v->str, v->len, "html", 4, &dec);
+        out = fti__st_meta_str(dec.data ? dec.data : "", dec.len, 200);
         fti_buf_free(&fix);
+        fti_buf_free(&dec);
+        if (out && !is_date && out[0] == 't' && out[1] >= '0' && out[1] <= '9' &&
+            (!out[2] || out[2] == '_')) { /* Reddit's kinds and ids: t1, t3_abc */
+            fti_free(out);
+            out = NULL;
+        }
         return out;
     }
-    if (v->type == FTI_JSON_NUMBER) {
-        if (is_date && v->num > 0 && v->num < 1e14) {
-            double secs = v->num > 1e11 ? v->num / 1000.0 : v->num;
-            fti_time_iso8601(secs, tmp);
-        } else {
-            snprintf(tmp, sizeof tmp, "%.17g", v->num);
-        }
+    if (v->type == FTI_JSON_NUMBER && is_date && v->num > 0 && v->num < 1e17) {
+        /* seconds, milliseconds (Facebook's timestamp_ms) or microseconds (Google Keep) */
+        double secs = v->num > 1e14 ? v->num / 1e6 : v->num > 1e11 ? v->num / 1000.0 : v->num;
+        fti_time_iso8601(secs, tmp);
         return fti_strdup(tmp);
     }
-    return NULL;
+    return NULL; /* a number is no title or author (WordPress's "author": 1) */
 }
 
-/* The text of a JSON or CSV field as exports write it: HTML (Mastodon, WordPress, Ghost,
- * Substack put the post's HTML in the field) becomes text, and character references in plain
- * text (Twitter and Reddit escape & < > as &amp; &lt; &gt;) are decoded. Returns 1 if out holds
- * the text, 0 if the field is used as it is. HTML: a start or end tag of a common element. */
-static int fti__st_field_text(const char *s, size_t n, fti_buf *out) {
+/* Fields that exports fill with HTML (Mastodon's content, WordPress's rendered, Ghost's html,
+ * JSON Feed's content_html, blog CSVs' body): only their text is read as HTML. Elsewhere ("<br>"
+ * in a Telegram message, "a<b && c>d" in a Slack snippet) a tag is text. */
+static const char fti__st_html_fields[] =
+    "content,html,content_html,rendered,body,body_html,description,contentMap";
+
+/* Chat markup in b[from..] rewritten in place as a reader sees it: Slack's <@U123>, <!here>,
+ * <#C1|design> (#design), <https://x|label> (label), <https://x> (the URL) and :emoji: codes,
+ * Discord's <@123>, <#123>, <:name:123> and <a:name:123>. Mentions and emoji go. */
+static void fti__st_unchat(fti_buf *b, size_t from) {
+    char *s = b->data;
+    size_t n = b->len, i = from, w = from;
+    if (!s) return;
+    while (i < n) {
+        char c = s[i];
+        if (c == '<' && i + 2 < n &&
+            (s[i + 1] == '@' || s[i + 1] == '#' || s[i + 1] == '!' || s[i + 1] == ':' ||
+             (s[i + 1] == 'a' && s[i + 2] == ':') || fti__st_starts_ci(s + i + 1, n - i - 1,
+                                                                       "http") ||
+             fti__st_starts_ci(s + i + 1, n - i - 1, "mailto:"))) {
+            size_t e = i + 1, bar = 0, lim = i + 2048 < n ? i + 2048 : n;
+            while (e < lim && s[e] != '>' && s[e] != '<' && s[e] != '\n' &&
+                   (bar || s[e] != ' '))
+                if (s[e++] == '|' && !bar) bar = e;
+            if (e < lim && s[e] == '>' && e > i + 2) {
+                char k = s[i + 1];
+                if (bar) { /* the label */
+                    if (k == '#') s[w++] = '#';
+                    memmove(s + w, s + bar, e - bar);
+                    w += e - bar;
+                } else if (k != '@' && k != '#' && k != '!' && k != ':' && k != 'a') {
+                    memmove(s + w, s + i + 1, e - i - 1); /* a bare link: the URL */
+                    w += e - i - 1;
+                } /* else a mention, a channel or a custom emoji: nothing */
+                i = e + 1;
+                continue;
+            }
+        }
+        if (c == ':' && (i == from || s[i - 1] == ' ' || s[i - 1] == '\n')) { /* :tada: */
+            size_t e = i + 1;
+            int letter = 0;
+            while (e < n && e < i + 42 &&
+                   ((s[e] >= 'a' && s[e] <= 'z') || (s[e] >= '0' && s[e] <= '9') || s[e] == '_' ||
+                    s[e] == '+' || s[e] == '-'))
+                letter |= s[e] >= 'a' && s[e] <= 'z', e++;
+            if (letter && e < n && s[e] == ':' && e > i + 1 &&
+                (e + 1 == n || s[e + 1] == ' ' || s[e + 1] == '\n' || s[e + 1] == '.' ||
+                 s[e + 1] == ',' || s[e + 1] == '!' || s[e + 1] == '?' || s[e + 1] == ':')) {
+                i = e + 1;
+                continue;
+            }
+        }
+        s[w++] = c;
+        i++;
+    }
+    b->len = w;
+}
+
+/* Lines of b[from..] quoting someone else ("> ..." in Reddit's and forums' Markdown) removed in
+ * place, unless every line is one (then it is the text). */
+static void fti__st_unquote(fti_buf *b, size_t from) {
+    char *s = b->data;
+    size_t n = b->len, i, w, quoted = 0, lines = 0;
+    for (i = from; i < n;) {
+        const char *e = (const char *)memchr(s + i, '\n', n - i);
+        size_t end = e ? (size_t)(e - s) : n, k = i;
+        while (k < end && k < i + 3 && s[k] == ' ') k++;
+        if (end > i) lines++, quoted += k < end && s[k] == '>';
+        i = end + 1;
+    }
+    if (!quoted || quoted == lines) return;
+    for (i = w = from; i < n;) {
+        const char *e = (const char *)memchr(s + i, '\n', n - i);
+        size_t end = e ? (size_t)(e - s) + 1 : n, k = i;
+        while (k < end && k < i + 3 && s[k] == ' ') k++;
+        if (!(k < end && s[k] == '>')) {
+            memmove(s + w, s + i, end - i);
+            w += end - i;
+        }
+        i = end;
+    }
+    b->len = w;
+}
+
+/* The text of a JSON or CSV field (named key, key_len) as exports write it, appended to out:
+ * HTML in a field that holds HTML (fti__st_html_fields; a start or end tag of a common element)
+ * becomes text; other fields get their character references decoded (Twitter and Reddit escape
+ * & < > as &amp; &lt; &gt;), chat markup rewritten (fti__st_unchat) and quoted lines removed. */
+static void fti__st_field_text(const char *s, size_t n, const char *key, size_t key_len,
+                               fti_buf *out) {
     static const char *const tags[] = {"p",  "br", "div",  "span", "a",   "em",  "strong", "b",
                                        "i",  "ul", "ol",   "li",   "h1",  "h2",  "h3",     "h4",
                                        "blockquote", "pre", "code", "img", "hr", "figure", "u"};
-    const char *amp = (const char *)memchr(s, '&', n), *lt = (const char *)memchr(s, '<', n);
-    size_t i, t;
-    if (!amp && !lt) return 0;
-    for (i = lt ? (size_t)(lt - s) : n; i + 2 < n; i++) {
-        size_t a = i + 1 + (s[i + 1] == '/');
-        if (s[i] != '<') continue;
-        for (t = 0; t < sizeof tags / sizeof tags[0]; t++) {
-            size_t tl = strlen(tags[t]);
-            if (a + tl < n && fti__st_starts_ci(s + a, n - a, tags[t]) &&
-                (s[a + tl] == '>' || s[a + tl] == ' ' || s[a + tl] == '/')) {
-                fti_html_to_text(s, n, out, NULL);
-                return 1;
+    const char *lt = (const char *)memchr(s, '<', n);
+    size_t i, t, from = out->len;
+    if (lt && key && fti__st_list_pos(fti__st_html_fields, key, key_len) >= 0) {
+        for (i = (size_t)(lt - s); i + 2 < n; i++) {
+            size_t a = i + 1 + (s[i + 1] == '/');
+            if (s[i] != '<') continue;
+            for (t = 0; t < sizeof tags / sizeof tags[0]; t++) {
+                size_t tl = strlen(tags[t]);
+                if (a + tl < n && fti__st_starts_ci(s + a, n - a, tags[t]) &&
+                    (s[a + tl] == '>' || s[a + tl] == ' ' || s[a + tl] == '/')) {
+                    fti_html_to_text(s, n, out, NULL);
+                    return;
+                }
             }
         }
     }
-    if (!amp) return 0;
     for (i = 0; i < n;) {
         uint32_t cp;
         size_t m = s[i] == '&' ? fti__st_html_entity(s + i, n - i, &cp) : 0, j;
@@ -627,7 +726,9 @@ static int fti__st_field_text(const char *s, size_t n, fti_buf *out) {
         fti_buf_append(out, s + i, j - i);
         i = j;
     }
-    return 1;
+    if (out->oom) return;
+    fti__st_unchat(out, from);
+    fti__st_unquote(out, from);
 }
 
 /* Is the author a (n bytes; NULL: unknown) one of the authors to keep (fti_ingest_opts.authors)?
@@ -771,6 +872,31 @@ static void fti__st_tweet_text(const fti_json *tw, const char *s, size_t n, fti_
     if (i < n) fti_buf_append(out, s + i, n - i);
 }
 
+/* Why record r is not the owner's writing though it has text, as "r reason" (a reshare), "d
+ * reason" (deleted) or "s reason" (a system message); NULL if it is. */
+static const char *fti__st_json_not_own(const fti__st_jrec *r) {
+    static const char *const system[] = {
+        "channel_join", "channel_leave", "channel_topic", "channel_purpose", "channel_name",
+        "channel_archive", "group_join", "group_leave", "bot_message", "bot_add", "bot_remove",
+        "pinned_item", "tombstone", "reminder_add"};
+    int i;
+    size_t k;
+    for (i = r->n - 1; i >= 0; i--) {
+        const fti_json *o = r->obj[i], *v;
+        if ((v = fti_json_get(o, "forwarded_from")) && v->type != FTI_JSON_NULL)
+            return "r a forwarded message: someone else's text";
+        if ((v = fti_json_get(o, "isTrashed")) && v->type == FTI_JSON_TRUE)
+            return "d a note in the trash";
+        if ((v = fti_json_get(o, "subtype")) && v->type == FTI_JSON_STRING) /* Slack */
+            for (k = 0; k < sizeof system / sizeof system[0]; k++)
+                if (v->len == strlen(system[k]) && memcmp(v->str, system[k], v->len) == 0)
+                    return strcmp(system[k], "bot_message") == 0
+                               ? "s a bot's message"
+                               : "s a channel event, not a message";
+    }
+    return NULL;
+}
+
 /* Emits the record r of an item (raw: its bytes or canonical JSON), or says why not. */
 static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
                                 const char *loc, const char *raw, size_t raw_len,
@@ -782,19 +908,47 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
     size_t n;
     char *kind;
     int tweet;
+    const char *why = fti__st_json_not_own(r);
+    if (why) {
+        fti__st_reject(o, file, loc, why[0] == 'r' ? "reshare" : why[0] == 'd' ? "deleted"
+                                                                              : "system_message",
+                       "%s", why + 2);
+        return;
+    }
     if (opt->authors) {
         char *au = fti__st_json_meta(r, opt->author_fields, 0);
-        int kept = fti__st_author_kept(opt, au, au ? strlen(au) : 0);
+        int kept = fti__st_author_kept(opt, au, au ? strlen(au) : 0), i;
+        const fti_json *c;
+        for (i = 0; i < r->n && kept && !au; i++) /* named, but empty: a deleted account */
+            for (c = r->obj[i]->child; c && kept; c = c->next)
+                if (c->key && fti__st_list_pos(opt->author_fields, c->key, c->key_len) >= 0)
+                    kept = 0;
         if (!kept)
             fti__st_reject(o, file, loc, "other_author",
-                           "author \"%.80s\" is not one of --authors", au ? au : "");
+                           au ? "author \"%.80s\" is not one of --authors"
+                              : "no author named%s (the field is empty), and --authors is given",
+                           au ? au : "");
         fti_free(au);
         if (!kept) return;
+    }
+    if (r->text->type == FTI_JSON_STRING && r->text->len > 8 * opt->max_chars) {
+        fti__st_reject(o, file, loc, "too_long", "%lu bytes of text before cleaning > 8 x %lu",
+                       (unsigned long)r->text->len, (unsigned long)opt->max_chars);
+        return;
     }
     memset(&txt, 0, sizeof txt);
     memset(&fix, 0, sizeof fix);
     memset(&ft, 0, sizeof ft);
     fti__st_json_text(r->text, &txt);
+    {
+        const char *t = txt.data ? txt.data : "";
+        size_t tn = txt.len;
+        fti__st_trim(&t, &tn);
+        if ((tn == 9 && (memcmp(t, "[deleted]", 9) == 0 || memcmp(t, "[removed]", 9) == 0))) {
+            fti__st_reject(o, file, loc, "deleted", "Reddit's %.9s", t);
+            goto done;
+        }
+    }
     s = txt.data ? txt.data : "";
     n = txt.len;
     if (fti__st_unmojibake(s, n, &fix)) s = fix.data, n = fix.len;
@@ -812,7 +966,9 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
         s = txt.data ? txt.data : "";
         n = txt.len;
     }
-    if (fti__st_field_text(s, n, &ft)) s = ft.data ? ft.data : "", n = ft.len;
+    fti__st_field_text(s, n, r->text->key, r->text->key_len, &ft);
+    s = ft.data ? ft.data : "";
+    n = ft.len;
     if (fti__st_json_is_reply(r)) { /* a reply's leading mentions are not the author's words */
         size_t k = fti__st_after_mentions(s, n);
         s += k, n -= k;
@@ -822,6 +978,10 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
         goto done;
     }
     kind = fti__st_json_meta(r, "platform,source,kind", 0);
+    if (kind && (strlen(kind) > 32 || strpbrk(kind, "<> /:"))) { /* tweets' HTML "source" */
+        fti_free(kind);
+        kind = NULL;
+    }
     if (!kind) kind = fti_strdup(def_kind);
     fti__st_emit(pp, o, file, loc, raw, raw_len, s, n, opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0,
                  fti__st_json_meta(r, opt->title_fields, 0),
@@ -1050,6 +1210,7 @@ static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t
     const fti_json *root;
     fti__st_jwalk w;
     size_t skip = fti__st_ytd_prefix(s, n);
+    if (!skip && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) skip = 3; /* a byte-order mark */
     {
         fti_result jr = fti_json_parse(s + skip, n - skip, &jo, &doc, NULL, &jerr);
         if (jr != FTI_OK) {
@@ -1073,8 +1234,11 @@ static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t
     w.file = file;
     fti__st_jwalk_search(&w, root, 0, 1);
     if (!w.n_found && !o->oom && root->type == FTI_JSON_OBJECT)
-        fti__st_reject(o, file, "", "no_text", "no text field (looked for %s)",
+        fti__st_reject(o, file, "", "no_text",
+                       "no text field within %d levels (looked for %s)", FTI__ST_JWALK_MAX,
                        pp->o->text_fields);
+    else if (!w.n_found && !o->oom && !root->child)
+        fti__st_reject(o, file, "", "no_text", "an empty list");
     else if (!w.n_found && !o->oom) /* a list of no records: each item says why */
         fti__st_jwalk_records(&w, root, 1);
     fti_json_free(doc);
@@ -1222,20 +1386,24 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
             const char *txt = row.data + offs[c_text];
             size_t tl = strlen(txt);
             fti_buf ft;
-            int conv;
             const char *au = c_author >= 0 ? row.data + offs[c_author] : "";
+            if (opt->authors && c_author >= 0 && !au[0]) {
+                fti__st_reject(o, file, loc, "other_author",
+                               "no author named (the column is empty), and --authors is given");
+                continue;
+            }
             if (opt->authors && au[0] && !fti__st_author_kept(opt, au, strlen(au))) {
                 fti__st_reject(o, file, loc, "other_author",
                                "author \"%.80s\" is not one of --authors", au);
                 continue;
             }
             memset(&ft, 0, sizeof ft);
-            conv = fti__st_field_text(txt, tl, &ft);
+            fti__st_field_text(txt, tl, hdr.data + hoffs[c_text], strlen(hdr.data + hoffs[c_text]),
+                               &ft);
             if (ft.oom) o->oom = 1;
 #define FTI__ST_CSV_META(c)                                                                        \
     ((c) >= 0 ? fti__st_meta_str(row.data + offs[c], strlen(row.data + offs[c]), 200) : NULL)
-            fti__st_emit(pp, o, file, loc, s + start, pos - start,
-                         conv ? (ft.data ? ft.data : "") : txt, conv ? ft.len : tl,
+            fti__st_emit(pp, o, file, loc, s + start, pos - start, ft.data ? ft.data : "", ft.len,
                          opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, FTI__ST_CSV_META(c_title),
                          FTI__ST_CSV_META(c_author), FTI__ST_CSV_META(c_date), fti_strdup("csv"));
 #undef FTI__ST_CSV_META

@@ -90,11 +90,14 @@ FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts) {
     if (!o.text_fields)
         o.text_fields = "text,content,body,full_text,message,post,plaintext,content_text,selftext,"
                         "html,content_html,textContent,contents,ShareCommentary,comment";
-    if (!o.title_fields) o.title_fields = "title,subject,name";
+    if (!o.title_fields) o.title_fields = "title,subject,link_title,name";
     if (!o.date_fields)
-        o.date_fields = "created_at,date,timestamp,time,created,published,published_at,"
-                        "date_published,created_utc,creationDate,creation_timestamp,ts";
-    if (!o.author_fields) o.author_fields = "author,user,username,from,attributedTo";
+        o.date_fields = "created_at,date_unixtime,date,timestamp,timestamp_ms,time,created,"
+                        "createdAt,published,published_at,date_published,created_utc,"
+                        "creationDate,creation_timestamp,userEditedTimestampUsec,ts";
+    if (!o.author_fields)
+        o.author_fields = "author,authors,sender_name,user_profile,user,username,from,"
+                          "attributedTo,senderId";
     if (!o.required) o.required = "";
     if (!o.min_chars) o.min_chars = 12;
     if (!o.max_chars) o.max_chars = 1000000;

@@ -392,8 +392,17 @@ FTI_TEST(store_nested_json_exports) {
          "{\"timestamp\": 1600000000, \"comment\": \"My comment on a friend's loaf, "
          "well done.\", \"author\": \"Alice\"}}], \"title\": \"Alice commented.\"}]}"},
         {"slack.json",
-         "[{\"type\": \"message\", \"user\": \"U1\", \"text\": \"A Slack message about "
-         "the bakery's opening hours.\", \"ts\": \"1700000000.000200\"}]"},
+         "\xEF\xBB\xBF[{\"type\": \"message\", \"user\": \"U1\", \"text\": \"<@U2> A Slack "
+         "message about the bakery's <https://x.org/h|opening hours> :tada:\", \"ts\": "
+         "\"1700000000.000200\"}, {\"type\": \"message\", \"subtype\": \"channel_join\", "
+         "\"text\": \"<@U3> has joined the channel\"}]"},
+        {"chat.json",
+         "{\"messages\": [{\"from\": \"Alice\", \"text\": \"Tip: use <br> for a break, "
+         "and a<b && c>d stays.\"}, {\"from\": \"Alice\", \"forwarded_from\": \"News\", "
+         "\"text\": \"Someone else's forwarded words about flour prices.\"}]}"},
+        {"comments.jsonl",
+         "{\"body\": \"&gt; Garamond is overrated\\n\\nStrongly disagree, it reads well.\"}\n"
+         "{\"body\": \"[deleted]\"}\n"},
         {"notes.csv", "author;text\nAlice;Semicolon separated, with a comma inside it.\n"},
         {"Sent",
          "From - Mon Mar  2 10:00:00 2020\nX-Mozilla-Status: 0001\nFrom: Alice <a@x.org>\n"
@@ -445,12 +454,19 @@ FTI_TEST(store_nested_json_exports) {
           strstr(got.data, "A mail from the Sent folder") != NULL);
     CHECK(strstr(got.data, "My comment on a friend's loaf") != NULL &&
           strstr(got.data, "\"title\":\"Alice commented.\"") != NULL);
-    CHECK(strstr(got.data, "bakery's opening hours.\"") != NULL &&
+    CHECK(strstr(got.data, "\"text\":\"A Slack message about the bakery's opening hours\"") !=
+              NULL &&
           strstr(got.data, "\"date\":\"2023-11-14T22:13:20Z\"") != NULL);
-    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 14);
+    CHECK(strstr(got.data, "\"text\":\"Tip: use <br> for a break, and a<b && c>d stays.\"") !=
+          NULL);
+    CHECK(strstr(got.data, "\"text\":\"Strongly disagree, it reads well.\"") != NULL);
+    CHECK(strstr(got.data, "joined") == NULL && strstr(got.data, "flour prices") == NULL);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 16);
     REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
     br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
-    CHECK_EQ_INT(fti_json_get_int(br, "reshare", -1), 2);          /* a retweet, a boost */
+    CHECK_EQ_INT(fti_json_get_int(br, "reshare", -1), 3); /* a retweet, a boost, a forward */
+    CHECK_EQ_INT(fti_json_get_int(br, "system_message", -1), 1); /* Slack's channel_join */
+    CHECK_EQ_INT(fti_json_get_int(br, "deleted", -1), 1);        /* Reddit's [deleted] */
     CHECK_EQ_INT(fti_json_get_int(br, "no_text", -1), 1);          /* Telegram's service line */
     CHECK_EQ_INT(fti_json_get_int(br, "unsupported_type", -1), 2); /* README, app.js */
     fti_dataset_close(ds);
