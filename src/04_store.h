@@ -126,12 +126,14 @@ typedef struct fti_ingest_opts {
      * an object's "rendered", or an array of runs; records are found in wrappers and nested
      * arrays: see docs/feature.md) */
     const char *text_fields;
-    const char *title_fields; /* 0 = "title,subject,name" */
-    /* 0 = "created_at,date,timestamp,time,created,published,published_at,date_published,
-     * created_utc,creationDate,creation_timestamp,ts" (numbers, and strings of digits, are Unix
-     * seconds or milliseconds) */
+    const char *title_fields; /* 0 = "title,subject,link_title,name" */
+    /* 0 = "created_at,date_unixtime,date,timestamp,timestamp_ms,time,created,createdAt,published,
+     * published_at,date_published,created_utc,creationDate,creation_timestamp,
+     * userEditedTimestampUsec,ts" (numbers, and strings of digits, are Unix seconds,
+     * milliseconds or microseconds) */
     const char *date_fields;
-    const char *author_fields; /* 0 = "author,user,username,from,attributedTo" */
+    /* 0 = "author,authors,sender_name,user_profile,user,username,from,attributedTo,senderId" */
+    const char *author_fields;
     const char *required;      /* fields a document must have: "title,author,date"; 0 = none */
     const char *authors;       /* whose writing to keep: comma-separated names, handles or
                                 * addresses ("alice@example.com,Alice Martin,alice_m"), each
