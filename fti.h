@@ -2210,10 +2210,17 @@ typedef struct fti_token_array {
  * fti_train_mpi_attach (FTI_MPI builds) installs one over MPI; any other transport can too. */
 typedef fti_result (*fti_train_reduce_fn)(void *user, float *grads, size_t n, double *loss_sum);
 
+#ifndef FTI_TRAIN_MAX_BATCH
+#define FTI_TRAIN_MAX_BATCH (1u << 20) /* sequences per micro-batch (fti_train_opts.batch) */
+#endif
+#ifndef FTI_TRAIN_MAX_ACCUM
+#define FTI_TRAIN_MAX_ACCUM (1u << 20) /* micro-batches per step (fti_train_opts.grad_accum) */
+#endif
+
 typedef struct fti_train_opts {
-    size_t batch;             /* sequences per micro-batch, 0 = 8 */
-    size_t ctx;               /* tokens per sequence, 0 = the model's context_len */
-    size_t grad_accum;        /* micro-batches per step, 0 = 1 */
+    size_t batch;             /* sequences per micro-batch, 0 = 8 (at most FTI_TRAIN_MAX_BATCH) */
+    size_t ctx;               /* tokens per sequence, 0 = the model's context_len (at most) */
+    size_t grad_accum;        /* micro-batches per step, 0 = 1 (at most FTI_TRAIN_MAX_ACCUM) */
     float lr;                 /* peak learning rate, 0 = 1e-3 (LoRA: 1e-3 too) */
     float min_lr_frac;        /* final lr / peak, 0 = 0.1; negative = 0 */
     uint64_t warmup_steps;    /* 0 = max_steps / 20 */
@@ -2429,6 +2436,8 @@ typedef struct fti_train_run_opts {
      * lora_rank needs `from`; log also receives the driver's notices. */
     fti_train_opts train;
     int resume;               /* 1: continue the run from its checkpoint, if it has one */
+    int resume_required;      /* 1 (implies resume): a run without a checkpoint is an error
+                               * (FTI_ERR_NOT_FOUND naming the file), not a fresh start */
     int keep_best;            /* 1: register the weights of the best validation pass (kept in
                                * the run directory, so resume keeps them), not the last step's */
     int stamp_created;        /* 1: also write fti.created into the GGUF (ids then differ) */
@@ -2464,8 +2473,9 @@ typedef struct fti_train_run_result {
 
 /* Trains on a dataset version of the workspace home and registers the model (see above); result
  * (optional) is filled as the run goes, id last. Errors name the file or option at fault:
- * FTI_ERR_NOT_FOUND (dataset, parent), FTI_ERR_MISMATCH (tokenizer or vocabulary differs),
- * FTI_ERR_INVALID (options), FTI_ERR_NUMERIC (training diverged), I/O errors.
+ * FTI_ERR_NOT_FOUND (dataset, parent, resume_required's checkpoint), FTI_ERR_MISMATCH
+ * (tokenizer or vocabulary differs), FTI_ERR_INVALID (options), FTI_ERR_NUMERIC (training
+ * diverged), I/O errors.
  * Data-parallel (train.world_size > 1, e.g. fti_train_mpi_attach): every rank calls it with the
  * same options; rank 0 alone writes (run directory, checkpoints, metrics, best weights, model,
  * registry), the other ranks train and return FTI_OK with result->id "".
@@ -26903,12 +26913,22 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
     if (t->o.checkpoint_every == 0) t->o.checkpoint_every = 100;
     if (t->o.lora_rank && t->o.lora_alpha == 0.0f) t->o.lora_alpha = 2.0f * (float)t->o.lora_rank;
     t->o.adamw = fti__train_adamw_resolve(&t->o.adamw);
-    if (t->o.ctx > t->cfg.context_len || t->o.batch > (1u << 20) || t->o.grad_accum > (1u << 20)) {
-        unsigned long ctx = (unsigned long)t->o.ctx;
+    if (t->o.ctx > t->cfg.context_len || t->o.batch > FTI_TRAIN_MAX_BATCH ||
+        t->o.grad_accum > FTI_TRAIN_MAX_ACCUM) { /* each named with its own limit */
+        unsigned long ctx = (unsigned long)t->o.ctx, batch = (unsigned long)t->o.batch;
+        unsigned long accum = (unsigned long)t->o.grad_accum;
         unsigned ctx_len = (unsigned)t->cfg.context_len;
         fti_trainer_free(t);
-        return fti_error_set(err, FTI_ERR_INVALID, "trainer: ctx %lu > context length %u or "
-                             "batch/accumulation too large", ctx, ctx_len);
+        if (ctx > ctx_len)
+            return fti_error_set(err, FTI_ERR_INVALID, "trainer: ctx %lu tokens is more than the "
+                                 "model's context length %u", ctx, ctx_len);
+        if (batch > FTI_TRAIN_MAX_BATCH)
+            return fti_error_set(err, FTI_ERR_INVALID, "trainer: batch %lu sequences is more "
+                                 "than FTI_TRAIN_MAX_BATCH (%lu)", batch,
+                                 (unsigned long)FTI_TRAIN_MAX_BATCH);
+        return fti_error_set(err, FTI_ERR_INVALID, "trainer: grad_accum %lu micro-batches is more "
+                             "than FTI_TRAIN_MAX_ACCUM (%lu)", accum,
+                             (unsigned long)FTI_TRAIN_MAX_ACCUM);
     }
     if (!(t->o.dropout >= 0.0f && t->o.dropout <= 0.9f)) {
         double p = (double)t->o.dropout;
@@ -28846,6 +28866,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     o = ro.train;
     if (o.lora_rank && !ro.from)
         return fti_error_set(err, FTI_ERR_INVALID, "train: LoRA needs a base model (from)");
+    if (ro.resume_required) ro.resume = 1;
     if (ro.fit_seconds > 0 && ro.resume)
         return fti_error_set(err, FTI_ERR_INVALID, "train: a run fitted to a time budget "
                              "(fit_seconds) cannot be resumed");
@@ -28959,6 +28980,12 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     best = run_dir ? fti_path_join(run_dir, "best.bin") : NULL;
     if (!ckpt || !metrics || !svg || !gguf || !adapter || !best) {
         r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
+        goto done;
+    }
+    if (ro.resume_required && !fti_path_exists(ckpt)) { /* before the run directory is made */
+        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "nothing to resume: no checkpoint %s (no run "
+                          "of dataset %.16s with these options has saved one)", ckpt,
+                          fti_dataset_id(ds));
         goto done;
     }
     writer = o.world_size <= 1 || o.rank == 0; /* data-parallel: rank 0 alone writes */

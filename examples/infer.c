@@ -312,8 +312,8 @@ int main(int argc, char **argv) {
         size_t len = 0;
         fti_tokens ids;
         int32_t *ids32;
-        double nll = 0;
-        size_t k;
+        double *lp = NULL, nll_sum = 0, mean = 0;
+        size_t k, n_scored = 0;
         memset(&ids, 0, sizeof ids);
         if (fti_file_read(ppl_file, 0, &data, &len, &err) != FTI_OK) {
             fprintf(stderr, "fti-infer: %s\n", err.msg);
@@ -332,16 +332,29 @@ int main(int argc, char **argv) {
                               &ids);
         fti_free(data);
         ids32 = (int32_t *)fti_malloc((ids.len + 1) * sizeof(int32_t));
+        lp = (double *)fti_malloc((ids.len + 1) * sizeof(double));
         for (k = 0; ids32 && k < ids.len; k++) ids32[k] = (int32_t)ids.ids[k];
-        if (!ids32 || fti_session_nll(s, ids32, ids.len, &nll, &err) != FTI_OK) {
-            fprintf(stderr, "fti-infer: %s\n", ids32 ? err.msg : "out of memory");
+        /* per-token log-probabilities, NaN where nothing is predicted (the first token of each
+         * n_ctx window): the count printed is of the tokens scored, the ones in the mean */
+        if (!ids32 || !lp || fti_session_token_logprobs(s, ids32, ids.len, lp, &err) != FTI_OK) {
+            fprintf(stderr, "fti-infer: %s\n", ids32 && lp ? err.msg : "out of memory");
             fti_free(ids32);
+            fti_free(lp);
             fti_tokens_free(&ids);
             goto out;
         }
-        fprintf(stderr, "fti-infer: %lu tokens, mean NLL %.4f nats\n", (unsigned long)ids.len, nll);
-        printf("perplexity %.4f\n", exp(nll));
+        for (k = 0; k < ids.len; k++)
+            if (lp[k] == lp[k]) {
+                nll_sum -= lp[k];
+                n_scored++;
+            }
+        if (n_scored) mean = nll_sum / (double)n_scored;
+        fprintf(stderr, "fti-infer: %lu tokens scored (of %lu; the first of each %lu-token window "
+                "has no prediction), mean NLL %.4f nats\n", (unsigned long)n_scored,
+                (unsigned long)ids.len, (unsigned long)fti_session_n_ctx(s), mean);
+        printf("perplexity %.4f\n", exp(mean));
         fti_free(ids32);
+        fti_free(lp);
         fti_tokens_free(&ids);
         rc_exit = 0;
         goto out;

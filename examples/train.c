@@ -7,12 +7,14 @@
  *   build/fti-train --preset tiny --steps 300
  * The run lives in HOME/runs/<key>/ (checkpoint, metrics.jsonl, loss.svg, model.gguf), where the
  * key is a hash of the dataset version and every option that changes the result; --resume picks
- * the same run up from its last checkpoint. The model is registered in HOME/models/ and the last
- * word printed is its id (see build/fti-registry).
+ * the same run up from its last checkpoint (and fails, naming the checkpoint it looked for, when
+ * that run has none). The model is registered in HOME/models/ and the last word printed is its
+ * id (see build/fti-registry).
  */
 #define FTI_IMPLEMENTATION
 #include "fti.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +46,8 @@ static void usage(FILE *f) {
         "  --dropout P          residual dropout in training steps, 0..0.9 [0]\n"
         "  --eval-every N       validation every N steps [steps/10]\n"
         "  --checkpoint-every N checkpoint every N steps [100]\n"
-        "  --resume             continue the interrupted run with the same options\n"
+        "  --resume             continue the interrupted run with the same options (an error\n"
+        "                       if no run with these options has saved a checkpoint)\n"
         "  --from MODEL         fine-tune a registered model (id, prefix or alias); the dataset\n"
         "                       must use the same tokenizer\n"
         "  --lora R             train rank-R LoRA adapters on the frozen --from model\n"
@@ -70,9 +73,23 @@ static int parse_u64(const char *s, uint64_t *out) {
     char *end;
     unsigned long long v;
     if (!s || !*s || *s == '-') return 0;
+    errno = 0;
     v = strtoull(s, &end, 10);
-    if (*end) return 0;
+    if (*end || errno == ERANGE) return 0; /* not clamped to the largest value */
     *out = (uint64_t)v;
+    return 1;
+}
+
+/* A whole number in [lo, hi] for option o: 1, else -1 after a message naming the option and the
+ * range. */
+static int parse_range(const char *o, const char *v, uint64_t lo, uint64_t hi, uint64_t *out) {
+    uint64_t x = 0;
+    if (!parse_u64(v, &x) || x < lo || x > hi) {
+        fprintf(stderr, "fti-train: %s takes a whole number from %llu to %llu, not '%s'\n", o,
+                (unsigned long long)lo, (unsigned long long)hi, v);
+        return -1;
+    }
+    *out = x;
     return 1;
 }
 
@@ -129,22 +146,25 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (strcmp(o, "--max-tokens") == 0) ok = parse_u64(v, &a->max_tokens);
         else if (strcmp(o, "--seed") == 0) ok = parse_u64(v, &a->seed);
         else if (strcmp(o, "--warmup") == 0) ok = parse_u64(v, &a->warmup);
-        else if (strcmp(o, "--dim") == 0) ok = parse_u64(v, &a->dim) && a->dim < 65536;
-        else if (strcmp(o, "--layers") == 0) ok = parse_u64(v, &a->layers) && a->layers < 1024;
-        else if (strcmp(o, "--heads") == 0) ok = parse_u64(v, &a->heads) && a->heads < 65536;
-        else if (strcmp(o, "--kv-heads") == 0)
-            ok = parse_u64(v, &a->kv_heads) && a->kv_heads < 65536;
-        else if (strcmp(o, "--hidden") == 0) ok = parse_u64(v, &a->hidden) && a->hidden < 262144;
-        else if (strcmp(o, "--context") == 0) ok = parse_u64(v, &a->context) && a->context < 65536;
+        /* sizes: range-checked here, so a bad one is named with its range (0 = the preset's) */
+        else if (strcmp(o, "--dim") == 0) ok = parse_range(o, v, 0, 65535, &a->dim);
+        else if (strcmp(o, "--layers") == 0) ok = parse_range(o, v, 0, 1023, &a->layers);
+        else if (strcmp(o, "--heads") == 0) ok = parse_range(o, v, 0, 65535, &a->heads);
+        else if (strcmp(o, "--kv-heads") == 0) ok = parse_range(o, v, 0, 65535, &a->kv_heads);
+        else if (strcmp(o, "--hidden") == 0) ok = parse_range(o, v, 0, 262143, &a->hidden);
+        else if (strcmp(o, "--context") == 0) ok = parse_range(o, v, 0, 65535, &a->context);
         else if (strcmp(o, "--eval-every") == 0) ok = parse_u64(v, &a->eval_every);
         else if (strcmp(o, "--checkpoint-every") == 0) ok = parse_u64(v, &a->ckpt_every);
         else if (strcmp(o, "--threads") == 0)
-            ok = parse_u64(v, &u) && u <= 256, a->threads = (int)u;
-        else if (strcmp(o, "--batch") == 0) ok = parse_u64(v, &u) && u > 0, a->batch = (size_t)u;
-        else if (strcmp(o, "--ctx") == 0) ok = parse_u64(v, &u) && u > 0, a->ctx = (size_t)u;
-        else if (strcmp(o, "--accum") == 0) ok = parse_u64(v, &u) && u > 0, a->accum = (size_t)u;
-        else if (strcmp(o, "--lora") == 0) ok = parse_u64(v, &u) && u > 0 && u < 4096,
-                                           a->lora = (uint32_t)u;
+            ok = parse_range(o, v, 0, 256, &u), a->threads = (int)u;
+        else if (strcmp(o, "--batch") == 0)
+            ok = parse_range(o, v, 1, FTI_TRAIN_MAX_BATCH, &u), a->batch = (size_t)u;
+        else if (strcmp(o, "--ctx") == 0) /* at most the model's context (the trainer checks) */
+            ok = parse_range(o, v, 1, 65535, &u), a->ctx = (size_t)u;
+        else if (strcmp(o, "--accum") == 0)
+            ok = parse_range(o, v, 1, FTI_TRAIN_MAX_ACCUM, &u), a->accum = (size_t)u;
+        else if (strcmp(o, "--lora") == 0)
+            ok = parse_range(o, v, 1, 4095, &u), a->lora = (uint32_t)u;
         else if (strcmp(o, "--lr") == 0) ok = parse_real(v, 0, 10, &d) && d > 0, a->lr = (float)d;
         else if (strcmp(o, "--weight-decay") == 0)
             ok = parse_real(v, 0, 100, &d), a->wd = (float)d;
@@ -160,6 +180,7 @@ static int parse_args(int argc, char **argv, args *a) {
             fprintf(stderr, "fti-train: unknown option %s (see --help)\n", o);
             return 0;
         }
+        if (ok < 0) return 0; /* parse_range said why */
         if (!ok) {
             fprintf(stderr, "fti-train: bad value for %s: %s\n", o, v);
             return 0;
@@ -264,6 +285,7 @@ int main(int argc, char **argv) {
     ro.from = a.from;
     ro.name = a.name;
     ro.resume = a.resume;
+    ro.resume_required = a.resume; /* --resume never starts a fresh run by surprise */
     ro.keep_best = a.keep_best;
     ro.train.batch = a.batch;
     ro.train.ctx = a.ctx;

@@ -401,12 +401,22 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
     if (t->o.checkpoint_every == 0) t->o.checkpoint_every = 100;
     if (t->o.lora_rank && t->o.lora_alpha == 0.0f) t->o.lora_alpha = 2.0f * (float)t->o.lora_rank;
     t->o.adamw = fti__train_adamw_resolve(&t->o.adamw);
-    if (t->o.ctx > t->cfg.context_len || t->o.batch > (1u << 20) || t->o.grad_accum > (1u << 20)) {
-        unsigned long ctx = (unsigned long)t->o.ctx;
+    if (t->o.ctx > t->cfg.context_len || t->o.batch > FTI_TRAIN_MAX_BATCH ||
+        t->o.grad_accum > FTI_TRAIN_MAX_ACCUM) { /* each named with its own limit */
+        unsigned long ctx = (unsigned long)t->o.ctx, batch = (unsigned long)t->o.batch;
+        unsigned long accum = (unsigned long)t->o.grad_accum;
         unsigned ctx_len = (unsigned)t->cfg.context_len;
         fti_trainer_free(t);
-        return fti_error_set(err, FTI_ERR_INVALID, "trainer: ctx %lu > context length %u or "
-                             "batch/accumulation too large", ctx, ctx_len);
+        if (ctx > ctx_len)
+            return fti_error_set(err, FTI_ERR_INVALID, "trainer: ctx %lu tokens is more than the "
+                                 "model's context length %u", ctx, ctx_len);
+        if (batch > FTI_TRAIN_MAX_BATCH)
+            return fti_error_set(err, FTI_ERR_INVALID, "trainer: batch %lu sequences is more "
+                                 "than FTI_TRAIN_MAX_BATCH (%lu)", batch,
+                                 (unsigned long)FTI_TRAIN_MAX_BATCH);
+        return fti_error_set(err, FTI_ERR_INVALID, "trainer: grad_accum %lu micro-batches is more "
+                             "than FTI_TRAIN_MAX_ACCUM (%lu)", accum,
+                             (unsigned long)FTI_TRAIN_MAX_ACCUM);
     }
     if (!(t->o.dropout >= 0.0f && t->o.dropout <= 0.9f)) {
         double p = (double)t->o.dropout;

@@ -82,10 +82,17 @@ typedef struct fti_token_array {
  * fti_train_mpi_attach (FTI_MPI builds) installs one over MPI; any other transport can too. */
 typedef fti_result (*fti_train_reduce_fn)(void *user, float *grads, size_t n, double *loss_sum);
 
+#ifndef FTI_TRAIN_MAX_BATCH
+#define FTI_TRAIN_MAX_BATCH (1u << 20) /* sequences per micro-batch (fti_train_opts.batch) */
+#endif
+#ifndef FTI_TRAIN_MAX_ACCUM
+#define FTI_TRAIN_MAX_ACCUM (1u << 20) /* micro-batches per step (fti_train_opts.grad_accum) */
+#endif
+
 typedef struct fti_train_opts {
-    size_t batch;             /* sequences per micro-batch, 0 = 8 */
-    size_t ctx;               /* tokens per sequence, 0 = the model's context_len */
-    size_t grad_accum;        /* micro-batches per step, 0 = 1 */
+    size_t batch;             /* sequences per micro-batch, 0 = 8 (at most FTI_TRAIN_MAX_BATCH) */
+    size_t ctx;               /* tokens per sequence, 0 = the model's context_len (at most) */
+    size_t grad_accum;        /* micro-batches per step, 0 = 1 (at most FTI_TRAIN_MAX_ACCUM) */
     float lr;                 /* peak learning rate, 0 = 1e-3 (LoRA: 1e-3 too) */
     float min_lr_frac;        /* final lr / peak, 0 = 0.1; negative = 0 */
     uint64_t warmup_steps;    /* 0 = max_steps / 20 */
@@ -301,6 +308,8 @@ typedef struct fti_train_run_opts {
      * lora_rank needs `from`; log also receives the driver's notices. */
     fti_train_opts train;
     int resume;               /* 1: continue the run from its checkpoint, if it has one */
+    int resume_required;      /* 1 (implies resume): a run without a checkpoint is an error
+                               * (FTI_ERR_NOT_FOUND naming the file), not a fresh start */
     int keep_best;            /* 1: register the weights of the best validation pass (kept in
                                * the run directory, so resume keeps them), not the last step's */
     int stamp_created;        /* 1: also write fti.created into the GGUF (ids then differ) */
@@ -336,8 +345,9 @@ typedef struct fti_train_run_result {
 
 /* Trains on a dataset version of the workspace home and registers the model (see above); result
  * (optional) is filled as the run goes, id last. Errors name the file or option at fault:
- * FTI_ERR_NOT_FOUND (dataset, parent), FTI_ERR_MISMATCH (tokenizer or vocabulary differs),
- * FTI_ERR_INVALID (options), FTI_ERR_NUMERIC (training diverged), I/O errors.
+ * FTI_ERR_NOT_FOUND (dataset, parent, resume_required's checkpoint), FTI_ERR_MISMATCH
+ * (tokenizer or vocabulary differs), FTI_ERR_INVALID (options), FTI_ERR_NUMERIC (training
+ * diverged), I/O errors.
  * Data-parallel (train.world_size > 1, e.g. fti_train_mpi_attach): every rank calls it with the
  * same options; rank 0 alone writes (run directory, checkpoints, metrics, best weights, model,
  * registry), the other ranks train and return FTI_OK with result->id "".

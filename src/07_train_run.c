@@ -534,6 +534,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     o = ro.train;
     if (o.lora_rank && !ro.from)
         return fti_error_set(err, FTI_ERR_INVALID, "train: LoRA needs a base model (from)");
+    if (ro.resume_required) ro.resume = 1;
     if (ro.fit_seconds > 0 && ro.resume)
         return fti_error_set(err, FTI_ERR_INVALID, "train: a run fitted to a time budget "
                              "(fit_seconds) cannot be resumed");
@@ -647,6 +648,12 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     best = run_dir ? fti_path_join(run_dir, "best.bin") : NULL;
     if (!ckpt || !metrics || !svg || !gguf || !adapter || !best) {
         r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
+        goto done;
+    }
+    if (ro.resume_required && !fti_path_exists(ckpt)) { /* before the run directory is made */
+        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "nothing to resume: no checkpoint %s (no run "
+                          "of dataset %.16s with these options has saved one)", ckpt,
+                          fti_dataset_id(ds));
         goto done;
     }
     writer = o.world_size <= 1 || o.rank == 0; /* data-parallel: rank 0 alone writes */

@@ -566,5 +566,31 @@ FTI_TEST(train_cli) {
     snprintf(cmd, sizeof cmd, "build/fti-train --home '%s' --preset nope --quiet > /dev/null 2>&1",
              home);
     CHECK(fti_ttr_sh(cmd) != 0);
+    /* --resume of a run that never saved a checkpoint (here: other options) fails, names the
+     * checkpoint it looked for and makes no run directory; it does not start afresh */
+    snprintf(cmd, sizeof cmd, "build/fti-train --home '%s' --preset tiny --steps 13 --batch 4 "
+             "--resume --quiet > /dev/null 2> '%s'", home, out);
+    CHECK_EQ_INT(fti_ttr_sh(cmd), 1);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    {
+        const char *at = strstr((const char *)text, "nothing to resume: no checkpoint ");
+        const char *end = at ? strstr(at, "/checkpoint.bin (") : NULL;
+        CHECK(at && end);
+        if (at && end) {
+            char dir[1024];
+            at += strlen("nothing to resume: no checkpoint ");
+            snprintf(dir, sizeof dir, "%.*s", (int)(end - at), at);
+            CHECK(strstr(dir, "/runs/") != NULL);
+            CHECK(!fti_path_exists(dir));
+        }
+    }
+    fti_free(text);
+    /* a size out of range is named with its range (not the trainer's "ctx > context length") */
+    snprintf(cmd, sizeof cmd, "build/fti-train --home '%s' --batch 100000000 --quiet > /dev/null "
+             "2> '%s'", home, out);
+    CHECK_EQ_INT(fti_ttr_sh(cmd), 2);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "--batch takes a whole number from 1 to 1048576") != NULL);
+    fti_free(text);
 #endif
 }

@@ -19,11 +19,13 @@
 #include "fti.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 /* the author memory's order (fti-twin write's TWIN_NGRAM_ORDER; docs/twin.md) */
 #define FTI_TWIN_NGRAM_ORDER 4
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct args {
     const char *home, *alias, *model, *dataset, *others;
@@ -118,6 +120,15 @@ static int parse_args(int argc, char **argv, args *a) {
 
 /* --- the evaluation texts ------------------------------------------------------------------- */
 
+/* Where s (longer than n bytes) can be cut at most n bytes in without splitting a UTF-8
+ * character: n backed up over at most 3 continuation bytes (a character's most), so text that
+ * is not UTF-8 is cut at n. */
+static size_t utf8_cut(const char *s, size_t n) {
+    size_t k = n;
+    while (k > 0 && n - k < 3 && ((unsigned char)s[k] & 0xC0) == 0x80) k--;
+    return ((unsigned char)s[k] & 0xC0) == 0x80 ? n : k;
+}
+
 typedef struct text_set {
     fti_tokens *seqs; /* one token sequence per text (template-encoded) */
     size_t n, cap;
@@ -129,11 +140,12 @@ static int set_add(text_set *s, const fti_tokenizer *tok, const char *text, size
                    size_t max_bytes) {
     fti_tokens t;
     memset(&t, 0, sizeof t);
-    /* cut at max_bytes, backing up to a UTF-8 boundary and then to the last space */
+    /* cut at the last space or newline of the second half of max_bytes, else (no space: one
+     * long word, or a script without spaces) at the last character boundary before max_bytes */
     if (len > max_bytes) {
         size_t k = max_bytes;
-        while (k > 0 && ((unsigned char)text[k] & 0xC0) == 0x80) k--;
         while (k > max_bytes / 2 && text[k] != ' ' && text[k] != '\n') k--;
+        if (text[k] != ' ' && text[k] != '\n') k = utf8_cut(text, max_bytes);
         len = k;
     }
     if (fti_template_encode(tok, NULL, 0, text, len, 0, &t) != FTI_OK) return 0;
@@ -230,6 +242,7 @@ static fti_result add_other_file(void *user, const char *path, uint64_t size) {
                     break;
                 }
             if (para) end = (size_t)(para - clean.data);
+            else end = pos + utf8_cut(clean.data + pos, end - pos); /* not inside a character */
         }
         if (!set_add(c->set, c->tok, clean.data + pos, end - pos, c->max_bytes)) break;
         pos = end;
@@ -362,9 +375,13 @@ static int write_random_model(const fti_engine *e, const fti_tokenizer *tok, con
     fti_tokenizer_gguf tg;
     fti_gguf_tokenizer_meta meta;
     fti_result r;
-    if (!params) return 0;
+    if (!params) {
+        fti_error_set(err, FTI_ERR_NOMEM, "out of memory for the untrained model's weights");
+        return 0;
+    }
     fti_model_init_params(&cfg, params, 1234);
     if (fti_tokenizer_gguf_make(tok, &tg) != FTI_OK) {
+        fti_error_set(err, FTI_ERR_NOMEM, "out of memory for the tokenizer's GGUF keys");
         fti_free(params);
         return 0;
     }
@@ -375,14 +392,59 @@ static int write_random_model(const fti_engine *e, const fti_tokenizer *tok, con
     return r == FTI_OK;
 }
 
-/* The first sentence of a text (up to 200 bytes), as a query. */
+/* The untrained model's file while it is scored: its own name in the workspace (process id and
+ * time), so runs in one workspace do not collide, and removed on every way out, a signal's too. */
+static char g_untrained_path[4200];
+static volatile sig_atomic_t g_untrained_live;
+
+static void on_signal(int sig) {
+    if (g_untrained_live) unlink(g_untrained_path); /* async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* The untrained baseline: writes the untrained model to a fresh file in home, scores both sets
+ * with it and removes the file, whatever failed. 1, or 0 with err set. */
+static int untrained_ppl(const fti_engine *e, const fti_tokenizer *tok, fti_pool *pool,
+                         const char *home, const text_set *author, const text_set *others,
+                         double *ppl_a, double *ppl_o, fti_error *err) {
+    fti_engine *rnd = NULL;
+    int ok = 0, attempt, n = 0;
+    for (attempt = 0; attempt < 100; attempt++) {
+        n = snprintf(g_untrained_path, sizeof g_untrained_path,
+                     "%s/eval-untrained.%ld.%llu.gguf.tmp", home, (long)getpid(),
+                     (unsigned long long)fti_time_ns() + (unsigned long long)attempt);
+        if (n < 0 || (size_t)n >= sizeof g_untrained_path || !fti_path_exists(g_untrained_path))
+            break;
+    }
+    if (n < 0 || (size_t)n >= sizeof g_untrained_path) {
+        fti_error_set(err, FTI_ERR_LIMIT, "the workspace path %s is too long", home);
+        return 0;
+    }
+    g_untrained_live = 1;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
+    if (write_random_model(e, tok, g_untrained_path, err) &&
+        fti_engine_open(&rnd, g_untrained_path, NULL, err) == FTI_OK)
+        ok = model_ppl(rnd, pool, author, ppl_a, err) && model_ppl(rnd, pool, others, ppl_o, err);
+    fti_engine_close(rnd);
+    (void)fti_file_remove(g_untrained_path, NULL);
+    g_untrained_live = 0;
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    return ok;
+}
+
+/* The first sentence of a text (up to 200 bytes, not ending inside a character), as a query. */
 static size_t first_sentence(const char *t, size_t n) {
     size_t i;
     for (i = 0; i < n && i < 200; i++)
         if ((t[i] == '.' || t[i] == '?' || t[i] == '!') && (i + 1 == n || t[i + 1] == ' ' ||
                                                            t[i + 1] == '\n'))
             return i + 1;
-    return i;
+    return i < n ? utf8_cut(t, i) : i;
 }
 
 /* The author memory (docs/twin.md): an n-gram model of the training split mixed into the model.
@@ -483,10 +545,10 @@ out:
 
 int main(int argc, char **argv) {
     args a;
-    char *home = NULL, model_path[4096], id[17] = "", random_path[4200], others_path[4200];
+    char *home = NULL, model_path[4096], id[17] = "", others_path[4200];
     fti_error err;
     fti_dataset *ds = NULL;
-    fti_engine *eng = NULL, *rnd = NULL;
+    fti_engine *eng = NULL;
     fti_tokenizer *tok = NULL;
     fti_pool *pool = NULL;
     held_doc *docs = NULL;
@@ -581,13 +643,10 @@ int main(int argc, char **argv) {
         have_mem = memory_eval(eng, pool, ds, &author, &others, a.ngram_order, &mem, &err);
         if (!have_mem) fprintf(stderr, "fti-eval: the author memory: %s\n", err.msg);
     }
-    snprintf(random_path, sizeof random_path, "%s/eval-untrained.gguf.tmp", home);
-    if (write_random_model(eng, tok, random_path, &err) &&
-        fti_engine_open(&rnd, random_path, NULL, &err) == FTI_OK) {
-        model_ppl(rnd, pool, &author, &rppl_a, &err);
-        model_ppl(rnd, pool, &others, &rppl_o, &err);
+    if (!untrained_ppl(eng, tok, pool, home, &author, &others, &rppl_a, &rppl_o, &err)) {
+        fprintf(stderr, "fti-eval: the untrained baseline: %s (its row is left out)\n", err.msg);
+        rppl_a = rppl_o = 0;
     }
-    fti_file_remove(random_path, NULL);
     if (!bigram_build(&bg, fti_dataset_shard(ds, FTI_SPLIT_TRAIN), fti_tokenizer_vocab_size(tok))) {
         fprintf(stderr, "fti-eval: out of memory for the bigram baseline\n");
         goto done;
@@ -692,7 +751,6 @@ done:
     fti_free(docs);
     set_free(&author);
     set_free(&others);
-    fti_engine_close(rnd);
     fti_engine_close(eng);
     fti_tokenizer_free(tok);
     fti_dataset_close(ds);

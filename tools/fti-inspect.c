@@ -1,12 +1,13 @@
-/* fti-inspect: print a GGUF model file's metadata and tensor table.
+/* fti-inspect: print GGUF model files' metadata and tensor tables.
  *
- *     build/fti-inspect MODEL.gguf [--all]
+ *     build/fti-inspect MODEL.gguf [MODEL.gguf...] [--all]
  *
  * Validates the file like the engine does (every header field checked against the file) and
  * prints the version, alignment, each key with its type and value (arrays: type, length and the
  * first items; --all prints them whole), then one line per tensor: name, type, dims (innermost
  * first), bytes and file offset. For a llama model it also prints the resolved configuration.
- * Exit status 1 (with the reason on stderr) for a file the reader rejects.
+ * Several files are inspected in turn, each after a line "==> FILE <==". Exit status 1 (with
+ * the reason on stderr) if the reader rejects any of them; the others are still printed.
  */
 #define FTI_IMPLEMENTATION
 #include "fti.h"
@@ -39,33 +40,14 @@ static void print_scalar(const fti_gguf_kv *kv) {
         printf("%lld", (long long)fti_gguf_kv_int(kv));
 }
 
-int main(int argc, char **argv) {
-    const char *path = NULL;
-    int all = 0, i;
+/* Prints one file; 0, or 1 after the reader's reason on stderr. */
+static int inspect(const char *path, int all) {
     fti_gguf *g = NULL;
     fti_error err;
     size_t k, total = 0;
     fti_model_config cfg;
-    for (i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: fti-inspect MODEL.gguf [--all]\n"
-                   "Prints a GGUF file's keys (type and value) and tensor table (name, type,\n"
-                   "dims innermost first, bytes, offset); --all prints arrays whole.\n");
-            return 0;
-        } else if (!strcmp(argv[i], "--all")) {
-            all = 1;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "fti-inspect: unknown option %s\n", argv[i]);
-            return 2;
-        } else {
-            path = argv[i];
-        }
-    }
-    if (!path) {
-        fprintf(stderr, "usage: fti-inspect MODEL.gguf [--all]\n");
-        return 2;
-    }
     if (fti_gguf_open(&g, path, NULL, &err) != FTI_OK) {
+        fflush(stdout); /* the reason after the header line naming the file */
         fprintf(stderr, "fti-inspect: %s\n", err.msg);
         return 1;
     }
@@ -102,11 +84,11 @@ int main(int argc, char **argv) {
     printf("tensors:\n  %-32s %-5s %-24s %12s %12s\n", "name", "type", "dims", "bytes", "offset");
     for (k = 0; k < fti_gguf_n_tensors(g); k++) {
         const fti_gguf_tensor *t = fti_gguf_tensor_at(g, k);
-        char dims[64];
+        char dims[128];
         uint32_t d;
         size_t n = 0;
         dims[0] = 0;
-        for (d = 0; d < t->n_dims; d++)
+        for (d = 0; d < t->n_dims && n < sizeof dims; d++) /* n never passes the end */
             n += (size_t)snprintf(dims + n, sizeof dims - n, d ? " x %llu" : "%llu",
                                   (unsigned long long)t->ne[d]);
         printf("  %-32s %-5s %-24s %12lu %12llu\n", t->name, fti_ggml_type_name(t->type), dims,
@@ -130,4 +112,35 @@ int main(int argc, char **argv) {
     }
     fti_gguf_close(g);
     return 0;
+}
+
+int main(int argc, char **argv) {
+    int all = 0, i, n_files = 0, failed = 0, done = 0;
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: fti-inspect MODEL.gguf [MODEL.gguf...] [--all]\n"
+                   "Prints each GGUF file's keys (type and value) and tensor table (name, type,\n"
+                   "dims innermost first, bytes, offset); --all prints arrays whole. Several\n"
+                   "files: each after a line \"==> FILE <==\"; exit 1 if any is rejected.\n");
+            return 0;
+        } else if (!strcmp(argv[i], "--all")) {
+            all = 1;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "fti-inspect: unknown option %s\n", argv[i]);
+            return 2;
+        } else {
+            n_files++;
+        }
+    }
+    if (!n_files) {
+        fprintf(stderr, "usage: fti-inspect MODEL.gguf [MODEL.gguf...] [--all]\n");
+        return 2;
+    }
+    for (i = 1; i < argc; i++) {
+        if (argv[i][0] == '-') continue;
+        if (n_files > 1) printf("%s==> %s <==\n", done ? "\n" : "", argv[i]);
+        failed += inspect(argv[i], all);
+        done++;
+    }
+    return failed ? 1 : 0;
 }

@@ -91,8 +91,25 @@ static int parse_args(int argc, char **argv, args *a) {
             else a->min_freq = x;
         } else if (!strcmp(s, "--pretok") && has_val) {
             a->pretok = argv[++i];
-        } else if (!strcmp(s, "--special") && has_val && a->cmd && !strcmp(a->cmd, "train")) {
-            if (a->n_special < 64) a->special[a->n_special++] = argv[++i];
+        } else if (!strcmp(s, "--special") && a->cmd && !strcmp(a->cmd, "train")) {
+            /* train --special TEXT: a token string, checked here to be named plainly */
+            const char *v = has_val ? argv[++i] : NULL;
+            size_t len = v ? strlen(v) : 0;
+            char msg[128];
+            if (!len)
+                return usage_error(v ? "--special needs a token string, not an empty one"
+                                     : "--special needs a token string (train --special TEXT)");
+            if (len > FTI_TOK_MAX_TOKEN_BYTES) {
+                snprintf(msg, sizeof msg, "--special token of %lu bytes: a token has at most %d",
+                         (unsigned long)len, FTI_TOK_MAX_TOKEN_BYTES);
+                return usage_error(msg);
+            }
+            if (a->n_special == sizeof a->special / sizeof a->special[0]) {
+                snprintf(msg, sizeof msg, "at most %lu --special tokens",
+                         (unsigned long)(sizeof a->special / sizeof a->special[0]));
+                return usage_error(msg);
+            }
+            a->special[a->n_special++] = v;
         } else if (!strcmp(s, "--special")) {
             a->allow_special = 1;
         } else if (!strcmp(s, "--threads") && has_val) {
@@ -108,6 +125,11 @@ static int parse_args(int argc, char **argv, args *a) {
         } else if (s[0] == '-' && s[1] == '-') {
             fprintf(stderr, "fti-tok: unknown option %s\n", s);
             return 2;
+        } else if (!*s) {
+            if (i > 1 && !strcmp(argv[i - 1], "--special"))
+                return usage_error("an empty argument after --special (only after the train "
+                                   "command does it take a token string: train --special TEXT)");
+            return usage_error("an empty argument where a command or file name belongs");
         } else if (!a->cmd) {
             a->cmd = s;
         } else {
@@ -224,6 +246,7 @@ static int cmd_train(const args *a, fti_pool *pool) {
     size_t i;
     uint64_t t0 = fti_time_ns(), t1;
     char hex[65];
+    size_t n_sp = a->n_special ? a->n_special : 1; /* default: <|endoftext|> */
     if (!a->out) return usage_error("train needs --out FILE");
     memset(&o, 0, sizeof o);
     o.vocab_size = a->vocab;
@@ -237,6 +260,13 @@ static int cmd_train(const args *a, fti_pool *pool) {
     o.pool = pool;
     o.progress = train_progress;
     o.progress_user = &prog;
+    if (a->vocab && (a->vocab < 256 + n_sp || a->vocab > FTI_TOK_MAX_VOCAB)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "--vocab %lu is out of range: %lu (256 bytes + %lu special) to "
+                 "%lu", (unsigned long)a->vocab, (unsigned long)(256 + n_sp), (unsigned long)n_sp,
+                 (unsigned long)FTI_TOK_MAX_VOCAB);
+        return usage_error(msg);
+    }
     if (fti_bpe_trainer_create(&o, &t) != FTI_OK)
         return usage_error("bad training options (vocab must fit the 256 bytes and specials)");
     memset(&c, 0, sizeof c);
@@ -480,7 +510,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(a.cmd, "encode")) rc = cmd_encode(&a, pool);
     else if (!strcmp(a.cmd, "decode")) rc = cmd_decode(&a);
     else if (!strcmp(a.cmd, "info")) rc = cmd_info(&a);
-    else rc = usage_error("unknown command (train, encode, decode, info)");
+    else {
+        char msg[160];
+        snprintf(msg, sizeof msg, "unknown command '%.80s' (train, encode, decode, info)", a.cmd);
+        rc = usage_error(msg);
+    }
     fti_pool_free(pool);
     free((void *)a.files);
     return rc;
