@@ -1116,30 +1116,34 @@ static size_t fti__st_jwalk_push(fti__st_jwalk *w, const char *key, size_t key_l
     return len;
 }
 
+/* Emits the item v holding record r at loc; its "raw bytes" are its canonical JSON (the DOM
+ * keeps no byte offsets). */
+static void fti__st_jwalk_emit(fti__st_jwalk *w, const fti_json *v, const fti__st_jrec *r,
+                               const char *loc) {
+    fti_buf raw;
+    memset(&raw, 0, sizeof raw);
+    fti__st_json_canon(v, &raw, 0);
+    if (raw.oom) w->o->oom = 1;
+    fti__st_json_record(w->pp, w->o, w->file, loc, raw.data ? raw.data : "", raw.len, r, "json");
+    fti_buf_free(&raw);
+    w->n_found++;
+}
+
 /* Emits every item of arr, an array of records. */
 static void fti__st_jwalk_records(fti__st_jwalk *w, const fti_json *arr, int root) {
     const fti_json *c;
     size_t k = 0;
     for (c = arr->child; c; c = c->next, k++) {
         char loc[160];
-        fti_buf raw;
         fti__st_jrec r;
         if (root)
             snprintf(loc, sizeof loc, "#item %lu", (unsigned long)k);
         else
             snprintf(loc, sizeof loc, "#%s[%lu]", w->path, (unsigned long)k);
-        if (!fti__st_json_find_in(w->pp->o, c, &r, 0, 1)) {
+        if (fti__st_json_find_in(w->pp->o, c, &r, 0, 1))
+            fti__st_jwalk_emit(w, c, &r, loc);
+        else
             fti__st_json_no_record(w->pp->o, w->o, w->file, loc, c);
-            continue;
-        }
-        /* the DOM keeps no byte offsets: an item's "raw bytes" are its canonical JSON */
-        memset(&raw, 0, sizeof raw);
-        fti__st_json_canon(c, &raw, 0);
-        if (raw.oom) w->o->oom = 1;
-        fti__st_json_record(w->pp, w->o, w->file, loc, raw.data ? raw.data : "", raw.len, &r,
-                            "json");
-        fti_buf_free(&raw);
-        w->n_found++;
     }
 }
 
@@ -1169,18 +1173,11 @@ static void fti__st_jwalk_search(fti__st_jwalk *w, const fti_json *v, int depth,
          * [two tweets]} is a list, not a Facebook post) */
         if (fti__st_json_find_in(w->pp->o, v, &r, 0, !root)) {
             char loc[160];
-            fti_buf raw;
             if (root)
                 loc[0] = 0;
             else
                 snprintf(loc, sizeof loc, "#%s", w->path);
-            memset(&raw, 0, sizeof raw);
-            fti__st_json_canon(v, &raw, 0);
-            if (raw.oom) w->o->oom = 1;
-            fti__st_json_record(w->pp, w->o, w->file, loc, raw.data ? raw.data : "", raw.len, &r,
-                                "json");
-            fti_buf_free(&raw);
-            w->n_found++;
+            fti__st_jwalk_emit(w, v, &r, loc);
             return;
         }
         for (c = v->child; c; c = c->next) {
