@@ -240,6 +240,8 @@ static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_
 
 /* Cleans raw text, validates it and adds the document (or the rejection). Takes ownership of
  * title/author/date/kind (may be NULL). */
+static int fti__st_norm_date(const char *s, size_t n, char out[32]);
+
 static void fti__st_emit(const fti__st_proc *pp, fti__st_out *o, uint32_t file, const char *loc,
                          const char *raw, size_t raw_len, const char *body, size_t body_len,
                          int redact_flags, char *title, char *author, char *date, char *kind) {
@@ -248,6 +250,16 @@ static void fti__st_emit(const fti__st_proc *pp, fti__st_out *o, uint32_t file, 
     char detail[200];
     fti__st_doc *d;
     memset(&b, 0, sizeof b);
+    if (date) {
+        char nd[32];
+        if (fti__st_norm_date(date, strlen(date), nd)) {
+            char *t = fti_strdup(nd);
+            if (t) {
+                fti_free(date);
+                date = t;
+            }
+        }
+    }
     fti_clean_text(body, body_len, redact_flags, &b);
     if (b.oom) {
         o->oom = 1;
@@ -508,6 +520,84 @@ static int fti__st_unmojibake(const char *s, size_t n, fti_buf *out) {
     return 1;
 }
 
+/* Days from 1970-01-01 to the civil date y-mo-d (proleptic Gregorian; y >= 0). */
+static double fti__st_days_from_civil(int y, int mo, int d) {
+    int yy = mo <= 2 ? y - 1 : y, era = yy / 400, yoe = yy - era * 400;
+    int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return (double)era * 146097 + doe - 719468;
+}
+
+/* The number in the k decimal digits at s, or -1. */
+static int fti__st_num(const char *s, size_t k) {
+    int v = 0;
+    size_t i;
+    for (i = 0; i < k; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* A document's date in one form (fti__st_emit): "YYYY-MM-DD[T ]HH:MM[:SS[.fff]]" with a zone
+ * ("Z", " UTC", "+01:00", "+0100", "-05") becomes UTC, "YYYY-MM-DDTHH:MM:SSZ" (so dates sort);
+ * without a zone (a local time) "YYYY-MM-DDTHH:MM:SS"; "DD.MM.YYYY[ HH:MM[:SS]]" (European
+ * spreadsheets) likewise. Returns 0 (the date stays as written) for anything else, a date alone
+ * included. */
+static int fti__st_norm_date(const char *s, size_t n, char out[32]) {
+    int y, mo, d, hh = 0, mi = 0, ss = 0, zone = 0, off = 0, time = 0;
+    size_t i;
+    if (n >= 10 && s[2] == '.' && s[5] == '.') { /* DD.MM.YYYY */
+        d = fti__st_num(s, 2), mo = fti__st_num(s + 3, 2), y = fti__st_num(s + 6, 4);
+        i = 10;
+    } else if (n >= 10 && s[4] == '-' && s[7] == '-') {
+        y = fti__st_num(s, 4), mo = fti__st_num(s + 5, 2), d = fti__st_num(s + 8, 2);
+        i = 10;
+        if (n == 10) return 0;
+    } else {
+        return 0;
+    }
+    if (y < 1900 || mo < 1 || mo > 12 || d < 1 || d > 31) return 0;
+    if (i < n) {
+        if (i + 6 > n || (s[i] != 'T' && s[i] != ' ') || s[i + 3] != ':') return 0;
+        hh = fti__st_num(s + i + 1, 2), mi = fti__st_num(s + i + 4, 2);
+        i += 6;
+        if (i + 3 <= n && s[i] == ':') ss = fti__st_num(s + i + 1, 2), i += 3;
+        if (i < n && (s[i] == '.' || s[i] == ','))
+            for (i++; i < n && s[i] >= '0' && s[i] <= '9';) i++;
+        if (hh < 0 || hh > 23 || mi < 0 || mi > 59 || ss < 0 || ss > 60) return 0;
+        time = 1;
+    }
+    if (i < n && s[i] == ' ' && i + 1 < n) i++;
+    if (i < n) { /* the zone */
+        zone = 1;
+        if (n - i == 1 && s[i] == 'Z') {
+            i = n;
+        } else if (n - i == 3 && (memcmp(s + i, "UTC", 3) == 0 || memcmp(s + i, "GMT", 3) == 0)) {
+            i = n;
+        } else if (s[i] == '+' || s[i] == '-') {
+            int oh = n - i >= 3 ? fti__st_num(s + i + 1, 2) : -1, om = 0;
+            size_t e = i + 3;
+            if (e < n && s[e] == ':') e++;
+            if (e + 2 == n) om = fti__st_num(s + e, 2), e += 2;
+            if (e != n || oh < 0 || oh > 14 || om < 0 || om > 59) return 0;
+            off = (s[i] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
+            i = n;
+        } else {
+            return 0;
+        }
+    }
+    if (!time && !zone)
+        snprintf(out, 32, "%04d-%02d-%02d", y, mo, d);
+    else if (zone)
+        fti_time_iso8601(fti__st_days_from_civil(y, mo, d) * 86400.0 + hh * 3600 + mi * 60 + ss -
+                             off,
+                         out);
+    else
+        snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d", y, mo, d, hh, mi, ss);
+    return 1;
+}
+
 /* Twitter's dates, "Wed Oct 10 20:19:24 +0000 2018", as ISO 8601 UTC; 0 if s is not one. */
 static int fti__st_twitter_date(const char *s, size_t n, char out[32]) {
     static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
@@ -532,12 +622,7 @@ static int fti__st_twitter_date(const char *s, size_t n, char out[32]) {
     om = (s[23] - '0') * 10 + s[24] - '0';
     y = ((s[26] - '0') * 10 + s[27] - '0') * 100 + (s[28] - '0') * 10 + s[29] - '0';
     if (d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 || y < 1970) return 0;
-    { /* days from the civil date (proleptic Gregorian) */
-        int yy = mo <= 2 ? y - 1 : y, era = yy / 400, yoe = yy - era * 400;
-        int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-        int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        days = (double)era * 146097 + doe - 719468;
-    }
+    days = fti__st_days_from_civil(y, mo, d);
     fti_time_iso8601(days * 86400.0 + hh * 3600 + mm * 60 + ss -
                          (sign == '-' ? -1 : 1) * (oh * 3600 + om * 60),
                      out);

@@ -13,7 +13,7 @@
  * JSON exports (wrappers, arrays of records anywhere, text objects and runs), Facebook's
  * mojibake, tweets' links, mentions and dates, retweets and boosts rejected, more default
  * fields, mailboxes and tweets.js known by content, semicolon- and tab-separated CSV, Obsidian's
- * comments, callouts and tasks in Markdown. */
+ * comments, callouts and tasks in Markdown, dates in one form (UTC where a zone is given). */
 #define FTI__ST_FORMAT 3
 
 /* === workspace ============================================================================== */
@@ -2762,7 +2762,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                         /* follow exact-dup links to the kept root */
                         kr = all[i]->dup_of;
                         while (all[kr]->status != 0 && all[kr]->dup_of != kr) kr = all[kr]->dup_of;
-                        if (all[kr]->status == 0 && kr < i)
+                        if (kr < i && all[kr]->status == 0)
                             pairs[n_pairs++] = (uint64_t)kr << 32 | (uint64_t)i;
                     }
                     if (n_pairs > 1) qsort(pairs, n_pairs, sizeof *pairs, fti__st_u64_cmp);

@@ -473,6 +473,33 @@ FTI_TEST(store_nested_json_exports) {
     fti_buf_free(&got);
 }
 
+static int date_is(const char *in, const char *want) {
+    char out[32];
+    int ok = fti__st_norm_date(in, strlen(in), out);
+    if (!want) return !ok;
+    if (!ok || strcmp(out, want) != 0) fprintf(stderr, "    %s -> %s\n", in, ok ? out : "(kept)");
+    return ok && strcmp(out, want) == 0;
+}
+
+FTI_TEST(store_dates_normalized) {
+    /* a zone makes it UTC (dates sort); a local time keeps its clock; a date alone stays */
+    CHECK(date_is("2023-06-01T10:00:00-05:00", "2023-06-01T15:00:00Z"));
+    CHECK(date_is("2020-03-03T10:04:05+0100", "2020-03-03T09:04:05Z")); /* mail's form */
+    CHECK(date_is("2020-01-01T00:30:00+01:00", "2019-12-31T23:30:00Z"));
+    CHECK(date_is("2023-01-05 12:34:56 UTC", "2023-01-05T12:34:56Z"));
+    CHECK(date_is("2023-01-15T09:30:12.123Z", "2023-01-15T09:30:12Z"));
+    CHECK(date_is("2023-01-15T09:30:12", "2023-01-15T09:30:12"));
+    CHECK(date_is("2023-01-15 09:30", "2023-01-15T09:30:00"));
+    CHECK(date_is("15.01.2023 10:00", "2023-01-15T10:00:00"));
+    CHECK(date_is("15.01.2023", "2023-01-15"));
+    CHECK(date_is("2021-02-03", NULL));
+    CHECK(date_is("yesterday", NULL));
+    CHECK(date_is("2023-13-01T00:00", NULL));
+    CHECK(date_is("2023-01-01T25:00", NULL));
+    CHECK(date_is("2023-01-01T10:00+99", NULL));
+    CHECK(date_is("2023-01-01T10:00 tomorrow", NULL));
+}
+
 static int strip_is(const char *in, const char *want) {
     fti_buf b;
     int ok;
