@@ -17908,21 +17908,18 @@ static int fti__st_norm_date(const char *s, size_t n, char out[32]) {
         time = 1;
     }
     if (i < n && s[i] == ' ' && i + 1 < n) i++;
-    if (i < n) { /* the zone */
+    if (i < n) { /* the zone, up to the end: "Z", "UTC", "GMT", "+HH", "+HHMM", "+HH:MM" */
         zone = 1;
-        if (n - i == 1 && s[i] == 'Z') {
-            i = n;
-        } else if (n - i == 3 && (memcmp(s + i, "UTC", 3) == 0 || memcmp(s + i, "GMT", 3) == 0)) {
-            i = n;
-        } else if (s[i] == '+' || s[i] == '-') {
+        if (s[i] == '+' || s[i] == '-') {
             int oh = n - i >= 3 ? fti__st_num(s + i + 1, 2) : -1, om = 0;
             size_t e = i + 3;
             if (e < n && s[e] == ':') e++;
             if (e + 2 == n) om = fti__st_num(s + e, 2), e += 2;
             if (e != n || oh < 0 || oh > 14 || om < 0 || om > 59) return 0;
             off = (s[i] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
-            i = n;
-        } else {
+        } else if (!(n - i == 1 && s[i] == 'Z') &&
+                   !(n - i == 3 && (memcmp(s + i, "UTC", 3) == 0 ||
+                                    memcmp(s + i, "GMT", 3) == 0))) {
             return 0;
         }
     }
