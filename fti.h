@@ -17965,6 +17965,14 @@ static int fti__st_twitter_date(const char *s, size_t n, char out[32]) {
     return 1;
 }
 
+/* A Unix time in seconds, milliseconds (Facebook's timestamp_ms) or microseconds (Google Keep),
+ * told apart by size, as a new ISO 8601 UTC string. */
+static char *fti__st_epoch_iso(double t) {
+    char out[32];
+    fti_time_iso8601(t > 1e14 ? t / 1e6 : t > 1e11 ? t / 1000.0 : t, out);
+    return fti_strdup(out);
+}
+
 /* A metadata field of the record (innermost object first), as a new string; dates: numbers
  * (seconds or milliseconds) and Twitter's format become ISO 8601. NULL if none. */
 static char *fti__st_json_meta(const fti__st_jrec *r, const char *list, int is_date) {
@@ -17996,11 +18004,8 @@ static char *fti__st_json_meta(const fti__st_jrec *r, const char *list, int is_d
             memcpy(tmp, v->str, v->len);
             tmp[v->len] = 0;
             secs = strtod(tmp, NULL);
-            if (k == v->len && v->str[0] != '.' && secs >= 1e8 && secs < 1e17) {
-                fti_time_iso8601(secs > 1e14 ? secs / 1e6 : secs > 1e11 ? secs / 1000.0 : secs,
-                                 tmp);
-                return fti_strdup(tmp);
-            }
+            if (k == v->len && v->str[0] != '.' && secs >= 1e8 && secs < 1e17)
+                return fti__st_epoch_iso(secs);
         }
         if (fti__st_unmojibake(v->str, v->len, &fix))
             fti__st_field_text(fix.data, fix.len, "html", 4, &dec);
@@ -18016,12 +18021,8 @@ static char *fti__st_json_meta(const fti__st_jrec *r, const char *list, int is_d
         }
         return out;
     }
-    if (v->type == FTI_JSON_NUMBER && is_date && v->num > 0 && v->num < 1e17) {
-        /* seconds, milliseconds (Facebook's timestamp_ms) or microseconds (Google Keep) */
-        double secs = v->num > 1e14 ? v->num / 1e6 : v->num > 1e11 ? v->num / 1000.0 : v->num;
-        fti_time_iso8601(secs, tmp);
-        return fti_strdup(tmp);
-    }
+    if (v->type == FTI_JSON_NUMBER && is_date && v->num > 0 && v->num < 1e17)
+        return fti__st_epoch_iso(v->num);
     return NULL; /* a number is no title or author (WordPress's "author": 1) */
 }
 
@@ -18329,6 +18330,7 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
     size_t n;
     char *kind;
     int tweet;
+    char *au = NULL; /* the author, asked once: for --authors, then for the document */
     const char *why = fti__st_json_not_own(r);
     if (why) {
         fti__st_reject(o, file, loc, why[0] == 'r' ? "reshare" : why[0] == 'd' ? "deleted"
@@ -18336,8 +18338,8 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
                        "%s", why + 2);
         return;
     }
+    au = fti__st_json_meta(r, opt->author_fields, 0);
     if (opt->authors) {
-        char *au = fti__st_json_meta(r, opt->author_fields, 0);
         int kept = fti__st_author_kept(opt, au, au ? strlen(au) : 0), i;
         const fti_json *c;
         for (i = 0; i < r->n && kept && !au; i++) /* named, but empty: a deleted account */
@@ -18349,12 +18351,15 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
                            au ? "author \"%.80s\" is not one of --authors"
                               : "no author named%s (the field is empty), and --authors is given",
                            au ? au : "");
-        fti_free(au);
-        if (!kept) return;
+        if (!kept) {
+            fti_free(au);
+            return;
+        }
     }
     if (r->text->type == FTI_JSON_STRING && r->text->len > 8 * opt->max_chars) {
         fti__st_reject(o, file, loc, "too_long", "%lu bytes of text before cleaning > 8 x %lu",
                        (unsigned long)r->text->len, (unsigned long)opt->max_chars);
+        fti_free(au);
         return;
     }
     memset(&txt, 0, sizeof txt);
@@ -18405,10 +18410,11 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
     }
     if (!kind) kind = fti_strdup(def_kind);
     fti__st_emit(pp, o, file, loc, raw, raw_len, s, n, opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0,
-                 fti__st_json_meta(r, opt->title_fields, 0),
-                 fti__st_json_meta(r, opt->author_fields, 0),
+                 fti__st_json_meta(r, opt->title_fields, 0), au,
                  fti__st_json_meta(r, opt->date_fields, 1), kind);
+    au = NULL; /* the document's now */
 done:
+    fti_free(au);
     fti_buf_free(&txt);
     fti_buf_free(&fix);
     fti_buf_free(&ft);

@@ -301,6 +301,13 @@ FTI_TEST(store_text_encodings) {
     fti_buf_free(&got);
 }
 
+/* Writes text as the file name in dir; 0 on success. */
+static int put(const char *dir, const char *name, const char *text) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return fti_test_write_file(path, text, strlen(text));
+}
+
 FTI_TEST(store_json_csv_html_fields) {
     /* exports put HTML in the text field (Mastodon, WordPress, Ghost) or escape & < > (Twitter,
      * Reddit): the stored text is the text a reader sees */
@@ -313,13 +320,10 @@ FTI_TEST(store_json_csv_html_fields) {
         "id,body\n1,\"Yes, I keep a rye starter &amp; feed it <em>weekly</em>.\"\n";
     const char *dir = fti_test_tmp("fields");
     const char *home = fti_test_tmp("fields_ws");
-    char path[1024], id[65];
+    char id[65];
     fti_buf got;
     REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
-    snprintf(path, sizeof path, "%s/posts.json", dir);
-    REQUIRE(fti_test_write_file(path, json, sizeof json - 1) == 0);
-    snprintf(path, sizeof path, "%s/comments.csv", dir);
-    REQUIRE(fti_test_write_file(path, csv, sizeof csv - 1) == 0);
+    REQUIRE(put(dir, "posts.json", json) == 0 && put(dir, "comments.csv", csv) == 0);
     memset(&got, 0, sizeof got);
     REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
     REQUIRE(read_docs(home, id, &got));
@@ -419,10 +423,8 @@ FTI_TEST(store_nested_json_exports) {
     REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
     snprintf(path, sizeof path, "%s/data", dir);
     REQUIRE(fti_mkdirs(path, NULL) == FTI_OK);
-    for (i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
-        REQUIRE(fti_test_write_file(path, files[i].bytes, strlen(files[i].bytes)) == 0);
-    }
+    for (i = 0; i < sizeof files / sizeof files[0]; i++)
+        REQUIRE(put(dir, files[i].name, files[i].bytes) == 0);
     memset(&got, 0, sizeof got);
     REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
     REQUIRE(read_docs(home, id, &got));
@@ -561,18 +563,12 @@ FTI_TEST(store_authors_filter) {
     static const char txt[] = "A diary page with no author field at all.\n";
     const char *dir = fti_test_tmp("auth");
     const char *home = fti_test_tmp("auth_ws");
-    char path[1024], id[65];
+    char id[65];
     fti_ingest_opts o;
     fti_buf got;
     REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
-    snprintf(path, sizeof path, "%s/mail.mbox", dir);
-    REQUIRE(fti_test_write_file(path, mbox, sizeof mbox - 1) == 0);
-    snprintf(path, sizeof path, "%s/posts.json", dir);
-    REQUIRE(fti_test_write_file(path, json, sizeof json - 1) == 0);
-    snprintf(path, sizeof path, "%s/notes.csv", dir);
-    REQUIRE(fti_test_write_file(path, csv, sizeof csv - 1) == 0);
-    snprintf(path, sizeof path, "%s/diary.txt", dir);
-    REQUIRE(fti_test_write_file(path, txt, sizeof txt - 1) == 0);
+    REQUIRE(put(dir, "mail.mbox", mbox) == 0 && put(dir, "posts.json", json) == 0 &&
+            put(dir, "notes.csv", csv) == 0 && put(dir, "diary.txt", txt) == 0);
     memset(&o, 0, sizeof o);
     o.authors = "alice@example.com, Alice";
     memset(&got, 0, sizeof got);
@@ -802,12 +798,6 @@ FTI_TEST(store_determinism) {
         CHECK_EQ_INT(n, 2);
         fti_store_list_free(ids, n);
     }
-}
-
-static void put(const char *dir, const char *name, const char *text) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    fti_test_write_file(path, text, strlen(text));
 }
 
 FTI_TEST(store_incremental) {
