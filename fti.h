@@ -1352,9 +1352,9 @@ typedef void (*fti_ingest_progress_fn)(void *user, const fti_ingest_progress *p)
  * names tried in order. */
 typedef struct fti_ingest_opts {
     /* JSON/CSV text field: 0 = "text,content,body,full_text,message,post,plaintext,content_text,
-     * selftext,html,content_html,textContent,contents,ShareCommentary,comment" (JSON: a string,
-     * an object's "rendered", or an array of runs; records are found in wrappers and nested
-     * arrays: see docs/feature.md) */
+     * selftext,html,content_html,textContent,contents,ShareCommentary,comment,listContent"
+     * (JSON: a string, an object's "rendered", or an array of runs; records are found in
+     * wrappers and nested arrays: see docs/feature.md) */
     const char *text_fields;
     const char *title_fields; /* 0 = "title,subject,link_title,name" */
     /* 0 = "created_at,date_unixtime,date,timestamp,timestamp_ms,time,created,createdAt,published,
@@ -1367,7 +1367,8 @@ typedef struct fti_ingest_opts {
     const char *required;      /* fields a document must have: "title,author,date"; 0 = none */
     const char *authors;       /* whose writing to keep: comma-separated names, handles or
                                 * addresses ("alice@example.com,Alice Martin,alice_m"), each
-                                * matched anywhere in the author, any case; a document whose
+                                * matched as whole words in the author, any case ("Ann"
+                                * matches "Ann Lee", not "Joanna"); a document whose
                                 * author is known (mail's whole From:, a JSON/CSV author field)
                                 * contains none is rejected as other_author; 0 or "" = all */
     size_t min_chars;          /* 0 = 12 (after cleaning, in bytes) */
@@ -17807,6 +17808,38 @@ static const fti_json *fti__st_json_field(const fti_json *obj, const char *list,
     return best;
 }
 
+/* The text of an Instagram record without a text field, or NULL: a post's caption is its
+ * "title" (on the post, or on its first medium: {"media": [{"uri", "title", ...}]}), a comment
+ * is string_map_data's {"Comment": {"value": ...}, "Time": {"timestamp": ...}}. Sets r->n: when
+ * the text sits in an inner object, that object is r->obj[depth + 1] (its date is found
+ * there). */
+static const fti_json *fti__st_json_caption(const fti_json *obj, fti__st_jrec *r, int depth) {
+    const fti_json *t = fti_json_get(obj, "title"), *m = fti_json_get(obj, "media");
+    const fti_json *u = fti_json_get(obj, "uri"), *smd = fti_json_get(obj, "string_map_data");
+    r->n = depth + 1;
+    if ((m && m->type == FTI_JSON_ARRAY) || (u && u->type == FTI_JSON_STRING)) {
+        if (t && t->type == FTI_JSON_STRING && t->len) return t;
+        if (m && m->type == FTI_JSON_ARRAY && m->child && m->child->type == FTI_JSON_OBJECT &&
+            depth + 1 < FTI__ST_JREC_MAX && (t = fti_json_get(m->child, "title")) &&
+            t->type == FTI_JSON_STRING && t->len) {
+            r->obj[depth + 1] = m->child;
+            r->n = depth + 2;
+            return t;
+        }
+    }
+    if (smd && smd->type == FTI_JSON_OBJECT && depth + 1 < FTI__ST_JREC_MAX) {
+        const fti_json *c = fti_json_get(smd, "Comment"), *v, *time = fti_json_get(smd, "Time");
+        if (!c) c = fti_json_get(smd, "Caption");
+        if (!c || c->type != FTI_JSON_OBJECT || !(v = fti_json_get(c, "value")) ||
+            v->type != FTI_JSON_STRING || !v->len)
+            return NULL;
+        r->obj[depth + 1] = time && time->type == FTI_JSON_OBJECT ? time : c;
+        r->n = depth + 2;
+        return v;
+    }
+    return NULL;
+}
+
 /* Finds the record in obj (depth: obj's place in r->obj); wrappers are followed when wrap. */
 static int fti__st_json_find_in(const fti_ingest_opts *opt, const fti_json *obj, fti__st_jrec *r,
                                 int depth, int wrap) {
@@ -17817,6 +17850,7 @@ static int fti__st_json_find_in(const fti_ingest_opts *opt, const fti_json *obj,
         r->n = depth + 1;
         return 1;
     }
+    if ((r->text = fti__st_json_caption(obj, r, depth)) != NULL) return 1;
     if (!wrap) return 0;
     for (c = obj->child; c; c = c->next) {
         if (!c->key || fti__st_list_pos(fti__st_json_wrappers, c->key, c->key_len) < 0) continue;
@@ -17878,11 +17912,105 @@ static int fti__st_num(const char *s, size_t k) {
     return v;
 }
 
+/* The month named by the n letters at s (English: "March", "Mar", "Sept"), 1..12, or 0. */
+static int fti__st_month_word(const char *s, size_t n) {
+    static const char *const names[12] = {"january", "february", "march",     "april",
+                                          "may",     "june",     "july",      "august",
+                                          "september", "october", "november", "december"};
+    int m;
+    if (n < 3) return 0;
+    for (m = 0; m < 12; m++) {
+        size_t k = 0;
+        while (k < n && names[m][k] && fti__st_lc((unsigned char)s[k]) == names[m][k]) k++;
+        if (k == n && (n == 3 || !names[m][k] || (m == 8 && n == 4))) return m + 1;
+    }
+    return 0;
+}
+
+/* A date in words ("March 3, 2020", "3 March 2020", "Tue, Mar 3 2020 at 10:15 PM", "March 3rd,
+ * 2020 10:15:30 UTC"; a weekday may open it) as fti__st_norm_date's forms: "2020-03-03", or the
+ * time too (local, or UTC when a zone follows). Returns 0 for anything else. */
+static int fti__st_words_date(const char *s, size_t n, char out[32]) {
+    int mo = 0, d = -1, y = -1, hh = -1, mi = 0, ss = 0, words = 0;
+    size_t i = 0, zone = n;
+    char tmp[64];
+    while (i < n && zone == n) {
+        size_t j = i;
+        if (s[i] == ' ' || s[i] == ',') {
+            i++;
+            continue;
+        }
+        if ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'z') {
+            static const char days[] = "montuewedthufrisatsun";
+            int m, ampm = fti__st_starts_ci(s + i, n - i, "a.m.") ||
+                          fti__st_starts_ci(s + i, n - i, "p.m.");
+            if (ampm) j = i + 4;
+            while (j < n && (s[j] | 0x20) >= 'a' && (s[j] | 0x20) <= 'z') j++;
+            if (j < n && s[j] == '.') j++; /* "Mar." */
+            m = ampm ? 0 : fti__st_month_word(s + i, j - i - (s[j - 1] == '.'));
+            if (m && !mo) {
+                mo = m;
+            } else if (hh >= 0 && (ampm || fti__st_eq_ci(s + i, j - i, "am") ||
+                                   fti__st_eq_ci(s + i, j - i, "pm"))) {
+                if (hh < 1 || hh > 12) return 0;
+                hh = hh % 12 + ((s[i] | 0x20) == 'p' ? 12 : 0);
+            } else if (hh >= 0 && y >= 0) {
+                zone = i; /* "UTC", "GMT", "Z": fti__st_norm_date judges */
+            } else if (words++ == 0 && !mo && d < 0 && j - i >= 3 && j - i <= 10) { /* a weekday */
+                size_t k;
+                char w3[4];
+                for (k = 0; k < 3; k++) w3[k] = (char)fti__st_lc((unsigned char)s[i + k]);
+                w3[3] = 0;
+                for (k = 0; k < 7 && memcmp(days + 3 * k, w3, 3) != 0;) k++;
+                if (k == 7) return 0;
+            } else if (!fti__st_eq_ci(s + i, j - i, "at") && !fti__st_eq_ci(s + i, j - i, "of")) {
+                return 0;
+            }
+        } else if (s[i] >= '0' && s[i] <= '9') {
+            while (j < n && s[j] >= '0' && s[j] <= '9') j++;
+            if (j < n && s[j] == ':') { /* a time */
+                if (hh >= 0 || j - i > 2 || j + 3 > n) return 0;
+                hh = fti__st_num(s + i, j - i);
+                mi = fti__st_num(s + j + 1, 2);
+                j += 3;
+                if (j + 3 <= n && s[j] == ':') ss = fti__st_num(s + j + 1, 2), j += 3;
+                if (mi < 0 || mi > 59 || ss < 0 || ss > 60) return 0;
+            } else if (j - i == 4 && y < 0) {
+                y = fti__st_num(s + i, 4);
+            } else if (j - i <= 2 && d < 0 && y < 0) {
+                d = fti__st_num(s + i, j - i);
+                if (j + 2 <= n && (fti__st_starts_ci(s + j, n - j, "st") ||
+                                   fti__st_starts_ci(s + j, n - j, "nd") ||
+                                   fti__st_starts_ci(s + j, n - j, "rd") ||
+                                   fti__st_starts_ci(s + j, n - j, "th")))
+                    j += 2;
+            } else {
+                return 0;
+            }
+            if (j < n && s[j] != ' ' && s[j] != ',') return 0;
+        } else if ((s[i] == '+' || s[i] == '-') && hh >= 0 && y >= 0) {
+            zone = i;
+        } else {
+            return 0;
+        }
+        i = j;
+    }
+    if (!mo || d < 1 || d > 31 || y < 1900 || y > 9999) return 0;
+    if (hh < 0) {
+        snprintf(out, 32, "%04d-%02d-%02d", y, mo, d);
+        return 1;
+    }
+    if (hh > 23 || n - zone > 20) return 0;
+    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d%s%.*s", y, mo, d, hh, mi, ss,
+             zone < n ? " " : "", (int)(n - zone), s + zone);
+    return fti__st_norm_date(tmp, strlen(tmp), out);
+}
+
 /* A document's date in one form (fti__st_emit): "YYYY-MM-DD[T ]HH:MM[:SS[.fff]]" with a zone
  * ("Z", " UTC", "+01:00", "+0100", "-05") becomes UTC, "YYYY-MM-DDTHH:MM:SSZ" (so dates sort);
  * without a zone (a local time) "YYYY-MM-DDTHH:MM:SS"; "DD.MM.YYYY[ HH:MM[:SS]]" (European
- * spreadsheets) likewise. Returns 0 (the date stays as written) for anything else, a date alone
- * included. */
+ * spreadsheets) likewise; dates in words (fti__st_words_date) too, a date alone as "YYYY-MM-DD".
+ * Returns 0 (the date stays as written) for anything else, an ISO date alone included. */
 static int fti__st_norm_date(const char *s, size_t n, char out[32]) {
     int y, mo, d, hh = 0, mi = 0, ss = 0, zone = 0, off = 0, time = 0;
     size_t i;
@@ -17894,7 +18022,7 @@ static int fti__st_norm_date(const char *s, size_t n, char out[32]) {
         i = 10;
         if (n == 10) return 0;
     } else {
-        return 0;
+        return fti__st_words_date(s, n, out);
     }
     if (y < 1900 || mo < 1 || mo > 12 || d < 1 || d > 31) return 0;
     if (i < n) {
@@ -18114,6 +18242,52 @@ static void fti__st_unquote(fti_buf *b, size_t from) {
  * HTML in a field that holds HTML (fti__st_html_fields; a start or end tag of a common element)
  * becomes text; other fields get their character references decoded (Twitter and Reddit escape
  * & < > as &amp; &lt; &gt;), chat markup rewritten (fti__st_unchat) and quoted lines removed. */
+/* The offset of the next "<blockquote" or "</blockquote" tag in s[from..n) (*close set for the
+ * latter), or n. */
+static size_t fti__st_next_bq(const char *s, size_t n, size_t from, int *close) {
+    size_t i;
+    for (i = from; i + 11 < n; i++) {
+        size_t a = i + 1 + (s[i + 1] == '/');
+        if (s[i] == '<' && a + 10 < n && fti__st_starts_ci(s + a, n - a, "blockquote") &&
+            (s[a + 10] == '>' || s[a + 10] == ' ' || s[a + 10] == '\n')) {
+            *close = a > i + 1;
+            return i;
+        }
+    }
+    return n;
+}
+
+/* The text of an HTML field as the author wrote it: the quotes it holds (<blockquote>, with
+ * their <cite>: WordPress's and Mastodon's way to quote someone) are left out, unless nothing
+ * else is there. */
+static void fti__st_html_own(const char *s, size_t n, fti_buf *out) {
+    fti_buf own;
+    size_t i = 0, from = out->len, k;
+    int depth = 0, close = 0, any = 0;
+    memset(&own, 0, sizeof own);
+    while (i < n) {
+        size_t at = fti__st_next_bq(s, n, i, &close), end;
+        if (depth == 0) fti_buf_append(&own, s + i, at - i);
+        if (at == n) break;
+        end = at + fti__st_tag_end(s + at, n - at);
+        if (close && depth > 0) depth--;
+        else if (!close) depth++, any = 1;
+        if (depth == 0 && close) fti_buf_putc(&own, ' ');
+        i = end;
+    }
+    if (any && !own.oom) {
+        fti_html_to_text(own.data ? own.data : "", own.len, out, NULL);
+        for (k = from; k < out->len && ((unsigned char)out->data[k] <= ' '); k++) {}
+        if (k < out->len || out->oom) {
+            fti_buf_free(&own);
+            return;
+        }
+        out->len = from; /* only a quote: it is kept */
+    }
+    fti_buf_free(&own);
+    fti_html_to_text(s, n, out, NULL);
+}
+
 static void fti__st_field_text(const char *s, size_t n, const char *key, size_t key_len,
                                fti_buf *out) {
     static const char *const tags[] = {"p",  "br", "div",  "span", "a",   "em",  "strong", "b",
@@ -18129,7 +18303,7 @@ static void fti__st_field_text(const char *s, size_t n, const char *key, size_t 
                 size_t tl = strlen(tags[t]);
                 if (a + tl < n && fti__st_starts_ci(s + a, n - a, tags[t]) &&
                     (s[a + tl] == '>' || s[a + tl] == ' ' || s[a + tl] == '/')) {
-                    fti_html_to_text(s, n, out, NULL);
+                    fti__st_html_own(s, n, out);
                     return;
                 }
             }
@@ -18153,8 +18327,16 @@ static void fti__st_field_text(const char *s, size_t n, const char *key, size_t 
     fti__st_unquote(out, from);
 }
 
+/* A byte of a name or handle: ASCII letters and digits, '_', and every byte of a non-ASCII
+ * character. */
+static int fti__st_name_char(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c >= 0x80;
+}
+
 /* Is the author a (n bytes; NULL: unknown) one of the authors to keep (fti_ingest_opts.authors)?
- * Unknown authors and an empty list pass. */
+ * Each listed name matches as whole words, any case ("Ann" matches "Ann Lee" and
+ * "ann@example.com", not "Joanna"). Unknown authors and an empty list pass. */
 static int fti__st_author_kept(const fti_ingest_opts *opt, const char *a, size_t n) {
     const char *p = opt->authors;
     int any = 0;
@@ -18165,9 +18347,13 @@ static int fti__st_author_kept(const fti_ingest_opts *opt, const char *a, size_t
         const char *q = p;
         fti__st_trim(&q, &m);
         if (m) {
+            int wb = fti__st_name_char((unsigned char)q[0]);
+            int we = fti__st_name_char((unsigned char)q[m - 1]);
             any = 1;
             for (i = 0; i + m <= n; i++) {
                 size_t k = 0;
+                if (wb && i > 0 && fti__st_name_char((unsigned char)a[i - 1])) continue;
+                if (we && i + m < n && fti__st_name_char((unsigned char)a[i + m])) continue;
                 while (k < m &&
                        fti__st_lc((unsigned char)a[i + k]) == fti__st_lc((unsigned char)q[k]))
                     k++;
@@ -18190,12 +18376,17 @@ static void fti__st_json_text(const fti_json *v, fti_buf *out) {
     } else if (v->type == FTI_JSON_OBJECT) {
         if ((t = fti__st_json_sub(v)) != NULL) fti_buf_append(out, t->str, t->len);
     } else if (v->type == FTI_JSON_ARRAY) {
+        /* Keep's checklist items are lines; Telegram's runs are parts of one line */
+        int lines = v->key && v->key_len == 11 && memcmp(v->key, "listContent", 11) == 0;
         for (c = v->child; c; c = c->next) {
             if (c->type == FTI_JSON_STRING)
                 fti_buf_append(out, c->str, c->len);
             else if (c->type == FTI_JSON_OBJECT && (t = fti_json_get(c, "text")) &&
                      t->type == FTI_JSON_STRING)
                 fti_buf_append(out, t->str, t->len);
+            else
+                continue;
+            if (lines && c->next) fti_buf_putc(out, '\n');
         }
     }
 }
@@ -18319,6 +18510,69 @@ static const char *fti__st_json_not_own(const fti__st_jrec *r) {
     return NULL;
 }
 
+/* Is s (n bytes, the record's text after the UTF-8 repair) a status line that Messenger and
+ * Instagram write in a conversation ("Alice sent an attachment.", "You called Bob.", "Reacted
+ * ... to your message")? Only records with a sender_name are asked; the line's subject must be
+ * nothing, "You" or the sender. Returns why, or NULL. */
+static const char *fti__st_status_line(const fti__st_jrec *r, const char *s, size_t n) {
+    /* whole lines: the phrase ends the text (a '.' may follow) */
+    static const char *const whole[] = {
+        "sent an attachment", "sent a photo", "sent a video", "sent a gif", "sent a sticker",
+        "sent a link", "sent a voice message", "sent an audio clip", "sent a file",
+        "shared a link", "shared a post", "shared a story", "shared a reel", "unsent a message",
+        "missed a call", "missed a video chat", "missed your call", "liked a message",
+        "waved at you", "started a call", "started a video chat", "joined the call",
+        "joined the video chat", "left the group", "changed the group photo",
+        "removed the group photo", "changed the theme", "are now connected on messenger"};
+    /* openings: anything may follow */
+    static const char *const opening[] = {
+        "reacted ", "named the group ", "set the nickname ", "set your nickname ",
+        "set his own nickname ", "set her own nickname ", "set their own nickname ",
+        "cleared the nickname ", "cleared your nickname ", "set the emoji ",
+        "changed the chat theme ", "created the group ", "pinned a message"};
+    const fti_json *who = NULL, *ty;
+    fti_buf name;
+    size_t subj[3], ns = 0, k, j;
+    const char *why = NULL;
+    int i;
+    for (i = r->n - 1; i >= 0 && !who; i--) who = fti_json_get(r->obj[i], "sender_name");
+    if (!who || who->type != FTI_JSON_STRING) return NULL;
+    ty = fti_json_get(r->obj[r->n - 1], "type");
+    if (ty && ty->type == FTI_JSON_STRING &&
+        (fti__st_eq_ci(ty->str, ty->len, "call") || fti__st_eq_ci(ty->str, ty->len, "subscribe") ||
+         fti__st_eq_ci(ty->str, ty->len, "unsubscribe")))
+        return "a call or a member joining or leaving";
+    fti__st_trim(&s, &n);
+    memset(&name, 0, sizeof name);
+    if (!fti__st_unmojibake(who->str, who->len, &name)) fti_buf_append(&name, who->str, who->len);
+    subj[ns++] = 0;
+    if (n > 4 && fti__st_starts_ci(s, n, "you ")) subj[ns++] = 4;
+    if (name.len && !name.oom && n > name.len + 1 && memcmp(s, name.data, name.len) == 0 &&
+        s[name.len] == ' ')
+        subj[ns++] = name.len + 1;
+    for (j = 0; j < ns && !why; j++) {
+        const char *t = s + subj[j];
+        size_t m = n - subj[j];
+        while (m && (t[m - 1] == '.' || t[m - 1] == ' ')) m--;
+        for (k = 0; k < sizeof whole / sizeof whole[0] && !why; k++)
+            if (fti__st_eq_ci(t, m, whole[k])) why = "a status line, not a message";
+        for (k = 0; k < sizeof opening / sizeof opening[0] && !why; k++)
+            if (fti__st_starts_ci(t, n - subj[j], opening[k]) && !memchr(t, '\n', n - subj[j]))
+                why = "a status line, not a message";
+    }
+    fti_buf_free(&name);
+    return why;
+}
+
+/* Is record r's text Markdown: Day One's entries ("text" with "richText", or with "uuid" and
+ * "creationDate")? */
+static int fti__st_json_is_markdown(const fti__st_jrec *r) {
+    const fti_json *rec = r->obj[r->n - 1];
+    if (!r->text->key || r->text->key_len != 4 || memcmp(r->text->key, "text", 4) != 0) return 0;
+    return fti_json_get(rec, "richText") != NULL ||
+           (fti_json_get(rec, "uuid") != NULL && fti_json_get(rec, "creationDate") != NULL);
+}
+
 /* Emits the record r of an item (raw: its bytes or canonical JSON), or says why not. */
 static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
                                 const char *loc, const char *raw, size_t raw_len,
@@ -18331,6 +18585,7 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
     char *kind;
     int tweet;
     char *au = NULL; /* the author, asked once: for --authors, then for the document */
+    char *title = NULL;
     const char *why = fti__st_json_not_own(r);
     if (why) {
         fti__st_reject(o, file, loc, why[0] == 'r' ? "reshare" : why[0] == 'd' ? "deleted"
@@ -18365,6 +18620,8 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
     memset(&txt, 0, sizeof txt);
     memset(&fix, 0, sizeof fix);
     memset(&ft, 0, sizeof ft);
+    if (!(r->text->key && r->text->key_len == 5 && memcmp(r->text->key, "title", 5) == 0))
+        title = fti__st_json_meta(r, opt->title_fields, 0); /* not an Instagram caption */
     fti__st_json_text(r->text, &txt);
     {
         const char *t = txt.data ? txt.data : "";
@@ -18378,6 +18635,10 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
     s = txt.data ? txt.data : "";
     n = txt.len;
     if (fti__st_unmojibake(s, n, &fix)) s = fix.data, n = fix.len;
+    if ((why = fti__st_status_line(r, s, n)) != NULL) {
+        fti__st_reject(o, file, loc, "system_message", "%s", why);
+        goto done;
+    }
     tweet = r->text->key && r->text->key_len == 9 && memcmp(r->text->key, "full_text", 9) == 0;
     if (tweet && n >= 4 && memcmp(s, "RT @", 4) == 0) {
         fti__st_reject(o, file, loc, "reshare", "a retweet: someone else's text");
@@ -18392,7 +18653,16 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
         s = txt.data ? txt.data : "";
         n = txt.len;
     }
-    fti__st_field_text(s, n, r->text->key, r->text->key_len, &ft);
+    if (fti__st_json_is_markdown(r)) {
+        fti_buf mt;
+        memset(&mt, 0, sizeof mt);
+        fti_markdown_to_text(s, n, &ft, &mt);
+        if (mt.len && !title) title = fti__st_meta_str(mt.data, mt.len, 200);
+        if (mt.oom) ft.oom = 1;
+        fti_buf_free(&mt);
+    } else {
+        fti__st_field_text(s, n, r->text->key, r->text->key_len, &ft);
+    }
     s = ft.data ? ft.data : "";
     n = ft.len;
     if (fti__st_json_is_reply(r)) { /* a reply's leading mentions are not the author's words */
@@ -18410,11 +18680,12 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
     }
     if (!kind) kind = fti_strdup(def_kind);
     fti__st_emit(pp, o, file, loc, raw, raw_len, s, n, opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0,
-                 fti__st_json_meta(r, opt->title_fields, 0), au,
+                 title, au,
                  fti__st_json_meta(r, opt->date_fields, 1), kind);
-    au = NULL; /* the document's now */
+    au = title = NULL; /* the document's now */
 done:
     fti_free(au);
+    fti_free(title);
     fti_buf_free(&txt);
     fti_buf_free(&fix);
     fti_buf_free(&ft);
@@ -19894,8 +20165,11 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * JSON exports (wrappers, arrays of records anywhere, text objects and runs), Facebook's
  * mojibake, tweets' links, mentions and dates, retweets and boosts rejected, more default
  * fields, mailboxes and tweets.js known by content, semicolon- and tab-separated CSV, Obsidian's
- * comments, callouts and tasks in Markdown, dates in one form (UTC where a zone is given). */
-#define FTI__ST_FORMAT 3
+ * comments, callouts and tasks in Markdown, dates in one form (UTC where a zone is given). 4
+ * (2026-11-28): dates in words, Messenger's status lines rejected, Instagram's captions and
+ * comments, Keep's checklists as one note, Day One's Markdown, quotes left out of HTML fields,
+ * --authors matching whole words. */
+#define FTI__ST_FORMAT 4
 
 /* === workspace ============================================================================== */
 
@@ -19970,7 +20244,8 @@ FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts) {
         memset(&o, 0, sizeof o);
     if (!o.text_fields)
         o.text_fields = "text,content,body,full_text,message,post,plaintext,content_text,selftext,"
-                        "html,content_html,textContent,contents,ShareCommentary,comment";
+                        "html,content_html,textContent,contents,ShareCommentary,comment,"
+                        "listContent";
     if (!o.title_fields) o.title_fields = "title,subject,link_title,name";
     if (!o.date_fields)
         o.date_fields = "created_at,date_unixtime,date,timestamp,timestamp_ms,time,created,"

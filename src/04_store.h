@@ -122,9 +122,9 @@ typedef void (*fti_ingest_progress_fn)(void *user, const fti_ingest_progress *p)
  * names tried in order. */
 typedef struct fti_ingest_opts {
     /* JSON/CSV text field: 0 = "text,content,body,full_text,message,post,plaintext,content_text,
-     * selftext,html,content_html,textContent,contents,ShareCommentary,comment" (JSON: a string,
-     * an object's "rendered", or an array of runs; records are found in wrappers and nested
-     * arrays: see docs/feature.md) */
+     * selftext,html,content_html,textContent,contents,ShareCommentary,comment,listContent"
+     * (JSON: a string, an object's "rendered", or an array of runs; records are found in
+     * wrappers and nested arrays: see docs/feature.md) */
     const char *text_fields;
     const char *title_fields; /* 0 = "title,subject,link_title,name" */
     /* 0 = "created_at,date_unixtime,date,timestamp,timestamp_ms,time,created,createdAt,published,
@@ -137,7 +137,8 @@ typedef struct fti_ingest_opts {
     const char *required;      /* fields a document must have: "title,author,date"; 0 = none */
     const char *authors;       /* whose writing to keep: comma-separated names, handles or
                                 * addresses ("alice@example.com,Alice Martin,alice_m"), each
-                                * matched anywhere in the author, any case; a document whose
+                                * matched as whole words in the author, any case ("Ann"
+                                * matches "Ann Lee", not "Joanna"); a document whose
                                 * author is known (mail's whole From:, a JSON/CSV author field)
                                 * contains none is rejected as other_author; 0 or "" = all */
     size_t min_chars;          /* 0 = 12 (after cleaning, in bytes) */

@@ -13,8 +13,11 @@
  * JSON exports (wrappers, arrays of records anywhere, text objects and runs), Facebook's
  * mojibake, tweets' links, mentions and dates, retweets and boosts rejected, more default
  * fields, mailboxes and tweets.js known by content, semicolon- and tab-separated CSV, Obsidian's
- * comments, callouts and tasks in Markdown, dates in one form (UTC where a zone is given). */
-#define FTI__ST_FORMAT 3
+ * comments, callouts and tasks in Markdown, dates in one form (UTC where a zone is given). 4
+ * (2026-11-28): dates in words, Messenger's status lines rejected, Instagram's captions and
+ * comments, Keep's checklists as one note, Day One's Markdown, quotes left out of HTML fields,
+ * --authors matching whole words. */
+#define FTI__ST_FORMAT 4
 
 /* === workspace ============================================================================== */
 
@@ -89,7 +92,8 @@ FTIDEF fti_ingest_opts fti_ingest_opts_resolve(const fti_ingest_opts *opts) {
         memset(&o, 0, sizeof o);
     if (!o.text_fields)
         o.text_fields = "text,content,body,full_text,message,post,plaintext,content_text,selftext,"
-                        "html,content_html,textContent,contents,ShareCommentary,comment";
+                        "html,content_html,textContent,contents,ShareCommentary,comment,"
+                        "listContent";
     if (!o.title_fields) o.title_fields = "title,subject,link_title,name";
     if (!o.date_fields)
         o.date_fields = "created_at,date_unixtime,date,timestamp,timestamp_ms,time,created,"

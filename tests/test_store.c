@@ -475,6 +475,93 @@ FTI_TEST(store_nested_json_exports) {
     fti_buf_free(&got);
 }
 
+FTI_TEST(store_more_exports) {
+    /* Messenger's status lines, Instagram's captions and comments, Keep's checklists, Day One's
+     * Markdown, WordPress's quotes, dates in words */
+    static const export_file files[] = {
+        {"message_1.json",
+         "{\"participants\": [{\"name\": \"Ann Lee\"}, {\"name\": \"Bob\"}], \"messages\": ["
+         "{\"sender_name\": \"Ann Lee\", \"content\": \"Ann Lee sent an attachment.\", "
+         "\"type\": \"Share\"},"
+         "{\"sender_name\": \"Bob\", \"content\": \"You called Ann.\", \"type\": \"Call\"},"
+         "{\"sender_name\": \"Bob\", \"content\": \"Reacted \\u00e2\\u009d\\u00a4 to your "
+         "message \", \"type\": \"Generic\"},"
+         "{\"sender_name\": \"Ann Lee\", \"content\": \"Ann Lee named the group Bakers.\"},"
+         "{\"sender_name\": \"Ann Lee\", \"content\": \"You sent a photo.\"},"
+         "{\"sender_name\": \"Ann Lee\", \"content\": \"My sister sent a photo of her loaf.\"},"
+         "{\"sender_name\": \"Ann Lee\", \"timestamp_ms\": 1600000000000, \"content\": \"The "
+         "bread came out dense again, the starter is tired.\", \"type\": \"Generic\"}]}"},
+        {"posts_1.json",
+         "[{\"media\": [{\"uri\": \"media/1.jpg\", \"creation_timestamp\": 1600000000, "
+         "\"title\": \"Morning light over the harbour, coffee in hand.\"}]},"
+         "{\"media\": [{\"uri\": \"media/2.jpg\", \"title\": \"\"}, {\"uri\": \"media/3.jpg\", "
+         "\"title\": \"\"}], \"title\": \"Two loaves, one success and one lesson.\", "
+         "\"creation_timestamp\": 1600000500}]"},
+        {"post_comments_1.json",
+         "{\"comments_media_comments\": [{\"title\": \"\", \"string_map_data\": {\"Comment\": "
+         "{\"value\": \"That crumb looks perfect, what hydration?\"}, \"Media Owner\": "
+         "{\"value\": \"bakerfriend\"}, \"Time\": {\"timestamp\": 1610000000}}}]}"},
+        {"Keep/market.json",
+         "{\"isTrashed\": false, \"title\": \"Market list\", \"userEditedTimestampUsec\": "
+         "1600000000000000, \"listContent\": [{\"text\": \"rye flour\", \"isChecked\": false}, "
+         "{\"text\": \"sea salt\", \"isChecked\": true}, {\"text\": \"a new banneton\", "
+         "\"isChecked\": false}]}"},
+        {"Journal.json",
+         "{\"metadata\": {\"version\": \"1.0\"}, \"entries\": [{\"uuid\": \"A1\", "
+         "\"creationDate\": \"2021-05-06T07:08:09Z\", \"text\": \"# Rain at the coast\\\\.\\n\\n"
+         "![](dayone-moment://ABC)\\n\\nWe walked to the **lighthouse** anyway\\\\!\"}]}"},
+        {"wp.json",
+         "[{\"title\": {\"rendered\": \"Quoting\"}, \"content\": {\"rendered\": \"<p>Before the "
+         "quote, my own words.</p><blockquote class=\\\"wp-block-quote\\\"><p>Someone else's "
+         "famous line.</p><cite>A. Person</cite></blockquote><p>After it, mine again.</p>\"}, "
+         "\"date\": \"June 3, 2019\"},"
+         "{\"content\": {\"rendered\": \"<blockquote><p>Only a quote in this post, kept.</p>"
+         "</blockquote>\"}, \"date\": \"Tue, Mar 3 2020 at 10:15 PM\"}]"}};
+    const char *dir = fti_test_tmp("exports2");
+    const char *home = fti_test_tmp("exports2_ws");
+    char path[1024], id[65];
+    fti_buf got;
+    fti_dataset *ds = NULL;
+    const fti_json *br;
+    size_t i;
+    snprintf(path, sizeof path, "%s/Keep", dir);
+    REQUIRE(fti_mkdirs(path, NULL) == FTI_OK);
+    for (i = 0; i < sizeof files / sizeof files[0]; i++)
+        REQUIRE(put(dir, files[i].name, files[i].bytes) == 0);
+    memset(&got, 0, sizeof got);
+    REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
+    REQUIRE(read_docs(home, id, &got));
+    fti_buf_putc(&got, '\0');
+    CHECK(strstr(got.data, "\"text\":\"The bread came out dense again") != NULL);
+    CHECK(strstr(got.data, "\"text\":\"My sister sent a photo of her loaf.\"") != NULL);
+    CHECK(strstr(got.data, "attachment") == NULL && strstr(got.data, "called") == NULL &&
+          strstr(got.data, "Reacted") == NULL && strstr(got.data, "Bakers") == NULL);
+    CHECK(strstr(got.data, "\"title\":null,\"author\":null,\"date\":\"2020-09-13T12:26:40Z\","
+                           "\"sha256\"") != NULL);
+    CHECK(strstr(got.data, "\"text\":\"Morning light over the harbour, coffee in hand.\"") !=
+          NULL);
+    CHECK(strstr(got.data, "\"text\":\"Two loaves, one success and one lesson.\"") != NULL);
+    CHECK(strstr(got.data, "\"date\":\"2021-01-07T06:13:20Z\"") != NULL &&
+          strstr(got.data, "\"text\":\"That crumb looks perfect, what hydration?\"") != NULL);
+    CHECK(strstr(got.data, "\"title\":\"Market list\"") != NULL &&
+          strstr(got.data, "\"text\":\"rye flour\\nsea salt\\na new banneton\"") != NULL);
+    CHECK(strstr(got.data, "\"title\":\"Rain at the coast.\"") != NULL &&
+          strstr(got.data, "We walked to the lighthouse anyway!") != NULL &&
+          strstr(got.data, "dayone") == NULL && strstr(got.data, "**") == NULL);
+    CHECK(strstr(got.data, "Before the quote, my own words.") != NULL &&
+          strstr(got.data, "After it, mine again.") != NULL &&
+          strstr(got.data, "famous line") == NULL && strstr(got.data, "A. Person") == NULL);
+    CHECK(strstr(got.data, "\"date\":\"2019-06-03\"") != NULL);
+    CHECK(strstr(got.data, "Only a quote in this post, kept.") != NULL &&
+          strstr(got.data, "\"date\":\"2020-03-03T22:15:00\"") != NULL);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 9);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
+    CHECK_EQ_INT(fti_json_get_int(br, "system_message", -1), 5);
+    fti_dataset_close(ds);
+    fti_buf_free(&got);
+}
+
 static int date_is(const char *in, const char *want) {
     char out[32];
     int ok = fti__st_norm_date(in, strlen(in), out);
@@ -484,7 +571,7 @@ static int date_is(const char *in, const char *want) {
 }
 
 FTI_TEST(store_dates_normalized) {
-    /* a zone makes it UTC (dates sort); a local time keeps its clock; a date alone stays */
+    /* a zone makes it UTC (dates sort); a local time keeps its clock; an ISO date alone stays */
     CHECK(date_is("2023-06-01T10:00:00-05:00", "2023-06-01T15:00:00Z"));
     CHECK(date_is("2020-03-03T10:04:05+0100", "2020-03-03T09:04:05Z")); /* mail's form */
     CHECK(date_is("2020-01-01T00:30:00+01:00", "2019-12-31T23:30:00Z"));
@@ -500,6 +587,23 @@ FTI_TEST(store_dates_normalized) {
     CHECK(date_is("2023-01-01T25:00", NULL));
     CHECK(date_is("2023-01-01T10:00+99", NULL));
     CHECK(date_is("2023-01-01T10:00 tomorrow", NULL));
+    /* dates in words: a date alone becomes ISO too; a time with a zone UTC */
+    CHECK(date_is("March 3, 2020", "2020-03-03"));
+    CHECK(date_is("3 March 2020", "2020-03-03"));
+    CHECK(date_is("Tuesday, March 3rd, 2020", "2020-03-03"));
+    CHECK(date_is("Sept. 21, 1999", "1999-09-21"));
+    CHECK(date_is("Mar 3, 2020, 10:15 PM", "2020-03-03T22:15:00"));
+    CHECK(date_is("Tue, Mar 3 2020 at 12:05 a.m.", "2020-03-03T00:05:00"));
+    CHECK(date_is("3 Mar 2020 10:15:30 UTC", "2020-03-03T10:15:30Z"));
+    CHECK(date_is("Mon, 2 Mar 2020 10:00:00 +0100", "2020-03-02T09:00:00Z"));
+    CHECK(date_is("the 3rd of March, 2020", NULL)); /* "the" is no weekday */
+    CHECK(date_is("Published March 3, 2020", NULL));
+    CHECK(date_is("March 2020", NULL));
+    CHECK(date_is("March 3", NULL));
+    CHECK(date_is("Mar 3, 2020 13:00 PM", NULL));
+    CHECK(date_is("Mar 3, 2020 10:15 CET", NULL));
+    CHECK(date_is("Marc 3, 2020", NULL));
+    CHECK(date_is("May 32, 2020", NULL));
 }
 
 static int strip_is(const char *in, const char *want) {
@@ -547,7 +651,7 @@ FTI_TEST(store_mail_quotes) {
 
 FTI_TEST(store_authors_filter) {
     /* --authors: mail from others and other people's posts are rejected as other_author;
-     * documents without an author are kept; a part of the name or address suffices */
+     * documents without an author are kept; a name, or the address, suffices */
     static const char mbox[] =
         "From a@x Mon Mar  2 10:00:00 2020\nFrom: Alice Martin <alice@example.com>\n"
         "Subject: walk\nDate: Mon, 2 Mar 2020 10:00:00 +0100\n\n"
@@ -583,6 +687,29 @@ FTI_TEST(store_authors_filter) {
     CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 4);
     CHECK_EQ_INT(manifest_int(home, id, "counts", "rejected"), 3);
     fti_buf_free(&got);
+    { /* names match as whole words, any case */
+        static const struct {
+            const char *list, *author;
+            int kept;
+        } cases[] = {{"Ann", "Ann Lee", 1},          {"Ann", "Joanna Annenberg", 0},
+                     {"ann", "ann@example.com", 1},  {"Ann Lee", "Dr. ANN LEE <a@b.c>", 1},
+                     {"12345", "912345", 0},         {"12345", "12345", 1},
+                     {"alice_m", "@alice_m", 1},     {"alice", "alice_m", 0},
+                     {"@alice", "@alice", 1},        {"José", "José Díaz", 1},
+                     {"Jos", "José", 0},             {"bob, Ann", "Ann", 1},
+                     {" , ", "anyone", 1}};
+        size_t k;
+        for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            memset(&o, 0, sizeof o);
+            o.authors = cases[k].list;
+            if (fti__st_author_kept(&o, cases[k].author, strlen(cases[k].author)) !=
+                cases[k].kept) {
+                fprintf(stderr, "    --authors \"%s\" on \"%s\": want %d\n", cases[k].list,
+                        cases[k].author, cases[k].kept);
+                CHECK(0);
+            }
+        }
+    }
 }
 
 FTI_TEST(store_golden_kinds) {
