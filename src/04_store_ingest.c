@@ -2534,6 +2534,231 @@ static int fti__st_unit_text(fti__st_out *o, uint32_t file, const char **s, size
     return 1;
 }
 
+/* === page metadata: Markdown's front matter, HTML's <meta> and microformats ================ */
+
+static int fti__st_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* The value of attribute name (lowercase) in the tag t[0..n) (from its '<' to its '>'), *vn its
+ * length; NULL if the tag has none. */
+static const char *fti__st_attr(const char *t, size_t n, const char *name, size_t *vn) {
+    size_t i = 1;
+    while (i < n && !fti__st_blank(t[i]) && t[i] != '>' && t[i] != '/') i++; /* the tag's name */
+    while (i < n) {
+        size_t a, an, v, e;
+        while (i < n && (fti__st_blank(t[i]) || t[i] == '/')) i++;
+        if (i >= n || t[i] == '>') return NULL;
+        a = i;
+        while (i < n && !fti__st_blank(t[i]) && t[i] != '=' && t[i] != '>' && t[i] != '/') i++;
+        an = i - a;
+        while (i < n && fti__st_blank(t[i])) i++;
+        if (i >= n || t[i] != '=') {
+            if (an == 0) i++; /* never stuck */
+            continue;
+        }
+        for (i++; i < n && fti__st_blank(t[i]);) i++;
+        if (i < n && (t[i] == '"' || t[i] == '\'')) {
+            char q = t[i++];
+            for (v = i; i < n && t[i] != q;) i++;
+            e = i;
+            if (i < n) i++;
+        } else {
+            for (v = i; i < n && !fti__st_blank(t[i]) && t[i] != '>';) i++;
+            e = i;
+        }
+        if (fti__st_eq_ci(t + a, an, name)) {
+            *vn = e - v;
+            return t + v;
+        }
+    }
+    return NULL;
+}
+
+/* Does the space-separated list v[0..n) (a class attribute) hold word w (lowercase)? */
+static int fti__st_has_word(const char *v, size_t n, const char *w) {
+    size_t i = 0, m = strlen(w);
+    while (i < n) {
+        size_t j = i;
+        while (j < n && !fti__st_blank(v[j])) j++;
+        if (j - i == m && fti__st_eq_ci(v + i, m, w)) return 1;
+        while (j < n && fti__st_blank(v[j])) j++;
+        i = j;
+    }
+    return 0;
+}
+
+/* An attribute value or a text as metadata: references decoded, blanks collapsed; NULL when
+ * empty or a link (article:author is often the author's page). */
+static char *fti__st_page_value(const char *v, size_t n) {
+    fti_buf dec;
+    char *out;
+    memset(&dec, 0, sizeof dec);
+    fti__st_field_text(v, n, "html", 4, &dec);
+    out = fti__st_meta_str(dec.data ? dec.data : "", dec.len, 200);
+    fti_buf_free(&dec);
+    if (out && (strncmp(out, "http://", 7) == 0 || strncmp(out, "https://", 8) == 0)) {
+        fti_free(out);
+        out = NULL;
+    }
+    return out;
+}
+
+/* The first run of text after s[0..n) skips tags (the name inside <span class="p-author"><a>). */
+static char *fti__st_page_text_after(const char *s, size_t n) {
+    size_t i = 0, k = 0;
+    while (i < n && k < 8) {
+        size_t j;
+        if (s[i] == '<') {
+            i += fti__st_tag_end(s + i, n - i);
+            k++;
+            continue;
+        }
+        for (j = i; j < n && s[j] != '<';) j++;
+        {
+            const char *t = s + i;
+            size_t tn = j - i;
+            fti__st_trim(&t, &tn);
+            if (tn) return fti__st_page_value(t, tn < 400 ? tn : 400);
+        }
+        i = j;
+    }
+    return NULL;
+}
+
+/* An HTML page's date and author (each left alone when already set; the caller frees them):
+ * <meta> (article:published_time, date, DC.date, ...; author, DC.creator, ...) first, then the
+ * microformats and schema.org marks blogs and Medium's export use (<time class="dt-published"
+ * datetime>, itemprop="datePublished", class="p-author", rel="author"), then the page's first
+ * <time datetime>. */
+static void fti__st_html_meta(const char *s, size_t n, char **date, char **author) {
+    static const char dates[] = "article:published_time,og:published_time,datepublished,date,"
+                                "dc.date,dc.date.issued,dcterms.created,dcterms.date,pubdate,"
+                                "publish-date,publishdate,sailthru.date,parsely-pub-date";
+    static const char authors[] = "author,article:author,dc.creator,dcterms.creator,"
+                                  "parsely-author,sailthru.author,twitter:creator";
+    char *d_meta = NULL, *d_mark = NULL, *d_time = NULL, *a_meta = NULL, *a_mark = NULL;
+    int d_pos = 1 << 30, a_pos = 1 << 30, a_tries = 0;
+    size_t i = 0;
+    const char *lt;
+    while (i < n && (lt = (const char *)memchr(s + i, '<', n - i)) != NULL) {
+        size_t at = (size_t)(lt - s), te, vn = 0, cn = 0, pn = 0;
+        const char *v, *cls, *prop;
+        if (n - at >= 4 && memcmp(lt, "<!--", 4) == 0) {
+            size_t e = fti__st_find_ci(lt + 4, n - at - 4, "-->");
+            i = e >= n - at - 4 ? n : at + 4 + e + 3;
+            continue;
+        }
+        te = fti__st_tag_end(lt, n - at);
+        i = at + te;
+        if (te < 3 || lt[1] == '/' || lt[1] == '!') continue;
+        if (fti__st_starts_ci(lt + 1, te - 1, "script") ||
+            fti__st_starts_ci(lt + 1, te - 1, "style")) {
+            size_t e = fti__st_find_ci(s + i, n - i,
+                                       (lt[2] | 0x20) == 'c' ? "</script" : "</style");
+            i = e >= n - i ? n : i + e;
+            continue;
+        }
+        cls = fti__st_attr(lt, te, "class", &cn);
+        prop = fti__st_attr(lt, te, "itemprop", &pn);
+        if (te > 5 && fti__st_starts_ci(lt + 1, te - 1, "meta") && fti__st_blank(lt[5])) {
+            const char *key = fti__st_attr(lt, te, "property", &vn);
+            size_t kn = vn;
+            int pos;
+            if (!key) key = fti__st_attr(lt, te, "name", &kn);
+            if (!key) key = prop, kn = pn;
+            v = fti__st_attr(lt, te, "content", &vn);
+            if (!key || !v || !vn) continue;
+            if ((pos = fti__st_list_pos(dates, key, kn)) >= 0 && pos < d_pos) {
+                char *x = fti__st_page_value(v, vn);
+                if (x) fti_free(d_meta), d_meta = x, d_pos = pos;
+            } else if ((pos = fti__st_list_pos(authors, key, kn)) >= 0 && pos < a_pos) {
+                char *x = fti__st_page_value(v, vn);
+                if (x) fti_free(a_meta), a_meta = x, a_pos = pos;
+            }
+            continue;
+        }
+        if (te > 5 && fti__st_starts_ci(lt + 1, te - 1, "time") &&
+            (fti__st_blank(lt[5]) || lt[5] == '>') &&
+            (v = fti__st_attr(lt, te, "datetime", &vn)) != NULL && vn) {
+            size_t pd = 0;
+            int mark = (cls && (fti__st_has_word(cls, cn, "dt-published") ||
+                                fti__st_has_word(cls, cn, "published"))) ||
+                       (prop && fti__st_eq_ci(prop, pn, "datepublished")) ||
+                       fti__st_attr(lt, te, "pubdate", &pd) != NULL;
+            char **slot = mark ? &d_mark : &d_time;
+            if (!*slot) *slot = fti__st_page_value(v, vn);
+            continue;
+        }
+        if (!a_mark && a_tries < 8 &&
+            ((cls && fti__st_has_word(cls, cn, "p-author")) ||
+             (prop && fti__st_eq_ci(prop, pn, "author")) ||
+             ((v = fti__st_attr(lt, te, "rel", &vn)) != NULL &&
+              fti__st_has_word(v, vn, "author")))) {
+            a_tries++; /* each looks at most 4 KiB ahead */
+            a_mark = fti__st_page_text_after(s + i, n - i < 4096 ? n - i : 4096);
+        }
+    }
+    if (!*date) *date = d_meta ? d_meta : d_mark ? d_mark : d_time;
+    if (*date != d_meta) fti_free(d_meta);
+    if (*date != d_mark) fti_free(d_mark);
+    if (*date != d_time) fti_free(d_time);
+    if (!*author) *author = a_meta ? a_meta : a_mark;
+    if (*author != a_meta) fti_free(a_meta);
+    if (*author != a_mark) fti_free(a_mark);
+}
+
+/* A Markdown page's date and author from its front matter: the keys of the date and author
+ * field lists (the first listed wins), YAML ("date: 2020-03-03", "author: Ann", "authors:" with
+ * "- Ann" or "[Ann, Bob]": the first) or TOML ("date = 2020-03-03T10:00:00Z"). */
+static void fti__st_md_meta(const fti_ingest_opts *opt, const char *s, size_t n, char **date,
+                            char **author) {
+    size_t fm = fti__st_md_front_matter(s, n, NULL), i = 0;
+    int d_pos = 1 << 30, a_pos = 1 << 30;
+    if (!fm) return;
+    while (i < fm && s[i] != '\n') i++; /* the opening fence */
+    while (i < fm) {
+        size_t b = ++i, e, kn, vs;
+        const char *v;
+        size_t vn;
+        int dp, ap;
+        while (i < fm && s[i] != '\n') i++;
+        e = i;
+        for (kn = 0; b + kn < e && (fti__st_is_word((unsigned char)s[b + kn]) || s[b + kn] == '-');)
+            kn++;
+        for (vs = b + kn; vs < e && (s[vs] == ' ' || s[vs] == '\t');) vs++;
+        if (!kn || vs >= e || (s[vs] != ':' && s[vs] != '=')) continue;
+        dp = fti__st_list_pos(opt->date_fields, s + b, kn);
+        ap = fti__st_list_pos(opt->author_fields, s + b, kn);
+        if (!((dp >= 0 && dp < d_pos) || (ap >= 0 && ap < a_pos))) continue;
+        v = s + vs + 1;
+        vn = e - vs - 1;
+        fti__st_trim(&v, &vn);
+        if (vn == 0 && e + 1 < fm) { /* a YAML list on the next lines: its first item */
+            size_t j = e + 1, le = j;
+            while (le < fm && s[le] != '\n') le++;
+            v = s + j, vn = le - j;
+            fti__st_trim(&v, &vn);
+            if (vn < 2 || v[0] != '-' || v[1] != ' ') continue;
+            v += 2, vn -= 2;
+        } else if (vn && v[0] == '[') { /* [Ann, Bob] */
+            size_t j = 1;
+            while (j < vn && v[j] != ',' && v[j] != ']') j++;
+            v++, vn = j - 1;
+        }
+        fti__st_trim(&v, &vn);
+        if (vn >= 2 && (v[0] == '"' || v[0] == '\'') && v[vn - 1] == v[0]) v++, vn -= 2;
+        if (!vn) continue;
+        if (dp >= 0 && dp < d_pos) {
+            fti_free(*date);
+            *date = fti__st_meta_str(v, vn, 64);
+            d_pos = dp;
+        } else {
+            fti_free(*author);
+            *author = fti__st_meta_str(v, vn, 200);
+            a_pos = ap;
+        }
+    }
+}
+
 static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, const char *path,
                                  const unsigned char *data, size_t size,
                                  const unsigned char *file_sha, fti__st_out *o) {
@@ -2548,7 +2773,7 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
     case FTI__ST_K_MD:
     case FTI__ST_K_HTML: {
         fti_buf text, title, conv;
-        char *t;
+        char *t, *date = NULL, *author = NULL;
         if (!fti__st_unit_text(o, u->file, &s, &n, &conv)) return;
         memset(&text, 0, sizeof text);
         memset(&title, 0, sizeof title);
@@ -2558,16 +2783,26 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
             fti_markdown_to_text(s, n, &text, &title);
         else
             fti_buf_append(&text, s, n);
+        if (u->kind == FTI__ST_K_HTML)
+            fti__st_html_meta(s, n, &date, &author);
+        else if (u->kind == FTI__ST_K_MD)
+            fti__st_md_meta(pp->o, s, n, &date, &author);
         if (text.oom || title.oom) {
             o->oom = 1;
+        } else if (author && !fti__st_author_kept(pp->o, author, strlen(author))) {
+            fti__st_reject(o, u->file, "", "other_author",
+                           "author \"%.80s\" is not one of --authors", author);
         } else {
             t = title.len ? fti__st_meta_str(title.data, title.len, 200) : NULL;
             if (!t) t = fti__st_title_from_path(path);
             fti__st_emit(pp, o, u->file, "", (const char *)data + u->off, u->len,
                          text.data ? text.data : "", text.len,
-                         pp->o->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, t, NULL, NULL,
+                         pp->o->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, t, author, date,
                          fti_strdup(fti__st_kind_names[u->kind]));
+            author = date = NULL; /* the document's now */
         }
+        fti_free(author);
+        fti_free(date);
         fti_buf_free(&text);
         fti_buf_free(&title);
         fti_buf_free(&conv);

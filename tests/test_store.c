@@ -562,6 +562,72 @@ FTI_TEST(store_more_exports) {
     fti_buf_free(&got);
 }
 
+FTI_TEST(store_page_metadata) {
+    /* the date and author of HTML pages (Medium's export, <meta>, microformats) and of Markdown
+     * front matter; a page's menus, footer and sign-up form are not its text */
+    static const export_file files[] = {
+        {"medium/2020-03-03_On-crumb-abc123.html",
+         "<!DOCTYPE html><html><head><meta http-equiv=\"Content-Type\" content=\"text/html; "
+         "charset=utf-8\"><title>On crumb</title><style>p { x: 1 }</style></head><body>"
+         "<article class=\"h-entry\"><header><h1 class=\"p-name\">On crumb</h1></header>"
+         "<section data-field=\"body\" class=\"e-content\"><p>Open crumb needs a wet dough and "
+         "patience.</p></section><footer><p>By <a href=\"https://medium.com/@ann\" "
+         "class=\"p-author h-card\">Ann Lee</a> on <a href=\"https://medium.com/p/abc\"><time "
+         "class=\"dt-published\" datetime=\"2020-03-03T10:00:00.000Z\">March 3, 2020</time>"
+         "</a>.</p><p>Exported from Medium on March 4, 2021.</p></footer></article></body>"
+         "</html>"},
+        {"blog/post.html",
+         "<html><head><meta property=\"article:published_time\" content=\"2019-06-01T08:00:00+02:00\">"
+         "<meta name=\"author\" content=\"Ann Lee\"><meta property=\"article:author\" "
+         "content=\"https://x.org/ann\"></head><body><nav><a href=\"/\">Home</a> <a>About "
+         "menu</a></nav><p>A post about the oven's first fire and the smell of it.</p>"
+         "<form><input name=\"e\"><button>Subscribe to the newsletter</button></form>"
+         "<time datetime=\"2001-01-01\">old</time></body></html>"},
+        {"blog/other.html",
+         "<html><body><p>A guest post by somebody else, about their own garden.</p><p>By <a "
+         "rel=\"author\" href=\"/bob\">Bob Stone</a></p></body></html>"},
+        {"notes/hugo.md",
+         "---\ntitle: \"Starter care\"\ndate: 2021-04-05T09:00:00+02:00\nauthors:\n  - Ann Lee\n"
+         "  - Bob\ntags: [bread]\n---\n\nFeed the starter twice a day when it is warm.\n"},
+        {"notes/zola.md",
+         "+++\ntitle = \"Proofing\"\ndate = \"April 6, 2021\"\nauthor = 'Ann'\n+++\n\nProof in "
+         "the cold overnight for a sour loaf.\n"}};
+    const char *dir = fti_test_tmp("pages");
+    const char *home = fti_test_tmp("pages_ws");
+    char path[1024], id[65];
+    fti_buf got;
+    fti_ingest_opts o;
+    size_t i;
+    static const char *const sub[] = {"medium", "blog", "notes"};
+    for (i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, sub[i]);
+        REQUIRE(fti_mkdirs(path, NULL) == FTI_OK);
+    }
+    for (i = 0; i < sizeof files / sizeof files[0]; i++)
+        REQUIRE(put(dir, files[i].name, files[i].bytes) == 0);
+    memset(&got, 0, sizeof got);
+    memset(&o, 0, sizeof o);
+    o.authors = "Ann";
+    REQUIRE(ingest1(home, dir, &o, id, NULL) == FTI_OK);
+    REQUIRE(read_docs(home, id, &got));
+    fti_buf_putc(&got, '\0');
+    CHECK(strstr(got.data, "\"title\":\"On crumb\",\"author\":\"Ann Lee\",\"date\":"
+                           "\"2020-03-03T10:00:00Z\"") != NULL);
+    CHECK(strstr(got.data, "Exported from") == NULL && strstr(got.data, "By Ann") == NULL);
+    CHECK(strstr(got.data, "\"author\":\"Ann Lee\",\"date\":\"2019-06-01T06:00:00Z\"") != NULL);
+    CHECK(strstr(got.data, "\"text\":\"A post about the oven's first fire and the smell of "
+                           "it.\\n\\nold\"") != NULL);
+    CHECK(strstr(got.data, "menu") == NULL && strstr(got.data, "Subscribe") == NULL);
+    CHECK(strstr(got.data, "garden") == NULL); /* Bob's, by rel="author" */
+    CHECK(strstr(got.data, "\"title\":\"Starter care\",\"author\":\"Ann Lee\",\"date\":"
+                           "\"2021-04-05T07:00:00Z\"") != NULL);
+    CHECK(strstr(got.data, "\"title\":\"Proofing\",\"author\":\"Ann\",\"date\":"
+                           "\"2021-04-06\"") != NULL);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 4);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "rejected"), 1);
+    fti_buf_free(&got);
+}
+
 static int date_is(const char *in, const char *want) {
     char out[32];
     int ok = fti__st_norm_date(in, strlen(in), out);
