@@ -29349,7 +29349,6 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         goto done;
     }
     writer = o.world_size <= 1 || o.rank == 0; /* data-parallel: rank 0 alone writes */
-    if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
     o.checkpoint_path = ckpt;
     tr.data = sh_tr->data;
     tr.n_tokens = (size_t)sh_tr->count;
@@ -29363,6 +29362,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     res->train_tokens = tr.n_tokens;
     res->val_tokens = va.n_tokens;
     if ((r = fti_trainer_create(&cfg, parent.params, &o, tr, va, &t, err)) != FTI_OK) goto done;
+    /* the run directory once the trainer has accepted the options: a rejected set leaves none */
+    if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
     if (ro.resume) {
         if (fti_path_exists(ckpt)) {
             if ((r = fti_trainer_resume(t, ckpt, err)) != FTI_OK) goto done;

@@ -256,6 +256,22 @@ FTI_TEST(twin_train_run_keep_best_and_errors) {
     ro = fti_ttw_opts(1);
     ro.train.lora_rank = 2;
     CHECK(fti_train_run(home, &ro, &r, &err) == FTI_ERR_INVALID);
+    /* options the trainer rejects leave no run directory behind */
+    {
+        char dir[1200];
+        ro = fti_ttw_opts(1);
+        ro.train.dropout = 0.95f;
+        CHECK(fti_train_run(home, &ro, &r, &err) == FTI_ERR_INVALID);
+        CHECK(strstr(err.msg, "dropout") != NULL);
+        CHECK_EQ_INT(strlen(r.run_key), 16);
+        snprintf(dir, sizeof dir, "%s/runs/%s", home, r.run_key);
+        CHECK(!fti_path_exists(dir));
+        ro = fti_ttw_opts(1);
+        ro.train.ctx = 64; /* more than the model's context of 32 */
+        CHECK(fti_train_run(home, &ro, &r, &err) == FTI_ERR_INVALID);
+        snprintf(dir, sizeof dir, "%s/runs/%s", home, r.run_key);
+        CHECK(!fti_path_exists(dir));
+    }
     ro = fti_ttw_opts(1);
     ro.dataset = "no-such-version";
     CHECK(fti_train_run(home, &ro, &r, &err) != FTI_OK);
