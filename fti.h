@@ -2260,7 +2260,9 @@ typedef struct fti_train_stats {
     uint64_t step;            /* optimizer steps done */
     uint64_t total_steps;     /* the schedule's length */
     uint64_t tokens_seen;     /* training tokens consumed */
-    double loss;              /* training loss of the last step (mean over micro-batches) */
+    double loss;              /* training loss of the last step (mean over micro-batches;
+                               * after fti_trainer_resume, the checkpoint's last step's as its
+                               * history keeps it, f32; 0 before any step) */
     double lr;                /* learning rate used by the last step */
     double grad_norm;         /* global gradient norm before clipping */
     double val_loss;          /* last validation loss (NAN before the first) */
@@ -2311,8 +2313,10 @@ FTIDEF void fti_trainer_history(const fti_trainer *t, const float **train, size_
 /* Writes a checkpoint atomically. Thread safety: one thread per object. */
 FTIDEF fti_result fti_trainer_save(fti_trainer *t, const char *path, fti_error *err);
 /* Restores a checkpoint written by a trainer with the same config, data and opts (checked:
- * FTI_ERR_MISMATCH names what differs). FTI_ERR_CHECKSUM for a damaged file, FTI_ERR_FORMAT for
- * a malformed one. */
+ * FTI_ERR_MISMATCH names what differs). fti_trainer_stats_get then reports the checkpoint's
+ * step, tokens, losses and time (loss: its last step's; lr, grad_norm and tokens_per_s are 0
+ * until the next step). FTI_ERR_CHECKSUM for a damaged file, FTI_ERR_FORMAT for a malformed
+ * one. */
 FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error *err);
 
 /* --- LoRA ------------------------------------------------------------------------------------- */
@@ -27890,6 +27894,10 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
     t->best_val = best_val;
     t->sampler = sampler;
     t->draws = draws;
+    /* the stats' last step is the checkpoint's (its loss as the history keeps it, f32): a run
+     * resumed after its last step reports its real loss, not a step that never ran */
+    memset(&t->last, 0, sizeof(t->last));
+    if (n_hist) t->last.loss = (double)t->hist[n_hist - 1];
     if (t->base) fti__lora_apply(&t->cfg, t->params, t->base, t->w, t->o.lora_rank,
                                  t->o.lora_alpha, t->pool);
     fti__train_log(t, FTI_LOG_INFO, "resumed from checkpoint");
@@ -29455,8 +29463,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         lin.train_config = cfgjson.data;
         lin.train_steps = st.step;
         lin.train_tokens = st.tokens_seen;
-        /* the losses as the history keeps them (f32): a run resumed after its last step has
-         * no "last step" in its stats, and the file must not depend on that */
+        /* the losses as the history keeps them (f32): the stats of a run resumed after its
+         * last step hold the f32 loss, and the file must be the fresh run's */
         train_loss = n_hist ? (double)hist[n_hist - 1] : st.loss;
         if (!res->used_best && n_val && vs[n_val - 1] == st.step) val_loss = (double)vl[n_val - 1];
         lin.train_loss = train_loss;

@@ -763,8 +763,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         lin.train_config = cfgjson.data;
         lin.train_steps = st.step;
         lin.train_tokens = st.tokens_seen;
-        /* the losses as the history keeps them (f32): a run resumed after its last step has
-         * no "last step" in its stats, and the file must not depend on that */
+        /* the losses as the history keeps them (f32): the stats of a run resumed after its
+         * last step hold the f32 loss, and the file must be the fresh run's */
         train_loss = n_hist ? (double)hist[n_hist - 1] : st.loss;
         if (!res->used_best && n_val && vs[n_val - 1] == st.step) val_loss = (double)vl[n_val - 1];
         lin.train_loss = train_loss;

@@ -122,6 +122,9 @@ FTI_TEST(twin_train_run_reproducible_ids) {
     ro.resume = 1;
     REQUIRE(fti_train_run(home, &ro, &r3, &err) == FTI_OK);
     CHECK(r3.resumed);
+    CHECK_EQ_INT(r3.stats.step, 6);
+    CHECK((float)r3.stats.loss == (float)r1.stats.loss); /* the last step's, not 0 */
+    CHECK(r3.stats.val_loss == r1.stats.val_loss);
     CHECK_EQ_STR(r3.id, id1);
     CHECK_EQ_STR(r3.run_key, r1.run_key);
     /* stamp_created puts the time in the file: another file, another id */
