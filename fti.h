@@ -2261,7 +2261,9 @@ typedef struct fti_train_stats {
     uint64_t step;            /* optimizer steps done */
     uint64_t total_steps;     /* the schedule's length */
     uint64_t tokens_seen;     /* training tokens consumed */
-    double loss;              /* training loss of the last step (mean over micro-batches) */
+    double loss;              /* training loss of the last step (mean over micro-batches;
+                               * after fti_trainer_resume, the checkpoint's last step's as its
+                               * history keeps it, f32; 0 before any step) */
     double lr;                /* learning rate used by the last step */
     double grad_norm;         /* global gradient norm before clipping */
     double val_loss;          /* last validation loss (NAN before the first) */
@@ -2312,8 +2314,10 @@ FTIDEF void fti_trainer_history(const fti_trainer *t, const float **train, size_
 /* Writes a checkpoint atomically. Thread safety: one thread per object. */
 FTIDEF fti_result fti_trainer_save(fti_trainer *t, const char *path, fti_error *err);
 /* Restores a checkpoint written by a trainer with the same config, data and opts (checked:
- * FTI_ERR_MISMATCH names what differs). FTI_ERR_CHECKSUM for a damaged file, FTI_ERR_FORMAT for
- * a malformed one. */
+ * FTI_ERR_MISMATCH names what differs). fti_trainer_stats_get then reports the checkpoint's
+ * step, tokens, losses and time (loss: its last step's; lr, grad_norm and tokens_per_s are 0
+ * until the next step). FTI_ERR_CHECKSUM for a damaged file, FTI_ERR_FORMAT for a malformed
+ * one. */
 FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error *err);
 
 /* --- LoRA ------------------------------------------------------------------------------------- */
@@ -2767,9 +2771,13 @@ FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t
 /* The logits (V) of the last evaluated token; writable (samplers modify them in place). */
 FTIDEF float *fti_session_logits(fti_session *s);
 
-/* Mean negative log-likelihood of tokens[1..n) given their prefixes (the session is reset and
- * the text cut into windows of n_ctx tokens; each window restarts the context), its exp is the
- * perplexity. Allocates one (n_batch, V) buffer. n < 2: FTI_ERR_INVALID. */
+/* Mean negative log-likelihood (nats) of tokens[1..n), each given the tokens before it: every
+ * token from the second is scored, exactly n - 1 of them; its exp is the perplexity. A text
+ * longer than the session's n_ctx is scored in overlapping windows of n_ctx tokens (strided
+ * perplexity, see fti_session_token_logprobs): a token sees all the tokens before it in the
+ * first window, and at least n_ctx - n_ctx/2 of them after it. The session is reset. Allocates
+ * n doubles and one (n_batch, V) buffer. Errors: FTI_ERR_INVALID (n < 2, a token id out of
+ * range, n_ctx < 2), those of fti_session_eval, FTI_ERR_NOMEM. */
 FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t n,
                                   double *mean_nll, fti_error *err);
 
@@ -3024,19 +3032,22 @@ typedef struct fti_ngram_hook {
 FTIDEF void fti_ngram_on_logits(void *hook, float *logits, size_t n_vocab, const int32_t *recent,
                                 size_t n_recent);
 
-/* The model's log-probability of every token given the ones before it in its window, scored as
- * fti_session_nll scores (windows of n_ctx tokens, each restarting the context): out[i] =
- * log p(tokens[i] | window so far) for the scored i, NAN for the others (the first token of
- * each window). The session is reset. Allocates one (n_batch, V) buffer. Errors as
- * fti_session_nll's. */
+/* The model's log-probability of every token given the ones before it, the figures
+ * fti_session_nll averages: out[0] = NAN (nothing predicts the first token), out[i] =
+ * log p(tokens[i] | tokens[w..i)) for i >= 1. Up to n_ctx tokens that is the whole prefix
+ * (w = 0); a longer text is scored in windows of n_ctx tokens that start n_ctx/2 apart (the
+ * last one ends at the text's end), each scoring only the tokens after the previous window's
+ * end: every token is scored once, with at least n_ctx - n_ctx/2 tokens of context after the
+ * first window (a text of n > n_ctx tokens costs 1 + ceil((n - n_ctx) / (n_ctx/2)) windows of
+ * up to n_ctx - 1 evaluated tokens). The session is reset. Allocates one (n_batch, V) buffer. Errors as fti_session_nll's. */
 FTIDEF fti_result fti_session_token_logprobs(fti_session *s, const int32_t *tokens, size_t n,
                                              double *out /* (n) */, fti_error *err);
 
 /* Scores held-out text with the model of session s, the n-gram model and their mixture, and
  * with fit != 0 first fits the mixing weights on it (fti_ngram_fit): seqs[i][0..lens[i]) are
  * separate texts (token ids of the model's vocabulary), each scored as
- * fti_session_token_logprobs scores it, the n-gram seeing the tokens before each one within its
- * text. st receives the figures per token (nats). Errors: FTI_ERR_INVALID (NULL, the n-gram's
+ * fti_session_token_logprobs scores it (every token from the second), the n-gram seeing all the
+ * tokens before each one within its text. st receives the figures per token (nats). Errors: FTI_ERR_INVALID (NULL, the n-gram's
  * vocabulary is not the model's, or no token to score), those of fti_session_eval, NOMEM. */
 FTIDEF fti_result fti_ngram_eval_session(fti_ngram *m, fti_session *s, const int32_t *const *seqs,
                                          const size_t *lens, size_t n_seqs, int fit,
@@ -28130,6 +28141,10 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
     t->best_val = best_val;
     t->sampler = sampler;
     t->draws = draws;
+    /* the stats' last step is the checkpoint's (its loss as the history keeps it, f32): a run
+     * resumed after its last step reports its real loss, not a step that never ran */
+    memset(&t->last, 0, sizeof(t->last));
+    if (n_hist) t->last.loss = (double)t->hist[n_hist - 1];
     if (t->base) fti__lora_apply(&t->cfg, t->params, t->base, t->w, t->o.lora_rank,
                                  t->o.lora_alpha, t->pool);
     fti__train_log(t, FTI_LOG_INFO, "resumed from checkpoint");
@@ -29589,7 +29604,6 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         goto done;
     }
     writer = o.world_size <= 1 || o.rank == 0; /* data-parallel: rank 0 alone writes */
-    if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
     o.checkpoint_path = ckpt;
     tr.data = sh_tr->data;
     tr.n_tokens = (size_t)sh_tr->count;
@@ -29603,6 +29617,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     res->train_tokens = tr.n_tokens;
     res->val_tokens = va.n_tokens;
     if ((r = fti_trainer_create(&cfg, parent.params, &o, tr, va, &t, err)) != FTI_OK) goto done;
+    /* the run directory once the trainer has accepted the options: a rejected set leaves none */
+    if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
     if (ro.resume) {
         if (fti_path_exists(ckpt)) {
             if ((r = fti_trainer_resume(t, ckpt, err)) != FTI_OK) goto done;
@@ -29694,8 +29710,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         lin.train_config = cfgjson.data;
         lin.train_steps = st.step;
         lin.train_tokens = st.tokens_seen;
-        /* the losses as the history keeps them (f32): a run resumed after its last step has
-         * no "last step" in its stats, and the file must not depend on that */
+        /* the losses as the history keeps them (f32): the stats of a run resumed after its
+         * last step hold the f32 loss, and the file must be the fresh run's */
         train_loss = n_hist ? (double)hist[n_hist - 1] : st.loss;
         if (!res->used_best && n_val && vs[n_val - 1] == st.step) val_loss = (double)vl[n_val - 1];
         lin.train_loss = train_loss;
@@ -33753,34 +33769,57 @@ fail:
     return rc;
 }
 
+/* Strided windows: the first window is tokens [0, n_ctx) and scores tokens 1 .. n_ctx-1; each
+ * next one starts n_ctx/2 tokens later (the last one ends at the text's end, for more context)
+ * and scores only the tokens after the previous window's end, the ones before them being its
+ * context. So every token from the second is scored once, and a token after the first window
+ * sees at least n_ctx - n_ctx/2 tokens before it. Only the rows that score a token ask for
+ * logits; the context rows are evaluated without. */
 FTIDEF fti_result fti_session_token_logprobs(fti_session *s, const int32_t *tokens, size_t n,
                                              double *out, fti_error *err) {
-    size_t V, start, i;
+    size_t V, start = 0, done = 1, stride, i;
     float *buf;
     fti_result rc = FTI_OK;
     if (!s || !tokens || !out || n < 2)
         return fti_error_set(err, FTI_ERR_INVALID, "token log-probabilities: need 2 tokens");
+    if (s->n_ctx < 2)
+        return fti_error_set(err, FTI_ERR_INVALID, "token log-probabilities: a context of %lu "
+                             "token predicts nothing", (unsigned long)s->n_ctx);
     V = s->e->V;
-    for (i = 0; i < n; i++) out[i] = NAN;
+    stride = s->n_ctx / 2;
+    for (i = 0; i < n; i++) { /* the last one is scored, never evaluated: checked here */
+        if (tokens[i] < 0 || (size_t)tokens[i] >= V)
+            return fti_error_set(err, FTI_ERR_INVALID, "token log-probabilities: token %lu is "
+                                 "id %ld (vocabulary %lu)", (unsigned long)i, (long)tokens[i],
+                                 (unsigned long)V);
+        out[i] = NAN;
+    }
     buf = (float *)fti_malloc(s->n_batch * V * sizeof(float));
     if (!buf) return fti_error_set(err, FTI_ERR_NOMEM, "token log-probabilities: out of memory");
-    for (start = 0; start + 1 < n && rc == FTI_OK; start += s->n_ctx) {
-        size_t w = n - start < s->n_ctx ? n - start : s->n_ctx;
+    for (;;) {
+        size_t end = n - start < s->n_ctx ? n : start + s->n_ctx; /* the window [start, end) */
         fti_session_reset(s);
-        for (i = 0; i < w && rc == FTI_OK; i += s->n_batch) {
-            size_t T = w - i < s->n_batch ? w - i : s->n_batch, t;
-            rc = fti_session_eval(s, tokens + start + i, T, buf, err);
+        /* the context: positions start .. done-2 (no logits) */
+        if (done - 1 > start) rc = fti_session_eval(s, tokens + start, done - 1 - start, NULL, err);
+        /* position p's logits score token p+1, for p = done-1 .. end-2 */
+        for (i = done - 1; i + 1 < end && rc == FTI_OK;) {
+            size_t T = end - 1 - i < s->n_batch ? end - 1 - i : s->n_batch, t;
+            rc = fti_session_eval(s, tokens + i, T, buf, err);
             for (t = 0; t < T && rc == FTI_OK; t++) {
-                size_t at = start + i + t, j;
-                const float *row = buf + t * V;
+                const float *row = buf + t * V; /* (V) */
                 double mx = row[0], se = 0.0;
-                if (i + t + 1 >= w) break; /* the window's last token predicts nothing here */
+                size_t j;
                 for (j = 1; j < V; j++)
                     if (row[j] > mx) mx = row[j];
                 for (j = 0; j < V; j++) se += exp((double)row[j] - mx);
-                out[at + 1] = (double)row[tokens[at + 1]] - mx - log(se);
+                out[i + t + 1] = (double)row[tokens[i + t + 1]] - mx - log(se);
             }
+            i += T;
         }
+        if (rc != FTI_OK || end == n) break;
+        done = end;
+        start += stride;
+        if (n - start < s->n_ctx) start = n - s->n_ctx; /* the last window ends at n */
     }
     fti_free(buf);
     return rc;
@@ -33818,7 +33857,7 @@ FTIDEF fti_result fti_ngram_eval_session(fti_ngram *m, fti_session *s, const int
         if (lens[i] < 2) continue;
         rc = fti_session_token_logprobs(s, seqs[i], lens[i], lp, err);
         for (j = 1; j < lens[i] && rc == FTI_OK; j++) {
-            if (lp[j] != lp[j]) continue; /* not scored (a window's first token) */
+            if (lp[j] != lp[j]) continue; /* not scored (none from the second: defensive) */
             pm[k] = exp(lp[j]);
             pn[k] = fti_ngram_prob(m, seqs[i], j, seqs[i][j], &conf[k]);
             k++;

@@ -334,8 +334,9 @@ int main(int argc, char **argv) {
         ids32 = (int32_t *)fti_malloc((ids.len + 1) * sizeof(int32_t));
         lp = (double *)fti_malloc((ids.len + 1) * sizeof(double));
         for (k = 0; ids32 && k < ids.len; k++) ids32[k] = (int32_t)ids.ids[k];
-        /* per-token log-probabilities, NaN where nothing is predicted (the first token of each
-         * n_ctx window): the count printed is of the tokens scored, the ones in the mean */
+        /* per-token log-probabilities, NaN where nothing is predicted (the first token; a text
+         * longer than n_ctx goes in windows half a context apart, fti_session_token_logprobs):
+         * the count printed is of the tokens scored, the ones in the mean */
         if (!ids32 || !lp || fti_session_token_logprobs(s, ids32, ids.len, lp, &err) != FTI_OK) {
             fprintf(stderr, "fti-infer: %s\n", ids32 && lp ? err.msg : "out of memory");
             fti_free(ids32);
@@ -349,9 +350,9 @@ int main(int argc, char **argv) {
                 n_scored++;
             }
         if (n_scored) mean = nll_sum / (double)n_scored;
-        fprintf(stderr, "fti-infer: %lu tokens scored (of %lu; the first of each %lu-token window "
-                "has no prediction), mean NLL %.4f nats\n", (unsigned long)n_scored,
-                (unsigned long)ids.len, (unsigned long)fti_session_n_ctx(s), mean);
+        fprintf(stderr, "fti-infer: %lu tokens scored (of %lu: all but the first, each given up "
+                "to %lu tokens before it), mean NLL %.4f nats\n", (unsigned long)n_scored,
+                (unsigned long)ids.len, (unsigned long)fti_session_n_ctx(s) - 1, mean);
         printf("perplexity %.4f\n", exp(mean));
         fti_free(ids32);
         fti_free(lp);

@@ -215,6 +215,7 @@ typedef struct ui {
     const args *a;
     fti_progress bar;
     int active;
+    int complete; /* resumed a run that had already reached its end: nothing to train */
 } ui;
 
 static void on_progress(void *user, fti_train_event ev, const fti_train_run_result *run,
@@ -241,6 +242,16 @@ static void on_progress(void *user, fti_train_event ev, const fti_train_run_resu
                 (unsigned long)run->n_params, u->a->lora ? " (LoRA adapters only)" : "",
                 run->dataset, (unsigned long)run->train_tokens, (unsigned long)run->val_tokens,
                 run->run_key, run->resumed ? " (resumed)" : "");
+        u->complete = run->resumed &&
+                      (st->step >= st->total_steps ||
+                       (u->a->max_tokens && st->tokens_seen >= u->a->max_tokens) ||
+                       (u->a->max_seconds > 0 && st->elapsed_s >= u->a->max_seconds));
+        if (u->complete) {
+            fprintf(stderr, "fti-train: the run was already complete (step %llu of %llu): "
+                    "nothing to train\n", (unsigned long long)st->step,
+                    (unsigned long long)st->total_steps);
+            return;
+        }
         fti_progress_begin(&u->bar, stderr, "train", "step", st->total_steps);
         fti_progress_update(&u->bar, st->step, NULL);
         u->active = 1;

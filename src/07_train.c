@@ -1018,6 +1018,10 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
     t->best_val = best_val;
     t->sampler = sampler;
     t->draws = draws;
+    /* the stats' last step is the checkpoint's (its loss as the history keeps it, f32): a run
+     * resumed after its last step reports its real loss, not a step that never ran */
+    memset(&t->last, 0, sizeof(t->last));
+    if (n_hist) t->last.loss = (double)t->hist[n_hist - 1];
     if (t->base) fti__lora_apply(&t->cfg, t->params, t->base, t->w, t->o.lora_rank,
                                  t->o.lora_alpha, t->pool);
     fti__train_log(t, FTI_LOG_INFO, "resumed from checkpoint");

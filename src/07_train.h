@@ -131,7 +131,9 @@ typedef struct fti_train_stats {
     uint64_t step;            /* optimizer steps done */
     uint64_t total_steps;     /* the schedule's length */
     uint64_t tokens_seen;     /* training tokens consumed */
-    double loss;              /* training loss of the last step (mean over micro-batches) */
+    double loss;              /* training loss of the last step (mean over micro-batches;
+                               * after fti_trainer_resume, the checkpoint's last step's as its
+                               * history keeps it, f32; 0 before any step) */
     double lr;                /* learning rate used by the last step */
     double grad_norm;         /* global gradient norm before clipping */
     double val_loss;          /* last validation loss (NAN before the first) */
@@ -182,8 +184,10 @@ FTIDEF void fti_trainer_history(const fti_trainer *t, const float **train, size_
 /* Writes a checkpoint atomically. Thread safety: one thread per object. */
 FTIDEF fti_result fti_trainer_save(fti_trainer *t, const char *path, fti_error *err);
 /* Restores a checkpoint written by a trainer with the same config, data and opts (checked:
- * FTI_ERR_MISMATCH names what differs). FTI_ERR_CHECKSUM for a damaged file, FTI_ERR_FORMAT for
- * a malformed one. */
+ * FTI_ERR_MISMATCH names what differs). fti_trainer_stats_get then reports the checkpoint's
+ * step, tokens, losses and time (loss: its last step's; lr, grad_norm and tokens_per_s are 0
+ * until the next step). FTI_ERR_CHECKSUM for a damaged file, FTI_ERR_FORMAT for a malformed
+ * one. */
 FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error *err);
 
 /* --- LoRA ------------------------------------------------------------------------------------- */

@@ -657,7 +657,6 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         goto done;
     }
     writer = o.world_size <= 1 || o.rank == 0; /* data-parallel: rank 0 alone writes */
-    if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
     o.checkpoint_path = ckpt;
     tr.data = sh_tr->data;
     tr.n_tokens = (size_t)sh_tr->count;
@@ -671,6 +670,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     res->train_tokens = tr.n_tokens;
     res->val_tokens = va.n_tokens;
     if ((r = fti_trainer_create(&cfg, parent.params, &o, tr, va, &t, err)) != FTI_OK) goto done;
+    /* the run directory once the trainer has accepted the options: a rejected set leaves none */
+    if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
     if (ro.resume) {
         if (fti_path_exists(ckpt)) {
             if ((r = fti_trainer_resume(t, ckpt, err)) != FTI_OK) goto done;
@@ -762,8 +763,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         lin.train_config = cfgjson.data;
         lin.train_steps = st.step;
         lin.train_tokens = st.tokens_seen;
-        /* the losses as the history keeps them (f32): a run resumed after its last step has
-         * no "last step" in its stats, and the file must not depend on that */
+        /* the losses as the history keeps them (f32): the stats of a run resumed after its
+         * last step hold the f32 loss, and the file must be the fresh run's */
         train_loss = n_hist ? (double)hist[n_hist - 1] : st.loss;
         if (!res->used_best && n_val && vs[n_val - 1] == st.step) val_loss = (double)vl[n_val - 1];
         lin.train_loss = train_loss;

@@ -3822,34 +3822,57 @@ fail:
     return rc;
 }
 
+/* Strided windows: the first window is tokens [0, n_ctx) and scores tokens 1 .. n_ctx-1; each
+ * next one starts n_ctx/2 tokens later (the last one ends at the text's end, for more context)
+ * and scores only the tokens after the previous window's end, the ones before them being its
+ * context. So every token from the second is scored once, and a token after the first window
+ * sees at least n_ctx - n_ctx/2 tokens before it. Only the rows that score a token ask for
+ * logits; the context rows are evaluated without. */
 FTIDEF fti_result fti_session_token_logprobs(fti_session *s, const int32_t *tokens, size_t n,
                                              double *out, fti_error *err) {
-    size_t V, start, i;
+    size_t V, start = 0, done = 1, stride, i;
     float *buf;
     fti_result rc = FTI_OK;
     if (!s || !tokens || !out || n < 2)
         return fti_error_set(err, FTI_ERR_INVALID, "token log-probabilities: need 2 tokens");
+    if (s->n_ctx < 2)
+        return fti_error_set(err, FTI_ERR_INVALID, "token log-probabilities: a context of %lu "
+                             "token predicts nothing", (unsigned long)s->n_ctx);
     V = s->e->V;
-    for (i = 0; i < n; i++) out[i] = NAN;
+    stride = s->n_ctx / 2;
+    for (i = 0; i < n; i++) { /* the last one is scored, never evaluated: checked here */
+        if (tokens[i] < 0 || (size_t)tokens[i] >= V)
+            return fti_error_set(err, FTI_ERR_INVALID, "token log-probabilities: token %lu is "
+                                 "id %ld (vocabulary %lu)", (unsigned long)i, (long)tokens[i],
+                                 (unsigned long)V);
+        out[i] = NAN;
+    }
     buf = (float *)fti_malloc(s->n_batch * V * sizeof(float));
     if (!buf) return fti_error_set(err, FTI_ERR_NOMEM, "token log-probabilities: out of memory");
-    for (start = 0; start + 1 < n && rc == FTI_OK; start += s->n_ctx) {
-        size_t w = n - start < s->n_ctx ? n - start : s->n_ctx;
+    for (;;) {
+        size_t end = n - start < s->n_ctx ? n : start + s->n_ctx; /* the window [start, end) */
         fti_session_reset(s);
-        for (i = 0; i < w && rc == FTI_OK; i += s->n_batch) {
-            size_t T = w - i < s->n_batch ? w - i : s->n_batch, t;
-            rc = fti_session_eval(s, tokens + start + i, T, buf, err);
+        /* the context: positions start .. done-2 (no logits) */
+        if (done - 1 > start) rc = fti_session_eval(s, tokens + start, done - 1 - start, NULL, err);
+        /* position p's logits score token p+1, for p = done-1 .. end-2 */
+        for (i = done - 1; i + 1 < end && rc == FTI_OK;) {
+            size_t T = end - 1 - i < s->n_batch ? end - 1 - i : s->n_batch, t;
+            rc = fti_session_eval(s, tokens + i, T, buf, err);
             for (t = 0; t < T && rc == FTI_OK; t++) {
-                size_t at = start + i + t, j;
-                const float *row = buf + t * V;
+                const float *row = buf + t * V; /* (V) */
                 double mx = row[0], se = 0.0;
-                if (i + t + 1 >= w) break; /* the window's last token predicts nothing here */
+                size_t j;
                 for (j = 1; j < V; j++)
                     if (row[j] > mx) mx = row[j];
                 for (j = 0; j < V; j++) se += exp((double)row[j] - mx);
-                out[at + 1] = (double)row[tokens[at + 1]] - mx - log(se);
+                out[i + t + 1] = (double)row[tokens[i + t + 1]] - mx - log(se);
             }
+            i += T;
         }
+        if (rc != FTI_OK || end == n) break;
+        done = end;
+        start += stride;
+        if (n - start < s->n_ctx) start = n - s->n_ctx; /* the last window ends at n */
     }
     fti_free(buf);
     return rc;
@@ -3887,7 +3910,7 @@ FTIDEF fti_result fti_ngram_eval_session(fti_ngram *m, fti_session *s, const int
         if (lens[i] < 2) continue;
         rc = fti_session_token_logprobs(s, seqs[i], lens[i], lp, err);
         for (j = 1; j < lens[i] && rc == FTI_OK; j++) {
-            if (lp[j] != lp[j]) continue; /* not scored (a window's first token) */
+            if (lp[j] != lp[j]) continue; /* not scored (none from the second: defensive) */
             pm[k] = exp(lp[j]);
             pn[k] = fti_ngram_prob(m, seqs[i], j, seqs[i][j], &conf[k]);
             k++;

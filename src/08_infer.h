@@ -212,9 +212,13 @@ FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t
 /* The logits (V) of the last evaluated token; writable (samplers modify them in place). */
 FTIDEF float *fti_session_logits(fti_session *s);
 
-/* Mean negative log-likelihood of tokens[1..n) given their prefixes (the session is reset and
- * the text cut into windows of n_ctx tokens; each window restarts the context), its exp is the
- * perplexity. Allocates one (n_batch, V) buffer. n < 2: FTI_ERR_INVALID. */
+/* Mean negative log-likelihood (nats) of tokens[1..n), each given the tokens before it: every
+ * token from the second is scored, exactly n - 1 of them; its exp is the perplexity. A text
+ * longer than the session's n_ctx is scored in overlapping windows of n_ctx tokens (strided
+ * perplexity, see fti_session_token_logprobs): a token sees all the tokens before it in the
+ * first window, and at least n_ctx - n_ctx/2 of them after it. The session is reset. Allocates
+ * n doubles and one (n_batch, V) buffer. Errors: FTI_ERR_INVALID (n < 2, a token id out of
+ * range, n_ctx < 2), those of fti_session_eval, FTI_ERR_NOMEM. */
 FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t n,
                                   double *mean_nll, fti_error *err);
 
@@ -469,19 +473,22 @@ typedef struct fti_ngram_hook {
 FTIDEF void fti_ngram_on_logits(void *hook, float *logits, size_t n_vocab, const int32_t *recent,
                                 size_t n_recent);
 
-/* The model's log-probability of every token given the ones before it in its window, scored as
- * fti_session_nll scores (windows of n_ctx tokens, each restarting the context): out[i] =
- * log p(tokens[i] | window so far) for the scored i, NAN for the others (the first token of
- * each window). The session is reset. Allocates one (n_batch, V) buffer. Errors as
- * fti_session_nll's. */
+/* The model's log-probability of every token given the ones before it, the figures
+ * fti_session_nll averages: out[0] = NAN (nothing predicts the first token), out[i] =
+ * log p(tokens[i] | tokens[w..i)) for i >= 1. Up to n_ctx tokens that is the whole prefix
+ * (w = 0); a longer text is scored in windows of n_ctx tokens that start n_ctx/2 apart (the
+ * last one ends at the text's end), each scoring only the tokens after the previous window's
+ * end: every token is scored once, with at least n_ctx - n_ctx/2 tokens of context after the
+ * first window (a text of n > n_ctx tokens costs 1 + ceil((n - n_ctx) / (n_ctx/2)) windows of
+ * up to n_ctx - 1 evaluated tokens). The session is reset. Allocates one (n_batch, V) buffer. Errors as fti_session_nll's. */
 FTIDEF fti_result fti_session_token_logprobs(fti_session *s, const int32_t *tokens, size_t n,
                                              double *out /* (n) */, fti_error *err);
 
 /* Scores held-out text with the model of session s, the n-gram model and their mixture, and
  * with fit != 0 first fits the mixing weights on it (fti_ngram_fit): seqs[i][0..lens[i]) are
  * separate texts (token ids of the model's vocabulary), each scored as
- * fti_session_token_logprobs scores it, the n-gram seeing the tokens before each one within its
- * text. st receives the figures per token (nats). Errors: FTI_ERR_INVALID (NULL, the n-gram's
+ * fti_session_token_logprobs scores it (every token from the second), the n-gram seeing all the
+ * tokens before each one within its text. st receives the figures per token (nats). Errors: FTI_ERR_INVALID (NULL, the n-gram's
  * vocabulary is not the model's, or no token to score), those of fti_session_eval, NOMEM. */
 FTIDEF fti_result fti_ngram_eval_session(fti_ngram *m, fti_session *s, const int32_t *const *seqs,
                                          const size_t *lens, size_t n_seqs, int fit,

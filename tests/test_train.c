@@ -180,6 +180,9 @@ FTI_TEST(train_resume_after_sigkill) {
         memset(&st, 0, sizeof(st));
         fti_trainer_stats_get(t, &st);
         CHECK_EQ_INT(st.step, 20);
+        fti_trainer_history(t, &h2, &n2, NULL, NULL, NULL);
+        REQUIRE(n2 == 20);
+        CHECK(st.loss == (double)h2[19] && st.loss > 0); /* the checkpoint's last step's */
     }
     while (!fti_trainer_done(t)) REQUIRE(fti_trainer_step(t, NULL, &err) == FTI_OK);
     fti_trainer_history(ref, &h1, &n1, &vs1, &vl1, &nv1);
@@ -194,6 +197,12 @@ FTI_TEST(train_resume_after_sigkill) {
     REQUIRE(fti_trainer_create(&c, NULL, &o, a, b, &t, &err) == FTI_OK);
     CHECK_OK(fti_trainer_resume(t, ckpt, &err));
     CHECK(fti_trainer_done(t));
+    {
+        fti_train_stats st;
+        memset(&st, 0, sizeof(st));
+        fti_trainer_stats_get(t, &st);
+        CHECK(st.loss == (double)h1[n1 - 1]); /* the finished run's loss, not 0 */
+    }
     fti_trainer_free(t);
     /* other options: refused, naming the mismatch */
     o.lr *= 2.0f;
@@ -548,6 +557,11 @@ FTI_TEST(train_cli) {
     /* ... with the same id: the file holds no creation time, and 1 thread = 2 threads */
     CHECK(fti_ttr_last_word(out, id2, sizeof id2));
     CHECK_EQ_STR(id2, id);
+    /* ... reporting the finished run's last train loss, not a step that never ran */
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "train loss ") != NULL);
+    CHECK(strstr((const char *)text, "train loss 0.0000") == NULL);
+    fti_free(text);
     /* LoRA: the adapter is registered too, and lineage shows model -> adapter -> base */
     snprintf(cmd, sizeof cmd, "build/fti-train --home '%s' --from %s --lora 2 --steps 2 --batch 2 "
              "--quiet > '%s'", home, id, out);

@@ -122,6 +122,9 @@ FTI_TEST(twin_train_run_reproducible_ids) {
     ro.resume = 1;
     REQUIRE(fti_train_run(home, &ro, &r3, &err) == FTI_OK);
     CHECK(r3.resumed);
+    CHECK_EQ_INT(r3.stats.step, 6);
+    CHECK((float)r3.stats.loss == (float)r1.stats.loss); /* the last step's, not 0 */
+    CHECK(r3.stats.val_loss == r1.stats.val_loss);
     CHECK_EQ_STR(r3.id, id1);
     CHECK_EQ_STR(r3.run_key, r1.run_key);
     /* stamp_created puts the time in the file: another file, another id */
@@ -256,6 +259,22 @@ FTI_TEST(twin_train_run_keep_best_and_errors) {
     ro = fti_ttw_opts(1);
     ro.train.lora_rank = 2;
     CHECK(fti_train_run(home, &ro, &r, &err) == FTI_ERR_INVALID);
+    /* options the trainer rejects leave no run directory behind */
+    {
+        char dir[1200];
+        ro = fti_ttw_opts(1);
+        ro.train.dropout = 0.95f;
+        CHECK(fti_train_run(home, &ro, &r, &err) == FTI_ERR_INVALID);
+        CHECK(strstr(err.msg, "dropout") != NULL);
+        CHECK_EQ_INT(strlen(r.run_key), 16);
+        snprintf(dir, sizeof dir, "%s/runs/%s", home, r.run_key);
+        CHECK(!fti_path_exists(dir));
+        ro = fti_ttw_opts(1);
+        ro.train.ctx = 64; /* more than the model's context of 32 */
+        CHECK(fti_train_run(home, &ro, &r, &err) == FTI_ERR_INVALID);
+        snprintf(dir, sizeof dir, "%s/runs/%s", home, r.run_key);
+        CHECK(!fti_path_exists(dir));
+    }
     ro = fti_ttw_opts(1);
     ro.dataset = "no-such-version";
     CHECK(fti_train_run(home, &ro, &r, &err) != FTI_OK);
@@ -468,6 +487,57 @@ FTI_TEST(twin_update_unchanged) {
         st = system(cmd);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
     }
+#endif
+}
+
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+/* The number of EVAL name in fti-eval's output text (NAN if missing). */
+static double fti_ttw_eval(const char *text, const char *name) {
+    char key[128];
+    const char *p;
+    snprintf(key, sizeof key, "\nEVAL %s ", name);
+    p = strstr(text, key);
+    return p ? strtod(p + strlen(key), NULL) : NAN;
+}
+#endif
+
+/* fti-eval scores every row on the same tokens: each text's from the second, the models in
+ * strided windows of their context (32 here, the texts several times longer). Each row checks
+ * its count of tokens against the one bits per byte divide by (a mismatch fails the run), and
+ * the model alone scored inside the memory's evaluation is the model row, to the digit. */
+FTI_TEST(twin_eval_rows_same_tokens) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], cmd[4096], out[1024];
+    fti_train_run_opts ro;
+    fti_train_run_result r;
+    fti_error err;
+    void *text = NULL;
+    size_t len = 0;
+    int st;
+    if (!fti_path_exists("build/fti-eval") || !fti_path_exists("data/eval/others")) {
+        fprintf(stderr, "    (build/fti-eval or data/eval/others missing: skipped)\n");
+        return;
+    }
+    if (!fti_ttw_workspace(home, sizeof home, "ws")) return;
+    ro = fti_ttw_opts(1);
+    REQUIRE(fti_train_run(home, &ro, &r, &err) == FTI_OK);
+    REQUIRE(fti_registry_promote(home, r.id, "production", &err) == FTI_OK);
+    snprintf(out, sizeof out, "%s", fti_test_tmp("eval.out"));
+    snprintf(cmd, sizeof cmd, "build/fti-eval --home '%s' --max-docs 12 --threads 1 > '%s' 2>&1",
+             home, out);
+    st = system(cmd);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) fprintf(stderr, "%.*s", (int)len, (char *)text);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    {
+        const char *t = (const char *)text;
+        double a = fti_ttw_eval(t, "ppl_author"), o = fti_ttw_eval(t, "ppl_others");
+        CHECK(a > 1 && o > 1);
+        CHECK(a == fti_ttw_eval(t, "memory_model_ppl_author"));
+        CHECK(o == fti_ttw_eval(t, "memory_model_ppl_others"));
+        CHECK(fti_ttw_eval(t, "mix_bpb_author") > 0 && fti_ttw_eval(t, "bigram_bpb_others") > 0);
+    }
+    fti_free(text);
 #endif
 }
 

@@ -353,22 +353,45 @@ FTI_TEST(twin_ngram_generate_hook) {
     fti_test_close_sessions(e, &s, 1);
 }
 
+/* The log-probability of toks[i] given toks[w..i), from a fresh evaluation of just those
+ * tokens (the reference for the strided windows). */
+static double tng_lp_given(fti_session *s, const int32_t *toks, size_t w, size_t i, size_t V) {
+    const float *row;
+    double mx, se = 0;
+    size_t j;
+    fti_session_reset(s);
+    if (fti_session_eval(s, toks + w, i - w, NULL, NULL) != FTI_OK) return 1.0;
+    row = fti_session_logits(s);
+    mx = row[0];
+    for (j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
+    for (j = 0; j < V; j++) se += exp((double)row[j] - mx);
+    return (double)row[toks[i]] - mx - log(se);
+}
+
+/* Strided perplexity: every token from the second is scored, once, each given all the tokens
+ * before it up to the context (48 here) and after that the tokens of its window: windows start
+ * 24 apart, the last ends at the text's end (107 tokens: windows at 0, 24, 48, 59 score 1..47,
+ * 48..71, 72..95, 96..106), checked against a fresh evaluation of each token's window; the mean
+ * is fti_session_nll's, over exactly n - 1 tokens; a text within the context sees all of it. */
 FTI_TEST(twin_ngram_token_logprobs) {
     fti_test_model_opts mo;
+    fti_session_opts so;
     const char *path;
     fti_engine *e = NULL;
-    fti_session *s = NULL;
+    fti_session *s = NULL, *s2 = NULL;
     int32_t toks[107];
-    double lp[107], nll = 0, sum = 0;
-    size_t i, cnt = 0;
+    double lp[107], lp2[107], nll = 0, sum = 0, worst = 0;
+    size_t i, cnt = 0, V;
+    fti_error err;
     memset(&mo, 0, sizeof mo);
     mo.vocab = FTI_TEST_VOCAB_PLAIN;
     mo.seed = 4;
     path = fti_test_model("ngram_lp.gguf", &mo, NULL, NULL);
     REQUIRE(path != NULL);
     REQUIRE(fti_test_open_sessions(path, NULL, &e, &s, 1) == 0);
+    REQUIRE(fti_session_n_ctx(s) == 48);
+    V = fti_engine_config(e)->vocab_size;
     for (i = 0; i < 107; i++) toks[i] = (int32_t)((i * 37) % 95);
-    /* 107 tokens in windows of 48: tokens 0, 48 and 96 are not scored */
     CHECK_OK(fti_session_token_logprobs(s, toks, 107, lp, NULL));
     CHECK_OK(fti_session_nll(s, toks, 107, &nll, NULL));
     for (i = 0; i < 107; i++)
@@ -377,8 +400,41 @@ FTI_TEST(twin_ngram_token_logprobs) {
             sum -= lp[i];
             cnt++;
         }
-    CHECK(cnt == 104 && lp[0] != lp[0] && lp[48] != lp[48] && lp[96] != lp[96]);
+    CHECK(cnt == 106 && lp[0] != lp[0]);
     CHECK_NEAR(sum / (double)cnt, nll, 1e-9, 1e-9);
+    for (i = 1; i < 107; i++) {
+        size_t w = i < 48 ? 0 : i < 72 ? 24 : i < 96 ? 48 : 59;
+        double d = fabs(lp[i] - tng_lp_given(s, toks, w, i, V));
+        if (d > worst) worst = d;
+    }
+    CHECK(worst < 1e-4);
+    /* a context that holds the text: the same figures as a session of it from the first token */
+    memset(&so, 0, sizeof so);
+    so.n_ctx = 40;
+    REQUIRE(fti_session_create(&s2, e, &so, &err) == FTI_OK);
+    CHECK_OK(fti_session_token_logprobs(s2, toks, 40, lp2, NULL));
+    CHECK_OK(fti_session_token_logprobs(s, toks, 40, lp, NULL));
+    for (i = 1; i < 40; i++) CHECK_NEAR(lp2[i], lp[i], 1e-5, 1e-5);
+    /* ... and one that does not: 2 tokens of context (every token after the second sees
+     * exactly n_ctx - n_ctx/2 = 2 before it) */
+    fti_session_free(s2);
+    so.n_ctx = 3;
+    REQUIRE(fti_session_create(&s2, e, &so, &err) == FTI_OK);
+    CHECK_OK(fti_session_token_logprobs(s2, toks, 20, lp2, NULL));
+    CHECK(lp2[0] != lp2[0]);
+    for (i = 1; i < 20; i++) CHECK_NEAR(lp2[i], tng_lp_given(s, toks, i < 2 ? 0 : i - 2, i, V),
+                                        1e-4, 1e-4);
+    fti_session_free(s2);
+    /* a context of 1 predicts nothing; a bad id is refused, the last one too (never evaluated) */
+    so.n_ctx = 1;
+    REQUIRE(fti_session_create(&s2, e, &so, &err) == FTI_OK);
+    CHECK(fti_session_token_logprobs(s2, toks, 20, lp2, NULL) == FTI_ERR_INVALID);
+    CHECK(fti_session_nll(s2, toks, 20, &nll, NULL) == FTI_ERR_INVALID);
+    fti_session_free(s2);
+    toks[106] = (int32_t)V;
+    CHECK(fti_session_token_logprobs(s, toks, 107, lp, NULL) == FTI_ERR_INVALID);
+    toks[106] = -1;
+    CHECK(fti_session_nll(s, toks, 107, &nll, NULL) == FTI_ERR_INVALID);
     CHECK(fti_session_token_logprobs(s, toks, 1, lp, NULL) == FTI_ERR_INVALID);
     fti_test_close_sessions(e, &s, 1);
 }

@@ -11,8 +11,12 @@
  * split and the untrained model (the same configuration with random initial weights).
  * Retrieval quality: for each held-out document, its title (or first sentence) as the query;
  * recall@5 is how often BM25 returns a chunk of that document among the top 5.
+ * Every row scores the same tokens: each text's from the second, each given the tokens before
+ * it (the n-grams their whole history; the models as much as fits their context: a text longer
+ * than it is scored in windows of the context that start half a context apart, each scoring
+ * only the tokens the previous one did not, so every token sees at least half a context).
  * Perplexities are per token of the dataset's tokenizer; bits per byte of text (the same
- * figures per byte) compare models with different vocabularies.
+ * figures per byte, over those tokens) compare models with different vocabularies.
  * Prints a table and one line per figure: EVAL <name> <value>.
  */
 #define FTI_IMPLEMENTATION
@@ -254,47 +258,62 @@ static fti_result add_other_file(void *user, const char *path, uint64_t size) {
 
 /* --- scoring ----------------------------------------------------------------------------------- */
 
-/* Bits per byte of text of a perplexity over s: comparable across tokenizers (a smaller
+/* Bits per byte of text of a perplexity over s's scored tokens (n_scored: every row scores
+ * exactly those, model_ppl and memory_eval check it): comparable across tokenizers (a smaller
  * vocabulary has more, easier tokens per byte; the bits needed per byte of text are the same
  * measure for any of them). */
 static double bits_per_byte(double ppl, const text_set *s) {
     return s->bytes && ppl > 0 ? log(ppl) * (double)s->n_scored / ((double)s->bytes * log(2.0)) : 0;
 }
 
-/* Token-weighted perplexity of a model over a set (each sequence scored from its second token). */
+/* Token-weighted perplexity of a model over a set: every sequence's tokens from the second,
+ * each given the tokens before it (fti_session_token_logprobs: all of them up to the model's
+ * context, then strided windows), the tokens every other row scores. The count of tokens
+ * scored is checked against the set's n_scored, the count bits per byte divide by. */
 static int model_ppl(const fti_engine *e, fti_pool *pool, const text_set *s, double *ppl,
                      fti_error *err) {
     fti_session *ses;
     fti_session_opts so;
-    double sum = 0;
-    size_t n_tok = 0, i;
+    double sum = 0, *lp = NULL;
+    size_t n_tok = 0, i, cap = 0;
     int32_t *ids = NULL;
-    size_t cap = 0;
+    int ok = 0;
     memset(&so, 0, sizeof so);
     so.pool = pool;
     if (fti_session_create(&ses, e, &so, err) != FTI_OK) return 0;
     for (i = 0; i < s->n; i++) {
         size_t n = s->seqs[i].len, k;
-        double nll;
         if (n > cap) {
             int32_t *ni = (int32_t *)fti_realloc(ids, n * sizeof *ids);
-            if (!ni) break;
-            ids = ni;
+            double *nl = ni ? (double *)fti_realloc(lp, n * sizeof *lp) : NULL;
+            if (ni) ids = ni;
+            if (!nl) {
+                fti_error_set(err, FTI_ERR_NOMEM, "perplexity: out of memory");
+                goto out;
+            }
+            lp = nl;
             cap = n;
         }
         for (k = 0; k < n; k++) ids[k] = (int32_t)s->seqs[i].ids[k];
-        if (fti_session_nll(ses, ids, n, &nll, err) != FTI_OK) {
-            fti_free(ids);
-            fti_session_free(ses);
-            return 0;
-        }
-        sum += nll * (double)(n - 1);
-        n_tok += n - 1;
+        if (fti_session_token_logprobs(ses, ids, n, lp, err) != FTI_OK) goto out;
+        for (k = 1; k < n; k++)
+            if (lp[k] == lp[k]) { /* NaN: not scored (none is from the second) */
+                sum -= lp[k];
+                n_tok++;
+            }
     }
-    fti_free(ids);
-    fti_session_free(ses);
+    if (n_tok != s->n_scored) {
+        fti_error_set(err, FTI_ERR_INVALID, "perplexity: %zu tokens scored of %zu", n_tok,
+                      s->n_scored);
+        goto out;
+    }
     *ppl = n_tok ? exp(sum / (double)n_tok) : 0;
-    return 1;
+    ok = 1;
+out:
+    fti_free(ids);
+    fti_free(lp);
+    fti_session_free(ses);
+    return ok;
 }
 
 /* An interpolated bigram model of the training shard: p(b|a) = l*c(a,b)/c(a) + (1-l)*p1(b),
@@ -525,12 +544,22 @@ static int memory_eval(const fti_engine *e, fti_pool *pool, const fti_dataset *d
     if (fti_ngram_eval_session(m, ses, (const int32_t *const *)sq[2], ln[2], nn[2], 1, &st, err) !=
         FTI_OK)
         goto out;
+    if (mix_n != author->n_scored || st.n_tokens != author->n_scored) { /* the rows' tokens */
+        fti_error_set(err, FTI_ERR_INVALID, "scored %zu and %zu of the author's %zu tokens",
+                      mix_n, (size_t)st.n_tokens, author->n_scored);
+        goto out;
+    }
     f->ng_a = st.nll_ngram;
     f->model_a = st.nll_model;
     for (i = 0; i < (size_t)order; i++) f->lambda[i] = fti_ngram_lambda(m, (int)i);
     if (fti_ngram_eval_session(m, ses, (const int32_t *const *)sq[3], ln[3], nn[3], 0, &st, err) !=
         FTI_OK)
         goto out;
+    if (st.n_tokens != others->n_scored) {
+        fti_error_set(err, FTI_ERR_INVALID, "scored %zu of the other authors' %zu tokens",
+                      (size_t)st.n_tokens, others->n_scored);
+        goto out;
+    }
     f->ng_o = st.nll_ngram;
     f->mix_o = st.nll_mix;
     f->model_o = st.nll_model;
