@@ -473,23 +473,23 @@ typedef struct fti_ngram_hook {
 FTIDEF void fti_ngram_on_logits(void *hook, float *logits, size_t n_vocab, const int32_t *recent,
                                 size_t n_recent);
 
-/* The model's log-probability of every token given the ones before it, the figures
- * fti_session_nll averages: out[0] = NAN (nothing predicts the first token), out[i] =
- * log p(tokens[i] | tokens[w..i)) for i >= 1. Up to n_ctx tokens that is the whole prefix
- * (w = 0); a longer text is scored in windows of n_ctx tokens that start n_ctx/2 apart (the
- * last one ends at the text's end), each scoring only the tokens after the previous window's
- * end: every token is scored once, with at least n_ctx - n_ctx/2 tokens of context after the
- * first window (a text of n > n_ctx tokens costs 1 + ceil((n - n_ctx) / (n_ctx/2)) windows of
- * up to n_ctx - 1 evaluated tokens). The session is reset. Allocates one (n_batch, V) buffer. Errors as fti_session_nll's. */
+/* The model's log-probability of every token given the ones before it, the figures fti_session_nll
+ * averages: out[0] = NAN (nothing predicts the first token), out[i] = log p(tokens[i] |
+ * tokens[w..i)) for i >= 1. Up to n_ctx tokens that is the whole prefix (w = 0); a longer text is
+ * scored in windows of n_ctx tokens that start n_ctx/2 apart (the last one ends at the text's
+ * end), each scoring only the tokens after the previous window's end: every token is scored once,
+ * with at least n_ctx - n_ctx/2 tokens of context after the first window (a text of n > n_ctx
+ * tokens costs 1 + ceil((n - n_ctx) / (n_ctx/2)) windows of up to n_ctx - 1 evaluated tokens). The
+ * session is reset. Allocates one (n_batch, V) buffer. Errors as fti_session_nll's. */
 FTIDEF fti_result fti_session_token_logprobs(fti_session *s, const int32_t *tokens, size_t n,
                                              double *out /* (n) */, fti_error *err);
 
-/* Scores held-out text with the model of session s, the n-gram model and their mixture, and
- * with fit != 0 first fits the mixing weights on it (fti_ngram_fit): seqs[i][0..lens[i]) are
- * separate texts (token ids of the model's vocabulary), each scored as
- * fti_session_token_logprobs scores it (every token from the second), the n-gram seeing all the
- * tokens before each one within its text. st receives the figures per token (nats). Errors: FTI_ERR_INVALID (NULL, the n-gram's
- * vocabulary is not the model's, or no token to score), those of fti_session_eval, NOMEM. */
+/* Scores held-out text with the model of session s, the n-gram model and their mixture, and with
+ * fit != 0 first fits the mixing weights on it (fti_ngram_fit): seqs[i][0..lens[i]) are separate
+ * texts (token ids of the model's vocabulary), each scored as fti_session_token_logprobs scores it
+ * (every token from the second), the n-gram seeing all the tokens before each one within its text.
+ * st receives the figures per token (nats). Errors: FTI_ERR_INVALID (NULL, the n-gram's vocabulary
+ * is not the model's, or no token to score), those of fti_session_eval, NOMEM. */
 FTIDEF fti_result fti_ngram_eval_session(fti_ngram *m, fti_session *s, const int32_t *const *seqs,
                                          const size_t *lens, size_t n_seqs, int fit,
                                          fti_ngram_fit_stats *st, fti_error *err);

@@ -577,7 +577,8 @@ FTI_TEST(store_page_metadata) {
          "</a>.</p><p>Exported from Medium on March 4, 2021.</p></footer></article></body>"
          "</html>"},
         {"blog/post.html",
-         "<html><head><meta property=\"article:published_time\" content=\"2019-06-01T08:00:00+02:00\">"
+         "<html><head><meta property=\"article:published_time\" "
+         "content=\"2019-06-01T08:00:00+02:00\">"
          "<meta name=\"author\" content=\"Ann Lee\"><meta property=\"article:author\" "
          "content=\"https://x.org/ann\"></head><body><nav><a href=\"/\">Home</a> <a>About "
          "menu</a></nav><p>A post about the oven's first fire and the smell of it.</p>"
