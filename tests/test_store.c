@@ -344,6 +344,31 @@ typedef struct export_file {
     const char *name, *bytes;
 } export_file;
 
+/* Writes the files (with the folders their names hold) into a new folder tmp(name), ingests it
+ * into home (tmp(name) + "_ws", at least 512 bytes) with o and reads the documents back,
+ * NUL-terminated, into got (zeroed first). */
+static int ingest_exports(const char *name, const export_file *files, size_t n,
+                          const fti_ingest_opts *o, char *home, char id[65], fti_buf *got) {
+    char dir[480], path[1024];
+    size_t i;
+    snprintf(dir, sizeof dir, "%s", fti_test_tmp(name));
+    snprintf(home, 512, "%s_ws", dir);
+    memset(got, 0, sizeof *got);
+    if (fti_mkdirs(dir, NULL) != FTI_OK) return 0;
+    for (i = 0; i < n; i++) {
+        const char *slash = strrchr(files[i].name, '/');
+        if (slash) {
+            snprintf(path, sizeof path, "%s/%.*s", dir, (int)(slash - files[i].name),
+                     files[i].name);
+            if (fti_mkdirs(path, NULL) != FTI_OK) return 0;
+        }
+        if (put(dir, files[i].name, files[i].bytes) != 0) return 0;
+    }
+    if (ingest1(home, dir, o, id, NULL) != FTI_OK || !read_docs(home, id, got)) return 0;
+    fti_buf_putc(got, '\0');
+    return !got->oom;
+}
+
 FTI_TEST(store_nested_json_exports) {
     /* the real shapes of the exports people have: records in wrappers and nested arrays, text as
      * objects and runs, Facebook's mojibake, tweets' links, mentions, dates and retweets,
@@ -413,22 +438,11 @@ FTI_TEST(store_nested_json_exports) {
          "Subject: hi\n\nA mail from the Sent folder of Thunderbird about bread.\n"},
         {"README", "Not a mailbox, just a file without an extension.\n"},
         {"app.js", "console.log('not an archive of tweets');\n"}};
-    const char *dir = fti_test_tmp("exports");
-    const char *home = fti_test_tmp("exports_ws");
-    char path[1024], id[65];
+    char home[512], id[65];
     fti_buf got;
     fti_dataset *ds = NULL;
     const fti_json *br;
-    size_t i;
-    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
-    snprintf(path, sizeof path, "%s/data", dir);
-    REQUIRE(fti_mkdirs(path, NULL) == FTI_OK);
-    for (i = 0; i < sizeof files / sizeof files[0]; i++)
-        REQUIRE(put(dir, files[i].name, files[i].bytes) == 0);
-    memset(&got, 0, sizeof got);
-    REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
-    REQUIRE(read_docs(home, id, &got));
-    fti_buf_putc(&got, '\0');
+    REQUIRE(ingest_exports("exports", files, sizeof files / sizeof files[0], NULL, home, id, &got));
     CHECK(strstr(got.data, "\"text\":\"Baked a rye loaf with patience today "
                            "https://example.com/rye\"") != NULL);
     CHECK(strstr(got.data, "\"date\":\"2018-10-10T20:19:24Z\"") != NULL);
@@ -517,21 +531,12 @@ FTI_TEST(store_more_exports) {
          "\"date\": \"June 3, 2019\"},"
          "{\"content\": {\"rendered\": \"<blockquote><p>Only a quote in this post, kept.</p>"
          "</blockquote>\"}, \"date\": \"Tue, Mar 3 2020 at 10:15 PM\"}]"}};
-    const char *dir = fti_test_tmp("exports2");
-    const char *home = fti_test_tmp("exports2_ws");
-    char path[1024], id[65];
+    char home[512], id[65];
     fti_buf got;
     fti_dataset *ds = NULL;
     const fti_json *br;
-    size_t i;
-    snprintf(path, sizeof path, "%s/Keep", dir);
-    REQUIRE(fti_mkdirs(path, NULL) == FTI_OK);
-    for (i = 0; i < sizeof files / sizeof files[0]; i++)
-        REQUIRE(put(dir, files[i].name, files[i].bytes) == 0);
-    memset(&got, 0, sizeof got);
-    REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
-    REQUIRE(read_docs(home, id, &got));
-    fti_buf_putc(&got, '\0');
+    REQUIRE(ingest_exports("exports2", files, sizeof files / sizeof files[0], NULL, home, id,
+                           &got));
     CHECK(strstr(got.data, "\"text\":\"The bread came out dense again") != NULL);
     CHECK(strstr(got.data, "\"text\":\"My sister sent a photo of her loaf.\"") != NULL);
     CHECK(strstr(got.data, "attachment") == NULL && strstr(got.data, "called") == NULL &&
@@ -593,25 +598,12 @@ FTI_TEST(store_page_metadata) {
         {"notes/zola.md",
          "+++\ntitle = \"Proofing\"\ndate = \"April 6, 2021\"\nauthor = 'Ann'\n+++\n\nProof in "
          "the cold overnight for a sour loaf.\n"}};
-    const char *dir = fti_test_tmp("pages");
-    const char *home = fti_test_tmp("pages_ws");
-    char path[1024], id[65];
+    char home[512], id[65];
     fti_buf got;
     fti_ingest_opts o;
-    size_t i;
-    static const char *const sub[] = {"medium", "blog", "notes"};
-    for (i = 0; i < 3; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, sub[i]);
-        REQUIRE(fti_mkdirs(path, NULL) == FTI_OK);
-    }
-    for (i = 0; i < sizeof files / sizeof files[0]; i++)
-        REQUIRE(put(dir, files[i].name, files[i].bytes) == 0);
-    memset(&got, 0, sizeof got);
     memset(&o, 0, sizeof o);
     o.authors = "Ann";
-    REQUIRE(ingest1(home, dir, &o, id, NULL) == FTI_OK);
-    REQUIRE(read_docs(home, id, &got));
-    fti_buf_putc(&got, '\0');
+    REQUIRE(ingest_exports("pages", files, sizeof files / sizeof files[0], &o, home, id, &got));
     CHECK(strstr(got.data, "\"title\":\"On crumb\",\"author\":\"Ann Lee\",\"date\":"
                            "\"2020-03-03T10:00:00Z\"") != NULL);
     CHECK(strstr(got.data, "Exported from") == NULL && strstr(got.data, "By Ann") == NULL);
