@@ -1330,7 +1330,7 @@ enum {
  * Thread safety: any thread. */
 FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out);
 /* HTML to plain text (appended, not yet normalised): script/style/head and a page's boilerplate
- * (<nav>, <footer>, <form>, <button>) dropped with their content, tags removed,
+ * (<nav>, <footer>, <button>) dropped with their content, tags removed,
  * entities decoded, block elements become paragraph breaks, <br> a line break. The <title> (or
  * first <h1>) goes to title if not NULL. Never recursive: any nesting depth is fine.
  * Thread safety: any thread. */
@@ -15689,10 +15689,10 @@ static const char *const fti__st_html_blocks[] = {
     "dt",      "dd",      "figure",  "figcaption", "form",  "address",    "body", "tbody",
     "thead",   "details", "summary", "center",     NULL};
 /* Elements dropped with their content: code and styles, and a page's boilerplate (menus,
- * footers, sign-up forms). */
+ * footers, buttons; not <form>: old ASP.NET pages wrap their whole body in one). */
 static const char *const fti__st_html_skip[] = {
     "script", "style", "head",   "noscript", "template", "svg", "iframe",
-    "object", "math",  "nav",    "footer",   "form",     "button", NULL};
+    "object", "math",  "nav",    "footer",   "button",   NULL};
 
 static int fti__st_in_list(const char *name, size_t n, const char *const *list) {
     size_t i;
@@ -18541,7 +18541,7 @@ static const char *fti__st_status_line(const fti__st_jrec *r, const char *s, siz
         "removed the group photo", "changed the theme", "are now connected on messenger"};
     /* openings: anything may follow */
     static const char *const opening[] = {
-        "reacted ", "named the group ", "set the nickname ", "set your nickname ",
+        "named the group ", "set the nickname ", "set your nickname ",
         "set his own nickname ", "set her own nickname ", "set their own nickname ",
         "cleared the nickname ", "cleared your nickname ", "set the emoji ",
         "changed the chat theme ", "created the group ", "pinned a message"};
@@ -18571,6 +18571,11 @@ static const char *fti__st_status_line(const fti__st_jrec *r, const char *s, siz
         while (m && (t[m - 1] == '.' || t[m - 1] == ' ')) m--;
         for (k = 0; k < sizeof whole / sizeof whole[0] && !why; k++)
             if (fti__st_eq_ci(t, m, whole[k])) why = "a status line, not a message";
+        /* "Reacted ❤ to your message": the reaction ends the line */
+        if (fti__st_starts_ci(t, m, "reacted ") && m <= 64 &&
+            ((m >= 16 && fti__st_eq_ci(t + m - 16, 16, " to your message")) ||
+             (m >= 13 && fti__st_eq_ci(t + m - 13, 13, " to a message"))))
+            why = "a status line, not a message";
         for (k = 0; k < sizeof opening / sizeof opening[0] && !why; k++)
             if (fti__st_starts_ci(t, n - subj[j], opening[k]) && !memchr(t, '\n', n - subj[j]))
                 why = "a status line, not a message";
@@ -20419,7 +20424,7 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * (2026-11-28): dates in words, Messenger's status lines rejected, Instagram's captions and
  * comments, Keep's checklists as one note, Day One's Markdown, quotes left out of HTML fields,
  * --authors matching whole words, HTML pages' and Markdown front matter's dates and authors,
- * HTML pages' <nav>, <footer>, <form> and <button> left out. */
+ * HTML pages' <nav>, <footer> and <button> left out. */
 #define FTI__ST_FORMAT 4
 
 /* === workspace ============================================================================== */

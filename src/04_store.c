@@ -582,10 +582,10 @@ static const char *const fti__st_html_blocks[] = {
     "dt",      "dd",      "figure",  "figcaption", "form",  "address",    "body", "tbody",
     "thead",   "details", "summary", "center",     NULL};
 /* Elements dropped with their content: code and styles, and a page's boilerplate (menus,
- * footers, sign-up forms). */
+ * footers, buttons; not <form>: old ASP.NET pages wrap their whole body in one). */
 static const char *const fti__st_html_skip[] = {
     "script", "style", "head",   "noscript", "template", "svg", "iframe",
-    "object", "math",  "nav",    "footer",   "form",     "button", NULL};
+    "object", "math",  "nav",    "footer",   "button",   NULL};
 
 static int fti__st_in_list(const char *name, size_t n, const char *const *list) {
     size_t i;

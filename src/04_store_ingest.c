@@ -1186,7 +1186,7 @@ static const char *fti__st_status_line(const fti__st_jrec *r, const char *s, siz
         "removed the group photo", "changed the theme", "are now connected on messenger"};
     /* openings: anything may follow */
     static const char *const opening[] = {
-        "reacted ", "named the group ", "set the nickname ", "set your nickname ",
+        "named the group ", "set the nickname ", "set your nickname ",
         "set his own nickname ", "set her own nickname ", "set their own nickname ",
         "cleared the nickname ", "cleared your nickname ", "set the emoji ",
         "changed the chat theme ", "created the group ", "pinned a message"};
@@ -1216,6 +1216,11 @@ static const char *fti__st_status_line(const fti__st_jrec *r, const char *s, siz
         while (m && (t[m - 1] == '.' || t[m - 1] == ' ')) m--;
         for (k = 0; k < sizeof whole / sizeof whole[0] && !why; k++)
             if (fti__st_eq_ci(t, m, whole[k])) why = "a status line, not a message";
+        /* "Reacted ❤ to your message": the reaction ends the line */
+        if (fti__st_starts_ci(t, m, "reacted ") && m <= 64 &&
+            ((m >= 16 && fti__st_eq_ci(t + m - 16, 16, " to your message")) ||
+             (m >= 13 && fti__st_eq_ci(t + m - 13, 13, " to a message"))))
+            why = "a status line, not a message";
         for (k = 0; k < sizeof opening / sizeof opening[0] && !why; k++)
             if (fti__st_starts_ci(t, n - subj[j], opening[k]) && !memchr(t, '\n', n - subj[j]))
                 why = "a status line, not a message";

@@ -503,6 +503,8 @@ FTI_TEST(store_more_exports) {
          "{\"sender_name\": \"Ann Lee\", \"content\": \"Ann Lee named the group Bakers.\"},"
          "{\"sender_name\": \"Ann Lee\", \"content\": \"You sent a photo.\"},"
          "{\"sender_name\": \"Ann Lee\", \"content\": \"My sister sent a photo of her loaf.\"},"
+         "{\"sender_name\": \"Ann Lee\", \"content\": \"Reacted badly to the news, then baked "
+         "anyway.\"},"
          "{\"sender_name\": \"Ann Lee\", \"timestamp_ms\": 1600000000000, \"content\": \"The "
          "bread came out dense again, the starter is tired.\", \"type\": \"Generic\"}]}"},
         {"posts_1.json",
@@ -539,8 +541,10 @@ FTI_TEST(store_more_exports) {
                            &got));
     CHECK(strstr(got.data, "\"text\":\"The bread came out dense again") != NULL);
     CHECK(strstr(got.data, "\"text\":\"My sister sent a photo of her loaf.\"") != NULL);
+    CHECK(strstr(got.data, "\"text\":\"Reacted badly to the news, then baked anyway.\"") !=
+          NULL);
     CHECK(strstr(got.data, "attachment") == NULL && strstr(got.data, "called") == NULL &&
-          strstr(got.data, "Reacted") == NULL && strstr(got.data, "Bakers") == NULL);
+          strstr(got.data, "to your message") == NULL && strstr(got.data, "Bakers") == NULL);
     CHECK(strstr(got.data, "\"title\":null,\"author\":null,\"date\":\"2020-09-13T12:26:40Z\","
                            "\"sha256\"") != NULL);
     CHECK(strstr(got.data, "\"text\":\"Morning light over the harbour, coffee in hand.\"") !=
@@ -559,7 +563,7 @@ FTI_TEST(store_more_exports) {
     CHECK(strstr(got.data, "\"date\":\"2019-06-03\"") != NULL);
     CHECK(strstr(got.data, "Only a quote in this post, kept.") != NULL &&
           strstr(got.data, "\"date\":\"2020-03-03T22:15:00\"") != NULL);
-    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 9);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 10);
     REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
     br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
     CHECK_EQ_INT(fti_json_get_int(br, "system_message", -1), 5);
@@ -569,7 +573,7 @@ FTI_TEST(store_more_exports) {
 
 FTI_TEST(store_page_metadata) {
     /* the date and author of HTML pages (Medium's export, <meta>, microformats) and of Markdown
-     * front matter; a page's menus, footer and sign-up form are not its text */
+     * front matter; a page's menus, footer and buttons are not its text, a form's text is */
     static const export_file files[] = {
         {"medium/2020-03-03_On-crumb-abc123.html",
          "<!DOCTYPE html><html><head><meta http-equiv=\"Content-Type\" content=\"text/html; "
@@ -587,7 +591,7 @@ FTI_TEST(store_page_metadata) {
          "<meta name=\"author\" content=\"Ann Lee\"><meta property=\"article:author\" "
          "content=\"https://x.org/ann\"></head><body><nav><a href=\"/\">Home</a> <a>About "
          "menu</a></nav><p>A post about the oven's first fire and the smell of it.</p>"
-         "<form><input name=\"e\"><button>Subscribe to the newsletter</button></form>"
+         "<form><p>Form text stays.</p><button>Subscribe to the newsletter</button></form>"
          "<time datetime=\"2001-01-01\">old</time></body></html>"},
         {"blog/other.html",
          "<html><body><p>A guest post by somebody else, about their own garden.</p><p>By <a "
@@ -609,7 +613,7 @@ FTI_TEST(store_page_metadata) {
     CHECK(strstr(got.data, "Exported from") == NULL && strstr(got.data, "By Ann") == NULL);
     CHECK(strstr(got.data, "\"author\":\"Ann Lee\",\"date\":\"2019-06-01T06:00:00Z\"") != NULL);
     CHECK(strstr(got.data, "\"text\":\"A post about the oven's first fire and the smell of "
-                           "it.\\n\\nold\"") != NULL);
+                           "it.\\n\\nForm text stays.\\n\\nold\"") != NULL);
     CHECK(strstr(got.data, "menu") == NULL && strstr(got.data, "Subscribe") == NULL);
     CHECK(strstr(got.data, "garden") == NULL); /* Bob's, by rel="author" */
     CHECK(strstr(got.data, "\"title\":\"Starter care\",\"author\":\"Ann Lee\",\"date\":"
