@@ -600,12 +600,12 @@ static int fti__st_words_date(const char *s, size_t n, char out[32]) {
             i++;
             continue;
         }
-        if ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'z') {
+        if (fti__st_is_alpha(s[i])) {
             static const char days[] = "montuewedthufrisatsun";
             int m, ampm = fti__st_starts_ci(s + i, n - i, "a.m.") ||
                           fti__st_starts_ci(s + i, n - i, "p.m.");
             if (ampm) j = i + 4;
-            while (j < n && (s[j] | 0x20) >= 'a' && (s[j] | 0x20) <= 'z') j++;
+            while (j < n && fti__st_is_alpha(s[j])) j++;
             if (j < n && s[j] == '.') j++; /* "Mar." */
             m = ampm ? 0 : fti__st_month_word(s + i, j - i - (s[j - 1] == '.'));
             if (m && !mo) {
@@ -626,8 +626,8 @@ static int fti__st_words_date(const char *s, size_t n, char out[32]) {
             } else if (!fti__st_eq_ci(s + i, j - i, "at") && !fti__st_eq_ci(s + i, j - i, "of")) {
                 return 0;
             }
-        } else if (s[i] >= '0' && s[i] <= '9') {
-            while (j < n && s[j] >= '0' && s[j] <= '9') j++;
+        } else if (fti__st_is_digit(s[i])) {
+            while (j < n && fti__st_is_digit(s[j])) j++;
             if (j < n && s[j] == ':') { /* a time */
                 if (hh >= 0 || j - i > 2 || j + 3 > n) return 0;
                 hh = fti__st_num(s + i, j - i);
@@ -990,8 +990,7 @@ static void fti__st_field_text(const char *s, size_t n, const char *key, size_t 
 /* A byte of a name or handle: ASCII letters and digits, '_', and every byte of a non-ASCII
  * character. */
 static int fti__st_name_char(unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c >= 0x80;
+    return fti__st_is_alnum(c) || c == '_' || c >= 0x80;
 }
 
 /* Is the author a (n bytes; NULL: unknown) one of the authors to keep (fti_ingest_opts.authors)?
@@ -2541,33 +2540,31 @@ static int fti__st_unit_text(fti__st_out *o, uint32_t file, const char **s, size
 
 /* === page metadata: Markdown's front matter, HTML's <meta> and microformats ================ */
 
-static int fti__st_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
 /* The value of attribute name (lowercase) in the tag t[0..n) (from its '<' to its '>'), *vn its
  * length; NULL if the tag has none. */
 static const char *fti__st_attr(const char *t, size_t n, const char *name, size_t *vn) {
     size_t i = 1;
-    while (i < n && !fti__st_blank(t[i]) && t[i] != '>' && t[i] != '/') i++; /* the tag's name */
+    while (i < n && !fti__st_is_space(t[i]) && t[i] != '>' && t[i] != '/') i++; /* the tag's name */
     while (i < n) {
         size_t a, an, v, e;
-        while (i < n && (fti__st_blank(t[i]) || t[i] == '/')) i++;
+        while (i < n && (fti__st_is_space(t[i]) || t[i] == '/')) i++;
         if (i >= n || t[i] == '>') return NULL;
         a = i;
-        while (i < n && !fti__st_blank(t[i]) && t[i] != '=' && t[i] != '>' && t[i] != '/') i++;
+        while (i < n && !fti__st_is_space(t[i]) && t[i] != '=' && t[i] != '>' && t[i] != '/') i++;
         an = i - a;
-        while (i < n && fti__st_blank(t[i])) i++;
+        while (i < n && fti__st_is_space(t[i])) i++;
         if (i >= n || t[i] != '=') {
             if (an == 0) i++; /* never stuck */
             continue;
         }
-        for (i++; i < n && fti__st_blank(t[i]);) i++;
+        for (i++; i < n && fti__st_is_space(t[i]);) i++;
         if (i < n && (t[i] == '"' || t[i] == '\'')) {
             char q = t[i++];
             for (v = i; i < n && t[i] != q;) i++;
             e = i;
             if (i < n) i++;
         } else {
-            for (v = i; i < n && !fti__st_blank(t[i]) && t[i] != '>';) i++;
+            for (v = i; i < n && !fti__st_is_space(t[i]) && t[i] != '>';) i++;
             e = i;
         }
         if (fti__st_eq_ci(t + a, an, name)) {
@@ -2583,9 +2580,9 @@ static int fti__st_has_word(const char *v, size_t n, const char *w) {
     size_t i = 0, m = strlen(w);
     while (i < n) {
         size_t j = i;
-        while (j < n && !fti__st_blank(v[j])) j++;
+        while (j < n && !fti__st_is_space(v[j])) j++;
         if (j - i == m && fti__st_eq_ci(v + i, m, w)) return 1;
-        while (j < n && fti__st_blank(v[j])) j++;
+        while (j < n && fti__st_is_space(v[j])) j++;
         i = j;
     }
     return 0;
@@ -2664,7 +2661,7 @@ static void fti__st_html_meta(const char *s, size_t n, char **date, char **autho
         }
         cls = fti__st_attr(lt, te, "class", &cn);
         prop = fti__st_attr(lt, te, "itemprop", &pn);
-        if (te > 5 && fti__st_starts_ci(lt + 1, te - 1, "meta") && fti__st_blank(lt[5])) {
+        if (te > 5 && fti__st_starts_ci(lt + 1, te - 1, "meta") && fti__st_is_space(lt[5])) {
             const char *key = fti__st_attr(lt, te, "property", &vn);
             size_t kn = vn;
             int pos;
@@ -2682,7 +2679,7 @@ static void fti__st_html_meta(const char *s, size_t n, char **date, char **autho
             continue;
         }
         if (te > 5 && fti__st_starts_ci(lt + 1, te - 1, "time") &&
-            (fti__st_blank(lt[5]) || lt[5] == '>') &&
+            (fti__st_is_space(lt[5]) || lt[5] == '>') &&
             (v = fti__st_attr(lt, te, "datetime", &vn)) != NULL && vn) {
             size_t pd = 0;
             int mark = (cls && (fti__st_has_word(cls, cn, "dt-published") ||
