@@ -1453,6 +1453,36 @@ FTIDEF fti_result fti_store_verify(const char *home, const char *id, fti_buf *re
 FTIDEF fti_result fti_store_diff(const char *home, const char *a, const char *b, fti_buf *out,
                                  size_t *n_added, size_t *n_removed, fti_error *err);
 
+/* Options of fti_store_gc. Zero = default for every field. */
+typedef struct fti_store_gc_opts {
+    size_t keep_last;         /* the newest N versions stay (0 = 3) */
+    const char *const *keep;  /* more versions to keep, as fti_store_resolve names them (the
+                               * datasets of registered models); unknown names are skipped */
+    size_t n_keep;
+    double temp_age_s;        /* temp files older than this are stale (0 = 3600 s) */
+    int dry_run;              /* 1: change nothing, report and count what would go */
+} fti_store_gc_opts;
+
+/* What fti_store_gc did (or, in a dry run, would do). */
+typedef struct fti_store_gc_result {
+    size_t versions_kept, versions_removed;
+    size_t objects_removed;   /* blobs no kept version names */
+    size_t temp_removed;      /* store/tmp, and stale *.tmp.* files of killed writers */
+    uint64_t bytes_freed;
+} fti_store_gc_result;
+
+/* Removes old dataset versions and the disk they hold. Kept: the newest keep_last versions,
+ * `latest`, every tag and opts->keep; every other version's manifest is replaced by a tombstone
+ * (store/versions/<id>.removed: id, parent, created, removed), so a child's parent still
+ * resolves for verify and a lookup of the id says "removed by gc on <date>". Then every object
+ * no kept version names is deleted, store/tmp is emptied and *.tmp.* files older than
+ * temp_age_s are deleted. Takes the store lock (FTI_ERR_BUSY while an ingest runs). One line
+ * per removed version, then a summary, is appended to report (optional). Crash-safe: a version
+ * goes (tombstone written, then manifest removed) before any object it named.
+ * Thread safety: as fti_store_ingest. */
+FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
+                               fti_store_gc_result *result, fti_buf *report, fti_error *err);
+
 /* --- token shards ------------------------------------------------------------------------- */
 
 /* A token shard file: 64-byte header then count ids of `width` bytes, little-endian:
@@ -2366,8 +2396,8 @@ FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *o
                                     fti_error *err);
 /* Ids of all registered models, sorted by creation time (oldest first), as "id\n" lines. */
 FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *err);
-/* Points alias at id (must exist); the previous target goes onto the alias's history.
- * The alias file is replaced atomically. */
+/* Points alias at id (must exist, and not removed by fti_workspace_gc: FTI_ERR_NOT_FOUND);
+ * the previous target goes onto the alias's history. The alias file is replaced atomically. */
 FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const char *alias,
                                        fti_error *err);
 /* Points alias back at its previous target; FTI_ERR_NOT_FOUND when there is none.
@@ -2495,6 +2525,44 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
  * FTI_ERR_FORMAT for a malformed adapter file. Thread safety: as fti_registry_add. */
 FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_ref,
                                           const char *name, char id_out[17], fti_error *err);
+
+/* --- workspace gc: what a long-lived workspace no longer needs ------------------------------ */
+
+/* Options of fti_workspace_gc. Zero = default for every field. */
+typedef struct fti_workspace_gc_opts {
+    size_t keep_models;       /* the newest N registered models keep their files (0 = 3) */
+    size_t keep_history;      /* each alias's last N earlier targets stay, for rollback (0 = 2) */
+    size_t keep_versions;     /* the newest N dataset versions stay (0 = 3) */
+    double temp_age_s;        /* temp files older than this are stale (0 = 3600 s) */
+    int dry_run;              /* 1: change nothing, report and count what would go */
+} fti_workspace_gc_opts;
+
+/* What fti_workspace_gc did (or, in a dry run, would do). */
+typedef struct fti_workspace_gc_result {
+    size_t models_kept, models_removed;
+    size_t runs_cleaned;           /* finished runs whose checkpoints and weights went */
+    size_t runs_unfinished;        /* runs without a registered model: left alone */
+    size_t memories_removed;       /* HOME/memory/<id>.* of removed models */
+    fti_store_gc_result store;     /* the feature store's part (fti_store_gc) */
+    uint64_t bytes_freed;          /* all of it, the store's included */
+} fti_workspace_gc_result;
+
+/* Frees the disk a workspace that `fti-twin update` has run in for months no longer needs
+ * (docs/operations.md, "Disk"). Every model an alias points at, each alias's last keep_history
+ * earlier targets (rollback), the newest keep_models models and the base model of every kept
+ * LoRA adapter stay whole. Every other model loses its files but keeps its card, which gets
+ * "removed": <time> (lineage still reads; promote refuses it), and leaves the alias histories.
+ * Runs (HOME/runs/<key>) whose model.gguf is registered lose checkpoint.bin, best.bin and their
+ * copies of the weights (metrics.jsonl and loss.svg stay; gc.json records it, and a resume of
+ * the run says so); unfinished runs are left alone. HOME/memory/<id>.* of removed models go.
+ * Then fti_store_gc keeps the newest keep_versions dataset versions, latest, tags and the
+ * dataset of every kept model. Stale temp files (older than temp_age_s) anywhere in the
+ * workspace go. One line per removed thing and a summary are appended to report (optional).
+ * Errors: FTI_ERR_BUSY while an ingest holds the store lock; I/O errors naming the file.
+ * Thread safety: run it where no update or training runs (fti-twin gc takes the update lock). */
+FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts *opts,
+                                   fti_workspace_gc_result *result, fti_buf *report,
+                                   fti_error *err);
 
 /* --- data-parallel training over MPI (only with FTI_MPI defined; src/07_train_mpi.c) ---------- */
 #ifdef FTI_MPI
@@ -23397,9 +23465,12 @@ FTIDEF void fti_store_list_free(char **ids, size_t n) {
     fti_free(ids);
 }
 
+static int fti__st_tombstone(const char *home, const char *prefix, char id[65], char when[40]);
+static char *fti__st_tombstone_path(const char *home, const char *id);
+
 FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out_id[65],
                                     fti_error *err) {
-    char rel[128];
+    char rel[128], when[40], gone[65];
     size_t n;
     if (!home || !out_id) return fti_error_set(err, FTI_ERR_INVALID, "resolve: bad arguments");
     if (!name || !*name || strcmp(name, "latest") == 0) {
@@ -23418,6 +23489,9 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
         if (rc == FTI_OK) {
             if (l.n == 1)
                 memcpy(out_id, l.ids[0], 65);
+            else if (l.n == 0 && fti__st_tombstone(home, name, gone, when))
+                rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "version %.16s was removed by gc "
+                                   "(%s)", gone, when);
             else if (l.n == 0)
                 rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "version %s not found", name);
             else
@@ -23578,12 +23652,15 @@ static int fti__st_verify_version(const char *home, const char *id, fti_buf *rep
     }
     parent = fti_json_get_str(root, "parent", NULL);
     if (parent) {
-        char *pp = fti__st_manifest_path(home, parent);
-        if (!pp || strlen(parent) != 64 || !fti_path_exists(pp)) {
+        char *pp = fti__st_manifest_path(home, parent), *tp = NULL;
+        if (!pp || strlen(parent) != 64 ||
+            (!fti_path_exists(pp) &&
+             !((tp = fti__st_tombstone_path(home, parent)) && fti_path_exists(tp)))) {
             if (report) fti_buf_printf(report, "%s: parent %s is missing\n", id, parent);
             ok = 0;
         }
         fti_free(pp);
+        fti_free(tp);
     }
     files = fti_json_get(root, "files");
     if (!files || files->type != FTI_JSON_OBJECT || !fti_json_get(files, "docs") ||
@@ -23781,6 +23858,280 @@ FTIDEF fti_result fti_store_diff(const char *home, const char *a, const char *b,
     fti_free(vb);
     if (n_added) *n_added = add;
     if (n_removed) *n_removed = rem;
+    return rc;
+}
+
+/* === gc: old versions, unreferenced objects, stale temp files ================================= */
+
+/* A removed version leaves a tombstone, store/versions/<id>.removed (one JSON line: id, parent,
+ * created, removed), so its children's parent still names something and a lookup of its id
+ * says what happened to it. */
+static char *fti__st_tombstone_path(const char *home, const char *id) {
+    fti_buf p;
+    memset(&p, 0, sizeof p);
+    fti_buf_printf(&p, "%s/store/versions/%s.removed", home, id);
+    if (p.oom) {
+        fti_buf_free(&p);
+        return NULL;
+    }
+    return p.data;
+}
+
+typedef struct fti__st_tomb_find {
+    const char *prefix;
+    char id[65];
+    size_t n;
+} fti__st_tomb_find;
+
+static fti_result fti__st_tomb_cb(void *user, const char *path, uint64_t size) {
+    fti__st_tomb_find *f = (fti__st_tomb_find *)user;
+    const char *b = fti_path_base(path);
+    (void)size;
+    if (strlen(b) != 72 || strcmp(b + 64, ".removed") != 0 || !fti__st_is_hex_id(b, 64) ||
+        strncmp(b, f->prefix, strlen(f->prefix)) != 0)
+        return FTI_OK;
+    if (f->n++ == 0) {
+        memcpy(f->id, b, 64);
+        f->id[64] = 0;
+    }
+    return FTI_OK;
+}
+
+/* 1 (and the full id and the removal time) when exactly one tombstone starts with prefix. */
+static int fti__st_tombstone(const char *home, const char *prefix, char id[65], char when[40]) {
+    char *dir = fti__st_path3(home, "store/versions", NULL), *p;
+    fti__st_tomb_find f;
+    void *data = NULL;
+    size_t len = 0;
+    memset(&f, 0, sizeof f);
+    f.prefix = prefix;
+    if (dir && fti_path_is_dir(dir)) fti_walk(dir, fti__st_tomb_cb, &f, NULL);
+    fti_free(dir);
+    if (f.n != 1) return 0;
+    memcpy(id, f.id, 65);
+    snprintf(when, 40, "?");
+    p = fti__st_tombstone_path(home, f.id);
+    if (p && fti_file_read(p, 4096, &data, &len, NULL) == FTI_OK) {
+        fti_json_doc *jd = NULL;
+        if (fti_json_parse((const char *)data, len, NULL, &jd, NULL, NULL) == FTI_OK)
+            snprintf(when, 40, "%s", fti_json_get_str(fti_json_root(jd), "removed", "?"));
+        fti_json_free(jd);
+    }
+    fti_free(data);
+    fti_free(p);
+    return 1;
+}
+
+static int fti__st_id_cmp(const void *a, const void *b) {
+    return memcmp(*(const char *const *)a, *(const char *const *)b, 64);
+}
+
+typedef struct fti__st_gc {
+    const char *home;
+    char **live;        /* sorted object ids named by the versions kept */
+    size_t n_live;
+    int dry_run;
+    double now, temp_age;
+    fti_store_gc_result *res;
+    fti_buf *report;
+} fti__st_gc;
+
+static int fti__st_gc_stale(const fti__st_gc *g, const char *path) {
+    struct stat st;
+    return strstr(fti_path_base(path), ".tmp.") && stat(path, &st) == 0 &&
+           g->now - (double)st.st_mtime >= g->temp_age;
+}
+
+static void fti__st_gc_rm(fti__st_gc *g, const char *path, uint64_t size, size_t *count) {
+    if (!g->dry_run && fti_file_remove(path, NULL) != FTI_OK) return;
+    (*count)++;
+    g->res->bytes_freed += size;
+}
+
+static fti_result fti__st_gc_obj_cb(void *user, const char *path, uint64_t size) {
+    fti__st_gc *g = (fti__st_gc *)user;
+    const char *b = fti_path_base(path);
+    if (strlen(b) == 64 && fti__st_is_hex_id(b, 64)) {
+        if (!bsearch(&b, g->live, g->n_live, sizeof *g->live, fti__st_id_cmp))
+            fti__st_gc_rm(g, path, size, &g->res->objects_removed);
+    } else if (fti__st_gc_stale(g, path)) {
+        fti__st_gc_rm(g, path, size, &g->res->temp_removed);
+    }
+    return FTI_OK;
+}
+
+static fti_result fti__st_gc_tmp_cb(void *user, const char *path, uint64_t size) {
+    fti__st_gc *g = (fti__st_gc *)user;
+    /* store/tmp holds only what a running ingest writes, and the lock says none runs */
+    if (strstr(path, "/store/tmp/") || fti__st_gc_stale(g, path))
+        fti__st_gc_rm(g, path, size, &g->res->temp_removed);
+    return FTI_OK;
+}
+
+typedef struct fti__st_gc_tags {
+    char **ids;
+    size_t n;
+    char *keep;
+} fti__st_gc_tags;
+
+static fti_result fti__st_gc_tag_cb(void *user, const char *path, uint64_t size) {
+    fti__st_gc_tags *t = (fti__st_gc_tags *)user;
+    void *data = NULL;
+    size_t len = 0, i;
+    (void)size;
+    if (strstr(fti_path_base(path), ".tmp.")) return FTI_OK;
+    if (fti_file_read(path, 256, &data, &len, NULL) == FTI_OK && len >= 64)
+        for (i = 0; i < t->n; i++)
+            if (memcmp(t->ids[i], data, 64) == 0) t->keep[i] = 1;
+    fti_free(data);
+    return FTI_OK;
+}
+
+/* Adds the objects a manifest names to the live list. */
+static fti_result fti__st_gc_mark(fti__st_gc *g, const char *id, size_t *cap, fti_error *err) {
+    fti_json_doc *jd = NULL;
+    const fti_json *c;
+    fti_result rc = fti__st_load_manifest(g->home, id, &jd, err);
+    if (rc != FTI_OK) return rc;
+    c = fti_json_get(fti_json_root(jd), "files");
+    for (c = c && c->type == FTI_JSON_OBJECT ? c->child : NULL; c; c = c->next) {
+        const char *hex = fti_json_get_str(c, "sha256", NULL);
+        if (!hex || strlen(hex) != 64 || !fti__st_is_hex_id(hex, 64)) continue;
+        if (g->n_live == *cap) {
+            size_t nc = *cap ? *cap * 2 : 64;
+            char **p = (char **)fti_realloc(g->live, nc * sizeof *p);
+            if (!p) break;
+            g->live = p;
+            *cap = nc;
+        }
+        if ((g->live[g->n_live] = fti_strndup(hex, 64)) == NULL) break;
+        g->n_live++;
+    }
+    fti_json_free(jd);
+    if (c) return fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
+                               fti_store_gc_result *result, fti_buf *report, fti_error *err) {
+    fti_store_gc_opts o;
+    fti_store_gc_result res0;
+    fti__st_gc g;
+    char **ids = NULL, id[65], *keep = NULL, *dir = NULL;
+    size_t n = 0, i, j, live_cap = 0;
+    int lock_fd = -1;
+    fti_result rc;
+    memset(&o, 0, sizeof o);
+    if (opts) o = *opts;
+    if (o.keep_last == 0) o.keep_last = 3;
+    if (!(o.temp_age_s > 0)) o.temp_age_s = 3600;
+    memset(&res0, 0, sizeof res0);
+    memset(&g, 0, sizeof g);
+    g.home = home;
+    g.dry_run = o.dry_run;
+    g.now = fti_time_wall();
+    g.temp_age = o.temp_age_s;
+    g.res = result ? result : &res0;
+    g.report = report;
+    memset(g.res, 0, sizeof *g.res);
+    if (!home) return fti_error_set(err, FTI_ERR_INVALID, "gc: no workspace");
+    /* exclusive: no ingest (whose objects are not yet named by a manifest) runs meanwhile */
+    if ((rc = fti__st_lock(home, 0, &lock_fd, err)) != FTI_OK) return rc;
+    if ((rc = fti_store_list(home, &ids, &n, err)) != FTI_OK) goto done;
+    keep = (char *)fti_calloc(n + 1, 1);
+    if (!keep) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+        goto done;
+    }
+    /* what stays: the newest keep_last, latest, every tag, and the caller's list */
+    for (i = 0; i < n; i++) keep[i] = i + o.keep_last >= n;
+    for (j = 0; j <= o.n_keep; j++) {
+        const char *name = j < o.n_keep ? o.keep[j] : "latest";
+        if (!name || fti_store_resolve(home, name, id, NULL) != FTI_OK) continue;
+        for (i = 0; i < n; i++)
+            if (strcmp(ids[i], id) == 0) keep[i] = 1;
+    }
+    {
+        fti__st_gc_tags t;
+        char *tags = fti__st_path3(home, "store/refs", "tags");
+        t.ids = ids;
+        t.n = n;
+        t.keep = keep;
+        if (tags && fti_path_is_dir(tags)) fti_walk(tags, fti__st_gc_tag_cb, &t, NULL);
+        fti_free(tags);
+    }
+    /* versions: the tombstone first (durable), then the manifest; a crash between leaves both,
+     * and the next gc (or verify) sees a tombstone beside a live manifest: the manifest wins */
+    for (i = 0; i < n; i++) {
+        char *mp, *tp;
+        fti_json_doc *jd = NULL;
+        fti_buf t;
+        fti_jw w;
+        if (keep[i]) {
+            g.res->versions_kept++;
+            continue;
+        }
+        g.res->versions_removed++;
+        if (report) fti_buf_printf(report, "version %s removed\n", ids[i]);
+        if (o.dry_run) continue;
+        mp = fti__st_manifest_path(home, ids[i]);
+        tp = fti__st_tombstone_path(home, ids[i]);
+        memset(&t, 0, sizeof t);
+        fti__st_load_manifest(home, ids[i], &jd, NULL);
+        fti_jw_init(&w, &t, 0);
+        fti_jw_obj_begin(&w);
+        fti_jw_key(&w, "id");
+        fti_jw_str(&w, ids[i]);
+        fti_jw_key(&w, "parent");
+        if (jd && fti_json_get_str(fti_json_root(jd), "parent", NULL))
+            fti_jw_str(&w, fti_json_get_str(fti_json_root(jd), "parent", ""));
+        else
+            fti_jw_null(&w);
+        fti_jw_key(&w, "created");
+        fti_jw_str(&w, jd ? fti_json_get_str(fti_json_root(jd), "created", "") : "");
+        fti_time_iso8601(g.now, id); /* (id: a buffer of 65 bytes, free here) */
+        fti_jw_key(&w, "removed");
+        fti_jw_str(&w, id);
+        fti_jw_obj_end(&w);
+        fti_buf_putc(&t, '\n');
+        fti_json_free(jd);
+        rc = !mp || !tp || t.oom ? fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory")
+                                 : fti_file_write_atomic(tp, t.data, t.len, err);
+        if (rc == FTI_OK) rc = fti_file_remove(mp, err);
+        fti_buf_free(&t);
+        fti_free(mp);
+        fti_free(tp);
+        if (rc != FTI_OK) goto done;
+    }
+    /* objects no kept version names (a dry run counts what the removal would free) */
+    for (i = 0; i < n; i++)
+        if (keep[i] && (rc = fti__st_gc_mark(&g, ids[i], &live_cap, err)) != FTI_OK) goto done;
+    qsort(g.live, g.n_live, sizeof *g.live, fti__st_id_cmp);
+    dir = fti__st_path3(home, "store", "objects");
+    if (!dir) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+        goto done;
+    }
+    if (fti_path_is_dir(dir) && (rc = fti_walk(dir, fti__st_gc_obj_cb, &g, err)) != FTI_OK)
+        goto done;
+    for (j = 0; j < 3; j++) {
+        static const char *const sub[] = {"tmp", "versions", "refs"};
+        fti_free(dir);
+        dir = fti__st_path3(home, "store", sub[j]);
+        if (dir && fti_path_is_dir(dir)) fti_walk(dir, fti__st_gc_tmp_cb, &g, NULL);
+    }
+    if (report && g.res->objects_removed + g.res->temp_removed)
+        fti_buf_printf(report, "%lu objects and %lu temp files removed, %.1f MB\n",
+                       (unsigned long)g.res->objects_removed, (unsigned long)g.res->temp_removed,
+                       (double)g.res->bytes_freed / 1e6);
+    if (report && report->oom) rc = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+done:
+    for (i = 0; i < g.n_live; i++) fti_free(g.live[i]);
+    fti_free(g.live);
+    fti_free(dir);
+    fti_free(keep);
+    fti_store_list_free(ids, n);
+    if (lock_fd >= 0) close(lock_fd);
     return rc;
 }
 
@@ -28627,7 +28978,16 @@ FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const c
                              "digits, '-', '_', '.')", alias ? alias : "");
     if ((r = fti_registry_resolve(home, id, rid, err)) != FTI_OK) return r;
     memset(&card, 0, sizeof(card));
-    r = fti_registry_card(home, rid, &card, err); /* must exist */
+    r = fti_registry_card(home, rid, &card, err); /* must exist, with its files */
+    if (r == FTI_OK) {
+        fti_json_doc *doc = NULL;
+        if (fti_json_parse(card.data, card.len, NULL, &doc, NULL, NULL) == FTI_OK &&
+            fti_json_get(fti_json_root(doc), "removed"))
+            r = fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: model %s was removed by gc "
+                              "(%s): only its card is left", rid,
+                              fti_json_get_str(fti_json_root(doc), "removed", "?"));
+        fti_json_free(doc);
+    }
     fti_buf_free(&card);
     if (r != FTI_OK) return r;
     if ((r = fti__reg_aliases_load(home, &t, err)) != FTI_OK) return r;
@@ -29599,6 +29959,17 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
         goto done;
     }
+    if (ro.resume && !fti_path_exists(ckpt)) { /* a finished run that fti_workspace_gc cleaned */
+        char *mark = run_dir ? fti_path_join(run_dir, "gc.json") : NULL;
+        int gone = mark && fti_path_exists(mark);
+        fti_free(mark);
+        if (gone) {
+            r = fti_error_set(err, FTI_ERR_NOT_FOUND, "nothing to resume: run %s finished and "
+                              "its checkpoint was removed by gc (%s/gc.json names its model)",
+                              res->run_key, run_dir);
+            goto done;
+        }
+    }
     if (ro.resume_required && !fti_path_exists(ckpt)) { /* before the run directory is made */
         r = fti_error_set(err, FTI_ERR_NOT_FOUND, "nothing to resume: no checkpoint %s (no run "
                           "of dataset %.16s with these options has saved one)", ckpt,
@@ -29941,6 +30312,342 @@ done:
     fti_buf_free(&card);
     fti_free(dir);
     fti_free(tmp);
+    return r;
+}
+
+/* --- workspace gc ------------------------------------------------------------------------------ */
+
+typedef struct fti__wgc_model {
+    char id[FTI__REG_ID_LEN + 1];
+    char parent[FTI__REG_ID_LEN + 1];
+    char dataset[65];
+    int adapter, removed, keep;
+} fti__wgc_model;
+
+typedef struct fti__wgc {
+    const char *home;
+    fti__wgc_model *m;
+    size_t n;
+    int dry_run;
+    double now, temp_age;
+    fti_workspace_gc_result *res;
+    fti_buf *report;
+} fti__wgc;
+
+static fti__wgc_model *fti__wgc_find(fti__wgc *g, const char *id) {
+    size_t i;
+    for (i = 0; i < g->n; i++)
+        if (strcmp(g->m[i].id, id) == 0) return &g->m[i];
+    return NULL;
+}
+
+static void fti__wgc_keep(fti__wgc *g, const char *id) {
+    fti__wgc_model *m = fti__wgc_find(g, id);
+    if (m) m->keep = 1;
+}
+
+/* Removes a file (in a dry run: counts it), adding its size to the bytes freed. */
+static int fti__wgc_rm(fti__wgc *g, const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    if (!g->dry_run && fti_file_remove(path, NULL) != FTI_OK) return 0;
+    g->res->bytes_freed += (uint64_t)st.st_size;
+    return 1;
+}
+
+static fti_result fti__wgc_tmp_cb(void *user, const char *path, uint64_t size) {
+    fti__wgc *g = (fti__wgc *)user;
+    struct stat st;
+    (void)size;
+    if (strstr(fti_path_base(path), ".tmp.") && stat(path, &st) == 0 &&
+        g->now - (double)st.st_mtime >= g->temp_age)
+        fti__wgc_rm(g, path);
+    return FTI_OK;
+}
+
+/* A model's files but its card go; the card gets "removed". */
+static fti_result fti__wgc_remove_model(fti__wgc *g, const char *id, fti_error *err) {
+    char *dir = fti__reg_path(g->home, id, NULL), *card = fti__reg_path(g->home, id, "card.json");
+    fti_json_doc *doc = NULL;
+    fti_buf out;
+    fti_result r = FTI_OK;
+    DIR *d;
+    struct dirent *de;
+    char when[32];
+    memset(&out, 0, sizeof out);
+    if (!dir || !card) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+        goto done;
+    }
+    fti_time_iso8601(g->now, when);
+    if (!g->dry_run) { /* the card first: a crash after it leaves files gc removes next time */
+        const fti_json *c;
+        fti_jw w;
+        if ((r = fti__reg_read_json(card, &doc, err)) != FTI_OK) goto done;
+        fti_jw_init(&w, &out, 1);
+        fti_jw_obj_begin(&w);
+        for (c = fti_json_root(doc)->child; c; c = c->next) {
+            if (c->key_len == 7 && memcmp(c->key, "removed", 7) == 0) continue;
+            fti_jw_keyn(&w, c->key, c->key_len);
+            fti__reg_json_copy(&w, c);
+        }
+        fti_jw_key(&w, "removed");
+        fti_jw_str(&w, when);
+        fti_jw_obj_end(&w);
+        fti_buf_putc(&out, '\n');
+        r = out.oom ? fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory")
+                    : fti_file_write_atomic(card, out.data, out.len, err);
+        if (r != FTI_OK) goto done;
+    }
+    d = opendir(dir);
+    while (d && (de = readdir(d)) != NULL) {
+        char *p;
+        if (strcmp(de->d_name, "card.json") == 0 || de->d_name[0] == '.') continue;
+        if ((p = fti_path_join(dir, de->d_name)) != NULL) fti__wgc_rm(g, p);
+        fti_free(p);
+    }
+    if (d) closedir(d);
+done:
+    fti_json_free(doc);
+    fti_buf_free(&out);
+    fti_free(dir);
+    fti_free(card);
+    return r;
+}
+
+/* A run directory: finished (its model.gguf is registered) -> its big files go. */
+static void fti__wgc_run(fti__wgc *g, const char *run_dir, const char *key) {
+    static const char *const big[] = {"checkpoint.bin", "best.bin", "model.gguf", "adapter.gguf"};
+    char *gguf = fti_path_join(run_dir, "model.gguf"), *mark = fti_path_join(run_dir, "gc.json");
+    unsigned char dig[32];
+    char hex[65], id[FTI__REG_ID_LEN + 1], when[32];
+    size_t i;
+    uint64_t before = g->res->bytes_freed;
+    if (!gguf || !mark) goto done;
+    if (!fti_path_exists(gguf) || fti_sha256_file(gguf, dig, NULL) != FTI_OK) {
+        if (!fti_path_exists(mark)) g->res->runs_unfinished++;
+        goto done;
+    }
+    fti_sha256_hex(dig, hex);
+    memcpy(id, hex, FTI__REG_ID_LEN);
+    id[FTI__REG_ID_LEN] = 0;
+    if (!fti__wgc_find(g, id)) { /* not registered (registration failed?): keep it */
+        g->res->runs_unfinished++;
+        goto done;
+    }
+    if (!g->dry_run) { /* the mark first: a resume then never starts the run afresh */
+        fti_buf b;
+        memset(&b, 0, sizeof b);
+        fti_time_iso8601(g->now, when);
+        fti_buf_printf(&b, "{\"run\": \"%s\", \"model\": \"%s\", \"removed\": \"%s\", "
+                           "\"files\": [\"checkpoint.bin\", \"best.bin\", \"model.gguf\", "
+                           "\"adapter.gguf\"]}\n", key, id, when);
+        if (b.oom || fti_file_write_atomic(mark, b.data, b.len, NULL) != FTI_OK) {
+            fti_buf_free(&b);
+            goto done;
+        }
+        fti_buf_free(&b);
+    }
+    for (i = 0; i < sizeof big / sizeof big[0]; i++) {
+        char *p = fti_path_join(run_dir, big[i]);
+        if (p) fti__wgc_rm(g, p);
+        fti_free(p);
+    }
+    g->res->runs_cleaned++;
+    if (g->report)
+        fti_buf_printf(g->report, "run %s (model %s): checkpoint and weights removed, %.1f MB\n",
+                       key, id, (double)(g->res->bytes_freed - before) / 1e6);
+done:
+    fti_free(gguf);
+    fti_free(mark);
+}
+
+FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts *opts,
+                                   fti_workspace_gc_result *result, fti_buf *report,
+                                   fti_error *err) {
+    fti_workspace_gc_opts o;
+    fti_workspace_gc_result res0;
+    fti__wgc g;
+    fti__reg_aliases al;
+    fti_buf ids;
+    const char *p;
+    char *dir = NULL;
+    const char **keep_ds = NULL;
+    size_t i, k, n_new;
+#ifndef FTI_NO_STORE
+    size_t n_keep_ds = 0;
+#endif
+    int changed, have_al = 0;
+    fti_result r = FTI_OK;
+    memset(&o, 0, sizeof o);
+    if (opts) o = *opts;
+    if (o.keep_models == 0) o.keep_models = 3;
+    if (o.keep_history == 0) o.keep_history = 2;
+    if (o.keep_versions == 0) o.keep_versions = 3;
+    if (!(o.temp_age_s > 0)) o.temp_age_s = 3600;
+    memset(&res0, 0, sizeof res0);
+    memset(&g, 0, sizeof g);
+    memset(&ids, 0, sizeof ids);
+    g.home = home;
+    g.dry_run = o.dry_run;
+    g.now = fti_time_wall();
+    g.temp_age = o.temp_age_s;
+    g.res = result ? result : &res0;
+    g.report = report;
+    memset(g.res, 0, sizeof *g.res);
+    if (!home) return fti_error_set(err, FTI_ERR_INVALID, "gc: no workspace");
+    /* the models, oldest first, from their cards */
+    if ((r = fti_registry_list(home, &ids, err)) != FTI_OK) goto done;
+    g.m = (fti__wgc_model *)fti_calloc(ids.len / (FTI__REG_ID_LEN + 1) + 1, sizeof *g.m);
+    if (!g.m) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+        goto done;
+    }
+    for (p = ids.data; p && *p; p += FTI__REG_ID_LEN + 1) {
+        fti__wgc_model *m = &g.m[g.n];
+        char *card = NULL;
+        fti_json_doc *doc = NULL;
+        memcpy(m->id, p, FTI__REG_ID_LEN);
+        m->id[FTI__REG_ID_LEN] = 0;
+        card = fti__reg_path(home, m->id, "card.json");
+        if (card && fti__reg_read_json(card, &doc, NULL) == FTI_OK) {
+            const fti_json *c = fti_json_root(doc);
+            snprintf(m->parent, sizeof m->parent, "%s", fti_json_get_str(c, "parent", ""));
+            snprintf(m->dataset, sizeof m->dataset, "%s", fti_json_get_str(c, "dataset", ""));
+            m->adapter = strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") == 0;
+            m->removed = fti_json_get(c, "removed") != NULL;
+        }
+        fti_json_free(doc);
+        fti_free(card);
+        g.n++;
+    }
+    /* what stays: alias targets, their recent history, the newest models, adapters' bases */
+    if ((r = fti__reg_aliases_load(home, &al, err)) != FTI_OK) goto done;
+    have_al = 1;
+    for (i = 0; i < al.n; i++) {
+        fti__wgc_keep(&g, al.a[i].id);
+        for (k = al.a[i].n_hist > o.keep_history ? al.a[i].n_hist - o.keep_history : 0;
+             k < al.a[i].n_hist; k++)
+            fti__wgc_keep(&g, al.a[i].hist[k]);
+    }
+    for (i = g.n, n_new = 0; i > 0 && n_new < o.keep_models; i--)
+        if (!g.m[i - 1].removed) {
+            g.m[i - 1].keep = 1;
+            n_new++;
+        }
+    do {
+        changed = 0;
+        for (i = 0; i < g.n; i++) {
+            fti__wgc_model *b;
+            if (!g.m[i].keep || !g.m[i].adapter || !g.m[i].parent[0]) continue;
+            b = fti__wgc_find(&g, g.m[i].parent);
+            if (b && !b->keep) b->keep = changed = 1;
+        }
+    } while (changed);
+    for (i = 0; i < g.n; i++) {
+        fti__wgc_model *m = &g.m[i];
+        if (m->keep && !m->removed) {
+            g.res->models_kept++;
+            continue;
+        }
+        if (m->keep) continue; /* an alias at a removed model (set by hand): nothing to do */
+        if (!m->removed) {
+            uint64_t before = g.res->bytes_freed;
+            if ((r = fti__wgc_remove_model(&g, m->id, err)) != FTI_OK) goto done;
+            g.res->models_removed++;
+            if (report)
+                fti_buf_printf(report, "model %s removed (its card stays), %.1f MB\n", m->id,
+                               (double)(g.res->bytes_freed - before) / 1e6);
+        }
+        m->removed = 1;
+    }
+    /* alias histories: only models that still have their files */
+    changed = 0;
+    for (i = 0; i < al.n; i++) {
+        size_t w = 0;
+        for (k = 0; k < al.a[i].n_hist; k++) {
+            fti__wgc_model *m = fti__wgc_find(&g, al.a[i].hist[k]);
+            if (m && m->removed) continue;
+            if (w != k) memcpy(al.a[i].hist[w], al.a[i].hist[k], FTI__REG_ID_LEN + 1);
+            w++;
+        }
+        if (w != al.a[i].n_hist) changed = 1;
+        al.a[i].n_hist = w;
+    }
+    if (changed && !o.dry_run && (r = fti__reg_aliases_save(home, &al, err)) != FTI_OK) goto done;
+    /* runs */
+    dir = fti_path_join(home, "runs");
+    if (dir && fti_path_is_dir(dir)) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL) {
+            char *rd;
+            if (de->d_name[0] == '.') continue;
+            rd = fti_path_join(dir, de->d_name);
+            if (rd && fti_path_is_dir(rd)) fti__wgc_run(&g, rd, de->d_name);
+            fti_free(rd);
+        }
+        if (d) closedir(d);
+    }
+    /* the twin's author memories (HOME/memory/<model id>.ngram) of removed models */
+    fti_free(dir);
+    dir = fti_path_join(home, "memory");
+    if (dir && fti_path_is_dir(dir)) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL) {
+            fti__wgc_model *m;
+            char id[FTI__REG_ID_LEN + 1], *fp;
+            if (strlen(de->d_name) <= FTI__REG_ID_LEN || de->d_name[FTI__REG_ID_LEN] != '.')
+                continue;
+            memcpy(id, de->d_name, FTI__REG_ID_LEN);
+            id[FTI__REG_ID_LEN] = 0;
+            if (!(m = fti__wgc_find(&g, id)) || !m->removed) continue;
+            fp = fti_path_join(dir, de->d_name);
+            if (fp && fti__wgc_rm(&g, fp)) g.res->memories_removed++;
+            fti_free(fp);
+        }
+        if (d) closedir(d);
+    }
+    /* stale temp files of killed writers */
+    for (k = 0; k < 4; k++) {
+        static const char *const sub[] = {"models", "runs", "memory", "logs"};
+        fti_free(dir);
+        dir = fti_path_join(home, sub[k]);
+        if (dir && fti_path_is_dir(dir)) fti_walk(dir, fti__wgc_tmp_cb, &g, NULL);
+    }
+#ifndef FTI_NO_STORE
+    /* the feature store: every kept model's dataset stays */
+    keep_ds = (const char **)fti_calloc(g.n + 1, sizeof *keep_ds);
+    if (!keep_ds) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+        goto done;
+    }
+    for (i = 0; i < g.n; i++)
+        if (!g.m[i].removed && g.m[i].dataset[0]) keep_ds[n_keep_ds++] = g.m[i].dataset;
+    {
+        fti_store_gc_opts so;
+        char *store = fti_path_join(home, "store");
+        int have_store = store && fti_path_is_dir(store);
+        fti_free(store);
+        memset(&so, 0, sizeof so);
+        so.keep_last = o.keep_versions;
+        so.keep = keep_ds;
+        so.n_keep = n_keep_ds;
+        so.temp_age_s = o.temp_age_s;
+        so.dry_run = o.dry_run;
+        if (have_store && (r = fti_store_gc(home, &so, &g.res->store, report, err)) != FTI_OK)
+            goto done;
+        g.res->bytes_freed += g.res->store.bytes_freed;
+    }
+#endif
+    if (report && report->oom) r = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+done:
+    if (have_al) fti__reg_aliases_free(&al);
+    fti_free((void *)keep_ds);
+    fti_free(g.m);
+    fti_free(dir);
+    fti_buf_free(&ids);
     return r;
 }
 

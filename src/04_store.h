@@ -223,6 +223,36 @@ FTIDEF fti_result fti_store_verify(const char *home, const char *id, fti_buf *re
 FTIDEF fti_result fti_store_diff(const char *home, const char *a, const char *b, fti_buf *out,
                                  size_t *n_added, size_t *n_removed, fti_error *err);
 
+/* Options of fti_store_gc. Zero = default for every field. */
+typedef struct fti_store_gc_opts {
+    size_t keep_last;         /* the newest N versions stay (0 = 3) */
+    const char *const *keep;  /* more versions to keep, as fti_store_resolve names them (the
+                               * datasets of registered models); unknown names are skipped */
+    size_t n_keep;
+    double temp_age_s;        /* temp files older than this are stale (0 = 3600 s) */
+    int dry_run;              /* 1: change nothing, report and count what would go */
+} fti_store_gc_opts;
+
+/* What fti_store_gc did (or, in a dry run, would do). */
+typedef struct fti_store_gc_result {
+    size_t versions_kept, versions_removed;
+    size_t objects_removed;   /* blobs no kept version names */
+    size_t temp_removed;      /* store/tmp, and stale *.tmp.* files of killed writers */
+    uint64_t bytes_freed;
+} fti_store_gc_result;
+
+/* Removes old dataset versions and the disk they hold. Kept: the newest keep_last versions,
+ * `latest`, every tag and opts->keep; every other version's manifest is replaced by a tombstone
+ * (store/versions/<id>.removed: id, parent, created, removed), so a child's parent still
+ * resolves for verify and a lookup of the id says "removed by gc on <date>". Then every object
+ * no kept version names is deleted, store/tmp is emptied and *.tmp.* files older than
+ * temp_age_s are deleted. Takes the store lock (FTI_ERR_BUSY while an ingest runs). One line
+ * per removed version, then a summary, is appended to report (optional). Crash-safe: a version
+ * goes (tombstone written, then manifest removed) before any object it named.
+ * Thread safety: as fti_store_ingest. */
+FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
+                               fti_store_gc_result *result, fti_buf *report, fti_error *err);
+
 /* --- token shards ------------------------------------------------------------------------- */
 
 /* A token shard file: 64-byte header then count ids of `width` bytes, little-endian:

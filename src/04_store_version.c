@@ -2993,9 +2993,12 @@ FTIDEF void fti_store_list_free(char **ids, size_t n) {
     fti_free(ids);
 }
 
+static int fti__st_tombstone(const char *home, const char *prefix, char id[65], char when[40]);
+static char *fti__st_tombstone_path(const char *home, const char *id);
+
 FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out_id[65],
                                     fti_error *err) {
-    char rel[128];
+    char rel[128], when[40], gone[65];
     size_t n;
     if (!home || !out_id) return fti_error_set(err, FTI_ERR_INVALID, "resolve: bad arguments");
     if (!name || !*name || strcmp(name, "latest") == 0) {
@@ -3014,6 +3017,9 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
         if (rc == FTI_OK) {
             if (l.n == 1)
                 memcpy(out_id, l.ids[0], 65);
+            else if (l.n == 0 && fti__st_tombstone(home, name, gone, when))
+                rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "version %.16s was removed by gc "
+                                   "(%s)", gone, when);
             else if (l.n == 0)
                 rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "version %s not found", name);
             else
@@ -3174,12 +3180,15 @@ static int fti__st_verify_version(const char *home, const char *id, fti_buf *rep
     }
     parent = fti_json_get_str(root, "parent", NULL);
     if (parent) {
-        char *pp = fti__st_manifest_path(home, parent);
-        if (!pp || strlen(parent) != 64 || !fti_path_exists(pp)) {
+        char *pp = fti__st_manifest_path(home, parent), *tp = NULL;
+        if (!pp || strlen(parent) != 64 ||
+            (!fti_path_exists(pp) &&
+             !((tp = fti__st_tombstone_path(home, parent)) && fti_path_exists(tp)))) {
             if (report) fti_buf_printf(report, "%s: parent %s is missing\n", id, parent);
             ok = 0;
         }
         fti_free(pp);
+        fti_free(tp);
     }
     files = fti_json_get(root, "files");
     if (!files || files->type != FTI_JSON_OBJECT || !fti_json_get(files, "docs") ||
@@ -3377,6 +3386,280 @@ FTIDEF fti_result fti_store_diff(const char *home, const char *a, const char *b,
     fti_free(vb);
     if (n_added) *n_added = add;
     if (n_removed) *n_removed = rem;
+    return rc;
+}
+
+/* === gc: old versions, unreferenced objects, stale temp files ================================= */
+
+/* A removed version leaves a tombstone, store/versions/<id>.removed (one JSON line: id, parent,
+ * created, removed), so its children's parent still names something and a lookup of its id
+ * says what happened to it. */
+static char *fti__st_tombstone_path(const char *home, const char *id) {
+    fti_buf p;
+    memset(&p, 0, sizeof p);
+    fti_buf_printf(&p, "%s/store/versions/%s.removed", home, id);
+    if (p.oom) {
+        fti_buf_free(&p);
+        return NULL;
+    }
+    return p.data;
+}
+
+typedef struct fti__st_tomb_find {
+    const char *prefix;
+    char id[65];
+    size_t n;
+} fti__st_tomb_find;
+
+static fti_result fti__st_tomb_cb(void *user, const char *path, uint64_t size) {
+    fti__st_tomb_find *f = (fti__st_tomb_find *)user;
+    const char *b = fti_path_base(path);
+    (void)size;
+    if (strlen(b) != 72 || strcmp(b + 64, ".removed") != 0 || !fti__st_is_hex_id(b, 64) ||
+        strncmp(b, f->prefix, strlen(f->prefix)) != 0)
+        return FTI_OK;
+    if (f->n++ == 0) {
+        memcpy(f->id, b, 64);
+        f->id[64] = 0;
+    }
+    return FTI_OK;
+}
+
+/* 1 (and the full id and the removal time) when exactly one tombstone starts with prefix. */
+static int fti__st_tombstone(const char *home, const char *prefix, char id[65], char when[40]) {
+    char *dir = fti__st_path3(home, "store/versions", NULL), *p;
+    fti__st_tomb_find f;
+    void *data = NULL;
+    size_t len = 0;
+    memset(&f, 0, sizeof f);
+    f.prefix = prefix;
+    if (dir && fti_path_is_dir(dir)) fti_walk(dir, fti__st_tomb_cb, &f, NULL);
+    fti_free(dir);
+    if (f.n != 1) return 0;
+    memcpy(id, f.id, 65);
+    snprintf(when, 40, "?");
+    p = fti__st_tombstone_path(home, f.id);
+    if (p && fti_file_read(p, 4096, &data, &len, NULL) == FTI_OK) {
+        fti_json_doc *jd = NULL;
+        if (fti_json_parse((const char *)data, len, NULL, &jd, NULL, NULL) == FTI_OK)
+            snprintf(when, 40, "%s", fti_json_get_str(fti_json_root(jd), "removed", "?"));
+        fti_json_free(jd);
+    }
+    fti_free(data);
+    fti_free(p);
+    return 1;
+}
+
+static int fti__st_id_cmp(const void *a, const void *b) {
+    return memcmp(*(const char *const *)a, *(const char *const *)b, 64);
+}
+
+typedef struct fti__st_gc {
+    const char *home;
+    char **live;        /* sorted object ids named by the versions kept */
+    size_t n_live;
+    int dry_run;
+    double now, temp_age;
+    fti_store_gc_result *res;
+    fti_buf *report;
+} fti__st_gc;
+
+static int fti__st_gc_stale(const fti__st_gc *g, const char *path) {
+    struct stat st;
+    return strstr(fti_path_base(path), ".tmp.") && stat(path, &st) == 0 &&
+           g->now - (double)st.st_mtime >= g->temp_age;
+}
+
+static void fti__st_gc_rm(fti__st_gc *g, const char *path, uint64_t size, size_t *count) {
+    if (!g->dry_run && fti_file_remove(path, NULL) != FTI_OK) return;
+    (*count)++;
+    g->res->bytes_freed += size;
+}
+
+static fti_result fti__st_gc_obj_cb(void *user, const char *path, uint64_t size) {
+    fti__st_gc *g = (fti__st_gc *)user;
+    const char *b = fti_path_base(path);
+    if (strlen(b) == 64 && fti__st_is_hex_id(b, 64)) {
+        if (!bsearch(&b, g->live, g->n_live, sizeof *g->live, fti__st_id_cmp))
+            fti__st_gc_rm(g, path, size, &g->res->objects_removed);
+    } else if (fti__st_gc_stale(g, path)) {
+        fti__st_gc_rm(g, path, size, &g->res->temp_removed);
+    }
+    return FTI_OK;
+}
+
+static fti_result fti__st_gc_tmp_cb(void *user, const char *path, uint64_t size) {
+    fti__st_gc *g = (fti__st_gc *)user;
+    /* store/tmp holds only what a running ingest writes, and the lock says none runs */
+    if (strstr(path, "/store/tmp/") || fti__st_gc_stale(g, path))
+        fti__st_gc_rm(g, path, size, &g->res->temp_removed);
+    return FTI_OK;
+}
+
+typedef struct fti__st_gc_tags {
+    char **ids;
+    size_t n;
+    char *keep;
+} fti__st_gc_tags;
+
+static fti_result fti__st_gc_tag_cb(void *user, const char *path, uint64_t size) {
+    fti__st_gc_tags *t = (fti__st_gc_tags *)user;
+    void *data = NULL;
+    size_t len = 0, i;
+    (void)size;
+    if (strstr(fti_path_base(path), ".tmp.")) return FTI_OK;
+    if (fti_file_read(path, 256, &data, &len, NULL) == FTI_OK && len >= 64)
+        for (i = 0; i < t->n; i++)
+            if (memcmp(t->ids[i], data, 64) == 0) t->keep[i] = 1;
+    fti_free(data);
+    return FTI_OK;
+}
+
+/* Adds the objects a manifest names to the live list. */
+static fti_result fti__st_gc_mark(fti__st_gc *g, const char *id, size_t *cap, fti_error *err) {
+    fti_json_doc *jd = NULL;
+    const fti_json *c;
+    fti_result rc = fti__st_load_manifest(g->home, id, &jd, err);
+    if (rc != FTI_OK) return rc;
+    c = fti_json_get(fti_json_root(jd), "files");
+    for (c = c && c->type == FTI_JSON_OBJECT ? c->child : NULL; c; c = c->next) {
+        const char *hex = fti_json_get_str(c, "sha256", NULL);
+        if (!hex || strlen(hex) != 64 || !fti__st_is_hex_id(hex, 64)) continue;
+        if (g->n_live == *cap) {
+            size_t nc = *cap ? *cap * 2 : 64;
+            char **p = (char **)fti_realloc(g->live, nc * sizeof *p);
+            if (!p) break;
+            g->live = p;
+            *cap = nc;
+        }
+        if ((g->live[g->n_live] = fti_strndup(hex, 64)) == NULL) break;
+        g->n_live++;
+    }
+    fti_json_free(jd);
+    if (c) return fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+    return FTI_OK;
+}
+
+FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
+                               fti_store_gc_result *result, fti_buf *report, fti_error *err) {
+    fti_store_gc_opts o;
+    fti_store_gc_result res0;
+    fti__st_gc g;
+    char **ids = NULL, id[65], *keep = NULL, *dir = NULL;
+    size_t n = 0, i, j, live_cap = 0;
+    int lock_fd = -1;
+    fti_result rc;
+    memset(&o, 0, sizeof o);
+    if (opts) o = *opts;
+    if (o.keep_last == 0) o.keep_last = 3;
+    if (!(o.temp_age_s > 0)) o.temp_age_s = 3600;
+    memset(&res0, 0, sizeof res0);
+    memset(&g, 0, sizeof g);
+    g.home = home;
+    g.dry_run = o.dry_run;
+    g.now = fti_time_wall();
+    g.temp_age = o.temp_age_s;
+    g.res = result ? result : &res0;
+    g.report = report;
+    memset(g.res, 0, sizeof *g.res);
+    if (!home) return fti_error_set(err, FTI_ERR_INVALID, "gc: no workspace");
+    /* exclusive: no ingest (whose objects are not yet named by a manifest) runs meanwhile */
+    if ((rc = fti__st_lock(home, 0, &lock_fd, err)) != FTI_OK) return rc;
+    if ((rc = fti_store_list(home, &ids, &n, err)) != FTI_OK) goto done;
+    keep = (char *)fti_calloc(n + 1, 1);
+    if (!keep) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+        goto done;
+    }
+    /* what stays: the newest keep_last, latest, every tag, and the caller's list */
+    for (i = 0; i < n; i++) keep[i] = i + o.keep_last >= n;
+    for (j = 0; j <= o.n_keep; j++) {
+        const char *name = j < o.n_keep ? o.keep[j] : "latest";
+        if (!name || fti_store_resolve(home, name, id, NULL) != FTI_OK) continue;
+        for (i = 0; i < n; i++)
+            if (strcmp(ids[i], id) == 0) keep[i] = 1;
+    }
+    {
+        fti__st_gc_tags t;
+        char *tags = fti__st_path3(home, "store/refs", "tags");
+        t.ids = ids;
+        t.n = n;
+        t.keep = keep;
+        if (tags && fti_path_is_dir(tags)) fti_walk(tags, fti__st_gc_tag_cb, &t, NULL);
+        fti_free(tags);
+    }
+    /* versions: the tombstone first (durable), then the manifest; a crash between leaves both,
+     * and the next gc (or verify) sees a tombstone beside a live manifest: the manifest wins */
+    for (i = 0; i < n; i++) {
+        char *mp, *tp;
+        fti_json_doc *jd = NULL;
+        fti_buf t;
+        fti_jw w;
+        if (keep[i]) {
+            g.res->versions_kept++;
+            continue;
+        }
+        g.res->versions_removed++;
+        if (report) fti_buf_printf(report, "version %s removed\n", ids[i]);
+        if (o.dry_run) continue;
+        mp = fti__st_manifest_path(home, ids[i]);
+        tp = fti__st_tombstone_path(home, ids[i]);
+        memset(&t, 0, sizeof t);
+        fti__st_load_manifest(home, ids[i], &jd, NULL);
+        fti_jw_init(&w, &t, 0);
+        fti_jw_obj_begin(&w);
+        fti_jw_key(&w, "id");
+        fti_jw_str(&w, ids[i]);
+        fti_jw_key(&w, "parent");
+        if (jd && fti_json_get_str(fti_json_root(jd), "parent", NULL))
+            fti_jw_str(&w, fti_json_get_str(fti_json_root(jd), "parent", ""));
+        else
+            fti_jw_null(&w);
+        fti_jw_key(&w, "created");
+        fti_jw_str(&w, jd ? fti_json_get_str(fti_json_root(jd), "created", "") : "");
+        fti_time_iso8601(g.now, id); /* (id: a buffer of 65 bytes, free here) */
+        fti_jw_key(&w, "removed");
+        fti_jw_str(&w, id);
+        fti_jw_obj_end(&w);
+        fti_buf_putc(&t, '\n');
+        fti_json_free(jd);
+        rc = !mp || !tp || t.oom ? fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory")
+                                 : fti_file_write_atomic(tp, t.data, t.len, err);
+        if (rc == FTI_OK) rc = fti_file_remove(mp, err);
+        fti_buf_free(&t);
+        fti_free(mp);
+        fti_free(tp);
+        if (rc != FTI_OK) goto done;
+    }
+    /* objects no kept version names (a dry run counts what the removal would free) */
+    for (i = 0; i < n; i++)
+        if (keep[i] && (rc = fti__st_gc_mark(&g, ids[i], &live_cap, err)) != FTI_OK) goto done;
+    qsort(g.live, g.n_live, sizeof *g.live, fti__st_id_cmp);
+    dir = fti__st_path3(home, "store", "objects");
+    if (!dir) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+        goto done;
+    }
+    if (fti_path_is_dir(dir) && (rc = fti_walk(dir, fti__st_gc_obj_cb, &g, err)) != FTI_OK)
+        goto done;
+    for (j = 0; j < 3; j++) {
+        static const char *const sub[] = {"tmp", "versions", "refs"};
+        fti_free(dir);
+        dir = fti__st_path3(home, "store", sub[j]);
+        if (dir && fti_path_is_dir(dir)) fti_walk(dir, fti__st_gc_tmp_cb, &g, NULL);
+    }
+    if (report && g.res->objects_removed + g.res->temp_removed)
+        fti_buf_printf(report, "%lu objects and %lu temp files removed, %.1f MB\n",
+                       (unsigned long)g.res->objects_removed, (unsigned long)g.res->temp_removed,
+                       (double)g.res->bytes_freed / 1e6);
+    if (report && report->oom) rc = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+done:
+    for (i = 0; i < g.n_live; i++) fti_free(g.live[i]);
+    fti_free(g.live);
+    fti_free(dir);
+    fti_free(keep);
+    fti_store_list_free(ids, n);
+    if (lock_fd >= 0) close(lock_fd);
     return rc;
 }
 

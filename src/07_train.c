@@ -1502,7 +1502,16 @@ FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const c
                              "digits, '-', '_', '.')", alias ? alias : "");
     if ((r = fti_registry_resolve(home, id, rid, err)) != FTI_OK) return r;
     memset(&card, 0, sizeof(card));
-    r = fti_registry_card(home, rid, &card, err); /* must exist */
+    r = fti_registry_card(home, rid, &card, err); /* must exist, with its files */
+    if (r == FTI_OK) {
+        fti_json_doc *doc = NULL;
+        if (fti_json_parse(card.data, card.len, NULL, &doc, NULL, NULL) == FTI_OK &&
+            fti_json_get(fti_json_root(doc), "removed"))
+            r = fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: model %s was removed by gc "
+                              "(%s): only its card is left", rid,
+                              fti_json_get_str(fti_json_root(doc), "removed", "?"));
+        fti_json_free(doc);
+    }
     fti_buf_free(&card);
     if (r != FTI_OK) return r;
     if ((r = fti__reg_aliases_load(home, &t, err)) != FTI_OK) return r;

@@ -236,8 +236,8 @@ FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *o
                                     fti_error *err);
 /* Ids of all registered models, sorted by creation time (oldest first), as "id\n" lines. */
 FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *err);
-/* Points alias at id (must exist); the previous target goes onto the alias's history.
- * The alias file is replaced atomically. */
+/* Points alias at id (must exist, and not removed by fti_workspace_gc: FTI_ERR_NOT_FOUND);
+ * the previous target goes onto the alias's history. The alias file is replaced atomically. */
 FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const char *alias,
                                        fti_error *err);
 /* Points alias back at its previous target; FTI_ERR_NOT_FOUND when there is none.
@@ -365,6 +365,44 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
  * FTI_ERR_FORMAT for a malformed adapter file. Thread safety: as fti_registry_add. */
 FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_ref,
                                           const char *name, char id_out[17], fti_error *err);
+
+/* --- workspace gc: what a long-lived workspace no longer needs ------------------------------ */
+
+/* Options of fti_workspace_gc. Zero = default for every field. */
+typedef struct fti_workspace_gc_opts {
+    size_t keep_models;       /* the newest N registered models keep their files (0 = 3) */
+    size_t keep_history;      /* each alias's last N earlier targets stay, for rollback (0 = 2) */
+    size_t keep_versions;     /* the newest N dataset versions stay (0 = 3) */
+    double temp_age_s;        /* temp files older than this are stale (0 = 3600 s) */
+    int dry_run;              /* 1: change nothing, report and count what would go */
+} fti_workspace_gc_opts;
+
+/* What fti_workspace_gc did (or, in a dry run, would do). */
+typedef struct fti_workspace_gc_result {
+    size_t models_kept, models_removed;
+    size_t runs_cleaned;           /* finished runs whose checkpoints and weights went */
+    size_t runs_unfinished;        /* runs without a registered model: left alone */
+    size_t memories_removed;       /* HOME/memory/<id>.* of removed models */
+    fti_store_gc_result store;     /* the feature store's part (fti_store_gc) */
+    uint64_t bytes_freed;          /* all of it, the store's included */
+} fti_workspace_gc_result;
+
+/* Frees the disk a workspace that `fti-twin update` has run in for months no longer needs
+ * (docs/operations.md, "Disk"). Every model an alias points at, each alias's last keep_history
+ * earlier targets (rollback), the newest keep_models models and the base model of every kept
+ * LoRA adapter stay whole. Every other model loses its files but keeps its card, which gets
+ * "removed": <time> (lineage still reads; promote refuses it), and leaves the alias histories.
+ * Runs (HOME/runs/<key>) whose model.gguf is registered lose checkpoint.bin, best.bin and their
+ * copies of the weights (metrics.jsonl and loss.svg stay; gc.json records it, and a resume of
+ * the run says so); unfinished runs are left alone. HOME/memory/<id>.* of removed models go.
+ * Then fti_store_gc keeps the newest keep_versions dataset versions, latest, tags and the
+ * dataset of every kept model. Stale temp files (older than temp_age_s) anywhere in the
+ * workspace go. One line per removed thing and a summary are appended to report (optional).
+ * Errors: FTI_ERR_BUSY while an ingest holds the store lock; I/O errors naming the file.
+ * Thread safety: run it where no update or training runs (fti-twin gc takes the update lock). */
+FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts *opts,
+                                   fti_workspace_gc_result *result, fti_buf *report,
+                                   fti_error *err);
 
 /* --- data-parallel training over MPI (only with FTI_MPI defined; src/07_train_mpi.c) ---------- */
 #ifdef FTI_MPI

@@ -650,6 +650,17 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
         goto done;
     }
+    if (ro.resume && !fti_path_exists(ckpt)) { /* a finished run that fti_workspace_gc cleaned */
+        char *mark = run_dir ? fti_path_join(run_dir, "gc.json") : NULL;
+        int gone = mark && fti_path_exists(mark);
+        fti_free(mark);
+        if (gone) {
+            r = fti_error_set(err, FTI_ERR_NOT_FOUND, "nothing to resume: run %s finished and "
+                              "its checkpoint was removed by gc (%s/gc.json names its model)",
+                              res->run_key, run_dir);
+            goto done;
+        }
+    }
     if (ro.resume_required && !fti_path_exists(ckpt)) { /* before the run directory is made */
         r = fti_error_set(err, FTI_ERR_NOT_FOUND, "nothing to resume: no checkpoint %s (no run "
                           "of dataset %.16s with these options has saved one)", ckpt,
@@ -992,6 +1003,342 @@ done:
     fti_buf_free(&card);
     fti_free(dir);
     fti_free(tmp);
+    return r;
+}
+
+/* --- workspace gc ------------------------------------------------------------------------------ */
+
+typedef struct fti__wgc_model {
+    char id[FTI__REG_ID_LEN + 1];
+    char parent[FTI__REG_ID_LEN + 1];
+    char dataset[65];
+    int adapter, removed, keep;
+} fti__wgc_model;
+
+typedef struct fti__wgc {
+    const char *home;
+    fti__wgc_model *m;
+    size_t n;
+    int dry_run;
+    double now, temp_age;
+    fti_workspace_gc_result *res;
+    fti_buf *report;
+} fti__wgc;
+
+static fti__wgc_model *fti__wgc_find(fti__wgc *g, const char *id) {
+    size_t i;
+    for (i = 0; i < g->n; i++)
+        if (strcmp(g->m[i].id, id) == 0) return &g->m[i];
+    return NULL;
+}
+
+static void fti__wgc_keep(fti__wgc *g, const char *id) {
+    fti__wgc_model *m = fti__wgc_find(g, id);
+    if (m) m->keep = 1;
+}
+
+/* Removes a file (in a dry run: counts it), adding its size to the bytes freed. */
+static int fti__wgc_rm(fti__wgc *g, const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    if (!g->dry_run && fti_file_remove(path, NULL) != FTI_OK) return 0;
+    g->res->bytes_freed += (uint64_t)st.st_size;
+    return 1;
+}
+
+static fti_result fti__wgc_tmp_cb(void *user, const char *path, uint64_t size) {
+    fti__wgc *g = (fti__wgc *)user;
+    struct stat st;
+    (void)size;
+    if (strstr(fti_path_base(path), ".tmp.") && stat(path, &st) == 0 &&
+        g->now - (double)st.st_mtime >= g->temp_age)
+        fti__wgc_rm(g, path);
+    return FTI_OK;
+}
+
+/* A model's files but its card go; the card gets "removed". */
+static fti_result fti__wgc_remove_model(fti__wgc *g, const char *id, fti_error *err) {
+    char *dir = fti__reg_path(g->home, id, NULL), *card = fti__reg_path(g->home, id, "card.json");
+    fti_json_doc *doc = NULL;
+    fti_buf out;
+    fti_result r = FTI_OK;
+    DIR *d;
+    struct dirent *de;
+    char when[32];
+    memset(&out, 0, sizeof out);
+    if (!dir || !card) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+        goto done;
+    }
+    fti_time_iso8601(g->now, when);
+    if (!g->dry_run) { /* the card first: a crash after it leaves files gc removes next time */
+        const fti_json *c;
+        fti_jw w;
+        if ((r = fti__reg_read_json(card, &doc, err)) != FTI_OK) goto done;
+        fti_jw_init(&w, &out, 1);
+        fti_jw_obj_begin(&w);
+        for (c = fti_json_root(doc)->child; c; c = c->next) {
+            if (c->key_len == 7 && memcmp(c->key, "removed", 7) == 0) continue;
+            fti_jw_keyn(&w, c->key, c->key_len);
+            fti__reg_json_copy(&w, c);
+        }
+        fti_jw_key(&w, "removed");
+        fti_jw_str(&w, when);
+        fti_jw_obj_end(&w);
+        fti_buf_putc(&out, '\n');
+        r = out.oom ? fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory")
+                    : fti_file_write_atomic(card, out.data, out.len, err);
+        if (r != FTI_OK) goto done;
+    }
+    d = opendir(dir);
+    while (d && (de = readdir(d)) != NULL) {
+        char *p;
+        if (strcmp(de->d_name, "card.json") == 0 || de->d_name[0] == '.') continue;
+        if ((p = fti_path_join(dir, de->d_name)) != NULL) fti__wgc_rm(g, p);
+        fti_free(p);
+    }
+    if (d) closedir(d);
+done:
+    fti_json_free(doc);
+    fti_buf_free(&out);
+    fti_free(dir);
+    fti_free(card);
+    return r;
+}
+
+/* A run directory: finished (its model.gguf is registered) -> its big files go. */
+static void fti__wgc_run(fti__wgc *g, const char *run_dir, const char *key) {
+    static const char *const big[] = {"checkpoint.bin", "best.bin", "model.gguf", "adapter.gguf"};
+    char *gguf = fti_path_join(run_dir, "model.gguf"), *mark = fti_path_join(run_dir, "gc.json");
+    unsigned char dig[32];
+    char hex[65], id[FTI__REG_ID_LEN + 1], when[32];
+    size_t i;
+    uint64_t before = g->res->bytes_freed;
+    if (!gguf || !mark) goto done;
+    if (!fti_path_exists(gguf) || fti_sha256_file(gguf, dig, NULL) != FTI_OK) {
+        if (!fti_path_exists(mark)) g->res->runs_unfinished++;
+        goto done;
+    }
+    fti_sha256_hex(dig, hex);
+    memcpy(id, hex, FTI__REG_ID_LEN);
+    id[FTI__REG_ID_LEN] = 0;
+    if (!fti__wgc_find(g, id)) { /* not registered (registration failed?): keep it */
+        g->res->runs_unfinished++;
+        goto done;
+    }
+    if (!g->dry_run) { /* the mark first: a resume then never starts the run afresh */
+        fti_buf b;
+        memset(&b, 0, sizeof b);
+        fti_time_iso8601(g->now, when);
+        fti_buf_printf(&b, "{\"run\": \"%s\", \"model\": \"%s\", \"removed\": \"%s\", "
+                           "\"files\": [\"checkpoint.bin\", \"best.bin\", \"model.gguf\", "
+                           "\"adapter.gguf\"]}\n", key, id, when);
+        if (b.oom || fti_file_write_atomic(mark, b.data, b.len, NULL) != FTI_OK) {
+            fti_buf_free(&b);
+            goto done;
+        }
+        fti_buf_free(&b);
+    }
+    for (i = 0; i < sizeof big / sizeof big[0]; i++) {
+        char *p = fti_path_join(run_dir, big[i]);
+        if (p) fti__wgc_rm(g, p);
+        fti_free(p);
+    }
+    g->res->runs_cleaned++;
+    if (g->report)
+        fti_buf_printf(g->report, "run %s (model %s): checkpoint and weights removed, %.1f MB\n",
+                       key, id, (double)(g->res->bytes_freed - before) / 1e6);
+done:
+    fti_free(gguf);
+    fti_free(mark);
+}
+
+FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts *opts,
+                                   fti_workspace_gc_result *result, fti_buf *report,
+                                   fti_error *err) {
+    fti_workspace_gc_opts o;
+    fti_workspace_gc_result res0;
+    fti__wgc g;
+    fti__reg_aliases al;
+    fti_buf ids;
+    const char *p;
+    char *dir = NULL;
+    const char **keep_ds = NULL;
+    size_t i, k, n_new;
+#ifndef FTI_NO_STORE
+    size_t n_keep_ds = 0;
+#endif
+    int changed, have_al = 0;
+    fti_result r = FTI_OK;
+    memset(&o, 0, sizeof o);
+    if (opts) o = *opts;
+    if (o.keep_models == 0) o.keep_models = 3;
+    if (o.keep_history == 0) o.keep_history = 2;
+    if (o.keep_versions == 0) o.keep_versions = 3;
+    if (!(o.temp_age_s > 0)) o.temp_age_s = 3600;
+    memset(&res0, 0, sizeof res0);
+    memset(&g, 0, sizeof g);
+    memset(&ids, 0, sizeof ids);
+    g.home = home;
+    g.dry_run = o.dry_run;
+    g.now = fti_time_wall();
+    g.temp_age = o.temp_age_s;
+    g.res = result ? result : &res0;
+    g.report = report;
+    memset(g.res, 0, sizeof *g.res);
+    if (!home) return fti_error_set(err, FTI_ERR_INVALID, "gc: no workspace");
+    /* the models, oldest first, from their cards */
+    if ((r = fti_registry_list(home, &ids, err)) != FTI_OK) goto done;
+    g.m = (fti__wgc_model *)fti_calloc(ids.len / (FTI__REG_ID_LEN + 1) + 1, sizeof *g.m);
+    if (!g.m) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+        goto done;
+    }
+    for (p = ids.data; p && *p; p += FTI__REG_ID_LEN + 1) {
+        fti__wgc_model *m = &g.m[g.n];
+        char *card = NULL;
+        fti_json_doc *doc = NULL;
+        memcpy(m->id, p, FTI__REG_ID_LEN);
+        m->id[FTI__REG_ID_LEN] = 0;
+        card = fti__reg_path(home, m->id, "card.json");
+        if (card && fti__reg_read_json(card, &doc, NULL) == FTI_OK) {
+            const fti_json *c = fti_json_root(doc);
+            snprintf(m->parent, sizeof m->parent, "%s", fti_json_get_str(c, "parent", ""));
+            snprintf(m->dataset, sizeof m->dataset, "%s", fti_json_get_str(c, "dataset", ""));
+            m->adapter = strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") == 0;
+            m->removed = fti_json_get(c, "removed") != NULL;
+        }
+        fti_json_free(doc);
+        fti_free(card);
+        g.n++;
+    }
+    /* what stays: alias targets, their recent history, the newest models, adapters' bases */
+    if ((r = fti__reg_aliases_load(home, &al, err)) != FTI_OK) goto done;
+    have_al = 1;
+    for (i = 0; i < al.n; i++) {
+        fti__wgc_keep(&g, al.a[i].id);
+        for (k = al.a[i].n_hist > o.keep_history ? al.a[i].n_hist - o.keep_history : 0;
+             k < al.a[i].n_hist; k++)
+            fti__wgc_keep(&g, al.a[i].hist[k]);
+    }
+    for (i = g.n, n_new = 0; i > 0 && n_new < o.keep_models; i--)
+        if (!g.m[i - 1].removed) {
+            g.m[i - 1].keep = 1;
+            n_new++;
+        }
+    do {
+        changed = 0;
+        for (i = 0; i < g.n; i++) {
+            fti__wgc_model *b;
+            if (!g.m[i].keep || !g.m[i].adapter || !g.m[i].parent[0]) continue;
+            b = fti__wgc_find(&g, g.m[i].parent);
+            if (b && !b->keep) b->keep = changed = 1;
+        }
+    } while (changed);
+    for (i = 0; i < g.n; i++) {
+        fti__wgc_model *m = &g.m[i];
+        if (m->keep && !m->removed) {
+            g.res->models_kept++;
+            continue;
+        }
+        if (m->keep) continue; /* an alias at a removed model (set by hand): nothing to do */
+        if (!m->removed) {
+            uint64_t before = g.res->bytes_freed;
+            if ((r = fti__wgc_remove_model(&g, m->id, err)) != FTI_OK) goto done;
+            g.res->models_removed++;
+            if (report)
+                fti_buf_printf(report, "model %s removed (its card stays), %.1f MB\n", m->id,
+                               (double)(g.res->bytes_freed - before) / 1e6);
+        }
+        m->removed = 1;
+    }
+    /* alias histories: only models that still have their files */
+    changed = 0;
+    for (i = 0; i < al.n; i++) {
+        size_t w = 0;
+        for (k = 0; k < al.a[i].n_hist; k++) {
+            fti__wgc_model *m = fti__wgc_find(&g, al.a[i].hist[k]);
+            if (m && m->removed) continue;
+            if (w != k) memcpy(al.a[i].hist[w], al.a[i].hist[k], FTI__REG_ID_LEN + 1);
+            w++;
+        }
+        if (w != al.a[i].n_hist) changed = 1;
+        al.a[i].n_hist = w;
+    }
+    if (changed && !o.dry_run && (r = fti__reg_aliases_save(home, &al, err)) != FTI_OK) goto done;
+    /* runs */
+    dir = fti_path_join(home, "runs");
+    if (dir && fti_path_is_dir(dir)) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL) {
+            char *rd;
+            if (de->d_name[0] == '.') continue;
+            rd = fti_path_join(dir, de->d_name);
+            if (rd && fti_path_is_dir(rd)) fti__wgc_run(&g, rd, de->d_name);
+            fti_free(rd);
+        }
+        if (d) closedir(d);
+    }
+    /* the twin's author memories (HOME/memory/<model id>.ngram) of removed models */
+    fti_free(dir);
+    dir = fti_path_join(home, "memory");
+    if (dir && fti_path_is_dir(dir)) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL) {
+            fti__wgc_model *m;
+            char id[FTI__REG_ID_LEN + 1], *fp;
+            if (strlen(de->d_name) <= FTI__REG_ID_LEN || de->d_name[FTI__REG_ID_LEN] != '.')
+                continue;
+            memcpy(id, de->d_name, FTI__REG_ID_LEN);
+            id[FTI__REG_ID_LEN] = 0;
+            if (!(m = fti__wgc_find(&g, id)) || !m->removed) continue;
+            fp = fti_path_join(dir, de->d_name);
+            if (fp && fti__wgc_rm(&g, fp)) g.res->memories_removed++;
+            fti_free(fp);
+        }
+        if (d) closedir(d);
+    }
+    /* stale temp files of killed writers */
+    for (k = 0; k < 4; k++) {
+        static const char *const sub[] = {"models", "runs", "memory", "logs"};
+        fti_free(dir);
+        dir = fti_path_join(home, sub[k]);
+        if (dir && fti_path_is_dir(dir)) fti_walk(dir, fti__wgc_tmp_cb, &g, NULL);
+    }
+#ifndef FTI_NO_STORE
+    /* the feature store: every kept model's dataset stays */
+    keep_ds = (const char **)fti_calloc(g.n + 1, sizeof *keep_ds);
+    if (!keep_ds) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+        goto done;
+    }
+    for (i = 0; i < g.n; i++)
+        if (!g.m[i].removed && g.m[i].dataset[0]) keep_ds[n_keep_ds++] = g.m[i].dataset;
+    {
+        fti_store_gc_opts so;
+        char *store = fti_path_join(home, "store");
+        int have_store = store && fti_path_is_dir(store);
+        fti_free(store);
+        memset(&so, 0, sizeof so);
+        so.keep_last = o.keep_versions;
+        so.keep = keep_ds;
+        so.n_keep = n_keep_ds;
+        so.temp_age_s = o.temp_age_s;
+        so.dry_run = o.dry_run;
+        if (have_store && (r = fti_store_gc(home, &so, &g.res->store, report, err)) != FTI_OK)
+            goto done;
+        g.res->bytes_freed += g.res->store.bytes_freed;
+    }
+#endif
+    if (report && report->oom) r = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+done:
+    if (have_al) fti__reg_aliases_free(&al);
+    fti_free((void *)keep_ds);
+    fti_free(g.m);
+    fti_free(dir);
+    fti_buf_free(&ids);
     return r;
 }
 

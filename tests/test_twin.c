@@ -4,8 +4,10 @@
  * into its base, keep_best, fit_seconds (the schedule fitted to a time budget), and the driver's
  * errors. Uses a small dataset ingested from the
  * shipped corpus with a 300-token vocabulary; and fti-twin update: when nothing changed, and two
- * updates of one workspace at once (the lock). */
+ * updates of one workspace at once (the lock); fti_workspace_gc. */
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -717,5 +719,173 @@ FTI_TEST(twin_update_lock_two_processes) {
     fti_free(text);
     fti_buf_free(&out_a);
     fti_buf_free(&list);
+#endif
+}
+
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+/* Ingests the corpus again with another chunk size (a new version id, the same tokenizer); its
+ * id goes to id. */
+static int fti_ttw_version(const char *home, int chunk_tokens, char id[65]) {
+    const char *paths[1];
+    fti_ingest_opts io;
+    fti_error err;
+    paths[0] = fti_test_corpus_jsonl();
+    memset(&io, 0, sizeof(io));
+    io.vocab_size = 300;
+    io.n_threads = 1;
+    io.chunk_tokens = chunk_tokens;
+    if (fti_store_ingest(home, paths, 1, &io, id, NULL, &err) != FTI_OK) {
+        fprintf(stderr, "    ingest: %s\n", err.msg);
+        return 0;
+    }
+    return 1;
+}
+
+/* Writes a small file at home/rel, its modification time age_s seconds ago. */
+static void fti_ttw_file_aged(const char *home, const char *rel, double age_s) {
+    char path[1400];
+    struct timespec ts[2];
+    snprintf(path, sizeof path, "%s/%s", home, rel);
+    (void)fti_file_write_atomic(path, "x", 1, NULL);
+    ts[0].tv_sec = ts[1].tv_sec = time(NULL) - (time_t)age_s;
+    ts[0].tv_nsec = ts[1].tv_nsec = 0;
+    (void)utimensat(AT_FDCWD, path, ts, 0);
+}
+
+static int fti_ttw_exists(const char *home, const char *a, const char *b, const char *c) {
+    char path[2600];
+    snprintf(path, sizeof path, "%s/%s/%s%s%s", home, a, b, c ? "/" : "", c ? c : "");
+    return fti_path_exists(path);
+}
+#endif
+
+/* fti_workspace_gc: four updates' worth of versions, models and runs; a dry run changes
+ * nothing; gc keeps the alias, its last earlier target, the newest model and their datasets,
+ * removes the rest (cards stay, tombstones for versions), cleans finished runs, stale temp
+ * files and removed models' memories; verify, lineage, promote, rollback and resume say what
+ * happened; a second gc finds nothing; an ingest's lock makes it wait. */
+FTI_TEST(twin_workspace_gc) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], v[4][65], m[4][17], run_a[17], path[1400], id[17], full[65];
+    fti_train_run_opts ro;
+    fti_train_run_result r;
+    fti_workspace_gc_opts go;
+    fti_workspace_gc_result gr;
+    fti_buf rep;
+    fti_error err;
+    fti_json_doc *doc;
+    int i, fd;
+    if (!fti_ttw_workspace(home, sizeof home, "ws")) return;
+    for (i = 0; i < 4; i++) {
+        if (i == 3) fti_ttw_sleep_ms(1100); /* (cards and manifests are dated to the second) */
+        REQUIRE(i == 0 ? fti_store_resolve(home, "latest", v[0], &err) == FTI_OK
+                       : fti_ttw_version(home, 200 - 30 * i, v[i]));
+        ro = fti_ttw_opts(1);
+        ro.dataset = v[i];
+        ro.train.seed = (uint64_t)(5 + i);
+        REQUIRE(fti_train_run(home, &ro, &r, &err) == FTI_OK);
+        memcpy(m[i], r.id, sizeof m[i]);
+        if (i == 0) memcpy(run_a, r.run_key, sizeof run_a);
+        if (i < 3) REQUIRE(fti_registry_promote(home, m[i], "production", &err) == FTI_OK);
+    }
+    for (i = 1; i < 4; i++) CHECK(strcmp(v[i], v[i - 1]) != 0);
+    /* the twin's memories, a killed writer's temp files, an interrupted ingest's object */
+    REQUIRE(fti_mkdirs(fti_test_tmp("ws/memory"), NULL) == FTI_OK);
+    REQUIRE(fti_mkdirs(fti_test_tmp("ws/store/tmp"), NULL) == FTI_OK);
+    REQUIRE(fti_mkdirs(fti_test_tmp("ws/store/objects/ab"), NULL) == FTI_OK);
+    snprintf(path, sizeof path, "memory/%s.ngram", m[0]);
+    fti_ttw_file_aged(home, path, 0);
+    snprintf(path, sizeof path, "memory/%s.ngram", m[2]);
+    fti_ttw_file_aged(home, path, 0);
+    fti_ttw_file_aged(home, "models/aliases.json.tmp.99.1", 7200);
+    fti_ttw_file_aged(home, "models/aliases.json.tmp.99.2", 10);
+    fti_ttw_file_aged(home, "store/tmp/obj.1", 10);
+    fti_ttw_file_aged(home, "store/objects/ab/ab000000000000000000000000000000000000000000000000"
+                            "00000000000000", 10);
+
+    memset(&go, 0, sizeof go);
+    go.keep_models = 1;
+    go.keep_history = 1;
+    go.keep_versions = 1;
+    go.dry_run = 1;
+    memset(&rep, 0, sizeof rep);
+    REQUIRE(fti_workspace_gc(home, &go, &gr, &rep, &err) == FTI_OK);
+    CHECK_EQ_INT(gr.models_removed, 1); /* m0: production's history keeps m1, the newest m3 */
+    CHECK_EQ_INT(gr.models_kept, 3);
+    CHECK_EQ_INT(gr.runs_cleaned, 4);
+    CHECK_EQ_INT(gr.store.versions_removed, 1);
+    CHECK(gr.store.objects_removed >= 2);
+    CHECK(gr.bytes_freed > 0);
+    CHECK(fti_ttw_exists(home, "models", m[0], "model.gguf")); /* a dry run changes nothing */
+    CHECK(fti_store_resolve(home, v[0], full, &err) == FTI_OK);
+    CHECK(fti_ttw_exists(home, "runs", run_a, "checkpoint.bin"));
+    CHECK(fti_ttw_exists(home, "store", "tmp", "obj.1"));
+    CHECK(strstr(rep.data, m[0]) != NULL);
+    fti_buf_free(&rep);
+
+    /* an ingest holding the store lock: busy, and nothing is removed */
+    fd = open(fti_test_tmp("ws/store/lock"), O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(flock(fd, LOCK_EX) == 0);
+    go.dry_run = 0;
+    CHECK(fti_store_gc(home, NULL, NULL, NULL, &err) == FTI_ERR_BUSY);
+    close(fd);
+
+    memset(&rep, 0, sizeof rep);
+    REQUIRE(fti_workspace_gc(home, &go, &gr, &rep, &err) == FTI_OK);
+    CHECK_EQ_INT(gr.models_removed, 1);
+    CHECK_EQ_INT(gr.store.versions_removed, 1);
+    fti_buf_free(&rep);
+    /* the removed model: card only, marked; promote refuses it; lineage still reads */
+    CHECK(!fti_ttw_exists(home, "models", m[0], "model.gguf"));
+    CHECK(fti_ttw_exists(home, "models", m[0], "card.json"));
+    doc = fti_ttw_card(home, m[0]);
+    REQUIRE(doc != NULL);
+    CHECK(fti_json_get(fti_json_root(doc), "removed") != NULL);
+    CHECK_EQ_STR(fti_json_get_str(fti_json_root(doc), "dataset", ""), v[0]);
+    fti_json_free(doc);
+    CHECK(fti_registry_promote(home, m[0], "staging", &err) == FTI_ERR_NOT_FOUND);
+    CHECK(strstr(err.msg, "removed by gc") != NULL);
+    for (i = 1; i < 4; i++) CHECK(fti_ttw_exists(home, "models", m[i], "model.gguf"));
+    /* production's history: m0 left it; one rollback to m1, then none */
+    CHECK(fti_registry_rollback(home, "production", id, &err) == FTI_OK);
+    CHECK_EQ_STR(id, m[1]);
+    CHECK(fti_registry_rollback(home, "production", id, &err) == FTI_ERR_NOT_FOUND);
+    CHECK(fti_registry_promote(home, m[2], "production", &err) == FTI_OK);
+    /* versions: v0 is a tombstone; the kept models' datasets open; verify passes */
+    CHECK(fti_store_resolve(home, v[0], full, &err) == FTI_ERR_NOT_FOUND);
+    CHECK(strstr(err.msg, "removed by gc") != NULL);
+    for (i = 1; i < 4; i++) {
+        fti_dataset *ds = NULL;
+        CHECK(fti_dataset_open(&ds, home, v[i], &err) == FTI_OK);
+        fti_dataset_close(ds);
+    }
+    CHECK(fti_store_verify(home, NULL, NULL, &err) == FTI_OK);
+    /* runs: metrics stay, checkpoints go; a resume says why it cannot */
+    CHECK(!fti_ttw_exists(home, "runs", run_a, "checkpoint.bin"));
+    CHECK(!fti_ttw_exists(home, "runs", run_a, "model.gguf"));
+    CHECK(fti_ttw_exists(home, "runs", run_a, "metrics.jsonl"));
+    CHECK(fti_ttw_exists(home, "runs", run_a, "gc.json"));
+    ro = fti_ttw_opts(1);
+    ro.dataset = v[0];
+    ro.resume = 1;
+    CHECK(fti_train_run(home, &ro, &r, &err) == FTI_ERR_NOT_FOUND); /* (its dataset is gone) */
+    ro.dataset = v[1];
+    ro.train.seed = 6;
+    CHECK(fti_train_run(home, &ro, &r, &err) == FTI_ERR_NOT_FOUND);
+    CHECK(strstr(err.msg, "removed by gc") != NULL);
+    /* temp files: the stale ones and store/tmp go, a fresh one stays; memories of m0 only */
+    CHECK(!fti_ttw_exists(home, "models", "aliases.json.tmp.99.1", NULL));
+    CHECK(fti_ttw_exists(home, "models", "aliases.json.tmp.99.2", NULL));
+    CHECK(!fti_ttw_exists(home, "store", "tmp", "obj.1"));
+    CHECK_EQ_INT(gr.memories_removed, 1);
+    snprintf(path, sizeof path, "%s.ngram", m[2]);
+    CHECK(fti_ttw_exists(home, "memory", path, NULL));
+    /* again: nothing left to do */
+    REQUIRE(fti_workspace_gc(home, &go, &gr, NULL, &err) == FTI_OK);
+    CHECK_EQ_INT(gr.models_removed + gr.runs_cleaned + gr.store.versions_removed +
+                     gr.store.objects_removed,
+                 0);
+    CHECK(fti_workspace_gc(NULL, &go, &gr, NULL, &err) == FTI_ERR_INVALID);
 #endif
 }

@@ -100,6 +100,9 @@ static int cmd_list(const char *home) {
         id[16] = 0;
         if (!load_card(home, id, id, &doc)) continue;
         aliases_of(fti_json_root(adoc), id, names, sizeof names);
+        if (fti_json_get(fti_json_root(doc), "removed")) /* by gc: only the card is left */
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s(removed %.10s)",
+                     names[0] ? " " : "", fti_json_get_str(fti_json_root(doc), "removed", ""));
         {
             const fti_json *c = fti_json_root(doc);
             printf("%-16s  %-20s  %-12.12s  %-16.16s  %9.4f  %10lld  %s\n", id,
@@ -138,7 +141,11 @@ static int cmd_show(const char *home, const char *ref, int json) {
     m = fti_json_get(c, "machine");
     printf("model      %s (%s)\n", id, fti_json_get_str(c, "name", ""));
     printf("created    %s\n", fti_json_get_str(c, "created", ""));
-    printf("file       %s\n", fti_json_get_str(c, "path", ""));
+    if (fti_json_get(c, "removed"))
+        printf("file       removed by gc (%s): only this card is left\n",
+               fti_json_get_str(c, "removed", ""));
+    else
+        printf("file       %s\n", fti_json_get_str(c, "path", ""));
     printf("sha256     %s\n", fti_json_get_str(c, "sha256", ""));
     printf("parent     %s\n", fti_json_get_str(c, "parent", "(none)"));
     if (fti_json_get(c, "origin"))
