@@ -1330,7 +1330,8 @@ enum {
  * Thread safety: any thread. */
 FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out);
 /* HTML to plain text (appended, not yet normalised): script/style/head and a page's boilerplate
- * (<nav>, <footer>, <button>) dropped with their content, tags removed,
+ * (<nav>, <footer>, <button>; an unclosed one is only its tag, and custom elements such as
+ * <nav-item> are not these) dropped with their content, tags removed,
  * entities decoded, block elements become paragraph breaks, <br> a line break. The <title> (or
  * first <h1>) goes to title if not NULL. Never recursive: any nesting depth is fine.
  * Thread safety: any thread. */
@@ -15757,10 +15758,12 @@ static const char *const fti__st_html_blocks[] = {
     "dt",      "dd",      "figure",  "figcaption", "form",  "address",    "body", "tbody",
     "thead",   "details", "summary", "center",     NULL};
 /* Elements dropped with their content: code and styles, and a page's boilerplate (menus,
- * footers, buttons; not <form>: old ASP.NET pages wrap their whole body in one). */
+ * footers, buttons; not <form>: old ASP.NET pages wrap their whole body in one). Unclosed, code
+ * is dropped to the end of the page, boilerplate (fti__st_html_boiler) only its own tag. */
 static const char *const fti__st_html_skip[] = {
     "script", "style", "head",   "noscript", "template", "svg", "iframe",
     "object", "math",  "nav",    "footer",   "button",   NULL};
+static const char *const fti__st_html_boiler[] = {"nav", "footer", "button", NULL};
 
 static int fti__st_in_list(const char *name, size_t n, const char *const *list) {
     size_t i;
@@ -15793,8 +15796,65 @@ static size_t fti__st_tag_end(const char *s, size_t n) {
     return n;
 }
 
+/* Can c be in a tag's name after its first character? Custom elements (<footer-note>,
+ * <nav-item>) and Word's namespaced ones (<o:p>) hold '-', '_', '.' and ':'. */
+static int fti__st_tag_name_char(int c) {
+    return fti__st_is_alnum(c) || c == '-' || c == '_' || c == '.' || c == ':';
+}
+
+/* The length of the tag name that starts s[0..n) (just after "<" or "</"): a letter or digit,
+ * then name characters; 0 if there is none. The whole name, so <nav-item> is not <nav>. */
+static size_t fti__st_tag_name(const char *s, size_t n) {
+    size_t k = 0;
+    if (n == 0 || !fti__st_is_alnum((unsigned char)s[0])) return 0;
+    while (k < n && fti__st_tag_name_char((unsigned char)s[k])) k++;
+    return k;
+}
+
+/* Is the tag t[0..n) (from its '<') a start tag of the element name (lowercase)? <nav> and
+ * <nav class="x"> are <nav>; </nav>, <nav-item> and <navigation> are not. */
+static int fti__st_tag_is(const char *t, size_t n, const char *name) {
+    size_t m;
+    if (n < 2 || t[0] != '<') return 0;
+    m = fti__st_tag_name(t + 1, n - 1);
+    return m > 0 && fti__st_eq_ci(t + 1, m, name);
+}
+
+/* The offset in s[0..n) of the first end tag of the element name (lowercase), "</name" with
+ * the name ending there (</nav> and </nav >, not </nav-item>); n if there is none. */
+static size_t fti__st_find_close(const char *s, size_t n, const char *name) {
+    size_t m = strlen(name), i = 0;
+    while (i < n) {
+        size_t e = fti__st_find_ci(s + i, n - i, "</");
+        if (e >= n - i) return n;
+        i += e;
+        if (fti__st_tag_name(s + i + 2, n - i - 2) == m && fti__st_starts_ci(s + i + 2, m, name))
+            return i;
+        i += 2;
+    }
+    return n;
+}
+
+/* The offset in s[0..n) of the first start tag of the element name (lowercase), "<name" with
+ * the name ending there; n if there is none. */
+static size_t fti__st_find_open(const char *s, size_t n, const char *name) {
+    size_t m = strlen(name), i = 0;
+    while (i < n) {
+        const char *lt = (const char *)memchr(s + i, '<', n - i);
+        if (!lt) return n;
+        i = (size_t)(lt - s) + 1;
+        if (fti__st_tag_name(s + i, n - i) == m && fti__st_starts_ci(s + i, m, name)) return i - 1;
+    }
+    return n;
+}
+
 FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf *title) {
-    size_t i = 0;
+    /* boiler_close[b], boiler_open[b]: where the first end tag and start tag of
+     * fti__st_html_boiler[b] at or after the last search's start are (len: none); 0 before the
+     * first search (a tag's end is never 0). Each search starts where the last one did or
+     * later, so a page of stray tags is read once. */
+    size_t i = 0, b, boiler_close[sizeof fti__st_html_boiler / sizeof(char *)] = {0};
+    size_t boiler_open[sizeof fti__st_html_boiler / sizeof(char *)] = {0};
     int in_pre = 0, cap_title = 0, have_title = 0;
     if (!out || !html) return;
     while (i < len) {
@@ -15811,8 +15871,8 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
             k = i + 1;
             if (k < len && html[k] == '/') closing = 1, k++;
             name = html + k;
-            while (k < len && (fti__st_is_alnum((unsigned char)html[k]))) k++;
-            nm = (size_t)(html + k - name);
+            nm = fti__st_tag_name(name, len - k);
+            k += nm;
             if (nm == 0 && !(k < len && (html[k] == '!' || html[k] == '?'))) {
                 fti_buf_putc(out, '<'); /* a lone '<' in text */
                 i++;
@@ -15828,11 +15888,27 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
                     i = end;
                     continue;
                 }
-                snprintf(close, sizeof close, "</%.*s", (int)nm, name);
+                snprintf(close, sizeof close, "%.*s", (int)nm, name); /* nm <= 8: a list name */
                 for (e = 0; close[e]; e++) close[e] = (char)fti__st_lc((unsigned char)close[e]);
-                e = fti__st_find_ci(html + end, len - end, close);
+                for (b = 0; fti__st_html_boiler[b] && strcmp(close, fti__st_html_boiler[b]);) b++;
+                if (fti__st_html_boiler[b]) {
+                    /* a <nav>, <footer> or <button> is unclosed when no end tag follows or
+                     * another one starts first (they do not nest): then it is one stray tag,
+                     * not the rest of the page */
+                    if (boiler_close[b] < end)
+                        boiler_close[b] = end + fti__st_find_close(html + end, len - end, close);
+                    if (boiler_open[b] < end)
+                        boiler_open[b] = end + fti__st_find_open(html + end, len - end, close);
+                    if (boiler_close[b] >= len || boiler_open[b] < boiler_close[b]) {
+                        i = end;
+                        continue;
+                    }
+                    e = boiler_close[b] - end;
+                } else {
+                    e = fti__st_find_close(html + end, len - end, close);
+                }
                 if (e >= len - end) {
-                    i = len;
+                    i = len; /* unclosed code or styles: to the end */
                 } else {
                     i = end + e;
                     i += fti__st_tag_end(html + i, len - i);
@@ -15849,7 +15925,7 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
             if (fti__st_eq_ci(name, nm, "title")) {
                 /* the page title is metadata, not body text */
                 if (!closing) {
-                    size_t e = fti__st_find_ci(html + end, len - end, "</title");
+                    size_t e = fti__st_find_close(html + end, len - end, "title");
                     size_t tl = e >= len - end ? len - end : e;
                     if (title && !have_title) {
                         fti_buf tmp;
@@ -16066,9 +16142,30 @@ static int fti__st_md_rule(const char *s, size_t n) {
     return cnt >= 3;
 }
 
+/* The front-matter value v[0..*vn) without its comment: " # ..." (or a value that is only one)
+ * goes, a '#' inside quotes or a word ("C#", "#1") stays; *vn is cut and the blanks before. */
+static void fti__st_md_uncomment(const char *v, size_t *vn) {
+    size_t j;
+    char q = 0;
+    for (j = 0; j < *vn; j++) {
+        char c = v[j];
+        if (q) {
+            if (c == q) q = 0;
+        } else if ((c == '"' || c == '\'') &&
+                   (j == 0 || fti__st_is_space((unsigned char)v[j - 1]) || v[j - 1] == '[' ||
+                    v[j - 1] == ',')) {
+            q = c; /* a quote opens a value, not inside a word ("Ann's") */
+        } else if (c == '#' && (j == 0 || fti__st_is_space((unsigned char)v[j - 1]))) {
+            break;
+        }
+    }
+    while (j > 0 && fti__st_is_space((unsigned char)v[j - 1])) j--;
+    *vn = j;
+}
+
 /* Front matter: a YAML block between "---" lines or a TOML one between "+++" lines at the very
  * start (Jekyll, Hugo, Obsidian, Zola). Returns the bytes it takes (0: none) and puts its title
- * ("title: ..." / "title = ...", quotes removed) into title. */
+ * ("title: ..." / "title = ...", quotes and a " # comment" removed) into title. */
 static size_t fti__st_md_front_matter(const char *md, size_t len, fti_buf *title) {
     size_t i = 0, lim = len < 65536 ? len : 65536;
     char fence;
@@ -16106,6 +16203,7 @@ static size_t fti__st_md_front_matter(const char *md, size_t len, fti_buf *title
             size_t k = 5;
             while (k < n && (s[k] == ' ' || s[k] == ':' || s[k] == '=')) k++;
             t = s + k, tn = n - k;
+            fti__st_md_uncomment(t, &tn);
             if (tn >= 2 && (t[0] == '"' || t[0] == '\'') && t[tn - 1] == t[0]) t++, tn -= 2;
         }
         if (e >= lim) break;
@@ -17893,14 +17991,18 @@ static const fti_json *fti__st_json_field(const fti_json *obj, const char *list,
 
 /* The text of an Instagram record without a text field, or NULL: a post's caption is its
  * "title" (on the post, or on its first medium: {"media": [{"uri", "title", ...}]}), a comment
- * is string_map_data's {"Comment": {"value": ...}, "Time": {"timestamp": ...}}. Sets r->n: when
- * the text sits in an inner object, that object is r->obj[depth + 1] (its date is found
- * there). */
+ * is string_map_data's {"Comment": {"value": ...}, "Time": {"timestamp": ...}}. A lone medium
+ * ({"uri", "title"}) is a post only when its uri is Instagram's ("media/...") and it has no
+ * "description": Facebook's album photos ({"uri": "photos_and_videos/...", "title": the album's
+ * name, "description"}) are no captions. Sets r->n: when the text sits in an inner object, that
+ * object is r->obj[depth + 1] (its date is found there). */
 static const fti_json *fti__st_json_caption(const fti_json *obj, fti__st_jrec *r, int depth) {
     const fti_json *t = fti_json_get(obj, "title"), *m = fti_json_get(obj, "media");
     const fti_json *u = fti_json_get(obj, "uri"), *smd = fti_json_get(obj, "string_map_data");
+    int lone = u && u->type == FTI_JSON_STRING && u->len > 6 && memcmp(u->str, "media/", 6) == 0 &&
+               !fti_json_get(obj, "description");
     r->n = depth + 1;
-    if ((m && m->type == FTI_JSON_ARRAY) || (u && u->type == FTI_JSON_STRING)) {
+    if ((m && m->type == FTI_JSON_ARRAY) || lone) {
         if (t && t->type == FTI_JSON_STRING && t->len) return t;
         if (m && m->type == FTI_JSON_ARRAY && m->child && m->child->type == FTI_JSON_OBJECT &&
             depth + 1 < FTI__ST_JREC_MAX && (t = fti_json_get(m->child, "title")) &&
@@ -17984,6 +18086,14 @@ static double fti__st_days_from_civil(int y, int mo, int d) {
     return (double)era * 146097 + doe - 719468;
 }
 
+/* The days in month mo (1..12) of year y (proleptic Gregorian leap years); 0 for no month. */
+static int fti__st_month_days(int y, int mo) {
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (mo < 1 || mo > 12) return 0;
+    if (mo == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)) return 29;
+    return days[mo - 1];
+}
+
 /* The number in the k decimal digits at s, or -1. */
 static int fti__st_num(const char *s, size_t k) {
     int v = 0;
@@ -18010,9 +18120,39 @@ static int fti__st_month_word(const char *s, size_t n) {
     return 0;
 }
 
+/* Is s[0..n) an English weekday's name, whole ("Monday") or short ("Mon", "Tues", "Thurs"),
+ * any case? Not a word that only starts like one ("Monkey", "Sunny"). */
+static int fti__st_weekday(const char *s, size_t n) {
+    static const char *const names[] = {"monday", "tuesday",  "wednesday", "thursday",
+                                        "friday", "saturday", "sunday",    "tues",
+                                        "weds",   "thur",     "thurs"};
+    size_t k;
+    char w3[4];
+    if (n == 3) {
+        for (k = 0; k < 3; k++) w3[k] = (char)fti__st_lc((unsigned char)s[k]);
+        w3[3] = 0;
+        for (k = 0; k < 7; k++)
+            if (memcmp(names[k], w3, 3) == 0) return 1;
+        return 0;
+    }
+    for (k = 0; k < sizeof names / sizeof names[0]; k++)
+        if (fti__st_eq_ci(s, n, names[k])) return 1;
+    return 0;
+}
+
+/* Does s[0..n) start with "am", "pm", "a.m." or "p.m." as a whole word? */
+static int fti__st_ampm_at(const char *s, size_t n) {
+    size_t k = (fti__st_starts_ci(s, n, "a.m.") || fti__st_starts_ci(s, n, "p.m.")) ? 4
+               : (fti__st_starts_ci(s, n, "am") || fti__st_starts_ci(s, n, "pm"))   ? 2
+                                                                                    : 0;
+    return k && (k == n || !fti__st_is_alpha((unsigned char)s[k]));
+}
+
 /* A date in words ("March 3, 2020", "3 March 2020", "Tue, Mar 3 2020 at 10:15 PM", "March 3rd,
- * 2020 10:15:30 UTC"; a weekday may open it) as fti__st_norm_date's forms: "2020-03-03", or the
- * time too (local, or UTC when a zone follows). Returns 0 for anything else. */
+ * 2020 10:15:30 UTC"; a weekday may open it; "10:15PM" too) as fti__st_norm_date's forms:
+ * "2020-03-03", or the time too (local, or UTC when a zone follows). Returns 0 for anything
+ * else, an impossible day ("February 30, 2021") included. Blanks are ASCII: fti__st_norm_date
+ * turns no-break spaces into them first. */
 static int fti__st_words_date(const char *s, size_t n, char out[32]) {
     int mo = 0, d = -1, y = -1, hh = -1, mi = 0, ss = 0, words = 0;
     size_t i = 0, zone = n;
@@ -18024,7 +18164,6 @@ static int fti__st_words_date(const char *s, size_t n, char out[32]) {
             continue;
         }
         if (fti__st_is_alpha(s[i])) {
-            static const char days[] = "montuewedthufrisatsun";
             int m, ampm = fti__st_starts_ci(s + i, n - i, "a.m.") ||
                           fti__st_starts_ci(s + i, n - i, "p.m.");
             if (ampm) j = i + 4;
@@ -18039,13 +18178,8 @@ static int fti__st_words_date(const char *s, size_t n, char out[32]) {
                 hh = hh % 12 + ((s[i] | 0x20) == 'p' ? 12 : 0);
             } else if (hh >= 0 && y >= 0) {
                 zone = i; /* "UTC", "GMT", "Z": fti__st_norm_date judges */
-            } else if (words++ == 0 && !mo && d < 0 && j - i >= 3 && j - i <= 10) { /* a weekday */
-                size_t k;
-                char w3[4];
-                for (k = 0; k < 3; k++) w3[k] = (char)fti__st_lc((unsigned char)s[i + k]);
-                w3[3] = 0;
-                for (k = 0; k < 7 && memcmp(days + 3 * k, w3, 3) != 0;) k++;
-                if (k == 7) return 0;
+            } else if (words++ == 0 && !mo && d < 0) { /* a weekday, a whole word */
+                if (!fti__st_weekday(s + i, j - i - (s[j - 1] == '.'))) return 0;
             } else if (!fti__st_eq_ci(s + i, j - i, "at") && !fti__st_eq_ci(s + i, j - i, "of")) {
                 return 0;
             }
@@ -18058,6 +18192,10 @@ static int fti__st_words_date(const char *s, size_t n, char out[32]) {
                 j += 3;
                 if (j + 3 <= n && s[j] == ':') ss = fti__st_num(s + j + 1, 2), j += 3;
                 if (mi < 0 || mi > 59 || ss < 0 || ss > 60) return 0;
+                if (j < n && fti__st_ampm_at(s + j, n - j)) { /* "10:15PM": the next word */
+                    i = j;
+                    continue;
+                }
             } else if (j - i == 4 && y < 0) {
                 y = fti__st_num(s + i, 4);
             } else if (j - i <= 2 && d < 0 && y < 0) {
@@ -18078,7 +18216,8 @@ static int fti__st_words_date(const char *s, size_t n, char out[32]) {
         }
         i = j;
     }
-    if (!mo || d < 1 || d > 31 || y < 1900 || y > 9999) return 0;
+    if (!mo || y < 1900 || y > 9999 || d < 1 || d > 31 || d > fti__st_month_days(y, mo))
+        return 0; /* (d > 31 too: the bound gcc's format-truncation check sees) */
     if (hh < 0) {
         snprintf(out, 32, "%04d-%02d-%02d", y, mo, d);
         return 1;
@@ -18093,10 +18232,27 @@ static int fti__st_words_date(const char *s, size_t n, char out[32]) {
  * ("Z", " UTC", "+01:00", "+0100", "-05") becomes UTC, "YYYY-MM-DDTHH:MM:SSZ" (so dates sort);
  * without a zone (a local time) "YYYY-MM-DDTHH:MM:SS"; "DD.MM.YYYY[ HH:MM[:SS]]" (European
  * spreadsheets) likewise; dates in words (fti__st_words_date) too, a date alone as "YYYY-MM-DD".
- * Returns 0 (the date stays as written) for anything else, an ISO date alone included. */
+ * No-break spaces (U+00A0, and U+202F that macOS puts before "PM") count as blanks. Returns 0
+ * (the date stays as written) for anything else, an ISO date alone and an impossible day
+ * ("2021-02-30T10:00Z", "April 31, 2020") included. */
 static int fti__st_norm_date(const char *s, size_t n, char out[32]) {
     int y, mo, d, hh = 0, mi = 0, ss = 0, zone = 0, off = 0, time = 0;
     size_t i;
+    if (n < 96 && (memchr(s, 0xC2, n) || memchr(s, 0xE2, n))) {
+        char tmp[96];
+        size_t k = 0, w = 0;
+        while (k < n) {
+            if (k + 1 < n && (unsigned char)s[k] == 0xC2 && (unsigned char)s[k + 1] == 0xA0) {
+                tmp[w++] = ' ', k += 2;
+            } else if (k + 2 < n && (unsigned char)s[k] == 0xE2 &&
+                       (unsigned char)s[k + 1] == 0x80 && (unsigned char)s[k + 2] == 0xAF) {
+                tmp[w++] = ' ', k += 3;
+            } else {
+                tmp[w++] = s[k++];
+            }
+        }
+        if (w < n) return fti__st_norm_date(tmp, w, out); /* once: no NBSP is left */
+    }
     if (n >= 10 && s[2] == '.' && s[5] == '.') { /* DD.MM.YYYY */
         d = fti__st_num(s, 2), mo = fti__st_num(s + 3, 2), y = fti__st_num(s + 6, 4);
         i = 10;
@@ -18107,7 +18263,8 @@ static int fti__st_norm_date(const char *s, size_t n, char out[32]) {
     } else {
         return fti__st_words_date(s, n, out);
     }
-    if (y < 1900 || mo < 1 || mo > 12 || d < 1 || d > 31) return 0;
+    if (y < 1900 || mo < 1 || mo > 12 || d < 1 || d > 31 || d > fti__st_month_days(y, mo))
+        return 0; /* (mo and d bounded outright for gcc's format-truncation check) */
     if (i < n) {
         if (i + 6 > n || (s[i] != 'T' && s[i] != ' ') || s[i + 3] != ':') return 0;
         hh = fti__st_num(s + i + 1, 2), mi = fti__st_num(s + i + 4, 2);
@@ -18168,7 +18325,8 @@ static int fti__st_twitter_date(const char *s, size_t n, char out[32]) {
     oh = (s[21] - '0') * 10 + s[22] - '0';
     om = (s[23] - '0') * 10 + s[24] - '0';
     y = ((s[26] - '0') * 10 + s[27] - '0') * 100 + (s[28] - '0') * 10 + s[29] - '0';
-    if (d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 || y < 1970) return 0;
+    if (d < 1 || d > fti__st_month_days(y, mo) || hh > 23 || mm > 59 || ss > 60 || y < 1970)
+        return 0;
     days = fti__st_days_from_civil(y, mo, d);
     fti_time_iso8601(days * 86400.0 + hh * 3600 + mm * 60 + ss -
                          (sign == '-' ? -1 : 1) * (oh * 3600 + om * 60),
@@ -18592,10 +18750,35 @@ static const char *fti__st_json_not_own(const fti__st_jrec *r) {
     return NULL;
 }
 
+/* Is s[0..n) one or more emoji (pictographs, symbols, their variation selectors, skin tones
+ * and joiners), blanks between them allowed? */
+static int fti__st_only_emoji(const char *s, size_t n) {
+    size_t i = 0;
+    int any = 0;
+    while (i < n) {
+        uint32_t cp = 0;
+        int ok = 0;
+        size_t k = fti_utf8_decode((const unsigned char *)s + i, n - i, &cp, &ok);
+        if (!ok || k == 0) return 0;
+        i += k;
+        if (cp == ' ') continue;
+        if (!((cp >= 0x2190 && cp <= 0x2BFF) || (cp >= 0x1F000 && cp <= 0x1FAFF) ||
+              cp == 0xFE0F || cp == 0x200D || cp == 0x20E3 || cp == 0x3030 || cp == 0x303D ||
+              cp == 0x3297 || cp == 0x3299 || cp == 0xA9 || cp == 0xAE || cp == 0x203C ||
+              cp == 0x2049 || cp == 0x2122 || cp == 0x2139 || (cp >= 0xE0020 && cp <= 0xE007F)))
+            return 0;
+        any = 1;
+    }
+    return any;
+}
+
 /* Is s (n bytes, the record's text after the UTF-8 repair) a status line that Messenger and
  * Instagram write in a conversation ("Alice sent an attachment.", "You called Bob.", "Reacted
- * ... to your message")? Only records with a sender_name are asked; the line's subject must be
- * nothing, "You" or the sender. Returns why, or NULL. */
+ * ❤ to your message")? Only records with a sender_name are asked; the line's subject must be
+ * "You" or the sender, or nothing for the two lines written so: Instagram's "Liked a message" and
+ * a reaction that is only emoji ("Reacted ❤ to your message"); other sentences without a subject
+ * ("Sent a photo of the loaf to Mum.", "Reacted badly to your message") are messages. Returns
+ * why, or NULL. */
 static const char *fti__st_status_line(const fti__st_jrec *r, const char *s, size_t n) {
     /* whole lines: the phrase ends the text (a '.' may follow) */
     static const char *const whole[] = {
@@ -18634,15 +18817,20 @@ static const char *fti__st_status_line(const fti__st_jrec *r, const char *s, siz
         subj[ns++] = name.len + 1;
     for (j = 0; j < ns && !why; j++) {
         const char *t = s + subj[j];
-        size_t m = n - subj[j];
+        size_t m = n - subj[j], tail = 0;
         while (m && (t[m - 1] == '.' || t[m - 1] == ' ')) m--;
+        /* "Reacted ❤ to your message": the reaction ends the line */
+        if (fti__st_starts_ci(t, m, "reacted ") && m <= 64)
+            tail = m >= 16 && fti__st_eq_ci(t + m - 16, 16, " to your message") ? 16
+                   : m >= 13 && fti__st_eq_ci(t + m - 13, 13, " to a message") ? 13 : 0;
+        if (tail && m >= tail + 8 && (subj[j] > 0 || fti__st_only_emoji(t + 8, m - tail - 8)))
+            why = "a status line, not a message";
+        if (subj[j] == 0) { /* no subject: nothing else is a status line */
+            if (fti__st_eq_ci(t, m, "liked a message")) why = "a status line, not a message";
+            continue;
+        }
         for (k = 0; k < sizeof whole / sizeof whole[0] && !why; k++)
             if (fti__st_eq_ci(t, m, whole[k])) why = "a status line, not a message";
-        /* "Reacted ❤ to your message": the reaction ends the line */
-        if (fti__st_starts_ci(t, m, "reacted ") && m <= 64 &&
-            ((m >= 16 && fti__st_eq_ci(t + m - 16, 16, " to your message")) ||
-             (m >= 13 && fti__st_eq_ci(t + m - 13, 13, " to a message"))))
-            why = "a status line, not a message";
         for (k = 0; k < sizeof opening / sizeof opening[0] && !why; k++)
             if (fti__st_starts_ci(t, n - subj[j], opening[k]) && !memchr(t, '\n', n - subj[j]))
                 why = "a status line, not a message";
@@ -19764,8 +19952,9 @@ static char *fti__st_mail_date(const char *v, size_t n) {
         for (i = 0; i < 12; i++)
             if (fti__st_eq_ci(mon, strlen(mon), months[i])) mi = i;
     }
-    if (mi >= 0 && d >= 1 && d <= 31 && y >= 1900 && y <= 9999 && hh >= 0 && hh < 24 && mm >= 0 &&
-        mm < 60 && ss >= 0 && ss < 61) {
+    if (mi >= 0 && y >= 1900 && y <= 9999 && d >= 1 && d <= 31 &&
+        d <= fti__st_month_days(y, mi + 1) && hh >= 0 && hh < 24 && mm >= 0 && mm < 60 &&
+        ss >= 0 && ss < 61) {
         char out[48];
         int zok = (zone[0] == '+' || zone[0] == '-') && strlen(zone) == 5;
         snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d%s", y, mi + 1, d, hh, mm, ss,
@@ -20027,7 +20216,7 @@ static char *fti__st_page_value(const char *v, size_t n) {
     return out;
 }
 
-/* The first run of text after s[0..n) skips tags (the name inside <span class="p-author"><a>). */
+/* The first run of text in s[0..n), tags skipped (the name inside <span class="p-author"><a>). */
 static char *fti__st_page_text_after(const char *s, size_t n) {
     size_t i = 0, k = 0;
     while (i < n && k < 8) {
@@ -20049,10 +20238,47 @@ static char *fti__st_page_text_after(const char *s, size_t n) {
     return NULL;
 }
 
+/* The text inside the element whose start tag is t[0..tn) and whose content and what follows
+ * are s[0..n) (s == t + tn): its first run of text, up to its end tag (nested elements of the
+ * same name counted; unclosed: up to the first end tag of any element). NULL when it holds none
+ * or is empty: <link rel="author" href> and <meta> hold no text, so what follows them (the
+ * page's <title>) is never their author. */
+static char *fti__st_page_text_in(const char *t, size_t tn, const char *s, size_t n) {
+    static const char *const voids[] = {"area",  "base", "br",    "col",   "embed",
+                                        "hr",    "img",  "input", "link",  "meta",
+                                        "param", "source", "track", "wbr", NULL};
+    char name[16];
+    size_t nm = fti__st_tag_name(t + 1, tn - 1), i = 0, any_close = n, k;
+    int depth = 1;
+    if (nm == 0 || nm >= sizeof name || fti__st_in_list(t + 1, nm, voids) ||
+        (tn >= 2 && t[tn - 2] == '/'))
+        return NULL;
+    for (k = 0; k < nm; k++) name[k] = (char)fti__st_lc((unsigned char)t[1 + k]);
+    name[nm] = 0;
+    while (i < n) {
+        const char *lt = (const char *)memchr(s + i, '<', n - i);
+        size_t at, te;
+        if (!lt) break;
+        at = (size_t)(lt - s);
+        te = fti__st_tag_end(lt, n - at);
+        if (at + 1 < n && lt[1] == '/') {
+            if (any_close == n) any_close = at;
+            if (fti__st_tag_name(lt + 2, n - at - 2) == nm && fti__st_starts_ci(lt + 2, nm, name) &&
+                --depth == 0)
+                return fti__st_page_text_after(s, at);
+        } else if (fti__st_tag_is(lt, te, name) && !(te >= 2 && lt[te - 2] == '/')) {
+            depth++;
+        }
+        i = at + (te ? te : 1);
+    }
+    return fti__st_page_text_after(s, any_close);
+}
+
 /* An HTML page's date and author (each left alone when already set; the caller frees them):
  * <meta> (article:published_time, date, DC.date, ...; author, DC.creator, ...) first, then the
  * microformats and schema.org marks blogs and Medium's export use (<time class="dt-published"
- * datetime>, itemprop="datePublished", class="p-author", rel="author"), then the page's first
+ * datetime>, itemprop="datePublished"; class="p-author" or "author", itemprop="author",
+ * rel="author": the text inside that element, never what follows it), then the page's first
  * <time datetime>. */
 static void fti__st_html_meta(const char *s, size_t n, char **date, char **author) {
     static const char dates[] = "article:published_time,og:published_time,datepublished,date,"
@@ -20075,16 +20301,14 @@ static void fti__st_html_meta(const char *s, size_t n, char **date, char **autho
         te = fti__st_tag_end(lt, n - at);
         i = at + te;
         if (te < 3 || lt[1] == '/' || lt[1] == '!') continue;
-        if (fti__st_starts_ci(lt + 1, te - 1, "script") ||
-            fti__st_starts_ci(lt + 1, te - 1, "style")) {
-            size_t e = fti__st_find_ci(s + i, n - i,
-                                       (lt[2] | 0x20) == 'c' ? "</script" : "</style");
+        if (fti__st_tag_is(lt, te, "script") || fti__st_tag_is(lt, te, "style")) {
+            size_t e = fti__st_find_close(s + i, n - i, (lt[2] | 0x20) == 'c' ? "script" : "style");
             i = e >= n - i ? n : i + e;
             continue;
         }
         cls = fti__st_attr(lt, te, "class", &cn);
         prop = fti__st_attr(lt, te, "itemprop", &pn);
-        if (te > 5 && fti__st_starts_ci(lt + 1, te - 1, "meta") && fti__st_is_space(lt[5])) {
+        if (fti__st_tag_is(lt, te, "meta")) {
             const char *key = fti__st_attr(lt, te, "property", &vn);
             size_t kn = vn;
             int pos;
@@ -20101,8 +20325,7 @@ static void fti__st_html_meta(const char *s, size_t n, char **date, char **autho
             }
             continue;
         }
-        if (te > 5 && fti__st_starts_ci(lt + 1, te - 1, "time") &&
-            (fti__st_is_space(lt[5]) || lt[5] == '>') &&
+        if (fti__st_tag_is(lt, te, "time") &&
             (v = fti__st_attr(lt, te, "datetime", &vn)) != NULL && vn) {
             size_t pd = 0;
             int mark = (cls && (fti__st_has_word(cls, cn, "dt-published") ||
@@ -20114,12 +20337,13 @@ static void fti__st_html_meta(const char *s, size_t n, char **date, char **autho
             continue;
         }
         if (!a_mark && a_tries < 8 &&
-            ((cls && fti__st_has_word(cls, cn, "p-author")) ||
+            ((cls && (fti__st_has_word(cls, cn, "p-author") ||
+                      fti__st_has_word(cls, cn, "author"))) ||
              (prop && fti__st_eq_ci(prop, pn, "author")) ||
              ((v = fti__st_attr(lt, te, "rel", &vn)) != NULL &&
               fti__st_has_word(v, vn, "author")))) {
-            a_tries++; /* each looks at most 4 KiB ahead */
-            a_mark = fti__st_page_text_after(s + i, n - i < 4096 ? n - i : 4096);
+            a_tries++; /* each looks at most 4 KiB ahead, inside the marked element only */
+            a_mark = fti__st_page_text_in(lt, te, s + i, n - i < 4096 ? n - i : 4096);
         }
     }
     if (!*date) *date = d_meta ? d_meta : d_mark ? d_mark : d_time;
@@ -20133,7 +20357,8 @@ static void fti__st_html_meta(const char *s, size_t n, char **date, char **autho
 
 /* A Markdown page's date and author from its front matter: the keys of the date and author
  * field lists (the first listed wins), YAML ("date: 2020-03-03", "author: Ann", "authors:" with
- * "- Ann" or "[Ann, Bob]": the first) or TOML ("date = 2020-03-03T10:00:00Z"). */
+ * "- Ann" or "[Ann, Bob]" or '["Ann"]' (Hugo's): the first; a " # comment" after a value goes)
+ * or TOML ("date = 2020-03-03T10:00:00Z", "authors = ['Ann']"). */
 static void fti__st_md_meta(const fti_ingest_opts *opt, const char *s, size_t n, char **date,
                             char **author) {
     size_t fm = fti__st_md_front_matter(s, n, NULL), i = 0;
@@ -20157,6 +20382,7 @@ static void fti__st_md_meta(const fti_ingest_opts *opt, const char *s, size_t n,
         v = s + vs + 1;
         vn = e - vs - 1;
         fti__st_trim(&v, &vn);
+        fti__st_md_uncomment(v, &vn);
         if (vn == 0 && e + 1 < fm) { /* a YAML list on the next lines: its first item */
             size_t j = e + 1, le = j;
             while (le < fm && s[le] != '\n') le++;
@@ -20164,8 +20390,15 @@ static void fti__st_md_meta(const fti_ingest_opts *opt, const char *s, size_t n,
             fti__st_trim(&v, &vn);
             if (vn < 2 || v[0] != '-' || v[1] != ' ') continue;
             v += 2, vn -= 2;
-        } else if (vn && v[0] == '[') { /* [Ann, Bob] */
+            fti__st_trim(&v, &vn);
+            fti__st_md_uncomment(v, &vn);
+        } else if (vn && v[0] == '[') { /* [Ann, Bob], ["Ann", "Bob"]: up to the first item's end */
             size_t j = 1;
+            while (j < vn && fti__st_is_space((unsigned char)v[j])) j++;
+            if (j < vn && (v[j] == '"' || v[j] == '\'')) { /* a quoted item may hold a ',' */
+                const char *cq = (const char *)memchr(v + j + 1, v[j], vn - j - 1);
+                j = cq ? (size_t)(cq - v) : vn;
+            }
             while (j < vn && v[j] != ',' && v[j] != ']') j++;
             v++, vn = j - 1;
         }
@@ -20489,7 +20722,8 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * (2026-11-28): dates in words, Messenger's status lines rejected, Instagram's captions and
  * comments, Keep's checklists as one note, Day One's Markdown, quotes left out of HTML fields,
  * --authors matching whole words, HTML pages' and Markdown front matter's dates and authors,
- * HTML pages' <nav>, <footer> and <button> left out. */
+ * HTML pages' <nav>, <footer> and <button> left out (an unclosed one only its tag), author marks
+ * read inside their element, impossible days no dates. */
 #define FTI__ST_FORMAT 4
 
 /* === workspace ============================================================================== */

@@ -582,10 +582,12 @@ static const char *const fti__st_html_blocks[] = {
     "dt",      "dd",      "figure",  "figcaption", "form",  "address",    "body", "tbody",
     "thead",   "details", "summary", "center",     NULL};
 /* Elements dropped with their content: code and styles, and a page's boilerplate (menus,
- * footers, buttons; not <form>: old ASP.NET pages wrap their whole body in one). */
+ * footers, buttons; not <form>: old ASP.NET pages wrap their whole body in one). Unclosed, code
+ * is dropped to the end of the page, boilerplate (fti__st_html_boiler) only its own tag. */
 static const char *const fti__st_html_skip[] = {
     "script", "style", "head",   "noscript", "template", "svg", "iframe",
     "object", "math",  "nav",    "footer",   "button",   NULL};
+static const char *const fti__st_html_boiler[] = {"nav", "footer", "button", NULL};
 
 static int fti__st_in_list(const char *name, size_t n, const char *const *list) {
     size_t i;
@@ -618,8 +620,65 @@ static size_t fti__st_tag_end(const char *s, size_t n) {
     return n;
 }
 
+/* Can c be in a tag's name after its first character? Custom elements (<footer-note>,
+ * <nav-item>) and Word's namespaced ones (<o:p>) hold '-', '_', '.' and ':'. */
+static int fti__st_tag_name_char(int c) {
+    return fti__st_is_alnum(c) || c == '-' || c == '_' || c == '.' || c == ':';
+}
+
+/* The length of the tag name that starts s[0..n) (just after "<" or "</"): a letter or digit,
+ * then name characters; 0 if there is none. The whole name, so <nav-item> is not <nav>. */
+static size_t fti__st_tag_name(const char *s, size_t n) {
+    size_t k = 0;
+    if (n == 0 || !fti__st_is_alnum((unsigned char)s[0])) return 0;
+    while (k < n && fti__st_tag_name_char((unsigned char)s[k])) k++;
+    return k;
+}
+
+/* Is the tag t[0..n) (from its '<') a start tag of the element name (lowercase)? <nav> and
+ * <nav class="x"> are <nav>; </nav>, <nav-item> and <navigation> are not. */
+static int fti__st_tag_is(const char *t, size_t n, const char *name) {
+    size_t m;
+    if (n < 2 || t[0] != '<') return 0;
+    m = fti__st_tag_name(t + 1, n - 1);
+    return m > 0 && fti__st_eq_ci(t + 1, m, name);
+}
+
+/* The offset in s[0..n) of the first end tag of the element name (lowercase), "</name" with
+ * the name ending there (</nav> and </nav >, not </nav-item>); n if there is none. */
+static size_t fti__st_find_close(const char *s, size_t n, const char *name) {
+    size_t m = strlen(name), i = 0;
+    while (i < n) {
+        size_t e = fti__st_find_ci(s + i, n - i, "</");
+        if (e >= n - i) return n;
+        i += e;
+        if (fti__st_tag_name(s + i + 2, n - i - 2) == m && fti__st_starts_ci(s + i + 2, m, name))
+            return i;
+        i += 2;
+    }
+    return n;
+}
+
+/* The offset in s[0..n) of the first start tag of the element name (lowercase), "<name" with
+ * the name ending there; n if there is none. */
+static size_t fti__st_find_open(const char *s, size_t n, const char *name) {
+    size_t m = strlen(name), i = 0;
+    while (i < n) {
+        const char *lt = (const char *)memchr(s + i, '<', n - i);
+        if (!lt) return n;
+        i = (size_t)(lt - s) + 1;
+        if (fti__st_tag_name(s + i, n - i) == m && fti__st_starts_ci(s + i, m, name)) return i - 1;
+    }
+    return n;
+}
+
 FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf *title) {
-    size_t i = 0;
+    /* boiler_close[b], boiler_open[b]: where the first end tag and start tag of
+     * fti__st_html_boiler[b] at or after the last search's start are (len: none); 0 before the
+     * first search (a tag's end is never 0). Each search starts where the last one did or
+     * later, so a page of stray tags is read once. */
+    size_t i = 0, b, boiler_close[sizeof fti__st_html_boiler / sizeof(char *)] = {0};
+    size_t boiler_open[sizeof fti__st_html_boiler / sizeof(char *)] = {0};
     int in_pre = 0, cap_title = 0, have_title = 0;
     if (!out || !html) return;
     while (i < len) {
@@ -636,8 +695,8 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
             k = i + 1;
             if (k < len && html[k] == '/') closing = 1, k++;
             name = html + k;
-            while (k < len && (fti__st_is_alnum((unsigned char)html[k]))) k++;
-            nm = (size_t)(html + k - name);
+            nm = fti__st_tag_name(name, len - k);
+            k += nm;
             if (nm == 0 && !(k < len && (html[k] == '!' || html[k] == '?'))) {
                 fti_buf_putc(out, '<'); /* a lone '<' in text */
                 i++;
@@ -653,11 +712,27 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
                     i = end;
                     continue;
                 }
-                snprintf(close, sizeof close, "</%.*s", (int)nm, name);
+                snprintf(close, sizeof close, "%.*s", (int)nm, name); /* nm <= 8: a list name */
                 for (e = 0; close[e]; e++) close[e] = (char)fti__st_lc((unsigned char)close[e]);
-                e = fti__st_find_ci(html + end, len - end, close);
+                for (b = 0; fti__st_html_boiler[b] && strcmp(close, fti__st_html_boiler[b]);) b++;
+                if (fti__st_html_boiler[b]) {
+                    /* a <nav>, <footer> or <button> is unclosed when no end tag follows or
+                     * another one starts first (they do not nest): then it is one stray tag,
+                     * not the rest of the page */
+                    if (boiler_close[b] < end)
+                        boiler_close[b] = end + fti__st_find_close(html + end, len - end, close);
+                    if (boiler_open[b] < end)
+                        boiler_open[b] = end + fti__st_find_open(html + end, len - end, close);
+                    if (boiler_close[b] >= len || boiler_open[b] < boiler_close[b]) {
+                        i = end;
+                        continue;
+                    }
+                    e = boiler_close[b] - end;
+                } else {
+                    e = fti__st_find_close(html + end, len - end, close);
+                }
                 if (e >= len - end) {
-                    i = len;
+                    i = len; /* unclosed code or styles: to the end */
                 } else {
                     i = end + e;
                     i += fti__st_tag_end(html + i, len - i);
@@ -674,7 +749,7 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
             if (fti__st_eq_ci(name, nm, "title")) {
                 /* the page title is metadata, not body text */
                 if (!closing) {
-                    size_t e = fti__st_find_ci(html + end, len - end, "</title");
+                    size_t e = fti__st_find_close(html + end, len - end, "title");
                     size_t tl = e >= len - end ? len - end : e;
                     if (title && !have_title) {
                         fti_buf tmp;
@@ -891,9 +966,30 @@ static int fti__st_md_rule(const char *s, size_t n) {
     return cnt >= 3;
 }
 
+/* The front-matter value v[0..*vn) without its comment: " # ..." (or a value that is only one)
+ * goes, a '#' inside quotes or a word ("C#", "#1") stays; *vn is cut and the blanks before. */
+static void fti__st_md_uncomment(const char *v, size_t *vn) {
+    size_t j;
+    char q = 0;
+    for (j = 0; j < *vn; j++) {
+        char c = v[j];
+        if (q) {
+            if (c == q) q = 0;
+        } else if ((c == '"' || c == '\'') &&
+                   (j == 0 || fti__st_is_space((unsigned char)v[j - 1]) || v[j - 1] == '[' ||
+                    v[j - 1] == ',')) {
+            q = c; /* a quote opens a value, not inside a word ("Ann's") */
+        } else if (c == '#' && (j == 0 || fti__st_is_space((unsigned char)v[j - 1]))) {
+            break;
+        }
+    }
+    while (j > 0 && fti__st_is_space((unsigned char)v[j - 1])) j--;
+    *vn = j;
+}
+
 /* Front matter: a YAML block between "---" lines or a TOML one between "+++" lines at the very
  * start (Jekyll, Hugo, Obsidian, Zola). Returns the bytes it takes (0: none) and puts its title
- * ("title: ..." / "title = ...", quotes removed) into title. */
+ * ("title: ..." / "title = ...", quotes and a " # comment" removed) into title. */
 static size_t fti__st_md_front_matter(const char *md, size_t len, fti_buf *title) {
     size_t i = 0, lim = len < 65536 ? len : 65536;
     char fence;
@@ -931,6 +1027,7 @@ static size_t fti__st_md_front_matter(const char *md, size_t len, fti_buf *title
             size_t k = 5;
             while (k < n && (s[k] == ' ' || s[k] == ':' || s[k] == '=')) k++;
             t = s + k, tn = n - k;
+            fti__st_md_uncomment(t, &tn);
             if (tn >= 2 && (t[0] == '"' || t[0] == '\'') && t[tn - 1] == t[0]) t++, tn -= 2;
         }
         if (e >= lim) break;

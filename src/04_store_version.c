@@ -17,7 +17,8 @@
  * (2026-11-28): dates in words, Messenger's status lines rejected, Instagram's captions and
  * comments, Keep's checklists as one note, Day One's Markdown, quotes left out of HTML fields,
  * --authors matching whole words, HTML pages' and Markdown front matter's dates and authors,
- * HTML pages' <nav>, <footer> and <button> left out. */
+ * HTML pages' <nav>, <footer> and <button> left out (an unclosed one only its tag), author marks
+ * read inside their element, impossible days no dates. */
 #define FTI__ST_FORMAT 4
 
 /* === workspace ============================================================================== */

@@ -625,6 +625,103 @@ FTI_TEST(store_page_metadata) {
     fti_buf_free(&got);
 }
 
+FTI_TEST(store_review_false_positives) {
+    /* a review's false positives and negatives: author marks read inside their element only,
+     * Facebook's album photos no Instagram captions, subject-less sentences kept, stray or custom
+     * <nav>/<footer> tags, front matter's comments and author lists */
+    static const export_file files[] = {
+        {"site/linked.html",
+         "<html><head><link rel=\"author\" href=\"https://x.org/ann\"><title>Kitchen notes"
+         "</title></head><body><p>Rye needs more water than wheat and a longer rest.</p>"
+         "<p><a rel=\"author\" href=\"/ann\"></a>An empty author link names nobody.</p>"
+         "</body></html>"},
+        {"site/byline.html",
+         "<html><body><p class=\"byline\"><span class=\"author vcard\"><a href=\"/ann\">Ann "
+         "Lee</a></span></p><p>Salt slows the yeast, so add it after the autolyse.</p>"
+         "</body></html>"},
+        {"site/stray.html",
+         "<html><body><p>Intro of the stray-tag page.</p><footer><p>The rest of the page is "
+         "still its text.</p><nav><p>And so is this part after a stray menu tag.</p>"
+         "<footer-note>A custom footer note is text.</footer-note><nav-item>So is a custom "
+         "menu item.</nav-item><nav><nav-item>Home menu</nav-item></nav><button>Buy now"
+         "</button></body></html>"},
+        {"album/album_0.json",
+         "{\"name\": \"Mobile Uploads\", \"photos\": [{\"uri\": \"photos_and_videos/Mobile/"
+         "1.jpg\", \"creation_timestamp\": 1600000000, \"title\": \"Mobile Uploads album\"}, "
+         "{\"uri\": \"media/posts/2.jpg\", \"creation_timestamp\": 1600000000, \"title\": "
+         "\"Cover Photos album\", \"description\": \"x\"}]}"},
+        {"stories.json",
+         "{\"ig_stories\": [{\"uri\": \"media/stories/3.jpg\", \"creation_timestamp\": "
+         "1600000000, \"title\": \"First loaf from the new oven, proud.\"}]}"},
+        {"message_1.json",
+         "{\"participants\": [{\"name\": \"Ann Lee\"}], \"messages\": ["
+         "{\"sender_name\": \"Ann Lee\", \"content\": \"Missed your call.\"},"
+         "{\"sender_name\": \"Ann Lee\", \"content\": \"Named the group chat after the dog.\"},"
+         "{\"sender_name\": \"Ann Lee\", \"content\": \"Reacted badly to your message\"},"
+         "{\"sender_name\": \"Ann Lee\", \"content\": \"Liked a message\"},"
+         "{\"sender_name\": \"Ann Lee\", \"content\": \"Reacted \\u00f0\\u009f\\u0098\\u0082 "
+         "to your message\"},"
+         "{\"sender_name\": \"Ann Lee\", \"content\": \"Ann Lee left the group.\"}]}"},
+        {"notes/comment.md",
+         "---\ntitle: Hydration # draft title\ndate: 2021-04-05 # first draft\nauthor: \"Ann "
+         "# Lee\"\n---\n\nWetter doughs need stronger flour and gentle folds.\n"},
+        {"notes/hugo_list.md",
+         "---\ntitle: Lists\nauthor: [\"Jane Roe\", \"Bob\"]\n---\n\nA Hugo page whose author "
+         "is a list.\n"},
+        {"notes/hugo_items.md",
+         "---\ntitle: Items\nauthors: # the writers\n  - Jane Roe # editor\n  - Bob\n---\n\n"
+         "Another Hugo page, its authors one per line.\n"}};
+    char home[512], id[65];
+    fti_buf got;
+    fti_dataset *ds = NULL;
+    const fti_json *br;
+    REQUIRE(ingest_exports("review_fp", files, sizeof files / sizeof files[0], NULL, home, id,
+                           &got));
+    /* 1: a <link rel="author"> holds no text (the <title> after it is no author), nor does an
+     * empty author link; class="author" names who is inside it */
+    CHECK(strstr(got.data, "\"title\":\"Kitchen notes\",\"author\":null") != NULL);
+    CHECK(strstr(got.data, "\"author\":\"Ann Lee\"") != NULL &&
+          strstr(got.data, "Salt slows the yeast") != NULL);
+    CHECK(strstr(got.data, "\"author\":\"An empty") == NULL);
+    /* 4: unclosed <footer>/<nav> drop only their tags; custom elements are text; a <nav> ends
+     * at </nav>, not at </nav-item> */
+    CHECK(strstr(got.data, "Intro of the stray-tag page.\\n\\nThe rest of the page is still its "
+                           "text.\\n\\nAnd so is this part after a stray menu tag.") != NULL);
+    CHECK(strstr(got.data, "A custom footer note is text.") != NULL &&
+          strstr(got.data, "So is a custom menu item.") != NULL);
+    CHECK(strstr(got.data, "Home menu") == NULL && strstr(got.data, "Buy now") == NULL);
+    /* 2: Facebook's album photos are no captions; an Instagram story's is */
+    CHECK(strstr(got.data, "album") == NULL);
+    CHECK(strstr(got.data, "\"text\":\"First loaf from the new oven, proud.\"") != NULL);
+    /* 3: without a subject only "Liked a message" and emoji reactions are status lines */
+    CHECK(strstr(got.data, "\"text\":\"Missed your call.\"") != NULL);
+    CHECK(strstr(got.data, "\"text\":\"Named the group chat after the dog.\"") != NULL);
+    CHECK(strstr(got.data, "\"text\":\"Reacted badly to your message\"") != NULL);
+    CHECK(strstr(got.data, "Liked a") == NULL && strstr(got.data, "Reacted \xf0") == NULL &&
+          strstr(got.data, "left the group") == NULL);
+    /* 5: front matter's comments go (not a '#' in quotes); Hugo's author lists */
+    CHECK(strstr(got.data, "\"title\":\"Hydration\",\"author\":\"Ann # Lee\",\"date\":"
+                           "\"2021-04-05\"") != NULL);
+    CHECK(strstr(got.data, "\"title\":\"Lists\",\"author\":\"Jane Roe\"") != NULL);
+    CHECK(strstr(got.data, "\"title\":\"Items\",\"author\":\"Jane Roe\"") != NULL);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
+    CHECK_EQ_INT(fti_json_get_int(br, "system_message", -1), 3);
+    fti_dataset_close(ds);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 10);
+    fti_buf_free(&got);
+    /* the same HTML rules one call deep */
+    CHECK(html_is("<p>a</p><nav><p>b</p>", "a\n\nb", NULL));
+    CHECK(html_is("<p>a</p><button>b", "a\n\nb", NULL));
+    CHECK(html_is("<p>a</p><script>b", "a", NULL)); /* code still runs to the end */
+    CHECK(html_is("<nav><nav-item>x</nav-item></nav>y", "y", NULL));
+    CHECK(html_is("<footer-note>f</footer-note> <navigation>n</navigation>", "f n", NULL));
+    CHECK(html_is("<title>T # t</title>z", "z", "T # t"));
+    CHECK(md_is("---\ntitle: Notes # draft\n---\nbody", "body", "Notes"));
+    CHECK(md_is("---\ntitle: \"A # B\" # c\n---\nbody", "body", "A # B"));
+    CHECK(md_is("---\ntitle: C# in a week\n---\nbody", "body", "C# in a week"));
+}
+
 static int date_is(const char *in, const char *want) {
     char out[32];
     int ok = fti__st_norm_date(in, strlen(in), out);
@@ -667,6 +764,40 @@ FTI_TEST(store_dates_normalized) {
     CHECK(date_is("Mar 3, 2020 10:15 CET", NULL));
     CHECK(date_is("Marc 3, 2020", NULL));
     CHECK(date_is("May 32, 2020", NULL));
+    /* "10:15PM"; no-break spaces (macOS writes "10:15\u202fPM") are blanks */
+    CHECK(date_is("Mar 3, 2020, 10:15PM", "2020-03-03T22:15:00"));
+    CHECK(date_is("Mar 3, 2020 12:05a.m.", "2020-03-03T00:05:00"));
+    CHECK(date_is("Mar 3, 2020 at 10:15\xe2\x80\xafPM", "2020-03-03T22:15:00"));
+    CHECK(date_is("3\xc2\xa0March\xc2\xa0" "2020", "2020-03-03"));
+    CHECK(date_is("2023-01-15\xc2\xa0" "09:30", "2023-01-15T09:30:00"));
+    CHECK(date_is("Mar 3, 2020 10:15PMT", NULL));
+    CHECK(date_is("Mar 3, 2020 10:15UTC", NULL));
+    /* the day must be in its month; leap years */
+    CHECK(date_is("February 30, 2021", NULL));
+    CHECK(date_is("April 31, 2020", NULL));
+    CHECK(date_is("2021-02-30T10:00:00Z", NULL));
+    CHECK(date_is("31.04.2020", NULL));
+    CHECK(date_is("February 29, 2021", NULL));
+    CHECK(date_is("February 29, 2020", "2020-02-29"));
+    CHECK(date_is("2000-02-29 10:00", "2000-02-29T10:00:00"));
+    CHECK(date_is("1900-02-29 10:00", NULL));
+    CHECK(date_is("December 31, 2020", "2020-12-31"));
+    {
+        char out[32], *m;
+        CHECK(!fti__st_twitter_date("Wed Feb 30 20:19:24 +0000 2018", 30, out));
+        CHECK(fti__st_twitter_date("Thu Feb 29 20:19:24 +0000 2024", 30, out) &&
+              strcmp(out, "2024-02-29T20:19:24Z") == 0);
+        m = fti__st_mail_date("Fri, 31 Apr 2020 10:00:00 +0100", 31);
+        CHECK(m && strcmp(m, "Fri, 31 Apr 2020 10:00:00 +0100") == 0); /* kept as written */
+        fti_free(m);
+    }
+    /* weekdays are whole words */
+    CHECK(date_is("Monday, March 2, 2020", "2020-03-02"));
+    CHECK(date_is("Mon March 2, 2020", "2020-03-02"));
+    CHECK(date_is("Tues. March 3, 2020", "2020-03-03"));
+    CHECK(date_is("Monkey, March 2, 2020", NULL));
+    CHECK(date_is("Sunny March 1, 2020", NULL));
+    CHECK(date_is("Fridays March 6, 2020", NULL));
 }
 
 static int strip_is(const char *in, const char *want) {
@@ -1625,12 +1756,13 @@ FTI_TEST(store_parent_tokenizer) {
 
 FTI_TEST(store_linear_time_hostile) {
     /* inputs built to make naive scans quadratic: a 1 MB line of '[' (markdown links), of
-     * "a.a.a." and "1 1 1 " (redaction), of "<a" (unclosed tags); each must take well under a
-     * second (quadratic would take hours) */
+     * "a.a.a." and "1 1 1 " (redaction), of "<a" (unclosed tags), of stray <nav> tags and
+     * author marks; each must take well under a second (quadratic would take hours) */
     static const char *const pats[] = {"[",  "a.",   "1 ",    "<a",     "=?",      "&#",
                                        "> ", "[a](", "<http", "=?a?b?", "wrote:\n",
                                        "[[",  "![[a", "[^",    "<!--",   "<a ",     "&amp",
-                                       "On a\n", "From: a\n", "__________\n"};
+                                       "On a\n", "From: a\n", "__________\n", "<nav>",
+                                       "<footer></footer-a>", "<b class=author><b>"};
     size_t k, n = (size_t)1 << 20;
     for (k = 0; k < sizeof pats / sizeof pats[0]; k++) {
         fti_buf in, out, t;
@@ -1650,6 +1782,12 @@ FTI_TEST(store_linear_time_hostile) {
         fti__st_rfc2047(in.data, in.len, &t);
         t.len = 0;
         fti__st_mail_strip(in.data, in.len, &t);
+        {
+            char *date = NULL, *author = NULL;
+            fti__st_html_meta(in.data, in.len, &date, &author);
+            fti_free(date);
+            fti_free(author);
+        }
         /* CPU time, not wall time: a loaded machine or qemu must not fail it; linear code
          * takes well under a second natively, quadratic would take hours */
         secs = (double)(clock() - c0) / CLOCKS_PER_SEC;
