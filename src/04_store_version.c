@@ -17,9 +17,12 @@
  * (2026-11-28): dates in words, Messenger's status lines rejected, Instagram's captions and
  * comments, Keep's checklists as one note, Day One's Markdown, quotes left out of HTML fields,
  * --authors matching whole words, HTML pages' and Markdown front matter's dates and authors,
- * HTML pages' <nav>, <footer> and <button> left out (an unclosed one only its tag), author marks
- * read inside their element, impossible days no dates. */
-#define FTI__ST_FORMAT 4
+ * HTML pages' <nav>, <footer> and <button> left out. 5 (2026-11-28, the next session): an
+ * unclosed <nav>, <footer> or <button> drops only its tag, author marks read inside their
+ * element (not <link rel=author>), Facebook album photos not Instagram captions, fewer
+ * subject-less status lines, YAML comments and author lists in front matter, "10:15PM" and
+ * no-break spaces in times, impossible days (February 30) and non-weekdays not dates. */
+#define FTI__ST_FORMAT 5
 
 /* === workspace ============================================================================== */
 
