@@ -1308,15 +1308,21 @@ static fti_result fti__st_write_ref(const char *home, const char *rel, const cha
     return rc;
 }
 
-static char *fti__st_manifest_path(const char *home, const char *id) {
+/* home/store/versions/<id><ext>: the manifest (".json") or a removed version's tombstone
+ * (".removed", see fti_store_gc). */
+static char *fti__st_version_path(const char *home, const char *id, const char *ext) {
     fti_buf p;
     memset(&p, 0, sizeof p);
-    fti_buf_printf(&p, "%s/store/versions/%s.json", home, id);
+    fti_buf_printf(&p, "%s/store/versions/%s%s", home, id, ext);
     if (p.oom) {
         fti_buf_free(&p);
         return NULL;
     }
     return p.data;
+}
+
+static char *fti__st_manifest_path(const char *home, const char *id) {
+    return fti__st_version_path(home, id, ".json");
 }
 
 static int fti__st_tag_ok(const char *name) {
@@ -3399,14 +3405,7 @@ FTIDEF fti_result fti_store_diff(const char *home, const char *a, const char *b,
  * created, removed), so its children's parent still names something and a lookup of its id
  * says what happened to it. */
 static char *fti__st_tombstone_path(const char *home, const char *id) {
-    fti_buf p;
-    memset(&p, 0, sizeof p);
-    fti_buf_printf(&p, "%s/store/versions/%s.removed", home, id);
-    if (p.oom) {
-        fti_buf_free(&p);
-        return NULL;
-    }
-    return p.data;
+    return fti__st_version_path(home, id, ".removed");
 }
 
 typedef struct fti__st_tomb_find {
@@ -3604,7 +3603,8 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
             continue;
         }
         g.res->versions_removed++;
-        if (report) fti_buf_printf(report, "version %s removed\n", ids[i]);
+        if (report)
+            fti_buf_printf(report, "version %s %s\n", ids[i], o.dry_run ? "would go" : "removed");
         if (o.dry_run) continue;
         mp = fti__st_manifest_path(home, ids[i]);
         tp = fti__st_tombstone_path(home, ids[i]);
@@ -3653,9 +3653,9 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
         if (dir && fti_path_is_dir(dir)) fti_walk(dir, fti__st_gc_tmp_cb, &g, NULL);
     }
     if (report && g.res->objects_removed + g.res->temp_removed)
-        fti_buf_printf(report, "%lu objects and %lu temp files removed, %.1f MB\n",
+        fti_buf_printf(report, "%lu objects and %lu temp files %s, %.1f MB\n",
                        (unsigned long)g.res->objects_removed, (unsigned long)g.res->temp_removed,
-                       (double)g.res->bytes_freed / 1e6);
+                       o.dry_run ? "would go" : "removed", (double)g.res->bytes_freed / 1e6);
     if (report && report->oom) rc = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
 done:
     for (i = 0; i < g.n_live; i++) fti_free(g.live[i]);

@@ -1146,8 +1146,9 @@ static void fti__wgc_run(fti__wgc *g, const char *run_dir, const char *key) {
     }
     g->res->runs_cleaned++;
     if (g->report)
-        fti_buf_printf(g->report, "run %s (model %s): checkpoint and weights removed, %.1f MB\n",
-                       key, id, (double)(g->res->bytes_freed - before) / 1e6);
+        fti_buf_printf(g->report, "run %s (model %s): checkpoint and weights %s, %.1f MB\n", key,
+                       id, g->dry_run ? "would go" : "removed",
+                       (double)(g->res->bytes_freed - before) / 1e6);
 done:
     fti_free(gguf);
     fti_free(mark);
@@ -1247,7 +1248,8 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
             if ((r = fti__wgc_remove_model(&g, m->id, err)) != FTI_OK) goto done;
             g.res->models_removed++;
             if (report)
-                fti_buf_printf(report, "model %s removed (its card stays), %.1f MB\n", m->id,
+                fti_buf_printf(report, "model %s %s (its card stays), %.1f MB\n", m->id,
+                               o.dry_run ? "would go" : "removed",
                                (double)(g.res->bytes_freed - before) / 1e6);
         }
         m->removed = 1;
