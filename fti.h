@@ -23605,6 +23605,11 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         fti__st_progress(r, "commit", ++r->commit_step, total_steps);
         rc = fti_file_write_atomic(mpath, man.data, man.len, err);
         if (rc != FTI_OK) goto done;
+        { /* a version gc removed, made again: its tombstone goes (the manifest wins anyway) */
+            char *tp = fti__st_version_path(r->home, id, ".removed");
+            if (tp && fti_path_exists(tp)) (void)fti_file_remove(tp, NULL);
+            fti_free(tp);
+        }
         fti__st_progress(r, "commit", ++r->commit_step, total_steps);
     }
 

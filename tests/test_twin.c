@@ -881,6 +881,13 @@ FTI_TEST(twin_workspace_gc) {
     CHECK_EQ_INT(gr.memories_removed, 1);
     snprintf(path, sizeof path, "%s.ngram", m[2]);
     CHECK(fti_ttw_exists(home, "memory", path, NULL));
+    /* the same inputs and options as v0 make v0 again: its tombstone goes */
+    REQUIRE(fti_ttw_version(home, 200, full));
+    CHECK_EQ_STR(full, v[0]);
+    CHECK(fti_store_resolve(home, v[0], full, &err) == FTI_OK);
+    snprintf(path, sizeof path, "%s.removed", v[0]);
+    CHECK(!fti_ttw_exists(home, "store/versions", path, NULL));
+    CHECK(fti_store_verify(home, NULL, NULL, &err) == FTI_OK);
     /* again: nothing left to do */
     REQUIRE(fti_workspace_gc(home, &go, &gr, NULL, &err) == FTI_OK);
     CHECK_EQ_INT(gr.models_removed + gr.runs_cleaned + gr.store.versions_removed +
