@@ -119,7 +119,8 @@ static void usage(FILE *f) {
             "        production model (or train from scratch when the tokenizer changed or\n"
             "        there is none), evaluate candidate and production on the new validation\n"
             "        split, and promote the candidate only if it is better. Safe from cron.\n"
-            "status  the production model, its dataset, and the last decisions.\n"
+            "status  the production model, its dataset, the last decisions, and the\n"
+            "        workspace's size with what gc would free.\n"
             "gc      free the disk old models, runs and dataset versions hold: kept are the\n"
             "        models aliases point at and their last --keep-history (2) earlier\n"
             "        targets, the newest --keep-models (3) models, the newest\n"
@@ -396,11 +397,29 @@ static void log_decision(const char *home, const char *json, size_t n) {
     fti_free(dir);
 }
 
+static fti_result du_fn(void *user, const char *path, uint64_t size) {
+    (void)path;
+    *(uint64_t *)user += size;
+    return FTI_OK;
+}
+
 static int cmd_status(const char *home) {
     char id[17], *path;
     fti_json_doc *card = load_card(home, "production", id);
     void *data;
     size_t len;
+    uint64_t bytes = 0;
+    fti_workspace_gc_opts go;
+    fti_workspace_gc_result gr;
+    /* the workspace's size, and what gc with its defaults would free (a dry run) */
+    memset(&go, 0, sizeof go);
+    go.dry_run = 1;
+    fti_walk(home, du_fn, &bytes, NULL);
+    if (fti_workspace_gc(home, &go, &gr, NULL, NULL) == FTI_OK)
+        printf("disk        %.1f MB; fti-twin gc would free %.1f MB\n", (double)bytes / 1e6,
+               (double)gr.bytes_freed / 1e6);
+    else
+        printf("disk        %.1f MB\n", (double)bytes / 1e6);
     if (!card) {
         printf("no production model in %s (run: fti-twin update PATH...)\n", home);
         return 0;

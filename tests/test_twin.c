@@ -462,6 +462,27 @@ FTI_TEST(twin_update_unchanged) {
     fti_free(text);
     snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' status > '%s' 2>&1", home, out);
     CHECK(system(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "production  ") != NULL);
+    CHECK(strstr((const char *)text, "MB; fti-twin gc would free ") != NULL); /* its run */
+    fti_free(text);
+    /* gc from the command line: a dry run, a usage error, and update --gc */
+    snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' gc --dry-run > '%s' 2>&1", home, out);
+    CHECK(system(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "checkpoint and weights would go") != NULL);
+    fti_free(text);
+    snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' gc extra > /dev/null 2>&1", home);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    snprintf(cmd, sizeof cmd,
+             "build/fti-twin --home '%s' update '%s' --threads 1 --gc > '%s' 2>&1", home,
+             fti_test_corpus_jsonl(), out);
+    CHECK(system(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "did not change") != NULL);
+    CHECK(strstr((const char *)text, "\n   freed ") != NULL);
+    fti_free(text);
     /* write: an entry per word in the author's form, drafts picked by the model's own score;
      * the same command gives the same text */
     {
