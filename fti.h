@@ -2553,9 +2553,9 @@ typedef struct fti_workspace_gc_result {
  * earlier targets (rollback), the newest keep_models models and the base model of every kept
  * LoRA adapter stay whole. Every other model loses its files but keeps its card, which gets
  * "removed": <time> (lineage still reads; promote refuses it), and leaves the alias histories.
- * Runs (HOME/runs/<key>) whose model.gguf is registered lose checkpoint.bin, best.bin and their
- * copies of the weights (metrics.jsonl and loss.svg stay; gc.json records it, and a resume of
- * the run says so); unfinished runs are left alone. HOME/memory/<id>.* of removed models go.
+ * Runs (HOME/runs/<key>) whose model is registered (a card's "run" names them) lose
+ * checkpoint.bin, best.bin and their copies of the weights (metrics.jsonl and loss.svg stay;
+ * gc.json records it, and a resume of the run says so); unfinished runs are left alone. HOME/memory/<id>.* of removed models go.
  * Then fti_store_gc keeps the newest keep_versions dataset versions, latest, tags and the
  * dataset of every kept model. Stale temp files (older than temp_age_s) anywhere in the
  * workspace go. One line per removed thing and a summary are appended to report (optional).
@@ -30561,6 +30561,7 @@ done:
 
 typedef struct fti__wgc_model {
     char id[FTI__REG_ID_LEN + 1];
+    char run[FTI__REG_ID_LEN + 1];  /* the key of the run that trained it (the card's "run") */
     char parent[FTI__REG_ID_LEN + 1];
     char dataset[65];
     int adapter, removed, keep;
@@ -30660,23 +30661,25 @@ done:
 /* A run directory: finished (its model.gguf is registered) -> its big files go. */
 static void fti__wgc_run(fti__wgc *g, const char *run_dir, const char *key) {
     static const char *const big[] = {"checkpoint.bin", "best.bin", "model.gguf", "adapter.gguf"};
-    char *gguf = fti_path_join(run_dir, "model.gguf"), *mark = fti_path_join(run_dir, "gc.json");
-    unsigned char dig[32];
-    char hex[65], id[FTI__REG_ID_LEN + 1], when[32];
+    char *mark = fti_path_join(run_dir, "gc.json"), when[32];
+    const char *id = NULL;
     size_t i;
+    int any = 0;
     uint64_t before = g->res->bytes_freed;
-    if (!gguf || !mark) goto done;
-    if (!fti_path_exists(gguf) || fti_sha256_file(gguf, dig, NULL) != FTI_OK) {
+    /* finished: a registered model's card names the run (no need to hash its weights) */
+    for (i = 0; i < g->n && !id; i++)
+        if (strcmp(g->m[i].run, key) == 0) id = g->m[i].id;
+    if (!mark) return;
+    if (!id) { /* no registered model (running, interrupted, registration failed): kept */
         if (!fti_path_exists(mark)) g->res->runs_unfinished++;
         goto done;
     }
-    fti_sha256_hex(dig, hex);
-    memcpy(id, hex, FTI__REG_ID_LEN);
-    id[FTI__REG_ID_LEN] = 0;
-    if (!fti__wgc_find(g, id)) { /* not registered (registration failed?): keep it */
-        g->res->runs_unfinished++;
-        goto done;
+    for (i = 0; i < sizeof big / sizeof big[0] && !any; i++) {
+        char *p = fti_path_join(run_dir, big[i]);
+        any = p && fti_path_exists(p);
+        fti_free(p);
     }
+    if (!any) goto done; /* cleaned before */
     if (!g->dry_run) { /* the mark first: a resume then never starts the run afresh */
         fti_buf b;
         memset(&b, 0, sizeof b);
@@ -30701,8 +30704,38 @@ static void fti__wgc_run(fti__wgc *g, const char *run_dir, const char *key) {
                        id, g->dry_run ? "would go" : "removed",
                        (double)(g->res->bytes_freed - before) / 1e6);
 done:
-    fti_free(gguf);
     fti_free(mark);
+}
+
+/* Calls fn for each entry of HOME/sub (hidden ones skipped) with its path and name. */
+static void fti__wgc_each(fti__wgc *g, const char *sub,
+                          void (*fn)(fti__wgc *g, const char *path, const char *name)) {
+    char *dir = fti_path_join(g->home, sub);
+    DIR *d = dir && fti_path_is_dir(dir) ? opendir(dir) : NULL;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        char *p;
+        if (de->d_name[0] == '.') continue;
+        if ((p = fti_path_join(dir, de->d_name)) != NULL) fn(g, p, de->d_name);
+        fti_free(p);
+    }
+    if (d) closedir(d);
+    fti_free(dir);
+}
+
+static void fti__wgc_run_fn(fti__wgc *g, const char *path, const char *name) {
+    if (fti_path_is_dir(path)) fti__wgc_run(g, path, name);
+}
+
+/* HOME/memory/<model id>.*: the twin's author memory of a model; it goes with the model. */
+static void fti__wgc_memory_fn(fti__wgc *g, const char *path, const char *name) {
+    fti__wgc_model *m;
+    char id[FTI__REG_ID_LEN + 1];
+    if (strlen(name) <= FTI__REG_ID_LEN || name[FTI__REG_ID_LEN] != '.') return;
+    memcpy(id, name, FTI__REG_ID_LEN);
+    id[FTI__REG_ID_LEN] = 0;
+    if ((m = fti__wgc_find(g, id)) != NULL && m->removed && fti__wgc_rm(g, path))
+        g->res->memories_removed++;
 }
 
 FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts *opts,
@@ -30757,6 +30790,8 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
             const fti_json *c = fti_json_root(doc);
             snprintf(m->parent, sizeof m->parent, "%s", fti_json_get_str(c, "parent", ""));
             snprintf(m->dataset, sizeof m->dataset, "%s", fti_json_get_str(c, "dataset", ""));
+            snprintf(m->run, sizeof m->run, "%s",
+                     fti_path_base(fti_json_get_str(c, "run", "")));
             m->adapter = strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") == 0;
             m->removed = fti_json_get(c, "removed") != NULL;
         }
@@ -30819,40 +30854,9 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
         al.a[i].n_hist = w;
     }
     if (changed && !o.dry_run && (r = fti__reg_aliases_save(home, &al, err)) != FTI_OK) goto done;
-    /* runs */
-    dir = fti_path_join(home, "runs");
-    if (dir && fti_path_is_dir(dir)) {
-        DIR *d = opendir(dir);
-        struct dirent *de;
-        while (d && (de = readdir(d)) != NULL) {
-            char *rd;
-            if (de->d_name[0] == '.') continue;
-            rd = fti_path_join(dir, de->d_name);
-            if (rd && fti_path_is_dir(rd)) fti__wgc_run(&g, rd, de->d_name);
-            fti_free(rd);
-        }
-        if (d) closedir(d);
-    }
-    /* the twin's author memories (HOME/memory/<model id>.ngram) of removed models */
-    fti_free(dir);
-    dir = fti_path_join(home, "memory");
-    if (dir && fti_path_is_dir(dir)) {
-        DIR *d = opendir(dir);
-        struct dirent *de;
-        while (d && (de = readdir(d)) != NULL) {
-            fti__wgc_model *m;
-            char id[FTI__REG_ID_LEN + 1], *fp;
-            if (strlen(de->d_name) <= FTI__REG_ID_LEN || de->d_name[FTI__REG_ID_LEN] != '.')
-                continue;
-            memcpy(id, de->d_name, FTI__REG_ID_LEN);
-            id[FTI__REG_ID_LEN] = 0;
-            if (!(m = fti__wgc_find(&g, id)) || !m->removed) continue;
-            fp = fti_path_join(dir, de->d_name);
-            if (fp && fti__wgc_rm(&g, fp)) g.res->memories_removed++;
-            fti_free(fp);
-        }
-        if (d) closedir(d);
-    }
+    /* runs, and the twin's author memories of removed models */
+    fti__wgc_each(&g, "runs", fti__wgc_run_fn);
+    fti__wgc_each(&g, "memory", fti__wgc_memory_fn);
     /* stale temp files of killed writers */
     for (k = 0; k < 4; k++) {
         static const char *const sub[] = {"models", "runs", "memory", "logs"};
