@@ -394,10 +394,11 @@ typedef struct fti_workspace_gc_result {
  * "removed": <time> (lineage still reads; promote refuses it), and leaves the alias histories.
  * Runs (HOME/runs/<key>) whose model is registered (a card's "run" names them) lose
  * checkpoint.bin, best.bin and their copies of the weights (metrics.jsonl and loss.svg stay;
- * gc.json records it, and a resume of the run says so); unfinished runs are left alone. HOME/memory/<id>.* of removed models go.
- * Then fti_store_gc keeps the newest keep_versions dataset versions, latest, tags and the
- * dataset of every kept model. Stale temp files (older than temp_age_s) anywhere in the
- * workspace go. One line per removed thing and a summary are appended to report (optional).
+ * gc.json records it, and a resume of the run says so); unfinished runs are left alone.
+ * HOME/memory/<id>.* of removed models go. Then fti_store_gc keeps the newest keep_versions
+ * dataset versions, latest, tags and the dataset of every kept model. Stale temp files (older
+ * than temp_age_s) anywhere in the workspace go. One line per removed thing and a summary are
+ * appended to report (optional).
  * Errors: FTI_ERR_BUSY while an ingest holds the store lock; I/O errors naming the file.
  * Thread safety: run it where no update or training runs (fti-twin gc takes the update lock). */
 FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts *opts,
