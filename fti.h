@@ -1372,7 +1372,11 @@ typedef struct fti_ingest_opts {
                                 * matched as whole words in the author, any case ("Ann"
                                 * matches "Ann Lee", not "Joanna"); a document whose
                                 * author is known (mail's whole From:, a JSON/CSV author field)
-                                * contains none is rejected as other_author; 0 or "" = all */
+                                * contains none is rejected as other_author. 0 or "": all,
+                                * except the messages of conversations in an export whose
+                                * account file (Twitter's data/account.js, Facebook's and
+                                * Instagram's profile, Telegram's personal_information) names
+                                * its owner: the others' are other_author. "*": everyone's */
     size_t min_chars;          /* 0 = 12 (after cleaning, in bytes) */
     size_t max_chars;          /* 0 = 1,000,000 */
     double min_letter_frac;    /* letters / non-blank characters; 0 = 0.5, < 0 disables */
@@ -18578,8 +18582,7 @@ static int fti__st_name_char(unsigned char c) {
 /* Is the author a (n bytes; NULL: unknown) one of the authors to keep (fti_ingest_opts.authors)?
  * Each listed name matches as whole words, any case ("Ann" matches "Ann Lee" and
  * "ann@example.com", not "Joanna"). Unknown authors and an empty list pass. */
-static int fti__st_author_kept(const fti_ingest_opts *opt, const char *a, size_t n) {
-    const char *p = opt->authors;
+static int fti__st_names_match(const char *p, const char *a, size_t n) {
     int any = 0;
     if (!p || !a) return 1;
     while (*p) {
@@ -18587,6 +18590,7 @@ static int fti__st_author_kept(const fti_ingest_opts *opt, const char *a, size_t
         size_t m = e ? (size_t)(e - p) : strlen(p), i;
         const char *q = p;
         fti__st_trim(&q, &m);
+        if (m == 1 && q[0] == '*') return 1; /* "*": everyone */
         if (m) {
             int wb = fti__st_name_char((unsigned char)q[0]);
             int we = fti__st_name_char((unsigned char)q[m - 1]);
@@ -18605,6 +18609,26 @@ static int fti__st_author_kept(const fti_ingest_opts *opt, const char *a, size_t
         p = e + 1;
     }
     return !any;
+}
+
+static int fti__st_author_kept(const fti_ingest_opts *opt, const char *a, size_t n) {
+    return fti__st_names_match(opt->authors, a, n);
+}
+
+/* Is --authors a list that leaves someone out (given, not empty, no "*")? */
+static int fti__st_authors_given(const fti_ingest_opts *opt) {
+    const char *p = opt->authors;
+    int any = 0;
+    while (p && *p) {
+        const char *e = strchr(p, ',');
+        size_t m = e ? (size_t)(e - p) : strlen(p);
+        const char *q = p;
+        fti__st_trim(&q, &m);
+        if (m == 1 && q[0] == '*') return 0;
+        any |= m > 0;
+        p = e ? e + 1 : NULL;
+    }
+    return any;
 }
 
 
@@ -18849,6 +18873,17 @@ static int fti__st_json_is_markdown(const fti__st_jrec *r) {
            (fti_json_get(rec, "uuid") != NULL && fti_json_get(rec, "creationDate") != NULL);
 }
 
+/* Is record r a message of a conversation (Messenger's and Instagram's "sender_name", Twitter's
+ * direct messages' "senderId", Telegram's "from_id")? Its document's kind is "message". */
+static int fti__st_json_is_message(const fti__st_jrec *r) {
+    int i;
+    for (i = r->n - 1; i >= 0; i--)
+        if (fti_json_get(r->obj[i], "sender_name") || fti_json_get(r->obj[i], "senderId") ||
+            fti_json_get(r->obj[i], "from_id"))
+            return 1;
+    return 0;
+}
+
 /* Emits the record r of an item (raw: its bytes or canonical JSON), or says why not. */
 static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
                                 const char *loc, const char *raw, size_t raw_len,
@@ -18870,7 +18905,7 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
         return;
     }
     au = fti__st_json_meta(r, opt->author_fields, 0);
-    if (opt->authors) {
+    if (fti__st_authors_given(opt)) {
         int kept = fti__st_author_kept(opt, au, au ? strlen(au) : 0), i;
         const fti_json *c;
         for (i = 0; i < r->n && kept && !au; i++) /* named, but empty: a deleted account */
@@ -18954,7 +18989,7 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
         fti_free(kind);
         kind = NULL;
     }
-    if (!kind) kind = fti_strdup(def_kind);
+    if (!kind) kind = fti_strdup(fti__st_json_is_message(r) ? "message" : def_kind);
     fti__st_emit(pp, o, file, loc, raw, raw_len, s, n, opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0,
                  title, au,
                  fti__st_json_meta(r, opt->date_fields, 1), kind);
@@ -19173,6 +19208,115 @@ static size_t fti__st_ytd_prefix(const char *s, size_t n) {
     return i < n && s[i] == '=' ? i + 1 : 0;
 }
 
+/* --- an export's owner --------------------------------------------------------------------- */
+/* Exports of conversations hold both sides. The export names its owner in an account file:
+ * Twitter's data/account.js ({"account": {"accountId", "username", "accountDisplayName"}}),
+ * Facebook's profile_information.json ({"profile_v2": {"name": {"full_name"}}}), Instagram's
+ * personal_information.json ({"profile_user": [{"string_map_data": {"Name": {"value"},
+ * "Username": {"value"}}}]}) and Telegram's result.json ({"personal_information": {"user_id",
+ * "first_name", "last_name", "username"}}). Its names go into an "account_info" entry of the
+ * file's report, detail FTI__ST_OWNER_PREFIX then the names joined by FTI__ST_OWNER_SEP; when
+ * --authors is not given, the version leaves out the messages (kind "message") of that export
+ * whose sender is none of them (fti__st_owner_filter in 04_store_version.c). */
+#define FTI__ST_OWNER_PREFIX "the export's owner: "
+#define FTI__ST_OWNER_SEP " | "
+
+/* Appends the string v (Facebook's doubly encoded UTF-8 repaired; at most 120 bytes, no
+ * separator, no comma: --authors' list separator) as one more owner name. */
+static void fti__st_owner_name(fti_buf *names, const fti_json *v, const char *prefix) {
+    fti_buf fix;
+    char *m;
+    const char *s;
+    size_t n;
+    if (!v || v->type != FTI_JSON_STRING || v->len == 0 || v->len > 120) return;
+    memset(&fix, 0, sizeof fix);
+    s = v->str, n = v->len;
+    if (fti__st_unmojibake(s, n, &fix)) s = fix.data, n = fix.len;
+    while (n && *s == '@') s++, n--; /* Telegram's "@ann" */
+    m = fti__st_meta_str(s, n, 120);
+    if (m && !strchr(m, ',') && !strstr(m, FTI__ST_OWNER_SEP)) {
+        if (names->len) fti_buf_puts(names, FTI__ST_OWNER_SEP);
+        fti_buf_puts(names, prefix);
+        fti_buf_puts(names, m);
+    }
+    fti_free(m);
+    fti_buf_free(&fix);
+}
+
+/* The owner's names if root is an account file (*whole = 1: the file holds nothing else) or
+ * Telegram's export with its personal_information (*whole = 0); 0 if neither. */
+static int fti__st_owner_of(const fti_json *root, fti_buf *names, int *whole) {
+    const fti_json *a, *v;
+    *whole = 1;
+    if (root->type == FTI_JSON_ARRAY && root->child && !root->child->next &&
+        (a = fti_json_get(root->child, "account")) != NULL && a->type == FTI_JSON_OBJECT &&
+        fti_json_get(a, "accountId")) { /* Twitter */
+        v = fti_json_get(a, "accountId");
+        if (v && v->type == FTI_JSON_NUMBER && v->is_int) {
+            char num[32];
+            fti_json tmp;
+            memset(&tmp, 0, sizeof tmp);
+            snprintf(num, sizeof num, "%lld", (long long)v->i);
+            tmp.type = FTI_JSON_STRING;
+            tmp.str = num;
+            tmp.len = strlen(num);
+            fti__st_owner_name(names, &tmp, "");
+        } else {
+            fti__st_owner_name(names, v, "");
+        }
+        fti__st_owner_name(names, fti_json_get(a, "username"), "");
+        fti__st_owner_name(names, fti_json_get(a, "accountDisplayName"), "");
+        return names->len > 0;
+    }
+    if (root->type != FTI_JSON_OBJECT) return 0;
+    if (((a = fti_json_get(root, "profile_v2")) != NULL ||
+         (a = fti_json_get(root, "profile")) != NULL) &&
+        a->type == FTI_JSON_OBJECT && (v = fti_json_get(a, "name")) != NULL &&
+        v->type == FTI_JSON_OBJECT) { /* Facebook */
+        fti__st_owner_name(names, fti_json_get(v, "full_name"), "");
+        return names->len > 0;
+    }
+    if ((a = fti_json_get(root, "profile_user")) != NULL && a->type == FTI_JSON_ARRAY &&
+        a->child && (a = fti_json_get(a->child, "string_map_data")) != NULL &&
+        a->type == FTI_JSON_OBJECT) { /* Instagram */
+        if ((v = fti_json_get(a, "Name")) != NULL && v->type == FTI_JSON_OBJECT)
+            fti__st_owner_name(names, fti_json_get(v, "value"), "");
+        if ((v = fti_json_get(a, "Username")) != NULL && v->type == FTI_JSON_OBJECT)
+            fti__st_owner_name(names, fti_json_get(v, "value"), "");
+        return names->len > 0;
+    }
+    if ((a = fti_json_get(root, "personal_information")) != NULL && a->type == FTI_JSON_OBJECT &&
+        fti_json_get(root, "chats")) { /* Telegram: the whole export, its chats follow */
+        const fti_json *f = fti_json_get(a, "first_name"), *l = fti_json_get(a, "last_name");
+        fti_json tmp;
+        fti_buf full;
+        memset(&full, 0, sizeof full);
+        memset(&tmp, 0, sizeof tmp);
+        *whole = 0;
+        if (f && f->type == FTI_JSON_STRING) fti_buf_append(&full, f->str, f->len);
+        if (l && l->type == FTI_JSON_STRING && l->len) {
+            if (full.len) fti_buf_putc(&full, ' ');
+            fti_buf_append(&full, l->str, l->len);
+        }
+        tmp.type = FTI_JSON_STRING;
+        tmp.str = full.data ? full.data : "";
+        tmp.len = full.len;
+        if (!full.oom) fti__st_owner_name(names, &tmp, "");
+        fti_buf_free(&full);
+        fti__st_owner_name(names, fti_json_get(a, "username"), "");
+        v = fti_json_get(a, "user_id");
+        if (v && v->type == FTI_JSON_NUMBER && v->is_int) {
+            char num[40];
+            snprintf(num, sizeof num, "%lld", (long long)v->i);
+            tmp.str = num;
+            tmp.len = strlen(num);
+            fti__st_owner_name(names, &tmp, "user"); /* the messages' "from_id": "user123" */
+        }
+        return names->len > 0;
+    }
+    return 0;
+}
+
 static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
                                 const char *s, size_t n) {
     fti_json_opts jo = fti__st_json_opts();
@@ -19198,6 +19342,24 @@ static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t
         fti__st_reject(o, file, "", "json_not_object", "top level is neither array nor object");
         fti_json_free(doc);
         return;
+    }
+    {
+        fti_buf names;
+        int whole = 1, found;
+        memset(&names, 0, sizeof names);
+        found = fti__st_owner_of(root, &names, &whole);
+        if (found) {
+            if (names.oom)
+                o->oom = 1;
+            else
+                fti__st_reject(o, file, whole ? "" : "#personal_information", "account_info",
+                               "%s%s", FTI__ST_OWNER_PREFIX, names.data);
+        }
+        fti_buf_free(&names);
+        if (found && whole) {
+            fti_json_free(doc);
+            return;
+        }
     }
     memset(&w, 0, sizeof w);
     w.pp = pp;
@@ -19358,12 +19520,12 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
             size_t tl = strlen(txt);
             fti_buf ft;
             const char *au = c_author >= 0 ? row.data + offs[c_author] : "";
-            if (opt->authors && c_author >= 0 && !au[0]) {
+            if (fti__st_authors_given(opt) && c_author >= 0 && !au[0]) {
                 fti__st_reject(o, file, loc, "other_author",
                                "no author named (the column is empty), and --authors is given");
                 continue;
             }
-            if (opt->authors && au[0] && !fti__st_author_kept(opt, au, strlen(au))) {
+            if (fti__st_authors_given(opt) && au[0] && !fti__st_author_kept(opt, au, strlen(au))) {
                 fti__st_reject(o, file, loc, "other_author",
                                "author \"%.80s\" is not one of --authors", au);
                 continue;
@@ -20727,8 +20889,11 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * unclosed <nav>, <footer> or <button> drops only its tag, author marks read inside their
  * element (not <link rel=author>), Facebook album photos not Instagram captions, fewer
  * subject-less status lines, YAML comments and author lists in front matter, "10:15PM" and
- * no-break spaces in times, impossible days (February 30) and non-weekdays not dates. */
-#define FTI__ST_FORMAT 5
+ * no-break spaces in times, impossible days (February 30) and non-weekdays not dates. 6
+ * (2026-11-28, the session after): messages of conversations are kind "message", and those by
+ * someone other than the owner an export's account file names are left out (unless --authors);
+ * the account files are reported as "account_info". */
+#define FTI__ST_FORMAT 6
 
 /* === workspace ============================================================================== */
 
@@ -22750,6 +22915,120 @@ static void fti__st_chunk_task(void *ctx, size_t b, size_t e, int thread) {
     }
 }
 
+/* The part of the inputs an account file (named n) speaks for: the export's root, the name
+ * without the path the service gives that file, else its folder ("" for a file at the top); a
+ * Telegram export names its owner in the file of its messages, so the scope is that file
+ * (exact = 1). */
+static size_t fti__st_owner_scope(const char *n, int exact) {
+    static const char *const tails[] = {
+        "data/account.js", "personal_information/profile_information/profile_information.json",
+        "profile_information/profile_information.json",
+        "personal_information/personal_information/personal_information.json", NULL};
+    size_t len = strlen(n), i;
+    if (exact) return len;
+    for (i = 0; tails[i]; i++) {
+        size_t t = strlen(tails[i]);
+        if (len >= t && strcmp(n + len - t, tails[i]) == 0 && (len == t || n[len - t - 1] == '/'))
+            return len - t;
+    }
+    while (len > 0 && n[len - 1] != '/') len--;
+    return len;
+}
+
+typedef struct fti__st_owner {
+    const char *file_name; /* the account file's name */
+    size_t scope;          /* bytes of file_name that are the export's root */
+    int exact;             /* the scope is that file alone */
+    char *names;           /* "Ann Lee, ann_l, 123" */
+} fti__st_owner;
+
+/* Leaves out of the version the messages of conversations (kind "message") sent by someone other
+ * than their export's owner, as the account files among the inputs name them (the
+ * "account_info" entries of 04_store_ingest.c's fti__st_owner_of), unless --authors is given
+ * ("*" included). Each becomes an "other_author" rejection of its file. A message is kept when
+ * no owner's scope holds its file, or one of those owners' names matches its sender (whole
+ * words, any case, as --authors). Runs after phase B on every run (the records pack and the
+ * partials keep every message), so the result depends only on the inputs. 0, or -1 when out of
+ * memory. */
+static int fti__st_owner_filter(fti__st_run *r) {
+    fti__st_owner *ow = NULL;
+    size_t n_ow = 0, cap = 0, i, k, pl = strlen(FTI__ST_OWNER_PREFIX);
+    int oom = 0;
+    if (r->o.authors && r->o.authors[0]) return 0;
+    for (i = 0; i < r->n_files && !oom; i++) {
+        const fti__st_file *f = &r->files[i];
+        for (k = 0; k < f->out.n_rejs && !oom; k++) {
+            const fti__st_rej *j = &f->out.rejs[k];
+            fti_buf nb;
+            const char *p;
+            if (strcmp(j->reason, "account_info") != 0 ||
+                strncmp(j->detail, FTI__ST_OWNER_PREFIX, pl) != 0)
+                continue;
+            if (n_ow == cap) {
+                size_t nc = cap ? 2 * cap : 4;
+                fti__st_owner *q = (fti__st_owner *)fti_realloc(ow, nc * sizeof *q);
+                if (!q) {
+                    oom = 1;
+                    break;
+                }
+                ow = q, cap = nc;
+            }
+            memset(&nb, 0, sizeof nb);
+            for (p = j->detail + pl; *p;) { /* " | " between names: ',' as --authors */
+                const char *e = strstr(p, FTI__ST_OWNER_SEP);
+                size_t m = e ? (size_t)(e - p) : strlen(p);
+                if (nb.len) fti_buf_puts(&nb, ", ");
+                fti_buf_append(&nb, p, m);
+                p += m;
+                if (e) p += strlen(FTI__ST_OWNER_SEP);
+            }
+            if (nb.oom || !nb.data) {
+                fti_buf_free(&nb);
+                oom = nb.oom;
+                continue;
+            }
+            ow[n_ow].file_name = f->name;
+            ow[n_ow].exact = j->loc[0] != 0;
+            ow[n_ow].scope = fti__st_owner_scope(f->name, ow[n_ow].exact);
+            ow[n_ow++].names = nb.data;
+        }
+    }
+    for (i = 0; i < r->n_files && n_ow && !oom; i++) {
+        fti__st_file *f = &r->files[i];
+        size_t w = 0, q;
+        for (k = 0; k < f->out.n_docs; k++) {
+            fti__st_doc *d = &f->out.docs[k];
+            const fti__st_owner *by = NULL;
+            int covered = 0, mine = 0;
+            if (d->kind && strcmp(d->kind, "message") == 0 && d->author)
+                for (q = 0; q < n_ow && !mine; q++) {
+                    const fti__st_owner *o = &ow[q];
+                    if (o->exact ? strcmp(f->name, o->file_name) != 0
+                                 : strncmp(f->name, o->file_name, o->scope) != 0)
+                        continue;
+                    covered = 1;
+                    by = o;
+                    mine = fti__st_names_match(o->names, d->author, strlen(d->author));
+                }
+            if (covered && !mine) {
+                fti__st_reject(&f->out, (uint32_t)i, d->loc, "other_author",
+                               "a message from \"%.80s\" in a conversation: the export's owner is "
+                               "\"%.120s\" (%s); --authors \"*\" keeps everyone's",
+                               d->author, by->names, by->file_name);
+                fti__st_doc_free(d);
+                continue;
+            }
+            if (w != k) f->out.docs[w] = *d;
+            w++;
+        }
+        f->out.n_docs = w;
+        oom |= f->out.oom;
+    }
+    for (i = 0; i < n_ow; i++) fti_free(ow[i].names);
+    fti_free(ow);
+    return oom ? -1 : 0;
+}
+
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
                                      fti_error *err) {
     fti_pool *pool = NULL;
@@ -22918,6 +23197,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
     rc = fti__st_phase_b(r, pool, err);
     if (rc != FTI_OK) goto done;
+    if (fti__st_owner_filter(r) != 0) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
     for (i = 0; i < r->n_files; i++) {
         if (r->files[i].reused) n_reused++;
         n_all += r->files[i].out.n_docs;

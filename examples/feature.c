@@ -64,7 +64,9 @@ static void usage(FILE *f) {
         "                         you write under, comma-separated (each matches whole words of\n"
         "                         the author, any case); documents by others (mail From:,\n"
         "                         JSON/CSV author fields, HTML and front-matter authors) are\n"
-        "                         rejected as other_author [all]\n"
+        "                         rejected as other_author. Not given: an export whose account\n"
+        "                         file names its owner (Twitter, Facebook, Instagram, Telegram)\n"
+        "                         keeps only the owner's messages; \"*\" keeps everyone's\n"
         "  --min-chars N [12]  --max-chars N [1000000]  --min-letters F [0.5]  --max-repeat F "
         "[0.5]\n"
         "                         (a negative F disables that rule)\n"
@@ -144,6 +146,15 @@ static void print_summary(const fti_json *m, int verbose) {
     printf("\nvalidation (rejections by rule):\n");
     for (e = br ? br->child : NULL; e; e = e->next)
         printf("  %-22s %12lld\n", e->key, (long long)e->i);
+    /* the exports' owners (account_info): their messages are the ones kept */
+    for (e = fti_json_get(v, "rejections") ? fti_json_get(v, "rejections")->child : NULL; e;
+         e = e->next) {
+        const char *det = fti_json_get_str(e, "detail", ""), *on = strstr(det, "owner: ");
+        if (strcmp(fti_json_get_str(e, "reason", ""), "account_info") == 0 && on)
+            printf("  owner of %s: %s (without --authors, the others' messages in that export "
+                   "are rejected as other_author)\n",
+                   fti_json_get_str(e, "source", ""), on + 7);
+    }
     if (verbose) {
         const fti_json *rj = fti_json_get(v, "rejections"), *g = fti_json_get(d, "groups");
         size_t i;

@@ -142,7 +142,11 @@ typedef struct fti_ingest_opts {
                                 * matched as whole words in the author, any case ("Ann"
                                 * matches "Ann Lee", not "Joanna"); a document whose
                                 * author is known (mail's whole From:, a JSON/CSV author field)
-                                * contains none is rejected as other_author; 0 or "" = all */
+                                * contains none is rejected as other_author. 0 or "": all,
+                                * except the messages of conversations in an export whose
+                                * account file (Twitter's data/account.js, Facebook's and
+                                * Instagram's profile, Telegram's personal_information) names
+                                * its owner: the others' are other_author. "*": everyone's */
     size_t min_chars;          /* 0 = 12 (after cleaning, in bytes) */
     size_t max_chars;          /* 0 = 1,000,000 */
     double min_letter_frac;    /* letters / non-blank characters; 0 = 0.5, < 0 disables */

@@ -1056,8 +1056,7 @@ static int fti__st_name_char(unsigned char c) {
 /* Is the author a (n bytes; NULL: unknown) one of the authors to keep (fti_ingest_opts.authors)?
  * Each listed name matches as whole words, any case ("Ann" matches "Ann Lee" and
  * "ann@example.com", not "Joanna"). Unknown authors and an empty list pass. */
-static int fti__st_author_kept(const fti_ingest_opts *opt, const char *a, size_t n) {
-    const char *p = opt->authors;
+static int fti__st_names_match(const char *p, const char *a, size_t n) {
     int any = 0;
     if (!p || !a) return 1;
     while (*p) {
@@ -1065,6 +1064,7 @@ static int fti__st_author_kept(const fti_ingest_opts *opt, const char *a, size_t
         size_t m = e ? (size_t)(e - p) : strlen(p), i;
         const char *q = p;
         fti__st_trim(&q, &m);
+        if (m == 1 && q[0] == '*') return 1; /* "*": everyone */
         if (m) {
             int wb = fti__st_name_char((unsigned char)q[0]);
             int we = fti__st_name_char((unsigned char)q[m - 1]);
@@ -1083,6 +1083,26 @@ static int fti__st_author_kept(const fti_ingest_opts *opt, const char *a, size_t
         p = e + 1;
     }
     return !any;
+}
+
+static int fti__st_author_kept(const fti_ingest_opts *opt, const char *a, size_t n) {
+    return fti__st_names_match(opt->authors, a, n);
+}
+
+/* Is --authors a list that leaves someone out (given, not empty, no "*")? */
+static int fti__st_authors_given(const fti_ingest_opts *opt) {
+    const char *p = opt->authors;
+    int any = 0;
+    while (p && *p) {
+        const char *e = strchr(p, ',');
+        size_t m = e ? (size_t)(e - p) : strlen(p);
+        const char *q = p;
+        fti__st_trim(&q, &m);
+        if (m == 1 && q[0] == '*') return 0;
+        any |= m > 0;
+        p = e ? e + 1 : NULL;
+    }
+    return any;
 }
 
 
@@ -1327,6 +1347,17 @@ static int fti__st_json_is_markdown(const fti__st_jrec *r) {
            (fti_json_get(rec, "uuid") != NULL && fti_json_get(rec, "creationDate") != NULL);
 }
 
+/* Is record r a message of a conversation (Messenger's and Instagram's "sender_name", Twitter's
+ * direct messages' "senderId", Telegram's "from_id")? Its document's kind is "message". */
+static int fti__st_json_is_message(const fti__st_jrec *r) {
+    int i;
+    for (i = r->n - 1; i >= 0; i--)
+        if (fti_json_get(r->obj[i], "sender_name") || fti_json_get(r->obj[i], "senderId") ||
+            fti_json_get(r->obj[i], "from_id"))
+            return 1;
+    return 0;
+}
+
 /* Emits the record r of an item (raw: its bytes or canonical JSON), or says why not. */
 static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
                                 const char *loc, const char *raw, size_t raw_len,
@@ -1348,7 +1379,7 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
         return;
     }
     au = fti__st_json_meta(r, opt->author_fields, 0);
-    if (opt->authors) {
+    if (fti__st_authors_given(opt)) {
         int kept = fti__st_author_kept(opt, au, au ? strlen(au) : 0), i;
         const fti_json *c;
         for (i = 0; i < r->n && kept && !au; i++) /* named, but empty: a deleted account */
@@ -1432,7 +1463,7 @@ static void fti__st_json_record(const fti__st_proc *pp, fti__st_out *o, uint32_t
         fti_free(kind);
         kind = NULL;
     }
-    if (!kind) kind = fti_strdup(def_kind);
+    if (!kind) kind = fti_strdup(fti__st_json_is_message(r) ? "message" : def_kind);
     fti__st_emit(pp, o, file, loc, raw, raw_len, s, n, opt->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0,
                  title, au,
                  fti__st_json_meta(r, opt->date_fields, 1), kind);
@@ -1651,6 +1682,115 @@ static size_t fti__st_ytd_prefix(const char *s, size_t n) {
     return i < n && s[i] == '=' ? i + 1 : 0;
 }
 
+/* --- an export's owner --------------------------------------------------------------------- */
+/* Exports of conversations hold both sides. The export names its owner in an account file:
+ * Twitter's data/account.js ({"account": {"accountId", "username", "accountDisplayName"}}),
+ * Facebook's profile_information.json ({"profile_v2": {"name": {"full_name"}}}), Instagram's
+ * personal_information.json ({"profile_user": [{"string_map_data": {"Name": {"value"},
+ * "Username": {"value"}}}]}) and Telegram's result.json ({"personal_information": {"user_id",
+ * "first_name", "last_name", "username"}}). Its names go into an "account_info" entry of the
+ * file's report, detail FTI__ST_OWNER_PREFIX then the names joined by FTI__ST_OWNER_SEP; when
+ * --authors is not given, the version leaves out the messages (kind "message") of that export
+ * whose sender is none of them (fti__st_owner_filter in 04_store_version.c). */
+#define FTI__ST_OWNER_PREFIX "the export's owner: "
+#define FTI__ST_OWNER_SEP " | "
+
+/* Appends the string v (Facebook's doubly encoded UTF-8 repaired; at most 120 bytes, no
+ * separator, no comma: --authors' list separator) as one more owner name. */
+static void fti__st_owner_name(fti_buf *names, const fti_json *v, const char *prefix) {
+    fti_buf fix;
+    char *m;
+    const char *s;
+    size_t n;
+    if (!v || v->type != FTI_JSON_STRING || v->len == 0 || v->len > 120) return;
+    memset(&fix, 0, sizeof fix);
+    s = v->str, n = v->len;
+    if (fti__st_unmojibake(s, n, &fix)) s = fix.data, n = fix.len;
+    while (n && *s == '@') s++, n--; /* Telegram's "@ann" */
+    m = fti__st_meta_str(s, n, 120);
+    if (m && !strchr(m, ',') && !strstr(m, FTI__ST_OWNER_SEP)) {
+        if (names->len) fti_buf_puts(names, FTI__ST_OWNER_SEP);
+        fti_buf_puts(names, prefix);
+        fti_buf_puts(names, m);
+    }
+    fti_free(m);
+    fti_buf_free(&fix);
+}
+
+/* The owner's names if root is an account file (*whole = 1: the file holds nothing else) or
+ * Telegram's export with its personal_information (*whole = 0); 0 if neither. */
+static int fti__st_owner_of(const fti_json *root, fti_buf *names, int *whole) {
+    const fti_json *a, *v;
+    *whole = 1;
+    if (root->type == FTI_JSON_ARRAY && root->child && !root->child->next &&
+        (a = fti_json_get(root->child, "account")) != NULL && a->type == FTI_JSON_OBJECT &&
+        fti_json_get(a, "accountId")) { /* Twitter */
+        v = fti_json_get(a, "accountId");
+        if (v && v->type == FTI_JSON_NUMBER && v->is_int) {
+            char num[32];
+            fti_json tmp;
+            memset(&tmp, 0, sizeof tmp);
+            snprintf(num, sizeof num, "%lld", (long long)v->i);
+            tmp.type = FTI_JSON_STRING;
+            tmp.str = num;
+            tmp.len = strlen(num);
+            fti__st_owner_name(names, &tmp, "");
+        } else {
+            fti__st_owner_name(names, v, "");
+        }
+        fti__st_owner_name(names, fti_json_get(a, "username"), "");
+        fti__st_owner_name(names, fti_json_get(a, "accountDisplayName"), "");
+        return names->len > 0;
+    }
+    if (root->type != FTI_JSON_OBJECT) return 0;
+    if (((a = fti_json_get(root, "profile_v2")) != NULL ||
+         (a = fti_json_get(root, "profile")) != NULL) &&
+        a->type == FTI_JSON_OBJECT && (v = fti_json_get(a, "name")) != NULL &&
+        v->type == FTI_JSON_OBJECT) { /* Facebook */
+        fti__st_owner_name(names, fti_json_get(v, "full_name"), "");
+        return names->len > 0;
+    }
+    if ((a = fti_json_get(root, "profile_user")) != NULL && a->type == FTI_JSON_ARRAY &&
+        a->child && (a = fti_json_get(a->child, "string_map_data")) != NULL &&
+        a->type == FTI_JSON_OBJECT) { /* Instagram */
+        if ((v = fti_json_get(a, "Name")) != NULL && v->type == FTI_JSON_OBJECT)
+            fti__st_owner_name(names, fti_json_get(v, "value"), "");
+        if ((v = fti_json_get(a, "Username")) != NULL && v->type == FTI_JSON_OBJECT)
+            fti__st_owner_name(names, fti_json_get(v, "value"), "");
+        return names->len > 0;
+    }
+    if ((a = fti_json_get(root, "personal_information")) != NULL && a->type == FTI_JSON_OBJECT &&
+        fti_json_get(root, "chats")) { /* Telegram: the whole export, its chats follow */
+        const fti_json *f = fti_json_get(a, "first_name"), *l = fti_json_get(a, "last_name");
+        fti_json tmp;
+        fti_buf full;
+        memset(&full, 0, sizeof full);
+        memset(&tmp, 0, sizeof tmp);
+        *whole = 0;
+        if (f && f->type == FTI_JSON_STRING) fti_buf_append(&full, f->str, f->len);
+        if (l && l->type == FTI_JSON_STRING && l->len) {
+            if (full.len) fti_buf_putc(&full, ' ');
+            fti_buf_append(&full, l->str, l->len);
+        }
+        tmp.type = FTI_JSON_STRING;
+        tmp.str = full.data ? full.data : "";
+        tmp.len = full.len;
+        if (!full.oom) fti__st_owner_name(names, &tmp, "");
+        fti_buf_free(&full);
+        fti__st_owner_name(names, fti_json_get(a, "username"), "");
+        v = fti_json_get(a, "user_id");
+        if (v && v->type == FTI_JSON_NUMBER && v->is_int) {
+            char num[40];
+            snprintf(num, sizeof num, "%lld", (long long)v->i);
+            tmp.str = num;
+            tmp.len = strlen(num);
+            fti__st_owner_name(names, &tmp, "user"); /* the messages' "from_id": "user123" */
+        }
+        return names->len > 0;
+    }
+    return 0;
+}
+
 static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
                                 const char *s, size_t n) {
     fti_json_opts jo = fti__st_json_opts();
@@ -1676,6 +1816,24 @@ static void fti__st_ingest_json(const fti__st_proc *pp, fti__st_out *o, uint32_t
         fti__st_reject(o, file, "", "json_not_object", "top level is neither array nor object");
         fti_json_free(doc);
         return;
+    }
+    {
+        fti_buf names;
+        int whole = 1, found;
+        memset(&names, 0, sizeof names);
+        found = fti__st_owner_of(root, &names, &whole);
+        if (found) {
+            if (names.oom)
+                o->oom = 1;
+            else
+                fti__st_reject(o, file, whole ? "" : "#personal_information", "account_info",
+                               "%s%s", FTI__ST_OWNER_PREFIX, names.data);
+        }
+        fti_buf_free(&names);
+        if (found && whole) {
+            fti_json_free(doc);
+            return;
+        }
     }
     memset(&w, 0, sizeof w);
     w.pp = pp;
@@ -1836,12 +1994,12 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
             size_t tl = strlen(txt);
             fti_buf ft;
             const char *au = c_author >= 0 ? row.data + offs[c_author] : "";
-            if (opt->authors && c_author >= 0 && !au[0]) {
+            if (fti__st_authors_given(opt) && c_author >= 0 && !au[0]) {
                 fti__st_reject(o, file, loc, "other_author",
                                "no author named (the column is empty), and --authors is given");
                 continue;
             }
-            if (opt->authors && au[0] && !fti__st_author_kept(opt, au, strlen(au))) {
+            if (fti__st_authors_given(opt) && au[0] && !fti__st_author_kept(opt, au, strlen(au))) {
                 fti__st_reject(o, file, loc, "other_author",
                                "author \"%.80s\" is not one of --authors", au);
                 continue;

@@ -21,8 +21,11 @@
  * unclosed <nav>, <footer> or <button> drops only its tag, author marks read inside their
  * element (not <link rel=author>), Facebook album photos not Instagram captions, fewer
  * subject-less status lines, YAML comments and author lists in front matter, "10:15PM" and
- * no-break spaces in times, impossible days (February 30) and non-weekdays not dates. */
-#define FTI__ST_FORMAT 5
+ * no-break spaces in times, impossible days (February 30) and non-weekdays not dates. 6
+ * (2026-11-28, the session after): messages of conversations are kind "message", and those by
+ * someone other than the owner an export's account file names are left out (unless --authors);
+ * the account files are reported as "account_info". */
+#define FTI__ST_FORMAT 6
 
 /* === workspace ============================================================================== */
 
@@ -2044,6 +2047,120 @@ static void fti__st_chunk_task(void *ctx, size_t b, size_t e, int thread) {
     }
 }
 
+/* The part of the inputs an account file (named n) speaks for: the export's root, the name
+ * without the path the service gives that file, else its folder ("" for a file at the top); a
+ * Telegram export names its owner in the file of its messages, so the scope is that file
+ * (exact = 1). */
+static size_t fti__st_owner_scope(const char *n, int exact) {
+    static const char *const tails[] = {
+        "data/account.js", "personal_information/profile_information/profile_information.json",
+        "profile_information/profile_information.json",
+        "personal_information/personal_information/personal_information.json", NULL};
+    size_t len = strlen(n), i;
+    if (exact) return len;
+    for (i = 0; tails[i]; i++) {
+        size_t t = strlen(tails[i]);
+        if (len >= t && strcmp(n + len - t, tails[i]) == 0 && (len == t || n[len - t - 1] == '/'))
+            return len - t;
+    }
+    while (len > 0 && n[len - 1] != '/') len--;
+    return len;
+}
+
+typedef struct fti__st_owner {
+    const char *file_name; /* the account file's name */
+    size_t scope;          /* bytes of file_name that are the export's root */
+    int exact;             /* the scope is that file alone */
+    char *names;           /* "Ann Lee, ann_l, 123" */
+} fti__st_owner;
+
+/* Leaves out of the version the messages of conversations (kind "message") sent by someone other
+ * than their export's owner, as the account files among the inputs name them (the
+ * "account_info" entries of 04_store_ingest.c's fti__st_owner_of), unless --authors is given
+ * ("*" included). Each becomes an "other_author" rejection of its file. A message is kept when
+ * no owner's scope holds its file, or one of those owners' names matches its sender (whole
+ * words, any case, as --authors). Runs after phase B on every run (the records pack and the
+ * partials keep every message), so the result depends only on the inputs. 0, or -1 when out of
+ * memory. */
+static int fti__st_owner_filter(fti__st_run *r) {
+    fti__st_owner *ow = NULL;
+    size_t n_ow = 0, cap = 0, i, k, pl = strlen(FTI__ST_OWNER_PREFIX);
+    int oom = 0;
+    if (r->o.authors && r->o.authors[0]) return 0;
+    for (i = 0; i < r->n_files && !oom; i++) {
+        const fti__st_file *f = &r->files[i];
+        for (k = 0; k < f->out.n_rejs && !oom; k++) {
+            const fti__st_rej *j = &f->out.rejs[k];
+            fti_buf nb;
+            const char *p;
+            if (strcmp(j->reason, "account_info") != 0 ||
+                strncmp(j->detail, FTI__ST_OWNER_PREFIX, pl) != 0)
+                continue;
+            if (n_ow == cap) {
+                size_t nc = cap ? 2 * cap : 4;
+                fti__st_owner *q = (fti__st_owner *)fti_realloc(ow, nc * sizeof *q);
+                if (!q) {
+                    oom = 1;
+                    break;
+                }
+                ow = q, cap = nc;
+            }
+            memset(&nb, 0, sizeof nb);
+            for (p = j->detail + pl; *p;) { /* " | " between names: ',' as --authors */
+                const char *e = strstr(p, FTI__ST_OWNER_SEP);
+                size_t m = e ? (size_t)(e - p) : strlen(p);
+                if (nb.len) fti_buf_puts(&nb, ", ");
+                fti_buf_append(&nb, p, m);
+                p += m;
+                if (e) p += strlen(FTI__ST_OWNER_SEP);
+            }
+            if (nb.oom || !nb.data) {
+                fti_buf_free(&nb);
+                oom = nb.oom;
+                continue;
+            }
+            ow[n_ow].file_name = f->name;
+            ow[n_ow].exact = j->loc[0] != 0;
+            ow[n_ow].scope = fti__st_owner_scope(f->name, ow[n_ow].exact);
+            ow[n_ow++].names = nb.data;
+        }
+    }
+    for (i = 0; i < r->n_files && n_ow && !oom; i++) {
+        fti__st_file *f = &r->files[i];
+        size_t w = 0, q;
+        for (k = 0; k < f->out.n_docs; k++) {
+            fti__st_doc *d = &f->out.docs[k];
+            const fti__st_owner *by = NULL;
+            int covered = 0, mine = 0;
+            if (d->kind && strcmp(d->kind, "message") == 0 && d->author)
+                for (q = 0; q < n_ow && !mine; q++) {
+                    const fti__st_owner *o = &ow[q];
+                    if (o->exact ? strcmp(f->name, o->file_name) != 0
+                                 : strncmp(f->name, o->file_name, o->scope) != 0)
+                        continue;
+                    covered = 1;
+                    by = o;
+                    mine = fti__st_names_match(o->names, d->author, strlen(d->author));
+                }
+            if (covered && !mine) {
+                fti__st_reject(&f->out, (uint32_t)i, d->loc, "other_author",
+                               "a message from \"%.80s\" in a conversation: the export's owner is "
+                               "\"%.120s\" (%s); --authors \"*\" keeps everyone's",
+                               d->author, by->names, by->file_name);
+                fti__st_doc_free(d);
+                continue;
+            }
+            if (w != k) f->out.docs[w] = *d;
+            w++;
+        }
+        f->out.n_docs = w;
+        oom |= f->out.oom;
+    }
+    for (i = 0; i < n_ow; i++) fti_free(ow[i].names);
+    fti_free(ow);
+    return oom ? -1 : 0;
+}
+
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
                                      fti_error *err) {
     fti_pool *pool = NULL;
@@ -2212,6 +2329,10 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     }
     rc = fti__st_phase_b(r, pool, err);
     if (rc != FTI_OK) goto done;
+    if (fti__st_owner_filter(r) != 0) {
+        rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+        goto done;
+    }
     for (i = 0; i < r->n_files; i++) {
         if (r->files[i].reused) n_reused++;
         n_all += r->files[i].out.n_docs;

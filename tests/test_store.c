@@ -571,6 +571,89 @@ FTI_TEST(store_more_exports) {
     fti_buf_free(&got);
 }
 
+FTI_TEST(store_export_owner) {
+    /* conversations hold both sides: the owner an export's account file names (Twitter's
+     * account.js, Facebook's profile, Telegram's personal_information) keeps only their own
+     * messages in that export; an export without one keeps everyone's; --authors "*" too */
+    static const export_file files[] = {
+        {"tw/data/account.js",
+         "window.YTD.account.part0 = [ {\"account\": {\"email\": \"ann@example.com\", "
+         "\"createdVia\": \"web\", \"username\": \"ann_l\", \"accountId\": \"1234567\", "
+         "\"createdAt\": \"2012-01-01T10:00:00.000Z\", \"accountDisplayName\": \"Ann Lee\"}} ]"},
+        {"tw/data/direct-messages.js",
+         "window.YTD.direct_messages.part0 = [ {\"dmConversation\": {\"conversationId\": "
+         "\"1234567-7654321\", \"messages\": [{\"messageCreate\": {\"recipientId\": \"7654321\", "
+         "\"text\": \"Mine on Twitter: the rye needs a longer proof tonight.\", \"senderId\": "
+         "\"1234567\", \"createdAt\": \"2020-01-01T10:00:00.000Z\"}}, {\"messageCreate\": "
+         "{\"recipientId\": \"1234567\", \"text\": \"Theirs on Twitter: which flour do you buy "
+         "for it?\", \"senderId\": \"7654321\", \"createdAt\": "
+         "\"2020-01-01T10:05:00.000Z\"}}]}} ]"},
+        {"fb/personal_information/profile_information/profile_information.json",
+         "{\"profile_v2\": {\"name\": {\"full_name\": \"Ann L\\u00c3\\u00a9e\", \"first_name\": "
+         "\"Ann\"}, \"emails\": {\"emails\": [\"ann@example.com\"]}}}"},
+        {"fb/messages/inbox/bob_1/message_1.json",
+         "{\"participants\": [{\"name\": \"Ann L\\u00c3\\u00a9e\"}, {\"name\": \"Bob Stone\"}], "
+         "\"messages\": [{\"sender_name\": \"Bob Stone\", \"timestamp_ms\": 1600000100000, "
+         "\"content\": \"Theirs on Messenger: are you coming to the market on Sunday?\"}, "
+         "{\"sender_name\": \"Ann L\\u00c3\\u00a9e\", \"timestamp_ms\": 1600000000000, "
+         "\"content\": \"Mine on Messenger: the bread came out dense again.\"}]}"},
+        {"tg/result.json",
+         "{\"about\": \"Here is the data you requested.\", \"personal_information\": "
+         "{\"user_id\": 42, \"first_name\": \"Ann\", \"last_name\": \"Lee\", \"username\": "
+         "\"@ann_l\"}, \"chats\": {\"about\": \"x\", \"list\": [{\"name\": \"Bob\", \"type\": "
+         "\"personal_chat\", \"id\": 7, \"messages\": [{\"id\": 1, \"type\": \"message\", "
+         "\"date\": \"2020-01-01T10:00:00\", \"from\": \"Ann Lee\", \"from_id\": \"user42\", "
+         "\"text\": \"Mine on Telegram: I fed the starter twice today.\"}, {\"id\": 2, \"type\": "
+         "\"message\", \"date\": \"2020-01-01T10:01:00\", \"from\": \"Bob\", \"from_id\": "
+         "\"user7\", \"text\": \"Theirs on Telegram: twice seems a lot to me.\"}]}]}}"},
+        {"old/message_1.json",
+         "{\"participants\": [{\"name\": \"Carol\"}, {\"name\": \"Dan\"}], \"messages\": ["
+         "{\"sender_name\": \"Carol\", \"content\": \"Carol, no account file: kept as before.\"},"
+         "{\"sender_name\": \"Dan\", \"content\": \"Dan, no account file: kept as before.\"}]}"}};
+    char home[512], id[65];
+    fti_buf got;
+    fti_dataset *ds = NULL;
+    const fti_json *br;
+    fti_ingest_opts o;
+    int i;
+    for (i = 0; i < 2; i++) {
+        memset(&o, 0, sizeof o);
+        if (i == 1) o.authors = "*";
+        REQUIRE(ingest_exports(i ? "owner_all" : "owner", files, sizeof files / sizeof files[0],
+                               &o, home, id, &got));
+        CHECK(strstr(got.data, "Mine on Twitter") != NULL);
+        CHECK(strstr(got.data, "Mine on Messenger") != NULL);
+        CHECK(strstr(got.data, "Mine on Telegram") != NULL);
+        CHECK(strstr(got.data, "Carol, no account file") != NULL);
+        CHECK(strstr(got.data, "Dan, no account file") != NULL);
+        CHECK(strstr(got.data, "\"kind\":\"message\"") != NULL);
+        CHECK((strstr(got.data, "Theirs on Twitter") != NULL) == i);
+        CHECK((strstr(got.data, "Theirs on Messenger") != NULL) == i);
+        CHECK((strstr(got.data, "Theirs on Telegram") != NULL) == i);
+        CHECK(strstr(got.data, "ann@example.com") == NULL); /* the account file is no text */
+        CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), i ? 8 : 5);
+        REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+        br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
+        CHECK_EQ_INT(fti_json_get_int(br, "other_author", 0), i ? 0 : 3);
+        CHECK_EQ_INT(fti_json_get_int(br, "account_info", -1), 3);
+        {
+            const fti_json *rj = fti_json_get(
+                fti_json_get(fti_dataset_manifest(ds), "validation"), "rejections");
+            const fti_json *e;
+            int other = 0;
+            for (e = rj ? rj->child : NULL; e; e = e->next) {
+                const fti_json *d = fti_json_get(e, "detail"), *rs = fti_json_get(e, "reason");
+                other += d && rs && strcmp(rs->str, "other_author") == 0 &&
+                         strstr(d->str, "a message from \"7654321\"") &&
+                         strstr(d->str, "owner is \"1234567, ann_l, Ann Lee\"");
+            }
+            CHECK_EQ_INT(other, !i);
+        }
+        fti_dataset_close(ds);
+        fti_buf_free(&got);
+    }
+}
+
 FTI_TEST(store_page_metadata) {
     /* the date and author of HTML pages (Medium's export, <meta>, microformats) and of Markdown
      * front matter; a page's menus, footer and buttons are not its text, a form's text is */
