@@ -1376,7 +1376,9 @@ typedef struct fti_ingest_opts {
                                 * except the messages of conversations in an export whose
                                 * account file (Twitter's data/account.js, Facebook's and
                                 * Instagram's profile, Telegram's personal_information) names
-                                * its owner: the others' are other_author. "*": everyone's */
+                                * its owner, and the mail in a folder with the owner's sent
+                                * mail (a Sent folder, Gmail's Sent label): the others' are
+                                * other_author. "*": everyone's */
     size_t min_chars;          /* 0 = 12 (after cleaning, in bytes) */
     size_t max_chars;          /* 0 = 1,000,000 */
     double min_letter_frac;    /* letters / non-blank characters; 0 = 0.5, < 0 disables */
@@ -18582,28 +18584,35 @@ static int fti__st_name_char(unsigned char c) {
 /* Is the author a (n bytes; NULL: unknown) one of the authors to keep (fti_ingest_opts.authors)?
  * Each listed name matches as whole words, any case ("Ann" matches "Ann Lee" and
  * "ann@example.com", not "Joanna"). Unknown authors and an empty list pass. */
+static int fti__st_name_in(const char *q, size_t m, const char *a, size_t n) {
+    int wb, we;
+    size_t i;
+    if (m == 0) return 0;
+    wb = fti__st_name_char((unsigned char)q[0]);
+    we = fti__st_name_char((unsigned char)q[m - 1]);
+    for (i = 0; i + m <= n; i++) {
+        size_t k = 0;
+        if (wb && i > 0 && fti__st_name_char((unsigned char)a[i - 1])) continue;
+        if (we && i + m < n && fti__st_name_char((unsigned char)a[i + m])) continue;
+        while (k < m && fti__st_lc((unsigned char)a[i + k]) == fti__st_lc((unsigned char)q[k]))
+            k++;
+        if (k == m) return 1;
+    }
+    return 0;
+}
+
 static int fti__st_names_match(const char *p, const char *a, size_t n) {
     int any = 0;
     if (!p || !a) return 1;
     while (*p) {
         const char *e = strchr(p, ',');
-        size_t m = e ? (size_t)(e - p) : strlen(p), i;
+        size_t m = e ? (size_t)(e - p) : strlen(p);
         const char *q = p;
         fti__st_trim(&q, &m);
         if (m == 1 && q[0] == '*') return 1; /* "*": everyone */
         if (m) {
-            int wb = fti__st_name_char((unsigned char)q[0]);
-            int we = fti__st_name_char((unsigned char)q[m - 1]);
             any = 1;
-            for (i = 0; i + m <= n; i++) {
-                size_t k = 0;
-                if (wb && i > 0 && fti__st_name_char((unsigned char)a[i - 1])) continue;
-                if (we && i + m < n && fti__st_name_char((unsigned char)a[i + m])) continue;
-                while (k < m &&
-                       fti__st_lc((unsigned char)a[i + k]) == fti__st_lc((unsigned char)q[k]))
-                    k++;
-                if (k == m) return 1;
-            }
+            if (fti__st_name_in(q, m, a, n)) return 1;
         }
         if (!e) break;
         p = e + 1;
@@ -20127,6 +20136,32 @@ static char *fti__st_mail_date(const char *v, size_t n) {
     return fti__st_meta_str(v, n, 64);
 }
 
+/* Is path a mail folder of sent messages (its own name or its folder's, extension aside:
+ * Thunderbird's "Sent", Outlook's "Sent Items", Apple Mail's "Sent Messages.mbox/mbox", "Sent
+ * Mail")? Its messages are the owner's own: kind "sent". */
+static int fti__st_sent_folder(const char *path) {
+    static const char *const names[] = {"sent", "sent items", "sent messages", "sent mail", NULL};
+    size_t n = strlen(path), level, i;
+    for (level = 0; level < 2 && n > 0; level++) {
+        size_t e = n, b;
+        while (e > 0 && path[e - 1] == '/') e--;
+        b = e;
+        while (b > 0 && path[b - 1] != '/') b--;
+        n = b; /* the next level: the folder */
+        {
+            const char *nm = path + b;
+            size_t len = e - b;
+            if (len > 5 && fti__st_eq_ci(nm + len - 5, 5, ".mbox")) len -= 5;
+            else if (len > 4 && (fti__st_eq_ci(nm + len - 4, 4, ".mbx") ||
+                                 fti__st_eq_ci(nm + len - 4, 4, ".eml")))
+                len -= 4;
+            for (i = 0; names[i]; i++)
+                if (fti__st_eq_ci(nm, len, names[i])) return 1;
+        }
+    }
+    return 0;
+}
+
 /* One mail message m[0..n) ("From " envelope line allowed at the start). */
 static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
                                 const char *loc, const char *m, size_t n, const char *kind) {
@@ -20201,6 +20236,10 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
             }
         }
         if (fti__st_mail_header(m, hn, "date", &date)) dt = fti__st_mail_date(date.data, date.len);
+        date.len = 0; /* Gmail's labels: the owner's own mail is "Sent" */
+        if (strcmp(kind, "mbox") == 0 && fti__st_mail_header(m, hn, "x-gmail-labels", &date) &&
+            fti__st_list_pos(date.data ? date.data : "", "sent", 4) >= 0)
+            kind = "sent";
         if (text.oom || subj.oom || from.oom || date.oom || dec.oom) {
             o->oom = 1;
             fti_free(title);
@@ -20643,11 +20682,12 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
         return;
     }
     case FTI__ST_K_EML:
-        fti__st_ingest_mail(pp, o, u->file, "", s, n, "mail");
+        fti__st_ingest_mail(pp, o, u->file, "", s, n, fti__st_sent_folder(path) ? "sent" : "mail");
         return;
     case FTI__ST_K_MBOX: {
         /* the unit is a run of whole messages */
         size_t i = 0, no = u->first_no;
+        int sent = fti__st_sent_folder(path);
         while (i < n) {
             size_t next = n, k;
             char loc[48];
@@ -20659,7 +20699,7 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
                 }
             }
             snprintf(loc, sizeof loc, "#msg %lu", (unsigned long)no);
-            fti__st_ingest_mail(pp, o, u->file, loc, s + i, next - i, "mbox");
+            fti__st_ingest_mail(pp, o, u->file, loc, s + i, next - i, sent ? "sent" : "mbox");
             i = next;
             no++;
         }
@@ -20892,7 +20932,8 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * no-break spaces in times, impossible days (February 30) and non-weekdays not dates. 6
  * (2026-11-28, the session after): messages of conversations are kind "message", and those by
  * someone other than the owner an export's account file names are left out (unless --authors);
- * the account files are reported as "account_info". */
+ * the account files are reported as "account_info"; mail of Sent folders and Gmail's "Sent"
+ * label is kind "sent", and other people's mail next to it is left out. */
 #define FTI__ST_FORMAT 6
 
 /* === workspace ============================================================================== */
@@ -22936,85 +22977,157 @@ static size_t fti__st_owner_scope(const char *n, int exact) {
 }
 
 typedef struct fti__st_owner {
-    const char *file_name; /* the account file's name */
+    const char *file_name; /* the file that names the owner: an account file, a sent message's */
     size_t scope;          /* bytes of file_name that are the export's root */
     int exact;             /* the scope is that file alone */
-    char *names;           /* "Ann Lee, ann_l, 123" */
+    int mail;              /* covers mail (kind "mbox", "mail"), else conversations ("message") */
+    fti_buf names;         /* the owner's names, each NUL-terminated, one after the other */
+    size_t n_names;
 } fti__st_owner;
 
-/* Leaves out of the version the messages of conversations (kind "message") sent by someone other
- * than their export's owner, as the account files among the inputs name them (the
- * "account_info" entries of 04_store_ingest.c's fti__st_owner_of), unless --authors is given
- * ("*" included). Each becomes an "other_author" rejection of its file. A message is kept when
- * no owner's scope holds its file, or one of those owners' names matches its sender (whole
- * words, any case, as --authors). Runs after phase B on every run (the records pack and the
- * partials keep every message), so the result depends only on the inputs. 0, or -1 when out of
- * memory. */
+/* Adds the name s (n bytes) to o unless it is there already (at most 64 names). */
+static void fti__st_owner_add(fti__st_owner *o, const char *s, size_t n) {
+    size_t at = 0, k;
+    while (n && (*s == ' ' || *s == ',')) s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == ',')) n--;
+    if (!n || o->n_names >= 64) return;
+    for (k = 0; k < o->n_names; k++) {
+        const char *q = o->names.data + at;
+        size_t m = strlen(q);
+        if (m == n && memcmp(q, s, n) == 0) return;
+        at += m + 1;
+    }
+    fti_buf_append(&o->names, s, n);
+    fti_buf_putc(&o->names, '\0');
+    o->n_names++;
+}
+
+/* Is author a (n bytes) one of o's names, as whole words, any case (as --authors)? */
+static int fti__st_owner_is(const fti__st_owner *o, const char *a, size_t n) {
+    size_t at = 0, k;
+    for (k = 0; k < o->n_names; k++) {
+        const char *q = o->names.data + at;
+        size_t m = strlen(q);
+        if (fti__st_name_in(q, m, a, n)) return 1;
+        at += m + 1;
+    }
+    return 0;
+}
+
+/* o's names as "a, b, c" into out (at most about 160 bytes). */
+static void fti__st_owner_list(const fti__st_owner *o, char *out, size_t cap) {
+    size_t at = 0, k, w = 0;
+    out[0] = 0;
+    for (k = 0; k < o->n_names && w + 4 < cap; k++) {
+        const char *q = o->names.data + at;
+        int r = snprintf(out + w, cap - w, "%s%s", k ? ", " : "", q);
+        if (r < 0) break;
+        w += (size_t)r < cap - w ? (size_t)r : cap - w - 1;
+        at += strlen(q) + 1;
+    }
+}
+
+/* Leaves out of the version what other people wrote to the owner of an export, unless
+ * --authors is given ("*" included):
+ * - conversations (kind "message") in an export whose account file names its owner (the
+ *   "account_info" entries of 04_store_ingest.c's fti__st_owner_of; the export is the account
+ *   file's usual root, fti__st_owner_scope);
+ * - mail (kind "mbox", "mail") in a folder that also holds the owner's sent mail (kind "sent": a
+ *   Sent folder, or Gmail's "Sent" label), whose senders name the owner.
+ * Each becomes an "other_author" rejection of its file. A message is kept when no owner covers
+ * its file, or its sender matches one of a covering owner's names (whole words, any case, as
+ * --authors). Runs after phase B on every run (the records pack and the partials keep every
+ * message), so the result depends only on the inputs. 0, or -1 when out of memory. */
 static int fti__st_owner_filter(fti__st_run *r) {
     fti__st_owner *ow = NULL;
-    size_t n_ow = 0, cap = 0, i, k, pl = strlen(FTI__ST_OWNER_PREFIX);
+    size_t n_ow = 0, cap = 0, i, k, q, pl = strlen(FTI__ST_OWNER_PREFIX);
     int oom = 0;
     if (r->o.authors && r->o.authors[0]) return 0;
     for (i = 0; i < r->n_files && !oom; i++) {
         const fti__st_file *f = &r->files[i];
-        for (k = 0; k < f->out.n_rejs && !oom; k++) {
-            const fti__st_rej *j = &f->out.rejs[k];
-            fti_buf nb;
-            const char *p;
-            if (strcmp(j->reason, "account_info") != 0 ||
-                strncmp(j->detail, FTI__ST_OWNER_PREFIX, pl) != 0)
+        size_t n_items = f->out.n_rejs + f->out.n_docs;
+        for (k = 0; k < n_items && !oom; k++) {
+            const fti__st_rej *j = k < f->out.n_rejs ? &f->out.rejs[k] : NULL;
+            const fti__st_doc *d = j ? NULL : &f->out.docs[k - f->out.n_rejs];
+            fti__st_owner *o = NULL;
+            int mail = d != NULL, exact = j && j->loc[0] != 0;
+            size_t scope;
+            if (j && (strcmp(j->reason, "account_info") != 0 ||
+                      strncmp(j->detail, FTI__ST_OWNER_PREFIX, pl) != 0))
                 continue;
-            if (n_ow == cap) {
-                size_t nc = cap ? 2 * cap : 4;
-                fti__st_owner *q = (fti__st_owner *)fti_realloc(ow, nc * sizeof *q);
-                if (!q) {
-                    oom = 1;
-                    break;
+            if (d && (!d->kind || strcmp(d->kind, "sent") != 0 || !d->author)) continue;
+            scope = j ? fti__st_owner_scope(f->name, exact) : fti__st_owner_scope(f->name, 0);
+            if (mail) /* one owner per folder of mail */
+                for (q = 0; q < n_ow && !o; q++)
+                    if (ow[q].mail && ow[q].scope == scope &&
+                        strncmp(ow[q].file_name, f->name, scope) == 0)
+                        o = &ow[q];
+            if (!o) {
+                if (n_ow == cap) {
+                    size_t nc = cap ? 2 * cap : 4;
+                    fti__st_owner *p2 = (fti__st_owner *)fti_realloc(ow, nc * sizeof *p2);
+                    if (!p2) {
+                        oom = 1;
+                        break;
+                    }
+                    ow = p2, cap = nc;
                 }
-                ow = q, cap = nc;
+                o = &ow[n_ow++];
+                memset(o, 0, sizeof *o);
+                o->file_name = f->name;
+                o->scope = scope;
+                o->exact = exact;
+                o->mail = mail;
             }
-            memset(&nb, 0, sizeof nb);
-            for (p = j->detail + pl; *p;) { /* " | " between names: ',' as --authors */
-                const char *e = strstr(p, FTI__ST_OWNER_SEP);
-                size_t m = e ? (size_t)(e - p) : strlen(p);
-                if (nb.len) fti_buf_puts(&nb, ", ");
-                fti_buf_append(&nb, p, m);
-                p += m;
-                if (e) p += strlen(FTI__ST_OWNER_SEP);
+            if (j) { /* "the export's owner: a | b | c" */
+                const char *p = j->detail + pl;
+                while (*p) {
+                    const char *e = strstr(p, FTI__ST_OWNER_SEP);
+                    size_t m = e ? (size_t)(e - p) : strlen(p);
+                    fti__st_owner_add(o, p, m);
+                    p += m;
+                    if (e) p += strlen(FTI__ST_OWNER_SEP);
+                }
+            } else {
+                fti__st_owner_add(o, d->author, strlen(d->author));
             }
-            if (nb.oom || !nb.data) {
-                fti_buf_free(&nb);
-                oom = nb.oom;
-                continue;
-            }
-            ow[n_ow].file_name = f->name;
-            ow[n_ow].exact = j->loc[0] != 0;
-            ow[n_ow].scope = fti__st_owner_scope(f->name, ow[n_ow].exact);
-            ow[n_ow++].names = nb.data;
+            oom |= o->names.oom;
         }
     }
     for (i = 0; i < r->n_files && n_ow && !oom; i++) {
         fti__st_file *f = &r->files[i];
-        size_t w = 0, q;
+        size_t w = 0;
         for (k = 0; k < f->out.n_docs; k++) {
             fti__st_doc *d = &f->out.docs[k];
             const fti__st_owner *by = NULL;
-            int covered = 0, mine = 0;
-            if (d->kind && strcmp(d->kind, "message") == 0 && d->author)
+            int covered = 0, mine = 0, is_mail, is_msg;
+            is_msg = d->kind && strcmp(d->kind, "message") == 0;
+            is_mail = d->kind && (strcmp(d->kind, "mbox") == 0 || strcmp(d->kind, "mail") == 0);
+            if ((is_msg || is_mail) && d->author)
                 for (q = 0; q < n_ow && !mine; q++) {
                     const fti__st_owner *o = &ow[q];
-                    if (o->exact ? strcmp(f->name, o->file_name) != 0
-                                 : strncmp(f->name, o->file_name, o->scope) != 0)
+                    if (o->mail != is_mail || !o->n_names ||
+                        (o->exact ? strcmp(f->name, o->file_name) != 0
+                                  : strncmp(f->name, o->file_name, o->scope) != 0))
                         continue;
                     covered = 1;
                     by = o;
-                    mine = fti__st_names_match(o->names, d->author, strlen(d->author));
+                    mine = fti__st_owner_is(o, d->author, strlen(d->author));
                 }
             if (covered && !mine) {
-                fti__st_reject(&f->out, (uint32_t)i, d->loc, "other_author",
-                               "a message from \"%.80s\" in a conversation: the export's owner is "
-                               "\"%.120s\" (%s); --authors \"*\" keeps everyone's",
-                               d->author, by->names, by->file_name);
+                char names[200];
+                fti__st_owner_list(by, names, sizeof names);
+                if (is_mail)
+                    fti__st_reject(&f->out, (uint32_t)i, d->loc, "other_author",
+                                   "mail from \"%.80s\": the mailbox's owner, by the mail sent "
+                                   "from it (as %s), is someone else; --authors \"*\" keeps "
+                                   "everyone's",
+                                   d->author, names);
+                else
+                    fti__st_reject(&f->out, (uint32_t)i, d->loc, "other_author",
+                                   "a message from \"%.80s\" in a conversation: the export's "
+                                   "owner is \"%s\" (%s); --authors \"*\" keeps everyone's",
+                                   d->author, names, by->file_name);
                 fti__st_doc_free(d);
                 continue;
             }
@@ -23024,7 +23137,7 @@ static int fti__st_owner_filter(fti__st_run *r) {
         f->out.n_docs = w;
         oom |= f->out.oom;
     }
-    for (i = 0; i < n_ow; i++) fti_free(ow[i].names);
+    for (i = 0; i < n_ow; i++) fti_buf_free(&ow[i].names);
     fti_free(ow);
     return oom ? -1 : 0;
 }

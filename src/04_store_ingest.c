@@ -1056,28 +1056,35 @@ static int fti__st_name_char(unsigned char c) {
 /* Is the author a (n bytes; NULL: unknown) one of the authors to keep (fti_ingest_opts.authors)?
  * Each listed name matches as whole words, any case ("Ann" matches "Ann Lee" and
  * "ann@example.com", not "Joanna"). Unknown authors and an empty list pass. */
+static int fti__st_name_in(const char *q, size_t m, const char *a, size_t n) {
+    int wb, we;
+    size_t i;
+    if (m == 0) return 0;
+    wb = fti__st_name_char((unsigned char)q[0]);
+    we = fti__st_name_char((unsigned char)q[m - 1]);
+    for (i = 0; i + m <= n; i++) {
+        size_t k = 0;
+        if (wb && i > 0 && fti__st_name_char((unsigned char)a[i - 1])) continue;
+        if (we && i + m < n && fti__st_name_char((unsigned char)a[i + m])) continue;
+        while (k < m && fti__st_lc((unsigned char)a[i + k]) == fti__st_lc((unsigned char)q[k]))
+            k++;
+        if (k == m) return 1;
+    }
+    return 0;
+}
+
 static int fti__st_names_match(const char *p, const char *a, size_t n) {
     int any = 0;
     if (!p || !a) return 1;
     while (*p) {
         const char *e = strchr(p, ',');
-        size_t m = e ? (size_t)(e - p) : strlen(p), i;
+        size_t m = e ? (size_t)(e - p) : strlen(p);
         const char *q = p;
         fti__st_trim(&q, &m);
         if (m == 1 && q[0] == '*') return 1; /* "*": everyone */
         if (m) {
-            int wb = fti__st_name_char((unsigned char)q[0]);
-            int we = fti__st_name_char((unsigned char)q[m - 1]);
             any = 1;
-            for (i = 0; i + m <= n; i++) {
-                size_t k = 0;
-                if (wb && i > 0 && fti__st_name_char((unsigned char)a[i - 1])) continue;
-                if (we && i + m < n && fti__st_name_char((unsigned char)a[i + m])) continue;
-                while (k < m &&
-                       fti__st_lc((unsigned char)a[i + k]) == fti__st_lc((unsigned char)q[k]))
-                    k++;
-                if (k == m) return 1;
-            }
+            if (fti__st_name_in(q, m, a, n)) return 1;
         }
         if (!e) break;
         p = e + 1;
@@ -2601,6 +2608,32 @@ static char *fti__st_mail_date(const char *v, size_t n) {
     return fti__st_meta_str(v, n, 64);
 }
 
+/* Is path a mail folder of sent messages (its own name or its folder's, extension aside:
+ * Thunderbird's "Sent", Outlook's "Sent Items", Apple Mail's "Sent Messages.mbox/mbox", "Sent
+ * Mail")? Its messages are the owner's own: kind "sent". */
+static int fti__st_sent_folder(const char *path) {
+    static const char *const names[] = {"sent", "sent items", "sent messages", "sent mail", NULL};
+    size_t n = strlen(path), level, i;
+    for (level = 0; level < 2 && n > 0; level++) {
+        size_t e = n, b;
+        while (e > 0 && path[e - 1] == '/') e--;
+        b = e;
+        while (b > 0 && path[b - 1] != '/') b--;
+        n = b; /* the next level: the folder */
+        {
+            const char *nm = path + b;
+            size_t len = e - b;
+            if (len > 5 && fti__st_eq_ci(nm + len - 5, 5, ".mbox")) len -= 5;
+            else if (len > 4 && (fti__st_eq_ci(nm + len - 4, 4, ".mbx") ||
+                                 fti__st_eq_ci(nm + len - 4, 4, ".eml")))
+                len -= 4;
+            for (i = 0; names[i]; i++)
+                if (fti__st_eq_ci(nm, len, names[i])) return 1;
+        }
+    }
+    return 0;
+}
+
 /* One mail message m[0..n) ("From " envelope line allowed at the start). */
 static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t file,
                                 const char *loc, const char *m, size_t n, const char *kind) {
@@ -2675,6 +2708,10 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
             }
         }
         if (fti__st_mail_header(m, hn, "date", &date)) dt = fti__st_mail_date(date.data, date.len);
+        date.len = 0; /* Gmail's labels: the owner's own mail is "Sent" */
+        if (strcmp(kind, "mbox") == 0 && fti__st_mail_header(m, hn, "x-gmail-labels", &date) &&
+            fti__st_list_pos(date.data ? date.data : "", "sent", 4) >= 0)
+            kind = "sent";
         if (text.oom || subj.oom || from.oom || date.oom || dec.oom) {
             o->oom = 1;
             fti_free(title);
@@ -3117,11 +3154,12 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
         return;
     }
     case FTI__ST_K_EML:
-        fti__st_ingest_mail(pp, o, u->file, "", s, n, "mail");
+        fti__st_ingest_mail(pp, o, u->file, "", s, n, fti__st_sent_folder(path) ? "sent" : "mail");
         return;
     case FTI__ST_K_MBOX: {
         /* the unit is a run of whole messages */
         size_t i = 0, no = u->first_no;
+        int sent = fti__st_sent_folder(path);
         while (i < n) {
             size_t next = n, k;
             char loc[48];
@@ -3133,7 +3171,7 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
                 }
             }
             snprintf(loc, sizeof loc, "#msg %lu", (unsigned long)no);
-            fti__st_ingest_mail(pp, o, u->file, loc, s + i, next - i, "mbox");
+            fti__st_ingest_mail(pp, o, u->file, loc, s + i, next - i, sent ? "sent" : "mbox");
             i = next;
             no++;
         }

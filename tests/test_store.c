@@ -466,7 +466,7 @@ FTI_TEST(store_nested_json_exports) {
     CHECK(strstr(got.data, "reddit.json#data.children[0]") != NULL &&
           strstr(got.data, "\"date\":\"2017-07-14T02:40:00Z\"") != NULL);
     CHECK(strstr(got.data, "\"text\":\"Semicolon separated, with a comma inside it.\"") != NULL);
-    CHECK(strstr(got.data, "\"kind\":\"mbox\"") != NULL &&
+    CHECK(strstr(got.data, "\"kind\":\"sent\"") != NULL &&
           strstr(got.data, "A mail from the Sent folder") != NULL);
     CHECK(strstr(got.data, "My comment on a friend's loaf") != NULL &&
           strstr(got.data, "\"title\":\"Alice commented.\"") != NULL);
@@ -649,6 +649,63 @@ FTI_TEST(store_export_owner) {
             }
             CHECK_EQ_INT(other, !i);
         }
+        fti_dataset_close(ds);
+        fti_buf_free(&got);
+    }
+}
+
+FTI_TEST(store_mailbox_owner) {
+    /* a mailbox holds everyone's mail: the sent mail next to it (Thunderbird's "Sent", Gmail's
+     * "Sent" label) names the owner, whose mail alone is kept there; a folder without sent mail
+     * keeps everyone's; --authors "*" too */
+    static const export_file files[] = {
+        {"tb/Local Folders/Sent",
+         "From - Mon Mar  2 10:00:00 2020\nFrom: Ann Lee <ann@example.com>\nSubject: rye\n\n"
+         "Sent by me: the rye needs a longer proof tonight.\n\n"
+         "From - Mon Mar  2 11:00:00 2020\nFrom: ann@example.com\nSubject: oven\n\n"
+         "Sent by me too: the oven runs hot on the left side.\n"},
+        {"tb/Local Folders/Inbox",
+         "From - Mon Mar  2 12:00:00 2020\nFrom: Bob Stone <bob@x.org>\nSubject: flour\n\n"
+         "Received from Bob: which flour do you buy for the rye?\n\n"
+         "From - Mon Mar  2 13:00:00 2020\nFrom: \"Ann Lee\" <ann@example.com>\nSubject: note\n\n"
+         "A note to myself about the starter feeding times.\n\n"
+         "From - Mon Mar  2 14:00:00 2020\nFrom: ann@example.com\nSubject: list\n\n"
+         "My own list: rye flour, salt and a new banneton.\n"},
+        {"takeout/Mail/All mail Including Spam and Trash.mbox",
+         "From 1 Mon Mar  2 10:00:00 +0000 2020\nX-Gmail-Labels: Sent,Opened\nFrom: Ann Lee "
+         "<ann@gmail.com>\nSubject: trip\n\nGmail sent by me: we leave for the coast at dawn.\n\n"
+         "From 2 Mon Mar  2 11:00:00 +0000 2020\nX-Gmail-Labels: Inbox,Category Promotions,"
+         "Unread\nFrom: Shop <deals@shop.example>\nSubject: deals\n\n"
+         "Promotion from a shop: forty percent off every bread knife.\n\n"
+         "From 3 Mon Mar  2 12:00:00 +0000 2020\nX-Gmail-Labels: Inbox\nFrom: Ann Lee "
+         "<ann@gmail.com>\nSubject: self\n\nGmail to myself: remember the good salt.\n"},
+        {"archive/old.mbox",
+         "From - Mon Mar  2 10:00:00 2020\nFrom: Carl <carl@x.org>\nSubject: hello\n\n"
+         "Carl's mail in a folder without sent mail is kept.\n"}};
+    char home[512], id[65];
+    fti_buf got;
+    fti_dataset *ds = NULL;
+    const fti_json *br;
+    fti_ingest_opts o;
+    int i;
+    for (i = 0; i < 2; i++) {
+        memset(&o, 0, sizeof o);
+        if (i == 1) o.authors = "*";
+        REQUIRE(ingest_exports(i ? "mailowner_all" : "mailowner", files,
+                               sizeof files / sizeof files[0], &o, home, id, &got));
+        CHECK(strstr(got.data, "Sent by me: the rye") != NULL);
+        CHECK(strstr(got.data, "Sent by me too") != NULL);
+        CHECK(strstr(got.data, "A note to myself") != NULL);
+        CHECK(strstr(got.data, "My own list") != NULL);
+        CHECK(strstr(got.data, "Gmail sent by me") != NULL);
+        CHECK(strstr(got.data, "Gmail to myself") != NULL);
+        CHECK(strstr(got.data, "Carl's mail") != NULL);
+        CHECK((strstr(got.data, "Received from Bob") != NULL) == i);
+        CHECK((strstr(got.data, "Promotion from a shop") != NULL) == i);
+        CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), i ? 9 : 7);
+        REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+        br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
+        CHECK_EQ_INT(fti_json_get_int(br, "other_author", 0), i ? 0 : 2);
         fti_dataset_close(ds);
         fti_buf_free(&got);
     }
