@@ -20138,9 +20138,17 @@ static char *fti__st_mail_date(const char *v, size_t n) {
 
 /* Is path a mail folder of sent messages (its own name or its folder's, extension aside:
  * Thunderbird's "Sent", Outlook's "Sent Items", Apple Mail's "Sent Messages.mbox/mbox", "Sent
- * Mail")? Its messages are the owner's own: kind "sent". */
+ * Mail", and their names in German, French, Spanish, Italian, Portuguese, Dutch, Swedish,
+ * Danish, Norwegian and Polish mail programs)? Its messages are the owner's own: kind "sent".
+ * (Names compared with ASCII letters in any case; other letters as listed.) */
 static int fti__st_sent_folder(const char *path) {
-    static const char *const names[] = {"sent", "sent items", "sent messages", "sent mail", NULL};
+    static const char *const names[] = {
+        "sent", "sent items", "sent messages", "sent mail", "gesendet", "gesendete elemente",
+        "gesendete objekte", "envoy\xc3\xa9s", "\xc3\xa9l\xc3\xa9ments envoy\xc3\xa9s",
+        "\xc3\x89l\xc3\xa9ments envoy\xc3\xa9s", "messages envoy\xc3\xa9s", "enviados",
+        "elementos enviados", "mensajes enviados", "inviati", "posta inviata", "itens enviados",
+        "enviadas", "verzonden", "verzonden items", "skickat", "skickade objekt", "sendt",
+        "sendte elementer", "sendte", "wys\xc5\x82" "ane", "elementy wys\xc5\x82" "ane", NULL};
     size_t n = strlen(path), level, i;
     for (level = 0; level < 2 && n > 0; level++) {
         size_t e = n, b;
