@@ -24456,6 +24456,7 @@ typedef struct fti__st_gc {
     char **live;        /* sorted object ids named by the versions kept */
     size_t n_live;
     int dry_run;
+    int all_temp;       /* 1 while walking store/tmp: every file there is temporary */
     double now, temp_age;
     fti_store_gc_result *res;
     fti_buf *report;
@@ -24487,8 +24488,9 @@ static fti_result fti__st_gc_obj_cb(void *user, const char *path, uint64_t size)
 
 static fti_result fti__st_gc_tmp_cb(void *user, const char *path, uint64_t size) {
     fti__st_gc *g = (fti__st_gc *)user;
-    /* store/tmp holds only what a running ingest writes, and the lock says none runs */
-    if (strstr(path, "/store/tmp/") || fti__st_gc_stale(g, path))
+    /* store/tmp holds only what a running ingest writes, and the lock says none runs (known by
+     * the directory walked, not by the path: HOME itself may have "/store/tmp/" in it) */
+    if (g->all_temp || fti__st_gc_stale(g, path))
         fti__st_gc_rm(g, path, size, &g->res->temp_removed);
     return FTI_OK;
 }
@@ -24644,6 +24646,7 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
         static const char *const sub[] = {"tmp", "versions", "refs"};
         fti_free(dir);
         dir = fti__st_path3(home, "store", sub[j]);
+        g.all_temp = j == 0;
         if (dir && fti_path_is_dir(dir)) fti_walk(dir, fti__st_gc_tmp_cb, &g, NULL);
     }
     if (report && g.res->objects_removed + g.res->temp_removed)

@@ -2225,3 +2225,21 @@ FTI_TEST(store_merge_hostile_partials) {
     fti_buf_free(&p0);
     fti_buf_free(&p1);
 }
+
+/* fti_store_gc in a workspace whose own path has "/store/tmp/" in it: only HOME/store/tmp is
+ * temporary; the manifests and refs of the versions kept stay, and verify passes. */
+FTI_TEST(store_gc_home_path_has_store_tmp) {
+    const char *dir = fti_test_tmp("in"), *home = fti_test_tmp("backup/store/tmp/ws");
+    char id[65], latest[65];
+    fti_store_gc_result res;
+    fti_error err;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    put(dir, "a.txt", "A first file with a few words about the sea and the shore.");
+    REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
+    CHECK_OK(fti_store_gc(home, NULL, &res, NULL, &err));
+    CHECK_EQ_INT(res.versions_kept, 1);
+    CHECK_EQ_INT(res.temp_removed, 0);
+    CHECK_OK(fti_store_resolve(home, "latest", latest, &err));
+    CHECK_EQ_STR(latest, id);
+    CHECK_OK(fti_store_verify(home, NULL, NULL, &err));
+}
