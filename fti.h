@@ -1481,7 +1481,8 @@ typedef struct fti_store_gc_result {
  * (store/versions/<id>.removed: id, parent, created, removed), so a child's parent still
  * resolves for verify and a lookup of the id says "removed by gc on <date>". Then every object
  * no kept version names is deleted, store/tmp is emptied and *.tmp.* files older than
- * temp_age_s are deleted. Takes the store lock (FTI_ERR_BUSY while an ingest runs). One line
+ * temp_age_s are deleted. Takes the store lock (FTI_ERR_BUSY while an ingest runs); a dry run
+ * takes none (it only reads: while an ingest writes, its counts are an estimate). One line
  * per removed version, then a summary, is appended to report (optional). Crash-safe: a version
  * goes (tombstone written, then manifest removed) before any object it named.
  * Thread safety: as fti_store_ingest. */
@@ -2564,7 +2565,8 @@ typedef struct fti_workspace_gc_result {
  * dataset versions, latest, tags and the dataset of every kept model. Stale temp files (older
  * than temp_age_s) anywhere in the workspace go. One line per removed thing and a summary are
  * appended to report (optional).
- * Errors: FTI_ERR_BUSY while an ingest holds the store lock; I/O errors naming the file.
+ * Errors: FTI_ERR_BUSY while an ingest holds the store lock (not in a dry run); I/O errors
+ * naming the file.
  * Thread safety: run it where no update or training runs (fti-twin gc takes the update lock). */
 FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts *opts,
                                    fti_workspace_gc_result *result, fti_buf *report,
@@ -24562,8 +24564,10 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
     g.report = report;
     memset(g.res, 0, sizeof *g.res);
     if (!home) return fti_error_set(err, FTI_ERR_INVALID, "gc: no workspace");
-    /* exclusive: no ingest (whose objects are not yet named by a manifest) runs meanwhile */
-    if ((rc = fti__st_lock(home, 0, &lock_fd, err)) != FTI_OK) return rc;
+    /* exclusive: no ingest (whose objects are not yet named by a manifest) runs meanwhile. A
+     * dry run only reads, so it takes no lock: holding it would make an ingest started meanwhile
+     * fail with FTI_ERR_BUSY (fti-twin status runs one beside updates) */
+    if (!o.dry_run && (rc = fti__st_lock(home, 0, &lock_fd, err)) != FTI_OK) return rc;
     if ((rc = fti_store_list(home, &ids, &n, err)) != FTI_OK) goto done;
     keep = (char *)fti_calloc(n + 1, 1);
     if (!keep) {

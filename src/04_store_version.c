@@ -3694,8 +3694,10 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
     g.report = report;
     memset(g.res, 0, sizeof *g.res);
     if (!home) return fti_error_set(err, FTI_ERR_INVALID, "gc: no workspace");
-    /* exclusive: no ingest (whose objects are not yet named by a manifest) runs meanwhile */
-    if ((rc = fti__st_lock(home, 0, &lock_fd, err)) != FTI_OK) return rc;
+    /* exclusive: no ingest (whose objects are not yet named by a manifest) runs meanwhile. A
+     * dry run only reads, so it takes no lock: holding it would make an ingest started meanwhile
+     * fail with FTI_ERR_BUSY (fti-twin status runs one beside updates) */
+    if (!o.dry_run && (rc = fti__st_lock(home, 0, &lock_fd, err)) != FTI_OK) return rc;
     if ((rc = fti_store_list(home, &ids, &n, err)) != FTI_OK) goto done;
     keep = (char *)fti_calloc(n + 1, 1);
     if (!keep) {
