@@ -31079,6 +31079,13 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
         fti_json_doc *doc = NULL;
         memcpy(m->id, p, FTI__REG_ID_LEN);
         m->id[FTI__REG_ID_LEN] = 0;
+        /* the list has every card.json under HOME/models: a copy of a model's directory (a
+         * backup) names its id again, and must not make gc remove the original's files; an id
+         * that is not the registry's hex (a hand-made card) is no directory gc may empty */
+        for (k = 0; k < FTI__REG_ID_LEN; k++)
+            if (!((m->id[k] >= '0' && m->id[k] <= '9') || (m->id[k] >= 'a' && m->id[k] <= 'f')))
+                break;
+        if (k < FTI__REG_ID_LEN || fti__wgc_find(&g, m->id)) continue;
         card = fti__reg_path(home, m->id, "card.json");
         if (card && fti__reg_read_json(card, &doc, NULL) == FTI_OK) {
             const fti_json *c = fti_json_root(doc);

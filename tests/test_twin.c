@@ -1017,3 +1017,34 @@ FTI_TEST(twin_workspace_gc_crash_at_every_step) {
     CHECK(crashed >= 4);
 #endif
 }
+
+/* A model's directory copied by hand inside HOME/models (a backup: the same card, so the same
+ * id twice in the registry's list) is no reason to remove the original: the aliased model keeps
+ * its weights. */
+FTI_TEST(twin_workspace_gc_copied_model_dir) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], ids[4][17], cmd[4200], id[17];
+    fti_workspace_gc_opts go;
+    fti_workspace_gc_result gr;
+    fti_error err;
+    fti_json_doc *doc;
+    snprintf(home, sizeof home, "%s", fti_test_tmp("gc_ws"));
+    REQUIRE(fti_ttw_gc_models(home, ids));
+    snprintf(cmd, sizeof cmd, "cp -a '%s/models/%s' '%s/models/%s.bak'", home, ids[2], home,
+             ids[2]);
+    REQUIRE(system(cmd) == 0);
+    memset(&go, 0, sizeof go);
+    go.keep_models = 1;
+    go.keep_history = 1;
+    CHECK_OK(fti_workspace_gc(home, &go, &gr, NULL, &err));
+    CHECK_OK(fti_registry_resolve(home, "production", id, &err));
+    CHECK_EQ_STR(id, ids[2]);
+    CHECK(fti_ttw_exists(home, "models", ids[2], "model.gguf"));
+    doc = fti_ttw_card(home, ids[2]);
+    REQUIRE(doc != NULL);
+    CHECK(fti_json_get(fti_json_root(doc), "removed") == NULL);
+    fti_json_free(doc);
+    CHECK(fti_ttw_aliases_whole(home));
+    CHECK(!fti_ttw_exists(home, "models", ids[0], "model.gguf"));
+#endif
+}
