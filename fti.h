@@ -1483,7 +1483,8 @@ typedef struct fti_store_gc_result {
  * (store/versions/<id>.removed: id, parent, created, removed), so a child's parent still
  * resolves for verify and a lookup of the id says "removed by gc on <date>". Then every object
  * no kept version names is deleted, store/tmp is emptied and *.tmp.* files older than
- * temp_age_s are deleted. Takes the store lock (FTI_ERR_BUSY while an ingest runs). One line
+ * temp_age_s are deleted. Takes the store lock (FTI_ERR_BUSY while an ingest runs); a dry run
+ * takes none (it only reads: while an ingest writes, its counts are an estimate). One line
  * per removed version, then a summary, is appended to report (optional). Crash-safe: a version
  * goes (tombstone written, then manifest removed) before any object it named.
  * Thread safety: as fti_store_ingest. */
@@ -2566,7 +2567,8 @@ typedef struct fti_workspace_gc_result {
  * dataset versions, latest, tags and the dataset of every kept model. Stale temp files (older
  * than temp_age_s) anywhere in the workspace go. One line per removed thing and a summary are
  * appended to report (optional).
- * Errors: FTI_ERR_BUSY while an ingest holds the store lock; I/O errors naming the file.
+ * Errors: FTI_ERR_BUSY while an ingest holds the store lock (not in a dry run); I/O errors
+ * naming the file.
  * Thread safety: run it where no update or training runs (fti-twin gc takes the update lock). */
 FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts *opts,
                                    fti_workspace_gc_result *result, fti_buf *report,
@@ -24577,6 +24579,7 @@ typedef struct fti__st_gc {
     char **live;        /* sorted object ids named by the versions kept */
     size_t n_live;
     int dry_run;
+    int all_temp;       /* 1 while walking store/tmp: every file there is temporary */
     double now, temp_age;
     fti_store_gc_result *res;
     fti_buf *report;
@@ -24608,8 +24611,9 @@ static fti_result fti__st_gc_obj_cb(void *user, const char *path, uint64_t size)
 
 static fti_result fti__st_gc_tmp_cb(void *user, const char *path, uint64_t size) {
     fti__st_gc *g = (fti__st_gc *)user;
-    /* store/tmp holds only what a running ingest writes, and the lock says none runs */
-    if (strstr(path, "/store/tmp/") || fti__st_gc_stale(g, path))
+    /* store/tmp holds only what a running ingest writes, and the lock says none runs (known by
+     * the directory walked, not by the path: HOME itself may have "/store/tmp/" in it) */
+    if (g->all_temp || fti__st_gc_stale(g, path))
         fti__st_gc_rm(g, path, size, &g->res->temp_removed);
     return FTI_OK;
 }
@@ -24681,8 +24685,10 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
     g.report = report;
     memset(g.res, 0, sizeof *g.res);
     if (!home) return fti_error_set(err, FTI_ERR_INVALID, "gc: no workspace");
-    /* exclusive: no ingest (whose objects are not yet named by a manifest) runs meanwhile */
-    if ((rc = fti__st_lock(home, 0, &lock_fd, err)) != FTI_OK) return rc;
+    /* exclusive: no ingest (whose objects are not yet named by a manifest) runs meanwhile. A
+     * dry run only reads, so it takes no lock: holding it would make an ingest started meanwhile
+     * fail with FTI_ERR_BUSY (fti-twin status runs one beside updates) */
+    if (!o.dry_run && (rc = fti__st_lock(home, 0, &lock_fd, err)) != FTI_OK) return rc;
     if ((rc = fti_store_list(home, &ids, &n, err)) != FTI_OK) goto done;
     keep = (char *)fti_calloc(n + 1, 1);
     if (!keep) {
@@ -24765,6 +24771,7 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
         static const char *const sub[] = {"tmp", "versions", "refs"};
         fti_free(dir);
         dir = fti__st_path3(home, "store", sub[j]);
+        g.all_temp = j == 0;
         if (dir && fti_path_is_dir(dir)) fti_walk(dir, fti__st_gc_tmp_cb, &g, NULL);
     }
     if (report && g.res->objects_removed + g.res->temp_removed)
@@ -30970,6 +30977,7 @@ typedef struct fti__wgc_model {
     char parent[FTI__REG_ID_LEN + 1];
     char dataset[65];
     int adapter, removed, keep;
+    int fresh;                      /* removed by this gc (its card gets "removed") */
 } fti__wgc_model;
 
 typedef struct fti__wgc {
@@ -31013,8 +31021,9 @@ static fti_result fti__wgc_tmp_cb(void *user, const char *path, uint64_t size) {
     return FTI_OK;
 }
 
-/* A model's files but its card go; the card gets "removed". */
-static fti_result fti__wgc_remove_model(fti__wgc *g, const char *id, fti_error *err) {
+/* A model's files but its card go; with mark, the card gets "removed" first (without: a model
+ * an earlier gc removed, whose files a killed gc may have left). */
+static fti_result fti__wgc_remove_model(fti__wgc *g, const char *id, int mark, fti_error *err) {
     char *dir = fti__reg_path(g->home, id, NULL), *card = fti__reg_path(g->home, id, "card.json");
     fti_json_doc *doc = NULL;
     fti_buf out;
@@ -31028,7 +31037,8 @@ static fti_result fti__wgc_remove_model(fti__wgc *g, const char *id, fti_error *
         goto done;
     }
     fti_time_iso8601(g->now, when);
-    if (!g->dry_run) { /* the card first: a crash after it leaves files gc removes next time */
+    if (mark && !g->dry_run) { /* the card first: a crash after it leaves files gc removes next
+                                * time (as a model already removed) */
         const fti_json *c;
         fti_jw w;
         if ((r = fti__reg_read_json(card, &doc, err)) != FTI_OK) goto done;
@@ -31190,6 +31200,13 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
         fti_json_doc *doc = NULL;
         memcpy(m->id, p, FTI__REG_ID_LEN);
         m->id[FTI__REG_ID_LEN] = 0;
+        /* the list has every card.json under HOME/models: a copy of a model's directory (a
+         * backup) names its id again, and must not make gc remove the original's files; an id
+         * that is not the registry's hex (a hand-made card) is no directory gc may empty */
+        for (k = 0; k < FTI__REG_ID_LEN; k++)
+            if (!((m->id[k] >= '0' && m->id[k] <= '9') || (m->id[k] >= 'a' && m->id[k] <= 'f')))
+                break;
+        if (k < FTI__REG_ID_LEN || fti__wgc_find(&g, m->id)) continue;
         card = fti__reg_path(home, m->id, "card.json");
         if (card && fti__reg_read_json(card, &doc, NULL) == FTI_OK) {
             const fti_json *c = fti_json_root(doc);
@@ -31229,23 +31246,13 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
     } while (changed);
     for (i = 0; i < g.n; i++) {
         fti__wgc_model *m = &g.m[i];
-        if (m->keep && !m->removed) {
-            g.res->models_kept++;
-            continue;
-        }
-        if (m->keep) continue; /* an alias at a removed model (set by hand): nothing to do */
-        if (!m->removed) {
-            uint64_t before = g.res->bytes_freed;
-            if ((r = fti__wgc_remove_model(&g, m->id, err)) != FTI_OK) goto done;
-            g.res->models_removed++;
-            if (report)
-                fti_buf_printf(report, "model %s %s (its card stays), %.1f MB\n", m->id,
-                               o.dry_run ? "would go" : "removed",
-                               (double)(g.res->bytes_freed - before) / 1e6);
-        }
+        if (m->keep && !m->removed) g.res->models_kept++;
+        if (m->keep) continue; /* (an alias at a removed model, set by hand: nothing to do) */
+        m->fresh = !m->removed;
         m->removed = 1;
     }
-    /* alias histories: only models that still have their files */
+    /* alias histories: only models that still have their files. Saved before any file goes, so
+     * a gc killed half-way never leaves a rollback target without its weights */
     changed = 0;
     for (i = 0; i < al.n; i++) {
         size_t w = 0;
@@ -31259,6 +31266,19 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
         al.a[i].n_hist = w;
     }
     if (changed && !o.dry_run && (r = fti__reg_aliases_save(home, &al, err)) != FTI_OK) goto done;
+    /* the models that go; and the files a killed gc left of models removed before */
+    for (i = 0; i < g.n; i++) {
+        fti__wgc_model *m = &g.m[i];
+        uint64_t before = g.res->bytes_freed;
+        if (m->keep || !m->removed) continue;
+        if ((r = fti__wgc_remove_model(&g, m->id, m->fresh, err)) != FTI_OK) goto done;
+        if (m->fresh) g.res->models_removed++;
+        if (report && (m->fresh || g.res->bytes_freed > before))
+            fti_buf_printf(report, "model %s %s%s (its card stays), %.1f MB\n", m->id,
+                           m->fresh ? "" : "(removed before): files left ",
+                           o.dry_run ? "would go" : "removed",
+                           (double)(g.res->bytes_freed - before) / 1e6);
+    }
     /* runs, and the twin's author memories of removed models */
     fti__wgc_each(&g, "runs", fti__wgc_run_fn);
     fti__wgc_each(&g, "memory", fti__wgc_memory_fn);

@@ -253,7 +253,8 @@ typedef struct fti_store_gc_result {
  * (store/versions/<id>.removed: id, parent, created, removed), so a child's parent still
  * resolves for verify and a lookup of the id says "removed by gc on <date>". Then every object
  * no kept version names is deleted, store/tmp is emptied and *.tmp.* files older than
- * temp_age_s are deleted. Takes the store lock (FTI_ERR_BUSY while an ingest runs). One line
+ * temp_age_s are deleted. Takes the store lock (FTI_ERR_BUSY while an ingest runs); a dry run
+ * takes none (it only reads: while an ingest writes, its counts are an estimate). One line
  * per removed version, then a summary, is appended to report (optional). Crash-safe: a version
  * goes (tombstone written, then manifest removed) before any object it named.
  * Thread safety: as fti_store_ingest. */

@@ -3661,6 +3661,7 @@ typedef struct fti__st_gc {
     char **live;        /* sorted object ids named by the versions kept */
     size_t n_live;
     int dry_run;
+    int all_temp;       /* 1 while walking store/tmp: every file there is temporary */
     double now, temp_age;
     fti_store_gc_result *res;
     fti_buf *report;
@@ -3692,8 +3693,9 @@ static fti_result fti__st_gc_obj_cb(void *user, const char *path, uint64_t size)
 
 static fti_result fti__st_gc_tmp_cb(void *user, const char *path, uint64_t size) {
     fti__st_gc *g = (fti__st_gc *)user;
-    /* store/tmp holds only what a running ingest writes, and the lock says none runs */
-    if (strstr(path, "/store/tmp/") || fti__st_gc_stale(g, path))
+    /* store/tmp holds only what a running ingest writes, and the lock says none runs (known by
+     * the directory walked, not by the path: HOME itself may have "/store/tmp/" in it) */
+    if (g->all_temp || fti__st_gc_stale(g, path))
         fti__st_gc_rm(g, path, size, &g->res->temp_removed);
     return FTI_OK;
 }
@@ -3765,8 +3767,10 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
     g.report = report;
     memset(g.res, 0, sizeof *g.res);
     if (!home) return fti_error_set(err, FTI_ERR_INVALID, "gc: no workspace");
-    /* exclusive: no ingest (whose objects are not yet named by a manifest) runs meanwhile */
-    if ((rc = fti__st_lock(home, 0, &lock_fd, err)) != FTI_OK) return rc;
+    /* exclusive: no ingest (whose objects are not yet named by a manifest) runs meanwhile. A
+     * dry run only reads, so it takes no lock: holding it would make an ingest started meanwhile
+     * fail with FTI_ERR_BUSY (fti-twin status runs one beside updates) */
+    if (!o.dry_run && (rc = fti__st_lock(home, 0, &lock_fd, err)) != FTI_OK) return rc;
     if ((rc = fti_store_list(home, &ids, &n, err)) != FTI_OK) goto done;
     keep = (char *)fti_calloc(n + 1, 1);
     if (!keep) {
@@ -3849,6 +3853,7 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
         static const char *const sub[] = {"tmp", "versions", "refs"};
         fti_free(dir);
         dir = fti__st_path3(home, "store", sub[j]);
+        g.all_temp = j == 0;
         if (dir && fti_path_is_dir(dir)) fti_walk(dir, fti__st_gc_tmp_cb, &g, NULL);
     }
     if (report && g.res->objects_removed + g.res->temp_removed)

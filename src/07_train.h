@@ -399,7 +399,8 @@ typedef struct fti_workspace_gc_result {
  * dataset versions, latest, tags and the dataset of every kept model. Stale temp files (older
  * than temp_age_s) anywhere in the workspace go. One line per removed thing and a summary are
  * appended to report (optional).
- * Errors: FTI_ERR_BUSY while an ingest holds the store lock; I/O errors naming the file.
+ * Errors: FTI_ERR_BUSY while an ingest holds the store lock (not in a dry run); I/O errors
+ * naming the file.
  * Thread safety: run it where no update or training runs (fti-twin gc takes the update lock). */
 FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts *opts,
                                    fti_workspace_gc_result *result, fti_buf *report,

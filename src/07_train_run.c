@@ -1014,6 +1014,7 @@ typedef struct fti__wgc_model {
     char parent[FTI__REG_ID_LEN + 1];
     char dataset[65];
     int adapter, removed, keep;
+    int fresh;                      /* removed by this gc (its card gets "removed") */
 } fti__wgc_model;
 
 typedef struct fti__wgc {
@@ -1057,8 +1058,9 @@ static fti_result fti__wgc_tmp_cb(void *user, const char *path, uint64_t size) {
     return FTI_OK;
 }
 
-/* A model's files but its card go; the card gets "removed". */
-static fti_result fti__wgc_remove_model(fti__wgc *g, const char *id, fti_error *err) {
+/* A model's files but its card go; with mark, the card gets "removed" first (without: a model
+ * an earlier gc removed, whose files a killed gc may have left). */
+static fti_result fti__wgc_remove_model(fti__wgc *g, const char *id, int mark, fti_error *err) {
     char *dir = fti__reg_path(g->home, id, NULL), *card = fti__reg_path(g->home, id, "card.json");
     fti_json_doc *doc = NULL;
     fti_buf out;
@@ -1072,7 +1074,8 @@ static fti_result fti__wgc_remove_model(fti__wgc *g, const char *id, fti_error *
         goto done;
     }
     fti_time_iso8601(g->now, when);
-    if (!g->dry_run) { /* the card first: a crash after it leaves files gc removes next time */
+    if (mark && !g->dry_run) { /* the card first: a crash after it leaves files gc removes next
+                                * time (as a model already removed) */
         const fti_json *c;
         fti_jw w;
         if ((r = fti__reg_read_json(card, &doc, err)) != FTI_OK) goto done;
@@ -1234,6 +1237,13 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
         fti_json_doc *doc = NULL;
         memcpy(m->id, p, FTI__REG_ID_LEN);
         m->id[FTI__REG_ID_LEN] = 0;
+        /* the list has every card.json under HOME/models: a copy of a model's directory (a
+         * backup) names its id again, and must not make gc remove the original's files; an id
+         * that is not the registry's hex (a hand-made card) is no directory gc may empty */
+        for (k = 0; k < FTI__REG_ID_LEN; k++)
+            if (!((m->id[k] >= '0' && m->id[k] <= '9') || (m->id[k] >= 'a' && m->id[k] <= 'f')))
+                break;
+        if (k < FTI__REG_ID_LEN || fti__wgc_find(&g, m->id)) continue;
         card = fti__reg_path(home, m->id, "card.json");
         if (card && fti__reg_read_json(card, &doc, NULL) == FTI_OK) {
             const fti_json *c = fti_json_root(doc);
@@ -1273,23 +1283,13 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
     } while (changed);
     for (i = 0; i < g.n; i++) {
         fti__wgc_model *m = &g.m[i];
-        if (m->keep && !m->removed) {
-            g.res->models_kept++;
-            continue;
-        }
-        if (m->keep) continue; /* an alias at a removed model (set by hand): nothing to do */
-        if (!m->removed) {
-            uint64_t before = g.res->bytes_freed;
-            if ((r = fti__wgc_remove_model(&g, m->id, err)) != FTI_OK) goto done;
-            g.res->models_removed++;
-            if (report)
-                fti_buf_printf(report, "model %s %s (its card stays), %.1f MB\n", m->id,
-                               o.dry_run ? "would go" : "removed",
-                               (double)(g.res->bytes_freed - before) / 1e6);
-        }
+        if (m->keep && !m->removed) g.res->models_kept++;
+        if (m->keep) continue; /* (an alias at a removed model, set by hand: nothing to do) */
+        m->fresh = !m->removed;
         m->removed = 1;
     }
-    /* alias histories: only models that still have their files */
+    /* alias histories: only models that still have their files. Saved before any file goes, so
+     * a gc killed half-way never leaves a rollback target without its weights */
     changed = 0;
     for (i = 0; i < al.n; i++) {
         size_t w = 0;
@@ -1303,6 +1303,19 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
         al.a[i].n_hist = w;
     }
     if (changed && !o.dry_run && (r = fti__reg_aliases_save(home, &al, err)) != FTI_OK) goto done;
+    /* the models that go; and the files a killed gc left of models removed before */
+    for (i = 0; i < g.n; i++) {
+        fti__wgc_model *m = &g.m[i];
+        uint64_t before = g.res->bytes_freed;
+        if (m->keep || !m->removed) continue;
+        if ((r = fti__wgc_remove_model(&g, m->id, m->fresh, err)) != FTI_OK) goto done;
+        if (m->fresh) g.res->models_removed++;
+        if (report && (m->fresh || g.res->bytes_freed > before))
+            fti_buf_printf(report, "model %s %s%s (its card stays), %.1f MB\n", m->id,
+                           m->fresh ? "" : "(removed before): files left ",
+                           o.dry_run ? "would go" : "removed",
+                           (double)(g.res->bytes_freed - before) / 1e6);
+    }
     /* runs, and the twin's author memories of removed models */
     fti__wgc_each(&g, "runs", fti__wgc_run_fn);
     fti__wgc_each(&g, "memory", fti__wgc_memory_fn);

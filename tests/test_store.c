@@ -4,6 +4,7 @@
 /* tests-need: !defined(FTI_NO_STORE) */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -2289,4 +2290,46 @@ FTI_TEST(store_merge_hostile_partials) {
     CHECK(fti_store_verify(home, id, NULL, NULL) == FTI_OK);
     fti_buf_free(&p0);
     fti_buf_free(&p1);
+}
+
+/* fti_store_gc in a workspace whose own path has "/store/tmp/" in it: only HOME/store/tmp is
+ * temporary; the manifests and refs of the versions kept stay, and verify passes. */
+FTI_TEST(store_gc_home_path_has_store_tmp) {
+    const char *dir = fti_test_tmp("in"), *home = fti_test_tmp("backup/store/tmp/ws");
+    char id[65], latest[65];
+    fti_store_gc_result res;
+    fti_error err;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    put(dir, "a.txt", "A first file with a few words about the sea and the shore.");
+    REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
+    CHECK_OK(fti_store_gc(home, NULL, &res, NULL, &err));
+    CHECK_EQ_INT(res.versions_kept, 1);
+    CHECK_EQ_INT(res.temp_removed, 0);
+    CHECK_OK(fti_store_resolve(home, "latest", latest, &err));
+    CHECK_EQ_STR(latest, id);
+    CHECK_OK(fti_store_verify(home, NULL, NULL, &err));
+}
+
+/* A dry run only reads: it does not hold the store lock, so an ingest started meanwhile (say,
+ * by an update while `fti-twin status` estimates what gc would free) is not refused. */
+FTI_TEST(store_gc_dry_run_takes_no_lock) {
+    const char *dir = fti_test_tmp("in"), *home = fti_test_tmp("ws");
+    char id[65];
+    fti_store_gc_opts o;
+    fti_store_gc_result res;
+    fti_error err;
+    int fd;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    put(dir, "a.txt", "A first file with a few words about the sea and the shore.");
+    REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
+    /* an exclusive holder (as an ingest is): a dry run still estimates, a real gc is refused */
+    fd = open(fti_test_tmp("ws/store/lock"), O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(flock(fd, LOCK_EX) == 0);
+    memset(&o, 0, sizeof o);
+    o.dry_run = 1;
+    CHECK_OK(fti_store_gc(home, &o, &res, NULL, &err));
+    CHECK_EQ_INT(res.versions_kept, 1);
+    CHECK(fti_store_gc(home, NULL, &res, NULL, &err) == FTI_ERR_BUSY);
+    close(fd);
 }

@@ -917,3 +917,134 @@ FTI_TEST(twin_workspace_gc) {
     CHECK(fti_workspace_gc(NULL, &go, &gr, NULL, &err) == FTI_ERR_INVALID);
 #endif
 }
+
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+/* Four registered models with fake weights (the registry only hashes and copies the file) in a
+ * fresh workspace home: production went A -> B -> C, D is the newest (a second later). */
+static int fti_ttw_gc_models(const char *home, char ids[4][17]) {
+    fti_error err;
+    int i;
+    if (fti_workspace_init(home, &err) != FTI_OK) return 0;
+    for (i = 0; i < 4; i++) {
+        char path[1400], body[64];
+        if (i == 3) fti_ttw_sleep_ms(1100); /* (cards are dated to the second) */
+        snprintf(path, sizeof path, "%s/weights%d.bin", home, i);
+        snprintf(body, sizeof body, "fake weights of model %d\n", i);
+        if (fti_file_write_atomic(path, body, strlen(body), &err) != FTI_OK ||
+            fti_registry_add(home, path, "{\"name\": \"m\"}", 13, ids[i], &err) != FTI_OK ||
+            (i < 3 && fti_registry_promote(home, ids[i], "production", &err) != FTI_OK)) {
+            fprintf(stderr, "    %s\n", err.msg);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* 1 when production and every earlier target in its history still have their weights (so a
+ * rollback never lands on a model gc removed). */
+static int fti_ttw_aliases_whole(const char *home) {
+    fti_buf b;
+    fti_json_doc *doc = NULL;
+    const fti_json *al, *h;
+    int ok = 0;
+    memset(&b, 0, sizeof b);
+    if (fti_registry_aliases(home, &b, NULL) == FTI_OK &&
+        fti_json_parse(b.data, b.len, NULL, &doc, NULL, NULL) == FTI_OK &&
+        (al = fti_json_get(fti_json_root(doc), "production")) != NULL) {
+        ok = fti_ttw_exists(home, "models", fti_json_get_str(al, "id", "?"), "model.gguf");
+        h = fti_json_get(al, "history");
+        for (h = h ? h->child : NULL; h; h = h->next)
+            if (h->type != FTI_JSON_STRING || !fti_ttw_exists(home, "models", h->str, "model.gguf"))
+                ok = 0;
+    }
+    fti_json_free(doc);
+    fti_buf_free(&b);
+    return ok;
+}
+#endif
+
+/* fti_workspace_gc killed just before each write, fsync and rename in turn, each time on a copy
+ * of the same workspace: afterwards production and every rollback target still have their
+ * weights, and a gc run to the end removes the one model it should (its files too, whatever a
+ * killed gc left of them). */
+FTI_TEST(twin_workspace_gc_crash_at_every_step) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char base[1024], home[1024], ids[4][17], cmd[4200];
+    fti_workspace_gc_opts go;
+    fti_workspace_gc_result gr;
+    fti_error err;
+    long k;
+    int crashed = 0, finished = 0;
+    snprintf(base, sizeof base, "%s", fti_test_tmp("gc_base"));
+    REQUIRE(fti_ttw_gc_models(base, ids));
+    memset(&go, 0, sizeof go);
+    go.keep_models = 1;
+    go.keep_history = 1; /* kept: C (production), B (its last earlier target), D (the newest) */
+    for (k = 1; k < 100 && !finished; k++) {
+        pid_t pid;
+        int st = 0;
+        snprintf(home, sizeof home, "%s", fti_test_tmp("gc_ws"));
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", home, base, home);
+        REQUIRE(system(cmd) == 0);
+        fflush(stdout);
+        fflush(stderr);
+        pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            fti__io_crash_set(FTI__IO_WRITE | FTI__IO_FSYNC | FTI__IO_RENAME, k);
+            _exit(fti_workspace_gc(home, &go, NULL, NULL, NULL) == FTI_OK ? 0 : 1);
+        }
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+        }
+        REQUIRE(WIFEXITED(st));
+        if (WEXITSTATUS(st) == 77) crashed++;
+        else finished = WEXITSTATUS(st) == 0;
+        if (!fti_ttw_aliases_whole(home)) {
+            fprintf(stderr, "    killed before step %ld: an alias names a model without files\n",
+                    k);
+            CHECK(0);
+        }
+        /* then a gc to the end: A goes, card and all of its files */
+        CHECK_OK(fti_workspace_gc(home, &go, &gr, NULL, &err));
+        CHECK(!fti_ttw_exists(home, "models", ids[0], "model.gguf"));
+        CHECK(fti_ttw_exists(home, "models", ids[0], "card.json"));
+        CHECK(fti_ttw_aliases_whole(home));
+        CHECK(fti_ttw_exists(home, "models", ids[1], "model.gguf"));
+        CHECK(fti_ttw_exists(home, "models", ids[2], "model.gguf"));
+        CHECK(fti_ttw_exists(home, "models", ids[3], "model.gguf"));
+    }
+    CHECK(finished);
+    CHECK(crashed >= 4);
+#endif
+}
+
+/* A model's directory copied by hand inside HOME/models (a backup: the same card, so the same
+ * id twice in the registry's list) is no reason to remove the original: the aliased model keeps
+ * its weights. */
+FTI_TEST(twin_workspace_gc_copied_model_dir) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], ids[4][17], cmd[4200], id[17];
+    fti_workspace_gc_opts go;
+    fti_workspace_gc_result gr;
+    fti_error err;
+    fti_json_doc *doc;
+    snprintf(home, sizeof home, "%s", fti_test_tmp("gc_ws"));
+    REQUIRE(fti_ttw_gc_models(home, ids));
+    snprintf(cmd, sizeof cmd, "cp -a '%s/models/%s' '%s/models/%s.bak'", home, ids[2], home,
+             ids[2]);
+    REQUIRE(system(cmd) == 0);
+    memset(&go, 0, sizeof go);
+    go.keep_models = 1;
+    go.keep_history = 1;
+    CHECK_OK(fti_workspace_gc(home, &go, &gr, NULL, &err));
+    CHECK_OK(fti_registry_resolve(home, "production", id, &err));
+    CHECK_EQ_STR(id, ids[2]);
+    CHECK(fti_ttw_exists(home, "models", ids[2], "model.gguf"));
+    doc = fti_ttw_card(home, ids[2]);
+    REQUIRE(doc != NULL);
+    CHECK(fti_json_get(fti_json_root(doc), "removed") == NULL);
+    fti_json_free(doc);
+    CHECK(fti_ttw_aliases_whole(home));
+    CHECK(!fti_ttw_exists(home, "models", ids[0], "model.gguf"));
+#endif
+}
