@@ -1243,6 +1243,7 @@ typedef struct fti__reg_scan {
     fti__reg_entry *e;
     size_t n, cap;
     int oom;
+    size_t card_len; /* the length of "HOME/models/<id>/card.json": deeper cards are no models */
 } fti__reg_scan;
 
 static fti_result fti__reg_scan_fn(void *user, const char *path, uint64_t size_bytes) {
@@ -1272,7 +1273,11 @@ static fti_result fti__reg_scan_fn(void *user, const char *path, uint64_t size_b
     if (r == FTI_OK) {
         const char *id = fti_json_get_str(fti_json_root(doc), "id", "");
         const char *cr = fti_json_get_str(fti_json_root(doc), "created", "");
-        if (strlen(id) == FTI__REG_ID_LEN) {
+        /* a model is models/<id>/card.json: a copy of its folder elsewhere under models/
+         * (models/<id>.bak/, a backup) would list the id twice and make lookups ambiguous */
+        if (strlen(id) == FTI__REG_ID_LEN && n == s->card_len &&
+            memcmp(path + n - FTI__REG_ID_LEN - 10, id, FTI__REG_ID_LEN) == 0 &&
+            path[n - FTI__REG_ID_LEN - 11] == '/') {
             memcpy(s->e[s->n].id, id, FTI__REG_ID_LEN + 1);
             strncpy(s->e[s->n].created, cr, 31);
             s->n++;
@@ -1296,6 +1301,8 @@ FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *e
     memset(&s, 0, sizeof(s));
     models = fti__reg_path(home, NULL, NULL);
     if (!models) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    s.card_len = strlen(models) + (models[0] && models[strlen(models) - 1] == '/' ? 0 : 1) +
+                 FTI__REG_ID_LEN + 10;
     if (fti_path_is_dir(models)) r = fti_walk(models, fti__reg_scan_fn, &s, err);
     fti_free(models);
     if (r == FTI_ERR_NOMEM) /* the walk callback has no error to fill */

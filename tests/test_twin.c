@@ -1046,5 +1046,18 @@ FTI_TEST(twin_workspace_gc_copied_model_dir) {
     fti_json_free(doc);
     CHECK(fti_ttw_aliases_whole(home));
     CHECK(!fti_ttw_exists(home, "models", ids[0], "model.gguf"));
+    { /* the copy is no model: the id is listed once and resolves */
+        fti_buf list;
+        const char *p;
+        int seen = 0;
+        memset(&list, 0, sizeof list);
+        CHECK_OK(fti_registry_list(home, &list, &err));
+        fti_buf_putc(&list, '\0');
+        for (p = list.data; p && (p = strstr(p, ids[2])) != NULL; p++) seen++;
+        CHECK_EQ_INT(seen, 1);
+        fti_buf_free(&list);
+        CHECK_OK(fti_registry_resolve(home, ids[2], id, &err));
+        CHECK_EQ_STR(id, ids[2]);
+    }
 #endif
 }
