@@ -29979,6 +29979,8 @@ FTIDEF fti_result fti_train_mpi_reduce(void *user, float *grads, size_t n, doubl
  *   best.bin         keep_best only: the weights of the best validation pass (atomic, SHA-256)
  *   model.gguf       the model, then copied into the registry
  *   adapter.gguf     LoRA only: the adapter
+ *   run.json         what the run needs to resume: {"run", "dataset", "from"} (fti_workspace_gc
+ *                    keeps that dataset version and model while the run is unfinished)
  * The key hashes everything that changes the trajectory (dataset, parent, config, every trainer
  * option that matters, the thread count does not), the same string fti-train has always used, so
  * runs started by older builds resume.
@@ -30653,6 +30655,20 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     if ((r = fti_trainer_create(&cfg, parent.params, &o, tr, va, &t, err)) != FTI_OK) goto done;
     /* the run directory once the trainer has accepted the options: a rejected set leaves none */
     if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
+    if (writer) { /* what a resume needs, for gc to keep while the run is unfinished */
+        char *rj = fti_path_join(run_dir, "run.json");
+        fti_buf b;
+        memset(&b, 0, sizeof b);
+        fti_buf_printf(&b, "{\"run\": \"%s\", \"dataset\": \"%s\", \"from\": \"%s\"}\n",
+                       res->run_key, fti_dataset_id(ds), ro.from ? parent.id : "");
+        if (!rj || b.oom)
+            r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
+        else
+            r = fti_file_write_atomic(rj, b.data, b.len, err);
+        fti_free(rj);
+        fti_buf_free(&b);
+        if (r != FTI_OK) goto done;
+    }
     if (ro.resume) {
         if (fti_path_exists(ckpt)) {
             if ((r = fti_trainer_resume(t, ckpt, err)) != FTI_OK) goto done;
@@ -30995,6 +31011,9 @@ typedef struct fti__wgc {
     double now, temp_age;
     fti_workspace_gc_result *res;
     fti_buf *report;
+    char (*run_ds)[65]; /* the dataset versions unfinished runs resume from */
+    size_t n_run_ds, cap_run_ds;
+    int oom;
 } fti__wgc;
 
 static fti__wgc_model *fti__wgc_find(fti__wgc *g, const char *id) {
@@ -31129,6 +31148,48 @@ done:
     fti_free(mark);
 }
 
+/* A run directory before anything is decided: an unfinished run that can resume (its
+ * checkpoint is there, no registered model names it) keeps the model it fine-tunes and the
+ * dataset version it trains on (run.json; runs of older builds have none). */
+static void fti__wgc_run_needs(fti__wgc *g, const char *run_dir, const char *key) {
+    char *ck = fti_path_join(run_dir, "checkpoint.bin"), *rj = fti_path_join(run_dir, "run.json");
+    fti_json_doc *doc = NULL;
+    size_t i;
+    int finished = 0;
+    for (i = 0; i < g->n && !finished; i++) finished = strcmp(g->m[i].run, key) == 0;
+    if (!ck || !rj) g->oom = 1;
+    if (!finished && ck && rj && fti_path_exists(ck) &&
+        fti__reg_read_json(rj, &doc, NULL) == FTI_OK) {
+        const fti_json *c = fti_json_root(doc);
+        const char *ds = fti_json_get_str(c, "dataset", "");
+        const char *from = fti_json_get_str(c, "from", "");
+        if (from[0]) fti__wgc_keep(g, from);
+        if (g->report && (from[0] || ds[0]))
+            fti_buf_printf(g->report,
+                           "run %s is unfinished (a checkpoint, no model): its dataset %.16s%s%s "
+                           "stay for its resume (remove runs/%s to let them go)\n",
+                           key, ds, from[0] ? " and model " : "", from, key);
+        if (ds[0] && strlen(ds) < sizeof g->run_ds[0]) {
+            if (g->n_run_ds == g->cap_run_ds) {
+                size_t nc = g->cap_run_ds ? 2 * g->cap_run_ds : 8;
+                char(*p)[65] = (char(*)[65])fti_realloc(g->run_ds, nc * sizeof *p);
+                if (!p)
+                    g->oom = 1;
+                else
+                    g->run_ds = p, g->cap_run_ds = nc;
+            }
+            if (g->n_run_ds < g->cap_run_ds) snprintf(g->run_ds[g->n_run_ds++], 65, "%s", ds);
+        }
+    }
+    fti_json_free(doc);
+    fti_free(ck);
+    fti_free(rj);
+}
+
+static void fti__wgc_run_needs_fn(fti__wgc *g, const char *path, const char *name) {
+    if (fti_path_is_dir(path)) fti__wgc_run_needs(g, path, name);
+}
+
 /* Calls fn for each entry of HOME/sub (hidden ones skipped) with its path and name. */
 static void fti__wgc_each(fti__wgc *g, const char *sub,
                           void (*fn)(fti__wgc *g, const char *path, const char *name)) {
@@ -31242,6 +31303,12 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
             g.m[i - 1].keep = 1;
             n_new++;
         }
+    /* what unfinished runs resume from: their base model (and its base) and dataset version */
+    fti__wgc_each(&g, "runs", fti__wgc_run_needs_fn);
+    if (g.oom) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+        goto done;
+    }
     do {
         changed = 0;
         for (i = 0; i < g.n; i++) {
@@ -31298,13 +31365,14 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
     }
 #ifndef FTI_NO_STORE
     /* the feature store: every kept model's dataset stays */
-    keep_ds = (const char **)fti_calloc(g.n + 1, sizeof *keep_ds);
+    keep_ds = (const char **)fti_calloc(g.n + g.n_run_ds + 1, sizeof *keep_ds);
     if (!keep_ds) {
         r = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
         goto done;
     }
     for (i = 0; i < g.n; i++)
         if (!g.m[i].removed && g.m[i].dataset[0]) keep_ds[n_keep_ds++] = g.m[i].dataset;
+    for (i = 0; i < g.n_run_ds; i++) keep_ds[n_keep_ds++] = g.run_ds[i];
     {
         fti_store_gc_opts so;
         char *store = fti_path_join(home, "store");
@@ -31325,6 +31393,7 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
 done:
     if (have_al) fti__reg_aliases_free(&al);
     fti_free((void *)keep_ds);
+    fti_free(g.run_ds);
     fti_free(g.m);
     fti_free(dir);
     fti_buf_free(&ids);

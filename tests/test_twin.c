@@ -963,6 +963,70 @@ static int fti_ttw_aliases_whole(const char *home) {
 }
 #endif
 
+/* An unfinished run (its checkpoint there, no model registered from it) keeps what it resumes
+ * from: the model it fine-tunes and its dataset version, which gc would otherwise remove. */
+FTI_TEST(twin_workspace_gc_keeps_unfinished_runs) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], v[4][65], m[4][17], run_a[17], path[1400], body[512], full[65];
+    fti_train_run_opts ro;
+    fti_train_run_result r;
+    fti_workspace_gc_opts go;
+    fti_workspace_gc_result gr;
+    fti_error err;
+    fti_json_doc *doc = NULL;
+    int i;
+    if (!fti_ttw_workspace(home, sizeof home, "ws_unf")) return;
+    for (i = 0; i < 4; i++) {
+        if (i == 3) fti_ttw_sleep_ms(1100); /* (cards and manifests are dated to the second) */
+        REQUIRE(i == 0 ? fti_store_resolve(home, "latest", v[0], &err) == FTI_OK
+                       : fti_ttw_version(home, 200 - 30 * i, v[i]));
+        ro = fti_ttw_opts(1);
+        ro.dataset = v[i];
+        ro.train.seed = (uint64_t)(5 + i);
+        REQUIRE(fti_train_run(home, &ro, &r, &err) == FTI_OK);
+        memcpy(m[i], r.id, sizeof m[i]);
+        if (i == 0) memcpy(run_a, r.run_key, sizeof run_a);
+        if (i < 3) REQUIRE(fti_registry_promote(home, m[i], "production", &err) == FTI_OK);
+    }
+    /* every run says what it resumes from */
+    snprintf(path, sizeof path, "%s/runs/%s/run.json", home, run_a);
+    {
+        void *data = NULL;
+        size_t len = 0;
+        REQUIRE(fti_file_read(path, 4096, &data, &len, &err) == FTI_OK);
+        REQUIRE(fti_json_parse((const char *)data, len, NULL, &doc, NULL, &err) == FTI_OK);
+        CHECK_EQ_STR(fti_json_get_str(fti_json_root(doc), "dataset", ""), v[0]);
+        CHECK_EQ_STR(fti_json_get_str(fti_json_root(doc), "from", "?"), "");
+        fti_json_free(doc);
+        fti_free(data);
+    }
+    /* a fine-tune of m0 on v0, interrupted: a checkpoint, no model */
+    REQUIRE(fti_mkdirs(fti_test_tmp("ws_unf/runs/0123456789abcdef"), NULL) == FTI_OK);
+    fti_ttw_file_aged(home, "runs/0123456789abcdef/checkpoint.bin", 0);
+    snprintf(body, sizeof body, "{\"run\": \"0123456789abcdef\", \"dataset\": \"%s\", \"from\": "
+             "\"%s\"}\n", v[0], m[0]);
+    snprintf(path, sizeof path, "%s/runs/0123456789abcdef/run.json", home);
+    REQUIRE(fti_file_write_atomic(path, body, strlen(body), &err) == FTI_OK);
+    memset(&go, 0, sizeof go);
+    go.keep_models = 1;
+    go.keep_history = 1;
+    go.keep_versions = 1;
+    REQUIRE(fti_workspace_gc(home, &go, &gr, NULL, &err) == FTI_OK);
+    CHECK_EQ_INT(gr.models_removed, 0); /* m0 stays for the run (else the one removed) */
+    CHECK_EQ_INT(gr.runs_unfinished, 1);
+    CHECK(fti_ttw_exists(home, "models", m[0], "model.gguf"));
+    CHECK(fti_store_resolve(home, v[0], full, &err) == FTI_OK);
+    CHECK(fti_ttw_exists(home, "runs", "0123456789abcdef", "checkpoint.bin"));
+    /* once the run is gone (finished and registered, or deleted), they go */
+    snprintf(path, sizeof path, "%s/runs/0123456789abcdef/checkpoint.bin", home);
+    REQUIRE(fti_file_remove(path, &err) == FTI_OK);
+    REQUIRE(fti_workspace_gc(home, &go, &gr, NULL, &err) == FTI_OK);
+    CHECK_EQ_INT(gr.models_removed, 1);
+    CHECK(!fti_ttw_exists(home, "models", m[0], "model.gguf"));
+    CHECK(fti_store_resolve(home, v[0], full, &err) != FTI_OK);
+#endif
+}
+
 /* fti_workspace_gc killed just before each write, fsync and rename in turn, each time on a copy
  * of the same workspace: afterwards production and every rollback target still have their
  * weights, and a gc run to the end removes the one model it should (its files too, whatever a
