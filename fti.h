@@ -2551,6 +2551,7 @@ typedef struct fti_workspace_gc_result {
     size_t runs_cleaned;           /* finished runs whose checkpoints and weights went */
     size_t runs_unfinished;        /* runs without a registered model: left alone */
     size_t memories_removed;       /* HOME/memory/<id>.* of removed models */
+    size_t temp_removed;           /* stale temp files of killed writers outside the store */
     fti_store_gc_result store;     /* the feature store's part (fti_store_gc) */
     uint64_t bytes_freed;          /* all of it, the store's included */
 } fti_workspace_gc_result;
@@ -31037,13 +31038,36 @@ static int fti__wgc_rm(fti__wgc *g, const char *path) {
     return 1;
 }
 
+/* Is path a file of a model gc removes (HOME/models/<id>/..., HOME/memory/<id>.*)? A dry run
+ * has counted it with the model already. */
+static int fti__wgc_of_removed(fti__wgc *g, const char *path) {
+    static const char *const subs[] = {"/models/", "/memory/"};
+    size_t hl = strlen(g->home), k;
+    for (k = 0; k < 2; k++) {
+        size_t sl = strlen(subs[k]);
+        const char *p = path + hl;
+        char id[FTI__REG_ID_LEN + 1];
+        fti__wgc_model *m;
+        if (strncmp(path, g->home, hl) != 0) return 0;
+        if (hl && path[hl - 1] == '/') p--; /* HOME given with a trailing slash */
+        if (strncmp(p, subs[k], sl) != 0 || strlen(p + sl) <= FTI__REG_ID_LEN) continue;
+        memcpy(id, p + sl, FTI__REG_ID_LEN);
+        id[FTI__REG_ID_LEN] = 0;
+        if (p[sl + FTI__REG_ID_LEN] != (k ? '.' : '/')) continue;
+        m = fti__wgc_find(g, id);
+        return m && m->removed && !m->keep;
+    }
+    return 0;
+}
+
 static fti_result fti__wgc_tmp_cb(void *user, const char *path, uint64_t size) {
     fti__wgc *g = (fti__wgc *)user;
     struct stat st;
     (void)size;
     if (strstr(fti_path_base(path), ".tmp.") && stat(path, &st) == 0 &&
-        g->now - (double)st.st_mtime >= g->temp_age)
-        fti__wgc_rm(g, path);
+        g->now - (double)st.st_mtime >= g->temp_age &&
+        !(g->dry_run && fti__wgc_of_removed(g, path)) && fti__wgc_rm(g, path))
+        g->res->temp_removed++;
     return FTI_OK;
 }
 

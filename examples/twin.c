@@ -202,12 +202,13 @@ static int run_gc(const char *home, const fti_workspace_gc_opts *go) {
     }
     if (rc == 0)
         printf("   %s %.1f MB: %lu model(s) (%lu kept), %lu finished run(s), %lu dataset "
-               "version(s) (%lu kept), %lu object(s), %lu temp file(s)%s\n",
+               "version(s) (%lu kept), %lu object(s), %lu temp file(s)%s%s\n",
                go->dry_run ? "would free" : "freed", (double)res.bytes_freed / 1e6,
                (unsigned long)res.models_removed, (unsigned long)res.models_kept,
                (unsigned long)res.runs_cleaned, (unsigned long)res.store.versions_removed,
                (unsigned long)res.store.versions_kept, (unsigned long)res.store.objects_removed,
-               (unsigned long)(res.store.temp_removed),
+               (unsigned long)(res.store.temp_removed + res.temp_removed),
+               res.memories_removed ? ", the author memories of removed models" : "",
                res.runs_unfinished ? "; unfinished runs left alone" : "");
     fti_buf_free(&report);
     return rc;

@@ -383,6 +383,7 @@ typedef struct fti_workspace_gc_result {
     size_t runs_cleaned;           /* finished runs whose checkpoints and weights went */
     size_t runs_unfinished;        /* runs without a registered model: left alone */
     size_t memories_removed;       /* HOME/memory/<id>.* of removed models */
+    size_t temp_removed;           /* stale temp files of killed writers outside the store */
     fti_store_gc_result store;     /* the feature store's part (fti_store_gc) */
     uint64_t bytes_freed;          /* all of it, the store's included */
 } fti_workspace_gc_result;

@@ -795,6 +795,7 @@ FTI_TEST(twin_workspace_gc) {
     fti_buf rep;
     fti_error err;
     fti_json_doc *doc;
+    uint64_t dry_bytes;
     int i, fd;
     if (!fti_ttw_workspace(home, sizeof home, "ws")) return;
     for (i = 0; i < 4; i++) {
@@ -820,6 +821,8 @@ FTI_TEST(twin_workspace_gc) {
     fti_ttw_file_aged(home, path, 0);
     fti_ttw_file_aged(home, "models/aliases.json.tmp.99.1", 7200);
     fti_ttw_file_aged(home, "models/aliases.json.tmp.99.2", 10);
+    snprintf(path, sizeof path, "models/%s/model.gguf.tmp.98.1", m[0]); /* goes with m0 */
+    fti_ttw_file_aged(home, path, 7200);
     fti_ttw_file_aged(home, "store/tmp/obj.1", 10);
     fti_ttw_file_aged(home, "store/objects/ab/ab000000000000000000000000000000000000000000000000"
                             "00000000000000", 10);
@@ -836,7 +839,10 @@ FTI_TEST(twin_workspace_gc) {
     CHECK_EQ_INT(gr.runs_cleaned, 4);
     CHECK_EQ_INT(gr.store.versions_removed, 1);
     CHECK(gr.store.objects_removed >= 2);
+    CHECK_EQ_INT(gr.temp_removed, 1); /* aliases.json.tmp.99.1 (2 h old), not .99.2 (10 s) */
+    CHECK_EQ_INT(gr.memories_removed, 1); /* m0's */
     CHECK(gr.bytes_freed > 0);
+    dry_bytes = gr.bytes_freed;
     CHECK(fti_ttw_exists(home, "models", m[0], "model.gguf")); /* a dry run changes nothing */
     CHECK(fti_store_resolve(home, v[0], full, &err) == FTI_OK);
     CHECK(fti_ttw_exists(home, "runs", run_a, "checkpoint.bin"));
@@ -856,6 +862,7 @@ FTI_TEST(twin_workspace_gc) {
     REQUIRE(fti_workspace_gc(home, &go, &gr, &rep, &err) == FTI_OK);
     CHECK_EQ_INT(gr.models_removed, 1);
     CHECK_EQ_INT(gr.store.versions_removed, 1);
+    CHECK(gr.bytes_freed == dry_bytes); /* the dry run counted each file once */
     fti_buf_free(&rep);
     /* the removed model: card only, marked; promote refuses it; lineage still reads */
     CHECK(!fti_ttw_exists(home, "models", m[0], "model.gguf"));
