@@ -24602,7 +24602,7 @@ static fti_result fti__st_gc_obj_cb(void *user, const char *path, uint64_t size)
     fti__st_gc *g = (fti__st_gc *)user;
     const char *b = fti_path_base(path);
     if (strlen(b) == 64 && fti__st_is_hex_id(b, 64)) {
-        if (!bsearch(&b, g->live, g->n_live, sizeof *g->live, fti__st_id_cmp))
+        if (!g->n_live || !bsearch(&b, g->live, g->n_live, sizeof *g->live, fti__st_id_cmp))
             fti__st_gc_rm(g, path, size, &g->res->objects_removed);
     } else if (fti__st_gc_stale(g, path)) {
         fti__st_gc_rm(g, path, size, &g->res->temp_removed);
@@ -24760,7 +24760,7 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
     /* objects no kept version names (a dry run counts what the removal would free) */
     for (i = 0; i < n; i++)
         if (keep[i] && (rc = fti__st_gc_mark(&g, ids[i], &live_cap, err)) != FTI_OK) goto done;
-    qsort(g.live, g.n_live, sizeof *g.live, fti__st_id_cmp);
+    if (g.n_live > 1) qsort(g.live, g.n_live, sizeof *g.live, fti__st_id_cmp);
     dir = fti__st_path3(home, "store", "objects");
     if (!dir) {
         rc = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
@@ -28131,8 +28131,12 @@ FTIDEF fti_result fti_gguf_llama_params(const fti_gguf *g, const fti_model_confi
 /* ---- begin src/07_train.c ---- */
 /* === train: AdamW, schedule, trainer, checkpoints, LoRA, registry === */
 /* #include "07_train.h" (amalgamated) */
+/* #include <errno.h> (already included) */
+/* #include <fcntl.h> (already included) */
 /* #include <math.h> (already included) */
 /* #include <string.h> (already included) */
+/* #include <sys/file.h> (already included) */
+/* #include <unistd.h> (already included) */
 
 #ifndef FTI_NO_TRAIN
 
@@ -29572,6 +29576,41 @@ static fti_result fti__reg_aliases_save(const char *home, const fti__reg_aliases
     return r;
 }
 
+/* The registry's lock, HOME/models/.lock (flock, exclusive): alias changes (promote, rollback)
+ * and fti_workspace_gc's decisions and removals hold it, so none of them overwrites another's
+ * aliases.json, and no model is promoted while gc removes it. It waits: every holder is brief.
+ * *fd: the descriptor to give fti__reg_unlock (-1 on an error). */
+static fti_result fti__reg_lock(const char *home, int *fd, fti_error *err) {
+    char *dir = fti__reg_path(home, NULL, NULL), *path = fti__reg_path(home, NULL, ".lock");
+    fti_result r = FTI_OK;
+    *fd = -1;
+    if (!dir || !path) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    } else if ((r = fti_mkdirs(dir, err)) == FTI_OK) {
+        *fd = fti__sys_open(path, O_RDWR | O_CREAT, 0644);
+        if (*fd < 0) {
+            r = fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", path,
+                              strerror(errno));
+        } else {
+            int rc;
+            do rc = flock(*fd, LOCK_EX);
+            while (rc != 0 && errno == EINTR);
+            if (rc != 0) {
+                r = fti_error_set(err, FTI_ERR_IO, "%s: cannot lock: %s", path, strerror(errno));
+                close(*fd);
+                *fd = -1;
+            }
+        }
+    }
+    fti_free(dir);
+    fti_free(path);
+    return r;
+}
+
+static void fti__reg_unlock(int fd) {
+    if (fd >= 0) close(fd); /* (closing releases the flock) */
+}
+
 static fti__reg_alias *fti__reg_alias_find(fti__reg_aliases *t, const char *name) {
     size_t i;
     for (i = 0; i < t->n; i++)
@@ -29628,8 +29667,8 @@ FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char i
     return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: no model or alias '%s'", ref);
 }
 
-FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const char *alias,
-                                       fti_error *err) {
+static fti_result fti__reg_promote(const char *home, const char *id, const char *alias,
+                                   fti_error *err) {
     fti__reg_aliases t;
     fti__reg_alias *al;
     fti_buf card;
@@ -29681,8 +29720,8 @@ FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const c
     return r;
 }
 
-FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, char id_out[17],
-                                        fti_error *err) {
+static fti_result fti__reg_rollback(const char *home, const char *alias, char id_out[17],
+                                    fti_error *err) {
     fti__reg_aliases t;
     fti__reg_alias *al;
     fti_result r;
@@ -29698,6 +29737,28 @@ FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, cha
     if (id_out) memcpy(id_out, al->id, FTI__REG_ID_LEN + 1);
     r = fti__reg_aliases_save(home, &t, err);
     fti__reg_aliases_free(&t);
+    return r;
+}
+
+FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const char *alias,
+                                       fti_error *err) {
+    int fd;
+    fti_result r;
+    if (!home) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if ((r = fti__reg_lock(home, &fd, err)) != FTI_OK) return r;
+    r = fti__reg_promote(home, id, alias, err);
+    fti__reg_unlock(fd);
+    return r;
+}
+
+FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, char id_out[17],
+                                        fti_error *err) {
+    int fd;
+    fti_result r;
+    if (!home) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if ((r = fti__reg_lock(home, &fd, err)) != FTI_OK) return r;
+    r = fti__reg_rollback(home, alias, id_out, err);
+    fti__reg_unlock(fd);
     return r;
 }
 
@@ -31260,7 +31321,7 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
 #ifndef FTI_NO_STORE
     size_t n_keep_ds = 0;
 #endif
-    int changed, have_al = 0;
+    int changed, have_al = 0, reg_fd = -1;
     fti_result r = FTI_OK;
     memset(&o, 0, sizeof o);
     if (opts) o = *opts;
@@ -31279,6 +31340,9 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
     g.report = report;
     memset(g.res, 0, sizeof *g.res);
     if (!home) return fti_error_set(err, FTI_ERR_INVALID, "gc: no workspace");
+    /* the registry's lock from the first card read to the last model file removed: no promote
+     * or rollback in between (a dry run only reads) */
+    if (!o.dry_run && (r = fti__reg_lock(home, &reg_fd, err)) != FTI_OK) goto done;
     /* the models, oldest first, from their cards */
     if ((r = fti_registry_list(home, &ids, err)) != FTI_OK) goto done;
     g.m = (fti__wgc_model *)fti_calloc(ids.len / (FTI__REG_ID_LEN + 1) + 1, sizeof *g.m);
@@ -31377,6 +31441,8 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
                            o.dry_run ? "would go" : "removed",
                            (double)(g.res->bytes_freed - before) / 1e6);
     }
+    fti__reg_unlock(reg_fd);
+    reg_fd = -1;
     /* runs, and the twin's author memories of removed models */
     fti__wgc_each(&g, "runs", fti__wgc_run_fn);
     fti__wgc_each(&g, "memory", fti__wgc_memory_fn);
@@ -31415,6 +31481,7 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
 #endif
     if (report && report->oom) r = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
 done:
+    fti__reg_unlock(reg_fd);
     if (have_al) fti__reg_aliases_free(&al);
     fti_free((void *)keep_ds);
     fti_free(g.run_ds);

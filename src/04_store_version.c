@@ -3683,7 +3683,7 @@ static fti_result fti__st_gc_obj_cb(void *user, const char *path, uint64_t size)
     fti__st_gc *g = (fti__st_gc *)user;
     const char *b = fti_path_base(path);
     if (strlen(b) == 64 && fti__st_is_hex_id(b, 64)) {
-        if (!bsearch(&b, g->live, g->n_live, sizeof *g->live, fti__st_id_cmp))
+        if (!g->n_live || !bsearch(&b, g->live, g->n_live, sizeof *g->live, fti__st_id_cmp))
             fti__st_gc_rm(g, path, size, &g->res->objects_removed);
     } else if (fti__st_gc_stale(g, path)) {
         fti__st_gc_rm(g, path, size, &g->res->temp_removed);
@@ -3841,7 +3841,7 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
     /* objects no kept version names (a dry run counts what the removal would free) */
     for (i = 0; i < n; i++)
         if (keep[i] && (rc = fti__st_gc_mark(&g, ids[i], &live_cap, err)) != FTI_OK) goto done;
-    qsort(g.live, g.n_live, sizeof *g.live, fti__st_id_cmp);
+    if (g.n_live > 1) qsort(g.live, g.n_live, sizeof *g.live, fti__st_id_cmp);
     dir = fti__st_path3(home, "store", "objects");
     if (!dir) {
         rc = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");

@@ -1,7 +1,11 @@
 /* === train: AdamW, schedule, trainer, checkpoints, LoRA, registry === */
 #include "07_train.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #ifndef FTI_NO_TRAIN
 
@@ -1441,6 +1445,41 @@ static fti_result fti__reg_aliases_save(const char *home, const fti__reg_aliases
     return r;
 }
 
+/* The registry's lock, HOME/models/.lock (flock, exclusive): alias changes (promote, rollback)
+ * and fti_workspace_gc's decisions and removals hold it, so none of them overwrites another's
+ * aliases.json, and no model is promoted while gc removes it. It waits: every holder is brief.
+ * *fd: the descriptor to give fti__reg_unlock (-1 on an error). */
+static fti_result fti__reg_lock(const char *home, int *fd, fti_error *err) {
+    char *dir = fti__reg_path(home, NULL, NULL), *path = fti__reg_path(home, NULL, ".lock");
+    fti_result r = FTI_OK;
+    *fd = -1;
+    if (!dir || !path) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    } else if ((r = fti_mkdirs(dir, err)) == FTI_OK) {
+        *fd = fti__sys_open(path, O_RDWR | O_CREAT, 0644);
+        if (*fd < 0) {
+            r = fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", path,
+                              strerror(errno));
+        } else {
+            int rc;
+            do rc = flock(*fd, LOCK_EX);
+            while (rc != 0 && errno == EINTR);
+            if (rc != 0) {
+                r = fti_error_set(err, FTI_ERR_IO, "%s: cannot lock: %s", path, strerror(errno));
+                close(*fd);
+                *fd = -1;
+            }
+        }
+    }
+    fti_free(dir);
+    fti_free(path);
+    return r;
+}
+
+static void fti__reg_unlock(int fd) {
+    if (fd >= 0) close(fd); /* (closing releases the flock) */
+}
+
 static fti__reg_alias *fti__reg_alias_find(fti__reg_aliases *t, const char *name) {
     size_t i;
     for (i = 0; i < t->n; i++)
@@ -1497,8 +1536,8 @@ FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char i
     return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: no model or alias '%s'", ref);
 }
 
-FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const char *alias,
-                                       fti_error *err) {
+static fti_result fti__reg_promote(const char *home, const char *id, const char *alias,
+                                   fti_error *err) {
     fti__reg_aliases t;
     fti__reg_alias *al;
     fti_buf card;
@@ -1550,8 +1589,8 @@ FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const c
     return r;
 }
 
-FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, char id_out[17],
-                                        fti_error *err) {
+static fti_result fti__reg_rollback(const char *home, const char *alias, char id_out[17],
+                                    fti_error *err) {
     fti__reg_aliases t;
     fti__reg_alias *al;
     fti_result r;
@@ -1567,6 +1606,28 @@ FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, cha
     if (id_out) memcpy(id_out, al->id, FTI__REG_ID_LEN + 1);
     r = fti__reg_aliases_save(home, &t, err);
     fti__reg_aliases_free(&t);
+    return r;
+}
+
+FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const char *alias,
+                                       fti_error *err) {
+    int fd;
+    fti_result r;
+    if (!home) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if ((r = fti__reg_lock(home, &fd, err)) != FTI_OK) return r;
+    r = fti__reg_promote(home, id, alias, err);
+    fti__reg_unlock(fd);
+    return r;
+}
+
+FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, char id_out[17],
+                                        fti_error *err) {
+    int fd;
+    fti_result r;
+    if (!home) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if ((r = fti__reg_lock(home, &fd, err)) != FTI_OK) return r;
+    r = fti__reg_rollback(home, alias, id_out, err);
+    fti__reg_unlock(fd);
     return r;
 }
 

@@ -1289,7 +1289,7 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
 #ifndef FTI_NO_STORE
     size_t n_keep_ds = 0;
 #endif
-    int changed, have_al = 0;
+    int changed, have_al = 0, reg_fd = -1;
     fti_result r = FTI_OK;
     memset(&o, 0, sizeof o);
     if (opts) o = *opts;
@@ -1308,6 +1308,9 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
     g.report = report;
     memset(g.res, 0, sizeof *g.res);
     if (!home) return fti_error_set(err, FTI_ERR_INVALID, "gc: no workspace");
+    /* the registry's lock from the first card read to the last model file removed: no promote
+     * or rollback in between (a dry run only reads) */
+    if (!o.dry_run && (r = fti__reg_lock(home, &reg_fd, err)) != FTI_OK) goto done;
     /* the models, oldest first, from their cards */
     if ((r = fti_registry_list(home, &ids, err)) != FTI_OK) goto done;
     g.m = (fti__wgc_model *)fti_calloc(ids.len / (FTI__REG_ID_LEN + 1) + 1, sizeof *g.m);
@@ -1406,6 +1409,8 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
                            o.dry_run ? "would go" : "removed",
                            (double)(g.res->bytes_freed - before) / 1e6);
     }
+    fti__reg_unlock(reg_fd);
+    reg_fd = -1;
     /* runs, and the twin's author memories of removed models */
     fti__wgc_each(&g, "runs", fti__wgc_run_fn);
     fti__wgc_each(&g, "memory", fti__wgc_memory_fn);
@@ -1444,6 +1449,7 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
 #endif
     if (report && report->oom) r = fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
 done:
+    fti__reg_unlock(reg_fd);
     if (have_al) fti__reg_aliases_free(&al);
     fti_free((void *)keep_ds);
     fti_free(g.run_ds);

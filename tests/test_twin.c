@@ -1034,6 +1034,39 @@ FTI_TEST(twin_workspace_gc_keeps_unfinished_runs) {
 #endif
 }
 
+/* Alias changes wait for the registry's lock (HOME/models/.lock), which gc holds while it
+ * decides and removes: a promote made meanwhile is neither lost nor of a model being removed. */
+FTI_TEST(twin_registry_lock) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], ids[4][17], path[1400], id[17];
+    fti_error err;
+    int fd, status = -1;
+    pid_t pid;
+    snprintf(home, sizeof home, "%s", fti_test_tmp("reg_lock_ws"));
+    REQUIRE(fti_ttw_gc_models(home, ids));
+    snprintf(path, sizeof path, "%s/models/.lock", home);
+    fd = open(path, O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(flock(fd, LOCK_EX) == 0);
+    pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) { /* waits for the lock, then promotes (the inherited descriptor closed:
+                     * it shares the parent's lock) */
+        close(fd);
+        _exit(fti_registry_promote(home, ids[3], "production", NULL) == FTI_OK ? 0 : 1);
+    }
+    fti_ttw_sleep_ms(300);
+    CHECK_OK(fti_registry_resolve(home, "production", id, &err));
+    CHECK_EQ_STR(id, ids[2]); /* not yet: the promote waits */
+    CHECK(waitpid(pid, &status, WNOHANG) == 0);
+    close(fd); /* releases the lock */
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_OK(fti_registry_resolve(home, "production", id, &err));
+    CHECK_EQ_STR(id, ids[3]);
+#endif
+}
+
 /* fti_workspace_gc killed just before each write, fsync and rename in turn, each time on a copy
  * of the same workspace: afterwards production and every rollback target still have their
  * weights, and a gc run to the end removes the one model it should (its files too, whatever a
