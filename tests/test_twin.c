@@ -785,6 +785,31 @@ static int fti_ttw_exists(const char *home, const char *a, const char *b, const 
  * removes the rest (cards stay, tombstones for versions), cleans finished runs, stale temp
  * files and removed models' memories; verify, lineage, promote, rollback and resume say what
  * happened; a second gc finds nothing; an ingest's lock makes it wait. */
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+/* Four dataset versions v[0..3] in the workspace, a model m[i] trained on each (run_a: the
+ * first run's key), m0..m2 promoted to production in turn. 1 on success. */
+static int fti_ttw_four_runs(const char *home, char v[4][65], char m[4][17], char run_a[17]) {
+    fti_train_run_opts ro;
+    fti_train_run_result r;
+    fti_error err;
+    int i;
+    for (i = 0; i < 4; i++) {
+        if (i == 3) fti_ttw_sleep_ms(1100); /* (cards and manifests are dated to the second) */
+        if (i == 0 ? fti_store_resolve(home, "latest", v[0], &err) != FTI_OK
+                   : !fti_ttw_version(home, 200 - 30 * i, v[i]))
+            return 0;
+        ro = fti_ttw_opts(1);
+        ro.dataset = v[i];
+        ro.train.seed = (uint64_t)(5 + i);
+        if (fti_train_run(home, &ro, &r, &err) != FTI_OK) return 0;
+        memcpy(m[i], r.id, 17);
+        if (i == 0) memcpy(run_a, r.run_key, 17);
+        if (i < 3 && fti_registry_promote(home, m[i], "production", &err) != FTI_OK) return 0;
+    }
+    return 1;
+}
+#endif
+
 FTI_TEST(twin_workspace_gc) {
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
     char home[1024], v[4][65], m[4][17], run_a[17], path[1400], id[17], full[65];
@@ -798,18 +823,7 @@ FTI_TEST(twin_workspace_gc) {
     uint64_t dry_bytes;
     int i, fd;
     if (!fti_ttw_workspace(home, sizeof home, "ws")) return;
-    for (i = 0; i < 4; i++) {
-        if (i == 3) fti_ttw_sleep_ms(1100); /* (cards and manifests are dated to the second) */
-        REQUIRE(i == 0 ? fti_store_resolve(home, "latest", v[0], &err) == FTI_OK
-                       : fti_ttw_version(home, 200 - 30 * i, v[i]));
-        ro = fti_ttw_opts(1);
-        ro.dataset = v[i];
-        ro.train.seed = (uint64_t)(5 + i);
-        REQUIRE(fti_train_run(home, &ro, &r, &err) == FTI_OK);
-        memcpy(m[i], r.id, sizeof m[i]);
-        if (i == 0) memcpy(run_a, r.run_key, sizeof run_a);
-        if (i < 3) REQUIRE(fti_registry_promote(home, m[i], "production", &err) == FTI_OK);
-    }
+    REQUIRE(fti_ttw_four_runs(home, v, m, run_a));
     for (i = 1; i < 4; i++) CHECK(strcmp(v[i], v[i - 1]) != 0);
     /* the twin's memories, a killed writer's temp files, an interrupted ingest's object */
     REQUIRE(fti_mkdirs(fti_test_tmp("ws/memory"), NULL) == FTI_OK);
@@ -975,26 +989,12 @@ static int fti_ttw_aliases_whole(const char *home) {
 FTI_TEST(twin_workspace_gc_keeps_unfinished_runs) {
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
     char home[1024], v[4][65], m[4][17], run_a[17], path[1400], body[512], full[65];
-    fti_train_run_opts ro;
-    fti_train_run_result r;
     fti_workspace_gc_opts go;
     fti_workspace_gc_result gr;
     fti_error err;
     fti_json_doc *doc = NULL;
-    int i;
     if (!fti_ttw_workspace(home, sizeof home, "ws_unf")) return;
-    for (i = 0; i < 4; i++) {
-        if (i == 3) fti_ttw_sleep_ms(1100); /* (cards and manifests are dated to the second) */
-        REQUIRE(i == 0 ? fti_store_resolve(home, "latest", v[0], &err) == FTI_OK
-                       : fti_ttw_version(home, 200 - 30 * i, v[i]));
-        ro = fti_ttw_opts(1);
-        ro.dataset = v[i];
-        ro.train.seed = (uint64_t)(5 + i);
-        REQUIRE(fti_train_run(home, &ro, &r, &err) == FTI_OK);
-        memcpy(m[i], r.id, sizeof m[i]);
-        if (i == 0) memcpy(run_a, r.run_key, sizeof run_a);
-        if (i < 3) REQUIRE(fti_registry_promote(home, m[i], "production", &err) == FTI_OK);
-    }
+    REQUIRE(fti_ttw_four_runs(home, v, m, run_a));
     /* every run says what it resumes from */
     snprintf(path, sizeof path, "%s/runs/%s/run.json", home, run_a);
     {
