@@ -18627,20 +18627,10 @@ static int fti__st_author_kept(const fti_ingest_opts *opt, const char *a, size_t
     return fti__st_names_match(opt->authors, a, n);
 }
 
-/* Is --authors a list that leaves someone out (given, not empty, no "*")? */
+/* Is --authors a list that leaves someone out (given, not empty, no "*")? Such a list keeps
+ * no one by the empty name. */
 static int fti__st_authors_given(const fti_ingest_opts *opt) {
-    const char *p = opt->authors;
-    int any = 0;
-    while (p && *p) {
-        const char *e = strchr(p, ',');
-        size_t m = e ? (size_t)(e - p) : strlen(p);
-        const char *q = p;
-        fti__st_trim(&q, &m);
-        if (m == 1 && q[0] == '*') return 0;
-        any |= m > 0;
-        p = e ? e + 1 : NULL;
-    }
-    return any;
+    return !fti__st_names_match(opt->authors, "", 0);
 }
 
 
@@ -19233,16 +19223,13 @@ static size_t fti__st_ytd_prefix(const char *s, size_t n) {
 #define FTI__ST_OWNER_PREFIX "the export's owner: "
 #define FTI__ST_OWNER_SEP " | "
 
-/* Appends the string v (Facebook's doubly encoded UTF-8 repaired; at most 120 bytes, no
+/* Appends prefix and s[0..n) (Facebook's doubly encoded UTF-8 repaired; at most 120 bytes, no
  * separator, no comma: --authors' list separator) as one more owner name. */
-static void fti__st_owner_name(fti_buf *names, const fti_json *v, const char *prefix) {
+static void fti__st_owner_put(fti_buf *names, const char *s, size_t n, const char *prefix) {
     fti_buf fix;
     char *m;
-    const char *s;
-    size_t n;
-    if (!v || v->type != FTI_JSON_STRING || v->len == 0 || v->len > 120) return;
+    if (n == 0 || n > 120) return;
     memset(&fix, 0, sizeof fix);
-    s = v->str, n = v->len;
     if (fti__st_unmojibake(s, n, &fix)) s = fix.data, n = fix.len;
     while (n && *s == '@') s++, n--; /* Telegram's "@ann" */
     m = fti__st_meta_str(s, n, 120);
@@ -19255,6 +19242,17 @@ static void fti__st_owner_name(fti_buf *names, const fti_json *v, const char *pr
     fti_buf_free(&fix);
 }
 
+/* The same for a JSON string, or a JSON integer (ids) as its digits; nothing for other values. */
+static void fti__st_owner_name(fti_buf *names, const fti_json *v, const char *prefix) {
+    char num[32];
+    if (v && v->type == FTI_JSON_STRING) {
+        fti__st_owner_put(names, v->str, v->len, prefix);
+    } else if (v && v->type == FTI_JSON_NUMBER && v->is_int) {
+        snprintf(num, sizeof num, "%lld", (long long)v->i);
+        fti__st_owner_put(names, num, strlen(num), prefix);
+    }
+}
+
 /* The owner's names if root is an account file (*whole = 1: the file holds nothing else) or
  * Telegram's export with its personal_information (*whole = 0); 0 if neither. */
 static int fti__st_owner_of(const fti_json *root, fti_buf *names, int *whole) {
@@ -19263,19 +19261,7 @@ static int fti__st_owner_of(const fti_json *root, fti_buf *names, int *whole) {
     if (root->type == FTI_JSON_ARRAY && root->child && !root->child->next &&
         (a = fti_json_get(root->child, "account")) != NULL && a->type == FTI_JSON_OBJECT &&
         fti_json_get(a, "accountId")) { /* Twitter */
-        v = fti_json_get(a, "accountId");
-        if (v && v->type == FTI_JSON_NUMBER && v->is_int) {
-            char num[32];
-            fti_json tmp;
-            memset(&tmp, 0, sizeof tmp);
-            snprintf(num, sizeof num, "%lld", (long long)v->i);
-            tmp.type = FTI_JSON_STRING;
-            tmp.str = num;
-            tmp.len = strlen(num);
-            fti__st_owner_name(names, &tmp, "");
-        } else {
-            fti__st_owner_name(names, v, "");
-        }
+        fti__st_owner_name(names, fti_json_get(a, "accountId"), "");
         fti__st_owner_name(names, fti_json_get(a, "username"), "");
         fti__st_owner_name(names, fti_json_get(a, "accountDisplayName"), "");
         return names->len > 0;
@@ -19300,30 +19286,19 @@ static int fti__st_owner_of(const fti_json *root, fti_buf *names, int *whole) {
     if ((a = fti_json_get(root, "personal_information")) != NULL && a->type == FTI_JSON_OBJECT &&
         fti_json_get(root, "chats")) { /* Telegram: the whole export, its chats follow */
         const fti_json *f = fti_json_get(a, "first_name"), *l = fti_json_get(a, "last_name");
-        fti_json tmp;
         fti_buf full;
         memset(&full, 0, sizeof full);
-        memset(&tmp, 0, sizeof tmp);
         *whole = 0;
         if (f && f->type == FTI_JSON_STRING) fti_buf_append(&full, f->str, f->len);
         if (l && l->type == FTI_JSON_STRING && l->len) {
             if (full.len) fti_buf_putc(&full, ' ');
             fti_buf_append(&full, l->str, l->len);
         }
-        tmp.type = FTI_JSON_STRING;
-        tmp.str = full.data ? full.data : "";
-        tmp.len = full.len;
-        if (!full.oom) fti__st_owner_name(names, &tmp, "");
+        if (!full.oom) fti__st_owner_put(names, full.data ? full.data : "", full.len, "");
         fti_buf_free(&full);
         fti__st_owner_name(names, fti_json_get(a, "username"), "");
-        v = fti_json_get(a, "user_id");
-        if (v && v->type == FTI_JSON_NUMBER && v->is_int) {
-            char num[40];
-            snprintf(num, sizeof num, "%lld", (long long)v->i);
-            tmp.str = num;
-            tmp.len = strlen(num);
-            fti__st_owner_name(names, &tmp, "user"); /* the messages' "from_id": "user123" */
-        }
+        /* the messages' "from_id": "user123" */
+        fti__st_owner_name(names, fti_json_get(a, "user_id"), "user");
         return names->len > 0;
     }
     return 0;
