@@ -23042,7 +23042,7 @@ static int fti__st_owner_filter(fti__st_run *r) {
                       strncmp(j->detail, FTI__ST_OWNER_PREFIX, pl) != 0))
                 continue;
             if (d && (!d->kind || strcmp(d->kind, "sent") != 0 || !d->author)) continue;
-            scope = j ? fti__st_owner_scope(f->name, exact) : fti__st_owner_scope(f->name, 0);
+            scope = fti__st_owner_scope(f->name, exact);
             if (mail) /* one owner per folder of mail */
                 for (q = 0; q < n_ow && !o; q++)
                     if (ow[q].mail && ow[q].scope == scope &&
