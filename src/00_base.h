@@ -28,7 +28,8 @@
 
 /* The implementation needs POSIX declarations (fsync, mmap, clock_gettime) even under -std=c99,
  * and on Linux madvise's MADV_DONTNEED (not POSIX: glibc and musl declare it under
- * _DEFAULT_SOURCE; without it the store's dropping of pages it has read compiled to nothing).
+ * _DEFAULT_SOURCE; without it fti_map_drop, which lets the store's inputs and the engine's
+ * repacked weights leave memory, compiles to nothing).
  * Feature macros only work before the first system header: in the file that defines
  * FTI_IMPLEMENTATION, include fti.h first (or define _POSIX_C_SOURCE 200809L yourself). */
 #if defined(FTI_IMPLEMENTATION) && !defined(_WIN32)
@@ -229,6 +230,13 @@ typedef struct fti_map {
 } fti_map;
 FTIDEF fti_result fti_map_open(fti_map *m, const char *path, fti_error *err);
 FTIDEF void fti_map_close(fti_map *m);
+/* Lets the pages of bytes [off, off+len) of a mapping leave memory (the whole pages inside the
+ * range, and the last partial page when the range ends the file); touching them again reads them
+ * from the file. Memory use stays bounded by what is being worked on, not by the file. Returns 1
+ * for a mapping (len 0 drops nothing; pages go where the platform has madvise's MADV_DONTNEED,
+ * see the note on _DEFAULT_SOURCE above), 0 for a read() copy (FTI_NO_MMAP, or mmap failed),
+ * which keeps everything. Thread safety: any thread (the data stays valid). */
+FTIDEF int fti_map_drop(const fti_map *m, size_t off, size_t len);
 
 /* An atomic file writer: data goes to "<path>.tmp.<pid>.<n>" in the same directory; commit
  * fsyncs it, renames it over path and fsyncs the directory. Any failure (including a failed

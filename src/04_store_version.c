@@ -591,21 +591,6 @@ static fti_result fti__st_stash(fti__st_run *r, const char *name, fti_buf *img, 
     return fti_error_set(err, rc, "ingest: cannot write %s", name);
 }
 
-/* Drops the pages of a read-only mapping from memory (they are read again from the file if
- * touched): memory stays bounded by what is being worked on, not by the input. */
-static void fti__st_drop_pages(const fti_map *m, size_t off, size_t len) {
-#if !defined(FTI_NO_MMAP) && defined(MADV_DONTNEED)
-    uintptr_t a, e, pg = 4096;
-    if (!m->is_mmap || !len || off >= m->len) return;
-    if (len > m->len - off) len = m->len - off;
-    a = ((uintptr_t)m->data + off + pg - 1) & ~(pg - 1);
-    e = ((uintptr_t)m->data + off + len) & ~(pg - 1);
-    if (off + len == m->len) e = ((uintptr_t)m->data + m->len + pg - 1) & ~(pg - 1);
-    if (e > a) madvise((void *)a, (size_t)(e - a), MADV_DONTNEED);
-#else
-    (void)m, (void)off, (void)len;
-#endif
-}
 
 
 /* Charges the time since the last mark to stage k. */
@@ -987,7 +972,7 @@ static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
         }
         pos += used;
     }
-    fti__st_drop_pages(&r->parent_recs, 0, len);
+    (void)fti_map_drop(&r->parent_recs, 0, len);
 }
 
 /* Writes a partial's entry for file fi: the section, and its line of the partial's index. */
@@ -1074,7 +1059,8 @@ static fti_result fti__st_emit_file(fti__st_run *r, size_t fi, fti_error *err) {
         if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the records pack");
     }
     if (f->reused && f->part < 0)
-        fti__st_drop_pages(&r->parent_recs, (size_t)(f->par_sec - (const unsigned char *)r->parent_recs.data), len);
+        (void)fti_map_drop(&r->parent_recs,
+                           (size_t)(f->par_sec - (const unsigned char *)r->parent_recs.data), len);
     fti_buf_free(&b);
     fti_buf_free(&tmp);
     return rc;

@@ -171,6 +171,11 @@ FTIDEF size_t fti_gguf_data_offset(const fti_gguf *g);
 FTIDEF size_t fti_gguf_file_size(const fti_gguf *g);
 FTIDEF const void *fti_gguf_file_data(const fti_gguf *g);
 FTIDEF const char *fti_gguf_path(const fti_gguf *g);
+/* Lets the pages of bytes [p, p+len) of the file (tensor data that has been copied elsewhere)
+ * leave memory: fti_map_drop on a file fti_gguf_open mapped; they are read again from the file
+ * if touched, so every pointer stays valid. Returns 1 when pages were dropped (len 0: when they
+ * could be), 0 when nothing could be (a read() copy, caller memory, a range outside the file). */
+FTIDEF int fti_gguf_drop(const fti_gguf *g, const void *p, size_t len);
 
 /* Key/values in file order; lookup by exact key (NULL when absent). */
 FTIDEF size_t fti_gguf_n_kv(const fti_gguf *g);

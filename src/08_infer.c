@@ -11,6 +11,9 @@
 typedef struct fti__eng_w {
     const void *data; /* in the mapped file */
     fti_dtype type;
+    /* the same matrix in the table's decode form (fti_qpack_decode_rows: AVX2 Q4_0), or NULL;
+     * rows r0 (a multiple of the engine's pk_rows) on are at pk + r0 · row bytes */
+    const void *pk;
 } fti__eng_w;
 
 typedef struct fti__eng_layer {
@@ -31,6 +34,8 @@ struct fti_engine {
     size_t weight_bytes;
     void **owned;     /* LoRA-merged F32 matrices (n_owned) */
     size_t n_owned;
+    void *pack_mem;   /* the matrices' decode forms (fti__eng_w.pk), one allocation */
+    size_t pk_rows;   /* their row groups (8), 0 when nothing is packed */
     /* token -> bytes */
     char *tok_bytes;
     size_t *tok_off; /* (V+1) */
@@ -230,6 +235,68 @@ static fti_result fti__engine_lora(fti_engine *e, const char *path, float user_s
     return rc;
 }
 
+/* Matrix i of the engine's products (per layer q, k, v, o, gate, up, down; then the output, i =
+ * L·7) with its rows and columns; NULL past the last. */
+static const fti__eng_w *fti__engine_mat(const fti_engine *e, size_t i, size_t *rows,
+                                         size_t *cols) {
+    static const int kind_rows[7] = {0, 1, 1, 2, 3, 3, 2}; /* HD, KVD, C, F */
+    const fti__eng_layer *ly;
+    const fti__eng_w *mats[7];
+    size_t R[4], j = i % 7;
+    if (i == e->L * 7) {
+        *rows = e->V, *cols = e->C;
+        return &e->out;
+    }
+    if (i > e->L * 7) return NULL;
+    ly = &e->layers[i / 7];
+    mats[0] = &ly->q, mats[1] = &ly->k, mats[2] = &ly->v, mats[3] = &ly->o;
+    mats[4] = &ly->gate, mats[5] = &ly->up, mats[6] = &ly->down;
+    R[0] = e->HD, R[1] = e->KVD, R[2] = e->C, R[3] = e->F;
+    *rows = R[kind_rows[j]];
+    *cols = j == 3 ? e->HD : j == 6 ? e->F : e->C;
+    return mats[j];
+}
+
+/* Where the table has a faster decode form of a type (fti_qpack_decode_rows: AVX2 Q4_0, 8-row
+ * groups of the same size as the rows), the matrices of that type are packed once, here, into
+ * one allocation, and the mapped rows' pages are let go (fti_gguf_drop: read again from the file
+ * only if something touches them, so resident memory stays one copy of the weights). Decode
+ * steps and prompt batches then read the packed form (the same bits as the rows). q, k, v are
+ * packed only when a head's rows are whole groups (the decode step splits them by heads). Not
+ * done when the file is not mapped (a read() copy would be kept twice), with opts->no_repack or
+ * $FTI_REPACK=0; running out of memory only costs the speed-up. */
+static void fti__engine_pack(fti_engine *e, const fti_engine_opts *opts) {
+    size_t i, rows, cols, total = 0, off = 0, G, n = e->L * 7 + 1;
+    const char *env = getenv("FTI_REPACK");
+    const fti__eng_w *w;
+    if ((opts && opts->no_repack) || (env && strcmp(env, "0") == 0)) return;
+    for (i = 0; (w = fti__engine_mat(e, i, &rows, &cols)) != NULL; i++) {
+        size_t b;
+        G = fti_qpack_decode_rows(e->k, w->type);
+        if (!G || (i < e->L * 7 && i % 7 < 3 && e->D % G)) continue;
+        b = fti_qpack_bytes(e->k, w->type, rows, cols);
+        if (!b || !fti_size_add(total, (b + 63) / 64 * 64, &total)) return;
+        if (!fti_gguf_drop(e->g, w->data, 0)) return; /* not mapped */
+    }
+    if (total == 0) return;
+    e->pack_mem = fti_aligned_alloc(total, 64);
+    if (!e->pack_mem) return;
+    for (i = 0; i < n; i++) {
+        size_t b;
+        w = fti__engine_mat(e, i, &rows, &cols);
+        G = fti_qpack_decode_rows(e->k, w->type);
+        if (!G || (i < e->L * 7 && i % 7 < 3 && e->D % G)) continue;
+        b = fti_qpack_bytes(e->k, w->type, rows, cols);
+        if (fti_qpack(e->k, w->type, w->data, rows, cols, (char *)e->pack_mem + off, b) ==
+            FTI_OK) {
+            ((fti__eng_w *)w)->pk = (char *)e->pack_mem + off; /* (e's own: not const) */
+            e->pk_rows = G;
+            (void)fti_gguf_drop(e->g, w->data, rows * fti_dtype_row_bytes(w->type, cols));
+        }
+        off += (b + 63) / 64 * 64;
+    }
+}
+
 FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_engine_opts *opts,
                                   fti_error *err) {
     fti_engine *e;
@@ -281,7 +348,7 @@ FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_
     for (l = 0; l < e->L; l++) {
         fti__eng_layer *ly = &e->layers[l];
         char nm[64];
-        fti__eng_w vn = {NULL, FTI_DTYPE_F32};
+        fti__eng_w vn = {NULL, FTI_DTYPE_F32, NULL};
 #define FTI__ENG_T(field, suffix)                                                    \
     snprintf(nm, sizeof nm, "blk.%lu." suffix ".weight", (unsigned long)l);                    \
     fti__engine_w(e, nm, &ly->field);                                                \
@@ -321,6 +388,7 @@ FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_
         fti_engine_close(e);
         return rc;
     }
+    fti__engine_pack(e, opts);
     *out = e;
     return FTI_OK;
 }
@@ -330,6 +398,7 @@ FTIDEF void fti_engine_close(fti_engine *e) {
     if (!e) return;
     for (i = 0; i < e->n_owned; i++) fti_free(e->owned[i]);
     fti_free(e->owned);
+    fti_aligned_free(e->pack_mem);
     fti_gguf_close(e->g);
     fti_free(e->layers);
     fti_free(e->tok_bytes);
@@ -872,8 +941,9 @@ struct fti_session {
     float *logits;                      /* (V) */
     float *xn;  /* (nth, C): each decode thread's own normalized input (fti__sess_decode) */
     int nth;    /* the pool's threads when created (xn's rows) */
-    float *qws; /* quantized weights: a prompt batch's int8 rows (fti__sess_mm), else empty */
-    size_t qws_bytes;
+    float *qws; /* quantized activations: a prompt batch's int8 rows (fti__sess_mm), or each
+                   decode thread's input in its qws_t bytes (packed matrices), else empty */
+    size_t qws_bytes, qws_t;
     const float *qws_x; /* the rows qws holds now (NULL: none) */
 };
 
@@ -936,7 +1006,7 @@ static int fti__sess_quantized(const fti_engine *e) {
 
 /* The session's memory plan: one list of sizes shared by mem_bytes and create. */
 typedef struct fti__sess_plan {
-    size_t n_ctx, n_batch, kv_per, kv_hsz;
+    size_t n_ctx, n_batch, kv_per, kv_hsz, qws_t;
     int kv_kind, nth;
     /* floats: k, v, cos, sin, x, xb, q, att_out, att, hb, hb2, logits, kbuf, vbuf, xn, qws */
     size_t sizes[16];
@@ -979,9 +1049,15 @@ static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, f
     /* the cache's kv head groups: one per decode thread when they share the kv heads evenly */
     p->kv_per = p->nth > 1 && e->KV % (size_t)p->nth == 0 ? e->KV / (size_t)p->nth : e->KV;
     if (fti__sess_quantized(e)) { /* the widest input of a prompt batch's products, quantized */
-        size_t kmax = fti__qact_kmax(e), qb;
+        size_t kmax = fti__qact_kmax(e), qb, q1;
         qb = kmax ? fti_qact_bytes(B, kmax) : 0;
         if (kmax && !qb) return 0;
+        if (kmax && e->pk_rows) { /* and each decode thread's for the packed matrices */
+            q1 = fti_qact_bytes(1, kmax);
+            p->qws_t = q1;
+            if (!fti_size_mul(q1, (size_t)p->nth, &q1)) return 0;
+            if (q1 > qb) qb = q1;
+        }
         p->sizes[15] = kmax ? qb / sizeof(float) + 1 : 0;
     }
     total = sizeof(fti_session) + 64;
@@ -1061,6 +1137,7 @@ FTIDEF fti_result fti_session_create(fti_session **out, const fti_engine *e,
     slots[15] = &s->qws;
     s->nth = p.nth;
     s->qws_bytes = p.sizes[15] * sizeof(float);
+    s->qws_t = p.qws_t;
     for (i = 0; i < 16; i++) {
         void *m = fti_arena_alloc(&a, p.sizes[i] * sizeof(float), 64);
         if (!m) {
@@ -1534,14 +1611,30 @@ static FTI__UNUSED const char *fti__dec_first(const fti__dec *c, size_t l, int p
     }
     rb = fti_dtype_row_bytes(w->type, n_in);
     *bytes = (b - a) * rb;
-    return (const char *)w->data + a * rb;
+    return (const char *)(w->pk ? w->pk : w->data) + a * rb;
 }
 
-/* y[0, r1 - r0) = rows r0 .. r1-1 of W (n_in columns) · x, on the calling thread. */
+/* y[0, r1 - r0) = rows r0 .. r1-1 of W (n_in columns) · x, on the calling thread: from the
+ * packed form (x quantized into thread t's part of qws) when there is one. */
 static void fti__dec_rows(fti__dec *c, int t, const fti__eng_w *w, const float *x, size_t n_in,
                           float *y, size_t r0, size_t r1) {
     fti_result rc;
+    fti_session *s = c->s;
     if (r0 >= r1) return;
+    if (w->pk && r0 % s->e->pk_rows == 0 && fti_qact_bytes(1, n_in) <= s->qws_t) {
+        void *qa = (char *)s->qws + (size_t)t * s->qws_t;
+        fti_qmat m;
+        memset(&m, 0, sizeof m);
+        m.wtype = w->type;
+        m.P = (const char *)w->pk + r0 * fti_dtype_row_bytes(w->type, n_in);
+        m.N = r1 - r0;
+        m.Y = y;
+        m.ldy = m.N;
+        rc = fti_qact_quantize(s->e->k, qa, x, n_in, 1, n_in);
+        if (rc == FTI_OK) rc = fti_matmul_qa_multi(s->e->k, NULL, &m, 1, qa, 1, n_in);
+        if (rc != FTI_OK) c->rc[t] = rc;
+        return;
+    }
     rc = fti_matmul_w(c->s->e->k, NULL, w->type,
                       (const char *)w->data + r0 * fti_dtype_row_bytes(w->type, n_in), x, y, 1,
                       r1 - r0, n_in);
@@ -1707,6 +1800,7 @@ static fti_result fti__sess_decode(fti_session *s, int32_t token, float *logits_
     fti_pool *pool = s->pool;
     fti__dec c;
     int t;
+    s->qws_x = NULL; /* (packed matrices: the threads' inputs go into qws) */
     c.s = s;
     c.nt = fti_pool_threads(pool);
     if (c.nt > s->nth) { /* not the session's pool (cannot happen): one thread */
@@ -1760,12 +1854,24 @@ static fti_result fti__sess_decode(fti_session *s, int32_t token, float *logits_
 static fti_result fti__sess_mm(fti_session *s, const fti__eng_w *w, const float *X, float *Y,
                                size_t T, size_t N, size_t K) {
     const fti_kernels *k = s->e->k;
-    if (T > 1 && (w->type == FTI_DTYPE_Q8_0 || w->type == FTI_DTYPE_Q4_0) && K % FTI_QK == 0 &&
+    if ((T > 1 || w->pk) && (w->type == FTI_DTYPE_Q8_0 || w->type == FTI_DTYPE_Q4_0) &&
+        K % FTI_QK == 0 &&
         s->qws && fti_qact_bytes(T, K) <= s->qws_bytes) {
         if (s->qws_x != X) {
             fti_result rc = fti_qact_quantize(k, s->qws, X, K, T, K);
             if (rc != FTI_OK) return rc;
             s->qws_x = X;
+        }
+        if (w->pk) { /* the packed form */
+            fti_qmat m;
+            memset(&m, 0, sizeof m);
+            m.wtype = w->type;
+            m.W = w->data;
+            m.P = w->pk;
+            m.N = N;
+            m.Y = Y;
+            m.ldy = N;
+            return fti_matmul_qa_multi(k, s->pool, &m, 1, s->qws, T, K);
         }
         return fti_matmul_qa(k, s->pool, w->type, w->data, s->qws, Y, N, T, N, K);
     }
@@ -1811,6 +1917,10 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
                 float *kc = (float *)fti__kv_at(s, 0, l, g, pos0);
                 wk.data = (const char *)ly->k.data + g * e->D * fti_dtype_row_bytes(wk.type, C);
                 wv.data = (const char *)ly->v.data + g * e->D * fti_dtype_row_bytes(wv.type, C);
+                if (wk.pk) /* (packed only when D is whole row groups) */
+                    wk.pk = (const char *)ly->k.pk + g * e->D * fti_dtype_row_bytes(wk.type, C);
+                if (wv.pk)
+                    wv.pk = (const char *)ly->v.pk + g * e->D * fti_dtype_row_bytes(wv.type, C);
                 rc = fti__sess_mm(s, &wk, s->xb, kc, T, per * e->D, C);
                 if (rc == FTI_OK)
                     rc = fti__sess_mm(s, &wv, s->xb, (float *)fti__kv_at(s, 1, l, g, pos0), T,
@@ -1854,7 +1964,8 @@ static fti_result fti__sess_forward(fti_session *s, const int32_t *tokens, size_
         if (rc == FTI_OK) memcpy(s->logits, logits_out + (T - 1) * e->V, e->V * sizeof(float));
     } else {
         fti_rmsnorm_fwd(k, s->xb, NULL, s->x + (T - 1) * C, e->out_norm, 1, C, eps);
-        rc = fti_matmul_w(k, s->pool, e->out.type, e->out.data, s->xb, s->logits, 1, e->V, C);
+        s->qws_x = NULL;
+        rc = fti__sess_mm(s, &e->out, s->xb, s->logits, 1, e->V, C);
     }
     return rc;
 }
@@ -1967,20 +2078,10 @@ static void fti__bt_pack(fti_batch *d) {
     cols = rows + n;
     bytes = cols + n;
     for (i = 0; i < n; i++) {
-        const fti__eng_layer *ly = i < e->L * 7 ? &e->layers[i / 7] : NULL;
-        static const int kind_rows[7] = {0, 1, 1, 2, 3, 3, 2}; /* HD, KVD, C, F */
-        size_t j = i % 7;
-        if (!ly) {
-            w[i] = &e->out, rows[i] = e->V, cols[i] = e->C;
-        } else {
-            const fti__eng_w *mats[7];
-            size_t R[4];
-            mats[0] = &ly->q, mats[1] = &ly->k, mats[2] = &ly->v, mats[3] = &ly->o;
-            mats[4] = &ly->gate, mats[5] = &ly->up, mats[6] = &ly->down;
-            R[0] = e->HD, R[1] = e->KVD, R[2] = e->C, R[3] = e->F;
-            w[i] = mats[j];
-            rows[i] = R[kind_rows[j]];
-            cols[i] = j == 3 ? e->HD : j == 6 ? e->F : e->C;
+        w[i] = fti__engine_mat(e, i, &rows[i], &cols[i]);
+        if (w[i]->pk) { /* the engine's own packed form */
+            d->packed[i] = w[i]->pk;
+            continue;
         }
         bytes[i] = fti_qpack_bytes(e->k, w[i]->type, rows[i], cols[i]);
         bytes[i] = (bytes[i] + 63) / 64 * 64;

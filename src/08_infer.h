@@ -57,6 +57,13 @@ typedef struct fti_engine_opts {
      * adapted matrix becomes an F32 copy in memory (the others stay mapped). NULL = none. */
     const char *lora_path;
     float lora_scale;   /* 0 = 1 */
+    /* 1: matrices stay only in the mapped file. By default, where the kernel table has a faster
+     * decode form of a type of the same size (AVX2: Q4_0, 8-row groups), those matrices are
+     * packed into it at load (a pass over them; the mapped pages are then let go, so resident
+     * memory stays one copy) and decode reads about 1.2x faster from memory. The results are
+     * the same bits either way except for the decode step's sums, which then run in the prompt
+     * batch's order. $FTI_REPACK=0 does the same as 1 here. */
+    int no_repack;
 } fti_engine_opts;
 
 /* Opens a GGUF llama model: maps the file (fti_gguf_open), validates it

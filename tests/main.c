@@ -10,6 +10,9 @@
  * internals) in this one translation unit, with counting allocation hooks.
  */
 #define _POSIX_C_SOURCE 200809L
+#if defined(__linux__)
+#define _DEFAULT_SOURCE 1 /* as fti.h asks: madvise (the store's and the engine's page drops) */
+#endif
 #include <stddef.h>
 #include <errno.h>
 #include <signal.h>

@@ -11,7 +11,7 @@
 #include "test.h"
 
 FTI_TEST(batch_qmat_multi_packed) {
-    static const size_t shapes[][2] = {{1, 32}, {3, 96}, {5, 288}, {16, 64}, {17, 2080}};
+    static const size_t shapes[][2] = {{1, 32}, {1, 2080}, {3, 96}, {5, 288}, {16, 64}, {17, 2080}};
     static const size_t Ns[3] = {37, 16, 5};
     static const fti_dtype types[2] = {FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0};
     const fti_kernels *tabs[8];
@@ -95,6 +95,22 @@ FTI_TEST(batch_qmat_multi_packed) {
                     for (mi = 0; mi < 3; mi++)
                         if (memcmp(Y1[mi], Y2[mi], M * ldy[mi] * sizeof(float)) != 0) same = 0;
                 }
+                { /* the decode form: rows G.. of a packed matrix, M = 1, from P + G·rb */
+                    size_t G = fti_qpack_decode_rows(k, t);
+                    if (G && P[0] && Ns[0] > G && M == 1) {
+                        fti_qmat d;
+                        memset(&d, 0, sizeof d);
+                        d.wtype = t;
+                        d.P = (const char *)P[0] + G * rb;
+                        d.N = Ns[0] - G;
+                        d.Y = Y2[0];
+                        d.ldy = d.N;
+                        REQUIRE(fti_matmul_qa_multi(k, NULL, &d, 1, qa, 1, K) == FTI_OK);
+                        if (memcmp(Y2[0], Y1[0] + G, d.N * sizeof(float)) != 0) same = 0;
+                        memcpy(Y2[0], Y1[0], M * ldy[0] * sizeof(float));
+                    }
+                    CHECK(G == 0 || fti_qpack_bytes(k, t, 8, K) == 8 * rb);
+                }
                 for (mi = 0; mi < 3; mi++) /* padding columns untouched */
                     for (i = 0; i < M; i++)
                         for (j = Ns[mi]; j < ldy[mi]; j++)
@@ -133,6 +149,14 @@ FTI_TEST(batch_qmat_multi_packed) {
     CHECK(fti_qpack_bytes(NULL, FTI_DTYPE_F32, 16, 64) == 0);
     CHECK(fti_qpack_bytes(NULL, FTI_DTYPE_Q8_0, 16, 48) == 0);
     CHECK(fti_qpack_bytes(fti_kernels_get(FTI_ISA_SCALAR), FTI_DTYPE_Q8_0, 16, 64) == 0);
+    CHECK(fti_qpack_decode_rows(fti_kernels_get(FTI_ISA_SCALAR), FTI_DTYPE_Q4_0) == 0);
+    CHECK(fti_qpack_decode_rows(NULL, FTI_DTYPE_F32) == 0);
+#if defined(__x86_64__) && !defined(FTI_NO_SIMD)
+    if (fti_kernels_get(FTI_ISA_AVX2)) {
+        CHECK(fti_qpack_decode_rows(fti_kernels_get(FTI_ISA_AVX2), FTI_DTYPE_Q4_0) == 8);
+        CHECK(fti_qpack_decode_rows(fti_kernels_get(FTI_ISA_AVX2), FTI_DTYPE_Q8_0) == 0);
+    }
+#endif
     fti_pool_free(pools[0]);
     fti_pool_free(pools[1]);
 }

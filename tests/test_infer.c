@@ -1038,6 +1038,91 @@ FTI_TEST(infer_decode_same_bits_any_threads) {
         }
 }
 
+/* Q4_0 matrices repacked at load (the AVX2 table's decode form, fti_qpack_decode_rows) against
+ * the same file with opts.no_repack: a prompt batch gives the same bits (the multi-row products
+ * read either form in the same order), decode steps stay within the one-row kernels' rounding
+ * of each other, on 1 and 2 threads; a tied output (the embedding rows stay readable after the
+ * mapped pages were let go) and a file that is not mapped but read into memory work too. */
+FTI_TEST(infer_repacked_q4_0) {
+    int tied;
+    for (tied = 0; tied < 2; tied++) {
+        fti_model_config cfg;
+        const char *path = ti_model(&cfg, NULL, FTI_GGML_Q4_0, tied, "rp.gguf", 4.0f);
+        fti_engine *e[2] = {NULL, NULL};
+        fti_engine_opts eo;
+        fti_error err;
+        int32_t toks[20];
+        size_t i, V = cfg.vocab_size, run;
+        float *ref[2];
+        REQUIRE(path != NULL);
+        for (i = 0; i < 20; i++) toks[i] = (int32_t)((i * 11 + 7) % 95);
+        memset(&eo, 0, sizeof eo);
+        REQUIRE(fti_engine_open(&e[0], path, NULL, &err) == FTI_OK);
+        eo.no_repack = 1;
+        REQUIRE(fti_engine_open(&e[1], path, &eo, &err) == FTI_OK);
+        CHECK(e[0]->pk_rows == fti_qpack_decode_rows(fti_engine_kernels(e[0]), FTI_DTYPE_Q4_0));
+        CHECK(e[1]->pk_rows == 0 && e[1]->pack_mem == NULL);
+        for (run = 0; run < 2; run++) { /* no pool, then 2 threads */
+            fti_pool *pool = run ? fti_pool_create(2) : NULL;
+            int w;
+            for (w = 0; w < 2; w++) {
+                fti_session *s = NULL;
+                fti_session_opts so;
+                memset(&so, 0, sizeof so);
+                so.pool = pool;
+                so.fixed_threads = 1;
+                ref[w] = (float *)malloc(20 * V * sizeof(float));
+                REQUIRE(ref[w] != NULL);
+                REQUIRE(fti_session_create(&s, e[w], &so, &err) == FTI_OK);
+                CHECK_OK(fti_session_eval(s, toks, 8, ref[w], &err)); /* a prompt batch */
+                for (i = 8; i < 20; i++) {                            /* decode steps */
+                    CHECK_OK(fti_session_eval(s, toks + i, 1, NULL, &err));
+                    memcpy(ref[w] + i * V, fti_session_logits(s), V * sizeof(float));
+                }
+                fti_session_free(s);
+            }
+            CHECK(memcmp(ref[0], ref[1], 8 * V * sizeof(float)) == 0);
+            CHECK(ti_max_rel(ref[0] + 8 * V, ref[1] + 8 * V, 12 * V) < 1e-4);
+            free(ref[0]);
+            free(ref[1]);
+            fti_pool_free(pool);
+        }
+        fti_engine_close(e[0]);
+        fti_engine_close(e[1]);
+    }
+    { /* fti_gguf_drop: only a mapped file's pages, only inside the file; data stays readable */
+        fti_gguf *g = NULL;
+        fti_error err;
+        fti_map m;
+        const char *path = ti_model_write(NULL, FTI_GGML_Q4_0, "rp.gguf");
+        unsigned char *copy;
+        const unsigned char *d;
+        size_t n;
+        REQUIRE(path != NULL);
+        REQUIRE(fti_gguf_open(&g, path, NULL, &err) == FTI_OK);
+        d = (const unsigned char *)fti_gguf_file_data(g);
+        n = fti_gguf_file_size(g);
+        copy = (unsigned char *)malloc(n);
+        REQUIRE(copy != NULL);
+        memcpy(copy, d, n);
+#if !defined(FTI_NO_MMAP)
+        CHECK(fti_gguf_drop(g, d, n) == 1);
+        CHECK(fti_gguf_drop(g, d + 1, 0) == 1);
+#endif
+        CHECK(fti_gguf_drop(g, d, n + 1) == 0);
+        CHECK(fti_gguf_drop(g, NULL, 0) == 0);
+        CHECK(fti_gguf_drop(NULL, d, 1) == 0);
+        CHECK(memcmp(copy, d, n) == 0);
+        fti_gguf_close(g);
+        REQUIRE(fti_gguf_open_memory(&g, copy, n, "mem", NULL, &err) == FTI_OK);
+        CHECK(fti_gguf_drop(g, copy, n) == 0); /* caller memory: never */
+        fti_gguf_close(g);
+        memset(&m, 0, sizeof m);
+        CHECK(fti_map_drop(&m, 0, 1) == 0);
+        free(copy);
+    }
+}
+
 FTI_TEST(infer_kv_groups_same_bits) {
     /* the KV cache laid out in one kv head group (no pool, 3 or 4 threads) or one per decode
      * thread (2 threads: each of the 2 KV heads its own memory) gives the same bits for a long
