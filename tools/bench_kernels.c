@@ -285,19 +285,34 @@ static void bench_gemm(const fti_kernels *k, fti_pool *pool, int threads, int gr
     fti_aligned_free(C);
 }
 
+/* y = W·x from W's decode form (m->P), as the engine's decode step does it */
+static void gemv_packed(const fti_kernels *k, fti_pool *pool, const fti_qmat *m, void *qa,
+                        const float *x, size_t n_in) {
+    if (fti_qact_quantize(k, qa, x, n_in, 1, n_in) != FTI_OK ||
+        fti_matmul_qa_multi(k, pool, m, 1, qa, 1, n_in) != FTI_OK)
+        abort();
+}
+
 static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t n_in, size_t n_out,
                        double bw) {
-    static const fti_dtype types[] = {FTI_DTYPE_F32, FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0};
+    /* the 4th: Q4_0 in the table's decode form (fti_qpack_decode_rows; AVX2: "q4_0p"), as the
+     * engine's decode step reads it: x quantized, then fti_matmul_qa_multi with M = 1 */
+    static const fti_dtype types[] = {FTI_DTYPE_F32, FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0,
+                                      FTI_DTYPE_Q4_0};
+    size_t nt = fti_qpack_decode_rows(k, FTI_DTYPE_Q4_0) ? 4 : 3;
     size_t f32_bytes = n_in * n_out * sizeof(float), i, ti;
+    void *qa = fti_aligned_alloc(fti_qact_bytes(1, n_in), 64);
     float *Wf = rand_buf(n_in * n_out), *x = rand_buf(n_in), *y = rand_buf(n_out), *Ws, *ys;
     double t_peer, t_ours, t_warm, t_f32 = 0, t_f32_warm = 0;
     char name[64], extra[128];
     int any = 0;
-    for (ti = 0; ti < 3; ti++) {
-        snprintf(name, sizeof name, "gemv-%s-%zux%zu", fti_dtype_name(types[ti]), n_in, n_out);
+    for (ti = 0; ti < nt; ti++) {
+        snprintf(name, sizeof name, "gemv-%s%s-%zux%zu", fti_dtype_name(types[ti]),
+                 ti == 3 ? "p" : "", n_in, n_out);
         any |= strstr(name, g_case) != NULL;
     }
-    if (!any) {
+    if (!any || !qa) {
+        fti_aligned_free(qa);
         fti_aligned_free(Wf);
         fti_aligned_free(x);
         fti_aligned_free(y);
@@ -311,10 +326,11 @@ static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t
                           0.0f, ys, 1),
               cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n_out, (int)n_in, 1.0f, Wf, (int)n_in,
                           x, 1, 0.0f, y, 1));
-    for (ti = 0; ti < 3; ti++) {
+    for (ti = 0; ti < nt; ti++) {
         fti_dtype t = types[ti];
         size_t rb = fti_dtype_row_bytes(t, n_in), bytes = rb * n_out;
-        void *Q = t == FTI_DTYPE_F32 ? (void *)Wf : fti_aligned_alloc(bytes, 64);
+        void *Q = t == FTI_DTYPE_F32 ? (void *)Wf : fti_aligned_alloc(bytes, 64), *P = NULL;
+        fti_qmat m;
         if (!Q) {
             fprintf(stderr, "bench_kernels: out of memory (gemv)\n");
             exit(1);
@@ -322,11 +338,34 @@ static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t
         if (t != FTI_DTYPE_F32)
             for (i = 0; i < n_out; i++)
                 fti_quantize_row(k, t, (char *)Q + i * rb, Wf + i * n_in, n_in);
-        TIME_COLD(t_ours, pool, Q, bytes,
-                  fti_matmul_w(k, pool, FTI_DTYPE_F32, Ws, x, ys, 1, 64, n_in),
-                  fti_matmul_w(k, pool, t, Q, x, y, 1, n_out, n_in));
-        TIME_BEST(t_warm, fti_matmul_w(k, pool, t, Q, x, y, 1, n_out, n_in));
-        snprintf(name, sizeof name, "gemv-%s-%zux%zu", fti_dtype_name(t), n_in, n_out);
+        if (ti == 3) { /* the packed form replaces the rows (same size) */
+            size_t pb = fti_qpack_bytes(k, t, n_out, n_in);
+            P = fti_aligned_alloc(pb, 64);
+            if (!P || fti_qpack(k, t, Q, n_out, n_in, P, pb) != FTI_OK) {
+                fprintf(stderr, "bench_kernels: cannot pack (gemv)\n");
+                exit(1);
+            }
+            fti_aligned_free(Q);
+            Q = P;
+            bytes = pb;
+            memset(&m, 0, sizeof m);
+            m.wtype = t;
+            m.P = P;
+            m.N = n_out;
+            m.Y = y;
+            m.ldy = n_out;
+            TIME_COLD(t_ours, pool, Q, bytes,
+                      fti_matmul_w(k, pool, FTI_DTYPE_F32, Ws, x, ys, 1, 64, n_in),
+                      gemv_packed(k, pool, &m, qa, x, n_in));
+            TIME_BEST(t_warm, gemv_packed(k, pool, &m, qa, x, n_in));
+        } else {
+            TIME_COLD(t_ours, pool, Q, bytes,
+                      fti_matmul_w(k, pool, FTI_DTYPE_F32, Ws, x, ys, 1, 64, n_in),
+                      fti_matmul_w(k, pool, t, Q, x, y, 1, n_out, n_in));
+            TIME_BEST(t_warm, fti_matmul_w(k, pool, t, Q, x, y, 1, n_out, n_in));
+        }
+        snprintf(name, sizeof name, "gemv-%s%s-%zux%zu", fti_dtype_name(t), ti == 3 ? "p" : "",
+                 n_in, n_out);
         snprintf(extra, sizeof extra,
                  "(%.1f GB/s weights = %.0f%% of read bw; %.1f us; in cache %.1f GB/s)",
                  (double)bytes / t_ours * 1e-9, 100.0 * (double)bytes / t_ours * 1e-9 / bw,
@@ -356,6 +395,7 @@ static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t
             fti_aligned_free(Q);
         }
     }
+    fti_aligned_free(qa);
     fti_aligned_free(Ws);
     fti_aligned_free(ys);
     fti_aligned_free(Wf);
