@@ -11205,8 +11205,14 @@ FTI__AVX2 static void fti__p4c_unpack_avx2(const unsigned char *C, size_t nb, un
 }
 
 /* One compact block of 8 rows against x's block (xq: its 32 values, xs8 = 8·Σ, sd = xd): acc +=
- * float(Σ nibble·x - 8·Σx)·(wd·xd), the panel kernels' sequence. */
-FTI__AVX2 static inline __attribute__((always_inline)) __m256
+ * float(Σ nibble·x - 8·Σx)·(wd·xd), the panel kernels' sequence. (Inlined but under -Os, where
+ * make size's 150 KB budget counts its two copies.) */
+#if defined(__OPTIMIZE_SIZE__)
+#define FTI__P4C_INLINE
+#else
+#define FTI__P4C_INLINE inline __attribute__((always_inline))
+#endif
+FTI__AVX2 static FTI__P4C_INLINE __m256
 fti__p4c_step_avx2(const unsigned char *C, const int8_t *xq, int32_t xs8, float xd, __m256 acc) {
     const __m256i m4 = _mm256_set1_epi8(15);
     __m256i s = _mm256_setzero_si256();
@@ -11240,24 +11246,18 @@ FTI__AVX2 static void fti__p4c_gemv_avx2(const fti__qm_ctx *c, const fti_qmat *a
     const float *xd = c->xd;
     const int32_t *xs = c->xs;
     float *y = FTI__QMAT_ROW(a, 0);
-    size_t nb = c->nb, gs = nb * FTI__P4C_BLOCK, h = (g1 - g0) / 2, g, b;
+    size_t nb = c->nb, gs = nb * FTI__P4C_BLOCK, h = (g1 - g0 + 1) / 2, g, b;
     const unsigned char *P = (const unsigned char *)a->P;
-    for (g = g0; g < g0 + h; g++) { /* groups g and g + h side by side */
-        const unsigned char *A = P + g * gs, *B = P + (g + h) * gs;
+    for (g = g0; g < g0 + h; g++) { /* groups g and g + h side by side (an odd last one twice) */
+        size_t g2 = g + h < g1 ? g + h : g;
+        const unsigned char *A = P + g * gs, *B = P + g2 * gs;
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
         for (b = 0; b < nb; b++, A += FTI__P4C_BLOCK, B += FTI__P4C_BLOCK) {
             acc0 = fti__p4c_step_avx2(A, xq + b * FTI_QK, 8 * xs[b], xd[b], acc0);
             acc1 = fti__p4c_step_avx2(B, xq + b * FTI_QK, 8 * xs[b], xd[b], acc1);
         }
-        fti__p4c_store_avx2(y + g * 8, acc0, 8);
-        fti__p4c_store_avx2(y + (g + h) * 8, acc1, a->N - (g + h) * 8);
-    }
-    if ((g1 - g0) % 2) { /* the last group alone */
-        const unsigned char *A = P + (g1 - 1) * gs;
-        __m256 acc0 = _mm256_setzero_ps();
-        for (b = 0; b < nb; b++, A += FTI__P4C_BLOCK)
-            acc0 = fti__p4c_step_avx2(A, xq + b * FTI_QK, 8 * xs[b], xd[b], acc0);
-        fti__p4c_store_avx2(y + (g1 - 1) * 8, acc0, a->N - (g1 - 1) * 8);
+        fti__p4c_store_avx2(y + g * 8, acc0, a->N - g * 8);
+        if (g2 != g) fti__p4c_store_avx2(y + g2 * 8, acc1, a->N - g2 * 8);
     }
 }
 
@@ -11294,16 +11294,22 @@ FTI__AVX2 static void fti__p8_group_avx2(const fti__qm_ctx *c, const fti_qmat *a
             const float *xd[4];
             const int32_t *xs[4];
             float *y[4];
-            size_t mn = c->M - m0 < 4 ? 1 : 4;
-            for (i = 0; i < mn; i++) {
-                size_t m = m0 + i;
+            size_t mn = c->M - m0 < 4 ? 1 : 4, n4 = mn;
+#if defined(__OPTIMIZE_SIZE__)
+            /* -Os (make size's budget): no 1-row kernels; the last rows run in the 4-row ones,
+             * repeated (each lane's sequence is the same: the same bits, stored again) */
+            mn = c->M - m0 < 4 ? c->M - m0 : 4;
+            n4 = 4;
+#endif
+            for (i = 0; i < n4; i++) {
+                size_t m = m0 + (i < mn ? i : mn - 1);
                 xq[i] = c->xq + (m * c->nb + b0) * FTI_QK;
                 xd[i] = c->xd + m * c->nb + b0;
                 xs[i] = c->xs + m * c->nb + b0;
                 y[i] = FTI__QMAT_ROW(a, m) + r0;
             }
-            if (mn == 4 && q4) fti__p8_q4_0x4_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
-            else if (mn == 4) fti__p8_q8_0x4_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
+            if (n4 == 4 && q4) fti__p8_q4_0x4_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
+            else if (n4 == 4) fti__p8_q8_0x4_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
             else if (q4) fti__p8_q4_0x1_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
             else fti__p8_q8_0x1_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
             m0 += mn;
@@ -31779,21 +31785,42 @@ static int fti__engine_w(fti_engine *e, const char *name, fti__eng_w *w) {
     return 1;
 }
 
+/* Matrix i of the engine's products (per layer q, k, v, o, gate, up, down; then the output, i =
+ * L·7) with its rows and columns; NULL past the last. */
+static const fti__eng_w *fti__engine_mat(const fti_engine *e, size_t i, size_t *rows,
+                                         size_t *cols) {
+    static const int kind_rows[7] = {0, 1, 1, 2, 3, 3, 2}; /* HD, KVD, C, F */
+    const fti__eng_layer *ly;
+    const fti__eng_w *mats[7];
+    size_t R[4], j = i % 7;
+    if (i == e->L * 7) {
+        *rows = e->V, *cols = e->C;
+        return &e->out;
+    }
+    if (i > e->L * 7) return NULL;
+    ly = &e->layers[i / 7];
+    mats[0] = &ly->q, mats[1] = &ly->k, mats[2] = &ly->v, mats[3] = &ly->o;
+    mats[4] = &ly->gate, mats[5] = &ly->up, mats[6] = &ly->down;
+    R[0] = e->HD, R[1] = e->KVD, R[2] = e->C, R[3] = e->F;
+    *rows = R[kind_rows[j]];
+    *cols = j == 3 ? e->HD : j == 6 ? e->F : e->C;
+    return mats[j];
+}
+
+/* A layer's matrices in the engine's order (fti__engine_mat): their names' middle parts. */
+static const char *const fti__eng_kinds[7] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+                                              "ffn_gate", "ffn_up", "ffn_down"};
+
 /* The engine view of layout tensor `name` ("blk.0.attn_q"), or NULL. */
 static fti__eng_w *fti__engine_view(fti_engine *e, const char *name) {
-    static const char *const kinds[7] = {"attn_q", "attn_k", "attn_v", "attn_output",
-                                         "ffn_gate", "ffn_up", "ffn_down"};
     unsigned long l;
     int used = 0, i;
     if (strcmp(name, "output") == 0 && !e->cfg.tied_embeddings) return &e->out;
     if (sscanf(name, "blk.%lu.%n", &l, &used) != 1 || used == 0 || l >= e->L) return NULL;
     for (i = 0; i < 7; i++)
-        if (strcmp(name + used, kinds[i]) == 0) {
-            fti__eng_layer *ly = &e->layers[l];
-            fti__eng_w *ws[7];
-            ws[0] = &ly->q, ws[1] = &ly->k, ws[2] = &ly->v, ws[3] = &ly->o;
-            ws[4] = &ly->gate, ws[5] = &ly->up, ws[6] = &ly->down;
-            return ws[i];
+        if (strcmp(name + used, fti__eng_kinds[i]) == 0) {
+            size_t rows, cols; /* (e is not const: its matrices are not) */
+            return (fti__eng_w *)fti__engine_mat(e, (size_t)l * 7 + (size_t)i, &rows, &cols);
         }
     return NULL;
 }
@@ -31897,28 +31924,6 @@ static fti_result fti__engine_lora(fti_engine *e, const char *path, float user_s
     return rc;
 }
 
-/* Matrix i of the engine's products (per layer q, k, v, o, gate, up, down; then the output, i =
- * L·7) with its rows and columns; NULL past the last. */
-static const fti__eng_w *fti__engine_mat(const fti_engine *e, size_t i, size_t *rows,
-                                         size_t *cols) {
-    static const int kind_rows[7] = {0, 1, 1, 2, 3, 3, 2}; /* HD, KVD, C, F */
-    const fti__eng_layer *ly;
-    const fti__eng_w *mats[7];
-    size_t R[4], j = i % 7;
-    if (i == e->L * 7) {
-        *rows = e->V, *cols = e->C;
-        return &e->out;
-    }
-    if (i > e->L * 7) return NULL;
-    ly = &e->layers[i / 7];
-    mats[0] = &ly->q, mats[1] = &ly->k, mats[2] = &ly->v, mats[3] = &ly->o;
-    mats[4] = &ly->gate, mats[5] = &ly->up, mats[6] = &ly->down;
-    R[0] = e->HD, R[1] = e->KVD, R[2] = e->C, R[3] = e->F;
-    *rows = R[kind_rows[j]];
-    *cols = j == 3 ? e->HD : j == 6 ? e->F : e->C;
-    return mats[j];
-}
-
 /* Where the table has a faster decode form of a type (fti_qpack_decode_rows: AVX2 Q4_0, 8-row
  * groups of the same size as the rows), the matrices of that type are packed once, here, into
  * one allocation, and the mapped rows' pages are let go (fti_gguf_drop: read again from the file
@@ -31928,37 +31933,32 @@ static const fti__eng_w *fti__engine_mat(const fti_engine *e, size_t i, size_t *
  * done when the file is not mapped (a read() copy would be kept twice), with opts->no_repack or
  * $FTI_REPACK=0; running out of memory only costs the speed-up. */
 static void fti__engine_pack(fti_engine *e, const fti_engine_opts *opts) {
-    size_t i, rows, cols, total = 0, off = 0, G, n = e->L * 7 + 1;
+    size_t i, rows, cols, total = 0, G, pass;
     const char *env = getenv("FTI_REPACK");
     const fti__eng_w *w;
     if ((opts && opts->no_repack) || (env && strcmp(env, "0") == 0)) return;
-    for (i = 0; (w = fti__engine_mat(e, i, &rows, &cols)) != NULL; i++) {
-        size_t b;
-        G = fti_qpack_decode_rows(e->k, w->type);
-        if (!G || (i < e->L * 7 && i % 7 < 3 && e->D % G)) continue;
-        b = fti_qpack_bytes(e->k, w->type, rows, cols);
-        if (!b || !fti_size_add(total, (b + 63) / 64 * 64, &total)) return;
-        if (!fti_gguf_drop(e->g, w->data, 0)) return; /* not mapped */
-    }
-    if (total == 0) return;
-    e->pack_mem = fti_aligned_alloc(total, 64);
-    if (!e->pack_mem) return;
-    for (i = 0; i < n; i++) {
-        size_t b;
-        w = fti__engine_mat(e, i, &rows, &cols);
-        G = fti_qpack_decode_rows(e->k, w->type);
-        if (!G || (i < e->L * 7 && i % 7 < 3 && e->D % G)) continue;
-        b = fti_qpack_bytes(e->k, w->type, rows, cols);
-        if (fti_qpack(e->k, w->type, w->data, rows, cols, (char *)e->pack_mem + off, b) ==
-            FTI_OK) {
-            ((fti__eng_w *)w)->pk = (char *)e->pack_mem + off; /* (e's own: not const) */
-            e->pk_rows = G;
-            (void)fti_gguf_drop(e->g, w->data, rows * fti_dtype_row_bytes(w->type, cols));
+    for (pass = 0; pass < 2; pass++) { /* the bytes needed, then the packing */
+        size_t off = 0;
+        if (pass && (total == 0 || (e->pack_mem = fti_aligned_alloc(total, 64)) == NULL)) return;
+        for (i = 0; (w = fti__engine_mat(e, i, &rows, &cols)) != NULL; i++) {
+            size_t b;
+            G = fti_qpack_decode_rows(e->k, w->type);
+            if (!G || (i < e->L * 7 && i % 7 < 3 && e->D % G)) continue;
+            b = fti_qpack_bytes(e->k, w->type, rows, cols);
+            if (!pass) {
+                if (!b || !fti_size_add(total, (b + 63) / 64 * 64, &total) ||
+                    !fti_gguf_drop(e->g, w->data, 0)) /* (0: not mapped) */
+                    return;
+            } else if (fti_qpack(e->k, w->type, w->data, rows, cols, (char *)e->pack_mem + off,
+                                 b) == FTI_OK) {
+                ((fti__eng_w *)w)->pk = (char *)e->pack_mem + off; /* (e's own: not const) */
+                e->pk_rows = G;
+                (void)fti_gguf_drop(e->g, w->data, rows * fti_dtype_row_bytes(w->type, cols));
+            }
+            off += (b + 63) / 64 * 64;
         }
-        off += (b + 63) / 64 * 64;
     }
 }
-
 FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_engine_opts *opts,
                                   fti_error *err) {
     fti_engine *e;
@@ -32011,18 +32011,13 @@ FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_
         fti__eng_layer *ly = &e->layers[l];
         char nm[64];
         fti__eng_w vn = {NULL, FTI_DTYPE_F32, NULL};
-#define FTI__ENG_T(field, suffix)                                                    \
-    snprintf(nm, sizeof nm, "blk.%lu." suffix ".weight", (unsigned long)l);                    \
-    fti__engine_w(e, nm, &ly->field);                                                \
-    if ((unsigned)ly->field.type < 31) counts[ly->field.type]++;
-        FTI__ENG_T(q, "attn_q")
-        FTI__ENG_T(k, "attn_k")
-        FTI__ENG_T(v, "attn_v")
-        FTI__ENG_T(o, "attn_output")
-        FTI__ENG_T(gate, "ffn_gate")
-        FTI__ENG_T(up, "ffn_up")
-        FTI__ENG_T(down, "ffn_down")
-#undef FTI__ENG_T
+        size_t j, rows, cols;
+        for (j = 0; j < 7; j++) {
+            fti__eng_w *w = (fti__eng_w *)fti__engine_mat(e, l * 7 + j, &rows, &cols);
+            snprintf(nm, sizeof nm, "blk.%lu.%s.weight", (unsigned long)l, fti__eng_kinds[j]);
+            fti__engine_w(e, nm, w);
+            if ((unsigned)w->type < 31) counts[w->type]++;
+        }
         snprintf(nm, sizeof nm, "blk.%lu.attn_norm.weight", (unsigned long)l);
         fti__engine_w(e, nm, &vn);
         ly->attn_norm = (const float *)vn.data;
@@ -33276,6 +33271,21 @@ static FTI__UNUSED const char *fti__dec_first(const fti__dec *c, size_t l, int p
     return (const char *)(w->pk ? w->pk : w->data) + a * rb;
 }
 
+/* Y (M, N) = rows r0 .. r0+N-1 of w's packed form (r0 a multiple of pk_rows) · the M quantized
+ * rows in qa (K columns). */
+static fti_result fti__eng_packed_mm(const fti_kernels *k, fti_pool *pool, const fti__eng_w *w,
+                                     size_t r0, size_t N, size_t K, const void *qa, size_t M,
+                                     float *Y) {
+    fti_qmat m;
+    memset(&m, 0, sizeof m);
+    m.wtype = w->type;
+    m.P = (const char *)w->pk + r0 * fti_dtype_row_bytes(w->type, K);
+    m.N = N;
+    m.Y = Y;
+    m.ldy = N;
+    return fti_matmul_qa_multi(k, pool, &m, 1, qa, M, K);
+}
+
 /* y[0, r1 - r0) = rows r0 .. r1-1 of W (n_in columns) · x, on the calling thread: from the
  * packed form (x quantized into thread t's part of qws) when there is one. */
 static void fti__dec_rows(fti__dec *c, int t, const fti__eng_w *w, const float *x, size_t n_in,
@@ -33285,15 +33295,8 @@ static void fti__dec_rows(fti__dec *c, int t, const fti__eng_w *w, const float *
     if (r0 >= r1) return;
     if (w->pk && r0 % s->e->pk_rows == 0 && fti_qact_bytes(1, n_in) <= s->qws_t) {
         void *qa = (char *)s->qws + (size_t)t * s->qws_t;
-        fti_qmat m;
-        memset(&m, 0, sizeof m);
-        m.wtype = w->type;
-        m.P = (const char *)w->pk + r0 * fti_dtype_row_bytes(w->type, n_in);
-        m.N = r1 - r0;
-        m.Y = y;
-        m.ldy = m.N;
         rc = fti_qact_quantize(s->e->k, qa, x, n_in, 1, n_in);
-        if (rc == FTI_OK) rc = fti_matmul_qa_multi(s->e->k, NULL, &m, 1, qa, 1, n_in);
+        if (rc == FTI_OK) rc = fti__eng_packed_mm(s->e->k, NULL, w, r0, r1 - r0, n_in, qa, 1, y);
         if (rc != FTI_OK) c->rc[t] = rc;
         return;
     }
@@ -33524,17 +33527,7 @@ static fti_result fti__sess_mm(fti_session *s, const fti__eng_w *w, const float 
             if (rc != FTI_OK) return rc;
             s->qws_x = X;
         }
-        if (w->pk) { /* the packed form */
-            fti_qmat m;
-            memset(&m, 0, sizeof m);
-            m.wtype = w->type;
-            m.W = w->data;
-            m.P = w->pk;
-            m.N = N;
-            m.Y = Y;
-            m.ldy = N;
-            return fti_matmul_qa_multi(k, s->pool, &m, 1, s->qws, T, K);
-        }
+        if (w->pk) return fti__eng_packed_mm(k, s->pool, w, 0, N, K, s->qws, T, Y);
         return fti_matmul_qa(k, s->pool, w->type, w->data, s->qws, Y, N, T, N, K);
     }
     return fti_matmul_w(k, s->pool, w->type, w->data, X, Y, T, N, K);

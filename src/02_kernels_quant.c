@@ -423,8 +423,14 @@ FTI__AVX2 static void fti__p4c_unpack_avx2(const unsigned char *C, size_t nb, un
 }
 
 /* One compact block of 8 rows against x's block (xq: its 32 values, xs8 = 8·Σ, sd = xd): acc +=
- * float(Σ nibble·x - 8·Σx)·(wd·xd), the panel kernels' sequence. */
-FTI__AVX2 static inline __attribute__((always_inline)) __m256
+ * float(Σ nibble·x - 8·Σx)·(wd·xd), the panel kernels' sequence. (Inlined but under -Os, where
+ * make size's 150 KB budget counts its two copies.) */
+#if defined(__OPTIMIZE_SIZE__)
+#define FTI__P4C_INLINE
+#else
+#define FTI__P4C_INLINE inline __attribute__((always_inline))
+#endif
+FTI__AVX2 static FTI__P4C_INLINE __m256
 fti__p4c_step_avx2(const unsigned char *C, const int8_t *xq, int32_t xs8, float xd, __m256 acc) {
     const __m256i m4 = _mm256_set1_epi8(15);
     __m256i s = _mm256_setzero_si256();
@@ -458,24 +464,18 @@ FTI__AVX2 static void fti__p4c_gemv_avx2(const fti__qm_ctx *c, const fti_qmat *a
     const float *xd = c->xd;
     const int32_t *xs = c->xs;
     float *y = FTI__QMAT_ROW(a, 0);
-    size_t nb = c->nb, gs = nb * FTI__P4C_BLOCK, h = (g1 - g0) / 2, g, b;
+    size_t nb = c->nb, gs = nb * FTI__P4C_BLOCK, h = (g1 - g0 + 1) / 2, g, b;
     const unsigned char *P = (const unsigned char *)a->P;
-    for (g = g0; g < g0 + h; g++) { /* groups g and g + h side by side */
-        const unsigned char *A = P + g * gs, *B = P + (g + h) * gs;
+    for (g = g0; g < g0 + h; g++) { /* groups g and g + h side by side (an odd last one twice) */
+        size_t g2 = g + h < g1 ? g + h : g;
+        const unsigned char *A = P + g * gs, *B = P + g2 * gs;
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
         for (b = 0; b < nb; b++, A += FTI__P4C_BLOCK, B += FTI__P4C_BLOCK) {
             acc0 = fti__p4c_step_avx2(A, xq + b * FTI_QK, 8 * xs[b], xd[b], acc0);
             acc1 = fti__p4c_step_avx2(B, xq + b * FTI_QK, 8 * xs[b], xd[b], acc1);
         }
-        fti__p4c_store_avx2(y + g * 8, acc0, 8);
-        fti__p4c_store_avx2(y + (g + h) * 8, acc1, a->N - (g + h) * 8);
-    }
-    if ((g1 - g0) % 2) { /* the last group alone */
-        const unsigned char *A = P + (g1 - 1) * gs;
-        __m256 acc0 = _mm256_setzero_ps();
-        for (b = 0; b < nb; b++, A += FTI__P4C_BLOCK)
-            acc0 = fti__p4c_step_avx2(A, xq + b * FTI_QK, 8 * xs[b], xd[b], acc0);
-        fti__p4c_store_avx2(y + (g1 - 1) * 8, acc0, a->N - (g1 - 1) * 8);
+        fti__p4c_store_avx2(y + g * 8, acc0, a->N - g * 8);
+        if (g2 != g) fti__p4c_store_avx2(y + g2 * 8, acc1, a->N - g2 * 8);
     }
 }
 
@@ -512,16 +512,22 @@ FTI__AVX2 static void fti__p8_group_avx2(const fti__qm_ctx *c, const fti_qmat *a
             const float *xd[4];
             const int32_t *xs[4];
             float *y[4];
-            size_t mn = c->M - m0 < 4 ? 1 : 4;
-            for (i = 0; i < mn; i++) {
-                size_t m = m0 + i;
+            size_t mn = c->M - m0 < 4 ? 1 : 4, n4 = mn;
+#if defined(__OPTIMIZE_SIZE__)
+            /* -Os (make size's budget): no 1-row kernels; the last rows run in the 4-row ones,
+             * repeated (each lane's sequence is the same: the same bits, stored again) */
+            mn = c->M - m0 < 4 ? c->M - m0 : 4;
+            n4 = 4;
+#endif
+            for (i = 0; i < n4; i++) {
+                size_t m = m0 + (i < mn ? i : mn - 1);
                 xq[i] = c->xq + (m * c->nb + b0) * FTI_QK;
                 xd[i] = c->xd + m * c->nb + b0;
                 xs[i] = c->xs + m * c->nb + b0;
                 y[i] = FTI__QMAT_ROW(a, m) + r0;
             }
-            if (mn == 4 && q4) fti__p8_q4_0x4_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
-            else if (mn == 4) fti__p8_q8_0x4_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
+            if (n4 == 4 && q4) fti__p8_q4_0x4_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
+            else if (n4 == 4) fti__p8_q8_0x4_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
             else if (q4) fti__p8_q4_0x1_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
             else fti__p8_q8_0x1_avx2(buf, bn, xq, xd, xs, y, mask, rn == 8, b0 > 0);
             m0 += mn;
