@@ -304,9 +304,9 @@ FTIDEF void fti_map_close(fti_map *m);
 /* Lets the pages of bytes [off, off+len) of a mapping leave memory (the whole pages inside the
  * range, and the last partial page when the range ends the file); touching them again reads them
  * from the file. Memory use stays bounded by what is being worked on, not by the file. Returns 1
- * for a mapping (len 0 drops nothing; pages go where the platform has madvise's MADV_DONTNEED,
- * see the note on _DEFAULT_SOURCE above), 0 for a read() copy (FTI_NO_MMAP, or mmap failed),
- * which keeps everything. Thread safety: any thread (the data stays valid). */
+ * when they went (len 0 drops nothing and tells whether they could), 0 when nothing can: a
+ * read() copy (FTI_NO_MMAP, or mmap failed), or no madvise MADV_DONTNEED in this build (see the
+ * note on _DEFAULT_SOURCE above). Thread safety: any thread (the data stays valid). */
 FTIDEF int fti_map_drop(const fti_map *m, size_t off, size_t len);
 
 /* An atomic file writer: data goes to "<path>.tmp.<pid>.<n>" in the same directory; commit
@@ -4554,17 +4554,18 @@ FTIDEF void fti_map_close(fti_map *m) {
 FTIDEF int fti_map_drop(const fti_map *m, size_t off, size_t len) {
 #if !defined(FTI_NO_MMAP) && defined(MADV_DONTNEED)
     uintptr_t a, e, pg = 4096;
-#endif
     if (!m || !m->is_mmap || off > m->len) return 0;
     if (!len || off == m->len) return 1;
     if (len > m->len - off) len = m->len - off;
-#if !defined(FTI_NO_MMAP) && defined(MADV_DONTNEED)
     a = ((uintptr_t)m->data + off + pg - 1) & ~(pg - 1);
     e = ((uintptr_t)m->data + off + len) & ~(pg - 1);
     if (off + len == m->len) e = ((uintptr_t)m->data + m->len + pg - 1) & ~(pg - 1);
     if (e > a) madvise((void *)a, (size_t)(e - a), MADV_DONTNEED);
-#endif
     return 1;
+#else
+    (void)m, (void)off, (void)len;
+    return 0; /* nothing can leave memory here (callers keep one copy) */
+#endif
 }
 
 /* Directory part of path ("." when none), as a new string. */
@@ -31930,8 +31931,9 @@ static fti_result fti__engine_lora(fti_engine *e, const char *path, float user_s
  * only if something touches them, so resident memory stays one copy of the weights). Decode
  * steps and prompt batches then read the packed form (the same bits as the rows). q, k, v are
  * packed only when a head's rows are whole groups (the decode step splits them by heads). Not
- * done when the file is not mapped (a read() copy would be kept twice), with opts->no_repack or
- * $FTI_REPACK=0; running out of memory only costs the speed-up. */
+ * done when the mapped pages cannot be let go (a read() copy, no madvise: the weights would be
+ * kept twice), with opts->no_repack or $FTI_REPACK=0; running out of memory only costs the
+ * speed-up. */
 static void fti__engine_pack(fti_engine *e, const fti_engine_opts *opts) {
     size_t i, rows, cols, total = 0, G, pass;
     const char *env = getenv("FTI_REPACK");
@@ -31947,7 +31949,7 @@ static void fti__engine_pack(fti_engine *e, const fti_engine_opts *opts) {
             b = fti_qpack_bytes(e->k, w->type, rows, cols);
             if (!pass) {
                 if (!b || !fti_size_add(total, (b + 63) / 64 * 64, &total) ||
-                    !fti_gguf_drop(e->g, w->data, 0)) /* (0: not mapped) */
+                    !fti_gguf_drop(e->g, w->data, 0)) /* (0: cannot drop) */
                     return;
             } else if (fti_qpack(e->k, w->type, w->data, rows, cols, (char *)e->pack_mem + off,
                                  b) == FTI_OK) {
@@ -32710,7 +32712,7 @@ static int fti__sess_plan_make(const fti_engine *e, const fti_session_opts *o, f
         qb = kmax ? fti_qact_bytes(B, kmax) : 0;
         if (kmax && !qb) return 0;
         if (kmax && e->pk_rows) { /* and each decode thread's for the packed matrices */
-            q1 = fti_qact_bytes(1, kmax);
+            q1 = (fti_qact_bytes(1, kmax) + 63) / 64 * 64; /* (a cache line apart) */
             p->qws_t = q1;
             if (!fti_size_mul(q1, (size_t)p->nth, &q1)) return 0;
             if (q1 > qb) qb = q1;
@@ -33719,9 +33721,10 @@ struct fti_batch {
     void *pack_mem;
 };
 
-/* Packs the engine's quantized weight matrices for fti_matmul_qa_multi. Failing to (out of
- * memory) only costs speed: the products then read the stored rows. */
-static void fti__bt_pack(fti_batch *d) {
+/* Packs the engine's quantized weight matrices for fti_matmul_qa_multi (own: copies of the
+ * multi-row forms too, else only the engine's own packed forms). Failing to (out of memory)
+ * only costs speed: the products then read the stored rows. */
+static void fti__bt_pack(fti_batch *d, int own) {
     const fti_engine *e = d->e;
     size_t n = e->L * 7 + 1, i, total = 0, off = 0;
     const fti__eng_w **w;
@@ -33738,6 +33741,9 @@ static void fti__bt_pack(fti_batch *d) {
             d->packed[i] = w[i]->pk;
             continue;
         }
+        /* copies only for several rows, and only of the multi-row forms (AVX-512 VNNI): a
+         * decode form the engine did not make (no_repack, ...) stays the stored rows */
+        if (!own || fti_qpack_decode_rows(e->k, w[i]->type)) continue;
         bytes[i] = fti_qpack_bytes(e->k, w[i]->type, rows[i], cols[i]);
         bytes[i] = (bytes[i] + 63) / 64 * 64;
         if (!fti_size_add(total, bytes[i], &total)) goto done;
@@ -33800,7 +33806,7 @@ FTIDEF fti_result fti_batch_create(const fti_engine *e, size_t max_batch, size_t
     d->e = e;
     d->max_batch = B;
     d->max_ctx = max_ctx;
-    if (B > 1) fti__bt_pack(d);
+    fti__bt_pack(d, B > 1); /* (B = 1: only the engine's own packed forms) */
     *out = d;
     return FTI_OK;
 }

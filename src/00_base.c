@@ -752,17 +752,18 @@ FTIDEF void fti_map_close(fti_map *m) {
 FTIDEF int fti_map_drop(const fti_map *m, size_t off, size_t len) {
 #if !defined(FTI_NO_MMAP) && defined(MADV_DONTNEED)
     uintptr_t a, e, pg = 4096;
-#endif
     if (!m || !m->is_mmap || off > m->len) return 0;
     if (!len || off == m->len) return 1;
     if (len > m->len - off) len = m->len - off;
-#if !defined(FTI_NO_MMAP) && defined(MADV_DONTNEED)
     a = ((uintptr_t)m->data + off + pg - 1) & ~(pg - 1);
     e = ((uintptr_t)m->data + off + len) & ~(pg - 1);
     if (off + len == m->len) e = ((uintptr_t)m->data + m->len + pg - 1) & ~(pg - 1);
     if (e > a) madvise((void *)a, (size_t)(e - a), MADV_DONTNEED);
-#endif
     return 1;
+#else
+    (void)m, (void)off, (void)len;
+    return 0; /* nothing can leave memory here (callers keep one copy) */
+#endif
 }
 
 /* Directory part of path ("." when none), as a new string. */

@@ -233,9 +233,9 @@ FTIDEF void fti_map_close(fti_map *m);
 /* Lets the pages of bytes [off, off+len) of a mapping leave memory (the whole pages inside the
  * range, and the last partial page when the range ends the file); touching them again reads them
  * from the file. Memory use stays bounded by what is being worked on, not by the file. Returns 1
- * for a mapping (len 0 drops nothing; pages go where the platform has madvise's MADV_DONTNEED,
- * see the note on _DEFAULT_SOURCE above), 0 for a read() copy (FTI_NO_MMAP, or mmap failed),
- * which keeps everything. Thread safety: any thread (the data stays valid). */
+ * when they went (len 0 drops nothing and tells whether they could), 0 when nothing can: a
+ * read() copy (FTI_NO_MMAP, or mmap failed), or no madvise MADV_DONTNEED in this build (see the
+ * note on _DEFAULT_SOURCE above). Thread safety: any thread (the data stays valid). */
 FTIDEF int fti_map_drop(const fti_map *m, size_t off, size_t len);
 
 /* An atomic file writer: data goes to "<path>.tmp.<pid>.<n>" in the same directory; commit
