@@ -1980,7 +1980,8 @@ FTIDEF const char *fti_gguf_path(const fti_gguf *g);
 /* Lets the pages of bytes [p, p+len) of the file (tensor data that has been copied elsewhere)
  * leave memory: fti_map_drop on a file fti_gguf_open mapped; they are read again from the file
  * if touched, so every pointer stays valid. Returns 1 when pages were dropped (len 0: when they
- * could be), 0 when nothing could be (a read() copy, caller memory, a range outside the file). */
+ * could be), 0 when nothing could be (a read() copy, caller memory, p outside the file). A range
+ * past the file's end stops there. */
 FTIDEF int fti_gguf_drop(const fti_gguf *g, const void *p, size_t len);
 
 /* Key/values in file order; lookup by exact key (NULL when absent). */
@@ -2724,6 +2725,9 @@ typedef struct fti_engine_opts {
      * the same bits either way except for the decode step's sums, which then run in the prompt
      * batch's order. $FTI_REPACK=0 does the same as 1 here. */
     int no_repack;
+    /* Optional: the repacking above runs on this pool's threads (not kept; it must not be in
+     * use by another call during fti_engine_open). NULL = the calling thread. */
+    fti_pool *pool;
 } fti_engine_opts;
 
 /* Opens a GGUF llama model: maps the file (fti_gguf_open), validates it
@@ -27177,9 +27181,8 @@ FTIDEF const void *fti_gguf_file_data(const fti_gguf *g) { return g ? g->base : 
 FTIDEF const char *fti_gguf_path(const fti_gguf *g) { return g ? g->path : NULL; }
 FTIDEF int fti_gguf_drop(const fti_gguf *g, const void *p, size_t len) {
     uintptr_t b = (uintptr_t)p, base = g ? (uintptr_t)g->base : 0;
-    if (!g || !g->owns_map || !p || b < base || b - base > g->len || len > g->len - (b - base))
-        return 0;
-    return fti_map_drop(&g->map, (size_t)(b - base), len);
+    if (!g || !g->owns_map || !p || b < base || b - base > g->len) return 0;
+    return fti_map_drop(&g->map, (size_t)(b - base), len); /* (which stops at the file's end) */
 }
 FTIDEF size_t fti_gguf_n_kv(const fti_gguf *g) { return g ? g->n_kv : 0; }
 FTIDEF size_t fti_gguf_n_tensors(const fti_gguf *g) { return g ? g->n_tensors : 0; }
@@ -31925,6 +31928,45 @@ static fti_result fti__engine_lora(fti_engine *e, const char *path, float user_s
     return rc;
 }
 
+/* The packing's work: groups of G rows numbered through the n packed matrices (each with its
+ * rows, columns, first group and offset in pack_mem). */
+typedef struct fti__eng_pack_mat {
+    const fti__eng_w *w;
+    size_t rows, cols, g0, off;
+} fti__eng_pack_mat;
+typedef struct fti__eng_pack_job {
+    fti_engine *e;
+    size_t n, G;
+    fti__eng_pack_mat *m;
+} fti__eng_pack_job;
+
+static void fti__engine_pack_task(void *ctx, size_t a, size_t b, int thread) {
+    const fti__eng_pack_job *j = (const fti__eng_pack_job *)ctx;
+    const fti__eng_pack_mat *m = j->m;
+    const fti_kernels *k = j->e->k;
+    (void)thread;
+    while (m < j->m + j->n && a < b) { /* the next part of matrix m in [a, b) */
+        size_t end = m->g0 + (m->rows + j->G - 1) / j->G, e, r0, nr, rb;
+        const char *src;
+        if (a >= end) {
+            m++;
+            continue;
+        }
+        e = end < b ? end : b;
+        if (e - a > 64) e = a + 64; /* at most 64 groups at a time (~0.2 MB at 768 columns) */
+        rb = fti_dtype_row_bytes(m->w->type, m->cols);
+        r0 = (a - m->g0) * j->G;
+        nr = (e - a) * j->G < m->rows - r0 ? (e - a) * j->G : m->rows - r0;
+        src = (const char *)m->w->data + r0 * rb;
+        (void)fti_qpack(k, m->w->type, src, nr, m->cols, (char *)j->e->pack_mem + m->off + r0 * rb,
+                        fti_qpack_bytes(k, m->w->type, nr, m->cols));
+        /* the rows just packed leave memory now, so the peak stays about one copy (with the
+         * page they share with the next rows: if still needed, it is read again) */
+        (void)fti_gguf_drop(j->e->g, src, nr * rb + 4095);
+        a = e;
+    }
+}
+
 /* Where the table has a faster decode form of a type (fti_qpack_decode_rows: AVX2 Q4_0, 8-row
  * groups of the same size as the rows), the matrices of that type are packed once, here, into
  * one allocation, and the mapped rows' pages are let go (fti_gguf_drop: read again from the file
@@ -31933,34 +31975,42 @@ static fti_result fti__engine_lora(fti_engine *e, const char *path, float user_s
  * packed only when a head's rows are whole groups (the decode step splits them by heads). Not
  * done when the mapped pages cannot be let go (a read() copy, no madvise: the weights would be
  * kept twice), with opts->no_repack or $FTI_REPACK=0; running out of memory only costs the
- * speed-up. */
+ * speed-up. On opts->pool the groups are packed in parallel. */
 static void fti__engine_pack(fti_engine *e, const fti_engine_opts *opts) {
-    size_t i, rows, cols, total = 0, G, pass;
+    size_t i, n = e->L * 7 + 1, total = 0, groups = 0;
     const char *env = getenv("FTI_REPACK");
-    const fti__eng_w *w;
+    fti__eng_pack_job j;
+    fti__eng_pack_mat *m;
     if ((opts && opts->no_repack) || (env && strcmp(env, "0") == 0)) return;
-    for (pass = 0; pass < 2; pass++) { /* the bytes needed, then the packing */
-        size_t off = 0;
-        if (pass && (total == 0 || (e->pack_mem = fti_aligned_alloc(total, 64)) == NULL)) return;
-        for (i = 0; (w = fti__engine_mat(e, i, &rows, &cols)) != NULL; i++) {
-            size_t b;
-            G = fti_qpack_decode_rows(e->k, w->type);
-            if (!G || (i < e->L * 7 && i % 7 < 3 && e->D % G)) continue;
-            b = fti_qpack_bytes(e->k, w->type, rows, cols);
-            if (!pass) {
-                if (!b || !fti_size_add(total, (b + 63) / 64 * 64, &total) ||
-                    !fti_gguf_drop(e->g, w->data, 0)) /* (0: cannot drop) */
-                    return;
-            } else if (fti_qpack(e->k, w->type, w->data, rows, cols, (char *)e->pack_mem + off,
-                                 b) == FTI_OK) {
-                ((fti__eng_w *)w)->pk = (char *)e->pack_mem + off; /* (e's own: not const) */
-                e->pk_rows = G;
-                (void)fti_gguf_drop(e->g, w->data, rows * fti_dtype_row_bytes(w->type, cols));
-            }
-            off += (b + 63) / 64 * 64;
-        }
+    memset(&j, 0, sizeof j);
+    j.e = e;
+    j.m = (fti__eng_pack_mat *)fti_calloc(n, sizeof *j.m);
+    if (!j.m) return;
+    for (i = 0; i < n; i++) { /* which matrices, their places and the bytes in all */
+        size_t G, b, rows, cols;
+        const fti__eng_w *w = fti__engine_mat(e, i, &rows, &cols);
+        G = fti_qpack_decode_rows(e->k, w->type);
+        if (!G || (i < e->L * 7 && i % 7 < 3 && e->D % G)) continue; /* (one type, one G) */
+        b = fti_qpack_bytes(e->k, w->type, rows, cols);
+        if (!b || !fti_gguf_drop(e->g, w->data, 0)) goto done; /* (0: cannot drop) */
+        m = &j.m[j.n++];
+        j.G = G, m->w = w, m->rows = rows, m->cols = cols, m->g0 = groups, m->off = total;
+        groups += (rows + G - 1) / G;
+        if (!fti_size_add(total, (b + 63) / 64 * 64, &total)) goto done;
     }
+    if (total == 0 || (e->pack_mem = fti_aligned_alloc(total, 64)) == NULL) goto done;
+    /* in parallel when the caller lends a pool (pages are zeroed and faulted by each thread) */
+    fti_pool_for(opts ? opts->pool : NULL, groups, 32, fti__engine_pack_task, &j);
+    for (m = j.m; m < j.m + j.n; m++) /* (e's own matrices: not const) */
+        ((fti__eng_w *)m->w)->pk = (char *)e->pack_mem + m->off;
+    /* and what reading the chunks' edges faulted back in (the kernel maps up to 64 KB around a
+     * fault): the whole file, whose few other pages in use (norms, embedding rows) come back */
+    (void)fti_gguf_drop(e->g, fti_gguf_file_data(e->g), fti_gguf_file_size(e->g));
+    e->pk_rows = j.G;
+done:
+    fti_free(j.m);
 }
+
 FTIDEF fti_result fti_engine_open(fti_engine **out, const char *path, const fti_engine_opts *opts,
                                   fti_error *err) {
     fti_engine *e;
@@ -33273,15 +33323,17 @@ static FTI__UNUSED const char *fti__dec_first(const fti__dec *c, size_t l, int p
     return (const char *)(w->pk ? w->pk : w->data) + a * rb;
 }
 
-/* Y (M, N) = rows r0 .. r0+N-1 of w's packed form (r0 a multiple of pk_rows) · the M quantized
- * rows in qa (K columns). */
+/* Y (M, N) = rows r0 .. r0+N-1 of Q8_0/Q4_0 matrix w (its packed form when it has one: r0 a
+ * multiple of pk_rows) · the M quantized rows in qa (K columns). */
 static fti_result fti__eng_packed_mm(const fti_kernels *k, fti_pool *pool, const fti__eng_w *w,
                                      size_t r0, size_t N, size_t K, const void *qa, size_t M,
                                      float *Y) {
     fti_qmat m;
+    size_t off = r0 * fti_dtype_row_bytes(w->type, K);
     memset(&m, 0, sizeof m);
     m.wtype = w->type;
-    m.P = (const char *)w->pk + r0 * fti_dtype_row_bytes(w->type, K);
+    m.W = (const char *)w->data + off;
+    m.P = w->pk ? (const char *)w->pk + off : NULL;
     m.N = N;
     m.Y = Y;
     m.ldy = N;
@@ -33529,8 +33581,7 @@ static fti_result fti__sess_mm(fti_session *s, const fti__eng_w *w, const float 
             if (rc != FTI_OK) return rc;
             s->qws_x = X;
         }
-        if (w->pk) return fti__eng_packed_mm(k, s->pool, w, 0, N, K, s->qws, T, Y);
-        return fti_matmul_qa(k, s->pool, w->type, w->data, s->qws, Y, N, T, N, K);
+        return fti__eng_packed_mm(k, s->pool, w, 0, N, K, s->qws, T, Y);
     }
     return fti_matmul_w(k, s->pool, w->type, w->data, X, Y, T, N, K);
 }

@@ -289,14 +289,15 @@ int main(int argc, char **argv) {
     }
 
     t0 = fti_time_ns();
+    pool = fti_pool_create(threads);
     memset(&eopts, 0, sizeof eopts);
     eopts.lora_path = lora;
+    eopts.pool = pool; /* (repacking at load, where the CPU has a faster form) */
     if (fti_engine_open(&e, model, &eopts, &err) != FTI_OK ||
         fti_engine_tokenizer(e, &tok, &err) != FTI_OK) {
         fprintf(stderr, "fti-infer: %s\n", err.msg);
         goto out;
     }
-    pool = fti_pool_create(threads);
     memset(&sopts, 0, sizeof sopts);
     sopts.pool = pool;
     sopts.n_ctx = n_ctx;

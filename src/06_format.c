@@ -700,9 +700,8 @@ FTIDEF const void *fti_gguf_file_data(const fti_gguf *g) { return g ? g->base : 
 FTIDEF const char *fti_gguf_path(const fti_gguf *g) { return g ? g->path : NULL; }
 FTIDEF int fti_gguf_drop(const fti_gguf *g, const void *p, size_t len) {
     uintptr_t b = (uintptr_t)p, base = g ? (uintptr_t)g->base : 0;
-    if (!g || !g->owns_map || !p || b < base || b - base > g->len || len > g->len - (b - base))
-        return 0;
-    return fti_map_drop(&g->map, (size_t)(b - base), len);
+    if (!g || !g->owns_map || !p || b < base || b - base > g->len) return 0;
+    return fti_map_drop(&g->map, (size_t)(b - base), len); /* (which stops at the file's end) */
 }
 FTIDEF size_t fti_gguf_n_kv(const fti_gguf *g) { return g ? g->n_kv : 0; }
 FTIDEF size_t fti_gguf_n_tensors(const fti_gguf *g) { return g ? g->n_tensors : 0; }

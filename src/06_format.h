@@ -174,7 +174,8 @@ FTIDEF const char *fti_gguf_path(const fti_gguf *g);
 /* Lets the pages of bytes [p, p+len) of the file (tensor data that has been copied elsewhere)
  * leave memory: fti_map_drop on a file fti_gguf_open mapped; they are read again from the file
  * if touched, so every pointer stays valid. Returns 1 when pages were dropped (len 0: when they
- * could be), 0 when nothing could be (a read() copy, caller memory, a range outside the file). */
+ * could be), 0 when nothing could be (a read() copy, caller memory, p outside the file). A range
+ * past the file's end stops there. */
 FTIDEF int fti_gguf_drop(const fti_gguf *g, const void *p, size_t len);
 
 /* Key/values in file order; lookup by exact key (NULL when absent). */

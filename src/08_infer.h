@@ -64,6 +64,9 @@ typedef struct fti_engine_opts {
      * the same bits either way except for the decode step's sums, which then run in the prompt
      * batch's order. $FTI_REPACK=0 does the same as 1 here. */
     int no_repack;
+    /* Optional: the repacking above runs on this pool's threads (not kept; it must not be in
+     * use by another call during fti_engine_open). NULL = the calling thread. */
+    fti_pool *pool;
 } fti_engine_opts;
 
 /* Opens a GGUF llama model: maps the file (fti_gguf_open), validates it

@@ -229,6 +229,7 @@ static int cmd_run(int argc, char **argv) {
     fti_engine *e = NULL;
     fti_session *s = NULL;
     fti_session_opts so;
+    fti_engine_opts eo;
     fti_pool *pool;
     fti_error err;
     int32_t *prompt, *gen;
@@ -275,7 +276,9 @@ static int cmd_run(int argc, char **argv) {
         for (k = 0; k < 8 * seg; k++) ca[k] = cb[k] = (float)(k & 7);
     }
     t0 = now_s();
-    if (fti_engine_open(&e, path, NULL, &err) != FTI_OK) {
+    memset(&eo, 0, sizeof eo);
+    eo.pool = pool; /* the load's repacking on the run's threads, as fti-infer does */
+    if (fti_engine_open(&e, path, &eo, &err) != FTI_OK) {
         fprintf(stderr, "bench_infer: %s\n", err.msg);
         return 1;
     }
