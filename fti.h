@@ -1463,7 +1463,9 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
 FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n, fti_error *err);
 FTIDEF void fti_store_list_free(char **ids, size_t n);
 /* Points tag `name` (letters, digits, - _ .; "latest" moves the latest ref) at an existing
- * version id. Atomic (temp file, fsync, rename). Thread safety: any thread. */
+ * version id. Atomic (temp file, fsync, rename), under the store lock (shared): FTI_ERR_BUSY
+ * while an ingest commits or a gc runs, so no tag names a version gc is removing.
+ * Thread safety: any thread. */
 FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id, fti_error *err);
 /* Verifies one version (id) or, with id NULL, every version and ref: manifest parses, files
  * exist with the recorded size and SHA-256, shard and index headers check out, refs point at
@@ -2584,9 +2586,10 @@ typedef struct fti_workspace_gc_result {
  * earlier targets (rollback), the newest keep_models models and the base model of every kept
  * LoRA adapter stay whole. Every other model loses its files but keeps its card, which gets
  * "removed": <time> (lineage still reads; promote refuses it), and leaves the alias histories.
- * Runs (HOME/runs/<key>) whose model is registered (a card's "run" names them) lose
- * checkpoint.bin, best.bin and their copies of the weights (metrics.jsonl and loss.svg stay;
- * gc.json records it, and a resume of the run says so); unfinished runs are left alone.
+ * Runs (HOME/runs/<key>) whose model is registered (a card's "run" names them; for a LoRA run
+ * the merged model, not only the adapter) lose checkpoint.bin, best.bin and their copies of the
+ * weights (metrics.jsonl and loss.svg stay; gc.json records it, and a resume of the run says so);
+ * unfinished runs are left alone.
  * HOME/memory/<id>.* of removed models go. Then fti_store_gc keeps the newest keep_versions
  * dataset versions, latest, tags and the dataset of every kept model. Stale temp files (older
  * than temp_age_s) anywhere in the workspace go. One line per removed thing and a summary are
@@ -22429,19 +22432,37 @@ static int fti__st_tag_ok(const char *name) {
     return 1;
 }
 
-FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id,
-                                fti_error *err) {
+/* The tag (write = 0: only its checks), by a caller that holds the store lock (a committing
+ * ingest, fti_store_tag). */
+static fti_result fti__st_tag(const char *home, const char *name, const char *id, int write,
+                              fti_error *err) {
     char rel[128], *mp;
     int exists;
     if (!home || !fti__st_tag_ok(name) || !id || strlen(id) != 64 || !fti__st_is_hex_id(id, 64))
         return fti_error_set(err, FTI_ERR_INVALID, "tag: bad name or id");
-    if (strcmp(name, "latest") == 0) return fti__st_write_ref(home, "latest", id, err);
     mp = fti__st_manifest_path(home, id);
     exists = mp && fti_path_exists(mp);
     fti_free(mp);
     if (!exists) return fti_error_set(err, FTI_ERR_NOT_FOUND, "tag: version %s not found", id);
+    if (!write) return FTI_OK;
+    if (strcmp(name, "latest") == 0) return fti__st_write_ref(home, "latest", id, err);
     snprintf(rel, sizeof rel, "tags/%s", name);
     return fti__st_write_ref(home, rel, id, err);
+}
+
+static fti_result fti__st_lock(const char *home, int shared, int *fd, fti_error *err);
+
+/* Checks first (a bad name or a missing version needs no lock), then again under the store lock
+ * (shared: gc, which removes versions, and committing ingests hold it exclusively), so a tag
+ * never names a version gc is removing. */
+FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id,
+                                fti_error *err) {
+    int fd = -1;
+    fti_result rc = fti__st_tag(home, name, id, 0, err);
+    if (rc != FTI_OK || (rc = fti__st_lock(home, 1, &fd, err)) != FTI_OK) return rc;
+    rc = fti__st_tag(home, name, id, 1, err);
+    close(fd);
+    return rc;
 }
 
 static fti_result fti__st_load_manifest(const char *home, const char *id, fti_json_doc **out,
@@ -22484,7 +22505,9 @@ static fti_result fti__st_lock(const char *home, int shared, int *fd, fti_error 
     } else if (flock(*fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
         if (*fd >= 0) close(*fd);
         *fd = -1;
-        rc = fti_error_set(err, FTI_ERR_BUSY, "%s: another ingest holds the store lock", lock_path);
+        rc = fti_error_set(err, FTI_ERR_BUSY,
+                           "%s: another ingest or a gc holds the store lock; try again when it "
+                           "is done", lock_path);
     }
     fti_free(lock_path);
     return rc;
@@ -24198,7 +24221,7 @@ commit_refs:
         if (rc != FTI_OK) goto done;
     }
     if (r->o.tag) {
-        rc = fti_store_tag(r->home, r->o.tag, id, err);
+        rc = fti__st_tag(r->home, r->o.tag, id, 1, err);
         if (rc != FTI_OK) goto done;
     }
     memcpy(out_id, id, 65);
@@ -24926,6 +24949,14 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
         fti_buf_free(&t);
         fti_free(mp);
         fti_free(tp);
+        if (rc != FTI_OK) goto done;
+    }
+    /* the manifests' removal durable before any object goes: after a power loss no manifest
+     * comes back without its objects */
+    if (!o.dry_run && g.res->versions_removed) {
+        char *vd = fti__st_path3(home, "store", "versions");
+        rc = vd ? fti_dir_sync(vd, err) : fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+        fti_free(vd);
         if (rc != FTI_OK) goto done;
     }
     /* objects no kept version names (a dry run counts what the removal would free) */
@@ -31360,17 +31391,24 @@ done:
     return r;
 }
 
-/* A run directory: finished (its model.gguf is registered) -> its big files go. */
+/* The registered model a run made (its card names the run: no need to hash its weights), or
+ * NULL. A LoRA run registers its adapter, then the merged model: only the model counts, so a run
+ * killed between the two keeps its checkpoint for the resume that registers the model. */
+static const char *fti__wgc_run_model(const fti__wgc *g, const char *key) {
+    size_t i;
+    for (i = 0; i < g->n; i++)
+        if (!g->m[i].adapter && strcmp(g->m[i].run, key) == 0) return g->m[i].id;
+    return NULL;
+}
+
+/* A run directory: finished (its model is registered) -> its big files go. */
 static void fti__wgc_run(fti__wgc *g, const char *run_dir, const char *key) {
     static const char *const big[] = {"checkpoint.bin", "best.bin", "model.gguf", "adapter.gguf"};
     char *mark = fti_path_join(run_dir, "gc.json"), when[32];
-    const char *id = NULL;
+    const char *id = fti__wgc_run_model(g, key);
     size_t i;
     int any = 0;
     uint64_t before = g->res->bytes_freed;
-    /* finished: a registered model's card names the run (no need to hash its weights) */
-    for (i = 0; i < g->n && !id; i++)
-        if (strcmp(g->m[i].run, key) == 0) id = g->m[i].id;
     if (!mark) return;
     if (!id) { /* no registered model (running, interrupted, registration failed): kept */
         if (!fti_path_exists(mark)) g->res->runs_unfinished++;
@@ -31415,11 +31453,8 @@ done:
 static void fti__wgc_run_needs(fti__wgc *g, const char *run_dir, const char *key) {
     char *ck = fti_path_join(run_dir, "checkpoint.bin"), *rj = fti_path_join(run_dir, "run.json");
     fti_json_doc *doc = NULL;
-    size_t i;
-    int finished = 0;
-    for (i = 0; i < g->n && !finished; i++) finished = strcmp(g->m[i].run, key) == 0;
     if (!ck || !rj) g->oom = 1;
-    if (!finished && ck && rj && fti_path_exists(ck) &&
+    if (!fti__wgc_run_model(g, key) && ck && rj && fti_path_exists(ck) &&
         fti__reg_read_json(rj, &doc, NULL) == FTI_OK) {
         const fti_json *c = fti_json_root(doc);
         const char *ds = fti_json_get_str(c, "dataset", "");

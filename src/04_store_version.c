@@ -1325,19 +1325,37 @@ static int fti__st_tag_ok(const char *name) {
     return 1;
 }
 
-FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id,
-                                fti_error *err) {
+/* The tag (write = 0: only its checks), by a caller that holds the store lock (a committing
+ * ingest, fti_store_tag). */
+static fti_result fti__st_tag(const char *home, const char *name, const char *id, int write,
+                              fti_error *err) {
     char rel[128], *mp;
     int exists;
     if (!home || !fti__st_tag_ok(name) || !id || strlen(id) != 64 || !fti__st_is_hex_id(id, 64))
         return fti_error_set(err, FTI_ERR_INVALID, "tag: bad name or id");
-    if (strcmp(name, "latest") == 0) return fti__st_write_ref(home, "latest", id, err);
     mp = fti__st_manifest_path(home, id);
     exists = mp && fti_path_exists(mp);
     fti_free(mp);
     if (!exists) return fti_error_set(err, FTI_ERR_NOT_FOUND, "tag: version %s not found", id);
+    if (!write) return FTI_OK;
+    if (strcmp(name, "latest") == 0) return fti__st_write_ref(home, "latest", id, err);
     snprintf(rel, sizeof rel, "tags/%s", name);
     return fti__st_write_ref(home, rel, id, err);
+}
+
+static fti_result fti__st_lock(const char *home, int shared, int *fd, fti_error *err);
+
+/* Checks first (a bad name or a missing version needs no lock), then again under the store lock
+ * (shared: gc, which removes versions, and committing ingests hold it exclusively), so a tag
+ * never names a version gc is removing. */
+FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id,
+                                fti_error *err) {
+    int fd = -1;
+    fti_result rc = fti__st_tag(home, name, id, 0, err);
+    if (rc != FTI_OK || (rc = fti__st_lock(home, 1, &fd, err)) != FTI_OK) return rc;
+    rc = fti__st_tag(home, name, id, 1, err);
+    close(fd);
+    return rc;
 }
 
 static fti_result fti__st_load_manifest(const char *home, const char *id, fti_json_doc **out,
@@ -1380,7 +1398,9 @@ static fti_result fti__st_lock(const char *home, int shared, int *fd, fti_error 
     } else if (flock(*fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
         if (*fd >= 0) close(*fd);
         *fd = -1;
-        rc = fti_error_set(err, FTI_ERR_BUSY, "%s: another ingest holds the store lock", lock_path);
+        rc = fti_error_set(err, FTI_ERR_BUSY,
+                           "%s: another ingest or a gc holds the store lock; try again when it "
+                           "is done", lock_path);
     }
     fti_free(lock_path);
     return rc;
@@ -3094,7 +3114,7 @@ commit_refs:
         if (rc != FTI_OK) goto done;
     }
     if (r->o.tag) {
-        rc = fti_store_tag(r->home, r->o.tag, id, err);
+        rc = fti__st_tag(r->home, r->o.tag, id, 1, err);
         if (rc != FTI_OK) goto done;
     }
     memcpy(out_id, id, 65);
@@ -3822,6 +3842,14 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
         fti_buf_free(&t);
         fti_free(mp);
         fti_free(tp);
+        if (rc != FTI_OK) goto done;
+    }
+    /* the manifests' removal durable before any object goes: after a power loss no manifest
+     * comes back without its objects */
+    if (!o.dry_run && g.res->versions_removed) {
+        char *vd = fti__st_path3(home, "store", "versions");
+        rc = vd ? fti_dir_sync(vd, err) : fti_error_set(err, FTI_ERR_NOMEM, "gc: out of memory");
+        fti_free(vd);
         if (rc != FTI_OK) goto done;
     }
     /* objects no kept version names (a dry run counts what the removal would free) */

@@ -393,9 +393,10 @@ typedef struct fti_workspace_gc_result {
  * earlier targets (rollback), the newest keep_models models and the base model of every kept
  * LoRA adapter stay whole. Every other model loses its files but keeps its card, which gets
  * "removed": <time> (lineage still reads; promote refuses it), and leaves the alias histories.
- * Runs (HOME/runs/<key>) whose model is registered (a card's "run" names them) lose
- * checkpoint.bin, best.bin and their copies of the weights (metrics.jsonl and loss.svg stay;
- * gc.json records it, and a resume of the run says so); unfinished runs are left alone.
+ * Runs (HOME/runs/<key>) whose model is registered (a card's "run" names them; for a LoRA run
+ * the merged model, not only the adapter) lose checkpoint.bin, best.bin and their copies of the
+ * weights (metrics.jsonl and loss.svg stay; gc.json records it, and a resume of the run says so);
+ * unfinished runs are left alone.
  * HOME/memory/<id>.* of removed models go. Then fti_store_gc keeps the newest keep_versions
  * dataset versions, latest, tags and the dataset of every kept model. Stale temp files (older
  * than temp_age_s) anywhere in the workspace go. One line per removed thing and a summary are

@@ -1152,17 +1152,24 @@ done:
     return r;
 }
 
-/* A run directory: finished (its model.gguf is registered) -> its big files go. */
+/* The registered model a run made (its card names the run: no need to hash its weights), or
+ * NULL. A LoRA run registers its adapter, then the merged model: only the model counts, so a run
+ * killed between the two keeps its checkpoint for the resume that registers the model. */
+static const char *fti__wgc_run_model(const fti__wgc *g, const char *key) {
+    size_t i;
+    for (i = 0; i < g->n; i++)
+        if (!g->m[i].adapter && strcmp(g->m[i].run, key) == 0) return g->m[i].id;
+    return NULL;
+}
+
+/* A run directory: finished (its model is registered) -> its big files go. */
 static void fti__wgc_run(fti__wgc *g, const char *run_dir, const char *key) {
     static const char *const big[] = {"checkpoint.bin", "best.bin", "model.gguf", "adapter.gguf"};
     char *mark = fti_path_join(run_dir, "gc.json"), when[32];
-    const char *id = NULL;
+    const char *id = fti__wgc_run_model(g, key);
     size_t i;
     int any = 0;
     uint64_t before = g->res->bytes_freed;
-    /* finished: a registered model's card names the run (no need to hash its weights) */
-    for (i = 0; i < g->n && !id; i++)
-        if (strcmp(g->m[i].run, key) == 0) id = g->m[i].id;
     if (!mark) return;
     if (!id) { /* no registered model (running, interrupted, registration failed): kept */
         if (!fti_path_exists(mark)) g->res->runs_unfinished++;
@@ -1207,11 +1214,8 @@ done:
 static void fti__wgc_run_needs(fti__wgc *g, const char *run_dir, const char *key) {
     char *ck = fti_path_join(run_dir, "checkpoint.bin"), *rj = fti_path_join(run_dir, "run.json");
     fti_json_doc *doc = NULL;
-    size_t i;
-    int finished = 0;
-    for (i = 0; i < g->n && !finished; i++) finished = strcmp(g->m[i].run, key) == 0;
     if (!ck || !rj) g->oom = 1;
-    if (!finished && ck && rj && fti_path_exists(ck) &&
+    if (!fti__wgc_run_model(g, key) && ck && rj && fti_path_exists(ck) &&
         fti__reg_read_json(rj, &doc, NULL) == FTI_OK) {
         const fti_json *c = fti_json_root(doc);
         const char *ds = fti_json_get_str(c, "dataset", "");

@@ -1311,6 +1311,24 @@ FTI_TEST(store_incremental) {
         CHECK(fti_store_resolve(home, "first", got, NULL) == FTI_OK && strcmp(got, id1) == 0);
         CHECK(fti_store_tag(home, "../evil", id1, NULL) != FTI_OK);
         CHECK(fti_store_resolve(home, "nosuch", got, NULL) == FTI_ERR_NOT_FOUND);
+        { /* while a gc (or a committing ingest) holds the store lock, no tag is written */
+            char lp[1100];
+            fti_error e;
+            int fd;
+            snprintf(lp, sizeof lp, "%s/store/lock", home);
+            fd = open(lp, O_RDWR | O_CREAT, 0644);
+            REQUIRE(fd >= 0);
+            REQUIRE(flock(fd, LOCK_EX) == 0);
+            CHECK(fti_store_tag(home, "busy", id1, &e) == FTI_ERR_BUSY);
+            CHECK(strstr(e.msg, "store/lock") && strstr(e.msg, "gc"));
+            CHECK(fti_store_resolve(home, "busy", got, NULL) == FTI_ERR_NOT_FOUND);
+            /* bad names and missing versions are refused without the lock */
+            CHECK(fti_store_tag(home, "x", "0000000000000000000000000000000000000000000000000000"
+                                "000000000000", &e) == FTI_ERR_NOT_FOUND);
+            close(fd);
+            CHECK(fti_store_tag(home, "busy", id1, NULL) == FTI_OK);
+            CHECK(fti_store_resolve(home, "busy", got, NULL) == FTI_OK && strcmp(got, id1) == 0);
+        }
     }
     CHECK(fti_store_verify(home, NULL, NULL, NULL) == FTI_OK);
     {

@@ -1034,6 +1034,58 @@ FTI_TEST(twin_workspace_gc_keeps_unfinished_runs) {
 #endif
 }
 
+/* A LoRA run registers its adapter, then the merged model. Killed between the two (here: the
+ * merged model's directory removed), the run is unfinished: gc keeps its checkpoint and base,
+ * and its resume registers the same merged model; then gc cleans it. */
+FTI_TEST(twin_workspace_gc_lora_run_without_model) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], path[1400], cmd[1500];
+    fti_train_run_opts ro;
+    fti_train_run_result rb, rl, rr;
+    fti_workspace_gc_opts go;
+    fti_workspace_gc_result gr;
+    fti_error err;
+    if (!fti_ttw_workspace(home, sizeof home, "ws_lora_gc")) return;
+    ro = fti_ttw_opts(1);
+    REQUIRE(fti_train_run(home, &ro, &rb, &err) == FTI_OK);
+    memset(&ro, 0, sizeof(ro));
+    ro.from = rb.id;
+    ro.train.batch = 2;
+    ro.train.max_steps = 4;
+    ro.train.lr = 1e-2f;
+    ro.train.lora_rank = 2;
+    ro.train.seed = 3;
+    ro.train.n_threads = 1;
+    REQUIRE(fti_train_run(home, &ro, &rl, &err) == FTI_OK);
+    snprintf(path, sizeof path, "%s/models/%s", home, rl.id);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    REQUIRE(system(cmd) == 0);
+    memset(&go, 0, sizeof go);
+    go.keep_models = 1;
+    go.keep_history = 1;
+    go.keep_versions = 1;
+    REQUIRE(fti_workspace_gc(home, &go, &gr, NULL, &err) == FTI_OK);
+    CHECK_EQ_INT(gr.runs_cleaned, 1); /* the base's run only */
+    CHECK_EQ_INT(gr.runs_unfinished, 1);
+    CHECK(fti_ttw_exists(home, "runs", rl.run_key, "checkpoint.bin"));
+    CHECK(!fti_ttw_exists(home, "runs", rl.run_key, "gc.json"));
+    CHECK(fti_ttw_exists(home, "models", rb.id, "model.gguf"));
+    CHECK(fti_ttw_exists(home, "models", rl.adapter_id, "card.json"));
+    ro.resume = 1;
+    REQUIRE(fti_train_run(home, &ro, &rr, &err) == FTI_OK);
+    CHECK(rr.resumed);
+    CHECK_EQ_STR(rr.run_key, rl.run_key);
+    CHECK_EQ_STR(rr.adapter_id, rl.adapter_id);
+    CHECK_EQ_STR(rr.id, rl.id);
+    CHECK(fti_ttw_exists(home, "models", rl.id, "model.gguf"));
+    REQUIRE(fti_workspace_gc(home, &go, &gr, NULL, &err) == FTI_OK);
+    CHECK_EQ_INT(gr.runs_cleaned, 1);
+    CHECK_EQ_INT(gr.runs_unfinished, 0);
+    CHECK(fti_ttw_exists(home, "runs", rl.run_key, "gc.json"));
+    CHECK(!fti_ttw_exists(home, "runs", rl.run_key, "checkpoint.bin"));
+#endif
+}
+
 /* Alias changes wait for the registry's lock (HOME/models/.lock), which gc holds while it
  * decides and removes: a promote made meanwhile is neither lost nor of a model being removed. */
 FTI_TEST(twin_registry_lock) {
