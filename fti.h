@@ -1347,8 +1347,8 @@ enum {
  * Thread safety: any thread. */
 FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out);
 /* HTML to plain text (appended, not yet normalised): script/style/head and a page's boilerplate
- * (<nav>, <footer>, <button>; an unclosed one is only its tag, and custom elements such as
- * <nav-item> are not these) dropped with their content, tags removed,
+ * (<nav>, <footer>, <button>, nested ones counted; an unclosed one is only its tag, and custom
+ * elements such as <nav-item> are not these) dropped with their content, tags removed,
  * entities decoded, block elements become paragraph breaks, <br> a line break. The <title> (or
  * first <h1>) goes to title if not NULL. Never recursive: any nesting depth is fine.
  * Thread safety: any thread. */
@@ -16058,28 +16058,63 @@ static size_t fti__st_find_close(const char *s, size_t n, const char *name) {
     return n;
 }
 
-/* The offset in s[0..n) of the first start tag of the element name (lowercase), "<name" with
- * the name ending there; n if there is none. */
-static size_t fti__st_find_open(const char *s, size_t n, const char *name) {
-    size_t m = strlen(name), i = 0;
+/* Where the boilerplate elements (fti__st_html_boiler) of a page end: every start tag of one
+ * name from `from` on, with the offset of its matching end tag (nesting counted: in
+ * <nav><nav>a</nav>b</nav> the first <nav> ends at the last </nav>), or the page's length for
+ * one never closed (a stray tag). Made once per name and page, at its first start tag, by one
+ * pass with a stack, so a page of stray tags stays linear. */
+typedef struct fti__st_boil {
+    size_t *open, *end, n, next; /* start tags' offsets (ascending), their end tags' */
+    int made;
+} fti__st_boil;
+
+static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t from,
+                              const char *name) {
+    size_t m = strlen(name), i = from, cap = 0, depth = 0, *stack = NULL;
+    b->made = 1;
     while (i < n) {
         const char *lt = (const char *)memchr(s + i, '<', n - i);
-        if (!lt) return n;
+        int closing;
+        if (!lt) break;
         i = (size_t)(lt - s) + 1;
-        if (fti__st_tag_name(s + i, n - i) == m && fti__st_starts_ci(s + i, m, name)) return i - 1;
+        closing = i < n && s[i] == '/';
+        if (fti__st_tag_name(s + i + closing, n - i - closing) != m ||
+            !fti__st_starts_ci(s + i + closing, m, name))
+            continue;
+        if (closing) { /* the innermost open one ends here; a stray end tag is nothing */
+            if (depth) b->end[stack[--depth]] = i - 1;
+            continue;
+        }
+        if (b->n == cap) {
+            size_t nc = cap ? 2 * cap : 16;
+            size_t *o = (size_t *)fti_realloc(b->open, nc * sizeof *o);
+            size_t *e = o ? (size_t *)fti_realloc(b->end, nc * sizeof *e) : NULL;
+            size_t *st = e ? (size_t *)fti_realloc(stack, nc * sizeof *st) : NULL;
+            if (o) b->open = o;
+            if (e) b->end = e;
+            if (st) stack = st;
+            if (!st) break; /* out of memory: the rest are stray tags */
+            cap = nc;
+        }
+        b->open[b->n] = i - 1;
+        b->end[b->n] = n;
+        stack[depth++] = b->n++;
     }
-    return n;
+    fti_free(stack);
+}
+
+/* The offset of the end tag matching the start tag at `at` (from fti__st_boil_make), or n. */
+static size_t fti__st_boil_end(fti__st_boil *b, size_t at, size_t n) {
+    while (b->next < b->n && b->open[b->next] < at) b->next++;
+    return b->next < b->n && b->open[b->next] == at ? b->end[b->next] : n;
 }
 
 FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf *title) {
-    /* boiler_close[b], boiler_open[b]: where the first end tag and start tag of
-     * fti__st_html_boiler[b] at or after the last search's start are (len: none); 0 before the
-     * first search (a tag's end is never 0). Each search starts where the last one did or
-     * later, so a page of stray tags is read once. */
-    size_t i = 0, b, boiler_close[sizeof fti__st_html_boiler / sizeof(char *)] = {0};
-    size_t boiler_open[sizeof fti__st_html_boiler / sizeof(char *)] = {0};
+    fti__st_boil boil[sizeof fti__st_html_boiler / sizeof(char *)];
+    size_t i = 0, b;
     int in_pre = 0, cap_title = 0, have_title = 0;
     if (!out || !html) return;
+    memset(boil, 0, sizeof boil);
     while (i < len) {
         char c = html[i];
         if (c == '<') {
@@ -16115,18 +16150,16 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
                 for (e = 0; close[e]; e++) close[e] = (char)fti__st_lc((unsigned char)close[e]);
                 for (b = 0; fti__st_html_boiler[b] && strcmp(close, fti__st_html_boiler[b]);) b++;
                 if (fti__st_html_boiler[b]) {
-                    /* a <nav>, <footer> or <button> is unclosed when no end tag follows or
-                     * another one starts first (they do not nest): then it is one stray tag,
-                     * not the rest of the page */
-                    if (boiler_close[b] < end)
-                        boiler_close[b] = end + fti__st_find_close(html + end, len - end, close);
-                    if (boiler_open[b] < end)
-                        boiler_open[b] = end + fti__st_find_open(html + end, len - end, close);
-                    if (boiler_close[b] >= len || boiler_open[b] < boiler_close[b]) {
+                    /* a <nav>, <footer> or <button> without its end tag is one stray tag, not
+                     * the rest of the page */
+                    size_t at;
+                    if (!boil[b].made) fti__st_boil_make(&boil[b], html, len, i, close);
+                    at = fti__st_boil_end(&boil[b], i, len);
+                    if (at >= len) {
                         i = end;
                         continue;
                     }
-                    e = boiler_close[b] - end;
+                    e = at - end;
                 } else {
                     e = fti__st_find_close(html + end, len - end, close);
                 }
@@ -16199,6 +16232,10 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
             if (cap_title && title) fti_buf_append(title, html + i, j - i);
             i = j;
         }
+    }
+    for (b = 0; b < sizeof boil / sizeof boil[0]; b++) {
+        fti_free(boil[b].open);
+        fti_free(boil[b].end);
     }
 }
 

@@ -100,8 +100,8 @@ enum {
  * Thread safety: any thread. */
 FTIDEF void fti_clean_text(const char *text, size_t len, int flags, fti_buf *out);
 /* HTML to plain text (appended, not yet normalised): script/style/head and a page's boilerplate
- * (<nav>, <footer>, <button>; an unclosed one is only its tag, and custom elements such as
- * <nav-item> are not these) dropped with their content, tags removed,
+ * (<nav>, <footer>, <button>, nested ones counted; an unclosed one is only its tag, and custom
+ * elements such as <nav-item> are not these) dropped with their content, tags removed,
  * entities decoded, block elements become paragraph breaks, <br> a line break. The <title> (or
  * first <h1>) goes to title if not NULL. Never recursive: any nesting depth is fine.
  * Thread safety: any thread. */

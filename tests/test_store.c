@@ -864,6 +864,13 @@ FTI_TEST(store_review_false_positives) {
     CHECK(html_is("<p>a</p><button>b", "a\n\nb", NULL));
     CHECK(html_is("<p>a</p><script>b", "a", NULL)); /* code still runs to the end */
     CHECK(html_is("<nav><nav-item>x</nav-item></nav>y", "y", NULL));
+    /* nested menus end at their own end tag; a stray one around them stays a stray tag */
+    CHECK(html_is("<nav><nav>m</nav>x</nav>y", "y", NULL));
+    CHECK(html_is("<NAV><nav>m</Nav><nav>n</nav>x</nav >y</nav>z", "y\n\nz", NULL));
+    CHECK(html_is("<nav>a<nav>m</nav>b", "ab", NULL));
+    CHECK(html_is("<footer><footer>f</footer>g</footer>h<button>b<button>c</button>d", "hbd",
+                  NULL));
+    CHECK(html_is("</nav>a<nav>b</nav></nav>c", "a\n\nc", NULL));
     CHECK(html_is("<footer-note>f</footer-note> <navigation>n</navigation>", "f n", NULL));
     CHECK(html_is("<title>T # t</title>z", "z", "T # t"));
     CHECK(md_is("---\ntitle: Notes # draft\n---\nbody", "body", "Notes"));
