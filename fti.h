@@ -21169,8 +21169,9 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * (2026-11-28, the session after): messages of conversations are kind "message", and those by
  * someone other than the owner an export's account file names are left out (unless --authors);
  * the account files are reported as "account_info"; mail of Sent folders and Gmail's "Sent"
- * label is kind "sent", and other people's mail next to it is left out. */
-#define FTI__ST_FORMAT 6
+ * label is kind "sent", and other people's mail next to it is left out. 7 (2026-11-28, the
+ * seventh session): nested <nav>, <footer> and <button> end at their own end tag. */
+#define FTI__ST_FORMAT 7
 
 /* === workspace ============================================================================== */
 
