@@ -156,6 +156,8 @@ static void print_summary(const fti_json *m, int verbose) {
             printf("  owner of %s: %s (without --authors, the others' messages in that export "
                    "are rejected as other_author)\n",
                    fti_json_get_str(e, "source", ""), on + 7);
+        else if (strcmp(fti_json_get_str(e, "reason", ""), "owner_inferred") == 0)
+            printf("  %s\n", fti_json_get_str(e, "detail", ""));
     }
     if (verbose) {
         const fti_json *rj = fti_json_get(v, "rejections"), *g = fti_json_get(d, "groups");

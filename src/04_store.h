@@ -146,9 +146,10 @@ typedef struct fti_ingest_opts {
                                 * except the messages of conversations in an export whose
                                 * account file (Twitter's data/account.js, Facebook's and
                                 * Instagram's profile, Telegram's personal_information) names
-                                * its owner, and the mail in a folder with the owner's sent
-                                * mail (a Sent folder, Gmail's Sent label): the others' are
-                                * other_author. "*": everyone's */
+                                * its owner (without one: the one sender of every conversation
+                                * of a folder of two or more), and the mail in a folder with
+                                * the owner's sent mail (a Sent folder, Gmail's Sent label): the
+                                * others' are other_author. "*": everyone's */
     size_t min_chars;          /* 0 = 12 (after cleaning, in bytes) */
     size_t max_chars;          /* 0 = 1,000,000 */
     double min_letter_frac;    /* letters / non-blank characters; 0 = 0.5, < 0 disables */

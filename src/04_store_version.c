@@ -2080,6 +2080,8 @@ typedef struct fti__st_owner {
     size_t scope;          /* bytes of file_name that are the export's root */
     int exact;             /* the scope is that file alone */
     int mail;              /* covers mail (kind "mbox", "mail"), else conversations ("message") */
+    size_t inferred;       /* > 0: no account file; the one sender of this many conversations
+                            * (fti__st_owner_infer), covering the files two levels below scope */
     fti_buf names;         /* the owner's names, each NUL-terminated, one after the other */
     size_t n_names;
 } fti__st_owner;
@@ -2124,6 +2126,157 @@ static void fti__st_owner_list(const fti__st_owner *o, char *out, size_t cap) {
         w += (size_t)r < cap - w ? (size_t)r : cap - w - 1;
         at += strlen(q) + 1;
     }
+}
+
+/* The index of name s (n bytes, exactly) among o's names, or o->n_names. */
+static size_t fti__st_owner_find(const fti__st_owner *o, const char *s, size_t n) {
+    size_t at = 0, k;
+    for (k = 0; k < o->n_names; k++) {
+        const char *q = o->names.data + at;
+        size_t m = strlen(q);
+        if (m == n && memcmp(q, s, n) == 0) return k;
+        at += m + 1;
+    }
+    return o->n_names;
+}
+
+/* A file's conversation folder and the folder of those, as lengths of its name with the '/':
+ * "x/messages/inbox/bob_1/message_1.json" -> "x/messages/inbox/bob_1/", "x/messages/inbox/".
+ * 0 when the file is not two folders deep. */
+static int fti__st_thread_of(const char *name, size_t *thread, size_t *group) {
+    const char *e = strrchr(name, '/');
+    size_t t, g;
+    if (!e || e == name) return 0;
+    t = (size_t)(e - name) + 1;
+    for (g = t - 1; g > 0 && name[g - 1] != '/';) g--;
+    if (g == 0) return 0;
+    *thread = t;
+    *group = g;
+    return 1;
+}
+
+/* Does the owner o cover the file named name (the filter's messages)? */
+static int fti__st_owner_covers(const fti__st_owner *o, const char *name) {
+    size_t t, g;
+    if (o->exact) return strcmp(name, o->file_name) == 0;
+    if (strncmp(name, o->file_name, o->scope) != 0) return 0;
+    return !o->inferred || (fti__st_thread_of(name, &t, &g) && g == o->scope);
+}
+
+typedef struct fti__st_named {
+    const char *name;
+    size_t i;
+} fti__st_named;
+
+static int fti__st_named_cmp(const void *a, const void *b) {
+    return strcmp(((const fti__st_named *)a)->name, ((const fti__st_named *)b)->name);
+}
+
+/* Conversations of an export without an account file (Messenger's or Instagram's without the
+ * profile, per-chat Telegram exports): in a folder of two or more conversation folders
+ * (folder/<conversation>/<files>), each with at least two senders, the one sender found in
+ * every conversation is the owner; no owner when none or several are (two friends in all the
+ * same group chats: everyone's messages stay). Files an account file's owner covers are not
+ * looked at. Adds the owners to *ow (the filter's list) and an "owner_inferred" entry to the
+ * first file of each such folder. 0, or -1 when out of memory. */
+static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow, size_t *cap) {
+    fti__st_named *fs = (fti__st_named *)fti_malloc((r->n_files + 1) * sizeof *fs);
+    size_t n = 0, i, k, q, a, *counts = NULL;
+    int oom = !fs;
+    for (i = 0; i < r->n_files && !oom; i++) {
+        const fti__st_file *f = &r->files[i];
+        size_t t, g;
+        int msg = 0;
+        for (k = 0; k < f->out.n_docs && !msg; k++)
+            msg = f->out.docs[k].kind && strcmp(f->out.docs[k].kind, "message") == 0 &&
+                  f->out.docs[k].author;
+        for (q = 0; q < *n_ow && msg; q++)
+            msg = (*ow)[q].mail || !fti__st_owner_covers(&(*ow)[q], f->name);
+        if (msg && fti__st_thread_of(f->name, &t, &g)) fs[n].name = f->name, fs[n++].i = i;
+    }
+    if (n > 1) qsort(fs, n, sizeof *fs, fti__st_named_cmp); /* a folder's files are adjacent */
+    for (a = 0; a < n && !oom;) {
+        fti__st_owner all, one;
+        size_t t, g, b, n_conv = 0, found = 0, who = 0;
+        int ok = 1;
+        fti__st_thread_of(fs[a].name, &t, &g);
+        memset(&all, 0, sizeof all);
+        for (b = a; b < n;) { /* conversation by conversation: b .. c */
+            size_t t2, g2, c;
+            if (!fti__st_thread_of(fs[b].name, &t2, &g2) || g2 != g ||
+                strncmp(fs[b].name, fs[a].name, g) != 0)
+                break;
+            memset(&one, 0, sizeof one);
+            for (c = b; c < n && strncmp(fs[c].name, fs[b].name, t2) == 0 &&
+                        !strchr(fs[c].name + t2, '/');
+                 c++) {
+                const fti__st_file *f = &r->files[fs[c].i];
+                for (k = 0; k < f->out.n_docs; k++) {
+                    const fti__st_doc *d = &f->out.docs[k];
+                    if (d->kind && strcmp(d->kind, "message") == 0 && d->author)
+                        fti__st_owner_add(&one, d->author, strlen(d->author));
+                }
+            }
+            if (c == b) c = b + 1; /* (cannot happen: fs[b] is such a file) */
+            ok &= one.n_names >= 2 && one.n_names < 64; /* a conversation, not too many */
+            for (k = 0, q = 0; k < one.n_names && ok; k++) {
+                const char *nm = one.names.data + q;
+                size_t len = strlen(nm), at = fti__st_owner_find(&all, nm, len);
+                q += len + 1;
+                if (at == all.n_names) {
+                    size_t *c2 = (size_t *)fti_realloc(counts, (all.n_names + 1) * sizeof *c2);
+                    if (!c2) {
+                        oom = 1;
+                        break;
+                    }
+                    counts = c2;
+                    fti__st_owner_add(&all, nm, len);
+                    if (at == all.n_names) { /* not added (64 names) */
+                        ok = 0;
+                        break;
+                    }
+                    counts[at] = 0;
+                }
+                counts[at]++;
+            }
+            oom |= one.names.oom || all.names.oom;
+            fti_buf_free(&one.names);
+            n_conv++;
+            b = c;
+        }
+        for (k = 0; k < all.n_names && ok && n_conv >= 2; k++)
+            if (counts[k] == n_conv) found++, who = k;
+        if (found == 1 && !oom) {
+            const char *nm = all.names.data;
+            fti__st_owner *o;
+            for (k = 0; k < who; k++) nm += strlen(nm) + 1;
+            if (*n_ow == *cap) {
+                size_t nc = *cap ? 2 * *cap : 4;
+                fti__st_owner *p2 = (fti__st_owner *)fti_realloc(*ow, nc * sizeof *p2);
+                if (!p2) oom = 1;
+                else *ow = p2, *cap = nc;
+            }
+            if (!oom) {
+                o = &(*ow)[(*n_ow)++];
+                memset(o, 0, sizeof *o);
+                o->file_name = fs[a].name;
+                o->scope = g;
+                o->inferred = n_conv;
+                fti__st_owner_add(o, nm, strlen(nm));
+                oom |= o->names.oom;
+                fti__st_reject(&r->files[fs[a].i].out, (uint32_t)fs[a].i, "", "owner_inferred",
+                               "the export's owner, inferred: \"%.80s\", the one sender in all %lu "
+                               "conversations of %.*s (no account file names one); --authors "
+                               "names whose writing to keep, \"*\" keeps everyone's",
+                               nm, (unsigned long)n_conv, (int)(g < 200 ? g : 200), fs[a].name);
+            }
+        }
+        fti_buf_free(&all.names);
+        a = b > a ? b : a + 1;
+    }
+    fti_free(counts);
+    fti_free(fs);
+    return oom ? -1 : 0;
 }
 
 /* Leaves out of the version what other people wrote to the owner of an export, unless
@@ -2193,6 +2346,7 @@ static int fti__st_owner_filter(fti__st_run *r) {
             oom |= o->names.oom;
         }
     }
+    if (!oom && fti__st_owner_infer(r, &ow, &n_ow, &cap) != 0) oom = 1;
     for (i = 0; i < r->n_files && n_ow && !oom; i++) {
         fti__st_file *f = &r->files[i];
         size_t w = 0;
@@ -2205,9 +2359,7 @@ static int fti__st_owner_filter(fti__st_run *r) {
             if ((is_msg || is_mail) && d->author)
                 for (q = 0; q < n_ow && !mine; q++) {
                     const fti__st_owner *o = &ow[q];
-                    if (o->mail != is_mail || !o->n_names ||
-                        (o->exact ? strcmp(f->name, o->file_name) != 0
-                                  : strncmp(f->name, o->file_name, o->scope) != 0))
+                    if (o->mail != is_mail || !o->n_names || !fti__st_owner_covers(o, f->name))
                         continue;
                     covered = 1;
                     by = o;
@@ -2225,8 +2377,9 @@ static int fti__st_owner_filter(fti__st_run *r) {
                 else
                     fti__st_reject(&f->out, (uint32_t)i, d->loc, "other_author",
                                    "a message from \"%.80s\" in a conversation: the export's "
-                                   "owner is \"%s\" (%s); --authors \"*\" keeps everyone's",
-                                   d->author, names, by->file_name);
+                                   "owner is \"%s\" (%s%s); --authors \"*\" keeps everyone's",
+                                   d->author, names, by->inferred ? "inferred, see " : "",
+                                   by->file_name);
                 fti__st_doc_free(d);
                 continue;
             }

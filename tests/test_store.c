@@ -655,6 +655,78 @@ FTI_TEST(store_export_owner) {
     }
 }
 
+FTI_TEST(store_conversation_owner_inferred) {
+    /* an export of conversations without its account file: in a folder of two or more
+     * conversations the one sender of them all is the owner (their messages alone stay); one
+     * conversation, or one the owner never wrote in, or two people in all of them: everyone's
+     * stay; --authors "*" too */
+#define FTI__MSG(who, text) "{\"sender_name\": \"" who "\", \"content\": \"" text "\"}"
+    static const export_file files[] = {
+        {"fb/messages/inbox/bob_1/message_1.json",
+         "{\"participants\": [{\"name\": \"Ann Lee\"}, {\"name\": \"Bob Stone\"}], "
+         "\"messages\": [" FTI__MSG("Bob Stone", "Theirs, Bob: are you coming on Sunday?") ", "
+         FTI__MSG("Ann Lee", "Mine, to Bob: the bread came out dense again.") "]}"},
+        {"fb/messages/inbox/cara_2/message_1.json",
+         "{\"messages\": [" FTI__MSG("Cara Moss", "Theirs, Cara: the rye was lovely, thanks.")
+         ", " FTI__MSG("Ann Lee", "Mine, to Cara: next time with caraway seeds.") "]}"},
+        {"fb/messages/inbox/cara_2/message_2.json",
+         "{\"messages\": [" FTI__MSG("Cara Moss", "Theirs, Cara again: bring the starter.")
+         "]}"},
+        {"one/inbox/dan_1/message_1.json",
+         "{\"messages\": [" FTI__MSG("Dan Ray", "One conversation, Dan: everyone stays.") ", "
+         FTI__MSG("Eve Ray", "One conversation, Eve: everyone stays too.") "]}"},
+        {"pair/inbox/g1/message_1.json",
+         "{\"messages\": [" FTI__MSG("Finn Ash", "Two in both, Finn: everyone stays.") ", "
+         FTI__MSG("Gail Ash", "Two in both, Gail: everyone stays too.") "]}"},
+        {"pair/inbox/g2/message_1.json",
+         "{\"messages\": [" FTI__MSG("Gail Ash", "Two in both, Gail again: still here.") ", "
+         FTI__MSG("Finn Ash", "Two in both, Finn again: still here.") "]}"}};
+#undef FTI__MSG
+    char home[512], id[65];
+    fti_buf got;
+    fti_dataset *ds = NULL;
+    const fti_json *br;
+    fti_ingest_opts o;
+    int i;
+    for (i = 0; i < 2; i++) {
+        memset(&o, 0, sizeof o);
+        if (i == 1) o.authors = "*";
+        REQUIRE(ingest_exports(i ? "inferred_all" : "inferred", files,
+                               sizeof files / sizeof files[0], &o, home, id, &got));
+        CHECK(strstr(got.data, "Mine, to Bob") != NULL && strstr(got.data, "Mine, to Cara"));
+        CHECK((strstr(got.data, "Theirs, Bob") != NULL) == i);
+        CHECK((strstr(got.data, "Theirs, Cara:") != NULL) == i);
+        CHECK((strstr(got.data, "Theirs, Cara again") != NULL) == i);
+        CHECK(strstr(got.data, "One conversation, Dan") &&
+              strstr(got.data, "One conversation, Eve"));
+        CHECK(strstr(got.data, "Two in both, Finn:") && strstr(got.data, "Two in both, Gail:"));
+        CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), i ? 11 : 8);
+        REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+        br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
+        CHECK_EQ_INT(fti_json_get_int(br, "other_author", 0), i ? 0 : 3);
+        CHECK_EQ_INT(fti_json_get_int(br, "owner_inferred", 0), !i);
+        {
+            const fti_json *rj = fti_json_get(
+                fti_json_get(fti_dataset_manifest(ds), "validation"), "rejections");
+            const fti_json *e;
+            int said = 0, other = 0;
+            for (e = rj ? rj->child : NULL; e; e = e->next) {
+                const fti_json *d = fti_json_get(e, "detail"), *rs = fti_json_get(e, "reason");
+                if (!d || !rs) continue;
+                said += strcmp(rs->str, "owner_inferred") == 0 &&
+                        strstr(d->str, "inferred: \"Ann Lee\", the one sender in all 2 "
+                                       "conversations of inferred/fb/messages/inbox/") != NULL;
+                other += strcmp(rs->str, "other_author") == 0 &&
+                         strstr(d->str, "owner is \"Ann Lee\" (inferred, see ") != NULL;
+            }
+            CHECK_EQ_INT(said, !i);
+            CHECK_EQ_INT(other, i ? 0 : 3);
+        }
+        fti_dataset_close(ds);
+        fti_buf_free(&got);
+    }
+}
+
 FTI_TEST(store_mailbox_owner) {
     /* a mailbox holds everyone's mail: the sent mail next to it (Thunderbird's "Sent", Gmail's
      * "Sent" label) names the owner, whose mail alone is kept there; a folder without sent mail
