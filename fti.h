@@ -23313,8 +23313,19 @@ typedef struct fti__st_named {
     size_t i;
 } fti__st_named;
 
+/* By conversation folder's folder, then conversation folder, then name: each folder's files
+ * together even where deeper files ("f/chat/sub/x.json", another folder's) sort between them. */
 static int fti__st_named_cmp(const void *a, const void *b) {
-    return strcmp(((const fti__st_named *)a)->name, ((const fti__st_named *)b)->name);
+    const char *x = ((const fti__st_named *)a)->name, *y = ((const fti__st_named *)b)->name;
+    size_t tx = 0, gx = 0, ty = 0, gy = 0, m;
+    int c;
+    fti__st_thread_of(x, &tx, &gx);
+    fti__st_thread_of(y, &ty, &gy);
+    m = gx < gy ? gx : gy;
+    if ((c = memcmp(x, y, m)) != 0 || gx != gy) return c ? c : gx < gy ? -1 : 1;
+    m = tx < ty ? tx : ty;
+    if ((c = memcmp(x, y, m)) != 0 || tx != ty) return c ? c : tx < ty ? -1 : 1;
+    return strcmp(x, y);
 }
 
 /* Conversations of an export without an account file (Messenger's or Instagram's without the
@@ -23339,7 +23350,7 @@ static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow,
             msg = (*ow)[q].mail || !fti__st_owner_covers(&(*ow)[q], f->name);
         if (msg && fti__st_thread_of(f->name, &t, &g)) fs[n].name = f->name, fs[n++].i = i;
     }
-    if (n > 1) qsort(fs, n, sizeof *fs, fti__st_named_cmp); /* a folder's files are adjacent */
+    if (n > 1) qsort(fs, n, sizeof *fs, fti__st_named_cmp);
     for (a = 0; a < n && !oom;) {
         fti__st_owner all, one;
         size_t t, g, b, n_conv = 0, found = 0, who = 0;
@@ -23352,8 +23363,8 @@ static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow,
                 strncmp(fs[b].name, fs[a].name, g) != 0)
                 break;
             memset(&one, 0, sizeof one);
-            for (c = b; c < n && strncmp(fs[c].name, fs[b].name, t2) == 0 &&
-                        !strchr(fs[c].name + t2, '/');
+            for (c = b; c < n && fti__st_thread_of(fs[c].name, &t, &g2) && t == t2 &&
+                        strncmp(fs[c].name, fs[b].name, t2) == 0;
                  c++) {
                 const fti__st_file *f = &r->files[fs[c].i];
                 for (k = 0; k < f->out.n_docs; k++) {

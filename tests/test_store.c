@@ -662,10 +662,17 @@ FTI_TEST(store_conversation_owner_inferred) {
      * stay; --authors "*" too */
 #define FTI__MSG(who, text) "{\"sender_name\": \"" who "\", \"content\": \"" text "\"}"
     static const export_file files[] = {
-        {"fb/messages/inbox/bob_1/message_1.json",
+        {"fb/messages/inbox/bob_1/a.json",
          "{\"participants\": [{\"name\": \"Ann Lee\"}, {\"name\": \"Bob Stone\"}], "
          "\"messages\": [" FTI__MSG("Bob Stone", "Theirs, Bob: are you coming on Sunday?") ", "
          FTI__MSG("Ann Lee", "Mine, to Bob: the bread came out dense again.") "]}"},
+        /* a deeper folder's file sorts between the conversation's: a folder of its own */
+        {"fb/messages/inbox/bob_1/b/x.json",
+         "{\"messages\": [" FTI__MSG("Zed Oak", "Deeper, Zed: a folder of one conversation.")
+         ", " FTI__MSG("Yan Oak", "Deeper, Yan: so everyone here stays.") "]}"},
+        {"fb/messages/inbox/bob_1/c.json",
+         "{\"messages\": [" FTI__MSG("Bob Stone", "Theirs, Bob again: bring the big basket.")
+         "]}"},
         {"fb/messages/inbox/cara_2/message_1.json",
          "{\"messages\": [" FTI__MSG("Cara Moss", "Theirs, Cara: the rye was lovely, thanks.")
          ", " FTI__MSG("Ann Lee", "Mine, to Cara: next time with caraway seeds.") "]}"},
@@ -694,16 +701,18 @@ FTI_TEST(store_conversation_owner_inferred) {
         REQUIRE(ingest_exports(i ? "inferred_all" : "inferred", files,
                                sizeof files / sizeof files[0], &o, home, id, &got));
         CHECK(strstr(got.data, "Mine, to Bob") != NULL && strstr(got.data, "Mine, to Cara"));
-        CHECK((strstr(got.data, "Theirs, Bob") != NULL) == i);
+        CHECK((strstr(got.data, "Theirs, Bob:") != NULL) == i);
+        CHECK((strstr(got.data, "Theirs, Bob again") != NULL) == i);
+        CHECK(strstr(got.data, "Deeper, Zed") && strstr(got.data, "Deeper, Yan"));
         CHECK((strstr(got.data, "Theirs, Cara:") != NULL) == i);
         CHECK((strstr(got.data, "Theirs, Cara again") != NULL) == i);
         CHECK(strstr(got.data, "One conversation, Dan") &&
               strstr(got.data, "One conversation, Eve"));
         CHECK(strstr(got.data, "Two in both, Finn:") && strstr(got.data, "Two in both, Gail:"));
-        CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), i ? 11 : 8);
+        CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), i ? 14 : 10);
         REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
         br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
-        CHECK_EQ_INT(fti_json_get_int(br, "other_author", 0), i ? 0 : 3);
+        CHECK_EQ_INT(fti_json_get_int(br, "other_author", 0), i ? 0 : 4);
         CHECK_EQ_INT(fti_json_get_int(br, "owner_inferred", 0), !i);
         {
             const fti_json *rj = fti_json_get(
@@ -720,7 +729,7 @@ FTI_TEST(store_conversation_owner_inferred) {
                          strstr(d->str, "owner is \"Ann Lee\" (inferred, see ") != NULL;
             }
             CHECK_EQ_INT(said, !i);
-            CHECK_EQ_INT(other, i ? 0 : 3);
+            CHECK_EQ_INT(other, i ? 0 : 4);
         }
         fti_dataset_close(ds);
         fti_buf_free(&got);
