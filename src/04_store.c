@@ -700,6 +700,9 @@ static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t f
         b->open[b->n] = i - 1;
         b->end[b->n] = n;
         stack[depth++] = b->n++;
+        /* the rest of a start tag is its attributes, where "</nav>" is a value, not a tag (the
+         * page reads on from the tag's end too) */
+        i = b->open[b->n - 1] + fti__st_tag_end(s + b->open[b->n - 1], n - b->open[b->n - 1]);
     }
     fti_free(stack);
 }
@@ -756,7 +759,7 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
                     size_t at;
                     if (!boil[b].made) fti__st_boil_make(&boil[b], html, len, i, close);
                     at = fti__st_boil_end(&boil[b], i, len);
-                    if (at >= len) {
+                    if (at >= len || at < end) {
                         i = end;
                         continue;
                     }

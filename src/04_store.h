@@ -218,8 +218,8 @@ FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_
 FTIDEF void fti_store_list_free(char **ids, size_t n);
 /* Points tag `name` (letters, digits, - _ .; "latest" moves the latest ref) at an existing
  * version id. Atomic (temp file, fsync, rename), under the store lock (shared): FTI_ERR_BUSY
- * while an ingest commits or a gc runs, so no tag names a version gc is removing.
- * Thread safety: any thread. */
+ * while an ingest or a merge runs (they hold it from start to end; partial ingests share it) or
+ * a gc, so no tag names a version gc is removing. Thread safety: any thread. */
 FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id, fti_error *err);
 /* Verifies one version (id) or, with id NULL, every version and ref: manifest parses, files
  * exist with the recorded size and SHA-256, shard and index headers check out, refs point at

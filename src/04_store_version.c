@@ -1400,8 +1400,8 @@ static fti_result fti__st_lock(const char *home, int shared, int *fd, fti_error 
         if (*fd >= 0) close(*fd);
         *fd = -1;
         rc = fti_error_set(err, FTI_ERR_BUSY,
-                           "%s: another ingest or a gc holds the store lock; try again when it "
-                           "is done", lock_path);
+                           "%s: an ingest, a gc or a tag holds the store lock; try again when "
+                           "it is done", lock_path);
     }
     fti_free(lock_path);
     return rc;
@@ -2091,7 +2091,7 @@ static void fti__st_owner_add(fti__st_owner *o, const char *s, size_t n) {
     size_t at = 0, k;
     while (n && (*s == ' ' || *s == ',')) s++, n--;
     while (n && (s[n - 1] == ' ' || s[n - 1] == ',')) n--;
-    if (!n || o->n_names >= 64) return;
+    if (!n || o->n_names >= 64 || o->names.oom) return; /* out of memory: names uncounted */
     for (k = 0; k < o->n_names; k++) {
         const char *q = o->names.data + at;
         size_t m = strlen(q);
@@ -2100,7 +2100,7 @@ static void fti__st_owner_add(fti__st_owner *o, const char *s, size_t n) {
     }
     fti_buf_append(&o->names, s, n);
     fti_buf_putc(&o->names, '\0');
-    o->n_names++;
+    if (!o->names.oom) o->n_names++;
 }
 
 /* Is author a (n bytes) one of o's names, as whole words, any case (as --authors)? */
@@ -2235,14 +2235,18 @@ static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow,
                 size_t len = strlen(nm), at = fti__st_owner_find(&all, nm, len);
                 q += len + 1;
                 if (at == all.n_names) {
-                    size_t *c2 = (size_t *)fti_realloc(counts, (all.n_names + 1) * sizeof *c2);
+                    size_t *c2;
+                    /* only the first conversation's senders can be in all of them (and a
+                     * folder may hold any number of people) */
+                    if (n_conv) continue;
+                    c2 = (size_t *)fti_realloc(counts, (all.n_names + 1) * sizeof *c2);
                     if (!c2) {
                         oom = 1;
                         break;
                     }
                     counts = c2;
                     fti__st_owner_add(&all, nm, len);
-                    if (at == all.n_names) { /* not added (64 names) */
+                    if (at == all.n_names) { /* not added (64 names, out of memory) */
                         ok = 0;
                         break;
                     }
@@ -2290,6 +2294,24 @@ static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow,
     return oom ? -1 : 0;
 }
 
+/* The inferred owner among ow[lo..hi) (fti__st_owner_infer's, one per folder, in
+ * fti__st_named_cmp's order of their folders) that covers the file named name, or NULL: a binary
+ * search, so that thousands of such folders cost no time per message. */
+static const fti__st_owner *fti__st_owner_inferred_of(const fti__st_owner *ow, size_t lo,
+                                                      size_t hi, const char *name) {
+    size_t t, g;
+    if (!fti__st_thread_of(name, &t, &g)) return NULL;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2, sc = ow[mid].scope;
+        int c = memcmp(name, ow[mid].file_name, g < sc ? g : sc);
+        if (c == 0) c = g < sc ? -1 : g > sc ? 1 : 0;
+        if (c == 0) return &ow[mid];
+        if (c < 0) hi = mid;
+        else lo = mid + 1;
+    }
+    return NULL;
+}
+
 /* Leaves out of the version what other people wrote to the owner of an export, unless
  * --authors is given ("*" included):
  * - conversations (kind "message") in an export whose account file names its owner (the
@@ -2303,7 +2325,7 @@ static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow,
  * message), so the result depends only on the inputs. 0, or -1 when out of memory. */
 static int fti__st_owner_filter(fti__st_run *r) {
     fti__st_owner *ow = NULL;
-    size_t n_ow = 0, cap = 0, i, k, q, pl = strlen(FTI__ST_OWNER_PREFIX);
+    size_t n_ow = 0, n_acc, cap = 0, i, k, q, pl = strlen(FTI__ST_OWNER_PREFIX);
     int oom = 0;
     if (r->o.authors && r->o.authors[0]) return 0;
     for (i = 0; i < r->n_files && !oom; i++) {
@@ -2357,9 +2379,11 @@ static int fti__st_owner_filter(fti__st_run *r) {
             oom |= o->names.oom;
         }
     }
+    n_acc = n_ow; /* the account files' and sent mail's owners, then the inferred ones */
     if (!oom && fti__st_owner_infer(r, &ow, &n_ow, &cap) != 0) oom = 1;
     for (i = 0; i < r->n_files && n_ow && !oom; i++) {
         fti__st_file *f = &r->files[i];
+        const fti__st_owner *inf = fti__st_owner_inferred_of(ow, n_acc, n_ow, f->name);
         size_t w = 0;
         for (k = 0; k < f->out.n_docs; k++) {
             fti__st_doc *d = &f->out.docs[k];
@@ -2368,9 +2392,10 @@ static int fti__st_owner_filter(fti__st_run *r) {
             is_msg = d->kind && strcmp(d->kind, "message") == 0;
             is_mail = d->kind && (strcmp(d->kind, "mbox") == 0 || strcmp(d->kind, "mail") == 0);
             if ((is_msg || is_mail) && d->author)
-                for (q = 0; q < n_ow && !mine; q++) {
-                    const fti__st_owner *o = &ow[q];
-                    if (o->mail != is_mail || !o->n_names || !fti__st_owner_covers(o, f->name))
+                for (q = 0; q <= n_acc && !mine; q++) {
+                    const fti__st_owner *o = q < n_acc ? &ow[q] : inf;
+                    if (!o || o->mail != is_mail || !o->n_names ||
+                        !fti__st_owner_covers(o, f->name))
                         continue;
                     covered = 1;
                     by = o;

@@ -736,6 +736,48 @@ FTI_TEST(store_conversation_owner_inferred) {
     }
 }
 
+FTI_TEST(store_conversation_owner_inferred_many) {
+    /* a real inbox: 70 conversations, each with another friend (more than 64 people in the
+     * folder), the owner in all of them; the owner's messages alone stay */
+    static const char *const w[] = {"rye", "oven", "salt", "crust", "flour", "dough", "yeast",
+                                    "basket", "starter", "loaf"};
+    export_file files[70];
+    char names[70][64], bodies[70][300], home[512], id[65];
+    fti_buf got;
+    size_t i;
+    for (i = 0; i < 70; i++) {
+        const char *a = w[i % 10], *b = w[i / 10], *c = w[(i * 7 + 3) % 10];
+        snprintf(names[i], sizeof names[i], "fb/messages/inbox/friend_%u/message_1.json",
+                 (unsigned)i);
+        snprintf(bodies[i], sizeof bodies[i],
+                 "{\"messages\": [{\"sender_name\": \"Friend %u\", \"content\": \"Theirs "
+                 "%u: %s before %s, then %s.\"}, {\"sender_name\": \"Ann Lee\", \"content\": "
+                 "\"Mine %u: %s after %s, and %s.\"}]}",
+                 (unsigned)i, (unsigned)i, a, b, c, (unsigned)i, c, a, b);
+        files[i].name = names[i];
+        files[i].bytes = bodies[i];
+    }
+    REQUIRE(ingest_exports("inferred_many", files, 70, NULL, home, id, &got));
+    CHECK(strstr(got.data, "Mine 69:") != NULL);
+    CHECK(strstr(got.data, "Theirs 69:") == NULL);
+    CHECK(strstr(got.data, "Theirs") == NULL);
+    fti_buf_free(&got);
+}
+
+FTI_TEST(store_owner_add_oom) {
+    /* a name that could not be stored is not counted (the names are read back by strlen) */
+    fti__st_owner o;
+    memset(&o, 0, sizeof o);
+    fti_test_alloc_fail_at(1, 1);
+    fti__st_owner_add(&o, "Ann Lee", 7);
+    fti__st_owner_add(&o, "Bob Stone", 9);
+    fti_test_alloc_fail_at(0, 0);
+    CHECK(o.names.oom);
+    CHECK_EQ_INT(o.n_names, 0);
+    CHECK(!fti__st_owner_is(&o, "Ann Lee", 7));
+    fti_buf_free(&o.names);
+}
+
 FTI_TEST(store_mailbox_owner) {
     /* a mailbox holds everyone's mail: the sent mail next to it (Thunderbird's "Sent", Gmail's
      * "Sent" label) names the owner, whose mail alone is kept there; a folder without sent mail
@@ -952,6 +994,10 @@ FTI_TEST(store_review_false_positives) {
     CHECK(html_is("<footer><footer>f</footer>g</footer>h<button>b<button>c</button>d", "hbd",
                   NULL));
     CHECK(html_is("</nav>a<nav>b</nav></nav>c", "a\n\nc", NULL));
+    /* an end tag in a start tag's attribute is a value, not its end (nor a nested start) */
+    CHECK(html_is("<nav title=\"</nav>\">m</nav>y", "y", NULL));
+    CHECK(html_is("<nav data-x=\"<nav>\">m</nav>y", "y", NULL));
+    CHECK(html_is("<footer title='</footer>'>f</footer><p>z", "z", NULL));
     CHECK(html_is("<footer-note>f</footer-note> <navigation>n</navigation>", "f n", NULL));
     CHECK(html_is("<title>T # t</title>z", "z", "T # t"));
     CHECK(md_is("---\ntitle: Notes # draft\n---\nbody", "body", "Notes"));
