@@ -15988,6 +15988,9 @@ static const char *const fti__st_html_skip[] = {
     "script", "style", "head",   "noscript", "template", "svg", "iframe",
     "object", "math",  "nav",    "footer",   "button",   NULL};
 static const char *const fti__st_html_boiler[] = {"nav", "footer", "button", NULL};
+/* the skipped elements whose text is not markup the page reads on in (no nesting counted) */
+static const char *const fti__st_html_raw[] = {"script", "style",  "noscript", "template",
+                                               "svg",    "iframe", "object",   "math", NULL};
 
 static int fti__st_in_list(const char *name, size_t n, const char *const *list) {
     size_t i;
@@ -16071,7 +16074,8 @@ typedef struct fti__st_boil {
 
 static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t from,
                               const char *name) {
-    size_t m = strlen(name), i = from, cap = 0, depth = 0, *stack = NULL;
+    size_t m = strlen(name), i = from, cap = 0, depth = 0, *stack = NULL, nm;
+    char raw[16];
     b->made = 1;
     while (i < n) {
         const char *lt = (const char *)memchr(s + i, '<', n - i);
@@ -16079,9 +16083,24 @@ static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t f
         if (!lt) break;
         i = (size_t)(lt - s) + 1;
         closing = i < n && s[i] == '/';
-        if (fti__st_tag_name(s + i + closing, n - i - closing) != m ||
-            !fti__st_starts_ci(s + i + closing, m, name))
+        if (n - i >= 3 && memcmp(s + i, "!--", 3) == 0) { /* a comment, as the page skips it */
+            size_t e = fti__st_find_ci(s + i + 3, n - i - 3, "-->");
+            if (e >= n - i - 3) break;
+            i += 3 + e + 3;
             continue;
+        }
+        nm = fti__st_tag_name(s + i + closing, n - i - closing);
+        if (!closing && nm && nm < sizeof raw && fti__st_in_list(s + i, nm, fti__st_html_raw)) {
+            /* a script's or style's text, as the page skips it: no tags there */
+            size_t k, end = i - 1 + fti__st_tag_end(s + i - 1, n - i + 1), e;
+            for (k = 0; k < nm; k++) raw[k] = (char)fti__st_lc((unsigned char)s[i + k]);
+            raw[nm] = '\0';
+            e = fti__st_find_close(s + end, n - end, raw);
+            if (e >= n - end) break;
+            i = end + e;
+            continue;
+        }
+        if (nm != m || !fti__st_starts_ci(s + i + closing, m, name)) continue;
         if (closing) { /* the innermost open one ends here; a stray end tag is nothing */
             if (depth) b->end[stack[--depth]] = i - 1;
             continue;
@@ -21174,8 +21193,10 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * someone other than the owner an export's account file names are left out (unless --authors);
  * the account files are reported as "account_info"; mail of Sent folders and Gmail's "Sent"
  * label is kind "sent", and other people's mail next to it is left out. 7 (2026-11-28, the
- * seventh session): nested <nav>, <footer> and <button> end at their own end tag. */
-#define FTI__ST_FORMAT 7
+ * seventh session): nested <nav>, <footer> and <button> end at their own end tag. 8 (2026-11-28,
+ * the eighth): their nesting is counted outside comments and scripts' text only; an owner is
+ * inferred over the conversations of 2 to 63 senders (the others no longer stop it). */
+#define FTI__ST_FORMAT 8
 
 /* === workspace ============================================================================== */
 
@@ -23333,9 +23354,9 @@ static int fti__st_named_cmp(const void *a, const void *b) {
 
 /* Conversations of an export without an account file (Messenger's or Instagram's without the
  * profile, per-chat Telegram exports): in a folder of two or more conversation folders
- * (folder/<conversation>/<files>), each with at least two senders, the one sender found in
- * every conversation is the owner; no owner when none or several are (two friends in all the
- * same group chats: everyone's messages stay). Files an account file's owner covers are not
+ * (folder/<conversation>/<files>) with at least two senders (and fewer than 64; the others do
+ * not count), the one sender found in every such conversation is the owner; no owner when none
+ * or several are (two friends in all the same group chats: everyone's messages stay). Files an account file's owner covers are not
  * looked at. Adds the owners to *ow (the filter's list) and an "owner_inferred" entry to the
  * first file of each such folder. 0, or -1 when out of memory. */
 static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow, size_t *cap) {
@@ -23377,7 +23398,15 @@ static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow,
                 }
             }
             if (c == b) c = b + 1; /* (cannot happen: fs[b] is such a file) */
-            ok &= one.n_names >= 2 && one.n_names < 64; /* a conversation, not too many */
+            /* a conversation only one person wrote in (a friend's unanswered message, the
+             * owner's to someone who never replied) says nothing of who the owner is, nor does
+             * a group of 64 or more (its names are not all kept): neither counts */
+            if (one.n_names < 2 || one.n_names >= 64 || one.names.oom) {
+                oom |= one.names.oom;
+                fti_buf_free(&one.names);
+                b = c;
+                continue;
+            }
             for (k = 0, q = 0; k < one.n_names && ok; k++) {
                 const char *nm = one.names.data + q;
                 size_t len = strlen(nm), at = fti__st_owner_find(&all, nm, len);
@@ -23429,8 +23458,9 @@ static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow,
                 oom |= o->names.oom;
                 fti__st_reject(&r->files[fs[a].i].out, (uint32_t)fs[a].i, "", "owner_inferred",
                                "the export's owner, inferred: \"%.80s\", the one sender in all %lu "
-                               "conversations of %.*s (no account file names one); --authors "
-                               "names whose writing to keep, \"*\" keeps everyone's",
+                               "conversations of %.*s (those of 2 to 63 senders; no account file "
+                               "names one); --authors names whose writing to keep, \"*\" keeps "
+                               "everyone's",
                                nm, (unsigned long)n_conv, (int)(g < 200 ? g : 200), fs[a].name);
             }
         }

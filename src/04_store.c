@@ -588,6 +588,9 @@ static const char *const fti__st_html_skip[] = {
     "script", "style", "head",   "noscript", "template", "svg", "iframe",
     "object", "math",  "nav",    "footer",   "button",   NULL};
 static const char *const fti__st_html_boiler[] = {"nav", "footer", "button", NULL};
+/* the skipped elements whose text is not markup the page reads on in (no nesting counted) */
+static const char *const fti__st_html_raw[] = {"script", "style",  "noscript", "template",
+                                               "svg",    "iframe", "object",   "math", NULL};
 
 static int fti__st_in_list(const char *name, size_t n, const char *const *list) {
     size_t i;
@@ -671,7 +674,8 @@ typedef struct fti__st_boil {
 
 static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t from,
                               const char *name) {
-    size_t m = strlen(name), i = from, cap = 0, depth = 0, *stack = NULL;
+    size_t m = strlen(name), i = from, cap = 0, depth = 0, *stack = NULL, nm;
+    char raw[16];
     b->made = 1;
     while (i < n) {
         const char *lt = (const char *)memchr(s + i, '<', n - i);
@@ -679,9 +683,24 @@ static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t f
         if (!lt) break;
         i = (size_t)(lt - s) + 1;
         closing = i < n && s[i] == '/';
-        if (fti__st_tag_name(s + i + closing, n - i - closing) != m ||
-            !fti__st_starts_ci(s + i + closing, m, name))
+        if (n - i >= 3 && memcmp(s + i, "!--", 3) == 0) { /* a comment, as the page skips it */
+            size_t e = fti__st_find_ci(s + i + 3, n - i - 3, "-->");
+            if (e >= n - i - 3) break;
+            i += 3 + e + 3;
             continue;
+        }
+        nm = fti__st_tag_name(s + i + closing, n - i - closing);
+        if (!closing && nm && nm < sizeof raw && fti__st_in_list(s + i, nm, fti__st_html_raw)) {
+            /* a script's or style's text, as the page skips it: no tags there */
+            size_t k, end = i - 1 + fti__st_tag_end(s + i - 1, n - i + 1), e;
+            for (k = 0; k < nm; k++) raw[k] = (char)fti__st_lc((unsigned char)s[i + k]);
+            raw[nm] = '\0';
+            e = fti__st_find_close(s + end, n - end, raw);
+            if (e >= n - end) break;
+            i = end + e;
+            continue;
+        }
+        if (nm != m || !fti__st_starts_ci(s + i + closing, m, name)) continue;
         if (closing) { /* the innermost open one ends here; a stray end tag is nothing */
             if (depth) b->end[stack[--depth]] = i - 1;
             continue;

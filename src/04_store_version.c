@@ -26,8 +26,10 @@
  * someone other than the owner an export's account file names are left out (unless --authors);
  * the account files are reported as "account_info"; mail of Sent folders and Gmail's "Sent"
  * label is kind "sent", and other people's mail next to it is left out. 7 (2026-11-28, the
- * seventh session): nested <nav>, <footer> and <button> end at their own end tag. */
-#define FTI__ST_FORMAT 7
+ * seventh session): nested <nav>, <footer> and <button> end at their own end tag. 8 (2026-11-28,
+ * the eighth): their nesting is counted outside comments and scripts' text only; an owner is
+ * inferred over the conversations of 2 to 63 senders (the others no longer stop it). */
+#define FTI__ST_FORMAT 8
 
 /* === workspace ============================================================================== */
 
@@ -2185,9 +2187,9 @@ static int fti__st_named_cmp(const void *a, const void *b) {
 
 /* Conversations of an export without an account file (Messenger's or Instagram's without the
  * profile, per-chat Telegram exports): in a folder of two or more conversation folders
- * (folder/<conversation>/<files>), each with at least two senders, the one sender found in
- * every conversation is the owner; no owner when none or several are (two friends in all the
- * same group chats: everyone's messages stay). Files an account file's owner covers are not
+ * (folder/<conversation>/<files>) with at least two senders (and fewer than 64; the others do
+ * not count), the one sender found in every such conversation is the owner; no owner when none
+ * or several are (two friends in all the same group chats: everyone's messages stay). Files an account file's owner covers are not
  * looked at. Adds the owners to *ow (the filter's list) and an "owner_inferred" entry to the
  * first file of each such folder. 0, or -1 when out of memory. */
 static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow, size_t *cap) {
@@ -2229,7 +2231,15 @@ static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow,
                 }
             }
             if (c == b) c = b + 1; /* (cannot happen: fs[b] is such a file) */
-            ok &= one.n_names >= 2 && one.n_names < 64; /* a conversation, not too many */
+            /* a conversation only one person wrote in (a friend's unanswered message, the
+             * owner's to someone who never replied) says nothing of who the owner is, nor does
+             * a group of 64 or more (its names are not all kept): neither counts */
+            if (one.n_names < 2 || one.n_names >= 64 || one.names.oom) {
+                oom |= one.names.oom;
+                fti_buf_free(&one.names);
+                b = c;
+                continue;
+            }
             for (k = 0, q = 0; k < one.n_names && ok; k++) {
                 const char *nm = one.names.data + q;
                 size_t len = strlen(nm), at = fti__st_owner_find(&all, nm, len);
@@ -2281,8 +2291,9 @@ static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow,
                 oom |= o->names.oom;
                 fti__st_reject(&r->files[fs[a].i].out, (uint32_t)fs[a].i, "", "owner_inferred",
                                "the export's owner, inferred: \"%.80s\", the one sender in all %lu "
-                               "conversations of %.*s (no account file names one); --authors "
-                               "names whose writing to keep, \"*\" keeps everyone's",
+                               "conversations of %.*s (those of 2 to 63 senders; no account file "
+                               "names one); --authors names whose writing to keep, \"*\" keeps "
+                               "everyone's",
                                nm, (unsigned long)n_conv, (int)(g < 200 ? g : 200), fs[a].name);
             }
         }

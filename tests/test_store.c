@@ -764,6 +764,53 @@ FTI_TEST(store_conversation_owner_inferred_many) {
     fti_buf_free(&got);
 }
 
+FTI_TEST(store_conversation_owner_inferred_skips) {
+    /* conversations one person wrote in (a friend's unanswered message, the owner's to someone
+     * who never replied) and a group of 70 say nothing of the owner: the two chats with the
+     * owner and one friend each still name her */
+    static char big[70 * 80 + 64];
+    export_file files[5];
+    char home[512], id[65];
+    fti_buf got;
+    fti_dataset *ds = NULL;
+    const fti_json *br;
+    size_t i, w = 0;
+    w += (size_t)snprintf(big + w, sizeof big - w, "{\"messages\": [");
+    for (i = 0; i < 70; i++)
+        w += (size_t)snprintf(big + w, sizeof big - w,
+                              "%s{\"sender_name\": \"Member %u\", \"content\": \"Group %u: the "
+                              "market opens at nine.\"}",
+                              i ? ", " : "", (unsigned)i, (unsigned)i);
+    snprintf(big + w, sizeof big - w, "]}");
+    files[0].name = "fb/messages/inbox/bob_1/message_1.json";
+    files[0].bytes = "{\"messages\": [{\"sender_name\": \"Bob Stone\", \"content\": \"Theirs, "
+                     "Bob: are you coming on Sunday?\"}, {\"sender_name\": \"Ann Lee\", "
+                     "\"content\": \"Mine, to Bob: the bread came out dense again.\"}]}";
+    files[1].name = "fb/messages/inbox/cara_2/message_1.json";
+    files[1].bytes = "{\"messages\": [{\"sender_name\": \"Cara Moss\", \"content\": \"Theirs, "
+                     "Cara: the rye was lovely, thanks.\"}, {\"sender_name\": \"Ann Lee\", "
+                     "\"content\": \"Mine, to Cara: next time with caraway seeds.\"}]}";
+    files[2].name = "fb/messages/inbox/dan_3/message_1.json";
+    files[2].bytes = "{\"messages\": [{\"sender_name\": \"Dan Ray\", \"content\": \"Theirs, "
+                     "Dan: a message never answered.\"}]}";
+    files[3].name = "fb/messages/inbox/eve_4/message_1.json";
+    files[3].bytes = "{\"messages\": [{\"sender_name\": \"Ann Lee\", \"content\": \"Mine, to "
+                     "Eve: she never wrote back.\"}]}";
+    files[4].name = "fb/messages/inbox/market_5/message_1.json";
+    files[4].bytes = big;
+    REQUIRE(ingest_exports("inferred_skips", files, 5, NULL, home, id, &got));
+    CHECK(strstr(got.data, "Mine, to Bob") && strstr(got.data, "Mine, to Cara") &&
+          strstr(got.data, "Mine, to Eve"));
+    CHECK(strstr(got.data, "Theirs") == NULL);
+    CHECK(strstr(got.data, "Group 0:") == NULL && strstr(got.data, "Group 69:") == NULL);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
+    CHECK_EQ_INT(fti_json_get_int(br, "owner_inferred", 0), 1);
+    CHECK_EQ_INT(fti_json_get_int(br, "other_author", 0), 73);
+    fti_dataset_close(ds);
+    fti_buf_free(&got);
+}
+
 FTI_TEST(store_owner_add_oom) {
     /* a name that could not be stored is not counted (the names are read back by strlen) */
     fti__st_owner o;
@@ -998,6 +1045,13 @@ FTI_TEST(store_review_false_positives) {
     CHECK(html_is("<nav title=\"</nav>\">m</nav>y", "y", NULL));
     CHECK(html_is("<nav data-x=\"<nav>\">m</nav>y", "y", NULL));
     CHECK(html_is("<footer title='</footer>'>f</footer><p>z", "z", NULL));
+    /* tags in a comment or in a script's text inside a menu are not tags */
+    CHECK(html_is("<nav>m<!-- <nav> -->n</nav>y", "y", NULL));
+    CHECK(html_is("<nav>m<!-- </nav> -->n</nav>y", "y", NULL));
+    CHECK(html_is("<nav><script>var s = '<nav>';</script>m</nav>y", "y", NULL));
+    CHECK(html_is("<nav><SCRIPT>document.write('</nav>')</script>m</nav>y", "y", NULL));
+    CHECK(html_is("<nav>m<style>/* </nav> */</style></nav><p>y", "y", NULL));
+    CHECK(html_is("<nav>m<!-- never closed </nav>y", "m", NULL)); /* a stray tag */
     CHECK(html_is("<footer-note>f</footer-note> <navigation>n</navigation>", "f n", NULL));
     CHECK(html_is("<title>T # t</title>z", "z", "T # t"));
     CHECK(md_is("---\ntitle: Notes # draft\n---\nbody", "body", "Notes"));
