@@ -18511,10 +18511,47 @@ static int fti__st_words_date(const char *s, size_t n, char out[32]) {
     return fti__st_norm_date(tmp, strlen(tmp), out);
 }
 
+/* A date with slashes as spreadsheets and US exports write it ("3/14/2020", "14/3/2020",
+ * "2020/03/14", a time after it as fti__st_words_date reads one: "3/14/2020 10:15 PM"): the day
+ * is the number above 12, or either when the two are equal; an ambiguous one ("3/4/2020": March 4
+ * in the US, 3 April elsewhere) returns 0, as does anything else. */
+static int fti__st_slash_date(const char *s, size_t n, char out[32]) {
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    size_t i = 0, len[3], k;
+    int v[3], mo, d, y;
+    char tmp[96];
+    for (k = 0; k < 3; k++) {
+        size_t j = i;
+        while (j < n && j - i < 5 && fti__st_is_digit(s[j])) j++;
+        len[k] = j - i;
+        if (!len[k] || len[k] > 4) return 0;
+        v[k] = fti__st_num(s + i, len[k]);
+        i = j;
+        if (k < 2 && (i >= n || s[i++] != '/')) return 0;
+    }
+    if ((i < n && s[i] != ' ' && s[i] != ',') || n - i > 60) return 0;
+    if (len[0] == 4 && len[1] <= 2 && len[2] <= 2) {
+        y = v[0], mo = v[1], d = v[2];
+    } else if (len[2] == 4 && len[0] <= 2 && len[1] <= 2) {
+        y = v[2];
+        if (v[0] > 12 && v[1] <= 12) d = v[0], mo = v[1];
+        else if (v[1] > 12 && v[0] <= 12) mo = v[0], d = v[1];
+        else if (v[0] == v[1]) mo = d = v[0];
+        else return 0;
+    } else {
+        return 0;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > 31) return 0;
+    snprintf(tmp, sizeof tmp, "%d %.3s %d%.*s", d, months + 3 * (mo - 1), y, (int)(n - i),
+             s + i);
+    return fti__st_words_date(tmp, strlen(tmp), out);
+}
+
 /* A document's date in one form (fti__st_emit): "YYYY-MM-DD[T ]HH:MM[:SS[.fff]]" with a zone
  * ("Z", " UTC", "+01:00", "+0100", "-05") becomes UTC, "YYYY-MM-DDTHH:MM:SSZ" (so dates sort);
  * without a zone (a local time) "YYYY-MM-DDTHH:MM:SS"; "DD.MM.YYYY[ HH:MM[:SS]]" (European
- * spreadsheets) likewise; dates in words (fti__st_words_date) too, a date alone as "YYYY-MM-DD".
+ * spreadsheets) likewise; dates in words (fti__st_words_date) and with slashes
+ * (fti__st_slash_date) too, a date alone as "YYYY-MM-DD".
  * No-break spaces (U+00A0, and U+202F that macOS puts before "PM") count as blanks. Returns 0
  * (the date stays as written) for anything else, an ISO date alone and an impossible day
  * ("2021-02-30T10:00Z", "April 31, 2020") included. */
@@ -18544,7 +18581,7 @@ static int fti__st_norm_date(const char *s, size_t n, char out[32]) {
         i = 10;
         if (n == 10) return 0;
     } else {
-        return fti__st_words_date(s, n, out);
+        return fti__st_slash_date(s, n, out) || fti__st_words_date(s, n, out);
     }
     if (y < 1900 || mo < 1 || mo > 12 || d < 1 || d > 31 || d > fti__st_month_days(y, mo))
         return 0; /* (mo and d bounded outright for gcc's format-truncation check) */
@@ -21195,7 +21232,8 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * label is kind "sent", and other people's mail next to it is left out. 7 (2026-11-28, the
  * seventh session): nested <nav>, <footer> and <button> end at their own end tag. 8 (2026-11-28,
  * the eighth): their nesting is counted outside comments and scripts' text only; an owner is
- * inferred over the conversations of 2 to 63 senders (the others no longer stop it). */
+ * inferred over the conversations of 2 to 63 senders (the others no longer stop it); dates with
+ * slashes ("3/14/2020") are read. */
 #define FTI__ST_FORMAT 8
 
 /* === workspace ============================================================================== */

@@ -28,7 +28,8 @@
  * label is kind "sent", and other people's mail next to it is left out. 7 (2026-11-28, the
  * seventh session): nested <nav>, <footer> and <button> end at their own end tag. 8 (2026-11-28,
  * the eighth): their nesting is counted outside comments and scripts' text only; an owner is
- * inferred over the conversations of 2 to 63 senders (the others no longer stop it). */
+ * inferred over the conversations of 2 to 63 senders (the others no longer stop it); dates with
+ * slashes ("3/14/2020") are read. */
 #define FTI__ST_FORMAT 8
 
 /* === workspace ============================================================================== */

@@ -1110,6 +1110,21 @@ FTI_TEST(store_dates_normalized) {
     CHECK(date_is("Mar 3, 2020 10:15PMT", NULL));
     CHECK(date_is("Mar 3, 2020 10:15UTC", NULL));
     /* the day must be in its month; leap years */
+    /* slashes: the day is the number above 12; "3/4/2020" is March 4 or 3 April: as written */
+    CHECK(date_is("3/14/2020", "2020-03-14"));
+    CHECK(date_is("14/3/2020", "2020-03-14"));
+    CHECK(date_is("2020/03/14", "2020-03-14"));
+    CHECK(date_is("5/5/2020", "2020-05-05"));
+    CHECK(date_is("3/14/2020 10:15 PM", "2020-03-14T22:15:00"));
+    CHECK(date_is("3/14/2020, 10:15:30 UTC", "2020-03-14T10:15:30Z"));
+    CHECK(date_is("31/12/1999 23:59", "1999-12-31T23:59:00"));
+    CHECK(date_is("3/4/2020", NULL));
+    CHECK(date_is("13/13/2020", NULL));
+    CHECK(date_is("2/30/2020", NULL));
+    CHECK(date_is("3/14/20", NULL));
+    CHECK(date_is("3/14/2020x", NULL));
+    CHECK(date_is("1/2/3/2020", NULL));
+    CHECK(date_is("3/14/2020 at noon", NULL));
     CHECK(date_is("February 30, 2021", NULL));
     CHECK(date_is("April 31, 2020", NULL));
     CHECK(date_is("2021-02-30T10:00:00Z", NULL));
