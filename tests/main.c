@@ -298,14 +298,20 @@ void fti_test_close_sessions(fti_engine *e, fti_session **s, size_t n) {
 /* --- the tests ----------------------------------------------------------------------------- */
 #include "tests_gen.c" /* generated: includes every tests/test_*.c and defines fti_tests[] */
 
+/* Is the test named name selected: its name contains one of the FILTERs (all when none is
+ * given) and none of the "!FILTER"s. */
 static int matches(const char *name, int argc, char **argv, int first) {
-    int i, any = 0;
+    int i, any = 0, hit = 0;
     for (i = first; i < argc; i++) {
         if (argv[i][0] == '-') continue;
+        if (argv[i][0] == '!') {
+            if (argv[i][1] && strstr(name, argv[i] + 1)) return 0;
+            continue;
+        }
         any = 1;
-        if (strstr(name, argv[i])) return 1;
+        if (strstr(name, argv[i])) hit = 1;
     }
-    return !any;
+    return hit || !any;
 }
 
 static void rm_rf(const char *dir) {
@@ -329,9 +335,10 @@ int main(int argc, char **argv) {
             fti_test_data_dir = argv[++i];
             argv[i] = (char *)"-";
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: fti-test [--list] [--no-fork] [--data DIR] [FILTER...]\n"
-                   "Runs fti's tests (those whose name contains a FILTER, or all), each in a\n"
-                   "child process; ends with 'N passed, N failed'. Data: $FTI_DATA or\n"
+            printf("usage: fti-test [--list] [--no-fork] [--data DIR] [FILTER...] [!FILTER...]\n"
+                   "Runs fti's tests (those whose name contains a FILTER, or all, but none\n"
+                   "that contains a !FILTER), each in a child process; ends with\n"
+                   "'N passed, N failed'. Data: $FTI_DATA or\n"
                    "../shared/data. FTI_TEST_TIMEOUT sets the per-test limit in seconds.\n");
             return 0;
         }
