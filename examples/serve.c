@@ -500,14 +500,19 @@ static fti_drift_ref *eng_reference(eng *g) {
     return ref;
 }
 
+/* Opens the model at path for serving on pool. load_pool: the pool the load's repacking may
+ * run on (the serving pool before the server starts; NULL for a reload, while it serves). */
 static fti_result eng_open(const char *path, const char *home, int n_ctx, int rag_k,
-                           int max_batch, fti_pool *pool, fti_gen *gen, fti_drift_ref **ref,
-                           fti_error *err) {
+                           int max_batch, fti_pool *pool, fti_pool *load_pool, fti_gen *gen,
+                           fti_drift_ref **ref, fti_error *err) {
     eng *g = (eng *)fti_calloc(1, sizeof *g);
     fti_result r;
     const char *idp = fti_path_base(path);
+    fti_engine_opts eo;
     if (!g) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
-    r = fti_engine_open(&g->e, path, NULL, err);
+    memset(&eo, 0, sizeof eo);
+    eo.pool = load_pool;
+    r = fti_engine_open(&g->e, path, &eo, err);
     if (r == FTI_OK) r = fti_engine_tokenizer(g->e, &g->tok, err);
     if (r != FTI_OK) {
         eng_release(g);
@@ -632,9 +637,8 @@ static void *watch_main(void *arg) {
                 fti_gen gen;
                 fti_drift_ref *ref = NULL;
                 char msg[600];
-                if (eng_open(path, w->home, w->n_ctx, w->rag_k, w->max_batch, w->pool, &gen, &ref,
-                             &err) !=
-                    FTI_OK) {
+                if (eng_open(path, w->home, w->n_ctx, w->rag_k, w->max_batch, w->pool, NULL,
+                             &gen, &ref, &err) != FTI_OK) {
                     snprintf(msg, sizeof msg, "reload of %s failed: %s", path, err.msg);
                     log_fn(NULL, FTI_LOG_ERROR, msg);
                     fti_free(path);
@@ -779,7 +783,8 @@ int main(int argc, char **argv) {
             }
             model = model_path;
         }
-        if (eng_open(model, home, n_ctx, rag_k, o.max_batch, pool, &gen, &ref, &err) != FTI_OK) {
+        if (eng_open(model, home, n_ctx, rag_k, o.max_batch, pool, pool, &gen, &ref, &err) !=
+            FTI_OK) {
             fprintf(stderr, "fti-serve: %s\n", err.msg);
             goto out;
         }
