@@ -17812,6 +17812,7 @@ typedef struct fti__st_doc {
     char *text;
     size_t text_len;
     char *title, *author, *date, *kind, *loc; /* loc: "" for a whole file, else "#line 3" */
+    char *addr; /* mail: the sender's address (lower case), for the owner filter only; else NULL */
     unsigned char sha[32];                    /* SHA-256 of the record's raw bytes */
     uint32_t file;                            /* index of the input file */
     uint64_t text_off; /* where the text is in the records pack (once written there) */
@@ -17858,6 +17859,7 @@ static void fti__st_doc_free(fti__st_doc *d) {
     fti_free(d->date);
     fti_free(d->kind);
     fti_free(d->loc);
+    fti_free(d->addr);
     fti_free(d->mh);
 }
 
@@ -20386,6 +20388,23 @@ static char *fti__st_mail_author(const char *v, size_t n) {
     return fti__st_meta_str(v, n, 200);
 }
 
+/* The address of a From header ("Ann Lee <Ann@Example.com>" or a bare "ann@example.com") in
+ * lower case, or NULL (none, or no '@' in it). */
+static char *fti__st_mail_addr(const char *v, size_t n) {
+    const char *a = v, *lt = (const char *)memchr(v, '<', n), *gt;
+    size_t an = n, i;
+    char *out;
+    if (lt && (gt = (const char *)memchr(lt, '>', n - (size_t)(lt - v))) != NULL)
+        a = lt + 1, an = (size_t)(gt - lt - 1);
+    fti__st_trim(&a, &an);
+    if (!an || an > 254 || !memchr(a, '@', an)) return NULL;
+    for (i = 0; i < an; i++)
+        if (a[i] == ' ' || a[i] == '<' || a[i] == '>' || a[i] == '"') return NULL;
+    out = fti_strndup(a, an);
+    for (i = 0; out && i < an; i++) out[i] = (char)fti__st_lc((unsigned char)out[i]);
+    return out;
+}
+
 /* RFC 2822 date ("Tue, 3 Mar 2020 10:04:05 +0100") to "2020-03-03T10:04:05+0100"; else the
  * trimmed text. */
 static char *fti__st_mail_date(const char *v, size_t n) {
@@ -20543,8 +20562,14 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
             fti_free(dt);
             goto done;
         }
-        fti__st_emit(pp, o, file, loc, raw, raw_len, text.data ? text.data : "", text.len, flags,
-                     title, author, dt, fti_strdup(kind));
+        {
+            size_t before = o->n_docs;
+            fti__st_emit(pp, o, file, loc, raw, raw_len, text.data ? text.data : "", text.len,
+                         flags, title, author, dt, fti_strdup(kind));
+            if (o->n_docs > before && from.len) /* the owner filter's: not in the dataset */
+                o->docs[o->n_docs - 1].addr =
+                    fti__st_mail_addr(dec.data ? dec.data : "", dec.len);
+        }
     }
 done:
     fti_buf_free(&mt.plain);
@@ -21233,7 +21258,8 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * seventh session): nested <nav>, <footer> and <button> end at their own end tag. 8 (2026-11-28,
  * the eighth): their nesting is counted outside comments and scripts' text only; an owner is
  * inferred over the conversations of 2 to 63 senders (the others no longer stop it); dates with
- * slashes ("3/14/2020") are read. */
+ * slashes ("3/14/2020") are read; a mail's sender address is kept for the owner filter (records
+ * layout 2). */
 #define FTI__ST_FORMAT 8
 
 /* === workspace ============================================================================== */
@@ -21373,13 +21399,18 @@ static void fti__st_proc_key(const fti_ingest_opts *o, fti_buf *out) {
 
 /* === records pack (per-file ingest results, reused by the next ingest) ==================== */
 /*
- *   "FTIRECS\0" u32 version u32 n_files
+ *   "FTIRECS\0" u32 version (2) u32 n_files
  *   per file: u8[32] raw sha, u8[32] proc key sha, u32 n_docs, u32 n_rejs
- *     doc: str text, title, author, date, kind, loc; u8[32] sha; u32[128] minhash
+ *     doc: str text, title, author, date, kind, loc, addr (version 2: a mail sender's address,
+ *     for the owner filter); u8[32] sha; u32[128] minhash
  *     rej: str reason, detail, loc
  *   str: u32 length (0xFFFFFFFF = absent) then the bytes
  * A file's section is also what a partial (sharded ingest) carries for each of its files.
  */
+
+/* The layout of the records pack's and the partials' sections (2 since processing format 8: a
+ * document's addr). */
+#define FTI__ST_RECS_VER 2
 
 static void fti__st_pack_str(fti_buf *b, const char *s, size_t n) {
     if (!s) {
@@ -21455,6 +21486,7 @@ static void fti__st_pack_file(fti_buf *b, fti__st_file *f) {
         fti__st_pack_str(b, d->date, d->date ? strlen(d->date) : 0);
         fti__st_pack_str(b, d->kind, d->kind ? strlen(d->kind) : 0);
         fti__st_pack_str(b, d->loc, d->loc ? strlen(d->loc) : 0);
+        fti__st_pack_str(b, d->addr, d->addr ? strlen(d->addr) : 0);
         fti_buf_append(b, d->sha, 32);
         for (k = 0; k < FTI_MINHASH_PERMS; k++) fti__st_put_u32(b, d->mh ? d->mh[k] : 0);
     }
@@ -21507,6 +21539,7 @@ static int fti__st_parse_section(const unsigned char *sec, size_t len, uint32_t 
         d->date = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
         d->kind = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
         d->loc = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
+        d->addr = fti__st_unpack_str(r, NULL, copy, NULL, &ok);
         if (out && ok && !r->err) {
             /* hashes from the bytes in place (the id mixes in the title) */
             d->text = (char *)(sec + at);
@@ -22164,7 +22197,9 @@ static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
     r->have_parent_recs = 1;
     p = (const unsigned char *)r->parent_recs.data;
     len = r->parent_recs.len;
-    if (len < 16 || memcmp(p, "FTIRECS", 8) != 0 || fti_load_u32(p + 8) != 1) return;
+    /* (a pack of another layout is not reused: its files are processed again) */
+    if (len < 16 || memcmp(p, "FTIRECS", 8) != 0 || fti_load_u32(p + 8) != FTI__ST_RECS_VER)
+        return;
     n = fti_load_u32(p + 12);
     for (k = 0; k < n && pos < len; k++) {
         size_t used = 0;
@@ -22765,7 +22800,7 @@ FTIDEF fti_result fti_store_ingest_partial(const char *home, const char *const *
 }
 
 /* --- partials ---
- *   0 "FTIPART\0"  8 u32 version (1)  12 u32 shard  16 u32 n_shards  20 u32 n_files (all shards)
+ *   0 "FTIPART\0"  8 u32 version (FTI__ST_RECS_VER)  12 u32 shard  16 u32 n_shards  20 u32 n_files (all shards)
  *   24 u32 n_mine  28 u32 0  32 u8[32] plan  64 u64 index offset  72 u64 index length  80 ...
  *   then each of the shard's files' section (as in the records pack), then the index: per file
  *   u32 number, u8 kind, hashed, reused, failed, u64 size, u8[32] sha, u64 section offset,
@@ -22833,7 +22868,7 @@ static fti_result fti__st_partial_run(fti__st_run *r, fti_buf *out_path, fti_err
     }
     fti_afile_write(&r->part, r->part_index.data ? r->part_index.data : "", r->part_index.len);
     memcpy(hdr, "FTIPART", 8);
-    fti_store_u32(hdr + 8, 1);
+    fti_store_u32(hdr + 8, FTI__ST_RECS_VER);
     fti_store_u32(hdr + 12, r->shard_i);
     fti_store_u32(hdr + 16, r->shard_n);
     fti_store_u32(hdr + 20, (uint32_t)r->n_files);
@@ -22913,9 +22948,15 @@ static fti_result fti__st_load_partials(fti__st_run *r, const char *const *paths
             break;
         }
         fsize = (uint64_t)st.st_size;
-        if (!fti__st_fd_pread(fd, hdr, sizeof hdr, 0) || memcmp(hdr, "FTIPART", 8) != 0 ||
-            fti_load_u32(hdr + 8) != 1) {
+        if (!fti__st_fd_pread(fd, hdr, sizeof hdr, 0) || memcmp(hdr, "FTIPART", 8) != 0) {
             rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: not an fti partial", paths[p]);
+            break;
+        }
+        if (fti_load_u32(hdr + 8) != FTI__ST_RECS_VER) {
+            rc = fti_error_set(err, FTI_ERR_FORMAT,
+                               "%s: a partial of another fti version (layout %lu, this one reads "
+                               "%d): run the shards' ingest again with this one",
+                               paths[p], (unsigned long)fti_load_u32(hdr + 8), FTI__ST_RECS_VER);
             break;
         }
         shard = fti_load_u32(hdr + 12);
@@ -23310,6 +23351,21 @@ static void fti__st_owner_add(fti__st_owner *o, const char *s, size_t n) {
     if (!o->names.oom) o->n_names++;
 }
 
+/* Is addr (a mail sender's address, lower case) one of o's names that are addresses, whole
+ * (the name "ann" is not the address "ann@example.org")? */
+static int fti__st_owner_addr_is(const fti__st_owner *o, const char *addr) {
+    size_t at = 0, k, n = strlen(addr);
+    for (k = 0; k < o->n_names; k++) {
+        const char *q = o->names.data + at;
+        size_t m = strlen(q), i;
+        at += m + 1;
+        if (m != n || !memchr(q, '@', m)) continue;
+        for (i = 0; i < m && fti__st_lc((unsigned char)q[i]) == (unsigned char)addr[i];) i++;
+        if (i == m) return 1;
+    }
+    return 0;
+}
+
 /* Is author a (n bytes) one of o's names, as whole words, any case (as --authors)? */
 static int fti__st_owner_is(const fti__st_owner *o, const char *a, size_t n) {
     size_t at = 0, k;
@@ -23589,8 +23645,9 @@ static int fti__st_owner_filter(fti__st_run *r) {
                     p += m;
                     if (e) p += strlen(FTI__ST_OWNER_SEP);
                 }
-            } else {
+            } else { /* the sender's name and address: the owner's mail may show either */
                 fti__st_owner_add(o, d->author, strlen(d->author));
+                if (d->addr) fti__st_owner_add(o, d->addr, strlen(d->addr));
             }
             oom |= o->names.oom;
         }
@@ -23615,7 +23672,8 @@ static int fti__st_owner_filter(fti__st_run *r) {
                         continue;
                     covered = 1;
                     by = o;
-                    mine = fti__st_owner_is(o, d->author, strlen(d->author));
+                    mine = fti__st_owner_is(o, d->author, strlen(d->author)) ||
+                           (is_mail && d->addr && fti__st_owner_addr_is(o, d->addr));
                 }
             if (covered && !mine) {
                 char names[200];
@@ -23801,7 +23859,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         uint32_t n_packed = 0;
         for (i = 0; i < r->n_files; i++) n_packed += r->files[i].hashed != 0;
         memcpy(h, "FTIRECS", 8);
-        fti_store_u32(h + 8, 1);
+        fti_store_u32(h + 8, FTI__ST_RECS_VER);
         fti_store_u32(h + 12, n_packed);
         rc = fti__st_objw_open(r, &r->recs, "records", err);
         if (rc != FTI_OK) goto done;

@@ -8,6 +8,7 @@ typedef struct fti__st_doc {
     char *text;
     size_t text_len;
     char *title, *author, *date, *kind, *loc; /* loc: "" for a whole file, else "#line 3" */
+    char *addr; /* mail: the sender's address (lower case), for the owner filter only; else NULL */
     unsigned char sha[32];                    /* SHA-256 of the record's raw bytes */
     uint32_t file;                            /* index of the input file */
     uint64_t text_off; /* where the text is in the records pack (once written there) */
@@ -54,6 +55,7 @@ static void fti__st_doc_free(fti__st_doc *d) {
     fti_free(d->date);
     fti_free(d->kind);
     fti_free(d->loc);
+    fti_free(d->addr);
     fti_free(d->mh);
 }
 
@@ -2582,6 +2584,23 @@ static char *fti__st_mail_author(const char *v, size_t n) {
     return fti__st_meta_str(v, n, 200);
 }
 
+/* The address of a From header ("Ann Lee <Ann@Example.com>" or a bare "ann@example.com") in
+ * lower case, or NULL (none, or no '@' in it). */
+static char *fti__st_mail_addr(const char *v, size_t n) {
+    const char *a = v, *lt = (const char *)memchr(v, '<', n), *gt;
+    size_t an = n, i;
+    char *out;
+    if (lt && (gt = (const char *)memchr(lt, '>', n - (size_t)(lt - v))) != NULL)
+        a = lt + 1, an = (size_t)(gt - lt - 1);
+    fti__st_trim(&a, &an);
+    if (!an || an > 254 || !memchr(a, '@', an)) return NULL;
+    for (i = 0; i < an; i++)
+        if (a[i] == ' ' || a[i] == '<' || a[i] == '>' || a[i] == '"') return NULL;
+    out = fti_strndup(a, an);
+    for (i = 0; out && i < an; i++) out[i] = (char)fti__st_lc((unsigned char)out[i]);
+    return out;
+}
+
 /* RFC 2822 date ("Tue, 3 Mar 2020 10:04:05 +0100") to "2020-03-03T10:04:05+0100"; else the
  * trimmed text. */
 static char *fti__st_mail_date(const char *v, size_t n) {
@@ -2739,8 +2758,14 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
             fti_free(dt);
             goto done;
         }
-        fti__st_emit(pp, o, file, loc, raw, raw_len, text.data ? text.data : "", text.len, flags,
-                     title, author, dt, fti_strdup(kind));
+        {
+            size_t before = o->n_docs;
+            fti__st_emit(pp, o, file, loc, raw, raw_len, text.data ? text.data : "", text.len,
+                         flags, title, author, dt, fti_strdup(kind));
+            if (o->n_docs > before && from.len) /* the owner filter's: not in the dataset */
+                o->docs[o->n_docs - 1].addr =
+                    fti__st_mail_addr(dec.data ? dec.data : "", dec.len);
+        }
     }
 done:
     fti_buf_free(&mt.plain);

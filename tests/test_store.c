@@ -825,6 +825,47 @@ FTI_TEST(store_owner_add_oom) {
     fti_buf_free(&o.names);
 }
 
+FTI_TEST(store_mailbox_owner_by_address) {
+    /* the sent mail names the owner by address alone; her own mail elsewhere in the folder shows
+     * a name with that address: hers (by the address), where another Ann's is not */
+    static const export_file files[] = {
+        {"tb/Local Folders/Sent",
+         "From - Mon Mar  2 10:00:00 2020\nFrom: ann@example.com\nSubject: rye\n\n"
+         "Sent by me: the rye needs a longer proof tonight.\n"},
+        {"tb/Local Folders/Inbox",
+         "From - Mon Mar  2 12:00:00 2020\nFrom: Ann Lee <ANN@Example.com>\nSubject: note\n\n"
+         "A note to myself about the starter feeding times.\n\n"
+         "From - Mon Mar  2 13:00:00 2020\nFrom: Ann Lee <ann@other.org>\nSubject: hi\n\n"
+         "Another Ann altogether, writing about her garden.\n\n"
+         "From - Mon Mar  2 14:00:00 2020\nFrom: Bob Stone <bob@x.org>\nSubject: flour\n\n"
+         "Received from Bob: which flour do you buy for the rye?\n"}};
+    char home[512], id[65];
+    fti_buf got;
+    fti_dataset *ds = NULL;
+    const fti_json *br;
+    REQUIRE(ingest_exports("owner_addr", files, sizeof files / sizeof files[0], NULL, home, id,
+                           &got));
+    CHECK(strstr(got.data, "Sent by me") != NULL);
+    CHECK(strstr(got.data, "A note to myself") != NULL);
+    CHECK(strstr(got.data, "Another Ann") == NULL);
+    CHECK(strstr(got.data, "Received from Bob") == NULL);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
+    CHECK_EQ_INT(fti_json_get_int(br, "other_author", 0), 2);
+    {   /* the address of a sender with a name stays out of the dataset's documents */
+        void *docs = NULL;
+        size_t len = 0;
+        REQUIRE(fti_file_read(fti_dataset_docs_path(ds), 0, &docs, &len, NULL) == FTI_OK);
+        const char *line = strstr((const char *)docs, "\"Ann Lee\""), *nl;
+        REQUIRE(line != NULL);
+        nl = strchr(line, '\n');
+        CHECK(nl != NULL && memchr(line, '@', (size_t)(nl - line)) == NULL);
+        fti_free(docs);
+    }
+    fti_dataset_close(ds);
+    fti_buf_free(&got);
+}
+
 FTI_TEST(store_mailbox_owner) {
     /* a mailbox holds everyone's mail: the sent mail next to it (Thunderbird's "Sent", Gmail's
      * "Sent" label) names the owner, whose mail alone is kept there; a folder without sent mail
