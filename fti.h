@@ -16074,7 +16074,7 @@ typedef struct fti__st_boil {
 
 static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t from,
                               const char *name) {
-    size_t m = strlen(name), i = from, cap = 0, depth = 0, *stack = NULL, nm;
+    size_t m = strlen(name), i = from, cap = 0, depth = 0, *stack = NULL, nm, end;
     char raw[16];
     b->made = 1;
     while (i < n) {
@@ -16090,9 +16090,14 @@ static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t f
             continue;
         }
         nm = fti__st_tag_name(s + i + closing, n - i - closing);
+        if (!nm && !(i + closing < n && (s[i + closing] == '!' || s[i + closing] == '?')))
+            continue; /* a lone '<' in text, as the page reads it */
+        /* the rest of a tag is its attributes, where "</nav>", "<!--" or "<script>" is a value,
+         * not a tag: the page reads on from the tag's end, and so does this */
+        end = i - 1 + fti__st_tag_end(s + i - 1, n - i + 1);
         if (!closing && nm && nm < sizeof raw && fti__st_in_list(s + i, nm, fti__st_html_raw)) {
             /* a script's or style's text, as the page skips it: no tags there */
-            size_t k, end = i - 1 + fti__st_tag_end(s + i - 1, n - i + 1), e;
+            size_t k, e;
             for (k = 0; k < nm; k++) raw[k] = (char)fti__st_lc((unsigned char)s[i + k]);
             raw[nm] = '\0';
             e = fti__st_find_close(s + end, n - end, raw);
@@ -16100,9 +16105,13 @@ static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t f
             i = end + e;
             continue;
         }
-        if (nm != m || !fti__st_starts_ci(s + i + closing, m, name)) continue;
+        if (nm != m || !fti__st_starts_ci(s + i + closing, m, name)) {
+            i = end;
+            continue;
+        }
         if (closing) { /* the innermost open one ends here; a stray end tag is nothing */
             if (depth) b->end[stack[--depth]] = i - 1;
+            i = end;
             continue;
         }
         if (b->n == cap) {
@@ -16119,9 +16128,7 @@ static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t f
         b->open[b->n] = i - 1;
         b->end[b->n] = n;
         stack[depth++] = b->n++;
-        /* the rest of a start tag is its attributes, where "</nav>" is a value, not a tag (the
-         * page reads on from the tag's end too) */
-        i = b->open[b->n - 1] + fti__st_tag_end(s + b->open[b->n - 1], n - b->open[b->n - 1]);
+        i = end;
     }
     fti_free(stack);
 }
@@ -21256,10 +21263,16 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * the account files are reported as "account_info"; mail of Sent folders and Gmail's "Sent"
  * label is kind "sent", and other people's mail next to it is left out. 7 (2026-11-28, the
  * seventh session): nested <nav>, <footer> and <button> end at their own end tag. 8 (2026-11-28,
+<<<<<<< HEAD
  * the eighth): their nesting is counted outside comments and scripts' text only; an owner is
  * inferred over the conversations of 2 to 63 senders (the others no longer stop it); dates with
  * slashes ("3/14/2020") are read; a mail's sender address is kept for the owner filter (records
  * layout 2). */
+=======
+ * the eighth): their nesting is counted outside comments, scripts' text and attribute values
+ * only; an owner is inferred over the conversations of 2 to 63 senders (the others no longer
+ * stop it); dates with slashes ("3/14/2020") are read. */
+>>>>>>> e94975e (store: menu nesting pre-scan skips every tag's attributes as the page does ("<!--" or "<script>" in a value no longer stops it, "</nav>" in a link's title no longer ends a menu) (tests))
 #define FTI__ST_FORMAT 8
 
 /* === workspace ============================================================================== */

@@ -27,10 +27,16 @@
  * the account files are reported as "account_info"; mail of Sent folders and Gmail's "Sent"
  * label is kind "sent", and other people's mail next to it is left out. 7 (2026-11-28, the
  * seventh session): nested <nav>, <footer> and <button> end at their own end tag. 8 (2026-11-28,
+<<<<<<< HEAD
  * the eighth): their nesting is counted outside comments and scripts' text only; an owner is
  * inferred over the conversations of 2 to 63 senders (the others no longer stop it); dates with
  * slashes ("3/14/2020") are read; a mail's sender address is kept for the owner filter (records
  * layout 2). */
+=======
+ * the eighth): their nesting is counted outside comments, scripts' text and attribute values
+ * only; an owner is inferred over the conversations of 2 to 63 senders (the others no longer
+ * stop it); dates with slashes ("3/14/2020") are read. */
+>>>>>>> e94975e (store: menu nesting pre-scan skips every tag's attributes as the page does ("<!--" or "<script>" in a value no longer stops it, "</nav>" in a link's title no longer ends a menu) (tests))
 #define FTI__ST_FORMAT 8
 
 /* === workspace ============================================================================== */
