@@ -588,9 +588,10 @@ static const char *const fti__st_html_skip[] = {
     "script", "style", "head",   "noscript", "template", "svg", "iframe",
     "object", "math",  "nav",    "footer",   "button",   NULL};
 static const char *const fti__st_html_boiler[] = {"nav", "footer", "button", NULL};
-/* the skipped elements whose text is not markup the page reads on in (no nesting counted) */
-static const char *const fti__st_html_raw[] = {"script", "style",  "noscript", "template",
-                                               "svg",    "iframe", "object",   "math", NULL};
+/* the elements whose text is not markup the page reads on in (no nesting counted): the skipped
+ * ones and <title> (its text is the title, read to its end tag) */
+static const char *const fti__st_html_raw[] = {"script", "style",  "noscript", "template", "svg",
+                                               "iframe", "object", "math",     "title",    NULL};
 
 static int fti__st_in_list(const char *name, size_t n, const char *const *list) {
     size_t i;

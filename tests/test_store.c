@@ -1097,6 +1097,7 @@ FTI_TEST(store_review_false_positives) {
     CHECK(html_is("<nav>a</nav><p title=\"<!--\">x</p><nav>m</nav>y", "x\n\ny", NULL));
     CHECK(html_is("<nav>a</nav><p data-x=\"<script>\">x</p><nav>m</nav>y", "x\n\ny", NULL));
     CHECK(html_is("<nav><a title=\"</nav>\">x</a>m</nav>y", "y", NULL));
+    CHECK(html_is("<nav>m<title></nav></title>n</nav>y", "y", NULL)); /* a title's text */
     CHECK(html_is("<footer-note>f</footer-note> <navigation>n</navigation>", "f n", NULL));
     CHECK(html_is("<title>T # t</title>z", "z", "T # t"));
     CHECK(md_is("---\ntitle: Notes # draft\n---\nbody", "body", "Notes"));
