@@ -27,16 +27,10 @@
  * the account files are reported as "account_info"; mail of Sent folders and Gmail's "Sent"
  * label is kind "sent", and other people's mail next to it is left out. 7 (2026-11-28, the
  * seventh session): nested <nav>, <footer> and <button> end at their own end tag. 8 (2026-11-28,
-<<<<<<< HEAD
- * the eighth): their nesting is counted outside comments and scripts' text only; an owner is
- * inferred over the conversations of 2 to 63 senders (the others no longer stop it); dates with
- * slashes ("3/14/2020") are read; a mail's sender address is kept for the owner filter (records
- * layout 2). */
-=======
- * the eighth): their nesting is counted outside comments, scripts' text and attribute values
- * only; an owner is inferred over the conversations of 2 to 63 senders (the others no longer
- * stop it); dates with slashes ("3/14/2020") are read. */
->>>>>>> e94975e (store: menu nesting pre-scan skips every tag's attributes as the page does ("<!--" or "<script>" in a value no longer stops it, "</nav>" in a link's title no longer ends a menu) (tests))
+ * the eighth): their nesting is counted outside comments, scripts' and titles' text and
+ * attribute values only; an owner is inferred over the conversations of 2 to 63 senders (the
+ * others no longer stop it); dates with slashes ("3/14/2020") are read; a mail's sender address
+ * is kept for the owner filter (records layout 2). */
 #define FTI__ST_FORMAT 8
 
 /* === workspace ============================================================================== */
@@ -2227,8 +2221,8 @@ static int fti__st_named_cmp(const void *a, const void *b) {
  * profile, per-chat Telegram exports): in a folder of two or more conversation folders
  * (folder/<conversation>/<files>) with at least two senders (and fewer than 64; the others do
  * not count), the one sender found in every such conversation is the owner; no owner when none
- * or several are (two friends in all the same group chats: everyone's messages stay). Files an account file's owner covers are not
- * looked at. Adds the owners to *ow (the filter's list) and an "owner_inferred" entry to the
+ * or several are (two friends in all the same group chats: everyone's messages stay). Files an
+ * account file's owner covers are not looked at. Adds the owners to *ow (the filter's list) and an "owner_inferred" entry to the
  * first file of each such folder. 0, or -1 when out of memory. */
 static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow, size_t *cap) {
     fti__st_named *fs = (fti__st_named *)fti_malloc((r->n_files + 1) * sizeof *fs);
