@@ -151,8 +151,7 @@ static void usage(FILE *f) {
             "        --max-copy N (8) words in a row from the author, repeating an earlier\n"
             "        word's definition or 3 words in a row of it, are set aside; of the rest\n"
             "        the pick takes those with the fewest pairs of adjacent words the\n"
-            "        author never wrote next to each other, a capital inside a sentence\n"
-            "        where he writes none counting as one (--any-pairs: all of them)\n"
+            "        author never wrote next to each other (--any-pairs: all of them)\n"
             "\n"
             "  --home DIR      workspace (default $FTI_HOME or ./twin)\n"
             "  --minutes M     time budget of the whole update in minutes (default 3)\n"
@@ -549,62 +548,6 @@ static void lex_build(lexicon *l, const fti_dataset *ds) {
             memset(l, 0, sizeof *l);
             return;
         }
-}
-
-/* Capitals inside a sentence: the small model joins a verse line of his ("A man who ought / To
- * love ...") into a prose definition as "ought To love". A word that starts with a capital
- * after a letter, digit, comma or dash on the same line is "mid-sentence"; in his own text
- * those are names ("God", "American", "I"), and the words of drafts written so that he never
- * wrote them are counted as joints he never wrote (see wt_longest). caps holds the
- * (lower-cased) hashes of his mid-sentence capitals; blank is the characters skipped backwards
- * from a word to what precedes it (his text: spaces and tabs, so a line's first word is no
- * capital inside a sentence; a draft: newlines too). */
-static int capital_inside(const char *t, size_t i, const char *blank) {
-    char c;
-    if (!(t[i] >= 'A' && t[i] <= 'Z')) return 0;
-    while (i > 0 && strchr(blank, t[i - 1])) i--;
-    if (i == 0) return 0;
-    c = t[i - 1];
-    return is_letter(c) || (c >= '0' && c <= '9') || c == ',' || c == '-';
-}
-
-static void caps_build(lexicon *caps, const fti_dataset *ds) {
-    const fti_bm25 *ix = fti_dataset_index(ds);
-    size_t i, n = ix ? fti_bm25_chunks(ix) : 0, k, j;
-    fti_search_hit hit;
-    memset(caps, 0, sizeof *caps);
-    for (i = 0; i < n; i++) {
-        if (!fti_bm25_chunk(ix, i, &hit)) continue;
-        for (k = 0; k < hit.text_len; k = j) {
-            for (j = k; j < hit.text_len && is_letter(hit.text[j]); j++) {}
-            if (j == k) {
-                j++;
-                continue;
-            }
-            if ((k == 0 || !is_letter(hit.text[k - 1])) && capital_inside(hit.text, k, " \t") &&
-                !lex_add(caps, word_hash(hit.text + k, j - k))) {
-                fti_free(caps->h);
-                memset(caps, 0, sizeof *caps); /* out of memory: none counted */
-                return;
-            }
-        }
-    }
-}
-
-/* The words of text[0..len) that start with a capital inside the sentence where the author
- * never writes them so (caps; 0 without it). */
-static size_t caps_foreign(const lexicon *caps, const char *t, size_t len) {
-    size_t k, j, n = 0;
-    if (!caps->cap) return 0;
-    for (k = 0; k < len; k = j) {
-        for (j = k; j < len && is_letter(t[j]); j++) {}
-        if (j == k) {
-            j++;
-            continue;
-        }
-        n += capital_inside(t, k, " \t\r\n") && !lex_has(caps, word_hash(t + k, j - k));
-    }
-    return n;
 }
 
 /* --- the author's words while drafting: tokens that would spell a word he never used are not
@@ -1127,7 +1070,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     float *logits = NULL;
     const char *ver = NULL;
     size_t ver_len = 0, w, n_ctx, V;
-    lexicon lex, caps;
+    lexicon lex;
     wordtext wt;
     fti_buf shown = twin_buf0(); /* the definitions printed so far, one a line */
     fti_ngram *mem = NULL;
@@ -1138,7 +1081,6 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     int rc = 1, failed = 0, masked = 0;
     memset(&wm, 0, sizeof wm);
     memset(&lex, 0, sizeof lex);
-    memset(&caps, 0, sizeof caps);
     memset(&wt, 0, sizeof wt);
     memset(&hook, 0, sizeof hook);
     if (!card) {
@@ -1194,7 +1136,6 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         }
     }
     if (ds && (wo->max_copy || wo->pair_pick)) wt_build(&wt, ds);
-    if (ds && wo->pair_pick) caps_build(&caps, ds);
     if (ds && wo->memory) mem = memory_get(home, id, ds, s);
     if (mem && fti_ngram_vocab(mem) != V) { /* its rows are read as the model's distribution */
         fprintf(stderr, "fti-twin: the author memory has %lu tokens, the model %lu: not used\n",
@@ -1319,8 +1260,6 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             n_known += (size_t)known[d];
             /* new text, not a quotation: at most max_copy words in a row from the author */
             span[d] = wt_longest(&wt, text[d].data ? text[d].data : "", text[d].len, &loose[d]);
-            /* and a verse line's capital inside the sentence is a joint he never wrote */
-            loose[d] += caps_foreign(&caps, text[d].data ? text[d].data : "", text[d].len);
             n_copied += wo->max_copy && span[d] > wo->max_copy;
             level[d] = (wo->max_copy && span[d] > wo->max_copy ? 0 : 2) + known[d];
             /* a definition already given to an earlier word of this run is not new either */
@@ -1406,7 +1345,6 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     rc = failed;
 out:
     fti_free(lex.h);
-    fti_free(caps.h);
     mask_free(&wm);
     fti_free(topic_bias);
     fti_free(topic_exp);

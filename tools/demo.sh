@@ -51,9 +51,8 @@ echo "drafts the definition $DRAFTS times (temperature $TEMP, top-k 40, min-p 0.
 echo "1.1; a draft is the definition's first sentence). Set aside: drafts under 4 words, drafts that"
 echo "quote more than 8 words in a row from him (a twin writes new text, not quotations), and"
 echo "definitions that repeat an earlier word's or 3 words in a row of it. Of the rest, those with the"
-echo "fewest pairs of adjacent words he never wrote next to each other (usually none; a capital inside"
-echo "a sentence where he has none, such as a verse line's \"To\" run into prose, counts as one), and of"
-echo "those the one the twin finds most likely as a whole entry (lowest loss per token, its end included) is"
+echo "fewest pairs of adjacent words he never wrote next to each other (usually none), and of those the"
+echo "one the twin finds most likely as a whole entry (lowest loss per token, its end included) is"
 echo "printed, with the longest run of words it shares with his text. No hand-picking: the same command"
 echo "gives the same lines."
 "$B/fti-twin" --home "$HOME_DIR" write $WORDS --drafts "$DRAFTS" --temp "$TEMP" --seed 7
