@@ -679,7 +679,7 @@ typedef struct fti_block_q4_0 {
     uint8_t qs[FTI_QK / 2];
 } fti_block_q4_0;
 
-/* "f32", "f16", "q4_0", "q8_0", "bf16", or NULL for a type kernels don't know. */
+/* "f32", "f16", "q4_0", "q8_0", "bf16", or "?" for a type kernels don't know (as fti_isa_name). */
 FTIDEF const char *fti_dtype_name(fti_dtype t);
 /* Elements per block (1 for F32/F16/BF16, 32 for Q8_0/Q4_0), 0 if unknown. */
 FTIDEF size_t fti_dtype_block_elems(fti_dtype t);
@@ -6516,7 +6516,7 @@ const char *fti_dtype_name(fti_dtype t) {
     case FTI_DTYPE_Q8_0: return "q8_0";
     case FTI_DTYPE_BF16: return "bf16";
     }
-    return NULL;
+    return "?";
 }
 
 size_t fti_dtype_block_elems(fti_dtype t) {

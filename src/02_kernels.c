@@ -104,7 +104,7 @@ const char *fti_dtype_name(fti_dtype t) {
     case FTI_DTYPE_Q8_0: return "q8_0";
     case FTI_DTYPE_BF16: return "bf16";
     }
-    return NULL;
+    return "?";
 }
 
 size_t fti_dtype_block_elems(fti_dtype t) {

@@ -102,6 +102,7 @@ FTI_TEST(kernels_dispatch) {
     unsetenv("FTI_ISA");
     if (forced[0]) setenv("FTI_ISA", forced, 1);
     CHECK_EQ_STR(fti_dtype_name(FTI_DTYPE_Q4_0), "q4_0");
+    CHECK_EQ_STR(fti_dtype_name((fti_dtype)99), "?");
     CHECK_EQ_INT(fti_dtype_row_bytes(FTI_DTYPE_Q8_0, 64), 68);
     CHECK_EQ_INT(fti_dtype_row_bytes(FTI_DTYPE_Q4_0, 64), 36);
     CHECK_EQ_INT(fti_dtype_row_bytes(FTI_DTYPE_Q4_0, 33), 0);
