@@ -766,20 +766,6 @@ FTIDEF int fti_map_drop(const fti_map *m, size_t off, size_t len) {
 #endif
 }
 
-/* Asks for huge pages under [p, p + n) (Linux: MADV_HUGEPAGE on the whole 2 MiB pages inside;
- * elsewhere nothing), before the memory is first touched: a big buffer then takes a fault per
- * 2 MiB instead of per 4 KiB (the engine's packed weights: 2,000 faults fewer for 8 MB) and
- * fewer TLB misses when streamed. Advice only: contents and ownership do not change. */
-static FTI__UNUSED void fti__mem_huge(void *p, size_t n) {
-#if !defined(FTI_NO_MMAP) && defined(MADV_HUGEPAGE)
-    uintptr_t hp = (uintptr_t)2 << 20, a = ((uintptr_t)p + hp - 1) & ~(hp - 1);
-    uintptr_t e = ((uintptr_t)p + n) & ~(hp - 1);
-    if (p && e > a) (void)madvise((void *)a, (size_t)(e - a), MADV_HUGEPAGE);
-#else
-    (void)p, (void)n;
-#endif
-}
-
 /* Directory part of path ("." when none), as a new string. */
 static char *fti__path_dir(const char *path) {
     const char *slash = strrchr(path, '/');

@@ -303,11 +303,7 @@ static void fti__engine_pack_task(void *ctx, size_t a, size_t b, int thread) {
  * packed only when a head's rows are whole groups (the decode step splits them by heads). Not
  * done when the mapped pages cannot be let go (a read() copy, no madvise: the weights would be
  * kept twice), with opts->no_repack or $FTI_REPACK=0; running out of memory only costs the
- * speed-up. On opts->pool the groups are packed in parallel. The allocation asks for 2 MiB
- * pages (fti__mem_huge; Linux with transparent huge pages): a fault per 2 MiB when packing, and
- * fewer TLB misses (each a two-level walk in a VM) when decode streams the weights. Measured on
- * the Zen 3 VM, alternating runs, first load in a process: stories15M Q4_0 12-20 -> 7-8 ms,
- * stories110M Q4_0 70-78 -> 34-40 ms and its decode at one thread 215-287 -> 290-335 tok/s. */
+ * speed-up. On opts->pool the groups are packed in parallel. */
 static void fti__engine_pack(fti_engine *e, const fti_engine_opts *opts) {
     size_t i, n = e->L * 7 + 1, total = 0, groups = 0;
     const char *env = getenv("FTI_REPACK");
@@ -330,11 +326,7 @@ static void fti__engine_pack(fti_engine *e, const fti_engine_opts *opts) {
         groups += (rows + G - 1) / G;
         if (!fti_size_add(total, (b + 63) / 64 * 64, &total)) goto done;
     }
-    /* (from 4 MB on, aligned to and backed by 2 MiB pages where the system has them) */
-    if (total == 0 ||
-        (e->pack_mem = fti_aligned_alloc(total, total >> 22 ? (size_t)2 << 20 : 64)) == NULL)
-        goto done;
-    fti__mem_huge(e->pack_mem, total);
+    if (total == 0 || (e->pack_mem = fti_aligned_alloc(total, 64)) == NULL) goto done;
     /* in parallel when the caller lends a pool (pages are zeroed and faulted by each thread) */
     fti_pool_for(opts ? opts->pool : NULL, groups, 32, fti__engine_pack_task, &j);
     for (m = j.m; m < j.m + j.n; m++) /* (e's own matrices: not const) */
@@ -2136,9 +2128,8 @@ static void fti__bt_pack(fti_batch *d, int own) {
         if (!fti_size_add(total, bytes[i], &total)) goto done;
     }
     if (total == 0) goto done;
-    d->pack_mem = fti_aligned_alloc(total, total >> 22 ? (size_t)2 << 20 : 64);
+    d->pack_mem = fti_aligned_alloc(total, 64);
     if (!d->pack_mem) goto done;
-    fti__mem_huge(d->pack_mem, total); /* (as the engine's: fti__engine_pack) */
     for (i = 0; i < n; i++) {
         if (!bytes[i]) continue;
         if (fti_qpack(e->k, w[i]->type, w[i]->data, rows[i], cols[i], (char *)d->pack_mem + off,
