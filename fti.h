@@ -809,9 +809,10 @@ FTIDEF fti_result fti_matmul_qa_multi(const fti_kernels *k, fti_pool *pool, cons
                                       size_t n_mats, const void *qact, size_t M, size_t K);
 /* Weights packed once for the multi-row products (on AVX-512 VNNI: 16 rows interleaved per
  * 32-block, so a product does not repack them; about the size of the Q8_0 rows, twice that of
- * Q4_0; on AVX2, Q4_0 only: groups of 8 rows, each 32-block's scales then nibbles interleaved,
- * exactly the size of the rows, which one activation row (decode) reads about 1.2-1.8x faster
- * than the stored rows). fti_qpack_bytes is 0 when table k has no packed form (or bad sizes):
+ * Q4_0; on AVX2: groups of 8 rows, each 32-block's scales then the rows' nibbles (Q4_0) or
+ * int8 values (Q8_0) interleaved by 4 bytes, exactly the size of the rows, which one activation
+ * row (decode) reads about 1.2-1.8x (Q4_0) and 1.0-1.25x (Q8_0) faster than the stored rows;
+ * builds with -Os have the Q4_0 form only). fti_qpack_bytes is 0 when table k has no packed form (or bad sizes):
  * then pass W. P should be 64-byte aligned. FTI_ERR_INVALID when P_bytes is short or the form
  * is missing. The packed form gives the same bits as the stored rows. */
 FTIDEF size_t fti_qpack_bytes(const fti_kernels *k, fti_dtype wtype, size_t N, size_t K);
@@ -821,7 +822,7 @@ FTIDEF fti_result fti_qpack(const fti_kernels *k, fti_dtype wtype, const void *W
  * for single-row products (decode: keep a model's matrices so and pass them as fti_qmat.P with
  * M = 1): rows r0 .. of a packed matrix, for r0 a multiple of G, are the packed form that starts
  * r0·fti_dtype_row_bytes(wtype, K) bytes in (a row range as a matrix of its own). 0 otherwise
- * (AVX2 Q4_0: 8; every other table and type: 0). Thread safety: any thread. */
+ * (AVX2 Q4_0 and Q8_0: 8; every other table and type: 0). Thread safety: any thread. */
 FTIDEF size_t fti_qpack_decode_rows(const fti_kernels *k, fti_dtype wtype);
 
 /* --- BLAS-1 ----------------------------------------------------------------------------------- */
@@ -2729,6 +2730,11 @@ typedef struct fti_engine_opts {
      * the same bits either way except for the decode step's sums, which then run in the prompt
      * batch's order. $FTI_REPACK=0 does the same as 1 here. */
     int no_repack;
+    /* 1: Q8_0 matrices too (AVX2: the 8-row Q8_0 form, decode 15-25% faster on the stories
+     * shapes, prefill 10-50%), at the cost of a pass over them at load that a cold start pays in
+     * page faults (stories110M Q8_0: 3 ms -> 85-180 ms, stories15M 3 -> 13-50 ms on the Zen 3
+     * VM); fti-serve asks for it, fti-infer does not. */
+    int repack_q8_0;
     /* Optional: the repacking above runs on this pool's threads (not kept; it must not be in
      * use by another call during fti_engine_open). NULL = the calling thread. */
     fti_pool *pool;
@@ -11033,6 +11039,28 @@ FTI__AVX2 static void fti__qtile_q4_0_avx2(const char *const *w, const int8_t *c
  * in another order than the AVX2 GEMV (T = 1): the two differ by float rounding. */
 enum { FTI__P8_MAXNB = 32, FTI__P8_BLOCK = 288 };
 
+/* The 8×8 dword transpose: dword j of v[i] -> lane i of the ymm stored at P + 32j. */
+FTI__AVX2 static void fti__p8_transpose_avx2(const __m256i *v, unsigned char *P) {
+    __m256i t[8], u[8];
+    size_t i;
+    for (i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+    }
+    for (i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (i = 0; i < 4; i++) {
+        _mm256_storeu_si256((__m256i *)(void *)(P + i * 32),
+                            _mm256_permute2x128_si256(u[i], u[i + 4], 0x20));
+        _mm256_storeu_si256((__m256i *)(void *)(P + (i + 4) * 32),
+                            _mm256_permute2x128_si256(u[i], u[i + 4], 0x31));
+    }
+}
+
 /* Panel form of rows r0..r0+7 (past N: row N-1 again), blocks b0..b0+nb-1, into P. */
 FTI__AVX2 static void fti__p8_pack_avx2(const char *W, size_t row_bytes, size_t r0, size_t N,
                                         size_t b0, size_t nb, int q4, unsigned char *P) {
@@ -11040,7 +11068,7 @@ FTI__AVX2 static void fti__p8_pack_avx2(const char *W, size_t row_bytes, size_t 
     size_t i, b, bb = q4 ? sizeof(fti_block_q4_0) : sizeof(fti_block_q8_0);
     for (i = 0; i < 8; i++) rows[i] = W + (r0 + i < N ? r0 + i : N - 1) * row_bytes + b0 * bb;
     for (b = 0; b < nb; b++, P += FTI__P8_BLOCK) {
-        __m256i v[8], t[8], u[8];
+        __m256i v[8];
         uint16_t h[8];
         for (i = 0; i < 8; i++) {
             const char *blk = rows[i] + b * bb;
@@ -11054,23 +11082,7 @@ FTI__AVX2 static void fti__p8_pack_avx2(const char *W, size_t row_bytes, size_t 
             }
             memcpy(&h[i], blk, 2);
         }
-        /* 8×8 dwords: v[i] dword j -> P_j lane i */
-        for (i = 0; i < 8; i += 2) {
-            t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
-            t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
-        }
-        for (i = 0; i < 8; i += 4) {
-            u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
-            u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
-            u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
-            u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
-        }
-        for (i = 0; i < 4; i++) {
-            _mm256_storeu_si256((__m256i *)(void *)(P + i * 32),
-                                _mm256_permute2x128_si256(u[i], u[i + 4], 0x20));
-            _mm256_storeu_si256((__m256i *)(void *)(P + (i + 4) * 32),
-                                _mm256_permute2x128_si256(u[i], u[i + 4], 0x31));
-        }
+        fti__p8_transpose_avx2(v, P);
         _mm256_storeu_ps((float *)(void *)(P + 256),
                          _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)h)));
     }
@@ -11169,15 +11181,35 @@ FTI__P8_KERNEL(fti__p8_q4_0x1_avx2, 1, 1, FTI__P8_Q4_STEP)
  * than one on Zen 3). Several activation rows unpack the compact blocks into panel form per
  * chunk and run the panel kernels. Either way each output is the panel kernels' per-row
  * sequence, so the packed and the stored forms give the same bits. */
-enum { FTI__P4C_BLOCK = 144 };
+enum { FTI__P4C_BLOCK = 144, FTI__P8C_BLOCK = 272 /* (Q8_0's, below) */ };
 
-/* Compact form of rows r0..r0+7 (past N: row N-1 again), all nb blocks, into P. */
-FTI__AVX2 static void fti__p4c_pack_avx2(const char *W, size_t row_bytes, size_t r0, size_t N,
-                                         size_t nb, unsigned char *P) {
+/* The Q8_0 form below is left out of -Os builds (Q8_0 stays in the stored rows there: make
+ * size's 150 KB budget). */
+#if !defined(__OPTIMIZE_SIZE__)
+#define FTI__P8C 1
+#else
+#define FTI__P8C 0
+#endif
+
+/* Compact form (Q4_0, else Q8_0's below) of rows r0..r0+7 (past N: row N-1 again), all nb
+ * blocks, into P. */
+FTI__AVX2 static void fti__pc_pack_avx2(const char *W, size_t row_bytes, size_t r0, size_t N,
+                                        size_t nb, int q4, unsigned char *P) {
     const char *rows[8];
     size_t i, b;
     for (i = 0; i < 8; i++) rows[i] = W + (r0 + i < N ? r0 + i : N - 1) * row_bytes;
-    for (b = 0; b < nb; b++, P += FTI__P4C_BLOCK) {
+#if FTI__P8C
+    for (b = 0; !q4 && b < nb; b++, P += FTI__P8C_BLOCK) { /* Q8_0 */
+        __m256i v[8];
+        size_t off = b * sizeof(fti_block_q8_0);
+        for (i = 0; i < 8; i++) {
+            v[i] = _mm256_loadu_si256((const __m256i *)(const void *)(rows[i] + off + 2));
+            memcpy(P + 2 * i, rows[i] + off, 2);
+        }
+        fti__p8_transpose_avx2(v, P + 16);
+    }
+#endif
+    for (b = 0; q4 && b < nb; b++, P += FTI__P4C_BLOCK) {
         __m256i a[4], t[4];
         size_t off = b * sizeof(fti_block_q4_0);
         for (i = 0; i < 4; i++) /* a[i] = [row i qs | row i+4 qs] */
@@ -11270,22 +11302,91 @@ FTI__AVX2 static void fti__p4c_gemv_avx2(const fti__qm_ctx *c, const fti_qmat *a
     }
 }
 
+#if FTI__P8C
+/* --- AVX2 compact Q8_0 groups -------------------------------------------------------------------
+ * fti_qpack's Q8_0 form on the AVX2 table, the same idea as Q4_0's above: per group of 8 rows and
+ * per 32-block, FTI__P8C_BLOCK = 272 bytes (the 8 rows' blocks): the 8 fp16 scales, then the 8
+ * ymm of the panel form (ymm c: in lane i the bytes 4c..4c+3 of row i's qs). One activation row
+ * reads it directly: per ymm the sign trick (|w| times x·sign(w), exact for w = -128 too, as the
+ * panel kernels), one maddubs, one widening; no repacking per call. Measured on Zen 3, one
+ * thread, against the stored rows: 288 -> 32000 from memory 26 -> 31 GB/s, from L3 34 -> 43. */
+/* Panel form of nb compact Q8_0 blocks. */
+FTI__AVX2 static void fti__p8c_unpack_avx2(const unsigned char *C, size_t nb, unsigned char *P) {
+    size_t b;
+    for (b = 0; b < nb; b++, C += FTI__P8C_BLOCK, P += FTI__P8_BLOCK) {
+        memcpy(P, C + 16, 256);
+        _mm256_storeu_ps((float *)(void *)(P + 256),
+                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)C)));
+    }
+}
+
+/* One compact Q8_0 block of 8 rows against x's block: acc += float(Σ w·x)·(wd·xd). */
+FTI__AVX2 static FTI__P4C_INLINE __m256 fti__p8c_step_avx2(const unsigned char *C,
+                                                           const int8_t *xq, float xd,
+                                                           __m256 acc) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    size_t c;
+    for (c = 0; c < 8; c += 2) { /* two chains */
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(const void *)(C + 16 + c * 32));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(const void *)(C + 48 + c * 32));
+        __m256i x0 = _mm256_sign_epi8(fti__p8_x4_avx2(xq + c * 4), w0);
+        __m256i x1 = _mm256_sign_epi8(fti__p8_x4_avx2(xq + c * 4 + 4), w1);
+        s0 = _mm256_add_epi32(
+            s0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w0, w0), x0), ones));
+        s1 = _mm256_add_epi32(
+            s1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w1, w1), x1), ones));
+    }
+    return _mm256_fmadd_ps(
+        _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)),
+        _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)C)),
+                      _mm256_set1_ps(xd)),
+        acc);
+}
+
+/* One activation row against groups [g0, g1) of compact Q8_0 matrix a (as fti__p4c_gemv_avx2). */
+FTI__AVX2 static void fti__p8c_gemv_avx2(const fti__qm_ctx *c, const fti_qmat *a, size_t g0,
+                                         size_t g1) {
+    const int8_t *xq = c->xq;
+    const float *xd = c->xd;
+    float *y = FTI__QMAT_ROW(a, 0);
+    size_t nb = c->nb, gs = nb * FTI__P8C_BLOCK, h = (g1 - g0 + 1) / 2, g, b;
+    const unsigned char *P = (const unsigned char *)a->P;
+    for (g = g0; g < g0 + h; g++) {
+        size_t g2 = g + h < g1 ? g + h : g;
+        const unsigned char *A = P + g * gs, *B = P + g2 * gs;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (b = 0; b < nb; b++, A += FTI__P8C_BLOCK, B += FTI__P8C_BLOCK) {
+            acc0 = fti__p8c_step_avx2(A, xq + b * FTI_QK, xd[b], acc0);
+            acc1 = fti__p8c_step_avx2(B, xq + b * FTI_QK, xd[b], acc1);
+        }
+        fti__p4c_store_avx2(y + g * 8, acc0, a->N - g * 8);
+        if (g2 != g) fti__p4c_store_avx2(y + g2 * 8, acc1, a->N - g2 * 8);
+    }
+}
+#endif /* FTI__P8C */
+
 /* Group g (rows 8g..8g+7) of matrix a against every activation row. While a chunk meets the
  * activation rows, the weights the next pack reads (the next chunk, or with prefetch_next the
  * next group's first one) are prefetched: 8 row streams, each short, and then a long pause, do
  * not keep the hardware prefetcher ahead. */
 FTI__AVX2 static void fti__p8_group_avx2(const fti__qm_ctx *c, const fti_qmat *a, size_t g,
                                          int prefetch_next, unsigned char *buf) {
-    int q4 = a->wtype == FTI_DTYPE_Q4_0, cp = q4 && a->P;
+    int q4 = a->wtype == FTI_DTYPE_Q4_0, cp = a->P != NULL;
     size_t row_bytes = fti_dtype_row_bytes(a->wtype, c->nb * FTI_QK);
     size_t r0 = g * 8, rn = a->N - r0 < 8 ? a->N - r0 : 8, b0, m0, i;
     __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rn),
                                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     for (b0 = 0; b0 < c->nb; b0 += FTI__P8_MAXNB) {
         size_t bn = c->nb - b0 < (size_t)FTI__P8_MAXNB ? c->nb - b0 : (size_t)FTI__P8_MAXNB;
-        if (cp) { /* compact Q4_0 (fti_qpack) */
+        if (cp && q4) { /* the compact forms (fti_qpack) */
             fti__p4c_unpack_avx2((const unsigned char *)a->P + (g * c->nb + b0) * FTI__P4C_BLOCK,
                                  bn, buf);
+#if FTI__P8C
+        } else if (cp) {
+            fti__p8c_unpack_avx2((const unsigned char *)a->P + (g * c->nb + b0) * FTI__P8C_BLOCK,
+                                 bn, buf);
+#endif
         } else {
             fti__p8_pack_avx2((const char *)a->W, row_bytes, r0, a->N, b0, bn, q4, buf);
         }
@@ -11334,10 +11435,14 @@ FTI__AVX2 static void fti__p8_task(void *vctx, size_t g0, size_t g1, int thread)
     (void)thread;
     for (i = 0; i < c->n_mats && g0 < g1; i++) {
         size_t ng = (c->mats[i].N + 7) / 8, g = g0;
-        if (c->M == 1 && c->mats[i].P && c->mats[i].wtype == FTI_DTYPE_Q4_0 && g0 < base + ng) {
-            /* decode on the compact form */
+        if (c->M == 1 && c->mats[i].P && g0 < base + ng) { /* decode on the compact form */
             g = g1 < base + ng ? g1 : base + ng;
-            fti__p4c_gemv_avx2(c, &c->mats[i], g0 - base, g - base);
+#if FTI__P8C
+            if (c->mats[i].wtype == FTI_DTYPE_Q8_0)
+                fti__p8c_gemv_avx2(c, &c->mats[i], g0 - base, g - base);
+            else
+#endif
+                fti__p4c_gemv_avx2(c, &c->mats[i], g0 - base, g - base);
         }
         for (; g < g1 && g < base + ng; g++)
             fti__p8_group_avx2(c, &c->mats[i], g - base, g + 1 < g1, buf);
@@ -11829,10 +11934,11 @@ static int fti__qp_panels(const fti_kernels *k) {
 #endif
 }
 
-/* 1 when table k packs wtype into the compact AVX2 Q4_0 groups. */
+/* 1 when table k packs wtype into the compact AVX2 groups (Q4_0, Q8_0). */
 static int fti__qp_compact(const fti_kernels *k, fti_dtype wtype) {
 #if defined(FTI__X86)
-    return k == &fti__kernels_avx2_table && wtype == FTI_DTYPE_Q4_0;
+    return k == &fti__kernels_avx2_table &&
+           (wtype == FTI_DTYPE_Q4_0 || (FTI__P8C && wtype == FTI_DTYPE_Q8_0));
 #else
     (void)k;
     (void)wtype;
@@ -11848,7 +11954,8 @@ size_t fti_qpack_decode_rows(const fti_kernels *k, fti_dtype wtype) {
 size_t fti_qpack_bytes(const fti_kernels *k, fti_dtype wtype, size_t N, size_t K) {
     size_t blocks, bytes, rows = 16, block = FTI__QP_BLOCK;
     if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
-    if (fti__qp_compact(k, wtype)) rows = 8, block = 144; /* FTI__P4C_BLOCK */
+    if (fti__qp_compact(k, wtype)) /* FTI__P4C_BLOCK, FTI__P8C_BLOCK */
+        rows = 8, block = wtype == FTI_DTYPE_Q4_0 ? 144 : 272;
     else if (!fti__qp_panels(k)) return 0;
     if ((wtype != FTI_DTYPE_Q8_0 && wtype != FTI_DTYPE_Q4_0) || N == 0 || K == 0 || K % FTI_QK)
         return 0;
@@ -11867,9 +11974,10 @@ fti_result fti_qpack(const fti_kernels *k, fti_dtype wtype, const void *W, size_
 #if defined(FTI__X86)
     if (fti__qp_compact(k, wtype)) {
         size_t nb = K / FTI_QK, g, row_bytes = fti_dtype_row_bytes(wtype, K);
+        int q4 = wtype == FTI_DTYPE_Q4_0;
         for (g = 0; g < (N + 7) / 8; g++)
-            fti__p4c_pack_avx2((const char *)W, row_bytes, g * 8, N, nb,
-                               (unsigned char *)P + g * nb * FTI__P4C_BLOCK);
+            fti__pc_pack_avx2((const char *)W, row_bytes, g * 8, N, nb, q4,
+                              (unsigned char *)P + g * nb * (q4 ? FTI__P4C_BLOCK : FTI__P8C_BLOCK));
         return FTI_OK;
     }
 #endif
@@ -32367,9 +32475,10 @@ static void fti__engine_pack_task(void *ctx, size_t a, size_t b, int thread) {
     }
 }
 
-/* Where the table has a faster decode form of a type (fti_qpack_decode_rows: AVX2 Q4_0, 8-row
- * groups of the same size as the rows), the matrices of that type are packed once, here, into
- * one allocation, and the mapped rows' pages are let go (fti_gguf_drop: read again from the file
+/* Where the table has a faster decode form of a type (fti_qpack_decode_rows: AVX2 Q4_0, and Q8_0
+ * when opts->repack_q8_0 asks; 8-row groups of the same size as the rows), the matrices of that
+ * type are packed once, here, into one allocation, and the mapped rows' pages are let go
+ * (fti_gguf_drop: read again from the file
  * only if something touches them, so resident memory stays one copy of the weights). Decode
  * steps and prompt batches then read the packed form (the same bits as the rows). q, k, v are
  * packed only when a head's rows are whole groups (the decode step splits them by heads). Not
@@ -32390,6 +32499,7 @@ static void fti__engine_pack(fti_engine *e, const fti_engine_opts *opts) {
         size_t G, b, rows, cols;
         const fti__eng_w *w = fti__engine_mat(e, i, &rows, &cols);
         G = fti_qpack_decode_rows(e->k, w->type);
+        if (w->type == FTI_DTYPE_Q8_0 && !(opts && opts->repack_q8_0)) continue;
         if (!G || (i < e->L * 7 && i % 7 < 3 && e->D % G)) continue; /* (one type, one G) */
         b = fti_qpack_bytes(e->k, w->type, rows, cols);
         if (!b || !fti_gguf_drop(e->g, w->data, 0)) goto done; /* (0: cannot drop) */

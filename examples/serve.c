@@ -512,6 +512,7 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
     if (!g) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     memset(&eo, 0, sizeof eo);
     eo.pool = load_pool;
+    eo.repack_q8_0 = 1; /* a server loads once and decodes for long: Q8_0's faster form too */
     r = fti_engine_open(&g->e, path, &eo, err);
     if (r == FTI_OK) r = fti_engine_tokenizer(g->e, &g->tok, err);
     if (r != FTI_OK) {

@@ -295,9 +295,10 @@ static void fti__engine_pack_task(void *ctx, size_t a, size_t b, int thread) {
     }
 }
 
-/* Where the table has a faster decode form of a type (fti_qpack_decode_rows: AVX2 Q4_0, 8-row
- * groups of the same size as the rows), the matrices of that type are packed once, here, into
- * one allocation, and the mapped rows' pages are let go (fti_gguf_drop: read again from the file
+/* Where the table has a faster decode form of a type (fti_qpack_decode_rows: AVX2 Q4_0, and Q8_0
+ * when opts->repack_q8_0 asks; 8-row groups of the same size as the rows), the matrices of that
+ * type are packed once, here, into one allocation, and the mapped rows' pages are let go
+ * (fti_gguf_drop: read again from the file
  * only if something touches them, so resident memory stays one copy of the weights). Decode
  * steps and prompt batches then read the packed form (the same bits as the rows). q, k, v are
  * packed only when a head's rows are whole groups (the decode step splits them by heads). Not
@@ -318,6 +319,7 @@ static void fti__engine_pack(fti_engine *e, const fti_engine_opts *opts) {
         size_t G, b, rows, cols;
         const fti__eng_w *w = fti__engine_mat(e, i, &rows, &cols);
         G = fti_qpack_decode_rows(e->k, w->type);
+        if (w->type == FTI_DTYPE_Q8_0 && !(opts && opts->repack_q8_0)) continue;
         if (!G || (i < e->L * 7 && i % 7 < 3 && e->D % G)) continue; /* (one type, one G) */
         b = fti_qpack_bytes(e->k, w->type, rows, cols);
         if (!b || !fti_gguf_drop(e->g, w->data, 0)) goto done; /* (0: cannot drop) */

@@ -1038,16 +1038,18 @@ FTI_TEST(infer_decode_same_bits_any_threads) {
         }
 }
 
-/* Q4_0 matrices repacked at load (the AVX2 table's decode form, fti_qpack_decode_rows) against
- * the same file with opts.no_repack: a prompt batch gives the same bits (the multi-row products
+/* Q4_0 and Q8_0 matrices repacked at load (the AVX2 table's decode forms,
+ * fti_qpack_decode_rows) against the same file with opts.no_repack: a prompt batch gives the same bits (the multi-row products
  * read either form in the same order), decode steps stay within the one-row kernels' rounding
  * of each other, on 1 and 2 threads; a tied output (the embedding rows stay readable after the
  * mapped pages were let go) and a file that is not mapped but read into memory work too. */
-FTI_TEST(infer_repacked_q4_0) {
+FTI_TEST(infer_repacked) {
     int tied;
-    for (tied = 0; tied < 2; tied++) {
+    for (tied = 0; tied < 4; tied++) { /* (2, 3: Q8_0) */
         fti_model_config cfg;
-        const char *path = ti_model(&cfg, NULL, FTI_GGML_Q4_0, tied, "rp.gguf", 4.0f);
+        uint32_t mt = tied < 2 ? FTI_GGML_Q4_0 : FTI_GGML_Q8_0;
+        fti_dtype dt = tied < 2 ? FTI_DTYPE_Q4_0 : FTI_DTYPE_Q8_0;
+        const char *path = ti_model(&cfg, NULL, mt, tied % 2, "rp.gguf", 4.0f);
         fti_engine *e[2] = {NULL, NULL};
         fti_engine_opts eo;
         fti_error err;
@@ -1057,10 +1059,16 @@ FTI_TEST(infer_repacked_q4_0) {
         REQUIRE(path != NULL);
         for (i = 0; i < 20; i++) toks[i] = (int32_t)((i * 11 + 7) % 95);
         memset(&eo, 0, sizeof eo);
-        REQUIRE(fti_engine_open(&e[0], path, NULL, &err) == FTI_OK);
+        if (dt == FTI_DTYPE_Q8_0) { /* Q8_0 only when asked */
+            REQUIRE(fti_engine_open(&e[0], path, NULL, &err) == FTI_OK);
+            CHECK(e[0]->pk_rows == 0 && e[0]->pack_mem == NULL);
+            fti_engine_close(e[0]);
+            eo.repack_q8_0 = 1;
+        }
+        REQUIRE(fti_engine_open(&e[0], path, &eo, &err) == FTI_OK);
         eo.no_repack = 1;
         REQUIRE(fti_engine_open(&e[1], path, &eo, &err) == FTI_OK);
-        CHECK(e[0]->pk_rows == fti_qpack_decode_rows(fti_engine_kernels(e[0]), FTI_DTYPE_Q4_0));
+        CHECK(e[0]->pk_rows == fti_qpack_decode_rows(fti_engine_kernels(e[0]), dt));
         CHECK(e[1]->pk_rows == 0 && e[1]->pack_mem == NULL);
         { /* packed on a pool of 3 threads: the same bytes */
             fti_engine *e3 = NULL;
@@ -1068,6 +1076,7 @@ FTI_TEST(infer_repacked_q4_0) {
             size_t mi, rows, cols;
             memset(&po, 0, sizeof po);
             po.pool = fti_pool_create(3);
+            po.repack_q8_0 = 1;
             REQUIRE(fti_engine_open(&e3, path, &po, &err) == FTI_OK);
             for (mi = 0; mi <= e3->L * 7; mi++) {
                 const fti__eng_w *a = fti__engine_mat(e[0], mi, &rows, &cols);

@@ -6,8 +6,10 @@
  *         real gpt2 vocabulary: GPT-2's first N-1 tokens and their merges plus <|endoftext|>
  *         (default N = 32000), from ../shared/data/tokenizers/gpt2 (or $FTI_DATA).
  *     build/bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N] [--tokens]
- *                           [--kv f16|f32|q8] [--fixed-threads] [--paired]
- *         load, prefill P tokens, decode N greedy tokens; prints one line of key=value
+ *                           [--kv f16|f32|q8] [--fixed-threads] [--paired] [--repack-q8]
+ *         load, prefill P tokens, decode N greedy tokens (--repack-q8: Q8_0 matrices in the
+ *         table's decode form, fti_engine_opts.repack_q8_0, as fti-serve loads them); prints one
+ *         line of key=value
  *         (load_ms prefill_tps decode_tps decode_cpu_tps ttft_ms rss_mb weights_mb decode_gbps
  *         decode_gbps_kv: weights plus the KV cache the steps read, f16 as llama.cpp's, f32 with
  *         --kv f32, q8 with --kv q8) and with
@@ -220,7 +222,7 @@ static void prof_print(int nt) {
 
 static int cmd_run(int argc, char **argv) {
     const char *path;
-    int threads = 1, print_tokens = 0, fixed_threads = 0, paired = 0, i;
+    int threads = 1, print_tokens = 0, fixed_threads = 0, paired = 0, repack_q8 = 0, i;
     size_t n_prompt = 128, n_gen = 256, k, seg = (size_t)2 << 20; /* floats: 8 MiB */
     float *ca = NULL, *cb = NULL;          /* --paired: 8 segments to copy */
     double *step_s = NULL, *copy_g = NULL, *read_g = NULL; /* --paired: each step's seconds,
@@ -239,7 +241,7 @@ static int cmd_run(int argc, char **argv) {
     float *logits;
     if (argc < 3) {
         fprintf(stderr, "usage: bench_infer run MODEL [--threads N] [--prompt-tokens P] [-n N] "
-                        "[--kv f16|f32|q8] [--fixed-threads] [--paired]\n");
+                        "[--kv f16|f32|q8] [--fixed-threads] [--paired] [--repack-q8]\n");
         return 2;
     }
     path = argv[2];
@@ -251,6 +253,7 @@ static int cmd_run(int argc, char **argv) {
         else if (!strcmp(argv[i], "--tokens")) print_tokens = 1;
         else if (!strcmp(argv[i], "--fixed-threads")) fixed_threads = 1;
         else if (!strcmp(argv[i], "--paired")) paired = 1;
+        else if (!strcmp(argv[i], "--repack-q8")) repack_q8 = 1;
         else if (!strcmp(argv[i], "--kv") && i + 1 < argc) {
             int t = fti_kv_type_parse(argv[++i]);
             if (t < 0) {
@@ -278,6 +281,7 @@ static int cmd_run(int argc, char **argv) {
     t0 = now_s();
     memset(&eo, 0, sizeof eo);
     eo.pool = pool; /* the load's repacking on the run's threads, as fti-infer does */
+    eo.repack_q8_0 = repack_q8; /* (as fti-serve does) */
     if (fti_engine_open(&e, path, &eo, &err) != FTI_OK) {
         fprintf(stderr, "bench_infer: %s\n", err.msg);
         return 1;

@@ -155,6 +155,20 @@ for shape in $SHAPES; do
                     "$(val paired_frac_read "$pr")" "$(val paired_frac_kv "$pr")" "$(val paired_frac_kv_read "$pr")" >> "$TMP/paired"
             fi
         done
+        if [ "$type" = q8_0 ]; then
+            # Q8_0 in the table's decode form (fti_engine_opts.repack_q8_0, as fti-serve loads
+            # it; AVX2) against the stored rows read in place (the default, as above)
+            for th in 1 2; do
+                c="$shape-$type-t$th"
+                if [ $th = 1 ]; then oall=$o1all; bw=$cbw1; else oall=$o2all; bw=$cbw2; fi
+                o=$(echo "$oall" | grep decode_tps)
+                pk=$(best_of "$R" "$B/bench_infer" run "$model" --threads $th --prompt-tokens "$P" -n "$N" --repack-q8 | grep decode_tps)
+                bench "decode-q8-packed-vs-rows-$c" "$(val decode_tps "$pk")" "$(val decode_tps "$o")" tokens/s
+                bench "prefill-q8-packed-vs-rows-$c" "$(val prefill_tps "$pk")" "$(val prefill_tps "$o")" tokens/s
+                bench "load-q8-packed-vs-rows-$c" "$(val load_ms "$pk")" "$(val load_ms "$o")" ms lower
+                bench "bandwidth-q8-packed-$c" "$(val decode_gbps "$pk")" "$bw" GB/s
+            done
+        fi
         if [ "$shape" = stories110M ] && { [ "$type" = q4_0 ] || [ "$type" = q8_0 ]; }; then
             # the q8 KV cache against the f16 one (fti both), standard and long prompts
             for th in 1 2; do

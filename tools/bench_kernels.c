@@ -295,11 +295,12 @@ static void gemv_packed(const fti_kernels *k, fti_pool *pool, const fti_qmat *m,
 
 static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t n_in, size_t n_out,
                        double bw) {
-    /* the 4th: Q4_0 in the table's decode form (fti_qpack_decode_rows; AVX2: "q4_0p"), as the
-     * engine's decode step reads it: x quantized, then fti_matmul_qa_multi with M = 1 */
+    /* the 4th and 5th: Q4_0 and Q8_0 in the table's decode form (fti_qpack_decode_rows; AVX2:
+     * "q4_0p", "q8_0p"), as the engine's decode step reads them: x quantized, then
+     * fti_matmul_qa_multi with M = 1; left out where the table has none */
     static const fti_dtype types[] = {FTI_DTYPE_F32, FTI_DTYPE_Q8_0, FTI_DTYPE_Q4_0,
-                                      FTI_DTYPE_Q4_0};
-    size_t nt = fti_qpack_decode_rows(k, FTI_DTYPE_Q4_0) ? 4 : 3;
+                                      FTI_DTYPE_Q4_0, FTI_DTYPE_Q8_0};
+    size_t nt = 5;
     size_t f32_bytes = n_in * n_out * sizeof(float), i, ti;
     void *qa = fti_aligned_alloc(fti_qact_bytes(1, n_in), 64);
     float *Wf = rand_buf(n_in * n_out), *x = rand_buf(n_in), *y = rand_buf(n_out), *Ws, *ys;
@@ -308,7 +309,7 @@ static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t
     int any = 0;
     for (ti = 0; ti < nt; ti++) {
         snprintf(name, sizeof name, "gemv-%s%s-%zux%zu", fti_dtype_name(types[ti]),
-                 ti == 3 ? "p" : "", n_in, n_out);
+                 ti >= 3 ? "p" : "", n_in, n_out);
         any |= strstr(name, g_case) != NULL;
     }
     if (!any || !qa) {
@@ -329,7 +330,9 @@ static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t
     for (ti = 0; ti < nt; ti++) {
         fti_dtype t = types[ti];
         size_t rb = fti_dtype_row_bytes(t, n_in), bytes = rb * n_out;
-        void *Q = t == FTI_DTYPE_F32 ? (void *)Wf : fti_aligned_alloc(bytes, 64), *P = NULL;
+        void *Q;
+        if (ti >= 3 && !fti_qpack_decode_rows(k, t)) continue;
+        Q = t == FTI_DTYPE_F32 ? (void *)Wf : fti_aligned_alloc(bytes, 64);
         fti_qmat m;
         if (!Q) {
             fprintf(stderr, "bench_kernels: out of memory (gemv)\n");
@@ -338,7 +341,8 @@ static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t
         if (t != FTI_DTYPE_F32)
             for (i = 0; i < n_out; i++)
                 fti_quantize_row(k, t, (char *)Q + i * rb, Wf + i * n_in, n_in);
-        if (ti == 3) { /* the packed form replaces the rows (same size) */
+        if (ti >= 3) { /* the packed form replaces the rows (same size) */
+            void *P;
             size_t pb = fti_qpack_bytes(k, t, n_out, n_in);
             P = fti_aligned_alloc(pb, 64);
             if (!P || fti_qpack(k, t, Q, n_out, n_in, P, pb) != FTI_OK) {
@@ -364,7 +368,7 @@ static void bench_gemv(const fti_kernels *k, fti_pool *pool, int threads, size_t
                       fti_matmul_w(k, pool, t, Q, x, y, 1, n_out, n_in));
             TIME_BEST(t_warm, fti_matmul_w(k, pool, t, Q, x, y, 1, n_out, n_in));
         }
-        snprintf(name, sizeof name, "gemv-%s%s-%zux%zu", fti_dtype_name(t), ti == 3 ? "p" : "",
+        snprintf(name, sizeof name, "gemv-%s%s-%zux%zu", fti_dtype_name(t), ti >= 3 ? "p" : "",
                  n_in, n_out);
         snprintf(extra, sizeof extra,
                  "(%.1f GB/s weights = %.0f%% of read bw; %.1f us; in cache %.1f GB/s)",
