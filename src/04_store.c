@@ -664,19 +664,32 @@ static size_t fti__st_find_close(const char *s, size_t n, const char *name) {
 }
 
 /* Where the boilerplate elements (fti__st_html_boiler) of a page end: every start tag of one
- * name from `from` on, with the offset of its matching end tag (nesting counted: in
- * <nav><nav>a</nav>b</nav> the first <nav> ends at the last </nav>), or the page's length for
- * one never closed (a stray tag). Made once per name and page, at its first start tag, by one
- * pass with a stack, so a page of stray tags stays linear. */
+ * of them from `from` on, with the offset of the end tag that ends it, or the page's length for
+ * one never ended (a stray tag). One pass with one stack for all three names, as a browser
+ * builds the page: an end tag ends the innermost open element of its name and every one opened
+ * inside that (in <nav><footer><nav>f</footer>m</nav>y the inner <nav> ends at </footer>, the
+ * outer at </nav>); an end tag of a name none is open of is nothing; the same name nests
+ * (<nav><nav>m</nav>x</nav>: the first ends at the last </nav>). So the tags inside an element
+ * the page skips whole (a stray <nav> in a <footer> or a <button>) end with it and never pair
+ * with the page's own: counting each name alone paired them, and menu text leaked into the
+ * page or the text after a menu was lost. Made once per page, at its first such start tag;
+ * each tag is pushed and popped once, so a page of stray tags stays linear. */
 typedef struct fti__st_boil {
     size_t *open, *end, n, next; /* start tags' offsets (ascending), their end tags' */
     int made;
 } fti__st_boil;
 
-static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t from,
-                              const char *name) {
-    size_t m = strlen(name), i = from, cap = 0, depth = 0, *stack = NULL, nm, end;
+typedef struct fti__st_boil_open {
+    size_t at; /* index into open[] and end[] */
+    int which; /* index into fti__st_html_boiler */
+} fti__st_boil_open;
+
+static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t from) {
+    size_t i = from, cap = 0, depth = 0, nm, end;
+    size_t n_open[sizeof fti__st_html_boiler / sizeof fti__st_html_boiler[0]] = {0}; /* by name */
+    fti__st_boil_open *stack = NULL;
     char raw[16];
+    int which;
     b->made = 1;
     while (i < n) {
         const char *lt = (const char *)memchr(s + i, '<', n - i);
@@ -706,12 +719,20 @@ static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t f
             i = end + e;
             continue;
         }
-        if (nm != m || !fti__st_starts_ci(s + i + closing, m, name)) {
+        for (which = 0; fti__st_html_boiler[which] &&
+                        !fti__st_eq_ci(s + i + closing, nm, fti__st_html_boiler[which]);)
+            which++;
+        if (!fti__st_html_boiler[which]) {
             i = end;
             continue;
         }
-        if (closing) { /* the innermost open one ends here; a stray end tag is nothing */
-            if (depth) b->end[stack[--depth]] = i - 1;
+        if (closing) { /* it ends the innermost open one and all opened inside it */
+            while (n_open[which] && depth) {
+                fti__st_boil_open *top = &stack[--depth];
+                b->end[top->at] = i - 1;
+                n_open[top->which]--;
+                if (top->which == which) break;
+            }
             i = end;
             continue;
         }
@@ -719,7 +740,8 @@ static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t f
             size_t nc = cap ? 2 * cap : 16;
             size_t *o = (size_t *)fti_realloc(b->open, nc * sizeof *o);
             size_t *e = o ? (size_t *)fti_realloc(b->end, nc * sizeof *e) : NULL;
-            size_t *st = e ? (size_t *)fti_realloc(stack, nc * sizeof *st) : NULL;
+            fti__st_boil_open *st =
+                e ? (fti__st_boil_open *)fti_realloc(stack, nc * sizeof *st) : NULL;
             if (o) b->open = o;
             if (e) b->end = e;
             if (st) stack = st;
@@ -728,7 +750,9 @@ static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t f
         }
         b->open[b->n] = i - 1;
         b->end[b->n] = n;
-        stack[depth++] = b->n++;
+        stack[depth].at = b->n++;
+        stack[depth++].which = which;
+        n_open[which]++;
         i = end;
     }
     fti_free(stack);
@@ -741,11 +765,11 @@ static size_t fti__st_boil_end(fti__st_boil *b, size_t at, size_t n) {
 }
 
 FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf *title) {
-    fti__st_boil boil[sizeof fti__st_html_boiler / sizeof(char *)];
+    fti__st_boil boil;
     size_t i = 0, b;
     int in_pre = 0, cap_title = 0, have_title = 0;
     if (!out || !html) return;
-    memset(boil, 0, sizeof boil);
+    memset(&boil, 0, sizeof boil);
     while (i < len) {
         char c = html[i];
         if (c == '<') {
@@ -784,8 +808,8 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
                     /* a <nav>, <footer> or <button> without its end tag is one stray tag, not
                      * the rest of the page */
                     size_t at;
-                    if (!boil[b].made) fti__st_boil_make(&boil[b], html, len, i, close);
-                    at = fti__st_boil_end(&boil[b], i, len);
+                    if (!boil.made) fti__st_boil_make(&boil, html, len, i);
+                    at = fti__st_boil_end(&boil, i, len);
                     if (at >= len || at < end) {
                         i = end;
                         continue;
@@ -864,10 +888,8 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
             i = j;
         }
     }
-    for (b = 0; b < sizeof boil / sizeof boil[0]; b++) {
-        fti_free(boil[b].open);
-        fti_free(boil[b].end);
-    }
+    fti_free(boil.open);
+    fti_free(boil.end);
 }
 
 /* === clean: markdown ========================================================================= */

@@ -30,8 +30,10 @@
  * the eighth): their nesting is counted outside comments, scripts' and titles' text and
  * attribute values only; an owner is inferred over the conversations of 2 to 63 senders (the
  * others no longer stop it); dates with slashes ("3/14/2020") are read; a mail's sender address
- * is kept for the owner filter (records layout 2). */
-#define FTI__ST_FORMAT 8
+ * is kept for the owner filter (records layout 2). 9 (2026-11-28, the ninth): <nav>, <footer>
+ * and <button> are nested with one another as a browser nests them (one inside a skipped one
+ * ends with it). */
+#define FTI__ST_FORMAT 9
 
 /* === workspace ============================================================================== */
 

@@ -1099,6 +1099,18 @@ FTI_TEST(store_review_false_positives) {
     CHECK(html_is("<nav><a title=\"</nav>\">x</a>m</nav>y", "y", NULL));
     CHECK(html_is("<nav>m<title></nav></title>n</nav>y", "y", NULL)); /* a title's text */
     CHECK(html_is("<footer-note>f</footer-note> <navigation>n</navigation>", "f n", NULL));
+    /* a menu, footer or button inside another ends with it, as in a browser: a stray <nav> in
+     * a menu's <footer> or <button> neither leaks the menu's text nor swallows what follows */
+    CHECK(html_is("<nav><footer><nav>f</footer>m</nav>y", "y", NULL));
+    CHECK(html_is("<nav><button><nav></button>m</nav>y", "y", NULL));
+    CHECK(html_is("<nav><footer><nav>f</footer>m</nav>y</nav>z", "y\n\nz", NULL));
+    CHECK(html_is("<footer><button><footer></button>m</footer>y", "y", NULL));
+    CHECK(html_is("<p>a</p><nav>m<button>b<nav>c</button>x</nav><p>y</p>", "a\n\ny", NULL));
+    /* ... and only it: strays of other names stay open below (an unclosed <button> is one
+     * stray tag; </footer> with no <footer> open ends nothing) */
+    CHECK(html_is("<button>b<nav>m</nav>x", "bx", NULL));
+    CHECK(html_is("<nav>a</footer>b</nav>c", "c", NULL));
+    CHECK(html_is("<footer><nav>f</footer>x<nav>m</nav>y", "xy", NULL));
     CHECK(html_is("<title>T # t</title>z", "z", "T # t"));
     CHECK(md_is("---\ntitle: Notes # draft\n---\nbody", "body", "Notes"));
     CHECK(md_is("---\ntitle: \"A # B\" # c\n---\nbody", "body", "A # B"));
