@@ -16172,19 +16172,32 @@ static size_t fti__st_find_close(const char *s, size_t n, const char *name) {
 }
 
 /* Where the boilerplate elements (fti__st_html_boiler) of a page end: every start tag of one
- * name from `from` on, with the offset of its matching end tag (nesting counted: in
- * <nav><nav>a</nav>b</nav> the first <nav> ends at the last </nav>), or the page's length for
- * one never closed (a stray tag). Made once per name and page, at its first start tag, by one
- * pass with a stack, so a page of stray tags stays linear. */
+ * of them from `from` on, with the offset of the end tag that ends it, or the page's length for
+ * one never ended (a stray tag). One pass with one stack for all three names, as a browser
+ * builds the page: an end tag ends the innermost open element of its name and every one opened
+ * inside that (in <nav><footer><nav>f</footer>m</nav>y the inner <nav> ends at </footer>, the
+ * outer at </nav>); an end tag of a name none is open of is nothing; the same name nests
+ * (<nav><nav>m</nav>x</nav>: the first ends at the last </nav>). So the tags inside an element
+ * the page skips whole (a stray <nav> in a <footer> or a <button>) end with it and never pair
+ * with the page's own: counting each name alone paired them, and menu text leaked into the
+ * page or the text after a menu was lost. Made once per page, at its first such start tag;
+ * each tag is pushed and popped once, so a page of stray tags stays linear. */
 typedef struct fti__st_boil {
     size_t *open, *end, n, next; /* start tags' offsets (ascending), their end tags' */
     int made;
 } fti__st_boil;
 
-static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t from,
-                              const char *name) {
-    size_t m = strlen(name), i = from, cap = 0, depth = 0, *stack = NULL, nm, end;
+typedef struct fti__st_boil_open {
+    size_t at; /* index into open[] and end[] */
+    int which; /* index into fti__st_html_boiler */
+} fti__st_boil_open;
+
+static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t from) {
+    size_t i = from, cap = 0, depth = 0, nm, end;
+    size_t n_open[sizeof fti__st_html_boiler / sizeof fti__st_html_boiler[0]] = {0}; /* by name */
+    fti__st_boil_open *stack = NULL;
     char raw[16];
+    int which;
     b->made = 1;
     while (i < n) {
         const char *lt = (const char *)memchr(s + i, '<', n - i);
@@ -16214,12 +16227,20 @@ static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t f
             i = end + e;
             continue;
         }
-        if (nm != m || !fti__st_starts_ci(s + i + closing, m, name)) {
+        for (which = 0; fti__st_html_boiler[which] &&
+                        !fti__st_eq_ci(s + i + closing, nm, fti__st_html_boiler[which]);)
+            which++;
+        if (!fti__st_html_boiler[which]) {
             i = end;
             continue;
         }
-        if (closing) { /* the innermost open one ends here; a stray end tag is nothing */
-            if (depth) b->end[stack[--depth]] = i - 1;
+        if (closing) { /* it ends the innermost open one and all opened inside it */
+            while (n_open[which] && depth) {
+                fti__st_boil_open *top = &stack[--depth];
+                b->end[top->at] = i - 1;
+                n_open[top->which]--;
+                if (top->which == which) break;
+            }
             i = end;
             continue;
         }
@@ -16227,7 +16248,8 @@ static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t f
             size_t nc = cap ? 2 * cap : 16;
             size_t *o = (size_t *)fti_realloc(b->open, nc * sizeof *o);
             size_t *e = o ? (size_t *)fti_realloc(b->end, nc * sizeof *e) : NULL;
-            size_t *st = e ? (size_t *)fti_realloc(stack, nc * sizeof *st) : NULL;
+            fti__st_boil_open *st =
+                e ? (fti__st_boil_open *)fti_realloc(stack, nc * sizeof *st) : NULL;
             if (o) b->open = o;
             if (e) b->end = e;
             if (st) stack = st;
@@ -16236,7 +16258,9 @@ static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t f
         }
         b->open[b->n] = i - 1;
         b->end[b->n] = n;
-        stack[depth++] = b->n++;
+        stack[depth].at = b->n++;
+        stack[depth++].which = which;
+        n_open[which]++;
         i = end;
     }
     fti_free(stack);
@@ -16249,11 +16273,11 @@ static size_t fti__st_boil_end(fti__st_boil *b, size_t at, size_t n) {
 }
 
 FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf *title) {
-    fti__st_boil boil[sizeof fti__st_html_boiler / sizeof(char *)];
+    fti__st_boil boil;
     size_t i = 0, b;
     int in_pre = 0, cap_title = 0, have_title = 0;
     if (!out || !html) return;
-    memset(boil, 0, sizeof boil);
+    memset(&boil, 0, sizeof boil);
     while (i < len) {
         char c = html[i];
         if (c == '<') {
@@ -16292,8 +16316,8 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
                     /* a <nav>, <footer> or <button> without its end tag is one stray tag, not
                      * the rest of the page */
                     size_t at;
-                    if (!boil[b].made) fti__st_boil_make(&boil[b], html, len, i, close);
-                    at = fti__st_boil_end(&boil[b], i, len);
+                    if (!boil.made) fti__st_boil_make(&boil, html, len, i);
+                    at = fti__st_boil_end(&boil, i, len);
                     if (at >= len || at < end) {
                         i = end;
                         continue;
@@ -16372,10 +16396,8 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
             i = j;
         }
     }
-    for (b = 0; b < sizeof boil / sizeof boil[0]; b++) {
-        fti_free(boil[b].open);
-        fti_free(boil[b].end);
-    }
+    fti_free(boil.open);
+    fti_free(boil.end);
 }
 
 /* === clean: markdown ========================================================================= */
@@ -21375,8 +21397,12 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * the eighth): their nesting is counted outside comments, scripts' and titles' text and
  * attribute values only; an owner is inferred over the conversations of 2 to 63 senders (the
  * others no longer stop it); dates with slashes ("3/14/2020") are read; a mail's sender address
- * is kept for the owner filter (records layout 2). */
-#define FTI__ST_FORMAT 8
+ * is kept for the owner filter (records layout 2). 9 (2026-11-29, the ninth): <nav>, <footer>
+ * and <button> are nested with one another as a browser nests them (one inside a skipped one
+ * ends with it); names differing only in the case of ASCII and Latin letters are one sender to
+ * the owner inference and filter and match --authors; an owner is inferred from 3 conversations
+ * or more, and when it is not for doubt the report says so ("owner_not_inferred"). */
+#define FTI__ST_FORMAT 9
 
 /* === workspace ============================================================================== */
 
@@ -23562,13 +23588,22 @@ static int fti__st_named_cmp(const void *a, const void *b) {
     return strcmp(x, y);
 }
 
+/* Inferring an owner takes this many conversations (of 2 to 63 senders) that the one sender is
+ * in: with two, the one sender in both is as likely a friend who writes in two group chats the
+ * owner only reads (Bob in both, "Ann" silent there) as the owner of two chats; taking him for
+ * the owner would drop everyone else's messages there, the real owner's included. */
+#define FTI__ST_OWNER_MIN_CONV 3
+
 /* Conversations of an export without an account file (Messenger's or Instagram's without the
- * profile, per-chat Telegram exports): in a folder of two or more conversation folders
- * (folder/<conversation>/<files>) with at least two senders (and fewer than 64; the others do
- * not count), the one sender found in every such conversation is the owner; no owner when none
- * or several are (two friends in all the same group chats: everyone's messages stay). Files an
- * account file's owner covers are not looked at. Adds the owners to *ow (the filter's list) and an "owner_inferred" entry to the
- * first file of each such folder. 0, or -1 when out of memory. */
+ * profile, per-chat Telegram exports): in a folder of conversation folders
+ * (folder/<conversation>/<files>), the one sender found in every conversation of at least two
+ * senders (and fewer than 64; the others do not count) is the owner when there are at least
+ * FTI__ST_OWNER_MIN_CONV such conversations. Names differing only in the case of ASCII and Latin
+ * letters are one sender. No owner when none is in all of them, and none, with an
+ * "owner_not_inferred" entry saying why (everyone's messages stay), when several are (two
+ * friends in all the same group chats) or the conversations are too few. Files an account
+ * file's owner covers are not looked at. Adds the owners to *ow (the filter's list) and an
+ * "owner_inferred" entry to the first file of each such folder. 0, or -1 when out of memory. */
 static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow, size_t *cap) {
     fti__st_named *fs = (fti__st_named *)fti_malloc((r->n_files + 1) * sizeof *fs);
     size_t n = 0, i, k, q, a, *counts = NULL;
@@ -23648,6 +23683,34 @@ static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow,
         }
         for (k = 0; k < all.n_names && ok && n_conv >= 2; k++)
             if (counts[k] == n_conv) found++, who = k;
+        if (found && (found > 1 || n_conv < FTI__ST_OWNER_MIN_CONV) && !oom) {
+            /* in doubt: say so, and keep everyone's messages */
+            const char *nm = all.names.data, *nm2 = NULL;
+            for (k = 0; k < all.n_names; k++, nm += strlen(nm) + 1)
+                if (counts[k] == n_conv) {
+                    if (found == 1 || nm2) break;
+                    nm2 = nm;
+                }
+            if (found > 1)
+                fti__st_reject(&r->files[fs[a].i].out, (uint32_t)fs[a].i, "",
+                               "owner_not_inferred",
+                               "no owner inferred for %.*s: %lu senders (\"%.80s\", \"%.80s\"%s) "
+                               "are in all %lu conversations there of 2 to 63 senders; everyone's "
+                               "messages stay; --authors names whose writing to keep",
+                               (int)(g < 200 ? g : 200), fs[a].name, (unsigned long)found, nm2,
+                               nm, found > 2 ? ", ..." : "", (unsigned long)n_conv);
+            else
+                fti__st_reject(&r->files[fs[a].i].out, (uint32_t)fs[a].i, "",
+                               "owner_not_inferred",
+                               "no owner inferred for %.*s: \"%.80s\" is the one sender in all "
+                               "%lu conversations there of 2 to 63 senders, too few (fewer than "
+                               "%d) to tell the owner from a friend in chats the owner only "
+                               "reads; everyone's messages stay; --authors names whose writing "
+                               "to keep",
+                               (int)(g < 200 ? g : 200), fs[a].name, nm, (unsigned long)n_conv,
+                               FTI__ST_OWNER_MIN_CONV);
+            found = 0;
+        }
         if (found == 1 && !oom) {
             const char *nm = all.names.data;
             fti__st_owner *o;

@@ -30,9 +30,11 @@
  * the eighth): their nesting is counted outside comments, scripts' and titles' text and
  * attribute values only; an owner is inferred over the conversations of 2 to 63 senders (the
  * others no longer stop it); dates with slashes ("3/14/2020") are read; a mail's sender address
- * is kept for the owner filter (records layout 2). 9 (2026-11-28, the ninth): <nav>, <footer>
+ * is kept for the owner filter (records layout 2). 9 (2026-11-29, the ninth): <nav>, <footer>
  * and <button> are nested with one another as a browser nests them (one inside a skipped one
- * ends with it). */
+ * ends with it); names differing only in the case of ASCII and Latin letters are one sender to
+ * the owner inference and filter and match --authors; an owner is inferred from 3 conversations
+ * or more, and when it is not for doubt the report says so ("owner_not_inferred"). */
 #define FTI__ST_FORMAT 9
 
 /* === workspace ============================================================================== */
@@ -2219,13 +2221,22 @@ static int fti__st_named_cmp(const void *a, const void *b) {
     return strcmp(x, y);
 }
 
+/* Inferring an owner takes this many conversations (of 2 to 63 senders) that the one sender is
+ * in: with two, the one sender in both is as likely a friend who writes in two group chats the
+ * owner only reads (Bob in both, "Ann" silent there) as the owner of two chats; taking him for
+ * the owner would drop everyone else's messages there, the real owner's included. */
+#define FTI__ST_OWNER_MIN_CONV 3
+
 /* Conversations of an export without an account file (Messenger's or Instagram's without the
- * profile, per-chat Telegram exports): in a folder of two or more conversation folders
- * (folder/<conversation>/<files>) with at least two senders (and fewer than 64; the others do
- * not count), the one sender found in every such conversation is the owner; no owner when none
- * or several are (two friends in all the same group chats: everyone's messages stay). Files an
- * account file's owner covers are not looked at. Adds the owners to *ow (the filter's list) and an "owner_inferred" entry to the
- * first file of each such folder. 0, or -1 when out of memory. */
+ * profile, per-chat Telegram exports): in a folder of conversation folders
+ * (folder/<conversation>/<files>), the one sender found in every conversation of at least two
+ * senders (and fewer than 64; the others do not count) is the owner when there are at least
+ * FTI__ST_OWNER_MIN_CONV such conversations. Names differing only in the case of ASCII and Latin
+ * letters are one sender. No owner when none is in all of them, and none, with an
+ * "owner_not_inferred" entry saying why (everyone's messages stay), when several are (two
+ * friends in all the same group chats) or the conversations are too few. Files an account
+ * file's owner covers are not looked at. Adds the owners to *ow (the filter's list) and an
+ * "owner_inferred" entry to the first file of each such folder. 0, or -1 when out of memory. */
 static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow, size_t *cap) {
     fti__st_named *fs = (fti__st_named *)fti_malloc((r->n_files + 1) * sizeof *fs);
     size_t n = 0, i, k, q, a, *counts = NULL;
@@ -2305,6 +2316,34 @@ static int fti__st_owner_infer(fti__st_run *r, fti__st_owner **ow, size_t *n_ow,
         }
         for (k = 0; k < all.n_names && ok && n_conv >= 2; k++)
             if (counts[k] == n_conv) found++, who = k;
+        if (found && (found > 1 || n_conv < FTI__ST_OWNER_MIN_CONV) && !oom) {
+            /* in doubt: say so, and keep everyone's messages */
+            const char *nm = all.names.data, *nm2 = NULL;
+            for (k = 0; k < all.n_names; k++, nm += strlen(nm) + 1)
+                if (counts[k] == n_conv) {
+                    if (found == 1 || nm2) break;
+                    nm2 = nm;
+                }
+            if (found > 1)
+                fti__st_reject(&r->files[fs[a].i].out, (uint32_t)fs[a].i, "",
+                               "owner_not_inferred",
+                               "no owner inferred for %.*s: %lu senders (\"%.80s\", \"%.80s\"%s) "
+                               "are in all %lu conversations there of 2 to 63 senders; everyone's "
+                               "messages stay; --authors names whose writing to keep",
+                               (int)(g < 200 ? g : 200), fs[a].name, (unsigned long)found, nm2,
+                               nm, found > 2 ? ", ..." : "", (unsigned long)n_conv);
+            else
+                fti__st_reject(&r->files[fs[a].i].out, (uint32_t)fs[a].i, "",
+                               "owner_not_inferred",
+                               "no owner inferred for %.*s: \"%.80s\" is the one sender in all "
+                               "%lu conversations there of 2 to 63 senders, too few (fewer than "
+                               "%d) to tell the owner from a friend in chats the owner only "
+                               "reads; everyone's messages stay; --authors names whose writing "
+                               "to keep",
+                               (int)(g < 200 ? g : 200), fs[a].name, nm, (unsigned long)n_conv,
+                               FTI__ST_OWNER_MIN_CONV);
+            found = 0;
+        }
         if (found == 1 && !oom) {
             const char *nm = all.names.data;
             fti__st_owner *o;

@@ -656,10 +656,10 @@ FTI_TEST(store_export_owner) {
 }
 
 FTI_TEST(store_conversation_owner_inferred) {
-    /* an export of conversations without its account file: in a folder of two or more
+    /* an export of conversations without its account file: in a folder of three or more
      * conversations the one sender of them all is the owner (their messages alone stay); one
      * conversation, or one the owner never wrote in, or two people in all of them: everyone's
-     * stay; --authors "*" too */
+     * stay (the last said in the report); --authors "*" too */
 #define FTI__MSG(who, text) "{\"sender_name\": \"" who "\", \"content\": \"" text "\"}"
     static const export_file files[] = {
         {"fb/messages/inbox/bob_1/a.json",
@@ -679,6 +679,9 @@ FTI_TEST(store_conversation_owner_inferred) {
         {"fb/messages/inbox/cara_2/message_2.json",
          "{\"messages\": [" FTI__MSG("Cara Moss", "Theirs, Cara again: bring the starter.")
          "]}"},
+        {"fb/messages/inbox/hal_3/message_1.json",
+         "{\"messages\": [" FTI__MSG("Hal Birch", "Theirs, Hal: the mill is closed on Monday.")
+         ", " FTI__MSG("Ann Lee", "Mine, to Hal: then Tuesday, with the sacks.") "]}"},
         {"one/inbox/dan_1/message_1.json",
          "{\"messages\": [" FTI__MSG("Dan Ray", "One conversation, Dan: everyone stays.") ", "
          FTI__MSG("Eve Ray", "One conversation, Eve: everyone stays too.") "]}"},
@@ -700,7 +703,9 @@ FTI_TEST(store_conversation_owner_inferred) {
         if (i == 1) o.authors = "*";
         REQUIRE(ingest_exports(i ? "inferred_all" : "inferred", files,
                                sizeof files / sizeof files[0], &o, home, id, &got));
-        CHECK(strstr(got.data, "Mine, to Bob") != NULL && strstr(got.data, "Mine, to Cara"));
+        CHECK(strstr(got.data, "Mine, to Bob") != NULL && strstr(got.data, "Mine, to Cara") &&
+              strstr(got.data, "Mine, to Hal"));
+        CHECK((strstr(got.data, "Theirs, Hal:") != NULL) == i);
         CHECK((strstr(got.data, "Theirs, Bob:") != NULL) == i);
         CHECK((strstr(got.data, "Theirs, Bob again") != NULL) == i);
         CHECK(strstr(got.data, "Deeper, Zed") && strstr(got.data, "Deeper, Yan"));
@@ -709,27 +714,32 @@ FTI_TEST(store_conversation_owner_inferred) {
         CHECK(strstr(got.data, "One conversation, Dan") &&
               strstr(got.data, "One conversation, Eve"));
         CHECK(strstr(got.data, "Two in both, Finn:") && strstr(got.data, "Two in both, Gail:"));
-        CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), i ? 14 : 10);
+        CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), i ? 16 : 11);
         REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
         br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
-        CHECK_EQ_INT(fti_json_get_int(br, "other_author", 0), i ? 0 : 4);
+        CHECK_EQ_INT(fti_json_get_int(br, "other_author", 0), i ? 0 : 5);
         CHECK_EQ_INT(fti_json_get_int(br, "owner_inferred", 0), !i);
+        CHECK_EQ_INT(fti_json_get_int(br, "owner_not_inferred", 0), !i);
         {
             const fti_json *rj = fti_json_get(
                 fti_json_get(fti_dataset_manifest(ds), "validation"), "rejections");
             const fti_json *e;
-            int said = 0, other = 0;
+            int said = 0, other = 0, doubt = 0;
             for (e = rj ? rj->child : NULL; e; e = e->next) {
                 const fti_json *d = fti_json_get(e, "detail"), *rs = fti_json_get(e, "reason");
                 if (!d || !rs) continue;
                 said += strcmp(rs->str, "owner_inferred") == 0 &&
-                        strstr(d->str, "inferred: \"Ann Lee\", the one sender in all 2 "
+                        strstr(d->str, "inferred: \"Ann Lee\", the one sender in all 3 "
                                        "conversations of inferred/fb/messages/inbox/") != NULL;
                 other += strcmp(rs->str, "other_author") == 0 &&
                          strstr(d->str, "owner is \"Ann Lee\" (inferred, see ") != NULL;
+                doubt += strcmp(rs->str, "owner_not_inferred") == 0 &&
+                         strstr(d->str, "/pair/inbox/: 2 senders (\"Finn Ash\", \"Gail Ash\") "
+                                        "are in all 2 conversations") != NULL;
             }
             CHECK_EQ_INT(said, !i);
-            CHECK_EQ_INT(other, i ? 0 : 4);
+            CHECK_EQ_INT(other, i ? 0 : 5);
+            CHECK_EQ_INT(doubt, !i);
         }
         fti_dataset_close(ds);
         fti_buf_free(&got);
@@ -766,10 +776,10 @@ FTI_TEST(store_conversation_owner_inferred_many) {
 
 FTI_TEST(store_conversation_owner_inferred_skips) {
     /* conversations one person wrote in (a friend's unanswered message, the owner's to someone
-     * who never replied) and a group of 70 say nothing of the owner: the two chats with the
+     * who never replied) and a group of 70 say nothing of the owner: the three chats with the
      * owner and one friend each still name her */
     static char big[70 * 80 + 64];
-    export_file files[5];
+    export_file files[6];
     char home[512], id[65];
     fti_buf got;
     fti_dataset *ds = NULL;
@@ -798,15 +808,61 @@ FTI_TEST(store_conversation_owner_inferred_skips) {
                      "Eve: she never wrote back.\"}]}";
     files[4].name = "fb/messages/inbox/market_5/message_1.json";
     files[4].bytes = big;
-    REQUIRE(ingest_exports("inferred_skips", files, 5, NULL, home, id, &got));
+    files[5].name = "fb/messages/inbox/hal_6/message_1.json";
+    files[5].bytes = "{\"messages\": [{\"sender_name\": \"Hal Birch\", \"content\": \"Theirs, "
+                     "Hal: the mill is closed on Monday.\"}, {\"sender_name\": \"Ann Lee\", "
+                     "\"content\": \"Mine, to Hal: then Tuesday, with the sacks.\"}]}";
+    REQUIRE(ingest_exports("inferred_skips", files, 6, NULL, home, id, &got));
     CHECK(strstr(got.data, "Mine, to Bob") && strstr(got.data, "Mine, to Cara") &&
-          strstr(got.data, "Mine, to Eve"));
+          strstr(got.data, "Mine, to Eve") && strstr(got.data, "Mine, to Hal"));
     CHECK(strstr(got.data, "Theirs") == NULL);
     CHECK(strstr(got.data, "Group 0:") == NULL && strstr(got.data, "Group 69:") == NULL);
     REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
     br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
     CHECK_EQ_INT(fti_json_get_int(br, "owner_inferred", 0), 1);
-    CHECK_EQ_INT(fti_json_get_int(br, "other_author", 0), 73);
+    CHECK_EQ_INT(fti_json_get_int(br, "other_author", 0), 74);
+    fti_dataset_close(ds);
+    fti_buf_free(&got);
+}
+
+FTI_TEST(store_conversation_owner_not_inferred_two_groups) {
+    /* the owner only reads two group chats, and one friend writes in both: two conversations
+     * cannot tell him from the owner, so no owner is inferred (said in the report) and
+     * everyone's messages stay, the owner's unanswered one among them */
+#define FTI__MSG(who, text) "{\"sender_name\": \"" who "\", \"content\": \"" text "\"}"
+    static const export_file files[] = {
+        {"fb/messages/inbox/bakers_1/message_1.json",
+         "{\"messages\": [" FTI__MSG("Bob Stone", "Bob in the bakers' chat: rye on Friday.") ", "
+         FTI__MSG("Cara Moss", "Cara in the bakers' chat: I will bring the starter.") "]}"},
+        {"fb/messages/inbox/market_2/message_1.json",
+         "{\"messages\": [" FTI__MSG("Bob Stone", "Bob in the market chat: stall twelve.") ", "
+         FTI__MSG("Dan Ray", "Dan in the market chat: I will be late.") "]}"},
+        {"fb/messages/inbox/eve_3/message_1.json",
+         "{\"messages\": [" FTI__MSG("Ann Lee", "Ann to Eve: the loaf was dense again.") "]}"}};
+#undef FTI__MSG
+    char home[512], id[65];
+    fti_buf got;
+    fti_dataset *ds = NULL;
+    const fti_json *br, *rj, *e;
+    int doubt = 0;
+    REQUIRE(ingest_exports("not_inferred", files, sizeof files / sizeof files[0], NULL, home, id,
+                           &got));
+    CHECK(strstr(got.data, "Bob in the bakers'") && strstr(got.data, "Cara in the bakers'"));
+    CHECK(strstr(got.data, "Bob in the market") && strstr(got.data, "Dan in the market"));
+    CHECK(strstr(got.data, "Ann to Eve") != NULL);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
+    CHECK_EQ_INT(fti_json_get_int(br, "other_author", 0), 0);
+    CHECK_EQ_INT(fti_json_get_int(br, "owner_inferred", 0), 0);
+    CHECK_EQ_INT(fti_json_get_int(br, "owner_not_inferred", 0), 1);
+    rj = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "rejections");
+    for (e = rj ? rj->child : NULL; e; e = e->next) {
+        const fti_json *d = fti_json_get(e, "detail"), *rs = fti_json_get(e, "reason");
+        doubt += d && rs && strcmp(rs->str, "owner_not_inferred") == 0 &&
+                 strstr(d->str, "/fb/messages/inbox/: \"Bob Stone\" is the one sender in all 2 "
+                                "conversations there") != NULL;
+    }
+    CHECK_EQ_INT(doubt, 1);
     fti_dataset_close(ds);
     fti_buf_free(&got);
 }
