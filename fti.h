@@ -15541,6 +15541,46 @@ static int fti__st_is_space(int c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+/* The lower case of a Latin letter of U+00C0..U+017F (Latin-1 and Latin Extended-A), else cp.
+ * Only pairs whose cases both take two bytes in UTF-8: U+0130 (I with a dot), the dotless i,
+ * U+0149 and the long s stay as they are, so folding keeps every character's length. */
+static uint32_t fti__st_latin_lc(uint32_t cp) {
+    if (cp >= 0xC0 && cp <= 0xDE && cp != 0xD7) return cp + 0x20; /* not the multiplication sign */
+    if (cp == 0x178) return 0xFF;                                   /* Y with diaeresis */
+    if ((cp >= 0x100 && cp <= 0x137 && cp != 0x130) || (cp >= 0x14A && cp <= 0x177))
+        return (cp & 1) ? cp : cp + 1; /* upper case even, lower case odd */
+    if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17E))
+        return (cp & 1) ? cp + 1 : cp; /* upper case odd */
+    return cp;
+}
+
+/* The character at s[0..n) (n >= 1) as names compare: an ASCII letter or a two-byte Latin one
+ * (fti__st_latin_lc) in lower case, any other byte alone (as 0x110000 + the byte, no character);
+ * *len its bytes. */
+static uint32_t fti__st_fold_at(const char *s, size_t n, size_t *len) {
+    unsigned b0 = (unsigned char)s[0];
+    *len = 1;
+    if (b0 >= 0xC3 && b0 <= 0xC5 && n >= 2 && ((unsigned char)s[1] & 0xC0) == 0x80) {
+        *len = 2;
+        return fti__st_latin_lc(((uint32_t)(b0 & 0x1F) << 6) | ((unsigned char)s[1] & 0x3F));
+    }
+    return b0 < 0x80 ? (uint32_t)fti__st_lc((int)b0) : 0x110000u + b0;
+}
+
+/* Does s[0..n) begin with the name q[0..m), any case of ASCII and Latin letters ("ann lee" and
+ * "Ann Lee", "ÅSA" and "Åsa", "ŁUCJA" and "łucja")? Folding keeps lengths: a match is m bytes of
+ * s, and two names that match each other have one length. */
+static int fti__st_starts_fold(const char *s, size_t n, const char *q, size_t m) {
+    size_t i = 0, ls, lq;
+    if (n < m) return 0;
+    while (i < m) {
+        if (fti__st_fold_at(s + i, n - i, &ls) != fti__st_fold_at(q + i, m - i, &lq) || ls != lq)
+            return 0;
+        i += lq;
+    }
+    return 1;
+}
+
 /* Case-insensitive: does s[0..n) start with the NUL-terminated lowercase word w? */
 static int fti__st_starts_ci(const char *s, size_t n, const char *w) {
     size_t i;
@@ -19035,8 +19075,9 @@ static int fti__st_name_char(unsigned char c) {
 }
 
 /* Is the author a (n bytes; NULL: unknown) one of the authors to keep (fti_ingest_opts.authors)?
- * Each listed name matches as whole words, any case ("Ann" matches "Ann Lee" and
- * "ann@example.com", not "Joanna"). Unknown authors and an empty list pass. */
+ * Each listed name matches as whole words, any case of ASCII and Latin letters ("Ann" matches
+ * "Ann Lee" and "ann@example.com", not "Joanna"; "åsa" matches "Åsa Berg"). Unknown authors and
+ * an empty list pass. */
 static int fti__st_name_in(const char *q, size_t m, const char *a, size_t n) {
     int wb, we;
     size_t i;
@@ -19044,12 +19085,9 @@ static int fti__st_name_in(const char *q, size_t m, const char *a, size_t n) {
     wb = fti__st_name_char((unsigned char)q[0]);
     we = fti__st_name_char((unsigned char)q[m - 1]);
     for (i = 0; i + m <= n; i++) {
-        size_t k = 0;
         if (wb && i > 0 && fti__st_name_char((unsigned char)a[i - 1])) continue;
         if (we && i + m < n && fti__st_name_char((unsigned char)a[i + m])) continue;
-        while (k < m && fti__st_lc((unsigned char)a[i + k]) == fti__st_lc((unsigned char)q[k]))
-            k++;
-        if (k == m) return 1;
+        if (fti__st_starts_fold(a + i, n - i, q, m)) return 1;
     }
     return 0;
 }
@@ -23476,7 +23514,8 @@ typedef struct fti__st_owner {
     size_t n_names;
 } fti__st_owner;
 
-/* Adds the name s (n bytes) to o unless it is there already (at most 64 names). */
+/* Adds the name s (n bytes) to o unless it is there already, in any case of ASCII and Latin
+ * letters ("ann lee" is "Ann Lee": the first spelling is kept); at most 64 names. */
 static void fti__st_owner_add(fti__st_owner *o, const char *s, size_t n) {
     size_t at = 0, k;
     while (n && (*s == ' ' || *s == ',')) s++, n--;
@@ -23485,7 +23524,7 @@ static void fti__st_owner_add(fti__st_owner *o, const char *s, size_t n) {
     for (k = 0; k < o->n_names; k++) {
         const char *q = o->names.data + at;
         size_t m = strlen(q);
-        if (m == n && memcmp(q, s, n) == 0) return;
+        if (m == n && fti__st_starts_fold(q, m, s, n)) return;
         at += m + 1;
     }
     fti_buf_append(&o->names, s, n);
@@ -23533,13 +23572,13 @@ static void fti__st_owner_list(const fti__st_owner *o, char *out, size_t cap) {
     }
 }
 
-/* The index of name s (n bytes, exactly) among o's names, or o->n_names. */
+/* The index of name s (n bytes, any case as fti__st_owner_add) among o's names, or o->n_names. */
 static size_t fti__st_owner_find(const fti__st_owner *o, const char *s, size_t n) {
     size_t at = 0, k;
     for (k = 0; k < o->n_names; k++) {
         const char *q = o->names.data + at;
         size_t m = strlen(q);
-        if (m == n && memcmp(q, s, n) == 0) return k;
+        if (m == n && fti__st_starts_fold(q, m, s, n)) return k;
         at += m + 1;
     }
     return o->n_names;

@@ -1093,8 +1093,9 @@ static int fti__st_name_char(unsigned char c) {
 }
 
 /* Is the author a (n bytes; NULL: unknown) one of the authors to keep (fti_ingest_opts.authors)?
- * Each listed name matches as whole words, any case ("Ann" matches "Ann Lee" and
- * "ann@example.com", not "Joanna"). Unknown authors and an empty list pass. */
+ * Each listed name matches as whole words, any case of ASCII and Latin letters ("Ann" matches
+ * "Ann Lee" and "ann@example.com", not "Joanna"; "åsa" matches "Åsa Berg"). Unknown authors and
+ * an empty list pass. */
 static int fti__st_name_in(const char *q, size_t m, const char *a, size_t n) {
     int wb, we;
     size_t i;
@@ -1102,12 +1103,9 @@ static int fti__st_name_in(const char *q, size_t m, const char *a, size_t n) {
     wb = fti__st_name_char((unsigned char)q[0]);
     we = fti__st_name_char((unsigned char)q[m - 1]);
     for (i = 0; i + m <= n; i++) {
-        size_t k = 0;
         if (wb && i > 0 && fti__st_name_char((unsigned char)a[i - 1])) continue;
         if (we && i + m < n && fti__st_name_char((unsigned char)a[i + m])) continue;
-        while (k < m && fti__st_lc((unsigned char)a[i + k]) == fti__st_lc((unsigned char)q[k]))
-            k++;
-        if (k == m) return 1;
+        if (fti__st_starts_fold(a + i, n - i, q, m)) return 1;
     }
     return 0;
 }

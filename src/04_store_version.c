@@ -2109,7 +2109,8 @@ typedef struct fti__st_owner {
     size_t n_names;
 } fti__st_owner;
 
-/* Adds the name s (n bytes) to o unless it is there already (at most 64 names). */
+/* Adds the name s (n bytes) to o unless it is there already, in any case of ASCII and Latin
+ * letters ("ann lee" is "Ann Lee": the first spelling is kept); at most 64 names. */
 static void fti__st_owner_add(fti__st_owner *o, const char *s, size_t n) {
     size_t at = 0, k;
     while (n && (*s == ' ' || *s == ',')) s++, n--;
@@ -2118,7 +2119,7 @@ static void fti__st_owner_add(fti__st_owner *o, const char *s, size_t n) {
     for (k = 0; k < o->n_names; k++) {
         const char *q = o->names.data + at;
         size_t m = strlen(q);
-        if (m == n && memcmp(q, s, n) == 0) return;
+        if (m == n && fti__st_starts_fold(q, m, s, n)) return;
         at += m + 1;
     }
     fti_buf_append(&o->names, s, n);
@@ -2166,13 +2167,13 @@ static void fti__st_owner_list(const fti__st_owner *o, char *out, size_t cap) {
     }
 }
 
-/* The index of name s (n bytes, exactly) among o's names, or o->n_names. */
+/* The index of name s (n bytes, any case as fti__st_owner_add) among o's names, or o->n_names. */
 static size_t fti__st_owner_find(const fti__st_owner *o, const char *s, size_t n) {
     size_t at = 0, k;
     for (k = 0; k < o->n_names; k++) {
         const char *q = o->names.data + at;
         size_t m = strlen(q);
-        if (m == n && memcmp(q, s, n) == 0) return k;
+        if (m == n && fti__st_starts_fold(q, m, s, n)) return k;
         at += m + 1;
     }
     return o->n_names;

@@ -867,6 +867,84 @@ FTI_TEST(store_conversation_owner_not_inferred_two_groups) {
     fti_buf_free(&got);
 }
 
+FTI_TEST(store_conversation_owner_names_any_case) {
+    /* a sender's name in other cases ("ann lee", "ANN LEE"; Latin letters too) is one sender:
+     * the owner is inferred across them and all her spellings are kept; a chat where only she
+     * wrote, under two spellings, is a chat of one sender */
+#define FTI__MSG(who, text) "{\"sender_name\": \"" who "\", \"content\": \"" text "\"}"
+    static const export_file files[] = {
+        {"a/inbox/bob_1/message_1.json",
+         "{\"messages\": [" FTI__MSG("Bob Stone", "Theirs, Bob: are you coming on Sunday?") ", "
+         FTI__MSG("Ann Lee", "Mine, first spelling: the bread came out dense.") "]}"},
+        {"a/inbox/cara_2/message_1.json",
+         "{\"messages\": [" FTI__MSG("Cara Moss", "Theirs, Cara: the rye was lovely.") ", "
+         FTI__MSG("ann lee", "Mine, lower case: next time with caraway seeds.") "]}"},
+        {"a/inbox/dan_3/message_1.json",
+         "{\"messages\": [" FTI__MSG("Dan Ray", "Theirs, Dan: the mill is closed.") ", "
+         FTI__MSG("ANN LEE", "Mine, upper case: then Tuesday, with the sacks.") "]}"},
+        {"a/inbox/notes_4/message_1.json",
+         "{\"messages\": [" FTI__MSG("Ann Lee", "Mine, a note to myself about salt.") ", "
+         FTI__MSG("ann lee", "Mine, another note to myself about yeast.") "]}"},
+        {"u/inbox/eve_1/message_1.json",
+         "{\"messages\": [" FTI__MSG("Eve Hart", "Theirs, Eve: the oven is free.") ", "
+         FTI__MSG("\xC5\x81ucja \xC5\xBB\xC3\xB3\xC5\x82\xC4\x87",
+                  "Mine, Lucja: I bake at noon.") "]}"},
+        {"u/inbox/fay_2/message_1.json",
+         "{\"messages\": [" FTI__MSG("Fay Dunn", "Theirs, Fay: bring flour.") ", "
+         FTI__MSG("\xC5\x82ucja \xC5\xBC\xC3\xB3\xC5\x82\xC4\x87",
+                  "Mine, lucja: two sacks of it.") "]}"},
+        {"u/inbox/gil_3/message_1.json",
+         "{\"messages\": [" FTI__MSG("Gil Ross", "Theirs, Gil: the market moved.") ", "
+         FTI__MSG("\xC5\x81UCJA \xC5\xBB\xC3\x93\xC5\x81\xC4\x86",
+                  "Mine, LUCJA: to the square, then.") "]}"}};
+#undef FTI__MSG
+    char home[512], id[65];
+    fti_buf got;
+    fti_dataset *ds = NULL;
+    const fti_json *br;
+    REQUIRE(ingest_exports("any_case", files, sizeof files / sizeof files[0], NULL, home, id,
+                           &got));
+    CHECK(strstr(got.data, "Mine, first spelling") && strstr(got.data, "Mine, lower case") &&
+          strstr(got.data, "Mine, upper case") && strstr(got.data, "Mine, a note") &&
+          strstr(got.data, "Mine, another note"));
+    CHECK(strstr(got.data, "Mine, Lucja") && strstr(got.data, "Mine, lucja") &&
+          strstr(got.data, "Mine, LUCJA"));
+    CHECK(strstr(got.data, "Theirs") == NULL);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
+    CHECK_EQ_INT(fti_json_get_int(br, "owner_inferred", 0), 2);
+    CHECK_EQ_INT(fti_json_get_int(br, "other_author", 0), 6);
+    fti_dataset_close(ds);
+    fti_buf_free(&got);
+}
+
+FTI_TEST(store_name_fold) {
+    /* names compare in any case of ASCII and Latin letters (Latin-1, Latin Extended-A) */
+    fti__st_owner o;
+    CHECK(fti__st_starts_fold("ANN LEE", 7, "ann lee", 7));
+    CHECK(fti__st_starts_fold("\xC3\x85SA", 4, "\xC3\xA5sa", 4));           /* ÅSA, åsa */
+    CHECK(fti__st_starts_fold("\xC5\x81" "od\xC5\xBA", 5, "\xC5\x82od\xC5\xBA", 5)); /* Ł, ł */
+    CHECK(fti__st_starts_fold("\xC5\xB8ves", 5, "\xC3\xBFves", 5));         /* Ÿ, ÿ */
+    CHECK(fti__st_starts_fold("\xC5\x90rs", 4, "\xC5\x91rs", 4));           /* Ő, ő */
+    CHECK(!fti__st_starts_fold("\xC3\x97", 2, "\xC3\xB7", 2));              /* ×, ÷ */
+    CHECK(!fti__st_starts_fold("\xC4\xB0", 2, "\xC4\xB1", 2));              /* İ, ı: not a pair */
+    CHECK(!fti__st_starts_fold("\xC3\x85", 2, "\xC3\x86", 2));              /* Å, Æ */
+    CHECK(!fti__st_starts_fold("\xC3" "A", 2, "\xC3\xA1", 2));              /* a stray lead byte */
+    CHECK(!fti__st_starts_fold("An", 2, "Ann", 3));
+    CHECK(fti__st_name_in("\xC3\xA5sa", 4, "\xC3\x85sa Berg", 9));          /* --authors åsa */
+    CHECK(!fti__st_name_in("\xC3\xA5s", 3, "\xC3\x85sa Berg", 9));          /* whole words */
+    memset(&o, 0, sizeof o);
+    fti__st_owner_add(&o, "Ann Lee", 7);
+    fti__st_owner_add(&o, "ann lee", 7);
+    fti__st_owner_add(&o, "\xC3\x85sa", 4);
+    fti__st_owner_add(&o, "\xC3\xA5SA", 4);
+    CHECK_EQ_INT(o.n_names, 2);
+    CHECK_EQ_INT(fti__st_owner_find(&o, "ANN LEE", 7), 0);
+    CHECK_EQ_INT(fti__st_owner_find(&o, "\xC3\xA5sa", 4), 1);
+    CHECK_EQ_INT(fti__st_owner_find(&o, "Ann", 3), 2);
+    fti_buf_free(&o.names);
+}
+
 FTI_TEST(store_owner_add_oom) {
     /* a name that could not be stored is not counted (the names are read back by strlen) */
     fti__st_owner o;
