@@ -156,7 +156,8 @@ static void print_summary(const fti_json *m, int verbose) {
             printf("  owner of %s: %s (without --authors, the others' messages in that export "
                    "are rejected as other_author)\n",
                    fti_json_get_str(e, "source", ""), on + 7);
-        else if (strcmp(fti_json_get_str(e, "reason", ""), "owner_inferred") == 0)
+        else if (strcmp(fti_json_get_str(e, "reason", ""), "owner_inferred") == 0 ||
+                 strcmp(fti_json_get_str(e, "reason", ""), "owner_not_inferred") == 0)
             printf("  %s\n", fti_json_get_str(e, "detail", ""));
     }
     if (verbose) {
