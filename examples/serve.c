@@ -250,9 +250,6 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     sm.temperature = p->temperature;
     sm.top_k = p->top_k;
     sm.top_p = p->top_p;
-    sm.presence_penalty = p->presence_penalty; /* OpenAI's: the whole completion so far */
-    sm.frequency_penalty = p->frequency_penalty;
-    sm.penalty_last_n = p->max_tokens > 0 ? (size_t)p->max_tokens : 1;
     sm.seed = p->seed;
     r = fti_sampler_create(&q->smp, V, &sm);
     if (r != FTI_OK) {

@@ -633,10 +633,7 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
     req->top_k = (int)i64;
     d = 0;
     if ((r = fti__api_num(root, "presence_penalty", -2, 2, &d, param, err)) != FTI_OK) goto fail;
-    req->presence_penalty = (float)d;
-    d = 0;
     if ((r = fti__api_num(root, "frequency_penalty", -2, 2, &d, param, err)) != FTI_OK) goto fail;
-    req->frequency_penalty = (float)d;
     i64 = 1;
     if ((r = fti__api_int(root, "n", 1, 1, &i64, param, err)) != FTI_OK) goto fail;
     if ((r = fti__api_int(root, "best_of", 1, 1, &i64, param, err)) != FTI_OK) goto fail;
@@ -1503,8 +1500,6 @@ static void *fti__sched_main(void *arg) {
                 p.temperature = j->req.temperature;
                 p.top_p = j->req.top_p;
                 p.top_k = j->req.top_k;
-                p.presence_penalty = j->req.presence_penalty;
-                p.frequency_penalty = j->req.frequency_penalty;
                 p.seed = j->req.has_seed ? j->req.seed : fti_hash64(j->id, strlen(j->id), 0);
                 p.use_retrieval = j->req.use_retrieval;
                 if (j->req.kind == FTI_API_CHAT) {

@@ -143,8 +143,6 @@ typedef struct fti_api_request {
     float temperature;  /* [0, 2] */
     float top_p;        /* (0, 1] */
     int top_k;          /* >= 0, 0 = off (extension) */
-    float presence_penalty;  /* [-2, 2], OpenAI's: over the tokens generated so far */
-    float frequency_penalty; /* [-2, 2] */
     uint64_t seed;
     int has_seed;
     int stream;
@@ -198,8 +196,6 @@ typedef struct fti_gen_params {
     float temperature;
     float top_p;
     int top_k;
-    float presence_penalty;  /* OpenAI's, over the tokens generated so far (fti_sampler_opts) */
-    float frequency_penalty;
     uint64_t seed;
     int use_retrieval;
     /* chat requests: the last user message and the earlier turns, for generators that render

@@ -373,15 +373,7 @@ FTI_TEST(http_api_validation) {
     CHECK(q.max_tokens == 7 && q.temperature == 0 && q.stream && q.include_usage);
     CHECK(q.n_stop == 1 && strcmp(q.stop[0], "\n\n") == 0 && q.has_seed);
     CHECK(q.prompt_len == 2 && strcmp(q.prompt, "hi") == 0);
-    CHECK(q.presence_penalty == 0.0f && q.frequency_penalty == 0.0f);
     fti_api_request_free(&q);
-    CHECK(api_parse(FTI_API_COMPLETION, "{\"prompt\":\"hi\",\"presence_penalty\":0.5,"
-                                         "\"frequency_penalty\":-2}", &param, &q) == 0);
-    CHECK(q.presence_penalty == 0.5f && q.frequency_penalty == -2.0f);
-    fti_api_request_free(&q);
-    CHECK(api_parse(FTI_API_COMPLETION, "{\"prompt\":\"hi\",\"frequency_penalty\":2.5}", &param,
-                    &q) != 0);
-    CHECK(param && strcmp(param, "frequency_penalty") == 0);
 
     CHECK(api_parse(FTI_API_CHAT, "{\"messages\":[]}", &param, &q) != 0);
     CHECK(param && strcmp(param, "messages") == 0);
