@@ -246,11 +246,7 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     if (g->n_spare) q->s = g->spare[--g->n_spare]; /* reset when it was put back */
     else r = fti_session_create(&q->s, g->e, &so, err);
     if (r != FTI_OK) goto fail;
-    memset(&sm, 0, sizeof sm);
-    sm.temperature = p->temperature;
-    sm.top_k = p->top_k;
-    sm.top_p = p->top_p;
-    sm.seed = p->seed;
+    fti_gen_sampler_opts(p, &sm); /* OpenAI's penalties: over the tokens eng_step accepts */
     r = fti_sampler_create(&q->smp, V, &sm);
     if (r != FTI_OK) {
         fti_error_set(err, r, "sampler: %s", fti_result_str(r));

@@ -6,9 +6,13 @@
 #   make test-replicas two fti-serve instances behind nginx, a promotion rolling through both
 #   make check-serve   fti-serve + fti-loadgen + fti-monitor end to end (SIGTERM exit 0,
 #                      report exit 0 / 3), part of `make check`
+#   make check-openai  fti-serve through the official OpenAI client library (node and the
+#                      `openai` npm package in ~/.cache/fti-bench/openai; skipped without them)
+#                      on a tiny model trained in a temporary workspace. Not in `make test` or
+#                      `make check`. CHECK_OPENAI_URL=http://host:port/v1 checks that server.
 BENCH_TARGETS += bench-serve
 CHECK_TARGETS += check-serve
-.PHONY: bench-serve check-serve
+.PHONY: bench-serve check-serve check-openai
 
 # $(B)/bench_infer (the model maker) is built by mk/infer.mk's rule.
 bench-serve: $(B)/fti-serve $(B)/fti-loadgen $(B)/fti-infer $(B)/bench_infer
@@ -16,6 +20,9 @@ bench-serve: $(B)/fti-serve $(B)/fti-loadgen $(B)/fti-infer $(B)/bench_infer
 
 check-serve: $(B)/fti-serve $(B)/fti-loadgen $(B)/fti-monitor
 	B=$(B) sh tests/serve_e2e.sh
+
+check-openai: $(B)/fti-serve $(B)/fti-feature $(B)/fti-train
+	B=$(B) sh tools/check_openai.sh
 
 # replicated serving: two fti-serve instances behind nginx (deploy/nginx/fti.conf)
 .PHONY: test-replicas

@@ -633,10 +633,24 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
     req->top_k = (int)i64;
     d = 0;
     if ((r = fti__api_num(root, "presence_penalty", -2, 2, &d, param, err)) != FTI_OK) goto fail;
+    req->presence_penalty = (float)d;
+    d = 0;
     if ((r = fti__api_num(root, "frequency_penalty", -2, 2, &d, param, err)) != FTI_OK) goto fail;
+    req->frequency_penalty = (float)d;
+    /* one choice per request: say so, rather than "expected 1 to 1" */
     i64 = 1;
-    if ((r = fti__api_int(root, "n", 1, 1, &i64, param, err)) != FTI_OK) goto fail;
-    if ((r = fti__api_int(root, "best_of", 1, 1, &i64, param, err)) != FTI_OK) goto fail;
+    if ((r = fti__api_int(root, "n", 1, INT64_MAX, &i64, param, err)) != FTI_OK) goto fail;
+    if (i64 > 1) {
+        r = fti__api_bad(err, param, "n",
+                         "'n' must be 1: this server generates one choice per request (send n "
+                         "requests, with different seeds, for more)");
+        goto fail;
+    }
+    if ((r = fti__api_int(root, "best_of", 1, INT64_MAX, &i64, param, err)) != FTI_OK) goto fail;
+    if (i64 > 1) {
+        r = fti__api_bad(err, param, "best_of", "'best_of' must be 1: it is not supported");
+        goto fail;
+    }
     v = fti_json_get(root, "seed");
     if (v && v->type != FTI_JSON_NULL) {
         i64 = 0;
@@ -838,6 +852,23 @@ FTIDEF void fti_api_write_chunk(fti_buf *out, fti_api_kind kind, const fti_api_r
 }
 
 FTIDEF void fti_api_write_done(fti_buf *out) { fti_buf_puts(out, "data: [DONE]\n\n"); }
+
+/* === server: the generator's sampler === */
+
+FTIDEF void fti_gen_sampler_opts(const fti_gen_params *p, fti_sampler_opts *out) {
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+    if (!p) return;
+    out->temperature = p->temperature;
+    out->top_p = p->top_p;
+    out->top_k = p->top_k;
+    out->seed = p->seed;
+    out->presence_penalty = p->presence_penalty;
+    out->frequency_penalty = p->frequency_penalty;
+    /* OpenAI counts every token of the completion so far: a window as long as the completion
+     * can get never drops one (the sampler's default, the last 64, would forget the oldest) */
+    if (p->max_tokens > 0) out->penalty_last_n = (size_t)p->max_tokens;
+}
 
 /* === server: the echo generator === */
 
@@ -1241,14 +1272,20 @@ static void fti__respond(fti_server *s, fti__conn *c, int status, const char *ct
     fti_buf_append(&c->out, body, n);
 }
 
-static void fti__respond_error(fti_server *s, fti__conn *c, int status, const char *msg,
-                               const char *type, const char *param) {
+/* An OpenAI error body with its status; code (e.g. "model_not_found") may be NULL. */
+static void fti__respond_error_code(fti_server *s, fti__conn *c, int status, const char *msg,
+                                    const char *type, const char *param, const char *code) {
     fti_buf b;
     memset(&b, 0, sizeof b);
-    fti_api_write_error(&b, msg, type, param, NULL);
+    fti_api_write_error(&b, msg, type, param, code);
     fti__respond(s, c, status, "application/json", b.data ? b.data : "", b.len,
                  status == 503 ? "Retry-After: 1\r\n" : NULL);
     fti_buf_free(&b);
+}
+
+static void fti__respond_error(fti_server *s, fti__conn *c, int status, const char *msg,
+                               const char *type, const char *param) {
+    fti__respond_error_code(s, c, status, msg, type, param, NULL);
 }
 
 /* A 200 with the body built in b, or a 500 when building it ran out of memory. */
@@ -1500,6 +1537,8 @@ static void *fti__sched_main(void *arg) {
                 p.temperature = j->req.temperature;
                 p.top_p = j->req.top_p;
                 p.top_k = j->req.top_k;
+                p.presence_penalty = j->req.presence_penalty;
+                p.frequency_penalty = j->req.frequency_penalty;
                 p.seed = j->req.has_seed ? j->req.seed : fti_hash64(j->id, strlen(j->id), 0);
                 p.use_retrieval = j->req.use_retrieval;
                 if (j->req.kind == FTI_API_CHAT) {
@@ -1704,6 +1743,42 @@ static void fti__metrics_text(fti_server *s, fti_buf *b) {
     }
 }
 
+/* The model object of /v1/models (its list holds one) and /v1/models/{id}. mu held. */
+static void fti__model_obj(fti_jw *w, const fti__genref *g) {
+    fti_jw_obj_begin(w);
+    fti_jw_key(w, "id");
+    fti_jw_str(w, g->id);
+    fti_jw_key(w, "object");
+    fti_jw_str(w, "model");
+    fti_jw_key(w, "created");
+    fti_jw_int(w, 0);
+    fti_jw_key(w, "owned_by");
+    fti_jw_str(w, "fti");
+    fti_jw_key(w, "context_length");
+    fti_jw_int(w, g->n_ctx);
+    fti_jw_obj_end(w);
+}
+
+/* Percent-decodes src[0..n) into dst (cap bytes with the NUL). Returns 0 when it does not fit,
+ * holds a bad escape or decodes to a NUL: no model id is like that. */
+static int fti__pct_decode(const char *src, size_t n, char *dst, size_t cap) {
+    size_t i, o = 0;
+    for (i = 0; i < n; i++) {
+        int c = (unsigned char)src[i];
+        if (c == '%') {
+            int hi = i + 2 < n ? fti__hexval((unsigned char)src[i + 1]) : -1;
+            int lo = i + 2 < n ? fti__hexval((unsigned char)src[i + 2]) : -1;
+            if (hi < 0 || lo < 0) return 0;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (c == 0 || o + 1 >= cap) return 0;
+        dst[o++] = (char)c;
+    }
+    dst[o] = 0;
+    return 1;
+}
+
 /* Handles one complete request. Returns with c->phase BUSY (a job runs), HEAD or CLOSING. */
 static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t body_len) {
     const unsigned char *base = (const unsigned char *)c->in.data;
@@ -1713,10 +1788,19 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
     int is_get = ml == 3 && memcmp(m, "GET", 3) == 0;
     int is_post = ml == 4 && memcmp(m, "POST", 4) == 0;
     char path[64];
+    const char *model_ref = NULL; /* /v1/models/{id}: the id as sent (percent-encoded) */
+    size_t model_ref_len = 0;
     fti_buf b;
     size_t out0 = c->out.len; /* this response starts here (pipelined ones may precede it) */
     memset(&b, 0, sizeof b);
     for (q = 0; q < tl && t[q] != '?'; q++) {
+    }
+    /* GET /v1/models/{id} (the SDK's models.retrieve): the id is matched below on the whole
+     * target, the path kept for routing and metrics is just the collection */
+    if (q > 11 && memcmp(t, "/v1/models/", 11) == 0) {
+        model_ref = t + 11;
+        model_ref_len = q - 11;
+        q = 10;
     }
     if (q >= sizeof path) q = sizeof path - 1; /* long paths are 404 anyway */
     memcpy(path, t, q);
@@ -1814,6 +1898,29 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         fti_jw_obj_end(&w);
         pthread_mutex_unlock(&s->mu);
         fti__respond_built(s, c, "application/json", &b);
+    } else if (strcmp(path, "/v1/models") == 0 && model_ref) {
+        char want[128];
+        int decoded, found;
+        fti_jw w;
+        decoded = fti__pct_decode(model_ref, model_ref_len, want, sizeof want);
+        pthread_mutex_lock(&s->mu);
+        found = decoded && strcmp(want, s->cur->id) == 0;
+        if (found) {
+            fti_jw_init(&w, &b, 0);
+            fti__model_obj(&w, s->cur);
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (found) {
+            fti__respond_built(s, c, "application/json", &b);
+        } else {
+            char msg[200]; /* the id decoded when it could be (a NUL or a bad escape: as sent) */
+            const char *shown = decoded ? want : model_ref;
+            size_t shown_len = decoded ? strlen(want) : model_ref_len;
+            snprintf(msg, sizeof msg, "The model '%.*s' does not exist (this server serves one)",
+                     shown_len < 100 ? (int)shown_len : 100, shown);
+            fti__respond_error_code(s, c, 404, msg, "invalid_request_error", "model",
+                                    "model_not_found");
+        }
     } else if (strcmp(path, "/v1/models") == 0) {
         fti_jw w;
         pthread_mutex_lock(&s->mu);
@@ -1823,18 +1930,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         fti_jw_str(&w, "list");
         fti_jw_key(&w, "data");
         fti_jw_arr_begin(&w);
-        fti_jw_obj_begin(&w);
-        fti_jw_key(&w, "id");
-        fti_jw_str(&w, s->cur->id);
-        fti_jw_key(&w, "object");
-        fti_jw_str(&w, "model");
-        fti_jw_key(&w, "created");
-        fti_jw_int(&w, 0);
-        fti_jw_key(&w, "owned_by");
-        fti_jw_str(&w, "fti");
-        fti_jw_key(&w, "context_length");
-        fti_jw_int(&w, s->cur->n_ctx);
-        fti_jw_obj_end(&w);
+        fti__model_obj(&w, s->cur);
         fti_jw_arr_end(&w);
         fti_jw_obj_end(&w);
         pthread_mutex_unlock(&s->mu);
@@ -1966,7 +2062,8 @@ static void fti__conn_collect(fti_server *s, fti__conn *c) {
             if (c->head->version_minor == 0) c->close_after = 1;
             fti_buf_printf(&c->out,
                            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                           "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n%s%s%s\r\n",
+                           "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
+                           "X-Request-Id: %s\r\n%s%s%s\r\n", j->id,
                            c->head->version_minor ? "Transfer-Encoding: chunked\r\n" : "",
                            c->close_after ? "Connection: close\r\n" : "", s->inst_hdr);
         }
@@ -1980,9 +2077,11 @@ static void fti__conn_collect(fti_server *s, fti__conn *c) {
             fti_buf_puts(&c->out, "0\r\n\r\n");
     } else if (j->state == FTI__JOB_DONE) {
         int status = j->status ? j->status : 500;
+        char rid[80]; /* the response's id, which the OpenAI SDKs read as the request id */
         if (status == 200 && j->finish && strcmp(j->finish, "error") == 0) status = 500;
+        snprintf(rid, sizeof rid, "X-Request-Id: %s\r\n", j->id);
         fti__respond(s, c, status, "application/json", j->out.data ? j->out.data : "", j->out.len,
-                     NULL);
+                     rid);
         j->out.len = 0;
     }
     if (j->state == FTI__JOB_DONE) {

@@ -143,6 +143,8 @@ typedef struct fti_api_request {
     float temperature;  /* [0, 2] */
     float top_p;        /* (0, 1] */
     int top_k;          /* >= 0, 0 = off (extension) */
+    float presence_penalty;  /* [-2, 2], 0 = off: logit -= (count > 0) * presence_penalty */
+    float frequency_penalty; /* [-2, 2], 0 = off: logit -= count * frequency_penalty */
     uint64_t seed;
     int has_seed;
     int stream;
@@ -196,6 +198,8 @@ typedef struct fti_gen_params {
     float temperature;
     float top_p;
     int top_k;
+    float presence_penalty;  /* OpenAI's, over the tokens this sequence generated so far */
+    float frequency_penalty;
     uint64_t seed;
     int use_retrieval;
     /* chat requests: the last user message and the earlier turns, for generators that render
@@ -204,6 +208,13 @@ typedef struct fti_gen_params {
     const char *context;
     size_t context_len;
 } fti_gen_params;
+
+/* Fills *out with the sampler options of a sequence, with OpenAI's semantics: temperature, top_p,
+ * top_k and seed as in p; the presence and frequency penalties count the tokens the completion
+ * generated so far, all of them (the penalty window is max_tokens long, not the sampler's default
+ * 64). The prompt is not counted: a generator hands fti_sampler_accept only the tokens it
+ * generates. NULL p gives greedy decoding. Thread safety: any thread. */
+FTIDEF void fti_gen_sampler_opts(const fti_gen_params *p, fti_sampler_opts *out);
 
 /* What starting a sequence reports about its prompt (valid until seq_end). */
 typedef struct fti_gen_prompt_info {

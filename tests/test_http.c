@@ -350,6 +350,11 @@ FTI_TEST(http_api_validation) {
         {"{\"prompt\": \"a\", \"top_p\": 0}", "top_p"},
         {"{\"prompt\": \"a\", \"top_p\": 1.1}", "top_p"},
         {"{\"prompt\": \"a\", \"n\": 2}", "n"},
+        {"{\"prompt\": \"a\", \"n\": 0}", "n"},
+        {"{\"prompt\": \"a\", \"best_of\": 3}", "best_of"},
+        {"{\"prompt\": \"a\", \"presence_penalty\": 2.5}", "presence_penalty"},
+        {"{\"prompt\": \"a\", \"presence_penalty\": \"1\"}", "presence_penalty"},
+        {"{\"prompt\": \"a\", \"frequency_penalty\": -2.01}", "frequency_penalty"},
         {"{\"prompt\": \"a\", \"stream\": 1}", "stream"},
         {"{\"prompt\": \"a\", \"stop\": [\"a\",\"b\",\"c\",\"d\",\"e\"]}", "stop"},
         {"{\"prompt\": \"a\", \"stop\": \"\"}", "stop"},
@@ -373,6 +378,12 @@ FTI_TEST(http_api_validation) {
     CHECK(q.max_tokens == 7 && q.temperature == 0 && q.stream && q.include_usage);
     CHECK(q.n_stop == 1 && strcmp(q.stop[0], "\n\n") == 0 && q.has_seed);
     CHECK(q.prompt_len == 2 && strcmp(q.prompt, "hi") == 0);
+    CHECK(q.presence_penalty == 0.0f && q.frequency_penalty == 0.0f); /* off by default */
+    fti_api_request_free(&q);
+    CHECK(api_parse(FTI_API_COMPLETION, "{\"prompt\":\"hi\",\"presence_penalty\":-2,"
+                                         "\"frequency_penalty\":1.25,\"n\":1,\"best_of\":null}",
+                    &param, &q) == 0);
+    CHECK(q.presence_penalty == -2.0f && q.frequency_penalty == 1.25f);
     fti_api_request_free(&q);
 
     CHECK(api_parse(FTI_API_CHAT, "{\"messages\":[]}", &param, &q) != 0);

@@ -212,6 +212,25 @@ FTI_TEST(server_endpoints) {
     CHECK_EQ_STR(fti_json_get_str(root, "object", ""), "list");
     CHECK_EQ_STR(fti_json_get_str(fti_json_at(fti_json_get(root, "data"), 0), "id", ""), "fti-echo");
     fti_json_free(doc);
+    /* one model (the SDKs' models.retrieve), its id percent-encoded or not; others are 404 */
+    CHECK_EQ_INT(cli_do(f.port, "GET /v1/models/fti-echo HTTP/1.1\r\nHost: t\r\n\r\n", &resp),
+                 200);
+    cli_body(&resp, &body);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    CHECK_EQ_STR(fti_json_get_str(fti_json_root(doc), "id", ""), "fti-echo");
+    CHECK_EQ_STR(fti_json_get_str(fti_json_root(doc), "object", ""), "model");
+    fti_json_free(doc);
+    CHECK_EQ_INT(cli_do(f.port, "GET /v1/models/fti%2decho HTTP/1.1\r\nHost: t\r\n\r\n", &resp),
+                 200);
+    CHECK_EQ_INT(cli_do(f.port, "GET /v1/models/gpt-4o HTTP/1.1\r\nHost: t\r\n\r\n", &resp),
+                 404);
+    cli_body(&resp, &body);
+    CHECK(strstr(body.data, "\"code\":\"model_not_found\"") != NULL);
+    CHECK_EQ_INT(cli_do(f.port, "GET /v1/models/fti%00echo HTTP/1.1\r\nHost: t\r\n\r\n", &resp),
+                 404);
+    CHECK_EQ_INT(cli_do(f.port, "GET /v1/models/%zz HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 404);
+    CHECK_EQ_INT(cli_do(f.port, "POST /v1/models/fti-echo HTTP/1.1\r\nHost: t\r\n"
+                                "Content-Length: 0\r\n\r\n", &resp), 405);
 
     CHECK_EQ_INT(cli_do(f.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 200);
     CHECK(strstr(resp.data, "text/html") && strstr(resp.data, "<script>") &&
@@ -238,6 +257,11 @@ FTI_TEST(server_endpoints) {
     CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "prompt_tokens", 0), 5);
     CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "total_tokens", 0), 10);
     CHECK(fti_json_get(root, "fti_chunks") != NULL);
+    { /* the id is also the X-Request-Id header (the SDKs' request id) */
+        char hdr[80];
+        snprintf(hdr, sizeof hdr, "X-Request-Id: %s\r\n", fti_json_get_str(root, "id", "?"));
+        CHECK(strstr(resp.data, hdr) != NULL);
+    }
     fti_json_free(doc);
 
     /* deterministic: the same request gives the same text */
@@ -1049,6 +1073,205 @@ FTI_TEST(server_monitor_drift_user_ids) {
     fti_buf_free(&req);
 }
 
+/* A generator over fixed logits, token i at -0.01 i (greedy repeats token 0 for ever), sampled by
+ * fti_sampler with the options fti_gen_sampler_opts makes of the request, as fti-serve's engine
+ * generator does: what the penalties do is plain in the text (token i is the character '!' + i). */
+#define SRV_FLAT_V 90
+typedef struct srv_flat_seq {
+    fti_sampler *smp;
+    float logits[SRV_FLAT_V]; /* (V) */
+    char ch;
+} srv_flat_seq;
+
+static const char *srv_flat_id(void *u) { (void)u; return "flat"; }
+static int srv_flat_n_ctx(void *u) { (void)u; return 256; }
+
+static fti_result srv_flat_start(void *u, const char *prompt, size_t len, const fti_gen_params *p,
+                                 void **seq, fti_gen_prompt_info *info, fti_error *err) {
+    srv_flat_seq *q = (srv_flat_seq *)fti_calloc(1, sizeof *q);
+    fti_sampler_opts sm;
+    (void)u;
+    (void)prompt;
+    if (!q) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    fti_gen_sampler_opts(p, &sm);
+    if (fti_sampler_create(&q->smp, SRV_FLAT_V, &sm) != FTI_OK) {
+        fti_free(q);
+        return fti_error_set(err, FTI_ERR_NOMEM, "sampler");
+    }
+    info->n_tokens = len ? len : 1;
+    info->nll_mean = -1;
+    *seq = q;
+    return FTI_OK;
+}
+
+static fti_result srv_flat_step(void *u, void **seqs, size_t n, fti_gen_token *out,
+                                fti_error *err) {
+    size_t i, v;
+    (void)u;
+    (void)err;
+    for (i = 0; i < n; i++) {
+        srv_flat_seq *q = (srv_flat_seq *)seqs[i];
+        int32_t t;
+        for (v = 0; v < SRV_FLAT_V; v++) q->logits[v] = -0.01f * (float)v;
+        t = fti_sampler_sample(q->smp, q->logits);
+        fti_sampler_accept(q->smp, t); /* the generated tokens only, as fti-serve */
+        q->ch = (char)('!' + t);
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].id = t;
+        out[i].text = &q->ch;
+        out[i].text_len = 1;
+    }
+    return FTI_OK;
+}
+
+static void srv_flat_end(void *u, void *seq) {
+    srv_flat_seq *q = (srv_flat_seq *)seq;
+    (void)u;
+    if (!q) return;
+    fti_sampler_free(q->smp);
+    fti_free(q);
+}
+
+/* POSTs json to path and returns choices[0].text (or the streamed deltas joined) in text. */
+static int srv_flat_text(int port, const char *path, const char *json, fti_buf *text) {
+    fti_buf req, resp, body;
+    int st;
+    memset(&req, 0, sizeof req);
+    memset(&resp, 0, sizeof resp);
+    memset(&body, 0, sizeof body);
+    text->len = 0;
+    srv_post(&req, path, json, 0);
+    st = cli_do(port, req.data, &resp);
+    cli_body(&resp, &body);
+    if (st == 200 && body.data) {
+        const char *line = body.data;
+        int stream = strncmp(line, "data: ", 6) == 0;
+        while (line && *line) { /* a plain body is one JSON text; a stream one per data line */
+            const char *js = stream ? line + 6 : line, *e = stream ? strstr(js, "\n\n") : NULL;
+            size_t n = e ? (size_t)(e - js) : strlen(js);
+            fti_json_doc *doc = NULL;
+            if (!(stream && n == 6 && memcmp(js, "[DONE]", 6) == 0) &&
+                fti_json_parse(js, n, NULL, &doc, NULL, NULL) == FTI_OK) {
+                const fti_json *ch = fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 0);
+                const fti_json *t = fti_json_get(ch, "text");
+                if (!t) t = fti_json_get(fti_json_get(ch, "message"), "content");
+                if (!t) t = fti_json_get(fti_json_get(ch, "delta"), "content");
+                if (t && t->type == FTI_JSON_STRING) fti_buf_append(text, t->str, t->len);
+            }
+            fti_json_free(doc);
+            line = e ? e + 2 : NULL;
+        }
+    }
+    fti_buf_putc(text, 0);
+    text->len--;
+    fti_buf_free(&req);
+    fti_buf_free(&resp);
+    fti_buf_free(&body);
+    return st;
+}
+
+/* The number of distinct bytes of s[0..n). */
+static int srv_distinct(const char *s, size_t n) {
+    int seen[256], k = 0;
+    size_t i;
+    memset(seen, 0, sizeof seen);
+    for (i = 0; i < n; i++)
+        if (!seen[(unsigned char)s[i]]++) k++;
+    return k;
+}
+
+FTI_TEST(server_penalties_openai) {
+    /* presence_penalty / frequency_penalty with OpenAI's semantics: parsed, passed to the
+     * generator and applied over every token the completion generated so far (80 here, more
+     * than the sampler's default window of 64, after which token 0 would come back) */
+    srv_fixture f;
+    fti_server_opts o;
+    fti_gen g;
+    fti_gen_params p;
+    fti_sampler_opts sm;
+    fti_buf text;
+    int i;
+    char want[81];
+    memset(&o, 0, sizeof o);
+    memset(&f, 0, sizeof f);
+    memset(&g, 0, sizeof g);
+    memset(&text, 0, sizeof text);
+
+    memset(&p, 0, sizeof p);
+    p.max_tokens = 100;
+    p.temperature = 0.5f;
+    p.top_p = 0.9f;
+    p.top_k = 7;
+    p.seed = 42;
+    p.presence_penalty = 1.5f;
+    p.frequency_penalty = -0.25f;
+    fti_gen_sampler_opts(&p, &sm);
+    CHECK(sm.temperature == 0.5f && sm.top_p == 0.9f && sm.top_k == 7 && sm.seed == 42);
+    CHECK(sm.presence_penalty == 1.5f && sm.frequency_penalty == -0.25f);
+    CHECK(sm.repeat_penalty == 0.0f && sm.min_p == 0.0f);
+    CHECK_EQ_INT((int)sm.penalty_last_n, 100);
+    fti_gen_sampler_opts(NULL, &sm); /* greedy */
+    CHECK(sm.temperature == 0.0f && sm.presence_penalty == 0.0f && sm.penalty_last_n == 0);
+
+    g.model_id = srv_flat_id;
+    g.n_ctx = srv_flat_n_ctx;
+    g.seq_start = srv_flat_start;
+    g.step = srv_flat_step;
+    g.seq_end = srv_flat_end;
+    REQUIRE(fti_server_create(&o, &g, &f.srv, NULL) == FTI_OK);
+    f.port = fti_server_port(f.srv);
+    REQUIRE(pthread_create(&f.th, NULL, srv_thread, &f) == 0);
+    for (i = 0; i < 80; i++) want[i] = (char)('!' + i);
+    want[80] = 0;
+
+    /* no penalty: token 0 every time */
+    CHECK_EQ_INT(srv_flat_text(f.port, "/v1/completions",
+                               "{\"prompt\":\"x\",\"max_tokens\":80,\"temperature\":0}", &text),
+                 200);
+    CHECK_EQ_INT((int)text.len, 80);
+    CHECK_EQ_INT(srv_distinct(text.data, text.len), 1);
+    /* presence 2 (more than the spread of the logits, 0.89): each token once, in order */
+    CHECK_EQ_INT(srv_flat_text(f.port, "/v1/completions",
+                               "{\"prompt\":\"x\",\"max_tokens\":80,\"temperature\":0,"
+                               "\"presence_penalty\":2}", &text), 200);
+    CHECK_EQ_STR(text.data, want);
+    /* frequency 2: the same, and streamed */
+    CHECK_EQ_INT(srv_flat_text(f.port, "/v1/completions",
+                               "{\"prompt\":\"x\",\"max_tokens\":80,\"temperature\":0,"
+                               "\"frequency_penalty\":2,\"stream\":true}", &text), 200);
+    CHECK_EQ_STR(text.data, want);
+    /* chat, sampled (temperature 1, seed): with presence 2 a token comes back only when the
+     * draw picks one of the penalized ones; with frequency 2 a token used twice is down by 4,
+     * so 80 draws give far more distinct tokens than without */
+    {
+        int plain_k, pen_k;
+        CHECK_EQ_INT(srv_flat_text(f.port, "/v1/chat/completions",
+                                   "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                                   "\"max_tokens\":80,\"seed\":5}", &text), 200);
+        plain_k = srv_distinct(text.data, text.len);
+        CHECK_EQ_INT(srv_flat_text(f.port, "/v1/chat/completions",
+                                   "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                                   "\"max_tokens\":80,\"seed\":5,\"frequency_penalty\":2}",
+                                   &text), 200);
+        pen_k = srv_distinct(text.data, text.len);
+        CHECK(pen_k > plain_k);
+        if (pen_k <= plain_k || getenv("FTI_TEST_VERBOSE"))
+            fprintf(stderr, "    distinct tokens: %d plain, %d with frequency_penalty 2\n",
+                    plain_k, pen_k);
+    }
+    /* a negative penalty favours what was written: token 0 again */
+    CHECK_EQ_INT(srv_flat_text(f.port, "/v1/completions",
+                               "{\"prompt\":\"x\",\"max_tokens\":80,\"temperature\":0,"
+                               "\"presence_penalty\":-2,\"frequency_penalty\":-2}", &text), 200);
+    CHECK_EQ_INT(srv_distinct(text.data, text.len), 1);
+    /* out of range: 400 naming the parameter */
+    CHECK_EQ_INT(srv_flat_text(f.port, "/v1/completions",
+                               "{\"prompt\":\"x\",\"presence_penalty\":2.5}", &text), 400);
+    srv_finish(&f);
+    CHECK_EQ_INT(f.run_result, FTI_OK);
+    fti_buf_free(&text);
+}
+
 #else /* no server or no threads: the socket tests have nothing to run */
 void fti_test_server_endpoints(void) {}
 void fti_test_server_streaming_sse(void) {}
@@ -1064,6 +1287,7 @@ void fti_test_server_monitor_log_metrics(void) {}
 void fti_test_server_monitor_drift_user_ids(void) {}
 void fti_test_server_every_bad_request_closes(void) {}
 void fti_test_server_instance_name(void) {}
+void fti_test_server_penalties_openai(void) {}
 #endif
 
 #if !defined(FTI_NO_SERVER)

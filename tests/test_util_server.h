@@ -78,11 +78,7 @@ FTI__UNUSED static fti_result tu_gen_start(void *u, const char *prompt, size_t l
     }
     memset(&so, 0, sizeof so);
     so.kv_type = g->n_started % 2 ? FTI_KV_F16 : FTI_KV_F32;
-    memset(&sm, 0, sizeof sm);
-    sm.temperature = p->temperature;
-    sm.top_p = p->top_p;
-    sm.top_k = p->top_k;
-    sm.seed = p->seed;
+    fti_gen_sampler_opts(p, &sm);
     r = fti_session_create(&q->s, g->e, &so, err);
     if (r == FTI_OK && (r = fti_sampler_create(&q->smp, 96, &sm)) != FTI_OK)
         fti_error_set(err, r, "sampler");
