@@ -655,12 +655,14 @@ FTI_TEST(store_export_owner) {
     }
 }
 
+/* One message of a Messenger-style export (the conversation tests below). */
+#define FTI__MSG(who, text) "{\"sender_name\": \"" who "\", \"content\": \"" text "\"}"
+
 FTI_TEST(store_conversation_owner_inferred) {
     /* an export of conversations without its account file: in a folder of three or more
      * conversations the one sender of them all is the owner (their messages alone stay); one
      * conversation, or one the owner never wrote in, or two people in all of them: everyone's
      * stay (the last said in the report); --authors "*" too */
-#define FTI__MSG(who, text) "{\"sender_name\": \"" who "\", \"content\": \"" text "\"}"
     static const export_file files[] = {
         {"fb/messages/inbox/bob_1/a.json",
          "{\"participants\": [{\"name\": \"Ann Lee\"}, {\"name\": \"Bob Stone\"}], "
@@ -691,7 +693,6 @@ FTI_TEST(store_conversation_owner_inferred) {
         {"pair/inbox/g2/message_1.json",
          "{\"messages\": [" FTI__MSG("Gail Ash", "Two in both, Gail again: still here.") ", "
          FTI__MSG("Finn Ash", "Two in both, Finn again: still here.") "]}"}};
-#undef FTI__MSG
     char home[512], id[65];
     fti_buf got;
     fti_dataset *ds = NULL;
@@ -829,7 +830,6 @@ FTI_TEST(store_conversation_owner_not_inferred_two_groups) {
     /* the owner only reads two group chats, and one friend writes in both: two conversations
      * cannot tell him from the owner, so no owner is inferred (said in the report) and
      * everyone's messages stay, the owner's unanswered one among them */
-#define FTI__MSG(who, text) "{\"sender_name\": \"" who "\", \"content\": \"" text "\"}"
     static const export_file files[] = {
         {"fb/messages/inbox/bakers_1/message_1.json",
          "{\"messages\": [" FTI__MSG("Bob Stone", "Bob in the bakers' chat: rye on Friday.") ", "
@@ -839,7 +839,6 @@ FTI_TEST(store_conversation_owner_not_inferred_two_groups) {
          FTI__MSG("Dan Ray", "Dan in the market chat: I will be late.") "]}"},
         {"fb/messages/inbox/eve_3/message_1.json",
          "{\"messages\": [" FTI__MSG("Ann Lee", "Ann to Eve: the loaf was dense again.") "]}"}};
-#undef FTI__MSG
     char home[512], id[65];
     fti_buf got;
     fti_dataset *ds = NULL;
@@ -871,7 +870,6 @@ FTI_TEST(store_conversation_owner_names_any_case) {
     /* a sender's name in other cases ("ann lee", "ANN LEE"; Latin letters too) is one sender:
      * the owner is inferred across them and all her spellings are kept; a chat where only she
      * wrote, under two spellings, is a chat of one sender */
-#define FTI__MSG(who, text) "{\"sender_name\": \"" who "\", \"content\": \"" text "\"}"
     static const export_file files[] = {
         {"a/inbox/bob_1/message_1.json",
          "{\"messages\": [" FTI__MSG("Bob Stone", "Theirs, Bob: are you coming on Sunday?") ", "
@@ -897,7 +895,6 @@ FTI_TEST(store_conversation_owner_names_any_case) {
          "{\"messages\": [" FTI__MSG("Gil Ross", "Theirs, Gil: the market moved.") ", "
          FTI__MSG("\xC5\x81UCJA \xC5\xBB\xC3\x93\xC5\x81\xC4\x86",
                   "Mine, LUCJA: to the square, then.") "]}"}};
-#undef FTI__MSG
     char home[512], id[65];
     fti_buf got;
     fti_dataset *ds = NULL;
