@@ -2972,6 +2972,15 @@ FTIDEF void fti_sampler_accept(fti_sampler *s, int32_t token);
  * above -inf). +inf logits: one of them, each alike. */
 FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits);
 
+/* The log-probabilities of logits[0..n) (log-softmax): returns the log of Σ exp(logits) (so
+ * token i's log-probability is logits[i] minus it; -inf when no logit is above -inf, NaN counts as
+ * -inf), and writes the k most likely tokens (k above n counts as n), most likely first, ties to
+ * the lower id, to ids[0..k) and their log-probabilities to logprobs[0..k) (logprobs may be NULL;
+ * ids NULL: neither is written). Sums in double; allocation-free; O(n·k) at worst. Thread
+ * safety: any thread. */
+FTIDEF double fti_logprobs_top(const float *logits, size_t n, size_t k, int32_t *ids,
+                               float *logprobs);
+
 /* --- generation ------------------------------------------------------------------------------- */
 
 typedef enum fti_finish {
@@ -3586,6 +3595,10 @@ FTIDEF const char *fti_http_reason(int status);
 
 #define FTI_API_MAX_STOP 4
 #define FTI_API_MAX_STOP_LEN 64
+/* The most alternatives a token's log-probability comes with (OpenAI's limits: chat
+ * top_logprobs 20, completions logprobs 5), and the most logit_bias entries a request takes. */
+#define FTI_API_MAX_TOP_LOGPROBS 20
+#define FTI_API_MAX_LOGIT_BIAS 1024
 
 typedef enum fti_api_kind {
     FTI_API_COMPLETION = 1,
@@ -3614,6 +3627,13 @@ typedef struct fti_api_request {
     size_t n_stop;
     char stop[FTI_API_MAX_STOP][FTI_API_MAX_STOP_LEN + 1];
     int use_retrieval;  /* extension "fti_retrieval": default 1 */
+    int logprobs;       /* report each token's log-probability (chat: logprobs true;
+                           completions: logprobs 0..5) */
+    int top_logprobs;   /* and its most likely alternatives: chat top_logprobs (0..20), completions
+                           logprobs */
+    size_t n_bias;      /* logit_bias: logits[bias_ids[i]] += bias[i] (bias in [-100, 100]) */
+    int32_t *bias_ids;
+    float *bias;
 } fti_api_request;
 
 /* Validates body[0..len) for the given endpoint kind. n_ctx (> 0) bounds max_tokens.
@@ -3629,6 +3649,17 @@ FTIDEF void fti_api_request_free(fti_api_request *req);
 FTIDEF void fti_api_write_error(fti_buf *out, const char *message, const char *type,
                                 const char *param, const char *code);
 
+/* One token's log-probability in a response: its bytes (any bytes: a token may hold part of a
+ * UTF-8 character), and for a generated token its most likely alternatives (top, n_top). */
+typedef struct fti_api_logprob {
+    const char *text;
+    size_t text_len;
+    float logprob;
+    size_t offset; /* completions: where the token starts in the completion's text */
+    int n_top;
+    const struct fti_api_logprob *top;
+} fti_api_logprob;
+
 /* What a finished (or streaming) completion reports. */
 typedef struct fti_api_result {
     const char *id;          /* "cmpl-..." / "chatcmpl-..." */
@@ -3640,6 +3671,10 @@ typedef struct fti_api_result {
     int prompt_tokens;
     int completion_tokens;
     const char *chunks_json; /* retrieval chunks used, a JSON array text, or NULL */
+    int logprobs;            /* 1: the request asked for log-probabilities ("logprobs" then holds
+                                the tokens of text: n_logprobs entries; else it is null) */
+    const fti_api_logprob *lp;
+    size_t n_logprobs;
 } fti_api_result;
 
 /* The whole JSON response for a non-streaming request. */
@@ -3669,6 +3704,18 @@ typedef struct fti_gen_params {
     const char *title;
     const char *context;
     size_t context_len;
+    /* each token's log-probability (fti_gen_token.logprob) and its top_logprobs most likely
+     * alternatives (0..FTI_API_MAX_TOP_LOGPROBS), from the model's distribution before the
+     * bias, penalties and temperature; generators that cannot leave has_logprob 0 */
+    int logprobs;
+    int top_logprobs;
+    /* OpenAI's logit_bias: logits[bias_ids[i]] += bias[i] before the sampler (its penalties
+     * come after); ids the vocabulary does not have are the generator's FTI_ERR_INVALID at
+     * seq_start. The arrays are the request's: valid during seq_start (a generator copies
+     * them). */
+    const int32_t *bias_ids;
+    const float *bias;
+    size_t n_bias;
 } fti_gen_params;
 
 /* Fills *out with the sampler options of a sequence, with OpenAI's semantics: temperature, top_p,
@@ -3700,6 +3747,14 @@ typedef struct fti_gen_token {
     int is_end;         /* end of text: the sequence is finished ("stop") */
     const char *text;
     size_t text_len;
+    /* fti_gen_params.logprobs: the token's log-probability (has_logprob 1) and n_top alternatives,
+     * most likely first: their log-probabilities and bytes (generator storage, as text) */
+    int has_logprob;
+    float logprob;
+    int n_top;
+    const float *top_logprobs;
+    const char *const *top_text;
+    const size_t *top_text_len;
 } fti_gen_token;
 
 /* The interface. All calls come from the scheduler thread except model_id and n_ctx (any thread).
@@ -35658,6 +35713,48 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
     return rc;
 }
 
+/* A logit as fti_logprobs_top orders it: NaN as -inf. */
+static float fti__lp_val(const float *logits, int32_t i) {
+    float v = logits[i];
+    return v == v ? v : -INFINITY;
+}
+
+FTIDEF double fti_logprobs_top(const float *logits, size_t n, size_t k, int32_t *ids,
+                               float *logprobs) {
+    size_t i, j, m = 0;
+    float mx = -INFINITY;
+    double sum = 0, lse;
+    if (!logits || !n) return -INFINITY;
+    if (k > n) k = n;
+    for (i = 0; i < n; i++)
+        if (logits[i] > mx) mx = logits[i];
+    if (mx == -INFINITY || mx == INFINITY) {
+        lse = mx;
+    } else {
+        for (i = 0; i < n; i++)
+            if (logits[i] > -INFINITY) sum += exp((double)logits[i] - (double)mx);
+        lse = (double)mx + log(sum);
+    }
+    if (!k || !ids) return lse;
+    /* the k best so far, in order: a token enters only when it beats the last one kept (a tie
+     * stays behind: the lower id, seen first, leads) */
+    for (i = 0; i < n; i++) {
+        float v = fti__lp_val(logits, (int32_t)i);
+        if (m == k && !(v > fti__lp_val(logits, ids[k - 1]))) continue;
+        j = m < k ? m++ : k - 1;
+        for (; j > 0 && v > fti__lp_val(logits, ids[j - 1]); j--) ids[j] = ids[j - 1];
+        ids[j] = (int32_t)i;
+    }
+    for (j = 0; logprobs && j < k; j++) {
+        float v = fti__lp_val(logits, ids[j]);
+        /* every logit -inf: every token -inf; some +inf: those share the mass (0), others -inf */
+        logprobs[j] = lse == INFINITY ? (v == INFINITY ? 0.0f : -INFINITY)
+                      : lse == -INFINITY ? -INFINITY
+                                         : (float)((double)v - lse);
+    }
+    return lse;
+}
+
 FTIDEF size_t fti_prompt_fit(const int32_t *header, size_t n_header, const int32_t *body,
                              size_t n_body, size_t max_tokens, int32_t *out) {
     size_t keep;
@@ -38035,6 +38132,71 @@ static fti_result fti__api_int(const fti_json *root, const char *key, int64_t lo
     return FTI_OK;
 }
 
+/* logprobs: chat takes "logprobs" (a boolean) and "top_logprobs" (0..20, with logprobs true);
+ * completions take "logprobs" as the number of alternatives (0..5). */
+static fti_result fti__api_logprobs(const fti_json *root, fti_api_kind kind, fti_api_request *req,
+                                    const char **param, fti_error *err) {
+    const fti_json *v = fti_json_get(root, "logprobs");
+    int64_t i64 = 0;
+    fti_result r;
+    if (kind == FTI_API_CHAT) {
+        if (v && v->type != FTI_JSON_NULL && v->type != FTI_JSON_TRUE && v->type != FTI_JSON_FALSE)
+            return fti__api_bad(err, param, "logprobs", "'logprobs' must be a boolean");
+        req->logprobs = v && v->type == FTI_JSON_TRUE;
+        r = fti__api_int(root, "top_logprobs", 0, FTI_API_MAX_TOP_LOGPROBS, &i64, param, err);
+        if (r != FTI_OK) return r;
+        v = fti_json_get(root, "top_logprobs");
+        if (v && v->type != FTI_JSON_NULL && !req->logprobs)
+            return fti__api_bad(err, param, "top_logprobs",
+                                "'top_logprobs' requires 'logprobs' to be true");
+    } else {
+        if (v && v->type == FTI_JSON_TRUE) /* some clients send a boolean here too */
+            return fti__api_bad(err, param, "logprobs",
+                                "'logprobs' must be an integer from 0 to 5 (the alternatives per "
+                                "token) for completions");
+        r = fti__api_int(root, "logprobs", 0, 5, &i64, param, err);
+        if (r != FTI_OK) return r;
+        req->logprobs = v && v->type == FTI_JSON_NUMBER;
+    }
+    req->top_logprobs = (int)i64;
+    return FTI_OK;
+}
+
+/* logit_bias: an object of token ids (decimal strings) to numbers in [-100, 100]. */
+static fti_result fti__api_logit_bias(const fti_json *root, fti_api_request *req,
+                                      const char **param, fti_error *err) {
+    const fti_json *v = fti_json_get(root, "logit_bias"), *m;
+    size_t n = 0, i;
+    if (!v || v->type == FTI_JSON_NULL) return FTI_OK;
+    if (v->type != FTI_JSON_OBJECT)
+        return fti__api_bad(err, param, "logit_bias",
+                            "'logit_bias' must be an object of token ids to numbers");
+    if (v->len > FTI_API_MAX_LOGIT_BIAS)
+        return fti__api_bad(err, param, "logit_bias", "'logit_bias' takes at most 1024 tokens");
+    if (!v->len) return FTI_OK;
+    req->bias_ids = (int32_t *)fti_malloc(v->len * sizeof(int32_t));
+    req->bias = (float *)fti_malloc(v->len * sizeof(float));
+    if (!req->bias_ids || !req->bias) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    for (m = v->child; m; m = m->next) {
+        int64_t id = 0;
+        int ok = m->key_len > 0 && m->key_len <= 10;
+        for (i = 0; ok && i < m->key_len; i++) {
+            ok = m->key[i] >= '0' && m->key[i] <= '9';
+            id = id * 10 + (m->key[i] - '0');
+        }
+        if (!ok || id > INT32_MAX)
+            return fti__api_bad(err, param, "logit_bias",
+                                "'logit_bias' keys must be token ids (decimal integers)");
+        if (m->type != FTI_JSON_NUMBER || !(m->num >= -100 && m->num <= 100))
+            return fti__api_bad(err, param, "logit_bias",
+                                "'logit_bias' values must be numbers from -100 to 100");
+        req->bias_ids[n] = (int32_t)id;
+        req->bias[n++] = (float)m->num;
+    }
+    req->n_bias = n;
+    return FTI_OK;
+}
+
 /* The text of a chat message content: a string or an array of {"type":"text","text":...}. */
 static int fti__api_content(const fti_json *c, fti_buf *out) {
     const fti_json *p;
@@ -38252,11 +38414,8 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
         r = fti__api_bad(err, param, "stream_options", "'stream_options' must be an object");
         goto fail;
     }
-    v = fti_json_get(root, "logprobs");
-    if (v && v->type != FTI_JSON_NULL && v->type != FTI_JSON_FALSE) {
-        r = fti__api_bad(err, param, "logprobs", "'logprobs' is not supported");
-        goto fail;
-    }
+    if ((r = fti__api_logprobs(root, kind, req, param, err)) != FTI_OK) goto fail;
+    if ((r = fti__api_logit_bias(root, req, param, err)) != FTI_OK) goto fail;
     v = fti_json_get(root, "stop");
     if (v && v->type != FTI_JSON_NULL) {
         const fti_json *s = v->type == FTI_JSON_ARRAY ? v->child : v;
@@ -38294,6 +38453,11 @@ FTIDEF void fti_api_request_free(fti_api_request *req) {
     fti_free(req->prompt);
     fti_free(req->chat_title);
     fti_free(req->chat_context);
+    fti_free(req->bias_ids);
+    fti_free(req->bias);
+    req->bias_ids = NULL;
+    req->bias = NULL;
+    req->n_bias = 0;
     req->model = req->prompt = req->chat_title = req->chat_context = NULL;
 }
 
@@ -38351,6 +38515,82 @@ static void fti__api_chunks(fti_buf *out, fti_jw *w, const fti_api_result *r) {
     }
 }
 
+/* Chat's {"token","logprob","bytes"} of one entry. */
+static void fti__api_lp_entry(fti_jw *w, const fti_api_logprob *e) {
+    size_t i;
+    fti_jw_key(w, "token");
+    fti_jw_strn(w, e->text, e->text_len);
+    fti_jw_key(w, "logprob");
+    fti_jw_num(w, e->logprob > -9999.0f ? e->logprob : -9999.0f); /* -inf: OpenAI's floor */
+    fti_jw_key(w, "bytes");
+    fti_jw_arr_begin(w);
+    for (i = 0; i < e->text_len; i++) fti_jw_int(w, (unsigned char)e->text[i]);
+    fti_jw_arr_end(w);
+}
+
+/* "logprobs": null, or the entries of r in the endpoint's form (stream chunks without entries:
+ * null). Chat: {"content": [{token, logprob, bytes, top_logprobs: [...]}], "refusal": null};
+ * completions: {tokens, token_logprobs, top_logprobs: [{token: logprob}], text_offset}. */
+static void fti__api_logprobs_out(fti_jw *w, fti_api_kind kind, const fti_api_result *r,
+                                  int chunk) {
+    size_t i;
+    int t;
+    fti_jw_key(w, "logprobs");
+    if (!r->logprobs || (chunk && !r->n_logprobs)) {
+        fti_jw_null(w);
+        return;
+    }
+    fti_jw_obj_begin(w);
+    if (kind == FTI_API_CHAT) {
+        fti_jw_key(w, "content");
+        fti_jw_arr_begin(w);
+        for (i = 0; i < r->n_logprobs; i++) {
+            const fti_api_logprob *e = &r->lp[i];
+            fti_jw_obj_begin(w);
+            fti__api_lp_entry(w, e);
+            fti_jw_key(w, "top_logprobs");
+            fti_jw_arr_begin(w);
+            for (t = 0; t < e->n_top; t++) {
+                fti_jw_obj_begin(w);
+                fti__api_lp_entry(w, &e->top[t]);
+                fti_jw_obj_end(w);
+            }
+            fti_jw_arr_end(w);
+            fti_jw_obj_end(w);
+        }
+        fti_jw_arr_end(w);
+        fti_jw_key(w, "refusal");
+        fti_jw_null(w);
+    } else {
+        fti_jw_key(w, "tokens");
+        fti_jw_arr_begin(w);
+        for (i = 0; i < r->n_logprobs; i++) fti_jw_strn(w, r->lp[i].text, r->lp[i].text_len);
+        fti_jw_arr_end(w);
+        fti_jw_key(w, "token_logprobs");
+        fti_jw_arr_begin(w);
+        for (i = 0; i < r->n_logprobs; i++)
+            fti_jw_num(w, r->lp[i].logprob > -9999.0f ? r->lp[i].logprob : -9999.0f);
+        fti_jw_arr_end(w);
+        fti_jw_key(w, "top_logprobs");
+        fti_jw_arr_begin(w);
+        for (i = 0; i < r->n_logprobs; i++) {
+            const fti_api_logprob *e = &r->lp[i];
+            fti_jw_obj_begin(w);
+            for (t = 0; t < e->n_top; t++) {
+                fti_jw_keyn(w, e->top[t].text, e->top[t].text_len);
+                fti_jw_num(w, e->top[t].logprob > -9999.0f ? e->top[t].logprob : -9999.0f);
+            }
+            fti_jw_obj_end(w);
+        }
+        fti_jw_arr_end(w);
+        fti_jw_key(w, "text_offset");
+        fti_jw_arr_begin(w);
+        for (i = 0; i < r->n_logprobs; i++) fti_jw_int(w, (int64_t)r->lp[i].offset);
+        fti_jw_arr_end(w);
+    }
+    fti_jw_obj_end(w);
+}
+
 FTIDEF void fti_api_write_response(fti_buf *out, fti_api_kind kind, const fti_api_result *r) {
     fti_jw w;
     fti_jw_init(&w, out, 0);
@@ -38373,8 +38613,7 @@ FTIDEF void fti_api_write_response(fti_buf *out, fti_api_kind kind, const fti_ap
         fti_jw_key(&w, "text");
         fti_jw_strn(&w, r->text ? r->text : "", r->text ? r->text_len : 0);
     }
-    fti_jw_key(&w, "logprobs");
-    fti_jw_null(&w);
+    fti__api_logprobs_out(&w, kind, r, 0);
     fti_jw_key(&w, "finish_reason");
     if (r->finish_reason) fti_jw_str(&w, r->finish_reason);
     else fti_jw_null(&w);
@@ -38414,8 +38653,7 @@ FTIDEF void fti_api_write_chunk(fti_buf *out, fti_api_kind kind, const fti_api_r
             fti_jw_key(&w, "text");
             fti_jw_strn(&w, r->text ? r->text : "", r->text ? r->text_len : 0);
         }
-        fti_jw_key(&w, "logprobs");
-        fti_jw_null(&w);
+        fti__api_logprobs_out(&w, kind, r, 1);
         fti_jw_key(&w, "finish_reason");
         if (r->finish_reason) fti_jw_str(&w, r->finish_reason);
         else fti_jw_null(&w);
@@ -38464,6 +38702,10 @@ typedef struct fti__echo_seq {
     int n_out;
     int32_t *ids;
     size_t n_ids;
+    int logprobs, n_top; /* the request's; the step's alternatives below */
+    float top_lp[FTI_API_MAX_TOP_LOGPROBS];
+    const char *top_text[FTI_API_MAX_TOP_LOGPROBS];
+    size_t top_len[FTI_API_MAX_TOP_LOGPROBS];
 } fti__echo_seq;
 
 static const char *const fti__echo_words[] = {
@@ -38499,6 +38741,10 @@ static fti_result fti__echo_start(void *user, const char *prompt, size_t prompt_
     for (i = 0; i < prompt_len; i++) s->ids[i] = (unsigned char)prompt[i];
     s->n_ids = prompt_len;
     s->state = fti_hash64(prompt, prompt_len, p->seed) % FTI__ECHO_NW;
+    s->logprobs = p->logprobs;
+    s->n_top = p->top_logprobs < 0                          ? 0
+               : p->top_logprobs > FTI_API_MAX_TOP_LOGPROBS ? FTI_API_MAX_TOP_LOGPROBS
+                                                            : p->top_logprobs;
     memset(info, 0, sizeof *info);
     info->ids = s->ids;
     info->n_tokens = prompt_len;
@@ -38529,12 +38775,29 @@ static fti_result fti__echo_step(void *user, void **seqs, size_t n, fti_gen_toke
     for (i = 0; i < n; i++) {
         fti__echo_seq *s = (fti__echo_seq *)seqs[i];
         const char *w = fti__echo_words[(s->state + (uint64_t)s->n_out) % FTI__ECHO_NW];
+        memset(&out[i], 0, sizeof out[i]);
         s->n_out++;
         out[i].id = (int32_t)((s->state + (uint64_t)s->n_out) % FTI__ECHO_NW);
         out[i].text = w;
         out[i].text_len = strlen(w);
         out[i].is_end = e->end_after > 0 && s->n_out > e->end_after;
         if (out[i].is_end) out[i].text_len = 0;
+        if (s->logprobs) { /* made up, but consistent: the word leads the next ones by 1 each */
+            int k;
+            out[i].has_logprob = 1;
+            out[i].logprob = -0.25f * (float)(1 + s->n_out % 3);
+            for (k = 0; k < s->n_top; k++) {
+                const char *a =
+                    fti__echo_words[(s->state + (uint64_t)s->n_out - 1 + (uint64_t)k) % FTI__ECHO_NW];
+                s->top_lp[k] = out[i].logprob - (float)k;
+                s->top_text[k] = a;
+                s->top_len[k] = strlen(a);
+            }
+            out[i].n_top = s->n_top;
+            out[i].top_logprobs = s->top_lp;
+            out[i].top_text = s->top_text;
+            out[i].top_text_len = s->top_len;
+        }
     }
     return FTI_OK;
 }
@@ -38654,6 +38917,21 @@ typedef struct fti__genref {
 
 typedef struct fti__conn fti__conn;
 
+/* A generated token's log-probability as a job keeps it (req.logprobs): where it starts in the
+ * text, its bytes and its alternatives' (offsets into the job's lp_bytes, which grows). */
+typedef struct fti__lp_rec {
+    size_t off;    /* in the completion's text */
+    size_t b0, bn; /* its bytes: lp_bytes[b0, b0 + bn) */
+    size_t a0;     /* its alternatives: lp_alt[a0, a0 + n_top) */
+    int n_top;
+    float lp;
+} fti__lp_rec;
+
+typedef struct fti__lp_alt {
+    size_t b0, bn;
+    float lp;
+} fti__lp_alt;
+
 typedef struct fti__job {
     struct fti__job *next, *prev;      /* srv->jobs (all jobs) */
     struct fti__job *qnext;            /* srv->queue */
@@ -38684,6 +38962,11 @@ typedef struct fti__job {
     int n_chunks;
     int has_buckets;
     uint32_t buckets[FTI_DRIFT_BUCKETS];
+    fti__lp_rec *lp;   /* req.logprobs: the generated tokens' (n_lp, lp_cap) */
+    size_t n_lp, lp_cap, lp_emitted;
+    fti__lp_alt *lp_alt;
+    size_t n_alt, alt_cap;
+    fti_buf lp_bytes;  /* their bytes (oom: the answer is a 500, as for the text) */
 } fti__job;
 
 struct fti__conn {
@@ -38928,6 +39211,9 @@ static const char fti__dashboard_html[] =
 
 static void fti__job_free(fti__job *j) {
     fti_api_request_free(&j->req);
+    fti_free(j->lp);
+    fti_free(j->lp_alt);
+    fti_buf_free(&j->lp_bytes);
     fti_buf_free(&j->text);
     fti_buf_free(&j->out);
     fti_free(j->chunks_json);
@@ -38951,6 +39237,7 @@ static fti_api_result fti__job_result(fti__job *j, const char *text, size_t n) {
     r.prompt_tokens = j->prompt_tokens;
     r.completion_tokens = j->n_tokens;
     r.chunks_json = j->chunks_json;
+    r.logprobs = j->req.logprobs;
     return r;
 }
 
@@ -38968,17 +39255,102 @@ static size_t fti__stop_holdback(const fti__job *j) {
     return best;
 }
 
+/* Keeps token t's log-probability (it starts at byte off of the text). */
+static void fti__job_lp_add(fti__job *j, const fti_gen_token *t, size_t off) {
+    fti__lp_rec *rec;
+    int k, n_top = t->n_top < 0 ? 0 : t->n_top;
+    if (!j->req.logprobs || !t->has_logprob || j->lp_bytes.oom) return;
+    if (n_top > j->req.top_logprobs) n_top = j->req.top_logprobs;
+    if (n_top && (!t->top_logprobs || !t->top_text || !t->top_text_len)) n_top = 0;
+    if (j->n_lp == j->lp_cap) {
+        size_t cap = j->lp_cap ? 2 * j->lp_cap : 16;
+        fti__lp_rec *nl = (fti__lp_rec *)fti_realloc(j->lp, cap * sizeof *nl);
+        if (!nl) goto oom;
+        j->lp = nl;
+        j->lp_cap = cap;
+    }
+    if (j->n_alt + (size_t)n_top > j->alt_cap) {
+        size_t cap = j->alt_cap ? 2 * j->alt_cap : 64;
+        fti__lp_alt *na;
+        while (cap < j->n_alt + (size_t)n_top) cap *= 2;
+        na = (fti__lp_alt *)fti_realloc(j->lp_alt, cap * sizeof *na);
+        if (!na) goto oom;
+        j->lp_alt = na;
+        j->alt_cap = cap;
+    }
+    rec = &j->lp[j->n_lp++];
+    rec->off = off;
+    rec->lp = t->logprob;
+    rec->b0 = j->lp_bytes.len;
+    rec->bn = t->text ? t->text_len : 0;
+    fti_buf_append(&j->lp_bytes, t->text ? t->text : "", rec->bn);
+    rec->a0 = j->n_alt;
+    rec->n_top = n_top;
+    for (k = 0; k < n_top; k++) {
+        fti__lp_alt *a = &j->lp_alt[j->n_alt++];
+        a->lp = t->top_logprobs[k];
+        a->b0 = j->lp_bytes.len;
+        a->bn = t->top_text[k] ? t->top_text_len[k] : 0;
+        fti_buf_append(&j->lp_bytes, t->top_text[k] ? t->top_text[k] : "", a->bn);
+    }
+    return;
+oom:
+    j->lp_bytes.oom = 1;
+}
+
+/* The records from lp_emitted of the tokens that start in text[0, upto) (a token without bytes:
+ * at upto too), as the writers' entries (*view, freed by the caller; NULL when none or out of
+ * memory). Returns how many; lp_emitted moves past them. */
+static size_t fti__job_lp_view(fti__job *j, size_t upto, fti_api_logprob **view) {
+    size_t i0 = j->lp_emitted, i1 = i0, n_alt = 0, i, k;
+    fti_api_logprob *v, *alts;
+    *view = NULL;
+    while (i1 < j->n_lp && (j->lp[i1].off < upto || (!j->lp[i1].bn && j->lp[i1].off <= upto)))
+        n_alt += (size_t)j->lp[i1++].n_top;
+    j->lp_emitted = i1;
+    if (i1 == i0 || j->lp_bytes.oom) return 0;
+    v = (fti_api_logprob *)fti_calloc(i1 - i0 + n_alt, sizeof *v);
+    if (!v) {
+        j->lp_bytes.oom = 1;
+        return 0;
+    }
+    alts = v + (i1 - i0);
+    for (i = i0; i < i1; i++) {
+        const fti__lp_rec *rec = &j->lp[i];
+        fti_api_logprob *e = &v[i - i0];
+        e->text = j->lp_bytes.data + rec->b0;
+        e->text_len = rec->bn;
+        e->logprob = rec->lp;
+        e->offset = rec->off;
+        e->n_top = rec->n_top;
+        e->top = alts;
+        for (k = 0; k < (size_t)rec->n_top; k++, alts++) {
+            const fti__lp_alt *a = &j->lp_alt[rec->a0 + k];
+            alts->text = j->lp_bytes.data + a->b0;
+            alts->text_len = a->bn;
+            alts->logprob = a->lp;
+        }
+    }
+    *view = v;
+    return i1 - i0;
+}
+
 /* Emits stream chunks for text[emitted..upto). */
 static void fti__job_emit(fti__job *j, size_t upto) {
     fti_api_result r;
+    fti_api_logprob *view = NULL;
     if (!j->req.stream || upto <= j->emitted) return;
     r = fti__job_result(j, j->text.data + j->emitted, upto - j->emitted);
+    if (j->req.logprobs) r.n_logprobs = fti__job_lp_view(j, upto, &view);
+    r.lp = view;
     fti_api_write_chunk(&j->out, j->req.kind, &r, 0);
+    fti_free(view);
     j->emitted = upto;
 }
 
 static void fti__job_finish_output(fti__job *j) {
     fti_api_result r;
+    fti_api_logprob *view = NULL;
     if (j->req.stream) {
         fti__job_emit(j, j->text.len);
         r = fti__job_result(j, "", 0);
@@ -38989,8 +39361,12 @@ static void fti__job_finish_output(fti__job *j) {
     } else {
         r = fti__job_result(j, j->text.data ? j->text.data : "", j->text.len);
         r.finish_reason = j->finish;
+        if (j->req.logprobs) r.n_logprobs = fti__job_lp_view(j, j->text.len, &view);
+        r.lp = view;
         fti_api_write_response(&j->out, j->req.kind, &r);
-        if (j->text.oom || j->out.oom) { /* out of memory: a 500, not a 200 with a cut answer */
+        fti_free(view);
+        if (j->text.oom || j->out.oom || j->lp_bytes.oom) {
+            /* out of memory: a 500, not a 200 with a cut answer */
             fti_buf_free(&j->out);
             j->status = 500;
             fti_api_write_error(&j->out, "out of memory", "server_error", NULL, NULL);
@@ -39004,6 +39380,7 @@ static int fti__job_token(fti__job *j, const fti_gen_token *t) {
     if (j->n_tokens == 0) j->t_first_ns = fti_time_ns();
     j->n_tokens++;
     scan_from = j->text.len;
+    if (t->text_len || !t->is_end) fti__job_lp_add(j, t, scan_from);
     if (t->text && t->text_len) fti_buf_append(&j->text, t->text, t->text_len);
     if (t->is_end) j->finish = "stop";
     if (j->req.n_stop) {
@@ -39118,6 +39495,11 @@ static void *fti__sched_main(void *arg) {
                 p.frequency_penalty = j->req.frequency_penalty;
                 p.seed = j->req.has_seed ? j->req.seed : fti_hash64(j->id, strlen(j->id), 0);
                 p.use_retrieval = j->req.use_retrieval;
+                p.logprobs = j->req.logprobs;
+                p.top_logprobs = j->req.top_logprobs;
+                p.bias_ids = j->req.bias_ids;
+                p.bias = j->req.bias;
+                p.n_bias = j->req.n_bias;
                 if (j->req.kind == FTI_API_CHAT) {
                     p.title = j->req.chat_title;
                     p.context = j->req.chat_context;
@@ -39153,7 +39535,9 @@ static void *fti__sched_main(void *arg) {
                 j->status = r == FTI_ERR_LIMIT || r == FTI_ERR_INVALID ? 400 : 500;
                 fti_api_write_error(&eb, err.msg[0] ? err.msg : fti_result_str(r),
                                     j->status == 400 ? "invalid_request_error" : "server_error",
-                                    r == FTI_ERR_LIMIT ? "max_tokens" : NULL,
+                                    r == FTI_ERR_LIMIT                       ? "max_tokens"
+                                    : r == FTI_ERR_INVALID && j->req.n_bias ? "logit_bias"
+                                                                             : NULL,
                                     r == FTI_ERR_LIMIT ? "context_length_exceeded" : NULL);
                 fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
                 fti_buf_free(&eb);

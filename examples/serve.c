@@ -124,6 +124,19 @@ typedef struct eng_seq {
     fti_result r;
     fti_error err;
     fti_gen_token out;
+    /* logit_bias (the request's, copied): added to the logits before the sampler */
+    int32_t *bias_ids;
+    float *bias;
+    size_t n_bias;
+    /* logprobs: the model's logits before sampling changes them (V), and what the last draw
+     * reports: the drawn token's log-probability and the top alternatives */
+    float *raw;
+    int n_top;
+    double lse;
+    float top_lp[FTI_API_MAX_TOP_LOGPROBS];
+    int32_t top_id[FTI_API_MAX_TOP_LOGPROBS];
+    const char *top_text[FTI_API_MAX_TOP_LOGPROBS];
+    size_t top_len[FTI_API_MAX_TOP_LOGPROBS];
 } eng_seq;
 
 static const char *eng_id(void *u) { return ((eng *)u)->id; }
@@ -138,6 +151,9 @@ static void eng_seq_free(eng *g, eng_seq *q) {
         fti_session_free(q->s);
     }
     fti_sampler_free(q->smp);
+    fti_free(q->raw);
+    fti_free(q->bias_ids);
+    fti_free(q->bias);
     fti_free(q->user_ids);
     fti_free(q->chunks_json);
     fti_free(q);
@@ -252,6 +268,36 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
         fti_error_set(err, r, "sampler: %s", fti_result_str(r));
         goto fail;
     }
+    if (p->n_bias && p->bias_ids && p->bias) {
+        q->bias_ids = (int32_t *)fti_malloc(p->n_bias * sizeof(int32_t));
+        q->bias = (float *)fti_malloc(p->n_bias * sizeof(float));
+        if (!q->bias_ids || !q->bias) {
+            r = fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (i = 0; i < p->n_bias; i++) {
+            if (p->bias_ids[i] < 0 || (size_t)p->bias_ids[i] >= V) {
+                r = fti_error_set(err, FTI_ERR_INVALID,
+                                  "'logit_bias' names token %ld, which this model does not have "
+                                  "(its vocabulary is ids 0 to %lu)",
+                                  (long)p->bias_ids[i], (unsigned long)(V - 1));
+                goto fail;
+            }
+            q->bias_ids[i] = p->bias_ids[i];
+            q->bias[i] = p->bias[i];
+        }
+        q->n_bias = p->n_bias;
+    }
+    if (p->logprobs) {
+        q->n_top = p->top_logprobs < 0 ? 0 : p->top_logprobs;
+        if (q->n_top > FTI_API_MAX_TOP_LOGPROBS) q->n_top = FTI_API_MAX_TOP_LOGPROBS;
+        if ((size_t)q->n_top > V) q->n_top = (int)V;
+        q->raw = (float *)fti_malloc(V * sizeof(float));
+        if (!q->raw) {
+            r = fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+    }
     /* prefill; the prompt's perplexity comes from the same pass when its logits fit in 16 MiB */
     info->nll_mean = -1;
     if (pr.n > 1 && pr.n * V <= ((size_t)4 << 20)) {
@@ -346,15 +392,22 @@ static void eng_par_task(void *ctx, size_t begin, size_t end, int thread) {
 typedef struct eng_samp {
     void **seqs;
     int32_t *tok;
+    size_t V;
 } eng_samp;
 
 static void eng_samp_task(void *ctx, size_t begin, size_t end, int thread) {
     eng_samp *c = (eng_samp *)ctx;
-    size_t i;
+    size_t i, k;
     (void)thread;
     for (i = begin; i < end; i++) {
         eng_seq *q = (eng_seq *)c->seqs[i];
-        c->tok[i] = fti_sampler_sample(q->smp, fti_session_logits(q->s));
+        float *lg = fti_session_logits(q->s);
+        if (q->raw) { /* logprobs: of the model's own distribution, before sampling changes it */
+            memcpy(q->raw, lg, c->V * sizeof(float));
+            q->lse = fti_logprobs_top(q->raw, c->V, (size_t)q->n_top, q->top_id, q->top_lp);
+        }
+        for (k = 0; k < q->n_bias; k++) lg[q->bias_ids[k]] += q->bias[k];
+        c->tok[i] = fti_sampler_sample(q->smp, lg);
     }
 }
 
@@ -375,6 +428,7 @@ static fti_result eng_step(void *user, void **seqs, size_t n, fti_gen_token *out
             eng_samp c;
             c.seqs = seqs + i;
             c.tok = g->st;
+            c.V = fti_engine_config(g->e)->vocab_size;
             fti_pool_for(g->pool, n - i < mb ? n - i : mb, 1, eng_samp_task, &c);
         }
         t = g->st[i % mb];
@@ -387,6 +441,20 @@ static fti_result eng_step(void *user, void **seqs, size_t n, fti_gen_token *out
         fti_sampler_accept(q->smp, t);
         out[i].text = fti_engine_token_bytes(g->e, t, &bl);
         out[i].text_len = out[i].text ? bl : 0;
+        if (q->raw) {
+            int k;
+            double lp = (double)q->raw[t] - q->lse;
+            out[i].has_logprob = 1;
+            out[i].logprob = lp == lp ? (float)lp : -INFINITY;
+            for (k = 0; k < q->n_top; k++) {
+                q->top_text[k] = fti_engine_token_bytes(g->e, q->top_id[k], &bl);
+                q->top_len[k] = q->top_text[k] ? bl : 0;
+            }
+            out[i].n_top = q->n_top;
+            out[i].top_logprobs = q->top_lp;
+            out[i].top_text = q->top_text;
+            out[i].top_text_len = q->top_len;
+        }
         if (fti_session_pos(q->s) >= fti_session_n_ctx(q->s)) {
             out[i].is_end = 1; /* context full: this was the last token */
             continue;

@@ -3365,6 +3365,48 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
     return rc;
 }
 
+/* A logit as fti_logprobs_top orders it: NaN as -inf. */
+static float fti__lp_val(const float *logits, int32_t i) {
+    float v = logits[i];
+    return v == v ? v : -INFINITY;
+}
+
+FTIDEF double fti_logprobs_top(const float *logits, size_t n, size_t k, int32_t *ids,
+                               float *logprobs) {
+    size_t i, j, m = 0;
+    float mx = -INFINITY;
+    double sum = 0, lse;
+    if (!logits || !n) return -INFINITY;
+    if (k > n) k = n;
+    for (i = 0; i < n; i++)
+        if (logits[i] > mx) mx = logits[i];
+    if (mx == -INFINITY || mx == INFINITY) {
+        lse = mx;
+    } else {
+        for (i = 0; i < n; i++)
+            if (logits[i] > -INFINITY) sum += exp((double)logits[i] - (double)mx);
+        lse = (double)mx + log(sum);
+    }
+    if (!k || !ids) return lse;
+    /* the k best so far, in order: a token enters only when it beats the last one kept (a tie
+     * stays behind: the lower id, seen first, leads) */
+    for (i = 0; i < n; i++) {
+        float v = fti__lp_val(logits, (int32_t)i);
+        if (m == k && !(v > fti__lp_val(logits, ids[k - 1]))) continue;
+        j = m < k ? m++ : k - 1;
+        for (; j > 0 && v > fti__lp_val(logits, ids[j - 1]); j--) ids[j] = ids[j - 1];
+        ids[j] = (int32_t)i;
+    }
+    for (j = 0; logprobs && j < k; j++) {
+        float v = fti__lp_val(logits, ids[j]);
+        /* every logit -inf: every token -inf; some +inf: those share the mass (0), others -inf */
+        logprobs[j] = lse == INFINITY ? (v == INFINITY ? 0.0f : -INFINITY)
+                      : lse == -INFINITY ? -INFINITY
+                                         : (float)((double)v - lse);
+    }
+    return lse;
+}
+
 FTIDEF size_t fti_prompt_fit(const int32_t *header, size_t n_header, const int32_t *body,
                              size_t n_body, size_t max_tokens, int32_t *out) {
     size_t keep;

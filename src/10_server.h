@@ -124,6 +124,10 @@ FTIDEF const char *fti_http_reason(int status);
 
 #define FTI_API_MAX_STOP 4
 #define FTI_API_MAX_STOP_LEN 64
+/* The most alternatives a token's log-probability comes with (OpenAI's limits: chat
+ * top_logprobs 20, completions logprobs 5), and the most logit_bias entries a request takes. */
+#define FTI_API_MAX_TOP_LOGPROBS 20
+#define FTI_API_MAX_LOGIT_BIAS 1024
 
 typedef enum fti_api_kind {
     FTI_API_COMPLETION = 1,
@@ -152,6 +156,13 @@ typedef struct fti_api_request {
     size_t n_stop;
     char stop[FTI_API_MAX_STOP][FTI_API_MAX_STOP_LEN + 1];
     int use_retrieval;  /* extension "fti_retrieval": default 1 */
+    int logprobs;       /* report each token's log-probability (chat: logprobs true;
+                           completions: logprobs 0..5) */
+    int top_logprobs;   /* and its most likely alternatives: chat top_logprobs (0..20), completions
+                           logprobs */
+    size_t n_bias;      /* logit_bias: logits[bias_ids[i]] += bias[i] (bias in [-100, 100]) */
+    int32_t *bias_ids;
+    float *bias;
 } fti_api_request;
 
 /* Validates body[0..len) for the given endpoint kind. n_ctx (> 0) bounds max_tokens.
@@ -167,6 +178,17 @@ FTIDEF void fti_api_request_free(fti_api_request *req);
 FTIDEF void fti_api_write_error(fti_buf *out, const char *message, const char *type,
                                 const char *param, const char *code);
 
+/* One token's log-probability in a response: its bytes (any bytes: a token may hold part of a
+ * UTF-8 character), and for a generated token its most likely alternatives (top, n_top). */
+typedef struct fti_api_logprob {
+    const char *text;
+    size_t text_len;
+    float logprob;
+    size_t offset; /* completions: where the token starts in the completion's text */
+    int n_top;
+    const struct fti_api_logprob *top;
+} fti_api_logprob;
+
 /* What a finished (or streaming) completion reports. */
 typedef struct fti_api_result {
     const char *id;          /* "cmpl-..." / "chatcmpl-..." */
@@ -178,6 +200,10 @@ typedef struct fti_api_result {
     int prompt_tokens;
     int completion_tokens;
     const char *chunks_json; /* retrieval chunks used, a JSON array text, or NULL */
+    int logprobs;            /* 1: the request asked for log-probabilities ("logprobs" then holds
+                                the tokens of text: n_logprobs entries; else it is null) */
+    const fti_api_logprob *lp;
+    size_t n_logprobs;
 } fti_api_result;
 
 /* The whole JSON response for a non-streaming request. */
@@ -207,6 +233,18 @@ typedef struct fti_gen_params {
     const char *title;
     const char *context;
     size_t context_len;
+    /* each token's log-probability (fti_gen_token.logprob) and its top_logprobs most likely
+     * alternatives (0..FTI_API_MAX_TOP_LOGPROBS), from the model's distribution before the
+     * bias, penalties and temperature; generators that cannot leave has_logprob 0 */
+    int logprobs;
+    int top_logprobs;
+    /* OpenAI's logit_bias: logits[bias_ids[i]] += bias[i] before the sampler (its penalties
+     * come after); ids the vocabulary does not have are the generator's FTI_ERR_INVALID at
+     * seq_start. The arrays are the request's: valid during seq_start (a generator copies
+     * them). */
+    const int32_t *bias_ids;
+    const float *bias;
+    size_t n_bias;
 } fti_gen_params;
 
 /* Fills *out with the sampler options of a sequence, with OpenAI's semantics: temperature, top_p,
@@ -238,6 +276,14 @@ typedef struct fti_gen_token {
     int is_end;         /* end of text: the sequence is finished ("stop") */
     const char *text;
     size_t text_len;
+    /* fti_gen_params.logprobs: the token's log-probability (has_logprob 1) and n_top alternatives,
+     * most likely first: their log-probabilities and bytes (generator storage, as text) */
+    int has_logprob;
+    float logprob;
+    int n_top;
+    const float *top_logprobs;
+    const char *const *top_text;
+    const size_t *top_text_len;
 } fti_gen_token;
 
 /* The interface. All calls come from the scheduler thread except model_id and n_ctx (any thread).

@@ -358,7 +358,17 @@ FTI_TEST(http_api_validation) {
         {"{\"prompt\": \"a\", \"stream\": 1}", "stream"},
         {"{\"prompt\": \"a\", \"stop\": [\"a\",\"b\",\"c\",\"d\",\"e\"]}", "stop"},
         {"{\"prompt\": \"a\", \"stop\": \"\"}", "stop"},
-        {"{\"prompt\": \"a\", \"logprobs\": 3}", "logprobs"},
+        {"{\"prompt\": \"a\", \"logprobs\": 6}", "logprobs"},
+        {"{\"prompt\": \"a\", \"logprobs\": -1}", "logprobs"},
+        {"{\"prompt\": \"a\", \"logprobs\": true}", "logprobs"},
+        {"{\"prompt\": \"a\", \"logprobs\": 1.5}", "logprobs"},
+        {"{\"prompt\": \"a\", \"logit_bias\": [1]}", "logit_bias"},
+        {"{\"prompt\": \"a\", \"logit_bias\": {\"x\": 1}}", "logit_bias"},
+        {"{\"prompt\": \"a\", \"logit_bias\": {\"-1\": 1}}", "logit_bias"},
+        {"{\"prompt\": \"a\", \"logit_bias\": {\"\": 1}}", "logit_bias"},
+        {"{\"prompt\": \"a\", \"logit_bias\": {\"2147483648\": 1}}", "logit_bias"},
+        {"{\"prompt\": \"a\", \"logit_bias\": {\"5\": 101}}", "logit_bias"},
+        {"{\"prompt\": \"a\", \"logit_bias\": {\"5\": \"1\"}}", "logit_bias"},
         {"{\"prompt\": \"a\", \"model\": 5}", "model"},
     };
     size_t i;
@@ -384,7 +394,66 @@ FTI_TEST(http_api_validation) {
                                          "\"frequency_penalty\":1.25,\"n\":1,\"best_of\":null}",
                     &param, &q) == 0);
     CHECK(q.presence_penalty == -2.0f && q.frequency_penalty == 1.25f);
+    CHECK(!q.logprobs && q.n_bias == 0);
     fti_api_request_free(&q);
+    /* logprobs: completions take the number of alternatives, chat a boolean and top_logprobs */
+    CHECK(api_parse(FTI_API_COMPLETION, "{\"prompt\":\"hi\",\"logprobs\":5,"
+                                         "\"logit_bias\":{\"7\":-100,\"2147483647\":2.5}}",
+                    &param, &q) == 0);
+    CHECK(q.logprobs == 1 && q.top_logprobs == 5 && q.n_bias == 2);
+    CHECK(q.bias_ids[0] == 7 && q.bias[0] == -100.0f);
+    CHECK(q.bias_ids[1] == 2147483647 && q.bias[1] == 2.5f);
+    fti_api_request_free(&q);
+    CHECK(api_parse(FTI_API_COMPLETION, "{\"prompt\":\"hi\",\"logprobs\":0}", &param, &q) == 0);
+    CHECK(q.logprobs == 1 && q.top_logprobs == 0);
+    fti_api_request_free(&q);
+    CHECK(api_parse(FTI_API_COMPLETION, "{\"prompt\":\"hi\",\"logprobs\":null,\"logit_bias\":{}}",
+                    &param, &q) == 0);
+    CHECK(q.logprobs == 0 && q.n_bias == 0);
+    fti_api_request_free(&q);
+    CHECK(api_parse(FTI_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                                   "\"logprobs\":true,\"top_logprobs\":20}",
+                    &param, &q) == 0);
+    CHECK(q.logprobs == 1 && q.top_logprobs == 20);
+    fti_api_request_free(&q);
+    CHECK(api_parse(FTI_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                                   "\"logprobs\":false}",
+                    &param, &q) == 0);
+    CHECK(q.logprobs == 0);
+    fti_api_request_free(&q);
+    {
+        static const char *const chat_bad[] = {
+            "\"logprobs\":1", "\"logprobs\":\"yes\"", "\"top_logprobs\":2",
+            "\"logprobs\":false,\"top_logprobs\":2", "\"logprobs\":true,\"top_logprobs\":21",
+            "\"logprobs\":true,\"top_logprobs\":-1"};
+        char body[256];
+        for (i = 0; i < sizeof chat_bad / sizeof chat_bad[0]; i++) {
+            snprintf(body, sizeof body,
+                     "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],%s}", chat_bad[i]);
+            CHECK(api_parse(FTI_API_CHAT, body, &param, &q) != 0);
+            CHECK(param && (strcmp(param, "logprobs") == 0 || strcmp(param, "top_logprobs") == 0));
+            fti_api_request_free(&q);
+        }
+    }
+    { /* 1024 logit_bias entries are taken, 1025 are not */
+        fti_buf body;
+        int k;
+        memset(&body, 0, sizeof body);
+        fti_buf_puts(&body, "{\"prompt\":\"a\",\"logit_bias\":{");
+        for (k = 0; k < 1025; k++) fti_buf_printf(&body, "%s\"%d\":1", k ? "," : "", k);
+        fti_buf_puts(&body, "}}");
+        CHECK(api_parse(FTI_API_COMPLETION, body.data, &param, &q) != 0);
+        CHECK(param && strcmp(param, "logit_bias") == 0);
+        fti_api_request_free(&q);
+        body.len = 0;
+        fti_buf_puts(&body, "{\"prompt\":\"a\",\"logit_bias\":{");
+        for (k = 0; k < 1024; k++) fti_buf_printf(&body, "%s\"%d\":1", k ? "," : "", k);
+        fti_buf_puts(&body, "}}");
+        CHECK(api_parse(FTI_API_COMPLETION, body.data, &param, &q) == 0);
+        CHECK_EQ_INT(q.n_bias, 1024);
+        fti_api_request_free(&q);
+        fti_buf_free(&body);
+    }
 
     CHECK(api_parse(FTI_API_CHAT, "{\"messages\":[]}", &param, &q) != 0);
     CHECK(param && strcmp(param, "messages") == 0);
@@ -455,6 +524,76 @@ FTI_TEST(http_api_writers) {
     c = fti_json_get(fti_json_at(fti_json_get(root, "choices"), 0), "delta");
     CHECK_EQ_STR(fti_json_get_str(c, "role", ""), "assistant");
     fti_json_free(doc);
+    /* logprobs: chat's content entries with bytes, completions' four arrays; -inf as -9999 */
+    {
+        fti_api_logprob top[2], lp[2];
+        const fti_json *e, *t;
+        memset(top, 0, sizeof top);
+        memset(lp, 0, sizeof lp);
+        top[0].text = "\xC3";
+        top[0].text_len = 1; /* half a character: bytes keep it, the token string gets U+FFFD */
+        top[0].logprob = -0.5f;
+        top[1].text = "b";
+        top[1].text_len = 1;
+        top[1].logprob = -INFINITY;
+        lp[0].text = "\xC3";
+        lp[0].text_len = 1;
+        lp[0].logprob = -0.5f;
+        lp[0].n_top = 2;
+        lp[0].top = top;
+        lp[1].text = "\xA9!";
+        lp[1].text_len = 2;
+        lp[1].logprob = -1.25f;
+        lp[1].offset = 1;
+        r.logprobs = 1;
+        r.lp = lp;
+        r.n_logprobs = 2;
+        r.text = "\xC3\xA9!";
+        r.text_len = 3;
+        b.len = 0;
+        fti_api_write_response(&b, FTI_API_CHAT, &r);
+        REQUIRE(fti_json_parse(b.data, b.len, NULL, &doc, NULL, NULL) == FTI_OK);
+        root = fti_json_root(doc);
+        c = fti_json_get(fti_json_at(fti_json_get(root, "choices"), 0), "logprobs");
+        REQUIRE(c && c->type == FTI_JSON_OBJECT);
+        CHECK(fti_json_get(c, "refusal") && fti_json_get(c, "refusal")->type == FTI_JSON_NULL);
+        e = fti_json_at(fti_json_get(c, "content"), 0);
+        REQUIRE(e != NULL);
+        CHECK_EQ_STR(fti_json_get_str(e, "token", ""), "\xEF\xBF\xBD");
+        CHECK(fti_json_get_num(e, "logprob", 0) == -0.5);
+        t = fti_json_get(e, "bytes");
+        CHECK(t && t->len == 1 && fti_json_at(t, 0)->i == 0xC3);
+        t = fti_json_get(e, "top_logprobs");
+        CHECK(t && t->len == 2);
+        CHECK(fti_json_get_num(fti_json_at(t, 1), "logprob", 0) == -9999.0);
+        e = fti_json_at(fti_json_get(c, "content"), 1);
+        CHECK(e && fti_json_get(e, "top_logprobs")->len == 0);
+        CHECK(e && fti_json_get(e, "bytes")->len == 2);
+        fti_json_free(doc);
+        b.len = 0;
+        fti_api_write_response(&b, FTI_API_COMPLETION, &r);
+        REQUIRE(fti_json_parse(b.data, b.len, NULL, &doc, NULL, NULL) == FTI_OK);
+        root = fti_json_root(doc);
+        c = fti_json_get(fti_json_at(fti_json_get(root, "choices"), 0), "logprobs");
+        REQUIRE(c && c->type == FTI_JSON_OBJECT);
+        CHECK(fti_json_get(c, "tokens")->len == 2);
+        CHECK(fti_json_at(fti_json_get(c, "token_logprobs"), 1)->num == -1.25);
+        CHECK(fti_json_at(fti_json_get(c, "text_offset"), 1)->i == 1);
+        t = fti_json_at(fti_json_get(c, "top_logprobs"), 0);
+        CHECK(t && t->len == 2 && fti_json_get_num(t, "b", 0) == -9999.0);
+        CHECK(fti_json_at(fti_json_get(c, "top_logprobs"), 1)->len == 0);
+        fti_json_free(doc);
+        /* a stream chunk without entries says null */
+        b.len = 0;
+        r.n_logprobs = 0;
+        fti_api_write_chunk(&b, FTI_API_CHAT, &r, 0);
+        REQUIRE(fti_json_parse(b.data + 6, b.len - 8, NULL, &doc, NULL, NULL) == FTI_OK);
+        c = fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 0);
+        CHECK(fti_json_get(c, "logprobs")->type == FTI_JSON_NULL);
+        fti_json_free(doc);
+        r.logprobs = 0;
+        r.lp = NULL;
+    }
     b.len = 0;
     fti_api_write_done(&b);
     CHECK_EQ_STR(b.data, "data: [DONE]\n\n");

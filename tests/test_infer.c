@@ -452,6 +452,65 @@ FTI_TEST(infer_sampler_frequencies) {
     }
 }
 
+/* log-softmax and the k most likely tokens, against a direct computation */
+FTI_TEST(infer_logprobs_top) {
+    float lg[9] = {1.0f, 3.0f, -2.0f, 3.0f, NAN, 0.5f, -INFINITY, 2.0f, 3.0f};
+    int32_t ids[9];
+    float lp[9];
+    double lse, sum = 0;
+    int i;
+    for (i = 0; i < 9; i++)
+        if (i != 4 && i != 6) sum += exp((double)lg[i]);
+    lse = fti_logprobs_top(lg, 9, 4, ids, lp);
+    CHECK_NEAR(lse, log(sum), 1e-12, 1e-12);
+    /* ties: lower ids first */
+    CHECK_EQ_INT(ids[0], 1);
+    CHECK_EQ_INT(ids[1], 3);
+    CHECK_EQ_INT(ids[2], 8);
+    CHECK_EQ_INT(ids[3], 7);
+    CHECK_NEAR(lp[0], 3.0 - log(sum), 1e-6, 0);
+    CHECK_NEAR(lp[3], 2.0 - log(sum), 1e-6, 0);
+    /* all of them: NaN and -inf last, in id order */
+    fti_logprobs_top(lg, 9, 20, ids, lp);
+    CHECK_EQ_INT(ids[4], 0);
+    CHECK_EQ_INT(ids[5], 5);
+    CHECK_EQ_INT(ids[6], 2);
+    CHECK_EQ_INT(ids[7], 4);
+    CHECK_EQ_INT(ids[8], 6);
+    CHECK(lp[7] == -INFINITY && lp[8] == -INFINITY);
+    {
+        double tot = 0;
+        for (i = 0; i < 9; i++) tot += exp((double)lp[i]);
+        CHECK_NEAR(tot, 1.0, 1e-6, 0);
+    }
+    /* a large vocabulary: the normaliser only, and the top 5 against a full sort */
+    {
+        static float big[32000];
+        int32_t top[5];
+        uint64_t st = 99;
+        float best = -INFINITY;
+        int32_t bi = -1;
+        for (i = 0; i < 32000; i++) {
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            big[i] = (float)((st >> 40) % 100000) / 5000.0f;
+            if (big[i] > best) {
+                best = big[i];
+                bi = i;
+            }
+        }
+        lse = fti_logprobs_top(big, 32000, 5, top, NULL);
+        CHECK_EQ_INT(top[0], bi);
+        for (i = 1; i < 5; i++) CHECK(big[top[i]] <= big[top[i - 1]]);
+        CHECK(lse > best && lse < best + log(32000.0));
+        CHECK(fti_logprobs_top(big, 32000, 0, NULL, NULL) == lse);
+    }
+    {
+        float ninf[3] = {-INFINITY, -INFINITY, NAN};
+        CHECK(fti_logprobs_top(ninf, 3, 2, ids, lp) == -INFINITY);
+        CHECK(lp[0] == -INFINITY && ids[0] == 0 && ids[1] == 1);
+    }
+}
+
 typedef struct ti_stream {
     fti_buf all;
     int pieces;

@@ -394,6 +394,149 @@ FTI_TEST(server_streaming_sse) {
     srv_finish(&f);
 }
 
+/* The tokens of a completions "logprobs" object joined, checking its arrays agree with each other
+ * (offsets, the first alternative being the token); returns how many. */
+static size_t srv_lp_join(const fti_json *lp, size_t n_top, fti_buf *joined) {
+    const fti_json *toks = fti_json_get(lp, "tokens"), *lps = fti_json_get(lp, "token_logprobs");
+    const fti_json *tops = fti_json_get(lp, "top_logprobs"), *offs = fti_json_get(lp, "text_offset");
+    size_t i;
+    if (!toks || !lps || !tops || !offs) {
+        fti_test_failures++;
+        return 0;
+    }
+    CHECK(lps->len == toks->len && tops->len == toks->len && offs->len == toks->len);
+    for (i = 0; i < toks->len; i++) {
+        const fti_json *t = fti_json_at(toks, i), *top = fti_json_at(tops, i);
+        CHECK_EQ_INT(fti_json_at(offs, i)->i, (int64_t)joined->len);
+        fti_buf_append(joined, t->str, t->len);
+        CHECK(top && top->len == n_top);
+        if (top && top->child) {
+            CHECK(top->child->key_len == t->len && memcmp(top->child->key, t->str, t->len) == 0);
+            CHECK(top->child->num == fti_json_at(lps, i)->num);
+        }
+        CHECK(fti_json_at(lps, i)->num < 0);
+    }
+    return toks->len;
+}
+
+FTI_TEST(server_logprobs) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf resp, body, req, joined, text;
+    fti_json_doc *doc;
+    const fti_json *c, *lp;
+    char stop[64], json[512];
+    size_t n, k;
+    const char *p;
+    memset(&o, 0, sizeof o);
+    memset(&resp, 0, sizeof resp);
+    memset(&body, 0, sizeof body);
+    memset(&req, 0, sizeof req);
+    memset(&joined, 0, sizeof joined);
+    memset(&text, 0, sizeof text);
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    /* completions, whole: one entry per token, offsets into the text, 2 alternatives each */
+    srv_post(&req, "/v1/completions",
+             "{\"prompt\":\"Hello\",\"max_tokens\":5,\"logprobs\":2,\"seed\":1}", 0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
+    cli_body(&resp, &body);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    c = fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 0);
+    lp = fti_json_get(c, "logprobs");
+    REQUIRE(lp && lp->type == FTI_JSON_OBJECT);
+    CHECK_EQ_INT(srv_lp_join(lp, 2, &joined), 5);
+    CHECK_EQ_STR(joined.data, fti_json_get_str(c, "text", "?"));
+    /* the third token as a stop string: the text and the entries end before it */
+    n = fti_json_get(lp, "tokens")->len;
+    REQUIRE(n == 5);
+    {
+        const fti_json *t2 = fti_json_at(fti_json_get(lp, "tokens"), 2);
+        REQUIRE(t2->len > 0 && t2->len < sizeof stop);
+        memcpy(stop, t2->str, t2->len);
+        stop[t2->len] = 0;
+    }
+    fti_json_free(doc);
+    snprintf(json, sizeof json,
+             "{\"prompt\":\"Hello\",\"max_tokens\":5,\"logprobs\":2,\"seed\":1,\"stop\":\"%s\"}",
+             stop);
+    srv_post(&req, "/v1/completions", json, 0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
+    cli_body(&resp, &body);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    c = fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 0);
+    text.len = 0;
+    fti_buf_puts(&text, fti_json_get_str(c, "text", "?"));
+    joined.len = 0;
+    n = srv_lp_join(fti_json_get(c, "logprobs"), 2, &joined);
+    CHECK(n >= 1 && n <= 2); /* the stop string may be in an earlier token too */
+    CHECK(joined.len == text.len && memcmp(joined.data, text.data, text.len) == 0);
+    CHECK(strstr(text.data, stop) == NULL);
+    fti_json_free(doc);
+    /* chat: content entries with their bytes and 3 alternatives, the token itself first */
+    srv_post(&req, "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":4,"
+             "\"logprobs\":true,\"top_logprobs\":3}",
+             0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
+    cli_body(&resp, &body);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    c = fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 0);
+    lp = fti_json_get(fti_json_get(c, "logprobs"), "content");
+    REQUIRE(lp && lp->type == FTI_JSON_ARRAY);
+    CHECK_EQ_INT(lp->len, 4);
+    joined.len = 0;
+    for (k = 0; k < lp->len; k++) {
+        const fti_json *e = fti_json_at(lp, k), *tops = fti_json_get(e, "top_logprobs");
+        const char *tk = fti_json_get_str(e, "token", "");
+        fti_buf_puts(&joined, tk);
+        CHECK(fti_json_get(e, "bytes")->len == strlen(tk));
+        CHECK(tops && tops->len == 3);
+        CHECK_EQ_STR(fti_json_get_str(fti_json_at(tops, 0), "token", "?"), tk);
+    }
+    CHECK_EQ_STR(joined.data, fti_json_get_str(fti_json_get(c, "message"), "content", "?"));
+    fti_json_free(doc);
+    /* streamed: the chunks' entries together are every token, in order */
+    srv_post(&req, "/v1/completions",
+             "{\"prompt\":\"Hello\",\"max_tokens\":6,\"logprobs\":1,\"stream\":true}", 0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
+    cli_body(&resp, &body);
+    joined.len = 0;
+    text.len = 0;
+    n = 0;
+    for (p = body.data; p && *p;) {
+        const char *e = strstr(p, "\n\n");
+        REQUIRE(e && strncmp(p, "data: ", 6) == 0);
+        if (strncmp(p + 6, "[DONE]", 6) == 0) break;
+        REQUIRE(fti_json_parse(p + 6, (size_t)(e - p - 6), NULL, &doc, NULL, NULL) == FTI_OK);
+        c = fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 0);
+        if (c) {
+            const fti_json *t = fti_json_get(c, "text");
+            if (t && t->len) fti_buf_append(&text, t->str, t->len);
+            lp = fti_json_get(c, "logprobs");
+            if (lp && lp->type == FTI_JSON_OBJECT) n += srv_lp_join(lp, 1, &joined);
+        }
+        fti_json_free(doc);
+        p = e + 2;
+    }
+    CHECK_EQ_INT(n, 6);
+    CHECK(text.len > 0 && joined.len == text.len && memcmp(joined.data, text.data, text.len) == 0);
+    /* without logprobs: null; logit_bias is taken (the echo generator does not sample) */
+    srv_post(&req, "/v1/completions",
+             "{\"prompt\":\"Hello\",\"max_tokens\":2,\"logit_bias\":{\"3\":-100}}", 0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
+    cli_body(&resp, &body);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    c = fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 0);
+    CHECK(fti_json_get(c, "logprobs") && fti_json_get(c, "logprobs")->type == FTI_JSON_NULL);
+    fti_json_free(doc);
+    fti_buf_free(&resp);
+    fti_buf_free(&body);
+    fti_buf_free(&req);
+    fti_buf_free(&joined);
+    fti_buf_free(&text);
+    srv_finish(&f);
+}
+
 FTI_TEST(server_keepalive_pipelining) {
     srv_fixture f;
     fti_server_opts o;

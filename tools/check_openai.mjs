@@ -2,7 +2,9 @@
 // (the `openai` npm package) see it: the script points the SDK at a running server and goes
 // through what they call: models.list/retrieve, chat and text completions with and without
 // stream (SSE), the usage chunk, stop strings, max_tokens / max_completion_tokens, seed and
-// temperature 0 determinism, presence/frequency penalties, n, unknown extra fields, and errors
+// temperature 0 determinism, presence/frequency penalties, logprobs (both endpoints, streamed
+// too) and logit_bias (a banned token gives way to its runner-up), n, unknown extra fields, and
+// errors
 // (a bad request must surface as the SDK's APIError subclass with status 400, not as a crash or a
 // hang). One line per check, "ok" or "FAIL" and a detail; the exit status is 1 when a check
 // failed, 2 when the SDK cannot be loaded.
@@ -355,6 +357,80 @@ await check("presence_penalty / frequency_penalty", async () => {
         ` / both -2 ${show(neg)}; 2.5 and -3 are 400`;
 });
 
+await check("logprobs / logit_bias", async () => {
+    // each generated token's log-probability and its alternatives, in both endpoints' forms;
+    // greedy: the token is its own first alternative. Then banning that token with logit_bias
+    // -100 must make the greedy choice the second alternative.
+    const c = await client.completions.create({ prompt: "LAWYER, n.", max_tokens: 6,
+                                                temperature: 0, logprobs: 3 });
+    const lp = c.choices[0].logprobs;
+    expect(lp && Array.isArray(lp.tokens) && lp.tokens.length === 6, "completions: no tokens");
+    expect(lp.tokens.join("") === c.choices[0].text, "completions: tokens do not make the text");
+    let off = 0;
+    for (let i = 0; i < 6; i++) {
+        const top = Object.entries(lp.top_logprobs[i]);
+        expect(lp.text_offset[i] === off, `text_offset ${i}`);
+        off += lp.tokens[i].length;
+        expect(lp.token_logprobs[i] <= 0, "a log-probability above 0");
+        expect(top.length >= 1 && top[0][0] === lp.tokens[i] &&
+               top[0][1] === lp.token_logprobs[i], `greedy token ${i} is not its top`);
+    }
+    const r = await client.chat.completions.create({ messages: chatMsgs, max_tokens: 4,
+                                                     temperature: 0, logprobs: true,
+                                                     top_logprobs: 2 });
+    const content = r.choices[0].logprobs && r.choices[0].logprobs.content;
+    expect(Array.isArray(content) && content.length === r.usage.completion_tokens,
+           "chat: not one entry per token");
+    expect(content.map((e) => e.token).join("") === r.choices[0].message.content,
+           "chat: tokens do not make the content");
+    expect(content.every((e) => Array.isArray(e.bytes) && e.top_logprobs.length === 2),
+           "chat: bytes or top_logprobs missing");
+    let streamed = 0;
+    const st = await client.chat.completions.create({ messages: chatMsgs, max_tokens: 5,
+                                                      logprobs: true, stream: true });
+    for await (const ch of st)
+        if (ch.choices[0] && ch.choices[0].logprobs)
+            streamed += ch.choices[0].logprobs.content.length;
+    expect(streamed === 5, `stream: ${streamed} entries for 5 tokens`);
+    // logit_bias -100 on the greedy first token makes its second alternative the greedy
+    // choice. The SDK has no token ids, so find the first token's id by banning ids in blocks
+    // of 1024 (the most a request takes), then halving the block that changes the token.
+    const first = Object.entries(lp.top_logprobs[0]);
+    const greedy1 = async (ids) => {
+        const bias = {};
+        for (const id of ids) bias[String(id)] = -100;
+        const r1 = await client.completions.create({ prompt: "LAWYER, n.", max_tokens: 1,
+                                                     temperature: 0, logit_bias: bias });
+        return r1.choices[0].text;
+    };
+    const range = (lo, hi) => Array.from({ length: hi - lo }, (_, i) => lo + i);
+    let lo = -1, hi = -1;
+    for (let b0 = 0; b0 < (1 << 20) && lo < 0; b0 += 1024) {
+        let t;
+        try {
+            t = await greedy1(range(b0, b0 + 1024));
+        } catch (e) { // past the vocabulary: 400; try the ids that are left
+            break;
+        }
+        if (t !== lp.tokens[0]) { lo = b0; hi = b0 + 1024; }
+    }
+    expect(lo >= 0, "banning every block of 1024 ids never changed the first token");
+    while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if ((await greedy1(range(lo, mid))) !== lp.tokens[0]) hi = mid; else lo = mid;
+    }
+    const second = first.length > 1 ? first[1][0] : null;
+    const after = await greedy1([lo]);
+    expect(after !== lp.tokens[0] && (second === null || after === second),
+           `banning id ${lo} gave ${show(after)}, not the second alternative ${show(second)}`);
+    await expectError(() => client.completions.create({ prompt: "A", max_tokens: 1,
+                                                        logit_bias: { "99999999": 1 } }),
+                      OpenAI.BadRequestError, 400, "logit_bias");
+    return `completions top ${show(first.map((e) => e[0]).join("|"))}, ` +
+        `chat ${content.length} entries, streamed ${streamed}; logit_bias -100 on id ${lo} ` +
+        `gives ${show(after)}; an id beyond the vocabulary is 400`;
+});
+
 await check("n", async () => {
     const r = await client.chat.completions.create({ messages: chatMsgs, max_tokens: 2, n: 1 });
     expect(r.choices.length === 1, "n: 1 gave other than one choice");
@@ -386,7 +462,7 @@ await check("unknown and unsupported extra fields", async () => {
                                                 best_of: 1, logit_bias: null, logprobs: null,
                                                 extra_thing: 1 });
     expect(typeof c.choices[0].text === "string", "no text");
-    return "ignored: user, metadata, store, logit_bias, response_format, service_tier, " +
+    return "ignored: user, metadata, store, response_format, service_tier, " +
         "modalities, parallel_tool_calls, name, unknown fields";
 });
 
@@ -404,9 +480,11 @@ await check("errors are APIError with status 400", async () => {
         ["stop of 5", () => client.completions.create({ prompt: "A",
                                                         stop: ["a", "b", "c", "d", "e"] }),
          "stop"],
-        ["logprobs true", () => client.chat.completions.create({ messages: chatMsgs,
-                                                                 logprobs: true }),
-         "logprobs"],
+        ["top_logprobs without logprobs", () => client.chat.completions.create({
+            messages: chatMsgs, top_logprobs: 2 }), "top_logprobs"],
+        ["logit_bias of 200", () => client.completions.create({ prompt: "A",
+                                                                logit_bias: { "5": 200 } }),
+         "logit_bias"],
         ["stream with a bad top_p", () => client.chat.completions.create({
             messages: chatMsgs, top_p: 0, stream: true }), "top_p"],
         ["max_tokens beyond the context", () => client.completions.create({

@@ -17,9 +17,10 @@
 static const char *usage_text =
     "usage: fti-tok COMMAND [OPTIONS] [FILE...]\n"
     "\n"
-    "Byte-level BPE tokenizers: fti's own file (.ftitok), tiktoken rank files (.tiktoken) and\n"
-    "GPT-2 encoder.json (+ vocab.bpe in the same directory) are accepted wherever a tokenizer\n"
-    "is read; the format is detected from the content.\n"
+    "Byte-level BPE tokenizers: fti's own file (.ftitok), tiktoken rank files (.tiktoken),\n"
+    "GPT-2 encoder.json (+ vocab.bpe in the same directory) and a GGUF model's own tokenizer\n"
+    "(model.gguf: the ids fti-serve's logit_bias takes) are accepted wherever a tokenizer is\n"
+    "read; the format is detected from the content.\n"
     "\n"
     "commands:\n"
     "  train --out FILE [FILE|DIR...]   learn a tokenizer from text files (each file is one\n"
@@ -155,6 +156,30 @@ static fti_tokenizer *load_tokenizer(const args *a) {
             return NULL;
         }
     }
+#if defined(FTI_INFER_H)
+    { /* a GGUF model file: its tokenizer (the engine builds it from the file's vocabulary) */
+        FILE *f = fopen(a->tokenizer, "rb");
+        char magic[4] = {0};
+        int gguf = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
+        if (f) fclose(f);
+        if (gguf) {
+            fti_engine *e = NULL;
+            fti_engine_opts eo;
+            fti_result r;
+            memset(&eo, 0, sizeof eo);
+            eo.no_repack = 1; /* only the vocabulary is used */
+            r = fti_engine_open(&e, a->tokenizer, &eo, &err);
+            if (r == FTI_OK) r = fti_engine_tokenizer(e, &tok, &err);
+            fti_engine_close(e);
+            if (r != FTI_OK) {
+                fprintf(stderr, "fti-tok: %s: %s\n", a->tokenizer, err.msg);
+                return NULL;
+            }
+            if (a->pretok) fprintf(stderr, "fti-tok: --pretok is ignored for a GGUF model\n");
+            return tok;
+        }
+    }
+#endif
     if (fti_tokenizer_load(a->tokenizer, &o, &tok, &err) != FTI_OK) {
         fprintf(stderr, "fti-tok: %s\n", err.msg);
         return NULL;

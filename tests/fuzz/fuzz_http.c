@@ -91,6 +91,12 @@ int fti_fuzz_http(const uint8_t *data, size_t size) {
                 if (fti_api_parse_completion(kind ? FTI_API_COMPLETION : FTI_API_CHAT, b1, n1, 2048,
                                              &q, NULL, NULL) == FTI_OK) {
                     FTI_FUZZ_CHECK(q.n_stop <= FTI_API_MAX_STOP);
+                    FTI_FUZZ_CHECK(q.n_bias <= FTI_API_MAX_LOGIT_BIAS);
+                    FTI_FUZZ_CHECK((q.logprobs == 0 || q.logprobs == 1) && q.top_logprobs >= 0 &&
+                                   q.top_logprobs <= FTI_API_MAX_TOP_LOGPROBS);
+                    for (k = 0; k < q.n_bias; k++)
+                        FTI_FUZZ_CHECK(q.bias_ids[k] >= 0 && q.bias[k] >= -100.0f &&
+                                       q.bias[k] <= 100.0f);
                     for (k = 0; k < q.n_stop; k++)
                         FTI_FUZZ_CHECK(strlen(q.stop[k]) > 0 &&
                                        strlen(q.stop[k]) <= FTI_API_MAX_STOP_LEN);
