@@ -38132,6 +38132,26 @@ static fti_result fti__api_int(const fti_json *root, const char *key, int64_t lo
     return FTI_OK;
 }
 
+/* Requests whose answer would be wrong if the field were ignored: a response format other than
+ * text (JSON mode, a schema: the twin writes prose, unconstrained), and a tool call the client
+ * requires (tools themselves are fine: the model answers in text, as a model may under "auto"). */
+static fti_result fti__api_unsupported(const fti_json *root, const char **param, fti_error *err) {
+    const fti_json *v = fti_json_get(root, "response_format");
+    if (v && v->type != FTI_JSON_NULL &&
+        (v->type != FTI_JSON_OBJECT || strcmp(fti_json_get_str(v, "type", ""), "text") != 0))
+        return fti__api_bad(err, param, "response_format",
+                            "'response_format' must be {\"type\": \"text\"}: this server does not "
+                            "constrain the output to JSON");
+    v = fti_json_get(root, "tool_choice");
+    if (v && v->type != FTI_JSON_NULL &&
+        !(v->type == FTI_JSON_STRING && v->len == 4 && memcmp(v->str, "none", 4) == 0) &&
+        !(v->type == FTI_JSON_STRING && v->len == 4 && memcmp(v->str, "auto", 4) == 0))
+        return fti__api_bad(err, param, "tool_choice",
+                            "'tool_choice' must be \"auto\" or \"none\": this server never calls "
+                            "tools");
+    return FTI_OK;
+}
+
 /* logprobs: chat takes "logprobs" (a boolean) and "top_logprobs" (0..20, with logprobs true);
  * completions take "logprobs" as the number of alternatives (0..5). */
 static fti_result fti__api_logprobs(const fti_json *root, fti_api_kind kind, fti_api_request *req,
@@ -38414,6 +38434,7 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
         r = fti__api_bad(err, param, "stream_options", "'stream_options' must be an object");
         goto fail;
     }
+    if ((r = fti__api_unsupported(root, param, err)) != FTI_OK) goto fail;
     if ((r = fti__api_logprobs(root, kind, req, param, err)) != FTI_OK) goto fail;
     if ((r = fti__api_logit_bias(root, req, param, err)) != FTI_OK) goto fail;
     v = fti_json_get(root, "stop");
@@ -38787,8 +38808,8 @@ static fti_result fti__echo_step(void *user, void **seqs, size_t n, fti_gen_toke
             out[i].has_logprob = 1;
             out[i].logprob = -0.25f * (float)(1 + s->n_out % 3);
             for (k = 0; k < s->n_top; k++) {
-                const char *a =
-                    fti__echo_words[(s->state + (uint64_t)s->n_out - 1 + (uint64_t)k) % FTI__ECHO_NW];
+                uint64_t wi = s->state + (uint64_t)s->n_out - 1 + (uint64_t)k;
+                const char *a = fti__echo_words[wi % FTI__ECHO_NW];
                 s->top_lp[k] = out[i].logprob - (float)k;
                 s->top_text[k] = a;
                 s->top_len[k] = strlen(a);

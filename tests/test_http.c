@@ -358,6 +358,11 @@ FTI_TEST(http_api_validation) {
         {"{\"prompt\": \"a\", \"stream\": 1}", "stream"},
         {"{\"prompt\": \"a\", \"stop\": [\"a\",\"b\",\"c\",\"d\",\"e\"]}", "stop"},
         {"{\"prompt\": \"a\", \"stop\": \"\"}", "stop"},
+        {"{\"prompt\": \"a\", \"response_format\": {\"type\": \"json_object\"}}",
+         "response_format"},
+        {"{\"prompt\": \"a\", \"response_format\": \"text\"}", "response_format"},
+        {"{\"prompt\": \"a\", \"tool_choice\": \"required\"}", "tool_choice"},
+        {"{\"prompt\": \"a\", \"tool_choice\": {\"type\": \"function\"}}", "tool_choice"},
         {"{\"prompt\": \"a\", \"logprobs\": 6}", "logprobs"},
         {"{\"prompt\": \"a\", \"logprobs\": -1}", "logprobs"},
         {"{\"prompt\": \"a\", \"logprobs\": true}", "logprobs"},
@@ -395,6 +400,15 @@ FTI_TEST(http_api_validation) {
                     &param, &q) == 0);
     CHECK(q.presence_penalty == -2.0f && q.frequency_penalty == 1.25f);
     CHECK(!q.logprobs && q.n_bias == 0);
+    fti_api_request_free(&q);
+    CHECK(api_parse(FTI_API_COMPLETION,
+                    "{\"prompt\":\"hi\",\"response_format\":{\"type\":\"text\"},"
+                    "\"tools\":[{\"type\":\"function\"}],\"tool_choice\":\"auto\"}",
+                    &param, &q) == 0);
+    fti_api_request_free(&q);
+    CHECK(api_parse(FTI_API_COMPLETION, "{\"prompt\":\"hi\",\"response_format\":null,"
+                                         "\"tool_choice\":\"none\"}",
+                    &param, &q) == 0);
     fti_api_request_free(&q);
     /* logprobs: completions take the number of alternatives, chat a boolean and top_logprobs */
     CHECK(api_parse(FTI_API_COMPLETION, "{\"prompt\":\"hi\",\"logprobs\":5,"

@@ -398,7 +398,8 @@ FTI_TEST(server_streaming_sse) {
  * (offsets, the first alternative being the token); returns how many. */
 static size_t srv_lp_join(const fti_json *lp, size_t n_top, fti_buf *joined) {
     const fti_json *toks = fti_json_get(lp, "tokens"), *lps = fti_json_get(lp, "token_logprobs");
-    const fti_json *tops = fti_json_get(lp, "top_logprobs"), *offs = fti_json_get(lp, "text_offset");
+    const fti_json *tops = fti_json_get(lp, "top_logprobs");
+    const fti_json *offs = fti_json_get(lp, "text_offset");
     size_t i;
     if (!toks || !lps || !tops || !offs) {
         fti_test_failures++;

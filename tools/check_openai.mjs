@@ -453,6 +453,8 @@ await check("unknown and unsupported extra fields", async () => {
         user: "someone", metadata: { run: "check" }, store: false, logit_bias: {},
         logprobs: false, response_format: { type: "text" }, service_tier: "auto",
         modalities: ["text"], parallel_tool_calls: true, stream_options: null,
+        tools: [{ type: "function", function: { name: "lookup", parameters: {} } }],
+        tool_choice: "auto",
         top_p: 1, n: 1, seed: 1, stop: null,
         fti_retrieval: false, some_future_field: { nested: [1, 2] },
     });
@@ -462,7 +464,7 @@ await check("unknown and unsupported extra fields", async () => {
                                                 best_of: 1, logit_bias: null, logprobs: null,
                                                 extra_thing: 1 });
     expect(typeof c.choices[0].text === "string", "no text");
-    return "ignored: user, metadata, store, response_format, service_tier, " +
+    return "ignored: user, metadata, store, response_format text, tools (auto), service_tier, " +
         "modalities, parallel_tool_calls, name, unknown fields";
 });
 
@@ -482,6 +484,12 @@ await check("errors are APIError with status 400", async () => {
          "stop"],
         ["top_logprobs without logprobs", () => client.chat.completions.create({
             messages: chatMsgs, top_logprobs: 2 }), "top_logprobs"],
+        ["response_format json_object", () => client.chat.completions.create({
+            messages: chatMsgs, response_format: { type: "json_object" } }), "response_format"],
+        ["tool_choice required", () => client.chat.completions.create({
+            messages: chatMsgs, tool_choice: "required",
+            tools: [{ type: "function", function: { name: "f", parameters: {} } }] }),
+         "tool_choice"],
         ["logit_bias of 200", () => client.completions.create({ prompt: "A",
                                                                 logit_bias: { "5": 200 } }),
          "logit_bias"],
