@@ -2533,6 +2533,18 @@ FTI__AVX2 static float fti__bt_max_finite_avx2(const float *x, size_t n, int *ba
     return mx;
 }
 
+/* The first i in [i, n) with x[i] > thr, or n (a NaN never is). */
+FTI__AVX2 static size_t fti__bt_first_above_avx2(const float *x, size_t i, size_t n, float thr) {
+    __m256 t = _mm256_set1_ps(thr);
+    for (; i + 8 <= n; i += 8) {
+        int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), t, _CMP_GT_OQ));
+        if (m) return i + (size_t)__builtin_ctz((unsigned)m);
+    }
+    for (; i < n; i++)
+        if (x[i] > thr) return i;
+    return n;
+}
+
 FTI__AVX2 static void fti__bt_values16_avx2(const fti__at_args *a, size_t nc) {
     FTI__BT_NC_CASES_AVX2(nc, fti__at_values_avx2, a, 0)
 }
@@ -2550,6 +2562,19 @@ FTI__AVX2 static void fti__bt_values16_avx2_q8(const fti__at_args *a, size_t nc)
 }
 FTI__X86_WARN_POP
 #endif /* FTI__X86 */
+
+/* The first i in [i, n) with x[i] > thr, or n. */
+static size_t fti__first_above(const fti_kernels *k, const float *x, size_t i, size_t n,
+                               float thr) {
+#if defined(FTI__X86)
+    fti_isa isa = fti_kernels_isa(k);
+    if (isa == FTI_ISA_AVX2 || isa == FTI_ISA_AVX512) return fti__bt_first_above_avx2(x, i, n, thr);
+#endif
+    (void)k;
+    for (; i < n; i++)
+        if (x[i] > thr) return i;
+    return n;
+}
 
 /* The max of x (n >= 8); 1 in *bad when one is NaN or ±inf (max in any order: exact). */
 static float fti__bt_max_finite(const fti_kernels *k, const float *x, size_t n, int *bad) {
@@ -3373,29 +3398,44 @@ static float fti__lp_val(const float *logits, int32_t i) {
 
 FTIDEF double fti_logprobs_top(const float *logits, size_t n, size_t k, int32_t *ids,
                                float *logprobs) {
-    size_t i, j, m = 0;
-    float mx = -INFINITY;
+    size_t i, j;
+    float mx = -INFINITY, thr;
     double sum = 0, lse;
+    const fti_kernels *kt = fti_kernels_get(FTI_ISA_AUTO);
+    int bad = 1;
     if (!logits || !n) return -INFINITY;
     if (k > n) k = n;
-    for (i = 0; i < n; i++)
-        if (logits[i] > mx) mx = logits[i];
+    if (n >= 8) mx = fti__bt_max_finite(kt, logits, n, &bad); /* SIMD; bad: a NaN or an inf */
+    if (bad)
+        for (i = 0, mx = -INFINITY; i < n; i++) /* NaN compares false: never the max */
+            if (logits[i] > mx) mx = logits[i];
     if (mx == -INFINITY || mx == INFINITY) {
         lse = mx;
-    } else {
-        for (i = 0; i < n; i++)
-            if (logits[i] > -INFINITY) sum += exp((double)logits[i] - (double)mx);
+    } else { /* the kernel table's vector exp, 256 at a time, the sums added in double */
+        float tmp[256];
+        for (i = 0; i < n; i += 256)
+            sum += (double)kt->exp_sum(tmp, logits + i, n - i < 256 ? n - i : 256, mx);
+        if (sum != sum) { /* a NaN among them: the slow way, NaN as -inf */
+            sum = 0;
+            for (i = 0; i < n; i++)
+                if (logits[i] > -INFINITY) sum += exp((double)logits[i] - (double)mx);
+        }
         lse = (double)mx + log(sum);
     }
     if (!k || !ids) return lse;
-    /* the k best so far, in order: a token enters only when it beats the last one kept (a tie
-     * stays behind: the lower id, seen first, leads) */
-    for (i = 0; i < n; i++) {
+    /* the first k in order (insertion), then a token enters only when it beats the last one kept
+     * (thr; a tie stays behind: the lower id, seen first, leads; NaN never beats it) */
+    for (i = 0; i < k; i++) {
         float v = fti__lp_val(logits, (int32_t)i);
-        if (m == k && !(v > fti__lp_val(logits, ids[k - 1]))) continue;
-        j = m < k ? m++ : k - 1;
-        for (; j > 0 && v > fti__lp_val(logits, ids[j - 1]); j--) ids[j] = ids[j - 1];
+        for (j = i; j > 0 && v > fti__lp_val(logits, ids[j - 1]); j--) ids[j] = ids[j - 1];
         ids[j] = (int32_t)i;
+    }
+    thr = fti__lp_val(logits, ids[k - 1]);
+    for (; (i = fti__first_above(kt, logits, i, n, thr)) < n; i++) {
+        float v = logits[i];
+        for (j = k - 1; j > 0 && v > fti__lp_val(logits, ids[j - 1]); j--) ids[j] = ids[j - 1];
+        ids[j] = (int32_t)i;
+        thr = fti__lp_val(logits, ids[k - 1]);
     }
     for (j = 0; logprobs && j < k; j++) {
         float v = fti__lp_val(logits, ids[j]);

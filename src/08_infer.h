@@ -310,8 +310,8 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits);
  * token i's log-probability is logits[i] minus it; -inf when no logit is above -inf, NaN counts as
  * -inf), and writes the k most likely tokens (k above n counts as n), most likely first, ties to
  * the lower id, to ids[0..k) and their log-probabilities to logprobs[0..k) (logprobs may be NULL;
- * ids NULL: neither is written). Sums in double; allocation-free; O(n·k) at worst. Thread
- * safety: any thread. */
+ * ids NULL: neither is written). The kernel table's vector exp (float, about 1e-6 relative),
+ * sums in double; allocation-free; O(n·k) at worst. Thread safety: any thread. */
 FTIDEF double fti_logprobs_top(const float *logits, size_t n, size_t k, int32_t *ids,
                                float *logprobs);
 

@@ -501,6 +501,29 @@ FTI_TEST(infer_logprobs_top) {
         lse = fti_logprobs_top(big, 32000, 5, top, NULL);
         CHECK_EQ_INT(top[0], bi);
         for (i = 1; i < 5; i++) CHECK(big[top[i]] <= big[top[i - 1]]);
+        { /* the top 20 against a selection by brute force (value down, then id up); a NaN and
+           * ties in the data */
+            int32_t t20[20], want[20];
+            float l20[20];
+            int j, w;
+            big[7] = NAN;
+            big[31999] = best; /* a tie with the best: after the lower ids of that value */
+            fti_logprobs_top(big, 32000, 20, t20, l20);
+            for (j = 0; j < 20; j++) {
+                int32_t pick = -1;
+                for (w = 0; w < 32000; w++) {
+                    int taken = 0, q;
+                    if (big[w] != big[w]) continue;
+                    for (q = 0; q < j; q++) taken |= want[q] == w;
+                    if (!taken && (pick < 0 || big[w] > big[pick])) pick = w;
+                }
+                want[j] = pick;
+                CHECK_EQ_INT(t20[j], want[j]);
+            }
+            for (j = 1; j < 20; j++) CHECK(l20[j] <= l20[j - 1]);
+            big[7] = 0.0f;
+            big[31999] = 0.0f;
+        }
         CHECK(lse > best && lse < best + log(32000.0));
         CHECK(fti_logprobs_top(big, 32000, 0, NULL, NULL) == lse);
     }
