@@ -1419,6 +1419,7 @@ FTI_TEST(server_penalties_openai) {
 #else /* no server or no threads: the socket tests have nothing to run */
 void fti_test_server_endpoints(void) {}
 void fti_test_server_streaming_sse(void) {}
+void fti_test_server_logprobs(void) {}
 void fti_test_server_keepalive_pipelining(void) {}
 void fti_test_server_smuggling_closes(void) {}
 void fti_test_server_slow_header_deadline(void) {}
