@@ -638,7 +638,9 @@ FTI__AVX2 static void fti__p8_task(void *vctx, size_t g0, size_t g1, int thread)
     (void)thread;
     for (i = 0; i < c->n_mats && g0 < g1; i++) {
         size_t ng = (c->mats[i].N + 7) / 8, g = g0;
-        if (c->M == 1 && c->mats[i].P && g0 < base + ng) { /* decode on the compact form */
+        /* decode on the compact form (Q8_0's is left out of -Os builds: its P is not one) */
+        if (c->M == 1 && c->mats[i].P && (FTI__P8C || c->mats[i].wtype == FTI_DTYPE_Q4_0) &&
+            g0 < base + ng) {
             g = g1 < base + ng ? g1 : base + ng;
 #if FTI__P8C
             if (c->mats[i].wtype == FTI_DTYPE_Q8_0)
