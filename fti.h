@@ -812,9 +812,9 @@ FTIDEF fti_result fti_matmul_qa_multi(const fti_kernels *k, fti_pool *pool, cons
  * Q4_0; on AVX2: groups of 8 rows, each 32-block's scales then the rows' nibbles (Q4_0) or
  * int8 values (Q8_0) interleaved by 4 bytes, exactly the size of the rows, which one activation
  * row (decode) reads about 1.2-1.8x (Q4_0) and 1.0-1.25x (Q8_0) faster than the stored rows;
- * builds with -Os have the Q4_0 form only). fti_qpack_bytes is 0 when table k has no packed form (or bad sizes):
- * then pass W. P should be 64-byte aligned. FTI_ERR_INVALID when P_bytes is short or the form
- * is missing. The packed form gives the same bits as the stored rows. */
+ * builds with -Os have the Q4_0 form only). fti_qpack_bytes is 0 when table k has no packed
+ * form (or bad sizes): then pass W. P should be 64-byte aligned. FTI_ERR_INVALID when P_bytes
+ * is short or the form is missing. The packed form gives the same bits as the stored rows. */
 FTIDEF size_t fti_qpack_bytes(const fti_kernels *k, fti_dtype wtype, size_t N, size_t K);
 FTIDEF fti_result fti_qpack(const fti_kernels *k, fti_dtype wtype, const void *W, size_t N,
                             size_t K, void *P, size_t P_bytes);
@@ -822,7 +822,8 @@ FTIDEF fti_result fti_qpack(const fti_kernels *k, fti_dtype wtype, const void *W
  * for single-row products (decode: keep a model's matrices so and pass them as fti_qmat.P with
  * M = 1): rows r0 .. of a packed matrix, for r0 a multiple of G, are the packed form that starts
  * r0·fti_dtype_row_bytes(wtype, K) bytes in (a row range as a matrix of its own). 0 otherwise
- * (AVX2 Q4_0 and Q8_0: 8; every other table and type: 0). Thread safety: any thread. */
+ * (AVX2 Q4_0 and Q8_0, Q8_0 not under -Os: 8; every other table and type: 0). Thread safety:
+ * any thread. */
 FTIDEF size_t fti_qpack_decode_rows(const fti_kernels *k, fti_dtype wtype);
 
 /* --- BLAS-1 ----------------------------------------------------------------------------------- */
@@ -11501,7 +11502,9 @@ FTI__AVX2 static void fti__p8_task(void *vctx, size_t g0, size_t g1, int thread)
     (void)thread;
     for (i = 0; i < c->n_mats && g0 < g1; i++) {
         size_t ng = (c->mats[i].N + 7) / 8, g = g0;
-        if (c->M == 1 && c->mats[i].P && g0 < base + ng) { /* decode on the compact form */
+        /* decode on the compact form (Q8_0's is left out of -Os builds: its P is not one) */
+        if (c->M == 1 && c->mats[i].P && (FTI__P8C || c->mats[i].wtype == FTI_DTYPE_Q4_0) &&
+            g0 < base + ng) {
             g = g1 < base + ng ? g1 : base + ng;
 #if FTI__P8C
             if (c->mats[i].wtype == FTI_DTYPE_Q8_0)
