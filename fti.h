@@ -16286,7 +16286,10 @@ static size_t fti__st_find_close(const char *s, size_t n, const char *name) {
  * builds the page: an end tag ends the innermost open element of its name and every one opened
  * inside that (in <nav><footer><nav>f</footer>m</nav>y the inner <nav> ends at </footer>, the
  * outer at </nav>); an end tag of a name none is open of is nothing; the same name nests
- * (<nav><nav>m</nav>x</nav>: the first ends at the last </nav>). So the tags inside an element
+ * (<nav><nav>m</nav>x</nav>: the first ends at the last </nav>; a browser does that for <nav>
+ * and <footer> but closes an open <button> at the next <button>, which this does not: in
+ * <button>a<button>b</button>c</button>d only "d" is kept, a browser shows "cd" once the buttons
+ * are skipped; changing it is a new processing format). So the tags inside an element
  * the page skips whole (a stray <nav> in a <footer> or a <button>) end with it and never pair
  * with the page's own: counting each name alone paired them, and menu text leaked into the
  * page or the text after a menu was lost. Made once per page, at its first such start tag;
