@@ -470,8 +470,8 @@ static fti_result fti__api_unsupported(const fti_json *root, const char **param,
                             "constrain the output to JSON");
     v = fti_json_get(root, "tool_choice");
     if (v && v->type != FTI_JSON_NULL &&
-        !(v->type == FTI_JSON_STRING && v->len == 4 && memcmp(v->str, "none", 4) == 0) &&
-        !(v->type == FTI_JSON_STRING && v->len == 4 && memcmp(v->str, "auto", 4) == 0))
+        !(v->type == FTI_JSON_STRING && v->len == 4 &&
+          (memcmp(v->str, "none", 4) == 0 || memcmp(v->str, "auto", 4) == 0)))
         return fti__api_bad(err, param, "tool_choice",
                             "'tool_choice' must be \"auto\" or \"none\": this server never calls "
                             "tools");
