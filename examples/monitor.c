@@ -195,8 +195,10 @@ static int read_log(report *rp, const char *path, double since_wall) {
         fti_free(x);
         if (r == FTI_OK) {
         } else if (r == FTI_ERR_NOT_FOUND) {
-            if (n > 20 && strstr(line, "\"type\":\"reference\"") && strstr(line, "tok_share"))
-                add_ref_line(rp, line, n);
+            if (n > 20 && strstr(line, "\"type\":\"reference\"")) {
+                if (strstr(line, "tok_share")) add_ref_line(rp, line, n);
+                else rp->cur_ref = -1; /* a writer without a reference: none from here on */
+            }
         } else {
             rp->bad_lines++;
         }

@@ -243,12 +243,25 @@ struct fti_reqlog {
     int keep;
 };
 
-static fti_result fti__reqlog_openfile(fti_reqlog *l, fti_error *err) {
+/* Opens the file (appending). The header line goes at the start of a new file and, with
+ * `resume` (a writer opening a log that already has lines), after them: the lines this writer
+ * appends belong to its reference, not to the one of the process that wrote before it (a
+ * restarted fti-serve on a newly promoted model). A file that ends inside a line (a writer that
+ * crashed mid-line) first gets a newline, so the next line starts a line of its own. */
+static fti_result fti__reqlog_openfile(fti_reqlog *l, int resume, fti_error *err) {
     struct stat st;
+    char last = '\n';
+    int rfd;
     l->fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (l->fd < 0) return fti_error_set(err, FTI_ERR_IO, "%s: cannot open: %s", l->path, strerror(errno));
     l->size = fstat(l->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-    if (l->size == 0 && l->header) {
+    if (l->size > 0 && S_ISREG(st.st_mode) && (rfd = open(l->path, O_RDONLY | O_CLOEXEC)) >= 0) {
+        if (pread(rfd, &last, 1, (off_t)(l->size - 1)) == 1 && last != '\n' &&
+            write(l->fd, "\n", 1) == 1)
+            l->size++;
+        close(rfd);
+    }
+    if ((l->size == 0 || resume) && l->header) {
         size_t n = strlen(l->header);
         if (write(l->fd, l->header, n) == (ssize_t)n && write(l->fd, "\n", 1) == 1)
             l->size += n + 1;
@@ -286,7 +299,7 @@ FTIDEF fti_result fti_reqlog_open(const char *path, const fti_reqlog_opts *opts,
             return r;
         }
     }
-    r = fti__reqlog_openfile(l, err);
+    r = fti__reqlog_openfile(l, 1, err);
     if (r != FTI_OK) {
         fti_reqlog_close(l);
         return r;
@@ -312,7 +325,7 @@ static void fti__reqlog_rotate(fti_reqlog *l) {
         }
         snprintf(b, n, "%s.1", l->path);
         rename(l->path, b);
-        fti__reqlog_openfile(l, NULL);
+        fti__reqlog_openfile(l, 0, NULL);
     }
     fti_free(a);
     fti_free(b);
@@ -839,6 +852,10 @@ static fti_drift_ref *fti__drift_ref_copy(const fti_drift_ref *src) {
     return r;
 }
 
+/* The log's reference line of a monitor without a reference (a model without lineage, the echo
+ * generator): the requests after it are judged against none, not the one of an earlier writer. */
+static const char fti__monitor_no_ref[] = "{\"type\":\"reference\",\"none\":true}";
+
 FTIDEF fti_result fti_monitor_create(const fti_monitor_opts *opts, fti_monitor **out,
                                      fti_error *err) {
     static const double lat_b[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
@@ -883,8 +900,8 @@ FTIDEF fti_result fti_monitor_create(const fti_monitor_opts *opts, fti_monitor *
         if (mon->ref) fti_drift_ref_json(mon->ref, &hdr);
         /* out of memory, hdr holds a prefix of the line: never write that */
         r = hdr.oom ? fti_error_set(err, FTI_ERR_NOMEM, "out of memory")
-                    : fti_reqlog_open(opts->log_path, &opts->log, hdr.len ? hdr.data : NULL,
-                                      &mon->log, err);
+                    : fti_reqlog_open(opts->log_path, &opts->log,
+                                      hdr.len ? hdr.data : fti__monitor_no_ref, &mon->log, err);
         fti_buf_free(&hdr);
         if (r != FTI_OK) {
             fti_monitor_free(mon);
@@ -978,8 +995,9 @@ FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref
     mon->ref_epoch++;
     fti_mutex_unlock(&mon->mu);
     if (mon->log) {
-        fti_reqlog_set_header(mon->log, hdr.len ? hdr.data : NULL);
-        if (hdr.len) fti_reqlog_write(mon->log, hdr.data, hdr.len);
+        const char *line = hdr.len ? hdr.data : fti__monitor_no_ref;
+        fti_reqlog_set_header(mon->log, line);
+        fti_reqlog_write(mon->log, line, strlen(line));
     }
     fti_buf_free(&hdr);
     fti_drift_ref_free(old);

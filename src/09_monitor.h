@@ -77,8 +77,10 @@ typedef struct fti_reqlog_opts {
 } fti_reqlog_opts;
 
 /* Opens (appends to) the log at path, creating its directory. header (may be NULL) is a line
- * written at the start of every new file (the reference record). The log is append-only: a crash
- * loses at most the last line, which readers skip when incomplete. Thread safety: any thread. */
+ * written at the start of every new file (the reference record), and after the lines of a log
+ * that already has some (the lines this writer appends are judged against its reference). The
+ * log is append-only: a crash loses at most the last line, which readers skip when incomplete
+ * (the next writer ends it with a newline first). Thread safety: any thread. */
 FTIDEF fti_result fti_reqlog_open(const char *path, const fti_reqlog_opts *opts,
                                   const char *header, fti_reqlog **out, fti_error *err);
 /* Appends one line (a newline is added), rotating first when needed. */
@@ -233,6 +235,10 @@ typedef struct fti_monitor_opts {
     void *log_user;
 } fti_monitor_opts;
 
+/* Creates a monitor; with a log_path it opens the request log and writes its reference line
+ * there (the reference's {"type":"reference","tok_share":...}, or {"type":"reference","none":
+ * true} without one), also into a log that already has lines: what this monitor logs is judged
+ * against its own reference by fti-monitor, not the one of the process that wrote before it. */
 FTIDEF fti_result fti_monitor_create(const fti_monitor_opts *opts, fti_monitor **out,
                                      fti_error *err);
 FTIDEF void fti_monitor_free(fti_monitor *mon);
@@ -254,7 +260,7 @@ FTIDEF void fti_monitor_tokens(fti_monitor *mon, uint64_t n_tokens);
 FTIDEF void fti_monitor_drift(fti_monitor *mon, fti_drift_stats *st);
 /* Replaces the reference (copied; NULL = none), e.g. after a model switch to another dataset
  * version: the drift window restarts and new log files get the new reference line (one is also
- * written now). Any thread. Requests that started before (their record's ref_epoch is older)
+ * written now; NULL's is the "none" line). Any thread. Requests that started before (their record's ref_epoch is older)
  * no longer count for drift: their buckets and perplexity belong to the old model. A server
  * switching models switches the generator first, then the reference. */
 FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref);

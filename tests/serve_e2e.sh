@@ -2,7 +2,8 @@
 # serve_e2e.sh: `make check-serve`. The programs end to end on loopback, no model needed:
 # fti-serve (echo generator) under fti-loadgen traffic, SIGTERM -> exit 0 with the request log
 # flushed; fti-monitor report -> exit 0 on that log, 0 on a log of in-distribution prompts and 3
-# on a log of drifted prompts (both synthetic: a reference line plus request lines).
+# on a log of drifted prompts (both synthetic: a reference line plus request lines), 0 on those
+# drifted prompts after a writer's "no reference" line.
 set -u
 B=${B:-build}
 TMP=${TMPDIR:-/tmp}/fti-serve-e2e.$$
@@ -50,5 +51,11 @@ mk_log "$TMP/drift.jsonl" "1,1,1,1,1,1,1,1,1,1,1,1,1,2,2,47"
 "$B/fti-monitor" report --log "$TMP/drift.jsonl" --svg - > "$TMP/drift.txt"; rc=$?
 [ $rc -eq 3 ] || fail "fti-monitor report exited $rc on drifted prompts (want 3)"
 grep -q "ALERT" "$TMP/drift.txt" || fail "no ALERT in the drift report"
+# the same requests after the line of a writer without a reference (fti-serve restarted on a
+# model without lineage, or --echo): judged against none, not the earlier writer's reference
+{ head -n 1 "$TMP/drift.jsonl"; echo '{"type":"reference","none":true}'; tail -n +2 "$TMP/drift.jsonl"; } > "$TMP/none.jsonl"
+"$B/fti-monitor" report --log "$TMP/none.jsonl" --svg - > "$TMP/none.txt"; rc=$?
+[ $rc -eq 0 ] || fail "fti-monitor report exited $rc after a no-reference line (want 0)"
+grep -q "no reference in the log" "$TMP/none.txt" || fail "windows after a no-reference line were judged"
 B=$B sh tools/dashboard_shot.sh || fail "dashboard"
-echo "check-serve: ok (serve + loadgen + SIGTERM exit 0, monitor report exit 0 / 0 / 3)"
+echo "check-serve: ok (serve + loadgen + SIGTERM exit 0, monitor report exit 0 / 0 / 3 / 0)"

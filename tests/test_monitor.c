@@ -3,6 +3,8 @@
  * from the training distribution stay under the thresholds, foreign text (German, C code) crosses
  * them. */
 
+#include <fcntl.h>
+
 /* A stand-in tokenizer for the drift tests: lowercase words hash to ids 256.., other bytes are
  * their own ids; bytes >= 0x80 count as byte fallbacks (like a BPE vocabulary without them). */
 #define MON_VOCAB 8448
@@ -126,6 +128,37 @@ FTI_TEST(monitor_reqlog_rotation) {
     CHECK(strstr((const char *)d, "\"n\":39}") != NULL);
     fti_free(d);
     CHECK(fti_reqlog_open("", &o, NULL, &log, NULL) != FTI_OK);
+}
+
+FTI_TEST(monitor_reqlog_reopen_writes_reference) {
+    /* a writer that opens a log with lines in it (fti-serve restarted, perhaps on another
+     * model) puts its reference line after them, so fti-monitor judges its requests against it;
+     * a last line cut by a crash is ended first, so the reference is a line of its own */
+    fti_reqlog *log = NULL;
+    const char *path = fti_test_tmp("reopen/req.jsonl");
+    static const char want[] = "{\"type\":\"reference\",\"r\":1}\n{\"type\":\"request\",\"n\":1}\n"
+                               "{\"type\":\"reference\",\"r\":2}\n{\"type\":\"request\",\"n\":2}\n"
+                               "{\"type\":\"requ\n"
+                               "{\"type\":\"reference\",\"r\":3}\n{\"type\":\"request\",\"n\":3}\n";
+    void *d = NULL;
+    size_t n = 0;
+    int fd;
+    REQUIRE(fti_reqlog_open(path, NULL, "{\"type\":\"reference\",\"r\":1}", &log, NULL) == FTI_OK);
+    CHECK_OK(fti_reqlog_write(log, "{\"type\":\"request\",\"n\":1}", 24));
+    fti_reqlog_close(log);
+    REQUIRE(fti_reqlog_open(path, NULL, "{\"type\":\"reference\",\"r\":2}", &log, NULL) == FTI_OK);
+    CHECK_OK(fti_reqlog_write(log, "{\"type\":\"request\",\"n\":2}", 24));
+    fti_reqlog_close(log);
+    fd = open(path, O_WRONLY | O_APPEND); /* a writer killed in the middle of a line */
+    REQUIRE(fd >= 0);
+    CHECK(write(fd, "{\"type\":\"requ", 13) == 13);
+    close(fd);
+    REQUIRE(fti_reqlog_open(path, NULL, "{\"type\":\"reference\",\"r\":3}", &log, NULL) == FTI_OK);
+    CHECK_OK(fti_reqlog_write(log, "{\"type\":\"request\",\"n\":3}", 24));
+    fti_reqlog_close(log);
+    REQUIRE(fti_file_read(path, 0, &d, &n, NULL) == FTI_OK);
+    CHECK(n == sizeof want - 1 && memcmp(d, want, n) == 0);
+    fti_free(d);
 }
 
 FTI_TEST(monitor_record_roundtrip) {

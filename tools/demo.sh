@@ -86,6 +86,7 @@ if [ -x "$B/fti-serve" ] && [ -x "$B/fti-loadgen" ] && [ -x "$B/fti-monitor" ]; 
     rm -f "$pf"
     author_prompts > "$ap" || true
     other_prompts > "$op" || true
+    ts=$(date +%s) # the report covers this run's requests (a log from earlier runs stays)
     "$B/fti-serve" --home "$HOME_DIR" --port 0 --port-file "$pf" --quiet &
     spid=$!
     i=0; while [ ! -s "$pf" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -98,7 +99,7 @@ if [ -x "$B/fti-serve" ] && [ -x "$B/fti-loadgen" ] && [ -x "$B/fti-monitor" ]; 
     kill -TERM $spid 2>/dev/null || true
     wait $spid 2>/dev/null || true
     rm -f "$pf" "$ap" "$op"
-    "$B/fti-monitor" --home "$HOME_DIR" report --window 48 ||
+    "$B/fti-monitor" --home "$HOME_DIR" report --window 48 --since $(($(date +%s) - ts + 1)) ||
         echo "(fti-monitor exits 3 when a drift threshold is crossed: here by the other author's sentences)"
 fi
 
