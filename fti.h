@@ -74,7 +74,8 @@
  * The base part is what every other part stands on. Nothing in it knows about language models:
  *
  *   results   every fallible call returns an fti_result (FTI_OK = 0, errors < 0); calls that parse
- *             input also fill an optional fti_error whose message names the file, field and numbers.
+ *             input also fill an optional fti_error whose message names the file, field and
+ *             numbers.
  *   memory    every allocation goes through FTI_MALLOC/FTI_REALLOC/FTI_FREE; aligned blocks (64 B)
  *             and a bump arena that can live in caller-supplied memory (embedded targets).
  *   reader    one bounds-checked little-endian reader with a sticky error, used by every parser.
@@ -2464,7 +2465,7 @@ FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file
                                         const fti_registry_add_opts *opts, char id_out[17],
                                         fti_error *err);
 
-/* --- training driver: a dataset version in, a registered model out ----------------------------- */
+/* --- training driver: a dataset version in, a registered model out ---------------------------- */
 /*
  * fti_train_run does what build/fti-train does, as a library call (src/07_train_run.c):
  *   1. opens the dataset version (part 04) and its train/val token shards;
@@ -2674,8 +2675,9 @@ FTIDEF fti_result fti_train_mpi_reduce(void *user, float *grads, size_t n, doubl
  *   fti_session_create  one conversation: the KV cache for keys and values, (L, KV/g, n_ctx,
  *                       g*D) each (g kv heads per group: KV/threads when the session's decode
  *                       threads share the heads evenly, so each thread reads its own memory; else
- *                       g = KV, the plain (L, n_ctx, KV*D)), a RoPE table and the scratch of one prefill batch, all carved from ONE block
- *                       (caller memory or a single allocation): nothing is allocated after this.
+ *                       g = KV, the plain (L, n_ctx, KV*D)), a RoPE table and the scratch of one
+ *                       prefill batch, all carved from ONE block (caller memory or a single
+ *                       allocation): nothing is allocated after this.
  *   fti_session_eval    runs tokens through the model. Prompts go through in batches of n_batch
  *                       tokens, each layer's projections as one GEMM over the batch (part 02's
  *                       fti_matmul_w with T > 1); decoding is the same path with T = 1 (GEMV),
@@ -2904,7 +2906,7 @@ FTIDEF float *fti_session_logits(fti_session *s);
 FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t n,
                                   double *mean_nll, fti_error *err);
 
-/* --- batched decoding (continuous batching) ---------------------------------------------------- */
+/* --- batched decoding (continuous batching) --------------------------------------------------- */
 
 /* One decode step for B sessions at once (each at its own position, with its own KV cache):
  * every weight matrix is read once per step for all B tokens through part 02's multi-row
@@ -2940,7 +2942,7 @@ FTIDEF fti_result fti_session_eval_batch(fti_batch *bt, fti_session *const *sess
 FTIDEF fti_result fti_batch_prefill(fti_batch *bt, fti_session *s, const int32_t *tokens, size_t n,
                                     float *logits_out, fti_pool *pool, fti_error *err);
 
-/* --- sampling ----------------------------------------------------------------------------------- */
+/* --- sampling --------------------------------------------------------------------------------- */
 
 /* Every field zero means "off", so a zeroed struct is greedy decoding. */
 typedef struct fti_sampler_opts {
@@ -3227,7 +3229,7 @@ FTIDEF fti_result fti_ngram_eval_session(fti_ngram *m, fti_session *s, const int
 extern "C" {
 #endif
 
-/* --- metrics registry --------------------------------------------------------------------------- */
+/* --- metrics registry ------------------------------------------------------------------------- */
 
 typedef enum fti_metric_type {
     FTI_METRIC_COUNTER = 1,
@@ -3261,7 +3263,7 @@ FTIDEF void fti_metrics_render(fti_metrics *m, fti_buf *out);
 /* Appends s[0..n) escaped for a label value (\\, \", \n). */
 FTIDEF void fti_metrics_label_escape(fti_buf *out, const char *s, size_t n);
 
-/* --- request log ------------------------------------------------------------------------------- */
+/* --- request log ------------------------------------------------------------------------------ */
 
 typedef struct fti_reqlog fti_reqlog;
 typedef struct fti_reqlog_opts {
@@ -3284,7 +3286,7 @@ FTIDEF fti_result fti_reqlog_set_header(fti_reqlog *log, const char *header);
 FTIDEF fti_result fti_reqlog_flush(fti_reqlog *log);
 FTIDEF void fti_reqlog_close(fti_reqlog *log);
 
-/* --- drift ------------------------------------------------------------------------------------- */
+/* --- drift ------------------------------------------------------------------------------------ */
 
 #define FTI_DRIFT_BUCKETS 16
 #define FTI_DRIFT_LEN_BINS 16 /* prompt bytes: 0, 1, 2-3, 4-7, ..., >= 2^14 */
@@ -3374,7 +3376,7 @@ typedef struct fti_drift_stats {
 FTIDEF void fti_drift_compute(const fti_drift_ref *ref, const fti_drift_window *w,
                               const fti_drift_thresholds *thr, fti_drift_stats *st);
 
-/* --- request records --------------------------------------------------------------------------- */
+/* --- request records -------------------------------------------------------------------------- */
 
 typedef struct fti_request_record {
     double time;               /* wall seconds at the end of the request */
@@ -3415,7 +3417,7 @@ FTIDEF fti_result fti_request_record_parse(const char *line, size_t len, fti_req
 /* p-th percentile (0..100) of x[0..n) by linear interpolation; sorts x in place. 0 when n == 0. */
 FTIDEF double fti_percentile(double *x, size_t n, double p);
 
-/* --- the monitor bundle ------------------------------------------------------------------------ */
+/* --- the monitor bundle ----------------------------------------------------------------------- */
 
 typedef struct fti_monitor fti_monitor;
 typedef struct fti_monitor_opts {
@@ -3517,7 +3519,7 @@ FTIDEF fti_result fti_monitor_flush(fti_monitor *mon);
 extern "C" {
 #endif
 
-/* --- HTTP/1.1 request parsing ------------------------------------------------------------------ */
+/* --- HTTP/1.1 request parsing ----------------------------------------------------------------- */
 
 /* Parser results: > 0 is done (bytes consumed), 0 needs more bytes, < 0 is -status: the HTTP status
  * to answer with before closing (-400, -413, -414, -431, -501, -505). */
@@ -3598,7 +3600,7 @@ FTIDEF size_t fti_http_head_field(const fti_http_head *head, const unsigned char
 /* Reason phrase for a status code ("Not Found"); "Unknown" for codes it does not know. */
 FTIDEF const char *fti_http_reason(int status);
 
-/* --- the OpenAI API layer ---------------------------------------------------------------------- */
+/* --- the OpenAI API layer --------------------------------------------------------------------- */
 
 #define FTI_API_MAX_STOP 4
 #define FTI_API_MAX_STOP_LEN 64
@@ -3694,7 +3696,7 @@ FTIDEF void fti_api_write_chunk(fti_buf *out, fti_api_kind kind, const fti_api_r
 /* "data: [DONE]\n\n". */
 FTIDEF void fti_api_write_done(fti_buf *out);
 
-/* --- the generator interface ------------------------------------------------------------------- */
+/* --- the generator interface ------------------------------------------------------------------ */
 
 /* Parameters of one sequence. */
 typedef struct fti_gen_params {
@@ -3798,7 +3800,7 @@ typedef struct fti_gen_echo_opts {
 /* Fills *gen with a new echo generator (gen->release frees it). */
 FTIDEF fti_result fti_gen_echo_create(const fti_gen_echo_opts *opts, fti_gen *gen);
 
-/* --- batched decoding over engine sessions ----------------------------------------------------- */
+/* --- batched decoding over engine sessions ---------------------------------------------------- */
 
 /* Continuous batching needs one decode step for many sequences that reads the weights once:
  * that step is part 08's fti_session_eval_batch (one token for each of B sessions, each with its
@@ -3817,7 +3819,7 @@ FTIDEF void fti_batch_decoder_free(fti_batch_decoder *d);
 FTIDEF fti_result fti_batch_decode(fti_batch_decoder *d, fti_session *const *sessions,
                                    const int32_t *tokens, size_t B, fti_pool *pool, fti_error *err);
 
-/* --- the server -------------------------------------------------------------------------------- */
+/* --- the server ------------------------------------------------------------------------------- */
 
 typedef struct fti_server fti_server;
 
@@ -4681,7 +4683,8 @@ FTIDEF fti_result fti_dir_sync(const char *dir, fti_error *err) {
 FTIDEF fti_result fti_afile_open(fti_afile *f, const char *path, fti_error *err) {
     size_t n;
     int attempt;
-    if (!f || !path || !*path) return fti_error_set(err, FTI_ERR_INVALID, "fti_afile_open: no path");
+    if (!f || !path || !*path)
+        return fti_error_set(err, FTI_ERR_INVALID, "fti_afile_open: no path");
     f->fd = -1;
     f->status = FTI_OK;
     f->path = fti_strdup(path);
@@ -4951,8 +4954,8 @@ static void fti__sha256_block(uint32_t h[8], const unsigned char *p) {
     }
     a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
     for (i = 0; i < 64; i++) {
-        t1 = hh + (FTI__ROR32(e, 6) ^ FTI__ROR32(e, 11) ^ FTI__ROR32(e, 25)) + ((e & f) ^ (~e & g)) +
-             fti__sha256_k[i] + w[i];
+        t1 = hh + (FTI__ROR32(e, 6) ^ FTI__ROR32(e, 11) ^ FTI__ROR32(e, 25)) +
+             ((e & f) ^ (~e & g)) + fti__sha256_k[i] + w[i];
         t2 = (FTI__ROR32(a, 2) ^ FTI__ROR32(a, 13) ^ FTI__ROR32(a, 22)) +
              ((a & b) ^ (a & c) ^ (b & c));
         hh = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
@@ -5873,7 +5876,9 @@ FTIDEF uint32_t fti_rng_below(fti_rng *r, uint32_t bound) {
     return x % bound;
 }
 
-FTIDEF float fti_rng_float(fti_rng *r) { return (float)(fti_rng_u32(r) >> 8) * (1.0f / 16777216.0f); }
+FTIDEF float fti_rng_float(fti_rng *r) {
+    return (float)(fti_rng_u32(r) >> 8) * (1.0f / 16777216.0f);
+}
 
 FTIDEF double fti_rng_double(fti_rng *r) {
     return (double)(fti_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
@@ -9011,7 +9016,8 @@ FTI__AVX2 static void fti__f32_to_f16_avx2(uint16_t *dst, const float *src, size
 
 /* |v| with NaN lanes 0 (the references' maximum skips NaN). */
 FTI__AVX2 static __m256 fti__abs_nan0_avx2(__m256 v) {
-    return _mm256_and_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v), _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    return _mm256_and_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v),
+                         _mm256_cmp_ps(v, v, _CMP_ORD_Q));
 }
 
 FTI__AVX2 static float fti__hmax8_avx2(__m256 m) {
@@ -9034,7 +9040,8 @@ FTI__AVX2 static __m256i fti__trunc_rem_avx2(__m256 v, float lim, __m256 *r) {
 FTI__AVX2 static __m256i fti__q8_levels_avx2(__m256 v) {
     __m256 r;
     __m256i t = fti__trunc_rem_avx2(v, 127.0f, &r);
-    t = _mm256_sub_epi32(t, _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ)));
+    t = _mm256_sub_epi32(t,
+                         _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ)));
     return _mm256_add_epi32(
         t, _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(-0.5f), _CMP_LE_OQ)));
 }
@@ -9120,7 +9127,8 @@ FTI__AVX2 static void fti__dequantize_q8_0_avx2(float *dst, const fti_block_q8_0
                              _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(h[j])), d));
             _mm256_storeu_ps(
                 dst + 16 * j + 8,
-                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(h[j], 8))), d));
+                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(h[j], 8))),
+                              d));
         }
     }
 }
@@ -9135,20 +9143,23 @@ FTI__AVX2 static void fti__dequantize_q4_0_avx2(float *dst, const fti_block_q4_0
         __m256i e = _mm256_set1_epi32(8);
         _mm256_storeu_ps(dst, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
                                                 _mm256_cvtepu8_epi32(lo), e)), d));
-        _mm256_storeu_ps(dst + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
-                                                    _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)), e)),
-                                                d));
+        _mm256_storeu_ps(dst + 8,
+                         _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                           _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)), e)),
+                                       d));
         _mm256_storeu_ps(dst + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
                                                      _mm256_cvtepu8_epi32(hi), e)), d));
-        _mm256_storeu_ps(dst + 24, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
-                                                     _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)), e)),
-                                                 d));
+        _mm256_storeu_ps(dst + 24,
+                         _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                           _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)), e)),
+                                       d));
     }
 }
 
 /* Lanes [0, left) of a masked load (left < 8). */
 FTI__AVX2 static __m256i fti__tail8_avx2(size_t left) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 /* f32 GEMV as the AVX-512 one (fti__gemv_f32_avx512): each row one accumulator, 8 floats per
@@ -10304,8 +10315,10 @@ FTI__AVX512 static __m512 fti__hsum16_avx512(const __m512 *v) {
     FTI__H16_U(0); FTI__H16_U(1); FTI__H16_U(2); FTI__H16_U(3);
 #undef FTI__H16_T
 #undef FTI__H16_U
-    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
-    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44),
+                       _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44),
+                       _mm512_shuffle_f32x4(u[2], u[3], 0xee));
     return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
 }
 
@@ -10388,7 +10401,8 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
             __m128i s16 = _mm_loadu_si128((const __m128i *)(xs + g * 4));
             __m512i x16 = _mm512_castsi128_si512(_mm_sub_epi32(_mm_setzero_si128(),
                                                                _mm_slli_epi32(s16, 4)));
-            __m512i i0 = _mm512_permutexvar_epi32(sp01, x16), i1 = _mm512_permutexvar_epi32(sp23, x16);
+            __m512i i0 = _mm512_permutexvar_epi32(sp01, x16),
+                    i1 = _mm512_permutexvar_epi32(sp23, x16);
             __m128 xd4 = _mm_loadu_ps(xd + g * 4);
             __m512i l0 = _mm512_loadu_si512((const void *)wb);
             __m512i m0 = _mm512_loadu_si512((const void *)(wb + 64));
@@ -10426,7 +10440,8 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
             __m128i s16 = _mm_loadu_si128((const __m128i *)(xs + g * 4));
             __m512i x16 = _mm512_castsi128_si512(_mm_sub_epi32(_mm_setzero_si128(),
                                                                _mm_slli_epi32(s16, 4)));
-            __m512i i0 = _mm512_permutexvar_epi32(sp01, x16), i1 = _mm512_permutexvar_epi32(sp23, x16);
+            __m512i i0 = _mm512_permutexvar_epi32(sp01, x16),
+                    i1 = _mm512_permutexvar_epi32(sp23, x16);
             __m512i l0 = _mm512_loadu_si512((const void *)wb);
             __m512i m0 = _mm512_loadu_si512((const void *)(wb + 64));
             FTI__Q8_VNNI_STEP(acc[0], l0, m0, wb, xq + g * 128, i0, i1, _mm_loadu_ps(xd + g * 4));
@@ -10962,7 +10977,8 @@ static void fti__qtile_q4_0_ref(const char *const *w, const int8_t *const *xq,
                 const int8_t *q = xq[m] + b * FTI_QK;
                 int32_t d = 0;
                 for (j = 0; j < FTI_QK / 2; j++)
-                    d += (int32_t)(wb[b].qs[j] & 15) * q[j] + (int32_t)(wb[b].qs[j] >> 4) * q[j + 16];
+                    d += (int32_t)(wb[b].qs[j] & 15) * q[j] +
+                         (int32_t)(wb[b].qs[j] >> 4) * q[j + 16];
                 d -= 8 * xs[m][b];
                 s += fti_f16_to_f32(wb[b].d) * xd[m][b] * (float)d;
             }
@@ -10976,10 +10992,11 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 
 /* AVX2 tiles, run by the AVX-512 table without VNNI (whose GEMV is AVX2's; the AVX2 table
  * runs the 8-row panels below): the GEMV's steps (fti__gemv_q8_0_rows4_avx2,
- * fti__gemv_q4_0_rows4_avx2 in 02_kernels_isa_x86.c: pairs of blocks, the 4 weight rows' dots reduced together, even and odd
- * blocks in separate lanes) for each of the 4 activation rows, so a tile's outputs are the
- * decode GEMV's bits; the fp16 scales (and Q4_0's nibbles) are loaded once per pair for the 4
- * activation rows. two = 0: block b alone (the last of an odd nb), zeros in the second half. */
+ * fti__gemv_q4_0_rows4_avx2 in 02_kernels_isa_x86.c: pairs of blocks, the 4 weight rows' dots
+ * reduced together, even and odd blocks in separate lanes) for each of the 4 activation rows,
+ * so a tile's outputs are the decode GEMV's bits; the fp16 scales (and Q4_0's nibbles) are
+ * loaded once per pair for the 4 activation rows. two = 0: block b alone (the last of an odd
+ * nb), zeros in the second half. */
 /* A Q8_0 block's int32 dots with x as 8 lanes: |w| (unsigned) times x with w's sign, exact for
  * every w including -128 (|x| times w with x's sign wraps it: vpsignb gives -128 for -(-128)),
  * x being the activations' own quantization (-127..127). The same integers as the GEMV's. */
@@ -11567,7 +11584,7 @@ FTI__VNNI static __m512i fti__pair_x_vnni(const int8_t *x, int two) {
             const fti_block_q8_0 *wb = (const fti_block_q8_0 *)w[r] + b;                           \
             __m256i lo = _mm256_loadu_si256((const __m256i *)wb[0].qs);                            \
             __m256i hi =                                                                           \
-                TWO ? _mm256_loadu_si256((const __m256i *)wb[TWO].qs) : _mm256_setzero_si256();   \
+                TWO ? _mm256_loadu_si256((const __m256i *)wb[TWO].qs) : _mm256_setzero_si256();    \
             __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);                    \
             /* (x+128)·w - 128·Σw = x·w: each lane starts from -128·Σ of its 4 weights */          \
             __m512i init = _mm512_sub_epi32(                                                       \
@@ -11576,8 +11593,8 @@ FTI__VNNI static __m512i fti__pair_x_vnni(const int8_t *x, int two) {
             FTI__UNROLL4                                                                           \
             for (m = 0; m < 4; m++) {                                                              \
                 __m512i d = _mm512_dpbusd_epi32(init, xv[m], wv);                                  \
-                acc[m * 4 + r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), xdv[m]), wdv,     \
-                                            acc[m * 4 + r]);                                            \
+                acc[m * 4 + r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), xdv[m]),     \
+                                                 wdv, acc[m * 4 + r]);                             \
             }                                                                                      \
         }                                                                                          \
     } while (0)
@@ -11608,9 +11625,9 @@ FTI__VNNI static void fti__qtile_q8_0_vnni(const char *const *w, const int8_t *c
         for (m = 0; m < 4; m++) {                                                                  \
             /* -Σx in each of a block's 8 lanes: they add up to -8·Σx */                           \
             xv[m] = fti__pair_x_vnni(xq[m] + b * FTI_QK, TWO);                                     \
-            xinit[m] = _mm512_permutexvar_epi32(                                                   \
-                idx, _mm512_castsi128_si512(_mm_setr_epi32(-xs[m][b], TWO ? -xs[m][b + TWO] : 0,  \
-                                                           0, 0)));                                \
+            xinit[m] =                                                                             \
+                _mm512_permutexvar_epi32(idx, _mm512_castsi128_si512(_mm_setr_epi32(               \
+                                                  -xs[m][b], TWO ? -xs[m][b + TWO] : 0, 0, 0)));   \
             xdv[m] = fti__pair_xd_vnni(xd[m] + b, TWO);                                            \
         }                                                                                          \
         FTI__UNROLL4                                                                               \
@@ -11626,8 +11643,8 @@ FTI__VNNI static void fti__qtile_q8_0_vnni(const char *const *w, const int8_t *c
             FTI__UNROLL4                                                                           \
             for (m = 0; m < 4; m++) {                                                              \
                 __m512i d = _mm512_dpbusd_epi32(xinit[m], wv, xv[m]);                              \
-                acc[m * 4 + r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), xdv[m]), wdv,     \
-                                            acc[m * 4 + r]);                                            \
+                acc[m * 4 + r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), xdv[m]),     \
+                                                 wdv, acc[m * 4 + r]);                             \
             }                                                                                      \
         }                                                                                          \
     } while (0)
@@ -11682,9 +11699,11 @@ FTI__VNNI static void fti__qp_pack_vnni(const char *W, size_t row_bytes, size_t 
     const __m512i a0 = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
     const __m512i b0 = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
     const __m512i a1 = _mm512_setr_epi32(0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
-    const __m512i b1 = _mm512_setr_epi32(2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    const __m512i b1 =
+        _mm512_setr_epi32(2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
     const __m512i a2 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
-    const __m512i b2 = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    const __m512i b2 =
+        _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
     const char *rows[16];
     size_t i, b, v;
     size_t bb = q4 ? sizeof(fti_block_q4_0) : sizeof(fti_block_q8_0);
@@ -11754,7 +11773,8 @@ FTI__VNNI static void fti__qp_dot_vnni(const unsigned char *P, size_t nb, int32_
 #if defined(FTI__QP_BCST_ASM)
                 /* x's 4-byte group as the instruction's embedded broadcast operand: no separate
                  * broadcast instruction per product */
-                const fti__qp_x4 *x0 = (const fti__qp_x4 *)(const void *)(xq[m] + b * FTI_QK + j * 4);
+                const fti__qp_x4 *x0 =
+                    (const fti__qp_x4 *)(const void *)(xq[m] + b * FTI_QK + j * 4);
                 __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(d0[m]) : "v"(w0), "m"(x0[0]));
                 __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(d1[m]) : "v"(w1), "m"(x0[1]));
 #else
@@ -11910,7 +11930,8 @@ static fti__qtile_fn fti__qtile_get(const fti_kernels *k, fti_dtype wtype) {
     if (wtype != FTI_DTYPE_Q8_0 && wtype != FTI_DTYPE_Q4_0) return NULL;
 #if defined(FTI__X86)
 #if !defined(FTI_NO_AVX512)
-    if (k == &fti__kernels_avx512vnni_table) return q8 ? fti__qtile_q8_0_vnni : fti__qtile_q4_0_vnni;
+    if (k == &fti__kernels_avx512vnni_table)
+        return q8 ? fti__qtile_q8_0_vnni : fti__qtile_q4_0_vnni;
     if (k == &fti__kernels_avx512_table) return q8 ? fti__qtile_q8_0_avx2 : fti__qtile_q4_0_avx2;
 #endif
     if (k == &fti__kernels_avx2_table) return q8 ? fti__qtile_q8_0_avx2 : fti__qtile_q4_0_avx2;
@@ -26449,8 +26470,8 @@ static void fti__model_rmsnorm_bwd_chunk(float *dx, float *part, const float *dy
                 __m128 t = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(rv, _mm_loadu_ps(w + j)), dyv),
                                       _mm_mul_ps(xv, cv));
                 _mm_storeu_ps(dxr + j, _mm_add_ps(_mm_loadu_ps(dxr + j), t));
-                _mm_storeu_ps(part + j,
-                              _mm_add_ps(_mm_loadu_ps(part + j), _mm_mul_ps(_mm_mul_ps(dyv, xv), rv)));
+                _mm_storeu_ps(part + j, _mm_add_ps(_mm_loadu_ps(part + j),
+                                                   _mm_mul_ps(_mm_mul_ps(dyv, xv), rv)));
             }
         }
 #endif
@@ -28658,8 +28679,10 @@ static fti_result fti__gguf_add_lineage(fti_gguf_writer *w, const fti_gguf_linea
         FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.steps", lin->train_steps));
         FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.loss", (float)lin->train_loss));
     }
-    if (lin->train_tokens) FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.tokens", lin->train_tokens));
-    if (lin->val_loss > 0) FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.val_loss", (float)lin->val_loss));
+    if (lin->train_tokens)
+        FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.tokens", lin->train_tokens));
+    if (lin->val_loss > 0)
+        FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.val_loss", (float)lin->val_loss));
     if (lin->created) FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.created", lin->created));
     return FTI_OK;
 }
@@ -29103,7 +29126,8 @@ static void fti__train_norm_task(void *vctx, size_t b0, size_t b1, int thread) {
         for (i = i0; i + 8 <= i1; i += 8)
             for (l = 0; l < 8; l++) acc[l] += (double)g[i + l] * (double)g[i + l];
         for (; i < i1; i++) acc[0] += (double)g[i] * (double)g[i];
-        c->part[b] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        c->part[b] =
+            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     }
 }
 
@@ -30782,8 +30806,8 @@ FTIDEF fti_result fti_train_mpi_init(fti_train_mpi *m, MPI_Comm comm, fti_error 
     if (!m) return fti_error_set(err, FTI_ERR_INVALID, "train mpi: NULL");
     memset(m, 0, sizeof(*m));
     m->comm = comm;
-    if (MPI_Comm_rank(comm, &m->rank) != MPI_SUCCESS || MPI_Comm_size(comm, &m->world) != MPI_SUCCESS ||
-        m->world < 1)
+    if (MPI_Comm_rank(comm, &m->rank) != MPI_SUCCESS ||
+        MPI_Comm_size(comm, &m->world) != MPI_SUCCESS || m->world < 1)
         return fti_error_set(err, FTI_ERR_IO, "train mpi: cannot query the communicator");
     m->local_size = 1;
     if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, m->rank, MPI_INFO_NULL, &local) ==
@@ -30922,7 +30946,7 @@ FTIDEF fti_result fti_train_mpi_reduce(void *user, float *grads, size_t n, doubl
 
 #ifndef FTI_NO_TRAIN
 
-/* --- the parent model of a fine-tune ----------------------------------------------------------- */
+/* --- the parent model of a fine-tune ---------------------------------------------------------- */
 
 typedef struct fti__tr_parent {
     char id[17];
@@ -30977,7 +31001,7 @@ done:
     return r;
 }
 
-/* --- metrics log and loss curve ---------------------------------------------------------------- */
+/* --- metrics log and loss curve --------------------------------------------------------------- */
 
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_metrics_line(FILE *f, uint64_t step, double loss, double lr, double gnorm,
@@ -31051,7 +31075,7 @@ static void fti__tr_write_svg(const char *path, const float *train, size_t n, co
     fti_buf_free(&b);
 }
 
-/* --- model and adapter files ------------------------------------------------------------------- */
+/* --- model and adapter files ------------------------------------------------------------------ */
 
 /* Writes a llama GGUF with the dataset's tokenizer (when its vocabulary matches). */
 static fti_result fti__tr_write_model(const char *path, const fti_model_config *cfg,
@@ -31200,7 +31224,7 @@ done:
     return r;
 }
 
-/* --- cards ------------------------------------------------------------------------------------- */
+/* --- cards ------------------------------------------------------------------------------------ */
 
 /* The config object of a card (also the GGUF's fti.train.config): fti__reg_config_json (07_train.c). */
 
@@ -31223,7 +31247,7 @@ static void fti__tr_machine_json(fti_jw *w, int threads) {
     fti_jw_obj_end(w);
 }
 
-/* --- fit_seconds: the schedule's length from the measured wall time ---------------------------- */
+/* --- fit_seconds: the schedule's length from the measured wall time --------------------------- */
 
 /* Samples (wall seconds since the loop began, steps done), one a second (a 50th of the budget
  * when that is shorter); the rate is measured over the last FTI__TR_FIT_WINDOW samples (about
@@ -31358,7 +31382,7 @@ static fti_result fti__tr_best_load(const char *path, float *p, size_t n, fti_er
     return FTI_OK;
 }
 
-/* --- the driver -------------------------------------------------------------------------------- */
+/* --- the driver ------------------------------------------------------------------------------- */
 
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_log(const fti_train_opts *o, fti_log_level level, const char *fmt, ...)
@@ -31914,7 +31938,7 @@ done:
     return r;
 }
 
-/* --- workspace gc ------------------------------------------------------------------------------ */
+/* --- workspace gc ----------------------------------------------------------------------------- */
 
 typedef struct fti__wgc_model {
     char id[FTI__REG_ID_LEN + 1];
@@ -33032,17 +33056,17 @@ FTI__AVX2 static float fti__kv_dot_f16_avx2(const float *q, const void *kp, size
     size_t i = 0;
     float s;
     for (; i + 16 <= n; i += 16) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i),
-                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i))),
-                             a0);
+        a0 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(q + i),
+            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i))), a0);
         a1 = _mm256_fmadd_ps(
             _mm256_loadu_ps(q + i + 8),
             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i + 8))), a1);
     }
     for (; i + 8 <= n; i += 8)
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i),
-                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i))),
-                             a0);
+        a0 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(q + i),
+            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i))), a0);
     s = fti__hsum_avx2(_mm256_add_ps(a0, a1));
     for (; i < n; i++) s += q[i] * fti_f16_to_f32(k[i]);
     return s;
@@ -33054,9 +33078,9 @@ FTI__AVX2 static void fti__kv_axpy_f16_avx2(float *y, float a, const void *vp, s
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(
-            y + i, _mm256_fmadd_ps(av,
-                                   _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(v + i))),
-                                   _mm256_loadu_ps(y + i)));
+            y + i, _mm256_fmadd_ps(
+                       av, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(v + i))),
+                       _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * fti_f16_to_f32(v[i]);
 }
 
@@ -33072,7 +33096,8 @@ FTI__AVX512 static float fti__kv_dot_f16_avx512(const float *q, const void *kp, 
     if (i < n) { /* masked tail: the missing lanes load as zeros */
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
         a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i),
-                             _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const void *)(k + i))), a0);
+                             _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const void *)(k + i))),
+                             a0);
     }
     return _mm512_reduce_add_ps(a0);
 }
@@ -33125,7 +33150,7 @@ static void fti__kv_axpy_f16_neon(float *y, float a, const void *vp, size_t n) {
 }
 #endif /* FTI__NEON */
 
-/* --- q8 KV cache rows --------------------------------------------------------------------------- */
+/* --- q8 KV cache rows ------------------------------------------------------------------------- */
 /* A q8 cache row of one kv head: D int8 values, then their f32 scale d (absmax / 127), D + 4
  * bytes; value i is d·q[i]. The row functions below work on the int8 values alone (q·k and
  * y += a·v with each q[i] converted to f32 exactly); attention multiplies by the rows' scales
@@ -33197,7 +33222,8 @@ FTI__AVX2 static float fti__kv_dot_q8_avx2(const float *q, const void *kp, size_
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), FTI__KV_Q8_LD8(k + i), a0);
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), FTI__KV_Q8_LD8(k + i + 8), a1);
     }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), FTI__KV_Q8_LD8(k + i), a0);
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), FTI__KV_Q8_LD8(k + i), a0);
     s = fti__hsum_avx2(_mm256_add_ps(a0, a1));
     for (; i < n; i++) s += q[i] * (float)k[i];
     return s;
@@ -33888,8 +33914,8 @@ enum { FTI__DEC_QKV_ATTN, FTI__DEC_QKV, FTI__DEC_ATTN, FTI__DEC_O, FTI__DEC_FFN,
  * phases above, attention inside FTI__DEC_QKV_ATTN apart in slot 7) and of waiting at the
  * barrier after it (slot 8 + phase), plus slot 16: from the step's start on the calling thread to
  * this thread's first phase (the pool's wake-up), slot 17: the whole step on the calling thread
- * (thread 0 only), slot 18: steps, slot 19 (thread 0): steps on more than one thread. Each thread adds to its own row only; read
- * it between steps. */
+ * (thread 0 only), slot 18: steps, slot 19 (thread 0): steps on more than one thread. Each
+ * thread adds to its own row only; read it between steps. */
 #ifdef FTI_DECODE_PROFILE
 enum { FTI__DEC_PROF_ATTN = 7, FTI__DEC_PROF_WAIT = 8, FTI__DEC_PROF_WAKE = 16,
        FTI__DEC_PROF_END = 17, FTI__DEC_PROF_STEPS = 18, FTI__DEC_PROF_SLOTS = 20 };
@@ -34224,8 +34250,8 @@ static fti_result fti__sess_decode(fti_session *s, int32_t token, float *logits_
     c.pf_max = FTI_DECODE_PREFETCH;
     for (t = 0; t < c.nt; t++) c.rc[t] = FTI_OK;
     FTI__DEC_PROF(fti__dec_prof_t0 = fti_time_ns();)
-    fti_dequantize_row(e->k, e->embd.type, s->x, (const char *)e->embd.data + (size_t)token * embd_row,
-                       e->C);
+    fti_dequantize_row(e->k, e->embd.type, s->x,
+                       (const char *)e->embd.data + (size_t)token * embd_row, e->C);
     if (c.nt == 1) {
         fti__dec_task(&c, 0, 1, 0);
     } else {
@@ -34378,8 +34404,9 @@ FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t
                              (unsigned long)n, (unsigned long)s->pos, (unsigned long)s->n_ctx);
     for (i = 0; i < n; i++)
         if (tokens[i] < 0 || (size_t)tokens[i] >= s->e->V)
-            return fti_error_set(err, FTI_ERR_INVALID, "session: token %ld at %lu not below vocab %lu",
-                                 (long)tokens[i], (unsigned long)i, (unsigned long)s->e->V);
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "session: token %ld at %lu not below vocab %lu", (long)tokens[i],
+                                 (unsigned long)i, (unsigned long)s->e->V);
     if (n == 1 && s->adaptive) { /* a decode step: on the pool or alone, whichever is faster */
         fti_pool *pool = s->pool;
         uint64_t t0;
@@ -34444,7 +34471,7 @@ FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t 
     return FTI_OK;
 }
 
-/* --- batched decoding -------------------------------------------------------------------------- */
+/* --- batched decoding ------------------------------------------------------------------------- */
 
 struct fti_batch {
     const fti_engine *e;
@@ -34577,9 +34604,9 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 #else
 #define FTI__BT_HAS_FEATURE(x) 0
 #endif
-#if (defined(__OPTIMIZE_SIZE__) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) ||  \
-     FTI__BT_HAS_FEATURE(address_sanitizer) || FTI__BT_HAS_FEATURE(thread_sanitizer) ||            \
-     FTI__BT_HAS_FEATURE(memory_sanitizer)) &&                                                     \
+#if (defined(__OPTIMIZE_SIZE__) || defined(__SANITIZE_ADDRESS__) ||                                \
+     defined(__SANITIZE_THREAD__) || FTI__BT_HAS_FEATURE(address_sanitizer) ||                     \
+     FTI__BT_HAS_FEATURE(thread_sanitizer) || FTI__BT_HAS_FEATURE(memory_sanitizer)) &&            \
     !defined(FTI__BT_COMPACT)
 #define FTI__BT_COMPACT 1
 #endif
@@ -34651,7 +34678,7 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
  * this one text. Pair (head i, row j) is q_i·k_j by one FMA chain over c, its score lane g of
  * HSUM's result; the score is (Σ·scale)·ks (ks the key row's q8 scale), as fti__attn_heads' scalar
  * order. A pair's bits depend on q_i and k_j alone: not on the step, the heads of the call or n. */
-#define FTI__AT_SCORES(V, P, W, G, LD, HSUM, KS, UC)                                                \
+#define FTI__AT_SCORES(V, P, W, G, LD, HSUM, KS, UC)                                               \
     const char *kb = a->kv, *rp[G];                                                                \
     size_t k, i, g, c, r, ko, m, n = a->n, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;   \
     size_t hs = (n + G - 1) / G, jr[G];                                                            \
@@ -34687,7 +34714,7 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
     }
 
 /* Row g of a values step into acc: acc[c] += p[i][j_g]·v_{j_g} (a q8 row's p times its scale). */
-#define FTI__AT_VROW(V, P, W, LD, UC)                                                               \
+#define FTI__AT_VROW(V, P, W, LD, UC)                                                              \
     {                                                                                              \
         V pv = P##_set1_ps(F16 == FTI__KV_K8 ? pi[jr[g]] * fti__kv_q8_scale(rp[g] + ko, a->D)      \
                                              : pi[jr[g]]);                                         \
@@ -34697,7 +34724,7 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 
 /* The body of the values pass: y_i = Σ_j p[i][j]·v_j by FMA, the steps in order and each step's
  * rows in the lanes' order (a q8 row's p[i][j] times its scale), y_i in registers over a step. */
-#define FTI__AT_VALUES(V, P, W, G, LD, UC)                                                          \
+#define FTI__AT_VALUES(V, P, W, G, LD, UC)                                                         \
     const char *vb = a->kv, *rp[G];                                                                \
     size_t k, i, g, c, r, ko, m, n = a->n, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;   \
     size_t hs = (n + G - 1) / G, jr[G];                                                            \
@@ -34712,9 +34739,9 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
             for (c = 0; c < NC; c++) acc[c] = k ? P##_loadu_ps(yi + W * c) : P##_setzero_ps();     \
             if (m == G) {                                                                          \
                 FTI__BT_UNROLL                                                                     \
-                for (g = 0; g < G; g++) FTI__AT_VROW(V, P, W, LD, UC)                                \
+                for (g = 0; g < G; g++) FTI__AT_VROW(V, P, W, LD, UC)                              \
             } else                                                                                 \
-                for (g = 0; g < m; g++) FTI__AT_VROW(V, P, W, LD, UC)                                \
+                for (g = 0; g < m; g++) FTI__AT_VROW(V, P, W, LD, UC)                              \
             UC                                                                                     \
             for (c = 0; c < NC; c++) P##_storeu_ps(yi + W * c, acc[c]);                            \
             if (++r == a->rep) {                                                                   \
@@ -34752,8 +34779,10 @@ FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_hsum16_avx512(const __m512 *v) 
                                                                  _mm512_castps_pd(t[2 * i + 1]))),
                              _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[2 * i]),
                                                                  _mm512_castps_pd(t[2 * i + 1]))));
-    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
-    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44),
+                       _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44),
+                       _mm512_shuffle_f32x4(u[2], u[3], 0xee));
     return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
 }
 
@@ -34821,7 +34850,8 @@ FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_hsum8_avx2(const __m256 *v) {
     __m256 t0 = _mm256_hadd_ps(v[0], v[1]), t1 = _mm256_hadd_ps(v[2], v[3]);
     __m256 t2 = _mm256_hadd_ps(v[4], v[5]), t3 = _mm256_hadd_ps(v[6], v[7]);
     __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+                         _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
 /* 8 cache elements from element i of row r: f32, or f16 or q8 widened (F16: the kind, a
@@ -35178,14 +35208,15 @@ FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
     for (b = 0; b < B; b++) {
         size_t j;
         if (!ss[b] || ss[b]->e != e || ss[b]->n_ctx > d->max_ctx)
-            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: sequence %lu: foreign session",
-                                 (unsigned long)b);
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "batch decode: sequence %lu: foreign session", (unsigned long)b);
         for (j = 0; j < b; j++)
             if (ss[j] == ss[b])
                 return fti_error_set(err, FTI_ERR_INVALID, "batch decode: session repeated");
         if (tokens[b] < 0 || (size_t)tokens[b] >= e->V)
-            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: token %ld not below vocab %lu",
-                                 (long)tokens[b], (unsigned long)e->V);
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "batch decode: token %ld not below vocab %lu", (long)tokens[b],
+                                 (unsigned long)e->V);
         if (ss[b]->pos >= ss[b]->n_ctx)
             return fti_error_set(err, FTI_ERR_LIMIT, "batch decode: sequence %lu: context full",
                                  (unsigned long)b);
@@ -35505,7 +35536,8 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     V = s->V;
     fti__sampler_penalize(s, logits);
     /* greedy: temperature 0 (or below, or NaN), or so small that 1/temperature overflows (a
-     * subnormal temperature, e.g. a request's 1e-40: inf·0 would make the top token's weight NaN) */
+     * subnormal temperature, e.g. a request's 1e-40: inf·0 would make the top token's weight
+     * NaN) */
     if (!(o->temperature > 0.0f) || !(1.0f / o->temperature < INFINITY)) {
         size_t best = V;
         int bad = 1;
@@ -35555,7 +35587,8 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
             if (logits[i] == mx) imx = i;
         }
         fti_softmax_fwd(s->k, s->probs, s->probs, 1, V);
-        sum = 1.0; /* normalised; the draw below stops at the last candidate if rounding fell short */
+        /* normalised; the draw below stops at the last candidate if rounding fell short */
+        sum = 1.0;
         thr = (o->min_p < 1.0f ? o->min_p : 1.0f) * s->probs[imx];
     } else {
         for (i = 0; i < n; i++) {
@@ -35683,7 +35716,8 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
     memset(&go, 0, sizeof go);
     go.o = opts;
     for (i = 0; i < opts->n_stop; i++)
-        if (opts->stop[i] && strlen(opts->stop[i]) > go.max_stop) go.max_stop = strlen(opts->stop[i]);
+        if (opts->stop[i] && strlen(opts->stop[i]) > go.max_stop)
+            go.max_stop = strlen(opts->stop[i]);
     if (!fti_buf_reserve(&go.pend, go.max_stop + 2 * e->max_token_bytes + 16) ||
         !fti_buf_reserve(&go.tmp, 3 * (go.max_stop + 2 * e->max_token_bytes + 16)))
         rc = fti_error_set(err, FTI_ERR_NOMEM, "generate: out of memory");
@@ -39208,7 +39242,7 @@ static fti__genref *fti__gen_wrap(const fti_gen *gen) {
     return g;
 }
 
-/* --- responses ---------------------------------------------------------------------------------- */
+/* --- responses -------------------------------------------------------------------------------- */
 
 static void fti__respond(fti_server *s, fti__conn *c, int status, const char *ctype,
                          const char *body, size_t n, const char *extra_headers) {
@@ -39298,7 +39332,7 @@ static const char fti__dashboard_html[] =
     "o.textContent+=j.choices[0].text;}catch(e){}}return pump();});}return pump();});};\n"
     "</script></body></html>\n";
 
-/* --- jobs (mu held unless noted) ---------------------------------------------------------------- */
+/* --- jobs (mu held unless noted) -------------------------------------------------------------- */
 
 static void fti__job_free(fti__job *j) {
     fti_api_request_free(&j->req);
@@ -39531,7 +39565,7 @@ static void fti__job_record(fti_server *s, fti__job *j) {
     fti_monitor_record(s->o.monitor, &rec);
 }
 
-/* --- the scheduler thread ----------------------------------------------------------------------- */
+/* --- the scheduler thread --------------------------------------------------------------------- */
 
 static void *fti__sched_main(void *arg) {
     fti_server *s = (fti_server *)arg;
@@ -39732,7 +39766,7 @@ static void *fti__sched_main(void *arg) {
     return NULL;
 }
 
-/* --- connections (I/O thread) ------------------------------------------------------------------ */
+/* --- connections (I/O thread) ----------------------------------------------------------------- */
 
 static void fti__conn_close(fti_server *s, int idx) {
     fti__conn *c = s->conns[idx];

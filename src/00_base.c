@@ -792,7 +792,8 @@ FTIDEF fti_result fti_dir_sync(const char *dir, fti_error *err) {
 FTIDEF fti_result fti_afile_open(fti_afile *f, const char *path, fti_error *err) {
     size_t n;
     int attempt;
-    if (!f || !path || !*path) return fti_error_set(err, FTI_ERR_INVALID, "fti_afile_open: no path");
+    if (!f || !path || !*path)
+        return fti_error_set(err, FTI_ERR_INVALID, "fti_afile_open: no path");
     f->fd = -1;
     f->status = FTI_OK;
     f->path = fti_strdup(path);
@@ -1062,8 +1063,8 @@ static void fti__sha256_block(uint32_t h[8], const unsigned char *p) {
     }
     a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
     for (i = 0; i < 64; i++) {
-        t1 = hh + (FTI__ROR32(e, 6) ^ FTI__ROR32(e, 11) ^ FTI__ROR32(e, 25)) + ((e & f) ^ (~e & g)) +
-             fti__sha256_k[i] + w[i];
+        t1 = hh + (FTI__ROR32(e, 6) ^ FTI__ROR32(e, 11) ^ FTI__ROR32(e, 25)) +
+             ((e & f) ^ (~e & g)) + fti__sha256_k[i] + w[i];
         t2 = (FTI__ROR32(a, 2) ^ FTI__ROR32(a, 13) ^ FTI__ROR32(a, 22)) +
              ((a & b) ^ (a & c) ^ (b & c));
         hh = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
@@ -1984,7 +1985,9 @@ FTIDEF uint32_t fti_rng_below(fti_rng *r, uint32_t bound) {
     return x % bound;
 }
 
-FTIDEF float fti_rng_float(fti_rng *r) { return (float)(fti_rng_u32(r) >> 8) * (1.0f / 16777216.0f); }
+FTIDEF float fti_rng_float(fti_rng *r) {
+    return (float)(fti_rng_u32(r) >> 8) * (1.0f / 16777216.0f);
+}
 
 FTIDEF double fti_rng_double(fti_rng *r) {
     return (double)(fti_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);

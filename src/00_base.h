@@ -3,7 +3,8 @@
  * The base part is what every other part stands on. Nothing in it knows about language models:
  *
  *   results   every fallible call returns an fti_result (FTI_OK = 0, errors < 0); calls that parse
- *             input also fill an optional fti_error whose message names the file, field and numbers.
+ *             input also fill an optional fti_error whose message names the file, field and
+ *             numbers.
  *   memory    every allocation goes through FTI_MALLOC/FTI_REALLOC/FTI_FREE; aligned blocks (64 B)
  *             and a bump arena that can live in caller-supplied memory (embedded targets).
  *   reader    one bounds-checked little-endian reader with a sticky error, used by every parser.

@@ -292,7 +292,8 @@ FTI__AVX2 static void fti__f32_to_f16_avx2(uint16_t *dst, const float *src, size
 
 /* |v| with NaN lanes 0 (the references' maximum skips NaN). */
 FTI__AVX2 static __m256 fti__abs_nan0_avx2(__m256 v) {
-    return _mm256_and_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v), _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    return _mm256_and_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v),
+                         _mm256_cmp_ps(v, v, _CMP_ORD_Q));
 }
 
 FTI__AVX2 static float fti__hmax8_avx2(__m256 m) {
@@ -315,7 +316,8 @@ FTI__AVX2 static __m256i fti__trunc_rem_avx2(__m256 v, float lim, __m256 *r) {
 FTI__AVX2 static __m256i fti__q8_levels_avx2(__m256 v) {
     __m256 r;
     __m256i t = fti__trunc_rem_avx2(v, 127.0f, &r);
-    t = _mm256_sub_epi32(t, _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ)));
+    t = _mm256_sub_epi32(t,
+                         _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ)));
     return _mm256_add_epi32(
         t, _mm256_castps_si256(_mm256_cmp_ps(r, _mm256_set1_ps(-0.5f), _CMP_LE_OQ)));
 }
@@ -401,7 +403,8 @@ FTI__AVX2 static void fti__dequantize_q8_0_avx2(float *dst, const fti_block_q8_0
                              _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(h[j])), d));
             _mm256_storeu_ps(
                 dst + 16 * j + 8,
-                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(h[j], 8))), d));
+                _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(h[j], 8))),
+                              d));
         }
     }
 }
@@ -416,20 +419,23 @@ FTI__AVX2 static void fti__dequantize_q4_0_avx2(float *dst, const fti_block_q4_0
         __m256i e = _mm256_set1_epi32(8);
         _mm256_storeu_ps(dst, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
                                                 _mm256_cvtepu8_epi32(lo), e)), d));
-        _mm256_storeu_ps(dst + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
-                                                    _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)), e)),
-                                                d));
+        _mm256_storeu_ps(dst + 8,
+                         _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                           _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)), e)),
+                                       d));
         _mm256_storeu_ps(dst + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
                                                      _mm256_cvtepu8_epi32(hi), e)), d));
-        _mm256_storeu_ps(dst + 24, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
-                                                     _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)), e)),
-                                                 d));
+        _mm256_storeu_ps(dst + 24,
+                         _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                           _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)), e)),
+                                       d));
     }
 }
 
 /* Lanes [0, left) of a masked load (left < 8). */
 FTI__AVX2 static __m256i fti__tail8_avx2(size_t left) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 /* f32 GEMV as the AVX-512 one (fti__gemv_f32_avx512): each row one accumulator, 8 floats per
@@ -1585,8 +1591,10 @@ FTI__AVX512 static __m512 fti__hsum16_avx512(const __m512 *v) {
     FTI__H16_U(0); FTI__H16_U(1); FTI__H16_U(2); FTI__H16_U(3);
 #undef FTI__H16_T
 #undef FTI__H16_U
-    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
-    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44),
+                       _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44),
+                       _mm512_shuffle_f32x4(u[2], u[3], 0xee));
     return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
 }
 
@@ -1669,7 +1677,8 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
             __m128i s16 = _mm_loadu_si128((const __m128i *)(xs + g * 4));
             __m512i x16 = _mm512_castsi128_si512(_mm_sub_epi32(_mm_setzero_si128(),
                                                                _mm_slli_epi32(s16, 4)));
-            __m512i i0 = _mm512_permutexvar_epi32(sp01, x16), i1 = _mm512_permutexvar_epi32(sp23, x16);
+            __m512i i0 = _mm512_permutexvar_epi32(sp01, x16),
+                    i1 = _mm512_permutexvar_epi32(sp23, x16);
             __m128 xd4 = _mm_loadu_ps(xd + g * 4);
             __m512i l0 = _mm512_loadu_si512((const void *)wb);
             __m512i m0 = _mm512_loadu_si512((const void *)(wb + 64));
@@ -1707,7 +1716,8 @@ FTI__VNNI static void fti__gemv_q8_0_vnni(const void *W, size_t row_bytes, size_
             __m128i s16 = _mm_loadu_si128((const __m128i *)(xs + g * 4));
             __m512i x16 = _mm512_castsi128_si512(_mm_sub_epi32(_mm_setzero_si128(),
                                                                _mm_slli_epi32(s16, 4)));
-            __m512i i0 = _mm512_permutexvar_epi32(sp01, x16), i1 = _mm512_permutexvar_epi32(sp23, x16);
+            __m512i i0 = _mm512_permutexvar_epi32(sp01, x16),
+                    i1 = _mm512_permutexvar_epi32(sp23, x16);
             __m512i l0 = _mm512_loadu_si512((const void *)wb);
             __m512i m0 = _mm512_loadu_si512((const void *)(wb + 64));
             FTI__Q8_VNNI_STEP(acc[0], l0, m0, wb, xq + g * 128, i0, i1, _mm_loadu_ps(xd + g * 4));

@@ -92,7 +92,8 @@ static void fti__qtile_q4_0_ref(const char *const *w, const int8_t *const *xq,
                 const int8_t *q = xq[m] + b * FTI_QK;
                 int32_t d = 0;
                 for (j = 0; j < FTI_QK / 2; j++)
-                    d += (int32_t)(wb[b].qs[j] & 15) * q[j] + (int32_t)(wb[b].qs[j] >> 4) * q[j + 16];
+                    d += (int32_t)(wb[b].qs[j] & 15) * q[j] +
+                         (int32_t)(wb[b].qs[j] >> 4) * q[j + 16];
                 d -= 8 * xs[m][b];
                 s += fti_f16_to_f32(wb[b].d) * xd[m][b] * (float)d;
             }
@@ -106,10 +107,11 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 
 /* AVX2 tiles, run by the AVX-512 table without VNNI (whose GEMV is AVX2's; the AVX2 table
  * runs the 8-row panels below): the GEMV's steps (fti__gemv_q8_0_rows4_avx2,
- * fti__gemv_q4_0_rows4_avx2 in 02_kernels_isa_x86.c: pairs of blocks, the 4 weight rows' dots reduced together, even and odd
- * blocks in separate lanes) for each of the 4 activation rows, so a tile's outputs are the
- * decode GEMV's bits; the fp16 scales (and Q4_0's nibbles) are loaded once per pair for the 4
- * activation rows. two = 0: block b alone (the last of an odd nb), zeros in the second half. */
+ * fti__gemv_q4_0_rows4_avx2 in 02_kernels_isa_x86.c: pairs of blocks, the 4 weight rows' dots
+ * reduced together, even and odd blocks in separate lanes) for each of the 4 activation rows,
+ * so a tile's outputs are the decode GEMV's bits; the fp16 scales (and Q4_0's nibbles) are
+ * loaded once per pair for the 4 activation rows. two = 0: block b alone (the last of an odd
+ * nb), zeros in the second half. */
 /* A Q8_0 block's int32 dots with x as 8 lanes: |w| (unsigned) times x with w's sign, exact for
  * every w including -128 (|x| times w with x's sign wraps it: vpsignb gives -128 for -(-128)),
  * x being the activations' own quantization (-127..127). The same integers as the GEMV's. */
@@ -697,7 +699,7 @@ FTI__VNNI static __m512i fti__pair_x_vnni(const int8_t *x, int two) {
             const fti_block_q8_0 *wb = (const fti_block_q8_0 *)w[r] + b;                           \
             __m256i lo = _mm256_loadu_si256((const __m256i *)wb[0].qs);                            \
             __m256i hi =                                                                           \
-                TWO ? _mm256_loadu_si256((const __m256i *)wb[TWO].qs) : _mm256_setzero_si256();   \
+                TWO ? _mm256_loadu_si256((const __m256i *)wb[TWO].qs) : _mm256_setzero_si256();    \
             __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);                    \
             /* (x+128)·w - 128·Σw = x·w: each lane starts from -128·Σ of its 4 weights */          \
             __m512i init = _mm512_sub_epi32(                                                       \
@@ -706,8 +708,8 @@ FTI__VNNI static __m512i fti__pair_x_vnni(const int8_t *x, int two) {
             FTI__UNROLL4                                                                           \
             for (m = 0; m < 4; m++) {                                                              \
                 __m512i d = _mm512_dpbusd_epi32(init, xv[m], wv);                                  \
-                acc[m * 4 + r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), xdv[m]), wdv,     \
-                                            acc[m * 4 + r]);                                            \
+                acc[m * 4 + r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), xdv[m]),     \
+                                                 wdv, acc[m * 4 + r]);                             \
             }                                                                                      \
         }                                                                                          \
     } while (0)
@@ -738,9 +740,9 @@ FTI__VNNI static void fti__qtile_q8_0_vnni(const char *const *w, const int8_t *c
         for (m = 0; m < 4; m++) {                                                                  \
             /* -Σx in each of a block's 8 lanes: they add up to -8·Σx */                           \
             xv[m] = fti__pair_x_vnni(xq[m] + b * FTI_QK, TWO);                                     \
-            xinit[m] = _mm512_permutexvar_epi32(                                                   \
-                idx, _mm512_castsi128_si512(_mm_setr_epi32(-xs[m][b], TWO ? -xs[m][b + TWO] : 0,  \
-                                                           0, 0)));                                \
+            xinit[m] =                                                                             \
+                _mm512_permutexvar_epi32(idx, _mm512_castsi128_si512(_mm_setr_epi32(               \
+                                                  -xs[m][b], TWO ? -xs[m][b + TWO] : 0, 0, 0)));   \
             xdv[m] = fti__pair_xd_vnni(xd[m] + b, TWO);                                            \
         }                                                                                          \
         FTI__UNROLL4                                                                               \
@@ -756,8 +758,8 @@ FTI__VNNI static void fti__qtile_q8_0_vnni(const char *const *w, const int8_t *c
             FTI__UNROLL4                                                                           \
             for (m = 0; m < 4; m++) {                                                              \
                 __m512i d = _mm512_dpbusd_epi32(xinit[m], wv, xv[m]);                              \
-                acc[m * 4 + r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), xdv[m]), wdv,     \
-                                            acc[m * 4 + r]);                                            \
+                acc[m * 4 + r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), xdv[m]),     \
+                                                 wdv, acc[m * 4 + r]);                             \
             }                                                                                      \
         }                                                                                          \
     } while (0)
@@ -812,9 +814,11 @@ FTI__VNNI static void fti__qp_pack_vnni(const char *W, size_t row_bytes, size_t 
     const __m512i a0 = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
     const __m512i b0 = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
     const __m512i a1 = _mm512_setr_epi32(0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
-    const __m512i b1 = _mm512_setr_epi32(2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    const __m512i b1 =
+        _mm512_setr_epi32(2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
     const __m512i a2 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
-    const __m512i b2 = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    const __m512i b2 =
+        _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
     const char *rows[16];
     size_t i, b, v;
     size_t bb = q4 ? sizeof(fti_block_q4_0) : sizeof(fti_block_q8_0);
@@ -884,7 +888,8 @@ FTI__VNNI static void fti__qp_dot_vnni(const unsigned char *P, size_t nb, int32_
 #if defined(FTI__QP_BCST_ASM)
                 /* x's 4-byte group as the instruction's embedded broadcast operand: no separate
                  * broadcast instruction per product */
-                const fti__qp_x4 *x0 = (const fti__qp_x4 *)(const void *)(xq[m] + b * FTI_QK + j * 4);
+                const fti__qp_x4 *x0 =
+                    (const fti__qp_x4 *)(const void *)(xq[m] + b * FTI_QK + j * 4);
                 __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(d0[m]) : "v"(w0), "m"(x0[0]));
                 __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(d1[m]) : "v"(w1), "m"(x0[1]));
 #else
@@ -1040,7 +1045,8 @@ static fti__qtile_fn fti__qtile_get(const fti_kernels *k, fti_dtype wtype) {
     if (wtype != FTI_DTYPE_Q8_0 && wtype != FTI_DTYPE_Q4_0) return NULL;
 #if defined(FTI__X86)
 #if !defined(FTI_NO_AVX512)
-    if (k == &fti__kernels_avx512vnni_table) return q8 ? fti__qtile_q8_0_vnni : fti__qtile_q4_0_vnni;
+    if (k == &fti__kernels_avx512vnni_table)
+        return q8 ? fti__qtile_q8_0_vnni : fti__qtile_q4_0_vnni;
     if (k == &fti__kernels_avx512_table) return q8 ? fti__qtile_q8_0_avx2 : fti__qtile_q4_0_avx2;
 #endif
     if (k == &fti__kernels_avx2_table) return q8 ? fti__qtile_q8_0_avx2 : fti__qtile_q4_0_avx2;

@@ -630,8 +630,8 @@ static void fti__model_rmsnorm_bwd_chunk(float *dx, float *part, const float *dy
                 __m128 t = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(rv, _mm_loadu_ps(w + j)), dyv),
                                       _mm_mul_ps(xv, cv));
                 _mm_storeu_ps(dxr + j, _mm_add_ps(_mm_loadu_ps(dxr + j), t));
-                _mm_storeu_ps(part + j,
-                              _mm_add_ps(_mm_loadu_ps(part + j), _mm_mul_ps(_mm_mul_ps(dyv, xv), rv)));
+                _mm_storeu_ps(part + j, _mm_add_ps(_mm_loadu_ps(part + j),
+                                                   _mm_mul_ps(_mm_mul_ps(dyv, xv), rv)));
             }
         }
 #endif

@@ -1493,8 +1493,10 @@ static fti_result fti__gguf_add_lineage(fti_gguf_writer *w, const fti_gguf_linea
         FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.steps", lin->train_steps));
         FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.loss", (float)lin->train_loss));
     }
-    if (lin->train_tokens) FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.tokens", lin->train_tokens));
-    if (lin->val_loss > 0) FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.val_loss", (float)lin->val_loss));
+    if (lin->train_tokens)
+        FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.tokens", lin->train_tokens));
+    if (lin->val_loss > 0)
+        FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.val_loss", (float)lin->val_loss));
     if (lin->created) FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.created", lin->created));
     return FTI_OK;
 }

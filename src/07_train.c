@@ -112,7 +112,8 @@ static void fti__train_norm_task(void *vctx, size_t b0, size_t b1, int thread) {
         for (i = i0; i + 8 <= i1; i += 8)
             for (l = 0; l < 8; l++) acc[l] += (double)g[i + l] * (double)g[i + l];
         for (; i < i1; i++) acc[0] += (double)g[i] * (double)g[i];
-        c->part[b] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        c->part[b] =
+            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     }
 }
 

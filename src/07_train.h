@@ -268,7 +268,7 @@ FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file
                                         const fti_registry_add_opts *opts, char id_out[17],
                                         fti_error *err);
 
-/* --- training driver: a dataset version in, a registered model out ----------------------------- */
+/* --- training driver: a dataset version in, a registered model out ---------------------------- */
 /*
  * fti_train_run does what build/fti-train does, as a library call (src/07_train_run.c):
  *   1. opens the dataset version (part 04) and its train/val token shards;

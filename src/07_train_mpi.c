@@ -18,8 +18,8 @@ FTIDEF fti_result fti_train_mpi_init(fti_train_mpi *m, MPI_Comm comm, fti_error 
     if (!m) return fti_error_set(err, FTI_ERR_INVALID, "train mpi: NULL");
     memset(m, 0, sizeof(*m));
     m->comm = comm;
-    if (MPI_Comm_rank(comm, &m->rank) != MPI_SUCCESS || MPI_Comm_size(comm, &m->world) != MPI_SUCCESS ||
-        m->world < 1)
+    if (MPI_Comm_rank(comm, &m->rank) != MPI_SUCCESS ||
+        MPI_Comm_size(comm, &m->world) != MPI_SUCCESS || m->world < 1)
         return fti_error_set(err, FTI_ERR_IO, "train mpi: cannot query the communicator");
     m->local_size = 1;
     if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, m->rank, MPI_INFO_NULL, &local) ==

@@ -30,7 +30,7 @@
 
 #ifndef FTI_NO_TRAIN
 
-/* --- the parent model of a fine-tune ----------------------------------------------------------- */
+/* --- the parent model of a fine-tune ---------------------------------------------------------- */
 
 typedef struct fti__tr_parent {
     char id[17];
@@ -85,7 +85,7 @@ done:
     return r;
 }
 
-/* --- metrics log and loss curve ---------------------------------------------------------------- */
+/* --- metrics log and loss curve --------------------------------------------------------------- */
 
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_metrics_line(FILE *f, uint64_t step, double loss, double lr, double gnorm,
@@ -159,7 +159,7 @@ static void fti__tr_write_svg(const char *path, const float *train, size_t n, co
     fti_buf_free(&b);
 }
 
-/* --- model and adapter files ------------------------------------------------------------------- */
+/* --- model and adapter files ------------------------------------------------------------------ */
 
 /* Writes a llama GGUF with the dataset's tokenizer (when its vocabulary matches). */
 static fti_result fti__tr_write_model(const char *path, const fti_model_config *cfg,
@@ -308,7 +308,7 @@ done:
     return r;
 }
 
-/* --- cards ------------------------------------------------------------------------------------- */
+/* --- cards ------------------------------------------------------------------------------------ */
 
 /* The config object of a card (also the GGUF's fti.train.config): fti__reg_config_json (07_train.c). */
 
@@ -331,7 +331,7 @@ static void fti__tr_machine_json(fti_jw *w, int threads) {
     fti_jw_obj_end(w);
 }
 
-/* --- fit_seconds: the schedule's length from the measured wall time ---------------------------- */
+/* --- fit_seconds: the schedule's length from the measured wall time --------------------------- */
 
 /* Samples (wall seconds since the loop began, steps done), one a second (a 50th of the budget
  * when that is shorter); the rate is measured over the last FTI__TR_FIT_WINDOW samples (about
@@ -466,7 +466,7 @@ static fti_result fti__tr_best_load(const char *path, float *p, size_t n, fti_er
     return FTI_OK;
 }
 
-/* --- the driver -------------------------------------------------------------------------------- */
+/* --- the driver ------------------------------------------------------------------------------- */
 
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_log(const fti_train_opts *o, fti_log_level level, const char *fmt, ...)
@@ -1022,7 +1022,7 @@ done:
     return r;
 }
 
-/* --- workspace gc ------------------------------------------------------------------------------ */
+/* --- workspace gc ----------------------------------------------------------------------------- */
 
 typedef struct fti__wgc_model {
     char id[FTI__REG_ID_LEN + 1];

@@ -672,17 +672,17 @@ FTI__AVX2 static float fti__kv_dot_f16_avx2(const float *q, const void *kp, size
     size_t i = 0;
     float s;
     for (; i + 16 <= n; i += 16) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i),
-                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i))),
-                             a0);
+        a0 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(q + i),
+            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i))), a0);
         a1 = _mm256_fmadd_ps(
             _mm256_loadu_ps(q + i + 8),
             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i + 8))), a1);
     }
     for (; i + 8 <= n; i += 8)
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i),
-                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i))),
-                             a0);
+        a0 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(q + i),
+            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + i))), a0);
     s = fti__hsum_avx2(_mm256_add_ps(a0, a1));
     for (; i < n; i++) s += q[i] * fti_f16_to_f32(k[i]);
     return s;
@@ -694,9 +694,9 @@ FTI__AVX2 static void fti__kv_axpy_f16_avx2(float *y, float a, const void *vp, s
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(
-            y + i, _mm256_fmadd_ps(av,
-                                   _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(v + i))),
-                                   _mm256_loadu_ps(y + i)));
+            y + i, _mm256_fmadd_ps(
+                       av, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(v + i))),
+                       _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * fti_f16_to_f32(v[i]);
 }
 
@@ -712,7 +712,8 @@ FTI__AVX512 static float fti__kv_dot_f16_avx512(const float *q, const void *kp, 
     if (i < n) { /* masked tail: the missing lanes load as zeros */
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
         a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i),
-                             _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const void *)(k + i))), a0);
+                             _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const void *)(k + i))),
+                             a0);
     }
     return _mm512_reduce_add_ps(a0);
 }
@@ -765,7 +766,7 @@ static void fti__kv_axpy_f16_neon(float *y, float a, const void *vp, size_t n) {
 }
 #endif /* FTI__NEON */
 
-/* --- q8 KV cache rows --------------------------------------------------------------------------- */
+/* --- q8 KV cache rows ------------------------------------------------------------------------- */
 /* A q8 cache row of one kv head: D int8 values, then their f32 scale d (absmax / 127), D + 4
  * bytes; value i is d·q[i]. The row functions below work on the int8 values alone (q·k and
  * y += a·v with each q[i] converted to f32 exactly); attention multiplies by the rows' scales
@@ -837,7 +838,8 @@ FTI__AVX2 static float fti__kv_dot_q8_avx2(const float *q, const void *kp, size_
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), FTI__KV_Q8_LD8(k + i), a0);
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), FTI__KV_Q8_LD8(k + i + 8), a1);
     }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), FTI__KV_Q8_LD8(k + i), a0);
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), FTI__KV_Q8_LD8(k + i), a0);
     s = fti__hsum_avx2(_mm256_add_ps(a0, a1));
     for (; i < n; i++) s += q[i] * (float)k[i];
     return s;
@@ -1528,8 +1530,8 @@ enum { FTI__DEC_QKV_ATTN, FTI__DEC_QKV, FTI__DEC_ATTN, FTI__DEC_O, FTI__DEC_FFN,
  * phases above, attention inside FTI__DEC_QKV_ATTN apart in slot 7) and of waiting at the
  * barrier after it (slot 8 + phase), plus slot 16: from the step's start on the calling thread to
  * this thread's first phase (the pool's wake-up), slot 17: the whole step on the calling thread
- * (thread 0 only), slot 18: steps, slot 19 (thread 0): steps on more than one thread. Each thread adds to its own row only; read
- * it between steps. */
+ * (thread 0 only), slot 18: steps, slot 19 (thread 0): steps on more than one thread. Each
+ * thread adds to its own row only; read it between steps. */
 #ifdef FTI_DECODE_PROFILE
 enum { FTI__DEC_PROF_ATTN = 7, FTI__DEC_PROF_WAIT = 8, FTI__DEC_PROF_WAKE = 16,
        FTI__DEC_PROF_END = 17, FTI__DEC_PROF_STEPS = 18, FTI__DEC_PROF_SLOTS = 20 };
@@ -1864,8 +1866,8 @@ static fti_result fti__sess_decode(fti_session *s, int32_t token, float *logits_
     c.pf_max = FTI_DECODE_PREFETCH;
     for (t = 0; t < c.nt; t++) c.rc[t] = FTI_OK;
     FTI__DEC_PROF(fti__dec_prof_t0 = fti_time_ns();)
-    fti_dequantize_row(e->k, e->embd.type, s->x, (const char *)e->embd.data + (size_t)token * embd_row,
-                       e->C);
+    fti_dequantize_row(e->k, e->embd.type, s->x,
+                       (const char *)e->embd.data + (size_t)token * embd_row, e->C);
     if (c.nt == 1) {
         fti__dec_task(&c, 0, 1, 0);
     } else {
@@ -2018,8 +2020,9 @@ FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t
                              (unsigned long)n, (unsigned long)s->pos, (unsigned long)s->n_ctx);
     for (i = 0; i < n; i++)
         if (tokens[i] < 0 || (size_t)tokens[i] >= s->e->V)
-            return fti_error_set(err, FTI_ERR_INVALID, "session: token %ld at %lu not below vocab %lu",
-                                 (long)tokens[i], (unsigned long)i, (unsigned long)s->e->V);
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "session: token %ld at %lu not below vocab %lu", (long)tokens[i],
+                                 (unsigned long)i, (unsigned long)s->e->V);
     if (n == 1 && s->adaptive) { /* a decode step: on the pool or alone, whichever is faster */
         fti_pool *pool = s->pool;
         uint64_t t0;
@@ -2084,7 +2087,7 @@ FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t 
     return FTI_OK;
 }
 
-/* --- batched decoding -------------------------------------------------------------------------- */
+/* --- batched decoding ------------------------------------------------------------------------- */
 
 struct fti_batch {
     const fti_engine *e;
@@ -2217,9 +2220,9 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 #else
 #define FTI__BT_HAS_FEATURE(x) 0
 #endif
-#if (defined(__OPTIMIZE_SIZE__) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) ||  \
-     FTI__BT_HAS_FEATURE(address_sanitizer) || FTI__BT_HAS_FEATURE(thread_sanitizer) ||            \
-     FTI__BT_HAS_FEATURE(memory_sanitizer)) &&                                                     \
+#if (defined(__OPTIMIZE_SIZE__) || defined(__SANITIZE_ADDRESS__) ||                                \
+     defined(__SANITIZE_THREAD__) || FTI__BT_HAS_FEATURE(address_sanitizer) ||                     \
+     FTI__BT_HAS_FEATURE(thread_sanitizer) || FTI__BT_HAS_FEATURE(memory_sanitizer)) &&            \
     !defined(FTI__BT_COMPACT)
 #define FTI__BT_COMPACT 1
 #endif
@@ -2291,7 +2294,7 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
  * this one text. Pair (head i, row j) is q_i·k_j by one FMA chain over c, its score lane g of
  * HSUM's result; the score is (Σ·scale)·ks (ks the key row's q8 scale), as fti__attn_heads' scalar
  * order. A pair's bits depend on q_i and k_j alone: not on the step, the heads of the call or n. */
-#define FTI__AT_SCORES(V, P, W, G, LD, HSUM, KS, UC)                                                \
+#define FTI__AT_SCORES(V, P, W, G, LD, HSUM, KS, UC)                                               \
     const char *kb = a->kv, *rp[G];                                                                \
     size_t k, i, g, c, r, ko, m, n = a->n, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;   \
     size_t hs = (n + G - 1) / G, jr[G];                                                            \
@@ -2327,7 +2330,7 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
     }
 
 /* Row g of a values step into acc: acc[c] += p[i][j_g]·v_{j_g} (a q8 row's p times its scale). */
-#define FTI__AT_VROW(V, P, W, LD, UC)                                                               \
+#define FTI__AT_VROW(V, P, W, LD, UC)                                                              \
     {                                                                                              \
         V pv = P##_set1_ps(F16 == FTI__KV_K8 ? pi[jr[g]] * fti__kv_q8_scale(rp[g] + ko, a->D)      \
                                              : pi[jr[g]]);                                         \
@@ -2337,7 +2340,7 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
 
 /* The body of the values pass: y_i = Σ_j p[i][j]·v_j by FMA, the steps in order and each step's
  * rows in the lanes' order (a q8 row's p[i][j] times its scale), y_i in registers over a step. */
-#define FTI__AT_VALUES(V, P, W, G, LD, UC)                                                          \
+#define FTI__AT_VALUES(V, P, W, G, LD, UC)                                                         \
     const char *vb = a->kv, *rp[G];                                                                \
     size_t k, i, g, c, r, ko, m, n = a->n, r0 = a->h0 % a->rep, ko0 = (a->h0 / a->rep) * a->dsz;   \
     size_t hs = (n + G - 1) / G, jr[G];                                                            \
@@ -2352,9 +2355,9 @@ FTI__X86_WARN_PUSH /* g++ false positives in its AVX-512 headers (00_base.h) */
             for (c = 0; c < NC; c++) acc[c] = k ? P##_loadu_ps(yi + W * c) : P##_setzero_ps();     \
             if (m == G) {                                                                          \
                 FTI__BT_UNROLL                                                                     \
-                for (g = 0; g < G; g++) FTI__AT_VROW(V, P, W, LD, UC)                                \
+                for (g = 0; g < G; g++) FTI__AT_VROW(V, P, W, LD, UC)                              \
             } else                                                                                 \
-                for (g = 0; g < m; g++) FTI__AT_VROW(V, P, W, LD, UC)                                \
+                for (g = 0; g < m; g++) FTI__AT_VROW(V, P, W, LD, UC)                              \
             UC                                                                                     \
             for (c = 0; c < NC; c++) P##_storeu_ps(yi + W * c, acc[c]);                            \
             if (++r == a->rep) {                                                                   \
@@ -2392,8 +2395,10 @@ FTI__AVX512 static FTI__BT_INLINE __m512 fti__bt_hsum16_avx512(const __m512 *v) 
                                                                  _mm512_castps_pd(t[2 * i + 1]))),
                              _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[2 * i]),
                                                                  _mm512_castps_pd(t[2 * i + 1]))));
-    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
-    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    q0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44),
+                       _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    q1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44),
+                       _mm512_shuffle_f32x4(u[2], u[3], 0xee));
     return _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xdd));
 }
 
@@ -2461,7 +2466,8 @@ FTI__AVX2 static FTI__BT_INLINE __m256 fti__bt_hsum8_avx2(const __m256 *v) {
     __m256 t0 = _mm256_hadd_ps(v[0], v[1]), t1 = _mm256_hadd_ps(v[2], v[3]);
     __m256 t2 = _mm256_hadd_ps(v[4], v[5]), t3 = _mm256_hadd_ps(v[6], v[7]);
     __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+                         _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
 /* 8 cache elements from element i of row r: f32, or f16 or q8 widened (F16: the kind, a
@@ -2818,14 +2824,15 @@ FTIDEF fti_result fti_session_eval_batch(fti_batch *d, fti_session *const *ss,
     for (b = 0; b < B; b++) {
         size_t j;
         if (!ss[b] || ss[b]->e != e || ss[b]->n_ctx > d->max_ctx)
-            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: sequence %lu: foreign session",
-                                 (unsigned long)b);
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "batch decode: sequence %lu: foreign session", (unsigned long)b);
         for (j = 0; j < b; j++)
             if (ss[j] == ss[b])
                 return fti_error_set(err, FTI_ERR_INVALID, "batch decode: session repeated");
         if (tokens[b] < 0 || (size_t)tokens[b] >= e->V)
-            return fti_error_set(err, FTI_ERR_INVALID, "batch decode: token %ld not below vocab %lu",
-                                 (long)tokens[b], (unsigned long)e->V);
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "batch decode: token %ld not below vocab %lu", (long)tokens[b],
+                                 (unsigned long)e->V);
         if (ss[b]->pos >= ss[b]->n_ctx)
             return fti_error_set(err, FTI_ERR_LIMIT, "batch decode: sequence %lu: context full",
                                  (unsigned long)b);
@@ -3145,7 +3152,8 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
     V = s->V;
     fti__sampler_penalize(s, logits);
     /* greedy: temperature 0 (or below, or NaN), or so small that 1/temperature overflows (a
-     * subnormal temperature, e.g. a request's 1e-40: inf·0 would make the top token's weight NaN) */
+     * subnormal temperature, e.g. a request's 1e-40: inf·0 would make the top token's weight
+     * NaN) */
     if (!(o->temperature > 0.0f) || !(1.0f / o->temperature < INFINITY)) {
         size_t best = V;
         int bad = 1;
@@ -3195,7 +3203,8 @@ FTIDEF int32_t fti_sampler_sample(fti_sampler *s, float *logits) {
             if (logits[i] == mx) imx = i;
         }
         fti_softmax_fwd(s->k, s->probs, s->probs, 1, V);
-        sum = 1.0; /* normalised; the draw below stops at the last candidate if rounding fell short */
+        /* normalised; the draw below stops at the last candidate if rounding fell short */
+        sum = 1.0;
         thr = (o->min_p < 1.0f ? o->min_p : 1.0f) * s->probs[imx];
     } else {
         for (i = 0; i < n; i++) {
@@ -3323,7 +3332,8 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
     memset(&go, 0, sizeof go);
     go.o = opts;
     for (i = 0; i < opts->n_stop; i++)
-        if (opts->stop[i] && strlen(opts->stop[i]) > go.max_stop) go.max_stop = strlen(opts->stop[i]);
+        if (opts->stop[i] && strlen(opts->stop[i]) > go.max_stop)
+            go.max_stop = strlen(opts->stop[i]);
     if (!fti_buf_reserve(&go.pend, go.max_stop + 2 * e->max_token_bytes + 16) ||
         !fti_buf_reserve(&go.tmp, 3 * (go.max_stop + 2 * e->max_token_bytes + 16)))
         rc = fti_error_set(err, FTI_ERR_NOMEM, "generate: out of memory");

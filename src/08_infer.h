@@ -7,8 +7,9 @@
  *   fti_session_create  one conversation: the KV cache for keys and values, (L, KV/g, n_ctx,
  *                       g*D) each (g kv heads per group: KV/threads when the session's decode
  *                       threads share the heads evenly, so each thread reads its own memory; else
- *                       g = KV, the plain (L, n_ctx, KV*D)), a RoPE table and the scratch of one prefill batch, all carved from ONE block
- *                       (caller memory or a single allocation): nothing is allocated after this.
+ *                       g = KV, the plain (L, n_ctx, KV*D)), a RoPE table and the scratch of one
+ *                       prefill batch, all carved from ONE block (caller memory or a single
+ *                       allocation): nothing is allocated after this.
  *   fti_session_eval    runs tokens through the model. Prompts go through in batches of n_batch
  *                       tokens, each layer's projections as one GEMM over the batch (part 02's
  *                       fti_matmul_w with T > 1); decoding is the same path with T = 1 (GEMV),
@@ -237,7 +238,7 @@ FTIDEF float *fti_session_logits(fti_session *s);
 FTIDEF fti_result fti_session_nll(fti_session *s, const int32_t *tokens, size_t n,
                                   double *mean_nll, fti_error *err);
 
-/* --- batched decoding (continuous batching) ---------------------------------------------------- */
+/* --- batched decoding (continuous batching) --------------------------------------------------- */
 
 /* One decode step for B sessions at once (each at its own position, with its own KV cache):
  * every weight matrix is read once per step for all B tokens through part 02's multi-row
@@ -273,7 +274,7 @@ FTIDEF fti_result fti_session_eval_batch(fti_batch *bt, fti_session *const *sess
 FTIDEF fti_result fti_batch_prefill(fti_batch *bt, fti_session *s, const int32_t *tokens, size_t n,
                                     float *logits_out, fti_pool *pool, fti_error *err);
 
-/* --- sampling ----------------------------------------------------------------------------------- */
+/* --- sampling --------------------------------------------------------------------------------- */
 
 /* Every field zero means "off", so a zeroed struct is greedy decoding. */
 typedef struct fti_sampler_opts {

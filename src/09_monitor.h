@@ -34,7 +34,7 @@
 extern "C" {
 #endif
 
-/* --- metrics registry --------------------------------------------------------------------------- */
+/* --- metrics registry ------------------------------------------------------------------------- */
 
 typedef enum fti_metric_type {
     FTI_METRIC_COUNTER = 1,
@@ -68,7 +68,7 @@ FTIDEF void fti_metrics_render(fti_metrics *m, fti_buf *out);
 /* Appends s[0..n) escaped for a label value (\\, \", \n). */
 FTIDEF void fti_metrics_label_escape(fti_buf *out, const char *s, size_t n);
 
-/* --- request log ------------------------------------------------------------------------------- */
+/* --- request log ------------------------------------------------------------------------------ */
 
 typedef struct fti_reqlog fti_reqlog;
 typedef struct fti_reqlog_opts {
@@ -91,7 +91,7 @@ FTIDEF fti_result fti_reqlog_set_header(fti_reqlog *log, const char *header);
 FTIDEF fti_result fti_reqlog_flush(fti_reqlog *log);
 FTIDEF void fti_reqlog_close(fti_reqlog *log);
 
-/* --- drift ------------------------------------------------------------------------------------- */
+/* --- drift ------------------------------------------------------------------------------------ */
 
 #define FTI_DRIFT_BUCKETS 16
 #define FTI_DRIFT_LEN_BINS 16 /* prompt bytes: 0, 1, 2-3, 4-7, ..., >= 2^14 */
@@ -181,7 +181,7 @@ typedef struct fti_drift_stats {
 FTIDEF void fti_drift_compute(const fti_drift_ref *ref, const fti_drift_window *w,
                               const fti_drift_thresholds *thr, fti_drift_stats *st);
 
-/* --- request records --------------------------------------------------------------------------- */
+/* --- request records -------------------------------------------------------------------------- */
 
 typedef struct fti_request_record {
     double time;               /* wall seconds at the end of the request */
@@ -222,7 +222,7 @@ FTIDEF fti_result fti_request_record_parse(const char *line, size_t len, fti_req
 /* p-th percentile (0..100) of x[0..n) by linear interpolation; sorts x in place. 0 when n == 0. */
 FTIDEF double fti_percentile(double *x, size_t n, double p);
 
-/* --- the monitor bundle ------------------------------------------------------------------------ */
+/* --- the monitor bundle ----------------------------------------------------------------------- */
 
 typedef struct fti_monitor fti_monitor;
 typedef struct fti_monitor_opts {

@@ -1464,7 +1464,7 @@ static fti__genref *fti__gen_wrap(const fti_gen *gen) {
     return g;
 }
 
-/* --- responses ---------------------------------------------------------------------------------- */
+/* --- responses -------------------------------------------------------------------------------- */
 
 static void fti__respond(fti_server *s, fti__conn *c, int status, const char *ctype,
                          const char *body, size_t n, const char *extra_headers) {
@@ -1554,7 +1554,7 @@ static const char fti__dashboard_html[] =
     "o.textContent+=j.choices[0].text;}catch(e){}}return pump();});}return pump();});};\n"
     "</script></body></html>\n";
 
-/* --- jobs (mu held unless noted) ---------------------------------------------------------------- */
+/* --- jobs (mu held unless noted) -------------------------------------------------------------- */
 
 static void fti__job_free(fti__job *j) {
     fti_api_request_free(&j->req);
@@ -1787,7 +1787,7 @@ static void fti__job_record(fti_server *s, fti__job *j) {
     fti_monitor_record(s->o.monitor, &rec);
 }
 
-/* --- the scheduler thread ----------------------------------------------------------------------- */
+/* --- the scheduler thread --------------------------------------------------------------------- */
 
 static void *fti__sched_main(void *arg) {
     fti_server *s = (fti_server *)arg;
@@ -1988,7 +1988,7 @@ static void *fti__sched_main(void *arg) {
     return NULL;
 }
 
-/* --- connections (I/O thread) ------------------------------------------------------------------ */
+/* --- connections (I/O thread) ----------------------------------------------------------------- */
 
 static void fti__conn_close(fti_server *s, int idx) {
     fti__conn *c = s->conns[idx];

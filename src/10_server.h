@@ -39,7 +39,7 @@
 extern "C" {
 #endif
 
-/* --- HTTP/1.1 request parsing ------------------------------------------------------------------ */
+/* --- HTTP/1.1 request parsing ----------------------------------------------------------------- */
 
 /* Parser results: > 0 is done (bytes consumed), 0 needs more bytes, < 0 is -status: the HTTP status
  * to answer with before closing (-400, -413, -414, -431, -501, -505). */
@@ -120,7 +120,7 @@ FTIDEF size_t fti_http_head_field(const fti_http_head *head, const unsigned char
 /* Reason phrase for a status code ("Not Found"); "Unknown" for codes it does not know. */
 FTIDEF const char *fti_http_reason(int status);
 
-/* --- the OpenAI API layer ---------------------------------------------------------------------- */
+/* --- the OpenAI API layer --------------------------------------------------------------------- */
 
 #define FTI_API_MAX_STOP 4
 #define FTI_API_MAX_STOP_LEN 64
@@ -216,7 +216,7 @@ FTIDEF void fti_api_write_chunk(fti_buf *out, fti_api_kind kind, const fti_api_r
 /* "data: [DONE]\n\n". */
 FTIDEF void fti_api_write_done(fti_buf *out);
 
-/* --- the generator interface ------------------------------------------------------------------- */
+/* --- the generator interface ------------------------------------------------------------------ */
 
 /* Parameters of one sequence. */
 typedef struct fti_gen_params {
@@ -320,7 +320,7 @@ typedef struct fti_gen_echo_opts {
 /* Fills *gen with a new echo generator (gen->release frees it). */
 FTIDEF fti_result fti_gen_echo_create(const fti_gen_echo_opts *opts, fti_gen *gen);
 
-/* --- batched decoding over engine sessions ----------------------------------------------------- */
+/* --- batched decoding over engine sessions ---------------------------------------------------- */
 
 /* Continuous batching needs one decode step for many sequences that reads the weights once:
  * that step is part 08's fti_session_eval_batch (one token for each of B sessions, each with its
@@ -339,7 +339,7 @@ FTIDEF void fti_batch_decoder_free(fti_batch_decoder *d);
 FTIDEF fti_result fti_batch_decode(fti_batch_decoder *d, fti_session *const *sessions,
                                    const int32_t *tokens, size_t B, fti_pool *pool, fti_error *err);
 
-/* --- the server -------------------------------------------------------------------------------- */
+/* --- the server ------------------------------------------------------------------------------- */
 
 typedef struct fti_server fti_server;
 

@@ -256,7 +256,7 @@ static fti_result add_other_file(void *user, const char *path, uint64_t size) {
     return FTI_OK;
 }
 
-/* --- scoring ----------------------------------------------------------------------------------- */
+/* --- scoring ---------------------------------------------------------------------------------- */
 
 /* Bits per byte of text of a perplexity over s's scored tokens (n_scored: every row scores
  * exactly those, model_ppl and memory_eval check it): comparable across tokenizers (a smaller
