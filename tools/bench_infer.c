@@ -209,10 +209,12 @@ static void prof_print(int nt) {
     }
     printf("profile: %-9s", "(attn)");
     for (t = 0; t < nt && t < 8; t++)
-        printf("  t%d %8.1f         ", t, (double)fti__dec_prof[t][FTI__DEC_PROF_ATTN] / steps / 1e3);
+        printf("  t%d %8.1f         ", t,
+               (double)fti__dec_prof[t][FTI__DEC_PROF_ATTN] / steps / 1e3);
     printf("\nprofile: %-9s", "wake");
     for (t = 0; t < nt && t < 8; t++)
-        printf("  t%d %8.1f         ", t, (double)fti__dec_prof[t][FTI__DEC_PROF_WAKE] / steps / 1e3);
+        printf("  t%d %8.1f         ", t,
+               (double)fti__dec_prof[t][FTI__DEC_PROF_WAKE] / steps / 1e3);
     printf("\nprofile: %-9s", "sum");
     for (t = 0; t < nt && t < 8; t++) printf("  t%d %8.1f         ", t, sum[t]);
     printf("\nprofile: step %.1f us (calling thread, embedding row to logits)\n",
@@ -249,7 +251,8 @@ static int cmd_run(int argc, char **argv) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--prompt-tokens") && i + 1 < argc)
             n_prompt = (size_t)strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "-n") && i + 1 < argc) n_gen = (size_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "-n") && i + 1 < argc)
+            n_gen = (size_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--tokens")) print_tokens = 1;
         else if (!strcmp(argv[i], "--fixed-threads")) fixed_threads = 1;
         else if (!strcmp(argv[i], "--paired")) paired = 1;
@@ -354,7 +357,8 @@ static int cmd_run(int argc, char **argv) {
            (double)(n_gen - 1) * fti_pool_threads(pool) / (c_end - c_first), (t_first - t0) * 1e3,
            (double)ru.ru_maxrss / 1024.0, (double)fti_engine_weight_bytes(e) / 1e6,
            (double)fti_engine_weight_bytes(e) * (double)(n_gen - 1) / (t_end - t_first) / 1e9,
-           ((double)fti_engine_weight_bytes(e) * (double)(n_gen - 1) + kv_bytes) / (t_end - t_first) / 1e9,
+           ((double)fti_engine_weight_bytes(e) * (double)(n_gen - 1) + kv_bytes) /
+               (t_end - t_first) / 1e9,
            fti_pool_threads(pool), fti_isa_name(fti_kernels_isa(fti_engine_kernels(e))));
     if (paired && n_gen >= 2) { /* medians over the steps (k < n_gen - 1) */
         const fti_model_config *mc = fti_engine_config(e);
@@ -426,8 +430,10 @@ static int cmd_batch(int argc, char **argv) {
     path = argv[2];
     for (i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = (size_t)strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "-n") && i + 1 < argc) steps = (size_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            B = (size_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "-n") && i + 1 < argc)
+            steps = (size_t)strtoul(argv[++i], NULL, 10);
     }
     if (B == 0) B = 1;
     pool = fti_pool_create(threads);

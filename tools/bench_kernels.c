@@ -35,7 +35,8 @@
  * Each case reports the best of several runs; at 1 thread the two libraries' GEMM calls
  * alternate call by call (a busy moment of a shared machine falls on both); at 2+ threads each
  * library's GEMM timing starts 0.15 s after the other's last call (OpenBLAS's idle workers spin
- * ~0.1 s before they sleep). Output: a table, one line per case "BENCH kernels <case> ours=<x> peer=<y> ratio=<r> unit=<u>" (r > 1: fti better), and a
+ * ~0.1 s before they sleep). Output: a table, one line per case
+ * "BENCH kernels <case> ours=<x> peer=<y> ratio=<r> unit=<u>" (r > 1: fti better), and a
  * summary with the geometric-mean ratios. OpenBLAS is linked only into this program.
  */
 #define _POSIX_C_SOURCE 200809L

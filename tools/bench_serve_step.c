@@ -5,7 +5,8 @@
  * sampling and decoding, and tokens per CPU second.
  *
  *     make build/bench_serve_step
- *     build/bench_serve_step MODEL [--batch B] [--steps N] [--threads T] [--kv f16|f32|q8] [--reps R]
+ *     build/bench_serve_step MODEL [--batch B] [--steps N] [--threads T] [--kv f16|f32|q8]
+ *                            [--reps R]
  *
  * (MODEL e.g. from `build/bench_infer make stories15M q8_0 FILE`; best of R rounds.)
  */

@@ -4,8 +4,8 @@
  *                  [--others DIR] [--max-docs N] [--max-bytes N] [--threads N]
  *
  * Style fidelity: the model's perplexity on the author's held-out (validation) documents against
- * its perplexity on text by other authors (the .txt files of data/eval/others, public domain), and the ratio
- * others/author: a twin finds its author's unseen text far more predictable. Every text goes
+ * its perplexity on text by other authors (the .txt files of data/eval/others, public domain),
+ * and the ratio others/author: a twin finds its author's unseen text far more predictable. Every text goes
  * through the same document template with an empty title, cut to the same length, so neither side
  * is favoured. Two baselines run on the same tokens: an interpolated bigram model of the training
  * split and the untrained model (the same configuration with random initial weights).
@@ -366,7 +366,8 @@ static double bigram_ppl(bigram *m, const text_set *s, int unigram_only) {
     for (i = 0; i < s->n; i++) {
         for (k = 1; k < s->seqs[i].len; k++) {
             uint32_t a = s->seqs[i].ids[k - 1], b = s->seqs[i].ids[k];
-            double p1 = ((b < m->vocab ? (double)m->uni[b] : 0) + 1) / ((double)m->total + (double)m->vocab);
+            double p1 = ((b < m->vocab ? (double)m->uni[b] : 0) + 1) /
+                        ((double)m->total + (double)m->vocab);
             double p = p1;
             if (!unigram_only && a < m->vocab && m->uni[a] > 0) {
                 uint32_t *c = bigram_slot(m, ((uint64_t)a << 32 | b) + 1, 0);
@@ -528,8 +529,10 @@ static int memory_eval(const fti_engine *e, fti_pool *pool, const fti_dataset *d
     if (fti_ngram_build(&m, ids, (size_t)sh->count, sh->vocab_size, &no, err) != FTI_OK ||
         fti_session_create(&ses, e, &so, err) != FTI_OK)
         goto out;
-    if (!seqs_of(author, 0, &sq[0], &ln[0], &nn[0]) || !seqs_of(author, 1, &sq[1], &ln[1], &nn[1]) ||
-        !seqs_of(author, -1, &sq[2], &ln[2], &nn[2]) || !seqs_of(others, -1, &sq[3], &ln[3], &nn[3]))
+    if (!seqs_of(author, 0, &sq[0], &ln[0], &nn[0]) ||
+        !seqs_of(author, 1, &sq[1], &ln[1], &nn[1]) ||
+        !seqs_of(author, -1, &sq[2], &ln[2], &nn[2]) ||
+        !seqs_of(others, -1, &sq[3], &ln[3], &nn[3]))
         goto out;
     for (fold = 0; fold < 2; fold++) { /* fit on one half, score the other */
         if (fti_ngram_eval_session(m, ses, (const int32_t *const *)sq[1 - fold], ln[1 - fold],
@@ -611,7 +614,8 @@ int main(int argc, char **argv) {
         }
         p = fti_json_get_str(fti_json_root(card_doc), "path", "");
         snprintf(model_path, sizeof model_path, "%s", p);
-        if (!dataset_name) dataset_name = fti_json_get_str(fti_json_root(card_doc), "dataset", NULL);
+        if (!dataset_name)
+            dataset_name = fti_json_get_str(fti_json_root(card_doc), "dataset", NULL);
     }
     if (fti_dataset_open(&ds, home, dataset_name, &err) != FTI_OK) {
         fprintf(stderr, "fti-eval: dataset %s: %s\n", dataset_name ? dataset_name : "latest",
@@ -628,7 +632,8 @@ int main(int argc, char **argv) {
         goto done;
     }
     if (fti_engine_config(eng)->vocab_size != fti_tokenizer_vocab_size(tok)) {
-        fprintf(stderr, "fti-eval: the model's vocabulary (%u) is not the dataset's tokenizer (%zu)\n",
+        fprintf(stderr,
+                "fti-eval: the model's vocabulary (%u) is not the dataset's tokenizer (%zu)\n",
                 fti_engine_config(eng)->vocab_size, fti_tokenizer_vocab_size(tok));
         goto done;
     }
@@ -664,7 +669,8 @@ int main(int argc, char **argv) {
     }
 
     /* the model, the untrained model, the bigram baseline */
-    if (!model_ppl(eng, pool, &author, &ppl_a, &err) || !model_ppl(eng, pool, &others, &ppl_o, &err)) {
+    if (!model_ppl(eng, pool, &author, &ppl_a, &err) ||
+        !model_ppl(eng, pool, &others, &ppl_o, &err)) {
         fprintf(stderr, "fti-eval: %s\n", err.msg);
         goto done;
     }
@@ -704,8 +710,10 @@ int main(int argc, char **argv) {
         double b_a = bigram_ppl(&bg, &author, 0), b_o = bigram_ppl(&bg, &others, 0);
         double u_a = bigram_ppl(&bg, &author, 1), u_o = bigram_ppl(&bg, &others, 1);
         double recall = n_queries ? (double)hits5 / (double)n_queries : 0;
-        printf("Is it a twin?  model %s, dataset %s\n", id[0] ? id : model_path, fti_dataset_id(ds));
-        printf("  %zu held-out documents of the author, %zu pieces by other authors, %zu bytes each at most\n\n",
+        printf("Is it a twin?  model %s, dataset %s\n", id[0] ? id : model_path,
+               fti_dataset_id(ds));
+        printf("  %zu held-out documents of the author, %zu pieces by other authors, %zu bytes "
+               "each at most\n\n",
                author.n, others.n, a.max_bytes);
         printf("  %-26s %14s %14s %10s\n", "perplexity", "author (held)", "other authors", "ratio");
         printf("  %-26s %14.2f %14.2f %10.2f\n", "twin model", ppl_a, ppl_o, ppl_o / ppl_a);
@@ -721,7 +729,8 @@ int main(int argc, char **argv) {
         printf("  %-26s %14.2f %14.2f %10.2f\n", "bigram baseline", b_a, b_o, b_o / b_a);
         printf("  %-26s %14.2f %14.2f %10.2f\n", "unigram baseline", u_a, u_o, u_o / u_a);
         if (rppl_a > 0)
-            printf("  %-26s %14.2f %14.2f %10.2f\n", "untrained model", rppl_a, rppl_o, rppl_o / rppl_a);
+            printf("  %-26s %14.2f %14.2f %10.2f\n", "untrained model", rppl_a, rppl_o,
+                   rppl_o / rppl_a);
         printf("\n  %-26s %14s %14s   (vocabulary %zu; any tokenizer compares)\n",
                "bits per byte of text", "author (held)", "other authors",
                fti_tokenizer_vocab_size(tok));
@@ -737,9 +746,12 @@ int main(int argc, char **argv) {
                bits_per_byte(b_o, &others));
         if (have_mem) {
             int k;
-            printf("\n  author memory: a %d-gram model (Kneser-Ney) of the training split mixed into the model,\n"
-                   "  weights fitted on the author's held-out documents (cross-fitted in two folds for\n"
-                   "  the author column); weight by the n-gram's matched context length:", mem.order);
+            printf("\n  author memory: a %d-gram model (Kneser-Ney) of the training split mixed "
+                   "into the model,\n"
+                   "  weights fitted on the author's held-out documents (cross-fitted in two folds "
+                   "for\n"
+                   "  the author column); weight by the n-gram's matched context length:",
+                   mem.order);
             for (k = 0; k < mem.order; k++) printf(" %d:%.2f", k, (double)mem.lambda[k]);
             printf("\n");
         }
@@ -749,7 +761,9 @@ int main(int argc, char **argv) {
                ppl_o / ppl_a);
         printf("EVAL bigram_ppl_author %.4f\nEVAL bigram_ppl_others %.4f\n", b_a, b_o);
         printf("EVAL unigram_ppl_author %.4f\nEVAL unigram_ppl_others %.4f\n", u_a, u_o);
-        if (rppl_a > 0) printf("EVAL untrained_ppl_author %.4f\nEVAL untrained_ppl_others %.4f\n", rppl_a, rppl_o);
+        if (rppl_a > 0)
+            printf("EVAL untrained_ppl_author %.4f\nEVAL untrained_ppl_others %.4f\n", rppl_a,
+                   rppl_o);
         printf("EVAL bpb_author %.4f\nEVAL bpb_others %.4f\n", bits_per_byte(ppl_a, &author),
                bits_per_byte(ppl_o, &others));
         printf("EVAL bigram_bpb_author %.4f\nEVAL bigram_bpb_others %.4f\n",

@@ -99,14 +99,14 @@ static int inspect(const char *path, int all) {
     printf("tensor data: %lu bytes (%.2f MB)\n", (unsigned long)total, (double)total / 1e6);
     if (fti_gguf_find(g, "general.architecture")) {
         if (fti_gguf_llama_config(g, &cfg, 1, &err) == FTI_OK)
-            printf("llama: vocab %lu, dim %lu, layers %lu, heads %lu (kv %lu), ffn %lu, context %lu, "
-                   "rope base %g, eps %g, %s embeddings, %lu parameters\n",
-                   (unsigned long)cfg.vocab_size, (unsigned long)cfg.dim,
-                   (unsigned long)cfg.n_layers, (unsigned long)cfg.n_heads,
-                   (unsigned long)cfg.n_kv_heads, (unsigned long)cfg.hidden_dim,
-                   (unsigned long)cfg.context_len, (double)cfg.rope_base, (double)cfg.norm_eps,
-                   cfg.tied_embeddings ? "tied" : "untied",
-                   (unsigned long)fti_model_n_params(&cfg));
+            printf(
+                "llama: vocab %lu, dim %lu, layers %lu, heads %lu (kv %lu), ffn %lu, context %lu, "
+                "rope base %g, eps %g, %s embeddings, %lu parameters\n",
+                (unsigned long)cfg.vocab_size, (unsigned long)cfg.dim, (unsigned long)cfg.n_layers,
+                (unsigned long)cfg.n_heads, (unsigned long)cfg.n_kv_heads,
+                (unsigned long)cfg.hidden_dim, (unsigned long)cfg.context_len,
+                (double)cfg.rope_base, (double)cfg.norm_eps,
+                cfg.tied_embeddings ? "tied" : "untied", (unsigned long)fti_model_n_params(&cfg));
         else
             printf("llama: not a valid fti llama model: %s\n", err.msg);
     }

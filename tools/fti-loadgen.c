@@ -124,7 +124,8 @@ static int lg_read_response(int fd, fti_buf *b, size_t *body_off, int *closes) {
         }
         if (head) {
             const char *cl = strstr(b->data, "Content-Length: ");
-            if (strstr(b->data, "Connection: close") && strstr(b->data, "Connection: close") < b->data + head)
+            if (strstr(b->data, "Connection: close") &&
+                strstr(b->data, "Connection: close") < b->data + head)
                 *closes = 1;
             if (cl && cl < b->data + head) {
                 size_t len = (size_t)strtoul(cl + 16, NULL, 10);
@@ -153,10 +154,10 @@ static void lg_request(fti_buf *req, const lg_opts *o, const char *prompt, int s
     memset(&esc, 0, sizeof esc);
     memset(&json, 0, sizeof json);
     fti_json_escape(&esc, prompt, strlen(prompt));
-    fti_buf_printf(&json,
-                   "{\"prompt\":%s,\"max_tokens\":%d,\"temperature\":0.8,\"seed\":%d,\"stream\":%s%s}",
-                   esc.data ? esc.data : "\"\"", o->max_tokens, seed, o->stream ? "true" : "false",
-                   o->stream ? ",\"stream_options\":{\"include_usage\":true}" : "");
+    fti_buf_printf(
+        &json, "{\"prompt\":%s,\"max_tokens\":%d,\"temperature\":0.8,\"seed\":%d,\"stream\":%s%s}",
+        esc.data ? esc.data : "\"\"", o->max_tokens, seed, o->stream ? "true" : "false",
+        o->stream ? ",\"stream_options\":{\"include_usage\":true}" : "");
     req->len = 0;
     fti_buf_printf(req, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
                         "Content-Length: %lu\r\n\r\n%s",
@@ -236,7 +237,8 @@ static void *lg_client_main(void *arg) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: fti-loadgen [--host H] --port P [-c CLIENTS] [-n REQUESTS | -d SECONDS]\n"
-               "                   [--max-tokens N] [--stream] [--prompt TEXT | --prompts FILE] [--path PATH]\n"
+               "                   [--max-tokens N] [--stream] [--prompt TEXT | --prompts FILE] "
+               "[--path PATH]\n"
                "                   [--print]\n"
                "Closed-loop load on POST /v1/completions; prints a summary and a RESULT line.\n"
                "  --prompts FILE  one prompt per non-empty line, taken in turn by the requests\n");

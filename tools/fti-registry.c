@@ -202,7 +202,8 @@ static int cmd_lineage(const char *home, const char *ref) {
         if (!strcmp(type, "lora_adapter"))
             printf("  LoRA rank %lld, %lld parameters, sha256 %.16s",
                    (long long)fti_json_get_int(c, "lora_rank", 0),
-                   (long long)fti_json_get_int(c, "n_params", 0), fti_json_get_str(c, "sha256", ""));
+                   (long long)fti_json_get_int(c, "n_params", 0),
+                   fti_json_get_str(c, "sha256", ""));
         printf("\n");
         if (!strcmp(fti_json_get_str(c, "origin", ""), "added"))
             printf("%*s  added from %s (%s weights)\n", depth * 2, "",

@@ -22,7 +22,8 @@ int main(int argc, char **argv) {
     }
     memset(&esc, 0, sizeof esc);
     fti_json_escape(&esc, argc > 3 ? argv[3] : "test", strlen(argc > 3 ? argv[3] : "test"));
-    snprintf(card, sizeof card, "{\"name\":%.200s,\"kind\":\"test\"}", esc.data ? esc.data : "\"\"");
+    snprintf(card, sizeof card, "{\"name\":%.200s,\"kind\":\"test\"}",
+             esc.data ? esc.data : "\"\"");
     fti_buf_free(&esc);
     if (fti_registry_add(argv[1], argv[2], card, strlen(card), id, &err) != FTI_OK) {
         fprintf(stderr, "serve_register: %s\n", err.msg);
