@@ -1956,7 +1956,17 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
         goto done;
     }
     if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) pos = 3;
-    sep = fti__st_csv_sep(s, n, pos);
+    if (n - pos >= 5 && memcmp(s + pos, "sep=", 4) == 0 && memchr(",;\t|", s[pos + 4], 4) &&
+        (n - pos == 5 || s[pos + 5] == '\n' || s[pos + 5] == '\r')) {
+        /* Excel's "sep=;" line before the header names the separator (Excel shows no such row;
+         * the header stays row 1) */
+        sep = s[pos + 4];
+        pos += 5;
+        if (pos < n && s[pos] == '\r') pos++;
+        if (pos < n && s[pos] == '\n') pos++;
+    } else {
+        sep = fti__st_csv_sep(s, n, pos);
+    }
     rc = fti__st_csv_record(s, n, sep, &pos, &hdr, hoffs, FTI__ST_CSV_MAX_FIELDS, &nh);
     if (hdr.oom) { /* the field offsets point into a buffer that did not grow */
         o->oom = 1;

@@ -38,7 +38,8 @@
  * (2026-11-29, the tenth): mail: an inline PGP signed message's armor and signature and an
  * encrypted block are left out, the <blockquote>s and Yahoo's quote of an HTML mail too, as are
  * the lines of more phone and mail programs ("Get Outlook for iOS"); 8-bit text in a part
- * without a charset (or with US-ASCII) and in raw headers is read as a text file is. */
+ * without a charset (or with US-ASCII) and in raw headers is read as a text file is; a CSV
+ * file's "sep=;" line (Excel's) names its separator. */
 #define FTI__ST_FORMAT 10
 
 /* === workspace ============================================================================== */

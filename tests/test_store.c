@@ -373,7 +373,7 @@ static int ingest_exports(const char *name, const export_file *files, size_t n,
 FTI_TEST(store_nested_json_exports) {
     /* the real shapes of the exports people have: records in wrappers and nested arrays, text as
      * objects and runs, Facebook's mojibake, tweets' links, mentions, dates and retweets,
-     * mailboxes and tweets.js known by their content, semicolon-separated CSV */
+     * mailboxes and tweets.js known by their content, semicolon-separated CSV, Excel's sep= line */
     static const export_file files[] = {
         {"data/tweets.js",
          "window.YTD.tweets.part0 = [ {\"tweet\": {\"full_text\": \"Baked a rye loaf with "
@@ -434,6 +434,8 @@ FTI_TEST(store_nested_json_exports) {
          "{\"body\": \"&gt; Garamond is overrated\\n\\nStrongly disagree, it reads well.\"}\n"
          "{\"body\": \"[deleted]\"}\n"},
         {"notes.csv", "author;text\nAlice;Semicolon separated, with a comma inside it.\n"},
+        {"excel.csv", "\xEF\xBB\xBFsep=;\r\ntext;author\r\nExcel's own line named the "
+                      "separator, a comma too.;Alice\r\n"},
         {"Sent",
          "From - Mon Mar  2 10:00:00 2020\nX-Mozilla-Status: 0001\nFrom: Alice <a@x.org>\n"
          "Subject: hi\n\nA mail from the Sent folder of Thunderbird about bread.\n"},
@@ -467,6 +469,9 @@ FTI_TEST(store_nested_json_exports) {
     CHECK(strstr(got.data, "reddit.json#data.children[0]") != NULL &&
           strstr(got.data, "\"date\":\"2017-07-14T02:40:00Z\"") != NULL);
     CHECK(strstr(got.data, "\"text\":\"Semicolon separated, with a comma inside it.\"") != NULL);
+    CHECK(strstr(got.data, "excel.csv#row 2") != NULL &&
+          strstr(got.data, "\"text\":\"Excel's own line named the separator, a comma too.\"") !=
+              NULL);
     CHECK(strstr(got.data, "\"kind\":\"sent\"") != NULL &&
           strstr(got.data, "A mail from the Sent folder") != NULL);
     CHECK(strstr(got.data, "My comment on a friend's loaf") != NULL &&
@@ -478,7 +483,7 @@ FTI_TEST(store_nested_json_exports) {
           NULL);
     CHECK(strstr(got.data, "\"text\":\"Strongly disagree, it reads well.\"") != NULL);
     CHECK(strstr(got.data, "joined") == NULL && strstr(got.data, "flour prices") == NULL);
-    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 16);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 17);
     REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
     br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
     CHECK_EQ_INT(fti_json_get_int(br, "reshare", -1), 3); /* a retweet, a boost, a forward */
