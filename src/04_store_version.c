@@ -34,8 +34,13 @@
  * and <button> are nested with one another as a browser nests them (one inside a skipped one
  * ends with it); names differing only in the case of ASCII and Latin letters are one sender to
  * the owner inference and filter and match --authors; an owner is inferred from 3 conversations
- * or more, and when it is not for doubt the report says so ("owner_not_inferred"). */
-#define FTI__ST_FORMAT 9
+ * or more, and when it is not for doubt the report says so ("owner_not_inferred"). 10
+ * (2026-11-29, the tenth): mail: an inline PGP signed message's armor and signature and an
+ * encrypted block are left out, the <blockquote>s and Yahoo's quote of an HTML mail too, as are
+ * the lines of more phone and mail programs ("Get Outlook for iOS"); 8-bit text in a part
+ * without a charset (or with US-ASCII) and in raw headers is read as a text file is; a CSV
+ * file's "sep=;" line (Excel's) names its separator. */
+#define FTI__ST_FORMAT 10
 
 /* === workspace ============================================================================== */
 

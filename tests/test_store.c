@@ -373,7 +373,7 @@ static int ingest_exports(const char *name, const export_file *files, size_t n,
 FTI_TEST(store_nested_json_exports) {
     /* the real shapes of the exports people have: records in wrappers and nested arrays, text as
      * objects and runs, Facebook's mojibake, tweets' links, mentions, dates and retweets,
-     * mailboxes and tweets.js known by their content, semicolon-separated CSV */
+     * mailboxes and tweets.js known by their content, semicolon-separated CSV, Excel's sep= line */
     static const export_file files[] = {
         {"data/tweets.js",
          "window.YTD.tweets.part0 = [ {\"tweet\": {\"full_text\": \"Baked a rye loaf with "
@@ -434,6 +434,8 @@ FTI_TEST(store_nested_json_exports) {
          "{\"body\": \"&gt; Garamond is overrated\\n\\nStrongly disagree, it reads well.\"}\n"
          "{\"body\": \"[deleted]\"}\n"},
         {"notes.csv", "author;text\nAlice;Semicolon separated, with a comma inside it.\n"},
+        {"excel.csv", "\xEF\xBB\xBFsep=;\r\ntext;author\r\nExcel's own line named the "
+                      "separator, a comma too.;Alice\r\n"},
         {"Sent",
          "From - Mon Mar  2 10:00:00 2020\nX-Mozilla-Status: 0001\nFrom: Alice <a@x.org>\n"
          "Subject: hi\n\nA mail from the Sent folder of Thunderbird about bread.\n"},
@@ -467,6 +469,9 @@ FTI_TEST(store_nested_json_exports) {
     CHECK(strstr(got.data, "reddit.json#data.children[0]") != NULL &&
           strstr(got.data, "\"date\":\"2017-07-14T02:40:00Z\"") != NULL);
     CHECK(strstr(got.data, "\"text\":\"Semicolon separated, with a comma inside it.\"") != NULL);
+    CHECK(strstr(got.data, "excel.csv#row 2") != NULL &&
+          strstr(got.data, "\"text\":\"Excel's own line named the separator, a comma too.\"") !=
+              NULL);
     CHECK(strstr(got.data, "\"kind\":\"sent\"") != NULL &&
           strstr(got.data, "A mail from the Sent folder") != NULL);
     CHECK(strstr(got.data, "My comment on a friend's loaf") != NULL &&
@@ -478,7 +483,7 @@ FTI_TEST(store_nested_json_exports) {
           NULL);
     CHECK(strstr(got.data, "\"text\":\"Strongly disagree, it reads well.\"") != NULL);
     CHECK(strstr(got.data, "joined") == NULL && strstr(got.data, "flour prices") == NULL);
-    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 16);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 17);
     REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
     br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
     CHECK_EQ_INT(fti_json_get_int(br, "reshare", -1), 3); /* a retweet, a boost, a forward */
@@ -1371,16 +1376,35 @@ FTI_TEST(store_mail_quotes) {
     CHECK(strip_is("Mine.\n>From there, the bus.\n> quoted\n", "Mine.\nFrom there, the bus.\n"));
     CHECK(strip_is("Mine.\n\nSent from my iPhone\n", "Mine.\n\n"));
     CHECK(strip_is("He wrote:\nnot a quote after it.\n", "He wrote:\nnot a quote after it.\n"));
+    /* the lines other phones and mail programs add go like "Sent from my iPhone" */
+    CHECK(strip_is("Mine.\n\nGet Outlook for iOS<https://aka.ms/o0ukef>\n", "Mine.\n\n"));
+    CHECK(strip_is("Mine.\n\nSent with Proton Mail secure email.\n", "Mine.\n\n"));
+    CHECK(strip_is("Mine.\nVon meinem iPhone gesendet\n", "Mine.\n"));
+    CHECK(strip_is("Von meinem Fenster aus sah ich den See.\n",
+                   "Von meinem Fenster aus sah ich den See.\n"));
+    /* an inline PGP signed message: its text, unescaped, without the armor and signature */
+    CHECK(strip_is("-----BEGIN PGP SIGNED MESSAGE-----\r\nHash: SHA256\r\n\r\nMine.\r\n"
+                   "- - a list item\r\n> his\r\n- -- \r\nAnn\r\n"
+                   "-----BEGIN PGP SIGNATURE-----\r\n\r\niQEzBAEB\r\n=abcd\r\n"
+                   "-----END PGP SIGNATURE-----\r\n",
+                   "Mine.\n- a list item\n"));
+    CHECK(strip_is("- a list item of a message not signed\n",
+                   "- a list item of a message not signed\n"));
+    CHECK(strip_is("Mine.\n-----BEGIN PGP MESSAGE-----\n\nhQEMA+x\n-----END PGP MESSAGE-----\n"
+                   "After.\n",
+                   "Mine.\nAfter.\n"));
     {   /* HTML mail: the quoted part (Gmail, Apple Mail, Outlook) is cut off */
         static const char h1[] = "<div>Mine.</div><div class=\"gmail_quote\"><div>On x wrote:</div>"
                                  "<blockquote>his</blockquote></div>";
         static const char h2[] = "<p>Mine.</p><blockquote type=\"cite\">his</blockquote>";
         static const char h3[] = "<p>Mine.</p><div id=\"divRplyFwdMsg\">From: x</div>";
         static const char h4[] = "<p>Mine, no quote.</p>";
+        static const char h5[] = "<div>Mine.</div><div class=\"yahoo_quoted\">his</div>";
         CHECK_EQ_INT((int)fti__st_mail_html_own(h1, strlen(h1)), 16);
         CHECK_EQ_INT((int)fti__st_mail_html_own(h2, strlen(h2)), 12);
         CHECK_EQ_INT((int)fti__st_mail_html_own(h3, strlen(h3)), 12);
         CHECK_EQ_INT((int)fti__st_mail_html_own(h4, strlen(h4)), (int)strlen(h4));
+        CHECK_EQ_INT((int)fti__st_mail_html_own(h5, strlen(h5)), 16);
     }
 }
 
@@ -1623,6 +1647,36 @@ FTI_TEST(store_mail_parts) {
         fti__st_ingest_mail(&pp, &out, 0, "", qp, strlen(qp), "mail");
         REQUIRE(out.n_docs == 1);
         CHECK_EQ_STR(out.docs[0].text, "softbreak and \xE2\x80\x9Cquotes\xE2\x80\x9D and = sign");
+        fti__st_out_free(&out);
+    }
+    {   /* an HTML mail's plain <blockquote> (Outlook.com, Yahoo) is someone else's text, and
+         * the attribution before it goes with it */
+        const char *h = "From: a@b.cd\nContent-Type: text/html; charset=utf-8\n\n"
+                        "<div>Yes, absolutely.</div><div>On Mon, Bob wrote:</div>"
+                        "<blockquote style=\"margin:0\">Bob's question.</blockquote>";
+        memset(&out, 0, sizeof out);
+        fti__st_ingest_mail(&pp, &out, 0, "", h, strlen(h), "mail");
+        REQUIRE(out.n_docs == 1);
+        CHECK_EQ_STR(out.docs[0].text, "Yes, absolutely.");
+        fti__st_out_free(&out);
+    }
+    {   /* 8-bit Windows text where no charset (or US-ASCII) says so, in the body and in raw
+         * headers: read as a text file's, not replaced by U+FFFD; declared UTF-8 stays */
+        const char *w = "From: Jos\xe9 <j@b.cd>\nSubject: caf\xe9\n"
+                        "Content-Type: text/plain; charset=us-ascii\n\n"
+                        "Caf\xe9 au lait, every morning.\n";
+        const char *u = "From: Jos\xc3\xa9 <j@b.cd>\nSubject: =?iso-8859-1?q?caf=E9?=\n\n"
+                        "Caf\xc3\xa9 au lait, every morning.\n";
+        memset(&out, 0, sizeof out);
+        fti__st_ingest_mail(&pp, &out, 0, "", w, strlen(w), "mail");
+        fti__st_ingest_mail(&pp, &out, 0, "", u, strlen(u), "mail");
+        REQUIRE(out.n_docs == 2);
+        CHECK_EQ_STR(out.docs[0].text, "Caf\xc3\xa9 au lait, every morning.");
+        CHECK_EQ_STR(out.docs[0].title, "caf\xc3\xa9");
+        CHECK_EQ_STR(out.docs[0].author, "Jos\xc3\xa9");
+        CHECK_EQ_STR(out.docs[1].text, "Caf\xc3\xa9 au lait, every morning.");
+        CHECK_EQ_STR(out.docs[1].title, "caf\xc3\xa9");
+        CHECK_EQ_STR(out.docs[1].author, "Jos\xc3\xa9");
         fti__st_out_free(&out);
     }
 }
@@ -2321,7 +2375,9 @@ FTI_TEST(store_linear_time_hostile) {
                                        "> ", "[a](", "<http", "=?a?b?", "wrote:\n",
                                        "[[",  "![[a", "[^",    "<!--",   "<a ",     "&amp",
                                        "On a\n", "From: a\n", "__________\n", "<nav>",
-                                       "<footer></footer-a>", "<b class=author><b>"};
+                                       "<footer></footer-a>", "<b class=author><b>",
+                                       "-----BEGIN PGP MESSAGE-----\n",
+                                       "-----BEGIN PGP SIGNED MESSAGE-----\n- \n"};
     size_t k, n = (size_t)1 << 20;
     for (k = 0; k < sizeof pats / sizeof pats[0]; k++) {
         fti_buf in, out, t;
