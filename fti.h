@@ -20037,7 +20037,17 @@ static void fti__st_ingest_csv(const fti__st_proc *pp, fti__st_out *o, uint32_t 
         goto done;
     }
     if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) pos = 3;
-    sep = fti__st_csv_sep(s, n, pos);
+    if (n - pos >= 5 && memcmp(s + pos, "sep=", 4) == 0 && memchr(",;\t|", s[pos + 4], 4) &&
+        (n - pos == 5 || s[pos + 5] == '\n' || s[pos + 5] == '\r')) {
+        /* Excel's "sep=;" line before the header names the separator (Excel shows no such row;
+         * the header stays row 1) */
+        sep = s[pos + 4];
+        pos += 5;
+        if (pos < n && s[pos] == '\r') pos++;
+        if (pos < n && s[pos] == '\n') pos++;
+    } else {
+        sep = fti__st_csv_sep(s, n, pos);
+    }
     rc = fti__st_csv_record(s, n, sep, &pos, &hdr, hoffs, FTI__ST_CSV_MAX_FIELDS, &nh);
     if (hdr.oom) { /* the field offsets point into a buffer that did not grow */
         o->oom = 1;
@@ -20381,6 +20391,23 @@ static void fti__st_rfc2047(const char *s, size_t n, fti_buf *out) {
     }
 }
 
+static int fti__st_decode_text(const unsigned char *s, size_t n, fti_buf *conv);
+
+/* A header value as UTF-8, appended to out: its raw 8-bit bytes (old mail programs wrote their
+ * Windows text into headers unencoded) read as a text file's are (fti__st_decode_text), then
+ * its RFC 2047 encoded words decoded. */
+static void fti__st_mail_hdr_text(const char *s, size_t n, fti_buf *out) {
+    fti_buf conv;
+    memset(&conv, 0, sizeof conv);
+    if (fti__st_decode_text((const unsigned char *)(s ? s : ""), n, &conv)) {
+        s = conv.data ? conv.data : "";
+        n = conv.len;
+        if (conv.oom) out->oom = 1;
+    }
+    fti__st_rfc2047(s ? s : "", n, out);
+    fti_buf_free(&conv);
+}
+
 /* Removes quoted replies, attributions and the signature from plain mail text. */
 /* Is the line l an attribution ("On <date>, <name> wrote:" and its translations) or its
  * second half (Gmail wraps long ones before the address)? */
@@ -20406,27 +20433,70 @@ static int fti__st_line_starts(const char *s, size_t n, size_t i, const char *na
     return i < n && fti__st_starts_ci(s + i, n - i, name);
 }
 
+/* Is the (short) line l, from its first non-blank k, the line a phone's or a mail service's
+ * program adds below the text ("Sent from my iPhone", "Get Outlook for iOS", "Sent from Mail for
+ * Windows", "Sent with Proton Mail secure email.", and the iPhone's in the languages of the
+ * attributions)? */
+static int fti__st_mail_sent_from(const char *l, size_t ln, size_t k) {
+    static const char *const starts[] = {
+        "sent from my ", "get outlook for ", "sent from mail for windows", "sent from yahoo mail",
+        "sent from outlook", "sent with proton", "envoy\xc3\xa9 de mon ", "enviado desde mi ",
+        "enviado do meu ", "inviato da iphone", "inviato dal mio ", "verzonden vanaf mijn ",
+        "verstuurd vanaf mijn ", "skickat fr\xc3\xa5n min ", "sendt fra min ",
+        "wys\xc5\x82" "ane z mojego ", NULL};
+    size_t t;
+    for (t = 0; starts[t]; t++)
+        if (fti__st_line_starts(l, ln, k, starts[t])) return 1;
+    /* "Von meinem iPhone gesendet" */
+    return fti__st_line_starts(l, ln, k, "von meinem ") && fti__st_find_ci(l, ln, " gesendet") < ln;
+}
+
 /* The author's own text of a mail body: stops at the signature ("-- "), a phone's "Sent from
  * my ..." line, or where a forwarded or quoted message begins ("-----Original Message-----",
  * Gmail's "---------- Forwarded message ---------", Apple's "Begin forwarded message:",
  * Outlook's "From: / Sent:" header block, after a line of underscores or not); drops quoted
  * lines ("> ") and the attribution line(s) before a quote. ">From " is mbox's escape of a line
- * of the author's own that began with "From ": unescaped. */
+ * of the author's own that began with "From ": unescaped. An inline PGP signed message (RFC
+ * 4880's cleartext signature) is its text: the armor line and its "Hash:" headers go, the
+ * dash-escaped lines ("- -- " is the signature's "-- ") are unescaped and the signature block
+ * ends it; an encrypted block ("-----BEGIN PGP MESSAGE-----") is no text of anyone's. */
 static void fti__st_mail_strip(const char *s, size_t n, fti_buf *out) {
     size_t i = 0;
+    int pgp = 0; /* inside a cleartext signed message */
     while (i < n) {
         const char *e = (const char *)memchr(s + i, '\n', n - i);
         size_t len = e ? (size_t)(e - (s + i)) : n - i, k = 0, next = i + len + 1;
         const char *l = s + i;
-        size_t ln = len;
+        size_t ln = len, lt;
         if (ln && l[ln - 1] == '\r') ln--;
+        lt = ln; /* armor lines may end in blanks */
+        while (lt && (l[lt - 1] == ' ' || l[lt - 1] == '\t')) lt--;
+        if (fti__st_eq_ci(l, lt, "-----begin pgp signed message-----")) {
+            pgp = 1; /* the armor headers up to the blank line go with it */
+            while (next < n && s[next] != '\n' && s[next] != '\r') {
+                e = (const char *)memchr(s + next, '\n', n - next);
+                next = e ? (size_t)(e - s) + 1 : n;
+            }
+            while (next < n && (s[next] == '\r' || s[next] == '\n')) next++;
+            i = next;
+            continue;
+        }
+        if (fti__st_eq_ci(l, lt, "-----begin pgp message-----")) { /* to its end line */
+            size_t end = fti__st_find_ci(s + i, n - i, "-----end pgp message-----");
+            if (end >= n - i) break;
+            e = (const char *)memchr(s + i + end, '\n', n - i - end);
+            i = e ? (size_t)(e - s) + 1 : n;
+            continue;
+        }
+        if (pgp && fti__st_eq_ci(l, lt, "-----begin pgp signature-----")) break;
+        if (pgp && ln >= 2 && l[0] == '-' && l[1] == ' ') l += 2, ln -= 2; /* the dash escape */
         while (k < ln && (l[k] == ' ' || l[k] == '\t')) k++;
         if ((ln == 3 && memcmp(l, "-- ", 3) == 0) || (ln == 2 && memcmp(l, "--", 2) == 0) ||
             fti__st_find_ci(l, ln, "-----original message-----") < ln ||
             (ln >= 5 && fti__st_find_ci(l, ln, "begin forwarded message") < ln) ||
             (k + 3 < ln && l[k] == '-' && l[k + 1] == '-' &&
              fti__st_find_ci(l, ln, "forwarded message") < ln) ||
-            (ln < 60 && fti__st_line_starts(l, ln, k, "sent from my ")))
+            (ln < 60 && fti__st_mail_sent_from(l, ln, k)))
             break;
         if (ln - k >= 10 && l[k] == '_' && l[ln - 1] == '_') { /* Outlook's rule, then headers */
             size_t u = k;
@@ -20477,11 +20547,12 @@ static void fti__st_mail_strip(const char *s, size_t n, fti_buf *out) {
 
 /* An HTML mail body up to where the quoted or forwarded message begins (Gmail's gmail_quote,
  * Apple Mail's and Thunderbird's <blockquote type="cite">, Outlook's divRplyFwdMsg /
- * appendonsend): the length of the author's part. */
+ * appendonsend, Yahoo's yahoo_quoted): the length of the author's part. (Other <blockquote>s
+ * are left out when it becomes text, as in every HTML field: fti__st_html_own.) */
 static size_t fti__st_mail_html_own(const char *h, size_t n) {
     static const char *const marks[] = {"class=\"gmail_quote", "<blockquote type=\"cite\"",
                                         "id=\"divrplyfwdmsg\"", "id=\"appendonsend\"",
-                                        "class=\"moz-cite-prefix\""};
+                                        "class=\"moz-cite-prefix\"", "class=\"yahoo_quoted"};
     size_t t, cut = n;
     for (t = 0; t < sizeof marks / sizeof marks[0]; t++) {
         size_t p = fti__st_find_ci(h, n, marks[t]);
@@ -20606,8 +20677,24 @@ static void fti__st_mail_body(const char *hdr, size_t hn, const char *body, size
         }
         fti__st_mail_param(ct.data, ct.len, "charset", &cs);
         dst = is_html ? &mt->html : &mt->plain;
-        fti__st_charset_convert(cs.data ? cs.data : "", cs.len, dec.data ? dec.data : "", dec.len,
-                                dst);
+        if (cs.len == 0 || fti__st_eq_ci(cs.data, cs.len, "us-ascii") ||
+            fti__st_eq_ci(cs.data, cs.len, "unknown-8bit")) {
+            /* no charset, or one that 8-bit text cannot be in (old mail programs sent their
+             * Windows text so): read as a text file is, Windows-1252 when mostly not UTF-8 */
+            fti_buf conv;
+            memset(&conv, 0, sizeof conv);
+            if (fti__st_decode_text((const unsigned char *)(dec.data ? dec.data : ""), dec.len,
+                                    &conv)) {
+                fti_buf_append(dst, conv.data ? conv.data : "", conv.len);
+                if (conv.oom) dst->oom = 1;
+            } else {
+                fti_buf_append(dst, dec.data ? dec.data : "", dec.len);
+            }
+            fti_buf_free(&conv);
+        } else {
+            fti__st_charset_convert(cs.data ? cs.data : "", cs.len, dec.data ? dec.data : "",
+                                    dec.len, dst);
+        }
         if (is_html)
             mt->have_html = 1;
         else
@@ -20796,9 +20883,8 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
     } else if (mt.have_html) {
         fti_buf t2;
         memset(&t2, 0, sizeof t2);
-        fti_html_to_text(mt.html.data ? mt.html.data : "",
-                         fti__st_mail_html_own(mt.html.data ? mt.html.data : "", mt.html.len), &t2,
-                         NULL);
+        fti__st_html_own(mt.html.data ? mt.html.data : "",
+                         fti__st_mail_html_own(mt.html.data ? mt.html.data : "", mt.html.len), &t2);
         fti__st_mail_strip(t2.data ? t2.data : "", t2.len, &text);
         if (t2.oom) text.oom = 1;
         fti_buf_free(&t2);
@@ -20809,12 +20895,12 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
     {
         char *title = NULL, *author = NULL, *dt = NULL;
         if (fti__st_mail_header(m, hn, "subject", &subj)) {
-            fti__st_rfc2047(subj.data, subj.len, &dec);
+            fti__st_mail_hdr_text(subj.data, subj.len, &dec);
             title = fti__st_meta_str(dec.data, dec.len, 200);
         }
         if (fti__st_mail_header(m, hn, "from", &from)) {
             dec.len = 0;
-            fti__st_rfc2047(from.data, from.len, &dec);
+            fti__st_mail_hdr_text(from.data, from.len, &dec);
             author = fti__st_mail_author(dec.data ? dec.data : "", dec.len);
             /* the whole From: (name and address) against the authors to keep */
             if (!dec.oom && !fti__st_author_kept(pp->o, dec.data ? dec.data : "", dec.len)) {
@@ -21538,8 +21624,13 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * and <button> are nested with one another as a browser nests them (one inside a skipped one
  * ends with it); names differing only in the case of ASCII and Latin letters are one sender to
  * the owner inference and filter and match --authors; an owner is inferred from 3 conversations
- * or more, and when it is not for doubt the report says so ("owner_not_inferred"). */
-#define FTI__ST_FORMAT 9
+ * or more, and when it is not for doubt the report says so ("owner_not_inferred"). 10
+ * (2026-11-29, the tenth): mail: an inline PGP signed message's armor and signature and an
+ * encrypted block are left out, the <blockquote>s and Yahoo's quote of an HTML mail too, as are
+ * the lines of more phone and mail programs ("Get Outlook for iOS"); 8-bit text in a part
+ * without a charset (or with US-ASCII) and in raw headers is read as a text file is; a CSV
+ * file's "sep=;" line (Excel's) names its separator. */
+#define FTI__ST_FORMAT 10
 
 /* === workspace ============================================================================== */
 
