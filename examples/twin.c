@@ -182,6 +182,7 @@ static int run_gc(const char *home, const fti_workspace_gc_opts *go) {
     fti_buf report;
     fti_error err;
     int rc = 0;
+    char dead[48] = "";
     memset(&report, 0, sizeof report);
     printf("== gc%s: keeping the aliased models, the newest %lu models and %lu dataset "
            "versions, latest, tags and every kept model's dataset\n",
@@ -200,12 +201,14 @@ static int run_gc(const char *home, const fti_workspace_gc_opts *go) {
             p = e + 1;
         }
     }
+    if (rc == 0 && res.runs_dead) /* killed before their first checkpoint: best.bin went */
+        snprintf(dead, sizeof dead, ", %lu killed run(s)", (unsigned long)res.runs_dead);
     if (rc == 0)
-        printf("   %s %.1f MB: %lu model(s) (%lu kept), %lu finished run(s), %lu dataset "
+        printf("   %s %.1f MB: %lu model(s) (%lu kept), %lu finished run(s)%s, %lu dataset "
                "version(s) (%lu kept), %lu object(s), %lu temp file(s)%s%s\n",
                go->dry_run ? "would free" : "freed", (double)res.bytes_freed / 1e6,
                (unsigned long)res.models_removed, (unsigned long)res.models_kept,
-               (unsigned long)res.runs_cleaned, (unsigned long)res.store.versions_removed,
+               (unsigned long)res.runs_cleaned, dead, (unsigned long)res.store.versions_removed,
                (unsigned long)res.store.versions_kept, (unsigned long)res.store.objects_removed,
                (unsigned long)(res.store.temp_removed + res.temp_removed),
                res.memories_removed ? ", the author memories of removed models" : "",

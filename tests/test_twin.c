@@ -1034,6 +1034,63 @@ FTI_TEST(twin_workspace_gc_keeps_unfinished_runs) {
 #endif
 }
 
+/* An update killed while training leaves a run without a checkpoint (fti-twin saves one only at
+ * the end) or a model, but with best.bin (keep_best): nothing can resume it, and the next
+ * update's run has another key (the schedule follows the calibration). gc removed nothing of
+ * it, for good: a model's size per killed update. Once nothing was written to it for an hour,
+ * its best.bin goes (metrics.jsonl stays); a younger run (perhaps training), one with a
+ * checkpoint, and one whose model was written but not registered are left alone. */
+FTI_TEST(twin_workspace_gc_killed_run) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    static const char *const runs[] = {"1111111111111111", "2222222222222222",
+                                       "3333333333333333", "4444444444444444"};
+    char home[1024], rel[256], dir[1400];
+    fti_workspace_gc_opts go;
+    fti_workspace_gc_result gr;
+    fti_buf report;
+    fti_error err;
+    size_t i;
+    if (!fti_ttw_workspace(home, sizeof home, "ws_killed")) return;
+    for (i = 0; i < 4; i++) {
+        double age = i == 1 ? 60 : 7200; /* the second: written to a minute ago */
+        snprintf(dir, sizeof dir, "%s/runs/%s", home, runs[i]);
+        REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+        snprintf(rel, sizeof rel, "runs/%s/run.json", runs[i]);
+        fti_ttw_file_aged(home, rel, 7200);
+        snprintf(rel, sizeof rel, "runs/%s/metrics.jsonl", runs[i]);
+        fti_ttw_file_aged(home, rel, age);
+        snprintf(rel, sizeof rel, "runs/%s/best.bin", runs[i]);
+        fti_ttw_file_aged(home, rel, age);
+    }
+    fti_ttw_file_aged(home, "runs/3333333333333333/checkpoint.bin", 7200);
+    fti_ttw_file_aged(home, "runs/4444444444444444/model.gguf", 7200);
+    memset(&go, 0, sizeof go);
+    memset(&report, 0, sizeof report);
+    go.dry_run = 1;
+    REQUIRE(fti_workspace_gc(home, &go, &gr, &report, &err) == FTI_OK);
+    CHECK_EQ_INT(gr.runs_dead, 1);
+    CHECK_EQ_INT(gr.runs_unfinished, 3);
+    CHECK(gr.bytes_freed >= 1);
+    CHECK(report.data && strstr(report.data, "run 1111111111111111 was killed before its first "
+                                             "checkpoint") != NULL);
+    CHECK(fti_ttw_exists(home, "runs", runs[0], "best.bin"));
+    go.dry_run = 0;
+    REQUIRE(fti_workspace_gc(home, &go, &gr, NULL, &err) == FTI_OK);
+    CHECK_EQ_INT(gr.runs_dead, 1);
+    CHECK_EQ_INT(gr.runs_unfinished, 3);
+    CHECK(!fti_ttw_exists(home, "runs", runs[0], "best.bin"));
+    CHECK(fti_ttw_exists(home, "runs", runs[0], "metrics.jsonl"));
+    for (i = 1; i < 4; i++) CHECK(fti_ttw_exists(home, "runs", runs[i], "best.bin"));
+    CHECK(fti_ttw_exists(home, "runs", runs[2], "checkpoint.bin"));
+    CHECK(fti_ttw_exists(home, "runs", runs[3], "model.gguf"));
+    /* a second gc finds nothing more, and the emptied run is not "unfinished" */
+    REQUIRE(fti_workspace_gc(home, &go, &gr, NULL, &err) == FTI_OK);
+    CHECK_EQ_INT(gr.runs_dead, 0);
+    CHECK_EQ_INT(gr.runs_unfinished, 3);
+    fti_buf_free(&report);
+#endif
+}
+
 /* A LoRA run registers its adapter, then the merged model. Killed between the two (here: the
  * merged model's directory removed), the run is unfinished: gc keeps its checkpoint and base,
  * and its resume registers the same merged model; then gc cleans it. */
