@@ -139,6 +139,25 @@ static int add_ref_line(report *rp, const char *line, size_t len) {
         return -1;
     }
     fti_json_free(doc);
+    /* the same reference as an earlier line (replicas of one model, a restart on the same
+     * model): the same index, so that windows do not break where the writer changes. The
+     * shares come from the dataset version as they are; the validation perplexity is measured
+     * at start-up, and another thread count may round it otherwise. */
+    for (i = 0; i < rp->n_refs; i++) {
+        const fti_drift_ref *o = rp->refs[i];
+        size_t j;
+        int same = o->byte_share == ref->byte_share &&
+                   fabs(o->ppl - ref->ppl) <= 1e-6 * (fabs(o->ppl) + fabs(ref->ppl));
+        for (j = 0; same && j < FTI_DRIFT_BUCKETS; j++)
+            same = o->tok_share[j] == ref->tok_share[j];
+        for (j = 0; same && j < FTI_DRIFT_LEN_BINS; j++)
+            same = o->len_share[j] == ref->len_share[j];
+        if (same) {
+            fti_drift_ref_free(ref);
+            rp->cur_ref = (int)i;
+            return 0;
+        }
+    }
     if (rp->n_refs == rp->cap_refs) {
         size_t nc = rp->cap_refs ? rp->cap_refs * 2 : 4;
         fti_drift_ref **nr = (fti_drift_ref **)fti_realloc(rp->refs, nc * sizeof *nr);
@@ -480,8 +499,11 @@ int main(int argc, char **argv) {
     /* --- drift per window --------------------------------------------------------------------- */
     {
         fti_drift_thresholds rt;
-        size_t n_windows = (rp.n + window - 1) / window;
-        ws = (window_stats *)fti_calloc(n_windows + 1, sizeof *ws);
+        size_t e;
+        /* a window also ends where the reference changes (a model switch, a restart on
+         * another model), as the server's own window restarts: the token buckets of the
+         * requests before are the old reference's, their perplexity the old model's */
+        ws = (window_stats *)fti_calloc(rp.n + 1, sizeof *ws);
         if (!ws) goto out;
         memset(&rt, 0, sizeof rt);
         printf("\n  drift per window of %lu requests (thresholds: PSI %.2f/%.2f, JS %.2f/%.2f)\n",
@@ -491,13 +513,15 @@ int main(int argc, char **argv) {
         printf("  %-4s %-20s %6s %8s %8s %7s %7s %7s %7s %6s %6s  %s\n", "win", "start (UTC)", "reqs",
                "p50 ms", "p99 ms", "PSI tok", "JS tok", "PSI len", "bytes", "ppl x", "level",
                "");
-        for (i = 0; i < rp.n; i += window) {
+        for (i = 0; i < rp.n; i = e) {
             window_stats *w = &ws[n_w++];
             fti_drift_window dw;
-            size_t e = i + window < rp.n ? i + window : rp.n, m = 0;
-            int ref_i = -1;
+            size_t m = 0;
+            int ref_i = rp.recs[i]->ref_index;
             char ts[32];
             static const char *const lv[] = {"ok", "warn", "ALERT"};
+            e = i + 1;
+            while (e < rp.n && e - i < window && rp.recs[e]->ref_index == ref_i) e++;
             memset(&dw, 0, sizeof dw);
             w->begin = i;
             w->end = e;
@@ -512,7 +536,6 @@ int main(int argc, char **argv) {
                                          (size_t)(r->byte_fallback > 0 ? r->byte_fallback : 0),
                                          r->prompt_ppl > 0 ? log(r->prompt_ppl) : -1);
                 }
-                if (rp.recs[k]->ref_index >= 0) ref_i = rp.recs[k]->ref_index;
             }
             w->lat_p50 = m ? fti_percentile(lat, m, 50) : 0;
             w->lat_p99 = m ? fti_percentile(lat, m, 99) : 0;

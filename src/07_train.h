@@ -382,6 +382,8 @@ typedef struct fti_workspace_gc_result {
     size_t models_kept, models_removed;
     size_t runs_cleaned;           /* finished runs whose checkpoints and weights went */
     size_t runs_unfinished;        /* runs without a registered model: left alone */
+    size_t runs_dead;              /* of those, killed before their first checkpoint and idle
+                                      for temp_age_s: their best.bin went */
     size_t memories_removed;       /* HOME/memory/<id>.* of removed models */
     size_t temp_removed;           /* stale temp files of killed writers outside the store */
     fti_store_gc_result store;     /* the feature store's part (fti_store_gc) */
@@ -396,7 +398,8 @@ typedef struct fti_workspace_gc_result {
  * Runs (HOME/runs/<key>) whose model is registered (a card's "run" names them; for a LoRA run
  * the merged model, not only the adapter) lose checkpoint.bin, best.bin and their copies of the
  * weights (metrics.jsonl and loss.svg stay; gc.json records it, and a resume of the run says so);
- * unfinished runs are left alone.
+ * unfinished runs are left alone, except that one killed before its first checkpoint (no
+ * checkpoint, no model, nothing written for temp_age_s: nothing can resume it) loses best.bin.
  * HOME/memory/<id>.* of removed models go. Then fti_store_gc keeps the newest keep_versions
  * dataset versions, latest, tags and the dataset of every kept model. Stale temp files (older
  * than temp_age_s) anywhere in the workspace go. One line per removed thing and a summary are

@@ -3,7 +3,8 @@
 # fti-serve (echo generator) under fti-loadgen traffic, SIGTERM -> exit 0 with the request log
 # flushed; fti-monitor report -> exit 0 on that log, 0 on a log of in-distribution prompts and 3
 # on a log of drifted prompts (both synthetic: a reference line plus request lines), 0 on those
-# drifted prompts after a writer's "no reference" line.
+# drifted prompts after a writer's "no reference" line, 0 on a log whose reference changes
+# between requests that are each in distribution for their own (windows end at the change).
 set -u
 B=${B:-build}
 TMP=${TMPDIR:-/tmp}/fti-serve-e2e.$$
@@ -57,5 +58,21 @@ grep -q "ALERT" "$TMP/drift.txt" || fail "no ALERT in the drift report"
 "$B/fti-monitor" report --log "$TMP/none.jsonl" --svg - > "$TMP/none.txt"; rc=$?
 [ $rc -eq 0 ] || fail "fti-monitor report exited $rc after a no-reference line (want 0)"
 grep -q "no reference in the log" "$TMP/none.txt" || fail "windows after a no-reference line were judged"
+# a window ends where the reference changes (a restart on another model): 150 requests under
+# reference 1 (its line written again after 80 of them, a restart on the same model, which
+# breaks no window), then 50 under reference 2, each in distribution for its own reference:
+# windows of 100, 50 and 50, all ok (before, the second window's 50 requests of reference 1
+# were judged against reference 2: ALERT)
+ref2='{"type":"reference","tok_share":[0.015625,0.015625,0.015625,0.015625,0.015625,0.015625,0.015625,0.015625,0.015625,0.015625,0.015625,0.015625,0.015625,0.03125,0.03125,0.734375],"len_share":[0,0,0,0,0,0,0,0.5,0.5,0,0,0,0,0,0,0],"byte_share":0,"ppl":21}'
+head -n 81 "$TMP/ok.jsonl" > "$TMP/switch.jsonl"
+{ echo "$ref"; sed -n 82,151p "$TMP/ok.jsonl"; echo "$ref2"; sed -n 152,201p "$TMP/drift.jsonl"; } \
+    >> "$TMP/switch.jsonl"
+"$B/fti-monitor" report --log "$TMP/switch.jsonl" --svg - > "$TMP/switch.txt"; rc=$?
+[ $rc -eq 0 ] ||
+    fail "fti-monitor exited $rc on a reference switch (want 0): $(tail -3 "$TMP/switch.txt")"
+n=$(grep -c '^  [0-9] ' "$TMP/switch.txt")
+[ "$n" -eq 3 ] || fail "fti-monitor report has $n windows over a reference switch (want 3)"
+n=$(awk '$1 == 1 && NF > 8 { print $3 }' "$TMP/switch.txt")
+[ "$n" = 100 ] || fail "the same reference written again broke the first window ($n requests)"
 B=$B sh tools/dashboard_shot.sh || fail "dashboard"
-echo "check-serve: ok (serve + loadgen + SIGTERM exit 0, monitor report exit 0 / 0 / 3 / 0)"
+echo "check-serve: ok (serve + loadgen + SIGTERM exit 0, monitor report exit 0 / 0 / 3 / 0 / 0)"

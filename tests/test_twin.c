@@ -645,6 +645,73 @@ static int fti_ttw_file_has(const char *path, const char *s) {
 }
 #endif
 
+/* fti-twin update --retokenize: the candidate has a new tokenizer, production the old one. The
+ * evaluation scored production on the new split's ids, which it reads as other tokens (the
+ * demo's model, val loss 4.25, scored 6.59: a 20-step candidate at 6.41 was promoted over it).
+ * Now production is scored on the same documents in its own tokens (here the same documents as
+ * its own dataset's split: the same loss), and the two compare per byte of that text. */
+FTI_TEST(twin_update_retokenize_evaluates_production_in_its_tokens) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], cmd[4096], out[1024], id[17], path[1400], want[64];
+    void *text = NULL;
+    size_t len = 0, i;
+    int st;
+    double lp0 = 0, lp = -1;
+    const char *at;
+    char *z;
+    fti_dataset *ds = NULL;
+    fti_engine *e = NULL;
+    fti_session *s = NULL;
+    fti_session_opts so;
+    int32_t *ids = NULL;
+    const fti_token_shard *sh;
+    if (!fti_path_exists("build/fti-twin")) {
+        fprintf(stderr, "    (build/fti-twin not built: skipped)\n");
+        return;
+    }
+    if (!fti_ttw_workspace(home, sizeof home, "ws_retok")) return;
+    REQUIRE(fti_ttw_production(home, id));
+    /* production's loss on its own dataset's validation split */
+    snprintf(path, sizeof path, "%s/models/%s/model.gguf", home, id);
+    memset(&so, 0, sizeof so);
+    REQUIRE(fti_dataset_open(&ds, home, "latest", NULL) == FTI_OK);
+    sh = fti_dataset_shard(ds, FTI_SPLIT_VAL);
+    REQUIRE(sh && sh->count >= 2);
+    ids = (int32_t *)fti_malloc((size_t)sh->count * sizeof *ids);
+    REQUIRE(ids);
+    for (i = 0; i < sh->count; i++) ids[i] = (int32_t)fti_shard_at(sh, i);
+    REQUIRE(fti_engine_open(&e, path, NULL, NULL) == FTI_OK);
+    REQUIRE(fti_session_create(&s, e, &so, NULL) == FTI_OK);
+    REQUIRE(fti_session_nll(s, ids, (size_t)sh->count, &lp0, NULL) == FTI_OK);
+    fti_session_free(s);
+    fti_engine_close(e);
+    fti_free(ids);
+    fti_dataset_close(ds);
+    /* the same documents, a new tokenizer of another size */
+    snprintf(out, sizeof out, "%s", fti_test_tmp("retok.out"));
+    snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' update '%s' --retokenize --vocab 280 "
+             "--preset tiny --steps 2 --threads 1 > '%s' 2>&1", home, fti_test_corpus_jsonl(),
+             out);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    snprintf(want, sizeof want, "   production  %s  val loss ", id);
+    z = (char *)fti_malloc(len + 1);
+    REQUIRE(z);
+    memcpy(z, text, len);
+    z[len] = 0;
+    fti_free(text);
+    at = strstr(z, want);
+    CHECK(at != NULL);
+    if (at) lp = atof(at + strlen(want));
+    CHECK_NEAR(lp, lp0, 1e-3, 0);
+    CHECK(strstr(z, "bits per byte (another tokenizer") != NULL);
+    fti_free(z);
+    snprintf(path, sizeof path, "%s/registry/decisions.jsonl", home);
+    CHECK(fti_ttw_file_has(path, "\"production_tokenizer_differs\":true"));
+#endif
+}
+
 /* Two fti-twin updates of one workspace at once: the first holds the lock (it is stopped with
  * SIGSTOP in the middle of its update, right after taking it); a second update started then
  * refuses with exit status 3 and a message naming the first; a third with --wait blocks until
@@ -1031,6 +1098,63 @@ FTI_TEST(twin_workspace_gc_keeps_unfinished_runs) {
     CHECK_EQ_INT(gr.models_removed, 1);
     CHECK(!fti_ttw_exists(home, "models", m[0], "model.gguf"));
     CHECK(fti_store_resolve(home, v[0], full, &err) != FTI_OK);
+#endif
+}
+
+/* An update killed while training leaves a run without a checkpoint (fti-twin saves one only at
+ * the end) or a model, but with best.bin (keep_best): nothing can resume it, and the next
+ * update's run has another key (the schedule follows the calibration). gc removed nothing of
+ * it, for good: a model's size per killed update. Once nothing was written to it for an hour,
+ * its best.bin goes (metrics.jsonl stays); a younger run (perhaps training), one with a
+ * checkpoint, and one whose model was written but not registered are left alone. */
+FTI_TEST(twin_workspace_gc_killed_run) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    static const char *const runs[] = {"1111111111111111", "2222222222222222",
+                                       "3333333333333333", "4444444444444444"};
+    char home[1024], rel[256], dir[1400];
+    fti_workspace_gc_opts go;
+    fti_workspace_gc_result gr;
+    fti_buf report;
+    fti_error err;
+    size_t i;
+    if (!fti_ttw_workspace(home, sizeof home, "ws_killed")) return;
+    for (i = 0; i < 4; i++) {
+        double age = i == 1 ? 60 : 7200; /* the second: written to a minute ago */
+        snprintf(dir, sizeof dir, "%s/runs/%s", home, runs[i]);
+        REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+        snprintf(rel, sizeof rel, "runs/%s/run.json", runs[i]);
+        fti_ttw_file_aged(home, rel, 7200);
+        snprintf(rel, sizeof rel, "runs/%s/metrics.jsonl", runs[i]);
+        fti_ttw_file_aged(home, rel, age);
+        snprintf(rel, sizeof rel, "runs/%s/best.bin", runs[i]);
+        fti_ttw_file_aged(home, rel, age);
+    }
+    fti_ttw_file_aged(home, "runs/3333333333333333/checkpoint.bin", 7200);
+    fti_ttw_file_aged(home, "runs/4444444444444444/model.gguf", 7200);
+    memset(&go, 0, sizeof go);
+    memset(&report, 0, sizeof report);
+    go.dry_run = 1;
+    REQUIRE(fti_workspace_gc(home, &go, &gr, &report, &err) == FTI_OK);
+    CHECK_EQ_INT(gr.runs_dead, 1);
+    CHECK_EQ_INT(gr.runs_unfinished, 3);
+    CHECK(gr.bytes_freed >= 1);
+    CHECK(report.data && strstr(report.data, "run 1111111111111111 was killed before its first "
+                                             "checkpoint") != NULL);
+    CHECK(fti_ttw_exists(home, "runs", runs[0], "best.bin"));
+    go.dry_run = 0;
+    REQUIRE(fti_workspace_gc(home, &go, &gr, NULL, &err) == FTI_OK);
+    CHECK_EQ_INT(gr.runs_dead, 1);
+    CHECK_EQ_INT(gr.runs_unfinished, 3);
+    CHECK(!fti_ttw_exists(home, "runs", runs[0], "best.bin"));
+    CHECK(fti_ttw_exists(home, "runs", runs[0], "metrics.jsonl"));
+    for (i = 1; i < 4; i++) CHECK(fti_ttw_exists(home, "runs", runs[i], "best.bin"));
+    CHECK(fti_ttw_exists(home, "runs", runs[2], "checkpoint.bin"));
+    CHECK(fti_ttw_exists(home, "runs", runs[3], "model.gguf"));
+    /* a second gc finds nothing more, and the emptied run is not "unfinished" */
+    REQUIRE(fti_workspace_gc(home, &go, &gr, NULL, &err) == FTI_OK);
+    CHECK_EQ_INT(gr.runs_dead, 0);
+    CHECK_EQ_INT(gr.runs_unfinished, 3);
+    fti_buf_free(&report);
 #endif
 }
 
