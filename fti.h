@@ -2579,6 +2579,8 @@ typedef struct fti_workspace_gc_result {
     size_t models_kept, models_removed;
     size_t runs_cleaned;           /* finished runs whose checkpoints and weights went */
     size_t runs_unfinished;        /* runs without a registered model: left alone */
+    size_t runs_dead;              /* of those, killed before their first checkpoint and idle
+                                      for temp_age_s: their best.bin went */
     size_t memories_removed;       /* HOME/memory/<id>.* of removed models */
     size_t temp_removed;           /* stale temp files of killed writers outside the store */
     fti_store_gc_result store;     /* the feature store's part (fti_store_gc) */
@@ -2593,7 +2595,8 @@ typedef struct fti_workspace_gc_result {
  * Runs (HOME/runs/<key>) whose model is registered (a card's "run" names them; for a LoRA run
  * the merged model, not only the adapter) lose checkpoint.bin, best.bin and their copies of the
  * weights (metrics.jsonl and loss.svg stay; gc.json records it, and a resume of the run says so);
- * unfinished runs are left alone.
+ * unfinished runs are left alone, except that one killed before its first checkpoint (no
+ * checkpoint, no model, nothing written for temp_age_s: nothing can resume it) loses best.bin.
  * HOME/memory/<id>.* of removed models go. Then fti_store_gc keeps the newest keep_versions
  * dataset versions, latest, tags and the dataset of every kept model. Stale temp files (older
  * than temp_age_s) anywhere in the workspace go. One line per removed thing and a summary are
@@ -32169,6 +32172,51 @@ static const char *fti__wgc_run_model(const fti__wgc *g, const char *key) {
     return NULL;
 }
 
+/* The newest modification time of the files of a directory (0 when it has none). */
+static double fti__wgc_newest(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    double t = 0;
+    while (d && (de = readdir(d)) != NULL) {
+        struct stat st;
+        char *p = de->d_name[0] == '.' ? NULL : fti_path_join(dir, de->d_name);
+        if (p && stat(p, &st) == 0 && (double)st.st_mtime > t) t = (double)st.st_mtime;
+        fti_free(p);
+    }
+    if (d) closedir(d);
+    return t;
+}
+
+/* A run without a registered model, a checkpoint or weights of its end, not written to for
+ * temp_age (a running trainer appends to metrics.jsonl every step): killed before its first
+ * checkpoint (fti-twin's updates save one only at the end), so nothing can resume it and a run
+ * started again under its key begins afresh. Its best.bin (keep_best: the size of the model)
+ * goes; metrics.jsonl stays. 1 when it is such a run. */
+static int fti__wgc_run_dead(fti__wgc *g, const char *run_dir, const char *key) {
+    static const char *const keep[] = {"checkpoint.bin", "model.gguf", "adapter.gguf"};
+    char *best;
+    size_t i;
+    uint64_t before = g->res->bytes_freed;
+    for (i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+        char *p = fti_path_join(run_dir, keep[i]);
+        int has = !p || fti_path_exists(p);
+        fti_free(p);
+        if (has) return 0;
+    }
+    if (g->now - fti__wgc_newest(run_dir) < g->temp_age) return 0;
+    if (!(best = fti_path_join(run_dir, "best.bin"))) return 0;
+    if (fti__wgc_rm(g, best)) {
+        g->res->runs_dead++;
+        if (g->report)
+            fti_buf_printf(g->report, "run %s was killed before its first checkpoint (nothing to "
+                           "resume, no model): its best weights %s, %.1f MB\n", key,
+                           g->dry_run ? "would go" : "removed",
+                           (double)(g->res->bytes_freed - before) / 1e6);
+    }
+    fti_free(best);
+    return 1;
+}
+
 /* A run directory: finished (its model is registered) -> its big files go. */
 static void fti__wgc_run(fti__wgc *g, const char *run_dir, const char *key) {
     static const char *const big[] = {"checkpoint.bin", "best.bin", "model.gguf", "adapter.gguf"};
@@ -32179,7 +32227,8 @@ static void fti__wgc_run(fti__wgc *g, const char *run_dir, const char *key) {
     uint64_t before = g->res->bytes_freed;
     if (!mark) return;
     if (!id) { /* no registered model (running, interrupted, registration failed): kept */
-        if (!fti_path_exists(mark)) g->res->runs_unfinished++;
+        if (!fti_path_exists(mark) && !fti__wgc_run_dead(g, run_dir, key))
+            g->res->runs_unfinished++;
         goto done;
     }
     for (i = 0; i < sizeof big / sizeof big[0] && !any; i++) {
