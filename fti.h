@@ -3210,11 +3210,11 @@ FTIDEF fti_result fti_ngram_eval_session(fti_ngram *m, fti_session *s, const int
  *   drift     fti_drift_ref holds the training data's token-frequency and length distributions
  *             (from the feature store). Tokens are grouped into FTI_DRIFT_BUCKETS buckets of equal
  *             reference mass (most frequent tokens first; unseen tokens fall in the last, rarest
- *             bucket), so a window of a few hundred prompt tokens gives a stable estimate. Against it
- *             a window of recent prompts gets the population stability index
- *             PSI = sum (a - e) ln(a / e) and the Jensen-Shannon divergence (bits, in [0, 1]) of the
- *             token buckets and of the prompt-length histogram, the share of tokens that fell back
- *             to raw bytes, and the prompt perplexity over the validation perplexity.
+ *             bucket), so a window of a few hundred prompt tokens gives a stable estimate. Against
+ *             it a window of recent prompts gets the population stability index
+ *             PSI = sum (a - e) ln(a / e) and the Jensen-Shannon divergence (bits, in [0, 1]) of
+ *             the token buckets and of the prompt-length histogram, the share of tokens that fell
+ *             back to raw bytes, and the prompt perplexity over the validation perplexity.
  *             Defaults from common practice: PSI 0.1 warn / 0.25 alert, JS 0.05 warn / 0.1 alert,
  *             byte-fallback share +0.05 / +0.15 over the reference, perplexity ratio 1.5 / 2.
  *             Prompt lengths differ from training documents by nature (a question is not an
@@ -3255,7 +3255,8 @@ FTIDEF void fti_metrics_free(fti_metrics *m);
 FTIDEF int fti_metrics_define(fti_metrics *m, fti_metric_type type, const char *name,
                               const char *help, const double *bounds, size_t n_bounds);
 /* labels: "" or a Prometheus label list without braces, e.g. `status="200",endpoint="/health"`
- * (build values with fti_metrics_label_escape). Series beyond FTI_METRICS_MAX_SERIES are dropped. */
+ * (build values with fti_metrics_label_escape). Series beyond FTI_METRICS_MAX_SERIES are
+ * dropped. */
 FTIDEF void fti_metrics_add(fti_metrics *m, int id, const char *labels, double v);
 FTIDEF void fti_metrics_set(fti_metrics *m, int id, const char *labels, double v);
 FTIDEF void fti_metrics_observe(fti_metrics *m, int id, const char *labels, double v);
@@ -3321,7 +3322,8 @@ FTIDEF fti_result fti_drift_ref_from_shares(const double *tok_share, const doubl
                                             double byte_share, double val_ppl,
                                             fti_drift_ref **out);
 FTIDEF void fti_drift_ref_free(fti_drift_ref *ref);
-/* Adds the bucket of each id to counts[FTI_DRIFT_BUCKETS] (ids outside the vocab count as rarest). */
+/* Adds the bucket of each id to counts[FTI_DRIFT_BUCKETS] (ids outside the vocab count as
+ * rarest). */
 FTIDEF void fti_drift_bucketize(const fti_drift_ref *ref, const int32_t *ids, size_t n,
                                 uint32_t *counts);
 /* Appends the reference as one JSON object line {"type":"reference",...}. */
@@ -3353,7 +3355,7 @@ typedef struct fti_drift_thresholds {
     double js_warn, js_alert;       /* 0 = 0.05, 0.1 */
     double byte_warn, byte_alert;   /* excess share over the reference, 0 = 0.05, 0.15 */
     double ppl_warn, ppl_alert;     /* ratio, 0 = 1.5, 2.0 */
-    int judge_length;               /* 1: length drift counts toward the level (default: shown only) */
+    int judge_length;               /* 1: length drift counts toward the level (else shown) */
     uint64_t min_tokens;            /* below this the window is not judged, 0 = 200 */
 } fti_drift_thresholds;
 
@@ -3445,7 +3447,8 @@ FTIDEF fti_metrics *fti_monitor_metrics(fti_monitor *mon);
 /* Records a finished request: metrics, log line, drift window (if the record has buckets).
  * Thread safety: any thread. */
 FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec);
-/* Counts a request that is not a completion (health, metrics, errors): metrics only, no log line. */
+/* Counts a request that is not a completion (health, metrics, errors): metrics only, no log
+ * line. */
 FTIDEF void fti_monitor_count(fti_monitor *mon, const char *endpoint, int status);
 /* Counts a 503 (reason "conn_cap" or "queue"). */
 FTIDEF void fti_monitor_reject(fti_monitor *mon, const char *reason);
@@ -3458,9 +3461,9 @@ FTIDEF void fti_monitor_tokens(fti_monitor *mon, uint64_t n_tokens);
 FTIDEF void fti_monitor_drift(fti_monitor *mon, fti_drift_stats *st);
 /* Replaces the reference (copied; NULL = none), e.g. after a model switch to another dataset
  * version: the drift window restarts and new log files get the new reference line (one is also
- * written now; NULL's is the "none" line). Any thread. Requests that started before (their record's ref_epoch is older)
- * no longer count for drift: their buckets and perplexity belong to the old model. A server
- * switching models switches the generator first, then the reference. */
+ * written now; NULL's is the "none" line). Any thread. Requests that started before (their record's
+ * ref_epoch is older) no longer count for drift: their buckets and perplexity belong to the old
+ * model. A server switching models switches the generator first, then the reference. */
 FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref);
 /* How many references have been set, counting fti_monitor_create's as the first (>= 1): a
  * request's fti_request_record.ref_epoch, read when it starts. Any thread. */
@@ -3487,14 +3490,15 @@ FTIDEF fti_result fti_monitor_flush(fti_monitor *mon);
  * testable on its own:
  *
  *   parser     fti_http_parse_head / fti_http_chunked_feed / fti_http_parse_request: pure functions
- *              over bytes. Hostile input is the normal case: every limit is named and checked before
- *              anything grows, and every construct used for request smuggling (Content-Length next
- *              to Transfer-Encoding, duplicate or odd Content-Length, bare LF or CR, obs-fold, bad
- *              chunk sizes) is an error that closes the connection, so a byte stream is never read
- *              as two requests in a way a front proxy would not.
- *   api        fti_api_parse_completion: validates an OpenAI /v1/completions or /v1/chat/completions
- *              body (types and ranges, 400 with an OpenAI-style error body otherwise) and renders chat
- *              messages into one prompt; writers for the JSON responses and Server-Sent Events.
+ *              over bytes. Hostile input is the normal case: every limit is named and checked
+ *              before anything grows, and every construct used for request smuggling
+ *              (Content-Length next to Transfer-Encoding, duplicate or odd Content-Length, bare LF
+ *              or CR, obs-fold, bad chunk sizes) is an error that closes the connection, so a byte
+ *              stream is never read as two requests in a way a front proxy would not.
+ *   api        fti_api_parse_completion: validates an OpenAI /v1/completions or
+ *              /v1/chat/completions body (types and ranges, 400 with an OpenAI-style error body
+ *              otherwise) and renders chat messages into one prompt; writers for the JSON
+ *              responses and Server-Sent Events.
  *   generator  fti_gen: the small interface the server drives. A sequence is started from a prompt
  *              (tokenize + prefill), then the scheduler steps a BATCH of active sequences one token
  *              each: weights are read once per step for all of them (continuous batching: sequences
@@ -3503,8 +3507,8 @@ FTIDEF fti_result fti_monitor_flush(fti_monitor *mon);
  *   server     fti_server: POSIX sockets, one poll() loop for all connections plus one scheduler
  *              thread. Keep-alive, a deadline for the whole header (not reset per byte), idle and
  *              body timeouts, a connection cap and a bounded queue (503), EMFILE survival, graceful
- *              stop (stop accepting, finish in-flight, flush logs), hot swap of the generator without
- *              dropping in-flight requests. Endpoints: POST /v1/completions, POST
+ *              stop (stop accepting, finish in-flight, flush logs), hot swap of the generator
+ *              without dropping in-flight requests. Endpoints: POST /v1/completions, POST
  *              /v1/chat/completions, GET /v1/models, /health, /metrics (Prometheus text) and a
  *              dashboard at / (inline HTML, CSS, JS).
  *
@@ -3572,10 +3576,10 @@ FTIDEF long fti_http_parse_head(const unsigned char *buf, size_t len, const fti_
 
 /* Resumable chunked-body decoder. Zero-initialise, then call fti_http_chunked_feed with the bytes
  * after the head (the same growing buffer each time; it remembers how far it got). Decoded data is
- * appended to `out`. Returns the number of bytes of buf consumed by the body (> 0, including the last
- * chunk and trailers) when complete, FTI_HTTP_INCOMPLETE when more is needed, -400 on a bad chunk size,
- * missing CRLF or bad trailer, -413 when the decoded body would exceed max_body, -431 when trailers
- * are too large. Thread safety: one thread per object. */
+ * appended to `out`. Returns the number of bytes of buf consumed by the body (> 0, including the
+ * last chunk and trailers) when complete, FTI_HTTP_INCOMPLETE when more is needed, -400 on a bad
+ * chunk size, missing CRLF or bad trailer, -413 when the decoded body would exceed max_body, -431
+ * when trailers are too large. Thread safety: one thread per object. */
 typedef struct fti_http_chunked {
     size_t pos;          /* next byte of buf to look at */
     int state;           /* internal */
@@ -3649,9 +3653,9 @@ typedef struct fti_api_request {
 } fti_api_request;
 
 /* Validates body[0..len) for the given endpoint kind. n_ctx (> 0) bounds max_tokens.
- * On failure returns FTI_ERR_FORMAT/FTI_ERR_INVALID/FTI_ERR_LIMIT with err->msg holding the text for
- * the error body and *param (if not NULL) set to the offending parameter name (static, or NULL).
- * Thread safety: any thread. */
+ * On failure returns FTI_ERR_FORMAT/FTI_ERR_INVALID/FTI_ERR_LIMIT with err->msg holding the text
+ * for the error body and *param (if not NULL) set to the offending parameter name (static, or
+ * NULL). Thread safety: any thread. */
 FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, size_t len,
                                            int n_ctx, fti_api_request *req, const char **param,
                                            fti_error *err);
@@ -3753,7 +3757,8 @@ typedef struct fti_gen_prompt_info {
 } fti_gen_prompt_info;
 
 /* One decoded token of one sequence. text points into generator storage valid until the next call
- * of step for that sequence; it may end inside a UTF-8 character (the server holds such bytes back). */
+ * of step for that sequence; it may end inside a UTF-8 character (the server holds such bytes
+ * back). */
 typedef struct fti_gen_token {
     int32_t id;
     int is_end;         /* end of text: the sequence is finished ("stop") */
@@ -3772,8 +3777,8 @@ typedef struct fti_gen_token {
 /* The interface. All calls come from the scheduler thread except model_id and n_ctx (any thread).
  *   seq_start  tokenizes and prefills the prompt; FTI_ERR_LIMIT when prompt + max_tokens exceed the
  *              context (err names the numbers; answered with 400).
- *   step       advances every sequence in seqs[0..n) by one token: out[i] for seqs[i]. A step's cost
- *              should grow sublinearly with n (weights are read once for the batch).
+ *   step       advances every sequence in seqs[0..n) by one token: out[i] for seqs[i]. A step's
+ *              cost should grow sublinearly with n (weights are read once for the batch).
  *   seq_end    releases a sequence (finished, failed or cancelled).
  *   release    called once when the server no longer uses this generator (after a swap and when its
  *              last sequence ended, or at server free). May be NULL. */
@@ -3791,8 +3796,8 @@ typedef struct fti_gen {
 
 /* A deterministic stand-in generator: the prompt is tokenized one byte per token; sequence s emits
  * the words of a fixed text, rotated by a hash of the prompt and seed, one word per token, ending
- * after `end_after` tokens (0 = never, so max_tokens decides). Each step sleeps step_us (a cost that
- * is independent of the batch size, like reading the weights once). model_id is `id`. */
+ * after `end_after` tokens (0 = never, so max_tokens decides). Each step sleeps step_us (a cost
+ * that is independent of the batch size, like reading the weights once). model_id is `id`. */
 typedef struct fti_gen_echo_opts {
     const char *id;    /* NULL = "fti-echo" */
     int n_ctx;         /* 0 = 2048 */
@@ -23173,8 +23178,9 @@ FTIDEF fti_result fti_store_ingest_partial(const char *home, const char *const *
 }
 
 /* --- partials ---
- *   0 "FTIPART\0"  8 u32 version (FTI__ST_RECS_VER)  12 u32 shard  16 u32 n_shards  20 u32 n_files (all shards)
- *   24 u32 n_mine  28 u32 0  32 u8[32] plan  64 u64 index offset  72 u64 index length  80 ...
+ *   0 "FTIPART\0"  8 u32 version (FTI__ST_RECS_VER)  12 u32 shard  16 u32 n_shards
+ *   20 u32 n_files (all shards)  24 u32 n_mine  28 u32 0  32 u8[32] plan  64 u64 index offset
+ *   72 u64 index length  80 ...
  *   then each of the shard's files' section (as in the records pack), then the index: per file
  *   u32 number, u8 kind, hashed, reused, failed, u64 size, u8[32] sha, u64 section offset,
  *   u64 section length, str name, str path. */
@@ -24186,7 +24192,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         r->next = 0;
         fti_pool_each(pool, fti__st_phase_hash, r);
         if (r->hash_oom) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory while reading the inputs");
+            rc = fti_error_set(err, FTI_ERR_NOMEM,
+                               "ingest: out of memory while reading the inputs");
             goto done;
         }
     }
@@ -24544,9 +24551,13 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                     body_n[q] = n_ids[2 * q + 1];
                     /* title marker, title ids, body marker, body ids, end marker */
                     for (part = 0; part < 5 && rc == FTI_OK; part++) {
-                        const uint32_t *src = part == 1 ? ids[2 * q] : part == 3 ? body_ids[q] : NULL;
+                        const uint32_t *src = part == 1   ? ids[2 * q]
+                                              : part == 3 ? body_ids[q]
+                                                          : NULL;
                         size_t ns = part == 1 ? n_ids[2 * q] : part == 3 ? body_n[q] : 1;
-                        uint32_t one = part == 0 ? stok.title_id : part == 2 ? stok.body_id : stok.eot_id;
+                        uint32_t one = part == 0   ? stok.title_id
+                                       : part == 2 ? stok.body_id
+                                                   : stok.eot_id;
                         for (j = 0; j < ns; j++) {
                             uint32_t t = src ? src[j] : one;
                             if (t >= stok.vocab_size) {
@@ -31320,7 +31331,8 @@ done:
 
 /* --- cards ------------------------------------------------------------------------------------ */
 
-/* The config object of a card (also the GGUF's fti.train.config): fti__reg_config_json (07_train.c). */
+/* The config object of a card (also the GGUF's fti.train.config): fti__reg_config_json
+ * (07_train.c). */
 
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_machine_json(fti_jw *w, int threads) {
@@ -36946,7 +36958,8 @@ static fti_result fti__reqlog_openfile(fti_reqlog *l, int resume, fti_error *err
     char last = '\n';
     int rfd;
     l->fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (l->fd < 0) return fti_error_set(err, FTI_ERR_IO, "%s: cannot open: %s", l->path, strerror(errno));
+    if (l->fd < 0)
+        return fti_error_set(err, FTI_ERR_IO, "%s: cannot open: %s", l->path, strerror(errno));
     l->size = fstat(l->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     if (l->size > 0 && S_ISREG(st.st_mode) && (rfd = open(l->path, O_RDONLY | O_CLOEXEC)) >= 0) {
         if (pread(rfd, &last, 1, (off_t)(l->size - 1)) == 1 && last != '\n' &&
@@ -37189,7 +37202,8 @@ FTIDEF void fti_drift_bucketize(const fti_drift_ref *ref, const int32_t *ids, si
     if (!ref || !counts || (!ids && n)) return;
     for (i = 0; i < n; i++) {
         int b = FTI_DRIFT_BUCKETS - 1;
-        if (ref->bucket_of && ids[i] >= 0 && (size_t)ids[i] < ref->vocab) b = ref->bucket_of[ids[i]];
+        if (ref->bucket_of && ids[i] >= 0 && (size_t)ids[i] < ref->vocab)
+            b = ref->bucket_of[ids[i]];
         counts[b]++;
     }
 }
@@ -37350,7 +37364,8 @@ FTIDEF void fti_drift_compute(const fti_drift_ref *ref, const fti_drift_window *
     }
     fti__judge(st, "byte-fallback excess", st->byte_share - ref->byte_share, t.byte_warn,
                t.byte_alert, 1);
-    if (st->ppl_ratio > 0) fti__judge(st, "perplexity ratio", st->ppl_ratio, t.ppl_warn, t.ppl_alert, 1);
+    if (st->ppl_ratio > 0)
+        fti__judge(st, "perplexity ratio", st->ppl_ratio, t.ppl_warn, t.ppl_alert, 1);
 }
 
 /* === monitor: request records === */
@@ -37807,8 +37822,9 @@ FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) 
             fti_buf d;
             char msg[256];
             memset(&d, 0, sizeof d);
-            fti_buf_printf(&d, "{\"type\":\"drift\",\"time\":%.3f,\"level\":\"%s\",\"psi_tokens\":%.4f,"
-                               "\"js_tokens\":%.4f,\"reason\":",
+            fti_buf_printf(&d,
+                           "{\"type\":\"drift\",\"time\":%.3f,\"level\":\"%s\",\"psi_tokens\":%.4f,"
+                           "\"js_tokens\":%.4f,\"reason\":",
                            rec->time, names[st.level], st.psi_tokens, st.js_tokens);
             fti_json_escape(&d, st.reason, strlen(st.reason));
             fti_buf_putc(&d, '}');
@@ -39130,7 +39146,8 @@ FTIDEF void fti_batch_decoder_free(fti_batch_decoder *d) {
 }
 
 FTIDEF fti_result fti_batch_decode(fti_batch_decoder *d, fti_session *const *ss,
-                                   const int32_t *tokens, size_t B, fti_pool *pool, fti_error *err) {
+                                   const int32_t *tokens, size_t B, fti_pool *pool,
+                                   fti_error *err) {
     return fti_session_eval_batch(d ? d->b : NULL, ss, tokens, B, pool, err);
 }
 
@@ -39447,7 +39464,8 @@ static const char fti__dashboard_html[] =
     "var m=parse(t);var lv=m['fti_drift_level']||0;var cls=['ok','warn','alert'][lv];"
     "var p50=m['fti_request_duration_seconds_sum']/(m['fti_request_duration_seconds_count']||1);"
     "document.getElementById('cards').innerHTML=card('requests',f(m['fti_requests_total'],0))+"
-    "card('tokens/s',f(m['fti_tokens_per_second'],1))+card('active',f(m['fti_active_sequences'],0))+"
+    "card('tokens/s',f(m['fti_tokens_per_second'],1))+"
+    "card('active',f(m['fti_active_sequences'],0))+"
     "card('queued',f(m['fti_queue_depth'],0))+card('connections',f(m['fti_connections'],0))+"
     "card('mean latency ms',f(1000*p50,1));"
     "document.getElementById('drift').innerHTML=card('level',['ok','warn','alert'][lv],cls)+"
@@ -39512,7 +39530,8 @@ static size_t fti__stop_holdback(const fti__job *j) {
     for (k = 0; k < j->req.n_stop; k++) {
         size_t sl = strlen(j->req.stop[k]), m;
         for (m = sl - 1; m > best; m--)
-            if (m <= j->text.len && memcmp(j->text.data + j->text.len - m, j->req.stop[k], m) == 0) {
+            if (m <= j->text.len &&
+                memcmp(j->text.data + j->text.len - m, j->req.stop[k], m) == 0) {
                 best = m;
                 break;
             }
@@ -39621,7 +39640,8 @@ static void fti__job_finish_output(fti__job *j) {
         r = fti__job_result(j, "", 0);
         r.finish_reason = j->finish;
         fti_api_write_chunk(&j->out, j->req.kind, &r, 0);
-        if (j->req.include_usage) fti_api_write_chunk(&j->out, j->req.kind, &r, FTI_API_CHUNK_USAGE);
+        if (j->req.include_usage)
+            fti_api_write_chunk(&j->out, j->req.kind, &r, FTI_API_CHUNK_USAGE);
         fti_api_write_done(&j->out);
     } else {
         r = fti__job_result(j, j->text.data ? j->text.data : "", j->text.len);
@@ -40219,9 +40239,9 @@ static void fti__conn_process(fti_server *s, fti__conn *c) {
             const char *body;
             size_t body_len, consumed;
             if (c->head->chunked) {
-                long b = fti_http_chunked_feed(&c->ch, (const unsigned char *)c->in.data + c->head_len,
-                                               c->in.len - (size_t)c->head_len, &s->lim,
-                                               &c->chunked_body);
+                long b = fti_http_chunked_feed(
+                    &c->ch, (const unsigned char *)c->in.data + c->head_len,
+                    c->in.len - (size_t)c->head_len, &s->lim, &c->chunked_body);
                 if (b < 0) {
                     fti__respond_error(s, c, (int)-b, "bad chunked body", "invalid_request_error",
                                        NULL);
@@ -40294,7 +40314,8 @@ static void fti__conn_collect(fti_server *s, fti__conn *c) {
                            c->close_after ? "Connection: close\r\n" : "", s->inst_hdr);
         }
         if (j->out.len) {
-            if (c->head->version_minor) fti_buf_printf(&c->out, "%lx\r\n", (unsigned long)j->out.len);
+            if (c->head->version_minor)
+                fti_buf_printf(&c->out, "%lx\r\n", (unsigned long)j->out.len);
             fti_buf_append(&c->out, j->out.data, j->out.len);
             if (c->head->version_minor) fti_buf_puts(&c->out, "\r\n");
             j->out.len = 0;
@@ -40458,7 +40479,8 @@ static void fti__conn_timeouts(fti_server *s, fti__conn *c, uint64_t now) {
             c->phase = FTI__C_CLOSING;
         }
     }
-    if (c->out.len > c->out_off && fti__since(now, c->t_write_ms) >= (uint64_t)s->o.body_timeout_ms) {
+    if (c->out.len > c->out_off &&
+        fti__since(now, c->t_write_ms) >= (uint64_t)s->o.body_timeout_ms) {
         c->out.len = c->out_off = 0; /* a client that stopped reading */
         c->phase = FTI__C_CLOSING;
         c->close_after = 1;
@@ -40502,7 +40524,8 @@ static int fti__conn_after(fti_server *s, int idx, uint64_t now) {
         c->phase = FTI__C_LINGER;
         c->t_linger_ms = now;
     }
-    if (c->phase == FTI__C_LINGER && (c->peer_eof || fti__since(now, c->t_linger_ms) >= FTI__LINGER_MS)) {
+    if (c->phase == FTI__C_LINGER &&
+        (c->peer_eof || fti__since(now, c->t_linger_ms) >= FTI__LINGER_MS)) {
         fti__conn_close(s, idx);
         return 1;
     }

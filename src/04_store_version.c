@@ -1580,8 +1580,9 @@ FTIDEF fti_result fti_store_ingest_partial(const char *home, const char *const *
 }
 
 /* --- partials ---
- *   0 "FTIPART\0"  8 u32 version (FTI__ST_RECS_VER)  12 u32 shard  16 u32 n_shards  20 u32 n_files (all shards)
- *   24 u32 n_mine  28 u32 0  32 u8[32] plan  64 u64 index offset  72 u64 index length  80 ...
+ *   0 "FTIPART\0"  8 u32 version (FTI__ST_RECS_VER)  12 u32 shard  16 u32 n_shards
+ *   20 u32 n_files (all shards)  24 u32 n_mine  28 u32 0  32 u8[32] plan  64 u64 index offset
+ *   72 u64 index length  80 ...
  *   then each of the shard's files' section (as in the records pack), then the index: per file
  *   u32 number, u8 kind, hashed, reused, failed, u64 size, u8[32] sha, u64 section offset,
  *   u64 section length, str name, str path. */
@@ -2593,7 +2594,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         r->next = 0;
         fti_pool_each(pool, fti__st_phase_hash, r);
         if (r->hash_oom) {
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory while reading the inputs");
+            rc = fti_error_set(err, FTI_ERR_NOMEM,
+                               "ingest: out of memory while reading the inputs");
             goto done;
         }
     }
@@ -2951,9 +2953,13 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                     body_n[q] = n_ids[2 * q + 1];
                     /* title marker, title ids, body marker, body ids, end marker */
                     for (part = 0; part < 5 && rc == FTI_OK; part++) {
-                        const uint32_t *src = part == 1 ? ids[2 * q] : part == 3 ? body_ids[q] : NULL;
+                        const uint32_t *src = part == 1   ? ids[2 * q]
+                                              : part == 3 ? body_ids[q]
+                                                          : NULL;
                         size_t ns = part == 1 ? n_ids[2 * q] : part == 3 ? body_n[q] : 1;
-                        uint32_t one = part == 0 ? stok.title_id : part == 2 ? stok.body_id : stok.eot_id;
+                        uint32_t one = part == 0   ? stok.title_id
+                                       : part == 2 ? stok.body_id
+                                                   : stok.eot_id;
                         for (j = 0; j < ns; j++) {
                             uint32_t t = src ? src[j] : one;
                             if (t >= stok.vocab_size) {

@@ -310,7 +310,8 @@ done:
 
 /* --- cards ------------------------------------------------------------------------------------ */
 
-/* The config object of a card (also the GGUF's fti.train.config): fti__reg_config_json (07_train.c). */
+/* The config object of a card (also the GGUF's fti.train.config): fti__reg_config_json
+ * (07_train.c). */
 
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static void fti__tr_machine_json(fti_jw *w, int threads) {

@@ -253,7 +253,8 @@ static fti_result fti__reqlog_openfile(fti_reqlog *l, int resume, fti_error *err
     char last = '\n';
     int rfd;
     l->fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (l->fd < 0) return fti_error_set(err, FTI_ERR_IO, "%s: cannot open: %s", l->path, strerror(errno));
+    if (l->fd < 0)
+        return fti_error_set(err, FTI_ERR_IO, "%s: cannot open: %s", l->path, strerror(errno));
     l->size = fstat(l->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     if (l->size > 0 && S_ISREG(st.st_mode) && (rfd = open(l->path, O_RDONLY | O_CLOEXEC)) >= 0) {
         if (pread(rfd, &last, 1, (off_t)(l->size - 1)) == 1 && last != '\n' &&
@@ -496,7 +497,8 @@ FTIDEF void fti_drift_bucketize(const fti_drift_ref *ref, const int32_t *ids, si
     if (!ref || !counts || (!ids && n)) return;
     for (i = 0; i < n; i++) {
         int b = FTI_DRIFT_BUCKETS - 1;
-        if (ref->bucket_of && ids[i] >= 0 && (size_t)ids[i] < ref->vocab) b = ref->bucket_of[ids[i]];
+        if (ref->bucket_of && ids[i] >= 0 && (size_t)ids[i] < ref->vocab)
+            b = ref->bucket_of[ids[i]];
         counts[b]++;
     }
 }
@@ -657,7 +659,8 @@ FTIDEF void fti_drift_compute(const fti_drift_ref *ref, const fti_drift_window *
     }
     fti__judge(st, "byte-fallback excess", st->byte_share - ref->byte_share, t.byte_warn,
                t.byte_alert, 1);
-    if (st->ppl_ratio > 0) fti__judge(st, "perplexity ratio", st->ppl_ratio, t.ppl_warn, t.ppl_alert, 1);
+    if (st->ppl_ratio > 0)
+        fti__judge(st, "perplexity ratio", st->ppl_ratio, t.ppl_warn, t.ppl_alert, 1);
 }
 
 /* === monitor: request records === */
@@ -1114,8 +1117,9 @@ FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) 
             fti_buf d;
             char msg[256];
             memset(&d, 0, sizeof d);
-            fti_buf_printf(&d, "{\"type\":\"drift\",\"time\":%.3f,\"level\":\"%s\",\"psi_tokens\":%.4f,"
-                               "\"js_tokens\":%.4f,\"reason\":",
+            fti_buf_printf(&d,
+                           "{\"type\":\"drift\",\"time\":%.3f,\"level\":\"%s\",\"psi_tokens\":%.4f,"
+                           "\"js_tokens\":%.4f,\"reason\":",
                            rec->time, names[st.level], st.psi_tokens, st.js_tokens);
             fti_json_escape(&d, st.reason, strlen(st.reason));
             fti_buf_putc(&d, '}');

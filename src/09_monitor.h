@@ -12,11 +12,11 @@
  *   drift     fti_drift_ref holds the training data's token-frequency and length distributions
  *             (from the feature store). Tokens are grouped into FTI_DRIFT_BUCKETS buckets of equal
  *             reference mass (most frequent tokens first; unseen tokens fall in the last, rarest
- *             bucket), so a window of a few hundred prompt tokens gives a stable estimate. Against it
- *             a window of recent prompts gets the population stability index
- *             PSI = sum (a - e) ln(a / e) and the Jensen-Shannon divergence (bits, in [0, 1]) of the
- *             token buckets and of the prompt-length histogram, the share of tokens that fell back
- *             to raw bytes, and the prompt perplexity over the validation perplexity.
+ *             bucket), so a window of a few hundred prompt tokens gives a stable estimate. Against
+ *             it a window of recent prompts gets the population stability index
+ *             PSI = sum (a - e) ln(a / e) and the Jensen-Shannon divergence (bits, in [0, 1]) of
+ *             the token buckets and of the prompt-length histogram, the share of tokens that fell
+ *             back to raw bytes, and the prompt perplexity over the validation perplexity.
  *             Defaults from common practice: PSI 0.1 warn / 0.25 alert, JS 0.05 warn / 0.1 alert,
  *             byte-fallback share +0.05 / +0.15 over the reference, perplexity ratio 1.5 / 2.
  *             Prompt lengths differ from training documents by nature (a question is not an
@@ -57,7 +57,8 @@ FTIDEF void fti_metrics_free(fti_metrics *m);
 FTIDEF int fti_metrics_define(fti_metrics *m, fti_metric_type type, const char *name,
                               const char *help, const double *bounds, size_t n_bounds);
 /* labels: "" or a Prometheus label list without braces, e.g. `status="200",endpoint="/health"`
- * (build values with fti_metrics_label_escape). Series beyond FTI_METRICS_MAX_SERIES are dropped. */
+ * (build values with fti_metrics_label_escape). Series beyond FTI_METRICS_MAX_SERIES are
+ * dropped. */
 FTIDEF void fti_metrics_add(fti_metrics *m, int id, const char *labels, double v);
 FTIDEF void fti_metrics_set(fti_metrics *m, int id, const char *labels, double v);
 FTIDEF void fti_metrics_observe(fti_metrics *m, int id, const char *labels, double v);
@@ -123,7 +124,8 @@ FTIDEF fti_result fti_drift_ref_from_shares(const double *tok_share, const doubl
                                             double byte_share, double val_ppl,
                                             fti_drift_ref **out);
 FTIDEF void fti_drift_ref_free(fti_drift_ref *ref);
-/* Adds the bucket of each id to counts[FTI_DRIFT_BUCKETS] (ids outside the vocab count as rarest). */
+/* Adds the bucket of each id to counts[FTI_DRIFT_BUCKETS] (ids outside the vocab count as
+ * rarest). */
 FTIDEF void fti_drift_bucketize(const fti_drift_ref *ref, const int32_t *ids, size_t n,
                                 uint32_t *counts);
 /* Appends the reference as one JSON object line {"type":"reference",...}. */
@@ -155,7 +157,7 @@ typedef struct fti_drift_thresholds {
     double js_warn, js_alert;       /* 0 = 0.05, 0.1 */
     double byte_warn, byte_alert;   /* excess share over the reference, 0 = 0.05, 0.15 */
     double ppl_warn, ppl_alert;     /* ratio, 0 = 1.5, 2.0 */
-    int judge_length;               /* 1: length drift counts toward the level (default: shown only) */
+    int judge_length;               /* 1: length drift counts toward the level (else shown) */
     uint64_t min_tokens;            /* below this the window is not judged, 0 = 200 */
 } fti_drift_thresholds;
 
@@ -247,7 +249,8 @@ FTIDEF fti_metrics *fti_monitor_metrics(fti_monitor *mon);
 /* Records a finished request: metrics, log line, drift window (if the record has buckets).
  * Thread safety: any thread. */
 FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec);
-/* Counts a request that is not a completion (health, metrics, errors): metrics only, no log line. */
+/* Counts a request that is not a completion (health, metrics, errors): metrics only, no log
+ * line. */
 FTIDEF void fti_monitor_count(fti_monitor *mon, const char *endpoint, int status);
 /* Counts a 503 (reason "conn_cap" or "queue"). */
 FTIDEF void fti_monitor_reject(fti_monitor *mon, const char *reason);
@@ -260,9 +263,9 @@ FTIDEF void fti_monitor_tokens(fti_monitor *mon, uint64_t n_tokens);
 FTIDEF void fti_monitor_drift(fti_monitor *mon, fti_drift_stats *st);
 /* Replaces the reference (copied; NULL = none), e.g. after a model switch to another dataset
  * version: the drift window restarts and new log files get the new reference line (one is also
- * written now; NULL's is the "none" line). Any thread. Requests that started before (their record's ref_epoch is older)
- * no longer count for drift: their buckets and perplexity belong to the old model. A server
- * switching models switches the generator first, then the reference. */
+ * written now; NULL's is the "none" line). Any thread. Requests that started before (their record's
+ * ref_epoch is older) no longer count for drift: their buckets and perplexity belong to the old
+ * model. A server switching models switches the generator first, then the reference. */
 FTIDEF fti_result fti_monitor_set_ref(fti_monitor *mon, const fti_drift_ref *ref);
 /* How many references have been set, counting fti_monitor_create's as the first (>= 1): a
  * request's fti_request_record.ref_epoch, read when it starts. Any thread. */

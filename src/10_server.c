@@ -1212,7 +1212,8 @@ FTIDEF void fti_batch_decoder_free(fti_batch_decoder *d) {
 }
 
 FTIDEF fti_result fti_batch_decode(fti_batch_decoder *d, fti_session *const *ss,
-                                   const int32_t *tokens, size_t B, fti_pool *pool, fti_error *err) {
+                                   const int32_t *tokens, size_t B, fti_pool *pool,
+                                   fti_error *err) {
     return fti_session_eval_batch(d ? d->b : NULL, ss, tokens, B, pool, err);
 }
 
@@ -1529,7 +1530,8 @@ static const char fti__dashboard_html[] =
     "var m=parse(t);var lv=m['fti_drift_level']||0;var cls=['ok','warn','alert'][lv];"
     "var p50=m['fti_request_duration_seconds_sum']/(m['fti_request_duration_seconds_count']||1);"
     "document.getElementById('cards').innerHTML=card('requests',f(m['fti_requests_total'],0))+"
-    "card('tokens/s',f(m['fti_tokens_per_second'],1))+card('active',f(m['fti_active_sequences'],0))+"
+    "card('tokens/s',f(m['fti_tokens_per_second'],1))+"
+    "card('active',f(m['fti_active_sequences'],0))+"
     "card('queued',f(m['fti_queue_depth'],0))+card('connections',f(m['fti_connections'],0))+"
     "card('mean latency ms',f(1000*p50,1));"
     "document.getElementById('drift').innerHTML=card('level',['ok','warn','alert'][lv],cls)+"
@@ -1594,7 +1596,8 @@ static size_t fti__stop_holdback(const fti__job *j) {
     for (k = 0; k < j->req.n_stop; k++) {
         size_t sl = strlen(j->req.stop[k]), m;
         for (m = sl - 1; m > best; m--)
-            if (m <= j->text.len && memcmp(j->text.data + j->text.len - m, j->req.stop[k], m) == 0) {
+            if (m <= j->text.len &&
+                memcmp(j->text.data + j->text.len - m, j->req.stop[k], m) == 0) {
                 best = m;
                 break;
             }
@@ -1703,7 +1706,8 @@ static void fti__job_finish_output(fti__job *j) {
         r = fti__job_result(j, "", 0);
         r.finish_reason = j->finish;
         fti_api_write_chunk(&j->out, j->req.kind, &r, 0);
-        if (j->req.include_usage) fti_api_write_chunk(&j->out, j->req.kind, &r, FTI_API_CHUNK_USAGE);
+        if (j->req.include_usage)
+            fti_api_write_chunk(&j->out, j->req.kind, &r, FTI_API_CHUNK_USAGE);
         fti_api_write_done(&j->out);
     } else {
         r = fti__job_result(j, j->text.data ? j->text.data : "", j->text.len);
@@ -2301,9 +2305,9 @@ static void fti__conn_process(fti_server *s, fti__conn *c) {
             const char *body;
             size_t body_len, consumed;
             if (c->head->chunked) {
-                long b = fti_http_chunked_feed(&c->ch, (const unsigned char *)c->in.data + c->head_len,
-                                               c->in.len - (size_t)c->head_len, &s->lim,
-                                               &c->chunked_body);
+                long b = fti_http_chunked_feed(
+                    &c->ch, (const unsigned char *)c->in.data + c->head_len,
+                    c->in.len - (size_t)c->head_len, &s->lim, &c->chunked_body);
                 if (b < 0) {
                     fti__respond_error(s, c, (int)-b, "bad chunked body", "invalid_request_error",
                                        NULL);
@@ -2376,7 +2380,8 @@ static void fti__conn_collect(fti_server *s, fti__conn *c) {
                            c->close_after ? "Connection: close\r\n" : "", s->inst_hdr);
         }
         if (j->out.len) {
-            if (c->head->version_minor) fti_buf_printf(&c->out, "%lx\r\n", (unsigned long)j->out.len);
+            if (c->head->version_minor)
+                fti_buf_printf(&c->out, "%lx\r\n", (unsigned long)j->out.len);
             fti_buf_append(&c->out, j->out.data, j->out.len);
             if (c->head->version_minor) fti_buf_puts(&c->out, "\r\n");
             j->out.len = 0;
@@ -2540,7 +2545,8 @@ static void fti__conn_timeouts(fti_server *s, fti__conn *c, uint64_t now) {
             c->phase = FTI__C_CLOSING;
         }
     }
-    if (c->out.len > c->out_off && fti__since(now, c->t_write_ms) >= (uint64_t)s->o.body_timeout_ms) {
+    if (c->out.len > c->out_off &&
+        fti__since(now, c->t_write_ms) >= (uint64_t)s->o.body_timeout_ms) {
         c->out.len = c->out_off = 0; /* a client that stopped reading */
         c->phase = FTI__C_CLOSING;
         c->close_after = 1;
@@ -2584,7 +2590,8 @@ static int fti__conn_after(fti_server *s, int idx, uint64_t now) {
         c->phase = FTI__C_LINGER;
         c->t_linger_ms = now;
     }
-    if (c->phase == FTI__C_LINGER && (c->peer_eof || fti__since(now, c->t_linger_ms) >= FTI__LINGER_MS)) {
+    if (c->phase == FTI__C_LINGER &&
+        (c->peer_eof || fti__since(now, c->t_linger_ms) >= FTI__LINGER_MS)) {
         fti__conn_close(s, idx);
         return 1;
     }

@@ -4,14 +4,15 @@
  * testable on its own:
  *
  *   parser     fti_http_parse_head / fti_http_chunked_feed / fti_http_parse_request: pure functions
- *              over bytes. Hostile input is the normal case: every limit is named and checked before
- *              anything grows, and every construct used for request smuggling (Content-Length next
- *              to Transfer-Encoding, duplicate or odd Content-Length, bare LF or CR, obs-fold, bad
- *              chunk sizes) is an error that closes the connection, so a byte stream is never read
- *              as two requests in a way a front proxy would not.
- *   api        fti_api_parse_completion: validates an OpenAI /v1/completions or /v1/chat/completions
- *              body (types and ranges, 400 with an OpenAI-style error body otherwise) and renders chat
- *              messages into one prompt; writers for the JSON responses and Server-Sent Events.
+ *              over bytes. Hostile input is the normal case: every limit is named and checked
+ *              before anything grows, and every construct used for request smuggling
+ *              (Content-Length next to Transfer-Encoding, duplicate or odd Content-Length, bare LF
+ *              or CR, obs-fold, bad chunk sizes) is an error that closes the connection, so a byte
+ *              stream is never read as two requests in a way a front proxy would not.
+ *   api        fti_api_parse_completion: validates an OpenAI /v1/completions or
+ *              /v1/chat/completions body (types and ranges, 400 with an OpenAI-style error body
+ *              otherwise) and renders chat messages into one prompt; writers for the JSON
+ *              responses and Server-Sent Events.
  *   generator  fti_gen: the small interface the server drives. A sequence is started from a prompt
  *              (tokenize + prefill), then the scheduler steps a BATCH of active sequences one token
  *              each: weights are read once per step for all of them (continuous batching: sequences
@@ -20,8 +21,8 @@
  *   server     fti_server: POSIX sockets, one poll() loop for all connections plus one scheduler
  *              thread. Keep-alive, a deadline for the whole header (not reset per byte), idle and
  *              body timeouts, a connection cap and a bounded queue (503), EMFILE survival, graceful
- *              stop (stop accepting, finish in-flight, flush logs), hot swap of the generator without
- *              dropping in-flight requests. Endpoints: POST /v1/completions, POST
+ *              stop (stop accepting, finish in-flight, flush logs), hot swap of the generator
+ *              without dropping in-flight requests. Endpoints: POST /v1/completions, POST
  *              /v1/chat/completions, GET /v1/models, /health, /metrics (Prometheus text) and a
  *              dashboard at / (inline HTML, CSS, JS).
  *
@@ -89,10 +90,10 @@ FTIDEF long fti_http_parse_head(const unsigned char *buf, size_t len, const fti_
 
 /* Resumable chunked-body decoder. Zero-initialise, then call fti_http_chunked_feed with the bytes
  * after the head (the same growing buffer each time; it remembers how far it got). Decoded data is
- * appended to `out`. Returns the number of bytes of buf consumed by the body (> 0, including the last
- * chunk and trailers) when complete, FTI_HTTP_INCOMPLETE when more is needed, -400 on a bad chunk size,
- * missing CRLF or bad trailer, -413 when the decoded body would exceed max_body, -431 when trailers
- * are too large. Thread safety: one thread per object. */
+ * appended to `out`. Returns the number of bytes of buf consumed by the body (> 0, including the
+ * last chunk and trailers) when complete, FTI_HTTP_INCOMPLETE when more is needed, -400 on a bad
+ * chunk size, missing CRLF or bad trailer, -413 when the decoded body would exceed max_body, -431
+ * when trailers are too large. Thread safety: one thread per object. */
 typedef struct fti_http_chunked {
     size_t pos;          /* next byte of buf to look at */
     int state;           /* internal */
@@ -166,9 +167,9 @@ typedef struct fti_api_request {
 } fti_api_request;
 
 /* Validates body[0..len) for the given endpoint kind. n_ctx (> 0) bounds max_tokens.
- * On failure returns FTI_ERR_FORMAT/FTI_ERR_INVALID/FTI_ERR_LIMIT with err->msg holding the text for
- * the error body and *param (if not NULL) set to the offending parameter name (static, or NULL).
- * Thread safety: any thread. */
+ * On failure returns FTI_ERR_FORMAT/FTI_ERR_INVALID/FTI_ERR_LIMIT with err->msg holding the text
+ * for the error body and *param (if not NULL) set to the offending parameter name (static, or
+ * NULL). Thread safety: any thread. */
 FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, size_t len,
                                            int n_ctx, fti_api_request *req, const char **param,
                                            fti_error *err);
@@ -270,7 +271,8 @@ typedef struct fti_gen_prompt_info {
 } fti_gen_prompt_info;
 
 /* One decoded token of one sequence. text points into generator storage valid until the next call
- * of step for that sequence; it may end inside a UTF-8 character (the server holds such bytes back). */
+ * of step for that sequence; it may end inside a UTF-8 character (the server holds such bytes
+ * back). */
 typedef struct fti_gen_token {
     int32_t id;
     int is_end;         /* end of text: the sequence is finished ("stop") */
@@ -289,8 +291,8 @@ typedef struct fti_gen_token {
 /* The interface. All calls come from the scheduler thread except model_id and n_ctx (any thread).
  *   seq_start  tokenizes and prefills the prompt; FTI_ERR_LIMIT when prompt + max_tokens exceed the
  *              context (err names the numbers; answered with 400).
- *   step       advances every sequence in seqs[0..n) by one token: out[i] for seqs[i]. A step's cost
- *              should grow sublinearly with n (weights are read once for the batch).
+ *   step       advances every sequence in seqs[0..n) by one token: out[i] for seqs[i]. A step's
+ *              cost should grow sublinearly with n (weights are read once for the batch).
  *   seq_end    releases a sequence (finished, failed or cancelled).
  *   release    called once when the server no longer uses this generator (after a swap and when its
  *              last sequence ended, or at server free). May be NULL. */
@@ -308,8 +310,8 @@ typedef struct fti_gen {
 
 /* A deterministic stand-in generator: the prompt is tokenized one byte per token; sequence s emits
  * the words of a fixed text, rotated by a hash of the prompt and seed, one word per token, ending
- * after `end_after` tokens (0 = never, so max_tokens decides). Each step sleeps step_us (a cost that
- * is independent of the batch size, like reading the weights once). model_id is `id`. */
+ * after `end_after` tokens (0 = never, so max_tokens decides). Each step sleeps step_us (a cost
+ * that is independent of the batch size, like reading the weights once). model_id is `id`. */
 typedef struct fti_gen_echo_opts {
     const char *id;    /* NULL = "fti-echo" */
     int n_ctx;         /* 0 = 2048 */
