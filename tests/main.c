@@ -386,7 +386,8 @@ int main(int argc, char **argv) {
                 fti_tests[t].fn();
                 fflush(stdout);
                 fflush(stderr);
-                exit(fti_test_failures == 0 ? 0 : 1); /* exit, not _exit: gcov and LSan run at exit */
+                /* exit, not _exit: gcov and LSan run at exit */
+                exit(fti_test_failures == 0 ? 0 : 1);
             }
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
             }

@@ -23,7 +23,8 @@ FTI_TEST(base_result_strings) {
 
 FTI_TEST(base_sha256_vectors) {
     char hex[65];
-    static const char a1m_prefix[] = "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
+    static const char a1m_prefix[] =
+        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
     hex_of("", 0, hex);
     CHECK_EQ_STR(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     hex_of("abc", 3, hex);

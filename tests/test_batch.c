@@ -47,7 +47,8 @@ FTI_TEST(batch_qmat_multi_packed) {
                     if (t == FTI_DTYPE_Q8_0 && i % 3 == 0) /* -128: a file may hold it */
                         for (p = 0; p < K / FTI_QK; p++)
                             W[mi][i * rb + p * 34 + 2 + p % 32] = (char)-128;
-                    REQUIRE(fti_dequantize_row(NULL, t, Wd[mi] + i * K, W[mi] + i * rb, K) == FTI_OK);
+                    REQUIRE(fti_dequantize_row(NULL, t, Wd[mi] + i * K, W[mi] + i * rb, K) ==
+                            FTI_OK);
                 }
             }
             for (ti = 0; ti < nt; ti++) {
@@ -58,7 +59,8 @@ FTI_TEST(batch_qmat_multi_packed) {
                 for (mi = 0; mi < 3; mi++) { /* the reference: one product each, one thread */
                     size_t pb = fti_qpack_bytes(k, t, Ns[mi], K);
                     for (i = 0; i < M * ldy[mi]; i++) Y1[mi][i] = 7.0f;
-                    REQUIRE(fti_matmul_qa(k, NULL, t, W[mi], qa, Y1[mi], ldy[mi], M, Ns[mi], K) == FTI_OK);
+                    REQUIRE(fti_matmul_qa(k, NULL, t, W[mi], qa, Y1[mi], ldy[mi], M, Ns[mi], K) ==
+                            FTI_OK);
                     fti_aligned_free(P[mi]);
                     P[mi] = NULL;
                     if (pb) {
@@ -251,7 +253,8 @@ FTI_TEST(batch_attention_matches_head) {
                     fti__kv_fns(e.k, FTI__KV_K8, &kv.dot, &kv.axpy);
                 }
                 fti__bt_attn_seq(&e, q, &kv, n, att, ld, y);
-                for (h = 1; h < e.H; h++) { /* heads [0, h) and [h, H) in two calls: the same bits */
+                /* heads [0, h) and [h, H) in two calls: the same bits */
+                for (h = 1; h < e.H; h++) {
                     int same = 1;
                     fti__attn_heads(&e, q, &kv, 0, h, n, scale, att2, ld, y2);
                     fti__attn_heads(&e, q + h * e.D, &kv, h, e.H - h, n, scale, att2 + h * ld, ld,
@@ -273,7 +276,8 @@ FTI_TEST(batch_attention_matches_head) {
                         if (d > max_err) max_err = d;
                     }
                     for (j = 0; j < e.D; j++) {
-                        double d = fabs((double)y1[j] - y[h * e.D + j]) / (1.0 + fabs((double)y1[j]));
+                        double d =
+                            fabs((double)y1[j] - y[h * e.D + j]) / (1.0 + fabs((double)y1[j]));
                         if (d > max_err) max_err = d;
                     }
                 }
@@ -558,8 +562,8 @@ static void bt_kv_vs_f32(fti_kv_type kt, double *max_err_out, double *max_b_out)
     fti_engine_close(e);
 }
 
-/* An f16 (and a q8) KV cache against an f32 one on the same model: prompt logits (prefill through the GEMM
- * attention, in blocks of n_batch widened rows), decode steps (single session) and batched
+/* An f16 (and a q8) KV cache against an f32 one on the same model: prompt logits (prefill through
+ * the GEMM attention, in blocks of n_batch widened rows), decode steps (single session) and batched
  * steps agree to the f16 rounding of K and V: within 2e-2 of the logits' largest magnitude on
  * these random weights (measured 7.4e-3: random attention is very peaky; a trained twin of
  * d 288 gives 3e-5); the cache is half the size; the f16 batch step matches the f16 session's

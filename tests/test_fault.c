@@ -125,15 +125,16 @@ static long fault_alloc_loop(const char *what, fault_op_fn op, fault_check_fn ch
                 return A;
             }
             if (fti_test_alloc_live != live0) {
-                fprintf(stderr, "    %s: allocation %ld of %ld failing (%s): %ld allocations leaked\n",
-                        what, k, A, persistent ? "persistent" : "once",
-                        fti_test_alloc_live - live0);
+                fprintf(
+                    stderr, "    %s: allocation %ld of %ld failing (%s): %ld allocations leaked\n",
+                    what, k, A, persistent ? "persistent" : "once", fti_test_alloc_live - live0);
                 fti_test_failures++;
                 return A;
             }
             if (tu_fd_count() != fd0) {
-                fprintf(stderr, "    %s: allocation %ld failing: %d file descriptors open, not %ld\n",
-                        what, k, tu_fd_count(), fd0);
+                fprintf(stderr,
+                        "    %s: allocation %ld failing: %d file descriptors open, not %ld\n", what,
+                        k, tu_fd_count(), fd0);
                 fti_test_failures++;
                 return A;
             }
@@ -220,7 +221,8 @@ FTI__UNUSED static long fault_io_loop(const char *what, fault_op_fn op, fault_ch
                 return N;
             }
             if (tu_fd_count() != fd0 || fti_test_alloc_live != live0) {
-                fprintf(stderr, "    %s: %s at I/O call %ld: %d fds (was %d), %ld allocations leaked\n",
+                fprintf(stderr,
+                        "    %s: %s at I/O call %ld: %d fds (was %d), %ld allocations leaked\n",
                         what, names[mode], k, tu_fd_count(), fd0, fti_test_alloc_live - live0);
                 fti_test_failures++;
                 return N;
@@ -257,14 +259,43 @@ static void fault_write_inputs(const char *dir, int round) {
     for (i = 0; i < 8; i++) {
         const char *body = "";
         switch (i) {
-        case 0: body = "Round %d. A cynic is a blackguard whose faulty vision sees things as they are.\n"; break;
-        case 1: body = "# Round %d\n\nAn *epigram* is a short, sharp saying in prose or verse, [often](x) witty.\n"; break;
-        case 2: body = "<html><head><title>R%d</title></head><body><p>Admiration: our polite recognition of another's resemblance to ourselves.</p><script>x()</script></body></html>\n"; break;
-        case 3: body = "{\"text\":\"Round %d: Bore, n. A person who talks when you wish him to listen.\",\"title\":\"Bore\"}\n"; break;
-        case 4: body = "{\"text\":\"Round %d: Calamity, n. A more than commonly plain reminder.\"}\n{\"text\":\"Egotist, n. A person of low taste, more interested in himself than in me.\"}\n"; break;
-        case 5: body = "title,text\nR%d,\"Future, n. That period of time in which our affairs prosper, our friends are true.\"\n"; break;
-        case 6: body = "From: \"A B\" <a@b.example>\r\nDate: Tue, 3 Mar 1911 10:04:05 -0800\r\nSubject: =?utf-8?q?Round_%d?=\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nHope, n. Desire and expectation rolled into one, and a long enough line.\r\n"; break;
-        default: body = "From a@b Mon Jan  1 00:00:00 1911\nFrom: x@y.example\nSubject: round %d\n\nPatience, n. A minor form of despair, disguised as a virtue, in an mbox.\n"; break;
+        case 0:
+            body =
+                "Round %d. A cynic is a blackguard whose faulty vision sees things as they are.\n";
+            break;
+        case 1:
+            body = "# Round %d\n\nAn *epigram* is a short, sharp saying in prose or verse, "
+                   "[often](x) witty.\n";
+            break;
+        case 2:
+            body =
+                "<html><head><title>R%d</title></head><body><p>Admiration: our polite recognition "
+                "of another's resemblance to ourselves.</p><script>x()</script></body></html>\n";
+            break;
+        case 3:
+            body = "{\"text\":\"Round %d: Bore, n. A person who talks when you wish him to "
+                   "listen.\",\"title\":\"Bore\"}\n";
+            break;
+        case 4:
+            body = "{\"text\":\"Round %d: Calamity, n. A more than commonly plain "
+                   "reminder.\"}\n{\"text\":\"Egotist, n. A person of low taste, more interested "
+                   "in himself than in me.\"}\n";
+            break;
+        case 5:
+            body = "title,text\nR%d,\"Future, n. That period of time in which our affairs prosper, "
+                   "our friends are true.\"\n";
+            break;
+        case 6:
+            body = "From: \"A B\" <a@b.example>\r\nDate: Tue, 3 Mar 1911 10:04:05 "
+                   "-0800\r\nSubject: =?utf-8?q?Round_%d?=\r\nContent-Type: text/plain; "
+                   "charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nHope, n. "
+                   "Desire and expectation rolled into one, and a long enough line.\r\n";
+            break;
+        default:
+            body =
+                "From a@b Mon Jan  1 00:00:00 1911\nFrom: x@y.example\nSubject: round "
+                "%d\n\nPatience, n. A minor form of despair, disguised as a virtue, in an mbox.\n";
+            break;
         }
         snprintf(text, sizeof text, body, round);
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);

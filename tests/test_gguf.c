@@ -275,7 +275,8 @@ FTI_TEST(gguf_alignment_and_copy) {
     CHECK_EQ_INT(fti_gguf_tensor_at(g, 1)->offset, 64);
     /* copy every kv and tensor into a second writer: identical bytes */
     REQUIRE(fti_gguf_writer_create(&w2, 64) == FTI_OK);
-    for (i = 0; i < fti_gguf_n_kv(g); i++) CHECK_OK(fti_gguf_set_kv_from(w2, g, fti_gguf_kv_at(g, i)));
+    for (i = 0; i < fti_gguf_n_kv(g); i++)
+        CHECK_OK(fti_gguf_set_kv_from(w2, g, fti_gguf_kv_at(g, i)));
     for (i = 0; i < fti_gguf_n_tensors(g); i++) {
         const fti_gguf_tensor *t = fti_gguf_tensor_at(g, i);
         CHECK_OK(fti_gguf_add_tensor(w2, t->name, t->n_dims, t->ne, t->type, t->data, t->n_bytes));
@@ -694,7 +695,8 @@ FTI_TEST(gguf_llama_roundtrip) {
         REQUIRE(fti_gguf_writer_write(w, path, &err) == FTI_OK);
         fti_gguf_writer_free(w);
         REQUIRE(fti_gguf_open(&g, path, NULL, &err) == FTI_OK);
-        if (fti_gguf_llama_config(g, &back, 0, &err) != FTI_OK) fprintf(stderr, "    %s\n", err.msg);
+        if (fti_gguf_llama_config(g, &back, 0, &err) != FTI_OK)
+            fprintf(stderr, "    %s\n", err.msg);
         CHECK(back.vocab_size == 64 && back.dim == 64 && back.n_layers == 2 && back.n_heads == 4 &&
               back.n_kv_heads == 2 && back.hidden_dim == 96 && back.context_len == 32 &&
               back.tied_embeddings == (ti & 1) && back.norm_eps == cfg.norm_eps &&

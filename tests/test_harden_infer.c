@@ -92,7 +92,8 @@ FTI_TEST(harden_sampler_degenerate) {
                 memset(cnt, 0, (V + 1) * sizeof(int));
                 hi_draws(s, lg, V, 20, cnt);
                 CHECK_EQ_INT(cnt[1], 20);
-                if (cnt[1] != 20) fprintf(stderr, "    V %lu temperature %g\n", (unsigned long)V, t);
+                if (cnt[1] != 20)
+                    fprintf(stderr, "    V %lu temperature %g\n", (unsigned long)V, t);
                 fti_sampler_free(s);
             }
         }
@@ -593,7 +594,7 @@ void fti_test_harden_infer_concurrent_sessions(void) {}
 
 /* --- allocation fault loops (tests/test_fault.c's method) for the operations added since the
  * loops were written: a session with an f16 KV cache that prefills, decodes and generates, and a
- * batched step with its batch (packed weights) and a batched prefill ---------------------------- */
+ * batched step with its batch (packed weights) and a batched prefill --------------------- */
 
 typedef struct hi_fault {
     const char *path;

@@ -9,7 +9,8 @@
 #include <unistd.h>
 #include "test_util_state.h"
 
-/* Copies the GGUF file src to dst through the writer, then sets the keys of `edit` (may be NULL). */
+/* Copies the GGUF file src to dst through the writer, then sets the keys of `edit` (may be
+ * NULL). */
 typedef fti_result (*hr_edit_fn)(fti_gguf_writer *w);
 
 static int hr_copy(const char *src, const char *dst, hr_edit_fn edit) {

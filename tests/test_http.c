@@ -43,17 +43,26 @@ static const http_bad_case http_bad[] = {
     {"empty field name", "GET / HTTP/1.1\r\n" HOST ": x\r\n\r\n", 400},
     {"bad char in name", "GET / HTTP/1.1\r\n" HOST "X(y): z\r\n\r\n", 400},
     {"NUL in value", "GET / HTTP/1.1\r\n" HOST "X: a\0b\r\n\r\n", 400},
-    {"control in value", "GET / HTTP/1.1\r\n" HOST "X: a\x01" "b\r\n\r\n", 400},
+    {"control in value",
+     "GET / HTTP/1.1\r\n" HOST "X: a\x01"
+     "b\r\n\r\n",
+     400},
     {"missing Host", "GET / HTTP/1.1\r\n\r\n", 400},
     {"duplicate Host", "GET / HTTP/1.1\r\n" HOST HOST "\r\n", 400},
     {"unsupported Expect", "GET / HTTP/1.1\r\n" HOST "Expect: 200-ok\r\n\r\n", 417},
     /* smuggling: framing */
-    {"CL and TE", "POST / HTTP/1.1\r\n" HOST "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
-                  "0\r\n\r\n", 400},
-    {"TE and CL", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n"
-                  "0\r\n\r\n", 400},
-    {"duplicate CL same value", "POST / HTTP/1.1\r\n" HOST "Content-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400},
-    {"duplicate CL different", "POST / HTTP/1.1\r\n" HOST "Content-Length: 1\r\nContent-Length: 2\r\n\r\nxy", 400},
+    {"CL and TE",
+     "POST / HTTP/1.1\r\n" HOST "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "0\r\n\r\n",
+     400},
+    {"TE and CL",
+     "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n"
+     "0\r\n\r\n",
+     400},
+    {"duplicate CL same value",
+     "POST / HTTP/1.1\r\n" HOST "Content-Length: 1\r\nContent-Length: 1\r\n\r\nx", 400},
+    {"duplicate CL different",
+     "POST / HTTP/1.1\r\n" HOST "Content-Length: 1\r\nContent-Length: 2\r\n\r\nxy", 400},
     {"CL list", "POST / HTTP/1.1\r\n" HOST "Content-Length: 1, 1\r\n\r\nx", 400},
     {"CL plus sign", "POST / HTTP/1.1\r\n" HOST "Content-Length: +1\r\n\r\nx", 400},
     {"CL negative", "POST / HTTP/1.1\r\n" HOST "Content-Length: -1\r\n\r\n", 400},
@@ -62,29 +71,53 @@ static const http_bad_case http_bad[] = {
     {"CL inner space", "POST / HTTP/1.1\r\n" HOST "Content-Length: 1 2\r\n\r\n", 400},
     {"CL huge", "POST / HTTP/1.1\r\n" HOST "Content-Length: 99999999999999999999999\r\n\r\n", 413},
     {"TE gzip", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: gzip\r\n\r\n", 400},
-    {"TE list", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 400},
-    {"TE chunked twice", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400},
-    {"TE duplicate field", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+    {"TE list", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+     400},
+    {"TE chunked twice",
+     "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400},
+    {"TE duplicate field",
+     "POST / HTTP/1.1\r\n" HOST
+     "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+     400},
     {"TE xchunked", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 400},
-    {"TE with vertical tab", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding:\x0b" "chunked\r\n\r\n0\r\n\r\n", 400},
-    {"TE space in name", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400},
+    {"TE with vertical tab",
+     "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding:\x0b"
+     "chunked\r\n\r\n0\r\n\r\n",
+     400},
+    {"TE space in name", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+     400},
     {"TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
     /* chunked bodies */
-    {"chunk size not hex", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\nz\r\n\r\n", 400},
-    {"chunk size empty", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n\r\n\r\n", 400},
-    {"chunk size 0x", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n0x1\r\na\r\n0\r\n\r\n", 400},
-    {"chunk size negative", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n-1\r\na\r\n0\r\n\r\n", 400},
-    {"chunk size leading space", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n 1\r\na\r\n0\r\n\r\n", 400},
-    {"chunk size overflow", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n"
-                            "10000000000000001\r\na\r\n0\r\n\r\n", 400},
-    {"chunk size bare LF", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n1\na\r\n0\r\n\r\n", 400},
-    {"chunk data too long", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n", 400},
-    {"chunk data bare LF end", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n1\r\na\n0\r\n\r\n", 400},
-    {"chunk ext with control", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n1;a\x01\r\na\r\n0\r\n\r\n", 400},
-    {"chunk junk after size", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n1 x\r\na\r\n0\r\n\r\n", 400},
-    {"trailer obs-fold", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n0\r\nX: a\r\n b\r\n\r\n", 400},
-    {"trailer bare LF", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n0\r\nX: a\n\r\n", 400},
-    {"chunked too large", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n100001\r\n", 413},
+    {"chunk size not hex", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\nz\r\n\r\n",
+     400},
+    {"chunk size empty", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n\r\n\r\n",
+     400},
+    {"chunk size 0x",
+     "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n0x1\r\na\r\n0\r\n\r\n", 400},
+    {"chunk size negative",
+     "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n-1\r\na\r\n0\r\n\r\n", 400},
+    {"chunk size leading space",
+     "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n 1\r\na\r\n0\r\n\r\n", 400},
+    {"chunk size overflow",
+     "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n"
+     "10000000000000001\r\na\r\n0\r\n\r\n",
+     400},
+    {"chunk size bare LF",
+     "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n1\na\r\n0\r\n\r\n", 400},
+    {"chunk data too long",
+     "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n", 400},
+    {"chunk data bare LF end",
+     "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n1\r\na\n0\r\n\r\n", 400},
+    {"chunk ext with control",
+     "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n1;a\x01\r\na\r\n0\r\n\r\n", 400},
+    {"chunk junk after size",
+     "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n1 x\r\na\r\n0\r\n\r\n", 400},
+    {"trailer obs-fold",
+     "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n0\r\nX: a\r\n b\r\n\r\n", 400},
+    {"trailer bare LF",
+     "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n0\r\nX: a\n\r\n", 400},
+    {"chunked too large", "POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\n\r\n100001\r\n",
+     413},
 };
 
 static long http_parse_str(const char *s, size_t n, fti_http_head *h, fti_buf *body,
@@ -163,7 +196,8 @@ FTI_TEST(http_good_requests) {
     CHECK_EQ_INT(bn, 0);
 
     /* pipelining: the parser consumes exactly one request */
-    s = "POST /v1/completions HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n";
+    s = "POST /v1/completions HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET / "
+        "HTTP/1.1\r\n";
     r = http_parse_str(s, strlen(s), h, &body, &b, &bn);
     CHECK_EQ_INT(r, (long)(strstr(s, "GET") - s));
     CHECK(bn == 5 && memcmp(b, "hello", 5) == 0);
@@ -288,8 +322,9 @@ FTI_TEST(http_chunked_incremental) {
 FTI_TEST(http_random_bytes_never_crash) {
     /* random mutations of a valid request: the parser returns, and whatever it consumes is
      * consistent with parsing the consumed prefix alone */
-    const char *base = "POST /v1/completions HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                       "4\r\nabcd\r\n0\r\n\r\n";
+    const char *base =
+        "POST /v1/completions HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "4\r\nabcd\r\n0\r\n\r\n";
     size_t n = strlen(base), it;
     unsigned char buf[256];
     fti_rng rng;
@@ -304,7 +339,8 @@ FTI_TEST(http_random_bytes_never_crash) {
         memcpy(buf, base, n);
         for (j = 0; j < 1 + fti_rng_below(&rng, 3); j++) {
             size_t at = fti_rng_below(&rng, (uint32_t)m);
-            static const unsigned char pick[] = {'\r', '\n', ' ', '\t', ':', '0', 'f', ';', 0, 0x80};
+            static const unsigned char pick[] = {'\r', '\n', ' ', '\t', ':',
+                                                 '0',  'f',  ';', 0,    0x80};
             buf[at] = pick[fti_rng_below(&rng, sizeof pick)];
         }
         memset(&body, 0, sizeof body);
@@ -613,8 +649,9 @@ FTI_TEST(http_api_writers) {
     CHECK_EQ_STR(b.data, "data: [DONE]\n\n");
     b.len = 0;
     fti_api_write_error(&b, "bad \"x\"", NULL, "max_tokens", NULL);
-    CHECK_EQ_STR(b.data, "{\"error\":{\"message\":\"bad \\\"x\\\"\",\"type\":\"invalid_request_error\","
-                         "\"param\":\"max_tokens\",\"code\":null}}");
+    CHECK_EQ_STR(b.data,
+                 "{\"error\":{\"message\":\"bad \\\"x\\\"\",\"type\":\"invalid_request_error\","
+                 "\"param\":\"max_tokens\",\"code\":null}}");
     fti_buf_free(&b);
 }
 

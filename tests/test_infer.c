@@ -116,7 +116,8 @@ FTI_TEST(infer_matches_training_forward) {
 
 /* A "trained tiny model": the test config trained by part 07 for 60 steps on the corpus text
  * (bytes 32..127 as ids 0..95), so the weights have a trained distribution. Returns NULL when the
- * training part is compiled out or the corpus is missing (the caller falls back to init weights). */
+ * training part is compiled out or the corpus is missing (the caller falls back to init
+ * weights). */
 static float *ti_trained_params(const fti_model_config *cfg) {
 #if defined(FTI_TRAIN_H) && !defined(FTI_NO_TRAIN)
     void *text = NULL;
@@ -894,7 +895,8 @@ FTI_TEST(infer_lora_merge_at_load) {
         for (i = 0; i < ti.rows; i++)
             for (j = 0; j < ti.cols; j++) {
                 double d = 0;
-                for (k = 0; k < r; k++) d += (double)ab[t][1][i * r + k] * ab[t][0][k * ti.cols + j];
+                for (k = 0; k < r; k++)
+                    d += (double)ab[t][1][i * r + k] * ab[t][0][k * ti.cols + j];
                 merged[ti.offset + i * ti.cols + j] += (float)(alpha / (double)r * d);
             }
         snprintf(nm, sizeof nm, "%s.weight.lora_a", names[t]);
@@ -1023,7 +1025,8 @@ FTI_TEST(infer_eval_batch_matches_sessions) {
         REQUIRE(fti_test_open_sessions(path, NULL, &e, all, 15) == 0);
         for (b = 0; b < 5; b++) {
             int32_t prompt[10];
-            for (plen = 0; plen < 2 + 2 * b; plen++) prompt[plen] = (int32_t)((b * 17 + plen * 5) % 95);
+            for (plen = 0; plen < 2 + 2 * b; plen++)
+                prompt[plen] = (int32_t)((b * 17 + plen * 5) % 95);
             CHECK_OK(fti_session_eval(ref[b], prompt, plen, NULL, &err));
             CHECK_OK(fti_session_eval(bat[b], prompt, plen, NULL, &err));
             CHECK_OK(fti_session_eval(one[b], prompt, plen, NULL, &err));
@@ -1086,7 +1089,8 @@ FTI_TEST(infer_decode_same_bits_any_threads) {
         for (kvi = 0; kvi < 3; kvi++) {
             fti_model_config cfg;
             float *params = NULL, *ref = NULL;
-            const char *path = ti_model(&cfg, &params, types[ti], 0, ti ? "d4.gguf" : "d32.gguf", 4.0f);
+            const char *path =
+                ti_model(&cfg, &params, types[ti], 0, ti ? "d4.gguf" : "d32.gguf", 4.0f);
             fti_engine *e = NULL;
             fti_error err;
             int32_t toks[24];
@@ -1121,10 +1125,11 @@ FTI_TEST(infer_decode_same_bits_any_threads) {
 }
 
 /* Q4_0 and Q8_0 matrices repacked at load (the AVX2 table's decode forms,
- * fti_qpack_decode_rows) against the same file with opts.no_repack: a prompt batch gives the same bits (the multi-row products
- * read either form in the same order), decode steps stay within the one-row kernels' rounding
- * of each other, on 1 and 2 threads; a tied output (the embedding rows stay readable after the
- * mapped pages were let go) and a file that is not mapped but read into memory work too. */
+ * fti_qpack_decode_rows) against the same file with opts.no_repack: a prompt batch gives the same
+ * bits (the multi-row products read either form in the same order), decode steps stay within the
+ * one-row kernels' rounding of each other, on 1 and 2 threads; a tied output (the embedding rows
+ * stay readable after the mapped pages were let go) and a file that is not mapped but read into
+ * memory work too. */
 FTI_TEST(infer_repacked) {
     int tied;
     for (tied = 0; tied < 4; tied++) { /* (2, 3: Q8_0) */

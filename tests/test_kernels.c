@@ -618,7 +618,8 @@ FTI_TEST(kernels_quantize_bit_identical) {
     float *buf = (float *)malloc((max_nb * 32 + 1) * sizeof(float)), *x = buf + 1;
     float *d0 = (float *)malloc(max_nb * 32 * sizeof(float));
     float *d1 = (float *)malloc(max_nb * 32 * sizeof(float));
-    unsigned char *q0 = (unsigned char *)malloc(max_nb * 34), *q1 = (unsigned char *)malloc(max_nb * 34);
+    unsigned char *q0 = (unsigned char *)malloc(max_nb * 34),
+                  *q1 = (unsigned char *)malloc(max_nb * 34);
     REQUIRE(buf && d0 && d1 && q0 && q1);
     fti_rng_seed(&r, 21, 5);
     for (ni = 0; ni < sizeof nbs / sizeof nbs[0]; ni++) {
@@ -637,8 +638,8 @@ FTI_TEST(kernels_quantize_bit_identical) {
                     fprintf(stderr,
                             "    quantize %s table %d (%s) nb=%zu: byte %zu (block %zu kind %d) "
                             "%02x vs ref %02x\n",
-                            fti_dtype_name(ty), t, fti_isa_name(fti_kernels_isa(tabs[t])), nb, i, i / (rb / nb),
-                            (int)((i / (rb / nb) + ni) % 11), q1[i], q0[i]);
+                            fti_dtype_name(ty), t, fti_isa_name(fti_kernels_isa(tabs[t])), nb, i,
+                            i / (rb / nb), (int)((i / (rb / nb) + ni) % 11), q1[i], q0[i]);
                     bad = 1;
                 }
                 CHECK_OK(fti_dequantize_row(tabs[t], ty, d1, q0, nb * 32));
@@ -648,7 +649,8 @@ FTI_TEST(kernels_quantize_bit_identical) {
                         fprintf(stderr,
                                 "    dequantize %s table %d (%s) nb=%zu at %zu: %.9g vs ref "
                                 "%.9g\n",
-                                fti_dtype_name(ty), t, fti_isa_name(fti_kernels_isa(tabs[t])), nb, i, d1[i], d0[i]);
+                                fti_dtype_name(ty), t, fti_isa_name(fti_kernels_isa(tabs[t])), nb,
+                                i, d1[i], d0[i]);
                         bad = 1;
                         break;
                     }
@@ -701,7 +703,8 @@ FTI_TEST(kernels_vector_ops_all_tables) {
     fti_rng_seed(&r, 13, 1);
     for (si = 0; si < KT_NSIZES; si++) {
         size_t C = (size_t)kt_sizes[si], R = 3, RC = R * C, i;
-        float *x = fti_test_rand(&r, RC, 3.0f), *y = fti_test_rand(&r, RC, 1.0f), *w = fti_test_rand(&r, C, 1.0f);
+        float *x = fti_test_rand(&r, RC, 3.0f), *y = fti_test_rand(&r, RC, 1.0f),
+              *w = fti_test_rand(&r, C, 1.0f);
         float *o1 = (float *)malloc(RC * 4), *o2 = (float *)malloc(RC * 4);
         float *p1 = (float *)malloc(RC * 4), *p2 = (float *)malloc(RC * 4);
         float *g1 = (float *)calloc(C, 4), *g2 = (float *)calloc(C, 4);

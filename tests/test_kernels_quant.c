@@ -86,7 +86,8 @@ FTI_TEST(kernels_quant_threads) {
         fti_dtype t = ty ? FTI_DTYPE_Q4_0 : FTI_DTYPE_Q8_0;
         size_t rb = fti_dtype_row_bytes(t, K), i, m, qb = fti_qact_bytes(M, K);
         float *Wf = fti_test_rand(&r, N * K, 1.0f), *X = fti_test_rand(&r, M * K, 1.0f);
-        float *Y0 = (float *)malloc(M * N * sizeof(float)), *Y = (float *)malloc(M * N * sizeof(float));
+        float *Y0 = (float *)malloc(M * N * sizeof(float)),
+              *Y = (float *)malloc(M * N * sizeof(float));
         float *Y1 = (float *)malloc(N * sizeof(float));
         char *W = (char *)malloc(N * rb);
         void *qa = malloc(qb);
@@ -155,7 +156,8 @@ FTI_TEST(kernels_quant_gemv_rows) {
                 size_t N = Ns[a], K = Ks[c], rb = fti_dtype_row_bytes(t, K), i, p;
                 float *Wf = fti_test_rand(&r, N * K, 1.0f), *X = fti_test_rand(&r, K, 3.0f);
                 float *Wd = (float *)malloc(N * K * sizeof(float));
-                float *Yr = (float *)malloc(N * sizeof(float)), *Y = (float *)malloc(N * sizeof(float));
+                float *Yr = (float *)malloc(N * sizeof(float)),
+                      *Y = (float *)malloc(N * sizeof(float));
                 float *Y1 = (float *)malloc(N * sizeof(float));
                 char *W = (char *)malloc(N * rb);
                 REQUIRE(Wd && Yr && Y && Y1 && W);
@@ -177,7 +179,8 @@ FTI_TEST(kernels_quant_gemv_rows) {
                         if (fabs(Y[i] - d) > 1.2e-2 * mag + 1e-6) bad++;
                         if (fabs(Y[i] - Yr[i]) > 2e-4 * mag + 1e-6) bad++;
                         /* alone, and inside the range [lo, hi) that holds it */
-                        REQUIRE(fti_matmul_w(tabs[ti], NULL, t, W + i * rb, X, Y1, 1, 1, K) == FTI_OK);
+                        REQUIRE(fti_matmul_w(tabs[ti], NULL, t, W + i * rb, X, Y1, 1, 1, K) ==
+                                FTI_OK);
                         if (memcmp(Y1, Y + i, sizeof(float))) diff++;
                         if (lo <= i && i < hi) {
                             REQUIRE(fti_matmul_w(tabs[ti], NULL, t, W + lo * rb, X, Y1, 1, hi - lo,

@@ -248,7 +248,8 @@ static const char mon_code[] =
     "        else if (strcmp(line, \"port\") == 0) cfg->port = (uint16_t)atoi(eq + 1);\n"
     "    }\n    fclose(f);\n    return cfg->threads > 0 ? 0 : -2;\n}\n"
     "for (size_t i = 0; i < n; i++) { sum += x[i] * w[i]; if (sum > max) max = sum; }\n"
-    "int main(int argc, char **argv) { struct config c = {0}; return parse_config(argv[1], &c); }\n";
+    "int main(int argc, char **argv) { struct config c = {0}; return parse_config(argv[1], &c); "
+    "}\n";
 
 FTI_TEST(monitor_drift_corpus) {
     void *d = NULL;
@@ -379,7 +380,8 @@ FTI_TEST(monitor_ref_epoch_stale_requests) {
         while ((p = strstr(p, "\"type\":\"request\"")) != NULL) {
             const char *e = strchr(p, '\n');
             lines++;
-            if (e && strstr(p, "\"prompt_ppl\":12") && strstr(p, "\"prompt_ppl\":12") < e) with_ppl++;
+            if (e && strstr(p, "\"prompt_ppl\":12") && strstr(p, "\"prompt_ppl\":12") < e)
+                with_ppl++;
             p++;
         }
         CHECK_EQ_INT(lines, 4);
@@ -456,7 +458,8 @@ FTI_TEST(monitor_bundle_alerts) {
     fti_buf_free(&b);
     fti_monitor_free(mon);
     REQUIRE(fti_file_read(mo.log_path, 0, &d, &n, NULL) == FTI_OK);
-    CHECK(strstr((const char *)d, "\"type\":\"drift\",") && strstr((const char *)d, "\"level\":\"alert\""));
+    CHECK(strstr((const char *)d, "\"type\":\"drift\",") &&
+          strstr((const char *)d, "\"level\":\"alert\""));
     fti_free(d);
     fti_drift_ref_free(ref);
 }

@@ -131,7 +131,10 @@ static size_t cli_response_len(const char *s, size_t n) {
 static int cli_do(int port, const char *req, fti_buf *resp) {
     int fd = tu_connect(port), st = -1;
     uint64_t end = fti_time_ns() / 1000000u + 10000;
-    if (fd < 0) { if (getenv("SRV_DEBUG")) fprintf(stderr, "cli_do: connect errno %d\n", errno); return -1; }
+    if (fd < 0) {
+        if (getenv("SRV_DEBUG")) fprintf(stderr, "cli_do: connect errno %d\n", errno);
+        return -1;
+    }
     resp->len = 0;
     if (cli_send(fd, req, strlen(req)) == 0) {
         for (;;) {
@@ -144,7 +147,9 @@ static int cli_do(int port, const char *req, fti_buf *resp) {
             if (poll(&p, 1, 100) <= 0) continue;
             n = recv(fd, buf, sizeof buf, 0);
             if (n <= 0) {
-                if (getenv("SRV_DEBUG")) fprintf(stderr, "cli_do: recv %ld errno %d len %lu\n", (long)n, errno, (unsigned long)resp->len);
+                if (getenv("SRV_DEBUG"))
+                    fprintf(stderr, "cli_do: recv %ld errno %d len %lu\n", (long)n, errno,
+                            (unsigned long)resp->len);
                 break;
             }
             fti_buf_append(resp, buf, (size_t)n);
@@ -201,7 +206,8 @@ FTI_TEST(server_endpoints) {
     memset(&req, 0, sizeof req);
     REQUIRE(srv_start(&f, &o, 0, 0) == 0);
 
-    CHECK_EQ_INT(cli_do(f.port, "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &resp), 200);
+    CHECK_EQ_INT(
+        cli_do(f.port, "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &resp), 200);
     cli_body(&resp, &body);
     CHECK(strstr(body.data, "\"status\":\"ok\"") != NULL);
 
@@ -210,7 +216,8 @@ FTI_TEST(server_endpoints) {
     REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
     root = fti_json_root(doc);
     CHECK_EQ_STR(fti_json_get_str(root, "object", ""), "list");
-    CHECK_EQ_STR(fti_json_get_str(fti_json_at(fti_json_get(root, "data"), 0), "id", ""), "fti-echo");
+    CHECK_EQ_STR(fti_json_get_str(fti_json_at(fti_json_get(root, "data"), 0), "id", ""),
+                 "fti-echo");
     fti_json_free(doc);
     /* one model (the SDKs' models.retrieve), its id percent-encoded or not; others are 404 */
     CHECK_EQ_INT(cli_do(f.port, "GET /v1/models/fti-echo HTTP/1.1\r\nHost: t\r\n\r\n", &resp),
@@ -240,7 +247,8 @@ FTI_TEST(server_endpoints) {
     CHECK_EQ_INT(cli_do(f.port, "GET /v1/completions HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 405);
 
     /* completion: OpenAI shape, finish_reason length, usage */
-    srv_post(&req, "/v1/completions", "{\"model\":\"x\",\"prompt\":\"Hello\",\"max_tokens\":5,\"seed\":1}", 0);
+    srv_post(&req, "/v1/completions",
+             "{\"model\":\"x\",\"prompt\":\"Hello\",\"max_tokens\":5,\"seed\":1}", 0);
     CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
     cli_body(&resp, &body);
     REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
@@ -376,7 +384,8 @@ FTI_TEST(server_streaming_sse) {
                 }
                 if (fti_json_get(root, "usage")) {
                     saw_usage = 1;
-                    CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "completion_tokens", 0), 6);
+                    CHECK_EQ_INT(
+                        fti_json_get_int(fti_json_get(root, "usage"), "completion_tokens", 0), 6);
                 }
                 fti_json_free(doc);
             } else {
@@ -579,10 +588,12 @@ FTI_TEST(server_smuggling_closes) {
     static const char *const reqs[] = {
         "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: "
         "chunked\r\n\r\n0\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n",
-        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: 40\r\n\r\n"
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: "
+        "40\r\n\r\n"
         "GET /health HTTP/1.1\r\nHost: t\r\n\r\n",
         "GET /health HTTP/1.1\nHost: t\n\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n",
-        "GET /health HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\nGET /health HTTP/1.1\r\nHost: "
+        "t\r\n\r\n",
         "POST /v1/completions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
         "zz\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n",
         "POST /v1/completions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked \r\n"
@@ -641,7 +652,8 @@ FTI_TEST(server_every_bad_request_closes) {
         r = cli_read_all(fd, &resp, 5000);
         status = resp.len > 12 ? atoi(resp.data + 9) : 0;
         snprintf(want, sizeof want, "%d", http_bad[i].status);
-        if (r == 1 && status == http_bad[i].status && cli_response_len(resp.data, resp.len) == resp.len &&
+        if (r == 1 && status == http_bad[i].status &&
+            cli_response_len(resp.data, resp.len) == resp.len &&
             strstr(resp.data, "Connection: close") != NULL) {
             n_ok++;
         } else {
@@ -679,8 +691,11 @@ FTI_TEST(server_instance_name) {
     CHECK(strstr(resp.data, "\r\nX-Fti-Instance: r-1.b\r\n") != NULL);
     CHECK(strstr(resp.data, "\"instance\":\"r-1.b\"") != NULL);
     resp.len = 0;
-    CHECK_EQ_INT(cli_do(f.port, "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 31\r\n\r\n"
-                                "{\"prompt\":\"a\",\"max_tokens\":2}  ", &resp), 200);
+    CHECK_EQ_INT(cli_do(f.port,
+                        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 31\r\n\r\n"
+                        "{\"prompt\":\"a\",\"max_tokens\":2}  ",
+                        &resp),
+                 200);
     CHECK(strstr(resp.data, "\r\nX-Fti-Instance: r-1.b\r\n") != NULL);
     srv_finish(&f);
     memset(&eo, 0, sizeof eo);
@@ -696,7 +711,8 @@ FTI_TEST(server_slow_header_deadline) {
     srv_fixture f;
     fti_server_opts o;
     fti_buf resp;
-    const char *slow = "GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    const char *slow =
+        "GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     int fd, k, served = 0, got408 = 0;
     size_t sent = 0;
     uint64_t t0;
@@ -884,7 +900,8 @@ FTI_TEST(server_continuous_batching) {
     tps1 = 24 / (t1 / 1000);
     tps8 = 8 * 24 / (t8 / 1000);
     fti_server_get_stats(f.srv, &st);
-    fprintf(stderr, "    batching: 1 client %.0f tok/s, 8 clients %.0f tok/s (x%.1f), mean batch %.2f\n",
+    fprintf(stderr,
+            "    batching: 1 client %.0f tok/s, 8 clients %.0f tok/s (x%.1f), mean batch %.2f\n",
             tps1, tps8, tps8 / tps1, (double)st.batch_tokens / (double)(st.steps ? st.steps : 1));
     CHECK(tps8 >= 3.0 * tps1); /* ideal 8x; tolerant for loaded machines and emulators */
     CHECK((double)st.batch_tokens / (double)st.steps > 2.0);
@@ -896,8 +913,12 @@ typedef struct srv_tracked {
     int *released;
 } srv_tracked;
 
-static const char *srv_tr_id(void *u) { return ((srv_tracked *)u)->inner.model_id(((srv_tracked *)u)->inner.user); }
-static int srv_tr_ctx(void *u) { return ((srv_tracked *)u)->inner.n_ctx(((srv_tracked *)u)->inner.user); }
+static const char *srv_tr_id(void *u) {
+    return ((srv_tracked *)u)->inner.model_id(((srv_tracked *)u)->inner.user);
+}
+static int srv_tr_ctx(void *u) {
+    return ((srv_tracked *)u)->inner.n_ctx(((srv_tracked *)u)->inner.user);
+}
 static fti_result srv_tr_start(void *u, const char *p, size_t n, const fti_gen_params *pr, void **s,
                                fti_gen_prompt_info *info, fti_error *err) {
     srv_tracked *t = (srv_tracked *)u;
@@ -1110,9 +1131,13 @@ FTI_TEST(server_monitor_log_metrics) {
     }
     CHECK_EQ_INT(cli_do(f.port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 200);
     cli_body(&resp, &body);
-    CHECK(strstr(body.data, "fti_requests_total{endpoint=\"/v1/completions\",status=\"200\"} 3") != NULL);
+    CHECK(strstr(body.data, "fti_requests_total{endpoint=\"/v1/completions\",status=\"200\"} 3") !=
+          NULL);
     CHECK(strstr(body.data, "# TYPE fti_request_duration_seconds histogram") != NULL);
-    CHECK(strstr(body.data, "fti_request_duration_seconds_bucket{endpoint=\"/v1/completions\",le=\"+Inf\"} 3") != NULL);
+    CHECK(
+        strstr(body.data,
+               "fti_request_duration_seconds_bucket{endpoint=\"/v1/completions\",le=\"+Inf\"} 3") !=
+        NULL);
     CHECK(strstr(body.data, "fti_model_info{model=\"fti-echo\"} 1") != NULL);
     CHECK(strstr(body.data, "fti_completion_tokens_total 12") != NULL);
     CHECK(strstr(body.data, "fti_drift_psi{dist=\"tokens\"}") != NULL);
@@ -1461,7 +1486,8 @@ FTI_TEST(server_batch_decode_matches_sessions) {
             fti_pool *pool = fti_pool_create(nt);
             fti_error err;
             fti_session_opts so;
-            static const int32_t prompts[3][7] = {{95, 1, 2, 3, 4, 5, 6}, {95, 7}, {95, 30, 40, 50}};
+            static const int32_t prompts[3][7] = {
+                {95, 1, 2, 3, 4, 5, 6}, {95, 7}, {95, 30, 40, 50}};
             static const size_t plen[3] = {7, 2, 4};
             size_t b, step, v;
             double max_err = 0, tol;

@@ -380,7 +380,8 @@ FTI_TEST(store_nested_json_exports) {
          "patience today https://t.co/AbC12 https://t.co/Pic9\", \"created_at\": \"Wed Oct 10 "
          "20:19:24 +0000 2018\", \"entities\": {\"urls\": [{\"url\": \"https://t.co/AbC12\", "
          "\"expanded_url\": \"https://example.com/rye\"}]}, \"extended_entities\": {\"media\": "
-         "[{\"url\": \"https://t.co/Pic9\"}]}}},\n {\"tweet\": {\"full_text\": \"RT @bob: his words "
+         "[{\"url\": \"https://t.co/Pic9\"}]}}},\n {\"tweet\": {\"full_text\": \"RT @bob: his "
+         "words "
          "about wheat and speed, not mine\"}},\n {\"tweet\": {\"full_text\": \"@bob @carol_x I "
          "think the dough needs more time in the cold.\", \"in_reply_to_screen_name\": "
          "\"bob\"}}]"},
@@ -436,9 +437,8 @@ FTI_TEST(store_nested_json_exports) {
         {"notes.csv", "author;text\nAlice;Semicolon separated, with a comma inside it.\n"},
         {"excel.csv", "\xEF\xBB\xBFsep=;\r\ntext;author\r\nExcel's own line named the "
                       "separator, a comma too.;Alice\r\n"},
-        {"Sent",
-         "From - Mon Mar  2 10:00:00 2020\nX-Mozilla-Status: 0001\nFrom: Alice <a@x.org>\n"
-         "Subject: hi\n\nA mail from the Sent folder of Thunderbird about bread.\n"},
+        {"Sent", "From - Mon Mar  2 10:00:00 2020\nX-Mozilla-Status: 0001\nFrom: Alice <a@x.org>\n"
+                 "Subject: hi\n\nA mail from the Sent folder of Thunderbird about bread.\n"},
         {"README", "Not a mailbox, just a file without an extension.\n"},
         {"app.js", "console.log('not an archive of tweets');\n"}};
     char home[512], id[65];
@@ -2503,7 +2503,8 @@ static int same_version(const char *ha, const char *a, const char *hb, const cha
     for (i = 0; ok && i < sizeof objs / sizeof objs[0]; i++) {
         const fti_json *fx = fti_json_get(fti_json_get(fti_dataset_manifest(x), "files"), objs[i]);
         const fti_json *fy = fti_json_get(fti_json_get(fti_dataset_manifest(y), "files"), objs[i]);
-        const char *sx = fti_json_get_str(fx, "sha256", NULL), *sy = fti_json_get_str(fy, "sha256", NULL);
+        const char *sx = fti_json_get_str(fx, "sha256", NULL),
+                   *sy = fti_json_get_str(fy, "sha256", NULL);
         if (!sx || !sy || strcmp(sx, sy) != 0) {
             fprintf(stderr, "    object %s differs: %s vs %s\n", objs[i], sx ? sx : "-",
                     sy ? sy : "-");

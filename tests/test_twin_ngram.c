@@ -132,7 +132,8 @@ FTI_TEST(twin_ngram_matches_reference) {
                 }
             }
             CHECK(worst < 1e-5);
-            if (worst >= 1e-5) fprintf(stderr, "    V %zu n %zu order %d: rel %g\n", V, n, N, worst);
+            if (worst >= 1e-5)
+                fprintf(stderr, "    V %zu n %zu order %d: rel %g\n", V, n, N, worst);
             fti_ngram_free(m);
             free(ids);
             free(probs);
@@ -166,9 +167,11 @@ FTI_TEST(twin_ngram_sums_to_one) {
                     double s = 0, mn = 1;
                     int conf, conf2;
                     int32_t tok;
-                    for (j = 0; j < nc; j++) { /* from the text, with an out-of-range id now and then */
+                    for (j = 0; j < nc;
+                         j++) { /* from the text, with an out-of-range id now and then */
                         ctx[j] = n ? (int32_t)ids[(q * 7 + j) % n] : 0;
-                        if (fti_rng_below(&r, 9) == 0) ctx[j] = fti_rng_below(&r, 2) ? -3 : (int32_t)V;
+                        if (fti_rng_below(&r, 9) == 0)
+                            ctx[j] = fti_rng_below(&r, 2) ? -3 : (int32_t)V;
                     }
                     conf = fti_ngram_probs(m, ctx, nc, probs);
                     for (w = 0; w < V; w++) {

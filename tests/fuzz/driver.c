@@ -89,7 +89,8 @@ static sig_atomic_t fti__fuzz_seen = -1;
 static int fti__fuzz_ticks = 0, fti__fuzz_cpu_limit = 0;
 
 static void fti__fuzz_tick(int sig) {
-    static const char msg[] = "fti-fuzz: an input ran longer than FTI_FUZZ_CPU_TIMEOUT CPU seconds\n";
+    static const char msg[] =
+        "fti-fuzz: an input ran longer than FTI_FUZZ_CPU_TIMEOUT CPU seconds\n";
     (void)sig;
     if (fti__fuzz_units != fti__fuzz_seen) {
         fti__fuzz_seen = fti__fuzz_units;

@@ -28,7 +28,8 @@ int fti_fuzz_clean(const uint8_t *data, size_t size) {
     fti_clean_text(text.data ? text.data : "", text.len, 0, &clean);
     fti__fuzz_clean_check(&clean);
     fti_clean_text(clean.data ? clean.data : "", clean.len, 0, &again);
-    FTI_FUZZ_CHECK(again.len == clean.len && (clean.len == 0 || !memcmp(again.data, clean.data, clean.len)));
+    FTI_FUZZ_CHECK(again.len == clean.len &&
+                   (clean.len == 0 || !memcmp(again.data, clean.data, clean.len)));
     fti_buf_free(&text);
     fti_buf_free(&title);
     fti_buf_free(&clean);

@@ -40,8 +40,10 @@ int fti_fuzz_gguf(const uint8_t *data, size_t size) {
     /* copy through the writer and read back */
     memset(&out, 0, sizeof out);
     /* a tensorless file may claim any power-of-two alignment up to 2^31 and the writer honours it
-     * with that much padding: valid, but a 2 GB copy per input makes the fuzzer crawl (150 runs/s) */
-    if (fti_gguf_alignment(g) <= 65536 && fti_gguf_writer_create(&w, fti_gguf_alignment(g)) == FTI_OK) {
+     * with that much padding: valid, but a 2 GB copy per input makes the fuzzer crawl
+     * (150 runs/s) */
+    if (fti_gguf_alignment(g) <= 65536 &&
+        fti_gguf_writer_create(&w, fti_gguf_alignment(g)) == FTI_OK) {
         int ok = 1;
         for (i = 0; i < fti_gguf_n_kv(g) && ok; i++)
             ok = fti_gguf_set_kv_from(w, g, fti_gguf_kv_at(g, i)) == FTI_OK;

@@ -31,7 +31,8 @@ int fti_fuzz_http(const uint8_t *data, size_t size) {
      * line end arrived), at the end of the input, at every prefix of inputs up to 64 bytes, and at
      * 8 more prefixes picked from the input's hash (over many inputs every prefix length gets its
      * turn). Parsing at every one of n prefixes cost O(n^2): 95% of this target's time, and it
-     * limited the check to inputs of 4 KiB. Then the chunked decoder gets one more byte each time. */
+     * limited the check to inputs of 4 KiB. Then the chunked decoder gets one more byte each
+     * time. */
     {
         long head = 0;
         size_t pick[8], n_pick = 0, pi = 0, a, b;

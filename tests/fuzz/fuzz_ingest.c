@@ -5,8 +5,9 @@
  * fuzz build is one translation unit with the implementation). */
 /* tests-need: !defined(FTI_NO_STORE) */
 int fti_fuzz_ingest(const uint8_t *data, size_t size) {
-    static const fti__st_kind kinds[8] = {FTI__ST_K_TXT,   FTI__ST_K_MD,  FTI__ST_K_HTML, FTI__ST_K_JSON,
-                                          FTI__ST_K_JSONL, FTI__ST_K_CSV, FTI__ST_K_EML,  FTI__ST_K_MBOX};
+    static const fti__st_kind kinds[8] = {FTI__ST_K_TXT,  FTI__ST_K_MD,    FTI__ST_K_HTML,
+                                          FTI__ST_K_JSON, FTI__ST_K_JSONL, FTI__ST_K_CSV,
+                                          FTI__ST_K_EML,  FTI__ST_K_MBOX};
     fti_ingest_opts o = fti_ingest_opts_resolve(NULL);
     fti__st_proc pp;
     fti__st_unit u;

@@ -11,7 +11,8 @@ static const fti_tokenizer *fti__fuzz_tokenizer(void) {
             "POLITICS, n. A strife of interests masquerading as a contest of principles.",
             ("CYNIC, n. A blackguard whose faulty vision sees things as they are, not as they "
              "ought to be. Hence the custom among the Scythians of plucking out a cynic's eyes."),
-            "Il \xc3\xa9tait une fois 12345 caf\xc3\xa9s \xe2\x80\x94 and   spaces\n\n\ttabs 's 'll"};
+            "Il \xc3\xa9tait une fois 12345 caf\xc3\xa9s \xe2\x80\x94 and   spaces\n\n\ttabs 's "
+            "'ll"};
         size_t i;
         memset(&o, 0, sizeof o);
         o.vocab_size = 400;
@@ -37,9 +38,11 @@ int fti_fuzz_tokenize(const uint8_t *data, size_t size) {
         FTI_FUZZ_CHECK(fti_tokenizer_decode(tok, t.ids, t.len, &out) == FTI_OK);
         FTI_FUZZ_CHECK(out.len == size && (size == 0 || memcmp(out.data, data, size) == 0));
         memset(&d, 0, sizeof d);
-        for (i = 0; i < t.len; i++) FTI_FUZZ_CHECK(fti_detok_push(&d, tok, t.ids[i], &stream) == FTI_OK);
+        for (i = 0; i < t.len; i++)
+            FTI_FUZZ_CHECK(fti_detok_push(&d, tok, t.ids[i], &stream) == FTI_OK);
         fti_detok_flush(&d, &stream);
-        FTI_FUZZ_CHECK(stream.len == out.len && (out.len == 0 || memcmp(stream.data, out.data, out.len) == 0));
+        FTI_FUZZ_CHECK(stream.len == out.len &&
+                       (out.len == 0 || memcmp(stream.data, out.data, out.len) == 0));
         fti_tokens_free(&t);
         fti_buf_free(&out);
         fti_buf_free(&stream);

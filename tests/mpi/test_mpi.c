@@ -239,7 +239,8 @@ static int compare_gguf(const char *a, const char *b) {
     fti_gguf *ga = NULL, *gb = NULL;
     fti_error err;
     int rc = 1;
-    if (fti_gguf_open(&ga, a, NULL, &err) != FTI_OK || fti_gguf_open(&gb, b, NULL, &err) != FTI_OK) {
+    if (fti_gguf_open(&ga, a, NULL, &err) != FTI_OK ||
+        fti_gguf_open(&gb, b, NULL, &err) != FTI_OK) {
         fprintf(stderr, "compare-gguf: %s\n", err.msg);
     } else {
         size_t la = fti_gguf_file_size(ga) - fti_gguf_data_offset(ga);
