@@ -60,15 +60,15 @@ static void usage(FILE *f) {
         "                         created_utc,creationDate,creation_timestamp,\n"
         "                         userEditedTimestampUsec,ts]\n"
         "  --require LIST         fields a document must have, e.g. title,date [none]\n"
-        "  --authors LIST         keep only these authors' writing: every name, handle and address\n"
-        "                         you write under, comma-separated (each matches whole words of\n"
-        "                         the author, any case); documents by others (mail From:,\n"
-        "                         JSON/CSV author fields, HTML and front-matter authors) are\n"
-        "                         rejected as other_author. Not given: an export whose account\n"
-        "                         file names its owner (Twitter, Facebook, Instagram, Telegram)\n"
-        "                         keeps only the owner's messages, a mail folder next to its\n"
-        "                         sent mail (Sent, Gmail's Sent label) only the senders' mail;\n"
-        "                         \"*\" keeps everyone's\n"
+        "  --authors LIST         keep only these authors' writing: every name, handle and\n"
+        "                         address you write under, comma-separated (each matches whole\n"
+        "                         words of the author, any case); documents by others (mail\n"
+        "                         From:, JSON/CSV author fields, HTML and front-matter authors)\n"
+        "                         are rejected as other_author. Not given: an export whose\n"
+        "                         account file names its owner (Twitter, Facebook, Instagram,\n"
+        "                         Telegram) keeps only the owner's messages, a mail folder next\n"
+        "                         to its sent mail (Sent, Gmail's Sent label) only the senders'\n"
+        "                         mail; \"*\" keeps everyone's\n"
         "  --min-chars N [12]  --max-chars N [1000000]  --min-letters F [0.5]  --max-repeat F "
         "[0.5]\n"
         "                         (a negative F disables that rule)\n"
@@ -242,7 +242,7 @@ static int cmd_ingest(const char *home, int argc, char **argv, int merge) {
             return 2;                                                                              \
         }                                                                                          \
         if (!(x >= (lo) && x <= (hi))) {                                                           \
-            fprintf(stderr, "fti-feature: %s: %s is out of range (%.10g to %.10g)\n", a, v,              \
+            fprintf(stderr, "fti-feature: %s: %s is out of range (%.10g to %.10g)\n", a, v,        \
                     (double)(lo), (double)(hi));                                                   \
             free(paths);                                                                           \
             return 2;                                                                              \

@@ -45,8 +45,9 @@ static void usage(FILE *f) {
             "  --seed S          sampling seed (default 1)\n"
             "  --threads N       worker threads (default: all CPUs)\n"
             "  --ctx N           context length (default: the model's)\n"
-            "  --kv f16|f32|q8   KV cache element type (default f16, as fti-serve; f32 is exact; q8 is\n"
-            "                    int8 plus a scale per head row: 0.53 of f16's memory at head size 64)\n"
+            "  --kv f16|f32|q8   KV cache element type (default f16, as fti-serve; f32 is\n"
+            "                    exact; q8 is int8 plus a scale per head row: 0.53 of f16's\n"
+            "                    memory at head size 64)\n"
             "  --stop TEXT       stop before TEXT (repeatable)\n"
             "  --rag-k K         retrieved chunks (default 3); --no-rag disables retrieval\n"
             "  --lora FILE       merge a LoRA adapter (from fti-train --lora) at load time\n"
@@ -232,14 +233,22 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--alias")) { NEEDV(); alias = v; }
         else if (!strcmp(a, "--prompt")) { NEEDV(); prompt = v; }
         else if (!strcmp(a, "--title")) { NEEDV(); title = v; }
-        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { NUMV(1, 1e9); n_predict = (size_t)x; }
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            NUMV(1, 1e9);
+            n_predict = (size_t)x;
+        }
         else if (!strcmp(a, "--temp")) { NUMV(0, 100); so.temperature = (float)x; }
         else if (!strcmp(a, "--top-k")) { NUMV(0, 1e9); so.top_k = (int)x; }
         else if (!strcmp(a, "--top-p")) { NUMV(0, 1); so.top_p = (float)x; }
         else if (!strcmp(a, "--min-p")) { NUMV(0, 1); so.min_p = (float)x; }
         else if (!strcmp(a, "--repeat-penalty")) { NUMV(0, 100); so.repeat_penalty = (float)x; }
-        else if (!strcmp(a, "--frequency-penalty")) { NUMV(-100, 100); so.frequency_penalty = (float)x; }
-        else if (!strcmp(a, "--presence-penalty")) { NUMV(-100, 100); so.presence_penalty = (float)x; }
+        else if (!strcmp(a, "--frequency-penalty")) {
+            NUMV(-100, 100);
+            so.frequency_penalty = (float)x;
+        } else if (!strcmp(a, "--presence-penalty")) {
+            NUMV(-100, 100);
+            so.presence_penalty = (float)x;
+        }
         else if (!strcmp(a, "--seed")) {
             char *end = NULL;
             NEEDV();

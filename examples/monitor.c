@@ -6,12 +6,12 @@
  *
  * Reads the JSONL request log that fti-serve writes (and its rotated files .1 .. .9, oldest
  * first); several logs (replicas: repeated --log, or a directory's requests*.jsonl, which is the
- * default: HOME/logs) are merged into one stream ordered by time. It prints a summary table (traffic by endpoint and status, latency and time-to-first-token
- * percentiles, tokens/s), drift per window of requests (PSI and Jensen-Shannon divergence of the
- * prompts' token buckets and lengths against the reference line the server wrote from the feature
- * store, byte-fallback share, perplexity ratio) and the alerts, and writes an SVG chart of latency
- * and drift over the windows. Exit status: 0 no alert, 3 an alert threshold was crossed, 1 error,
- * 2 usage.
+ * default: HOME/logs) are merged into one stream ordered by time. It prints a summary table
+ * (traffic by endpoint and status, latency and time-to-first-token percentiles, tokens/s), drift
+ * per window of requests (PSI and Jensen-Shannon divergence of the prompts' token buckets and
+ * lengths against the reference line the server wrote from the feature store, byte-fallback
+ * share, perplexity ratio) and the alerts, and writes an SVG chart of latency and drift over the
+ * windows. Exit status: 0 no alert, 3 an alert threshold was crossed, 1 error, 2 usage.
  */
 #define FTI_IMPLEMENTATION
 #include "fti.h"
@@ -33,9 +33,10 @@ static void usage(FILE *f) {
             "                  (default: HOME/logs, i.e. requests.jsonl and requests-NAME.jsonl)\n"
             "  --window N      requests per drift window (default 100)\n"
             "  --since S       only requests of the last S seconds\n"
-            "  --svg FILE      chart of latency and drift (default: the log's directory/report.svg;\n"
-            "                  '-' = none)\n"
-            "  --psi-warn X --psi-alert X --js-warn X --js-alert X   thresholds (0.1 0.25 0.05 0.1)\n"
+            "  --svg FILE      chart of latency and drift (default: the log's\n"
+            "                  directory/report.svg; '-' = none)\n"
+            "  --psi-warn X --psi-alert X --js-warn X --js-alert X\n"
+            "                  thresholds (0.1 0.25 0.05 0.1)\n"
             "  --min-tokens N  prompt tokens a window needs to be judged (default 200)\n"
             "  --judge-length  let prompt-length drift count toward alerts\n"
             "Exit status: 0 no alert, 3 an alert threshold crossed, 1 error, 2 usage.\n");
@@ -262,10 +263,12 @@ static void svg_chart(FILE *f, const window_stats *w, size_t n_w, const fti_drif
         double yw = H - B - (t->psi_warn / max_psi) * (H - B - T);
         double ya = H - B - (t->psi_alert / max_psi) * (H - B - T);
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#d90\" "
-                   "stroke-dasharray=\"4 3\"/><text x=\"%d\" y=\"%.1f\" fill=\"#d90\">warn</text>\n",
+                   "stroke-dasharray=\"4 3\"/><text x=\"%d\" y=\"%.1f\" "
+                   "fill=\"#d90\">warn</text>\n",
                 L, yw, W - R, yw, W - R - 30, yw - 3);
         fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#c00\" "
-                   "stroke-dasharray=\"4 3\"/><text x=\"%d\" y=\"%.1f\" fill=\"#c00\">alert</text>\n",
+                   "stroke-dasharray=\"4 3\"/><text x=\"%d\" y=\"%.1f\" "
+                   "fill=\"#c00\">alert</text>\n",
                 L, ya, W - R, ya, W - R - 30, ya - 3);
     }
     {
@@ -273,7 +276,8 @@ static void svg_chart(FILE *f, const window_stats *w, size_t n_w, const fti_drif
         static const char *const label[] = {"latency p50", "latency p99", "PSI tokens"};
         int s;
         for (s = 0; s < 3; s++) {
-            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color[s]);
+            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+                    color[s]);
             for (i = 0; i < n_w; i++) {
                 double x = L + (n_w > 1 ? (double)i / (double)(n_w - 1) : 0.5) * (W - L - R);
                 double v = s == 0 ? w[i].lat_p50 / max_lat
@@ -384,7 +388,8 @@ int main(int argc, char **argv) {
         for (g = 9; g >= 1; g--) {
             char p[4096];
             snprintf(p, sizeof p, "%s.%lu", logs.paths[k], (unsigned long)g);
-            if (fti_path_exists(p) && read_log(&rp, p, since > 0 ? fti_time_wall() - since : 0) < 0) {
+            if (fti_path_exists(p) &&
+                read_log(&rp, p, since > 0 ? fti_time_wall() - since : 0) < 0) {
                 fprintf(stderr, "fti-monitor: cannot read %s\n", p);
                 goto out;
             }
@@ -444,10 +449,10 @@ int main(int argc, char **argv) {
                 printf("    %-48s %8lu requests\n", logs.paths[k], (unsigned long)c);
             }
         }
-        printf("  %lu requests over %.1f s (%lu ok), %llu prompt tokens, %llu completion tokens%s\n",
-               (unsigned long)rp.n, t_last - t_first, (unsigned long)n_ok,
-               (unsigned long long)ptok, (unsigned long long)ctok,
-               rp.bad_lines ? " (some malformed lines skipped)" : "");
+        printf(
+            "  %lu requests over %.1f s (%lu ok), %llu prompt tokens, %llu completion tokens%s\n",
+            (unsigned long)rp.n, t_last - t_first, (unsigned long)n_ok, (unsigned long long)ptok,
+            (unsigned long long)ctok, rp.bad_lines ? " (some malformed lines skipped)" : "");
         printf("\n  %-28s %6s %8s\n", "endpoint", "status", "requests");
         for (k = 0; k < n_eps; k++)
             printf("  %-28s %6d %8lu\n", eps[k].endpoint, eps[k].status, (unsigned long)eps[k].n);
@@ -481,9 +486,9 @@ int main(int argc, char **argv) {
         }
         printf("\n  %-22s %10s %10s %10s %10s\n", "", "p50", "p90", "p99", "max");
         if (n_lat)
-            printf("  %-22s %10.1f %10.1f %10.1f %10.1f\n", "latency ms", fti_percentile(lat, n_lat, 50),
-                   fti_percentile(lat, n_lat, 90), fti_percentile(lat, n_lat, 99),
-                   fti_percentile(lat, n_lat, 100));
+            printf("  %-22s %10.1f %10.1f %10.1f %10.1f\n", "latency ms",
+                   fti_percentile(lat, n_lat, 50), fti_percentile(lat, n_lat, 90),
+                   fti_percentile(lat, n_lat, 99), fti_percentile(lat, n_lat, 100));
         if (n_ttft)
             printf("  %-22s %10.1f %10.1f %10.1f %10.1f\n", "time to first token ms",
                    fti_percentile(ttft, n_ttft, 50), fti_percentile(ttft, n_ttft, 90),
@@ -510,9 +515,9 @@ int main(int argc, char **argv) {
                (unsigned long)window, thr.psi_warn > 0 ? thr.psi_warn : 0.1,
                thr.psi_alert > 0 ? thr.psi_alert : 0.25, thr.js_warn > 0 ? thr.js_warn : 0.05,
                thr.js_alert > 0 ? thr.js_alert : 0.1);
-        printf("  %-4s %-20s %6s %8s %8s %7s %7s %7s %7s %6s %6s  %s\n", "win", "start (UTC)", "reqs",
-               "p50 ms", "p99 ms", "PSI tok", "JS tok", "PSI len", "bytes", "ppl x", "level",
-               "");
+        printf("  %-4s %-20s %6s %8s %8s %7s %7s %7s %7s %6s %6s  %s\n", "win", "start (UTC)",
+               "reqs", "p50 ms", "p99 ms", "PSI tok", "JS tok", "PSI len", "bytes", "ppl x",
+               "level", "");
         for (i = 0; i < rp.n; i = e) {
             window_stats *w = &ws[n_w++];
             fti_drift_window dw;

@@ -49,8 +49,8 @@ static void usage(FILE *f) {
             "  --body-timeout-ms    request body deadline (default 30000)\n"
             "  --max-body N         request body bytes (default 1048576)\n"
             "  --rag-k K            retrieved chunks per prompt (default 3; 0 = off)\n"
-            "  --log FILE           request log (default HOME/logs/requests.jsonl, with --instance\n"
-            "                       HOME/logs/requests-NAME.jsonl; '-' = none)\n"
+            "  --log FILE           request log (default HOME/logs/requests.jsonl, with\n"
+            "                       --instance HOME/logs/requests-NAME.jsonl; '-' = none)\n"
             "  --instance NAME      replica name ([A-Za-z0-9._-]): its own request log, the\n"
             "                       X-Fti-Instance response header and /health (replicated\n"
             "                       serving over one workspace; see docs/operations.md)\n"
@@ -58,10 +58,12 @@ static void usage(FILE *f) {
             "  --reload-s N         alias check interval (default 2; 0 = never)\n"
             "  --port-file FILE     write the bound port to FILE once listening\n"
             "  --no-batch-decode    decode each session on its own worker instead of one batched\n"
-            "                       forward per step (fti_session_eval_batch; see docs/serving.md)\n"
-            "  --kv TYPE            KV cache elements: f16 (default: half the memory and the bytes\n"
-            "                       attention reads), f32 (exact) or q8 (int8 and one scale per\n"
-            "                       head row: about a quarter of f32 for more or longer sessions)\n"
+            "                       forward per step (fti_session_eval_batch; see\n"
+            "                       docs/serving.md)\n"
+            "  --kv TYPE            KV cache elements: f16 (default: half the memory and the\n"
+            "                       bytes attention reads), f32 (exact) or q8 (int8 and one scale\n"
+            "                       per head row: about a quarter of f32 for more or longer\n"
+            "                       sessions)\n"
             "  --quiet              only warnings and errors on stderr\n");
 }
 
@@ -624,7 +626,8 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
             fti_error e2;
             if (v && fti_dataset_open(&g->ds, home, v, &e2) != FTI_OK) {
                 g->ds = NULL;
-                log_fn(NULL, FTI_LOG_WARN, "retrieval and drift off: feature store version not found");
+                log_fn(NULL, FTI_LOG_WARN,
+                       "retrieval and drift off: feature store version not found");
             }
             fti_free(v);
         }
@@ -783,7 +786,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--header-timeout-ms")) { NEEDV(); o.header_timeout_ms = atoi(v); }
         else if (!strcmp(a, "--idle-timeout-ms")) { NEEDV(); o.idle_timeout_ms = atoi(v); }
         else if (!strcmp(a, "--body-timeout-ms")) { NEEDV(); o.body_timeout_ms = atoi(v); }
-        else if (!strcmp(a, "--max-body")) { NEEDV(); o.limits.max_body = (size_t)strtoul(v, NULL, 10); }
+        else if (!strcmp(a, "--max-body")) {
+            NEEDV();
+            o.limits.max_body = (size_t)strtoul(v, NULL, 10);
+        }
         else if (!strcmp(a, "--rag-k")) { NEEDV(); rag_k = atoi(v); }
         else if (!strcmp(a, "--log")) { NEEDV(); log_arg = v; }
         else if (!strcmp(a, "--instance")) { NEEDV(); o.instance = v; }

@@ -103,9 +103,9 @@ static int have_bf16(void) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: fti-twin [--home DIR] update PATH... [--minutes M] [--preset NAME] [--threads N]\n"
-            "                [--steps N] [--vocab N] [--bf16 | --no-bf16] [--retokenize]\n"
-            "                [--authors LIST] [--wait] [--gc]\n"
+            "usage: fti-twin [--home DIR] update PATH... [--minutes M] [--preset NAME]\n"
+            "                [--threads N] [--steps N] [--vocab N] [--bf16 | --no-bf16]\n"
+            "                [--retokenize] [--authors LIST] [--wait] [--gc]\n"
             "       fti-twin [--home DIR] status\n"
             "       fti-twin [--home DIR] gc [--keep-models N] [--keep-versions N]\n"
             "                [--keep-history N] [--dry-run] [--wait]\n"
@@ -454,7 +454,8 @@ static fti_json_doc *load_card(const char *home, const char *ref, char id[17]) {
 
 /* Appends one decision line to HOME/registry/decisions.jsonl (append + fsync). */
 static void log_decision(const char *home, const char *json, size_t n) {
-    char *dir = fti_path_join(home, "registry"), *path = dir ? fti_path_join(dir, "decisions.jsonl") : NULL;
+    char *dir = fti_path_join(home, "registry"),
+         *path = dir ? fti_path_join(dir, "decisions.jsonl") : NULL;
     int fd;
     if (path && fti_mkdirs(dir, NULL) == FTI_OK &&
         (fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644)) >= 0) {
@@ -995,7 +996,7 @@ static double draft_loss(fti_session *s, const fti_engine *e, const fti_tokenize
                 if (j == ids.ids[i]) pw = p;
             }
             lp = log(pw / zb);
-        } else if (mem) { /* the twin with its memory: the same mixture the drafts were drawn from */
+        } else if (mem) { /* the twin with its memory: the mixture the drafts were drawn from */
             int conf;
             double pn = fti_ngram_prob(mem, ids32, i, ids32[i], &conf);
             double lam = mem_lambda >= 0 ? mem_lambda : fti_ngram_lambda(mem, conf);
@@ -1174,8 +1175,9 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     work = (float *)fti_malloc(V * sizeof *work);
     work2 = (float *)fti_malloc(V * sizeof *work2);
     if (!logits || !work || !work2) goto out;
-    if ((wo->rag_k || wo->author_words || wo->memory || wo->max_copy || wo->pair_pick) && fti_gguf_get_str(fti_engine_gguf(e), "fti.dataset.version", &ver, &ver_len,
-                                      NULL) == FTI_OK &&
+    if ((wo->rag_k || wo->author_words || wo->memory || wo->max_copy || wo->pair_pick) &&
+        fti_gguf_get_str(fti_engine_gguf(e), "fti.dataset.version", &ver, &ver_len, NULL) ==
+            FTI_OK &&
         (ver_z = fti_strndup(ver, ver_len)) != NULL &&
         fti_dataset_open(&ds, home, ver_z, &err) != FTI_OK) {
         fprintf(stderr, "fti-twin: retrieval, the author's words and memory off: %s\n", err.msg);
@@ -1319,9 +1321,10 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             }
             /* the author's words only, and at least TWIN_WRITE_MIN_WORDS of them (the
              * lowest loss per token otherwise goes to drafts such as "A n.") */
-            known[d] = each_word(text[d].data ? text[d].data : "", text[d].len, lex_has_fn, &lex) &&
-                       each_word(text[d].data ? text[d].data : "", text[d].len, count_fn, &nw) == 1 &&
-                       nw >= TWIN_WRITE_MIN_WORDS;
+            known[d] =
+                each_word(text[d].data ? text[d].data : "", text[d].len, lex_has_fn, &lex) &&
+                each_word(text[d].data ? text[d].data : "", text[d].len, count_fn, &nw) == 1 &&
+                nw >= TWIN_WRITE_MIN_WORDS;
             nw = 0;
             n_known += (size_t)known[d];
             /* new text, not a quotation: at most max_copy words in a row from the author */
@@ -1519,7 +1522,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--no-memory")) wo.memory = 0;
         else if (!strcmp(a, "--memory-weight") && i + 1 < argc)
             wo.memory_lambda = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--max-copy") && i + 1 < argc) wo.max_copy = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--max-copy") && i + 1 < argc)
+            wo.max_copy = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(a, "--any-pairs")) wo.pair_pick = 0;
         else if (!strcmp(a, "--bf16")) bf16 = 1;
         else if (!strcmp(a, "--no-bf16")) bf16 = 0;
@@ -1790,8 +1794,8 @@ int main(int argc, char **argv) {
             printf("== T: fine-tuning production model %s on %.16s for %.1f min\n", prod_id,
                    version, budget_s / 60);
         else
-            printf("== T: training a %s model from scratch on %.16s for at most %.1f min%s\n", preset,
-                   version, budget_s / 60, have_prod ? " (the tokenizer changed)" : "");
+            printf("== T: training a %s model from scratch on %.16s for at most %.1f min%s\n",
+                   preset, version, budget_s / 60, have_prod ? " (the tokenizer changed)" : "");
         fflush(stdout);
         if (fti_train_run(home, &ro, &res, &err) != FTI_OK) {
             on_train(&u, FTI_TRAIN_EVENT_END, &res, &res.stats);

@@ -80,6 +80,17 @@ runner() { # runner CC OUT EXTRA_FLAGS...: build the test runner
 # 1. fti.h is what src/ generates
 step "amalgamation up to date" make -s check-amalgamation
 
+# 1b. the house style's 100 columns (STYLE.md C4; characters, not bytes; the generated Unicode
+# tables excepted)
+line_width() {
+    if LC_ALL=C.UTF-8 grep -nE '^.{101}' src/*.[ch] examples/*.c tools/*.c tests/*.c tests/*.h \
+        tests/*/*.c | grep -v '^src/03_tables.c:'; then
+        echo "lines over 100 columns (above)"
+        return 1
+    fi
+}
+step "lines within 100 columns" line_width
+
 # 2. each part compiles alone with only the parts before it (M4), 2 at once
 part_alone() { # part_alone INNER SRC
     tu="$B/alone_$(basename "$2")"

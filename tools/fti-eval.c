@@ -5,10 +5,11 @@
  *
  * Style fidelity: the model's perplexity on the author's held-out (validation) documents against
  * its perplexity on text by other authors (the .txt files of data/eval/others, public domain),
- * and the ratio others/author: a twin finds its author's unseen text far more predictable. Every text goes
- * through the same document template with an empty title, cut to the same length, so neither side
- * is favoured. Two baselines run on the same tokens: an interpolated bigram model of the training
- * split and the untrained model (the same configuration with random initial weights).
+ * and the ratio others/author: a twin finds its author's unseen text far more predictable. Every
+ * text goes through the same document template with an empty title, cut to the same length, so
+ * neither side is favoured. Two baselines run on the same tokens: an interpolated bigram model of
+ * the training split and the untrained model (the same configuration with random initial
+ * weights).
  * Retrieval quality: for each held-out document, its title (or first sentence) as the query;
  * recall@5 is how often BM25 returns a chunk of that document among the top 5.
  * Every row scores the same tokens: each text's from the second, each given the tokens before
