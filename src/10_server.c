@@ -1496,6 +1496,26 @@ static void fti__respond_error(fti_server *s, fti__conn *c, int status, const ch
     fti__respond_error_code(s, c, status, msg, type, param, NULL);
 }
 
+/* 405 with the Allow field it must carry (RFC 9110 15.5.6): the methods `path` takes. */
+static void fti__respond_405(fti_server *s, fti__conn *c, const char *msg, const char *allow) {
+    char hdr[64];
+    fti_buf b;
+    memset(&b, 0, sizeof b);
+    fti_api_write_error(&b, msg, "invalid_request_error", NULL, NULL);
+    snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
+    fti__respond(s, c, 405, "application/json", b.data ? b.data : "", b.len, hdr);
+    fti_buf_free(&b);
+}
+
+/* OPTIONS: 204 with Allow and no body (a 204 has no Content-Length either). */
+static void fti__respond_options(fti_server *s, fti__conn *c, const char *allow) {
+    fti_buf_printf(&c->out, "HTTP/1.1 204 No Content\r\nAllow: %s\r\n%s%s", allow,
+                   c->close_after ? "Connection: close\r\n" : "", s->inst_hdr);
+    if (!c->close_after && c->head && c->head->version_minor == 0)
+        fti_buf_puts(&c->out, "Connection: keep-alive\r\n");
+    fti_buf_puts(&c->out, "Cache-Control: no-store\r\n\r\n");
+}
+
 /* A 200 with the body built in b, or a 500 when building it ran out of memory. */
 static void fti__respond_built(fti_server *s, fti__conn *c, const char *ctype, const fti_buf *b) {
     if (b->oom) fti__respond_error(s, c, 500, "out of memory", "server_error", NULL);
@@ -2098,7 +2118,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
     size_t ml = c->head->method.len, tl = c->head->target.len, q;
     const char *t = (const char *)base + c->head->target.off;
     int is_get = ml == 3 && memcmp(m, "GET", 3) == 0;
-    int is_post = ml == 4 && memcmp(m, "POST", 4) == 0;
+    int is_post = ml == 4 && memcmp(m, "POST", 4) == 0, is_comp, is_read;
     char path[64];
     const char *model_ref = NULL; /* /v1/models/{id}: the id as sent (percent-encoded) */
     size_t model_ref_len = 0;
@@ -2118,8 +2138,21 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
     memcpy(path, t, q);
     path[q] = 0;
     if (!c->head->keep_alive) c->close_after = 1;
+    is_comp = strcmp(path, "/v1/completions") == 0 || strcmp(path, "/v1/chat/completions") == 0;
+    is_read = (strcmp(path, "/") == 0 && !s->o.no_dashboard) || strcmp(path, "/health") == 0 ||
+              strcmp(path, "/metrics") == 0 || strcmp(path, "/v1/models") == 0;
+    if (ml == 7 && memcmp(m, "OPTIONS", 7) == 0 && (is_comp || is_read || (tl == 1 && *t == '*'))) {
+        /* what a path allows (a browser's CORS preflight also lands here: it gets no
+         * Access-Control-Allow-Origin, so the browser keeps its same-origin policy) */
+        fti__respond_options(s, c, is_comp   ? "POST, OPTIONS"
+                                   : is_read ? "GET, HEAD, OPTIONS"
+                                             : "GET, HEAD, POST, OPTIONS");
+        if (s->o.monitor) fti_monitor_count(s->o.monitor, is_comp || is_read ? path : "other", 204);
+        s->st.requests++;
+        return;
+    }
 
-    if (strcmp(path, "/v1/completions") == 0 || strcmp(path, "/v1/chat/completions") == 0) {
+    if (is_comp) {
         fti_api_kind kind = path[4] == 'c' && path[5] == 'h' ? FTI_API_CHAT : FTI_API_COMPLETION;
         fti__job *j;
         fti_error err;
@@ -2128,7 +2161,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         int n_ctx, full;
         const char *ep = kind == FTI_API_CHAT ? "/v1/chat/completions" : "/v1/completions";
         if (!is_post) {
-            fti__respond_error(s, c, 405, "use POST", NULL, NULL);
+            fti__respond_405(s, c, "use POST", "POST, OPTIONS");
             if (s->o.monitor) fti_monitor_count(s->o.monitor, ep, 405);
             return;
         }
@@ -2182,9 +2215,8 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         return;
     }
     if (!is_get && !(ml == 4 && memcmp(m, "HEAD", 4) == 0)) {
-        if (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 ||
-            strcmp(path, "/metrics") == 0 || strcmp(path, "/v1/models") == 0) {
-            fti__respond_error(s, c, 405, "method not allowed", NULL, NULL);
+        if (is_read) {
+            fti__respond_405(s, c, "method not allowed", "GET, HEAD, OPTIONS");
         } else {
             fti__respond_error(s, c, 404, "not found", NULL, NULL);
         }

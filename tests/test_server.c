@@ -245,6 +245,35 @@ FTI_TEST(server_endpoints) {
     CHECK_EQ_INT(cli_do(f.port, "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 404);
     CHECK_EQ_INT(cli_do(f.port, "DELETE /health HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 405);
     CHECK_EQ_INT(cli_do(f.port, "GET /v1/completions HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 405);
+    /* a 405 names the methods the path takes (RFC 9110: it must); OPTIONS answers them, 204
+     * without a body (until 2026-11-29: no Allow, and OPTIONS was a 405 "use POST") */
+    CHECK(strstr(resp.data, "\r\nAllow: POST, OPTIONS\r\n") != NULL);
+    CHECK_EQ_INT(cli_do(f.port, "DELETE /metrics HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 405);
+    CHECK(strstr(resp.data, "\r\nAllow: GET, HEAD, OPTIONS\r\n") != NULL);
+    CHECK_EQ_INT(cli_do(f.port, "OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: t\r\n"
+                                "Origin: http://example.com\r\n"
+                                "Access-Control-Request-Method: POST\r\n\r\n", &resp), 204);
+    CHECK(strstr(resp.data, "\r\nAllow: POST, OPTIONS\r\n") != NULL);
+    CHECK(strstr(resp.data, "Content-Length") == NULL);
+    CHECK(strstr(resp.data, "Access-Control-Allow-Origin") == NULL);
+    CHECK_EQ_INT(cli_do(f.port, "OPTIONS /health HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 204);
+    CHECK(strstr(resp.data, "\r\nAllow: GET, HEAD, OPTIONS\r\n") != NULL);
+    CHECK_EQ_INT(cli_do(f.port, "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 204);
+    CHECK(strstr(resp.data, "\r\nAllow: GET, HEAD, POST, OPTIONS\r\n") != NULL);
+    CHECK_EQ_INT(cli_do(f.port, "OPTIONS /nope HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 404);
+    { /* the connection stays usable after a 204 (no body to misread) */
+        static const char two[] = "OPTIONS /health HTTP/1.1\r\nHost: t\r\n\r\n"
+                                  "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        int fd = tu_connect(f.port);
+        REQUIRE(fd >= 0);
+        resp.len = 0;
+        CHECK(cli_send(fd, two, sizeof two - 1) == 0);
+        CHECK_EQ_INT(cli_read_all(fd, &resp, 5000), 1);
+        close(fd);
+        fti_buf_append(&resp, "", 1);
+        CHECK(strncmp(resp.data, "HTTP/1.1 204 ", 13) == 0);
+        CHECK(strstr(resp.data, "\"status\":\"ok\"") != NULL);
+    }
 
     /* completion: OpenAI shape, finish_reason length, usage */
     srv_post(&req, "/v1/completions",
