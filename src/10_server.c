@@ -2055,9 +2055,9 @@ static void fti__conn_flush(fti_server *s, fti__conn *c) {
 static void fti__send_503_and_close(int fd) {
     static const char msg[] =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        "Content-Length: 92\r\nConnection: close\r\nRetry-After: 1\r\n\r\n" /* the body's bytes */
+        "Content-Length: 104\r\nConnection: close\r\nRetry-After: 1\r\n\r\n" /* the body's bytes */
         "{\"error\":{\"message\":\"server busy: too many connections\",\"type\":\"server_error\","
-        "\"param\":null}}";
+        "\"param\":null,\"code\":null}}"; /* the four fields of every other error body */
     ssize_t w = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
     shutdown(fd, SHUT_WR);

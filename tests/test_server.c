@@ -842,6 +842,9 @@ FTI_TEST(server_conn_cap_and_queue) {
         const char *cl = strstr(resp.data ? resp.data : "", "Content-Length: "),
                    *hb = strstr(resp.data ? resp.data : "", "\r\n\r\n");
         CHECK(cl && hb && strtol(cl + 16, NULL, 10) == (long)(resp.data + resp.len - (hb + 4)));
+        /* an OpenAI error body like the others: message, type, param and code (it had no code) */
+        fti_buf_append(&resp, "", 1);
+        CHECK(hb && strstr(hb, "\"param\":null,\"code\":null}}") != NULL);
     }
     close(e);
     close(d);
