@@ -221,7 +221,7 @@ FTIDEF long fti_http_parse_head(const unsigned char *buf, size_t len, const fti_
         } else if (fti__http_ieq(name, f->name.len, "expect")) {
             if (!fti__http_ieq(v, vn, "100-continue"))
                 return fti__http_fail(h, 417, "unsupported Expect");
-            h->expect_continue = 1;
+            h->expect_continue = h->version_minor >= 1; /* 1.0 knows no 1xx: MUST ignore it */
         }
     }
     /* Connection: close wins over keep-alive whatever the order */

@@ -229,6 +229,10 @@ FTI_TEST(http_good_requests) {
     CHECK_EQ_INT(http_parse_str(s, strlen(s), h, &body, &b, &bn), (long)strlen(s));
     CHECK_EQ_INT(h->version_minor, 1);
     CHECK_EQ_INT(h->expect_continue, 1);
+    /* HTTP/1.0 has no 1xx: its 100-continue is ignored (RFC 9110 10.1.1; it got a 100) */
+    s = "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}";
+    CHECK_EQ_INT(http_parse_str(s, strlen(s), h, &body, &b, &bn), (long)strlen(s));
+    CHECK_EQ_INT(h->expect_continue, 0);
     fti_free(h);
 }
 
