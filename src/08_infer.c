@@ -583,6 +583,13 @@ FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok
                            (unsigned long)n_head, (unsigned long)max_tokens);
         goto done;
     }
+    if (n_head == max_tokens && body.len) { /* the cut would drop all of the user's text */
+        rc = fti_error_set(err, FTI_ERR_LIMIT,
+                           "prompt: the template header (%lu tokens) leaves no room for the text "
+                           "in %lu",
+                           (unsigned long)n_head, (unsigned long)max_tokens);
+        goto done;
+    }
     total = n_head + body.len;
     if (total > max_tokens) { /* no room for retrieval; cut the question from the left */
         int32_t *b32 = (int32_t *)fti_malloc((body.len + 1) * sizeof(int32_t));

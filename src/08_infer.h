@@ -146,7 +146,7 @@ typedef struct fti_prompt {
  * the first that does not fit whole is cut to its beginning (if 16 or more of its body tokens
  * fit) and the rest are left out. If the question alone is too long its body is cut from the
  * LEFT while BOS and the template header are kept. Errors: FTI_ERR_LIMIT (not even the header
- * fits), NOMEM. */
+ * fits, or it fills max_tokens and no token of a non-empty text would be left), NOMEM. */
 FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok,
                                    const char *title, const char *text, size_t text_len,
                                    const fti_prompt_doc *docs, size_t n_docs, size_t max_tokens,

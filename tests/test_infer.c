@@ -848,6 +848,13 @@ FTI_TEST(infer_prompt_build_rag) {
     CHECK_EQ_INT(p.ids[p.n - 1], 'j');
     fti_prompt_free(&p);
     CHECK(fti_prompt_build(e, tok, "t", "abc", 3, NULL, 0, 2, &p, &err) == FTI_ERR_LIMIT);
+    /* a header that fills the budget would leave none of the text: an error, not a prompt
+     * without the user's words (fti-serve answered such a request from the header alone) */
+    CHECK(fti_prompt_build(e, tok, "t", "abc", 3, NULL, 0, 1 + hq.len, &p, &err) ==
+          FTI_ERR_LIMIT);
+    REQUIRE(fti_prompt_build(e, tok, "t", "", 0, NULL, 0, 1 + hq.len, &p, &err) == FTI_OK);
+    CHECK_EQ_INT(p.n, 1 + hq.len);
+    fti_prompt_free(&p);
     fti_tokens_free(&hq);
     fti_tokens_free(&d0);
     fti_tokenizer_free(tok);
