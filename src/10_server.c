@@ -1568,12 +1568,15 @@ static const char fti__dashboard_html[] =
     "o.textContent='';fetch('/v1/completions',{method:'POST',headers:{'Content-Type':"
     "'application/json'},body:JSON.stringify({prompt:document.getElementById('prompt').value,"
     "max_tokens:parseInt(document.getElementById('mt').value)||64,stream:true})}).then("
-    "function(r){var rd=r.body.getReader(),dec=new TextDecoder(),buf='';function pump(){"
+    "function(r){if(!r.ok)return r.json().then(function(j){o.textContent=j.error.message;})"
+    ".catch(function(){o.textContent='HTTP '+r.status;});" /* a 400 or 503 is JSON, not SSE */
+    "var rd=r.body.getReader(),dec=new TextDecoder(),buf='';function pump(){"
     "return rd.read().then(function(x){if(x.done)return;buf+=dec.decode(x.value,{stream:true});"
     "var i;while((i=buf.indexOf('\\n\\n'))>=0){var ev=buf.slice(0,i);buf=buf.slice(i+2);"
     "if(ev.indexOf('data: ')!=0)continue;var d=ev.slice(6);if(d=='[DONE]')return;"
     "try{var j=JSON.parse(d);if(j.error){o.textContent=j.error.message;return;}"
-    "o.textContent+=j.choices[0].text;}catch(e){}}return pump();});}return pump();});};\n"
+    "o.textContent+=j.choices[0].text;}catch(e){}}return pump();});}return pump();})"
+    ".catch(function(e){o.textContent=String(e);});};\n"
     "</script></body></html>\n";
 
 /* --- jobs (mu held unless noted) -------------------------------------------------------------- */

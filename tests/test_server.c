@@ -242,6 +242,10 @@ FTI_TEST(server_endpoints) {
     CHECK_EQ_INT(cli_do(f.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 200);
     CHECK(strstr(resp.data, "text/html") && strstr(resp.data, "<script>") &&
           strstr(resp.data, "/metrics"));
+    /* its talk box shows an error answer's message (a 400 or 503 is JSON, not SSE: it showed
+     * nothing) and a failed fetch */
+    CHECK(strstr(resp.data, "if(!r.ok)return r.json()") != NULL);
+    CHECK(strstr(resp.data, ".catch(function(e){o.textContent=String(e);})") != NULL);
     CHECK_EQ_INT(cli_do(f.port, "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 404);
     CHECK_EQ_INT(cli_do(f.port, "DELETE /health HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 405);
     CHECK_EQ_INT(cli_do(f.port, "GET /v1/completions HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 405);
