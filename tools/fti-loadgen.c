@@ -241,6 +241,7 @@ static void usage(FILE *f) {
                "[--path PATH]\n"
                "                   [--print]\n"
                "Closed-loop load on POST /v1/completions; prints a summary and a RESULT line.\n"
+               "  -n REQUESTS     requests per client (-c 4 -n 10: 40 in all), else -d SECONDS\n"
                "  --prompts FILE  one prompt per non-empty line, taken in turn by the requests\n");
 }
 
