@@ -536,6 +536,10 @@ static fti_result fti__api_logit_bias(const fti_json *root, fti_api_request *req
         if (m->type != FTI_JSON_NUMBER || !(m->num >= -100 && m->num <= 100))
             return fti__api_bad(err, param, "logit_bias",
                                 "'logit_bias' values must be numbers from -100 to 100");
+        for (i = 0; i < n && req->bias_ids[i] != (int32_t)id; i++) {
+        }
+        if (i < n) continue; /* a repeated id ("5" or "05"): the first value, as fti_json_get's
+                              * first match for every other key; the values were summed */
         req->bias_ids[n] = (int32_t)id;
         req->bias[n++] = (float)m->num;
     }
