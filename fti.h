@@ -2817,7 +2817,7 @@ typedef struct fti_prompt {
  * the first that does not fit whole is cut to its beginning (if 16 or more of its body tokens
  * fit) and the rest are left out. If the question alone is too long its body is cut from the
  * LEFT while BOS and the template header are kept. Errors: FTI_ERR_LIMIT (not even the header
- * fits), NOMEM. */
+ * fits, or it fills max_tokens and no token of a non-empty text would be left), NOMEM. */
 FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok,
                                    const char *title, const char *text, size_t text_len,
                                    const fti_prompt_doc *docs, size_t n_docs, size_t max_tokens,
@@ -33113,9 +33113,11 @@ FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok
     }
     if (bos) head[0] = fti_engine_bos(e);
     for (i = 0; i < q.len; i++) head[(bos ? 1 : 0) + i] = (int32_t)q.ids[i];
-    if (n_head > max_tokens) {
+    /* (a header that fills max_tokens would leave none of a non-empty text: the cut below
+     * would drop all of the user's words) */
+    if (n_head > max_tokens || (n_head == max_tokens && body.len)) {
         rc = fti_error_set(err, FTI_ERR_LIMIT,
-                           "prompt: the template header alone (%lu tokens) exceeds %lu",
+                           "prompt: the template header (%lu tokens) leaves no room in %lu",
                            (unsigned long)n_head, (unsigned long)max_tokens);
         goto done;
     }
@@ -38155,7 +38157,7 @@ FTIDEF long fti_http_parse_head(const unsigned char *buf, size_t len, const fti_
         } else if (fti__http_ieq(name, f->name.len, "expect")) {
             if (!fti__http_ieq(v, vn, "100-continue"))
                 return fti__http_fail(h, 417, "unsupported Expect");
-            h->expect_continue = 1;
+            h->expect_continue = h->version_minor >= 1; /* 1.0 knows no 1xx: MUST ignore it */
         }
     }
     /* Connection: close wins over keep-alive whatever the order */
@@ -38470,6 +38472,10 @@ static fti_result fti__api_logit_bias(const fti_json *root, fti_api_request *req
         if (m->type != FTI_JSON_NUMBER || !(m->num >= -100 && m->num <= 100))
             return fti__api_bad(err, param, "logit_bias",
                                 "'logit_bias' values must be numbers from -100 to 100");
+        for (i = 0; i < n && req->bias_ids[i] != (int32_t)id; i++) {
+        }
+        if (i < n) continue; /* a repeated id ("5" or "05"): the first value, as fti_json_get's
+                              * first match for every other key; the values were summed */
         req->bias_ids[n] = (int32_t)id;
         req->bias[n++] = (float)m->num;
     }
@@ -39430,6 +39436,26 @@ static void fti__respond_error(fti_server *s, fti__conn *c, int status, const ch
     fti__respond_error_code(s, c, status, msg, type, param, NULL);
 }
 
+/* 405 with the Allow field it must carry (RFC 9110 15.5.6): the methods `path` takes. */
+static void fti__respond_405(fti_server *s, fti__conn *c, const char *msg, const char *allow) {
+    char hdr[64];
+    fti_buf b;
+    memset(&b, 0, sizeof b);
+    fti_api_write_error(&b, msg, "invalid_request_error", NULL, NULL);
+    snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
+    fti__respond(s, c, 405, "application/json", b.data ? b.data : "", b.len, hdr);
+    fti_buf_free(&b);
+}
+
+/* OPTIONS: 204 with Allow and no body (a 204 has no Content-Length either). */
+static void fti__respond_options(fti_server *s, fti__conn *c, const char *allow) {
+    fti_buf_printf(&c->out, "HTTP/1.1 204 No Content\r\nAllow: %s\r\n%s%s", allow,
+                   c->close_after ? "Connection: close\r\n" : "", s->inst_hdr);
+    if (!c->close_after && c->head && c->head->version_minor == 0)
+        fti_buf_puts(&c->out, "Connection: keep-alive\r\n");
+    fti_buf_puts(&c->out, "Cache-Control: no-store\r\n\r\n");
+}
+
 /* A 200 with the body built in b, or a 500 when building it ran out of memory. */
 static void fti__respond_built(fti_server *s, fti__conn *c, const char *ctype, const fti_buf *b) {
     if (b->oom) fti__respond_error(s, c, 500, "out of memory", "server_error", NULL);
@@ -39482,12 +39508,15 @@ static const char fti__dashboard_html[] =
     "o.textContent='';fetch('/v1/completions',{method:'POST',headers:{'Content-Type':"
     "'application/json'},body:JSON.stringify({prompt:document.getElementById('prompt').value,"
     "max_tokens:parseInt(document.getElementById('mt').value)||64,stream:true})}).then("
-    "function(r){var rd=r.body.getReader(),dec=new TextDecoder(),buf='';function pump(){"
+    "function(r){if(!r.ok)return r.json().then(function(j){o.textContent=j.error.message;})"
+    ".catch(function(){o.textContent='HTTP '+r.status;});" /* a 400 or 503 is JSON, not SSE */
+    "var rd=r.body.getReader(),dec=new TextDecoder(),buf='';function pump(){"
     "return rd.read().then(function(x){if(x.done)return;buf+=dec.decode(x.value,{stream:true});"
     "var i;while((i=buf.indexOf('\\n\\n'))>=0){var ev=buf.slice(0,i);buf=buf.slice(i+2);"
     "if(ev.indexOf('data: ')!=0)continue;var d=ev.slice(6);if(d=='[DONE]')return;"
     "try{var j=JSON.parse(d);if(j.error){o.textContent=j.error.message;return;}"
-    "o.textContent+=j.choices[0].text;}catch(e){}}return pump();});}return pump();});};\n"
+    "o.textContent+=j.choices[0].text;}catch(e){}}return pump();});}return pump();})"
+    ".catch(function(e){o.textContent=String(e);});};\n"
     "</script></body></html>\n";
 
 /* --- jobs (mu held unless noted) -------------------------------------------------------------- */
@@ -39969,9 +39998,9 @@ static void fti__conn_flush(fti_server *s, fti__conn *c) {
 static void fti__send_503_and_close(int fd) {
     static const char msg[] =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        "Content-Length: 92\r\nConnection: close\r\nRetry-After: 1\r\n\r\n" /* the body's bytes */
+        "Content-Length: 104\r\nConnection: close\r\nRetry-After: 1\r\n\r\n" /* the body's bytes */
         "{\"error\":{\"message\":\"server busy: too many connections\",\"type\":\"server_error\","
-        "\"param\":null}}";
+        "\"param\":null,\"code\":null}}"; /* the four fields of every other error body */
     ssize_t w = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
     shutdown(fd, SHUT_WR);
@@ -40032,7 +40061,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
     size_t ml = c->head->method.len, tl = c->head->target.len, q;
     const char *t = (const char *)base + c->head->target.off;
     int is_get = ml == 3 && memcmp(m, "GET", 3) == 0;
-    int is_post = ml == 4 && memcmp(m, "POST", 4) == 0;
+    int is_post = ml == 4 && memcmp(m, "POST", 4) == 0, is_comp, is_read;
     char path[64];
     const char *model_ref = NULL; /* /v1/models/{id}: the id as sent (percent-encoded) */
     size_t model_ref_len = 0;
@@ -40052,8 +40081,21 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
     memcpy(path, t, q);
     path[q] = 0;
     if (!c->head->keep_alive) c->close_after = 1;
+    is_comp = strcmp(path, "/v1/completions") == 0 || strcmp(path, "/v1/chat/completions") == 0;
+    is_read = (strcmp(path, "/") == 0 && !s->o.no_dashboard) || strcmp(path, "/health") == 0 ||
+              strcmp(path, "/metrics") == 0 || strcmp(path, "/v1/models") == 0;
+    if (ml == 7 && memcmp(m, "OPTIONS", 7) == 0 && (is_comp || is_read || (tl == 1 && *t == '*'))) {
+        /* what a path allows (a browser's CORS preflight also lands here: it gets no
+         * Access-Control-Allow-Origin, so the browser keeps its same-origin policy) */
+        fti__respond_options(s, c, is_comp   ? "POST, OPTIONS"
+                                   : is_read ? "GET, HEAD, OPTIONS"
+                                             : "GET, HEAD, POST, OPTIONS");
+        if (s->o.monitor) fti_monitor_count(s->o.monitor, is_comp || is_read ? path : "other", 204);
+        s->st.requests++;
+        return;
+    }
 
-    if (strcmp(path, "/v1/completions") == 0 || strcmp(path, "/v1/chat/completions") == 0) {
+    if (is_comp) {
         fti_api_kind kind = path[4] == 'c' && path[5] == 'h' ? FTI_API_CHAT : FTI_API_COMPLETION;
         fti__job *j;
         fti_error err;
@@ -40062,7 +40104,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         int n_ctx, full;
         const char *ep = kind == FTI_API_CHAT ? "/v1/chat/completions" : "/v1/completions";
         if (!is_post) {
-            fti__respond_error(s, c, 405, "use POST", NULL, NULL);
+            fti__respond_405(s, c, "use POST", "POST, OPTIONS");
             if (s->o.monitor) fti_monitor_count(s->o.monitor, ep, 405);
             return;
         }
@@ -40116,9 +40158,8 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         return;
     }
     if (!is_get && !(ml == 4 && memcmp(m, "HEAD", 4) == 0)) {
-        if (strcmp(path, "/") == 0 || strcmp(path, "/health") == 0 ||
-            strcmp(path, "/metrics") == 0 || strcmp(path, "/v1/models") == 0) {
-            fti__respond_error(s, c, 405, "method not allowed", NULL, NULL);
+        if (is_read) {
+            fti__respond_405(s, c, "method not allowed", "GET, HEAD, OPTIONS");
         } else {
             fti__respond_error(s, c, 404, "not found", NULL, NULL);
         }

@@ -577,16 +577,11 @@ FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok
     }
     if (bos) head[0] = fti_engine_bos(e);
     for (i = 0; i < q.len; i++) head[(bos ? 1 : 0) + i] = (int32_t)q.ids[i];
-    if (n_head > max_tokens) {
+    /* (a header that fills max_tokens would leave none of a non-empty text: the cut below
+     * would drop all of the user's words) */
+    if (n_head > max_tokens || (n_head == max_tokens && body.len)) {
         rc = fti_error_set(err, FTI_ERR_LIMIT,
-                           "prompt: the template header alone (%lu tokens) exceeds %lu",
-                           (unsigned long)n_head, (unsigned long)max_tokens);
-        goto done;
-    }
-    if (n_head == max_tokens && body.len) { /* the cut would drop all of the user's text */
-        rc = fti_error_set(err, FTI_ERR_LIMIT,
-                           "prompt: the template header (%lu tokens) leaves no room for the text "
-                           "in %lu",
+                           "prompt: the template header (%lu tokens) leaves no room in %lu",
                            (unsigned long)n_head, (unsigned long)max_tokens);
         goto done;
     }
