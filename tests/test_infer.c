@@ -1392,3 +1392,20 @@ FTI_TEST(infer_cli_reads_text_as_the_pipeline) {
     CHECK(a[0] != 0);
     CHECK_EQ_STR(a, b);
 }
+
+/* fti-tok on a damaged GGUF model: one message naming the file once, exit 1. */
+FTI_TEST(infer_cli_tok_damaged_model_message) {
+    const char *prog = "build/fti-tok", *path = fti_test_tmp("short.gguf");
+    char cmd[1200], out[1024];
+    const char *p;
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(fti_test_write_file(path, "GGUF\3\0\0\0", 8) == 0);
+    snprintf(cmd, sizeof cmd, "%s info --tokenizer '%s' 2>&1", prog, path);
+    CHECK_EQ_INT(ti_run(cmd, out, sizeof out), 1);
+    p = strstr(out, path);
+    CHECK(p != NULL && strstr(p + strlen(path), path) == NULL);
+    CHECK(strstr(out, "truncated") != NULL);
+}
