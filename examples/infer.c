@@ -49,7 +49,7 @@ static void usage(FILE *f) {
             "  --kv f16|f32|q8   KV cache element type (default f16, as fti-serve; f32 is\n"
             "                    exact; q8 is int8 plus a scale per head row: 0.53 of f16's\n"
             "                    memory at head size 64)\n"
-            "  --stop TEXT       stop before TEXT (repeatable)\n"
+            "  --stop TEXT       stop before TEXT (repeatable, up to 16 times)\n"
             "  --rag-k K         retrieved chunks (default 3); --no-rag disables retrieval\n"
             "  --lora FILE       merge a LoRA adapter (from fti-train --lora) at load time\n"
             "  --stats           prefill/decode tokens/s, time to first token, peak RSS\n"
@@ -271,7 +271,11 @@ int main(int argc, char **argv) {
         }
         else if (!strcmp(a, "--stop")) {
             NEEDV();
-            if (n_stop < 16) stops[n_stop++] = v;
+            if (n_stop == 16) { /* not dropped in silence */
+                fprintf(stderr, "fti-infer: at most 16 --stop strings\n");
+                return 2;
+            }
+            stops[n_stop++] = v;
         } else if (!strcmp(a, "--rag-k")) { NUMV(0, 100); rag_k = (size_t)x; }
         else if (!strcmp(a, "--rag")) use_rag = 1;
         else if (!strcmp(a, "--no-rag")) use_rag = 0;

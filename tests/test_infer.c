@@ -1409,3 +1409,23 @@ FTI_TEST(infer_cli_tok_damaged_model_message) {
     CHECK(p != NULL && strstr(p + strlen(path), path) == NULL);
     CHECK(strstr(out, "truncated") != NULL);
 }
+
+/* fti-infer refuses a 17th --stop (it was dropped in silence: generation ran past it). */
+FTI_TEST(infer_cli_too_many_stops) {
+    const char *prog = "build/fti-infer", *path = ti_model_bytes("stops.gguf");
+    char cmd[2048], out[256];
+    size_t i, n;
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(path != NULL);
+    n = (size_t)snprintf(cmd, sizeof cmd, "%s --model '%s' --prompt ab -n 2 --no-rag", prog, path);
+    for (i = 0; i < 16; i++) n += (size_t)snprintf(cmd + n, sizeof cmd - n, " --stop s%lu",
+                                                   (unsigned long)i);
+    snprintf(cmd + n, sizeof cmd - n, " 2>/dev/null");
+    CHECK_EQ_INT(ti_run(cmd, out, sizeof out), 0);
+    snprintf(cmd + n, sizeof cmd - n, " --stop 'a' 2>&1");
+    CHECK_EQ_INT(ti_run(cmd, out, sizeof out), 2);
+    CHECK(strstr(out, "--stop") != NULL);
+}
