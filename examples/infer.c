@@ -8,8 +8,9 @@
  * rendered through the document template the feature pipeline trained on (an open document
  * whose body the model continues). With a feature store at --home and the model's lineage key
  * fti.dataset.version, the top BM25 chunks for the prompt are put in front of it as documents
- * (--no-rag turns that off). --perplexity FILE prints the perplexity of FILE's text (rendered
- * through the template) as the last word.
+ * (--no-rag turns that off). --perplexity FILE prints the perplexity of FILE's text (normalised
+ * as ingestion does, fti_clean_text, and rendered through the template: fti-eval's figure for
+ * the same text) as the last word. A prompt read from stdin loses its last line end.
  */
 #define FTI_IMPLEMENTATION
 #include "fti.h"
@@ -48,7 +49,7 @@ static void usage(FILE *f) {
             "  --kv f16|f32|q8   KV cache element type (default f16, as fti-serve; f32 is\n"
             "                    exact; q8 is int8 plus a scale per head row: 0.53 of f16's\n"
             "                    memory at head size 64)\n"
-            "  --stop TEXT       stop before TEXT (repeatable)\n"
+            "  --stop TEXT       stop before TEXT (repeatable, up to 16 times)\n"
             "  --rag-k K         retrieved chunks (default 3); --no-rag disables retrieval\n"
             "  --lora FILE       merge a LoRA adapter (from fti-train --lora) at load time\n"
             "  --stats           prefill/decode tokens/s, time to first token, peak RSS\n"
@@ -270,7 +271,11 @@ int main(int argc, char **argv) {
         }
         else if (!strcmp(a, "--stop")) {
             NEEDV();
-            if (n_stop < 16) stops[n_stop++] = v;
+            if (n_stop == 16) { /* not dropped in silence */
+                fprintf(stderr, "fti-infer: at most 16 --stop strings\n");
+                return 2;
+            }
+            stops[n_stop++] = v;
         } else if (!strcmp(a, "--rag-k")) { NUMV(0, 100); rag_k = (size_t)x; }
         else if (!strcmp(a, "--rag")) use_rag = 1;
         else if (!strcmp(a, "--no-rag")) use_rag = 0;
@@ -333,6 +338,22 @@ int main(int argc, char **argv) {
             fprintf(stderr, "fti-infer: %s\n", err.msg);
             goto out;
         }
+#if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
+        { /* normalised as ingestion (and fti-eval) does: the text the model trained on never
+           * ends in a newline or holds a CR, so a file's last newline is not scored */
+            fti_buf clean;
+            memset(&clean, 0, sizeof clean);
+            fti_clean_text((const char *)data, len, 0, &clean);
+            fti_free(data);
+            if (clean.oom) {
+                fprintf(stderr, "fti-infer: out of memory\n");
+                fti_buf_free(&clean);
+                goto out;
+            }
+            data = clean.data;
+            len = clean.len;
+        }
+#endif
         for (k = 0; k < len && strchr(" \t\r\n\f\v", ((const char *)data)[k]); k++) {
         }
         if (k == len) { /* only the template's own tokens would be scored */
@@ -379,6 +400,10 @@ int main(int argc, char **argv) {
     else if (read_stdin(&input) != 0) {
         fprintf(stderr, "fti-infer: out of memory reading stdin\n");
         goto out;
+    } else { /* the line end echo or a here-document adds is not part of the prompt */
+        if (input.len && input.data[input.len - 1] == '\n' && --input.len &&
+            input.data[input.len - 1] == '\r')
+            input.len--;
     }
     {
         /* leave room for the answer: n_predict, or half the context when that is more */

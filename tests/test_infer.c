@@ -1308,3 +1308,131 @@ FTI_TEST(infer_kv_groups_same_bits) {
             free(ref);
         }
 }
+
+/* Runs cmd through the shell; its stdout (up to cap - 1 bytes) in out. Returns the exit code. */
+static int ti_run(const char *cmd, char *out, size_t cap) {
+    FILE *f = popen(cmd, "r");
+    size_t n = 0, m;
+    int st;
+    if (!f) return -1;
+    while (n + 1 < cap && (m = fread(out + n, 1, cap - 1 - n, f)) > 0) n += m;
+    out[n] = 0;
+    st = pclose(f);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A model with a byte-level vocabulary (all 256 bytes: any text encodes) of a tokenizer
+ * trained on a line of text; random weights (seed 3, twice the init). Returns its path. */
+static const char *ti_model_bytes(const char *file) {
+    static const char text[] = "ab cd ef ab cd ef the cat sat on the mat\n\nxy z";
+    const char *path = fti_test_tmp(file);
+    fti_bpe_train_opts bo;
+    fti_bpe_trainer *t = NULL;
+    fti_tokenizer *tok = NULL;
+    fti_tokenizer_gguf tg;
+    fti_gguf_tokenizer_meta m;
+    fti_model_config cfg;
+    fti_error err;
+    float *params = NULL;
+    size_t i, n;
+    int ok = 0;
+    memset(&bo, 0, sizeof bo);
+    bo.vocab_size = 300;
+    if (fti_bpe_trainer_create(&bo, &t) != FTI_OK) return NULL;
+    if (fti_bpe_trainer_add(t, text, sizeof text - 1) != FTI_OK ||
+        fti_bpe_trainer_train(t, &tok, &err) != FTI_OK) {
+        fti_bpe_trainer_free(t);
+        return NULL;
+    }
+    fti_bpe_trainer_free(t);
+    if (fti_tokenizer_gguf_make(tok, &tg) == FTI_OK) {
+        fti_gguf_tokenizer_meta_from(&m, &tg, 1);
+        memset(&cfg, 0, sizeof cfg);
+        cfg.vocab_size = (uint32_t)tg.n_tokens;
+        cfg.dim = 32;
+        cfg.n_layers = 1;
+        cfg.n_heads = 2;
+        cfg.hidden_dim = 64;
+        cfg.context_len = 32;
+        if (fti_model_config_resolve(&cfg, &err) == FTI_OK) {
+            n = fti_model_n_params(&cfg);
+            params = (float *)malloc(n * sizeof(float));
+            if (params) {
+                fti_model_init_params(&cfg, params, 3);
+                for (i = 0; i < n; i++) params[i] *= 2.0f;
+                ok = fti_gguf_write_llama(path, &cfg, params, &m, NULL, NULL, &err) == FTI_OK;
+            }
+        }
+        fti_tokenizer_gguf_free(&tg);
+    }
+    free(params);
+    fti_tokenizer_free(tok);
+    return ok ? path : NULL;
+}
+
+/* fti-infer reads text as the pipeline does: --perplexity scores a file's text normalised as
+ * ingestion and fti-eval do (its last newline, CRLF, runs of spaces: the same figure as the
+ * clean text), and a prompt from stdin (echo's line end) generates what --prompt does. */
+FTI_TEST(infer_cli_reads_text_as_the_pipeline) {
+    const char *prog = "build/fti-infer", *path = ti_model_bytes("cli.gguf");
+    char clean[512], raw[512], cmd[2048], a[256], b[256];
+    const char *opt = "--kv f32 --threads 1 --no-rag --temp 0 -n 6 2>/dev/null";
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(path != NULL);
+    snprintf(clean, sizeof clean, "%s", fti_test_tmp("clean.txt"));
+    snprintf(raw, sizeof raw, "%s", fti_test_tmp("raw.txt"));
+    REQUIRE(fti_test_write_file(clean, "ab cd ef\n\nxy z", 14) == 0);
+    REQUIRE(fti_test_write_file(raw, "ab  cd ef\r\n\r\n\r\nxy z \n", 22) == 0);
+    snprintf(cmd, sizeof cmd, "%s --model '%s' --perplexity '%s' %s", prog, path, clean, opt);
+    CHECK_EQ_INT(ti_run(cmd, a, sizeof a), 0);
+    snprintf(cmd, sizeof cmd, "%s --model '%s' --perplexity '%s' %s", prog, path, raw, opt);
+    CHECK_EQ_INT(ti_run(cmd, b, sizeof b), 0);
+    CHECK(strncmp(a, "perplexity ", 11) == 0);
+    CHECK_EQ_STR(a, b);
+    snprintf(cmd, sizeof cmd, "%s --model '%s' --prompt 'ab c' --ignore-eos %s", prog, path, opt);
+    CHECK_EQ_INT(ti_run(cmd, a, sizeof a), 0);
+    snprintf(cmd, sizeof cmd, "echo 'ab c' | %s --model '%s' --ignore-eos %s", prog, path, opt);
+    CHECK_EQ_INT(ti_run(cmd, b, sizeof b), 0);
+    CHECK(a[0] != 0);
+    CHECK_EQ_STR(a, b);
+}
+
+/* fti-tok on a damaged GGUF model: one message naming the file once, exit 1. */
+FTI_TEST(infer_cli_tok_damaged_model_message) {
+    const char *prog = "build/fti-tok", *path = fti_test_tmp("short.gguf");
+    char cmd[1200], out[1024];
+    const char *p;
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(fti_test_write_file(path, "GGUF\3\0\0\0", 8) == 0);
+    snprintf(cmd, sizeof cmd, "%s info --tokenizer '%s' 2>&1", prog, path);
+    CHECK_EQ_INT(ti_run(cmd, out, sizeof out), 1);
+    p = strstr(out, path);
+    CHECK(p != NULL && strstr(p + strlen(path), path) == NULL);
+    CHECK(strstr(out, "truncated") != NULL);
+}
+
+/* fti-infer refuses a 17th --stop (it was dropped in silence: generation ran past it). */
+FTI_TEST(infer_cli_too_many_stops) {
+    const char *prog = "build/fti-infer", *path = ti_model_bytes("stops.gguf");
+    char cmd[2048], out[256];
+    size_t i, n;
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(path != NULL);
+    n = (size_t)snprintf(cmd, sizeof cmd, "%s --model '%s' --prompt ab -n 2 --no-rag", prog, path);
+    for (i = 0; i < 16; i++) n += (size_t)snprintf(cmd + n, sizeof cmd - n, " --stop s%lu",
+                                                   (unsigned long)i);
+    snprintf(cmd + n, sizeof cmd - n, " 2>/dev/null");
+    CHECK_EQ_INT(ti_run(cmd, out, sizeof out), 0);
+    snprintf(cmd + n, sizeof cmd - n, " --stop 'a' 2>&1");
+    CHECK_EQ_INT(ti_run(cmd, out, sizeof out), 2);
+    CHECK(strstr(out, "--stop") != NULL);
+}

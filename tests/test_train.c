@@ -431,6 +431,7 @@ FTI_TEST(train_registry) {
         CHECK_EQ_STR(got, id2);
     }
     CHECK_EQ_INT(fti_registry_resolve(home, "nothing", got, &err), FTI_ERR_NOT_FOUND);
+    CHECK(strstr(err.msg, home) != NULL && strstr(err.msg, "'nothing'") != NULL);
     /* a hostile alias file is an error, not a crash */
     REQUIRE(fti_test_write_file(fti_test_tmp("home/models/aliases.json"), "{\"x\": [", 7) == 0);
     CHECK(fti_registry_resolve(home, "x", got, &err) != FTI_OK);

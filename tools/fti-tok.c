@@ -171,8 +171,8 @@ static fti_tokenizer *load_tokenizer(const args *a) {
             r = fti_engine_open(&e, a->tokenizer, &eo, &err);
             if (r == FTI_OK) r = fti_engine_tokenizer(e, &tok, &err);
             fti_engine_close(e);
-            if (r != FTI_OK) {
-                fprintf(stderr, "fti-tok: %s: %s\n", a->tokenizer, err.msg);
+            if (r != FTI_OK) { /* the engine's messages name the file */
+                fprintf(stderr, "fti-tok: %s\n", err.msg);
                 return NULL;
             }
             if (a->pretok) fprintf(stderr, "fti-tok: --pretok is ignored for a GGUF model\n");
