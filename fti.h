@@ -30651,9 +30651,11 @@ FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char i
     fti_buf_free(&list);
     if (n_match == 1) return FTI_OK;
     if (n_match)
-        return fti_error_set(err, FTI_ERR_INVALID, "registry: '%s' matches %lu models", ref,
-                             (unsigned long)n_match);
-    return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: no model or alias '%s'", ref);
+        return fti_error_set(err, FTI_ERR_INVALID, "registry %s: '%s' matches %lu models", home,
+                             ref, (unsigned long)n_match);
+    /* the home searched is named: a wrong --home or $FTI_HOME (or ./twin) is the usual cause */
+    return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry %s: no model or alias '%s'", home,
+                         ref);
 }
 
 static fti_result fti__reg_promote(const char *home, const char *id, const char *alias,
