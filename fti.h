@@ -2437,6 +2437,12 @@ FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *e
  * the previous target goes onto the alias's history. The alias file is replaced atomically. */
 FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const char *alias,
                                        fti_error *err);
+/* As fti_registry_promote, only if alias points at expect now (expect NULL or "": the alias
+ * is not set), checked under the registry lock: otherwise FTI_ERR_MISMATCH naming the alias's
+ * current target, and nothing changes. For automation that decided against the target it
+ * read earlier (fti-twin update: a model promoted by hand meanwhile is not overwritten). */
+FTIDEF fti_result fti_registry_promote_if(const char *home, const char *id, const char *alias,
+                                          const char *expect, fti_error *err);
 /* Points alias back at its previous target; FTI_ERR_NOT_FOUND when there is none.
  * id_out (optional) gets the restored id. */
 FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, char id_out[17],
@@ -30738,6 +30744,28 @@ FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const c
     if (!home) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
     if ((r = fti__reg_lock(home, &fd, err)) != FTI_OK) return r;
     r = fti__reg_promote(home, id, alias, err);
+    fti__reg_unlock(fd);
+    return r;
+}
+
+FTIDEF fti_result fti_registry_promote_if(const char *home, const char *id, const char *alias,
+                                          const char *expect, fti_error *err) {
+    int fd;
+    fti_result r;
+    fti__reg_aliases t;
+    fti__reg_alias *al;
+    if (!home || !alias) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if (!expect) expect = "";
+    if ((r = fti__reg_lock(home, &fd, err)) != FTI_OK) return r;
+    if ((r = fti__reg_aliases_load(home, &t, err)) == FTI_OK) {
+        al = fti__reg_alias_find(&t, alias);
+        if (strcmp(al ? al->id : "", expect) != 0)
+            r = fti_error_set(err, FTI_ERR_MISMATCH, "registry %s: alias '%s' points at %s now, "
+                              "not %s: changed meanwhile, so not promoted", home, alias,
+                              al ? al->id : "no model", *expect ? expect : "no model");
+        fti__reg_aliases_free(&t);
+    }
+    if (r == FTI_OK) r = fti__reg_promote(home, id, alias, err);
     fti__reg_unlock(fd);
     return r;
 }

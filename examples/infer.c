@@ -39,6 +39,7 @@ static void usage(FILE *f) {
             "  -n N              tokens to generate (default 128)\n"
             "  --temp T          temperature, 0 = greedy (default 0.8)\n"
             "  --top-k K         default 40; --top-p P default 0.95; --min-p P default 0.05\n"
+            "                    (0 turns each off; --top-p 1 too)\n"
             "  --repeat-penalty  default 1.1 over the last 64 tokens\n"
             "  --frequency-penalty F, --presence-penalty P\n"
             "                    OpenAI's (logit -= count * F + (count > 0) * P), same window;\n"

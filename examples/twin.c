@@ -1819,7 +1819,7 @@ int main(int argc, char **argv) {
         const char *ds_tok = fti_dataset_tokenizer_sha256(ds);
         /* production of another tokenizer (--retokenize): it would read the split's ids as
          * other tokens (the demo's model, val loss 4.25 on its own split, scored 6.59 so) */
-        int promote, other_tok = have_prod &&
+        int promote, changed = 0, other_tok = have_prod &&
                                  (!ds_tok || strcmp(fti_json_get_str(fti_json_root(prod),
                                                                      "tokenizer", ""), ds_tok));
         size_t nc = 0, np = 0;
@@ -1855,13 +1855,25 @@ int main(int argc, char **argv) {
                    nats_p / log(2.0) / (double)bytes, (unsigned long)np + 1);
         else if (have_prod)
             printf("   production  %s  val loss %.4f  perplexity %.2f\n", prod_id, lp, exp(lp));
-        if (promote && fti_registry_promote(home, cand_id, "production", &err) != FTI_OK) {
-            fprintf(stderr, "fti-twin: promotion failed: %s\n", err.msg);
-            goto done;
+        /* only over the production this update compared against: a model promoted (or
+         * rolled back to) by hand meanwhile stays */
+        if (promote && fti_registry_promote_if(home, cand_id, "production", prod_id, &err) !=
+                           FTI_OK) {
+            if (err.code != FTI_ERR_MISMATCH) {
+                fprintf(stderr, "fti-twin: promotion failed: %s\n", err.msg);
+                goto done;
+            }
+            promote = 0;
+            changed = 1;
+            if (fti_registry_resolve(home, "production", cid, NULL) != FTI_OK) strcpy(cid, "none");
+            printf("== production changed during this update (from %s to %s): the candidate, "
+                   "compared with the former, is not promoted\n", have_prod ? prod_id : "none",
+                   cid);
         }
-        printf("== %s\n", promote ? (have_prod ? "candidate is better: promoted to production"
-                                               : "first model: promoted to production")
-                                  : "production stays: the candidate is not better");
+        if (!changed)
+            printf("== %s\n", promote ? (have_prod ? "candidate is better: promoted to production"
+                                                   : "first model: promoted to production")
+                                      : "production stays: the candidate is not better");
         fti_time_iso8601(fti_time_wall(), now);
         fti_jw_init(&w, &line, 0);
         fti_jw_obj_begin(&w);
@@ -1888,6 +1900,10 @@ int main(int argc, char **argv) {
         }
         fti_jw_key(&w, "promoted");
         fti_jw_bool(&w, promote);
+        if (changed) { /* promoted or rolled back by someone else during the update */
+            fti_jw_key(&w, "production_changed");
+            fti_jw_bool(&w, 1);
+        }
         fti_jw_obj_end(&w);
         log_decision(home, line.data, line.len);
         fti_buf_free(&line);

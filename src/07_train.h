@@ -240,6 +240,12 @@ FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *e
  * the previous target goes onto the alias's history. The alias file is replaced atomically. */
 FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const char *alias,
                                        fti_error *err);
+/* As fti_registry_promote, only if alias points at expect now (expect NULL or "": the alias
+ * is not set), checked under the registry lock: otherwise FTI_ERR_MISMATCH naming the alias's
+ * current target, and nothing changes. For automation that decided against the target it
+ * read earlier (fti-twin update: a model promoted by hand meanwhile is not overwritten). */
+FTIDEF fti_result fti_registry_promote_if(const char *home, const char *id, const char *alias,
+                                          const char *expect, fti_error *err);
 /* Points alias back at its previous target; FTI_ERR_NOT_FOUND when there is none.
  * id_out (optional) gets the restored id. */
 FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, char id_out[17],

@@ -423,6 +423,20 @@ FTI_TEST(train_registry) {
     CHECK_EQ_INT(fti_registry_promote(home, id1, "bad/alias", &err), FTI_ERR_INVALID);
     CHECK_EQ_INT(fti_registry_promote(home, "ffffffffffffffff", "staging", &err),
                  FTI_ERR_NOT_FOUND);
+    /* promote_if: only over the target the caller read (an unset alias: NULL or "") */
+    CHECK_EQ_INT(fti_registry_promote_if(home, id2, "production", id2, &err), FTI_ERR_MISMATCH);
+    CHECK(strstr(err.msg, id1) != NULL); /* names the alias's target now */
+    CHECK_EQ_INT(fti_registry_promote_if(home, id2, "production", NULL, &err), FTI_ERR_MISMATCH);
+    CHECK_OK(fti_registry_resolve(home, "production", got, &err));
+    CHECK_EQ_STR(got, id1);
+    CHECK_OK(fti_registry_promote_if(home, id2, "production", id1, &err));
+    CHECK_OK(fti_registry_resolve(home, "production", got, &err));
+    CHECK_EQ_STR(got, id2);
+    CHECK_OK(fti_registry_rollback(home, "production", got, &err));
+    CHECK_EQ_INT(fti_registry_promote_if(home, id2, "candidate", id1, &err), FTI_ERR_MISMATCH);
+    CHECK_OK(fti_registry_promote_if(home, id2, "candidate", "", &err));
+    CHECK_OK(fti_registry_resolve(home, "candidate", got, &err));
+    CHECK_EQ_STR(got, id2);
     {
         char prefix[8];
         memcpy(prefix, id2, 7);

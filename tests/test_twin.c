@@ -810,6 +810,59 @@ FTI_TEST(twin_update_lock_two_processes) {
 #endif
 }
 
+/* A model promoted by hand while an update trains stays production: the update compared its
+ * candidate with the production model it started from, so it does not promote over another
+ * (it overwrote the hand's promotion before). The update is stopped (SIGSTOP) once it trains. */
+FTI_TEST(twin_update_keeps_a_promotion_made_meanwhile) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], corpus[1024], err_a[1024], id[17], got[17], path[1200];
+    fti_train_run_opts ro = fti_ttw_opts(1);
+    fti_train_run_result r2;
+    void *text = NULL;
+    size_t len = 0, i, lines = 0;
+    fti_buf out_a;
+    int fd = -1, st;
+    pid_t a;
+    fti_error err;
+    if (!fti_path_exists("build/fti-twin")) {
+        fprintf(stderr, "    (build/fti-twin not built: skipped)\n");
+        return;
+    }
+    if (!fti_ttw_workspace(home, sizeof home, "ws_meanwhile")) return;
+    REQUIRE(fti_ttw_production(home, id));
+    ro.train.seed = 6; /* a second model, registered, not promoted */
+    REQUIRE(fti_train_run(home, &ro, &r2, &err) == FTI_OK);
+    REQUIRE(strcmp(r2.id, id) != 0);
+    /* new data (the first 80 entries): the update fine-tunes production */
+    REQUIRE(fti_file_read(fti_test_corpus_jsonl(), 0, &text, &len, NULL) == FTI_OK);
+    for (i = 0; i < len && lines < 80; i++)
+        if (((const char *)text)[i] == '\n') lines++;
+    snprintf(corpus, sizeof corpus, "%s", fti_test_tmp("in_meanwhile/dd.jsonl"));
+    REQUIRE(fti_mkdirs(fti_test_tmp("in_meanwhile"), NULL) == FTI_OK);
+    REQUIRE(fti_test_write_file(corpus, text, i) == 0);
+    fti_free(text);
+    snprintf(err_a, sizeof err_a, "%s", fti_test_tmp("meanwhile.err"));
+    memset(&out_a, 0, sizeof(out_a));
+    a = fti_ttw_spawn(home, corpus, 0, &fd, NULL, err_a);
+    REQUIRE(a > 0);
+    CHECK(fti_ttw_read_until(fd, &out_a, "== T: fine-tuning production model"));
+    kill(a, SIGSTOP);
+    CHECK_OK(fti_registry_promote(home, r2.id, "production", &err)); /* by hand, meanwhile */
+    kill(a, SIGCONT);
+    CHECK(fti_ttw_read_until(fd, &out_a, NULL));
+    close(fd);
+    while (waitpid(a, &st, 0) < 0 && errno == EINTR) {
+    }
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(out_a.data && strstr(out_a.data, "== production changed during this update") != NULL);
+    CHECK_OK(fti_registry_resolve(home, "production", got, &err));
+    CHECK_EQ_STR(got, r2.id);
+    snprintf(path, sizeof path, "%s/registry/decisions.jsonl", home);
+    CHECK(fti_ttw_file_has(path, "\"promoted\":false,\"production_changed\":true"));
+    fti_buf_free(&out_a);
+#endif
+}
+
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
 /* Ingests the corpus again with another chunk size (a new version id, the same tokenizer); its
  * id goes to id. */
