@@ -429,7 +429,9 @@ FTIDEF fti_result fti_json_parse(const char *text, size_t len, const fti_json_op
                                  fti_json_doc **out, size_t *consumed, fti_error *err);
 FTIDEF const fti_json *fti_json_root(const fti_json_doc *doc);
 FTIDEF void fti_json_free(fti_json_doc *doc);
-/* Member lookup by key (first match) or NULL; element i of an array or NULL. */
+/* Member lookup by key or NULL: a key given twice has its last value, as in JavaScript's
+ * JSON.parse and Python's json (what OpenAI's clients and server do); element i of an array
+ * or NULL. */
 FTIDEF const fti_json *fti_json_get(const fti_json *obj, const char *key);
 FTIDEF const fti_json *fti_json_at(const fti_json *arr, size_t i);
 /* Typed getters with a fallback when missing or of another type. */
@@ -5677,13 +5679,13 @@ FTIDEF void fti_json_free(fti_json_doc *doc) {
 }
 
 FTIDEF const fti_json *fti_json_get(const fti_json *obj, const char *key) {
-    const fti_json *c;
+    const fti_json *c, *last = NULL;
     size_t n;
     if (!obj || obj->type != FTI_JSON_OBJECT || !key) return NULL;
     n = strlen(key);
-    for (c = obj->child; c; c = c->next)
-        if (c->key_len == n && memcmp(c->key, key, n) == 0) return c;
-    return NULL;
+    for (c = obj->child; c; c = c->next) /* the last of repeated keys, as JSON.parse */
+        if (c->key_len == n && memcmp(c->key, key, n) == 0) last = c;
+    return last;
 }
 
 FTIDEF const fti_json *fti_json_at(const fti_json *arr, size_t i) {
@@ -38504,8 +38506,11 @@ static fti_result fti__api_logit_bias(const fti_json *root, fti_api_request *req
                                 "'logit_bias' values must be numbers from -100 to 100");
         for (i = 0; i < n && req->bias_ids[i] != (int32_t)id; i++) {
         }
-        if (i < n) continue; /* a repeated id ("5" or "05"): the first value, as fti_json_get's
-                              * first match for every other key; the values were summed */
+        if (i < n) { /* a repeated id ("5" or "05"): the last value, as fti_json_get's last
+                      * match for every other key (the values were once summed) */
+            req->bias[i] = (float)m->num;
+            continue;
+        }
         req->bias_ids[n] = (int32_t)id;
         req->bias[n++] = (float)m->num;
     }

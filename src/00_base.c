@@ -1772,13 +1772,13 @@ FTIDEF void fti_json_free(fti_json_doc *doc) {
 }
 
 FTIDEF const fti_json *fti_json_get(const fti_json *obj, const char *key) {
-    const fti_json *c;
+    const fti_json *c, *last = NULL;
     size_t n;
     if (!obj || obj->type != FTI_JSON_OBJECT || !key) return NULL;
     n = strlen(key);
-    for (c = obj->child; c; c = c->next)
-        if (c->key_len == n && memcmp(c->key, key, n) == 0) return c;
-    return NULL;
+    for (c = obj->child; c; c = c->next) /* the last of repeated keys, as JSON.parse */
+        if (c->key_len == n && memcmp(c->key, key, n) == 0) last = c;
+    return last;
 }
 
 FTIDEF const fti_json *fti_json_at(const fti_json *arr, size_t i) {

@@ -358,7 +358,9 @@ FTIDEF fti_result fti_json_parse(const char *text, size_t len, const fti_json_op
                                  fti_json_doc **out, size_t *consumed, fti_error *err);
 FTIDEF const fti_json *fti_json_root(const fti_json_doc *doc);
 FTIDEF void fti_json_free(fti_json_doc *doc);
-/* Member lookup by key (first match) or NULL; element i of an array or NULL. */
+/* Member lookup by key or NULL: a key given twice has its last value, as in JavaScript's
+ * JSON.parse and Python's json (what OpenAI's clients and server do); element i of an array
+ * or NULL. */
 FTIDEF const fti_json *fti_json_get(const fti_json *obj, const char *key);
 FTIDEF const fti_json *fti_json_at(const fti_json *arr, size_t i);
 /* Typed getters with a fallback when missing or of another type. */

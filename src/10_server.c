@@ -538,8 +538,11 @@ static fti_result fti__api_logit_bias(const fti_json *root, fti_api_request *req
                                 "'logit_bias' values must be numbers from -100 to 100");
         for (i = 0; i < n && req->bias_ids[i] != (int32_t)id; i++) {
         }
-        if (i < n) continue; /* a repeated id ("5" or "05"): the first value, as fti_json_get's
-                              * first match for every other key; the values were summed */
+        if (i < n) { /* a repeated id ("5" or "05"): the last value, as fti_json_get's last
+                      * match for every other key (the values were once summed) */
+            req->bias[i] = (float)m->num;
+            continue;
+        }
         req->bias_ids[n] = (int32_t)id;
         req->bias[n++] = (float)m->num;
     }

@@ -274,6 +274,10 @@ FTI_TEST(base_json_valid) {
     fti_json_free(doc);
     CHECK_OK(parse_str("0", &doc, NULL));
     fti_json_free(doc);
+    /* a repeated key: its last value (JSON.parse's and Python's rule) */
+    CHECK_OK(parse_str("{\"k\": 1, \"j\": 2, \"k\": 3}", &doc, NULL));
+    CHECK(fti_json_get_int(fti_json_root(doc), "k", 0) == 3);
+    fti_json_free(doc);
     CHECK_EQ_INT(fti_test_alloc_live, 0);
 }
 

@@ -458,11 +458,16 @@ FTI_TEST(http_api_validation) {
     CHECK(q.bias_ids[0] == 7 && q.bias[0] == -100.0f);
     CHECK(q.bias_ids[1] == 2147483647 && q.bias[1] == 2.5f);
     fti_api_request_free(&q);
-    /* a repeated id keeps its first value, like any repeated key (it was added twice: 200) */
+    /* a repeated id takes its last value, like any repeated key (it was added twice: 200) */
     CHECK(api_parse(FTI_API_COMPLETION, "{\"prompt\":\"hi\",\"logit_bias\":{\"7\":100,\"8\":1,"
                                          "\"7\":100,\"007\":-5}}",
                     &param, &q) == 0);
-    CHECK(q.n_bias == 2 && q.bias_ids[0] == 7 && q.bias[0] == 100.0f && q.bias_ids[1] == 8);
+    CHECK(q.n_bias == 2 && q.bias_ids[0] == 7 && q.bias[0] == -5.0f && q.bias_ids[1] == 8);
+    fti_api_request_free(&q);
+    /* repeated keys: the last value, as JSON.parse and Python's json read them */
+    CHECK(api_parse(FTI_API_COMPLETION, "{\"prompt\":\"hi\",\"max_tokens\":3,\"max_tokens\":5}",
+                    &param, &q) == 0);
+    CHECK(q.max_tokens == 5);
     fti_api_request_free(&q);
     CHECK(api_parse(FTI_API_COMPLETION, "{\"prompt\":\"hi\",\"logprobs\":0}", &param, &q) == 0);
     CHECK(q.logprobs == 1 && q.top_logprobs == 0);
