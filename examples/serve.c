@@ -54,6 +54,8 @@ static void usage(FILE *f) {
             "  --instance NAME      replica name ([A-Za-z0-9._-]): its own request log, the\n"
             "                       X-Fti-Instance response header and /health (replicated\n"
             "                       serving over one workspace; see docs/operations.md)\n"
+            "  --cors ORIGIN        let web pages of ORIGIN (e.g. http://localhost:5173, or\n"
+            "                       '*' for any) call the API from a browser (default: none)\n"
             "  --log-max-mb N       rotate the log at N MiB (default 16)\n"
             "  --reload-s N         alias check interval (default 2; 0 = never)\n"
             "  --port-file FILE     write the bound port to FILE once listening\n"
@@ -793,6 +795,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--rag-k")) { NEEDV(); rag_k = atoi(v); }
         else if (!strcmp(a, "--log")) { NEEDV(); log_arg = v; }
         else if (!strcmp(a, "--instance")) { NEEDV(); o.instance = v; }
+        else if (!strcmp(a, "--cors")) { NEEDV(); o.cors_origin = v; }
         else if (!strcmp(a, "--log-max-mb")) { NEEDV(); log_max_mb = atol(v); }
         else if (!strcmp(a, "--reload-s")) { NEEDV(); reload_s = atoi(v); }
         else if (!strcmp(a, "--port-file")) { NEEDV(); port_file = v; }

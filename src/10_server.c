@@ -1384,7 +1384,8 @@ struct fti_server {
     fti_http_limits lim;
     char host[256];
     char inst[72];     /* the instance name or "" */
-    char inst_hdr[96]; /* "X-Fti-Instance: NAME\r\n" or "" */
+    char inst_hdr[512]; /* "X-Fti-Instance: NAME\r\n" or "", then the CORS fields or "" */
+    char cors[208];     /* the CORS origin (o.cors_origin points here) */
     int listen_fd;
     int port;
     int wake_rd, wake_wr;
@@ -1514,10 +1515,36 @@ static void fti__respond_405(fti_server *s, fti__conn *c, const char *msg, const
     fti_buf_free(&b);
 }
 
-/* OPTIONS: 204 with Allow and no body (a 204 has no Content-Length either). */
+/* OPTIONS: 204 with Allow and no body (a 204 has no Content-Length either). With CORS on, also
+ * a preflight's answer: the methods, the request headers the browser asks for (echoed when
+ * they are a plain list of field names, else the ones OpenAI's clients send) and a max age. */
 static void fti__respond_options(fti_server *s, fti__conn *c, const char *allow) {
     fti_buf_printf(&c->out, "HTTP/1.1 204 No Content\r\nAllow: %s\r\n%s%s", allow,
                    c->close_after ? "Connection: close\r\n" : "", s->inst_hdr);
+    if (s->o.cors_origin) {
+        const char *req = "Authorization, Content-Type";
+        size_t i, n = strlen(req);
+        for (i = 0; i < c->head->n_fields; i++) {
+            const fti_http_field *f = &c->head->fields[i];
+            const char *v = c->in.data + f->value.off;
+            size_t k;
+            if (!fti__http_ieq((const unsigned char *)c->in.data + f->name.off, f->name.len,
+                               "access-control-request-headers") ||
+                !f->value.len || f->value.len > 1024)
+                continue;
+            for (k = 0; k < f->value.len; k++)
+                if (!((v[k] >= 'a' && v[k] <= 'z') || (v[k] >= 'A' && v[k] <= 'Z') ||
+                      (v[k] >= '0' && v[k] <= '9') || v[k] == '-' || v[k] == '_' ||
+                      v[k] == ',' || v[k] == ' '))
+                    break;
+            if (k == f->value.len) {
+                req = v;
+                n = f->value.len;
+            }
+        }
+        fti_buf_printf(&c->out, "Access-Control-Allow-Methods: %s\r\nAccess-Control-Allow-Headers:"
+                       " %.*s\r\nAccess-Control-Max-Age: 600\r\n", allow, (int)n, req);
+    }
     if (!c->close_after && c->head && c->head->version_minor == 0)
         fti_buf_puts(&c->out, "Connection: keep-alive\r\n");
     fti_buf_puts(&c->out, "Cache-Control: no-store\r\n\r\n");
@@ -2152,8 +2179,9 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
     is_read = (strcmp(path, "/") == 0 && !s->o.no_dashboard) || strcmp(path, "/health") == 0 ||
               strcmp(path, "/metrics") == 0 || strcmp(path, "/v1/models") == 0;
     if (ml == 7 && memcmp(m, "OPTIONS", 7) == 0 && (is_comp || is_read || (tl == 1 && *t == '*'))) {
-        /* what a path allows (a browser's CORS preflight also lands here: it gets no
-         * Access-Control-Allow-Origin, so the browser keeps its same-origin policy) */
+        /* what a path allows (a browser's CORS preflight also lands here: without
+         * fti_server_opts.cors_origin it gets no Access-Control-Allow-Origin, so the browser
+         * keeps its same-origin policy) */
         fti__respond_options(s, c, is_comp   ? "POST, OPTIONS"
                                    : is_read ? "GET, HEAD, OPTIONS"
                                              : "GET, HEAD, POST, OPTIONS");
@@ -2690,6 +2718,23 @@ FTIDEF fti_result fti_server_create(const fti_server_opts *opts, const fti_gen *
         snprintf(s->inst_hdr, sizeof s->inst_hdr, "X-Fti-Instance: %s\r\n", nm);
         snprintf(s->inst, sizeof s->inst, "%s", nm);
         s->o.instance = s->inst;
+    }
+    if (s->o.cors_origin) { /* goes out in every head: visible ASCII only (no CR, LF) */
+        const char *o = s->o.cors_origin;
+        size_t n = strlen(o), k, at = strlen(s->inst_hdr);
+        for (k = 0; k < n && o[k] > ' ' && o[k] < 127; k++) {
+        }
+        if (n == 0 || n > 200 || k < n) {
+            fti_server_free(s);
+            return fti_error_set(err, FTI_ERR_INVALID, "fti_server_create: the CORS origin must "
+                                 "be \"*\" or an origin such as http://localhost:5173 (1-200 "
+                                 "visible ASCII characters)");
+        }
+        memcpy(s->cors, o, n + 1);
+        s->o.cors_origin = s->cors;
+        snprintf(s->inst_hdr + at, sizeof s->inst_hdr - at,
+                 "Access-Control-Allow-Origin: %s\r\n%sAccess-Control-Expose-Headers: "
+                 "X-Request-Id, X-Fti-Instance\r\n", o, strcmp(o, "*") ? "Vary: Origin\r\n" : "");
     }
     if (s->o.max_conns <= 0) s->o.max_conns = 256;
     if (s->o.max_queue <= 0) s->o.max_queue = 64;

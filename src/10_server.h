@@ -362,6 +362,10 @@ typedef struct fti_server_opts {
     int no_dashboard;           /* 1: GET / is 404 */
     const char *instance;       /* replica name (NULL = none): sent as the X-Fti-Instance header
                                  * and in /health; [A-Za-z0-9._-], at most 64 bytes (copied) */
+    const char *cors_origin;    /* NULL = no CORS (browsers keep their same-origin policy); "*"
+                                 * or one origin ("http://localhost:5173"; visible ASCII, at
+                                 * most 200 bytes, copied): sent as Access-Control-Allow-Origin
+                                 * on every response, and preflights (OPTIONS) are answered */
 } fti_server_opts;
 
 /* Creates a server: binds and listens (so the port is known when this returns). gen is copied; the

@@ -740,6 +740,65 @@ FTI_TEST(server_instance_name) {
     fti_buf_free(&resp);
 }
 
+/* CORS (fti_server_opts.cors_origin, fti-serve --cors): every response names the origin, a
+ * preflight gets the methods and the headers asked for (a list that is not plain field names
+ * gets the default), a stream too; an origin that could inject a header is refused. */
+FTI_TEST(server_cors) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf resp, req;
+    fti_gen g;
+    fti_gen_echo_opts eo;
+    fti_server *bad = NULL;
+    fti_error err;
+    char origin[32];
+    memset(&o, 0, sizeof o);
+    memset(&resp, 0, sizeof resp);
+    memset(&req, 0, sizeof req);
+    snprintf(origin, sizeof origin, "http://localhost:5173");
+    o.cors_origin = origin;
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    origin[0] = 'x'; /* the server keeps its own copy */
+    CHECK_EQ_INT(cli_do(f.port, "OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: t\r\n"
+                                "Origin: http://localhost:5173\r\n"
+                                "Access-Control-Request-Method: POST\r\n"
+                                "Access-Control-Request-Headers: authorization, content-type, "
+                                "x-stainless-os\r\n\r\n", &resp), 204);
+    CHECK(strstr(resp.data, "\r\nAccess-Control-Allow-Origin: http://localhost:5173\r\n"));
+    CHECK(strstr(resp.data, "\r\nVary: Origin\r\n") != NULL);
+    CHECK(strstr(resp.data, "\r\nAccess-Control-Allow-Methods: POST, OPTIONS\r\n") != NULL);
+    CHECK(strstr(resp.data, "\r\nAccess-Control-Allow-Headers: authorization, content-type, "
+                            "x-stainless-os\r\n") != NULL);
+    CHECK_EQ_INT(cli_do(f.port, "OPTIONS /v1/models HTTP/1.1\r\nHost: t\r\n"
+                                "Access-Control-Request-Headers: a;b\r\n\r\n", &resp), 204);
+    CHECK(strstr(resp.data, "\r\nAccess-Control-Allow-Headers: Authorization, Content-Type\r\n"));
+    CHECK_EQ_INT(cli_do(f.port, "GET /v1/models HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 200);
+    CHECK(strstr(resp.data, "\r\nAccess-Control-Allow-Origin: http://localhost:5173\r\n"));
+    CHECK(strstr(resp.data, "\r\nAccess-Control-Expose-Headers: X-Request-Id") != NULL);
+    CHECK(strstr(resp.data, "Access-Control-Allow-Methods") == NULL); /* preflights only */
+    srv_post(&req, "/v1/completions", "{\"prompt\":\"a\",\"max_tokens\":2,\"stream\":true}", 0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
+    CHECK(strstr(resp.data, "\r\nAccess-Control-Allow-Origin: http://localhost:5173\r\n"));
+    srv_post(&req, "/v1/completions", "{\"prompt\":1}", 0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 400); /* errors too: the page can read them */
+    CHECK(strstr(resp.data, "\r\nAccess-Control-Allow-Origin: http://localhost:5173\r\n"));
+    srv_finish(&f);
+    o.cors_origin = "*"; /* any origin: no Vary */
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    CHECK_EQ_INT(cli_do(f.port, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 200);
+    CHECK(strstr(resp.data, "\r\nAccess-Control-Allow-Origin: *\r\n") != NULL);
+    CHECK(strstr(resp.data, "Vary: Origin") == NULL);
+    srv_finish(&f);
+    memset(&eo, 0, sizeof eo);
+    REQUIRE(fti_gen_echo_create(&eo, &g) == FTI_OK);
+    o.cors_origin = "http://a\r\nSet-Cookie: x";
+    o.port = 0;
+    CHECK(fti_server_create(&o, &g, &bad, &err) == FTI_ERR_INVALID); /* gen released */
+    CHECK(bad == NULL && strstr(err.msg, "CORS origin") != NULL);
+    fti_buf_free(&resp);
+    fti_buf_free(&req);
+}
+
 FTI_TEST(server_slow_header_deadline) {
     srv_fixture f;
     fti_server_opts o;
@@ -1493,6 +1552,7 @@ void fti_test_server_monitor_log_metrics(void) {}
 void fti_test_server_monitor_drift_user_ids(void) {}
 void fti_test_server_every_bad_request_closes(void) {}
 void fti_test_server_instance_name(void) {}
+void fti_test_server_cors(void) {}
 void fti_test_server_penalties_openai(void) {}
 #endif
 
