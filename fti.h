@@ -16333,10 +16333,10 @@ static size_t fti__st_find_close(const char *s, size_t n, const char *name) {
  * builds the page: an end tag ends the innermost open element of its name and every one opened
  * inside that (in <nav><footer><nav>f</footer>m</nav>y the inner <nav> ends at </footer>, the
  * outer at </nav>); an end tag of a name none is open of is nothing; the same name nests
- * (<nav><nav>m</nav>x</nav>: the first ends at the last </nav>; a browser does that for <nav>
- * and <footer> but closes an open <button> at the next <button>, which this does not: in
- * <button>a<button>b</button>c</button>d only "d" is kept, a browser shows "cd" once the buttons
- * are skipped; changing it is a new processing format). So the tags inside an element
+ * (<nav><nav>m</nav>x</nav>: the first ends at the last </nav>, as a browser nests <nav> and
+ * <footer>), except <button>: a <button> inside an open one ends it and what was opened inside
+ * it, as a browser does (in <button>a<button>b</button>c</button>d "cd" is kept; until
+ * processing format 11 only "d"). So the tags inside an element
  * the page skips whole (a stray <nav> in a <footer> or a <button>) end with it and never pair
  * with the page's own: counting each name alone paired them, and menu text leaked into the
  * page or the text after a menu was lost. Made once per page, at its first such start tag;
@@ -16403,6 +16403,13 @@ static void fti__st_boil_make(fti__st_boil *b, const char *s, size_t n, size_t f
             i = end;
             continue;
         }
+        if (which == 2 && n_open[2]) /* <button> in an open <button> ends it, as a browser */
+            while (depth) {
+                fti__st_boil_open *top = &stack[--depth];
+                b->end[top->at] = i - 1;
+                n_open[top->which]--;
+                if (top->which == 2) break;
+            }
         if (b->n == cap) {
             size_t nc = cap ? 2 * cap : 16;
             size_t *o = (size_t *)fti_realloc(b->open, nc * sizeof *o);
@@ -16487,9 +16494,9 @@ FTIDEF void fti_html_to_text(const char *html, size_t len, fti_buf *out, fti_buf
                 }
                 if (e >= len - end) {
                     i = len; /* unclosed code or styles: to the end */
-                } else {
+                } else { /* past the end tag; a <button> that ended the one before stays */
                     i = end + e;
-                    i += fti__st_tag_end(html + i, len - i);
+                    if (i + 1 < len && html[i + 1] == '/') i += fti__st_tag_end(html + i, len - i);
                 }
                 continue;
             }
@@ -21649,8 +21656,10 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * encrypted block are left out, the <blockquote>s and Yahoo's quote of an HTML mail too, as are
  * the lines of more phone and mail programs ("Get Outlook for iOS"); 8-bit text in a part
  * without a charset (or with US-ASCII) and in raw headers is read as a text file is; a CSV
- * file's "sep=;" line (Excel's) names its separator. */
-#define FTI__ST_FORMAT 10
+ * file's "sep=;" line (Excel's) names its separator. 11 (2026-11-29, the eleventh): a key
+ * repeated in a JSON record has its last value (JSON.parse's rule; the first before); a
+ * <button> inside an open <button> ends it, as a browser does. */
+#define FTI__ST_FORMAT 11
 
 /* === workspace ============================================================================== */
 

@@ -39,8 +39,10 @@
  * encrypted block are left out, the <blockquote>s and Yahoo's quote of an HTML mail too, as are
  * the lines of more phone and mail programs ("Get Outlook for iOS"); 8-bit text in a part
  * without a charset (or with US-ASCII) and in raw headers is read as a text file is; a CSV
- * file's "sep=;" line (Excel's) names its separator. */
-#define FTI__ST_FORMAT 10
+ * file's "sep=;" line (Excel's) names its separator. 11 (2026-11-29, the eleventh): a key
+ * repeated in a JSON record has its last value (JSON.parse's rule; the first before); a
+ * <button> inside an open <button> ends it, as a browser does. */
+#define FTI__ST_FORMAT 11
 
 /* === workspace ============================================================================== */
 
