@@ -1380,7 +1380,7 @@ static uint32_t fti__gguf_file_type(uint32_t t) {
     do {                                                                                     \
         fti_result fti__rc_ = (expr);                                                        \
         if (fti__rc_ != FTI_OK)                                                              \
-            return fti_error_set(err, fti__rc_, "gguf: writing %s: %s", #expr,               \
+            return fti_error_set(err, fti__rc_, "gguf: writing the model's keys: %s",        \
                                  fti_result_str(fti__rc_));                                  \
     } while (0)
 
