@@ -848,3 +848,104 @@ FTI_TEST(gguf_alignment_key) {
     fti_gguf_writer_free(w);
     fti_buf_free(&b);
 }
+
+/* Files from other tools (llama.cpp's convert and llama-quantize): a tensor type fti does not
+ * run is refused by its llama.cpp name (Q6_K, IQ2_XXS; removed or unknown ids as numbers). */
+FTI_TEST(gguf_foreign_tensor_types) {
+    static const struct {
+        uint32_t type;
+        const char *name;
+    } cases[6] = {{14, "has type Q6_K,"},      {12, "has type Q4_K,"}, {16, "has type IQ2_XXS,"},
+                  {39, "has type MXFP4,"},     {4, "has type type 4,"},
+                  {0xffffffffu, "has type type 4294967295,"}};
+    int c;
+    for (c = 0; c < 6; c++) {
+        fti_buf b;
+        fti_gguf *g = NULL;
+        fti_error err;
+        uint64_t ne[2] = {256, 2};
+        tg_head(&b, 1, 0);
+        tg_tensor(&b, "blk.0.ffn_down.weight", 2, ne, cases[c].type, 0);
+        tg_pad(&b, 32, 1024);
+        CHECK_EQ_INT(fti_gguf_open_memory(&g, b.data, b.len, "m.gguf", NULL, &err),
+                     FTI_ERR_UNSUPPORTED);
+        if (!strstr(err.msg, cases[c].name) || !strstr(err.msg, "m.gguf: tensor blk.0.ffn_down"))
+            CHECK_EQ_STR(err.msg, cases[c].name);
+        fti_gguf_close(g);
+        fti_buf_free(&b);
+    }
+}
+
+/* A llama file as llama.cpp's convert writes one: fti's own model with what other tools add
+ * (unknown keys, arrays of strings and i64, an empty array, no BOS/EOS/add_bos, scaling "none")
+ * loads; a SentencePiece vocabulary, RoPE scaling (keys or Llama 3.1's rope_freqs tensor) and
+ * another architecture are refused by name, not run wrongly or failed later. */
+FTI_TEST(gguf_llama_foreign) {
+    int c;
+    for (c = 0; c < 7; c++) {
+        static const char *const tags[3] = {"text-generation", "llama", "x"};
+        static const int64_t big[2] = {-1, (int64_t)1 << 40};
+        static float freqs[8];
+        fti_model_config cfg, back;
+        float *params = NULL;
+        tg_vocab v;
+        fti_gguf_writer *w = tg_llama_writer(&cfg, &params, &v, FTI_GGML_F32, c & 1);
+        fti_gguf *g = NULL;
+        fti_error err;
+        fti_buf b;
+        fti_result rc, want = FTI_ERR_UNSUPPORTED;
+        const char *msg = NULL;
+        uint64_t ne[1] = {8};
+        REQUIRE(w != NULL);
+        switch (c) {
+        case 0:
+        case 1:
+            want = FTI_OK;
+            fti_gguf_set_arr_str(w, "general.tags", tags, NULL, 3);
+            fti_gguf_set_arr_str(w, "general.languages", tags, NULL, 0);
+            fti_gguf_set_arr(w, "some.tool.i64s", FTI_GGUF_INT64, big, 2);
+            fti_gguf_set_f64(w, "some.tool.f64", 3.25);
+            fti_gguf_set_str(w, "llama.rope.scaling.type", "none");
+            fti_gguf_set_f32(w, "llama.rope.scaling.factor", 1.0f);
+            fti_gguf_unset(w, "tokenizer.ggml.bos_token_id");
+            fti_gguf_unset(w, "tokenizer.ggml.eos_token_id");
+            fti_gguf_unset(w, "tokenizer.ggml.add_bos_token");
+            fti_gguf_unset(w, "llama.vocab_size");
+            break;
+        case 2:
+            fti_gguf_set_str(w, "tokenizer.ggml.model", "llama");
+            msg = "m.gguf: tokenizer.ggml.model is \"llama\"; fti supports only \"gpt2\"";
+            break;
+        case 3:
+            fti_gguf_set_str(w, "llama.rope.scaling.type", "linear");
+            fti_gguf_set_f32(w, "llama.rope.scaling.factor", 4.0f);
+            msg = "m.gguf: llama.rope.scaling.type is \"linear\"; fti supports only \"none\"";
+            break;
+        case 4:
+            fti_gguf_set_str(w, "llama.rope.scaling.type", "yarn");
+            msg = "m.gguf: llama.rope.scaling.type is \"yarn\"; fti supports only \"none\"";
+            break;
+        case 5:
+            fti_gguf_add_tensor(w, "rope_freqs.weight", 1, ne, FTI_GGML_F32, freqs, sizeof freqs);
+            msg = "m.gguf: tensor rope_freqs.weight (Llama 3.1 RoPE scaling) is not supported";
+            break;
+        case 6:
+            fti_gguf_set_str(w, "general.architecture", "qwen2");
+            msg = "m.gguf: general.architecture is \"qwen2\"; fti supports only \"llama\"";
+            break;
+        }
+        memset(&b, 0, sizeof b);
+        REQUIRE(fti_gguf_writer_write_buf(w, &b, &err) == FTI_OK);
+        fti_gguf_writer_free(w);
+        REQUIRE(fti_gguf_open_memory(&g, b.data, b.len, "m.gguf", NULL, &err) == FTI_OK);
+        rc = fti_gguf_llama_config(g, &back, c == 5, &err);
+        CHECK_EQ_INT(rc, want);
+        if (rc != FTI_OK && msg) CHECK_EQ_STR(err.msg, msg);
+        if (rc == FTI_OK)
+            CHECK(back.vocab_size == 64 && back.n_kv_heads == 2 && back.tied_embeddings == (c & 1));
+        fti_gguf_close(g);
+        fti_buf_free(&b);
+        free(params);
+        tg_vocab_free(&v);
+    }
+}
