@@ -949,3 +949,42 @@ FTI_TEST(gguf_llama_foreign) {
         tg_vocab_free(&v);
     }
 }
+
+/* Runs cmd; its stdout in out (NUL-terminated); the exit status, -1 if it did not exit. */
+static int tg_run(const char *cmd, char *out, size_t cap) {
+    FILE *f = popen(cmd, "r");
+    size_t n = 0, m;
+    int st;
+    if (!f) return -1;
+    while (n + 1 < cap && (m = fread(out + n, 1, cap - 1 - n, f)) > 0) n += m;
+    out[n] = 0;
+    st = pclose(f);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* fti-inspect prints array values as they are: bools as true/false (they printed 0, which
+ * arr_int gives for a non-integer), u64 above 2^63 unsigned (they printed -1). */
+FTI_TEST(gguf_inspect_cli_array_values) {
+    static const unsigned char bools[3] = {1, 0, 1};
+    static const uint64_t u64s[2] = {0xffffffffffffffffull, 5};
+    const char *prog = "build/fti-inspect", *path = fti_test_tmp("kinds.gguf");
+    fti_gguf_writer *w = NULL;
+    fti_error err;
+    char cmd[1200], out[4096];
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(fti_gguf_writer_create(&w, 0) == FTI_OK);
+    CHECK_OK(fti_gguf_set_arr(w, "t.bools", FTI_GGUF_BOOL, bools, 3));
+    CHECK_OK(fti_gguf_set_arr(w, "t.u64s", FTI_GGUF_UINT64, u64s, 2));
+    CHECK_OK(fti_gguf_set_bool(w, "t.bool", 1));
+    REQUIRE(fti_gguf_writer_write(w, path, &err) == FTI_OK);
+    fti_gguf_writer_free(w);
+    snprintf(cmd, sizeof cmd, "%s '%s'", prog, path);
+    CHECK_EQ_INT(tg_run(cmd, out, sizeof out), 0);
+    CHECK(strstr(out, "[bool x 3] true, false, true\n") != NULL);
+    CHECK(strstr(out, "[u64 x 2] 18446744073709551615, 5\n") != NULL);
+    CHECK(strstr(out, "bool    true\n") != NULL);
+    if (fti_test_failures) printf("%s", out);
+}

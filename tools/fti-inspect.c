@@ -71,6 +71,10 @@ static int inspect(const char *path, int all) {
                     print_str(s, len, 40);
                 } else if (kv->arr_type == FTI_GGUF_FLOAT32 || kv->arr_type == FTI_GGUF_FLOAT64) {
                     printf("%.6g", fti_gguf_arr_num(kv, j));
+                } else if (kv->arr_type == FTI_GGUF_BOOL) { /* (not an integer to arr_int) */
+                    printf("%s", ((const unsigned char *)kv->data)[j] ? "true" : "false");
+                } else if (kv->arr_type == FTI_GGUF_UINT64) {
+                    printf("%llu", (unsigned long long)(uint64_t)fti_gguf_arr_int(kv, j));
                 } else {
                     printf("%lld", (long long)fti_gguf_arr_int(kv, j));
                 }
