@@ -988,3 +988,53 @@ FTI_TEST(gguf_inspect_cli_array_values) {
     CHECK(strstr(out, "bool    true\n") != NULL);
     if (fti_test_failures) printf("%s", out);
 }
+
+/* fti-quantize on a model: lineage keys survive every conversion, OUT may be IN, and a Q8_0
+ * model re-encoded as Q4_0 is reported (its error adds up; it was silent). */
+FTI_TEST(gguf_quantize_cli_lineage_requant) {
+    const char *prog = "build/fti-quantize", *path = fti_test_tmp("q.gguf");
+    fti_model_config cfg, back;
+    float *params = NULL;
+    tg_vocab v;
+    fti_gguf_writer *w;
+    fti_gguf *g = NULL;
+    fti_error err;
+    char cmd[1200], out[4096];
+    const char *s;
+    size_t len;
+    uint32_t u;
+    const fti_gguf_kv *kv;
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    w = tg_llama_writer(&cfg, &params, &v, FTI_GGML_F32, 0);
+    REQUIRE(w != NULL);
+    REQUIRE(fti_gguf_writer_write(w, path, &err) == FTI_OK);
+    fti_gguf_writer_free(w);
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s' q8_0 2>&1", prog, path, path);
+    CHECK_EQ_INT(tg_run(cmd, out, sizeof out), 0);
+    CHECK(strstr(out, "warning") == NULL);
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s' q4_0 2>&1", prog, path, path);
+    CHECK_EQ_INT(tg_run(cmd, out, sizeof out), 0);
+    CHECK(strstr(out, "warning: 16 tensors of") != NULL && strstr(out, "already quantized"));
+    REQUIRE(fti_gguf_open(&g, path, NULL, &err) == FTI_OK);
+    CHECK_OK(fti_gguf_llama_config(g, &back, 0, &err));
+    CHECK_EQ_INT(fti_gguf_find_tensor(g, "blk.1.ffn_down.weight")->type, FTI_GGML_Q4_0);
+    CHECK_OK(fti_gguf_get_u32(g, "general.file_type", &u, &err));
+    CHECK_EQ_INT(u, 2);
+    CHECK_OK(fti_gguf_get_str(g, "fti.dataset.version", &s, &len, &err));
+    CHECK(len == 5 && memcmp(s, "v0001", 5) == 0);
+    CHECK_OK(fti_gguf_get_str(g, "general.name", &s, &len, &err));
+    CHECK(len == 9 && memcmp(s, "twin-test", 9) == 0);
+    CHECK_OK(fti_gguf_get_arr(g, "general.datasets", FTI_GGUF_STRING, &kv, &err));
+    CHECK_EQ_INT(kv->arr_n, 2);
+    {
+        uint64_t steps = 0;
+        CHECK_OK(fti_gguf_get_u64(g, "fti.train.steps", &steps, &err));
+        CHECK_EQ_INT(steps, 10);
+    }
+    fti_gguf_close(g);
+    free(params);
+    tg_vocab_free(&v);
+}
