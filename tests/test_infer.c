@@ -1322,8 +1322,9 @@ static int ti_run(const char *cmd, char *out, size_t cap) {
 }
 
 /* A model with a byte-level vocabulary (all 256 bytes: any text encodes) of a tokenizer
- * trained on a line of text; random weights (seed 3, twice the init). Returns its path. */
-static const char *ti_model_bytes(const char *file) {
+ * trained on a line of text; random weights (seed 3, twice the init); context n_ctx. Returns its
+ * path. */
+static const char *ti_model_bytes_ctx(const char *file, uint32_t n_ctx) {
     static const char text[] = "ab cd ef ab cd ef the cat sat on the mat\n\nxy z";
     const char *path = fti_test_tmp(file);
     fti_bpe_train_opts bo;
@@ -1353,7 +1354,7 @@ static const char *ti_model_bytes(const char *file) {
         cfg.n_layers = 1;
         cfg.n_heads = 2;
         cfg.hidden_dim = 64;
-        cfg.context_len = 32;
+        cfg.context_len = n_ctx;
         if (fti_model_config_resolve(&cfg, &err) == FTI_OK) {
             n = fti_model_n_params(&cfg);
             params = (float *)malloc(n * sizeof(float));
@@ -1368,6 +1369,28 @@ static const char *ti_model_bytes(const char *file) {
     free(params);
     fti_tokenizer_free(tok);
     return ok ? path : NULL;
+}
+
+static const char *ti_model_bytes(const char *file) { return ti_model_bytes_ctx(file, 32); }
+
+/* A model whose context is longer than 4096 (a llama.cpp Llama 3.1 file says 131072) runs in
+ * 4096 unless --ctx asks for more: its whole context was a KV cache per sequence (1M positions
+ * here: 256 MB touched for RoPE tables alone, 16 GB of cache for an 8B model at 131072). */
+FTI_TEST(infer_cli_long_context_default) {
+    const char *prog = "build/fti-infer", *path = ti_model_bytes_ctx("long.gguf", 1u << 20);
+    char cmd[1200], out[512];
+    const char *opt = "--threads 1 --no-rag --temp 0 -n 2 --prompt ab --stats 2>&1";
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(path != NULL);
+    snprintf(cmd, sizeof cmd, "%s --model '%s' %s", prog, path, opt);
+    CHECK_EQ_INT(ti_run(cmd, out, sizeof out), 0);
+    CHECK(strstr(out, "fti-infer: context 4096 of the model's 1048576 (--ctx N for more)\n"));
+    snprintf(cmd, sizeof cmd, "%s --model '%s' --ctx 8192 %s", prog, path, opt);
+    CHECK_EQ_INT(ti_run(cmd, out, sizeof out), 0);
+    CHECK(strstr(out, "context 4096") == NULL);
 }
 
 /* fti-infer reads text as the pipeline does: --perplexity scores a file's text normalised as
