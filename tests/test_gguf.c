@@ -963,7 +963,8 @@ static int tg_run(const char *cmd, char *out, size_t cap) {
 }
 
 /* fti-inspect prints array values as they are: bools as true/false (they printed 0, which
- * arr_int gives for a non-integer), u64 above 2^63 unsigned (they printed -1). */
+ * arr_int gives for a non-integer), u64 above 2^63 unsigned (they printed -1); a name's control
+ * bytes as \xNN (a hostile file's ESC sequences reached the terminal). */
 FTI_TEST(gguf_inspect_cli_array_values) {
     static const unsigned char bools[3] = {1, 0, 1};
     static const uint64_t u64s[2] = {0xffffffffffffffffull, 5};
@@ -979,6 +980,7 @@ FTI_TEST(gguf_inspect_cli_array_values) {
     CHECK_OK(fti_gguf_set_arr(w, "t.bools", FTI_GGUF_BOOL, bools, 3));
     CHECK_OK(fti_gguf_set_arr(w, "t.u64s", FTI_GGUF_UINT64, u64s, 2));
     CHECK_OK(fti_gguf_set_bool(w, "t.bool", 1));
+    CHECK_OK(fti_gguf_set_u32(w, "t.\x1b[31mred", 1));
     REQUIRE(fti_gguf_writer_write(w, path, &err) == FTI_OK);
     fti_gguf_writer_free(w);
     snprintf(cmd, sizeof cmd, "%s '%s'", prog, path);
@@ -986,6 +988,7 @@ FTI_TEST(gguf_inspect_cli_array_values) {
     CHECK(strstr(out, "[bool x 3] true, false, true\n") != NULL);
     CHECK(strstr(out, "[u64 x 2] 18446744073709551615, 5\n") != NULL);
     CHECK(strstr(out, "bool    true\n") != NULL);
+    CHECK(strstr(out, "  t.\\x1b[31mred ") != NULL && strchr(out, 0x1b) == NULL);
     if (fti_test_failures) printf("%s", out);
 }
 
