@@ -1660,6 +1660,7 @@ FTIDEF fti_result fti_gguf_llama_config(const fti_gguf *g, fti_model_config *cfg
     const fti_gguf_kv *toks = NULL;
     const fti_gguf_tensor *embd;
     uint32_t rope_dims = 0;
+    float scale = 1.0f;
     fti_result rc;
     if (!g || !cfg) return fti_error_set(err, FTI_ERR_INVALID, "gguf: NULL argument");
     memset(&c, 0, sizeof c);
@@ -1688,6 +1689,11 @@ FTIDEF fti_result fti_gguf_llama_config(const fti_gguf *g, fti_model_config *cfg
                              "%s: tensor rope_freqs.weight (Llama 3.1 RoPE scaling) is not "
                              "supported",
                              g->path);
+    /* (the key of GGUF v2 era converters for linear scaling) */
+    if (fti_gguf_get_f32(g, "llama.rope.scale_linear", &scale, NULL) == FTI_OK && scale != 1.0f)
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                             "%s: llama.rope.scale_linear is %g; fti supports only 1", g->path,
+                             (double)scale);
     if ((rc = fti_gguf_get_u32(g, "llama.embedding_length", &c.dim, err)) != FTI_OK ||
         (rc = fti_gguf_get_u32(g, "llama.block_count", &c.n_layers, err)) != FTI_OK ||
         (rc = fti_gguf_get_u32(g, "llama.feed_forward_length", &c.hidden_dim, err)) != FTI_OK ||

@@ -878,11 +878,12 @@ FTI_TEST(gguf_foreign_tensor_types) {
 
 /* A llama file as llama.cpp's convert writes one: fti's own model with what other tools add
  * (unknown keys, arrays of strings and i64, an empty array, no BOS/EOS/add_bos, scaling "none")
- * loads; a SentencePiece vocabulary, RoPE scaling (keys or Llama 3.1's rope_freqs tensor) and
- * another architecture are refused by name, not run wrongly or failed later. */
+ * loads; a SentencePiece vocabulary, RoPE scaling (keys, GGUF v2's scale_linear, Llama 3.1's
+ * rope_freqs tensor) and another architecture are refused by name, not run wrongly or failed
+ * later. */
 FTI_TEST(gguf_llama_foreign) {
     int c;
-    for (c = 0; c < 7; c++) {
+    for (c = 0; c < 8; c++) {
         static const char *const tags[3] = {"text-generation", "llama", "x"};
         static const int64_t big[2] = {-1, (int64_t)1 << 40};
         static float freqs[8];
@@ -907,6 +908,7 @@ FTI_TEST(gguf_llama_foreign) {
             fti_gguf_set_f64(w, "some.tool.f64", 3.25);
             fti_gguf_set_str(w, "llama.rope.scaling.type", "none");
             fti_gguf_set_f32(w, "llama.rope.scaling.factor", 1.0f);
+            fti_gguf_set_f32(w, "llama.rope.scale_linear", 1.0f);
             fti_gguf_unset(w, "tokenizer.ggml.bos_token_id");
             fti_gguf_unset(w, "tokenizer.ggml.eos_token_id");
             fti_gguf_unset(w, "tokenizer.ggml.add_bos_token");
@@ -928,6 +930,10 @@ FTI_TEST(gguf_llama_foreign) {
         case 5:
             fti_gguf_add_tensor(w, "rope_freqs.weight", 1, ne, FTI_GGML_F32, freqs, sizeof freqs);
             msg = "m.gguf: tensor rope_freqs.weight (Llama 3.1 RoPE scaling) is not supported";
+            break;
+        case 7:
+            fti_gguf_set_f32(w, "llama.rope.scale_linear", 2.0f);
+            msg = "m.gguf: llama.rope.scale_linear is 2; fti supports only 1";
             break;
         case 6:
             fti_gguf_set_str(w, "general.architecture", "qwen2");
