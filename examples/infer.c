@@ -446,7 +446,11 @@ int main(int argc, char **argv) {
     go.ignore_eos = ignore_eos;
     go.on_text = on_text;
     if (fti_generate(s, smp, pr.ids, pr.n, &go, &st, &err) != FTI_OK) {
-        fprintf(stderr, "\nfti-infer: %s\n", err.msg);
+        if (err.code == FTI_ERR_NUMERIC) /* (the reader does not scan every weight) */
+            fprintf(stderr, "\nfti-infer: %s: %s: NaN or infinite weights in the file?\n", model,
+                    err.msg);
+        else
+            fprintf(stderr, "\nfti-infer: %s\n", err.msg);
         goto out;
     }
     fflush(stdout);
