@@ -24,6 +24,10 @@
 #define INFER_HAVE_RUSAGE 1
 #endif
 
+/* The context used when --ctx is not given and the model's is longer: llama.cpp's default too
+ * (a Llama 3.1 file says 131072: a 16 GB f16 KV cache per sequence at 8B) */
+#define CTX_DEFAULT_MAX 4096
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: fti-infer [--home DIR] (--model FILE | --alias NAME) [--prompt TEXT]\n"
@@ -46,7 +50,7 @@ static void usage(FILE *f) {
             "                    default 0\n"
             "  --seed S          sampling seed (default 1)\n"
             "  --threads N       worker threads (default: all CPUs)\n"
-            "  --ctx N           context length (default: the model's)\n"
+            "  --ctx N           context length (default: the model's, at most 4096)\n"
             "  --kv f16|f32|q8   KV cache element type (default f16, as fti-serve; f32 is\n"
             "                    exact; q8 is int8 plus a scale per head row: 0.53 of f16's\n"
             "                    memory at head size 64)\n"
@@ -317,6 +321,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fti-infer: %s\n", err.msg);
         goto out;
     }
+    if (n_ctx == 0 && fti_engine_config(e)->context_len > CTX_DEFAULT_MAX) {
+        n_ctx = CTX_DEFAULT_MAX;
+        fprintf(stderr, "fti-infer: context %d of the model's %lu (--ctx N for more)\n",
+                CTX_DEFAULT_MAX, (unsigned long)fti_engine_config(e)->context_len);
+    }
     memset(&sopts, 0, sizeof sopts);
     sopts.pool = pool;
     sopts.n_ctx = n_ctx;
@@ -438,7 +447,11 @@ int main(int argc, char **argv) {
     go.ignore_eos = ignore_eos;
     go.on_text = on_text;
     if (fti_generate(s, smp, pr.ids, pr.n, &go, &st, &err) != FTI_OK) {
-        fprintf(stderr, "\nfti-infer: %s\n", err.msg);
+        if (err.code == FTI_ERR_NUMERIC) /* (the reader does not scan every weight) */
+            fprintf(stderr, "\nfti-infer: %s: %s: NaN or infinite weights in the file?\n", model,
+                    err.msg);
+        else
+            fprintf(stderr, "\nfti-infer: %s\n", err.msg);
         goto out;
     }
     fflush(stdout);

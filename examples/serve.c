@@ -27,6 +27,10 @@
 #include <malloc.h>
 #endif
 
+/* The context used when --ctx is not given and the model's is longer: llama.cpp's default too
+ * (a Llama 3.1 file says 131072: a 16 GB f16 KV cache per sequence at 8B) */
+#define CTX_DEFAULT_MAX 4096
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: fti-serve [--home DIR] [--alias NAME | --model FILE | --echo] [--host H]\n"
@@ -40,7 +44,8 @@ static void usage(FILE *f) {
             "  --step-us N          --echo: simulated cost of one decode step (default 0)\n"
             "  --host H --port P    bind address (default 127.0.0.1:8080; port 0 = any)\n"
             "  --threads N          worker threads for decoding (default: all CPUs)\n"
-            "  --ctx N              context length per sequence (default: the model's)\n"
+            "  --ctx N              context length per sequence (default: the model's, at\n"
+            "                       most 4096)\n"
             "  --max-batch N        sequences decoded together (default 16)\n"
             "  --max-queue N        waiting requests before 503 (default 64)\n"
             "  --max-conns N        connections before 503 (default 256)\n"
@@ -592,6 +597,7 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
     g->eos = fti_engine_eos(g->e);
     g->n_ctx = (int)fti_engine_config(g->e)->context_len;
     if (n_ctx > 0 && n_ctx < g->n_ctx) g->n_ctx = n_ctx;
+    else if (n_ctx <= 0 && g->n_ctx > CTX_DEFAULT_MAX) g->n_ctx = CTX_DEFAULT_MAX;
     g->max_batch = max_batch > 0 ? max_batch : 16;
     g->bs = (fti_session **)fti_calloc((size_t)g->max_batch, sizeof *g->bs);
     g->bt = (int32_t *)fti_calloc((size_t)g->max_batch, sizeof *g->bt);

@@ -848,3 +848,202 @@ FTI_TEST(gguf_alignment_key) {
     fti_gguf_writer_free(w);
     fti_buf_free(&b);
 }
+
+/* Files from other tools (llama.cpp's convert and llama-quantize): a tensor type fti does not
+ * run is refused by its llama.cpp name (Q6_K, IQ2_XXS; removed or unknown ids as numbers). */
+FTI_TEST(gguf_foreign_tensor_types) {
+    static const struct {
+        uint32_t type;
+        const char *name;
+    } cases[6] = {{14, "has type Q6_K,"},      {12, "has type Q4_K,"}, {16, "has type IQ2_XXS,"},
+                  {39, "has type MXFP4,"},     {4, "has type type 4,"},
+                  {0xffffffffu, "has type type 4294967295,"}};
+    int c;
+    for (c = 0; c < 6; c++) {
+        fti_buf b;
+        fti_gguf *g = NULL;
+        fti_error err;
+        uint64_t ne[2] = {256, 2};
+        tg_head(&b, 1, 0);
+        tg_tensor(&b, "blk.0.ffn_down.weight", 2, ne, cases[c].type, 0);
+        tg_pad(&b, 32, 1024);
+        CHECK_EQ_INT(fti_gguf_open_memory(&g, b.data, b.len, "m.gguf", NULL, &err),
+                     FTI_ERR_UNSUPPORTED);
+        if (!strstr(err.msg, cases[c].name) || !strstr(err.msg, "m.gguf: tensor blk.0.ffn_down"))
+            CHECK_EQ_STR(err.msg, cases[c].name);
+        fti_gguf_close(g);
+        fti_buf_free(&b);
+    }
+}
+
+/* A llama file as llama.cpp's convert writes one: fti's own model with what other tools add
+ * (unknown keys, arrays of strings and i64, an empty array, no BOS/EOS/add_bos, scaling "none")
+ * loads; a SentencePiece vocabulary, RoPE scaling (keys, GGUF v2's scale_linear, Llama 3.1's
+ * rope_freqs tensor) and another architecture are refused by name, not run wrongly or failed
+ * later. */
+FTI_TEST(gguf_llama_foreign) {
+    int c;
+    for (c = 0; c < 8; c++) {
+        static const char *const tags[3] = {"text-generation", "llama", "x"};
+        static const int64_t big[2] = {-1, (int64_t)1 << 40};
+        static float freqs[8];
+        fti_model_config cfg, back;
+        float *params = NULL;
+        tg_vocab v;
+        fti_gguf_writer *w = tg_llama_writer(&cfg, &params, &v, FTI_GGML_F32, c & 1);
+        fti_gguf *g = NULL;
+        fti_error err;
+        fti_buf b;
+        fti_result rc, want = FTI_ERR_UNSUPPORTED;
+        const char *msg = NULL;
+        uint64_t ne[1] = {8};
+        REQUIRE(w != NULL);
+        switch (c) {
+        case 0:
+        case 1:
+            want = FTI_OK;
+            fti_gguf_set_arr_str(w, "general.tags", tags, NULL, 3);
+            fti_gguf_set_arr_str(w, "general.languages", tags, NULL, 0);
+            fti_gguf_set_arr(w, "some.tool.i64s", FTI_GGUF_INT64, big, 2);
+            fti_gguf_set_f64(w, "some.tool.f64", 3.25);
+            fti_gguf_set_str(w, "llama.rope.scaling.type", "none");
+            fti_gguf_set_f32(w, "llama.rope.scaling.factor", 1.0f);
+            fti_gguf_set_f32(w, "llama.rope.scale_linear", 1.0f);
+            fti_gguf_unset(w, "tokenizer.ggml.bos_token_id");
+            fti_gguf_unset(w, "tokenizer.ggml.eos_token_id");
+            fti_gguf_unset(w, "tokenizer.ggml.add_bos_token");
+            fti_gguf_unset(w, "llama.vocab_size");
+            break;
+        case 2:
+            fti_gguf_set_str(w, "tokenizer.ggml.model", "llama");
+            msg = "m.gguf: tokenizer.ggml.model is \"llama\"; fti supports only \"gpt2\"";
+            break;
+        case 3:
+            fti_gguf_set_str(w, "llama.rope.scaling.type", "linear");
+            fti_gguf_set_f32(w, "llama.rope.scaling.factor", 4.0f);
+            msg = "m.gguf: llama.rope.scaling.type is \"linear\"; fti supports only \"none\"";
+            break;
+        case 4:
+            fti_gguf_set_str(w, "llama.rope.scaling.type", "yarn");
+            msg = "m.gguf: llama.rope.scaling.type is \"yarn\"; fti supports only \"none\"";
+            break;
+        case 5:
+            fti_gguf_add_tensor(w, "rope_freqs.weight", 1, ne, FTI_GGML_F32, freqs, sizeof freqs);
+            msg = "m.gguf: tensor rope_freqs.weight (Llama 3.1 RoPE scaling) is not supported";
+            break;
+        case 7:
+            fti_gguf_set_f32(w, "llama.rope.scale_linear", 2.0f);
+            msg = "m.gguf: llama.rope.scale_linear is 2; fti supports only 1";
+            break;
+        case 6:
+            fti_gguf_set_str(w, "general.architecture", "qwen2");
+            msg = "m.gguf: general.architecture is \"qwen2\"; fti supports only \"llama\"";
+            break;
+        }
+        memset(&b, 0, sizeof b);
+        REQUIRE(fti_gguf_writer_write_buf(w, &b, &err) == FTI_OK);
+        fti_gguf_writer_free(w);
+        REQUIRE(fti_gguf_open_memory(&g, b.data, b.len, "m.gguf", NULL, &err) == FTI_OK);
+        rc = fti_gguf_llama_config(g, &back, c == 5, &err);
+        CHECK_EQ_INT(rc, want);
+        if (rc != FTI_OK && msg) CHECK_EQ_STR(err.msg, msg);
+        if (rc == FTI_OK)
+            CHECK(back.vocab_size == 64 && back.n_kv_heads == 2 && back.tied_embeddings == (c & 1));
+        fti_gguf_close(g);
+        fti_buf_free(&b);
+        free(params);
+        tg_vocab_free(&v);
+    }
+}
+
+/* Runs cmd; its stdout in out (NUL-terminated); the exit status, -1 if it did not exit. */
+static int tg_run(const char *cmd, char *out, size_t cap) {
+    FILE *f = popen(cmd, "r");
+    size_t n = 0, m;
+    int st;
+    if (!f) return -1;
+    while (n + 1 < cap && (m = fread(out + n, 1, cap - 1 - n, f)) > 0) n += m;
+    out[n] = 0;
+    st = pclose(f);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* fti-inspect prints array values as they are: bools as true/false (they printed 0, which
+ * arr_int gives for a non-integer), u64 above 2^63 unsigned (they printed -1); a name's control
+ * bytes as \xNN (a hostile file's ESC sequences reached the terminal). */
+FTI_TEST(gguf_inspect_cli_array_values) {
+    static const unsigned char bools[3] = {1, 0, 1};
+    static const uint64_t u64s[2] = {0xffffffffffffffffull, 5};
+    const char *prog = "build/fti-inspect", *path = fti_test_tmp("kinds.gguf");
+    fti_gguf_writer *w = NULL;
+    fti_error err;
+    char cmd[1200], out[4096];
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(fti_gguf_writer_create(&w, 0) == FTI_OK);
+    CHECK_OK(fti_gguf_set_arr(w, "t.bools", FTI_GGUF_BOOL, bools, 3));
+    CHECK_OK(fti_gguf_set_arr(w, "t.u64s", FTI_GGUF_UINT64, u64s, 2));
+    CHECK_OK(fti_gguf_set_bool(w, "t.bool", 1));
+    CHECK_OK(fti_gguf_set_u32(w, "t.\x1b[31mred", 1));
+    REQUIRE(fti_gguf_writer_write(w, path, &err) == FTI_OK);
+    fti_gguf_writer_free(w);
+    snprintf(cmd, sizeof cmd, "%s '%s'", prog, path);
+    CHECK_EQ_INT(tg_run(cmd, out, sizeof out), 0);
+    CHECK(strstr(out, "[bool x 3] true, false, true\n") != NULL);
+    CHECK(strstr(out, "[u64 x 2] 18446744073709551615, 5\n") != NULL);
+    CHECK(strstr(out, "bool    true\n") != NULL);
+    CHECK(strstr(out, "  t.\\x1b[31mred ") != NULL && strchr(out, 0x1b) == NULL);
+    if (fti_test_failures) printf("%s", out);
+}
+
+/* fti-quantize on a model: lineage keys survive every conversion, OUT may be IN, and a Q8_0
+ * model re-encoded as Q4_0 is reported (its error adds up; it was silent). */
+FTI_TEST(gguf_quantize_cli_lineage_requant) {
+    const char *prog = "build/fti-quantize", *path = fti_test_tmp("q.gguf");
+    fti_model_config cfg, back;
+    float *params = NULL;
+    tg_vocab v;
+    fti_gguf_writer *w;
+    fti_gguf *g = NULL;
+    fti_error err;
+    char cmd[1200], out[4096];
+    const char *s;
+    size_t len;
+    uint32_t u;
+    const fti_gguf_kv *kv;
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    w = tg_llama_writer(&cfg, &params, &v, FTI_GGML_F32, 0);
+    REQUIRE(w != NULL);
+    REQUIRE(fti_gguf_writer_write(w, path, &err) == FTI_OK);
+    fti_gguf_writer_free(w);
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s' q8_0 2>&1", prog, path, path);
+    CHECK_EQ_INT(tg_run(cmd, out, sizeof out), 0);
+    CHECK(strstr(out, "warning") == NULL);
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s' q4_0 2>&1", prog, path, path);
+    CHECK_EQ_INT(tg_run(cmd, out, sizeof out), 0);
+    CHECK(strstr(out, "warning: 16 tensors of") != NULL && strstr(out, "already quantized"));
+    REQUIRE(fti_gguf_open(&g, path, NULL, &err) == FTI_OK);
+    CHECK_OK(fti_gguf_llama_config(g, &back, 0, &err));
+    CHECK_EQ_INT(fti_gguf_find_tensor(g, "blk.1.ffn_down.weight")->type, FTI_GGML_Q4_0);
+    CHECK_OK(fti_gguf_get_u32(g, "general.file_type", &u, &err));
+    CHECK_EQ_INT(u, 2);
+    CHECK_OK(fti_gguf_get_str(g, "fti.dataset.version", &s, &len, &err));
+    CHECK(len == 5 && memcmp(s, "v0001", 5) == 0);
+    CHECK_OK(fti_gguf_get_str(g, "general.name", &s, &len, &err));
+    CHECK(len == 9 && memcmp(s, "twin-test", 9) == 0);
+    CHECK_OK(fti_gguf_get_arr(g, "general.datasets", FTI_GGUF_STRING, &kv, &err));
+    CHECK_EQ_INT(kv->arr_n, 2);
+    {
+        uint64_t steps = 0;
+        CHECK_OK(fti_gguf_get_u64(g, "fti.train.steps", &steps, &err));
+        CHECK_EQ_INT(steps, 10);
+    }
+    fti_gguf_close(g);
+    free(params);
+    tg_vocab_free(&v);
+}

@@ -1322,8 +1322,9 @@ static int ti_run(const char *cmd, char *out, size_t cap) {
 }
 
 /* A model with a byte-level vocabulary (all 256 bytes: any text encodes) of a tokenizer
- * trained on a line of text; random weights (seed 3, twice the init). Returns its path. */
-static const char *ti_model_bytes(const char *file) {
+ * trained on a line of text; random weights (seed 3, twice the init); context n_ctx. Returns its
+ * path. */
+static const char *ti_model_bytes_ctx(const char *file, uint32_t n_ctx) {
     static const char text[] = "ab cd ef ab cd ef the cat sat on the mat\n\nxy z";
     const char *path = fti_test_tmp(file);
     fti_bpe_train_opts bo;
@@ -1353,7 +1354,7 @@ static const char *ti_model_bytes(const char *file) {
         cfg.n_layers = 1;
         cfg.n_heads = 2;
         cfg.hidden_dim = 64;
-        cfg.context_len = 32;
+        cfg.context_len = n_ctx;
         if (fti_model_config_resolve(&cfg, &err) == FTI_OK) {
             n = fti_model_n_params(&cfg);
             params = (float *)malloc(n * sizeof(float));
@@ -1368,6 +1369,62 @@ static const char *ti_model_bytes(const char *file) {
     free(params);
     fti_tokenizer_free(tok);
     return ok ? path : NULL;
+}
+
+static const char *ti_model_bytes(const char *file) { return ti_model_bytes_ctx(file, 32); }
+
+/* A file whose weights hold NaN (damage the reader does not scan for): fti-infer's error names
+ * the file and the likely cause (it said only "generate: logits are all NaN"). */
+FTI_TEST(infer_cli_nan_weights_message) {
+    const char *prog = "build/fti-infer", *path = ti_model_bytes("nan.gguf");
+    char cmd[1200], out[1024];
+    fti_gguf *g = NULL;
+    fti_error err;
+    size_t off = 0, n = 0;
+    FILE *f;
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(path != NULL);
+    REQUIRE(fti_gguf_open(&g, path, NULL, &err) == FTI_OK);
+    {
+        const fti_gguf_tensor *t = fti_gguf_find_tensor(g, "output_norm.weight");
+        REQUIRE(t != NULL);
+        off = fti_gguf_data_offset(g) + (size_t)t->offset;
+        n = t->n_bytes;
+    }
+    fti_gguf_close(g);
+    f = fopen(path, "r+b");
+    REQUIRE(f != NULL);
+    REQUIRE(fseek(f, (long)off, SEEK_SET) == 0);
+    while (n--) fputc(0xff, f); /* 0xffffffff: a NaN */
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s --model '%s' --threads 1 --no-rag -n 4 --prompt ab 2>&1", prog,
+             path);
+    CHECK_EQ_INT(ti_run(cmd, out, sizeof out), 1);
+    CHECK(strstr(out, "nan.gguf: generate: logits are all NaN: NaN or infinite weights in the "
+                      "file?\n") != NULL);
+}
+
+/* A model whose context is longer than 4096 (a llama.cpp Llama 3.1 file says 131072) runs in
+ * 4096 unless --ctx asks for more: its whole context was a KV cache per sequence (1M positions
+ * here: 256 MB touched for RoPE tables alone, 16 GB of cache for an 8B model at 131072). */
+FTI_TEST(infer_cli_long_context_default) {
+    const char *prog = "build/fti-infer", *path = ti_model_bytes_ctx("long.gguf", 1u << 20);
+    char cmd[1200], out[512];
+    const char *opt = "--threads 1 --no-rag --temp 0 -n 2 --prompt ab --stats 2>&1";
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(path != NULL);
+    snprintf(cmd, sizeof cmd, "%s --model '%s' %s", prog, path, opt);
+    CHECK_EQ_INT(ti_run(cmd, out, sizeof out), 0);
+    CHECK(strstr(out, "fti-infer: context 4096 of the model's 1048576 (--ctx N for more)\n"));
+    snprintf(cmd, sizeof cmd, "%s --model '%s' --ctx 8192 %s", prog, path, opt);
+    CHECK_EQ_INT(ti_run(cmd, out, sizeof out), 0);
+    CHECK(strstr(out, "context 4096") == NULL);
 }
 
 /* fti-infer reads text as the pipeline does: --perplexity scores a file's text normalised as

@@ -29,6 +29,17 @@ static void print_str(const char *s, size_t n, size_t max) {
     if (m < n) printf("... (%lu bytes)", (unsigned long)n);
 }
 
+/* Prints a key or tensor name padded to width columns, control bytes as \xNN: a hostile file's
+ * names reach the terminal as text, not as escape sequences. */
+static void print_name(const char *s, int width) {
+    int n = 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        n += (c < 0x20 || c == 0x7f) ? printf("\\x%02x", c) : (putchar(c), 1);
+    }
+    printf("%*s", width > n ? width - n : 0, "");
+}
+
 static void print_scalar(const fti_gguf_kv *kv) {
     if (kv->type == FTI_GGUF_FLOAT32 || kv->type == FTI_GGUF_FLOAT64)
         printf("%.9g", fti_gguf_kv_num(kv));
@@ -57,7 +68,9 @@ static int inspect(const char *path, int all) {
            (unsigned long)fti_gguf_n_kv(g), (unsigned long)fti_gguf_n_tensors(g));
     for (k = 0; k < fti_gguf_n_kv(g); k++) {
         const fti_gguf_kv *kv = fti_gguf_kv_at(g, k);
-        printf("  %-44s %-7s ", kv->key, fti_gguf_type_name(kv->type));
+        printf("  ");
+        print_name(kv->key, 44);
+        printf(" %-7s ", fti_gguf_type_name(kv->type));
         if (kv->type == FTI_GGUF_STRING) {
             print_str((const char *)kv->data, kv->n_bytes, all ? (size_t)-1 : 120);
         } else if (kv->type == FTI_GGUF_ARRAY) {
@@ -71,6 +84,10 @@ static int inspect(const char *path, int all) {
                     print_str(s, len, 40);
                 } else if (kv->arr_type == FTI_GGUF_FLOAT32 || kv->arr_type == FTI_GGUF_FLOAT64) {
                     printf("%.6g", fti_gguf_arr_num(kv, j));
+                } else if (kv->arr_type == FTI_GGUF_BOOL) { /* (not an integer to arr_int) */
+                    printf("%s", ((const unsigned char *)kv->data)[j] ? "true" : "false");
+                } else if (kv->arr_type == FTI_GGUF_UINT64) {
+                    printf("%llu", (unsigned long long)(uint64_t)fti_gguf_arr_int(kv, j));
                 } else {
                     printf("%lld", (long long)fti_gguf_arr_int(kv, j));
                 }
@@ -91,7 +108,9 @@ static int inspect(const char *path, int all) {
         for (d = 0; d < t->n_dims && n < sizeof dims; d++) /* n never passes the end */
             n += (size_t)snprintf(dims + n, sizeof dims - n, d ? " x %llu" : "%llu",
                                   (unsigned long long)t->ne[d]);
-        printf("  %-32s %-5s %-24s %12lu %12llu\n", t->name, fti_ggml_type_name(t->type), dims,
+        printf("  ");
+        print_name(t->name, 32);
+        printf(" %-5s %-24s %12lu %12llu\n", fti_ggml_type_name(t->type), dims,
                (unsigned long)t->n_bytes,
                (unsigned long long)(fti_gguf_data_offset(g) + t->offset));
         total += t->n_bytes;

@@ -5,7 +5,10 @@
  * Every 2-D weight is decoded to f32 and re-encoded as TYPE (ggml's rounding); 1-D tensors (the
  * RMSNorm weights) stay F32. Keys are copied, general.file_type and general.quantization_version
  * are updated. Matrices whose rows are not a multiple of 32 stay in their type for Q8_0/Q4_0
- * (reported). The output is written atomically; the input is validated like the engine does.
+ * (reported). A Q8_0/Q4_0 source re-encoded as the other keeps its rounding error too (as
+ * llama-quantize's --allow-requantize): reported. The output is written atomically (OUT may be
+ * IN); the input is validated as fti_gguf_open does, so any GGUF file of supported tensor types
+ * converts, whatever its architecture.
  */
 #define FTI_IMPLEMENTATION
 #include "fti.h"
@@ -28,7 +31,7 @@ int main(int argc, char **argv) {
     fti_gguf_writer *w = NULL;
     fti_error err;
     uint32_t type, ftype;
-    size_t k, in_bytes = 0, out_bytes = 0;
+    size_t k, in_bytes = 0, out_bytes = 0, n_requant = 0;
     const fti_kernels *kt = fti_kernels_get(FTI_ISA_AUTO);
     float *row = NULL;
     size_t row_cap = 0;
@@ -76,6 +79,8 @@ int main(int argc, char **argv) {
             rc = fti_gguf_add_tensor(w, t->name, t->n_dims, t->ne, t->type, t->data, t->n_bytes);
             out_bytes += t->n_bytes;
         } else {
+            n_requant += (t->type == FTI_GGML_Q8_0 || t->type == FTI_GGML_Q4_0) &&
+                         (to == FTI_GGML_Q8_0 || to == FTI_GGML_Q4_0);
             in_rb = fti_ggml_row_bytes(t->type, cols);
             out_rb = fti_ggml_row_bytes(to, cols);
             n_bytes = out_rb * rows;
@@ -106,6 +111,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fti-quantize: %s\n", err.msg);
         return 1;
     }
+    if (n_requant)
+        fprintf(stderr,
+                "fti-quantize: warning: %lu tensors of %s were already quantized: the output "
+                "keeps their rounding error too (quantize the F32/F16 model instead)\n",
+                (unsigned long)n_requant, argv[1]);
     fprintf(stderr, "fti-quantize: %s -> %s (%s): tensor data %.2f MB -> %.2f MB\n", argv[1],
             argv[2], fti_ggml_type_name(type), (double)in_bytes / 1e6, (double)out_bytes / 1e6);
     fti_free(row);
