@@ -27406,6 +27406,26 @@ FTIDEF const char *fti_ggml_type_name(uint32_t ggml_type) {
     }
 }
 
+/* The name llama.cpp gives ggml type t (ids 0..39, gaps are removed types), for messages about
+ * the types fti does not run: "Q6_K", else "type 99". */
+static const char *fti__ggml_any_name(uint32_t t, char out[16]) {
+    static const char all[] = "F32 F16 Q4_0 Q4_1 ? ? Q5_0 Q5_1 Q8_0 Q8_1 Q2_K Q3_K Q4_K Q5_K Q6_K "
+                              "Q8_K IQ2_XXS IQ2_XS IQ3_XXS IQ1_S IQ4_NL IQ3_S IQ2_S IQ4_XS I8 I16 "
+                              "I32 I64 F64 IQ1_M BF16 ? ? ? TQ1_0 TQ2_0 ? ? ? MXFP4 ";
+    const char *p = all;
+    size_t n;
+    uint32_t i;
+    for (i = 0; i < t && *p; i++) p = strchr(p, ' ') + 1;
+    n = *p ? (size_t)(strchr(p, ' ') - p) : 0;
+    if (n == 0 || *p == '?') {
+        snprintf(out, 16, "type %lu", (unsigned long)t);
+        return out;
+    }
+    memcpy(out, p, n);
+    out[n] = 0;
+    return out;
+}
+
 FTIDEF int fti_ggml_type_block(uint32_t ggml_type, size_t *block_elems, size_t *block_bytes) {
     size_t e, b;
     switch (ggml_type) {
@@ -27805,10 +27825,12 @@ static fti_result fti__gguf_parse(fti_gguf *g, const fti_gguf_opts *opts, fti_er
             goto done;
         }
         if (!fti_ggml_type_block(t->type, &be, &bb)) {
+            char tn[16];
             rc = fti_error_set(err, FTI_ERR_UNSUPPORTED,
-                               "%s: tensor %s: ggml type %lu is not supported (F32, F16, BF16, "
-                               "Q8_0, Q4_0 are)",
-                               g->path, safe, (unsigned long)t->type);
+                               "%s: tensor %s has type %s, which fti does not support (F32, F16, "
+                               "BF16, Q8_0, Q4_0); convert the F16/F32 model to Q8_0 or Q4_0 "
+                               "(fti-quantize or llama-quantize)",
+                               g->path, safe, fti__ggml_any_name(t->type, tn));
             goto done;
         }
         if (t->ne[0] % be != 0) {
@@ -28692,7 +28714,7 @@ static uint32_t fti__gguf_file_type(uint32_t t) {
     do {                                                                                     \
         fti_result fti__rc_ = (expr);                                                        \
         if (fti__rc_ != FTI_OK)                                                              \
-            return fti_error_set(err, fti__rc_, "gguf: writing %s: %s", #expr,               \
+            return fti_error_set(err, fti__rc_, "gguf: writing the model's keys: %s",        \
                                  fti_result_str(fti__rc_));                                  \
     } while (0)
 
@@ -28950,17 +28972,40 @@ FTIDEF fti_result fti_gguf_llama_config(const fti_gguf *g, fti_model_config *cfg
     const fti_gguf_kv *toks = NULL;
     const fti_gguf_tensor *embd;
     uint32_t rope_dims = 0;
+    float scale = 1.0f;
     fti_result rc;
     if (!g || !cfg) return fti_error_set(err, FTI_ERR_INVALID, "gguf: NULL argument");
     memset(&c, 0, sizeof c);
-    rc = fti_gguf_get_str(g, "general.architecture", &arch, &arch_len, err);
-    if (rc != FTI_OK) return rc;
-    if (arch_len != 5 || memcmp(arch, "llama", 5) != 0) {
-        char safe[72];
-        return fti_error_set(err, FTI_ERR_UNSUPPORTED,
-                             "%s: general.architecture is \"%s\", fti runs \"llama\"", g->path,
-                             fti__gguf_safe(arch, arch_len, safe));
+    /* the architecture, the tokenizer (byte-level BPE: a SentencePiece "llama" vocabulary's
+     * <0xNN> pieces would fail later, less clearly) and RoPE (scaling would change every angle;
+     * refused, not ignored): each key must have fti's value; only the first is required */
+    for (i = 0; i < 3; i++) {
+        static const char *const want[3][2] = {{"general.architecture", "llama"},
+                                               {"tokenizer.ggml.model", "gpt2"},
+                                               {"llama.rope.scaling.type", "none"}};
+        rc = fti_gguf_get_str(g, want[i][0], &arch, &arch_len, err);
+        if (rc == FTI_ERR_NOT_FOUND && i > 0) {
+            fti_error_clear(err);
+            continue;
+        }
+        if (rc != FTI_OK) return rc;
+        if (arch_len != strlen(want[i][1]) || memcmp(arch, want[i][1], arch_len) != 0) {
+            char safe[72];
+            return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                                 "%s: %s is \"%s\"; fti supports only \"%s\"", g->path,
+                                 want[i][0], fti__gguf_safe(arch, arch_len, safe), want[i][1]);
+        }
     }
+    if (fti_gguf_find_tensor(g, "rope_freqs.weight"))
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                             "%s: tensor rope_freqs.weight (Llama 3.1 RoPE scaling) is not "
+                             "supported",
+                             g->path);
+    /* (the key of GGUF v2 era converters for linear scaling) */
+    if (fti_gguf_get_f32(g, "llama.rope.scale_linear", &scale, NULL) == FTI_OK && scale != 1.0f)
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                             "%s: llama.rope.scale_linear is %g; fti supports only 1", g->path,
+                             (double)scale);
     if ((rc = fti_gguf_get_u32(g, "llama.embedding_length", &c.dim, err)) != FTI_OK ||
         (rc = fti_gguf_get_u32(g, "llama.block_count", &c.n_layers, err)) != FTI_OK ||
         (rc = fti_gguf_get_u32(g, "llama.feed_forward_length", &c.hidden_dim, err)) != FTI_OK ||
