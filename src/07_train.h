@@ -104,7 +104,7 @@ typedef struct fti_train_opts {
     uint64_t eval_every;      /* validation every N steps (and at the end), 0 = only at the end */
     size_t eval_windows;      /* validation windows, 0 = 16 (rounded up to whole batches) */
     uint64_t seed;            /* init and sampler seed */
-    int n_threads;            /* 0 = all CPUs */
+    int n_threads;            /* 0 = $FTI_THREADS, else all CPUs */
     const char *checkpoint_path;  /* NULL = no automatic checkpoints */
     uint64_t checkpoint_every;    /* steps between automatic checkpoints, 0 = 100 */
     uint32_t lora_rank;       /* > 0: train LoRA adapters on frozen base weights */
@@ -302,7 +302,8 @@ typedef struct fti_train_run_opts {
     const char *dataset;      /* dataset version: id, prefix, tag or "latest"; NULL = latest */
     const char *preset;       /* preset when training from scratch; NULL = "tiny" */
     fti_model_config config;  /* non-zero dim, n_layers, n_heads, n_kv_heads, hidden_dim,
-                               * context_len override the preset (vocab: the dataset's) */
+                               * context_len override the preset (vocab: the dataset's); with
+                               * `from` they (and untied) are FTI_ERR_INVALID: the parent's */
     int untied;               /* 1: untied output projection */
     const char *from;         /* fine-tune this registered model (id, prefix, alias); NULL = none */
     const char *name;         /* general.name and the card's name; NULL = "fti-twin" */

@@ -56,6 +56,12 @@ static fti_result fti__tr_load_parent(const char *home, const char *ref, fti__tr
         fti_buf_free(&card);
         return r;
     }
+    if (fti_json_get(fti_json_root(doc), "removed")) { /* not "model.gguf: cannot open" */
+        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "model %s was removed by gc (%s): only its "
+                          "card is left", p->id,
+                          fti_json_get_str(fti_json_root(doc), "removed", "?"));
+        goto done;
+    }
     snprintf(p->tokenizer, sizeof p->tokenizer, "%s",
              fti_json_get_str(fti_json_root(doc), "tokenizer", ""));
     snprintf(p->name, sizeof p->name, "%s", fti_json_get_str(fti_json_root(doc), "name", ""));
@@ -559,7 +565,15 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     /* the model configuration: a preset (+ overrides), or the parent's */
     memset(&cfg, 0, sizeof(cfg));
     if (ro.from) {
+        const fti_model_config *oc = &ro.config;
         if ((r = fti__tr_load_parent(home, ro.from, &parent, err)) != FTI_OK) goto done;
+        if (oc->dim || oc->n_layers || oc->n_heads || oc->n_kv_heads || oc->hidden_dim ||
+            oc->context_len || ro.untied) { /* they would be ignored: say so */
+            r = fti_error_set(err, FTI_ERR_INVALID, "fine-tuning %s keeps its configuration: "
+                              "dim, layers, heads, hidden, context and untied cannot be "
+                              "changed", ro.from);
+            goto done;
+        }
         snprintf(res->parent_id, sizeof res->parent_id, "%s", parent.id);
         if (strcmp(parent.tokenizer, tok_sha) != 0) {
             r = fti_error_set(err, FTI_ERR_MISMATCH, "model %s was trained with tokenizer "
@@ -773,7 +787,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         const float *ad = fti_trainer_lora(t, &rank, &alpha);
         double val_loss = res->used_best ? st.best_val_loss : st.val_loss, train_loss;
         char ts[32];
-        int threads = o.n_threads ? o.n_threads : fti_cpu_count();
+        /* the pool's size: n_threads 0 is $FTI_THREADS, else the CPUs (fti_pool_create) */
+        int threads = t->pool ? fti_pool_threads(t->pool) : 1;
         memset(&lin, 0, sizeof(lin));
         fti_time_iso8601(fti_time_wall(), ts);
         datasets[0] = fti_dataset_id(ds);
@@ -951,6 +966,11 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
     c = fti_json_root(adoc);
     if (strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") != 0) {
         r = fti_error_set(err, FTI_ERR_INVALID, "model %s is not a LoRA adapter", aid);
+        goto done;
+    }
+    if (fti_json_get(c, "removed")) {
+        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "adapter %s was removed by gc (%s): only its "
+                          "card is left", aid, fti_json_get_str(c, "removed", "?"));
         goto done;
     }
     if ((r = fti__tr_load_parent(home, fti_json_get_str(c, "parent", ""), &base, err)) != FTI_OK)

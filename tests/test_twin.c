@@ -246,6 +246,57 @@ FTI_TEST(twin_train_run_lora_registered) {
 #endif
 }
 
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+/* The card's machine.threads is the pool's ($FTI_THREADS with n_threads 0, not the CPU count);
+ * a fine-tune given a config is refused (it was ignored); a parent removed by gc is named as
+ * such (not "model.gguf: cannot open"). */
+static void fti_ttw_refusals(const char *home) {
+    fti_train_run_opts ro;
+    fti_train_run_result r;
+    fti_error err;
+    fti_json_doc *doc;
+    char saved[32] = "", cpath[1200];
+    void *text = NULL;
+    size_t len = 0;
+    if (getenv("FTI_THREADS")) snprintf(saved, sizeof saved, "%s", getenv("FTI_THREADS"));
+    setenv("FTI_THREADS", "1", 1);
+    ro = fti_ttw_opts(0);
+    ro.train.seed = 77;
+    REQUIRE(fti_train_run(home, &ro, &r, &err) == FTI_OK);
+    if (saved[0]) setenv("FTI_THREADS", saved, 1);
+    else unsetenv("FTI_THREADS");
+    doc = fti_ttw_card(home, r.id);
+    REQUIRE(doc != NULL);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(fti_json_root(doc), "machine"), "threads", 0), 1);
+    fti_json_free(doc);
+    memset(&ro, 0, sizeof(ro));
+    ro.from = r.id;
+    ro.train.max_steps = 2;
+    ro.train.batch = 2;
+    ro.train.n_threads = 1;
+    ro.config.dim = 32;
+    CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "keeps its configuration") != NULL);
+    ro.config.dim = 0;
+    ro.untied = 1;
+    CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_ERR_INVALID);
+    ro.untied = 0;
+    snprintf(cpath, sizeof cpath, "%s/models/%s/card.json", home, r.id);
+    REQUIRE(fti_file_read(cpath, 0, &text, &len, NULL) == FTI_OK && len > 2);
+    {
+        fti_buf b;
+        memset(&b, 0, sizeof(b));
+        fti_buf_puts(&b, "{\"removed\": \"2026-01-02T03:04:05Z\",");
+        fti_buf_append(&b, (const char *)text + 1, len - 1);
+        REQUIRE(!b.oom && fti_file_write_atomic(cpath, b.data, b.len, NULL) == FTI_OK);
+        fti_buf_free(&b);
+    }
+    fti_free(text);
+    CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_ERR_NOT_FOUND);
+    CHECK(strstr(err.msg, "removed by gc (2026-01-02T03:04:05Z)") != NULL);
+}
+#endif
+
 FTI_TEST(twin_train_run_keep_best_and_errors) {
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
     char home[1024];
@@ -300,6 +351,7 @@ FTI_TEST(twin_train_run_keep_best_and_errors) {
     ro.from = "0123456789abcdef";
     CHECK(fti_train_run(home, &ro, &r, &err) == FTI_ERR_NOT_FOUND);
     CHECK(fti_train_run(NULL, &ro, &r, &err) == FTI_ERR_INVALID);
+    fti_ttw_refusals(home);
 #endif
 }
 

@@ -613,14 +613,22 @@ int main(int argc, char **argv) {
             fprintf(stderr, "fti-eval: model '%s' in %s: %s\n", a.alias, home, err.msg);
             goto done;
         }
+        if (fti_json_get(fti_json_root(card_doc), "removed")) {
+            fprintf(stderr, "fti-eval: model '%s' (%s) was removed by gc (%s): only its card "
+                    "is left\n", a.alias, id,
+                    fti_json_get_str(fti_json_root(card_doc), "removed", "?"));
+            goto done;
+        }
         p = fti_json_get_str(fti_json_root(card_doc), "path", "");
         snprintf(model_path, sizeof model_path, "%s", p);
         if (!dataset_name)
             dataset_name = fti_json_get_str(fti_json_root(card_doc), "dataset", NULL);
     }
     if (fti_dataset_open(&ds, home, dataset_name, &err) != FTI_OK) {
-        fprintf(stderr, "fti-eval: dataset %s: %s\n", dataset_name ? dataset_name : "latest",
-                err.msg);
+        int from_card = dataset_name && !a.dataset && !a.model;
+        fprintf(stderr, "fti-eval: dataset %s: %s%s\n", dataset_name ? dataset_name : "latest",
+                err.msg, from_card ? " (the model's dataset version, removed by gc or from "
+                "another workspace: --dataset VERSION evaluates on another)" : "");
         goto done;
     }
     if (!fti_dataset_tokenizer_path(ds) ||

@@ -62,6 +62,16 @@ static int load_card(const char *home, const char *ref, char id[17], fti_json_do
     return 1;
 }
 
+/* A card's figure printed with fmt into buf, or "-" when the card has none (null: a run whose
+ * dataset has no validation split, an adapter's train loss), not a made-up 0. */
+static const char *figure(const fti_json *c, const char *key, const char *fmt, char *buf,
+                          size_t n) {
+    const fti_json *v = fti_json_get(c, key);
+    if (!v || v->type != FTI_JSON_NUMBER) return "-";
+    snprintf(buf, n, fmt, fti_json_get_num(c, key, 0));
+    return buf;
+}
+
 /* Aliases pointing at id, comma-separated, into out. */
 static void aliases_of(const fti_json *aliases, const char *id, char *out, size_t n) {
     const fti_json *a;
@@ -87,6 +97,8 @@ static int cmd_list(const char *home) {
         fti_registry_aliases(home, &al, &err) != FTI_OK ||
         fti_json_parse(al.data, al.len, NULL, &adoc, NULL, &err) != FTI_OK) {
         fprintf(stderr, "fti-registry: %s\n", err.msg);
+        fti_buf_free(&ids);
+        fti_buf_free(&al);
         return 1;
     }
     if (ids.len == 0) printf("no models in %s\n", home);
@@ -105,9 +117,10 @@ static int cmd_list(const char *home) {
                      names[0] ? " " : "", fti_json_get_str(fti_json_root(doc), "removed", ""));
         {
             const fti_json *c = fti_json_root(doc);
-            printf("%-16s  %-20s  %-12.12s  %-16.16s  %9.4f  %10lld  %s\n", id,
+            char vl[32];
+            printf("%-16s  %-20s  %-12.12s  %-16.16s  %9s  %10lld  %s\n", id,
                    fti_json_get_str(c, "created", ""), fti_json_get_str(c, "name", ""),
-                   fti_json_get_str(c, "dataset", ""), fti_json_get_num(c, "val_loss", 0),
+                   fti_json_get_str(c, "dataset", ""), figure(c, "val_loss", "%.4f", vl, 32),
                    (long long)fti_json_get_int(c, "tokens", 0), names);
         }
         fti_json_free(doc);
@@ -124,6 +137,7 @@ static int cmd_show(const char *home, const char *ref, int json) {
     fti_buf b;
     fti_error err;
     const fti_json *c, *cfg, *m;
+    char f[4][32];
     memset(&b, 0, sizeof(b));
     if (json) {
         if (fti_registry_resolve(home, ref, id, &err) != FTI_OK ||
@@ -163,12 +177,12 @@ static int cmd_show(const char *home, const char *ref, int json) {
            (long long)fti_json_get_int(cfg, "context_len", 0),
            (long long)fti_json_get_int(cfg, "vocab_size", 0),
            (long long)fti_json_get_int(cfg, "n_params", 0));
-    printf("training   %lld steps, %lld tokens, %.1f s, train loss %.4f\n",
+    printf("training   %lld steps, %lld tokens, %.1f s, train loss %s\n",
            (long long)fti_json_get_int(c, "steps", 0), (long long)fti_json_get_int(c, "tokens", 0),
-           fti_json_get_num(c, "wall_time_s", 0), fti_json_get_num(c, "train_loss", 0));
-    printf("validation loss %.4f (best %.4f, perplexity %.2f)\n",
-           fti_json_get_num(c, "val_loss", 0), fti_json_get_num(c, "best_val_loss", 0),
-           fti_json_get_num(c, "val_perplexity", 0));
+           fti_json_get_num(c, "wall_time_s", 0), figure(c, "train_loss", "%.4f", f[0], 32));
+    printf("validation loss %s (best %s, perplexity %s)\n",
+           figure(c, "val_loss", "%.4f", f[1], 32), figure(c, "best_val_loss", "%.4f", f[2], 32),
+           figure(c, "val_perplexity", "%.2f", f[3], 32));
     printf("machine    %s %s, %s, %lld threads\n", fti_json_get_str(m, "os", ""),
            fti_json_get_str(m, "arch", ""), fti_json_get_str(m, "cpu", ""),
            (long long)fti_json_get_int(m, "threads", 0));
@@ -181,7 +195,7 @@ static int cmd_show(const char *home, const char *ref, int json) {
 }
 
 static int cmd_lineage(const char *home, const char *ref) {
-    char id[17];
+    char id[17], seen[64][17];
     int depth = 0;
     char cur[64];
     snprintf(cur, sizeof cur, "%s", ref);
@@ -191,13 +205,22 @@ static int cmd_lineage(const char *home, const char *ref) {
         const char *ds_id, *parent, *type;
         fti_dataset *ds = NULL;
         fti_error err;
+        char vl[32];
+        int k;
         if (!load_card(home, cur, id, &doc)) return 1;
+        for (k = 0; k < depth && strcmp(seen[k], id) != 0; k++) {}
+        if (k < depth) { /* a hand-edited card can make a cycle */
+            printf("%*s%s (already above: the cards' parents form a cycle)\n", depth * 2, "", id);
+            fti_json_free(doc);
+            return 1;
+        }
+        memcpy(seen[depth], id, sizeof id);
         c = fti_json_root(doc);
         ds_id = fti_json_get_str(c, "dataset", "");
         type = fti_json_get_str(c, "type", "model");
-        printf("%*s%s %s  %s  val_loss %.4f  tokens %lld", depth * 2, "",
+        printf("%*s%s %s  %s  val_loss %s  tokens %lld", depth * 2, "",
                !strcmp(type, "lora_adapter") ? "adapter" : "model", id,
-               fti_json_get_str(c, "created", ""), fti_json_get_num(c, "val_loss", 0),
+               fti_json_get_str(c, "created", ""), figure(c, "val_loss", "%.4f", vl, 32),
                (long long)fti_json_get_int(c, "tokens", 0));
         if (!strcmp(type, "lora_adapter"))
             printf("  LoRA rank %lld, %lld parameters, sha256 %.16s",
