@@ -11,6 +11,7 @@
  *   adapter.gguf     LoRA only: the adapter
  *   run.json         what the run needs to resume: {"run", "dataset", "from"} (fti_workspace_gc
  *                    keeps that dataset version and model while the run is unfinished)
+ *   .lock            flock'ed while a process trains the run: a second one gets FTI_ERR_BUSY
  * The key hashes everything that changes the trajectory (dataset, parent, config, every trainer
  * option that matters, the thread count does not), the same string fti-train has always used, so
  * runs started by older builds resume.
@@ -19,10 +20,14 @@
 #include "03_tokenizer.h"
 #include "04_store.h"
 #include "06_format.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/utsname.h>
 #define FTI__TR_UNAME 1
@@ -88,6 +93,29 @@ done:
     fti_gguf_close(g);
     fti_json_free(doc);
     fti_buf_free(&card);
+    return r;
+}
+
+/* The run's lock, RUN_DIR/.lock (flock, exclusive, not waited for): FTI_ERR_BUSY while another
+ * process trains the same run. *fd: the descriptor to close (-1 on an error). */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
+static fti_result fti__tr_run_lock(const char *run_dir, int *fd, fti_error *err) {
+    char *path = fti_path_join(run_dir, ".lock");
+    fti_result r = FTI_OK;
+    *fd = -1;
+    if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
+    *fd = fti__sys_open(path, O_RDWR | O_CREAT, 0644);
+    if (*fd < 0) {
+        r = fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", path,
+                          strerror(errno));
+    } else if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        r = fti_error_set(err, errno == EWOULDBLOCK ? FTI_ERR_BUSY : FTI_ERR_IO,
+                          "%s: %s", path, errno == EWOULDBLOCK ? "another process is training "
+                          "this run (same dataset and options)" : strerror(errno));
+        close(*fd);
+        *fd = -1;
+    }
+    fti_free(path);
     return r;
 }
 
@@ -524,7 +552,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     const uint64_t *vs = NULL;
     size_t n_hist = 0, n_val = 0, i, n_params;
     const char *tok_sha, *preset, *name;
-    int from_scratch_tiny, writer = 1;
+    int from_scratch_tiny, writer = 1, run_fd = -1;
     fti_buf card, cfgjson;
     fti_jw w;
 
@@ -700,6 +728,9 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     if ((r = fti_trainer_create(&cfg, parent.params, &o, tr, va, &t, err)) != FTI_OK) goto done;
     /* the run directory once the trainer has accepted the options: a rejected set leaves none */
     if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
+    /* one process per run: a second (a cron job beside a manual --resume) would interleave
+     * metrics.jsonl and race the first for the checkpoint */
+    if (writer && (r = fti__tr_run_lock(run_dir, &run_fd, err)) != FTI_OK) goto done;
     if (writer) { /* what a resume needs, for gc to keep while the run is unfinished */
         char *rj = fti_path_join(run_dir, "run.json");
         fti_buf b;
@@ -919,6 +950,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     }
 done:
     if (mf) fclose(mf);
+    if (run_fd >= 0) close(run_fd); /* (releases the run's lock) */
     fti_buf_free(&card);
     fti_buf_free(&cfgjson);
     fti_trainer_free(t);

@@ -269,6 +269,21 @@ static void fti_ttw_refusals(const char *home) {
     REQUIRE(doc != NULL);
     CHECK_EQ_INT(fti_json_get_int(fti_json_get(fti_json_root(doc), "machine"), "threads", 0), 1);
     fti_json_free(doc);
+    { /* a run another process holds is FTI_ERR_BUSY, not trained twice at once */
+        char lock[1200];
+        int fd;
+        snprintf(lock, sizeof lock, "%s/runs/%s/.lock", home, r.run_key);
+        fd = open(lock, O_RDWR | O_CREAT, 0644);
+        REQUIRE(fd >= 0);
+        CHECK(flock(fd, LOCK_EX | LOCK_NB) == 0);
+        ro = fti_ttw_opts(1);
+        ro.train.seed = 77;
+        ro.resume = 1;
+        CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_ERR_BUSY);
+        CHECK(strstr(err.msg, "another process is training this run") != NULL);
+        close(fd);
+        CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_OK);
+    }
     memset(&ro, 0, sizeof(ro));
     ro.from = r.id;
     ro.train.max_steps = 2;
