@@ -296,6 +296,21 @@ static void fti_ttw_refusals(const char *home) {
     ro.untied = 1;
     CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_ERR_INVALID);
     ro.untied = 0;
+    { /* a registered file changed since (a flipped bit in a tensor): refused, not trained on */
+        char mpath[1200];
+        unsigned char *m;
+        snprintf(mpath, sizeof mpath, "%s/models/%s/model.gguf", home, r.id);
+        REQUIRE(fti_file_read(mpath, 0, &text, &len, NULL) == FTI_OK && len > 100);
+        m = (unsigned char *)text;
+        m[len - 3] ^= 0x40;
+        REQUIRE(fti_file_write_atomic(mpath, m, len, NULL) == FTI_OK);
+        CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_ERR_CHECKSUM);
+        CHECK(strstr(err.msg, "the file changed after registration") != NULL);
+        m[len - 3] ^= 0x40;
+        REQUIRE(fti_file_write_atomic(mpath, m, len, NULL) == FTI_OK);
+        fti_free(text);
+        text = NULL;
+    }
     snprintf(cpath, sizeof cpath, "%s/models/%s/card.json", home, r.id);
     REQUIRE(fti_file_read(cpath, 0, &text, &len, NULL) == FTI_OK && len > 2);
     {
