@@ -663,6 +663,13 @@ FTI_TEST(train_cli) {
             CHECK(strstr((const char *)text, bad[k][1]) != NULL);
             fti_free(text);
         }
+        /* fti-registry says what was wrong before its usage */
+        snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' shwo x > /dev/null 2> '%s'",
+                 home, out);
+        CHECK_EQ_INT(fti_ttr_sh(cmd), 2);
+        REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+        CHECK(strncmp((const char *)text, "fti-registry: unknown command 'shwo'\n", 37) == 0);
+        fti_free(text);
     }
 #endif
 }

@@ -315,6 +315,19 @@ static int cmd_add(const char *home, int argc, char **argv) {
     return 0;
 }
 
+/* The usage, after a line saying what was wrong with the command line. */
+static void bad_usage(const char *cmd) {
+    static const char *const known[] = {"list", "show", "promote", "rollback", "lineage",
+                                        "merge", "add"};
+    size_t k;
+    for (k = 0; k < sizeof known / sizeof known[0] && strcmp(cmd, known[k]) != 0; k++) {}
+    if (k < sizeof known / sizeof known[0])
+        fprintf(stderr, "fti-registry: %s: missing, extra or unknown arguments\n\n", cmd);
+    else
+        fprintf(stderr, "fti-registry: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+}
+
 int main(int argc, char **argv) {
     const char *home_arg = NULL, *cmd;
     char *home;
@@ -324,11 +337,16 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    if (argc > 2 && strcmp(argv[1], "--home") == 0) {
+    if (argc > 1 && strcmp(argv[1], "--home") == 0) {
+        if (argc == 2) {
+            fprintf(stderr, "fti-registry: --home needs a directory\n");
+            return 2;
+        }
         home_arg = argv[2];
         i = 3;
     }
     if (i >= argc) {
+        fprintf(stderr, "fti-registry: no command given\n\n");
         usage(stderr);
         return 2;
     }
@@ -340,7 +358,7 @@ int main(int argc, char **argv) {
     } else if (strcmp(cmd, "show") == 0 && i < argc) {
         int json = i + 1 < argc && strcmp(argv[i + 1], "--json") == 0;
         if (i + 1 + json == argc) rc = cmd_show(home, argv[i], json);
-        else usage(stderr);
+        else bad_usage(cmd);
     } else if (strcmp(cmd, "promote") == 0 && i + 2 == argc) {
         char id[17];
         if (fti_registry_promote(home, argv[i], argv[i + 1], &err) != FTI_OK ||
@@ -376,7 +394,7 @@ int main(int argc, char **argv) {
     } else if (strcmp(cmd, "add") == 0 && i < argc) {
         rc = cmd_add(home, argc - i, argv + i);
     } else {
-        usage(stderr);
+        bad_usage(cmd);
     }
     fti_free(home);
     return rc;
