@@ -648,6 +648,23 @@ FTI_TEST(twin_eval_rows_same_tokens) {
         CHECK(fti_ttw_eval(t, "mix_bpb_author") > 0 && fti_ttw_eval(t, "bigram_bpb_others") > 0);
     }
     fti_free(text);
+    { /* a dataset whose tokenizer has the model's size but other tokens: refused (it scored) */
+        const char *paths[1];
+        char v2[65];
+        fti_ingest_opts io;
+        fti_error err;
+        memset(&io, 0, sizeof(io));
+        io.vocab_size = 300;
+        paths[0] = "README.md";
+        REQUIRE(fti_store_ingest(home, paths, 1, &io, v2, NULL, &err) == FTI_OK);
+        snprintf(cmd, sizeof cmd, "build/fti-eval --home '%s' --dataset %s --max-docs 12 "
+                 "--threads 1 > '%s' 2>&1", home, v2, out);
+        st = system(cmd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+        CHECK(strstr((const char *)text, "perplexities would be meaningless") != NULL);
+        fti_free(text);
+    }
 #endif
 }
 

@@ -646,6 +646,21 @@ int main(int argc, char **argv) {
                 fti_engine_config(eng)->vocab_size, fti_tokenizer_vocab_size(tok));
         goto done;
     }
+    { /* same size is not the same tokenizer: ids would mean other strings (fti's trainer
+       * records the tokenizer's id in the file; models from elsewhere have no such key) */
+        const char *mt = NULL, *dt = fti_dataset_tokenizer_sha256(ds);
+        size_t mt_len = 0;
+        if (fti_engine_gguf(eng) &&
+            fti_gguf_get_str(fti_engine_gguf(eng), "fti.tokenizer.sha256", &mt, &mt_len,
+                             NULL) == FTI_OK &&
+            dt && (mt_len != strlen(dt) || memcmp(mt, dt, mt_len) != 0)) {
+            fprintf(stderr, "fti-eval: the model was trained with tokenizer %.16s..., dataset "
+                    "%.16s uses %.16s...: its perplexities would be meaningless (give the "
+                    "model's dataset, or one ingested with its --tokenizer)\n", mt,
+                    fti_dataset_id(ds), dt);
+            goto done;
+        }
+    }
     pool = fti_pool_create(a.threads);
 
     /* the texts */
