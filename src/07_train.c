@@ -1369,7 +1369,7 @@ static fti_result fti__reg_aliases_load(const char *home, fti__reg_aliases *t, f
     fti_json_doc *doc = NULL;
     const fti_json *root, *c, *h;
     fti_result r;
-    size_t k;
+    const fti_json *e;
     memset(t, 0, sizeof(*t));
     if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
     if (!fti_path_exists(path)) {
@@ -1401,11 +1401,11 @@ static fti_result fti__reg_aliases_load(const char *home, fti__reg_aliases *t, f
         if (h && h->type == FTI_JSON_ARRAY && h->len) {
             al->hist = (char(*)[FTI__REG_ID_LEN + 1])fti_calloc(h->len, FTI__REG_ID_LEN + 1);
             if (!al->hist) goto nomem;
-            for (k = 0; k < h->len; k++) {
-                const fti_json *e = fti_json_at(h, k);
-                if (e && e->type == FTI_JSON_STRING && e->len == FTI__REG_ID_LEN)
+            /* along the siblings: fti_json_at(h, k) walks from the first, and a long history
+             * (100,000 entries) kept every registry command busy for minutes */
+            for (e = h->child; e; e = e->next)
+                if (e->type == FTI_JSON_STRING && e->len == FTI__REG_ID_LEN)
                     memcpy(al->hist[al->n_hist++], e->str, FTI__REG_ID_LEN + 1);
-            }
         }
         t->n++;
     }

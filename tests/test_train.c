@@ -454,6 +454,24 @@ FTI_TEST(train_registry) {
         REQUIRE(fti_test_write_file(cpath, "{}", 2) == 0); /* valid, but not id2's: no model */
         CHECK_EQ_INT(fti_registry_resolve(home, id2, got, &err), FTI_ERR_NOT_FOUND);
     }
+    { /* a history of 200,000 entries is read in linear time (it took minutes: each entry was
+       * found by walking the array from its start) */
+        fti_buf j;
+        char apath[1200];
+        size_t k;
+        uint64_t t0;
+        memset(&j, 0, sizeof(j));
+        fti_buf_printf(&j, "{\"production\": {\"id\": \"%s\", \"history\": [", id1);
+        for (k = 0; k < 200000; k++) fti_buf_printf(&j, "\"%s\",", id2);
+        fti_buf_printf(&j, "\"%s\"]}}", id2);
+        snprintf(apath, sizeof apath, "%s/models/aliases.json", home);
+        REQUIRE(!j.oom && fti_test_write_file(apath, j.data, j.len) == 0);
+        fti_buf_free(&j);
+        t0 = fti_time_ns();
+        CHECK_OK(fti_registry_rollback(home, "production", got, &err));
+        CHECK_EQ_STR(got, id2);
+        CHECK(fti_time_ns() - t0 < 20000000000ull);
+    }
     /* a hostile alias file is an error, not a crash */
     REQUIRE(fti_test_write_file(fti_test_tmp("home/models/aliases.json"), "{\"x\": [", 7) == 0);
     CHECK(fti_registry_resolve(home, "x", got, &err) != FTI_OK);
