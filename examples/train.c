@@ -53,7 +53,8 @@ static void usage(FILE *f) {
         "  --lora R             train rank-R LoRA adapters on the frozen --from model\n"
         "  --lora-alpha F       LoRA scale numerator [2R]\n"
         "  --name NAME          name on the model card [fti-twin]\n"
-        "  --keep-best          register the weights of the best validation pass\n"
+        "  --keep-best          register the weights of the best validation pass (not\n"
+        "                       with --lora)\n"
         "  --quiet              no progress bar\n");
 }
 
@@ -206,6 +207,11 @@ static int parse_args(int argc, char **argv, args *a) {
     }
     if (a->lora && !a->from) {
         fprintf(stderr, "fti-train: --lora needs --from MODEL (the frozen base)\n");
+        return 0;
+    }
+    if (a->lora && a->keep_best) { /* (fti_train_run's FTI_ERR_UNSUPPORTED says why) */
+        fprintf(stderr, "fti-train: --keep-best does not work with --lora (the registered "
+                "adapter would not be the merged model's)\n");
         return 0;
     }
     if (a->lora_alpha > 0 && !a->lora) { /* it would change nothing but the run's key */

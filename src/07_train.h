@@ -316,7 +316,8 @@ typedef struct fti_train_run_opts {
     int resume_required;      /* 1 (implies resume): a run without a checkpoint is an error
                                * (FTI_ERR_NOT_FOUND naming the file), not a fresh start */
     int keep_best;            /* 1: register the weights of the best validation pass (kept in
-                               * the run directory, so resume keeps them), not the last step's */
+                               * the run directory, so resume keeps them), not the last step's;
+                               * FTI_ERR_UNSUPPORTED with LoRA (train.lora_rank) */
     int stamp_created;        /* 1: also write fti.created into the GGUF (ids then differ) */
     /* > 0: fit the run to this many seconds of wall time (the training loop with its validation
      * passes and best-weight saves, not the model's writing): train.max_steps is the first

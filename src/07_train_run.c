@@ -584,6 +584,11 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     o = ro.train;
     if (o.lora_rank && !ro.from)
         return fti_error_set(err, FTI_ERR_INVALID, "train: LoRA needs a base model (from)");
+    /* best.bin keeps whole weights, not adapters: the merged model would be the best pass while
+     * its registered parent, the adapter, is the last step's (base + adapter != the model) */
+    if (o.lora_rank && ro.keep_best)
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED, "train: keep_best with LoRA is not "
+                             "supported (the adapter would not be the merged model's)");
     if (ro.resume_required) ro.resume = 1;
     if (ro.fit_seconds > 0 && ro.resume)
         return fti_error_set(err, FTI_ERR_INVALID, "train: a run fitted to a time budget "

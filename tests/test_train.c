@@ -666,6 +666,7 @@ FTI_TEST(train_cli) {
             {"--bogus", "unknown option --bogus"},
             {"stray", "unknown argument stray"},
             {"--lora-alpha 4", "--lora-alpha needs --lora"},
+            {"--from production --lora 2 --keep-best", "--keep-best does not work with --lora"},
             {"--from production --dim 32", "keeps that model's configuration"},
             {"--from production --preset small", "keeps that model's configuration"},
             {"--eval-every 0", "--eval-every takes a whole number from 1"},

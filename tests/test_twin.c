@@ -296,6 +296,12 @@ static void fti_ttw_refusals(const char *home) {
     ro.untied = 1;
     CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_ERR_INVALID);
     ro.untied = 0;
+    ro.train.lora_rank = 2; /* best.bin holds whole weights: the adapter would not match */
+    ro.keep_best = 1;
+    CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_ERR_UNSUPPORTED);
+    CHECK(strstr(err.msg, "keep_best with LoRA") != NULL);
+    ro.train.lora_rank = 0;
+    ro.keep_best = 0;
     { /* a registered file changed since (a flipped bit in a tensor): refused, not trained on */
         char mpath[1200];
         unsigned char *m;
