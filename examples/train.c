@@ -53,7 +53,8 @@ static void usage(FILE *f) {
         "  --lora R             train rank-R LoRA adapters on the frozen --from model\n"
         "  --lora-alpha F       LoRA scale numerator [2R]\n"
         "  --name NAME          name on the model card [fti-twin]\n"
-        "  --keep-best          register the weights of the best validation pass\n"
+        "  --keep-best          register the weights of the best validation pass (not\n"
+        "                       with --lora)\n"
         "  --quiet              no progress bar\n");
 }
 
@@ -66,8 +67,22 @@ typedef struct args {
     float lr, wd, clip, lora_alpha, dropout;
     uint32_t lora;
     uint64_t dim, layers, heads, kv_heads, hidden, context;
-    int untied;
+    int untied, preset_given;
 } args;
+
+/* The options that take a value (the flags are matched before). */
+static int takes_value(const char *o) {
+    static const char *const names[] = {
+        "--home", "--dataset", "--preset", "--from", "--name", "--steps", "--max-tokens",
+        "--seed", "--warmup", "--dim", "--layers", "--heads", "--kv-heads", "--hidden",
+        "--context", "--eval-every", "--checkpoint-every", "--threads", "--batch", "--ctx",
+        "--accum", "--lora", "--lr", "--weight-decay", "--clip", "--dropout", "--lora-alpha",
+        "--max-seconds"};
+    size_t i;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(o, names[i]) == 0) return 1;
+    return 0;
+}
 
 static int parse_u64(const char *s, uint64_t *out) {
     char *end;
@@ -134,12 +149,16 @@ static int parse_args(int argc, char **argv, args *a) {
         } else if (strcmp(o, "--untied") == 0) {
             a->untied = 1;
             takes = 0;
+        } else if (!takes_value(o)) {
+            fprintf(stderr, "fti-train: unknown %s %s (see --help)\n",
+                    o[0] == '-' ? "option" : "argument", o);
+            return 0;
         } else if (!v) {
-            fprintf(stderr, "fti-train: %s needs a value (or is unknown)\n", o);
+            fprintf(stderr, "fti-train: %s needs a value\n", o);
             return 0;
         } else if (strcmp(o, "--home") == 0) a->home = v;
         else if (strcmp(o, "--dataset") == 0) a->dataset = v;
-        else if (strcmp(o, "--preset") == 0) a->preset = v;
+        else if (strcmp(o, "--preset") == 0) a->preset = v, a->preset_given = 1;
         else if (strcmp(o, "--from") == 0) a->from = v;
         else if (strcmp(o, "--name") == 0) a->name = v;
         else if (strcmp(o, "--steps") == 0) ok = parse_u64(v, &a->steps) && a->steps > 0;
@@ -153,8 +172,11 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (strcmp(o, "--kv-heads") == 0) ok = parse_range(o, v, 0, 65535, &a->kv_heads);
         else if (strcmp(o, "--hidden") == 0) ok = parse_range(o, v, 0, 262143, &a->hidden);
         else if (strcmp(o, "--context") == 0) ok = parse_range(o, v, 0, 65535, &a->context);
-        else if (strcmp(o, "--eval-every") == 0) ok = parse_u64(v, &a->eval_every);
-        else if (strcmp(o, "--checkpoint-every") == 0) ok = parse_u64(v, &a->ckpt_every);
+        /* 0 would silently be the default (steps/10, 100), not "never" */
+        else if (strcmp(o, "--eval-every") == 0)
+            ok = parse_range(o, v, 1, UINT64_MAX, &a->eval_every);
+        else if (strcmp(o, "--checkpoint-every") == 0)
+            ok = parse_range(o, v, 1, UINT64_MAX, &a->ckpt_every);
         else if (strcmp(o, "--threads") == 0)
             ok = parse_range(o, v, 0, 256, &u), a->threads = (int)u;
         else if (strcmp(o, "--batch") == 0)
@@ -176,10 +198,6 @@ static int parse_args(int argc, char **argv, args *a) {
             ok = parse_real(v, 0, 1e6, &d) && d > 0, a->lora_alpha = (float)d;
         else if (strcmp(o, "--max-seconds") == 0)
             ok = parse_real(v, 0, 1e9, &d) && d > 0, a->max_seconds = d;
-        else {
-            fprintf(stderr, "fti-train: unknown option %s (see --help)\n", o);
-            return 0;
-        }
         if (ok < 0) return 0; /* parse_range said why */
         if (!ok) {
             fprintf(stderr, "fti-train: bad value for %s: %s\n", o, v);
@@ -189,6 +207,22 @@ static int parse_args(int argc, char **argv, args *a) {
     }
     if (a->lora && !a->from) {
         fprintf(stderr, "fti-train: --lora needs --from MODEL (the frozen base)\n");
+        return 0;
+    }
+    if (a->lora && a->keep_best) { /* (fti_train_run's FTI_ERR_UNSUPPORTED says why) */
+        fprintf(stderr, "fti-train: --keep-best does not work with --lora (the registered "
+                "adapter would not be the merged model's)\n");
+        return 0;
+    }
+    if (a->lora_alpha > 0 && !a->lora) { /* it would change nothing but the run's key */
+        fprintf(stderr, "fti-train: --lora-alpha needs --lora R\n");
+        return 0;
+    }
+    if (a->from && (a->preset_given || a->dim || a->layers || a->heads || a->kv_heads ||
+                    a->hidden || a->context || a->untied)) {
+        fprintf(stderr, "fti-train: --from %s keeps that model's configuration: --preset, --dim, "
+                "--layers, --heads, --kv-heads, --hidden, --context and --untied are for "
+                "training from scratch\n", a->from);
         return 0;
     }
     return 1;
@@ -340,9 +374,15 @@ int main(int argc, char **argv) {
     }
     runs = fti_path_join(home, "runs");
     run_dir = runs ? fti_path_join(runs, res.run_key) : NULL;
-    printf("steps %llu  tokens %llu  train loss %.4f  val loss %.4f (best %.4f)  %.1f s\n",
-           (unsigned long long)res.stats.step, (unsigned long long)res.stats.tokens_seen,
-           res.stats.loss, res.stats.val_loss, res.stats.best_val_loss, res.stats.elapsed_s);
+    if (res.stats.val_loss == res.stats.val_loss)
+        printf("steps %llu  tokens %llu  train loss %.4f  val loss %.4f (best %.4f)  %.1f s\n",
+               (unsigned long long)res.stats.step, (unsigned long long)res.stats.tokens_seen,
+               res.stats.loss, res.stats.val_loss, res.stats.best_val_loss, res.stats.elapsed_s);
+    else /* NaN: never evaluated */
+        printf("steps %llu  tokens %llu  train loss %.4f  val loss - (the dataset's val split is "
+               "empty or shorter than one window)  %.1f s\n",
+               (unsigned long long)res.stats.step, (unsigned long long)res.stats.tokens_seen,
+               res.stats.loss, res.stats.elapsed_s);
     if (res.used_best) printf("weights of the best validation pass (%.4f)\n",
                               res.stats.best_val_loss);
     printf("run %s\n", run_dir ? run_dir : res.run_key);

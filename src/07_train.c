@@ -933,9 +933,10 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
     if (!t || !path) return fti_error_set(err, FTI_ERR_INVALID, "checkpoint: NULL argument");
     if ((r = fti_map_open(&map, path, err)) != FTI_OK) return r;
     if (map.len < 8 + 32) {
+        unsigned long n_bytes = (unsigned long)map.len; /* before the close clears it */
         fti_map_close(&map);
         return fti_error_set(err, FTI_ERR_FORMAT, "%s: %lu bytes is too short for a checkpoint",
-                             path, (unsigned long)map.len);
+                             path, n_bytes);
     }
     fti_sha256_buf(map.data, map.len - 32, digest);
     if (memcmp(digest, (const unsigned char *)map.data + map.len - 32, 32) != 0) {
@@ -1211,14 +1212,27 @@ FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *o
         return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: no model %s", id);
     }
     r = fti_file_read(card, FTI__REG_MAX_CARD, &text, &len, err);
+    if (r == FTI_OK) { /* a damaged card is named: the caller's parse would not know the file */
+        fti_error perr;
+        memset(&perr, 0, sizeof(perr));
+        r = fti_json_parse((const char *)text, len, NULL, &doc, NULL, &perr);
+        if (r == FTI_OK && fti_json_root(doc)->type != FTI_JSON_OBJECT)
+            r = fti_error_set(&perr, FTI_ERR_FORMAT, "not a JSON object");
+        if (r != FTI_OK)
+            r = fti_error_set(err, r == FTI_ERR_NOMEM ? r : FTI_ERR_FORMAT,
+                              "%s: damaged model card: %s", card, perr.msg);
+    }
     fti_free(card);
-    if (r != FTI_OK) return r;
+    if (r != FTI_OK) {
+        fti_json_free(doc);
+        fti_free(text);
+        return r;
+    }
     /* "path" as the file is now, HOME/models/<id>/model.gguf: the card has the home as it was
      * given at registration (./twin, relative to that run's directory), and a workspace may be
      * used from another directory (cron) or moved (a backup restored elsewhere) */
     gguf = fti__reg_path(home, id, "model.gguf");
-    if (gguf && fti_json_parse((const char *)text, len, NULL, &doc, NULL, NULL) == FTI_OK &&
-        fti_json_root(doc)->type == FTI_JSON_OBJECT) {
+    if (gguf) {
         const fti_json *c;
         fti_jw w;
         fti_jw_init(&w, out, 1);
@@ -1355,7 +1369,7 @@ static fti_result fti__reg_aliases_load(const char *home, fti__reg_aliases *t, f
     fti_json_doc *doc = NULL;
     const fti_json *root, *c, *h;
     fti_result r;
-    size_t k;
+    const fti_json *e;
     memset(t, 0, sizeof(*t));
     if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
     if (!fti_path_exists(path)) {
@@ -1387,11 +1401,11 @@ static fti_result fti__reg_aliases_load(const char *home, fti__reg_aliases *t, f
         if (h && h->type == FTI_JSON_ARRAY && h->len) {
             al->hist = (char(*)[FTI__REG_ID_LEN + 1])fti_calloc(h->len, FTI__REG_ID_LEN + 1);
             if (!al->hist) goto nomem;
-            for (k = 0; k < h->len; k++) {
-                const fti_json *e = fti_json_at(h, k);
-                if (e && e->type == FTI_JSON_STRING && e->len == FTI__REG_ID_LEN)
+            /* along the siblings: fti_json_at(h, k) walks from the first, and a long history
+             * (100,000 entries) kept every registry command busy for minutes */
+            for (e = h->child; e; e = e->next)
+                if (e->type == FTI_JSON_STRING && e->len == FTI__REG_ID_LEN)
                     memcpy(al->hist[al->n_hist++], e->str, FTI__REG_ID_LEN + 1);
-            }
         }
         t->n++;
     }
@@ -1534,6 +1548,13 @@ FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char i
     if (n_match)
         return fti_error_set(err, FTI_ERR_INVALID, "registry %s: '%s' matches %lu models", home,
                              ref, (unsigned long)n_match);
+    if (rl == FTI__REG_ID_LEN) { /* a whole id whose card is damaged: listing skips it, say why */
+        fti_buf card;
+        memset(&card, 0, sizeof(card));
+        r = fti_registry_card(home, ref, &card, err);
+        fti_buf_free(&card);
+        if (r != FTI_OK && r != FTI_ERR_NOT_FOUND && r != FTI_ERR_INVALID) return r;
+    }
     /* the home searched is named: a wrong --home or $FTI_HOME (or ./twin) is the usual cause */
     return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry %s: no model or alias '%s'", home,
                          ref);

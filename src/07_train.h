@@ -104,7 +104,7 @@ typedef struct fti_train_opts {
     uint64_t eval_every;      /* validation every N steps (and at the end), 0 = only at the end */
     size_t eval_windows;      /* validation windows, 0 = 16 (rounded up to whole batches) */
     uint64_t seed;            /* init and sampler seed */
-    int n_threads;            /* 0 = all CPUs */
+    int n_threads;            /* 0 = $FTI_THREADS, else all CPUs */
     const char *checkpoint_path;  /* NULL = no automatic checkpoints */
     uint64_t checkpoint_every;    /* steps between automatic checkpoints, 0 = 100 */
     uint32_t lora_rank;       /* > 0: train LoRA adapters on frozen base weights */
@@ -308,7 +308,8 @@ typedef struct fti_train_run_opts {
     const char *dataset;      /* dataset version: id, prefix, tag or "latest"; NULL = latest */
     const char *preset;       /* preset when training from scratch; NULL = "tiny" */
     fti_model_config config;  /* non-zero dim, n_layers, n_heads, n_kv_heads, hidden_dim,
-                               * context_len override the preset (vocab: the dataset's) */
+                               * context_len override the preset (vocab: the dataset's); with
+                               * `from` they (and untied) are FTI_ERR_INVALID: the parent's */
     int untied;               /* 1: untied output projection */
     const char *from;         /* fine-tune this registered model (id, prefix, alias); NULL = none */
     const char *name;         /* general.name and the card's name; NULL = "fti-twin" */
@@ -321,7 +322,8 @@ typedef struct fti_train_run_opts {
     int resume_required;      /* 1 (implies resume): a run without a checkpoint is an error
                                * (FTI_ERR_NOT_FOUND naming the file), not a fresh start */
     int keep_best;            /* 1: register the weights of the best validation pass (kept in
-                               * the run directory, so resume keeps them), not the last step's */
+                               * the run directory, so resume keeps them), not the last step's;
+                               * FTI_ERR_UNSUPPORTED with LoRA (train.lora_rank) */
     int stamp_created;        /* 1: also write fti.created into the GGUF (ids then differ) */
     /* > 0: fit the run to this many seconds of wall time (the training loop with its validation
      * passes and best-weight saves, not the model's writing): train.max_steps is the first

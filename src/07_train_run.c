@@ -11,6 +11,7 @@
  *   adapter.gguf     LoRA only: the adapter
  *   run.json         what the run needs to resume: {"run", "dataset", "from"} (fti_workspace_gc
  *                    keeps that dataset version and model while the run is unfinished)
+ *   .lock            flock'ed while a process trains the run: a second one gets FTI_ERR_BUSY
  * The key hashes everything that changes the trajectory (dataset, parent, config, every trainer
  * option that matters, the thread count does not), the same string fti-train has always used, so
  * runs started by older builds resume.
@@ -19,10 +20,14 @@
 #include "03_tokenizer.h"
 #include "04_store.h"
 #include "06_format.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/utsname.h>
 #define FTI__TR_UNAME 1
@@ -56,6 +61,12 @@ static fti_result fti__tr_load_parent(const char *home, const char *ref, fti__tr
         fti_buf_free(&card);
         return r;
     }
+    if (fti_json_get(fti_json_root(doc), "removed")) { /* not "model.gguf: cannot open" */
+        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "model %s was removed by gc (%s): only its "
+                          "card is left", p->id,
+                          fti_json_get_str(fti_json_root(doc), "removed", "?"));
+        goto done;
+    }
     snprintf(p->tokenizer, sizeof p->tokenizer, "%s",
              fti_json_get_str(fti_json_root(doc), "tokenizer", ""));
     snprintf(p->name, sizeof p->name, "%s", fti_json_get_str(fti_json_root(doc), "name", ""));
@@ -65,6 +76,19 @@ static fti_result fti__tr_load_parent(const char *home, const char *ref, fti__tr
         goto done;
     }
     path = fti_json_get_str(fti_json_root(doc), "path", "");
+    { /* the file the card describes: a damaged or replaced one would train from other weights
+       * (flipped bits in a tensor: "step 1: loss is not finite", or worse, nothing) */
+        const char *want = fti_json_get_str(fti_json_root(doc), "sha256", "");
+        unsigned char d[32];
+        char hex[65];
+        if ((r = fti_sha256_file(path, d, err)) != FTI_OK) goto done;
+        fti_sha256_hex(d, hex);
+        if (*want && strcmp(hex, want) != 0) {
+            r = fti_error_set(err, FTI_ERR_CHECKSUM, "%s: SHA-256 %.16s... is not its card's "
+                              "%.16s...: the file changed after registration", path, hex, want);
+            goto done;
+        }
+    }
     if ((r = fti_gguf_open(&g, path, NULL, err)) != FTI_OK ||
         (r = fti_gguf_llama_config(g, &p->cfg, 1, err)) != FTI_OK)
         goto done;
@@ -82,6 +106,29 @@ done:
     fti_gguf_close(g);
     fti_json_free(doc);
     fti_buf_free(&card);
+    return r;
+}
+
+/* The run's lock, RUN_DIR/.lock (flock, exclusive, not waited for): FTI_ERR_BUSY while another
+ * process trains the same run. *fd: the descriptor to close (-1 on an error). */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
+static fti_result fti__tr_run_lock(const char *run_dir, int *fd, fti_error *err) {
+    char *path = fti_path_join(run_dir, ".lock");
+    fti_result r = FTI_OK;
+    *fd = -1;
+    if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
+    *fd = fti__sys_open(path, O_RDWR | O_CREAT, 0644);
+    if (*fd < 0) {
+        r = fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", path,
+                          strerror(errno));
+    } else if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        r = fti_error_set(err, errno == EWOULDBLOCK ? FTI_ERR_BUSY : FTI_ERR_IO,
+                          "%s: %s", path, errno == EWOULDBLOCK ? "another process is training "
+                          "this run (same dataset and options)" : strerror(errno));
+        close(*fd);
+        *fd = -1;
+    }
+    fti_free(path);
     return r;
 }
 
@@ -518,7 +565,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     const uint64_t *vs = NULL;
     size_t n_hist = 0, n_val = 0, i, n_params;
     const char *tok_sha, *preset, *name;
-    int from_scratch_tiny, writer = 1;
+    int from_scratch_tiny, writer = 1, run_fd = -1;
     fti_buf card, cfgjson;
     fti_jw w;
 
@@ -537,6 +584,11 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     o = ro.train;
     if (o.lora_rank && !ro.from)
         return fti_error_set(err, FTI_ERR_INVALID, "train: LoRA needs a base model (from)");
+    /* best.bin keeps whole weights, not adapters: the merged model would be the best pass while
+     * its registered parent, the adapter, is the last step's (base + adapter != the model) */
+    if (o.lora_rank && ro.keep_best)
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED, "train: keep_best with LoRA is not "
+                             "supported (the adapter would not be the merged model's)");
     if (ro.resume_required) ro.resume = 1;
     if (ro.fit_seconds > 0 && ro.resume)
         return fti_error_set(err, FTI_ERR_INVALID, "train: a run fitted to a time budget "
@@ -559,7 +611,15 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     /* the model configuration: a preset (+ overrides), or the parent's */
     memset(&cfg, 0, sizeof(cfg));
     if (ro.from) {
+        const fti_model_config *oc = &ro.config;
         if ((r = fti__tr_load_parent(home, ro.from, &parent, err)) != FTI_OK) goto done;
+        if (oc->dim || oc->n_layers || oc->n_heads || oc->n_kv_heads || oc->hidden_dim ||
+            oc->context_len || ro.untied) { /* they would be ignored: say so */
+            r = fti_error_set(err, FTI_ERR_INVALID, "fine-tuning %s keeps its configuration: "
+                              "dim, layers, heads, hidden, context and untied cannot be "
+                              "changed", ro.from);
+            goto done;
+        }
         snprintf(res->parent_id, sizeof res->parent_id, "%s", parent.id);
         if (strcmp(parent.tokenizer, tok_sha) != 0) {
             r = fti_error_set(err, FTI_ERR_MISMATCH, "model %s was trained with tokenizer "
@@ -686,6 +746,9 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     if ((r = fti_trainer_create(&cfg, parent.params, &o, tr, va, &t, err)) != FTI_OK) goto done;
     /* the run directory once the trainer has accepted the options: a rejected set leaves none */
     if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
+    /* one process per run: a second (a cron job beside a manual --resume) would interleave
+     * metrics.jsonl and race the first for the checkpoint */
+    if (writer && (r = fti__tr_run_lock(run_dir, &run_fd, err)) != FTI_OK) goto done;
     if (writer) { /* what a resume needs, for gc to keep while the run is unfinished */
         char *rj = fti_path_join(run_dir, "run.json");
         fti_buf b;
@@ -773,7 +836,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         const float *ad = fti_trainer_lora(t, &rank, &alpha);
         double val_loss = res->used_best ? st.best_val_loss : st.val_loss, train_loss;
         char ts[32];
-        int threads = o.n_threads ? o.n_threads : fti_cpu_count();
+        /* the pool's size: n_threads 0 is $FTI_THREADS, else the CPUs (fti_pool_create) */
+        int threads = t->pool ? fti_pool_threads(t->pool) : 1;
         memset(&lin, 0, sizeof(lin));
         fti_time_iso8601(fti_time_wall(), ts);
         datasets[0] = fti_dataset_id(ds);
@@ -904,6 +968,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     }
 done:
     if (mf) fclose(mf);
+    if (run_fd >= 0) close(run_fd); /* (releases the run's lock) */
     fti_buf_free(&card);
     fti_buf_free(&cfgjson);
     fti_trainer_free(t);
@@ -951,6 +1016,11 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
     c = fti_json_root(adoc);
     if (strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") != 0) {
         r = fti_error_set(err, FTI_ERR_INVALID, "model %s is not a LoRA adapter", aid);
+        goto done;
+    }
+    if (fti_json_get(c, "removed")) {
+        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "adapter %s was removed by gc (%s): only its "
+                          "card is left", aid, fti_json_get_str(c, "removed", "?"));
         goto done;
     }
     if ((r = fti__tr_load_parent(home, fti_json_get_str(c, "parent", ""), &base, err)) != FTI_OK)

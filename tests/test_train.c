@@ -221,6 +221,10 @@ FTI_TEST(train_resume_after_sigkill) {
         REQUIRE(fti_trainer_create(&c, NULL, &o, a, b, &t, &err) == FTI_OK);
         CHECK_EQ_INT(fti_trainer_resume(t, fti_test_tmp("bad.ckpt"), &err), FTI_ERR_CHECKSUM);
         CHECK(fti_trainer_resume(t, fti_test_tmp("short.ckpt"), &err) != FTI_OK);
+        /* shorter than a header and its checksum: the message has the file's real size */
+        REQUIRE(fti_test_write_file(fti_test_tmp("tiny.ckpt"), data, 7) == 0);
+        CHECK_EQ_INT(fti_trainer_resume(t, fti_test_tmp("tiny.ckpt"), &err), FTI_ERR_FORMAT);
+        CHECK(strstr(err.msg, "tiny.ckpt: 7 bytes is too short") != NULL);
         CHECK_EQ_INT(fti_trainer_resume(t, fti_test_tmp("missing.ckpt"), &err), FTI_ERR_NOT_FOUND);
         /* well-formed checksum over a structure that does not add up: refused, t unchanged */
         ((unsigned char *)data)[len / 2] ^= 0x40;
@@ -446,6 +450,42 @@ FTI_TEST(train_registry) {
     }
     CHECK_EQ_INT(fti_registry_resolve(home, "nothing", got, &err), FTI_ERR_NOT_FOUND);
     CHECK(strstr(err.msg, home) != NULL && strstr(err.msg, "'nothing'") != NULL);
+    /* a damaged card is named (not "offset 5: ..." of no file, not "no model"); promote refuses
+     * the model */
+    {
+        char cpath[1200];
+        snprintf(cpath, sizeof cpath, "%s/models/%s/card.json", home, id2);
+        REQUIRE(fti_test_write_file(cpath, "{\"id\": ", 7) == 0);
+        b.len = 0;
+        CHECK_EQ_INT(fti_registry_card(home, id2, &b, &err), FTI_ERR_FORMAT);
+        CHECK(strstr(err.msg, cpath) != NULL && strstr(err.msg, "damaged model card") != NULL);
+        CHECK_EQ_INT(fti_registry_resolve(home, id2, got, &err), FTI_ERR_FORMAT);
+        CHECK(strstr(err.msg, cpath) != NULL);
+        CHECK_EQ_INT(fti_registry_promote(home, id1, "production", &err), FTI_OK);
+        REQUIRE(fti_test_write_file(cpath, "[1, 2]", 6) == 0);
+        CHECK_EQ_INT(fti_registry_card(home, id2, &b, &err), FTI_ERR_FORMAT);
+        CHECK(strstr(err.msg, "not a JSON object") != NULL);
+        REQUIRE(fti_test_write_file(cpath, "{}", 2) == 0); /* valid, but not id2's: no model */
+        CHECK_EQ_INT(fti_registry_resolve(home, id2, got, &err), FTI_ERR_NOT_FOUND);
+    }
+    { /* a history of 200,000 entries is read in linear time (it took minutes: each entry was
+       * found by walking the array from its start) */
+        fti_buf j;
+        char apath[1200];
+        size_t k;
+        uint64_t t0;
+        memset(&j, 0, sizeof(j));
+        fti_buf_printf(&j, "{\"production\": {\"id\": \"%s\", \"history\": [", id1);
+        for (k = 0; k < 200000; k++) fti_buf_printf(&j, "\"%s\",", id2);
+        fti_buf_printf(&j, "\"%s\"]}}", id2);
+        snprintf(apath, sizeof apath, "%s/models/aliases.json", home);
+        REQUIRE(!j.oom && fti_test_write_file(apath, j.data, j.len) == 0);
+        fti_buf_free(&j);
+        t0 = fti_time_ns();
+        CHECK_OK(fti_registry_rollback(home, "production", got, &err));
+        CHECK_EQ_STR(got, id2);
+        CHECK(fti_time_ns() - t0 < 20000000000ull);
+    }
     /* a hostile alias file is an error, not a crash */
     REQUIRE(fti_test_write_file(fti_test_tmp("home/models/aliases.json"), "{\"x\": [", 7) == 0);
     CHECK(fti_registry_resolve(home, "x", got, &err) != FTI_OK);
@@ -584,6 +624,19 @@ FTI_TEST(train_cli) {
     REQUIRE(fti_ttr_last_word(out, id2, sizeof id2));
     REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
     CHECK(strstr((const char *)text, "\nadapter ") != NULL);
+    {
+        const char *at = strstr((const char *)text, "\nadapter ");
+        char aid[17] = "";
+        if (at) snprintf(aid, sizeof aid, "%.16s", at + 9);
+        fti_free(text);
+        /* an adapter's card has no train loss: shown as "-", not as a loss of 0 */
+        snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' show %s > '%s'", home, aid,
+                 out);
+        CHECK(fti_ttr_sh(cmd) == 0);
+        REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+        CHECK(strstr((const char *)text, "train loss -\n") != NULL);
+        CHECK(strstr((const char *)text, "0.0000") == NULL);
+    }
     fti_free(text);
     snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' lineage %s > '%s'", home, id2, out);
     CHECK(fti_ttr_sh(cmd) == 0);
@@ -621,5 +674,35 @@ FTI_TEST(train_cli) {
     REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
     CHECK(strstr((const char *)text, "--batch takes a whole number from 1 to 1048576") != NULL);
     fti_free(text);
+    /* options refused with exit 2 and a reason, where they were ignored or misnamed */
+    {
+        static const char *const bad[][2] = {
+            {"--bogus", "unknown option --bogus"},
+            {"stray", "unknown argument stray"},
+            {"--lora-alpha 4", "--lora-alpha needs --lora"},
+            {"--from production --lora 2 --keep-best", "--keep-best does not work with --lora"},
+            {"--from production --dim 32", "keeps that model's configuration"},
+            {"--from production --preset small", "keeps that model's configuration"},
+            {"--eval-every 0", "--eval-every takes a whole number from 1"},
+            {"--checkpoint-every 0", "--checkpoint-every takes a whole number from 1"}};
+        size_t k;
+        for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+            snprintf(cmd, sizeof cmd, "build/fti-train --home '%s' %s --quiet > /dev/null "
+                     "2> '%s'", home, bad[k][0], out);
+            CHECK_EQ_INT(fti_ttr_sh(cmd), 2);
+            REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+            if (!strstr((const char *)text, bad[k][1]))
+                fprintf(stderr, "    %s: %.*s", bad[k][0], (int)len, (const char *)text);
+            CHECK(strstr((const char *)text, bad[k][1]) != NULL);
+            fti_free(text);
+        }
+        /* fti-registry says what was wrong before its usage */
+        snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' shwo x > /dev/null 2> '%s'",
+                 home, out);
+        CHECK_EQ_INT(fti_ttr_sh(cmd), 2);
+        REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+        CHECK(strncmp((const char *)text, "fti-registry: unknown command 'shwo'\n", 37) == 0);
+        fti_free(text);
+    }
 #endif
 }

@@ -246,6 +246,93 @@ FTI_TEST(twin_train_run_lora_registered) {
 #endif
 }
 
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+/* The card's machine.threads is the pool's ($FTI_THREADS with n_threads 0, not the CPU count);
+ * a fine-tune given a config is refused (it was ignored); a parent removed by gc is named as
+ * such (not "model.gguf: cannot open"). */
+static void fti_ttw_refusals(const char *home) {
+    fti_train_run_opts ro;
+    fti_train_run_result r;
+    fti_error err;
+    fti_json_doc *doc;
+    char saved[32] = "", cpath[1200];
+    void *text = NULL;
+    size_t len = 0;
+    if (getenv("FTI_THREADS")) snprintf(saved, sizeof saved, "%s", getenv("FTI_THREADS"));
+    setenv("FTI_THREADS", "1", 1);
+    ro = fti_ttw_opts(0);
+    ro.train.seed = 77;
+    REQUIRE(fti_train_run(home, &ro, &r, &err) == FTI_OK);
+    if (saved[0]) setenv("FTI_THREADS", saved, 1);
+    else unsetenv("FTI_THREADS");
+    doc = fti_ttw_card(home, r.id);
+    REQUIRE(doc != NULL);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(fti_json_root(doc), "machine"), "threads", 0), 1);
+    fti_json_free(doc);
+    { /* a run another process holds is FTI_ERR_BUSY, not trained twice at once */
+        char lock[1200];
+        int fd;
+        snprintf(lock, sizeof lock, "%s/runs/%s/.lock", home, r.run_key);
+        fd = open(lock, O_RDWR | O_CREAT, 0644);
+        REQUIRE(fd >= 0);
+        CHECK(flock(fd, LOCK_EX | LOCK_NB) == 0);
+        ro = fti_ttw_opts(1);
+        ro.train.seed = 77;
+        ro.resume = 1;
+        CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_ERR_BUSY);
+        CHECK(strstr(err.msg, "another process is training this run") != NULL);
+        close(fd);
+        CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_OK);
+    }
+    memset(&ro, 0, sizeof(ro));
+    ro.from = r.id;
+    ro.train.max_steps = 2;
+    ro.train.batch = 2;
+    ro.train.n_threads = 1;
+    ro.config.dim = 32;
+    CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "keeps its configuration") != NULL);
+    ro.config.dim = 0;
+    ro.untied = 1;
+    CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_ERR_INVALID);
+    ro.untied = 0;
+    ro.train.lora_rank = 2; /* best.bin holds whole weights: the adapter would not match */
+    ro.keep_best = 1;
+    CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_ERR_UNSUPPORTED);
+    CHECK(strstr(err.msg, "keep_best with LoRA") != NULL);
+    ro.train.lora_rank = 0;
+    ro.keep_best = 0;
+    { /* a registered file changed since (a flipped bit in a tensor): refused, not trained on */
+        char mpath[1200];
+        unsigned char *m;
+        snprintf(mpath, sizeof mpath, "%s/models/%s/model.gguf", home, r.id);
+        REQUIRE(fti_file_read(mpath, 0, &text, &len, NULL) == FTI_OK && len > 100);
+        m = (unsigned char *)text;
+        m[len - 3] ^= 0x40;
+        REQUIRE(fti_file_write_atomic(mpath, m, len, NULL) == FTI_OK);
+        CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_ERR_CHECKSUM);
+        CHECK(strstr(err.msg, "the file changed after registration") != NULL);
+        m[len - 3] ^= 0x40;
+        REQUIRE(fti_file_write_atomic(mpath, m, len, NULL) == FTI_OK);
+        fti_free(text);
+        text = NULL;
+    }
+    snprintf(cpath, sizeof cpath, "%s/models/%s/card.json", home, r.id);
+    REQUIRE(fti_file_read(cpath, 0, &text, &len, NULL) == FTI_OK && len > 2);
+    {
+        fti_buf b;
+        memset(&b, 0, sizeof(b));
+        fti_buf_puts(&b, "{\"removed\": \"2026-01-02T03:04:05Z\",");
+        fti_buf_append(&b, (const char *)text + 1, len - 1);
+        REQUIRE(!b.oom && fti_file_write_atomic(cpath, b.data, b.len, NULL) == FTI_OK);
+        fti_buf_free(&b);
+    }
+    fti_free(text);
+    CHECK_EQ_INT(fti_train_run(home, &ro, NULL, &err), FTI_ERR_NOT_FOUND);
+    CHECK(strstr(err.msg, "removed by gc (2026-01-02T03:04:05Z)") != NULL);
+}
+#endif
+
 FTI_TEST(twin_train_run_keep_best_and_errors) {
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
     char home[1024];
@@ -300,6 +387,7 @@ FTI_TEST(twin_train_run_keep_best_and_errors) {
     ro.from = "0123456789abcdef";
     CHECK(fti_train_run(home, &ro, &r, &err) == FTI_ERR_NOT_FOUND);
     CHECK(fti_train_run(NULL, &ro, &r, &err) == FTI_ERR_INVALID);
+    fti_ttw_refusals(home);
 #endif
 }
 
@@ -566,6 +654,23 @@ FTI_TEST(twin_eval_rows_same_tokens) {
         CHECK(fti_ttw_eval(t, "mix_bpb_author") > 0 && fti_ttw_eval(t, "bigram_bpb_others") > 0);
     }
     fti_free(text);
+    { /* a dataset whose tokenizer has the model's size but other tokens: refused (it scored) */
+        const char *paths[1];
+        char v2[65];
+        fti_ingest_opts io;
+        fti_error err;
+        memset(&io, 0, sizeof(io));
+        io.vocab_size = 300;
+        paths[0] = "README.md";
+        REQUIRE(fti_store_ingest(home, paths, 1, &io, v2, NULL, &err) == FTI_OK);
+        snprintf(cmd, sizeof cmd, "build/fti-eval --home '%s' --dataset %s --max-docs 12 "
+                 "--threads 1 > '%s' 2>&1", home, v2, out);
+        st = system(cmd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+        CHECK(strstr((const char *)text, "perplexities would be meaningless") != NULL);
+        fti_free(text);
+    }
 #endif
 }
 

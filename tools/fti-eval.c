@@ -613,14 +613,22 @@ int main(int argc, char **argv) {
             fprintf(stderr, "fti-eval: model '%s' in %s: %s\n", a.alias, home, err.msg);
             goto done;
         }
+        if (fti_json_get(fti_json_root(card_doc), "removed")) {
+            fprintf(stderr, "fti-eval: model '%s' (%s) was removed by gc (%s): only its card "
+                    "is left\n", a.alias, id,
+                    fti_json_get_str(fti_json_root(card_doc), "removed", "?"));
+            goto done;
+        }
         p = fti_json_get_str(fti_json_root(card_doc), "path", "");
         snprintf(model_path, sizeof model_path, "%s", p);
         if (!dataset_name)
             dataset_name = fti_json_get_str(fti_json_root(card_doc), "dataset", NULL);
     }
     if (fti_dataset_open(&ds, home, dataset_name, &err) != FTI_OK) {
-        fprintf(stderr, "fti-eval: dataset %s: %s\n", dataset_name ? dataset_name : "latest",
-                err.msg);
+        int from_card = dataset_name && !a.dataset && !a.model;
+        fprintf(stderr, "fti-eval: dataset %s: %s%s\n", dataset_name ? dataset_name : "latest",
+                err.msg, from_card ? " (the model's dataset version, removed by gc or from "
+                "another workspace: --dataset VERSION evaluates on another)" : "");
         goto done;
     }
     if (!fti_dataset_tokenizer_path(ds) ||
@@ -637,6 +645,21 @@ int main(int argc, char **argv) {
                 "fti-eval: the model's vocabulary (%u) is not the dataset's tokenizer (%zu)\n",
                 fti_engine_config(eng)->vocab_size, fti_tokenizer_vocab_size(tok));
         goto done;
+    }
+    { /* same size is not the same tokenizer: ids would mean other strings (fti's trainer
+       * records the tokenizer's id in the file; models from elsewhere have no such key) */
+        const char *mt = NULL, *dt = fti_dataset_tokenizer_sha256(ds);
+        size_t mt_len = 0;
+        if (fti_engine_gguf(eng) &&
+            fti_gguf_get_str(fti_engine_gguf(eng), "fti.tokenizer.sha256", &mt, &mt_len,
+                             NULL) == FTI_OK &&
+            dt && (mt_len != strlen(dt) || memcmp(mt, dt, mt_len) != 0)) {
+            fprintf(stderr, "fti-eval: the model was trained with tokenizer %.16s..., dataset "
+                    "%.16s uses %.16s...: its perplexities would be meaningless (give the "
+                    "model's dataset, or one ingested with its --tokenizer)\n", mt,
+                    fti_dataset_id(ds), dt);
+            goto done;
+        }
     }
     pool = fti_pool_create(a.threads);
 

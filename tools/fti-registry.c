@@ -62,6 +62,16 @@ static int load_card(const char *home, const char *ref, char id[17], fti_json_do
     return 1;
 }
 
+/* A card's figure printed with fmt into buf, or "-" when the card has none (null: a run whose
+ * dataset has no validation split, an adapter's train loss), not a made-up 0. */
+static const char *figure(const fti_json *c, const char *key, const char *fmt, char *buf,
+                          size_t n) {
+    const fti_json *v = fti_json_get(c, key);
+    if (!v || v->type != FTI_JSON_NUMBER) return "-";
+    snprintf(buf, n, fmt, fti_json_get_num(c, key, 0));
+    return buf;
+}
+
 /* Aliases pointing at id, comma-separated, into out. */
 static void aliases_of(const fti_json *aliases, const char *id, char *out, size_t n) {
     const fti_json *a;
@@ -87,6 +97,8 @@ static int cmd_list(const char *home) {
         fti_registry_aliases(home, &al, &err) != FTI_OK ||
         fti_json_parse(al.data, al.len, NULL, &adoc, NULL, &err) != FTI_OK) {
         fprintf(stderr, "fti-registry: %s\n", err.msg);
+        fti_buf_free(&ids);
+        fti_buf_free(&al);
         return 1;
     }
     if (ids.len == 0) printf("no models in %s\n", home);
@@ -105,9 +117,10 @@ static int cmd_list(const char *home) {
                      names[0] ? " " : "", fti_json_get_str(fti_json_root(doc), "removed", ""));
         {
             const fti_json *c = fti_json_root(doc);
-            printf("%-16s  %-20s  %-12.12s  %-16.16s  %9.4f  %10lld  %s\n", id,
+            char vl[32];
+            printf("%-16s  %-20s  %-12.12s  %-16.16s  %9s  %10lld  %s\n", id,
                    fti_json_get_str(c, "created", ""), fti_json_get_str(c, "name", ""),
-                   fti_json_get_str(c, "dataset", ""), fti_json_get_num(c, "val_loss", 0),
+                   fti_json_get_str(c, "dataset", ""), figure(c, "val_loss", "%.4f", vl, 32),
                    (long long)fti_json_get_int(c, "tokens", 0), names);
         }
         fti_json_free(doc);
@@ -124,6 +137,7 @@ static int cmd_show(const char *home, const char *ref, int json) {
     fti_buf b;
     fti_error err;
     const fti_json *c, *cfg, *m;
+    char f[4][32];
     memset(&b, 0, sizeof(b));
     if (json) {
         if (fti_registry_resolve(home, ref, id, &err) != FTI_OK ||
@@ -163,12 +177,12 @@ static int cmd_show(const char *home, const char *ref, int json) {
            (long long)fti_json_get_int(cfg, "context_len", 0),
            (long long)fti_json_get_int(cfg, "vocab_size", 0),
            (long long)fti_json_get_int(cfg, "n_params", 0));
-    printf("training   %lld steps, %lld tokens, %.1f s, train loss %.4f\n",
+    printf("training   %lld steps, %lld tokens, %.1f s, train loss %s\n",
            (long long)fti_json_get_int(c, "steps", 0), (long long)fti_json_get_int(c, "tokens", 0),
-           fti_json_get_num(c, "wall_time_s", 0), fti_json_get_num(c, "train_loss", 0));
-    printf("validation loss %.4f (best %.4f, perplexity %.2f)\n",
-           fti_json_get_num(c, "val_loss", 0), fti_json_get_num(c, "best_val_loss", 0),
-           fti_json_get_num(c, "val_perplexity", 0));
+           fti_json_get_num(c, "wall_time_s", 0), figure(c, "train_loss", "%.4f", f[0], 32));
+    printf("validation loss %s (best %s, perplexity %s)\n",
+           figure(c, "val_loss", "%.4f", f[1], 32), figure(c, "best_val_loss", "%.4f", f[2], 32),
+           figure(c, "val_perplexity", "%.2f", f[3], 32));
     printf("machine    %s %s, %s, %lld threads\n", fti_json_get_str(m, "os", ""),
            fti_json_get_str(m, "arch", ""), fti_json_get_str(m, "cpu", ""),
            (long long)fti_json_get_int(m, "threads", 0));
@@ -181,7 +195,7 @@ static int cmd_show(const char *home, const char *ref, int json) {
 }
 
 static int cmd_lineage(const char *home, const char *ref) {
-    char id[17];
+    char id[17], seen[64][17];
     int depth = 0;
     char cur[64];
     snprintf(cur, sizeof cur, "%s", ref);
@@ -191,13 +205,22 @@ static int cmd_lineage(const char *home, const char *ref) {
         const char *ds_id, *parent, *type;
         fti_dataset *ds = NULL;
         fti_error err;
+        char vl[32];
+        int k;
         if (!load_card(home, cur, id, &doc)) return 1;
+        for (k = 0; k < depth && strcmp(seen[k], id) != 0; k++) {}
+        if (k < depth) { /* a hand-edited card can make a cycle */
+            printf("%*s%s (already above: the cards' parents form a cycle)\n", depth * 2, "", id);
+            fti_json_free(doc);
+            return 1;
+        }
+        memcpy(seen[depth], id, sizeof id);
         c = fti_json_root(doc);
         ds_id = fti_json_get_str(c, "dataset", "");
         type = fti_json_get_str(c, "type", "model");
-        printf("%*s%s %s  %s  val_loss %.4f  tokens %lld", depth * 2, "",
+        printf("%*s%s %s  %s  val_loss %s  tokens %lld", depth * 2, "",
                !strcmp(type, "lora_adapter") ? "adapter" : "model", id,
-               fti_json_get_str(c, "created", ""), fti_json_get_num(c, "val_loss", 0),
+               fti_json_get_str(c, "created", ""), figure(c, "val_loss", "%.4f", vl, 32),
                (long long)fti_json_get_int(c, "tokens", 0));
         if (!strcmp(type, "lora_adapter"))
             printf("  LoRA rank %lld, %lld parameters, sha256 %.16s",
@@ -292,6 +315,19 @@ static int cmd_add(const char *home, int argc, char **argv) {
     return 0;
 }
 
+/* The usage, after a line saying what was wrong with the command line. */
+static void bad_usage(const char *cmd) {
+    static const char *const known[] = {"list", "show", "promote", "rollback", "lineage",
+                                        "merge", "add"};
+    size_t k;
+    for (k = 0; k < sizeof known / sizeof known[0] && strcmp(cmd, known[k]) != 0; k++) {}
+    if (k < sizeof known / sizeof known[0])
+        fprintf(stderr, "fti-registry: %s: missing, extra or unknown arguments\n\n", cmd);
+    else
+        fprintf(stderr, "fti-registry: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+}
+
 int main(int argc, char **argv) {
     const char *home_arg = NULL, *cmd;
     char *home;
@@ -301,11 +337,16 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    if (argc > 2 && strcmp(argv[1], "--home") == 0) {
+    if (argc > 1 && strcmp(argv[1], "--home") == 0) {
+        if (argc == 2) {
+            fprintf(stderr, "fti-registry: --home needs a directory\n");
+            return 2;
+        }
         home_arg = argv[2];
         i = 3;
     }
     if (i >= argc) {
+        fprintf(stderr, "fti-registry: no command given\n\n");
         usage(stderr);
         return 2;
     }
@@ -317,7 +358,7 @@ int main(int argc, char **argv) {
     } else if (strcmp(cmd, "show") == 0 && i < argc) {
         int json = i + 1 < argc && strcmp(argv[i + 1], "--json") == 0;
         if (i + 1 + json == argc) rc = cmd_show(home, argv[i], json);
-        else usage(stderr);
+        else bad_usage(cmd);
     } else if (strcmp(cmd, "promote") == 0 && i + 2 == argc) {
         char id[17];
         if (fti_registry_promote(home, argv[i], argv[i + 1], &err) != FTI_OK ||
@@ -353,7 +394,7 @@ int main(int argc, char **argv) {
     } else if (strcmp(cmd, "add") == 0 && i < argc) {
         rc = cmd_add(home, argc - i, argv + i);
     } else {
-        usage(stderr);
+        bad_usage(cmd);
     }
     fti_free(home);
     return rc;
