@@ -2303,7 +2303,7 @@ typedef struct fti_train_opts {
     uint64_t eval_every;      /* validation every N steps (and at the end), 0 = only at the end */
     size_t eval_windows;      /* validation windows, 0 = 16 (rounded up to whole batches) */
     uint64_t seed;            /* init and sampler seed */
-    int n_threads;            /* 0 = all CPUs */
+    int n_threads;            /* 0 = $FTI_THREADS, else all CPUs */
     const char *checkpoint_path;  /* NULL = no automatic checkpoints */
     uint64_t checkpoint_every;    /* steps between automatic checkpoints, 0 = 100 */
     uint32_t lora_rank;       /* > 0: train LoRA adapters on frozen base weights */
@@ -2507,7 +2507,8 @@ typedef struct fti_train_run_opts {
     const char *dataset;      /* dataset version: id, prefix, tag or "latest"; NULL = latest */
     const char *preset;       /* preset when training from scratch; NULL = "tiny" */
     fti_model_config config;  /* non-zero dim, n_layers, n_heads, n_kv_heads, hidden_dim,
-                               * context_len override the preset (vocab: the dataset's) */
+                               * context_len override the preset (vocab: the dataset's); with
+                               * `from` they (and untied) are FTI_ERR_INVALID: the parent's */
     int untied;               /* 1: untied output projection */
     const char *from;         /* fine-tune this registered model (id, prefix, alias); NULL = none */
     const char *name;         /* general.name and the card's name; NULL = "fti-twin" */
@@ -2520,7 +2521,8 @@ typedef struct fti_train_run_opts {
     int resume_required;      /* 1 (implies resume): a run without a checkpoint is an error
                                * (FTI_ERR_NOT_FOUND naming the file), not a fresh start */
     int keep_best;            /* 1: register the weights of the best validation pass (kept in
-                               * the run directory, so resume keeps them), not the last step's */
+                               * the run directory, so resume keeps them), not the last step's;
+                               * FTI_ERR_UNSUPPORTED with LoRA (train.lora_rank) */
     int stamp_created;        /* 1: also write fti.created into the GGUF (ids then differ) */
     /* > 0: fit the run to this many seconds of wall time (the training loop with its validation
      * passes and best-weight saves, not the model's writing): train.max_steps is the first
@@ -30118,9 +30120,10 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
     if (!t || !path) return fti_error_set(err, FTI_ERR_INVALID, "checkpoint: NULL argument");
     if ((r = fti_map_open(&map, path, err)) != FTI_OK) return r;
     if (map.len < 8 + 32) {
+        unsigned long n_bytes = (unsigned long)map.len; /* before the close clears it */
         fti_map_close(&map);
         return fti_error_set(err, FTI_ERR_FORMAT, "%s: %lu bytes is too short for a checkpoint",
-                             path, (unsigned long)map.len);
+                             path, n_bytes);
     }
     fti_sha256_buf(map.data, map.len - 32, digest);
     if (memcmp(digest, (const unsigned char *)map.data + map.len - 32, 32) != 0) {
@@ -30396,14 +30399,27 @@ FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *o
         return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: no model %s", id);
     }
     r = fti_file_read(card, FTI__REG_MAX_CARD, &text, &len, err);
+    if (r == FTI_OK) { /* a damaged card is named: the caller's parse would not know the file */
+        fti_error perr;
+        memset(&perr, 0, sizeof(perr));
+        r = fti_json_parse((const char *)text, len, NULL, &doc, NULL, &perr);
+        if (r == FTI_OK && fti_json_root(doc)->type != FTI_JSON_OBJECT)
+            r = fti_error_set(&perr, FTI_ERR_FORMAT, "not a JSON object");
+        if (r != FTI_OK)
+            r = fti_error_set(err, r == FTI_ERR_NOMEM ? r : FTI_ERR_FORMAT,
+                              "%s: damaged model card: %s", card, perr.msg);
+    }
     fti_free(card);
-    if (r != FTI_OK) return r;
+    if (r != FTI_OK) {
+        fti_json_free(doc);
+        fti_free(text);
+        return r;
+    }
     /* "path" as the file is now, HOME/models/<id>/model.gguf: the card has the home as it was
      * given at registration (./twin, relative to that run's directory), and a workspace may be
      * used from another directory (cron) or moved (a backup restored elsewhere) */
     gguf = fti__reg_path(home, id, "model.gguf");
-    if (gguf && fti_json_parse((const char *)text, len, NULL, &doc, NULL, NULL) == FTI_OK &&
-        fti_json_root(doc)->type == FTI_JSON_OBJECT) {
+    if (gguf) {
         const fti_json *c;
         fti_jw w;
         fti_jw_init(&w, out, 1);
@@ -30540,7 +30556,7 @@ static fti_result fti__reg_aliases_load(const char *home, fti__reg_aliases *t, f
     fti_json_doc *doc = NULL;
     const fti_json *root, *c, *h;
     fti_result r;
-    size_t k;
+    const fti_json *e;
     memset(t, 0, sizeof(*t));
     if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
     if (!fti_path_exists(path)) {
@@ -30572,11 +30588,11 @@ static fti_result fti__reg_aliases_load(const char *home, fti__reg_aliases *t, f
         if (h && h->type == FTI_JSON_ARRAY && h->len) {
             al->hist = (char(*)[FTI__REG_ID_LEN + 1])fti_calloc(h->len, FTI__REG_ID_LEN + 1);
             if (!al->hist) goto nomem;
-            for (k = 0; k < h->len; k++) {
-                const fti_json *e = fti_json_at(h, k);
-                if (e && e->type == FTI_JSON_STRING && e->len == FTI__REG_ID_LEN)
+            /* along the siblings: fti_json_at(h, k) walks from the first, and a long history
+             * (100,000 entries) kept every registry command busy for minutes */
+            for (e = h->child; e; e = e->next)
+                if (e->type == FTI_JSON_STRING && e->len == FTI__REG_ID_LEN)
                     memcpy(al->hist[al->n_hist++], e->str, FTI__REG_ID_LEN + 1);
-            }
         }
         t->n++;
     }
@@ -30719,6 +30735,13 @@ FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char i
     if (n_match)
         return fti_error_set(err, FTI_ERR_INVALID, "registry %s: '%s' matches %lu models", home,
                              ref, (unsigned long)n_match);
+    if (rl == FTI__REG_ID_LEN) { /* a whole id whose card is damaged: listing skips it, say why */
+        fti_buf card;
+        memset(&card, 0, sizeof(card));
+        r = fti_registry_card(home, ref, &card, err);
+        fti_buf_free(&card);
+        if (r != FTI_OK && r != FTI_ERR_NOT_FOUND && r != FTI_ERR_INVALID) return r;
+    }
     /* the home searched is named: a wrong --home or $FTI_HOME (or ./twin) is the usual cause */
     return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry %s: no model or alias '%s'", home,
                          ref);
@@ -31122,6 +31145,7 @@ FTIDEF fti_result fti_train_mpi_reduce(void *user, float *grads, size_t n, doubl
  *   adapter.gguf     LoRA only: the adapter
  *   run.json         what the run needs to resume: {"run", "dataset", "from"} (fti_workspace_gc
  *                    keeps that dataset version and model while the run is unfinished)
+ *   .lock            flock'ed while a process trains the run: a second one gets FTI_ERR_BUSY
  * The key hashes everything that changes the trajectory (dataset, parent, config, every trainer
  * option that matters, the thread count does not), the same string fti-train has always used, so
  * runs started by older builds resume.
@@ -31130,10 +31154,14 @@ FTIDEF fti_result fti_train_mpi_reduce(void *user, float *grads, size_t n, doubl
 /* #include "03_tokenizer.h" (amalgamated) */
 /* #include "04_store.h" (amalgamated) */
 /* #include "06_format.h" (amalgamated) */
+/* #include <errno.h> (already included) */
+/* #include <fcntl.h> (already included) */
 /* #include <math.h> (already included) */
 /* #include <stdarg.h> (already included) */
 /* #include <stdio.h> (already included) */
 /* #include <string.h> (already included) */
+/* #include <sys/file.h> (already included) */
+/* #include <unistd.h> (already included) */
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/utsname.h>
 #define FTI__TR_UNAME 1
@@ -31167,6 +31195,12 @@ static fti_result fti__tr_load_parent(const char *home, const char *ref, fti__tr
         fti_buf_free(&card);
         return r;
     }
+    if (fti_json_get(fti_json_root(doc), "removed")) { /* not "model.gguf: cannot open" */
+        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "model %s was removed by gc (%s): only its "
+                          "card is left", p->id,
+                          fti_json_get_str(fti_json_root(doc), "removed", "?"));
+        goto done;
+    }
     snprintf(p->tokenizer, sizeof p->tokenizer, "%s",
              fti_json_get_str(fti_json_root(doc), "tokenizer", ""));
     snprintf(p->name, sizeof p->name, "%s", fti_json_get_str(fti_json_root(doc), "name", ""));
@@ -31176,6 +31210,19 @@ static fti_result fti__tr_load_parent(const char *home, const char *ref, fti__tr
         goto done;
     }
     path = fti_json_get_str(fti_json_root(doc), "path", "");
+    { /* the file the card describes: a damaged or replaced one would train from other weights
+       * (flipped bits in a tensor: "step 1: loss is not finite", or worse, nothing) */
+        const char *want = fti_json_get_str(fti_json_root(doc), "sha256", "");
+        unsigned char d[32];
+        char hex[65];
+        if ((r = fti_sha256_file(path, d, err)) != FTI_OK) goto done;
+        fti_sha256_hex(d, hex);
+        if (*want && strcmp(hex, want) != 0) {
+            r = fti_error_set(err, FTI_ERR_CHECKSUM, "%s: SHA-256 %.16s... is not its card's "
+                              "%.16s...: the file changed after registration", path, hex, want);
+            goto done;
+        }
+    }
     if ((r = fti_gguf_open(&g, path, NULL, err)) != FTI_OK ||
         (r = fti_gguf_llama_config(g, &p->cfg, 1, err)) != FTI_OK)
         goto done;
@@ -31193,6 +31240,29 @@ done:
     fti_gguf_close(g);
     fti_json_free(doc);
     fti_buf_free(&card);
+    return r;
+}
+
+/* The run's lock, RUN_DIR/.lock (flock, exclusive, not waited for): FTI_ERR_BUSY while another
+ * process trains the same run. *fd: the descriptor to close (-1 on an error). */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
+static fti_result fti__tr_run_lock(const char *run_dir, int *fd, fti_error *err) {
+    char *path = fti_path_join(run_dir, ".lock");
+    fti_result r = FTI_OK;
+    *fd = -1;
+    if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
+    *fd = fti__sys_open(path, O_RDWR | O_CREAT, 0644);
+    if (*fd < 0) {
+        r = fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", path,
+                          strerror(errno));
+    } else if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        r = fti_error_set(err, errno == EWOULDBLOCK ? FTI_ERR_BUSY : FTI_ERR_IO,
+                          "%s: %s", path, errno == EWOULDBLOCK ? "another process is training "
+                          "this run (same dataset and options)" : strerror(errno));
+        close(*fd);
+        *fd = -1;
+    }
+    fti_free(path);
     return r;
 }
 
@@ -31629,7 +31699,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     const uint64_t *vs = NULL;
     size_t n_hist = 0, n_val = 0, i, n_params;
     const char *tok_sha, *preset, *name;
-    int from_scratch_tiny, writer = 1;
+    int from_scratch_tiny, writer = 1, run_fd = -1;
     fti_buf card, cfgjson;
     fti_jw w;
 
@@ -31648,6 +31718,11 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     o = ro.train;
     if (o.lora_rank && !ro.from)
         return fti_error_set(err, FTI_ERR_INVALID, "train: LoRA needs a base model (from)");
+    /* best.bin keeps whole weights, not adapters: the merged model would be the best pass while
+     * its registered parent, the adapter, is the last step's (base + adapter != the model) */
+    if (o.lora_rank && ro.keep_best)
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED, "train: keep_best with LoRA is not "
+                             "supported (the adapter would not be the merged model's)");
     if (ro.resume_required) ro.resume = 1;
     if (ro.fit_seconds > 0 && ro.resume)
         return fti_error_set(err, FTI_ERR_INVALID, "train: a run fitted to a time budget "
@@ -31670,7 +31745,15 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     /* the model configuration: a preset (+ overrides), or the parent's */
     memset(&cfg, 0, sizeof(cfg));
     if (ro.from) {
+        const fti_model_config *oc = &ro.config;
         if ((r = fti__tr_load_parent(home, ro.from, &parent, err)) != FTI_OK) goto done;
+        if (oc->dim || oc->n_layers || oc->n_heads || oc->n_kv_heads || oc->hidden_dim ||
+            oc->context_len || ro.untied) { /* they would be ignored: say so */
+            r = fti_error_set(err, FTI_ERR_INVALID, "fine-tuning %s keeps its configuration: "
+                              "dim, layers, heads, hidden, context and untied cannot be "
+                              "changed", ro.from);
+            goto done;
+        }
         snprintf(res->parent_id, sizeof res->parent_id, "%s", parent.id);
         if (strcmp(parent.tokenizer, tok_sha) != 0) {
             r = fti_error_set(err, FTI_ERR_MISMATCH, "model %s was trained with tokenizer "
@@ -31797,6 +31880,9 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     if ((r = fti_trainer_create(&cfg, parent.params, &o, tr, va, &t, err)) != FTI_OK) goto done;
     /* the run directory once the trainer has accepted the options: a rejected set leaves none */
     if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
+    /* one process per run: a second (a cron job beside a manual --resume) would interleave
+     * metrics.jsonl and race the first for the checkpoint */
+    if (writer && (r = fti__tr_run_lock(run_dir, &run_fd, err)) != FTI_OK) goto done;
     if (writer) { /* what a resume needs, for gc to keep while the run is unfinished */
         char *rj = fti_path_join(run_dir, "run.json");
         fti_buf b;
@@ -31884,7 +31970,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         const float *ad = fti_trainer_lora(t, &rank, &alpha);
         double val_loss = res->used_best ? st.best_val_loss : st.val_loss, train_loss;
         char ts[32];
-        int threads = o.n_threads ? o.n_threads : fti_cpu_count();
+        /* the pool's size: n_threads 0 is $FTI_THREADS, else the CPUs (fti_pool_create) */
+        int threads = t->pool ? fti_pool_threads(t->pool) : 1;
         memset(&lin, 0, sizeof(lin));
         fti_time_iso8601(fti_time_wall(), ts);
         datasets[0] = fti_dataset_id(ds);
@@ -32015,6 +32102,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     }
 done:
     if (mf) fclose(mf);
+    if (run_fd >= 0) close(run_fd); /* (releases the run's lock) */
     fti_buf_free(&card);
     fti_buf_free(&cfgjson);
     fti_trainer_free(t);
@@ -32062,6 +32150,11 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
     c = fti_json_root(adoc);
     if (strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") != 0) {
         r = fti_error_set(err, FTI_ERR_INVALID, "model %s is not a LoRA adapter", aid);
+        goto done;
+    }
+    if (fti_json_get(c, "removed")) {
+        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "adapter %s was removed by gc (%s): only its "
+                          "card is left", aid, fti_json_get_str(c, "removed", "?"));
         goto done;
     }
     if ((r = fti__tr_load_parent(home, fti_json_get_str(c, "parent", ""), &base, err)) != FTI_OK)
