@@ -966,17 +966,39 @@ static int fti__st_text_eq(const fti__st_run *r, const fti__st_doc *a, const fti
     return 1;
 }
 
-/* Finds the sections of the `latest` version's records pack that files can reuse (same raw
- * bytes and same key); the sections are copied, never unpacked whole. */
-static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
+static char *fti__st_file_object(const char *home, const fti_json *files, const char *name);
+
+/* Finds the sections of the `latest` version's records pack (its manifest's `files`) that files
+ * can reuse (same raw bytes and same key); the sections are copied, never unpacked whole. A pack
+ * whose bytes are not the ones its manifest names (damaged on disk) is not reused: its files
+ * are processed again, so the damage does not pass into the new version. */
+static void fti__st_reuse(fti__st_run *r, const fti_json *files) {
     fti_error e;
     const unsigned char *p;
+    const char *want = fti_json_get_str(fti_json_get(files, "records"), "sha256", "");
+    char *recs_path = fti__st_file_object(r->home, files, "records");
+    unsigned char d[32];
+    char hex[65];
     size_t len, pos = 16, i;
     uint32_t n, k;
-    if (fti_map_open(&r->parent_recs, recs_path, &e) != FTI_OK) return;
+    if (!recs_path) return;
+    if (fti_map_open(&r->parent_recs, recs_path, &e) != FTI_OK) {
+        fti__st_log(r, FTI_LOG_WARN, "%s: every file is processed again", e.msg);
+        fti_free(recs_path);
+        return;
+    }
     r->have_parent_recs = 1;
     p = (const unsigned char *)r->parent_recs.data;
     len = r->parent_recs.len;
+    fti__st_sha256_x(r->proc.sha_fast, p, len, d);
+    fti_sha256_hex(d, hex);
+    if (strcmp(hex, want) != 0) {
+        fti__st_log(r, FTI_LOG_WARN, "%s: damaged (sha256 %.16s..., the manifest says %.16s...):"
+                    " every file is processed again", recs_path, hex, want);
+        fti_free(recs_path);
+        return;
+    }
+    fti_free(recs_path);
     /* (a pack of another layout is not reused: its files are processed again) */
     if (len < 16 || memcmp(p, "FTIRECS", 8) != 0 || fti_load_u32(p + 8) != FTI__ST_RECS_VER)
         return;
@@ -1629,9 +1651,7 @@ static fti_result fti__st_partial_run(fti__st_run *r, fti_buf *out_path, fti_err
         fti_json_doc *jd = NULL;
         if (fti__st_load_manifest(r->home, parent, &jd, NULL) == FTI_OK) {
             const fti_json *files = fti_json_get(fti_json_root(jd), "files");
-            char *rp = fti__st_file_object(r->home, files, "records");
-            if (rp) fti__st_reuse(r, rp);
-            fti_free(rp);
+            fti__st_reuse(r, files);
         }
         fti_json_free(jd);
     }
@@ -2665,9 +2685,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         fti_json_doc *jd = NULL;
         if (fti__st_load_manifest(r->home, parent, &jd, NULL) == FTI_OK) {
             const fti_json *files = fti_json_get(fti_json_root(jd), "files");
-            char *rp = fti__st_file_object(r->home, files, "records");
-            if (rp) fti__st_reuse(r, rp);
-            fti_free(rp);
+            fti__st_reuse(r, files);
         }
         fti_json_free(jd);
     }

@@ -2800,3 +2800,50 @@ FTI_TEST(store_gc_dry_run_takes_no_lock) {
     CHECK(fti_store_gc(home, NULL, &res, NULL, &err) == FTI_ERR_BUSY);
     close(fd);
 }
+
+/* An incremental ingest reuses the `latest` version's records only when their bytes are the
+ * ones its manifest names: a records object damaged on disk (a flipped byte) was copied into
+ * the new version, which then verified (its manifest names the damaged bytes' hash) though its
+ * text differed from a clean run's. Now its files are processed again. */
+FTI_TEST(store_damaged_records_not_reused) {
+    const char *dir = fti_test_tmp("in"), *home = fti_test_tmp("ws"), *clean = fti_test_tmp("ok");
+    char id[65], id2[65], idc[65], rec[4096];
+    fti_json_doc *jd = NULL;
+    fti_buf a, b;
+    size_t reused = 9, len = 0, k;
+    void *data = NULL;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    put(dir, "a.txt", "A first file with a few words about the sea and the shore.");
+    REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
+    /* flip a byte of the cleaned text inside the records object */
+    snprintf(rec, sizeof rec, "%s/store/versions/%s.json", home, id);
+    REQUIRE(fti_file_read(rec, 0, &data, &len, NULL) == FTI_OK);
+    REQUIRE(fti_json_parse((const char *)data, len, NULL, &jd, NULL, NULL) == FTI_OK);
+    fti_free(data);
+    {
+        const char *hex = fti_json_get_str(
+            fti_json_get(fti_json_get(fti_json_root(jd), "files"), "records"), "sha256", "");
+        REQUIRE(strlen(hex) == 64);
+        snprintf(rec, sizeof rec, "%s/store/objects/%.2s/%s", home, hex, hex);
+    }
+    fti_json_free(jd);
+    REQUIRE(fti_file_read(rec, 0, &data, &len, NULL) == FTI_OK);
+    for (k = 16; k + 3 <= len && memcmp((char *)data + k, "sea", 3) != 0; k++) {
+    }
+    REQUIRE(k + 3 <= len);
+    ((char *)data)[k] = 't';
+    fti_test_write_file(rec, data, len);
+    fti_free(data);
+    put(dir, "b.txt", "A second file, about the hills and the valleys beyond them.");
+    REQUIRE(ingest1(home, dir, NULL, id2, &reused) == FTI_OK);
+    CHECK_EQ_INT(reused, 0);
+    REQUIRE(ingest1(clean, dir, NULL, idc, NULL) == FTI_OK);
+    CHECK_EQ_STR(id2, idc);
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    CHECK(read_docs(home, id2, &a) && read_docs(clean, idc, &b));
+    CHECK(a.len == b.len && a.len && memcmp(a.data, b.data, a.len) == 0);
+    CHECK(a.len && strstr(a.data, "the sea and") != NULL);
+    fti_buf_free(&a);
+    fti_buf_free(&b);
+}
