@@ -498,7 +498,7 @@ static fti_result fti__st_objw_patch(fti__st_objw *w, uint64_t off, const void *
     while (n) { /* a short or interrupted write continues */
         long k = fti__sys_pwrite(w->af.fd, c, n, off);
         if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return FTI_ERR_IO;
+        if (k <= 0) return fti__errno_result(k < 0 ? errno : EIO);
         c += k;
         n -= (size_t)k;
         off += (uint64_t)k;
@@ -1098,10 +1098,14 @@ static fti_result fti__st_emit_file(fti__st_run *r, size_t fi, fti_error *err) {
     if (r->shard_n) {
         rc = fti__st_part_put(r, fi, sec, len);
         fti__st_out_free(&f->out);
-        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the partial");
+        if (rc != FTI_OK)
+            fti_error_set(err, rc, "%s: cannot write the partial: %s", r->part.tmp_path,
+                          fti_result_str(rc));
     } else if (f->hashed && sec) {
         rc = fti__st_objw_write(&r->recs, sec, len);
-        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the records pack");
+        if (rc != FTI_OK)
+            fti_error_set(err, rc, "%s: cannot write the records pack: %s", r->recs.af.tmp_path,
+                          fti_result_str(rc));
     }
     if (f->reused && f->part < 0)
         (void)fti_map_drop(&r->parent_recs,
@@ -2828,8 +2832,11 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             if (!fti__st_ser_run(pool, &sj, e - i, &ser)) rc = FTI_ERR_NOMEM;
         }
         fti__st_batch_unload(kept + i, e - i);
-        if (rc == FTI_OK) rc = fti__st_objw_write(&docs_w, ser.data ? ser.data : "", ser.len);
-        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the documents");
+        if (rc == FTI_ERR_NOMEM) fti_error_set(err, rc, "ingest: out of memory");
+        if (rc == FTI_OK &&
+            (rc = fti__st_objw_write(&docs_w, ser.data ? ser.data : "", ser.len)) != FTI_OK)
+            fti_error_set(err, rc, "%s: cannot write the documents: %s", docs_w.af.tmp_path,
+                          fti_result_str(rc));
         i = e;
     }
     if (rc == FTI_OK) rc = fti__st_objw_commit(r, &docs_w, "docs", err);
@@ -3032,7 +3039,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                     }
                     for (q = 0; q < nb; q++) fti_free(cj.spans[q].v);
                     fti_free(cj.spans);
-                    if (rc != FTI_OK) fti_error_set(err, rc, "ingest: index failed");
+                    if (rc != FTI_OK)
+                        fti_error_set(err, rc, "%s/store/tmp: cannot index the chunks: %s",
+                                      r->home, fti_result_str(rc));
                 }
                 fti__st_mark(r, 5);
             }
@@ -3061,7 +3070,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                 memcpy(hdr + 32, shard_sha[k], 32);
                 rc = fti__st_objw_patch(&shard_w[k], 0, hdr, sizeof hdr);
                 if (rc != FTI_OK)
-                    fti_error_set(err, rc, "ingest: cannot write the token shards");
+                    fti_error_set(err, rc, "%s: cannot write the token shards: %s",
+                                  shard_w[k].af.tmp_path, fti_result_str(rc));
                 else
                     rc = fti__st_objw_commit(r, &shard_w[k], k ? "val" : "train", err);
             }
@@ -3082,8 +3092,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         rc = fti__st_objw_open(r, &index_w, "index", err);
         if (rc == FTI_OK) {
             rc = fti__st_bm25b_finish(&ixb, fti__st_objw_emit, &index_w);
-            if (rc != FTI_OK)
-                fti_error_set(err, rc, "ingest: cannot write the index");
+            if (rc != FTI_OK) /* the index, or the postings' scratch file beside it */
+                fti_error_set(err, rc, "%s: cannot write the index: %s", index_w.af.tmp_path,
+                              fti_result_str(rc));
             else
                 rc = fti__st_objw_commit(r, &index_w, "index", err);
         }
