@@ -1335,6 +1335,18 @@ static int fti__st_read_ref(const char *home, const char *rel, char out[65]) {
     return ok;
 }
 
+/* 1 when the ref file is there but holds no version id (damaged, or edited by hand): it names
+ * a version no one can tell, so what reads it must not take it for "no ref". */
+static int fti__st_ref_damaged(const char *home, const char *rel) {
+    char id[65], *p;
+    int bad;
+    if (fti__st_read_ref(home, rel, id)) return 0;
+    p = fti__st_path3(home, "store/refs", rel);
+    bad = p && fti_path_exists(p);
+    fti_free(p);
+    return bad;
+}
+
 static fti_result fti__st_write_ref(const char *home, const char *rel, const char *id,
                                     fti_error *err) {
     char *p = fti__st_path3(home, "store/refs", rel);
@@ -3535,6 +3547,9 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
     if (!home || !out_id) return fti_error_set(err, FTI_ERR_INVALID, "resolve: bad arguments");
     if (!name || !*name || strcmp(name, "latest") == 0) {
         if (fti__st_read_ref(home, "latest", out_id)) return FTI_OK;
+        if (fti__st_ref_damaged(home, "latest"))
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s/store/refs/latest: damaged (not a "
+                                 "version id): ingest again to rewrite it", home);
         return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no dataset version yet (run ingest)",
                              home);
     }
@@ -3542,6 +3557,9 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
     if (fti__st_tag_ok(name)) {
         snprintf(rel, sizeof rel, "tags/%s", name);
         if (fti__st_read_ref(home, rel, out_id)) return FTI_OK;
+        if (fti__st_ref_damaged(home, rel))
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s/store/refs/%s: damaged (not a version "
+                                 "id): tag the version again", home, rel);
     }
     if (n >= 4 && n <= 64 && fti__st_is_hex_id(name, n)) {
         fti__st_idlist l;
@@ -4027,19 +4045,31 @@ typedef struct fti__st_gc_tags {
     char **ids;
     size_t n;
     char *keep;
+    fti_error *err;
 } fti__st_gc_tags;
 
+/* Keeps the version a tag names; a tag that names none (damaged) stops gc: the version it
+ * was meant to keep cannot be told, and might be removed. */
 static fti_result fti__st_gc_tag_cb(void *user, const char *path, uint64_t size) {
     fti__st_gc_tags *t = (fti__st_gc_tags *)user;
     void *data = NULL;
     size_t len = 0, i;
+    fti_result rc = FTI_OK;
     (void)size;
     if (strstr(fti_path_base(path), ".tmp.")) return FTI_OK;
-    if (fti_file_read(path, 256, &data, &len, NULL) == FTI_OK && len >= 64)
-        for (i = 0; i < t->n; i++)
+    if (fti_file_read(path, 256, &data, &len, t->err) != FTI_OK) {
+        rc = FTI_ERR_IO;
+    } else {
+        const char *s = (const char *)data;
+        while (len && (s[len - 1] == '\n' || s[len - 1] == ' ' || s[len - 1] == '\r')) len--;
+        if (len != 64 || !fti__st_is_hex_id(s, 64))
+            rc = fti_error_set(t->err, FTI_ERR_FORMAT, "%s: damaged (not a version id): "
+                               "tag the version again or remove the tag; nothing removed", path);
+        for (i = 0; rc == FTI_OK && i < t->n; i++)
             if (memcmp(t->ids[i], data, 64) == 0) t->keep[i] = 1;
+    }
     fti_free(data);
-    return FTI_OK;
+    return rc;
 }
 
 /* Adds the objects a manifest names to the live list. */
@@ -4108,14 +4138,21 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
         for (i = 0; i < n; i++)
             if (strcmp(ids[i], id) == 0) keep[i] = 1;
     }
+    if (fti__st_ref_damaged(home, "latest")) {
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s/store/refs/latest: damaged (not a "
+                           "version id): ingest again to rewrite it; nothing removed", home);
+        goto done;
+    }
     {
         fti__st_gc_tags t;
         char *tags = fti__st_path3(home, "store/refs", "tags");
         t.ids = ids;
         t.n = n;
         t.keep = keep;
-        if (tags && fti_path_is_dir(tags)) fti_walk(tags, fti__st_gc_tag_cb, &t, NULL);
+        t.err = err;
+        rc = tags && fti_path_is_dir(tags) ? fti_walk(tags, fti__st_gc_tag_cb, &t, err) : FTI_OK;
         fti_free(tags);
+        if (rc != FTI_OK) goto done;
     }
     /* versions: the tombstone first (durable), then the manifest; a crash between leaves both,
      * and the next gc (or verify) sees a tombstone beside a live manifest: the manifest wins */

@@ -2847,3 +2847,44 @@ FTI_TEST(store_damaged_records_not_reused) {
     fti_buf_free(&a);
     fti_buf_free(&b);
 }
+
+/* A damaged ref (refs/latest or a tag not holding a version id) is named as damaged, not taken
+ * for "no version yet" or "tag not found"; gc refuses to run, since the version a damaged tag
+ * kept cannot be told (it removed a tagged version as untagged). Tagging again repairs. */
+FTI_TEST(store_damaged_refs) {
+    const char *dir = fti_test_tmp("in"), *home = fti_test_tmp("ws");
+    char id1[65], id2[65], got[65], path[4096];
+    fti_store_gc_opts o;
+    fti_store_gc_result res;
+    fti_error err;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    put(dir, "a.txt", "A first file with a few words about the sea and the shore.");
+    REQUIRE(ingest1(home, dir, NULL, id1, NULL) == FTI_OK);
+    put(dir, "b.txt", "A second file, about the hills and the valleys beyond them.");
+    REQUIRE(ingest1(home, dir, NULL, id2, NULL) == FTI_OK);
+    CHECK_OK(fti_store_tag(home, "keep", id1, &err));
+    snprintf(path, sizeof path, "%s/store/refs/tags/keep", home);
+    fti_test_write_file(path, "garbage\n", 8);
+    CHECK(fti_store_resolve(home, "keep", got, &err) == FTI_ERR_FORMAT);
+    CHECK(strstr(err.msg, "refs/tags/keep: damaged") != NULL);
+    memset(&o, 0, sizeof o);
+    o.keep_last = 1;
+    CHECK(fti_store_gc(home, &o, &res, NULL, &err) == FTI_ERR_FORMAT);
+    CHECK(strstr(err.msg, "refs/tags/keep: damaged") != NULL);
+    CHECK_OK(fti_store_verify(home, id1, NULL, &err)); /* still there */
+    CHECK_OK(fti_store_tag(home, "keep", id1, &err));
+    CHECK_OK(fti_store_resolve(home, "keep", got, &err));
+    CHECK_EQ_STR(got, id1);
+    snprintf(path, sizeof path, "%s/store/refs/latest", home);
+    fti_test_write_file(path, "", 0);
+    CHECK(fti_store_resolve(home, NULL, got, &err) == FTI_ERR_FORMAT);
+    CHECK(strstr(err.msg, "refs/latest: damaged") != NULL);
+    CHECK(fti_store_gc(home, &o, &res, NULL, &err) == FTI_ERR_FORMAT);
+    /* an ingest rewrites latest */
+    REQUIRE(ingest1(home, dir, NULL, got, NULL) == FTI_OK);
+    CHECK_EQ_STR(got, id2);
+    CHECK_OK(fti_store_resolve(home, NULL, got, &err));
+    CHECK_OK(fti_store_gc(home, &o, &res, NULL, &err));
+    CHECK_EQ_INT(res.versions_kept, 2);
+    CHECK_OK(fti_store_verify(home, NULL, NULL, &err));
+}
