@@ -4288,19 +4288,23 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
         return rc;
     }
     rc = fti_bm25_open(&ds->index, p, err);
+    if (rc != FTI_OK) fti_error_prefix(err, "index"); /* which object of the version */
     fti_free(p);
     if (rc == FTI_OK && fti_json_get(files, "train")) {
         char *pt = fti__st_file_object(home, files, "train");
         char *pv = fti__st_file_object(home, files, "val");
         if (!pt || !pv)
             rc = fti_error_set(err, FTI_ERR_FORMAT, "version %s: bad shard entries", ds->id);
-        if (rc == FTI_OK) rc = fti_shard_open(&ds->shards[0], pt, 0, err);
+        if (rc == FTI_OK && (rc = fti_shard_open(&ds->shards[0], pt, 0, err)) != FTI_OK)
+            fti_error_prefix(err, "train shard");
         if (rc == FTI_OK) {
             rc = fti_shard_open(&ds->shards[1], pv, 0, err);
-            if (rc != FTI_OK)
+            if (rc != FTI_OK) {
+                fti_error_prefix(err, "val shard");
                 fti_shard_close(&ds->shards[0]);
-            else
+            } else {
                 ds->have_shards = 1;
+            }
         }
         fti_free(pt);
         fti_free(pv);
