@@ -1441,6 +1441,53 @@ static int fti__st_u64_cmp(const void *a, const void *b) {
 
 /* === ingest, sharded ingest and merge: the entry points ===================================== */
 
+/* For an ingest that finds version id made already: NULL when every object its manifest names
+ * is there with its recorded size; else the parsed manifest (or (fti_json_doc *)r when it cannot
+ * be read), and a warning names what is missing. */
+static fti_json_doc *fti__st_missing_object(fti__st_run *r, const char *id) {
+    fti_json_doc *jd = NULL;
+    fti_error e;
+    const fti_json *c;
+    int bad = 0;
+    if (fti__st_load_manifest(r->home, id, &jd, &e) != FTI_OK) {
+        fti__st_log(r, FTI_LOG_WARN, "%s: the version is made again", e.msg);
+        return (fti_json_doc *)r;
+    }
+    c = fti_json_get(fti_json_root(jd), "files");
+    for (c = c && c->type == FTI_JSON_OBJECT ? c->child : NULL; c; c = c->next) {
+        const char *hex = fti_json_get_str(c, "sha256", "");
+        char *p = strlen(hex) == 64 && fti__st_is_hex_id(hex, 64)
+                      ? fti__st_object_path(r->home, hex)
+                      : NULL;
+        struct stat st;
+        if (!p || stat(p, &st) != 0 || (int64_t)st.st_size != fti_json_get_int(c, "bytes", -1)) {
+            fti__st_log(r, FTI_LOG_WARN, "version %.12s: its %s object %s is %s: made again", id,
+                        c->key, p ? p : hex, p && stat(p, &st) == 0 ? "of another size"
+                                                                    : "missing");
+            bad = 1;
+        }
+        fti_free(p);
+    }
+    if (!bad) {
+        fti_json_free(jd);
+        return NULL;
+    }
+    return jd;
+}
+
+/* 1 when the objects this run wrote are the ones manifest jd names, name by name. */
+static int fti__st_same_objects(const fti__st_run *r, const fti_json_doc *jd) {
+    const fti_json *files = fti_json_get(fti_json_root(jd), "files"), *c;
+    size_t k, n = 0;
+    for (c = files && files->type == FTI_JSON_OBJECT ? files->child : NULL; c; c = c->next) n++;
+    if (n != r->n_objs) return 0;
+    for (k = 0; k < r->n_objs; k++) {
+        c = fti_json_get(files, r->objs[k].name);
+        if (strcmp(fti_json_get_str(c, "sha256", ""), r->objs[k].hex) != 0) return 0;
+    }
+    return 1;
+}
+
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
                                      fti_error *err);
 static fti_result fti__st_partial_run(fti__st_run *r, fti_buf *out_path, fti_error *err);
@@ -2571,6 +2618,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     char id[65], parent[65], tok_sha[65];
     int have_parent = 0;
     char *mpath = NULL;
+    fti_json_doc *old_man = NULL; /* repair: the existing manifest, kept if its objects match */
     fti__st_stok stok;
     int have_tok = 0;
     fti_buf tok_img, freq_img, man, batch, ser;
@@ -2690,10 +2738,21 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         goto done;
     }
     if (fti_path_exists(mpath)) {
-        /* unchanged inputs: the version exists already; only refs move */
-        for (i = 0; i < r->n_files; i++) n_reused += r->files[i].hashed;
-        fti__st_log(r, FTI_LOG_INFO, "version %s exists: inputs unchanged", id);
-        goto commit_refs;
+        /* unchanged inputs: the version exists already; only refs move, unless an object it
+         * names is missing or of another size (or its manifest cannot be read): then it is made
+         * again, which writes those objects (the same bytes: processing is deterministic) */
+        old_man = fti__st_missing_object(r, id);
+        if (!old_man) {
+            for (i = 0; i < r->n_files; i++) n_reused += r->files[i].hashed;
+            fti__st_log(r, FTI_LOG_INFO, "version %s exists: inputs unchanged", id);
+            goto commit_refs;
+        }
+        if (old_man == (fti_json_doc *)r) {
+            /* the manifest is unreadable: its parent is not known (latest may be a child) */
+            old_man = NULL;
+            have_parent = 0;
+        }
+        if (have_parent && strcmp(parent, id) == 0) have_parent = 0; /* never its own parent */
     }
 
     /* --- reuse the parent's per-file results --- */
@@ -3427,8 +3486,12 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             }
         }
         fti__st_progress(r, "commit", ++r->commit_step, total_steps);
-        rc = fti_file_write_atomic(mpath, man.data, man.len, err);
-        if (rc != FTI_OK) goto done;
+        if (old_man && fti__st_same_objects(r, old_man)) {
+            /* a repair made the objects the manifest names: it stays as it was (created) */
+        } else {
+            rc = fti_file_write_atomic(mpath, man.data, man.len, err);
+            if (rc != FTI_OK) goto done;
+        }
         { /* a version gc removed, made again: its tombstone goes (the manifest wins anyway) */
             char *tp = fti__st_version_path(r->home, id, ".removed");
             if (tp && fti_path_exists(tp)) (void)fti_file_remove(tp, NULL);
@@ -3461,6 +3524,7 @@ commit_refs:
                 r->c_stage[5], r->c_stage[6]);
 done:
     if (have_tok) fti__st_stok_free(&stok);
+    fti_json_free(old_man);
     fti_free(mpath);
     fti_free(all);
     fti_free(kept);

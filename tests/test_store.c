@@ -2928,3 +2928,45 @@ FTI_TEST(store_cli_damaged_index) {
     fti_free(data);
     fti_free(out);
 }
+
+/* An ingest of unchanged inputs whose version lost an object (deleted, truncated: what verify
+ * reports) makes the version again instead of only moving the refs: the objects come back, the
+ * manifest stays as it was. A manifest that cannot be read is written again. */
+FTI_TEST(store_reingest_repairs_missing_object) {
+    const char *dir = fti_test_tmp("in"), *home = fti_test_tmp("ws");
+    char id[65], id2[65], path[4096], docs[4096], *hex;
+    fti_dataset *ds = NULL;
+    void *m0 = NULL, *m1 = NULL;
+    size_t n0 = 0, n1 = 0;
+    fti_error err;
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    put(dir, "a.txt", "A first file with a few words about the sea and the shore.");
+    REQUIRE(ingest1(home, dir, NULL, id, NULL) == FTI_OK);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    REQUIRE(fti_dataset_docs_path(ds) != NULL);
+    snprintf(docs, sizeof docs, "%s", fti_dataset_docs_path(ds));
+    hex = fti_strdup(fti_json_get_str(
+        fti_json_get(fti_json_get(fti_dataset_manifest(ds), "files"), "index"), "sha256", ""));
+    fti_dataset_close(ds);
+    snprintf(path, sizeof path, "%s/store/versions/%s.json", home, id);
+    REQUIRE(fti_file_read(path, 0, &m0, &n0, NULL) == FTI_OK);
+    REQUIRE(unlink(docs) == 0);
+    snprintf(path, sizeof path, "%s/store/objects/%.2s/%s", home, hex, hex);
+    fti_test_write_file(path, "FTIBM25", 7);
+    CHECK(fti_store_verify(home, NULL, NULL, &err) != FTI_OK);
+    REQUIRE(ingest1(home, dir, NULL, id2, NULL) == FTI_OK);
+    CHECK_EQ_STR(id2, id);
+    CHECK_OK(fti_store_verify(home, NULL, NULL, &err));
+    snprintf(path, sizeof path, "%s/store/versions/%s.json", home, id);
+    REQUIRE(fti_file_read(path, 0, &m1, &n1, NULL) == FTI_OK);
+    CHECK(n0 == n1 && memcmp(m0, m1, n0) == 0);
+    fti_free(m1);
+    /* the manifest itself */
+    fti_test_write_file(path, m0, n0 / 2);
+    CHECK(fti_store_verify(home, NULL, NULL, &err) != FTI_OK);
+    REQUIRE(ingest1(home, dir, NULL, id2, NULL) == FTI_OK);
+    CHECK_EQ_STR(id2, id);
+    CHECK_OK(fti_store_verify(home, NULL, NULL, &err));
+    fti_free(m0);
+    fti_free(hex);
+}
