@@ -1563,6 +1563,13 @@ int main(int argc, char **argv) {
         return rc;
     }
 
+    /* gc --dry-run only reads (as status does): no lock, so it also works in a read-only
+     * workspace (a backup) and beside an update */
+    if (!strcmp(cmd, "gc") && go.dry_run) {
+        rc = run_gc(home, &go);
+        goto done;
+    }
+
     /* one update at a time: a write lock on HOME/twin.lock (fcntl: it goes away with the
      * process however that ends, and F_GETLK names the process holding it) */
     lock_path = fti_path_join(home, "twin.lock");

@@ -769,6 +769,17 @@ FTI_TEST(twin_update_lock_two_processes) {
     CHECK(fti_ttw_file_has(err_b, msg));
     CHECK(!fti_ttw_file_has(out_b, "== F:"));
 
+    /* gc --dry-run only reads: it does not wait for the lock A holds, nor refuse (it took the
+     * lock, so it was refused as an update would be, and failed in a read-only workspace) */
+    {
+        char cmd[3200];
+        snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' gc --dry-run > '%s' 2>&1", home,
+                 out_b);
+        st = system(cmd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK(fti_ttw_file_has(out_b, "would free"));
+    }
+
     /* C (--wait): says it waits, and does wait while A is stopped */
     c = fti_ttw_spawn(home, corpus, 1, NULL, out_c, err_c);
     REQUIRE(c > 0);
