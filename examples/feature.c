@@ -188,6 +188,39 @@ static void print_summary(const fti_json *m, int verbose) {
     }
 }
 
+/* The manifest of a version (any name fti_store_resolve takes), parsed, and its id; NULL with
+ * the reason in err. list, show and ingest's summary need only this: a damaged index or token
+ * shard (which fti_dataset_open checks) does not hide what the version holds. */
+static fti_json_doc *read_manifest(const char *home, const char *name, char id[65],
+                                   fti_error *err) {
+    char path[4096];
+    void *txt = NULL;
+    size_t len = 0;
+    fti_json_doc *doc = NULL;
+    fti_json_opts jo;
+    memset(&jo, 0, sizeof jo);
+    jo.max_string = (size_t)1 << 28;
+    if (fti_store_resolve(home, name, id, err) != FTI_OK) return NULL;
+    snprintf(path, sizeof path, "%s/store/versions/%s.json", home, id);
+    if (fti_file_read(path, 0, &txt, &len, err) == FTI_OK &&
+        fti_json_parse((const char *)txt, len, &jo, &doc, NULL, err) != FTI_OK) {
+        fti_error_prefix(err, path);
+        doc = NULL;
+    }
+    fti_free(txt);
+    return doc;
+}
+
+/* The path of a version's object `name` (files.<name>.sha256), or "(none)". */
+static const char *object_path(const char *home, const fti_json *m, const char *name,
+                               char *buf, size_t cap) {
+    const char *hex = fti_json_get_str(fti_json_get(fti_json_get(m, "files"), name), "sha256",
+                                       NULL);
+    if (!hex || strlen(hex) != 64) return "(none)";
+    snprintf(buf, cap, "%s/store/objects/%.2s/%s", home, hex, hex);
+    return buf;
+}
+
 static int load_manifest(const char *home, const char *name, fti_dataset **ds) {
     fti_error err;
     if (fti_dataset_open(ds, home, name, &err) != FTI_OK) {
@@ -386,11 +419,13 @@ static int cmd_ingest(const char *home, int argc, char **argv, int merge) {
     if (ps.active) fti_progress_end(&ps.bar, NULL);
     free(paths);
     if (!quiet) {
-        fti_dataset *ds = NULL;
-        if (load_manifest(home, id, &ds)) {
-            print_summary(fti_dataset_manifest(ds), 0);
-            fti_dataset_close(ds);
-        }
+        char mid[65];
+        fti_json_doc *doc = read_manifest(home, id, mid, &err);
+        if (doc)
+            print_summary(fti_json_root(doc), 0);
+        else
+            fprintf(stderr, "fti-feature: %s\n", err.msg);
+        fti_json_free(doc);
         printf("\nworkspace %s\n", home);
         printf("version %s\n", id);
     } else {
@@ -458,16 +493,22 @@ int main(int argc, char **argv) {
             if (n == 0) printf("no versions in %s\n", home);
             for (k = 0; k < n; k++) {
                 fti_dataset *ds = NULL;
-                if (fti_dataset_open(&ds, home, ids[k], NULL) == FTI_OK) {
-                    const fti_json *m = fti_dataset_manifest(ds), *c = fti_json_get(m, "counts");
+                char id[65];
+                fti_json_doc *doc = read_manifest(home, ids[k], id, &err);
+                if (doc) {
+                    const fti_json *m = fti_json_root(doc), *c = fti_json_get(m, "counts");
                     printf("%c %s  %s  %6lld docs %9lld tokens  parent %.12s\n",
                            strcmp(ids[k], latest) == 0 ? '*' : ' ', ids[k],
                            fti_json_get_str(m, "created", "?"), jint(c, "documents"),
                            jint(c, "train_tokens") + jint(c, "val_tokens"),
                            fti_json_get_str(m, "parent", "-"));
+                    /* the objects' headers (the full hashes are verify's) */
+                    if (fti_dataset_open(&ds, home, ids[k], &err) != FTI_OK)
+                        printf("    damaged: %s\n", err.msg);
                     fti_dataset_close(ds);
+                    fti_json_free(doc);
                 } else {
-                    printf("  %s  (unreadable)\n", ids[k]);
+                    printf("  %s  (unreadable: %s)\n", ids[k], err.msg);
                 }
             }
             fti_store_list_free(ids, n);
@@ -476,40 +517,42 @@ int main(int argc, char **argv) {
         const char *name = NULL;
         int json = 0;
         fti_dataset *ds = NULL;
+        fti_json_doc *doc = NULL;
+        char id[65];
         for (; i < argc; i++) {
             if (strcmp(argv[i], "--json") == 0)
                 json = 1;
             else
                 name = argv[i];
         }
-        if (!load_manifest(home, name, &ds)) {
+        doc = read_manifest(home, name, id, &err);
+        if (!doc) {
+            fprintf(stderr, "fti-feature: %s\n", err.msg);
             rc = 1;
+        } else if (json) {
+            /* the manifest text as stored */
+            char path[4096];
+            void *txt = NULL;
+            size_t len = 0;
+            snprintf(path, sizeof path, "%s/store/versions/%s.json", home, id);
+            if (fti_file_read(path, 0, &txt, &len, NULL) == FTI_OK) fwrite(txt, 1, len, stdout);
+            fti_free(txt);
         } else {
-            if (json) {
-                fti_buf b;
-                fti_jw w;
-                memset(&b, 0, sizeof b);
-                (void)w;
-                /* re-read the manifest text as stored */
-                {
-                    char path[4096];
-                    void *txt = NULL;
-                    size_t len = 0;
-                    snprintf(path, sizeof path, "%s/store/versions/%s.json", home,
-                             fti_dataset_id(ds));
-                    if (fti_file_read(path, 0, &txt, &len, NULL) == FTI_OK)
-                        fwrite(txt, 1, len, stdout);
-                    fti_free(txt);
-                }
-                fti_buf_free(&b);
-            } else {
-                print_summary(fti_dataset_manifest(ds), 1);
-                printf("\ntokenizer %s\ndocuments %s\n",
-                       fti_dataset_tokenizer_path(ds) ? fti_dataset_tokenizer_path(ds) : "(none)",
-                       fti_dataset_docs_path(ds));
+            char tb[4096], db[4096];
+            const fti_json *m = fti_json_root(doc);
+            print_summary(m, 1);
+            printf("\ntokenizer %s\ndocuments %s\n",
+                   object_path(home, m, "tokenizer", tb, sizeof tb),
+                   object_path(home, m, "docs", db, sizeof db));
+            /* what the manifest says is shown; a damaged index or shard still fails the command */
+            if (fti_dataset_open(&ds, home, id, &err) != FTI_OK) {
+                fprintf(stderr, "fti-feature: version %.12s is damaged: %s (verify checks every "
+                        "object)\n", id, err.msg);
+                rc = 1;
             }
             fti_dataset_close(ds);
         }
+        fti_json_free(doc);
     } else if (strcmp(cmd, "diff") == 0) {
         fti_buf out;
         size_t add = 0, rem = 0;

@@ -1563,6 +1563,13 @@ int main(int argc, char **argv) {
         return rc;
     }
 
+    /* gc --dry-run only reads (as status does): no lock, so it also works in a read-only
+     * workspace (a backup) and beside an update */
+    if (!strcmp(cmd, "gc") && go.dry_run) {
+        rc = run_gc(home, &go);
+        goto done;
+    }
+
     /* one update at a time: a write lock on HOME/twin.lock (fcntl: it goes away with the
      * process however that ends, and F_GETLK names the process holding it) */
     lock_path = fti_path_join(home, "twin.lock");
@@ -1621,12 +1628,28 @@ int main(int argc, char **argv) {
         size_t reused = 0;
         const fti_json *c;
         if (have_prod && !retokenize) {
-            fti_dataset *pds = NULL;
-            if (fti_dataset_open(&pds, home, fti_json_get_str(fti_json_root(prod), "dataset", ""),
-                                 NULL) == FTI_OK &&
-                fti_dataset_tokenizer_path(pds))
-                snprintf(tok_path, sizeof tok_path, "%s", fti_dataset_tokenizer_path(pds));
-            fti_dataset_close(pds);
+            /* the tokenizer object its dataset's manifest names (not through fti_dataset_open,
+             * which also checks the index and shards: a damaged index made the update train a
+             * new tokenizer and a model from scratch, as if --retokenize had been given) */
+            char ds_id[65], mpath[4096];
+            void *txt = NULL;
+            size_t len = 0;
+            fti_json_doc *md = NULL;
+            if (fti_store_resolve(home, fti_json_get_str(fti_json_root(prod), "dataset", ""),
+                                  ds_id, NULL) == FTI_OK) {
+                snprintf(mpath, sizeof mpath, "%s/store/versions/%s.json", home, ds_id);
+                if (fti_file_read(mpath, 0, &txt, &len, NULL) == FTI_OK &&
+                    fti_json_parse((const char *)txt, len, NULL, &md, NULL, NULL) == FTI_OK) {
+                    const char *hex = fti_json_get_str(
+                        fti_json_get(fti_json_get(fti_json_root(md), "files"), "tokenizer"),
+                        "sha256", "");
+                    if (strlen(hex) == 64)
+                        snprintf(tok_path, sizeof tok_path, "%s/store/objects/%.2s/%s", home, hex,
+                                 hex);
+                }
+                fti_free(txt);
+                fti_json_free(md);
+            }
         }
         memset(&io, 0, sizeof io);
         io.tokenizer = tok_path[0] ? tok_path : NULL;

@@ -442,12 +442,14 @@ static void fti__st_bm25b_free(fti__st_bm25b *b) {
     b->post_fd = -1;
 }
 
-/* Writes all n bytes at the end of a scratch file (the spill or postings file). */
+/* Writes all n bytes at the end of a scratch file (the spill or postings file); 0 on failure,
+ * with errno set (ENOSPC on a full disk). */
 static int fti__st_fd_write(int fd, const void *p, size_t n) {
     const char *c = (const char *)p;
     while (n) {
         long w = fti__sys_write_scratch(fd, c, n);
         if (w < 0 && errno == EINTR) continue;
+        if (w == 0) errno = EIO;
         if (w <= 0) return 0;
         c += w;
         n -= (size_t)w;
@@ -553,7 +555,7 @@ static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t l
         static const char nul = 0;
         if ((len && !fti__st_fd_write(b->spill_fd, text, len)) ||
             !fti__st_fd_write(b->spill_fd, &nul, 1))
-            return b->rc = FTI_ERR_IO;
+            return b->rc = fti__errno_result(errno); /* ENOSPC */
         b->spill_len += len + 1;
     } else {
         fti_buf_append(&b->strs, text, len);
@@ -621,7 +623,7 @@ static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t l
                 /* the buffer block is full: to the file */
                 if (!fti__st_fd_write(b->post_fd, b->post[0],
                                       FTI__ST_POST_BLOCK * 2 * sizeof(uint32_t)))
-                    return b->rc = FTI_ERR_IO;
+                    return b->rc = fti__errno_result(errno);
             } else if (b->n_tp == b->n_blocks * FTI__ST_POST_BLOCK) {
                 size_t bcap = b->n_blocks ? FTI__ST_POST_BLOCK : 1024;
                 if (b->n_blocks == b->cap_blocks) {
@@ -670,7 +672,8 @@ static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, v
     if (b->post_fd >= 0 && n_tp) {
         /* the last block, still in the buffer, to the file too */
         size_t in_buf = n_tp - ((n_tp - 1) / FTI__ST_POST_BLOCK) * FTI__ST_POST_BLOCK;
-        if (!fti__st_fd_write(b->post_fd, b->post[0], in_buf * 8)) return FTI_ERR_IO;
+        if (!fti__st_fd_write(b->post_fd, b->post[0], in_buf * 8))
+            return fti__errno_result(errno);
     }
     /* the hash table is not needed any more */
     fti_free(b->keys);

@@ -500,7 +500,7 @@ static fti_result fti__st_objw_patch(fti__st_objw *w, uint64_t off, const void *
     while (n) { /* a short or interrupted write continues */
         long k = fti__sys_pwrite(w->af.fd, c, n, off);
         if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return FTI_ERR_IO;
+        if (k <= 0) return fti__errno_result(k < 0 ? errno : EIO);
         c += k;
         n -= (size_t)k;
         off += (uint64_t)k;
@@ -968,17 +968,39 @@ static int fti__st_text_eq(const fti__st_run *r, const fti__st_doc *a, const fti
     return 1;
 }
 
-/* Finds the sections of the `latest` version's records pack that files can reuse (same raw
- * bytes and same key); the sections are copied, never unpacked whole. */
-static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
+static char *fti__st_file_object(const char *home, const fti_json *files, const char *name);
+
+/* Finds the sections of the `latest` version's records pack (its manifest's `files`) that files
+ * can reuse (same raw bytes and same key); the sections are copied, never unpacked whole. A pack
+ * whose bytes are not the ones its manifest names (damaged on disk) is not reused: its files
+ * are processed again, so the damage does not pass into the new version. */
+static void fti__st_reuse(fti__st_run *r, const fti_json *files) {
     fti_error e;
     const unsigned char *p;
+    const char *want = fti_json_get_str(fti_json_get(files, "records"), "sha256", "");
+    char *recs_path = fti__st_file_object(r->home, files, "records");
+    unsigned char d[32];
+    char hex[65];
     size_t len, pos = 16, i;
     uint32_t n, k;
-    if (fti_map_open(&r->parent_recs, recs_path, &e) != FTI_OK) return;
+    if (!recs_path) return;
+    if (fti_map_open(&r->parent_recs, recs_path, &e) != FTI_OK) {
+        fti__st_log(r, FTI_LOG_WARN, "%s: every file is processed again", e.msg);
+        fti_free(recs_path);
+        return;
+    }
     r->have_parent_recs = 1;
     p = (const unsigned char *)r->parent_recs.data;
     len = r->parent_recs.len;
+    fti__st_sha256_x(r->proc.sha_fast, p, len, d);
+    fti_sha256_hex(d, hex);
+    if (strcmp(hex, want) != 0) {
+        fti__st_log(r, FTI_LOG_WARN, "%s: damaged (sha256 %.16s..., the manifest says %.16s...):"
+                    " every file is processed again", recs_path, hex, want);
+        fti_free(recs_path);
+        return;
+    }
+    fti_free(recs_path);
     /* (a pack of another layout is not reused: its files are processed again) */
     if (len < 16 || memcmp(p, "FTIRECS", 8) != 0 || fti_load_u32(p + 8) != FTI__ST_RECS_VER)
         return;
@@ -1078,10 +1100,14 @@ static fti_result fti__st_emit_file(fti__st_run *r, size_t fi, fti_error *err) {
     if (r->shard_n) {
         rc = fti__st_part_put(r, fi, sec, len);
         fti__st_out_free(&f->out);
-        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the partial");
+        if (rc != FTI_OK)
+            fti_error_set(err, rc, "%s: cannot write the partial: %s", r->part.tmp_path,
+                          fti_result_str(rc));
     } else if (f->hashed && sec) {
         rc = fti__st_objw_write(&r->recs, sec, len);
-        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the records pack");
+        if (rc != FTI_OK)
+            fti_error_set(err, rc, "%s: cannot write the records pack: %s", r->recs.af.tmp_path,
+                          fti_result_str(rc));
     }
     if (f->reused && f->part < 0)
         (void)fti_map_drop(&r->parent_recs,
@@ -1311,6 +1337,18 @@ static int fti__st_read_ref(const char *home, const char *rel, char out[65]) {
     return ok;
 }
 
+/* 1 when the ref file is there but holds no version id (damaged, or edited by hand): it names
+ * a version no one can tell, so what reads it must not take it for "no ref". */
+static int fti__st_ref_damaged(const char *home, const char *rel) {
+    char id[65], *p;
+    int bad;
+    if (fti__st_read_ref(home, rel, id)) return 0;
+    p = fti__st_path3(home, "store/refs", rel);
+    bad = p && fti_path_exists(p);
+    fti_free(p);
+    return bad;
+}
+
 static fti_result fti__st_write_ref(const char *home, const char *rel, const char *id,
                                     fti_error *err) {
     char *p = fti__st_path3(home, "store/refs", rel);
@@ -1404,6 +1442,53 @@ static int fti__st_u64_cmp(const void *a, const void *b) {
 }
 
 /* === ingest, sharded ingest and merge: the entry points ===================================== */
+
+/* For an ingest that finds version id made already: NULL when every object its manifest names
+ * is there with its recorded size; else the parsed manifest (or (fti_json_doc *)r when it cannot
+ * be read), and a warning names what is missing. */
+static fti_json_doc *fti__st_missing_object(fti__st_run *r, const char *id) {
+    fti_json_doc *jd = NULL;
+    fti_error e;
+    const fti_json *c;
+    int bad = 0;
+    if (fti__st_load_manifest(r->home, id, &jd, &e) != FTI_OK) {
+        fti__st_log(r, FTI_LOG_WARN, "%s: the version is made again", e.msg);
+        return (fti_json_doc *)r;
+    }
+    c = fti_json_get(fti_json_root(jd), "files");
+    for (c = c && c->type == FTI_JSON_OBJECT ? c->child : NULL; c; c = c->next) {
+        const char *hex = fti_json_get_str(c, "sha256", "");
+        char *p = strlen(hex) == 64 && fti__st_is_hex_id(hex, 64)
+                      ? fti__st_object_path(r->home, hex)
+                      : NULL;
+        struct stat st;
+        if (!p || stat(p, &st) != 0 || (int64_t)st.st_size != fti_json_get_int(c, "bytes", -1)) {
+            fti__st_log(r, FTI_LOG_WARN, "version %.12s: its %s object %s is %s: made again", id,
+                        c->key, p ? p : hex, p && stat(p, &st) == 0 ? "of another size"
+                                                                    : "missing");
+            bad = 1;
+        }
+        fti_free(p);
+    }
+    if (!bad) {
+        fti_json_free(jd);
+        return NULL;
+    }
+    return jd;
+}
+
+/* 1 when the objects this run wrote are the ones manifest jd names, name by name. */
+static int fti__st_same_objects(const fti__st_run *r, const fti_json_doc *jd) {
+    const fti_json *files = fti_json_get(fti_json_root(jd), "files"), *c;
+    size_t k, n = 0;
+    for (c = files && files->type == FTI_JSON_OBJECT ? files->child : NULL; c; c = c->next) n++;
+    if (n != r->n_objs) return 0;
+    for (k = 0; k < r->n_objs; k++) {
+        c = fti_json_get(files, r->objs[k].name);
+        if (strcmp(fti_json_get_str(c, "sha256", ""), r->objs[k].hex) != 0) return 0;
+    }
+    return 1;
+}
 
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
                                      fti_error *err);
@@ -1631,9 +1716,7 @@ static fti_result fti__st_partial_run(fti__st_run *r, fti_buf *out_path, fti_err
         fti_json_doc *jd = NULL;
         if (fti__st_load_manifest(r->home, parent, &jd, NULL) == FTI_OK) {
             const fti_json *files = fti_json_get(fti_json_root(jd), "files");
-            char *rp = fti__st_file_object(r->home, files, "records");
-            if (rp) fti__st_reuse(r, rp);
-            fti_free(rp);
+            fti__st_reuse(r, files);
         }
         fti_json_free(jd);
     }
@@ -2537,6 +2620,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     char id[65], parent[65], tok_sha[65];
     int have_parent = 0;
     char *mpath = NULL;
+    fti_json_doc *old_man = NULL; /* repair: the existing manifest, kept if its objects match */
     fti__st_stok stok;
     int have_tok = 0;
     fti_buf tok_img, freq_img, man, batch, ser;
@@ -2656,10 +2740,21 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         goto done;
     }
     if (fti_path_exists(mpath)) {
-        /* unchanged inputs: the version exists already; only refs move */
-        for (i = 0; i < r->n_files; i++) n_reused += r->files[i].hashed;
-        fti__st_log(r, FTI_LOG_INFO, "version %s exists: inputs unchanged", id);
-        goto commit_refs;
+        /* unchanged inputs: the version exists already; only refs move, unless an object it
+         * names is missing or of another size (or its manifest cannot be read): then it is made
+         * again, which writes those objects (the same bytes: processing is deterministic) */
+        old_man = fti__st_missing_object(r, id);
+        if (!old_man) {
+            for (i = 0; i < r->n_files; i++) n_reused += r->files[i].hashed;
+            fti__st_log(r, FTI_LOG_INFO, "version %s exists: inputs unchanged", id);
+            goto commit_refs;
+        }
+        if (old_man == (fti_json_doc *)r) {
+            /* the manifest is unreadable: its parent is not known (latest may be a child) */
+            old_man = NULL;
+            have_parent = 0;
+        }
+        if (have_parent && strcmp(parent, id) == 0) have_parent = 0; /* never its own parent */
     }
 
     /* --- reuse the parent's per-file results --- */
@@ -2667,9 +2762,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         fti_json_doc *jd = NULL;
         if (fti__st_load_manifest(r->home, parent, &jd, NULL) == FTI_OK) {
             const fti_json *files = fti_json_get(fti_json_root(jd), "files");
-            char *rp = fti__st_file_object(r->home, files, "records");
-            if (rp) fti__st_reuse(r, rp);
-            fti_free(rp);
+            fti__st_reuse(r, files);
         }
         fti_json_free(jd);
     }
@@ -2812,8 +2905,11 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             if (!fti__st_ser_run(pool, &sj, e - i, &ser)) rc = FTI_ERR_NOMEM;
         }
         fti__st_batch_unload(kept + i, e - i);
-        if (rc == FTI_OK) rc = fti__st_objw_write(&docs_w, ser.data ? ser.data : "", ser.len);
-        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the documents");
+        if (rc == FTI_ERR_NOMEM) fti_error_set(err, rc, "ingest: out of memory");
+        if (rc == FTI_OK &&
+            (rc = fti__st_objw_write(&docs_w, ser.data ? ser.data : "", ser.len)) != FTI_OK)
+            fti_error_set(err, rc, "%s: cannot write the documents: %s", docs_w.af.tmp_path,
+                          fti_result_str(rc));
         i = e;
     }
     if (rc == FTI_OK) rc = fti__st_objw_commit(r, &docs_w, "docs", err);
@@ -3016,7 +3112,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                     }
                     for (q = 0; q < nb; q++) fti_free(cj.spans[q].v);
                     fti_free(cj.spans);
-                    if (rc != FTI_OK) fti_error_set(err, rc, "ingest: index failed");
+                    if (rc != FTI_OK)
+                        fti_error_set(err, rc, "%s/store/tmp: cannot index the chunks: %s",
+                                      r->home, fti_result_str(rc));
                 }
                 fti__st_mark(r, 5);
             }
@@ -3045,7 +3143,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                 memcpy(hdr + 32, shard_sha[k], 32);
                 rc = fti__st_objw_patch(&shard_w[k], 0, hdr, sizeof hdr);
                 if (rc != FTI_OK)
-                    fti_error_set(err, rc, "ingest: cannot write the token shards");
+                    fti_error_set(err, rc, "%s: cannot write the token shards: %s",
+                                  shard_w[k].af.tmp_path, fti_result_str(rc));
                 else
                     rc = fti__st_objw_commit(r, &shard_w[k], k ? "val" : "train", err);
             }
@@ -3066,8 +3165,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         rc = fti__st_objw_open(r, &index_w, "index", err);
         if (rc == FTI_OK) {
             rc = fti__st_bm25b_finish(&ixb, fti__st_objw_emit, &index_w);
-            if (rc != FTI_OK)
-                fti_error_set(err, rc, "ingest: cannot write the index");
+            if (rc != FTI_OK) /* the index, or the postings' scratch file beside it */
+                fti_error_set(err, rc, "%s: cannot write the index: %s", index_w.af.tmp_path,
+                              fti_result_str(rc));
             else
                 rc = fti__st_objw_commit(r, &index_w, "index", err);
         }
@@ -3388,8 +3488,12 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             }
         }
         fti__st_progress(r, "commit", ++r->commit_step, total_steps);
-        rc = fti_file_write_atomic(mpath, man.data, man.len, err);
-        if (rc != FTI_OK) goto done;
+        if (old_man && fti__st_same_objects(r, old_man)) {
+            /* a repair made the objects the manifest names: it stays as it was (created) */
+        } else {
+            rc = fti_file_write_atomic(mpath, man.data, man.len, err);
+            if (rc != FTI_OK) goto done;
+        }
         { /* a version gc removed, made again: its tombstone goes (the manifest wins anyway) */
             char *tp = fti__st_version_path(r->home, id, ".removed");
             if (tp && fti_path_exists(tp)) (void)fti_file_remove(tp, NULL);
@@ -3422,6 +3526,7 @@ commit_refs:
                 r->c_stage[5], r->c_stage[6]);
 done:
     if (have_tok) fti__st_stok_free(&stok);
+    fti_json_free(old_man);
     fti_free(mpath);
     fti_free(all);
     fti_free(kept);
@@ -3508,6 +3613,9 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
     if (!home || !out_id) return fti_error_set(err, FTI_ERR_INVALID, "resolve: bad arguments");
     if (!name || !*name || strcmp(name, "latest") == 0) {
         if (fti__st_read_ref(home, "latest", out_id)) return FTI_OK;
+        if (fti__st_ref_damaged(home, "latest"))
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s/store/refs/latest: damaged (not a "
+                                 "version id): ingest again to rewrite it", home);
         return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no dataset version yet (run ingest)",
                              home);
     }
@@ -3515,6 +3623,9 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
     if (fti__st_tag_ok(name)) {
         snprintf(rel, sizeof rel, "tags/%s", name);
         if (fti__st_read_ref(home, rel, out_id)) return FTI_OK;
+        if (fti__st_ref_damaged(home, rel))
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s/store/refs/%s: damaged (not a version "
+                                 "id): tag the version again", home, rel);
     }
     if (n >= 4 && n <= 64 && fti__st_is_hex_id(name, n)) {
         fti__st_idlist l;
@@ -4000,19 +4111,31 @@ typedef struct fti__st_gc_tags {
     char **ids;
     size_t n;
     char *keep;
+    fti_error *err;
 } fti__st_gc_tags;
 
+/* Keeps the version a tag names; a tag that names none (damaged) stops gc: the version it
+ * was meant to keep cannot be told, and might be removed. */
 static fti_result fti__st_gc_tag_cb(void *user, const char *path, uint64_t size) {
     fti__st_gc_tags *t = (fti__st_gc_tags *)user;
     void *data = NULL;
     size_t len = 0, i;
+    fti_result rc = FTI_OK;
     (void)size;
     if (strstr(fti_path_base(path), ".tmp.")) return FTI_OK;
-    if (fti_file_read(path, 256, &data, &len, NULL) == FTI_OK && len >= 64)
-        for (i = 0; i < t->n; i++)
+    if (fti_file_read(path, 256, &data, &len, t->err) != FTI_OK) {
+        rc = FTI_ERR_IO;
+    } else {
+        const char *s = (const char *)data;
+        while (len && (s[len - 1] == '\n' || s[len - 1] == ' ' || s[len - 1] == '\r')) len--;
+        if (len != 64 || !fti__st_is_hex_id(s, 64))
+            rc = fti_error_set(t->err, FTI_ERR_FORMAT, "%s: damaged (not a version id): "
+                               "tag the version again or remove the tag; nothing removed", path);
+        for (i = 0; rc == FTI_OK && i < t->n; i++)
             if (memcmp(t->ids[i], data, 64) == 0) t->keep[i] = 1;
+    }
     fti_free(data);
-    return FTI_OK;
+    return rc;
 }
 
 /* Adds the objects a manifest names to the live list. */
@@ -4081,14 +4204,21 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
         for (i = 0; i < n; i++)
             if (strcmp(ids[i], id) == 0) keep[i] = 1;
     }
+    if (fti__st_ref_damaged(home, "latest")) {
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s/store/refs/latest: damaged (not a "
+                           "version id): ingest again to rewrite it; nothing removed", home);
+        goto done;
+    }
     {
         fti__st_gc_tags t;
         char *tags = fti__st_path3(home, "store/refs", "tags");
         t.ids = ids;
         t.n = n;
         t.keep = keep;
-        if (tags && fti_path_is_dir(tags)) fti_walk(tags, fti__st_gc_tag_cb, &t, NULL);
+        t.err = err;
+        rc = tags && fti_path_is_dir(tags) ? fti_walk(tags, fti__st_gc_tag_cb, &t, err) : FTI_OK;
         fti_free(tags);
+        if (rc != FTI_OK) goto done;
     }
     /* versions: the tombstone first (durable), then the manifest; a crash between leaves both,
      * and the next gc (or verify) sees a tombstone beside a live manifest: the manifest wins */
@@ -4224,19 +4354,23 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
         return rc;
     }
     rc = fti_bm25_open(&ds->index, p, err);
+    if (rc != FTI_OK) fti_error_prefix(err, "index"); /* which object of the version */
     fti_free(p);
     if (rc == FTI_OK && fti_json_get(files, "train")) {
         char *pt = fti__st_file_object(home, files, "train");
         char *pv = fti__st_file_object(home, files, "val");
         if (!pt || !pv)
             rc = fti_error_set(err, FTI_ERR_FORMAT, "version %s: bad shard entries", ds->id);
-        if (rc == FTI_OK) rc = fti_shard_open(&ds->shards[0], pt, 0, err);
+        if (rc == FTI_OK && (rc = fti_shard_open(&ds->shards[0], pt, 0, err)) != FTI_OK)
+            fti_error_prefix(err, "train shard");
         if (rc == FTI_OK) {
             rc = fti_shard_open(&ds->shards[1], pv, 0, err);
-            if (rc != FTI_OK)
+            if (rc != FTI_OK) {
+                fti_error_prefix(err, "val shard");
                 fti_shard_close(&ds->shards[0]);
-            else
+            } else {
                 ds->have_shards = 1;
+            }
         }
         fti_free(pt);
         fti_free(pv);

@@ -492,11 +492,58 @@ FTI_TEST(fault_io_commit) {
     }
     fault_dir_done();
 }
+/* A full disk (every write from the k-th on fails with ENOSPC) stops an ingest at any stage
+ * (records, documents, tokenizer, token shards, the index and its scratch files, manifest,
+ * refs) with a message that says so and names the file under store/, and the versions before
+ * stay whole. (These said only "ingest: cannot write the index" or "the token shards".) */
+FTI_TEST(fault_io_nospace_names_file) {
+    fault_store_ctx c;
+    fti_error err;
+    const char *paths[1];
+    fti_ingest_opts o;
+    long n, k, stride, failed = 0;
+    fti_result r;
+    memset(&c, 0, sizeof c);
+    fault_dir();
+    c.home = fault_path("home");
+    c.in = fault_path("in");
+    c.tokenizer = 1;
+    fault_write_inputs(c.in, 0);
+    memset(&o, 0, sizeof o);
+    o.vocab_size = 300;
+    o.n_threads = 1;
+    paths[0] = c.in;
+    REQUIRE(fti_store_ingest(c.home, paths, 1, &o, c.base_id, NULL, &err) == FTI_OK);
+    fault_write_inputs(c.in, ++c.round);
+    fti__io_fault_set(FTI__IO_WRITE | FTI__IO_SCRATCH, LONG_MAX, 0, 0, 0);
+    CHECK_OK(fault_commit(&c, &err));
+    n = fti__io_fault.count;
+    stride = fault_stride(n / 2);
+    for (k = 1; k <= n; k += stride) {
+        err.msg[0] = 0;
+        fti__io_fault_set(FTI__IO_WRITE | FTI__IO_SCRATCH, k, ENOSPC, 1, 0);
+        fault_armed = 1;
+        r = fault_commit(&c, &err);
+        fault_armed = 0;
+        fti__io_fault_set(0, 0, 0, 0, 0);
+        if (r == FTI_OK) continue;
+        failed++;
+        if (!strstr(err.msg, "space left") || !strstr(err.msg, "/store/")) {
+            fprintf(stderr, "    write %ld of %ld: %s\n", k, n, err.msg);
+            CHECK(0);
+            break;
+        }
+        CHECK(fault_store_check(&c));
+    }
+    CHECK(failed > 4);
+    fault_dir_done();
+}
 #else /* no feature store: nothing to ingest or commit */
 void fti_test_fault_alloc_ingest_each_kind(void) {}
 void fti_test_fault_alloc_commit(void) {}
 void fti_test_fault_alloc_commit_tokenizer(void) {}
 void fti_test_fault_io_commit(void) {}
+void fti_test_fault_io_nospace_names_file(void) {}
 #endif
 
 /* --- tokenizer ----------------------------------------------------------------------------- */

@@ -874,6 +874,17 @@ FTI_TEST(twin_update_lock_two_processes) {
     CHECK(fti_ttw_file_has(err_b, msg));
     CHECK(!fti_ttw_file_has(out_b, "== F:"));
 
+    /* gc --dry-run only reads: it does not wait for the lock A holds, nor refuse (it took the
+     * lock, so it was refused as an update would be, and failed in a read-only workspace) */
+    {
+        char cmd[3200];
+        snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' gc --dry-run > '%s' 2>&1", home,
+                 out_b);
+        st = system(cmd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK(fti_ttw_file_has(out_b, "would free"));
+    }
+
     /* C (--wait): says it waits, and does wait while A is stopped */
     c = fti_ttw_spawn(home, corpus, 1, NULL, out_c, err_c);
     REQUIRE(c > 0);
@@ -1497,5 +1508,50 @@ FTI_TEST(twin_workspace_gc_copied_model_dir) {
         CHECK_OK(fti_registry_resolve(home, ids[2], id, &err));
         CHECK_EQ_STR(id, ids[2]);
     }
+#endif
+}
+
+/* update fine-tunes production with the tokenizer its dataset names even when that dataset's
+ * index is damaged: it read the tokenizer through fti_dataset_open, which also checks the index
+ * and shards, so a truncated index made it train a new tokenizer and a model from scratch
+ * ("the tokenizer changed"), as if --retokenize had been given. */
+FTI_TEST(twin_update_damaged_index_keeps_tokenizer) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], cmd[4096], out[1024], id[17], ix[2048], extra[1024];
+    fti_dataset *ds = NULL;
+    const char *hex;
+    void *text = NULL;
+    size_t len = 0;
+    int st;
+    if (!fti_path_exists("build/fti-twin")) {
+        fprintf(stderr, "    (build/fti-twin not built: skipped)\n");
+        return;
+    }
+    if (!fti_ttw_workspace(home, sizeof home, "ws")) return;
+    REQUIRE(fti_ttw_production(home, id));
+    REQUIRE(fti_dataset_open(&ds, home, NULL, NULL) == FTI_OK);
+    hex = fti_json_get_str(fti_json_get(fti_json_get(fti_dataset_manifest(ds), "files"), "index"),
+                           "sha256", "");
+    snprintf(ix, sizeof ix, "%s/store/objects/%.2s/%s", home, hex, hex);
+    fti_dataset_close(ds);
+    REQUIRE(fti_test_write_file(ix, "FTIBM25", 7) == 0);
+    snprintf(extra, sizeof extra, "%s", fti_test_tmp("extra.jsonl"));
+    {
+        static const char z[] = "{\"title\":\"ZEBRA\",\"text\":\"ZEBRA, n. A horse in prison "
+                                "stripes, looked at by strangers for life.\"}\n";
+        REQUIRE(fti_test_write_file(extra, z, sizeof z - 1) == 0);
+    }
+    snprintf(out, sizeof out, "%s", fti_test_tmp("twin.out"));
+    snprintf(cmd, sizeof cmd,
+             "build/fti-twin --home '%s' update '%s' '%s' --threads 1 --steps 2 > '%s' 2>&1",
+             home, fti_test_corpus_jsonl(), extra, out);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "tokenizer of the production model kept") != NULL);
+    CHECK(strstr((const char *)text, "== T: fine-tuning production model") != NULL);
+    CHECK(strstr((const char *)text, "the tokenizer changed") == NULL);
+    if (fti_test_failures) fprintf(stderr, "%.*s\n", (int)len, (const char *)text);
+    fti_free(text);
 #endif
 }
