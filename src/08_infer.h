@@ -363,7 +363,10 @@ typedef struct fti_generate_stats {
     fti_finish finish;
 } fti_generate_stats;
 
-/* Generates from prompt[0..n_prompt) appended to what the session holds. Allocates only the
+/* Generates from prompt[0..n_prompt) appended to what the session holds (n_prompt 0: from the
+ * logits it holds; a fresh session needs a prompt). Afterwards the session holds the prompt and
+ * every generated token (a stop string's too) but an EOS that ended the generation, and the
+ * last one when the context filled up: a next call continues after them. Allocates only the
  * stop-string window before the loop (and whatever opts->text grows by). Errors: those of
  * fti_session_eval; FTI_ERR_LIMIT when the prompt does not fit (use fti_prompt_fit first).
  * stats may be NULL. Thread safety: one thread per session and sampler. */

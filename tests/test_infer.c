@@ -635,6 +635,73 @@ FTI_TEST(infer_generate_stream_and_stop) {
     free(params);
 }
 
+/* A generation continued by a second call (n_prompt 0, or the next turn's prompt) follows on
+ * from every token the first one produced: the session holds the last one too (it was sampled
+ * but left unevaluated, so a continuation repeated it: "of the the world"). */
+FTI_TEST(infer_generate_continues) {
+    fti_model_config cfg;
+    float *params = NULL;
+    const char *path = ti_model(&cfg, &params, FTI_GGML_F32, 1, "gc.gguf", 4.0f);
+    fti_engine *e = NULL;
+    fti_session *s = NULL;
+    fti_sampler *smp = NULL;
+    fti_generate_opts go;
+    fti_generate_stats st;
+    fti_error err;
+    int32_t prompt[4] = {95, 1, 2, 3}, one[24], two[24];
+    const char *stops[1];
+    char stop[2];
+    fti_buf text;
+    size_t i;
+    REQUIRE(path != NULL);
+    REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+    REQUIRE(fti_session_create(&s, e, NULL, &err) == FTI_OK);
+    REQUIRE(fti_sampler_create(&smp, 96, NULL) == FTI_OK); /* greedy */
+    memset(&go, 0, sizeof go);
+    go.ignore_eos = 1;
+    go.max_tokens = 20;
+    go.tokens = one;
+    go.tokens_cap = 24;
+    REQUIRE(fti_generate(s, smp, prompt, 4, &go, &st, &err) == FTI_OK);
+    CHECK_EQ_INT(st.finish, FTI_FINISH_LENGTH);
+    CHECK_EQ_INT(fti_session_pos(s), 24);
+    /* 10, then 10 more without a prompt: the same 20 tokens */
+    fti_session_reset(s);
+    fti_sampler_reset(smp);
+    go.max_tokens = 10;
+    go.tokens = two;
+    REQUIRE(fti_generate(s, smp, prompt, 4, &go, &st, &err) == FTI_OK);
+    CHECK_EQ_INT(fti_session_pos(s), 14);
+    go.tokens = two + 10;
+    REQUIRE(fti_generate(s, smp, NULL, 0, &go, &st, &err) == FTI_OK);
+    CHECK_EQ_INT(st.n_generated, 10);
+    CHECK_EQ_INT(fti_session_pos(s), 24);
+    CHECK(memcmp(one, two, 20 * sizeof(int32_t)) == 0);
+    /* a stop string's tokens are in the session too: the next turn follows them */
+    memset(&text, 0, sizeof text);
+    fti_engine_token_bytes(e, one[5], &i);
+    if (i > 0) {
+        stop[0] = fti_engine_token_bytes(e, one[5], &i)[0];
+        stop[1] = 0;
+        stops[0] = stop;
+        fti_session_reset(s);
+        fti_sampler_reset(smp);
+        go.max_tokens = 20;
+        go.tokens = two;
+        go.stop = stops;
+        go.n_stop = 1;
+        go.text = &text;
+        REQUIRE(fti_generate(s, smp, prompt, 4, &go, &st, &err) == FTI_OK);
+        CHECK_EQ_INT(st.finish, FTI_FINISH_STOP);
+        CHECK_EQ_INT(fti_session_pos(s), 4 + st.n_generated);
+    }
+    fti_buf_free(&text);
+    fti_sampler_free(smp);
+    fti_session_free(s);
+    fti_engine_close(e);
+    free(params);
+}
+
 FTI_TEST(infer_prompt_fit_and_perplexity) {
     int32_t head[3] = {1, 2, 3}, body[6] = {10, 11, 12, 13, 14, 15}, out[8];
     size_t n = fti_prompt_fit(head, 3, body, 6, 7, out);
