@@ -28,6 +28,13 @@
 #include <assert.h>
 #define FTI_ASSERT(x) assert(x)
 #endif
+/* The POSIX declarations (clock_gettime, pread, lstat, ...) come with 00_base.h's feature
+ * macros, which glibc reads at the first system header of the file: a <stdlib.h> before fti.h
+ * (for an FTI_MALLOC, say) under -std=c99 leaves them out, and the compiler's page of implicit
+ * declarations did not say why. */
+#if defined(__GLIBC__) && !defined(__USE_POSIX199309)
+#error "fti: include fti.h before any system header where FTI_IMPLEMENTATION is defined"
+#endif
 
 #ifndef FTI_MALLOC
 #define FTI_MALLOC(sz) malloc(sz)
