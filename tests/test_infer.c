@@ -275,6 +275,41 @@ FTI_TEST(infer_quantized_odd_ffn_width) {
     }
 }
 
+/* A prompt over F32 matrices without a pool packs each GEMM in a block of its own (as
+ * fti_session_eval's comment says; it said "allocation-free"); with every allocation failing
+ * the products run unpacked: the same logits to rounding, no error. */
+FTI_TEST(infer_f32_prefill_allocations) {
+    fti_model_config cfg;
+    float *params = NULL, *a, *b;
+    const char *path = ti_model(&cfg, &params, FTI_GGML_F32, 0, "pf32.gguf", 4.0f);
+    fti_engine *e = NULL;
+    fti_session *s = NULL;
+    fti_error err;
+    int32_t toks[30];
+    size_t i, T = 30, V = 96;
+    fti_result rc;
+    REQUIRE(path != NULL);
+    for (i = 0; i < T; i++) toks[i] = (int32_t)((i * 7 + 3) % 96);
+    REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+    REQUIRE(fti_session_create(&s, e, NULL, &err) == FTI_OK);
+    a = (float *)malloc(T * V * sizeof(float));
+    b = (float *)malloc(T * V * sizeof(float));
+    REQUIRE(a && b);
+    fti_test_alloc_fail_at(0, 0);
+    CHECK_OK(fti_session_eval(s, toks, T, a, &err));
+    fti_session_reset(s);
+    fti_test_alloc_fail_at(1, 1);
+    rc = fti_session_eval(s, toks, T, b, &err);
+    fti_test_alloc_fail_at(0, 0);
+    CHECK_OK(rc);
+    CHECK(ti_max_rel(b, a, T * V) <= 1e-5);
+    free(a);
+    free(b);
+    fti_session_free(s);
+    fti_engine_close(e);
+    free(params);
+}
+
 FTI_TEST(infer_threads_and_caller_memory) {
     fti_model_config cfg;
     float *params = NULL, *a, *b;
