@@ -3323,8 +3323,8 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
     int32_t recent[FTI_GENERATE_RECENT]; /* for on_logits: the last tokens, oldest first */
     fti_result rc = FTI_OK;
     const fti_engine *e;
-    if (!s || !smp || (!prompt && n_prompt))
-        return fti_error_set(err, FTI_ERR_INVALID, "generate: NULL argument");
+    if (!s || !smp || (!prompt && n_prompt) || smp->V != s->e->V) /* (it reads V logits) */
+        return fti_error_set(err, FTI_ERR_INVALID, "generate: bad argument");
     e = s->e;
     if (!opts) {
         memset(&dflt, 0, sizeof dflt);

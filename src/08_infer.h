@@ -373,7 +373,9 @@ typedef struct fti_generate_stats {
  * every generated token (a stop string's too) but an EOS that ended the generation, and the
  * last one when the context filled up: a next call continues after them. Allocates only the
  * stop-string window before the loop (and whatever opts->text grows by). Errors: those of
- * fti_session_eval; FTI_ERR_LIMIT when the prompt does not fit (use fti_prompt_fit first).
+ * fti_session_eval; FTI_ERR_LIMIT when the prompt does not fit (use fti_prompt_fit first);
+ * FTI_ERR_INVALID for NULL, no prompt on an empty session, or a sampler whose n_vocab is not
+ * the model's vocab_size (it would read past the logits).
  * stats may be NULL. Thread safety: one thread per session and sampler. */
 FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *prompt,
                                size_t n_prompt, const fti_generate_opts *opts,

@@ -691,6 +691,11 @@ FTI_TEST(infer_generate_continues) {
     REQUIRE(path != NULL);
     REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
     REQUIRE(fti_session_create(&s, e, NULL, &err) == FTI_OK);
+    /* a sampler of another vocabulary is refused (it read past the session's 96 logits) */
+    REQUIRE(fti_sampler_create(&smp, 4096, NULL) == FTI_OK);
+    CHECK(fti_generate(s, smp, prompt, 4, NULL, &st, &err) == FTI_ERR_INVALID);
+    CHECK_EQ_INT(fti_session_pos(s), 0);
+    fti_sampler_free(smp);
     REQUIRE(fti_sampler_create(&smp, 96, NULL) == FTI_OK); /* greedy */
     memset(&go, 0, sizeof go);
     go.ignore_eos = 1;
