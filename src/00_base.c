@@ -28,6 +28,13 @@
 #include <assert.h>
 #define FTI_ASSERT(x) assert(x)
 #endif
+/* The POSIX declarations (clock_gettime, pread, lstat, ...) come with 00_base.h's feature
+ * macros, which glibc reads at the first system header of the file: a <stdlib.h> before fti.h
+ * (for an FTI_MALLOC, say) under -std=c99 leaves them out, and the compiler's page of implicit
+ * declarations did not say why. */
+#if defined(__GLIBC__) && !defined(__USE_POSIX199309)
+#error "fti: include fti.h before any system header where FTI_IMPLEMENTATION is defined"
+#endif
 
 #ifndef FTI_MALLOC
 #define FTI_MALLOC(sz) malloc(sz)
@@ -246,9 +253,10 @@ static void fti__buf_append_grow(fti_buf *b, const void *p, size_t n) {
 }
 
 /* fti_buf_append for the parts' hot loops (the cleaner appends a word at a time): inlined, and
- * the bytes that fit go in without fti_buf_reserve's overflow-checked sizes. */
+ * the bytes that fit go in without fti_buf_reserve's overflow-checked sizes. n 0 takes the
+ * other path (n - 1 wraps), so a NULL p with it never reaches memcpy (UB, UBSan says). */
 static inline void fti__buf_put(fti_buf *b, const void *p, size_t n) {
-    if (b->data && !b->oom && n < b->cap - b->len) {
+    if (b->data && !b->oom && n - 1 < b->cap - b->len - 1) {
         memcpy(b->data + b->len, p, n);
         b->len += n;
         b->data[b->len] = 0;
@@ -2015,8 +2023,17 @@ FTIDEF double fti_time_wall(void) {
 }
 
 FTIDEF void fti_time_iso8601(double wall_seconds, char out[32]) {
-    /* Civil-from-days (proleptic Gregorian), so no gmtime_r is needed. */
-    int64_t secs = (int64_t)floor(wall_seconds);
+    /* Civil-from-days (proleptic Gregorian), so no gmtime_r is needed. Below 2^38 s (the year
+     * 10680) the int64 arithmetic is exact; a larger time (a damaged log's "time": 1e300) or NaN
+     * overflowed it: they count as +-2^38 (NaN as 0), then clamped to the years printed. (The
+     * exponent is read from the bits: a double constant would cost every program its bytes in
+     * .rodata, which gc-sections keeps.) */
+    uint64_t bits;
+    int64_t secs;
+    memcpy(&bits, &wall_seconds, sizeof bits);
+    if (((bits >> 52) & 0x7ff) < 1023 + 38) secs = (int64_t)floor(wall_seconds);
+    else if (wall_seconds != wall_seconds) secs = 0;
+    else secs = wall_seconds > 0 ? (int64_t)1 << 38 : -((int64_t)1 << 38);
     int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
     int64_t rem = secs - days * 86400;
     int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
@@ -2026,8 +2043,16 @@ FTIDEF void fti_time_iso8601(double wall_seconds, char out[32]) {
     int64_t mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1;
     int64_t m = mp < 10 ? mp + 3 : mp - 9;
     if (m <= 2) y++;
-    if (y < 0) y = 0;
-    if (y > 9999) y = 9999;
+    if (y > 9999) { /* its last second */
+        y = 9999;
+        m = 12;
+        d = 31;
+        rem = 86399;
+    } else if (y < 0) { /* its first */
+        y = 0;
+        m = d = 1;
+        rem = 0;
+    }
     snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02dZ", (int)y, (int)m, (int)d, (int)(rem / 3600),
              (int)(rem / 60 % 60), (int)(rem % 60));
 }

@@ -166,7 +166,8 @@ FTIDEF void fti_arena_free(fti_arena *a);
 
 /* A growable byte buffer. Zero-initialise to start. Appends keep a NUL after the data so
  * data can be used as a C string, but len is the truth. A failed growth sets `oom` (sticky)
- * and further appends do nothing: check oom once at the end. Thread safety: one per object. */
+ * and further appends do nothing: check oom once at the end. fti_buf_append's p may be NULL
+ * when n is 0. Thread safety: one per object. */
 typedef struct fti_buf {
     char *data;
     size_t len;
@@ -411,7 +412,8 @@ FTIDEF float fti_rng_normal(fti_rng *r);                   /* standard normal */
 /* Monotonic time in nanoseconds (arbitrary origin), and wall-clock seconds since the epoch. */
 FTIDEF uint64_t fti_time_ns(void);
 FTIDEF double fti_time_wall(void);
-/* UTC time as "YYYY-MM-DDTHH:MM:SSZ" into out (at least 21 bytes). */
+/* UTC time as "YYYY-MM-DDTHH:MM:SSZ" into out (at least 21 bytes). Times before the year 0 or
+ * after 9999 give its first or last second; NaN gives the epoch. */
 FTIDEF void fti_time_iso8601(double wall_seconds, char out[32]);
 
 /* Log levels and callback. Library code never prints: objects take an optional fti_log_fn in

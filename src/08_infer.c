@@ -3323,8 +3323,8 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
     int32_t recent[FTI_GENERATE_RECENT]; /* for on_logits: the last tokens, oldest first */
     fti_result rc = FTI_OK;
     const fti_engine *e;
-    if (!s || !smp || (!prompt && n_prompt))
-        return fti_error_set(err, FTI_ERR_INVALID, "generate: NULL argument");
+    if (!s || !smp || (!prompt && n_prompt) || smp->V != s->e->V) /* (it reads V logits) */
+        return fti_error_set(err, FTI_ERR_INVALID, "generate: bad argument");
     e = s->e;
     if (!opts) {
         memset(&dflt, 0, sizeof dflt);
@@ -3355,10 +3355,6 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
         int32_t tok;
         const char *bytes;
         size_t nb = 0;
-        if (opts->max_tokens && n_gen >= opts->max_tokens) {
-            st.finish = FTI_FINISH_LENGTH;
-            break;
-        }
         if (opts->on_logits)
             opts->on_logits(opts->logits_user, s->logits, e->V, recent, n_recent);
         tok = fti_sampler_sample(smp, s->logits);
@@ -3379,19 +3375,13 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
         }
         bytes = fti_engine_token_bytes(e, tok, &nb);
         fti__gen_push(&go, bytes, nb, 0);
-        if (go.stopped) {
-            st.finish = go.stopped == 1 ? FTI_FINISH_STOP : FTI_FINISH_CALLBACK;
-            break;
-        }
-        if (opts->max_tokens && n_gen >= opts->max_tokens) {
-            st.finish = FTI_FINISH_LENGTH;
-            break;
-        }
-        if (s->pos >= s->n_ctx) {
-            st.finish = FTI_FINISH_CONTEXT;
-            break;
-        }
-        rc = fti_session_eval(s, &tok, 1, NULL, err);
+        /* evaluated even when generation ends here, so the session holds every token shown
+         * and a next call (a continuation, a chat's next turn) follows on from all of them */
+        if (s->pos >= s->n_ctx) st.finish = FTI_FINISH_CONTEXT;
+        else rc = fti_session_eval(s, &tok, 1, NULL, err);
+        if (opts->max_tokens && n_gen >= opts->max_tokens) st.finish = FTI_FINISH_LENGTH;
+        if (go.stopped) st.finish = go.stopped == 1 ? FTI_FINISH_STOP : FTI_FINISH_CALLBACK;
+        if (st.finish) break;
     }
     if (rc == FTI_OK && !go.stopped) fti__gen_push(&go, "", 0, 1); /* flush */
     st.n_generated = n_gen;

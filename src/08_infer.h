@@ -9,7 +9,8 @@
  *                       threads share the heads evenly, so each thread reads its own memory; else
  *                       g = KV, the plain (L, n_ctx, KV*D)), a RoPE table and the scratch of one
  *                       prefill batch, all carved from ONE block (caller memory or a single
- *                       allocation): nothing is allocated after this.
+ *                       allocation): nothing is allocated after this (but see
+ *                       fti_session_eval on prompts over F32 matrices).
  *   fti_session_eval    runs tokens through the model. Prompts go through in batches of n_batch
  *                       tokens, each layer's projections as one GEMM over the batch (part 02's
  *                       fti_matmul_w with T > 1); decoding is the same path with T = 1 (GEMV),
@@ -220,9 +221,13 @@ FTIDEF void fti_session_truncate(fti_session *s, size_t pos);
 
 /* Runs n tokens at positions pos .. pos+n-1, appending them to the KV cache, in batches of
  * n_batch. The last token's logits (V) are then at fti_session_logits. With logits_out != NULL
- * (n, V) it receives every token's logits (perplexity, tests). Allocation-free. Errors:
- * FTI_ERR_INVALID (token id out of range), FTI_ERR_LIMIT (context full: nothing is evaluated),
- * FTI_ERR_UNSUPPORTED (kernel rejected a type). Thread safety: one thread per session. */
+ * (n, V) it receives every token's logits (perplexity, tests). Allocation-free, except that a
+ * batch of more than one token over F32 matrices packs them for its GEMM in the pool's
+ * per-thread scratch (allocated on the first such call, then kept) or, without a pool, in a
+ * block per product; a failed allocation only makes the product run unpacked (no error).
+ * Errors: FTI_ERR_INVALID (token id out of range), FTI_ERR_LIMIT (context full: nothing is
+ * evaluated), FTI_ERR_UNSUPPORTED (kernel rejected a type). Thread safety: one thread per
+ * session. */
 FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t n,
                                    float *logits_out, fti_error *err);
 /* The logits (V) of the last evaluated token; writable (samplers modify them in place). */
@@ -363,9 +368,14 @@ typedef struct fti_generate_stats {
     fti_finish finish;
 } fti_generate_stats;
 
-/* Generates from prompt[0..n_prompt) appended to what the session holds. Allocates only the
+/* Generates from prompt[0..n_prompt) appended to what the session holds (n_prompt 0: from the
+ * logits it holds; a fresh session needs a prompt). Afterwards the session holds the prompt and
+ * every generated token (a stop string's too) but an EOS that ended the generation, and the
+ * last one when the context filled up: a next call continues after them. Allocates only the
  * stop-string window before the loop (and whatever opts->text grows by). Errors: those of
- * fti_session_eval; FTI_ERR_LIMIT when the prompt does not fit (use fti_prompt_fit first).
+ * fti_session_eval; FTI_ERR_LIMIT when the prompt does not fit (use fti_prompt_fit first);
+ * FTI_ERR_INVALID for NULL, no prompt on an empty session, or a sampler whose n_vocab is not
+ * the model's vocab_size (it would read past the logits).
  * stats may be NULL. Thread safety: one thread per session and sampler. */
 FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *prompt,
                                size_t n_prompt, const fti_generate_opts *opts,

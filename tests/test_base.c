@@ -131,6 +131,9 @@ FTI_TEST(base_buf) {
     CHECK(strncmp(b.data, "0,1,2,", 6) == 0);
     fti_buf_printf(&b, "%0300d", 5); /* longer than the small buffer */
     CHECK(b.data[b.len - 1] == '5' && b.data[b.len - 300] == '0');
+    i = (int)b.len;
+    fti_buf_append(&b, NULL, 0); /* an empty append (memcpy from NULL was UB: the ASan run) */
+    CHECK((int)b.len == i && b.data[b.len] == 0);
     fti_buf_free(&b);
     /* allocation failure is sticky */
     fti_test_alloc_fail_at(1, 1);
@@ -604,6 +607,15 @@ FTI_TEST(base_time_and_env) {
     CHECK_EQ_STR(iso, "2000-02-29T23:59:59Z");
     fti_time_iso8601(1795651200.0, iso);
     CHECK_EQ_STR(iso, "2026-11-26T00:00:00Z");
+    /* out of range (a damaged log's time): clamped, not an int64 overflow (UBSan) */
+    fti_time_iso8601(1e300, iso);
+    CHECK_EQ_STR(iso, "9999-12-31T23:59:59Z");
+    fti_time_iso8601(-1e20, iso);
+    CHECK_EQ_STR(iso, "0000-01-01T00:00:00Z");
+    fti_time_iso8601(NAN, iso);
+    CHECK_EQ_STR(iso, "1970-01-01T00:00:00Z");
+    fti_time_iso8601(-1.0, iso);
+    CHECK_EQ_STR(iso, "1969-12-31T23:59:59Z");
     CHECK(fti_cpu_count() >= 1);
     CHECK(fti_env_long("FTI_SURELY_UNSET_VARIABLE", 17) == 17);
 }

@@ -275,6 +275,41 @@ FTI_TEST(infer_quantized_odd_ffn_width) {
     }
 }
 
+/* A prompt over F32 matrices without a pool packs each GEMM in a block of its own (as
+ * fti_session_eval's comment says; it said "allocation-free"); with every allocation failing
+ * the products run unpacked: the same logits to rounding, no error. */
+FTI_TEST(infer_f32_prefill_allocations) {
+    fti_model_config cfg;
+    float *params = NULL, *a, *b;
+    const char *path = ti_model(&cfg, &params, FTI_GGML_F32, 0, "pf32.gguf", 4.0f);
+    fti_engine *e = NULL;
+    fti_session *s = NULL;
+    fti_error err;
+    int32_t toks[30];
+    size_t i, T = 30, V = 96;
+    fti_result rc;
+    REQUIRE(path != NULL);
+    for (i = 0; i < T; i++) toks[i] = (int32_t)((i * 7 + 3) % 96);
+    REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+    REQUIRE(fti_session_create(&s, e, NULL, &err) == FTI_OK);
+    a = (float *)malloc(T * V * sizeof(float));
+    b = (float *)malloc(T * V * sizeof(float));
+    REQUIRE(a && b);
+    fti_test_alloc_fail_at(0, 0);
+    CHECK_OK(fti_session_eval(s, toks, T, a, &err));
+    fti_session_reset(s);
+    fti_test_alloc_fail_at(1, 1);
+    rc = fti_session_eval(s, toks, T, b, &err);
+    fti_test_alloc_fail_at(0, 0);
+    CHECK_OK(rc);
+    CHECK(ti_max_rel(b, a, T * V) <= 1e-5);
+    free(a);
+    free(b);
+    fti_session_free(s);
+    fti_engine_close(e);
+    free(params);
+}
+
 FTI_TEST(infer_threads_and_caller_memory) {
     fti_model_config cfg;
     float *params = NULL, *a, *b;
@@ -629,6 +664,78 @@ FTI_TEST(infer_generate_stream_and_stop) {
 
     }
     fti_buf_free(&full);
+    fti_sampler_free(smp);
+    fti_session_free(s);
+    fti_engine_close(e);
+    free(params);
+}
+
+/* A generation continued by a second call (n_prompt 0, or the next turn's prompt) follows on
+ * from every token the first one produced: the session holds the last one too (it was sampled
+ * but left unevaluated, so a continuation repeated it: "of the the world"). */
+FTI_TEST(infer_generate_continues) {
+    fti_model_config cfg;
+    float *params = NULL;
+    const char *path = ti_model(&cfg, &params, FTI_GGML_F32, 1, "gc.gguf", 4.0f);
+    fti_engine *e = NULL;
+    fti_session *s = NULL;
+    fti_sampler *smp = NULL;
+    fti_generate_opts go;
+    fti_generate_stats st;
+    fti_error err;
+    int32_t prompt[4] = {95, 1, 2, 3}, one[24], two[24];
+    const char *stops[1];
+    char stop[2];
+    fti_buf text;
+    size_t i;
+    REQUIRE(path != NULL);
+    REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+    REQUIRE(fti_session_create(&s, e, NULL, &err) == FTI_OK);
+    /* a sampler of another vocabulary is refused (it read past the session's 96 logits) */
+    REQUIRE(fti_sampler_create(&smp, 4096, NULL) == FTI_OK);
+    CHECK(fti_generate(s, smp, prompt, 4, NULL, &st, &err) == FTI_ERR_INVALID);
+    CHECK_EQ_INT(fti_session_pos(s), 0);
+    fti_sampler_free(smp);
+    REQUIRE(fti_sampler_create(&smp, 96, NULL) == FTI_OK); /* greedy */
+    memset(&go, 0, sizeof go);
+    go.ignore_eos = 1;
+    go.max_tokens = 20;
+    go.tokens = one;
+    go.tokens_cap = 24;
+    REQUIRE(fti_generate(s, smp, prompt, 4, &go, &st, &err) == FTI_OK);
+    CHECK_EQ_INT(st.finish, FTI_FINISH_LENGTH);
+    CHECK_EQ_INT(fti_session_pos(s), 24);
+    /* 10, then 10 more without a prompt: the same 20 tokens */
+    fti_session_reset(s);
+    fti_sampler_reset(smp);
+    go.max_tokens = 10;
+    go.tokens = two;
+    REQUIRE(fti_generate(s, smp, prompt, 4, &go, &st, &err) == FTI_OK);
+    CHECK_EQ_INT(fti_session_pos(s), 14);
+    go.tokens = two + 10;
+    REQUIRE(fti_generate(s, smp, NULL, 0, &go, &st, &err) == FTI_OK);
+    CHECK_EQ_INT(st.n_generated, 10);
+    CHECK_EQ_INT(fti_session_pos(s), 24);
+    CHECK(memcmp(one, two, 20 * sizeof(int32_t)) == 0);
+    /* a stop string's tokens are in the session too: the next turn follows them */
+    memset(&text, 0, sizeof text);
+    fti_engine_token_bytes(e, one[5], &i);
+    if (i > 0) {
+        stop[0] = fti_engine_token_bytes(e, one[5], &i)[0];
+        stop[1] = 0;
+        stops[0] = stop;
+        fti_session_reset(s);
+        fti_sampler_reset(smp);
+        go.max_tokens = 20;
+        go.tokens = two;
+        go.stop = stops;
+        go.n_stop = 1;
+        go.text = &text;
+        REQUIRE(fti_generate(s, smp, prompt, 4, &go, &st, &err) == FTI_OK);
+        CHECK_EQ_INT(st.finish, FTI_FINISH_STOP);
+        CHECK_EQ_INT(fti_session_pos(s), 4 + st.n_generated);
+    }
+    fti_buf_free(&text);
     fti_sampler_free(smp);
     fti_session_free(s);
     fti_engine_close(e);

@@ -151,6 +151,19 @@ lane_a() {
     step "quick start runs" "$B/quickstart" tests/compile/quickstart.c
     if [ -f tests/compile/readme_example.c ]; then
         step "README example compiles" gcc $STRICT -O2 -o "$B/readme_example" tests/compile/readme_example.c $LIBS
+        # an inference program leaves out the other parts (it once called the store's
+        # fti_template_encode: an undefined reference under FTI_NO_STORE)
+        step "README example, inference only" gcc $STRICT -O0 -DFTI_NO_STORE -DFTI_NO_TRAIN \
+            -DFTI_NO_SERVER -o "$B/readme_example_min" tests/compile/readme_example.c $LIBS
+        # a system header before fti.h where the implementation is (glibc, -std=c99): one
+        # #error that says so, not a page of implicit declarations
+        sys_first() {
+            printf '#include <stdlib.h>\n#define FTI_IMPLEMENTATION\n#include "fti.h"\n' \
+                > "$B/sys_first.c"
+            gcc -std=c99 -I. -fsyntax-only "$B/sys_first.c" 2>&1 |
+                grep -q 'include fti.h before any system header'
+        }
+        step "system header first: a clear #error" sys_first
     fi
     # configurations that run the whole suite
     step "FTI_NO_THREADS build" runner gcc "$B/test-nothreads" -O1 -DFTI_NO_THREADS
