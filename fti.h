@@ -237,7 +237,8 @@ FTIDEF void fti_arena_free(fti_arena *a);
 
 /* A growable byte buffer. Zero-initialise to start. Appends keep a NUL after the data so
  * data can be used as a C string, but len is the truth. A failed growth sets `oom` (sticky)
- * and further appends do nothing: check oom once at the end. Thread safety: one per object. */
+ * and further appends do nothing: check oom once at the end. fti_buf_append's p may be NULL
+ * when n is 0. Thread safety: one per object. */
 typedef struct fti_buf {
     char *data;
     size_t len;
@@ -482,7 +483,8 @@ FTIDEF float fti_rng_normal(fti_rng *r);                   /* standard normal */
 /* Monotonic time in nanoseconds (arbitrary origin), and wall-clock seconds since the epoch. */
 FTIDEF uint64_t fti_time_ns(void);
 FTIDEF double fti_time_wall(void);
-/* UTC time as "YYYY-MM-DDTHH:MM:SSZ" into out (at least 21 bytes). */
+/* UTC time as "YYYY-MM-DDTHH:MM:SSZ" into out (at least 21 bytes). Times before the year 0 or
+ * after 9999 give its first or last second; NaN gives the epoch. */
 FTIDEF void fti_time_iso8601(double wall_seconds, char out[32]);
 
 /* Log levels and callback. Library code never prints: objects take an optional fti_log_fn in
@@ -2690,7 +2692,8 @@ FTIDEF fti_result fti_train_mpi_reduce(void *user, float *grads, size_t n, doubl
  *                       threads share the heads evenly, so each thread reads its own memory; else
  *                       g = KV, the plain (L, n_ctx, KV*D)), a RoPE table and the scratch of one
  *                       prefill batch, all carved from ONE block (caller memory or a single
- *                       allocation): nothing is allocated after this.
+ *                       allocation): nothing is allocated after this (but see
+ *                       fti_session_eval on prompts over F32 matrices).
  *   fti_session_eval    runs tokens through the model. Prompts go through in batches of n_batch
  *                       tokens, each layer's projections as one GEMM over the batch (part 02's
  *                       fti_matmul_w with T > 1); decoding is the same path with T = 1 (GEMV),
@@ -2901,9 +2904,13 @@ FTIDEF void fti_session_truncate(fti_session *s, size_t pos);
 
 /* Runs n tokens at positions pos .. pos+n-1, appending them to the KV cache, in batches of
  * n_batch. The last token's logits (V) are then at fti_session_logits. With logits_out != NULL
- * (n, V) it receives every token's logits (perplexity, tests). Allocation-free. Errors:
- * FTI_ERR_INVALID (token id out of range), FTI_ERR_LIMIT (context full: nothing is evaluated),
- * FTI_ERR_UNSUPPORTED (kernel rejected a type). Thread safety: one thread per session. */
+ * (n, V) it receives every token's logits (perplexity, tests). Allocation-free, except that a
+ * batch of more than one token over F32 matrices packs them for its GEMM in the pool's
+ * per-thread scratch (allocated on the first such call, then kept) or, without a pool, in a
+ * block per product; a failed allocation only makes the product run unpacked (no error).
+ * Errors: FTI_ERR_INVALID (token id out of range), FTI_ERR_LIMIT (context full: nothing is
+ * evaluated), FTI_ERR_UNSUPPORTED (kernel rejected a type). Thread safety: one thread per
+ * session. */
 FTIDEF fti_result fti_session_eval(fti_session *s, const int32_t *tokens, size_t n,
                                    float *logits_out, fti_error *err);
 /* The logits (V) of the last evaluated token; writable (samplers modify them in place). */
@@ -3044,9 +3051,14 @@ typedef struct fti_generate_stats {
     fti_finish finish;
 } fti_generate_stats;
 
-/* Generates from prompt[0..n_prompt) appended to what the session holds. Allocates only the
+/* Generates from prompt[0..n_prompt) appended to what the session holds (n_prompt 0: from the
+ * logits it holds; a fresh session needs a prompt). Afterwards the session holds the prompt and
+ * every generated token (a stop string's too) but an EOS that ended the generation, and the
+ * last one when the context filled up: a next call continues after them. Allocates only the
  * stop-string window before the loop (and whatever opts->text grows by). Errors: those of
- * fti_session_eval; FTI_ERR_LIMIT when the prompt does not fit (use fti_prompt_fit first).
+ * fti_session_eval; FTI_ERR_LIMIT when the prompt does not fit (use fti_prompt_fit first);
+ * FTI_ERR_INVALID for NULL, no prompt on an empty session, or a sampler whose n_vocab is not
+ * the model's vocab_size (it would read past the logits).
  * stats may be NULL. Thread safety: one thread per session and sampler. */
 FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *prompt,
                                size_t n_prompt, const fti_generate_opts *opts,
@@ -3941,6 +3953,13 @@ FTIDEF void fti_server_get_stats(fti_server *srv, fti_server_stats *st);
 #include <assert.h>
 #define FTI_ASSERT(x) assert(x)
 #endif
+/* The POSIX declarations (clock_gettime, pread, lstat, ...) come with 00_base.h's feature
+ * macros, which glibc reads at the first system header of the file: a <stdlib.h> before fti.h
+ * (for an FTI_MALLOC, say) under -std=c99 leaves them out, and the compiler's page of implicit
+ * declarations did not say why. */
+#if defined(__GLIBC__) && !defined(__USE_POSIX199309)
+#error "fti: include fti.h before any system header where FTI_IMPLEMENTATION is defined"
+#endif
 
 #ifndef FTI_MALLOC
 #define FTI_MALLOC(sz) malloc(sz)
@@ -4159,9 +4178,10 @@ static void fti__buf_append_grow(fti_buf *b, const void *p, size_t n) {
 }
 
 /* fti_buf_append for the parts' hot loops (the cleaner appends a word at a time): inlined, and
- * the bytes that fit go in without fti_buf_reserve's overflow-checked sizes. */
+ * the bytes that fit go in without fti_buf_reserve's overflow-checked sizes. n 0 takes the
+ * other path (n - 1 wraps), so a NULL p with it never reaches memcpy (UB, UBSan says). */
 static inline void fti__buf_put(fti_buf *b, const void *p, size_t n) {
-    if (b->data && !b->oom && n < b->cap - b->len) {
+    if (b->data && !b->oom && n - 1 < b->cap - b->len - 1) {
         memcpy(b->data + b->len, p, n);
         b->len += n;
         b->data[b->len] = 0;
@@ -5928,8 +5948,17 @@ FTIDEF double fti_time_wall(void) {
 }
 
 FTIDEF void fti_time_iso8601(double wall_seconds, char out[32]) {
-    /* Civil-from-days (proleptic Gregorian), so no gmtime_r is needed. */
-    int64_t secs = (int64_t)floor(wall_seconds);
+    /* Civil-from-days (proleptic Gregorian), so no gmtime_r is needed. Below 2^38 s (the year
+     * 10680) the int64 arithmetic is exact; a larger time (a damaged log's "time": 1e300) or NaN
+     * overflowed it: they count as +-2^38 (NaN as 0), then clamped to the years printed. (The
+     * exponent is read from the bits: a double constant would cost every program its bytes in
+     * .rodata, which gc-sections keeps.) */
+    uint64_t bits;
+    int64_t secs;
+    memcpy(&bits, &wall_seconds, sizeof bits);
+    if (((bits >> 52) & 0x7ff) < 1023 + 38) secs = (int64_t)floor(wall_seconds);
+    else if (wall_seconds != wall_seconds) secs = 0;
+    else secs = wall_seconds > 0 ? (int64_t)1 << 38 : -((int64_t)1 << 38);
     int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
     int64_t rem = secs - days * 86400;
     int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
@@ -5939,8 +5968,16 @@ FTIDEF void fti_time_iso8601(double wall_seconds, char out[32]) {
     int64_t mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1;
     int64_t m = mp < 10 ? mp + 3 : mp - 9;
     if (m <= 2) y++;
-    if (y < 0) y = 0;
-    if (y > 9999) y = 9999;
+    if (y > 9999) { /* its last second */
+        y = 9999;
+        m = 12;
+        d = 31;
+        rem = 86399;
+    } else if (y < 0) { /* its first */
+        y = 0;
+        m = d = 1;
+        rem = 0;
+    }
     snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02dZ", (int)y, (int)m, (int)d, (int)(rem / 3600),
              (int)(rem / 60 % 60), (int)(rem % 60));
 }
@@ -17363,12 +17400,14 @@ static void fti__st_bm25b_free(fti__st_bm25b *b) {
     b->post_fd = -1;
 }
 
-/* Writes all n bytes at the end of a scratch file (the spill or postings file). */
+/* Writes all n bytes at the end of a scratch file (the spill or postings file); 0 on failure,
+ * with errno set (ENOSPC on a full disk). */
 static int fti__st_fd_write(int fd, const void *p, size_t n) {
     const char *c = (const char *)p;
     while (n) {
         long w = fti__sys_write_scratch(fd, c, n);
         if (w < 0 && errno == EINTR) continue;
+        if (w == 0) errno = EIO;
         if (w <= 0) return 0;
         c += w;
         n -= (size_t)w;
@@ -17474,7 +17513,7 @@ static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t l
         static const char nul = 0;
         if ((len && !fti__st_fd_write(b->spill_fd, text, len)) ||
             !fti__st_fd_write(b->spill_fd, &nul, 1))
-            return b->rc = FTI_ERR_IO;
+            return b->rc = fti__errno_result(errno); /* ENOSPC */
         b->spill_len += len + 1;
     } else {
         fti_buf_append(&b->strs, text, len);
@@ -17542,7 +17581,7 @@ static fti_result fti__st_bm25b_add(fti__st_bm25b *b, const char *text, size_t l
                 /* the buffer block is full: to the file */
                 if (!fti__st_fd_write(b->post_fd, b->post[0],
                                       FTI__ST_POST_BLOCK * 2 * sizeof(uint32_t)))
-                    return b->rc = FTI_ERR_IO;
+                    return b->rc = fti__errno_result(errno);
             } else if (b->n_tp == b->n_blocks * FTI__ST_POST_BLOCK) {
                 size_t bcap = b->n_blocks ? FTI__ST_POST_BLOCK : 1024;
                 if (b->n_blocks == b->cap_blocks) {
@@ -17591,7 +17630,8 @@ static fti_result fti__st_bm25b_finish(fti__st_bm25b *b, fti__st_emit_fn emit, v
     if (b->post_fd >= 0 && n_tp) {
         /* the last block, still in the buffer, to the file too */
         size_t in_buf = n_tp - ((n_tp - 1) / FTI__ST_POST_BLOCK) * FTI__ST_POST_BLOCK;
-        if (!fti__st_fd_write(b->post_fd, b->post[0], in_buf * 8)) return FTI_ERR_IO;
+        if (!fti__st_fd_write(b->post_fd, b->post[0], in_buf * 8))
+            return fti__errno_result(errno);
     }
     /* the hash table is not needed any more */
     fti_free(b->keys);
@@ -22119,7 +22159,7 @@ static fti_result fti__st_objw_patch(fti__st_objw *w, uint64_t off, const void *
     while (n) { /* a short or interrupted write continues */
         long k = fti__sys_pwrite(w->af.fd, c, n, off);
         if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return FTI_ERR_IO;
+        if (k <= 0) return fti__errno_result(k < 0 ? errno : EIO);
         c += k;
         n -= (size_t)k;
         off += (uint64_t)k;
@@ -22587,17 +22627,39 @@ static int fti__st_text_eq(const fti__st_run *r, const fti__st_doc *a, const fti
     return 1;
 }
 
-/* Finds the sections of the `latest` version's records pack that files can reuse (same raw
- * bytes and same key); the sections are copied, never unpacked whole. */
-static void fti__st_reuse(fti__st_run *r, const char *recs_path) {
+static char *fti__st_file_object(const char *home, const fti_json *files, const char *name);
+
+/* Finds the sections of the `latest` version's records pack (its manifest's `files`) that files
+ * can reuse (same raw bytes and same key); the sections are copied, never unpacked whole. A pack
+ * whose bytes are not the ones its manifest names (damaged on disk) is not reused: its files
+ * are processed again, so the damage does not pass into the new version. */
+static void fti__st_reuse(fti__st_run *r, const fti_json *files) {
     fti_error e;
     const unsigned char *p;
+    const char *want = fti_json_get_str(fti_json_get(files, "records"), "sha256", "");
+    char *recs_path = fti__st_file_object(r->home, files, "records");
+    unsigned char d[32];
+    char hex[65];
     size_t len, pos = 16, i;
     uint32_t n, k;
-    if (fti_map_open(&r->parent_recs, recs_path, &e) != FTI_OK) return;
+    if (!recs_path) return;
+    if (fti_map_open(&r->parent_recs, recs_path, &e) != FTI_OK) {
+        fti__st_log(r, FTI_LOG_WARN, "%s: every file is processed again", e.msg);
+        fti_free(recs_path);
+        return;
+    }
     r->have_parent_recs = 1;
     p = (const unsigned char *)r->parent_recs.data;
     len = r->parent_recs.len;
+    fti__st_sha256_x(r->proc.sha_fast, p, len, d);
+    fti_sha256_hex(d, hex);
+    if (strcmp(hex, want) != 0) {
+        fti__st_log(r, FTI_LOG_WARN, "%s: damaged (sha256 %.16s..., the manifest says %.16s...):"
+                    " every file is processed again", recs_path, hex, want);
+        fti_free(recs_path);
+        return;
+    }
+    fti_free(recs_path);
     /* (a pack of another layout is not reused: its files are processed again) */
     if (len < 16 || memcmp(p, "FTIRECS", 8) != 0 || fti_load_u32(p + 8) != FTI__ST_RECS_VER)
         return;
@@ -22697,10 +22759,14 @@ static fti_result fti__st_emit_file(fti__st_run *r, size_t fi, fti_error *err) {
     if (r->shard_n) {
         rc = fti__st_part_put(r, fi, sec, len);
         fti__st_out_free(&f->out);
-        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the partial");
+        if (rc != FTI_OK)
+            fti_error_set(err, rc, "%s: cannot write the partial: %s", r->part.tmp_path,
+                          fti_result_str(rc));
     } else if (f->hashed && sec) {
         rc = fti__st_objw_write(&r->recs, sec, len);
-        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the records pack");
+        if (rc != FTI_OK)
+            fti_error_set(err, rc, "%s: cannot write the records pack: %s", r->recs.af.tmp_path,
+                          fti_result_str(rc));
     }
     if (f->reused && f->part < 0)
         (void)fti_map_drop(&r->parent_recs,
@@ -22930,6 +22996,18 @@ static int fti__st_read_ref(const char *home, const char *rel, char out[65]) {
     return ok;
 }
 
+/* 1 when the ref file is there but holds no version id (damaged, or edited by hand): it names
+ * a version no one can tell, so what reads it must not take it for "no ref". */
+static int fti__st_ref_damaged(const char *home, const char *rel) {
+    char id[65], *p;
+    int bad;
+    if (fti__st_read_ref(home, rel, id)) return 0;
+    p = fti__st_path3(home, "store/refs", rel);
+    bad = p && fti_path_exists(p);
+    fti_free(p);
+    return bad;
+}
+
 static fti_result fti__st_write_ref(const char *home, const char *rel, const char *id,
                                     fti_error *err) {
     char *p = fti__st_path3(home, "store/refs", rel);
@@ -23023,6 +23101,53 @@ static int fti__st_u64_cmp(const void *a, const void *b) {
 }
 
 /* === ingest, sharded ingest and merge: the entry points ===================================== */
+
+/* For an ingest that finds version id made already: NULL when every object its manifest names
+ * is there with its recorded size; else the parsed manifest (or (fti_json_doc *)r when it cannot
+ * be read), and a warning names what is missing. */
+static fti_json_doc *fti__st_missing_object(fti__st_run *r, const char *id) {
+    fti_json_doc *jd = NULL;
+    fti_error e;
+    const fti_json *c;
+    int bad = 0;
+    if (fti__st_load_manifest(r->home, id, &jd, &e) != FTI_OK) {
+        fti__st_log(r, FTI_LOG_WARN, "%s: the version is made again", e.msg);
+        return (fti_json_doc *)r;
+    }
+    c = fti_json_get(fti_json_root(jd), "files");
+    for (c = c && c->type == FTI_JSON_OBJECT ? c->child : NULL; c; c = c->next) {
+        const char *hex = fti_json_get_str(c, "sha256", "");
+        char *p = strlen(hex) == 64 && fti__st_is_hex_id(hex, 64)
+                      ? fti__st_object_path(r->home, hex)
+                      : NULL;
+        struct stat st;
+        if (!p || stat(p, &st) != 0 || (int64_t)st.st_size != fti_json_get_int(c, "bytes", -1)) {
+            fti__st_log(r, FTI_LOG_WARN, "version %.12s: its %s object %s is %s: made again", id,
+                        c->key, p ? p : hex, p && stat(p, &st) == 0 ? "of another size"
+                                                                    : "missing");
+            bad = 1;
+        }
+        fti_free(p);
+    }
+    if (!bad) {
+        fti_json_free(jd);
+        return NULL;
+    }
+    return jd;
+}
+
+/* 1 when the objects this run wrote are the ones manifest jd names, name by name. */
+static int fti__st_same_objects(const fti__st_run *r, const fti_json_doc *jd) {
+    const fti_json *files = fti_json_get(fti_json_root(jd), "files"), *c;
+    size_t k, n = 0;
+    for (c = files && files->type == FTI_JSON_OBJECT ? files->child : NULL; c; c = c->next) n++;
+    if (n != r->n_objs) return 0;
+    for (k = 0; k < r->n_objs; k++) {
+        c = fti_json_get(files, r->objs[k].name);
+        if (strcmp(fti_json_get_str(c, "sha256", ""), r->objs[k].hex) != 0) return 0;
+    }
+    return 1;
+}
 
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
                                      fti_error *err);
@@ -23250,9 +23375,7 @@ static fti_result fti__st_partial_run(fti__st_run *r, fti_buf *out_path, fti_err
         fti_json_doc *jd = NULL;
         if (fti__st_load_manifest(r->home, parent, &jd, NULL) == FTI_OK) {
             const fti_json *files = fti_json_get(fti_json_root(jd), "files");
-            char *rp = fti__st_file_object(r->home, files, "records");
-            if (rp) fti__st_reuse(r, rp);
-            fti_free(rp);
+            fti__st_reuse(r, files);
         }
         fti_json_free(jd);
     }
@@ -24156,6 +24279,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     char id[65], parent[65], tok_sha[65];
     int have_parent = 0;
     char *mpath = NULL;
+    fti_json_doc *old_man = NULL; /* repair: the existing manifest, kept if its objects match */
     fti__st_stok stok;
     int have_tok = 0;
     fti_buf tok_img, freq_img, man, batch, ser;
@@ -24275,10 +24399,21 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         goto done;
     }
     if (fti_path_exists(mpath)) {
-        /* unchanged inputs: the version exists already; only refs move */
-        for (i = 0; i < r->n_files; i++) n_reused += r->files[i].hashed;
-        fti__st_log(r, FTI_LOG_INFO, "version %s exists: inputs unchanged", id);
-        goto commit_refs;
+        /* unchanged inputs: the version exists already; only refs move, unless an object it
+         * names is missing or of another size (or its manifest cannot be read): then it is made
+         * again, which writes those objects (the same bytes: processing is deterministic) */
+        old_man = fti__st_missing_object(r, id);
+        if (!old_man) {
+            for (i = 0; i < r->n_files; i++) n_reused += r->files[i].hashed;
+            fti__st_log(r, FTI_LOG_INFO, "version %s exists: inputs unchanged", id);
+            goto commit_refs;
+        }
+        if (old_man == (fti_json_doc *)r) {
+            /* the manifest is unreadable: its parent is not known (latest may be a child) */
+            old_man = NULL;
+            have_parent = 0;
+        }
+        if (have_parent && strcmp(parent, id) == 0) have_parent = 0; /* never its own parent */
     }
 
     /* --- reuse the parent's per-file results --- */
@@ -24286,9 +24421,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         fti_json_doc *jd = NULL;
         if (fti__st_load_manifest(r->home, parent, &jd, NULL) == FTI_OK) {
             const fti_json *files = fti_json_get(fti_json_root(jd), "files");
-            char *rp = fti__st_file_object(r->home, files, "records");
-            if (rp) fti__st_reuse(r, rp);
-            fti_free(rp);
+            fti__st_reuse(r, files);
         }
         fti_json_free(jd);
     }
@@ -24431,8 +24564,11 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             if (!fti__st_ser_run(pool, &sj, e - i, &ser)) rc = FTI_ERR_NOMEM;
         }
         fti__st_batch_unload(kept + i, e - i);
-        if (rc == FTI_OK) rc = fti__st_objw_write(&docs_w, ser.data ? ser.data : "", ser.len);
-        if (rc != FTI_OK) fti_error_set(err, rc, "ingest: cannot write the documents");
+        if (rc == FTI_ERR_NOMEM) fti_error_set(err, rc, "ingest: out of memory");
+        if (rc == FTI_OK &&
+            (rc = fti__st_objw_write(&docs_w, ser.data ? ser.data : "", ser.len)) != FTI_OK)
+            fti_error_set(err, rc, "%s: cannot write the documents: %s", docs_w.af.tmp_path,
+                          fti_result_str(rc));
         i = e;
     }
     if (rc == FTI_OK) rc = fti__st_objw_commit(r, &docs_w, "docs", err);
@@ -24635,7 +24771,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                     }
                     for (q = 0; q < nb; q++) fti_free(cj.spans[q].v);
                     fti_free(cj.spans);
-                    if (rc != FTI_OK) fti_error_set(err, rc, "ingest: index failed");
+                    if (rc != FTI_OK)
+                        fti_error_set(err, rc, "%s/store/tmp: cannot index the chunks: %s",
+                                      r->home, fti_result_str(rc));
                 }
                 fti__st_mark(r, 5);
             }
@@ -24664,7 +24802,8 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                 memcpy(hdr + 32, shard_sha[k], 32);
                 rc = fti__st_objw_patch(&shard_w[k], 0, hdr, sizeof hdr);
                 if (rc != FTI_OK)
-                    fti_error_set(err, rc, "ingest: cannot write the token shards");
+                    fti_error_set(err, rc, "%s: cannot write the token shards: %s",
+                                  shard_w[k].af.tmp_path, fti_result_str(rc));
                 else
                     rc = fti__st_objw_commit(r, &shard_w[k], k ? "val" : "train", err);
             }
@@ -24685,8 +24824,9 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
         rc = fti__st_objw_open(r, &index_w, "index", err);
         if (rc == FTI_OK) {
             rc = fti__st_bm25b_finish(&ixb, fti__st_objw_emit, &index_w);
-            if (rc != FTI_OK)
-                fti_error_set(err, rc, "ingest: cannot write the index");
+            if (rc != FTI_OK) /* the index, or the postings' scratch file beside it */
+                fti_error_set(err, rc, "%s: cannot write the index: %s", index_w.af.tmp_path,
+                              fti_result_str(rc));
             else
                 rc = fti__st_objw_commit(r, &index_w, "index", err);
         }
@@ -25007,8 +25147,12 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             }
         }
         fti__st_progress(r, "commit", ++r->commit_step, total_steps);
-        rc = fti_file_write_atomic(mpath, man.data, man.len, err);
-        if (rc != FTI_OK) goto done;
+        if (old_man && fti__st_same_objects(r, old_man)) {
+            /* a repair made the objects the manifest names: it stays as it was (created) */
+        } else {
+            rc = fti_file_write_atomic(mpath, man.data, man.len, err);
+            if (rc != FTI_OK) goto done;
+        }
         { /* a version gc removed, made again: its tombstone goes (the manifest wins anyway) */
             char *tp = fti__st_version_path(r->home, id, ".removed");
             if (tp && fti_path_exists(tp)) (void)fti_file_remove(tp, NULL);
@@ -25041,6 +25185,7 @@ commit_refs:
                 r->c_stage[5], r->c_stage[6]);
 done:
     if (have_tok) fti__st_stok_free(&stok);
+    fti_json_free(old_man);
     fti_free(mpath);
     fti_free(all);
     fti_free(kept);
@@ -25127,6 +25272,9 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
     if (!home || !out_id) return fti_error_set(err, FTI_ERR_INVALID, "resolve: bad arguments");
     if (!name || !*name || strcmp(name, "latest") == 0) {
         if (fti__st_read_ref(home, "latest", out_id)) return FTI_OK;
+        if (fti__st_ref_damaged(home, "latest"))
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s/store/refs/latest: damaged (not a "
+                                 "version id): ingest again to rewrite it", home);
         return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no dataset version yet (run ingest)",
                              home);
     }
@@ -25134,6 +25282,9 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
     if (fti__st_tag_ok(name)) {
         snprintf(rel, sizeof rel, "tags/%s", name);
         if (fti__st_read_ref(home, rel, out_id)) return FTI_OK;
+        if (fti__st_ref_damaged(home, rel))
+            return fti_error_set(err, FTI_ERR_FORMAT, "%s/store/refs/%s: damaged (not a version "
+                                 "id): tag the version again", home, rel);
     }
     if (n >= 4 && n <= 64 && fti__st_is_hex_id(name, n)) {
         fti__st_idlist l;
@@ -25619,19 +25770,31 @@ typedef struct fti__st_gc_tags {
     char **ids;
     size_t n;
     char *keep;
+    fti_error *err;
 } fti__st_gc_tags;
 
+/* Keeps the version a tag names; a tag that names none (damaged) stops gc: the version it
+ * was meant to keep cannot be told, and might be removed. */
 static fti_result fti__st_gc_tag_cb(void *user, const char *path, uint64_t size) {
     fti__st_gc_tags *t = (fti__st_gc_tags *)user;
     void *data = NULL;
     size_t len = 0, i;
+    fti_result rc = FTI_OK;
     (void)size;
     if (strstr(fti_path_base(path), ".tmp.")) return FTI_OK;
-    if (fti_file_read(path, 256, &data, &len, NULL) == FTI_OK && len >= 64)
-        for (i = 0; i < t->n; i++)
+    if (fti_file_read(path, 256, &data, &len, t->err) != FTI_OK) {
+        rc = FTI_ERR_IO;
+    } else {
+        const char *s = (const char *)data;
+        while (len && (s[len - 1] == '\n' || s[len - 1] == ' ' || s[len - 1] == '\r')) len--;
+        if (len != 64 || !fti__st_is_hex_id(s, 64))
+            rc = fti_error_set(t->err, FTI_ERR_FORMAT, "%s: damaged (not a version id): "
+                               "tag the version again or remove the tag; nothing removed", path);
+        for (i = 0; rc == FTI_OK && i < t->n; i++)
             if (memcmp(t->ids[i], data, 64) == 0) t->keep[i] = 1;
+    }
     fti_free(data);
-    return FTI_OK;
+    return rc;
 }
 
 /* Adds the objects a manifest names to the live list. */
@@ -25700,14 +25863,21 @@ FTIDEF fti_result fti_store_gc(const char *home, const fti_store_gc_opts *opts,
         for (i = 0; i < n; i++)
             if (strcmp(ids[i], id) == 0) keep[i] = 1;
     }
+    if (fti__st_ref_damaged(home, "latest")) {
+        rc = fti_error_set(err, FTI_ERR_FORMAT, "%s/store/refs/latest: damaged (not a "
+                           "version id): ingest again to rewrite it; nothing removed", home);
+        goto done;
+    }
     {
         fti__st_gc_tags t;
         char *tags = fti__st_path3(home, "store/refs", "tags");
         t.ids = ids;
         t.n = n;
         t.keep = keep;
-        if (tags && fti_path_is_dir(tags)) fti_walk(tags, fti__st_gc_tag_cb, &t, NULL);
+        t.err = err;
+        rc = tags && fti_path_is_dir(tags) ? fti_walk(tags, fti__st_gc_tag_cb, &t, err) : FTI_OK;
         fti_free(tags);
+        if (rc != FTI_OK) goto done;
     }
     /* versions: the tombstone first (durable), then the manifest; a crash between leaves both,
      * and the next gc (or verify) sees a tombstone beside a live manifest: the manifest wins */
@@ -25843,19 +26013,23 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
         return rc;
     }
     rc = fti_bm25_open(&ds->index, p, err);
+    if (rc != FTI_OK) fti_error_prefix(err, "index"); /* which object of the version */
     fti_free(p);
     if (rc == FTI_OK && fti_json_get(files, "train")) {
         char *pt = fti__st_file_object(home, files, "train");
         char *pv = fti__st_file_object(home, files, "val");
         if (!pt || !pv)
             rc = fti_error_set(err, FTI_ERR_FORMAT, "version %s: bad shard entries", ds->id);
-        if (rc == FTI_OK) rc = fti_shard_open(&ds->shards[0], pt, 0, err);
+        if (rc == FTI_OK && (rc = fti_shard_open(&ds->shards[0], pt, 0, err)) != FTI_OK)
+            fti_error_prefix(err, "train shard");
         if (rc == FTI_OK) {
             rc = fti_shard_open(&ds->shards[1], pv, 0, err);
-            if (rc != FTI_OK)
+            if (rc != FTI_OK) {
+                fti_error_prefix(err, "val shard");
                 fti_shard_close(&ds->shards[0]);
-            else
+            } else {
                 ds->have_shards = 1;
+            }
         }
         fti_free(pt);
         fti_free(pv);
@@ -36042,8 +36216,8 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
     int32_t recent[FTI_GENERATE_RECENT]; /* for on_logits: the last tokens, oldest first */
     fti_result rc = FTI_OK;
     const fti_engine *e;
-    if (!s || !smp || (!prompt && n_prompt))
-        return fti_error_set(err, FTI_ERR_INVALID, "generate: NULL argument");
+    if (!s || !smp || (!prompt && n_prompt) || smp->V != s->e->V) /* (it reads V logits) */
+        return fti_error_set(err, FTI_ERR_INVALID, "generate: bad argument");
     e = s->e;
     if (!opts) {
         memset(&dflt, 0, sizeof dflt);
@@ -36074,10 +36248,6 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
         int32_t tok;
         const char *bytes;
         size_t nb = 0;
-        if (opts->max_tokens && n_gen >= opts->max_tokens) {
-            st.finish = FTI_FINISH_LENGTH;
-            break;
-        }
         if (opts->on_logits)
             opts->on_logits(opts->logits_user, s->logits, e->V, recent, n_recent);
         tok = fti_sampler_sample(smp, s->logits);
@@ -36098,19 +36268,13 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
         }
         bytes = fti_engine_token_bytes(e, tok, &nb);
         fti__gen_push(&go, bytes, nb, 0);
-        if (go.stopped) {
-            st.finish = go.stopped == 1 ? FTI_FINISH_STOP : FTI_FINISH_CALLBACK;
-            break;
-        }
-        if (opts->max_tokens && n_gen >= opts->max_tokens) {
-            st.finish = FTI_FINISH_LENGTH;
-            break;
-        }
-        if (s->pos >= s->n_ctx) {
-            st.finish = FTI_FINISH_CONTEXT;
-            break;
-        }
-        rc = fti_session_eval(s, &tok, 1, NULL, err);
+        /* evaluated even when generation ends here, so the session holds every token shown
+         * and a next call (a continuation, a chat's next turn) follows on from all of them */
+        if (s->pos >= s->n_ctx) st.finish = FTI_FINISH_CONTEXT;
+        else rc = fti_session_eval(s, &tok, 1, NULL, err);
+        if (opts->max_tokens && n_gen >= opts->max_tokens) st.finish = FTI_FINISH_LENGTH;
+        if (go.stopped) st.finish = go.stopped == 1 ? FTI_FINISH_STOP : FTI_FINISH_CALLBACK;
+        if (st.finish) break;
     }
     if (rc == FTI_OK && !go.stopped) fti__gen_push(&go, "", 0, 1); /* flush */
     st.n_generated = n_gen;
