@@ -4178,10 +4178,11 @@ static void fti__buf_append_grow(fti_buf *b, const void *p, size_t n) {
 }
 
 /* fti_buf_append for the parts' hot loops (the cleaner appends a word at a time): inlined, and
- * the bytes that fit go in without fti_buf_reserve's overflow-checked sizes. n 0 takes the
- * other path (n - 1 wraps), so a NULL p with it never reaches memcpy (UB, UBSan says). */
+ * the bytes that fit go in without fti_buf_reserve's overflow-checked sizes (cap > len: the
+ * NUL's byte). n 0 takes the other path, so a NULL p with it never reaches memcpy (UB, UBSan
+ * says); tested without an unsigned wrap (make check's uint-overflow build flags one). */
 static inline void fti__buf_put(fti_buf *b, const void *p, size_t n) {
-    if (b->data && !b->oom && n - 1 < b->cap - b->len - 1) {
+    if (b->data && !b->oom && n && n < b->cap - b->len) {
         memcpy(b->data + b->len, p, n);
         b->len += n;
         b->data[b->len] = 0;
