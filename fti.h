@@ -3943,6 +3943,7 @@ FTIDEF void fti_server_get_stats(fti_server *srv, fti_server_stats *st);
 #include <string.h>
 #include <time.h>
 #include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -4495,6 +4496,27 @@ static fti_result fti__errno_result(int e) {
     default:
         return FTI_ERR_IO;
     }
+}
+
+/* The parts' lock files (the store's, the registry's, a training run's): opens (creating) path
+ * and flocks it, shared or exclusive, waiting for it (EINTR retried) or not. FTI_OK with *fd to
+ * close; FTI_ERR_BUSY when not waiting and another process holds it, err left for the caller
+ * to say who that is; other errors name path (*fd -1). */
+FTI__UNUSED static fti_result fti__lock_file(const char *path, int shared, int wait, int *fd,
+                                             fti_error *err) {
+    int rc;
+    *fd = fti__sys_open(path, O_RDWR | O_CREAT, 0644);
+    if (*fd < 0)
+        return fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", path,
+                             strerror(errno));
+    do rc = flock(*fd, (shared ? LOCK_SH : LOCK_EX) | (wait ? 0 : LOCK_NB));
+    while (rc != 0 && wait && errno == EINTR);
+    if (rc == 0) return FTI_OK;
+    rc = errno;
+    close(*fd);
+    *fd = -1;
+    if (!wait && rc == EWOULDBLOCK) return FTI_ERR_BUSY;
+    return fti_error_set(err, FTI_ERR_IO, "%s: cannot lock: %s", path, strerror(rc));
 }
 
 /* Writes all n bytes, retrying EINTR and short writes. Returns 0 or -1 with errno. */
@@ -21661,7 +21683,7 @@ static void fti__st_stok_free(fti__st_stok *st) {
 /* === store: workspace, the ingest pipeline, versions, refs, verify, diff, datasets ========= */
 /* #include "04_store.h" (amalgamated) */
 /* #include <locale.h> (already included) */
-#include <sys/file.h>
+/* #include <sys/file.h> (already included) */
 /* #include <time.h> (already included) */
 
 #ifndef FTI_NO_STORE
@@ -23161,17 +23183,10 @@ static fti_result fti__st_lock(const char *home, int shared, int *fd, fti_error 
     fti_result rc = FTI_OK;
     *fd = -1;
     if (!lock_path) return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-    *fd = fti__sys_open(lock_path, O_RDWR | O_CREAT, 0644);
-    if (*fd < 0) {
-        rc = fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", lock_path,
-                           strerror(errno));
-    } else if (flock(*fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
-        if (*fd >= 0) close(*fd);
-        *fd = -1;
+    if ((rc = fti__lock_file(lock_path, shared, 0, fd, err)) == FTI_ERR_BUSY)
         rc = fti_error_set(err, FTI_ERR_BUSY,
                            "%s: an ingest, a gc or a tag holds the store lock; try again when "
                            "it is done", lock_path);
-    }
     fti_free(lock_path);
     return rc;
 }
@@ -30833,20 +30848,7 @@ static fti_result fti__reg_lock(const char *home, int *fd, fti_error *err) {
     if (!dir || !path) {
         r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
     } else if ((r = fti_mkdirs(dir, err)) == FTI_OK) {
-        *fd = fti__sys_open(path, O_RDWR | O_CREAT, 0644);
-        if (*fd < 0) {
-            r = fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", path,
-                              strerror(errno));
-        } else {
-            int rc;
-            do rc = flock(*fd, LOCK_EX);
-            while (rc != 0 && errno == EINTR);
-            if (rc != 0) {
-                r = fti_error_set(err, FTI_ERR_IO, "%s: cannot lock: %s", path, strerror(errno));
-                close(*fd);
-                *fd = -1;
-            }
-        }
+        r = fti__lock_file(path, 0, 1, fd, err);
     }
     fti_free(dir);
     fti_free(path);
@@ -31329,13 +31331,10 @@ FTIDEF fti_result fti_train_mpi_reduce(void *user, float *grads, size_t n, doubl
 /* #include "03_tokenizer.h" (amalgamated) */
 /* #include "04_store.h" (amalgamated) */
 /* #include "06_format.h" (amalgamated) */
-/* #include <errno.h> (already included) */
-/* #include <fcntl.h> (already included) */
 /* #include <math.h> (already included) */
 /* #include <stdarg.h> (already included) */
 /* #include <stdio.h> (already included) */
 /* #include <string.h> (already included) */
-/* #include <sys/file.h> (already included) */
 /* #include <unistd.h> (already included) */
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/utsname.h>
@@ -31426,17 +31425,9 @@ static fti_result fti__tr_run_lock(const char *run_dir, int *fd, fti_error *err)
     fti_result r = FTI_OK;
     *fd = -1;
     if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
-    *fd = fti__sys_open(path, O_RDWR | O_CREAT, 0644);
-    if (*fd < 0) {
-        r = fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", path,
-                          strerror(errno));
-    } else if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
-        r = fti_error_set(err, errno == EWOULDBLOCK ? FTI_ERR_BUSY : FTI_ERR_IO,
-                          "%s: %s", path, errno == EWOULDBLOCK ? "another process is training "
-                          "this run (same dataset and options)" : strerror(errno));
-        close(*fd);
-        *fd = -1;
-    }
+    if ((r = fti__lock_file(path, 0, 0, fd, err)) == FTI_ERR_BUSY)
+        r = fti_error_set(err, FTI_ERR_BUSY, "%s: another process is training this run (same "
+                          "dataset and options)", path);
     fti_free(path);
     return r;
 }

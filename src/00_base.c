@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 #include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -570,6 +571,27 @@ static fti_result fti__errno_result(int e) {
     default:
         return FTI_ERR_IO;
     }
+}
+
+/* The parts' lock files (the store's, the registry's, a training run's): opens (creating) path
+ * and flocks it, shared or exclusive, waiting for it (EINTR retried) or not. FTI_OK with *fd to
+ * close; FTI_ERR_BUSY when not waiting and another process holds it, err left for the caller
+ * to say who that is; other errors name path (*fd -1). */
+FTI__UNUSED static fti_result fti__lock_file(const char *path, int shared, int wait, int *fd,
+                                             fti_error *err) {
+    int rc;
+    *fd = fti__sys_open(path, O_RDWR | O_CREAT, 0644);
+    if (*fd < 0)
+        return fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", path,
+                             strerror(errno));
+    do rc = flock(*fd, (shared ? LOCK_SH : LOCK_EX) | (wait ? 0 : LOCK_NB));
+    while (rc != 0 && wait && errno == EINTR);
+    if (rc == 0) return FTI_OK;
+    rc = errno;
+    close(*fd);
+    *fd = -1;
+    if (!wait && rc == EWOULDBLOCK) return FTI_ERR_BUSY;
+    return fti_error_set(err, FTI_ERR_IO, "%s: cannot lock: %s", path, strerror(rc));
 }
 
 /* Writes all n bytes, retrying EINTR and short writes. Returns 0 or -1 with errno. */

@@ -1501,17 +1501,10 @@ static fti_result fti__st_lock(const char *home, int shared, int *fd, fti_error 
     fti_result rc = FTI_OK;
     *fd = -1;
     if (!lock_path) return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-    *fd = fti__sys_open(lock_path, O_RDWR | O_CREAT, 0644);
-    if (*fd < 0) {
-        rc = fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", lock_path,
-                           strerror(errno));
-    } else if (flock(*fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
-        if (*fd >= 0) close(*fd);
-        *fd = -1;
+    if ((rc = fti__lock_file(lock_path, shared, 0, fd, err)) == FTI_ERR_BUSY)
         rc = fti_error_set(err, FTI_ERR_BUSY,
                            "%s: an ingest, a gc or a tag holds the store lock; try again when "
                            "it is done", lock_path);
-    }
     fti_free(lock_path);
     return rc;
 }

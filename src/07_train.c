@@ -1471,20 +1471,7 @@ static fti_result fti__reg_lock(const char *home, int *fd, fti_error *err) {
     if (!dir || !path) {
         r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
     } else if ((r = fti_mkdirs(dir, err)) == FTI_OK) {
-        *fd = fti__sys_open(path, O_RDWR | O_CREAT, 0644);
-        if (*fd < 0) {
-            r = fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", path,
-                              strerror(errno));
-        } else {
-            int rc;
-            do rc = flock(*fd, LOCK_EX);
-            while (rc != 0 && errno == EINTR);
-            if (rc != 0) {
-                r = fti_error_set(err, FTI_ERR_IO, "%s: cannot lock: %s", path, strerror(errno));
-                close(*fd);
-                *fd = -1;
-            }
-        }
+        r = fti__lock_file(path, 0, 1, fd, err);
     }
     fti_free(dir);
     fti_free(path);

@@ -20,13 +20,10 @@
 #include "03_tokenizer.h"
 #include "04_store.h"
 #include "06_format.h"
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/utsname.h>
@@ -117,17 +114,9 @@ static fti_result fti__tr_run_lock(const char *run_dir, int *fd, fti_error *err)
     fti_result r = FTI_OK;
     *fd = -1;
     if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
-    *fd = fti__sys_open(path, O_RDWR | O_CREAT, 0644);
-    if (*fd < 0) {
-        r = fti_error_set(err, fti__errno_result(errno), "%s: cannot open: %s", path,
-                          strerror(errno));
-    } else if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
-        r = fti_error_set(err, errno == EWOULDBLOCK ? FTI_ERR_BUSY : FTI_ERR_IO,
-                          "%s: %s", path, errno == EWOULDBLOCK ? "another process is training "
-                          "this run (same dataset and options)" : strerror(errno));
-        close(*fd);
-        *fd = -1;
-    }
+    if ((r = fti__lock_file(path, 0, 0, fd, err)) == FTI_ERR_BUSY)
+        r = fti_error_set(err, FTI_ERR_BUSY, "%s: another process is training this run (same "
+                          "dataset and options)", path);
     fti_free(path);
     return r;
 }
