@@ -23144,10 +23144,10 @@ static fti_json_doc *fti__st_missing_object(fti__st_run *r, const char *id) {
                       ? fti__st_object_path(r->home, hex)
                       : NULL;
         struct stat st;
-        if (!p || stat(p, &st) != 0 || (int64_t)st.st_size != fti_json_get_int(c, "bytes", -1)) {
+        int found = p && stat(p, &st) == 0;
+        if (!found || (int64_t)st.st_size != fti_json_get_int(c, "bytes", -1)) {
             fti__st_log(r, FTI_LOG_WARN, "version %.12s: its %s object %s is %s: made again", id,
-                        c->key, p ? p : hex, p && stat(p, &st) == 0 ? "of another size"
-                                                                    : "missing");
+                        c->key, p ? p : hex, found ? "of another size" : "missing");
             bad = 1;
         }
         fti_free(p);
