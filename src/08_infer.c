@@ -35,7 +35,7 @@ struct fti_engine {
     void **owned;     /* LoRA-merged F32 matrices (n_owned) */
     size_t n_owned;
     void *pack_mem;   /* the matrices' decode forms (fti__eng_w.pk), one allocation */
-    size_t pk_rows;   /* their row groups (8), 0 when nothing is packed */
+    size_t pk_rows;   /* their row groups (8 or 16), 0 when nothing is packed */
     /* token -> bytes */
     char *tok_bytes;
     size_t *tok_off; /* (V+1) */
@@ -296,7 +296,8 @@ static void fti__engine_pack_task(void *ctx, size_t a, size_t b, int thread) {
 }
 
 /* Where the table has a faster decode form of a type (fti_qpack_decode_rows: AVX2 Q4_0, and Q8_0
- * when opts->repack_q8_0 asks; 8-row groups of the same size as the rows), the matrices of that
+ * when opts->repack_q8_0 asks, in 8-row groups; AVX-512 VNNI Q4_0 in 16-row groups; each the
+ * same size as the rows), the matrices of that
  * type are packed once, here, into one allocation, and the mapped rows' pages are let go
  * (fti_gguf_drop: read again from the file
  * only if something touches them, so resident memory stays one copy of the weights). Decode

@@ -114,7 +114,7 @@ FTI_TEST(batch_qmat_multi_packed) {
                         if (memcmp(Y2[0], Y1[0] + G, d.N * sizeof(float)) != 0) same = 0;
                         memcpy(Y2[0], Y1[0], M * ldy[0] * sizeof(float));
                     }
-                    CHECK(G == 0 || fti_qpack_bytes(k, t, 8, K) == 8 * rb);
+                    CHECK(G == 0 || fti_qpack_bytes(k, t, G, K) == G * rb);
                 }
                 for (mi = 0; mi < 3; mi++) /* padding columns untouched */
                     for (i = 0; i < M; i++)
@@ -160,6 +160,11 @@ FTI_TEST(batch_qmat_multi_packed) {
     if (fti_kernels_get(FTI_ISA_AVX2)) {
         CHECK(fti_qpack_decode_rows(fti_kernels_get(FTI_ISA_AVX2), FTI_DTYPE_Q4_0) == 8);
         CHECK(fti_qpack_decode_rows(fti_kernels_get(FTI_ISA_AVX2), FTI_DTYPE_Q8_0) == 8);
+    }
+    if (fti_kernels_get(FTI_ISA_AVX512) && (fti_cpu_features() & FTI_CPU_AVX512VNNI) &&
+        (fti_cpu_features() & FTI_CPU_AVX512VBMI) && (fti_cpu_features() & FTI_CPU_GFNI)) {
+        CHECK(fti_qpack_decode_rows(fti_kernels_get(FTI_ISA_AVX512), FTI_DTYPE_Q4_0) == 16);
+        CHECK(fti_qpack_decode_rows(fti_kernels_get(FTI_ISA_AVX512), FTI_DTYPE_Q8_0) == 0);
     }
 #endif
     fti_pool_free(pools[0]);
