@@ -11019,7 +11019,9 @@ typedef struct fti__qm_ctx {
 
 /* Panel form (AVX-512 VNNI): FTI__QP_BLOCK bytes per 32-block of 16 rows; chunks of at most
  * FTI__QP_MAXNB blocks when packed on the stack. */
-enum { FTI__QP_MAXNB = 64, FTI__QP_BLOCK = 576 };
+/* FTI__CV4_BLOCK, FTI__CV8_BLOCK: the compact forms' (AVX-512 VNNI decode, Q4_0 and Q8_0,
+ * "compact groups" below). */
+enum { FTI__QP_MAXNB = 64, FTI__QP_BLOCK = 576, FTI__CV4_BLOCK = 288, FTI__CV8_BLOCK = 544 };
 
 /* Full unrolling of the 4-wide tile loops, so the accumulators live in registers. */
 #if defined(__clang__)
@@ -11778,9 +11780,11 @@ FTI__VNNI static __m256i fti__qp_row32(const char *row, size_t b, int q4) {
 }
 
 /* Panel form of rows r0..r0+15 (past N: row N-1 again), blocks 0..nb-1 of W (W may point at a
- * later block of row 0: the rows keep their stride) into P (nb·FTI__QP_BLOCK bytes). */
+ * later block of row 0: the rows keep their stride) into P (nb·FTI__QP_BLOCK bytes); with cv8
+ * (Q8_0) the compact form instead: per block the 16 fp16 scales, then the same 8 zmm
+ * (nb·FTI__CV8_BLOCK bytes). */
 FTI__VNNI static void fti__qp_pack_vnni(const char *W, size_t row_bytes, size_t r0, size_t N,
-                                        size_t nb, int q4, unsigned char *P) {
+                                        size_t nb, int q4, int cv8, unsigned char *P) {
     const __m512i a0 = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
     const __m512i b0 = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
     const __m512i a1 = _mm512_setr_epi32(0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
@@ -11793,7 +11797,7 @@ FTI__VNNI static void fti__qp_pack_vnni(const char *W, size_t row_bytes, size_t 
     size_t i, b, v;
     size_t bb = q4 ? sizeof(fti_block_q4_0) : sizeof(fti_block_q8_0);
     for (i = 0; i < 16; i++) rows[i] = W + (r0 + i < N ? r0 + i : N - 1) * row_bytes;
-    for (b = 0; b < nb; b++, P += FTI__QP_BLOCK) {
+    for (b = 0; b < nb; b++, P += cv8 ? FTI__CV8_BLOCK : FTI__QP_BLOCK) {
         __m512i z[8], t;
         uint16_t h[16];
         /* z[k] = [row k | row k+8]: after the transpose lane i is row i */
@@ -11815,8 +11819,12 @@ FTI__VNNI static void fti__qp_pack_vnni(const char *W, size_t row_bytes, size_t 
             z[v + 4] = _mm512_permutex2var_epi32(z[v], b2, z[v + 4]);
             z[v] = t;
         }
-        for (v = 0; v < 8; v++) _mm512_storeu_si512((void *)(P + v * 64), z[v]);
+        for (v = 0; v < 8; v++) _mm512_storeu_si512((void *)(P + (cv8 ? 32 : 0) + v * 64), z[v]);
         for (i = 0; i < 16; i++) memcpy(&h[i], rows[i] + b * bb, 2);
+        if (cv8) {
+            memcpy(P, h, sizeof h);
+            continue;
+        }
         _mm512_storeu_ps((float *)(void *)(P + 512),
                          _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h)));
     }
@@ -11881,31 +11889,33 @@ FTI__VNNI static void fti__qp_dot_vnni(const unsigned char *P, size_t nb, int32_
         if (m < mn) _mm512_mask_storeu_ps(y[m], mask, acc[m]);
 }
 
-/* --- AVX-512 VNNI compact Q4_0 groups: the packed form that decode reads ---------------------
+/* --- AVX-512 VNNI compact groups: the packed forms that decode reads ---------------------------
  * fti_qpack's Q4_0 form on the AVX-512 VNNI table: per group of 16 rows and per 32-block,
- * FTI__Q4V_BLOCK = 288 bytes, the size of the 16 rows' blocks: the 16 fp16 scales (row i at
+ * FTI__CV4_BLOCK = 288 bytes, the size of the 16 rows' blocks: the 16 fp16 scales (row i at
  * bytes 2i), then 4 zmm of nibbles, zmm c holding in lane i the bytes 4c..4c+3 of row i's qs (a
  * 16×4 dword transpose): its low nibbles are the panel form's zmm c, its high nibbles zmm c+4.
- * One activation row reads it directly (fti__q4v_gemv): per block 4 loads, per zmm an AND and
+ * One activation row reads it directly (fti__cv4_gemv): per block 4 loads, per zmm an AND and
  * one gf2p8affineqb (>> 4), 8 vpdpbusd with x's 4-byte groups broadcast, one conversion and one
  * FMA for the 16 rows, about 22 instructions per 288 bytes where the GEMV on the stored rows
  * (fti__gemv_q4_0_vnni) needs about 40. Several activation rows unpack each chunk into panel
- * form (fti__q4v_unpack) and run fti__qp_dot_vnni. Both give the panel kernel's sequence (the
+ * form (fti__cv4_unpack) and run fti__qp_dot_vnni. Both give the panel kernel's sequence (the
  * integer dot of a block is exact whatever its order), so the packed and the stored forms give
- * the same bits. Left out of -Os builds (make size's budget). */
+ * the same bits. Q8_0's form (FTI__CV8_BLOCK = 544 bytes, the 16 rows' blocks): the 16 fp16
+ * scales, then the panel form's 8 zmm (w+128 as unsigned bytes); one activation row is 8 loads
+ * and 8 vpdpbusd per block, where the stored-row GEMV gathers each row's blocks with vpermt2b.
+ * Left out of -Os builds (make size's budget). */
 #if !defined(__OPTIMIZE_SIZE__)
-#define FTI__Q4V 1
+#define FTI__CV 1
 #else
-#define FTI__Q4V 0
+#define FTI__CV 0
 #endif
-enum { FTI__Q4V_BLOCK = 288 };
 
-#if FTI__Q4V
+#if FTI__CV
 /* The 16 qs bytes of the Q4_0 block at p. */
-#define FTI__Q4V_QS(p) _mm_loadu_si128((const __m128i *)(const void *)((p) + 2))
+#define FTI__CV_QS(p) _mm_loadu_si128((const __m128i *)(const void *)((p) + 2))
 
 /* Compact form of rows r0..r0+15 (past N: row N-1 again), all nb blocks, into P. */
-FTI__VNNI static void fti__q4v_pack(const char *W, size_t row_bytes, size_t r0, size_t N,
+FTI__VNNI static void fti__cv4_pack(const char *W, size_t row_bytes, size_t r0, size_t N,
                                     size_t nb, unsigned char *P) {
     /* dwords c and c+2 of 8 rows from two zmm of 4 rows' qs each (row 4k+r dword c at 4r+c) */
     const __m512i i0 =
@@ -11915,15 +11925,15 @@ FTI__VNNI static void fti__q4v_pack(const char *W, size_t row_bytes, size_t r0, 
     const char *rows[16];
     size_t i, b, k;
     for (i = 0; i < 16; i++) rows[i] = W + (r0 + i < N ? r0 + i : N - 1) * row_bytes;
-    for (b = 0; b < nb; b++, P += FTI__Q4V_BLOCK) {
+    for (b = 0; b < nb; b++, P += FTI__CV4_BLOCK) {
         size_t off = b * sizeof(fti_block_q4_0);
         __m512i z[4], u0, u1, u2, u3;
         for (k = 0; k < 4; k++) {
             const char *const *r = rows + 4 * k;
-            __m512i v = _mm512_castsi128_si512(FTI__Q4V_QS(r[0] + off));
-            v = _mm512_inserti32x4(v, FTI__Q4V_QS(r[1] + off), 1);
-            v = _mm512_inserti32x4(v, FTI__Q4V_QS(r[2] + off), 2);
-            z[k] = _mm512_inserti32x4(v, FTI__Q4V_QS(r[3] + off), 3);
+            __m512i v = _mm512_castsi128_si512(FTI__CV_QS(r[0] + off));
+            v = _mm512_inserti32x4(v, FTI__CV_QS(r[1] + off), 1);
+            v = _mm512_inserti32x4(v, FTI__CV_QS(r[2] + off), 2);
+            z[k] = _mm512_inserti32x4(v, FTI__CV_QS(r[3] + off), 3);
         }
         u0 = _mm512_permutex2var_epi32(z[0], i0, z[1]); /* dwords 0 | 2 of rows 0..7 */
         u1 = _mm512_permutex2var_epi32(z[0], i1, z[1]); /* dwords 1 | 3 */
@@ -11938,10 +11948,10 @@ FTI__VNNI static void fti__q4v_pack(const char *W, size_t row_bytes, size_t r0, 
 }
 
 /* Panel form (fti__qp_pack_vnni's) of nb compact blocks. */
-FTI__VNNI static void fti__q4v_unpack(const unsigned char *C, size_t nb, unsigned char *P) {
+FTI__VNNI static void fti__cv4_unpack(const unsigned char *C, size_t nb, unsigned char *P) {
     const __m512i m4 = _mm512_set1_epi8(15);
     size_t b, c;
-    for (b = 0; b < nb; b++, C += FTI__Q4V_BLOCK, P += FTI__QP_BLOCK) {
+    for (b = 0; b < nb; b++, C += FTI__CV4_BLOCK, P += FTI__QP_BLOCK) {
         for (c = 0; c < 4; c++) {
             __m512i v = _mm512_loadu_si512((const void *)(C + 32 + c * 64));
             _mm512_storeu_si512((void *)(P + c * 64), _mm512_and_si512(v, m4));
@@ -11955,12 +11965,12 @@ FTI__VNNI static void fti__q4v_unpack(const unsigned char *C, size_t nb, unsigne
 
 /* d += the 16 rows' nibbles (u8) of zmm v · x's 4-byte group at x, broadcast. */
 #if defined(FTI__QP_BCST_ASM)
-#define FTI__Q4V_DP(d, v, x)                                                                       \
+#define FTI__CV_DP(d, v, x)                                                                       \
     __asm__("vpdpbusd %2%{1to16%}, %1, %0"                                                         \
             : "+v"(d)                                                                              \
             : "v"(v), "m"(*(const fti__qp_x4 *)(const void *)(x)))
 #else
-#define FTI__Q4V_DP(d, v, x)                                                                       \
+#define FTI__CV_DP(d, v, x)                                                                       \
     do {                                                                                           \
         int32_t x4_;                                                                               \
         memcpy(&x4_, (x), 4);                                                                      \
@@ -11971,7 +11981,7 @@ FTI__VNNI static void fti__q4v_unpack(const unsigned char *C, size_t nb, unsigne
 /* One compact block of 16 rows against x's block (xq: its 32 values, xs8 = 8·Σx, xd its scale):
  * acc += float(Σ nibble·x - 8·Σx)·(wd·xd), the panel kernel's sequence (4 integer chains). */
 FTI__VNNI static inline __attribute__((always_inline)) __m512
-fti__q4v_step(const unsigned char *C, const int8_t *xq, int32_t xs8, float xd, __m512 acc) {
+fti__cv4_step(const unsigned char *C, const int8_t *xq, int32_t xs8, float xd, __m512 acc) {
     const __m512i m4 = _mm512_set1_epi8(15);
     const __m512i shr4 = _mm512_set1_epi64(0x1020408000000000LL); /* byte >> 4 */
     __m512i v0 = _mm512_loadu_si512((const void *)(C + 32));
@@ -11983,14 +11993,14 @@ fti__q4v_step(const unsigned char *C, const int8_t *xq, int32_t xs8, float xd, _
     __m512i l1 = _mm512_and_si512(v1, m4), h1 = _mm512_gf2p8affine_epi64_epi8(v1, shr4, 0);
     __m512i l2 = _mm512_and_si512(v2, m4), h2 = _mm512_gf2p8affine_epi64_epi8(v2, shr4, 0);
     __m512i l3 = _mm512_and_si512(v3, m4), h3 = _mm512_gf2p8affine_epi64_epi8(v3, shr4, 0);
-    FTI__Q4V_DP(d0, l0, xq);
-    FTI__Q4V_DP(d1, h0, xq + 16);
-    FTI__Q4V_DP(d2, l1, xq + 4);
-    FTI__Q4V_DP(d3, h1, xq + 20);
-    FTI__Q4V_DP(d0, l2, xq + 8);
-    FTI__Q4V_DP(d1, h2, xq + 24);
-    FTI__Q4V_DP(d2, l3, xq + 12);
-    FTI__Q4V_DP(d3, h3, xq + 28);
+    FTI__CV_DP(d0, l0, xq);
+    FTI__CV_DP(d1, h0, xq + 16);
+    FTI__CV_DP(d2, l1, xq + 4);
+    FTI__CV_DP(d3, h1, xq + 20);
+    FTI__CV_DP(d0, l2, xq + 8);
+    FTI__CV_DP(d1, h2, xq + 24);
+    FTI__CV_DP(d2, l3, xq + 12);
+    FTI__CV_DP(d3, h3, xq + 28);
     return _mm512_fmadd_ps(
         _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_add_epi32(d0, d1), _mm512_add_epi32(d2, d3))),
         _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)C)),
@@ -11998,37 +12008,78 @@ fti__q4v_step(const unsigned char *C, const int8_t *xq, int32_t xs8, float xd, _
         acc);
 }
 
-/* One activation row against groups [g0, g1) of compact matrix a: y = rows 16g0.. of a·x;
- * groups g and g + h side by side (two streams, two chains; an odd last one alone). */
-FTI__VNNI static void fti__q4v_gemv(const fti__qm_ctx *c, const fti_qmat *a, size_t g0,
-                                    size_t g1) {
-    const int8_t *xq = c->xq;
-    const float *xd = c->xd;
-    const int32_t *xs = c->xs;
-    float *y = FTI__QMAT_ROW(a, 0);
-    size_t nb = c->nb, gs = nb * FTI__Q4V_BLOCK, h = (g1 - g0 + 1) / 2, g, b;
-    const unsigned char *P = (const unsigned char *)a->P;
-    for (g = g0; g < g0 + h; g++) {
-        size_t g2 = g + h < g1 ? g + h : g, n;
-        const unsigned char *A = P + g * gs, *B = P + g2 * gs;
-        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-        if (g2 != g) {
-            for (b = 0; b < nb; b++, A += FTI__Q4V_BLOCK, B += FTI__Q4V_BLOCK) {
-                acc0 = fti__q4v_step(A, xq + b * FTI_QK, 8 * xs[b], xd[b], acc0);
-                acc1 = fti__q4v_step(B, xq + b * FTI_QK, 8 * xs[b], xd[b], acc1);
-            }
-            n = a->N - g2 * 16;
-            _mm512_mask_storeu_ps(y + g2 * 16, (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u),
-                                  acc1);
-        } else {
-            for (b = 0; b < nb; b++, A += FTI__Q4V_BLOCK)
-                acc0 = fti__q4v_step(A, xq + b * FTI_QK, 8 * xs[b], xd[b], acc0);
-        }
-        n = a->N - g * 16;
-        _mm512_mask_storeu_ps(y + g * 16, (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u), acc0);
+/* The same for Q8_0 (xs128 = 128·Σx): acc += float(Σ (w+128)·x - 128·Σx)·(wd·xd). */
+FTI__VNNI static inline __attribute__((always_inline)) __m512
+fti__cv8_step(const unsigned char *C, const int8_t *xq, int32_t xs128, float xd, __m512 acc) {
+    __m512i d0 = _mm512_set1_epi32(-xs128), d1 = _mm512_setzero_si512(), d2 = d1, d3 = d1;
+    __m512i v0 = _mm512_loadu_si512((const void *)(C + 32));
+    __m512i v1 = _mm512_loadu_si512((const void *)(C + 96));
+    __m512i v2 = _mm512_loadu_si512((const void *)(C + 160));
+    __m512i v3 = _mm512_loadu_si512((const void *)(C + 224));
+    __m512i v4 = _mm512_loadu_si512((const void *)(C + 288));
+    __m512i v5 = _mm512_loadu_si512((const void *)(C + 352));
+    __m512i v6 = _mm512_loadu_si512((const void *)(C + 416));
+    __m512i v7 = _mm512_loadu_si512((const void *)(C + 480));
+    FTI__CV_DP(d0, v0, xq);
+    FTI__CV_DP(d1, v1, xq + 4);
+    FTI__CV_DP(d2, v2, xq + 8);
+    FTI__CV_DP(d3, v3, xq + 12);
+    FTI__CV_DP(d0, v4, xq + 16);
+    FTI__CV_DP(d1, v5, xq + 20);
+    FTI__CV_DP(d2, v6, xq + 24);
+    FTI__CV_DP(d3, v7, xq + 28);
+    return _mm512_fmadd_ps(
+        _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_add_epi32(d0, d1), _mm512_add_epi32(d2, d3))),
+        _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)C)),
+                      _mm512_set1_ps(xd)),
+        acc);
+}
+
+/* Panel form of nb compact Q8_0 blocks. */
+FTI__VNNI static void fti__cv8_unpack(const unsigned char *C, size_t nb, unsigned char *P) {
+    size_t b;
+    for (b = 0; b < nb; b++, C += FTI__CV8_BLOCK, P += FTI__QP_BLOCK) {
+        memcpy(P, C + 32, 512);
+        _mm512_storeu_ps((float *)(void *)(P + 512),
+                         _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)C)));
     }
 }
-#endif /* FTI__Q4V */
+
+/* One activation row against groups [g0, g1) of compact matrix a (STEP, BLOCK bytes a block,
+ * the offset's factor OFS): y = rows 16g0.. of a·x; groups g and g + h side by side (two
+ * streams, two chains; an odd last one alone). */
+#define FTI__CV_GEMV(NAME, STEP, BLOCK, OFS)                                                       \
+    FTI__VNNI static void NAME(const fti__qm_ctx *c, const fti_qmat *a, size_t g0, size_t g1) {    \
+        const int8_t *xq = c->xq;                                                                  \
+        const float *xd = c->xd;                                                                   \
+        const int32_t *xs = c->xs;                                                                 \
+        float *y = FTI__QMAT_ROW(a, 0);                                                            \
+        size_t nb = c->nb, gs = nb * (BLOCK), h = (g1 - g0 + 1) / 2, g, b;                         \
+        const unsigned char *P = (const unsigned char *)a->P;                                      \
+        for (g = g0; g < g0 + h; g++) {                                                            \
+            size_t g2 = g + h < g1 ? g + h : g, n;                                                 \
+            const unsigned char *A = P + g * gs, *B = P + g2 * gs;                                 \
+            __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;                                        \
+            if (g2 != g) {                                                                         \
+                for (b = 0; b < nb; b++, A += (BLOCK), B += (BLOCK)) {                             \
+                    acc0 = STEP(A, xq + b * FTI_QK, (OFS) * xs[b], xd[b], acc0);                   \
+                    acc1 = STEP(B, xq + b * FTI_QK, (OFS) * xs[b], xd[b], acc1);                   \
+                }                                                                                  \
+                n = a->N - g2 * 16;                                                                \
+                _mm512_mask_storeu_ps(y + g2 * 16,                                                 \
+                                      (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u), acc1);     \
+            } else {                                                                               \
+                for (b = 0; b < nb; b++, A += (BLOCK))                                             \
+                    acc0 = STEP(A, xq + b * FTI_QK, (OFS) * xs[b], xd[b], acc0);                   \
+            }                                                                                      \
+            n = a->N - g * 16;                                                                     \
+            _mm512_mask_storeu_ps(y + g * 16, (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u),    \
+                                  acc0);                                                           \
+        }                                                                                          \
+    }
+FTI__CV_GEMV(fti__cv4_gemv, fti__cv4_step, FTI__CV4_BLOCK, 8)
+FTI__CV_GEMV(fti__cv8_gemv, fti__cv8_step, FTI__CV8_BLOCK, 128)
+#endif /* FTI__CV */
 
 /* Group g (rows 16g..16g+15) of matrix a against every activation row; buf holds a chunk's
  * panels when a has none packed. */
@@ -12041,16 +12092,20 @@ FTI__VNNI static void fti__qp_group_vnni(const fti__qm_ctx *c, const fti_qmat *a
     for (b0 = 0; b0 < c->nb; b0 += FTI__QP_MAXNB) {
         size_t bn = c->nb - b0 < (size_t)FTI__QP_MAXNB ? c->nb - b0 : (size_t)FTI__QP_MAXNB;
         const unsigned char *P;
-        if (a->P && FTI__Q4V && q4) { /* the compact form (fti_qpack's Q4_0) */
-#if FTI__Q4V
-            fti__q4v_unpack((const unsigned char *)a->P + (g * c->nb + b0) * FTI__Q4V_BLOCK, bn,
-                            buf);
+        if (a->P && FTI__CV) { /* the compact forms (fti_qpack) */
+#if FTI__CV
+            if (q4)
+                fti__cv4_unpack((const unsigned char *)a->P + (g * c->nb + b0) * FTI__CV4_BLOCK,
+                                bn, buf);
+            else
+                fti__cv8_unpack((const unsigned char *)a->P + (g * c->nb + b0) * FTI__CV8_BLOCK,
+                                bn, buf);
 #endif
             P = buf;
-        } else if (a->P) {
+        } else if (a->P) { /* (-Os: the panel form) */
             P = (const unsigned char *)a->P + (g * c->nb + b0) * FTI__QP_BLOCK;
         } else {
-            fti__qp_pack_vnni((const char *)a->W + b0 * bb, row_bytes, r0, a->N, bn, q4, buf);
+            fti__qp_pack_vnni((const char *)a->W + b0 * bb, row_bytes, r0, a->N, bn, q4, 0, buf);
             P = buf;
             if (prefetch_next && r0 + 16 < a->N) { /* 16 streams defeat the hardware prefetcher */
                 size_t r, off, n_next = a->N - r0 - 16 < 16 ? a->N - r0 - 16 : 16;
@@ -12087,10 +12142,13 @@ FTI__VNNI static void fti__qp_task(void *vctx, size_t g0, size_t g1, int thread)
     (void)thread;
     for (i = 0; i < c->n_mats && g0 < g1; i++) {
         size_t ng = (c->mats[i].N + 15) / 16, g = g0;
-#if FTI__Q4V
-        if (c->M == 1 && c->mats[i].P && c->mats[i].wtype == FTI_DTYPE_Q4_0 && g0 < base + ng) {
-            g = g1 < base + ng ? g1 : base + ng; /* decode on the compact form */
-            fti__q4v_gemv(c, &c->mats[i], g0 - base, g - base);
+#if FTI__CV
+        if (c->M == 1 && c->mats[i].P && g0 < base + ng) { /* decode on the compact forms */
+            g = g1 < base + ng ? g1 : base + ng;
+            if (c->mats[i].wtype == FTI_DTYPE_Q4_0)
+                fti__cv4_gemv(c, &c->mats[i], g0 - base, g - base);
+            else
+                fti__cv8_gemv(c, &c->mats[i], g0 - base, g - base);
         }
 #endif
         for (; g < g1 && g < base + ng; g++)
@@ -12288,10 +12346,11 @@ static int fti__qp_compact(const fti_kernels *k, fti_dtype wtype) {
 #endif
 }
 
-/* 1 when table k packs wtype into the compact 16-row groups (AVX-512 VNNI Q4_0, not under -Os). */
-static int fti__q4v_compact(const fti_kernels *k, fti_dtype wtype) {
-#if defined(FTI__X86) && !defined(FTI_NO_AVX512) && FTI__Q4V
-    return k == &fti__kernels_avx512vnni_table && wtype == FTI_DTYPE_Q4_0;
+/* 1 when table k packs wtype into the compact 16-row groups (AVX-512 VNNI, not under -Os). */
+static int fti__cv_compact(const fti_kernels *k, fti_dtype wtype) {
+#if defined(FTI__X86) && !defined(FTI_NO_AVX512) && FTI__CV
+    return k == &fti__kernels_avx512vnni_table &&
+           (wtype == FTI_DTYPE_Q4_0 || wtype == FTI_DTYPE_Q8_0);
 #else
     (void)k;
     (void)wtype;
@@ -12301,7 +12360,7 @@ static int fti__q4v_compact(const fti_kernels *k, fti_dtype wtype) {
 
 size_t fti_qpack_decode_rows(const fti_kernels *k, fti_dtype wtype) {
     if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
-    return fti__qp_compact(k, wtype) ? 8 : fti__q4v_compact(k, wtype) ? 16 : 0;
+    return fti__qp_compact(k, wtype) ? 8 : fti__cv_compact(k, wtype) ? 16 : 0;
 }
 
 size_t fti_qpack_bytes(const fti_kernels *k, fti_dtype wtype, size_t N, size_t K) {
@@ -12309,8 +12368,8 @@ size_t fti_qpack_bytes(const fti_kernels *k, fti_dtype wtype, size_t N, size_t K
     if (!k) k = fti_kernels_get(FTI_ISA_AUTO);
     if (fti__qp_compact(k, wtype)) /* FTI__P4C_BLOCK, FTI__P8C_BLOCK */
         rows = 8, block = wtype == FTI_DTYPE_Q4_0 ? 144 : 272;
-    else if (fti__q4v_compact(k, wtype))
-        block = 288; /* FTI__Q4V_BLOCK */
+    else if (fti__cv_compact(k, wtype))
+        block = wtype == FTI_DTYPE_Q4_0 ? FTI__CV4_BLOCK : FTI__CV8_BLOCK;
     else if (!fti__qp_panels(k)) return 0;
     if ((wtype != FTI_DTYPE_Q8_0 && wtype != FTI_DTYPE_Q4_0) || N == 0 || K == 0 || K % FTI_QK)
         return 0;
@@ -12340,15 +12399,22 @@ fti_result fti_qpack(const fti_kernels *k, fti_dtype wtype, const void *W, size_
     {
         size_t nb = K / FTI_QK, g, row_bytes = fti_dtype_row_bytes(wtype, K);
         for (g = 0; g < (N + 15) / 16; g++) {
-#if FTI__Q4V
+#if FTI__CV
             if (wtype == FTI_DTYPE_Q4_0) { /* the compact form */
-                fti__q4v_pack((const char *)W, row_bytes, g * 16, N, nb,
-                              (unsigned char *)P + g * nb * FTI__Q4V_BLOCK);
+                fti__cv4_pack((const char *)W, row_bytes, g * 16, N, nb,
+                              (unsigned char *)P + g * nb * FTI__CV4_BLOCK);
+                continue;
+            }
+#endif
+#if FTI__CV
+            if (wtype == FTI_DTYPE_Q8_0) { /* the compact form */
+                fti__qp_pack_vnni((const char *)W, row_bytes, g * 16, N, nb, 0, 1,
+                                  (unsigned char *)P + g * nb * FTI__CV8_BLOCK);
                 continue;
             }
 #endif
             fti__qp_pack_vnni((const char *)W, row_bytes, g * 16, N, nb, wtype == FTI_DTYPE_Q4_0,
-                              (unsigned char *)P + g * nb * FTI__QP_BLOCK);
+                              0, (unsigned char *)P + g * nb * FTI__QP_BLOCK);
         }
     }
 #endif
