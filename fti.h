@@ -812,11 +812,11 @@ typedef struct fti_qmat {
 } fti_qmat;
 FTIDEF fti_result fti_matmul_qa_multi(const fti_kernels *k, fti_pool *pool, const fti_qmat *mats,
                                       size_t n_mats, const void *qact, size_t M, size_t K);
-/* Weights packed once for the multi-row products (on AVX-512 VNNI, Q8_0: 16 rows interleaved
- * per 32-block, so a product does not repack them, about the size of the rows; Q4_0: groups of
- * 16 rows, each 32-block's 16 scales then the rows' nibbles interleaved by 4 bytes, exactly the
- * size of the rows, which one activation row (decode) reads about 1.2-2x faster than the stored
- * rows (under -Os the 16-row interleave of Q8_0's form, twice the rows' size); on AVX2: groups
+/* Weights packed once for the multi-row products (on AVX-512 VNNI: groups of 16 rows, each
+ * 32-block's 16 scales then the rows' nibbles (Q4_0) or int8 values (Q8_0) interleaved by 4
+ * bytes, exactly the size of the rows, which one activation row (decode) reads about 1.2-2x
+ * (Q4_0) and up to 1.1x (Q8_0, from memory; 2x in cache) faster than the stored rows; under -Os
+ * the multi-row kernels' 16-row panels, about the size of the Q8_0 rows); on AVX2: groups
  * of 8 rows, the same for Q4_0 and Q8_0 (int8 values), exactly the size of the rows, decode
  * about 1.2-1.8x (Q4_0) and 1.0-1.25x (Q8_0) faster; builds with -Os have the Q4_0 form only).
  * fti_qpack_bytes is 0 when table k has no packed form (or bad sizes): then pass W. P should be 64-byte aligned. FTI_ERR_INVALID when P_bytes
@@ -828,8 +828,8 @@ FTIDEF fti_result fti_qpack(const fti_kernels *k, fti_dtype wtype, const void *W
  * for single-row products (decode: keep a model's matrices so and pass them as fti_qmat.P with
  * M = 1): rows r0 .. of a packed matrix, for r0 a multiple of G, are the packed form that starts
  * r0·fti_dtype_row_bytes(wtype, K) bytes in (a row range as a matrix of its own). 0 otherwise
- * (AVX2 Q4_0 and Q8_0, Q8_0 not under -Os: 8; AVX-512 VNNI Q4_0, not under -Os: 16; every
- * other table and type: 0). Thread safety:
+ * (AVX2 Q4_0 and Q8_0, Q8_0 not under -Os: 8; AVX-512 VNNI Q4_0 and Q8_0, not under -Os:
+ * 16; every other table and type: 0). Thread safety:
  * any thread. */
 FTIDEF size_t fti_qpack_decode_rows(const fti_kernels *k, fti_dtype wtype);
 
@@ -2753,9 +2753,10 @@ typedef struct fti_engine_opts {
      * batch's order. $FTI_REPACK=0 does the same as 1 here. */
     int no_repack;
     /* 1: Q8_0 matrices too (AVX2: the 8-row Q8_0 form, decode 15-25% faster on the stories
-     * shapes, prefill 10-50%), at the cost of a pass over them at load that a cold start pays in
-     * page faults (stories110M Q8_0: 3 ms -> 85-180 ms, stories15M 3 -> 13-50 ms on the Zen 3
-     * VM); fti-serve asks for it, fti-infer does not. */
+     * shapes, prefill 10-50%; AVX-512 VNNI: the 16-row one, decode about 5% faster), at the cost
+     * of a pass over them at load that a cold start pays in page faults (stories110M Q8_0: 3 ms
+     * -> 85-180 ms, stories15M 3 -> 13-50 ms on the Zen 3 VM); fti-serve asks for it, fti-infer
+     * does not. */
     int repack_q8_0;
     /* Optional: the repacking above runs on this pool's threads (not kept; it must not be in
      * use by another call during fti_engine_open). NULL = the calling thread. */

@@ -68,9 +68,10 @@ typedef struct fti_engine_opts {
      * batch's order. $FTI_REPACK=0 does the same as 1 here. */
     int no_repack;
     /* 1: Q8_0 matrices too (AVX2: the 8-row Q8_0 form, decode 15-25% faster on the stories
-     * shapes, prefill 10-50%), at the cost of a pass over them at load that a cold start pays in
-     * page faults (stories110M Q8_0: 3 ms -> 85-180 ms, stories15M 3 -> 13-50 ms on the Zen 3
-     * VM); fti-serve asks for it, fti-infer does not. */
+     * shapes, prefill 10-50%; AVX-512 VNNI: the 16-row one, decode about 5% faster), at the cost
+     * of a pass over them at load that a cold start pays in page faults (stories110M Q8_0: 3 ms
+     * -> 85-180 ms, stories15M 3 -> 13-50 ms on the Zen 3 VM); fti-serve asks for it, fti-infer
+     * does not. */
     int repack_q8_0;
     /* Optional: the repacking above runs on this pool's threads (not kept; it must not be in
      * use by another call during fti_engine_open). NULL = the calling thread. */
