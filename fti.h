@@ -820,7 +820,8 @@ FTIDEF fti_result fti_matmul_qa_multi(const fti_kernels *k, fti_pool *pool, cons
  * of 8 rows, the same for Q4_0 and Q8_0 (int8 values), exactly the size of the rows, decode
  * about 1.2-1.8x (Q4_0) and 1.0-1.25x (Q8_0) faster; builds with -Os have the Q4_0 form only).
  * fti_qpack_bytes is 0 when table k has no packed form (or bad sizes): then pass W. P should
- * be 64-byte aligned. FTI_ERR_INVALID when P_bytes is short or the form is missing. The packed form gives the same bits as the stored rows. */
+ * be 64-byte aligned. FTI_ERR_INVALID when P_bytes is short or the form is missing. The packed
+ * form gives the same bits as the stored rows. */
 FTIDEF size_t fti_qpack_bytes(const fti_kernels *k, fti_dtype wtype, size_t N, size_t K);
 FTIDEF fti_result fti_qpack(const fti_kernels *k, fti_dtype wtype, const void *W, size_t N,
                             size_t K, void *P, size_t P_bytes);
