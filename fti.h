@@ -36469,6 +36469,9 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
         memset(&dflt, 0, sizeof dflt);
         opts = &dflt;
     }
+    if (opts->n_stop && !opts->stop)
+        return fti_error_set(err, FTI_ERR_INVALID, "generate: n_stop %lu with no stop strings",
+                             (unsigned long)opts->n_stop);
     memset(&st, 0, sizeof st);
     memset(&go, 0, sizeof go);
     go.o = opts;

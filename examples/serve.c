@@ -596,8 +596,16 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
     g->rag_k = rag_k;
     g->eos = fti_engine_eos(g->e);
     g->n_ctx = (int)fti_engine_config(g->e)->context_len;
-    if (n_ctx > 0 && n_ctx < g->n_ctx) g->n_ctx = n_ctx;
-    else if (n_ctx <= 0 && g->n_ctx > CTX_DEFAULT_MAX) g->n_ctx = CTX_DEFAULT_MAX;
+    if (n_ctx > 0 && n_ctx < g->n_ctx) {
+        g->n_ctx = n_ctx;
+    } else if (n_ctx > g->n_ctx) { /* (the model knows no positions past its own) */
+        char msg[256];
+        snprintf(msg, sizeof msg, "--ctx %d is more than %s's context: sequences get its %d",
+                 n_ctx, fti_path_base(path), g->n_ctx);
+        log_fn(NULL, FTI_LOG_WARN, msg);
+    } else if (n_ctx <= 0 && g->n_ctx > CTX_DEFAULT_MAX) {
+        g->n_ctx = CTX_DEFAULT_MAX;
+    }
     g->max_batch = max_batch > 0 ? max_batch : 16;
     g->bs = (fti_session **)fti_calloc((size_t)g->max_batch, sizeof *g->bs);
     g->bt = (int32_t *)fti_calloc((size_t)g->max_batch, sizeof *g->bt);
@@ -768,6 +776,7 @@ int main(int argc, char **argv) {
     o.port = 8080;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double x = 0.0;
 #define NEEDV()                                                      \
     do {                                                             \
         if (!v) {                                                    \
@@ -776,6 +785,18 @@ int main(int argc, char **argv) {
         }                                                            \
         i++;                                                         \
     } while (0)
+/* a whole number from lo to hi into x */
+#define NUMV(lo, hi)                                                                        \
+    do {                                                                                    \
+        char *end_ = NULL;                                                                  \
+        NEEDV();                                                                            \
+        x = strtod(v, &end_);                                                               \
+        if (end_ == v || *end_ || !(x >= (lo) && x <= (hi)) || x != (double)(long long)x) { \
+            fprintf(stderr, "fti-serve: %s takes a whole number from %.0f to %.0f, not '%s'\n", \
+                    a, (double)(lo), (double)(hi), v);                                      \
+            return 2;                                                                       \
+        }                                                                                   \
+    } while (0)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
@@ -783,27 +804,36 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--alias")) { NEEDV(); alias = v; }
         else if (!strcmp(a, "--model")) { NEEDV(); model = v; }
         else if (!strcmp(a, "--echo")) echo = 1;
-        else if (!strcmp(a, "--step-us")) { NEEDV(); step_us = (unsigned)strtoul(v, NULL, 10); }
+        else if (!strcmp(a, "--step-us")) { NUMV(0, 10000000); step_us = (unsigned)x; }
         else if (!strcmp(a, "--host")) { NEEDV(); o.host = v; }
-        else if (!strcmp(a, "--port")) { NEEDV(); o.port = atoi(v); }
-        else if (!strcmp(a, "--threads")) { NEEDV(); threads = atoi(v); }
-        else if (!strcmp(a, "--ctx")) { NEEDV(); n_ctx = atoi(v); }
-        else if (!strcmp(a, "--max-batch")) { NEEDV(); o.max_batch = atoi(v); }
-        else if (!strcmp(a, "--max-queue")) { NEEDV(); o.max_queue = atoi(v); }
-        else if (!strcmp(a, "--max-conns")) { NEEDV(); o.max_conns = atoi(v); }
-        else if (!strcmp(a, "--header-timeout-ms")) { NEEDV(); o.header_timeout_ms = atoi(v); }
-        else if (!strcmp(a, "--idle-timeout-ms")) { NEEDV(); o.idle_timeout_ms = atoi(v); }
-        else if (!strcmp(a, "--body-timeout-ms")) { NEEDV(); o.body_timeout_ms = atoi(v); }
-        else if (!strcmp(a, "--max-body")) {
-            NEEDV();
-            o.limits.max_body = (size_t)strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--port")) { NUMV(0, 65535); o.port = (int)x; }
+        else if (!strcmp(a, "--threads")) { NUMV(0, 1024); threads = (int)x; }
+        else if (!strcmp(a, "--ctx")) { NUMV(0, 16777216); n_ctx = (int)x; }
+        else if (!strcmp(a, "--max-batch")) { NUMV(0, 4096); o.max_batch = (int)x; }
+        else if (!strcmp(a, "--max-queue")) { NUMV(0, 1000000); o.max_queue = (int)x; }
+        else if (!strcmp(a, "--max-conns")) { NUMV(0, 1000000); o.max_conns = (int)x; }
+        else if (!strcmp(a, "--header-timeout-ms")) {
+            NUMV(0, 86400000);
+            o.header_timeout_ms = (int)x;
         }
-        else if (!strcmp(a, "--rag-k")) { NEEDV(); rag_k = atoi(v); }
+        else if (!strcmp(a, "--idle-timeout-ms")) {
+            NUMV(0, 86400000);
+            o.idle_timeout_ms = (int)x;
+        }
+        else if (!strcmp(a, "--body-timeout-ms")) {
+            NUMV(0, 86400000);
+            o.body_timeout_ms = (int)x;
+        }
+        else if (!strcmp(a, "--max-body")) {
+            NUMV(0, 1073741824.0);
+            o.limits.max_body = (size_t)x;
+        }
+        else if (!strcmp(a, "--rag-k")) { NUMV(0, 64); rag_k = (int)x; }
         else if (!strcmp(a, "--log")) { NEEDV(); log_arg = v; }
         else if (!strcmp(a, "--instance")) { NEEDV(); o.instance = v; }
         else if (!strcmp(a, "--cors")) { NEEDV(); o.cors_origin = v; }
-        else if (!strcmp(a, "--log-max-mb")) { NEEDV(); log_max_mb = atol(v); }
-        else if (!strcmp(a, "--reload-s")) { NEEDV(); reload_s = atoi(v); }
+        else if (!strcmp(a, "--log-max-mb")) { NUMV(0, 1048576); log_max_mb = (long)x; }
+        else if (!strcmp(a, "--reload-s")) { NUMV(0, 86400); reload_s = (int)x; }
         else if (!strcmp(a, "--port-file")) { NEEDV(); port_file = v; }
         else if (!strcmp(a, "--quiet")) g_quiet = 1;
         else if (!strcmp(a, "--batch-decode")) g_batch_decode = 1;
@@ -821,6 +851,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "fti-serve: unknown argument %s (see --help)\n", a);
             return 2;
         }
+#undef NUMV
 #undef NEEDV
     }
     if ((alias != NULL) + (model != NULL) + echo > 1) {

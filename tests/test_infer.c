@@ -663,6 +663,12 @@ FTI_TEST(infer_generate_stream_and_stop) {
         }
 
     }
+    /* 3: n_stop without the strings is a bad argument, not a crash */
+    memset(&go, 0, sizeof go);
+    go.max_tokens = 4;
+    go.n_stop = 2;
+    CHECK(fti_generate(s, smp, prompt, 4, &go, &st, &err) == FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "n_stop") != NULL);
     fti_buf_free(&full);
     fti_sampler_free(smp);
     fti_session_free(s);
@@ -1532,6 +1538,39 @@ FTI_TEST(infer_cli_long_context_default) {
     snprintf(cmd, sizeof cmd, "%s --model '%s' --ctx 8192 %s", prog, path, opt);
     CHECK_EQ_INT(ti_run(cmd, out, sizeof out), 0);
     CHECK(strstr(out, "context 4096") == NULL);
+}
+
+/* fti-serve's numbers are checked (atoi took "abc" as port 0, "1.5" threads as 1) and a --ctx
+ * past the model's context is said, not dropped in silence. */
+FTI_TEST(infer_cli_serve_numbers_and_ctx) {
+    static const char *const bad[][2] = {
+        {"--port abc", "--port takes a whole number from 0 to 65535, not 'abc'"},
+        {"--port 70000", "--port takes a whole number from 0 to 65535"},
+        {"--threads 1.5", "--threads takes a whole number"},
+        {"--ctx -4", "--ctx takes a whole number"},
+        {"--max-batch 2x", "--max-batch takes a whole number"},
+        {"--rag-k", "--rag-k needs a value"}};
+    const char *prog = "build/fti-serve", *path = ti_model_bytes("serve.gguf");
+    char cmd[1200], out[1024];
+    size_t k;
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(path != NULL);
+    for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        snprintf(cmd, sizeof cmd, "%s --echo %s 2>&1", prog, bad[k][0]);
+        CHECK_EQ_INT(ti_run(cmd, out, sizeof out), 2);
+        if (!strstr(out, bad[k][1])) fprintf(stderr, "    %s: %s\n", bad[k][0], out);
+        CHECK(strstr(out, bad[k][1]) != NULL);
+    }
+    /* (an address it cannot bind: it stops at once, after loading the model) */
+    snprintf(cmd, sizeof cmd,
+             "%s --model '%s' --ctx 999999 --threads 1 --host 256.0.0.1 --port 1 2>&1", prog,
+             path);
+    CHECK(ti_run(cmd, out, sizeof out) != 0);
+    CHECK(strstr(out, "--ctx 999999 is more than serve.gguf's context: sequences get its") !=
+          NULL);
 }
 
 /* fti-infer reads text as the pipeline does: --perplexity scores a file's text normalised as
