@@ -209,6 +209,23 @@ static int parse_args(int argc, char **argv, args *a) {
         fprintf(stderr, "fti-train: --lora needs --from MODEL (the frozen base)\n");
         return 0;
     }
+    if (a->steps && a->warmup >= a->steps) { /* the rate would never reach --lr */
+        fprintf(stderr, "fti-train: --warmup %llu is not less than --steps %llu\n",
+                (unsigned long long)a->warmup, (unsigned long long)a->steps);
+        return 0;
+    }
+    if (a->name) { /* one line of text: it is general.name, the card's and the registry's name */
+        size_t n = strlen(a->name), k;
+        int bad = n == 0 || n > 200 ||
+                  fti_utf8_valid_prefix((const unsigned char *)a->name, n) != n;
+        for (k = 0; k < n && !bad; k++)
+            bad = (unsigned char)a->name[k] < 0x20 || a->name[k] == 0x7f;
+        if (bad) {
+            fprintf(stderr, "fti-train: --name wants 1-200 bytes of text on one line (UTF-8, "
+                    "no control characters)\n");
+            return 0;
+        }
+    }
     if (a->lora && a->keep_best) { /* (fti_train_run's FTI_ERR_UNSUPPORTED says why) */
         fprintf(stderr, "fti-train: --keep-best does not work with --lora (the registered "
                 "adapter would not be the merged model's)\n");

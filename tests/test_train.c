@@ -684,7 +684,10 @@ FTI_TEST(train_cli) {
             {"--from production --dim 32", "keeps that model's configuration"},
             {"--from production --preset small", "keeps that model's configuration"},
             {"--eval-every 0", "--eval-every takes a whole number from 1"},
-            {"--checkpoint-every 0", "--checkpoint-every takes a whole number from 1"}};
+            {"--checkpoint-every 0", "--checkpoint-every takes a whole number from 1"},
+            {"--steps 10 --warmup 10", "--warmup 10 is not less than --steps 10"},
+            {"--name \"$(printf 'a\\nb')\"", "--name wants 1-200 bytes of text on one line"},
+            {"--name ''", "--name wants 1-200 bytes"}};
         size_t k;
         for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
             snprintf(cmd, sizeof cmd, "build/fti-train --home '%s' %s --quiet > /dev/null "
