@@ -11980,6 +11980,17 @@ FTI__VNNI static void fti__cv4_unpack(const unsigned char *C, size_t nb, unsigne
     } while (0)
 #endif
 
+/* acc + float(d0 + d1 + d2 + d3)·(the block's 16 fp16 scales at C times xd): a block's end. */
+FTI__VNNI static inline __attribute__((always_inline)) __m512
+fti__cv_sum(__m512i d0, __m512i d1, __m512i d2, __m512i d3, const unsigned char *C, float xd,
+            __m512 acc) {
+    return _mm512_fmadd_ps(
+        _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_add_epi32(d0, d1), _mm512_add_epi32(d2, d3))),
+        _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)C)),
+                      _mm512_set1_ps(xd)),
+        acc);
+}
+
 /* One compact block of 16 rows against x's block (xq: its 32 values, xs8 = 8·Σx, xd its scale):
  * acc += float(Σ nibble·x - 8·Σx)·(wd·xd), the panel kernel's sequence (4 integer chains). */
 FTI__VNNI static inline __attribute__((always_inline)) __m512
@@ -12003,11 +12014,7 @@ fti__cv4_step(const unsigned char *C, const int8_t *xq, int32_t xs8, float xd, _
     FTI__CV_DP(d1, h2, xq + 24);
     FTI__CV_DP(d2, l3, xq + 12);
     FTI__CV_DP(d3, h3, xq + 28);
-    return _mm512_fmadd_ps(
-        _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_add_epi32(d0, d1), _mm512_add_epi32(d2, d3))),
-        _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)C)),
-                      _mm512_set1_ps(xd)),
-        acc);
+    return fti__cv_sum(d0, d1, d2, d3, C, xd, acc);
 }
 
 /* The same for Q8_0 (xs128 = 128·Σx): acc += float(Σ (w+128)·x - 128·Σx)·(wd·xd). */
@@ -12030,11 +12037,7 @@ fti__cv8_step(const unsigned char *C, const int8_t *xq, int32_t xs128, float xd,
     FTI__CV_DP(d1, v5, xq + 20);
     FTI__CV_DP(d2, v6, xq + 24);
     FTI__CV_DP(d3, v7, xq + 28);
-    return _mm512_fmadd_ps(
-        _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_add_epi32(d0, d1), _mm512_add_epi32(d2, d3))),
-        _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)C)),
-                      _mm512_set1_ps(xd)),
-        acc);
+    return fti__cv_sum(d0, d1, d2, d3, C, xd, acc);
 }
 
 /* Panel form of nb compact Q8_0 blocks. */
