@@ -11965,7 +11965,8 @@ FTI__VNNI static void fti__cv4_unpack(const unsigned char *C, size_t nb, unsigne
     }
 }
 
-/* d += the 16 rows' nibbles (u8) of zmm v · x's 4-byte group at x, broadcast. */
+/* d += the 16 rows' unsigned bytes in zmm v (nibbles, or w+128) · x's 4-byte group at x,
+ * broadcast. */
 #if defined(FTI__QP_BCST_ASM)
 #define FTI__CV_DP(d, v, x)                                                                       \
     __asm__("vpdpbusd %2%{1to16%}, %1, %0"                                                         \

@@ -864,10 +864,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fti-serve: --instance must be 1-64 of [A-Za-z0-9._-]\n");
         return 2;
     }
-    if (o.port < 0 || o.port > 65535) {
-        fprintf(stderr, "fti-serve: --port %d out of range\n", o.port);
-        return 2;
-    }
     home = fti_strdup(home_arg && *home_arg ? home_arg
                       : getenv("FTI_HOME") && *getenv("FTI_HOME") ? getenv("FTI_HOME") : "twin");
     pool = fti_pool_create(threads);
