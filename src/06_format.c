@@ -96,7 +96,7 @@ FTIDEF const char *fti_ggml_type_name(uint32_t ggml_type) {
 
 /* The name llama.cpp gives ggml type t (ids 0..39, gaps are removed types), for messages about
  * the types fti does not run: "Q6_K", else "type 99". */
-static const char *fti__ggml_any_name(uint32_t t, char out[16]) {
+FTIDEF const char *fti_ggml_type_any_name(uint32_t t, char out[16]) {
     static const char all[] = "F32 F16 Q4_0 Q4_1 ? ? Q5_0 Q5_1 Q8_0 Q8_1 Q2_K Q3_K Q4_K Q5_K Q6_K "
                               "Q8_K IQ2_XXS IQ2_XS IQ3_XXS IQ1_S IQ4_NL IQ3_S IQ2_S IQ4_XS I8 I16 "
                               "I32 I64 F64 IQ1_M BF16 ? ? ? TQ1_0 TQ2_0 ? ? ? MXFP4 ";
@@ -126,6 +126,24 @@ FTIDEF int fti_ggml_type_block(uint32_t ggml_type, size_t *block_elems, size_t *
     }
     if (block_elems) *block_elems = e;
     if (block_bytes) *block_bytes = b;
+    return 1;
+}
+
+/* The block of the ggml types fti does not run (ggml's layouts: K-quants and most I-quants in
+ * 256-element super-blocks), so fti_gguf_opts.any_type can size their tensors. */
+static int fti__ggml_other_block(uint32_t t, size_t *block_elems, size_t *block_bytes) {
+    /* ids 0..39: elements per block (0: not a type), bytes per block */
+    static const unsigned short el[40] = {0,  0,  0,  32, 0,   0,   32,  32,  0,   32,
+                                          256, 256, 256, 256, 256, 256, 256, 256, 256, 256,
+                                          32,  256, 256, 256, 1,   1,   1,   1,   1,   256,
+                                          0,   0,   0,   0,   256, 256, 0,   0,   0,   32};
+    static const unsigned short by[40] = {0,  0,  0,  20, 0,   0,   22,  24,  0,   36,
+                                          84, 110, 144, 176, 210, 292, 66,  74,  98,  50,
+                                          18, 110, 82,  136, 1,   2,   4,   8,   8,   56,
+                                          0,  0,   0,   0,   54,  66,  0,   0,   0,   17};
+    if (t >= 40 || el[t] == 0) return 0;
+    *block_elems = el[t];
+    *block_bytes = by[t];
     return 1;
 }
 
@@ -512,21 +530,23 @@ static fti_result fti__gguf_parse(fti_gguf *g, const fti_gguf_opts *opts, fti_er
             rc = fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s: info truncated", g->path, safe);
             goto done;
         }
-        if (!fti_ggml_type_block(t->type, &be, &bb)) {
+        if (!fti_ggml_type_block(t->type, &be, &bb) &&
+            !(opts && opts->any_type && fti__ggml_other_block(t->type, &be, &bb))) {
             char tn[16];
             rc = fti_error_set(err, FTI_ERR_UNSUPPORTED,
                                "%s: tensor %s has type %s, which fti does not support (F32, F16, "
                                "BF16, Q8_0, Q4_0); convert the F16/F32 model to Q8_0 or Q4_0 "
                                "(fti-quantize or llama-quantize)",
-                               g->path, safe, fti__ggml_any_name(t->type, tn));
+                               g->path, safe, fti_ggml_type_any_name(t->type, tn));
             goto done;
         }
         if (t->ne[0] % be != 0) {
+            char tn[16];
             rc = fti_error_set(err, FTI_ERR_FORMAT,
                                "%s: tensor %s: row of %llu elements is not a multiple of the %s "
                                "block size %lu",
                                g->path, safe, (unsigned long long)t->ne[0],
-                               fti_ggml_type_name(t->type), (unsigned long)be);
+                               fti_ggml_type_any_name(t->type, tn), (unsigned long)be);
             goto done;
         }
         /* row_bytes <= ne0 * 4.25 bytes: computed only once it cannot wrap */
@@ -1788,7 +1808,7 @@ FTIDEF fti_result fti_gguf_llama_config(const fti_gguf *g, fti_model_config *cfg
     n = fti_model_n_tensors(&c);
     for (i = 0; i < n; i++) {
         fti_tensor_info ti;
-        char gname[80];
+        char gname[80], tn[16];
         const fti_gguf_tensor *t;
         uint32_t nd;
         uint64_t ne0, ne1;
@@ -1800,6 +1820,10 @@ FTIDEF fti_result fti_gguf_llama_config(const fti_gguf *g, fti_model_config *cfg
         if (!t->data)
             return fti_error_set(err, FTI_ERR_FORMAT, "%s: tensor %s has no data", g->path,
                                  gname);
+        if (!fti_ggml_type_block(t->type, NULL, NULL)) /* (a file opened with any_type) */
+            return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                                 "%s: tensor %s has type %s, which fti does not run", g->path,
+                                 gname, fti_ggml_type_any_name(t->type, tn));
         nd = ti.cols == 1 ? 1 : 2;
         ne0 = nd == 1 ? ti.rows : ti.cols;
         ne1 = nd == 1 ? 1 : ti.rows;

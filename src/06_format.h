@@ -105,6 +105,9 @@ FTIDEF const char *fti_ggml_type_name(uint32_t ggml_type);
 /* Block geometry of a supported ggml type: elements per block and bytes per block (F32: 1 and 4,
  * Q8_0: 32 and 34, Q4_0: 32 and 18). Returns 0 for unsupported types. Thread safety: any thread. */
 FTIDEF int fti_ggml_type_block(uint32_t ggml_type, size_t *block_elems, size_t *block_bytes);
+/* The name llama.cpp gives ggml type t ("Q6_K"), also for the types fti does not run, or "type
+ * N" for an id it does not know; written into out. */
+FTIDEF const char *fti_ggml_type_any_name(uint32_t ggml_type, char out[16]);
 /* Bytes of a row of n elements of a type: 0 if unsupported, n not a multiple of the block size,
  * or on overflow. */
 FTIDEF size_t fti_ggml_row_bytes(uint32_t ggml_type, size_t n);
@@ -144,6 +147,9 @@ typedef struct fti_gguf_opts {
     size_t max_tensors; /* 0 = FTI_GGUF_MAX_TENSORS */
     size_t max_kv;      /* 0 = FTI_GGUF_MAX_KV */
     int no_tensor_data; /* 1: the file may end before the tensor data (inspect a header only) */
+    int any_type;       /* 1: tensors of the ggml types fti does not run (K- and I-quants, ...)
+                         * are accepted too, sized by their block layout, so the file can be
+                         * inspected; fti_gguf_llama_config still refuses them */
 } fti_gguf_opts;
 
 typedef struct fti_gguf fti_gguf;

@@ -871,6 +871,23 @@ FTI_TEST(gguf_foreign_tensor_types) {
                      FTI_ERR_UNSUPPORTED);
         if (!strstr(err.msg, cases[c].name) || !strstr(err.msg, "m.gguf: tensor blk.0.ffn_down"))
             CHECK_EQ_STR(err.msg, cases[c].name);
+        { /* opened for inspection (fti-inspect): sized by the type's blocks; ids not types, no */
+            static const size_t bytes[4] = {420, 288, 132, 272};
+            fti_gguf_opts go;
+            memset(&go, 0, sizeof go);
+            go.any_type = 1;
+            if (c < 4) {
+                char tn[16];
+                REQUIRE(fti_gguf_open_memory(&g, b.data, b.len, "m.gguf", &go, &err) == FTI_OK);
+                CHECK_EQ_INT(fti_gguf_tensor_at(g, 0)->n_bytes, bytes[c]);
+                CHECK(strstr(cases[c].name, fti_ggml_type_any_name(cases[c].type, tn)) != NULL);
+                fti_gguf_close(g);
+                g = NULL;
+            } else {
+                CHECK_EQ_INT(fti_gguf_open_memory(&g, b.data, b.len, "m.gguf", &go, &err),
+                             FTI_ERR_UNSUPPORTED);
+            }
+        }
         fti_gguf_close(g);
         fti_buf_free(&b);
     }

@@ -57,7 +57,10 @@ static int inspect(const char *path, int all) {
     fti_error err;
     size_t k, total = 0;
     fti_model_config cfg;
-    if (fti_gguf_open(&g, path, NULL, &err) != FTI_OK) {
+    fti_gguf_opts go;
+    memset(&go, 0, sizeof go);
+    go.any_type = 1; /* K-quants and the like are shown too (fti does not run them) */
+    if (fti_gguf_open(&g, path, &go, &err) != FTI_OK) {
         fflush(stdout); /* the reason after the header line naming the file */
         fprintf(stderr, "fti-inspect: %s\n", err.msg);
         return 1;
@@ -101,7 +104,7 @@ static int inspect(const char *path, int all) {
     printf("tensors:\n  %-32s %-5s %-24s %12s %12s\n", "name", "type", "dims", "bytes", "offset");
     for (k = 0; k < fti_gguf_n_tensors(g); k++) {
         const fti_gguf_tensor *t = fti_gguf_tensor_at(g, k);
-        char dims[128];
+        char dims[128], tn[16];
         uint32_t d;
         size_t n = 0;
         dims[0] = 0;
@@ -110,7 +113,7 @@ static int inspect(const char *path, int all) {
                                   (unsigned long long)t->ne[d]);
         printf("  ");
         print_name(t->name, 32);
-        printf(" %-5s %-24s %12lu %12llu\n", fti_ggml_type_name(t->type), dims,
+        printf(" %-5s %-24s %12lu %12llu\n", fti_ggml_type_any_name(t->type, tn), dims,
                (unsigned long)t->n_bytes,
                (unsigned long long)(fti_gguf_data_offset(g) + t->offset));
         total += t->n_bytes;
