@@ -8,7 +8,7 @@
  *                  [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--rag-k K]
  *                  [--drafts-shown] [--any-words] [--no-memory] [--memory-weight W]
  *                  [--max-copy N] [--topic T] [--topic-k K] [--theme-pick W] [--no-word-mask]
- *                  [--all-sentences] [--any-pairs]
+ *                  [--all-sentences] [--any-pairs] [--piece-pick W]
  *
  * `update` runs F -> T -> evaluation -> promotion:
  *   1. ingests PATH... into the feature store (fti_store_ingest; incremental: unchanged files are
@@ -34,7 +34,8 @@
  * next-token distribution, weights fitted on the validation split; docs/twin.md), and drafts
  * quoting more than --max-copy (8) words in a row from the author are set aside. The pick is
  * made among the drafts with the fewest pairs of adjacent words that stand next to each other
- * nowhere in his text (--any-pairs: among all).
+ * nowhere in his text (--any-pairs: among all), and adds --piece-pick (0.2) to a draft's loss
+ * per token for each run of his text it is made of (fewer, longer runs of his read better).
  * Everything runs in this process, through fti.h only (no other program is started).
  * Exit status: 0 done (promoted or not), 1 failure, 2 usage, 3 busy.
  */
@@ -78,6 +79,7 @@ static int have_bf16(void) {
 #define TWIN_WRITE_TOP_P 0.95f
 #define TWIN_WRITE_MIN_P 0.05f
 #define TWIN_WRITE_REPEAT 1.1f
+#define TWIN_WRITE_PIECE_PICK 0.2 /* nats per token added per run of his text in a draft */
 #define TWIN_WRITE_MIN_WORDS 4 /* words of a draft, the headword's "WORD, n." not counted */
 /* Writing leans on the author memory more than the weights fitted for likelihood do (0.26 to
  * 0.47 by matched context on the Bierce split): his phrases read better than the small model's
@@ -113,7 +115,7 @@ static void usage(FILE *f) {
             "                [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--rag-k K]\n"
             "                [--drafts-shown] [--any-words] [--no-memory] [--memory-weight W]\n"
             "                [--max-copy N] [--topic T] [--topic-k K] [--theme-pick W]\n"
-            "                [--no-word-mask] [--all-sentences] [--any-pairs]\n"
+            "                [--no-word-mask] [--all-sentences] [--any-pairs] [--piece-pick W]\n"
             "\n"
             "update  ingest PATH... (incremental), then if the data changed: fine-tune the\n"
             "        production model (or train from scratch when the tokenizer changed or\n"
@@ -152,6 +154,8 @@ static void usage(FILE *f) {
             "        word's definition or 3 words in a row of it, are set aside; of the rest\n"
             "        the pick takes those with the fewest pairs of adjacent words the\n"
             "        author never wrote next to each other (--any-pairs: all of them)\n"
+            "        and adds --piece-pick W (0.2) to a draft's loss per token for each\n"
+            "        run of his text its words are made of (0 = off)\n"
             "\n"
             "  --home DIR      workspace (default $FTI_HOME or ./twin)\n"
             "  --minutes M     time budget of the whole update in minutes (default 3)\n"
@@ -529,6 +533,7 @@ typedef struct write_opts {
     double topic;       /* strength of the bias toward the word's theme in his writing */
     size_t topic_k;     /* chunks BM25 finds for the theme */
     double theme_pick;  /* weight in the pick of how much the theme explains a draft */
+    double piece_pick;  /* added to a draft's pick score per run of his text it is made of */
     fti_sampler_opts so;
 } write_opts;
 
@@ -832,11 +837,15 @@ static void wt_free(wordtext *t) {
 /* The longest run of consecutive words of text[0..len) found in the author's text (within one
  * chunk): for each start, the sorted suffixes next to where it would sort share the most. With
  * loose, also the number of pairs of adjacent words of the text that occur nowhere in his text
- * (a start whose run is shorter than 2 words): the joints he never wrote. */
-static size_t wt_longest(const wordtext *t, const char *text, size_t len, size_t *loose) {
+ * (a start whose run is shorter than 2 words): the joints he never wrote; with pieces, the
+ * fewest runs of his text the words are made of (from the left, each run as long as it goes:
+ * the fewest, since every part of a run of his is one too). */
+static size_t wt_longest(const wordtext *t, const char *text, size_t len, size_t *loose,
+                         size_t *pieces) {
     wordtext d;
-    size_t i, best = 0;
+    size_t i, best = 0, next = 0;
     if (loose) *loose = 0;
+    if (pieces) *pieces = 0;
     if (!t->n) return 0;
     memset(&d, 0, sizeof d);
     if (!each_word(text, len, wt_push, &d)) {
@@ -857,6 +866,7 @@ static size_t wt_longest(const wordtext *t, const char *text, size_t len, size_t
         }
         if (k > best) best = k;
         if (loose && i + 1 < d.n && k < 2) ++*loose;
+        if (pieces && i == next) ++*pieces, next = i + (k ? k : 1);
     }
     fti_free(d.w);
     return best;
@@ -1234,6 +1244,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         int known[TWIN_WRITE_MAX_DRAFTS], level[TWIN_WRITE_MAX_DRAFTS], top = 0;
         size_t span[TWIN_WRITE_MAX_DRAFTS], n_known = 0, n_copied = 0, n_top = 0, nw = 0;
         size_t loose[TWIN_WRITE_MAX_DRAFTS], min_loose = (size_t)-1, n_pick = 0;
+        size_t pieces[TWIN_WRITE_MAX_DRAFTS];
         size_t n_drafts = wo->drafts < 1                      ? 1
                           : wo->drafts > TWIN_WRITE_MAX_DRAFTS ? TWIN_WRITE_MAX_DRAFTS
                                                                : wo->drafts;
@@ -1281,7 +1292,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             memset(&text[d], 0, sizeof text[d]);
             loss[d] = INFINITY;
             known[d] = level[d] = 0; /* (read by the pick below also when this draft fails) */
-            span[d] = loose[d] = 0;
+            span[d] = loose[d] = pieces[d] = 0;
             sd.seed = wo->so.seed + d;
             memset(&go, 0, sizeof go);
             go.max_tokens = wo->max_tokens;
@@ -1328,7 +1339,8 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             nw = 0;
             n_known += (size_t)known[d];
             /* new text, not a quotation: at most max_copy words in a row from the author */
-            span[d] = wt_longest(&wt, text[d].data ? text[d].data : "", text[d].len, &loose[d]);
+            span[d] = wt_longest(&wt, text[d].data ? text[d].data : "", text[d].len, &loose[d],
+                                 &pieces[d]);
             n_copied += wo->max_copy && span[d] > wo->max_copy;
             level[d] = (wo->max_copy && span[d] > wo->max_copy ? 0 : 2) + known[d];
             /* a definition already given to an earlier word of this run is not new either */
@@ -1352,7 +1364,10 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         for (d = 0; d < n_drafts; d++) {
             if (level[d] != top || (min_loose != (size_t)-1 && loose[d] != min_loose)) continue;
             n_pick++;
-            if (best == n_drafts || loss[d] < loss[best] || !(loss[best] < INFINITY)) best = d;
+            if (best == n_drafts || !(loss[best] < INFINITY) ||
+                loss[d] + wo->piece_pick * (double)pieces[d] <
+                    loss[best] + wo->piece_pick * (double)pieces[best])
+                best = d;
         }
         if (best == n_drafts) best = 0;
         if (done_ok) {
@@ -1363,9 +1378,11 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
                 if (loss[d] > hi && loss[d] < INFINITY) hi = loss[d];
                 if (wo->verbose)
                     printf("   draft %lu (%.3f nats/token, %lu words in a row from the author, "
-                           "%lu pair%s of words he never wrote together%s): %s %s\n",
+                           "%lu pair%s of words he never wrote together, %lu run%s of his "
+                           "text%s): %s %s\n",
                            (unsigned long)d + 1, loss[d], (unsigned long)span[d],
                            (unsigned long)loose[d], loose[d] == 1 ? "" : "s",
+                           (unsigned long)pieces[d], pieces[d] == 1 ? "" : "s",
                            known[d] ? "" : ", a word the author never used or under 4 words",
                            prompt, lskip(&text[d]));
             }
@@ -1385,10 +1402,13 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             else if (min_loose != (size_t)-1)
                 printf(", of the %lu with the fewest (%lu) pairs of adjacent words he never wrote "
                        "together", (unsigned long)n_pick, (unsigned long)min_loose);
-            printf(": %.2f nats per token%s, all drafts %.2f to %.2f; longest run of words shared "
-                   "with the author's text: %lu)\n",
-                   loss[best], wm.bias && wo->theme_pick > 0 ? " less the theme's share" : "", lo,
-                   hi, (unsigned long)span[best]);
+            printf(": %.2f nats per token%s", loss[best],
+                   wm.bias && wo->theme_pick > 0 ? " less the theme's share" : "");
+            if (wo->piece_pick > 0 && wt.n)
+                printf(" plus %.2f for each of its %lu run%s of his text", wo->piece_pick,
+                       (unsigned long)pieces[best], pieces[best] == 1 ? "" : "s");
+            printf(", all drafts %.2f to %.2f; longest run of words shared with the author's "
+                   "text: %lu)\n", lo, hi, (unsigned long)span[best]);
             for (d = 0; d < pr.n_docs_used && d < n_hits; d++) {
                 /* the chunk's first line or so, cut at a space */
                 char snip[80];
@@ -1472,6 +1492,7 @@ int main(int argc, char **argv) {
     wo.topic = TWIN_WRITE_TOPIC;
     wo.topic_k = TWIN_WRITE_TOPIC_K;
     wo.theme_pick = 1.0;
+    wo.piece_pick = TWIN_WRITE_PIECE_PICK;
     wo.one_sentence = 1;
     wo.memory = 1;
     wo.memory_lambda = TWIN_WRITE_MEMORY_WEIGHT;
@@ -1519,6 +1540,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--topic") && i + 1 < argc) wo.topic = atof(argv[++i]);
         else if (!strcmp(a, "--topic-k") && i + 1 < argc) wo.topic_k = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(a, "--theme-pick") && i + 1 < argc) wo.theme_pick = atof(argv[++i]);
+        else if (!strcmp(a, "--piece-pick") && i + 1 < argc) wo.piece_pick = atof(argv[++i]);
         else if (!strcmp(a, "--no-memory")) wo.memory = 0;
         else if (!strcmp(a, "--memory-weight") && i + 1 < argc)
             wo.memory_lambda = (float)atof(argv[++i]);
@@ -1539,7 +1561,8 @@ int main(int argc, char **argv) {
          strcmp(cmd, "gc")) ||
         (strcmp(cmd, "status") && strcmp(cmd, "gc") && n_paths == 0) ||
         (!strcmp(cmd, "gc") && n_paths) || !(minutes > 0) || vocab < 0 ||
-        (vocab > 0 && vocab < 260) || wo.max_tokens == 0 || wo.drafts == 0) {
+        (vocab > 0 && vocab < 260) || wo.max_tokens == 0 || wo.drafts == 0 ||
+        !(wo.piece_pick >= 0 && wo.piece_pick < 100)) {
         usage(stderr);
         fti_free(paths);
         return 2;

@@ -599,11 +599,18 @@ FTI_TEST(twin_update_unchanged) {
         CHECK(strstr((const char *)text, "with each word's theme") != NULL);
         /* the pick among the drafts with the fewest word pairs the author never wrote */
         CHECK(strstr((const char *)text, " of adjacent words he") != NULL);
+        /* and of those, fewer runs of his text first: the pick's score names its runs */
+        CHECK(strstr((const char *)text, " for each of its ") != NULL);
         if (fti_file_read(out2, 0, &text2, &len2, NULL) == FTI_OK)
             CHECK(len2 == len && memcmp(text, text2, len) == 0);
         fti_free(text2);
         fti_free(text);
         snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' write --drafts 0 > '%s' 2>&1",
+                 home, out);
+        st = system(cmd);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+        snprintf(cmd, sizeof cmd,
+                 "build/fti-twin --home '%s' write NEWSPAPER --piece-pick -1 > '%s' 2>&1",
                  home, out);
         st = system(cmd);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);

@@ -52,7 +52,8 @@ echo "1.1; a draft is the definition's first sentence). Set aside: drafts under 
 echo "quote more than 8 words in a row from him (a twin writes new text, not quotations), and"
 echo "definitions that repeat an earlier word's or 3 words in a row of it. Of the rest, those with the"
 echo "fewest pairs of adjacent words he never wrote next to each other (usually none), and of those the"
-echo "one the twin finds most likely as a whole entry (lowest loss per token, its end included) is"
+echo "one the twin finds most likely as a whole entry (lowest loss per token, its end included, plus"
+echo "0.2 for each run of his text its words are made of: fewer, longer runs of his read better) is"
 echo "printed, with the longest run of words it shares with his text. No hand-picking: the same command"
 echo "gives the same lines."
 "$B/fti-twin" --home "$HOME_DIR" write $WORDS --drafts "$DRAFTS" --temp "$TEMP" --seed 7
