@@ -30589,7 +30589,7 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
     unsigned char digest[32];
     fti_result r;
     uint64_t fp, n_params, n_train, n_hist, n_val, i;
-    uint32_t flags;
+    uint32_t flags, ck[10];
     const unsigned char *magic;
     fti_rng sampler;
     uint64_t step, tokens, total, draws;
@@ -30616,7 +30616,7 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
         return fti_error_set(err, FTI_ERR_FORMAT, "%s: not an fti checkpoint (version 1)", path);
     }
     flags = fti_read_u32(&rd);
-    fti_read_bytes(&rd, 10 * 4); /* the config, for people: the fingerprint covers it */
+    for (i = 0; i < 10; i++) ck[i] = fti_read_u32(&rd); /* the config: named if it differs */
     fp = fti_read_u64(&rd);
     step = fti_read_u64(&rd);
     tokens = fti_read_u64(&rd);
@@ -30632,10 +30632,47 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
     if (rd.err) goto format;
     if (fp != t->fingerprint || (flags & 1u) != (t->base ? 1u : 0u) ||
         n_params != t->n_params || n_train != t->n_train || total != t->total_steps) {
+        /* say what differs where the checkpoint tells: the config, LoRA or the schedule */
+        static const char *const names[10] = {"vocab_size", "dim", "n_layers", "n_heads",
+                                              "n_kv_heads", "hidden_dim", "context_len",
+                                              "rope_base", "norm_eps", "tied_embeddings"};
+        const fti_model_config *c = &t->cfg;
+        float rb = c->rope_base, ne = c->norm_eps;
+        uint32_t now[10];
+        now[0] = c->vocab_size, now[1] = c->dim, now[2] = c->n_layers, now[3] = c->n_heads;
+        now[4] = c->n_kv_heads, now[5] = c->hidden_dim, now[6] = c->context_len;
+        memcpy(&now[7], &rb, 4);
+        memcpy(&now[8], &ne, 4);
+        now[9] = (uint32_t)c->tied_embeddings;
+        for (i = 0; i < 10 && ck[i] == now[i]; i++) {}
         fti_map_close(&map);
+        if (i < 10 && (i == 7 || i == 8)) {
+            float a, b;
+            memcpy(&a, &ck[i], 4);
+            memcpy(&b, &now[i], 4);
+            return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint is of another model "
+                                 "(%s %g there, %g here)", path, names[i], (double)a, (double)b);
+        }
+        if (i < 10)
+            return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint is of another model "
+                                 "(%s %lu there, %lu here)", path, names[i],
+                                 (unsigned long)ck[i], (unsigned long)now[i]);
+        if ((flags & 1u) != (t->base ? 1u : 0u))
+            return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint is of a %s run, this "
+                                 "is %s", path, flags & 1u ? "LoRA" : "full-training",
+                                 t->base ? "LoRA" : "full training");
+        if (n_train != t->n_train)
+            return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint trains %lu parameters, "
+                                 "this run %lu (another LoRA rank)", path,
+                                 (unsigned long)n_train, (unsigned long)t->n_train);
+        if (total != t->total_steps)
+            return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint is of a %lu-step "
+                                 "schedule, this run has %lu steps", path,
+                                 (unsigned long)total, (unsigned long)t->total_steps);
         return fti_error_set(err, FTI_ERR_MISMATCH,
-                             "%s: checkpoint is of another run (model, data or options differ)",
-                             path);
+                             "%s: checkpoint is of another run: the training options (batch, "
+                             "context, learning rate, schedule, clipping, AdamW, evaluation, "
+                             "seed, LoRA, bf16, dropout) or the data differ", path);
     }
     n_hist = fti_read_u64(&rd);
     if (rd.err || n_hist != step || n_hist > fti_reader_left(&rd) / 4) goto format;

@@ -208,7 +208,31 @@ FTI_TEST(train_resume_after_sigkill) {
     o.lr *= 2.0f;
     REQUIRE(fti_trainer_create(&c, NULL, &o, a, b, &t, &err) == FTI_OK);
     CHECK_EQ_INT(fti_trainer_resume(t, ckpt, &err), FTI_ERR_MISMATCH);
+    CHECK(strstr(err.msg, "training options") != NULL && strstr(err.msg, ckpt) != NULL);
     fti_trainer_free(t);
+    o.lr /= 2.0f;
+    /* another schedule, another model: said with both values */
+    o.max_steps += 5;
+    REQUIRE(fti_trainer_create(&c, NULL, &o, a, b, &t, &err) == FTI_OK);
+    CHECK_EQ_INT(fti_trainer_resume(t, ckpt, &err), FTI_ERR_MISMATCH);
+    CHECK(strstr(err.msg, "-step schedule, this run has") != NULL);
+    fti_trainer_free(t);
+    o.max_steps -= 5;
+    {
+        fti_model_config c2 = c;
+        c2.hidden_dim += 8;
+        REQUIRE(fti_trainer_create(&c2, NULL, &o, a, b, &t, &err) == FTI_OK);
+        CHECK_EQ_INT(fti_trainer_resume(t, ckpt, &err), FTI_ERR_MISMATCH);
+        CHECK(strstr(err.msg, "(hidden_dim ") != NULL);
+        fti_trainer_free(t);
+        c2 = c;
+        c2.rope_base = 500.0f;
+        REQUIRE(fti_trainer_create(&c2, NULL, &o, a, b, &t, &err) == FTI_OK);
+        CHECK_EQ_INT(fti_trainer_resume(t, ckpt, &err), FTI_ERR_MISMATCH);
+        CHECK(strstr(err.msg, "(rope_base 10000 there, 500 here)") != NULL);
+        fti_trainer_free(t);
+    }
+    o.lr *= 2.0f; /* (as the code below expects) */
     /* a damaged checkpoint: checksum error; a truncated one: format or checksum error */
     {
         void *data = NULL;
