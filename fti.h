@@ -2317,7 +2317,8 @@ typedef struct fti_train_opts {
     int n_threads;            /* 0 = $FTI_THREADS, else all CPUs */
     const char *checkpoint_path;  /* NULL = no automatic checkpoints */
     uint64_t checkpoint_every;    /* steps between automatic checkpoints, 0 = 100 */
-    uint32_t lora_rank;       /* > 0: train LoRA adapters on frozen base weights */
+    uint32_t lora_rank;       /* > 0: train LoRA adapters on frozen base weights; at most the
+                                 smaller side of every adapted matrix (FTI_ERR_INVALID) */
     float lora_alpha;         /* 0 = 2 * rank */
     int bf16;                 /* 1: bf16 matmuls, fp32 master weights (fti_model_acts_set_bf16;
                                  fp32 where the CPU has no AVX512_BF16) */
@@ -30086,6 +30087,23 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
         return fti_error_set(err, FTI_ERR_INVALID, "trainer: grad_accum %lu micro-batches is more "
                              "than FTI_TRAIN_MAX_ACCUM (%lu)", accum,
                              (unsigned long)FTI_TRAIN_MAX_ACCUM);
+    }
+    if (t->o.lora_rank) { /* a rank past a matrix's smaller side adds nothing but cost */
+        size_t lim = (size_t)-1, n = fti_lora_n_tensors(&t->cfg);
+        fti_lora_tensor lt;
+        for (i = 0; i < n; i++) {
+            fti_lora_tensor_get(&t->cfg, 1, i, &lt);
+            if (lt.rows < lim) lim = lt.rows;
+            if (lt.cols < lim) lim = lt.cols;
+        }
+        if (t->o.lora_rank > lim) {
+            unsigned long rank = (unsigned long)t->o.lora_rank;
+            fti_trainer_free(t);
+            return fti_error_set(err, FTI_ERR_INVALID, "trainer: LoRA rank %lu is more than the "
+                                 "smaller side of the model's adapted matrices (%lu): a rank up "
+                                 "to %lu adapts them fully", rank, (unsigned long)lim,
+                                 (unsigned long)lim);
+        }
     }
     if (!(t->o.dropout >= 0.0f && t->o.dropout <= 0.9f)) {
         double p = (double)t->o.dropout;

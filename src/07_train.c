@@ -423,6 +423,23 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
                              "than FTI_TRAIN_MAX_ACCUM (%lu)", accum,
                              (unsigned long)FTI_TRAIN_MAX_ACCUM);
     }
+    if (t->o.lora_rank) { /* a rank past a matrix's smaller side adds nothing but cost */
+        size_t lim = (size_t)-1, n = fti_lora_n_tensors(&t->cfg);
+        fti_lora_tensor lt;
+        for (i = 0; i < n; i++) {
+            fti_lora_tensor_get(&t->cfg, 1, i, &lt);
+            if (lt.rows < lim) lim = lt.rows;
+            if (lt.cols < lim) lim = lt.cols;
+        }
+        if (t->o.lora_rank > lim) {
+            unsigned long rank = (unsigned long)t->o.lora_rank;
+            fti_trainer_free(t);
+            return fti_error_set(err, FTI_ERR_INVALID, "trainer: LoRA rank %lu is more than the "
+                                 "smaller side of the model's adapted matrices (%lu): a rank up "
+                                 "to %lu adapts them fully", rank, (unsigned long)lim,
+                                 (unsigned long)lim);
+        }
+    }
     if (!(t->o.dropout >= 0.0f && t->o.dropout <= 0.9f)) {
         double p = (double)t->o.dropout;
         fti_trainer_free(t);

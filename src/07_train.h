@@ -107,7 +107,8 @@ typedef struct fti_train_opts {
     int n_threads;            /* 0 = $FTI_THREADS, else all CPUs */
     const char *checkpoint_path;  /* NULL = no automatic checkpoints */
     uint64_t checkpoint_every;    /* steps between automatic checkpoints, 0 = 100 */
-    uint32_t lora_rank;       /* > 0: train LoRA adapters on frozen base weights */
+    uint32_t lora_rank;       /* > 0: train LoRA adapters on frozen base weights; at most the
+                                 smaller side of every adapted matrix (FTI_ERR_INVALID) */
     float lora_alpha;         /* 0 = 2 * rank */
     int bf16;                 /* 1: bf16 matmuls, fp32 master weights (fti_model_acts_set_bf16;
                                  fp32 where the CPU has no AVX512_BF16) */

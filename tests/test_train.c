@@ -339,6 +339,16 @@ FTI_TEST(train_lora) {
     REQUIRE(fti_trainer_create(&c, base, &o, a, none, &t, &err) == FTI_OK);
     na = fti_lora_n_params(&c, 3);
     CHECK_EQ_INT(na, 2 * 3 * ((32 + 32) + (16 + 32) * 2 + (32 + 32) + (56 + 32) * 3));
+    {   /* a rank past the smaller side of an adapted matrix (attn_k: 16 x 32) is refused */
+        fti_trainer *t2 = NULL;
+        o.lora_rank = 17;
+        CHECK_EQ_INT(fti_trainer_create(&c, base, &o, a, none, &t2, &err), FTI_ERR_INVALID);
+        CHECK(t2 == NULL && strstr(err.msg, "rank 17 is more than") && strstr(err.msg, "(16)"));
+        o.lora_rank = 16;
+        CHECK_OK(fti_trainer_create(&c, base, &o, a, none, &t2, &err));
+        fti_trainer_free(t2);
+        o.lora_rank = 3;
+    }
     /* gradient check: random B so dA is non-zero; loss on one sampled batch */
     fti_rng_seed(&rng, 11, 1);
     for (i = 0; i < na; i++) t->w[i] = 0.3f * fti_rng_normal(&rng);
