@@ -333,6 +333,27 @@ FTI_TEST(harden_quantize_odd_shapes) {
         free(back);
         free(src[i]);
     }
+    {
+        uint32_t ft = 0;
+        CHECK_OK(fti_gguf_get_u32(g, "general.file_type", &ft, &err));
+        CHECK_EQ_INT(ft, 7); /* llama.cpp's MOSTLY_Q8_0 */
+    }
+    fti_gguf_close(g);
+    /* no matrix can be Q4_0 (rows of 33): the file's type stays the input's (none here) */
+    REQUIRE(fti_gguf_writer_create(&w, 32) == FTI_OK);
+    REQUIRE(fti_gguf_set_str(w, "general.architecture", "llama") == FTI_OK);
+    {
+        static const float z[33 * 2];
+        const uint64_t ne[4] = {33, 2, 1, 1};
+        REQUIRE(fti_gguf_add_tensor(w, "odd_rows", 2, ne, FTI_GGML_F32, z, sizeof z) == FTI_OK);
+    }
+    REQUIRE(fti_gguf_writer_write(w, in, &err) == FTI_OK);
+    fti_gguf_writer_free(w);
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s' q4_0 2>/dev/null", prog, in, out);
+    CHECK(system(cmd) == 0);
+    REQUIRE(fti_gguf_open(&g, out, NULL, &err) == FTI_OK);
+    CHECK(fti_gguf_find(g, "general.file_type") == NULL);
+    CHECK(fti_gguf_find(g, "general.quantization_version") == NULL);
     fti_gguf_close(g);
     /* hostile inputs: a status, not a signal */
     {

@@ -4,7 +4,7 @@
  *
  * Every 2-D weight is decoded to f32 and re-encoded as TYPE (ggml's rounding); 1-D tensors (the
  * RMSNorm weights) stay F32. Keys are copied, general.file_type and general.quantization_version
- * are updated. Matrices whose rows are not a multiple of 32 stay in their type for Q8_0/Q4_0
+ * are updated (kept, with a warning, when no matrix could take TYPE). Matrices whose rows are not a multiple of 32 stay in their type for Q8_0/Q4_0
  * (reported). A Q8_0/Q4_0 source re-encoded as the other keeps its rounding error too (as
  * llama-quantize's --allow-requantize): reported. The output is written atomically (OUT may be
  * IN); the input is validated as fti_gguf_open does, so any GGUF file of supported tensor types
@@ -31,7 +31,7 @@ int main(int argc, char **argv) {
     fti_gguf_writer *w = NULL;
     fti_error err;
     uint32_t type, ftype;
-    size_t k, in_bytes = 0, out_bytes = 0, n_requant = 0;
+    size_t k, in_bytes = 0, out_bytes = 0, n_requant = 0, n_as_type = 0;
     const fti_kernels *kt = fti_kernels_get(FTI_ISA_AUTO);
     float *row = NULL;
     size_t row_cap = 0;
@@ -57,11 +57,6 @@ int main(int argc, char **argv) {
             fprintf(stderr, "fti-quantize: out of memory\n");
             return 1;
         }
-    fti_gguf_set_u32(w, "general.file_type", ftype);
-    if (type == FTI_GGML_Q8_0 || type == FTI_GGML_Q4_0)
-        fti_gguf_set_u32(w, "general.quantization_version", 2);
-    else
-        fti_gguf_unset(w, "general.quantization_version");
     for (k = 0; k < fti_gguf_n_tensors(g); k++) {
         const fti_gguf_tensor *t = fti_gguf_tensor_at(g, k);
         size_t cols = (size_t)t->ne[0], rows = t->n_elements / cols, r, in_rb, out_rb, n_bytes;
@@ -106,6 +101,19 @@ int main(int argc, char **argv) {
             fprintf(stderr, "fti-quantize: %s: %s\n", t->name, fti_result_str(rc));
             return 1;
         }
+        n_as_type += t->n_dims > 1 && to == type;
+    }
+    /* the file's type says what its matrices are: only when some are TYPE now (else the
+     * input's keys stay, as its matrices did) */
+    if (n_as_type) {
+        fti_gguf_set_u32(w, "general.file_type", ftype);
+        if (type == FTI_GGML_Q8_0 || type == FTI_GGML_Q4_0)
+            fti_gguf_set_u32(w, "general.quantization_version", 2);
+        else
+            fti_gguf_unset(w, "general.quantization_version");
+    } else {
+        fprintf(stderr, "fti-quantize: warning: no matrix of %s could be %s: the output keeps "
+                "the input's types and general.file_type\n", argv[1], fti_ggml_type_name(type));
     }
     if (fti_gguf_writer_write(w, argv[2], &err) != FTI_OK) {
         fprintf(stderr, "fti-quantize: %s\n", err.msg);
