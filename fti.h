@@ -1622,15 +1622,26 @@ typedef struct fti_dataset_stats {
 typedef struct fti_dataset fti_dataset;
 /* Opens a version by id, id prefix, tag or "latest" (NULL): parses the manifest, maps the
  * shards and the index (headers and index offsets checked; the full checksums are verify's
- * job). Free with fti_dataset_close (NULL is fine). All getters below return NULL/0 for a NULL
- * ds. Thread safety: read-only after opening, any thread. */
+ * job). A damaged or missing object refuses the version, err naming it and its file
+ * ("train shard: PATH: ...", "index: PATH: ..."). Free with fti_dataset_close (NULL is fine).
+ * All getters below return NULL/0 for a NULL ds. Thread safety: read-only after opening, any
+ * thread. */
 FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const char *name,
                                    fti_error *err);
+/* Opens a version for search only (fti-feature search, retrieval): as fti_dataset_open, the
+ * index checked the same way (a damaged or missing one is refused, "index: PATH: ..."), but the
+ * token shards are neither mapped nor checked, so a damaged or missing shard does not refuse the
+ * version, and fti_dataset_shard returns NULL for both splits. What reads the shards (training,
+ * evaluation, the author memory) opens with fti_dataset_open, which refuses a damaged shard
+ * naming its file. Free with fti_dataset_close. Thread safety: as fti_dataset_open. */
+FTIDEF fti_result fti_dataset_open_index(fti_dataset **out, const char *home, const char *name,
+                                         fti_error *err);
 FTIDEF void fti_dataset_close(fti_dataset *ds);
 FTIDEF const char *fti_dataset_id(const fti_dataset *ds);
 /* The parsed manifest (see docs/workspace.md); owned by ds. */
 FTIDEF const fti_json *fti_dataset_manifest(const fti_dataset *ds);
-/* The train or val token shard (NULL when the version has no tokenizer). */
+/* The train or val token shard (NULL when the version has no tokenizer, or ds was opened with
+ * fti_dataset_open_index). */
 FTIDEF const fti_token_shard *fti_dataset_shard(const fti_dataset *ds, fti_split split);
 /* The tokenizer file of the version and its SHA-256 (hex); NULL without a tokenizer. */
 FTIDEF const char *fti_dataset_tokenizer_path(const fti_dataset *ds);
@@ -26266,8 +26277,11 @@ static char *fti__st_file_object(const char *home, const fti_json *files, const 
     return fti__st_object_path(home, hex);
 }
 
-FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const char *name,
-                                   fti_error *err) {
+/* fti_dataset_open (with_shards 1) and fti_dataset_open_index (0): the index is always mapped
+ * and checked; the token shards only when the caller reads them, so a damaged shard refuses the
+ * version to training and not to search. */
+static fti_result fti__st_dataset_open(fti_dataset **out, const char *home, const char *name,
+                                       int with_shards, fti_error *err) {
     fti_dataset *ds;
     fti_result rc;
     const fti_json *root, *files, *st, *cnt, *tk;
@@ -26295,7 +26309,7 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
     rc = fti_bm25_open(&ds->index, p, err);
     if (rc != FTI_OK) fti_error_prefix(err, "index"); /* which object of the version */
     fti_free(p);
-    if (rc == FTI_OK && fti_json_get(files, "train")) {
+    if (rc == FTI_OK && with_shards && fti_json_get(files, "train")) {
         char *pt = fti__st_file_object(home, files, "train");
         char *pv = fti__st_file_object(home, files, "val");
         if (!pt || !pv)
@@ -26371,6 +26385,16 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
     }
     *out = ds;
     return FTI_OK;
+}
+
+FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const char *name,
+                                   fti_error *err) {
+    return fti__st_dataset_open(out, home, name, 1, err);
+}
+
+FTIDEF fti_result fti_dataset_open_index(fti_dataset **out, const char *home, const char *name,
+                                         fti_error *err) {
+    return fti__st_dataset_open(out, home, name, 0, err);
 }
 
 FTIDEF void fti_dataset_close(fti_dataset *ds) {

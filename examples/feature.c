@@ -221,9 +221,11 @@ static const char *object_path(const char *home, const fti_json *m, const char *
     return buf;
 }
 
-static int load_manifest(const char *home, const char *name, fti_dataset **ds) {
+/* Opens a version for search: the manifest and the index only (fti_dataset_open_index), so a
+ * damaged token shard, which search never reads, does not stop it; a damaged index does. */
+static int open_for_search(const char *home, const char *name, fti_dataset **ds) {
     fti_error err;
-    if (fti_dataset_open(ds, home, name, &err) != FTI_OK) {
+    if (fti_dataset_open_index(ds, home, name, &err) != FTI_OK) {
         fprintf(stderr, "fti-feature: %s\n", err.msg);
         return 0;
     }
@@ -611,7 +613,7 @@ int main(int argc, char **argv) {
         if (bad || !q || k <= 0 || k > 1000) {
             fprintf(stderr, "fti-feature: search \"QUERY\" [-k N (1..1000)] [--version V]\n");
             rc = 2;
-        } else if (!load_manifest(home, ver, &ds)) {
+        } else if (!open_for_search(home, ver, &ds)) {
             rc = 1;
         } else {
             fti_search_hit *hits = (fti_search_hit *)calloc((size_t)k, sizeof *hits);

@@ -145,7 +145,8 @@ static size_t retrieve(const fti_engine *e, const char *home, const char *text, 
         return 0;
     }
     ver_z = fti_strndup(ver, ver_len);
-    if (!ver_z || fti_dataset_open(&rag_ds, home, ver_z, &err) != FTI_OK) {
+    /* the index alone: a damaged token shard does not turn retrieval off */
+    if (!ver_z || fti_dataset_open_index(&rag_ds, home, ver_z, &err) != FTI_OK) {
         fprintf(stderr, "fti-infer: retrieval off: %s\n", ver_z ? err.msg : "out of memory");
         fti_free(ver_z);
         return 0;

@@ -1155,7 +1155,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     word_mask wm;
     float *work = NULL, *work2 = NULL, *topic_bias = NULL, *topic_exp = NULL;
     double *p_corpus = NULL;
-    int rc = 1, failed = 0, masked = 0;
+    int rc = 1, failed = 0, masked = 0, no_shards = 0;
     memset(&wm, 0, sizeof wm);
     memset(&lex, 0, sizeof lex);
     memset(&wt, 0, sizeof wt);
@@ -1190,12 +1190,22 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             FTI_OK &&
         (ver_z = fti_strndup(ver, ver_len)) != NULL &&
         fti_dataset_open(&ds, home, ver_z, &err) != FTI_OK) {
-        fprintf(stderr, "fti-twin: retrieval, the author's words and memory off: %s\n", err.msg);
-        ds = NULL;
+        /* a damaged token shard costs only what reads the shards (the memory, the themes):
+         * retrieval and the author's words read the index, which fti_dataset_open_index checks
+         * alone. The message is the first open's: it names the damaged file. */
+        fti_error e2;
+        if (fti_dataset_open_index(&ds, home, ver_z, &e2) == FTI_OK) {
+            no_shards = 1;
+            fprintf(stderr, "fti-twin: the author memory and the themes (--topic) off: %s\n",
+                    err.msg);
+        } else {
+            fprintf(stderr, "fti-twin: retrieval, the author's words and memory off: %s\n",
+                    err.msg);
+        }
     }
     if (ds && (wo->author_words || wo->word_mask)) lex_build(&lex, ds);
     if (ds && wo->word_mask) masked = mask_build(&wm, ds, &lex, tok, V);
-    if (masked && wo->topic > 0) {
+    if (masked && wo->topic > 0 && !no_shards) {
         const fti_token_shard *tr = fti_dataset_shard(ds, FTI_SPLIT_TRAIN);
         topic_bias = (float *)fti_malloc(V * sizeof *topic_bias);
         topic_exp = (float *)fti_malloc(V * sizeof *topic_exp);
@@ -1214,7 +1224,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
         }
     }
     if (ds && (wo->max_copy || wo->pair_pick)) wt_build(&wt, ds);
-    if (ds && wo->memory) mem = memory_get(home, id, ds, s);
+    if (ds && wo->memory && !no_shards) mem = memory_get(home, id, ds, s);
     if (mem && fti_ngram_vocab(mem) != V) { /* its rows are read as the model's distribution */
         fprintf(stderr, "fti-twin: the author memory has %lu tokens, the model %lu: not used\n",
                 (unsigned long)fti_ngram_vocab(mem), (unsigned long)V);

@@ -4320,8 +4320,11 @@ static char *fti__st_file_object(const char *home, const fti_json *files, const 
     return fti__st_object_path(home, hex);
 }
 
-FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const char *name,
-                                   fti_error *err) {
+/* fti_dataset_open (with_shards 1) and fti_dataset_open_index (0): the index is always mapped
+ * and checked; the token shards only when the caller reads them, so a damaged shard refuses the
+ * version to training and not to search. */
+static fti_result fti__st_dataset_open(fti_dataset **out, const char *home, const char *name,
+                                       int with_shards, fti_error *err) {
     fti_dataset *ds;
     fti_result rc;
     const fti_json *root, *files, *st, *cnt, *tk;
@@ -4349,7 +4352,7 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
     rc = fti_bm25_open(&ds->index, p, err);
     if (rc != FTI_OK) fti_error_prefix(err, "index"); /* which object of the version */
     fti_free(p);
-    if (rc == FTI_OK && fti_json_get(files, "train")) {
+    if (rc == FTI_OK && with_shards && fti_json_get(files, "train")) {
         char *pt = fti__st_file_object(home, files, "train");
         char *pv = fti__st_file_object(home, files, "val");
         if (!pt || !pv)
@@ -4425,6 +4428,16 @@ FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const ch
     }
     *out = ds;
     return FTI_OK;
+}
+
+FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const char *name,
+                                   fti_error *err) {
+    return fti__st_dataset_open(out, home, name, 1, err);
+}
+
+FTIDEF fti_result fti_dataset_open_index(fti_dataset **out, const char *home, const char *name,
+                                         fti_error *err) {
+    return fti__st_dataset_open(out, home, name, 0, err);
 }
 
 FTIDEF void fti_dataset_close(fti_dataset *ds) {

@@ -2974,3 +2974,128 @@ FTI_TEST(store_reingest_repairs_missing_object) {
     fti_free(m0);
     fti_free(hex);
 }
+
+/* The path of object `name` (files.<name>) of version id into buf. */
+static void object_of(const char *home, const char *id, const char *name, char *buf, size_t cap) {
+    fti_dataset *ds = NULL;
+    const char *hex = "";
+    if (fti_dataset_open_index(&ds, home, id, NULL) == FTI_OK)
+        hex = fti_json_get_str(fti_json_get(fti_json_get(fti_dataset_manifest(ds), "files"),
+                                            name), "sha256", "");
+    snprintf(buf, cap, "%s/store/objects/%.2s/%s", home, hex, hex);
+    fti_dataset_close(ds);
+}
+
+/* Search needs only the index: with a token shard damaged (truncated) or missing, the version
+ * still opens for search (fti_dataset_open_index, fti-feature search) and finds its chunks,
+ * while what reads the shards (fti_shard_open, fti_dataset_open, training) refuses it naming the
+ * shard's file, and verify still fails; a damaged index is refused to search too, naming it. */
+FTI_TEST(store_search_damaged_shard) {
+    const char *paths[1];
+    char home[1024], id[65], tr[4096], va[4096], ix[4096], cmd[8192], out[1024];
+    fti_ingest_opts o;
+    fti_dataset *ds = NULL;
+    fti_token_shard shard;
+    fti_search_hit h[3];
+    fti_error err;
+    void *data = NULL;
+    size_t len = 0;
+    int cli = fti_path_exists("build/fti-feature");
+    snprintf(home, sizeof home, "%s", fti_test_tmp("ws"));
+    snprintf(out, sizeof out, "%s", fti_test_tmp("out.txt"));
+    memset(&o, 0, sizeof o);
+    o.vocab_size = 300;
+    o.n_threads = 2;
+    o.val_percent = 30;
+    paths[0] = STORE_DATA "/kinds";
+    REQUIRE(fti_store_ingest(home, paths, 1, &o, id, NULL, NULL) == FTI_OK);
+    object_of(home, id, "train", tr, sizeof tr);
+    object_of(home, id, "val", va, sizeof va);
+    object_of(home, id, "index", ix, sizeof ix);
+    /* intact: both opens agree, the index-only one without shards */
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    CHECK(fti_dataset_shard(ds, FTI_SPLIT_TRAIN) != NULL);
+    fti_dataset_close(ds);
+    ds = NULL;
+    REQUIRE(fti_dataset_open_index(&ds, home, id, NULL) == FTI_OK);
+    CHECK(fti_dataset_shard(ds, FTI_SPLIT_TRAIN) == NULL);
+    CHECK(fti_dataset_shard(ds, FTI_SPLIT_VAL) == NULL);
+    CHECK(fti_dataset_tokenizer_path(ds) != NULL);
+    CHECK(fti_dataset_search(ds, "sandwiches map", 14, 3, h) >= 1);
+    fti_dataset_close(ds);
+    ds = NULL;
+
+    /* the train shard truncated to its magic */
+    REQUIRE(fti_test_write_file(tr, "FTITOKS", 7) == 0);
+    CHECK(fti_shard_open(&shard, tr, 0, &err) == FTI_ERR_FORMAT);
+    CHECK(strstr(err.msg, tr) != NULL);
+    CHECK(fti_dataset_open(&ds, home, id, &err) == FTI_ERR_FORMAT);
+    CHECK(ds == NULL);
+    CHECK(strstr(err.msg, "train shard: ") != NULL && strstr(err.msg, tr) != NULL);
+    REQUIRE(fti_dataset_open_index(&ds, home, id, &err) == FTI_OK);
+    CHECK(fti_dataset_shard(ds, FTI_SPLIT_TRAIN) == NULL);
+    {
+        size_t n = fti_dataset_search(ds, "sandwiches map", 14, 3, h);
+        CHECK(n >= 1);
+        if (n) CHECK(strstr(h[0].source, "archive.mbox#msg 2") != NULL);
+    }
+    fti_dataset_close(ds);
+    ds = NULL;
+    CHECK(fti_store_verify(home, id, NULL, &err) != FTI_OK);
+#if !defined(FTI_NO_TRAIN)
+    {
+        /* training reads the shards: refused, naming the file */
+        fti_train_run_opts ro;
+        memset(&ro, 0, sizeof ro);
+        ro.dataset = id;
+        CHECK(fti_train_run(home, &ro, NULL, &err) == FTI_ERR_FORMAT);
+        CHECK(strstr(err.msg, "train shard: ") != NULL && strstr(err.msg, tr) != NULL);
+    }
+#endif
+    if (cli) {
+        snprintf(cmd, sizeof cmd,
+                 "build/fti-feature --home '%s' search sandwiches map -k 2 > '%s' 2>&1", home, out);
+        CHECK(sh(cmd) == 0);
+        REQUIRE(fti_file_read(out, 0, &data, &len, NULL) == FTI_OK);
+        CHECK(strstr((char *)data, " 1. score ") != NULL);
+        CHECK(strstr((char *)data, "archive.mbox#msg 2") != NULL);
+        fti_free(data);
+        data = NULL;
+        /* show, which opens everything, still calls the version damaged and names the file */
+        snprintf(cmd, sizeof cmd, "build/fti-feature --home '%s' show > '%s' 2>&1", home, out);
+        CHECK(sh(cmd) == 1);
+        REQUIRE(fti_file_read(out, 0, &data, &len, NULL) == FTI_OK);
+        CHECK(strstr((char *)data, "is damaged: train shard: ") != NULL);
+        CHECK(strstr((char *)data, tr) != NULL);
+        fti_free(data);
+        data = NULL;
+    }
+
+    /* the val shard missing */
+    REQUIRE(unlink(va) == 0);
+    CHECK(fti_dataset_open(&ds, home, id, &err) != FTI_OK);
+    CHECK(strstr(err.msg, "train shard: ") != NULL); /* the first damaged one */
+    CHECK(fti_shard_open(&shard, va, 0, &err) != FTI_OK);
+    CHECK(strstr(err.msg, va) != NULL);
+    REQUIRE(fti_dataset_open_index(&ds, home, id, &err) == FTI_OK);
+    CHECK(fti_dataset_search(ds, "sandwiches map", 14, 3, h) >= 1);
+    fti_dataset_close(ds);
+    ds = NULL;
+
+    /* a damaged index is refused to search as well, naming it */
+    REQUIRE(fti_test_write_file(ix, "FTIBM25", 7) == 0);
+    CHECK(fti_dataset_open_index(&ds, home, id, &err) == FTI_ERR_FORMAT);
+    CHECK(ds == NULL);
+    CHECK(strstr(err.msg, "index: ") != NULL && strstr(err.msg, ix) != NULL);
+    CHECK(fti_dataset_open(&ds, home, id, &err) == FTI_ERR_FORMAT);
+    CHECK(strstr(err.msg, "index: ") != NULL && strstr(err.msg, ix) != NULL);
+    if (cli) {
+        snprintf(cmd, sizeof cmd,
+                 "build/fti-feature --home '%s' search sandwiches -k 2 > '%s' 2>&1", home, out);
+        CHECK(sh(cmd) == 1);
+        REQUIRE(fti_file_read(out, 0, &data, &len, NULL) == FTI_OK);
+        CHECK(strstr((char *)data, "index: ") != NULL && strstr((char *)data, ix) != NULL);
+        CHECK(strstr((char *)data, "score") == NULL);
+        fti_free(data);
+    }
+}

@@ -1562,3 +1562,74 @@ FTI_TEST(twin_update_damaged_index_keeps_tokenizer) {
     fti_free(text);
 #endif
 }
+
+/* write with a damaged token shard: retrieval, the word mask and the word filters read only the
+ * dataset's index, so they stay on and it writes what it writes without the memory and themes
+ * on the intact version; the author memory and the themes, which read the shards, go off with a
+ * message naming the shard's file. A damaged index still turns retrieval off, named. */
+FTI_TEST(twin_write_damaged_shard_keeps_retrieval) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], cmd[4096], out[1024], out0[1024], log[1024], id[17], va[2048], ix[2048];
+    fti_dataset *ds = NULL;
+    const fti_json *files;
+    const char *hex;
+    void *text = NULL, *text0 = NULL;
+    size_t len = 0, len0 = 0;
+    int st;
+    if (!fti_path_exists("build/fti-twin")) {
+        fprintf(stderr, "    (build/fti-twin not built: skipped)\n");
+        return;
+    }
+    if (!fti_ttw_workspace(home, sizeof home, "ws")) return;
+    REQUIRE(fti_ttw_production(home, id));
+    REQUIRE(fti_dataset_open(&ds, home, NULL, NULL) == FTI_OK);
+    files = fti_json_get(fti_dataset_manifest(ds), "files");
+    hex = fti_json_get_str(fti_json_get(files, "val"), "sha256", "");
+    snprintf(va, sizeof va, "%s/store/objects/%.2s/%s", home, hex, hex);
+    hex = fti_json_get_str(fti_json_get(files, "index"), "sha256", "");
+    snprintf(ix, sizeof ix, "%s/store/objects/%.2s/%s", home, hex, hex);
+    fti_dataset_close(ds);
+    snprintf(out0, sizeof out0, "%s", fti_test_tmp("twin.out0"));
+    snprintf(out, sizeof out, "%s", fti_test_tmp("twin.out"));
+    snprintf(log, sizeof log, "%s", fti_test_tmp("twin.log"));
+    /* intact, without what reads the shards */
+    snprintf(cmd, sizeof cmd,
+             "build/fti-twin --home '%s' write NEWSPAPER --drafts 2 -n 8 --threads 1 --no-memory "
+             "--topic 0 > '%s' 2>/dev/null", home, out0);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    REQUIRE(fti_file_read(out0, 0, &text0, &len0, NULL) == FTI_OK);
+    /* the val shard damaged (truncated to its magic) */
+    REQUIRE(fti_test_write_file(va, "FTITOKS", 7) == 0);
+    snprintf(cmd, sizeof cmd,
+             "build/fti-twin --home '%s' write NEWSPAPER --drafts 2 -n 8 --threads 1 > '%s' "
+             "2> '%s'", home, out, log);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "\nNEWSPAPER, n. ") != NULL);
+    CHECK(len == len0 && memcmp(text, text0, len) == 0);
+    CHECK(strstr((const char *)text, "== author memory") == NULL);
+    fti_free(text);
+    text = NULL;
+    REQUIRE(fti_file_read(log, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "the author memory and the themes (--topic) off: val shard: ")
+          != NULL);
+    CHECK(strstr((const char *)text, va) != NULL);
+    CHECK(strstr((const char *)text, "retrieval, the author's words and memory off") == NULL);
+    if (fti_test_failures) fprintf(stderr, "%.*s\n", (int)len, (const char *)text);
+    fti_free(text);
+    text = NULL;
+    /* the index damaged too */
+    REQUIRE(fti_test_write_file(ix, "FTIBM25", 7) == 0);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    REQUIRE(fti_file_read(log, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "retrieval, the author's words and memory off: index: ") !=
+          NULL);
+    CHECK(strstr((const char *)text, ix) != NULL);
+    if (fti_test_failures) fprintf(stderr, "%.*s\n", (int)len, (const char *)text);
+    fti_free(text);
+    fti_free(text0);
+#endif
+}
