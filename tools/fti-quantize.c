@@ -4,11 +4,12 @@
  *
  * Every 2-D weight is decoded to f32 and re-encoded as TYPE (ggml's rounding); 1-D tensors (the
  * RMSNorm weights) stay F32. Keys are copied, general.file_type and general.quantization_version
- * are updated (kept, with a warning, when no matrix could take TYPE). Matrices whose rows are not a multiple of 32 stay in their type for Q8_0/Q4_0
- * (reported). A Q8_0/Q4_0 source re-encoded as the other keeps its rounding error too (as
- * llama-quantize's --allow-requantize): reported. The output is written atomically (OUT may be
- * IN); the input is validated as fti_gguf_open does, so any GGUF file of supported tensor types
- * converts, whatever its architecture.
+ * are updated (kept, with a warning, when no matrix could take TYPE). Matrices whose rows are
+ * not a multiple of 32 stay in their type for Q8_0/Q4_0 (reported). A Q8_0/Q4_0 source
+ * re-encoded as the other keeps its rounding error too (as llama-quantize's --allow-requantize):
+ * reported. The output is written atomically (OUT may be IN); the input is validated as
+ * fti_gguf_open does, so any GGUF file of supported tensor types converts, whatever its
+ * architecture.
  */
 #define FTI_IMPLEMENTATION
 #include "fti.h"
