@@ -27,6 +27,10 @@
  *               stored content-addressed, the manifest is written last (the commit point), refs
  *               (`latest`, tags) move only after the manifest is durable. Incremental ingest
  *               reuses unchanged source files by their raw-bytes SHA-256.
+ *
+ * Everything here compiles out under FTI_NO_STORE, the declarations too (a call is a compile
+ * error, not an undefined reference at link time), except fti_store_gc_result, which
+ * fti_workspace_gc's result holds.
  */
 #ifndef FTI_STORE_H
 #define FTI_STORE_H
@@ -50,6 +54,8 @@ extern "C" {
 #define FTI_STORE_MAX_DOCS 50000000u
 #endif
 #define FTI_MINHASH_PERMS 128
+
+#ifndef FTI_NO_STORE
 
 /* --- workspace ----------------------------------------------------------------------------- */
 
@@ -243,6 +249,8 @@ typedef struct fti_store_gc_opts {
     int dry_run;              /* 1: change nothing, report and count what would go */
 } fti_store_gc_opts;
 
+#endif /* FTI_NO_STORE (this type stays: fti_workspace_gc's result holds one) */
+
 /* What fti_store_gc did (or, in a dry run, would do). */
 typedef struct fti_store_gc_result {
     size_t versions_kept, versions_removed;
@@ -250,6 +258,8 @@ typedef struct fti_store_gc_result {
     size_t temp_removed;      /* store/tmp, and stale *.tmp.* files of killed writers */
     uint64_t bytes_freed;
 } fti_store_gc_result;
+
+#ifndef FTI_NO_STORE
 
 /* Removes old dataset versions and the disk they hold. Kept: the newest keep_last versions,
  * `latest`, every tag and opts->keep; every other version's manifest is replaced by a tombstone
@@ -397,6 +407,8 @@ FTIDEF size_t fti_dataset_search(const fti_dataset *ds, const char *query, size_
                                  size_t k, fti_search_hit *hits);
 /* The version's statistics (owned by ds; token_counts points into a mapped file). */
 FTIDEF const fti_dataset_stats *fti_dataset_get_stats(const fti_dataset *ds);
+
+#endif /* FTI_NO_STORE */
 
 #ifdef __cplusplus
 }
