@@ -1464,6 +1464,23 @@ out:
     return rc;
 }
 
+/* An option's number: v (NULL when the option came last) read whole, within [lo, hi], and a
+ * whole number when `whole`; else a message naming the option, the range and what was given. */
+static int num_arg(const char *opt, const char *v, double lo, double hi, int whole, double *x) {
+    char *end = NULL;
+    if (!v) {
+        fprintf(stderr, "fti-twin: %s needs a value\n", opt);
+        return 0;
+    }
+    *x = strtod(v, &end);
+    if (end == v || *end || !(*x >= lo && *x <= hi) || (whole && *x != floor(*x))) {
+        fprintf(stderr, "fti-twin: %s takes a %s from %.10g to %.10g, not '%s'\n", opt,
+                whole ? "whole number" : "number", lo, hi, v);
+        return 0;
+    }
+    return 1;
+}
+
 int main(int argc, char **argv) {
     const char *home_arg = NULL, *preset = "small", *cmd = NULL;
     const char **paths;
@@ -1517,53 +1534,93 @@ int main(int argc, char **argv) {
             fti_free(paths);
             return 0;
         } else if (!strcmp(a, "--home") && i + 1 < argc) home_arg = argv[++i];
-        else if (!strcmp(a, "--minutes") && i + 1 < argc) minutes = atof(argv[++i]);
         else if (!strcmp(a, "--preset") && i + 1 < argc) preset = argv[++i];
-        else if (!strcmp(a, "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(a, "--steps") && i + 1 < argc) fixed_steps = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--vocab") && i + 1 < argc) vocab = atoi(argv[++i]);
         else if (!strcmp(a, "--retokenize")) retokenize = 1;
         else if (!strcmp(a, "--authors") && i + 1 < argc) authors = argv[++i];
         else if (!strcmp(a, "--wait")) wait_lock = 1;
         else if (!strcmp(a, "--gc")) do_gc = 1;
         else if (!strcmp(a, "--dry-run")) go.dry_run = 1;
-        else if (!strcmp(a, "--keep-models") && i + 1 < argc && atoi(argv[i + 1]) > 0)
-            go.keep_models = strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--keep-versions") && i + 1 < argc && atoi(argv[i + 1]) > 0)
-            go.keep_versions = strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--keep-history") && i + 1 < argc && atoi(argv[i + 1]) > 0)
-            go.keep_history = strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--drafts") && i + 1 < argc) wo.drafts = strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(a, "-n") && i + 1 < argc) wo.max_tokens = strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--rag-k") && i + 1 < argc) wo.rag_k = strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--temp") && i + 1 < argc) wo.so.temperature = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--top-k") && i + 1 < argc) wo.so.top_k = atoi(argv[++i]);
-        else if (!strcmp(a, "--top-p") && i + 1 < argc) wo.so.top_p = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--min-p") && i + 1 < argc) wo.so.min_p = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--repeat-penalty") && i + 1 < argc)
-            wo.so.repeat_penalty = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--seed") && i + 1 < argc) wo.so.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--drafts-shown")) wo.verbose = 1;
         else if (!strcmp(a, "--any-words")) wo.author_words = wo.word_mask = 0;
         else if (!strcmp(a, "--no-word-mask")) wo.word_mask = 0;
         else if (!strcmp(a, "--all-sentences")) wo.one_sentence = 0;
-        else if (!strcmp(a, "--topic") && i + 1 < argc) wo.topic = atof(argv[++i]);
-        else if (!strcmp(a, "--topic-k") && i + 1 < argc) wo.topic_k = strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--theme-pick") && i + 1 < argc) wo.theme_pick = atof(argv[++i]);
-        else if (!strcmp(a, "--piece-pick") && i + 1 < argc) wo.piece_pick = atof(argv[++i]);
         else if (!strcmp(a, "--no-memory")) wo.memory = 0;
-        else if (!strcmp(a, "--memory-weight") && i + 1 < argc)
-            wo.memory_lambda = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--max-copy") && i + 1 < argc)
-            wo.max_copy = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(a, "--any-pairs")) wo.pair_pick = 0;
         else if (!strcmp(a, "--bf16")) bf16 = 1;
         else if (!strcmp(a, "--no-bf16")) bf16 = 0;
-        else if (a[0] == '-') {
-            fprintf(stderr, "fti-twin: unknown option %s (try --help)\n", a);
-            fti_free(paths);
-            return 2;
-        } else if (!cmd) cmd = a;
+        else if (!strcmp(a, "--seed")) { /* all 64 bits: not through a double */
+            char *end = NULL;
+            const char *v = i + 1 < argc ? argv[++i] : NULL;
+            if (!v) {
+                fprintf(stderr, "fti-twin: --seed needs a value\n");
+                fti_free(paths);
+                return 2;
+            }
+            errno = 0;
+            wo.so.seed = strtoull(v, &end, 10);
+            if (!*v || *end || *v == '-' || errno == ERANGE) {
+                fprintf(stderr, "fti-twin: --seed takes a whole number from 0 to 2^64-1, not "
+                        "'%s'\n", v);
+                fti_free(paths);
+                return 2;
+            }
+        } else if (a[0] == '-' && a[1]) { /* the options with a number */
+            static const struct {
+                const char *name;
+                double lo, hi;
+                int whole;
+            } nums[] = {{"--minutes", 0.01, 1e6, 0}, {"--threads", 0, 1024, 1},
+                        {"--steps", 0, 1e12, 1}, {"--vocab", 0, 1 << 20, 1},
+                        {"--keep-models", 1, 1e6, 1}, {"--keep-versions", 1, 1e6, 1},
+                        {"--keep-history", 1, 1e6, 1},
+                        {"--drafts", 1, TWIN_WRITE_MAX_DRAFTS, 1}, {"-n", 1, 4096, 1},
+                        {"--rag-k", 0, 8, 1}, {"--temp", 0, 100, 0}, {"--top-k", 0, 1e6, 1},
+                        {"--top-p", 0, 1, 0}, {"--min-p", 0, 1, 0},
+                        {"--repeat-penalty", 0.01, 100, 0}, {"--topic", 0, 100, 0},
+                        {"--topic-k", 1, 32, 1}, {"--theme-pick", 0, 100, 0},
+                        {"--piece-pick", 0, 100, 0}, {"--memory-weight", -1, 1, 0},
+                        {"--max-copy", 0, 1000, 1}};
+            size_t k;
+            double x = 0;
+            for (k = 0; k < sizeof nums / sizeof nums[0] && strcmp(a, nums[k].name); k++) {}
+            if (k == sizeof nums / sizeof nums[0]) {
+                int text = !strcmp(a, "--home") || !strcmp(a, "--preset") ||
+                           !strcmp(a, "--authors"); /* (here only when it came last) */
+                fprintf(stderr, text ? "fti-twin: %s needs a value\n"
+                                     : "fti-twin: unknown option %s (try --help)\n", a);
+                fti_free(paths);
+                return 2;
+            }
+            if (!num_arg(a, i + 1 < argc ? argv[++i] : NULL, nums[k].lo, nums[k].hi,
+                         nums[k].whole, &x)) {
+                fti_free(paths);
+                return 2;
+            }
+            switch (k) {
+            case 0: minutes = x; break;
+            case 1: threads = (int)x; break;
+            case 2: fixed_steps = (uint64_t)x; break;
+            case 3: vocab = (int)x; break;
+            case 4: go.keep_models = (size_t)x; break;
+            case 5: go.keep_versions = (size_t)x; break;
+            case 6: go.keep_history = (size_t)x; break;
+            case 7: wo.drafts = (size_t)x; break;
+            case 8: wo.max_tokens = (size_t)x; break;
+            case 9: wo.rag_k = (size_t)x; break;
+            case 10: wo.so.temperature = (float)x; break;
+            case 11: wo.so.top_k = (int)x; break;
+            case 12: wo.so.top_p = (float)x; break;
+            case 13: wo.so.min_p = (float)x; break;
+            case 14: wo.so.repeat_penalty = (float)x; break;
+            case 15: wo.topic = x; break;
+            case 16: wo.topic_k = (size_t)x; break;
+            case 17: wo.theme_pick = x; break;
+            case 18: wo.piece_pick = x; break;
+            case 19: wo.memory_lambda = (float)x; break;
+            default: wo.max_copy = (size_t)x; break;
+            }
+        }
+        else if (!cmd) cmd = a;
         else paths[n_paths++] = a;
     }
     if (!cmd ||
@@ -1571,8 +1628,7 @@ int main(int argc, char **argv) {
          strcmp(cmd, "gc")) ||
         (strcmp(cmd, "status") && strcmp(cmd, "gc") && n_paths == 0) ||
         (!strcmp(cmd, "gc") && n_paths) || !(minutes > 0) || vocab < 0 ||
-        (vocab > 0 && vocab < 260) || wo.max_tokens == 0 || wo.drafts == 0 ||
-        !(wo.piece_pick >= 0 && wo.piece_pick < 100)) {
+        (vocab > 0 && vocab < 260)) {
         usage(stderr);
         fti_free(paths);
         return 2;

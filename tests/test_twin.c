@@ -609,11 +609,30 @@ FTI_TEST(twin_update_unchanged) {
                  home, out);
         st = system(cmd);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
-        snprintf(cmd, sizeof cmd,
-                 "build/fti-twin --home '%s' write NEWSPAPER --piece-pick -1 > '%s' 2>&1",
-                 home, out);
-        st = system(cmd);
-        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+        {   /* every number is checked, and said: the option, its range, what was given */
+            static const char *const bad[][2] = {
+                {"write NEWSPAPER --piece-pick -1", "--piece-pick takes a number from 0 to 100"},
+                {"write NEWSPAPER --drafts 300", "--drafts takes a whole number from 1 to 256"},
+                {"write NEWSPAPER --temp x", "--temp takes a number from 0 to 100, not 'x'"},
+                {"write NEWSPAPER --seed -2", "--seed takes a whole number"},
+                {"gc --keep-history 0", "--keep-history takes a whole number from 1 to"},
+                {"update x --minutes", "--minutes needs a value"},
+                {"write NEWSPAPER --bogus", "unknown option --bogus"}};
+            size_t k;
+            for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+                void *msg = NULL;
+                size_t mlen = 0;
+                snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' %s > '%s' 2>&1", home,
+                         bad[k][0], out);
+                st = system(cmd);
+                CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+                REQUIRE(fti_file_read(out, 0, &msg, &mlen, NULL) == FTI_OK);
+                if (!strstr((const char *)msg, bad[k][1]))
+                    fprintf(stderr, "    %s: %.*s\n", bad[k][0], (int)mlen, (const char *)msg);
+                CHECK(strstr((const char *)msg, bad[k][1]) != NULL);
+                fti_free(msg);
+            }
+        }
     }
 #endif
 }
