@@ -322,6 +322,19 @@ int main(int argc, char **argv) {
         }                                                          \
         i++;                                                       \
     } while (0)
+/* a number from lo to hi into x (a whole one when whole) */
+#define NUMV(lo, hi, whole)                                                                   \
+    do {                                                                                      \
+        char *end_ = NULL;                                                                    \
+        NEEDV();                                                                              \
+        x = strtod(v, &end_);                                                                 \
+        if (end_ == v || *end_ || !(x >= (lo) && x <= (hi)) || ((whole) && x != floor(x))) {  \
+            fprintf(stderr, "fti-monitor: %s takes a %s from %.10g to %.10g, not '%s'\n", a,  \
+                    (whole) ? "whole number" : "number", (double)(lo), (double)(hi), v);      \
+            return 2;                                                                         \
+        }                                                                                     \
+    } while (0)
+        double x = 0;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
@@ -335,19 +348,20 @@ int main(int argc, char **argv) {
             log_args[n_log_args++] = v;
         }
         else if (!strcmp(a, "--svg")) { NEEDV(); svg_arg = v; }
-        else if (!strcmp(a, "--window")) { NEEDV(); window = (size_t)strtoul(v, NULL, 10); }
-        else if (!strcmp(a, "--since")) { NEEDV(); since = atof(v); }
-        else if (!strcmp(a, "--psi-warn")) { NEEDV(); thr.psi_warn = atof(v); }
-        else if (!strcmp(a, "--psi-alert")) { NEEDV(); thr.psi_alert = atof(v); }
-        else if (!strcmp(a, "--js-warn")) { NEEDV(); thr.js_warn = atof(v); }
-        else if (!strcmp(a, "--js-alert")) { NEEDV(); thr.js_alert = atof(v); }
-        else if (!strcmp(a, "--min-tokens")) { NEEDV(); thr.min_tokens = strtoull(v, NULL, 10); }
+        else if (!strcmp(a, "--window")) { NUMV(1, 1e9, 1); window = (size_t)x; }
+        else if (!strcmp(a, "--since")) { NUMV(0, 1e12, 0); since = x; }
+        else if (!strcmp(a, "--psi-warn")) { NUMV(0, 100, 0); thr.psi_warn = x; }
+        else if (!strcmp(a, "--psi-alert")) { NUMV(0, 100, 0); thr.psi_alert = x; }
+        else if (!strcmp(a, "--js-warn")) { NUMV(0, 1, 0); thr.js_warn = x; }
+        else if (!strcmp(a, "--js-alert")) { NUMV(0, 1, 0); thr.js_alert = x; }
+        else if (!strcmp(a, "--min-tokens")) { NUMV(0, 1e15, 1); thr.min_tokens = (uint64_t)x; }
         else if (!strcmp(a, "--judge-length")) thr.judge_length = 1;
         else if (a[0] != '-' && !cmd) cmd = a;
         else {
             fprintf(stderr, "fti-monitor: unknown argument %s (see --help)\n", a);
             return 2;
         }
+#undef NUMV
 #undef NEEDV
     }
     if (!cmd || strcmp(cmd, "report") != 0) {

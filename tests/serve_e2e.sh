@@ -15,6 +15,13 @@ trap 'rm -rf "$TMP"' EXIT
 
 "$B/fti-serve" --help > /dev/null || fail "fti-serve --help"
 "$B/fti-monitor" --help > /dev/null || fail "fti-monitor --help"
+# numbers are checked: the option, its range and what was given, status 2
+"$B/fti-monitor" report --window 0 > /dev/null 2> "$TMP/num.txt"; rc=$?
+[ $rc -eq 2 ] && grep -q -- "--window takes a whole number from 1 to" "$TMP/num.txt" ||
+    fail "fti-monitor --window 0: status $rc, $(cat "$TMP/num.txt")"
+"$B/fti-monitor" report --psi-alert x > /dev/null 2> "$TMP/num.txt"; rc=$?
+[ $rc -eq 2 ] && grep -q -- "--psi-alert takes a number from 0 to 100, not 'x'" "$TMP/num.txt" ||
+    fail "fti-monitor --psi-alert x: status $rc, $(cat "$TMP/num.txt")"
 "$B/fti-serve" --echo --port 0 --port-file "$TMP/port" --log "$TMP/req.jsonl" --step-us 500 --quiet &
 SPID=$!
 i=0
