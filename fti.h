@@ -1285,9 +1285,9 @@ FTIDEF void fti_bpe_trainer_free(fti_bpe_trainer *t);
  *               (`latest`, tags) move only after the manifest is durable. Incremental ingest
  *               reuses unchanged source files by their raw-bytes SHA-256.
  *
- * Everything here compiles out under FTI_NO_STORE, the declarations too (a call is a compile
- * error, not an undefined reference at link time), except fti_store_gc_result, which
- * fti_workspace_gc's result holds.
+ * Everything here compiles out under FTI_NO_STORE, the declarations too (the types are unknown
+ * and a call is diagnosed as undeclared at compile time, not only at link time), except
+ * fti_store_gc_result, which fti_workspace_gc's result holds.
  */
 #ifndef FTI_STORE_H
 #define FTI_STORE_H
@@ -1632,10 +1632,11 @@ typedef struct fti_dataset_stats {
 typedef struct fti_dataset fti_dataset;
 /* Opens a version by id, id prefix, tag or "latest" (NULL): parses the manifest, maps the
  * shards and the index (headers and index offsets checked; the full checksums are verify's
- * job). A damaged or missing object refuses the version, err naming it and its file
- * ("train shard: PATH: ...", "index: PATH: ..."). Free with fti_dataset_close (NULL is fine).
- * All getters below return NULL/0 for a NULL ds. Thread safety: read-only after opening, any
- * thread. */
+ * job). A damaged or missing index or token shard refuses the version, err naming it and its
+ * file ("train shard: PATH: ...", "index: PATH: ..."); the docs, tokenizer and token-count
+ * objects are not checked here (fti_store_verify checks everything). Free with
+ * fti_dataset_close (NULL is fine). All getters below return NULL/0 for a NULL ds. Thread
+ * safety: read-only after opening, any thread. */
 FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const char *name,
                                    fti_error *err);
 /* Opens a version for search only (fti-feature search, retrieval): as fti_dataset_open, the
@@ -30705,7 +30706,8 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
             memcpy(&a, &ck[i], 4);
             memcpy(&b, &now[i], 4);
             return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint is of another model "
-                                 "(%s %g there, %g here)", path, names[i], (double)a, (double)b);
+                                 "(%s %.9g there, %.9g here)", path, names[i], (double)a,
+                                 (double)b);
         }
         if (i < 10)
             return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint is of another model "
@@ -30716,13 +30718,15 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
                                  "is %s", path, flags & 1u ? "LoRA" : "full-training",
                                  t->base ? "LoRA" : "full training");
         if (n_train != t->n_train)
-            return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint trains %lu parameters, "
-                                 "this run %lu (another LoRA rank)", path,
-                                 (unsigned long)n_train, (unsigned long)t->n_train);
+            return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint trains %llu "
+                                 "parameters, this run %llu (another LoRA rank)", path,
+                                 (unsigned long long)n_train,
+                                 (unsigned long long)t->n_train);
         if (total != t->total_steps)
-            return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint is of a %lu-step "
-                                 "schedule, this run has %lu steps", path,
-                                 (unsigned long)total, (unsigned long)t->total_steps);
+            return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint is of a %llu-step "
+                                 "schedule, this run has %llu steps", path,
+                                 (unsigned long long)total,
+                                 (unsigned long long)t->total_steps);
         return fti_error_set(err, FTI_ERR_MISMATCH,
                              "%s: checkpoint is of another run: the training options (batch, "
                              "context, learning rate, schedule, clipping, AdamW, evaluation, "

@@ -641,13 +641,15 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
             char *v = fti_strndup(ver, ver_len);
             fti_error e2;
             if (v && fti_dataset_open(&g->ds, home, v, &e2) != FTI_OK) {
-                /* a damaged token shard costs only the perplexity check, which reads the val
-                 * shard: retrieval and token drift need the index and the manifest */
+                /* a damaged token shard costs only the perplexity check (it reads the val
+                 * shard; the index-only open maps neither): retrieval and token drift need
+                 * the index and the manifest */
                 char msg[FTI_ERROR_MSG_MAX + 96];
                 fti_error e3;
                 g->ds = NULL;
                 if (fti_dataset_open_index(&g->ds, home, v, &e3) == FTI_OK) {
-                    snprintf(msg, sizeof msg, "the perplexity drift check off: %s", e2.msg);
+                    snprintf(msg, sizeof msg, "the perplexity drift check off (a token shard "
+                             "is damaged): %s", e2.msg);
                 } else {
                     g->ds = NULL;
                     snprintf(msg, sizeof msg, "retrieval and drift off: dataset %.16s: %s", v,

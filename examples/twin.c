@@ -1185,7 +1185,8 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
     work = (float *)fti_malloc(V * sizeof *work);
     work2 = (float *)fti_malloc(V * sizeof *work2);
     if (!logits || !work || !work2) goto out;
-    if ((wo->rag_k || wo->author_words || wo->memory || wo->max_copy || wo->pair_pick) &&
+    if ((wo->rag_k || wo->author_words || wo->memory || wo->max_copy || wo->pair_pick ||
+         wo->piece_pick > 0) &&
         fti_gguf_get_str(fti_engine_gguf(e), "fti.dataset.version", &ver, &ver_len, NULL) ==
             FTI_OK &&
         (ver_z = fti_strndup(ver, ver_len)) != NULL &&
@@ -1223,7 +1224,7 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             for (q = 0; q < V; q++) p_corpus[q] = (p_corpus[q] + 1) / (double)(tr->count + V);
         }
     }
-    if (ds && (wo->max_copy || wo->pair_pick)) wt_build(&wt, ds);
+    if (ds && (wo->max_copy || wo->pair_pick || wo->piece_pick > 0)) wt_build(&wt, ds);
     if (ds && wo->memory && !no_shards) mem = memory_get(home, id, ds, s);
     if (mem && fti_ngram_vocab(mem) != V) { /* its rows are read as the model's distribution */
         fprintf(stderr, "fti-twin: the author memory has %lu tokens, the model %lu: not used\n",

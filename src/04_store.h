@@ -28,9 +28,9 @@
  *               (`latest`, tags) move only after the manifest is durable. Incremental ingest
  *               reuses unchanged source files by their raw-bytes SHA-256.
  *
- * Everything here compiles out under FTI_NO_STORE, the declarations too (a call is a compile
- * error, not an undefined reference at link time), except fti_store_gc_result, which
- * fti_workspace_gc's result holds.
+ * Everything here compiles out under FTI_NO_STORE, the declarations too (the types are unknown
+ * and a call is diagnosed as undeclared at compile time, not only at link time), except
+ * fti_store_gc_result, which fti_workspace_gc's result holds.
  */
 #ifndef FTI_STORE_H
 #define FTI_STORE_H
@@ -375,10 +375,11 @@ typedef struct fti_dataset_stats {
 typedef struct fti_dataset fti_dataset;
 /* Opens a version by id, id prefix, tag or "latest" (NULL): parses the manifest, maps the
  * shards and the index (headers and index offsets checked; the full checksums are verify's
- * job). A damaged or missing object refuses the version, err naming it and its file
- * ("train shard: PATH: ...", "index: PATH: ..."). Free with fti_dataset_close (NULL is fine).
- * All getters below return NULL/0 for a NULL ds. Thread safety: read-only after opening, any
- * thread. */
+ * job). A damaged or missing index or token shard refuses the version, err naming it and its
+ * file ("train shard: PATH: ...", "index: PATH: ..."); the docs, tokenizer and token-count
+ * objects are not checked here (fti_store_verify checks everything). Free with
+ * fti_dataset_close (NULL is fine). All getters below return NULL/0 for a NULL ds. Thread
+ * safety: read-only after opening, any thread. */
 FTIDEF fti_result fti_dataset_open(fti_dataset **out, const char *home, const char *name,
                                    fti_error *err);
 /* Opens a version for search only (fti-feature search, retrieval): as fti_dataset_open, the

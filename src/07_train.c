@@ -1004,7 +1004,8 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
             memcpy(&a, &ck[i], 4);
             memcpy(&b, &now[i], 4);
             return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint is of another model "
-                                 "(%s %g there, %g here)", path, names[i], (double)a, (double)b);
+                                 "(%s %.9g there, %.9g here)", path, names[i], (double)a,
+                                 (double)b);
         }
         if (i < 10)
             return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint is of another model "
@@ -1015,13 +1016,15 @@ FTIDEF fti_result fti_trainer_resume(fti_trainer *t, const char *path, fti_error
                                  "is %s", path, flags & 1u ? "LoRA" : "full-training",
                                  t->base ? "LoRA" : "full training");
         if (n_train != t->n_train)
-            return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint trains %lu parameters, "
-                                 "this run %lu (another LoRA rank)", path,
-                                 (unsigned long)n_train, (unsigned long)t->n_train);
+            return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint trains %llu "
+                                 "parameters, this run %llu (another LoRA rank)", path,
+                                 (unsigned long long)n_train,
+                                 (unsigned long long)t->n_train);
         if (total != t->total_steps)
-            return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint is of a %lu-step "
-                                 "schedule, this run has %lu steps", path,
-                                 (unsigned long)total, (unsigned long)t->total_steps);
+            return fti_error_set(err, FTI_ERR_MISMATCH, "%s: checkpoint is of a %llu-step "
+                                 "schedule, this run has %llu steps", path,
+                                 (unsigned long long)total,
+                                 (unsigned long long)t->total_steps);
         return fti_error_set(err, FTI_ERR_MISMATCH,
                              "%s: checkpoint is of another run: the training options (batch, "
                              "context, learning rate, schedule, clipping, AdamW, evaluation, "

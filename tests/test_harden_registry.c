@@ -342,17 +342,29 @@ FTI_TEST(harden_quantize_odd_shapes) {
     /* no matrix can be Q4_0 (rows of 33): the file's type stays the input's (none here) */
     REQUIRE(fti_gguf_writer_create(&w, 32) == FTI_OK);
     REQUIRE(fti_gguf_set_str(w, "general.architecture", "llama") == FTI_OK);
+    REQUIRE(fti_gguf_set_u32(w, "general.file_type", 0) == FTI_OK); /* ALL_F32 */
     {
-        static const float z[33 * 2];
+        static const float z[33 * 2] = {0};
         const uint64_t ne[4] = {33, 2, 1, 1};
         REQUIRE(fti_gguf_add_tensor(w, "odd_rows", 2, ne, FTI_GGML_F32, z, sizeof z) == FTI_OK);
     }
     REQUIRE(fti_gguf_writer_write(w, in, &err) == FTI_OK);
     fti_gguf_writer_free(w);
-    snprintf(cmd, sizeof cmd, "%s '%s' '%s' q4_0 2>/dev/null", prog, in, out);
-    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s' q4_0 2>&1", prog, in, out);
+    {
+        FILE *pf = popen(cmd, "r");
+        char said[1024];
+        size_t got = pf ? fread(said, 1, sizeof said - 1, pf) : 0;
+        said[got] = 0;
+        CHECK(pf && pclose(pf) == 0);
+        CHECK(strstr(said, "no matrix of") && strstr(said, "keeps the input's types"));
+    }
     REQUIRE(fti_gguf_open(&g, out, NULL, &err) == FTI_OK);
-    CHECK(fti_gguf_find(g, "general.file_type") == NULL);
+    {
+        uint32_t ft = 99;
+        CHECK_OK(fti_gguf_get_u32(g, "general.file_type", &ft, &err));
+        CHECK_EQ_INT(ft, 0);
+    }
     CHECK(fti_gguf_find(g, "general.quantization_version") == NULL);
     fti_gguf_close(g);
     /* hostile inputs: a status, not a signal */

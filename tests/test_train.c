@@ -395,6 +395,23 @@ FTI_TEST(train_lora) {
         CHECK(memcmp(merged, fti_trainer_params(t), n * sizeof(float)) == 0);
         CHECK(memcmp(base, t->base, n * sizeof(float)) == 0);
     }
+    {   /* its checkpoint resumed by another rank, or by full training: refused, said so */
+        char ck[512];
+        fti_trainer *t2 = NULL;
+        snprintf(ck, sizeof ck, "%s", fti_test_tmp("lora.ckpt"));
+        REQUIRE(fti_trainer_save(t, ck, &err) == FTI_OK);
+        o.lora_rank = 4;
+        REQUIRE(fti_trainer_create(&c, base, &o, a, none, &t2, &err) == FTI_OK);
+        CHECK_EQ_INT(fti_trainer_resume(t2, ck, &err), FTI_ERR_MISMATCH);
+        CHECK(strstr(err.msg, "(another LoRA rank)") != NULL);
+        fti_trainer_free(t2);
+        o.lora_rank = 0;
+        REQUIRE(fti_trainer_create(&c, base, &o, a, none, &t2, &err) == FTI_OK);
+        CHECK_EQ_INT(fti_trainer_resume(t2, ck, &err), FTI_ERR_MISMATCH);
+        CHECK(strstr(err.msg, "checkpoint is of a LoRA run, this is full training") != NULL);
+        fti_trainer_free(t2);
+        o.lora_rank = 3;
+    }
     fti_trainer_free(t);
     fti_free(base);
     fti_free(merged);

@@ -1648,7 +1648,8 @@ FTI_TEST(twin_write_damaged_shard_keeps_retrieval) {
         st = system(scmd);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) != 0);
         REQUIRE(fti_file_read(log, 0, &text, &len, NULL) == FTI_OK);
-        CHECK(strstr((const char *)text, "the perplexity drift check off: val shard: ") != NULL);
+        CHECK(strstr((const char *)text, "the perplexity drift check off (a token shard is "
+                                         "damaged): val shard: ") != NULL);
         CHECK(strstr((const char *)text, va) != NULL);
         if (fti_test_failures) fprintf(stderr, "%.*s\n", (int)len, (const char *)text);
         fti_free(text);
