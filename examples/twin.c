@@ -1416,8 +1416,8 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
             printf(": %.2f nats per token%s", loss[best],
                    wm.bias && wo->theme_pick > 0 ? " less the theme's share" : "");
             if (wo->piece_pick > 0 && wt.n)
-                printf(" plus %.2f for each of its %lu run%s of his text", wo->piece_pick,
-                       (unsigned long)pieces[best], pieces[best] == 1 ? "" : "s");
+                printf(" plus %.2f per run of his text it is made of (%lu)", wo->piece_pick,
+                       (unsigned long)pieces[best]);
             printf(", all drafts %.2f to %.2f; longest run of words shared with the author's "
                    "text: %lu)\n", lo, hi, (unsigned long)span[best]);
             for (d = 0; d < pr.n_docs_used && d < n_hits; d++) {

@@ -600,7 +600,7 @@ FTI_TEST(twin_update_unchanged) {
         /* the pick among the drafts with the fewest word pairs the author never wrote */
         CHECK(strstr((const char *)text, " of adjacent words he") != NULL);
         /* and of those, fewer runs of his text first: the pick's score names its runs */
-        CHECK(strstr((const char *)text, " for each of its ") != NULL);
+        CHECK(strstr((const char *)text, " per run of his text it is made of (") != NULL);
         if (fti_file_read(out2, 0, &text2, &len2, NULL) == FTI_OK)
             CHECK(len2 == len && memcmp(text, text2, len) == 0);
         fti_free(text2);
