@@ -582,6 +582,9 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
     fti_result r;
     const char *idp = fti_path_base(path);
     fti_engine_opts eo;
+#if !defined(FTI_STORE_H) || defined(FTI_NO_STORE)
+    (void)home; /* retrieval and drift need the feature store */
+#endif
     if (!g) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     memset(&eo, 0, sizeof eo);
     eo.pool = load_pool;

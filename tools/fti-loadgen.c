@@ -279,12 +279,24 @@ int main(int argc, char **argv) {
             return 2;
         }
         i++;
-        if (!strcmp(a, "--host")) o.host = v;
-        else if (!strcmp(a, "--port")) o.port = atoi(v);
-        else if (!strcmp(a, "-c")) o.conc = atoi(v);
-        else if (!strcmp(a, "-n")) o.n_per = atoi(v);
-        else if (!strcmp(a, "-d")) o.seconds = atof(v);
-        else if (!strcmp(a, "--max-tokens")) o.max_tokens = atoi(v);
+        if (!strcmp(a, "--port") || !strcmp(a, "-c") || !strcmp(a, "-n") || !strcmp(a, "-d") ||
+            !strcmp(a, "--max-tokens")) { /* numbers: the whole of v, in range, or said */
+            int whole = strcmp(a, "-d") != 0;
+            double hi = !strcmp(a, "--port") ? 65535 : !strcmp(a, "-c") ? 1024 : 1e9, x;
+            double lo = !strcmp(a, "--port") || !strcmp(a, "-c") ? 1 : 0;
+            char *end = NULL;
+            x = strtod(v, &end);
+            if (end == v || *end || !(x >= lo && x <= hi) || (whole && x != (double)(long)x)) {
+                fprintf(stderr, "fti-loadgen: %s takes a %s from %.10g to %.10g, not '%s'\n", a,
+                        whole ? "whole number" : "number", lo, hi, v);
+                return 2;
+            }
+            if (!strcmp(a, "--port")) o.port = (int)x;
+            else if (!strcmp(a, "-c")) o.conc = (int)x;
+            else if (!strcmp(a, "-n")) o.n_per = (int)x;
+            else if (!strcmp(a, "-d")) o.seconds = x;
+            else o.max_tokens = (int)x;
+        } else if (!strcmp(a, "--host")) o.host = v;
         else if (!strcmp(a, "--prompt")) o.prompt = v;
         else if (!strcmp(a, "--prompts")) prompts_file = v;
         else if (!strcmp(a, "--path")) o.path = v;

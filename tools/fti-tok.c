@@ -114,7 +114,11 @@ static int parse_args(int argc, char **argv, args *a) {
         } else if (!strcmp(s, "--special")) {
             a->allow_special = 1;
         } else if (!strcmp(s, "--threads") && has_val) {
-            a->threads = atoi(argv[++i]);
+            char *end = NULL;
+            long n = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end || n < 0 || n > 1024)
+                return usage_error("--threads takes a whole number from 0 to 1024");
+            a->threads = (int)n;
         } else if (!strcmp(s, "--jsonl")) {
             a->jsonl = 1;
         } else if (!strcmp(s, "--quiet")) {
