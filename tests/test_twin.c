@@ -63,6 +63,19 @@ static int fti_ttw_production(const char *home, char id[17]) {
     return 1;
 }
 
+/* The path of the latest dataset version's object `key` ("index", "train", "val"), to damage
+ * it; 0 if the version cannot be opened. */
+static int fti_ttw_object(const char *home, const char *key, char *path, size_t n) {
+    fti_dataset *ds = NULL;
+    const char *hex;
+    if (fti_dataset_open(&ds, home, NULL, NULL) != FTI_OK) return 0;
+    hex = fti_json_get_str(fti_json_get(fti_json_get(fti_dataset_manifest(ds), "files"), key),
+                           "sha256", "");
+    snprintf(path, n, "%s/store/objects/%.2s/%s", home, hex, hex);
+    fti_dataset_close(ds);
+    return *hex != 0;
+}
+
 /* The card of id, parsed (caller frees). */
 static fti_json_doc *fti_ttw_card(const char *home, const char *id) {
     fti_buf b;
@@ -1544,8 +1557,6 @@ FTI_TEST(twin_workspace_gc_copied_model_dir) {
 FTI_TEST(twin_update_damaged_index_keeps_tokenizer) {
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
     char home[1024], cmd[4096], out[1024], id[17], ix[2048], extra[1024];
-    fti_dataset *ds = NULL;
-    const char *hex;
     void *text = NULL;
     size_t len = 0;
     int st;
@@ -1555,11 +1566,7 @@ FTI_TEST(twin_update_damaged_index_keeps_tokenizer) {
     }
     if (!fti_ttw_workspace(home, sizeof home, "ws")) return;
     REQUIRE(fti_ttw_production(home, id));
-    REQUIRE(fti_dataset_open(&ds, home, NULL, NULL) == FTI_OK);
-    hex = fti_json_get_str(fti_json_get(fti_json_get(fti_dataset_manifest(ds), "files"), "index"),
-                           "sha256", "");
-    snprintf(ix, sizeof ix, "%s/store/objects/%.2s/%s", home, hex, hex);
-    fti_dataset_close(ds);
+    REQUIRE(fti_ttw_object(home, "index", ix, sizeof ix));
     REQUIRE(fti_test_write_file(ix, "FTIBM25", 7) == 0);
     snprintf(extra, sizeof extra, "%s", fti_test_tmp("extra.jsonl"));
     {
@@ -1589,9 +1596,6 @@ FTI_TEST(twin_update_damaged_index_keeps_tokenizer) {
 FTI_TEST(twin_write_damaged_shard_keeps_retrieval) {
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
     char home[1024], cmd[4096], out[1024], out0[1024], log[1024], id[17], va[2048], ix[2048];
-    fti_dataset *ds = NULL;
-    const fti_json *files;
-    const char *hex;
     void *text = NULL, *text0 = NULL;
     size_t len = 0, len0 = 0;
     int st;
@@ -1601,13 +1605,8 @@ FTI_TEST(twin_write_damaged_shard_keeps_retrieval) {
     }
     if (!fti_ttw_workspace(home, sizeof home, "ws")) return;
     REQUIRE(fti_ttw_production(home, id));
-    REQUIRE(fti_dataset_open(&ds, home, NULL, NULL) == FTI_OK);
-    files = fti_json_get(fti_dataset_manifest(ds), "files");
-    hex = fti_json_get_str(fti_json_get(files, "val"), "sha256", "");
-    snprintf(va, sizeof va, "%s/store/objects/%.2s/%s", home, hex, hex);
-    hex = fti_json_get_str(fti_json_get(files, "index"), "sha256", "");
-    snprintf(ix, sizeof ix, "%s/store/objects/%.2s/%s", home, hex, hex);
-    fti_dataset_close(ds);
+    REQUIRE(fti_ttw_object(home, "val", va, sizeof va) &&
+            fti_ttw_object(home, "index", ix, sizeof ix));
     snprintf(out0, sizeof out0, "%s", fti_test_tmp("twin.out0"));
     snprintf(out, sizeof out, "%s", fti_test_tmp("twin.out"));
     snprintf(log, sizeof log, "%s", fti_test_tmp("twin.log"));
