@@ -68,12 +68,14 @@ static int fti_ttw_production(const char *home, char id[17]) {
 static int fti_ttw_object(const char *home, const char *key, char *path, size_t n) {
     fti_dataset *ds = NULL;
     const char *hex;
+    int ok;
     if (fti_dataset_open(&ds, home, NULL, NULL) != FTI_OK) return 0;
     hex = fti_json_get_str(fti_json_get(fti_json_get(fti_dataset_manifest(ds), "files"), key),
                            "sha256", "");
+    ok = *hex != 0; /* (hex lives in the manifest: read before the close) */
     snprintf(path, n, "%s/store/objects/%.2s/%s", home, hex, hex);
     fti_dataset_close(ds);
-    return *hex != 0;
+    return ok;
 }
 
 /* The card of id, parsed (caller frees). */
