@@ -63,6 +63,23 @@ static int fti_ttw_production(const char *home, char id[17]) {
     return 1;
 }
 
+/* A workspace `name` with a production model, for a test that runs build/fti-twin: 0 when the
+ * program is not built (said: skipped) or the workspace cannot be made; a production model that
+ * cannot be trained counts as a failure. */
+static int fti_ttw_ready(char *home, size_t n, const char *name, char id[17]) {
+    if (!fti_path_exists("build/fti-twin")) {
+        fprintf(stderr, "    (build/fti-twin not built: skipped)\n");
+        return 0;
+    }
+    if (!fti_ttw_workspace(home, n, name)) return 0;
+    if (!fti_ttw_production(home, id)) {
+        fprintf(stderr, "    %s:%d: no production model in %s\n", __FILE__, __LINE__, home);
+        fti_test_failures++;
+        return 0;
+    }
+    return 1;
+}
+
 /* The path of the latest dataset version's object `key` ("index", "train", "val"), to damage
  * it; 0 if the version cannot be opened. */
 static int fti_ttw_object(const char *home, const char *key, char *path, size_t n) {
@@ -547,12 +564,7 @@ FTI_TEST(twin_update_unchanged) {
     void *text = NULL;
     size_t len = 0;
     int st;
-    if (!fti_path_exists("build/fti-twin")) {
-        fprintf(stderr, "    (build/fti-twin not built: skipped)\n");
-        return;
-    }
-    if (!fti_ttw_workspace(home, sizeof home, "ws")) return;
-    REQUIRE(fti_ttw_production(home, id));
+    if (!fti_ttw_ready(home, sizeof home, "ws", id)) return;
     snprintf(out, sizeof out, "%s", fti_test_tmp("twin.out"));
     snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' update '%s' --threads 1 > '%s' 2>&1",
              home, fti_test_corpus_jsonl(), out);
@@ -811,12 +823,7 @@ FTI_TEST(twin_update_retokenize_evaluates_production_in_its_tokens) {
     fti_session_opts so;
     int32_t *ids = NULL;
     const fti_token_shard *sh;
-    if (!fti_path_exists("build/fti-twin")) {
-        fprintf(stderr, "    (build/fti-twin not built: skipped)\n");
-        return;
-    }
-    if (!fti_ttw_workspace(home, sizeof home, "ws_retok")) return;
-    REQUIRE(fti_ttw_production(home, id));
+    if (!fti_ttw_ready(home, sizeof home, "ws_retok", id)) return;
     /* production's loss on its own dataset's validation split */
     snprintf(path, sizeof path, "%s/models/%s/model.gguf", home, id);
     memset(&so, 0, sizeof so);
@@ -981,12 +988,7 @@ FTI_TEST(twin_update_keeps_a_promotion_made_meanwhile) {
     int fd = -1, st;
     pid_t a;
     fti_error err;
-    if (!fti_path_exists("build/fti-twin")) {
-        fprintf(stderr, "    (build/fti-twin not built: skipped)\n");
-        return;
-    }
-    if (!fti_ttw_workspace(home, sizeof home, "ws_meanwhile")) return;
-    REQUIRE(fti_ttw_production(home, id));
+    if (!fti_ttw_ready(home, sizeof home, "ws_meanwhile", id)) return;
     ro.train.seed = 6; /* a second model, registered, not promoted */
     REQUIRE(fti_train_run(home, &ro, &r2, &err) == FTI_OK);
     REQUIRE(strcmp(r2.id, id) != 0);
@@ -1562,12 +1564,7 @@ FTI_TEST(twin_update_damaged_index_keeps_tokenizer) {
     void *text = NULL;
     size_t len = 0;
     int st;
-    if (!fti_path_exists("build/fti-twin")) {
-        fprintf(stderr, "    (build/fti-twin not built: skipped)\n");
-        return;
-    }
-    if (!fti_ttw_workspace(home, sizeof home, "ws")) return;
-    REQUIRE(fti_ttw_production(home, id));
+    if (!fti_ttw_ready(home, sizeof home, "ws", id)) return;
     REQUIRE(fti_ttw_object(home, "index", ix, sizeof ix));
     REQUIRE(fti_test_write_file(ix, "FTIBM25", 7) == 0);
     snprintf(extra, sizeof extra, "%s", fti_test_tmp("extra.jsonl"));
@@ -1601,12 +1598,7 @@ FTI_TEST(twin_write_damaged_shard_keeps_retrieval) {
     void *text = NULL, *text0 = NULL;
     size_t len = 0, len0 = 0;
     int st;
-    if (!fti_path_exists("build/fti-twin")) {
-        fprintf(stderr, "    (build/fti-twin not built: skipped)\n");
-        return;
-    }
-    if (!fti_ttw_workspace(home, sizeof home, "ws")) return;
-    REQUIRE(fti_ttw_production(home, id));
+    if (!fti_ttw_ready(home, sizeof home, "ws", id)) return;
     REQUIRE(fti_ttw_object(home, "val", va, sizeof va) &&
             fti_ttw_object(home, "index", ix, sizeof ix));
     snprintf(out0, sizeof out0, "%s", fti_test_tmp("twin.out0"));
