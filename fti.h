@@ -32247,10 +32247,12 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     const uint64_t *vs = NULL;
     size_t n_hist = 0, n_val = 0, i, n_params;
     const char *tok_sha, *preset, *name;
-    int from_scratch_tiny, writer = 1, run_fd = -1;
+    int from_scratch_tiny, writer = 1, run_fd = -1, pass;
+    char legacy_key[17];
     fti_buf card, cfgjson;
     fti_jw w;
 
+    legacy_key[0] = 0;
     memset(&res_local, 0, sizeof(res_local));
     res = result ? result : &res_local;
     memset(res, 0, sizeof(*res));
@@ -32345,8 +32347,10 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     if (!o.eval_every) o.eval_every = o.max_steps >= 10 ? o.max_steps / 10 : 1;
     if (!o.checkpoint_every) o.checkpoint_every = 100;
     /* the run directory: a key over everything that changes the trajectory (the string of
-     * fti-train's first version, so its runs resume) */
-    {
+     * fti-train's first version, so its runs resume). max_tokens is a stop, not the trajectory,
+     * and counts as 0 (a resume may change it, as max_seconds); runs made before 2026-11-29 keyed
+     * it, and one of those that has a checkpoint (legacy_key) is still the run resumed. */
+    for (pass = 0; pass < (o.max_tokens ? 2 : 1); pass++) {
         char buf[1024];
         uint64_t key;
         float wd = o.adamw.weight_decay;
@@ -32355,7 +32359,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
                  preset, (unsigned)cfg.dim, (unsigned)cfg.n_layers, (unsigned)cfg.n_heads,
                  (unsigned)cfg.n_kv_heads, (unsigned)cfg.hidden_dim, (unsigned)cfg.context_len,
                  cfg.tied_embeddings, (unsigned long long)o.max_steps,
-                 (unsigned long long)o.max_tokens, (unsigned long long)o.seed,
+                 (unsigned long long)(pass ? o.max_tokens : 0), (unsigned long long)o.seed,
                  (unsigned long)o.batch, (unsigned long)o.ctx, (unsigned long)o.grad_accum,
                  o.lr, (unsigned long long)o.warmup_steps, wd < 0 ? 0.0f : wd, o.grad_clip,
                  (unsigned long long)o.eval_every, (unsigned)o.lora_rank, o.lora_alpha,
@@ -32381,9 +32385,21 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
             snprintf(buf + l, sizeof buf - l, "|fit");
         }
         key = fti_hash64(buf, strlen(buf), 0x72756e73);
-        snprintf(res->run_key, sizeof res->run_key, "%016llx", (unsigned long long)key);
+        snprintf(pass ? legacy_key : res->run_key, sizeof legacy_key, "%016llx",
+                 (unsigned long long)key);
     }
     runs = fti_path_join(home, "runs");
+    if (runs && legacy_key[0]) { /* a run keyed with its max_tokens: resume it where it is */
+        char *ln = fti_path_join(runs, legacy_key), *nn = fti_path_join(runs, res->run_key);
+        char *lc = ln ? fti_path_join(ln, "checkpoint.bin") : NULL;
+        char *nc = nn ? fti_path_join(nn, "checkpoint.bin") : NULL;
+        if (lc && nc && fti_path_exists(lc) && !fti_path_exists(nc))
+            memcpy(res->run_key, legacy_key, sizeof legacy_key);
+        fti_free(ln);
+        fti_free(lc);
+        fti_free(nn);
+        fti_free(nc);
+    }
     run_dir = runs ? fti_path_join(runs, res->run_key) : NULL;
     ckpt = run_dir ? fti_path_join(run_dir, "checkpoint.bin") : NULL;
     metrics = run_dir ? fti_path_join(run_dir, "metrics.jsonl") : NULL;

@@ -193,6 +193,36 @@ FTI_TEST(twin_train_run_reproducible_ids) {
 #endif
 }
 
+/* max_tokens is a stop, not the run (as max_seconds): a run it stopped resumes under another
+ * limit or none, in the same run directory, and ends with the uninterrupted run's model. */
+FTI_TEST(twin_train_run_max_tokens_resume) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], home2[1024];
+    fti_train_run_opts ro;
+    fti_train_run_result whole, r1, r2;
+    fti_error err;
+    if (!fti_ttw_workspace(home, sizeof home, "ws") ||
+        !fti_ttw_workspace(home2, sizeof home2, "ws2"))
+        return;
+    ro = fti_ttw_opts(1);
+    REQUIRE(fti_train_run(home2, &ro, &whole, &err) == FTI_OK);
+    ro = fti_ttw_opts(1);
+    ro.train.max_tokens = 3 * 2 * 32; /* 3 of the 6 steps */
+    REQUIRE(fti_train_run(home, &ro, &r1, &err) == FTI_OK);
+    CHECK_EQ_INT(r1.stats.step, 3);
+    CHECK_EQ_STR(r1.run_key, whole.run_key);
+    ro = fti_ttw_opts(1);
+    ro.train.max_tokens = 100000;
+    ro.resume = 1;
+    ro.resume_required = 1;
+    REQUIRE(fti_train_run(home, &ro, &r2, &err) == FTI_OK);
+    CHECK(r2.resumed);
+    CHECK_EQ_STR(r2.run_key, r1.run_key);
+    CHECK_EQ_INT(r2.stats.step, 6);
+    CHECK_EQ_STR(r2.id, whole.id);
+#endif
+}
+
 FTI_TEST(twin_train_run_lora_registered) {
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
     char home[1024], base[17], merged2[17];
