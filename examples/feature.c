@@ -479,6 +479,19 @@ int main(int argc, char **argv) {
     cmd = argv[i++];
     home = fti_workspace_resolve(home_arg);
     if (!home) return 1;
+    if (!strcmp(cmd, "list") || !strcmp(cmd, "show") || !strcmp(cmd, "diff") ||
+        !strcmp(cmd, "verify") || !strcmp(cmd, "search") || !strcmp(cmd, "tag")) {
+        /* they read a store: one must be there */
+        char *st = fti_path_join(home, "store");
+        int there = st && fti_path_exists(st);
+        fti_free(st);
+        if (!there) {
+            fprintf(stderr, "fti-feature: no feature store in %s (fti-feature ingest PATH makes "
+                    "one; --home DIR or FTI_HOME names another)\n", home);
+            fti_free(home);
+            return 1;
+        }
+    }
     if (strcmp(cmd, "ingest") == 0) {
         rc = cmd_ingest(home, argc - i, argv + i, 0);
     } else if (strcmp(cmd, "merge") == 0) {

@@ -244,7 +244,21 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
 #endif
     room = (size_t)(g->n_ctx - p->max_tokens);
     r = fti_prompt_build(g->e, g->tok, p->title, text, text_len, docs, n_docs, room, &pr, err);
+    if (r == FTI_ERR_LIMIT && err) { /* a chat's last message longer than the context */
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        fti_error_set(err, r, "This model's maximum context length is %d tokens and max_tokens "
+                      "is %d: the prompt does not fit (%s)", g->n_ctx, p->max_tokens, why);
+    }
     if (r != FTI_OK) goto fail;
+    if (pr.n_dropped) { /* OpenAI's answer, not the prompt cut from the left in silence */
+        r = fti_error_set(err, FTI_ERR_LIMIT,
+                          "This model's maximum context length is %d tokens; the prompt is %lu "
+                          "tokens (with the template's) and max_tokens %d: shorten the prompt "
+                          "or lower max_tokens", g->n_ctx,
+                          (unsigned long)(pr.n + pr.n_dropped), p->max_tokens);
+        goto fail;
+    }
 #if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
     if (n_docs) { /* the chunks that made it into the prompt (best first) */
         fti_jw w;

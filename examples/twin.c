@@ -422,6 +422,16 @@ static uint64_t calibrate_steps(const fti_model_config *cfg, const fti_train_opt
 /* What fti-twin trains from scratch: the preset, with the hyper-parameters tuned for a
  * few-minute budget on a small corpus (docs/twin.md, "The twin's recipe"; the tokenizer's
  * vocabulary is TWIN_VOCAB and bf16 is on where the CPU has it, see main). */
+/* 1 when home holds a workspace (its store or its registry), as fti-twin status, write and gc
+ * need: they do not make one where a mistyped --home points. */
+static int twin_home_exists(const char *home) {
+    char *a = fti_path_join(home, "store"), *b = fti_path_join(home, "models");
+    int ok = (a && fti_path_exists(a)) || (b && fti_path_exists(b));
+    fti_free(a);
+    fti_free(b);
+    return ok;
+}
+
 static void twin_recipe(const char *preset, fti_train_run_opts *ro) {
     /* validation over more windows (the Bierce split has ~43 of 129 tokens), and often enough
      * for keep_best to catch the minimum: the model starts to overfit a ~110k-token corpus after
@@ -1359,6 +1369,10 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
                                  shown_overlap(&shown, text[d].data, text[d].len) >=
                                      TWIN_WRITE_MAX_REUSE))
                 level[d] = known[d];
+            /* a draft without a word (the model ended the entry at once) is never the pick */
+            each_word(text[d].data ? text[d].data : "", text[d].len, count_fn, &nw);
+            if (nw == 0) level[d] = -1;
+            nw = 0;
             if (level[d] > top) top = level[d];
         }
         /* the lowest loss among the drafts of the best level present (new text made of the
@@ -1379,6 +1393,13 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
                 loss[d] + wo->piece_pick * (double)pieces[d] <
                     loss[best] + wo->piece_pick * (double)pieces[best])
                 best = d;
+        }
+        if (done_ok && best == n_drafts) { /* every draft is empty: say so, not "WORD, n. " */
+            fprintf(stderr, "fti-twin: %s: none of the %lu drafts has a word (the model ended the "
+                    "entry at once; try more --drafts, another --seed or --temp, or more "
+                    "writing to train on)\n", title, (unsigned long)n_drafts);
+            failed = 1;
+            done_ok = 0;
         }
         if (best == n_drafts) best = 0;
         if (done_ok) {
@@ -1406,7 +1427,10 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
                    "than %lu words in a row from him and are set aside; the twin's own pick "
                    "of the %lu %s", (unsigned long)n_known, (unsigned long)n_drafts,
                    (unsigned long)n_copied, (unsigned long)wo->max_copy, (unsigned long)n_top,
-                   top == 3 ? "new drafts of his words" : top == 2 ? "new drafts" : "drafts");
+                   top == 3   ? "new drafts of his words"
+                   : top == 2 ? "new drafts"
+                              : "drafts, all set aside (no new text: the pick quotes him or "
+                                "repeats an earlier definition)");
             if (min_loose == 0)
                 printf(", of the %lu whose every pair of adjacent words he also wrote together",
                        (unsigned long)n_pick);
@@ -1624,17 +1648,44 @@ int main(int argc, char **argv) {
         else if (!cmd) cmd = a;
         else paths[n_paths++] = a;
     }
-    if (!cmd ||
-        (strcmp(cmd, "update") && strcmp(cmd, "status") && strcmp(cmd, "write") &&
-         strcmp(cmd, "gc")) ||
-        (strcmp(cmd, "status") && strcmp(cmd, "gc") && n_paths == 0) ||
-        (!strcmp(cmd, "gc") && n_paths) || !(minutes > 0) || vocab < 0 ||
-        (vocab > 0 && vocab < 260)) {
-        usage(stderr);
-        fti_free(paths);
-        return 2;
+    {
+        const char *why = NULL, *what = "";
+        if (!cmd) why = "no command: update, status, write or gc";
+        else if (strcmp(cmd, "update") && strcmp(cmd, "status") && strcmp(cmd, "write") &&
+                 strcmp(cmd, "gc"))
+            why = "unknown command (update, status, write or gc): ", what = cmd;
+        else if (!strcmp(cmd, "update") && n_paths == 0)
+            why = "update needs the PATH of the writing to ingest (a file or folder)";
+        else if (!strcmp(cmd, "write") && n_paths == 0)
+            why = "write needs at least one WORD to define";
+        else if ((!strcmp(cmd, "gc") || !strcmp(cmd, "status")) && n_paths)
+            why = "unexpected argument: ", what = paths[0];
+        else if (!(minutes > 0) || vocab < 0 || (vocab > 0 && vocab < 260))
+            why = "--minutes must be above 0 and --vocab at least 260";
+        for (i = 0; !why && !strcmp(cmd, "write") && (size_t)i < n_paths; i++)
+            if (!paths[i][0] || paths[i][0] == ',') why = "an empty WORD";
+        if (!why && !strcmp(cmd, "update")) { /* before the ingest, not after it */
+            fti_model_config pc;
+            memset(&pc, 0, sizeof pc);
+            if (fti_model_preset(preset, &pc) != FTI_OK)
+                why = "unknown --preset (tiny, small, stories15M, stories42M, stories110M): ",
+                what = preset;
+        }
+        if (why) {
+            fprintf(stderr, "fti-twin: %s%s\n(fti-twin --help shows the usage)\n", why, what);
+            fti_free(paths);
+            return 2;
+        }
     }
     home = fti_workspace_resolve(home_arg);
+    if (home && strcmp(cmd, "update") && !twin_home_exists(home)) {
+        /* status, write and gc read a workspace: a mistyped --home is not a new one */
+        fprintf(stderr, "fti-twin: no workspace at %s (fti-twin update PATH makes one there; "
+                "--home DIR or FTI_HOME names another)\n", home);
+        fti_free(home);
+        fti_free(paths);
+        return 1;
+    }
     if (!home || fti_workspace_init(home, &err) != FTI_OK) {
         fprintf(stderr, "fti-twin: workspace %s: %s\n", home ? home : "?", home ? err.msg : "");
         return 1;
@@ -1772,6 +1823,21 @@ int main(int argc, char **argv) {
                (long long)fti_json_get_int(c, "chunks", 0), (unsigned long)reused,
                (long long)fti_json_get_int(c, "files", 0),
                tok_path[0] ? ", tokenizer of the production model kept" : "");
+        /* before any training: nothing to learn from, or nothing to compare the models on */
+        if (fti_json_get_int(c, "documents", 0) == 0) {
+            fprintf(stderr, "fti-twin: no document of the input was kept (%lld rejected: "
+                    "fti-feature --home %s show %.16s gives each one's reason), nothing to "
+                    "train on\n", (long long)fti_json_get_int(c, "rejected", 0), home, version);
+            goto done;
+        }
+        if (fti_json_get_int(c, "val_tokens", 0) == 0 ||
+            fti_json_get_int(c, "train_tokens", 0) == 0) {
+            fprintf(stderr, "fti-twin: %lld document(s) kept, too few for a training and a "
+                    "validation split (the update holds out about 1 in 20 documents, at least "
+                    "one, to compare models on): give it more writing\n",
+                    (long long)fti_json_get_int(c, "documents", 0));
+            goto done;
+        }
     }
     /* Unchanged: the same version, or one with the same documents and the same tokenizer (a
      * version id also covers options such as a tokenizer given instead of trained). */

@@ -1627,7 +1627,7 @@ FTI_TEST(twin_write_damaged_shard_keeps_retrieval) {
     char home[1024], cmd[4096], out[1024], out0[1024], log[1024], id[17], va[2048], ix[2048];
     void *text = NULL, *text0 = NULL;
     size_t len = 0, len0 = 0;
-    int st;
+    int st, st0;
     if (!fti_ttw_ready(home, sizeof home, "ws", id)) return;
     REQUIRE(fti_ttw_object(home, "val", va, sizeof va) &&
             fti_ttw_object(home, "index", ix, sizeof ix));
@@ -1638,8 +1638,9 @@ FTI_TEST(twin_write_damaged_shard_keeps_retrieval) {
     snprintf(cmd, sizeof cmd,
              "build/fti-twin --home '%s' write NEWSPAPER --drafts 2 -n 8 --threads 1 --no-memory "
              "--topic 0 > '%s' 2>/dev/null", home, out0);
-    st = system(cmd);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    st0 = system(cmd);
+    /* (0, or 1 when this tiny model's two drafts have no word: fti-twin says so) */
+    CHECK(WIFEXITED(st0) && (WEXITSTATUS(st0) == 0 || WEXITSTATUS(st0) == 1));
     REQUIRE(fti_file_read(out0, 0, &text0, &len0, NULL) == FTI_OK);
     /* the val shard damaged (truncated to its magic) */
     REQUIRE(fti_test_write_file(va, "FTITOKS", 7) == 0);
@@ -1647,9 +1648,9 @@ FTI_TEST(twin_write_damaged_shard_keeps_retrieval) {
              "build/fti-twin --home '%s' write NEWSPAPER --drafts 2 -n 8 --threads 1 > '%s' "
              "2> '%s'", home, out, log);
     st = system(cmd);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == WEXITSTATUS(st0));
     REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
-    CHECK(strstr((const char *)text, "\nNEWSPAPER, n. ") != NULL);
+    CHECK((strstr((const char *)text, "\nNEWSPAPER, n. ") != NULL) == (WEXITSTATUS(st0) == 0));
     CHECK(len == len0 && memcmp(text, text0, len) == 0);
     CHECK(strstr((const char *)text, "== author memory") == NULL);
     fti_free(text);
@@ -1693,12 +1694,20 @@ FTI_TEST(twin_write_damaged_shard_keeps_retrieval) {
         text = NULL;
     }
     st = system(cmd);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* without his words to keep to, this tiny model ends both drafts at once: said, exit 1
+     * (it printed "NEWSPAPER, n. " and nothing, exit 0) */
+    CHECK(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 1));
     REQUIRE(fti_file_read(log, 0, &text, &len, NULL) == FTI_OK);
     CHECK(strstr((const char *)text, "retrieval, the author's words and memory off: index: ") !=
           NULL);
     CHECK(strstr((const char *)text, ix) != NULL);
+    CHECK((WEXITSTATUS(st) == 1) == (strstr((const char *)text, "NEWSPAPER: none of the 2 "
+                                                                "drafts has a word") != NULL));
     if (fti_test_failures) fprintf(stderr, "%.*s\n", (int)len, (const char *)text);
+    fti_free(text);
+    text = NULL;
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "NEWSPAPER, n. \n") == NULL);
     fti_free(text);
     fti_free(text0);
 #endif
