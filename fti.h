@@ -351,6 +351,12 @@ FTIDEF const char *fti_path_ext(const char *path);
  * folder of notes). fn returns FTI_OK to go on, anything else stops the walk and is returned. */
 typedef fti_result (*fti_walk_fn)(void *user, const char *path, uint64_t size_bytes);
 FTIDEF fti_result fti_walk(const char *root, fti_walk_fn fn, void *user, fti_error *err);
+/* fti_walk that also tells skip (when not NULL), in the same order, of each entry inside the
+ * tree it does not walk and why: a symbolic link (not followed), a FIFO, socket or device (not a
+ * regular file). Hidden entries are passed over in silence. */
+typedef fti_result (*fti_walk_skip_fn)(void *user, const char *path, const char *why);
+FTIDEF fti_result fti_walk_skips(const char *root, fti_walk_fn fn, fti_walk_skip_fn skip,
+                                 void *user, fti_error *err);
 
 /* --- hashing --------------------------------------------------------------------------------- */
 
@@ -4972,8 +4978,8 @@ static int fti__cmp_cstr(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static fti_result fti__walk(const char *path, int depth, fti_walk_fn fn, void *user,
-                            fti_error *err) {
+static fti_result fti__walk(const char *path, int depth, fti_walk_fn fn, fti_walk_skip_fn skip,
+                            void *user, fti_error *err) {
     struct stat st;
     DIR *d;
     struct dirent *e;
@@ -4983,7 +4989,13 @@ static fti_result fti__walk(const char *path, int depth, fti_walk_fn fn, void *u
     if ((depth == 0 ? stat(path, &st) : lstat(path, &st)) != 0)
         return fti_error_set(err, fti__errno_result(errno), "%s: %s", path, strerror(errno));
     if (S_ISREG(st.st_mode)) return fn(user, path, (uint64_t)st.st_size);
-    if (!S_ISDIR(st.st_mode)) return FTI_OK; /* symlinks, devices, sockets: skipped */
+    if (!S_ISDIR(st.st_mode)) /* symlinks, devices, sockets: skipped, told to skip */
+        return skip ? skip(user, path, S_ISLNK(st.st_mode)
+                                           ? "a symbolic link, not followed (it may lead "
+                                             "outside the folder: give its target as an input "
+                                             "of its own)"
+                                           : "not a regular file (a FIFO, socket or device)")
+                    : FTI_OK;
     if (depth > FTI_WALK_MAX_DEPTH)
         return fti_error_set(err, FTI_ERR_LIMIT, "%s: directories nested deeper than %d", path,
                              FTI_WALK_MAX_DEPTH);
@@ -5014,7 +5026,7 @@ static fti_result fti__walk(const char *path, int depth, fti_walk_fn fn, void *u
     if (r == FTI_OK && n > 1) qsort(names, n, sizeof *names, fti__cmp_cstr);
     if (r != FTI_OK) fti_error_set(err, r, "%s: out of memory while listing", path);
     for (i = 0; i < n; i++) {
-        if (r == FTI_OK) r = fti__walk(names[i], depth + 1, fn, user, err);
+        if (r == FTI_OK) r = fti__walk(names[i], depth + 1, fn, skip, user, err);
         fti_free(names[i]);
     }
     fti_free(names);
@@ -5022,8 +5034,13 @@ static fti_result fti__walk(const char *path, int depth, fti_walk_fn fn, void *u
 }
 
 FTIDEF fti_result fti_walk(const char *root, fti_walk_fn fn, void *user, fti_error *err) {
+    return fti_walk_skips(root, fn, NULL, user, err);
+}
+
+FTIDEF fti_result fti_walk_skips(const char *root, fti_walk_fn fn, fti_walk_skip_fn skip,
+                                 void *user, fti_error *err) {
     if (!root || !fn) return fti_error_set(err, FTI_ERR_INVALID, "fti_walk: no root");
-    return fti__walk(root, 0, fn, user, err);
+    return fti__walk(root, 0, fn, skip, user, err);
 }
 
 /* === base: SHA-256 (FIPS 180-4) === */
@@ -21396,7 +21413,15 @@ static int fti__st_decode_text(const unsigned char *s, size_t n, fti_buf *conv) 
 static int fti__st_unit_text(fti__st_out *o, uint32_t file, const char **s, size_t *n,
                              fti_buf *conv) {
     char why[160];
+    const unsigned char *u = (const unsigned char *)*s;
+    int bom16 = *n >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF));
     memset(conv, 0, sizeof *conv);
+    /* the file's own bytes (the reason counts them, not Windows-1252's UTF-8 of them); UTF-16
+     * has NULs of its own and is judged once decoded */
+    if (!bom16 && fti__st_looks_binary(u, *n, why, sizeof why)) {
+        fti__st_reject(o, file, "", "binary", "%s", why);
+        return 0;
+    }
     if (fti__st_decode_text((const unsigned char *)*s, *n, conv)) {
         if (conv->oom) {
             o->oom = 1;
@@ -21406,7 +21431,7 @@ static int fti__st_unit_text(fti__st_out *o, uint32_t file, const char **s, size
         *s = conv->data ? conv->data : "";
         *n = conv->len;
     }
-    if (fti__st_looks_binary((const unsigned char *)*s, *n, why, sizeof why)) {
+    if (bom16 && fti__st_looks_binary((const unsigned char *)*s, *n, why, sizeof why)) {
         fti__st_reject(o, file, "", "binary", "%s", why);
         fti_buf_free(conv);
         return 0;
@@ -22211,6 +22236,7 @@ typedef struct fti__st_file {
     unsigned char key[32]; /* reuse key: options, kind and name (titles may come from names) */
     int reused;
     int failed;      /* unreadable etc.: rejected as a whole */
+    const char *skip_why; /* not walked (a symlink, a FIFO...): rejected with this reason */
     int mine;        /* sharded ingest: this shard's file */
     fti__st_out out; /* merged results (docs without their text, rejections) */
     /* where the file's section comes from instead of processing: the parent's records pack
@@ -22682,6 +22708,11 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         if (i >= r->n_files) break;
         f = &r->files[i];
         if (!f->mine) continue;
+        if (f->skip_why) {
+            fti__st_reject(&f->out, (uint32_t)i, "", "unsupported_type", "%s", f->skip_why);
+            f->failed = 1;
+            continue;
+        }
         if (f->kind == FTI__ST_K_UNKNOWN && !fti__st_kind_sniffable(f->path)) {
             fti__st_reject(&f->out, (uint32_t)i, "", "unsupported_type",
                            "unsupported file type \"%s\"", fti_path_ext(f->path));
@@ -23544,6 +23575,14 @@ static void fti__st_run_free(fti__st_run *r) {
     fti_free(r);
 }
 
+/* An entry of an input folder fti_walk does not walk: listed, to be rejected with why. */
+static fti_result fti__st_walk_skip_cb(void *user, const char *path, const char *why) {
+    fti__st_run *r = (fti__st_run *)user;
+    fti_result rc = fti__st_walk_cb(user, path, 0);
+    if (rc == FTI_OK) r->files[r->n_files - 1].skip_why = why;
+    return rc;
+}
+
 /* Walks the input paths into r->files. */
 static fti_result fti__st_walk_inputs(fti__st_run *r, const char *const *paths, size_t n_paths,
                                       fti_error *err) {
@@ -23554,7 +23593,7 @@ static fti_result fti__st_walk_inputs(fti__st_run *r, const char *const *paths, 
         if (!fti_path_exists(paths[i]))
             return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no such file or directory",
                                  paths[i]);
-        rc = fti_walk(paths[i], fti__st_walk_cb, r, err);
+        rc = fti_walk_skips(paths[i], fti__st_walk_cb, fti__st_walk_skip_cb, r, err);
         if (rc == FTI_ERR_NOMEM) /* the callback has no error to fill */
             rc = fti_error_set(err, rc, "%s: out of memory while listing the inputs", paths[i]);
     }

@@ -1011,8 +1011,8 @@ static int fti__cmp_cstr(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static fti_result fti__walk(const char *path, int depth, fti_walk_fn fn, void *user,
-                            fti_error *err) {
+static fti_result fti__walk(const char *path, int depth, fti_walk_fn fn, fti_walk_skip_fn skip,
+                            void *user, fti_error *err) {
     struct stat st;
     DIR *d;
     struct dirent *e;
@@ -1022,7 +1022,13 @@ static fti_result fti__walk(const char *path, int depth, fti_walk_fn fn, void *u
     if ((depth == 0 ? stat(path, &st) : lstat(path, &st)) != 0)
         return fti_error_set(err, fti__errno_result(errno), "%s: %s", path, strerror(errno));
     if (S_ISREG(st.st_mode)) return fn(user, path, (uint64_t)st.st_size);
-    if (!S_ISDIR(st.st_mode)) return FTI_OK; /* symlinks, devices, sockets: skipped */
+    if (!S_ISDIR(st.st_mode)) /* symlinks, devices, sockets: skipped, told to skip */
+        return skip ? skip(user, path, S_ISLNK(st.st_mode)
+                                           ? "a symbolic link, not followed (it may lead "
+                                             "outside the folder: give its target as an input "
+                                             "of its own)"
+                                           : "not a regular file (a FIFO, socket or device)")
+                    : FTI_OK;
     if (depth > FTI_WALK_MAX_DEPTH)
         return fti_error_set(err, FTI_ERR_LIMIT, "%s: directories nested deeper than %d", path,
                              FTI_WALK_MAX_DEPTH);
@@ -1053,7 +1059,7 @@ static fti_result fti__walk(const char *path, int depth, fti_walk_fn fn, void *u
     if (r == FTI_OK && n > 1) qsort(names, n, sizeof *names, fti__cmp_cstr);
     if (r != FTI_OK) fti_error_set(err, r, "%s: out of memory while listing", path);
     for (i = 0; i < n; i++) {
-        if (r == FTI_OK) r = fti__walk(names[i], depth + 1, fn, user, err);
+        if (r == FTI_OK) r = fti__walk(names[i], depth + 1, fn, skip, user, err);
         fti_free(names[i]);
     }
     fti_free(names);
@@ -1061,8 +1067,13 @@ static fti_result fti__walk(const char *path, int depth, fti_walk_fn fn, void *u
 }
 
 FTIDEF fti_result fti_walk(const char *root, fti_walk_fn fn, void *user, fti_error *err) {
+    return fti_walk_skips(root, fn, NULL, user, err);
+}
+
+FTIDEF fti_result fti_walk_skips(const char *root, fti_walk_fn fn, fti_walk_skip_fn skip,
+                                 void *user, fti_error *err) {
     if (!root || !fn) return fti_error_set(err, FTI_ERR_INVALID, "fti_walk: no root");
-    return fti__walk(root, 0, fn, user, err);
+    return fti__walk(root, 0, fn, skip, user, err);
 }
 
 /* === base: SHA-256 (FIPS 180-4) === */

@@ -280,6 +280,12 @@ FTIDEF const char *fti_path_ext(const char *path);
  * folder of notes). fn returns FTI_OK to go on, anything else stops the walk and is returned. */
 typedef fti_result (*fti_walk_fn)(void *user, const char *path, uint64_t size_bytes);
 FTIDEF fti_result fti_walk(const char *root, fti_walk_fn fn, void *user, fti_error *err);
+/* fti_walk that also tells skip (when not NULL), in the same order, of each entry inside the
+ * tree it does not walk and why: a symbolic link (not followed), a FIFO, socket or device (not a
+ * regular file). Hidden entries are passed over in silence. */
+typedef fti_result (*fti_walk_skip_fn)(void *user, const char *path, const char *why);
+FTIDEF fti_result fti_walk_skips(const char *root, fti_walk_fn fn, fti_walk_skip_fn skip,
+                                 void *user, fti_error *err);
 
 /* --- hashing --------------------------------------------------------------------------------- */
 

@@ -2935,7 +2935,15 @@ static int fti__st_decode_text(const unsigned char *s, size_t n, fti_buf *conv) 
 static int fti__st_unit_text(fti__st_out *o, uint32_t file, const char **s, size_t *n,
                              fti_buf *conv) {
     char why[160];
+    const unsigned char *u = (const unsigned char *)*s;
+    int bom16 = *n >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF));
     memset(conv, 0, sizeof *conv);
+    /* the file's own bytes (the reason counts them, not Windows-1252's UTF-8 of them); UTF-16
+     * has NULs of its own and is judged once decoded */
+    if (!bom16 && fti__st_looks_binary(u, *n, why, sizeof why)) {
+        fti__st_reject(o, file, "", "binary", "%s", why);
+        return 0;
+    }
     if (fti__st_decode_text((const unsigned char *)*s, *n, conv)) {
         if (conv->oom) {
             o->oom = 1;
@@ -2945,7 +2953,7 @@ static int fti__st_unit_text(fti__st_out *o, uint32_t file, const char **s, size
         *s = conv->data ? conv->data : "";
         *n = conv->len;
     }
-    if (fti__st_looks_binary((const unsigned char *)*s, *n, why, sizeof why)) {
+    if (bom16 && fti__st_looks_binary((const unsigned char *)*s, *n, why, sizeof why)) {
         fti__st_reject(o, file, "", "binary", "%s", why);
         fti_buf_free(conv);
         return 0;

@@ -241,6 +241,7 @@ typedef struct fti__st_file {
     unsigned char key[32]; /* reuse key: options, kind and name (titles may come from names) */
     int reused;
     int failed;      /* unreadable etc.: rejected as a whole */
+    const char *skip_why; /* not walked (a symlink, a FIFO...): rejected with this reason */
     int mine;        /* sharded ingest: this shard's file */
     fti__st_out out; /* merged results (docs without their text, rejections) */
     /* where the file's section comes from instead of processing: the parent's records pack
@@ -712,6 +713,11 @@ static void fti__st_phase_hash(void *ctx, size_t b, size_t e, int thread) {
         if (i >= r->n_files) break;
         f = &r->files[i];
         if (!f->mine) continue;
+        if (f->skip_why) {
+            fti__st_reject(&f->out, (uint32_t)i, "", "unsupported_type", "%s", f->skip_why);
+            f->failed = 1;
+            continue;
+        }
         if (f->kind == FTI__ST_K_UNKNOWN && !fti__st_kind_sniffable(f->path)) {
             fti__st_reject(&f->out, (uint32_t)i, "", "unsupported_type",
                            "unsupported file type \"%s\"", fti_path_ext(f->path));
@@ -1574,6 +1580,14 @@ static void fti__st_run_free(fti__st_run *r) {
     fti_free(r);
 }
 
+/* An entry of an input folder fti_walk does not walk: listed, to be rejected with why. */
+static fti_result fti__st_walk_skip_cb(void *user, const char *path, const char *why) {
+    fti__st_run *r = (fti__st_run *)user;
+    fti_result rc = fti__st_walk_cb(user, path, 0);
+    if (rc == FTI_OK) r->files[r->n_files - 1].skip_why = why;
+    return rc;
+}
+
 /* Walks the input paths into r->files. */
 static fti_result fti__st_walk_inputs(fti__st_run *r, const char *const *paths, size_t n_paths,
                                       fti_error *err) {
@@ -1584,7 +1598,7 @@ static fti_result fti__st_walk_inputs(fti__st_run *r, const char *const *paths, 
         if (!fti_path_exists(paths[i]))
             return fti_error_set(err, FTI_ERR_NOT_FOUND, "%s: no such file or directory",
                                  paths[i]);
-        rc = fti_walk(paths[i], fti__st_walk_cb, r, err);
+        rc = fti_walk_skips(paths[i], fti__st_walk_cb, fti__st_walk_skip_cb, r, err);
         if (rc == FTI_ERR_NOMEM) /* the callback has no error to fill */
             rc = fti_error_set(err, rc, "%s: out of memory while listing the inputs", paths[i]);
     }

@@ -370,6 +370,51 @@ static int ingest_exports(const char *name, const export_file *files, size_t n,
     return !got->oom;
 }
 
+/* An input folder's symbolic links are not followed (one could lead outside it, to ~/.ssh) and
+ * its FIFOs not read, but each is in the report with its reason (they were left out without a
+ * word); the walk tells them in its sorted order. */
+static fti_result walk_skip_note(void *user, const char *path, const char *why) {
+    fti_buf *b = (fti_buf *)user;
+    fti_buf_printf(b, "%s: %.20s\n", fti_path_base(path), why);
+    return FTI_OK;
+}
+static fti_result walk_file_note(void *user, const char *path, uint64_t size) {
+    fti_buf *b = (fti_buf *)user;
+    fti_buf_printf(b, "%s %lu\n", fti_path_base(path), (unsigned long)size);
+    return FTI_OK;
+}
+FTI_TEST(store_walk_links_in_the_report) {
+    static const export_file files[] = {
+        {"a.txt", "A note of my own about the rye bread I baked on Sunday morning.\n"}};
+    char dir[512], p1[1024], p2[1024], home[512], id[65];
+    fti_buf got, w;
+    fti_dataset *ds = NULL;
+    const fti_json *br;
+    snprintf(dir, sizeof dir, "%s", fti_test_tmp("links"));
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    snprintf(p1, sizeof p1, "%s/b_link.txt", dir);
+    REQUIRE(symlink("a.txt", p1) == 0);
+    snprintf(p1, sizeof p1, "%s/c_dir", dir);
+    REQUIRE(symlink(".", p1) == 0); /* a loop, were it followed */
+    snprintf(p2, sizeof p2, "%s/d_fifo.txt", dir);
+    REQUIRE(mkfifo(p2, 0600) == 0);
+    memset(&w, 0, sizeof w);
+    REQUIRE(put(dir, "a.txt", files[0].bytes) == 0);
+    CHECK(fti_walk_skips(dir, walk_file_note, walk_skip_note, &w, NULL) == FTI_OK);
+    fti_buf_putc(&w, 0);
+    CHECK_EQ_STR(w.data, "a.txt 64\nb_link.txt: a symbolic link, not\nc_dir: a symbolic link, "
+                         "not\nd_fifo.txt: not a regular file (\n");
+    fti_buf_free(&w);
+    REQUIRE(ingest_exports("links", files, 1, NULL, home, id, &got));
+    CHECK(strstr(got.data, "rye bread") != NULL);
+    CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 1);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
+    CHECK_EQ_INT(fti_json_get_int(br, "unsupported_type", -1), 3);
+    fti_dataset_close(ds);
+    fti_buf_free(&got);
+}
+
 FTI_TEST(store_nested_json_exports) {
     /* the real shapes of the exports people have: records in wrappers and nested arrays, text as
      * objects and runs, Facebook's mojibake, tweets' links, mentions, dates and retweets,

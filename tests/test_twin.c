@@ -744,7 +744,7 @@ FTI_TEST(twin_eval_rows_same_tokens) {
         fti_error err;
         memset(&io, 0, sizeof(io));
         io.vocab_size = 300;
-        paths[0] = "README.md";
+        paths[0] = "docs"; /* (many files: one alone, README.md, could all go to val) */
         REQUIRE(fti_store_ingest(home, paths, 1, &io, v2, NULL, &err) == FTI_OK);
         snprintf(cmd, sizeof cmd, "build/fti-eval --home '%s' --dataset %s --max-docs 12 "
                  "--threads 1 > '%s' 2>&1", home, v2, out);
