@@ -159,7 +159,8 @@ typedef struct fti_ingest_opts {
     size_t min_chars;          /* 0 = 12 (after cleaning, in bytes) */
     size_t max_chars;          /* 0 = 1,000,000 */
     double min_letter_frac;    /* letters / non-blank characters; 0 = 0.5, < 0 disables */
-    double max_repeat_frac;    /* repeated non-empty lines / lines; 0 = 0.5, < 0 disables */
+    double max_repeat_frac;    /* repeated non-empty lines / lines (a line over 1,000 bytes
+                                  counts as its sentences); 0 = 0.5, < 0 disables */
     int redact;                /* 0 = mail only, 1 = every document, -1 = never */
     double dedup_threshold;    /* near-dup Jaccard; 0 = 0.8, > 1 disables near-dup */
     int val_percent;           /* 0 = 5; validation share of documents in percent (1..50) */

@@ -149,6 +149,48 @@ static const uint64_t fti__st_vl[256] = {FTI__ST_VL64(0), FTI__ST_VL64(64), FTI_
 #undef FTI__ST_VL4
 #undef FTI__ST_VL
 
+/* The units of the repetition rule in [t, t + n): its non-empty lines, and of a line longer than
+ * FTI__ST_LONG_LINE bytes its sentences (ending at ". ", "! " or "? "; one sentence written
+ * 1,500 times on one line is no less degenerate than on 1,500 lines). Returns their count; with
+ * tab (cap a power of two, above twice the count, zeroed) also counts in *n_rep the units that
+ * repeat an earlier one. */
+#define FTI__ST_LONG_LINE 1000
+static size_t fti__st_rep_units(const char *t, size_t n, uint64_t *tab, size_t cap,
+                                size_t *n_rep) {
+    size_t i = 0, units = 0;
+    while (i < n) {
+        const char *e = (const char *)memchr(t + i, '\n', n - i);
+        size_t le = e ? (size_t)(e - t) : n, s = i, k;
+        int long_line = le - i > FTI__ST_LONG_LINE;
+        while (s < le) {
+            size_t u = le, a = s;
+            if (long_line) {
+                for (k = s; k + 1 < le; k++)
+                    if ((t[k] == '.' || t[k] == '!' || t[k] == '?') && t[k + 1] == ' ') {
+                        u = k + 1;
+                        break;
+                    }
+                while (a < u && t[a] == ' ') a++;
+            }
+            if (u > a) {
+                units++;
+                if (tab) {
+                    uint64_t h = fti_hash64(t + a, u - a, 0x9e37) | 1u;
+                    size_t j = (size_t)h & (cap - 1);
+                    while (tab[j] && tab[j] != h) j = (j + 1) & (cap - 1);
+                    if (tab[j] == h)
+                        ++*n_rep;
+                    else
+                        tab[j] = h;
+                }
+            }
+            s = u;
+        }
+        i = le + 1;
+    }
+    return units;
+}
+
 /* Returns the rule that rejects text (and a detail), or NULL to keep it. */
 static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_t n,
                                     const char *title, const char *author, const char *date,
@@ -199,37 +241,16 @@ static const char *fti__st_validate(const fti__st_proc *pp, const char *t, size_
         }
     }
     if (o->max_repeat_frac >= 0) {
-        /* repeated non-empty lines, by hash in a small open-addressing table */
-        size_t n_lines = 0, n_rep = 0, cap = 64, start = 0;
-        uint64_t *tab;
-        const char *nl_ = t, *end_ = t + n;
-        while ((nl_ = (const char *)memchr(nl_, '\n', (size_t)(end_ - nl_))) != NULL) {
-            n_lines++;
-            nl_++;
-        }
-        n_lines++;
-        if (n_lines >= 4) {
-            while (cap < n_lines * 2) cap *= 2;
+        /* repeated units (fti__st_rep_units), by hash in a small open-addressing table */
+        size_t nl = fti__st_rep_units(t, n, NULL, 0, NULL), n_rep = 0, cap = 64;
+        if (nl >= 4) {
+            uint64_t *tab;
+            while (cap < nl * 2) cap *= 2;
             tab = (uint64_t *)fti_calloc(cap, sizeof *tab);
             if (tab) {
-                size_t nl = 0;
-                for (i = 0; i <= n; i++) {
-                    const char *e_ = (const char *)memchr(t + i, '\n', n - i);
-                    i = e_ ? (size_t)(e_ - t) : n; /* the end of the line at i */
-                    if (i > start) {
-                        uint64_t h = fti_hash64(t + start, i - start, 0x9e37) | 1u;
-                        size_t k = (size_t)h & (cap - 1);
-                        nl++;
-                        while (tab[k] && tab[k] != h) k = (k + 1) & (cap - 1);
-                        if (tab[k] == h)
-                            n_rep++;
-                        else
-                            tab[k] = h;
-                    }
-                    start = i + 1;
-                }
+                fti__st_rep_units(t, n, tab, cap, &n_rep);
                 fti_free(tab);
-                if (nl >= 4 && (double)n_rep > o->max_repeat_frac * (double)nl) {
+                if ((double)n_rep > o->max_repeat_frac * (double)nl) {
                     snprintf(detail, detail_len, "repeated lines %.2f > max %.2f",
                              (double)n_rep / (double)nl, o->max_repeat_frac);
                     return "repeated_lines";

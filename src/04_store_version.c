@@ -41,8 +41,10 @@
  * without a charset (or with US-ASCII) and in raw headers is read as a text file is; a CSV
  * file's "sep=;" line (Excel's) names its separator. 11 (2026-11-29, the eleventh): a key
  * repeated in a JSON record has its last value (JSON.parse's rule; the first before); a
- * <button> inside an open <button> ends it, as a browser does. */
-#define FTI__ST_FORMAT 11
+ * <button> inside an open <button> ends it, as a browser does. 12 (2026-11-29, the twelfth): the
+ * repetition rule counts a line over 1,000 bytes as its sentences; an input folder's symbolic
+ * links, FIFOs and devices are rejected with their reason (they were left out in silence). */
+#define FTI__ST_FORMAT 12
 
 /* === workspace ============================================================================== */
 

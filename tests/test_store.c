@@ -1565,7 +1565,8 @@ static int write_big_line(const char *path, size_t n) {
 }
 
 /* The validation's counts at their edges: letters against visible bytes (a UTF-8 character
- * counts once, as a letter; blanks and newlines not at all) and repeated lines. */
+ * counts once, as a letter; blanks and newlines not at all) and repeated lines (a long line's
+ * sentences). */
 FTI_TEST(store_validate_letters_and_lines) {
     char id[65], home[4096], in[4096];
     fti_dataset *ds = NULL;
@@ -1589,13 +1590,26 @@ FTI_TEST(store_validate_letters_and_lines) {
     REQUIRE(fti_test_write_file(fti_test_tmp("in/two_rep.txt"),
                                 "first line\nsecond line\nfirst line\nthird one\nsecond line",
                                 55) == 0);
+    { /* one line over 1,000 bytes: its sentences are the units; one sentence 40 times is
+       * rejected (it was kept), 40 different ones are not */
+        char one[4096], many[4096];
+        size_t k, a = 0, b = 0;
+        for (k = 0; k < 40; k++) {
+            a += (size_t)snprintf(one + a, sizeof one - a, "The loaf rose well today. ");
+            b += (size_t)snprintf(many + b, sizeof many - b, "Loaf number %c%c rose well. ",
+                                  (char)('a' + k % 26), (char)('a' + k / 26));
+        }
+        REQUIRE(a > 1000 && b > 1000);
+        REQUIRE(fti_test_write_file(fti_test_tmp("in/one_line.txt"), one, a) == 0);
+        REQUIRE(fti_test_write_file(fti_test_tmp("in/many_line.txt"), many, b) == 0);
+    }
     REQUIRE(ingest1(home, in, NULL, id, NULL) == FTI_OK);
     REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
     br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
     CHECK_EQ_INT(fti_json_get_int(br, "few_letters", -1), 1);
-    CHECK_EQ_INT(fti_json_get_int(br, "repeated_lines", -1), 1);
+    CHECK_EQ_INT(fti_json_get_int(br, "repeated_lines", -1), 2);
     CHECK_EQ_INT(
-        fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), "counts"), "documents", -1), 2);
+        fti_json_get_int(fti_json_get(fti_dataset_manifest(ds), "counts"), "documents", -1), 3);
     fti_dataset_close(ds);
 }
 
