@@ -327,6 +327,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "fti-infer: context %d of the model's %lu (--ctx N for more)\n",
                 CTX_DEFAULT_MAX, (unsigned long)fti_engine_config(e)->context_len);
     }
+    if (n_ctx > fti_engine_config(e)->context_len) /* allowed, but said */
+        fprintf(stderr, "fti-infer: --ctx %lu is more than %s's context (%lu tokens): it never "
+                "saw positions past that in training, expect the text to degrade there\n",
+                (unsigned long)n_ctx, fti_path_base(model),
+                (unsigned long)fti_engine_config(e)->context_len);
     memset(&sopts, 0, sizeof sopts);
     sopts.pool = pool;
     sopts.n_ctx = n_ctx;
@@ -456,18 +461,30 @@ int main(int argc, char **argv) {
         goto out;
     }
     fflush(stdout);
+    if (st.finish == FTI_FINISH_CONTEXT) /* fewer tokens than -n asked for: say why */
+        fprintf(stderr, "\nfti-infer: stopped after %lu of the %lu tokens asked for: the context "
+                "is full (%lu tokens, the prompt's %lu among them)%s\n",
+                (unsigned long)st.n_generated, (unsigned long)n_predict,
+                (unsigned long)fti_session_n_ctx(s), (unsigned long)st.n_prompt,
+                fti_session_n_ctx(s) < fti_engine_config(e)->context_len
+                    ? " (--ctx N gives it more)" : "");
     if (stats) {
         double ttft = load_s + st.first_token_s;
         fprintf(stderr,
                 "\nfti-infer: load %.1f ms | prompt %lu tokens, %.1f tokens/s | generated %lu "
                 "tokens, %.1f tokens/s | first token %.1f ms after start | peak RSS %.1f MB | "
-                "%d threads | %s weights | finish %d\n",
+                "%d threads | %s weights | finish %d (%s)\n",
                 load_s * 1e3, (unsigned long)st.n_prompt,
                 st.prefill_s > 0 ? (double)st.n_prompt / st.prefill_s : 0.0,
                 (unsigned long)st.n_generated,
                 st.decode_s > 0 ? (double)st.n_generated / st.decode_s : 0.0, ttft * 1e3,
                 peak_rss_mb(), fti_pool_threads(pool),
-                fti_ggml_type_name(fti_engine_weight_type(e)), (int)st.finish);
+                fti_ggml_type_name(fti_engine_weight_type(e)), (int)st.finish,
+                st.finish == FTI_FINISH_EOS       ? "end of text"
+                : st.finish == FTI_FINISH_LENGTH  ? "-n reached"
+                : st.finish == FTI_FINISH_STOP    ? "stop string"
+                : st.finish == FTI_FINISH_CONTEXT ? "context full"
+                                                  : "stopped");
     }
     rc_exit = 0;
 out:

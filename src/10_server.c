@@ -2197,6 +2197,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         const char *param = NULL;
         fti_result pr;
         int n_ctx, full;
+        char cur_id[128];
         const char *ep = kind == FTI_API_CHAT ? "/v1/chat/completions" : "/v1/completions";
         if (!is_post) {
             fti__respond_405(s, c, "use POST", "POST, OPTIONS");
@@ -2205,6 +2206,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         }
         pthread_mutex_lock(&s->mu);
         n_ctx = s->cur->n_ctx;
+        snprintf(cur_id, sizeof cur_id, "%s", s->cur->id);
         full = s->n_queued >= s->o.max_queue || s->sched_stop;
         pthread_mutex_unlock(&s->mu);
         if (full) {
@@ -2225,7 +2227,18 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
             int st = pr == FTI_ERR_NOMEM ? 500 : 400; /* the server's fault, not the client's */
             fti__respond_error(s, c, st, err.msg,
                                st == 500 ? "server_error" : "invalid_request_error", param);
-            if (s->o.monitor) fti_monitor_count(s->o.monitor, ep, st);
+            if (s->o.monitor) { /* counted, and in the request log as the answered ones are */
+                fti_request_record rec;
+                memset(&rec, 0, sizeof rec);
+                rec.time = fti_time_wall();
+                rec.endpoint = ep;
+                rec.status = st;
+                rec.model = cur_id;
+                rec.ttft_ms = -1;
+                rec.prompt_ppl = -1;
+                rec.prompt_bytes = body_len < INT_MAX ? (int)body_len : INT_MAX;
+                fti_monitor_record(s->o.monitor, &rec);
+            }
             fti_free(j);
             return;
         }

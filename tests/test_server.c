@@ -1211,7 +1211,7 @@ FTI_TEST(server_monitor_log_metrics) {
     fti_buf resp, req, body;
     void *logd = NULL;
     size_t logn = 0;
-    int k, n_req_lines = 0, saw_ref = 0;
+    int k, n_req_lines = 0, n_bad_lines = 0, saw_ref = 0;
     char *line, *save;
     memset(&o, 0, sizeof o);
     memset(&resp, 0, sizeof resp);
@@ -1224,6 +1224,9 @@ FTI_TEST(server_monitor_log_metrics) {
         srv_post(&req, "/v1/completions", "{\"prompt\":\"hello there\",\"max_tokens\":4}", 0);
         CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
     }
+    /* a request refused as invalid is in the log too (it was only counted in /metrics) */
+    srv_post(&req, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":-1}", 0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 400);
     CHECK_EQ_INT(cli_do(f.port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", &resp), 200);
     cli_body(&resp, &body);
     CHECK(strstr(body.data, "fti_requests_total{endpoint=\"/v1/completions\",status=\"200\"} 3") !=
@@ -1242,7 +1245,12 @@ FTI_TEST(server_monitor_log_metrics) {
         fti_request_record rec;
         char sb[512];
         fti_result r = fti_request_record_parse(line, strlen(line), &rec, sb, sizeof sb);
-        if (r == FTI_OK) {
+        if (r == FTI_OK && rec.status == 400) {
+            n_bad_lines++;
+            CHECK_EQ_STR(rec.endpoint, "/v1/completions");
+            CHECK_EQ_STR(rec.model, "fti-echo");
+            CHECK(rec.completion_tokens == 0 && !rec.has_buckets);
+        } else if (r == FTI_OK) {
             n_req_lines++;
             CHECK_EQ_INT(rec.status, 200);
             CHECK_EQ_INT(rec.prompt_tokens, 11);
@@ -1254,6 +1262,7 @@ FTI_TEST(server_monitor_log_metrics) {
         }
     }
     CHECK_EQ_INT(n_req_lines, 3);
+    CHECK_EQ_INT(n_bad_lines, 1);
     CHECK(saw_ref);
     fti_free(logd);
     fti_monitor_free(mon);

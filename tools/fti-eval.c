@@ -111,7 +111,6 @@ static int parse_args(int argc, char **argv, args *a) {
         }
     }
     if (bad) return 0;
-    if (a->max_docs == 0) a->max_docs = 1;
     if (a->ngram_order < 0 || a->ngram_order > FTI_NGRAM_MAX_ORDER) {
         fprintf(stderr, "fti-eval: --ngram-order is 0..%d\n", FTI_NGRAM_MAX_ORDER);
         return 0;
