@@ -30,7 +30,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: fti-infer [--home DIR] (--model FILE | --alias NAME) [--prompt TEXT]\n"
+            "usage: fti-infer [--home DIR] [--model FILE | --alias NAME] [--prompt TEXT]\n"
             "                 [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
             "                 [--repeat-penalty R] [--frequency-penalty F] [--presence-penalty P]\n"
             "                 [--seed S] [--threads N] [--ctx N]\n"
@@ -39,7 +39,9 @@ static void usage(FILE *f) {
             "                 [--lora FILE] [--ignore-eos] [--stats] [--perplexity FILE]\n"
             "Generates text with a GGUF llama model. The prompt comes from --prompt or stdin.\n"
             "  --home DIR        workspace (default $FTI_HOME, else ./twin): registry and store\n"
-            "  --alias NAME      a registry alias or model id (HOME/models/aliases.json)\n"
+            "  --model FILE      a GGUF model file\n"
+            "  --alias NAME      a registry alias or model id (HOME/models/aliases.json;\n"
+            "                    default production when no --model is given)\n"
             "  -n N              tokens to generate (default 128)\n"
             "  --temp T          temperature, 0 = greedy (default 0.8)\n"
             "  --top-k K         default 40; --top-p P default 0.95; --min-p P default 0.05\n"
@@ -296,11 +298,11 @@ int main(int argc, char **argv) {
 #undef NEEDV
 #undef NUMV
     }
-    if (!model == !alias) {
-        fprintf(stderr, "fti-infer: give exactly one of --model FILE or --alias NAME\n");
-        usage(stderr);
+    if (model && alias) {
+        fprintf(stderr, "fti-infer: give one of --model FILE or --alias NAME, not both\n");
         return 2;
     }
+    if (!model && !alias) alias = "production"; /* as fti-serve and fti-eval */
     home = fti_strdup(home_arg && *home_arg ? home_arg
                       : getenv("FTI_HOME") && *getenv("FTI_HOME") ? getenv("FTI_HOME") : "twin");
     if (alias) {

@@ -510,7 +510,8 @@ static int cmd_status(const char *home) {
     }
     printf("production  %s\n", id);
     printf("dataset     %s\n", fti_json_get_str(fti_json_root(card), "dataset", "?"));
-    printf("val_loss    %.4f (on its own dataset's validation split)\n",
+    printf("val_loss    %.4f (the trainer's, on windows of its dataset's validation split; "
+           "the decisions below score the whole split)\n",
            fti_json_get_num(fti_json_root(card), "val_loss", NAN));
     fti_json_free(card);
     path = fti_path_join(home, "registry/decisions.jsonl");
