@@ -62,21 +62,23 @@ say "Is it a twin? (make eval)"
 "$B/fti-eval" --home "$HOME_DIR"
 
 # prompts for the serving run: openings of the author's own texts (the "text" of JSONL records, or
-# lines of 30+ characters of text files), 48 spread over the corpus; and 48 sentences of another
+# lines of 31 to 250 characters of text files), 48 spread over the corpus; and 48 sentences (41 to
+# 250 characters: longer ones may not fit the context, and fti-serve refuses those) of another
 # author (data/eval/others: Melville), which the monitor should flag
 author_prompts() {
     if [ -f "$CORPUS" ] && [ "${CORPUS##*.}" = jsonl ]; then
-        grep -o '"text": *"[^\\]*' "$CORPUS" | sed 's/"text": *"//' | awk 'length > 30'
+        grep -o '"text": *"[^\\]*' "$CORPUS" | sed 's/"text": *"//'
     elif [ -f "$CORPUS" ]; then
-        awk 'length > 30' "$CORPUS"
+        cat "$CORPUS"
     else
-        find "$CORPUS" -type f \( -name '*.txt' -o -name '*.md' \) -exec cat {} + 2>/dev/null |
-            awk 'length > 30'
-    fi | awk '{ l[NR] = $0 } END { if (NR) for (i = 0; i < 48; i++) print l[1 + int(i * NR / 48)] }'
+        find "$CORPUS" -type f \( -name '*.txt' -o -name '*.md' \) -exec cat {} + 2>/dev/null
+    fi | awk 'length > 30 && length <= 250' | # (a longer line may not fit the model's context)
+        awk '{ l[NR] = $0 } END { if (NR) for (i = 0; i < 48; i++) print l[1 + int(i * NR / 48)] }'
 }
 other_prompts() {
     tr -s ' \n' '  ' < data/eval/others/melville_moby_dick_ch1.txt |
-        awk '{ gsub(/[.?!] /, "&\n"); print }' | awk 'length > 40 && n < 48 { print; n++ }'
+        awk '{ gsub(/[.?!] /, "&\n"); print }' |
+        awk 'length > 40 && length <= 250 && n < 48 { print; n++ }' # (longer: past the context)
 }
 
 if [ -x "$B/fti-serve" ] && [ -x "$B/fti-loadgen" ] && [ -x "$B/fti-monitor" ]; then
