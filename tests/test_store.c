@@ -230,6 +230,19 @@ static long long manifest_int(const char *home, const char *id, const char *obj,
     return v;
 }
 
+/* The number of documents of version id rejected for reason (the manifest's
+ * validation.by_reason), or -1. */
+static long long rejected_for(const char *home, const char *id, const char *reason) {
+    fti_dataset *ds = NULL;
+    long long v;
+    if (fti_dataset_open(&ds, home, id, NULL) != FTI_OK) return -1;
+    v = (long long)fti_json_get_int(
+        fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason"), reason,
+        -1);
+    fti_dataset_close(ds);
+    return v;
+}
+
 static long long manifest_int(const char *home, const char *id, const char *obj, const char *key);
 
 /* w (UTF-8) as UTF-16 with a byte-order mark into out (little- or big-endian); its length. */
@@ -388,8 +401,6 @@ FTI_TEST(store_walk_links_in_the_report) {
         {"a.txt", "A note of my own about the rye bread I baked on Sunday morning.\n"}};
     char dir[512], p1[1024], p2[1024], home[512], id[65];
     fti_buf got, w;
-    fti_dataset *ds = NULL;
-    const fti_json *br;
     snprintf(dir, sizeof dir, "%s", fti_test_tmp("links"));
     REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
     snprintf(p1, sizeof p1, "%s/b_link.txt", dir);
@@ -408,10 +419,7 @@ FTI_TEST(store_walk_links_in_the_report) {
     REQUIRE(ingest_exports("links", files, 1, NULL, home, id, &got));
     CHECK(strstr(got.data, "rye bread") != NULL);
     CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 1);
-    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
-    br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
-    CHECK_EQ_INT(fti_json_get_int(br, "unsupported_type", -1), 3);
-    fti_dataset_close(ds);
+    CHECK_EQ_INT(rejected_for(home, id, "unsupported_type"), 3);
     fti_buf_free(&got);
 }
 
@@ -586,8 +594,6 @@ FTI_TEST(store_more_exports) {
          "</blockquote>\"}, \"date\": \"Tue, Mar 3 2020 at 10:15 PM\"}]"}};
     char home[512], id[65];
     fti_buf got;
-    fti_dataset *ds = NULL;
-    const fti_json *br;
     REQUIRE(ingest_exports("exports2", files, sizeof files / sizeof files[0], NULL, home, id,
                            &got));
     CHECK(strstr(got.data, "\"text\":\"The bread came out dense again") != NULL);
@@ -615,10 +621,7 @@ FTI_TEST(store_more_exports) {
     CHECK(strstr(got.data, "Only a quote in this post, kept.") != NULL &&
           strstr(got.data, "\"date\":\"2020-03-03T22:15:00\"") != NULL);
     CHECK_EQ_INT(manifest_int(home, id, "counts", "documents"), 10);
-    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
-    br = fti_json_get(fti_json_get(fti_dataset_manifest(ds), "validation"), "by_reason");
-    CHECK_EQ_INT(fti_json_get_int(br, "system_message", -1), 5);
-    fti_dataset_close(ds);
+    CHECK_EQ_INT(rejected_for(home, id, "system_message"), 5);
     fti_buf_free(&got);
 }
 
