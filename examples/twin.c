@@ -419,9 +419,6 @@ static uint64_t calibrate_steps(const fti_model_config *cfg, const fti_train_opt
     return steps;
 }
 
-/* What fti-twin trains from scratch: the preset, with the hyper-parameters tuned for a
- * few-minute budget on a small corpus (docs/twin.md, "The twin's recipe"; the tokenizer's
- * vocabulary is TWIN_VOCAB and bf16 is on where the CPU has it, see main). */
 /* 1 when home holds a workspace (its store or its registry), as fti-twin status, write and gc
  * need: they do not make one where a mistyped --home points. */
 static int twin_home_exists(const char *home) {
@@ -432,6 +429,9 @@ static int twin_home_exists(const char *home) {
     return ok;
 }
 
+/* What fti-twin trains from scratch: the preset, with the hyper-parameters tuned for a
+ * few-minute budget on a small corpus (docs/twin.md, "The twin's recipe"; the tokenizer's
+ * vocabulary is TWIN_VOCAB and bf16 is on where the CPU has it, see main). */
 static void twin_recipe(const char *preset, fti_train_run_opts *ro) {
     /* validation over more windows (the Bierce split has ~43 of 129 tokens), and often enough
      * for keep_best to catch the minimum: the model starts to overfit a ~110k-token corpus after

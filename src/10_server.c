@@ -2235,8 +2235,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
                 rec.status = st;
                 rec.model = cur_id;
                 rec.ttft_ms = -1;
-                rec.prompt_ppl = -1;
-                rec.prompt_bytes = body_len < INT_MAX ? (int)body_len : INT_MAX;
+                rec.prompt_ppl = -1; /* (no prompt was read: its tokens and bytes are 0) */
                 fti_monitor_record(s->o.monitor, &rec);
             }
             fti_free(j);
