@@ -128,7 +128,8 @@ static void usage(FILE *f) {
             "        targets, the newest --keep-models (3) models, the newest\n"
             "        --keep-versions (3) dataset versions, latest, tags and every kept\n"
             "        model's dataset; removed models keep their cards (lineage), finished\n"
-            "        runs keep their metrics and loss curve; --dry-run only reports.\n"
+            "        runs keep their metrics and loss curve; --dry-run only reports;\n"
+            "        --keep-history 0: no rollback target, --keep-models 0: only aliased ones\n"
             );
     fprintf(f,
             "write   the production model writes an entry \"WORD, n.\" for each WORD, with the\n"
@@ -191,7 +192,9 @@ static int run_gc(const char *home, const fti_workspace_gc_opts *go) {
     printf("== gc%s: keeping the aliased models, the newest %lu models and %lu dataset "
            "versions, latest, tags and every kept model's dataset\n",
            go->dry_run ? " (dry run: nothing is removed)" : "",
-           (unsigned long)(go->keep_models ? go->keep_models : 3),
+           (unsigned long)(go->keep_models == FTI_GC_KEEP_NONE ? 0
+                           : go->keep_models             ? go->keep_models
+                                                         : 3),
            (unsigned long)(go->keep_versions ? go->keep_versions : 3));
     fflush(stdout);
     if (fti_workspace_gc(home, go, &res, &report, &err) != FTI_OK) {
@@ -1597,8 +1600,8 @@ int main(int argc, char **argv) {
                 int whole;
             } nums[] = {{"--minutes", 0.01, 1e6, 0}, {"--threads", 0, 1024, 1},
                         {"--steps", 0, 1e12, 1}, {"--vocab", 0, 1 << 20, 1},
-                        {"--keep-models", 1, 1e6, 1}, {"--keep-versions", 1, 1e6, 1},
-                        {"--keep-history", 1, 1e6, 1},
+                        {"--keep-models", 0, 1e6, 1}, {"--keep-versions", 1, 1e6, 1},
+                        {"--keep-history", 0, 1e6, 1},
                         {"--drafts", 1, TWIN_WRITE_MAX_DRAFTS, 1}, {"-n", 1, 4096, 1},
                         {"--rag-k", 0, 8, 1}, {"--temp", 0, 100, 0}, {"--top-k", 0, 1e6, 1},
                         {"--top-p", 0, 1, 0}, {"--min-p", 0, 1, 0},
@@ -1627,9 +1630,9 @@ int main(int argc, char **argv) {
             case 1: threads = (int)x; break;
             case 2: fixed_steps = (uint64_t)x; break;
             case 3: vocab = (int)x; break;
-            case 4: go.keep_models = (size_t)x; break;
+            case 4: go.keep_models = x > 0 ? (size_t)x : FTI_GC_KEEP_NONE; break;
             case 5: go.keep_versions = (size_t)x; break;
-            case 6: go.keep_history = (size_t)x; break;
+            case 6: go.keep_history = x > 0 ? (size_t)x : FTI_GC_KEEP_NONE; break;
             case 7: wo.drafts = (size_t)x; break;
             case 8: wo.max_tokens = (size_t)x; break;
             case 9: wo.rag_k = (size_t)x; break;

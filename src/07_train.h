@@ -377,10 +377,15 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
 
 /* --- workspace gc: what a long-lived workspace no longer needs ------------------------------ */
 
+/* keep_models or keep_history of none (0 there means the default). */
+#define FTI_GC_KEEP_NONE ((size_t)-1)
+
 /* Options of fti_workspace_gc. Zero = default for every field. */
 typedef struct fti_workspace_gc_opts {
-    size_t keep_models;       /* the newest N registered models keep their files (0 = 3) */
-    size_t keep_history;      /* each alias's last N earlier targets stay, for rollback (0 = 2) */
+    size_t keep_models;       /* the newest N registered models keep their files (0 = 3;
+                                 FTI_GC_KEEP_NONE: none beyond what aliases keep) */
+    size_t keep_history;      /* each alias's last N earlier targets stay, for rollback (0 = 2;
+                                 FTI_GC_KEEP_NONE: none, no rollback) */
     size_t keep_versions;     /* the newest N dataset versions stay (0 = 3) */
     double temp_age_s;        /* temp files older than this are stale (0 = 3600 s) */
     int dry_run;              /* 1: change nothing, report and count what would go */

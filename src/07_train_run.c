@@ -1420,7 +1420,9 @@ FTIDEF fti_result fti_workspace_gc(const char *home, const fti_workspace_gc_opts
     memset(&o, 0, sizeof o);
     if (opts) o = *opts;
     if (o.keep_models == 0) o.keep_models = 3;
+    else if (o.keep_models == FTI_GC_KEEP_NONE) o.keep_models = 0;
     if (o.keep_history == 0) o.keep_history = 2;
+    else if (o.keep_history == FTI_GC_KEEP_NONE) o.keep_history = 0;
     if (o.keep_versions == 0) o.keep_versions = 3;
     if (!(o.temp_age_s > 0)) o.temp_age_s = 3600;
     memset(&res0, 0, sizeof res0);

@@ -672,7 +672,7 @@ FTI_TEST(twin_update_unchanged) {
                 {"write NEWSPAPER --drafts 300", "--drafts takes a whole number from 1 to 256"},
                 {"write NEWSPAPER --temp x", "--temp takes a number from 0 to 100, not 'x'"},
                 {"write NEWSPAPER --seed -2", "--seed takes a whole number"},
-                {"gc --keep-history 0", "--keep-history takes a whole number from 1 to"},
+                {"gc --keep-history -1", "--keep-history takes a whole number from 0 to"},
                 {"update x --minutes", "--minutes needs a value"},
                 {"write NEWSPAPER --bogus", "unknown option --bogus"}};
             size_t k;
@@ -1537,6 +1537,30 @@ FTI_TEST(twin_workspace_gc_crash_at_every_step) {
     }
     CHECK(finished);
     CHECK(crashed >= 4);
+#endif
+}
+
+/* FTI_GC_KEEP_NONE (fti-twin gc --keep-history 0 --keep-models 0): no rollback target and no
+ * newest model beyond the aliased ones; only production's model keeps its files. */
+FTI_TEST(twin_workspace_gc_keep_none) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], ids[4][17];
+    fti_workspace_gc_opts go;
+    fti_workspace_gc_result gr;
+    fti_error err;
+    snprintf(home, sizeof home, "%s", fti_test_tmp("gc_none"));
+    REQUIRE(fti_ttw_gc_models(home, ids));
+    memset(&go, 0, sizeof go);
+    go.keep_models = FTI_GC_KEEP_NONE;
+    go.keep_history = FTI_GC_KEEP_NONE;
+    CHECK_OK(fti_workspace_gc(home, &go, &gr, NULL, &err));
+    CHECK_EQ_INT(gr.models_kept, 1);
+    CHECK_EQ_INT(gr.models_removed, 3);
+    CHECK(fti_ttw_exists(home, "models", ids[2], "model.gguf")); /* C, production */
+    CHECK(!fti_ttw_exists(home, "models", ids[0], "model.gguf"));
+    CHECK(!fti_ttw_exists(home, "models", ids[1], "model.gguf"));
+    CHECK(!fti_ttw_exists(home, "models", ids[3], "model.gguf"));
+    CHECK(fti_ttw_aliases_whole(home));
 #endif
 }
 
