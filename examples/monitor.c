@@ -414,6 +414,12 @@ int main(int argc, char **argv) {
         }
     }
     if (logs.n > 1 && rp.n > 1) qsort(rp.recs, rp.n, sizeof rp.recs[0], cmp_rec);
+    if (rp.n == 0 && rp.bad_lines) { /* garbage is not an empty log that "looks ok" */
+        fprintf(stderr, "fti-monitor: %s: none of its %lu line(s) is a request or reference "
+                "record: not a request log of fti-serve?\n",
+                logs.n == 1 ? logs.paths[0] : "the logs", (unsigned long)rp.bad_lines);
+        goto out;
+    }
 
     /* --- summary ------------------------------------------------------------------------------ */
     {
@@ -463,10 +469,11 @@ int main(int argc, char **argv) {
                 printf("    %-48s %8lu requests\n", logs.paths[k], (unsigned long)c);
             }
         }
-        printf(
-            "  %lu requests over %.1f s (%lu ok), %llu prompt tokens, %llu completion tokens%s\n",
-            (unsigned long)rp.n, t_last - t_first, (unsigned long)n_ok, (unsigned long long)ptok,
-            (unsigned long long)ctok, rp.bad_lines ? " (some malformed lines skipped)" : "");
+        printf("  %lu requests over %.1f s (%lu ok), %llu prompt tokens, %llu completion tokens",
+               (unsigned long)rp.n, t_last - t_first, (unsigned long)n_ok,
+               (unsigned long long)ptok, (unsigned long long)ctok);
+        if (rp.bad_lines) printf(" (%lu malformed line(s) skipped)", (unsigned long)rp.bad_lines);
+        printf("\n");
         printf("\n  %-28s %6s %8s\n", "endpoint", "status", "requests");
         for (k = 0; k < n_eps; k++)
             printf("  %-28s %6d %8lu\n", eps[k].endpoint, eps[k].status, (unsigned long)eps[k].n);

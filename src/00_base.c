@@ -823,9 +823,18 @@ FTIDEF fti_result fti_dir_sync(const char *dir, fti_error *err) {
 FTIDEF fti_result fti_afile_open(fti_afile *f, const char *path, fti_error *err) {
     size_t n;
     int attempt;
+    struct stat st;
     if (!f || !path || !*path)
         return fti_error_set(err, FTI_ERR_INVALID, "fti_afile_open: no path");
     f->fd = -1;
+    f->path = f->tmp_path = NULL;
+    /* the rename would put a file where a device, FIFO or directory was (as root, /dev/full) */
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+        f->status = FTI_ERR_INVALID;
+        return fti_error_set(err, FTI_ERR_INVALID, "%s: exists and is not a regular file (%s): "
+                             "not replaced", path,
+                             S_ISDIR(st.st_mode) ? "a directory" : "a device, FIFO or socket");
+    }
     f->status = FTI_OK;
     f->path = fti_strdup(path);
     n = strlen(path) + 64;

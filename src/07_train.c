@@ -1614,6 +1614,10 @@ static fti_result fti__reg_promote(const char *home, const char *id, const char 
     if (!home || !id || !fti__reg_valid_name(alias, 64))
         return fti_error_set(err, FTI_ERR_INVALID, "registry: bad alias name '%s' (letters, "
                              "digits, '-', '_', '.')", alias ? alias : "");
+    if (strlen(alias) >= 4 && strspn(alias, "0123456789abcdef") == strlen(alias))
+        /* an alias wins over an id prefix when both match: it would hide a model */
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: alias '%s' reads as a model id "
+                             "(hex digits only): give it a name", alias);
     if ((r = fti_registry_resolve(home, id, rid, err)) != FTI_OK) return r;
     memset(&card, 0, sizeof(card));
     r = fti_registry_card(home, rid, &card, err); /* must exist, with its files */
@@ -1624,6 +1628,11 @@ static fti_result fti__reg_promote(const char *home, const char *id, const char 
             r = fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: model %s was removed by gc "
                               "(%s): only its card is left", rid,
                               fti_json_get_str(fti_json_root(doc), "removed", "?"));
+        else if (doc && !strcmp(fti_json_get_str(fti_json_root(doc), "type", ""), "lora_adapter"))
+            /* an alias is read as a model (fti-serve, fti-infer, --from): not an adapter */
+            r = fti_error_set(err, FTI_ERR_INVALID, "registry: %s is a LoRA adapter, not a "
+                              "model: fti-registry merge %s makes the model to promote", rid,
+                              rid);
         fti_json_free(doc);
     }
     fti_buf_free(&card);

@@ -22,6 +22,18 @@ trap 'rm -rf "$TMP"' EXIT
 "$B/fti-monitor" report --psi-alert x > /dev/null 2> "$TMP/num.txt"; rc=$?
 [ $rc -eq 2 ] && grep -q -- "--psi-alert takes a number from 0 to 100, not 'x'" "$TMP/num.txt" ||
     fail "fti-monitor --psi-alert x: status $rc, $(cat "$TMP/num.txt")"
+# fti-loadgen: -n is 1 or more; a failure's reason is said (the first one)
+"$B/fti-loadgen" --port 8 -n 0 > /dev/null 2> "$TMP/num.txt"; rc=$?
+[ $rc -eq 2 ] && grep -q -- "-n takes a whole number from 1 to" "$TMP/num.txt" ||
+    fail "fti-loadgen -n 0: status $rc, $(cat "$TMP/num.txt")"
+"$B/fti-loadgen" --port 1 -n 1 > /dev/null 2> "$TMP/lg.txt"; rc=$?
+[ $rc -eq 1 ] && grep -q "the first: cannot connect to 127.0.0.1:1" "$TMP/lg.txt" ||
+    fail "fti-loadgen to a closed port: status $rc, $(cat "$TMP/lg.txt")"
+# fti-monitor: a file of no request lines is not "0 requests, ok"
+printf 'not json\n\001\002 garbage\n' > "$TMP/junk.jsonl"
+"$B/fti-monitor" report --log "$TMP/junk.jsonl" > /dev/null 2> "$TMP/junk.txt"; rc=$?
+[ $rc -eq 1 ] && grep -q "not a request log of fti-serve" "$TMP/junk.txt" ||
+    fail "fti-monitor on garbage: status $rc, $(cat "$TMP/junk.txt")"
 "$B/fti-serve" --echo --port 0 --port-file "$TMP/port" --log "$TMP/req.jsonl" --step-us 500 --quiet &
 SPID=$!
 i=0

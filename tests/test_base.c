@@ -454,6 +454,26 @@ static int count_tmp_files(const char *dir) {
     return atoi(line);
 }
 
+/* An atomic write does not rename a file over a FIFO, device or directory (fti-quantize run as
+ * root replaced /dev/full with a regular file); a regular file and a symlink are replaced. */
+FTI_TEST(base_atomic_write_not_over_special_files) {
+    const char *fifo = fti_test_tmp("a_fifo"), *dir = fti_test_tmp("a_dir");
+    const char *reg = fti_test_tmp("a_reg");
+    fti_error err;
+    struct stat st;
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    CHECK(fti_file_write_atomic(fifo, "x", 1, &err) == FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "not a regular file (a device, FIFO or socket): not replaced") != NULL);
+    CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+    CHECK(fti_file_write_atomic(dir, "x", 1, &err) == FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "(a directory)") != NULL);
+    CHECK(fti_file_write_atomic("/dev/null", "x", 1, &err) == FTI_ERR_INVALID);
+    CHECK_OK(fti_file_write_atomic(reg, "x", 1, &err));
+    CHECK_OK(fti_file_write_atomic(reg, "yz", 2, &err));
+    CHECK(stat(reg, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 2);
+}
+
 FTI_TEST(base_atomic_write_faults) {
     const char *p = fti_test_tmp("state.json");
     static const int errs[] = {EIO, ENOSPC};

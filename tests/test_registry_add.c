@@ -202,6 +202,22 @@ FTI_TEST(registry_add_program) {
     CHECK(WEXITSTATUS(system(cmd)) == 2);
     snprintf(cmd, sizeof cmd, "build/fti-registry --help | grep -q 'add FILE'");
     CHECK(system(cmd) == 0);
+    /* a mistyped --home is said (it listed "no models" with status 0) */
+    snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s/nowhere' list 2>&1 | grep -q "
+             "'no workspace at'", home);
+    CHECK(system(cmd) == 0);
+    /* fti-quantize: an unknown type is named; a FIFO is not replaced by the output */
+    snprintf(cmd, sizeof cmd, "build/fti-quantize '%s' '%s' q4_1 2>&1 | grep -q \"unknown type "
+             "'q4_1'\"", model, fti_test_tmp("q.gguf"));
+    CHECK(system(cmd) == 0);
+    if (access("build/fti-quantize", X_OK) == 0) {
+        struct stat st;
+        REQUIRE(mkfifo(fti_test_tmp("q_fifo"), 0600) == 0);
+        snprintf(cmd, sizeof cmd, "build/fti-quantize '%s' '%s' q8_0 > '%s' 2>&1", model,
+                 fti_test_tmp("q_fifo"), out);
+        CHECK(WEXITSTATUS(system(cmd)) == 1);
+        CHECK(lstat(fti_test_tmp("q_fifo"), &st) == 0 && S_ISFIFO(st.st_mode));
+    }
 }
 
 /* A workspace registered through a relative home ("ws", as `make demo`'s ./twin) and read from

@@ -249,6 +249,13 @@ FTI_TEST(twin_train_run_lora_registered) {
     CHECK_EQ_STR(rl.parent_id, base);
     REQUIRE(strlen(rl.adapter_id) == 16);
     CHECK(strcmp(rl.adapter_id, rl.id) != 0);
+    /* an alias names a model: the adapter is refused (fti-serve could not load it), the merged
+     * model is not; an alias that reads as a model id is refused */
+    CHECK(fti_registry_promote(home, rl.adapter_id, "production", &err) == FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "is a LoRA adapter, not a model") != NULL);
+    CHECK(fti_registry_promote(home, rl.id, "staging", &err) == FTI_OK);
+    CHECK(fti_registry_promote(home, rl.id, "beef", &err) == FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "reads as a model id") != NULL);
     /* the adapter's card: type, parent = the base, the adapter file's SHA-256 */
     doc = fti_ttw_card(home, rl.adapter_id);
     REQUIRE(doc != NULL);

@@ -91,6 +91,7 @@ typedef struct lg_client {
     size_t n_lat, cap_lat;
     uint64_t tokens;
     int errors;
+    char first_err[256]; /* what the first failed request met */
     uint64_t t_end_ns;
 } lg_client;
 
@@ -185,7 +186,9 @@ static void *lg_client_main(void *arg) {
                                   o->n_prompts],
                        c->id);
         if (fd < 0 && (fd = lg_connect(o)) < 0) {
-            c->errors++;
+            if (!c->errors++)
+                snprintf(c->first_err, sizeof c->first_err, "cannot connect to %s:%d: %s",
+                         o->host, o->port, strerror(errno));
             k++;
             {
                 struct timespec ts = {0, 10000000L};
@@ -194,16 +197,26 @@ static void *lg_client_main(void *arg) {
             continue;
         }
         if (send(fd, req.data, req.len, MSG_NOSIGNAL) != (ssize_t)req.len) {
+            if (!c->errors++)
+                snprintf(c->first_err, sizeof c->first_err, "sending the request: %s",
+                         strerror(errno));
             close(fd);
             fd = -1;
-            c->errors++;
             k++;
             continue;
         }
         st = lg_read_response(fd, &resp, &off, &closes);
         k++;
         if (st != 200) {
-            c->errors++;
+            if (!c->errors++) { /* the status and the start of the answer's body */
+                const char *b = resp.data ? strstr(resp.data, "\r\n\r\n") : NULL;
+                if (st > 0)
+                    snprintf(c->first_err, sizeof c->first_err, "status %d: %.200s", st,
+                             b ? b + 4 : "");
+                else
+                    snprintf(c->first_err, sizeof c->first_err,
+                             "no HTTP answer (the connection closed or timed out)");
+            }
             if (o->print) fprintf(stderr, "status %d: %.300s\n", st, resp.data ? resp.data : "");
             close(fd);
             fd = -1;
@@ -223,7 +236,10 @@ static void *lg_client_main(void *arg) {
         lg_tag_find(c->insts, &c->n_insts, resp.data, resp.data + off, "X-Fti-Instance: ", "\r\n");
         u = strstr(resp.data + off, "\"completion_tokens\":");
         if (u) c->tokens += (uint64_t)strtoull(u + 20, NULL, 10);
-        if (o->print) fwrite(resp.data + off, 1, resp.len - off, stdout);
+        if (o->print) { /* one answer a line */
+            fwrite(resp.data + off, 1, resp.len - off, stdout);
+            if (resp.len > off && resp.data[resp.len - 1] != '\n') putchar('\n');
+        }
         if (closes) {
             close(fd);
             fd = -1;
@@ -241,8 +257,17 @@ static void usage(FILE *f) {
                "[--path PATH]\n"
                "                   [--print]\n"
                "Closed-loop load on POST /v1/completions; prints a summary and a RESULT line.\n"
+               "  --host H        server address (default 127.0.0.1); --port P its port\n"
+               "  -c CLIENTS      concurrent clients, each waiting for its answer (default 1)\n"
                "  -n REQUESTS     requests per client (-c 4 -n 10: 40 in all), else -d SECONDS\n"
-               "  --prompts FILE  one prompt per non-empty line, taken in turn by the requests\n");
+               "                  of requests (default 5)\n"
+               "  --max-tokens N  completion tokens asked for per request (default 32)\n"
+               "  --stream        ask for server-sent events (the usage chunk included)\n"
+               "  --prompt TEXT   the prompt of every request (default \"The cynic\")\n"
+               "  --prompts FILE  one prompt per non-empty line, taken in turn by the requests\n"
+               "  --path PATH     endpoint (default /v1/completions)\n"
+               "  --print         print each answer's body (a line each); failed ones to stderr\n"
+               "Exit status 1 when a request failed (the first failure's reason on stderr).\n");
 }
 
 int main(int argc, char **argv) {
@@ -283,7 +308,7 @@ int main(int argc, char **argv) {
             !strcmp(a, "--max-tokens")) { /* numbers: the whole of v, in range, or said */
             int whole = strcmp(a, "-d") != 0;
             double hi = !strcmp(a, "--port") ? 65535 : !strcmp(a, "-c") ? 1024 : 1e9, x;
-            double lo = !strcmp(a, "--port") || !strcmp(a, "-c") ? 1 : 0;
+            double lo = !strcmp(a, "--port") || !strcmp(a, "-c") || !strcmp(a, "-n") ? 1 : 0;
             char *end = NULL;
             x = strtod(v, &end);
             if (end == v || *end || !(x >= lo && x <= hi) || (whole && x != (double)(long)x)) {
@@ -363,6 +388,9 @@ int main(int argc, char **argv) {
             lg_tag_add(insts, &n_insts, cl[i].insts[t].name, strlen(cl[i].insts[t].name),
                        cl[i].insts[t].n);
         tokens += cl[i].tokens;
+        if (cl[i].errors && !errors) /* why requests failed: the first client's first failure */
+            fprintf(stderr, "fti-loadgen: %d failed request(s) of client %d, the first: %s\n",
+                    cl[i].errors, i + 1, cl[i].first_err);
         errors += cl[i].errors;
         n_lat += cl[i].n_lat;
     }

@@ -41,8 +41,12 @@ int main(int argc, char **argv) {
                "Re-encodes every 2-D weight as TYPE; norms stay F32; keys are kept.\n");
         return 0;
     }
-    if (argc != 4 || !parse_type(argv[3], &type, &ftype)) {
+    if (argc != 4) {
         fprintf(stderr, "usage: fti-quantize IN.gguf OUT.gguf TYPE   (f32 f16 bf16 q8_0 q4_0)\n");
+        return 2;
+    }
+    if (!parse_type(argv[3], &type, &ftype)) {
+        fprintf(stderr, "fti-quantize: unknown type '%s' (f32 f16 bf16 q8_0 q4_0)\n", argv[3]);
         return 2;
     }
     if (fti_gguf_open(&g, argv[1], NULL, &err) != FTI_OK) {

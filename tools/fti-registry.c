@@ -353,6 +353,12 @@ int main(int argc, char **argv) {
     home = fti_workspace_resolve(home_arg);
     if (!home) return 1;
     cmd = argv[i++];
+    if (strcmp(cmd, "add") && !fti_path_is_dir(home)) { /* a mistyped --home: say so */
+        fprintf(stderr, "fti-registry: no workspace at %s (--home DIR or FTI_HOME names it)\n",
+                home);
+        fti_free(home);
+        return 1;
+    }
     if (strcmp(cmd, "list") == 0 && i == argc) {
         rc = cmd_list(home);
     } else if (strcmp(cmd, "show") == 0 && i < argc) {
