@@ -3485,7 +3485,8 @@ FTIDEF size_t fti_request_record_ppl_weight(const fti_request_record *rec);
 FTIDEF void fti_request_record_json(const fti_request_record *rec, fti_buf *out);
 /* Parses one log line. Returns FTI_OK for a request line (strings are copied into strbuf, which
  * must hold len bytes), FTI_ERR_NOT_FOUND for another kind of line (e.g. the reference), else an
- * error. */
+ * error (FTI_ERR_FORMAT also for figures out of any server's range: a time before 1970 or past
+ * year 5000, latencies or rates of 1e9 or more, a perplexity not in (0, 1e30)). */
 FTIDEF fti_result fti_request_record_parse(const char *line, size_t len, fti_request_record *rec,
                                            char *strbuf, size_t strbuf_len);
 
@@ -38309,6 +38310,15 @@ FTIDEF fti_result fti_request_record_parse(const char *line, size_t len, fti_req
     rec->ppl_tokens = (int)fti_json_get_int(root, "ppl_tokens", 0);
     if (rec->ppl_tokens < 0) rec->ppl_tokens = 0;
     rec->byte_fallback = (int)fti_json_get_int(root, "byte_fallback", 0);
+    /* figures no server writes (a hand-edited or damaged line: "latency_ms": 1e308 printed
+     * 300 digits in the report's tables) make the line malformed */
+    if (!(rec->time >= 0 && rec->time < 1e11) || !(rec->latency_ms >= 0 && rec->latency_ms < 1e9) ||
+        !(rec->ttft_ms >= -1 && rec->ttft_ms < 1e9) ||
+        !(rec->tokens_per_s >= 0 && rec->tokens_per_s < 1e9) ||
+        !(rec->prompt_ppl == -1 || (rec->prompt_ppl > 0 && rec->prompt_ppl < 1e30))) {
+        fti_json_free(doc);
+        return FTI_ERR_FORMAT;
+    }
     v = fti_json_get(root, "tok_buckets");
     if (v && v->type == FTI_JSON_ARRAY && v->len == FTI_DRIFT_BUCKETS) {
         const fti_json *e;

@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <dirent.h>
 
@@ -603,7 +604,9 @@ int main(int argc, char **argv) {
                 svg_chart(f, ws, n_w, &rt);
                 if (fclose(f) == 0) printf("\n  chart: %s\n", svg_path);
             } else {
-                fprintf(stderr, "fti-monitor: cannot write %s\n", svg_path ? svg_path : "chart");
+                fprintf(stderr, "fti-monitor: cannot write %s: %s\n",
+                        svg_path ? svg_path : "the chart",
+                        svg_path ? strerror(errno) : "out of memory");
             }
         }
     }

@@ -217,7 +217,8 @@ FTIDEF size_t fti_request_record_ppl_weight(const fti_request_record *rec);
 FTIDEF void fti_request_record_json(const fti_request_record *rec, fti_buf *out);
 /* Parses one log line. Returns FTI_OK for a request line (strings are copied into strbuf, which
  * must hold len bytes), FTI_ERR_NOT_FOUND for another kind of line (e.g. the reference), else an
- * error. */
+ * error (FTI_ERR_FORMAT also for figures out of any server's range: a time before 1970 or past
+ * year 5000, latencies or rates of 1e9 or more, a perplexity not in (0, 1e30)). */
 FTIDEF fti_result fti_request_record_parse(const char *line, size_t len, fti_request_record *rec,
                                            char *strbuf, size_t strbuf_len);
 

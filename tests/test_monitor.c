@@ -200,6 +200,19 @@ FTI_TEST(monitor_record_roundtrip) {
     CHECK(fti_request_record_parse("{\"type\":\"reference\"}", 20, &back, sb, sizeof sb) ==
           FTI_ERR_NOT_FOUND);
     CHECK(fti_request_record_parse("{\"type\":", 8, &back, sb, sizeof sb) == FTI_ERR_FORMAT);
+    { /* figures no server writes make a line malformed (1e308 printed 300 digits) */
+        static const char *const bad[] = {
+            "{\"type\":\"request\",\"time\":1,\"status\":200,\"latency_ms\":1e308}",
+            "{\"type\":\"request\",\"time\":-5,\"status\":200,\"latency_ms\":3}",
+            "{\"type\":\"request\",\"time\":1,\"status\":200,\"ttft_ms\":-7}",
+            "{\"type\":\"request\",\"time\":1,\"status\":200,\"prompt_ppl\":0}"};
+        size_t k;
+        for (k = 0; k < sizeof bad / sizeof bad[0]; k++)
+            CHECK(fti_request_record_parse(bad[k], strlen(bad[k]), &back, sb, sizeof sb) ==
+                  FTI_ERR_FORMAT);
+        CHECK(fti_request_record_parse("{\"type\":\"request\",\"time\":1,\"ttft_ms\":null}", 42,
+                                       &back, sb, sizeof sb) == FTI_OK);
+    }
     fti_buf_free(&b);
 }
 
