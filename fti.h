@@ -23530,6 +23530,68 @@ static int fti__st_same_objects(const fti__st_run *r, const fti_json_doc *jd) {
     return 1;
 }
 
+/* A version's id: the processing options (tokenizer "train", "none" or "file:<sha256>") and
+ * every input's name and hash. */
+static fti_result fti__st_version_id(const fti__st_run *r, int vocab, const char *tokenizer,
+                                     unsigned char vid[32], fti_error *err) {
+    fti_sha256 sh;
+    fti_buf cfg;
+    char d6[64];
+    size_t i;
+    memset(&cfg, 0, sizeof cfg);
+    fti__st_proc_key(&r->o, &cfg);
+    fti_buf_printf(&cfg, "|dataset v%d|dedup=%s|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
+                   FTI__ST_FORMAT, fti__st_dbl6(r->o.dedup_threshold, d6), r->o.val_percent,
+                   r->o.chunk_tokens, r->o.chunk_overlap, vocab, FTI_TEMPLATE_TITLE,
+                   FTI_TEMPLATE_BODY, FTI_TEMPLATE_END);
+    fti_buf_printf(&cfg, "|tokenizer=%s", tokenizer);
+    if (cfg.oom) { /* a truncated key would give the version another id */
+        fti_buf_free(&cfg);
+        return fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+    }
+    fti_sha256_init(&sh);
+    fti_sha256_update(&sh, cfg.data, cfg.len);
+    fti_buf_free(&cfg);
+    for (i = 0; i < r->n_files; i++) {
+        const fti__st_file *f = &r->files[i];
+        unsigned char zero[32];
+        memset(zero, 0, sizeof zero);
+        fti_sha256_update(&sh, "\n", 1);
+        fti_sha256_update(&sh, f->name, strlen(f->name) + 1);
+        fti_sha256_update(&sh, f->hashed ? f->sha : zero, 32);
+    }
+    fti_sha256_final(&sh, vid);
+    return FTI_OK;
+}
+
+/* 1 when version id exists whole (its manifest and every object it names, of its recorded size)
+ * and its tokenizer object is tok_hex. */
+static int fti__st_trained_as(const fti__st_run *r, const char *id, const char *tok_hex) {
+    fti_json_doc *jd = NULL;
+    const fti_json *files, *c;
+    int same = 0;
+    char *mp = fti__st_manifest_path(r->home, id);
+    if (mp && fti_path_exists(mp) && fti__st_load_manifest(r->home, id, &jd, NULL) == FTI_OK) {
+        files = fti_json_get(fti_json_root(jd), "files");
+        same = !strcmp(fti_json_get_str(fti_json_get(files, "tokenizer"), "sha256", ""),
+                       tok_hex);
+        for (c = files && files->type == FTI_JSON_OBJECT ? files->child : NULL; c && same;
+             c = c->next) {
+            const char *hex = fti_json_get_str(c, "sha256", "");
+            char *p = strlen(hex) == 64 && fti__st_is_hex_id(hex, 64)
+                          ? fti__st_object_path(r->home, hex)
+                          : NULL;
+            struct stat st;
+            same = p && stat(p, &st) == 0 &&
+                   (int64_t)st.st_size == fti_json_get_int(c, "bytes", -1);
+            fti_free(p);
+        }
+    }
+    fti_json_free(jd);
+    fti_free(mp);
+    return same;
+}
+
 static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *reused,
                                      fti_error *err);
 static fti_result fti__st_partial_run(fti__st_run *r, fti_buf *out_path, fti_error *err);
@@ -24729,51 +24791,41 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     fti__st_mark(r, 0);
 
     /* --- the version id: inputs' names and hashes, and the options --- */
-    {
-        fti_sha256 sh;
-        fti_buf cfg;
-        char d6[64];
-        memset(&cfg, 0, sizeof cfg);
-        fti__st_proc_key(&r->o, &cfg);
-        fti_buf_printf(&cfg, "|dataset v%d|dedup=%s|val=%d|chunk=%d/%d|vocab=%d|template=%s%s%s",
-                       FTI__ST_FORMAT, fti__st_dbl6(r->o.dedup_threshold, d6), r->o.val_percent,
-                       r->o.chunk_tokens,
-                       r->o.chunk_overlap, r->o.vocab_size, FTI_TEMPLATE_TITLE, FTI_TEMPLATE_BODY,
-                       FTI_TEMPLATE_END);
-        if (r->o.no_tokenizer) {
-            fti_buf_puts(&cfg, "|tokenizer=none");
-        } else if (r->o.tokenizer) {
-            unsigned char d[32];
-            char hx[65];
-            rc = fti_sha256_file(r->o.tokenizer, d, err);
-            if (rc != FTI_OK) {
-                fti_buf_free(&cfg);
-                goto done;
-            }
-            fti_sha256_hex(d, hx);
-            fti_buf_printf(&cfg, "|tokenizer=file:%s", hx);
-        } else {
-            fti_buf_puts(&cfg, "|tokenizer=train");
+    if (r->o.no_tokenizer) {
+        rc = fti__st_version_id(r, r->o.vocab_size, "none", vid, err);
+    } else if (r->o.tokenizer) {
+        unsigned char d[32];
+        char hx[70], tpart[80];
+        int vocabs[2], found = 0;
+        fti_tokenizer *gt = NULL;
+        rc = fti_sha256_file(r->o.tokenizer, d, err);
+        if (rc != FTI_OK) goto done;
+        fti_sha256_hex(d, hx);
+        /* the version made with a trained tokenizer that came out as this very file has the
+         * same documents, tokens and chunks: it is this ingest's version (fti-twin's updates
+         * give the production model's tokenizer; the first one after training made another
+         * version of the same content). Its key holds the vocabulary asked for then: this
+         * ingest's option, or the given tokenizer's size. */
+        vocabs[0] = r->o.vocab_size;
+        vocabs[1] = fti_tokenizer_load(r->o.tokenizer, NULL, &gt, NULL) == FTI_OK
+                        ? (int)fti_tokenizer_vocab_size(gt)
+                        : r->o.vocab_size;
+        fti_tokenizer_free(gt);
+        for (k = 0; k < 2 && !found && rc == FTI_OK; k++) {
+            if (k && vocabs[1] == vocabs[0]) break;
+            if ((rc = fti__st_version_id(r, vocabs[k], "train", vid, err)) != FTI_OK) break;
+            fti_sha256_hex(vid, id);
+            found = fti__st_trained_as(r, id, hx);
         }
-        if (cfg.oom) { /* a truncated key would give the version another id */
-            fti_buf_free(&cfg);
-            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
-            goto done;
+        if (rc == FTI_OK && !found) {
+            snprintf(tpart, sizeof tpart, "file:%s", hx);
+            rc = fti__st_version_id(r, r->o.vocab_size, tpart, vid, err);
         }
-        fti_sha256_init(&sh);
-        fti_sha256_update(&sh, cfg.data, cfg.len);
-        fti_buf_free(&cfg);
-        for (i = 0; i < r->n_files; i++) {
-            const fti__st_file *f = &r->files[i];
-            unsigned char zero[32];
-            memset(zero, 0, sizeof zero);
-            fti_sha256_update(&sh, "\n", 1);
-            fti_sha256_update(&sh, f->name, strlen(f->name) + 1);
-            fti_sha256_update(&sh, f->hashed ? f->sha : zero, 32);
-        }
-        fti_sha256_final(&sh, vid);
-        fti_sha256_hex(vid, id);
+    } else {
+        rc = fti__st_version_id(r, r->o.vocab_size, "train", vid, err);
     }
+    if (rc != FTI_OK) goto done;
+    fti_sha256_hex(vid, id);
     have_parent = fti__st_read_ref(r->home, "latest", parent);
     mpath = fti__st_manifest_path(r->home, id);
     if (!mpath) {

@@ -3048,6 +3048,56 @@ static void object_of(const char *home, const char *id, const char *name, char *
     fti_dataset_close(ds);
 }
 
+/* An ingest given the tokenizer that an earlier ingest of the same inputs trained gets that
+ * version (the same documents, tokens and chunks), not a second version of the same content
+ * (fti-twin's first unchanged update after training made one), whatever vocabulary option the
+ * later ingest has; a whole version only. */
+FTI_TEST(store_given_tokenizer_reuses_trained_version) {
+    const char *paths[1];
+    char home[1024], id[65], id2[65], id3[65], tok[4096], tok2[4096];
+    fti_ingest_opts o;
+    char **ids = NULL;
+    size_t n = 0;
+    snprintf(home, sizeof home, "%s", fti_test_tmp("ws"));
+    memset(&o, 0, sizeof o);
+    o.vocab_size = 300;
+    o.n_threads = 2;
+    o.val_percent = 30;
+    paths[0] = STORE_DATA "/kinds";
+    REQUIRE(fti_store_ingest(home, paths, 1, &o, id, NULL, NULL) == FTI_OK);
+    object_of(home, id, "tokenizer", tok, sizeof tok);
+    /* a copy outside the store, as a user would give it */
+    snprintf(tok2, sizeof tok2, "%s", fti_test_tmp("tok.bin"));
+    {
+        void *d = NULL;
+        size_t len = 0;
+        REQUIRE(fti_file_read(tok, 0, &d, &len, NULL) == FTI_OK);
+        fti_test_write_file(tok2, d, len);
+        fti_free(d);
+    }
+    o.tokenizer = tok2;
+    REQUIRE(fti_store_ingest(home, paths, 1, &o, id2, NULL, NULL) == FTI_OK);
+    CHECK_EQ_STR(id2, id);
+    CHECK(fti_store_list(home, &ids, &n, NULL) == FTI_OK);
+    CHECK_EQ_INT(n, 1);
+    fti_store_list_free(ids, n);
+    CHECK_OK(fti_store_verify(home, NULL, NULL, NULL));
+    /* another vocabulary option: the given tokenizer's size is the one that was trained */
+    o.vocab_size = 320;
+    REQUIRE(fti_store_ingest(home, paths, 1, &o, id3, NULL, NULL) == FTI_OK);
+    CHECK_EQ_STR(id3, id);
+    /* the trained version damaged (an object gone): the given tokenizer makes its own version */
+    o.vocab_size = 300;
+    REQUIRE(unlink(tok) == 0);
+    REQUIRE(fti_store_ingest(home, paths, 1, &o, id2, NULL, NULL) == FTI_OK);
+    CHECK(strcmp(id2, id) != 0);
+    ids = NULL;
+    n = 0;
+    CHECK(fti_store_list(home, &ids, &n, NULL) == FTI_OK);
+    CHECK_EQ_INT(n, 2);
+    fti_store_list_free(ids, n);
+}
+
 /* Search needs only the index: with a token shard damaged (truncated) or missing, the version
  * still opens for search (fti_dataset_open_index, fti-feature search) and finds its chunks,
  * while what reads the shards (fti_shard_open, fti_dataset_open, training) refuses it naming the

@@ -601,7 +601,11 @@ FTI_TEST(twin_update_unchanged) {
     void *text = NULL;
     size_t len = 0;
     int st;
+    char **ids = NULL;
+    size_t n_before = 0, n_after = 0;
     if (!fti_ttw_ready(home, sizeof home, "ws", id)) return;
+    CHECK(fti_store_list(home, &ids, &n_before, NULL) == FTI_OK);
+    fti_store_list_free(ids, n_before);
     snprintf(out, sizeof out, "%s", fti_test_tmp("twin.out"));
     snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' update '%s' --threads 1 > '%s' 2>&1",
              home, fti_test_corpus_jsonl(), out);
@@ -609,6 +613,13 @@ FTI_TEST(twin_update_unchanged) {
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
     CHECK(strstr((const char *)text, "did not change") != NULL);
+    /* the version the model was trained on, not another of the same content (the tokenizer
+     * given rather than trained) */
+    CHECK(strstr((const char *)text, "is reused, nothing to do") != NULL);
+    ids = NULL;
+    CHECK(fti_store_list(home, &ids, &n_after, NULL) == FTI_OK);
+    fti_store_list_free(ids, n_after);
+    CHECK_EQ_INT(n_after, n_before);
     CHECK(strstr((const char *)text, "1 of 1 input file(s) reused") != NULL);
     CHECK(strstr((const char *)text, id) != NULL);
     fti_free(text);
