@@ -693,10 +693,13 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
         }
         req->prompt = fti_strndup(v->str, v->len);
         req->prompt_len = v->len;
-        if (fti_json_get(root, "echo") && fti_json_get(root, "echo")->type == FTI_JSON_TRUE) {
-            r = fti__api_bad(err, param, "echo", "'echo' is not supported");
+        v = fti_json_get(root, "echo");
+        if (v && v->type != FTI_JSON_NULL && v->type != FTI_JSON_TRUE &&
+            v->type != FTI_JSON_FALSE) {
+            r = fti__api_bad(err, param, "echo", "'echo' must be a boolean");
             goto fail;
         }
+        req->echo = v && v->type == FTI_JSON_TRUE;
     } else {
         r = fti__api_render_chat(fti_json_get(root, "messages"), req, param, err);
         if (r != FTI_OK) goto fail;
@@ -729,20 +732,26 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
     d = 0;
     if ((r = fti__api_num(root, "frequency_penalty", -2, 2, &d, param, err)) != FTI_OK) goto fail;
     req->frequency_penalty = (float)d;
-    /* one choice per request: say so, rather than "expected 1 to 1" */
     i64 = 1;
-    if ((r = fti__api_int(root, "n", 1, INT64_MAX, &i64, param, err)) != FTI_OK) goto fail;
-    if (i64 > 1) {
-        r = fti__api_bad(err, param, "n",
-                         "'n' must be 1: this server generates one choice per request (send n "
-                         "requests, with different seeds, for more)");
+    if ((r = fti__api_int(root, "n", 1, FTI_API_MAX_N, &i64, param, err)) != FTI_OK) goto fail;
+    req->n = (int)i64;
+    /* best_of: completions only (chat never had it; a chat body's 1 or null is harmless) */
+    i64 = 0; /* absent */
+    if ((r = fti__api_int(root, "best_of", 1, FTI_API_MAX_N, &i64, param, err)) != FTI_OK)
+        goto fail;
+    if (kind == FTI_API_CHAT && i64 > 1) {
+        r = fti__api_bad(err, param, "best_of",
+                         "'best_of' is a /v1/completions parameter: use 'n' for chat");
         goto fail;
     }
-    if ((r = fti__api_int(root, "best_of", 1, INT64_MAX, &i64, param, err)) != FTI_OK) goto fail;
-    if (i64 > 1) {
-        r = fti__api_bad(err, param, "best_of", "'best_of' must be 1: it is not supported");
+    if (kind == FTI_API_CHAT || i64 == 0) i64 = req->n;
+    if (i64 < req->n) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "'best_of' (%d) must be at least 'n' (%d)", (int)i64, req->n);
+        r = fti__api_bad(err, param, "best_of", msg);
         goto fail;
     }
+    req->best_of = (int)i64;
     v = fti_json_get(root, "seed");
     if (v && v->type != FTI_JSON_NULL) {
         i64 = 0;
@@ -767,8 +776,20 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
         r = fti__api_bad(err, param, "stream_options", "'stream_options' must be an object");
         goto fail;
     }
+    if (req->best_of > req->n && req->stream) {
+        r = fti__api_bad(err, param, "best_of",
+                         "'best_of' above 'n' cannot be streamed: the best candidates are known "
+                         "only when all have finished");
+        goto fail;
+    }
     if ((r = fti__api_unsupported(root, param, err)) != FTI_OK) goto fail;
     if ((r = fti__api_logprobs(root, kind, req, param, err)) != FTI_OK) goto fail;
+    if (req->echo && req->logprobs) {
+        r = fti__api_bad(err, param, "echo",
+                         "'echo' with 'logprobs' is not supported: this server does not score "
+                         "the prompt's tokens (send one without the other)");
+        goto fail;
+    }
     if ((r = fti__api_logit_bias(root, req, param, err)) != FTI_OK) goto fail;
     v = fti_json_get(root, "stop");
     if (v && v->type != FTI_JSON_NULL) {
@@ -945,33 +966,43 @@ static void fti__api_logprobs_out(fti_jw *w, fti_api_kind kind, const fti_api_re
     fti_jw_obj_end(w);
 }
 
+/* One choice object of a whole response. */
+static void fti__api_choice(fti_jw *w, fti_api_kind kind, const fti_api_result *c) {
+    fti_jw_obj_begin(w);
+    fti_jw_key(w, "index");
+    fti_jw_int(w, c->index);
+    if (kind == FTI_API_CHAT) {
+        fti_jw_key(w, "message");
+        fti_jw_obj_begin(w);
+        fti_jw_key(w, "role");
+        fti_jw_str(w, "assistant");
+        fti_jw_key(w, "content");
+        fti_jw_strn(w, c->text ? c->text : "", c->text ? c->text_len : 0);
+        fti_jw_obj_end(w);
+    } else {
+        fti_jw_key(w, "text");
+        fti_jw_strn(w, c->text ? c->text : "", c->text ? c->text_len : 0);
+    }
+    fti__api_logprobs_out(w, kind, c, 0);
+    fti_jw_key(w, "finish_reason");
+    if (c->finish_reason) fti_jw_str(w, c->finish_reason);
+    else fti_jw_null(w);
+    fti_jw_obj_end(w);
+}
+
 FTIDEF void fti_api_write_response(fti_buf *out, fti_api_kind kind, const fti_api_result *r) {
     fti_jw w;
+    size_t i;
     fti_jw_init(&w, out, 0);
     fti_jw_obj_begin(&w);
     fti__api_header(&w, r, kind == FTI_API_CHAT ? "chat.completion" : "text_completion");
     fti_jw_key(&w, "choices");
     fti_jw_arr_begin(&w);
-    fti_jw_obj_begin(&w);
-    fti_jw_key(&w, "index");
-    fti_jw_int(&w, 0);
-    if (kind == FTI_API_CHAT) {
-        fti_jw_key(&w, "message");
-        fti_jw_obj_begin(&w);
-        fti_jw_key(&w, "role");
-        fti_jw_str(&w, "assistant");
-        fti_jw_key(&w, "content");
-        fti_jw_strn(&w, r->text ? r->text : "", r->text ? r->text_len : 0);
-        fti_jw_obj_end(&w);
+    if (r->choices) {
+        for (i = 0; i < r->n_choices; i++) fti__api_choice(&w, kind, &r->choices[i]);
     } else {
-        fti_jw_key(&w, "text");
-        fti_jw_strn(&w, r->text ? r->text : "", r->text ? r->text_len : 0);
+        fti__api_choice(&w, kind, r);
     }
-    fti__api_logprobs_out(&w, kind, r, 0);
-    fti_jw_key(&w, "finish_reason");
-    if (r->finish_reason) fti_jw_str(&w, r->finish_reason);
-    else fti_jw_null(&w);
-    fti_jw_obj_end(&w);
     fti_jw_arr_end(&w);
     fti__api_usage(&w, r);
     fti__api_chunks(out, &w, r);
@@ -990,7 +1021,7 @@ FTIDEF void fti_api_write_chunk(fti_buf *out, fti_api_kind kind, const fti_api_r
     if (!(flags & FTI_API_CHUNK_USAGE)) {
         fti_jw_obj_begin(&w);
         fti_jw_key(&w, "index");
-        fti_jw_int(&w, 0);
+        fti_jw_int(&w, r->index);
         if (kind == FTI_API_CHAT) {
             fti_jw_key(&w, "delta");
             fti_jw_obj_begin(&w);
@@ -1136,10 +1167,12 @@ static fti_result fti__echo_step(void *user, void **seqs, size_t n, fti_gen_toke
         out[i].text_len = strlen(w);
         out[i].is_end = e->end_after > 0 && s->n_out > e->end_after;
         if (out[i].is_end) out[i].text_len = 0;
-        if (s->logprobs) { /* made up, but consistent: the word leads the next ones by 1 each */
+        if (s->logprobs) { /* made up, but consistent: the word leads the next ones by 1 each,
+                            * and its own depends on the word (so best_of has something to rank) */
             int k;
+            uint64_t w0 = (s->state + (uint64_t)s->n_out - 1) % FTI__ECHO_NW;
             out[i].has_logprob = 1;
-            out[i].logprob = -0.25f * (float)(1 + s->n_out % 3);
+            out[i].logprob = -0.25f * (float)(1 + w0 % 4);
             for (k = 0; k < s->n_top; k++) {
                 uint64_t wi = s->state + (uint64_t)s->n_out - 1 + (uint64_t)k;
                 const char *a = fti__echo_words[wi % FTI__ECHO_NW];
@@ -1287,6 +1320,26 @@ typedef struct fti__lp_alt {
     float lp;
 } fti__lp_alt;
 
+/* One sequence of a job: a choice the client gets (n of them), or with best_of a candidate. */
+typedef struct fti__choice {
+    struct fti__job *job;
+    int index;                         /* 0..n_ch-1 (best_of: renumbered when ranked) */
+    void *seq;
+    int ended;                         /* scheduler only: finished, not yet retired */
+    fti_buf text;                      /* completion text so far */
+    size_t emitted;                    /* text bytes already sent as stream chunks */
+    int n_tokens;
+    const char *finish;
+    double lp_sum;                     /* its tokens' log-probabilities summed (best_of ranks by
+                                          lp_sum / lp_count) */
+    size_t lp_count;
+    fti__lp_rec *lp;   /* req.logprobs: the generated tokens' (n_lp, lp_cap) */
+    size_t n_lp, lp_cap, lp_emitted;
+    fti__lp_alt *lp_alt;
+    size_t n_alt, alt_cap;
+    fti_buf lp_bytes;  /* their bytes (oom: the answer is a 500, as for the text) */
+} fti__choice;
+
 typedef struct fti__job {
     struct fti__job *next, *prev;      /* srv->jobs (all jobs) */
     struct fti__job *qnext;            /* srv->queue */
@@ -1296,17 +1349,18 @@ typedef struct fti__job {
     char id[48];
     int64_t created;
     fti__genref *g;
-    void *seq;
     int state;
     int cancelled;
-    int ended;                         /* scheduler only: finished, not yet retired */
     int status;                        /* 0 until known; 200 once started */
     int http_started;                  /* I/O side: streaming headers sent */
-    fti_buf text;                      /* completion text so far */
-    size_t emitted;                    /* text bytes already sent as stream chunks */
-    int n_tokens;
+    fti__choice *ch;                   /* req.best_of sequences, started together */
+    int n_ch;
+    int n_live;                        /* scheduler: started and not yet retired */
+    int n_tokens;                      /* completion tokens over all choices */
     int prompt_tokens;
-    const char *finish;
+    const char *finish;                /* the request's (log): "error", else choice 0's */
+    fti_error fail;                    /* a failed step (code != FTI_OK): the answer is its
+                                          error once every choice has retired */
     fti_buf out;                       /* bytes for the I/O thread */
     uint64_t t_start_ns, t_first_ns;
     size_t byte_fallback;
@@ -1317,11 +1371,6 @@ typedef struct fti__job {
     int n_chunks;
     int has_buckets;
     uint32_t buckets[FTI_DRIFT_BUCKETS];
-    fti__lp_rec *lp;   /* req.logprobs: the generated tokens' (n_lp, lp_cap) */
-    size_t n_lp, lp_cap, lp_emitted;
-    fti__lp_alt *lp_alt;
-    size_t n_alt, alt_cap;
-    fti_buf lp_bytes;  /* their bytes (oom: the answer is a 500, as for the text) */
 } fti__job;
 
 struct fti__conn {
@@ -1352,7 +1401,8 @@ struct fti__conn {
 /* The scheduler thread's scratch, made by fti_server_run before it starts the thread (a server
  * whose scheduler could not get it would never serve again) and freed after it ends. */
 typedef struct fti__sched_buf {
-    fti__job **batch, **admit;
+    fti__choice **batch;
+    fti__job **admit;
     void **seqs;
     fti_gen_token *toks;
     fti__genref **dead;
@@ -1369,7 +1419,7 @@ static void fti__sched_buf_free(fti__sched_buf *b) {
 
 /* 1 when every array of a batch of cap is made, else 0 with nothing kept. */
 static int fti__sched_buf_alloc(fti__sched_buf *b, size_t cap) {
-    b->batch = (fti__job **)fti_calloc(cap + 1, sizeof *b->batch);
+    b->batch = (fti__choice **)fti_calloc(cap + 1, sizeof *b->batch);
     b->admit = (fti__job **)fti_calloc(cap + 1, sizeof *b->admit);
     b->seqs = (void **)fti_calloc(cap + 1, sizeof *b->seqs);
     b->toks = (fti_gen_token *)fti_calloc(cap + 1, sizeof *b->toks);
@@ -1616,11 +1666,16 @@ static const char fti__dashboard_html[] =
 /* --- jobs (mu held unless noted) -------------------------------------------------------------- */
 
 static void fti__job_free(fti__job *j) {
+    int k;
     fti_api_request_free(&j->req);
-    fti_free(j->lp);
-    fti_free(j->lp_alt);
-    fti_buf_free(&j->lp_bytes);
-    fti_buf_free(&j->text);
+    for (k = 0; k < j->n_ch; k++) {
+        fti__choice *c = &j->ch[k];
+        fti_free(c->lp);
+        fti_free(c->lp_alt);
+        fti_buf_free(&c->lp_bytes);
+        fti_buf_free(&c->text);
+    }
+    fti_free(j->ch);
     fti_buf_free(&j->out);
     fti_free(j->chunks_json);
     fti_free(j);
@@ -1632,7 +1687,18 @@ static void fti__job_unlink(fti_server *s, fti__job *j) {
     if (j->next) j->next->prev = j->prev;
 }
 
-static fti_api_result fti__job_result(fti__job *j, const char *text, size_t n) {
+/* 1 when a choice's text or log-probabilities ran out of memory. */
+static int fti__job_oom(const fti__job *j) {
+    int k;
+    for (k = 0; k < j->n_ch; k++)
+        if (j->ch[k].text.oom || j->ch[k].lp_bytes.oom) return 1;
+    return 0;
+}
+
+/* What choice c reports with text[0, n): usage counts the prompt once and the completion tokens
+ * of every choice (OpenAI's); the retrieval chunks ride on choice 0's. */
+static fti_api_result fti__job_result(fti__choice *c, const char *text, size_t n) {
+    fti__job *j = c->job;
     fti_api_result r;
     memset(&r, 0, sizeof r);
     r.id = j->id;
@@ -1642,19 +1708,20 @@ static fti_api_result fti__job_result(fti__job *j, const char *text, size_t n) {
     r.text_len = n;
     r.prompt_tokens = j->prompt_tokens;
     r.completion_tokens = j->n_tokens;
-    r.chunks_json = j->chunks_json;
+    r.chunks_json = c->index == 0 ? j->chunks_json : NULL;
     r.logprobs = j->req.logprobs;
+    r.index = c->index;
     return r;
 }
 
 /* Longest suffix of text that is a proper prefix of a stop string (held back while streaming). */
-static size_t fti__stop_holdback(const fti__job *j) {
+static size_t fti__stop_holdback(const fti__choice *c) {
+    const fti_api_request *q = &c->job->req;
     size_t k, best = 0;
-    for (k = 0; k < j->req.n_stop; k++) {
-        size_t sl = strlen(j->req.stop[k]), m;
+    for (k = 0; k < q->n_stop; k++) {
+        size_t sl = strlen(q->stop[k]), m;
         for (m = sl - 1; m > best; m--)
-            if (m <= j->text.len &&
-                memcmp(j->text.data + j->text.len - m, j->req.stop[k], m) == 0) {
+            if (m <= c->text.len && memcmp(c->text.data + c->text.len - m, q->stop[k], m) == 0) {
                 best = m;
                 break;
             }
@@ -1663,77 +1730,77 @@ static size_t fti__stop_holdback(const fti__job *j) {
 }
 
 /* Keeps token t's log-probability (it starts at byte off of the text). */
-static void fti__job_lp_add(fti__job *j, const fti_gen_token *t, size_t off) {
+static void fti__job_lp_add(fti__choice *c, const fti_gen_token *t, size_t off) {
     fti__lp_rec *rec;
     int k, n_top = t->n_top < 0 ? 0 : t->n_top;
-    if (!j->req.logprobs || !t->has_logprob || j->lp_bytes.oom) return;
-    if (n_top > j->req.top_logprobs) n_top = j->req.top_logprobs;
+    if (!c->job->req.logprobs || !t->has_logprob || c->lp_bytes.oom) return;
+    if (n_top > c->job->req.top_logprobs) n_top = c->job->req.top_logprobs;
     if (n_top && (!t->top_logprobs || !t->top_text || !t->top_text_len)) n_top = 0;
-    if (j->n_lp == j->lp_cap) {
-        size_t cap = j->lp_cap ? 2 * j->lp_cap : 16;
-        fti__lp_rec *nl = (fti__lp_rec *)fti_realloc(j->lp, cap * sizeof *nl);
+    if (c->n_lp == c->lp_cap) {
+        size_t cap = c->lp_cap ? 2 * c->lp_cap : 16;
+        fti__lp_rec *nl = (fti__lp_rec *)fti_realloc(c->lp, cap * sizeof *nl);
         if (!nl) goto oom;
-        j->lp = nl;
-        j->lp_cap = cap;
+        c->lp = nl;
+        c->lp_cap = cap;
     }
-    if (j->n_alt + (size_t)n_top > j->alt_cap) {
-        size_t cap = j->alt_cap ? 2 * j->alt_cap : 64;
+    if (c->n_alt + (size_t)n_top > c->alt_cap) {
+        size_t cap = c->alt_cap ? 2 * c->alt_cap : 64;
         fti__lp_alt *na;
-        while (cap < j->n_alt + (size_t)n_top) cap *= 2;
-        na = (fti__lp_alt *)fti_realloc(j->lp_alt, cap * sizeof *na);
+        while (cap < c->n_alt + (size_t)n_top) cap *= 2;
+        na = (fti__lp_alt *)fti_realloc(c->lp_alt, cap * sizeof *na);
         if (!na) goto oom;
-        j->lp_alt = na;
-        j->alt_cap = cap;
+        c->lp_alt = na;
+        c->alt_cap = cap;
     }
-    rec = &j->lp[j->n_lp++];
+    rec = &c->lp[c->n_lp++];
     rec->off = off;
     rec->lp = t->logprob;
-    rec->b0 = j->lp_bytes.len;
+    rec->b0 = c->lp_bytes.len;
     rec->bn = t->text ? t->text_len : 0;
-    fti_buf_append(&j->lp_bytes, t->text ? t->text : "", rec->bn);
-    rec->a0 = j->n_alt;
+    fti_buf_append(&c->lp_bytes, t->text ? t->text : "", rec->bn);
+    rec->a0 = c->n_alt;
     rec->n_top = n_top;
     for (k = 0; k < n_top; k++) {
-        fti__lp_alt *a = &j->lp_alt[j->n_alt++];
+        fti__lp_alt *a = &c->lp_alt[c->n_alt++];
         a->lp = t->top_logprobs[k];
-        a->b0 = j->lp_bytes.len;
+        a->b0 = c->lp_bytes.len;
         a->bn = t->top_text[k] ? t->top_text_len[k] : 0;
-        fti_buf_append(&j->lp_bytes, t->top_text[k] ? t->top_text[k] : "", a->bn);
+        fti_buf_append(&c->lp_bytes, t->top_text[k] ? t->top_text[k] : "", a->bn);
     }
     return;
 oom:
-    j->lp_bytes.oom = 1;
+    c->lp_bytes.oom = 1;
 }
 
 /* The records from lp_emitted of the tokens that start in text[0, upto) (a token without bytes:
  * at upto too), as the writers' entries (*view, freed by the caller; NULL when none or out of
  * memory). Returns how many; lp_emitted moves past them. */
-static size_t fti__job_lp_view(fti__job *j, size_t upto, fti_api_logprob **view) {
-    size_t i0 = j->lp_emitted, i1 = i0, n_alt = 0, i, k;
+static size_t fti__job_lp_view(fti__choice *c, size_t upto, fti_api_logprob **view) {
+    size_t i0 = c->lp_emitted, i1 = i0, n_alt = 0, i, k;
     fti_api_logprob *v, *alts;
     *view = NULL;
-    while (i1 < j->n_lp && (j->lp[i1].off < upto || (!j->lp[i1].bn && j->lp[i1].off <= upto)))
-        n_alt += (size_t)j->lp[i1++].n_top;
-    j->lp_emitted = i1;
-    if (i1 == i0 || j->lp_bytes.oom) return 0;
+    while (i1 < c->n_lp && (c->lp[i1].off < upto || (!c->lp[i1].bn && c->lp[i1].off <= upto)))
+        n_alt += (size_t)c->lp[i1++].n_top;
+    c->lp_emitted = i1;
+    if (i1 == i0 || c->lp_bytes.oom) return 0;
     v = (fti_api_logprob *)fti_calloc(i1 - i0 + n_alt, sizeof *v);
     if (!v) {
-        j->lp_bytes.oom = 1;
+        c->lp_bytes.oom = 1;
         return 0;
     }
     alts = v + (i1 - i0);
     for (i = i0; i < i1; i++) {
-        const fti__lp_rec *rec = &j->lp[i];
+        const fti__lp_rec *rec = &c->lp[i];
         fti_api_logprob *e = &v[i - i0];
-        e->text = j->lp_bytes.data + rec->b0;
+        e->text = c->lp_bytes.data + rec->b0;
         e->text_len = rec->bn;
         e->logprob = rec->lp;
         e->offset = rec->off;
         e->n_top = rec->n_top;
         e->top = alts;
         for (k = 0; k < (size_t)rec->n_top; k++, alts++) {
-            const fti__lp_alt *a = &j->lp_alt[rec->a0 + k];
-            alts->text = j->lp_bytes.data + a->b0;
+            const fti__lp_alt *a = &c->lp_alt[rec->a0 + k];
+            alts->text = c->lp_bytes.data + a->b0;
             alts->text_len = a->bn;
             alts->logprob = a->lp;
         }
@@ -1742,38 +1809,144 @@ static size_t fti__job_lp_view(fti__job *j, size_t upto, fti_api_logprob **view)
     return i1 - i0;
 }
 
-/* Emits stream chunks for text[emitted..upto). */
-static void fti__job_emit(fti__job *j, size_t upto) {
+/* Emits stream chunks for text[emitted..upto) of choice c. */
+static void fti__job_emit(fti__choice *c, size_t upto) {
+    fti__job *j = c->job;
     fti_api_result r;
     fti_api_logprob *view = NULL;
-    if (!j->req.stream || upto <= j->emitted) return;
-    r = fti__job_result(j, j->text.data + j->emitted, upto - j->emitted);
-    if (j->req.logprobs) r.n_logprobs = fti__job_lp_view(j, upto, &view);
+    if (!j->req.stream || upto <= c->emitted) return;
+    r = fti__job_result(c, c->text.data + c->emitted, upto - c->emitted);
+    if (j->req.logprobs) r.n_logprobs = fti__job_lp_view(c, upto, &view);
     r.lp = view;
     fti_api_write_chunk(&j->out, j->req.kind, &r, 0);
     fti_free(view);
-    j->emitted = upto;
+    c->emitted = upto;
 }
 
-static void fti__job_finish_output(fti__job *j) {
+/* The stream events of a choice that just started: chat's first chunk (the role), or with
+ * echo the prompt as the first text of a completion. */
+static void fti__job_stream_start(fti__choice *c) {
+    fti__job *j = c->job;
+    fti_api_result res;
+    if (!j->req.stream) return;
+    if (j->req.kind == FTI_API_CHAT) {
+        res = fti__job_result(c, "", 0);
+        fti_api_write_chunk(&j->out, j->req.kind, &res, FTI_API_CHUNK_FIRST);
+    } else if (j->req.echo && j->req.prompt_len) {
+        res = fti__job_result(c, j->req.prompt, j->req.prompt_len);
+        fti_api_write_chunk(&j->out, j->req.kind, &res, 0);
+    }
+}
+
+/* A streamed choice finished: the rest of its text, then its finish_reason. */
+static void fti__job_stream_finish(fti__choice *c) {
+    fti__job *j = c->job;
     fti_api_result r;
-    fti_api_logprob *view = NULL;
+    if (!j->req.stream) return;
+    fti__job_emit(c, c->text.len);
+    r = fti__job_result(c, "", 0);
+    r.finish_reason = c->finish;
+    fti_api_write_chunk(&j->out, j->req.kind, &r, 0);
+}
+
+/* A choice's rank for best_of: the mean log-probability of its tokens (none: below all). */
+static double fti__choice_score(const fti__choice *c) {
+    return c->lp_count ? c->lp_sum / (double)c->lp_count : -HUGE_VAL;
+}
+
+/* The whole response of a non-streamed job: the best req.n of its choices (all of them without
+ * best_of), renumbered 0..n-1 best first, each with the prompt before its text under echo. */
+static void fti__job_write_response(fti__job *j) {
+    int n = j->req.n, k, m;
+    fti__choice **order = (fti__choice **)fti_calloc((size_t)j->n_ch, sizeof *order);
+    fti_api_result *res = (fti_api_result *)fti_calloc((size_t)j->n_ch, sizeof *res);
+    fti_api_logprob **views = (fti_api_logprob **)fti_calloc((size_t)j->n_ch, sizeof *views);
+    fti_buf echo;
+    size_t *echo_off = (size_t *)fti_calloc((size_t)j->n_ch, sizeof *echo_off);
+    fti_api_result top;
+    memset(&echo, 0, sizeof echo);
+    if (!order || !res || !views || !echo_off) {
+        j->out.oom = 1;
+        goto done;
+    }
+    if (n > j->n_ch) n = j->n_ch;
+    for (k = 0; k < j->n_ch; k++) order[k] = &j->ch[k];
+    if (j->n_ch > n) /* best_of: a stable insertion sort, best mean first */
+        for (k = 1; k < j->n_ch; k++) {
+            fti__choice *c = order[k];
+            for (m = k; m > 0 && fti__choice_score(order[m - 1]) < fti__choice_score(c); m--)
+                order[m] = order[m - 1];
+            order[m] = c;
+        }
+    for (k = 0; k < n; k++) {
+        fti__choice *c = order[k];
+        c->index = k;
+        res[k] = fti__job_result(c, c->text.data ? c->text.data : "", c->text.len);
+        res[k].finish_reason = c->finish;
+        if (j->req.logprobs) res[k].n_logprobs = fti__job_lp_view(c, c->text.len, &views[k]);
+        res[k].lp = views[k];
+        if (j->req.echo) {
+            echo_off[k] = echo.len;
+            fti_buf_append(&echo, j->req.prompt, j->req.prompt_len);
+            fti_buf_append(&echo, c->text.data ? c->text.data : "", c->text.len);
+        }
+    }
+    if (j->req.echo && echo.oom) {
+        j->out.oom = 1;
+        goto done;
+    }
+    for (k = 0; k < n && j->req.echo; k++) {
+        res[k].text = echo.data + echo_off[k];
+        res[k].text_len = j->req.prompt_len + order[k]->text.len;
+    }
+    top = res[0];
+    top.choices = res;
+    top.n_choices = (size_t)n;
+    j->finish = order[0]->finish;
+    fti_api_write_response(&j->out, j->req.kind, &top);
+done:
+    for (k = 0; views && k < j->n_ch; k++) fti_free(views[k]);
+    fti_free(views);
+    fti_free(order);
+    fti_free(res);
+    fti_free(echo_off);
+    fti_buf_free(&echo);
+}
+
+/* Every choice of j has retired: the end of the answer (mu held). A failed step answers with
+ * its error (a stream: an error event, then [DONE]); a cancelled job writes nothing. */
+static void fti__job_complete(fti__job *j) {
+    if (j->fail.code != FTI_OK) {
+        fti_buf eb;
+        memset(&eb, 0, sizeof eb);
+        fti_api_write_error(&eb, j->fail.msg[0] ? j->fail.msg : fti_result_str(j->fail.code),
+                            "server_error", NULL, NULL);
+        j->finish = "error";
+        if (j->req.stream) {
+            fti_buf_puts(&j->out, "data: ");
+            fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
+            fti_buf_puts(&j->out, "\n\n");
+            fti_api_write_done(&j->out);
+        } else {
+            j->status = 500;
+            j->out.len = 0;
+            fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
+        }
+        fti_buf_free(&eb);
+        return;
+    }
+    if (!j->finish && j->n_ch) j->finish = j->ch[0].finish;
+    if (j->cancelled) return;
     if (j->req.stream) {
-        fti__job_emit(j, j->text.len);
-        r = fti__job_result(j, "", 0);
-        r.finish_reason = j->finish;
-        fti_api_write_chunk(&j->out, j->req.kind, &r, 0);
-        if (j->req.include_usage)
+        if (j->req.include_usage && j->n_ch) {
+            fti_api_result r = fti__job_result(&j->ch[0], "", 0);
+            r.finish_reason = j->ch[0].finish;
             fti_api_write_chunk(&j->out, j->req.kind, &r, FTI_API_CHUNK_USAGE);
+        }
         fti_api_write_done(&j->out);
     } else {
-        r = fti__job_result(j, j->text.data ? j->text.data : "", j->text.len);
-        r.finish_reason = j->finish;
-        if (j->req.logprobs) r.n_logprobs = fti__job_lp_view(j, j->text.len, &view);
-        r.lp = view;
-        fti_api_write_response(&j->out, j->req.kind, &r);
-        fti_free(view);
-        if (j->text.oom || j->out.oom || j->lp_bytes.oom) {
+        fti__job_write_response(j);
+        if (fti__job_oom(j) || j->out.oom) {
             /* out of memory: a 500, not a 200 with a cut answer */
             fti_buf_free(&j->out);
             j->status = 500;
@@ -1782,42 +1955,50 @@ static void fti__job_finish_output(fti__job *j) {
     }
 }
 
-/* Appends one token; returns 1 when the job finished. */
-static int fti__job_token(fti__job *j, const fti_gen_token *t) {
+/* Appends one token to choice c; returns 1 when the choice finished. */
+static int fti__job_token(fti__choice *c, const fti_gen_token *t) {
+    fti__job *j = c->job;
     size_t scan_from, k, safe;
     if (j->n_tokens == 0) j->t_first_ns = fti_time_ns();
     j->n_tokens++;
-    scan_from = j->text.len;
-    if (t->text_len || !t->is_end) fti__job_lp_add(j, t, scan_from);
-    if (t->text && t->text_len) fti_buf_append(&j->text, t->text, t->text_len);
-    if (t->is_end) j->finish = "stop";
+    c->n_tokens++;
+    scan_from = c->text.len;
+    if (t->text_len || !t->is_end) {
+        fti__job_lp_add(c, t, scan_from);
+        if (t->has_logprob) {
+            c->lp_sum += t->logprob > -9999.0f ? t->logprob : -9999.0f;
+            c->lp_count++;
+        }
+    }
+    if (t->text && t->text_len) fti_buf_append(&c->text, t->text, t->text_len);
+    if (t->is_end) c->finish = "stop";
     if (j->req.n_stop) {
         /* a stop string may straddle the previous text: start the search early enough */
         size_t best = (size_t)-1;
         scan_from = scan_from > FTI_API_MAX_STOP_LEN ? scan_from - FTI_API_MAX_STOP_LEN : 0;
         for (k = 0; k < j->req.n_stop; k++) {
             size_t sl = strlen(j->req.stop[k]), p;
-            for (p = scan_from; p + sl <= j->text.len && p < best; p++)
-                if (memcmp(j->text.data + p, j->req.stop[k], sl) == 0) {
+            for (p = scan_from; p + sl <= c->text.len && p < best; p++)
+                if (memcmp(c->text.data + p, j->req.stop[k], sl) == 0) {
                     best = p;
                     break;
                 }
         }
         if (best != (size_t)-1) {
-            if (best < j->emitted) best = j->emitted;
-            j->text.len = best;
-            if (j->text.data) j->text.data[best] = 0;
-            j->finish = "stop";
+            if (best < c->emitted) best = c->emitted;
+            c->text.len = best;
+            if (c->text.data) c->text.data[best] = 0;
+            c->finish = "stop";
         }
     }
-    if (!j->finish && j->n_tokens >= j->req.max_tokens) j->finish = "length";
-    if (j->finish) {
-        fti__job_finish_output(j);
+    if (!c->finish && c->n_tokens >= j->req.max_tokens) c->finish = "length";
+    if (c->finish) {
+        fti__job_stream_finish(c);
         return 1;
     }
-    safe = j->text.len - fti__stop_holdback(j);
-    safe -= fti_utf8_incomplete_tail((const unsigned char *)j->text.data, safe);
-    fti__job_emit(j, safe);
+    safe = c->text.len - fti__stop_holdback(c);
+    safe -= fti_utf8_incomplete_tail((const unsigned char *)c->text.data, safe);
+    fti__job_emit(c, safe);
     return 0;
 }
 
@@ -1853,17 +2034,19 @@ static void fti__job_record(fti_server *s, fti__job *j) {
 static void *fti__sched_main(void *arg) {
     fti_server *s = (fti_server *)arg;
     size_t cap = (size_t)s->o.max_batch;
-    fti__job **batch = s->sb.batch, **admit = s->sb.admit;
+    fti__choice **batch = s->sb.batch;
+    fti__job **admit = s->sb.admit;
     void **seqs = s->sb.seqs;
     fti_gen_token *toks = s->sb.toks;
     fti__genref **dead = s->sb.dead;
     size_t n_batch = 0;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        size_t n_admit = 0, i, n_dead = 0, b0;
+        size_t n_admit = 0, n_admit_seqs = 0, i, n_dead = 0, b0;
         while (!s->sched_stop && !s->qhead && n_batch == 0) pthread_cond_wait(&s->cv, &s->mu);
         if (s->sched_stop && !s->qhead && n_batch == 0) break;
-        while (s->qhead && n_batch + n_admit < cap) {
+        /* a job is admitted whole (its n_ch <= cap, checked at dispatch), in queue order */
+        while (s->qhead && n_batch + n_admit_seqs + (size_t)s->qhead->n_ch <= cap) {
             fti__job *j = s->qhead;
             s->qhead = j->qnext;
             if (!s->qhead) s->qtail = NULL;
@@ -1872,28 +2055,31 @@ static void *fti__sched_main(void *arg) {
              * a request that sees the new epoch runs on the new model (fti_monitor_set_ref) */
             if (s->o.monitor) j->ref_epoch = fti_monitor_ref_epoch(s->o.monitor);
             j->g = s->cur;
-            s->cur->refs++;
+            s->cur->refs += j->n_ch; /* one per sequence */
             admit[n_admit++] = j;
+            n_admit_seqs += (size_t)j->n_ch;
         }
         pthread_mutex_unlock(&s->mu);
 
-        /* start the admitted sequences (tokenize + prefill) outside the lock */
+        /* start the admitted sequences (tokenize + prefill) outside the lock: every choice of a
+         * job, or none (a failed start ends the ones before it) */
         for (i = 0; i < n_admit; i++) {
             fti__job *j = admit[i];
             fti_gen_params p;
-            fti_gen_prompt_info info;
+            fti_gen_prompt_info info, info_k;
             fti_error err;
-            fti_result r;
-            int cancelled;
+            fti_result r = FTI_OK;
+            int cancelled, k, started = 0;
+            uint64_t seed0;
             pthread_mutex_lock(&s->mu);
             cancelled = j->cancelled;
             pthread_mutex_unlock(&s->mu);
             memset(&info, 0, sizeof info);
             info.nll_mean = -1;
             fti_error_clear(&err);
-            if (cancelled) {
-                r = FTI_ERR_CANCELLED;
-            } else {
+            seed0 = j->req.has_seed ? j->req.seed : fti_hash64(j->id, strlen(j->id), 0);
+            if (cancelled) r = FTI_ERR_CANCELLED;
+            for (k = 0; k < j->n_ch && r == FTI_OK; k++) {
                 memset(&p, 0, sizeof p);
                 p.max_tokens = j->req.max_tokens;
                 p.temperature = j->req.temperature;
@@ -1901,9 +2087,10 @@ static void *fti__sched_main(void *arg) {
                 p.top_k = j->req.top_k;
                 p.presence_penalty = j->req.presence_penalty;
                 p.frequency_penalty = j->req.frequency_penalty;
-                p.seed = j->req.has_seed ? j->req.seed : fti_hash64(j->id, strlen(j->id), 0);
+                p.seed = seed0 + (uint64_t)k; /* choice k: seed + k (documented) */
                 p.use_retrieval = j->req.use_retrieval;
-                p.logprobs = j->req.logprobs;
+                /* best_of ranks by the tokens' log-probabilities: ask for them */
+                p.logprobs = j->req.logprobs || j->n_ch > j->req.n;
                 p.top_logprobs = j->req.top_logprobs;
                 p.bias_ids = j->req.bias_ids;
                 p.bias = j->req.bias;
@@ -1913,9 +2100,17 @@ static void *fti__sched_main(void *arg) {
                     p.context = j->req.chat_context;
                     p.context_len = j->req.chat_context_len;
                 }
+                memset(&info_k, 0, sizeof info_k);
                 r = j->g->gen.seq_start(j->g->gen.user, j->req.prompt, j->req.prompt_len, &p,
-                                        &j->seq, &info, &err);
+                                        &j->ch[k].seq, k == 0 ? &info : &info_k, &err);
+                if (r == FTI_OK) started++;
+                else j->ch[k].seq = NULL;
             }
+            if (r != FTI_OK)
+                for (k = 0; k < started; k++) {
+                    j->g->gen.seq_end(j->g->gen.user, j->ch[k].seq);
+                    j->ch[k].seq = NULL;
+                }
             pthread_mutex_lock(&s->mu);
             if (r == FTI_OK) {
                 j->status = 200;
@@ -1930,13 +2125,12 @@ static void *fti__sched_main(void *arg) {
                     j->has_buckets =
                         fti_monitor_bucketize(s->o.monitor, info.ids,
                                               info.n_ids ? info.n_ids : info.n_tokens, j->buckets);
-                if (j->req.stream) {
-                    fti_api_result res = fti__job_result(j, "", 0);
-                    if (j->req.kind == FTI_API_CHAT)
-                        fti_api_write_chunk(&j->out, j->req.kind, &res, FTI_API_CHUNK_FIRST);
+                for (k = 0; k < j->n_ch; k++) {
+                    fti__job_stream_start(&j->ch[k]);
+                    batch[n_batch++] = &j->ch[k];
                 }
-                batch[n_batch++] = j;
-                s->n_active++;
+                j->n_live = j->n_ch;
+                s->n_active += j->n_ch;
             } else {
                 fti_buf eb;
                 memset(&eb, 0, sizeof eb);
@@ -1951,7 +2145,7 @@ static void *fti__sched_main(void *arg) {
                 fti_buf_free(&eb);
                 j->state = FTI__JOB_DONE;
                 fti__job_record(s, j);
-                {
+                for (k = 0; k < j->n_ch; k++) {
                     fti__genref *d = fti__gen_unref(j->g);
                     if (d) dead[n_dead++] = d;
                 }
@@ -1965,14 +2159,14 @@ static void *fti__sched_main(void *arg) {
         /* one step per generator group (normally one group; two while a swap drains) */
         b0 = 0;
         while (b0 < n_batch) {
-            fti__genref *g = batch[b0]->g;
+            fti__genref *g = batch[b0]->job->g;
             size_t n = 0, k;
             fti_error err;
             fti_result r;
             /* gather this generator's sequences to the front of batch[b0..] */
             for (k = b0; k < n_batch; k++)
-                if (batch[k]->g == g) {
-                    fti__job *t = batch[b0 + n];
+                if (batch[k]->job->g == g) {
+                    fti__choice *t = batch[b0 + n];
                     batch[b0 + n] = batch[k];
                     batch[k] = t;
                     n++;
@@ -1987,56 +2181,49 @@ static void *fti__sched_main(void *arg) {
             s->st.steps++;
             s->st.batch_tokens += n;
             for (k = 0; k < n; k++) {
-                fti__job *j = batch[b0 + k];
+                fti__choice *c = batch[b0 + k];
+                fti__job *j = c->job;
                 int done;
                 if (r != FTI_OK) {
-                    fti_buf eb;
-                    memset(&eb, 0, sizeof eb);
-                    fti_api_write_error(&eb, err.msg[0] ? err.msg : fti_result_str(r),
-                                        "server_error", NULL, NULL);
-                    j->finish = "error";
-                    if (j->req.stream) {
-                        fti_buf_puts(&j->out, "data: ");
-                        fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
-                        fti_buf_puts(&j->out, "\n\n");
-                        fti_api_write_done(&j->out);
-                    } else {
-                        j->status = 500;
-                        j->out.len = 0;
-                        fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
+                    /* the job's answer is the error (written when its last choice retires) */
+                    if (j->fail.code == FTI_OK) {
+                        j->fail.code = r;
+                        snprintf(j->fail.msg, sizeof j->fail.msg, "%s", err.msg);
                     }
-                    fti_buf_free(&eb);
                     done = 1;
                 } else {
-                    done = fti__job_token(j, &toks[k]) || j->cancelled;
+                    done = fti__job_token(c, &toks[k]) || j->cancelled;
                     s->st.tokens++;
                 }
-                if (done) j->ended = 1;
+                if (done) c->ended = 1;
             }
             if (s->o.monitor && r == FTI_OK) fti_monitor_tokens(s->o.monitor, n);
             fti__wake_io(s);
             pthread_mutex_unlock(&s->mu);
             b0 += n;
         }
-        /* retire finished sequences */
+        /* retire finished sequences; a job is done when its last one is */
         {
             size_t w = 0, k;
             for (k = 0; k < n_batch; k++) {
-                fti__job *j = batch[k];
-                if (!j->ended) {
-                    batch[w++] = j;
+                fti__choice *c = batch[k];
+                fti__job *j = c->job;
+                fti__genref *g = j->g, *d;
+                if (!c->ended) {
+                    batch[w++] = c;
                     continue;
                 }
-                j->g->gen.seq_end(j->g->gen.user, j->seq);
+                g->gen.seq_end(g->gen.user, c->seq);
                 pthread_mutex_lock(&s->mu);
-                j->seq = NULL;
-                j->state = FTI__JOB_DONE;
-                fti__job_record(s, j);
+                c->seq = NULL;
                 s->n_active--;
-                {
-                    fti__genref *d = fti__gen_unref(j->g);
-                    if (d) dead[n_dead++] = d;
+                if (--j->n_live == 0) {
+                    fti__job_complete(j);
+                    j->state = FTI__JOB_DONE; /* from here the I/O thread may free j */
+                    fti__job_record(s, j);
                 }
+                d = fti__gen_unref(g);
+                if (d) dead[n_dead++] = d;
                 fti__wake_io(s);
                 pthread_mutex_unlock(&s->mu);
             }
@@ -2222,8 +2409,17 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
             return;
         }
         fti_error_clear(&err);
-        if ((pr = fti_api_parse_completion(kind, body, body_len, n_ctx, &j->req, &param, &err)) !=
-            FTI_OK) {
+        pr = fti_api_parse_completion(kind, body, body_len, n_ctx, &j->req, &param, &err);
+        if (pr == FTI_OK && j->req.best_of > s->o.max_batch) {
+            /* every choice (best_of: candidate) is a sequence of the batch, started together */
+            int is_n = j->req.n == j->req.best_of;
+            param = is_n ? "n" : "best_of";
+            pr = fti_error_set(&err, FTI_ERR_LIMIT,
+                               "%d is not a valid value for '%s': this server runs at most %d "
+                               "sequences at a time", j->req.best_of, param, s->o.max_batch);
+            fti_api_request_free(&j->req);
+        }
+        if (pr != FTI_OK) {
             int st = pr == FTI_ERR_NOMEM ? 500 : 400; /* the server's fault, not the client's */
             fti__respond_error(s, c, st, err.msg,
                                st == 500 ? "server_error" : "invalid_request_error", param);
@@ -2240,6 +2436,21 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
             }
             fti_free(j);
             return;
+        }
+        j->n_ch = j->req.best_of > 0 ? j->req.best_of : 1;
+        j->ch = (fti__choice *)fti_calloc((size_t)j->n_ch, sizeof *j->ch);
+        if (!j->ch) {
+            fti__respond_error(s, c, 500, "out of memory", "server_error", NULL);
+            fti_api_request_free(&j->req);
+            fti_free(j);
+            return;
+        }
+        {
+            int k;
+            for (k = 0; k < j->n_ch; k++) {
+                j->ch[k].job = j;
+                j->ch[k].index = k;
+            }
         }
         j->endpoint = ep;
         j->conn = c;
@@ -2446,7 +2657,7 @@ static void fti__conn_collect(fti_server *s, fti__conn *c) {
     if (!j) return;
     if (j->status == 200 && j->req.stream) {
         /* out of memory lost part of the stream: end it unfinished (no last chunk) and close */
-        int lost = j->out.oom || j->text.oom;
+        int lost = j->out.oom || fti__job_oom(j);
         if (lost) {
             c->close_after = 1;
             j->out.len = 0;
@@ -2982,9 +3193,12 @@ FTIDEF fti_result fti_server_run(fti_server *s, fti_error *err) {
         /* queued jobs the scheduler never admitted */
         fti__job *j = s->jobs, *nx;
         for (; j; j = nx) {
+            int k;
             nx = j->next;
-            if (j->seq && j->g) j->g->gen.seq_end(j->g->gen.user, j->seq);
-            j->seq = NULL;
+            for (k = 0; k < j->n_ch; k++) {
+                if (j->ch[k].seq && j->g) j->g->gen.seq_end(j->g->gen.user, j->ch[k].seq);
+                j->ch[k].seq = NULL;
+            }
             fti__job_unlink(s, j);
             fti__job_free(j);
         }

@@ -129,6 +129,11 @@ FTIDEF const char *fti_http_reason(int status);
  * top_logprobs 20, completions logprobs 5), and the most logit_bias entries a request takes. */
 #define FTI_API_MAX_TOP_LOGPROBS 20
 #define FTI_API_MAX_LOGIT_BIAS 1024
+/* The most choices (n) and candidates (best_of) one request asks for. Each is a sequence of its
+ * own in the batch, so the server also refuses more than its max_batch (fti_server_opts). */
+#ifndef FTI_API_MAX_N
+#define FTI_API_MAX_N 16
+#endif
 
 typedef enum fti_api_kind {
     FTI_API_COMPLETION = 1,
@@ -150,13 +155,21 @@ typedef struct fti_api_request {
     int top_k;          /* >= 0, 0 = off (extension) */
     float presence_penalty;  /* [-2, 2], 0 = off: logit -= (count > 0) * presence_penalty */
     float frequency_penalty; /* [-2, 2], 0 = off: logit -= count * frequency_penalty */
-    uint64_t seed;
+    uint64_t seed;      /* the server samples choice (or best_of candidate) i with seed + i,
+                           so choice i of a seeded request is the answer of n = 1 with seed + i;
+                           without a seed, from a hash of the request id */
     int has_seed;
     int stream;
     int include_usage;  /* stream_options.include_usage */
     size_t n_stop;
     char stop[FTI_API_MAX_STOP][FTI_API_MAX_STOP_LEN + 1];
     int use_retrieval;  /* extension "fti_retrieval": default 1 */
+    int n;              /* choices to return: 1..FTI_API_MAX_N, default 1 */
+    int best_of;        /* completions: candidates to generate, n..FTI_API_MAX_N (default n); the
+                           n with the highest mean token log-probability are returned. Above n
+                           it is refused with stream */
+    int echo;           /* completions: each choice's text starts with the prompt (refused with
+                           logprobs: the prompt's tokens have none) */
     int logprobs;       /* report each token's log-probability (chat: logprobs true;
                            completions: logprobs 0..5) */
     int top_logprobs;   /* and its most likely alternatives: chat top_logprobs (0..20), completions
@@ -190,7 +203,9 @@ typedef struct fti_api_logprob {
     const struct fti_api_logprob *top;
 } fti_api_logprob;
 
-/* What a finished (or streaming) completion reports. */
+/* What a finished (or streaming) completion reports. A response with several choices (n > 1)
+ * passes them in choices[0..n_choices): the header, usage and chunks come from the result itself,
+ * each choice's index, text, finish_reason and logprobs from its entry. */
 typedef struct fti_api_result {
     const char *id;          /* "cmpl-..." / "chatcmpl-..." */
     const char *model;
@@ -205,11 +220,15 @@ typedef struct fti_api_result {
                                 the tokens of text: n_logprobs entries; else it is null) */
     const fti_api_logprob *lp;
     size_t n_logprobs;
+    int index;               /* the choice's index (0 unless n > 1) */
+    const struct fti_api_result *choices; /* NULL: one choice, from this result */
+    size_t n_choices;
 } fti_api_result;
 
-/* The whole JSON response for a non-streaming request. */
+/* The whole JSON response for a non-streaming request (one choice, or r->choices). */
 FTIDEF void fti_api_write_response(fti_buf *out, fti_api_kind kind, const fti_api_result *r);
-/* One SSE event "data: {...}\n\n". first (chat: carries role), and usage-only chunks are flags. */
+/* One SSE event "data: {...}\n\n" of the choice r->index. first (chat: carries role), and
+ * usage-only chunks are flags. */
 #define FTI_API_CHUNK_FIRST 1
 #define FTI_API_CHUNK_USAGE 2
 FTIDEF void fti_api_write_chunk(fti_buf *out, fti_api_kind kind, const fti_api_result *r,
@@ -311,7 +330,9 @@ typedef struct fti_gen {
 /* A deterministic stand-in generator: the prompt is tokenized one byte per token; sequence s emits
  * the words of a fixed text, rotated by a hash of the prompt and seed, one word per token, ending
  * after `end_after` tokens (0 = never, so max_tokens decides). Each step sleeps step_us (a cost
- * that is independent of the batch size, like reading the weights once). model_id is `id`. */
+ * that is independent of the batch size, like reading the weights once). Asked for logprobs, it
+ * makes them up from the word (-0.25 to -1), so best_of ranks its candidates deterministically.
+ * model_id is `id`. */
 typedef struct fti_gen_echo_opts {
     const char *id;    /* NULL = "fti-echo" */
     int n_ctx;         /* 0 = 2048 */
@@ -350,7 +371,8 @@ typedef struct fti_server_opts {
     int port;                   /* 0 = ephemeral (see fti_server_port) */
     int max_conns;              /* 0 = 256; beyond -> 503 and close */
     int max_queue;              /* waiting requests, 0 = 64; beyond -> 503 */
-    int max_batch;              /* active sequences per step, 0 = 16 */
+    int max_batch;              /* active sequences per step, 0 = 16; also the most choices (n,
+                                 * best_of) a request may ask for: more is a 400 */
     int header_timeout_ms;      /* whole head must arrive within, 0 = 10000 */
     int idle_timeout_ms;        /* keep-alive idle, 0 = 15000 */
     int body_timeout_ms;        /* whole body must arrive within, 0 = 30000 */

@@ -389,9 +389,15 @@ FTI_TEST(http_api_validation) {
         {"{\"prompt\": \"a\", \"temperature\": 1e999}", NULL}, /* not JSON we accept */
         {"{\"prompt\": \"a\", \"top_p\": 0}", "top_p"},
         {"{\"prompt\": \"a\", \"top_p\": 1.1}", "top_p"},
-        {"{\"prompt\": \"a\", \"n\": 2}", "n"},
+        {"{\"prompt\": \"a\", \"n\": 17}", "n"}, /* above FTI_API_MAX_N */
         {"{\"prompt\": \"a\", \"n\": 0}", "n"},
-        {"{\"prompt\": \"a\", \"best_of\": 3}", "best_of"},
+        {"{\"prompt\": \"a\", \"n\": 1.5}", "n"},
+        {"{\"prompt\": \"a\", \"best_of\": 0}", "best_of"},
+        {"{\"prompt\": \"a\", \"best_of\": 17}", "best_of"},
+        {"{\"prompt\": \"a\", \"n\": 3, \"best_of\": 2}", "best_of"}, /* best_of < n */
+        {"{\"prompt\": \"a\", \"best_of\": 2, \"stream\": true}", "best_of"},
+        {"{\"prompt\": \"a\", \"echo\": 1}", "echo"},
+        {"{\"prompt\": \"a\", \"echo\": true, \"logprobs\": 0}", "echo"},
         {"{\"prompt\": \"a\", \"presence_penalty\": 2.5}", "presence_penalty"},
         {"{\"prompt\": \"a\", \"presence_penalty\": \"1\"}", "presence_penalty"},
         {"{\"prompt\": \"a\", \"frequency_penalty\": -2.01}", "frequency_penalty"},
@@ -440,6 +446,34 @@ FTI_TEST(http_api_validation) {
                     &param, &q) == 0);
     CHECK(q.presence_penalty == -2.0f && q.frequency_penalty == 1.25f);
     CHECK(!q.logprobs && q.n_bias == 0);
+    CHECK(q.n == 1 && q.best_of == 1 && !q.echo); /* the defaults */
+    fti_api_request_free(&q);
+    /* n, best_of and echo (until 2026-11-29: above 1 and echo were 400) */
+    CHECK(api_parse(FTI_API_COMPLETION, "{\"prompt\":\"hi\",\"n\":16,\"echo\":true}", &param,
+                    &q) == 0);
+    CHECK(q.n == 16 && q.best_of == 16 && q.echo);
+    fti_api_request_free(&q);
+    CHECK(api_parse(FTI_API_COMPLETION, "{\"prompt\":\"hi\",\"n\":2,\"best_of\":5,"
+                                         "\"echo\":false,\"logprobs\":2}",
+                    &param, &q) == 0);
+    CHECK(q.n == 2 && q.best_of == 5 && !q.echo && q.logprobs);
+    fti_api_request_free(&q);
+    /* best_of equal to n is n: it streams */
+    CHECK(api_parse(FTI_API_COMPLETION, "{\"prompt\":\"hi\",\"n\":3,\"best_of\":3,"
+                                         "\"stream\":true}",
+                    &param, &q) == 0);
+    CHECK(q.n == 3 && q.best_of == 3 && q.stream);
+    fti_api_request_free(&q);
+    CHECK(api_parse(FTI_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                                   "\"n\":4,\"best_of\":1,\"stream\":true}",
+                    &param, &q) == 0);
+    CHECK(q.n == 4 && q.best_of == 4);
+    fti_api_request_free(&q);
+    /* best_of is completions' */
+    CHECK(api_parse(FTI_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                                   "\"best_of\":2}",
+                    &param, &q) != 0);
+    CHECK(param && strcmp(param, "best_of") == 0);
     fti_api_request_free(&q);
     CHECK(api_parse(FTI_API_COMPLETION,
                     "{\"prompt\":\"hi\",\"response_format\":{\"type\":\"text\"},"
@@ -658,6 +692,50 @@ FTI_TEST(http_api_writers) {
         fti_json_free(doc);
         r.logprobs = 0;
         r.lp = NULL;
+    }
+    { /* several choices (n > 1): each with its index, text and finish_reason; one usage */
+        fti_api_result ch[2];
+        ch[0] = r;
+        ch[1] = r;
+        ch[0].text = "first";
+        ch[0].text_len = 5;
+        ch[0].finish_reason = "stop";
+        ch[1].index = 1;
+        ch[1].text = "second";
+        ch[1].text_len = 6;
+        ch[1].finish_reason = "length";
+        r.choices = ch;
+        r.n_choices = 2;
+        b.len = 0;
+        fti_api_write_response(&b, FTI_API_COMPLETION, &r);
+        REQUIRE(fti_json_parse(b.data, b.len, NULL, &doc, NULL, NULL) == FTI_OK);
+        root = fti_json_root(doc);
+        CHECK_EQ_INT(fti_json_get(root, "choices")->len, 2);
+        c = fti_json_at(fti_json_get(root, "choices"), 1);
+        CHECK_EQ_INT(fti_json_get_int(c, "index", -1), 1);
+        CHECK_EQ_STR(fti_json_get_str(c, "text", ""), "second");
+        CHECK_EQ_STR(fti_json_get_str(c, "finish_reason", ""), "length");
+        CHECK_EQ_STR(fti_json_get_str(fti_json_at(fti_json_get(root, "choices"), 0), "text", ""),
+                     "first");
+        CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "total_tokens", 0), 7);
+        fti_json_free(doc);
+        b.len = 0;
+        fti_api_write_response(&b, FTI_API_CHAT, &r);
+        REQUIRE(fti_json_parse(b.data, b.len, NULL, &doc, NULL, NULL) == FTI_OK);
+        c = fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 1);
+        CHECK_EQ_STR(fti_json_get_str(fti_json_get(c, "message"), "content", ""), "second");
+        fti_json_free(doc);
+        r.choices = NULL;
+        r.n_choices = 0;
+        /* a stream chunk carries its choice's index */
+        r.index = 3;
+        b.len = 0;
+        fti_api_write_chunk(&b, FTI_API_COMPLETION, &r, 0);
+        REQUIRE(fti_json_parse(b.data + 6, b.len - 8, NULL, &doc, NULL, NULL) == FTI_OK);
+        c = fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 0);
+        CHECK_EQ_INT(fti_json_get_int(c, "index", -1), 3);
+        fti_json_free(doc);
+        r.index = 0;
     }
     b.len = 0;
     fti_api_write_done(&b);

@@ -580,6 +580,293 @@ FTI_TEST(server_logprobs) {
     srv_finish(&f);
 }
 
+/* POSTs json to path on a fresh connection; the status, the body in *body (NUL-terminated). */
+static int srv_json(int port, const char *path, const char *json, fti_buf *body) {
+    fti_buf req, resp;
+    int st;
+    memset(&req, 0, sizeof req);
+    memset(&resp, 0, sizeof resp);
+    srv_post(&req, path, json, 0);
+    st = cli_do(port, req.data, &resp);
+    cli_body(&resp, body);
+    fti_buf_free(&req);
+    fti_buf_free(&resp);
+    return st;
+}
+
+/* A stream of n choices, read from its SSE body: each index's text (chat: the deltas' content),
+ * how many role chunks, finish_reasons and [DONE]s each has, the usage's completion tokens (-1:
+ * none). Returns 0 when every event is well formed and [DONE] is the last. */
+typedef struct srv_stream {
+    fti_buf text[4];
+    int n_role[4], n_finish[4], n_done, usage_tokens, bad_index;
+} srv_stream;
+
+static int srv_stream_read(const char *body, int chat, srv_stream *out) {
+    const char *p;
+    int last_done = 0, k;
+    for (k = 0; k < 4; k++) out->text[k].len = 0;
+    memset(out->n_role, 0, sizeof out->n_role);
+    memset(out->n_finish, 0, sizeof out->n_finish);
+    out->n_done = out->bad_index = 0;
+    out->usage_tokens = -1;
+    for (p = body; p && *p;) {
+        const char *e = strstr(p, "\n\n");
+        fti_json_doc *doc;
+        const fti_json *root, *c;
+        if (!e || strncmp(p, "data: ", 6) != 0) return -1;
+        last_done = strncmp(p + 6, "[DONE]", 6) == 0;
+        if (last_done) {
+            out->n_done++;
+            p = e + 2;
+            continue;
+        }
+        if (fti_json_parse(p + 6, (size_t)(e - p - 6), NULL, &doc, NULL, NULL) != FTI_OK)
+            return -1;
+        root = fti_json_root(doc);
+        if (fti_json_get(root, "usage"))
+            out->usage_tokens =
+                (int)fti_json_get_int(fti_json_get(root, "usage"), "completion_tokens", -1);
+        for (c = fti_json_get(root, "choices")->child; c; c = c->next) {
+            int64_t ix = fti_json_get_int(c, "index", -1);
+            const fti_json *t = chat ? fti_json_get(fti_json_get(c, "delta"), "content")
+                                     : fti_json_get(c, "text");
+            if (ix < 0 || ix >= 4) {
+                out->bad_index++;
+                continue;
+            }
+            if (t && t->type == FTI_JSON_STRING) fti_buf_append(&out->text[ix], t->str, t->len);
+            if (chat && fti_json_get(fti_json_get(c, "delta"), "role")) out->n_role[ix]++;
+            if (fti_json_get_str(c, "finish_reason", NULL)) out->n_finish[ix]++;
+        }
+        fti_json_free(doc);
+        p = e + 2;
+    }
+    for (k = 0; k < 4; k++) fti_buf_putc(&out->text[k], 0), out->text[k].len--;
+    return last_done ? 0 : -1;
+}
+
+FTI_TEST(server_n_best_of_echo) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf body;
+    fti_json_doc *doc;
+    const fti_json *root, *chs, *c;
+    srv_stream ss;
+    char single[4][256], json[512];
+    double mean[4];
+    int k, m, order[4], distinct = 0;
+    memset(&o, 0, sizeof o);
+    memset(&body, 0, sizeof body);
+    memset(&ss, 0, sizeof ss);
+    o.max_batch = 8;
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    /* what n = 1 answers with seeds 40..43, and the mean of its (made-up) log-probabilities */
+    for (k = 0; k < 4; k++) {
+        const fti_json *lps;
+        snprintf(json, sizeof json,
+                 "{\"prompt\":\"Hello\",\"max_tokens\":4,\"seed\":%d,\"logprobs\":0}", 40 + k);
+        REQUIRE(srv_json(f.port, "/v1/completions", json, &body) == 200);
+        REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+        c = fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 0);
+        snprintf(single[k], sizeof single[k], "%s", fti_json_get_str(c, "text", "?"));
+        lps = fti_json_get(fti_json_get(c, "logprobs"), "token_logprobs");
+        REQUIRE(lps && lps->len == 4);
+        mean[k] = 0;
+        for (m = 0; m < 4; m++) mean[k] += fti_json_at(lps, (size_t)m)->num / 4;
+        fti_json_free(doc);
+        for (m = 0; m < k && strcmp(single[m], single[k]) != 0; m++) {
+        }
+        distinct += m == k;
+    }
+    CHECK(distinct >= 3); /* the seeds give different texts (the echo text's rotations) */
+
+    /* n = 4: choice i is the answer of seed 40 + i; usage: the prompt once, every token */
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":\"Hello\",\"max_tokens\":4,\"seed\":40,\"n\":4}", &body) == 200);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    root = fti_json_root(doc);
+    chs = fti_json_get(root, "choices");
+    REQUIRE(chs && chs->len == 4);
+    for (k = 0; k < 4; k++) {
+        c = fti_json_at(chs, (size_t)k);
+        CHECK_EQ_INT(fti_json_get_int(c, "index", -1), k);
+        CHECK_EQ_STR(fti_json_get_str(c, "text", "?"), single[k]);
+        CHECK_EQ_STR(fti_json_get_str(c, "finish_reason", "?"), "length");
+    }
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "prompt_tokens", 0), 5);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "completion_tokens", 0), 16);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "total_tokens", 0), 21);
+    fti_json_free(doc);
+
+    /* chat, n = 2 */
+    REQUIRE(srv_json(f.port, "/v1/chat/completions",
+                     "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":3,"
+                     "\"n\":2,\"seed\":7}", &body) == 200);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    root = fti_json_root(doc);
+    chs = fti_json_get(root, "choices");
+    REQUIRE(chs && chs->len == 2);
+    for (k = 0; k < 2; k++) {
+        c = fti_json_at(chs, (size_t)k);
+        CHECK_EQ_INT(fti_json_get_int(c, "index", -1), k);
+        CHECK(strlen(fti_json_get_str(fti_json_get(c, "message"), "content", "")) > 0);
+    }
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "completion_tokens", 0), 6);
+    fti_json_free(doc);
+
+    /* streamed, n = 3: chunks carry their index, each choice finishes once, one usage chunk
+     * (every choice's tokens) and one [DONE], last */
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":\"Hello\",\"max_tokens\":4,\"seed\":40,\"n\":3,\"stream\":true,"
+                     "\"stream_options\":{\"include_usage\":true}}", &body) == 200);
+    CHECK(srv_stream_read(body.data, 0, &ss) == 0);
+    CHECK_EQ_INT(ss.n_done, 1);
+    CHECK_EQ_INT(ss.bad_index, 0);
+    CHECK_EQ_INT(ss.usage_tokens, 12);
+    for (k = 0; k < 3; k++) {
+        CHECK_EQ_STR(ss.text[k].data, single[k]);
+        CHECK_EQ_INT(ss.n_finish[k], 1);
+    }
+    CHECK_EQ_INT(ss.text[3].len, 0);
+    /* chat: each choice's first chunk has the role */
+    REQUIRE(srv_json(f.port, "/v1/chat/completions",
+                     "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":3,"
+                     "\"n\":2,\"stream\":true}", &body) == 200);
+    CHECK(srv_stream_read(body.data, 1, &ss) == 0);
+    CHECK_EQ_INT(ss.n_done, 1);
+    CHECK_EQ_INT(ss.usage_tokens, -1);
+    for (k = 0; k < 2; k++) {
+        CHECK_EQ_INT(ss.n_role[k], 1);
+        CHECK_EQ_INT(ss.n_finish[k], 1);
+        CHECK(ss.text[k].len > 0);
+    }
+
+    /* echo: the prompt, then the completion; whole and streamed */
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":\"Hello\",\"max_tokens\":4,\"seed\":40,\"n\":2,\"echo\":true}",
+                     &body) == 200);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    chs = fti_json_get(fti_json_root(doc), "choices");
+    REQUIRE(chs && chs->len == 2);
+    for (k = 0; k < 2; k++) {
+        snprintf(json, sizeof json, "Hello%s", single[k]);
+        CHECK_EQ_STR(fti_json_get_str(fti_json_at(chs, (size_t)k), "text", "?"), json);
+    }
+    fti_json_free(doc);
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":\"Hello\",\"max_tokens\":4,\"seed\":40,\"echo\":true,"
+                     "\"stream\":true}", &body) == 200);
+    CHECK(srv_stream_read(body.data, 0, &ss) == 0);
+    snprintf(json, sizeof json, "Hello%s", single[0]);
+    CHECK_EQ_STR(ss.text[0].data, json);
+    /* echo: false is the default */
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":\"Hello\",\"max_tokens\":4,\"seed\":40,\"echo\":false}",
+                     &body) == 200);
+    CHECK(strstr(body.data, "\"text\":\"Hello") == NULL);
+
+    /* best_of 4, n 2: the two candidates with the highest mean log-probability, best first
+     * (ties: the lower seed); usage counts every candidate's tokens */
+    for (k = 0; k < 4; k++) order[k] = k;
+    for (k = 1; k < 4; k++) {
+        int v = order[k];
+        for (m = k; m > 0 && mean[order[m - 1]] < mean[v]; m--) order[m] = order[m - 1];
+        order[m] = v;
+    }
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":\"Hello\",\"max_tokens\":4,\"seed\":40,\"n\":2,\"best_of\":4}",
+                     &body) == 200);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    root = fti_json_root(doc);
+    chs = fti_json_get(root, "choices");
+    REQUIRE(chs && chs->len == 2);
+    for (k = 0; k < 2; k++) {
+        c = fti_json_at(chs, (size_t)k);
+        CHECK_EQ_INT(fti_json_get_int(c, "index", -1), k);
+        CHECK_EQ_STR(fti_json_get_str(c, "text", "?"), single[order[k]]);
+        CHECK(fti_json_get(c, "logprobs")->type == FTI_JSON_NULL); /* not asked for */
+    }
+    CHECK(mean[order[0]] > mean[order[3]]); /* there was something to rank */
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "completion_tokens", 0), 16);
+    fti_json_free(doc);
+    /* best_of 4, n 1, with logprobs: the best, with its entries */
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":\"Hello\",\"max_tokens\":4,\"seed\":40,\"best_of\":4,"
+                     "\"logprobs\":1}", &body) == 200);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    chs = fti_json_get(fti_json_root(doc), "choices");
+    REQUIRE(chs && chs->len == 1);
+    CHECK_EQ_STR(fti_json_get_str(fti_json_at(chs, 0), "text", "?"), single[order[0]]);
+    CHECK(fti_json_get(fti_json_get(fti_json_at(chs, 0), "logprobs"), "tokens")->len == 4);
+    fti_json_free(doc);
+
+    /* the limits and bad values: 400 naming the parameter */
+    {
+        static const struct {
+            const char *json, *param;
+        } bad[] = {
+            {"{\"prompt\":\"a\",\"n\":9}", "n"}, /* above this server's max_batch (8) */
+            {"{\"prompt\":\"a\",\"best_of\":9}", "best_of"},
+            {"{\"prompt\":\"a\",\"n\":2,\"best_of\":9}", "best_of"},
+            {"{\"prompt\":\"a\",\"n\":17}", "n"}, /* above FTI_API_MAX_N */
+            {"{\"prompt\":\"a\",\"n\":0}", "n"},
+            {"{\"prompt\":\"a\",\"n\":3,\"best_of\":2}", "best_of"},
+            {"{\"prompt\":\"a\",\"best_of\":2,\"stream\":true}", "best_of"},
+            {"{\"prompt\":\"a\",\"echo\":true,\"logprobs\":1}", "echo"},
+        };
+        size_t i;
+        for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            char want[64];
+            snprintf(want, sizeof want, "\"param\":\"%s\"", bad[i].param);
+            CHECK_EQ_INT(srv_json(f.port, "/v1/completions", bad[i].json, &body), 400);
+            if (!strstr(body.data, want)) {
+                fprintf(stderr, "    %s: %s\n", bad[i].json, body.data);
+                fti_test_failures++;
+            }
+        }
+        CHECK_EQ_INT(srv_json(f.port, "/v1/chat/completions",
+                              "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":9}",
+                              &body), 400);
+        CHECK(strstr(body.data, "at most 8 sequences") != NULL);
+    }
+    srv_finish(&f);
+    CHECK_EQ_INT(f.run_result, FTI_OK);
+
+    /* a client gone mid-stream: every one of its n sequences ends (2 ms a step: it would take
+     * 0.4 s to finish) and the server serves the next request */
+    REQUIRE(srv_start(&f, &o, 2000, 0) == 0);
+    {
+        fti_buf req;
+        fti_server_stats st;
+        char buf[512];
+        int fd = tu_connect(f.port), waited;
+        memset(&req, 0, sizeof req);
+        REQUIRE(fd >= 0);
+        srv_post(&req, "/v1/completions",
+                 "{\"prompt\":\"Hello\",\"max_tokens\":200,\"n\":4,\"stream\":true}", 1);
+        CHECK(cli_send(fd, req.data, req.len) == 0);
+        CHECK(recv(fd, buf, sizeof buf, 0) > 0); /* the stream has started */
+        fti_server_get_stats(f.srv, &st);
+        CHECK_EQ_INT(st.active, 4);
+        close(fd);
+        for (waited = 0; waited < 3000; waited += 5) {
+            fti_server_get_stats(f.srv, &st);
+            if (st.active == 0) break;
+            srv_sleep_ms(5);
+        }
+        CHECK_EQ_INT(st.active, 0);
+        CHECK(st.tokens < 4 * 200);
+        fti_buf_free(&req);
+        CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
+                              "{\"prompt\":\"Hello\",\"max_tokens\":2,\"n\":8}", &body), 200);
+    }
+    srv_finish(&f);
+    CHECK_EQ_INT(f.run_result, FTI_OK);
+    for (k = 0; k < 4; k++) fti_buf_free(&ss.text[k]);
+    fti_buf_free(&body);
+}
+
 FTI_TEST(server_keepalive_pipelining) {
     srv_fixture f;
     fti_server_opts o;
@@ -1549,6 +1836,7 @@ FTI_TEST(server_penalties_openai) {
 void fti_test_server_endpoints(void) {}
 void fti_test_server_streaming_sse(void) {}
 void fti_test_server_logprobs(void) {}
+void fti_test_server_n_best_of_echo(void) {}
 void fti_test_server_keepalive_pipelining(void) {}
 void fti_test_server_smuggling_closes(void) {}
 void fti_test_server_slow_header_deadline(void) {}
