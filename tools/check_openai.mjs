@@ -3,8 +3,8 @@
 // through what they call: models.list/retrieve, chat and text completions with and without
 // stream (SSE), the usage chunk, stop strings, max_tokens / max_completion_tokens, seed and
 // temperature 0 determinism, presence/frequency penalties, logprobs (both endpoints, streamed
-// too) and logit_bias (a banned token gives way to its runner-up), n, unknown extra fields, and
-// errors
+// too) and logit_bias (a banned token gives way to its runner-up), n (streamed too), best_of,
+// echo, unknown extra fields, and errors
 // (a bad request must surface as the SDK's APIError subclass with status 400, not as a crash or a
 // hang). One line per check, "ok" or "FAIL" and a detail; the exit status is 1 when a check
 // failed, 2 when the SDK cannot be loaded.
@@ -431,16 +431,66 @@ await check("logprobs / logit_bias", async () => {
         `gives ${show(after)}; an id beyond the vocabulary is 400`;
 });
 
-await check("n", async () => {
-    const r = await client.chat.completions.create({ messages: chatMsgs, max_tokens: 2, n: 1 });
-    expect(r.choices.length === 1, "n: 1 gave other than one choice");
-    const e = await expectError(() => client.chat.completions.create({ messages: chatMsgs,
-                                                                       max_tokens: 2, n: 2 }),
-                                OpenAI.BadRequestError, 400, "n");
-    await expectError(() => client.completions.create({ prompt: "A", max_tokens: 2, n: 3,
-                                                        stream: true }),
+await check("n, best_of, echo", async () => {
+    const r1 = await client.chat.completions.create({ messages: chatMsgs, max_tokens: 2, n: 1 });
+    expect(r1.choices.length === 1, "n: 1 gave other than one choice");
+    // n: 2, seeded: choice i is what n: 1 answers with seed + i; usage counts both
+    const base = { prompt: "LAWYER, n.", max_tokens: 4, temperature: 1, seed: 11 };
+    const one = [];
+    for (const sd of [11, 12])
+        one.push((await client.completions.create({ ...base, seed: sd })).choices[0].text);
+    const r2 = await client.completions.create({ ...base, n: 2 });
+    expect(r2.choices.length === 2, `n: 2 gave ${r2.choices.length} choices`);
+    r2.choices.forEach((c, i) => {
+        expect(c.index === i, `choice ${i} has index ${c.index}`);
+        expect(c.text === one[i], `choice ${i} ${show(c.text)} is not seed ${11 + i}'s ` +
+               show(one[i]));
+    });
+    const ctoks = r2.usage.completion_tokens;
+    expect(ctoks >= 2 && ctoks <= 8, `n: 2 usage.completion_tokens ${ctoks}`);
+    const c2 = await client.chat.completions.create({ messages: chatMsgs, max_tokens: 2, n: 2 });
+    expect(c2.choices.length === 2 && c2.choices[1].index === 1 &&
+           typeof c2.choices[1].message.content === "string", "chat n: 2 gave other choices");
+    // streamed: the chunks carry their index, each choice ends once, one usage chunk
+    const stream = await client.completions.create({ ...base, n: 2, stream: true,
+                                                     stream_options: { include_usage: true } });
+    const texts = ["", ""], ends = [0, 0];
+    let usage = null;
+    for await (const ch of stream) {
+        if (ch.usage) usage = ch.usage;
+        for (const c of ch.choices) {
+            texts[c.index] += c.text;
+            if (c.finish_reason) ends[c.index]++;
+        }
+    }
+    expect(texts[0] === one[0] && texts[1] === one[1],
+           `streamed n: 2 gave ${show(texts[0])} / ${show(texts[1])}`);
+    expect(ends[0] === 1 && ends[1] === 1, `finish_reason chunks per choice: ${ends}`);
+    expect(usage && usage.completion_tokens === ctoks, "streamed n: 2 usage differs");
+    const cs = await client.chat.completions.create({ messages: chatMsgs, max_tokens: 2, n: 2,
+                                                      stream: true });
+    const roles = [0, 0];
+    for await (const ch of cs) for (const c of ch.choices) if (c.delta.role) roles[c.index]++;
+    expect(roles[0] === 1 && roles[1] === 1, `chat stream n: 2 role chunks ${roles}`);
+    // best_of 3, n 1: one of the three candidates' texts
+    const bo = await client.completions.create({ ...base, best_of: 3 });
+    const third = (await client.completions.create({ ...base, seed: 13 })).choices[0].text;
+    expect(bo.choices.length === 1 && [...one, third].includes(bo.choices[0].text),
+           `best_of 3 gave ${show(bo.choices[0].text)}, not a candidate`);
+    // echo: the prompt first
+    const ec = await client.completions.create({ ...base, echo: true });
+    expect(ec.choices[0].text === base.prompt + one[0], `echo gave ${show(ec.choices[0].text)}`);
+    const e = await expectError(() => client.completions.create({ ...base, n: 2, best_of: 1 }),
+                                OpenAI.BadRequestError, 400, "best_of");
+    await expectError(() => client.completions.create({ ...base, best_of: 2, stream: true }),
+                      OpenAI.BadRequestError, 400, "best_of");
+    await expectError(() => client.completions.create({ ...base, echo: true, logprobs: 1 }),
+                      OpenAI.BadRequestError, 400, "echo");
+    await expectError(() => client.chat.completions.create({ messages: chatMsgs, max_tokens: 2,
+                                                             n: 17 }),
                       OpenAI.BadRequestError, 400, "n");
-    return `n: 1 one choice; n: 2 is BadRequestError 400 (${e.error.message})`;
+    return `n: 2 = seeds 11 and 12 (also streamed, ${ctoks} tokens), chat n: 2, best_of 3, ` +
+        `echo; best_of < n is 400 (${e.error.message})`;
 });
 
 await check("unknown and unsupported extra fields", async () => {
