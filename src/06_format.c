@@ -1533,7 +1533,8 @@ static fti_result fti__gguf_add_lineage(fti_gguf_writer *w, const fti_gguf_linea
         FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.doc.template", lin->doc_template));
     if (lin->train_steps) {
         FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.steps", lin->train_steps));
-        FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.loss", (float)lin->train_loss));
+        if (lin->train_loss == lin->train_loss) /* NaN: not known (an old adapter's card) */
+            FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.loss", (float)lin->train_loss));
     }
     if (lin->train_tokens)
         FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.tokens", lin->train_tokens));

@@ -336,7 +336,8 @@ typedef struct fti_gguf_lineage {
     const char *doc_template;       /* fti.doc.template (the document template) */
     uint64_t train_steps;           /* fti.train.steps */
     uint64_t train_tokens;          /* fti.train.tokens */
-    double train_loss;              /* fti.train.loss (written when train_steps > 0) */
+    double train_loss;              /* fti.train.loss (written when train_steps > 0; NaN:
+                                     * unknown, not written) */
     double val_loss;                /* fti.train.val_loss (written when > 0) */
     const char *created;            /* fti.created (ISO 8601; NULL = not written) */
 } fti_gguf_lineage;

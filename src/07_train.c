@@ -1134,6 +1134,63 @@ static int fti__reg_valid_name(const char *s, size_t max_len) {
     return 1;
 }
 
+/* The shortest id prefix resolved as one (FTI_ERR_INVALID "too short" below it): an alias of
+ * this many hex digits or more is refused, since it would hide the models its name starts. */
+#define FTI__REG_MIN_PREFIX 4
+
+/* FTI_OK when alias is a name promote accepts, else FTI_ERR_INVALID saying why. */
+static fti_result fti__reg_alias_check(const char *alias, fti_error *err) {
+    if (!fti__reg_valid_name(alias, 64))
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: bad alias name '%s' (1-64 letters, "
+                             "digits, '-', '_', '.'; not starting with '.')", alias ? alias : "");
+    if (strlen(alias) >= FTI__REG_MIN_PREFIX &&
+        strspn(alias, "0123456789abcdefABCDEF") == strlen(alias))
+        /* an alias wins over an id prefix when both match: it would hide a model */
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: alias '%s' reads as a model id "
+                             "(hex digits only): give it a name", alias);
+    return FTI_OK;
+}
+
+/* FTI_OK when name is one line of text for a card (1-200 bytes of UTF-8, no control
+ * characters: it is general.name, the card's and the registry listing's name). */
+static fti_result fti__reg_name_check(const char *name, fti_error *err) {
+    size_t n = name ? strlen(name) : 0, k;
+    int bad = n == 0 || n > 200 || fti_utf8_valid_prefix((const unsigned char *)name, n) != n;
+    for (k = 0; k < n && !bad; k++)
+        bad = (unsigned char)name[k] < 0x20 || name[k] == 0x7f;
+    return bad ? fti_error_set(err, FTI_ERR_INVALID, "registry: bad model name (1-200 bytes of "
+                               "text on one line: UTF-8, no control characters)")
+               : FTI_OK;
+}
+
+/* The card members that name files of the workspace (the training run's directory, its metrics
+ * log and loss curve, a LoRA run's adapter file): stored relative to HOME, so a copied or moved
+ * workspace shows its own files (fti_registry_card joins them to the home it is asked with). */
+static int fti__reg_is_path_key(const char *key, size_t n) {
+    static const char *const keys[] = {"run", "metrics", "loss_curve", "adapter"};
+    size_t i;
+    for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strlen(keys[i]) == n && memcmp(keys[i], key, n) == 0) return 1;
+    return 0;
+}
+
+/* The length of dir without trailing '/' (but "/" stays 1). */
+static size_t fti__reg_dir_len(const char *dir) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    return n;
+}
+
+/* v with the directory dir (dl bytes) and the slashes after it removed when v lies inside dir,
+ * else NULL. */
+static const char *fti__reg_under(const char *v, size_t vl, const char *dir, size_t dl) {
+    if (dl == 0 || vl <= dl || memcmp(v, dir, dl) != 0 || (v[dl] != '/' && dir[dl - 1] != '/'))
+        return NULL;
+    v += dl;
+    while (*v == '/') v++;
+    return *v ? v : NULL;
+}
+
 /* Writes a parsed JSON value back as text (objects keep their member order). */
 static void fti__reg_json_copy(fti_jw *w, const fti_json *v) {
     const fti_json *c;
@@ -1175,11 +1232,13 @@ static fti_result fti__reg_read_json(const char *path, fti_json_doc **doc, fti_e
     return r;
 }
 
-FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
-                                   const char *card_json, size_t card_len, char id_out[17],
-                                   fti_error *err) {
+/* fti_registry_add, given the file's SHA-256 when the caller has it (NULL: hashed here). */
+static fti_result fti__reg_add(const char *home, const char *model_file,
+                               const unsigned char *sha256, const char *card_json,
+                               size_t card_len, char id_out[17], fti_error *err) {
     unsigned char digest[32];
-    char hex[65], id[FTI__REG_ID_LEN + 1], created[32];
+    char hex[65], id[FTI__REG_ID_LEN + 1], created[32], rel[FTI__REG_ID_LEN + 20];
+    size_t home_len;
     char *dir = NULL, *gguf = NULL, *card = NULL;
     fti_json_doc *doc = NULL;
     fti_map map;
@@ -1197,7 +1256,8 @@ FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
             return fti_error_set(err, FTI_ERR_INVALID, "registry: the card is not a JSON object");
         }
     }
-    if ((r = fti_sha256_file(model_file, digest, err)) != FTI_OK) goto done;
+    if (sha256) memcpy(digest, sha256, 32);
+    else if ((r = fti_sha256_file(model_file, digest, err)) != FTI_OK) goto done;
     fti_sha256_hex(digest, hex);
     memcpy(id, hex, FTI__REG_ID_LEN);
     id[FTI__REG_ID_LEN] = 0;
@@ -1220,21 +1280,30 @@ FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
     fti_jw_obj_begin(&w);
     fti_jw_key(&w, "id");
     fti_jw_str(&w, id);
+    /* relative to HOME (fti_registry_card gives HOME/models/<id>/model.gguf): a card of a
+     * build before 2026-11-29 has the home as it was given at registration */
+    snprintf(rel, sizeof rel, "models/%s/model.gguf", id);
     fti_jw_key(&w, "path");
-    fti_jw_str(&w, gguf);
+    fti_jw_str(&w, rel);
     fti_jw_key(&w, "sha256");
     fti_jw_str(&w, hex);
     fti_jw_key(&w, "created");
     fti_jw_str(&w, created);
     root = doc ? fti_json_root(doc) : NULL;
+    home_len = fti__reg_dir_len(home);
     for (c = root ? root->child : NULL; c; c = c->next) {
+        const char *in;
         if ((c->key_len == 2 && memcmp(c->key, "id", 2) == 0) ||
             (c->key_len == 4 && memcmp(c->key, "path", 4) == 0) ||
             (c->key_len == 6 && memcmp(c->key, "sha256", 6) == 0) ||
             (c->key_len == 7 && memcmp(c->key, "created", 7) == 0))
             continue;
         fti_jw_keyn(&w, c->key, c->key_len); /* (as in fti__reg_json_copy) */
-        fti__reg_json_copy(&w, c);
+        if (c->type == FTI_JSON_STRING && fti__reg_is_path_key(c->key, c->key_len) &&
+            (in = fti__reg_under(c->str, c->len, home, home_len)) != NULL)
+            fti_jw_str(&w, in); /* a file of the workspace: relative to it */
+        else
+            fti__reg_json_copy(&w, c);
     }
     fti_jw_obj_end(&w);
     fti_buf_putc(&out, '\n');
@@ -1251,6 +1320,12 @@ done:
     fti_free(gguf);
     fti_free(card);
     return r;
+}
+
+FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
+                                   const char *card_json, size_t card_len, char id_out[17],
+                                   fti_error *err) {
+    return fti__reg_add(home, model_file, NULL, card_json, card_len, id_out, err);
 }
 
 FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *out,
@@ -1292,12 +1367,42 @@ FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *o
     if (gguf) {
         const fti_json *c;
         fti_jw w;
+        /* the files of the workspace ("run", "metrics", ...): relative to HOME in cards since
+         * 2026-11-29, joined to it here; older cards have them under the home as given at
+         * registration (the stored "path" without /models/<id>/model.gguf), shown under this
+         * home when the file is there (a copied or moved workspace), else as they are */
+        const char *stored = fti_json_get_str(fti_json_root(doc), "path", "");
+        char tail[FTI__REG_ID_LEN + 40];
+        size_t sl = strlen(stored), tl, old_len = 0;
+        int relative;
+        snprintf(tail, sizeof tail, "models/%s/model.gguf", id);
+        tl = strlen(tail);
+        relative = strcmp(stored, tail) == 0;
+        if (!relative && sl > tl + 1 && strcmp(stored + sl - tl, tail) == 0 &&
+            stored[sl - tl - 1] == '/')
+            old_len = sl - tl - 1;
         fti_jw_init(&w, out, 1);
         fti_jw_obj_begin(&w);
         for (c = fti_json_root(doc)->child; c; c = c->next) {
             fti_jw_keyn(&w, c->key, c->key_len);
-            if (c->key_len == 4 && memcmp(c->key, "path", 4) == 0) fti_jw_str(&w, gguf);
-            else fti__reg_json_copy(&w, c);
+            if (c->key_len == 4 && memcmp(c->key, "path", 4) == 0) {
+                fti_jw_str(&w, gguf);
+            } else if (c->type == FTI_JSON_STRING && c->len && c->str[0] != '/' && relative &&
+                       fti__reg_is_path_key(c->key, c->key_len)) {
+                char *p = fti_path_join(home, c->str);
+                if (!p) out->oom = 1;
+                fti_jw_str(&w, p ? p : c->str);
+                fti_free(p);
+            } else if (c->type == FTI_JSON_STRING && old_len &&
+                       fti__reg_is_path_key(c->key, c->key_len) &&
+                       fti__reg_under(c->str, c->len, stored, old_len)) {
+                char *p = fti_path_join(home, fti__reg_under(c->str, c->len, stored, old_len));
+                if (!p) out->oom = 1;
+                fti_jw_str(&w, p && fti_path_exists(p) ? p : c->str);
+                fti_free(p);
+            } else {
+                fti__reg_json_copy(&w, c);
+            }
         }
         fti_jw_obj_end(&w);
         fti_buf_putc(out, '\n');
@@ -1560,10 +1665,12 @@ FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char i
                                        fti_error *err) {
     fti__reg_aliases t;
     fti__reg_alias *al;
-    fti_buf list;
+    fti_buf list, names;
     fti_result r;
-    size_t n_match = 0, rl;
+    size_t n_match = 0, rl, k;
     const char *p;
+    char want[FTI__REG_ID_LEN + 1];
+    int hex;
     if (!home || !ref || !id_out || !*ref)
         return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
     if ((r = fti__reg_aliases_load(home, &t, err)) != FTI_OK) return r;
@@ -1574,32 +1681,57 @@ FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char i
         return FTI_OK;
     }
     fti__reg_aliases_free(&t);
+    /* an id or a prefix of one: hex digits (either case), FTI__REG_MIN_PREFIX to 16 of them */
+    rl = strlen(ref);
+    hex = rl <= FTI__REG_ID_LEN && strspn(ref, "0123456789abcdefABCDEF") == rl;
+    if (hex && rl < FTI__REG_MIN_PREFIX)
+        return fti_error_set(err, FTI_ERR_INVALID, "registry %s: no alias '%s', and an id prefix "
+                             "needs at least %d hex digits", home, ref, FTI__REG_MIN_PREFIX);
+    if (!hex) /* the home searched is named: a wrong --home or $FTI_HOME is the usual cause */
+        return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry %s: no model or alias '%s'", home,
+                             ref);
+    for (k = 0; k < rl; k++) /* ids are lower case */
+        want[k] = (char)(ref[k] >= 'A' && ref[k] <= 'F' ? ref[k] - 'A' + 'a' : ref[k]);
+    want[rl] = 0;
     memset(&list, 0, sizeof(list));
+    memset(&names, 0, sizeof(names));
     if ((r = fti_registry_list(home, &list, err)) != FTI_OK) {
         fti_buf_free(&list);
         return r;
     }
-    rl = strlen(ref);
     for (p = list.data; p && *p; p += FTI__REG_ID_LEN + 1)
-        if (rl <= FTI__REG_ID_LEN && memcmp(p, ref, rl) == 0) {
+        if (memcmp(p, want, rl) == 0) {
             if (n_match++ == 0) {
                 memcpy(id_out, p, FTI__REG_ID_LEN);
                 id_out[FTI__REG_ID_LEN] = 0;
             }
+            if (n_match <= 8) { /* the candidates, for the message (oldest first) */
+                fti_buf_puts(&names, n_match > 1 ? ", " : "");
+                fti_buf_append(&names, p, FTI__REG_ID_LEN);
+            }
         }
     fti_buf_free(&list);
-    if (n_match == 1) return FTI_OK;
-    if (n_match)
-        return fti_error_set(err, FTI_ERR_INVALID, "registry %s: '%s' matches %lu models", home,
-                             ref, (unsigned long)n_match);
+    if (n_match == 1) {
+        fti_buf_free(&names);
+        return FTI_OK;
+    }
+    if (n_match) {
+        fti_buf_putc(&names, 0);
+        r = fti_error_set(err, FTI_ERR_INVALID, "registry %s: id prefix '%s' is ambiguous: it "
+                          "starts %lu models (%s%s); give more digits", home, ref,
+                          (unsigned long)n_match, names.oom ? "?" : names.data,
+                          n_match > 8 ? ", ..." : "");
+        fti_buf_free(&names);
+        return r;
+    }
+    fti_buf_free(&names);
     if (rl == FTI__REG_ID_LEN) { /* a whole id whose card is damaged: listing skips it, say why */
         fti_buf card;
         memset(&card, 0, sizeof(card));
-        r = fti_registry_card(home, ref, &card, err);
+        r = fti_registry_card(home, want, &card, err);
         fti_buf_free(&card);
         if (r != FTI_OK && r != FTI_ERR_NOT_FOUND && r != FTI_ERR_INVALID) return r;
     }
-    /* the home searched is named: a wrong --home or $FTI_HOME (or ./twin) is the usual cause */
     return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry %s: no model or alias '%s'", home,
                          ref);
 }
@@ -1611,13 +1743,8 @@ static fti_result fti__reg_promote(const char *home, const char *id, const char 
     fti_buf card;
     char rid[FTI__REG_ID_LEN + 1];
     fti_result r;
-    if (!home || !id || !fti__reg_valid_name(alias, 64))
-        return fti_error_set(err, FTI_ERR_INVALID, "registry: bad alias name '%s' (letters, "
-                             "digits, '-', '_', '.')", alias ? alias : "");
-    if (strlen(alias) >= 4 && strspn(alias, "0123456789abcdef") == strlen(alias))
-        /* an alias wins over an id prefix when both match: it would hide a model */
-        return fti_error_set(err, FTI_ERR_INVALID, "registry: alias '%s' reads as a model id "
-                             "(hex digits only): give it a name", alias);
+    if (!home || !id) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if ((r = fti__reg_alias_check(alias, err)) != FTI_OK) return r;
     if ((r = fti_registry_resolve(home, id, rid, err)) != FTI_OK) return r;
     memset(&card, 0, sizeof(card));
     r = fti_registry_card(home, rid, &card, err); /* must exist, with its files */
@@ -1766,6 +1893,82 @@ static void fti__reg_gguf_str(fti_jw *w, const fti_gguf *g, const char *key, con
     }
 }
 
+/* fti_registry_add_file of a file registered before (id): its card is kept, only the fields
+ * of the options given change (name; parent, then with "relation": "derived from"); a model gc
+ * removed gets its file back and loses "removed". FTI_ERR_FORMAT for a card that is no JSON
+ * object (the caller writes a new one). */
+static fti_result fti__reg_update(const char *home, const char *id, const char *model_file,
+                                  const fti_registry_add_opts *o, const char *parent,
+                                  fti_error *err) {
+    char *card = fti__reg_path(home, id, "card.json");
+    char *gguf = fti__reg_path(home, id, "model.gguf");
+    fti_json_doc *doc = NULL;
+    const fti_json *c;
+    fti_buf out;
+    fti_jw w;
+    fti_result r;
+    int restore, had_name = 0, had_parent = 0;
+    memset(&out, 0, sizeof(out));
+    if (!card || !gguf) {
+        r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+        goto done;
+    }
+    if ((r = fti__reg_read_json(card, &doc, NULL)) != FTI_OK ||
+        fti_json_root(doc)->type != FTI_JSON_OBJECT) {
+        if (r != FTI_ERR_NOMEM) r = FTI_ERR_FORMAT; /* (said by the caller's new card) */
+        else fti_error_set(err, r, "registry: out of memory");
+        goto done;
+    }
+    restore = !fti_path_exists(gguf);
+    if (!restore && !o->name && !o->parent && !fti_json_get(fti_json_root(doc), "removed"))
+        goto done; /* nothing to change: the card stays as it is, byte for byte */
+    if (restore) {
+        fti_map map;
+        if ((r = fti_map_open(&map, model_file, err)) != FTI_OK) goto done;
+        r = fti_file_write_atomic(gguf, map.data, map.len, err);
+        fti_map_close(&map);
+        if (r != FTI_OK) goto done;
+    }
+    fti_jw_init(&w, &out, 1);
+    fti_jw_obj_begin(&w);
+    for (c = fti_json_root(doc)->child; c; c = c->next) {
+        if (c->key_len == 7 && memcmp(c->key, "removed", 7) == 0) continue; /* (back) */
+        if (o->parent && c->key_len == 8 && memcmp(c->key, "relation", 8) == 0) continue;
+        fti_jw_keyn(&w, c->key, c->key_len);
+        if (o->name && c->key_len == 4 && memcmp(c->key, "name", 4) == 0) {
+            fti_jw_str(&w, o->name);
+            had_name = 1;
+        } else if (o->parent && c->key_len == 6 && memcmp(c->key, "parent", 6) == 0) {
+            fti_jw_str(&w, parent);
+            fti_jw_key(&w, "relation");
+            fti_jw_str(&w, "derived from");
+            had_parent = 1;
+        } else {
+            fti__reg_json_copy(&w, c);
+        }
+    }
+    if (o->name && !had_name) {
+        fti_jw_key(&w, "name");
+        fti_jw_str(&w, o->name);
+    }
+    if (o->parent && !had_parent) {
+        fti_jw_key(&w, "parent");
+        fti_jw_str(&w, parent);
+        fti_jw_key(&w, "relation");
+        fti_jw_str(&w, "derived from");
+    }
+    fti_jw_obj_end(&w);
+    fti_buf_putc(&out, '\n');
+    r = out.oom ? fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory")
+                : fti_file_write_atomic(card, out.data, out.len, err);
+done:
+    fti_json_free(doc);
+    fti_buf_free(&out);
+    fti_free(card);
+    fti_free(gguf);
+    return r;
+}
+
 FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file,
                                         const fti_registry_add_opts *opts, char id_out[17],
                                         fti_error *err) {
@@ -1773,7 +1976,8 @@ FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file
     fti_gguf *g = NULL;
     fti_model_config cfg;
     const fti_gguf_tensor *emb;
-    char parent[FTI__REG_ID_LEN + 1];
+    char parent[FTI__REG_ID_LEN + 1], hex[65], id[FTI__REG_ID_LEN + 1];
+    unsigned char digest[32];
     const char *s = NULL;
     size_t n = 0;
     uint64_t u;
@@ -1786,6 +1990,10 @@ FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file
     memset(&card, 0, sizeof(card));
     if (!home || !model_file || !id_out)
         return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    /* every argument is checked before anything is written: a bad alias registered the model
+     * and then failed */
+    if (o.name && (r = fti__reg_name_check(o.name, err)) != FTI_OK) return r;
+    if (o.alias && (r = fti__reg_alias_check(o.alias, err)) != FTI_OK) return r;
     if (o.parent && (r = fti_registry_resolve(home, o.parent, parent, err)) != FTI_OK) {
         fti_error_prefix(err, "registry: the parent");
         return r;
@@ -1793,6 +2001,26 @@ FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file
     /* a llama model the engine would load (the reader's checks, the layout's tensors) */
     if ((r = fti_gguf_open(&g, model_file, NULL, err)) != FTI_OK) return r;
     if ((r = fti_gguf_llama_config(g, &cfg, 0, err)) != FTI_OK) goto done;
+    /* registered before: its card is kept (a trained model's card has what the file lacks) */
+    if ((r = fti_sha256_file(model_file, digest, err)) != FTI_OK) goto done;
+    fti_sha256_hex(digest, hex);
+    memcpy(id, hex, FTI__REG_ID_LEN);
+    id[FTI__REG_ID_LEN] = 0;
+    {
+        char *cpath = fti__reg_path(home, id, "card.json");
+        int known = cpath && fti_path_exists(cpath);
+        fti_free(cpath);
+        if (!cpath) {
+            r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+            goto done;
+        }
+        r = known ? fti__reg_update(home, id, model_file, &o, parent, err) : FTI_ERR_FORMAT;
+        if (r == FTI_OK) {
+            memcpy(id_out, id, FTI__REG_ID_LEN + 1);
+            goto alias;
+        }
+        if (r != FTI_ERR_FORMAT) goto done; /* (FORMAT: none, or a damaged one: a new card) */
+    }
     emb = fti_gguf_find_tensor(g, "token_embd.weight");
     fti_jw_init(&w, &card, 1);
     fti_jw_obj_begin(&w);
@@ -1860,7 +2088,11 @@ FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file
         r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
         goto done;
     }
-    r = fti_registry_add(home, model_file, card.data, card.len, id_out, err);
+    if ((r = fti__reg_add(home, model_file, digest, card.data, card.len, id_out, err)) != FTI_OK)
+        goto done;
+alias:
+    if (o.alias && (r = fti_registry_promote(home, id_out, o.alias, err)) != FTI_OK)
+        fti_error_prefix(err, "registry: registered, but the alias was not set");
 done:
     fti_gguf_close(g);
     fti_buf_free(&card);

@@ -220,19 +220,28 @@ FTIDEF fti_result fti_lora_merge(const fti_model_config *cfg, float *params,
 /* Registers a model: copies model_file (a GGUF written by the caller) to
  * HOME/models/<id>/model.gguf, where id is the first 16 hex digits of its SHA-256, and writes
  * HOME/models/<id>/card.json from card_json (a JSON object; "id", "path", "sha256" and
- * "created" are added). id_out gets the id. Registering the same file twice is not an error.
+ * "created" are added; "path" is "models/<id>/model.gguf", and the members "run", "metrics",
+ * "loss_curve" and "adapter" naming files inside HOME are stored relative to HOME, so a copied
+ * workspace has its own). id_out gets the id. Registering the same file twice is not an error
+ * (the card is written anew; fti_registry_add_file keeps it).
  * Thread safety: one writer per home at a time. */
 FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
                                    const char *card_json, size_t card_len, char id_out[17],
                                    fti_error *err);
-/* Resolves an id, a unique id prefix or an alias to an id. FTI_ERR_NOT_FOUND otherwise.
+/* Resolves an alias, an id or a unique id prefix (at least 4 hex digits, either case) to an id.
+ * FTI_ERR_NOT_FOUND when nothing matches; FTI_ERR_INVALID for a prefix of fewer than 4 hex
+ * digits that is no alias (the message says the minimum), and for one that starts several ids
+ * (the message names them, up to 8).
  * Thread safety (this and every reading fti_registry_* call): any thread; writers (add, promote,
  * rollback) replace files atomically, so readers see the old or the new state. */
 FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],
                                        fti_error *err);
 /* Reads a model's card into out (JSON text), its "path" being where the model file is now
  * (HOME/models/<id>/model.gguf, whatever directory HOME was given relative to when the model was
- * registered). */
+ * registered), and its files of the workspace ("run", "metrics", "loss_curve", "adapter",
+ * stored relative to HOME by fti_registry_add) joined to HOME; cards written before 2026-11-29
+ * have those under the home as given then: shown under HOME when the file is there (a copied
+ * or moved workspace), else as they are. */
 FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *out,
                                     fti_error *err);
 /* Ids of all registered models, sorted by creation time (oldest first), as "id\n" lines. */
@@ -260,6 +269,8 @@ typedef struct fti_registry_add_opts {
     const char *parent; /* id, id prefix or alias of the registered model the file derives from
                          * (e.g. the model it was quantized from); NULL = the file's own
                          * fti.base_model.sha256 key, or none */
+    const char *alias;  /* an alias to point at the model once registered (as
+                         * fti_registry_promote); NULL = none */
 } fti_registry_add_opts;
 /* Registers an existing GGUF llama model file (fti-quantize's output, a model from another
  * workspace or tool) with its lineage: the file must load as a llama model (fti_gguf_open and
@@ -268,9 +279,15 @@ typedef struct fti_registry_add_opts {
  * trainer writes when present (fti.dataset.version -> "dataset", fti.tokenizer.sha256 ->
  * "tokenizer", fti.base_model.sha256 -> "parent", fti.created -> "trained", fti.train.steps,
  * .tokens, .loss, .val_loss -> "steps", "tokens", "train_loss", "val_loss"). Then as
- * fti_registry_add (copied under its id; adding the same file again rewrites its card).
- * Errors: those of fti_gguf_open / fti_gguf_llama_config naming the file, FTI_ERR_NOT_FOUND
- * for an unknown parent, and fti_registry_add's. Thread safety: as fti_registry_add. */
+ * fti_registry_add (copied under its id), and the alias is set.
+ * A file registered before (the same SHA-256: a trained model, a file added earlier) keeps its
+ * card, created time and all: only the fields of the options given change (name; parent, then
+ * with "relation" "derived from"), and a model fti_workspace_gc removed gets its file back.
+ * Every argument (name: 1-200 bytes of UTF-8 on one line; alias: as promote; parent; the file)
+ * is checked before anything is written. Errors: FTI_ERR_INVALID (name, alias), those of
+ * fti_gguf_open / fti_gguf_llama_config naming the file, FTI_ERR_NOT_FOUND for an unknown
+ * parent, and fti_registry_add's and fti_registry_promote's. Thread safety: as
+ * fti_registry_add. */
 FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file,
                                         const fti_registry_add_opts *opts, char id_out[17],
                                         fti_error *err);

@@ -887,6 +887,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
             fti_jw_key(&w, "n_params"); fti_jw_int(&w, (int64_t)fti_lora_n_params(&cfg, rank));
             fti_jw_key(&w, "val_loss"); fti_jw_num(&w, st.val_loss);
             fti_jw_key(&w, "best_val_loss"); fti_jw_num(&w, st.best_val_loss);
+            /* (fti_train_merge_adapter's model carries it: it wrote a train loss of 0) */
+            fti_jw_key(&w, "train_loss"); fti_jw_num(&w, train_loss);
             fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)st.tokens_seen);
             fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)st.step);
             fti_jw_key(&w, "wall_time_s"); fti_jw_num(&w, st.elapsed_s);
@@ -1008,12 +1010,14 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
     const fti_json *c;
     char *dir = NULL, *tmp = NULL;
     fti_gguf_lineage lin;
+    const char *dsets[1];
     fti_jw w;
     memset(&acard, 0, sizeof(acard));
     memset(&card, 0, sizeof(card));
     memset(&base, 0, sizeof(base));
     if (!home || !adapter_ref || !id_out)
         return fti_error_set(err, FTI_ERR_INVALID, "merge: missing argument");
+    if (name && (r = fti__reg_name_check(name, err)) != FTI_OK) return r;
     if ((r = fti_registry_resolve(home, adapter_ref, aid, err)) != FTI_OK ||
         (r = fti_registry_card(home, aid, &acard, err)) != FTI_OK ||
         (r = fti_json_parse(acard.data, acard.len, NULL, &adoc, NULL, err)) != FTI_OK)
@@ -1043,13 +1047,23 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
         if (!tmp) r = fti_error_set(err, FTI_ERR_NOMEM, "merge: out of memory");
         goto done;
     }
+    /* the adapter's training figures and dataset: the merged model is what that run trained
+     * (an adapter card of a build before 2026-11-29 has no train loss: none is written, not 0) */
     memset(&lin, 0, sizeof(lin));
     lin.name = name ? name : fti_json_get_str(c, "name", "fti-twin");
     lin.dataset_version = fti_json_get_str(c, "dataset", "");
+    dsets[0] = lin.dataset_version;
+    if (*lin.dataset_version) {
+        lin.datasets = dsets;
+        lin.n_datasets = 1;
+    }
     lin.tokenizer_sha256 = fti_json_get_str(c, "tokenizer", "");
     lin.base_model_id = base.id;
     lin.train_steps = (uint64_t)fti_json_get_int(c, "steps", 0);
     lin.train_tokens = (uint64_t)fti_json_get_int(c, "tokens", 0);
+    lin.train_loss = fti_json_get_num(c, "train_loss", NAN);
+    lin.val_loss = fti_json_get_num(c, "val_loss", 0);
+    if (!(lin.val_loss > 0)) lin.val_loss = 0; /* (null: no validation split) */
     {
         /* the tokenizer of the adapter's dataset, if the workspace still has it */
         const char *tok_path = NULL;
@@ -1069,10 +1083,21 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
     fti_jw_key(&w, "tokenizer"); fti_jw_str(&w, lin.tokenizer_sha256);
     fti_jw_key(&w, "parent"); fti_jw_str(&w, aid);
     fti_jw_key(&w, "base_model"); fti_jw_str(&w, base.id);
+    fti_jw_key(&w, "adapter_id"); fti_jw_str(&w, aid);
     fti_jw_key(&w, "val_loss"); fti_jw_num(&w, fti_json_get_num(c, "val_loss", NAN));
     fti_jw_key(&w, "best_val_loss"); fti_jw_num(&w, fti_json_get_num(c, "best_val_loss", NAN));
+    fti_jw_key(&w, "val_perplexity"); fti_jw_num(&w, exp(fti_json_get_num(c, "val_loss", NAN)));
+    fti_jw_key(&w, "train_loss"); fti_jw_num(&w, lin.train_loss);
     fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)lin.train_tokens);
     fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)lin.train_steps);
+    fti_jw_key(&w, "wall_time_s"); fti_jw_num(&w, fti_json_get_num(c, "wall_time_s", NAN));
+    /* the run's log and curve (not "run": gc reads that as the run having its model) */
+    if (fti_json_get(c, "metrics")) {
+        fti_jw_key(&w, "metrics"); fti_jw_str(&w, fti_json_get_str(c, "metrics", ""));
+    }
+    if (fti_json_get(c, "loss_curve")) {
+        fti_jw_key(&w, "loss_curve"); fti_jw_str(&w, fti_json_get_str(c, "loss_curve", ""));
+    }
     fti_jw_key(&w, "config");
     fti__reg_config_json(&w, &base.cfg, "(parent)");
     fti_jw_key(&w, "hyper");

@@ -170,8 +170,20 @@ FTI_TEST(harden_registry_add_hostile) {
             CHECK(fti_registry_add_file(home, src, &o, id, &err) != FTI_OK);
             CHECK_EQ_INT(tu_registry_models(home), before);
             o.parent = NULL;
+            /* a name is one line of text (it was written with its newline into the listing):
+             * refused before anything is written; quotes are JSON-escaped */
             o.name = "a \"quoted\" name\n";
+            CHECK(fti_registry_add_file(home, src, &o, id, &err) == FTI_ERR_INVALID);
+            CHECK(strstr(err.msg, "bad model name") != NULL);
+            CHECK_EQ_INT(tu_registry_models(home), before);
+            o.name = "a \"quoted\" name";
             CHECK_OK(fti_registry_add_file(home, src, &o, id, &err));
+            card.len = 0;
+            CHECK_OK(fti_registry_card(home, id, &card, &err));
+            doc = NULL;
+            CHECK(fti_json_parse(card.data, card.len, NULL, &doc, NULL, &err) == FTI_OK);
+            if (doc) CHECK_EQ_STR(fti_json_get_str(fti_json_root(doc), "name", ""), o.name);
+            fti_json_free(doc);
             CHECK(fti_registry_add_file(NULL, src, &o, id, &err) == FTI_ERR_INVALID);
             CHECK(fti_registry_add_file(home, NULL, &o, id, &err) == FTI_ERR_INVALID);
             CHECK(fti_registry_add_file(home, src, &o, NULL, &err) == FTI_ERR_INVALID);

@@ -110,18 +110,21 @@ FTI_TEST(registry_add_file_lineage) {
     CHECK_NEAR(fti_json_get_num(c, "val_perplexity", 0), exp(2.0), 1e-5, 0);
     fti_json_free(doc);
 
-    /* an explicit parent (an alias), a name */
+    /* an explicit parent (an alias), a name: the same file, the same id, and its card is kept
+     * with just those two fields changed (it was written anew, created time and all) */
     CHECK_OK(fti_registry_promote(home, id1, "base", &err));
     memset(&o, 0, sizeof o);
     o.name = "mine";
     o.parent = "base";
     CHECK_OK(fti_registry_add_file(home, trained, &o, id3, &err));
-    CHECK(strcmp(id3, id2) == 0); /* same file, same id: the card is rewritten */
+    CHECK(strcmp(id3, id2) == 0);
     REQUIRE((doc = ra_card(home, id3)) != NULL);
     c = fti_json_root(doc);
     CHECK_EQ_STR(fti_json_get_str(c, "name", ""), "mine");
     CHECK_EQ_STR(fti_json_get_str(c, "parent", ""), id1);
     CHECK_EQ_STR(fti_json_get_str(c, "relation", ""), "derived from");
+    CHECK_EQ_STR(fti_json_get_str(c, "dataset", ""), "ds-0001"); /* the rest kept */
+    CHECK_EQ_INT(fti_json_get_int(c, "steps", 0), 40);
     fti_json_free(doc);
     CHECK_OK(fti_registry_add_file(home, plain, NULL, again, &err));
     CHECK(strcmp(again, id1) == 0);
@@ -249,4 +252,260 @@ FTI_TEST(registry_card_path_follows_home) {
         CHECK_EQ_STR(fti_json_get_str(fti_json_root(doc), "id", ""), id);
     }
     fti_json_free(doc);
+}
+
+/* The text of file path, NUL-terminated, in b (b->len counts the NUL); 0 if unreadable. */
+static int ra_text(const char *path, fti_buf *b) {
+    void *text = NULL;
+    size_t len = 0;
+    b->len = 0;
+    if (fti_file_read(path, 0, &text, &len, NULL) != FTI_OK) return 0;
+    fti_buf_append(b, text, len);
+    fti_buf_putc(b, 0);
+    fti_free(text);
+    return !b->oom;
+}
+
+/* Re-adding a registered file keeps its card: with no option byte for byte (a trained model's
+ * card was replaced by the file's, its training figures and hyper-parameters lost, created
+ * reset); --name / --parent change only those fields; every argument is checked before anything
+ * is written (a bad alias or name leaves the registry untouched, where a bad alias used to fail
+ * after the model was registered); the program says "already registered as <id>". */
+FTI_TEST(registry_add_keeps_card) {
+    char home[4096], model[4096], cpath[4200], out[4096], cmd[16384], id[17], id2[17];
+    const char *path;
+    fti_test_model_opts mo;
+    fti_registry_add_opts o;
+    fti_buf before, after;
+    fti_json_doc *doc;
+    fti_error err;
+    static const char card[] = "{\"name\": \"trained\", \"type\": \"model\", \"train_loss\": 1.25,"
+                               " \"hyper\": {\"lr\": 0.001}, \"parent\": null}";
+    snprintf(home, sizeof home, "%s", fti_test_tmp("home"));
+    snprintf(out, sizeof out, "%s", fti_test_tmp("out.txt"));
+    memset(&mo, 0, sizeof mo);
+    mo.seed = 11;
+    path = fti_test_model("k.gguf", &mo, NULL, NULL);
+    REQUIRE(path != NULL);
+    snprintf(model, sizeof model, "%s", path);
+    memset(&before, 0, sizeof before);
+    memset(&after, 0, sizeof after);
+    /* a bad alias or name on a new file: refused, nothing registered, no alias file */
+    memset(&o, 0, sizeof o);
+    o.alias = "bad!";
+    CHECK_EQ_INT(fti_registry_add_file(home, model, &o, id, &err), FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "bad alias name 'bad!'") != NULL);
+    o.alias = "c0ffee";
+    CHECK_EQ_INT(fti_registry_add_file(home, model, &o, id, &err), FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "reads as a model id") != NULL);
+    o.alias = NULL;
+    o.name = "";
+    CHECK_EQ_INT(fti_registry_add_file(home, model, &o, id, &err), FTI_ERR_INVALID);
+    CHECK_EQ_INT(tu_registry_models(home), 0);
+    CHECK(!fti_path_exists(fti_test_tmp("home/models")));
+    /* a model trained here (fti_registry_add with a full card), added again */
+    REQUIRE(fti_registry_add(home, model, card, sizeof card - 1, id, &err) == FTI_OK);
+    snprintf(cpath, sizeof cpath, "%s/models/%s/card.json", home, id);
+    REQUIRE(ra_text(cpath, &before));
+    { /* a rewrite would change "created" (whole seconds) */
+        struct timespec ts;
+        ts.tv_sec = 1;
+        ts.tv_nsec = 100000000L;
+        nanosleep(&ts, NULL);
+    }
+    CHECK_OK(fti_registry_add_file(home, model, NULL, id2, &err));
+    CHECK_EQ_STR(id2, id);
+    REQUIRE(ra_text(cpath, &after));
+    CHECK(after.len == before.len && memcmp(after.data, before.data, before.len) == 0);
+    /* a bad alias on a registered file changes nothing either */
+    memset(&o, 0, sizeof o);
+    o.alias = "bad!";
+    o.name = "renamed";
+    CHECK_EQ_INT(fti_registry_add_file(home, model, &o, id2, &err), FTI_ERR_INVALID);
+    REQUIRE(ra_text(cpath, &after));
+    CHECK(after.len == before.len && memcmp(after.data, before.data, before.len) == 0);
+    /* options: only their fields change; the alias is set */
+    o.alias = "prod";
+    CHECK_OK(fti_registry_add_file(home, model, &o, id2, &err));
+    CHECK_OK(fti_registry_resolve(home, "prod", id2, &err));
+    CHECK_EQ_STR(id2, id);
+    REQUIRE((doc = ra_card(home, id)) != NULL);
+    {
+        const fti_json *c = fti_json_root(doc);
+        fti_json_doc *old = NULL;
+        REQUIRE(fti_json_parse(before.data, before.len - 1, NULL, &old, NULL, &err) == FTI_OK);
+        CHECK_EQ_STR(fti_json_get_str(c, "name", ""), "renamed");
+        CHECK_EQ_STR(fti_json_get_str(c, "created", "a"),
+                     fti_json_get_str(fti_json_root(old), "created", "b"));
+        CHECK_NEAR(fti_json_get_num(c, "train_loss", 0), 1.25, 0, 0);
+        CHECK_NEAR(fti_json_get_num(fti_json_get(c, "hyper"), "lr", 0), 0.001, 0, 0);
+        CHECK(fti_json_get(c, "origin") == NULL); /* not rebuilt from the file */
+        CHECK(fti_json_get(c, "relation") == NULL);
+        fti_json_free(old);
+    }
+    fti_json_free(doc);
+    CHECK_EQ_INT(tu_registry_models(home), 1);
+
+    /* the program: a bad alias registers nothing; re-adding says so */
+    if (fti_path_exists("build/fti-registry")) {
+        char home2[4096];
+        snprintf(home2, sizeof home2, "%s", fti_test_tmp("home2"));
+        REQUIRE(fti_mkdirs(home2, NULL) == FTI_OK);
+        snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' add '%s' --alias 'bad!' > "
+                 "'%s' 2>&1", home2, model, out);
+        CHECK(WEXITSTATUS(system(cmd)) == 1);
+        CHECK_EQ_INT(tu_registry_models(home2), 0);
+        REQUIRE(ra_text(out, &after));
+        CHECK(strstr(after.data, "bad alias name 'bad!'") != NULL);
+        CHECK(strstr(after.data, "added") == NULL);
+        snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' add '%s' > '%s' 2>&1", home,
+                 model, out);
+        CHECK(system(cmd) == 0);
+        REQUIRE(ra_text(out, &after));
+        snprintf(cmd, sizeof cmd, "already registered as %s\n", id);
+        CHECK_EQ_STR(after.data, cmd);
+        snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' add '%s' --parent prod "
+                 "--parent prod > '%s' 2>&1", home, model, out);
+        CHECK(WEXITSTATUS(system(cmd)) == 2); /* an option twice */
+        snprintf(cmd, sizeof cmd, "build/fti-registry --help | grep -q 'keeps its card'");
+        CHECK(system(cmd) == 0);
+    }
+    fti_buf_free(&before);
+    fti_buf_free(&after);
+}
+
+/* Makes models/<id>/card.json by hand (ids chosen to share prefixes). */
+static int ra_fake(const char *home, const char *id, const char *created) {
+    char dir[4200], json[512];
+    snprintf(dir, sizeof dir, "%s/models/%s", home, id);
+    snprintf(json, sizeof json, "{\"id\": \"%s\", \"created\": \"%s\", \"name\": \"x\"}", id,
+             created);
+    if (fti_mkdirs(dir, NULL) != FTI_OK) return 0;
+    snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/card.json");
+    return fti_test_write_file(dir, json, strlen(json)) == 0;
+}
+
+/* Id prefixes: fewer than 4 hex digits is "too short" with the minimum (it was "not found");
+ * an ambiguous prefix names its candidates; an alias of any length still resolves; upper case
+ * hex is read as the id's. */
+FTI_TEST(registry_resolve_prefix_messages) {
+    char home[4096], got[17], cmd[8192];
+    fti_error err;
+    snprintf(home, sizeof home, "%s", fti_test_tmp("home"));
+    REQUIRE(ra_fake(home, "abcd000000000001", "2026-01-01T00:00:00Z"));
+    REQUIRE(ra_fake(home, "abcd000000000002", "2026-01-02T00:00:00Z"));
+    REQUIRE(ra_fake(home, "a1b2000000000003", "2026-01-03T00:00:00Z"));
+    CHECK_EQ_INT(fti_registry_resolve(home, "a1", got, &err), FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "at least 4 hex digits") != NULL && strstr(err.msg, "'a1'") != NULL);
+    CHECK_EQ_INT(fti_registry_resolve(home, "a1b", got, &err), FTI_ERR_INVALID);
+    CHECK_OK(fti_registry_resolve(home, "a1b2", got, &err));
+    CHECK_EQ_STR(got, "a1b2000000000003");
+    CHECK_OK(fti_registry_resolve(home, "ABCD000000000002", got, &err));
+    CHECK_EQ_STR(got, "abcd000000000002");
+    CHECK_EQ_INT(fti_registry_resolve(home, "abcd", got, &err), FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "id prefix 'abcd' is ambiguous") != NULL);
+    CHECK(strstr(err.msg, "2 models (abcd000000000001, abcd000000000002)") != NULL);
+    CHECK_EQ_INT(fti_registry_resolve(home, "abce", got, &err), FTI_ERR_NOT_FOUND);
+    CHECK(strstr(err.msg, "no model or alias 'abce'") != NULL);
+    CHECK_EQ_INT(fti_registry_resolve(home, "prod", got, &err), FTI_ERR_NOT_FOUND);
+    CHECK_EQ_INT(fti_registry_resolve(home, "abcd0000000000010", got, &err), FTI_ERR_NOT_FOUND);
+    /* a short alias is an alias */
+    CHECK_OK(fti_registry_promote(home, "a1b2", "a1", &err));
+    CHECK_OK(fti_registry_resolve(home, "a1", got, &err));
+    CHECK_EQ_STR(got, "a1b2000000000003");
+    CHECK_EQ_INT(fti_registry_promote(home, "a1b2", "ABCD", &err), FTI_ERR_INVALID);
+    if (fti_path_exists("build/fti-registry")) {
+        snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' show ab 2>&1 | grep -q "
+                 "'an id prefix needs at least 4 hex digits'", home);
+        CHECK(system(cmd) == 0);
+        snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' show abcd 2>&1 | grep -q "
+                 "'abcd000000000001, abcd000000000002'", home);
+        CHECK(system(cmd) == 0);
+    }
+}
+
+/* Paths on a card are relative to the workspace: a copied workspace (cp -a) shows its own
+ * metrics, run and loss curve (it showed the original's); a card of an older build (absolute
+ * paths under the old home) is shown under the new home when the file is there, else as it
+ * is; paths outside the workspace ("source", a run elsewhere) stay as they are. */
+FTI_TEST(registry_card_paths_follow_copy) {
+    char home[1024], twin2[1024], model[4096], json[8192], cpath[4200], cmd[16384], id[17];
+    const char *path;
+    fti_test_model_opts mo;
+    fti_buf b;
+    fti_json_doc *doc;
+    fti_error err;
+    snprintf(home, sizeof home, "%s", fti_test_tmp("twin"));
+    snprintf(twin2, sizeof twin2, "%s", fti_test_tmp("twin2"));
+    memset(&mo, 0, sizeof mo);
+    mo.seed = 12;
+    path = fti_test_model("p.gguf", &mo, NULL, NULL);
+    REQUIRE(path != NULL);
+    snprintf(model, sizeof model, "%s", path);
+    snprintf(json, sizeof json, "{\"name\": \"p\", \"run\": \"%s/runs/k1\", \"metrics\": "
+             "\"%s/runs/k1/metrics.jsonl\", \"loss_curve\": \"%s//runs/k1/loss.svg\", "
+             "\"adapter\": \"/elsewhere/adapter.gguf\", \"source\": \"%s/runs/k1/x\"}",
+             home, home, home, home);
+    REQUIRE(fti_registry_add(home, model, json, strlen(json), id, &err) == FTI_OK);
+    memset(&b, 0, sizeof b);
+    snprintf(cpath, sizeof cpath, "%s/models/%s/card.json", home, id);
+    REQUIRE(ra_text(cpath, &b));
+    REQUIRE(fti_json_parse(b.data, b.len - 1, NULL, &doc, NULL, &err) == FTI_OK);
+    { /* on disk: relative */
+        const fti_json *c = fti_json_root(doc);
+        char want[64];
+        snprintf(want, sizeof want, "models/%s/model.gguf", id);
+        CHECK_EQ_STR(fti_json_get_str(c, "path", ""), want);
+        CHECK_EQ_STR(fti_json_get_str(c, "run", ""), "runs/k1");
+        CHECK_EQ_STR(fti_json_get_str(c, "metrics", ""), "runs/k1/metrics.jsonl");
+        CHECK_EQ_STR(fti_json_get_str(c, "loss_curve", ""), "runs/k1/loss.svg");
+        CHECK_EQ_STR(fti_json_get_str(c, "adapter", ""), "/elsewhere/adapter.gguf");
+    }
+    fti_json_free(doc);
+    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", home, twin2);
+    REQUIRE(system(cmd) == 0);
+    REQUIRE((doc = ra_card(twin2, id)) != NULL);
+    {
+        const fti_json *c = fti_json_root(doc);
+        char want[4300];
+        snprintf(want, sizeof want, "%s/runs/k1/metrics.jsonl", twin2);
+        CHECK_EQ_STR(fti_json_get_str(c, "metrics", ""), want);
+        snprintf(want, sizeof want, "%s/runs/k1", twin2);
+        CHECK_EQ_STR(fti_json_get_str(c, "run", ""), want);
+        CHECK_EQ_STR(fti_json_get_str(c, "adapter", ""), "/elsewhere/adapter.gguf");
+        snprintf(want, sizeof want, "%s/runs/k1/x", home);
+        CHECK_EQ_STR(fti_json_get_str(c, "source", ""), want); /* not a workspace file key */
+    }
+    fti_json_free(doc);
+    if (fti_path_exists("build/fti-registry")) {
+        snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' show %.8s | grep -q "
+                 "'^metrics    %s/runs/k1/metrics.jsonl$'", twin2, id, twin2);
+        CHECK(system(cmd) == 0);
+    }
+    /* a card as older builds wrote it: absolute paths under the original home */
+    snprintf(json, sizeof json, "{\"id\": \"%s\", \"path\": \"%s/models/%s/model.gguf\", "
+             "\"created\": \"2026-01-01T00:00:00Z\", \"run\": \"%s/runs/k1\", \"metrics\": "
+             "\"%s/runs/k1/metrics.jsonl\", \"loss_curve\": \"%s/runs/k1/loss.svg\"}\n",
+             id, home, id, home, home, home);
+    snprintf(cpath, sizeof cpath, "%s/models/%s/card.json", twin2, id);
+    REQUIRE(fti_test_write_file(cpath, json, strlen(json)) == 0);
+    snprintf(cpath, sizeof cpath, "%s/runs/k1", twin2);
+    REQUIRE(fti_mkdirs(cpath, NULL) == FTI_OK);
+    snprintf(cpath, sizeof cpath, "%s/runs/k1/metrics.jsonl", twin2);
+    REQUIRE(fti_test_write_file(cpath, "{}\n", 3) == 0);
+    REQUIRE((doc = ra_card(twin2, id)) != NULL);
+    {
+        const fti_json *c = fti_json_root(doc);
+        char want[4300];
+        snprintf(want, sizeof want, "%s/runs/k1/metrics.jsonl", twin2); /* there: the copy's */
+        CHECK_EQ_STR(fti_json_get_str(c, "metrics", ""), want);
+        snprintf(want, sizeof want, "%s/runs/k1", twin2);
+        CHECK_EQ_STR(fti_json_get_str(c, "run", ""), want);
+        snprintf(want, sizeof want, "%s/runs/k1/loss.svg", home); /* not there: as it is */
+        CHECK_EQ_STR(fti_json_get_str(c, "loss_curve", ""), want);
+        snprintf(want, sizeof want, "%s/models/%s/model.gguf", twin2, id);
+        CHECK_EQ_STR(fti_json_get_str(c, "path", ""), want);
+    }
+    fti_json_free(doc);
+    fti_buf_free(&b);
 }

@@ -42,9 +42,16 @@ static void usage(FILE *f) {
         "                            the lineage keys fti's trainer writes: dataset, tokenizer,\n"
         "                            parent, training figures); --parent names the registered\n"
         "                            model it derives from (else the file's own parent key),\n"
-        "                            --alias points an alias at it; prints the id last\n"
+        "                            --alias points an alias at it; prints the id last.\n"
+        "                            A file registered before keeps its card (\"already\n"
+        "                            registered as ID\"): --name and --parent change just\n"
+        "                            those fields, --alias moves the alias. Every argument is\n"
+        "                            checked before anything is written.\n"
         "\n"
-        "ID may be a unique prefix of a model id.\n");
+        "ID may be a unique prefix of a model id (at least 4 hex digits); an ambiguous one is\n"
+        "refused with the ids it starts. Paths on a card (run, metrics, loss curve) are\n"
+        "relative to the workspace and shown under the home given, so a copied workspace\n"
+        "shows its own files.\n");
 }
 
 static int load_card(const char *home, const char *ref, char id[17], fti_json_doc **doc) {
@@ -186,8 +193,14 @@ static int cmd_show(const char *home, const char *ref, int json) {
     printf("machine    %s %s, %s, %lld threads\n", fti_json_get_str(m, "os", ""),
            fti_json_get_str(m, "arch", ""), fti_json_get_str(m, "cpu", ""),
            (long long)fti_json_get_int(m, "threads", 0));
-    if (fti_json_get(c, "adapter"))
-        printf("adapter    %s\n", fti_json_get_str(c, "adapter", ""));
+    if (fti_json_get(c, "base_model")) /* a merged model: parent is the adapter */
+        printf("base model %s\n", fti_json_get_str(c, "base_model", ""));
+    if (fti_json_get(c, "adapter_id") && fti_json_get(c, "adapter"))
+        printf("adapter    %s (%s)\n", fti_json_get_str(c, "adapter_id", ""),
+               fti_json_get_str(c, "adapter", ""));
+    else if (fti_json_get(c, "adapter_id") || fti_json_get(c, "adapter"))
+        printf("adapter    %s\n", fti_json_get_str(c, "adapter_id",
+                                                    fti_json_get_str(c, "adapter", "")));
     printf("metrics    %s\n", fti_json_get_str(c, "metrics", ""));
     printf("loss curve %s\n", fti_json_get_str(c, "loss_curve", ""));
     fti_json_free(doc);
@@ -279,39 +292,52 @@ static int cmd_lineage(const char *home, const char *ref) {
     return 0;
 }
 
-/* add FILE [--alias A] [--name N] [--parent REF] (argv[0] is FILE) */
+static void bad_usage(const char *cmd);
+
+/* add FILE [--alias A] [--name N] [--parent REF] (argv[0] is FILE). The library checks every
+ * argument before it writes anything (a bad alias used to leave the model registered). */
 static int cmd_add(const char *home, int argc, char **argv) {
     fti_registry_add_opts o;
-    const char *alias = NULL;
     char id[17];
     fti_error err;
-    int i;
+    fti_buf before;
+    int i, known;
     memset(&o, 0, sizeof(o));
+    memset(&before, 0, sizeof(before));
     for (i = 1; i < argc; i += 2) {
-        if (i + 1 >= argc) {
-            usage(stderr);
+        const char **slot = strcmp(argv[i], "--alias") == 0    ? &o.alias
+                            : strcmp(argv[i], "--name") == 0   ? &o.name
+                            : strcmp(argv[i], "--parent") == 0 ? &o.parent
+                                                               : NULL;
+        if (i + 1 >= argc || !slot || *slot) { /* (an option given twice: which one?) */
+            bad_usage("add");
             return 2;
         }
-        if (strcmp(argv[i], "--alias") == 0) alias = argv[i + 1];
-        else if (strcmp(argv[i], "--name") == 0) o.name = argv[i + 1];
-        else if (strcmp(argv[i], "--parent") == 0) o.parent = argv[i + 1];
-        else {
-            usage(stderr);
-            return 2;
-        }
+        *slot = argv[i + 1];
     }
-    if (fti_registry_add_file(home, argv[0], &o, id, &err) != FTI_OK) {
+    /* the models before, to say whether the file was registered already */
+    if (fti_path_is_dir(home) && fti_registry_list(home, &before, &err) != FTI_OK) {
         fprintf(stderr, "fti-registry: %s\n", err.msg);
         return 1;
     }
-    if (alias) {
-        if (fti_registry_promote(home, id, alias, &err) != FTI_OK) {
-            fprintf(stderr, "fti-registry: added %s, but the alias failed: %s\n", id, err.msg);
-            return 1;
-        }
-        printf("%s -> %s\n", alias, id);
+    if (fti_registry_add_file(home, argv[0], &o, id, &err) != FTI_OK) {
+        fprintf(stderr, "fti-registry: %s\n", err.msg);
+        fti_buf_free(&before);
+        return 1;
     }
-    printf("added model %s\n", id);
+    known = 0;
+    for (i = 0; before.data && (size_t)i + 17 <= before.len && !known; i += 17)
+        known = memcmp(before.data + i, id, 16) == 0;
+    fti_buf_free(&before);
+    if (o.alias) printf("%s -> %s\n", o.alias, id);
+    if (!known) {
+        printf("added model %s\n", id);
+    } else if (o.name || o.parent) {
+        printf("already registered as %s: its card kept, updated%s%s\n", id,
+               o.name ? " name" : "", o.parent ? (o.name ? ", parent" : " parent") : "");
+    } else {
+        printf("already registered as %s\n", id);
+    }
     return 0;
 }
 
