@@ -2184,11 +2184,16 @@ typedef struct fti_gguf_lineage {
     const char *tokenizer_sha256;   /* fti.tokenizer.sha256 */
     const char *train_config;       /* fti.train.config (JSON) */
     const char *doc_template;       /* fti.doc.template (the document template) */
-    uint64_t train_steps;           /* fti.train.steps */
-    uint64_t train_tokens;          /* fti.train.tokens */
-    double train_loss;              /* fti.train.loss (written when train_steps > 0; NaN:
-                                     * unknown, not written) */
+    uint64_t train_steps;           /* fti.train.steps: the steps the weights have had */
+    uint64_t train_tokens;          /* fti.train.tokens: at that step */
+    double train_loss;              /* fti.train.loss (that step's; written when train_steps > 0;
+                                     * NaN: unknown, not written) */
     double val_loss;                /* fti.train.val_loss (written when > 0) */
+    const char *weights;            /* fti.train.weights: which weights of the run these are
+                                     * ("best validation pass"); NULL = not written (the last
+                                     * step's) */
+    uint64_t run_steps;             /* fti.train.run_steps: the run's steps, when the weights are
+                                     * an earlier step's; 0 = not written */
     const char *created;            /* fti.created (ISO 8601; NULL = not written) */
 } fti_gguf_lineage;
 
@@ -2562,6 +2567,8 @@ struct fti_train_run_result;
 typedef void (*fti_train_run_fn)(void *user, fti_train_event ev,
                                  const struct fti_train_run_result *run,
                                  const fti_train_stats *stats);
+/* Stop request, asked between steps on the calling thread: non-zero stops the run. */
+typedef int (*fti_train_stop_fn)(void *user);
 
 /* Options of fti_train_run. Zero = default for every field. */
 typedef struct fti_train_run_opts {
@@ -2581,6 +2588,12 @@ typedef struct fti_train_run_opts {
     int resume;               /* 1: continue the run from its checkpoint, if it has one */
     int resume_required;      /* 1 (implies resume): a run without a checkpoint is an error
                                * (FTI_ERR_NOT_FOUND naming the file), not a fresh start */
+    int no_overwrite;         /* 1 (without resume): a run that has a checkpoint, or whose model
+                               * is registered (finished; also after gc), is not started over:
+                               * FTI_ERR_EXISTS, result->stats.step and .total_steps from the
+                               * checkpoint (0 if it has none), result->id the run's registered
+                               * model ("" if none). 0: such a run starts over, its checkpoint,
+                               * metrics and best weights replaced (fti-twin's updates) */
     int keep_best;            /* 1: register the weights of the best validation pass (kept in
                                * the run directory, so resume keeps them), not the last step's;
                                * FTI_ERR_UNSUPPORTED with LoRA (train.lora_rank) */
@@ -2596,6 +2609,15 @@ typedef struct fti_train_run_opts {
     double fit_seconds;
     fti_train_run_fn progress;
     void *progress_user;
+    /* Optional, asked before each step: non-zero stops the run there (the step under way when
+     * it changed its answer has finished). The checkpoint is saved (the exact-resume one; not
+     * with fit_seconds, whose runs do not resume), no model is written or registered, and
+     * fti_train_run returns FTI_ERR_CANCELLED with result->stats at that step. For a signal
+     * handler's flag: the library installs no handlers (fti-train does, for SIGINT and
+     * SIGTERM). Data-parallel: every rank must answer the same at each step (reduce the flag
+     * over the ranks, as fti-train-mpi does). */
+    fti_train_stop_fn stop;
+    void *stop_user;
 } fti_train_run_opts;
 
 /* What a run did. */
@@ -2612,6 +2634,7 @@ typedef struct fti_train_run_result {
     uint64_t val_tokens;      /* size of the validation split used (0 = none) */
     int resumed;              /* 1 if the run continued from a checkpoint */
     int used_best;            /* 1 if keep_best replaced the last weights by the best ones */
+    uint64_t best_step;       /* used_best: the step those weights are of (stats: the run's) */
     fti_train_stats stats;    /* the trainer's numbers at the end */
 } fti_train_run_result;
 
@@ -2619,7 +2642,8 @@ typedef struct fti_train_run_result {
  * (optional) is filled as the run goes, id last. Errors name the file or option at fault:
  * FTI_ERR_NOT_FOUND (dataset, parent, resume_required's checkpoint), FTI_ERR_MISMATCH
  * (tokenizer or vocabulary differs), FTI_ERR_INVALID (options), FTI_ERR_NUMERIC (training
- * diverged), I/O errors.
+ * diverged), FTI_ERR_BUSY (another process trains the run: checked first when its directory
+ * exists), FTI_ERR_EXISTS (no_overwrite), FTI_ERR_CANCELLED (stop), I/O errors.
  * Data-parallel (train.world_size > 1, e.g. fti_train_mpi_attach): every rank calls it with the
  * same options; rank 0 alone writes (run directory, checkpoints, metrics, best weights, model,
  * registry), the other ranks train and return FTI_OK with result->id "".
@@ -29515,6 +29539,9 @@ static fti_result fti__gguf_add_lineage(fti_gguf_writer *w, const fti_gguf_linea
         FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.tokens", lin->train_tokens));
     if (lin->val_loss > 0)
         FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.val_loss", (float)lin->val_loss));
+    if (lin->weights) FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.train.weights", lin->weights));
+    if (lin->run_steps)
+        FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.run_steps", lin->run_steps));
     if (lin->created) FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.created", lin->created));
     return FTI_OK;
 }
@@ -30155,6 +30182,8 @@ struct fti_trainer {
     float *val_hist;
     size_t n_val, cap_val;
     fti_train_stats last;
+    int bf16_on;              /* the matmuls round to bf16 (o.bf16 and kernels that honour it) */
+    fti_isa isa;              /* the kernel table the passes use (fti_kernels_get(AUTO)'s) */
 };
 
 static void fti__train_log(const fti_trainer *t, fti_log_level lvl, const char *msg) {
@@ -30362,7 +30391,9 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
         fti_trainer_free(t);
         return r;
     }
-    fti_model_acts_set_bf16(t->acts, t->o.bf16); /* bf16 matmuls where the CPU has them */
+    /* bf16 matmuls where the CPU has them; what ran goes on the model card */
+    t->bf16_on = fti_model_acts_set_bf16(t->acts, t->o.bf16);
+    t->isa = fti_kernels_isa(fti_kernels_get(FTI_ISA_AUTO)); /* (as fti_model_acts_create) */
     t->n_params = fti_model_n_params(&t->cfg);
     t->params = fti__train_floats(t->n_params);
     t->grads = fti__train_floats(t->n_params);
@@ -30797,6 +30828,32 @@ FTIDEF fti_result fti_trainer_save(fti_trainer *t, const char *path, fti_error *
         return fti_error_set(err, r, "%s: cannot write checkpoint: %s", path, fti_result_str(r));
     }
     return fti_afile_commit(&f, err);
+}
+
+/* The step, tokens seen and schedule length a checkpoint file records, from its header alone
+ * (not verified: fti_trainer_resume does that). FTI_ERR_FORMAT if it does not start as one. */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
+static fti_result fti__ckpt_peek(const char *path, uint64_t *step, uint64_t *tokens,
+                                 uint64_t *total, fti_error *err) {
+    fti_map map;
+    fti_reader rd;
+    const unsigned char *magic;
+    fti_result r;
+    if ((r = fti_map_open(&map, path, err)) != FTI_OK) return r;
+    rd = fti_reader_make(map.data, map.len);
+    magic = (const unsigned char *)fti_read_bytes(&rd, 8);
+    if (magic && memcmp(magic, FTI__CKPT_MAGIC, 8) == 0 &&
+        fti_read_u32(&rd) == FTI__CKPT_VERSION) {
+        fti_read_bytes(&rd, 4 + 40 + 8); /* flags, config, fingerprint */
+        *step = fti_read_u64(&rd);
+        *tokens = fti_read_u64(&rd);
+        *total = fti_read_u64(&rd);
+    } else {
+        rd.err = 1;
+    }
+    r = rd.err ? fti_error_set(err, FTI_ERR_FORMAT, "%s: not an fti checkpoint", path) : FTI_OK;
+    fti_map_close(&map);
+    return r;
 }
 
 static void fti__ckpt_read_floats(fti_reader *rd, float *x, size_t n) {
@@ -32226,6 +32283,71 @@ static fti_result fti__tr_run_lock(const char *run_dir, int *fd, fti_error *err)
     return r;
 }
 
+/* The registered model (not a LoRA adapter: the merged model comes last) whose card names run
+ * `key` ("run": HOME/runs/<key>) into id (16 hex + NUL); 1 if there is one. Cards removed by gc
+ * count: the run finished. A registry that cannot be read has none. */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
+static int fti__tr_run_model(const char *home, const char *key, char id[17]) {
+    fti_buf ids, card;
+    const char *p, *nl;
+    int found = 0;
+    memset(&ids, 0, sizeof ids);
+    memset(&card, 0, sizeof card);
+    if (fti_registry_list(home, &ids, NULL) != FTI_OK) ids.len = 0;
+    for (p = ids.data; !found && p && p < ids.data + ids.len; p = nl + 1) {
+        char mid[17];
+        fti_json_doc *doc = NULL;
+        if (!(nl = (const char *)memchr(p, '\n', (size_t)(ids.data + ids.len - p)))) break;
+        if (nl - p != 16) continue;
+        memcpy(mid, p, 16);
+        mid[16] = 0;
+        card.len = 0;
+        if (fti_registry_card(home, mid, &card, NULL) == FTI_OK &&
+            fti_json_parse(card.data, card.len, NULL, &doc, NULL, NULL) == FTI_OK) {
+            const fti_json *c = fti_json_root(doc);
+            found = strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") != 0 &&
+                    strcmp(fti_path_base(fti_json_get_str(c, "run", "")), key) == 0;
+            if (found) memcpy(id, mid, 17);
+        }
+        fti_json_free(doc);
+    }
+    fti_buf_free(&ids);
+    fti_buf_free(&card);
+    return found;
+}
+
+/* no_overwrite without resume: FTI_ERR_EXISTS when the run in run_dir has a checkpoint or a
+ * registered model (finished, perhaps cleaned by gc since), with res->stats.step and
+ * .total_steps from the checkpoint and res->id the model; else FTI_OK (no run, or one killed
+ * before its first checkpoint: nothing there to resume). */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
+static fti_result fti__tr_no_overwrite(const char *home, const char *run_dir, const char *ckpt,
+                                       fti_train_run_result *res, fti_error *err) {
+    uint64_t step = 0, tokens = 0, total = 0;
+    int has_ckpt = fti_path_exists(ckpt), peeked;
+    if (!fti_path_is_dir(run_dir)) return FTI_OK;
+    if (!fti__tr_run_model(home, res->run_key, res->id)) res->id[0] = 0;
+    if (!has_ckpt && !res->id[0]) return FTI_OK;
+    peeked = has_ckpt && fti__ckpt_peek(ckpt, &step, &tokens, &total, NULL) == FTI_OK;
+    if (peeked) {
+        res->stats.step = step;
+        res->stats.tokens_seen = tokens;
+        res->stats.total_steps = total;
+    }
+    if (res->id[0])
+        return fti_error_set(err, FTI_ERR_EXISTS, "run %s is finished: its model %s is "
+                             "registered (%s); starting the run over would train it again",
+                             res->run_key, res->id, run_dir);
+    if (!peeked)
+        return fti_error_set(err, FTI_ERR_EXISTS, "run %s has a checkpoint %s that does not "
+                             "read as one; starting the run over would replace it",
+                             res->run_key, ckpt);
+    return fti_error_set(err, FTI_ERR_EXISTS, "run %s has a checkpoint at step %llu of %llu "
+                         "(%s): resume continues it; starting it over would replace it",
+                         res->run_key, (unsigned long long)step, (unsigned long long)total,
+                         ckpt);
+}
+
 /* --- metrics log and loss curve --------------------------------------------------------------- */
 
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
@@ -32454,8 +32576,12 @@ done:
 /* The config object of a card (also the GGUF's fti.train.config): fti__reg_config_json
  * (07_train.c). */
 
+/* The machine of the process that finished the run: host, OS, CPU, threads, and what the
+ * passes ran on: matmul "fp32" or "bf16" (bf16 asked for and honoured by the kernels: bf16
+ * products differ from fp32 ones and differ between kernel sets) and kernels, the table's
+ * instruction set ("scalar", "avx2", "avx512", "neon"). */
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
-static void fti__tr_machine_json(fti_jw *w, int threads) {
+static void fti__tr_machine_json(fti_jw *w, int threads, const fti_trainer *t) {
     char cpu[160];
 #ifdef FTI__TR_UNAME
     struct utsname un;
@@ -32470,6 +32596,8 @@ static void fti__tr_machine_json(fti_jw *w, int threads) {
 #endif
     fti_jw_key(w, "cpu"); fti_jw_str(w, cpu);
     fti_jw_key(w, "threads"); fti_jw_int(w, threads);
+    fti_jw_key(w, "matmul"); fti_jw_str(w, t->bf16_on ? "bf16" : "fp32");
+    fti_jw_key(w, "kernels"); fti_jw_str(w, fti_isa_name(t->isa));
     fti_jw_obj_end(w);
 }
 
@@ -32579,9 +32707,11 @@ static fti_result fti__tr_best_save(const char *path, uint64_t step, const float
     return r;
 }
 
-/* Loads best.bin into p (n floats); FTI_ERR_NOT_FOUND when absent. */
+/* Loads best.bin into p (n floats) and *step (the step of those weights); FTI_ERR_NOT_FOUND
+ * when absent. */
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
-static fti_result fti__tr_best_load(const char *path, float *p, size_t n, fti_error *err) {
+static fti_result fti__tr_best_load(const char *path, float *p, size_t n, uint64_t *step,
+                                    fti_error *err) {
     void *data = NULL;
     size_t len = 0, i;
     unsigned char dig[32];
@@ -32604,6 +32734,7 @@ static fti_result fti__tr_best_load(const char *path, float *p, size_t n, fti_er
         uint32_t u = fti_load_u32(d + 24 + 4 * i);
         memcpy(&p[i], &u, 4);
     }
+    *step = fti_load_u64(d + 8);
     fti_free(data);
     return FTI_OK;
 }
@@ -32659,7 +32790,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     const uint64_t *vs = NULL;
     size_t n_hist = 0, n_val = 0, i, n_params;
     const char *tok_sha, *preset, *name;
-    int from_scratch_tiny, writer = 1, run_fd = -1, pass;
+    int from_scratch_tiny, writer = 1, run_fd = -1, pass, stopped = 0, saved;
     char legacy_key[17];
     fti_buf card, cfgjson;
     fti_jw w;
@@ -32784,6 +32915,10 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
                      o.adamw.beta1, o.adamw.beta2, o.adamw.eps, (unsigned long)o.eval_windows,
                      ro.keep_best);
         }
+        if (wd < 0) { /* no decay: keyed 0 above, as the default (0.1) is: told apart here */
+            size_t l = strlen(buf);
+            snprintf(buf + l, sizeof buf - l, "|nowd");
+        }
         if (o.bf16) { /* bf16 matmuls change the trajectory (only in the key when set) */
             size_t l = strlen(buf);
             snprintf(buf + l, sizeof buf - l, "|bf16");
@@ -32823,6 +32958,12 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
         goto done;
     }
+    writer = o.world_size <= 1 || o.rank == 0; /* data-parallel: rank 0 alone writes */
+    /* the run's lock before its directory is read: a run another process trains is named as
+     * such, not "nothing to resume" (that process has not saved a checkpoint yet) */
+    if (writer && fti_path_is_dir(run_dir) &&
+        (r = fti__tr_run_lock(run_dir, &run_fd, err)) != FTI_OK)
+        goto done;
     if (ro.resume && !fti_path_exists(ckpt)) { /* a finished run that fti_workspace_gc cleaned */
         char *mark = run_dir ? fti_path_join(run_dir, "gc.json") : NULL;
         int gone = mark && fti_path_exists(mark);
@@ -32840,7 +32981,9 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
                           fti_dataset_id(ds));
         goto done;
     }
-    writer = o.world_size <= 1 || o.rank == 0; /* data-parallel: rank 0 alone writes */
+    if (ro.no_overwrite && !ro.resume &&
+        (r = fti__tr_no_overwrite(home, run_dir, ckpt, res, err)) != FTI_OK)
+        goto done;
     o.checkpoint_path = ckpt;
     tr.data = sh_tr->data;
     tr.n_tokens = (size_t)sh_tr->count;
@@ -32858,7 +33001,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
     /* one process per run: a second (a cron job beside a manual --resume) would interleave
      * metrics.jsonl and race the first for the checkpoint */
-    if (writer && (r = fti__tr_run_lock(run_dir, &run_fd, err)) != FTI_OK) goto done;
+    if (writer && run_fd < 0 && (r = fti__tr_run_lock(run_dir, &run_fd, err)) != FTI_OK)
+        goto done;
     if (writer) { /* what a resume needs, for gc to keep while the run is unfinished */
         char *rj = fti_path_join(run_dir, "run.json");
         fti_buf b;
@@ -32908,6 +33052,10 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     fit.t0 = fti_time_ns();
     fit.next_s = ro.fit_seconds < 50.0 ? ro.fit_seconds / 50.0 : 1.0;
     while (!fti_trainer_done(t)) {
+        if (ro.stop && ro.stop(ro.stop_user)) {
+            stopped = 1;
+            break;
+        }
         if ((r = fti_trainer_step(t, &st, err)) != FTI_OK) goto done;
         if (ro.fit_seconds > 0)
             fti__tr_fit_at(&fit, t, &st, ro.fit_seconds, o.max_steps,
@@ -32922,19 +33070,37 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     }
     if (mf) fclose(mf);
     mf = NULL;
+    saved = st.checkpointed; /* (st: the last step of this process's, if any) */
     fti_trainer_stats_get(t, &st);
     res->stats = st;
     fti_trainer_history(t, &hist, &n_hist, &vs, &vl, &n_val);
     if (writer) fti__tr_write_svg(svg, hist, n_hist, vs, vl, n_val);
+    if (stopped) { /* the exact-resume checkpoint of this step, and no model */
+        if (ro.fit_seconds > 0) {
+            r = fti_error_set(err, FTI_ERR_CANCELLED, "interrupted at step %llu of %llu (a run "
+                              "fitted to a time budget cannot be resumed)",
+                              (unsigned long long)st.step, (unsigned long long)st.total_steps);
+            goto done;
+        }
+        if (writer && !saved && (r = fti_trainer_save(t, ckpt, err)) != FTI_OK) goto done;
+        r = fti_error_set(err, FTI_ERR_CANCELLED, "interrupted at step %llu of %llu: checkpoint "
+                          "saved in %s (resume continues the run)",
+                          (unsigned long long)st.step, (unsigned long long)st.total_steps,
+                          run_dir);
+        goto done;
+    }
     if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_END, res, &st);
     if (!writer) goto done; /* the model and the registry are rank 0's */
 
     /* the weights to ship: the last step's, or the best validation pass's */
     final_params = fti_trainer_params(t);
     if (ro.keep_best && st.best_val_loss < st.val_loss &&
-        fti__tr_best_load(best, best_params, n_params, NULL) == FTI_OK) {
+        fti__tr_best_load(best, best_params, n_params, &res->best_step, NULL) == FTI_OK &&
+        res->best_step >= 1 && res->best_step <= n_hist) {
         final_params = best_params;
         res->used_best = 1;
+    } else {
+        res->best_step = 0;
     }
 
     /* the model file, the adapter, then the registry */
@@ -32945,6 +33111,10 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         float alpha = 0;
         const float *ad = fti_trainer_lora(t, &rank, &alpha);
         double val_loss = res->used_best ? st.best_val_loss : st.val_loss, train_loss;
+        /* what the shipped weights had: the run's end, or the best pass's step (keep_best) */
+        uint64_t w_step = res->used_best ? res->best_step : st.step;
+        uint64_t w_tokens = res->used_best ? w_step * t->o.batch * t->o.ctx * t->o.grad_accum
+                                           : st.tokens_seen; /* (the same tokens every step) */
         char ts[32];
         /* the pool's size: n_threads 0 is $FTI_THREADS, else the CPUs (fti_pool_create) */
         int threads = t->pool ? fti_pool_threads(t->pool) : 1;
@@ -32963,11 +33133,15 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         lin.dataset_version = fti_dataset_id(ds);
         lin.tokenizer_sha256 = tok_sha;
         lin.train_config = cfgjson.data;
-        lin.train_steps = st.step;
-        lin.train_tokens = st.tokens_seen;
+        lin.train_steps = w_step;
+        lin.train_tokens = w_tokens;
         /* the losses as the history keeps them (f32): the stats of a run resumed after its
          * last step hold the f32 loss, and the file must be the fresh run's */
-        train_loss = n_hist ? (double)hist[n_hist - 1] : st.loss;
+        train_loss = n_hist ? (double)hist[(res->used_best ? w_step : n_hist) - 1] : st.loss;
+        if (res->used_best) {
+            lin.weights = "best validation pass";
+            lin.run_steps = st.step;
+        }
         if (!res->used_best && n_val && vs[n_val - 1] == st.step) val_loss = (double)vl[n_val - 1];
         lin.train_loss = train_loss;
         lin.val_loss = val_loss == val_loss ? val_loss : 0;
@@ -32997,7 +33171,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
             fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)st.tokens_seen);
             fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)st.step);
             fti_jw_key(&w, "wall_time_s"); fti_jw_num(&w, st.elapsed_s);
-            fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads);
+            fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads, t);
             fti_jw_key(&w, "config");
             fti__reg_config_json(&w, &cfg, "(parent)");
             fti_jw_key(&w, "run"); fti_jw_str(&w, run_dir);
@@ -33031,13 +33205,17 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         fti_jw_key(&w, "best_val_loss"); fti_jw_num(&w, st.best_val_loss);
         fti_jw_key(&w, "val_perplexity"); fti_jw_num(&w, exp(val_loss));
         fti_jw_key(&w, "train_loss"); fti_jw_num(&w, train_loss);
-        fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)st.tokens_seen);
-        fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)st.step);
+        fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)w_tokens);
+        fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)w_step);
         fti_jw_key(&w, "wall_time_s"); fti_jw_num(&w, st.elapsed_s);
-        if (res->used_best) {
+        if (res->used_best) { /* the weights are an earlier step's than the run's end */
             fti_jw_key(&w, "weights"); fti_jw_str(&w, "best validation pass");
+            fti_jw_key(&w, "run_steps"); fti_jw_int(&w, (int64_t)st.step);
+            fti_jw_key(&w, "run_tokens"); fti_jw_int(&w, (int64_t)st.tokens_seen);
+            fti_jw_key(&w, "run_train_loss");
+            fti_jw_num(&w, n_hist ? (double)hist[n_hist - 1] : st.loss);
         }
-        fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads);
+        fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads, t);
         fti_jw_key(&w, "config");
         fti__reg_config_json(&w, &cfg, ro.from ? "(parent)" : preset);
         fti_jw_key(&w, "hyper");

@@ -8,13 +8,16 @@
  * The run lives in HOME/runs/<key>/ (checkpoint, metrics.jsonl, loss.svg, model.gguf), where the
  * key is a hash of the dataset version and every option that changes the result; --resume picks
  * the same run up from its last checkpoint (and fails, naming the checkpoint it looked for, when
- * that run has none). The model is registered in HOME/models/ and the last word printed is its
- * id (see build/fti-registry).
+ * that run has none). The same command without --resume does not start such a run over (nor a
+ * finished one): it says so, unless --restart. Ctrl-C (SIGINT) or SIGTERM finishes the step under
+ * way, saves the checkpoint and exits 130 / 143 (a second Ctrl-C kills at once). The model is
+ * registered in HOME/models/ and the last word printed is its id (see build/fti-registry).
  */
 #define FTI_IMPLEMENTATION
 #include "fti.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +25,7 @@
 static void usage(FILE *f) {
     fprintf(f,
         "usage: fti-train [--home DIR] [--dataset VERSION] [--preset NAME] [--steps N] [--seed S]\n"
-        "                 [--threads N] [--checkpoint-every N] [--resume] [options]\n"
+        "                 [--threads N] [--checkpoint-every N] [--resume | --restart] [options]\n"
         "\n"
         "Trains a Llama-style model on a dataset version of the feature store (train and val\n"
         "token shards), writes it as GGUF and registers it; prints the model id last.\n"
@@ -36,33 +39,43 @@ static void usage(FILE *f) {
         "  --max-tokens N       stop after N training tokens [no limit]\n"
         "  --max-seconds S      stop after S seconds of training (summed over resumes)\n"
         "  --seed S             initialisation and sampling seed [1]\n"
-        "  --threads N          worker threads [$FTI_THREADS or all CPUs]\n"
+        "  --threads N          worker threads, 0 = the default [$FTI_THREADS or all CPUs]\n"
         "  --bf16               bf16 matmuls (AVX-512 BF16), fp32 master weights [off]\n"
         "  --batch N  --ctx N   sequences per micro-batch [8], tokens each [preset's context]\n"
         "  --accum N            micro-batches per step (gradient accumulation) [1]\n"
         "  --lr F               peak learning rate [1e-3; 3e-3 for tiny]\n"
         "  --warmup N           warmup steps [steps/20]\n"
-        "  --weight-decay F     [0.1]   --clip F  global gradient-norm clip [1.0]\n"
-        "  --dropout P          residual dropout in training steps, 0..0.9 [0]\n"
+        "  --weight-decay F     AdamW decoupled weight decay, 0 = none [0.1]\n"
+        "  --clip F             global gradient-norm clip [1.0]\n"
+        "  --dropout P          residual dropout in training steps, 0..0.9, 0 = none [0]\n"
         "  --eval-every N       validation every N steps [steps/10]\n"
         "  --checkpoint-every N checkpoint every N steps [100]\n"
         "  --resume             continue the interrupted run with the same options (an error\n"
         "                       if no run with these options has saved a checkpoint)\n"
+        "  --restart            start the run over although it has a checkpoint or its model\n"
+        "                       is registered (without it, without --resume: an error naming\n"
+        "                       the run and its step)\n"
         "  --from MODEL         fine-tune a registered model (id, prefix or alias); the dataset\n"
         "                       must use the same tokenizer\n"
         "  --lora R             train rank-R LoRA adapters on the frozen --from model\n"
         "  --lora-alpha F       LoRA scale numerator [2R]\n"
         "  --name NAME          name on the model card [fti-twin]\n"
-        "  --keep-best          register the weights of the best validation pass (not\n"
-        "                       with --lora)\n"
-        "  --quiet              no progress bar\n");
+        "  --keep-best          register the weights of the best validation pass (the card\n"
+        "                       gives that pass's step, tokens, losses; not with --lora)\n"
+        "  --quiet              no progress bar\n"
+        "\n"
+        "Sizes, counts and steps are whole numbers from 1 (0 is refused: it meant the default).\n"
+        "Ctrl-C or SIGTERM: the step under way finishes, the checkpoint is saved, no model is\n"
+        "registered; --resume continues (a second Ctrl-C kills at once).\n"
+        "Exit status: 0 trained and registered, 1 failed (or the run exists: see --restart),\n"
+        "2 bad usage, 130 interrupted by SIGINT, 143 by SIGTERM.\n");
 }
 
 typedef struct args {
     const char *home, *dataset, *preset, *from, *name;
     uint64_t steps, max_tokens, seed, warmup, eval_every, ckpt_every;
     double max_seconds;
-    int threads, resume, quiet, keep_best, bf16;
+    int threads, resume, restart, quiet, keep_best, bf16;
     size_t batch, ctx, accum;
     float lr, wd, clip, lora_alpha, dropout;
     uint32_t lora;
@@ -137,6 +150,9 @@ static int parse_args(int argc, char **argv, args *a) {
         } else if (strcmp(o, "--resume") == 0) {
             a->resume = 1;
             takes = 0;
+        } else if (strcmp(o, "--restart") == 0) {
+            a->restart = 1;
+            takes = 0;
         } else if (strcmp(o, "--quiet") == 0) {
             a->quiet = 1;
             takes = 0;
@@ -156,28 +172,35 @@ static int parse_args(int argc, char **argv, args *a) {
         } else if (!v) {
             fprintf(stderr, "fti-train: %s needs a value\n", o);
             return 0;
+        } else if (!*v && strcmp(o, "--name") != 0) {
+            /* "" would be the default (latest, tiny, $FTI_HOME...); --name's check is below */
+            fprintf(stderr, "fti-train: %s needs a value, not an empty string\n", o);
+            return 0;
         } else if (strcmp(o, "--home") == 0) a->home = v;
         else if (strcmp(o, "--dataset") == 0) a->dataset = v;
         else if (strcmp(o, "--preset") == 0) a->preset = v, a->preset_given = 1;
         else if (strcmp(o, "--from") == 0) a->from = v;
         else if (strcmp(o, "--name") == 0) a->name = v;
-        else if (strcmp(o, "--steps") == 0) ok = parse_u64(v, &a->steps) && a->steps > 0;
-        else if (strcmp(o, "--max-tokens") == 0) ok = parse_u64(v, &a->max_tokens);
+        /* 0 would silently be the default (300 steps, no limit, steps/20, the preset's size):
+         * refused, named with the range. (--seed 0 is a seed like any other.) */
+        else if (strcmp(o, "--steps") == 0) ok = parse_range(o, v, 1, UINT64_MAX, &a->steps);
+        else if (strcmp(o, "--max-tokens") == 0)
+            ok = parse_range(o, v, 1, UINT64_MAX, &a->max_tokens);
         else if (strcmp(o, "--seed") == 0) ok = parse_u64(v, &a->seed);
-        else if (strcmp(o, "--warmup") == 0) ok = parse_u64(v, &a->warmup);
-        /* sizes: range-checked here, so a bad one is named with its range (0 = the preset's) */
-        else if (strcmp(o, "--dim") == 0) ok = parse_range(o, v, 0, 65535, &a->dim);
-        else if (strcmp(o, "--layers") == 0) ok = parse_range(o, v, 0, 1023, &a->layers);
-        else if (strcmp(o, "--heads") == 0) ok = parse_range(o, v, 0, 65535, &a->heads);
-        else if (strcmp(o, "--kv-heads") == 0) ok = parse_range(o, v, 0, 65535, &a->kv_heads);
-        else if (strcmp(o, "--hidden") == 0) ok = parse_range(o, v, 0, 262143, &a->hidden);
-        else if (strcmp(o, "--context") == 0) ok = parse_range(o, v, 0, 65535, &a->context);
+        else if (strcmp(o, "--warmup") == 0) ok = parse_range(o, v, 1, UINT64_MAX, &a->warmup);
+        /* sizes: range-checked here, so a bad one is named with its range */
+        else if (strcmp(o, "--dim") == 0) ok = parse_range(o, v, 1, 65535, &a->dim);
+        else if (strcmp(o, "--layers") == 0) ok = parse_range(o, v, 1, 1023, &a->layers);
+        else if (strcmp(o, "--heads") == 0) ok = parse_range(o, v, 1, 65535, &a->heads);
+        else if (strcmp(o, "--kv-heads") == 0) ok = parse_range(o, v, 1, 65535, &a->kv_heads);
+        else if (strcmp(o, "--hidden") == 0) ok = parse_range(o, v, 1, 262143, &a->hidden);
+        else if (strcmp(o, "--context") == 0) ok = parse_range(o, v, 1, 65535, &a->context);
         /* 0 would silently be the default (steps/10, 100), not "never" */
         else if (strcmp(o, "--eval-every") == 0)
             ok = parse_range(o, v, 1, UINT64_MAX, &a->eval_every);
         else if (strcmp(o, "--checkpoint-every") == 0)
             ok = parse_range(o, v, 1, UINT64_MAX, &a->ckpt_every);
-        else if (strcmp(o, "--threads") == 0)
+        else if (strcmp(o, "--threads") == 0) /* 0: the default, said so in --help */
             ok = parse_range(o, v, 0, 256, &u), a->threads = (int)u;
         else if (strcmp(o, "--batch") == 0)
             ok = parse_range(o, v, 1, FTI_TRAIN_MAX_BATCH, &u), a->batch = (size_t)u;
@@ -188,8 +211,8 @@ static int parse_args(int argc, char **argv, args *a) {
         else if (strcmp(o, "--lora") == 0)
             ok = parse_range(o, v, 1, 4095, &u), a->lora = (uint32_t)u;
         else if (strcmp(o, "--lr") == 0) ok = parse_real(v, 0, 10, &d) && d > 0, a->lr = (float)d;
-        else if (strcmp(o, "--weight-decay") == 0)
-            ok = parse_real(v, 0, 100, &d), a->wd = (float)d;
+        else if (strcmp(o, "--weight-decay") == 0) /* 0: none (the library's 0 is 0.1) */
+            ok = parse_real(v, 0, 100, &d), a->wd = d > 0 ? (float)d : -1.0f;
         else if (strcmp(o, "--clip") == 0)
             ok = parse_real(v, 0, 1e6, &d) && d > 0, a->clip = (float)d;
         else if (strcmp(o, "--dropout") == 0)
@@ -204,6 +227,11 @@ static int parse_args(int argc, char **argv, args *a) {
             return 0;
         }
         i += takes;
+    }
+    if (a->resume && a->restart) {
+        fprintf(stderr, "fti-train: --resume continues a run, --restart starts it over: not "
+                "both\n");
+        return 0;
     }
     if (a->lora && !a->from) {
         fprintf(stderr, "fti-train: --lora needs --from MODEL (the frozen base)\n");
@@ -255,6 +283,28 @@ static fti_train_mpi g_mpi;
 #else
 #define IS_RANK0 1
 #endif
+
+/* SIGINT / SIGTERM: the signal, for fti_train_run's stop request between steps (the library
+ * installs no handlers). The default action comes back at once: a second Ctrl-C kills. */
+static volatile sig_atomic_t g_signal;
+
+static void on_signal(int sig) {
+    g_signal = sig;
+    signal(sig, SIG_DFL);
+}
+
+static int should_stop(void *user) {
+    (void)user;
+#ifdef FTI_MPI
+    { /* every rank stops at the same step (a signal reaches the ranks at different steps) */
+        int mine = g_signal != 0, any = 0;
+        MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, g_mpi.comm);
+        return any;
+    }
+#else
+    return g_signal != 0;
+#endif
+}
 
 static void on_log(void *user, fti_log_level level, const char *msg) {
     const args *a = (const args *)user;
@@ -325,6 +375,7 @@ int main(int argc, char **argv) {
     fti_train_run_opts ro;
     fti_train_run_result res;
     fti_error err;
+    fti_result r;
     ui u;
     int rc = 1;
 
@@ -348,6 +399,7 @@ int main(int argc, char **argv) {
     ro.name = a.name;
     ro.resume = a.resume;
     ro.resume_required = a.resume; /* --resume never starts a fresh run by surprise */
+    ro.no_overwrite = !a.restart;  /* nor does the same command without it restart a run */
     ro.keep_best = a.keep_best;
     ro.train.batch = a.batch;
     ro.train.ctx = a.ctx;
@@ -376,8 +428,41 @@ int main(int argc, char **argv) {
                                          fti_cpu_count() / g_mpi.local_size : 1;
 #endif
     ro.progress_user = &u;
-    if (fti_train_run(home, &ro, &res, &err) != FTI_OK) {
+    ro.stop = should_stop;
+    /* (a signal ignored by whoever started us stays ignored: `fti-train ... &` in a script) */
+    if (signal(SIGINT, on_signal) == SIG_IGN) signal(SIGINT, SIG_IGN);
+    if (signal(SIGTERM, on_signal) == SIG_IGN) signal(SIGTERM, SIG_IGN);
+    r = fti_train_run(home, &ro, &res, &err);
+    if (r != FTI_OK) {
         on_progress(&u, FTI_TRAIN_EVENT_END, &res, &res.stats);
+        runs = fti_path_join(home, "runs");
+        run_dir = runs && res.run_key[0] ? fti_path_join(runs, res.run_key) : NULL;
+    }
+    if (r == FTI_ERR_CANCELLED) {
+        rc = g_signal == SIGTERM ? 143 : 130;
+        if (IS_RANK0)
+            fprintf(stderr, "fti-train: interrupted at step %llu of %llu: checkpoint saved in "
+                    "%s; run the same command with --resume to continue\n",
+                    (unsigned long long)res.stats.step, (unsigned long long)res.stats.total_steps,
+                    run_dir ? run_dir : res.run_key);
+        goto done;
+    }
+    if (r == FTI_ERR_EXISTS) {
+        if (!IS_RANK0) goto done;
+        if (res.id[0])
+            fprintf(stderr, "fti-train: run %s is finished: its model %s is registered (%s); "
+                    "--restart trains it again\n", res.run_key, res.id,
+                    run_dir ? run_dir : res.run_key);
+        else if (res.stats.total_steps)
+            fprintf(stderr, "fti-train: run %s has a checkpoint at step %llu of %llu (%s): "
+                    "--resume continues it, --restart starts it over\n", res.run_key,
+                    (unsigned long long)res.stats.step,
+                    (unsigned long long)res.stats.total_steps, run_dir ? run_dir : res.run_key);
+        else
+            fprintf(stderr, "fti-train: %s (--restart starts it over)\n", err.msg);
+        goto done;
+    }
+    if (r != FTI_OK) {
         if (!res.dataset[0])
             fprintf(stderr, "fti-train: dataset %s in %s: %s\n",
                     a.dataset ? a.dataset : "latest", home, err.msg);
@@ -400,8 +485,9 @@ int main(int argc, char **argv) {
                "empty or shorter than one window)  %.1f s\n",
                (unsigned long long)res.stats.step, (unsigned long long)res.stats.tokens_seen,
                res.stats.loss, res.stats.elapsed_s);
-    if (res.used_best) printf("weights of the best validation pass (%.4f)\n",
-                              res.stats.best_val_loss);
+    if (res.used_best)
+        printf("weights of the best validation pass (%.4f), step %llu\n",
+               res.stats.best_val_loss, (unsigned long long)res.best_step);
     printf("run %s\n", run_dir ? run_dir : res.run_key);
     if (res.adapter_id[0]) printf("adapter %s\n", res.adapter_id);
     printf("model %s\n", res.id);

@@ -1540,6 +1540,9 @@ static fti_result fti__gguf_add_lineage(fti_gguf_writer *w, const fti_gguf_linea
         FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.tokens", lin->train_tokens));
     if (lin->val_loss > 0)
         FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.val_loss", (float)lin->val_loss));
+    if (lin->weights) FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.train.weights", lin->weights));
+    if (lin->run_steps)
+        FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.run_steps", lin->run_steps));
     if (lin->created) FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.created", lin->created));
     return FTI_OK;
 }

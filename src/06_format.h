@@ -334,11 +334,16 @@ typedef struct fti_gguf_lineage {
     const char *tokenizer_sha256;   /* fti.tokenizer.sha256 */
     const char *train_config;       /* fti.train.config (JSON) */
     const char *doc_template;       /* fti.doc.template (the document template) */
-    uint64_t train_steps;           /* fti.train.steps */
-    uint64_t train_tokens;          /* fti.train.tokens */
-    double train_loss;              /* fti.train.loss (written when train_steps > 0; NaN:
-                                     * unknown, not written) */
+    uint64_t train_steps;           /* fti.train.steps: the steps the weights have had */
+    uint64_t train_tokens;          /* fti.train.tokens: at that step */
+    double train_loss;              /* fti.train.loss (that step's; written when train_steps > 0;
+                                     * NaN: unknown, not written) */
     double val_loss;                /* fti.train.val_loss (written when > 0) */
+    const char *weights;            /* fti.train.weights: which weights of the run these are
+                                     * ("best validation pass"); NULL = not written (the last
+                                     * step's) */
+    uint64_t run_steps;             /* fti.train.run_steps: the run's steps, when the weights are
+                                     * an earlier step's; 0 = not written */
     const char *created;            /* fti.created (ISO 8601; NULL = not written) */
 } fti_gguf_lineage;
 

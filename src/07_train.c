@@ -282,6 +282,8 @@ struct fti_trainer {
     float *val_hist;
     size_t n_val, cap_val;
     fti_train_stats last;
+    int bf16_on;              /* the matmuls round to bf16 (o.bf16 and kernels that honour it) */
+    fti_isa isa;              /* the kernel table the passes use (fti_kernels_get(AUTO)'s) */
 };
 
 static void fti__train_log(const fti_trainer *t, fti_log_level lvl, const char *msg) {
@@ -489,7 +491,9 @@ FTIDEF fti_result fti_trainer_create(const fti_model_config *cfg, const float *i
         fti_trainer_free(t);
         return r;
     }
-    fti_model_acts_set_bf16(t->acts, t->o.bf16); /* bf16 matmuls where the CPU has them */
+    /* bf16 matmuls where the CPU has them; what ran goes on the model card */
+    t->bf16_on = fti_model_acts_set_bf16(t->acts, t->o.bf16);
+    t->isa = fti_kernels_isa(fti_kernels_get(FTI_ISA_AUTO)); /* (as fti_model_acts_create) */
     t->n_params = fti_model_n_params(&t->cfg);
     t->params = fti__train_floats(t->n_params);
     t->grads = fti__train_floats(t->n_params);
@@ -924,6 +928,32 @@ FTIDEF fti_result fti_trainer_save(fti_trainer *t, const char *path, fti_error *
         return fti_error_set(err, r, "%s: cannot write checkpoint: %s", path, fti_result_str(r));
     }
     return fti_afile_commit(&f, err);
+}
+
+/* The step, tokens seen and schedule length a checkpoint file records, from its header alone
+ * (not verified: fti_trainer_resume does that). FTI_ERR_FORMAT if it does not start as one. */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
+static fti_result fti__ckpt_peek(const char *path, uint64_t *step, uint64_t *tokens,
+                                 uint64_t *total, fti_error *err) {
+    fti_map map;
+    fti_reader rd;
+    const unsigned char *magic;
+    fti_result r;
+    if ((r = fti_map_open(&map, path, err)) != FTI_OK) return r;
+    rd = fti_reader_make(map.data, map.len);
+    magic = (const unsigned char *)fti_read_bytes(&rd, 8);
+    if (magic && memcmp(magic, FTI__CKPT_MAGIC, 8) == 0 &&
+        fti_read_u32(&rd) == FTI__CKPT_VERSION) {
+        fti_read_bytes(&rd, 4 + 40 + 8); /* flags, config, fingerprint */
+        *step = fti_read_u64(&rd);
+        *tokens = fti_read_u64(&rd);
+        *total = fti_read_u64(&rd);
+    } else {
+        rd.err = 1;
+    }
+    r = rd.err ? fti_error_set(err, FTI_ERR_FORMAT, "%s: not an fti checkpoint", path) : FTI_OK;
+    fti_map_close(&map);
+    return r;
 }
 
 static void fti__ckpt_read_floats(fti_reader *rd, float *x, size_t n) {

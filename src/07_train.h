@@ -320,6 +320,8 @@ struct fti_train_run_result;
 typedef void (*fti_train_run_fn)(void *user, fti_train_event ev,
                                  const struct fti_train_run_result *run,
                                  const fti_train_stats *stats);
+/* Stop request, asked between steps on the calling thread: non-zero stops the run. */
+typedef int (*fti_train_stop_fn)(void *user);
 
 /* Options of fti_train_run. Zero = default for every field. */
 typedef struct fti_train_run_opts {
@@ -339,6 +341,12 @@ typedef struct fti_train_run_opts {
     int resume;               /* 1: continue the run from its checkpoint, if it has one */
     int resume_required;      /* 1 (implies resume): a run without a checkpoint is an error
                                * (FTI_ERR_NOT_FOUND naming the file), not a fresh start */
+    int no_overwrite;         /* 1 (without resume): a run that has a checkpoint, or whose model
+                               * is registered (finished; also after gc), is not started over:
+                               * FTI_ERR_EXISTS, result->stats.step and .total_steps from the
+                               * checkpoint (0 if it has none), result->id the run's registered
+                               * model ("" if none). 0: such a run starts over, its checkpoint,
+                               * metrics and best weights replaced (fti-twin's updates) */
     int keep_best;            /* 1: register the weights of the best validation pass (kept in
                                * the run directory, so resume keeps them), not the last step's;
                                * FTI_ERR_UNSUPPORTED with LoRA (train.lora_rank) */
@@ -354,6 +362,15 @@ typedef struct fti_train_run_opts {
     double fit_seconds;
     fti_train_run_fn progress;
     void *progress_user;
+    /* Optional, asked before each step: non-zero stops the run there (the step under way when
+     * it changed its answer has finished). The checkpoint is saved (the exact-resume one; not
+     * with fit_seconds, whose runs do not resume), no model is written or registered, and
+     * fti_train_run returns FTI_ERR_CANCELLED with result->stats at that step. For a signal
+     * handler's flag: the library installs no handlers (fti-train does, for SIGINT and
+     * SIGTERM). Data-parallel: every rank must answer the same at each step (reduce the flag
+     * over the ranks, as fti-train-mpi does). */
+    fti_train_stop_fn stop;
+    void *stop_user;
 } fti_train_run_opts;
 
 /* What a run did. */
@@ -370,6 +387,7 @@ typedef struct fti_train_run_result {
     uint64_t val_tokens;      /* size of the validation split used (0 = none) */
     int resumed;              /* 1 if the run continued from a checkpoint */
     int used_best;            /* 1 if keep_best replaced the last weights by the best ones */
+    uint64_t best_step;       /* used_best: the step those weights are of (stats: the run's) */
     fti_train_stats stats;    /* the trainer's numbers at the end */
 } fti_train_run_result;
 
@@ -377,7 +395,8 @@ typedef struct fti_train_run_result {
  * (optional) is filled as the run goes, id last. Errors name the file or option at fault:
  * FTI_ERR_NOT_FOUND (dataset, parent, resume_required's checkpoint), FTI_ERR_MISMATCH
  * (tokenizer or vocabulary differs), FTI_ERR_INVALID (options), FTI_ERR_NUMERIC (training
- * diverged), I/O errors.
+ * diverged), FTI_ERR_BUSY (another process trains the run: checked first when its directory
+ * exists), FTI_ERR_EXISTS (no_overwrite), FTI_ERR_CANCELLED (stop), I/O errors.
  * Data-parallel (train.world_size > 1, e.g. fti_train_mpi_attach): every rank calls it with the
  * same options; rank 0 alone writes (run directory, checkpoints, metrics, best weights, model,
  * registry), the other ranks train and return FTI_OK with result->id "".

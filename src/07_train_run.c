@@ -121,6 +121,71 @@ static fti_result fti__tr_run_lock(const char *run_dir, int *fd, fti_error *err)
     return r;
 }
 
+/* The registered model (not a LoRA adapter: the merged model comes last) whose card names run
+ * `key` ("run": HOME/runs/<key>) into id (16 hex + NUL); 1 if there is one. Cards removed by gc
+ * count: the run finished. A registry that cannot be read has none. */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
+static int fti__tr_run_model(const char *home, const char *key, char id[17]) {
+    fti_buf ids, card;
+    const char *p, *nl;
+    int found = 0;
+    memset(&ids, 0, sizeof ids);
+    memset(&card, 0, sizeof card);
+    if (fti_registry_list(home, &ids, NULL) != FTI_OK) ids.len = 0;
+    for (p = ids.data; !found && p && p < ids.data + ids.len; p = nl + 1) {
+        char mid[17];
+        fti_json_doc *doc = NULL;
+        if (!(nl = (const char *)memchr(p, '\n', (size_t)(ids.data + ids.len - p)))) break;
+        if (nl - p != 16) continue;
+        memcpy(mid, p, 16);
+        mid[16] = 0;
+        card.len = 0;
+        if (fti_registry_card(home, mid, &card, NULL) == FTI_OK &&
+            fti_json_parse(card.data, card.len, NULL, &doc, NULL, NULL) == FTI_OK) {
+            const fti_json *c = fti_json_root(doc);
+            found = strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") != 0 &&
+                    strcmp(fti_path_base(fti_json_get_str(c, "run", "")), key) == 0;
+            if (found) memcpy(id, mid, 17);
+        }
+        fti_json_free(doc);
+    }
+    fti_buf_free(&ids);
+    fti_buf_free(&card);
+    return found;
+}
+
+/* no_overwrite without resume: FTI_ERR_EXISTS when the run in run_dir has a checkpoint or a
+ * registered model (finished, perhaps cleaned by gc since), with res->stats.step and
+ * .total_steps from the checkpoint and res->id the model; else FTI_OK (no run, or one killed
+ * before its first checkpoint: nothing there to resume). */
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
+static fti_result fti__tr_no_overwrite(const char *home, const char *run_dir, const char *ckpt,
+                                       fti_train_run_result *res, fti_error *err) {
+    uint64_t step = 0, tokens = 0, total = 0;
+    int has_ckpt = fti_path_exists(ckpt), peeked;
+    if (!fti_path_is_dir(run_dir)) return FTI_OK;
+    if (!fti__tr_run_model(home, res->run_key, res->id)) res->id[0] = 0;
+    if (!has_ckpt && !res->id[0]) return FTI_OK;
+    peeked = has_ckpt && fti__ckpt_peek(ckpt, &step, &tokens, &total, NULL) == FTI_OK;
+    if (peeked) {
+        res->stats.step = step;
+        res->stats.tokens_seen = tokens;
+        res->stats.total_steps = total;
+    }
+    if (res->id[0])
+        return fti_error_set(err, FTI_ERR_EXISTS, "run %s is finished: its model %s is "
+                             "registered (%s); starting the run over would train it again",
+                             res->run_key, res->id, run_dir);
+    if (!peeked)
+        return fti_error_set(err, FTI_ERR_EXISTS, "run %s has a checkpoint %s that does not "
+                             "read as one; starting the run over would replace it",
+                             res->run_key, ckpt);
+    return fti_error_set(err, FTI_ERR_EXISTS, "run %s has a checkpoint at step %llu of %llu "
+                         "(%s): resume continues it; starting it over would replace it",
+                         res->run_key, (unsigned long long)step, (unsigned long long)total,
+                         ckpt);
+}
+
 /* --- metrics log and loss curve --------------------------------------------------------------- */
 
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
@@ -349,8 +414,12 @@ done:
 /* The config object of a card (also the GGUF's fti.train.config): fti__reg_config_json
  * (07_train.c). */
 
+/* The machine of the process that finished the run: host, OS, CPU, threads, and what the
+ * passes ran on: matmul "fp32" or "bf16" (bf16 asked for and honoured by the kernels: bf16
+ * products differ from fp32 ones and differ between kernel sets) and kernels, the table's
+ * instruction set ("scalar", "avx2", "avx512", "neon"). */
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
-static void fti__tr_machine_json(fti_jw *w, int threads) {
+static void fti__tr_machine_json(fti_jw *w, int threads, const fti_trainer *t) {
     char cpu[160];
 #ifdef FTI__TR_UNAME
     struct utsname un;
@@ -365,6 +434,8 @@ static void fti__tr_machine_json(fti_jw *w, int threads) {
 #endif
     fti_jw_key(w, "cpu"); fti_jw_str(w, cpu);
     fti_jw_key(w, "threads"); fti_jw_int(w, threads);
+    fti_jw_key(w, "matmul"); fti_jw_str(w, t->bf16_on ? "bf16" : "fp32");
+    fti_jw_key(w, "kernels"); fti_jw_str(w, fti_isa_name(t->isa));
     fti_jw_obj_end(w);
 }
 
@@ -474,9 +545,11 @@ static fti_result fti__tr_best_save(const char *path, uint64_t step, const float
     return r;
 }
 
-/* Loads best.bin into p (n floats); FTI_ERR_NOT_FOUND when absent. */
+/* Loads best.bin into p (n floats) and *step (the step of those weights); FTI_ERR_NOT_FOUND
+ * when absent. */
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
-static fti_result fti__tr_best_load(const char *path, float *p, size_t n, fti_error *err) {
+static fti_result fti__tr_best_load(const char *path, float *p, size_t n, uint64_t *step,
+                                    fti_error *err) {
     void *data = NULL;
     size_t len = 0, i;
     unsigned char dig[32];
@@ -499,6 +572,7 @@ static fti_result fti__tr_best_load(const char *path, float *p, size_t n, fti_er
         uint32_t u = fti_load_u32(d + 24 + 4 * i);
         memcpy(&p[i], &u, 4);
     }
+    *step = fti_load_u64(d + 8);
     fti_free(data);
     return FTI_OK;
 }
@@ -554,7 +628,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     const uint64_t *vs = NULL;
     size_t n_hist = 0, n_val = 0, i, n_params;
     const char *tok_sha, *preset, *name;
-    int from_scratch_tiny, writer = 1, run_fd = -1, pass;
+    int from_scratch_tiny, writer = 1, run_fd = -1, pass, stopped = 0, saved;
     char legacy_key[17];
     fti_buf card, cfgjson;
     fti_jw w;
@@ -679,6 +753,10 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
                      o.adamw.beta1, o.adamw.beta2, o.adamw.eps, (unsigned long)o.eval_windows,
                      ro.keep_best);
         }
+        if (wd < 0) { /* no decay: keyed 0 above, as the default (0.1) is: told apart here */
+            size_t l = strlen(buf);
+            snprintf(buf + l, sizeof buf - l, "|nowd");
+        }
         if (o.bf16) { /* bf16 matmuls change the trajectory (only in the key when set) */
             size_t l = strlen(buf);
             snprintf(buf + l, sizeof buf - l, "|bf16");
@@ -718,6 +796,12 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         r = fti_error_set(err, FTI_ERR_NOMEM, "train: out of memory");
         goto done;
     }
+    writer = o.world_size <= 1 || o.rank == 0; /* data-parallel: rank 0 alone writes */
+    /* the run's lock before its directory is read: a run another process trains is named as
+     * such, not "nothing to resume" (that process has not saved a checkpoint yet) */
+    if (writer && fti_path_is_dir(run_dir) &&
+        (r = fti__tr_run_lock(run_dir, &run_fd, err)) != FTI_OK)
+        goto done;
     if (ro.resume && !fti_path_exists(ckpt)) { /* a finished run that fti_workspace_gc cleaned */
         char *mark = run_dir ? fti_path_join(run_dir, "gc.json") : NULL;
         int gone = mark && fti_path_exists(mark);
@@ -735,7 +819,9 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
                           fti_dataset_id(ds));
         goto done;
     }
-    writer = o.world_size <= 1 || o.rank == 0; /* data-parallel: rank 0 alone writes */
+    if (ro.no_overwrite && !ro.resume &&
+        (r = fti__tr_no_overwrite(home, run_dir, ckpt, res, err)) != FTI_OK)
+        goto done;
     o.checkpoint_path = ckpt;
     tr.data = sh_tr->data;
     tr.n_tokens = (size_t)sh_tr->count;
@@ -753,7 +839,8 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     if (writer && (r = fti_mkdirs(run_dir, err)) != FTI_OK) goto done;
     /* one process per run: a second (a cron job beside a manual --resume) would interleave
      * metrics.jsonl and race the first for the checkpoint */
-    if (writer && (r = fti__tr_run_lock(run_dir, &run_fd, err)) != FTI_OK) goto done;
+    if (writer && run_fd < 0 && (r = fti__tr_run_lock(run_dir, &run_fd, err)) != FTI_OK)
+        goto done;
     if (writer) { /* what a resume needs, for gc to keep while the run is unfinished */
         char *rj = fti_path_join(run_dir, "run.json");
         fti_buf b;
@@ -803,6 +890,10 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     fit.t0 = fti_time_ns();
     fit.next_s = ro.fit_seconds < 50.0 ? ro.fit_seconds / 50.0 : 1.0;
     while (!fti_trainer_done(t)) {
+        if (ro.stop && ro.stop(ro.stop_user)) {
+            stopped = 1;
+            break;
+        }
         if ((r = fti_trainer_step(t, &st, err)) != FTI_OK) goto done;
         if (ro.fit_seconds > 0)
             fti__tr_fit_at(&fit, t, &st, ro.fit_seconds, o.max_steps,
@@ -817,19 +908,37 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     }
     if (mf) fclose(mf);
     mf = NULL;
+    saved = st.checkpointed; /* (st: the last step of this process's, if any) */
     fti_trainer_stats_get(t, &st);
     res->stats = st;
     fti_trainer_history(t, &hist, &n_hist, &vs, &vl, &n_val);
     if (writer) fti__tr_write_svg(svg, hist, n_hist, vs, vl, n_val);
+    if (stopped) { /* the exact-resume checkpoint of this step, and no model */
+        if (ro.fit_seconds > 0) {
+            r = fti_error_set(err, FTI_ERR_CANCELLED, "interrupted at step %llu of %llu (a run "
+                              "fitted to a time budget cannot be resumed)",
+                              (unsigned long long)st.step, (unsigned long long)st.total_steps);
+            goto done;
+        }
+        if (writer && !saved && (r = fti_trainer_save(t, ckpt, err)) != FTI_OK) goto done;
+        r = fti_error_set(err, FTI_ERR_CANCELLED, "interrupted at step %llu of %llu: checkpoint "
+                          "saved in %s (resume continues the run)",
+                          (unsigned long long)st.step, (unsigned long long)st.total_steps,
+                          run_dir);
+        goto done;
+    }
     if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_END, res, &st);
     if (!writer) goto done; /* the model and the registry are rank 0's */
 
     /* the weights to ship: the last step's, or the best validation pass's */
     final_params = fti_trainer_params(t);
     if (ro.keep_best && st.best_val_loss < st.val_loss &&
-        fti__tr_best_load(best, best_params, n_params, NULL) == FTI_OK) {
+        fti__tr_best_load(best, best_params, n_params, &res->best_step, NULL) == FTI_OK &&
+        res->best_step >= 1 && res->best_step <= n_hist) {
         final_params = best_params;
         res->used_best = 1;
+    } else {
+        res->best_step = 0;
     }
 
     /* the model file, the adapter, then the registry */
@@ -840,6 +949,10 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         float alpha = 0;
         const float *ad = fti_trainer_lora(t, &rank, &alpha);
         double val_loss = res->used_best ? st.best_val_loss : st.val_loss, train_loss;
+        /* what the shipped weights had: the run's end, or the best pass's step (keep_best) */
+        uint64_t w_step = res->used_best ? res->best_step : st.step;
+        uint64_t w_tokens = res->used_best ? w_step * t->o.batch * t->o.ctx * t->o.grad_accum
+                                           : st.tokens_seen; /* (the same tokens every step) */
         char ts[32];
         /* the pool's size: n_threads 0 is $FTI_THREADS, else the CPUs (fti_pool_create) */
         int threads = t->pool ? fti_pool_threads(t->pool) : 1;
@@ -858,11 +971,15 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         lin.dataset_version = fti_dataset_id(ds);
         lin.tokenizer_sha256 = tok_sha;
         lin.train_config = cfgjson.data;
-        lin.train_steps = st.step;
-        lin.train_tokens = st.tokens_seen;
+        lin.train_steps = w_step;
+        lin.train_tokens = w_tokens;
         /* the losses as the history keeps them (f32): the stats of a run resumed after its
          * last step hold the f32 loss, and the file must be the fresh run's */
-        train_loss = n_hist ? (double)hist[n_hist - 1] : st.loss;
+        train_loss = n_hist ? (double)hist[(res->used_best ? w_step : n_hist) - 1] : st.loss;
+        if (res->used_best) {
+            lin.weights = "best validation pass";
+            lin.run_steps = st.step;
+        }
         if (!res->used_best && n_val && vs[n_val - 1] == st.step) val_loss = (double)vl[n_val - 1];
         lin.train_loss = train_loss;
         lin.val_loss = val_loss == val_loss ? val_loss : 0;
@@ -892,7 +1009,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
             fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)st.tokens_seen);
             fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)st.step);
             fti_jw_key(&w, "wall_time_s"); fti_jw_num(&w, st.elapsed_s);
-            fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads);
+            fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads, t);
             fti_jw_key(&w, "config");
             fti__reg_config_json(&w, &cfg, "(parent)");
             fti_jw_key(&w, "run"); fti_jw_str(&w, run_dir);
@@ -926,13 +1043,17 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         fti_jw_key(&w, "best_val_loss"); fti_jw_num(&w, st.best_val_loss);
         fti_jw_key(&w, "val_perplexity"); fti_jw_num(&w, exp(val_loss));
         fti_jw_key(&w, "train_loss"); fti_jw_num(&w, train_loss);
-        fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)st.tokens_seen);
-        fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)st.step);
+        fti_jw_key(&w, "tokens"); fti_jw_int(&w, (int64_t)w_tokens);
+        fti_jw_key(&w, "steps"); fti_jw_int(&w, (int64_t)w_step);
         fti_jw_key(&w, "wall_time_s"); fti_jw_num(&w, st.elapsed_s);
-        if (res->used_best) {
+        if (res->used_best) { /* the weights are an earlier step's than the run's end */
             fti_jw_key(&w, "weights"); fti_jw_str(&w, "best validation pass");
+            fti_jw_key(&w, "run_steps"); fti_jw_int(&w, (int64_t)st.step);
+            fti_jw_key(&w, "run_tokens"); fti_jw_int(&w, (int64_t)st.tokens_seen);
+            fti_jw_key(&w, "run_train_loss");
+            fti_jw_num(&w, n_hist ? (double)hist[n_hist - 1] : st.loss);
         }
-        fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads);
+        fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads, t);
         fti_jw_key(&w, "config");
         fti__reg_config_json(&w, &cfg, ro.from ? "(parent)" : preset);
         fti_jw_key(&w, "hyper");

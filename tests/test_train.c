@@ -3,6 +3,7 @@
  * the registry. The AdamW steps against PyTorch are in test_model_torch.c. */
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef FTI_NO_TRAIN
@@ -574,6 +575,59 @@ static int fti_ttr_last_word(const char *path, char *out, size_t n) {
 #endif
 #endif
 
+/* Starts build/fti-train with args (NULL-terminated; --home home first), its stderr into
+ * err_path; once it has started training (its start line is there) sends sig, and returns its
+ * exit status (-1 if it did not start within 60 s or did not exit). */
+static int fti_ttr_train_signal(const char *home, const char *const *args, const char *err_path,
+                                int sig) {
+    char *argv[32];
+    size_t n = 0, i;
+    pid_t pid;
+    int st = 0, k;
+    argv[n++] = (char *)"build/fti-train";
+    argv[n++] = (char *)"--home";
+    argv[n++] = (char *)home;
+    for (i = 0; args[i] && n < 31; i++) argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        FILE *e = freopen(err_path, "w", stderr);
+        FILE *o = freopen("/dev/null", "w", stdout);
+        signal(SIGINT, SIG_DFL); /* (as from a terminal) */
+        signal(SIGTERM, SIG_DFL);
+        if (e && o) execv(argv[0], argv);
+        _exit(127);
+    }
+    for (k = 0; k < 600; k++) { /* "fti-train: tiny model, ... run <key>": the loop is next */
+        void *t = NULL;
+        size_t len = 0;
+        struct timespec ts;
+        int started = fti_file_read(err_path, 0, &t, &len, NULL) == FTI_OK &&
+                      strstr((const char *)t, ", run ") != NULL;
+        fti_free(t);
+        if (started) break;
+        if (waitpid(pid, &st, WNOHANG) == pid) return -1; /* it exited before training */
+        ts.tv_sec = 0;
+        ts.tv_nsec = 100000000;
+        nanosleep(&ts, NULL);
+    }
+    if (k == 600) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        return -1;
+    }
+    {
+        struct timespec ts;
+        ts.tv_sec = 0;
+        ts.tv_nsec = 200000000; /* a few steps */
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, sig);
+    if (waitpid(pid, &st, 0) != pid) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 /* The programs' interface: fti-train prints the model id last, fti-registry show --json has the
  * card fields, the model file is a llama GGUF of the trained config, promote/rollback, resume,
  * fine-tuning records the parent (skipped when the programs are not built). */
@@ -668,6 +722,67 @@ FTI_TEST(train_cli) {
     CHECK(strstr((const char *)text, "train loss ") != NULL);
     CHECK(strstr((const char *)text, "train loss 0.0000") == NULL);
     fti_free(text);
+    /* the same command without --resume: the run is finished, its model registered; it is
+     * not trained again over it unless --restart (which gives the same model) */
+    snprintf(cmd, sizeof cmd,
+             "build/fti-train --home '%s' --preset tiny --steps 12 --batch 4 --eval-every 6 "
+             "--checkpoint-every 5 --threads 1 --quiet > /dev/null 2> '%s'", home, out);
+    CHECK_EQ_INT(fti_ttr_sh(cmd), 1);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "is finished: its model ") != NULL);
+    CHECK(strstr((const char *)text, id) != NULL);
+    CHECK(strstr((const char *)text, "--restart trains it again") != NULL);
+    fti_free(text);
+    snprintf(cmd, sizeof cmd,
+             "build/fti-train --home '%s' --preset tiny --steps 12 --batch 4 --eval-every 6 "
+             "--checkpoint-every 5 --threads 1 --restart --quiet > '%s'", home, out);
+    CHECK(fti_ttr_sh(cmd) == 0);
+    CHECK(fti_ttr_last_word(out, id2, sizeof id2));
+    CHECK_EQ_STR(id2, id);
+    /* Ctrl-C: the step under way finishes, the checkpoint is saved, exit 130 with one line
+     * saying so; the same command is then refused (naming the step), --resume continues (here
+     * to a token limit already reached: it registers at once); SIGTERM is 143 */
+    {
+        static const char *const run_args[] = {"--preset", "tiny", "--steps", "1000000",
+                                               "--batch", "4", "--checkpoint-every", "1000000",
+                                               NULL};
+        static const char *const resume_args[] = {"--preset", "tiny", "--steps", "1000000",
+                                                  "--batch", "4", "--checkpoint-every",
+                                                  "1000000", "--resume", NULL};
+        const char *at;
+        unsigned long long step = 0;
+        char runs[1100];
+        CHECK_EQ_INT(fti_ttr_train_signal(home, run_args, out, SIGINT), 130);
+        REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+        at = strstr((const char *)text, "fti-train: interrupted at step ");
+        CHECK(at != NULL);
+        if (at) {
+            step = strtoull(at + strlen("fti-train: interrupted at step "), NULL, 10);
+            CHECK(step > 0);
+            CHECK(strstr(at, " of 1000000: checkpoint saved in ") != NULL);
+            CHECK(strstr(at, "; run the same command with --resume to continue\n") != NULL);
+        }
+        fti_free(text);
+        snprintf(cmd, sizeof cmd, "build/fti-train --home '%s' --preset tiny --steps 1000000 "
+                 "--batch 4 --checkpoint-every 1000000 --quiet > /dev/null 2> '%s'", home, out);
+        CHECK_EQ_INT(fti_ttr_sh(cmd), 1);
+        REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+        snprintf(runs, sizeof runs, "has a checkpoint at step %llu of 1000000 (", step);
+        CHECK(strstr((const char *)text, runs) != NULL);
+        CHECK(strstr((const char *)text, "--resume continues it, --restart starts it over") !=
+              NULL);
+        fti_free(text);
+        CHECK_EQ_INT(fti_ttr_train_signal(home, resume_args, out, SIGTERM), 143);
+        REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+        CHECK(strstr((const char *)text, "(resumed)") != NULL);
+        CHECK(strstr((const char *)text, "fti-train: interrupted at step ") != NULL);
+        fti_free(text);
+        snprintf(cmd, sizeof cmd, "build/fti-train --home '%s' --preset tiny --steps 1000000 "
+                 "--batch 4 --checkpoint-every 1000000 --resume --max-tokens 1 --quiet > '%s'",
+                 home, out);
+        CHECK_EQ_INT(fti_ttr_sh(cmd), 0);
+        CHECK(fti_ttr_last_word(out, id2, sizeof id2) && strlen(id2) == 16);
+    }
     /* LoRA: the adapter is registered too, and lineage shows model -> adapter -> base */
     snprintf(cmd, sizeof cmd, "build/fti-train --home '%s' --from %s --lora 2 --steps 2 --batch 2 "
              "--quiet > '%s'", home, id, out);
@@ -738,6 +853,24 @@ FTI_TEST(train_cli) {
             {"--from production --preset small", "keeps that model's configuration"},
             {"--eval-every 0", "--eval-every takes a whole number from 1"},
             {"--checkpoint-every 0", "--checkpoint-every takes a whole number from 1"},
+            /* 0 and "" were the defaults, silently */
+            {"--dim 0", "--dim takes a whole number from 1 to 65535, not '0'"},
+            {"--layers 0", "--layers takes a whole number from 1"},
+            {"--heads 0", "--heads takes a whole number from 1"},
+            {"--kv-heads 0", "--kv-heads takes a whole number from 1"},
+            {"--hidden 0", "--hidden takes a whole number from 1"},
+            {"--context 0", "--context takes a whole number from 1"},
+            {"--ctx 0", "--ctx takes a whole number from 1"},
+            {"--steps 0", "--steps takes a whole number from 1"},
+            {"--batch 0", "--batch takes a whole number from 1"},
+            {"--accum 0", "--accum takes a whole number from 1"},
+            {"--max-tokens 0", "--max-tokens takes a whole number from 1"},
+            {"--warmup 0", "--warmup takes a whole number from 1"},
+            {"--lr 0", "bad value for --lr: 0"},
+            {"--max-seconds 0", "bad value for --max-seconds: 0"},
+            {"--dataset ''", "--dataset needs a value, not an empty string"},
+            {"--preset ''", "--preset needs a value, not an empty string"},
+            {"--resume --restart", "not both"},
             {"--steps 10 --warmup 10", "--warmup 10 is not less than --steps 10"},
             {"--name \"$(printf 'a\\nb')\"", "--name wants 1-200 bytes of text on one line"},
             {"--name ''", "--name wants 1-200 bytes"}};
