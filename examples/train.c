@@ -44,7 +44,7 @@ static void usage(FILE *f) {
         "  --batch N  --ctx N   sequences per micro-batch [8], tokens each [preset's context]\n"
         "  --accum N            micro-batches per step (gradient accumulation) [1]\n"
         "  --lr F               peak learning rate [1e-3; 3e-3 for tiny]\n"
-        "  --warmup N           warmup steps [steps/20]\n"
+        "  --warmup N           warmup steps, 1 = none (full rate from the first) [steps/20]\n"
         "  --weight-decay F     AdamW decoupled weight decay, 0 = none [0.1]\n"
         "  --clip F             global gradient-norm clip [1.0]\n"
         "  --dropout P          residual dropout in training steps, 0..0.9, 0 = none [0]\n"
