@@ -2991,6 +2991,12 @@ FTIDEF fti_kv_type fti_session_kv_type(const fti_session *s);
 FTIDEF size_t fti_session_kv_bytes(const fti_session *s);
 /* Drops cached positions >= pos (keep a shared prefix, re-evaluate the rest). */
 FTIDEF void fti_session_truncate(fti_session *s, size_t pos);
+/* Makes dst continue where src is: its KV cache rows 0..pos(src)-1, its position and its last
+ * logits (so several samples of one prompt evaluate the prompt once: fti-serve's n > 1). Both
+ * must be sessions of the same engine with the same n_ctx and KV type, created for pools of the
+ * same thread count (the cache's layout follows it): else FTI_ERR_MISMATCH and dst is unchanged.
+ * Copies pos rows of the cache, not n_ctx. Thread safety: src may not be evaluated meanwhile. */
+FTIDEF fti_result fti_session_copy(fti_session *dst, const fti_session *src, fti_error *err);
 
 /* Runs n tokens at positions pos .. pos+n-1, appending them to the KV cache, in batches of
  * n_batch. The last token's logits (V) are then at fti_session_logits. With logits_out != NULL
@@ -3924,6 +3930,12 @@ typedef struct fti_gen {
     fti_result (*step)(void *user, void **seqs, size_t n, fti_gen_token *out, fti_error *err);
     void (*seq_end)(void *user, void *seq);
     void (*release)(void *user);
+    /* Optional (NULL: seq_start for each): another sequence that continues where `from` is,
+     * a sequence seq_start has just begun (its prompt taken, nothing generated yet), sampling
+     * with its own params (seed, ...). The server forks choices 1..n-1 of a request (n,
+     * best_of) from choice 0, so the prompt is evaluated once. */
+    fti_result (*seq_fork)(void *user, void *from, const fti_gen_params *params, void **seq,
+                           fti_error *err);
 } fti_gen;
 
 /* A deterministic stand-in generator: the prompt is tokenized one byte per token; sequence s emits
@@ -35133,6 +35145,30 @@ FTIDEF void fti_session_truncate(fti_session *s, size_t pos) {
 }
 FTIDEF float *fti_session_logits(fti_session *s) { return s ? s->logits : NULL; }
 
+FTIDEF fti_result fti_session_copy(fti_session *dst, const fti_session *src, fti_error *err) {
+    size_t l, g, row;
+    if (!dst || !src) return fti_error_set(err, FTI_ERR_INVALID, "session copy: no session");
+    if (dst == src) return FTI_OK;
+    if (dst->e != src->e || dst->n_ctx != src->n_ctx || dst->kv_kind != src->kv_kind ||
+        dst->kv_per != src->kv_per)
+        return fti_error_set(err, FTI_ERR_MISMATCH, "session copy: the sessions differ (%s, "
+                             "context %lu and %lu, KV type or thread layout)",
+                             dst->e != src->e ? "engines" : "same engine",
+                             (unsigned long)dst->n_ctx, (unsigned long)src->n_ctx);
+    /* (L, KV / kv_per, n_ctx, kv_per * D): positions 0..pos-1 of every (layer, group) block */
+    row = src->kv_per * src->kv_hsz;
+    if (src->pos)
+        for (l = 0; l < src->e->L; l++)
+            for (g = 0; g < src->e->KV; g += src->kv_per) {
+                memcpy(fti__kv_at(dst, 0, l, g, 0), fti__kv_at(src, 0, l, g, 0), src->pos * row);
+                memcpy(fti__kv_at(dst, 1, l, g, 0), fti__kv_at(src, 1, l, g, 0), src->pos * row);
+            }
+    memcpy(dst->logits, src->logits, src->e->V * sizeof(float));
+    dst->pos = src->pos;
+    dst->qws_x = NULL; /* dst's quantized rows are of its own last input */
+    return FTI_OK;
+}
+
 /* RoPE on (T, nh, D) rows at positions pos0.. with the session's table (adjacent pairs). */
 static void fti__sess_rope(const fti_session *s, float *x, size_t T, size_t nh, size_t pos0) {
     size_t t, h, j, D = s->e->D, half = D / 2;
@@ -41404,8 +41440,11 @@ static void *fti__sched_main(void *arg) {
                     p.context_len = j->req.chat_context_len;
                 }
                 memset(&info_k, 0, sizeof info_k);
-                r = j->g->gen.seq_start(j->g->gen.user, j->req.prompt, j->req.prompt_len, &p,
-                                        &j->ch[k].seq, k == 0 ? &info : &info_k, &err);
+                if (k > 0 && j->g->gen.seq_fork) /* the prompt is evaluated once */
+                    r = j->g->gen.seq_fork(j->g->gen.user, j->ch[0].seq, &p, &j->ch[k].seq, &err);
+                else
+                    r = j->g->gen.seq_start(j->g->gen.user, j->req.prompt, j->req.prompt_len, &p,
+                                            &j->ch[k].seq, k == 0 ? &info : &info_k, &err);
                 if (r == FTI_OK) started++;
                 else j->ch[k].seq = NULL;
             }

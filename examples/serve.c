@@ -198,6 +198,40 @@ static double eng_nll(const fti_kernels *k, const float *logits, const int32_t *
     return sum / (double)(n - 1);
 }
 
+/* A sequence's sampler (seeded, OpenAI's penalties), logit_bias (checked against the
+ * vocabulary) and log-probability buffer, from the request's parameters. */
+static fti_result eng_seq_setup(eng *g, eng_seq *q, const fti_gen_params *p, fti_error *err) {
+    size_t V = fti_engine_config(g->e)->vocab_size, i;
+    fti_sampler_opts sm;
+    fti_result r;
+    fti_gen_sampler_opts(p, &sm); /* OpenAI's penalties: over the tokens eng_step accepts */
+    r = fti_sampler_create(&q->smp, V, &sm);
+    if (r != FTI_OK) return fti_error_set(err, r, "sampler: %s", fti_result_str(r));
+    if (p->n_bias && p->bias_ids && p->bias) {
+        q->bias_ids = (int32_t *)fti_malloc(p->n_bias * sizeof(int32_t));
+        q->bias = (float *)fti_malloc(p->n_bias * sizeof(float));
+        if (!q->bias_ids || !q->bias) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+        for (i = 0; i < p->n_bias; i++) {
+            if (p->bias_ids[i] < 0 || (size_t)p->bias_ids[i] >= V)
+                return fti_error_set(err, FTI_ERR_INVALID,
+                                     "'logit_bias' names token %ld, which this model does not "
+                                     "have (its vocabulary is ids 0 to %lu)",
+                                     (long)p->bias_ids[i], (unsigned long)(V - 1));
+            q->bias_ids[i] = p->bias_ids[i];
+            q->bias[i] = p->bias[i];
+        }
+        q->n_bias = p->n_bias;
+    }
+    if (p->logprobs) {
+        q->n_top = p->top_logprobs < 0 ? 0 : p->top_logprobs;
+        if (q->n_top > FTI_API_MAX_TOP_LOGPROBS) q->n_top = FTI_API_MAX_TOP_LOGPROBS;
+        if ((size_t)q->n_top > V) q->n_top = (int)V;
+        q->raw = (float *)fti_malloc(V * sizeof(float));
+        if (!q->raw) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    }
+    return FTI_OK;
+}
+
 static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
                             const fti_gen_params *p, void **seqp, fti_gen_prompt_info *info,
                             fti_error *err) {
@@ -210,7 +244,6 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
 #endif
     size_t n_docs = 0, room, V = fti_engine_config(g->e)->vocab_size, i;
     fti_session_opts so;
-    fti_sampler_opts sm;
     fti_tokens ut;
     fti_buf cj, cj2;
     const char *text = p->title ? p->context : prompt;
@@ -286,42 +319,7 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     if (g->n_spare) q->s = g->spare[--g->n_spare]; /* reset when it was put back */
     else r = fti_session_create(&q->s, g->e, &so, err);
     if (r != FTI_OK) goto fail;
-    fti_gen_sampler_opts(p, &sm); /* OpenAI's penalties: over the tokens eng_step accepts */
-    r = fti_sampler_create(&q->smp, V, &sm);
-    if (r != FTI_OK) {
-        fti_error_set(err, r, "sampler: %s", fti_result_str(r));
-        goto fail;
-    }
-    if (p->n_bias && p->bias_ids && p->bias) {
-        q->bias_ids = (int32_t *)fti_malloc(p->n_bias * sizeof(int32_t));
-        q->bias = (float *)fti_malloc(p->n_bias * sizeof(float));
-        if (!q->bias_ids || !q->bias) {
-            r = fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        for (i = 0; i < p->n_bias; i++) {
-            if (p->bias_ids[i] < 0 || (size_t)p->bias_ids[i] >= V) {
-                r = fti_error_set(err, FTI_ERR_INVALID,
-                                  "'logit_bias' names token %ld, which this model does not have "
-                                  "(its vocabulary is ids 0 to %lu)",
-                                  (long)p->bias_ids[i], (unsigned long)(V - 1));
-                goto fail;
-            }
-            q->bias_ids[i] = p->bias_ids[i];
-            q->bias[i] = p->bias[i];
-        }
-        q->n_bias = p->n_bias;
-    }
-    if (p->logprobs) {
-        q->n_top = p->top_logprobs < 0 ? 0 : p->top_logprobs;
-        if (q->n_top > FTI_API_MAX_TOP_LOGPROBS) q->n_top = FTI_API_MAX_TOP_LOGPROBS;
-        if ((size_t)q->n_top > V) q->n_top = (int)V;
-        q->raw = (float *)fti_malloc(V * sizeof(float));
-        if (!q->raw) {
-            r = fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-    }
+    if ((r = eng_seq_setup(g, q, p, err)) != FTI_OK) goto fail;
     /* prefill; the prompt's perplexity comes from the same pass when its logits fit in 16 MiB */
     info->nll_mean = -1;
     if (pr.n > 1 && pr.n * V <= ((size_t)4 << 20)) {
@@ -397,6 +395,34 @@ fail:
     fti_buf_free(&cj2);
     eng_seq_free(g, q);
     return r;
+}
+
+/* Another sample of a sequence eng_start has just begun (n > 1): a session that continues where
+ * from's is (its prompt's KV rows and last logits copied, not evaluated again), with its own
+ * sampler and seed. */
+static fti_result eng_fork(void *user, void *from, const fti_gen_params *p, void **seqp,
+                           fti_error *err) {
+    eng *g = (eng *)user;
+    eng_seq *src = (eng_seq *)from, *q;
+    fti_session_opts so;
+    fti_result r = FTI_OK;
+    if (!src || !src->s) return fti_error_set(err, FTI_ERR_INVALID, "fork: no sequence");
+    q = (eng_seq *)fti_calloc(1, sizeof *q);
+    if (!q) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    memset(&so, 0, sizeof so);
+    so.n_ctx = (size_t)g->n_ctx;
+    so.kv_type = g_kv_type;
+    if (g->n_spare) q->s = g->spare[--g->n_spare];
+    else r = fti_session_create(&q->s, g->e, &so, err);
+    if (r == FTI_OK) r = fti_session_copy(q->s, src->s, err);
+    if (r == FTI_OK) r = eng_seq_setup(g, q, p, err);
+    if (r != FTI_OK) {
+        eng_seq_free(g, q);
+        return r;
+    }
+    *seqp = q;
+    g->n_live++;
+    return FTI_OK;
 }
 
 typedef struct eng_par {
@@ -685,6 +711,7 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
     gen->model_id = eng_id;
     gen->n_ctx = eng_n_ctx;
     gen->seq_start = eng_start;
+    gen->seq_fork = eng_fork;
     gen->step = eng_step;
     gen->seq_end = eng_end;
     gen->release = eng_release;

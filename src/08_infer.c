@@ -1233,6 +1233,30 @@ FTIDEF void fti_session_truncate(fti_session *s, size_t pos) {
 }
 FTIDEF float *fti_session_logits(fti_session *s) { return s ? s->logits : NULL; }
 
+FTIDEF fti_result fti_session_copy(fti_session *dst, const fti_session *src, fti_error *err) {
+    size_t l, g, row;
+    if (!dst || !src) return fti_error_set(err, FTI_ERR_INVALID, "session copy: no session");
+    if (dst == src) return FTI_OK;
+    if (dst->e != src->e || dst->n_ctx != src->n_ctx || dst->kv_kind != src->kv_kind ||
+        dst->kv_per != src->kv_per)
+        return fti_error_set(err, FTI_ERR_MISMATCH, "session copy: the sessions differ (%s, "
+                             "context %lu and %lu, KV type or thread layout)",
+                             dst->e != src->e ? "engines" : "same engine",
+                             (unsigned long)dst->n_ctx, (unsigned long)src->n_ctx);
+    /* (L, KV / kv_per, n_ctx, kv_per * D): positions 0..pos-1 of every (layer, group) block */
+    row = src->kv_per * src->kv_hsz;
+    if (src->pos)
+        for (l = 0; l < src->e->L; l++)
+            for (g = 0; g < src->e->KV; g += src->kv_per) {
+                memcpy(fti__kv_at(dst, 0, l, g, 0), fti__kv_at(src, 0, l, g, 0), src->pos * row);
+                memcpy(fti__kv_at(dst, 1, l, g, 0), fti__kv_at(src, 1, l, g, 0), src->pos * row);
+            }
+    memcpy(dst->logits, src->logits, src->e->V * sizeof(float));
+    dst->pos = src->pos;
+    dst->qws_x = NULL; /* dst's quantized rows are of its own last input */
+    return FTI_OK;
+}
+
 /* RoPE on (T, nh, D) rows at positions pos0.. with the session's table (adjacent pairs). */
 static void fti__sess_rope(const fti_session *s, float *x, size_t T, size_t nh, size_t pos0) {
     size_t t, h, j, D = s->e->D, half = D / 2;

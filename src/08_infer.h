@@ -220,6 +220,12 @@ FTIDEF fti_kv_type fti_session_kv_type(const fti_session *s);
 FTIDEF size_t fti_session_kv_bytes(const fti_session *s);
 /* Drops cached positions >= pos (keep a shared prefix, re-evaluate the rest). */
 FTIDEF void fti_session_truncate(fti_session *s, size_t pos);
+/* Makes dst continue where src is: its KV cache rows 0..pos(src)-1, its position and its last
+ * logits (so several samples of one prompt evaluate the prompt once: fti-serve's n > 1). Both
+ * must be sessions of the same engine with the same n_ctx and KV type, created for pools of the
+ * same thread count (the cache's layout follows it): else FTI_ERR_MISMATCH and dst is unchanged.
+ * Copies pos rows of the cache, not n_ctx. Thread safety: src may not be evaluated meanwhile. */
+FTIDEF fti_result fti_session_copy(fti_session *dst, const fti_session *src, fti_error *err);
 
 /* Runs n tokens at positions pos .. pos+n-1, appending them to the KV cache, in batches of
  * n_batch. The last token's logits (V) are then at fti_session_logits. With logits_out != NULL

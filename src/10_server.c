@@ -2101,8 +2101,11 @@ static void *fti__sched_main(void *arg) {
                     p.context_len = j->req.chat_context_len;
                 }
                 memset(&info_k, 0, sizeof info_k);
-                r = j->g->gen.seq_start(j->g->gen.user, j->req.prompt, j->req.prompt_len, &p,
-                                        &j->ch[k].seq, k == 0 ? &info : &info_k, &err);
+                if (k > 0 && j->g->gen.seq_fork) /* the prompt is evaluated once */
+                    r = j->g->gen.seq_fork(j->g->gen.user, j->ch[0].seq, &p, &j->ch[k].seq, &err);
+                else
+                    r = j->g->gen.seq_start(j->g->gen.user, j->req.prompt, j->req.prompt_len, &p,
+                                            &j->ch[k].seq, k == 0 ? &info : &info_k, &err);
                 if (r == FTI_OK) started++;
                 else j->ch[k].seq = NULL;
             }

@@ -325,6 +325,12 @@ typedef struct fti_gen {
     fti_result (*step)(void *user, void **seqs, size_t n, fti_gen_token *out, fti_error *err);
     void (*seq_end)(void *user, void *seq);
     void (*release)(void *user);
+    /* Optional (NULL: seq_start for each): another sequence that continues where `from` is,
+     * a sequence seq_start has just begun (its prompt taken, nothing generated yet), sampling
+     * with its own params (seed, ...). The server forks choices 1..n-1 of a request (n,
+     * best_of) from choice 0, so the prompt is evaluated once. */
+    fti_result (*seq_fork)(void *user, void *from, const fti_gen_params *params, void **seq,
+                           fti_error *err);
 } fti_gen;
 
 /* A deterministic stand-in generator: the prompt is tokenized one byte per token; sequence s emits

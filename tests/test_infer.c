@@ -1422,6 +1422,71 @@ FTI_TEST(infer_kv_groups_same_bits) {
         }
 }
 
+/* fti_session_copy: a session that continues where another is (KV rows, position, logits)
+ * decodes the same bits as the original and as a session that evaluated the whole prompt, for
+ * f32, f16 and q8 caches, with no pool and with a 2-thread pool (2 kv head groups); into a
+ * session that held more positions too; sessions of another context are refused, unchanged. */
+FTI_TEST(infer_session_copy) {
+    fti_test_model_opts mo;
+    const char *path;
+    fti_engine *e = NULL;
+    fti_error err;
+    int32_t toks[60];
+    size_t i, k, V = 96;
+    int kvi, run;
+    memset(&mo, 0, sizeof mo);
+    mo.context_len = 64;
+    mo.seed = 9;
+    mo.scale = 3.0f;
+    mo.vocab = FTI_TEST_VOCAB_BYTES;
+    path = fti_test_model("copy.gguf", &mo, NULL, NULL);
+    REQUIRE(path != NULL);
+    REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+    for (i = 0; i < 60; i++) toks[i] = (int32_t)((i * 31 + 11) % 95);
+    for (run = 0; run < 2; run++)
+        for (kvi = 0; kvi < 3; kvi++) {
+            fti_pool *pool = run ? fti_pool_create(2) : NULL;
+            fti_session *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+            fti_session_opts so;
+            memset(&so, 0, sizeof so);
+            so.pool = pool;
+            so.n_ctx = 64;
+            so.fixed_threads = 1;
+            so.kv_type = kvi == 2 ? FTI_KV_Q8 : kvi ? FTI_KV_F16 : FTI_KV_F32;
+            REQUIRE(fti_session_create(&a, e, &so, &err) == FTI_OK);
+            REQUIRE(fti_session_create(&b, e, &so, &err) == FTI_OK);
+            REQUIRE(fti_session_create(&c, e, &so, &err) == FTI_OK);
+            CHECK_OK(fti_session_eval(a, toks, 40, NULL, &err));
+            CHECK_OK(fti_session_eval(b, toks + 5, 50, NULL, &err)); /* more, other positions */
+            CHECK_OK(fti_session_copy(b, a, &err));
+            CHECK_EQ_INT(fti_session_pos(b), 40);
+            CHECK(memcmp(fti_session_logits(a), fti_session_logits(b), V * sizeof(float)) == 0);
+            CHECK_OK(fti_session_eval(c, toks, 40, NULL, &err));
+            for (k = 0; k < 6; k++) {
+                CHECK_OK(fti_session_eval(a, toks + 40 + k, 1, NULL, &err));
+                CHECK_OK(fti_session_eval(b, toks + 40 + k, 1, NULL, &err));
+                CHECK_OK(fti_session_eval(c, toks + 40 + k, 1, NULL, &err));
+                CHECK(memcmp(fti_session_logits(a), fti_session_logits(b), V * sizeof(float)) ==
+                      0);
+                CHECK(memcmp(fti_session_logits(c), fti_session_logits(b), V * sizeof(float)) ==
+                      0);
+            }
+            so.n_ctx = 48;
+            REQUIRE(fti_session_create(&d, e, &so, &err) == FTI_OK);
+            CHECK(fti_session_copy(d, a, &err) == FTI_ERR_MISMATCH);
+            CHECK(strstr(err.msg, "context 48 and 64") != NULL);
+            CHECK_EQ_INT(fti_session_pos(d), 0);
+            CHECK(fti_session_copy(NULL, a, NULL) == FTI_ERR_INVALID);
+            CHECK_OK(fti_session_copy(a, a, NULL));
+            fti_session_free(a);
+            fti_session_free(b);
+            fti_session_free(c);
+            fti_session_free(d);
+            fti_pool_free(pool);
+        }
+    fti_engine_close(e);
+}
+
 /* Runs cmd through the shell; its stdout (up to cap - 1 bytes) in out. Returns the exit code. */
 static int ti_run(const char *cmd, char *out, size_t cap) {
     FILE *f = popen(cmd, "r");
@@ -1638,6 +1703,86 @@ FTI_TEST(infer_cli_serve_prompt_too_long) {
         CHECK(ti_post(port, "/v1/completions", "{\"prompt\":\"the cat\",\"max_tokens\":4}", out,
                       sizeof out));
         CHECK(strstr(out, " 200 ") != NULL && strstr(out, "\"choices\"") != NULL);
+    }
+    {
+        FILE *f = fopen(pidf, "r");
+        if (f && fgets(pid, sizeof pid, f) && atoi(pid) > 0) kill(atoi(pid), SIGTERM);
+        if (f) fclose(f);
+    }
+#endif
+}
+
+#if !defined(FTI_NO_SERVER) && !defined(FTI_NO_THREADS)
+/* The choices' texts of a completions answer (HTTP head and body) in order of index, joined
+ * with '|' into out; their number, or -1. */
+static int ti_choices(const char *answer, char *out, size_t cap) {
+    const char *body = strstr(answer, "\r\n\r\n");
+    fti_json_doc *doc = NULL;
+    const fti_json *c;
+    int n = 0, want;
+    out[0] = 0;
+    if (!body || fti_json_parse(body + 4, strlen(body + 4), NULL, &doc, NULL, NULL) != FTI_OK)
+        return -1;
+    c = fti_json_get(fti_json_root(doc), "choices");
+    for (want = 0; c && c->type == FTI_JSON_ARRAY; want++) {
+        const fti_json *ch;
+        for (ch = c->child; ch && fti_json_get_int(ch, "index", -1) != want; ch = ch->next) {}
+        if (!ch) break;
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s", want ? "|" : "",
+                 fti_json_get_str(ch, "text", "?"));
+        n++;
+    }
+    fti_json_free(doc);
+    return n;
+}
+#endif
+
+/* fti-serve's n > 1 on a real model: choices 1..n-1 continue from choice 0's evaluated prompt
+ * (fti_session_copy, not a prefill each), and choice i is still, token for token, the n = 1
+ * answer with seed + i (completions and best_of's candidates alike). */
+FTI_TEST(infer_cli_serve_n_shares_prompt) {
+#if !defined(FTI_NO_SERVER) && !defined(FTI_NO_THREADS)
+    const char *prog = "build/fti-serve", *path = ti_model_bytes_ctx("n.gguf", 64);
+    const char *pf = fti_test_tmp("n.port"), *pidf = fti_test_tmp("n.pid");
+    char cmd[1600], out[16384], json[512], pid[32], many[1024], one[256], joined[1024];
+    int port = 0, i;
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(path != NULL);
+    remove(pf);
+    snprintf(cmd, sizeof cmd, "%s --model '%s' --threads 2 --port 0 --port-file '%s' --quiet "
+             "--log /dev/null > /dev/null 2>&1 & echo $! > '%s'", prog, path, pf, pidf);
+    REQUIRE(system(cmd) == 0);
+    for (i = 0; i < 200 && port <= 0; i++) {
+        FILE *f = fopen(pf, "r");
+        if (f) {
+            if (fscanf(f, "%d", &port) != 1) port = 0;
+            fclose(f);
+        }
+        if (port <= 0) usleep(50000);
+    }
+    CHECK(port > 0);
+    if (port > 0) {
+        static const char prompt[] = "the cat sat on the mat ab cd";
+        snprintf(json, sizeof json, "{\"prompt\":\"%s\",\"max_tokens\":10,\"n\":4,"
+                 "\"seed\":7,\"temperature\":1.2}", prompt);
+        CHECK(ti_post(port, "/v1/completions", json, out, sizeof out));
+        CHECK_EQ_INT(ti_choices(out, many, sizeof many), 4);
+        joined[0] = 0;
+        for (i = 0; i < 4; i++) {
+            snprintf(json, sizeof json, "{\"prompt\":\"%s\",\"max_tokens\":10,\"seed\":%d,"
+                     "\"temperature\":1.2}", prompt, 7 + i);
+            CHECK(ti_post(port, "/v1/completions", json, out, sizeof out));
+            CHECK_EQ_INT(ti_choices(out, one, sizeof one), 1);
+            snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s",
+                     i ? "|" : "", one);
+        }
+        if (strcmp(many, joined) != 0)
+            fprintf(stderr, "    n=4: %s\n    n=1: %s\n", many, joined);
+        CHECK_EQ_STR(many, joined);
+        CHECK(strlen(joined) > 10); /* something was generated */
     }
     {
         FILE *f = fopen(pidf, "r");
