@@ -750,8 +750,9 @@ FTI_TEST(server_n_best_of_echo) {
     chs = fti_json_get(fti_json_root(doc), "choices");
     REQUIRE(chs && chs->len == 2);
     for (k = 0; k < 2; k++) {
-        snprintf(json, sizeof json, "Hello%s", single[k]);
-        CHECK_EQ_STR(fti_json_get_str(fti_json_at(chs, (size_t)k), "text", "?"), json);
+        const char *t = fti_json_get_str(fti_json_at(chs, (size_t)k), "text", "?");
+        CHECK(strncmp(t, "Hello", 5) == 0);
+        CHECK_EQ_STR(t + (strncmp(t, "Hello", 5) == 0 ? 5 : 0), single[k]);
     }
     fti_json_free(doc);
     REQUIRE(srv_json(f.port, "/v1/completions",

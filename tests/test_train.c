@@ -575,6 +575,7 @@ static int fti_ttr_last_word(const char *path, char *out, size_t n) {
 #endif
 #endif
 
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
 /* Starts build/fti-train with args (NULL-terminated; --home home first), its stderr into
  * err_path; once it has started training (its start line is there) sends sig, and returns its
  * exit status (-1 if it did not start within 60 s or did not exit). */
@@ -627,6 +628,7 @@ static int fti_ttr_train_signal(const char *home, const char *const *args, const
     if (waitpid(pid, &st, 0) != pid) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+#endif
 
 /* The programs' interface: fti-train prints the model id last, fti-registry show --json has the
  * card fields, the model file is a llama GGUF of the trained config, promote/rollback, resume,
