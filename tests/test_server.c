@@ -868,6 +868,179 @@ FTI_TEST(server_n_best_of_echo) {
     fti_buf_free(&body);
 }
 
+/* A generator around the echo one that counts its live sequences and fails on cue: the
+ * fail_start-th seq_start (1-based; 0 never), every step once fail_step steps have run. */
+typedef struct srv_faulty {
+    fti_gen inner;
+    int starts, ends, steps, fail_start, fail_step;
+    pthread_mutex_t mu;
+} srv_faulty;
+
+static const char *srv_fa_id(void *u) {
+    return ((srv_faulty *)u)->inner.model_id(((srv_faulty *)u)->inner.user);
+}
+static int srv_fa_ctx(void *u) {
+    return ((srv_faulty *)u)->inner.n_ctx(((srv_faulty *)u)->inner.user);
+}
+static fti_result srv_fa_start(void *u, const char *p, size_t n, const fti_gen_params *pr, void **s,
+                               fti_gen_prompt_info *info, fti_error *err) {
+    srv_faulty *t = (srv_faulty *)u;
+    fti_result r;
+    int k;
+    pthread_mutex_lock(&t->mu);
+    k = ++t->starts;
+    pthread_mutex_unlock(&t->mu);
+    if (t->fail_start && k == t->fail_start)
+        r = fti_error_set(err, FTI_ERR_IO, "start %d failed (as asked)", k);
+    else
+        r = t->inner.seq_start(t->inner.user, p, n, pr, s, info, err);
+    if (r != FTI_OK) { /* (counts the started ones) */
+        pthread_mutex_lock(&t->mu);
+        t->starts--;
+        pthread_mutex_unlock(&t->mu);
+    }
+    return r;
+}
+static fti_result srv_fa_step(void *u, void **s, size_t n, fti_gen_token *o, fti_error *err) {
+    srv_faulty *t = (srv_faulty *)u;
+    if (t->fail_step && ++t->steps > t->fail_step)
+        return fti_error_set(err, FTI_ERR_IO, "step failed (as asked)");
+    return t->inner.step(t->inner.user, s, n, o, err);
+}
+static void srv_fa_end(void *u, void *s) {
+    srv_faulty *t = (srv_faulty *)u;
+    pthread_mutex_lock(&t->mu);
+    t->ends++;
+    pthread_mutex_unlock(&t->mu);
+    t->inner.seq_end(t->inner.user, s);
+}
+static void srv_fa_release(void *u) {
+    srv_faulty *t = (srv_faulty *)u;
+    t->inner.release(t->inner.user);
+}
+
+/* 1 when every started sequence has ended (the scheduler may still be retiring: waits 2 s). */
+static int srv_fa_balanced(srv_faulty *t) {
+    int k, ok = 0;
+    for (k = 0; k < 400 && !ok; k++) {
+        pthread_mutex_lock(&t->mu);
+        ok = t->starts == t->ends;
+        pthread_mutex_unlock(&t->mu);
+        if (!ok) srv_sleep_ms(5);
+    }
+    if (!ok) fprintf(stderr, "    %d sequences started, %d ended\n", t->starts, t->ends);
+    return ok;
+}
+
+/* n > 1 when things go wrong: a choice that cannot start ends the ones started before it, a
+ * failed step answers once with the error (a stream: one error event, one [DONE]), and a job
+ * whose n exceeds the free slots waits for them instead of being dropped or run in part. */
+FTI_TEST(server_n_failures_and_admission) {
+    srv_faulty fa;
+    fti_gen g;
+    fti_gen_echo_opts eo;
+    fti_server_opts o;
+    srv_fixture f;
+    fti_buf body, req, resp;
+    fti_error err;
+    int round;
+    memset(&body, 0, sizeof body);
+    memset(&req, 0, sizeof req);
+    memset(&resp, 0, sizeof resp);
+    for (round = 0; round < 3; round++) {
+        memset(&fa, 0, sizeof fa);
+        pthread_mutex_init(&fa.mu, NULL);
+        memset(&eo, 0, sizeof eo);
+        eo.n_ctx = 256;
+        eo.step_us = round == 2 ? 3000 : 0;
+        REQUIRE(fti_gen_echo_create(&eo, &fa.inner) == FTI_OK);
+        memset(&g, 0, sizeof g);
+        g.user = &fa;
+        g.model_id = srv_fa_id;
+        g.n_ctx = srv_fa_ctx;
+        g.seq_start = srv_fa_start;
+        g.step = srv_fa_step;
+        g.seq_end = srv_fa_end;
+        g.release = srv_fa_release;
+        memset(&o, 0, sizeof o);
+        o.max_batch = 4;
+        memset(&f, 0, sizeof f);
+        REQUIRE(fti_server_create(&o, &g, &f.srv, &err) == FTI_OK);
+        f.port = fti_server_port(f.srv);
+        REQUIRE(pthread_create(&f.th, NULL, srv_thread, &f) == 0);
+        if (round == 0) {
+            /* the third of four choices fails to start: a 500, the two started ones ended */
+            fa.fail_start = 3;
+            CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
+                                  "{\"prompt\":\"Hello\",\"max_tokens\":4,\"n\":4}", &body), 500);
+            CHECK(strstr(body.data, "start 3 failed") != NULL);
+            CHECK(srv_fa_balanced(&fa));
+            /* and the server goes on */
+            fa.fail_start = 0;
+            CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
+                                  "{\"prompt\":\"Hello\",\"max_tokens\":4,\"n\":4}", &body), 200);
+            CHECK(srv_fa_balanced(&fa));
+        } else if (round == 1) {
+            /* the second step fails: one error answer, every sequence ended */
+            fa.fail_step = 1;
+            CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
+                                  "{\"prompt\":\"Hello\",\"max_tokens\":4,\"n\":3}", &body), 500);
+            CHECK(strstr(body.data, "step failed") != NULL);
+            CHECK(strstr(body.data, "\"choices\"") == NULL);
+            CHECK(srv_fa_balanced(&fa));
+            fa.steps = 0;
+            CHECK_EQ_INT(srv_json(f.port, "/v1/chat/completions",
+                                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                                  "\"max_tokens\":4,\"n\":3,\"stream\":true}", &body), 200);
+            {
+                const char *p = body.data, *q;
+                int n_err = 0, n_done = 0;
+                for (q = p; (q = strstr(q, "step failed")) != NULL; q++) n_err++;
+                for (q = p; (q = strstr(q, "data: [DONE]")) != NULL; q++) n_done++;
+                CHECK_EQ_INT(n_err, 1);
+                CHECK_EQ_INT(n_done, 1);
+                CHECK(strstr(p, "data: [DONE]\n\n") != NULL &&
+                      strcmp(strstr(p, "data: [DONE]\n\n"), "data: [DONE]\n\n") == 0);
+            }
+            CHECK(srv_fa_balanced(&fa));
+        } else {
+            /* 3 of 4 slots busy (a slow n = 3 stream): an n = 4 request waits for them, then
+             * runs whole; a later n = 1 request does not overtake it */
+            fti_server_stats st;
+            int fd = tu_connect(f.port), k;
+            REQUIRE(fd >= 0);
+            srv_post(&req, "/v1/completions",
+                     "{\"prompt\":\"Hello\",\"max_tokens\":40,\"n\":3,\"stream\":true}", 0);
+            CHECK(cli_send(fd, req.data, req.len) == 0);
+            for (k = 0; k < 400; k++) {
+                fti_server_get_stats(f.srv, &st);
+                if (st.active == 3) break;
+                srv_sleep_ms(2);
+            }
+            CHECK_EQ_INT(st.active, 3);
+            REQUIRE(srv_json(f.port, "/v1/completions",
+                             "{\"prompt\":\"Hello\",\"max_tokens\":3,\"n\":4}", &body) == 200);
+            {
+                fti_json_doc *doc;
+                REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+                CHECK_EQ_INT((int)fti_json_get(fti_json_root(doc), "choices")->len, 4);
+                fti_json_free(doc);
+            }
+            CHECK_EQ_INT(cli_read_all(fd, &resp, 10000), 1);
+            CHECK(strstr(resp.data ? resp.data : "", "data: [DONE]") != NULL);
+            close(fd);
+            CHECK(srv_fa_balanced(&fa));
+        }
+        srv_finish(&f);
+        CHECK_EQ_INT(f.run_result, FTI_OK);
+        CHECK(srv_fa_balanced(&fa));
+        pthread_mutex_destroy(&fa.mu);
+    }
+    fti_buf_free(&body);
+    fti_buf_free(&req);
+    fti_buf_free(&resp);
+}
+
 FTI_TEST(server_keepalive_pipelining) {
     srv_fixture f;
     fti_server_opts o;
@@ -1838,6 +2011,7 @@ void fti_test_server_endpoints(void) {}
 void fti_test_server_streaming_sse(void) {}
 void fti_test_server_logprobs(void) {}
 void fti_test_server_n_best_of_echo(void) {}
+void fti_test_server_n_failures_and_admission(void) {}
 void fti_test_server_keepalive_pipelining(void) {}
 void fti_test_server_smuggling_closes(void) {}
 void fti_test_server_slow_header_deadline(void) {}

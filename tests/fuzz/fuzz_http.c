@@ -92,6 +92,13 @@ int fti_fuzz_http(const uint8_t *data, size_t size) {
                 if (fti_api_parse_completion(kind ? FTI_API_COMPLETION : FTI_API_CHAT, b1, n1, 2048,
                                              &q, NULL, NULL) == FTI_OK) {
                     FTI_FUZZ_CHECK(q.n_stop <= FTI_API_MAX_STOP);
+                    /* n choices of best_of candidates: 1 <= n <= best_of <= FTI_API_MAX_N;
+                     * chat has no best_of nor echo; best_of above n is never streamed; echo
+                     * never comes with logprobs */
+                    FTI_FUZZ_CHECK(q.n >= 1 && q.n <= q.best_of && q.best_of <= FTI_API_MAX_N);
+                    FTI_FUZZ_CHECK(kind || (q.best_of == q.n && !q.echo));
+                    FTI_FUZZ_CHECK(q.best_of == q.n || !q.stream);
+                    FTI_FUZZ_CHECK(!q.echo || !q.logprobs);
                     FTI_FUZZ_CHECK(q.n_bias <= FTI_API_MAX_LOGIT_BIAS);
                     FTI_FUZZ_CHECK((q.logprobs == 0 || q.logprobs == 1) && q.top_logprobs >= 0 &&
                                    q.top_logprobs <= FTI_API_MAX_TOP_LOGPROBS);
