@@ -1923,6 +1923,43 @@ static void fti__reg_gguf_str(fti_jw *w, const fti_gguf *g, const char *key, con
     }
 }
 
+/* FTI_OK unless the registered model parent is model id itself or descends from it (its cards'
+ * parents lead to id): a model derived from itself or from one of its descendants would make the
+ * lineage a cycle (re-adding a registered file with a parent edits its card). */
+static fti_result fti__reg_parent_check(const char *home, const char *id, const char *parent,
+                                        fti_error *err) {
+    char cur[FTI__REG_ID_LEN + 1];
+    int depth, more = 1;
+    if (strcmp(parent, id) == 0)
+        return fti_error_set(err, FTI_ERR_INVALID, "registry: the parent %s is the model itself: "
+                             "a model cannot derive from itself", id);
+    memcpy(cur, parent, sizeof cur);
+    for (depth = 0; depth < 1000 && more; depth++) { /* (a hand-made cycle above: bounded) */
+        char *card = fti__reg_path(home, cur, "card.json");
+        fti_json_doc *doc = NULL;
+        const char *p;
+        fti_result r = FTI_OK;
+        if (!card) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+        more = 0;
+        if (fti__reg_read_json(card, &doc, NULL) == FTI_OK) {
+            p = fti_json_get_str(fti_json_root(doc), "parent", "");
+            if (strlen(p) == FTI__REG_ID_LEN &&
+                strspn(p, "0123456789abcdef") == FTI__REG_ID_LEN) {
+                if (strcmp(p, id) == 0)
+                    r = fti_error_set(err, FTI_ERR_INVALID, "registry: the parent %s derives from "
+                                      "%s: the model cannot also derive from it (the lineage "
+                                      "would be a cycle)", parent, id);
+                memcpy(cur, p, sizeof cur);
+                more = 1;
+            }
+        }
+        fti_json_free(doc);
+        fti_free(card);
+        if (r != FTI_OK) return r;
+    }
+    return FTI_OK;
+}
+
 /* fti_registry_add_file of a file registered before (id): its card is kept, only the fields
  * of the options given change (name; parent, then with "relation": "derived from"); a model gc
  * removed gets its file back and loses "removed". FTI_ERR_FORMAT for a card that is no JSON
@@ -2036,6 +2073,7 @@ FTIDEF fti_result fti_registry_add_file(const char *home, const char *model_file
     fti_sha256_hex(digest, hex);
     memcpy(id, hex, FTI__REG_ID_LEN);
     id[FTI__REG_ID_LEN] = 0;
+    if (o.parent && (r = fti__reg_parent_check(home, id, parent, err)) != FTI_OK) goto done;
     {
         char *cpath = fti__reg_path(home, id, "card.json");
         int known = cpath && fti_path_exists(cpath);

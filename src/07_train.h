@@ -283,8 +283,9 @@ typedef struct fti_registry_add_opts {
  * A file registered before (the same SHA-256: a trained model, a file added earlier) keeps its
  * card, created time and all: only the fields of the options given change (name; parent, then
  * with "relation" "derived from"), and a model fti_workspace_gc removed gets its file back.
- * Every argument (name: 1-200 bytes of UTF-8 on one line; alias: as promote; parent; the file)
- * is checked before anything is written. Errors: FTI_ERR_INVALID (name, alias), those of
+ * Every argument (name: 1-200 bytes of UTF-8 on one line; alias: as promote; parent: not the
+ * model itself nor one of its descendants; the file) is checked before anything is written.
+ * Errors: FTI_ERR_INVALID (name, alias, a parent that would make the lineage a cycle), those of
  * fti_gguf_open / fti_gguf_llama_config naming the file, FTI_ERR_NOT_FOUND for an unknown
  * parent, and fti_registry_add's and fti_registry_promote's. Thread safety: as
  * fti_registry_add. */

@@ -509,3 +509,57 @@ FTI_TEST(registry_card_paths_follow_copy) {
     fti_json_free(doc);
     fti_buf_free(&b);
 }
+
+/* A parent that is the model itself, or one of its descendants, is refused (FTI_ERR_INVALID,
+ * nothing written): re-adding a registered file with --parent edits its card, and a model
+ * "derived from" itself or from its own child made the lineage a cycle. */
+FTI_TEST(registry_add_parent_cycle) {
+    char home[4096], ma[4096], mb[4096], mc[4096], a[17], b[17], c[17], id[17];
+    const char *path;
+    fti_test_model_opts mo;
+    fti_registry_add_opts o;
+    fti_json_doc *doc;
+    fti_error err;
+    snprintf(home, sizeof home, "%s", fti_test_tmp("home"));
+    memset(&mo, 0, sizeof mo);
+    mo.seed = 21;
+    REQUIRE((path = fti_test_model("a.gguf", &mo, NULL, NULL)) != NULL);
+    snprintf(ma, sizeof ma, "%s", path);
+    mo.seed = 22;
+    REQUIRE((path = fti_test_model("b.gguf", &mo, NULL, NULL)) != NULL);
+    snprintf(mb, sizeof mb, "%s", path);
+    mo.seed = 23;
+    REQUIRE((path = fti_test_model("c.gguf", &mo, NULL, NULL)) != NULL);
+    snprintf(mc, sizeof mc, "%s", path);
+    memset(&o, 0, sizeof o);
+    REQUIRE(fti_registry_add_file(home, ma, &o, a, &err) == FTI_OK);
+    /* itself (by id prefix, as a user types it) */
+    {
+        char pre[8];
+        memcpy(pre, a, 6);
+        pre[6] = 0;
+        o.parent = pre;
+        CHECK_EQ_INT(fti_registry_add_file(home, ma, &o, id, &err), FTI_ERR_INVALID);
+        CHECK(strstr(err.msg, "itself") != NULL);
+    }
+    doc = ra_card(home, a);
+    REQUIRE(doc != NULL);
+    CHECK_EQ_STR(fti_json_get_str(fti_json_root(doc), "parent", ""), ""); /* unchanged */
+    fti_json_free(doc);
+    /* a <- b <- c, then a "derived from" c: refused, naming the cycle */
+    o.parent = a;
+    REQUIRE(fti_registry_add_file(home, mb, &o, b, &err) == FTI_OK);
+    o.parent = b;
+    REQUIRE(fti_registry_add_file(home, mc, &o, c, &err) == FTI_OK);
+    o.parent = c;
+    CHECK_EQ_INT(fti_registry_add_file(home, ma, &o, id, &err), FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "derives from") != NULL);
+    doc = ra_card(home, a);
+    REQUIRE(doc != NULL);
+    CHECK_EQ_STR(fti_json_get_str(fti_json_root(doc), "parent", ""), "");
+    fti_json_free(doc);
+    /* an unrelated parent is fine */
+    o.parent = a;
+    CHECK_OK(fti_registry_add_file(home, mc, &o, id, &err));
+    CHECK_EQ_STR(id, c);
+}
