@@ -510,7 +510,10 @@ int main(int argc, char **argv) {
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     rc = train_main(argc, argv);
-    if (rc != 0 && g_mpi.world > 1) MPI_Abort(MPI_COMM_WORLD, rc); /* no rank left waiting */
+    /* a stop (Ctrl-C, SIGTERM) is every rank's at the same step, and rank 0 then writes the
+     * checkpoint: the others wait for it here, not abort the job under it */
+    if ((rc == 130 || rc == 143) && g_mpi.world > 1) MPI_Barrier(MPI_COMM_WORLD);
+    else if (rc != 0 && g_mpi.world > 1) MPI_Abort(MPI_COMM_WORLD, rc); /* no rank left waiting */
     if (IS_RANK0 && g_mpi.world > 1)
         fprintf(stderr, "fti-train: %d ranks, %.3f s in the gradient reduction (%.1f MB sent by "
                 "rank 0)\n", g_mpi.world, g_mpi.comm_s, (double)g_mpi.bytes_sent / 1e6);
