@@ -66,7 +66,8 @@ static void usage(FILE *f) {
         "\n"
         "Sizes, counts and steps are whole numbers from 1 (0 is refused: it meant the default).\n"
         "Ctrl-C or SIGTERM: the step under way finishes, the checkpoint is saved, no model is\n"
-        "registered; --resume continues (a second Ctrl-C kills at once).\n"
+        "registered; --resume continues (a second Ctrl-C kills at once). After the last step\n"
+        "the run ends as usual: its model is written and registered.\n"
         "Exit status: 0 trained and registered, 1 failed (or the run exists: see --restart),\n"
         "2 bad usage, 130 interrupted by SIGINT, 143 by SIGTERM.\n");
 }
