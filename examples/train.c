@@ -290,8 +290,10 @@ static fti_train_mpi g_mpi;
 static volatile sig_atomic_t g_signal;
 
 static void on_signal(int sig) {
+    int e = errno; /* signal() may set it under the interrupted code */
     g_signal = sig;
     signal(sig, SIG_DFL);
+    errno = e;
 }
 
 static int should_stop(void *user) {
