@@ -1659,6 +1659,35 @@ static int ti_post(int port, const char *path, const char *json, char *out, size
     close(fd);
     return n > 0;
 }
+
+/* Starts build/fti-serve on model path (threads, an ephemeral port) in the background, its pid
+ * into the file pidf; returns its port once it listens, 0 if it did not within 10 s. */
+static int ti_serve_start(const char *path, int threads, const char *pf, const char *pidf) {
+    char cmd[1600];
+    int port = 0, i;
+    remove(pf);
+    snprintf(cmd, sizeof cmd, "build/fti-serve --model '%s' --threads %d --port 0 --port-file "
+             "'%s' --quiet --log /dev/null > /dev/null 2>&1 & echo $! > '%s'", path, threads, pf,
+             pidf);
+    if (system(cmd) != 0) return 0;
+    for (i = 0; i < 200 && port <= 0; i++) {
+        FILE *f = fopen(pf, "r");
+        if (f) {
+            if (fscanf(f, "%d", &port) != 1) port = 0;
+            fclose(f);
+        }
+        if (port <= 0) usleep(50000);
+    }
+    return port > 0 ? port : 0;
+}
+
+/* Stops the server ti_serve_start started (SIGTERM to the pid in pidf). */
+static void ti_serve_stop(const char *pidf) {
+    char pid[32];
+    FILE *f = fopen(pidf, "r");
+    if (f && fgets(pid, sizeof pid, f) && atoi(pid) > 0) kill(atoi(pid), SIGTERM);
+    if (f) fclose(f);
+}
 #endif
 
 /* fti-serve refuses a prompt longer than the model's context with OpenAI's 400
@@ -1668,25 +1697,14 @@ FTI_TEST(infer_cli_serve_prompt_too_long) {
 #if !defined(FTI_NO_SERVER) && !defined(FTI_NO_THREADS)
     const char *prog = "build/fti-serve", *path = ti_model_bytes("long.gguf");
     const char *pf = fti_test_tmp("long.port"), *pidf = fti_test_tmp("long.pid");
-    char cmd[1600], out[4096], json[1024], pid[32];
-    int port = 0, i;
+    char out[4096], json[1024];
+    int port;
     if (access(prog, X_OK) != 0) {
         printf("    %s not built: skipped (make all)\n", prog);
         return;
     }
     REQUIRE(path != NULL);
-    remove(pf);
-    snprintf(cmd, sizeof cmd, "%s --model '%s' --threads 1 --port 0 --port-file '%s' --quiet "
-             "--log /dev/null > /dev/null 2>&1 & echo $! > '%s'", prog, path, pf, pidf);
-    REQUIRE(system(cmd) == 0);
-    for (i = 0; i < 200 && port <= 0; i++) {
-        FILE *f = fopen(pf, "r");
-        if (f) {
-            if (fscanf(f, "%d", &port) != 1) port = 0;
-            fclose(f);
-        }
-        if (port <= 0) usleep(50000);
-    }
+    port = ti_serve_start(path, 1, pf, pidf);
     CHECK(port > 0);
     if (port > 0) {
         snprintf(json, sizeof json, "{\"prompt\":\"%s\",\"max_tokens\":4}",
@@ -1704,11 +1722,7 @@ FTI_TEST(infer_cli_serve_prompt_too_long) {
                       sizeof out));
         CHECK(strstr(out, " 200 ") != NULL && strstr(out, "\"choices\"") != NULL);
     }
-    {
-        FILE *f = fopen(pidf, "r");
-        if (f && fgets(pid, sizeof pid, f) && atoi(pid) > 0) kill(atoi(pid), SIGTERM);
-        if (f) fclose(f);
-    }
+    ti_serve_stop(pidf);
 #endif
 }
 
@@ -1744,25 +1758,14 @@ FTI_TEST(infer_cli_serve_n_shares_prompt) {
 #if !defined(FTI_NO_SERVER) && !defined(FTI_NO_THREADS)
     const char *prog = "build/fti-serve", *path = ti_model_bytes_ctx("n.gguf", 64);
     const char *pf = fti_test_tmp("n.port"), *pidf = fti_test_tmp("n.pid");
-    char cmd[1600], out[16384], json[512], pid[32], many[1024], one[256], joined[1024];
-    int port = 0, i;
+    char out[16384], json[512], many[1024], one[256], joined[1024];
+    int port, i;
     if (access(prog, X_OK) != 0) {
         printf("    %s not built: skipped (make all)\n", prog);
         return;
     }
     REQUIRE(path != NULL);
-    remove(pf);
-    snprintf(cmd, sizeof cmd, "%s --model '%s' --threads 2 --port 0 --port-file '%s' --quiet "
-             "--log /dev/null > /dev/null 2>&1 & echo $! > '%s'", prog, path, pf, pidf);
-    REQUIRE(system(cmd) == 0);
-    for (i = 0; i < 200 && port <= 0; i++) {
-        FILE *f = fopen(pf, "r");
-        if (f) {
-            if (fscanf(f, "%d", &port) != 1) port = 0;
-            fclose(f);
-        }
-        if (port <= 0) usleep(50000);
-    }
+    port = ti_serve_start(path, 2, pf, pidf);
     CHECK(port > 0);
     if (port > 0) {
         static const char prompt[] = "the cat sat on the mat ab cd";
@@ -1784,11 +1787,7 @@ FTI_TEST(infer_cli_serve_n_shares_prompt) {
         CHECK_EQ_STR(many, joined);
         CHECK(strlen(joined) > 10); /* something was generated */
     }
-    {
-        FILE *f = fopen(pidf, "r");
-        if (f && fgets(pid, sizeof pid, f) && atoi(pid) > 0) kill(atoi(pid), SIGTERM);
-        if (f) fclose(f);
-    }
+    ti_serve_stop(pidf);
 #endif
 }
 
