@@ -32336,9 +32336,13 @@ static fti_result fti__tr_run_lock(const char *run_dir, int *fd, fti_error *err)
 
 /* The registered model (not a LoRA adapter: the merged model comes last) whose card names run
  * `key` ("run": HOME/runs/<key>) into id (16 hex + NUL); 1 if there is one. Cards removed by gc
- * count: the run finished. A registry that cannot be read has none. */
+ * count: the run finished. A registry that cannot be read has none. With ck (the run's
+ * checkpoint: step, tokens) only a card whose run ended there counts (its run_steps/run_tokens,
+ * else steps/tokens; a card without them counts): a checkpoint short of every registered model
+ * of the run is a later start (--restart) that was stopped, not the finished run. */
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
-static int fti__tr_run_model(const char *home, const char *key, char id[17]) {
+static int fti__tr_run_model(const char *home, const char *key, const uint64_t *ck,
+                             char id[17]) {
     fti_buf ids, card;
     const char *p, *nl;
     int found = 0;
@@ -32358,6 +32362,11 @@ static int fti__tr_run_model(const char *home, const char *key, char id[17]) {
             const fti_json *c = fti_json_root(doc);
             found = strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") != 0 &&
                     strcmp(fti_path_base(fti_json_get_str(c, "run", "")), key) == 0;
+            if (found && ck) {
+                int64_t st = fti_json_get_int(c, "run_steps", fti_json_get_int(c, "steps", -1));
+                int64_t tk = fti_json_get_int(c, "run_tokens", fti_json_get_int(c, "tokens", -1));
+                found = st < 0 || tk < 0 || ((uint64_t)st == ck[0] && (uint64_t)tk == ck[1]);
+            }
             if (found) memcpy(id, mid, 17);
         }
         fti_json_free(doc);
@@ -32374,12 +32383,14 @@ static int fti__tr_run_model(const char *home, const char *key, char id[17]) {
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static fti_result fti__tr_no_overwrite(const char *home, const char *run_dir, const char *ckpt,
                                        fti_train_run_result *res, fti_error *err) {
-    uint64_t step = 0, tokens = 0, total = 0;
+    uint64_t step = 0, tokens = 0, total = 0, ck[2];
     int has_ckpt = fti_path_exists(ckpt), peeked;
     if (!fti_path_is_dir(run_dir)) return FTI_OK;
-    if (!fti__tr_run_model(home, res->run_key, res->id)) res->id[0] = 0;
-    if (!has_ckpt && !res->id[0]) return FTI_OK;
     peeked = has_ckpt && fti__ckpt_peek(ckpt, &step, &tokens, &total, NULL) == FTI_OK;
+    ck[0] = step;
+    ck[1] = tokens;
+    if (!fti__tr_run_model(home, res->run_key, peeked ? ck : NULL, res->id)) res->id[0] = 0;
+    if (!has_ckpt && !res->id[0]) return FTI_OK;
     if (peeked) {
         res->stats.step = step;
         res->stats.tokens_seen = tokens;

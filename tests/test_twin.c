@@ -239,7 +239,8 @@ static int fti_ttw_stop(void *user) {
  * registers nothing; the same run without resume is then refused under no_overwrite, naming its
  * step; resumed, it ends with the uninterrupted run's weights bit for bit (the same model id).
  * Finished (and cleaned by gc), no_overwrite names its model; without no_overwrite the run
- * starts over as before (fti-twin's updates). */
+ * starts over as before (fti-twin's updates); that start stopped in turn is named by its
+ * checkpoint, not as the finished run. */
 FTI_TEST(twin_train_run_stop_and_no_overwrite) {
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
     char home[1024], home2[1024], ckpt[1200];
@@ -311,6 +312,29 @@ FTI_TEST(twin_train_run_stop_and_no_overwrite) {
     ro.no_overwrite = 0;
     REQUIRE(fti_train_run(home, &ro, &r, &err) == FTI_OK);
     CHECK(!r.resumed);
+    CHECK_EQ_STR(r.id, whole.id);
+    /* started over again (--restart) and stopped at step 3: the registered model is of the
+     * earlier start, so no_overwrite names the checkpoint (until 2026-11-29: "is finished"),
+     * and --resume ends with the same model */
+    stopper.asked = 0;
+    stopper.after = 3;
+    ro.stop = fti_ttw_stop;
+    ro.stop_user = &stopper;
+    CHECK_EQ_INT(fti_train_run(home, &ro, &r, &err), FTI_ERR_CANCELLED);
+    CHECK_EQ_INT(r.stats.step, 3);
+    ro.stop = NULL;
+    ro.no_overwrite = 1;
+    CHECK_EQ_INT(fti_train_run(home, &ro, &r, &err), FTI_ERR_EXISTS);
+    CHECK(strstr(err.msg, "has a checkpoint at step 3 of 6") != NULL);
+    CHECK_EQ_STR(r.id, "");
+    CHECK_EQ_INT(r.stats.step, 3);
+    ro.resume_required = 1;
+    REQUIRE(fti_train_run(home, &ro, &r, &err) == FTI_OK);
+    CHECK(r.resumed);
+    CHECK_EQ_STR(r.id, whole.id);
+    ro.resume_required = 0; /* finished again: named as such */
+    CHECK_EQ_INT(fti_train_run(home, &ro, &r, &err), FTI_ERR_EXISTS);
+    CHECK(strstr(err.msg, "is finished: its model ") != NULL);
     CHECK_EQ_STR(r.id, whole.id);
     /* a stop before the first step of a fresh run: a checkpoint at step 0 that resumes */
     ro = fti_ttw_opts(1);
