@@ -135,6 +135,12 @@ FTI_TEST(registry_merge_carries_training) {
         CHECK(out.data && strstr(out.data, "train loss -") == NULL);
         CHECK(out.data && strstr(out.data, base) != NULL);
         CHECK(out.data && strstr(out.data, rl.adapter_id) != NULL);
+        /* merge records no machine: said so, not "machine     , , 0 threads" */
+        CHECK(out.data && strstr(out.data, "machine    (not recorded)\n") != NULL);
+        snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' show %s", home, rl.id);
+        CHECK(rm_run(cmd, &out)); /* the trainer's merged model: its matmuls and kernels */
+        CHECK(out.data && strstr(out.data, " matmuls, ") != NULL);
+        CHECK(out.data && strstr(out.data, " kernels\n") != NULL);
     }
     fti_json_free(adoc);
     fti_json_free(mdoc);

@@ -633,6 +633,19 @@ FTI_TEST(twin_train_run_keep_best_and_errors) {
         CHECK(fti_gguf_get_str(g, "fti.train.weights", &sv, &sl, NULL) == FTI_OK &&
               sl == 20 && memcmp(sv, "best validation pass", 20) == 0);
         fti_gguf_close(g);
+        if (fti_path_exists("build/fti-registry")) { /* show says so, with the run's end */
+            char cmd[1400], out[8192];
+            size_t n = 0;
+            FILE *pf;
+            snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' show %s", home, r.id);
+            REQUIRE((pf = popen(cmd, "r")) != NULL);
+            n = fread(out, 1, sizeof out - 1, pf);
+            out[n] = 0;
+            CHECK(pclose(pf) == 0);
+            CHECK(strstr(out, "weights    best validation pass (the run: 8 steps, 512 tokens, "
+                               "train loss ") != NULL);
+            CHECK(strstr(out, " threads, fp32 matmuls, ") != NULL);
+        }
     } else {
         CHECK(!(r.stats.best_val_loss < r.stats.val_loss));
     }

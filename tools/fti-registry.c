@@ -190,9 +190,20 @@ static int cmd_show(const char *home, const char *ref, int json) {
     printf("validation loss %s (best %s, perplexity %s)\n",
            figure(c, "val_loss", "%.4f", f[1], 32), figure(c, "best_val_loss", "%.4f", f[2], 32),
            figure(c, "val_perplexity", "%.2f", f[3], 32));
-    printf("machine    %s %s, %s, %lld threads\n", fti_json_get_str(m, "os", ""),
-           fti_json_get_str(m, "arch", ""), fti_json_get_str(m, "cpu", ""),
-           (long long)fti_json_get_int(m, "threads", 0));
+    if (fti_json_get(c, "weights")) /* keep-best: the figures above are the kept pass's */
+        printf("weights    %s (the run: %lld steps, %lld tokens, train loss %s)\n",
+               fti_json_get_str(c, "weights", ""), (long long)fti_json_get_int(c, "run_steps", 0),
+               (long long)fti_json_get_int(c, "run_tokens", 0),
+               figure(c, "run_train_loss", "%.4f", f[0], 32));
+    if (!m) /* fti-registry merge and add record no machine */
+        printf("machine    (not recorded)\n");
+    else
+        printf("machine    %s %s, %s, %lld threads%s%s%s%s%s%s\n",
+               fti_json_get_str(m, "os", ""), fti_json_get_str(m, "arch", ""),
+               fti_json_get_str(m, "cpu", ""), (long long)fti_json_get_int(m, "threads", 0),
+               fti_json_get(m, "matmul") ? ", " : "", fti_json_get_str(m, "matmul", ""),
+               fti_json_get(m, "matmul") ? " matmuls" : "", fti_json_get(m, "kernels") ? ", " : "",
+               fti_json_get_str(m, "kernels", ""), fti_json_get(m, "kernels") ? " kernels" : "");
     if (fti_json_get(c, "base_model")) /* a merged model: parent is the adapter */
         printf("base model %s\n", fti_json_get_str(c, "base_model", ""));
     if (fti_json_get(c, "adapter_id") && fti_json_get(c, "adapter"))
