@@ -344,8 +344,9 @@ static int cmd_add(const char *home, int argc, char **argv) {
     if (!known) {
         printf("added model %s\n", id);
     } else if (o.name || o.parent) {
-        printf("already registered as %s: its card kept, updated%s%s\n", id,
-               o.name ? " name" : "", o.parent ? (o.name ? ", parent" : " parent") : "");
+        /* the id last, as everywhere (scripts take the last word) */
+        printf("its card kept, %s updated: already registered as %s\n",
+               o.name && o.parent ? "name and parent" : o.name ? "name" : "parent", id);
     } else {
         printf("already registered as %s\n", id);
     }
