@@ -352,8 +352,8 @@ static void on_progress(void *user, fti_train_event ev, const fti_train_run_resu
                        (u->a->max_seconds > 0 && st->elapsed_s >= u->a->max_seconds));
         if (u->complete) {
             fprintf(stderr, "fti-train: the run was already complete (step %llu of %llu): "
-                    "nothing to train\n", (unsigned long long)st->step,
-                    (unsigned long long)st->total_steps);
+                    "nothing to train; its model is written and registered (the same id)\n",
+                    (unsigned long long)st->step, (unsigned long long)st->total_steps);
             return;
         }
         fti_progress_begin(&u->bar, stderr, "train", "step", st->total_steps);

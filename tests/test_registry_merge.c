@@ -137,6 +137,12 @@ FTI_TEST(registry_merge_carries_training) {
         CHECK(out.data && strstr(out.data, rl.adapter_id) != NULL);
         /* merge records no machine: said so, not "machine     , , 0 threads" */
         CHECK(out.data && strstr(out.data, "machine    (not recorded)\n") != NULL);
+        /* merging again names the trainer's merged model of the same adapter */
+        snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' merge %s 2>&1", home,
+                 rl.adapter_id);
+        CHECK(rm_run(cmd, &out));
+        CHECK(out.data && strstr(out.data, "is also merged in model ") != NULL);
+        CHECK(out.data && strstr(out.data, rl.id) != NULL);
         snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' show %s", home, rl.id);
         CHECK(rm_run(cmd, &out)); /* the trainer's merged model: its matmuls and kernels */
         CHECK(out.data && strstr(out.data, " matmuls, ") != NULL);

@@ -353,6 +353,40 @@ static int cmd_add(const char *home, int argc, char **argv) {
     return 0;
 }
 
+/* After a merge: the other registered models merged from the same adapter (its training run
+ * registers one, a file of the same weights with the run's figures), named on stderr so a second
+ * copy is not a surprise. */
+static void merged_elsewhere(const char *home, const char *adapter_ref, const char *id) {
+    char aid[17];
+    fti_buf ids, card;
+    const char *p, *nl;
+    memset(&ids, 0, sizeof ids);
+    memset(&card, 0, sizeof card);
+    if (fti_registry_resolve(home, adapter_ref, aid, NULL) != FTI_OK ||
+        fti_registry_list(home, &ids, NULL) != FTI_OK)
+        return;
+    for (p = ids.data; p && p < ids.data + ids.len; p = nl + 1) {
+        char mid[17];
+        fti_json_doc *doc = NULL;
+        if (!(nl = (const char *)memchr(p, '\n', (size_t)(ids.data + ids.len - p)))) break;
+        if (nl - p != 16) continue;
+        memcpy(mid, p, 16);
+        mid[16] = 0;
+        card.len = 0;
+        if (strcmp(mid, id) != 0 && fti_registry_card(home, mid, &card, NULL) == FTI_OK &&
+            fti_json_parse(card.data, card.len, NULL, &doc, NULL, NULL) == FTI_OK &&
+            !strcmp(fti_json_get_str(fti_json_root(doc), "type", ""), "lora_merged") &&
+            !strcmp(fti_json_get_str(fti_json_root(doc), "adapter_id", ""), aid))
+            fprintf(stderr, "fti-registry: note: adapter %s is also merged in model %s (%s): "
+                    "the same weights, another file\n", aid, mid,
+                    fti_json_get(fti_json_root(doc), "run") ? "by its training run"
+                                                             : "by an earlier merge");
+        fti_json_free(doc);
+    }
+    fti_buf_free(&ids);
+    fti_buf_free(&card);
+}
+
 /* The usage, after a line saying what was wrong with the command line. */
 static void bad_usage(const char *cmd) {
     static const char *const known[] = {"list", "show", "promote", "rollback", "lineage",
@@ -432,6 +466,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "fti-registry: %s\n", err.msg);
             rc = 1;
         } else {
+            merged_elsewhere(home, argv[i], id);
             printf("merged model %s\n", id);
             rc = 0;
         }
