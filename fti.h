@@ -2493,6 +2493,12 @@ FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *o
                                     fti_error *err);
 /* Ids of all registered models, sorted by creation time (oldest first), as "id\n" lines. */
 FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *err);
+/* Calls fn with each registered model's id and card (as fti_registry_card gives it, parsed;
+ * valid during the call), oldest first, until fn returns non-zero; cards that do not read are
+ * skipped. FTI_OK, or the error of listing the registry. Thread safety: any thread. */
+typedef int (*fti_registry_each_fn)(void *user, const char *id, const fti_json *card);
+FTIDEF fti_result fti_registry_each(const char *home, fti_registry_each_fn fn, void *user,
+                                    fti_error *err);
 /* Points alias at id (must exist, and not removed by fti_workspace_gc: FTI_ERR_NOT_FOUND);
  * the previous target goes onto the alias's history. The alias file is replaced atomically. */
 FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const char *alias,
@@ -31448,6 +31454,35 @@ FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *e
     return r;
 }
 
+FTIDEF fti_result fti_registry_each(const char *home, fti_registry_each_fn fn, void *user,
+                                    fti_error *err) {
+    fti_buf ids, card;
+    const char *p;
+    int stop = 0;
+    fti_result r;
+    memset(&ids, 0, sizeof ids);
+    memset(&card, 0, sizeof card);
+    if (!fn) return fti_error_set(err, FTI_ERR_INVALID, "registry: no function to call");
+    if ((r = fti_registry_list(home, &ids, err)) != FTI_OK) {
+        fti_buf_free(&ids);
+        return r;
+    }
+    for (p = ids.data; !stop && p && *p; p += FTI__REG_ID_LEN + 1) {
+        char id[FTI__REG_ID_LEN + 1];
+        fti_json_doc *doc = NULL;
+        memcpy(id, p, FTI__REG_ID_LEN);
+        id[FTI__REG_ID_LEN] = 0;
+        card.len = 0;
+        if (fti_registry_card(home, id, &card, NULL) == FTI_OK &&
+            fti_json_parse(card.data, card.len, NULL, &doc, NULL, NULL) == FTI_OK)
+            stop = fn(user, id, fti_json_root(doc));
+        fti_json_free(doc);
+    }
+    fti_buf_free(&ids);
+    fti_buf_free(&card);
+    return FTI_OK;
+}
+
 /* The alias table: read (missing file = empty), changed in memory, written back atomically. */
 typedef struct fti__reg_alias {
     char name[65];
@@ -32340,40 +32375,36 @@ static fti_result fti__tr_run_lock(const char *run_dir, int *fd, fti_error *err)
  * checkpoint: step, tokens) only a card whose run ended there counts (its run_steps/run_tokens,
  * else steps/tokens; a card without them counts): a checkpoint short of every registered model
  * of the run is a later start (--restart) that was stopped, not the finished run. */
+typedef struct fti__tr_run_find {
+    const char *key;
+    const uint64_t *ck;
+    char *id;
+} fti__tr_run_find;
+
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
+static int fti__tr_run_card(void *user, const char *id, const fti_json *c) {
+    fti__tr_run_find *f = (fti__tr_run_find *)user;
+    int found = strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") != 0 &&
+                strcmp(fti_path_base(fti_json_get_str(c, "run", "")), f->key) == 0;
+    if (found && f->ck) {
+        int64_t st = fti_json_get_int(c, "run_steps", fti_json_get_int(c, "steps", -1));
+        int64_t tk = fti_json_get_int(c, "run_tokens", fti_json_get_int(c, "tokens", -1));
+        found = st < 0 || tk < 0 || ((uint64_t)st == f->ck[0] && (uint64_t)tk == f->ck[1]);
+    }
+    if (found) memcpy(f->id, id, 17);
+    return found;
+}
+
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static int fti__tr_run_model(const char *home, const char *key, const uint64_t *ck,
                              char id[17]) {
-    fti_buf ids, card;
-    const char *p, *nl;
-    int found = 0;
-    memset(&ids, 0, sizeof ids);
-    memset(&card, 0, sizeof card);
-    if (fti_registry_list(home, &ids, NULL) != FTI_OK) ids.len = 0;
-    for (p = ids.data; !found && p && p < ids.data + ids.len; p = nl + 1) {
-        char mid[17];
-        fti_json_doc *doc = NULL;
-        if (!(nl = (const char *)memchr(p, '\n', (size_t)(ids.data + ids.len - p)))) break;
-        if (nl - p != 16) continue;
-        memcpy(mid, p, 16);
-        mid[16] = 0;
-        card.len = 0;
-        if (fti_registry_card(home, mid, &card, NULL) == FTI_OK &&
-            fti_json_parse(card.data, card.len, NULL, &doc, NULL, NULL) == FTI_OK) {
-            const fti_json *c = fti_json_root(doc);
-            found = strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") != 0 &&
-                    strcmp(fti_path_base(fti_json_get_str(c, "run", "")), key) == 0;
-            if (found && ck) {
-                int64_t st = fti_json_get_int(c, "run_steps", fti_json_get_int(c, "steps", -1));
-                int64_t tk = fti_json_get_int(c, "run_tokens", fti_json_get_int(c, "tokens", -1));
-                found = st < 0 || tk < 0 || ((uint64_t)st == ck[0] && (uint64_t)tk == ck[1]);
-            }
-            if (found) memcpy(id, mid, 17);
-        }
-        fti_json_free(doc);
-    }
-    fti_buf_free(&ids);
-    fti_buf_free(&card);
-    return found;
+    fti__tr_run_find f;
+    f.key = key;
+    f.ck = ck;
+    f.id = id;
+    id[0] = 0;
+    (void)fti_registry_each(home, fti__tr_run_card, &f, NULL);
+    return id[0] != 0;
 }
 
 /* no_overwrite without resume: FTI_ERR_EXISTS when the run in run_dir has a checkpoint or a

@@ -1535,6 +1535,35 @@ FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *e
     return r;
 }
 
+FTIDEF fti_result fti_registry_each(const char *home, fti_registry_each_fn fn, void *user,
+                                    fti_error *err) {
+    fti_buf ids, card;
+    const char *p;
+    int stop = 0;
+    fti_result r;
+    memset(&ids, 0, sizeof ids);
+    memset(&card, 0, sizeof card);
+    if (!fn) return fti_error_set(err, FTI_ERR_INVALID, "registry: no function to call");
+    if ((r = fti_registry_list(home, &ids, err)) != FTI_OK) {
+        fti_buf_free(&ids);
+        return r;
+    }
+    for (p = ids.data; !stop && p && *p; p += FTI__REG_ID_LEN + 1) {
+        char id[FTI__REG_ID_LEN + 1];
+        fti_json_doc *doc = NULL;
+        memcpy(id, p, FTI__REG_ID_LEN);
+        id[FTI__REG_ID_LEN] = 0;
+        card.len = 0;
+        if (fti_registry_card(home, id, &card, NULL) == FTI_OK &&
+            fti_json_parse(card.data, card.len, NULL, &doc, NULL, NULL) == FTI_OK)
+            stop = fn(user, id, fti_json_root(doc));
+        fti_json_free(doc);
+    }
+    fti_buf_free(&ids);
+    fti_buf_free(&card);
+    return FTI_OK;
+}
+
 /* The alias table: read (missing file = empty), changed in memory, written back atomically. */
 typedef struct fti__reg_alias {
     char name[65];

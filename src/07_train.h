@@ -246,6 +246,12 @@ FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *o
                                     fti_error *err);
 /* Ids of all registered models, sorted by creation time (oldest first), as "id\n" lines. */
 FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *err);
+/* Calls fn with each registered model's id and card (as fti_registry_card gives it, parsed;
+ * valid during the call), oldest first, until fn returns non-zero; cards that do not read are
+ * skipped. FTI_OK, or the error of listing the registry. Thread safety: any thread. */
+typedef int (*fti_registry_each_fn)(void *user, const char *id, const fti_json *card);
+FTIDEF fti_result fti_registry_each(const char *home, fti_registry_each_fn fn, void *user,
+                                    fti_error *err);
 /* Points alias at id (must exist, and not removed by fti_workspace_gc: FTI_ERR_NOT_FOUND);
  * the previous target goes onto the alias's history. The alias file is replaced atomically. */
 FTIDEF fti_result fti_registry_promote(const char *home, const char *id, const char *alias,

@@ -127,40 +127,36 @@ static fti_result fti__tr_run_lock(const char *run_dir, int *fd, fti_error *err)
  * checkpoint: step, tokens) only a card whose run ended there counts (its run_steps/run_tokens,
  * else steps/tokens; a card without them counts): a checkpoint short of every registered model
  * of the run is a later start (--restart) that was stopped, not the finished run. */
+typedef struct fti__tr_run_find {
+    const char *key;
+    const uint64_t *ck;
+    char *id;
+} fti__tr_run_find;
+
+FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
+static int fti__tr_run_card(void *user, const char *id, const fti_json *c) {
+    fti__tr_run_find *f = (fti__tr_run_find *)user;
+    int found = strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") != 0 &&
+                strcmp(fti_path_base(fti_json_get_str(c, "run", "")), f->key) == 0;
+    if (found && f->ck) {
+        int64_t st = fti_json_get_int(c, "run_steps", fti_json_get_int(c, "steps", -1));
+        int64_t tk = fti_json_get_int(c, "run_tokens", fti_json_get_int(c, "tokens", -1));
+        found = st < 0 || tk < 0 || ((uint64_t)st == f->ck[0] && (uint64_t)tk == f->ck[1]);
+    }
+    if (found) memcpy(f->id, id, 17);
+    return found;
+}
+
 FTI__UNUSED /* only fti_train_run uses it: unused under FTI_NO_STORE */
 static int fti__tr_run_model(const char *home, const char *key, const uint64_t *ck,
                              char id[17]) {
-    fti_buf ids, card;
-    const char *p, *nl;
-    int found = 0;
-    memset(&ids, 0, sizeof ids);
-    memset(&card, 0, sizeof card);
-    if (fti_registry_list(home, &ids, NULL) != FTI_OK) ids.len = 0;
-    for (p = ids.data; !found && p && p < ids.data + ids.len; p = nl + 1) {
-        char mid[17];
-        fti_json_doc *doc = NULL;
-        if (!(nl = (const char *)memchr(p, '\n', (size_t)(ids.data + ids.len - p)))) break;
-        if (nl - p != 16) continue;
-        memcpy(mid, p, 16);
-        mid[16] = 0;
-        card.len = 0;
-        if (fti_registry_card(home, mid, &card, NULL) == FTI_OK &&
-            fti_json_parse(card.data, card.len, NULL, &doc, NULL, NULL) == FTI_OK) {
-            const fti_json *c = fti_json_root(doc);
-            found = strcmp(fti_json_get_str(c, "type", ""), "lora_adapter") != 0 &&
-                    strcmp(fti_path_base(fti_json_get_str(c, "run", "")), key) == 0;
-            if (found && ck) {
-                int64_t st = fti_json_get_int(c, "run_steps", fti_json_get_int(c, "steps", -1));
-                int64_t tk = fti_json_get_int(c, "run_tokens", fti_json_get_int(c, "tokens", -1));
-                found = st < 0 || tk < 0 || ((uint64_t)st == ck[0] && (uint64_t)tk == ck[1]);
-            }
-            if (found) memcpy(id, mid, 17);
-        }
-        fti_json_free(doc);
-    }
-    fti_buf_free(&ids);
-    fti_buf_free(&card);
-    return found;
+    fti__tr_run_find f;
+    f.key = key;
+    f.ck = ck;
+    f.id = id;
+    id[0] = 0;
+    (void)fti_registry_each(home, fti__tr_run_card, &f, NULL);
+    return id[0] != 0;
 }
 
 /* no_overwrite without resume: FTI_ERR_EXISTS when the run in run_dir has a checkpoint or a

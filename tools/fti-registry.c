@@ -356,35 +356,27 @@ static int cmd_add(const char *home, int argc, char **argv) {
 /* After a merge: the other registered models merged from the same adapter (its training run
  * registers one, a file of the same weights with the run's figures), named on stderr so a second
  * copy is not a surprise. */
+typedef struct merged_find {
+    const char *adapter, *id; /* the adapter's id, the merge's model */
+} merged_find;
+
+static int merged_card(void *user, const char *mid, const fti_json *c) {
+    const merged_find *f = (const merged_find *)user;
+    if (strcmp(mid, f->id) != 0 && !strcmp(fti_json_get_str(c, "type", ""), "lora_merged") &&
+        !strcmp(fti_json_get_str(c, "adapter_id", ""), f->adapter))
+        fprintf(stderr, "fti-registry: note: adapter %s is also merged in model %s (%s): the "
+                "same weights, another file\n", f->adapter, mid,
+                fti_json_get(c, "run") ? "by its training run" : "by an earlier merge");
+    return 0;
+}
+
 static void merged_elsewhere(const char *home, const char *adapter_ref, const char *id) {
     char aid[17];
-    fti_buf ids, card;
-    const char *p, *nl;
-    memset(&ids, 0, sizeof ids);
-    memset(&card, 0, sizeof card);
-    if (fti_registry_resolve(home, adapter_ref, aid, NULL) != FTI_OK ||
-        fti_registry_list(home, &ids, NULL) != FTI_OK)
-        return;
-    for (p = ids.data; p && p < ids.data + ids.len; p = nl + 1) {
-        char mid[17];
-        fti_json_doc *doc = NULL;
-        if (!(nl = (const char *)memchr(p, '\n', (size_t)(ids.data + ids.len - p)))) break;
-        if (nl - p != 16) continue;
-        memcpy(mid, p, 16);
-        mid[16] = 0;
-        card.len = 0;
-        if (strcmp(mid, id) != 0 && fti_registry_card(home, mid, &card, NULL) == FTI_OK &&
-            fti_json_parse(card.data, card.len, NULL, &doc, NULL, NULL) == FTI_OK &&
-            !strcmp(fti_json_get_str(fti_json_root(doc), "type", ""), "lora_merged") &&
-            !strcmp(fti_json_get_str(fti_json_root(doc), "adapter_id", ""), aid))
-            fprintf(stderr, "fti-registry: note: adapter %s is also merged in model %s (%s): "
-                    "the same weights, another file\n", aid, mid,
-                    fti_json_get(fti_json_root(doc), "run") ? "by its training run"
-                                                             : "by an earlier merge");
-        fti_json_free(doc);
-    }
-    fti_buf_free(&ids);
-    fti_buf_free(&card);
+    merged_find f;
+    if (fti_registry_resolve(home, adapter_ref, aid, NULL) != FTI_OK) return;
+    f.adapter = aid;
+    f.id = id;
+    (void)fti_registry_each(home, merged_card, &f, NULL);
 }
 
 /* The usage, after a line saying what was wrong with the command line. */
