@@ -1281,7 +1281,8 @@ FTIDEF void fti_bpe_trainer_free(fti_bpe_trainer *t);
  *   validate    min/max length, letter fraction, repeated-line ratio, required fields; every
  *               rejection is counted under its reason.
  *   dedupe      exact (hash of the normalised text) and near-duplicate (MinHash, 128 32-bit
- *               permutations, LSH banding, Jaccard threshold default 0.8).
+ *               permutations, LSH banding, Jaccard threshold default 0.8); a group of near
+ *               copies keeps its newest dated document (else its first).
  *   features    deterministic train/val split by document hash; a byte-level BPE tokenizer
  *               trained on the train split (part 03); token shards (header + flat little-endian
  *               ids, mmap-able); token-bounded chunks with overlap preferring paragraph and
@@ -22158,8 +22159,10 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * repeated in a JSON record has its last value (JSON.parse's rule; the first before); a
  * <button> inside an open <button> ends it, as a browser does. 12 (2026-11-29, the twelfth): the
  * repetition rule counts a line over 1,000 bytes as its sentences; an input folder's symbolic
- * links, FIFOs and devices are rejected with their reason (they were left out in silence). */
-#define FTI__ST_FORMAT 12
+ * links, FIFOs and devices are rejected with their reason (they were left out in silence). 13
+ * (2026-11-29, the thirteenth): a group of near-duplicates keeps its newest dated document (it
+ * kept its first in input order). */
+#define FTI__ST_FORMAT 13
 
 /* === workspace ============================================================================== */
 
@@ -23363,6 +23366,18 @@ static void fti__st_plan(fti__st_run *r, unsigned char out[32]) {
     for (i = 0; i < r->n_files; i++)
         fti_sha256_update(&sh, r->files[i].name, strlen(r->files[i].name) + 1);
     fti_sha256_final(&sh, out);
+}
+
+/* 1 when a's date is a sortable one (a normalized date: YYYY-MM-DD...) later than b's, or b has
+ * none. */
+static int fti__st_newer(const fti__st_doc *a, const fti__st_doc *b) {
+    const char *x = a->date, *y = b->date;
+    int i;
+    for (i = 0; x && i < 10; i++)
+        if ((i == 4 || i == 7) ? x[i] != '-' : !(x[i] >= '0' && x[i] <= '9')) x = NULL;
+    for (i = 0; y && i < 10; i++)
+        if ((i == 4 || i == 7) ? y[i] != '-' : !(y[i] >= '0' && y[i] <= '9')) y = NULL;
+    return x && (!y || strcmp(x, y) > 0);
 }
 
 /* Exact duplicates: open addressing on h_text (text compared on a hash match). FTI_ERR_IO when a
@@ -24801,7 +24816,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
     size_t i, k, n_all = 0, n_kept = 0, n_exact = 0, n_near = 0, n_reused = 0;
     size_t n_chunks_total = 0;
     fti__st_doc **all = NULL, **kept = NULL;
-    uint32_t *root = NULL;
+    uint32_t *root = NULL, *keeper = NULL;
     unsigned char vid[32];
     char id[65], parent[65], tok_sha[65];
     int have_parent = 0;
@@ -25015,10 +25030,27 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             fti_error_set(err, rc, "ingest: out of memory");
             goto done;
         }
+        /* each group keeps its newest document (the latest version of a text: a post edited
+         * and exported again, a draft and what was published), documents without a date
+         * counting as older than any dated one; equal dates keep the first in input order.
+         * keeper[g] for the group's root g (its first member) */
+        keeper = (uint32_t *)fti_malloc((n_all + 1) * sizeof *keeper);
+        if (!keeper) {
+            rc = fti_error_set(err, FTI_ERR_NOMEM, "ingest: out of memory");
+            goto done;
+        }
         for (i = 0; i < n_all; i++) {
-            if (all[i]->status == 0 && root[i] != i) {
+            uint32_t g = root[i];
+            if (g == i)
+                keeper[i] = (uint32_t)i;
+            else if (all[i]->status == 0 && fti__st_newer(all[i], all[keeper[g]]))
+                keeper[g] = (uint32_t)i;
+        }
+        for (i = 0; i < n_all; i++) {
+            uint32_t kk = keeper[root[i]];
+            if (all[i]->status == 0 && kk != i) {
                 all[i]->status = 2;
-                all[i]->dup_of = root[i];
+                all[i]->dup_of = kk;
                 n_near++;
             }
         }
@@ -25527,7 +25559,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             fti_jw_key(&w, "groups");
             fti_jw_arr_begin(&w);
             {
-                /* each dropped document q with its kept root kr (q after kr), as kr << 32 | q,
+                /* each dropped document q with its kept document kr, as kr << 32 | q,
                  * sorted: the groups in order of kept document, each in input order (one pass,
                  * not a scan of all later documents for every kept one) */
                 uint64_t *pairs = NULL;
@@ -25543,7 +25575,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                         /* follow exact-dup links to the kept root */
                         kr = all[i]->dup_of;
                         while (all[kr]->status != 0 && all[kr]->dup_of != kr) kr = all[kr]->dup_of;
-                        if (kr < i && all[kr]->status == 0)
+                        if (all[kr]->status == 0)
                             pairs[n_pairs++] = (uint64_t)kr << 32 | (uint64_t)i;
                     }
                     if (n_pairs > 1) qsort(pairs, n_pairs, sizeof *pairs, fti__st_u64_cmp);
@@ -25707,6 +25739,7 @@ done:
     fti_free(all);
     fti_free(kept);
     fti_free(root);
+    fti_free(keeper);
     fti_free(metas);
     fti_free(doc_ids);
     for (i = 0; sources && i < n_kept; i++) fti_buf_free(&sources[i]);

@@ -18,7 +18,8 @@
  *   validate    min/max length, letter fraction, repeated-line ratio, required fields; every
  *               rejection is counted under its reason.
  *   dedupe      exact (hash of the normalised text) and near-duplicate (MinHash, 128 32-bit
- *               permutations, LSH banding, Jaccard threshold default 0.8).
+ *               permutations, LSH banding, Jaccard threshold default 0.8); a group of near
+ *               copies keeps its newest dated document (else its first).
  *   features    deterministic train/val split by document hash; a byte-level BPE tokenizer
  *               trained on the train split (part 03); token shards (header + flat little-endian
  *               ids, mmap-able); token-bounded chunks with overlap preferring paragraph and

@@ -1958,6 +1958,63 @@ FTI_TEST(store_near_duplicates) {
     fti_buf_free(&jl);
 }
 
+
+FTI_TEST(store_near_duplicates_keep_newest) {
+    /* a group of near copies keeps its newest document, whatever the input order: a draft and
+     * the version published later, an edit exported again. Undated copies count as older;
+     * equal dates keep the first. The report names the kept one, also when it comes last. */
+    static const char *const dates[4][3] = {
+        {"2021-03-01", "2022-06-01", "2020-01-01"}, /* group 0: the second is newest */
+        {"", "2019-05-05", ""},                       /* 1: the only dated one */
+        {"2020-02-02", "2020-02-02", "2020-02-02"},   /* 2: ties: the first */
+        {"", "", "2023-01-01T10:00:00Z"}};            /* 3: the last */
+    static const int want[4] = {1, 1, 0, 2};
+    fti_rng r;
+    fti_buf jl;
+    size_t g, c;
+    char id[65];
+    const char *home = fti_test_tmp("ws");
+    const fti_json *dd, *gr, *e;
+    fti_dataset *ds = NULL;
+    fti_rng_seed(&r, 7, 1);
+    memset(&jl, 0, sizeof jl);
+    for (g = 0; g < 4; g++) {
+        fti_buf b;
+        memset(&b, 0, sizeof b);
+        words(&r, 100, &b);
+        for (c = 0; c < 3; c++) {
+            size_t k, w = 0;
+            for (k = 0; k < b.len; k++) /* copy c changes word 40 + c */
+                if (b.data[k] == ' ' && ++w == 40 + c) b.data[k + 1] = 'Y';
+            fti_buf_printf(&jl, "{\"title\":\"g%lu c%lu\",%s%s%s\"text\":\"%s.\"}\n",
+                           (unsigned long)g, (unsigned long)c, *dates[g][c] ? "\"date\":\"" : "",
+                           dates[g][c], *dates[g][c] ? "\"," : "", b.data);
+        }
+        fti_buf_free(&b);
+    }
+    REQUIRE(fti_test_write_file(fti_test_tmp("docs.jsonl"), jl.data, jl.len) == 0);
+    fti_buf_free(&jl);
+    REQUIRE(ingest1(home, fti_test_tmp("docs.jsonl"), NULL, id, NULL) == FTI_OK);
+    REQUIRE(fti_dataset_open(&ds, home, id, NULL) == FTI_OK);
+    dd = fti_json_get(fti_dataset_manifest(ds), "dedup");
+    CHECK_EQ_INT(fti_json_get_int(dd, "near_dropped", -1), 8);
+    gr = fti_json_get(dd, "groups");
+    CHECK_EQ_INT(gr ? gr->len : 0, 4);
+    for (e = gr ? gr->child : NULL; e; e = e->next) {
+        /* the kept source is "docs.jsonl#line N": line 3g + want[g] + 1 */
+        const char *src = fti_json_get_str(fti_json_get(e, "kept"), "source", ""), *l;
+        const fti_json *dr = fti_json_get(e, "dropped");
+        long line;
+        l = strstr(src, "#line ");
+        REQUIRE(l != NULL);
+        line = strtol(l + 6, NULL, 10);
+        g = (size_t)(line - 1) / 3;
+        REQUIRE(g < 4);
+        CHECK_EQ_INT(line, (long)(3 * g + (size_t)want[g] + 1));
+        CHECK_EQ_INT(dr ? dr->len : 0, 2);
+    }
+    fti_dataset_close(ds);
+}
 FTI_TEST(store_bm25_hand_checked) {
     /* N = 3 chunks, avg length 3, k1 = 1.2, b = 0.75; scores computed by hand:
      * "apple": idf = ln(1 + 2.5/1.5) = 0.980829; chunk 0 (tf 2, dl 3) = 0.980829*2*2.2/3.2
