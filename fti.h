@@ -33696,6 +33696,7 @@ static int fti__wgc_run_dead(fti__wgc *g, const char *run_dir, const char *key) 
     static const char *const keep[] = {"checkpoint.bin", "model.gguf", "adapter.gguf"};
     char *best;
     size_t i;
+    double age;
     uint64_t before = g->res->bytes_freed;
     for (i = 0; i < sizeof keep / sizeof keep[0]; i++) {
         char *p = fti_path_join(run_dir, keep[i]);
@@ -33703,7 +33704,14 @@ static int fti__wgc_run_dead(fti__wgc *g, const char *run_dir, const char *key) 
         fti_free(p);
         if (has) return 0;
     }
-    if (g->now - fti__wgc_newest(run_dir) < g->temp_age) return 0;
+    if ((age = g->now - fti__wgc_newest(run_dir)) < g->temp_age) {
+        /* named, or the report's "unfinished runs left alone" names none */
+        if (g->report)
+            fti_buf_printf(g->report, "run %s has no model and no checkpoint: still running, or "
+                           "killed (last written %.0f min ago; its best weights go once that "
+                           "is %.0f min)\n", key, age / 60.0, g->temp_age / 60.0);
+        return 0;
+    }
     if (!(best = fti_path_join(run_dir, "best.bin"))) return 0;
     if (fti__wgc_rm(g, best)) {
         g->res->runs_dead++;
@@ -33780,8 +33788,9 @@ static void fti__wgc_run_needs(fti__wgc *g, const char *run_dir, const char *key
         if (g->report && (from[0] || ds[0]))
             fti_buf_printf(g->report,
                            "run %s is unfinished (a checkpoint, no model): its dataset %.16s%s%s "
-                           "stay for its resume (remove runs/%s to let them go)\n",
-                           key, ds, from[0] ? " and model " : "", from, key);
+                           "%s for its resume (remove runs/%s to let %s go)\n",
+                           key, ds, from[0] ? " and model " : "", from,
+                           from[0] ? "stay" : "stays", key, from[0] ? "them" : "it");
         if (ds[0] && strlen(ds) < sizeof g->run_ds[0]) {
             if (g->n_run_ds == g->cap_run_ds) {
                 size_t nc = g->cap_run_ds ? 2 * g->cap_run_ds : 8;

@@ -469,19 +469,44 @@ static fti_json_doc *load_card(const char *home, const char *ref, char id[17]) {
     return doc;
 }
 
-/* Appends one decision line to HOME/registry/decisions.jsonl (append + fsync). */
-static void log_decision(const char *home, const char *json, size_t n) {
+/* Appends one decision line to HOME/registry/decisions.jsonl (append + fsync), in one write. A
+ * last line without its newline (a writer killed between its two writes before 2026-11-29, a
+ * full disk, a backup copied while it was written) is ended first, so the new line does not run
+ * into it. 0 when the line is logged; else says why on stderr and returns -1 (the update then
+ * exits 1: cron's wrapper must hear of a decision that left no trace). */
+static int log_decision(const char *home, const char *json, size_t n) {
     char *dir = fti_path_join(home, "registry"),
-         *path = dir ? fti_path_join(dir, "decisions.jsonl") : NULL;
-    int fd;
-    if (path && fti_mkdirs(dir, NULL) == FTI_OK &&
-        (fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644)) >= 0) {
-        if (write(fd, json, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd) != 0)
-            fprintf(stderr, "fti-twin: could not log the decision to %s\n", path);
-        close(fd);
+         *path = dir ? fti_path_join(dir, "decisions.jsonl") : NULL, *buf = NULL, last = '\n';
+    int fd = -1, ok = 0;
+    size_t k = 0;
+    off_t end;
+    fti_error err;
+    memset(&err, 0, sizeof err);
+    if (!path || fti_mkdirs(dir, &err) != FTI_OK) goto done;
+    if ((fd = open(path, O_RDWR | O_CREAT | O_APPEND, 0644)) < 0) {
+        snprintf(err.msg, sizeof err.msg, "%s: %s", path, strerror(errno));
+        goto done;
     }
+    if ((end = lseek(fd, 0, SEEK_END)) > 0 && pread(fd, &last, 1, end - 1) != 1) last = '\n';
+    if (!(buf = (char *)fti_malloc(n + 2))) goto done;
+    if (last != '\n') buf[k++] = '\n';
+    memcpy(buf + k, json, n);
+    k += n;
+    buf[k++] = '\n';
+    if (write(fd, buf, k) != (ssize_t)k || fsync(fd) != 0) {
+        snprintf(err.msg, sizeof err.msg, "%s: %s", path, strerror(errno));
+        goto done;
+    }
+    ok = 1;
+done:
+    if (!ok)
+        fprintf(stderr, "fti-twin: could not log the decision (%s): %.*s\n",
+                err.msg[0] ? err.msg : "out of memory", (int)n, json);
+    if (fd >= 0) close(fd);
+    fti_free(buf);
     fti_free(path);
     fti_free(dir);
+    return ok ? 0 : -1;
 }
 
 static fti_result du_fn(void *user, const char *path, uint64_t size) {
@@ -2009,6 +2034,7 @@ int main(int argc, char **argv) {
         uint64_t bytes = 0;
         fti_buf line = twin_buf0();
         fti_jw w;
+        int logged;
         char now[32];
         cand = load_card(home, cand_id, cid);
         if (!cand || !val_loss(fti_json_get_str(fti_json_root(cand), "path", ""), ds, pool, 0,
@@ -2088,8 +2114,9 @@ int main(int argc, char **argv) {
             fti_jw_bool(&w, 1);
         }
         fti_jw_obj_end(&w);
-        log_decision(home, line.data, line.len);
+        logged = log_decision(home, line.data, line.len) == 0;
         fti_buf_free(&line);
+        if (!logged) goto done;
     }
     rc = 0;
 done:

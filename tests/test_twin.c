@@ -1640,6 +1640,10 @@ FTI_TEST(twin_workspace_gc_killed_run) {
     CHECK(gr.bytes_freed >= 1);
     CHECK(report.data && strstr(report.data, "run 1111111111111111 was killed before its first "
                                              "checkpoint") != NULL);
+    /* the young one is named too (the report's "unfinished runs left alone" named none) */
+    CHECK(report.data && strstr(report.data, "run 2222222222222222 has no model and no "
+                                             "checkpoint: still running, or killed") != NULL);
+    CHECK(report.data && strstr(report.data, "run 3333333333333333 is unfinished") == NULL);
     CHECK(fti_ttw_exists(home, "runs", runs[0], "best.bin"));
     go.dry_run = 0;
     REQUIRE(fti_workspace_gc(home, &go, &gr, NULL, &err) == FTI_OK);
@@ -1992,5 +1996,106 @@ FTI_TEST(twin_write_damaged_shard_keeps_retrieval) {
     CHECK(strstr((const char *)text, "NEWSPAPER, n. \n") == NULL);
     fti_free(text);
     fti_free(text0);
+#endif
+}
+
+/* The decision log of fti-twin update: a last line cut short (a writer killed between its
+ * writes, a full disk, a backup copied mid-write) is ended before the next decision, which then
+ * reads as a line of its own; a decision that cannot be logged makes the update exit 1 (it
+ * exited 0, and an unopenable log said nothing at all). */
+FTI_TEST(twin_update_decision_log_heals_cut_line) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    static const char cut[] = "{\"time\":\"2026-11-29T2";
+    char home[1024], cmd[4096], out[1024], id[17], extra[1024], dec[1300], dir[1200];
+    void *text = NULL;
+    size_t len = 0;
+    const char *last;
+    fti_json_doc *doc = NULL;
+    int st;
+    if (!fti_ttw_ready(home, sizeof home, "ws_dec", id)) return;
+    snprintf(dir, sizeof dir, "%s/registry", home);
+    snprintf(dec, sizeof dec, "%s/decisions.jsonl", dir);
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    REQUIRE(fti_test_write_file(dec, cut, sizeof cut - 1) == 0);
+    snprintf(extra, sizeof extra, "%s", fti_test_tmp("extra.jsonl"));
+    {
+        static const char z[] = "{\"title\":\"ZEBRA\",\"text\":\"ZEBRA, n. A horse in prison "
+                                "stripes, looked at by strangers for life.\"}\n";
+        REQUIRE(fti_test_write_file(extra, z, sizeof z - 1) == 0);
+    }
+    snprintf(out, sizeof out, "%s", fti_test_tmp("twin.out"));
+    snprintf(cmd, sizeof cmd,
+             "build/fti-twin --home '%s' update '%s' '%s' --threads 1 --steps 2 > '%s' 2>&1",
+             home, fti_test_corpus_jsonl(), extra, out);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    REQUIRE(fti_file_read(dec, 0, &text, &len, NULL) == FTI_OK);
+    REQUIRE(len > sizeof cut && ((const char *)text)[len - 1] == '\n');
+    CHECK(memcmp(text, cut, sizeof cut - 1) == 0 && ((const char *)text)[sizeof cut - 1] == '\n');
+    last = (const char *)text + sizeof cut; /* the decision, on a line of its own */
+    CHECK(fti_json_parse(last, len - sizeof cut, NULL, &doc, NULL, NULL) == FTI_OK);
+    CHECK(doc && fti_json_get(fti_json_root(doc), "candidate") != NULL);
+    fti_json_free(doc);
+    fti_free(text);
+    text = NULL;
+    /* a log that cannot be opened (here a directory in its place): exit 1, and said */
+    REQUIRE(remove(dec) == 0);
+    REQUIRE(fti_mkdirs(dec, NULL) == FTI_OK);
+    {
+        static const char z[] = "{\"title\":\"YAK\",\"text\":\"YAK, n. A beast that talks "
+                                "about itself at length.\"}\n";
+        REQUIRE(fti_test_write_file(extra, z, sizeof z - 1) == 0);
+    }
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "could not log the decision") != NULL);
+    if (fti_test_failures) fprintf(stderr, "%.*s\n", (int)len, (const char *)text);
+    fti_free(text);
+#endif
+}
+
+/* fti-registry verify re-hashes each registered model file against its card: ok (status 0) on
+ * an intact registry, FAILED naming the model (status 1) after one byte of its file changed. */
+FTI_TEST(twin_registry_verify) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], cmd[4096], out[1024], id[17], path[2048];
+    void *text = NULL;
+    size_t len = 0;
+    fti_json_doc *card;
+    int st, fd;
+    unsigned char c;
+    if (!fti_path_exists("build/fti-registry")) {
+        fprintf(stderr, "    (build/fti-registry not built: skipped)\n");
+        return;
+    }
+    if (!fti_ttw_ready(home, sizeof home, "ws_verify", id)) return;
+    snprintf(out, sizeof out, "%s", fti_test_tmp("verify.out"));
+    snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' verify > '%s' 2>&1", home, out);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "verify: ok (1 model file(s)") != NULL);
+    fti_free(text);
+    text = NULL;
+    REQUIRE((card = fti_ttw_card(home, id)) != NULL);
+    snprintf(path, sizeof path, "%s", fti_json_get_str(fti_json_root(card), "path", ""));
+    fti_json_free(card);
+    REQUIRE((fd = open(path, O_RDWR)) >= 0);
+    CHECK(pread(fd, &c, 1, 4000) == 1);
+    c ^= 0x10;
+    CHECK(pwrite(fd, &c, 1, 4000) == 1);
+    close(fd);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "FAILED") != NULL);
+    CHECK(strstr((const char *)text, id) != NULL);
+    if (fti_test_failures) fprintf(stderr, "%.*s\n", (int)len, (const char *)text);
+    fti_free(text);
+    snprintf(cmd, sizeof cmd, "build/fti-registry --home '%s' verify production > '%s' 2>&1",
+             home, out);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
 #endif
 }

@@ -7,6 +7,7 @@
  *   build/fti-registry [--home DIR] lineage ID|ALIAS
  *   build/fti-registry [--home DIR] merge ADAPTER [--name NAME]
  *   build/fti-registry [--home DIR] add FILE [--alias NAME] [--name NAME] [--parent ID|ALIAS]
+ *   build/fti-registry [--home DIR] verify [ID|ALIAS]
  *
  * Example:  build/fti-registry promote 3f2a9c0d1e2b4a5c production
  *           build/fti-quantize twin/models/3f2a9c0d1e2b4a5c/model.gguf q4.gguf q4_0 &&
@@ -47,6 +48,10 @@ static void usage(FILE *f) {
         "                            registered as ID\"): --name and --parent change just\n"
         "                            those fields, --alias moves the alias. Every argument is\n"
         "                            checked before anything is written.\n"
+        "  verify [ID|ALIAS]         re-hash every registered model file (or the one named)\n"
+        "                            against the SHA-256 on its card (after a restore, or\n"
+        "                            when a model misbehaves); exit status 1 if one differs\n"
+        "                            or is missing\n"
         "\n"
         "ID may be a unique prefix of a model id (at least 4 hex digits); an ambiguous one is\n"
         "refused with the ids it starts. Paths on a card (run, metrics, loss curve) are\n"
@@ -379,10 +384,74 @@ static void merged_elsewhere(const char *home, const char *adapter_ref, const ch
     (void)fti_registry_each(home, merged_card, &f, NULL);
 }
 
+/* verify: each registered model's file re-hashed against its card's SHA-256 (the model or
+ * adapter file fti_registry_add copied in; cards of models gc removed are skipped). */
+typedef struct {
+    const char *only; /* an id, or NULL for all */
+    int n_ok, n_bad, n_removed;
+} verify_state;
+
+static int verify_card(void *user, const char *id, const fti_json *card) {
+    verify_state *v = (verify_state *)user;
+    const char *path = fti_json_get_str(card, "path", ""),
+               *want = fti_json_get_str(card, "sha256", "");
+    unsigned char d[32];
+    char hex[65];
+    fti_error err;
+    if (v->only && strcmp(v->only, id) != 0) return 0;
+    if (fti_json_get(card, "removed")) {
+        v->n_removed++;
+        return 0;
+    }
+    if (fti_sha256_file(path, d, &err) != FTI_OK) {
+        printf("%s  FAILED  %s\n", id, err.msg);
+        v->n_bad++;
+        return 0;
+    }
+    fti_sha256_hex(d, hex);
+    if (!*want || strcmp(hex, want) != 0) {
+        printf("%s  FAILED  %s: SHA-256 %.16s... is not its card's %.16s...\n", id, path, hex,
+               *want ? want : "(none)");
+        v->n_bad++;
+    } else {
+        printf("%s  ok\n", id);
+        v->n_ok++;
+    }
+    return 0;
+}
+
+static int cmd_verify(const char *home, const char *ref) {
+    verify_state v;
+    char id[17];
+    fti_error err;
+    memset(&v, 0, sizeof v);
+    if (ref) {
+        if (fti_registry_resolve(home, ref, id, &err) != FTI_OK) {
+            fprintf(stderr, "fti-registry: %s\n", err.msg);
+            return 1;
+        }
+        v.only = id;
+    }
+    if (fti_registry_each(home, verify_card, &v, &err) != FTI_OK) {
+        fprintf(stderr, "fti-registry: %s\n", err.msg);
+        return 1;
+    }
+    if (v.n_bad) {
+        printf("verify FAILED: %d of %d model file(s) differ from their cards or do not read: "
+               "copy HOME/models/<id>/ back from a backup (or `fti-registry rollback ALIAS` "
+               "away from a damaged model)\n", v.n_bad, v.n_bad + v.n_ok);
+        return 1;
+    }
+    printf("verify: ok (%d model file(s) match their cards", v.n_ok);
+    if (v.n_removed) printf("; %d removed by gc, only their cards are left", v.n_removed);
+    printf(")\n");
+    return 0;
+}
+
 /* The usage, after a line saying what was wrong with the command line. */
 static void bad_usage(const char *cmd) {
     static const char *const known[] = {"list", "show", "promote", "rollback", "lineage",
-                                        "merge", "add"};
+                                        "merge", "add", "verify"};
     size_t k;
     for (k = 0; k < sizeof known / sizeof known[0] && strcmp(cmd, known[k]) != 0; k++) {}
     if (k < sizeof known / sizeof known[0])
@@ -464,6 +533,8 @@ int main(int argc, char **argv) {
         }
     } else if (strcmp(cmd, "add") == 0 && i < argc) {
         rc = cmd_add(home, argc - i, argv + i);
+    } else if (strcmp(cmd, "verify") == 0 && i + 1 >= argc) {
+        rc = cmd_verify(home, i < argc ? argv[i] : NULL);
     } else {
         bad_usage(cmd);
     }
