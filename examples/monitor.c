@@ -26,7 +26,9 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: fti-monitor [--home DIR] report [--log FILE|DIR ...] [--window N] [--since S]\n"
-            "                   [--svg FILE] [--psi-warn X] [--psi-alert X] [--js-alert X]\n"
+            "                   [--svg FILE] [--psi-warn X] [--psi-alert X] [--js-warn X]\n"
+            "                   [--js-alert X] [--ppl-warn X] [--ppl-alert X] [--min-tokens N]\n"
+            "                   [--judge-length]\n"
             "Summarises the request log of fti-serve and checks drift against the training data.\n"
             "  --home DIR      workspace (default $FTI_HOME, else ./twin)\n"
             "  --log FILE|DIR  a request log (plus its rotated FILE.1 ...), or a directory: its\n"
@@ -37,7 +39,12 @@ static void usage(FILE *f) {
             "  --svg FILE      chart of latency and drift (default: the log's\n"
             "                  directory/report.svg; '-' = none)\n"
             "  --psi-warn X --psi-alert X --js-warn X --js-alert X\n"
-            "                  thresholds (0.1 0.25 0.05 0.1)\n"
+            "                  thresholds of the token mix (0.1 0.25 0.05 0.1)\n"
+            "  --ppl-warn X --ppl-alert X\n"
+            "                  thresholds of the prompts' perplexity over the validation\n"
+            "                  perplexity (1.5 2; the one that usually fires: docs/operations.md)\n"
+            "                  (byte-fallback tokens: warn at +0.05, alert at +0.15 over the\n"
+            "                  training data's share)\n"
             "  --min-tokens N  prompt tokens a window needs to be judged (default 200)\n"
             "  --judge-length  let prompt-length drift count toward alerts\n"
             "Exit status: 0 no alert, 3 an alert threshold crossed, 1 error, 2 usage.\n");
@@ -355,6 +362,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--psi-alert")) { NUMV(0, 100, 0); thr.psi_alert = x; }
         else if (!strcmp(a, "--js-warn")) { NUMV(0, 1, 0); thr.js_warn = x; }
         else if (!strcmp(a, "--js-alert")) { NUMV(0, 1, 0); thr.js_alert = x; }
+        else if (!strcmp(a, "--ppl-warn")) { NUMV(1, 1e6, 0); thr.ppl_warn = x; }
+        else if (!strcmp(a, "--ppl-alert")) { NUMV(1, 1e6, 0); thr.ppl_alert = x; }
         else if (!strcmp(a, "--min-tokens")) { NUMV(0, 1e15, 1); thr.min_tokens = (uint64_t)x; }
         else if (!strcmp(a, "--judge-length")) thr.judge_length = 1;
         else if (a[0] != '-' && !cmd) cmd = a;
@@ -520,7 +529,9 @@ int main(int argc, char **argv) {
                    fti_percentile(tps, n_ok, 50), fti_percentile(tps, n_ok, 90),
                    fti_percentile(tps, n_ok, 99), fti_percentile(tps, n_ok, 100));
         if (t_last > t_first)
-            printf("  aggregate: %.1f completion tokens/s\n", (double)ctok / (t_last - t_first));
+            printf("  aggregate: %.1f completion tokens/s (over the %.1f s from the first request "
+                   "to the last, idle time included)\n", (double)ctok / (t_last - t_first),
+                   t_last - t_first);
     }
 
     /* --- drift per window --------------------------------------------------------------------- */
@@ -533,10 +544,11 @@ int main(int argc, char **argv) {
         ws = (window_stats *)fti_calloc(rp.n + 1, sizeof *ws);
         if (!ws) goto out;
         memset(&rt, 0, sizeof rt);
-        printf("\n  drift per window of %lu requests (thresholds: PSI %.2f/%.2f, JS %.2f/%.2f)\n",
-               (unsigned long)window, thr.psi_warn > 0 ? thr.psi_warn : 0.1,
-               thr.psi_alert > 0 ? thr.psi_alert : 0.25, thr.js_warn > 0 ? thr.js_warn : 0.05,
-               thr.js_alert > 0 ? thr.js_alert : 0.1);
+        rt = fti_drift_thresholds_resolve(&thr);
+        printf("\n  drift per window of %lu requests (thresholds warn/alert: PSI %.2f/%.2f, JS "
+               "%.2f/%.2f, perplexity x %.2f/%.2f, byte fallback +%.2f/+%.2f)\n",
+               (unsigned long)window, rt.psi_warn, rt.psi_alert, rt.js_warn, rt.js_alert,
+               rt.ppl_warn, rt.ppl_alert, rt.byte_warn, rt.byte_alert);
         printf("  %-4s %-20s %6s %8s %8s %7s %7s %7s %7s %6s %6s  %s\n", "win", "start (UTC)",
                "reqs", "p50 ms", "p99 ms", "PSI tok", "JS tok", "PSI len", "bytes", "ppl x",
                "level", "");
@@ -574,20 +586,21 @@ int main(int argc, char **argv) {
                 if (w->drift.level || !w->drift.reason[0]) judged++;
             }
             fti_time_iso8601(w->t0, ts);
-            if (w->has_drift)
-                printf("  %-4lu %-20s %6lu %8.1f %8.1f %7.3f %7.3f %7.3f %7.3f %6.2f %6s  %s\n",
+            if (w->has_drift) {
+                char ppl[32] = "-"; /* no perplexity in the window (chat requests log none) */
+                if (w->drift.ppl_ratio >= 0) snprintf(ppl, sizeof ppl, "%.2f", w->drift.ppl_ratio);
+                printf("  %-4lu %-20s %6lu %8.1f %8.1f %7.3f %7.3f %7.3f %7.3f %6s %6s  %s\n",
                        (unsigned long)n_w, ts, (unsigned long)(e - i), w->lat_p50, w->lat_p99,
                        w->drift.psi_tokens, w->drift.js_tokens, w->drift.psi_length,
-                       w->drift.byte_share, w->drift.ppl_ratio,
+                       w->drift.byte_share, ppl,
                        w->drift.level || !w->drift.reason[0] ? lv[w->drift.level] : "-",
                        w->drift.reason); /* a level's reasons, or why it was not judged */
-            else
+            } else
                 printf("  %-4lu %-20s %6lu %8.1f %8.1f %7s %7s %7s %7s %6s %6s  %s\n",
                        (unsigned long)n_w, ts, (unsigned long)(e - i), w->lat_p50, w->lat_p99, "-",
                        "-", "-", "-", "-", "-",
                        ref_i < 0 ? "no reference in the log" : "no prompt statistics");
         }
-        rt = fti_drift_thresholds_resolve(&thr);
         if (svg_arg && strcmp(svg_arg, "-") == 0) {
         } else {
             FILE *f;

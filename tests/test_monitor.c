@@ -476,3 +476,67 @@ FTI_TEST(monitor_bundle_alerts) {
     fti_free(d);
     fti_drift_ref_free(ref);
 }
+
+/* fti-monitor report on a window whose requests logged no prompt perplexity (chat requests
+ * log "prompt_ppl":null): its "ppl x" column shows "-", not the -1.00 that stands for unknown;
+ * the header names every threshold, perplexity and byte fallback too; --ppl-alert moves the
+ * perplexity alert (status 3 at 1.5 on prompts at 1.8 times the validation perplexity, 0 at
+ * the default 2). */
+FTI_TEST(monitor_report_unknown_ppl_and_thresholds) {
+#if !defined(_WIN32)
+    double share[FTI_DRIFT_BUCKETS], len[FTI_DRIFT_LEN_BINS];
+    fti_drift_ref *ref = NULL;
+    fti_buf b;
+    char path[1024], out[1024], cmd[4096];
+    void *text = NULL;
+    size_t i, k, n = 0;
+    int st;
+    if (!fti_path_exists("build/fti-monitor")) {
+        fprintf(stderr, "    (build/fti-monitor not built: skipped)\n");
+        return;
+    }
+    for (i = 0; i < FTI_DRIFT_BUCKETS; i++) share[i] = 1.0 / FTI_DRIFT_BUCKETS;
+    for (i = 0; i < FTI_DRIFT_LEN_BINS; i++) len[i] = i == 9 ? 1.0 : 0.0;
+    REQUIRE(fti_drift_ref_from_shares(share, len, 0, 50.0, &ref) == FTI_OK);
+    memset(&b, 0, sizeof b);
+    fti_drift_ref_json(ref, &b);
+    fti_drift_ref_free(ref);
+    fti_buf_printf(&b, "\n");
+    for (k = 0; k < 2; k++) /* window 1: perplexity 90 (x1.8); window 2: none (chat) */
+        for (i = 0; i < 4; i++) {
+            char ppl[64];
+            if (k == 0) snprintf(ppl, sizeof ppl, "90,\"ppl_tokens\":64");
+            else snprintf(ppl, sizeof ppl, "null");
+            fti_buf_printf(&b, "{\"type\":\"request\",\"time\":%lu,\"ts\":\"x\",\"endpoint\":"
+                               "\"/v1/%s\",\"status\":200,\"model\":\"m\",\"stream\":false,"
+                               "\"prompt_tokens\":64,\"prompt_bytes\":600,\"completion_tokens\""
+                               ":4,\"ttft_ms\":1,\"latency_ms\":2,\"tokens_per_s\":100,"
+                               "\"retrieval_hits\":0,\"prompt_ppl\":%s,\"byte_fallback\":0,"
+                               "\"tok_buckets\":[4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4],"
+                               "\"finish_reason\":\"length\"}\n",
+                           (unsigned long)(1795900000 + 10 * k + i),
+                           k ? "chat/completions" : "completions", ppl);
+        }
+    REQUIRE(!b.oom);
+    snprintf(path, sizeof path, "%s", fti_test_tmp("requests.jsonl"));
+    snprintf(out, sizeof out, "%s", fti_test_tmp("report.out"));
+    REQUIRE(fti_test_write_file(path, b.data, b.len) == 0);
+    fti_buf_free(&b);
+    snprintf(cmd, sizeof cmd, "build/fti-monitor report --log '%s' --window 4 --svg - "
+                              "--min-tokens 100 > '%s' 2>&1", path, out);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    REQUIRE(fti_file_read(out, 0, &text, &n, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "perplexity x 1.50/2.00, byte fallback +0.05/+0.15") !=
+          NULL);
+    CHECK(strstr((const char *)text, "-1.00") == NULL);
+    CHECK(strstr((const char *)text, "   1.80   warn") != NULL);
+    CHECK(strstr((const char *)text, "      -     ok") != NULL);
+    if (fti_test_failures) fprintf(stderr, "%.*s\n", (int)n, (const char *)text);
+    fti_free(text);
+    snprintf(cmd, sizeof cmd, "build/fti-monitor report --log '%s' --window 4 --svg - "
+                              "--min-tokens 100 --ppl-alert 1.6 > '%s' 2>&1", path, out);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+#endif
+}
