@@ -1790,7 +1790,13 @@ int main(int argc, char **argv) {
      * be fine-tuned on the new version) unless --retokenize asks for a new one. */
     prod = load_card(home, "production", prod_id);
     have_prod = prod != NULL;
-    printf("== F: ingesting %lu path(s) into %s\n", (unsigned long)n_paths, home);
+    { /* the time and pid: a cron job's log of many nights says which night, and which run
+       * another's "another update (pid N) is running" means */
+        char now[32];
+        fti_time_iso8601(fti_time_wall(), now);
+        printf("== F: ingesting %lu path(s) into %s (%s, pid %ld)\n", (unsigned long)n_paths,
+               home, now, (long)getpid());
+    }
     fflush(stdout);
     {
         char tok_path[4096] = "";

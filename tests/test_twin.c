@@ -2029,6 +2029,12 @@ FTI_TEST(twin_update_decision_log_heals_cut_line) {
              home, fti_test_corpus_jsonl(), extra, out);
     st = system(cmd);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* the run's first line has its time and pid (a cron log of many nights) */
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, " path(s) into ") != NULL &&
+          strstr((const char *)text, "Z, pid ") != NULL);
+    fti_free(text);
+    text = NULL;
     REQUIRE(fti_file_read(dec, 0, &text, &len, NULL) == FTI_OK);
     REQUIRE(len > sizeof cut && ((const char *)text)[len - 1] == '\n');
     CHECK(memcmp(text, cut, sizeof cut - 1) == 0 && ((const char *)text)[sizeof cut - 1] == '\n');
