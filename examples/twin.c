@@ -469,6 +469,14 @@ static fti_json_doc *load_card(const char *home, const char *ref, char id[17]) {
     return doc;
 }
 
+/* 1 when the line [p, e) holds needle. */
+static int line_has(const char *p, const char *e, const char *needle) {
+    size_t n = strlen(needle);
+    for (; p + n <= e; p++)
+        if (memcmp(p, needle, n) == 0) return 1;
+    return 0;
+}
+
 /* Appends one decision line to HOME/registry/decisions.jsonl (append + fsync), in one write. A
  * last line without its newline (a writer killed between its two writes before 2026-11-29, a
  * full disk, a backup copied while it was written) is ended first, so the new line does not run
@@ -1796,6 +1804,29 @@ int main(int argc, char **argv) {
         fti_time_iso8601(fti_time_wall(), now);
         printf("== F: ingesting %lu path(s) into %s (%s, pid %ld)\n", (unsigned long)n_paths,
                home, now, (long)getpid());
+    }
+    { /* runs left without a model: an earlier update killed part-way (this one holds the lock,
+       * so no other update runs; an fti-train may). Said, so a cron log shows the recovery;
+       * the lines are gc's dry-run report's (gc frees what they hold). */
+        fti_workspace_gc_opts po;
+        fti_workspace_gc_result pr;
+        fti_buf rep;
+        memset(&po, 0, sizeof po);
+        memset(&rep, 0, sizeof rep);
+        po.dry_run = 1;
+        if (fti_workspace_gc(home, &po, &pr, &rep, NULL) == FTI_OK && rep.len && !rep.oom) {
+            const char *p = rep.data, *e;
+            while ((e = strchr(p, '\n')) != NULL) {
+                if (!strncmp(p, "run ", 4) &&
+                    (line_has(p, e, "has no model and no checkpoint") ||
+                     line_has(p, e, "was killed before its first checkpoint") ||
+                     line_has(p, e, "is unfinished")))
+                    printf("   earlier run without a model (killed part-way?): %.*s\n",
+                           (int)(e - p), p);
+                p = e + 1;
+            }
+        }
+        fti_buf_free(&rep);
     }
     fflush(stdout);
     {

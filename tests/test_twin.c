@@ -2006,7 +2006,7 @@ FTI_TEST(twin_write_damaged_shard_keeps_retrieval) {
 FTI_TEST(twin_update_decision_log_heals_cut_line) {
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
     static const char cut[] = "{\"time\":\"2026-11-29T2";
-    char home[1024], cmd[4096], out[1024], id[17], extra[1024], dec[1300], dir[1200];
+    char home[1024], cmd[4096], out[1024], id[17], extra[1300], dec[1300], dir[1200];
     void *text = NULL;
     size_t len = 0;
     const char *last;
@@ -2017,6 +2017,11 @@ FTI_TEST(twin_update_decision_log_heals_cut_line) {
     snprintf(dec, sizeof dec, "%s/decisions.jsonl", dir);
     REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
     REQUIRE(fti_test_write_file(dec, cut, sizeof cut - 1) == 0);
+    /* a run an earlier update left when it was killed: no model, no checkpoint */
+    snprintf(dir, sizeof dir, "%s/runs/5555555555555555", home);
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    snprintf(extra, sizeof extra, "%s/best.bin", dir);
+    REQUIRE(fti_test_write_file(extra, "weights", 7) == 0);
     snprintf(extra, sizeof extra, "%s", fti_test_tmp("extra.jsonl"));
     {
         static const char z[] = "{\"title\":\"ZEBRA\",\"text\":\"ZEBRA, n. A horse in prison "
@@ -2033,6 +2038,9 @@ FTI_TEST(twin_update_decision_log_heals_cut_line) {
     REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
     CHECK(strstr((const char *)text, " path(s) into ") != NULL &&
           strstr((const char *)text, "Z, pid ") != NULL);
+    /* and it names the killed run (the recovery is in the log) */
+    CHECK(strstr((const char *)text, "earlier run without a model (killed part-way?): run "
+                                     "5555555555555555 has no model and no checkpoint") != NULL);
     fti_free(text);
     text = NULL;
     REQUIRE(fti_file_read(dec, 0, &text, &len, NULL) == FTI_OK);
