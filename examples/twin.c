@@ -176,7 +176,8 @@ static void usage(FILE *f) {
             "  --gc            after the update, gc with the defaults (for cron)\n"
             "\n"
             "exit status: 0 done (promoted or not), 1 failure (also: the decision could not\n"
-            "be logged), 2 usage, 3 another update is running (without --wait)\n", TWIN_WRITE_DRAFTS, (double)TWIN_WRITE_TEMP,
+            "be logged), 2 usage, 3 another update is running (without --wait)\n",
+            TWIN_WRITE_DRAFTS, (double)TWIN_WRITE_TEMP,
             TWIN_WRITE_TOP_K, (double)TWIN_WRITE_TOP_P, (double)TWIN_WRITE_MIN_P,
             (double)TWIN_WRITE_REPEAT, TWIN_WRITE_TOKENS, TWIN_WRITE_RAG, TWIN_VOCAB);
 }
