@@ -147,10 +147,19 @@ typedef struct eng_seq {
     int32_t top_id[FTI_API_MAX_TOP_LOGPROBS];
     const char *top_text[FTI_API_MAX_TOP_LOGPROBS];
     size_t top_len[FTI_API_MAX_TOP_LOGPROBS];
+    /* a prompt evaluated as itself (eng_start_raw): its ids, and with echo_prompt its tokens
+     * and their alternatives (n_pids x n_top) */
+    int32_t *pids;
+    size_t n_pids;
+    fti_gen_token *ptoks;
+    float *p_lp;
+    const char **p_text;
+    size_t *p_len;
 } eng_seq;
 
 static const char *eng_id(void *u) { return ((eng *)u)->id; }
 static int eng_n_ctx(void *u) { return ((eng *)u)->n_ctx; }
+static int eng_n_vocab(void *u) { return (int)fti_engine_config(((eng *)u)->e)->vocab_size; }
 
 static void eng_seq_free(eng *g, eng_seq *q) {
     if (!q) return;
@@ -166,6 +175,11 @@ static void eng_seq_free(eng *g, eng_seq *q) {
     fti_free(q->bias);
     fti_free(q->user_ids);
     fti_free(q->chunks_json);
+    fti_free(q->pids);
+    fti_free(q->ptoks);
+    fti_free(q->p_lp);
+    fti_free(q->p_text);
+    fti_free(q->p_len);
     fti_free(q);
 }
 
@@ -232,6 +246,143 @@ static fti_result eng_seq_setup(eng *g, eng_seq *q, const fti_gen_params *p, fti
     return FTI_OK;
 }
 
+/* A prompt evaluated as itself (fti_gen_params.prompt_ids or echo_prompt): token ids exactly, or
+ * a text's own tokens after a BOS when the model adds one; no template, no retrieved documents.
+ * With echo_prompt every token is reported in info->prompt_tokens, with logprobs each one after
+ * the first with its log-probability given the ones before it (the figures generated tokens
+ * get: fti_logprobs_top of its logits row) and its top alternatives. The logits are computed in
+ * pieces of at most 4 M floats (the buffer the prompts' perplexity uses), so a long prompt costs
+ * no more memory than a short one. q is set up (session, sampler) by the caller. */
+static fti_result eng_start_raw(eng *g, eng_seq *q, const char *prompt, size_t prompt_len,
+                                const fti_gen_params *p, fti_gen_prompt_info *info,
+                                fti_error *err) {
+    size_t V = fti_engine_config(g->e)->vocab_size, n = 0, i, k, K = 0, t0, chunk, bl, n0 = 0;
+    int bos = !p->prompt_ids && fti_engine_add_bos(g->e);
+    fti_tokens tk;
+    fti_result r;
+    double nll = 0;
+    memset(&tk, 0, sizeof tk);
+    info->nll_mean = -1;
+    if (p->prompt_ids) {
+        for (i = 0; i < p->n_prompt_ids; i++)
+            if (p->prompt_ids[i] < 0 || (size_t)p->prompt_ids[i] >= V)
+                return fti_error_set(err, FTI_ERR_INVALID,
+                                     "token id %ld (position %lu) is not in this model's "
+                                     "vocabulary: its %lu tokens are ids 0 to %lu",
+                                     (long)p->prompt_ids[i], (unsigned long)i,
+                                     (unsigned long)V, (unsigned long)(V - 1));
+        n = p->n_prompt_ids;
+    } else {
+        r = fti_tokenizer_encode(g->tok, prompt ? prompt : "", prompt ? prompt_len : 0, 0, &tk);
+        if (r != FTI_OK) {
+            fti_tokens_free(&tk);
+            return fti_error_set(err, r, "prompt: encoding failed: %s", fti_result_str(r));
+        }
+        n = tk.len + (bos ? 1 : 0);
+    }
+    if (n == 0) {
+        fti_tokens_free(&tk);
+        return fti_error_set(err, FTI_ERR_INVALID, "the prompt is empty: it has no tokens");
+    }
+    if (n > (size_t)g->n_ctx || (size_t)p->max_tokens > (size_t)g->n_ctx - n) {
+        fti_tokens_free(&tk);
+        return fti_error_set(err, FTI_ERR_LIMIT,
+                             "This model's maximum context length is %d tokens, but %lu were "
+                             "requested (%lu in the prompt, %d for the completion)", g->n_ctx,
+                             (unsigned long)(n + (size_t)p->max_tokens), (unsigned long)n,
+                             p->max_tokens);
+    }
+    q->pids = (int32_t *)fti_malloc(n * sizeof(int32_t));
+    if (!q->pids) {
+        fti_tokens_free(&tk);
+        return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    }
+    if (p->prompt_ids) {
+        memcpy(q->pids, p->prompt_ids, n * sizeof(int32_t));
+    } else {
+        if (bos) q->pids[0] = fti_engine_bos(g->e);
+        for (i = 0; i < tk.len; i++) q->pids[(bos ? 1 : 0) + i] = (int32_t)tk.ids[i];
+    }
+    fti_tokens_free(&tk);
+    q->n_pids = n;
+    if (!p->echo_prompt) { /* token ids to continue from: one pass, no logits kept */
+        r = g->use_batch_decode && g->n_live > 0
+                ? fti_batch_prefill(g->dec, q->s, q->pids, n, NULL, g->pool, err)
+                : fti_session_eval(q->s, q->pids, n, NULL, err);
+        if (r != FTI_OK) return r;
+    } else {
+        if (p->logprobs) K = (size_t)q->n_top;
+        q->ptoks = (fti_gen_token *)fti_calloc(n, sizeof *q->ptoks);
+        if (K) {
+            q->p_lp = (float *)fti_calloc(n * K, sizeof(float));
+            q->p_text = (const char **)fti_calloc(n * K, sizeof(const char *));
+            q->p_len = (size_t *)fti_calloc(n * K, sizeof(size_t));
+        }
+        if (!q->ptoks || (K && (!q->p_lp || !q->p_text || !q->p_len)))
+            return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+        for (i = 0; i < n; i++) {
+            q->ptoks[i].id = q->pids[i];
+            q->ptoks[i].text = fti_engine_token_bytes(g->e, q->pids[i], &bl);
+            q->ptoks[i].text_len = q->ptoks[i].text ? bl : 0;
+        }
+        chunk = p->logprobs ? ((size_t)4 << 20) / V : n;
+        if (chunk == 0) chunk = 1;
+        if (chunk > n) chunk = n;
+        if (p->logprobs && g->lg_cap < chunk * V) {
+            float *nl = (float *)fti_realloc(g->lg, chunk * V * sizeof(float));
+            if (!nl) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+            g->lg = nl;
+            g->lg_cap = chunk * V;
+        }
+        for (t0 = 0; t0 < n; t0 += chunk) {
+            size_t m = n - t0 < chunk ? n - t0 : chunk;
+            float *lg = p->logprobs ? g->lg : NULL;
+            r = g->use_batch_decode && g->n_live > 0
+                    ? fti_batch_prefill(g->dec, q->s, q->pids + t0, m, lg, g->pool, err)
+                    : fti_session_eval(q->s, q->pids + t0, m, lg, err);
+            if (r != FTI_OK) return r;
+            for (i = 0; lg && i < m && t0 + i + 1 < n; i++) { /* row i predicts token t0+i+1 */
+                fti_gen_token *t = &q->ptoks[t0 + i + 1];
+                int32_t top_id[FTI_API_MAX_TOP_LOGPROBS];
+                float top_lp[FTI_API_MAX_TOP_LOGPROBS];
+                const float *row = lg + i * V;
+                double lse = fti_logprobs_top(row, V, K, K ? top_id : NULL, top_lp);
+                double lp = (double)row[t->id] - lse;
+                t->has_logprob = 1;
+                t->logprob = lp == lp ? (float)lp : -INFINITY;
+                nll -= lp == lp ? lp : 0;
+                n0++;
+                for (k = 0; k < K; k++) {
+                    q->p_lp[(t0 + i + 1) * K + k] = top_lp[k];
+                    q->p_text[(t0 + i + 1) * K + k] = fti_engine_token_bytes(g->e, top_id[k], &bl);
+                    q->p_len[(t0 + i + 1) * K + k] = q->p_text[(t0 + i + 1) * K + k] ? bl : 0;
+                }
+                t->n_top = (int)K;
+                if (K) {
+                    t->top_logprobs = q->p_lp + (t0 + i + 1) * K;
+                    t->top_text = q->p_text + (t0 + i + 1) * K;
+                    t->top_text_len = q->p_len + (t0 + i + 1) * K;
+                }
+            }
+        }
+        info->prompt_tokens = q->ptoks;
+        info->n_prompt_tokens = n;
+    }
+    if (n0) {
+        info->nll_mean = nll / (double)n0;
+        info->nll_tokens = n0;
+    }
+    /* drift looks at the prompt's tokens (a BOS is not the user's) */
+    for (i = bos ? 1 : 0; i < n; i++) {
+        const char *b = fti_engine_token_bytes(g->e, q->pids[i], &bl);
+        if (b && bl == 1 && (unsigned char)b[0] >= 0x80) info->n_byte_fallback++;
+    }
+    info->ids = q->pids + (bos ? 1 : 0);
+    info->n_ids = n - (bos ? 1 : 0);
+    info->n_tokens = n;
+    return FTI_OK;
+}
+
 static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
                             const fti_gen_params *p, void **seqp, fti_gen_prompt_info *info,
                             fti_error *err) {
@@ -264,6 +415,23 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
                              "leaves no room for the prompt", g->n_ctx, p->max_tokens);
     q = (eng_seq *)fti_calloc(1, sizeof *q);
     if (!q) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    if (p->prompt_ids || p->echo_prompt) { /* the prompt as itself: scored, or token ids */
+        memset(&so, 0, sizeof so);
+        so.n_ctx = (size_t)g->n_ctx;
+        so.kv_type = g_kv_type;
+        r = FTI_OK;
+        if (g->n_spare) q->s = g->spare[--g->n_spare];
+        else r = fti_session_create(&q->s, g->e, &so, err);
+        if (r == FTI_OK) r = eng_seq_setup(g, q, p, err);
+        if (r == FTI_OK) r = eng_start_raw(g, q, prompt, prompt_len, p, info, err);
+        if (r != FTI_OK) {
+            eng_seq_free(g, q);
+            return r;
+        }
+        *seqp = q;
+        g->n_live++;
+        return FTI_OK;
+    }
 #if defined(FTI_STORE_H) && !defined(FTI_NO_STORE)
     if (g->ds && p->use_retrieval && g->rag_k > 0) {
         size_t k = (size_t)g->rag_k < 16 ? (size_t)g->rag_k : 16;
@@ -715,6 +883,7 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
     gen->step = eng_step;
     gen->seq_end = eng_end;
     gen->release = eng_release;
+    gen->n_vocab = eng_n_vocab;
     return FTI_OK;
 }
 #endif /* FTI_INFER_H */

@@ -550,6 +550,96 @@ static fti_result fti__api_logit_bias(const fti_json *root, fti_api_request *req
     return FTI_OK;
 }
 
+/* A token-id prompt from an array of integers (a != NULL, non-empty, all numbers). */
+static fti_result fti__api_ids(const fti_json *a, size_t idx, fti_api_prompt *out,
+                               const char **param, fti_error *err) {
+    const fti_json *x;
+    size_t i = 0;
+    char msg[200];
+    if (a->len == 0) {
+        snprintf(msg, sizeof msg, "prompt %lu is an empty array of token ids: a prompt needs at "
+                 "least one token", (unsigned long)idx);
+        return fti__api_bad(err, param, "prompt", msg);
+    }
+    out->ids = (int32_t *)fti_malloc(a->len * sizeof(int32_t));
+    if (!out->ids) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    for (x = a->child; x; x = x->next, i++) {
+        if (x->type != FTI_JSON_NUMBER || !x->is_int || x->i < 0 || x->i > INT32_MAX) {
+            snprintf(msg, sizeof msg, "prompt %lu: token ids must be integers from 0 (entry %lu "
+                     "is not)", (unsigned long)idx, (unsigned long)i);
+            return fti__api_bad(err, param, "prompt", msg);
+        }
+        out->ids[i] = (int32_t)x->i;
+    }
+    out->n_ids = i;
+    return FTI_OK;
+}
+
+/* "prompt": a string, an array of strings (a batch), an array of integers (one prompt of token
+ * ids) or an array of arrays of integers (a batch of them); not mixed. Sets req->prompts and
+ * req->prompt (the first prompt's text, "" for ids). */
+static fti_result fti__api_prompts(const fti_json *v, fti_api_request *req, const char **param,
+                                   fti_error *err) {
+    const fti_json *x;
+    size_t n = 1, i;
+    fti_result r;
+    char msg[200];
+    int ids_one = 0; /* one prompt of token ids */
+    if (!v) return fti__api_bad(err, param, "prompt", "'prompt' is required");
+    if (v->type == FTI_JSON_ARRAY) {
+        if (v->len == 0)
+            return fti__api_bad(err, param, "prompt", "'prompt' must not be an empty array");
+        if (v->len > FTI_API_MAX_PROMPTS) {
+            snprintf(msg, sizeof msg, "'prompt' is a batch of %lu prompts: at most %d are taken",
+                     (unsigned long)v->len, FTI_API_MAX_PROMPTS);
+            return fti__api_bad(err, param, "prompt", msg);
+        }
+        ids_one = v->child->type == FTI_JSON_NUMBER;
+        for (x = v->child; x; x = x->next)
+            if (x->type != v->child->type ||
+                (x->type != FTI_JSON_STRING && x->type != FTI_JSON_NUMBER &&
+                 x->type != FTI_JSON_ARRAY))
+                return fti__api_bad(err, param, "prompt",
+                                    "'prompt' must be a string, an array of strings, an array of "
+                                    "token ids or an array of arrays of token ids (not mixed)");
+        n = ids_one ? 1 : v->len;
+    } else if (v->type != FTI_JSON_STRING) {
+        return fti__api_bad(err, param, "prompt",
+                            "'prompt' must be a string, an array of strings, an array of token "
+                            "ids or an array of arrays of token ids");
+    }
+    req->prompts = (fti_api_prompt *)fti_calloc(n, sizeof *req->prompts);
+    if (!req->prompts) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    req->n_prompts = n;
+    if (v->type == FTI_JSON_STRING) {
+        req->prompts[0].text = fti_strndup(v->str, v->len);
+        req->prompts[0].text_len = v->len;
+        if (!req->prompts[0].text) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    } else if (ids_one) {
+        if ((r = fti__api_ids(v, 0, &req->prompts[0], param, err)) != FTI_OK) return r;
+    } else {
+        for (x = v->child, i = 0; x; x = x->next, i++) {
+            if (x->type == FTI_JSON_STRING) {
+                req->prompts[i].text = fti_strndup(x->str, x->len);
+                req->prompts[i].text_len = x->len;
+                if (!req->prompts[i].text)
+                    return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+                continue;
+            }
+            if (x->len && x->child->type != FTI_JSON_NUMBER)
+                return fti__api_bad(err, param, "prompt",
+                                    "'prompt' as an array of arrays: each must be token ids "
+                                    "(integers)");
+            if ((r = fti__api_ids(x, i, &req->prompts[i], param, err)) != FTI_OK) return r;
+        }
+    }
+    req->prompt = req->prompts[0].text ? fti_strndup(req->prompts[0].text,
+                                                     req->prompts[0].text_len)
+                                       : fti_strdup("");
+    req->prompt_len = req->prompts[0].text ? req->prompts[0].text_len : 0;
+    return FTI_OK;
+}
+
 /* The text of a chat message content: a string or an array of {"type":"text","text":...}. */
 static int fti__api_content(const fti_json *c, fti_buf *out) {
     const fti_json *p;
@@ -661,7 +751,8 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
 
     memset(&jo, 0, sizeof jo);
     jo.max_depth = 32;
-    jo.max_nodes = 65536;
+    /* token-id prompts are one node per id: a body of ids may hold one per 2 bytes */
+    jo.max_nodes = 65536 + len / 2;
     r = fti_json_parse(body, len, &jo, &doc, NULL, &jerr);
     if (r != FTI_OK) {
         if (param) *param = NULL;
@@ -682,17 +773,8 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
         req->model = fti_strndup(v->str, v->len);
     }
     if (kind == FTI_API_COMPLETION) {
-        v = fti_json_get(root, "prompt");
-        if (v && v->type == FTI_JSON_ARRAY && v->len == 1 && v->child->type == FTI_JSON_STRING)
-            v = v->child;
-        if (!v || v->type != FTI_JSON_STRING) {
-            r = fti__api_bad(err, param, "prompt",
-                             v ? "'prompt' must be a string (one prompt per request)"
-                               : "'prompt' is required");
+        if ((r = fti__api_prompts(fti_json_get(root, "prompt"), req, param, err)) != FTI_OK)
             goto fail;
-        }
-        req->prompt = fti_strndup(v->str, v->len);
-        req->prompt_len = v->len;
         v = fti_json_get(root, "echo");
         if (v && v->type != FTI_JSON_NULL && v->type != FTI_JSON_TRUE &&
             v->type != FTI_JSON_FALSE) {
@@ -701,6 +783,14 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
         }
         req->echo = v && v->type == FTI_JSON_TRUE;
     } else {
+        /* chat has no echo (OpenAI's neither): refused rather than ignored */
+        v = fti_json_get(root, "echo");
+        if (v && v->type != FTI_JSON_NULL && v->type != FTI_JSON_FALSE) {
+            r = fti__api_bad(err, param, "echo",
+                             "'echo' is a /v1/completions parameter: chat completions do not "
+                             "repeat the messages");
+            goto fail;
+        }
         r = fti__api_render_chat(fti_json_get(root, "messages"), req, param, err);
         if (r != FTI_OK) goto fail;
     }
@@ -709,10 +799,26 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
         goto fail;
     }
     i64 = req->max_tokens;
-    if ((r = fti__api_int(root, "max_tokens", 1, n_ctx, &i64, param, err)) != FTI_OK) goto fail;
-    if ((r = fti__api_int(root, "max_completion_tokens", 1, n_ctx, &i64, param, err)) != FTI_OK)
+    /* 0 only with echo: the prompt scored, nothing generated (OpenAI's scoring request) */
+    if ((r = fti__api_int(root, "max_tokens", req->echo ? 0 : 1, n_ctx, &i64, param, err)) !=
+        FTI_OK)
+        goto fail;
+    if ((r = fti__api_int(root, "max_completion_tokens", req->echo ? 0 : 1, n_ctx, &i64, param,
+                          err)) != FTI_OK)
         goto fail;
     req->max_tokens = (int)i64;
+    for (i64 = 0; (size_t)i64 < req->n_prompts; i64++) { /* token ids: they must fit the context */
+        const fti_api_prompt *pp = &req->prompts[i64];
+        if (pp->ids && pp->n_ids > (size_t)(n_ctx - req->max_tokens)) {
+            r = fti_error_set(err, FTI_ERR_LIMIT,
+                              "This model's maximum context length is %d tokens, but %lu were "
+                              "requested (%lu in prompt %ld, %d for the completion)", n_ctx,
+                              (unsigned long)(pp->n_ids + (size_t)req->max_tokens),
+                              (unsigned long)pp->n_ids, (long)i64, req->max_tokens);
+            if (param) *param = "prompt";
+            goto fail;
+        }
+    }
     d = req->temperature;
     if ((r = fti__api_num(root, "temperature", 0, 2, &d, param, err)) != FTI_OK) goto fail;
     req->temperature = (float)d;
@@ -784,12 +890,6 @@ FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, 
     }
     if ((r = fti__api_unsupported(root, param, err)) != FTI_OK) goto fail;
     if ((r = fti__api_logprobs(root, kind, req, param, err)) != FTI_OK) goto fail;
-    if (req->echo && req->logprobs) {
-        r = fti__api_bad(err, param, "echo",
-                         "'echo' with 'logprobs' is not supported: this server does not score "
-                         "the prompt's tokens (send one without the other)");
-        goto fail;
-    }
     if ((r = fti__api_logit_bias(root, req, param, err)) != FTI_OK) goto fail;
     v = fti_json_get(root, "stop");
     if (v && v->type != FTI_JSON_NULL) {
@@ -830,6 +930,16 @@ FTIDEF void fti_api_request_free(fti_api_request *req) {
     fti_free(req->chat_context);
     fti_free(req->bias_ids);
     fti_free(req->bias);
+    if (req->prompts) {
+        size_t i;
+        for (i = 0; i < req->n_prompts; i++) {
+            fti_free(req->prompts[i].text);
+            fti_free(req->prompts[i].ids);
+        }
+        fti_free(req->prompts);
+    }
+    req->prompts = NULL;
+    req->n_prompts = 0;
     req->bias_ids = NULL;
     req->bias = NULL;
     req->n_bias = 0;
@@ -943,13 +1053,19 @@ static void fti__api_logprobs_out(fti_jw *w, fti_api_kind kind, const fti_api_re
         fti_jw_arr_end(w);
         fti_jw_key(w, "token_logprobs");
         fti_jw_arr_begin(w);
-        for (i = 0; i < r->n_logprobs; i++)
-            fti_jw_num(w, r->lp[i].logprob > -9999.0f ? r->lp[i].logprob : -9999.0f);
+        for (i = 0; i < r->n_logprobs; i++) {
+            if (r->lp[i].is_null) fti_jw_null(w);
+            else fti_jw_num(w, r->lp[i].logprob > -9999.0f ? r->lp[i].logprob : -9999.0f);
+        }
         fti_jw_arr_end(w);
         fti_jw_key(w, "top_logprobs");
         fti_jw_arr_begin(w);
         for (i = 0; i < r->n_logprobs; i++) {
             const fti_api_logprob *e = &r->lp[i];
+            if (e->is_null) {
+                fti_jw_null(w);
+                continue;
+            }
             fti_jw_obj_begin(w);
             for (t = 0; t < e->n_top; t++) {
                 fti_jw_keyn(w, e->top[t].text, e->top[t].text_len);
@@ -1091,6 +1207,12 @@ typedef struct fti__echo_seq {
     float top_lp[FTI_API_MAX_TOP_LOGPROBS];
     const char *top_text[FTI_API_MAX_TOP_LOGPROBS];
     size_t top_len[FTI_API_MAX_TOP_LOGPROBS];
+    /* echo_prompt: the prompt's bytes, its tokens and their alternatives (n_ids x n_top) */
+    char *bytes;
+    fti_gen_token *ptoks;
+    float *p_lp;
+    const char **p_text;
+    size_t *p_len;
 } fti__echo_seq;
 
 static const char *const fti__echo_words[] = {
@@ -1100,6 +1222,48 @@ static const char *const fti__echo_words[] = {
 
 static const char *fti__echo_id(void *user) { return ((fti__echo *)user)->id; }
 static int fti__echo_n_ctx(void *user) { return ((fti__echo *)user)->n_ctx; }
+static int fti__echo_n_vocab(void *user) {
+    (void)user;
+    return 256;
+}
+
+static void fti__echo_end(void *user, void *seq);
+
+/* echo_prompt: every prompt byte as a token; with logprobs made up from the byte (-0.5 to
+ * -1.25), the alternatives the words after it, 1 apart. 0 or FTI_ERR_NOMEM. */
+static fti_result fti__echo_prompt_tokens(fti__echo_seq *s, int logprobs) {
+    size_t i, n = s->n_ids, k, K = (size_t)s->n_top;
+    s->ptoks = (fti_gen_token *)fti_calloc(n ? n : 1, sizeof *s->ptoks);
+    if (logprobs && K) {
+        s->p_lp = (float *)fti_calloc(n * K, sizeof *s->p_lp);
+        s->p_text = (const char **)fti_calloc(n * K, sizeof *s->p_text);
+        s->p_len = (size_t *)fti_calloc(n * K, sizeof *s->p_len);
+        if (!s->p_lp || !s->p_text || !s->p_len) return FTI_ERR_NOMEM;
+    }
+    if (!s->ptoks) return FTI_ERR_NOMEM;
+    for (i = 0; i < n; i++) {
+        fti_gen_token *t = &s->ptoks[i];
+        t->id = s->ids[i];
+        t->text = s->bytes + i;
+        t->text_len = 1;
+        if (!logprobs || i == 0) continue;
+        t->has_logprob = 1;
+        t->logprob = -0.5f - 0.25f * (float)(s->ids[i] % 4);
+        for (k = 0; k < K; k++) {
+            const char *a = fti__echo_words[((size_t)s->ids[i] + k) % FTI__ECHO_NW];
+            s->p_lp[i * K + k] = t->logprob - (float)k;
+            s->p_text[i * K + k] = a;
+            s->p_len[i * K + k] = strlen(a);
+        }
+        t->n_top = (int)K;
+        if (K) {
+            t->top_logprobs = s->p_lp + i * K;
+            t->top_text = s->p_text + i * K;
+            t->top_text_len = s->p_len + i * K;
+        }
+    }
+    return FTI_OK;
+}
 
 static fti_result fti__echo_start(void *user, const char *prompt, size_t prompt_len,
                                   const fti_gen_params *p, void **seq, fti_gen_prompt_info *info,
@@ -1110,6 +1274,16 @@ static fti_result fti__echo_start(void *user, const char *prompt, size_t prompt_
     e->n_started++;
     if (e->fail_every > 0 && e->n_started % e->fail_every == 0)
         return fti_error_set(err, FTI_ERR_IO, "echo: injected failure");
+    if (p->prompt_ids) { /* its tokens are bytes */
+        for (i = 0; i < p->n_prompt_ids; i++)
+            if (p->prompt_ids[i] < 0 || p->prompt_ids[i] > 255)
+                return fti_error_set(err, FTI_ERR_INVALID,
+                                     "prompt token %ld (at %lu) is not in this model's "
+                                     "vocabulary of 256 tokens (ids 0 to 255)",
+                                     (long)p->prompt_ids[i], (unsigned long)i);
+        prompt_len = p->n_prompt_ids;
+        prompt = NULL;
+    }
     if (prompt_len + (size_t)p->max_tokens > (size_t)e->n_ctx)
         return fti_error_set(err, FTI_ERR_LIMIT,
                              "This model's maximum context length is %d tokens, but %lu were "
@@ -1119,18 +1293,30 @@ static fti_result fti__echo_start(void *user, const char *prompt, size_t prompt_
     s = (fti__echo_seq *)fti_calloc(1, sizeof *s);
     if (!s) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     s->ids = (int32_t *)fti_malloc((prompt_len ? prompt_len : 1) * sizeof(int32_t));
-    if (!s->ids) {
-        fti_free(s);
+    s->bytes = (char *)fti_malloc(prompt_len + 1);
+    if (!s->ids || !s->bytes) {
+        fti__echo_end(user, s);
         return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     }
-    for (i = 0; i < prompt_len; i++) s->ids[i] = (unsigned char)prompt[i];
+    for (i = 0; i < prompt_len; i++) {
+        s->ids[i] = prompt ? (unsigned char)prompt[i] : p->prompt_ids[i];
+        s->bytes[i] = (char)(unsigned char)s->ids[i];
+    }
     s->n_ids = prompt_len;
-    s->state = fti_hash64(prompt, prompt_len, p->seed) % FTI__ECHO_NW;
+    s->state = fti_hash64(s->bytes, prompt_len, p->seed) % FTI__ECHO_NW;
     s->logprobs = p->logprobs;
     s->n_top = p->top_logprobs < 0                          ? 0
                : p->top_logprobs > FTI_API_MAX_TOP_LOGPROBS ? FTI_API_MAX_TOP_LOGPROBS
                                                             : p->top_logprobs;
     memset(info, 0, sizeof *info);
+    if (p->echo_prompt) {
+        if (fti__echo_prompt_tokens(s, p->logprobs) != FTI_OK) {
+            fti__echo_end(user, s);
+            return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+        }
+        info->prompt_tokens = s->ptoks;
+        info->n_prompt_tokens = s->n_ids;
+    }
     info->ids = s->ids;
     info->n_tokens = prompt_len;
     info->nll_mean = -1;
@@ -1194,6 +1380,11 @@ static void fti__echo_end(void *user, void *seq) {
     (void)user;
     if (!s) return;
     fti_free(s->ids);
+    fti_free(s->bytes);
+    fti_free(s->ptoks);
+    fti_free(s->p_lp);
+    fti_free(s->p_text);
+    fti_free(s->p_len);
     fti_free(s);
 }
 
@@ -1217,6 +1408,7 @@ FTIDEF fti_result fti_gen_echo_create(const fti_gen_echo_opts *opts, fti_gen *ge
     gen->step = fti__echo_step;
     gen->seq_end = fti__echo_end;
     gen->release = fti__echo_release;
+    gen->n_vocab = fti__echo_n_vocab;
     return FTI_OK;
 }
 
@@ -1301,6 +1493,7 @@ typedef struct fti__genref {
     int refs;      /* being current + sequences admitted on it */
     char id[128];
     int n_ctx;
+    int n_vocab;   /* 0: unknown (text prompts only) */
 } fti__genref;
 
 typedef struct fti__conn fti__conn;
@@ -1308,10 +1501,11 @@ typedef struct fti__conn fti__conn;
 /* A generated token's log-probability as a job keeps it (req.logprobs): where it starts in the
  * text, its bytes and its alternatives' (offsets into the job's lp_bytes, which grows). */
 typedef struct fti__lp_rec {
-    size_t off;    /* in the completion's text */
+    size_t off;    /* in the choice's text (under echo: the prompt's, then the completion's) */
     size_t b0, bn; /* its bytes: lp_bytes[b0, b0 + bn) */
     size_t a0;     /* its alternatives: lp_alt[a0, a0 + n_top) */
     int n_top;
+    int is_null;   /* an echoed prompt's first token: nothing predicts it */
     float lp;
 } fti__lp_rec;
 
@@ -1320,10 +1514,15 @@ typedef struct fti__lp_alt {
     float lp;
 } fti__lp_alt;
 
-/* One sequence of a job: a choice the client gets (n of them), or with best_of a candidate. */
+/* One sequence of a job: a choice the client gets (n of them per prompt), or with best_of a
+ * candidate. Choice k of a job is candidate k % best_of of prompt k / best_of. */
 typedef struct fti__choice {
     struct fti__job *job;
-    int index;                         /* 0..n_ch-1 (best_of: renumbered when ranked) */
+    int index;                         /* 0..n_ch-1 (best_of: renumbered when ranked, prompt i's
+                                          n best as i*n..i*n+n-1) */
+    int prompt;                        /* its prompt in req.prompts */
+    size_t lp_base;                    /* echo: the echoed prompt's bytes before its text (the
+                                          log-probabilities' offsets count them) */
     void *seq;
     int ended;                         /* scheduler only: finished, not yet retired */
     fti_buf text;                      /* completion text so far */
@@ -1357,7 +1556,9 @@ typedef struct fti__job {
     int n_ch;
     int n_live;                        /* scheduler: started and not yet retired */
     int n_tokens;                      /* completion tokens over all choices */
-    int prompt_tokens;
+    int prompt_tokens;                 /* over all prompts */
+    fti_buf *echo;                     /* req.echo: each prompt's echoed text (n_prompts) */
+    size_t n_prompts;                  /* req.n_prompts, at least 1 */
     const char *finish;                /* the request's (log): "error", else choice 0's */
     fti_error fail;                    /* a failed step (code != FTI_OK): the answer is its
                                           error once every choice has retired */
@@ -1520,6 +1721,8 @@ static fti__genref *fti__gen_wrap(const fti_gen *gen) {
     snprintf(g->id, sizeof g->id, "%s", id ? id : "fti");
     g->n_ctx = gen->n_ctx ? gen->n_ctx(gen->user) : 2048;
     if (g->n_ctx <= 0) g->n_ctx = 1;
+    g->n_vocab = gen->n_vocab ? gen->n_vocab(gen->user) : 0;
+    if (g->n_vocab < 0) g->n_vocab = 0;
     return g;
 }
 
@@ -1676,6 +1879,9 @@ static void fti__job_free(fti__job *j) {
         fti_buf_free(&c->text);
     }
     fti_free(j->ch);
+    if (j->echo)
+        for (k = 0; (size_t)k < j->n_prompts; k++) fti_buf_free(&j->echo[k]);
+    fti_free(j->echo);
     fti_buf_free(&j->out);
     fti_free(j->chunks_json);
     fti_free(j);
@@ -1692,6 +1898,8 @@ static int fti__job_oom(const fti__job *j) {
     int k;
     for (k = 0; k < j->n_ch; k++)
         if (j->ch[k].text.oom || j->ch[k].lp_bytes.oom) return 1;
+    for (k = 0; j->echo && (size_t)k < j->n_prompts; k++)
+        if (j->echo[k].oom) return 1;
     return 0;
 }
 
@@ -1729,11 +1937,12 @@ static size_t fti__stop_holdback(const fti__choice *c) {
     return best;
 }
 
-/* Keeps token t's log-probability (it starts at byte off of the text). */
-static void fti__job_lp_add(fti__choice *c, const fti_gen_token *t, size_t off) {
+/* Keeps token t's log-probability (it starts at byte off of the text). An echoed prompt's token
+ * without one (prompt: 1) is kept as a null entry. */
+static void fti__job_lp_add(fti__choice *c, const fti_gen_token *t, size_t off, int prompt) {
     fti__lp_rec *rec;
-    int k, n_top = t->n_top < 0 ? 0 : t->n_top;
-    if (!c->job->req.logprobs || !t->has_logprob || c->lp_bytes.oom) return;
+    int k, n_top = t->n_top < 0 || !t->has_logprob ? 0 : t->n_top;
+    if (!c->job->req.logprobs || (!t->has_logprob && !prompt) || c->lp_bytes.oom) return;
     if (n_top > c->job->req.top_logprobs) n_top = c->job->req.top_logprobs;
     if (n_top && (!t->top_logprobs || !t->top_text || !t->top_text_len)) n_top = 0;
     if (c->n_lp == c->lp_cap) {
@@ -1754,7 +1963,8 @@ static void fti__job_lp_add(fti__choice *c, const fti_gen_token *t, size_t off) 
     }
     rec = &c->lp[c->n_lp++];
     rec->off = off;
-    rec->lp = t->logprob;
+    rec->lp = t->has_logprob ? t->logprob : 0.0f;
+    rec->is_null = !t->has_logprob;
     rec->b0 = c->lp_bytes.len;
     rec->bn = t->text ? t->text_len : 0;
     fti_buf_append(&c->lp_bytes, t->text ? t->text : "", rec->bn);
@@ -1795,6 +2005,7 @@ static size_t fti__job_lp_view(fti__choice *c, size_t upto, fti_api_logprob **vi
         e->text = c->lp_bytes.data + rec->b0;
         e->text_len = rec->bn;
         e->logprob = rec->lp;
+        e->is_null = rec->is_null;
         e->offset = rec->off;
         e->n_top = rec->n_top;
         e->top = alts;
@@ -1816,7 +2027,7 @@ static void fti__job_emit(fti__choice *c, size_t upto) {
     fti_api_logprob *view = NULL;
     if (!j->req.stream || upto <= c->emitted) return;
     r = fti__job_result(c, c->text.data + c->emitted, upto - c->emitted);
-    if (j->req.logprobs) r.n_logprobs = fti__job_lp_view(c, upto, &view);
+    if (j->req.logprobs) r.n_logprobs = fti__job_lp_view(c, c->lp_base + upto, &view);
     r.lp = view;
     fti_api_write_chunk(&j->out, j->req.kind, &r, 0);
     fti_free(view);
@@ -1832,9 +2043,15 @@ static void fti__job_stream_start(fti__choice *c) {
     if (j->req.kind == FTI_API_CHAT) {
         res = fti__job_result(c, "", 0);
         fti_api_write_chunk(&j->out, j->req.kind, &res, FTI_API_CHUNK_FIRST);
-    } else if (j->req.echo && j->req.prompt_len) {
-        res = fti__job_result(c, j->req.prompt, j->req.prompt_len);
+    } else if (j->req.echo && j->echo && (j->echo[c->prompt].len || c->n_lp)) {
+        /* the prompt, with its tokens' log-probabilities (echo with logprobs) */
+        const fti_buf *e = &j->echo[c->prompt];
+        fti_api_logprob *view = NULL;
+        res = fti__job_result(c, e->data ? e->data : "", e->len);
+        if (j->req.logprobs) res.n_logprobs = fti__job_lp_view(c, c->lp_base, &view);
+        res.lp = view;
         fti_api_write_chunk(&j->out, j->req.kind, &res, 0);
+        fti_free(view);
     }
 }
 
@@ -1854,10 +2071,11 @@ static double fti__choice_score(const fti__choice *c) {
     return c->lp_count ? c->lp_sum / (double)c->lp_count : -HUGE_VAL;
 }
 
-/* The whole response of a non-streamed job: the best req.n of its choices (all of them without
- * best_of), renumbered 0..n-1 best first, each with the prompt before its text under echo. */
+/* The whole response of a non-streamed job: for each prompt i the best req.n of its choices
+ * (all of them without best_of), numbered i*n.. best first, each with the prompt before its
+ * text under echo. */
 static void fti__job_write_response(fti__job *j) {
-    int n = j->req.n, k, m;
+    int n = j->req.n, bo = j->n_ch / (int)j->n_prompts, k, m, i, n_out = 0;
     fti__choice **order = (fti__choice **)fti_calloc((size_t)j->n_ch, sizeof *order);
     fti_api_result *res = (fti_api_result *)fti_calloc((size_t)j->n_ch, sizeof *res);
     fti_api_logprob **views = (fti_api_logprob **)fti_calloc((size_t)j->n_ch, sizeof *views);
@@ -1869,39 +2087,48 @@ static void fti__job_write_response(fti__job *j) {
         j->out.oom = 1;
         goto done;
     }
-    if (n > j->n_ch) n = j->n_ch;
+    if (bo < 1) bo = 1;
+    if (n > bo) n = bo;
     for (k = 0; k < j->n_ch; k++) order[k] = &j->ch[k];
-    if (j->n_ch > n) /* best_of: a stable insertion sort, best mean first */
-        for (k = 1; k < j->n_ch; k++) {
-            fti__choice *c = order[k];
-            for (m = k; m > 0 && fti__choice_score(order[m - 1]) < fti__choice_score(c); m--)
-                order[m] = order[m - 1];
-            order[m] = c;
-        }
-    for (k = 0; k < n; k++) {
-        fti__choice *c = order[k];
-        c->index = k;
-        res[k] = fti__job_result(c, c->text.data ? c->text.data : "", c->text.len);
-        res[k].finish_reason = c->finish;
-        if (j->req.logprobs) res[k].n_logprobs = fti__job_lp_view(c, c->text.len, &views[k]);
-        res[k].lp = views[k];
-        if (j->req.echo) {
-            echo_off[k] = echo.len;
-            fti_buf_append(&echo, j->req.prompt, j->req.prompt_len);
-            fti_buf_append(&echo, c->text.data ? c->text.data : "", c->text.len);
+    for (i = 0; i < (int)j->n_prompts; i++) {
+        fti__choice **o = order + i * bo;
+        if (bo > n) /* best_of: a stable insertion sort of the prompt's, best mean first */
+            for (k = 1; k < bo; k++) {
+                fti__choice *c = o[k];
+                for (m = k; m > 0 && fti__choice_score(o[m - 1]) < fti__choice_score(c); m--)
+                    o[m] = o[m - 1];
+                o[m] = c;
+            }
+        for (k = 0; k < n; k++) {
+            fti__choice *c = o[k];
+            fti_api_result *rk = &res[n_out];
+            c->index = n_out;
+            *rk = fti__job_result(c, c->text.data ? c->text.data : "", c->text.len);
+            rk->finish_reason = c->finish;
+            if (j->req.logprobs)
+                rk->n_logprobs = fti__job_lp_view(c, c->lp_base + c->text.len, &views[n_out]);
+            rk->lp = views[n_out];
+            if (j->req.echo && j->echo) {
+                const fti_buf *e = &j->echo[c->prompt];
+                echo_off[n_out] = echo.len;
+                fti_buf_append(&echo, e->data ? e->data : "", e->len);
+                fti_buf_append(&echo, c->text.data ? c->text.data : "", c->text.len);
+            }
+            n_out++;
         }
     }
-    if (j->req.echo && echo.oom) {
+    if (j->req.echo && (echo.oom || !j->echo)) {
         j->out.oom = 1;
         goto done;
     }
-    for (k = 0; k < n && j->req.echo; k++) {
-        res[k].text = echo.data + echo_off[k];
-        res[k].text_len = j->req.prompt_len + order[k]->text.len;
+    for (k = 0; k < n_out && j->req.echo; k++) {
+        size_t end = k + 1 < n_out ? echo_off[k + 1] : echo.len;
+        res[k].text = echo.data ? echo.data + echo_off[k] : "";
+        res[k].text_len = end - echo_off[k];
     }
     top = res[0];
     top.choices = res;
-    top.n_choices = (size_t)n;
+    top.n_choices = (size_t)n_out;
     j->finish = order[0]->finish;
     fti_api_write_response(&j->out, j->req.kind, &top);
 done:
@@ -1964,7 +2191,7 @@ static int fti__job_token(fti__choice *c, const fti_gen_token *t) {
     c->n_tokens++;
     scan_from = c->text.len;
     if (t->text_len || !t->is_end) {
-        fti__job_lp_add(c, t, scan_from);
+        fti__job_lp_add(c, t, c->lp_base + scan_from, 0);
         if (t->has_logprob) {
             c->lp_sum += t->logprob > -9999.0f ? t->logprob : -9999.0f;
             c->lp_count++;
@@ -2069,8 +2296,10 @@ static void *fti__sched_main(void *arg) {
             fti_gen_prompt_info info, info_k;
             fti_error err;
             fti_result r = FTI_OK;
-            int cancelled, k, started = 0;
+            int cancelled, k, bo = j->n_ch / (int)j->n_prompts;
+            const char *bad_param = NULL;
             uint64_t seed0;
+            size_t prompt_tokens = 0, byte_fallback = 0;
             pthread_mutex_lock(&s->mu);
             cancelled = j->cancelled;
             pthread_mutex_unlock(&s->mu);
@@ -2080,6 +2309,8 @@ static void *fti__sched_main(void *arg) {
             seed0 = j->req.has_seed ? j->req.seed : fti_hash64(j->id, strlen(j->id), 0);
             if (cancelled) r = FTI_ERR_CANCELLED;
             for (k = 0; k < j->n_ch && r == FTI_OK; k++) {
+                int pi = k / bo, cand = k % bo;
+                const fti_api_prompt *pp = j->req.prompts ? &j->req.prompts[pi] : NULL;
                 memset(&p, 0, sizeof p);
                 p.max_tokens = j->req.max_tokens;
                 p.temperature = j->req.temperature;
@@ -2087,39 +2318,88 @@ static void *fti__sched_main(void *arg) {
                 p.top_k = j->req.top_k;
                 p.presence_penalty = j->req.presence_penalty;
                 p.frequency_penalty = j->req.frequency_penalty;
-                p.seed = seed0 + (uint64_t)k; /* choice k: seed + k (documented) */
+                /* choice j of each prompt: seed + j (documented), so a prompt of a batch gets
+                 * the answer it gets alone */
+                p.seed = seed0 + (uint64_t)cand;
                 p.use_retrieval = j->req.use_retrieval;
                 /* best_of ranks by the tokens' log-probabilities: ask for them */
-                p.logprobs = j->req.logprobs || j->n_ch > j->req.n;
+                p.logprobs = j->req.logprobs || bo > j->req.n;
                 p.top_logprobs = j->req.top_logprobs;
                 p.bias_ids = j->req.bias_ids;
                 p.bias = j->req.bias;
                 p.n_bias = j->req.n_bias;
+                if (pp && pp->ids) {
+                    p.prompt_ids = pp->ids;
+                    p.n_prompt_ids = pp->n_ids;
+                }
+                /* the prompt's own tokens: scored, or (token ids) for their bytes */
+                p.echo_prompt = j->req.echo && (j->req.logprobs || p.prompt_ids);
+                if (p.prompt_ids || p.echo_prompt) p.use_retrieval = 0;
                 if (j->req.kind == FTI_API_CHAT) {
                     p.title = j->req.chat_title;
                     p.context = j->req.chat_context;
                     p.context_len = j->req.chat_context_len;
                 }
                 memset(&info_k, 0, sizeof info_k);
-                if (k > 0 && j->g->gen.seq_fork) /* the prompt is evaluated once */
-                    r = j->g->gen.seq_fork(j->g->gen.user, j->ch[0].seq, &p, &j->ch[k].seq, &err);
-                else
-                    r = j->g->gen.seq_start(j->g->gen.user, j->req.prompt, j->req.prompt_len, &p,
-                                            &j->ch[k].seq, k == 0 ? &info : &info_k, &err);
-                if (r == FTI_OK) started++;
-                else j->ch[k].seq = NULL;
+                info_k.nll_mean = -1;
+                if (cand > 0 && j->g->gen.seq_fork) { /* the prompt is evaluated once */
+                    r = j->g->gen.seq_fork(j->g->gen.user, j->ch[k - cand].seq, &p,
+                                           &j->ch[k].seq, &err);
+                } else {
+                    r = j->g->gen.seq_start(j->g->gen.user,
+                                            pp ? (pp->text ? pp->text : "") : j->req.prompt,
+                                            pp ? pp->text_len : j->req.prompt_len, &p,
+                                            &j->ch[k].seq, &info_k, &err);
+                    if (r == FTI_OK && p.echo_prompt && !info_k.prompt_tokens) {
+                        j->g->gen.seq_end(j->g->gen.user, j->ch[k].seq);
+                        r = fti_error_set(&err, FTI_ERR_UNSUPPORTED,
+                                          "this server's model does not report a prompt's "
+                                          "tokens: 'echo' of a token-id prompt or with "
+                                          "'logprobs' is not available");
+                        bad_param = "echo";
+                    }
+                    if (r == FTI_ERR_INVALID && p.prompt_ids) bad_param = "prompt";
+                }
+                if (r != FTI_OK) {
+                    j->ch[k].seq = NULL;
+                    break;
+                }
+                if (cand > 0) continue;
+                /* the prompt's: usage, drift (the first prompt's), the echoed text and the
+                 * log-probabilities of its tokens in each of its choices */
+                prompt_tokens += info_k.n_tokens;
+                byte_fallback += info_k.n_byte_fallback;
+                if (pi == 0) info = info_k;
+                if (j->req.echo && j->echo) {
+                    fti_buf *e = &j->echo[pi];
+                    int c2;
+                    size_t t;
+                    if (!info_k.prompt_tokens) {
+                        fti_buf_append(e, pp ? (pp->text ? pp->text : "") : j->req.prompt,
+                                       pp ? pp->text_len : j->req.prompt_len);
+                    } else {
+                        for (t = 0; t < info_k.n_prompt_tokens; t++) {
+                            const fti_gen_token *pt = &info_k.prompt_tokens[t];
+                            for (c2 = 0; c2 < bo && j->req.logprobs; c2++)
+                                fti__job_lp_add(&j->ch[k + c2], pt, e->len, 1);
+                            fti_buf_append(e, pt->text ? pt->text : "",
+                                           pt->text ? pt->text_len : 0);
+                        }
+                    }
+                    for (c2 = 0; c2 < bo; c2++) j->ch[k + c2].lp_base = e->len;
+                }
             }
             if (r != FTI_OK)
-                for (k = 0; k < started; k++) {
-                    j->g->gen.seq_end(j->g->gen.user, j->ch[k].seq);
+                for (k = 0; k < j->n_ch; k++) {
+                    if (j->ch[k].seq) j->g->gen.seq_end(j->g->gen.user, j->ch[k].seq);
                     j->ch[k].seq = NULL;
                 }
             pthread_mutex_lock(&s->mu);
             if (r == FTI_OK) {
                 j->status = 200;
                 j->state = FTI__JOB_ACTIVE;
-                j->prompt_tokens = (int)info.n_tokens;
-                j->byte_fallback = info.n_byte_fallback;
+                j->prompt_tokens = prompt_tokens > INT_MAX ? INT_MAX : (int)prompt_tokens;
+                j->byte_fallback = byte_fallback;
                 j->nll_mean = info.nll_mean;
                 j->nll_tokens = info.nll_tokens;
                 j->n_chunks = info.n_chunks;
@@ -2130,6 +2410,11 @@ static void *fti__sched_main(void *arg) {
                                               info.n_ids ? info.n_ids : info.n_tokens, j->buckets);
                 for (k = 0; k < j->n_ch; k++) {
                     fti__job_stream_start(&j->ch[k]);
+                    if (j->req.max_tokens == 0) { /* scored, nothing to generate */
+                        j->ch[k].finish = "length";
+                        fti__job_stream_finish(&j->ch[k]);
+                        j->ch[k].ended = 1;
+                    }
                     batch[n_batch++] = &j->ch[k];
                 }
                 j->n_live = j->n_ch;
@@ -2137,12 +2422,17 @@ static void *fti__sched_main(void *arg) {
             } else {
                 fti_buf eb;
                 memset(&eb, 0, sizeof eb);
-                j->status = r == FTI_ERR_LIMIT || r == FTI_ERR_INVALID ? 400 : 500;
+                j->status = r == FTI_ERR_LIMIT || r == FTI_ERR_INVALID ||
+                                    r == FTI_ERR_UNSUPPORTED
+                                ? 400
+                                : 500;
+                if (!bad_param)
+                    bad_param = r == FTI_ERR_LIMIT                       ? "max_tokens"
+                                : r == FTI_ERR_INVALID && j->req.n_bias ? "logit_bias"
+                                                                         : NULL;
                 fti_api_write_error(&eb, err.msg[0] ? err.msg : fti_result_str(r),
                                     j->status == 400 ? "invalid_request_error" : "server_error",
-                                    r == FTI_ERR_LIMIT                       ? "max_tokens"
-                                    : r == FTI_ERR_INVALID && j->req.n_bias ? "logit_bias"
-                                                                             : NULL,
+                                    bad_param,
                                     r == FTI_ERR_LIMIT ? "context_length_exceeded" : NULL);
                 fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
                 fti_buf_free(&eb);
@@ -2166,9 +2456,13 @@ static void *fti__sched_main(void *arg) {
             size_t n = 0, k;
             fti_error err;
             fti_result r;
+            if (batch[b0]->ended) { /* finished at its start (max_tokens 0): not stepped */
+                b0++;
+                continue;
+            }
             /* gather this generator's sequences to the front of batch[b0..] */
             for (k = b0; k < n_batch; k++)
-                if (batch[k]->job->g == g) {
+                if (batch[k]->job->g == g && !batch[k]->ended) {
                     fti__choice *t = batch[b0 + n];
                     batch[b0 + n] = batch[k];
                     batch[k] = t;
@@ -2386,7 +2680,8 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         fti_error err;
         const char *param = NULL;
         fti_result pr;
-        int n_ctx, full;
+        int n_ctx, n_vocab, full;
+        size_t n_prompts = 1, n_seqs = 1, pi, ti;
         char cur_id[128];
         const char *ep = kind == FTI_API_CHAT ? "/v1/chat/completions" : "/v1/completions";
         if (!is_post) {
@@ -2396,6 +2691,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         }
         pthread_mutex_lock(&s->mu);
         n_ctx = s->cur->n_ctx;
+        n_vocab = s->cur->n_vocab;
         snprintf(cur_id, sizeof cur_id, "%s", s->cur->id);
         full = s->n_queued >= s->o.max_queue || s->sched_stop;
         pthread_mutex_unlock(&s->mu);
@@ -2413,7 +2709,11 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         }
         fti_error_clear(&err);
         pr = fti_api_parse_completion(kind, body, body_len, n_ctx, &j->req, &param, &err);
-        if (pr == FTI_OK && j->req.best_of > s->o.max_batch) {
+        if (pr == FTI_OK) {
+            n_prompts = j->req.n_prompts > 0 ? j->req.n_prompts : 1;
+            n_seqs = n_prompts * (size_t)(j->req.best_of > 0 ? j->req.best_of : 1);
+        }
+        if (pr == FTI_OK && n_prompts == 1 && j->req.best_of > s->o.max_batch) {
             /* every choice (best_of: candidate) is a sequence of the batch, started together */
             int is_n = j->req.n == j->req.best_of;
             param = is_n ? "n" : "best_of";
@@ -2421,7 +2721,39 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
                                "%d is not a valid value for '%s': this server runs at most %d "
                                "sequences at a time", j->req.best_of, param, s->o.max_batch);
             fti_api_request_free(&j->req);
+        } else if (pr == FTI_OK && n_seqs > (size_t)s->o.max_batch) {
+            /* a batch of prompts is admitted whole too: prompts x best_of sequences */
+            param = "prompt";
+            pr = fti_error_set(&err, FTI_ERR_LIMIT,
+                               "a batch of %lu prompts with %d choices each is %lu sequences: "
+                               "this server runs at most %d at a time (fti-serve --max-batch); "
+                               "send at most %d prompts per request", (unsigned long)n_prompts,
+                               j->req.best_of, (unsigned long)n_seqs, s->o.max_batch,
+                               s->o.max_batch / (j->req.best_of > 0 ? j->req.best_of : 1));
+            fti_api_request_free(&j->req);
         }
+        for (pi = 0; pr == FTI_OK && pi < j->req.n_prompts; pi++) {
+            const fti_api_prompt *pp = &j->req.prompts[pi];
+            if (!pp->ids) continue;
+            if (n_vocab <= 0) {
+                param = "prompt";
+                pr = fti_error_set(&err, FTI_ERR_UNSUPPORTED,
+                                   "'prompt' as token ids is not supported by this server's "
+                                   "model: send text");
+                break;
+            }
+            for (ti = 0; ti < pp->n_ids; ti++)
+                if (pp->ids[ti] >= n_vocab) {
+                    param = "prompt";
+                    pr = fti_error_set(&err, FTI_ERR_INVALID,
+                                       "token id %ld (prompt %lu, position %lu) is not in this "
+                                       "model's vocabulary: its %d tokens are ids 0 to %d",
+                                       (long)pp->ids[ti], (unsigned long)pi, (unsigned long)ti,
+                                       n_vocab, n_vocab - 1);
+                    break;
+                }
+        }
+        if (pr != FTI_OK && j->req.prompts) fti_api_request_free(&j->req);
         if (pr != FTI_OK) {
             int st = pr == FTI_ERR_NOMEM ? 500 : 400; /* the server's fault, not the client's */
             fti__respond_error(s, c, st, err.msg,
@@ -2440,9 +2772,13 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
             fti_free(j);
             return;
         }
-        j->n_ch = j->req.best_of > 0 ? j->req.best_of : 1;
+        j->n_ch = (int)n_seqs; /* <= max_batch */
+        j->n_prompts = n_prompts;
         j->ch = (fti__choice *)fti_calloc((size_t)j->n_ch, sizeof *j->ch);
-        if (!j->ch) {
+        if (j->req.echo) j->echo = (fti_buf *)fti_calloc(n_prompts, sizeof *j->echo);
+        if (!j->ch || (j->req.echo && !j->echo)) {
+            fti_free(j->ch);
+            fti_free(j->echo);
             fti__respond_error(s, c, 500, "out of memory", "server_error", NULL);
             fti_api_request_free(&j->req);
             fti_free(j);
@@ -2452,7 +2788,8 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
             int k;
             for (k = 0; k < j->n_ch; k++) {
                 j->ch[k].job = j;
-                j->ch[k].index = k;
+                j->ch[k].index = k; /* prompt i's choice m: i*n + m (best_of: renumbered) */
+                j->ch[k].prompt = k / (j->n_ch / (int)n_prompts);
             }
         }
         j->endpoint = ep;

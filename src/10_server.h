@@ -134,22 +134,45 @@ FTIDEF const char *fti_http_reason(int status);
 #ifndef FTI_API_MAX_N
 #define FTI_API_MAX_N 16
 #endif
+/* The most prompts one /v1/completions request may send as a batch ("prompt" as an array: OpenAI's
+ * limit). Each prompt's choices are sequences of the batch too, all admitted together, so the
+ * server also refuses a batch of more than max_batch sequences (prompts x best_of). */
+#ifndef FTI_API_MAX_PROMPTS
+#define FTI_API_MAX_PROMPTS 2048
+#endif
 
 typedef enum fti_api_kind {
     FTI_API_COMPLETION = 1,
     FTI_API_CHAT = 2
 } fti_api_kind;
 
+/* One prompt of a completions request: a text, or token ids (the exact tokens to evaluate:
+ * no BOS, template or retrieved documents are added; each id >= 0, the generator checks the
+ * vocabulary). Owned by the request. */
+typedef struct fti_api_prompt {
+    char *text;      /* a text prompt (NUL-terminated copy; may hold NULs), or NULL for ids */
+    size_t text_len;
+    int32_t *ids;    /* a token-id prompt (n_ids >= 1), or NULL */
+    size_t n_ids;
+} fti_api_prompt;
+
 /* A validated completion request. Owns its strings (fti_api_request_free). */
 typedef struct fti_api_request {
     fti_api_kind kind;
     char *model;        /* as sent, or NULL */
-    char *prompt;       /* the prompt text (chat: rendered from the messages) */
+    char *prompt;       /* the prompt text (chat: rendered from the messages; completions: the
+                           first prompt's text, "" for token ids) */
     size_t prompt_len;
+    /* completions: every prompt, n_prompts >= 1 ("prompt" as a string, an array of strings, an
+     * array of token ids or an array of arrays of them; at most FTI_API_MAX_PROMPTS, each token-id
+     * prompt at most n_ctx - max_tokens ids); chat: 0 (the prompt above) */
+    size_t n_prompts;
+    fti_api_prompt *prompts;
     char *chat_title;   /* chat: the last user message (also inside prompt) */
     char *chat_context; /* chat: the earlier turns as "role: text" lines (also inside prompt) */
     size_t chat_context_len;
-    int max_tokens;     /* >= 1 */
+    int max_tokens;     /* >= 1; 0 only with echo (completions: score the prompt, generate
+                           nothing) */
     float temperature;  /* [0, 2] */
     float top_p;        /* (0, 1] */
     int top_k;          /* >= 0, 0 = off (extension) */
@@ -168,8 +191,9 @@ typedef struct fti_api_request {
     int best_of;        /* completions: candidates to generate, n..FTI_API_MAX_N (default n); the
                            n with the highest mean token log-probability are returned. Above n
                            it is refused with stream */
-    int echo;           /* completions: each choice's text starts with the prompt (refused with
-                           logprobs: the prompt's tokens have none) */
+    int echo;           /* completions: each choice's text starts with the prompt; with logprobs
+                           the prompt's tokens come first too, with their log-probabilities (the
+                           first one's null) */
     int logprobs;       /* report each token's log-probability (chat: logprobs true;
                            completions: logprobs 0..5) */
     int top_logprobs;   /* and its most likely alternatives: chat top_logprobs (0..20), completions
@@ -201,6 +225,8 @@ typedef struct fti_api_logprob {
     size_t offset; /* completions: where the token starts in the completion's text */
     int n_top;
     const struct fti_api_logprob *top;
+    int is_null;   /* 1: no log-probability (an echoed prompt's first token): its token_logprob
+                      and top_logprobs are null */
 } fti_api_logprob;
 
 /* What a finished (or streaming) completion reports. A response with several choices (n > 1)
@@ -265,6 +291,19 @@ typedef struct fti_gen_params {
     const int32_t *bias_ids;
     const float *bias;
     size_t n_bias;
+    /* A token-id prompt (completions' "prompt" as ids): when prompt_ids is not NULL the prompt is
+     * these n_prompt_ids tokens exactly (no BOS, template or retrieved documents added; seq_start's
+     * text is empty). Ids the vocabulary does not have are FTI_ERR_INVALID. The array is the
+     * request's: valid during seq_start. Generators without fti_gen.n_vocab never get one. */
+    const int32_t *prompt_ids;
+    size_t n_prompt_ids;
+    /* 1 (completions' echo with logprobs, or echo of a token-id prompt): the prompt is evaluated as
+     * itself (a text: its own tokens after a BOS when the model adds one; no template and no
+     * retrieved documents) and reported token by token in fti_gen_prompt_info.prompt_tokens, with
+     * logprobs each token's log-probability given the tokens before it and its top_logprobs
+     * alternatives (the first token has none). A generator that cannot leaves prompt_tokens NULL
+     * (the server then answers 400). */
+    int echo_prompt;
 } fti_gen_params;
 
 /* Fills *out with the sampler options of a sequence, with OpenAI's semantics: temperature, top_p,
@@ -273,21 +312,6 @@ typedef struct fti_gen_params {
  * 64). The prompt is not counted: a generator hands fti_sampler_accept only the tokens it
  * generates. NULL p gives greedy decoding. Thread safety: any thread. */
 FTIDEF void fti_gen_sampler_opts(const fti_gen_params *p, fti_sampler_opts *out);
-
-/* What starting a sequence reports about its prompt (valid until seq_end). */
-typedef struct fti_gen_prompt_info {
-    const int32_t *ids;        /* token ids drift looks at (e.g. the user's own text) or NULL */
-    size_t n_tokens;           /* the prompt's tokens (usage, perplexity weight) */
-    size_t n_ids;              /* entries of ids; 0: ids has n_tokens entries */
-    size_t n_byte_fallback;    /* prompt tokens that are raw bytes */
-    double nll_mean;           /* mean negative log-likelihood per token (nats) of the prompt, or
-                                  of the part drift looks at (fti-serve: the user's text); < 0 =
-                                  unknown */
-    size_t nll_tokens;         /* the tokens nll_mean is over (its weight in drift's window
-                                  perplexity); 0: n_tokens */
-    const char *chunks_json;   /* retrieval chunks used (JSON array text) or NULL */
-    int n_chunks;
-} fti_gen_prompt_info;
 
 /* One decoded token of one sequence. text points into generator storage valid until the next call
  * of step for that sequence; it may end inside a UTF-8 character (the server holds such bytes
@@ -306,6 +330,26 @@ typedef struct fti_gen_token {
     const char *const *top_text;
     const size_t *top_text_len;
 } fti_gen_token;
+
+/* What starting a sequence reports about its prompt (valid until seq_end). */
+typedef struct fti_gen_prompt_info {
+    const int32_t *ids;        /* token ids drift looks at (e.g. the user's own text) or NULL */
+    size_t n_tokens;           /* the prompt's tokens (usage, perplexity weight) */
+    size_t n_ids;              /* entries of ids; 0: ids has n_tokens entries */
+    size_t n_byte_fallback;    /* prompt tokens that are raw bytes */
+    double nll_mean;           /* mean negative log-likelihood per token (nats) of the prompt, or
+                                  of the part drift looks at (fti-serve: the user's text); < 0 =
+                                  unknown */
+    size_t nll_tokens;         /* the tokens nll_mean is over (its weight in drift's window
+                                  perplexity); 0: n_tokens */
+    const char *chunks_json;   /* retrieval chunks used (JSON array text) or NULL */
+    int n_chunks;
+    /* fti_gen_params.echo_prompt: the prompt's tokens in order (n_prompt_tokens), each with its id
+     * and bytes and, with logprobs, has_logprob (0 for the first), logprob and alternatives as a
+     * generated token's; generator storage valid until seq_end. NULL: not reported. */
+    const fti_gen_token *prompt_tokens;
+    size_t n_prompt_tokens;
+} fti_gen_prompt_info;
 
 /* The interface. All calls come from the scheduler thread except model_id and n_ctx (any thread).
  *   seq_start  tokenizes and prefills the prompt; FTI_ERR_LIMIT when prompt + max_tokens exceed the
@@ -331,6 +375,10 @@ typedef struct fti_gen {
      * best_of) from choice 0, so the prompt is evaluated once. */
     fti_result (*seq_fork)(void *user, void *from, const fti_gen_params *params, void **seq,
                            fti_error *err);
+    /* Optional (NULL: the generator takes text prompts only, and token-id prompts are refused
+     * with a 400): the vocabulary size, so the server checks a token-id prompt's ids before it
+     * queues the request. Any thread. */
+    int (*n_vocab)(void *user);
 } fti_gen;
 
 /* A deterministic stand-in generator: the prompt is tokenized one byte per token; sequence s emits
@@ -338,6 +386,8 @@ typedef struct fti_gen {
  * after `end_after` tokens (0 = never, so max_tokens decides). Each step sleeps step_us (a cost
  * that is independent of the batch size, like reading the weights once). Asked for logprobs, it
  * makes them up from the word (-0.25 to -1), so best_of ranks its candidates deterministically.
+ * Its vocabulary is the 256 bytes: a token-id prompt is the bytes of its ids, and an echoed
+ * prompt's log-probabilities are made up from the byte (-0.5 to -1.25; the first token's none).
  * model_id is `id`. */
 typedef struct fti_gen_echo_opts {
     const char *id;    /* NULL = "fti-echo" */

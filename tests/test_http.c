@@ -378,7 +378,16 @@ FTI_TEST(http_api_validation) {
         {"[1]", NULL},
         {"{\"prompt\": 3}", "prompt"},
         {"{}", "prompt"},
-        {"{\"prompt\": [\"a\", \"b\"]}", "prompt"},
+        {"{\"prompt\": []}", "prompt"},
+        {"{\"prompt\": [\"a\", 1]}", "prompt"},       /* mixed */
+        {"{\"prompt\": [[1, 2], \"b\"]}", "prompt"},
+        {"{\"prompt\": [[1, 2], []]}", "prompt"},     /* an empty id prompt */
+        {"{\"prompt\": [[\"a\"]]}", "prompt"},
+        {"{\"prompt\": [1, -2]}", "prompt"},          /* a negative id */
+        {"{\"prompt\": [1, 2.5]}", "prompt"},
+        {"{\"prompt\": [1, 2147483648]}", "prompt"},
+        {"{\"prompt\": [true]}", "prompt"},
+        {"{\"prompt\": {\"a\": 1}}", "prompt"},
         {"{\"prompt\": \"a\", \"max_tokens\": -1}", "max_tokens"},
         {"{\"prompt\": \"a\", \"max_tokens\": 0}", "max_tokens"},
         {"{\"prompt\": \"a\", \"max_tokens\": 513}", "max_tokens"},
@@ -397,7 +406,7 @@ FTI_TEST(http_api_validation) {
         {"{\"prompt\": \"a\", \"n\": 3, \"best_of\": 2}", "best_of"}, /* best_of < n */
         {"{\"prompt\": \"a\", \"best_of\": 2, \"stream\": true}", "best_of"},
         {"{\"prompt\": \"a\", \"echo\": 1}", "echo"},
-        {"{\"prompt\": \"a\", \"echo\": true, \"logprobs\": 0}", "echo"},
+        {"{\"prompt\": \"a\", \"echo\": false, \"max_tokens\": 0}", "max_tokens"},
         {"{\"prompt\": \"a\", \"presence_penalty\": 2.5}", "presence_penalty"},
         {"{\"prompt\": \"a\", \"presence_penalty\": \"1\"}", "presence_penalty"},
         {"{\"prompt\": \"a\", \"frequency_penalty\": -2.01}", "frequency_penalty"},

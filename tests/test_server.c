@@ -814,7 +814,10 @@ FTI_TEST(server_n_best_of_echo) {
             {"{\"prompt\":\"a\",\"n\":0}", "n"},
             {"{\"prompt\":\"a\",\"n\":3,\"best_of\":2}", "best_of"},
             {"{\"prompt\":\"a\",\"best_of\":2,\"stream\":true}", "best_of"},
-            {"{\"prompt\":\"a\",\"echo\":true,\"logprobs\":1}", "echo"},
+            {"{\"prompt\":[\"a\",\"b\"],\"n\":5}", "prompt"}, /* 10 sequences > 8 */
+            {"{\"prompt\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]}",
+             "prompt"},
+            {"{\"prompt\":[1,256]}", "prompt"}, /* the echo generator's vocabulary: bytes */
         };
         size_t i;
         for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -866,6 +869,263 @@ FTI_TEST(server_n_best_of_echo) {
     CHECK_EQ_INT(f.run_result, FTI_OK);
     for (k = 0; k < 4; k++) fti_buf_free(&ss.text[k]);
     fti_buf_free(&body);
+}
+
+/* "prompt" as a batch: one choice per prompt and n in one choices array, prompt i's choice j at
+ * index i*n + j and equal to the answer prompt i gets alone with seed + j; usage sums over the
+ * prompts; streamed, the chunks carry those indices and one [DONE] ends it. best_of ranks each
+ * prompt's candidates on their own. */
+FTI_TEST(server_prompt_batch) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf body;
+    fti_json_doc *doc;
+    const fti_json *root, *chs, *c;
+    srv_stream ss;
+    char single[2][2][256], json[512];
+    static const char *const prompts[2] = {"Hello", "Goodbye!"};
+    int i, k;
+    memset(&o, 0, sizeof o);
+    memset(&body, 0, sizeof body);
+    memset(&ss, 0, sizeof ss);
+    o.max_batch = 8;
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    for (i = 0; i < 2; i++)
+        for (k = 0; k < 2; k++) {
+            snprintf(json, sizeof json, "{\"prompt\":\"%s\",\"max_tokens\":3,\"seed\":%d}",
+                     prompts[i], 5 + k);
+            REQUIRE(srv_json(f.port, "/v1/completions", json, &body) == 200);
+            REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+            c = fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 0);
+            snprintf(single[i][k], sizeof single[i][k], "%s", fti_json_get_str(c, "text", "?"));
+            fti_json_free(doc);
+        }
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":[\"Hello\",\"Goodbye!\"],\"max_tokens\":3,\"seed\":5,\"n\":2}",
+                     &body) == 200);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    root = fti_json_root(doc);
+    chs = fti_json_get(root, "choices");
+    REQUIRE(chs && chs->len == 4);
+    for (k = 0; k < 4; k++) {
+        c = fti_json_at(chs, (size_t)k);
+        CHECK_EQ_INT(fti_json_get_int(c, "index", -1), k);
+        CHECK_EQ_STR(fti_json_get_str(c, "text", "?"), single[k / 2][k % 2]);
+    }
+    /* the echo generator: a token per byte, 5 + 8 */
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "prompt_tokens", 0), 13);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "completion_tokens", 0), 12);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(root, "usage"), "total_tokens", 0), 25);
+    fti_json_free(doc);
+
+    /* streamed */
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":[\"Hello\",\"Goodbye!\"],\"max_tokens\":3,\"seed\":5,\"n\":2,"
+                     "\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
+                     &body) == 200);
+    CHECK(srv_stream_read(body.data, 0, &ss) == 0);
+    CHECK_EQ_INT(ss.n_done, 1);
+    CHECK_EQ_INT(ss.bad_index, 0);
+    CHECK_EQ_INT(ss.usage_tokens, 12);
+    for (k = 0; k < 4; k++) {
+        CHECK_EQ_INT(ss.n_finish[k], 1);
+        CHECK_EQ_STR(ss.text[k].data ? ss.text[k].data : "", single[k / 2][k % 2]);
+    }
+
+    /* best_of 2, n 1 over two prompts: prompt i's best at index i (one of its own candidates) */
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":[\"Hello\",\"Goodbye!\"],\"max_tokens\":3,\"seed\":5,"
+                     "\"best_of\":2}", &body) == 200);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    chs = fti_json_get(fti_json_root(doc), "choices");
+    REQUIRE(chs && chs->len == 2);
+    for (i = 0; i < 2; i++) {
+        const char *t = fti_json_get_str(fti_json_at(chs, (size_t)i), "text", "?");
+        CHECK_EQ_INT(fti_json_get_int(fti_json_at(chs, (size_t)i), "index", -1), i);
+        CHECK(strcmp(t, single[i][0]) == 0 || strcmp(t, single[i][1]) == 0);
+    }
+    fti_json_free(doc);
+
+    /* the cap: prompts x best_of sequences within max_batch (8), admitted whole */
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
+                          "{\"prompt\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\"]}", &body),
+                 200);
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
+                          "{\"prompt\":[\"a\",\"b\",\"c\"],\"n\":3}", &body), 400);
+    CHECK(strstr(body.data, "a batch of 3 prompts with 3 choices each is 9 sequences") != NULL);
+    CHECK(strstr(body.data, "\"param\":\"prompt\"") != NULL);
+    srv_finish(&f);
+    CHECK_EQ_INT(f.run_result, FTI_OK);
+    fti_buf_free(&body);
+    for (k = 0; k < 4; k++) fti_buf_free(&ss.text[k]);
+}
+
+/* "prompt" as token ids (one array, or a batch of them): the echo generator's tokens are bytes,
+ * so ids 104, 105 are "hi"; ids past its vocabulary of 256 are a 400 naming the id and the
+ * vocabulary, as is an empty id prompt; a server whose generator has no n_vocab refuses ids. */
+FTI_TEST(server_prompt_token_ids) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf body, a;
+    fti_json_doc *doc;
+    const fti_json *chs;
+    memset(&o, 0, sizeof o);
+    memset(&body, 0, sizeof body);
+    memset(&a, 0, sizeof a);
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    /* ids answer what the same bytes as text answer (no BOS or template in either here) */
+    REQUIRE(srv_json(f.port, "/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":3,\"seed\":2}",
+                     &a) == 200);
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":[104,105],\"max_tokens\":3,\"seed\":2}", &body) == 200);
+    {
+        fti_json_doc *d2;
+        REQUIRE(fti_json_parse(a.data, a.len, NULL, &d2, NULL, NULL) == FTI_OK);
+        REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+        CHECK_EQ_STR(fti_json_get_str(fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 0),
+                                      "text", "?"),
+                     fti_json_get_str(fti_json_at(fti_json_get(fti_json_root(d2), "choices"), 0),
+                                      "text", "!"));
+        CHECK_EQ_INT(fti_json_get_int(fti_json_get(fti_json_root(doc), "usage"), "prompt_tokens",
+                                      0), 2);
+        /* token ids get no retrieval */
+        CHECK(fti_json_get(fti_json_root(doc), "fti_chunks") == NULL);
+        fti_json_free(doc);
+        fti_json_free(d2);
+    }
+    /* a batch of id prompts, echoed: the ids' bytes */
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":[[104,105],[120]],\"max_tokens\":1,\"echo\":true}", &body) ==
+            200);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    chs = fti_json_get(fti_json_root(doc), "choices");
+    REQUIRE(chs && chs->len == 2);
+    CHECK(strncmp(fti_json_get_str(fti_json_at(chs, 0), "text", ""), "hi", 2) == 0);
+    CHECK(strncmp(fti_json_get_str(fti_json_at(chs, 1), "text", ""), "x", 1) == 0);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(fti_json_root(doc), "usage"), "prompt_tokens", 0),
+                 3);
+    fti_json_free(doc);
+    /* the refusals */
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions", "{\"prompt\":[[104],[104,256]]}", &body),
+                 400);
+    CHECK(strstr(body.data, "token id 256 (prompt 1, position 1) is not in this model's "
+                            "vocabulary: its 256 tokens are ids 0 to 255") != NULL);
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions", "{\"prompt\":[[104],[]]}", &body), 400);
+    CHECK(strstr(body.data, "prompt 1 is an empty array of token ids") != NULL);
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions", "{\"prompt\":[-1]}", &body), 400);
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions", "{\"prompt\":[1,\"a\"]}", &body), 400);
+    srv_finish(&f);
+    CHECK_EQ_INT(f.run_result, FTI_OK);
+
+    /* a generator without n_vocab: text only */
+    {
+        fti_gen g;
+        REQUIRE(fti_gen_echo_create(NULL, &g) == FTI_OK);
+        g.n_vocab = NULL;
+        REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+        fti_server_set_generator(f.srv, &g);
+        CHECK_EQ_INT(srv_json(f.port, "/v1/completions", "{\"prompt\":[104]}", &body), 400);
+        CHECK(strstr(body.data, "token ids is not supported by this server's model") != NULL);
+        CHECK_EQ_INT(srv_json(f.port, "/v1/completions", "{\"prompt\":\"h\"}", &body), 200);
+        srv_finish(&f);
+    }
+    fti_buf_free(&body);
+    fti_buf_free(&a);
+}
+
+/* echo with logprobs: the prompt's tokens first, the first with null token_logprob and
+ * top_logprobs, text_offset counting from the echoed text, then the generated tokens with the
+ * log-probabilities the request without echo reports (offsets after the prompt); max_tokens 0
+ * scores without generating (finish_reason "length", no completion tokens), streamed too (the
+ * prompt in the first chunk); max_tokens 0 without echo is a 400, and chat refuses echo. */
+FTI_TEST(server_echo_logprobs_scoring) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf body;
+    fti_json_doc *doc, *d2;
+    const fti_json *c, *lp, *tl, *tops, *offs, *lp2;
+    srv_stream ss;
+    size_t i;
+    memset(&o, 0, sizeof o);
+    memset(&body, 0, sizeof body);
+    memset(&ss, 0, sizeof ss);
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":\"abc\",\"max_tokens\":2,\"logprobs\":1,\"seed\":3}", &body) ==
+            200);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &d2, NULL, NULL) == FTI_OK);
+    lp2 = fti_json_get(fti_json_get(fti_json_at(fti_json_get(fti_json_root(d2), "choices"), 0),
+                                    "logprobs"), "token_logprobs");
+    REQUIRE(lp2 && lp2->len == 2);
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":\"abc\",\"max_tokens\":2,\"logprobs\":1,\"seed\":3,"
+                     "\"echo\":true}", &body) == 200);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    c = fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 0);
+    lp = fti_json_get(c, "logprobs");
+    tl = fti_json_get(lp, "token_logprobs");
+    tops = fti_json_get(lp, "top_logprobs");
+    offs = fti_json_get(lp, "text_offset");
+    REQUIRE(tl && tl->len == 5 && tops && tops->len == 5 && offs && offs->len == 5);
+    CHECK(fti_json_at(tl, 0)->type == FTI_JSON_NULL);
+    CHECK(fti_json_at(tops, 0)->type == FTI_JSON_NULL);
+    CHECK_EQ_STR(fti_json_at(fti_json_get(lp, "tokens"), 1)->str, "b");
+    /* the echo generator's made-up figure for byte 'b' (98): -0.5 - 0.25 * (98 % 4) */
+    CHECK(fti_json_at(tl, 1)->num == -1.0 && fti_json_at(tops, 1)->len == 1);
+    for (i = 0; i < 3; i++) CHECK_EQ_INT(fti_json_at(offs, i)->i, (int64_t)i);
+    CHECK(fti_json_at(offs, 3)->i == 3); /* the first generated token starts after "abc" */
+    CHECK(fti_json_at(tl, 3)->num == fti_json_at(lp2, 0)->num);
+    CHECK(fti_json_at(tl, 4)->num == fti_json_at(lp2, 1)->num);
+    CHECK(strncmp(fti_json_get_str(c, "text", ""), "abc", 3) == 0);
+    fti_json_free(doc);
+    fti_json_free(d2);
+
+    /* max_tokens 0: only the prompt, scored */
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":[\"abc\",\"de\"],\"max_tokens\":0,\"logprobs\":1,\"echo\":true,"
+                     "\"temperature\":0,\"seed\":1234}", &body) == 200);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    c = fti_json_get(fti_json_root(doc), "choices");
+    REQUIRE(c && c->len == 2);
+    CHECK_EQ_STR(fti_json_get_str(fti_json_at(c, 0), "text", "?"), "abc");
+    CHECK_EQ_STR(fti_json_get_str(fti_json_at(c, 1), "text", "?"), "de");
+    CHECK_EQ_STR(fti_json_get_str(fti_json_at(c, 1), "finish_reason", "?"), "length");
+    CHECK(fti_json_get(fti_json_get(fti_json_at(c, 1), "logprobs"), "tokens")->len == 2);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(fti_json_root(doc), "usage"), "prompt_tokens", 0),
+                 5);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(fti_json_root(doc), "usage"), "completion_tokens",
+                                  -1), 0);
+    fti_json_free(doc);
+    /* echo without logprobs and max_tokens 0: the prompt back */
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":\"abc\",\"max_tokens\":0,\"echo\":true}", &body) == 200);
+    CHECK(strstr(body.data, "\"text\":\"abc\",\"logprobs\":null") != NULL);
+    /* streamed */
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":[\"abc\",\"de\"],\"max_tokens\":0,\"logprobs\":1,\"echo\":true,"
+                     "\"stream\":true,\"stream_options\":{\"include_usage\":true}}", &body) ==
+            200);
+    CHECK(srv_stream_read(body.data, 0, &ss) == 0);
+    CHECK_EQ_STR(ss.text[0].data ? ss.text[0].data : "", "abc");
+    CHECK_EQ_STR(ss.text[1].data ? ss.text[1].data : "", "de");
+    CHECK(ss.n_finish[0] == 1 && ss.n_finish[1] == 1 && ss.n_done == 1);
+    CHECK_EQ_INT(ss.usage_tokens, 0);
+    CHECK(strstr(body.data, "\"token_logprobs\":[null,-1,-1.25]") != NULL);
+    /* the refusals */
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions", "{\"prompt\":\"abc\",\"max_tokens\":0}",
+                          &body), 400);
+    CHECK(strstr(body.data, "\"param\":\"max_tokens\"") != NULL);
+    CHECK_EQ_INT(srv_json(f.port, "/v1/chat/completions",
+                          "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"echo\":true}",
+                          &body), 400);
+    CHECK(strstr(body.data, "\"param\":\"echo\"") != NULL);
+    CHECK_EQ_INT(srv_json(f.port, "/v1/chat/completions",
+                          "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"echo\":false,"
+                          "\"max_tokens\":1}", &body), 200);
+    srv_finish(&f);
+    CHECK_EQ_INT(f.run_result, FTI_OK);
+    fti_buf_free(&body);
+    for (i = 0; i < 4; i++) fti_buf_free(&ss.text[i]);
 }
 
 /* A generator around the echo one that counts its live sequences and fails on cue: the

@@ -484,8 +484,6 @@ await check("n, best_of, echo", async () => {
                                 OpenAI.BadRequestError, 400, "best_of");
     await expectError(() => client.completions.create({ ...base, best_of: 2, stream: true }),
                       OpenAI.BadRequestError, 400, "best_of");
-    await expectError(() => client.completions.create({ ...base, echo: true, logprobs: 1 }),
-                      OpenAI.BadRequestError, 400, "echo");
     await expectError(() => client.chat.completions.create({ messages: chatMsgs, max_tokens: 2,
                                                              n: 17 }),
                       OpenAI.BadRequestError, 400, "n");
