@@ -3636,8 +3636,9 @@ FTIDEF fti_result fti_monitor_flush(fti_monitor *mon);
  *              body timeouts, a connection cap and a bounded queue (503), EMFILE survival, graceful
  *              stop (stop accepting, finish in-flight, flush logs), hot swap of the generator
  *              without dropping in-flight requests. Endpoints: POST /v1/completions, POST
- *              /v1/chat/completions, GET /v1/models, /health, /metrics (Prometheus text) and a
- *              dashboard at / (inline HTML, CSS, JS).
+ *              /v1/chat/completions, GET /v1/models, /health, /metrics (Prometheus text), a
+ *              dashboard at / (inline HTML, CSS, JS), and llama.cpp's POST /tokenize and
+ *              /detokenize (the server's own tokens, for clients that count a prompt's).
  *
  * The socket server needs POSIX and threads: under FTI_NO_THREADS fti_server_create returns
  * FTI_ERR_UNSUPPORTED (the parser and the API layer still work). FTI_NO_SERVER removes the part.
@@ -3992,6 +3993,15 @@ typedef struct fti_gen {
      * with a 400): the vocabulary size, so the server checks a token-id prompt's ids before it
      * queues the request. Any thread. */
     int (*n_vocab)(void *user);
+    /* Optional (NULL: POST /tokenize and /detokenize answer 501): text to the token ids a scored
+     * text prompt is evaluated as (add_special 1: with the BOS the model adds; 0: the text's
+     * own tokens), appended to *out; and token ids to their bytes, appended to *out
+     * (FTI_ERR_INVALID for an id the vocabulary does not have). They run on the server's I/O
+     * thread while the scheduler runs: they may only read what never changes (a tokenizer). */
+    fti_result (*tokenize)(void *user, const char *text, size_t len, int add_special,
+                           fti_tokens *out, fti_error *err);
+    fti_result (*detokenize)(void *user, const int32_t *ids, size_t n, fti_buf *out,
+                             fti_error *err);
 } fti_gen;
 
 /* A deterministic stand-in generator: the prompt is tokenized one byte per token; sequence s emits
@@ -40741,6 +40751,32 @@ static int fti__echo_n_vocab(void *user) {
 
 static void fti__echo_end(void *user, void *seq);
 
+static fti_result fti__echo_tokenize(void *user, const char *text, size_t len, int add_special,
+                                     fti_tokens *out, fti_error *err) {
+    size_t i;
+    (void)user;
+    (void)add_special; /* no BOS */
+    for (i = 0; i < len; i++)
+        if (fti_tokens_push(out, (unsigned char)text[i]) != FTI_OK)
+            return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    return FTI_OK;
+}
+
+static fti_result fti__echo_detokenize(void *user, const int32_t *ids, size_t n, fti_buf *out,
+                                       fti_error *err) {
+    size_t i;
+    (void)user;
+    for (i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] > 255)
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "token id %ld (position %lu) is not in this model's vocabulary: "
+                                 "its 256 tokens are ids 0 to 255", (long)ids[i],
+                                 (unsigned long)i);
+        fti_buf_putc(out, (char)(unsigned char)ids[i]);
+    }
+    return out->oom ? fti_error_set(err, FTI_ERR_NOMEM, "out of memory") : FTI_OK;
+}
+
 /* echo_prompt: every prompt byte as a token; with logprobs made up from the byte (-0.5 to
  * -1.25), the alternatives the words after it, 1 apart. 0 or FTI_ERR_NOMEM. */
 static fti_result fti__echo_prompt_tokens(fti__echo_seq *s, int logprobs) {
@@ -40921,6 +40957,8 @@ FTIDEF fti_result fti_gen_echo_create(const fti_gen_echo_opts *opts, fti_gen *ge
     gen->seq_end = fti__echo_end;
     gen->release = fti__echo_release;
     gen->n_vocab = fti__echo_n_vocab;
+    gen->tokenize = fti__echo_tokenize;
+    gen->detokenize = fti__echo_detokenize;
     return FTI_OK;
 }
 
@@ -42145,13 +42183,123 @@ static int fti__pct_decode(const char *src, size_t n, char *dst, size_t cap) {
 }
 
 /* Handles one complete request. Returns with c->phase BUSY (a job runs), HEAD or CLOSING. */
+/* POST /tokenize {"content": "...", "add_special": false} -> {"tokens": [...]} and POST
+ * /detokenize {"tokens": [...]} -> {"content": "..."} (llama.cpp's server's shapes): the current
+ * generator's tokens, so a client counts a prompt's tokens (lm-eval's ctxlen) as the server does.
+ * The generator is held by a reference for the call (a hot swap may make another current). */
+static void fti__tokenize(fti_server *s, fti__conn *c, int detok, const char *body,
+                          size_t body_len) {
+    fti_json_doc *doc = NULL;
+    const fti_json *root, *v, *x;
+    fti_json_opts jo;
+    fti_error err;
+    fti__genref *g, *dead;
+    fti_tokens toks;
+    fti_buf out, b;
+    int32_t *ids = NULL;
+    size_t n = 0, i;
+    int st = 200;
+    const char *param = NULL;
+    fti_jw w;
+    memset(&toks, 0, sizeof toks);
+    memset(&out, 0, sizeof out);
+    memset(&b, 0, sizeof b);
+    fti_error_clear(&err);
+    memset(&jo, 0, sizeof jo);
+    jo.max_depth = 8;
+    jo.max_nodes = 64 + body_len / 2;
+    pthread_mutex_lock(&s->mu);
+    g = s->cur;
+    g->refs++;
+    pthread_mutex_unlock(&s->mu);
+    if (!(detok ? g->gen.detokenize != NULL : g->gen.tokenize != NULL)) {
+        st = 501;
+        fti_error_set(&err, FTI_ERR_UNSUPPORTED, "this server's model does not %s",
+                      detok ? "detokenize" : "tokenize");
+    } else if (fti_json_parse(body, body_len, &jo, &doc, NULL, &err) != FTI_OK ||
+               !(root = fti_json_root(doc)) || root->type != FTI_JSON_OBJECT) {
+        st = 400;
+        fti_error_set(&err, FTI_ERR_FORMAT, "request body must be a JSON object");
+    } else if (!detok) {
+        v = fti_json_get(root, "content");
+        x = fti_json_get(root, "add_special");
+        if (!v || v->type != FTI_JSON_STRING) {
+            st = 400;
+            param = "content";
+            fti_error_set(&err, FTI_ERR_INVALID, "'content' must be a string");
+        } else if (x && x->type != FTI_JSON_TRUE && x->type != FTI_JSON_FALSE &&
+                   x->type != FTI_JSON_NULL) {
+            st = 400;
+            param = "add_special";
+            fti_error_set(&err, FTI_ERR_INVALID, "'add_special' must be a boolean");
+        } else if (g->gen.tokenize(g->gen.user, v->str, v->len, x && x->type == FTI_JSON_TRUE,
+                                   &toks, &err) != FTI_OK) {
+            st = err.code == FTI_ERR_NOMEM ? 500 : 400;
+        }
+    } else {
+        v = fti_json_get(root, "tokens");
+        if (!v || v->type != FTI_JSON_ARRAY) {
+            st = 400;
+            param = "tokens";
+            fti_error_set(&err, FTI_ERR_INVALID, "'tokens' must be an array of token ids");
+        } else if (v->len && !(ids = (int32_t *)fti_malloc(v->len * sizeof(int32_t)))) {
+            st = 500;
+            fti_error_set(&err, FTI_ERR_NOMEM, "out of memory");
+        } else {
+            for (x = v->child; x; x = x->next) {
+                if (x->type != FTI_JSON_NUMBER || !x->is_int || x->i < 0 || x->i > INT32_MAX) {
+                    st = 400;
+                    param = "tokens";
+                    fti_error_set(&err, FTI_ERR_INVALID, "'tokens' must be integers from 0 "
+                                  "(entry %lu is not)", (unsigned long)n);
+                    break;
+                }
+                ids[n++] = (int32_t)x->i;
+            }
+            if (st == 200 && g->gen.detokenize(g->gen.user, ids, n, &out, &err) != FTI_OK) {
+                st = err.code == FTI_ERR_NOMEM ? 500 : 400;
+                param = "tokens";
+            }
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    dead = fti__gen_unref(g);
+    pthread_mutex_unlock(&s->mu);
+    fti__gen_release(dead);
+    if (st != 200) {
+        fti__respond_error(s, c, st, err.msg[0] ? err.msg : "bad request",
+                           st == 400 ? "invalid_request_error" : "server_error", param);
+    } else {
+        fti_jw_init(&w, &b, 0);
+        fti_jw_obj_begin(&w);
+        if (detok) {
+            fti_jw_key(&w, "content");
+            fti_jw_strn(&w, out.data ? out.data : "", out.len);
+        } else {
+            fti_jw_key(&w, "tokens");
+            fti_jw_arr_begin(&w);
+            for (i = 0; i < toks.len; i++) fti_jw_int(&w, toks.ids[i]);
+            fti_jw_arr_end(&w);
+        }
+        fti_jw_obj_end(&w);
+        fti__respond_built(s, c, "application/json", &b);
+    }
+    if (s->o.monitor) fti_monitor_count(s->o.monitor, detok ? "/detokenize" : "/tokenize", st);
+    s->st.requests++;
+    fti_free(ids);
+    fti_tokens_free(&toks);
+    fti_buf_free(&out);
+    fti_buf_free(&b);
+    fti_json_free(doc);
+}
+
 static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t body_len) {
     const unsigned char *base = (const unsigned char *)c->in.data;
     const char *m = (const char *)base + c->head->method.off;
     size_t ml = c->head->method.len, tl = c->head->target.len, q;
     const char *t = (const char *)base + c->head->target.off;
     int is_get = ml == 3 && memcmp(m, "GET", 3) == 0;
-    int is_post = ml == 4 && memcmp(m, "POST", 4) == 0, is_comp, is_read;
+    int is_post = ml == 4 && memcmp(m, "POST", 4) == 0, is_comp, is_read, is_tok;
     char path[64];
     const char *model_ref = NULL; /* /v1/models/{id}: the id as sent (percent-encoded) */
     size_t model_ref_len = 0;
@@ -42172,20 +42320,32 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
     path[q] = 0;
     if (!c->head->keep_alive) c->close_after = 1;
     is_comp = strcmp(path, "/v1/completions") == 0 || strcmp(path, "/v1/chat/completions") == 0;
+    is_tok = strcmp(path, "/tokenize") == 0 || strcmp(path, "/detokenize") == 0;
     is_read = (strcmp(path, "/") == 0 && !s->o.no_dashboard) || strcmp(path, "/health") == 0 ||
               strcmp(path, "/metrics") == 0 || strcmp(path, "/v1/models") == 0;
-    if (ml == 7 && memcmp(m, "OPTIONS", 7) == 0 && (is_comp || is_read || (tl == 1 && *t == '*'))) {
+    if (ml == 7 && memcmp(m, "OPTIONS", 7) == 0 &&
+        (is_comp || is_tok || is_read || (tl == 1 && *t == '*'))) {
         /* what a path allows (a browser's CORS preflight also lands here: without
          * fti_server_opts.cors_origin it gets no Access-Control-Allow-Origin, so the browser
          * keeps its same-origin policy) */
-        fti__respond_options(s, c, is_comp   ? "POST, OPTIONS"
-                                   : is_read ? "GET, HEAD, OPTIONS"
-                                             : "GET, HEAD, POST, OPTIONS");
-        if (s->o.monitor) fti_monitor_count(s->o.monitor, is_comp || is_read ? path : "other", 204);
+        fti__respond_options(s, c, is_comp || is_tok ? "POST, OPTIONS"
+                                   : is_read           ? "GET, HEAD, OPTIONS"
+                                                       : "GET, HEAD, POST, OPTIONS");
+        if (s->o.monitor)
+            fti_monitor_count(s->o.monitor, is_comp || is_tok || is_read ? path : "other", 204);
         s->st.requests++;
         return;
     }
 
+    if (is_tok) {
+        if (!is_post) {
+            fti__respond_405(s, c, "use POST", "POST, OPTIONS");
+            if (s->o.monitor) fti_monitor_count(s->o.monitor, path, 405);
+            return;
+        }
+        fti__tokenize(s, c, path[1] == 'd', body, body_len);
+        return;
+    }
     if (is_comp) {
         fti_api_kind kind = path[4] == 'c' && path[5] == 'h' ? FTI_API_CHAT : FTI_API_COMPLETION;
         fti__job *j;

@@ -161,6 +161,36 @@ static const char *eng_id(void *u) { return ((eng *)u)->id; }
 static int eng_n_ctx(void *u) { return ((eng *)u)->n_ctx; }
 static int eng_n_vocab(void *u) { return (int)fti_engine_config(((eng *)u)->e)->vocab_size; }
 
+/* POST /tokenize: the tokens a scored text prompt is evaluated as (add_special: with the BOS
+ * the model adds). The tokenizer is read-only: any thread. */
+static fti_result eng_tokenize(void *u, const char *text, size_t len, int add_special,
+                               fti_tokens *out, fti_error *err) {
+    eng *g = (eng *)u;
+    fti_result r = FTI_OK;
+    if (add_special && fti_engine_add_bos(g->e))
+        r = fti_tokens_push(out, (uint32_t)fti_engine_bos(g->e));
+    if (r == FTI_OK) r = fti_tokenizer_encode(g->tok, text, len, 0, out);
+    return r == FTI_OK ? FTI_OK : fti_error_set(err, r, "tokenize: %s", fti_result_str(r));
+}
+
+/* POST /detokenize: the bytes of the ids (a control token's are none). */
+static fti_result eng_detokenize(void *u, const int32_t *ids, size_t n, fti_buf *out,
+                                 fti_error *err) {
+    eng *g = (eng *)u;
+    size_t V = fti_engine_config(g->e)->vocab_size, i, bl;
+    for (i = 0; i < n; i++) {
+        const char *b;
+        if (ids[i] < 0 || (size_t)ids[i] >= V)
+            return fti_error_set(err, FTI_ERR_INVALID,
+                                 "token id %ld (position %lu) is not in this model's "
+                                 "vocabulary: its %lu tokens are ids 0 to %lu", (long)ids[i],
+                                 (unsigned long)i, (unsigned long)V, (unsigned long)(V - 1));
+        b = fti_engine_token_bytes(g->e, ids[i], &bl);
+        if (b) fti_buf_append(out, b, bl);
+    }
+    return out->oom ? fti_error_set(err, FTI_ERR_NOMEM, "out of memory") : FTI_OK;
+}
+
 static void eng_seq_free(eng *g, eng_seq *q) {
     if (!q) return;
     if (q->s && g && g->spare && g->n_spare < (size_t)g->max_batch) {
@@ -337,7 +367,9 @@ static fti_result eng_start_raw(eng *g, eng_seq *q, const char *prompt, size_t p
         for (t0 = 0; t0 < n; t0 += chunk) {
             size_t m = n - t0 < chunk ? n - t0 : chunk;
             float *lg = p->logprobs ? g->lg : NULL;
-            r = g->use_batch_decode && g->n_live > 0
+            /* the session's own forward even while others decode (the batch's packed weights
+             * round differently): a prompt's scores do not depend on what else is served */
+            r = g->use_batch_decode && g->n_live > 0 && !lg
                     ? fti_batch_prefill(g->dec, q->s, q->pids + t0, m, lg, g->pool, err)
                     : fti_session_eval(q->s, q->pids + t0, m, lg, err);
             if (r != FTI_OK) return r;
@@ -884,6 +916,8 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
     gen->seq_end = eng_end;
     gen->release = eng_release;
     gen->n_vocab = eng_n_vocab;
+    gen->tokenize = eng_tokenize;
+    gen->detokenize = eng_detokenize;
     return FTI_OK;
 }
 #endif /* FTI_INFER_H */

@@ -23,8 +23,9 @@
  *              body timeouts, a connection cap and a bounded queue (503), EMFILE survival, graceful
  *              stop (stop accepting, finish in-flight, flush logs), hot swap of the generator
  *              without dropping in-flight requests. Endpoints: POST /v1/completions, POST
- *              /v1/chat/completions, GET /v1/models, /health, /metrics (Prometheus text) and a
- *              dashboard at / (inline HTML, CSS, JS).
+ *              /v1/chat/completions, GET /v1/models, /health, /metrics (Prometheus text), a
+ *              dashboard at / (inline HTML, CSS, JS), and llama.cpp's POST /tokenize and
+ *              /detokenize (the server's own tokens, for clients that count a prompt's).
  *
  * The socket server needs POSIX and threads: under FTI_NO_THREADS fti_server_create returns
  * FTI_ERR_UNSUPPORTED (the parser and the API layer still work). FTI_NO_SERVER removes the part.
@@ -379,6 +380,15 @@ typedef struct fti_gen {
      * with a 400): the vocabulary size, so the server checks a token-id prompt's ids before it
      * queues the request. Any thread. */
     int (*n_vocab)(void *user);
+    /* Optional (NULL: POST /tokenize and /detokenize answer 501): text to the token ids a scored
+     * text prompt is evaluated as (add_special 1: with the BOS the model adds; 0: the text's
+     * own tokens), appended to *out; and token ids to their bytes, appended to *out
+     * (FTI_ERR_INVALID for an id the vocabulary does not have). They run on the server's I/O
+     * thread while the scheduler runs: they may only read what never changes (a tokenizer). */
+    fti_result (*tokenize)(void *user, const char *text, size_t len, int add_special,
+                           fti_tokens *out, fti_error *err);
+    fti_result (*detokenize)(void *user, const int32_t *ids, size_t n, fti_buf *out,
+                             fti_error *err);
 } fti_gen;
 
 /* A deterministic stand-in generator: the prompt is tokenized one byte per token; sequence s emits

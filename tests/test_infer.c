@@ -1791,6 +1791,212 @@ FTI_TEST(infer_cli_serve_n_shares_prompt) {
 #endif
 }
 
+#if !defined(FTI_NO_SERVER) && !defined(FTI_NO_THREADS)
+/* The body of an HTTP answer parsed (NULL if it is not JSON). */
+static fti_json_doc *ti_answer_json(const char *answer) {
+    const char *body = strstr(answer, "\r\n\r\n");
+    fti_json_doc *doc = NULL;
+    if (!body || fti_json_parse(body + 4, strlen(body + 4), NULL, &doc, NULL, NULL) != FTI_OK)
+        return NULL;
+    return doc;
+}
+
+/* Checks choice ch's echoed logprobs against want[1..n) (fti_session_token_logprobs of the same
+ * ids): n tokens, the first null, each within 1e-4 (the server's log-sum-exp is the kernels'
+ * float exp), with k alternatives of which the best is at least the token's. */
+static void ti_check_scored(const fti_json *ch, const double *want, size_t n, size_t k) {
+    const fti_json *lp = fti_json_get(ch, "logprobs");
+    const fti_json *tl = fti_json_get(lp, "token_logprobs");
+    const fti_json *tops = fti_json_get(lp, "top_logprobs");
+    size_t i;
+    REQUIRE(tl && tops && tl->len == n && tops->len == n);
+    CHECK(fti_json_at(tl, 0)->type == FTI_JSON_NULL && fti_json_at(tops, 0)->type == FTI_JSON_NULL);
+    for (i = 1; i < n; i++) {
+        const fti_json *t = fti_json_at(tops, i), *a;
+        double best = -1e30, got = fti_json_at(tl, i)->num;
+        CHECK(fabs(got - want[i]) < 1e-4);
+        if (fabs(got - want[i]) >= 1e-4)
+            fprintf(stderr, "    token %lu: %.7f, the session's %.7f\n", (unsigned long)i, got,
+                    want[i]);
+        CHECK_EQ_INT((int64_t)t->len, (int64_t)k);
+        for (a = t->child; a; a = a->next) best = a->num > best ? a->num : best;
+        CHECK(best >= got - 1e-4);
+    }
+}
+#endif
+
+/* fti-serve scores prompts as evaluation harnesses ask (lm-eval's local-completions: a batch of
+ * token-id prompts, echo, logprobs, max_tokens 0 or 1): each echoed prompt token's
+ * log-probability is the model's, what fti_session_token_logprobs gives for the same ids (the
+ * first token null); a text prompt is scored as its own tokens (after a BOS when the model adds
+ * one); the generated token's log-probability is the one the request without echo reports; ids
+ * outside the vocabulary and id prompts past the context are 400s. */
+FTI_TEST(infer_cli_serve_scores_prompts) {
+#if !defined(FTI_NO_SERVER) && !defined(FTI_NO_THREADS)
+    const char *prog = "build/fti-serve", *path = ti_model_bytes_ctx("score.gguf", 64);
+    const char *pf = fti_test_tmp("score.port"), *pidf = fti_test_tmp("score.pid");
+    static const char *const texts[2] = {"the cat sat on the mat", "ab cd ef xy"};
+    char out[65536], json[4096];
+    int32_t ids[2][64];
+    size_t n_ids[2], i, k, n, V;
+    double want[2][64];
+    fti_engine *e = NULL;
+    fti_tokenizer *tok = NULL;
+    fti_session *s = NULL;
+    fti_session_opts so;
+    fti_error err;
+    fti_json_doc *doc, *d2;
+    const fti_json *chs, *u;
+    int port, bos;
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(path != NULL);
+    REQUIRE(fti_engine_open(&e, path, NULL, &err) == FTI_OK);
+    REQUIRE(fti_engine_tokenizer(e, &tok, &err) == FTI_OK);
+    V = fti_engine_config(e)->vocab_size;
+    bos = fti_engine_add_bos(e);
+    memset(&so, 0, sizeof so);
+    so.kv_type = FTI_KV_F16; /* fti-serve's default */
+    REQUIRE(fti_session_create(&s, e, &so, &err) == FTI_OK);
+    for (k = 0; k < 2; k++) {
+        fti_tokens t;
+        memset(&t, 0, sizeof t);
+        REQUIRE(fti_tokenizer_encode(tok, texts[k], strlen(texts[k]), 0, &t) == FTI_OK);
+        REQUIRE(t.len >= 3 && t.len < 40);
+        for (i = 0; i < t.len; i++) ids[k][i] = (int32_t)t.ids[i];
+        n_ids[k] = t.len;
+        fti_tokens_free(&t);
+        REQUIRE(fti_session_token_logprobs(s, ids[k], n_ids[k], want[k], &err) == FTI_OK);
+    }
+    port = ti_serve_start(path, 2, pf, pidf);
+    CHECK(port > 0);
+    if (port > 0) {
+        /* a batch of two id prompts, scored only */
+        n = (size_t)snprintf(json, sizeof json, "{\"prompt\":[");
+        for (k = 0; k < 2; k++) {
+            n += (size_t)snprintf(json + n, sizeof json - n, "%s[", k ? "," : "");
+            for (i = 0; i < n_ids[k]; i++)
+                n += (size_t)snprintf(json + n, sizeof json - n, "%s%ld", i ? "," : "",
+                                      (long)ids[k][i]);
+            n += (size_t)snprintf(json + n, sizeof json - n, "]");
+        }
+        snprintf(json + n, sizeof json - n, "],\"max_tokens\":0,\"echo\":true,\"logprobs\":2,"
+                 "\"temperature\":0,\"seed\":1234}");
+        CHECK(ti_post(port, "/v1/completions", json, out, sizeof out));
+        doc = ti_answer_json(out);
+        REQUIRE(doc != NULL);
+        chs = fti_json_get(fti_json_root(doc), "choices");
+        REQUIRE(chs && chs->len == 2);
+        for (k = 0; k < 2; k++) {
+            CHECK_EQ_INT(fti_json_get_int(fti_json_at(chs, k), "index", -1), (int64_t)k);
+            CHECK_EQ_STR(fti_json_get_str(fti_json_at(chs, k), "text", "?"), texts[k]);
+            ti_check_scored(fti_json_at(chs, k), want[k], n_ids[k], 2);
+        }
+        u = fti_json_get(fti_json_root(doc), "usage");
+        CHECK_EQ_INT(fti_json_get_int(u, "prompt_tokens", 0), (int64_t)(n_ids[0] + n_ids[1]));
+        CHECK_EQ_INT(fti_json_get_int(u, "completion_tokens", -1), 0);
+        fti_json_free(doc);
+
+        /* the text prompt: its own tokens, after the BOS the model adds (if it does) */
+        if (bos) {
+            int32_t b[65];
+            b[0] = fti_engine_bos(e);
+            memcpy(b + 1, ids[0], n_ids[0] * sizeof(int32_t));
+            REQUIRE(fti_session_token_logprobs(s, b, n_ids[0] + 1, want[1], &err) == FTI_OK);
+        } else {
+            memcpy(want[1], want[0], sizeof want[0]);
+        }
+        snprintf(json, sizeof json, "{\"prompt\":\"%s\",\"max_tokens\":0,\"echo\":true,"
+                 "\"logprobs\":1}", texts[0]);
+        CHECK(ti_post(port, "/v1/completions", json, out, sizeof out));
+        doc = ti_answer_json(out);
+        REQUIRE(doc != NULL);
+        chs = fti_json_get(fti_json_root(doc), "choices");
+        REQUIRE(chs && chs->len == 1);
+        ti_check_scored(fti_json_at(chs, 0), want[1], n_ids[0] + (bos ? 1 : 0), 1);
+        CHECK_EQ_STR(fti_json_get_str(fti_json_at(chs, 0), "text", "?"), texts[0]);
+        fti_json_free(doc);
+
+        /* generated tokens: the log-probabilities of the request without echo */
+        n = (size_t)snprintf(json, sizeof json, "{\"prompt\":[");
+        for (i = 0; i < n_ids[0]; i++)
+            n += (size_t)snprintf(json + n, sizeof json - n, "%s%ld", i ? "," : "",
+                                  (long)ids[0][i]);
+        snprintf(json + n, sizeof json - n, "],\"max_tokens\":3,\"temperature\":0,\"logprobs\":1}");
+        CHECK(ti_post(port, "/v1/completions", json, out, sizeof out));
+        d2 = ti_answer_json(out);
+        REQUIRE(d2 != NULL);
+        snprintf(json + n, sizeof json - n, "],\"max_tokens\":3,\"temperature\":0,\"logprobs\":1,"
+                 "\"echo\":true}");
+        CHECK(ti_post(port, "/v1/completions", json, out, sizeof out));
+        doc = ti_answer_json(out);
+        REQUIRE(doc != NULL);
+        {
+            const fti_json *a = fti_json_get(fti_json_get(fti_json_at(fti_json_get(
+                                                 fti_json_root(d2), "choices"), 0), "logprobs"),
+                                             "token_logprobs");
+            const fti_json *b = fti_json_get(fti_json_get(fti_json_at(fti_json_get(
+                                                 fti_json_root(doc), "choices"), 0), "logprobs"),
+                                             "token_logprobs");
+            REQUIRE(a && b && a->len == 3 && b->len == n_ids[0] + 3);
+            for (i = 0; i < 3; i++)
+                CHECK(fabs(fti_json_at(a, i)->num - fti_json_at(b, n_ids[0] + i)->num) < 1e-6);
+            CHECK(fabs(fti_json_at(b, 1)->num - want[0][1]) < 1e-4);
+        }
+        fti_json_free(doc);
+        fti_json_free(d2);
+
+        /* /tokenize: the ids a client sends (add_special: the BOS a scored text gets) */
+        snprintf(json, sizeof json, "{\"content\":\"%s\"}", texts[0]);
+        CHECK(ti_post(port, "/tokenize", json, out, sizeof out));
+        doc = ti_answer_json(out);
+        REQUIRE(doc != NULL);
+        u = fti_json_get(fti_json_root(doc), "tokens");
+        REQUIRE(u && u->len == n_ids[0]);
+        for (i = 0; i < n_ids[0]; i++) CHECK_EQ_INT(fti_json_at(u, i)->i, ids[0][i]);
+        fti_json_free(doc);
+        snprintf(json, sizeof json, "{\"content\":\"%s\",\"add_special\":true}", texts[0]);
+        CHECK(ti_post(port, "/tokenize", json, out, sizeof out));
+        doc = ti_answer_json(out);
+        REQUIRE(doc != NULL);
+        u = fti_json_get(fti_json_root(doc), "tokens");
+        CHECK(u && u->len == n_ids[0] + (bos ? 1 : 0));
+        fti_json_free(doc);
+        n = (size_t)snprintf(json, sizeof json, "{\"tokens\":[");
+        for (i = 0; i < n_ids[1]; i++)
+            n += (size_t)snprintf(json + n, sizeof json - n, "%s%ld", i ? "," : "",
+                                  (long)ids[1][i]);
+        snprintf(json + n, sizeof json - n, "]}");
+        CHECK(ti_post(port, "/detokenize", json, out, sizeof out));
+        doc = ti_answer_json(out);
+        REQUIRE(doc != NULL);
+        CHECK_EQ_STR(fti_json_get_str(fti_json_root(doc), "content", "?"), texts[1]);
+        fti_json_free(doc);
+
+        /* the refusals: an id past the vocabulary, an id prompt past the context */
+        snprintf(json, sizeof json, "{\"prompt\":[[1,2],[3,%lu]],\"max_tokens\":0,\"echo\":true,"
+                 "\"logprobs\":1}", (unsigned long)V);
+        CHECK(ti_post(port, "/v1/completions", json, out, sizeof out));
+        CHECK(strstr(out, " 400 ") != NULL);
+        snprintf(json, sizeof json, "token id %lu (prompt 1, position 1) is not in this model's "
+                 "vocabulary: its %lu tokens are ids 0 to %lu", (unsigned long)V,
+                 (unsigned long)V, (unsigned long)V - 1);
+        CHECK(strstr(out, json) != NULL);
+        n = (size_t)snprintf(json, sizeof json, "{\"max_tokens\":1,\"prompt\":[1");
+        for (i = 0; i < 64; i++) n += (size_t)snprintf(json + n, sizeof json - n, ",1");
+        snprintf(json + n, sizeof json - n, "]}");
+        CHECK(ti_post(port, "/v1/completions", json, out, sizeof out));
+        CHECK(strstr(out, " 400 ") != NULL && strstr(out, "maximum context length is 64") != NULL);
+    }
+    ti_serve_stop(pidf);
+    fti_session_free(s);
+    fti_tokenizer_free(tok);
+    fti_engine_close(e);
+#endif
+}
+
 /* fti-infer reads text as the pipeline does: --perplexity scores a file's text normalised as
  * ingestion and fti-eval do (its last newline, CRLF, runs of spaces: the same figure as the
  * clean text), and a prompt from stdin (echo's line end) generates what --prompt does. */

@@ -1033,6 +1033,55 @@ FTI_TEST(server_prompt_token_ids) {
     fti_buf_free(&a);
 }
 
+/* llama.cpp's POST /tokenize and /detokenize (extensions): the generator's own tokens (the echo
+ * generator's are bytes), 400 for bad bodies and ids, 405 for GET, 501 when the generator has
+ * no tokenizer to offer. */
+FTI_TEST(server_tokenize_endpoints) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf body;
+    memset(&o, 0, sizeof o);
+    memset(&body, 0, sizeof body);
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    CHECK_EQ_INT(srv_json(f.port, "/tokenize", "{\"content\":\"hi!\"}", &body), 200);
+    CHECK_EQ_STR(body.data, "{\"tokens\":[104,105,33]}");
+    CHECK_EQ_INT(srv_json(f.port, "/tokenize", "{\"content\":\"\",\"add_special\":true}", &body),
+                 200);
+    CHECK_EQ_STR(body.data, "{\"tokens\":[]}");
+    CHECK_EQ_INT(srv_json(f.port, "/detokenize", "{\"tokens\":[104,105,33]}", &body), 200);
+    CHECK_EQ_STR(body.data, "{\"content\":\"hi!\"}");
+    CHECK_EQ_INT(srv_json(f.port, "/detokenize", "{\"tokens\":[104,256]}", &body), 400);
+    CHECK(strstr(body.data, "token id 256 (position 1) is not in this model's vocabulary") != NULL);
+    CHECK_EQ_INT(srv_json(f.port, "/detokenize", "{\"tokens\":[-1]}", &body), 400);
+    CHECK_EQ_INT(srv_json(f.port, "/detokenize", "{\"tokens\":\"a\"}", &body), 400);
+    CHECK_EQ_INT(srv_json(f.port, "/tokenize", "{\"content\":5}", &body), 400);
+    CHECK(strstr(body.data, "\"param\":\"content\"") != NULL);
+    CHECK_EQ_INT(srv_json(f.port, "/tokenize", "[", &body), 400);
+    {
+        fti_buf req, resp;
+        memset(&req, 0, sizeof req);
+        memset(&resp, 0, sizeof resp);
+        fti_buf_puts(&req, "GET /tokenize HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 405);
+        fti_buf_free(&req);
+        fti_buf_free(&resp);
+    }
+    srv_finish(&f);
+    CHECK_EQ_INT(f.run_result, FTI_OK);
+    {
+        fti_gen g;
+        REQUIRE(fti_gen_echo_create(NULL, &g) == FTI_OK);
+        g.tokenize = NULL;
+        g.detokenize = NULL;
+        REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+        fti_server_set_generator(f.srv, &g);
+        CHECK_EQ_INT(srv_json(f.port, "/tokenize", "{\"content\":\"a\"}", &body), 501);
+        CHECK_EQ_INT(srv_json(f.port, "/detokenize", "{\"tokens\":[1]}", &body), 501);
+        srv_finish(&f);
+    }
+    fti_buf_free(&body);
+}
+
 /* echo with logprobs: the prompt's tokens first, the first with null token_logprob and
  * top_logprobs, text_offset counting from the echoed text, then the generated tokens with the
  * log-probabilities the request without echo reports (offsets after the prompt); max_tokens 0

@@ -491,6 +491,54 @@ await check("n, best_of, echo", async () => {
         `echo; best_of < n is 400 (${e.error.message})`;
 });
 
+await check("prompt batches, token ids, echo + logprobs (scoring)", async () => {
+    // a batch: prompt i's choice j at index i*n + j, each what the prompt gets alone
+    const base = { max_tokens: 3, temperature: 1, seed: 21 };
+    const prompts = ["LAWYER, n.", "CYNIC, n."];
+    const alone = [];
+    for (const p of prompts)
+        alone.push((await client.completions.create({ ...base, prompt: p })).choices[0].text);
+    const b = await client.completions.create({ ...base, prompt: prompts });
+    expect(b.choices.length === 2 && b.choices.every((c, i) => c.index === i &&
+                                                      c.text === alone[i]),
+           `batch gave ${JSON.stringify(b.choices.map((c) => [c.index, c.text]))}`);
+    // the server's own tokens (POST /tokenize, an extension), sent back as ids: lm-eval's
+    // local-completions request, a batch of two with echo, logprobs 1 and max_tokens 0
+    const root = baseURL.replace(/\/v1\/?$/, "");
+    const ids = [];
+    for (const p of prompts) {
+        const t = await (await fetch(root + "/tokenize", { method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ content: p }) })).json();
+        expect(Array.isArray(t.tokens) && t.tokens.length > 1, "/tokenize gave no tokens");
+        ids.push(t.tokens);
+    }
+    const s = await client.completions.create({ prompt: ids, max_tokens: 0, echo: true,
+                                                logprobs: 1, temperature: 0, seed: 1234 });
+    expect(s.choices.length === 2, `scoring gave ${s.choices.length} choices`);
+    s.choices.forEach((c, i) => {
+        const lp = c.logprobs;
+        expect(c.text === prompts[i], `echoed ${show(c.text)}`);
+        expect(lp.tokens.length === ids[i].length && lp.token_logprobs[0] === null &&
+               lp.top_logprobs[0] === null, "the first prompt token is not null");
+        expect(lp.token_logprobs.slice(1).every((x) => typeof x === "number" && x <= 0),
+               "prompt token log-probabilities");
+    });
+    expect(s.usage.prompt_tokens === ids[0].length + ids[1].length &&
+           s.usage.completion_tokens === 0, `usage ${JSON.stringify(s.usage)}`);
+    // max_tokens 1: the prompt's figures are the same, the generated token follows
+    const g = await client.completions.create({ prompt: ids[0], max_tokens: 1, echo: true,
+                                                logprobs: 1, temperature: 0 });
+    const gl = g.choices[0].logprobs.token_logprobs;
+    expect(gl.length === ids[0].length + 1 &&
+           gl.slice(0, -1).every((x, k) => x === s.choices[0].logprobs.token_logprobs[k]),
+           "echoed log-probabilities differ between max_tokens 0 and 1");
+    await expectError(() => client.completions.create({ prompt: [[1, 2], []], max_tokens: 1 }),
+                      OpenAI.BadRequestError, 400, "prompt");
+    return `a batch of 2 (= alone), 2 token-id prompts scored (${s.usage.prompt_tokens} ` +
+        "tokens, the first null), max_tokens 1 after them";
+});
+
 await check("unknown and unsupported extra fields", async () => {
     const r = await client.chat.completions.create({
         model: modelId, max_tokens: 4,
