@@ -3817,10 +3817,13 @@ typedef struct fti_api_request {
     float *bias;
 } fti_api_request;
 
-/* Validates body[0..len) for the given endpoint kind. n_ctx (> 0) bounds max_tokens.
- * On failure returns FTI_ERR_FORMAT/FTI_ERR_INVALID/FTI_ERR_LIMIT with err->msg holding the text
- * for the error body and *param (if not NULL) set to the offending parameter name (static, or
- * NULL). Thread safety: any thread. */
+/* Validates body[0..len) for the given endpoint kind. n_ctx (> 0) bounds max_tokens, and
+ * max_tokens plus each token-id prompt's length. Token ids are checked to be >= 0, not against
+ * a vocabulary (the parser knows none: the server checks them against fti_gen.n_vocab).
+ * On failure returns FTI_ERR_FORMAT/FTI_ERR_INVALID/FTI_ERR_LIMIT (FTI_ERR_LIMIT: a token-id
+ * prompt does not fit the context) with err->msg holding the text for the error body and
+ * *param (if not NULL) set to the offending parameter name (static, or NULL).
+ * Thread safety: any thread. */
 FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, size_t len,
                                            int n_ctx, fti_api_request *req, const char **param,
                                            fti_error *err);
@@ -42353,6 +42356,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         const char *param = NULL;
         fti_result pr;
         int n_ctx, n_vocab, full;
+        const char *code;
         size_t n_prompts = 1, n_seqs = 1, pi, ti;
         char cur_id[128];
         const char *ep = kind == FTI_API_CHAT ? "/v1/chat/completions" : "/v1/completions";
@@ -42381,6 +42385,8 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         }
         fti_error_clear(&err);
         pr = fti_api_parse_completion(kind, body, body_len, n_ctx, &j->req, &param, &err);
+        /* (the parser's only FTI_ERR_LIMIT: a token-id prompt longer than the context allows) */
+        code = pr == FTI_ERR_LIMIT ? "context_length_exceeded" : NULL;
         if (pr == FTI_OK) {
             n_prompts = j->req.n_prompts > 0 ? j->req.n_prompts : 1;
             n_seqs = n_prompts * (size_t)(j->req.best_of > 0 ? j->req.best_of : 1);
@@ -42397,8 +42403,9 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
             /* a batch of prompts is admitted whole too: prompts x best_of sequences */
             param = "prompt";
             pr = fti_error_set(&err, FTI_ERR_LIMIT,
-                               "a batch of %lu prompts with %d choices each is %lu sequences: "
-                               "this server runs at most %d at a time (fti-serve --max-batch); "
+                               "a batch of %lu prompts of %d sequences each (n, best_of) is %lu "
+                               "sequences: this server runs at most %d at a time (fti-serve "
+                               "--max-batch); "
                                "send at most %d prompts per request", (unsigned long)n_prompts,
                                j->req.best_of, (unsigned long)n_seqs, s->o.max_batch,
                                s->o.max_batch / (j->req.best_of > 0 ? j->req.best_of : 1));
@@ -42428,8 +42435,9 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         if (pr != FTI_OK && j->req.prompts) fti_api_request_free(&j->req);
         if (pr != FTI_OK) {
             int st = pr == FTI_ERR_NOMEM ? 500 : 400; /* the server's fault, not the client's */
-            fti__respond_error(s, c, st, err.msg,
-                               st == 500 ? "server_error" : "invalid_request_error", param);
+            fti__respond_error_code(s, c, st, err.msg,
+                                    st == 500 ? "server_error" : "invalid_request_error", param,
+                                    code);
             if (s->o.monitor) { /* counted, and in the request log as the answered ones are */
                 fti_request_record rec;
                 memset(&rec, 0, sizeof rec);

@@ -2831,6 +2831,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         const char *param = NULL;
         fti_result pr;
         int n_ctx, n_vocab, full;
+        const char *code;
         size_t n_prompts = 1, n_seqs = 1, pi, ti;
         char cur_id[128];
         const char *ep = kind == FTI_API_CHAT ? "/v1/chat/completions" : "/v1/completions";
@@ -2859,6 +2860,8 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         }
         fti_error_clear(&err);
         pr = fti_api_parse_completion(kind, body, body_len, n_ctx, &j->req, &param, &err);
+        /* (the parser's only FTI_ERR_LIMIT: a token-id prompt longer than the context allows) */
+        code = pr == FTI_ERR_LIMIT ? "context_length_exceeded" : NULL;
         if (pr == FTI_OK) {
             n_prompts = j->req.n_prompts > 0 ? j->req.n_prompts : 1;
             n_seqs = n_prompts * (size_t)(j->req.best_of > 0 ? j->req.best_of : 1);
@@ -2875,8 +2878,9 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
             /* a batch of prompts is admitted whole too: prompts x best_of sequences */
             param = "prompt";
             pr = fti_error_set(&err, FTI_ERR_LIMIT,
-                               "a batch of %lu prompts with %d choices each is %lu sequences: "
-                               "this server runs at most %d at a time (fti-serve --max-batch); "
+                               "a batch of %lu prompts of %d sequences each (n, best_of) is %lu "
+                               "sequences: this server runs at most %d at a time (fti-serve "
+                               "--max-batch); "
                                "send at most %d prompts per request", (unsigned long)n_prompts,
                                j->req.best_of, (unsigned long)n_seqs, s->o.max_batch,
                                s->o.max_batch / (j->req.best_of > 0 ? j->req.best_of : 1));
@@ -2906,8 +2910,9 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
         if (pr != FTI_OK && j->req.prompts) fti_api_request_free(&j->req);
         if (pr != FTI_OK) {
             int st = pr == FTI_ERR_NOMEM ? 500 : 400; /* the server's fault, not the client's */
-            fti__respond_error(s, c, st, err.msg,
-                               st == 500 ? "server_error" : "invalid_request_error", param);
+            fti__respond_error_code(s, c, st, err.msg,
+                                    st == 500 ? "server_error" : "invalid_request_error", param,
+                                    code);
             if (s->o.monitor) { /* counted, and in the request log as the answered ones are */
                 fti_request_record rec;
                 memset(&rec, 0, sizeof rec);

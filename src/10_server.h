@@ -204,10 +204,13 @@ typedef struct fti_api_request {
     float *bias;
 } fti_api_request;
 
-/* Validates body[0..len) for the given endpoint kind. n_ctx (> 0) bounds max_tokens.
- * On failure returns FTI_ERR_FORMAT/FTI_ERR_INVALID/FTI_ERR_LIMIT with err->msg holding the text
- * for the error body and *param (if not NULL) set to the offending parameter name (static, or
- * NULL). Thread safety: any thread. */
+/* Validates body[0..len) for the given endpoint kind. n_ctx (> 0) bounds max_tokens, and
+ * max_tokens plus each token-id prompt's length. Token ids are checked to be >= 0, not against
+ * a vocabulary (the parser knows none: the server checks them against fti_gen.n_vocab).
+ * On failure returns FTI_ERR_FORMAT/FTI_ERR_INVALID/FTI_ERR_LIMIT (FTI_ERR_LIMIT: a token-id
+ * prompt does not fit the context) with err->msg holding the text for the error body and
+ * *param (if not NULL) set to the offending parameter name (static, or NULL).
+ * Thread safety: any thread. */
 FTIDEF fti_result fti_api_parse_completion(fti_api_kind kind, const char *body, size_t len,
                                            int n_ctx, fti_api_request *req, const char **param,
                                            fti_error *err);

@@ -1989,6 +1989,7 @@ FTI_TEST(infer_cli_serve_scores_prompts) {
         snprintf(json + n, sizeof json - n, "]}");
         CHECK(ti_post(port, "/v1/completions", json, out, sizeof out));
         CHECK(strstr(out, " 400 ") != NULL && strstr(out, "maximum context length is 64") != NULL);
+        CHECK(strstr(out, "context_length_exceeded") != NULL);
     }
     ti_serve_stop(pidf);
     fti_session_free(s);

@@ -952,7 +952,8 @@ FTI_TEST(server_prompt_batch) {
                  200);
     CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
                           "{\"prompt\":[\"a\",\"b\",\"c\"],\"n\":3}", &body), 400);
-    CHECK(strstr(body.data, "a batch of 3 prompts with 3 choices each is 9 sequences") != NULL);
+    CHECK(strstr(body.data, "a batch of 3 prompts of 3 sequences each (n, best_of) is "
+                            "9 sequences") != NULL);
     CHECK(strstr(body.data, "\"param\":\"prompt\"") != NULL);
     srv_finish(&f);
     CHECK_EQ_INT(f.run_result, FTI_OK);

@@ -93,12 +93,24 @@ int fti_fuzz_http(const uint8_t *data, size_t size) {
                                              &q, NULL, NULL) == FTI_OK) {
                     FTI_FUZZ_CHECK(q.n_stop <= FTI_API_MAX_STOP);
                     /* n choices of best_of candidates: 1 <= n <= best_of <= FTI_API_MAX_N;
-                     * chat has no best_of nor echo; best_of above n is never streamed; echo
-                     * never comes with logprobs */
+                     * chat has no best_of nor echo; best_of above n is never streamed;
+                     * max_tokens 0 only with echo; completions have 1..FTI_API_MAX_PROMPTS
+                     * prompts, each a text or 1+ ids >= 0 that fit the context with
+                     * max_tokens; chat none */
                     FTI_FUZZ_CHECK(q.n >= 1 && q.n <= q.best_of && q.best_of <= FTI_API_MAX_N);
                     FTI_FUZZ_CHECK(kind || (q.best_of == q.n && !q.echo));
                     FTI_FUZZ_CHECK(q.best_of == q.n || !q.stream);
-                    FTI_FUZZ_CHECK(!q.echo || !q.logprobs);
+                    FTI_FUZZ_CHECK(q.max_tokens >= 1 || (q.max_tokens == 0 && q.echo));
+                    FTI_FUZZ_CHECK(kind ? q.n_prompts >= 1 && q.n_prompts <= FTI_API_MAX_PROMPTS
+                                        : q.n_prompts == 0 && !q.prompts);
+                    for (k = 0; k < q.n_prompts; k++) {
+                        const fti_api_prompt *pp = &q.prompts[k];
+                        size_t t;
+                        FTI_FUZZ_CHECK(!pp->text != !pp->ids);
+                        FTI_FUZZ_CHECK(!pp->ids || (pp->n_ids >= 1 &&
+                                                    pp->n_ids + (size_t)q.max_tokens <= 2048));
+                        for (t = 0; pp->ids && t < pp->n_ids; t++) FTI_FUZZ_CHECK(pp->ids[t] >= 0);
+                    }
                     FTI_FUZZ_CHECK(q.n_bias <= FTI_API_MAX_LOGIT_BIAS);
                     FTI_FUZZ_CHECK((q.logprobs == 0 || q.logprobs == 1) && q.top_logprobs >= 0 &&
                                    q.top_logprobs <= FTI_API_MAX_TOP_LOGPROBS);
