@@ -417,6 +417,41 @@ static fti_result eng_start_raw(eng *g, eng_seq *q, const char *prompt, size_t p
     return FTI_OK;
 }
 
+/* The engine's buffer for the logits of n prompt tokens (kept for every prompt: a fresh one
+ * each time cost page faults); NULL past 4 M floats (16 MiB) or out of memory. */
+static float *eng_logits_buf(eng *g, size_t n) {
+    size_t V = fti_engine_config(g->e)->vocab_size;
+    if (n * V > ((size_t)4 << 20)) return NULL;
+    if (g->lg_cap < n * V) {
+        float *nl = (float *)fti_realloc(g->lg, n * V * sizeof(float));
+        if (!nl) return NULL;
+        g->lg = nl;
+        g->lg_cap = n * V;
+    }
+    return g->lg;
+}
+
+/* A chat's perplexity for drift: its last user message scored as a completion prompt of its
+ * own (the template's header, no retrieved documents) on s, which the caller then resets. In
+ * the chat prompt the message is the document's title, where the author's titles are a word
+ * or a few; as a body it is text like the validation split's, which drift compares it with.
+ * One more prefill of the message's tokens; info->nll_mean stays -1 when it does not fit. */
+static void eng_chat_nll(eng *g, fti_session *s, const char *msg, size_t len, size_t room,
+                         fti_gen_prompt_info *info) {
+    fti_prompt pm;
+    size_t V = fti_engine_config(g->e)->vocab_size;
+    memset(&pm, 0, sizeof pm);
+    if (fti_prompt_build(g->e, g->tok, NULL, msg, len, NULL, 0, room, &pm, NULL) == FTI_OK &&
+        !pm.n_dropped && pm.n_text && pm.n_text < pm.n && eng_logits_buf(g, pm.n) &&
+        fti_session_eval(s, pm.ids, pm.n, g->lg, NULL) == FTI_OK) {
+        size_t t0 = pm.n - pm.n_text - 1;
+        info->nll_mean = eng_nll(fti_engine_kernels(g->e), g->lg + t0 * V, pm.ids + t0,
+                                 pm.n_text + 1, V);
+        info->nll_tokens = pm.n_text;
+    }
+    fti_prompt_free(&pm);
+}
+
 static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
                             const fti_gen_params *p, void **seqp, fti_gen_prompt_info *info,
                             fti_error *err) {
@@ -524,16 +559,11 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     if ((r = eng_seq_setup(g, q, p, err)) != FTI_OK) goto fail;
     /* prefill; the prompt's perplexity comes from the same pass when its logits fit in 16 MiB */
     info->nll_mean = -1;
-    if (pr.n > 1 && pr.n * V <= ((size_t)4 << 20)) {
-        /* one buffer kept for every prompt (a fresh one each time cost page faults) */
-        if (g->lg_cap < pr.n * V) {
-            float *nl = (float *)fti_realloc(g->lg, pr.n * V * sizeof(float));
-            if (nl) {
-                g->lg = nl;
-                g->lg_cap = pr.n * V;
-            }
-        }
-        if (g->lg_cap >= pr.n * V) all_logits = g->lg;
+    if (p->title) { /* chat: the last user message, scored first as a prompt of its own */
+        eng_chat_nll(g, q->s, p->title, strlen(p->title), room, info);
+        fti_session_reset(q->s);
+    } else if (pr.n > 1 && eng_logits_buf(g, pr.n)) {
+        all_logits = g->lg;
     }
     /* while other sequences decode in batches: through the batch's packed weights, on the pool;
      * a lone sequence decodes by the session's GEMV from the file's rows, which the packed

@@ -1662,13 +1662,14 @@ static int ti_post(int port, const char *path, const char *json, char *out, size
 
 /* Starts build/fti-serve on model path (threads, an ephemeral port) in the background, its pid
  * into the file pidf; returns its port once it listens, 0 if it did not within 10 s. */
-static int ti_serve_start(const char *path, int threads, const char *pf, const char *pidf) {
-    char cmd[1600];
+static int ti_serve_start_log(const char *path, int threads, const char *pf, const char *pidf,
+                              const char *log) {
+    char cmd[2200];
     int port = 0, i;
     remove(pf);
     snprintf(cmd, sizeof cmd, "build/fti-serve --model '%s' --threads %d --port 0 --port-file "
-             "'%s' --quiet --log /dev/null > /dev/null 2>&1 & echo $! > '%s'", path, threads, pf,
-             pidf);
+             "'%s' --quiet --log '%s' > /dev/null 2>&1 & echo $! > '%s'", path, threads, pf,
+             log, pidf);
     if (system(cmd) != 0) return 0;
     for (i = 0; i < 200 && port <= 0; i++) {
         FILE *f = fopen(pf, "r");
@@ -1679,6 +1680,10 @@ static int ti_serve_start(const char *path, int threads, const char *pf, const c
         if (port <= 0) usleep(50000);
     }
     return port > 0 ? port : 0;
+}
+
+static int ti_serve_start(const char *path, int threads, const char *pf, const char *pidf) {
+    return ti_serve_start_log(path, threads, pf, pidf, "/dev/null");
 }
 
 /* Stops the server ti_serve_start started (SIGTERM to the pid in pidf). */
@@ -2001,6 +2006,65 @@ FTI_TEST(infer_cli_serve_scores_prompts) {
 /* fti-infer reads text as the pipeline does: --perplexity scores a file's text normalised as
  * ingestion and fti-eval do (its last newline, CRLF, runs of spaces: the same figure as the
  * clean text), and a prompt from stdin (echo's line end) generates what --prompt does. */
+
+/* A chat request's log line has the perplexity of its last user message (it was null, so drift
+ * judged chat traffic by its token mix alone), the same figure a completion of that message
+ * gets: the message is scored as a prompt of its own, not as the chat prompt's title. */
+FTI_TEST(infer_cli_serve_chat_prompt_ppl) {
+#if !defined(FTI_NO_SERVER) && !defined(FTI_NO_THREADS)
+    const char *prog = "build/fti-serve", *path = ti_model_bytes_ctx("chatppl.gguf", 128);
+    const char *pf = fti_test_tmp("chatppl.port"), *pidf = fti_test_tmp("chatppl.pid");
+    const char *log = fti_test_tmp("chatppl.jsonl");
+    char out[16384];
+    double ppl[2] = {-1, -1};
+    long toks[2] = {-1, -1};
+    int port, n = 0, tries;
+    FILE *f;
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(path != NULL);
+    remove(log);
+    port = ti_serve_start_log(path, 1, pf, pidf, log);
+    REQUIRE(port > 0);
+    CHECK(ti_post(port, "/v1/completions",
+                  "{\"prompt\":\"the cat sat on the mat\",\"max_tokens\":2,\"seed\":1}", out,
+                  sizeof out));
+    CHECK(ti_post(port, "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+                  "{\"role\":\"user\",\"content\":\"hello there\"},{\"role\":\"assistant\","
+                  "\"content\":\"hi\"},{\"role\":\"user\",\"content\":\"the cat sat on the mat\"}],"
+                  "\"max_tokens\":2,\"seed\":1}", out, sizeof out));
+    ti_serve_stop(pidf);
+    for (tries = 0; tries < 100 && n < 2; tries++) { /* the log is complete once it has both */
+        char line[8192];
+        n = 0;
+        f = fopen(log, "r");
+        while (f && n < 2 && fgets(line, sizeof line, f)) {
+            fti_json_doc *d = NULL;
+            const fti_json *r = fti_json_parse(line, strlen(line), NULL, &d, NULL, NULL) ==
+                                        FTI_OK
+                                    ? fti_json_root(d)
+                                    : NULL;
+            if (r && !strcmp(fti_json_get_str(r, "type", ""), "request")) {
+                ppl[n] = fti_json_get_num(r, "prompt_ppl", -1);
+                toks[n] = (long)fti_json_get_int(r, "ppl_tokens", -1);
+                n++;
+            }
+            fti_json_free(d);
+        }
+        if (f) fclose(f);
+        if (n < 2) usleep(50000);
+    }
+    CHECK_EQ_INT(n, 2);
+    CHECK(ppl[0] > 1);
+    CHECK(ppl[1] > 1);
+    CHECK_NEAR(ppl[1], ppl[0], 1e-3 * ppl[0], 0);
+    CHECK(toks[0] > 1);
+    CHECK_EQ_INT(toks[1], toks[0]);
+#endif
+}
 FTI_TEST(infer_cli_reads_text_as_the_pipeline) {
     const char *prog = "build/fti-infer", *path = ti_model_bytes("cli.gguf");
     char clean[512], raw[512], cmd[2048], a[256], b[256];
