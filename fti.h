@@ -2492,6 +2492,17 @@ FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char i
  * or moved workspace), else as they are. */
 FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *out,
                                     fti_error *err);
+/* Re-hashes the model file of id (an id, prefix or alias: fti_registry_resolve) and compares
+ * its SHA-256 with its card's. FTI_OK when they match (a card without a hash passes);
+ * FTI_ERR_CHECKSUM naming the file and both hashes when they differ (the file changed after
+ * registration: a damaged disk, a file copied over it); FTI_ERR_NOT_FOUND for a model
+ * fti_workspace_gc removed (only its card is left) or an unknown one; the read's error naming
+ * the file. path_out (optional; fti_free) gets the file's path on FTI_OK and on
+ * FTI_ERR_CHECKSUM, id_out (optional) the id. Reads the whole file: about a second per 500 MB.
+ * For servers and jobs that load a registered model they did not just write.
+ * Thread safety: any thread. */
+FTIDEF fti_result fti_registry_verify(const char *home, const char *ref, char id_out[17],
+                                      char **path_out, fti_error *err);
 /* Ids of all registered models, sorted by creation time (oldest first), as "id\n" lines. */
 FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *err);
 /* Calls fn with each registered model's id and card (as fti_registry_card gives it, parsed;
@@ -31373,6 +31384,46 @@ FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
     return fti__reg_add(home, model_file, NULL, card_json, card_len, id_out, err);
 }
 
+FTIDEF fti_result fti_registry_verify(const char *home, const char *ref, char id_out[17],
+                                      char **path_out, fti_error *err) {
+    char id[17], hex[65];
+    unsigned char d[32];
+    fti_buf card;
+    fti_json_doc *doc = NULL;
+    const fti_json *root;
+    const char *path, *want;
+    fti_result r;
+    memset(&card, 0, sizeof card);
+    if (path_out) *path_out = NULL;
+    if ((r = fti_registry_resolve(home, ref, id, err)) != FTI_OK ||
+        (r = fti_registry_card(home, id, &card, err)) != FTI_OK)
+        goto done;
+    if ((r = fti_json_parse(card.data, card.len, NULL, &doc, NULL, err)) != FTI_OK) goto done;
+    root = fti_json_root(doc);
+    if (id_out) memcpy(id_out, id, 17);
+    if (fti_json_get(root, "removed")) {
+        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "model %s was removed by gc (%s): only its "
+                          "card is left", id, fti_json_get_str(root, "removed", "?"));
+        goto done;
+    }
+    path = fti_json_get_str(root, "path", "");
+    want = fti_json_get_str(root, "sha256", "");
+    if ((r = fti_sha256_file(path, d, err)) != FTI_OK) goto done;
+    fti_sha256_hex(d, hex);
+    if (*want && strcmp(hex, want) != 0)
+        r = fti_error_set(err, FTI_ERR_CHECKSUM, "%s: SHA-256 %.16s... is not its card's "
+                          "%.16s...: the file changed after registration (damaged, or another "
+                          "file copied over it; restore it from a backup)", path, hex, want);
+    if (path_out && (r == FTI_OK || r == FTI_ERR_CHECKSUM)) {
+        *path_out = fti_strdup(path);
+        if (!*path_out) r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    }
+done:
+    fti_json_free(doc);
+    fti_buf_free(&card);
+    return r;
+}
+
 FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *out,
                                     fti_error *err) {
     char *card, *gguf;
@@ -32417,19 +32468,9 @@ static fti_result fti__tr_load_parent(const char *home, const char *ref, fti__tr
         goto done;
     }
     path = fti_json_get_str(fti_json_root(doc), "path", "");
-    { /* the file the card describes: a damaged or replaced one would train from other weights
-       * (flipped bits in a tensor: "step 1: loss is not finite", or worse, nothing) */
-        const char *want = fti_json_get_str(fti_json_root(doc), "sha256", "");
-        unsigned char d[32];
-        char hex[65];
-        if ((r = fti_sha256_file(path, d, err)) != FTI_OK) goto done;
-        fti_sha256_hex(d, hex);
-        if (*want && strcmp(hex, want) != 0) {
-            r = fti_error_set(err, FTI_ERR_CHECKSUM, "%s: SHA-256 %.16s... is not its card's "
-                              "%.16s...: the file changed after registration", path, hex, want);
-            goto done;
-        }
-    }
+    /* the file the card describes: a damaged or replaced one would train from other weights
+     * (flipped bits in a tensor: "step 1: loss is not finite", or worse, nothing) */
+    if ((r = fti_registry_verify(home, p->id, NULL, NULL, err)) != FTI_OK) goto done;
     if ((r = fti_gguf_open(&g, path, NULL, err)) != FTI_OK ||
         (r = fti_gguf_llama_config(g, &p->cfg, 1, err)) != FTI_OK)
         goto done;

@@ -66,6 +66,10 @@ static void usage(FILE *f) {
             "                       '*' for any) call the API from a browser (default: none)\n"
             "  --log-max-mb N       rotate the log at N MiB (default 16)\n"
             "  --reload-s N         alias check interval (default 2; 0 = never)\n"
+            "  --no-verify          serve a registered model without checking its file against\n"
+            "                       its card's SHA-256 first (at start and on every reload:\n"
+            "                       about a second per 500 MB; a file that differs is not\n"
+            "                       served)\n"
             "  --port-file FILE     write the bound port to FILE once listening\n"
             "  --no-batch-decode    decode each session on its own worker instead of one batched\n"
             "                       forward per step (fti_session_eval_batch; see\n"
@@ -981,12 +985,34 @@ static char *resolve_alias(const char *home, const char *name, fti_error *err) {
     return path;
 }
 
+/* Checks a registered model's file (HOME/models/<id>/model.gguf, as resolve_alias gives it)
+ * against its card's SHA-256 (fti_registry_verify): a damaged file is not served. 1 when it
+ * matches or cannot be checked in this build (no registry: FTI_NO_TRAIN). */
+static int verify_model(const char *home, const char *path, fti_error *err) {
+#if defined(FTI_TRAIN_H) && !defined(FTI_NO_TRAIN)
+    char *dir = fti_strndup(path, (size_t)(fti_path_base(path) - path));
+    size_t dl = dir ? strlen(dir) : 0;
+    fti_result r;
+    if (!dir) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory"), 0;
+    if (dl > 1) dir[dl - 1] = 0;
+    r = fti_registry_verify(home, fti_path_base(dir), NULL, NULL, err);
+    fti_free(dir);
+    return r == FTI_OK;
+#else
+    (void)home;
+    (void)path;
+    (void)err;
+    return 1;
+#endif
+}
+
 /* === hot reload: a thread that follows the alias ============================================ */
 
 typedef struct watcher {
     const char *home, *alias;
     char *current; /* model path in use */
-    int interval_s, n_ctx, rag_k, max_batch;
+    char *failed;  /* the last model that did not load (said once, tried again when it changes) */
+    int interval_s, n_ctx, rag_k, max_batch, verify;
     fti_pool *pool;
     fti_monitor *mon;
     volatile int stop;
@@ -1004,7 +1030,8 @@ static void *watch_main(void *arg) {
             fti_error err;
             char *path = resolve_alias(w->home, w->alias, &err);
             if (!path) continue;
-            if (w->current && strcmp(path, w->current) == 0) {
+            if ((w->current && strcmp(path, w->current) == 0) ||
+                (w->failed && strcmp(path, w->failed) == 0)) {
                 fti_free(path);
                 continue;
             }
@@ -1012,12 +1039,17 @@ static void *watch_main(void *arg) {
             {
                 fti_gen gen;
                 fti_drift_ref *ref = NULL;
-                char msg[600];
-                if (eng_open(path, w->home, w->n_ctx, w->rag_k, w->max_batch, w->pool, NULL,
+                char msg[FTI_ERROR_MSG_MAX + 600];
+                if ((w->verify && !verify_model(w->home, path, &err)) ||
+                    eng_open(path, w->home, w->n_ctx, w->rag_k, w->max_batch, w->pool, NULL,
                              &gen, &ref, &err) != FTI_OK) {
-                    snprintf(msg, sizeof msg, "reload of %s failed: %s", path, err.msg);
+                    /* said once: the alias is followed again when it moves */
+                    snprintf(msg, sizeof msg, "alias %s moved, but %s is not served (still "
+                             "serving %s): %s", w->alias, path,
+                             w->current ? w->current : "the model before", err.msg);
                     log_fn(NULL, FTI_LOG_ERROR, msg);
-                    fti_free(path);
+                    fti_free(w->failed);
+                    w->failed = path;
                     continue;
                 }
                 /* the generator first, then its reference: requests started on the old model
@@ -1038,7 +1070,7 @@ static void *watch_main(void *arg) {
 
 int main(int argc, char **argv) {
     const char *home_arg = NULL, *alias = NULL, *model = NULL, *log_arg = NULL, *port_file = NULL;
-    int echo = 0, threads = 0, n_ctx = 0, rag_k = 3, reload_s = 2, i, rc = 1;
+    int echo = 0, threads = 0, n_ctx = 0, rag_k = 3, reload_s = 2, verify = 1, i, rc = 1;
     unsigned step_us = 0;
     long log_max_mb = 16;
     fti_server_opts o;
@@ -1128,6 +1160,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--reload-s")) { NUMV(0, 86400); reload_s = (int)x; }
         else if (!strcmp(a, "--port-file")) { NEEDV(); port_file = v; }
         else if (!strcmp(a, "--quiet")) g_quiet = 1;
+        else if (!strcmp(a, "--no-verify")) verify = 0;
         else if (!strcmp(a, "--batch-decode")) g_batch_decode = 1;
         else if (!strcmp(a, "--no-batch-decode")) g_batch_decode = 0;
         else if (!strcmp(a, "--kv")) {
@@ -1178,6 +1211,12 @@ int main(int argc, char **argv) {
             if (!model_path) {
                 fprintf(stderr, "fti-serve: %s (train and promote a model, or use --model FILE)\n",
                         err.msg);
+                goto out;
+            }
+            if (verify && !verify_model(home, model_path, &err)) {
+                fprintf(stderr, "fti-serve: %s (or `fti-registry --home %s rollback %s` to "
+                        "serve the model before it; --no-verify serves it anyway)\n", err.msg,
+                        home, alias);
                 goto out;
             }
             model = model_path;
@@ -1241,6 +1280,7 @@ int main(int argc, char **argv) {
         w.alias = alias;
         w.current = fti_strdup(model_path);
         w.interval_s = reload_s;
+        w.verify = verify;
         w.n_ctx = n_ctx;
         w.rag_k = rag_k;
         w.max_batch = o.max_batch;
@@ -1265,6 +1305,7 @@ out:
         pthread_join(wth, NULL);
     }
     fti_free(w.current);
+    fti_free(w.failed);
     { /* the handlers must not reach a freed server */
         struct sigaction dfl;
         memset(&dfl, 0, sizeof dfl);

@@ -1358,6 +1358,46 @@ FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
     return fti__reg_add(home, model_file, NULL, card_json, card_len, id_out, err);
 }
 
+FTIDEF fti_result fti_registry_verify(const char *home, const char *ref, char id_out[17],
+                                      char **path_out, fti_error *err) {
+    char id[17], hex[65];
+    unsigned char d[32];
+    fti_buf card;
+    fti_json_doc *doc = NULL;
+    const fti_json *root;
+    const char *path, *want;
+    fti_result r;
+    memset(&card, 0, sizeof card);
+    if (path_out) *path_out = NULL;
+    if ((r = fti_registry_resolve(home, ref, id, err)) != FTI_OK ||
+        (r = fti_registry_card(home, id, &card, err)) != FTI_OK)
+        goto done;
+    if ((r = fti_json_parse(card.data, card.len, NULL, &doc, NULL, err)) != FTI_OK) goto done;
+    root = fti_json_root(doc);
+    if (id_out) memcpy(id_out, id, 17);
+    if (fti_json_get(root, "removed")) {
+        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "model %s was removed by gc (%s): only its "
+                          "card is left", id, fti_json_get_str(root, "removed", "?"));
+        goto done;
+    }
+    path = fti_json_get_str(root, "path", "");
+    want = fti_json_get_str(root, "sha256", "");
+    if ((r = fti_sha256_file(path, d, err)) != FTI_OK) goto done;
+    fti_sha256_hex(d, hex);
+    if (*want && strcmp(hex, want) != 0)
+        r = fti_error_set(err, FTI_ERR_CHECKSUM, "%s: SHA-256 %.16s... is not its card's "
+                          "%.16s...: the file changed after registration (damaged, or another "
+                          "file copied over it; restore it from a backup)", path, hex, want);
+    if (path_out && (r == FTI_OK || r == FTI_ERR_CHECKSUM)) {
+        *path_out = fti_strdup(path);
+        if (!*path_out) r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    }
+done:
+    fti_json_free(doc);
+    fti_buf_free(&card);
+    return r;
+}
+
 FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *out,
                                     fti_error *err) {
     char *card, *gguf;

@@ -244,6 +244,17 @@ FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char i
  * or moved workspace), else as they are. */
 FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *out,
                                     fti_error *err);
+/* Re-hashes the model file of id (an id, prefix or alias: fti_registry_resolve) and compares
+ * its SHA-256 with its card's. FTI_OK when they match (a card without a hash passes);
+ * FTI_ERR_CHECKSUM naming the file and both hashes when they differ (the file changed after
+ * registration: a damaged disk, a file copied over it); FTI_ERR_NOT_FOUND for a model
+ * fti_workspace_gc removed (only its card is left) or an unknown one; the read's error naming
+ * the file. path_out (optional; fti_free) gets the file's path on FTI_OK and on
+ * FTI_ERR_CHECKSUM, id_out (optional) the id. Reads the whole file: about a second per 500 MB.
+ * For servers and jobs that load a registered model they did not just write.
+ * Thread safety: any thread. */
+FTIDEF fti_result fti_registry_verify(const char *home, const char *ref, char id_out[17],
+                                      char **path_out, fti_error *err);
 /* Ids of all registered models, sorted by creation time (oldest first), as "id\n" lines. */
 FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *err);
 /* Calls fn with each registered model's id and card (as fti_registry_card gives it, parsed;

@@ -73,19 +73,9 @@ static fti_result fti__tr_load_parent(const char *home, const char *ref, fti__tr
         goto done;
     }
     path = fti_json_get_str(fti_json_root(doc), "path", "");
-    { /* the file the card describes: a damaged or replaced one would train from other weights
-       * (flipped bits in a tensor: "step 1: loss is not finite", or worse, nothing) */
-        const char *want = fti_json_get_str(fti_json_root(doc), "sha256", "");
-        unsigned char d[32];
-        char hex[65];
-        if ((r = fti_sha256_file(path, d, err)) != FTI_OK) goto done;
-        fti_sha256_hex(d, hex);
-        if (*want && strcmp(hex, want) != 0) {
-            r = fti_error_set(err, FTI_ERR_CHECKSUM, "%s: SHA-256 %.16s... is not its card's "
-                              "%.16s...: the file changed after registration", path, hex, want);
-            goto done;
-        }
-    }
+    /* the file the card describes: a damaged or replaced one would train from other weights
+     * (flipped bits in a tensor: "step 1: loss is not finite", or worse, nothing) */
+    if ((r = fti_registry_verify(home, p->id, NULL, NULL, err)) != FTI_OK) goto done;
     if ((r = fti_gguf_open(&g, path, NULL, err)) != FTI_OK ||
         (r = fti_gguf_llama_config(g, &p->cfg, 1, err)) != FTI_OK)
         goto done;

@@ -2065,6 +2065,98 @@ FTI_TEST(infer_cli_serve_chat_prompt_ppl) {
     CHECK_EQ_INT(toks[1], toks[0]);
 #endif
 }
+
+/* fti-serve checks a registered model's file against its card's SHA-256 before serving it: a
+ * damaged production model stops the start with a message naming the file and the way out
+ * (rollback, --no-verify); an alias moved to a damaged model is not followed (the model before
+ * is still served, said once). It served whatever bytes were there. */
+#if !defined(FTI_NO_SERVER) && !defined(FTI_NO_THREADS) && !defined(FTI_NO_TRAIN)
+static void ti_flip_last_byte(const char *path) {
+    FILE *f = fopen(path, "r+b");
+    int c;
+    if (!f) return;
+    fseek(f, -1, SEEK_END);
+    c = fgetc(f);
+    fseek(f, -1, SEEK_END);
+    fputc(c ^ 0x5A, f);
+    fclose(f);
+}
+#endif
+
+FTI_TEST(infer_cli_serve_verifies_model_file) {
+#if !defined(FTI_NO_SERVER) && !defined(FTI_NO_THREADS) && !defined(FTI_NO_TRAIN)
+    const char *prog = "build/fti-serve";
+    char home[1024], a[1024], b[1024], pf[1024], pidf[1024], errf[1024]; /* (4 tmp slots) */
+    char ida[17], idb[17], cmd[6400], out[8192], want[64], *pathb;
+    fti_registry_add_opts ao;
+    fti_error err;
+    int port, i, rc;
+    void *text = NULL;
+    size_t len = 0;
+    if (access(prog, X_OK) != 0) {
+        printf("    %s not built: skipped (make all)\n", prog);
+        return;
+    }
+    REQUIRE(ti_model_bytes_ctx("va.gguf", 64) && ti_model_bytes_ctx("vb.gguf", 65));
+    snprintf(home, sizeof home, "%s", fti_test_tmp("vws"));
+    snprintf(a, sizeof a, "%s", fti_test_tmp("va.gguf"));
+    snprintf(b, sizeof b, "%s", fti_test_tmp("vb.gguf"));
+    snprintf(pf, sizeof pf, "%s", fti_test_tmp("v.port"));
+    snprintf(pidf, sizeof pidf, "%s", fti_test_tmp("v.pid"));
+    snprintf(errf, sizeof errf, "%s", fti_test_tmp("v.err"));
+    memset(&ao, 0, sizeof ao);
+    ao.alias = "production";
+    REQUIRE(fti_registry_add_file(home, a, &ao, ida, &err) == FTI_OK);
+    REQUIRE(fti_registry_add_file(home, b, NULL, idb, &err) == FTI_OK);
+    REQUIRE(strcmp(ida, idb) != 0);
+    remove(pf);
+    snprintf(cmd, sizeof cmd, "%s --home '%s' --threads 1 --port 0 --port-file '%s' --reload-s 1 "
+             "--log '%s/requests.jsonl' > /dev/null 2> '%s' & echo $! > '%s'", prog, home, pf,
+             home, errf, pidf);
+    REQUIRE(system(cmd) == 0);
+    for (i = 0, port = 0; i < 200 && port <= 0; i++) {
+        FILE *f = fopen(pf, "r");
+        if (f) {
+            if (fscanf(f, "%d", &port) != 1) port = 0;
+            fclose(f);
+        }
+        if (port <= 0) usleep(50000);
+    }
+    REQUIRE(port > 0);
+    snprintf(want, sizeof want, "\"model\":\"%s\"", ida);
+    CHECK(ti_post(port, "/v1/completions", "{\"prompt\":\"ab\",\"max_tokens\":1}", out,
+                  sizeof out));
+    CHECK(strstr(out, want) != NULL);
+    /* B damaged, then promoted: the server stays on A */
+    REQUIRE(fti_registry_verify(home, idb, NULL, &pathb, &err) == FTI_OK);
+    ti_flip_last_byte(pathb);
+    CHECK_EQ_INT(fti_registry_verify(home, idb, NULL, NULL, &err), FTI_ERR_CHECKSUM);
+    CHECK(strstr(err.msg, pathb) != NULL);
+    REQUIRE(fti_registry_promote(home, idb, "production", &err) == FTI_OK);
+    usleep(2500000); /* two reload checks */
+    CHECK(ti_post(port, "/v1/completions", "{\"prompt\":\"ab\",\"max_tokens\":1}", out,
+                  sizeof out));
+    CHECK(strstr(out, want) != NULL);
+    ti_serve_stop(pidf);
+    usleep(300000);
+    REQUIRE(fti_file_read(errf, 1 << 20, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, "is not served (still serving") != NULL);
+    CHECK(strstr((const char *)text, "changed after registration") != NULL);
+    fti_free(text);
+    text = NULL;
+    /* a start on the damaged production model is refused, naming the file and the way out */
+    snprintf(cmd, sizeof cmd, "%s --home '%s' --port 0 --log - > /dev/null 2> '%s'", prog, home,
+             errf);
+    rc = system(cmd);
+    CHECK(rc != 0);
+    REQUIRE(fti_file_read(errf, 1 << 20, &text, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)text, pathb) != NULL);
+    CHECK(strstr((const char *)text, "rollback production") != NULL);
+    CHECK(strstr((const char *)text, "--no-verify") != NULL);
+    fti_free(text);
+    fti_free(pathb);
+#endif
+}
 FTI_TEST(infer_cli_reads_text_as_the_pipeline) {
     const char *prog = "build/fti-infer", *path = ti_model_bytes("cli.gguf");
     char clean[512], raw[512], cmd[2048], a[256], b[256];
