@@ -2336,6 +2336,10 @@ void fti_test_server_every_bad_request_closes(void) {}
 void fti_test_server_instance_name(void) {}
 void fti_test_server_cors(void) {}
 void fti_test_server_penalties_openai(void) {}
+void fti_test_server_prompt_batch(void) {}
+void fti_test_server_prompt_token_ids(void) {}
+void fti_test_server_tokenize_endpoints(void) {}
+void fti_test_server_echo_logprobs_scoring(void) {}
 #endif
 
 #if !defined(FTI_NO_SERVER)
