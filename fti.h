@@ -48,6 +48,11 @@
  *                        variable FTI_ISA=scalar|avx2|avx512|neon forces a lower table
  *   FTI_NO_DOTPROD       no aarch64 SDOT table (plain NEON stays)
  *   FTI_NO_MMAP          read files into memory instead of mapping them
+ *   FTI_NO_STORE, FTI_NO_TRAIN, FTI_NO_SERVER
+ *                        compile out the feature store, training (with the registry), the HTTP
+ *                        server; their declarations go too, so a call is a compile error
+ *   FTI_MPI              data-parallel training over MPI (build with mpicc: includes <mpi.h>)
+ *   FTI_*_MAX_*          limits applied to untrusted input, each defined where it is used
  *   FTI_TESTING          expose internal fti__ functions and fault-injection hooks to tests
  *
  * ERRORS
@@ -2316,7 +2321,9 @@ FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_ste
 /* --- token arrays ----------------------------------------------------------------------------- */
 
 /* A read-only array of token ids, 2 or 4 bytes each, little-endian (as the feature store's
- * shards: mmap them and pass the mapping). */
+ * shards: mmap them and pass the mapping). From an opened dataset version's shard
+ * (fti_dataset_shard): data = s->data, n_tokens = s->count, token_bytes = s->width, which is 2
+ * for vocabularies up to 65536 ids (not the default 4). */
 typedef struct fti_token_array {
     const void *data;
     size_t n_tokens;
@@ -2484,7 +2491,8 @@ FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
  * rollback) replace files atomically, so readers see the old or the new state. */
 FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],
                                        fti_error *err);
-/* Reads a model's card into out (JSON text), its "path" being where the model file is now
+/* Appends a model's card to out (JSON text; id is a full id: fti_registry_resolve turns an alias
+ * or a prefix into one), its "path" being where the model file is now
  * (HOME/models/<id>/model.gguf, whatever directory HOME was given relative to when the model was
  * registered), and its files of the workspace ("run", "metrics", "loss_curve", "adapter",
  * stored relative to HOME by fti_registry_add) joined to HOME; cards written before 2026-11-29
@@ -2503,7 +2511,8 @@ FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *o
  * Thread safety: any thread. */
 FTIDEF fti_result fti_registry_verify(const char *home, const char *ref, char id_out[17],
                                       char **path_out, fti_error *err);
-/* Ids of all registered models, sorted by creation time (oldest first), as "id\n" lines. */
+/* Appends the ids of all registered models to out, sorted by creation time (oldest first), as
+ * "id\n" lines. */
 FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *err);
 /* Calls fn with each registered model's id and card (as fti_registry_card gives it, parsed;
  * valid during the call), oldest first, until fn returns non-zero; cards that do not read are
@@ -2525,7 +2534,7 @@ FTIDEF fti_result fti_registry_promote_if(const char *home, const char *id, cons
  * id_out (optional) gets the restored id. */
 FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, char id_out[17],
                                         fti_error *err);
-/* The aliases as a JSON object {"alias": {"id": "...", "history": [...]}}. */
+/* Appends the aliases to out as a JSON object {"alias": {"id": "...", "history": [...]}}. */
 FTIDEF fti_result fti_registry_aliases(const char *home, fti_buf *out, fti_error *err);
 
 /* Options of fti_registry_add_file; zero (or NULL) for the defaults. */
@@ -2821,6 +2830,12 @@ FTIDEF fti_result fti_train_mpi_reduce(void *user, float *grads, size_t n, doubl
  * (GPT-2 byte-to-unicode form; CONTROL tokens render as nothing). Encoding text to ids is the
  * tokenizer's job (part 03); fti_prompt_fit trims an over-long prompt from the left while keeping
  * its header (the template's first part).
+ *
+ * Ids: the engine takes int32_t ids (as llama.cpp's llama_token), the tokenizer writes uint32_t
+ * ones (fti_tokens). Every id is below FTI_TOK_MAX_VOCAB (2^22), so the tokenizer's array can be
+ * passed as it is: `(const int32_t *)toks.ids` (C, and reinterpret_cast in C++: reading an
+ * object through the signed type of the same width is allowed in both). fti_prompt_build gives
+ * int32_t ids already.
  */
 #ifndef FTI_INFER_H
 #define FTI_INFER_H
@@ -30177,10 +30192,16 @@ static fti_result fti__train_check_tokens(fti_token_array *a, const char *what, 
                              (unsigned long)a->n_tokens, (unsigned long)min_n);
     for (i = 0; i < a->n_tokens; i++) {
         uint32_t id = fti__train_token(a, i);
+        /* 2-byte ids read as 4-byte ones (token_bytes left 0 for a shard of width 2: the
+         * feature store's shards are 2 bytes wide up to 65536 ids) pair two ids into one */
         if (id >= vocab)
             return fti_error_set(err, FTI_ERR_FORMAT,
-                                 "%s tokens: id %lu at position %lu >= vocabulary size %lu", what,
-                                 (unsigned long)id, (unsigned long)i, (unsigned long)vocab);
+                                 "%s tokens: id %lu at position %lu >= vocabulary size %lu%s",
+                                 what, (unsigned long)id, (unsigned long)i, (unsigned long)vocab,
+                                 a->token_bytes == 4 && id > 0xFFFFu && vocab <= 0x10000u
+                                     ? " (read as 4-byte ids: set token_bytes to 2 for 2-byte"
+                                       " ids, as in a feature-store shard of width 2)"
+                                     : "");
     }
     return FTI_OK;
 }
@@ -37487,8 +37508,16 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
     int32_t recent[FTI_GENERATE_RECENT]; /* for on_logits: the last tokens, oldest first */
     fti_result rc = FTI_OK;
     const fti_engine *e;
-    if (!s || !smp || (!prompt && n_prompt) || smp->V != s->e->V) /* (it reads V logits) */
-        return fti_error_set(err, FTI_ERR_INVALID, "generate: bad argument");
+    if (!s || !smp)
+        return fti_error_set(err, FTI_ERR_INVALID, "generate: NULL %s", s ? "sampler" : "session");
+    if (!prompt && n_prompt)
+        return fti_error_set(err, FTI_ERR_INVALID, "generate: prompt NULL with n_prompt %lu",
+                             (unsigned long)n_prompt);
+    if (smp->V != s->e->V) /* it reads V logits */
+        return fti_error_set(err, FTI_ERR_INVALID,
+                             "generate: the sampler is for %lu tokens, the model's vocabulary has "
+                             "%lu (create it with fti_engine_config(e)->vocab_size)",
+                             (unsigned long)smp->V, (unsigned long)s->e->V);
     e = s->e;
     if (!opts) {
         memset(&dflt, 0, sizeof dflt);

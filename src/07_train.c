@@ -151,10 +151,16 @@ static fti_result fti__train_check_tokens(fti_token_array *a, const char *what, 
                              (unsigned long)a->n_tokens, (unsigned long)min_n);
     for (i = 0; i < a->n_tokens; i++) {
         uint32_t id = fti__train_token(a, i);
+        /* 2-byte ids read as 4-byte ones (token_bytes left 0 for a shard of width 2: the
+         * feature store's shards are 2 bytes wide up to 65536 ids) pair two ids into one */
         if (id >= vocab)
             return fti_error_set(err, FTI_ERR_FORMAT,
-                                 "%s tokens: id %lu at position %lu >= vocabulary size %lu", what,
-                                 (unsigned long)id, (unsigned long)i, (unsigned long)vocab);
+                                 "%s tokens: id %lu at position %lu >= vocabulary size %lu%s",
+                                 what, (unsigned long)id, (unsigned long)i, (unsigned long)vocab,
+                                 a->token_bytes == 4 && id > 0xFFFFu && vocab <= 0x10000u
+                                     ? " (read as 4-byte ids: set token_bytes to 2 for 2-byte"
+                                       " ids, as in a feature-store shard of width 2)"
+                                     : "");
     }
     return FTI_OK;
 }

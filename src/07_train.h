@@ -68,7 +68,9 @@ FTIDEF double fti_lr_schedule(uint64_t step, uint64_t warmup, uint64_t total_ste
 /* --- token arrays ----------------------------------------------------------------------------- */
 
 /* A read-only array of token ids, 2 or 4 bytes each, little-endian (as the feature store's
- * shards: mmap them and pass the mapping). */
+ * shards: mmap them and pass the mapping). From an opened dataset version's shard
+ * (fti_dataset_shard): data = s->data, n_tokens = s->count, token_bytes = s->width, which is 2
+ * for vocabularies up to 65536 ids (not the default 4). */
 typedef struct fti_token_array {
     const void *data;
     size_t n_tokens;
@@ -236,7 +238,8 @@ FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
  * rollback) replace files atomically, so readers see the old or the new state. */
 FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],
                                        fti_error *err);
-/* Reads a model's card into out (JSON text), its "path" being where the model file is now
+/* Appends a model's card to out (JSON text; id is a full id: fti_registry_resolve turns an alias
+ * or a prefix into one), its "path" being where the model file is now
  * (HOME/models/<id>/model.gguf, whatever directory HOME was given relative to when the model was
  * registered), and its files of the workspace ("run", "metrics", "loss_curve", "adapter",
  * stored relative to HOME by fti_registry_add) joined to HOME; cards written before 2026-11-29
@@ -255,7 +258,8 @@ FTIDEF fti_result fti_registry_card(const char *home, const char *id, fti_buf *o
  * Thread safety: any thread. */
 FTIDEF fti_result fti_registry_verify(const char *home, const char *ref, char id_out[17],
                                       char **path_out, fti_error *err);
-/* Ids of all registered models, sorted by creation time (oldest first), as "id\n" lines. */
+/* Appends the ids of all registered models to out, sorted by creation time (oldest first), as
+ * "id\n" lines. */
 FTIDEF fti_result fti_registry_list(const char *home, fti_buf *out, fti_error *err);
 /* Calls fn with each registered model's id and card (as fti_registry_card gives it, parsed;
  * valid during the call), oldest first, until fn returns non-zero; cards that do not read are
@@ -277,7 +281,7 @@ FTIDEF fti_result fti_registry_promote_if(const char *home, const char *id, cons
  * id_out (optional) gets the restored id. */
 FTIDEF fti_result fti_registry_rollback(const char *home, const char *alias, char id_out[17],
                                         fti_error *err);
-/* The aliases as a JSON object {"alias": {"id": "...", "history": [...]}}. */
+/* Appends the aliases to out as a JSON object {"alias": {"id": "...", "history": [...]}}. */
 FTIDEF fti_result fti_registry_aliases(const char *home, fti_buf *out, fti_error *err);
 
 /* Options of fti_registry_add_file; zero (or NULL) for the defaults. */

@@ -3348,8 +3348,16 @@ FTIDEF fti_result fti_generate(fti_session *s, fti_sampler *smp, const int32_t *
     int32_t recent[FTI_GENERATE_RECENT]; /* for on_logits: the last tokens, oldest first */
     fti_result rc = FTI_OK;
     const fti_engine *e;
-    if (!s || !smp || (!prompt && n_prompt) || smp->V != s->e->V) /* (it reads V logits) */
-        return fti_error_set(err, FTI_ERR_INVALID, "generate: bad argument");
+    if (!s || !smp)
+        return fti_error_set(err, FTI_ERR_INVALID, "generate: NULL %s", s ? "sampler" : "session");
+    if (!prompt && n_prompt)
+        return fti_error_set(err, FTI_ERR_INVALID, "generate: prompt NULL with n_prompt %lu",
+                             (unsigned long)n_prompt);
+    if (smp->V != s->e->V) /* it reads V logits */
+        return fti_error_set(err, FTI_ERR_INVALID,
+                             "generate: the sampler is for %lu tokens, the model's vocabulary has "
+                             "%lu (create it with fti_engine_config(e)->vocab_size)",
+                             (unsigned long)smp->V, (unsigned long)s->e->V);
     e = s->e;
     if (!opts) {
         memset(&dflt, 0, sizeof dflt);

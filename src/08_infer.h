@@ -31,6 +31,12 @@
  * (GPT-2 byte-to-unicode form; CONTROL tokens render as nothing). Encoding text to ids is the
  * tokenizer's job (part 03); fti_prompt_fit trims an over-long prompt from the left while keeping
  * its header (the template's first part).
+ *
+ * Ids: the engine takes int32_t ids (as llama.cpp's llama_token), the tokenizer writes uint32_t
+ * ones (fti_tokens). Every id is below FTI_TOK_MAX_VOCAB (2^22), so the tokenizer's array can be
+ * passed as it is: `(const int32_t *)toks.ids` (C, and reinterpret_cast in C++: reading an
+ * object through the signed type of the same width is allowed in both). fti_prompt_build gives
+ * int32_t ids already.
  */
 #ifndef FTI_INFER_H
 #define FTI_INFER_H

@@ -701,6 +701,11 @@ FTI_TEST(infer_generate_continues) {
     REQUIRE(fti_sampler_create(&smp, 4096, NULL) == FTI_OK);
     CHECK(fti_generate(s, smp, prompt, 4, NULL, &st, &err) == FTI_ERR_INVALID);
     CHECK_EQ_INT(fti_session_pos(s), 0);
+    /* ... saying which sizes differ (it said "bad argument") */
+    CHECK(strstr(err.msg, "sampler is for 4096 tokens") != NULL);
+    CHECK(strstr(err.msg, "vocabulary has 96") != NULL);
+    CHECK(fti_generate(s, smp, NULL, 4, NULL, &st, &err) == FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "prompt NULL") != NULL);
     fti_sampler_free(smp);
     REQUIRE(fti_sampler_create(&smp, 96, NULL) == FTI_OK); /* greedy */
     memset(&go, 0, sizeof go);

@@ -292,6 +292,13 @@ FTI_TEST(train_bad_inputs) {
     CHECK_EQ_INT(fti_trainer_create(&c, NULL, &o, a, none, &t, &err), FTI_ERR_FORMAT);
     CHECK(strstr(err.msg, "position 33") != NULL);
     toks[33] = 3;
+    /* 2-byte ids with token_bytes left 0 (= 4): the message says what to set */
+    a.token_bytes = 0;
+    a.n_tokens = 20; /* 80 bytes as 4-byte ids */
+    CHECK_EQ_INT(fti_trainer_create(&c, NULL, &o, a, none, &t, &err), FTI_ERR_FORMAT);
+    CHECK(strstr(err.msg, "position 0") != NULL);
+    CHECK(strstr(err.msg, "set token_bytes to 2") != NULL);
+    a.token_bytes = 2;
     a.n_tokens = 16; /* < ctx + 1 */
     CHECK_EQ_INT(fti_trainer_create(&c, NULL, &o, a, none, &t, &err), FTI_ERR_INVALID);
     a.n_tokens = 40;
