@@ -2491,6 +2491,15 @@ FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
  * rollback) replace files atomically, so readers see the old or the new state. */
 FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],
                                        fti_error *err);
+/* The model file of a registered model, for fti_engine_open: ref is an alias, an id or a unique
+ * id prefix (as fti_registry_resolve reads it); *path_out gets HOME/models/<id>/model.gguf (a new
+ * string: fti_free; NULL on error) and id_out (optional) the id. FTI_ERR_NOT_FOUND, as
+ * fti_registry_resolve, when ref names nothing, and when the file is gone: a model
+ * fti_workspace_gc removed (its card stays; the message says when) or a damaged workspace. A
+ * LoRA adapter's entry (card "type" "lora_adapter") gives its adapter file: open it with
+ * fti_engine_opts.lora_path over its base model. Thread safety: any thread. */
+FTIDEF fti_result fti_registry_model_path(const char *home, const char *ref, char **path_out,
+                                          char id_out[17], fti_error *err);
 /* Appends a model's card to out (JSON text; id is a full id: fti_registry_resolve turns an alias
  * or a prefix into one), its "path" being where the model file is now
  * (HOME/models/<id>/model.gguf, whatever directory HOME was given relative to when the model was
@@ -31880,6 +31889,40 @@ FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char i
     }
     return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry %s: no model or alias '%s'", home,
                          ref);
+}
+
+FTIDEF fti_result fti_registry_model_path(const char *home, const char *ref, char **path_out,
+                                          char id_out[17], fti_error *err) {
+    char rid[FTI__REG_ID_LEN + 1];
+    char *path;
+    fti_result r;
+    if (path_out) *path_out = NULL;
+    if (!path_out) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if ((r = fti_registry_resolve(home, ref, rid, err)) != FTI_OK) return r;
+    path = fti__reg_path(home, rid, "model.gguf");
+    if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    if (!fti_path_exists(path)) { /* gc took it (the card says when), or the workspace is hurt */
+        fti_buf card;
+        fti_json_doc *doc = NULL;
+        const char *removed = NULL;
+        memset(&card, 0, sizeof(card));
+        if (fti_registry_card(home, rid, &card, NULL) == FTI_OK &&
+            fti_json_parse(card.data, card.len, NULL, &doc, NULL, NULL) == FTI_OK)
+            removed = fti_json_get_str(fti_json_root(doc), "removed", NULL);
+        if (removed)
+            r = fti_error_set(err, FTI_ERR_NOT_FOUND, "registry %s: model %s ('%s') was removed "
+                              "by gc (%s): only its card is left", home, rid, ref, removed);
+        else
+            r = fti_error_set(err, FTI_ERR_NOT_FOUND, "registry %s: model %s ('%s') has no "
+                              "model file: %s is missing", home, rid, ref, path);
+        fti_json_free(doc);
+        fti_buf_free(&card);
+        fti_free(path);
+        return r;
+    }
+    if (id_out) memcpy(id_out, rid, FTI__REG_ID_LEN + 1);
+    *path_out = path;
+    return FTI_OK;
 }
 
 static fti_result fti__reg_promote(const char *home, const char *id, const char *alias,

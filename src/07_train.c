@@ -1841,6 +1841,40 @@ FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char i
                          ref);
 }
 
+FTIDEF fti_result fti_registry_model_path(const char *home, const char *ref, char **path_out,
+                                          char id_out[17], fti_error *err) {
+    char rid[FTI__REG_ID_LEN + 1];
+    char *path;
+    fti_result r;
+    if (path_out) *path_out = NULL;
+    if (!path_out) return fti_error_set(err, FTI_ERR_INVALID, "registry: NULL argument");
+    if ((r = fti_registry_resolve(home, ref, rid, err)) != FTI_OK) return r;
+    path = fti__reg_path(home, rid, "model.gguf");
+    if (!path) return fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
+    if (!fti_path_exists(path)) { /* gc took it (the card says when), or the workspace is hurt */
+        fti_buf card;
+        fti_json_doc *doc = NULL;
+        const char *removed = NULL;
+        memset(&card, 0, sizeof(card));
+        if (fti_registry_card(home, rid, &card, NULL) == FTI_OK &&
+            fti_json_parse(card.data, card.len, NULL, &doc, NULL, NULL) == FTI_OK)
+            removed = fti_json_get_str(fti_json_root(doc), "removed", NULL);
+        if (removed)
+            r = fti_error_set(err, FTI_ERR_NOT_FOUND, "registry %s: model %s ('%s') was removed "
+                              "by gc (%s): only its card is left", home, rid, ref, removed);
+        else
+            r = fti_error_set(err, FTI_ERR_NOT_FOUND, "registry %s: model %s ('%s') has no "
+                              "model file: %s is missing", home, rid, ref, path);
+        fti_json_free(doc);
+        fti_buf_free(&card);
+        fti_free(path);
+        return r;
+    }
+    if (id_out) memcpy(id_out, rid, FTI__REG_ID_LEN + 1);
+    *path_out = path;
+    return FTI_OK;
+}
+
 static fti_result fti__reg_promote(const char *home, const char *id, const char *alias,
                                    fti_error *err) {
     fti__reg_aliases t;

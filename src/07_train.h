@@ -238,6 +238,15 @@ FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
  * rollback) replace files atomically, so readers see the old or the new state. */
 FTIDEF fti_result fti_registry_resolve(const char *home, const char *ref, char id_out[17],
                                        fti_error *err);
+/* The model file of a registered model, for fti_engine_open: ref is an alias, an id or a unique
+ * id prefix (as fti_registry_resolve reads it); *path_out gets HOME/models/<id>/model.gguf (a new
+ * string: fti_free; NULL on error) and id_out (optional) the id. FTI_ERR_NOT_FOUND, as
+ * fti_registry_resolve, when ref names nothing, and when the file is gone: a model
+ * fti_workspace_gc removed (its card stays; the message says when) or a damaged workspace. A
+ * LoRA adapter's entry (card "type" "lora_adapter") gives its adapter file: open it with
+ * fti_engine_opts.lora_path over its base model. Thread safety: any thread. */
+FTIDEF fti_result fti_registry_model_path(const char *home, const char *ref, char **path_out,
+                                          char id_out[17], fti_error *err);
 /* Appends a model's card to out (JSON text; id is a full id: fti_registry_resolve turns an alias
  * or a prefix into one), its "path" being where the model file is now
  * (HOME/models/<id>/model.gguf, whatever directory HOME was given relative to when the model was

@@ -563,3 +563,48 @@ FTI_TEST(registry_add_parent_cycle) {
     CHECK_OK(fti_registry_add_file(home, mc, &o, id, &err));
     CHECK_EQ_STR(id, c);
 }
+
+/* fti_registry_model_path: an alias, an id or a prefix to HOME/models/<id>/model.gguf (the
+ * walkthrough's programs, fti-infer and fti-serve each wrote this themselves); a model whose
+ * file gc removed says so, one whose file is missing names the path, an unknown ref is
+ * resolve's NOT_FOUND. */
+FTI_TEST(registry_model_path) {
+    char home[4096], want[4200], card[4200], id[17];
+    char *path = NULL;
+    const char *removed = "{\"id\": \"abcd000000000002\", \"created\": \"2026-01-02T00:00:00Z\", "
+                          "\"removed\": \"2026-02-01T00:00:00Z\"}";
+    fti_error err;
+    snprintf(home, sizeof home, "%s", fti_test_tmp("home"));
+    REQUIRE(ra_fake(home, "abcd000000000001", "2026-01-01T00:00:00Z"));
+    REQUIRE(ra_fake(home, "abcd000000000002", "2026-01-02T00:00:00Z"));
+    snprintf(card, sizeof card, "%s/models/abcd000000000002/card.json", home);
+    REQUIRE(fti_test_write_file(card, removed, strlen(removed)) == 0);
+    /* no file yet: the path is named */
+    CHECK_EQ_INT(fti_registry_model_path(home, "abcd000000000001", &path, id, &err),
+                 FTI_ERR_NOT_FOUND);
+    CHECK(path == NULL);
+    CHECK(strstr(err.msg, "has no model file") != NULL);
+    snprintf(want, sizeof want, "%s/models/abcd000000000001/model.gguf", home);
+    CHECK(strstr(err.msg, want) != NULL);
+    REQUIRE(fti_test_write_file(want, "GGUF", 4) == 0);
+    CHECK_OK(fti_registry_promote(home, "abcd000000000001", "prod", &err));
+    CHECK_OK(fti_registry_model_path(home, "prod", &path, id, &err));
+    CHECK_EQ_STR(path, want);
+    CHECK_EQ_STR(id, "abcd000000000001");
+    fti_free(path);
+    path = NULL;
+    CHECK_OK(fti_registry_model_path(home, "abcd000000000001", &path, NULL, &err));
+    CHECK_EQ_STR(path, want);
+    fti_free(path);
+    path = NULL;
+    /* gc removed it */
+    CHECK_EQ_INT(fti_registry_model_path(home, "abcd000000000002", &path, NULL, &err),
+                 FTI_ERR_NOT_FOUND);
+    CHECK(strstr(err.msg, "removed by gc (2026-02-01T00:00:00Z)") != NULL);
+    /* unknown and ambiguous refs: resolve's errors */
+    CHECK_EQ_INT(fti_registry_model_path(home, "nope", &path, NULL, &err), FTI_ERR_NOT_FOUND);
+    CHECK(strstr(err.msg, "no model or alias 'nope'") != NULL);
+    CHECK_EQ_INT(fti_registry_model_path(home, "abcd", &path, NULL, &err), FTI_ERR_INVALID);
+    CHECK_EQ_INT(fti_registry_model_path(home, "prod", NULL, NULL, &err), FTI_ERR_INVALID);
+    CHECK(path == NULL);
+}
