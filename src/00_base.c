@@ -32,9 +32,11 @@
 /* The POSIX declarations (clock_gettime, pread, lstat, ...) come with 00_base.h's feature
  * macros, which glibc reads at the first system header of the file: a <stdlib.h> before fti.h
  * (for an FTI_MALLOC, say) under -std=c99 leaves them out, and the compiler's page of implicit
- * declarations did not say why. */
+ * declarations did not say why. So does a plain #include "fti.h" at the top of a file that
+ * defines FTI_IMPLEMENTATION and includes it again further down (stb's habit): <stdint.h> was
+ * the first system header, before the feature macros. */
 #if defined(__GLIBC__) && !defined(__USE_POSIX199309)
-#error "fti: include fti.h before any system header where FTI_IMPLEMENTATION is defined"
+#error "fti: include fti.h before any system header where FTI_IMPLEMENTATION is defined, with FTI_IMPLEMENTATION defined at its first #include in the file (or define _POSIX_C_SOURCE 200809L at the top)"
 #endif
 
 #ifndef FTI_MALLOC

@@ -164,6 +164,15 @@ lane_a() {
                 grep -q 'include fti.h before any system header'
         }
         step "system header first: a clear #error" sys_first
+        # the implementation included again at the end of a file that included fti.h plainly
+        # at its top: the same #error, naming the first #include
+        impl_late() {
+            printf '#include "fti.h"\nint f(void);\n#define FTI_IMPLEMENTATION\n#include "fti.h"\n' \
+                > "$B/impl_late.c"
+            gcc -std=c99 -I. -fsyntax-only "$B/impl_late.c" 2>&1 |
+                grep -q 'FTI_IMPLEMENTATION defined at its first #include'
+        }
+        step "implementation after a plain include: a clear #error" impl_late
     fi
     # configurations that run the whole suite
     step "FTI_NO_THREADS build" runner gcc "$B/test-nothreads" -O1 -DFTI_NO_THREADS
