@@ -1064,7 +1064,8 @@ typedef struct fti_tokenizer_opts {
 
 /* Loads a tokenizer file, sniffing its format: fti's own file, a .tiktoken rank file, or a
  * GPT-2 encoder.json (then vocab.bpe must sit in the same directory). Errors name the file and
- * the problem ("r50k.tiktoken: line 12: bad base64"). *out is owned by the caller
+ * the problem ("r50k.tiktoken: line 12: bad base64"); a GGUF model file is FTI_ERR_UNSUPPORTED
+ * (fti_engine_tokenizer reads its tokenizer). *out is owned by the caller
  * (fti_tokenizer_free). Thread safety: any thread. */
 FTIDEF fti_result fti_tokenizer_load(const char *path, const fti_tokenizer_opts *opts,
                                      fti_tokenizer **out, fti_error *err);
@@ -1244,7 +1245,10 @@ typedef struct fti_bpe_train_stats {
 } fti_bpe_train_stats;
 
 /* Creates a trainer; the opts are copied (the pool pointer is kept and must outlive it).
- * Thread safety: one thread per object. */
+ * FTI_ERR_INVALID (no message: this call takes no fti_error) for an unknown pretok, a
+ * vocab_size below 256 + the number of special tokens or above FTI_TOK_MAX_VOCAB, or a special
+ * token that is empty or longer than FTI_TOK_MAX_TOKEN_BYTES. Thread safety: one thread per
+ * object. */
 FTIDEF fti_result fti_bpe_trainer_create(const fti_bpe_train_opts *opts, fti_bpe_trainer **out);
 /* Adds one document's text (any bytes; copied). Texts are buffered and counted in parallel
  * batches of 16 MiB; pre-tokens never cross documents. FTI_ERR_NOMEM marks the trainer failed.
@@ -1432,10 +1436,12 @@ typedef struct fti_ingest_opts {
                                   counts as its sentences); 0 = 0.5, < 0 disables */
     int redact;                /* 0 = mail only, 1 = every document, -1 = never */
     double dedup_threshold;    /* near-dup Jaccard; 0 = 0.8, > 1 disables near-dup */
-    int val_percent;           /* 0 = 5; validation share of documents in percent (1..50) */
+    int val_percent;           /* 0 = 5; validation share of documents in percent (1..50;
+                                  above 50 counts as 50) */
     int chunk_tokens;          /* 0 = 200: chunk size in tokens */
     int chunk_overlap;         /* 0 = 32 tokens of overlap */
-    int vocab_size;            /* 0 = 4096: tokenizer vocabulary when training one */
+    int vocab_size;            /* 0 = 4096: tokenizer vocabulary when training one (259 ..
+                                  FTI_TOK_MAX_VOCAB, else FTI_ERR_INVALID) */
     const char *tokenizer;     /* a tokenizer file to use instead of training one; "parent" =
                               * the one of `latest` (trained if it has none); 0 = train */
     int no_tokenizer;          /* 1: skip tokenizer, shards (chunks count approximate tokens) */
@@ -1493,7 +1499,7 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
 FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n, fti_error *err);
 FTIDEF void fti_store_list_free(char **ids, size_t n);
 /* Points tag `name` (letters, digits, - _ .; "latest" moves the latest ref) at an existing
- * version id. Atomic (temp file, fsync, rename), under the store lock (shared): FTI_ERR_BUSY
+ * version, given by its full id (fti_store_resolve turns a prefix or a tag into one). Atomic (temp file, fsync, rename), under the store lock (shared): FTI_ERR_BUSY
  * while an ingest or a merge runs (they hold it from start to end; partial ingests share it) or
  * a gc, so no tag names a version gc is removing. Thread safety: any thread. */
 FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id, fti_error *err);
@@ -15046,6 +15052,10 @@ FTIDEF fti_result fti_tokenizer_load_mem(const void *data, size_t len, const cha
         return fti_error_set(err, FTI_ERR_UNSUPPORTED,
                              "%s: a JSON vocabulary: load encoder.json with its vocab.bpe "
                              "(fti_tokenizer_load_gpt2)", name);
+    if (len >= 4 && !memcmp(d, "GGUF", 4)) /* it read as a bad .tiktoken line */
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                             "%s: a GGUF model file: its tokenizer is read with "
+                             "fti_engine_tokenizer (or fti_tokenizer_from_gguf)", name);
     if (len == 0) return fti_error_set(err, FTI_ERR_FORMAT, "%s: empty file", name);
     return fti__load_tiktoken(d, len, name, o, out, err);
 }
@@ -22088,12 +22098,18 @@ static fti_result fti__st_stok_train_begin(void **trainer, fti_pool *pool, int v
     fti_bpe_train_opts o;
     fti_bpe_trainer *t = NULL;
     fti_result rc;
+    *trainer = NULL;
+    /* fti_bpe_trainer_create refuses these without a message */
+    if (vocab_size < 256 + 3 || (size_t)vocab_size > FTI_TOK_MAX_VOCAB)
+        return fti_error_set(err, FTI_ERR_INVALID, "ingest: vocab_size %d: a trained tokenizer "
+                             "has %d to %lu ids (the 256 bytes, the template's 3 special tokens, "
+                             "then merges)", vocab_size, 256 + 3,
+                             (unsigned long)FTI_TOK_MAX_VOCAB);
     memset(&o, 0, sizeof o);
     o.vocab_size = (size_t)vocab_size;
     o.special = fti__st_template_specials;
     o.n_special = 3;
     o.pool = pool;
-    *trainer = NULL;
     rc = fti_bpe_trainer_create(&o, &t);
     if (rc != FTI_OK) return fti_error_set(err, rc, "tokenizer: cannot create trainer");
     *trainer = t;
@@ -23632,8 +23648,14 @@ static fti_result fti__st_tag(const char *home, const char *name, const char *id
                               fti_error *err) {
     char rel[128], *mp;
     int exists;
-    if (!home || !fti__st_tag_ok(name) || !id || strlen(id) != 64 || !fti__st_is_hex_id(id, 64))
-        return fti_error_set(err, FTI_ERR_INVALID, "tag: bad name or id");
+    if (!home || !name || !id) return fti_error_set(err, FTI_ERR_INVALID, "tag: NULL argument");
+    if (!fti__st_tag_ok(name))
+        return fti_error_set(err, FTI_ERR_INVALID, "tag '%.100s': a tag is 1-100 letters, digits, "
+                             "'-', '_' or '.', not starting with '.'", name);
+    if (strlen(id) != 64 || !fti__st_is_hex_id(id, 64))
+        return fti_error_set(err, FTI_ERR_INVALID, "tag %s: '%.80s' is not a version id (64 hex "
+                             "digits: fti_store_resolve turns a prefix, a tag or \"latest\" "
+                             "into one)", name, id);
     mp = fti__st_manifest_path(home, id);
     exists = mp && fti_path_exists(mp);
     fti_free(mp);
@@ -25231,10 +25253,13 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             rc = fti__st_stok_load(&stok, r->o.tokenizer, err);
         } else {
             void *tr = NULL;
+            int said; /* err already names the failure (else only "training failed" is known) */
             rc = fti__st_stok_train_begin(&tr, pool, r->o.vocab_size, err);
+            said = rc != FTI_OK;
             for (i = 0; i < n_kept && rc == FTI_OK;) {
                 size_t e = fti__st_batch_end(kept, n_kept, i), q;
                 rc = fti__st_batch_load(r, kept + i, e - i, &batch, err);
+                said = rc != FTI_OK;
                 for (q = i; q < e && rc == FTI_OK; q++) {
                     if (kept[q]->split) continue;
                     if (kept[q]->title)
@@ -25249,7 +25274,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                 rc = fti__st_stok_train_end(&stok, tr, err);
             } else {
                 fti__st_stok_train_abort(tr);
-                fti_error_set(err, rc, "tokenizer: training failed");
+                if (!said) fti_error_set(err, rc, "tokenizer: training failed");
             }
         }
         if (rc == FTI_OK) {

@@ -1670,6 +1670,10 @@ FTIDEF fti_result fti_tokenizer_load_mem(const void *data, size_t len, const cha
         return fti_error_set(err, FTI_ERR_UNSUPPORTED,
                              "%s: a JSON vocabulary: load encoder.json with its vocab.bpe "
                              "(fti_tokenizer_load_gpt2)", name);
+    if (len >= 4 && !memcmp(d, "GGUF", 4)) /* it read as a bad .tiktoken line */
+        return fti_error_set(err, FTI_ERR_UNSUPPORTED,
+                             "%s: a GGUF model file: its tokenizer is read with "
+                             "fti_engine_tokenizer (or fti_tokenizer_from_gguf)", name);
     if (len == 0) return fti_error_set(err, FTI_ERR_FORMAT, "%s: empty file", name);
     return fti__load_tiktoken(d, len, name, o, out, err);
 }

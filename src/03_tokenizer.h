@@ -103,7 +103,8 @@ typedef struct fti_tokenizer_opts {
 
 /* Loads a tokenizer file, sniffing its format: fti's own file, a .tiktoken rank file, or a
  * GPT-2 encoder.json (then vocab.bpe must sit in the same directory). Errors name the file and
- * the problem ("r50k.tiktoken: line 12: bad base64"). *out is owned by the caller
+ * the problem ("r50k.tiktoken: line 12: bad base64"); a GGUF model file is FTI_ERR_UNSUPPORTED
+ * (fti_engine_tokenizer reads its tokenizer). *out is owned by the caller
  * (fti_tokenizer_free). Thread safety: any thread. */
 FTIDEF fti_result fti_tokenizer_load(const char *path, const fti_tokenizer_opts *opts,
                                      fti_tokenizer **out, fti_error *err);
@@ -283,7 +284,10 @@ typedef struct fti_bpe_train_stats {
 } fti_bpe_train_stats;
 
 /* Creates a trainer; the opts are copied (the pool pointer is kept and must outlive it).
- * Thread safety: one thread per object. */
+ * FTI_ERR_INVALID (no message: this call takes no fti_error) for an unknown pretok, a
+ * vocab_size below 256 + the number of special tokens or above FTI_TOK_MAX_VOCAB, or a special
+ * token that is empty or longer than FTI_TOK_MAX_TOKEN_BYTES. Thread safety: one thread per
+ * object. */
 FTIDEF fti_result fti_bpe_trainer_create(const fti_bpe_train_opts *opts, fti_bpe_trainer **out);
 /* Adds one document's text (any bytes; copied). Texts are buffered and counted in parallel
  * batches of 16 MiB; pre-tokens never cross documents. FTI_ERR_NOMEM marks the trainer failed.

@@ -164,10 +164,12 @@ typedef struct fti_ingest_opts {
                                   counts as its sentences); 0 = 0.5, < 0 disables */
     int redact;                /* 0 = mail only, 1 = every document, -1 = never */
     double dedup_threshold;    /* near-dup Jaccard; 0 = 0.8, > 1 disables near-dup */
-    int val_percent;           /* 0 = 5; validation share of documents in percent (1..50) */
+    int val_percent;           /* 0 = 5; validation share of documents in percent (1..50;
+                                  above 50 counts as 50) */
     int chunk_tokens;          /* 0 = 200: chunk size in tokens */
     int chunk_overlap;         /* 0 = 32 tokens of overlap */
-    int vocab_size;            /* 0 = 4096: tokenizer vocabulary when training one */
+    int vocab_size;            /* 0 = 4096: tokenizer vocabulary when training one (259 ..
+                                  FTI_TOK_MAX_VOCAB, else FTI_ERR_INVALID) */
     const char *tokenizer;     /* a tokenizer file to use instead of training one; "parent" =
                               * the one of `latest` (trained if it has none); 0 = train */
     int no_tokenizer;          /* 1: skip tokenizer, shards (chunks count approximate tokens) */
@@ -225,7 +227,7 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
 FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n, fti_error *err);
 FTIDEF void fti_store_list_free(char **ids, size_t n);
 /* Points tag `name` (letters, digits, - _ .; "latest" moves the latest ref) at an existing
- * version id. Atomic (temp file, fsync, rename), under the store lock (shared): FTI_ERR_BUSY
+ * version, given by its full id (fti_store_resolve turns a prefix or a tag into one). Atomic (temp file, fsync, rename), under the store lock (shared): FTI_ERR_BUSY
  * while an ingest or a merge runs (they hold it from start to end; partial ingests share it) or
  * a gc, so no tag names a version gc is removing. Thread safety: any thread. */
 FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id, fti_error *err);

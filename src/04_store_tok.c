@@ -64,12 +64,18 @@ static fti_result fti__st_stok_train_begin(void **trainer, fti_pool *pool, int v
     fti_bpe_train_opts o;
     fti_bpe_trainer *t = NULL;
     fti_result rc;
+    *trainer = NULL;
+    /* fti_bpe_trainer_create refuses these without a message */
+    if (vocab_size < 256 + 3 || (size_t)vocab_size > FTI_TOK_MAX_VOCAB)
+        return fti_error_set(err, FTI_ERR_INVALID, "ingest: vocab_size %d: a trained tokenizer "
+                             "has %d to %lu ids (the 256 bytes, the template's 3 special tokens, "
+                             "then merges)", vocab_size, 256 + 3,
+                             (unsigned long)FTI_TOK_MAX_VOCAB);
     memset(&o, 0, sizeof o);
     o.vocab_size = (size_t)vocab_size;
     o.special = fti__st_template_specials;
     o.n_special = 3;
     o.pool = pool;
-    *trainer = NULL;
     rc = fti_bpe_trainer_create(&o, &t);
     if (rc != FTI_OK) return fti_error_set(err, rc, "tokenizer: cannot create trainer");
     *trainer = t;

@@ -1416,8 +1416,14 @@ static fti_result fti__st_tag(const char *home, const char *name, const char *id
                               fti_error *err) {
     char rel[128], *mp;
     int exists;
-    if (!home || !fti__st_tag_ok(name) || !id || strlen(id) != 64 || !fti__st_is_hex_id(id, 64))
-        return fti_error_set(err, FTI_ERR_INVALID, "tag: bad name or id");
+    if (!home || !name || !id) return fti_error_set(err, FTI_ERR_INVALID, "tag: NULL argument");
+    if (!fti__st_tag_ok(name))
+        return fti_error_set(err, FTI_ERR_INVALID, "tag '%.100s': a tag is 1-100 letters, digits, "
+                             "'-', '_' or '.', not starting with '.'", name);
+    if (strlen(id) != 64 || !fti__st_is_hex_id(id, 64))
+        return fti_error_set(err, FTI_ERR_INVALID, "tag %s: '%.80s' is not a version id (64 hex "
+                             "digits: fti_store_resolve turns a prefix, a tag or \"latest\" "
+                             "into one)", name, id);
     mp = fti__st_manifest_path(home, id);
     exists = mp && fti_path_exists(mp);
     fti_free(mp);
@@ -3015,10 +3021,13 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
             rc = fti__st_stok_load(&stok, r->o.tokenizer, err);
         } else {
             void *tr = NULL;
+            int said; /* err already names the failure (else only "training failed" is known) */
             rc = fti__st_stok_train_begin(&tr, pool, r->o.vocab_size, err);
+            said = rc != FTI_OK;
             for (i = 0; i < n_kept && rc == FTI_OK;) {
                 size_t e = fti__st_batch_end(kept, n_kept, i), q;
                 rc = fti__st_batch_load(r, kept + i, e - i, &batch, err);
+                said = rc != FTI_OK;
                 for (q = i; q < e && rc == FTI_OK; q++) {
                     if (kept[q]->split) continue;
                     if (kept[q]->title)
@@ -3033,7 +3042,7 @@ static fti_result fti__st_ingest_run(fti__st_run *r, char out_id[65], size_t *re
                 rc = fti__st_stok_train_end(&stok, tr, err);
             } else {
                 fti__st_stok_train_abort(tr);
-                fti_error_set(err, rc, "tokenizer: training failed");
+                if (!said) fti_error_set(err, rc, "tokenizer: training failed");
             }
         }
         if (rc == FTI_OK) {

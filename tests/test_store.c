@@ -322,6 +322,28 @@ static int put(const char *dir, const char *name, const char *text) {
     return fti_test_write_file(path, text, strlen(text));
 }
 
+/* A vocab_size no tokenizer can have is named with the range (it said "tokenizer: training
+ * failed", overwriting the reason). */
+FTI_TEST(store_ingest_bad_vocab_size) {
+    const char *dir = fti_test_tmp("vocab");
+    const char *home = fti_test_tmp("vocab_ws");
+    const char *paths[1];
+    fti_ingest_opts o;
+    fti_error err;
+    char id[65];
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    REQUIRE(put(dir, "a.txt", "A short note about bread, rye and patience on Sundays.") == 0);
+    memset(&o, 0, sizeof o);
+    o.n_threads = 1;
+    o.vocab_size = 100;
+    paths[0] = dir;
+    CHECK_EQ_INT(fti_store_ingest(home, paths, 1, &o, id, NULL, &err), FTI_ERR_INVALID);
+    CHECK(strstr(err.msg, "vocab_size 100") != NULL);
+    CHECK(strstr(err.msg, "259 to") != NULL);
+    o.vocab_size = 259; /* the smallest: no merges needed */
+    CHECK_EQ_INT(fti_store_ingest(home, paths, 1, &o, id, NULL, &err), FTI_OK);
+}
+
 FTI_TEST(store_json_csv_html_fields) {
     /* exports put HTML in the text field (Mastodon, WordPress, Ghost) or escape & < > (Twitter,
      * Reddit): the stored text is the text a reader sees */
@@ -1822,6 +1844,14 @@ FTI_TEST(store_incremental) {
         CHECK(fti_store_tag(home, "first", id1, NULL) == FTI_OK);
         CHECK(fti_store_resolve(home, "first", got, NULL) == FTI_OK && strcmp(got, id1) == 0);
         CHECK(fti_store_tag(home, "../evil", id1, NULL) != FTI_OK);
+        { /* which of the two is wrong, and what a right one is (it said "bad name or id") */
+            fti_error e;
+            CHECK_EQ_INT(fti_store_tag(home, "bad tag!", id1, &e), FTI_ERR_INVALID);
+            CHECK(strstr(e.msg, "tag 'bad tag!': a tag is 1-100 letters") != NULL);
+            CHECK_EQ_INT(fti_store_tag(home, "v2", pre, &e), FTI_ERR_INVALID);
+            CHECK(strstr(e.msg, "is not a version id") != NULL);
+            CHECK(strstr(e.msg, "fti_store_resolve") != NULL);
+        }
         CHECK(fti_store_resolve(home, "nosuch", got, NULL) == FTI_ERR_NOT_FOUND);
         { /* while a gc (or a committing ingest) holds the store lock, no tag is written */
             char lp[1100];

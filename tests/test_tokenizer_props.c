@@ -571,6 +571,10 @@ FTI_TEST(tokenizer_hostile_files) {
     CHECK(strstr(err.msg, "no token for byte") != NULL);
     CHECK_EQ_INT(tokp_try("", &err), FTI_ERR_FORMAT);
     CHECK_EQ_INT(tokp_try("{\"a\": 1}", &err), FTI_ERR_UNSUPPORTED);
+    /* a model file says where its tokenizer is read (it was "line 1: expected <base64> <rank>") */
+    CHECK_EQ_INT(tokp_try("GGUF\003\000\000\000", &err), FTI_ERR_UNSUPPORTED);
+    CHECK(strstr(err.msg, "a GGUF model file") != NULL);
+    CHECK(strstr(err.msg, "fti_engine_tokenizer") != NULL);
     /* fti files: every truncation, and a flipped byte, are rejected */
     small = tokp_small(FTI_PRETOK_GPT2, 300, NULL);
     REQUIRE(small);
