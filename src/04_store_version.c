@@ -3739,14 +3739,17 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
                 rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "version %.16s was removed by gc "
                                    "(%s)", gone, when);
             else if (l.n == 0)
-                rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "version %s not found", name);
+                rc = fti_error_set(err, FTI_ERR_NOT_FOUND, "store %s: version %s not found",
+                                   home, name);
             else
-                rc = fti_error_set(err, FTI_ERR_INVALID, "version prefix %s is ambiguous", name);
+                rc = fti_error_set(err, FTI_ERR_INVALID, "store %s: version prefix %s is "
+                                   "ambiguous: give more digits", home, name);
         }
         fti_store_list_free(l.ids, l.n);
         return rc;
     }
-    return fti_error_set(err, FTI_ERR_NOT_FOUND, "version or tag %s not found", name);
+    /* the store searched is named: a wrong --home or $FTI_HOME is the usual cause */
+    return fti_error_set(err, FTI_ERR_NOT_FOUND, "store %s: no version or tag '%s'", home, name);
 }
 
 /* Parses the manifest of version id. */

@@ -1853,6 +1853,13 @@ FTI_TEST(store_incremental) {
             CHECK(strstr(e.msg, "fti_store_resolve") != NULL);
         }
         CHECK(fti_store_resolve(home, "nosuch", got, NULL) == FTI_ERR_NOT_FOUND);
+        { /* the message names the store searched (a wrong home is the usual cause) */
+            fti_error e;
+            char want[1200];
+            snprintf(want, sizeof want, "store %s: no version or tag 'nosuch'", home);
+            CHECK(fti_store_resolve(home, "nosuch", got, &e) == FTI_ERR_NOT_FOUND);
+            CHECK(strstr(e.msg, want) != NULL);
+        }
         { /* while a gc (or a committing ingest) holds the store lock, no tag is written */
             char lp[1100];
             fti_error e;
