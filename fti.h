@@ -1499,9 +1499,10 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
 FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n, fti_error *err);
 FTIDEF void fti_store_list_free(char **ids, size_t n);
 /* Points tag `name` (letters, digits, - _ .; "latest" moves the latest ref) at an existing
- * version, given by its full id (fti_store_resolve turns a prefix or a tag into one). Atomic (temp file, fsync, rename), under the store lock (shared): FTI_ERR_BUSY
- * while an ingest or a merge runs (they hold it from start to end; partial ingests share it) or
- * a gc, so no tag names a version gc is removing. Thread safety: any thread. */
+ * version, given by its full id (fti_store_resolve turns a prefix or a tag into one). Atomic
+ * (temp file, fsync, rename), under the store lock (shared): FTI_ERR_BUSY while an ingest or a
+ * merge runs (they hold it from start to end; partial ingests share it) or a gc, so no tag names
+ * a version gc is removing. Thread safety: any thread. */
 FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id, fti_error *err);
 /* Verifies one version (id) or, with id NULL, every version and ref: manifest parses, files
  * exist with the recorded size and SHA-256, shard and index headers check out, refs point at
@@ -4198,7 +4199,9 @@ FTIDEF void fti_server_get_stats(fti_server *srv, fti_server_stats *st);
  * defines FTI_IMPLEMENTATION and includes it again further down (stb's habit): <stdint.h> was
  * the first system header, before the feature macros. */
 #if defined(__GLIBC__) && !defined(__USE_POSIX199309)
-#error "fti: include fti.h before any system header where FTI_IMPLEMENTATION is defined, with FTI_IMPLEMENTATION defined at its first #include in the file (or define _POSIX_C_SOURCE 200809L at the top)"
+#error "fti: include fti.h before any system header where FTI_IMPLEMENTATION is defined, \
+with FTI_IMPLEMENTATION defined at its first #include in the file (or define \
+_POSIX_C_SOURCE 200809L at the top)"
 #endif
 
 #ifndef FTI_MALLOC

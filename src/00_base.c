@@ -36,7 +36,9 @@
  * defines FTI_IMPLEMENTATION and includes it again further down (stb's habit): <stdint.h> was
  * the first system header, before the feature macros. */
 #if defined(__GLIBC__) && !defined(__USE_POSIX199309)
-#error "fti: include fti.h before any system header where FTI_IMPLEMENTATION is defined, with FTI_IMPLEMENTATION defined at its first #include in the file (or define _POSIX_C_SOURCE 200809L at the top)"
+#error "fti: include fti.h before any system header where FTI_IMPLEMENTATION is defined, \
+with FTI_IMPLEMENTATION defined at its first #include in the file (or define \
+_POSIX_C_SOURCE 200809L at the top)"
 #endif
 
 #ifndef FTI_MALLOC

@@ -227,9 +227,10 @@ FTIDEF fti_result fti_store_resolve(const char *home, const char *name, char out
 FTIDEF fti_result fti_store_list(const char *home, char ***out_ids, size_t *out_n, fti_error *err);
 FTIDEF void fti_store_list_free(char **ids, size_t n);
 /* Points tag `name` (letters, digits, - _ .; "latest" moves the latest ref) at an existing
- * version, given by its full id (fti_store_resolve turns a prefix or a tag into one). Atomic (temp file, fsync, rename), under the store lock (shared): FTI_ERR_BUSY
- * while an ingest or a merge runs (they hold it from start to end; partial ingests share it) or
- * a gc, so no tag names a version gc is removing. Thread safety: any thread. */
+ * version, given by its full id (fti_store_resolve turns a prefix or a tag into one). Atomic
+ * (temp file, fsync, rename), under the store lock (shared): FTI_ERR_BUSY while an ingest or a
+ * merge runs (they hold it from start to end; partial ingests share it) or a gc, so no tag names
+ * a version gc is removing. Thread safety: any thread. */
 FTIDEF fti_result fti_store_tag(const char *home, const char *name, const char *id, fti_error *err);
 /* Verifies one version (id) or, with id NULL, every version and ref: manifest parses, files
  * exist with the recorded size and SHA-256, shard and index headers check out, refs point at
