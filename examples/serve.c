@@ -958,31 +958,26 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
 }
 #endif /* FTI_INFER_H */
 
-/* Resolves a registry alias (or model id) to HOME/models/<id>/model.gguf. */
+/* Resolves a registry alias (or model id) to HOME/models/<id>/model.gguf
+ * (fti_registry_model_path: it says when gc removed the file); without the registry
+ * (FTI_NO_TRAIN) the name is taken as the model's id. */
 static char *resolve_alias(const char *home, const char *name, fti_error *err) {
-    char *models = fti_path_join(home, "models");
-    char *id = NULL, *dir, *path;
 #if defined(FTI_TRAIN_H) && !defined(FTI_NO_TRAIN)
-    char idbuf[17];
-    if (fti_registry_resolve(home, name, idbuf, err) != FTI_OK) {
-        fti_free(models);
-        return NULL;
-    }
-    id = fti_strdup(idbuf);
+    char *path = NULL;
+    return fti_registry_model_path(home, name, &path, NULL, err) == FTI_OK ? path : NULL;
 #else
-    id = fti_strdup(name);
-#endif
-    dir = fti_path_join(models, id);
-    path = fti_path_join(dir, "model.gguf");
+    char *models = fti_path_join(home, "models");
+    char *dir = models ? fti_path_join(models, name) : NULL,
+         *path = dir ? fti_path_join(dir, "model.gguf") : NULL;
     if (path && !fti_path_exists(path)) {
         fti_error_set(err, FTI_ERR_NOT_FOUND, "alias %s: no model at %s", name, path);
         fti_free(path);
         path = NULL;
     }
     fti_free(dir);
-    fti_free(id);
     fti_free(models);
     return path;
+#endif
 }
 
 /* Checks a registered model's file (HOME/models/<id>/model.gguf, as resolve_alias gives it)
