@@ -1702,6 +1702,14 @@ FTIDEF fti_result fti_store_ingest(const char *home, const char *const *paths, s
     if (!home || !paths || n_paths == 0 || !out_id)
         return fti_error_set(err, FTI_ERR_INVALID, "ingest: no workspace or no input paths");
     out_id[0] = 0;
+    { /* a mistyped input path leaves no new workspace behind (the walk checks them again) */
+        size_t i;
+        for (i = 0; i < n_paths; i++)
+            if (!paths[i] || !fti_path_exists(paths[i]))
+                return fti_error_set(err, paths[i] ? FTI_ERR_NOT_FOUND : FTI_ERR_INVALID,
+                                     "%s: no such file or directory",
+                                     paths[i] ? paths[i] : "(null)");
+    }
     rc = fti_workspace_init(home, err);
     if (rc != FTI_OK) return rc;
     rc = fti__st_lock(home, 0, &lock_fd, err);

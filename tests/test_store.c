@@ -3307,3 +3307,16 @@ FTI_TEST(store_search_damaged_shard) {
         fti_free(data);
     }
 }
+
+/* An ingest whose input path does not exist fails before it makes the workspace: a mistyped
+ * path leaves no empty workspace behind (it made HOME/store first). */
+FTI_TEST(store_ingest_missing_input_makes_nothing) {
+    char home[1024], id[65];
+    const char *paths[1];
+    fti_error err;
+    snprintf(home, sizeof home, "%s", fti_test_tmp("ws-missing"));
+    paths[0] = fti_test_tmp("no-such-folder");
+    CHECK_EQ_INT(fti_store_ingest(home, paths, 1, NULL, id, NULL, &err), FTI_ERR_NOT_FOUND);
+    CHECK(strstr(err.msg, "no-such-folder: no such file or directory") != NULL);
+    CHECK(!fti_path_exists(home));
+}
