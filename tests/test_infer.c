@@ -1667,14 +1667,15 @@ static int ti_post(int port, const char *path, const char *json, char *out, size
 
 /* Starts build/fti-serve on model path (threads, an ephemeral port) in the background, its pid
  * into the file pidf; returns its port once it listens, 0 if it did not within 10 s. */
-static int ti_serve_start_log(const char *path, int threads, const char *pf, const char *pidf,
-                              const char *log) {
-    char cmd[2200];
+/* Starts build/fti-serve ARGS (a shell fragment: options and redirections) on an ephemeral
+ * port in the background, its pid into pidf; returns its port once it listens, 0 if it did not
+ * within 10 s. */
+static int ti_serve_spawn(const char *args, const char *pf, const char *pidf) {
+    char cmd[6400];
     int port = 0, i;
     remove(pf);
-    snprintf(cmd, sizeof cmd, "build/fti-serve --model '%s' --threads %d --port 0 --port-file "
-             "'%s' --quiet --log '%s' > /dev/null 2>&1 & echo $! > '%s'", path, threads, pf,
-             log, pidf);
+    snprintf(cmd, sizeof cmd, "build/fti-serve --port 0 --port-file '%s' %s & echo $! > '%s'", pf,
+             args, pidf);
     if (system(cmd) != 0) return 0;
     for (i = 0; i < 200 && port <= 0; i++) {
         FILE *f = fopen(pf, "r");
@@ -1685,6 +1686,15 @@ static int ti_serve_start_log(const char *path, int threads, const char *pf, con
         if (port <= 0) usleep(50000);
     }
     return port > 0 ? port : 0;
+}
+
+/* fti-serve on model path (threads) with its request log to log. */
+static int ti_serve_start_log(const char *path, int threads, const char *pf, const char *pidf,
+                              const char *log) {
+    char args[4400];
+    snprintf(args, sizeof args, "--model '%s' --threads %d --quiet --log '%s' > /dev/null 2>&1",
+             path, threads, log);
+    return ti_serve_spawn(args, pf, pidf);
 }
 
 static int ti_serve_start(const char *path, int threads, const char *pf, const char *pidf) {
@@ -2095,7 +2105,7 @@ FTI_TEST(infer_cli_serve_verifies_model_file) {
     char ida[17], idb[17], cmd[6400], out[8192], want[64], *pathb;
     fti_registry_add_opts ao;
     fti_error err;
-    int port, i, rc;
+    int port, rc;
     void *text = NULL;
     size_t len = 0;
     if (access(prog, X_OK) != 0) {
@@ -2114,19 +2124,9 @@ FTI_TEST(infer_cli_serve_verifies_model_file) {
     REQUIRE(fti_registry_add_file(home, a, &ao, ida, &err) == FTI_OK);
     REQUIRE(fti_registry_add_file(home, b, NULL, idb, &err) == FTI_OK);
     REQUIRE(strcmp(ida, idb) != 0);
-    remove(pf);
-    snprintf(cmd, sizeof cmd, "%s --home '%s' --threads 1 --port 0 --port-file '%s' --reload-s 1 "
-             "--log '%s/requests.jsonl' > /dev/null 2> '%s' & echo $! > '%s'", prog, home, pf,
-             home, errf, pidf);
-    REQUIRE(system(cmd) == 0);
-    for (i = 0, port = 0; i < 200 && port <= 0; i++) {
-        FILE *f = fopen(pf, "r");
-        if (f) {
-            if (fscanf(f, "%d", &port) != 1) port = 0;
-            fclose(f);
-        }
-        if (port <= 0) usleep(50000);
-    }
+    snprintf(cmd, sizeof cmd, "--home '%s' --threads 1 --reload-s 1 --log '%s/requests.jsonl' "
+             "> /dev/null 2> '%s'", home, home, errf);
+    port = ti_serve_spawn(cmd, pf, pidf);
     REQUIRE(port > 0);
     snprintf(want, sizeof want, "\"model\":\"%s\"", ida);
     CHECK(ti_post(port, "/v1/completions", "{\"prompt\":\"ab\",\"max_tokens\":1}", out,
