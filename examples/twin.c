@@ -45,6 +45,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,31 @@
 #define TWIN_EPOCHS_STR "12 passes over the data"
 
 /* bf16 matmuls when the CPU does them natively (AVX-512 BF16): about 1.4x the steps */
+/* SIGINT / SIGTERM during an update (cron's timeout, systemd's stop, Ctrl-C): the ingest under
+ * way finishes (a dataset version is written whole or not at all), training stops after its
+ * step, and the update ends before evaluating and promoting, saying where it stopped; exit 130
+ * / 143. The default action comes back at once: a second signal kills. */
+static volatile sig_atomic_t g_signal;
+
+static void on_signal(int sig) {
+    int e = errno;
+    g_signal = sig;
+    signal(sig, SIG_DFL);
+    errno = e;
+}
+
+static int should_stop(void *user) {
+    (void)user;
+    return g_signal != 0;
+}
+
+/* Says where an interrupted update stopped; returns its exit status. */
+static int interrupted(const char *where) {
+    fprintf(stderr, "fti-twin: interrupted (%s) %s; nothing promoted; the next update starts "
+            "from what is stored\n", g_signal == SIGTERM ? "SIGTERM" : "SIGINT", where);
+    return g_signal == SIGTERM ? 143 : 130;
+}
+
 static int have_bf16(void) {
     const fti_kernels *k = fti_kernels_get(FTI_ISA_AUTO);
     return fti_kernels_isa(k) == FTI_ISA_AVX512 && fti_matmul_has_bf16(k);
@@ -176,7 +202,9 @@ static void usage(FILE *f) {
             "  --gc            after the update, gc with the defaults (for cron)\n"
             "\n"
             "exit status: 0 done (promoted or not), 1 failure (also: the decision could not\n"
-            "be logged), 2 usage, 3 another update is running (without --wait)\n",
+            "be logged), 2 usage, 3 another update is running (without --wait), 130 / 143\n"
+            "interrupted by SIGINT / SIGTERM (the ingest under way finishes, training stops\n"
+            "after its step, nothing is promoted; the next update starts from what is stored)\n",
             TWIN_WRITE_DRAFTS, (double)TWIN_WRITE_TEMP,
             TWIN_WRITE_TOP_K, (double)TWIN_WRITE_TOP_P, (double)TWIN_WRITE_MIN_P,
             (double)TWIN_WRITE_REPEAT, TWIN_WRITE_TOKENS, TWIN_WRITE_RAG, TWIN_VOCAB);
@@ -1795,6 +1823,10 @@ int main(int argc, char **argv) {
         goto done;
     }
 
+    /* (a signal ignored by whoever started us stays ignored: `fti-twin update ... &` in a
+     * script; SIGTERM still reaches it) */
+    if (signal(SIGINT, on_signal) == SIG_IGN) signal(SIGINT, SIG_IGN);
+    if (signal(SIGTERM, on_signal) == SIG_IGN) signal(SIGTERM, SIG_IGN);
     /* F: the feature pipeline. With a production model, its tokenizer is kept (so the model can
      * be fine-tuned on the new version) unless --retokenize asks for a new one. */
     prod = load_card(home, "production", prod_id);
@@ -1874,6 +1906,13 @@ int main(int argc, char **argv) {
         }
         if (u.active) fti_progress_end(&u.bar, NULL);
         u.active = 0;
+        if (g_signal) {
+            char where[160];
+            snprintf(where, sizeof where, "after the ingest: dataset version %.16s is stored, "
+                     "nothing was trained", version);
+            rc = interrupted(where);
+            goto done;
+        }
         if (fti_dataset_open(&ds, home, version, &err) != FTI_OK) {
             fprintf(stderr, "fti-twin: %s\n", err.msg);
             goto done;
@@ -1951,6 +1990,7 @@ int main(int argc, char **argv) {
         ro.train.bf16 = bf16 >= 0 ? bf16 : have_bf16();
         ro.progress = on_train;
         ro.progress_user = &u;
+        ro.stop = should_stop;
         ro.keep_best = 1;
         if (same_tok) {
             fti_engine *pe = NULL;
@@ -2045,7 +2085,16 @@ int main(int argc, char **argv) {
         fflush(stdout);
         if (fti_train_run(home, &ro, &res, &err) != FTI_OK) {
             on_train(&u, FTI_TRAIN_EVENT_END, &res, &res.stats);
-            fprintf(stderr, "fti-twin: training failed: %s\n", err.msg);
+            if (err.code == FTI_ERR_CANCELLED) {
+                char where[160];
+                snprintf(where, sizeof where, "at training step %llu of %llu: no model was "
+                         "registered (run %s)",
+                         (unsigned long long)res.stats.step,
+                         (unsigned long long)res.stats.total_steps, res.run_key);
+                rc = interrupted(where);
+            } else {
+                fprintf(stderr, "fti-twin: training failed: %s\n", err.msg);
+            }
             goto done;
         }
         printf("steps %llu  tokens %llu  train loss %.4f  val loss %.4f (best %.4f)  %.1f s%s\n",
@@ -2057,6 +2106,13 @@ int main(int argc, char **argv) {
         snprintf(cand_id, sizeof cand_id, "%s", res.id);
     }
 
+    if (g_signal) { /* after the last step: the model is registered, not yet compared */
+        char where[160];
+        snprintf(where, sizeof where, "after training: model %s is registered, not evaluated",
+                 cand_id);
+        rc = interrupted(where);
+        goto done;
+    }
     /* evaluation on the new validation split, then champion/challenger */
     pool = fti_pool_create(threads);
     {
@@ -2102,6 +2158,14 @@ int main(int argc, char **argv) {
                    nats_p / log(2.0) / (double)bytes, (unsigned long)np + 1);
         else if (have_prod)
             printf("   production  %s  val loss %.4f  perplexity %.2f\n", prod_id, lp, exp(lp));
+        if (g_signal) {
+            char where[160];
+            snprintf(where, sizeof where, "after the evaluation: model %s is registered, the "
+                     "decision not made", cand_id);
+            fti_buf_free(&line);
+            rc = interrupted(where);
+            goto done;
+        }
         /* only over the production this update compared against: a model promoted (or
          * rolled back to) by hand meanwhile stays */
         if (promote && fti_registry_promote_if(home, cand_id, "production", prod_id, &err) !=

@@ -1262,6 +1262,75 @@ FTI_TEST(twin_update_lock_two_processes) {
 #endif
 }
 
+/* SIGTERM to an update while it trains (cron's timeout, systemd's stop): the step under way
+ * finishes, nothing is registered or promoted, no decision is logged, it says where it stopped
+ * and exits 143 (it died at once, with no word). The next update then trains and promotes. */
+FTI_TEST(twin_update_sigterm_stops_cleanly) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], corpus[1024], errf[1024], outf[1024], cmd[4400], id[17], dec[1200];
+    const char *src = fti_test_corpus_jsonl();
+    void *text = NULL;
+    size_t len = 0, i, lines = 0;
+    fti_buf out;
+    int p[2], st;
+    pid_t pid;
+    fti_error err;
+    if (!fti_path_exists("build/fti-twin") || !fti_path_exists(src)) {
+        fprintf(stderr, "    (build/fti-twin or the corpus missing: skipped)\n");
+        return;
+    }
+    memset(&out, 0, sizeof out);
+    REQUIRE(fti_file_read(src, 0, &text, &len, NULL) == FTI_OK);
+    for (i = 0; i < len && lines < 80; i++)
+        if (((const char *)text)[i] == '\n') lines++;
+    snprintf(corpus, sizeof corpus, "%s", fti_test_tmp("in/dd.jsonl"));
+    REQUIRE(fti_mkdirs(fti_test_tmp("in"), NULL) == FTI_OK);
+    REQUIRE(fti_test_write_file(corpus, text, i) == 0);
+    fti_free(text);
+    snprintf(home, sizeof home, "%s", fti_test_tmp("ws"));
+    snprintf(errf, sizeof errf, "%s", fti_test_tmp("u.err"));
+    snprintf(outf, sizeof outf, "%s", fti_test_tmp("u2.out"));
+    REQUIRE(pipe(p) == 0);
+    pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int fe = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fe < 0) _exit(126);
+        dup2(p[1], 1);
+        dup2(fe, 2);
+        close(p[0]);
+        execl("build/fti-twin", "fti-twin", "--home", home, "update", corpus, "--preset", "tiny",
+              "--steps", "200000", "--vocab", "300", "--threads", "1", (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    CHECK(fti_ttw_read_until(p[0], &out, "== T:"));
+    fti_ttw_sleep_ms(300); /* a few steps in */
+    kill(pid, SIGTERM);
+    CHECK(fti_ttw_read_until(p[0], &out, NULL));
+    close(p[0]);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 143);
+    CHECK(fti_ttw_file_has(errf, "interrupted (SIGTERM) at training step"));
+    CHECK(fti_ttw_file_has(errf, "nothing promoted"));
+    CHECK(out.data && !strstr(out.data, "promoted to production"));
+    CHECK(fti_registry_resolve(home, "production", id, &err) != FTI_OK);
+    snprintf(dec, sizeof dec, "%s/registry/decisions.jsonl", home);
+    CHECK(!fti_path_exists(dec));
+    CHECK_OK(fti_store_verify(home, NULL, NULL, &err));
+    fti_buf_free(&out);
+    /* the next update: trains, promotes, logs its decision */
+    snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' update '%s' --preset tiny --steps 4 "
+             "--vocab 300 --threads 1 > '%s' 2>&1", home, corpus, outf);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(fti_ttw_file_has(outf, "first model: promoted to production"));
+    CHECK_OK(fti_registry_resolve(home, "production", id, &err));
+    CHECK(fti_path_exists(dec));
+#endif
+}
+
 /* A model promoted by hand while an update trains stays production: the update compared its
  * candidate with the production model it started from, so it does not promote over another
  * (it overwrote the hand's promotion before). The update is stopped (SIGSTOP) once it trains. */
