@@ -32034,7 +32034,9 @@ static fti_result fti__reg_rollback(const char *home, const char *alias, char id
     if (!al || al->n_hist == 0) {
         fti__reg_aliases_free(&t);
         return fti_error_set(err, FTI_ERR_NOT_FOUND, "registry: alias '%s' has %s", alias,
-                             al ? "no earlier target" : "never been set");
+                             al ? "no earlier target (it was never moved, or gc's "
+                                  "--keep-history dropped its history)"
+                                : "never been set");
     }
     memcpy(al->id, al->hist[--al->n_hist], FTI__REG_ID_LEN + 1);
     if (id_out) memcpy(id_out, al->id, FTI__REG_ID_LEN + 1);

@@ -984,6 +984,7 @@ static fti_ngram *memory_get(const char *home, const char *model_id, const fti_d
         const int32_t *seq;
         size_t n;
         uint64_t t0 = fti_time_ns();
+        int fitted = 0;
         memset(&no, 0, sizeof no);
         no.order = TWIN_NGRAM_ORDER;
         if (fti_ngram_build(&m, ids, (size_t)tr->count, tr->vocab_size, &no, &err) != FTI_OK) {
@@ -1002,15 +1003,22 @@ static fti_ngram *memory_get(const char *home, const char *model_id, const fti_d
                 m = NULL;
                 goto out;
             }
-            /* once per model (stderr: the lines on stdout are the same on every run) */
-            fprintf(stderr, "fti-twin: built the author memory %s in %.1f s: weights fitted on "
-                    "the %lu validation tokens, perplexity there: model %.1f, memory %.1f, both "
-                    "%.1f\n", path, (double)(fti_time_ns() - t0) / 1e9,
-                    (unsigned long)st.n_tokens, exp(st.nll_model), exp(st.nll_ngram),
-                    exp(st.nll_mix));
+            fitted = 1;
         }
-        if (fti_mkdirs(dir, &err) != FTI_OK || fti_ngram_save(m, path, &err) != FTI_OK)
-            fprintf(stderr, "fti-twin: could not keep the author memory: %s\n", err.msg);
+        { /* once per model (stderr: the lines on stdout are the same on every run); where it
+           * is kept, or why not (a read-only workspace: built again on every run) */
+            int kept = fti_mkdirs(dir, &err) == FTI_OK && fti_ngram_save(m, path, &err) == FTI_OK;
+            fprintf(stderr, "fti-twin: built the author memory in %.1f s",
+                    (double)(fti_time_ns() - t0) / 1e9);
+            if (fitted)
+                fprintf(stderr, ": weights fitted on the %lu validation tokens, perplexity "
+                        "there: model %.1f, memory %.1f, both %.1f", (unsigned long)st.n_tokens,
+                        exp(st.nll_model), exp(st.nll_ngram), exp(st.nll_mix));
+            if (kept)
+                fprintf(stderr, "; kept in %s\n", path);
+            else
+                fprintf(stderr, "; not kept (%s): it is built again on every run\n", err.msg);
+        }
     }
 said:
     printf("== author memory: a %d-gram model of the %llu training tokens mixed into the model, "
