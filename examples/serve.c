@@ -17,6 +17,7 @@
 #include "fti.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -954,6 +955,11 @@ static fti_result eng_open(const char *path, const char *home, int n_ctx, int ra
     gen->n_vocab = eng_n_vocab;
     gen->tokenize = eng_tokenize;
     gen->detokenize = eng_detokenize;
+    { /* /v1/models' "created": when the file was written (registered: copied into the
+       * registry, right after training) */
+        struct stat st;
+        if (stat(path, &st) == 0) gen->created = (int64_t)st.st_mtime;
+    }
     return FTI_OK;
 }
 #endif /* FTI_INFER_H */

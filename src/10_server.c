@@ -1522,6 +1522,7 @@ typedef struct fti__genref {
     char id[128];
     int n_ctx;
     int n_vocab;   /* 0: unknown (text prompts only) */
+    int64_t created; /* gen.created */
 } fti__genref;
 
 typedef struct fti__conn fti__conn;
@@ -1749,6 +1750,7 @@ static fti__genref *fti__gen_wrap(const fti_gen *gen) {
     snprintf(g->id, sizeof g->id, "%s", id ? id : "fti");
     g->n_ctx = gen->n_ctx ? gen->n_ctx(gen->user) : 2048;
     if (g->n_ctx <= 0) g->n_ctx = 1;
+    g->created = gen->created > 0 ? gen->created : 0;
     g->n_vocab = gen->n_vocab ? gen->n_vocab(gen->user) : 0;
     if (g->n_vocab < 0) g->n_vocab = 0;
     return g;
@@ -2632,7 +2634,7 @@ static void fti__model_obj(fti_jw *w, const fti__genref *g) {
     fti_jw_key(w, "object");
     fti_jw_str(w, "model");
     fti_jw_key(w, "created");
-    fti_jw_int(w, 0);
+    fti_jw_int(w, g->created);
     fti_jw_key(w, "owned_by");
     fti_jw_str(w, "fti");
     fti_jw_key(w, "context_length");

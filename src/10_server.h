@@ -392,6 +392,9 @@ typedef struct fti_gen {
                            fti_tokens *out, fti_error *err);
     fti_result (*detokenize)(void *user, const int32_t *ids, size_t n, fti_buf *out,
                              fti_error *err);
+    /* Optional: when the model was made, in seconds since 1970 (/v1/models' "created"; 0 =
+     * unknown, shown as 0). */
+    int64_t created;
 } fti_gen;
 
 /* A deterministic stand-in generator: the prompt is tokenized one byte per token; sequence s emits

@@ -1667,6 +1667,25 @@ static int ti_post(int port, const char *path, const char *json, char *out, size
 
 /* Starts build/fti-serve on model path (threads, an ephemeral port) in the background, its pid
  * into the file pidf; returns its port once it listens, 0 if it did not within 10 s. */
+/* GETs path on 127.0.0.1:port; the whole answer (Connection: close) in out. */
+static int ti_get(int port, const char *path, char *out, size_t cap) {
+    char head[256];
+    size_t n = 0;
+    ssize_t m;
+    int fd = tu_connect(port);
+    if (fd < 0) return 0;
+    snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+             path);
+    if (send(fd, head, strlen(head), MSG_NOSIGNAL) < 0) {
+        close(fd);
+        return 0;
+    }
+    while (n + 1 < cap && (m = recv(fd, out + n, cap - 1 - n, 0)) > 0) n += (size_t)m;
+    out[n] = 0;
+    close(fd);
+    return n > 0;
+}
+
 /* Starts build/fti-serve ARGS (a shell fragment: options and redirections) on an ephemeral
  * port in the background, its pid into pidf; returns its port once it listens, 0 if it did not
  * within 10 s. */
@@ -2132,6 +2151,12 @@ FTI_TEST(infer_cli_serve_verifies_model_file) {
     CHECK(ti_post(port, "/v1/completions", "{\"prompt\":\"ab\",\"max_tokens\":1}", out,
                   sizeof out));
     CHECK(strstr(out, want) != NULL);
+    /* /v1/models' created: the model file's time (it was 0) */
+    CHECK(ti_get(port, "/v1/models", out, sizeof out));
+    {
+        const char *c = strstr(out, "\"created\":");
+        CHECK(c != NULL && atoll(c + 10) > 1700000000LL);
+    }
     /* B damaged, then promoted: the server stays on A */
     REQUIRE(fti_registry_verify(home, idb, NULL, &pathb, &err) == FTI_OK);
     ti_flip_last_byte(pathb);
