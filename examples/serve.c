@@ -1248,7 +1248,9 @@ int main(int argc, char **argv) {
     mo.ref = ref;
     mo.log_fn = log_fn;
     if (fti_monitor_create(&mo, &mon, &err) != FTI_OK) {
-        fprintf(stderr, "fti-serve: %s\n", err.msg);
+        fprintf(stderr, "fti-serve: %s%s\n", err.msg,
+                log_path ? " (the request log: --log FILE writes it elsewhere, --log - not at all)"
+                         : "");
         if (gen.release) gen.release(gen.user);
         goto out;
     }
