@@ -589,12 +589,13 @@ static fti_result fti__api_prompts(const fti_json *v, fti_api_request *req, cons
     if (v->type == FTI_JSON_ARRAY) {
         if (v->len == 0)
             return fti__api_bad(err, param, "prompt", "'prompt' must not be an empty array");
-        if (v->len > FTI_API_MAX_PROMPTS) {
+        ids_one = v->child->type == FTI_JSON_NUMBER;
+        /* (one prompt of token ids is as long as the context allows: checked below) */
+        if (!ids_one && v->len > FTI_API_MAX_PROMPTS) {
             snprintf(msg, sizeof msg, "'prompt' is a batch of %lu prompts: at most %d are taken",
                      (unsigned long)v->len, FTI_API_MAX_PROMPTS);
             return fti__api_bad(err, param, "prompt", msg);
         }
-        ids_one = v->child->type == FTI_JSON_NUMBER;
         for (x = v->child; x; x = x->next)
             if (x->type != v->child->type ||
                 (x->type != FTI_JSON_STRING && x->type != FTI_JSON_NUMBER &&
@@ -2431,7 +2432,10 @@ static void *fti__sched_main(void *arg) {
                 j->prompt_tokens = prompt_tokens > INT_MAX ? INT_MAX : (int)prompt_tokens;
                 j->byte_fallback = byte_fallback;
                 j->nll_mean = info.nll_mean;
-                j->nll_tokens = info.nll_tokens;
+                /* its weight: the first prompt's tokens when the generator leaves it 0 (the
+                 * record's fallback, prompt_tokens, sums over a batch's prompts) */
+                j->nll_tokens = info.nll_tokens || j->n_prompts < 2 ? info.nll_tokens
+                                                                     : info.n_tokens;
                 j->n_chunks = info.n_chunks;
                 if (info.chunks_json) j->chunks_json = fti_strdup(info.chunks_json);
                 if (s->o.monitor && info.ids)
@@ -2868,7 +2872,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
             n_prompts = j->req.n_prompts > 0 ? j->req.n_prompts : 1;
             n_seqs = n_prompts * (size_t)(j->req.best_of > 0 ? j->req.best_of : 1);
         }
-        if (pr == FTI_OK && n_prompts == 1 && j->req.best_of > s->o.max_batch) {
+        if (pr == FTI_OK && j->req.best_of > s->o.max_batch) {
             /* every choice (best_of: candidate) is a sequence of the batch, started together */
             int is_n = j->req.n == j->req.best_of;
             param = is_n ? "n" : "best_of";

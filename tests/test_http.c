@@ -583,6 +583,31 @@ FTI_TEST(http_api_validation) {
     CHECK(api_parse(FTI_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"a\\u0000b\"}]}",
                     &param, &q) != 0);
     CHECK(param && strcmp(param, "messages") == 0);
+    /* one prompt of token ids is as long as the context allows, past FTI_API_MAX_PROMPTS (it was
+     * refused as "a batch of 3000 prompts"); a batch of more prompts than that is refused */
+    {
+        fti_buf body;
+        fti_error err;
+        int k;
+        memset(&body, 0, sizeof body);
+        fti_buf_puts(&body, "{\"max_tokens\":1,\"prompt\":[");
+        for (k = 0; k < 3000; k++) fti_buf_printf(&body, "%s%d", k ? "," : "", k % 7);
+        fti_buf_puts(&body, "]}");
+        REQUIRE(fti_api_parse_completion(FTI_API_COMPLETION, body.data, body.len, 4096, &q,
+                                         &param, &err) == FTI_OK);
+        REQUIRE(q.n_prompts == 1);
+        CHECK_EQ_INT((int)q.prompts[0].n_ids, 3000);
+        CHECK_EQ_INT(q.prompts[0].ids[2999], 2999 % 7);
+        fti_api_request_free(&q);
+        body.len = 0;
+        fti_buf_puts(&body, "{\"prompt\":[");
+        for (k = 0; k <= FTI_API_MAX_PROMPTS; k++) fti_buf_printf(&body, "%s[1]", k ? "," : "");
+        fti_buf_puts(&body, "]}");
+        CHECK(fti_api_parse_completion(FTI_API_COMPLETION, body.data, body.len, 4096, &q, &param,
+                                       &err) == FTI_ERR_INVALID);
+        CHECK(strstr(err.msg, "at most 2048 are taken") != NULL);
+        fti_buf_free(&body);
+    }
 }
 
 FTI_TEST(http_api_writers) {

@@ -955,6 +955,13 @@ FTI_TEST(server_prompt_batch) {
     CHECK(strstr(body.data, "a batch of 3 prompts of 3 sequences each (n, best_of) is "
                             "9 sequences") != NULL);
     CHECK(strstr(body.data, "\"param\":\"prompt\"") != NULL);
+    /* n (best_of) above max_batch on its own is its own 400, batch or not (a batch's said "send
+     * at most 0 prompts per request") */
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
+                          "{\"prompt\":[\"a\",\"b\"],\"n\":9}", &body), 400);
+    CHECK(strstr(body.data, "9 is not a valid value for 'n': this server runs at most 8 "
+                            "sequences at a time") != NULL);
+    CHECK(strstr(body.data, "\"param\":\"n\"") != NULL);
     srv_finish(&f);
     CHECK_EQ_INT(f.run_result, FTI_OK);
     fti_buf_free(&body);
@@ -2117,6 +2124,64 @@ FTI_TEST(server_monitor_drift_user_ids) {
     fti_buf_free(&req);
 }
 
+/* The echo generator reporting a prompt perplexity with nll_tokens 0 ("over n_tokens"): in a
+ * batch the log's weight is the first prompt's tokens (the perplexity's), not the batch's sum. */
+static fti_result srv_nll_start(void *u, const char *prompt, size_t len, const fti_gen_params *p,
+                                void **seq, fti_gen_prompt_info *info, fti_error *err) {
+    fti_result r = srv_echo_start(u, prompt, len, p, seq, info, err);
+    if (r == FTI_OK) info->nll_mean = 2.0;
+    return r;
+}
+
+FTI_TEST(server_batch_ppl_weight) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_monitor_opts mo;
+    fti_monitor *mon = NULL;
+    fti_drift_ref *ref = NULL;
+    fti_gen g;
+    fti_gen_echo_opts eo;
+    fti_buf resp, req;
+    void *logd = NULL;
+    size_t logn = 0;
+    int n_req_lines = 0;
+    char *line, *save;
+    memset(&o, 0, sizeof o);
+    memset(&eo, 0, sizeof eo);
+    memset(&resp, 0, sizeof resp);
+    memset(&req, 0, sizeof req);
+    memset(&f, 0, sizeof f);
+    REQUIRE(srv_monitor_start(&mo, &mon, &ref) == 0);
+    o.monitor = mon;
+    eo.n_ctx = 256;
+    REQUIRE(fti_gen_echo_create(&eo, &g) == FTI_OK);
+    srv_echo_start = g.seq_start;
+    g.seq_start = srv_nll_start;
+    REQUIRE(fti_server_create(&o, &g, &f.srv, NULL) == FTI_OK);
+    f.port = fti_server_port(f.srv);
+    REQUIRE(pthread_create(&f.th, NULL, srv_thread, &f) == 0);
+    srv_post(&req, "/v1/completions", "{\"prompt\":[\"hello\",\"a much longer prompt\"],"
+             "\"max_tokens\":2}", 0);
+    CHECK_EQ_INT(cli_do(f.port, req.data, &resp), 200);
+    srv_finish(&f);
+    REQUIRE(fti_file_read(mo.log_path, 0, &logd, &logn, NULL) == FTI_OK);
+    for (line = strtok_r((char *)logd, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        fti_request_record rec;
+        char sb[512];
+        if (fti_request_record_parse(line, strlen(line), &rec, sb, sizeof sb) != FTI_OK) continue;
+        n_req_lines++;
+        CHECK_EQ_INT(rec.prompt_tokens, 25); /* usage: both prompts */
+        CHECK_NEAR(rec.prompt_ppl, exp(2.0), 1e-6, 0);
+        CHECK_EQ_INT((int)fti_request_record_ppl_weight(&rec), 5); /* the first prompt's */
+    }
+    CHECK_EQ_INT(n_req_lines, 1);
+    fti_free(logd);
+    fti_monitor_free(mon);
+    fti_drift_ref_free(ref);
+    fti_buf_free(&resp);
+    fti_buf_free(&req);
+}
+
 /* A generator over fixed logits, token i at -0.01 i (greedy repeats token 0 for ever), sampled by
  * fti_sampler with the options fti_gen_sampler_opts makes of the request, as fti-serve's engine
  * generator does: what the penalties do is plain in the text (token i is the character '!' + i). */
@@ -2332,6 +2397,7 @@ void fti_test_server_graceful_stop(void) {}
 void fti_test_server_survives_emfile(void) {}
 void fti_test_server_monitor_log_metrics(void) {}
 void fti_test_server_monitor_drift_user_ids(void) {}
+void fti_test_server_batch_ppl_weight(void) {}
 void fti_test_server_every_bad_request_closes(void) {}
 void fti_test_server_instance_name(void) {}
 void fti_test_server_cors(void) {}
