@@ -2389,7 +2389,10 @@ static void *fti__sched_main(void *arg) {
                                           "'logprobs' is not available");
                         bad_param = "echo";
                     }
-                    if (r == FTI_ERR_INVALID && p.prompt_ids) bad_param = "prompt";
+                    /* (logit_bias was checked against n_vocab at dispatch) */
+                    if (r == FTI_ERR_INVALID &&
+                        (p.prompt_ids || (p.echo_prompt && j->g->n_vocab > 0)))
+                        bad_param = "prompt";
                 }
                 if (r != FTI_OK) {
                     j->ch[k].seq = NULL;
@@ -2913,7 +2916,17 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
                     break;
                 }
         }
-        if (pr != FTI_OK && j->req.prompts) fti_api_request_free(&j->req);
+        /* logit_bias against the vocabulary too, so a generator's FTI_ERR_INVALID at the start
+         * of a token-id or scored prompt is the prompt's (it was answered as the prompt's) */
+        for (ti = 0; pr == FTI_OK && n_vocab > 0 && ti < j->req.n_bias; ti++)
+            if (j->req.bias_ids[ti] < 0 || j->req.bias_ids[ti] >= n_vocab) {
+                param = "logit_bias";
+                pr = fti_error_set(&err, FTI_ERR_INVALID,
+                                   "'logit_bias' names token %ld, which this model does not have "
+                                   "(its vocabulary is ids 0 to %d)",
+                                   (long)j->req.bias_ids[ti], n_vocab - 1);
+            }
+        if (pr != FTI_OK) fti_api_request_free(&j->req); /* (idempotent) */
         if (pr != FTI_OK) {
             int st = pr == FTI_ERR_NOMEM ? 500 : 400; /* the server's fault, not the client's */
             fti__respond_error_code(s, c, st, err.msg,

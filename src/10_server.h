@@ -380,8 +380,8 @@ typedef struct fti_gen {
     fti_result (*seq_fork)(void *user, void *from, const fti_gen_params *params, void **seq,
                            fti_error *err);
     /* Optional (NULL: the generator takes text prompts only, and token-id prompts are refused
-     * with a 400): the vocabulary size, so the server checks a token-id prompt's ids before it
-     * queues the request. Any thread. */
+     * with a 400): the vocabulary size, so the server checks a token-id prompt's ids and
+     * logit_bias's before it queues the request. Any thread. */
     int (*n_vocab)(void *user);
     /* Optional (NULL: POST /tokenize and /detokenize answer 501): text to the token ids a scored
      * text prompt is evaluated as (add_special 1: with the BOS the model adds; 0: the text's

@@ -1022,6 +1022,17 @@ FTI_TEST(server_prompt_token_ids) {
     CHECK(strstr(body.data, "prompt 1 is an empty array of token ids") != NULL);
     CHECK_EQ_INT(srv_json(f.port, "/v1/completions", "{\"prompt\":[-1]}", &body), 400);
     CHECK_EQ_INT(srv_json(f.port, "/v1/completions", "{\"prompt\":[1,\"a\"]}", &body), 400);
+    /* logit_bias is checked against the vocabulary before the request is queued, so a
+     * generator's refusal of a token-id prompt is never blamed on it, nor its on the prompt */
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
+                          "{\"prompt\":[104],\"logit_bias\":{\"300\":1}}", &body), 400);
+    CHECK(strstr(body.data, "'logit_bias' names token 300, which this model does not have (its "
+                            "vocabulary is ids 0 to 255)") != NULL);
+    CHECK(strstr(body.data, "\"param\":\"logit_bias\"") != NULL);
+    CHECK_EQ_INT(srv_json(f.port, "/v1/chat/completions",
+                          "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                          "\"logit_bias\":{\"256\":1}}", &body), 400);
+    CHECK(strstr(body.data, "\"param\":\"logit_bias\"") != NULL);
     srv_finish(&f);
     CHECK_EQ_INT(f.run_result, FTI_OK);
 
