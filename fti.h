@@ -3790,6 +3790,10 @@ FTIDEF const char *fti_http_reason(int status);
 #ifndef FTI_API_MAX_N
 #define FTI_API_MAX_N 16
 #endif
+/* Bytes of text one POST /tokenize takes (it runs on the server's I/O thread). */
+#ifndef FTI_TOKENIZE_MAX_BYTES
+#define FTI_TOKENIZE_MAX_BYTES 65536
+#endif
 /* The most prompts one /v1/completions request may send as a batch ("prompt" as an array: OpenAI's
  * limit). Each prompt's choices are sequences of the batch too, all admitted together, so the
  * server also refuses a batch of more than max_batch sequences (prompts x best_of). */
@@ -40321,6 +40325,7 @@ static fti_result fti__api_prompts(const fti_json *v, fti_api_request *req, cons
     req->prompt = req->prompts[0].text ? fti_strndup(req->prompts[0].text,
                                                      req->prompts[0].text_len)
                                        : fti_strdup("");
+    if (!req->prompt) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     req->prompt_len = req->prompts[0].text ? req->prompts[0].text_len : 0;
     return FTI_OK;
 }
@@ -42398,6 +42403,13 @@ static void fti__tokenize(fti_server *s, fti__conn *c, int detok, const char *bo
             st = 400;
             param = "content";
             fti_error_set(&err, FTI_ERR_INVALID, "'content' must be a string");
+        } else if (v->len > FTI_TOKENIZE_MAX_BYTES) {
+            /* it runs on the I/O thread: a long text would stall every other connection */
+            st = 400;
+            param = "content";
+            fti_error_set(&err, FTI_ERR_LIMIT, "'content' is %lu bytes; /tokenize takes at most "
+                          "%lu (send the text in parts)", (unsigned long)v->len,
+                          (unsigned long)FTI_TOKENIZE_MAX_BYTES);
         } else if (x && x->type != FTI_JSON_TRUE && x->type != FTI_JSON_FALSE &&
                    x->type != FTI_JSON_NULL) {
             st = 400;

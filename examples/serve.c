@@ -283,6 +283,20 @@ static fti_result eng_seq_setup(eng *g, eng_seq *q, const fti_gen_params *p, fti
     return FTI_OK;
 }
 
+/* The engine's buffer for the logits of n prompt tokens (kept for every prompt: a fresh one
+ * each time cost page faults); NULL past 4 M floats (16 MiB) or out of memory. */
+static float *eng_logits_buf(eng *g, size_t n) {
+    size_t V = fti_engine_config(g->e)->vocab_size;
+    if (n * V > ((size_t)4 << 20)) return NULL;
+    if (g->lg_cap < n * V) {
+        float *nl = (float *)fti_realloc(g->lg, n * V * sizeof(float));
+        if (!nl) return NULL;
+        g->lg = nl;
+        g->lg_cap = n * V;
+    }
+    return g->lg;
+}
+
 /* A prompt evaluated as itself (fti_gen_params.prompt_ids or echo_prompt): token ids exactly, or
  * a text's own tokens after a BOS when the model adds one; no template, no retrieved documents.
  * With echo_prompt every token is reported in info->prompt_tokens, with logprobs each one after
@@ -365,12 +379,8 @@ static fti_result eng_start_raw(eng *g, eng_seq *q, const char *prompt, size_t p
         chunk = p->logprobs ? ((size_t)4 << 20) / V : n;
         if (chunk == 0) chunk = 1;
         if (chunk > n) chunk = n;
-        if (p->logprobs && g->lg_cap < chunk * V) {
-            float *nl = (float *)fti_realloc(g->lg, chunk * V * sizeof(float));
-            if (!nl) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
-            g->lg = nl;
-            g->lg_cap = chunk * V;
-        }
+        if (p->logprobs && !eng_logits_buf(g, chunk))
+            return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
         for (t0 = 0; t0 < n; t0 += chunk) {
             size_t m = n - t0 < chunk ? n - t0 : chunk;
             float *lg = p->logprobs ? g->lg : NULL;
@@ -420,20 +430,6 @@ static fti_result eng_start_raw(eng *g, eng_seq *q, const char *prompt, size_t p
     info->n_ids = n - (bos ? 1 : 0);
     info->n_tokens = n;
     return FTI_OK;
-}
-
-/* The engine's buffer for the logits of n prompt tokens (kept for every prompt: a fresh one
- * each time cost page faults); NULL past 4 M floats (16 MiB) or out of memory. */
-static float *eng_logits_buf(eng *g, size_t n) {
-    size_t V = fti_engine_config(g->e)->vocab_size;
-    if (n * V > ((size_t)4 << 20)) return NULL;
-    if (g->lg_cap < n * V) {
-        float *nl = (float *)fti_realloc(g->lg, n * V * sizeof(float));
-        if (!nl) return NULL;
-        g->lg = nl;
-        g->lg_cap = n * V;
-    }
-    return g->lg;
 }
 
 /* A chat's perplexity for drift: its last user message scored as a completion prompt of its
@@ -1013,6 +1009,7 @@ typedef struct watcher {
     const char *home, *alias;
     char *current; /* model path in use */
     char *failed;  /* the last model that did not load (said once, tried again when it changes) */
+    int64_t failed_mtime, failed_size; /* its file then: a file put back is tried again */
     int interval_s, n_ctx, rag_k, max_batch, verify;
     fti_pool *pool;
     fti_monitor *mon;
@@ -1031,10 +1028,18 @@ static void *watch_main(void *arg) {
             fti_error err;
             char *path = resolve_alias(w->home, w->alias, &err);
             if (!path) continue;
-            if ((w->current && strcmp(path, w->current) == 0) ||
-                (w->failed && strcmp(path, w->failed) == 0)) {
-                fti_free(path);
-                continue;
+            {
+                struct stat st;
+                int have = stat(path, &st) == 0;
+                if ((w->current && strcmp(path, w->current) == 0) ||
+                    (w->failed && strcmp(path, w->failed) == 0 && have &&
+                     (int64_t)st.st_mtime == w->failed_mtime &&
+                     (int64_t)st.st_size == w->failed_size)) {
+                    fti_free(path);
+                    continue;
+                }
+                w->failed_mtime = have ? (int64_t)st.st_mtime : -1;
+                w->failed_size = have ? (int64_t)st.st_size : -1;
             }
 #if defined(FTI_INFER_H)
             {
@@ -1044,7 +1049,8 @@ static void *watch_main(void *arg) {
                 if ((w->verify && !verify_model(w->home, path, &err)) ||
                     eng_open(path, w->home, w->n_ctx, w->rag_k, w->max_batch, w->pool, NULL,
                              &gen, &ref, &err) != FTI_OK) {
-                    /* said once: the alias is followed again when it moves */
+                    /* said once: tried again when the alias moves or the file changes (a
+                     * backup copied back) */
                     snprintf(msg, sizeof msg, "alias %s moved, but %s is not served (still "
                              "serving %s): %s", w->alias, path,
                              w->current ? w->current : "the model before", err.msg);

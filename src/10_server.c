@@ -637,6 +637,7 @@ static fti_result fti__api_prompts(const fti_json *v, fti_api_request *req, cons
     req->prompt = req->prompts[0].text ? fti_strndup(req->prompts[0].text,
                                                      req->prompts[0].text_len)
                                        : fti_strdup("");
+    if (!req->prompt) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     req->prompt_len = req->prompts[0].text ? req->prompts[0].text_len : 0;
     return FTI_OK;
 }
@@ -2714,6 +2715,13 @@ static void fti__tokenize(fti_server *s, fti__conn *c, int detok, const char *bo
             st = 400;
             param = "content";
             fti_error_set(&err, FTI_ERR_INVALID, "'content' must be a string");
+        } else if (v->len > FTI_TOKENIZE_MAX_BYTES) {
+            /* it runs on the I/O thread: a long text would stall every other connection */
+            st = 400;
+            param = "content";
+            fti_error_set(&err, FTI_ERR_LIMIT, "'content' is %lu bytes; /tokenize takes at most "
+                          "%lu (send the text in parts)", (unsigned long)v->len,
+                          (unsigned long)FTI_TOKENIZE_MAX_BYTES);
         } else if (x && x->type != FTI_JSON_TRUE && x->type != FTI_JSON_FALSE &&
                    x->type != FTI_JSON_NULL) {
             st = 400;

@@ -135,6 +135,10 @@ FTIDEF const char *fti_http_reason(int status);
 #ifndef FTI_API_MAX_N
 #define FTI_API_MAX_N 16
 #endif
+/* Bytes of text one POST /tokenize takes (it runs on the server's I/O thread). */
+#ifndef FTI_TOKENIZE_MAX_BYTES
+#define FTI_TOKENIZE_MAX_BYTES 65536
+#endif
 /* The most prompts one /v1/completions request may send as a batch ("prompt" as an array: OpenAI's
  * limit). Each prompt's choices are sequences of the batch too, all admitted together, so the
  * server also refuses a batch of more than max_batch sequences (prompts x best_of). */

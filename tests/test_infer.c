@@ -2167,6 +2167,14 @@ FTI_TEST(infer_cli_serve_verifies_model_file) {
     CHECK(ti_post(port, "/v1/completions", "{\"prompt\":\"ab\",\"max_tokens\":1}", out,
                   sizeof out));
     CHECK(strstr(out, want) != NULL);
+    /* B's file put back (a backup copied over it): followed at the next check */
+    ti_flip_last_byte(pathb);
+    usleep(2500000);
+    snprintf(want, sizeof want, "\"model\":\"%s\"", idb);
+    CHECK(ti_post(port, "/v1/completions", "{\"prompt\":\"ab\",\"max_tokens\":1}", out,
+                  sizeof out));
+    CHECK(strstr(out, want) != NULL);
+    ti_flip_last_byte(pathb); /* damaged again, for the start below */
     ti_serve_stop(pidf);
     usleep(300000);
     REQUIRE(fti_file_read(errf, 1 << 20, &text, &len, NULL) == FTI_OK);

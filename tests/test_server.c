@@ -1074,6 +1074,18 @@ FTI_TEST(server_tokenize_endpoints) {
     CHECK_EQ_INT(srv_json(f.port, "/detokenize", "{\"tokens\":[-1]}", &body), 400);
     CHECK_EQ_INT(srv_json(f.port, "/detokenize", "{\"tokens\":\"a\"}", &body), 400);
     CHECK_EQ_INT(srv_json(f.port, "/tokenize", "{\"content\":5}", &body), 400);
+    { /* at most FTI_TOKENIZE_MAX_BYTES of text (it runs on the I/O thread) */
+        fti_buf big;
+        size_t k;
+        memset(&big, 0, sizeof big);
+        fti_buf_puts(&big, "{\"content\":\"");
+        for (k = 0; k <= FTI_TOKENIZE_MAX_BYTES; k++) fti_buf_putc(&big, 'a');
+        fti_buf_puts(&big, "\"}");
+        REQUIRE(!big.oom);
+        CHECK_EQ_INT(srv_json(f.port, "/tokenize", big.data, &body), 400);
+        CHECK(body.data && strstr(body.data, "takes at most") != NULL);
+        fti_buf_free(&big);
+    }
     CHECK(strstr(body.data, "\"param\":\"content\"") != NULL);
     CHECK_EQ_INT(srv_json(f.port, "/tokenize", "[", &body), 400);
     {
