@@ -1665,10 +1665,8 @@ static int ti_post(int port, const char *path, const char *json, char *out, size
     return n > 0;
 }
 
-/* Starts build/fti-serve on model path (threads, an ephemeral port) in the background, its pid
- * into the file pidf; returns its port once it listens, 0 if it did not within 10 s. */
 /* GETs path on 127.0.0.1:port; the whole answer (Connection: close) in out. */
-static int ti_get(int port, const char *path, char *out, size_t cap) {
+FTI__UNUSED static int ti_get(int port, const char *path, char *out, size_t cap) {
     char head[256];
     size_t n = 0;
     ssize_t m;
@@ -1707,7 +1705,9 @@ static int ti_serve_spawn(const char *args, const char *pf, const char *pidf) {
     return port > 0 ? port : 0;
 }
 
-/* fti-serve on model path (threads) with its request log to log. */
+/* fti-serve on model path (threads, an ephemeral port) with its request log to log, in the
+ * background, its pid into the file pidf; returns its port once it listens, 0 if it did not
+ * within 10 s. */
 static int ti_serve_start_log(const char *path, int threads, const char *pf, const char *pidf,
                               const char *log) {
     char args[4400];
