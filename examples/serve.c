@@ -198,6 +198,19 @@ static fti_result eng_detokenize(void *u, const int32_t *ids, size_t n, fti_buf 
     return out->oom ? fti_error_set(err, FTI_ERR_NOMEM, "out of memory") : FTI_OK;
 }
 
+/* A session for a new sequence: a spare one (reset when it was put back), else a new one. */
+static fti_result eng_session_get(eng *g, fti_session **out, fti_error *err) {
+    fti_session_opts so;
+    if (g->n_spare) {
+        *out = g->spare[--g->n_spare];
+        return FTI_OK;
+    }
+    memset(&so, 0, sizeof so);
+    so.n_ctx = (size_t)g->n_ctx;
+    so.kv_type = g_kv_type;
+    return fti_session_create(out, g->e, &so, err);
+}
+
 static void eng_seq_free(eng *g, eng_seq *q) {
     if (!q) return;
     if (q->s && g && g->spare && g->n_spare < (size_t)g->max_batch) {
@@ -464,7 +477,6 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     fti_search_hit hits[16];
 #endif
     size_t n_docs = 0, room, V = fti_engine_config(g->e)->vocab_size, i;
-    fti_session_opts so;
     fti_tokens ut;
     fti_buf cj, cj2;
     const char *text = p->title ? p->context : prompt;
@@ -486,12 +498,7 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
     q = (eng_seq *)fti_calloc(1, sizeof *q);
     if (!q) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
     if (p->prompt_ids || p->echo_prompt) { /* the prompt as itself: scored, or token ids */
-        memset(&so, 0, sizeof so);
-        so.n_ctx = (size_t)g->n_ctx;
-        so.kv_type = g_kv_type;
-        r = FTI_OK;
-        if (g->n_spare) q->s = g->spare[--g->n_spare];
-        else r = fti_session_create(&q->s, g->e, &so, err);
+        r = eng_session_get(g, &q->s, err);
         if (r == FTI_OK) r = eng_seq_setup(g, q, p, err);
         if (r == FTI_OK) r = eng_start_raw(g, q, prompt, prompt_len, p, info, err);
         if (r != FTI_OK) {
@@ -551,12 +558,7 @@ static fti_result eng_start(void *user, const char *prompt, size_t prompt_len,
         fti_jw_arr_end(&w);
     }
 #endif
-    memset(&so, 0, sizeof so);
-    so.n_ctx = (size_t)g->n_ctx;
-    so.kv_type = g_kv_type;
-    if (g->n_spare) q->s = g->spare[--g->n_spare]; /* reset when it was put back */
-    else r = fti_session_create(&q->s, g->e, &so, err);
-    if (r != FTI_OK) goto fail;
+    if ((r = eng_session_get(g, &q->s, err)) != FTI_OK) goto fail;
     if ((r = eng_seq_setup(g, q, p, err)) != FTI_OK) goto fail;
     /* prefill; the prompt's perplexity comes from the same pass when its logits fit in 16 MiB */
     info->nll_mean = -1;
@@ -637,16 +639,11 @@ static fti_result eng_fork(void *user, void *from, const fti_gen_params *p, void
                            fti_error *err) {
     eng *g = (eng *)user;
     eng_seq *src = (eng_seq *)from, *q;
-    fti_session_opts so;
     fti_result r = FTI_OK;
     if (!src || !src->s) return fti_error_set(err, FTI_ERR_INVALID, "fork: no sequence");
     q = (eng_seq *)fti_calloc(1, sizeof *q);
     if (!q) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
-    memset(&so, 0, sizeof so);
-    so.n_ctx = (size_t)g->n_ctx;
-    so.kv_type = g_kv_type;
-    if (g->n_spare) q->s = g->spare[--g->n_spare];
-    else r = fti_session_create(&q->s, g->e, &so, err);
+    r = eng_session_get(g, &q->s, err);
     if (r == FTI_OK) r = fti_session_copy(q->s, src->s, err);
     if (r == FTI_OK) r = eng_seq_setup(g, q, p, err);
     if (r != FTI_OK) {
