@@ -3574,7 +3574,20 @@ typedef struct fti_request_record {
     int has_buckets;
     uint32_t tok_buckets[FTI_DRIFT_BUCKETS];
     const char *finish_reason; /* may be NULL */
+    /* A batch of prompts (OpenAI's "prompt" as an array) is one request of n_prompts (> 1;
+     * 0 or 1: one prompt) whose prompt_tokens, prompt_bytes, retrieval_hits, byte_fallback
+     * and tok_buckets sum over its prompts, prompt_ppl is their perplexity (each prompt's
+     * weighted by its ppl_tokens, which sum), and len_hist counts its prompts per
+     * fti_drift_len_bin of their bytes: drift sees every prompt. Logged as "n_prompts" and
+     * "prompt_len_bins"; a line without them (older logs) is one prompt. */
+    int n_prompts;
+    uint32_t len_hist[FTI_DRIFT_LEN_BINS];
 } fti_request_record;
+
+/* Adds rec's prompts to a drift window: one prompt of prompt_bytes, or a batch's n_prompts by
+ * len_hist; tok_buckets if has_buckets; the perplexity if prompt_ppl > 0, weighted by
+ * fti_request_record_ppl_weight. The caller picks the records (e.g. status 200). */
+FTIDEF void fti_drift_window_add_record(fti_drift_window *w, const fti_request_record *rec);
 
 /* The tokens rec's prompt_ppl is over: ppl_tokens, else prompt_tokens (0 if neither is
  * positive); a window's perplexity weights each prompt's by it. */
@@ -3795,8 +3808,8 @@ FTIDEF const char *fti_http_reason(int status);
 #define FTI_TOKENIZE_MAX_BYTES 65536
 #endif
 /* The most prompts one /v1/completions request may send as a batch ("prompt" as an array: OpenAI's
- * limit). Each prompt's choices are sequences of the batch too, all admitted together, so the
- * server also refuses a batch of more than max_batch sequences (prompts x best_of). */
+ * limit). Each prompt's choices are sequences of the batch too, started together; a batch of more
+ * than the server's max_batch sequences (prompts x best_of) runs in turns of whole prompts. */
 #ifndef FTI_API_MAX_PROMPTS
 #define FTI_API_MAX_PROMPTS 2048
 #endif
@@ -3904,7 +3917,9 @@ typedef struct fti_api_result {
     const char *finish_reason; /* "stop", "length" or NULL (stream: not finished) */
     int prompt_tokens;
     int completion_tokens;
-    const char *chunks_json; /* retrieval chunks used, a JSON array text, or NULL */
+    const char *chunks_json; /* retrieval chunks used, a JSON array text, or NULL ("fti_chunks":
+                                at the top of a response, and in each entry of choices that
+                                has its own: a batch's prompt's) */
     int logprobs;            /* 1: the request asked for log-probabilities ("logprobs" then holds
                                 the tokens of text: n_logprobs entries; else it is null) */
     const fti_api_logprob *lp;
@@ -3975,6 +3990,20 @@ typedef struct fti_gen_params {
  * 64). The prompt is not counted: a generator hands fti_sampler_accept only the tokens it
  * generates. NULL p gives greedy decoding. Thread safety: any thread. */
 FTIDEF void fti_gen_sampler_opts(const fti_gen_params *p, fti_sampler_opts *out);
+
+/* What a generator answers (FTI_ERR_INVALID) when asked to score an empty text prompt
+ * (fti_gen_params.echo_prompt) and its model adds no BOS token: there is no token to report. A
+ * model with a BOS scores the BOS alone. The server names the prompt of a batch in front. */
+#define FTI_GEN_EMPTY_PROMPT_MSG                                                                  \
+    "the prompt is empty and this model adds no BOS token: it has no tokens to score"
+
+/* Checks that every one of ids[0..n) is a token of a vocabulary of n_vocab: FTI_OK, or
+ * FTI_ERR_INVALID with the message every part of the server gives for the first one that is not
+ * ("token id 300 (prompt 1, position 3) is not in this model's vocabulary: its 256 tokens are
+ * ids 0 to 255"; prompt < 0 leaves the prompt out). For generators (seq_start's token-id
+ * prompts, detokenize) and the server alike. Thread safety: any thread. */
+FTIDEF fti_result fti_gen_check_ids(const int32_t *ids, size_t n, size_t n_vocab, long prompt,
+                                    fti_error *err);
 
 /* One decoded token of one sequence. text points into generator storage valid until the next call
  * of step for that sequence; it may end inside a UTF-8 character (the server holds such bytes
@@ -4103,7 +4132,8 @@ typedef struct fti_server_opts {
     int max_conns;              /* 0 = 256; beyond -> 503 and close */
     int max_queue;              /* waiting requests, 0 = 64; beyond -> 503 */
     int max_batch;              /* active sequences per step, 0 = 16; also the most choices (n,
-                                 * best_of) a request may ask for: more is a 400 */
+                                 * best_of) a prompt may ask for: more is a 400 (a batch of
+                                 * prompts with more sequences runs in turns) */
     int header_timeout_ms;      /* whole head must arrive within, 0 = 10000 */
     int idle_timeout_ms;        /* keep-alive idle, 0 = 15000 */
     int body_timeout_ms;        /* whole body must arrive within, 0 = 30000 */
@@ -39010,13 +39040,17 @@ FTIDEF double fti_js_divergence(const double *p, const double *q, size_t n) {
     return js < 0 ? 0 : (js > 1 ? 1 : js);
 }
 
-FTIDEF void fti_drift_window_add(fti_drift_window *w, const uint32_t *bucket_counts,
-                                 size_t n_tokens, size_t n_bytes, size_t n_byte_fallback,
-                                 double nll_mean) {
+/* fti_drift_window_add of n_prompts prompts: one of n_bytes, or len_hist's (not NULL). */
+static void fti__drift_window_add_n(fti_drift_window *w, const uint32_t *bucket_counts,
+                                    size_t n_tokens, size_t n_bytes, const uint32_t *len_hist,
+                                    size_t n_prompts, size_t n_byte_fallback, double nll_mean) {
     int i;
     if (!w) return;
-    w->n_prompts++;
-    w->len[fti_drift_len_bin(n_bytes)]++;
+    w->n_prompts += n_prompts;
+    if (len_hist)
+        for (i = 0; i < FTI_DRIFT_LEN_BINS; i++) w->len[i] += len_hist[i];
+    else
+        w->len[fti_drift_len_bin(n_bytes)]++;
     if (bucket_counts) {
         for (i = 0; i < FTI_DRIFT_BUCKETS; i++) {
             w->tok[i] += bucket_counts[i];
@@ -39028,6 +39062,13 @@ FTIDEF void fti_drift_window_add(fti_drift_window *w, const uint32_t *bucket_cou
         w->nll_sum += nll_mean * (double)n_tokens;
         w->nll_tokens += n_tokens;
     }
+}
+
+FTIDEF void fti_drift_window_add(fti_drift_window *w, const uint32_t *bucket_counts,
+                                 size_t n_tokens, size_t n_bytes, size_t n_byte_fallback,
+                                 double nll_mean) {
+    fti__drift_window_add_n(w, bucket_counts, n_tokens, n_bytes, NULL, 1, n_byte_fallback,
+                            nll_mean);
 }
 
 static double fti__maxd(double a, double b) { return a > b ? a : b; }
@@ -39172,6 +39213,14 @@ FTIDEF void fti_request_record_json(const fti_request_record *rec, fti_buf *out)
         fti_jw_key(&w, "finish_reason");
         fti_jw_str(&w, rec->finish_reason);
     }
+    if (rec->n_prompts > 1) { /* a batch: its prompts, and how long each was */
+        fti_jw_key(&w, "n_prompts");
+        fti_jw_int(&w, rec->n_prompts);
+        fti_jw_key(&w, "prompt_len_bins");
+        fti_jw_arr_begin(&w);
+        for (i = 0; i < FTI_DRIFT_LEN_BINS; i++) fti_jw_int(&w, rec->len_hist[i]);
+        fti_jw_arr_end(&w);
+    }
     fti_jw_obj_end(&w);
 }
 
@@ -39245,6 +39294,25 @@ FTIDEF fti_result fti_request_record_parse(const char *line, size_t len, fti_req
             rec->tok_buckets[i] = (uint32_t)e->i;
         }
     }
+    /* a batch: its prompts by length bin, which must count them all (else one prompt, as a
+     * line without them) */
+    v = fti_json_get(root, "prompt_len_bins");
+    rec->n_prompts = (int)fti_json_get_int(root, "n_prompts", 0);
+    if (rec->n_prompts > 1 && v && v->type == FTI_JSON_ARRAY && v->len == FTI_DRIFT_LEN_BINS) {
+        const fti_json *e;
+        int i = 0;
+        int64_t sum = 0;
+        for (e = v->child; e; e = e->next, i++) {
+            if (e->type != FTI_JSON_NUMBER || !e->is_int || e->i < 0 || e->i > 0xffffffffLL)
+                break;
+            rec->len_hist[i] = (uint32_t)e->i;
+            sum += e->i;
+        }
+        if (e || sum != rec->n_prompts) rec->n_prompts = 0;
+    } else {
+        rec->n_prompts = 0;
+    }
+    if (!rec->n_prompts) memset(rec->len_hist, 0, sizeof rec->len_hist);
     fti_json_free(doc);
     return FTI_OK;
 }
@@ -39269,11 +39337,14 @@ FTIDEF double fti_percentile(double *x, size_t n, double p) {
 
 /* === monitor: the bundle === */
 
+/* One request in the drift window: a prompt, or a batch's n_prompts (len_hist: their lengths). */
 typedef struct fti__win_entry {
     uint32_t b[FTI_DRIFT_BUCKETS];
     uint32_t n_tokens;
     uint32_t n_bytes;
     uint32_t n_byte_fallback;
+    uint32_t n_prompts; /* >= 1 */
+    uint32_t len_hist[FTI_DRIFT_LEN_BINS];
     double nll_mean;
 } fti__win_entry;
 
@@ -39481,13 +39552,18 @@ FTIDEF const fti_drift_ref *fti_monitor_ref(const fti_monitor *mon) {
     return mon ? mon->ref : NULL;
 }
 
-/* The window's sums (mu held). */
+/* The window's sums (mu held): the newest requests up to win_cap prompts (a batch counts its
+ * prompts; the newest request counts whole). */
 static void fti__monitor_window(fti_monitor *mon, fti_drift_window *w) {
-    size_t i;
+    size_t i, at;
     memset(w, 0, sizeof *w);
-    for (i = 0; i < mon->win_n; i++) {
-        const fti__win_entry *e = &mon->win[i];
-        fti_drift_window_add(w, e->b, e->n_tokens, e->n_bytes, e->n_byte_fallback, e->nll_mean);
+    for (i = 0; i < mon->win_n && (i == 0 || w->n_prompts < mon->win_cap); i++) {
+        const fti__win_entry *e;
+        at = (mon->win_head + mon->win_cap - 1 - i) % mon->win_cap;
+        e = &mon->win[at];
+        fti__drift_window_add_n(w, e->b, e->n_tokens, e->n_bytes,
+                                e->n_prompts > 1 ? e->len_hist : NULL, e->n_prompts,
+                                e->n_byte_fallback, e->nll_mean);
     }
 }
 
@@ -39531,6 +39607,17 @@ FTIDEF size_t fti_request_record_ppl_weight(const fti_request_record *rec) {
     return rec->prompt_tokens > 0 ? (size_t)rec->prompt_tokens : 0;
 }
 
+FTIDEF void fti_drift_window_add_record(fti_drift_window *w, const fti_request_record *rec) {
+    if (!w || !rec) return;
+    fti__drift_window_add_n(w, rec->has_buckets ? rec->tok_buckets : NULL,
+                            fti_request_record_ppl_weight(rec),
+                            (size_t)(rec->prompt_bytes > 0 ? rec->prompt_bytes : 0),
+                            rec->n_prompts > 1 ? rec->len_hist : NULL,
+                            rec->n_prompts > 1 ? (size_t)rec->n_prompts : 1,
+                            (size_t)(rec->byte_fallback > 0 ? rec->byte_fallback : 0),
+                            rec->prompt_ppl > 0 ? log(rec->prompt_ppl) : -1);
+}
+
 FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) {
     fti_buf line, l;
     fti_request_record bare; /* rec without its drift data: it started on the old model */
@@ -39555,6 +39642,8 @@ FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) 
         e.n_tokens = (uint32_t)fti_request_record_ppl_weight(rec);
         e.n_bytes = rec->prompt_bytes > 0 ? (uint32_t)rec->prompt_bytes : 0;
         e.n_byte_fallback = rec->byte_fallback > 0 ? (uint32_t)rec->byte_fallback : 0;
+        e.n_prompts = rec->n_prompts > 1 ? (uint32_t)rec->n_prompts : 1;
+        if (e.n_prompts > 1) memcpy(e.len_hist, rec->len_hist, sizeof e.len_hist);
         e.nll_mean = rec->prompt_ppl > 0 ? log(rec->prompt_ppl) : -1;
         fti_mutex_lock(&mon->mu);
         stale = rec->ref_epoch && rec->ref_epoch != mon->ref_epoch;
@@ -40238,29 +40327,42 @@ static fti_result fti__api_logit_bias(const fti_json *root, fti_api_request *req
     return FTI_OK;
 }
 
+/* Token ids from a JSON array (a != NULL) of integers, each in [0, INT32_MAX], into a new array
+ * *ids (NULL when a is empty; the caller frees it, also on failure) of *n entries. what names
+ * the array in the message ("prompt 2", "'tokens'"). FTI_ERR_INVALID or FTI_ERR_NOMEM. */
+static fti_result fti__api_id_array(const fti_json *a, const char *what, int32_t **ids, size_t *n,
+                                    fti_error *err) {
+    const fti_json *x;
+    size_t i = 0;
+    *ids = NULL;
+    *n = 0;
+    if (a->len == 0) return FTI_OK;
+    *ids = (int32_t *)fti_malloc(a->len * sizeof(int32_t));
+    if (!*ids) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    for (x = a->child; x; x = x->next, i++) {
+        if (x->type != FTI_JSON_NUMBER || !x->is_int || x->i < 0 || x->i > INT32_MAX)
+            return fti_error_set(err, FTI_ERR_INVALID, "%s: token ids must be integers from 0 "
+                                 "(entry %lu is not)", what, (unsigned long)i);
+        (*ids)[i] = (int32_t)x->i;
+    }
+    *n = i;
+    return FTI_OK;
+}
+
 /* A token-id prompt from an array of integers (a != NULL, non-empty, all numbers). */
 static fti_result fti__api_ids(const fti_json *a, size_t idx, fti_api_prompt *out,
                                const char **param, fti_error *err) {
-    const fti_json *x;
-    size_t i = 0;
-    char msg[200];
+    char what[48];
+    fti_result r;
     if (a->len == 0) {
-        snprintf(msg, sizeof msg, "prompt %lu is an empty array of token ids: a prompt needs at "
-                 "least one token", (unsigned long)idx);
-        return fti__api_bad(err, param, "prompt", msg);
+        if (param) *param = "prompt";
+        return fti_error_set(err, FTI_ERR_INVALID, "prompt %lu is an empty array of token ids: "
+                             "a prompt needs at least one token", (unsigned long)idx);
     }
-    out->ids = (int32_t *)fti_malloc(a->len * sizeof(int32_t));
-    if (!out->ids) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
-    for (x = a->child; x; x = x->next, i++) {
-        if (x->type != FTI_JSON_NUMBER || !x->is_int || x->i < 0 || x->i > INT32_MAX) {
-            snprintf(msg, sizeof msg, "prompt %lu: token ids must be integers from 0 (entry %lu "
-                     "is not)", (unsigned long)idx, (unsigned long)i);
-            return fti__api_bad(err, param, "prompt", msg);
-        }
-        out->ids[i] = (int32_t)x->i;
-    }
-    out->n_ids = i;
-    return FTI_OK;
+    snprintf(what, sizeof what, "prompt %lu", (unsigned long)idx);
+    r = fti__api_id_array(a, what, &out->ids, &out->n_ids, err);
+    if (r == FTI_ERR_INVALID && param) *param = "prompt";
+    return r;
 }
 
 /* "prompt": a string, an array of strings (a batch), an array of integers (one prompt of token
@@ -40772,8 +40874,10 @@ static void fti__api_logprobs_out(fti_jw *w, fti_api_kind kind, const fti_api_re
     fti_jw_obj_end(w);
 }
 
-/* One choice object of a whole response. */
-static void fti__api_choice(fti_jw *w, fti_api_kind kind, const fti_api_result *c) {
+/* One choice object of a whole response (in_list: an entry of r->choices, which carries its own
+ * chunks_json: a batch's prompt's). */
+static void fti__api_choice(fti_buf *out, fti_jw *w, fti_api_kind kind, const fti_api_result *c,
+                            int in_list) {
     fti_jw_obj_begin(w);
     fti_jw_key(w, "index");
     fti_jw_int(w, c->index);
@@ -40793,6 +40897,7 @@ static void fti__api_choice(fti_jw *w, fti_api_kind kind, const fti_api_result *
     fti_jw_key(w, "finish_reason");
     if (c->finish_reason) fti_jw_str(w, c->finish_reason);
     else fti_jw_null(w);
+    if (in_list) fti__api_chunks(out, w, c);
     fti_jw_obj_end(w);
 }
 
@@ -40805,9 +40910,9 @@ FTIDEF void fti_api_write_response(fti_buf *out, fti_api_kind kind, const fti_ap
     fti_jw_key(&w, "choices");
     fti_jw_arr_begin(&w);
     if (r->choices) {
-        for (i = 0; i < r->n_choices; i++) fti__api_choice(&w, kind, &r->choices[i]);
+        for (i = 0; i < r->n_choices; i++) fti__api_choice(out, &w, kind, &r->choices[i], 1);
     } else {
-        fti__api_choice(&w, kind, r);
+        fti__api_choice(out, &w, kind, r, 0);
     }
     fti_jw_arr_end(&w);
     fti__api_usage(&w, r);
@@ -40876,6 +40981,26 @@ FTIDEF void fti_gen_sampler_opts(const fti_gen_params *p, fti_sampler_opts *out)
     if (p->max_tokens > 0) out->penalty_last_n = (size_t)p->max_tokens;
 }
 
+FTIDEF fti_result fti_gen_check_ids(const int32_t *ids, size_t n, size_t n_vocab, long prompt,
+                                    fti_error *err) {
+    char where[64];
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (ids[i] >= 0 && (size_t)ids[i] < n_vocab) continue;
+        if (prompt >= 0)
+            snprintf(where, sizeof where, "prompt %ld, position %lu", prompt, (unsigned long)i);
+        else
+            snprintf(where, sizeof where, "position %lu", (unsigned long)i);
+        if (!n_vocab)
+            return fti_error_set(err, FTI_ERR_INVALID, "token id %ld (%s) is not in this "
+                                 "model's vocabulary: it has none", (long)ids[i], where);
+        return fti_error_set(err, FTI_ERR_INVALID, "token id %ld (%s) is not in this model's "
+                             "vocabulary: its %lu tokens are ids 0 to %lu", (long)ids[i], where,
+                             (unsigned long)n_vocab, (unsigned long)(n_vocab - 1));
+    }
+    return FTI_OK;
+}
+
 /* === server: the echo generator === */
 
 typedef struct fti__echo {
@@ -40933,15 +41058,10 @@ static fti_result fti__echo_tokenize(void *user, const char *text, size_t len, i
 static fti_result fti__echo_detokenize(void *user, const int32_t *ids, size_t n, fti_buf *out,
                                        fti_error *err) {
     size_t i;
+    fti_result r = fti_gen_check_ids(ids, n, 256, -1, err);
     (void)user;
-    for (i = 0; i < n; i++) {
-        if (ids[i] < 0 || ids[i] > 255)
-            return fti_error_set(err, FTI_ERR_INVALID,
-                                 "token id %ld (position %lu) is not in this model's vocabulary: "
-                                 "its 256 tokens are ids 0 to 255", (long)ids[i],
-                                 (unsigned long)i);
-        fti_buf_putc(out, (char)(unsigned char)ids[i]);
-    }
+    if (r != FTI_OK) return r;
+    for (i = 0; i < n; i++) fti_buf_putc(out, (char)(unsigned char)ids[i]);
     return out->oom ? fti_error_set(err, FTI_ERR_NOMEM, "out of memory") : FTI_OK;
 }
 
@@ -40991,14 +41111,12 @@ static fti_result fti__echo_start(void *user, const char *prompt, size_t prompt_
     if (e->fail_every > 0 && e->n_started % e->fail_every == 0)
         return fti_error_set(err, FTI_ERR_IO, "echo: injected failure");
     if (p->prompt_ids) { /* its tokens are bytes */
-        for (i = 0; i < p->n_prompt_ids; i++)
-            if (p->prompt_ids[i] < 0 || p->prompt_ids[i] > 255)
-                return fti_error_set(err, FTI_ERR_INVALID,
-                                     "prompt token %ld (at %lu) is not in this model's "
-                                     "vocabulary of 256 tokens (ids 0 to 255)",
-                                     (long)p->prompt_ids[i], (unsigned long)i);
+        fti_result r = fti_gen_check_ids(p->prompt_ids, p->n_prompt_ids, 256, -1, err);
+        if (r != FTI_OK) return r;
         prompt_len = p->n_prompt_ids;
         prompt = NULL;
+    } else if (p->echo_prompt && !prompt_len) { /* scored: no BOS to score it with */
+        return fti_error_set(err, FTI_ERR_INVALID, FTI_GEN_EMPTY_PROMPT_MSG);
     }
     if (prompt_len + (size_t)p->max_tokens > (size_t)e->n_ctx)
         return fti_error_set(err, FTI_ERR_LIMIT,
@@ -41246,6 +41364,10 @@ typedef struct fti__choice {
     int ended;                         /* scheduler only: finished, not yet retired */
     fti_buf text;                      /* completion text so far */
     size_t emitted;                    /* text bytes already sent as stream chunks */
+    char hold[4];                      /* stream with echo: the prompt's last bytes, the start
+                                          of a UTF-8 character the completion may finish, sent
+                                          in front of its first text (n_hold of them) */
+    size_t n_hold;
     int n_tokens;
     const char *finish;
     double lp_sum;                     /* its tokens' log-probabilities summed (best_of ranks by
@@ -41271,24 +41393,39 @@ typedef struct fti__job {
     int cancelled;
     int status;                        /* 0 until known; 200 once started */
     int http_started;                  /* I/O side: streaming headers sent */
-    fti__choice *ch;                   /* req.best_of sequences, started together */
+    fti__choice *ch;                   /* every prompt's best_of sequences (n_ch) */
     int n_ch;
+    int n_started;                     /* scheduler (mu): choices admitted so far. A job of at
+                                          most max_batch sequences is admitted whole; a larger
+                                          batch of prompts in turns of whole prompts (a prompt's
+                                          choices start together), the latest turn_k0..turn_k1,
+                                          and it stays at the queue's head until all are */
+    int turn_k0, turn_k1;
     int n_live;                        /* scheduler: started and not yet retired */
     int n_tokens;                      /* completion tokens over all choices */
     int prompt_tokens;                 /* over all prompts */
     fti_buf *echo;                     /* req.echo: each prompt's echoed text (n_prompts) */
     size_t n_prompts;                  /* req.n_prompts, at least 1 */
     const char *finish;                /* the request's (log): "error", else choice 0's */
-    fti_error fail;                    /* a failed step (code != FTI_OK): the answer is its
-                                          error once every choice has retired */
+    fti_error fail;                    /* a failed step, or a later turn's prompt that could not
+                                          start (code != FTI_OK): the answer is its error once
+                                          every started choice has retired */
+    int fail_status;                   /* its HTTP status (0: 500; a stream's is 200 already) */
+    const char *fail_param, *fail_code;
     fti_buf out;                       /* bytes for the I/O thread */
     uint64_t t_start_ns, t_first_ns;
+    /* what the monitor sees, summed over every prompt of a batch (the scheduler's) */
     size_t byte_fallback;
-    double nll_mean;
-    size_t nll_tokens; /* the tokens nll_mean is over, 0: the prompt's */
+    size_t prompt_bytes;
+    double nll_mean;    /* the one prompt's; a batch: nll_sum / nll_w over its prompts */
+    size_t nll_tokens;  /* the tokens nll_mean is over, 0: the prompt's */
+    double nll_sum;
+    size_t nll_w;
+    uint32_t len_hist[FTI_DRIFT_LEN_BINS]; /* a batch: its prompts per fti_drift_len_bin */
     uint32_t ref_epoch; /* the monitor's reference epoch when the job was admitted */
-    char *chunks_json;
-    int n_chunks;
+    char *chunks_json;  /* one prompt's retrieval chunks (the response's fti_chunks) */
+    char **p_chunks;    /* a batch: each prompt's (n_prompts entries, NULL: none) */
+    int n_chunks;       /* over every prompt */
     int has_buckets;
     uint32_t buckets[FTI_DRIFT_BUCKETS];
 } fti__job;
@@ -41604,6 +41741,9 @@ static void fti__job_free(fti__job *j) {
     fti_free(j->echo);
     fti_buf_free(&j->out);
     fti_free(j->chunks_json);
+    if (j->p_chunks)
+        for (k = 0; (size_t)k < j->n_prompts; k++) fti_free(j->p_chunks[k]);
+    fti_free(j->p_chunks);
     fti_free(j);
 }
 
@@ -41740,22 +41880,53 @@ static size_t fti__job_lp_view(fti__choice *c, size_t upto, fti_api_logprob **vi
     return i1 - i0;
 }
 
-/* Emits stream chunks for text[emitted..upto) of choice c. */
-static void fti__job_emit(fti__choice *c, size_t upto) {
+/* Bytes at the end of text[0, upto) that may start a UTF-8 character still coming. The echoed
+ * prompt's held-back bytes count in front of the text until they are sent (a completion's first
+ * token may be the rest of the prompt's last character, or only part of the rest). */
+static size_t fti__choice_utf8_tail(const fti__choice *c, size_t upto) {
+    unsigned char tmp[8];
+    size_t tail;
+    /* (fti_utf8_incomplete_tail looks at 3 bytes at most) */
+    if (!c->n_hold || upto >= 3)
+        return fti_utf8_incomplete_tail((const unsigned char *)c->text.data, upto);
+    memcpy(tmp, c->hold, c->n_hold);
+    if (upto) memcpy(tmp + c->n_hold, c->text.data, upto);
+    tail = fti_utf8_incomplete_tail(tmp, c->n_hold + upto);
+    return tail < upto ? tail : upto;
+}
+
+/* Emits stream chunks for text[emitted..upto) of choice c, after the echo's held-back bytes;
+ * last: the choice has finished (those bytes go now, even with no text after them). */
+static void fti__job_emit(fti__choice *c, size_t upto, int last) {
     fti__job *j = c->job;
     fti_api_result r;
     fti_api_logprob *view = NULL;
-    if (!j->req.stream || upto <= c->emitted) return;
-    r = fti__job_result(c, c->text.data + c->emitted, upto - c->emitted);
+    fti_buf piece;
+    size_t n = upto > c->emitted ? upto - c->emitted : 0;
+    const char *p = n ? c->text.data + c->emitted : "";
+    if (!j->req.stream || (!n && !(last && c->n_hold))) return;
+    memset(&piece, 0, sizeof piece);
+    if (c->n_hold) { /* the start of the prompt's last character, then the text */
+        fti_buf_append(&piece, c->hold, c->n_hold);
+        fti_buf_append(&piece, p, n);
+        if (piece.oom) j->out.oom = 1; /* the stream is cut: it ends unfinished */
+        p = piece.data ? piece.data : "";
+        n = piece.len;
+        c->n_hold = 0;
+    }
+    r = fti__job_result(c, p, n);
     if (j->req.logprobs) r.n_logprobs = fti__job_lp_view(c, c->lp_base + upto, &view);
     r.lp = view;
     fti_api_write_chunk(&j->out, j->req.kind, &r, 0);
     fti_free(view);
-    c->emitted = upto;
+    fti_buf_free(&piece);
+    if (upto > c->emitted) c->emitted = upto;
 }
 
 /* The stream events of a choice that just started: chat's first chunk (the role), or with
- * echo the prompt as the first text of a completion. */
+ * echo the prompt as the first text of a completion. A prompt that ends inside a UTF-8
+ * character (its last token holds part of one) keeps that character's start back for the
+ * completion's first chunk, so the stream's bytes are the whole response's, not two U+FFFD. */
 static void fti__job_stream_start(fti__choice *c) {
     fti__job *j = c->job;
     fti_api_result res;
@@ -41767,10 +41938,15 @@ static void fti__job_stream_start(fti__choice *c) {
         /* the prompt, with its tokens' log-probabilities (echo with logprobs) */
         const fti_buf *e = &j->echo[c->prompt];
         fti_api_logprob *view = NULL;
-        res = fti__job_result(c, e->data ? e->data : "", e->len);
-        if (j->req.logprobs) res.n_logprobs = fti__job_lp_view(c, c->lp_base, &view);
+        size_t n = e->len;
+        c->n_hold = fti_utf8_incomplete_tail((const unsigned char *)e->data, e->len);
+        n -= c->n_hold;
+        if (c->n_hold) memcpy(c->hold, e->data + n, c->n_hold);
+        res = fti__job_result(c, e->data ? e->data : "", n);
+        /* (a token goes with the chunk that carries its start, as a generated one) */
+        if (j->req.logprobs) res.n_logprobs = fti__job_lp_view(c, n, &view);
         res.lp = view;
-        fti_api_write_chunk(&j->out, j->req.kind, &res, 0);
+        if (n || res.n_logprobs) fti_api_write_chunk(&j->out, j->req.kind, &res, 0);
         fti_free(view);
     }
 }
@@ -41780,7 +41956,7 @@ static void fti__job_stream_finish(fti__choice *c) {
     fti__job *j = c->job;
     fti_api_result r;
     if (!j->req.stream) return;
-    fti__job_emit(c, c->text.len);
+    fti__job_emit(c, c->text.len, 1);
     r = fti__job_result(c, "", 0);
     r.finish_reason = c->finish;
     fti_api_write_chunk(&j->out, j->req.kind, &r, 0);
@@ -41825,6 +42001,7 @@ static void fti__job_write_response(fti__job *j) {
             c->index = n_out;
             *rk = fti__job_result(c, c->text.data ? c->text.data : "", c->text.len);
             rk->finish_reason = c->finish;
+            rk->chunks_json = j->p_chunks ? j->p_chunks[c->prompt] : NULL;
             if (j->req.logprobs)
                 rk->n_logprobs = fti__job_lp_view(c, c->lp_base + c->text.len, &views[n_out]);
             rk->lp = views[n_out];
@@ -41849,6 +42026,8 @@ static void fti__job_write_response(fti__job *j) {
     top = res[0];
     top.choices = res;
     top.n_choices = (size_t)n_out;
+    /* the retrieval chunks: one prompt's at the top; a batch's in each choice, its prompt's */
+    top.chunks_json = j->p_chunks ? NULL : j->chunks_json;
     j->finish = order[0]->finish;
     fti_api_write_response(&j->out, j->req.kind, &top);
 done:
@@ -41860,14 +42039,17 @@ done:
     fti_buf_free(&echo);
 }
 
-/* Every choice of j has retired: the end of the answer (mu held). A failed step answers with
- * its error (a stream: an error event, then [DONE]); a cancelled job writes nothing. */
+/* Every choice of j has retired: the end of the answer (mu held). A failed step, or a later
+ * turn's prompt that could not start, answers with its error (a stream: an error event, then
+ * [DONE]); a cancelled job writes nothing. */
 static void fti__job_complete(fti__job *j) {
     if (j->fail.code != FTI_OK) {
         fti_buf eb;
+        int st = j->fail_status ? j->fail_status : 500;
         memset(&eb, 0, sizeof eb);
         fti_api_write_error(&eb, j->fail.msg[0] ? j->fail.msg : fti_result_str(j->fail.code),
-                            "server_error", NULL, NULL);
+                            st == 400 ? "invalid_request_error" : "server_error", j->fail_param,
+                            j->fail_code);
         j->finish = "error";
         if (j->req.stream) {
             fti_buf_puts(&j->out, "data: ");
@@ -41875,7 +42057,7 @@ static void fti__job_complete(fti__job *j) {
             fti_buf_puts(&j->out, "\n\n");
             fti_api_write_done(&j->out);
         } else {
-            j->status = 500;
+            j->status = st;
             j->out.len = 0;
             fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
         }
@@ -41944,8 +42126,8 @@ static int fti__job_token(fti__choice *c, const fti_gen_token *t) {
         return 1;
     }
     safe = c->text.len - fti__stop_holdback(c);
-    safe -= fti_utf8_incomplete_tail((const unsigned char *)c->text.data, safe);
-    fti__job_emit(c, safe);
+    safe -= fti__choice_utf8_tail(c, safe);
+    fti__job_emit(c, safe, 0);
     return 0;
 }
 
@@ -41960,14 +42142,23 @@ static void fti__job_record(fti_server *s, fti__job *j) {
     rec.model = j->g ? j->g->id : NULL;
     rec.stream = j->req.stream;
     rec.prompt_tokens = j->prompt_tokens;
-    rec.prompt_bytes = (int)j->req.prompt_len;
+    rec.prompt_bytes = j->prompt_bytes > INT_MAX ? INT_MAX : (int)j->prompt_bytes;
+    if (j->n_prompts > 1) { /* a batch: what the monitor sees sums over its prompts */
+        rec.n_prompts = j->n_prompts > INT_MAX ? INT_MAX : (int)j->n_prompts;
+        memcpy(rec.len_hist, j->len_hist, sizeof rec.len_hist);
+    }
     rec.completion_tokens = j->n_tokens;
     rec.ttft_ms = j->t_first_ns ? (double)(j->t_first_ns - j->t_start_ns) / 1e6 : -1;
     rec.latency_ms = (double)(now - j->t_start_ns) / 1e6;
     rec.tokens_per_s = rec.latency_ms > 0 ? j->n_tokens / (rec.latency_ms / 1000.0) : 0;
     rec.retrieval_hits = j->n_chunks;
-    rec.prompt_ppl = j->nll_mean >= 0 ? exp(j->nll_mean) : -1;
-    rec.ppl_tokens = j->nll_tokens > 0 && j->nll_tokens <= INT_MAX ? (int)j->nll_tokens : 0;
+    if (j->n_prompts > 1) { /* the prompts' perplexities, each weighted by its tokens */
+        rec.prompt_ppl = j->nll_w ? exp(j->nll_sum / (double)j->nll_w) : -1;
+        rec.ppl_tokens = j->nll_w <= INT_MAX ? (int)j->nll_w : INT_MAX;
+    } else {
+        rec.prompt_ppl = j->nll_mean >= 0 ? exp(j->nll_mean) : -1;
+        rec.ppl_tokens = j->nll_tokens > 0 && j->nll_tokens <= INT_MAX ? (int)j->nll_tokens : 0;
+    }
     rec.byte_fallback = (int)j->byte_fallback;
     rec.has_buckets = j->has_buckets;
     rec.ref_epoch = j->ref_epoch;
@@ -41992,45 +42183,71 @@ static void *fti__sched_main(void *arg) {
         size_t n_admit = 0, n_admit_seqs = 0, i, n_dead = 0, b0;
         while (!s->sched_stop && !s->qhead && n_batch == 0) pthread_cond_wait(&s->cv, &s->mu);
         if (s->sched_stop && !s->qhead && n_batch == 0) break;
-        /* a job is admitted whole (its n_ch <= cap, checked at dispatch), in queue order */
-        while (s->qhead && n_batch + n_admit_seqs + (size_t)s->qhead->n_ch <= cap) {
+        /* in queue order: a job of at most cap sequences is admitted whole, when they all fit;
+         * a larger batch of prompts in turns of as many whole prompts as fit (a prompt's
+         * best_of <= cap, checked at dispatch), and it keeps the head of the queue until its
+         * last turn. A cancelled or failed job's rest goes without a slot (it starts nothing). */
+        while (s->qhead && n_admit < cap) {
             fti__job *j = s->qhead;
+            int bo = j->n_ch / (int)j->n_prompts, take = j->n_ch - j->n_started;
+            size_t room = cap - n_batch - n_admit_seqs;
+            int stop = j->cancelled || j->fail.code != FTI_OK;
+            if (!stop && (size_t)take > room) {
+                if ((size_t)j->n_ch <= cap) break;
+                take = (int)(room / (size_t)bo) * bo;
+                if (!take) break;
+            }
+            if (j->n_started == 0) {
+                /* the reference epoch before the generator: a switch sets the generator
+                 * first, so a request that sees the new epoch runs on the new model
+                 * (fti_monitor_set_ref); every turn runs on this generator */
+                if (s->o.monitor) j->ref_epoch = fti_monitor_ref_epoch(s->o.monitor);
+                j->g = s->cur;
+                s->cur->refs += j->n_ch; /* one per sequence */
+            }
+            j->turn_k0 = j->n_started;
+            j->turn_k1 = j->n_started + take;
+            j->n_started += take;
+            admit[n_admit++] = j;
+            if (!stop) n_admit_seqs += (size_t)take;
+            if (j->n_started < j->n_ch) break; /* its next turn when slots free up */
             s->qhead = j->qnext;
             if (!s->qhead) s->qtail = NULL;
             s->n_queued--;
-            /* the reference epoch before the generator: a switch sets the generator first, so
-             * a request that sees the new epoch runs on the new model (fti_monitor_set_ref) */
-            if (s->o.monitor) j->ref_epoch = fti_monitor_ref_epoch(s->o.monitor);
-            j->g = s->cur;
-            s->cur->refs += j->n_ch; /* one per sequence */
-            admit[n_admit++] = j;
-            n_admit_seqs += (size_t)j->n_ch;
         }
         pthread_mutex_unlock(&s->mu);
 
         /* start the admitted sequences (tokenize + prefill) outside the lock: every choice of a
-         * job, or none (a failed start ends the ones before it) */
+         * job's turn, or none (a failed start ends the ones before it) */
         for (i = 0; i < n_admit; i++) {
             fti__job *j = admit[i];
             fti_gen_params p;
-            fti_gen_prompt_info info, info_k;
+            fti_gen_prompt_info info_k;
             fti_error err;
             fti_result r = FTI_OK;
-            int cancelled, k, bo = j->n_ch / (int)j->n_prompts;
+            int stopped, k, bo = j->n_ch / (int)j->n_prompts, k0 = j->turn_k0, k1 = j->turn_k1;
+            long fail_prompt = -1; /* a batch's prompt that could not start */
             const char *bad_param = NULL;
             uint64_t seed0;
-            size_t prompt_tokens = 0, byte_fallback = 0;
+            size_t prompt_tokens = 0, byte_fallback = 0, prompt_bytes = 0, nll_w = 0;
+            double nll_sum = 0, nll_first = -1;
+            size_t nll_tok_first = 0;
+            uint32_t buckets[FTI_DRIFT_BUCKETS], len_hist[FTI_DRIFT_LEN_BINS];
+            int has_buckets = 0, n_chunks = 0;
+            char *chunks_first = NULL;
+            memset(buckets, 0, sizeof buckets);
+            memset(len_hist, 0, sizeof len_hist);
             pthread_mutex_lock(&s->mu);
-            cancelled = j->cancelled;
+            stopped = j->cancelled || j->fail.code != FTI_OK;
             pthread_mutex_unlock(&s->mu);
-            memset(&info, 0, sizeof info);
-            info.nll_mean = -1;
             fti_error_clear(&err);
             seed0 = j->req.has_seed ? j->req.seed : fti_hash64(j->id, strlen(j->id), 0);
-            if (cancelled) r = FTI_ERR_CANCELLED;
-            for (k = 0; k < j->n_ch && r == FTI_OK; k++) {
+            if (stopped) r = FTI_ERR_CANCELLED;
+            for (k = k0; k < k1 && r == FTI_OK; k++) {
                 int pi = k / bo, cand = k % bo;
                 const fti_api_prompt *pp = j->req.prompts ? &j->req.prompts[pi] : NULL;
+                const char *ptext = pp ? (pp->text ? pp->text : "") : j->req.prompt;
+                size_t plen = pp ? pp->text_len : j->req.prompt_len;
                 memset(&p, 0, sizeof p);
                 p.max_tokens = j->req.max_tokens;
                 p.temperature = j->req.temperature;
@@ -42066,10 +42283,8 @@ static void *fti__sched_main(void *arg) {
                     r = j->g->gen.seq_fork(j->g->gen.user, j->ch[k - cand].seq, &p,
                                            &j->ch[k].seq, &err);
                 } else {
-                    r = j->g->gen.seq_start(j->g->gen.user,
-                                            pp ? (pp->text ? pp->text : "") : j->req.prompt,
-                                            pp ? pp->text_len : j->req.prompt_len, &p,
-                                            &j->ch[k].seq, &info_k, &err);
+                    r = j->g->gen.seq_start(j->g->gen.user, ptext, plen, &p, &j->ch[k].seq,
+                                            &info_k, &err);
                     if (r == FTI_OK && p.echo_prompt && !info_k.prompt_tokens) {
                         j->g->gen.seq_end(j->g->gen.user, j->ch[k].seq);
                         r = fti_error_set(&err, FTI_ERR_UNSUPPORTED,
@@ -42082,24 +42297,48 @@ static void *fti__sched_main(void *arg) {
                     if (r == FTI_ERR_INVALID &&
                         (p.prompt_ids || (p.echo_prompt && j->g->n_vocab > 0)))
                         bad_param = "prompt";
+                    if (r != FTI_OK && j->n_prompts > 1 && r != FTI_ERR_UNSUPPORTED)
+                        fail_prompt = pi; /* (unsupported: the model's, every prompt's) */
                 }
                 if (r != FTI_OK) {
                     j->ch[k].seq = NULL;
                     break;
                 }
                 if (cand > 0) continue;
-                /* the prompt's: usage, drift (the first prompt's), the echoed text and the
-                 * log-probabilities of its tokens in each of its choices */
+                /* the prompt's: usage, what the monitor sees (every prompt's), the echoed text
+                 * and the log-probabilities of its tokens in each of its choices */
                 prompt_tokens += info_k.n_tokens;
                 byte_fallback += info_k.n_byte_fallback;
-                if (pi == 0) info = info_k;
+                prompt_bytes += plen;
+                len_hist[fti_drift_len_bin(plen)]++;
+                if (info_k.nll_mean >= 0) {
+                    size_t w = info_k.nll_tokens ? info_k.nll_tokens : info_k.n_tokens;
+                    nll_sum += info_k.nll_mean * (double)w;
+                    nll_w += w;
+                }
+                if (pi == 0) {
+                    nll_first = info_k.nll_mean;
+                    nll_tok_first = info_k.nll_tokens;
+                }
+                n_chunks += info_k.n_chunks;
+                if (info_k.chunks_json && j->n_prompts < 2) {
+                    chunks_first = fti_strdup(info_k.chunks_json);
+                } else if (info_k.chunks_json) { /* (scheduler-only until the answer) */
+                    if (!j->p_chunks)
+                        j->p_chunks = (char **)fti_calloc(j->n_prompts, sizeof *j->p_chunks);
+                    if (j->p_chunks) j->p_chunks[pi] = fti_strdup(info_k.chunks_json);
+                }
+                if (s->o.monitor && info_k.ids &&
+                    fti_monitor_bucketize(s->o.monitor, info_k.ids,
+                                          info_k.n_ids ? info_k.n_ids : info_k.n_tokens,
+                                          buckets))
+                    has_buckets = 1;
                 if (j->req.echo && j->echo) {
                     fti_buf *e = &j->echo[pi];
                     int c2;
                     size_t t;
                     if (!info_k.prompt_tokens) {
-                        fti_buf_append(e, pp ? (pp->text ? pp->text : "") : j->req.prompt,
-                                       pp ? pp->text_len : j->req.prompt_len);
+                        fti_buf_append(e, ptext, plen);
                     } else {
                         for (t = 0; t < info_k.n_prompt_tokens; t++) {
                             const fti_gen_token *pt = &info_k.prompt_tokens[t];
@@ -42113,28 +42352,32 @@ static void *fti__sched_main(void *arg) {
                 }
             }
             if (r != FTI_OK)
-                for (k = 0; k < j->n_ch; k++) {
+                for (k = k0; k < k1; k++) {
                     if (j->ch[k].seq) j->g->gen.seq_end(j->g->gen.user, j->ch[k].seq);
                     j->ch[k].seq = NULL;
                 }
             pthread_mutex_lock(&s->mu);
             if (r == FTI_OK) {
+                size_t b;
                 j->status = 200;
                 j->state = FTI__JOB_ACTIVE;
+                prompt_tokens += (size_t)j->prompt_tokens;
                 j->prompt_tokens = prompt_tokens > INT_MAX ? INT_MAX : (int)prompt_tokens;
-                j->byte_fallback = byte_fallback;
-                j->nll_mean = info.nll_mean;
-                /* its weight: the first prompt's tokens when the generator leaves it 0 (the
-                 * record's fallback, prompt_tokens, sums over a batch's prompts) */
-                j->nll_tokens = info.nll_tokens || j->n_prompts < 2 ? info.nll_tokens
-                                                                     : info.n_tokens;
-                j->n_chunks = info.n_chunks;
-                if (info.chunks_json) j->chunks_json = fti_strdup(info.chunks_json);
-                if (s->o.monitor && info.ids)
-                    j->has_buckets =
-                        fti_monitor_bucketize(s->o.monitor, info.ids,
-                                              info.n_ids ? info.n_ids : info.n_tokens, j->buckets);
-                for (k = 0; k < j->n_ch; k++) {
+                j->byte_fallback += byte_fallback;
+                j->prompt_bytes += prompt_bytes;
+                j->nll_sum += nll_sum;
+                j->nll_w += nll_w;
+                if (k0 == 0) { /* one prompt's perplexity and weight as the generator gave */
+                    j->nll_mean = nll_first;
+                    j->nll_tokens = nll_tok_first;
+                }
+                for (b = 0; b < FTI_DRIFT_LEN_BINS; b++) j->len_hist[b] += len_hist[b];
+                for (b = 0; b < FTI_DRIFT_BUCKETS; b++) j->buckets[b] += buckets[b];
+                j->has_buckets |= has_buckets;
+                j->n_chunks += n_chunks;
+                if (chunks_first) j->chunks_json = chunks_first;
+                chunks_first = NULL;
+                for (k = k0; k < k1; k++) {
                     fti__job_stream_start(&j->ch[k]);
                     if (j->req.max_tokens == 0) { /* scored, nothing to generate */
                         j->ch[k].finish = "length";
@@ -42143,34 +42386,74 @@ static void *fti__sched_main(void *arg) {
                     }
                     batch[n_batch++] = &j->ch[k];
                 }
-                j->n_live = j->n_ch;
-                s->n_active += j->n_ch;
+                j->n_live += k1 - k0;
+                s->n_active += k1 - k0;
             } else {
-                fti_buf eb;
-                memset(&eb, 0, sizeof eb);
-                j->status = r == FTI_ERR_LIMIT || r == FTI_ERR_INVALID ||
-                                    r == FTI_ERR_UNSUPPORTED
-                                ? 400
-                                : 500;
+                int st = r == FTI_ERR_LIMIT || r == FTI_ERR_INVALID || r == FTI_ERR_UNSUPPORTED
+                             ? 400
+                             : 500;
+                const char *ecode = r == FTI_ERR_LIMIT ? "context_length_exceeded" : NULL;
+                fti__job *q;
                 if (!bad_param)
                     bad_param = r == FTI_ERR_LIMIT                       ? "max_tokens"
                                 : r == FTI_ERR_INVALID && j->req.n_bias ? "logit_bias"
                                                                          : NULL;
-                fti_api_write_error(&eb, err.msg[0] ? err.msg : fti_result_str(r),
-                                    j->status == 400 ? "invalid_request_error" : "server_error",
-                                    bad_param,
-                                    r == FTI_ERR_LIMIT ? "context_length_exceeded" : NULL);
-                fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
-                fti_buf_free(&eb);
-                j->state = FTI__JOB_DONE;
-                fti__job_record(s, j);
-                for (k = 0; k < j->n_ch; k++) {
+                if (fail_prompt >= 0) { /* a batch's error names its prompt */
+                    char pre[32];
+                    snprintf(pre, sizeof pre, "prompt %ld", fail_prompt);
+                    fti_error_prefix(&err, pre);
+                }
+                /* no more turns: out of the queue if a turn is still to come, and the
+                 * generator's references of the choices that never ran */
+                if (j->n_started < j->n_ch || s->qhead == j) {
+                    fti__job **pq = &s->qhead, *prev = NULL;
+                    for (q = s->qhead; q && q != j; q = q->qnext) {
+                        prev = q;
+                        pq = &q->qnext;
+                    }
+                    if (q) {
+                        *pq = j->qnext;
+                        if (s->qtail == j) s->qtail = prev;
+                        s->n_queued--;
+                    }
+                }
+                j->n_started = j->n_ch;
+                for (k = k0; k < j->n_ch; k++) {
                     fti__genref *d = fti__gen_unref(j->g);
                     if (d) dead[n_dead++] = d;
+                }
+                if (k0 == 0) { /* nothing started: the answer is the error */
+                    fti_buf eb;
+                    memset(&eb, 0, sizeof eb);
+                    j->status = st;
+                    fti_api_write_error(&eb, err.msg[0] ? err.msg : fti_result_str(r),
+                                        st == 400 ? "invalid_request_error" : "server_error",
+                                        bad_param, ecode);
+                    fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
+                    fti_buf_free(&eb);
+                    j->state = FTI__JOB_DONE;
+                    fti__job_record(s, j);
+                } else {
+                    /* earlier turns run (or ran): the answer is this error once they retire
+                     * (a cancelled job's is nothing; a failed step's stays) */
+                    if (!stopped && j->fail.code == FTI_OK) {
+                        j->fail.code = r;
+                        snprintf(j->fail.msg, sizeof j->fail.msg, "%s",
+                                 err.msg[0] ? err.msg : fti_result_str(r));
+                        j->fail_status = st;
+                        j->fail_param = bad_param;
+                        j->fail_code = ecode;
+                    }
+                    if (j->n_live == 0) {
+                        fti__job_complete(j);
+                        j->state = FTI__JOB_DONE;
+                        fti__job_record(s, j);
+                    }
                 }
                 fti__wake_io(s);
             }
             pthread_mutex_unlock(&s->mu);
+            fti_free(chunks_first);
         }
         for (i = 0; i < n_dead; i++) fti__gen_release(dead[i]);
         n_dead = 0;
@@ -42240,7 +42523,7 @@ static void *fti__sched_main(void *arg) {
                 pthread_mutex_lock(&s->mu);
                 c->seq = NULL;
                 s->n_active--;
-                if (--j->n_live == 0) {
+                if (--j->n_live == 0 && j->n_started == j->n_ch) {
                     fti__job_complete(j);
                     j->state = FTI__JOB_DONE; /* from here the I/O thread may free j */
                     fti__job_record(s, j);
@@ -42368,7 +42651,8 @@ static void fti__tokenize(fti_server *s, fti__conn *c, int detok, const char *bo
     fti_json_doc *doc = NULL;
     const fti_json *root, *v, *x;
     fti_json_opts jo;
-    fti_error err;
+    fti_error err, jerr;
+    fti_result pr;
     fti__genref *g, *dead;
     fti_tokens toks;
     fti_buf out, b;
@@ -42381,6 +42665,7 @@ static void fti__tokenize(fti_server *s, fti__conn *c, int detok, const char *bo
     memset(&out, 0, sizeof out);
     memset(&b, 0, sizeof b);
     fti_error_clear(&err);
+    fti_error_clear(&jerr);
     memset(&jo, 0, sizeof jo);
     jo.max_depth = 8;
     jo.max_nodes = 64 + body_len / 2;
@@ -42392,8 +42677,12 @@ static void fti__tokenize(fti_server *s, fti__conn *c, int detok, const char *bo
         st = 501;
         fti_error_set(&err, FTI_ERR_UNSUPPORTED, "this server's model does not %s",
                       detok ? "detokenize" : "tokenize");
-    } else if (fti_json_parse(body, body_len, &jo, &doc, NULL, &err) != FTI_OK ||
-               !(root = fti_json_root(doc)) || root->type != FTI_JSON_OBJECT) {
+    } else if ((pr = fti_json_parse(body, body_len, &jo, &doc, NULL, &jerr)) != FTI_OK) {
+        /* the parser's own words, as the completions endpoints give them */
+        st = pr == FTI_ERR_NOMEM ? 500 : 400;
+        if (st == 500) fti_error_set(&err, FTI_ERR_NOMEM, "out of memory");
+        else fti_error_set(&err, FTI_ERR_FORMAT, "request body is not valid JSON: %s", jerr.msg);
+    } else if (!(root = fti_json_root(doc)) || root->type != FTI_JSON_OBJECT) {
         st = 400;
         fti_error_set(&err, FTI_ERR_FORMAT, "request body must be a JSON object");
     } else if (!detok) {
@@ -42425,24 +42714,10 @@ static void fti__tokenize(fti_server *s, fti__conn *c, int detok, const char *bo
             st = 400;
             param = "tokens";
             fti_error_set(&err, FTI_ERR_INVALID, "'tokens' must be an array of token ids");
-        } else if (v->len && !(ids = (int32_t *)fti_malloc(v->len * sizeof(int32_t)))) {
-            st = 500;
-            fti_error_set(&err, FTI_ERR_NOMEM, "out of memory");
-        } else {
-            for (x = v->child; x; x = x->next) {
-                if (x->type != FTI_JSON_NUMBER || !x->is_int || x->i < 0 || x->i > INT32_MAX) {
-                    st = 400;
-                    param = "tokens";
-                    fti_error_set(&err, FTI_ERR_INVALID, "'tokens' must be integers from 0 "
-                                  "(entry %lu is not)", (unsigned long)n);
-                    break;
-                }
-                ids[n++] = (int32_t)x->i;
-            }
-            if (st == 200 && g->gen.detokenize(g->gen.user, ids, n, &out, &err) != FTI_OK) {
-                st = err.code == FTI_ERR_NOMEM ? 500 : 400;
-                param = "tokens";
-            }
+        } else if (fti__api_id_array(v, "'tokens'", &ids, &n, &err) != FTI_OK ||
+                   g->gen.detokenize(g->gen.user, ids, n, &out, &err) != FTI_OK) {
+            st = err.code == FTI_ERR_NOMEM ? 500 : 400;
+            param = "tokens";
         }
     }
     pthread_mutex_lock(&s->mu);
@@ -42579,18 +42854,8 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
                                "%d is not a valid value for '%s': this server runs at most %d "
                                "sequences at a time", j->req.best_of, param, s->o.max_batch);
             fti_api_request_free(&j->req);
-        } else if (pr == FTI_OK && n_seqs > (size_t)s->o.max_batch) {
-            /* a batch of prompts is admitted whole too: prompts x best_of sequences */
-            param = "prompt";
-            pr = fti_error_set(&err, FTI_ERR_LIMIT,
-                               "a batch of %lu prompts of %d sequences each (n, best_of) is %lu "
-                               "sequences: this server runs at most %d at a time (fti-serve "
-                               "--max-batch); "
-                               "send at most %d prompts per request", (unsigned long)n_prompts,
-                               j->req.best_of, (unsigned long)n_seqs, s->o.max_batch,
-                               s->o.max_batch / (j->req.best_of > 0 ? j->req.best_of : 1));
-            fti_api_request_free(&j->req);
         }
+        /* (a batch of more sequences than max_batch runs in turns of whole prompts) */
         for (pi = 0; pr == FTI_OK && pi < j->req.n_prompts; pi++) {
             const fti_api_prompt *pp = &j->req.prompts[pi];
             if (!pp->ids) continue;
@@ -42601,16 +42866,8 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
                                    "model: send text");
                 break;
             }
-            for (ti = 0; ti < pp->n_ids; ti++)
-                if (pp->ids[ti] >= n_vocab) {
-                    param = "prompt";
-                    pr = fti_error_set(&err, FTI_ERR_INVALID,
-                                       "token id %ld (prompt %lu, position %lu) is not in this "
-                                       "model's vocabulary: its %d tokens are ids 0 to %d",
-                                       (long)pp->ids[ti], (unsigned long)pi, (unsigned long)ti,
-                                       n_vocab, n_vocab - 1);
-                    break;
-                }
+            pr = fti_gen_check_ids(pp->ids, pp->n_ids, (size_t)n_vocab, (long)pi, &err);
+            if (pr != FTI_OK) param = "prompt";
         }
         /* logit_bias against the vocabulary too, so a generator's FTI_ERR_INVALID at the start
          * of a token-id or scored prompt is the prompt's (it was answered as the prompt's) */
@@ -42642,7 +42899,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
             fti_free(j);
             return;
         }
-        j->n_ch = (int)n_seqs; /* <= max_batch */
+        j->n_ch = (int)n_seqs; /* <= FTI_API_MAX_PROMPTS x FTI_API_MAX_N */
         j->n_prompts = n_prompts;
         j->ch = (fti__choice *)fti_calloc((size_t)j->n_ch, sizeof *j->ch);
         if (j->req.echo) j->echo = (fti_buf *)fti_calloc(n_prompts, sizeof *j->echo);

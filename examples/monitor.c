@@ -568,13 +568,8 @@ int main(int argc, char **argv) {
             for (k = i; k < e; k++) {
                 const fti_request_record *r = &rp.recs[k]->r;
                 if (r->status == 200) lat[m++] = r->latency_ms;
-                if (r->status == 200 && (r->has_buckets || r->prompt_ppl > 0)) {
-                    fti_drift_window_add(&dw, r->has_buckets ? r->tok_buckets : NULL,
-                                         fti_request_record_ppl_weight(r),
-                                         (size_t)(r->prompt_bytes > 0 ? r->prompt_bytes : 0),
-                                         (size_t)(r->byte_fallback > 0 ? r->byte_fallback : 0),
-                                         r->prompt_ppl > 0 ? log(r->prompt_ppl) : -1);
-                }
+                if (r->status == 200 && (r->has_buckets || r->prompt_ppl > 0))
+                    fti_drift_window_add_record(&dw, r); /* (a batch: each of its prompts) */
             }
             w->lat_p50 = m ? fti_percentile(lat, m, 50) : 0;
             w->lat_p99 = m ? fti_percentile(lat, m, 99) : 0;

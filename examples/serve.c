@@ -50,7 +50,8 @@ static void usage(FILE *f) {
             "  --ctx N              context length per sequence (default: the model's, at\n"
             "                       most 4096)\n"
             "  --max-batch N        sequences decoded together (default 16; also the most\n"
-            "                       sequences one request may ask for: prompts x n or best_of)\n"
+            "                       choices a prompt may ask for: n or best_of; a batch of\n"
+            "                       prompts with more sequences runs in turns of whole prompts)\n"
             "  --max-queue N        waiting requests before 503 (default 64)\n"
             "  --max-conns N        connections before 503 (default 256)\n"
             "  --header-timeout-ms  whole request head deadline (default 10000)\n"
@@ -185,14 +186,10 @@ static fti_result eng_detokenize(void *u, const int32_t *ids, size_t n, fti_buf 
                                  fti_error *err) {
     eng *g = (eng *)u;
     size_t V = fti_engine_config(g->e)->vocab_size, i, bl;
+    fti_result r = fti_gen_check_ids(ids, n, V, -1, err);
+    if (r != FTI_OK) return r;
     for (i = 0; i < n; i++) {
-        const char *b;
-        if (ids[i] < 0 || (size_t)ids[i] >= V)
-            return fti_error_set(err, FTI_ERR_INVALID,
-                                 "token id %ld (position %lu) is not in this model's "
-                                 "vocabulary: its %lu tokens are ids 0 to %lu", (long)ids[i],
-                                 (unsigned long)i, (unsigned long)V, (unsigned long)(V - 1));
-        b = fti_engine_token_bytes(g->e, ids[i], &bl);
+        const char *b = fti_engine_token_bytes(g->e, ids[i], &bl);
         if (b) fti_buf_append(out, b, bl);
     }
     return out->oom ? fti_error_set(err, FTI_ERR_NOMEM, "out of memory") : FTI_OK;
@@ -328,13 +325,8 @@ static fti_result eng_start_raw(eng *g, eng_seq *q, const char *prompt, size_t p
     memset(&tk, 0, sizeof tk);
     info->nll_mean = -1;
     if (p->prompt_ids) {
-        for (i = 0; i < p->n_prompt_ids; i++)
-            if (p->prompt_ids[i] < 0 || (size_t)p->prompt_ids[i] >= V)
-                return fti_error_set(err, FTI_ERR_INVALID,
-                                     "token id %ld (position %lu) is not in this model's "
-                                     "vocabulary: its %lu tokens are ids 0 to %lu",
-                                     (long)p->prompt_ids[i], (unsigned long)i,
-                                     (unsigned long)V, (unsigned long)(V - 1));
+        if ((r = fti_gen_check_ids(p->prompt_ids, p->n_prompt_ids, V, -1, err)) != FTI_OK)
+            return r;
         n = p->n_prompt_ids;
     } else {
         r = fti_tokenizer_encode(g->tok, prompt ? prompt : "", prompt ? prompt_len : 0, 0, &tk);
@@ -346,7 +338,7 @@ static fti_result eng_start_raw(eng *g, eng_seq *q, const char *prompt, size_t p
     }
     if (n == 0) {
         fti_tokens_free(&tk);
-        return fti_error_set(err, FTI_ERR_INVALID, "the prompt is empty: it has no tokens");
+        return fti_error_set(err, FTI_ERR_INVALID, FTI_GEN_EMPTY_PROMPT_MSG);
     }
     if (n > (size_t)g->n_ctx || (size_t)p->max_tokens > (size_t)g->n_ctx - n) {
         fti_tokens_free(&tk);

@@ -560,13 +560,17 @@ FTIDEF double fti_js_divergence(const double *p, const double *q, size_t n) {
     return js < 0 ? 0 : (js > 1 ? 1 : js);
 }
 
-FTIDEF void fti_drift_window_add(fti_drift_window *w, const uint32_t *bucket_counts,
-                                 size_t n_tokens, size_t n_bytes, size_t n_byte_fallback,
-                                 double nll_mean) {
+/* fti_drift_window_add of n_prompts prompts: one of n_bytes, or len_hist's (not NULL). */
+static void fti__drift_window_add_n(fti_drift_window *w, const uint32_t *bucket_counts,
+                                    size_t n_tokens, size_t n_bytes, const uint32_t *len_hist,
+                                    size_t n_prompts, size_t n_byte_fallback, double nll_mean) {
     int i;
     if (!w) return;
-    w->n_prompts++;
-    w->len[fti_drift_len_bin(n_bytes)]++;
+    w->n_prompts += n_prompts;
+    if (len_hist)
+        for (i = 0; i < FTI_DRIFT_LEN_BINS; i++) w->len[i] += len_hist[i];
+    else
+        w->len[fti_drift_len_bin(n_bytes)]++;
     if (bucket_counts) {
         for (i = 0; i < FTI_DRIFT_BUCKETS; i++) {
             w->tok[i] += bucket_counts[i];
@@ -578,6 +582,13 @@ FTIDEF void fti_drift_window_add(fti_drift_window *w, const uint32_t *bucket_cou
         w->nll_sum += nll_mean * (double)n_tokens;
         w->nll_tokens += n_tokens;
     }
+}
+
+FTIDEF void fti_drift_window_add(fti_drift_window *w, const uint32_t *bucket_counts,
+                                 size_t n_tokens, size_t n_bytes, size_t n_byte_fallback,
+                                 double nll_mean) {
+    fti__drift_window_add_n(w, bucket_counts, n_tokens, n_bytes, NULL, 1, n_byte_fallback,
+                            nll_mean);
 }
 
 static double fti__maxd(double a, double b) { return a > b ? a : b; }
@@ -722,6 +733,14 @@ FTIDEF void fti_request_record_json(const fti_request_record *rec, fti_buf *out)
         fti_jw_key(&w, "finish_reason");
         fti_jw_str(&w, rec->finish_reason);
     }
+    if (rec->n_prompts > 1) { /* a batch: its prompts, and how long each was */
+        fti_jw_key(&w, "n_prompts");
+        fti_jw_int(&w, rec->n_prompts);
+        fti_jw_key(&w, "prompt_len_bins");
+        fti_jw_arr_begin(&w);
+        for (i = 0; i < FTI_DRIFT_LEN_BINS; i++) fti_jw_int(&w, rec->len_hist[i]);
+        fti_jw_arr_end(&w);
+    }
     fti_jw_obj_end(&w);
 }
 
@@ -795,6 +814,25 @@ FTIDEF fti_result fti_request_record_parse(const char *line, size_t len, fti_req
             rec->tok_buckets[i] = (uint32_t)e->i;
         }
     }
+    /* a batch: its prompts by length bin, which must count them all (else one prompt, as a
+     * line without them) */
+    v = fti_json_get(root, "prompt_len_bins");
+    rec->n_prompts = (int)fti_json_get_int(root, "n_prompts", 0);
+    if (rec->n_prompts > 1 && v && v->type == FTI_JSON_ARRAY && v->len == FTI_DRIFT_LEN_BINS) {
+        const fti_json *e;
+        int i = 0;
+        int64_t sum = 0;
+        for (e = v->child; e; e = e->next, i++) {
+            if (e->type != FTI_JSON_NUMBER || !e->is_int || e->i < 0 || e->i > 0xffffffffLL)
+                break;
+            rec->len_hist[i] = (uint32_t)e->i;
+            sum += e->i;
+        }
+        if (e || sum != rec->n_prompts) rec->n_prompts = 0;
+    } else {
+        rec->n_prompts = 0;
+    }
+    if (!rec->n_prompts) memset(rec->len_hist, 0, sizeof rec->len_hist);
     fti_json_free(doc);
     return FTI_OK;
 }
@@ -819,11 +857,14 @@ FTIDEF double fti_percentile(double *x, size_t n, double p) {
 
 /* === monitor: the bundle === */
 
+/* One request in the drift window: a prompt, or a batch's n_prompts (len_hist: their lengths). */
 typedef struct fti__win_entry {
     uint32_t b[FTI_DRIFT_BUCKETS];
     uint32_t n_tokens;
     uint32_t n_bytes;
     uint32_t n_byte_fallback;
+    uint32_t n_prompts; /* >= 1 */
+    uint32_t len_hist[FTI_DRIFT_LEN_BINS];
     double nll_mean;
 } fti__win_entry;
 
@@ -1031,13 +1072,18 @@ FTIDEF const fti_drift_ref *fti_monitor_ref(const fti_monitor *mon) {
     return mon ? mon->ref : NULL;
 }
 
-/* The window's sums (mu held). */
+/* The window's sums (mu held): the newest requests up to win_cap prompts (a batch counts its
+ * prompts; the newest request counts whole). */
 static void fti__monitor_window(fti_monitor *mon, fti_drift_window *w) {
-    size_t i;
+    size_t i, at;
     memset(w, 0, sizeof *w);
-    for (i = 0; i < mon->win_n; i++) {
-        const fti__win_entry *e = &mon->win[i];
-        fti_drift_window_add(w, e->b, e->n_tokens, e->n_bytes, e->n_byte_fallback, e->nll_mean);
+    for (i = 0; i < mon->win_n && (i == 0 || w->n_prompts < mon->win_cap); i++) {
+        const fti__win_entry *e;
+        at = (mon->win_head + mon->win_cap - 1 - i) % mon->win_cap;
+        e = &mon->win[at];
+        fti__drift_window_add_n(w, e->b, e->n_tokens, e->n_bytes,
+                                e->n_prompts > 1 ? e->len_hist : NULL, e->n_prompts,
+                                e->n_byte_fallback, e->nll_mean);
     }
 }
 
@@ -1081,6 +1127,17 @@ FTIDEF size_t fti_request_record_ppl_weight(const fti_request_record *rec) {
     return rec->prompt_tokens > 0 ? (size_t)rec->prompt_tokens : 0;
 }
 
+FTIDEF void fti_drift_window_add_record(fti_drift_window *w, const fti_request_record *rec) {
+    if (!w || !rec) return;
+    fti__drift_window_add_n(w, rec->has_buckets ? rec->tok_buckets : NULL,
+                            fti_request_record_ppl_weight(rec),
+                            (size_t)(rec->prompt_bytes > 0 ? rec->prompt_bytes : 0),
+                            rec->n_prompts > 1 ? rec->len_hist : NULL,
+                            rec->n_prompts > 1 ? (size_t)rec->n_prompts : 1,
+                            (size_t)(rec->byte_fallback > 0 ? rec->byte_fallback : 0),
+                            rec->prompt_ppl > 0 ? log(rec->prompt_ppl) : -1);
+}
+
 FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) {
     fti_buf line, l;
     fti_request_record bare; /* rec without its drift data: it started on the old model */
@@ -1105,6 +1162,8 @@ FTIDEF void fti_monitor_record(fti_monitor *mon, const fti_request_record *rec) 
         e.n_tokens = (uint32_t)fti_request_record_ppl_weight(rec);
         e.n_bytes = rec->prompt_bytes > 0 ? (uint32_t)rec->prompt_bytes : 0;
         e.n_byte_fallback = rec->byte_fallback > 0 ? (uint32_t)rec->byte_fallback : 0;
+        e.n_prompts = rec->n_prompts > 1 ? (uint32_t)rec->n_prompts : 1;
+        if (e.n_prompts > 1) memcpy(e.len_hist, rec->len_hist, sizeof e.len_hist);
         e.nll_mean = rec->prompt_ppl > 0 ? log(rec->prompt_ppl) : -1;
         fti_mutex_lock(&mon->mu);
         stale = rec->ref_epoch && rec->ref_epoch != mon->ref_epoch;

@@ -208,7 +208,20 @@ typedef struct fti_request_record {
     int has_buckets;
     uint32_t tok_buckets[FTI_DRIFT_BUCKETS];
     const char *finish_reason; /* may be NULL */
+    /* A batch of prompts (OpenAI's "prompt" as an array) is one request of n_prompts (> 1;
+     * 0 or 1: one prompt) whose prompt_tokens, prompt_bytes, retrieval_hits, byte_fallback
+     * and tok_buckets sum over its prompts, prompt_ppl is their perplexity (each prompt's
+     * weighted by its ppl_tokens, which sum), and len_hist counts its prompts per
+     * fti_drift_len_bin of their bytes: drift sees every prompt. Logged as "n_prompts" and
+     * "prompt_len_bins"; a line without them (older logs) is one prompt. */
+    int n_prompts;
+    uint32_t len_hist[FTI_DRIFT_LEN_BINS];
 } fti_request_record;
+
+/* Adds rec's prompts to a drift window: one prompt of prompt_bytes, or a batch's n_prompts by
+ * len_hist; tok_buckets if has_buckets; the perplexity if prompt_ppl > 0, weighted by
+ * fti_request_record_ppl_weight. The caller picks the records (e.g. status 200). */
+FTIDEF void fti_drift_window_add_record(fti_drift_window *w, const fti_request_record *rec);
 
 /* The tokens rec's prompt_ppl is over: ppl_tokens, else prompt_tokens (0 if neither is
  * positive); a window's perplexity weights each prompt's by it. */

@@ -550,29 +550,42 @@ static fti_result fti__api_logit_bias(const fti_json *root, fti_api_request *req
     return FTI_OK;
 }
 
+/* Token ids from a JSON array (a != NULL) of integers, each in [0, INT32_MAX], into a new array
+ * *ids (NULL when a is empty; the caller frees it, also on failure) of *n entries. what names
+ * the array in the message ("prompt 2", "'tokens'"). FTI_ERR_INVALID or FTI_ERR_NOMEM. */
+static fti_result fti__api_id_array(const fti_json *a, const char *what, int32_t **ids, size_t *n,
+                                    fti_error *err) {
+    const fti_json *x;
+    size_t i = 0;
+    *ids = NULL;
+    *n = 0;
+    if (a->len == 0) return FTI_OK;
+    *ids = (int32_t *)fti_malloc(a->len * sizeof(int32_t));
+    if (!*ids) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+    for (x = a->child; x; x = x->next, i++) {
+        if (x->type != FTI_JSON_NUMBER || !x->is_int || x->i < 0 || x->i > INT32_MAX)
+            return fti_error_set(err, FTI_ERR_INVALID, "%s: token ids must be integers from 0 "
+                                 "(entry %lu is not)", what, (unsigned long)i);
+        (*ids)[i] = (int32_t)x->i;
+    }
+    *n = i;
+    return FTI_OK;
+}
+
 /* A token-id prompt from an array of integers (a != NULL, non-empty, all numbers). */
 static fti_result fti__api_ids(const fti_json *a, size_t idx, fti_api_prompt *out,
                                const char **param, fti_error *err) {
-    const fti_json *x;
-    size_t i = 0;
-    char msg[200];
+    char what[48];
+    fti_result r;
     if (a->len == 0) {
-        snprintf(msg, sizeof msg, "prompt %lu is an empty array of token ids: a prompt needs at "
-                 "least one token", (unsigned long)idx);
-        return fti__api_bad(err, param, "prompt", msg);
+        if (param) *param = "prompt";
+        return fti_error_set(err, FTI_ERR_INVALID, "prompt %lu is an empty array of token ids: "
+                             "a prompt needs at least one token", (unsigned long)idx);
     }
-    out->ids = (int32_t *)fti_malloc(a->len * sizeof(int32_t));
-    if (!out->ids) return fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
-    for (x = a->child; x; x = x->next, i++) {
-        if (x->type != FTI_JSON_NUMBER || !x->is_int || x->i < 0 || x->i > INT32_MAX) {
-            snprintf(msg, sizeof msg, "prompt %lu: token ids must be integers from 0 (entry %lu "
-                     "is not)", (unsigned long)idx, (unsigned long)i);
-            return fti__api_bad(err, param, "prompt", msg);
-        }
-        out->ids[i] = (int32_t)x->i;
-    }
-    out->n_ids = i;
-    return FTI_OK;
+    snprintf(what, sizeof what, "prompt %lu", (unsigned long)idx);
+    r = fti__api_id_array(a, what, &out->ids, &out->n_ids, err);
+    if (r == FTI_ERR_INVALID && param) *param = "prompt";
+    return r;
 }
 
 /* "prompt": a string, an array of strings (a batch), an array of integers (one prompt of token
@@ -1084,8 +1097,10 @@ static void fti__api_logprobs_out(fti_jw *w, fti_api_kind kind, const fti_api_re
     fti_jw_obj_end(w);
 }
 
-/* One choice object of a whole response. */
-static void fti__api_choice(fti_jw *w, fti_api_kind kind, const fti_api_result *c) {
+/* One choice object of a whole response (in_list: an entry of r->choices, which carries its own
+ * chunks_json: a batch's prompt's). */
+static void fti__api_choice(fti_buf *out, fti_jw *w, fti_api_kind kind, const fti_api_result *c,
+                            int in_list) {
     fti_jw_obj_begin(w);
     fti_jw_key(w, "index");
     fti_jw_int(w, c->index);
@@ -1105,6 +1120,7 @@ static void fti__api_choice(fti_jw *w, fti_api_kind kind, const fti_api_result *
     fti_jw_key(w, "finish_reason");
     if (c->finish_reason) fti_jw_str(w, c->finish_reason);
     else fti_jw_null(w);
+    if (in_list) fti__api_chunks(out, w, c);
     fti_jw_obj_end(w);
 }
 
@@ -1117,9 +1133,9 @@ FTIDEF void fti_api_write_response(fti_buf *out, fti_api_kind kind, const fti_ap
     fti_jw_key(&w, "choices");
     fti_jw_arr_begin(&w);
     if (r->choices) {
-        for (i = 0; i < r->n_choices; i++) fti__api_choice(&w, kind, &r->choices[i]);
+        for (i = 0; i < r->n_choices; i++) fti__api_choice(out, &w, kind, &r->choices[i], 1);
     } else {
-        fti__api_choice(&w, kind, r);
+        fti__api_choice(out, &w, kind, r, 0);
     }
     fti_jw_arr_end(&w);
     fti__api_usage(&w, r);
@@ -1188,6 +1204,26 @@ FTIDEF void fti_gen_sampler_opts(const fti_gen_params *p, fti_sampler_opts *out)
     if (p->max_tokens > 0) out->penalty_last_n = (size_t)p->max_tokens;
 }
 
+FTIDEF fti_result fti_gen_check_ids(const int32_t *ids, size_t n, size_t n_vocab, long prompt,
+                                    fti_error *err) {
+    char where[64];
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (ids[i] >= 0 && (size_t)ids[i] < n_vocab) continue;
+        if (prompt >= 0)
+            snprintf(where, sizeof where, "prompt %ld, position %lu", prompt, (unsigned long)i);
+        else
+            snprintf(where, sizeof where, "position %lu", (unsigned long)i);
+        if (!n_vocab)
+            return fti_error_set(err, FTI_ERR_INVALID, "token id %ld (%s) is not in this "
+                                 "model's vocabulary: it has none", (long)ids[i], where);
+        return fti_error_set(err, FTI_ERR_INVALID, "token id %ld (%s) is not in this model's "
+                             "vocabulary: its %lu tokens are ids 0 to %lu", (long)ids[i], where,
+                             (unsigned long)n_vocab, (unsigned long)(n_vocab - 1));
+    }
+    return FTI_OK;
+}
+
 /* === server: the echo generator === */
 
 typedef struct fti__echo {
@@ -1245,15 +1281,10 @@ static fti_result fti__echo_tokenize(void *user, const char *text, size_t len, i
 static fti_result fti__echo_detokenize(void *user, const int32_t *ids, size_t n, fti_buf *out,
                                        fti_error *err) {
     size_t i;
+    fti_result r = fti_gen_check_ids(ids, n, 256, -1, err);
     (void)user;
-    for (i = 0; i < n; i++) {
-        if (ids[i] < 0 || ids[i] > 255)
-            return fti_error_set(err, FTI_ERR_INVALID,
-                                 "token id %ld (position %lu) is not in this model's vocabulary: "
-                                 "its 256 tokens are ids 0 to 255", (long)ids[i],
-                                 (unsigned long)i);
-        fti_buf_putc(out, (char)(unsigned char)ids[i]);
-    }
+    if (r != FTI_OK) return r;
+    for (i = 0; i < n; i++) fti_buf_putc(out, (char)(unsigned char)ids[i]);
     return out->oom ? fti_error_set(err, FTI_ERR_NOMEM, "out of memory") : FTI_OK;
 }
 
@@ -1303,14 +1334,12 @@ static fti_result fti__echo_start(void *user, const char *prompt, size_t prompt_
     if (e->fail_every > 0 && e->n_started % e->fail_every == 0)
         return fti_error_set(err, FTI_ERR_IO, "echo: injected failure");
     if (p->prompt_ids) { /* its tokens are bytes */
-        for (i = 0; i < p->n_prompt_ids; i++)
-            if (p->prompt_ids[i] < 0 || p->prompt_ids[i] > 255)
-                return fti_error_set(err, FTI_ERR_INVALID,
-                                     "prompt token %ld (at %lu) is not in this model's "
-                                     "vocabulary of 256 tokens (ids 0 to 255)",
-                                     (long)p->prompt_ids[i], (unsigned long)i);
+        fti_result r = fti_gen_check_ids(p->prompt_ids, p->n_prompt_ids, 256, -1, err);
+        if (r != FTI_OK) return r;
         prompt_len = p->n_prompt_ids;
         prompt = NULL;
+    } else if (p->echo_prompt && !prompt_len) { /* scored: no BOS to score it with */
+        return fti_error_set(err, FTI_ERR_INVALID, FTI_GEN_EMPTY_PROMPT_MSG);
     }
     if (prompt_len + (size_t)p->max_tokens > (size_t)e->n_ctx)
         return fti_error_set(err, FTI_ERR_LIMIT,
@@ -1558,6 +1587,10 @@ typedef struct fti__choice {
     int ended;                         /* scheduler only: finished, not yet retired */
     fti_buf text;                      /* completion text so far */
     size_t emitted;                    /* text bytes already sent as stream chunks */
+    char hold[4];                      /* stream with echo: the prompt's last bytes, the start
+                                          of a UTF-8 character the completion may finish, sent
+                                          in front of its first text (n_hold of them) */
+    size_t n_hold;
     int n_tokens;
     const char *finish;
     double lp_sum;                     /* its tokens' log-probabilities summed (best_of ranks by
@@ -1583,24 +1616,39 @@ typedef struct fti__job {
     int cancelled;
     int status;                        /* 0 until known; 200 once started */
     int http_started;                  /* I/O side: streaming headers sent */
-    fti__choice *ch;                   /* req.best_of sequences, started together */
+    fti__choice *ch;                   /* every prompt's best_of sequences (n_ch) */
     int n_ch;
+    int n_started;                     /* scheduler (mu): choices admitted so far. A job of at
+                                          most max_batch sequences is admitted whole; a larger
+                                          batch of prompts in turns of whole prompts (a prompt's
+                                          choices start together), the latest turn_k0..turn_k1,
+                                          and it stays at the queue's head until all are */
+    int turn_k0, turn_k1;
     int n_live;                        /* scheduler: started and not yet retired */
     int n_tokens;                      /* completion tokens over all choices */
     int prompt_tokens;                 /* over all prompts */
     fti_buf *echo;                     /* req.echo: each prompt's echoed text (n_prompts) */
     size_t n_prompts;                  /* req.n_prompts, at least 1 */
     const char *finish;                /* the request's (log): "error", else choice 0's */
-    fti_error fail;                    /* a failed step (code != FTI_OK): the answer is its
-                                          error once every choice has retired */
+    fti_error fail;                    /* a failed step, or a later turn's prompt that could not
+                                          start (code != FTI_OK): the answer is its error once
+                                          every started choice has retired */
+    int fail_status;                   /* its HTTP status (0: 500; a stream's is 200 already) */
+    const char *fail_param, *fail_code;
     fti_buf out;                       /* bytes for the I/O thread */
     uint64_t t_start_ns, t_first_ns;
+    /* what the monitor sees, summed over every prompt of a batch (the scheduler's) */
     size_t byte_fallback;
-    double nll_mean;
-    size_t nll_tokens; /* the tokens nll_mean is over, 0: the prompt's */
+    size_t prompt_bytes;
+    double nll_mean;    /* the one prompt's; a batch: nll_sum / nll_w over its prompts */
+    size_t nll_tokens;  /* the tokens nll_mean is over, 0: the prompt's */
+    double nll_sum;
+    size_t nll_w;
+    uint32_t len_hist[FTI_DRIFT_LEN_BINS]; /* a batch: its prompts per fti_drift_len_bin */
     uint32_t ref_epoch; /* the monitor's reference epoch when the job was admitted */
-    char *chunks_json;
-    int n_chunks;
+    char *chunks_json;  /* one prompt's retrieval chunks (the response's fti_chunks) */
+    char **p_chunks;    /* a batch: each prompt's (n_prompts entries, NULL: none) */
+    int n_chunks;       /* over every prompt */
     int has_buckets;
     uint32_t buckets[FTI_DRIFT_BUCKETS];
 } fti__job;
@@ -1916,6 +1964,9 @@ static void fti__job_free(fti__job *j) {
     fti_free(j->echo);
     fti_buf_free(&j->out);
     fti_free(j->chunks_json);
+    if (j->p_chunks)
+        for (k = 0; (size_t)k < j->n_prompts; k++) fti_free(j->p_chunks[k]);
+    fti_free(j->p_chunks);
     fti_free(j);
 }
 
@@ -2052,22 +2103,53 @@ static size_t fti__job_lp_view(fti__choice *c, size_t upto, fti_api_logprob **vi
     return i1 - i0;
 }
 
-/* Emits stream chunks for text[emitted..upto) of choice c. */
-static void fti__job_emit(fti__choice *c, size_t upto) {
+/* Bytes at the end of text[0, upto) that may start a UTF-8 character still coming. The echoed
+ * prompt's held-back bytes count in front of the text until they are sent (a completion's first
+ * token may be the rest of the prompt's last character, or only part of the rest). */
+static size_t fti__choice_utf8_tail(const fti__choice *c, size_t upto) {
+    unsigned char tmp[8];
+    size_t tail;
+    /* (fti_utf8_incomplete_tail looks at 3 bytes at most) */
+    if (!c->n_hold || upto >= 3)
+        return fti_utf8_incomplete_tail((const unsigned char *)c->text.data, upto);
+    memcpy(tmp, c->hold, c->n_hold);
+    if (upto) memcpy(tmp + c->n_hold, c->text.data, upto);
+    tail = fti_utf8_incomplete_tail(tmp, c->n_hold + upto);
+    return tail < upto ? tail : upto;
+}
+
+/* Emits stream chunks for text[emitted..upto) of choice c, after the echo's held-back bytes;
+ * last: the choice has finished (those bytes go now, even with no text after them). */
+static void fti__job_emit(fti__choice *c, size_t upto, int last) {
     fti__job *j = c->job;
     fti_api_result r;
     fti_api_logprob *view = NULL;
-    if (!j->req.stream || upto <= c->emitted) return;
-    r = fti__job_result(c, c->text.data + c->emitted, upto - c->emitted);
+    fti_buf piece;
+    size_t n = upto > c->emitted ? upto - c->emitted : 0;
+    const char *p = n ? c->text.data + c->emitted : "";
+    if (!j->req.stream || (!n && !(last && c->n_hold))) return;
+    memset(&piece, 0, sizeof piece);
+    if (c->n_hold) { /* the start of the prompt's last character, then the text */
+        fti_buf_append(&piece, c->hold, c->n_hold);
+        fti_buf_append(&piece, p, n);
+        if (piece.oom) j->out.oom = 1; /* the stream is cut: it ends unfinished */
+        p = piece.data ? piece.data : "";
+        n = piece.len;
+        c->n_hold = 0;
+    }
+    r = fti__job_result(c, p, n);
     if (j->req.logprobs) r.n_logprobs = fti__job_lp_view(c, c->lp_base + upto, &view);
     r.lp = view;
     fti_api_write_chunk(&j->out, j->req.kind, &r, 0);
     fti_free(view);
-    c->emitted = upto;
+    fti_buf_free(&piece);
+    if (upto > c->emitted) c->emitted = upto;
 }
 
 /* The stream events of a choice that just started: chat's first chunk (the role), or with
- * echo the prompt as the first text of a completion. */
+ * echo the prompt as the first text of a completion. A prompt that ends inside a UTF-8
+ * character (its last token holds part of one) keeps that character's start back for the
+ * completion's first chunk, so the stream's bytes are the whole response's, not two U+FFFD. */
 static void fti__job_stream_start(fti__choice *c) {
     fti__job *j = c->job;
     fti_api_result res;
@@ -2079,10 +2161,15 @@ static void fti__job_stream_start(fti__choice *c) {
         /* the prompt, with its tokens' log-probabilities (echo with logprobs) */
         const fti_buf *e = &j->echo[c->prompt];
         fti_api_logprob *view = NULL;
-        res = fti__job_result(c, e->data ? e->data : "", e->len);
-        if (j->req.logprobs) res.n_logprobs = fti__job_lp_view(c, c->lp_base, &view);
+        size_t n = e->len;
+        c->n_hold = fti_utf8_incomplete_tail((const unsigned char *)e->data, e->len);
+        n -= c->n_hold;
+        if (c->n_hold) memcpy(c->hold, e->data + n, c->n_hold);
+        res = fti__job_result(c, e->data ? e->data : "", n);
+        /* (a token goes with the chunk that carries its start, as a generated one) */
+        if (j->req.logprobs) res.n_logprobs = fti__job_lp_view(c, n, &view);
         res.lp = view;
-        fti_api_write_chunk(&j->out, j->req.kind, &res, 0);
+        if (n || res.n_logprobs) fti_api_write_chunk(&j->out, j->req.kind, &res, 0);
         fti_free(view);
     }
 }
@@ -2092,7 +2179,7 @@ static void fti__job_stream_finish(fti__choice *c) {
     fti__job *j = c->job;
     fti_api_result r;
     if (!j->req.stream) return;
-    fti__job_emit(c, c->text.len);
+    fti__job_emit(c, c->text.len, 1);
     r = fti__job_result(c, "", 0);
     r.finish_reason = c->finish;
     fti_api_write_chunk(&j->out, j->req.kind, &r, 0);
@@ -2137,6 +2224,7 @@ static void fti__job_write_response(fti__job *j) {
             c->index = n_out;
             *rk = fti__job_result(c, c->text.data ? c->text.data : "", c->text.len);
             rk->finish_reason = c->finish;
+            rk->chunks_json = j->p_chunks ? j->p_chunks[c->prompt] : NULL;
             if (j->req.logprobs)
                 rk->n_logprobs = fti__job_lp_view(c, c->lp_base + c->text.len, &views[n_out]);
             rk->lp = views[n_out];
@@ -2161,6 +2249,8 @@ static void fti__job_write_response(fti__job *j) {
     top = res[0];
     top.choices = res;
     top.n_choices = (size_t)n_out;
+    /* the retrieval chunks: one prompt's at the top; a batch's in each choice, its prompt's */
+    top.chunks_json = j->p_chunks ? NULL : j->chunks_json;
     j->finish = order[0]->finish;
     fti_api_write_response(&j->out, j->req.kind, &top);
 done:
@@ -2172,14 +2262,17 @@ done:
     fti_buf_free(&echo);
 }
 
-/* Every choice of j has retired: the end of the answer (mu held). A failed step answers with
- * its error (a stream: an error event, then [DONE]); a cancelled job writes nothing. */
+/* Every choice of j has retired: the end of the answer (mu held). A failed step, or a later
+ * turn's prompt that could not start, answers with its error (a stream: an error event, then
+ * [DONE]); a cancelled job writes nothing. */
 static void fti__job_complete(fti__job *j) {
     if (j->fail.code != FTI_OK) {
         fti_buf eb;
+        int st = j->fail_status ? j->fail_status : 500;
         memset(&eb, 0, sizeof eb);
         fti_api_write_error(&eb, j->fail.msg[0] ? j->fail.msg : fti_result_str(j->fail.code),
-                            "server_error", NULL, NULL);
+                            st == 400 ? "invalid_request_error" : "server_error", j->fail_param,
+                            j->fail_code);
         j->finish = "error";
         if (j->req.stream) {
             fti_buf_puts(&j->out, "data: ");
@@ -2187,7 +2280,7 @@ static void fti__job_complete(fti__job *j) {
             fti_buf_puts(&j->out, "\n\n");
             fti_api_write_done(&j->out);
         } else {
-            j->status = 500;
+            j->status = st;
             j->out.len = 0;
             fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
         }
@@ -2256,8 +2349,8 @@ static int fti__job_token(fti__choice *c, const fti_gen_token *t) {
         return 1;
     }
     safe = c->text.len - fti__stop_holdback(c);
-    safe -= fti_utf8_incomplete_tail((const unsigned char *)c->text.data, safe);
-    fti__job_emit(c, safe);
+    safe -= fti__choice_utf8_tail(c, safe);
+    fti__job_emit(c, safe, 0);
     return 0;
 }
 
@@ -2272,14 +2365,23 @@ static void fti__job_record(fti_server *s, fti__job *j) {
     rec.model = j->g ? j->g->id : NULL;
     rec.stream = j->req.stream;
     rec.prompt_tokens = j->prompt_tokens;
-    rec.prompt_bytes = (int)j->req.prompt_len;
+    rec.prompt_bytes = j->prompt_bytes > INT_MAX ? INT_MAX : (int)j->prompt_bytes;
+    if (j->n_prompts > 1) { /* a batch: what the monitor sees sums over its prompts */
+        rec.n_prompts = j->n_prompts > INT_MAX ? INT_MAX : (int)j->n_prompts;
+        memcpy(rec.len_hist, j->len_hist, sizeof rec.len_hist);
+    }
     rec.completion_tokens = j->n_tokens;
     rec.ttft_ms = j->t_first_ns ? (double)(j->t_first_ns - j->t_start_ns) / 1e6 : -1;
     rec.latency_ms = (double)(now - j->t_start_ns) / 1e6;
     rec.tokens_per_s = rec.latency_ms > 0 ? j->n_tokens / (rec.latency_ms / 1000.0) : 0;
     rec.retrieval_hits = j->n_chunks;
-    rec.prompt_ppl = j->nll_mean >= 0 ? exp(j->nll_mean) : -1;
-    rec.ppl_tokens = j->nll_tokens > 0 && j->nll_tokens <= INT_MAX ? (int)j->nll_tokens : 0;
+    if (j->n_prompts > 1) { /* the prompts' perplexities, each weighted by its tokens */
+        rec.prompt_ppl = j->nll_w ? exp(j->nll_sum / (double)j->nll_w) : -1;
+        rec.ppl_tokens = j->nll_w <= INT_MAX ? (int)j->nll_w : INT_MAX;
+    } else {
+        rec.prompt_ppl = j->nll_mean >= 0 ? exp(j->nll_mean) : -1;
+        rec.ppl_tokens = j->nll_tokens > 0 && j->nll_tokens <= INT_MAX ? (int)j->nll_tokens : 0;
+    }
     rec.byte_fallback = (int)j->byte_fallback;
     rec.has_buckets = j->has_buckets;
     rec.ref_epoch = j->ref_epoch;
@@ -2304,45 +2406,71 @@ static void *fti__sched_main(void *arg) {
         size_t n_admit = 0, n_admit_seqs = 0, i, n_dead = 0, b0;
         while (!s->sched_stop && !s->qhead && n_batch == 0) pthread_cond_wait(&s->cv, &s->mu);
         if (s->sched_stop && !s->qhead && n_batch == 0) break;
-        /* a job is admitted whole (its n_ch <= cap, checked at dispatch), in queue order */
-        while (s->qhead && n_batch + n_admit_seqs + (size_t)s->qhead->n_ch <= cap) {
+        /* in queue order: a job of at most cap sequences is admitted whole, when they all fit;
+         * a larger batch of prompts in turns of as many whole prompts as fit (a prompt's
+         * best_of <= cap, checked at dispatch), and it keeps the head of the queue until its
+         * last turn. A cancelled or failed job's rest goes without a slot (it starts nothing). */
+        while (s->qhead && n_admit < cap) {
             fti__job *j = s->qhead;
+            int bo = j->n_ch / (int)j->n_prompts, take = j->n_ch - j->n_started;
+            size_t room = cap - n_batch - n_admit_seqs;
+            int stop = j->cancelled || j->fail.code != FTI_OK;
+            if (!stop && (size_t)take > room) {
+                if ((size_t)j->n_ch <= cap) break;
+                take = (int)(room / (size_t)bo) * bo;
+                if (!take) break;
+            }
+            if (j->n_started == 0) {
+                /* the reference epoch before the generator: a switch sets the generator
+                 * first, so a request that sees the new epoch runs on the new model
+                 * (fti_monitor_set_ref); every turn runs on this generator */
+                if (s->o.monitor) j->ref_epoch = fti_monitor_ref_epoch(s->o.monitor);
+                j->g = s->cur;
+                s->cur->refs += j->n_ch; /* one per sequence */
+            }
+            j->turn_k0 = j->n_started;
+            j->turn_k1 = j->n_started + take;
+            j->n_started += take;
+            admit[n_admit++] = j;
+            if (!stop) n_admit_seqs += (size_t)take;
+            if (j->n_started < j->n_ch) break; /* its next turn when slots free up */
             s->qhead = j->qnext;
             if (!s->qhead) s->qtail = NULL;
             s->n_queued--;
-            /* the reference epoch before the generator: a switch sets the generator first, so
-             * a request that sees the new epoch runs on the new model (fti_monitor_set_ref) */
-            if (s->o.monitor) j->ref_epoch = fti_monitor_ref_epoch(s->o.monitor);
-            j->g = s->cur;
-            s->cur->refs += j->n_ch; /* one per sequence */
-            admit[n_admit++] = j;
-            n_admit_seqs += (size_t)j->n_ch;
         }
         pthread_mutex_unlock(&s->mu);
 
         /* start the admitted sequences (tokenize + prefill) outside the lock: every choice of a
-         * job, or none (a failed start ends the ones before it) */
+         * job's turn, or none (a failed start ends the ones before it) */
         for (i = 0; i < n_admit; i++) {
             fti__job *j = admit[i];
             fti_gen_params p;
-            fti_gen_prompt_info info, info_k;
+            fti_gen_prompt_info info_k;
             fti_error err;
             fti_result r = FTI_OK;
-            int cancelled, k, bo = j->n_ch / (int)j->n_prompts;
+            int stopped, k, bo = j->n_ch / (int)j->n_prompts, k0 = j->turn_k0, k1 = j->turn_k1;
+            long fail_prompt = -1; /* a batch's prompt that could not start */
             const char *bad_param = NULL;
             uint64_t seed0;
-            size_t prompt_tokens = 0, byte_fallback = 0;
+            size_t prompt_tokens = 0, byte_fallback = 0, prompt_bytes = 0, nll_w = 0;
+            double nll_sum = 0, nll_first = -1;
+            size_t nll_tok_first = 0;
+            uint32_t buckets[FTI_DRIFT_BUCKETS], len_hist[FTI_DRIFT_LEN_BINS];
+            int has_buckets = 0, n_chunks = 0;
+            char *chunks_first = NULL;
+            memset(buckets, 0, sizeof buckets);
+            memset(len_hist, 0, sizeof len_hist);
             pthread_mutex_lock(&s->mu);
-            cancelled = j->cancelled;
+            stopped = j->cancelled || j->fail.code != FTI_OK;
             pthread_mutex_unlock(&s->mu);
-            memset(&info, 0, sizeof info);
-            info.nll_mean = -1;
             fti_error_clear(&err);
             seed0 = j->req.has_seed ? j->req.seed : fti_hash64(j->id, strlen(j->id), 0);
-            if (cancelled) r = FTI_ERR_CANCELLED;
-            for (k = 0; k < j->n_ch && r == FTI_OK; k++) {
+            if (stopped) r = FTI_ERR_CANCELLED;
+            for (k = k0; k < k1 && r == FTI_OK; k++) {
                 int pi = k / bo, cand = k % bo;
                 const fti_api_prompt *pp = j->req.prompts ? &j->req.prompts[pi] : NULL;
+                const char *ptext = pp ? (pp->text ? pp->text : "") : j->req.prompt;
+                size_t plen = pp ? pp->text_len : j->req.prompt_len;
                 memset(&p, 0, sizeof p);
                 p.max_tokens = j->req.max_tokens;
                 p.temperature = j->req.temperature;
@@ -2378,10 +2506,8 @@ static void *fti__sched_main(void *arg) {
                     r = j->g->gen.seq_fork(j->g->gen.user, j->ch[k - cand].seq, &p,
                                            &j->ch[k].seq, &err);
                 } else {
-                    r = j->g->gen.seq_start(j->g->gen.user,
-                                            pp ? (pp->text ? pp->text : "") : j->req.prompt,
-                                            pp ? pp->text_len : j->req.prompt_len, &p,
-                                            &j->ch[k].seq, &info_k, &err);
+                    r = j->g->gen.seq_start(j->g->gen.user, ptext, plen, &p, &j->ch[k].seq,
+                                            &info_k, &err);
                     if (r == FTI_OK && p.echo_prompt && !info_k.prompt_tokens) {
                         j->g->gen.seq_end(j->g->gen.user, j->ch[k].seq);
                         r = fti_error_set(&err, FTI_ERR_UNSUPPORTED,
@@ -2394,24 +2520,48 @@ static void *fti__sched_main(void *arg) {
                     if (r == FTI_ERR_INVALID &&
                         (p.prompt_ids || (p.echo_prompt && j->g->n_vocab > 0)))
                         bad_param = "prompt";
+                    if (r != FTI_OK && j->n_prompts > 1 && r != FTI_ERR_UNSUPPORTED)
+                        fail_prompt = pi; /* (unsupported: the model's, every prompt's) */
                 }
                 if (r != FTI_OK) {
                     j->ch[k].seq = NULL;
                     break;
                 }
                 if (cand > 0) continue;
-                /* the prompt's: usage, drift (the first prompt's), the echoed text and the
-                 * log-probabilities of its tokens in each of its choices */
+                /* the prompt's: usage, what the monitor sees (every prompt's), the echoed text
+                 * and the log-probabilities of its tokens in each of its choices */
                 prompt_tokens += info_k.n_tokens;
                 byte_fallback += info_k.n_byte_fallback;
-                if (pi == 0) info = info_k;
+                prompt_bytes += plen;
+                len_hist[fti_drift_len_bin(plen)]++;
+                if (info_k.nll_mean >= 0) {
+                    size_t w = info_k.nll_tokens ? info_k.nll_tokens : info_k.n_tokens;
+                    nll_sum += info_k.nll_mean * (double)w;
+                    nll_w += w;
+                }
+                if (pi == 0) {
+                    nll_first = info_k.nll_mean;
+                    nll_tok_first = info_k.nll_tokens;
+                }
+                n_chunks += info_k.n_chunks;
+                if (info_k.chunks_json && j->n_prompts < 2) {
+                    chunks_first = fti_strdup(info_k.chunks_json);
+                } else if (info_k.chunks_json) { /* (scheduler-only until the answer) */
+                    if (!j->p_chunks)
+                        j->p_chunks = (char **)fti_calloc(j->n_prompts, sizeof *j->p_chunks);
+                    if (j->p_chunks) j->p_chunks[pi] = fti_strdup(info_k.chunks_json);
+                }
+                if (s->o.monitor && info_k.ids &&
+                    fti_monitor_bucketize(s->o.monitor, info_k.ids,
+                                          info_k.n_ids ? info_k.n_ids : info_k.n_tokens,
+                                          buckets))
+                    has_buckets = 1;
                 if (j->req.echo && j->echo) {
                     fti_buf *e = &j->echo[pi];
                     int c2;
                     size_t t;
                     if (!info_k.prompt_tokens) {
-                        fti_buf_append(e, pp ? (pp->text ? pp->text : "") : j->req.prompt,
-                                       pp ? pp->text_len : j->req.prompt_len);
+                        fti_buf_append(e, ptext, plen);
                     } else {
                         for (t = 0; t < info_k.n_prompt_tokens; t++) {
                             const fti_gen_token *pt = &info_k.prompt_tokens[t];
@@ -2425,28 +2575,32 @@ static void *fti__sched_main(void *arg) {
                 }
             }
             if (r != FTI_OK)
-                for (k = 0; k < j->n_ch; k++) {
+                for (k = k0; k < k1; k++) {
                     if (j->ch[k].seq) j->g->gen.seq_end(j->g->gen.user, j->ch[k].seq);
                     j->ch[k].seq = NULL;
                 }
             pthread_mutex_lock(&s->mu);
             if (r == FTI_OK) {
+                size_t b;
                 j->status = 200;
                 j->state = FTI__JOB_ACTIVE;
+                prompt_tokens += (size_t)j->prompt_tokens;
                 j->prompt_tokens = prompt_tokens > INT_MAX ? INT_MAX : (int)prompt_tokens;
-                j->byte_fallback = byte_fallback;
-                j->nll_mean = info.nll_mean;
-                /* its weight: the first prompt's tokens when the generator leaves it 0 (the
-                 * record's fallback, prompt_tokens, sums over a batch's prompts) */
-                j->nll_tokens = info.nll_tokens || j->n_prompts < 2 ? info.nll_tokens
-                                                                     : info.n_tokens;
-                j->n_chunks = info.n_chunks;
-                if (info.chunks_json) j->chunks_json = fti_strdup(info.chunks_json);
-                if (s->o.monitor && info.ids)
-                    j->has_buckets =
-                        fti_monitor_bucketize(s->o.monitor, info.ids,
-                                              info.n_ids ? info.n_ids : info.n_tokens, j->buckets);
-                for (k = 0; k < j->n_ch; k++) {
+                j->byte_fallback += byte_fallback;
+                j->prompt_bytes += prompt_bytes;
+                j->nll_sum += nll_sum;
+                j->nll_w += nll_w;
+                if (k0 == 0) { /* one prompt's perplexity and weight as the generator gave */
+                    j->nll_mean = nll_first;
+                    j->nll_tokens = nll_tok_first;
+                }
+                for (b = 0; b < FTI_DRIFT_LEN_BINS; b++) j->len_hist[b] += len_hist[b];
+                for (b = 0; b < FTI_DRIFT_BUCKETS; b++) j->buckets[b] += buckets[b];
+                j->has_buckets |= has_buckets;
+                j->n_chunks += n_chunks;
+                if (chunks_first) j->chunks_json = chunks_first;
+                chunks_first = NULL;
+                for (k = k0; k < k1; k++) {
                     fti__job_stream_start(&j->ch[k]);
                     if (j->req.max_tokens == 0) { /* scored, nothing to generate */
                         j->ch[k].finish = "length";
@@ -2455,34 +2609,74 @@ static void *fti__sched_main(void *arg) {
                     }
                     batch[n_batch++] = &j->ch[k];
                 }
-                j->n_live = j->n_ch;
-                s->n_active += j->n_ch;
+                j->n_live += k1 - k0;
+                s->n_active += k1 - k0;
             } else {
-                fti_buf eb;
-                memset(&eb, 0, sizeof eb);
-                j->status = r == FTI_ERR_LIMIT || r == FTI_ERR_INVALID ||
-                                    r == FTI_ERR_UNSUPPORTED
-                                ? 400
-                                : 500;
+                int st = r == FTI_ERR_LIMIT || r == FTI_ERR_INVALID || r == FTI_ERR_UNSUPPORTED
+                             ? 400
+                             : 500;
+                const char *ecode = r == FTI_ERR_LIMIT ? "context_length_exceeded" : NULL;
+                fti__job *q;
                 if (!bad_param)
                     bad_param = r == FTI_ERR_LIMIT                       ? "max_tokens"
                                 : r == FTI_ERR_INVALID && j->req.n_bias ? "logit_bias"
                                                                          : NULL;
-                fti_api_write_error(&eb, err.msg[0] ? err.msg : fti_result_str(r),
-                                    j->status == 400 ? "invalid_request_error" : "server_error",
-                                    bad_param,
-                                    r == FTI_ERR_LIMIT ? "context_length_exceeded" : NULL);
-                fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
-                fti_buf_free(&eb);
-                j->state = FTI__JOB_DONE;
-                fti__job_record(s, j);
-                for (k = 0; k < j->n_ch; k++) {
+                if (fail_prompt >= 0) { /* a batch's error names its prompt */
+                    char pre[32];
+                    snprintf(pre, sizeof pre, "prompt %ld", fail_prompt);
+                    fti_error_prefix(&err, pre);
+                }
+                /* no more turns: out of the queue if a turn is still to come, and the
+                 * generator's references of the choices that never ran */
+                if (j->n_started < j->n_ch || s->qhead == j) {
+                    fti__job **pq = &s->qhead, *prev = NULL;
+                    for (q = s->qhead; q && q != j; q = q->qnext) {
+                        prev = q;
+                        pq = &q->qnext;
+                    }
+                    if (q) {
+                        *pq = j->qnext;
+                        if (s->qtail == j) s->qtail = prev;
+                        s->n_queued--;
+                    }
+                }
+                j->n_started = j->n_ch;
+                for (k = k0; k < j->n_ch; k++) {
                     fti__genref *d = fti__gen_unref(j->g);
                     if (d) dead[n_dead++] = d;
+                }
+                if (k0 == 0) { /* nothing started: the answer is the error */
+                    fti_buf eb;
+                    memset(&eb, 0, sizeof eb);
+                    j->status = st;
+                    fti_api_write_error(&eb, err.msg[0] ? err.msg : fti_result_str(r),
+                                        st == 400 ? "invalid_request_error" : "server_error",
+                                        bad_param, ecode);
+                    fti_buf_append(&j->out, eb.data ? eb.data : "", eb.len);
+                    fti_buf_free(&eb);
+                    j->state = FTI__JOB_DONE;
+                    fti__job_record(s, j);
+                } else {
+                    /* earlier turns run (or ran): the answer is this error once they retire
+                     * (a cancelled job's is nothing; a failed step's stays) */
+                    if (!stopped && j->fail.code == FTI_OK) {
+                        j->fail.code = r;
+                        snprintf(j->fail.msg, sizeof j->fail.msg, "%s",
+                                 err.msg[0] ? err.msg : fti_result_str(r));
+                        j->fail_status = st;
+                        j->fail_param = bad_param;
+                        j->fail_code = ecode;
+                    }
+                    if (j->n_live == 0) {
+                        fti__job_complete(j);
+                        j->state = FTI__JOB_DONE;
+                        fti__job_record(s, j);
+                    }
                 }
                 fti__wake_io(s);
             }
             pthread_mutex_unlock(&s->mu);
+            fti_free(chunks_first);
         }
         for (i = 0; i < n_dead; i++) fti__gen_release(dead[i]);
         n_dead = 0;
@@ -2552,7 +2746,7 @@ static void *fti__sched_main(void *arg) {
                 pthread_mutex_lock(&s->mu);
                 c->seq = NULL;
                 s->n_active--;
-                if (--j->n_live == 0) {
+                if (--j->n_live == 0 && j->n_started == j->n_ch) {
                     fti__job_complete(j);
                     j->state = FTI__JOB_DONE; /* from here the I/O thread may free j */
                     fti__job_record(s, j);
@@ -2680,7 +2874,8 @@ static void fti__tokenize(fti_server *s, fti__conn *c, int detok, const char *bo
     fti_json_doc *doc = NULL;
     const fti_json *root, *v, *x;
     fti_json_opts jo;
-    fti_error err;
+    fti_error err, jerr;
+    fti_result pr;
     fti__genref *g, *dead;
     fti_tokens toks;
     fti_buf out, b;
@@ -2693,6 +2888,7 @@ static void fti__tokenize(fti_server *s, fti__conn *c, int detok, const char *bo
     memset(&out, 0, sizeof out);
     memset(&b, 0, sizeof b);
     fti_error_clear(&err);
+    fti_error_clear(&jerr);
     memset(&jo, 0, sizeof jo);
     jo.max_depth = 8;
     jo.max_nodes = 64 + body_len / 2;
@@ -2704,8 +2900,12 @@ static void fti__tokenize(fti_server *s, fti__conn *c, int detok, const char *bo
         st = 501;
         fti_error_set(&err, FTI_ERR_UNSUPPORTED, "this server's model does not %s",
                       detok ? "detokenize" : "tokenize");
-    } else if (fti_json_parse(body, body_len, &jo, &doc, NULL, &err) != FTI_OK ||
-               !(root = fti_json_root(doc)) || root->type != FTI_JSON_OBJECT) {
+    } else if ((pr = fti_json_parse(body, body_len, &jo, &doc, NULL, &jerr)) != FTI_OK) {
+        /* the parser's own words, as the completions endpoints give them */
+        st = pr == FTI_ERR_NOMEM ? 500 : 400;
+        if (st == 500) fti_error_set(&err, FTI_ERR_NOMEM, "out of memory");
+        else fti_error_set(&err, FTI_ERR_FORMAT, "request body is not valid JSON: %s", jerr.msg);
+    } else if (!(root = fti_json_root(doc)) || root->type != FTI_JSON_OBJECT) {
         st = 400;
         fti_error_set(&err, FTI_ERR_FORMAT, "request body must be a JSON object");
     } else if (!detok) {
@@ -2737,24 +2937,10 @@ static void fti__tokenize(fti_server *s, fti__conn *c, int detok, const char *bo
             st = 400;
             param = "tokens";
             fti_error_set(&err, FTI_ERR_INVALID, "'tokens' must be an array of token ids");
-        } else if (v->len && !(ids = (int32_t *)fti_malloc(v->len * sizeof(int32_t)))) {
-            st = 500;
-            fti_error_set(&err, FTI_ERR_NOMEM, "out of memory");
-        } else {
-            for (x = v->child; x; x = x->next) {
-                if (x->type != FTI_JSON_NUMBER || !x->is_int || x->i < 0 || x->i > INT32_MAX) {
-                    st = 400;
-                    param = "tokens";
-                    fti_error_set(&err, FTI_ERR_INVALID, "'tokens' must be integers from 0 "
-                                  "(entry %lu is not)", (unsigned long)n);
-                    break;
-                }
-                ids[n++] = (int32_t)x->i;
-            }
-            if (st == 200 && g->gen.detokenize(g->gen.user, ids, n, &out, &err) != FTI_OK) {
-                st = err.code == FTI_ERR_NOMEM ? 500 : 400;
-                param = "tokens";
-            }
+        } else if (fti__api_id_array(v, "'tokens'", &ids, &n, &err) != FTI_OK ||
+                   g->gen.detokenize(g->gen.user, ids, n, &out, &err) != FTI_OK) {
+            st = err.code == FTI_ERR_NOMEM ? 500 : 400;
+            param = "tokens";
         }
     }
     pthread_mutex_lock(&s->mu);
@@ -2891,18 +3077,8 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
                                "%d is not a valid value for '%s': this server runs at most %d "
                                "sequences at a time", j->req.best_of, param, s->o.max_batch);
             fti_api_request_free(&j->req);
-        } else if (pr == FTI_OK && n_seqs > (size_t)s->o.max_batch) {
-            /* a batch of prompts is admitted whole too: prompts x best_of sequences */
-            param = "prompt";
-            pr = fti_error_set(&err, FTI_ERR_LIMIT,
-                               "a batch of %lu prompts of %d sequences each (n, best_of) is %lu "
-                               "sequences: this server runs at most %d at a time (fti-serve "
-                               "--max-batch); "
-                               "send at most %d prompts per request", (unsigned long)n_prompts,
-                               j->req.best_of, (unsigned long)n_seqs, s->o.max_batch,
-                               s->o.max_batch / (j->req.best_of > 0 ? j->req.best_of : 1));
-            fti_api_request_free(&j->req);
         }
+        /* (a batch of more sequences than max_batch runs in turns of whole prompts) */
         for (pi = 0; pr == FTI_OK && pi < j->req.n_prompts; pi++) {
             const fti_api_prompt *pp = &j->req.prompts[pi];
             if (!pp->ids) continue;
@@ -2913,16 +3089,8 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
                                    "model: send text");
                 break;
             }
-            for (ti = 0; ti < pp->n_ids; ti++)
-                if (pp->ids[ti] >= n_vocab) {
-                    param = "prompt";
-                    pr = fti_error_set(&err, FTI_ERR_INVALID,
-                                       "token id %ld (prompt %lu, position %lu) is not in this "
-                                       "model's vocabulary: its %d tokens are ids 0 to %d",
-                                       (long)pp->ids[ti], (unsigned long)pi, (unsigned long)ti,
-                                       n_vocab, n_vocab - 1);
-                    break;
-                }
+            pr = fti_gen_check_ids(pp->ids, pp->n_ids, (size_t)n_vocab, (long)pi, &err);
+            if (pr != FTI_OK) param = "prompt";
         }
         /* logit_bias against the vocabulary too, so a generator's FTI_ERR_INVALID at the start
          * of a token-id or scored prompt is the prompt's (it was answered as the prompt's) */
@@ -2954,7 +3122,7 @@ static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t 
             fti_free(j);
             return;
         }
-        j->n_ch = (int)n_seqs; /* <= max_batch */
+        j->n_ch = (int)n_seqs; /* <= FTI_API_MAX_PROMPTS x FTI_API_MAX_N */
         j->n_prompts = n_prompts;
         j->ch = (fti__choice *)fti_calloc((size_t)j->n_ch, sizeof *j->ch);
         if (j->req.echo) j->echo = (fti_buf *)fti_calloc(n_prompts, sizeof *j->echo);

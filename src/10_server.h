@@ -140,8 +140,8 @@ FTIDEF const char *fti_http_reason(int status);
 #define FTI_TOKENIZE_MAX_BYTES 65536
 #endif
 /* The most prompts one /v1/completions request may send as a batch ("prompt" as an array: OpenAI's
- * limit). Each prompt's choices are sequences of the batch too, all admitted together, so the
- * server also refuses a batch of more than max_batch sequences (prompts x best_of). */
+ * limit). Each prompt's choices are sequences of the batch too, started together; a batch of more
+ * than the server's max_batch sequences (prompts x best_of) runs in turns of whole prompts. */
 #ifndef FTI_API_MAX_PROMPTS
 #define FTI_API_MAX_PROMPTS 2048
 #endif
@@ -249,7 +249,9 @@ typedef struct fti_api_result {
     const char *finish_reason; /* "stop", "length" or NULL (stream: not finished) */
     int prompt_tokens;
     int completion_tokens;
-    const char *chunks_json; /* retrieval chunks used, a JSON array text, or NULL */
+    const char *chunks_json; /* retrieval chunks used, a JSON array text, or NULL ("fti_chunks":
+                                at the top of a response, and in each entry of choices that
+                                has its own: a batch's prompt's) */
     int logprobs;            /* 1: the request asked for log-probabilities ("logprobs" then holds
                                 the tokens of text: n_logprobs entries; else it is null) */
     const fti_api_logprob *lp;
@@ -320,6 +322,20 @@ typedef struct fti_gen_params {
  * 64). The prompt is not counted: a generator hands fti_sampler_accept only the tokens it
  * generates. NULL p gives greedy decoding. Thread safety: any thread. */
 FTIDEF void fti_gen_sampler_opts(const fti_gen_params *p, fti_sampler_opts *out);
+
+/* What a generator answers (FTI_ERR_INVALID) when asked to score an empty text prompt
+ * (fti_gen_params.echo_prompt) and its model adds no BOS token: there is no token to report. A
+ * model with a BOS scores the BOS alone. The server names the prompt of a batch in front. */
+#define FTI_GEN_EMPTY_PROMPT_MSG                                                                  \
+    "the prompt is empty and this model adds no BOS token: it has no tokens to score"
+
+/* Checks that every one of ids[0..n) is a token of a vocabulary of n_vocab: FTI_OK, or
+ * FTI_ERR_INVALID with the message every part of the server gives for the first one that is not
+ * ("token id 300 (prompt 1, position 3) is not in this model's vocabulary: its 256 tokens are
+ * ids 0 to 255"; prompt < 0 leaves the prompt out). For generators (seq_start's token-id
+ * prompts, detokenize) and the server alike. Thread safety: any thread. */
+FTIDEF fti_result fti_gen_check_ids(const int32_t *ids, size_t n, size_t n_vocab, long prompt,
+                                    fti_error *err);
 
 /* One decoded token of one sequence. text points into generator storage valid until the next call
  * of step for that sequence; it may end inside a UTF-8 character (the server holds such bytes
@@ -448,7 +464,8 @@ typedef struct fti_server_opts {
     int max_conns;              /* 0 = 256; beyond -> 503 and close */
     int max_queue;              /* waiting requests, 0 = 64; beyond -> 503 */
     int max_batch;              /* active sequences per step, 0 = 16; also the most choices (n,
-                                 * best_of) a request may ask for: more is a 400 */
+                                 * best_of) a prompt may ask for: more is a 400 (a batch of
+                                 * prompts with more sequences runs in turns) */
     int header_timeout_ms;      /* whole head must arrive within, 0 = 10000 */
     int idle_timeout_ms;        /* keep-alive idle, 0 = 15000 */
     int body_timeout_ms;        /* whole body must arrive within, 0 = 30000 */

@@ -814,9 +814,6 @@ FTI_TEST(server_n_best_of_echo) {
             {"{\"prompt\":\"a\",\"n\":0}", "n"},
             {"{\"prompt\":\"a\",\"n\":3,\"best_of\":2}", "best_of"},
             {"{\"prompt\":\"a\",\"best_of\":2,\"stream\":true}", "best_of"},
-            {"{\"prompt\":[\"a\",\"b\"],\"n\":5}", "prompt"}, /* 10 sequences > 8 */
-            {"{\"prompt\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]}",
-             "prompt"},
             {"{\"prompt\":[1,256]}", "prompt"}, /* the echo generator's vocabulary: bytes */
         };
         size_t i;
@@ -946,15 +943,12 @@ FTI_TEST(server_prompt_batch) {
     }
     fti_json_free(doc);
 
-    /* the cap: prompts x best_of sequences within max_batch (8), admitted whole */
+    /* prompts x best_of sequences above max_batch (8) run in turns (server_prompt_batch_turns) */
     CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
                           "{\"prompt\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\"]}", &body),
                  200);
     CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
-                          "{\"prompt\":[\"a\",\"b\",\"c\"],\"n\":3}", &body), 400);
-    CHECK(strstr(body.data, "a batch of 3 prompts of 3 sequences each (n, best_of) is "
-                            "9 sequences") != NULL);
-    CHECK(strstr(body.data, "\"param\":\"prompt\"") != NULL);
+                          "{\"prompt\":[\"a\",\"b\",\"c\"],\"n\":3}", &body), 200);
     /* n (best_of) above max_batch on its own is its own 400, batch or not (a batch's said "send
      * at most 0 prompts per request") */
     CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
@@ -1088,6 +1082,13 @@ FTI_TEST(server_tokenize_endpoints) {
     }
     CHECK(strstr(body.data, "\"param\":\"content\"") != NULL);
     CHECK_EQ_INT(srv_json(f.port, "/tokenize", "[", &body), 400);
+    /* the JSON parser's own message, as the completions endpoints give it */
+    CHECK(strstr(body.data, "\"message\":\"request body is not valid JSON: ") != NULL);
+    CHECK_EQ_INT(srv_json(f.port, "/tokenize", "[1]", &body), 400);
+    CHECK(strstr(body.data, "\"message\":\"request body must be a JSON object\"") != NULL);
+    CHECK_EQ_INT(srv_json(f.port, "/detokenize", "{\"tokens\":[1,2.5]}", &body), 400);
+    CHECK(strstr(body.data, "'tokens': token ids must be integers from 0 (entry 1 is not)") !=
+          NULL);
     {
         fti_buf req, resp;
         memset(&req, 0, sizeof req);
@@ -1206,6 +1207,308 @@ FTI_TEST(server_echo_logprobs_scoring) {
     CHECK_EQ_INT(f.run_result, FTI_OK);
     fti_buf_free(&body);
     for (i = 0; i < 4; i++) fti_buf_free(&ss.text[i]);
+}
+
+/* A generator around the echo one whose completion is fixed bytes, token by token (srv_u8_toks,
+ * each with log-probability -0.5): with a token-id prompt that ends inside a UTF-8 character,
+ * the completion's first tokens finish it. */
+static const char *const *srv_u8_toks;
+typedef struct srv_u8_seq {
+    void *inner;
+    int n_out;
+} srv_u8_seq;
+
+static const char *srv_u8_id(void *u) { return ((fti_gen *)u)->model_id(((fti_gen *)u)->user); }
+static int srv_u8_ctx(void *u) { return ((fti_gen *)u)->n_ctx(((fti_gen *)u)->user); }
+static int srv_u8_vocab(void *u) { return ((fti_gen *)u)->n_vocab(((fti_gen *)u)->user); }
+static fti_result srv_u8_start(void *u, const char *p, size_t n, const fti_gen_params *pr,
+                               void **s, fti_gen_prompt_info *info, fti_error *err) {
+    fti_gen *in = (fti_gen *)u;
+    srv_u8_seq *q = (srv_u8_seq *)fti_calloc(1, sizeof *q);
+    fti_result r;
+    if (!q) return FTI_ERR_NOMEM;
+    r = in->seq_start(in->user, p, n, pr, &q->inner, info, err);
+    if (r != FTI_OK) {
+        fti_free(q);
+        return r;
+    }
+    *s = q;
+    return FTI_OK;
+}
+static fti_result srv_u8_step(void *u, void **s, size_t n, fti_gen_token *o, fti_error *err) {
+    size_t i;
+    (void)u;
+    (void)err;
+    for (i = 0; i < n; i++) {
+        srv_u8_seq *q = (srv_u8_seq *)s[i];
+        const char *t = srv_u8_toks[q->n_out];
+        memset(&o[i], 0, sizeof o[i]);
+        if (srv_u8_toks[q->n_out + 1]) q->n_out++; /* the last one repeats */
+        o[i].id = 1;
+        o[i].text = t;
+        o[i].text_len = strlen(t);
+        o[i].has_logprob = 1;
+        o[i].logprob = -0.5f;
+    }
+    return FTI_OK;
+}
+static void srv_u8_end(void *u, void *s) {
+    srv_u8_seq *q = (srv_u8_seq *)s;
+    ((fti_gen *)u)->seq_end(((fti_gen *)u)->user, q->inner);
+    fti_free(q);
+}
+static void srv_u8_release(void *u) {
+    ((fti_gen *)u)->release(((fti_gen *)u)->user);
+    fti_free(u);
+}
+
+/* A streamed echo is the same bytes as the whole response when a UTF-8 character straddles the
+ * prompt and the completion: the prompt's last token ends inside it, the completion's first
+ * (or first two) finish it. It came as two U+FFFD (the prompt's chunk, then the completion's). */
+FTI_TEST(server_stream_echo_utf8_boundary) {
+    static const char *const toks_e9[] = {"\xA9", " ok", " then", NULL};     /* C3 | A9 */
+    static const char *const toks_euro[] = {"\x82", "\xAC", " x", " y", NULL}; /* E2 | 82 | AC */
+    static const char *const toks_word[] = {" ab", " cd", NULL};
+    static const struct {
+        const char *prompt; /* token ids: the echo generator's are bytes */
+        const char *const *toks;
+        int max_tokens;
+        const char *want; /* the whole text: prompt then completion */
+    } cases[] = {
+        {"[99,97,102,195]", toks_e9, 3, "caf\xC3\xA9 ok then"},
+        {"[97,226]", toks_euro, 3, "a\xE2\x82\xAC x"},
+        {"[226]", toks_euro, 2, "\xE2\x82\xAC"},
+        {"[226]", toks_euro, 1, "\xEF\xBF\xBD"}, /* never finished: one U+FFFD (E2 82) */
+        {"[99,195]", toks_word, 0, "c\xEF\xBF\xBD"},          /* scored only */
+        {"[99,195]", toks_word, 2, "c\xEF\xBF\xBD ab cd"},    /* a character left unfinished */
+    };
+    srv_fixture f;
+    fti_server_opts o;
+    fti_gen *in, g;
+    fti_gen_echo_opts eo;
+    fti_buf body, whole;
+    srv_stream ss;
+    size_t i;
+    int lp, k;
+    memset(&o, 0, sizeof o);
+    memset(&eo, 0, sizeof eo);
+    memset(&body, 0, sizeof body);
+    memset(&whole, 0, sizeof whole);
+    memset(&ss, 0, sizeof ss);
+    memset(&f, 0, sizeof f);
+    in = (fti_gen *)fti_calloc(1, sizeof *in);
+    REQUIRE(in);
+    eo.n_ctx = 256;
+    REQUIRE(fti_gen_echo_create(&eo, in) == FTI_OK);
+    memset(&g, 0, sizeof g);
+    g.user = in;
+    g.model_id = srv_u8_id;
+    g.n_ctx = srv_u8_ctx;
+    g.n_vocab = srv_u8_vocab;
+    g.seq_start = srv_u8_start;
+    g.step = srv_u8_step;
+    g.seq_end = srv_u8_end;
+    g.release = srv_u8_release;
+    REQUIRE(fti_server_create(&o, &g, &f.srv, NULL) == FTI_OK);
+    f.port = fti_server_port(f.srv);
+    REQUIRE(pthread_create(&f.th, NULL, srv_thread, &f) == 0);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (lp = 0; lp < 2; lp++) {
+            char json[256];
+            fti_json_doc *doc = NULL;
+            const fti_json *c, *toks;
+            size_t n_whole_toks = 0;
+            const char *at;
+            int n_stream_toks = 0;
+            srv_u8_toks = cases[i].toks;
+            snprintf(json, sizeof json, "{\"prompt\":%s,\"max_tokens\":%d,\"echo\":true%s",
+                     cases[i].prompt, cases[i].max_tokens, lp ? ",\"logprobs\":0" : "");
+            whole.len = 0;
+            fti_buf_printf(&whole, "%s}", json);
+            REQUIRE(srv_json(f.port, "/v1/completions", whole.data, &body) == 200);
+            REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+            c = fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 0);
+            whole.len = 0;
+            fti_buf_puts(&whole, fti_json_get_str(c, "text", "?"));
+            toks = fti_json_get(fti_json_get(c, "logprobs"), "tokens");
+            n_whole_toks = toks ? toks->len : 0;
+            fti_json_free(doc);
+            CHECK_EQ_STR(whole.data, cases[i].want);
+            whole.len = 0;
+            fti_buf_printf(&whole, "%s,\"stream\":true}", json);
+            REQUIRE(srv_json(f.port, "/v1/completions", whole.data, &body) == 200);
+            CHECK(srv_stream_read(body.data, 0, &ss) == 0);
+            CHECK_EQ_STR(ss.text[0].data ? ss.text[0].data : "", cases[i].want);
+            /* every token's entry once in the stream too */
+            for (at = body.data; lp && (at = strstr(at, "\"token_logprobs\":[")) != NULL;) {
+                at += 18;
+                if (*at != ']') n_stream_toks++;
+                for (; *at && *at != ']'; at++)
+                    if (*at == ',') n_stream_toks++;
+            }
+            if (lp) CHECK_EQ_INT(n_stream_toks, (int)n_whole_toks);
+            if (strcmp(ss.text[0].data ? ss.text[0].data : "", cases[i].want) != 0)
+                fprintf(stderr, "    case %lu (logprobs %d): %s\n", (unsigned long)i, lp,
+                        body.data);
+        }
+    srv_finish(&f);
+    CHECK_EQ_INT(f.run_result, FTI_OK);
+    for (k = 0; k < 4; k++) fti_buf_free(&ss.text[k]);
+    fti_buf_free(&body);
+    fti_buf_free(&whole);
+}
+
+/* A batch of prompts with more sequences (prompts x n) than max_batch runs in turns of whole
+ * prompts and answers once, prompt i's choice j at i*n + j, each what the prompt gets alone;
+ * streamed too. A prompt of a later turn that cannot start answers with its error, naming the
+ * prompt (a stream: an error event, then [DONE]), and every sequence ends. */
+FTI_TEST(server_prompt_batch_turns) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf body, json;
+    fti_json_doc *doc;
+    const fti_json *chs;
+    srv_stream ss;
+    fti_server_stats st;
+    char single[7][2][128];
+    int i, k, waited;
+    memset(&o, 0, sizeof o);
+    memset(&body, 0, sizeof body);
+    memset(&json, 0, sizeof json);
+    memset(&ss, 0, sizeof ss);
+    o.max_batch = 4;
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    for (i = 0; i < 7; i++)
+        for (k = 0; k < 2; k++) {
+            json.len = 0;
+            fti_buf_printf(&json, "{\"prompt\":\"p%d\",\"max_tokens\":3,\"seed\":%d}", i, 9 + k);
+            REQUIRE(srv_json(f.port, "/v1/completions", json.data, &body) == 200);
+            REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+            snprintf(single[i][k], sizeof single[i][k], "%s",
+                     fti_json_get_str(fti_json_at(fti_json_get(fti_json_root(doc), "choices"), 0),
+                                      "text", "?"));
+            fti_json_free(doc);
+        }
+    /* 7 prompts x n 2 = 14 sequences, 4 at a time: turns of 2 prompts */
+    json.len = 0;
+    fti_buf_puts(&json, "{\"prompt\":[\"p0\",\"p1\",\"p2\",\"p3\",\"p4\",\"p5\",\"p6\"],"
+                        "\"max_tokens\":3,\"seed\":9,\"n\":2,\"echo\":true}");
+    REQUIRE(srv_json(f.port, "/v1/completions", json.data, &body) == 200);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    chs = fti_json_get(fti_json_root(doc), "choices");
+    REQUIRE(chs && chs->len == 14);
+    for (k = 0; k < 14; k++) {
+        char want[160];
+        snprintf(want, sizeof want, "p%d%s", k / 2, single[k / 2][k % 2]);
+        CHECK_EQ_INT(fti_json_get_int(fti_json_at(chs, (size_t)k), "index", -1), k);
+        CHECK_EQ_STR(fti_json_get_str(fti_json_at(chs, (size_t)k), "text", "?"), want);
+    }
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(fti_json_root(doc), "usage"), "prompt_tokens", 0),
+                 14);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_get(fti_json_root(doc), "usage"),
+                                  "completion_tokens", 0), 42);
+    fti_json_free(doc);
+    /* streamed: 5 prompts (the reader keeps 4 indices: n 1 of the first 4, and the 5th's is
+     * counted as a bad index), one usage chunk and one [DONE] */
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":[\"p0\",\"p1\",\"p2\",\"p3\",\"p4\"],\"max_tokens\":3,\"seed\":9,"
+                     "\"stream\":true,\"stream_options\":{\"include_usage\":true}}", &body) ==
+            200);
+    CHECK(srv_stream_read(body.data, 0, &ss) == 0);
+    CHECK_EQ_INT(ss.n_done, 1);
+    CHECK_EQ_INT(ss.usage_tokens, 15);
+    for (k = 0; k < 4; k++) {
+        CHECK_EQ_STR(ss.text[k].data ? ss.text[k].data : "", single[k][0]);
+        CHECK_EQ_INT(ss.n_finish[k], 1);
+    }
+    CHECK(ss.bad_index > 0);
+    /* prompt 5 (in the third turn: 2 prompts x n 2 a turn) is longer than the context */
+    json.len = 0;
+    fti_buf_puts(&json, "{\"prompt\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"");
+    for (k = 0; k < 300; k++) fti_buf_putc(&json, 'x');
+    fti_buf_puts(&json, "\",\"g\"],\"max_tokens\":2,\"n\":2");
+    fti_buf_puts(&json, "}");
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions", json.data, &body), 400);
+    CHECK(strstr(body.data, "\"message\":\"prompt 5: This model's maximum context length is 256 "
+                            "tokens") != NULL);
+    CHECK(strstr(body.data, "\"param\":\"max_tokens\"") != NULL);
+    CHECK(strstr(body.data, "\"code\":\"context_length_exceeded\"") != NULL);
+    json.len--;
+    fti_buf_puts(&json, ",\"stream\":true}");
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions", json.data, &body), 200);
+    CHECK(strstr(body.data, "data: {\"error\":{\"message\":\"prompt 5: This model's maximum") !=
+          NULL);
+    CHECK(strstr(body.data, "data: [DONE]\n\n") != NULL);
+    /* in the first turn: nothing started, a plain 400 */
+    json.len = 0;
+    fti_buf_puts(&json, "{\"prompt\":[\"a\",\"");
+    for (k = 0; k < 300; k++) fti_buf_putc(&json, 'x');
+    fti_buf_puts(&json, "\",\"c\",\"d\",\"e\"],\"max_tokens\":2,\"n\":2,\"stream\":true}");
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions", json.data, &body), 400);
+    CHECK(strstr(body.data, "prompt 1: This model's maximum context length") != NULL);
+    for (waited = 0; waited < 2000; waited += 5) {
+        fti_server_get_stats(f.srv, &st);
+        if (st.active == 0 && st.queued == 0) break;
+        srv_sleep_ms(5);
+    }
+    CHECK_EQ_INT(st.active, 0);
+    CHECK_EQ_INT(st.queued, 0);
+    /* still one prompt's best_of within max_batch: a prompt's candidates start together */
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions", "{\"prompt\":[\"a\",\"b\"],\"n\":5}", &body),
+                 400);
+    CHECK(strstr(body.data, "5 is not a valid value for 'n': this server runs at most 4 "
+                            "sequences at a time") != NULL);
+    srv_finish(&f);
+    CHECK_EQ_INT(f.run_result, FTI_OK);
+    for (k = 0; k < 4; k++) fti_buf_free(&ss.text[k]);
+    fti_buf_free(&body);
+    fti_buf_free(&json);
+}
+/* An empty text prompt scored (echo with logprobs): the echo generator, like a model without a
+ * BOS token, has nothing to score and refuses it (it accepted it, while fti-serve's model
+ * refused), naming the prompt of a batch; every per-prompt error of a batch names its index. */
+FTI_TEST(server_empty_scored_prompt) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_buf body;
+    fti_error err;
+    int32_t ids[3] = {1, 300, 2};
+    memset(&o, 0, sizeof o);
+    memset(&body, 0, sizeof body);
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
+                          "{\"prompt\":\"\",\"max_tokens\":0,\"echo\":true,\"logprobs\":1}", &body),
+                 400);
+    CHECK(strstr(body.data, "\"message\":\"" FTI_GEN_EMPTY_PROMPT_MSG "\"") != NULL);
+    CHECK(strstr(body.data, "\"param\":\"prompt\"") != NULL);
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
+                          "{\"prompt\":[\"ab\",\"\"],\"max_tokens\":0,\"echo\":true,"
+                          "\"logprobs\":1}", &body), 400);
+    CHECK(strstr(body.data, "\"message\":\"prompt 1: " FTI_GEN_EMPTY_PROMPT_MSG "\"") != NULL);
+    /* not scored: generated from the template, as before */
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
+                          "{\"prompt\":[\"ab\",\"\"],\"max_tokens\":1,\"echo\":true}", &body), 200);
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions", "{\"prompt\":\"\",\"max_tokens\":1}", &body),
+                 200);
+    /* the other per-prompt errors of a batch */
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions", "{\"prompt\":[[1],[2,-3]]}", &body), 400);
+    CHECK(strstr(body.data, "prompt 1: token ids must be integers from 0 (entry 1 is not)") !=
+          NULL);
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions", "{\"prompt\":[[1],[2,3,999]]}", &body), 400);
+    CHECK(strstr(body.data, "token id 999 (prompt 1, position 2) is not in this model's "
+                            "vocabulary: its 256 tokens are ids 0 to 255") != NULL);
+    srv_finish(&f);
+    CHECK_EQ_INT(f.run_result, FTI_OK);
+    /* the vocabulary message, one helper for the server and the generators */
+    fti_error_clear(&err);
+    CHECK_EQ_INT(fti_gen_check_ids(ids, 1, 256, -1, &err), FTI_OK);
+    CHECK_EQ_INT(fti_gen_check_ids(ids, 3, 256, -1, &err), FTI_ERR_INVALID);
+    CHECK_EQ_STR(err.msg, "token id 300 (position 1) is not in this model's vocabulary: its 256 "
+                          "tokens are ids 0 to 255");
+    CHECK_EQ_INT(fti_gen_check_ids(ids, 3, 256, 4, &err), FTI_ERR_INVALID);
+    CHECK_EQ_STR(err.msg, "token id 300 (prompt 4, position 1) is not in this model's "
+                          "vocabulary: its 256 tokens are ids 0 to 255");
+    fti_buf_free(&body);
 }
 
 /* A generator around the echo one that counts its live sequences and fails on cue: the
@@ -2073,6 +2376,96 @@ FTI_TEST(server_monitor_log_metrics) {
     fti_buf_free(&body);
 }
 
+/* What the monitor sees of a batch of prompts is every prompt's (it was the first's): the log
+ * line sums the token buckets, bytes and retrieval hits over them and says "n_prompts" with
+ * their length bins; the drift window counts each prompt; each choice carries its own prompt's
+ * fti_chunks. A line without n_prompts (an older log) is one prompt. */
+FTI_TEST(server_batch_monitor_every_prompt) {
+    srv_fixture f;
+    fti_server_opts o;
+    fti_monitor_opts mo;
+    fti_monitor *mon = NULL;
+    fti_drift_ref *ref = NULL;
+    fti_buf body;
+    fti_json_doc *doc;
+    const fti_json *chs;
+    fti_drift_stats dst;
+    fti_drift_window w;
+    void *logd = NULL;
+    size_t logn = 0;
+    int n_req_lines = 0, k;
+    char *line, *save;
+    memset(&o, 0, sizeof o);
+    memset(&body, 0, sizeof body);
+    REQUIRE(srv_monitor_start(&mo, &mon, &ref) == 0);
+    o.monitor = mon;
+    REQUIRE(srv_start(&f, &o, 0, 0) == 0);
+    /* 3 prompts of 1, 5 and 20 bytes (length bins 1, 3 and 5), 26 tokens (the echo
+     * generator's: bytes), one retrieval chunk each */
+    REQUIRE(srv_json(f.port, "/v1/completions",
+                     "{\"prompt\":[\"a\",\"hello\",\"a much longer prompt\"],\"max_tokens\":2}",
+                     &body) == 200);
+    REQUIRE(fti_json_parse(body.data, body.len, NULL, &doc, NULL, NULL) == FTI_OK);
+    chs = fti_json_get(fti_json_root(doc), "choices");
+    REQUIRE(chs && chs->len == 3);
+    for (k = 0; k < 3; k++) {
+        const fti_json *cj = fti_json_get(fti_json_at(chs, (size_t)k), "fti_chunks");
+        CHECK(cj && cj->type == FTI_JSON_ARRAY && cj->len == 1);
+    }
+    CHECK(fti_json_get(fti_json_root(doc), "fti_chunks") == NULL);
+    fti_json_free(doc);
+    /* one prompt: at the top, as before */
+    REQUIRE(srv_json(f.port, "/v1/completions", "{\"prompt\":\"hello\",\"max_tokens\":2}", &body) ==
+            200);
+    CHECK(strstr(body.data, "\"finish_reason\":\"length\"}],\"usage\"") != NULL);
+    CHECK(strstr(body.data, "\"fti_chunks\":[{\"id\":\"echo-0\"") != NULL);
+    fti_monitor_drift(mon, &dst);
+    CHECK_EQ_INT(dst.n_prompts, 4);
+    CHECK_EQ_INT(dst.n_tokens, 31);
+    srv_finish(&f);
+    REQUIRE(fti_file_read(mo.log_path, 0, &logd, &logn, NULL) == FTI_OK);
+    memset(&w, 0, sizeof w);
+    for (line = strtok_r((char *)logd, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        fti_request_record rec;
+        char sb[512];
+        uint32_t sum = 0;
+        int b;
+        if (fti_request_record_parse(line, strlen(line), &rec, sb, sizeof sb) != FTI_OK) continue;
+        for (b = 0; b < FTI_DRIFT_BUCKETS; b++) sum += rec.tok_buckets[b];
+        if (n_req_lines++ == 0) {
+            CHECK(strstr(line, "\"n_prompts\":3,\"prompt_len_bins\":[0,1,0,1,0,1,0,") != NULL);
+            CHECK_EQ_INT(rec.n_prompts, 3);
+            CHECK_EQ_INT(rec.prompt_bytes, 26);
+            CHECK_EQ_INT(rec.prompt_tokens, 26);
+            CHECK_EQ_INT(rec.retrieval_hits, 3);
+            CHECK_EQ_INT((int)sum, 26);
+            CHECK(rec.len_hist[1] == 1 && rec.len_hist[3] == 1 && rec.len_hist[5] == 1);
+        } else {
+            CHECK(strstr(line, "n_prompts") == NULL);
+            CHECK_EQ_INT(rec.n_prompts, 0);
+            CHECK_EQ_INT((int)sum, 5);
+        }
+        fti_drift_window_add_record(&w, &rec);
+    }
+    CHECK_EQ_INT(n_req_lines, 2);
+    CHECK_EQ_INT((int)w.n_prompts, 4); /* fti-monitor report's window: each prompt */
+    CHECK(w.len[1] == 1 && w.len[3] == 2 && w.len[5] == 1);
+    {   /* a batch line whose bins do not count its prompts is read as one prompt */
+        fti_request_record rec;
+        char sb[256];
+        static const char bad[] =
+            "{\"type\":\"request\",\"time\":1,\"endpoint\":\"/v1/completions\",\"status\":200,"
+            "\"prompt_bytes\":9,\"n_prompts\":3,\"prompt_len_bins\":[0,1,0,0,0,0,0,0,0,0,0,0,0,"
+            "0,0,0]}";
+        REQUIRE(fti_request_record_parse(bad, strlen(bad), &rec, sb, sizeof sb) == FTI_OK);
+        CHECK_EQ_INT(rec.n_prompts, 0);
+    }
+    fti_free(logd);
+    fti_monitor_free(mon);
+    fti_drift_ref_free(ref);
+    fti_buf_free(&body);
+}
+
 /* A generator whose prompt is longer than the text drift looks at (as fti-serve's: the template
  * and retrieved documents around the user's words): the echo generator with 40 more prompt
  * tokens, its ids still only the user's. The server must bucket the n_ids user tokens, not
@@ -2148,11 +2541,12 @@ FTI_TEST(server_monitor_drift_user_ids) {
 }
 
 /* The echo generator reporting a prompt perplexity with nll_tokens 0 ("over n_tokens"): in a
- * batch the log's weight is the first prompt's tokens (the perplexity's), not the batch's sum. */
+ * batch the log's perplexity is every prompt's, each weighted by its tokens (it was the first
+ * prompt's alone). */
 static fti_result srv_nll_start(void *u, const char *prompt, size_t len, const fti_gen_params *p,
                                 void **seq, fti_gen_prompt_info *info, fti_error *err) {
     fti_result r = srv_echo_start(u, prompt, len, p, seq, info, err);
-    if (r == FTI_OK) info->nll_mean = 2.0;
+    if (r == FTI_OK) info->nll_mean = len > 5 ? 3.0 : 2.0;
     return r;
 }
 
@@ -2194,8 +2588,10 @@ FTI_TEST(server_batch_ppl_weight) {
         if (fti_request_record_parse(line, strlen(line), &rec, sb, sizeof sb) != FTI_OK) continue;
         n_req_lines++;
         CHECK_EQ_INT(rec.prompt_tokens, 25); /* usage: both prompts */
-        CHECK_NEAR(rec.prompt_ppl, exp(2.0), 1e-6, 0);
-        CHECK_EQ_INT((int)fti_request_record_ppl_weight(&rec), 5); /* the first prompt's */
+        /* "hello" 5 tokens at 2 nats, the other 20 at 3 */
+        CHECK_NEAR(rec.prompt_ppl, exp((5 * 2.0 + 20 * 3.0) / 25), 1e-6, 0);
+        CHECK_EQ_INT((int)fti_request_record_ppl_weight(&rec), 25); /* both prompts' */
+        CHECK_EQ_INT(rec.n_prompts, 2);
     }
     CHECK_EQ_INT(n_req_lines, 1);
     fti_free(logd);
