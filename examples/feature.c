@@ -221,6 +221,122 @@ static const char *object_path(const char *home, const fti_json *m, const char *
     return buf;
 }
 
+/* --- whose writing a version holds --------------------------------------------------------- */
+typedef struct author_count {
+    char *name;
+    size_t n;
+} author_count;
+
+static int author_cmp(const void *a, const void *b) {
+    const author_count *x = (const author_count *)a, *y = (const author_count *)b;
+    if (x->n != y->n) return x->n > y->n ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+#define AUTHORS_MAX 4096 /* distinct authors counted; the rest are added to the last one's line */
+
+/* Counts the kept documents (the docs object: one JSON object per line) by author. Fills *out
+ * (most documents first, then by name; free each name and the array), *n_out, *none (documents
+ * without an author) and *other (documents of authors past AUTHORS_MAX). 0, or -1 when the
+ * object cannot be read (nothing to free). */
+static int count_authors(const char *path, author_count **out, size_t *n_out, size_t *none,
+                         size_t *other) {
+    FILE *f = fopen(path, "rb");
+    fti_buf line;
+    author_count *a = NULL;
+    size_t n = 0, cap = 0, i;
+    int c, rc = 0;
+    fti_json_opts jo;
+    *out = NULL;
+    *n_out = *none = *other = 0;
+    if (!f) return -1;
+    memset(&line, 0, sizeof line);
+    memset(&jo, 0, sizeof jo);
+    jo.max_string = (size_t)1 << 28;
+    for (;;) {
+        fti_json_doc *doc = NULL;
+        const fti_json *au;
+        line.len = 0;
+        while ((c = getc(f)) != EOF && c != '\n') fti_buf_putc(&line, (char)c);
+        if (line.oom) {
+            rc = -1;
+            break;
+        }
+        if (line.len == 0) {
+            if (c == EOF) break;
+            continue;
+        }
+        if (fti_json_parse(line.data, line.len, &jo, &doc, NULL, NULL) != FTI_OK) {
+            rc = -1;
+            break;
+        }
+        au = fti_json_get(fti_json_root(doc), "author");
+        if (!au || au->type != FTI_JSON_STRING || au->len == 0) {
+            (*none)++;
+        } else {
+            for (i = 0; i < n; i++)
+                if (strlen(a[i].name) == au->len && memcmp(a[i].name, au->str, au->len) == 0)
+                    break;
+            if (i < n) {
+                a[i].n++;
+            } else if (n == AUTHORS_MAX) {
+                (*other)++;
+            } else {
+                if (n == cap) {
+                    size_t nc = cap ? cap * 2 : 16;
+                    author_count *na = (author_count *)realloc(a, nc * sizeof *a);
+                    if (!na) rc = -1;
+                    else a = na, cap = nc;
+                }
+                if (rc == 0 && (a[n].name = fti_strndup(au->str, au->len)) == NULL) rc = -1;
+                if (rc == 0) a[n++].n = 1;
+            }
+        }
+        fti_json_free(doc);
+        if (rc != 0 || c == EOF) break;
+    }
+    fclose(f);
+    fti_buf_free(&line);
+    if (rc != 0) {
+        for (i = 0; i < n; i++) fti_free(a[i].name);
+        free(a);
+        return -1;
+    }
+    if (n > 1) qsort(a, n, sizeof *a, author_cmp);
+    *out = a;
+    *n_out = n;
+    return 0;
+}
+
+/* Whose writing the version keeps: documents per author (the first `top`), and, when the
+ * ingest had no --authors and more than one author is kept, how to keep only one's own (a
+ * mailbox holds the correspondents' mail too, and nothing else says whose it is). */
+static void print_authors(const char *home, const fti_json *m, size_t top) {
+    char buf[4096];
+    const char *path = object_path(home, m, "docs", buf, sizeof buf);
+    const char *filter = fti_json_get_str(fti_json_get(m, "options"), "authors", "");
+    author_count *a = NULL;
+    size_t n = 0, none = 0, other = 0, i;
+    if (strcmp(path, "(none)") == 0 || count_authors(path, &a, &n, &none, &other) != 0) return;
+    printf("\nauthors (documents kept):\n");
+    for (i = 0; i < n && i < top; i++) printf("  %12lu  %s\n", (unsigned long)a[i].n, a[i].name);
+    if (n > top) {
+        size_t rest = other;
+        for (i = top; i < n; i++) rest += a[i].n;
+        printf("  %12lu  (%lu more authors)\n", (unsigned long)rest,
+               (unsigned long)(n - top) + (other ? 1ul : 0ul));
+    }
+    if (none) printf("  %12lu  (no author: kept whatever --authors says)\n", (unsigned long)none);
+    if (filter[0] && strcmp(filter, "*") != 0)
+        printf("  --authors %s: anyone else's documents are rejected (other_author)\n", filter);
+    else if (!filter[0] && n > 1)
+        printf("  all of them are kept (no --authors): if some are not you (correspondents in "
+               "a mailbox),\n  ingest again with --authors \"NAME,ADDRESS,HANDLE\", every name "
+               "you write under\n");
+    for (i = 0; i < n; i++) fti_free(a[i].name);
+    free(a);
+}
+
 /* Opens a version for search: the manifest and the index only (fti_dataset_open_index), so a
  * damaged token shard, which search never reads, does not stop it; a damaged index does. */
 static int open_for_search(const char *home, const char *name, fti_dataset **ds) {
@@ -230,6 +346,40 @@ static int open_for_search(const char *home, const char *name, fti_dataset **ds)
         return 0;
     }
     return 1;
+}
+
+/* A search hit's text as search prints it: runs of white space (the chunk's line and paragraph
+ * breaks) made one space, at most `max` bytes (not cutting a UTF-8 character; "..." when cut),
+ * in lines of at most about 92 columns, each indented by four spaces. */
+static void print_excerpt(const char *t, size_t len, size_t max) {
+    size_t i = 0, out = 0, col = 0, w;
+    while (i < len && (t[i] == ' ' || t[i] == '\n' || t[i] == '\t' || t[i] == '\r')) i++;
+    printf("    ");
+    while (i < len && out < max) {
+        /* the next word: up to white space */
+        w = 0;
+        while (i + w < len && t[i + w] != ' ' && t[i + w] != '\n' && t[i + w] != '\t' &&
+               t[i + w] != '\r')
+            w++;
+        if (out + w > max) { /* cut the word at a character boundary */
+            w = max - out;
+            while (w > 0 && ((unsigned char)t[i + w] & 0xc0) == 0x80) w--;
+            if (w == 0) break;
+        }
+        if (col > 0 && col + 1 + w > 92) {
+            printf("\n    ");
+            col = 0;
+        } else if (col > 0) {
+            putchar(' ');
+            col++;
+        }
+        fwrite(t + i, 1, w, stdout);
+        col += w;
+        out += w + 1;
+        i += w;
+        while (i < len && (t[i] == ' ' || t[i] == '\n' || t[i] == '\t' || t[i] == '\r')) i++;
+    }
+    printf("%s\n", i < len ? "..." : "");
 }
 
 static int parse_num(const char *s, double *out) {
@@ -423,9 +573,10 @@ static int cmd_ingest(const char *home, int argc, char **argv, int merge) {
     if (!quiet) {
         char mid[65];
         fti_json_doc *doc = read_manifest(home, id, mid, &err);
-        if (doc)
+        if (doc) {
             print_summary(fti_json_root(doc), 0);
-        else
+            print_authors(home, fti_json_root(doc), 10);
+        } else
             fprintf(stderr, "fti-feature: %s\n", err.msg);
         fti_json_free(doc);
         printf("\nworkspace %s\n", home);
@@ -556,6 +707,7 @@ int main(int argc, char **argv) {
             char tb[4096], db[4096];
             const fti_json *m = fti_json_root(doc);
             print_summary(m, 1);
+            print_authors(home, m, 20);
             printf("\ntokenizer %s\ndocuments %s\n",
                    object_path(home, m, "tokenizer", tb, sizeof tb),
                    object_path(home, m, "docs", db, sizeof db));
@@ -633,10 +785,11 @@ int main(int argc, char **argv) {
             size_t n = hits ? fti_dataset_search(ds, q, strlen(q), (size_t)k, hits) : 0, j;
             if (n == 0) printf("no chunk matches \"%s\"\n", q);
             for (j = 0; j < n; j++) {
-                int len = hits[j].text_len > 300 ? 300 : (int)hits[j].text_len;
-                printf("%2lu. score %.3f  %s  [%s]  chunk %u\n    %.*s%s\n\n", (unsigned long)j + 1,
-                       hits[j].score, hits[j].title, hits[j].source, hits[j].chunk, len,
-                       hits[j].text, hits[j].text_len > 300 ? "..." : "");
+                const char *ti = hits[j].title && hits[j].title[0] ? hits[j].title : "(untitled)";
+                printf("%2lu. score %.3f  %s  [%s]  chunk %u\n", (unsigned long)j + 1,
+                       hits[j].score, ti, hits[j].source, hits[j].chunk);
+                print_excerpt(hits[j].text, hits[j].text_len, 300);
+                putchar('\n');
             }
             free(hits);
             fti_dataset_close(ds);

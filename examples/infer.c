@@ -156,9 +156,12 @@ static size_t retrieve(const fti_engine *e, const char *home, const char *text, 
     fti_free(ver_z);
     n = fti_dataset_search(rag_ds, text, len, k, hits);
     for (i = 0; i < n; i++) {
-        fprintf(stderr, "fti-infer: retrieved chunk %lu (doc %s) score %.3f: %s\n",
+        /* an untitled document (a post, a note) is named by where it came from */
+        int titled = hits[i].title && hits[i].title[0];
+        fprintf(stderr, "fti-infer: retrieved chunk %lu (doc %s) score %.3f: %s%s\n",
                 (unsigned long)hits[i].chunk, hits[i].doc_id ? hits[i].doc_id : "?",
-                (double)hits[i].score, hits[i].title ? hits[i].title : "(untitled)");
+                (double)hits[i].score, titled ? hits[i].title : "(untitled) ",
+                titled ? "" : hits[i].source ? hits[i].source : "?");
         docs[i].title = hits[i].title;
         docs[i].title_len = hits[i].title ? strlen(hits[i].title) : 0;
         docs[i].text = hits[i].text;
