@@ -39,7 +39,7 @@ static void usage(FILE *f) {
         "                             version, the same as ingest of all inputs at once\n"
         "                             (give the same options); prints the version id last\n"
         "  list                       versions, oldest first (* = latest)\n"
-        "  show [VERSION] [--json]    a version's counts, validation report, dedup, files\n"
+        "  show [VERSION] [--json]    counts, validation report, dedup, authors, files\n"
         "  diff A B                   documents added (+) and removed (-) from A to B\n"
         "  verify [VERSION]           recompute every hash; exit 1 if anything is wrong\n"
         "  search \"QUERY\" [-k N] [--version V]   BM25 over the version's chunks\n"
