@@ -164,7 +164,12 @@ static void print_summary(const fti_json *m, int verbose) {
         const fti_json *rj = fti_json_get(v, "rejections"), *g = fti_json_get(d, "groups");
         size_t i;
         if (rj && rj->len) {
-            printf("\nrejected (first %d):\n", rj->len < 20 ? (int)rj->len : 20);
+            if (rj->len > 20) /* the manifest holds the first 1000 */
+                printf("\nrejected (the first 20 of %lu%s):\n", (unsigned long)rj->len,
+                       rj->len >= 1000 ? " or more; show --json lists 1000"
+                                       : "; show --json lists them all");
+            else
+                printf("\nrejected (%d):\n", (int)rj->len);
             for (i = 0, e = rj->child; e && i < 20; e = e->next, i++)
                 printf("  %-16s %s: %s\n", fti_json_get_str(e, "reason", ""),
                        fti_json_get_str(e, "source", ""), fti_json_get_str(e, "detail", ""));

@@ -3390,7 +3390,28 @@ FTI_TEST(store_cli_own_archive_authors_and_untitled) {
     CHECK(strstr(s, "  Dana Okafor\n") == NULL);
     CHECK(strstr(s, "  --authors Robin Hale: anyone else's documents are rejected") != NULL);
     CHECK(strstr(s, "all of them are kept") == NULL);
+    CHECK(strstr(s, "\nrejected (1):\n  other_author     ") != NULL);
     fti_free(data);
+    /* more than 20 rejections: show says how many there are, and where the rest are */
+    {
+        char many[2048];
+        size_t k, o = 0;
+        for (k = 0; k < 23; k++) /* too short: 2 or 3 characters */
+            o += (size_t)snprintf(many + o, sizeof many - o, "{\"text\": \"x%lu\"}\n",
+                                  (unsigned long)k);
+        REQUIRE(put(dir, "short.jsonl", many) == 0);
+    }
+    snprintf(cmd, sizeof cmd,
+             "build/fti-feature --home '%s' ingest '%s' --vocab 300 --authors 'Robin Hale' "
+             "--quiet > /dev/null 2>&1 && build/fti-feature --home '%s' show > '%s' 2>&1",
+             h2, dir, h2, out);
+    REQUIRE(sh(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &data, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)data, "\nrejected (the first 20 of 24; show --json lists them "
+                                     "all):\n") != NULL);
+    fti_free(data);
+    snprintf(cmd, sizeof cmd, "%s/short.jsonl", dir);
+    REQUIRE(fti_file_remove(cmd, NULL) == FTI_OK);
     /* fti-infer: a model trained on the version retrieves the untitled post by its source */
     if (fti_path_exists("build/fti-train") && fti_path_exists("build/fti-infer")) {
         snprintf(cmd, sizeof cmd,
