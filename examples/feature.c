@@ -315,7 +315,8 @@ static int count_authors(const char *path, author_count **out, size_t *n_out, si
 
 /* Whose writing the version keeps: documents per author (the first `top`), and, when the
  * ingest had no --authors and more than one author is kept, how to keep only one's own (a
- * mailbox holds the correspondents' mail too, and nothing else says whose it is). */
+ * mailbox holds the correspondents' mail too, and nothing else says whose it is). Nothing when
+ * no document names an author and no --authors was given. */
 static void print_authors(const char *home, const fti_json *m, size_t top) {
     char buf[4096];
     const char *path = object_path(home, m, "docs", buf, sizeof buf);
@@ -323,6 +324,7 @@ static void print_authors(const char *home, const fti_json *m, size_t top) {
     author_count *a = NULL;
     size_t n = 0, none = 0, other = 0, i;
     if (strcmp(path, "(none)") == 0 || count_authors(path, &a, &n, &none, &other) != 0) return;
+    if (n == 0 && !filter[0]) return; /* nobody named (a folder of notes): nothing to say */
     printf("\nauthors (documents kept):\n");
     for (i = 0; i < n && i < top; i++) printf("  %12lu  %s\n", (unsigned long)a[i].n, a[i].name);
     if (n > top) {

@@ -3412,6 +3412,15 @@ FTI_TEST(store_cli_own_archive_authors_and_untitled) {
     fti_free(data);
     snprintf(cmd, sizeof cmd, "%s/short.jsonl", dir);
     REQUIRE(fti_file_remove(cmd, NULL) == FTI_OK);
+    /* nobody named and no --authors (a folder of notes): no authors table */
+    snprintf(cmd, sizeof cmd,
+             "build/fti-feature --home '%s/ws3' ingest '%s/posts.jsonl' --no-tokenizer > '%s' "
+             "2>&1", fti_test_tmp_dir, dir, out); /* (fti_test_tmp has 4 slots: dir's is one) */
+    REQUIRE(sh(cmd) == 0);
+    REQUIRE(fti_file_read(out, 0, &data, &len, NULL) == FTI_OK);
+    CHECK(strstr((const char *)data, "documents kept") != NULL);
+    CHECK(strstr((const char *)data, "authors (") == NULL);
+    fti_free(data);
     /* fti-infer: a model trained on the version retrieves the untitled post by its source */
     if (fti_path_exists("build/fti-train") && fti_path_exists("build/fti-infer")) {
         snprintf(cmd, sizeof cmd,
