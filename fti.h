@@ -34865,7 +34865,9 @@ FTIDEF fti_result fti_prompt_build(const fti_engine *e, const fti_tokenizer *tok
      * would drop all of the user's words) */
     if (n_head > max_tokens || (n_head == max_tokens && body.len)) {
         rc = fti_error_set(err, FTI_ERR_LIMIT,
-                           "prompt: the template header (%lu tokens) leaves no room in %lu",
+                           "prompt: the title with the template's markers is %lu tokens and "
+                           "leaves no room in the %lu the prompt may have (the context less the "
+                           "tokens to generate): shorten the title or generate fewer tokens",
                            (unsigned long)n_head, (unsigned long)max_tokens);
         goto done;
     }
