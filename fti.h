@@ -1774,9 +1774,12 @@ typedef struct fti_tensor_info {
 FTIDEF fti_result fti_model_config_resolve(fti_model_config *cfg, fti_error *err);
 /* Named presets: "tiny" (tests, ~100k params), "small", "stories15M" (dim 288, 6 layers, 6 heads,
  * hidden 768, context 256), "stories42M", "stories110M". vocab_size is left for the caller to set
- * (0 means: keep the preset's default 4096). FTI_ERR_NOT_FOUND for unknown names.
- * Thread safety: any thread (all functions of this layout section). */
-FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg);
+ * (0 means: keep the preset's default 4096). Errors (err optional): FTI_ERR_NOT_FOUND for an
+ * unknown name, the message naming it and listing the presets ("unknown model preset \"huge\"
+ * (tiny, small, stories15M, stories42M, stories110M)"); FTI_ERR_INVALID for a NULL name or cfg.
+ * cfg is unchanged on an error. Thread safety: any thread (all functions of this layout
+ * section). */
+FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg, fti_error *err);
 /* Number of tensors in the layout (tied models have no `output`). */
 FTIDEF size_t fti_model_n_tensors(const fti_model_config *cfg);
 /* Fills the i-th tensor's info (0 <= i < n_tensors) in layout order: token_embd, then each layer's
@@ -2199,8 +2202,10 @@ typedef struct fti_gguf_lineage {
     const char *doc_template;       /* fti.doc.template (the document template) */
     uint64_t train_steps;           /* fti.train.steps: the steps the weights have had */
     uint64_t train_tokens;          /* fti.train.tokens: at that step */
-    double train_loss;              /* fti.train.loss (that step's; written when train_steps > 0;
-                                     * NaN: unknown, not written) */
+    double train_loss;              /* fti.train.loss (that step's); written only when
+                                     * has_train_loss is set and it is not NaN */
+    int has_train_loss;             /* 1: train_loss is known. 0 (a zeroed struct) = unknown,
+                                     * no key: a reader cannot tell a loss of 0 from none */
     double val_loss;                /* fti.train.val_loss (written when > 0) */
     const char *weights;            /* fti.train.weights: which weights of the run these are
                                      * ("best validation pass"); NULL = not written (the last
@@ -26963,10 +26968,13 @@ static const fti__model_preset fti__model_presets[] = {
     {"stories110M", 768, 12, 12, 12, 2048, 1024},
 };
 
-FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg) {
-    size_t i;
-    if (!name || !cfg) return FTI_ERR_INVALID;
-    for (i = 0; i < sizeof(fti__model_presets) / sizeof(fti__model_presets[0]); i++) {
+FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg, fti_error *err) {
+    size_t i, n = sizeof(fti__model_presets) / sizeof(fti__model_presets[0]), k = 0;
+    char names[128];
+    if (!name || !cfg)
+        return fti_error_set(err, FTI_ERR_INVALID, "model preset: %s is NULL",
+                             name ? "cfg" : "name");
+    for (i = 0; i < n; i++) {
         const fti__model_preset *p = &fti__model_presets[i];
         if (strcmp(p->name, name) == 0) {
             uint32_t vocab = cfg->vocab_size ? cfg->vocab_size : FTI__MODEL_DEFAULT_VOCAB;
@@ -26984,7 +26992,12 @@ FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg) {
             return FTI_OK;
         }
     }
-    return FTI_ERR_NOT_FOUND;
+    names[0] = 0;
+    for (i = 0; i < n && k < sizeof names; i++) /* (the list fits: 5 short names) */
+        k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? ", " : "",
+                              fti__model_presets[i].name);
+    return fti_error_set(err, FTI_ERR_NOT_FOUND, "unknown model preset \"%.64s\" (%s)", name,
+                         names);
 }
 
 /* --- layout ----------------------------------------------------------------------------------- */
@@ -29758,11 +29771,12 @@ static fti_result fti__gguf_add_lineage(fti_gguf_writer *w, const fti_gguf_linea
         FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.train.config", lin->train_config));
     if (lin->doc_template)
         FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.doc.template", lin->doc_template));
-    if (lin->train_steps) {
+    if (lin->train_steps)
         FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.steps", lin->train_steps));
-        if (lin->train_loss == lin->train_loss) /* NaN: not known (an old adapter's card) */
-            FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.loss", (float)lin->train_loss));
-    }
+    /* only a loss the caller gave: unset (a zeroed struct) wrote 0 before 2026-11-30, which a
+     * reader took for a loss; NaN: not known either (an old adapter's card) */
+    if (lin->has_train_loss && lin->train_loss == lin->train_loss)
+        FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.loss", (float)lin->train_loss));
     if (lin->train_tokens)
         FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.tokens", lin->train_tokens));
     if (lin->val_loss > 0)
@@ -31492,31 +31506,24 @@ FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
     return fti__reg_add(home, model_file, NULL, card_json, card_len, id_out, err);
 }
 
-FTIDEF fti_result fti_registry_verify(const char *home, const char *ref, char id_out[17],
-                                      char **path_out, fti_error *err) {
-    char id[17], hex[65];
+/* fti_registry_verify's check of model id against its card, already read and parsed (root):
+ * FTI_ERR_NOT_FOUND for a card gc left, else the file's SHA-256 against the card's (a card
+ * without one passes); path_out as fti_registry_verify's. For a caller that has read the card
+ * for its own fields (fti__tr_load_parent): the card is read once, and the hash checked is the
+ * one of the card those fields came from. */
+static fti_result fti__reg_verify_card(const char *id, const fti_json *root, char **path_out,
+                                       fti_error *err) {
+    char hex[65];
     unsigned char d[32];
-    fti_buf card;
-    fti_json_doc *doc = NULL;
-    const fti_json *root;
     const char *path, *want;
     fti_result r;
-    memset(&card, 0, sizeof card);
     if (path_out) *path_out = NULL;
-    if ((r = fti_registry_resolve(home, ref, id, err)) != FTI_OK ||
-        (r = fti_registry_card(home, id, &card, err)) != FTI_OK)
-        goto done;
-    if ((r = fti_json_parse(card.data, card.len, NULL, &doc, NULL, err)) != FTI_OK) goto done;
-    root = fti_json_root(doc);
-    if (id_out) memcpy(id_out, id, 17);
-    if (fti_json_get(root, "removed")) {
-        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "model %s was removed by gc (%s): only its "
-                          "card is left", id, fti_json_get_str(root, "removed", "?"));
-        goto done;
-    }
+    if (fti_json_get(root, "removed"))
+        return fti_error_set(err, FTI_ERR_NOT_FOUND, "model %s was removed by gc (%s): only its "
+                             "card is left", id, fti_json_get_str(root, "removed", "?"));
     path = fti_json_get_str(root, "path", "");
     want = fti_json_get_str(root, "sha256", "");
-    if ((r = fti_sha256_file(path, d, err)) != FTI_OK) goto done;
+    if ((r = fti_sha256_file(path, d, err)) != FTI_OK) return r;
     fti_sha256_hex(d, hex);
     if (*want && strcmp(hex, want) != 0)
         r = fti_error_set(err, FTI_ERR_CHECKSUM, "%s: SHA-256 %.16s... is not its card's "
@@ -31526,6 +31533,23 @@ FTIDEF fti_result fti_registry_verify(const char *home, const char *ref, char id
         *path_out = fti_strdup(path);
         if (!*path_out) r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
     }
+    return r;
+}
+
+FTIDEF fti_result fti_registry_verify(const char *home, const char *ref, char id_out[17],
+                                      char **path_out, fti_error *err) {
+    char id[17];
+    fti_buf card;
+    fti_json_doc *doc = NULL;
+    fti_result r;
+    memset(&card, 0, sizeof card);
+    if (path_out) *path_out = NULL;
+    if ((r = fti_registry_resolve(home, ref, id, err)) != FTI_OK ||
+        (r = fti_registry_card(home, id, &card, err)) != FTI_OK)
+        goto done;
+    if ((r = fti_json_parse(card.data, card.len, NULL, &doc, NULL, err)) != FTI_OK) goto done;
+    if (id_out) memcpy(id_out, id, 17);
+    r = fti__reg_verify_card(id, fti_json_root(doc), path_out, err);
 done:
     fti_json_free(doc);
     fti_buf_free(&card);
@@ -32598,9 +32622,7 @@ static fti_result fti__tr_load_parent(const char *home, const char *ref, fti__tr
         return r;
     }
     if (fti_json_get(fti_json_root(doc), "removed")) { /* not "model.gguf: cannot open" */
-        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "model %s was removed by gc (%s): only its "
-                          "card is left", p->id,
-                          fti_json_get_str(fti_json_root(doc), "removed", "?"));
+        r = fti__reg_verify_card(p->id, fti_json_root(doc), NULL, err); /* (it says so) */
         goto done;
     }
     snprintf(p->tokenizer, sizeof p->tokenizer, "%s",
@@ -32613,8 +32635,9 @@ static fti_result fti__tr_load_parent(const char *home, const char *ref, fti__tr
     }
     path = fti_json_get_str(fti_json_root(doc), "path", "");
     /* the file the card describes: a damaged or replaced one would train from other weights
-     * (flipped bits in a tensor: "step 1: loss is not finite", or worse, nothing) */
-    if ((r = fti_registry_verify(home, p->id, NULL, NULL, err)) != FTI_OK) goto done;
+     * (flipped bits in a tensor: "step 1: loss is not finite", or worse, nothing); checked
+     * against the card read above (fti_registry_verify would resolve and read it again) */
+    if ((r = fti__reg_verify_card(p->id, fti_json_root(doc), NULL, err)) != FTI_OK) goto done;
     if ((r = fti_gguf_open(&g, path, NULL, err)) != FTI_OK ||
         (r = fti_gguf_llama_config(g, &p->cfg, 1, err)) != FTI_OK)
         goto done;
@@ -33232,9 +33255,9 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         cfg = parent.cfg;
     } else {
         cfg.vocab_size = sh_tr->vocab_size;
-        if (fti_model_preset(preset, &cfg) != FTI_OK) {
-            r = fti_error_set(err, FTI_ERR_INVALID, "unknown preset %s (tiny, small, stories15M, "
-                              "stories42M, stories110M)", preset);
+        if (fti_model_preset(preset, &cfg, err) != FTI_OK) { /* its message names the list */
+            r = FTI_ERR_INVALID; /* (an option of the run: INVALID, as the others) */
+            if (err) err->code = r;
             goto done;
         }
         if (ro.config.dim) cfg.dim = ro.config.dim;
@@ -33518,6 +33541,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         }
         if (!res->used_best && n_val && vs[n_val - 1] == st.step) val_loss = (double)vl[n_val - 1];
         lin.train_loss = train_loss;
+        lin.has_train_loss = 1;
         lin.val_loss = val_loss == val_loss ? val_loss : 0;
         lin.created = ro.stamp_created ? ts : NULL;
         if (ro.from) lin.base_model_id = parent.id;
@@ -33719,6 +33743,7 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
     lin.train_steps = (uint64_t)fti_json_get_int(c, "steps", 0);
     lin.train_tokens = (uint64_t)fti_json_get_int(c, "tokens", 0);
     lin.train_loss = fti_json_get_num(c, "train_loss", NAN);
+    lin.has_train_loss = 1; /* (NaN, an old card's null: still not written) */
     lin.val_loss = fti_json_get_num(c, "val_loss", 0);
     if (!(lin.val_loss > 0)) lin.val_loss = 0; /* (null: no validation split) */
     {

@@ -1724,6 +1724,8 @@ int main(int argc, char **argv) {
     }
     {
         const char *why = NULL, *what = "";
+        fti_error pe; /* (what may point at its message) */
+        memset(&pe, 0, sizeof pe);
         if (!cmd) why = "no command: update, status, write or gc";
         else if (strcmp(cmd, "update") && strcmp(cmd, "status") && strcmp(cmd, "write") &&
                  strcmp(cmd, "gc"))
@@ -1741,9 +1743,8 @@ int main(int argc, char **argv) {
         if (!why && !strcmp(cmd, "update")) { /* before the ingest, not after it */
             fti_model_config pc;
             memset(&pc, 0, sizeof pc);
-            if (fti_model_preset(preset, &pc) != FTI_OK)
-                why = "unknown --preset (tiny, small, stories15M, stories42M, stories110M): ",
-                what = preset;
+            if (fti_model_preset(preset, &pc, &pe) != FTI_OK)
+                why = "--preset: ", what = pe.msg;
         }
         if (why) {
             fprintf(stderr, "fti-twin: %s%s\n(fti-twin --help shows the usage)\n", why, what);
@@ -2013,7 +2014,7 @@ int main(int argc, char **argv) {
         } else {
             twin_recipe(preset, &ro);
             memset(&cfg, 0, sizeof cfg);
-            if (fti_model_preset(preset, &cfg) == FTI_OK) {
+            if (fti_model_preset(preset, &cfg, NULL) == FTI_OK) {
                 if (ro.config.dim) cfg.dim = ro.config.dim;
                 if (ro.config.n_layers) cfg.n_layers = ro.config.n_layers;
                 if (ro.config.n_heads) cfg.n_heads = ro.config.n_heads;

@@ -82,10 +82,13 @@ static const fti__model_preset fti__model_presets[] = {
     {"stories110M", 768, 12, 12, 12, 2048, 1024},
 };
 
-FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg) {
-    size_t i;
-    if (!name || !cfg) return FTI_ERR_INVALID;
-    for (i = 0; i < sizeof(fti__model_presets) / sizeof(fti__model_presets[0]); i++) {
+FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg, fti_error *err) {
+    size_t i, n = sizeof(fti__model_presets) / sizeof(fti__model_presets[0]), k = 0;
+    char names[128];
+    if (!name || !cfg)
+        return fti_error_set(err, FTI_ERR_INVALID, "model preset: %s is NULL",
+                             name ? "cfg" : "name");
+    for (i = 0; i < n; i++) {
         const fti__model_preset *p = &fti__model_presets[i];
         if (strcmp(p->name, name) == 0) {
             uint32_t vocab = cfg->vocab_size ? cfg->vocab_size : FTI__MODEL_DEFAULT_VOCAB;
@@ -103,7 +106,12 @@ FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg) {
             return FTI_OK;
         }
     }
-    return FTI_ERR_NOT_FOUND;
+    names[0] = 0;
+    for (i = 0; i < n && k < sizeof names; i++) /* (the list fits: 5 short names) */
+        k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? ", " : "",
+                              fti__model_presets[i].name);
+    return fti_error_set(err, FTI_ERR_NOT_FOUND, "unknown model preset \"%.64s\" (%s)", name,
+                         names);
 }
 
 /* --- layout ----------------------------------------------------------------------------------- */

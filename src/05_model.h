@@ -78,9 +78,12 @@ typedef struct fti_tensor_info {
 FTIDEF fti_result fti_model_config_resolve(fti_model_config *cfg, fti_error *err);
 /* Named presets: "tiny" (tests, ~100k params), "small", "stories15M" (dim 288, 6 layers, 6 heads,
  * hidden 768, context 256), "stories42M", "stories110M". vocab_size is left for the caller to set
- * (0 means: keep the preset's default 4096). FTI_ERR_NOT_FOUND for unknown names.
- * Thread safety: any thread (all functions of this layout section). */
-FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg);
+ * (0 means: keep the preset's default 4096). Errors (err optional): FTI_ERR_NOT_FOUND for an
+ * unknown name, the message naming it and listing the presets ("unknown model preset \"huge\"
+ * (tiny, small, stories15M, stories42M, stories110M)"); FTI_ERR_INVALID for a NULL name or cfg.
+ * cfg is unchanged on an error. Thread safety: any thread (all functions of this layout
+ * section). */
+FTIDEF fti_result fti_model_preset(const char *name, fti_model_config *cfg, fti_error *err);
 /* Number of tensors in the layout (tied models have no `output`). */
 FTIDEF size_t fti_model_n_tensors(const fti_model_config *cfg);
 /* Fills the i-th tensor's info (0 <= i < n_tensors) in layout order: token_embd, then each layer's

@@ -1531,11 +1531,12 @@ static fti_result fti__gguf_add_lineage(fti_gguf_writer *w, const fti_gguf_linea
         FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.train.config", lin->train_config));
     if (lin->doc_template)
         FTI__GGUF_TRY(fti_gguf_set_str(w, "fti.doc.template", lin->doc_template));
-    if (lin->train_steps) {
+    if (lin->train_steps)
         FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.steps", lin->train_steps));
-        if (lin->train_loss == lin->train_loss) /* NaN: not known (an old adapter's card) */
-            FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.loss", (float)lin->train_loss));
-    }
+    /* only a loss the caller gave: unset (a zeroed struct) wrote 0 before 2026-11-30, which a
+     * reader took for a loss; NaN: not known either (an old adapter's card) */
+    if (lin->has_train_loss && lin->train_loss == lin->train_loss)
+        FTI__GGUF_TRY(fti_gguf_set_f32(w, "fti.train.loss", (float)lin->train_loss));
     if (lin->train_tokens)
         FTI__GGUF_TRY(fti_gguf_set_u64(w, "fti.train.tokens", lin->train_tokens));
     if (lin->val_loss > 0)

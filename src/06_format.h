@@ -336,8 +336,10 @@ typedef struct fti_gguf_lineage {
     const char *doc_template;       /* fti.doc.template (the document template) */
     uint64_t train_steps;           /* fti.train.steps: the steps the weights have had */
     uint64_t train_tokens;          /* fti.train.tokens: at that step */
-    double train_loss;              /* fti.train.loss (that step's; written when train_steps > 0;
-                                     * NaN: unknown, not written) */
+    double train_loss;              /* fti.train.loss (that step's); written only when
+                                     * has_train_loss is set and it is not NaN */
+    int has_train_loss;             /* 1: train_loss is known. 0 (a zeroed struct) = unknown,
+                                     * no key: a reader cannot tell a loss of 0 from none */
     double val_loss;                /* fti.train.val_loss (written when > 0) */
     const char *weights;            /* fti.train.weights: which weights of the run these are
                                      * ("best validation pass"); NULL = not written (the last

@@ -1364,31 +1364,24 @@ FTIDEF fti_result fti_registry_add(const char *home, const char *model_file,
     return fti__reg_add(home, model_file, NULL, card_json, card_len, id_out, err);
 }
 
-FTIDEF fti_result fti_registry_verify(const char *home, const char *ref, char id_out[17],
-                                      char **path_out, fti_error *err) {
-    char id[17], hex[65];
+/* fti_registry_verify's check of model id against its card, already read and parsed (root):
+ * FTI_ERR_NOT_FOUND for a card gc left, else the file's SHA-256 against the card's (a card
+ * without one passes); path_out as fti_registry_verify's. For a caller that has read the card
+ * for its own fields (fti__tr_load_parent): the card is read once, and the hash checked is the
+ * one of the card those fields came from. */
+static fti_result fti__reg_verify_card(const char *id, const fti_json *root, char **path_out,
+                                       fti_error *err) {
+    char hex[65];
     unsigned char d[32];
-    fti_buf card;
-    fti_json_doc *doc = NULL;
-    const fti_json *root;
     const char *path, *want;
     fti_result r;
-    memset(&card, 0, sizeof card);
     if (path_out) *path_out = NULL;
-    if ((r = fti_registry_resolve(home, ref, id, err)) != FTI_OK ||
-        (r = fti_registry_card(home, id, &card, err)) != FTI_OK)
-        goto done;
-    if ((r = fti_json_parse(card.data, card.len, NULL, &doc, NULL, err)) != FTI_OK) goto done;
-    root = fti_json_root(doc);
-    if (id_out) memcpy(id_out, id, 17);
-    if (fti_json_get(root, "removed")) {
-        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "model %s was removed by gc (%s): only its "
-                          "card is left", id, fti_json_get_str(root, "removed", "?"));
-        goto done;
-    }
+    if (fti_json_get(root, "removed"))
+        return fti_error_set(err, FTI_ERR_NOT_FOUND, "model %s was removed by gc (%s): only its "
+                             "card is left", id, fti_json_get_str(root, "removed", "?"));
     path = fti_json_get_str(root, "path", "");
     want = fti_json_get_str(root, "sha256", "");
-    if ((r = fti_sha256_file(path, d, err)) != FTI_OK) goto done;
+    if ((r = fti_sha256_file(path, d, err)) != FTI_OK) return r;
     fti_sha256_hex(d, hex);
     if (*want && strcmp(hex, want) != 0)
         r = fti_error_set(err, FTI_ERR_CHECKSUM, "%s: SHA-256 %.16s... is not its card's "
@@ -1398,6 +1391,23 @@ FTIDEF fti_result fti_registry_verify(const char *home, const char *ref, char id
         *path_out = fti_strdup(path);
         if (!*path_out) r = fti_error_set(err, FTI_ERR_NOMEM, "registry: out of memory");
     }
+    return r;
+}
+
+FTIDEF fti_result fti_registry_verify(const char *home, const char *ref, char id_out[17],
+                                      char **path_out, fti_error *err) {
+    char id[17];
+    fti_buf card;
+    fti_json_doc *doc = NULL;
+    fti_result r;
+    memset(&card, 0, sizeof card);
+    if (path_out) *path_out = NULL;
+    if ((r = fti_registry_resolve(home, ref, id, err)) != FTI_OK ||
+        (r = fti_registry_card(home, id, &card, err)) != FTI_OK)
+        goto done;
+    if ((r = fti_json_parse(card.data, card.len, NULL, &doc, NULL, err)) != FTI_OK) goto done;
+    if (id_out) memcpy(id_out, id, 17);
+    r = fti__reg_verify_card(id, fti_json_root(doc), path_out, err);
 done:
     fti_json_free(doc);
     fti_buf_free(&card);

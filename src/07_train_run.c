@@ -59,9 +59,7 @@ static fti_result fti__tr_load_parent(const char *home, const char *ref, fti__tr
         return r;
     }
     if (fti_json_get(fti_json_root(doc), "removed")) { /* not "model.gguf: cannot open" */
-        r = fti_error_set(err, FTI_ERR_NOT_FOUND, "model %s was removed by gc (%s): only its "
-                          "card is left", p->id,
-                          fti_json_get_str(fti_json_root(doc), "removed", "?"));
+        r = fti__reg_verify_card(p->id, fti_json_root(doc), NULL, err); /* (it says so) */
         goto done;
     }
     snprintf(p->tokenizer, sizeof p->tokenizer, "%s",
@@ -74,8 +72,9 @@ static fti_result fti__tr_load_parent(const char *home, const char *ref, fti__tr
     }
     path = fti_json_get_str(fti_json_root(doc), "path", "");
     /* the file the card describes: a damaged or replaced one would train from other weights
-     * (flipped bits in a tensor: "step 1: loss is not finite", or worse, nothing) */
-    if ((r = fti_registry_verify(home, p->id, NULL, NULL, err)) != FTI_OK) goto done;
+     * (flipped bits in a tensor: "step 1: loss is not finite", or worse, nothing); checked
+     * against the card read above (fti_registry_verify would resolve and read it again) */
+    if ((r = fti__reg_verify_card(p->id, fti_json_root(doc), NULL, err)) != FTI_OK) goto done;
     if ((r = fti_gguf_open(&g, path, NULL, err)) != FTI_OK ||
         (r = fti_gguf_llama_config(g, &p->cfg, 1, err)) != FTI_OK)
         goto done;
@@ -693,9 +692,9 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         cfg = parent.cfg;
     } else {
         cfg.vocab_size = sh_tr->vocab_size;
-        if (fti_model_preset(preset, &cfg) != FTI_OK) {
-            r = fti_error_set(err, FTI_ERR_INVALID, "unknown preset %s (tiny, small, stories15M, "
-                              "stories42M, stories110M)", preset);
+        if (fti_model_preset(preset, &cfg, err) != FTI_OK) { /* its message names the list */
+            r = FTI_ERR_INVALID; /* (an option of the run: INVALID, as the others) */
+            if (err) err->code = r;
             goto done;
         }
         if (ro.config.dim) cfg.dim = ro.config.dim;
@@ -979,6 +978,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
         }
         if (!res->used_best && n_val && vs[n_val - 1] == st.step) val_loss = (double)vl[n_val - 1];
         lin.train_loss = train_loss;
+        lin.has_train_loss = 1;
         lin.val_loss = val_loss == val_loss ? val_loss : 0;
         lin.created = ro.stamp_created ? ts : NULL;
         if (ro.from) lin.base_model_id = parent.id;
@@ -1180,6 +1180,7 @@ FTIDEF fti_result fti_train_merge_adapter(const char *home, const char *adapter_
     lin.train_steps = (uint64_t)fti_json_get_int(c, "steps", 0);
     lin.train_tokens = (uint64_t)fti_json_get_int(c, "tokens", 0);
     lin.train_loss = fti_json_get_num(c, "train_loss", NAN);
+    lin.has_train_loss = 1; /* (NaN, an old card's null: still not written) */
     lin.val_loss = fti_json_get_num(c, "val_loss", 0);
     if (!(lin.val_loss > 0)) lin.val_loss = 0; /* (null: no validation split) */
     {

@@ -662,6 +662,7 @@ static fti_gguf_writer *tg_llama_writer(fti_model_config *cfg, float **params, t
     lin.train_config = "{\"steps\":10}";
     lin.train_steps = 10;
     lin.train_loss = 3.5;
+    lin.has_train_loss = 1;
     memset(&mo, 0, sizeof mo);
     mo.matrix_type = mt;
     if (fti_gguf_writer_create(&w, 0) != FTI_OK) return NULL;
@@ -768,6 +769,45 @@ FTI_TEST(gguf_llama_roundtrip) {
         free(params);
         tg_vocab_free(&v);
     }
+}
+
+/* fti.train.loss is written only when the lineage says the loss is known (has_train_loss): a
+ * zeroed lineage with steps wrote "fti.train.loss 0", which a reader takes for a loss of 0. */
+FTI_TEST(gguf_lineage_train_loss_only_when_set) {
+    fti_model_config cfg;
+    fti_gguf_lineage lin;
+    fti_gguf *g = NULL;
+    fti_error err;
+    float *params, f = -1;
+    const char *path = fti_test_tmp("lineage_loss.gguf");
+    int c;
+    memset(&cfg, 0, sizeof cfg);
+    REQUIRE(fti_model_preset("tiny", &cfg, &err) == FTI_OK);
+    cfg.vocab_size = 32;
+    cfg.context_len = 8;
+    REQUIRE(fti_model_config_resolve(&cfg, &err) == FTI_OK);
+    params = (float *)malloc(fti_model_n_params(&cfg) * sizeof(float));
+    REQUIRE(params);
+    fti_model_init_params(&cfg, params, 3);
+    for (c = 0; c < 4; c++) {
+        memset(&lin, 0, sizeof lin);
+        lin.train_steps = 7;
+        if (c == 1) lin.train_loss = 0.0, lin.has_train_loss = 1; /* a loss of 0, known */
+        if (c == 2) lin.train_loss = 2.25, lin.has_train_loss = 1;
+        if (c == 3) lin.train_loss = NAN, lin.has_train_loss = 1; /* known to be unknown */
+        REQUIRE(fti_gguf_write_llama(path, &cfg, params, NULL, &lin, NULL, &err) == FTI_OK);
+        REQUIRE(fti_gguf_open(&g, path, NULL, &err) == FTI_OK);
+        CHECK(fti_gguf_find(g, "fti.train.steps") != NULL);
+        if (c == 0 || c == 3) {
+            CHECK(fti_gguf_find(g, "fti.train.loss") == NULL);
+        } else {
+            CHECK_OK(fti_gguf_get_f32(g, "fti.train.loss", &f, &err));
+            CHECK_NEAR(f, c == 1 ? 0.0 : 2.25, 0, 0);
+        }
+        fti_gguf_close(g);
+        g = NULL;
+    }
+    free(params);
 }
 
 /* Model-level hostile cases: wrong key types, missing keys, token ids >= vocab, bad shapes. */

@@ -29,8 +29,18 @@ FTI_TEST(model_layout) {
     fti_tensor_info ti;
     size_t i, n, off = 0, total;
     memset(&c, 0, sizeof(c));
-    CHECK_EQ_INT(fti_model_preset("nope", &c), FTI_ERR_NOT_FOUND);
-    CHECK_OK(fti_model_preset("stories15M", &c));
+    {
+        fti_error e;
+        memset(&e, 0, sizeof e);
+        CHECK_EQ_INT(fti_model_preset("nope", &c, &e), FTI_ERR_NOT_FOUND);
+        CHECK_EQ_INT(e.code, FTI_ERR_NOT_FOUND);
+        CHECK_EQ_STR(e.msg, "unknown model preset \"nope\" (tiny, small, stories15M, "
+                            "stories42M, stories110M)");
+        CHECK_EQ_INT(c.dim, 0); /* unchanged */
+        CHECK_EQ_INT(fti_model_preset(NULL, &c, &e), FTI_ERR_INVALID);
+        CHECK_EQ_INT(fti_model_preset("nope", &c, NULL), FTI_ERR_NOT_FOUND); /* err optional */
+    }
+    CHECK_OK(fti_model_preset("stories15M", &c, NULL));
     CHECK_EQ_INT(c.vocab_size, 4096);
     CHECK_EQ_INT(c.dim, 288);
     CHECK_OK(fti_model_config_resolve(&c, NULL));

@@ -52,6 +52,7 @@ FTI_TEST(registry_add_file_lineage) {
     lin.train_steps = 40;
     lin.train_tokens = 5120;
     lin.train_loss = 2.5;
+    lin.has_train_loss = 1;
     lin.val_loss = 2.0;
     lin.created = "2026-11-26T20:00:00Z";
     mo.matrix_type = FTI_GGML_Q8_0;

@@ -690,7 +690,7 @@ FTI_TEST(train_cli) {
         CHECK_OK(fti_gguf_llama_config(g, &cfg, 0, &err));
         memset(&want, 0, sizeof(want));
         want.vocab_size = cfg.vocab_size;
-        fti_model_preset("tiny", &want);
+        CHECK_OK(fti_model_preset("tiny", &want, &err));
         CHECK_EQ_INT(cfg.dim, want.dim);
         CHECK_EQ_INT(cfg.n_layers, want.n_layers);
         CHECK_EQ_INT(cfg.n_kv_heads, want.n_kv_heads);

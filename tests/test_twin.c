@@ -717,7 +717,7 @@ static fti_trainer *fti_ttw_tiny_trainer(uint16_t toks[400], uint64_t max_steps)
     size_t i;
     memset(&cfg, 0, sizeof cfg);
     cfg.vocab_size = 64;
-    if (fti_model_preset("tiny", &cfg) != FTI_OK) return NULL;
+    if (fti_model_preset("tiny", &cfg, &err) != FTI_OK) return NULL;
     cfg.context_len = 16;
     if (fti_model_config_resolve(&cfg, &err) != FTI_OK) return NULL;
     for (i = 0; i < 400; i++) toks[i] = (uint16_t)((i * 7 + 3) % 64);
@@ -2180,5 +2180,40 @@ FTI_TEST(twin_registry_verify) {
              home, out);
     st = system(cmd);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+#endif
+}
+
+/* A fine-tune's parent model (fti__tr_load_parent) has its card read once: the loader checks
+ * the file's hash against the card it read for its own fields, where it called
+ * fti_registry_verify, which resolved and read the card a second time. Counted as the file
+ * opens of the I/O layer: loading the parent opens what verifying it does (the card, the file
+ * it hashes) and what opening the GGUF does, and nothing more. */
+FTI_TEST(twin_load_parent_reads_its_card_once) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], id[17], *path = NULL;
+    fti__tr_parent p;
+    fti_gguf *g = NULL;
+    fti_model_config cfg;
+    fti_error err;
+    long opens_load, opens_verify, opens_gguf;
+    if (!fti_ttw_workspace(home, sizeof home, "ws_parent_once")) return;
+    REQUIRE(fti_ttw_production(home, id));
+    fti__io_fault_set(FTI__IO_OPEN, LONG_MAX, 0, 0, 0); /* counts the opens, fails none */
+    CHECK_OK(fti__tr_load_parent(home, "production", &p, &err));
+    opens_load = fti__io_fault.count;
+    fti_free(p.params);
+    fti__io_fault_set(FTI__IO_OPEN, LONG_MAX, 0, 0, 0);
+    CHECK_OK(fti_registry_verify(home, "production", NULL, &path, &err));
+    opens_verify = fti__io_fault.count;
+    fti__io_fault_set(FTI__IO_OPEN, LONG_MAX, 0, 0, 0);
+    REQUIRE(path != NULL);
+    CHECK_OK(fti_gguf_open(&g, path, NULL, &err));
+    CHECK_OK(fti_gguf_llama_config(g, &cfg, 1, &err));
+    opens_gguf = fti__io_fault.count;
+    fti__io_fault_set(0, 0, 0, 0, 0);
+    fti_gguf_close(g);
+    fti_free(path);
+    CHECK(opens_verify >= 2 && opens_gguf >= 1);
+    CHECK_EQ_INT(opens_load, opens_verify + opens_gguf);
 #endif
 }

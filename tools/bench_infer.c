@@ -104,8 +104,8 @@ static int cmd_make(int argc, char **argv) {
         if (!strcmp(argv[i], "--vocab")) vocab = (size_t)strtoul(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 10);
     }
-    if (fti_model_preset(shape, &cfg) != FTI_OK) {
-        fprintf(stderr, "bench_infer: unknown shape %s\n", shape);
+    if (fti_model_preset(shape, &cfg, &err) != FTI_OK) {
+        fprintf(stderr, "bench_infer: %s\n", err.msg);
         return 2;
     }
     cfg.vocab_size = (uint32_t)vocab;

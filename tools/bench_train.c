@@ -82,7 +82,7 @@ int main(int argc, char **argv) {
     }
     memset(&cfg, 0, sizeof(cfg));
     cfg.vocab_size = (uint32_t)vocab;
-    if (fti_model_preset(preset, &cfg) != FTI_OK) return 2;
+    if (fti_model_preset(preset, &cfg, NULL) != FTI_OK) return 2;
     if (!text) {
         data = (uint16_t *)malloc(n_tok * sizeof(uint16_t));
         if (!data) return 1;

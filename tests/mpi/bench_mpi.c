@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
     }
     memset(&cfg, 0, sizeof(cfg));
     cfg.vocab_size = (uint32_t)vocab;
-    if (fti_model_preset(preset, &cfg) != FTI_OK) MPI_Abort(MPI_COMM_WORLD, 2);
+    if (fti_model_preset(preset, &cfg, NULL) != FTI_OK) MPI_Abort(MPI_COMM_WORLD, 2);
     data = (uint16_t *)malloc(n_tok * sizeof(uint16_t));
     if (!data) MPI_Abort(MPI_COMM_WORLD, 1);
     fti_rng_seed(&rng, 1, 1);
