@@ -60,7 +60,9 @@ $(B)/fti-%: tools/fti-%.c $(B)/fti.o | $(B)
 $(B)/tests_gen.c: $(TESTS) tools/gen_tests.sh | $(B)
 	sh tools/gen_tests.sh $@ $(TESTS)
 
-$(B)/fti-test: tests/main.c tests/test.h $(wildcard tests/test_util_*.h) $(B)/tests_gen.c $(TESTS) fti.h
+# (test_infer.c compiles README's example, tests/compile/readme_example.c, in as a function)
+$(B)/fti-test: tests/main.c tests/test.h $(wildcard tests/test_util_*.h) $(B)/tests_gen.c $(TESTS) fti.h \
+               tests/compile/readme_example.c
 	$(CC) $(STD) $(OPT) $(WARN) $(CFLAGS) -I$(B) -Itests -o $@ tests/main.c $(LDLIBS)
 
 test: $(B)/fti-test all

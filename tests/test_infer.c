@@ -2258,3 +2258,41 @@ FTI_TEST(infer_cli_too_many_stops) {
     CHECK_EQ_INT(ti_run(cmd, out, sizeof out), 2);
     CHECK(strstr(out, "--stop") != NULL);
 }
+
+/* README's embedding example (tests/compile/readme_example.c, compiled in here as a function)
+ * on a model of a 48-token context and a prompt longer than that: it asked for a prompt of
+ * fti_session_n_ctx(s) - 60 tokens, which wraps below 60 (a budget of 2^64 - 12, whose
+ * allocation failed: "prompt: out of memory"); now it generates at most half the context and
+ * cuts the prompt to the rest. */
+#define main fti_readme_example_main
+#include "compile/readme_example.c"
+#undef main
+FTI_TEST(infer_readme_example_small_context) {
+    const char *path = ti_model_bytes_ctx("readme_small.gguf", 48);
+    const char *out = fti_test_tmp("readme.out");
+    char prompt[400], *argv[4];
+    void *text = NULL;
+    size_t len = 0;
+    int saved, fd, rc;
+    REQUIRE(path != NULL);
+    snprintf(prompt, sizeof prompt, "%s", "POLITICS, n. A strife of interests masquerading as "
+             "a contest of principles. The conduct of public affairs for private advantage.");
+    argv[0] = (char *)"twin_says";
+    argv[1] = (char *)path;
+    argv[2] = prompt;
+    argv[3] = NULL;
+    fflush(stdout);
+    saved = dup(1);
+    fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    REQUIRE(saved >= 0 && fd >= 0);
+    dup2(fd, 1);
+    close(fd);
+    rc = fti_readme_example_main(3, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    CHECK_EQ_INT(rc, 0);
+    REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+    CHECK(len > strlen(prompt) && memcmp(text, prompt, strlen(prompt)) == 0); /* + "\n" */
+    fti_free(text);
+}
