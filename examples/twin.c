@@ -20,7 +20,9 @@
  *   3. evaluates the candidate and the current production model on the same, new validation split;
  *   4. promotes the candidate to `production` only if its validation loss is lower
  *      (champion/challenger), and appends the decision with both figures to
- *      HOME/registry/decisions.jsonl. A running fti-serve follows the alias by itself.
+ *      HOME/registry/decisions.jsonl (written ahead to HOME/registry/decisions.pending before
+ *      the move: a kill between the two is healed by the next update or `status`). A running
+ *      fti-serve follows the alias by itself.
  * A lock (HOME/twin.lock) keeps two runs apart, so it is safe from cron: a second update exits
  * with status 3 and a message naming the running one, or waits for it with --wait (then it
  * usually finds nothing changed). Running it again on the same inputs changes nothing.
@@ -148,7 +150,8 @@ static void usage(FILE *f) {
             "        there is none), evaluate candidate and production on the new validation\n"
             "        split, and promote the candidate only if it is better. Safe from cron.\n"
             "status  the production model, its dataset, the last decisions, and the\n"
-            "        workspace's size with what gc would free.\n"
+            "        workspace's size with what gc would free; logs a decision an update\n"
+            "        killed at its promotion left pending (registry/decisions.pending).\n"
             "gc      free the disk old models, runs and dataset versions hold: kept are the\n"
             "        models aliases point at and their last --keep-history (2) earlier\n"
             "        targets, the newest --keep-models (3) models, the newest\n"
@@ -546,6 +549,189 @@ done:
     return ok ? 0 : -1;
 }
 
+/* --- the decision's write-ahead record --------------------------------------------------------
+ * A promotion moves `production` and then logs its decision: a process killed between the two
+ * (SIGKILL, a power cut) left production moved with no decision logged. So an update about to
+ * promote writes its decision line first, as it will be logged if the move succeeds
+ * ("promoted":true last), to HOME/registry/decisions.pending (atomically: temp file, fsync,
+ * rename), then moves the alias, logs the outcome and removes the file. The next update (under
+ * its lock) or `status` (when no update holds the lock) finds a file left behind and logs its
+ * decision as the alias shows it: "promoted":true when production points at the candidate,
+ * else false (killed before the move; "production_changed":true when production points at
+ * neither the candidate nor the model compared against), with "healed": the time it was logged.
+ * A pending line whose outcome is in the log already (killed after logging it) is only removed.
+ * FTI_TWIN_TEST_KILL=before-promote|after-promote makes an update SIGKILL itself at that point
+ * (the tests' crash). */
+
+/* The pending decision's path (fti_free), or NULL. */
+static char *pending_path(const char *home) {
+    return fti_path_join(home, "registry/decisions.pending");
+}
+
+/* The test hook: SIGKILL here when FTI_TWIN_TEST_KILL names `where`. */
+static void test_kill(const char *where) {
+    const char *e = getenv("FTI_TWIN_TEST_KILL");
+    if (e && !strcmp(e, where)) {
+        fflush(stdout);
+        kill(getpid(), SIGKILL);
+    }
+}
+
+/* 1 when text[0, n) has a line that starts with the NUL-terminated prefix. */
+static int has_line_prefix(const char *text, size_t n, const char *prefix) {
+    size_t k = strlen(prefix), i = 0;
+    while (i < n) {
+        const char *nl = (const char *)memchr(text + i, '\n', n - i);
+        size_t end = nl ? (size_t)(nl - text) : n;
+        if (end - i >= k && memcmp(text + i, prefix, k) == 0) return 1;
+        i = end + 1;
+    }
+    return 0;
+}
+
+/* Logs the decision an interrupted update left pending (see above) and removes its file. Call
+ * it only with the update lock held. 0: nothing was pending, or it is logged now (said on
+ * stdout); -1: it could not be (said on stderr; the file stays for the next try). */
+static int heal_pending(const char *home) {
+    static const char tail[] = "\"promoted\":true}";
+    char *pp = pending_path(home), *dp = fti_path_join(home, "registry/decisions.jsonl");
+    char *line = NULL, *prefix = NULL, cur[17] = "", now[32];
+    void *data = NULL, *logd = NULL;
+    size_t n = 0, ln = 0, tl = sizeof tail - 1;
+    fti_json_doc *doc = NULL;
+    const char *cand, *before, *cut;
+    int rc = -1, promoted, changed;
+    fti_buf out;
+    fti_error err;
+    memset(&out, 0, sizeof out);
+    memset(&err, 0, sizeof err);
+    if (!pp || !dp) {
+        fprintf(stderr, "fti-twin: out of memory\n");
+        goto done;
+    }
+    if (!fti_path_exists(pp)) {
+        rc = 0;
+        goto done;
+    }
+    if (fti_file_read(pp, 1u << 20, &data, &n, &err) != FTI_OK) {
+        fprintf(stderr, "fti-twin: a pending decision: %s\n", err.msg);
+        goto done;
+    }
+    while (n && (((char *)data)[n - 1] == '\n' || ((char *)data)[n - 1] == '\r')) n--;
+    line = fti_strndup((const char *)data, n);
+    if (!line || fti_json_parse(line, n, NULL, &doc, NULL, NULL) != FTI_OK || n < tl ||
+        memcmp(line + n - tl, tail, tl) != 0 ||
+        !(cut = strstr(line, ",\"candidate_val_loss\":"))) {
+        fprintf(stderr, "fti-twin: %s is not a pending decision of fti-twin: left as it is (move "
+                "it away once its decision is known)\n", pp);
+        goto done;
+    }
+    cand = fti_json_get_str(fti_json_root(doc), "candidate", "");
+    before = fti_json_get_str(fti_json_root(doc), "production", ""); /* (null: none) */
+    /* its outcome logged already: the update was killed after logging it */
+    if (!(prefix = fti_strndup(line, (size_t)(cut - line)))) goto done;
+    if (fti_file_read(dp, 64u << 20, &logd, &ln, NULL) == FTI_OK &&
+        has_line_prefix((const char *)logd, ln, prefix)) {
+        rc = 0;
+    } else {
+        if (fti_registry_resolve(home, "production", cur, NULL) != FTI_OK) cur[0] = 0;
+        promoted = *cand && !strcmp(cur, cand);
+        changed = !promoted && strcmp(cur, before) != 0;
+        fti_time_iso8601(fti_time_wall(), now);
+        fti_buf_append(&out, line, n - tl);
+        fti_buf_printf(&out, "\"promoted\":%s%s,\"healed\":\"%s\"}",
+                       promoted ? "true" : "false",
+                       changed ? ",\"production_changed\":true" : "", now);
+        if (out.oom) {
+            fprintf(stderr, "fti-twin: out of memory\n");
+            goto done;
+        }
+        if (log_decision(home, out.data, out.len) != 0) goto done;
+        printf("== the decision of an earlier update (%s, candidate %s) was left pending (killed "
+               "between moving production and logging it): production points at %s, so the "
+               "candidate was %s; logged now\n",
+               fti_json_get_str(fti_json_root(doc), "time", "?"), cand, *cur ? cur : "nothing",
+               promoted ? "promoted" : changed ? "not promoted (production was moved since)"
+                                                : "not promoted (killed before the move)");
+        rc = 0;
+    }
+    if (unlink(pp) != 0 && errno != ENOENT) {
+        fprintf(stderr, "fti-twin: %s: %s (its decision is logged)\n", pp, strerror(errno));
+        rc = -1;
+    }
+done:
+    fti_buf_free(&out);
+    fti_json_free(doc);
+    fti_free(line);
+    fti_free(prefix);
+    fti_free(data);
+    fti_free(logd);
+    fti_free(pp);
+    fti_free(dp);
+    return rc;
+}
+
+/* One decision of an update, as decisions.jsonl logs it. */
+typedef struct decision {
+    const char *time, *dataset, *candidate;
+    double candidate_val_loss;
+    const char *production; /* NULL: there was none */
+    double production_val_loss;
+    int other_tok; /* production has another tokenizer: per byte compares */
+    double candidate_bpb, production_bpb;
+} decision;
+
+/* The decision's line (one JSON object, no newline) into out: "promoted" is its last key unless
+ * changed adds "production_changed" after it (heal_pending relies on the pending line ending in
+ * "promoted":true and on its first keys being time, dataset, candidate). */
+static void decision_line(const decision *d, int promoted, int changed, fti_buf *out) {
+    fti_jw w;
+    out->len = 0;
+    fti_jw_init(&w, out, 0);
+    fti_jw_obj_begin(&w);
+    fti_jw_key(&w, "time");
+    fti_jw_str(&w, d->time);
+    fti_jw_key(&w, "dataset");
+    fti_jw_str(&w, d->dataset);
+    fti_jw_key(&w, "candidate");
+    fti_jw_str(&w, d->candidate);
+    fti_jw_key(&w, "candidate_val_loss");
+    fti_jw_num(&w, d->candidate_val_loss);
+    fti_jw_key(&w, "production");
+    if (d->production) fti_jw_str(&w, d->production);
+    else fti_jw_null(&w);
+    fti_jw_key(&w, "production_val_loss");
+    fti_jw_num(&w, d->production_val_loss);
+    if (d->other_tok) { /* the losses are per token of two tokenizers: per byte compares */
+        fti_jw_key(&w, "production_tokenizer_differs");
+        fti_jw_bool(&w, 1);
+        fti_jw_key(&w, "candidate_bits_per_byte");
+        fti_jw_num(&w, d->candidate_bpb);
+        fti_jw_key(&w, "production_bits_per_byte");
+        fti_jw_num(&w, d->production_bpb);
+    }
+    fti_jw_key(&w, "promoted");
+    fti_jw_bool(&w, promoted);
+    if (changed) { /* promoted or rolled back by someone else during the update */
+        fti_jw_key(&w, "production_changed");
+        fti_jw_bool(&w, 1);
+    }
+    fti_jw_obj_end(&w);
+}
+
+/* Removes the pending record once the decision is logged (when written: `was`). 0, or -1 said
+ * on stderr (the next run then finds the outcome logged and only removes it). */
+static int dec_pending(const char *home, int was) {
+    char *pp = was ? pending_path(home) : NULL;
+    int rc = 0;
+    if (pp && unlink(pp) != 0 && errno != ENOENT) {
+        fprintf(stderr, "fti-twin: %s: %s (the decision is logged)\n", pp, strerror(errno));
+        rc = -1;
+    }
+    fti_free(pp);
+    return rc;
+}
+
 static fti_result du_fn(void *user, const char *path, uint64_t size) {
     (void)path;
     *(uint64_t *)user += size;
@@ -569,6 +755,28 @@ static int cmd_status(const char *home) {
                (double)gr.bytes_freed / 1e6);
     else
         printf("disk        %.1f MB\n", (double)bytes / 1e6);
+    path = pending_path(home);
+    if (path && fti_path_exists(path)) { /* an update's decision left pending: heal it, unless
+                                          * an update holds the lock (it may be the writer) */
+        char *lp = fti_path_join(home, "twin.lock");
+        int fd = lp ? open(lp, O_RDWR) : -1;
+        struct flock fl;
+        memset(&fl, 0, sizeof fl);
+        fl.l_type = F_WRLCK;
+        fl.l_whence = SEEK_SET;
+        if (fd >= 0 && fcntl(fd, F_SETLK, &fl) == 0) {
+            if (heal_pending(home) == 0) { /* production may have been moved: read again */
+                fti_json_free(card);
+                card = load_card(home, "production", id);
+            }
+        } else {
+            printf("pending     a decision of an update under way (%s): logged when it ends, or "
+                   "by the next update\n", path);
+        }
+        if (fd >= 0) close(fd); /* (the lock goes with it) */
+        fti_free(lp);
+    }
+    fti_free(path);
     if (!card) {
         printf("no production model in %s (run: fti-twin update PATH...)\n", home);
         return 0;
@@ -1847,6 +2055,9 @@ int main(int argc, char **argv) {
         printf("== F: ingesting %lu path(s) into %s (%s, pid %ld)\n", (unsigned long)n_paths,
                home, now, (long)getpid());
     }
+    /* a decision an earlier update left pending (killed between moving production and logging
+     * it) is logged first: this update's would replace its record */
+    if (heal_pending(home) != 0) goto done;
     { /* runs left without a model: an earlier update killed part-way (this one holds the lock,
        * so no other update runs; an fti-train may). Said, so a cron log shows the recovery;
        * the lines are gc's dry-run report's (gc frees what they hold). */
@@ -2136,9 +2347,10 @@ int main(int argc, char **argv) {
         size_t nc = 0, np = 0;
         uint64_t bytes = 0;
         fti_buf line = twin_buf0();
-        fti_jw w;
         int logged;
         char now[32];
+        decision dec;
+        memset(&dec, 0, sizeof dec);
         cand = load_card(home, cand_id, cid);
         if (!cand || !val_loss(fti_json_get_str(fti_json_root(cand), "path", ""), ds, pool, 0,
                                &lc, &nc, &bytes, &err)) {
@@ -2175,11 +2387,41 @@ int main(int argc, char **argv) {
             rc = interrupted(where);
             goto done;
         }
+        fti_time_iso8601(fti_time_wall(), now);
+        dec.time = now;
+        dec.dataset = version;
+        dec.candidate = cand_id;
+        dec.candidate_val_loss = lc;
+        dec.production = have_prod ? prod_id : NULL;
+        dec.production_val_loss = lp;
+        dec.other_tok = other_tok;
+        dec.candidate_bpb = bytes ? nats_c / log(2.0) / (double)bytes : NAN;
+        dec.production_bpb = bytes ? nats_p / log(2.0) / (double)bytes : NAN;
+        /* write-ahead: the decision as it is logged if the move succeeds, before the move (a
+         * kill between the move and the log is healed from it: heal_pending) */
+        if (promote) {
+            char *pp = pending_path(home), *rd = fti_path_join(home, "registry");
+            fti_result wr = FTI_ERR_NOMEM;
+            decision_line(&dec, 1, 0, &line);
+            if (pp && rd && !line.oom && (wr = fti_mkdirs(rd, &err)) == FTI_OK)
+                wr = fti_file_write_atomic(pp, line.data, line.len, &err);
+            fti_free(pp);
+            fti_free(rd);
+            fti_buf_free(&line);
+            if (wr != FTI_OK) {
+                fprintf(stderr, "fti-twin: recording the decision before the promotion: %s "
+                        "(nothing promoted)\n", wr == FTI_ERR_NOMEM ? "out of memory" : err.msg);
+                goto done;
+            }
+            test_kill("before-promote");
+        }
         /* only over the production this update compared against: a model promoted (or
          * rolled back to) by hand meanwhile stays */
         if (promote && fti_registry_promote_if(home, cand_id, "production", prod_id, &err) !=
                            FTI_OK) {
             if (err.code != FTI_ERR_MISMATCH) {
+                /* the pending record stays: the next update or status logs the outcome the
+                 * alias shows (the move may have happened before the error) */
                 fprintf(stderr, "fti-twin: promotion failed: %s\n", err.msg);
                 goto done;
             }
@@ -2190,44 +2432,16 @@ int main(int argc, char **argv) {
                    "compared with the former, is not promoted\n", have_prod ? prod_id : "none",
                    cid);
         }
+        if (promote) test_kill("after-promote");
         if (!changed)
             printf("== %s\n", promote ? (have_prod ? "candidate is better: promoted to production"
                                                    : "first model: promoted to production")
                                       : "production stays: the candidate is not better");
-        fti_time_iso8601(fti_time_wall(), now);
-        fti_jw_init(&w, &line, 0);
-        fti_jw_obj_begin(&w);
-        fti_jw_key(&w, "time");
-        fti_jw_str(&w, now);
-        fti_jw_key(&w, "dataset");
-        fti_jw_str(&w, version);
-        fti_jw_key(&w, "candidate");
-        fti_jw_str(&w, cand_id);
-        fti_jw_key(&w, "candidate_val_loss");
-        fti_jw_num(&w, lc);
-        fti_jw_key(&w, "production");
-        if (have_prod) fti_jw_str(&w, prod_id);
-        else fti_jw_null(&w);
-        fti_jw_key(&w, "production_val_loss");
-        fti_jw_num(&w, lp);
-        if (other_tok) { /* the losses are per token of two tokenizers: per byte compares */
-            fti_jw_key(&w, "production_tokenizer_differs");
-            fti_jw_bool(&w, 1);
-            fti_jw_key(&w, "candidate_bits_per_byte");
-            fti_jw_num(&w, bytes ? nats_c / log(2.0) / (double)bytes : NAN);
-            fti_jw_key(&w, "production_bits_per_byte");
-            fti_jw_num(&w, bytes ? nats_p / log(2.0) / (double)bytes : NAN);
-        }
-        fti_jw_key(&w, "promoted");
-        fti_jw_bool(&w, promote);
-        if (changed) { /* promoted or rolled back by someone else during the update */
-            fti_jw_key(&w, "production_changed");
-            fti_jw_bool(&w, 1);
-        }
-        fti_jw_obj_end(&w);
-        logged = log_decision(home, line.data, line.len) == 0;
+        decision_line(&dec, promote, changed, &line);
+        logged = !line.oom && log_decision(home, line.data, line.len) == 0;
         fti_buf_free(&line);
-        if (!logged) goto done;
+        if (!logged) goto done; /* (a pending record stays: healed by the next run) */
+        if (dec_pending(home, promote || changed) != 0) goto done;
     }
     rc = 0;
 done:

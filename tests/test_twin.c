@@ -2183,6 +2183,100 @@ FTI_TEST(twin_registry_verify) {
 #endif
 }
 
+/* Lines of a file (0 when it does not read). */
+static size_t fti_ttw_lines(const char *path) {
+    void *text = NULL;
+    size_t len = 0, i, n = 0;
+    if (fti_file_read(path, 0, &text, &len, NULL) != FTI_OK) return 0;
+    for (i = 0; i < len; i++) n += ((const char *)text)[i] == '\n';
+    fti_free(text);
+    return n;
+}
+
+/* An update killed (SIGKILL) between moving `production` and logging its decision left
+ * production moved and no decision logged. Now its decision is written ahead to
+ * registry/decisions.pending, and `status` logs it as the alias shows it (promoted, "healed").
+ * Killed after writing it but before the move: the next update logs "promoted":false first,
+ * then makes its own decision. (FTI_TWIN_TEST_KILL is fti-twin's crash hook.) */
+FTI_TEST(twin_update_killed_at_promotion_heals_its_decision) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], home2[1024], corpus[1024], out[1024], cmd[4400], id[17], dec[1200];
+    char pend[1200];
+    const char *src = fti_test_corpus_jsonl();
+    void *text = NULL;
+    size_t len = 0, i, lines = 0;
+    int st;
+    fti_error err;
+    if (!fti_path_exists("build/fti-twin") || !fti_path_exists(src)) {
+        fprintf(stderr, "    (build/fti-twin or the corpus missing: skipped)\n");
+        return;
+    }
+    REQUIRE(fti_file_read(src, 0, &text, &len, NULL) == FTI_OK);
+    for (i = 0; i < len && lines < 80; i++)
+        if (((const char *)text)[i] == '\n') lines++;
+    snprintf(corpus, sizeof corpus, "%s", fti_test_tmp("in/dd.jsonl"));
+    REQUIRE(fti_mkdirs(fti_test_tmp("in"), NULL) == FTI_OK);
+    REQUIRE(fti_test_write_file(corpus, text, i) == 0);
+    fti_free(text);
+    snprintf(out, sizeof out, "%s", fti_test_tmp("u.out"));
+
+    /* killed right after the move */
+    snprintf(home, sizeof home, "%s", fti_test_tmp("ws"));
+    snprintf(dec, sizeof dec, "%s/registry/decisions.jsonl", home);
+    snprintf(pend, sizeof pend, "%s/registry/decisions.pending", home);
+    snprintf(cmd, sizeof cmd, "FTI_TWIN_TEST_KILL=after-promote build/fti-twin --home '%s' "
+             "update '%s' --preset tiny --steps 4 --vocab 300 --threads 1 > '%s' 2>&1", home,
+             corpus, out);
+    st = system(cmd);
+    CHECK(!(WIFEXITED(st) && WEXITSTATUS(st) == 0)); /* killed (sh: 137, or the signal) */
+    CHECK(fti_ttw_file_has(out, "== evaluation on the new validation split"));
+    CHECK_OK(fti_registry_resolve(home, "production", id, &err)); /* moved */
+    CHECK_EQ_INT(fti_ttw_lines(dec), 0);                            /* not logged */
+    CHECK(fti_ttw_file_has(pend, "\"promoted\":true}"));            /* but written ahead */
+    snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' status > '%s' 2>&1", home, out);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(fti_ttw_file_has(out, "was left pending"));
+    CHECK(fti_ttw_file_has(out, "so the candidate was promoted; logged now"));
+    CHECK_EQ_INT(fti_ttw_lines(dec), 1);
+    CHECK(fti_ttw_file_has(dec, id));
+    CHECK(fti_ttw_file_has(dec, "\"promoted\":true,\"healed\":\""));
+    CHECK(!fti_path_exists(pend));
+    st = system(cmd); /* once */
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(!fti_ttw_file_has(out, "was left pending"));
+    CHECK_EQ_INT(fti_ttw_lines(dec), 1);
+
+    /* killed after writing the decision ahead, before the move */
+    snprintf(home2, sizeof home2, "%s", fti_test_tmp("ws2"));
+    snprintf(dec, sizeof dec, "%s/registry/decisions.jsonl", home2);
+    snprintf(pend, sizeof pend, "%s/registry/decisions.pending", home2);
+    snprintf(cmd, sizeof cmd, "FTI_TWIN_TEST_KILL=before-promote build/fti-twin --home '%s' "
+             "update '%s' --preset tiny --steps 4 --vocab 300 --threads 1 > '%s' 2>&1", home2,
+             corpus, out);
+    st = system(cmd);
+    CHECK(!(WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    CHECK(fti_registry_resolve(home2, "production", id, &err) != FTI_OK); /* not moved */
+    CHECK(fti_path_exists(pend));
+    /* the next update: logs that one first (not promoted), then trains and promotes its own */
+    snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' update '%s' --preset tiny --steps 4 "
+             "--vocab 300 --threads 1 > '%s' 2>&1", home2, corpus, out);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(fti_ttw_file_has(out, "not promoted (killed before the move); logged now"));
+    CHECK(fti_ttw_file_has(out, "first model: promoted to production"));
+    CHECK_EQ_INT(fti_ttw_lines(dec), 2);
+    CHECK(fti_ttw_file_has(dec, "\"production\":null,\"production_val_loss\":null,"
+                                "\"promoted\":false,\"healed\":\""));
+    CHECK(!fti_path_exists(pend));
+    if (fti_test_failures) {
+        REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+        fprintf(stderr, "%.*s\n", (int)len, (const char *)text);
+        fti_free(text);
+    }
+#endif
+}
+
 /* A fine-tune's parent model (fti__tr_load_parent) has its card read once: the loader checks
  * the file's hash against the card it read for its own fields, where it called
  * fti_registry_verify, which resolved and read the card a second time. Counted as the file
