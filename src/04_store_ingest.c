@@ -384,12 +384,6 @@ static fti__st_kind fti__st_kind_sniff(const char *s, size_t n) {
     return FTI__ST_K_UNKNOWN;
 }
 
-/* Title from a file name: the base name without its extension. */
-static char *fti__st_title_from_path(const char *path) {
-    const char *b = fti_path_base(path), *dot = strrchr(b, '.');
-    return fti__st_meta_str(b, dot && dot != b ? (size_t)(dot - b) : strlen(b), 200);
-}
-
 /* Does the buffer look binary? (NUL bytes, or many control bytes, in the first 64 KiB) */
 static int fti__st_looks_binary(const unsigned char *s, size_t n, char *why, size_t why_len) {
     size_t i, m = n < 65536 ? n : 65536, nul = 0, ctl = 0;
@@ -605,6 +599,55 @@ static int fti__st_num(const char *s, size_t k) {
         v = v * 10 + (s[i] - '0');
     }
     return v;
+}
+
+/* A file name's leading date: "YYYY-MM-DD" or "YYYY_MM_DD" (a real day, year 1900 or later),
+ * then the end of the name or a blank, '_', '-' or '.'. Its length (10) and the date as
+ * "YYYY-MM-DD" in out; 0 when the name does not start with one. */
+static size_t fti__st_name_date(const char *s, size_t n, char out[32]) {
+    int y, mo, d;
+    if (n < 10 || (s[4] != '-' && s[4] != '_') || s[7] != s[4]) return 0;
+    if (n > 10 && s[10] != ' ' && s[10] != '_' && s[10] != '-' && s[10] != '.') return 0;
+    y = fti__st_num(s, 4), mo = fti__st_num(s + 5, 2), d = fti__st_num(s + 8, 2);
+    if (y < 1900 || mo < 1 || mo > 12 || d < 1 || d > 31 || d > fti__st_month_days(y, mo))
+        return 0; /* (mo and d bounded outright for gcc's format-truncation check) */
+    snprintf(out, 32, "%04d-%02d-%02d", y, mo, d);
+    return 10;
+}
+
+/* Title from a file name, as a reader would write it: the base name without its extension,
+ * a leading date (fti__st_name_date: the document's date, fti__st_date_from_path) left out,
+ * underscores as blanks, and dashes too when the name has no blank ("walking-to-work": a
+ * slug; "Jean-Paul on work" keeps its dash), blanks collapsed. "2024-05-01 walking to
+ * work.txt" and "walking_to_work.txt" are "walking to work" (they were the name as it is,
+ * until processing format 14); a name that is only a date keeps it. */
+static char *fti__st_title_from_path(const char *path) {
+    const char *b = fti_path_base(path), *dot = strrchr(b, '.');
+    size_t n = dot && dot != b ? (size_t)(dot - b) : strlen(b), k, i;
+    char date[32], *r;
+    int slug;
+    fti_buf t;
+    k = fti__st_name_date(b, n, date);
+    while (k && k < n && (b[k] == ' ' || b[k] == '_' || b[k] == '-' || b[k] == '.')) k++;
+    if (k && k >= n) return fti__st_meta_str(b, n, 200); /* only a date: the name */
+    slug = !memchr(b + k, ' ', n - k);
+    memset(&t, 0, sizeof t);
+    for (i = k; i < n; i++)
+        fti_buf_putc(&t, b[i] == '_' || (slug && b[i] == '-') ? ' ' : b[i]);
+    if (t.oom) {
+        fti_buf_free(&t);
+        return NULL;
+    }
+    r = fti__st_meta_str(t.data, t.len, 200); /* (blanks collapsed, trimmed) */
+    fti_buf_free(&t);
+    return r;
+}
+
+/* A date that opens the file name (fti__st_name_date), as a new string, or NULL. */
+static char *fti__st_date_from_path(const char *path) {
+    const char *b = fti_path_base(path);
+    char date[32];
+    return fti__st_name_date(b, strlen(b), date) ? fti_strdup(date) : NULL;
 }
 
 /* The month named by the n letters at s (English: "March", "Mar", "Sept"), 1..12, or 0. */
@@ -3285,6 +3328,7 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
         } else {
             t = title.len ? fti__st_meta_str(title.data, title.len, 200) : NULL;
             if (!t) t = fti__st_title_from_path(path);
+            if (!date) date = fti__st_date_from_path(path); /* "2024-05-01 walk.txt" */
             fti__st_emit(pp, o, u->file, "", (const char *)data + u->off, u->len,
                          text.data ? text.data : "", text.len,
                          pp->o->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, t, author, date,

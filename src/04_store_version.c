@@ -45,8 +45,11 @@
  * repetition rule counts a line over 1,000 bytes as its sentences; an input folder's symbolic
  * links, FIFOs and devices are rejected with their reason (they were left out in silence). 13
  * (2026-11-29, the thirteenth): a group of near-duplicates keeps its newest dated document (it
- * kept its first in input order). */
-#define FTI__ST_FORMAT 13
+ * kept its first in input order). 14 (2026-11-30): a title made from a file name (a text file's,
+ * or a Markdown or HTML file's without a title of its own) has its underscores as blanks, a
+ * slug's dashes too, and no leading date, which becomes the document's date when it has none
+ * ("2024-05-01 walking_to_work.txt": "walking to work", dated 2024-05-01). */
+#define FTI__ST_FORMAT 14
 
 /* === workspace ============================================================================== */
 

@@ -405,6 +405,80 @@ static int ingest_exports(const char *name, const export_file *files, size_t n,
     return !got->oom;
 }
 
+/* The title and date of the document of version id whose source ends in name ("" when it has
+ * none); 0 when there is no such document. */
+static int doc_title_date(const char *home, const char *id, const char *name, char *title,
+                          char *date) {
+    fti_buf docs;
+    const char *p, *e;
+    int found = 0;
+    memset(&docs, 0, sizeof docs);
+    if (!read_docs(home, id, &docs)) return 0;
+    for (p = docs.data; !found && p && p < docs.data + docs.len; p = e + 1) {
+        fti_json_doc *d = NULL;
+        const char *src;
+        size_t n = strlen(name), k;
+        e = (const char *)memchr(p, '\n', (size_t)(docs.data + docs.len - p));
+        if (!e) e = docs.data + docs.len;
+        if (fti_json_parse(p, (size_t)(e - p), NULL, &d, NULL, NULL) != FTI_OK) continue;
+        src = fti_json_get_str(fti_json_root(d), "source", "");
+        k = strlen(src);
+        if (k >= n && strcmp(src + k - n, name) == 0) {
+            snprintf(title, 200, "%s", fti_json_get_str(fti_json_root(d), "title", ""));
+            snprintf(date, 32, "%s", fti_json_get_str(fti_json_root(d), "date", ""));
+            found = 1;
+        }
+        fti_json_free(d);
+    }
+    fti_buf_free(&docs);
+    return found;
+}
+
+/* A text file's title is its name as a reader would write it: underscores (and a slug's
+ * dashes) as blanks, a leading date left out of it and kept as the document's date (until
+ * processing format 14 the title was the name as it is: "2024-05-01 walking to work",
+ * "walking_to_work", and a note had no date). */
+FTI_TEST(store_txt_title_from_file_name) {
+    static const export_file files[] = {
+        {"2024-05-01 walking to work.txt",
+         "The bus was late again, so I walked the long way past the river and the mill.\n"},
+        {"walking_to_work.txt",
+         "Rain all morning; the umbrella gave up halfway across the bridge by the station.\n"},
+        {"notes-on-baking.txt",
+         "The rye starter wants feeding twice a day in summer and once in the winter months.\n"},
+        {"Jean-Paul on work.txt",
+         "Jean-Paul says work expands to fill whatever hours a stubborn person gives to it.\n"},
+        {"2024_02_29-leap_day.txt",
+         "A leap day spent mostly indoors reading letters from a friend who lives abroad.\n"},
+        {"2024-02-30 not a day.txt",
+         "An impossible day in the name stays in the title, as the name has it written.\n"},
+        {"2023-11-05.txt",
+         "Only a date for a name: the title keeps it, and it is the document's date too.\n"},
+        {"dated.md", "---\ndate: 2020-01-02\n---\nFront matter has the date here, so the name's "
+                     "own date is not needed for this note.\n"}};
+    static const char *const want[][3] = {
+        {"2024-05-01 walking to work.txt", "walking to work", "2024-05-01"},
+        {"walking_to_work.txt", "walking to work", ""},
+        {"notes-on-baking.txt", "notes on baking", ""},
+        {"Jean-Paul on work.txt", "Jean-Paul on work", ""},
+        {"2024_02_29-leap_day.txt", "leap day", "2024-02-29"},
+        {"2024-02-30 not a day.txt", "2024-02-30 not a day", ""},
+        {"2023-11-05.txt", "2023-11-05", "2023-11-05"},
+        {"dated.md", "dated", "2020-01-02"}};
+    char home[512], id[65], title[200], date[32];
+    fti_buf got;
+    size_t i;
+    REQUIRE(ingest_exports("txt_titles", files, sizeof files / sizeof files[0], NULL, home, id,
+                           &got));
+    for (i = 0; i < sizeof want / sizeof want[0]; i++) {
+        title[0] = date[0] = 0;
+        CHECK(doc_title_date(home, id, want[i][0], title, date));
+        CHECK_EQ_STR(title, want[i][1]);
+        CHECK_EQ_STR(date, want[i][2]);
+    }
+    fti_buf_free(&got);
+}
+
 /* An input folder's symbolic links are not followed (one could lead outside it, to ~/.ssh) and
  * its FIFOs not read, but each is in the report with its reason (they were left out without a
  * word); the walk tells them in its sorted order. */
