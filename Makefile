@@ -61,8 +61,8 @@ $(B)/tests_gen.c: $(TESTS) tools/gen_tests.sh | $(B)
 	sh tools/gen_tests.sh $@ $(TESTS)
 
 # (test_infer.c compiles README's example, tests/compile/readme_example.c, in as a function)
-$(B)/fti-test: tests/main.c tests/test.h $(wildcard tests/test_util_*.h) $(B)/tests_gen.c $(TESTS) fti.h \
-               tests/compile/readme_example.c
+$(B)/fti-test: tests/main.c tests/test.h $(wildcard tests/test_util_*.h) $(B)/tests_gen.c $(TESTS) \
+               fti.h tests/compile/readme_example.c
 	$(CC) $(STD) $(OPT) $(WARN) $(CFLAGS) -I$(B) -Itests -o $@ tests/main.c $(LDLIBS)
 
 test: $(B)/fti-test all
