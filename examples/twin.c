@@ -652,7 +652,7 @@ static int heal_pending(const char *home) {
                "candidate was %s; logged now\n",
                fti_json_get_str(fti_json_root(doc), "time", "?"), cand, *cur ? cur : "nothing",
                promoted ? "promoted" : changed ? "not promoted (production was moved since)"
-                                                : "not promoted (killed before the move)");
+                                                : "not promoted (it stopped before the move)");
         rc = 0;
     }
     if (unlink(pp) != 0 && errno != ENOENT) {

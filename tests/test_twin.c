@@ -2263,7 +2263,7 @@ FTI_TEST(twin_update_killed_at_promotion_heals_its_decision) {
              "--vocab 300 --threads 1 > '%s' 2>&1", home2, corpus, out);
     st = system(cmd);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    CHECK(fti_ttw_file_has(out, "not promoted (killed before the move); logged now"));
+    CHECK(fti_ttw_file_has(out, "not promoted (it stopped before the move); logged now"));
     CHECK(fti_ttw_file_has(out, "first model: promoted to production"));
     CHECK_EQ_INT(fti_ttw_lines(dec), 2);
     CHECK(fti_ttw_file_has(dec, "\"production\":null,\"production_val_loss\":null,"
