@@ -2646,6 +2646,11 @@ typedef struct fti_train_run_opts {
     int keep_best;            /* 1: register the weights of the best validation pass (kept in
                                * the run directory, so resume keeps them), not the last step's;
                                * FTI_ERR_UNSUPPORTED with LoRA (train.lora_rank) */
+    /* > 0: early stopping. The run ends after this many validation passes in a row none of
+     * which improved on the best validation loss so far, and finishes as at max_steps (the
+     * model is written and registered; with keep_best, the best pass's weights), with
+     * result->stopped_early set. Part of the run's key when set. 0 = off. */
+    uint32_t patience;
     int stamp_created;        /* 1: also write fti.created into the GGUF (ids then differ) */
     /* > 0: fit the run to this many seconds of wall time (the training loop with its validation
      * passes and best-weight saves, not the model's writing): train.max_steps is the first
@@ -2684,6 +2689,7 @@ typedef struct fti_train_run_result {
     int resumed;              /* 1 if the run continued from a checkpoint */
     int used_best;            /* 1 if keep_best replaced the last weights by the best ones */
     uint64_t best_step;       /* used_best: the step those weights are of (stats: the run's) */
+    int stopped_early;        /* 1 if patience ended the run before its schedule did */
     fti_train_stats stats;    /* the trainer's numbers at the end */
 } fti_train_run_result;
 
@@ -33235,6 +33241,7 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
     size_t n_hist = 0, n_val = 0, i, n_params;
     const char *tok_sha, *preset, *name;
     int from_scratch_tiny, writer = 1, run_fd = -1, pass, stopped = 0, saved;
+    uint32_t since_best = 0;
     char legacy_key[17];
     fti_buf card, cfgjson;
     fti_jw w;
@@ -33363,6 +33370,10 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
             size_t l = strlen(buf);
             snprintf(buf + l, sizeof buf - l, "|nowd");
         }
+        if (ro.patience) { /* early stopping ends the run elsewhere (in the key when set) */
+            size_t l = strlen(buf);
+            snprintf(buf + l, sizeof buf - l, "|patience%u", (unsigned)ro.patience);
+        }
         if (o.bf16) { /* bf16 matmuls change the trajectory (only in the key when set) */
             size_t l = strlen(buf);
             snprintf(buf + l, sizeof buf - l, "|bf16");
@@ -33489,6 +33500,13 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
             if (hv) k++;
         }
     }
+    if (ro.patience) { /* a resumed run: the passes since the best one so far */
+        float lowest = 0;
+        for (i = 0; i < n_val; i++) {
+            if (i == 0 || vl[i] <= lowest) lowest = vl[i];
+            since_best = vl[i] <= lowest ? 0 : since_best + 1;
+        }
+    }
     fti_trainer_stats_get(t, &st);
     res->stats = st;
     if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_START, res, &st);
@@ -33511,6 +33529,17 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
             (r = fti__tr_best_save(best, st.step, fti_trainer_params(t), n_params, err)) != FTI_OK)
             goto done;
         if (ro.progress) ro.progress(ro.progress_user, FTI_TRAIN_EVENT_STEP, res, &st);
+        if (ro.patience && st.evaluated) { /* early stopping: passes since the best one */
+            if (st.val_loss <= st.best_val_loss) since_best = 0;
+            else if (++since_best >= ro.patience && !fti_trainer_done(t)) {
+                fti__tr_log(&o, FTI_LOG_INFO, "early stop at step %llu of %llu: %u validation "
+                            "passes in a row without a new best (%.4f)",
+                            (unsigned long long)st.step, (unsigned long long)st.total_steps,
+                            (unsigned)ro.patience, st.best_val_loss);
+                res->stopped_early = 1;
+                break;
+            }
+        }
     }
     if (mf) fclose(mf);
     mf = NULL;
@@ -33659,6 +33688,11 @@ FTIDEF fti_result fti_train_run(const char *home, const fti_train_run_opts *opts
             fti_jw_key(&w, "run_tokens"); fti_jw_int(&w, (int64_t)st.tokens_seen);
             fti_jw_key(&w, "run_train_loss");
             fti_jw_num(&w, n_hist ? (double)hist[n_hist - 1] : st.loss);
+        }
+        if (res->stopped_early) { /* patience ended it before its schedule's end */
+            fti_jw_key(&w, "stopped_early"); fti_jw_bool(&w, 1);
+            fti_jw_key(&w, "patience"); fti_jw_int(&w, (int64_t)ro.patience);
+            fti_jw_key(&w, "schedule_steps"); fti_jw_int(&w, (int64_t)st.total_steps);
         }
         fti_jw_key(&w, "machine"); fti__tr_machine_json(&w, threads, t);
         fti_jw_key(&w, "config");

@@ -15,8 +15,9 @@
  *      reused); if the dataset version is the one the production model was trained on, it says
  *      so and stops;
  *   2. trains a candidate with the library's training driver (fti_train_run): fine-tunes the
- *      production model on the new version when the tokenizer is the same, else trains from
- *      scratch with the twin's recipe for the preset;
+ *      production model on the new version when the tokenizer is the same (at most 3 passes,
+ *      stopping early when validation stops improving), else trains from scratch with the
+ *      twin's recipe for the preset; --authors not given is the production dataset's;
  *   3. evaluates the candidate and the current production model on the same, new validation split;
  *   4. promotes the candidate to `production` only if its validation loss is lower
  *      (champion/challenger), and appends the decision with both figures to
@@ -44,6 +45,7 @@
 #define FTI_IMPLEMENTATION
 #include "fti.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -65,6 +67,13 @@
  * the model only memorises after it (docs/twin.md, "The twin's recipe"). */
 #define TWIN_MAX_EPOCHS 12
 #define TWIN_EPOCHS_STR "12 passes over the data"
+/* A fine-tune starts from a model that has had its passes over most of the data already: more
+ * than a few more overfit it (an archive of 54 k tokens fine-tuned for 3 minutes, 57 passes, was
+ * best at its first validation pass and 28% worse at the end), so it stops after 3 passes, or
+ * earlier when TWIN_FT_PATIENCE validation passes in a row bring no new best. */
+#define TWIN_FT_MAX_EPOCHS 3
+#define TWIN_FT_EPOCHS_STR "3 passes over the data"
+#define TWIN_FT_PATIENCE 5
 
 /* bf16 matmuls when the CPU does them natively (AVX-512 BF16): about 1.4x the steps */
 /* SIGINT / SIGTERM during an update (cron's timeout, systemd's stop, Ctrl-C): the ingest under
@@ -198,8 +207,9 @@ static void usage(FILE *f) {
             "  --retokenize    train a new tokenizer (then the model is trained from scratch)\n"
             "  --authors LIST  keep only these authors' writing: every name, handle and address\n"
             "                  you write under, comma-separated (others' mail and posts are left\n"
-            "                  out; not given: exports that name their owner, and mail next to\n"
-            "                  its sent mail, keep the owner's; \"*\": everyone's)\n"
+            "                  out; not given: the production model's dataset's --authors, or\n"
+            "                  for a first update, exports that name their owner, and mail next\n"
+            "                  to its sent mail, keep the owner's; \"*\": everyone's)\n"
             "  --wait          if another update is running in the workspace, wait for it to\n"
             "                  finish instead of exiting with status 3\n"
             "  --gc            after the update, gc with the defaults (for cron)\n"
@@ -789,10 +799,41 @@ static int cmd_status(const char *home) {
     fti_json_free(card);
     path = fti_path_join(home, "registry/decisions.jsonl");
     if (path && fti_file_read(path, 64u << 20, &data, &len, NULL) == FTI_OK) {
-        /* the last five decisions */
+        /* the last five decisions, one line each (the file has every one, as JSON lines) */
         size_t k = len, lines = 0;
+        char last_promoted[17] = "";
+        const char *p, *e;
         while (k > 0 && lines < 6) if (((char *)data)[--k] == '\n') lines++;
-        printf("last decisions:\n%s", (char *)data + (k ? k + 1 : 0));
+        printf("last decisions (%s):\n", path);
+        for (p = (const char *)data + (k ? k + 1 : 0); p < (const char *)data + len; p = e + 1) {
+            fti_json_doc *d = NULL;
+            e = memchr(p, '\n', (size_t)((const char *)data + len - p));
+            if (!e) e = (const char *)data + len;
+            if (e == p) continue;
+            if (fti_json_parse(p, (size_t)(e - p), NULL, &d, NULL, NULL) == FTI_OK) {
+                const fti_json *o = fti_json_root(d), *pv = fti_json_get(o, "promoted");
+                int promoted = pv && pv->type == FTI_JSON_TRUE;
+                const char *prod = fti_json_get_str(o, "production", NULL);
+                const char *cand = fti_json_get_str(o, "candidate", "?");
+                printf("  %s  %-12s candidate %.16s (val loss %.4f)", fti_json_get_str(o, "time",
+                       "?"), promoted ? "promoted" : "not promoted", cand,
+                       fti_json_get_num(o, "candidate_val_loss", NAN));
+                if (prod)
+                    printf(" against %.16s (%.4f)", prod,
+                           fti_json_get_num(o, "production_val_loss", NAN));
+                else
+                    printf(", the first model");
+                printf(", dataset %.16s%s\n", fti_json_get_str(o, "dataset", "?"),
+                       fti_json_get(o, "healed") ? " (logged by a later run: healed)" : "");
+                if (promoted) snprintf(last_promoted, sizeof last_promoted, "%.16s", cand);
+                fti_json_free(d);
+            } else {
+                printf("  %.*s\n", (int)(e - p), p);
+            }
+        }
+        if (last_promoted[0] && strcmp(last_promoted, id))
+            printf("  (production is not the last promoted candidate: it was moved since, by "
+                   "fti-registry rollback or promote)\n");
         fti_free(data);
     }
     fti_free(path);
@@ -890,6 +931,30 @@ static int count_fn(void *user, uint64_t h) {
     (void)h;
     ++*(size_t *)user;
     return 1;
+}
+
+/* Of the documents of ds's index (each one's first chunk), how many begin as a dictionary
+ * entry does: their title, then a comma ("CYNIC, n. A blackguard whose ..."). */
+static void entry_shape(const fti_dataset *ds, size_t *n_entries, size_t *n_docs) {
+    const fti_bm25 *ix = fti_dataset_index(ds);
+    size_t i, n = ix ? fti_bm25_chunks(ix) : 0;
+    uint32_t last_doc = UINT32_MAX;
+    fti_search_hit hit;
+    *n_entries = *n_docs = 0;
+    for (i = 0; i < n; i++) {
+        size_t tl;
+        if (!fti_bm25_chunk(ix, i, &hit) || hit.doc == last_doc) continue;
+        last_doc = hit.doc;
+        ++*n_docs;
+        tl = hit.title ? strlen(hit.title) : 0;
+        if (tl && hit.text_len > tl && hit.text[tl] == ',') {
+            size_t k = 0;
+            while (k < tl && tolower((unsigned char)hit.text[k]) ==
+                                 tolower((unsigned char)hit.title[k]))
+                k++;
+            if (k == tl) ++*n_entries;
+        }
+    }
 }
 
 /* The words of every chunk of ds's index; an empty lexicon (every word passes) without one. */
@@ -1496,6 +1561,16 @@ static int cmd_write(const char *home, const char *const *words, size_t n_words,
                     err.msg);
         }
     }
+    if (ds) { /* write makes dictionary entries: say so to a writer of prose */
+        size_t n_entries, n_docs;
+        entry_shape(ds, &n_entries, &n_docs);
+        if (n_docs >= 10 && n_entries * 4 < n_docs)
+            fprintf(stderr, "fti-twin: note: write makes dictionary entries (\"WORD, n. ...\"), "
+                    "the demo corpus's form, but only %lu of this dataset's %lu documents begin "
+                    "that way (their title, then a comma): for posts, notes or mail use "
+                    "fti-infer --home %s --title T --prompt P, or fti-serve's chat\n",
+                    (unsigned long)n_entries, (unsigned long)n_docs, home);
+    }
     if (ds && (wo->author_words || wo->word_mask)) lex_build(&lex, ds);
     if (ds && wo->word_mask) masked = mask_build(&wm, ds, &lex, tok, V);
     if (masked && wo->topic > 0 && !no_shards) {
@@ -1960,6 +2035,14 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    if (!strcmp(cmd, "update")) /* a mistyped PATH leaves no new workspace behind */
+        for (i = 0; (size_t)i < n_paths; i++)
+            if (!fti_path_exists(paths[i])) {
+                fprintf(stderr, "fti-twin: %s: no such file or folder (nothing was done)\n",
+                        paths[i]);
+                fti_free(paths);
+                return 1;
+            }
     home = fti_workspace_resolve(home_arg);
     if (home && strcmp(cmd, "update") && !twin_home_exists(home)) {
         /* status, write and gc read a workspace: a mistyped --home is not a new one */
@@ -2083,14 +2166,15 @@ int main(int argc, char **argv) {
     }
     fflush(stdout);
     {
-        char tok_path[4096] = "";
+        char tok_path[4096] = "", prev_authors[1024] = "";
         fti_ingest_opts io;
         size_t reused = 0;
         const fti_json *c;
-        if (have_prod && !retokenize) {
+        if (have_prod) {
             /* the tokenizer object its dataset's manifest names (not through fti_dataset_open,
              * which also checks the index and shards: a damaged index made the update train a
-             * new tokenizer and a model from scratch, as if --retokenize had been given) */
+             * new tokenizer and a model from scratch, as if --retokenize had been given), and
+             * the --authors it was made with */
             char ds_id[65], mpath[4096];
             void *txt = NULL;
             size_t len = 0;
@@ -2103,13 +2187,24 @@ int main(int argc, char **argv) {
                     const char *hex = fti_json_get_str(
                         fti_json_get(fti_json_get(fti_json_root(md), "files"), "tokenizer"),
                         "sha256", "");
-                    if (strlen(hex) == 64)
+                    const char *pa = fti_json_get_str(
+                        fti_json_get(fti_json_root(md), "options"), "authors", "");
+                    if (strlen(hex) == 64 && !retokenize)
                         snprintf(tok_path, sizeof tok_path, "%s/store/objects/%.2s/%s", home, hex,
                                  hex);
+                    if (strlen(pa) < sizeof prev_authors)
+                        snprintf(prev_authors, sizeof prev_authors, "%s", pa);
                 }
                 fti_free(txt);
                 fti_json_free(md);
             }
+        }
+        /* --authors is remembered: an update without it keeps whose writing the production
+         * model's dataset kept (a cron line without it took in a mailbox's correspondents) */
+        if (!authors && prev_authors[0]) {
+            authors = prev_authors;
+            printf("   --authors \"%s\" as for the production model's dataset (--authors \"*\" "
+                   "keeps everyone's)\n", authors);
         }
         memset(&io, 0, sizeof io);
         io.tokenizer = tok_path[0] ? tok_path : NULL;
@@ -2174,10 +2269,16 @@ int main(int argc, char **argv) {
         size_t added = 1, removed = 1;
         fti_buf diff = twin_buf0();
         int same = !strcmp(pds, version);
-        if (!same && tok && !strcmp(ptok, tok) &&
-            fti_store_diff(home, pds, version, &diff, &added, &removed, NULL) == FTI_OK)
-            same = added == 0 && removed == 0;
+        int compared = !same && fti_store_diff(home, pds, version, &diff, &added, &removed,
+                                               NULL) == FTI_OK;
+        if (compared && tok && !strcmp(ptok, tok)) same = added == 0 && removed == 0;
         fti_buf_free(&diff);
+        if (!same && compared) {
+            printf("   %lu document(s) added and %lu removed since the production model's version "
+                   "%.16s (an edited one counts as both; fti-feature --home %s diff %.16s %.16s "
+                   "lists them)\n", (unsigned long)added, (unsigned long)removed, pds, home, pds,
+                   version);
+        }
         if (same) {
             if (!strcmp(pds, version))
                 printf("== the data did not change since the production model %s was trained: "
@@ -2249,14 +2350,17 @@ int main(int argc, char **argv) {
         else steps = 300;
         budget_s -= cal_s;
         if (budget_s < 10) budget_s = 10;
-        /* from scratch, at most TWIN_MAX_EPOCHS passes over the training split */
-        if (!same_tok && !fixed_steps) {
+        /* at most TWIN_MAX_EPOCHS passes over the training split from scratch, a fine-tune
+         * TWIN_FT_MAX_EPOCHS (and it stops early when validation stops improving) */
+        if (!fixed_steps) {
             const fti_token_shard *sh = fti_dataset_shard(ds, FTI_SPLIT_TRAIN);
             size_t bt = (ro.train.batch ? ro.train.batch : 8) *
                         (ro.train.ctx ? ro.train.ctx : cfg.context_len);
-            max_epoch_steps = sh && bt ? (uint64_t)TWIN_MAX_EPOCHS * sh->count / bt : 0;
+            uint64_t epochs = same_tok ? TWIN_FT_MAX_EPOCHS : TWIN_MAX_EPOCHS;
+            max_epoch_steps = sh && bt ? epochs * sh->count / bt : 0;
             if (max_epoch_steps < 20) max_epoch_steps = 20;
         }
+        if (same_tok && !fixed_steps) ro.patience = TWIN_FT_PATIENCE;
         fit_steps = steps;
         if (max_epoch_steps && steps > max_epoch_steps) steps = max_epoch_steps;
         ro.train.max_steps = steps;
@@ -2287,8 +2391,10 @@ int main(int argc, char **argv) {
         else if (max_epoch_steps && fit_steps > max_epoch_steps)
             /* the cap, not the budget, ends training: say so, and about when */
             printf("   the budget has room for about %llu steps on this machine (%.1f s measured), "
-                   "but training from scratch stops after %s = %llu steps, about %.1f of the "
-                   "%.1f min%s\n", (unsigned long long)fit_steps, cal_s, TWIN_EPOCHS_STR,
+                   "but %s stops after %s = %llu steps, about %.1f of the "
+                   "%.1f min%s\n", (unsigned long long)fit_steps, cal_s,
+                   same_tok ? "fine-tuning" : "training from scratch",
+                   same_tok ? TWIN_FT_EPOCHS_STR : TWIN_EPOCHS_STR,
                    (unsigned long long)max_epoch_steps,
                    budget_s * (double)max_epoch_steps / (double)fit_steps / 60, budget_s / 60,
                    ro.train.bf16 ? "; bf16 matmuls" : "");
@@ -2297,7 +2403,8 @@ int main(int argc, char **argv) {
                    "schedule follows the measured step time)%s\n", (unsigned long long)steps,
                    cal_s, ro.train.bf16 ? ", bf16 matmuls" : "");
         if (same_tok)
-            printf("== T: fine-tuning production model %s on %.16s for %.1f min\n", prod_id,
+            printf("== T: fine-tuning production model %s on %.16s for at most %.1f min\n",
+                   prod_id,
                    version, budget_s / 60);
         else
             printf("== T: training a %s model from scratch on %.16s for at most %.1f min%s\n",
@@ -2321,6 +2428,11 @@ int main(int argc, char **argv) {
                (unsigned long long)res.stats.step, (unsigned long long)res.stats.tokens_seen,
                res.stats.loss, res.stats.val_loss, res.stats.best_val_loss, res.stats.elapsed_s,
                res.used_best ? "  (best validation weights kept)" : "");
+        if (res.stopped_early)
+            printf("   stopped early: %d validation passes in a row brought no new best (of %llu "
+                   "steps planned; the best pass, step %llu, kept)\n", TWIN_FT_PATIENCE,
+                   (unsigned long long)res.stats.total_steps,
+                   (unsigned long long)(res.used_best ? res.best_step : res.stats.step));
         printf("run %s/runs/%s\n", home, res.run_key);
         printf("model %s\n", res.id);
         snprintf(cand_id, sizeof cand_id, "%s", res.id);

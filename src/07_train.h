@@ -381,6 +381,11 @@ typedef struct fti_train_run_opts {
     int keep_best;            /* 1: register the weights of the best validation pass (kept in
                                * the run directory, so resume keeps them), not the last step's;
                                * FTI_ERR_UNSUPPORTED with LoRA (train.lora_rank) */
+    /* > 0: early stopping. The run ends after this many validation passes in a row none of
+     * which improved on the best validation loss so far, and finishes as at max_steps (the
+     * model is written and registered; with keep_best, the best pass's weights), with
+     * result->stopped_early set. Part of the run's key when set. 0 = off. */
+    uint32_t patience;
     int stamp_created;        /* 1: also write fti.created into the GGUF (ids then differ) */
     /* > 0: fit the run to this many seconds of wall time (the training loop with its validation
      * passes and best-weight saves, not the model's writing): train.max_steps is the first
@@ -419,6 +424,7 @@ typedef struct fti_train_run_result {
     int resumed;              /* 1 if the run continued from a checkpoint */
     int used_best;            /* 1 if keep_best replaced the last weights by the best ones */
     uint64_t best_step;       /* used_best: the step those weights are of (stats: the run's) */
+    int stopped_early;        /* 1 if patience ended the run before its schedule did */
     fti_train_stats stats;    /* the trainer's numbers at the end */
 } fti_train_run_result;
 

@@ -572,6 +572,45 @@ static void fti_ttw_refusals(const char *home) {
 }
 #endif
 
+/* patience: a run whose validation loss stops improving ends early, finished and registered
+ * with the best pass's weights; the card says so; without patience it runs its schedule. */
+FTI_TEST(twin_train_run_patience) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024];
+    fti_train_run_opts ro;
+    fti_train_run_result r;
+    fti_error err;
+    fti_json_doc *doc;
+    if (!fti_ttw_workspace(home, sizeof home, "ws")) return;
+    /* the rate far too high after the warm-up (as above): the loss climbs from step 4 on */
+    ro = fti_ttw_opts(1);
+    ro.keep_best = 1;
+    ro.patience = 2;
+    ro.train.max_steps = 40;
+    ro.train.eval_every = 2;
+    ro.train.warmup_steps = 6;
+    ro.train.lr = 1.0f;
+    REQUIRE(fti_train_run(home, &ro, &r, &err) == FTI_OK);
+    CHECK(r.stopped_early);
+    CHECK(r.stats.step < 40 && r.stats.step % 2 == 0);
+    CHECK(r.used_best && r.best_step + 4 == r.stats.step);
+    CHECK(r.id[0] != 0);
+    doc = fti_ttw_card(home, r.id);
+    REQUIRE(doc != NULL);
+    {
+        const fti_json *se = fti_json_get(fti_json_root(doc), "stopped_early");
+        CHECK(se && se->type == FTI_JSON_TRUE);
+    }
+    CHECK_EQ_INT(fti_json_get_int(fti_json_root(doc), "patience", 0), 2);
+    CHECK_EQ_INT(fti_json_get_int(fti_json_root(doc), "schedule_steps", 0), 40);
+    fti_json_free(doc);
+    ro.patience = 0; /* another run (patience is in its key): the whole schedule */
+    REQUIRE(fti_train_run(home, &ro, &r, &err) == FTI_OK);
+    CHECK(!r.stopped_early);
+    CHECK_EQ_INT(r.stats.step, 40);
+#endif
+}
+
 FTI_TEST(twin_train_run_keep_best_and_errors) {
 #if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
     char home[1024];
@@ -2309,5 +2348,103 @@ FTI_TEST(twin_load_parent_reads_its_card_once) {
     fti_free(path);
     CHECK(opens_verify >= 2 && opens_gguf >= 1);
     CHECK_EQ_INT(opens_load, opens_verify + opens_gguf);
+#endif
+}
+
+/* fti-twin update, fresh writing after a first model: --authors is remembered from the
+ * production model's dataset (a cron line without it took in a mailbox's correspondents), the
+ * update says how many documents were added and removed, and the fine-tune stops after a few
+ * passes (not the whole budget); status shows the decisions one line each; a mistyped PATH
+ * leaves no workspace behind. */
+FTI_TEST(twin_update_fresh_writing_fine_tune) {
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
+    char home[1024], dir[1024], path[1100], out[1024], cmd[4400], nohome[1024];
+    const char *src = fti_test_corpus_jsonl();
+    void *text = NULL;
+    size_t len = 0, i, lines = 0;
+    fti_buf b;
+    int st;
+    if (!fti_path_exists("build/fti-twin") || !fti_path_exists(src)) {
+        fprintf(stderr, "    (build/fti-twin or the corpus missing: skipped)\n");
+        return;
+    }
+    snprintf(home, sizeof home, "%s", fti_test_tmp("ws"));
+    snprintf(dir, sizeof dir, "%s", fti_test_tmp("in"));
+    snprintf(out, sizeof out, "%s", fti_test_tmp("u.out"));
+    REQUIRE(fti_mkdirs(dir, NULL) == FTI_OK);
+    /* 120 entries, every fourth by another author ("bob"), the rest "ann"'s */
+    REQUIRE(fti_file_read(src, 0, &text, &len, NULL) == FTI_OK);
+    memset(&b, 0, sizeof b);
+    for (i = 0; i < len && lines < 120; lines++) {
+        const char *p = (const char *)text + i, *e = memchr(p, '\n', len - i);
+        size_t n = e ? (size_t)(e - p) : len - i;
+        if (n > 1 && p[0] == '{') {
+            fti_buf_puts(&b, lines % 4 == 3 ? "{\"author\": \"bob\", " : "{\"author\": \"ann\", ");
+            fti_buf_append(&b, p + 1, n - 1);
+            fti_buf_putc(&b, '\n');
+        }
+        i += n + 1;
+    }
+    snprintf(path, sizeof path, "%s/export.jsonl", dir);
+    REQUIRE(!b.oom && fti_test_write_file(path, b.data, b.len) == 0);
+    snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' update '%s' --authors ann --preset tiny "
+             "--steps 4 --vocab 300 --threads 1 > '%s' 2>&1", home, dir, out);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* fresh writing (the rest of the corpus, ann's), and an update without --authors nor
+     * --steps: the budget would allow far more than 3 passes of the tiny model */
+    b.len = 0;
+    for (lines = 0; i < len && lines < 40; lines++) {
+        const char *p = (const char *)text + i, *e = memchr(p, '\n', len - i);
+        size_t n = e ? (size_t)(e - p) : len - i;
+        if (n > 1 && p[0] == '{') {
+            fti_buf_puts(&b, "{\"author\": \"ann\", ");
+            fti_buf_append(&b, p + 1, n - 1);
+            fti_buf_putc(&b, '\n');
+        }
+        i += n + 1;
+    }
+    fti_free(text);
+    snprintf(path, sizeof path, "%s/more.jsonl", dir);
+    REQUIRE(!b.oom && fti_test_write_file(path, b.data, b.len) == 0);
+    fti_buf_free(&b);
+    snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' update '%s' --minutes 0.5 "
+             "--threads 1 > '%s' 2>&1", home, dir, out);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(fti_ttw_file_has(out, "--authors \"ann\" as for the production model's dataset"));
+    CHECK(fti_ttw_file_has(out, " document(s) added and 0 removed since the production"));
+    CHECK(fti_ttw_file_has(out, "== T: fine-tuning production model "));
+    CHECK(fti_ttw_file_has(out, "but fine-tuning stops after 3 passes over the data = "));
+    { /* the new version kept ann's writing only, as the first did */
+        fti_dataset *ds = NULL;
+        fti_error err;
+        if (fti_dataset_open(&ds, home, "latest", &err) == FTI_OK) {
+            const fti_json *o = fti_json_get(fti_dataset_manifest(ds), "options");
+            CHECK_EQ_STR(fti_json_get_str(o, "authors", ""), "ann");
+            fti_dataset_close(ds);
+        } else {
+            CHECK(0);
+        }
+    }
+    snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' status > '%s' 2>&1", home, out);
+    CHECK(system(cmd) == 0);
+    CHECK(fti_ttw_file_has(out, "last decisions ("));
+    CHECK(fti_ttw_file_has(out, "  promoted     candidate "));
+    CHECK(fti_ttw_file_has(out, ", the first model, dataset "));
+    CHECK(!fti_ttw_file_has(out, "{\"time\""));
+    /* a PATH that does not exist: exit 1, and no workspace made */
+    snprintf(nohome, sizeof nohome, "%s", fti_test_tmp("ws-typo"));
+    snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' update '%s/nowhere' > '%s' 2>&1",
+             nohome, dir, out);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    CHECK(fti_ttw_file_has(out, "/nowhere: no such file or folder (nothing was done)"));
+    CHECK(!fti_path_exists(nohome));
+    if (fti_test_failures) {
+        REQUIRE(fti_file_read(out, 0, &text, &len, NULL) == FTI_OK);
+        fprintf(stderr, "%.*s\n", (int)len, (const char *)text);
+        fti_free(text);
+    }
 #endif
 }
