@@ -2825,6 +2825,10 @@ void fti_test_server_prompt_batch(void) {}
 void fti_test_server_prompt_token_ids(void) {}
 void fti_test_server_tokenize_endpoints(void) {}
 void fti_test_server_echo_logprobs_scoring(void) {}
+void fti_test_server_stream_echo_utf8_boundary(void) {}
+void fti_test_server_prompt_batch_turns(void) {}
+void fti_test_server_batch_monitor_every_prompt(void) {}
+void fti_test_server_empty_scored_prompt(void) {}
 #endif
 
 #if !defined(FTI_NO_SERVER)

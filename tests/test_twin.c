@@ -2222,6 +2222,7 @@ FTI_TEST(twin_registry_verify) {
 #endif
 }
 
+#if !defined(FTI_NO_TRAIN) && !defined(FTI_NO_STORE)
 /* Lines of a file (0 when it does not read). */
 static size_t fti_ttw_lines(const char *path) {
     void *text = NULL;
@@ -2231,6 +2232,7 @@ static size_t fti_ttw_lines(const char *path) {
     fti_free(text);
     return n;
 }
+#endif
 
 /* An update killed (SIGKILL) between moving `production` and logging its decision left
  * production moved and no decision logged. Now its decision is written ahead to
