@@ -64,10 +64,12 @@ static long fti__http_fail(fti_http_head *h, int status, const char *why) {
 }
 
 /* Finds the end of the line starting at pos: returns 1 and *eol (index of the CR) when a CRLF is
- * found, 0 when more bytes are needed, -1 for a bare LF or a CR not followed by LF. */
+ * found, 0 when more bytes are needed, -1 for a bare LF or a CR not followed by LF (*eol: its
+ * index). */
 static int fti__http_line(const unsigned char *buf, size_t len, size_t pos, size_t *eol) {
     size_t i;
     for (i = pos; i < len; i++) {
+        *eol = i;
         if (buf[i] == '\n') return -1;
         if (buf[i] == '\r') {
             if (i + 1 >= len) return 0;
@@ -131,6 +133,10 @@ FTIDEF long fti_http_parse_head(const unsigned char *buf, size_t len, const fti_
         if (have > lim.max_request_line) return fti__http_fail(h, 414, "request line too long");
         return FTI_HTTP_INCOMPLETE;
     }
+    /* a bad line end past the limit: 414, as any prefix of more than the limit without it was
+     * (the verdict must not depend on how the bytes arrived) */
+    if (r < 0 && eol - pos > lim.max_request_line)
+        return fti__http_fail(h, 414, "request line too long");
     if (r < 0) return fti__http_fail(h, 400, "bare LF or CR in the request line");
     line = buf + line_start;
     line_len = eol - line_start;
@@ -166,6 +172,9 @@ FTIDEF long fti_http_parse_head(const unsigned char *buf, size_t len, const fti_
             if (len > lim.max_head) return fti__http_fail(h, 431, "header too large");
             return FTI_HTTP_INCOMPLETE;
         }
+        /* (the prefix up to a bad LF, or through a bad CR, was incomplete: 431 past max_head) */
+        if (r < 0 && eol + (buf[eol] == '\r') > lim.max_head)
+            return fti__http_fail(h, 431, "header too large");
         if (r < 0) return fti__http_fail(h, 400, "bare LF or CR in the header");
         if (eol + 2 > lim.max_head) return fti__http_fail(h, 431, "header too large");
         if (eol == pos) {

@@ -288,6 +288,34 @@ FTI_TEST(http_limits) {
     CHECK(fti_http_parse_head((const unsigned char *)s, n, NULL, h) > 0);
     fti_free(s);
     {
+        /* a bare LF or CR past a limit: the limit's status, as every shorter prefix of more than
+         * the limit had (it was 400: the status depended on how the bytes arrived). The request
+         * line may have 8192 bytes, the head 32768 (a prefix ending in a CR is incomplete). */
+        static const struct {
+            size_t pos;
+            char c;
+            long want;
+        } t[8] = {{8192, '\n', -400},  {8193, '\n', -414},  {8192, '\r', -400},
+                  {8193, '\r', -414},  {32768, '\n', -400}, {32769, '\n', -431},
+                  {32767, '\r', -400}, {32768, '\r', -431}};
+        size_t k, e;
+        for (k = 0; k < 8; k++) {
+            long r, prefix = 0;
+            s = http_make(k < 4 ? 8300 : 1, k < 4 ? 0 : 10, 3300, &n);
+            REQUIRE(s && t[k].pos + 1 < n);
+            s[t[k].pos] = t[k].c;
+            s[t[k].pos + 1] = 'x';
+            r = fti_http_parse_head((const unsigned char *)s, n, NULL, h);
+            CHECK_EQ_INT(r, t[k].want);
+            /* (the first verdict of a growing prefix: earlier ones are all incomplete) */
+            CHECK_EQ_INT(fti_http_parse_head((const unsigned char *)s, t[k].pos - 2, NULL, h), 0);
+            for (e = t[k].pos - 1; e <= n && prefix == 0; e++)
+                prefix = fti_http_parse_head((const unsigned char *)s, e, NULL, h);
+            CHECK_EQ_INT(prefix, r);
+            fti_free(s);
+        }
+    }
+    {
         /* body: 1 MiB ok, one more byte 413; custom limits */
         fti_http_limits lim;
         const char *a = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n";
