@@ -42758,34 +42758,100 @@ static int fti__pct_decode(const char *src, size_t n, char *dst, size_t cap) {
     return 1;
 }
 
-/* Handles one complete request. Returns with c->phase BUSY (a job runs), HEAD or CLOSING. */
+/* The body of POST /tokenize (detok 0: {"content": "...", "add_special": false}) or POST
+ * /detokenize (detok 1: {"tokens": [...]}). Returns 200 with *doc the parsed body and either
+ * *content (a string node in *doc) and *add_special, or the token ids *ids (NULL when empty) and
+ * *n; else an HTTP status (400, 500) with err set and *param naming the bad member (or NULL).
+ * The caller frees *doc (fti_json_free) and *ids (fti_free) whatever the result. */
+static int fti__tokenize_parse(int detok, const char *body, size_t body_len, fti_json_doc **doc,
+                               const fti_json **content, int *add_special, int32_t **ids,
+                               size_t *n, const char **param, fti_error *err) {
+    const fti_json *root, *v, *x;
+    fti_json_opts jo;
+    fti_error jerr;
+    fti_result pr;
+    *doc = NULL;
+    *content = NULL;
+    *add_special = 0;
+    *ids = NULL;
+    *n = 0;
+    *param = NULL;
+    fti_error_clear(&jerr);
+    memset(&jo, 0, sizeof jo);
+    jo.max_depth = 8;
+    jo.max_nodes = 64 + body_len / 2;
+    if ((pr = fti_json_parse(body, body_len, &jo, doc, NULL, &jerr)) != FTI_OK) {
+        /* the parser's own words, as the completions endpoints give them */
+        if (pr == FTI_ERR_NOMEM) {
+            fti_error_set(err, FTI_ERR_NOMEM, "out of memory");
+            return 500;
+        }
+        fti_error_set(err, FTI_ERR_FORMAT, "request body is not valid JSON: %s", jerr.msg);
+        return 400;
+    }
+    if (!(root = fti_json_root(*doc)) || root->type != FTI_JSON_OBJECT) {
+        fti_error_set(err, FTI_ERR_FORMAT, "request body must be a JSON object");
+        return 400;
+    }
+    if (detok) {
+        v = fti_json_get(root, "tokens");
+        *param = "tokens";
+        if (!v || v->type != FTI_JSON_ARRAY) {
+            fti_error_set(err, FTI_ERR_INVALID, "'tokens' must be an array of token ids");
+            return 400;
+        }
+        if (fti__api_id_array(v, "'tokens'", ids, n, err) != FTI_OK)
+            return err->code == FTI_ERR_NOMEM ? 500 : 400;
+        *param = NULL;
+        return 200;
+    }
+    v = fti_json_get(root, "content");
+    x = fti_json_get(root, "add_special");
+    if (!v || v->type != FTI_JSON_STRING) {
+        *param = "content";
+        fti_error_set(err, FTI_ERR_INVALID, "'content' must be a string");
+        return 400;
+    }
+    if (v->len > FTI_TOKENIZE_MAX_BYTES) {
+        /* it runs on the I/O thread: a long text would stall every other connection */
+        *param = "content";
+        fti_error_set(err, FTI_ERR_LIMIT, "'content' is %lu bytes; /tokenize takes at most %lu "
+                      "(send the text in parts)", (unsigned long)v->len,
+                      (unsigned long)FTI_TOKENIZE_MAX_BYTES);
+        return 400;
+    }
+    if (x && x->type != FTI_JSON_TRUE && x->type != FTI_JSON_FALSE && x->type != FTI_JSON_NULL) {
+        *param = "add_special";
+        fti_error_set(err, FTI_ERR_INVALID, "'add_special' must be a boolean");
+        return 400;
+    }
+    *content = v;
+    *add_special = x && x->type == FTI_JSON_TRUE;
+    return 200;
+}
+
 /* POST /tokenize {"content": "...", "add_special": false} -> {"tokens": [...]} and POST
  * /detokenize {"tokens": [...]} -> {"content": "..."} (llama.cpp's server's shapes): the current
  * generator's tokens, so a client counts a prompt's tokens (lm-eval's ctxlen) as the server does.
- * The generator is held by a reference for the call (a hot swap may make another current). */
+ * The generator is held by a reference for the call (a hot swap may make another current). The
+ * body is read by fti__tokenize_parse (which the http fuzz target calls too). */
 static void fti__tokenize(fti_server *s, fti__conn *c, int detok, const char *body,
                           size_t body_len) {
     fti_json_doc *doc = NULL;
-    const fti_json *root, *v, *x;
-    fti_json_opts jo;
-    fti_error err, jerr;
-    fti_result pr;
+    const fti_json *v = NULL;
+    fti_error err;
     fti__genref *g, *dead;
     fti_tokens toks;
     fti_buf out, b;
     int32_t *ids = NULL;
     size_t n = 0, i;
-    int st = 200;
+    int st = 200, add_special = 0;
     const char *param = NULL;
     fti_jw w;
     memset(&toks, 0, sizeof toks);
     memset(&out, 0, sizeof out);
     memset(&b, 0, sizeof b);
     fti_error_clear(&err);
-    fti_error_clear(&jerr);
-    memset(&jo, 0, sizeof jo);
-    jo.max_depth = 8;
-    jo.max_nodes = 64 + body_len / 2;
     pthread_mutex_lock(&s->mu);
     g = s->cur;
     g->refs++;
@@ -42794,48 +42860,16 @@ static void fti__tokenize(fti_server *s, fti__conn *c, int detok, const char *bo
         st = 501;
         fti_error_set(&err, FTI_ERR_UNSUPPORTED, "this server's model does not %s",
                       detok ? "detokenize" : "tokenize");
-    } else if ((pr = fti_json_parse(body, body_len, &jo, &doc, NULL, &jerr)) != FTI_OK) {
-        /* the parser's own words, as the completions endpoints give them */
-        st = pr == FTI_ERR_NOMEM ? 500 : 400;
-        if (st == 500) fti_error_set(&err, FTI_ERR_NOMEM, "out of memory");
-        else fti_error_set(&err, FTI_ERR_FORMAT, "request body is not valid JSON: %s", jerr.msg);
-    } else if (!(root = fti_json_root(doc)) || root->type != FTI_JSON_OBJECT) {
-        st = 400;
-        fti_error_set(&err, FTI_ERR_FORMAT, "request body must be a JSON object");
-    } else if (!detok) {
-        v = fti_json_get(root, "content");
-        x = fti_json_get(root, "add_special");
-        if (!v || v->type != FTI_JSON_STRING) {
-            st = 400;
-            param = "content";
-            fti_error_set(&err, FTI_ERR_INVALID, "'content' must be a string");
-        } else if (v->len > FTI_TOKENIZE_MAX_BYTES) {
-            /* it runs on the I/O thread: a long text would stall every other connection */
-            st = 400;
-            param = "content";
-            fti_error_set(&err, FTI_ERR_LIMIT, "'content' is %lu bytes; /tokenize takes at most "
-                          "%lu (send the text in parts)", (unsigned long)v->len,
-                          (unsigned long)FTI_TOKENIZE_MAX_BYTES);
-        } else if (x && x->type != FTI_JSON_TRUE && x->type != FTI_JSON_FALSE &&
-                   x->type != FTI_JSON_NULL) {
-            st = 400;
-            param = "add_special";
-            fti_error_set(&err, FTI_ERR_INVALID, "'add_special' must be a boolean");
-        } else if (g->gen.tokenize(g->gen.user, v->str, v->len, x && x->type == FTI_JSON_TRUE,
-                                   &toks, &err) != FTI_OK) {
-            st = err.code == FTI_ERR_NOMEM ? 500 : 400;
-        }
     } else {
-        v = fti_json_get(root, "tokens");
-        if (!v || v->type != FTI_JSON_ARRAY) {
-            st = 400;
-            param = "tokens";
-            fti_error_set(&err, FTI_ERR_INVALID, "'tokens' must be an array of token ids");
-        } else if (fti__api_id_array(v, "'tokens'", &ids, &n, &err) != FTI_OK ||
-                   g->gen.detokenize(g->gen.user, ids, n, &out, &err) != FTI_OK) {
+        st = fti__tokenize_parse(detok, body, body_len, &doc, &v, &add_special, &ids, &n, &param,
+                                 &err);
+    }
+    if (st == 200 && !detok) {
+        if (g->gen.tokenize(g->gen.user, v->str, v->len, add_special, &toks, &err) != FTI_OK)
             st = err.code == FTI_ERR_NOMEM ? 500 : 400;
-            param = "tokens";
-        }
+    } else if (st == 200 && g->gen.detokenize(g->gen.user, ids, n, &out, &err) != FTI_OK) {
+        st = err.code == FTI_ERR_NOMEM ? 500 : 400;
+        param = "tokens";
     }
     pthread_mutex_lock(&s->mu);
     dead = fti__gen_unref(g);
@@ -42868,6 +42902,7 @@ static void fti__tokenize(fti_server *s, fti__conn *c, int detok, const char *bo
     fti_json_free(doc);
 }
 
+/* Handles one complete request. Returns with c->phase BUSY (a job runs), HEAD or CLOSING. */
 static void fti__dispatch(fti_server *s, fti__conn *c, const char *body, size_t body_len) {
     const unsigned char *base = (const unsigned char *)c->in.data;
     const char *m = (const char *)base + c->head->method.off;
