@@ -20856,6 +20856,125 @@ done:
     fti_buf_free(&row);
 }
 
+/* --- plain text: hard-wrapped paragraphs ------------------------------------------------------ */
+
+/* The length of the line s[0..n) in characters (UTF-8 continuation bytes not counted). */
+static size_t fti__st_cols(const char *s, size_t n) {
+    size_t i, c = 0;
+    for (i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* The line at s[i..n): its length without the '\n', '\r' and trailing blanks (*ln), and the
+ * offset of the next line (returned). */
+static size_t fti__st_line_at(const char *s, size_t n, size_t i, size_t *ln) {
+    const char *e = (const char *)memchr(s + i, '\n', n - i);
+    size_t len = e ? (size_t)(e - (s + i)) : n - i;
+    while (len && (s[i + len - 1] == '\r' || s[i + len - 1] == ' ' || s[i + len - 1] == '\t'))
+        len--;
+    *ln = len;
+    return e ? (size_t)(e - s) + 1 : n;
+}
+
+/* Does l[0..ln) start with a letter: ASCII, or a character of the alphabets UTF-8 writes in two
+ * bytes from U+00C0 on, or in three (U+1000 on; not U+2000..U+2FFF: punctuation, bullets,
+ * arrows and symbols)? */
+static int fti__st_letter_at(const char *l, size_t ln) {
+    unsigned char c = ln ? (unsigned char)l[0] : 0;
+    return (unsigned)((c | 0x20) - 'a') < 26u || (c >= 0xC3 && c <= 0xDF) || c == 0xE1 ||
+           (c >= 0xE3 && c <= 0xED);
+}
+
+/* Can the line l[0..ln) go on the paragraph of the line before it? It starts with a letter, or
+ * an opening quote or parenthesis and a letter or digit; not an indented line, a list item
+ * ("- ", "* ", "1. ", "a) ", "(a) ") or a bullet. */
+static int fti__st_wrap_next(const char *l, size_t ln) {
+    static const char *const opens[] = {"\"", "'", "(", "[", "\xe2\x80\x9c", "\xe2\x80\x98",
+                                        "\xc2\xab", NULL};
+    size_t k = 0, t;
+    if (!fti__st_letter_at(l, ln)) {
+        for (t = 0; opens[t] && !k; t++)
+            if (ln > strlen(opens[t]) && memcmp(l, opens[t], strlen(opens[t])) == 0)
+                k = strlen(opens[t]);
+        if (!k || !(fti__st_letter_at(l + k, ln - k) || fti__st_is_digit((unsigned char)l[k])))
+            return 0;
+    }
+    /* "a) ", "b. ", "(a) ", "[x] " */
+    return !(ln >= k + 3 && (l[k + 1] == ')' || l[k + 1] == '.' || l[k + 1] == ']') &&
+             l[k + 2] == ' ' && ((unsigned char)l[k] < 0x80));
+}
+
+/* Plain text s[0..n) with its hard-wrapped paragraphs joined into one line each, appended to
+ * out (blank lines, short lines and lists as they are), so that mail and wrapped notes read as
+ * posts do.
+ * flowed (RFC 3676, Content-Type "format=flowed"): a line ending in a blank goes on with the
+ * next ("-- " excepted), with that blank dropped when delsp ("delsp=yes"); a leading blank is
+ * space-stuffing and goes. Exact: the writer's program marked its own breaks.
+ * Otherwise a guess, made to err towards leaving lines alone: a line of more than 50
+ * characters goes on with the next when that one starts with a letter (not "- ", "* ", "1. ",
+ * "a) " or an indented line) and its first word would not have fitted on the line: longer
+ * than W, the width the text is wrapped at, taken as its second-longest line (one pasted line
+ * longer than the rest does not count; at least 72 when fewer than three lines are over 50),
+ * so a line broken on purpose early stays. Text with a
+ * line of words longer than 80 characters is not wrapped at all (a paragraph per line) and
+ * stays as it is. Left alone: pasted log lines starting with a letter whose next line's first
+ * word would not have fitted (they may be joined); a word broken at its hyphen by a wrapper
+ * (joined with a blank after the hyphen). */
+static void fti__st_unwrap(const char *s, size_t n, int flowed, int delsp, fti_buf *out) {
+    size_t i = 0, w1 = 0, w2 = 0, n_long = 0, ln, next;
+    if (flowed) {
+        while (i < n) {
+            const char *e = (const char *)memchr(s + i, '\n', n - i);
+            size_t len = e ? (size_t)(e - (s + i)) : n - i;
+            const char *l = s + i;
+            next = e ? (size_t)(e - s) + 1 : n;
+            if (len && l[len - 1] == '\r') len--;
+            if (len && l[0] == ' ') l++, len--; /* space-stuffed */
+            if (len && l[len - 1] == ' ' && !(len == 3 && memcmp(l, "-- ", 3) == 0) &&
+                next < n && s[next] != '\n' && s[next] != '\r') { /* a soft break */
+                fti_buf_append(out, l, delsp ? len - 1 : len);
+            } else {
+                fti_buf_append(out, l, len);
+                if (e) fti_buf_putc(out, '\n');
+            }
+            i = next;
+        }
+        return;
+    }
+    for (i = 0; i < n; i = next) { /* the two longest lines of words */
+        size_t c;
+        next = fti__st_line_at(s, n, i, &ln);
+        c = fti__st_cols(s + i, ln);
+        if (c > 80 && memchr(s + i, ' ', ln)) { /* not wrapped */
+            fti_buf_append(out, s, n);
+            return;
+        }
+        n_long += c > 50;
+        if (c > w1)
+            w2 = w1, w1 = c;
+        else if (c > w2)
+            w2 = c;
+    }
+    if (!w2) w2 = w1;
+    if (n_long < 3 && w2 < 72) w2 = 72; /* too few lines to tell: as mail programs wrap */
+    for (i = 0; i < n; i = next) {
+        size_t c, ln2, fw = 0;
+        const char *e = (const char *)memchr(s + i, '\n', n - i);
+        next = fti__st_line_at(s, n, i, &ln);
+        c = fti__st_cols(s + i, ln);
+        if (c > 50 && next < n) {
+            fti__st_line_at(s, n, next, &ln2);
+            while (fw < ln2 && s[next + fw] != ' ' && s[next + fw] != '\t') fw++;
+            if (fti__st_wrap_next(s + next, ln2) && c + 1 + fti__st_cols(s + next, fw) > w2) {
+                fti_buf_append(out, s + i, ln);
+                fti_buf_putc(out, ' ');
+                continue;
+            }
+        }
+        fti_buf_append(out, s + i, e ? (size_t)(e - (s + i)) + 1 : n - i);
+    }
+}
+
 /* --- mail ----------------------------------------------------------------------------------- */
 
 /* Finds the end of the header block of m[0..n): sets *body to the first body byte; returns the
@@ -21289,6 +21408,7 @@ static size_t fti__st_mail_html_own(const char *h, size_t n) {
 typedef struct fti__st_mail_text {
     fti_buf plain, html;
     int have_plain, have_html;
+    int plain_flowed, plain_delsp; /* the text/plain part is format=flowed (RFC 3676) */
     int oom;                /* an allocation failed somewhere in the walk */
     const char *error_rule; /* set on a malformed message */
     char error[160];
@@ -21417,10 +21537,17 @@ static void fti__st_mail_body(const char *hdr, size_t hn, const char *body, size
             fti__st_charset_convert(cs.data ? cs.data : "", cs.len, dec.data ? dec.data : "",
                                     dec.len, dst);
         }
-        if (is_html)
+        if (is_html) {
             mt->have_html = 1;
-        else
+        } else {
             mt->have_plain = 1;
+            cs.len = 0;
+            mt->plain_flowed = fti__st_mail_param(ct.data, ct.len, "format", &cs) &&
+                               fti__st_eq_ci(cs.data ? cs.data : "", cs.len, "flowed");
+            cs.len = 0;
+            mt->plain_delsp = fti__st_mail_param(ct.data, ct.len, "delsp", &cs) &&
+                              fti__st_eq_ci(cs.data ? cs.data : "", cs.len, "yes");
+        }
     }
 done:
     if (ct.oom || cte.oom || cs.oom || bnd.oom || disp.oom || dec.oom || mt->plain.oom ||
@@ -21600,8 +21727,13 @@ static void fti__st_ingest_mail(const fti__st_proc *pp, fti__st_out *o, uint32_t
         fti__st_reject(o, file, loc, mt.error_rule, "%s", mt.error);
         goto done;
     }
-    if (mt.have_plain) {
-        fti__st_mail_strip(mt.plain.data ? mt.plain.data : "", mt.plain.len, &text);
+    if (mt.have_plain) { /* its hard-wrapped paragraphs joined, as in a post */
+        fti_buf t2;
+        memset(&t2, 0, sizeof t2);
+        fti__st_mail_strip(mt.plain.data ? mt.plain.data : "", mt.plain.len, &t2);
+        fti__st_unwrap(t2.data ? t2.data : "", t2.len, mt.plain_flowed, mt.plain_delsp, &text);
+        if (t2.oom) text.oom = 1;
+        fti_buf_free(&t2);
     } else if (mt.have_html) {
         fti_buf t2;
         memset(&t2, 0, sizeof t2);
@@ -21893,8 +22025,9 @@ static char *fti__st_page_text_in(const char *t, size_t tn, const char *s, size_
  * microformats and schema.org marks blogs and Medium's export use (<time class="dt-published"
  * datetime>, itemprop="datePublished"; class="p-author" or "author", itemprop="author",
  * rel="author": the text inside that element, never what follows it), then the page's first
- * <time datetime>. */
-static void fti__st_html_meta(const char *s, size_t n, char **date, char **author) {
+ * <time datetime>. The site's name (og:site_name) goes to *site (NULL: none). */
+static void fti__st_html_meta(const char *s, size_t n, char **date, char **author,
+                              char **site) {
     static const char dates[] = "article:published_time,og:published_time,datepublished,date,"
                                 "dc.date,dc.date.issued,dcterms.created,dcterms.date,pubdate,"
                                 "publish-date,publishdate,sailthru.date,parsely-pub-date";
@@ -21930,6 +22063,10 @@ static void fti__st_html_meta(const char *s, size_t n, char **date, char **autho
             if (!key) key = prop, kn = pn;
             v = fti__st_attr(lt, te, "content", &vn);
             if (!key || !v || !vn) continue;
+            if (!*site && fti__st_eq_ci(key, kn, "og:site_name")) {
+                *site = fti__st_page_value(v, vn);
+                continue;
+            }
             if ((pos = fti__st_list_pos(dates, key, kn)) >= 0 && pos < d_pos) {
                 char *x = fti__st_page_value(v, vn);
                 if (x) fti_free(d_meta), d_meta = x, d_pos = pos;
@@ -21967,6 +22104,303 @@ static void fti__st_html_meta(const char *s, size_t n, char **date, char **autho
     if (!*author) *author = a_meta ? a_meta : a_mark;
     if (*author != a_meta) fti_free(a_meta);
     if (*author != a_mark) fti_free(a_mark);
+}
+
+/* === page titles and bylines: what a page's template repeats ============================== */
+
+/* Do a[0..an) and b[0..bn) read the same: ASCII and Latin letters in any case, any run of blanks
+ * and line breaks as one, none at either end? ("Basic  syntax" and "basic syntax") */
+static int fti__st_same_text(const char *a, size_t an, const char *b, size_t bn) {
+    size_t i = 0, j = 0, la, lb;
+    fti__st_trim(&a, &an);
+    fti__st_trim(&b, &bn);
+    while (i < an && j < bn) {
+        int sa = fti__st_is_space((unsigned char)a[i]), sb = fti__st_is_space((unsigned char)b[j]);
+        if (sa || sb) {
+            if (!(sa && sb)) return 0;
+            while (i < an && fti__st_is_space((unsigned char)a[i])) i++;
+            while (j < bn && fti__st_is_space((unsigned char)b[j])) j++;
+            continue;
+        }
+        if (fti__st_fold_at(a + i, an - i, &la) != fti__st_fold_at(b + j, bn - j, &lb)) return 0;
+        i += la, j += lb;
+    }
+    return i == an && j == bn && an > 0;
+}
+
+/* Is the link a[0..an) (an href) the site's home page: "/", "/index.html", "./", or an
+ * address with no path ("https://example.com/")? */
+static int fti__st_home_href(const char *a, size_t an) {
+    size_t i = 0;
+    fti__st_trim(&a, &an);
+    if (fti__st_eq_ci(a, an, "/") || fti__st_eq_ci(a, an, "./") ||
+        fti__st_eq_ci(a, an, "/index.html") || fti__st_eq_ci(a, an, "index.html"))
+        return 1;
+    if (fti__st_starts_ci(a, an, "https://"))
+        i = 8;
+    else if (fti__st_starts_ci(a, an, "http://"))
+        i = 7;
+    else
+        return 0;
+    while (i < an && a[i] != '/') i++;
+    return i + 1 >= an;
+}
+
+/* Counts the <header> elements (depth[0]) and the <article> and <main> ones (depth[1]) open
+ * at each start and end tag of s[from..to). */
+static void fti__st_html_depths(const char *s, size_t from, size_t to, int depth[2]) {
+    while (from < to) {
+        const char *lt = (const char *)memchr(s + from, '<', to - from);
+        size_t at, c;
+        if (!lt) return;
+        at = (size_t)(lt - s);
+        c = at + 1 < to && s[at + 1] == '/';
+        from = at + 1;
+        if (fti__st_tag_name(s + at + 1 + c, to - at - 1 - c) == 6 &&
+            fti__st_starts_ci(s + at + 1 + c, to - at - 1 - c, "header"))
+            depth[0] += c ? -1 : 1;
+        else if ((fti__st_tag_name(s + at + 1 + c, to - at - 1 - c) == 7 &&
+                  fti__st_starts_ci(s + at + 1 + c, to - at - 1 - c, "article")) ||
+                 (fti__st_tag_name(s + at + 1 + c, to - at - 1 - c) == 4 &&
+                  fti__st_starts_ci(s + at + 1 + c, to - at - 1 - c, "main")))
+            depth[1] += c ? -1 : 1;
+    }
+}
+
+/* The texts of the first 16 <h1> elements of the page s[0..n) (home 0; not one in the page's
+ * <header> outside an <article> or <main>: a theme's site name), or of its first 32 links to
+ * its home page (home 1: the site's name, as themes link it), as a reader sees them, each
+ * ended by a NUL, appended to out. An element's text is looked for in the 4 KiB after its
+ * start tag, so that a page of unclosed tags stays linear. */
+static void fti__st_page_texts(const char *s, size_t n, int home, fti_buf *out) {
+    const char *tag = home ? "<a" : "<h1", *name = home ? "a" : "h1";
+    size_t i = 0, k = 0, cap = home ? 32 : 16, scanned = 0;
+    int depth[2] = {0, 0};
+    while (k < cap && i < n) {
+        size_t at = fti__st_find_ci(s + i, n - i, tag), te, e, hn = 0, w;
+        const char *href;
+        if (at >= n - i) break;
+        at += i;
+        te = fti__st_tag_end(s + at, n - at);
+        i = at + te;
+        if (!fti__st_tag_is(s + at, te, name)) {
+            i = at + 2;
+            continue;
+        }
+        if (home && (!(href = fti__st_attr(s + at, te, "href", &hn)) ||
+                     !fti__st_home_href(href, hn)))
+            continue;
+        if (!home) {
+            fti__st_html_depths(s, scanned, at, depth);
+            scanned = at;
+            if (depth[0] > 0 && depth[1] <= 0) continue;
+        }
+        w = n - i < 4096 ? n - i : 4096;
+        e = fti__st_find_close(s + i, w, name);
+        fti_html_to_text(s + i, e, out, NULL);
+        fti_buf_putc(out, '\0');
+        k++;
+    }
+}
+
+/* Is q[0..qn) one of the NUL-ended texts of t (fti__st_page_texts)? */
+static int fti__st_in_texts(const fti_buf *t, const char *q, size_t qn) {
+    size_t i = 0;
+    while (i < t->len) {
+        size_t e = i + strlen(t->data + i);
+        if (fti__st_same_text(t->data + i, e - i, q, qn)) return 1;
+        i = e + 1;
+    }
+    return 0;
+}
+
+/* Is t[0..tn) the name of a page's site: its og:site_name, its author (who names a personal
+ * site) or the text of a link to its home page (homes: fti__st_page_texts)? */
+static int fti__st_site_name(const char *t, size_t tn, const char *site, const char *author,
+                             const fti_buf *homes) {
+    return (site && fti__st_same_text(t, tn, site, strlen(site))) ||
+           (author && fti__st_same_text(t, tn, author, strlen(author))) ||
+           fti__st_in_texts(homes, t, tn);
+}
+
+/* The article's own title in the title t of the page s[0..n) ("Basic syntax | Robin Hale"):
+ * the part on one side of a separator (" | ", " - ", " :: ", " \xe2\x80\x94 ", " \xe2\x80\x93 ",
+ * " \xc2\xb7 ", " \xc2\xbb ") when the other is the site's name (fti__st_site_name), or else when
+ * it is the text of one of the page's <h1>s and the other is not. A site's name is never taken
+ * for the title (a theme's <h1> in the header is often the site's name, linked home), a title
+ * that is itself an <h1> is kept whole ("Tom - a life") and a part is never empty. Up to three
+ * times ("Post | Blog | Ann": "Post | Blog", then "Post" when Blog is the site). Returns t, or
+ * a new string in its place (t freed). */
+static char *fti__st_title_cut(char *t, const char *site, const char *author, const char *s,
+                               size_t n) {
+    static const char *const seps[] = {" | ",          " - ",         " :: ", " \xe2\x80\x94 ",
+                                       " \xe2\x80\x93 ", " \xc2\xb7 ", " \xc2\xbb ", NULL};
+    int round;
+    size_t sk;
+    fti_buf h1s, homes;
+    for (sk = 0; t && seps[sk] && !strstr(t, seps[sk]);) sk++;
+    if (!t || !seps[sk]) return t; /* no separator: nothing to look for in the page */
+    memset(&h1s, 0, sizeof h1s);
+    memset(&homes, 0, sizeof homes);
+    fti__st_page_texts(s, n, 0, &h1s);
+    fti__st_page_texts(s, n, 1, &homes);
+    if (h1s.oom || homes.oom || fti__st_in_texts(&h1s, t, strlen(t))) round = 3;
+    else round = 0;
+    for (; round < 3; round++) {
+        size_t tn = strlen(t), p, keep_off = 0, keep_len = 0;
+        for (p = 1; p + 2 < tn && !keep_len; p++) {
+            size_t k, sl = 0, sn;
+            const char *sx;
+            int name_p, name_s;
+            if (t[p] != ' ') continue;
+            for (k = 0; seps[k] && !sl; k++)
+                if (strncmp(t + p, seps[k], strlen(seps[k])) == 0) sl = strlen(seps[k]);
+            if (!sl || p + sl >= tn) continue;
+            sx = t + p + sl, sn = tn - p - sl;
+            name_p = fti__st_site_name(t, p, site, author, &homes);
+            name_s = fti__st_site_name(sx, sn, site, author, &homes);
+            if (name_s && !name_p) {
+                keep_off = 0, keep_len = p;
+            } else if (name_p && !name_s) {
+                keep_off = p + sl, keep_len = sn;
+            } else if (!name_p && !name_s) {
+                int h_p = fti__st_in_texts(&h1s, t, p), h_s = fti__st_in_texts(&h1s, sx, sn);
+                if (h_p && !h_s)
+                    keep_off = 0, keep_len = p;
+                else if (h_s && !h_p)
+                    keep_off = p + sl, keep_len = sn;
+            }
+        }
+        if (!keep_len) break;
+        {
+            char *c = fti__st_meta_str(t + keep_off, keep_len, 200);
+            if (!c) break;
+            fti_free(t);
+            t = c;
+        }
+    }
+    fti_buf_free(&h1s);
+    fti_buf_free(&homes);
+    return t;
+}
+
+/* The first block (paragraph) of the text t[from..n): *b its start, returns its end (a line
+ * break, blanks, and another line break end it; or the end of t). *b == n when none is left. */
+static size_t fti__st_block_at(const char *t, size_t n, size_t from, size_t *b) {
+    size_t i = from;
+    while (i < n && fti__st_is_space((unsigned char)t[i])) i++;
+    *b = i;
+    for (; i < n; i++) {
+        if (t[i] == '\n') {
+            size_t j = i + 1;
+            while (j < n && (t[j] == ' ' || t[j] == '\t' || t[j] == '\r')) j++;
+            if (j >= n || t[j] == '\n') return i;
+        }
+    }
+    return n;
+}
+
+/* Is s[0..n) a date (fti__st_norm_date's, or an ISO date alone)? Its form in out. */
+static int fti__st_is_date(const char *s, size_t n, char out[32]) {
+    fti__st_trim(&s, &n);
+    if (fti__st_norm_date(s, n, out)) return 1;
+    if (n == 10 && s[4] == '-' && s[7] == '-' && fti__st_num(s, 4) >= 1900 &&
+        fti__st_num(s + 5, 2) >= 1 && fti__st_num(s + 5, 2) <= 12 && fti__st_num(s + 8, 2) >= 1 &&
+        fti__st_num(s + 8, 2) <= fti__st_month_days(fti__st_num(s, 4), fti__st_num(s + 5, 2))) {
+        memcpy(out, s, 10);
+        out[10] = 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* s[0..*n) without separators and blanks at its end (or, start set, at its start): ",", "|",
+ * "-", "\xc2\xb7", "\xe2\x80\xa2", "\xe2\x80\x94", "\xe2\x80\x93". */
+static void fti__st_trim_seps(const char **s, size_t *n, int start) {
+    static const char *const seps[] = {",", "|", "-", "\xc2\xb7", "\xe2\x80\xa2", "\xe2\x80\x94",
+                                       "\xe2\x80\x93", NULL};
+    size_t k = 1, t;
+    while (k) {
+        fti__st_trim(s, n);
+        for (k = 0, t = 0; seps[t] && !k; t++) {
+            size_t m = strlen(seps[t]);
+            if (*n >= m && memcmp(start ? *s : *s + *n - m, seps[t], m) == 0) k = m;
+        }
+        if (start) *s += k;
+        *n -= k;
+    }
+}
+
+/* Does s[0..*n) start (at_end 0) or end (1) with the word w (lowercase ASCII), then (or before
+ * it) a blank or the edge? Drops it when so. */
+static int fti__st_take_word(const char **s, size_t *n, const char *w, int at_end) {
+    size_t m = strlen(w);
+    if (*n < m) return 0;
+    if (!at_end) {
+        if (!fti__st_starts_ci(*s, *n, w) || (*n > m && !fti__st_is_space((unsigned char)(*s)[m])))
+            return 0;
+        *s += m, *n -= m;
+    } else {
+        if (!fti__st_eq_ci(*s + *n - m, m, w) ||
+            (*n > m && !fti__st_is_space((unsigned char)(*s)[*n - m - 1])))
+            return 0;
+        *n -= m;
+    }
+    fti__st_trim(s, n);
+    return 1;
+}
+
+/* Is the paragraph b[0..bn) a byline of the page's author: her name alone, "by NAME", "NAME,
+ * DATE", "by NAME on DATE", "Posted on DATE by NAME", "Written by NAME | DATE" and the like,
+ * where what is not the name is only such words, separators and one date? Its date, if any,
+ * in date ("" if none). Anything else is text: "By the way, Robin Hale said ..." is kept. */
+static int fti__st_byline(const char *b, size_t bn, const char *author, char date[32]) {
+    size_t an = author ? strlen(author) : 0, i;
+    date[0] = 0;
+    fti__st_trim(&b, &bn);
+    if (!an || bn > 200 || bn < an) return 0;
+    for (i = 0; i + an <= bn; i++) {
+        const char *pre = b, *post = b + i + an;
+        size_t pn = i, qn = bn - i - an;
+        char d[32];
+        int by = 0;
+        if (i && fti__st_name_char((unsigned char)b[i - 1])) continue;
+        if (qn && fti__st_name_char((unsigned char)post[0])) continue;
+        if (!fti__st_starts_fold(b + i, bn - i, author, an)) continue;
+        /* before the name: [posted|published|written|updated] [on DATE] [by] */
+        fti__st_trim_seps(&pre, &pn, 0);
+        by = fti__st_take_word(&pre, &pn, "by", 1);
+        if (!fti__st_take_word(&pre, &pn, "posted", 0) &&
+            !fti__st_take_word(&pre, &pn, "published", 0))
+            fti__st_take_word(&pre, &pn, "written", 0);
+        fti__st_take_word(&pre, &pn, "on", 0);
+        fti__st_trim_seps(&pre, &pn, 0);
+        if (pn && !(by && fti__st_is_date(pre, pn, date))) return 0;
+        /* after it: [,|·|—] [on] [DATE] */
+        fti__st_trim_seps(&post, &qn, 1);
+        fti__st_take_word(&post, &qn, "on", 0);
+        fti__st_trim_seps(&post, &qn, 0);
+        if (qn && (date[0] || !fti__st_is_date(post, qn, d))) return 0;
+        if (qn) memcpy(date, d, 32);
+        return 1;
+    }
+    return 0;
+}
+
+/* Where the body text t[0..n) of a page titled title by author starts once what its template
+ * repeats is left out: a first paragraph that reads as the title (the page's <h1>), then a
+ * byline of the author right after it (fti__st_byline: also as the first paragraph); date gets
+ * the byline's date (or ""). */
+static size_t fti__st_page_start(const char *t, size_t n, const char *title, const char *author,
+                                 char date[32]) {
+    size_t b, e = fti__st_block_at(t, n, 0, &b), start = 0;
+    date[0] = 0;
+    if (b < n && title && fti__st_same_text(t + b, e - b, title, strlen(title))) {
+        start = e;
+        e = fti__st_block_at(t, n, e, &b);
+    }
+    if (b < n && fti__st_byline(t + b, e - b, author, date)) start = e;
+    return start;
 }
 
 /* A Markdown page's date and author from its front matter: the keys of the date and author
@@ -22045,7 +22479,8 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
     case FTI__ST_K_MD:
     case FTI__ST_K_HTML: {
         fti_buf text, title, conv;
-        char *t, *date = NULL, *author = NULL;
+        char *t, *date = NULL, *author = NULL, *site = NULL;
+        size_t from = 0; /* where the body starts: a page's heading and byline left out */
         if (!fti__st_unit_text(o, u->file, &s, &n, &conv)) return;
         memset(&text, 0, sizeof text);
         memset(&title, 0, sizeof title);
@@ -22053,10 +22488,10 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
             fti_html_to_text(s, n, &text, &title);
         else if (u->kind == FTI__ST_K_MD)
             fti_markdown_to_text(s, n, &text, &title);
-        else
-            fti_buf_append(&text, s, n);
+        else /* a note hard-wrapped by its editor reads as one written a paragraph per line */
+            fti__st_unwrap(s, n, 0, 0, &text);
         if (u->kind == FTI__ST_K_HTML)
-            fti__st_html_meta(s, n, &date, &author);
+            fti__st_html_meta(s, n, &date, &author, &site);
         else if (u->kind == FTI__ST_K_MD)
             fti__st_md_meta(pp->o, s, n, &date, &author);
         if (text.oom || title.oom) {
@@ -22066,16 +22501,23 @@ static void fti__st_process_unit(const fti__st_proc *pp, const fti__st_unit *u, 
                            "author \"%.80s\" is not one of --authors", author);
         } else {
             t = title.len ? fti__st_meta_str(title.data, title.len, 200) : NULL;
+            if (u->kind == FTI__ST_K_HTML) t = fti__st_title_cut(t, site, author, s, n);
             if (!t) t = fti__st_title_from_path(path);
+            if (u->kind == FTI__ST_K_HTML) {
+                char bdate[32];
+                from = fti__st_page_start(text.data ? text.data : "", text.len, t, author, bdate);
+                if (!date && bdate[0]) date = fti_strdup(bdate); /* the byline's */
+            }
             if (!date) date = fti__st_date_from_path(path); /* "2024-05-01 walk.txt" */
             fti__st_emit(pp, o, u->file, "", (const char *)data + u->off, u->len,
-                         text.data ? text.data : "", text.len,
+                         text.data ? text.data + from : "", text.len - from,
                          pp->o->redact > 0 ? FTI_CLEAN_REDACT_ALL : 0, t, author, date,
                          fti_strdup(fti__st_kind_names[u->kind]));
             author = date = NULL; /* the document's now */
         }
         fti_free(author);
         fti_free(date);
+        fti_free(site);
         fti_buf_free(&text);
         fti_buf_free(&title);
         fti_buf_free(&conv);
@@ -22375,8 +22817,13 @@ static void fti__st_stok_free(fti__st_stok *st) {
  * kept its first in input order). 14 (2026-11-30): a title made from a file name (a text file's,
  * or a Markdown or HTML file's without a title of its own) has its underscores as blanks, a
  * slug's dashes too, and no leading date, which becomes the document's date when it has none
- * ("2024-05-01 walking_to_work.txt": "walking to work", dated 2024-05-01). */
-#define FTI__ST_FORMAT 14
+ * ("2024-05-01 walking_to_work.txt": "walking to work", dated 2024-05-01). 15 (2026-11-30,
+ * the second): an HTML page's title loses its site's name ("Post | Robin Hale": "Post", when
+ * that is the author, og:site_name or the other part is the page's <h1>), and its body the
+ * heading that repeats the title and the author's byline after it ("by Robin Hale, 29 August
+ * 2024"; its date the page's when it has none); the hard-wrapped paragraphs of plain-text mail
+ * (format=flowed exactly, else by a guess) and of .txt files are joined into one line each. */
+#define FTI__ST_FORMAT 15
 
 /* === workspace ============================================================================== */
 

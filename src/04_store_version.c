@@ -48,8 +48,13 @@
  * kept its first in input order). 14 (2026-11-30): a title made from a file name (a text file's,
  * or a Markdown or HTML file's without a title of its own) has its underscores as blanks, a
  * slug's dashes too, and no leading date, which becomes the document's date when it has none
- * ("2024-05-01 walking_to_work.txt": "walking to work", dated 2024-05-01). */
-#define FTI__ST_FORMAT 14
+ * ("2024-05-01 walking_to_work.txt": "walking to work", dated 2024-05-01). 15 (2026-11-30,
+ * the second): an HTML page's title loses its site's name ("Post | Robin Hale": "Post", when
+ * that is the author, og:site_name or the other part is the page's <h1>), and its body the
+ * heading that repeats the title and the author's byline after it ("by Robin Hale, 29 August
+ * 2024"; its date the page's when it has none); the hard-wrapped paragraphs of plain-text mail
+ * (format=flowed exactly, else by a guess) and of .txt files are joined into one line each. */
+#define FTI__ST_FORMAT 15
 
 /* === workspace ============================================================================== */
 

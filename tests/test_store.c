@@ -2611,7 +2611,9 @@ FTI_TEST(store_linear_time_hostile) {
                                        "On a\n", "From: a\n", "__________\n", "<nav>",
                                        "<footer></footer-a>", "<b class=author><b>",
                                        "-----BEGIN PGP MESSAGE-----\n",
-                                       "-----BEGIN PGP SIGNED MESSAGE-----\n- \n"};
+                                       "-----BEGIN PGP SIGNED MESSAGE-----\n- \n",
+                                       "<h1>", "<a href=/>", "<header><h1>", "A | ",
+                                       "by y, \n"};
     size_t k, n = (size_t)1 << 20;
     for (k = 0; k < sizeof pats / sizeof pats[0]; k++) {
         fti_buf in, out, t;
@@ -2633,10 +2635,19 @@ FTI_TEST(store_linear_time_hostile) {
         fti__st_mail_strip(in.data, in.len, &t);
         {
             char *date = NULL, *author = NULL;
-            fti__st_html_meta(in.data, in.len, &date, &author);
+            char *site = NULL, bdate[32];
+            fti__st_html_meta(in.data, in.len, &date, &author, &site);
             fti_free(date);
             fti_free(author);
+            fti_free(site);
+            date = fti__st_title_cut(fti_strdup("A | B - C :: D"), "x", "y", in.data, in.len);
+            fti_free(date);
+            fti__st_page_start(in.data, in.len, "A", "y", bdate);
         }
+        t.len = 0;
+        fti__st_unwrap(in.data, in.len, 0, 0, &t);
+        t.len = 0;
+        fti__st_unwrap(in.data, in.len, 1, 1, &t);
         /* CPU time, not wall time: a loaded machine or qemu must not fail it; linear code
          * takes well under a second natively, quadratic would take hours */
         secs = (double)(clock() - c0) / CLOCKS_PER_SEC;
@@ -3524,4 +3535,220 @@ FTI_TEST(store_cli_own_archive_authors_and_untitled) {
         fti_free(data);
     }
     fti_free(out);
+}
+
+/* fti__st_unwrap(in, flowed, delsp) compared with want. */
+static int unwrap_is(const char *in, int flowed, int delsp, const char *want) {
+    fti_buf b;
+    int ok;
+    memset(&b, 0, sizeof b);
+    fti__st_unwrap(in, strlen(in), flowed, delsp, &b);
+    ok = b.len == strlen(want) && memcmp(b.data ? b.data : "", want, b.len) == 0;
+    if (!ok) fprintf(stderr, "    unwrap -> \"%.*s\"\n", (int)b.len, b.data ? b.data : "");
+    fti_buf_free(&b);
+    return ok;
+}
+
+/* Plain text wrapped at 72 columns (mail programs, editors) has its paragraphs joined into one
+ * line each, as posts have them; blank lines, short lines (greetings, addresses, poems), lists,
+ * indented lines and lines broken on purpose stay (since processing format 15). */
+FTI_TEST(store_unwrap_plain_text) {
+    static const char para[] =
+        "The bus was late again, so I walked the long way past the river and the\n"
+        "mill. It took an hour, but the light on the water was worth every minute\n"
+        "of it, and I would do it again tomorrow.\n";
+    static const char joined[] =
+        "The bus was late again, so I walked the long way past the river and the mill. It took "
+        "an hour, but the light on the water was worth every minute of it, and I would do it "
+        "again tomorrow.\n";
+    char in[1024], want[1024];
+    snprintf(in, sizeof in, "Hi Ann,\n\n%s\nCheers,\nBob\n", para);
+    snprintf(want, sizeof want, "Hi Ann,\n\n%s\nCheers,\nBob\n", joined);
+    CHECK(unwrap_is(in, 0, 0, want));
+    snprintf(in, sizeof in, "%s", para); /* CRLF line ends too */
+    CHECK(unwrap_is("The bus was late again, so I walked the long way past the river and the\r\n"
+                    "mill. It took an hour.\r\n",
+                    0, 0,
+                    "The bus was late again, so I walked the long way past the river and the "
+                    "mill. It took an hour.\r\n"));
+    /* lists, indented lines, bullets and "(a)" items start lines of their own */
+    CHECK(unwrap_is("Things to bring this weekend to the cabin, in no particular order at all:\n"
+                    "- a map\n* boots\n1. bread\n  indented code line\n(a) rope\nb) tent\n"
+                    "\xe2\x80\xa2 a lamp\n",
+                    0, 0,
+                    "Things to bring this weekend to the cabin, in no particular order at all:\n"
+                    "- a map\n* boots\n1. bread\n  indented code line\n(a) rope\nb) tent\n"
+                    "\xe2\x80\xa2 a lamp\n"));
+    /* a line ended early on purpose: its next word would have fitted */
+    CHECK(unwrap_is("My new address, for your records, is below; the old one stops working at\n"
+                    "the end of the month, so please do write it down somewhere safe.\n"
+                    "Ann Lee\n12 Mill Road\n",
+                    0, 0,
+                    "My new address, for your records, is below; the old one stops working at "
+                    "the end of the month, so please do write it down somewhere safe.\n"
+                    "Ann Lee\n12 Mill Road\n"));
+    CHECK(unwrap_is("This one is a line of sixty characters or so, and it ends.\nThen more.\n", 0,
+                    0, "This one is a line of sixty characters or so, and it ends.\nThen more.\n"));
+    /* a poem's short lines; quotes and parentheses opening a wrapped line */
+    CHECK(unwrap_is("The fog comes\non little cat feet.\n", 0, 0,
+                    "The fog comes\non little cat feet.\n"));
+    CHECK(unwrap_is("Suppose you have a variable called \"x_cnt\" and you want to change it to\n"
+                    "\"x_counter\" in all of the files, and (of course) nowhere else at all.\n",
+                    0, 0,
+                    "Suppose you have a variable called \"x_cnt\" and you want to change it to "
+                    "\"x_counter\" in all of the files, and (of course) nowhere else at all.\n"));
+    /* a paragraph per line (a line of words over 80 characters): not wrapped, left alone */
+    CHECK(unwrap_is("A first paragraph written on one long line, as a phone writes it, without "
+                    "any wrapping at all.\nA second one, shorter but over fifty characters wide "
+                    "at that.\n",
+                    0, 0,
+                    "A first paragraph written on one long line, as a phone writes it, without "
+                    "any wrapping at all.\nA second one, shorter but over fifty characters wide "
+                    "at that.\n"));
+    /* format=flowed: a line ending in a blank goes on; space-stuffing goes; "-- " is no soft
+     * break, nor one before a blank line; delsp=yes drops the blank */
+    CHECK(unwrap_is("A soft break here \nand a hard one\n From stuffed \nline\nlast \n\n-- \nsig\n",
+                    1, 0,
+                    "A soft break here and a hard one\nFrom stuffed line\nlast \n\n-- \nsig\n"));
+    CHECK(unwrap_is("Donau\xc2\xad \ndampf \nschiff\n", 1, 1, "Donau\xc2\xad" "dampfschiff\n"));
+    CHECK(unwrap_is("", 0, 0, ""));
+    CHECK(unwrap_is("", 1, 0, ""));
+}
+
+/* A mail's text/plain part (quoted-printable, base64, format=flowed) and a .txt note read as
+ * written a paragraph per line; a note written so already is unchanged (format 15). */
+FTI_TEST(store_mail_txt_wrapped_paragraphs) {
+    static const export_file files[] = {
+        {"mail/archive.mbox",
+         "From ann@example.com Mon Mar  2 10:00:00 2020\n"
+         "From: Ann Lee <ann@example.com>\nSubject: Walk\nDate: Mon, 2 Mar 2020 10:00:00 +0000\n"
+         "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n"
+         "\n"
+         "The bus was late again, so I walked the long way past the river and the\n"
+         "mill. It took an hour, but the light on the water was worth every minute\n"
+         "of it, and I would do it again tomorrow.\n\n"
+         "- a map\n- boots\n\n-- \nAnn Lee\n12 Mill Road\n\n"
+         "From ann@example.com Mon Mar  2 11:00:00 2020\n"
+         "From: Ann Lee <ann@example.com>\nSubject: Flowed\nDate: Mon, 2 Mar 2020 11:00:00 +0000\n"
+         "Content-Type: text/plain; charset=utf-8; format=flowed; delsp=no\n\n"
+         "Apple Mail writes its lines so: each one that goes on ends in a \n"
+         "blank, and the last line of a paragraph does not.\nA line of its own.\n"},
+        {"notes/wrapped.txt",
+         "Notes on rye\n\nThe rye starter wants feeding twice a day in summer, and once a day in\n"
+         "the cold months, when it sleeps in the cellar next to the potatoes and\n"
+         "the apples.\n"},
+        {"notes/lines.txt",
+         "Notes on wheat\n\nThe wheat starter is fed once a day, whatever the month, and kept on "
+         "the kitchen shelf by the window.\nA second paragraph, on a line of its own as well, "
+         "that says nothing new at all.\n"}};
+    char home[512], id[65];
+    fti_buf got;
+    REQUIRE(ingest_exports("unwrap", files, sizeof files / sizeof files[0], NULL, home, id, &got));
+    CHECK(strstr(got.data, "past the river and the mill. It took an hour, but the light on the "
+                           "water was worth every minute of it, and I would do it again "
+                           "tomorrow.\\n\\n- a map\\n- boots\"") != NULL);
+    CHECK(strstr(got.data, "each one that goes on ends in a blank, and the last line of a "
+                           "paragraph does not.\\nA line of its own.\"") != NULL);
+    CHECK(strstr(got.data, "Notes on rye\\n\\nThe rye starter wants feeding twice a day in "
+                           "summer, and once a day in the cold months, when it sleeps in the "
+                           "cellar next to the potatoes and the apples.\"") != NULL);
+    CHECK(strstr(got.data, "by the window.\\nA second paragraph, on a line") != NULL);
+    fti_buf_free(&got);
+}
+
+/* fti__st_byline(b, author): 1 and the date when b is a byline of author. */
+static int byline_is(const char *b, const char *author, int want, const char *want_date) {
+    char d[32];
+    int r = fti__st_byline(b, strlen(b), author, d);
+    if (r != want || strcmp(d, want_date) != 0) {
+        fprintf(stderr, "    byline \"%s\" -> %d \"%s\"\n", b, r, d);
+        return 0;
+    }
+    return 1;
+}
+
+/* fti__st_title_cut(title, site, author, page) compared with want. */
+static int title_cut_is(const char *title, const char *site, const char *author, const char *page,
+                        const char *want) {
+    char *t = fti__st_title_cut(fti_strdup(title), site, author, page, strlen(page));
+    int ok = t && strcmp(t, want) == 0;
+    if (!ok) fprintf(stderr, "    title \"%s\" -> \"%s\"\n", title, t ? t : "(null)");
+    fti_free(t);
+    return ok;
+}
+
+/* An HTML page's title loses the site's name, and its text the heading that repeats the title
+ * and the author's byline after it, whose date is the page's when it has none (format 15;
+ * before: "Basic syntax | Robin Hale", and "Basic syntax\n\nby Robin Hale, 29 August 2024\n\n"
+ * opened every page's text). */
+FTI_TEST(store_html_title_and_byline) {
+    static const export_file files[] = {
+        {"syntax.html",
+         "<html><head><title>Basic syntax | Robin Hale</title>"
+         "<meta name=\"author\" content=\"Robin Hale\"></head><body><nav><a href=\"/\">Home</a>"
+         "</nav><article><h1>Basic syntax</h1>\n<p class=\"byline\">by <span class=\"p-author\">"
+         "Robin Hale</span>, <time datetime=\"2024-08-29\">29 August 2024</time></p>\n"
+         "<p>Using an existing syntax file to start with will save you a lot of time.</p>"
+         "</article></body></html>"},
+        {"posted.html",
+         "<html><head><title>The Daily Loaf \xe2\x80\x94 Rye in winter</title>"
+         "<meta property=\"og:site_name\" content=\"The Daily Loaf\">"
+         "<meta name=\"author\" content=\"Ann Lee\"></head><body><h1>Rye in winter</h1>"
+         "<p>Posted on March 3, 2020 by Ann Lee</p><p>The starter sleeps in the cellar all "
+         "winter long and wakes slowly.</p></body></html>"},
+        {"by.html", /* text that merely starts with "by" stays */
+         "<html><head><title>Walking | Ann Lee</title><meta name=\"author\" content=\"Ann Lee\">"
+         "</head><body><h1>Walking</h1><p>By the way, Ann Lee walks to work on most days of "
+         "the week.</p></body></html>"},
+        {"theme.html", /* a theme's site name in the header, linked home: not the title */
+         "<html><head><title>Bread | Crumbs</title></head><body><header><h1><a href=\"/\">"
+         "Crumbs</a></h1></header><h2>Bread</h2><p>Flour, water and salt, and a long wait for "
+         "the dough to rise.</p></body></html>"}};
+    char home[512], id[65], title[200], date[32];
+    fti_buf got;
+    REQUIRE(ingest_exports("html_byline", files, sizeof files / sizeof files[0], NULL, home, id,
+                           &got));
+    CHECK(doc_title_date(home, id, "syntax.html", title, date));
+    CHECK_EQ_STR(title, "Basic syntax");
+    CHECK_EQ_STR(date, "2024-08-29");
+    CHECK(strstr(got.data, "\"text\":\"Using an existing syntax file") != NULL);
+    CHECK(doc_title_date(home, id, "posted.html", title, date));
+    CHECK_EQ_STR(title, "Rye in winter");
+    CHECK_EQ_STR(date, "2020-03-03");
+    CHECK(strstr(got.data, "\"text\":\"The starter sleeps") != NULL);
+    CHECK(doc_title_date(home, id, "by.html", title, date));
+    CHECK_EQ_STR(title, "Walking");
+    CHECK(strstr(got.data, "\"text\":\"By the way, Ann Lee walks") != NULL);
+    CHECK(doc_title_date(home, id, "theme.html", title, date));
+    CHECK_EQ_STR(title, "Bread");
+    CHECK(strstr(got.data, "Crumbs\\n\\nBread\\n\\nFlour, water") != NULL); /* not the title */
+    fti_buf_free(&got);
+
+    CHECK(byline_is("by Robin Hale", "Robin Hale", 1, ""));
+    CHECK(byline_is("Robin Hale", "robin hale", 1, ""));
+    CHECK(byline_is("by Robin Hale, 29 August 2024", "Robin Hale", 1, "2024-08-29"));
+    CHECK(byline_is("Robin Hale \xc2\xb7 2024-08-29", "Robin Hale", 1, "2024-08-29"));
+    CHECK(byline_is("Posted by robin hale on 3 Mar 2020", "Robin Hale", 1, "2020-03-03"));
+    CHECK(byline_is("Written by Robin Hale | 29 August 2024", "Robin Hale", 1, "2024-08-29"));
+    CHECK(byline_is("By the way, Robin Hale said it", "Robin Hale", 0, ""));
+    CHECK(byline_is("by Robin Hale, who knows", "Robin Hale", 0, ""));
+    CHECK(byline_is("Photos by Robin Hale", "Robin Hale", 0, ""));
+    CHECK(byline_is("by Robin Hales", "Robin Hale", 0, ""));
+    CHECK(byline_is("by Bob Stone, 29 August 2024", "Robin Hale", 0, ""));
+    CHECK(byline_is("by Robin Hale", NULL, 0, ""));
+
+    CHECK(title_cut_is("Basic syntax | Robin Hale", NULL, "Robin Hale", "", "Basic syntax"));
+    CHECK(title_cut_is("Robin Hale - Basic syntax", NULL, "Robin Hale", "", "Basic syntax"));
+    CHECK(title_cut_is("Post | Blog | Robin Hale", "Blog", "Robin Hale", "", "Post"));
+    CHECK(title_cut_is("Post - part 2 :: Site", NULL, NULL, "<h1>Post - part 2</h1>",
+                       "Post - part 2"));
+    CHECK(title_cut_is("Tom - a life", NULL, "Tom", "<h1>Tom - a life</h1>", "Tom - a life"));
+    CHECK(title_cut_is("Emacs - a love story", NULL, "Robin Hale", "", "Emacs - a love story"));
+    CHECK(title_cut_is("Post | Crumbs", NULL, NULL,
+                       "<header><h1>Crumbs</h1></header><article><h1>Post</h1></article>",
+                       "Post"));
+    CHECK(title_cut_is("Post | Crumbs", NULL, NULL, "<header><h1>Crumbs</h1></header>",
+                       "Post | Crumbs")); /* nothing tells */
+    CHECK(title_cut_is("Crumbs | Post", NULL, NULL,
+                       "<a href=\"https://crumbs.example/\">Crumbs</a>", "Post"));
 }
