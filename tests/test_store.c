@@ -3565,7 +3565,8 @@ FTI_TEST(store_unwrap_plain_text) {
     snprintf(in, sizeof in, "Hi Ann,\n\n%s\nCheers,\nBob\n", para);
     snprintf(want, sizeof want, "Hi Ann,\n\n%s\nCheers,\nBob\n", joined);
     CHECK(unwrap_is(in, 0, 0, want));
-    CHECK(unwrap_is(/* CRLF line ends too */"The bus was late again, so I walked the long way past the river and the\r\n"
+    /* CRLF line ends too */
+    CHECK(unwrap_is("The bus was late again, so I walked the long way past the river and the\r\n"
                     "mill. It took an hour.\r\n",
                     0, 0,
                     "The bus was late again, so I walked the long way past the river and the "
