@@ -21,7 +21,7 @@ rated 0-3 by readers who see neither labels nor code. Three steps:
       lines, the mean rating of each reader and of both, the lines scoring 2 or more and 0 (by
       the readers' mean), and how often the readers agree.
 
-Standard library only. The scale and the instructions are those of rounds 1-7.
+Standard library only. The scale and the instructions are those of rounds 1-8.
 """
 import argparse
 import glob
