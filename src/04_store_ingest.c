@@ -2178,9 +2178,41 @@ static int fti__st_wrap_next(const char *l, size_t ln) {
  * longer than the rest does not count; at least 72 when fewer than three lines are over 50),
  * so a line broken on purpose early stays. Text with a
  * line of words longer than 80 characters is not wrapped at all (a paragraph per line) and
- * stays as it is. Left alone: pasted log lines starting with a letter whose next line's first
- * word would not have fitted (they may be joined); a word broken at its hyphen by a wrapper
- * (joined with a blank after the hyphen). */
+ * stays as it is. Lines that would be joined are left as they are when each line after the
+ * first starts with a capital letter (a list of addresses or names, a poem: a wrapped
+ * paragraph's lines start with one now and then) or when one of them has a tab or three
+ * blanks in a row (a table's columns). Left alone: pasted log lines starting with a lowercase
+ * letter whose next line's first word would not have fitted (they may be joined); a word
+ * broken at its hyphen by a wrapper (joined with a blank after the hyphen). */
+/* Does l[0..ln) start with a capital letter (ASCII, or Latin-1's U+00C0..U+00DE)? */
+static int fti__st_upper_at(const char *l, size_t ln) {
+    unsigned char c = ln ? (unsigned char)l[0] : 0, d = ln > 1 ? (unsigned char)l[1] : 0;
+    return (c >= 'A' && c <= 'Z') || (c == 0xC3 && d >= 0x80 && d <= 0x9E && d != 0x97);
+}
+
+/* Does the line l[0..ln) hold a tab or three blanks in a row (a table's columns)? */
+static int fti__st_line_gap(const char *l, size_t ln) {
+    size_t i, run = 0;
+    for (i = 0; i < ln; i++) {
+        run = l[i] == ' ' ? run + 1 : 0;
+        if (l[i] == '\t' || run >= 3) return 1;
+    }
+    return 0;
+}
+
+/* The guess of fti__st_unwrap: does the line at s[i..) go on with the next one (*next, set to
+ * where that starts)? w is the width the text is wrapped at. */
+static int fti__st_wrap_join(const char *s, size_t n, size_t i, size_t w, size_t *next) {
+    size_t ln, ln2, c, fw = 0;
+    *next = fti__st_line_at(s, n, i, &ln);
+    c = fti__st_cols(s + i, ln);
+    if (c <= 50 || *next >= n) return 0;
+    fti__st_line_at(s, n, *next, &ln2);
+    while (fw < ln2 && s[*next + fw] != ' ' && s[*next + fw] != '\t') fw++;
+    return fti__st_wrap_next(s + *next, ln2) && c + 1 + fti__st_cols(s + *next, fw) > w &&
+           !fti__st_line_gap(s + i, ln) && !fti__st_line_gap(s + *next, ln2);
+}
+
 static void fti__st_unwrap(const char *s, size_t n, int flowed, int delsp, fti_buf *out) {
     size_t i = 0, w1 = 0, w2 = 0, n_long = 0, ln, next;
     if (flowed) {
@@ -2219,20 +2251,25 @@ static void fti__st_unwrap(const char *s, size_t n, int flowed, int delsp, fti_b
     if (!w2) w2 = w1;
     if (n_long < 3 && w2 < 72) w2 = 72; /* too few lines to tell: as mail programs wrap */
     for (i = 0; i < n; i = next) {
-        size_t c, ln2, fw = 0;
-        const char *e = (const char *)memchr(s + i, '\n', n - i);
-        next = fti__st_line_at(s, n, i, &ln);
-        c = fti__st_cols(s + i, ln);
-        if (c > 50 && next < n) {
-            fti__st_line_at(s, n, next, &ln2);
-            while (fw < ln2 && s[next + fw] != ' ' && s[next + fw] != '\t') fw++;
-            if (fti__st_wrap_next(s + next, ln2) && c + 1 + fti__st_cols(s + next, fw) > w2) {
-                fti_buf_append(out, s + i, ln);
-                fti_buf_putc(out, ' ');
-                continue;
-            }
+        /* the run of lines i.. that the guess joins, up to the line at `last` */
+        size_t last = i, k, nx;
+        int joins = 0, all_caps = 1;
+        while (fti__st_wrap_join(s, n, last, w2, &nx)) {
+            fti__st_line_at(s, n, nx, &ln);
+            if (!fti__st_upper_at(s + nx, ln)) all_caps = 0;
+            joins = 1;
+            last = nx;
         }
-        fti_buf_append(out, s + i, e ? (size_t)(e - (s + i)) + 1 : n - i);
+        next = fti__st_line_at(s, n, last, &ln);
+        if (joins && !all_caps) /* each line but the last without its end, then a blank */
+            for (k = i; k < last; k = nx) {
+                nx = fti__st_line_at(s, n, k, &ln);
+                fti_buf_append(out, s + k, ln);
+                fti_buf_putc(out, ' ');
+            }
+        else
+            last = i; /* as they are */
+        fti_buf_append(out, s + last, next - last);
     }
 }
 
@@ -3442,12 +3479,14 @@ static void fti__st_page_texts(const char *s, size_t n, int home, fti_buf *out) 
         const char *href;
         if (at >= n - i) break;
         at += i;
-        te = fti__st_tag_end(s + at, n - at);
-        i = at + te;
-        if (!fti__st_tag_is(s + at, te, name)) {
+        /* the name first: the end of a tag that is not one ("<ab", "<h1x" with no '>' after
+         * them) would be looked for up to the page's end from each of them (quadratic) */
+        if (!fti__st_tag_is(s + at, n - at, name)) {
             i = at + 2;
             continue;
         }
+        te = fti__st_tag_end(s + at, n - at);
+        i = at + te;
         if (home && (!(href = fti__st_attr(s + at, te, "href", &hn)) ||
                      !fti__st_home_href(href, hn)))
             continue;

@@ -2613,7 +2613,7 @@ FTI_TEST(store_linear_time_hostile) {
                                        "-----BEGIN PGP MESSAGE-----\n",
                                        "-----BEGIN PGP SIGNED MESSAGE-----\n- \n",
                                        "<h1>", "<a href=/>", "<header><h1>", "A | ",
-                                       "by y, \n"};
+                                       "by y, \n", "<ab", "<h1x"};
     size_t k, n = (size_t)1 << 20;
     for (k = 0; k < sizeof pats / sizeof pats[0]; k++) {
         fti_buf in, out, t;
@@ -3613,6 +3613,33 @@ FTI_TEST(store_unwrap_plain_text) {
     CHECK(unwrap_is("Donau\xc2\xad \ndampf \nschiff\n", 1, 1, "Donau\xc2\xad" "dampfschiff\n"));
     CHECK(unwrap_is("", 0, 0, ""));
     CHECK(unwrap_is("", 1, 0, ""));
+    /* lines of about the same width that are no paragraph stay (they were joined): a list of
+     * addresses, a poem whose lines start with capitals, a table's rows; a paragraph with a
+     * capital at the start of one of its lines is still joined */
+    {
+        static const char *const alone[] = {
+            "Robin Hale, 12 Long Street, Springfield, IL 62701, United States\n"
+            "Alice Smith, 34 Short Avenue, Shelbyville, IL 62565, United States\n"
+            "Bob Jones, 56 Middle Road, Capital City, IL 62702, United States\n",
+            "Robin Hale walked along the river on a grey morning in May\n"
+            "Counting the herons that stood in the reeds like old men\n"
+            "\xc3\x89tienne waiting for something that never came down the water\n",
+            "name            department        phone          room\n"
+            "robin hale      engineering       555-0101       b12\n"
+            "alice smith     marketing\t555-0102       c07\n"};
+        size_t k;
+        for (k = 0; k < sizeof alone / sizeof alone[0]; k++)
+            CHECK(unwrap_is(alone[k], 0, 0, alone[k]));
+        CHECK(unwrap_is("I went to the market this morning and bought a great many apples and\n"
+                        "pears, which I then carried home in a basket that was far too small\n"
+                        "London had never seen, so that by the time I got to the door half of\n"
+                        "them had fallen out.\n",
+                        0, 0,
+                        "I went to the market this morning and bought a great many apples and "
+                        "pears, which I then carried home in a basket that was far too small "
+                        "London had never seen, so that by the time I got to the door half of "
+                        "them had fallen out.\n"));
+    }
 }
 
 /* A mail's text/plain part (quoted-printable, base64, format=flowed) and a .txt note read as
