@@ -2178,10 +2178,11 @@ static int fti__st_wrap_next(const char *l, size_t ln) {
  * longer than the rest does not count; at least 72 when fewer than three lines are over 50),
  * so a line broken on purpose early stays. Text with a
  * line of words longer than 80 characters is not wrapped at all (a paragraph per line) and
- * stays as it is. Lines that would be joined are left as they are when each line after the
- * first starts with a capital letter (a list of addresses or names, a poem: a wrapped
- * paragraph's lines start with one now and then) or when one of them has a tab or three
- * blanks in a row (a table's columns). Left alone: pasted log lines starting with a lowercase
+ * stays as it is. Three or more lines that would be joined are left as they are when each line
+ * after the first starts with a capital letter (a list of addresses or names, a poem: a wrapped
+ * paragraph's lines start with one now and then), and no line is joined that has a tab or two
+ * runs of three blanks after its indentation (a table's columns). Left alone: two lines of a
+ * list (they are joined); pasted log lines starting with a lowercase
  * letter whose next line's first word would not have fitted (they may be joined); a word
  * broken at its hyphen by a wrapper (joined with a blank after the hyphen). */
 /* Does l[0..ln) start with a capital letter (ASCII, or Latin-1's U+00C0..U+00DE)? */
@@ -2190,12 +2191,16 @@ static int fti__st_upper_at(const char *l, size_t ln) {
     return (c >= 'A' && c <= 'Z') || (c == 0xC3 && d >= 0x80 && d <= 0x9E && d != 0x97);
 }
 
-/* Does the line l[0..ln) hold a tab or three blanks in a row (a table's columns)? */
+/* Does the line l[0..ln) hold a table's columns: after its indentation, a tab or two runs of
+ * three blanks or more? (One such run is prose: "ACADEMY, n.  [from ACADEME]   A modern") */
 static int fti__st_line_gap(const char *l, size_t ln) {
-    size_t i, run = 0;
-    for (i = 0; i < ln; i++) {
+    size_t i = 0, run = 0;
+    int gaps = 0;
+    while (i < ln && (l[i] == ' ' || l[i] == '\t')) i++;
+    for (; i < ln; i++) {
+        if (l[i] == '\t') return 1;
         run = l[i] == ' ' ? run + 1 : 0;
-        if (l[i] == '\t' || run >= 3) return 1;
+        if (run == 3 && ++gaps == 2) return 1;
     }
     return 0;
 }
@@ -2257,11 +2262,12 @@ static void fti__st_unwrap(const char *s, size_t n, int flowed, int delsp, fti_b
         while (fti__st_wrap_join(s, n, last, w2, &nx)) {
             fti__st_line_at(s, n, nx, &ln);
             if (!fti__st_upper_at(s + nx, ln)) all_caps = 0;
-            joins = 1;
+            joins++;
             last = nx;
         }
         next = fti__st_line_at(s, n, last, &ln);
-        if (joins && !all_caps) /* each line but the last without its end, then a blank */
+        /* (two lines: a sentence or a name starts a wrapped paragraph's second line often) */
+        if (joins && !(all_caps && joins >= 2)) /* each line but the last, then a blank */
             for (k = i; k < last; k = nx) {
                 nx = fti__st_line_at(s, n, k, &ln);
                 fti_buf_append(out, s + k, ln);

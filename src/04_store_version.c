@@ -53,8 +53,11 @@
  * that is the author, og:site_name or the other part is the page's <h1>), and its body the
  * heading that repeats the title and the author's byline after it ("by Robin Hale, 29 August
  * 2024"; its date the page's when it has none); the hard-wrapped paragraphs of plain-text mail
- * (format=flowed exactly, else by a guess) and of .txt files are joined into one line each. */
-#define FTI__ST_FORMAT 15
+ * (format=flowed exactly, else by a guess) and of .txt files are joined into one line each.
+ * 16 (2026-11-30, the third): the guess leaves alone three or more lines each starting with a
+ * capital after the first (addresses, a poem) and lines with a table's columns (a tab, or two
+ * runs of three blanks). */
+#define FTI__ST_FORMAT 16
 
 /* === workspace ============================================================================== */
 
