@@ -43110,7 +43110,10 @@ static void *fti__sched_main(void *arg) {
                     }
                     done = 1;
                 } else {
-                    done = fti__job_token(c, &toks[k]) || j->cancelled;
+                    /* (a later turn's prompt that could not start failed the job: its
+                     * answer is that error, so its running choices end here too) */
+                    done = fti__job_token(c, &toks[k]) || j->cancelled ||
+                           j->fail.code != FTI_OK;
                     s->st.tokens++;
                 }
                 if (done) c->ended = 1;

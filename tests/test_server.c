@@ -1684,6 +1684,109 @@ FTI_TEST(server_n_failures_and_admission) {
     fti_buf_free(&resp);
 }
 
+/* A batch in turns when things go wrong between its turns: a later turn's prompt that cannot
+ * start ends the earlier turns' choices at their next step (they ran to max_tokens for an
+ * answer that is the error), and a client gone mid-batch ends every sequence, started or not,
+ * with the slots and the queue free after it. */
+FTI_TEST(server_batch_turns_fail_cancel) {
+    srv_faulty fa;
+    fti_gen g;
+    fti_gen_echo_opts eo;
+    fti_server_opts o;
+    srv_fixture f;
+    fti_server_stats st;
+    fti_buf body, req, resp;
+    fti_error err;
+    int fd, k, steps;
+    memset(&body, 0, sizeof body);
+    memset(&req, 0, sizeof req);
+    memset(&resp, 0, sizeof resp);
+    memset(&fa, 0, sizeof fa);
+    pthread_mutex_init(&fa.mu, NULL);
+    memset(&eo, 0, sizeof eo);
+    eo.n_ctx = 512;
+    eo.step_us = 2000;
+    REQUIRE(fti_gen_echo_create(&eo, &fa.inner) == FTI_OK);
+    memset(&g, 0, sizeof g);
+    g.user = &fa;
+    g.model_id = srv_fa_id;
+    g.n_ctx = srv_fa_ctx;
+    g.seq_start = srv_fa_start;
+    g.step = srv_fa_step;
+    g.seq_end = srv_fa_end;
+    g.release = srv_fa_release;
+    memset(&o, 0, sizeof o);
+    o.max_batch = 4;
+    memset(&f, 0, sizeof f);
+    REQUIRE(fti_server_create(&o, &g, &f.srv, &err) == FTI_OK);
+    f.port = fti_server_port(f.srv);
+    REQUIRE(pthread_create(&f.th, NULL, srv_thread, &f) == 0);
+    fa.fail_step = 1 << 30; /* (counts the steps) */
+
+    /* a short request holds one slot: the batch's first turn is 3 prompts, its second starts
+     * when that request ends (20 steps), and its prompt (the 5th start) fails: streamed, the
+     * error event and [DONE] (a 500 had it been in the first turn) */
+    fd = tu_connect(f.port);
+    REQUIRE(fd >= 0);
+    srv_post(&req, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":20}", 0);
+    CHECK(cli_send(fd, req.data, req.len) == 0);
+    for (k = 0; k < 400; k++) {
+        fti_server_get_stats(f.srv, &st);
+        if (st.active == 1) break;
+        srv_sleep_ms(1);
+    }
+    fa.fail_start = 5;
+    pthread_mutex_lock(&fa.mu);
+    fa.steps = 0;
+    pthread_mutex_unlock(&fa.mu);
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions",
+                          "{\"prompt\":[\"a\",\"b\",\"c\",\"d\",\"e\"],\"max_tokens\":300,"
+                          "\"stream\":true}", &body), 200);
+    CHECK(strstr(body.data, "data: {\"error\":{\"message\":\"prompt 3: start 5 failed") != NULL);
+    CHECK(strstr(body.data, "data: [DONE]\n\n") != NULL);
+    steps = fa.steps;
+    CHECK(steps < 100); /* 300 and more when the first turn ran to its end */
+    if (steps >= 100) fprintf(stderr, "    %d steps\n", steps);
+    CHECK_EQ_INT(cli_read_all(fd, &resp, 5000), 1);
+    close(fd);
+    CHECK(srv_fa_balanced(&fa));
+    fa.fail_start = 0;
+
+    /* a streamed batch of 3 turns whose client leaves in its first: every sequence ends, the
+     * turns not started never start, and the server serves the next request */
+    fd = tu_connect(f.port);
+    REQUIRE(fd >= 0);
+    srv_post(&req, "/v1/completions",
+             "{\"prompt\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\"],"
+             "\"max_tokens\":200,\"stream\":true}", 0);
+    CHECK(cli_send(fd, req.data, req.len) == 0);
+    for (k = 0; k < 400; k++) {
+        fti_server_get_stats(f.srv, &st);
+        if (st.active == 4) break;
+        srv_sleep_ms(1);
+    }
+    CHECK_EQ_INT(st.active, 4);
+    close(fd);
+    for (k = 0; k < 1000; k++) {
+        fti_server_get_stats(f.srv, &st);
+        if (st.active == 0 && st.queued == 0) break;
+        srv_sleep_ms(2);
+    }
+    CHECK_EQ_INT(st.active, 0);
+    CHECK_EQ_INT(st.queued, 0);
+    CHECK(srv_fa_balanced(&fa));
+    CHECK(fa.starts <= 8); /* its third turn never started */
+    CHECK_EQ_INT(srv_json(f.port, "/v1/completions", "{\"prompt\":[\"a\",\"b\",\"c\",\"d\",\"e\"],"
+                          "\"max_tokens\":2}", &body), 200);
+    srv_finish(&f);
+    CHECK_EQ_INT(f.run_result, FTI_OK);
+    CHECK(srv_fa_balanced(&fa));
+    pthread_mutex_destroy(&fa.mu);
+    fti_buf_free(&body);
+    fti_buf_free(&req);
+    fti_buf_free(&resp);
+}
+
 FTI_TEST(server_keepalive_pipelining) {
     srv_fixture f;
     fti_server_opts o;
@@ -2806,6 +2909,7 @@ void fti_test_server_streaming_sse(void) {}
 void fti_test_server_logprobs(void) {}
 void fti_test_server_n_best_of_echo(void) {}
 void fti_test_server_n_failures_and_admission(void) {}
+void fti_test_server_batch_turns_fail_cancel(void) {}
 void fti_test_server_keepalive_pipelining(void) {}
 void fti_test_server_smuggling_closes(void) {}
 void fti_test_server_slow_header_deadline(void) {}
