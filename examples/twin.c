@@ -815,12 +815,17 @@ static int cmd_status(const char *home) {
                 int promoted = pv && pv->type == FTI_JSON_TRUE;
                 const char *prod = fti_json_get_str(o, "production", NULL);
                 const char *cand = fti_json_get_str(o, "candidate", "?");
-                printf("  %s  %-12s candidate %.16s (val loss %.4f)", fti_json_get_str(o, "time",
-                       "?"), promoted ? "promoted" : "not promoted", cand,
-                       fti_json_get_num(o, "candidate_val_loss", NAN));
+                const fti_json *td = fti_json_get(o, "production_tokenizer_differs");
+                int per_byte = td && td->type == FTI_JSON_TRUE; /* two tokenizers: per byte */
+                printf("  %s  %-12s candidate %.16s (%s %.4f)", fti_json_get_str(o, "time", "?"),
+                       promoted ? "promoted" : "not promoted", cand,
+                       per_byte ? "bits per byte" : "val loss",
+                       fti_json_get_num(o, per_byte ? "candidate_bits_per_byte"
+                                                    : "candidate_val_loss", NAN));
                 if (prod)
                     printf(" against %.16s (%.4f)", prod,
-                           fti_json_get_num(o, "production_val_loss", NAN));
+                           fti_json_get_num(o, per_byte ? "production_bits_per_byte"
+                                                        : "production_val_loss", NAN));
                 else
                     printf(", the first model");
                 printf(", dataset %.16s%s\n", fti_json_get_str(o, "dataset", "?"),

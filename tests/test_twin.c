@@ -1189,6 +1189,10 @@ FTI_TEST(twin_update_retokenize_evaluates_production_in_its_tokens) {
     fti_free(z);
     snprintf(path, sizeof path, "%s/registry/decisions.jsonl", home);
     CHECK(fti_ttw_file_has(path, "\"production_tokenizer_differs\":true"));
+    /* status shows that decision per byte: its losses are per token of two tokenizers */
+    snprintf(cmd, sizeof cmd, "build/fti-twin --home '%s' status > '%s' 2>&1", home, out);
+    CHECK(system(cmd) == 0);
+    CHECK(fti_ttw_file_has(out, " (bits per byte "));
 #endif
 }
 
