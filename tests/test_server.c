@@ -1562,6 +1562,35 @@ static void srv_fa_release(void *u) {
     t->inner.release(t->inner.user);
 }
 
+/* Serves the echo generator (n_ctx, step_us) wrapped in fa (zeroed first) with max_batch 4 on a
+ * thread of f (zeroed first). 0, or -1 when the server could not start. */
+static int srv_fa_serve(srv_faulty *fa, int n_ctx, int step_us, srv_fixture *f) {
+    fti_gen g;
+    fti_gen_echo_opts eo;
+    fti_server_opts o;
+    fti_error err;
+    memset(fa, 0, sizeof *fa);
+    pthread_mutex_init(&fa->mu, NULL);
+    memset(&eo, 0, sizeof eo);
+    eo.n_ctx = n_ctx;
+    eo.step_us = step_us;
+    if (fti_gen_echo_create(&eo, &fa->inner) != FTI_OK) return -1;
+    memset(&g, 0, sizeof g);
+    g.user = fa;
+    g.model_id = srv_fa_id;
+    g.n_ctx = srv_fa_ctx;
+    g.seq_start = srv_fa_start;
+    g.step = srv_fa_step;
+    g.seq_end = srv_fa_end;
+    g.release = srv_fa_release;
+    memset(&o, 0, sizeof o);
+    o.max_batch = 4;
+    memset(f, 0, sizeof *f);
+    if (fti_server_create(&o, &g, &f->srv, &err) != FTI_OK) return -1;
+    f->port = fti_server_port(f->srv);
+    return pthread_create(&f->th, NULL, srv_thread, f) == 0 ? 0 : -1;
+}
+
 /* 1 when every started sequence has ended (the scheduler may still be retiring: waits 2 s). */
 static int srv_fa_balanced(srv_faulty *t) {
     int k, ok = 0;
@@ -1580,37 +1609,14 @@ static int srv_fa_balanced(srv_faulty *t) {
  * whose n exceeds the free slots waits for them instead of being dropped or run in part. */
 FTI_TEST(server_n_failures_and_admission) {
     srv_faulty fa;
-    fti_gen g;
-    fti_gen_echo_opts eo;
-    fti_server_opts o;
     srv_fixture f;
     fti_buf body, req, resp;
-    fti_error err;
     int round;
     memset(&body, 0, sizeof body);
     memset(&req, 0, sizeof req);
     memset(&resp, 0, sizeof resp);
     for (round = 0; round < 3; round++) {
-        memset(&fa, 0, sizeof fa);
-        pthread_mutex_init(&fa.mu, NULL);
-        memset(&eo, 0, sizeof eo);
-        eo.n_ctx = 256;
-        eo.step_us = round == 2 ? 3000 : 0;
-        REQUIRE(fti_gen_echo_create(&eo, &fa.inner) == FTI_OK);
-        memset(&g, 0, sizeof g);
-        g.user = &fa;
-        g.model_id = srv_fa_id;
-        g.n_ctx = srv_fa_ctx;
-        g.seq_start = srv_fa_start;
-        g.step = srv_fa_step;
-        g.seq_end = srv_fa_end;
-        g.release = srv_fa_release;
-        memset(&o, 0, sizeof o);
-        o.max_batch = 4;
-        memset(&f, 0, sizeof f);
-        REQUIRE(fti_server_create(&o, &g, &f.srv, &err) == FTI_OK);
-        f.port = fti_server_port(f.srv);
-        REQUIRE(pthread_create(&f.th, NULL, srv_thread, &f) == 0);
+        REQUIRE(srv_fa_serve(&fa, 256, round == 2 ? 3000 : 0, &f) == 0);
         if (round == 0) {
             /* the third of four choices fails to start: a 500, the two started ones ended */
             fa.fail_start = 3;
@@ -1690,37 +1696,14 @@ FTI_TEST(server_n_failures_and_admission) {
  * with the slots and the queue free after it. */
 FTI_TEST(server_batch_turns_fail_cancel) {
     srv_faulty fa;
-    fti_gen g;
-    fti_gen_echo_opts eo;
-    fti_server_opts o;
     srv_fixture f;
     fti_server_stats st;
     fti_buf body, req, resp;
-    fti_error err;
     int fd, k, steps;
     memset(&body, 0, sizeof body);
     memset(&req, 0, sizeof req);
     memset(&resp, 0, sizeof resp);
-    memset(&fa, 0, sizeof fa);
-    pthread_mutex_init(&fa.mu, NULL);
-    memset(&eo, 0, sizeof eo);
-    eo.n_ctx = 512;
-    eo.step_us = 2000;
-    REQUIRE(fti_gen_echo_create(&eo, &fa.inner) == FTI_OK);
-    memset(&g, 0, sizeof g);
-    g.user = &fa;
-    g.model_id = srv_fa_id;
-    g.n_ctx = srv_fa_ctx;
-    g.seq_start = srv_fa_start;
-    g.step = srv_fa_step;
-    g.seq_end = srv_fa_end;
-    g.release = srv_fa_release;
-    memset(&o, 0, sizeof o);
-    o.max_batch = 4;
-    memset(&f, 0, sizeof f);
-    REQUIRE(fti_server_create(&o, &g, &f.srv, &err) == FTI_OK);
-    f.port = fti_server_port(f.srv);
-    REQUIRE(pthread_create(&f.th, NULL, srv_thread, &f) == 0);
+    REQUIRE(srv_fa_serve(&fa, 512, 2000, &f) == 0);
     fa.fail_step = 1 << 30; /* (counts the steps) */
 
     /* a short request holds one slot: the batch's first turn is 3 prompts, its second starts
